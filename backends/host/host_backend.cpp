@@ -1,0 +1,151 @@
+#include "host/host_backend.hpp"
+
+#include "common/fields.hpp"
+#include "host/host_probe.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+
+struct grey_backend_buffer {
+    struct Free {
+        void operator()(void* p) const noexcept { std::free(p); }
+    };
+    std::unique_ptr<std::byte, Free> data;
+    uint64_t size = 0;
+};
+
+namespace grey::host {
+namespace {
+
+// Host buffers are aligned for the widest vector loads the host kernels use.
+constexpr uint64_t kAlignment = 64;
+
+struct HostState {
+    explicit HostState(const grey_backend_host* h) : host(h), probe("/") {}
+    const grey_backend_host* host;
+    HostProbe probe;
+};
+
+HostState& state_of(void* state) { return *static_cast<HostState*>(state); }
+
+grey_status report(void* state, grey_status status, const std::string& message) {
+    const auto* host = state_of(state).host;
+    if (host != nullptr && host->set_error != nullptr) host->set_error(host->host_data, message.c_str());
+    return status;
+}
+
+grey_status check_device(void* state, uint32_t device) {
+    if (device == 0) return GREY_OK;
+    return report(state, GREY_ERROR_INVALID_ARGUMENT, "host backend: device " + std::to_string(device) + " does not exist (it has one device, 0)");
+}
+
+grey_status host_init(const grey_backend_host* host, void** out_state) {
+    try {
+        auto state = std::make_unique<HostState>(host);
+        *out_state = state.release();
+        return GREY_OK;
+    } catch (const std::bad_alloc&) {
+        return GREY_ERROR_OUT_OF_MEMORY;
+    } catch (...) {
+        return GREY_ERROR_INTERNAL;
+    }
+}
+
+void host_shutdown(void* state) { std::unique_ptr<HostState>(static_cast<HostState*>(state)).reset(); }
+
+grey_status host_device_count(void*, uint32_t* out_count) {
+    *out_count = 1;
+    return GREY_OK;
+}
+
+grey_status host_device_spec(void* state, uint32_t device, grey_device_spec* out, const grey_field_reasons* reasons) {
+    if (auto s = check_device(state, device); s != GREY_OK) return s;
+    try {
+        out->vendor = GREY_VENDOR_CPU;
+        out->type = GREY_DEVICE_CPU;
+        state_of(state).probe.fill_spec(*out, reasons);
+        return GREY_OK;
+    } catch (const std::exception& e) {
+        return report(state, GREY_ERROR_INTERNAL, std::string("host backend: reading the CPU's facts failed: ") + e.what());
+    }
+}
+
+grey_status host_device_telemetry(void* state, uint32_t device, grey_device_telemetry* out, const grey_field_reasons* reasons) {
+    if (auto s = check_device(state, device); s != GREY_OK) return s;
+    try {
+        state_of(state).probe.fill_telemetry(*out, reasons);
+        return GREY_OK;
+    } catch (const std::exception& e) {
+        return report(state, GREY_ERROR_INTERNAL, std::string("host backend: sampling the CPU failed: ") + e.what());
+    }
+}
+
+grey_status host_buffer_alloc(void* state, uint32_t device, uint64_t size, grey_backend_buffer** out) {
+    if (auto s = check_device(state, device); s != GREY_OK) return s;
+    const uint64_t rounded = (size + kAlignment - 1) / kAlignment * kAlignment;
+    if (rounded < size)
+        return report(state, GREY_ERROR_OUT_OF_MEMORY, "host backend: " + std::to_string(size) + " bytes cannot be allocated");
+    try {
+        auto buffer = std::make_unique<grey_backend_buffer>();
+        buffer->data.reset(static_cast<std::byte*>(std::aligned_alloc(kAlignment, rounded)));
+        if (!buffer->data)
+            return report(state, GREY_ERROR_OUT_OF_MEMORY, "host backend: cannot allocate " + std::to_string(size) + " bytes of host memory");
+        buffer->size = size;
+        *out = buffer.release();
+        return GREY_OK;
+    } catch (const std::bad_alloc&) {
+        return report(state, GREY_ERROR_OUT_OF_MEMORY, "host backend: out of host memory");
+    }
+}
+
+void host_buffer_free(void*, grey_backend_buffer* buffer) { std::unique_ptr<grey_backend_buffer>(buffer).reset(); }
+
+grey_status host_buffer_write(void*, grey_backend_buffer* buffer, uint64_t offset, const void* source, uint64_t size) {
+    std::memcpy(buffer->data.get() + offset, source, size);
+    return GREY_OK;
+}
+
+grey_status host_buffer_read(void*, grey_backend_buffer* buffer, uint64_t offset, void* destination, uint64_t size) {
+    std::memcpy(destination, buffer->data.get() + offset, size);
+    return GREY_OK;
+}
+
+grey_status host_buffer_copy(void*, grey_backend_buffer* destination, uint64_t destination_offset,
+                             grey_backend_buffer* source, uint64_t source_offset, uint64_t size) {
+    std::memmove(destination->data.get() + destination_offset, source->data.get() + source_offset, size);
+    return GREY_OK;
+}
+
+grey_status host_buffer_fill(void*, grey_backend_buffer* buffer, uint64_t offset, uint8_t value, uint64_t size) {
+    std::memset(buffer->data.get() + offset, value, size);
+    return GREY_OK;
+}
+
+}  // namespace
+
+grey_status host_backend_entry(uint32_t host_abi_version, grey_backend_vtable* out) {
+    if (host_abi_version != GREY_BACKEND_ABI_VERSION || out == nullptr || out->struct_size < sizeof(grey_backend_vtable))
+        return GREY_ERROR_UNSUPPORTED;
+    grey_backend_vtable vt{};
+    vt.struct_size = sizeof vt;
+    vt.abi_version = GREY_BACKEND_ABI_VERSION;
+    vt.name = "host";
+    vt.init = host_init;
+    vt.shutdown = host_shutdown;
+    vt.device_count = host_device_count;
+    vt.device_spec = host_device_spec;
+    vt.device_telemetry = host_device_telemetry;
+    vt.buffer_alloc = host_buffer_alloc;
+    vt.buffer_free = host_buffer_free;
+    vt.buffer_write = host_buffer_write;
+    vt.buffer_read = host_buffer_read;
+    vt.buffer_copy = host_buffer_copy;
+    vt.buffer_fill = host_buffer_fill;
+    *out = vt;
+    return GREY_OK;
+}
+
+}  // namespace grey::host

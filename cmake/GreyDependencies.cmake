@@ -1,0 +1,16 @@
+# Third-party libraries, all from Debian packages (scripts/bootstrap.sh installs them).
+find_package(yaml-cpp REQUIRED)
+if(TARGET yaml-cpp::yaml-cpp)
+  set(GREY_YAML_TARGET yaml-cpp::yaml-cpp)
+else()
+  set(GREY_YAML_TARGET yaml-cpp)  # yaml-cpp 0.7 names its target without a namespace
+endif()
+find_package(Threads REQUIRED)
+
+if(GREY_BUILD_TOOLS)
+  find_package(CLI11 CONFIG REQUIRED)
+  find_package(nlohmann_json 3.10 REQUIRED)
+endif()
+if(GREY_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()

@@ -1,0 +1,20 @@
+# Install rules: headers, libgrey (shared and static), greyctl, a CMake package and a pkg-config file.
+include(CMakePackageConfigHelpers)
+
+install(FILES ${PROJECT_SOURCE_DIR}/include/grey.h ${PROJECT_SOURCE_DIR}/include/grey_backend.h
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT development)
+install(TARGETS grey_shared grey_static EXPORT greyTargets
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT development
+        INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(EXPORT greyTargets NAMESPACE grey:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/grey COMPONENT development)
+
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/greyConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/greyConfig.cmake INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/grey
+  PATH_VARS GREY_PLUGIN_INSTALL_DIR)
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/greyConfigVersion.cmake COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/greyConfig.cmake ${PROJECT_BINARY_DIR}/greyConfigVersion.cmake
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/grey COMPONENT development)
+
+configure_file(${PROJECT_SOURCE_DIR}/cmake/grey.pc.in ${PROJECT_BINARY_DIR}/grey.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/grey.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT development)

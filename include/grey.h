@@ -1,0 +1,544 @@
+/*
+ * grey.h — the stable C API of libgrey.
+ *
+ * This header is the contract. It is plain C11 (and valid C++), uses only fixed-width types, has no
+ * variadic functions and names no vendor type. Rules that hold for every function below unless its
+ * comment says otherwise:
+ *
+ *  - A fallible function returns grey_status. GREY_OK (0) means success; anything else is an error, and
+ *    grey_last_error() then holds a message with detail for the calling thread.
+ *  - Out-parameters come last and are left untouched when the call fails.
+ *  - Input structs begin with `struct_size`; initialise them with their GREY_X_INIT macro so that a
+ *    program built against an older header keeps working with a newer library. Output structs also
+ *    begin with `struct_size`: set it to sizeof(the struct) and the library fills that many bytes
+ *    (a newer library fills only what an older caller's struct has room for; bytes the library does
+ *    not know of are zeroed). A struct_size smaller than the struct's first released size is refused.
+ *  - Handles are opaque. X_destroy(NULL) is a no-op.
+ *  - No exception, abort or exit crosses this boundary.
+ *  - Strings are UTF-8 and NUL-terminated. A `const char*` returned by the library is owned by it; its
+ *    lifetime is stated where it is returned.
+ *
+ * Thread safety: a grey_context may be used from several threads at once; each call is internally
+ * synchronised. grey_last_error() is per thread.
+ *
+ * Version history: every declaration names the version it arrived in ("since 0.1").
+ */
+#ifndef GREY_H
+#define GREY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------------------
+ * Export and attribute macros
+ * ------------------------------------------------------------------------------------------------- */
+
+#if defined(GREY_STATIC_DEFINE)
+#define GREY_API
+#elif defined(_WIN32)
+#if defined(GREY_BUILDING_LIBRARY)
+#define GREY_API __declspec(dllexport)
+#else
+#define GREY_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__) || defined(__clang__)
+#define GREY_API __attribute__((visibility("default")))
+#else
+#define GREY_API
+#endif
+
+/* The caller must look at a returned grey_status. */
+#if defined(__GNUC__) || defined(__clang__)
+#define GREY_NODISCARD __attribute__((warn_unused_result))
+#elif defined(_MSC_VER)
+#define GREY_NODISCARD _Check_return_
+#else
+#define GREY_NODISCARD
+#endif
+
+/* ---------------------------------------------------------------------------------------------------
+ * Version (since 0.1)
+ * ------------------------------------------------------------------------------------------------- */
+
+#define GREY_VERSION_MAJOR 0
+#define GREY_VERSION_MINOR 1
+#define GREY_VERSION_PATCH 0
+/* One number, comparable: (major << 16) | (minor << 8) | patch. */
+#define GREY_VERSION_NUMBER ((GREY_VERSION_MAJOR << 16) | (GREY_VERSION_MINOR << 8) | GREY_VERSION_PATCH)
+
+/* The version of the library actually loaded, as GREY_VERSION_NUMBER encodes it. Since 0.1. */
+GREY_API uint32_t grey_version(void);
+/* "MAJOR.MINOR.PATCH", static storage. Since 0.1. */
+GREY_API const char* grey_version_string(void);
+/* The source revision the library was built from ("unknown" outside a git checkout). Since 0.1. */
+GREY_API const char* grey_build_revision(void);
+
+/* ---------------------------------------------------------------------------------------------------
+ * Status and errors (since 0.1)
+ * ------------------------------------------------------------------------------------------------- */
+
+typedef enum grey_status {
+    GREY_OK = 0,
+    GREY_ERROR_INVALID_ARGUMENT = 1,   /* a parameter is NULL, out of range, or malformed */
+    GREY_ERROR_OUT_OF_MEMORY = 2,      /* host or device memory is exhausted */
+    GREY_ERROR_UNSUPPORTED = 3,        /* the backend or device cannot do this */
+    GREY_ERROR_NOT_FOUND = 4,          /* a named file, backend, device or key does not exist */
+    GREY_ERROR_IO = 5,                 /* reading or writing a file failed */
+    GREY_ERROR_CORRUPT = 6,            /* a file or record is malformed or fails its integrity check */
+    GREY_ERROR_CONFIG = 7,             /* configuration is invalid (the message names key and line) */
+    GREY_ERROR_BACKEND = 8,            /* a backend or vendor driver reported a failure */
+    GREY_ERROR_PERMISSION_DENIED = 9,  /* the OS or driver refused access */
+    GREY_ERROR_BUFFER_TOO_SMALL = 10,  /* an output buffer is too small; the needed size is reported */
+    GREY_ERROR_INTERNAL = 11,          /* a bug in libgrey: please report it with grey_last_error() */
+    GREY_STATUS_FORCE32 = 0x7FFFFFFF
+} grey_status;
+
+/* A short, static description of a status ("invalid argument"). Never NULL. Since 0.1. */
+GREY_API const char* grey_status_string(grey_status status);
+
+/* The detailed message of the last failed call on this thread, or "" if none. Valid until the next
+ * libgrey call on this thread. Since 0.1. */
+GREY_API const char* grey_last_error(void);
+
+/* ---------------------------------------------------------------------------------------------------
+ * Logging (since 0.1)
+ * ------------------------------------------------------------------------------------------------- */
+
+typedef enum grey_log_level {
+    GREY_LOG_DEBUG = 0,
+    GREY_LOG_INFO = 1,
+    GREY_LOG_WARNING = 2,
+    GREY_LOG_ERROR = 3,
+    GREY_LOG_OFF = 4,
+    GREY_LOG_LEVEL_FORCE32 = 0x7FFFFFFF
+} grey_log_level;
+
+/* Receives each log message at or above the context's level. `message` is valid only during the call.
+ * May be called from any thread that uses the context; it must not call back into the context. */
+typedef void (*grey_log_fn)(grey_log_level level, const char* message, void* user);
+
+/* "DEBUG", "INFO", "WARNING", "ERROR", "OFF"; NULL for an unknown value. Since 0.1. */
+GREY_API const char* grey_log_level_name(grey_log_level level);
+
+/* ---------------------------------------------------------------------------------------------------
+ * Configuration (since 0.1)
+ *
+ * A grey_config holds every key of the configuration schema (docs/config.md), addressed by its dotted
+ * path such as "memory.compression.algorithm". Values are layered: a profile's defaults, then a YAML
+ * file, then (only when asked) GREY_* environment variables, then explicit grey_config_set calls.
+ * A grey_config is not synchronised: use one from one thread at a time.
+ * ------------------------------------------------------------------------------------------------- */
+
+typedef struct grey_config grey_config;
+
+/* A config holding the defaults of `profile` ("conservative", "balanced" or "aggressive"; NULL means
+ * "balanced"). Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_config_create(const char* profile, grey_config** out_config);
+
+/* Overlays the YAML file at `path`. Unknown keys, wrong types and out-of-range values fail with
+ * GREY_ERROR_CONFIG and a message naming the file, line and key; the config is then unchanged.
+ * Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_config_load_file(grey_config* config, const char* path);
+
+/* Same as grey_config_load_file, from YAML text in memory. `origin` names it in messages (may be NULL).
+ * Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_config_load_string(grey_config* config, const char* yaml,
+                                                            const char* origin);
+
+/* Applies GREY_CONFIG_PATH (a file to overlay), GREY_LOG_LEVEL, GREY_DRY_RUN, GREY_GPU_INDEX and
+ * GREY_DAEMON_PORT from the process environment. Never called implicitly. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_config_apply_env(grey_config* config);
+
+/* Sets one key from its textual form ("true", "75", "zstd"), validated as in a file. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_config_set(grey_config* config, const char* key,
+                                                    const char* value);
+
+/* Copies the textual value of `key` into `buffer` (NUL-terminated). `*out_length` receives the length
+ * without the NUL; if `buffer_size` is too small the call fails with GREY_ERROR_BUFFER_TOO_SMALL and
+ * still sets `*out_length` so the caller can retry. `buffer` may be NULL when `buffer_size` is 0.
+ * Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_config_get(const grey_config* config, const char* key,
+                                                    char* buffer, size_t buffer_size,
+                                                    size_t* out_length);
+
+/* The whole configuration as YAML, with the same buffer protocol as grey_config_get. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_config_to_yaml(const grey_config* config, char* buffer,
+                                                        size_t buffer_size, size_t* out_length);
+
+/* The number of schema keys, and the dotted path of the i-th one (static storage). Since 0.1. */
+GREY_API uint32_t grey_config_key_count(void);
+GREY_API const char* grey_config_key_name(uint32_t index);
+
+GREY_API void grey_config_destroy(grey_config* config);
+
+/* ---------------------------------------------------------------------------------------------------
+ * Context (since 0.1)
+ * ------------------------------------------------------------------------------------------------- */
+
+typedef struct grey_context grey_context;
+
+typedef struct grey_context_options {
+    uint32_t struct_size;
+    grey_log_level log_level;    /* messages below this level are dropped; default WARNING */
+    grey_log_fn log_callback;    /* NULL: log to stderr */
+    void* log_user;              /* passed to log_callback */
+    /* Comma-separated backend names to load ("cuda,hip"); NULL or "" loads every plugin found. The host
+     * backend is always present. A named backend that is not found is logged and reported by
+     * grey_backend_info; it does not fail creation. */
+    const char* backends;
+    /* A directory searched for plugins before every other place; NULL for none. */
+    const char* backend_dir;
+    /* A YAML config file overlaid on the profile; NULL for none. */
+    const char* config_path;
+    /* "conservative", "balanced" or "aggressive"; NULL for "balanced". */
+    const char* profile;
+    /* Non-zero: apply GREY_* environment variables (GREY_CONFIG_PATH, GREY_LOG_LEVEL, GREY_DRY_RUN,
+     * GREY_GPU_INDEX, GREY_DAEMON_PORT, GREY_BACKEND_DIR). Zero (the default): the environment is
+     * never read. */
+    uint32_t apply_env_overrides;
+    uint32_t reserved0; /* must be 0 */
+} grey_context_options;
+
+#define GREY_CONTEXT_OPTIONS_INIT \
+    { (uint32_t)sizeof(grey_context_options), GREY_LOG_WARNING, NULL, NULL, NULL, NULL, NULL, NULL, 0u, 0u }
+
+/* Creates a context: loads the configuration, then the backends, then enumerates devices. `options`
+ * may be NULL for the defaults. Fails only on invalid options or configuration; a plugin that cannot
+ * be loaded is skipped and reported. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_context_create(const grey_context_options* options,
+                                                        grey_context** out_context);
+
+/* Destroys the context and everything it owns (devices, buffers not yet destroyed, backends). */
+GREY_API void grey_context_destroy(grey_context* context);
+
+/* The context's effective configuration, owned by the context and valid until it is destroyed. Read it
+ * with grey_config_get; do not destroy it. Since 0.1. */
+GREY_API const grey_config* grey_context_config(const grey_context* context);
+
+/* ---------------------------------------------------------------------------------------------------
+ * Backends (since 0.1)
+ * ------------------------------------------------------------------------------------------------- */
+
+typedef enum grey_backend_outcome {
+    GREY_BACKEND_LOADED = 0,          /* in use */
+    GREY_BACKEND_SKIPPED = 1,         /* found but not requested, or shadowed by an earlier copy */
+    GREY_BACKEND_FAILED = 2,          /* could not be loaded; `reason` says why */
+    GREY_BACKEND_NOT_FOUND = 3,       /* requested by name but found in no search directory */
+    GREY_BACKEND_OUTCOME_FORCE32 = 0x7FFFFFFF
+} grey_backend_outcome;
+
+#define GREY_NAME_MAX 64
+#define GREY_PATH_MAX 512
+#define GREY_REASON_MAX 256
+
+/* One backend candidate the loader considered, in the order it considered them. */
+typedef struct grey_backend_info {
+    uint32_t struct_size;
+    grey_backend_outcome outcome;
+    uint32_t device_count;            /* devices it offered (0 unless loaded) */
+    uint32_t reserved0;
+    char name[GREY_NAME_MAX];         /* "host", "cuda", ... */
+    char path[GREY_PATH_MAX];         /* the shared object, or "(built in)" */
+    char reason[GREY_REASON_MAX];     /* why it was loaded, skipped or failed */
+} grey_backend_info;
+
+/* Number of entries in the loader's report (every candidate, loaded or not), and one entry. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_backend_count(const grey_context* context, uint32_t* out_count);
+GREY_API GREY_NODISCARD grey_status grey_backend_info_get(const grey_context* context, uint32_t index,
+                                                          grey_backend_info* out_info);
+
+/* The directories searched for plugins, in order, joined by '\n' (buffer protocol as
+ * grey_config_get). Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_backend_search_path(const grey_context* context, char* buffer,
+                                                             size_t buffer_size, size_t* out_length);
+
+/* ---------------------------------------------------------------------------------------------------
+ * Devices: specifications and telemetry (since 0.1)
+ *
+ * Every field carries its value, its state and its source. A value is meaningful only when its state
+ * is GREY_FIELD_OK; otherwise it is 0 (or "") and grey_device_field_reason says why. Units are part of
+ * each field's name: _bytes, _mhz, _mw (milliwatts), _mj (millijoules), _c (degrees Celsius), _gbps
+ * (10^9 bytes per second), _percent, _ns.
+ * ------------------------------------------------------------------------------------------------- */
+
+typedef enum grey_field_state {
+    GREY_FIELD_OK = 0,
+    GREY_FIELD_UNSUPPORTED = 1,        /* the device, driver or OS does not report it */
+    GREY_FIELD_PERMISSION_DENIED = 2,  /* it exists but this process may not read it */
+    GREY_FIELD_NOT_APPLICABLE = 3,     /* it has no meaning for this device (a CPU's PCIe width) */
+    GREY_FIELD_STATE_FORCE32 = 0x7FFFFFFF
+} grey_field_state;
+
+/* Where a value came from. */
+typedef enum grey_source {
+    GREY_SOURCE_NONE = 0,
+    GREY_SOURCE_OS = 1,               /* /proc, /sys, sysconf */
+    GREY_SOURCE_CUDA_DRIVER = 2,
+    GREY_SOURCE_NVML = 3,
+    GREY_SOURCE_HIP = 4,
+    GREY_SOURCE_AMD_SMI = 5,
+    GREY_SOURCE_LEVEL_ZERO = 6,
+    GREY_SOURCE_DERIVED = 7,          /* computed from other fields (peak bandwidth) */
+    GREY_SOURCE_TABLE = 8,            /* from libgrey's table of known parts */
+    GREY_SOURCE_FORCE32 = 0x7FFFFFFF
+} grey_source;
+
+typedef struct grey_field_u64 {
+    uint64_t value;
+    grey_field_state state;
+    grey_source source;
+} grey_field_u64;
+
+typedef struct grey_field_f64 {
+    double value;
+    grey_field_state state;
+    grey_source source;
+} grey_field_f64;
+
+#define GREY_TEXT_MAX 128
+typedef struct grey_field_text {
+    char value[GREY_TEXT_MAX];
+    grey_field_state state;
+    grey_source source;
+} grey_field_text;
+
+typedef enum grey_vendor {
+    GREY_VENDOR_UNKNOWN = 0,
+    GREY_VENDOR_NVIDIA = 1,
+    GREY_VENDOR_AMD = 2,
+    GREY_VENDOR_INTEL = 3,
+    GREY_VENDOR_CPU = 4,              /* the host processor, whatever its maker (see `name`) */
+    GREY_VENDOR_FORCE32 = 0x7FFFFFFF
+} grey_vendor;
+
+typedef enum grey_device_type {
+    GREY_DEVICE_CPU = 0,
+    GREY_DEVICE_GPU = 1,
+    GREY_DEVICE_TYPE_FORCE32 = 0x7FFFFFFF
+} grey_device_type;
+
+/* Static facts about a device. Since 0.1. */
+typedef struct grey_device_spec {
+    uint32_t struct_size;
+    grey_vendor vendor;
+    grey_device_type type;
+    uint32_t backend_device_index;   /* the device's index within its backend */
+    char backend[GREY_NAME_MAX];     /* the backend that owns it: "host", "cuda", ... */
+
+    grey_field_text name;
+    grey_field_text uuid;
+    grey_field_text pci_bus_id;
+    grey_field_text architecture;    /* "Hopper", "x86_64", ... */
+    grey_field_text compute_capability; /* "9.0" on NVIDIA; gfx target on AMD */
+    grey_field_text driver_version;
+    grey_field_text runtime_version; /* CUDA / HIP / Level Zero API version the driver supports */
+
+    grey_field_u64 memory_total_bytes;
+    grey_field_u64 memory_free_bytes; /* at the time of the query */
+    grey_field_u64 memory_bus_width_bits;
+    grey_field_u64 memory_clock_max_mhz;
+    grey_field_f64 peak_memory_bandwidth_gbps;
+    grey_field_u64 l2_cache_bytes;
+    grey_field_u64 compute_units;    /* SMs, CUs, Xe cores, or CPU logical cores */
+    grey_field_u64 graphics_clock_max_mhz;
+
+    grey_field_u64 power_limit_mw;   /* currently enforced */
+    grey_field_u64 power_limit_default_mw;
+    grey_field_u64 power_limit_min_mw;
+    grey_field_u64 power_limit_max_mw;
+
+    grey_field_f64 temperature_slowdown_c;
+    grey_field_f64 temperature_shutdown_c;
+    grey_field_f64 temperature_gpu_max_c;
+    grey_field_f64 temperature_memory_max_c;
+
+    grey_field_u64 pcie_generation_current;
+    grey_field_u64 pcie_generation_max;
+    grey_field_u64 pcie_width_current;
+    grey_field_u64 pcie_width_max;
+} grey_device_spec;
+
+/* Reasons a device is slowing its clocks, as a bit set (grey_device_telemetry.throttle_reasons). */
+typedef enum grey_throttle_reason {
+    GREY_THROTTLE_NONE = 0,
+    GREY_THROTTLE_IDLE = 1u << 0,
+    GREY_THROTTLE_APPLICATION_CLOCKS = 1u << 1,
+    GREY_THROTTLE_SW_POWER_CAP = 1u << 2,
+    GREY_THROTTLE_HW_SLOWDOWN = 1u << 3,
+    GREY_THROTTLE_SYNC_BOOST = 1u << 4,
+    GREY_THROTTLE_SW_THERMAL = 1u << 5,
+    GREY_THROTTLE_HW_THERMAL = 1u << 6,
+    GREY_THROTTLE_HW_POWER_BRAKE = 1u << 7,
+    GREY_THROTTLE_DISPLAY_CLOCKS = 1u << 8,
+    GREY_THROTTLE_OTHER = 1u << 30,
+    GREY_THROTTLE_FORCE32 = 0x7FFFFFFF
+} grey_throttle_reason;
+
+/* The name of one throttle reason bit ("sw_power_cap"), or NULL if `bit` is not exactly one known bit.
+ * Since 0.1. */
+GREY_API const char* grey_throttle_reason_name(uint32_t bit);
+
+/* Live readings. Since 0.1. */
+typedef struct grey_device_telemetry {
+    uint32_t struct_size;
+    uint32_t reserved0;
+    uint64_t timestamp_ns;           /* CLOCK_MONOTONIC when the sample was taken */
+
+    grey_field_f64 temperature_c;
+    grey_field_f64 memory_temperature_c;
+    grey_field_u64 power_draw_mw;
+    grey_field_u64 energy_total_mj;  /* monotonically increasing since an unspecified start */
+    grey_field_u64 graphics_clock_mhz;
+    grey_field_u64 sm_clock_mhz;
+    grey_field_u64 memory_clock_mhz;
+    grey_field_u64 utilization_percent;        /* compute busy, since the previous sample */
+    grey_field_u64 memory_utilization_percent; /* memory controller busy */
+    grey_field_u64 memory_used_bytes;
+    grey_field_u64 throttle_reasons;           /* grey_throttle_reason bits */
+    grey_field_u64 throttle_time_power_ns;     /* cumulative time held back by the power cap */
+    grey_field_u64 throttle_time_thermal_ns;   /* cumulative time held back by temperature */
+    grey_field_u64 throttle_time_sync_boost_ns;
+} grey_device_telemetry;
+
+/* Number of devices across all loaded backends. Device indices are 0..count-1 and stable for the
+ * context's lifetime; the host CPU is always present. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_device_count(const grey_context* context, uint32_t* out_count);
+
+/* Fills `out_spec`; set out_spec->struct_size = sizeof(grey_device_spec) first. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_device_spec_get(grey_context* context, uint32_t device,
+                                                         grey_device_spec* out_spec);
+
+/* Samples the device now; set out_telemetry->struct_size first. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_device_telemetry_get(grey_context* context, uint32_t device,
+                                                              grey_device_telemetry* out_telemetry);
+
+/* Every spec and telemetry field, named, so that tools and bindings can walk them generically. */
+typedef enum grey_field {
+    GREY_FIELD_NAME = 0,
+    GREY_FIELD_UUID,
+    GREY_FIELD_PCI_BUS_ID,
+    GREY_FIELD_ARCHITECTURE,
+    GREY_FIELD_COMPUTE_CAPABILITY,
+    GREY_FIELD_DRIVER_VERSION,
+    GREY_FIELD_RUNTIME_VERSION,
+    GREY_FIELD_MEMORY_TOTAL_BYTES,
+    GREY_FIELD_MEMORY_FREE_BYTES,
+    GREY_FIELD_MEMORY_BUS_WIDTH_BITS,
+    GREY_FIELD_MEMORY_CLOCK_MAX_MHZ,
+    GREY_FIELD_PEAK_MEMORY_BANDWIDTH_GBPS,
+    GREY_FIELD_L2_CACHE_BYTES,
+    GREY_FIELD_COMPUTE_UNITS,
+    GREY_FIELD_GRAPHICS_CLOCK_MAX_MHZ,
+    GREY_FIELD_POWER_LIMIT_MW,
+    GREY_FIELD_POWER_LIMIT_DEFAULT_MW,
+    GREY_FIELD_POWER_LIMIT_MIN_MW,
+    GREY_FIELD_POWER_LIMIT_MAX_MW,
+    GREY_FIELD_TEMPERATURE_SLOWDOWN_C,
+    GREY_FIELD_TEMPERATURE_SHUTDOWN_C,
+    GREY_FIELD_TEMPERATURE_GPU_MAX_C,
+    GREY_FIELD_TEMPERATURE_MEMORY_MAX_C,
+    GREY_FIELD_PCIE_GENERATION_CURRENT,
+    GREY_FIELD_PCIE_GENERATION_MAX,
+    GREY_FIELD_PCIE_WIDTH_CURRENT,
+    GREY_FIELD_PCIE_WIDTH_MAX,
+    /* telemetry */
+    GREY_FIELD_TEMPERATURE_C,
+    GREY_FIELD_MEMORY_TEMPERATURE_C,
+    GREY_FIELD_POWER_DRAW_MW,
+    GREY_FIELD_ENERGY_TOTAL_MJ,
+    GREY_FIELD_GRAPHICS_CLOCK_MHZ,
+    GREY_FIELD_SM_CLOCK_MHZ,
+    GREY_FIELD_MEMORY_CLOCK_MHZ,
+    GREY_FIELD_UTILIZATION_PERCENT,
+    GREY_FIELD_MEMORY_UTILIZATION_PERCENT,
+    GREY_FIELD_MEMORY_USED_BYTES,
+    GREY_FIELD_THROTTLE_REASONS,
+    GREY_FIELD_THROTTLE_TIME_POWER_NS,
+    GREY_FIELD_THROTTLE_TIME_THERMAL_NS,
+    GREY_FIELD_THROTTLE_TIME_SYNC_BOOST_NS,
+    GREY_FIELD_COUNT, /* the number of fields in this header version; grows with minor versions */
+    GREY_FIELD_FORCE32 = 0x7FFFFFFF
+} grey_field;
+
+typedef enum grey_field_kind {
+    GREY_FIELD_KIND_U64 = 0,  /* the field is a grey_field_u64 */
+    GREY_FIELD_KIND_F64 = 1,  /* a grey_field_f64 */
+    GREY_FIELD_KIND_TEXT = 2, /* a grey_field_text */
+    GREY_FIELD_KIND_FORCE32 = 0x7FFFFFFF
+} grey_field_kind;
+
+typedef enum grey_field_group {
+    GREY_FIELD_GROUP_SPEC = 0,      /* lives in grey_device_spec */
+    GREY_FIELD_GROUP_TELEMETRY = 1, /* lives in grey_device_telemetry */
+    GREY_FIELD_GROUP_FORCE32 = 0x7FFFFFFF
+} grey_field_group;
+
+/* Static description of a field. */
+typedef struct grey_field_desc {
+    uint32_t struct_size;
+    grey_field field;
+    grey_field_kind kind;
+    grey_field_group group;
+    uint64_t offset;        /* byte offset of the field inside its group's struct */
+    const char* key;        /* "memory_total_bytes": the JSON key greyctl prints; static storage */
+    const char* unit;       /* "bytes", "MHz", "mW", ...; "" for text; static storage */
+} grey_field_desc;
+
+/* Describes `field`; GREY_ERROR_INVALID_ARGUMENT for a value outside 0..GREY_FIELD_COUNT-1. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_field_describe(grey_field field, grey_field_desc* out_desc);
+
+/* Why `field` of `device` is not GREY_FIELD_OK ("NVML: nvmlDeviceGetPowerUsage not found in
+ * libnvidia-ml.so.1"), from the most recent spec or telemetry query of that device; "" when the field
+ * is OK or has not been queried. Buffer protocol as grey_config_get. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_device_field_reason(grey_context* context, uint32_t device,
+                                                             grey_field field, char* buffer,
+                                                             size_t buffer_size, size_t* out_length);
+
+/* ---------------------------------------------------------------------------------------------------
+ * Buffers (since 0.1)
+ *
+ * A grey_buffer is memory on one device, owned by the context. This first version offers allocation
+ * and copies; sealing, deduplication and compression (DESIGN.md §4) arrive with later versions.
+ * A buffer may be used from several threads only for reads; writes need external ordering.
+ * ------------------------------------------------------------------------------------------------- */
+
+typedef struct grey_buffer grey_buffer;
+
+/* Allocates `size_bytes` (> 0) on `device`. Out of memory gives GREY_ERROR_OUT_OF_MEMORY with the
+ * sizes in the message. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_buffer_create(grey_context* context, uint32_t device,
+                                                       uint64_t size_bytes, grey_buffer** out_buffer);
+
+/* Frees the buffer. NULL-safe. Must not race with other calls on the same buffer. */
+GREY_API void grey_buffer_destroy(grey_buffer* buffer);
+
+/* The buffer's size in bytes, and the device it lives on. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_buffer_size(const grey_buffer* buffer, uint64_t* out_size);
+GREY_API GREY_NODISCARD grey_status grey_buffer_device(const grey_buffer* buffer, uint32_t* out_device);
+
+/* Copies host memory into the buffer at `offset`, and back. The range must lie inside the buffer.
+ * Synchronous: the copy has completed when the call returns. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_buffer_write(grey_buffer* buffer, uint64_t offset,
+                                                      const void* source, uint64_t size_bytes);
+GREY_API GREY_NODISCARD grey_status grey_buffer_read(const grey_buffer* buffer, uint64_t offset,
+                                                     void* destination, uint64_t size_bytes);
+
+/* Copies between two buffers of the same context (same or different devices; across devices the copy
+ * goes through host memory). Overlapping ranges of one buffer are refused. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_buffer_copy(grey_buffer* destination, uint64_t destination_offset,
+                                                     const grey_buffer* source, uint64_t source_offset,
+                                                     uint64_t size_bytes);
+
+/* Fills a range with a repeated byte. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_buffer_fill(grey_buffer* buffer, uint64_t offset, uint8_t value,
+                                                     uint64_t size_bytes);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* GREY_H */

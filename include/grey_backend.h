@@ -1,0 +1,103 @@
+/*
+ * grey_backend.h — the contract between libgrey and a backend plugin.
+ *
+ * A backend is a shared object named libgrey-backend-<name>.so that exports one C function,
+ * grey_backend_entry (GREY_BACKEND_ENTRY_SYMBOL), which fills a grey_backend_vtable. libgrey opens it
+ * with dlopen at run time; the plugin, in turn, opens its vendor libraries with dlopen, so neither has
+ * a link-time dependency on a driver and one build runs on any machine.
+ *
+ * Rules:
+ *  - The vtable begins with struct_size and abi_version. The loader refuses a plugin whose abi_version
+ *    differs from GREY_BACKEND_ABI_VERSION, and one whose struct_size is smaller than the required
+ *    slots need.
+ *  - Slots marked "optional" may be NULL; the runtime then answers GREY_ERROR_UNSUPPORTED or uses the
+ *    host reference, and says which.
+ *  - Every slot returns grey_status. On failure it reports detail through host->set_error on the
+ *    calling thread before returning; the message becomes grey_last_error().
+ *  - A backend never calls back up into the runtime's capabilities; the host services below (logging,
+ *    error text, field reasons) are the only calls it makes into libgrey.
+ *  - Object model: backend -> devices (0..device_count-1) -> buffers, each owned by one device.
+ *  - Calls into one backend instance may come from several threads; the backend synchronises itself.
+ */
+#ifndef GREY_BACKEND_H
+#define GREY_BACKEND_H
+
+#include "grey.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GREY_BACKEND_ABI_VERSION 1u
+#define GREY_BACKEND_ENTRY_SYMBOL "grey_backend_entry"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define GREY_BACKEND_EXPORT __attribute__((visibility("default")))
+#else
+#define GREY_BACKEND_EXPORT
+#endif
+
+/* Services libgrey offers a backend. Valid from init until shutdown returns. */
+typedef struct grey_backend_host {
+    uint32_t struct_size;
+    uint32_t abi_version;
+    void* host_data; /* pass back as the first argument of each service */
+    void (*log)(void* host_data, grey_log_level level, const char* message);
+    /* Sets the calling thread's grey_last_error() text; call before returning a non-OK status. */
+    void (*set_error)(void* host_data, const char* message);
+} grey_backend_host;
+
+/* Collects the reason a spec or telemetry field is not GREY_FIELD_OK, one call per such field. */
+typedef struct grey_field_reasons {
+    void* sink_data;
+    void (*set)(void* sink_data, grey_field field, const char* reason);
+} grey_field_reasons;
+
+/* The handle of a buffer inside the backend; opaque to libgrey. */
+typedef struct grey_backend_buffer grey_backend_buffer;
+
+typedef struct grey_backend_vtable {
+    uint32_t struct_size;  /* sizeof(grey_backend_vtable) as the plugin was compiled */
+    uint32_t abi_version;  /* GREY_BACKEND_ABI_VERSION as the plugin was compiled */
+    const char* name;      /* "cuda": must match the <name> of the file */
+
+    /* Starts the backend. `*out_state` is passed to every other slot. When the vendor runtime is
+     * missing (no driver, no device), fail with GREY_ERROR_UNSUPPORTED and a message naming what was
+     * missing: the loader reports it and carries on. */
+    grey_status (*init)(const grey_backend_host* host, void** out_state);
+    void (*shutdown)(void* state);
+
+    grey_status (*device_count)(void* state, uint32_t* out_count);
+    /* Fill every field: value, state and source. Fields left untouched are reported unsupported. */
+    grey_status (*device_spec)(void* state, uint32_t device, grey_device_spec* out_spec,
+                               const grey_field_reasons* reasons);
+    grey_status (*device_telemetry)(void* state, uint32_t device, grey_device_telemetry* out_telemetry,
+                                    const grey_field_reasons* reasons);
+
+    /* Memory. Out of memory: GREY_ERROR_OUT_OF_MEMORY with the sizes in the message. */
+    grey_status (*buffer_alloc)(void* state, uint32_t device, uint64_t size_bytes,
+                                grey_backend_buffer** out_buffer);
+    void (*buffer_free)(void* state, grey_backend_buffer* buffer);
+    /* Host <-> device copies, synchronous. Ranges have been checked by the runtime. */
+    grey_status (*buffer_write)(void* state, grey_backend_buffer* buffer, uint64_t offset,
+                                const void* source, uint64_t size_bytes);
+    grey_status (*buffer_read)(void* state, grey_backend_buffer* buffer, uint64_t offset,
+                               void* destination, uint64_t size_bytes);
+    /* Copy within one device (optional: the runtime stages through host memory without it). */
+    grey_status (*buffer_copy)(void* state, grey_backend_buffer* destination, uint64_t destination_offset,
+                               grey_backend_buffer* source, uint64_t source_offset, uint64_t size_bytes);
+    /* Fill with a byte (optional: the runtime writes from a host staging block without it). */
+    grey_status (*buffer_fill)(void* state, grey_backend_buffer* buffer, uint64_t offset, uint8_t value,
+                               uint64_t size_bytes);
+} grey_backend_vtable;
+
+/* The one symbol a plugin exports. `host_abi_version` is the loader's GREY_BACKEND_ABI_VERSION;
+ * `out_vtable->struct_size` is set by the loader to its sizeof(grey_backend_vtable) and the plugin
+ * fills at most that many bytes. Must not allocate or touch a vendor library: init does that. */
+typedef grey_status (*grey_backend_entry_fn)(uint32_t host_abi_version, grey_backend_vtable* out_vtable);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* GREY_BACKEND_H */

@@ -1,0 +1,81 @@
+#include "core/backend.hpp"
+
+#include "core/error.hpp"
+
+#include <dlfcn.h>
+
+namespace grey {
+
+Backend::Backend(std::string name, std::string path, void* library, const grey_backend_vtable& vtable, void* state,
+                 uint32_t device_count)
+    : name_(std::move(name)), path_(std::move(path)), library_(library), vtable_(vtable), state_(state),
+      device_count_(device_count) {}
+
+Backend::~Backend() {
+    if (vtable_.shutdown != nullptr) vtable_.shutdown(state_);
+    if (library_ != nullptr) dlclose(library_);
+}
+
+bool is_known_status(grey_status status) noexcept {
+    return status >= GREY_OK && status <= GREY_ERROR_INTERNAL;
+}
+
+void Backend::check(grey_status status, const char* operation) const {
+    if (status == GREY_OK) return;
+    std::string message = detail::last_error();
+    if (message.empty()) message = "backend '" + name_ + "': " + operation + " failed (" + grey_status_string(status) + ")";
+    if (!is_known_status(status)) {
+        message = "backend '" + name_ + "': " + operation + " returned an unknown status " +
+                  std::to_string(static_cast<long long>(status));
+        status = GREY_ERROR_BACKEND;
+    }
+    fail(status, message);
+}
+
+namespace {
+[[noreturn]] void unsupported(const std::string& backend, const char* what) {
+    fail(GREY_ERROR_UNSUPPORTED, "backend '" + backend + "' does not implement " + what);
+}
+}  // namespace
+
+void Backend::device_spec(uint32_t device, grey_device_spec& spec, const grey_field_reasons& reasons) const {
+    check(vtable_.device_spec(state_, device, &spec, &reasons), "device_spec");
+}
+
+void Backend::device_telemetry(uint32_t device, grey_device_telemetry& telemetry, const grey_field_reasons& reasons) const {
+    if (vtable_.device_telemetry == nullptr) unsupported(name_, "telemetry");
+    check(vtable_.device_telemetry(state_, device, &telemetry, &reasons), "device_telemetry");
+}
+
+grey_backend_buffer* Backend::buffer_alloc(uint32_t device, uint64_t size) const {
+    if (vtable_.buffer_alloc == nullptr) unsupported(name_, "buffers");
+    grey_backend_buffer* buffer = nullptr;
+    check(vtable_.buffer_alloc(state_, device, size, &buffer), "buffer_alloc");
+    if (buffer == nullptr) fail(GREY_ERROR_BACKEND, "backend '" + name_ + "': buffer_alloc succeeded but returned no buffer");
+    return buffer;
+}
+
+void Backend::buffer_free(grey_backend_buffer* buffer) const noexcept {
+    if (vtable_.buffer_free != nullptr && buffer != nullptr) vtable_.buffer_free(state_, buffer);
+}
+
+void Backend::buffer_write(grey_backend_buffer* buffer, uint64_t offset, const void* source, uint64_t size) const {
+    if (vtable_.buffer_write == nullptr) unsupported(name_, "buffer writes");
+    check(vtable_.buffer_write(state_, buffer, offset, source, size), "buffer_write");
+}
+
+void Backend::buffer_read(grey_backend_buffer* buffer, uint64_t offset, void* destination, uint64_t size) const {
+    if (vtable_.buffer_read == nullptr) unsupported(name_, "buffer reads");
+    check(vtable_.buffer_read(state_, buffer, offset, destination, size), "buffer_read");
+}
+
+void Backend::buffer_copy(grey_backend_buffer* destination, uint64_t destination_offset, grey_backend_buffer* source,
+                          uint64_t source_offset, uint64_t size) const {
+    check(vtable_.buffer_copy(state_, destination, destination_offset, source, source_offset, size), "buffer_copy");
+}
+
+void Backend::buffer_fill(grey_backend_buffer* buffer, uint64_t offset, uint8_t value, uint64_t size) const {
+    check(vtable_.buffer_fill(state_, buffer, offset, value, size), "buffer_fill");
+}
+
+}  // namespace grey

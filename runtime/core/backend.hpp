@@ -1,0 +1,53 @@
+// A started backend: its vtable, its state, and (for plugins) the shared object it came from. Every
+// call through the vtable is checked here, so the rest of the runtime deals only in grey::Error.
+#pragma once
+
+#include "grey_backend.h"
+
+#include <string>
+
+namespace grey {
+
+class Backend {
+public:
+    // Takes ownership of `library` (a dlopen handle, or nullptr for the built-in host backend) and of
+    // the started `state`.
+    Backend(std::string name, std::string path, void* library, const grey_backend_vtable& vtable, void* state,
+            uint32_t device_count);
+    ~Backend();
+    Backend(const Backend&) = delete;
+    Backend& operator=(const Backend&) = delete;
+
+    [[nodiscard]] const std::string& name() const noexcept { return name_; }
+    [[nodiscard]] const std::string& path() const noexcept { return path_; }
+    [[nodiscard]] uint32_t device_count() const noexcept { return device_count_; }
+
+    void device_spec(uint32_t device, grey_device_spec& spec, const grey_field_reasons& reasons) const;
+    void device_telemetry(uint32_t device, grey_device_telemetry& telemetry, const grey_field_reasons& reasons) const;
+
+    [[nodiscard]] grey_backend_buffer* buffer_alloc(uint32_t device, uint64_t size) const;
+    void buffer_free(grey_backend_buffer* buffer) const noexcept;
+    void buffer_write(grey_backend_buffer* buffer, uint64_t offset, const void* source, uint64_t size) const;
+    void buffer_read(grey_backend_buffer* buffer, uint64_t offset, void* destination, uint64_t size) const;
+    [[nodiscard]] bool has_buffer_copy() const noexcept { return vtable_.buffer_copy != nullptr; }
+    void buffer_copy(grey_backend_buffer* destination, uint64_t destination_offset, grey_backend_buffer* source,
+                     uint64_t source_offset, uint64_t size) const;
+    [[nodiscard]] bool has_buffer_fill() const noexcept { return vtable_.buffer_fill != nullptr; }
+    void buffer_fill(grey_backend_buffer* buffer, uint64_t offset, uint8_t value, uint64_t size) const;
+
+private:
+    // Turns a backend's non-OK status into grey::Error, keeping the message it gave through set_error.
+    void check(grey_status status, const char* operation) const;
+
+    std::string name_;
+    std::string path_;
+    void* library_;
+    grey_backend_vtable vtable_;
+    void* state_;
+    uint32_t device_count_;
+};
+
+// Status values a backend may return; anything else is reported as GREY_ERROR_BACKEND.
+bool is_known_status(grey_status status) noexcept;
+
+}  // namespace grey

@@ -1,0 +1,175 @@
+#include "core/context.hpp"
+
+#include "backends/host/host_backend.hpp"
+#include "core/error.hpp"
+#include "memory/buffer.hpp"
+
+#include <cstdlib>
+#include <algorithm>
+#include <cstring>
+
+namespace {
+
+void host_log(void* host_data, grey_log_level level, const char* message) {
+    static_cast<const grey::Logger*>(host_data)->log(level, message != nullptr ? message : "");
+}
+
+void host_set_error(void*, const char* message) { grey::detail::set_last_error(message != nullptr ? message : ""); }
+
+// Options from a caller built against this or an older header; bytes past what this library knows must
+// be zero, or a newer caller is asking for something this version cannot do.
+grey_context_options read_options(const grey_context_options* given) {
+    grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
+    if (given == nullptr) return options;
+    if (given->struct_size < sizeof(grey_context_options)) {
+        grey::fail(GREY_ERROR_INVALID_ARGUMENT, "options->struct_size is " + std::to_string(given->struct_size) +
+                                                    "; initialise options with GREY_CONTEXT_OPTIONS_INIT");
+    }
+    const auto* extra = reinterpret_cast<const unsigned char*>(given) + sizeof(grey_context_options);
+    for (size_t i = 0; i < given->struct_size - sizeof(grey_context_options); ++i)
+        if (extra[i] != 0)
+            grey::fail(GREY_ERROR_UNSUPPORTED, "options set fields that libgrey " + std::string(grey_version_string()) + " does not know");
+    std::memcpy(&options, given, sizeof options);
+    options.struct_size = sizeof options;
+    if (options.log_level < GREY_LOG_DEBUG || options.log_level > GREY_LOG_OFF)
+        grey::fail(GREY_ERROR_INVALID_ARGUMENT, "options->log_level " + std::to_string(static_cast<long long>(options.log_level)) + " is not a grey_log_level");
+    if (options.reserved0 != 0) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "options->reserved0 must be 0");
+    return options;
+}
+
+grey::config::Config build_config(const grey_context_options& options) {
+    grey::config::Profile profile = grey::config::Profile::Balanced;
+    if (options.profile != nullptr && !grey::config::parse_profile(options.profile, profile))
+        grey::fail(GREY_ERROR_INVALID_ARGUMENT, std::string("unknown profile '") + options.profile + "' (expected conservative, balanced or aggressive)");
+    grey::config::Config config(profile);
+    if (options.config_path != nullptr) config.load_file(options.config_path);
+    if (options.apply_env_overrides != 0) config.apply_env([](const char* n) -> const char* { return std::getenv(n); });
+    return config;
+}
+
+}  // namespace
+
+grey_context::grey_context(const grey_context_options& options, grey::config::Config cfg)
+    : logger(options.log_level, options.log_callback, options.log_user), config{std::move(cfg)} {
+    if (options.apply_env_overrides != 0) {
+        if (const char* level = std::getenv("GREY_LOG_LEVEL")) {
+            grey_log_level parsed{};
+            if (grey::parse_log_level(level, parsed)) logger.set_level(parsed);
+        }
+    }
+    host_services.struct_size = sizeof host_services;
+    host_services.abi_version = GREY_BACKEND_ABI_VERSION;
+    host_services.host_data = &logger;
+    host_services.log = host_log;
+    host_services.set_error = host_set_error;
+
+    // The host backend first: it is always device 0.
+    backends.push_back(grey::start_backend("host", "(built in)", nullptr, &grey::host::host_backend_entry, host_services));
+    reports.push_back({"host", "(built in)", GREY_BACKEND_LOADED, "built in: the host CPU", backends.back()->device_count()});
+
+    grey::LoaderRequest request;
+    request.requested = grey::parse_backend_list(options.backends);
+    request.auto_detect = config.impl.get_bool("detection.auto_detect");
+    search_path = grey::plugin_search_path(options.backend_dir,
+                                           options.apply_env_overrides != 0 ? std::getenv("GREY_BACKEND_DIR") : nullptr);
+    request.search_path = search_path;
+    auto loaded = grey::load_plugins(request, host_services, logger);
+    for (auto& b : loaded.backends) backends.push_back(std::move(b));
+    for (auto& r : loaded.reports) reports.push_back(std::move(r));
+
+    for (const auto& backend : backends)
+        for (uint32_t i = 0; i < backend->device_count(); ++i) {
+            auto device = std::make_unique<grey::Device>();
+            device->backend = backend.get();
+            device->index_in_backend = i;
+            devices.push_back(std::move(device));
+        }
+}
+
+grey_context::~grey_context() {
+    std::set<grey_buffer*> leftovers;
+    {
+        std::lock_guard lock(buffers_mutex_);
+        leftovers.swap(live_buffers_);
+    }
+    if (!leftovers.empty())
+        logger.warning(std::to_string(leftovers.size()) + " buffer(s) were not destroyed before their context; freeing them now");
+    for (grey_buffer* buffer : leftovers) grey::destroy_buffer_untracked(buffer);
+}
+
+grey::Device& grey_context::device(uint32_t index) {
+    if (index >= devices.size())
+        grey::fail(GREY_ERROR_INVALID_ARGUMENT, "device index " + std::to_string(index) + " is out of range (the context has " +
+                                                    std::to_string(devices.size()) + " device(s))");
+    return *devices[index];
+}
+
+void grey_context::track(grey_buffer* buffer) {
+    std::lock_guard lock(buffers_mutex_);
+    live_buffers_.insert(buffer);
+}
+
+void grey_context::untrack(grey_buffer* buffer) noexcept {
+    std::lock_guard lock(buffers_mutex_);
+    live_buffers_.erase(buffer);
+}
+
+extern "C" {
+
+grey_status grey_context_create(const grey_context_options* options, grey_context** out_context) {
+    return grey::abi_guard([&] {
+        grey::require_non_null(out_context, "out_context");
+        const grey_context_options opts = read_options(options);
+        auto context = std::make_unique<grey_context>(opts, build_config(opts));
+        *out_context = context.release();
+    });
+}
+
+void grey_context_destroy(grey_context* context) { std::unique_ptr<grey_context>(context).reset(); }
+
+const grey_config* grey_context_config(const grey_context* context) {
+    return context != nullptr ? &context->config : nullptr;
+}
+
+grey_status grey_backend_count(const grey_context* context, uint32_t* out_count) {
+    return grey::abi_guard([&] {
+        grey::require_non_null(context, "context");
+        grey::require_non_null(out_count, "out_count");
+        *out_count = static_cast<uint32_t>(context->reports.size());
+    });
+}
+
+grey_status grey_backend_info_get(const grey_context* context, uint32_t index, grey_backend_info* out_info) {
+    return grey::abi_guard([&] {
+        grey::require_non_null(context, "context");
+        grey::require_non_null(out_info, "out_info");
+        if (index >= context->reports.size())
+            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "backend report index " + std::to_string(index) + " is out of range (" +
+                                                        std::to_string(context->reports.size()) + " entries)");
+        const auto& report = context->reports[index];
+        grey_backend_info info{};
+        info.struct_size = sizeof info;
+        info.outcome = report.outcome;
+        info.device_count = report.device_count;
+        auto copy = [](char* dst, size_t cap, const std::string& src) {
+            const size_t n = std::min(cap - 1, src.size());
+            std::memcpy(dst, src.data(), n);
+            dst[n] = '\0';
+        };
+        copy(info.name, sizeof info.name, report.name);
+        copy(info.path, sizeof info.path, report.path);
+        copy(info.reason, sizeof info.reason, report.reason);
+        grey::copy_out_struct(info, out_info, sizeof(grey_backend_info), "out_info");
+    });
+}
+
+grey_status grey_backend_search_path(const grey_context* context, char* buffer, size_t buffer_size, size_t* out_length) {
+    return grey::abi_guard([&] {
+        grey::require_non_null(context, "context");
+        std::string joined;
+        for (const auto& dir : context->search_path) joined += (joined.empty() ? "" : "\n") + dir.string();
+        grey::copy_out_text(joined, buffer, buffer_size, out_length);
+    });
+}
+
+}  // extern "C"

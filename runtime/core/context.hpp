@@ -1,0 +1,55 @@
+// The opaque grey_context of grey.h: configuration, logging, the started backends, and the flat device
+// table that maps a public device index to (backend, device within backend).
+#pragma once
+
+#include "config/config_handle.hpp"
+#include "core/backend.hpp"
+#include "core/loader.hpp"
+#include "core/log.hpp"
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+struct grey_buffer;
+
+namespace grey {
+
+struct Device {
+    Backend* backend;
+    uint32_t index_in_backend;
+    // Why fields of the latest spec/telemetry query were unavailable; guarded by `mutex`.
+    std::mutex mutex;
+    std::map<grey_field, std::string> reasons;
+};
+
+}  // namespace grey
+
+struct grey_context {
+    grey_context(const grey_context_options& options, grey::config::Config config);
+    ~grey_context();
+    grey_context(const grey_context&) = delete;
+    grey_context& operator=(const grey_context&) = delete;
+
+    grey::Device& device(uint32_t index);
+
+    // Buffers still alive when the context is destroyed are freed then (and logged as leaks).
+    void track(grey_buffer* buffer);
+    void untrack(grey_buffer* buffer) noexcept;
+
+    grey::Logger logger;
+    grey_config config;  // the effective configuration, lent out by grey_context_config
+    grey_backend_host host_services{};
+    std::vector<std::filesystem::path> search_path;
+    std::vector<grey::BackendReport> reports;
+    // Declared before the buffers so that it is destroyed after them.
+    std::vector<std::unique_ptr<grey::Backend>> backends;
+    std::vector<std::unique_ptr<grey::Device>> devices;
+
+private:
+    std::mutex buffers_mutex_;
+    std::set<grey_buffer*> live_buffers_;
+};

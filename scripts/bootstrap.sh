@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what building and testing libgrey needs on Debian (or Ubuntu), as root. Prints what it
+# installs, and does nothing when everything is already there. Safe to run repeatedly.
+set -euo pipefail
+
+# Debian packages. Add to this list (never install by hand): CI starts from a fresh machine.
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git python3 python3-pip python3-venv python3-dev
+  libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libssl-dev libzstd-dev liblz4-dev libxxhash-dev
+  clang libclang-rt-14-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "bootstrap: installing Debian packages: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "bootstrap: need root to install packages (run as root, or install them yourself)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "bootstrap: all Debian packages present"
+fi
+
+# Python packages (tests and tools), if a later part of the project lists any.
+if [ -f scripts/requirements-test.txt ]; then
+  if ! python3 -m pip install -q --disable-pip-version-check -r scripts/requirements-test.txt --dry-run 2>/dev/null | grep -q "Would install"; then
+    echo "bootstrap: all Python packages present"
+  else
+    echo "bootstrap: installing Python packages from scripts/requirements-test.txt"
+    python3 -m pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
+  fi
+fi

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Everything `make test` runs: the CTest suite under the default and asan presets, the two CMake
+# consumer samples (installed and vendored), then the language bindings when they exist.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+
+for preset in default asan; do
+  echo "== configure + build ($preset)"
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j "$jobs"
+  echo "== ctest ($preset)"
+  ctest --preset "$preset" -j "$jobs"
+done
+
+bash scripts/test-consumers.sh
+
+if [ -x scripts/test-bindings.sh ]; then
+  bash scripts/test-bindings.sh
+fi

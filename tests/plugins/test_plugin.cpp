@@ -1,0 +1,119 @@
+// One source, several plugins: GREY_TEST_PLUGIN_<VARIANT> selects how this one behaves.
+//  fake      two fake GPUs with host memory behind them, everything reported correctly
+//  wrongabi  claims a backend ABI version this libgrey does not speak
+//  noentry   exports no grey_backend_entry
+//  failinit  passes every check, then fails in init with a message
+//  nodriver  init says UNSUPPORTED, as a GPU backend does on a machine without its driver
+//  badname   its vtable name differs from its file name
+#include "common/fields.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+struct grey_backend_buffer {
+    std::vector<unsigned char> bytes;
+};
+
+namespace {
+
+const grey_backend_host* g_host = nullptr;  // test plugin only: one instance at a time
+
+grey_status init(const grey_backend_host* host, void** out_state) {
+    g_host = host;
+#if defined(GREY_TEST_PLUGIN_FAILINIT)
+    host->set_error(host->host_data, "the fake device refused to start");
+    *out_state = nullptr;
+    return GREY_ERROR_BACKEND;
+#elif defined(GREY_TEST_PLUGIN_NODRIVER)
+    host->set_error(host->host_data, "libfake-driver.so.1: cannot open shared object file");
+    *out_state = nullptr;
+    return GREY_ERROR_UNSUPPORTED;
+#else
+    host->log(host->host_data, GREY_LOG_DEBUG, "fake backend started");
+    *out_state = nullptr;
+    return GREY_OK;
+#endif
+}
+
+void shutdown(void*) {}
+
+grey_status device_count(void*, uint32_t* out) {
+    *out = 2;
+    return GREY_OK;
+}
+
+grey_status device_spec(void*, uint32_t device, grey_device_spec* spec, const grey_field_reasons* reasons) {
+    using namespace grey::backend;
+    if (device >= 2) {
+        g_host->set_error(g_host->host_data, "fake: no such device");
+        return GREY_ERROR_INVALID_ARGUMENT;
+    }
+    spec->vendor = GREY_VENDOR_NVIDIA;
+    spec->type = GREY_DEVICE_GPU;
+    set_text(spec->name, device == 0 ? "Fake GPU 0" : "Fake GPU 1", GREY_SOURCE_TABLE);
+    set_u64(spec->memory_total_bytes, (device + 1) * 1024ull * 1024 * 1024, GREY_SOURCE_TABLE);
+    set_u64(spec->compute_units, 132, GREY_SOURCE_TABLE);
+    mark(spec->power_limit_mw, GREY_FIELD_POWER_LIMIT_MW, GREY_FIELD_PERMISSION_DENIED, reasons, "fake: power limits need root");
+    // A misbehaving backend: says UNSUPPORTED but leaves a value behind; the runtime must clear it.
+    spec->pcie_width_max.value = 16;
+    spec->pcie_width_max.state = GREY_FIELD_UNSUPPORTED;
+    return GREY_OK;
+}
+
+grey_status buffer_alloc(void*, uint32_t, uint64_t size, grey_backend_buffer** out) {
+    if (size > (1ull << 30)) {
+        g_host->set_error(g_host->host_data, ("fake: out of device memory: requested " + std::to_string(size) +
+                                              " bytes, 1073741824 available").c_str());
+        return GREY_ERROR_OUT_OF_MEMORY;
+    }
+    auto buffer = std::make_unique<grey_backend_buffer>();
+    buffer->bytes.resize(size);
+    *out = buffer.release();
+    return GREY_OK;
+}
+
+void buffer_free(void*, grey_backend_buffer* buffer) { std::unique_ptr<grey_backend_buffer>(buffer).reset(); }
+
+grey_status buffer_write(void*, grey_backend_buffer* b, uint64_t offset, const void* src, uint64_t size) {
+    std::memcpy(b->bytes.data() + offset, src, size);
+    return GREY_OK;
+}
+
+grey_status buffer_read(void*, grey_backend_buffer* b, uint64_t offset, void* dst, uint64_t size) {
+    std::memcpy(dst, b->bytes.data() + offset, size);
+    return GREY_OK;
+}
+
+}  // namespace
+
+#if !defined(GREY_TEST_PLUGIN_NOENTRY)
+extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t, grey_backend_vtable* out) {
+    grey_backend_vtable vt{};
+    vt.struct_size = sizeof vt;
+#if defined(GREY_TEST_PLUGIN_WRONGABI)
+    vt.abi_version = GREY_BACKEND_ABI_VERSION + 41;
+#else
+    vt.abi_version = GREY_BACKEND_ABI_VERSION;
+#endif
+#if defined(GREY_TEST_PLUGIN_BADNAME)
+    vt.name = "somethingelse";
+#else
+    vt.name = GREY_TEST_PLUGIN_NAME;
+#endif
+    vt.init = init;
+    vt.shutdown = shutdown;
+    vt.device_count = device_count;
+    vt.device_spec = device_spec;
+    vt.buffer_alloc = buffer_alloc;
+    vt.buffer_free = buffer_free;
+    vt.buffer_write = buffer_write;
+    vt.buffer_read = buffer_read;
+    // No telemetry, copy or fill: the runtime must cope (UNSUPPORTED, or staging through the host).
+    *out = vt;
+    return GREY_OK;
+}
+#else
+extern "C" GREY_BACKEND_EXPORT int grey_backend_something_else(void) { return 0; }
+#endif

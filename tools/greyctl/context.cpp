@@ -1,0 +1,32 @@
+#include "commands.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+
+namespace greyctl {
+namespace {
+void log_to_stderr(grey_log_level level, const char* message, void*) {
+    std::fprintf(stderr, "[%s] %s\n", grey_log_level_name(level), message);
+}
+}  // namespace
+
+ContextPtr open_context(const GlobalOptions& global, const std::string& backends) {
+    grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
+    std::string level = global.log_level;
+    std::transform(level.begin(), level.end(), level.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    for (int l = GREY_LOG_DEBUG; l <= GREY_LOG_OFF; ++l)
+        if (level == grey_log_level_name(static_cast<grey_log_level>(l))) options.log_level = static_cast<grey_log_level>(l);
+    options.log_callback = &log_to_stderr;
+    options.backends = backends.empty() ? nullptr : backends.c_str();
+    options.backend_dir = global.backend_dir.empty() ? nullptr : global.backend_dir.c_str();
+    options.config_path = global.config_path.empty() ? nullptr : global.config_path.c_str();
+    options.profile = global.profile.c_str();
+    // A command line is where users expect GREY_* variables to work; --no-env turns them off.
+    options.apply_env_overrides = global.no_env ? 0u : 1u;
+    grey_context* context = nullptr;
+    check(grey_context_create(&options, &context));
+    return ContextPtr(context);
+}
+
+}  // namespace greyctl

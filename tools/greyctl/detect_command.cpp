@@ -1,0 +1,298 @@
+// greyctl detect: every device's specification (and, on request, live telemetry), as a table or JSON.
+#include "commands.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+#include <vector>
+
+namespace greyctl {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+struct DetectOptions {
+    bool as_json = false;
+    bool debug = false;
+    bool telemetry = false;
+    bool all_fields = false;
+    std::string backend;
+};
+
+const char* vendor_name(grey_vendor v) {
+    switch (v) {
+        case GREY_VENDOR_NVIDIA: return "nvidia";
+        case GREY_VENDOR_AMD: return "amd";
+        case GREY_VENDOR_INTEL: return "intel";
+        case GREY_VENDOR_CPU: return "cpu";
+        default: return "unknown";
+    }
+}
+
+const char* state_name(grey_field_state s) {
+    switch (s) {
+        case GREY_FIELD_OK: return "ok";
+        case GREY_FIELD_UNSUPPORTED: return "unsupported";
+        case GREY_FIELD_PERMISSION_DENIED: return "permission_denied";
+        case GREY_FIELD_NOT_APPLICABLE: return "not_applicable";
+        default: return "unknown";
+    }
+}
+
+const char* source_name(grey_source s) {
+    switch (s) {
+        case GREY_SOURCE_OS: return "os";
+        case GREY_SOURCE_CUDA_DRIVER: return "cuda_driver";
+        case GREY_SOURCE_NVML: return "nvml";
+        case GREY_SOURCE_HIP: return "hip";
+        case GREY_SOURCE_AMD_SMI: return "amd_smi";
+        case GREY_SOURCE_LEVEL_ZERO: return "level_zero";
+        case GREY_SOURCE_DERIVED: return "derived";
+        case GREY_SOURCE_TABLE: return "table";
+        default: return "none";
+    }
+}
+
+const char* outcome_name(grey_backend_outcome o) {
+    switch (o) {
+        case GREY_BACKEND_LOADED: return "loaded";
+        case GREY_BACKEND_SKIPPED: return "skipped";
+        case GREY_BACKEND_FAILED: return "failed";
+        case GREY_BACKEND_NOT_FOUND: return "not_found";
+        default: return "unknown";
+    }
+}
+
+// One field read generically through its descriptor: the value as JSON, plus state and source.
+struct FieldReading {
+    grey_field_desc desc;
+    json value;
+    grey_field_state state;
+    grey_source source;
+};
+
+std::vector<FieldReading> read_fields(const void* group_struct, grey_field_group group) {
+    std::vector<FieldReading> out;
+    for (int f = 0; f < GREY_FIELD_COUNT; ++f) {
+        grey_field_desc desc{};
+        desc.struct_size = sizeof desc;
+        check(grey_field_describe(static_cast<grey_field>(f), &desc));
+        if (desc.group != group) continue;
+        const char* at = static_cast<const char*>(group_struct) + desc.offset;
+        FieldReading r{desc, nullptr, GREY_FIELD_UNSUPPORTED, GREY_SOURCE_NONE};
+        switch (desc.kind) {
+            case GREY_FIELD_KIND_U64: {
+                const auto* field = reinterpret_cast<const grey_field_u64*>(at);
+                r.value = field->value;
+                r.state = field->state;
+                r.source = field->source;
+                break;
+            }
+            case GREY_FIELD_KIND_F64: {
+                const auto* field = reinterpret_cast<const grey_field_f64*>(at);
+                r.value = field->value;
+                r.state = field->state;
+                r.source = field->source;
+                break;
+            }
+            default: {
+                const auto* field = reinterpret_cast<const grey_field_text*>(at);
+                r.value = std::string(field->value);
+                r.state = field->state;
+                r.source = field->source;
+                break;
+            }
+        }
+        if (r.state != GREY_FIELD_OK) r.value = nullptr;
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
+std::string field_reason(grey_context* context, uint32_t device, grey_field field) {
+    return read_text([&](char* b, size_t n, size_t* len) { return grey_device_field_reason(context, device, field, b, n, len); });
+}
+
+json group_json(grey_context* context, uint32_t device, const std::vector<FieldReading>& readings, json& object) {
+    json unavailable = json::object();
+    json states = json::object();
+    json sources = json::object();
+    for (const auto& r : readings) {
+        object[r.desc.key] = r.value;
+        if (r.state == GREY_FIELD_OK) {
+            sources[r.desc.key] = source_name(r.source);
+        } else {
+            unavailable[r.desc.key] = field_reason(context, device, r.desc.field);
+            states[r.desc.key] = state_name(r.state);
+        }
+    }
+    object["unavailable"] = unavailable;
+    object["unavailable_states"] = states;
+    object["sources"] = sources;
+    return object;
+}
+
+std::string human_bytes(uint64_t bytes) {
+    char buffer[32];
+    const double gib = static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0);
+    if (gib >= 1.0) std::snprintf(buffer, sizeof buffer, "%.1f GiB", gib);
+    else std::snprintf(buffer, sizeof buffer, "%.1f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
+    return buffer;
+}
+
+std::string text_of(const FieldReading& r) {
+    if (r.state != GREY_FIELD_OK) return std::string("(") + state_name(r.state) + ")";
+    if (r.value.is_string()) return r.value.get<std::string>();
+    std::ostringstream out;
+    if (r.desc.kind == GREY_FIELD_KIND_F64) {
+        char buffer[32];
+        std::snprintf(buffer, sizeof buffer, "%.1f", r.value.get<double>());
+        out << buffer;
+    } else {
+        out << r.value.get<uint64_t>();
+    }
+    if (*r.desc.unit) out << ' ' << r.desc.unit;
+    return out.str();
+}
+
+int run_detect(const GlobalOptions& global, const DetectOptions& opts) {
+    ContextPtr context = open_context(global, opts.backend);
+    grey_context* ctx = context.get();
+
+    std::vector<std::string> wanted;
+    for (std::istringstream in(opts.backend); !in.eof();) {
+        std::string name;
+        std::getline(in, name, ',');
+        if (!name.empty()) wanted.push_back(name);
+    }
+
+    uint32_t report_count = 0;
+    check(grey_backend_count(ctx, &report_count));
+    json backends = json::array();
+    std::vector<grey_backend_info> infos;
+    for (uint32_t i = 0; i < report_count; ++i) {
+        grey_backend_info info{};
+        info.struct_size = sizeof info;
+        check(grey_backend_info_get(ctx, i, &info));
+        infos.push_back(info);
+        backends.push_back({{"name", info.name}, {"path", info.path}, {"outcome", outcome_name(info.outcome)},
+                            {"reason", info.reason}, {"device_count", info.device_count}});
+    }
+    for (const auto& name : wanted) {
+        bool loaded = false;
+        std::string why = "no plugin of that name was found";
+        for (const auto& info : infos)
+            if (name == info.name) {
+                loaded = loaded || info.outcome == GREY_BACKEND_LOADED;
+                if (info.outcome != GREY_BACKEND_LOADED) why = info.reason;
+            }
+        if (!loaded) {
+            std::fprintf(stderr, "greyctl: backend '%s' is not available: %s\n", name.c_str(), why.c_str());
+            if (opts.debug)
+                for (const auto& info : infos)
+                    std::fprintf(stderr, "  %-8s %-9s %s %s\n", info.name, outcome_name(info.outcome), info.path, info.reason);
+            return 1;
+        }
+    }
+
+    uint32_t count = 0;
+    check(grey_device_count(ctx, &count));
+    json devices = json::array();
+    std::vector<std::pair<grey_device_spec, std::vector<FieldReading>>> table;
+    for (uint32_t d = 0; d < count; ++d) {
+        grey_device_spec spec{};
+        spec.struct_size = sizeof spec;
+        check(grey_device_spec_get(ctx, d, &spec));
+        if (!wanted.empty() && std::find(wanted.begin(), wanted.end(), spec.backend) == wanted.end()) continue;
+        json device = {{"index", d}, {"backend", spec.backend}, {"backend_device_index", spec.backend_device_index},
+                       {"vendor", vendor_name(spec.vendor)}, {"type", spec.type == GREY_DEVICE_GPU ? "gpu" : "cpu"}};
+        auto readings = read_fields(&spec, GREY_FIELD_GROUP_SPEC);
+        group_json(ctx, d, readings, device);
+        if (opts.telemetry) {
+            grey_device_telemetry telemetry{};
+            telemetry.struct_size = sizeof telemetry;
+            check(grey_device_telemetry_get(ctx, d, &telemetry));
+            json t = {{"timestamp_ns", telemetry.timestamp_ns}};
+            auto treadings = read_fields(&telemetry, GREY_FIELD_GROUP_TELEMETRY);
+            group_json(ctx, d, treadings, t);
+            if (telemetry.throttle_reasons.state == GREY_FIELD_OK) {
+                json names = json::array();
+                for (uint32_t bit = 1; bit != 0; bit <<= 1)
+                    if ((telemetry.throttle_reasons.value & bit) != 0)
+                        if (const char* n = grey_throttle_reason_name(bit)) names.push_back(n);
+                t["throttle_reason_names"] = names;
+            }
+            device["telemetry"] = t;
+            readings.insert(readings.end(), treadings.begin(), treadings.end());
+        }
+        devices.push_back(device);
+        table.emplace_back(spec, std::move(readings));
+    }
+
+    if (opts.as_json) {
+        json out = {{"libgrey_version", grey_version_string()}, {"devices", devices}};
+        if (opts.debug) {
+            out["backends"] = backends;
+            std::string path = read_text([&](char* b, size_t n, size_t* len) { return grey_backend_search_path(ctx, b, n, len); });
+            json dirs = json::array();
+            for (std::istringstream in(path); !in.eof();) {
+                std::string dir;
+                std::getline(in, dir);
+                if (!dir.empty()) dirs.push_back(dir);
+            }
+            out["search_path"] = dirs;
+        }
+        std::cout << out.dump(2) << "\n";
+        return 0;
+    }
+
+    std::printf("%-3s %-8s %-4s %-44s %12s %12s %6s\n", "#", "BACKEND", "TYPE", "NAME", "MEMORY", "FREE", "UNITS");
+    for (size_t i = 0; i < table.size(); ++i) {
+        const auto& spec = table[i].first;
+        auto mem = [](const grey_field_u64& f) { return f.state == GREY_FIELD_OK ? human_bytes(f.value) : std::string("-"); };
+        std::printf("%-3u %-8s %-4s %-44.44s %12s %12s %6s\n", devices[i]["index"].get<unsigned>(), spec.backend,
+                    spec.type == GREY_DEVICE_GPU ? "gpu" : "cpu", spec.name.state == GREY_FIELD_OK ? spec.name.value : "-",
+                    mem(spec.memory_total_bytes).c_str(), mem(spec.memory_free_bytes).c_str(),
+                    spec.compute_units.state == GREY_FIELD_OK ? std::to_string(spec.compute_units.value).c_str() : "-");
+    }
+    if (opts.all_fields || opts.telemetry) {
+        for (size_t i = 0; i < table.size(); ++i) {
+            const unsigned index = devices[i]["index"].get<unsigned>();
+            std::printf("\ndevice %u (%s):\n", index, table[i].first.backend);
+            for (const auto& r : table[i].second) {
+                if (r.state == GREY_FIELD_OK) std::printf("  %-30s %s\n", r.desc.key, text_of(r).c_str());
+                else std::printf("  %-30s %s %s\n", r.desc.key, text_of(r).c_str(), field_reason(ctx, index, r.desc.field).c_str());
+            }
+        }
+    }
+    if (opts.debug) {
+        std::printf("\nbackends tried:\n");
+        for (const auto& info : infos)
+            std::printf("  %-10s %-9s %s\n             %s\n", info.name, outcome_name(info.outcome), info.path, info.reason);
+        std::string path = read_text([&](char* b, size_t n, size_t* len) { return grey_backend_search_path(ctx, b, n, len); });
+        std::printf("search path (in order):\n");
+        for (std::istringstream in(path); !in.eof();) {
+            std::string dir;
+            std::getline(in, dir);
+            if (!dir.empty()) std::printf("  %s\n", dir.c_str());
+        }
+    }
+    return 0;
+}
+
+}  // namespace
+
+void add_detect_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
+    auto opts = std::make_shared<DetectOptions>();
+    auto* detect = app.add_subcommand("detect", "List every device with its specification");
+    detect->add_flag("--json", opts->as_json, "Print JSON: {\"devices\": [...]}");
+    detect->add_option("--backend", opts->backend, "Only this backend's devices (comma-separated names)");
+    detect->add_flag("--debug", opts->debug, "Also list every backend tried and why it was or was not loaded");
+    detect->add_flag("--telemetry", opts->telemetry, "Also sample live telemetry");
+    detect->add_flag("--all", opts->all_fields, "Print every field of every device");
+    detect->callback([&global, &run, opts] { run = [&global, opts] { return run_detect(global, *opts); }; });
+}
+
+}  // namespace greyctl

@@ -1,0 +1,47 @@
+// greyctl's thin C++ view of grey.h: owning handles and a check() that turns a status into an exception
+// carrying grey_last_error(). greyctl uses the public API and nothing else.
+#pragma once
+
+#include "grey.h"
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+namespace greyctl {
+
+class ApiError : public std::runtime_error {
+public:
+    ApiError(grey_status code, const std::string& message) : std::runtime_error(message), status(code) {}
+    grey_status status;
+};
+
+inline void check(grey_status status) {
+    if (status != GREY_OK) {
+        const std::string detail = grey_last_error();
+        throw ApiError(status, detail.empty() ? grey_status_string(status) : detail);
+    }
+}
+
+struct ContextDeleter {
+    void operator()(grey_context* c) const noexcept { grey_context_destroy(c); }
+};
+struct ConfigDeleter {
+    void operator()(grey_config* c) const noexcept { grey_config_destroy(c); }
+};
+using ContextPtr = std::unique_ptr<grey_context, ContextDeleter>;
+using ConfigPtr = std::unique_ptr<grey_config, ConfigDeleter>;
+
+// Reads a string through grey.h's buffer protocol (ask for the length, then fill).
+template <typename Call>
+std::string read_text(Call&& call) {
+    size_t length = 0;
+    grey_status status = call(nullptr, size_t{0}, &length);
+    if (status != GREY_OK && status != GREY_ERROR_BUFFER_TOO_SMALL) check(status);
+    std::string text(length + 1, '\0');
+    check(call(text.data(), text.size(), &length));
+    text.resize(length);
+    return text;
+}
+
+}  // namespace greyctl
