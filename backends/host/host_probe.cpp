@@ -156,10 +156,6 @@ std::optional<CpuSensor> find_cpu_sensor(const fs::path& hwmon_root) {
     return std::nullopt;
 }
 
-std::string describe_errno(const fs::path& file) {
-    return file.string() + ": " + std::strerror(errno);
-}
-
 // The SIMD levels that matter for libgrey's host kernels, from /proc/cpuinfo flags.
 std::string isa_summary(std::string_view flags_line) {
     std::set<std::string> flags;
@@ -167,13 +163,22 @@ std::string isa_summary(std::string_view flags_line) {
     for (std::string f; in >> f;) flags.insert(f);
     std::string out;
     for (const char* f : {"sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_bf16", "avx512_fp16", "amx_bf16"})
-        if (flags.count(f)) out += (out.empty() ? "" : " ") + std::string(f);
+        if (flags.count(f)) {
+            if (!out.empty()) out += ' ';
+            out += f;
+        }
     return out;
 }
 
 }  // namespace
 
-HostProbe::HostProbe(fs::path root) : root_(std::move(root)) {
+HostProbe::HostProbe(fs::path root, FileReader reader) : root_(std::move(root)), reader_(std::move(reader)) {
+    if (!reader_) reader_ = [](const fs::path& file, int& error) {
+        errno = 0;
+        auto text = read_text(file);
+        error = text ? 0 : (errno != 0 ? errno : ENOENT);
+        return text;
+    };
     previous_times_ = read_cpu_times();
     std::string problem;
     grey_field_state state{};
@@ -200,27 +205,21 @@ std::optional<HostProbe::CpuTimes> HostProbe::read_cpu_times() const {
 
 std::optional<uint64_t> HostProbe::read_energy_uj(std::string& problem, grey_field_state& state) const {
     const fs::path file = path("sys/class/powercap/intel-rapl:0/energy_uj");
-    std::error_code ec;
-    if (!fs::exists(file, ec)) {
-        problem = "no RAPL package energy counter (" + file.string() + " does not exist)";
-        state = GREY_FIELD_UNSUPPORTED;
-        return std::nullopt;
-    }
-    errno = 0;
-    std::ifstream in(file);
-    if (!in) {
-        const bool denied = errno == EACCES || errno == EPERM;
-        problem = describe_errno(file) + (denied ? " (the kernel restricts RAPL energy to root)" : "");
+    int error = 0;
+    auto text = reader_(file, error);
+    if (!text) {
+        const bool denied = error == EACCES || error == EPERM;
+        if (error == ENOENT) problem = "no RAPL package energy counter (" + file.string() + " does not exist)";
+        else problem = file.string() + ": " + std::strerror(error) + (denied ? " (the kernel restricts RAPL energy counters to root)" : "");
         state = denied ? GREY_FIELD_PERMISSION_DENIED : GREY_FIELD_UNSUPPORTED;
         return std::nullopt;
     }
-    uint64_t v = 0;
-    if (!(in >> v)) {
+    auto value = parse_u64(*text);
+    if (!value) {
         problem = file.string() + ": not a number";
         state = GREY_FIELD_UNSUPPORTED;
-        return std::nullopt;
     }
-    return v;
+    return value;
 }
 
 void HostProbe::fill_spec(grey_device_spec& spec, const grey_field_reasons* reasons) const {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -14,7 +15,11 @@ namespace grey::host {
 
 class HostProbe {
 public:
-    explicit HostProbe(std::filesystem::path root = "/");
+    // Reads a whole file; on failure returns nullopt and sets `error` to the errno value. Injectable so
+    // that tests can produce errors (EACCES) that a root test runner would never see.
+    using FileReader = std::function<std::optional<std::string>(const std::filesystem::path&, int& error)>;
+
+    explicit HostProbe(std::filesystem::path root = "/", FileReader reader = {});
 
     void fill_spec(grey_device_spec& spec, const grey_field_reasons* reasons) const;
     // Rates (utilisation, power) are averages since the previous call, or since construction.
@@ -36,6 +41,7 @@ private:
     std::optional<uint64_t> read_energy_uj(std::string& problem, grey_field_state& state) const;
 
     std::filesystem::path root_;
+    FileReader reader_;
     std::mutex mutex_;  // guards the previous samples below
     std::optional<CpuTimes> previous_times_;
     std::optional<EnergySample> previous_energy_;

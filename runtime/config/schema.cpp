@@ -1,5 +1,7 @@
 #include "config/schema.hpp"
 
+#include "core/text.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -182,9 +184,7 @@ bool parse_value(const KeySpec& key, std::string_view text, Value& out, std::str
                 out = std::string(text);
                 return true;
             }
-            std::string list;
-            for (auto c : key.choices) list += (list.empty() ? "" : " | ") + std::string(c);
-            problem = "expected one of " + list + ", got " + quoted;
+            problem = "expected one of " + join(key.choices, " | ") + ", got " + quoted;
             return false;
         }
     }
@@ -197,19 +197,12 @@ std::string format_value(const Value& value) {
         std::string operator()(bool b) const { return b ? "true" : "false"; }
         std::string operator()(int64_t i) const { return std::to_string(i); }
         std::string operator()(double d) const {
+            // Shortest text that reads back as the same double; always visibly a real number.
             char buffer[64];
-            std::snprintf(buffer, sizeof buffer, "%.17g", d);
-            // Shortest form that reads back identically.
-            for (int precision = 1; precision <= 17; ++precision) {
-                char shorter[64];
-                std::snprintf(shorter, sizeof shorter, "%.*g", precision, d);
-                if (std::strtod(shorter, nullptr) == d) {
-                    std::string s = shorter;
-                    if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
-                    return s;
-                }
-            }
-            return buffer;
+            auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, d);
+            std::string s(buffer, ec == std::errc() ? end : buffer);
+            if (s.find_first_of(".eEni") == std::string::npos) s += ".0";
+            return s;
         }
         std::string operator()(const std::string& s) const { return s; }
     };

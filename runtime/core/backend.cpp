@@ -17,7 +17,8 @@ Backend::~Backend() {
 }
 
 bool is_known_status(grey_status status) noexcept {
-    return status >= GREY_OK && status <= GREY_ERROR_INTERNAL;
+    const int64_t raw = raw_enum(status);
+    return raw >= GREY_OK && raw <= GREY_ERROR_INTERNAL;
 }
 
 void Backend::check(grey_status status, const char* operation) const {
@@ -26,7 +27,7 @@ void Backend::check(grey_status status, const char* operation) const {
     if (message.empty()) message = "backend '" + name_ + "': " + operation + " failed (" + grey_status_string(status) + ")";
     if (!is_known_status(status)) {
         message = "backend '" + name_ + "': " + operation + " returned an unknown status " +
-                  std::to_string(static_cast<long long>(status));
+                  std::to_string(raw_enum(status));
         status = GREY_ERROR_BACKEND;
     }
     fail(status, message);

@@ -2,6 +2,7 @@
 
 #include "backends/host/host_backend.hpp"
 #include "core/error.hpp"
+#include "core/text.hpp"
 #include "memory/buffer.hpp"
 
 #include <cstdlib>
@@ -31,8 +32,8 @@ grey_context_options read_options(const grey_context_options* given) {
             grey::fail(GREY_ERROR_UNSUPPORTED, "options set fields that libgrey " + std::string(grey_version_string()) + " does not know");
     std::memcpy(&options, given, sizeof options);
     options.struct_size = sizeof options;
-    if (options.log_level < GREY_LOG_DEBUG || options.log_level > GREY_LOG_OFF)
-        grey::fail(GREY_ERROR_INVALID_ARGUMENT, "options->log_level " + std::to_string(static_cast<long long>(options.log_level)) + " is not a grey_log_level");
+    if (const int64_t level = grey::raw_enum(options.log_level); level < GREY_LOG_DEBUG || level > GREY_LOG_OFF)
+        grey::fail(GREY_ERROR_INVALID_ARGUMENT, "options->log_level " + std::to_string(level) + " is not a grey_log_level");
     if (options.reserved0 != 0) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "options->reserved0 must be 0");
     return options;
 }
@@ -166,8 +167,7 @@ grey_status grey_backend_info_get(const grey_context* context, uint32_t index, g
 grey_status grey_backend_search_path(const grey_context* context, char* buffer, size_t buffer_size, size_t* out_length) {
     return grey::abi_guard([&] {
         grey::require_non_null(context, "context");
-        std::string joined;
-        for (const auto& dir : context->search_path) joined += (joined.empty() ? "" : "\n") + dir.string();
+        const std::string joined = grey::join(context->search_path, "\n", [](const auto& dir) { return dir.string(); });
         grey::copy_out_text(joined, buffer, buffer_size, out_length);
     });
 }

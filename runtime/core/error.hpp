@@ -4,6 +4,8 @@
 
 #include "grey.h"
 
+#include <cstdint>
+#include <cstring>
 #include <exception>
 #include <new>
 #include <stdexcept>
@@ -73,6 +75,16 @@ void copy_out_struct(const Struct& full, Struct* out, size_t first_released_size
     for (size_t i = 0; i < n; ++i) bytes[i] = src[i];
     for (size_t i = n; i < caller_size; ++i) bytes[i] = 0;
     out->struct_size = caller_size;
+}
+
+// The integer a C caller put in an enum parameter. C allows any int there, and reading an out-of-range
+// value through the C++ enum type is undefined, so ABI entry points inspect enums through this first.
+template <typename Enum>
+int64_t raw_enum(const Enum& value) noexcept {
+    static_assert(sizeof(Enum) == sizeof(int32_t));
+    int32_t raw;
+    std::memcpy(&raw, &value, sizeof raw);
+    return raw;
 }
 
 // Copies `text` into a caller buffer with the NUL-terminated buffer protocol of grey.h.

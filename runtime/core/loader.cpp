@@ -1,6 +1,7 @@
 #include "core/loader.hpp"
 
 #include "core/error.hpp"
+#include "core/text.hpp"
 
 #include <dlfcn.h>
 
@@ -44,6 +45,11 @@ const char* missing_required_slot(const grey_backend_vtable& vt) {
     if (vt.device_spec == nullptr) return "device_spec";
     if ((vt.buffer_alloc == nullptr) != (vt.buffer_free == nullptr)) return "buffer_free (buffer_alloc is set)";
     return nullptr;
+}
+
+std::string with_detail(std::string message, const std::string& detail) {
+    if (!detail.empty()) message.append(": ").append(detail);
+    return message;
 }
 
 struct Candidate {
@@ -125,15 +131,14 @@ std::unique_ptr<Backend> start_backend(const std::string& expected_name, const s
     if (started != GREY_OK) {
         const std::string detail = detail::last_error();
         fail(started == GREY_ERROR_UNSUPPORTED ? GREY_ERROR_UNSUPPORTED : GREY_ERROR_BACKEND,
-             std::string("init failed (") + grey_status_string(started) + ")" + (detail.empty() ? "" : ": " + detail));
+             with_detail(std::string("init failed (") + grey_status_string(started) + ")", detail));
     }
     uint32_t count = 0;
     const grey_status counted = vt.device_count(state, &count);
     if (counted != GREY_OK) {
         const std::string detail = detail::last_error();
         vt.shutdown(state);
-        fail(GREY_ERROR_BACKEND, std::string("device_count failed (") + grey_status_string(counted) + ")" +
-                                     (detail.empty() ? "" : ": " + detail));
+        fail(GREY_ERROR_BACKEND, with_detail(std::string("device_count failed (") + grey_status_string(counted) + ")", detail));
     }
     return std::make_unique<Backend>(expected_name, path, library, vt, state, count);
 }
@@ -158,11 +163,7 @@ LoadedBackends load_plugins(const LoaderRequest& request, const grey_backend_hos
             } else if (seen.count(candidate.name)) {
                 report.reason = "shadowed: a backend of this name was found earlier in the search path";
             } else if (!request.requested.empty() && !requested) {
-                report.reason = "not requested (the host asked for: " + [&] {
-                    std::string s;
-                    for (const auto& n : request.requested) s += (s.empty() ? "" : ",") + n;
-                    return s;
-                }() + ")";
+                report.reason = "not requested (the host asked for: " + join(request.requested, ",") + ")";
             } else if (request.requested.empty() && !request.auto_detect) {
                 report.reason = "not requested (detection.auto_detect is false and the host named no backends)";
             } else {
@@ -199,8 +200,7 @@ LoadedBackends load_plugins(const LoaderRequest& request, const grey_backend_hos
 
     for (const auto& name : request.requested) {
         if (name == "host" || seen.count(name)) continue;
-        std::string dirs;
-        for (const auto& d : request.search_path) dirs += (dirs.empty() ? "" : ", ") + d.string();
+        const std::string dirs = join(request.search_path, ", ", [](const fs::path& d) { return d.string(); });
         BackendReport report{name, "", GREY_BACKEND_NOT_FOUND, "requested, but no libgrey-backend-" + name + ".so in: " + dirs, 0};
         logger.warning("backend '" + name + "': " + report.reason);
         result.reports.push_back(std::move(report));

@@ -19,6 +19,8 @@ const char* grey_version_string(void) {
 const char* grey_build_revision(void) { return GREY_GIT_REVISION; }
 
 const char* grey_status_string(grey_status status) {
+    const int64_t raw = grey::raw_enum(status);
+    if (raw < GREY_OK || raw > GREY_ERROR_INTERNAL) return "unknown status";
     switch (status) {
         case GREY_OK: return "ok";
         case GREY_ERROR_INVALID_ARGUMENT: return "invalid argument";
@@ -40,6 +42,8 @@ const char* grey_status_string(grey_status status) {
 const char* grey_last_error(void) { return grey::detail::last_error(); }
 
 const char* grey_log_level_name(grey_log_level level) {
+    const int64_t raw = grey::raw_enum(level);
+    if (raw < GREY_LOG_DEBUG || raw > GREY_LOG_OFF) return nullptr;
     switch (level) {
         case GREY_LOG_DEBUG: return "DEBUG";
         case GREY_LOG_INFO: return "INFO";

@@ -38,7 +38,7 @@ void query_group(grey_context& context, uint32_t index, grey_field_group group, 
     for (const FieldInfo& info : grey::detect::fields()) {
         if (info.group != group) continue;
         auto& state = grey::detect::field_state(&out, info);
-        if (state < GREY_FIELD_OK || state > GREY_FIELD_NOT_APPLICABLE) state = GREY_FIELD_UNSUPPORTED;
+        if (const int64_t raw = grey::raw_enum(state); raw < GREY_FIELD_OK || raw > GREY_FIELD_NOT_APPLICABLE) state = GREY_FIELD_UNSUPPORTED;
         if (state == GREY_FIELD_OK) {
             device.reasons.erase(info.field);
             continue;
@@ -94,12 +94,12 @@ grey_status grey_device_field_reason(grey_context* context, uint32_t device, gre
                                      size_t buffer_size, size_t* out_length) {
     return grey::abi_guard([&] {
         grey::require_non_null(context, "context");
-        grey::detect::field_info(field);  // validates `field`
+        const grey_field checked = grey::detect::field_info(grey::raw_enum(field)).field;
         grey::Device& dev = context->device(device);
         std::string reason;
         {
             std::lock_guard lock(dev.mutex);
-            if (auto it = dev.reasons.find(field); it != dev.reasons.end()) reason = it->second;
+            if (auto it = dev.reasons.find(checked); it != dev.reasons.end()) reason = it->second;
         }
         grey::copy_out_text(reason, buffer, buffer_size, out_length);
     });

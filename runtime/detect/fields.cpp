@@ -86,11 +86,10 @@ size_t source_offset(grey_field_kind kind) {
 
 std::span<const FieldInfo> fields() { return kFields; }
 
-const FieldInfo& field_info(grey_field field) {
-    const auto index = static_cast<size_t>(field);
-    if (index >= std::size(kFields) || kFields[index].field != field)
-        fail(GREY_ERROR_INVALID_ARGUMENT, "field " + std::to_string(static_cast<long long>(field)) + " is not a grey_field");
-    return kFields[index];
+const FieldInfo& field_info(int64_t raw) {
+    if (raw < 0 || raw >= static_cast<int64_t>(std::size(kFields)))
+        fail(GREY_ERROR_INVALID_ARGUMENT, "field " + std::to_string(raw) + " is not a grey_field of this version");
+    return kFields[static_cast<size_t>(raw)];
 }
 
 grey_field_state& field_state(void* group_struct, const FieldInfo& info) {
@@ -111,7 +110,7 @@ void clear_field_value(void* group_struct, const FieldInfo& info) {
 extern "C" grey_status grey_field_describe(grey_field field, grey_field_desc* out_desc) {
     return grey::abi_guard([&] {
         grey::require_non_null(out_desc, "out_desc");
-        const auto& info = grey::detect::field_info(field);
+        const auto& info = grey::detect::field_info(grey::raw_enum(field));
         grey_field_desc desc{};
         desc.struct_size = sizeof desc;
         desc.field = info.field;

@@ -18,7 +18,9 @@ struct FieldInfo {
 };
 
 std::span<const FieldInfo> fields();
-const FieldInfo& field_info(grey_field field);  // field must be < GREY_FIELD_COUNT
+// The row of a field, given the raw integer a caller passed (grey::raw_enum); throws
+// GREY_ERROR_INVALID_ARGUMENT for a value that is not a field of this version.
+const FieldInfo& field_info(int64_t raw_field);
 
 // Access a field of a spec or telemetry struct by its table entry.
 grey_field_state& field_state(void* group_struct, const FieldInfo& info);

@@ -1,0 +1,22 @@
+# Checks rules of grey.h that a compiler does not: no variadic functions, no vendor types, every
+# public struct frozen in layout_test.c. Run as: cmake -DHEADER=... -DLAYOUT=... -P header_rules.cmake
+file(READ ${HEADER} header)
+string(REGEX REPLACE "/\\*([^*]|\\*+[^*/])*\\*+/" "" code "${header}")  # drop comments
+if(code MATCHES "\\.\\.\\.")
+  message(FATAL_ERROR "grey.h declares a variadic function ('...')")
+endif()
+foreach(vendor CUresult CUdevice CUstream cudaError nvml hipError hipDevice ze_ zes_ cl_)
+  if(code MATCHES "[^A-Za-z_]${vendor}")
+    message(FATAL_ERROR "grey.h names a vendor type or symbol: ${vendor}")
+  endif()
+endforeach()
+file(READ ${LAYOUT} layout)
+string(REGEX MATCHALL "typedef struct grey_[a-z0-9_]+ {" structs "${code}")
+foreach(s ${structs})
+  string(REGEX REPLACE "typedef struct (grey_[a-z0-9_]+) {" "\\1" name "${s}")
+  if(NOT layout MATCHES "sizeof\\(${name}\\)")
+    message(FATAL_ERROR "public struct ${name} has no frozen layout in tests/abi/layout_test.c")
+  endif()
+endforeach()
+list(LENGTH structs n)
+message(STATUS "grey.h: ${n} public structs, all frozen; no variadics; no vendor types")

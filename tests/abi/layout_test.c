@@ -1,0 +1,133 @@
+/* The released layout of every public struct, frozen. If one of these assertions fails, a released
+ * struct changed size or moved a field: that breaks every program built against the older header.
+ * Grow structs only at the end (struct_size tells the library how much the caller has), and add the
+ * new fields' offsets here. Compiled as C11 with -Wall -Wextra -pedantic -Werror, which also proves
+ * the header is clean C. The offsets hold for LP64 (Linux and macOS on 64-bit). */
+#include "grey.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#if defined(__LP64__)
+_Static_assert(sizeof(grey_context_options) == 64, "size of grey_context_options changed");
+_Static_assert(offsetof(grey_context_options, struct_size) == 0, "grey_context_options.struct_size moved");
+_Static_assert(offsetof(grey_context_options, log_level) == 4, "grey_context_options.log_level moved");
+_Static_assert(offsetof(grey_context_options, log_callback) == 8, "grey_context_options.log_callback moved");
+_Static_assert(offsetof(grey_context_options, log_user) == 16, "grey_context_options.log_user moved");
+_Static_assert(offsetof(grey_context_options, backends) == 24, "grey_context_options.backends moved");
+_Static_assert(offsetof(grey_context_options, backend_dir) == 32, "grey_context_options.backend_dir moved");
+_Static_assert(offsetof(grey_context_options, config_path) == 40, "grey_context_options.config_path moved");
+_Static_assert(offsetof(grey_context_options, profile) == 48, "grey_context_options.profile moved");
+_Static_assert(offsetof(grey_context_options, apply_env_overrides) == 56, "grey_context_options.apply_env_overrides moved");
+_Static_assert(offsetof(grey_context_options, reserved0) == 60, "grey_context_options.reserved0 moved");
+_Static_assert(sizeof(grey_backend_info) == 848, "size of grey_backend_info changed");
+_Static_assert(offsetof(grey_backend_info, struct_size) == 0, "grey_backend_info.struct_size moved");
+_Static_assert(offsetof(grey_backend_info, outcome) == 4, "grey_backend_info.outcome moved");
+_Static_assert(offsetof(grey_backend_info, device_count) == 8, "grey_backend_info.device_count moved");
+_Static_assert(offsetof(grey_backend_info, reserved0) == 12, "grey_backend_info.reserved0 moved");
+_Static_assert(offsetof(grey_backend_info, name) == 16, "grey_backend_info.name moved");
+_Static_assert(offsetof(grey_backend_info, path) == 80, "grey_backend_info.path moved");
+_Static_assert(offsetof(grey_backend_info, reason) == 592, "grey_backend_info.reason moved");
+_Static_assert(sizeof(grey_field_u64) == 16, "size of grey_field_u64 changed");
+_Static_assert(offsetof(grey_field_u64, value) == 0, "grey_field_u64.value moved");
+_Static_assert(offsetof(grey_field_u64, state) == 8, "grey_field_u64.state moved");
+_Static_assert(offsetof(grey_field_u64, source) == 12, "grey_field_u64.source moved");
+_Static_assert(sizeof(grey_field_f64) == 16, "size of grey_field_f64 changed");
+_Static_assert(offsetof(grey_field_f64, value) == 0, "grey_field_f64.value moved");
+_Static_assert(offsetof(grey_field_f64, state) == 8, "grey_field_f64.state moved");
+_Static_assert(offsetof(grey_field_f64, source) == 12, "grey_field_f64.source moved");
+_Static_assert(sizeof(grey_field_text) == 136, "size of grey_field_text changed");
+_Static_assert(offsetof(grey_field_text, value) == 0, "grey_field_text.value moved");
+_Static_assert(offsetof(grey_field_text, state) == 128, "grey_field_text.state moved");
+_Static_assert(offsetof(grey_field_text, source) == 132, "grey_field_text.source moved");
+_Static_assert(sizeof(grey_device_spec) == 1352, "size of grey_device_spec changed");
+_Static_assert(offsetof(grey_device_spec, struct_size) == 0, "grey_device_spec.struct_size moved");
+_Static_assert(offsetof(grey_device_spec, vendor) == 4, "grey_device_spec.vendor moved");
+_Static_assert(offsetof(grey_device_spec, type) == 8, "grey_device_spec.type moved");
+_Static_assert(offsetof(grey_device_spec, backend_device_index) == 12, "grey_device_spec.backend_device_index moved");
+_Static_assert(offsetof(grey_device_spec, backend) == 16, "grey_device_spec.backend moved");
+_Static_assert(offsetof(grey_device_spec, name) == 80, "grey_device_spec.name moved");
+_Static_assert(offsetof(grey_device_spec, uuid) == 216, "grey_device_spec.uuid moved");
+_Static_assert(offsetof(grey_device_spec, pci_bus_id) == 352, "grey_device_spec.pci_bus_id moved");
+_Static_assert(offsetof(grey_device_spec, architecture) == 488, "grey_device_spec.architecture moved");
+_Static_assert(offsetof(grey_device_spec, compute_capability) == 624, "grey_device_spec.compute_capability moved");
+_Static_assert(offsetof(grey_device_spec, driver_version) == 760, "grey_device_spec.driver_version moved");
+_Static_assert(offsetof(grey_device_spec, runtime_version) == 896, "grey_device_spec.runtime_version moved");
+_Static_assert(offsetof(grey_device_spec, memory_total_bytes) == 1032, "grey_device_spec.memory_total_bytes moved");
+_Static_assert(offsetof(grey_device_spec, memory_free_bytes) == 1048, "grey_device_spec.memory_free_bytes moved");
+_Static_assert(offsetof(grey_device_spec, memory_bus_width_bits) == 1064, "grey_device_spec.memory_bus_width_bits moved");
+_Static_assert(offsetof(grey_device_spec, memory_clock_max_mhz) == 1080, "grey_device_spec.memory_clock_max_mhz moved");
+_Static_assert(offsetof(grey_device_spec, peak_memory_bandwidth_gbps) == 1096, "grey_device_spec.peak_memory_bandwidth_gbps moved");
+_Static_assert(offsetof(grey_device_spec, l2_cache_bytes) == 1112, "grey_device_spec.l2_cache_bytes moved");
+_Static_assert(offsetof(grey_device_spec, compute_units) == 1128, "grey_device_spec.compute_units moved");
+_Static_assert(offsetof(grey_device_spec, graphics_clock_max_mhz) == 1144, "grey_device_spec.graphics_clock_max_mhz moved");
+_Static_assert(offsetof(grey_device_spec, power_limit_mw) == 1160, "grey_device_spec.power_limit_mw moved");
+_Static_assert(offsetof(grey_device_spec, power_limit_default_mw) == 1176, "grey_device_spec.power_limit_default_mw moved");
+_Static_assert(offsetof(grey_device_spec, power_limit_min_mw) == 1192, "grey_device_spec.power_limit_min_mw moved");
+_Static_assert(offsetof(grey_device_spec, power_limit_max_mw) == 1208, "grey_device_spec.power_limit_max_mw moved");
+_Static_assert(offsetof(grey_device_spec, temperature_slowdown_c) == 1224, "grey_device_spec.temperature_slowdown_c moved");
+_Static_assert(offsetof(grey_device_spec, temperature_shutdown_c) == 1240, "grey_device_spec.temperature_shutdown_c moved");
+_Static_assert(offsetof(grey_device_spec, temperature_gpu_max_c) == 1256, "grey_device_spec.temperature_gpu_max_c moved");
+_Static_assert(offsetof(grey_device_spec, temperature_memory_max_c) == 1272, "grey_device_spec.temperature_memory_max_c moved");
+_Static_assert(offsetof(grey_device_spec, pcie_generation_current) == 1288, "grey_device_spec.pcie_generation_current moved");
+_Static_assert(offsetof(grey_device_spec, pcie_generation_max) == 1304, "grey_device_spec.pcie_generation_max moved");
+_Static_assert(offsetof(grey_device_spec, pcie_width_current) == 1320, "grey_device_spec.pcie_width_current moved");
+_Static_assert(offsetof(grey_device_spec, pcie_width_max) == 1336, "grey_device_spec.pcie_width_max moved");
+_Static_assert(sizeof(grey_device_telemetry) == 240, "size of grey_device_telemetry changed");
+_Static_assert(offsetof(grey_device_telemetry, struct_size) == 0, "grey_device_telemetry.struct_size moved");
+_Static_assert(offsetof(grey_device_telemetry, reserved0) == 4, "grey_device_telemetry.reserved0 moved");
+_Static_assert(offsetof(grey_device_telemetry, timestamp_ns) == 8, "grey_device_telemetry.timestamp_ns moved");
+_Static_assert(offsetof(grey_device_telemetry, temperature_c) == 16, "grey_device_telemetry.temperature_c moved");
+_Static_assert(offsetof(grey_device_telemetry, memory_temperature_c) == 32, "grey_device_telemetry.memory_temperature_c moved");
+_Static_assert(offsetof(grey_device_telemetry, power_draw_mw) == 48, "grey_device_telemetry.power_draw_mw moved");
+_Static_assert(offsetof(grey_device_telemetry, energy_total_mj) == 64, "grey_device_telemetry.energy_total_mj moved");
+_Static_assert(offsetof(grey_device_telemetry, graphics_clock_mhz) == 80, "grey_device_telemetry.graphics_clock_mhz moved");
+_Static_assert(offsetof(grey_device_telemetry, sm_clock_mhz) == 96, "grey_device_telemetry.sm_clock_mhz moved");
+_Static_assert(offsetof(grey_device_telemetry, memory_clock_mhz) == 112, "grey_device_telemetry.memory_clock_mhz moved");
+_Static_assert(offsetof(grey_device_telemetry, utilization_percent) == 128, "grey_device_telemetry.utilization_percent moved");
+_Static_assert(offsetof(grey_device_telemetry, memory_utilization_percent) == 144, "grey_device_telemetry.memory_utilization_percent moved");
+_Static_assert(offsetof(grey_device_telemetry, memory_used_bytes) == 160, "grey_device_telemetry.memory_used_bytes moved");
+_Static_assert(offsetof(grey_device_telemetry, throttle_reasons) == 176, "grey_device_telemetry.throttle_reasons moved");
+_Static_assert(offsetof(grey_device_telemetry, throttle_time_power_ns) == 192, "grey_device_telemetry.throttle_time_power_ns moved");
+_Static_assert(offsetof(grey_device_telemetry, throttle_time_thermal_ns) == 208, "grey_device_telemetry.throttle_time_thermal_ns moved");
+_Static_assert(offsetof(grey_device_telemetry, throttle_time_sync_boost_ns) == 224, "grey_device_telemetry.throttle_time_sync_boost_ns moved");
+_Static_assert(sizeof(grey_field_desc) == 40, "size of grey_field_desc changed");
+_Static_assert(offsetof(grey_field_desc, struct_size) == 0, "grey_field_desc.struct_size moved");
+_Static_assert(offsetof(grey_field_desc, field) == 4, "grey_field_desc.field moved");
+_Static_assert(offsetof(grey_field_desc, kind) == 8, "grey_field_desc.kind moved");
+_Static_assert(offsetof(grey_field_desc, group) == 12, "grey_field_desc.group moved");
+_Static_assert(offsetof(grey_field_desc, offset) == 16, "grey_field_desc.offset moved");
+_Static_assert(offsetof(grey_field_desc, key) == 24, "grey_field_desc.key moved");
+_Static_assert(offsetof(grey_field_desc, unit) == 32, "grey_field_desc.unit moved");
+#endif
+
+/* Enum values are part of the ABI too. */
+_Static_assert(GREY_OK == 0, "GREY_OK must be 0");
+_Static_assert(GREY_ERROR_INTERNAL == 11, "status values are frozen");
+_Static_assert(GREY_FIELD_THROTTLE_TIME_SYNC_BOOST_NS == 40, "grey_field values are frozen");
+_Static_assert(sizeof(grey_status) == 4 && sizeof(grey_field_state) == 4 && sizeof(grey_source) == 4,
+               "enums are 32-bit");
+
+/* And the header is usable from C: create a context, query the host device, read an error. */
+int main(void) {
+    grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
+    grey_context* context = NULL;
+    grey_device_spec spec;
+    uint32_t count = 0;
+    options.log_level = GREY_LOG_ERROR;
+    if (grey_context_create(&options, &context) != GREY_OK) {
+        fprintf(stderr, "create failed: %s\n", grey_last_error());
+        return 1;
+    }
+    if (grey_device_count(context, &count) != GREY_OK || count < 1) return 2;
+    memset(&spec, 0, sizeof spec);
+    spec.struct_size = sizeof spec;
+    if (grey_device_spec_get(context, 0, &spec) != GREY_OK || strcmp(spec.backend, "host") != 0) return 3;
+    if (grey_device_spec_get(context, count, &spec) != GREY_ERROR_INVALID_ARGUMENT) return 4;
+    if (strstr(grey_last_error(), "out of range") == NULL) return 5;
+    grey_context_destroy(context);
+    grey_context_destroy(NULL);
+    printf("C11 client OK: %s, %u device(s)\n", grey_version_string(), count);
+    return 0;
+}

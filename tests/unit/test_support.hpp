@@ -1,0 +1,77 @@
+// Small helpers shared by the unit tests.
+#pragma once
+
+#include "grey.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace grey::test {
+
+struct ContextDeleter {
+    void operator()(grey_context* c) const noexcept { grey_context_destroy(c); }
+};
+using ContextPtr = std::unique_ptr<grey_context, ContextDeleter>;
+
+// A log sink that keeps every message, for asserting on what the library said.
+struct LogCapture {
+    std::vector<std::pair<grey_log_level, std::string>> messages;
+    static void callback(grey_log_level level, const char* message, void* user) {
+        static_cast<LogCapture*>(user)->messages.emplace_back(level, message);
+    }
+    [[nodiscard]] bool contains(const std::string& needle) const {
+        for (const auto& m : messages)
+            if (m.second.find(needle) != std::string::npos) return true;
+        return false;
+    }
+};
+
+// Options that load no plugin, so that device counts do not depend on the machine's GPUs.
+inline grey_context_options host_only_options() {
+    grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
+    options.backends = "host";
+    return options;
+}
+
+inline ContextPtr make_context(grey_context_options options = GREY_CONTEXT_OPTIONS_INIT) {
+    grey_context* context = nullptr;
+    const grey_status status = grey_context_create(&options, &context);
+    EXPECT_EQ(status, GREY_OK) << grey_last_error();
+    return ContextPtr(context);
+}
+
+// A directory that removes itself.
+class TempDir {
+public:
+    TempDir() {
+        std::string pattern = (std::filesystem::temp_directory_path() / "grey-test-XXXXXX").string();
+        if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+        path_ = pattern;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+
+    // Writes `text` to a file below the directory, creating parents.
+    std::filesystem::path write(const std::string& relative, const std::string& text) const {
+        const auto file = path_ / relative;
+        std::filesystem::create_directories(file.parent_path());
+        std::ofstream(file, std::ios::binary) << text;
+        return file;
+    }
+
+private:
+    std::filesystem::path path_;
+};
+
+}  // namespace grey::test
