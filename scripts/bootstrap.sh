@@ -29,7 +29,9 @@ else
   echo "bootstrap: all Debian packages present"
 fi
 
-# Python packages (tests and tools), if a later part of the project lists any.
+# Python packages (tests and tools), if a later part of the project lists any. Debian marks its
+# interpreter externally managed (PEP 668); these are test tools for this machine, so allow them.
+export PIP_BREAK_SYSTEM_PACKAGES=1
 if [ -f scripts/requirements-test.txt ]; then
   if ! python3 -m pip install -q --disable-pip-version-check -r scripts/requirements-test.txt --dry-run 2>/dev/null | grep -q "Would install"; then
     echo "bootstrap: all Python packages present"
