@@ -110,16 +110,35 @@ def main():
             mark = "n/a" if ok is None else ("yes" if ok else "NO")
             print(f"   {key:28} {smi[query]:>24} {shown:>24}  {mark}{'' if not tol else f' (±{tol})'}")
         block = blocks.get(bus, smi_q)
+        # nvidia-smi 580 lists the GPU thresholds relative to the "T.Limit" (the GPU max operating
+        # temperature): "GPU T.Limit Temp" is the margin from the current temperature up to it, and
+        # "GPU Shutdown T.Limit Temp: -8 C" puts shutdown 8 degrees above it. Absolute values follow.
+        def reading(label):
+            m = re.search(r"^\s*" + re.escape(label) + r"\s*:\s*(-?[0-9.]+) C", block, re.M)
+            return float(m.group(1)) if m else None
+        current, margin = reading("GPU Current Temp"), reading("GPU T.Limit Temp")
+        tlimit = current + margin if current is not None and margin is not None else None
+        derived = {}
+        if tlimit is not None:
+            derived["temperature_gpu_max_c"] = tlimit
+            for label, key in (("GPU Shutdown T.Limit Temp", "temperature_shutdown_c"),
+                               ("GPU Slowdown T.Limit Temp", "temperature_slowdown_c")):
+                if reading(label) is not None:
+                    derived[key] = tlimit - reading(label)
         for label, key in THRESHOLDS:
-            m = re.search(re.escape(label) + r"\s*:\s*([0-9.]+) C", block)
+            value = reading(label)
             grey = device.get(key)
-            if m is None:
+            if value is None and key in derived:
+                value = derived[key]
+                label = "from T.Limit"
+            if value is None:
                 print(f"   {key:28} {'(not listed)':>24} {str(grey):>24}  n/a")
                 continue
-            ok = grey is not None and abs(float(grey) - float(m.group(1))) < 0.5
+            ok = grey is not None and abs(float(grey) - value) < 0.5
             compared += 1
             failures += 0 if ok else 1
-            print(f"   {key:28} {m.group(1):>24} {str(grey):>24}  {'yes' if ok else 'NO'}")
+            note = " (nvidia-smi: T.Limit relative)" if label == "from T.Limit" else ""
+            print(f"   {key:28} {value:>24g} {str(grey):>24}  {'yes' if ok else 'NO'}{note}")
         for key in ("compute_units", "architecture", "l2_cache_bytes", "memory_bus_width_bits", "peak_memory_bandwidth_gbps",
                     "runtime_version"):
             print(f"   {key:28} {'(not in query)':>24} {str(device.get(key)):>24}  -")

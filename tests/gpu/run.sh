@@ -16,7 +16,8 @@ cd "$(dirname "$0")/../.."
 root=$(pwd)
 build=${GREY_GPU_BUILD_DIR:-build/gpu}
 out=${OUT:-$build/out}
-mkdir -p "$out"
+logs=$build/logs  # build logs stay in the build tree; $out gets what a reader needs
+mkdir -p "$out" "$logs"
 declare -a summary
 status=0
 record() {  # record NAME RESULT [DETAIL]
@@ -38,11 +39,11 @@ prefix=${GREY_DEPS_PREFIX:-}
 cmake_args=(-G Ninja -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DGREY_WITH_CUDA=ON -DGREY_BUILD_TESTS=OFF
             -DGREY_BUILD_GPU_TESTS=ON -DGREY_BUILD_BENCH=ON)
 [ -n "$prefix" ] && cmake_args+=(-DCMAKE_PREFIX_PATH="$prefix")
-if cmake "${cmake_args[@]}" >"$out/configure.log" 2>&1 && cmake --build "$build" -j "$(nproc)" >"$out/build.log" 2>&1; then
+if cmake "${cmake_args[@]}" >"$logs/configure.log" 2>&1 && cmake --build "$build" -j "$(nproc)" >"$logs/build.log" 2>&1; then
     record build PASS "release build with nvcc $(nvcc --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
 else
-    tail -40 "$out/configure.log" "$out/build.log"
-    record build FAIL "see $out/build.log"
+    tail -40 "$logs/configure.log" "$logs/build.log"
+    record build FAIL "see $logs/build.log"
     printf '%s\n' "== summary" "${summary[@]}"
     exit 1
 fi
@@ -68,24 +69,25 @@ fi
 
 echo "== greyctl detect vs nvidia-smi"
 if [ -x "$build/bin/greyctl" ]; then
-    "$build/bin/greyctl" --backend-dir "$plugin_dir" detect --json --telemetry --backend cuda >"$out/detect.json" 2>"$out/detect.err"
+    "$build/bin/greyctl" --backend-dir "$plugin_dir" detect --json --telemetry --backend cuda >"$out/detect.json" 2>"$logs/detect.err"
     nvidia-smi --query-gpu="$(python3 tests/gpu/compare_detect.py --query)" --format=csv,noheader,nounits >"$out/smi.csv"
     nvidia-smi -q -d TEMPERATURE >"$out/smi_temperature.txt"
+    sed -n '/Temperature/,$p' "$out/smi_temperature.txt" | head -14
     python3 tests/gpu/compare_detect.py "$out/detect.json" "$out/smi.csv" "$out/smi_temperature.txt" | tee "$out/compare.log"
     if [ "${PIPESTATUS[0]}" -eq 0 ]; then record detect-vs-nvidia-smi PASS "$(tail -1 "$out/compare.log")"
-    else record detect-vs-nvidia-smi FAIL "$(tail -1 "$out/compare.log"); $(head -c 300 "$out/detect.err")"; fi
-    "$build/bin/greyctl" --backend-dir "$plugin_dir" detect --debug --all >"$out/detect_debug.txt" 2>&1 || true
+    else record detect-vs-nvidia-smi FAIL "$(tail -1 "$out/compare.log"); $(head -c 300 "$logs/detect.err")"; fi
+    "$build/bin/greyctl" --backend-dir "$plugin_dir" detect --debug --all >"$logs/detect_debug.txt" 2>&1 || true
 else
     record detect-vs-nvidia-smi FAIL "greyctl was not built (CLI11/nlohmann_json missing?)"
 fi
 
 echo "== benchmark"
-if "$build/bin/grey_bench_cuda_pool" >"$out/bench.md" 2>"$out/bench.err"; then
+if "$build/bin/grey_bench_cuda_pool" >"$out/bench.md" 2>"$logs/bench.err"; then
     cat "$out/bench.md"
     record bench INFO "device: $device; table above and in $out/bench.md"
 else
-    cat "$out/bench.err"
-    record bench FAIL "$(head -c 300 "$out/bench.err")"
+    cat "$logs/bench.err"
+    record bench FAIL "$(head -c 300 "$logs/bench.err")"
 fi
 
 echo
