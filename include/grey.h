@@ -537,8 +537,48 @@ GREY_API GREY_NODISCARD grey_status grey_buffer_copy(grey_buffer* destination, u
 GREY_API GREY_NODISCARD grey_status grey_buffer_fill(grey_buffer* buffer, uint64_t offset, uint8_t value,
                                                      uint64_t size_bytes);
 
+/* ---------------------------------------------------------------------------------------------------
+ * Device memory statistics and buffer checksums (since 0.1)
+ *
+ * GPU backends serve buffers from a pool: a large range of device address space is reserved once,
+ * physical memory is mapped into it in chunks as buffers need it, and buffers are carved out of the
+ * mapped part (best fit, free neighbours merged). These statistics say what that pool holds, counted
+ * from what is actually allocated. The host backend has no pool (each buffer is its own host
+ * allocation): it reports reserved = committed = allocated and no free space.
+ * ------------------------------------------------------------------------------------------------- */
+
+typedef struct grey_memory_stats {
+    uint32_t struct_size;           /* set to sizeof(grey_memory_stats) before the call */
+    uint32_t reserved0;
+    uint64_t reserved_bytes;        /* address space set aside for the pool (not memory) */
+    uint64_t committed_bytes;       /* physical device memory the pool holds */
+    uint64_t allocated_bytes;       /* in live buffers, after rounding to the pool's alignment */
+    uint64_t free_bytes;            /* committed but not allocated */
+    uint64_t largest_free_bytes;    /* the largest single free block: the biggest buffer that fits
+                                       without growing the pool */
+    uint64_t allocation_count;      /* live buffers */
+    uint64_t growth_count;          /* times the pool mapped more physical memory */
+    uint64_t granularity_bytes;     /* the physical chunk size the pool grows by */
+    double fragmentation;           /* 1 - largest_free_bytes / free_bytes; 0 when nothing is free */
+} grey_memory_stats;
+
+/* Fills `out_stats` with the memory statistics of `device`; set out_stats->struct_size first.
+ * GREY_ERROR_UNSUPPORTED when the device's backend keeps no statistics. Thread-safe. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_device_memory_stats(grey_context* context, uint32_t device,
+                                                             grey_memory_stats* out_stats);
+
+/* A 64-bit checksum of `size_bytes` bytes of the buffer starting at `offset`, computed where the buffer
+ * lives (on a GPU, by a kernel; nothing is copied to the host). The value depends only on the bytes and
+ * their order, not on the device or the offset, so checksums of equal ranges on different devices are
+ * equal: sum over i of (byte[i] + 1) * (i * 0x9E3779B97F4A7C15 + 0xD6E8FEB86659FD93), modulo 2^64.
+ * It detects changed, swapped and zeroed bytes; it is not a cryptographic hash. The checksum of an empty
+ * range is 0. The range must lie inside the buffer. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_buffer_checksum(const grey_buffer* buffer, uint64_t offset,
+                                                         uint64_t size_bytes, uint64_t* out_checksum);
+
 #ifdef __cplusplus
 } /* extern "C" */
+
 #endif
 
 #endif /* GREY_H */

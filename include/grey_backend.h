@@ -89,7 +89,21 @@ typedef struct grey_backend_vtable {
     /* Fill with a byte (optional: the runtime writes from a host staging block without it). */
     grey_status (*buffer_fill)(void* state, grey_backend_buffer* buffer, uint64_t offset, uint8_t value,
                                uint64_t size_bytes);
+
+    /* Slots appended in 0.1 after the first set. A plugin whose struct_size ends before them is accepted
+     * and they count as NULL; new slots are only ever appended here. */
+
+    /* Memory statistics of a device (optional: the runtime answers UNSUPPORTED without it). Fill every
+     * member of `out_stats` after struct_size. */
+    grey_status (*memory_stats)(void* state, uint32_t device, grey_memory_stats* out_stats);
+    /* The checksum grey_buffer_checksum defines, over a range the runtime has checked (optional: the
+     * runtime reads the range back and computes it on the host without it). */
+    grey_status (*buffer_checksum)(void* state, grey_backend_buffer* buffer, uint64_t offset, uint64_t size_bytes,
+                                   uint64_t* out_checksum);
 } grey_backend_vtable;
+
+/* The vtable size of the first ABI-1 plugins: everything up to the appended slots is required. */
+#define GREY_BACKEND_VTABLE_MIN_SIZE offsetof(grey_backend_vtable, memory_stats)
 
 /* The one symbol a plugin exports. `host_abi_version` is the loader's GREY_BACKEND_ABI_VERSION;
  * `out_vtable->struct_size` is set by the loader to its sizeof(grey_backend_vtable) and the plugin

@@ -1,11 +1,14 @@
 #include "host/host_backend.hpp"
 
+#include "common/checksum.hpp"
 #include "common/fields.hpp"
 #include "host/host_probe.hpp"
 
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <span>
 #include <new>
 #include <string>
 
@@ -27,6 +30,10 @@ struct HostState {
     explicit HostState(const grey_backend_host* h) : host(h), probe("/") {}
     const grey_backend_host* host;
     HostProbe probe;
+    // What grey_device_memory_stats reports: the host has no pool, so these are plain sums.
+    std::mutex stats_mutex;
+    uint64_t allocated_bytes = 0;
+    uint64_t allocation_count = 0;
 };
 
 HostState& state_of(void* state) { return *static_cast<HostState*>(state); }
@@ -83,9 +90,12 @@ grey_status host_device_telemetry(void* state, uint32_t device, grey_device_tele
     }
 }
 
+// Rounded up to the alignment; wraps to a smaller value when `size` is within kAlignment of 2^64.
+uint64_t rounded_size(uint64_t size) { return (size + kAlignment - 1) / kAlignment * kAlignment; }
+
 grey_status host_buffer_alloc(void* state, uint32_t device, uint64_t size, grey_backend_buffer** out) {
     if (auto s = check_device(state, device); s != GREY_OK) return s;
-    const uint64_t rounded = (size + kAlignment - 1) / kAlignment * kAlignment;
+    const uint64_t rounded = rounded_size(size);
     if (rounded < size)
         return report(state, GREY_ERROR_OUT_OF_MEMORY, "host backend: " + std::to_string(size) + " bytes cannot be allocated");
     try {
@@ -94,6 +104,12 @@ grey_status host_buffer_alloc(void* state, uint32_t device, uint64_t size, grey_
         if (!buffer->data)
             return report(state, GREY_ERROR_OUT_OF_MEMORY, "host backend: cannot allocate " + std::to_string(size) + " bytes of host memory");
         buffer->size = size;
+        {
+            HostState& s = state_of(state);
+            std::lock_guard lock(s.stats_mutex);
+            s.allocated_bytes += rounded;
+            s.allocation_count += 1;
+        }
         *out = buffer.release();
         return GREY_OK;
     } catch (const std::bad_alloc&) {
@@ -101,7 +117,37 @@ grey_status host_buffer_alloc(void* state, uint32_t device, uint64_t size, grey_
     }
 }
 
-void host_buffer_free(void*, grey_backend_buffer* buffer) { std::unique_ptr<grey_backend_buffer>(buffer).reset(); }
+void host_buffer_free(void* state, grey_backend_buffer* buffer) {
+    {
+        HostState& s = state_of(state);
+        std::lock_guard lock(s.stats_mutex);
+        s.allocated_bytes -= rounded_size(buffer->size);
+        s.allocation_count -= 1;
+    }
+    std::unique_ptr<grey_backend_buffer>(buffer).reset();
+}
+
+grey_status host_memory_stats(void* state, uint32_t device, grey_memory_stats* out) {
+    if (auto s = check_device(state, device); s != GREY_OK) return s;
+    HostState& s = state_of(state);
+    std::lock_guard lock(s.stats_mutex);
+    // Every buffer is its own aligned allocation: nothing is held beyond what buffers use.
+    out->reserved_bytes = s.allocated_bytes;
+    out->committed_bytes = s.allocated_bytes;
+    out->allocated_bytes = s.allocated_bytes;
+    out->free_bytes = 0;
+    out->largest_free_bytes = 0;
+    out->allocation_count = s.allocation_count;
+    out->growth_count = 0;
+    out->granularity_bytes = kAlignment;
+    out->fragmentation = 0.0;
+    return GREY_OK;
+}
+
+grey_status host_buffer_checksum(void*, grey_backend_buffer* buffer, uint64_t offset, uint64_t size, uint64_t* out) {
+    *out = grey::backend::checksum_accumulate(0, std::span(buffer->data.get() + offset, size), 0);
+    return GREY_OK;
+}
 
 grey_status host_buffer_write(void*, grey_backend_buffer* buffer, uint64_t offset, const void* source, uint64_t size) {
     std::memcpy(buffer->data.get() + offset, source, size);
@@ -144,6 +190,8 @@ grey_status host_backend_entry(uint32_t host_abi_version, grey_backend_vtable* o
     vt.buffer_read = host_buffer_read;
     vt.buffer_copy = host_buffer_copy;
     vt.buffer_fill = host_buffer_fill;
+    vt.memory_stats = host_memory_stats;
+    vt.buffer_checksum = host_buffer_checksum;
     *out = vt;
     return GREY_OK;
 }

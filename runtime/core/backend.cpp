@@ -79,4 +79,15 @@ void Backend::buffer_fill(grey_backend_buffer* buffer, uint64_t offset, uint8_t 
     check(vtable_.buffer_fill(state_, buffer, offset, value, size), "buffer_fill");
 }
 
+uint64_t Backend::buffer_checksum(grey_backend_buffer* buffer, uint64_t offset, uint64_t size) const {
+    uint64_t sum = 0;
+    check(vtable_.buffer_checksum(state_, buffer, offset, size, &sum), "buffer_checksum");
+    return sum;
+}
+
+void Backend::memory_stats(uint32_t device, grey_memory_stats& stats) const {
+    if (vtable_.memory_stats == nullptr) unsupported(name_, "memory statistics");
+    check(vtable_.memory_stats(state_, device, &stats), "memory_stats");
+}
+
 }  // namespace grey

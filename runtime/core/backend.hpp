@@ -34,6 +34,10 @@ public:
                      uint64_t source_offset, uint64_t size) const;
     [[nodiscard]] bool has_buffer_fill() const noexcept { return vtable_.buffer_fill != nullptr; }
     void buffer_fill(grey_backend_buffer* buffer, uint64_t offset, uint8_t value, uint64_t size) const;
+    [[nodiscard]] bool has_buffer_checksum() const noexcept { return vtable_.buffer_checksum != nullptr; }
+    [[nodiscard]] uint64_t buffer_checksum(grey_backend_buffer* buffer, uint64_t offset, uint64_t size) const;
+    // Fills every member after struct_size; UNSUPPORTED when the backend keeps no statistics.
+    void memory_stats(uint32_t device, grey_memory_stats& stats) const;
 
 private:
     // Turns a backend's non-OK status into grey::Error, keeping the message it gave through set_error.

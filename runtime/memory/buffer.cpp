@@ -1,10 +1,13 @@
 #include "memory/buffer.hpp"
 
+#include "common/checksum.hpp"
+
 #include "core/context.hpp"
 #include "core/error.hpp"
 
 #include <algorithm>
 #include <memory>
+#include <span>
 #include <vector>
 
 namespace grey {
@@ -132,6 +135,32 @@ grey_status grey_buffer_fill(grey_buffer* buffer, uint64_t offset, uint8_t value
             buffer->backend->buffer_write(buffer->handle, offset + done, block.data(), step);
             done += step;
         }
+    });
+}
+
+grey_status grey_buffer_checksum(const grey_buffer* buffer, uint64_t offset, uint64_t size_bytes, uint64_t* out_checksum) {
+    return grey::abi_guard([&] {
+        grey::require_non_null(buffer, "buffer");
+        grey::require_non_null(out_checksum, "out_checksum");
+        grey::check_range(*buffer, offset, size_bytes, "grey_buffer_checksum");
+        if (size_bytes == 0) {
+            *out_checksum = 0;
+            return;
+        }
+        if (buffer->backend->has_buffer_checksum()) {
+            *out_checksum = buffer->backend->buffer_checksum(buffer->handle, offset, size_bytes);
+            return;
+        }
+        // No device-side checksum: read the range back in bounded steps and sum it here.
+        std::vector<std::byte> staging(std::min(size_bytes, grey::kStagingBytes));
+        uint64_t sum = 0;
+        for (uint64_t done = 0; done < size_bytes;) {
+            const uint64_t step = std::min<uint64_t>(staging.size(), size_bytes - done);
+            buffer->backend->buffer_read(buffer->handle, offset + done, staging.data(), step);
+            sum = grey::backend::checksum_accumulate(sum, std::span(staging.data(), step), done);
+            done += step;
+        }
+        *out_checksum = sum;
     });
 }
 

@@ -1,7 +1,7 @@
 /* The released layout of every public struct, frozen. If one of these assertions fails, a released
  * struct changed size or moved a field: that breaks every program built against the older header.
  * Grow structs only at the end (struct_size tells the library how much the caller has), and add the
- * new fields' offsets here. Compiled as C11 with -Wall -Wextra -pedantic -Werror, which also proves
+ * new fields' offsets here (scripts/layout-asserts.sh prints the lines for a struct). Compiled as C11 with -Wall -Wextra -pedantic -Werror, which also proves
  * the header is clean C. The offsets hold for LP64 (Linux and macOS on 64-bit). */
 #include "grey.h"
 
@@ -100,6 +100,18 @@ _Static_assert(offsetof(grey_field_desc, group) == 12, "grey_field_desc.group mo
 _Static_assert(offsetof(grey_field_desc, offset) == 16, "grey_field_desc.offset moved");
 _Static_assert(offsetof(grey_field_desc, key) == 24, "grey_field_desc.key moved");
 _Static_assert(offsetof(grey_field_desc, unit) == 32, "grey_field_desc.unit moved");
+_Static_assert(sizeof(grey_memory_stats) == 80, "size of grey_memory_stats changed");
+_Static_assert(offsetof(grey_memory_stats, struct_size) == 0, "grey_memory_stats.struct_size moved");
+_Static_assert(offsetof(grey_memory_stats, reserved0) == 4, "grey_memory_stats.reserved0 moved");
+_Static_assert(offsetof(grey_memory_stats, reserved_bytes) == 8, "grey_memory_stats.reserved_bytes moved");
+_Static_assert(offsetof(grey_memory_stats, committed_bytes) == 16, "grey_memory_stats.committed_bytes moved");
+_Static_assert(offsetof(grey_memory_stats, allocated_bytes) == 24, "grey_memory_stats.allocated_bytes moved");
+_Static_assert(offsetof(grey_memory_stats, free_bytes) == 32, "grey_memory_stats.free_bytes moved");
+_Static_assert(offsetof(grey_memory_stats, largest_free_bytes) == 40, "grey_memory_stats.largest_free_bytes moved");
+_Static_assert(offsetof(grey_memory_stats, allocation_count) == 48, "grey_memory_stats.allocation_count moved");
+_Static_assert(offsetof(grey_memory_stats, growth_count) == 56, "grey_memory_stats.growth_count moved");
+_Static_assert(offsetof(grey_memory_stats, granularity_bytes) == 64, "grey_memory_stats.granularity_bytes moved");
+_Static_assert(offsetof(grey_memory_stats, fragmentation) == 72, "grey_memory_stats.fragmentation moved");
 #endif
 
 /* Enum values are part of the ABI too. */

@@ -1,0 +1,282 @@
+// libgrey-backend-cuda.so: NVIDIA GPUs through the CUDA driver API and NVML, both opened at run time.
+//
+// init opens libcuda.so.1 (required: without it the backend is not offered, and the loader reports the
+// reason) and libnvidia-ml.so.1 (optional: without it the fields NVML feeds are marked unsupported with
+// the reason). Memory comes from one VmmPool per device; fill, copy and checksum run the kernels of the
+// embedded fatbin.
+#include "common/fields.hpp"
+#include "cuda/device_runtime.hpp"
+#include "cuda/driver.hpp"
+#include "cuda/nvml.hpp"
+#include "cuda/probe.hpp"
+
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <optional>
+#include <string>
+#include <vector>
+
+struct grey_backend_buffer {
+    CUdeviceptr pointer;
+    uint64_t size;
+    uint32_t device;
+};
+
+namespace grey::cuda {
+namespace {
+
+constexpr const char* kDriverLibrary = "libcuda.so.1";
+constexpr const char* kNvmlLibrary = "libnvidia-ml.so.1";
+
+struct DeviceSlot {
+    DeviceIdentity identity;
+    uint64_t memory_bytes = 0;
+    // Created on first use (see device_runtime.hpp); guarded by `mutex`.
+    std::mutex mutex;
+    std::unique_ptr<DeviceRuntime> runtime;
+};
+
+struct CudaState {
+    const grey_backend_host* host = nullptr;
+    // Declared first so they are destroyed last: the devices' runtimes still call into the driver.
+    std::unique_ptr<Driver> driver;
+    std::unique_ptr<Nvml> nvml;
+    std::string nvml_unavailable;
+    std::vector<std::unique_ptr<DeviceSlot>> devices;
+};
+
+CudaState& state_of(void* state) { return *static_cast<CudaState*>(state); }
+
+grey_status report(const grey_backend_host* host, grey_status status, const std::string& message) {
+    if (host != nullptr && host->set_error != nullptr) host->set_error(host->host_data, ("cuda backend: " + message).c_str());
+    return status;
+}
+
+// Runs `body`, turning every exception into a status and a message: nothing escapes into the runtime.
+template <typename Body>
+grey_status guarded(const grey_backend_host* host, Body&& body) noexcept {
+    try {
+        return body();
+    } catch (const PoolOutOfMemory& e) {
+        return report(host, GREY_ERROR_OUT_OF_MEMORY, e.what());
+    } catch (const DriverError& e) {
+        return report(host, e.result() == CUDA_ERROR_OUT_OF_MEMORY ? GREY_ERROR_OUT_OF_MEMORY : GREY_ERROR_BACKEND, e.what());
+    } catch (const std::bad_alloc&) {
+        return report(host, GREY_ERROR_OUT_OF_MEMORY, "out of host memory");
+    } catch (const std::invalid_argument& e) {
+        return report(host, GREY_ERROR_INVALID_ARGUMENT, e.what());
+    } catch (const std::exception& e) {
+        return report(host, GREY_ERROR_INTERNAL, e.what());
+    } catch (...) {
+        return report(host, GREY_ERROR_INTERNAL, "unknown exception");
+    }
+}
+
+DeviceSlot& slot(CudaState& s, uint32_t device) {
+    if (device >= s.devices.size())
+        throw std::invalid_argument("device " + std::to_string(device) + " does not exist (the backend has " +
+                                    std::to_string(s.devices.size()) + ")");
+    return *s.devices[device];
+}
+
+DeviceRuntime& runtime(CudaState& s, uint32_t device) {
+    DeviceSlot& d = slot(s, device);
+    std::lock_guard lock(d.mutex);
+    if (!d.runtime) d.runtime = std::make_unique<DeviceRuntime>(*s.driver, d.identity.device, d.memory_bytes);
+    return *d.runtime;
+}
+
+grey_status cuda_init(const grey_backend_host* host, void** out_state) {
+    try {
+        auto state = std::make_unique<CudaState>();
+        state->host = host;
+        try {
+            state->driver = std::make_unique<Driver>(kDriverLibrary);
+        } catch (const DriverUnavailable& e) {
+            return report(host, GREY_ERROR_UNSUPPORTED, e.what());
+        }
+        const Driver& cu = *state->driver;
+        try {
+            state->nvml = std::make_unique<Nvml>(kNvmlLibrary);
+        } catch (const NvmlUnavailable& e) {
+            state->nvml_unavailable = e.what();
+            if (host != nullptr && host->log != nullptr)
+                host->log(host->host_data, GREY_LOG_INFO, ("cuda backend: " + state->nvml_unavailable + "; NVML fields are unavailable").c_str());
+        }
+        int count = 0;
+        cu.check(cu.cuDeviceGetCount(&count), "cuDeviceGetCount");
+        if (count <= 0) return report(host, GREY_ERROR_UNSUPPORTED, "the CUDA driver is installed but reports no device");
+        for (int i = 0; i < count; ++i) {
+            auto d = std::make_unique<DeviceSlot>();
+            cu.check(cu.cuDeviceGet(&d->identity.device, i), "cuDeviceGet");
+            char bus[64] = {};
+            if (cu.cuDeviceGetPCIBusId(bus, sizeof bus - 1, d->identity.device) == CUDA_SUCCESS) d->identity.pci_bus_id = bus;
+            size_t total = 0;
+            cu.check(cu.cuDeviceTotalMem(&total, d->identity.device), "cuDeviceTotalMem");
+            d->memory_bytes = total;
+            attach_nvml(cu, state->nvml.get(), state->nvml_unavailable, d->identity);
+            state->devices.push_back(std::move(d));
+        }
+        *out_state = state.release();
+        return GREY_OK;
+    } catch (const DriverError& e) {
+        return report(host, GREY_ERROR_BACKEND, e.what());
+    } catch (const std::bad_alloc&) {
+        return report(host, GREY_ERROR_OUT_OF_MEMORY, "out of host memory while starting");
+    } catch (const std::exception& e) {
+        return report(host, GREY_ERROR_INTERNAL, e.what());
+    }
+}
+
+void cuda_shutdown(void* state) { std::unique_ptr<CudaState>(static_cast<CudaState*>(state)).reset(); }
+
+grey_status cuda_device_count(void* state, uint32_t* out_count) {
+    *out_count = static_cast<uint32_t>(state_of(state).devices.size());
+    return GREY_OK;
+}
+
+// Free/total memory through the driver, for fields NVML cannot give. It needs the device's context.
+DriverMemoryInfo driver_memory_info(CudaState& s, uint32_t device) {
+    return [&s, device](uint64_t& free, uint64_t& total, std::string& why) {
+        try {
+            runtime(s, device).memory_info(free, total);
+            return true;
+        } catch (const std::exception& e) {
+            why = std::string("CUDA driver: ") + e.what();
+            return false;
+        }
+    };
+}
+
+grey_status cuda_device_spec(void* state, uint32_t device, grey_device_spec* out, const grey_field_reasons* reasons) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        DeviceSlot& d = slot(s, device);
+        fill_spec(*s.driver, s.nvml.get(), d.identity, driver_memory_info(s, device), *out, reasons);
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_device_telemetry(void* state, uint32_t device, grey_device_telemetry* out, const grey_field_reasons* reasons) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        DeviceSlot& d = slot(s, device);
+        fill_telemetry(*s.driver, s.nvml.get(), d.identity, driver_memory_info(s, device), *out, reasons);
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_buffer_alloc(void* state, uint32_t device, uint64_t size, grey_backend_buffer** out) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        DeviceRuntime& rt = runtime(s, device);
+        auto buffer = std::make_unique<grey_backend_buffer>(grey_backend_buffer{0, size, device});
+        buffer->pointer = rt.pool().allocate(size);
+        *out = buffer.release();
+        return GREY_OK;
+    });
+}
+
+void cuda_buffer_free(void* state, grey_backend_buffer* buffer) {
+    CudaState& s = state_of(state);
+    std::unique_ptr<grey_backend_buffer> owned(buffer);
+    // A buffer exists only if its device's runtime does.
+    (void)guarded(s.host, [&] {
+        runtime(s, owned->device).pool().release(owned->pointer);
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_buffer_write(void* state, grey_backend_buffer* b, uint64_t offset, const void* source, uint64_t size) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        runtime(s, b->device).write(b->pointer + offset, source, size);
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_buffer_read(void* state, grey_backend_buffer* b, uint64_t offset, void* destination, uint64_t size) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        runtime(s, b->device).read(destination, b->pointer + offset, size);
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_buffer_copy(void* state, grey_backend_buffer* destination, uint64_t destination_offset, grey_backend_buffer* source,
+                             uint64_t source_offset, uint64_t size) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        if (destination->device != source->device)
+            throw std::invalid_argument("buffer_copy between devices " + std::to_string(source->device) + " and " +
+                                        std::to_string(destination->device) + " (the runtime stages those through the host)");
+        runtime(s, destination->device).copy(destination->pointer + destination_offset, source->pointer + source_offset, size);
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_buffer_fill(void* state, grey_backend_buffer* b, uint64_t offset, uint8_t value, uint64_t size) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        runtime(s, b->device).fill(b->pointer + offset, value, size);
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_memory_stats(void* state, uint32_t device, grey_memory_stats* out) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        DeviceSlot& d = slot(s, device);
+        std::lock_guard lock(d.mutex);
+        if (!d.runtime) {
+            // No buffer has been made on this device: the pool does not exist yet and holds nothing.
+            const uint32_t size = out->struct_size;
+            *out = grey_memory_stats{};
+            out->struct_size = size;
+            return GREY_OK;
+        }
+        d.runtime->pool().stats(*out);
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_buffer_checksum(void* state, grey_backend_buffer* b, uint64_t offset, uint64_t size, uint64_t* out) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        *out = runtime(s, b->device).checksum(b->pointer + offset, size);
+        return GREY_OK;
+    });
+}
+
+}  // namespace
+}  // namespace grey::cuda
+
+extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_version, grey_backend_vtable* out) {
+    using namespace grey::cuda;
+    if (host_abi_version != GREY_BACKEND_ABI_VERSION || out == nullptr || out->struct_size < GREY_BACKEND_VTABLE_MIN_SIZE)
+        return GREY_ERROR_UNSUPPORTED;
+    grey_backend_vtable vt{};
+    vt.struct_size = sizeof vt;
+    vt.abi_version = GREY_BACKEND_ABI_VERSION;
+    vt.name = "cuda";
+    vt.init = cuda_init;
+    vt.shutdown = cuda_shutdown;
+    vt.device_count = cuda_device_count;
+    vt.device_spec = cuda_device_spec;
+    vt.device_telemetry = cuda_device_telemetry;
+    vt.buffer_alloc = cuda_buffer_alloc;
+    vt.buffer_free = cuda_buffer_free;
+    vt.buffer_write = cuda_buffer_write;
+    vt.buffer_read = cuda_buffer_read;
+    vt.buffer_copy = cuda_buffer_copy;
+    vt.buffer_fill = cuda_buffer_fill;
+    vt.memory_stats = cuda_memory_stats;
+    vt.buffer_checksum = cuda_buffer_checksum;
+    // An older loader has room for fewer slots: fill only what it has.
+    const uint32_t room = out->struct_size < sizeof vt ? out->struct_size : static_cast<uint32_t>(sizeof vt);
+    vt.struct_size = room;
+    std::memcpy(out, &vt, room);
+    return GREY_OK;
+}

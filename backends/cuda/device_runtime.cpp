@@ -1,0 +1,156 @@
+#include "cuda/device_runtime.hpp"
+
+#include <algorithm>
+
+namespace grey::cuda {
+
+PrimaryContext::PrimaryContext(const Driver& driver, CUdevice device) : driver_(driver), device_(device) {
+    driver_.check(driver_.cuDevicePrimaryCtxRetain(&context_, device_), "cuDevicePrimaryCtxRetain");
+}
+
+PrimaryContext::~PrimaryContext() { (void)driver_.cuDevicePrimaryCtxRelease(device_); }
+
+Stream::Stream(const Driver& driver) : driver_(driver) {
+    // Non-blocking: work on it does not wait for the legacy default stream other code may use.
+    driver_.check(driver_.cuStreamCreate(&stream_, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+}
+
+Stream::~Stream() { (void)driver_.cuStreamDestroy(stream_); }
+
+Event::Event(const Driver& driver, unsigned int flags) : driver_(driver) {
+    driver_.check(driver_.cuEventCreate(&event_, flags), "cuEventCreate");
+}
+
+Event::~Event() { (void)driver_.cuEventDestroy(event_); }
+
+Kernels::Kernels(const Driver& driver) : driver_(driver) {
+    driver_.check(driver_.cuModuleLoadData(&module_, kernel_fatbin().data()), "cuModuleLoadData (the embedded kernel fatbin)");
+    try {
+        driver_.check(driver_.cuModuleGetFunction(&fill, module_, "grey_fill"), "cuModuleGetFunction(grey_fill)");
+        driver_.check(driver_.cuModuleGetFunction(&copy, module_, "grey_copy"), "cuModuleGetFunction(grey_copy)");
+        driver_.check(driver_.cuModuleGetFunction(&checksum, module_, "grey_checksum"), "cuModuleGetFunction(grey_checksum)");
+    } catch (...) {
+        (void)driver_.cuModuleUnload(module_);
+        throw;
+    }
+}
+
+Kernels::~Kernels() { (void)driver_.cuModuleUnload(module_); }
+
+DeviceRuntime::DeviceRuntime(const Driver& driver, CUdevice device, uint64_t memory_bytes)
+    : driver_(driver), context_(driver, device) {
+    pool_ = std::make_unique<VmmPool>(driver_, device, context_.get(), memory_bytes);
+    ContextScope scope(driver_, context_.get());
+    stream_ = std::make_unique<Stream>(driver_);
+    // Only waited on, never timed: no timing makes record and synchronize cheaper.
+    done_ = std::make_unique<Event>(driver_, CU_EVENT_DISABLE_TIMING);
+    kernels_ = std::make_unique<Kernels>(driver_);
+    int sms = 0;
+    driver_.check(driver_.cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device), "cuDeviceGetAttribute(SM count)");
+    // Enough blocks to fill every SM several times over; the kernels' grid-stride loops do the rest.
+    max_blocks_ = static_cast<unsigned int>(std::max(1, sms) * 8);
+    checksum_slot_ = pool_->allocate(sizeof(uint64_t));
+}
+
+DeviceRuntime::~DeviceRuntime() {
+    try {
+        ContextScope scope(driver_, context_.get());
+        (void)driver_.cuStreamSynchronize(stream_->get());
+        kernels_.reset();
+        done_.reset();
+        stream_.reset();
+    } catch (const DriverError&) {
+        // The context cannot be made current any more; the objects go with it.
+    }
+    pool_.reset();
+}
+
+void DeviceRuntime::copy_to_device_async(CUdeviceptr destination, const void* source, uint64_t size) {
+    driver_.check(driver_.cuMemcpyHtoDAsync(destination, source, size, stream_->get()), "cuMemcpyHtoDAsync");
+}
+
+void DeviceRuntime::copy_to_host_async(void* destination, CUdeviceptr source, uint64_t size) {
+    driver_.check(driver_.cuMemcpyDtoHAsync(destination, source, size, stream_->get()), "cuMemcpyDtoHAsync");
+}
+
+void DeviceRuntime::copy_on_device_async(CUdeviceptr destination, CUdeviceptr source, uint64_t size) {
+    driver_.check(driver_.cuMemcpyDtoDAsync(destination, source, size, stream_->get()), "cuMemcpyDtoDAsync");
+}
+
+void DeviceRuntime::launch(CUfunction function, uint64_t size, void** params) {
+    constexpr unsigned int kThreads = 256;
+    constexpr uint64_t kBytesPerThread = 16;
+    const uint64_t wanted = (size + kThreads * kBytesPerThread - 1) / (kThreads * kBytesPerThread);
+    const auto blocks = static_cast<unsigned int>(std::clamp<uint64_t>(wanted, 1, max_blocks_));
+    driver_.check(driver_.cuLaunchKernel(function, blocks, 1, 1, kThreads, 1, 1, 0, stream_->get(), params, nullptr), "cuLaunchKernel");
+}
+
+void DeviceRuntime::fill_async(CUdeviceptr destination, uint8_t value, uint64_t size) {
+    unsigned long long n = size;
+    unsigned int v = value;
+    void* params[] = {&destination, &n, &v};
+    launch(kernels_->fill, size, params);
+}
+
+void DeviceRuntime::kernel_copy_async(CUdeviceptr destination, CUdeviceptr source, uint64_t size) {
+    unsigned long long n = size;
+    void* params[] = {&destination, &source, &n};
+    launch(kernels_->copy, size, params);
+}
+
+void DeviceRuntime::finish() {
+    driver_.check(driver_.cuEventRecord(done_->get(), stream_->get()), "cuEventRecord");
+    driver_.check(driver_.cuEventSynchronize(done_->get()), "cuEventSynchronize");
+}
+
+void DeviceRuntime::write(CUdeviceptr destination, const void* source, uint64_t size) {
+    std::lock_guard lock(mutex_);
+    ContextScope scope(driver_, context_.get());
+    copy_to_device_async(destination, source, size);
+    finish();
+}
+
+void DeviceRuntime::read(void* destination, CUdeviceptr source, uint64_t size) {
+    std::lock_guard lock(mutex_);
+    ContextScope scope(driver_, context_.get());
+    copy_to_host_async(destination, source, size);
+    finish();
+}
+
+void DeviceRuntime::copy(CUdeviceptr destination, CUdeviceptr source, uint64_t size) {
+    std::lock_guard lock(mutex_);
+    ContextScope scope(driver_, context_.get());
+    kernel_copy_async(destination, source, size);
+    finish();
+}
+
+void DeviceRuntime::fill(CUdeviceptr destination, uint8_t value, uint64_t size) {
+    std::lock_guard lock(mutex_);
+    ContextScope scope(driver_, context_.get());
+    fill_async(destination, value, size);
+    finish();
+}
+
+uint64_t DeviceRuntime::checksum(CUdeviceptr source, uint64_t size) {
+    std::lock_guard lock(mutex_);
+    ContextScope scope(driver_, context_.get());
+    const uint64_t zero = 0;
+    uint64_t sum = 0;
+    copy_to_device_async(checksum_slot_, &zero, sizeof zero);
+    unsigned long long n = size;
+    void* params[] = {&source, &n, &checksum_slot_};
+    launch(kernels_->checksum, size, params);
+    copy_to_host_async(&sum, checksum_slot_, sizeof sum);
+    finish();
+    return sum;
+}
+
+void DeviceRuntime::memory_info(uint64_t& free, uint64_t& total) {
+    ContextScope scope(driver_, context_.get());
+    size_t f = 0, t = 0;
+    driver_.check(driver_.cuMemGetInfo(&f, &t), "cuMemGetInfo");
+    free = f;
+    total = t;
+}
+
+}  // namespace grey::cuda

@@ -1,0 +1,436 @@
+// A fake libcuda.so.1 for CI machines without a GPU: the subset of the driver API the CUDA backend
+// uses, served through cuGetProcAddress exactly as the real driver serves it (no other symbol is
+// exported, so a backend that dlsym'ed functions directly would fail here). Device memory is host
+// memory: address ranges are reserved with mmap(PROT_NONE) and mapped read-write by cuMemMap, so
+// copies, fills and the backend's pool work end to end. Kernel launches are emulated on the host by
+// kernel name: this tests argument passing and plumbing, never the CUDA kernels themselves.
+//
+// Switches (environment, read at each call):
+//   FAKE_CUDA_DEVICE_COUNT   devices (default 1)
+//   FAKE_CUDA_MEMORY         bytes of memory per device (default 1 GiB)
+//   FAKE_CUDA_HIDE           an entry point cuGetProcAddress claims not to have
+//   FAKE_CUDA_FAIL           "name:code,...": those entry points return that CUresult
+// Built with FAKE_CUDA_NO_GETPROCADDRESS: a driver that predates cuGetProcAddress.
+#include "fake_common.hpp"
+
+#include <cuda.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr uint64_t kGranularity = 2ull << 20;
+
+// The fake's device-side state. A test double: one instance for the process, as a driver has.
+struct FakeDriver {
+    std::mutex mutex;
+    bool initialised = false;
+    std::map<uint64_t, uint64_t> reservations;    // base -> size
+    std::map<uint64_t, uint64_t> handles;         // handle -> size (created, not yet released)
+    std::map<uint64_t, std::pair<uint64_t, uint64_t>> mappings;  // address -> (size, handle)
+    std::map<uint64_t, int> handle_refs;          // handle -> live references (handle + mappings)
+    uint64_t physical_bytes = 0;
+    uint64_t next_handle = 1;
+    int context_refs = 0;
+};
+
+FakeDriver& driver() {
+    static FakeDriver instance;
+    return instance;
+}
+
+#define FAKE_FAIL(name)                                                                            \
+    if (auto forced = fake::forced_failure("FAKE_CUDA_FAIL", name)) return static_cast<CUresult>(*forced)
+
+int device_count() { return static_cast<int>(fake::env_u64("FAKE_CUDA_DEVICE_COUNT", 1)); }
+uint64_t memory_bytes() { return fake::env_u64("FAKE_CUDA_MEMORY", 1ull << 30); }
+
+CUresult check_device(CUdevice d) { return d >= 0 && d < device_count() ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE; }
+
+CUresult fake_cuInit(unsigned int) {
+    FAKE_FAIL("cuInit");
+    driver().initialised = true;
+    return CUDA_SUCCESS;
+}
+
+CUresult fake_cuDriverGetVersion(int* v) {
+    FAKE_FAIL("cuDriverGetVersion");
+    *v = 13000;
+    return CUDA_SUCCESS;
+}
+
+CUresult fake_cuDeviceGetCount(int* n) {
+    FAKE_FAIL("cuDeviceGetCount");
+    *n = device_count();
+    return CUDA_SUCCESS;
+}
+
+CUresult fake_cuDeviceGet(CUdevice* d, int ordinal) {
+    FAKE_FAIL("cuDeviceGet");
+    if (ordinal < 0 || ordinal >= device_count()) return CUDA_ERROR_INVALID_DEVICE;
+    *d = ordinal;
+    return CUDA_SUCCESS;
+}
+
+CUresult fake_cuDeviceGetName(char* name, int len, CUdevice d) {
+    FAKE_FAIL("cuDeviceGetName");
+    if (auto r = check_device(d)) return r;
+    std::snprintf(name, static_cast<size_t>(len), "Fake NVIDIA H100 80GB HBM3");
+    return CUDA_SUCCESS;
+}
+
+CUresult fake_cuDeviceGetAttribute(int* value, CUdevice_attribute attribute, CUdevice d) {
+    FAKE_FAIL("cuDeviceGetAttribute");
+    if (auto r = check_device(d)) return r;
+    switch (attribute) {
+        case CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT: *value = 132; break;
+        case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: *value = 9; break;
+        case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: *value = 0; break;
+        case CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE: *value = 50 << 20; break;
+        case CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH: *value = 5120; break;
+        case CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE: *value = 2619000; break;
+        case CU_DEVICE_ATTRIBUTE_CLOCK_RATE: *value = 1980000; break;
+        case CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED: *value = 1; break;
+        default: return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
+CUresult fake_cuDeviceTotalMem(size_t* bytes, CUdevice d) {
+    FAKE_FAIL("cuDeviceTotalMem");
+    if (auto r = check_device(d)) return r;
+    *bytes = memory_bytes();
+    return CUDA_SUCCESS;
+}
+
+CUresult fake_cuDeviceGetUuid(CUuuid* uuid, CUdevice d) {
+    FAKE_FAIL("cuDeviceGetUuid");
+    if (auto r = check_device(d)) return r;
+    for (int i = 0; i < 16; ++i) uuid->bytes[i] = static_cast<char>(0x10 * (i % 16) + d);
+    return CUDA_SUCCESS;
+}
+
+CUresult fake_cuDeviceGetPCIBusId(char* bus, int len, CUdevice d) {
+    FAKE_FAIL("cuDeviceGetPCIBusId");
+    if (auto r = check_device(d)) return r;
+    std::snprintf(bus, static_cast<size_t>(len), "0000:%02x:00.0", 0x3b + d);
+    return CUDA_SUCCESS;
+}
+
+CUresult fake_cuDevicePrimaryCtxRetain(CUcontext* ctx, CUdevice d) {
+    FAKE_FAIL("cuDevicePrimaryCtxRetain");
+    if (auto r = check_device(d)) return r;
+    std::lock_guard lock(driver().mutex);
+    driver().context_refs += 1;
+    *ctx = reinterpret_cast<CUcontext>(static_cast<uintptr_t>(0x1000 + d));
+    return CUDA_SUCCESS;
+}
+
+CUresult fake_cuDevicePrimaryCtxRelease(CUdevice d) {
+    std::lock_guard lock(driver().mutex);
+    driver().context_refs -= 1;
+    return check_device(d);
+}
+
+thread_local std::vector<CUcontext> context_stack;
+
+CUresult fake_cuCtxPushCurrent(CUcontext ctx) {
+    FAKE_FAIL("cuCtxPushCurrent");
+    context_stack.push_back(ctx);
+    return CUDA_SUCCESS;
+}
+
+CUresult fake_cuCtxPopCurrent(CUcontext* ctx) {
+    if (context_stack.empty()) return CUDA_ERROR_INVALID_CONTEXT;
+    if (ctx != nullptr) *ctx = context_stack.back();
+    context_stack.pop_back();
+    return CUDA_SUCCESS;
+}
+
+CUresult require_context() { return context_stack.empty() ? CUDA_ERROR_INVALID_CONTEXT : CUDA_SUCCESS; }
+
+CUresult fake_cuMemGetInfo(size_t* free, size_t* total) {
+    FAKE_FAIL("cuMemGetInfo");
+    if (auto r = require_context()) return r;
+    std::lock_guard lock(driver().mutex);
+    *total = memory_bytes();
+    *free = *total - std::min<uint64_t>(*total, driver().physical_bytes);
+    return CUDA_SUCCESS;
+}
+
+CUresult fake_cuMemGetAllocationGranularity(size_t* g, const CUmemAllocationProp*, CUmemAllocationGranularity_flags) {
+    FAKE_FAIL("cuMemGetAllocationGranularity");
+    *g = kGranularity;
+    return CUDA_SUCCESS;
+}
+
+CUresult fake_cuMemAddressReserve(CUdeviceptr* ptr, size_t size, size_t, CUdeviceptr, unsigned long long) {
+    FAKE_FAIL("cuMemAddressReserve");
+    if (size == 0 || size % kGranularity != 0) return CUDA_ERROR_INVALID_VALUE;
+    void* p = mmap(nullptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return CUDA_ERROR_OUT_OF_MEMORY;
+    std::lock_guard lock(driver().mutex);
+    driver().reservations[reinterpret_cast<uint64_t>(p)] = size;
+    *ptr = reinterpret_cast<CUdeviceptr>(p);
+    return CUDA_SUCCESS;
+}
+
+CUresult fake_cuMemAddressFree(CUdeviceptr ptr, size_t size) {
+    std::lock_guard lock(driver().mutex);
+    auto it = driver().reservations.find(ptr);
+    if (it == driver().reservations.end() || it->second != size) return CUDA_ERROR_INVALID_VALUE;
+    munmap(reinterpret_cast<void*>(ptr), size);
+    driver().reservations.erase(it);
+    return CUDA_SUCCESS;
+}
+
+void drop_reference(FakeDriver& f, uint64_t handle) {
+    if (--f.handle_refs[handle] == 0) {
+        f.physical_bytes -= f.handles[handle];
+        f.handles.erase(handle);
+        f.handle_refs.erase(handle);
+    }
+}
+
+CUresult fake_cuMemCreate(CUmemGenericAllocationHandle* handle, size_t size, const CUmemAllocationProp*, unsigned long long) {
+    FAKE_FAIL("cuMemCreate");
+    if (size == 0 || size % kGranularity != 0) return CUDA_ERROR_INVALID_VALUE;
+    std::lock_guard lock(driver().mutex);
+    FakeDriver& f = driver();
+    if (f.physical_bytes + size > memory_bytes()) return CUDA_ERROR_OUT_OF_MEMORY;
+    const uint64_t h = f.next_handle++;
+    f.handles[h] = size;
+    f.handle_refs[h] = 1;
+    f.physical_bytes += size;
+    *handle = h;
+    return CUDA_SUCCESS;
+}
+
+CUresult fake_cuMemRelease(CUmemGenericAllocationHandle handle) {
+    FAKE_FAIL("cuMemRelease");
+    std::lock_guard lock(driver().mutex);
+    if (!driver().handles.count(handle)) return CUDA_ERROR_INVALID_VALUE;
+    drop_reference(driver(), handle);
+    return CUDA_SUCCESS;
+}
+
+CUresult fake_cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle handle, unsigned long long) {
+    FAKE_FAIL("cuMemMap");
+    std::lock_guard lock(driver().mutex);
+    FakeDriver& f = driver();
+    auto h = f.handles.find(handle);
+    if (h == f.handles.end() || offset != 0 || h->second != size) return CUDA_ERROR_INVALID_VALUE;
+    f.mappings[ptr] = {size, handle};
+    f.handle_refs[handle] += 1;
+    return CUDA_SUCCESS;
+}
+
+CUresult fake_cuMemUnmap(CUdeviceptr ptr, size_t size) {
+    FAKE_FAIL("cuMemUnmap");
+    std::lock_guard lock(driver().mutex);
+    FakeDriver& f = driver();
+    auto m = f.mappings.find(ptr);
+    if (m == f.mappings.end() || m->second.first != size) return CUDA_ERROR_INVALID_VALUE;
+    // Give the pages back and make the range inaccessible again, as unmapping device memory does.
+    madvise(reinterpret_cast<void*>(ptr), size, MADV_DONTNEED);
+    mprotect(reinterpret_cast<void*>(ptr), size, PROT_NONE);
+    drop_reference(f, m->second.second);
+    f.mappings.erase(m);
+    return CUDA_SUCCESS;
+}
+
+CUresult fake_cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc*, size_t count) {
+    FAKE_FAIL("cuMemSetAccess");
+    std::lock_guard lock(driver().mutex);
+    auto m = driver().mappings.find(ptr);
+    if (count != 1 || m == driver().mappings.end() || m->second.first != size) return CUDA_ERROR_INVALID_VALUE;
+    return mprotect(reinterpret_cast<void*>(ptr), size, PROT_READ | PROT_WRITE) == 0 ? CUDA_SUCCESS : CUDA_ERROR_UNKNOWN;
+}
+
+// Streams, events and modules are plain tokens: every operation completes when it is issued.
+CUresult fake_cuStreamCreate(CUstream* s, unsigned int) {
+    FAKE_FAIL("cuStreamCreate");
+    if (auto r = require_context()) return r;
+    *s = reinterpret_cast<CUstream>(static_cast<uintptr_t>(0x2000));
+    return CUDA_SUCCESS;
+}
+CUresult fake_cuStreamDestroy(CUstream) { return CUDA_SUCCESS; }
+CUresult fake_cuStreamSynchronize(CUstream) {
+    FAKE_FAIL("cuStreamSynchronize");
+    return CUDA_SUCCESS;
+}
+CUresult fake_cuEventCreate(CUevent* e, unsigned int) {
+    FAKE_FAIL("cuEventCreate");
+    *e = reinterpret_cast<CUevent>(static_cast<uintptr_t>(0x3000));
+    return CUDA_SUCCESS;
+}
+CUresult fake_cuEventDestroy(CUevent) { return CUDA_SUCCESS; }
+CUresult fake_cuEventRecord(CUevent, CUstream) {
+    FAKE_FAIL("cuEventRecord");
+    return CUDA_SUCCESS;
+}
+CUresult fake_cuEventSynchronize(CUevent) {
+    FAKE_FAIL("cuEventSynchronize");
+    return CUDA_SUCCESS;
+}
+CUresult fake_cuEventElapsedTime(float* ms, CUevent, CUevent) {
+    *ms = 0.0f;
+    return CUDA_ERROR_NOT_SUPPORTED;  // the fake has no clock; nothing in CI times with it
+}
+
+CUresult fake_cuMemcpyHtoDAsync(CUdeviceptr dst, const void* src, size_t n, CUstream) {
+    FAKE_FAIL("cuMemcpyHtoDAsync");
+    std::memcpy(reinterpret_cast<void*>(dst), src, n);
+    return CUDA_SUCCESS;
+}
+CUresult fake_cuMemcpyDtoHAsync(void* dst, CUdeviceptr src, size_t n, CUstream) {
+    FAKE_FAIL("cuMemcpyDtoHAsync");
+    std::memcpy(dst, reinterpret_cast<const void*>(src), n);
+    return CUDA_SUCCESS;
+}
+CUresult fake_cuMemcpyDtoDAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream) {
+    FAKE_FAIL("cuMemcpyDtoDAsync");
+    std::memmove(reinterpret_cast<void*>(dst), reinterpret_cast<const void*>(src), n);
+    return CUDA_SUCCESS;
+}
+
+// The fatbin's first word is its magic number; anything else is refused as the driver would.
+CUresult fake_cuModuleLoadData(CUmodule* m, const void* image) {
+    FAKE_FAIL("cuModuleLoadData");
+    if (auto r = require_context()) return r;
+    uint32_t magic = 0;
+    std::memcpy(&magic, image, sizeof magic);
+    if (magic != 0xBA55ED50u) return CUDA_ERROR_INVALID_IMAGE;
+    *m = reinterpret_cast<CUmodule>(static_cast<uintptr_t>(0x4000));
+    return CUDA_SUCCESS;
+}
+CUresult fake_cuModuleUnload(CUmodule) { return CUDA_SUCCESS; }
+
+constexpr uintptr_t kFill = 1, kCopy = 2, kChecksum = 3;
+
+CUresult fake_cuModuleGetFunction(CUfunction* f, CUmodule, const char* name) {
+    FAKE_FAIL("cuModuleGetFunction");
+    const std::string n = name;
+    const uintptr_t id = n == "grey_fill" ? kFill : n == "grey_copy" ? kCopy : n == "grey_checksum" ? kChecksum : 0;
+    if (id == 0) return CUDA_ERROR_NOT_FOUND;
+    *f = reinterpret_cast<CUfunction>(id);
+    return CUDA_SUCCESS;
+}
+
+template <typename T>
+T param(void** params, int i) {
+    T value;
+    std::memcpy(&value, params[i], sizeof value);
+    return value;
+}
+
+CUresult fake_cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by,
+                             unsigned int bz, unsigned int, CUstream, void** params, void** extra) {
+    FAKE_FAIL("cuLaunchKernel");
+    if (gx == 0 || gy != 1 || gz != 1 || bx == 0 || bx > 1024 || by != 1 || bz != 1 || params == nullptr || extra != nullptr)
+        return CUDA_ERROR_INVALID_VALUE;
+    switch (reinterpret_cast<uintptr_t>(f)) {
+        case kFill:
+            std::memset(reinterpret_cast<void*>(param<CUdeviceptr>(params, 0)), static_cast<int>(param<unsigned int>(params, 2) & 0xFF),
+                        param<unsigned long long>(params, 1));
+            return CUDA_SUCCESS;
+        case kCopy:
+            std::memcpy(reinterpret_cast<void*>(param<CUdeviceptr>(params, 0)), reinterpret_cast<const void*>(param<CUdeviceptr>(params, 1)),
+                        param<unsigned long long>(params, 2));
+            return CUDA_SUCCESS;
+        case kChecksum: {
+            const auto* src = reinterpret_cast<const unsigned char*>(param<CUdeviceptr>(params, 0));
+            const auto n = param<unsigned long long>(params, 1);
+            auto* out = reinterpret_cast<unsigned long long*>(param<CUdeviceptr>(params, 2));
+            uint64_t sum = 0;
+            for (uint64_t i = 0; i < n; ++i) sum += (static_cast<uint64_t>(src[i]) + 1u) * (i * 0x9E3779B97F4A7C15ull + 0xD6E8FEB86659FD93ull);
+            *out += sum;
+            return CUDA_SUCCESS;
+        }
+        default: return CUDA_ERROR_INVALID_HANDLE;
+    }
+}
+
+CUresult fake_cuGetErrorName(CUresult r, const char** name) {
+    switch (r) {
+        case CUDA_SUCCESS: *name = "CUDA_SUCCESS"; break;
+        case CUDA_ERROR_INVALID_VALUE: *name = "CUDA_ERROR_INVALID_VALUE"; break;
+        case CUDA_ERROR_OUT_OF_MEMORY: *name = "CUDA_ERROR_OUT_OF_MEMORY"; break;
+        case CUDA_ERROR_NO_DEVICE: *name = "CUDA_ERROR_NO_DEVICE"; break;
+        case CUDA_ERROR_NOT_FOUND: *name = "CUDA_ERROR_NOT_FOUND"; break;
+        case CUDA_ERROR_UNKNOWN: *name = "CUDA_ERROR_UNKNOWN"; break;
+        default: *name = nullptr; return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
+CUresult fake_cuGetErrorString(CUresult r, const char** text) {
+    switch (r) {
+        case CUDA_ERROR_OUT_OF_MEMORY: *text = "out of memory"; break;
+        case CUDA_ERROR_NO_DEVICE: *text = "no CUDA-capable device is detected"; break;
+        case CUDA_ERROR_UNKNOWN: *text = "unknown error"; break;
+        default: *text = nullptr; return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
+struct Entry {
+    const char* name;
+    void* function;
+};
+
+#define FAKE_ENTRY(name) Entry{#name, reinterpret_cast<void*>(&fake_##name)}
+const Entry kEntries[] = {
+    FAKE_ENTRY(cuInit), FAKE_ENTRY(cuDriverGetVersion), FAKE_ENTRY(cuDeviceGetCount), FAKE_ENTRY(cuDeviceGet),
+    FAKE_ENTRY(cuDeviceGetName), FAKE_ENTRY(cuDeviceGetAttribute), FAKE_ENTRY(cuDeviceTotalMem), FAKE_ENTRY(cuDeviceGetUuid),
+    FAKE_ENTRY(cuDeviceGetPCIBusId), FAKE_ENTRY(cuDevicePrimaryCtxRetain), FAKE_ENTRY(cuDevicePrimaryCtxRelease),
+    FAKE_ENTRY(cuCtxPushCurrent), FAKE_ENTRY(cuCtxPopCurrent), FAKE_ENTRY(cuMemGetInfo), FAKE_ENTRY(cuMemGetAllocationGranularity),
+    FAKE_ENTRY(cuMemAddressReserve), FAKE_ENTRY(cuMemAddressFree), FAKE_ENTRY(cuMemCreate), FAKE_ENTRY(cuMemRelease),
+    FAKE_ENTRY(cuMemMap), FAKE_ENTRY(cuMemUnmap), FAKE_ENTRY(cuMemSetAccess), FAKE_ENTRY(cuStreamCreate), FAKE_ENTRY(cuStreamDestroy),
+    FAKE_ENTRY(cuStreamSynchronize), FAKE_ENTRY(cuEventCreate), FAKE_ENTRY(cuEventDestroy), FAKE_ENTRY(cuEventRecord),
+    FAKE_ENTRY(cuEventSynchronize), FAKE_ENTRY(cuEventElapsedTime), FAKE_ENTRY(cuMemcpyHtoDAsync), FAKE_ENTRY(cuMemcpyDtoHAsync),
+    FAKE_ENTRY(cuMemcpyDtoDAsync), FAKE_ENTRY(cuModuleLoadData), FAKE_ENTRY(cuModuleUnload), FAKE_ENTRY(cuModuleGetFunction),
+    FAKE_ENTRY(cuLaunchKernel), FAKE_ENTRY(cuGetErrorName), FAKE_ENTRY(cuGetErrorString),
+};
+#undef FAKE_ENTRY
+
+}  // namespace
+
+extern "C" {
+
+#if !defined(FAKE_CUDA_NO_GETPROCADDRESS)
+__attribute__((visibility("default"))) CUresult cuGetProcAddress_v2(const char* symbol, void** pfn, int, cuuint64_t,
+                                                                   CUdriverProcAddressQueryResult* status) {
+    *pfn = nullptr;
+    const char* hidden = std::getenv("FAKE_CUDA_HIDE");
+    for (const Entry& e : kEntries)
+        if (std::strcmp(e.name, symbol) == 0 && (hidden == nullptr || std::strcmp(hidden, symbol) != 0)) {
+            *pfn = e.function;
+            if (status != nullptr) *status = CU_GET_PROC_ADDRESS_SUCCESS;
+            return CUDA_SUCCESS;
+        }
+    if (status != nullptr) *status = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
+    return CUDA_ERROR_NOT_FOUND;
+}
+#else
+// An old driver exports its functions directly; one is enough to make it a plausible libcuda.
+__attribute__((visibility("default"))) CUresult cuInit(unsigned int flags) { return fake_cuInit(flags); }
+#endif
+
+// Test hooks: what the fake device holds, so tests can prove the backend gives everything back.
+__attribute__((visibility("default"))) unsigned long long fake_cuda_physical_bytes() {
+    std::lock_guard lock(driver().mutex);
+    return driver().physical_bytes;
+}
+__attribute__((visibility("default"))) int fake_cuda_mapping_count() {
+    std::lock_guard lock(driver().mutex);
+    return static_cast<int>(driver().mappings.size());
+}
+
+}  // extern "C"

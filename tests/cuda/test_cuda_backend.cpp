@@ -1,0 +1,454 @@
+// The CUDA backend against fake driver libraries (tests/cuda/fake_driver): loading, fallbacks, field
+// states and reasons, the pool, and error paths. Each suite runs in its own process with its own
+// LD_LIBRARY_PATH (tests/cuda/CMakeLists.txt); switches the fakes read at each call are set per case.
+// None of this is evidence that the kernels work: tests/gpu/run.sh checks those on a real GPU.
+#include "grey.h"
+
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+// Sets environment variables for one scope.
+class Env {
+public:
+    Env(std::initializer_list<std::pair<const char*, const char*>> vars) {
+        for (const auto& [k, v] : vars) {
+            names_.emplace_back(k);
+            setenv(k, v, 1);
+        }
+    }
+    ~Env() {
+        for (const auto& k : names_) unsetenv(k.c_str());
+    }
+
+private:
+    std::vector<std::string> names_;
+};
+
+struct Context {
+    Context() {
+        grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
+        options.backends = "cuda";
+        options.backend_dir = GREY_TEST_PLUGIN_DIR;
+        options.log_level = GREY_LOG_OFF;
+        status = grey_context_create(&options, &context);
+        EXPECT_EQ(status, GREY_OK) << grey_last_error();
+    }
+    ~Context() { grey_context_destroy(context); }
+
+    grey_backend_info cuda_report() const {
+        uint32_t n = 0;
+        EXPECT_EQ(grey_backend_count(context, &n), GREY_OK);
+        for (uint32_t i = 0; i < n; ++i) {
+            grey_backend_info info{};
+            info.struct_size = sizeof info;
+            EXPECT_EQ(grey_backend_info_get(context, i, &info), GREY_OK);
+            if (std::string(info.name) == "cuda") return info;
+        }
+        ADD_FAILURE() << "no report for the cuda backend";
+        return {};
+    }
+    uint32_t device_count() const {
+        uint32_t n = 0;
+        EXPECT_EQ(grey_device_count(context, &n), GREY_OK);
+        return n;
+    }
+    grey_device_spec spec(uint32_t device = 1) {
+        grey_device_spec s{};
+        s.struct_size = sizeof s;
+        EXPECT_EQ(grey_device_spec_get(context, device, &s), GREY_OK) << grey_last_error();
+        return s;
+    }
+    grey_device_telemetry telemetry(uint32_t device = 1) {
+        grey_device_telemetry t{};
+        t.struct_size = sizeof t;
+        EXPECT_EQ(grey_device_telemetry_get(context, device, &t), GREY_OK) << grey_last_error();
+        return t;
+    }
+    std::string reason(grey_field field, uint32_t device = 1) {
+        char text[512] = {};
+        size_t length = 0;
+        EXPECT_EQ(grey_device_field_reason(context, device, field, text, sizeof text, &length), GREY_OK);
+        return text;
+    }
+    grey_memory_stats stats(uint32_t device = 1) {
+        grey_memory_stats s{};
+        s.struct_size = sizeof s;
+        EXPECT_EQ(grey_device_memory_stats(context, device, &s), GREY_OK) << grey_last_error();
+        return s;
+    }
+
+    grey_context* context = nullptr;
+    grey_status status = GREY_ERROR_INTERNAL;
+};
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// The fake driver's own view of its memory (exported test hooks), through the library the backend uses.
+unsigned long long fake_physical_bytes() {
+    void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+    if (lib == nullptr) return ~0ull;
+    auto fn = reinterpret_cast<unsigned long long (*)()>(dlsym(lib, "fake_cuda_physical_bytes"));
+    const unsigned long long bytes = fn != nullptr ? fn() : ~0ull;
+    dlclose(lib);
+    return bytes;
+}
+
+std::vector<unsigned char> random_bytes(size_t n) {
+    std::mt19937_64 rng(std::random_device{}());
+    std::vector<unsigned char> out(n);
+    for (auto& b : out) b = static_cast<unsigned char>(rng());
+    return out;
+}
+
+}  // namespace
+
+// ----- fake/full: every symbol present -----------------------------------------------------------
+
+TEST(CudaFake, LoadsAndOffersTheDevice) {
+    Context c;
+    const auto info = c.cuda_report();
+    EXPECT_EQ(info.outcome, GREY_BACKEND_LOADED) << info.reason;
+    EXPECT_EQ(info.device_count, 1u);
+    EXPECT_EQ(c.device_count(), 2u);  // host + one fake GPU
+}
+
+TEST(CudaFake, SpecComesFromDriverAndNvml) {
+    Context c;
+    const grey_device_spec s = c.spec();
+    EXPECT_STREQ(s.backend, "cuda");
+    EXPECT_EQ(s.vendor, GREY_VENDOR_NVIDIA);
+    EXPECT_EQ(s.type, GREY_DEVICE_GPU);
+    EXPECT_STREQ(s.name.value, "Fake NVIDIA H100 80GB HBM3");
+    EXPECT_EQ(s.name.source, GREY_SOURCE_CUDA_DRIVER);
+    EXPECT_STREQ(s.compute_capability.value, "9.0");
+    EXPECT_STREQ(s.architecture.value, "Hopper");
+    EXPECT_EQ(s.architecture.source, GREY_SOURCE_TABLE);
+    EXPECT_STREQ(s.uuid.value, "GPU-00102030-4050-6070-8090-a0b0c0d0e0f0");
+    EXPECT_STREQ(s.pci_bus_id.value, "0000:3b:00.0");
+    EXPECT_STREQ(s.driver_version.value, "580.159.04");
+    EXPECT_EQ(s.driver_version.source, GREY_SOURCE_NVML);
+    EXPECT_STREQ(s.runtime_version.value, "13.0");
+    EXPECT_EQ(s.compute_units.value, 132u);  // SMs from the driver attribute
+    EXPECT_EQ(s.compute_units.source, GREY_SOURCE_CUDA_DRIVER);
+    EXPECT_EQ(s.l2_cache_bytes.value, 50u << 20);
+    EXPECT_EQ(s.memory_bus_width_bits.value, 5120u);
+    EXPECT_EQ(s.memory_clock_max_mhz.value, 2619u);
+    EXPECT_EQ(s.memory_clock_max_mhz.source, GREY_SOURCE_NVML);
+    // 2 (DDR) x 2619 MHz x 5120 bits / 8: an H100 80GB HBM3's 3352 GB/s.
+    EXPECT_NEAR(s.peak_memory_bandwidth_gbps.value, 3352.32, 0.01);
+    EXPECT_EQ(s.peak_memory_bandwidth_gbps.source, GREY_SOURCE_DERIVED);
+    EXPECT_EQ(s.memory_total_bytes.value, 81559ull << 20);  // NVML's total, as nvidia-smi reports it
+    EXPECT_EQ(s.memory_total_bytes.source, GREY_SOURCE_NVML);
+    EXPECT_EQ(s.memory_free_bytes.value, (81559ull - 531ull) << 20);
+    EXPECT_EQ(s.graphics_clock_max_mhz.value, 1980u);
+    EXPECT_EQ(s.power_limit_mw.value, 700000u);
+    EXPECT_EQ(s.power_limit_default_mw.value, 700000u);
+    EXPECT_EQ(s.power_limit_min_mw.value, 200000u);
+    EXPECT_EQ(s.power_limit_max_mw.value, 700000u);
+    EXPECT_EQ(s.temperature_slowdown_c.value, 89.0);
+    EXPECT_EQ(s.temperature_shutdown_c.value, 92.0);
+    EXPECT_EQ(s.temperature_gpu_max_c.value, 87.0);
+    EXPECT_EQ(s.temperature_memory_max_c.value, 95.0);
+    EXPECT_EQ(s.pcie_generation_current.value, 5u);
+    EXPECT_EQ(s.pcie_generation_max.value, 5u);
+    EXPECT_EQ(s.pcie_width_current.value, 8u);
+    EXPECT_EQ(s.pcie_width_max.value, 16u);
+    // Every spec field is OK on this fake.
+    for (int f = 0; f < GREY_FIELD_TEMPERATURE_C; ++f) EXPECT_EQ(c.reason(static_cast<grey_field>(f)), "") << "field " << f;
+}
+
+TEST(CudaFake, TelemetryDecodesReasonsAndCounters) {
+    Context c;
+    const grey_device_telemetry t = c.telemetry();
+    EXPECT_GT(t.timestamp_ns, 0u);
+    EXPECT_EQ(t.temperature_c.value, 35.0);
+    EXPECT_EQ(t.memory_temperature_c.value, 41.0);
+    EXPECT_EQ(t.power_draw_mw.value, 70123u);
+    EXPECT_EQ(t.energy_total_mj.value, 123456789u);
+    EXPECT_EQ(t.graphics_clock_mhz.value, 1750u);
+    EXPECT_EQ(t.sm_clock_mhz.value, 1755u);
+    EXPECT_EQ(t.memory_clock_mhz.value, 2619u);
+    EXPECT_EQ(t.utilization_percent.value, 7u);
+    EXPECT_EQ(t.memory_utilization_percent.value, 3u);
+    EXPECT_EQ(t.memory_used_bytes.value, 531ull << 20);
+    EXPECT_EQ(t.throttle_reasons.state, GREY_FIELD_OK);
+    EXPECT_EQ(t.throttle_reasons.value, uint64_t{GREY_THROTTLE_IDLE | GREY_THROTTLE_SW_POWER_CAP | GREY_THROTTLE_OTHER});
+    EXPECT_EQ(t.throttle_time_power_ns.value, 1000000u);
+    EXPECT_EQ(t.throttle_time_thermal_ns.value, 2000u);
+    // A counter at zero is a reading (no time throttled), not a missing value.
+    EXPECT_EQ(t.throttle_time_sync_boost_ns.state, GREY_FIELD_OK);
+    EXPECT_EQ(t.throttle_time_sync_boost_ns.value, 0u);
+}
+
+TEST(CudaFake, NvmlPermissionErrorMarksOnlyThatField) {
+    Env env{{"FAKE_NVML_FAIL", "nvmlDeviceGetEnforcedPowerLimit:4,nvmlDeviceGetTemperatureThreshold:3"},
+            {"FAKE_NVML_FIELD_FAIL", "74:4"}};
+    Context c;
+    const grey_device_spec s = c.spec();
+    EXPECT_EQ(s.power_limit_mw.state, GREY_FIELD_PERMISSION_DENIED);
+    EXPECT_EQ(s.power_limit_mw.value, 0u);
+    EXPECT_EQ(s.power_limit_mw.source, GREY_SOURCE_NONE);
+    const std::string why = c.reason(GREY_FIELD_POWER_LIMIT_MW);
+    EXPECT_TRUE(contains(why, "nvmlDeviceGetEnforcedPowerLimit") && contains(why, "Insufficient Permissions")) << why;
+    EXPECT_EQ(s.power_limit_default_mw.state, GREY_FIELD_OK);
+    EXPECT_EQ(s.temperature_slowdown_c.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_TEMPERATURE_SLOWDOWN_C), "Not Supported")) << c.reason(GREY_FIELD_TEMPERATURE_SLOWDOWN_C);
+    const grey_device_telemetry t = c.telemetry();
+    EXPECT_EQ(t.throttle_time_power_ns.state, GREY_FIELD_PERMISSION_DENIED);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_THROTTLE_TIME_POWER_NS), "NVML_FI_DEV_PERF_POLICY_POWER"));
+    EXPECT_EQ(t.throttle_time_thermal_ns.state, GREY_FIELD_OK);
+}
+
+TEST(CudaFake, DriverErrorOnAFieldIsReportedNotZero) {
+    Env env{{"FAKE_CUDA_FAIL", "cuDeviceGetAttribute:1"}};
+    Context c;
+    const grey_device_spec s = c.spec();
+    EXPECT_EQ(s.compute_units.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_COMPUTE_UNITS), "cuDeviceGetAttribute failed: CUDA_ERROR_INVALID_VALUE"))
+        << c.reason(GREY_FIELD_COMPUTE_UNITS);
+    // The bandwidth needs the bus width, which the driver did not give.
+    EXPECT_EQ(s.peak_memory_bandwidth_gbps.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_EQ(s.architecture.state, GREY_FIELD_UNSUPPORTED);
+}
+
+TEST(CudaFake, MissingDriverEntryPointSkipsTheBackend) {
+    Env env{{"FAKE_CUDA_HIDE", "cuMemCreate"}};
+    Context c;
+    const auto info = c.cuda_report();
+    EXPECT_EQ(info.outcome, GREY_BACKEND_SKIPPED);
+    EXPECT_TRUE(contains(info.reason, "does not provide cuMemCreate")) << info.reason;
+    EXPECT_EQ(c.device_count(), 1u);
+}
+
+TEST(CudaFake, DriverThatCannotStartSkipsTheBackend) {
+    Env env{{"FAKE_CUDA_FAIL", "cuInit:100"}};
+    Context c;
+    const auto info = c.cuda_report();
+    EXPECT_EQ(info.outcome, GREY_BACKEND_SKIPPED);
+    EXPECT_TRUE(contains(info.reason, "cuInit failed: CUDA_ERROR_NO_DEVICE")) << info.reason;
+}
+
+TEST(CudaFake, NoDevicesSkipsTheBackend) {
+    Env env{{"FAKE_CUDA_DEVICE_COUNT", "0"}};
+    Context c;
+    const auto info = c.cuda_report();
+    EXPECT_EQ(info.outcome, GREY_BACKEND_SKIPPED);
+    EXPECT_TRUE(contains(info.reason, "reports no device")) << info.reason;
+}
+
+TEST(CudaFake, NvmlThatCannotStartLeavesDriverFields) {
+    Env env{{"FAKE_NVML_FAIL", "nvmlInit_v2:9"}};
+    Context c;
+    const grey_device_spec s = c.spec();
+    EXPECT_EQ(s.compute_units.state, GREY_FIELD_OK);
+    EXPECT_EQ(s.power_limit_mw.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_POWER_LIMIT_MW), "NVML did not start")) << c.reason(GREY_FIELD_POWER_LIMIT_MW);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_POWER_LIMIT_MW), "Driver Not Loaded"));
+    // The driver's attribute stands in for NVML's maximum memory clock.
+    EXPECT_EQ(s.memory_clock_max_mhz.source, GREY_SOURCE_CUDA_DRIVER);
+    EXPECT_NEAR(s.peak_memory_bandwidth_gbps.value, 3352.32, 0.01);
+}
+
+TEST(CudaFake, BuffersRoundTripFillCopyChecksum) {
+    Context c;
+    const size_t n = 3 * 1024 * 1024 + 17;  // spans two pool chunks, odd size
+    const auto data = random_bytes(n);
+    grey_buffer* a = nullptr;
+    grey_buffer* b = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, n, &a), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_create(c.context, 1, n, &b), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_write(a, 0, data.data(), n), GREY_OK) << grey_last_error();
+    std::vector<unsigned char> back(n);
+    ASSERT_EQ(grey_buffer_read(a, 0, back.data(), n), GREY_OK);
+    EXPECT_EQ(back, data);
+
+    ASSERT_EQ(grey_buffer_copy(b, 5, a, 3, n - 10), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_fill(b, 0, 0xAB, 5), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_read(b, 0, back.data(), n), GREY_OK);
+    for (size_t i = 0; i < 5; ++i) ASSERT_EQ(back[i], 0xAB);
+    for (size_t i = 0; i < n - 10; ++i) ASSERT_EQ(back[5 + i], data[3 + i]) << i;
+
+    // The checksum of equal bytes is equal on the host reference (device 0) and on the fake GPU.
+    grey_buffer* h = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 0, n, &h), GREY_OK);
+    ASSERT_EQ(grey_buffer_write(h, 0, data.data(), n), GREY_OK);
+    uint64_t on_gpu = 0, on_host = 0;
+    ASSERT_EQ(grey_buffer_checksum(a, 7, n - 7, &on_gpu), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_checksum(h, 7, n - 7, &on_host), GREY_OK);
+    EXPECT_EQ(on_gpu, on_host);
+    grey_buffer_destroy(h);
+    grey_buffer_destroy(a);
+    grey_buffer_destroy(b);
+}
+
+TEST(CudaFake, PoolGrowsInChunksAndReportsFragmentation) {
+    Context c;
+    const grey_memory_stats empty = c.stats();
+    EXPECT_EQ(empty.committed_bytes, 0u);  // no buffer yet: no pool
+    std::vector<grey_buffer*> buffers(8, nullptr);
+    for (auto& b : buffers) ASSERT_EQ(grey_buffer_create(c.context, 1, 1 << 20, &b), GREY_OK) << grey_last_error();
+    grey_memory_stats s = c.stats();
+    EXPECT_EQ(s.granularity_bytes, 2u << 20);
+    EXPECT_EQ(s.reserved_bytes, 1u << 30);
+    EXPECT_EQ(s.committed_bytes % s.granularity_bytes, 0u);
+    EXPECT_GE(s.committed_bytes, 8u << 20);
+    EXPECT_EQ(s.allocation_count, 8u + 1u);  // + the checksum kernel's 8-byte slot
+    EXPECT_EQ(s.allocated_bytes, (8u << 20) + 256u);
+    EXPECT_EQ(s.free_bytes, s.committed_bytes - s.allocated_bytes);
+    // Free every other buffer: equal holes, so fragmentation = 1 - largest / free.
+    for (size_t i = 0; i < buffers.size(); i += 2) grey_buffer_destroy(buffers[i]);
+    s = c.stats();
+    EXPECT_GT(s.fragmentation, 0.0);
+    EXPECT_NEAR(s.fragmentation, 1.0 - static_cast<double>(s.largest_free_bytes) / static_cast<double>(s.free_bytes), 1e-12);
+    for (size_t i = 1; i < buffers.size(); i += 2) grey_buffer_destroy(buffers[i]);
+    s = c.stats();
+    EXPECT_EQ(s.allocation_count, 1u);
+    EXPECT_EQ(s.fragmentation, 0.0);  // all merged again
+}
+
+TEST(CudaFake, OutOfMemoryNamesSizesAndKeepsThePoolConsistent) {
+    Context c;
+    grey_buffer* first = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 4 << 20, &first), GREY_OK);
+    const grey_memory_stats before = c.stats();
+    const unsigned long long physical_before = fake_physical_bytes();
+
+    grey_buffer* too_big = nullptr;
+    EXPECT_EQ(grey_buffer_create(c.context, 1, 2ull << 30, &too_big), GREY_ERROR_OUT_OF_MEMORY);
+    EXPECT_TRUE(contains(grey_last_error(), "2147483648 bytes")) << grey_last_error();
+    EXPECT_EQ(too_big, nullptr);
+    {
+        // The device refuses physical memory: OOM with the sizes, and nothing half-made remains.
+        Env env{{"FAKE_CUDA_FAIL", "cuMemCreate:2"}};
+        EXPECT_EQ(grey_buffer_create(c.context, 1, 64 << 20, &too_big), GREY_ERROR_OUT_OF_MEMORY);
+        const std::string message = grey_last_error();
+        EXPECT_TRUE(contains(message, "67108864 bytes") && contains(message, "bytes free")) << message;
+    }
+    const grey_memory_stats after = c.stats();
+    EXPECT_EQ(after.committed_bytes, before.committed_bytes);
+    EXPECT_EQ(after.allocated_bytes, before.allocated_bytes);
+    EXPECT_EQ(after.allocation_count, before.allocation_count);
+    EXPECT_EQ(fake_physical_bytes(), physical_before);
+    // And the pool still works.
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 64 << 20, &too_big), GREY_OK) << grey_last_error();
+    grey_buffer_destroy(too_big);
+    grey_buffer_destroy(first);
+}
+
+TEST(CudaFake, DriverErrorWhileMappingIsABackendErrorAndRollsBack) {
+    Context c;
+    grey_buffer* seed = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 1000, &seed), GREY_OK);
+    const unsigned long long physical_before = fake_physical_bytes();
+    const grey_memory_stats before = c.stats();
+    for (const char* failing : {"cuMemMap:999", "cuMemSetAccess:999"}) {
+        Env env{{"FAKE_CUDA_FAIL", failing}};
+        grey_buffer* b = nullptr;
+        EXPECT_EQ(grey_buffer_create(c.context, 1, 16 << 20, &b), GREY_ERROR_BACKEND) << failing;
+        const std::string message = grey_last_error();
+        EXPECT_TRUE(contains(message, std::string(failing).substr(0, std::string(failing).find(':')) + " failed: CUDA_ERROR_UNKNOWN"))
+            << message;
+        EXPECT_EQ(fake_physical_bytes(), physical_before) << failing << ": physical memory leaked";
+        EXPECT_EQ(c.stats().committed_bytes, before.committed_bytes);
+    }
+    grey_buffer_destroy(seed);
+}
+
+TEST(CudaFake, CopyAndKernelErrorsAreReported) {
+    Context c;
+    grey_buffer* b = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 4096, &b), GREY_OK);
+    {
+        Env env{{"FAKE_CUDA_FAIL", "cuMemcpyHtoDAsync:999"}};
+        const std::vector<unsigned char> data(4096, 1);
+        EXPECT_EQ(grey_buffer_write(b, 0, data.data(), data.size()), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), "cuMemcpyHtoDAsync failed")) << grey_last_error();
+    }
+    {
+        Env env{{"FAKE_CUDA_FAIL", "cuLaunchKernel:2"}};
+        EXPECT_EQ(grey_buffer_fill(b, 0, 1, 4096), GREY_ERROR_OUT_OF_MEMORY);
+        EXPECT_TRUE(contains(grey_last_error(), "cuLaunchKernel failed")) << grey_last_error();
+    }
+    grey_buffer_destroy(b);
+}
+
+TEST(CudaFake, EverythingIsGivenBackAtTheEnd) {
+    {
+        Context c;
+        grey_buffer* b = nullptr;
+        ASSERT_EQ(grey_buffer_create(c.context, 1, 10 << 20, &b), GREY_OK);
+        EXPECT_GE(fake_physical_bytes(), 10u << 20);
+        // Left for the context to free.
+    }
+    EXPECT_EQ(fake_physical_bytes(), 0u);
+}
+
+// ----- fake/old_nvml: only the original NVML names, some functions missing ----------------------
+
+TEST(CudaOldNvml, FallsBackToOlderNamesAndNamesMissingSymbols) {
+    Context c;
+    const grey_device_spec s = c.spec();
+    EXPECT_EQ(s.memory_free_bytes.state, GREY_FIELD_OK);  // nvmlDeviceGetMemoryInfo (v1)
+    EXPECT_EQ(s.power_limit_mw.value, 700000u);
+    const grey_device_telemetry t = c.telemetry();
+    EXPECT_EQ(t.temperature_c.value, 36.0);  // nvmlDeviceGetTemperature
+    EXPECT_EQ(t.throttle_reasons.value, uint64_t{GREY_THROTTLE_SW_THERMAL});  // ...ClocksThrottleReasons
+    EXPECT_EQ(t.memory_used_bytes.value, 531ull << 20);
+    EXPECT_EQ(t.power_draw_mw.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_EQ(c.reason(GREY_FIELD_POWER_DRAW_MW), "NVML: nvmlDeviceGetPowerUsage not found in libnvidia-ml.so.1");
+    EXPECT_EQ(t.throttle_time_power_ns.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_THROTTLE_TIME_POWER_NS), "nvmlDeviceGetFieldValues not found"));
+    EXPECT_EQ(t.memory_temperature_c.state, GREY_FIELD_UNSUPPORTED);
+}
+
+// ----- fake/no_nvml: the driver alone ------------------------------------------------------------
+
+TEST(CudaNoNvml, DriverFieldsStayAndNvmlFieldsSayWhy) {
+    Context c;
+    EXPECT_EQ(c.cuda_report().outcome, GREY_BACKEND_LOADED);
+    const grey_device_spec s = c.spec();
+    EXPECT_EQ(s.compute_units.value, 132u);
+    EXPECT_EQ(s.memory_total_bytes.value, 1u << 30);
+    EXPECT_EQ(s.memory_total_bytes.source, GREY_SOURCE_CUDA_DRIVER);
+    // Free memory from the driver, inside the device's context, instead of NVML.
+    EXPECT_EQ(s.memory_free_bytes.state, GREY_FIELD_OK);
+    EXPECT_EQ(s.memory_free_bytes.source, GREY_SOURCE_CUDA_DRIVER);
+    EXPECT_EQ(s.memory_clock_max_mhz.source, GREY_SOURCE_CUDA_DRIVER);
+    EXPECT_EQ(s.driver_version.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_DRIVER_VERSION), "libnvidia-ml.so.1")) << c.reason(GREY_FIELD_DRIVER_VERSION);
+    EXPECT_EQ(s.power_limit_mw.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_EQ(s.pcie_width_max.state, GREY_FIELD_UNSUPPORTED);
+    const grey_device_telemetry t = c.telemetry();
+    EXPECT_EQ(t.power_draw_mw.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_POWER_DRAW_MW), "NVML is not available"));
+    EXPECT_EQ(t.memory_used_bytes.source, GREY_SOURCE_CUDA_DRIVER);
+}
+
+// ----- fake/ancient and fake/empty ---------------------------------------------------------------
+
+TEST(CudaAncientDriver, WithoutGetProcAddressTheBackendIsSkipped) {
+    Context c;
+    const auto info = c.cuda_report();
+    EXPECT_EQ(info.outcome, GREY_BACKEND_SKIPPED);
+    EXPECT_TRUE(contains(info.reason, "exports neither cuGetProcAddress_v2 nor cuGetProcAddress")) << info.reason;
+}
+
+TEST(CudaNoDriver, WithoutLibcudaTheBackendIsSkippedAndSaysWhy) {
+    if (void* system_driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL)) {
+        dlclose(system_driver);
+        GTEST_SKIP() << "this machine has a CUDA driver installed, so 'no driver' cannot be simulated here";
+    }
+    Context c;
+    const auto info = c.cuda_report();
+    EXPECT_EQ(info.outcome, GREY_BACKEND_SKIPPED);
+    EXPECT_TRUE(contains(info.reason, "the CUDA driver is not installed") && contains(info.reason, "libcuda.so.1")) << info.reason;
+    EXPECT_EQ(c.device_count(), 1u);
+}

@@ -1,0 +1,169 @@
+// GPU conformance: every buffer operation on each GPU device against the host reference (device 0),
+// through grey.h alone, on fresh random inputs each run: round trips, fills, in-device copies, cross-
+// device copies and checksums at awkward sizes and offsets, then out-of-memory handling. Prints one line
+// per check and a summary; exits 1 on any failure.
+//   grey_gpu_conformance [--quick] [--backend-dir DIR]
+// --quick uses small sizes (for compute-sanitizer, which slows kernels down a lot).
+#include "grey.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+int g_passed = 0;
+int g_failed = 0;
+
+void check(bool ok, const std::string& what) {
+    (ok ? g_passed : g_failed) += 1;
+    std::printf("%s  %s\n", ok ? "PASS" : "FAIL", what.c_str());
+    if (!ok && *grey_last_error()) std::printf("      last error: %s\n", grey_last_error());
+}
+
+bool ok(grey_status s) { return s == GREY_OK; }
+
+struct Buffer {
+    Buffer(grey_context* c, uint32_t device, uint64_t size) { status = grey_buffer_create(c, device, size, &handle); }
+    ~Buffer() { grey_buffer_destroy(handle); }
+    Buffer(const Buffer&) = delete;
+    Buffer& operator=(const Buffer&) = delete;
+    grey_buffer* handle = nullptr;
+    grey_status status;
+};
+
+std::vector<unsigned char> read_all(grey_buffer* b, uint64_t size) {
+    std::vector<unsigned char> out(size, 0x5A);
+    if (!ok(grey_buffer_read(b, 0, out.data(), size))) out.clear();
+    return out;
+}
+
+void run_device(grey_context* c, uint32_t gpu, const std::vector<uint64_t>& sizes, std::mt19937_64& rng) {
+    for (const uint64_t size : sizes) {
+        const std::string tag = "device " + std::to_string(gpu) + ", " + std::to_string(size) + " bytes: ";
+        std::vector<unsigned char> data(size);
+        for (auto& b : data) b = static_cast<unsigned char>(rng());
+        Buffer g(c, gpu, size), h(c, 0, size), g2(c, gpu, size), h2(c, 0, size);
+        if (!ok(g.status) || !ok(h.status) || !ok(g2.status) || !ok(h2.status)) {
+            check(false, tag + "allocation");
+            continue;
+        }
+        // Poison the GPU buffers first so an unwritten byte cannot pass as correct.
+        check(ok(grey_buffer_fill(g.handle, 0, 0xEE, size)) && ok(grey_buffer_fill(g2.handle, 0, 0xEE, size)), tag + "poison fill");
+        check(ok(grey_buffer_write(g.handle, 0, data.data(), size)) && ok(grey_buffer_write(h.handle, 0, data.data(), size)),
+              tag + "write");
+        check(read_all(g.handle, size) == data, tag + "write/read round trip");
+
+        std::uniform_int_distribution<uint64_t> any(0, size - 1);
+        uint64_t a = any(rng), b = any(rng);
+        if (a > b) std::swap(a, b);
+        const uint64_t length = b - a + 1;
+        const auto value = static_cast<uint8_t>(rng());
+        check(ok(grey_buffer_fill(g.handle, a, value, length)) && ok(grey_buffer_fill(h.handle, a, value, length)),
+              tag + "fill [" + std::to_string(a) + ", +" + std::to_string(length) + ")");
+        check(read_all(g.handle, size) == read_all(h.handle, size), tag + "fill matches host");
+
+        // In-device copy at independent source and destination offsets (kernel: aligned and not).
+        const uint64_t copy_length = 1 + rng() % size;
+        const uint64_t src = rng() % (size - copy_length + 1), dst = rng() % (size - copy_length + 1);
+        check(ok(grey_buffer_write(g2.handle, 0, data.data(), size)) && ok(grey_buffer_write(h2.handle, 0, data.data(), size)),
+              tag + "second buffer write");
+        check(ok(grey_buffer_copy(g2.handle, dst, g.handle, src, copy_length)) &&
+                  ok(grey_buffer_copy(h2.handle, dst, h.handle, src, copy_length)),
+              tag + "copy " + std::to_string(copy_length) + " bytes " + std::to_string(src) + " -> " + std::to_string(dst));
+        check(read_all(g2.handle, size) == read_all(h2.handle, size), tag + "copy matches host");
+
+        // Checksums of the whole buffer and of a random sub-range, GPU kernel against host.
+        uint64_t cg = 0, ch = 0, sg = 0, sh = 0;
+        check(ok(grey_buffer_checksum(g2.handle, 0, size, &cg)) && ok(grey_buffer_checksum(h2.handle, 0, size, &ch)) && cg == ch,
+              tag + "checksum of the whole buffer");
+        check(ok(grey_buffer_checksum(g2.handle, a, length, &sg)) && ok(grey_buffer_checksum(h2.handle, a, length, &sh)) && sg == sh,
+              tag + "checksum of a sub-range");
+
+        // Across devices the runtime stages through the host.
+        check(ok(grey_buffer_copy(h2.handle, 0, g.handle, 0, size)) && read_all(h2.handle, size) == read_all(g.handle, size),
+              tag + "GPU -> host copy");
+    }
+}
+
+void run_out_of_memory(grey_context* c, uint32_t gpu) {
+    grey_memory_stats before{};
+    before.struct_size = sizeof before;
+    grey_device_spec spec{};
+    spec.struct_size = sizeof spec;
+    if (!ok(grey_device_spec_get(c, gpu, &spec)) || spec.memory_total_bytes.state != GREY_FIELD_OK) {
+        check(false, "device " + std::to_string(gpu) + ": memory total for the out-of-memory check");
+        return;
+    }
+    Buffer keep(c, gpu, 1 << 20);
+    check(ok(keep.status) && ok(grey_device_memory_stats(c, gpu, &before)), "device " + std::to_string(gpu) + ": stats before OOM");
+    grey_buffer* huge = nullptr;
+    const grey_status s = grey_buffer_create(c, gpu, spec.memory_total_bytes.value * 2, &huge);
+    const std::string message = grey_last_error();
+    check(s == GREY_ERROR_OUT_OF_MEMORY && huge == nullptr && message.find(std::to_string(spec.memory_total_bytes.value * 2)) != std::string::npos,
+          "device " + std::to_string(gpu) + ": twice the memory -> GREY_ERROR_OUT_OF_MEMORY naming the size (" + message + ")");
+    grey_memory_stats after{};
+    after.struct_size = sizeof after;
+    check(ok(grey_device_memory_stats(c, gpu, &after)) && after.committed_bytes == before.committed_bytes &&
+              after.allocated_bytes == before.allocated_bytes && after.allocation_count == before.allocation_count,
+          "device " + std::to_string(gpu) + ": pool unchanged after OOM");
+    Buffer again(c, gpu, 8 << 20);
+    check(ok(again.status), "device " + std::to_string(gpu) + ": allocation works after OOM");
+    grey_memory_stats s2{};
+    s2.struct_size = sizeof s2;
+    if (ok(grey_device_memory_stats(c, gpu, &s2)))
+        std::printf("INFO  device %u pool: reserved %" PRIu64 ", committed %" PRIu64 ", allocated %" PRIu64 ", largest free %" PRIu64
+                    ", fragmentation %.4f, grown %" PRIu64 " times, granularity %" PRIu64 "\n",
+                    gpu, s2.reserved_bytes, s2.committed_bytes, s2.allocated_bytes, s2.largest_free_bytes, s2.fragmentation,
+                    s2.growth_count, s2.granularity_bytes);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    bool quick = false;
+    const char* backend_dir = nullptr;
+    for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--quick") == 0) quick = true;
+        else if (std::strcmp(argv[i], "--backend-dir") == 0 && i + 1 < argc) backend_dir = argv[++i];
+        else {
+            std::fprintf(stderr, "usage: %s [--quick] [--backend-dir DIR]\n", argv[0]);
+            return 2;
+        }
+    }
+    grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
+    options.backend_dir = backend_dir;
+    grey_context* context = nullptr;
+    if (!ok(grey_context_create(&options, &context))) {
+        std::printf("FAIL  context: %s\n", grey_last_error());
+        return 1;
+    }
+    std::random_device seed_source;
+    const uint64_t seed = (static_cast<uint64_t>(seed_source()) << 32) | seed_source();
+    std::mt19937_64 rng(seed);
+    std::printf("INFO  seed %" PRIu64 "\n", seed);
+    std::vector<uint64_t> sizes = {1, 15, 16, 17, 255, 256, 4097, 65536 + 3, (1 << 20) + 7};
+    if (!quick) {
+        sizes.push_back((3 << 20) + 1);
+        sizes.push_back((64ull << 20) + 5);
+    }
+    uint32_t count = 0;
+    if (grey_device_count(context, &count) != GREY_OK) count = 0;
+    uint32_t gpus = 0;
+    for (uint32_t d = 0; d < count; ++d) {
+        grey_device_spec spec{};
+        spec.struct_size = sizeof spec;
+        if (!ok(grey_device_spec_get(context, d, &spec)) || spec.type != GREY_DEVICE_GPU) continue;
+        ++gpus;
+        std::printf("INFO  device %u: %s (%s)\n", d, spec.name.value, spec.backend);
+        run_device(context, d, sizes, rng);
+        if (!quick) run_out_of_memory(context, d);
+    }
+    check(gpus > 0, "at least one GPU device is offered");
+    grey_context_destroy(context);
+    std::printf("conformance: %d passed, %d failed\n", g_passed, g_failed);
+    return g_failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The CUDA backend on a real NVIDIA GPU: build, conformance against the host reference, the kernels
+# under compute-sanitizer memcheck, `greyctl detect` against nvidia-smi, and the pool benchmark.
+# Prints a summary last; exits non-zero if any step failed.
+#
+#   bash tests/gpu/run.sh            (from the repository root)
+#   GREY_GPU_BUILD_DIR=...           build directory (default build/gpu)
+#   GREY_DEPS_PREFIX=...             extra CMake prefix for header-only deps (CLI11, nlohmann_json)
+#                                    when the machine lacks them (default: .deps/usr if it exists)
+#   OUT=...                          if set, logs and the detect JSON are also written there
+#
+# Read-only towards the GPU's settings: it never changes clocks, power limits, compute mode or
+# persistence mode and never resets the GPU (nvidia-smi is only queried).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+build=${GREY_GPU_BUILD_DIR:-build/gpu}
+out=${OUT:-$build/out}
+logs=$build/logs  # build logs stay in the build tree; $out gets what a reader needs
+mkdir -p "$out" "$logs"
+declare -a summary
+status=0
+record() {  # record NAME RESULT [DETAIL]
+    summary+=("$(printf '%-28s %-6s %s' "$1" "$2" "${3:-}")")
+    [ "$2" = PASS ] || [ "$2" = INFO ] || status=1
+}
+
+echo "== GPU"
+if ! command -v nvidia-smi >/dev/null; then
+    echo "nvidia-smi not found: this script needs a machine with an NVIDIA GPU and driver"
+    exit 2
+fi
+nvidia-smi --query-gpu=index,name,driver_version,memory.total,pci.bus_id --format=csv
+device=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+
+echo "== build ($build)"
+prefix=${GREY_DEPS_PREFIX:-}
+[ -z "$prefix" ] && [ -d .deps/usr ] && prefix=$root/.deps/usr
+cmake_args=(-G Ninja -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DGREY_WITH_CUDA=ON -DGREY_BUILD_TESTS=OFF
+            -DGREY_BUILD_GPU_TESTS=ON -DGREY_BUILD_BENCH=ON)
+[ -n "$prefix" ] && cmake_args+=(-DCMAKE_PREFIX_PATH="$prefix")
+if cmake "${cmake_args[@]}" >"$logs/configure.log" 2>&1 && cmake --build "$build" -j "$(nproc)" >"$logs/build.log" 2>&1; then
+    record build PASS "release build with nvcc $(nvcc --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
+else
+    tail -40 "$logs/configure.log" "$logs/build.log"
+    record build FAIL "see $logs/build.log"
+    printf '%s\n' "== summary" "${summary[@]}"
+    exit 1
+fi
+plugin_dir=$build/lib/grey
+
+echo "== conformance (CUDA vs host reference, fresh random inputs)"
+"$build/bin/grey_gpu_conformance" --backend-dir "$plugin_dir" | tee "$out/conformance.log"
+if [ "${PIPESTATUS[0]}" -eq 0 ]; then record conformance PASS "$(tail -1 "$out/conformance.log")"
+else record conformance FAIL "$(tail -1 "$out/conformance.log")"; grep FAIL "$out/conformance.log" | head -20; fi
+
+echo "== compute-sanitizer memcheck (kernels: fill, copy, checksum)"
+if command -v compute-sanitizer >/dev/null; then
+    compute-sanitizer --tool memcheck --error-exitcode 99 --print-limit 20 \
+        "$build/bin/grey_gpu_conformance" --quick --backend-dir "$plugin_dir" >"$out/memcheck.log" 2>&1
+    rc=$?
+    tail -5 "$out/memcheck.log"
+    summary_line=$(grep -E "ERROR SUMMARY" "$out/memcheck.log" | tail -1)
+    if [ $rc -eq 0 ]; then record compute-sanitizer PASS "${summary_line:-no summary line}"
+    else record compute-sanitizer FAIL "exit $rc; ${summary_line:-see memcheck.log}"; fi
+else
+    record compute-sanitizer FAIL "compute-sanitizer not found"
+fi
+
+echo "== greyctl detect vs nvidia-smi"
+if [ -x "$build/bin/greyctl" ]; then
+    "$build/bin/greyctl" --backend-dir "$plugin_dir" detect --json --telemetry --backend cuda >"$out/detect.json" 2>"$logs/detect.err"
+    nvidia-smi --query-gpu="$(python3 tests/gpu/compare_detect.py --query)" --format=csv,noheader,nounits >"$out/smi.csv"
+    nvidia-smi -q -d TEMPERATURE >"$out/smi_temperature.txt"
+    sed -n '/Temperature/,$p' "$out/smi_temperature.txt" | head -14
+    python3 tests/gpu/compare_detect.py "$out/detect.json" "$out/smi.csv" "$out/smi_temperature.txt" | tee "$out/compare.log"
+    if [ "${PIPESTATUS[0]}" -eq 0 ]; then record detect-vs-nvidia-smi PASS "$(tail -1 "$out/compare.log")"
+    else record detect-vs-nvidia-smi FAIL "$(tail -1 "$out/compare.log"); $(head -c 300 "$logs/detect.err")"; fi
+    "$build/bin/greyctl" --backend-dir "$plugin_dir" detect --debug --all >"$logs/detect_debug.txt" 2>&1 || true
+else
+    record detect-vs-nvidia-smi FAIL "greyctl was not built (CLI11/nlohmann_json missing?)"
+fi
+
+echo "== benchmark"
+if "$build/bin/grey_bench_cuda_pool" >"$out/bench.md" 2>"$logs/bench.err"; then
+    cat "$out/bench.md"
+    record bench INFO "device: $device; table above and in $out/bench.md"
+else
+    cat "$logs/bench.err"
+    record bench FAIL "$(head -c 300 "$logs/bench.err")"
+fi
+
+echo
+echo "== summary ($device)"
+printf '%s\n' "${summary[@]}"
+exit $status
