@@ -114,7 +114,9 @@ func (c *Config) Set(key, value string) error {
 
 // SetBool and SetInt are Set for typed values.
 func (c *Config) SetBool(key string, value bool) error { return c.Set(key, strconv.FormatBool(value)) }
-func (c *Config) SetInt(key string, value int64) error  { return c.Set(key, strconv.FormatInt(value, 10)) }
+func (c *Config) SetInt(key string, value int64) error {
+	return c.Set(key, strconv.FormatInt(value, 10))
+}
 
 // Get is the textual value of key.
 func (c *Config) Get(key string) (value string, err error) {

@@ -131,7 +131,6 @@ func readFields(h capi.Grey_context, device uint, base uintptr, g group) ([]Fiel
 	return fields, nil
 }
 
-
 func find(fields []Field, key string) (Field, bool) {
 	for _, f := range fields {
 		if f.Key == key {

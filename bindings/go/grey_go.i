@@ -15,7 +15,6 @@
  *                          -> []byte, used in place
  */
 
-#pragma SWIG nowarn=314 /* Go keywords (a struct member named `type`) are renamed, as SWIG says */
 
 /* ---- status -> error ---------------------------------------------------------------------------- */
 %typemap(gotype) grey_status "error"
