@@ -17,19 +17,32 @@ fn main() {
     let help = Command::new(&bindgen)
         .arg("--help")
         .output()
-        .unwrap_or_else(|e| panic!("grey-sys: cannot run `{}` (install Debian's bindgen package): {}", bindgen, e));
+        .unwrap_or_else(|e| {
+            panic!(
+                "grey-sys: cannot run `{}` (install Debian's bindgen package): {}",
+                bindgen, e
+            )
+        });
     let size_t_flag: &[&str] =
-        if String::from_utf8_lossy(&help.stdout).contains("--size_t-is-usize") { &["--size_t-is-usize"] } else { &[] };
+        if String::from_utf8_lossy(&help.stdout).contains("--size_t-is-usize") {
+            &["--size_t-is-usize"]
+        } else {
+            &[]
+        };
     let status = Command::new(&bindgen)
         .args(size_t_flag)
         .arg(&header)
         .args(["-o"])
         .arg(&out)
         .args([
-            "--allowlist-function", "grey_.*",
-            "--allowlist-type", "grey_.*",
-            "--allowlist-var", "GREY_.*",
-            "--default-enum-style", "consts",
+            "--allowlist-function",
+            "grey_.*",
+            "--allowlist-type",
+            "grey_.*",
+            "--allowlist-var",
+            "GREY_.*",
+            "--default-enum-style",
+            "consts",
             "--no-prepend-enum-name",
             "--no-layout-tests",
             "--",
@@ -37,8 +50,17 @@ fn main() {
         ])
         .arg(repo.join("include"))
         .status()
-        .unwrap_or_else(|e| panic!("grey-sys: cannot run `{}` (install Debian's bindgen package): {}", bindgen, e));
-    assert!(status.success(), "grey-sys: bindgen failed on {}", header.display());
+        .unwrap_or_else(|e| {
+            panic!(
+                "grey-sys: cannot run `{}` (install Debian's bindgen package): {}",
+                bindgen, e
+            )
+        });
+    assert!(
+        status.success(),
+        "grey-sys: bindgen failed on {}",
+        header.display()
+    );
     link_grey_with_rpath(Path::new(&repo));
     println!("cargo:rustc-link-lib=dylib=grey");
     println!("cargo:lib_dir={}", grey_lib_dir(&repo).display());

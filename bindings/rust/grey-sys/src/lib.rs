@@ -6,6 +6,11 @@
 //!
 //! Linking: against `libgrey.so` in `$GREY_LIB_DIR`, or by default in the repository's
 //! `build/default/lib` (what `cmake --preset default && cmake --build --preset default` makes).
-#![allow(non_camel_case_types, non_snake_case, non_upper_case_globals, clippy::all)]
+#![allow(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    clippy::all
+)]
 
 include!(concat!(env!("OUT_DIR"), "/grey_sys.rs"));

@@ -5,7 +5,9 @@ use std::ptr::NonNull;
 /// Every key of the configuration schema, as dotted paths ("memory.compression.algorithm").
 pub fn config_keys() -> Vec<String> {
     let n = unsafe { sys::grey_config_key_count() };
-    (0..n).map(|i| unsafe { text(sys::grey_config_key_name(i)) }).collect()
+    (0..n)
+        .map(|i| unsafe { text(sys::grey_config_key_name(i)) })
+        .collect()
 }
 
 fn get(raw: *const sys::grey_config, key: &str) -> Result<String> {
@@ -30,8 +32,15 @@ impl Config {
     pub fn new(profile: Option<&str>) -> Result<Config> {
         let profile = profile.map(c_string).transpose()?;
         let mut raw = std::ptr::null_mut();
-        check(unsafe { sys::grey_config_create(profile.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()), &mut raw) })?;
-        Ok(Config { raw: NonNull::new(raw).expect("grey_config_create returned OK and NULL") })
+        check(unsafe {
+            sys::grey_config_create(
+                profile.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
+                &mut raw,
+            )
+        })?;
+        Ok(Config {
+            raw: NonNull::new(raw).expect("grey_config_create returned OK and NULL"),
+        })
     }
 
     /// `Config::new(profile)` with the YAML file at `path` overlaid.
@@ -52,7 +61,11 @@ impl Config {
         let yaml = c_string(yaml)?;
         let origin = origin.map(c_string).transpose()?;
         check(unsafe {
-            sys::grey_config_load_string(self.raw.as_ptr(), yaml.as_ptr(), origin.as_ref().map_or(std::ptr::null(), |o| o.as_ptr()))
+            sys::grey_config_load_string(
+                self.raw.as_ptr(),
+                yaml.as_ptr(),
+                origin.as_ref().map_or(std::ptr::null(), |o| o.as_ptr()),
+            )
         })
     }
 

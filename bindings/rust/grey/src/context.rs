@@ -40,11 +40,17 @@ impl LogLevel {
 
 type LogFn = Box<dyn Fn(LogLevel, &str) + Send + Sync>;
 
-unsafe extern "C" fn log_trampoline(level: sys::grey_log_level, message: *const c_char, user: *mut c_void) {
+unsafe extern "C" fn log_trampoline(
+    level: sys::grey_log_level,
+    message: *const c_char,
+    user: *mut c_void,
+) {
     let callback = &*(user as *const LogFn);
     let message = CStr::from_ptr(message).to_string_lossy();
     // A panic must not unwind into C.
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(LogLevel::from_raw(level), &message)));
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        callback(LogLevel::from_raw(level), &message)
+    }));
 }
 
 /// Options for [`Context`]: `Context::builder().backends(&["cuda"]).profile("aggressive").build()`.
@@ -98,10 +104,15 @@ impl ContextBuilder {
     }
 
     pub fn build(self) -> Result<Context> {
-        let strings = [&self.backends, &self.backend_dir, &self.config_path, &self.profile]
-            .iter()
-            .map(|s| s.as_deref().map(c_string).transpose())
-            .collect::<Result<Vec<Option<CString>>>>()?;
+        let strings = [
+            &self.backends,
+            &self.backend_dir,
+            &self.config_path,
+            &self.profile,
+        ]
+        .iter()
+        .map(|s| s.as_deref().map(c_string).transpose())
+        .collect::<Result<Vec<Option<CString>>>>()?;
         let ptr = |i: usize| strings[i].as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
         let mut options = versioned!(sys::grey_context_options);
         options.log_level = self.log_level.unwrap_or(LogLevel::Warning).raw();
@@ -117,7 +128,10 @@ impl ContextBuilder {
         }
         let mut raw = std::ptr::null_mut();
         check(unsafe { sys::grey_context_create(&options, &mut raw) })?;
-        Ok(Context { raw: NonNull::new(raw).expect("grey_context_create returned OK and NULL"), _log: log })
+        Ok(Context {
+            raw: NonNull::new(raw).expect("grey_context_create returned OK and NULL"),
+            _log: log,
+        })
     }
 }
 
@@ -177,7 +191,12 @@ impl Context {
     pub fn device(&self, index: u32) -> Result<DeviceSpec> {
         let mut spec = versioned!(sys::grey_device_spec);
         check(unsafe { sys::grey_device_spec_get(self.raw(), index, &mut spec) })?;
-        let fields = read_fields(self, index, &spec as *const _ as *const u8, sys::GREY_FIELD_GROUP_SPEC)?;
+        let fields = read_fields(
+            self,
+            index,
+            &spec as *const _ as *const u8,
+            sys::GREY_FIELD_GROUP_SPEC,
+        )?;
         Ok(DeviceSpec::new(index, &spec, fields))
     }
 
@@ -190,13 +209,24 @@ impl Context {
     pub fn telemetry(&self, index: u32) -> Result<Telemetry> {
         let mut t = versioned!(sys::grey_device_telemetry);
         check(unsafe { sys::grey_device_telemetry_get(self.raw(), index, &mut t) })?;
-        let fields = read_fields(self, index, &t as *const _ as *const u8, sys::GREY_FIELD_GROUP_TELEMETRY)?;
-        Ok(Telemetry { index, timestamp_ns: t.timestamp_ns, fields })
+        let fields = read_fields(
+            self,
+            index,
+            &t as *const _ as *const u8,
+            sys::GREY_FIELD_GROUP_TELEMETRY,
+        )?;
+        Ok(Telemetry {
+            index,
+            timestamp_ns: t.timestamp_ns,
+            fields,
+        })
     }
 
     /// Why `field` (a GREY_FIELD_* value) of device `index` is unavailable ("" when it is ok).
     pub fn field_reason(&self, index: u32, field: sys::grey_field) -> Result<String> {
-        read_text(|b, n, len| unsafe { sys::grey_device_field_reason(self.raw(), index, field, b, n, len) })
+        read_text(|b, n, len| unsafe {
+            sys::grey_device_field_reason(self.raw(), index, field, b, n, len)
+        })
     }
 
     /// The loader's report: every backend candidate, loaded or not.
@@ -220,20 +250,31 @@ impl Context {
 
     /// The directories searched for plugins, in order.
     pub fn backend_search_path(&self) -> Result<Vec<String>> {
-        let text = read_text(|b, n, len| unsafe { sys::grey_backend_search_path(self.raw(), b, n, len) })?;
-        Ok(text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect())
+        let text =
+            read_text(|b, n, len| unsafe { sys::grey_backend_search_path(self.raw(), b, n, len) })?;
+        Ok(text
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect())
     }
 
     /// The context's effective configuration (read-only, borrowed).
     pub fn config(&self) -> ConfigView<'_> {
-        ConfigView { raw: unsafe { sys::grey_context_config(self.raw()) }, context: PhantomData }
+        ConfigView {
+            raw: unsafe { sys::grey_context_config(self.raw()) },
+            context: PhantomData,
+        }
     }
 
     /// Allocates `size` bytes (> 0) on `device`.
     pub fn buffer(&self, device: u32, size: u64) -> Result<Buffer<'_>> {
         let mut raw = std::ptr::null_mut();
         check(unsafe { sys::grey_buffer_create(self.raw(), device, size, &mut raw) })?;
-        Ok(Buffer { raw: NonNull::new(raw).expect("grey_buffer_create returned OK and NULL"), context: PhantomData })
+        Ok(Buffer {
+            raw: NonNull::new(raw).expect("grey_buffer_create returned OK and NULL"),
+            context: PhantomData,
+        })
     }
 }
 
@@ -270,12 +311,26 @@ impl Buffer<'_> {
 
     /// Copies `data` into the buffer at `offset`; the range must lie inside the buffer.
     pub fn write(&mut self, offset: u64, data: &[u8]) -> Result<()> {
-        check(unsafe { sys::grey_buffer_write(self.raw.as_ptr(), offset, data.as_ptr() as *const c_void, data.len() as u64) })
+        check(unsafe {
+            sys::grey_buffer_write(
+                self.raw.as_ptr(),
+                offset,
+                data.as_ptr() as *const c_void,
+                data.len() as u64,
+            )
+        })
     }
 
     /// Fills `out` from the buffer at `offset`.
     pub fn read(&self, offset: u64, out: &mut [u8]) -> Result<()> {
-        check(unsafe { sys::grey_buffer_read(self.raw.as_ptr(), offset, out.as_mut_ptr() as *mut c_void, out.len() as u64) })
+        check(unsafe {
+            sys::grey_buffer_read(
+                self.raw.as_ptr(),
+                offset,
+                out.as_mut_ptr() as *mut c_void,
+                out.len() as u64,
+            )
+        })
     }
 
     /// Sets `size` bytes from `offset` to `value`.
@@ -284,11 +339,27 @@ impl Buffer<'_> {
     }
 
     /// Copies `size` bytes from `source` at `source_offset` to this buffer at `offset`.
-    pub fn copy_from(&mut self, offset: u64, source: &Buffer<'_>, source_offset: u64, size: u64) -> Result<()> {
+    pub fn copy_from(
+        &mut self,
+        offset: u64,
+        source: &Buffer<'_>,
+        source_offset: u64,
+        size: u64,
+    ) -> Result<()> {
         if self.raw == source.raw {
-            return Err(Error::InvalidArgument("grey: a buffer cannot be copied from itself through copy_from".into()));
+            return Err(Error::InvalidArgument(
+                "grey: a buffer cannot be copied from itself through copy_from".into(),
+            ));
         }
-        check(unsafe { sys::grey_buffer_copy(self.raw.as_ptr(), offset, source.raw.as_ptr(), source_offset, size) })
+        check(unsafe {
+            sys::grey_buffer_copy(
+                self.raw.as_ptr(),
+                offset,
+                source.raw.as_ptr(),
+                source_offset,
+                size,
+            )
+        })
     }
 }
 

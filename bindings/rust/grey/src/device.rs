@@ -58,7 +58,12 @@ fn vendor_name(v: sys::grey_vendor) -> &'static str {
 
 /// Reads every field of `group` from the struct at `base`, at the offsets libgrey describes, so a
 /// field added to grey.h appears here with no change.
-pub(crate) fn read_fields(ctx: &Context, device: u32, base: *const u8, group: sys::grey_field_group) -> Result<Vec<Field>> {
+pub(crate) fn read_fields(
+    ctx: &Context,
+    device: u32,
+    base: *const u8,
+    group: sys::grey_field_group,
+) -> Result<Vec<Field>> {
     let mut fields = Vec::new();
     for f in 0..sys::GREY_FIELD_COUNT {
         let mut desc = versioned!(sys::grey_field_desc);
@@ -91,7 +96,11 @@ pub(crate) fn read_fields(ctx: &Context, device: u32, base: *const u8, group: sy
             state: state_name(state),
             source: source_name(source),
             unit: unsafe { text(desc.unit as *const c_char) },
-            reason: if ok { String::new() } else { ctx.field_reason(device, f)? },
+            reason: if ok {
+                String::new()
+            } else {
+                ctx.field_reason(device, f)?
+            },
         });
     }
     Ok(fields)
@@ -121,7 +130,11 @@ impl DeviceSpec {
             backend: chars(&spec.backend),
             backend_device_index: spec.backend_device_index,
             vendor: vendor_name(spec.vendor),
-            device_type: if spec.type_ == sys::GREY_DEVICE_GPU { "gpu" } else { "cpu" },
+            device_type: if spec.type_ == sys::GREY_DEVICE_GPU {
+                "gpu"
+            } else {
+                "cpu"
+            },
             fields,
         }
     }

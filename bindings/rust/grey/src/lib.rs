@@ -33,10 +33,16 @@ pub enum Error {
     Backend(String),
     PermissionDenied(String),
     /// `required` is the size (in bytes, NUL included) to ask for.
-    BufferTooSmall { message: String, required: usize },
+    BufferTooSmall {
+        message: String,
+        required: usize,
+    },
     Internal(String),
     /// A status this version of the crate does not know.
-    Other { status: u32, message: String },
+    Other {
+        status: u32,
+        message: String,
+    },
     /// A string argument held a NUL byte, which C cannot take.
     Nul(String),
 }
@@ -55,7 +61,10 @@ impl Error {
             sys::GREY_ERROR_PERMISSION_DENIED => Error::PermissionDenied(message),
             sys::GREY_ERROR_BUFFER_TOO_SMALL => Error::BufferTooSmall { message, required },
             sys::GREY_ERROR_INTERNAL => Error::Internal(message),
-            status => Error::Other { status: status as u32, message },
+            status => Error::Other {
+                status: status as u32,
+                message,
+            },
         }
     }
 
@@ -80,9 +89,17 @@ impl Error {
     /// libgrey's message.
     pub fn message(&self) -> &str {
         match self {
-            Error::InvalidArgument(m) | Error::OutOfMemory(m) | Error::Unsupported(m) | Error::NotFound(m)
-            | Error::Io(m) | Error::Corrupt(m) | Error::Config(m) | Error::Backend(m) | Error::PermissionDenied(m)
-            | Error::Internal(m) | Error::Nul(m) => m,
+            Error::InvalidArgument(m)
+            | Error::OutOfMemory(m)
+            | Error::Unsupported(m)
+            | Error::NotFound(m)
+            | Error::Io(m)
+            | Error::Corrupt(m)
+            | Error::Config(m)
+            | Error::Backend(m)
+            | Error::PermissionDenied(m)
+            | Error::Internal(m)
+            | Error::Nul(m) => m,
             Error::BufferTooSmall { message, .. } | Error::Other { message, .. } => message,
         }
     }
@@ -108,7 +125,11 @@ fn check_sized(status: sys::grey_status, required: usize) -> Result<()> {
         return Ok(());
     }
     let detail = unsafe { text(sys::grey_last_error()) };
-    let message = if detail.is_empty() { unsafe { text(sys::grey_status_string(status)) } } else { detail };
+    let message = if detail.is_empty() {
+        unsafe { text(sys::grey_status_string(status)) }
+    } else {
+        detail
+    };
     Err(Error::from_status(status, message, required))
 }
 
@@ -126,19 +147,32 @@ fn c_string(s: &str) -> Result<CString> {
 }
 
 fn chars(array: &[c_char]) -> String {
-    let bytes: Vec<u8> = array.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    let bytes: Vec<u8> = array
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Runs a call that follows grey.h's text buffer protocol: ask for the length, then fill.
-fn read_text(mut call: impl FnMut(*mut c_char, usize, *mut usize) -> sys::grey_status) -> Result<String> {
+fn read_text(
+    mut call: impl FnMut(*mut c_char, usize, *mut usize) -> sys::grey_status,
+) -> Result<String> {
     let mut length = 0usize;
     let status = call(std::ptr::null_mut(), 0, &mut length);
     if status != sys::GREY_ERROR_BUFFER_TOO_SMALL {
         check(status)?;
     }
     let mut buffer = vec![0u8; length + 1];
-    check_sized(call(buffer.as_mut_ptr() as *mut c_char, buffer.len(), &mut length), length + 1)?;
+    check_sized(
+        call(
+            buffer.as_mut_ptr() as *mut c_char,
+            buffer.len(),
+            &mut length,
+        ),
+        length + 1,
+    )?;
     buffer.truncate(length);
     Ok(String::from_utf8_lossy(&buffer).into_owned())
 }
