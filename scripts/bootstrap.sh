@@ -9,7 +9,13 @@ PACKAGES=(
   libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev libzstd-dev liblz4-dev libxxhash-dev
   clang libclang-rt-14-dev
+  # language bindings (bindings/, samples/): SWIG for Python and Go, Go itself, bindgen for Rust
+  swig golang-go bindgen libclang-dev
 )
+# Rust: Debian's cargo and rustc, unless a toolchain is already there (rustup's, in ~/.cargo/bin).
+if ! command -v cargo >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]; then
+  PACKAGES+=(cargo rustc)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

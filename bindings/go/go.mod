@@ -1,0 +1,3 @@
+module libgrey/grey
+
+go 1.19

@@ -1,0 +1,77 @@
+/*
+ * grey.i — the one SWIG interface over include/grey.h, shared by every SWIG language libgrey binds.
+ *
+ * It wraps grey.h and nothing else: the header is %included whole, so a function added to grey.h is
+ * wrapped by the next build with no change here. Everything below is written against the header's
+ * conventions (DESIGN.md §2), never against a list of functions:
+ *
+ *   - `grey_status` returns become the language's error (Python exception, Go `error`): see the
+ *     language files python/grey_python.i and go/grey_go.i.
+ *   - `T** out_x` is an output handle; non-const pointers to fixed-width integers are outputs.
+ *   - `(char* buffer, size_t buffer_size, size_t* out_length)` is the text buffer protocol.
+ *   - `(const void* source, uint64_t size_bytes)` / `(void* destination, uint64_t size_bytes)` are host
+ *     memory ranges.
+ *   - A struct that begins with `struct_size` gets it filled with sizeof(the struct) whenever it is
+ *     passed to the library, so no user ever sees or sets it (grey_swig_prepare below; the wrappers
+ *     are compiled as C++20 so that the check is made at compile time, per type).
+ */
+
+#if !defined(SWIGPYTHON) && !defined(SWIGGO)
+#error "bindings/grey.i has typemaps for Python and Go only"
+#endif
+
+%{
+#include "grey.h"
+
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <type_traits>
+#include <unordered_set>
+
+/* True for a complete struct type whose first member is named struct_size. */
+template <class T>
+constexpr bool grey_swig_has_struct_size = requires(T* p) { sizeof(T); p->struct_size; };
+
+/* Fills struct_size of any versioned struct passed to the library; a no-op for every other pointer
+ * (opaque handles, strings, void*). The struct may be declared const in the signature (an input
+ * struct), but the object itself was made by the binding and is writable. */
+template <class T>
+inline void grey_swig_prepare(T* p) {
+    if constexpr (grey_swig_has_struct_size<T>) {
+        if (p != nullptr) const_cast<std::remove_const_t<T>*>(p)->struct_size = static_cast<uint32_t>(sizeof(T));
+    }
+}
+
+/* `const char*` members of input structs (grey_context_options::backends, ...) point at interned
+ * copies that live as long as the process, so a struct never dangles and repeated values cost nothing
+ * more. The set grows only by distinct strings. */
+inline const char* grey_swig_intern(const char* text) {
+    if (text == nullptr) return nullptr;
+    static std::mutex lock;
+    static std::unordered_set<std::string> strings;
+    std::lock_guard<std::mutex> guard(lock);
+    return strings.emplace(text).first->c_str();
+}
+%}
+
+%include <stdint.i>
+
+/* Versioned structs: struct_size is the binding's business, reserved fields are nobody's. */
+%ignore struct_size;
+%ignore reserved0;
+
+/* Every struct pointer handed to the library gets its struct_size set first. */
+%typemap(check) SWIGTYPE * "grey_swig_prepare($1);"
+%typemap(check) SWIGTYPE *const "grey_swig_prepare($1);"
+
+%typemap(memberin) const char * "$1 = grey_swig_intern($input);"
+
+#if defined(SWIGPYTHON)
+%include "python/grey_python.i"
+#elif defined(SWIGGO)
+%include "go/grey_go.i"
+#endif
+
+%include "grey.h"

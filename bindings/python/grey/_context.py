@@ -1,0 +1,261 @@
+"""grey.Context, its devices, backends and buffers."""
+
+from __future__ import annotations
+
+import os
+import weakref
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterable, Optional, Union
+
+from . import capi
+from ._config import Config
+from ._fields import DeviceSpec, Telemetry, read_fields
+from ._util import enum_names, read_text
+
+LogCallback = Callable[[str, str], None]
+
+OUTCOME_NAMES = enum_names("GREY_BACKEND_")
+LOG_LEVELS = {name: value for value, name in enum_names("GREY_LOG_").items()}
+
+
+def _log_level(level: Union[str, int]) -> int:
+    if isinstance(level, int):
+        return level
+    try:
+        return LOG_LEVELS[level.lower()]
+    except KeyError:
+        raise ValueError(f"unknown log level {level!r}; expected one of {sorted(LOG_LEVELS)}") from None
+
+
+def _destroy_context(handle: Any, log: object) -> None:
+    # `log` rides along only to stay alive until the context that calls it is gone.
+    capi.grey_context_destroy(handle)
+
+
+def _destroy_buffer(handle: Any, context_finalizer: "weakref.finalize") -> None:
+    # When a garbage cycle takes a context and its buffers together, the context may go first and has
+    # then freed the buffer already.
+    if context_finalizer.alive:
+        capi.grey_buffer_destroy(handle)
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """One backend candidate the loader considered: ``outcome`` is loaded/skipped/failed/not_found."""
+
+    name: str
+    path: str
+    outcome: str
+    reason: str
+    device_count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Context:
+    """A libgrey context: configuration, backends and devices.
+
+    Use it as a context manager, or call ``close()``; it also frees itself when garbage-collected.
+    Closing the context frees every buffer it still owns.
+
+    ``backends``: names to load ("cuda,hip" or ["cuda", "hip"]); None loads every plugin found.
+    ``backend_dir``: a directory searched for plugins first. ``config_path``: a YAML file overlaid on
+    ``profile`` ("conservative", "balanced", "aggressive"). ``env_overrides``: apply GREY_*
+    environment variables (off by default: the environment is never read). ``log``: a callable
+    ``log(level, message)`` receiving messages at or above ``log_level`` (default: libgrey writes them
+    to stderr); it may be called from any thread that uses the context and must not call back into it.
+    """
+
+    def __init__(
+        self,
+        *,
+        backends: Union[str, Iterable[str], None] = None,
+        backend_dir: Union[str, os.PathLike[str], None] = None,
+        config_path: Union[str, os.PathLike[str], None] = None,
+        profile: Optional[str] = None,
+        env_overrides: bool = False,
+        log_level: Union[str, int] = "warning",
+        log: Optional[LogCallback] = None,
+    ) -> None:
+        options = capi.grey_context_options()
+        options.log_level = _log_level(log_level)
+        if backends is not None:
+            options.backends = backends if isinstance(backends, str) else ",".join(backends)
+        if backend_dir is not None:
+            options.backend_dir = os.fspath(backend_dir)
+        if config_path is not None:
+            options.config_path = os.fspath(config_path)
+        if profile is not None:
+            options.profile = profile
+        options.apply_env_overrides = 1 if env_overrides else 0
+        sink = None
+        if log is not None:
+            names = {value: name.upper() for name, value in LOG_LEVELS.items()}
+
+            def sink(level: int, message: str) -> None:
+                log(names.get(level, str(level)), message)
+
+            capi.grey_py_options_set_log(options, sink)
+        self._handle: Any = capi.grey_context_create(options)
+        self._buffers: "weakref.WeakSet[Buffer]" = weakref.WeakSet()
+        self._finalizer = weakref.finalize(self, _destroy_context, self._handle, sink)
+
+    # -- lifetime ---------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Destroys the context and every buffer it still owns. Idempotent."""
+        for buffer in list(self._buffers):
+            buffer.close()
+        self._finalizer()
+        self._handle = None
+
+    @property
+    def closed(self) -> bool:
+        return self._handle is None
+
+    def __enter__(self) -> "Context":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _get_handle(self) -> Any:
+        if self._handle is None:
+            raise ValueError("operation on a closed grey.Context")
+        return self._handle
+
+    # -- devices ----------------------------------------------------------------------------------
+    def device_count(self) -> int:
+        return int(capi.grey_device_count(self._get_handle()))
+
+    def device(self, index: int) -> DeviceSpec:
+        """The specification of device `index`; grey.InvalidArgument if there is no such device."""
+        handle = self._get_handle()
+        raw = capi.grey_device_spec()
+        capi.grey_device_spec_get(handle, index, raw)
+        return DeviceSpec(index, raw, read_fields(raw, capi.GREY_FIELD_GROUP_SPEC,
+                                                  lambda field: self.field_reason(index, field)))
+
+    def devices(self) -> list[DeviceSpec]:
+        """Every device of every loaded backend, in index order (the host CPU is always there)."""
+        return [self.device(i) for i in range(self.device_count())]
+
+    def telemetry(self, index: int) -> Telemetry:
+        """Samples device `index` now."""
+        handle = self._get_handle()
+        raw = capi.grey_device_telemetry()
+        capi.grey_device_telemetry_get(handle, index, raw)
+        return Telemetry(index, raw, read_fields(raw, capi.GREY_FIELD_GROUP_TELEMETRY,
+                                                 lambda field: self.field_reason(index, field)))
+
+    def field_reason(self, index: int, field: int) -> str:
+        """Why `field` (a GREY_FIELD_* value) of device `index` is unavailable ("" when it is ok)."""
+        return read_text(capi.grey_device_field_reason, self._get_handle(), index, field)
+
+    # -- backends and configuration ---------------------------------------------------------------
+    def backends(self) -> list[BackendInfo]:
+        """The loader's report: every backend candidate, loaded or not, and why."""
+        handle = self._get_handle()
+        report = []
+        for i in range(capi.grey_backend_count(handle)):
+            raw = capi.grey_backend_info()
+            capi.grey_backend_info_get(handle, i, raw)
+            report.append(BackendInfo(raw.name, raw.path, OUTCOME_NAMES.get(raw.outcome, "unknown"), raw.reason,
+                                      raw.device_count))
+        return report
+
+    def backend_search_path(self) -> list[str]:
+        """The directories searched for plugins, in order."""
+        text = read_text(capi.grey_backend_search_path, self._get_handle())
+        return [line for line in text.split("\n") if line]
+
+    @property
+    def config(self) -> Config:
+        """The context's effective configuration (read-only, valid while the context is open)."""
+        return Config._view(capi.grey_context_config(self._get_handle()), self)
+
+    # -- buffers ----------------------------------------------------------------------------------
+    def buffer(self, size: int, device: int = 0) -> "Buffer":
+        """Allocates `size` bytes on `device`."""
+        buffer = Buffer(self, capi.grey_buffer_create(self._get_handle(), device, size))
+        self._buffers.add(buffer)
+        return buffer
+
+    def __repr__(self) -> str:
+        return "<grey.Context closed>" if self.closed else f"<grey.Context devices={self.device_count()}>"
+
+
+class Buffer:
+    """Memory on one device, owned by its context. Reads and writes take any C-contiguous object with
+    the buffer protocol (bytes, bytearray, memoryview, NumPy arrays) and copy straight between it and
+    the device, with no intermediate copy.
+
+    No ``__dlpack__``: grey.h gives no device pointer yet (mapping arrives with sealed buffers).
+    """
+
+    def __init__(self, context: Context, handle: Any) -> None:
+        self._context = context  # keeps the owner alive for as long as the buffer
+        self._handle: Any = handle
+        self._finalizer = weakref.finalize(self, _destroy_buffer, handle, context._finalizer)
+
+    def close(self) -> None:
+        """Frees the buffer. Idempotent."""
+        self._finalizer()
+        self._handle = None
+
+    @property
+    def closed(self) -> bool:
+        return self._handle is None
+
+    def __enter__(self) -> "Buffer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _get_handle(self) -> Any:
+        if self._handle is None:
+            raise ValueError("operation on a closed grey.Buffer")
+        return self._handle
+
+    @property
+    def size(self) -> int:
+        return int(capi.grey_buffer_size(self._get_handle()))
+
+    def __len__(self) -> int:
+        return self.size
+
+    @property
+    def device(self) -> int:
+        return int(capi.grey_buffer_device(self._get_handle()))
+
+    def write(self, data: Any, offset: int = 0) -> None:
+        """Copies all of `data` (any buffer-protocol object) into the buffer at `offset`."""
+        capi.grey_buffer_write(self._get_handle(), offset, data)
+
+    def read_into(self, out: Any, offset: int = 0) -> None:
+        """Fills the writable buffer-protocol object `out` (a NumPy array, bytearray, ...) from `offset`."""
+        capi.grey_buffer_read(self._get_handle(), offset, out)
+
+    def read(self, size: Optional[int] = None, offset: int = 0) -> bytearray:
+        """`size` bytes from `offset` (default: to the end) as a new bytearray."""
+        if size is None:
+            size = self.size - offset
+        out = bytearray(size)
+        self.read_into(out, offset)
+        return out
+
+    def copy_from(self, source: "Buffer", size: Optional[int] = None, offset: int = 0, source_offset: int = 0) -> None:
+        """Copies `size` bytes (default: all of `source` from `source_offset`) from another buffer."""
+        if size is None:
+            size = source.size - source_offset
+        capi.grey_buffer_copy(self._get_handle(), offset, source._get_handle(), source_offset, size)
+
+    def fill(self, value: int, offset: int = 0, size: Optional[int] = None) -> None:
+        """Sets `size` bytes (default: to the end) from `offset` to the byte `value`."""
+        if size is None:
+            size = self.size - offset
+        capi.grey_buffer_fill(self._get_handle(), offset, value, size)
+
+    def __repr__(self) -> str:
+        return "<grey.Buffer closed>" if self.closed else f"<grey.Buffer size={self.size} device={self.device}>"

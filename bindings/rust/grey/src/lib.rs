@@ -1,0 +1,212 @@
+//! libgrey for Rust: a safe API over [`grey_sys`].
+//!
+//! ```no_run
+//! let ctx = grey::Context::new()?;
+//! for dev in ctx.devices()? {
+//!     println!("{} {:?} {:?}", dev.name().unwrap_or("-"), dev.memory_total_bytes(), dev.compute_units());
+//! }
+//! # Ok::<(), grey::Error>(())
+//! ```
+//!
+//! Handles are owned and freed on `Drop`; a [`Buffer`] borrows its [`Context`], so a context cannot
+//! be dropped while one of its buffers lives. Every fallible call returns `Result<T, grey::Error>`,
+//! whose message is libgrey's `grey_last_error()` for the failing call.
+
+use grey_sys as sys;
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::os::raw::c_char;
+
+// ---- errors -------------------------------------------------------------------------------------
+
+/// A failed libgrey call, one variant per `grey_status`, each with libgrey's message.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    InvalidArgument(String),
+    OutOfMemory(String),
+    Unsupported(String),
+    NotFound(String),
+    Io(String),
+    Corrupt(String),
+    Config(String),
+    Backend(String),
+    PermissionDenied(String),
+    /// `required` is the size (in bytes, NUL included) to ask for.
+    BufferTooSmall {
+        message: String,
+        required: usize,
+    },
+    Internal(String),
+    /// A status this version of the crate does not know.
+    Other {
+        status: u32,
+        message: String,
+    },
+    /// A string argument held a NUL byte, which C cannot take.
+    Nul(String),
+}
+
+impl Error {
+    fn from_status(status: sys::grey_status, message: String, required: usize) -> Error {
+        match status {
+            sys::GREY_ERROR_INVALID_ARGUMENT => Error::InvalidArgument(message),
+            sys::GREY_ERROR_OUT_OF_MEMORY => Error::OutOfMemory(message),
+            sys::GREY_ERROR_UNSUPPORTED => Error::Unsupported(message),
+            sys::GREY_ERROR_NOT_FOUND => Error::NotFound(message),
+            sys::GREY_ERROR_IO => Error::Io(message),
+            sys::GREY_ERROR_CORRUPT => Error::Corrupt(message),
+            sys::GREY_ERROR_CONFIG => Error::Config(message),
+            sys::GREY_ERROR_BACKEND => Error::Backend(message),
+            sys::GREY_ERROR_PERMISSION_DENIED => Error::PermissionDenied(message),
+            sys::GREY_ERROR_BUFFER_TOO_SMALL => Error::BufferTooSmall { message, required },
+            sys::GREY_ERROR_INTERNAL => Error::Internal(message),
+            status => Error::Other {
+                status: status as u32,
+                message,
+            },
+        }
+    }
+
+    /// The `grey_status` value (`GREY_ERROR_INVALID_ARGUMENT`, ...); `Nul` reports invalid argument.
+    pub fn status(&self) -> u32 {
+        (match self {
+            Error::InvalidArgument(_) | Error::Nul(_) => sys::GREY_ERROR_INVALID_ARGUMENT,
+            Error::OutOfMemory(_) => sys::GREY_ERROR_OUT_OF_MEMORY,
+            Error::Unsupported(_) => sys::GREY_ERROR_UNSUPPORTED,
+            Error::NotFound(_) => sys::GREY_ERROR_NOT_FOUND,
+            Error::Io(_) => sys::GREY_ERROR_IO,
+            Error::Corrupt(_) => sys::GREY_ERROR_CORRUPT,
+            Error::Config(_) => sys::GREY_ERROR_CONFIG,
+            Error::Backend(_) => sys::GREY_ERROR_BACKEND,
+            Error::PermissionDenied(_) => sys::GREY_ERROR_PERMISSION_DENIED,
+            Error::BufferTooSmall { .. } => sys::GREY_ERROR_BUFFER_TOO_SMALL,
+            Error::Internal(_) => sys::GREY_ERROR_INTERNAL,
+            Error::Other { status, .. } => return *status,
+        }) as u32
+    }
+
+    /// libgrey's message.
+    pub fn message(&self) -> &str {
+        match self {
+            Error::InvalidArgument(m)
+            | Error::OutOfMemory(m)
+            | Error::Unsupported(m)
+            | Error::NotFound(m)
+            | Error::Io(m)
+            | Error::Corrupt(m)
+            | Error::Config(m)
+            | Error::Backend(m)
+            | Error::PermissionDenied(m)
+            | Error::Internal(m)
+            | Error::Nul(m) => m,
+            Error::BufferTooSmall { message, .. } | Error::Other { message, .. } => message,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Turns a status into a Result, reading grey_last_error() at once, on this thread.
+fn check(status: sys::grey_status) -> Result<()> {
+    check_sized(status, 0)
+}
+
+fn check_sized(status: sys::grey_status, required: usize) -> Result<()> {
+    if status == sys::GREY_OK {
+        return Ok(());
+    }
+    let detail = unsafe { text(sys::grey_last_error()) };
+    let message = if detail.is_empty() {
+        unsafe { text(sys::grey_status_string(status)) }
+    } else {
+        detail
+    };
+    Err(Error::from_status(status, message, required))
+}
+
+/// A static or library-owned C string as a String ("" for NULL).
+unsafe fn text(p: *const c_char) -> String {
+    if p.is_null() {
+        String::new()
+    } else {
+        CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}
+
+fn c_string(s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::Nul(format!("string {:?} contains a NUL byte", s)))
+}
+
+fn chars(array: &[c_char]) -> String {
+    let bytes: Vec<u8> = array
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Runs a call that follows grey.h's text buffer protocol: ask for the length, then fill.
+fn read_text(
+    mut call: impl FnMut(*mut c_char, usize, *mut usize) -> sys::grey_status,
+) -> Result<String> {
+    let mut length = 0usize;
+    let status = call(std::ptr::null_mut(), 0, &mut length);
+    if status != sys::GREY_ERROR_BUFFER_TOO_SMALL {
+        check(status)?;
+    }
+    let mut buffer = vec![0u8; length + 1];
+    check_sized(
+        call(
+            buffer.as_mut_ptr() as *mut c_char,
+            buffer.len(),
+            &mut length,
+        ),
+        length + 1,
+    )?;
+    buffer.truncate(length);
+    Ok(String::from_utf8_lossy(&buffer).into_owned())
+}
+
+/// A zeroed versioned struct with its struct_size filled.
+macro_rules! versioned {
+    ($t:ty) => {{
+        let mut v: $t = unsafe { std::mem::zeroed() };
+        v.struct_size = std::mem::size_of::<$t>() as u32;
+        v
+    }};
+}
+
+// ---- version ------------------------------------------------------------------------------------
+
+/// The loaded library's version, "MAJOR.MINOR.PATCH".
+pub fn version() -> String {
+    unsafe { text(sys::grey_version_string()) }
+}
+
+/// The loaded library's version as (major << 16) | (minor << 8) | patch.
+pub fn version_number() -> u32 {
+    unsafe { sys::grey_version() }
+}
+
+/// The source revision libgrey was built from.
+pub fn build_revision() -> String {
+    unsafe { text(sys::grey_build_revision()) }
+}
+
+mod config;
+mod context;
+mod device;
+
+pub use config::{config_keys, Config, ConfigView};
+pub use context::{BackendInfo, Buffer, Context, ContextBuilder, LogLevel};
+pub use device::{DeviceSpec, Field, Telemetry, Value};
