@@ -135,8 +135,8 @@ std::unique_ptr<Backend> start_backend(const std::string& expected_name, const s
     const grey_status started = vt.init(&host, &state);
     if (started != GREY_OK) {
         const std::string detail = detail::last_error();
-        fail(started == GREY_ERROR_UNSUPPORTED ? GREY_ERROR_UNSUPPORTED : GREY_ERROR_BACKEND,
-             with_detail(std::string("init failed (") + grey_status_string(started) + ")", detail));
+        if (started == GREY_ERROR_UNSUPPORTED) fail(GREY_ERROR_UNSUPPORTED, with_detail("not offered on this machine", detail));
+        fail(GREY_ERROR_BACKEND, with_detail(std::string("init failed (") + grey_status_string(started) + ")", detail));
     }
     uint32_t count = 0;
     const grey_status counted = vt.device_count(state, &count);
