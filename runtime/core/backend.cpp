@@ -79,4 +79,16 @@ void Backend::buffer_fill(grey_backend_buffer* buffer, uint64_t offset, uint8_t 
     check(vtable_.buffer_fill(state_, buffer, offset, value, size), "buffer_fill");
 }
 
+void Backend::quantize(const grey_backend_quant_job& job, grey_backend_buffer* source, uint64_t source_offset,
+                       grey_backend_buffer* destination, uint64_t destination_offset) const {
+    if (vtable_.quantize == nullptr) unsupported(name_, "quantization");
+    check(vtable_.quantize(state_, &job, source, source_offset, destination, destination_offset), "quantize");
+}
+
+void Backend::dequantize(const grey_backend_quant_job& job, grey_backend_buffer* source, uint64_t source_offset,
+                         grey_backend_buffer* destination, uint64_t destination_offset) const {
+    if (vtable_.dequantize == nullptr) unsupported(name_, "dequantization");
+    check(vtable_.dequantize(state_, &job, source, source_offset, destination, destination_offset), "dequantize");
+}
+
 }  // namespace grey

@@ -34,6 +34,11 @@ public:
                      uint64_t source_offset, uint64_t size) const;
     [[nodiscard]] bool has_buffer_fill() const noexcept { return vtable_.buffer_fill != nullptr; }
     void buffer_fill(grey_backend_buffer* buffer, uint64_t offset, uint8_t value, uint64_t size) const;
+    [[nodiscard]] bool has_quantization() const noexcept { return vtable_.quantize != nullptr && vtable_.dequantize != nullptr; }
+    void quantize(const grey_backend_quant_job& job, grey_backend_buffer* source, uint64_t source_offset,
+                  grey_backend_buffer* destination, uint64_t destination_offset) const;
+    void dequantize(const grey_backend_quant_job& job, grey_backend_buffer* source, uint64_t source_offset,
+                    grey_backend_buffer* destination, uint64_t destination_offset) const;
 
 private:
     // Turns a backend's non-OK status into grey::Error, keeping the message it gave through set_error.

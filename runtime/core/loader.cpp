@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 
 #ifndef GREY_INSTALL_PLUGIN_DIR
@@ -118,9 +119,12 @@ std::unique_ptr<Backend> start_backend(const std::string& expected_name, const s
     if (vt.abi_version != GREY_BACKEND_ABI_VERSION)
         fail(GREY_ERROR_BACKEND, "it was built for backend ABI version " + std::to_string(vt.abi_version) +
                                      "; this libgrey speaks version " + std::to_string(GREY_BACKEND_ABI_VERSION));
-    if (vt.struct_size < sizeof(grey_backend_vtable))
+    if (vt.struct_size < GREY_BACKEND_VTABLE_MIN_SIZE)
         fail(GREY_ERROR_BACKEND, "its vtable is " + std::to_string(vt.struct_size) + " bytes; ABI version " +
-                                     std::to_string(GREY_BACKEND_ABI_VERSION) + " needs " + std::to_string(sizeof(grey_backend_vtable)));
+                                     std::to_string(GREY_BACKEND_ABI_VERSION) + " needs at least " + std::to_string(GREY_BACKEND_VTABLE_MIN_SIZE));
+    // Slots past what the plugin filled stay as zero-initialised above: NULL, i.e. not implemented.
+    // A plugin that claims more than it can fill is trusted only up to this libgrey's size.
+    if (vt.struct_size < sizeof(grey_backend_vtable)) std::memset(reinterpret_cast<char*>(&vt) + vt.struct_size, 0, sizeof(grey_backend_vtable) - vt.struct_size);
     if (vt.name == nullptr || expected_name != vt.name)
         fail(GREY_ERROR_BACKEND, "it calls itself '" + std::string(vt.name ? vt.name : "(null)") + "' but its file says '" + expected_name + "'");
     if (const char* slot = missing_required_slot(vt)) fail(GREY_ERROR_BACKEND, std::string("its required slot ") + slot + " is NULL");
