@@ -84,6 +84,25 @@ grey_backend_quant_job make_job(const grey_tensor_desc& desc, const grey_quant_p
     return job;
 }
 
+// The checks a buffer call shares: descriptor, parameters, both buffers, and the job for the backend.
+struct BufferCall {
+    grey_backend_quant_job job;
+    Plan plan;
+    const Backend* backend;
+};
+
+BufferCall prepare_buffer_call(const grey_tensor_desc* desc, const grey_quant_params* params, const grey_buffer* source,
+                               const grey_buffer* destination, const char* plain_role) {
+    const auto& d = checked_desc(desc);
+    const auto& p = checked_params(params);
+    Plan plan = make_plan(checked_shape(d), p);
+    const uint64_t plain = plain_bytes(d, plan, plain_role);
+    require_non_null(source, "source");
+    require_non_null(destination, "destination");
+    const Backend& backend = kernel_backend(*source, *destination);
+    return {make_job(d, p, plan, plain), std::move(plan), &backend};
+}
+
 std::vector<std::byte> read_back(const grey_buffer& buffer, uint64_t offset, uint64_t size) {
     std::vector<std::byte> bytes(size);
     buffer.backend->buffer_read(buffer.handle, offset, bytes.data(), size);
@@ -172,22 +191,16 @@ grey_status grey_quantize_buffer(const grey_tensor_desc* desc, const grey_buffer
                                  grey_quant_report* out_report) {
     return grey::abi_guard([&] {
         using namespace grey::quant;
-        const auto& d = checked_desc(desc);
-        const auto& p = checked_params(params);
-        const Plan plan = make_plan(checked_shape(d), p);
-        const uint64_t plain = plain_bytes(d, plan, "desc->dtype");
-        grey::require_non_null(source, "source");
-        grey::require_non_null(destination, "destination");
         check_report_size(out_report);
-        check_range(*source, source_offset, plain, "source");
-        check_range(*destination, destination_offset, plan.bytes, "destination");
-        const grey::Backend& backend = kernel_backend(*source, *destination);
-        backend.quantize(make_job(d, p, plan, plain), source->handle, source_offset, destination->handle, destination_offset);
+        const auto call = prepare_buffer_call(desc, params, source, destination, "desc->dtype");
+        check_range(*source, source_offset, call.job.plain_bytes, "source");
+        check_range(*destination, destination_offset, call.plan.bytes, "destination");
+        call.backend->quantize(call.job, source->handle, source_offset, destination->handle, destination_offset);
         if (out_report == nullptr) return;
-        const auto original = read_back(*source, source_offset, plain);
-        const auto quantized = read_back(*destination, destination_offset, plan.bytes);
-        const auto values = hq::to_f32(d.dtype, original, plan.elements, hq::best_kernels());
-        copy_report(measure(plan, values, quantized), out_report);
+        const auto original = read_back(*source, source_offset, call.job.plain_bytes);
+        const auto quantized = read_back(*destination, destination_offset, call.plan.bytes);
+        const auto values = hq::to_f32(desc->dtype, original, call.plan.elements, hq::best_kernels());
+        copy_report(measure(call.plan, values, quantized), out_report);
     });
 }
 
@@ -195,16 +208,10 @@ grey_status grey_dequantize_buffer(const grey_tensor_desc* desc, const grey_quan
                                    uint64_t source_offset, grey_buffer* destination, uint64_t destination_offset) {
     return grey::abi_guard([&] {
         using namespace grey::quant;
-        const auto& d = checked_desc(desc);
-        const auto& p = checked_params(params);
-        const Plan plan = make_plan(checked_shape(d), p);
-        const uint64_t plain = plain_bytes(d, plan, "desc->dtype (the output type)");
-        grey::require_non_null(source, "source");
-        grey::require_non_null(destination, "destination");
-        check_range(*source, source_offset, plan.bytes, "source");
-        check_range(*destination, destination_offset, plain, "destination");
-        const grey::Backend& backend = kernel_backend(*source, *destination);
-        backend.dequantize(make_job(d, p, plan, plain), source->handle, source_offset, destination->handle, destination_offset);
+        const auto call = prepare_buffer_call(desc, params, source, destination, "desc->dtype (the output type)");
+        check_range(*source, source_offset, call.plan.bytes, "source");
+        check_range(*destination, destination_offset, call.job.plain_bytes, "destination");
+        call.backend->dequantize(call.job, source->handle, source_offset, destination->handle, destination_offset);
     });
 }
 
