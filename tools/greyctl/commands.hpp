@@ -20,6 +20,7 @@ struct GlobalOptions {
 using Runner = std::function<int()>;
 void add_detect_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_config_command(CLI::App& app, const GlobalOptions& global, Runner& run);
+void add_quantize_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 
 }  // namespace greyctl
 

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
     greyctl::Runner run;
     greyctl::add_detect_command(app, global, run);
     greyctl::add_config_command(app, global, run);
+    greyctl::add_quantize_command(app, global, run);
 
     try {
         app.parse(argc, argv);

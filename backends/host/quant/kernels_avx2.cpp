@@ -1,0 +1,140 @@
+// AVX2 versions of the primitives in kernels.hpp. Compiled with target attributes rather than -mavx2,
+// so that nothing else in this file (or an inline function it instantiates) can use AVX2 on a CPU
+// without it; avx2_kernels() hands them out only when the CPU reports AVX2 and F16C.
+#include "host/quant/kernels.hpp"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define GREY_HAVE_AVX2_PATH 1
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <cmath>
+
+namespace grey::host::quant {
+
+#if defined(GREY_HAVE_AVX2_PATH)
+namespace {
+
+#define GREY_AVX2 __attribute__((target("avx2,f16c")))
+
+GREY_AVX2 float horizontal_max(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+
+GREY_AVX2 float horizontal_min(__m256 v) {
+    __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+
+GREY_AVX2 float absmax(const float* x, std::size_t n) {
+    const __m256 sign_mask = _mm256_set1_ps(-0.0f);
+    __m256 acc = _mm256_setzero_ps();
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) acc = _mm256_max_ps(acc, _mm256_andnot_ps(sign_mask, _mm256_loadu_ps(x + i)));
+    float m = horizontal_max(acc);
+    for (; i < n; ++i) m = std::max(m, std::fabs(x[i]));
+    return m;
+}
+
+GREY_AVX2 void minmax(const float* x, std::size_t n, float* out_min, float* out_max) {
+    __m256 lo = _mm256_set1_ps(INFINITY), hi = _mm256_set1_ps(-INFINITY);
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        lo = _mm256_min_ps(lo, v);
+        hi = _mm256_max_ps(hi, v);
+    }
+    float l = horizontal_min(lo), h = horizontal_max(hi);
+    for (; i < n; ++i) {
+        l = std::min(l, x[i]);
+        h = std::max(h, x[i]);
+    }
+    // Which zero (+0 or -0) a sequential scan keeps depends on the order it meets them; the scalar
+    // path (and ggml) keep the first. Stored as fp16 the two differ in a bit, so defer to that scan.
+    if (l == 0.0f || h == 0.0f) return scalar_kernels().minmax(x, n, out_min, out_max);
+    *out_min = l;
+    *out_max = h;
+}
+
+// roundf in registers: truncate, then step one away from zero where the dropped fraction is >= 0.5.
+// x - trunc(x) is exact in binary floating point, so this equals roundf for every input.
+GREY_AVX2 __m256 round_half_away(__m256 v) {
+    const __m256 truncated = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 sign_mask = _mm256_set1_ps(-0.0f);
+    const __m256 fraction = _mm256_andnot_ps(sign_mask, _mm256_sub_ps(v, truncated));
+    const __m256 step = _mm256_or_ps(_mm256_and_ps(v, sign_mask), _mm256_set1_ps(1.0f));
+    const __m256 needs_step = _mm256_cmp_ps(fraction, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+    return _mm256_add_ps(truncated, _mm256_and_ps(needs_step, step));
+}
+
+GREY_AVX2 void encode(const float* x, std::size_t n, const EncodeSpec& spec, int8_t* out) {
+    const __m256 subtract = _mm256_set1_ps(spec.subtract), multiply = _mm256_set1_ps(spec.multiply), add = _mm256_set1_ps(spec.add);
+    const __m256 lo = _mm256_set1_ps(static_cast<float>(spec.lo)), hi = _mm256_set1_ps(static_cast<float>(spec.hi));
+    const bool nearest = spec.rounding == Rounding::nearest_away;
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        // Separate multiply and add: a fused multiply-add would round once and differ from the scalar path.
+        const __m256 scaled = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), subtract), multiply);
+        const __m256 v = _mm256_add_ps(scaled, add);
+        __m256 r = nearest ? round_half_away(v) : _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
+        const __m256i q32 = _mm256_cvttps_epi32(r);
+        const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q32), _mm256_extracti128_si256(q32, 1));
+        const __m128i q8 = _mm_packs_epi16(q16, q16);
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i), q8);
+    }
+    if (i < n) scalar_kernels().encode(x + i, n - i, spec, out + i);
+}
+
+GREY_AVX2 void decode(const int8_t* q, std::size_t n, const DecodeSpec& spec, float* out) {
+    const __m256 subtract = _mm256_set1_ps(spec.subtract), multiply = _mm256_set1_ps(spec.multiply), add = _mm256_set1_ps(spec.add);
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m128i q8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + i));
+        const __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8));
+        const __m256 scaled = _mm256_mul_ps(_mm256_sub_ps(v, subtract), multiply);
+        _mm256_storeu_ps(out + i, _mm256_add_ps(scaled, add));
+    }
+    if (i < n) scalar_kernels().decode(q + i, n - i, spec, out + i);
+}
+
+GREY_AVX2 void decode_table(const uint8_t* codes, std::size_t n, const float* table, float scale, float* out) {
+    const __m256 s = _mm256_set1_ps(scale);
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m128i c8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + i));
+        const __m256 v = _mm256_i32gather_ps(table, _mm256_cvtepu8_epi32(c8), 4);
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(v, s));
+    }
+    if (i < n) scalar_kernels().decode_table(codes + i, n - i, table, scale, out + i);
+}
+
+GREY_AVX2 void f16_to_f32(const uint16_t* in, std::size_t n, float* out) {
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i))));
+    if (i < n) scalar_kernels().f16_to_f32(in + i, n - i, out + i);
+}
+
+constexpr Kernels kAvx2{"avx2", absmax, minmax, encode, decode, decode_table, f16_to_f32};
+
+}  // namespace
+
+const Kernels* avx2_kernels() noexcept {
+    // __builtin_cpu_supports reads what the CPU reported at start-up; the answer never changes.
+    return (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) ? &kAvx2 : nullptr;
+}
+
+#else
+
+const Kernels* avx2_kernels() noexcept { return nullptr; }
+
+#endif
+
+}  // namespace grey::host::quant

@@ -1,0 +1,63 @@
+#include "host/quant/kernels.hpp"
+
+#include "quant/numeric.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace grey::host::quant {
+namespace {
+
+float absmax(const float* x, std::size_t n) {
+    float m = 0.0f;
+    for (std::size_t i = 0; i < n; ++i) m = std::max(m, std::fabs(x[i]));
+    return m;
+}
+
+void minmax(const float* x, std::size_t n, float* out_min, float* out_max) {
+    float lo = INFINITY, hi = -INFINITY;
+    for (std::size_t i = 0; i < n; ++i) {
+        lo = std::min(lo, x[i]);
+        hi = std::max(hi, x[i]);
+    }
+    *out_min = lo;
+    *out_max = hi;
+}
+
+void encode(const float* x, std::size_t n, const EncodeSpec& spec, int8_t* out) {
+    const float lo = static_cast<float>(spec.lo), hi = static_cast<float>(spec.hi);
+    for (std::size_t i = 0; i < n; ++i) {
+        const float scaled = (x[i] - spec.subtract) * spec.multiply;
+        const float v = scaled + spec.add;
+        const float r = spec.rounding == Rounding::nearest_away ? std::round(v) : std::trunc(v);
+        out[i] = static_cast<int8_t>(std::clamp(r, lo, hi));
+    }
+}
+
+void decode(const int8_t* q, std::size_t n, const DecodeSpec& spec, float* out) {
+    for (std::size_t i = 0; i < n; ++i) {
+        const float scaled = (static_cast<float>(q[i]) - spec.subtract) * spec.multiply;
+        out[i] = scaled + spec.add;
+    }
+}
+
+void decode_table(const uint8_t* codes, std::size_t n, const float* table, float scale, float* out) {
+    for (std::size_t i = 0; i < n; ++i) out[i] = table[codes[i]] * scale;
+}
+
+void f16_to_f32(const uint16_t* in, std::size_t n, float* out) {
+    for (std::size_t i = 0; i < n; ++i) out[i] = grey::quant::f16_to_f32(in[i]);
+}
+
+constexpr Kernels kScalar{"scalar", absmax, minmax, encode, decode, decode_table, f16_to_f32};
+
+}  // namespace
+
+const Kernels& scalar_kernels() noexcept { return kScalar; }
+
+const Kernels& best_kernels() noexcept {
+    const Kernels* avx2 = avx2_kernels();
+    return avx2 != nullptr ? *avx2 : kScalar;
+}
+
+}  // namespace grey::host::quant

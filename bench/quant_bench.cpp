@@ -1,0 +1,106 @@
+// Host quantization throughput per format, scalar and AVX2 kernels, beside memcpy of the same input in
+// the same run (DESIGN.md §5: a ratio measured side by side). Bytes moved = bytes read + bytes written.
+//   cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DGREY_BUILD_BENCH=ON -DGREY_BUILD_TESTS=OFF
+//   cmake --build build/bench --target grey_quant_bench && build/bench/bin/grey_quant_bench
+#include "host/quant/kernels.hpp"
+#include "host/quant/quantizer.hpp"
+#include "quant/format.hpp"
+
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+namespace {
+
+namespace hq = grey::host::quant;
+
+constexpr uint64_t kRows = 4096, kCols = 4096;  // 16M elements, 64 MiB of F32: far beyond the caches
+
+const std::vector<float>& weights() {
+    static const std::vector<float> w = [] {
+        std::mt19937 rng(1);
+        std::normal_distribution<float> normal(0.0f, 0.02f);
+        std::vector<float> v(kRows * kCols);
+        for (auto& x : v) x = normal(rng);
+        return v;
+    }();
+    return w;
+}
+
+struct Format {
+    const char* name;
+    grey_quant_format format;
+    uint32_t group;
+};
+constexpr Format kFormats[] = {
+    {"int8", GREY_QUANT_INT8, 0},       {"int8-token", GREY_QUANT_INT8_TOKEN, 0}, {"int4-g32", GREY_QUANT_INT4, 32},
+    {"int4-g128", GREY_QUANT_INT4, 128}, {"int4-sym-g128", GREY_QUANT_INT4_SYM, 128}, {"fp8-e4m3", GREY_QUANT_FP8_E4M3, 0},
+    {"fp8-e5m2", GREY_QUANT_FP8_E5M2, 0}, {"nf4", GREY_QUANT_NF4, 0},               {"q8_0", GREY_QUANT_Q8_0, 0},
+    {"q4_0", GREY_QUANT_Q4_0, 0},        {"q4_1", GREY_QUANT_Q4_1, 0},
+};
+
+grey::quant::Plan plan_for(const Format& f) {
+    grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+    p.format = f.format;
+    p.group_size = f.group;
+    return grey::quant::make_plan(std::vector<uint64_t>{kRows, kCols}, p);
+}
+
+const hq::Kernels& kernels_for(bool avx2) { return avx2 ? *hq::avx2_kernels() : hq::scalar_kernels(); }
+
+void quantize(benchmark::State& state, const Format& f, bool avx2) {
+    if (avx2 && hq::avx2_kernels() == nullptr) return state.SkipWithError("no AVX2 on this CPU");
+    const auto plan = plan_for(f);
+    const auto& x = weights();
+    std::vector<std::byte> out(plan.bytes);
+    for (auto _ : state) {
+        hq::quantize(plan, x, out, kernels_for(avx2));
+        benchmark::DoNotOptimize(out.data());
+    }
+    state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (x.size() * 4 + plan.bytes)));
+}
+
+void dequantize(benchmark::State& state, const Format& f, bool avx2) {
+    if (avx2 && hq::avx2_kernels() == nullptr) return state.SkipWithError("no AVX2 on this CPU");
+    const auto plan = plan_for(f);
+    const auto& x = weights();
+    std::vector<std::byte> q(plan.bytes);
+    hq::quantize(plan, x, q, hq::scalar_kernels());
+    std::vector<float> y(x.size());
+    for (auto _ : state) {
+        hq::dequantize(plan, q, y, kernels_for(avx2));
+        benchmark::DoNotOptimize(y.data());
+    }
+    state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (x.size() * 4 + plan.bytes)));
+}
+
+void memcpy_baseline(benchmark::State& state) {
+    const auto& x = weights();
+    std::vector<float> y(x.size());
+    for (auto _ : state) {
+        std::memcpy(y.data(), x.data(), x.size() * 4);
+        benchmark::DoNotOptimize(y.data());
+    }
+    state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * x.size() * 4 * 2));
+}
+
+const int kRegistered = [] {
+    benchmark::RegisterBenchmark("memcpy/64MiB", memcpy_baseline)->Unit(benchmark::kMillisecond)->UseRealTime();
+    for (const auto& f : kFormats)
+        for (const bool avx2 : {false, true}) {
+            const std::string path = avx2 ? "/avx2" : "/scalar";
+            benchmark::RegisterBenchmark(("quantize/" + std::string(f.name) + path).c_str(),
+                                         [&f, avx2](benchmark::State& s) { quantize(s, f, avx2); })
+                ->Unit(benchmark::kMillisecond)->UseRealTime();
+            benchmark::RegisterBenchmark(("dequantize/" + std::string(f.name) + path).c_str(),
+                                         [&f, avx2](benchmark::State& s) { dequantize(s, f, avx2); })
+                ->Unit(benchmark::kMillisecond)->UseRealTime();
+        }
+    return 0;
+}();
+
+}  // namespace
+
+BENCHMARK_MAIN();

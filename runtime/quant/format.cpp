@@ -1,0 +1,126 @@
+#include "quant/format.hpp"
+
+#include "core/error.hpp"
+#include "model/dtype.hpp"
+
+#include <array>
+
+namespace grey::quant {
+
+const char* format_name(int64_t format) noexcept {
+    static constexpr std::array<const char*, 10> kNames = {"int8", "int8-token", "int4", "int4-sym", "fp8-e4m3",
+                                                           "fp8-e5m2", "nf4", "q8_0", "q4_0", "q4_1"};
+    return format >= 0 && format < static_cast<int64_t>(kNames.size()) ? kNames[static_cast<std::size_t>(format)] : nullptr;
+}
+
+bool is_float_input(grey_dtype dtype) noexcept {
+    return dtype == GREY_DTYPE_F32 || dtype == GREY_DTYPE_F16 || dtype == GREY_DTYPE_BF16;
+}
+
+uint32_t float_input_size(grey_dtype dtype) noexcept { return dtype == GREY_DTYPE_F32 ? 4 : 2; }
+
+std::vector<uint64_t> checked_shape(const grey_tensor_desc& desc) {
+    if (desc.struct_size < sizeof(grey_tensor_desc))
+        fail(GREY_ERROR_INVALID_ARGUMENT, "grey_tensor_desc.struct_size is " + std::to_string(desc.struct_size) + "; initialise it with GREY_TENSOR_DESC_INIT");
+    if (desc.rank > GREY_TENSOR_MAX_RANK)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "grey_tensor_desc.rank is " + std::to_string(desc.rank) + " (at most " + std::to_string(GREY_TENSOR_MAX_RANK) + ")");
+    if (desc.reserved0 != 0) fail(GREY_ERROR_INVALID_ARGUMENT, "grey_tensor_desc.reserved0 must be 0");
+    for (uint32_t d = desc.rank; d < GREY_TENSOR_MAX_RANK; ++d)
+        if (desc.shape[d] != 0) fail(GREY_ERROR_INVALID_ARGUMENT, "grey_tensor_desc.shape[" + std::to_string(d) + "] lies past rank and must be 0");
+    if (model::dtype_name(raw_enum(desc.dtype)) == nullptr)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "grey_tensor_desc.dtype " + std::to_string(raw_enum(desc.dtype)) + " is not a grey_dtype");
+    return {desc.shape, desc.shape + desc.rank};
+}
+
+Plan make_plan(std::span<const uint64_t> shape, const grey_quant_params& params) {
+    if (params.struct_size < sizeof(grey_quant_params))
+        fail(GREY_ERROR_INVALID_ARGUMENT, "grey_quant_params.struct_size is " + std::to_string(params.struct_size) + "; initialise it with GREY_QUANT_PARAMS_INIT");
+    if (params.reserved0 != 0) fail(GREY_ERROR_INVALID_ARGUMENT, "grey_quant_params.reserved0 must be 0");
+    const int64_t format = raw_enum(params.format);
+    const char* name = format_name(format);
+    if (name == nullptr) fail(GREY_ERROR_INVALID_ARGUMENT, "grey_quant_params.format " + std::to_string(format) + " is not a grey_quant_format");
+    const int64_t calibration = raw_enum(params.calibration);
+    if (calibration != GREY_CALIBRATION_RTN && calibration != GREY_CALIBRATION_MSE)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "grey_quant_params.calibration " + std::to_string(calibration) + " is neither RTN nor MSE");
+
+    Plan plan;
+    plan.format = params.format;
+    plan.calibration = params.calibration;
+    plan.shape.assign(shape.begin(), shape.end());
+    const auto elements = model::element_count(shape);
+    if (!elements) fail(GREY_ERROR_INVALID_ARGUMENT, "the tensor's element count overflows 64 bits");
+    if (*elements == 0) fail(GREY_ERROR_INVALID_ARGUMENT, "the tensor is empty; there is nothing to quantize");
+    // Far beyond any real tensor; keeps every size computed below free of overflow.
+    if (*elements > (uint64_t{1} << 56)) fail(GREY_ERROR_INVALID_ARGUMENT, "the tensor has more than 2^56 elements");
+    plan.elements = *elements;
+    const uint64_t innermost = shape.empty() ? 1 : shape.back();
+    const std::string what = std::string(name) + ": ";
+
+    const bool grouped = params.format == GREY_QUANT_INT4 || params.format == GREY_QUANT_INT4_SYM;
+    const bool has_axis = params.format == GREY_QUANT_INT8 || params.format == GREY_QUANT_FP8_E4M3 || params.format == GREY_QUANT_FP8_E5M2;
+    if (!grouped && params.group_size != 0)
+        fail(GREY_ERROR_INVALID_ARGUMENT, what + "group_size must be 0 (the format's block is fixed)");
+    if (!has_axis && params.axis != 0) fail(GREY_ERROR_INVALID_ARGUMENT, what + "axis must be 0 (the format has no channel axis)");
+
+    uint64_t group = 0;
+    if (grouped) {
+        group = params.group_size == 0 ? 128 : params.group_size;
+        if (group != 32 && group != 64 && group != 128)
+            fail(GREY_ERROR_INVALID_ARGUMENT, what + "group_size " + std::to_string(params.group_size) + " is not 32, 64 or 128");
+    } else if (params.format == GREY_QUANT_NF4) {
+        group = 64;
+    } else if (plan.is_ggml_block()) {
+        group = 32;
+    }
+
+    if (group != 0) {
+        if (innermost % group != 0)
+            fail(GREY_ERROR_INVALID_ARGUMENT, what + "the innermost dimension " + std::to_string(innermost) + " is not a multiple of the group size " + std::to_string(group));
+        plan.run_length = group;
+        plan.param_count = plan.elements / group;
+    } else if (params.format == GREY_QUANT_INT8_TOKEN) {
+        plan.run_length = innermost;
+        plan.param_count = plan.elements / innermost;
+    } else {  // per channel or per tensor
+        if (params.axis == GREY_QUANT_PER_TENSOR && params.format != GREY_QUANT_INT8) {
+            plan.run_length = plan.elements;
+            plan.param_count = 1;
+        } else {
+            if (params.axis < 0 || static_cast<uint64_t>(params.axis) >= shape.size())
+                fail(GREY_ERROR_INVALID_ARGUMENT, what + "axis " + std::to_string(params.axis) + " does not exist in a tensor of rank " + std::to_string(shape.size()) +
+                                                      (params.format == GREY_QUANT_INT8 ? "" : " (use GREY_QUANT_PER_TENSOR for one scale)"));
+            uint64_t inner = 1;
+            for (std::size_t d = static_cast<std::size_t>(params.axis) + 1; d < shape.size(); ++d) inner *= shape[d];
+            plan.run_length = inner;
+            plan.param_count = shape[static_cast<std::size_t>(params.axis)];
+        }
+    }
+
+    const uint64_t n = plan.elements;
+    const uint64_t p = plan.param_count;
+    switch (params.format) {
+        case GREY_QUANT_INT8: case GREY_QUANT_INT8_TOKEN: case GREY_QUANT_FP8_E4M3: case GREY_QUANT_FP8_E5M2:
+            plan.codes_bytes = n;
+            plan.bytes = n + 4 * p;  // fp32 scales
+            break;
+        case GREY_QUANT_INT4:
+            plan.codes_bytes = n / 2;
+            plan.bytes = n / 2 + 4 * p;  // fp16 scales, then fp16 mins
+            break;
+        case GREY_QUANT_INT4_SYM:
+            plan.codes_bytes = n / 2;
+            plan.bytes = n / 2 + 2 * p;  // fp16 scales
+            break;
+        case GREY_QUANT_NF4:
+            plan.codes_bytes = n / 2;
+            plan.bytes = n / 2 + 4 * p;  // fp32 absmax per block
+            break;
+        case GREY_QUANT_Q8_0: plan.bytes = plan.codes_bytes = 34 * p; break;
+        case GREY_QUANT_Q4_0: plan.bytes = plan.codes_bytes = 18 * p; break;
+        case GREY_QUANT_Q4_1: plan.bytes = plan.codes_bytes = 20 * p; break;
+        default: fail(GREY_ERROR_INTERNAL, "unhandled format");
+    }
+    return plan;
+}
+
+}  // namespace grey::quant

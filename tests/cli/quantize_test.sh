@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# greyctl quantize end to end on a small synthetic model: exit codes, the JSON's exact shape, outputs in
+# both formats read back, --skip, malformed inputs and the CUDA backend's honest refusal.
+# Usage: quantize_test.sh GREYCTL
+set -uo pipefail
+greyctl=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+
+# shellcheck source=check.sh
+source "$(dirname "$0")/check.sh"
+
+# A small model: two 2-D F32 weights, a bias, an int64 tensor.
+python3 - "$tmp/model.safetensors" <<'PY'
+import json, struct, sys, random
+random.seed(7)
+tensors = [("enc.weight", "F32", [8, 128]), ("head.weight", "F32", [4, 64]), ("enc.bias", "F32", [8]), ("ids", "I64", [1, 4])]
+header, blobs, offset = {}, [], 0
+for name, dtype, shape in tensors:
+    n = 1
+    for d in shape: n *= d
+    data = struct.pack(f"<{n}q", *range(n)) if dtype == "I64" else struct.pack(f"<{n}f", *[random.gauss(0, 1) for _ in range(n)])
+    header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(data)]}
+    blobs.append(data); offset += len(data)
+text = json.dumps(header).encode(); text += b" " * (-len(text) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+PY
+model=$tmp/model.safetensors
+
+check json-shape 0 '^ok$' -- bash -c "'$greyctl' quantize --input '$model' --format int4-g64 --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert list(d) == [\"tensors\", \"total\"], list(d)
+assert [list(t) for t in d[\"tensors\"]] == [[\"name\", \"format\", \"elements\", \"bits_per_weight\", \"rel_rmse\", \"sqnr_db\", \"max_abs_err\"]] * 2
+assert list(d[\"total\"]) == [\"elements\", \"bits_per_weight\", \"rel_rmse\", \"sqnr_db\", \"bytes_in\", \"bytes_out\"]
+t = d[\"total\"]
+assert t[\"elements\"] == 8 * 128 + 4 * 64 and t[\"bits_per_weight\"] == 4.5 and t[\"bytes_in\"] == 4 * t[\"elements\"]
+rows = d[\"tensors\"]
+assert 0.05 < t[\"rel_rmse\"] < 0.15, t
+print(\"ok\")'"
+check table 0 'total +int4-g128' -- "$greyctl" quantize --input "$model" --format int4-g128 --calibration mse
+check kept-reasons 0 'kept 1: one-dimensional.*kept 1: not a float tensor \(I64\)|kept 1: not a float tensor \(I64\).*' -- bash -c "'$greyctl' quantize --input '$model' --format q8_0 | tr '\n' ' '"
+check skip 0 '"elements": 1024' -- bash -c "'$greyctl' quantize --input '$model' --format int8 --skip '^head\.' --json | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)[\"total\"]))'"
+check write-gguf 0 'wrote .*out.gguf' -- "$greyctl" quantize --input "$model" --format q4_0 --output "$tmp/out.gguf"
+check reread-gguf 0 'total +q8_0' -- "$greyctl" quantize --input "$tmp/out.gguf" --format q8_0
+check write-safetensors 0 'wrote' -- "$greyctl" quantize --input "$model" --format nf4 --output "$tmp/out.safetensors"
+check reread-safetensors 0 'grey.quant.enc.weight' -- python3 -c "
+import json, struct; b = open('$tmp/out.safetensors', 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n])
+assert h['enc.weight']['dtype'] == 'U8' and h['enc.weight']['shape'] == [8 * 128 // 2 + 4 * 8 * 128 // 64]
+print(list(h['__metadata__']))"
+check bad-format 2 'not in' -- "$greyctl" quantize --input "$model" --format int3
+check bad-output 1 'must end in .gguf or .safetensors' -- "$greyctl" quantize --input "$model" --format int8 --output "$tmp/x.bin"
+check bad-regex 1 'not a valid regular expression' -- "$greyctl" quantize --input "$model" --format int8 --skip '('
+head -c 100 "$model" > "$tmp/truncated.safetensors"
+check truncated 1 'corrupt data: .*truncated.safetensors: safetensors: the JSON header needs' -- "$greyctl" quantize --input "$tmp/truncated.safetensors" --format int8
+printf 'GGUF\x03\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\x7f\x00\x00\x00\x00\x00\x00\x00\x00' > "$tmp/bad.gguf"
+check bad-gguf 1 'corrupt data: .*tensors, more than the file holds' -- "$greyctl" quantize --input "$tmp/bad.gguf" --format int8
+check cuda 1 'unsupported: the cuda backend (is not available|has no quantization kernels yet)' -- "$greyctl" --no-env quantize --input "$model" --format int8 --backend cuda
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

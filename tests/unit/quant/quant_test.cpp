@@ -1,0 +1,341 @@
+// Quantization formats: sizes, round-trip error on synthetic Gaussian weights, the MSE calibration, the
+// C API's argument checks, device buffers, and the scalar and AVX2 kernels giving identical bits.
+#include "host/quant/kernels.hpp"
+#include "host/quant/quantizer.hpp"
+#include "quant/format.hpp"
+#include "quant/measure.hpp"
+#include "quant/numeric.hpp"
+#include "test_support.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+namespace {
+
+namespace hq = grey::host::quant;
+
+struct Case {
+    const char* label;
+    grey_quant_format format;
+    uint32_t group;
+    int32_t axis;
+    double bits_per_weight;  // on the 64 x 256 test tensor
+    double max_rel_rmse;     // bound on Gaussian data (see docs/quantization.md)
+};
+
+// Bounds: 1.25x the largest round-to-nearest error measured on this 64 x 256 tensor over seeds 11,
+// 12, 99 and 12345 (docs/quantization.md lists the figures): loose enough for any seed, tight enough
+// that a wrong scale, a lost bit or a swapped nibble fails.
+const Case kCases[] = {
+    {"int8", GREY_QUANT_INT8, 0, 0, 8.0 + 32.0 / 256, 0.0157},
+    {"int8-axis1", GREY_QUANT_INT8, 0, 1, 8.0 + 32.0 / 64, 0.0103},
+    {"int8-token", GREY_QUANT_INT8_TOKEN, 0, 0, 8.0 + 32.0 / 256, 0.0157},
+    {"int4-g32", GREY_QUANT_INT4, 32, 0, 5.0, 0.107},
+    {"int4-g64", GREY_QUANT_INT4, 64, 0, 4.5, 0.133},
+    {"int4-g128", GREY_QUANT_INT4, 128, 0, 4.25, 0.162},
+    {"int4-sym-g32", GREY_QUANT_INT4_SYM, 32, 0, 4.5, 0.151},
+    {"int4-sym-g128", GREY_QUANT_INT4_SYM, 128, 0, 4.125, 0.231},
+    {"fp8-e4m3", GREY_QUANT_FP8_E4M3, 0, 0, 8.0 + 32.0 / 256, 0.0316},
+    {"fp8-e4m3-tensor", GREY_QUANT_FP8_E4M3, 0, GREY_QUANT_PER_TENSOR, 8.0 + 32.0 / 16384, 0.0330},
+    {"fp8-e5m2", GREY_QUANT_FP8_E5M2, 0, 0, 8.0 + 32.0 / 256, 0.0630},
+    {"nf4", GREY_QUANT_NF4, 0, 0, 4.5, 0.133},
+    {"q8_0", GREY_QUANT_Q8_0, 0, 0, 8.5, 0.0083},
+    {"q4_0", GREY_QUANT_Q4_0, 0, 0, 4.5, 0.134},
+    {"q4_1", GREY_QUANT_Q4_1, 0, 0, 5.0, 0.107},
+};
+
+grey_quant_params params_of(const Case& c, grey_quant_calibration calibration = GREY_CALIBRATION_RTN) {
+    grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+    p.format = c.format;
+    p.group_size = c.group;
+    p.axis = c.axis;
+    p.calibration = calibration;
+    return p;
+}
+
+grey_tensor_desc desc_of(std::vector<uint64_t> shape, grey_dtype dtype = GREY_DTYPE_F32) {
+    grey_tensor_desc d = GREY_TENSOR_DESC_INIT;
+    d.dtype = dtype;
+    d.rank = static_cast<uint32_t>(shape.size());
+    std::copy(shape.begin(), shape.end(), d.shape);
+    return d;
+}
+
+// Gaussian weights with a few outliers per row, as trained weights have.
+std::vector<float> gaussian(std::size_t n, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> v(n);
+    for (auto& x : v) x = normal(rng);
+    for (std::size_t i = 0; i < n; i += 97) v[i] *= 4.0f;
+    return v;
+}
+
+grey_quant_report quantize_ok(const grey_tensor_desc& desc, const void* data, uint64_t bytes, const grey_quant_params& params,
+                              std::vector<std::byte>& out) {
+    uint64_t size = 0;
+    EXPECT_EQ(grey_quant_size(&desc, &params, &size), GREY_OK) << grey_last_error();
+    out.assign(size, std::byte{0});
+    grey_quant_report report{};
+    report.struct_size = sizeof report;
+    EXPECT_EQ(grey_quantize(&desc, data, bytes, &params, out.data(), out.size(), &report), GREY_OK) << grey_last_error();
+    return report;
+}
+
+}  // namespace
+
+TEST(Quant, EveryFormatRoundTripsWithinItsBoundFromEachInputType) {
+    const std::vector<uint64_t> shape = {64, 256};
+    const auto x = gaussian(64 * 256, 11);
+    for (const auto& c : kCases) {
+        for (const grey_dtype dtype : {GREY_DTYPE_F32, GREY_DTYPE_F16, GREY_DTYPE_BF16}) {
+            SCOPED_TRACE(std::string(c.label) + " from " + grey_dtype_name(dtype));
+            std::vector<std::byte> input(x.size() * (dtype == GREY_DTYPE_F32 ? 4 : 2));
+            hq::from_f32(x, dtype, input);
+            const auto desc = desc_of(shape, dtype);
+            std::vector<std::byte> q;
+            const auto report = quantize_ok(desc, input.data(), input.size(), params_of(c), q);
+            EXPECT_EQ(report.elements, x.size());
+            EXPECT_DOUBLE_EQ(report.bits_per_weight, c.bits_per_weight);
+            EXPECT_LT(report.rel_rmse, c.max_rel_rmse);
+            EXPECT_GT(report.rel_rmse, 0.0) << "a lossy format that reports no loss is measuring the wrong thing";
+            EXPECT_NEAR(report.sqnr_db, -20.0 * std::log10(report.rel_rmse), 1e-9);
+            EXPECT_EQ(report.calibration, GREY_CALIBRATION_RTN);
+
+            // Dequantize independently and measure again through the compare entry point.
+            std::vector<std::byte> back(input.size());
+            const auto p = params_of(c);
+            ASSERT_EQ(grey_dequantize(&desc, &p, q.data(), q.size(), back.data(), back.size()), GREY_OK) << grey_last_error();
+            grey_quant_report again{};
+            again.struct_size = sizeof again;
+            ASSERT_EQ(grey_quant_compare(&desc, input.data(), back.data(), input.size(), &again), GREY_OK) << grey_last_error();
+            if (dtype == GREY_DTYPE_F32) {
+                EXPECT_DOUBLE_EQ(again.sum_squared_error, report.sum_squared_error);
+            }
+            EXPECT_NEAR(again.rel_rmse, report.rel_rmse, dtype == GREY_DTYPE_F32 ? 0.0 : 0.01);
+        }
+    }
+}
+
+TEST(Quant, MseCalibrationNeverLosesToRoundToNearestAndWinsOnFourBits) {
+    const auto x = gaussian(64 * 256, 12);
+    const auto desc = desc_of({64, 256});
+    for (const auto& c : kCases) {
+        SCOPED_TRACE(c.label);
+        std::vector<std::byte> q;
+        const auto rtn = quantize_ok(desc, x.data(), x.size() * 4, params_of(c, GREY_CALIBRATION_RTN), q);
+        const auto mse = quantize_ok(desc, x.data(), x.size() * 4, params_of(c, GREY_CALIBRATION_MSE), q);
+        EXPECT_EQ(mse.calibration, GREY_CALIBRATION_MSE);
+        EXPECT_LE(mse.sum_squared_error, rtn.sum_squared_error);
+        if (c.format == GREY_QUANT_INT4 || c.format == GREY_QUANT_INT4_SYM || c.format == GREY_QUANT_NF4) {
+            EXPECT_LT(mse.rel_rmse, 0.97 * rtn.rel_rmse) << "clipping should pay off at 4 bits on data with outliers";
+        }
+        if (c.format == GREY_QUANT_INT4) {
+            EXPECT_LT(mse.rel_rmse, 0.95 * rtn.rel_rmse) << "the least-squares refit should add to the clipping search";
+        }
+    }
+}
+
+TEST(Quant, ConstantAndZeroTensorsAreExact) {
+    const auto desc = desc_of({4, 128});
+    for (const float value : {0.0f, 0.5f, -3.0f}) {
+        const std::vector<float> x(512, value);
+        for (const auto& c : kCases) {
+            SCOPED_TRACE(std::string(c.label) + " of " + std::to_string(value));
+            auto p = params_of(c);
+            if (c.axis == 1) continue;  // 4 x 128 has axis 1 too, but the case list is about 64 x 256
+            std::vector<std::byte> q;
+            const auto report = quantize_ok(desc, x.data(), x.size() * 4, p, q);
+            // Every format represents 0 exactly; a constant maps to its scale's top code, exact up to
+            // the rounding of an fp16 scale.
+            EXPECT_LE(report.max_abs_err, std::fabs(value) * 2e-3) << report.max_abs_err;
+        }
+    }
+}
+
+TEST(Quant, GgmlBlocksMatchTheReferenceOnAHandWorkedBlock) {
+    // One block of 32: 0, 1, ..., 31 scaled by 1/4. Q8_0: d = 7.75/127, q = round(x * 127/7.75).
+    std::vector<float> x(32);
+    for (int i = 0; i < 32; ++i) x[i] = static_cast<float>(i) / 4.0f;
+    const auto desc = desc_of({32});
+    grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+    p.format = GREY_QUANT_Q8_0;
+    std::vector<std::byte> q;
+    quantize_ok(desc, x.data(), 128, p, q);
+    ASSERT_EQ(q.size(), 34u);
+    uint16_t d = 0;
+    std::memcpy(&d, q.data(), 2);
+    EXPECT_EQ(d, grey::quant::f32_to_f16(7.75f / 127.0f));
+    const float id = 1.0f / (7.75f / 127.0f);
+    for (int i = 0; i < 32; ++i) EXPECT_EQ(static_cast<int8_t>(q[2 + i]), static_cast<int8_t>(std::round(x[i] * id))) << i;
+    // Q4_0: the peak 7.75 gives d = -7.75/8; code = min(15, trunc(x/d + 8.5)); x = 0 -> 8, x = 7.75 -> 0.
+    p.format = GREY_QUANT_Q4_0;
+    quantize_ok(desc, x.data(), 128, p, q);
+    ASSERT_EQ(q.size(), 18u);
+    EXPECT_EQ(std::to_integer<int>(q[2]) & 0x0F, 8);           // element 0
+    EXPECT_EQ(std::to_integer<int>(q[2 + 15]) >> 4, 0);        // element 31, the peak
+    // Q4_1: min 0, d = 7.75/15; element 31 -> 15, element 0 -> 0.
+    p.format = GREY_QUANT_Q4_1;
+    quantize_ok(desc, x.data(), 128, p, q);
+    ASSERT_EQ(q.size(), 20u);
+    EXPECT_EQ(std::to_integer<int>(q[4]) & 0x0F, 0);
+    EXPECT_EQ(std::to_integer<int>(q[4 + 15]) >> 4, 15);
+}
+
+TEST(Quant, ArgumentsAreCheckedWithClearMessages) {
+    const auto x = gaussian(2 * 96, 3);
+    auto desc = desc_of({2, 96});
+    grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+    std::vector<std::byte> out(1024);
+    uint64_t size = 0;
+    const auto fails_with = [&](grey_status expected, const char* needle) {
+        EXPECT_EQ(grey_quantize(&desc, x.data(), x.size() * 4, &p, out.data(), out.size(), nullptr), expected);
+        EXPECT_NE(std::string(grey_last_error()).find(needle), std::string::npos) << grey_last_error();
+    };
+    p.format = GREY_QUANT_INT4;
+    p.group_size = 64;
+    fails_with(GREY_ERROR_INVALID_ARGUMENT, "innermost dimension 96 is not a multiple of the group size 64");
+    p.group_size = 48;
+    fails_with(GREY_ERROR_INVALID_ARGUMENT, "is not 32, 64 or 128");
+    p = GREY_QUANT_PARAMS_INIT;
+    p.axis = 2;
+    fails_with(GREY_ERROR_INVALID_ARGUMENT, "axis 2 does not exist");
+    p.axis = GREY_QUANT_PER_TENSOR;
+    fails_with(GREY_ERROR_INVALID_ARGUMENT, "axis -1 does not exist");
+    p = GREY_QUANT_PARAMS_INIT;
+    p.format = static_cast<grey_quant_format>(77);
+    fails_with(GREY_ERROR_INVALID_ARGUMENT, "77 is not a grey_quant_format");
+    p = GREY_QUANT_PARAMS_INIT;
+    p.struct_size = 4;
+    fails_with(GREY_ERROR_INVALID_ARGUMENT, "GREY_QUANT_PARAMS_INIT");
+    p = GREY_QUANT_PARAMS_INIT;
+    desc.dtype = GREY_DTYPE_I8;
+    fails_with(GREY_ERROR_INVALID_ARGUMENT, "must be F32, F16 or BF16");
+    desc.dtype = GREY_DTYPE_F32;
+    EXPECT_EQ(grey_quantize(&desc, x.data(), x.size() * 4 - 1, &p, out.data(), out.size(), nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_quantize(&desc, x.data(), x.size() * 4, &p, out.data(), 10, nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(grey_last_error()).find("destination_bytes"), std::string::npos);
+    EXPECT_EQ(grey_quantize(nullptr, x.data(), x.size() * 4, &p, out.data(), out.size(), nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    auto with_nan = x;
+    with_nan[5] = NAN;
+    EXPECT_EQ(grey_quantize(&desc, with_nan.data(), x.size() * 4, &p, out.data(), out.size(), nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(grey_last_error()).find("element 5 is NaN"), std::string::npos);
+    desc.rank = 9;
+    EXPECT_EQ(grey_quant_size(&desc, &p, &size), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(size, 0u) << "out-parameters stay untouched on failure";
+    EXPECT_STREQ(grey_quant_format_name(GREY_QUANT_INT4_SYM), "int4-sym");
+    EXPECT_EQ(grey_quant_format_name(static_cast<grey_quant_format>(10)), nullptr);
+}
+
+TEST(Quant, DeviceBuffersOnTheHostMatchHostMemoryAndOtherBackendsSayUnsupported) {
+    grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
+    options.backend_dir = GREY_TEST_PLUGIN_DIR;
+    options.backends = "fake";
+    auto context = grey::test::make_context(options);
+    const auto x = gaussian(8 * 128, 5);
+    const auto desc = desc_of({8, 128});
+    grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+    p.format = GREY_QUANT_INT4;
+    p.calibration = GREY_CALIBRATION_MSE;
+    std::vector<std::byte> expected;
+    const auto host_report = quantize_ok(desc, x.data(), x.size() * 4, p, expected);
+
+    grey_buffer *source = nullptr, *quantized = nullptr, *restored = nullptr;
+    ASSERT_EQ(grey_buffer_create(context.get(), 0, x.size() * 4, &source), GREY_OK);
+    ASSERT_EQ(grey_buffer_create(context.get(), 0, expected.size(), &quantized), GREY_OK);
+    ASSERT_EQ(grey_buffer_create(context.get(), 0, x.size() * 4, &restored), GREY_OK);
+    ASSERT_EQ(grey_buffer_write(source, 0, x.data(), x.size() * 4), GREY_OK);
+    grey_quant_report report{};
+    report.struct_size = sizeof report;
+    ASSERT_EQ(grey_quantize_buffer(&desc, source, 0, &p, quantized, 0, &report), GREY_OK) << grey_last_error();
+    std::vector<std::byte> got(expected.size());
+    ASSERT_EQ(grey_buffer_read(quantized, 0, got.data(), got.size()), GREY_OK);
+    EXPECT_EQ(got, expected);
+    EXPECT_DOUBLE_EQ(report.rel_rmse, host_report.rel_rmse);
+    ASSERT_EQ(grey_dequantize_buffer(&desc, &p, quantized, 0, restored, 0), GREY_OK) << grey_last_error();
+    EXPECT_EQ(grey_quantize_buffer(&desc, source, 1, &p, quantized, 0, nullptr), GREY_ERROR_INVALID_ARGUMENT);
+
+    // The fake test backend has buffers but no kernels: an honest "unsupported", nothing staged.
+    uint32_t count = 0;
+    ASSERT_EQ(grey_device_count(context.get(), &count), GREY_OK);
+    ASSERT_GE(count, 2u);
+    grey_buffer *fake_source = nullptr, *fake_out = nullptr;
+    ASSERT_EQ(grey_buffer_create(context.get(), 1, x.size() * 4, &fake_source), GREY_OK);
+    ASSERT_EQ(grey_buffer_create(context.get(), 1, expected.size(), &fake_out), GREY_OK);
+    EXPECT_EQ(grey_quantize_buffer(&desc, fake_source, 0, &p, fake_out, 0, nullptr), GREY_ERROR_UNSUPPORTED);
+    EXPECT_NE(std::string(grey_last_error()).find("the fake backend has no quantization kernels yet"), std::string::npos) << grey_last_error();
+    EXPECT_EQ(grey_quantize_buffer(&desc, source, 0, &p, fake_out, 0, nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    for (auto* b : {source, quantized, restored, fake_source, fake_out}) grey_buffer_destroy(b);
+}
+
+// The AVX2 kernels must give the scalar kernels' bits for every format, both calibrations, on fresh
+// random inputs (with zeros, ties and outliers mixed in) whose length is not a multiple of 8.
+TEST(QuantKernels, Avx2GivesTheScalarBitsForEveryFormat) {
+    const hq::Kernels* avx2 = hq::avx2_kernels();
+    if (avx2 == nullptr) GTEST_SKIP() << "this CPU has no AVX2/F16C";
+    const auto& scalar = hq::scalar_kernels();
+    std::mt19937 rng(std::random_device{}());
+    const uint32_t seed = rng();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    auto x = gaussian(48 * 128, seed);
+    for (std::size_t i = 0; i < x.size(); i += 13) x[i] = 0.0f;
+    for (std::size_t i = 5; i < x.size(); i += 29) x[i] = -0.0f;
+    for (std::size_t i = 7; i < x.size(); i += 31) x[i] = 0.5f;  // ties in several formats
+    for (const auto& c : kCases)
+        for (const auto calibration : {GREY_CALIBRATION_RTN, GREY_CALIBRATION_MSE}) {
+            SCOPED_TRACE(std::string(c.label) + (calibration == GREY_CALIBRATION_MSE ? " mse" : " rtn"));
+            const auto plan = grey::quant::make_plan(std::vector<uint64_t>{48, 128}, params_of(c, calibration));
+            std::vector<std::byte> a(plan.bytes), b(plan.bytes);
+            hq::quantize(plan, x, a, scalar);
+            hq::quantize(plan, x, b, *avx2);
+            ASSERT_EQ(a, b);
+            std::vector<float> da(plan.elements), db(plan.elements);
+            hq::dequantize(plan, a, da, scalar);
+            hq::dequantize(plan, a, db, *avx2);
+            ASSERT_EQ(std::memcmp(da.data(), db.data(), da.size() * 4), 0);
+        }
+    // Odd lengths exercise the vector loops' scalar tails.
+    for (const std::size_t n : {1u, 7u, 9u, 33u}) {
+        float lo_s, hi_s, lo_v, hi_v;
+        scalar.minmax(x.data() + 3, n, &lo_s, &hi_s);
+        avx2->minmax(x.data() + 3, n, &lo_v, &hi_v);
+        EXPECT_EQ(std::memcmp(&lo_s, &lo_v, 4), 0);
+        EXPECT_EQ(std::memcmp(&hi_s, &hi_v, 4), 0);
+        EXPECT_EQ(scalar.absmax(x.data() + 1, n), avx2->absmax(x.data() + 1, n));
+    }
+    std::vector<uint16_t> halves(65536);
+    for (uint32_t h = 0; h < 65536; ++h) halves[h] = static_cast<uint16_t>(h);
+    std::vector<float> fa(65536), fb(65536);
+    scalar.f16_to_f32(halves.data(), halves.size(), fa.data());
+    avx2->f16_to_f32(halves.data(), halves.size(), fb.data());
+    EXPECT_EQ(std::memcmp(fa.data(), fb.data(), fa.size() * 4), 0) << "every fp16 value widens identically";
+}
+
+TEST(QuantNumeric, Fp16AndFp8ConversionsRoundTripEveryCode) {
+    using namespace grey::quant;
+    for (uint32_t h = 0; h < 65536; ++h) {
+        const float f = f16_to_f32(static_cast<uint16_t>(h));
+        if (std::isnan(f)) continue;
+        ASSERT_EQ(f32_to_f16(f), h) << h;
+    }
+    EXPECT_EQ(f32_to_f16(65520.0f), 0x7C00);  // rounds to infinity
+    EXPECT_EQ(f32_to_f16(65519.0f), 0x7BFF);
+    EXPECT_EQ(f32_to_f16(1.0f + 0x1.0p-11f), 0x3C00);  // a tie goes to even
+    for (const auto kind : {Fp8Kind::e4m3, Fp8Kind::e5m2}) {
+        for (uint32_t c = 0; c < 256; ++c) {
+            const float f = fp8_to_f32(static_cast<uint8_t>(c), kind);
+            if (!std::isfinite(f)) continue;
+            if (f == 0.0f) continue;  // +0 and -0 both exist
+            ASSERT_EQ(f32_to_fp8(f, kind), c) << c;
+        }
+        EXPECT_EQ(fp8_to_f32(f32_to_fp8(1e9f, kind), kind), fp8_traits(kind).max_finite) << "saturates";
+    }
+    EXPECT_EQ(fp8_to_f32(0x7E, Fp8Kind::e4m3), 448.0f);
+    EXPECT_EQ(fp8_to_f32(0x01, Fp8Kind::e4m3), 0x1.0p-9f);
+    EXPECT_EQ(fp8_to_f32(0x7B, Fp8Kind::e5m2), 57344.0f);
+    EXPECT_EQ(f32_to_bf16(1.0f + 0x1.0p-8f), 0x3F80);  // tie to even
+    EXPECT_EQ(nf4_code(-1.0f), 0);
+    EXPECT_EQ(nf4_code(1.0f), 15);
+    EXPECT_EQ(nf4_code(0.01f), 7);
+}

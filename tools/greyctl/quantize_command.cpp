@@ -1,0 +1,307 @@
+// greyctl quantize: quantize every eligible tensor of a safetensors or GGUF file, report the error of
+// each against a float64 reference, and optionally write the result as safetensors or GGUF.
+#include "commands.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <regex>
+#include <unistd.h>
+#include <vector>
+
+namespace greyctl {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+struct QuantizeOptions {
+    std::string input;
+    std::string format;
+    std::vector<std::string> skip;
+    std::string calibration = "rtn";
+    std::string output;
+    std::string backend = "host";
+    bool as_json = false;
+};
+
+struct CliFormat {
+    const char* name;
+    grey_quant_format format;
+    uint32_t group_size;
+};
+
+// The command line's names; axis-bearing formats (int8, fp8) use one scale per output channel (axis 0).
+constexpr CliFormat kFormats[] = {
+    {"int8", GREY_QUANT_INT8, 0},          {"int8-token", GREY_QUANT_INT8_TOKEN, 0}, {"int4-g32", GREY_QUANT_INT4, 32},
+    {"int4-g64", GREY_QUANT_INT4, 64},     {"int4-g128", GREY_QUANT_INT4, 128},      {"int4-sym-g128", GREY_QUANT_INT4_SYM, 128},
+    {"fp8-e4m3", GREY_QUANT_FP8_E4M3, 0},  {"fp8-e5m2", GREY_QUANT_FP8_E5M2, 0},     {"nf4", GREY_QUANT_NF4, 0},
+    {"q8_0", GREY_QUANT_Q8_0, 0},          {"q4_0", GREY_QUANT_Q4_0, 0},             {"q4_1", GREY_QUANT_Q4_1, 0},
+};
+
+std::vector<std::string> format_names() {
+    std::vector<std::string> names;
+    for (const auto& f : kFormats) names.emplace_back(f.name);
+    return names;
+}
+
+struct ModelDeleter {
+    void operator()(grey_model* m) const noexcept { grey_model_destroy(m); }
+};
+struct WriterDeleter {
+    void operator()(grey_model_writer* w) const noexcept { grey_model_writer_destroy(w); }
+};
+struct BufferDeleter {
+    void operator()(grey_buffer* b) const noexcept { grey_buffer_destroy(b); }
+};
+using BufferPtr = std::unique_ptr<grey_buffer, BufferDeleter>;
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string shape_text(const grey_tensor_desc& d) {
+    std::string out = "[";
+    for (uint32_t i = 0; i < d.rank; ++i) out += (i ? "," : "") + std::to_string(d.shape[i]);
+    return out + "]";
+}
+
+json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+// A progress bar on stderr, drawn only when stderr is a terminal.
+class Progress {
+public:
+    explicit Progress(uint64_t total) : total_(total), enabled_(isatty(fileno(stderr)) != 0 && total > 0) {}
+    ~Progress() {
+        if (enabled_) std::fprintf(stderr, "\r\033[K");
+    }
+    Progress(const Progress&) = delete;
+    Progress& operator=(const Progress&) = delete;
+    void step(uint64_t done, const char* name) const {
+        if (!enabled_) return;
+        constexpr int kWidth = 30;
+        const int filled = static_cast<int>(kWidth * done / total_);
+        std::fprintf(stderr, "\r\033[K[%.*s%*s] %llu/%llu %.40s", filled, "##############################", kWidth - filled, "",
+                     static_cast<unsigned long long>(done), static_cast<unsigned long long>(total_), name);
+        std::fflush(stderr);
+    }
+
+private:
+    uint64_t total_;
+    bool enabled_;
+};
+
+// Runs the quantization on a backend's device buffers rather than host memory.
+struct DeviceRunner {
+    ContextPtr context;
+    uint32_t device = 0;
+
+    grey_quant_report run(const grey_tensor_desc& desc, const grey_model_tensor& t, const grey_quant_params& params,
+                          std::vector<unsigned char>& out) const {
+        grey_buffer *source = nullptr, *destination = nullptr;
+        check(grey_buffer_create(context.get(), device, t.size_bytes, &source));
+        BufferPtr source_owner(source);
+        check(grey_buffer_create(context.get(), device, out.size(), &destination));
+        BufferPtr destination_owner(destination);
+        check(grey_buffer_write(source, 0, t.data, t.size_bytes));
+        grey_quant_report report{};
+        report.struct_size = sizeof report;
+        check(grey_quantize_buffer(&desc, source, 0, &params, destination, 0, &report));
+        check(grey_buffer_read(destination, 0, out.data(), out.size()));
+        return report;
+    }
+};
+
+std::optional<DeviceRunner> open_backend(const GlobalOptions& global, const std::string& backend) {
+    if (backend == "host") return std::nullopt;  // host memory, no context needed
+    DeviceRunner runner{open_context(global, backend)};
+    uint32_t count = 0;
+    check(grey_device_count(runner.context.get(), &count));
+    for (uint32_t d = 0; d < count; ++d) {
+        grey_device_spec spec{};
+        spec.struct_size = sizeof spec;
+        check(grey_device_spec_get(runner.context.get(), d, &spec));
+        if (backend == spec.backend) {
+            runner.device = d;
+            return runner;
+        }
+    }
+    std::string reason = "no device";
+    uint32_t reports = 0;
+    check(grey_backend_count(runner.context.get(), &reports));
+    for (uint32_t i = 0; i < reports; ++i) {
+        grey_backend_info info{};
+        info.struct_size = sizeof info;
+        check(grey_backend_info_get(runner.context.get(), i, &info));
+        if (backend == info.name) reason = info.reason;
+    }
+    throw ApiError(GREY_ERROR_UNSUPPORTED, "the " + backend + " backend is not available: " + reason);
+}
+
+int run_quantize(const GlobalOptions& global, const QuantizeOptions& o) {
+    const CliFormat* format = nullptr;
+    for (const auto& f : kFormats)
+        if (o.format == f.name) format = &f;
+    grey_quant_params params = GREY_QUANT_PARAMS_INIT;
+    params.format = format->format;
+    params.group_size = format->group_size;
+    params.calibration = o.calibration == "mse" ? GREY_CALIBRATION_MSE : GREY_CALIBRATION_RTN;
+
+    std::vector<std::regex> skip;
+    for (const auto& pattern : o.skip) {
+        try {
+            skip.emplace_back(pattern);
+        } catch (const std::regex_error& e) {
+            throw ApiError(GREY_ERROR_INVALID_ARGUMENT, "--skip '" + pattern + "' is not a valid regular expression: " + e.what());
+        }
+    }
+    std::optional<grey_model_format> output_format;
+    if (!o.output.empty()) {
+        if (ends_with(o.output, ".gguf"))
+            output_format = GREY_MODEL_FORMAT_GGUF;
+        else if (ends_with(o.output, ".safetensors"))
+            output_format = GREY_MODEL_FORMAT_SAFETENSORS;
+        else
+            throw ApiError(GREY_ERROR_INVALID_ARGUMENT, "--output must end in .gguf or .safetensors: " + o.output);
+    }
+    const auto device = open_backend(global, o.backend);
+
+    grey_model* raw_model = nullptr;
+    check(grey_model_open(o.input.c_str(), &raw_model));
+    const std::unique_ptr<grey_model, ModelDeleter> model(raw_model);
+    grey_model_format input_format{};
+    check(grey_model_format_get(model.get(), &input_format));
+    std::unique_ptr<grey_model_writer, WriterDeleter> writer;
+    if (output_format) {
+        grey_model_writer* raw_writer = nullptr;
+        check(grey_model_writer_create(*output_format, &raw_writer));
+        writer.reset(raw_writer);
+        // safetensors metadata holds only strings: carry GGUF metadata over only to GGUF.
+        if (*output_format == GREY_MODEL_FORMAT_GGUF || input_format == GREY_MODEL_FORMAT_SAFETENSORS)
+            check(grey_model_writer_copy_metadata(writer.get(), model.get()));
+        check(grey_model_writer_set_metadata(writer.get(), "grey.quantization",
+                                             (std::string(format->name) + ", calibration " + o.calibration).c_str()));
+    }
+
+    uint64_t count = 0;
+    check(grey_model_tensor_count(model.get(), &count));
+    json rows = json::array();
+    std::vector<std::pair<std::string, std::string>> kept;  // name, why
+    double sum_error = 0, sum_signal = 0, max_err = 0;
+    uint64_t elements = 0, bytes_in = 0, bytes_out = 0;
+    const Progress progress(count);
+    for (uint64_t i = 0; i < count; ++i) {
+        grey_model_tensor t{};
+        t.struct_size = sizeof t;
+        check(grey_model_tensor_get(model.get(), i, &t));
+        progress.step(i, t.name);
+        const std::string name = t.name;
+        const auto keep = [&](const std::string& why) {
+            kept.emplace_back(name, why);
+            if (writer) check(grey_model_writer_add_tensor(writer.get(), t.name, &t.desc, t.file_type, t.data, t.size_bytes));
+        };
+        const grey_dtype dtype = t.desc.dtype;
+        if (dtype != GREY_DTYPE_F32 && dtype != GREY_DTYPE_F16 && dtype != GREY_DTYPE_BF16) {
+            keep(std::string("not a float tensor (") + grey_dtype_name(dtype) + ")");
+            continue;
+        }
+        bool skipped = false;
+        for (const auto& re : skip) skipped = skipped || std::regex_search(name, re);
+        if (skipped) {
+            keep("--skip");
+            continue;
+        }
+        if (t.desc.rank < 2) {
+            keep("one-dimensional (bias or norm)");
+            continue;
+        }
+        uint64_t size = 0;
+        if (grey_quant_size(&t.desc, &params, &size) != GREY_OK) {
+            keep(grey_last_error());
+            continue;
+        }
+        std::vector<unsigned char> out(size);
+        grey_quant_report r{};
+        r.struct_size = sizeof r;
+        if (device)
+            r = device->run(t.desc, t, params, out);
+        else
+            check(grey_quantize(&t.desc, t.data, t.size_bytes, &params, out.data(), out.size(), &r));
+        rows.push_back({{"name", name}, {"format", format->name}, {"elements", r.elements}, {"bits_per_weight", r.bits_per_weight},
+                        {"rel_rmse", r.rel_rmse}, {"sqnr_db", number_or_null(r.sqnr_db)}, {"max_abs_err", r.max_abs_err}});
+        sum_error += r.sum_squared_error;
+        sum_signal += r.sum_squared_signal;
+        max_err = std::max(max_err, r.max_abs_err);
+        elements += r.elements;
+        bytes_in += t.size_bytes;
+        bytes_out += r.bytes;
+        if (writer) {
+            const bool native = *output_format == GREY_MODEL_FORMAT_GGUF &&
+                                (params.format == GREY_QUANT_Q8_0 || params.format == GREY_QUANT_Q4_0 || params.format == GREY_QUANT_Q4_1);
+            grey_tensor_desc stored = t.desc;
+            if (native) {
+                stored.dtype = params.format == GREY_QUANT_Q8_0 ? GREY_DTYPE_Q8_0 : params.format == GREY_QUANT_Q4_0 ? GREY_DTYPE_Q4_0 : GREY_DTYPE_Q4_1;
+            } else {
+                // libgrey's own layouts travel as a byte tensor, described by a metadata entry.
+                stored = GREY_TENSOR_DESC_INIT;
+                stored.dtype = *output_format == GREY_MODEL_FORMAT_GGUF ? GREY_DTYPE_I8 : GREY_DTYPE_U8;
+                stored.rank = 1;
+                stored.shape[0] = size;
+                const json description = {{"format", format->name}, {"calibration", o.calibration}, {"dtype", grey_dtype_name(dtype)},
+                                          {"shape", json::parse(shape_text(t.desc))}, {"axis", params.axis},
+                                          {"group_size", params.group_size}};
+                check(grey_model_writer_set_metadata(writer.get(), ("grey.quant." + name).c_str(), description.dump().c_str()));
+            }
+            check(grey_model_writer_add_tensor(writer.get(), t.name, &stored, 0, out.data(), out.size()));
+        }
+    }
+    if (writer) check(grey_model_writer_write(writer.get(), o.output.c_str()));
+
+    const double rel_rmse = sum_signal > 0 ? std::sqrt(sum_error / sum_signal) : 0.0;
+    const double sqnr = sum_error > 0 ? 10.0 * std::log10(sum_signal / sum_error) : INFINITY;
+    const double bits = elements ? 8.0 * static_cast<double>(bytes_out) / static_cast<double>(elements) : 0.0;
+    if (o.as_json) {
+        const json out = {{"tensors", rows},
+                          {"total", {{"elements", elements}, {"bits_per_weight", bits}, {"rel_rmse", rel_rmse}, {"sqnr_db", number_or_null(sqnr)},
+                                     {"bytes_in", bytes_in}, {"bytes_out", bytes_out}}}};
+        std::cout << out.dump(2) << "\n";
+        return 0;
+    }
+    std::printf("%-50s %-13s %10s %6s %9s %8s %11s\n", "tensor", "format", "elements", "bits", "rel_rmse", "sqnr_dB", "max_abs_err");
+    for (const auto& row : rows)
+        std::printf("%-50s %-13s %10llu %6.3f %9.5f %8.2f %11.3e\n", row["name"].get<std::string>().c_str(), format->name,
+                    static_cast<unsigned long long>(row["elements"].get<uint64_t>()), row["bits_per_weight"].get<double>(),
+                    row["rel_rmse"].get<double>(), row["sqnr_db"].is_null() ? INFINITY : row["sqnr_db"].get<double>(),
+                    row["max_abs_err"].get<double>());
+    std::printf("%-50s %-13s %10llu %6.3f %9.5f %8.2f %11.3e\n", "total", format->name, static_cast<unsigned long long>(elements), bits,
+                rel_rmse, sqnr, max_err);
+    std::printf("%zu tensor(s) quantized (%llu -> %llu bytes, calibration %s); %zu kept in their precision\n", rows.size(),
+                static_cast<unsigned long long>(bytes_in), static_cast<unsigned long long>(bytes_out), o.calibration.c_str(), kept.size());
+    std::map<std::string, std::vector<std::string>> kept_by_reason;
+    for (const auto& [name, why] : kept) kept_by_reason[why].push_back(name);
+    for (const auto& [why, names] : kept_by_reason)
+        std::printf("  kept %zu: %s (%s%s)\n", names.size(), why.c_str(), names.front().c_str(), names.size() > 1 ? ", ..." : "");
+    if (writer) std::printf("wrote %s\n", o.output.c_str());
+    return 0;
+}
+
+}  // namespace
+
+void add_quantize_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
+    auto* cmd = app.add_subcommand("quantize", "Quantize a safetensors or GGUF model and report the error of every tensor");
+    auto options = std::make_shared<QuantizeOptions>();
+    cmd->add_option("--input", options->input, "safetensors or GGUF file")->required()->check(CLI::ExistingFile);
+    cmd->add_option("--format", options->format, "Quantization format")->required()->check(CLI::IsMember(format_names()));
+    cmd->add_option("--skip", options->skip, "Keep tensors whose name matches this regular expression (repeatable)");
+    cmd->add_option("--calibration", options->calibration, "Scale choice: rtn (round to nearest from absmax) or mse (clipping search)")
+        ->check(CLI::IsMember({"rtn", "mse"}));
+    cmd->add_option("--output", options->output, "Write the quantized model (.gguf or .safetensors)");
+    cmd->add_option("--backend", options->backend, "Where the kernels run")->check(CLI::IsMember({"host", "cuda"}));
+    cmd->add_flag("--json", options->as_json, "Print JSON instead of a table");
+    cmd->callback([&global, &run, options] { run = [&global, options] { return run_quantize(global, *options); }; });
+}
+
+}  // namespace greyctl
