@@ -6,10 +6,11 @@ else()
   set(GREY_YAML_TARGET yaml-cpp)  # yaml-cpp 0.7 names its target without a namespace
 endif()
 find_package(Threads REQUIRED)
+find_package(OpenSSL 3.0 REQUIRED COMPONENTS Crypto)  # the audit log: HMAC, SHA-256, Ed25519
+find_package(nlohmann_json 3.10 REQUIRED)             # header-only; audit payloads and greyctl output
 
 if(GREY_BUILD_TOOLS)
   find_package(CLI11 CONFIG REQUIRED)
-  find_package(nlohmann_json 3.10 REQUIRED)
 endif()
 if(GREY_BUILD_TESTS)
   find_package(GTest REQUIRED)
