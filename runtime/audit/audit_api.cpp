@@ -94,6 +94,13 @@ audit::Checkpoint load_checkpoint(const std::string& path) {
     if (!c) fail(GREY_ERROR_INVALID_ARGUMENT, "'" + path + "': " + why);
     return *c;
 }
+grey_status prove(const char* log_path, audit::ProofKind kind, uint64_t first, uint64_t size, char* buffer, size_t buffer_size,
+                  size_t* out_length) {
+    return abi_guard([&] {
+        const audit::MappedFile file(required_path(log_path, "log_path"));
+        grey::copy_out_text(audit::encode_proof(audit::build_proof(file.bytes(), kind, first, size)), buffer, buffer_size, out_length);
+    });
+}
 }  // namespace
 
 extern "C" {
@@ -245,20 +252,12 @@ grey_status grey_audit_records_json(const char* log_path, uint64_t from, uint64_
 
 grey_status grey_audit_prove_inclusion(const char* log_path, uint64_t index, uint64_t tree_size, char* buffer,
                                        size_t buffer_size, size_t* out_length) {
-    return abi_guard([&] {
-        const audit::MappedFile file(required_path(log_path, "log_path"));
-        const auto proof = audit::build_proof(file.bytes(), audit::ProofKind::Inclusion, index, tree_size);
-        grey::copy_out_text(audit::encode_proof(proof), buffer, buffer_size, out_length);
-    });
+    return prove(log_path, audit::ProofKind::Inclusion, index, tree_size, buffer, buffer_size, out_length);
 }
 
 grey_status grey_audit_prove_consistency(const char* log_path, uint64_t old_size, uint64_t new_size, char* buffer,
                                          size_t buffer_size, size_t* out_length) {
-    return abi_guard([&] {
-        const audit::MappedFile file(required_path(log_path, "log_path"));
-        const auto proof = audit::build_proof(file.bytes(), audit::ProofKind::Consistency, old_size, new_size);
-        grey::copy_out_text(audit::encode_proof(proof), buffer, buffer_size, out_length);
-    });
+    return prove(log_path, audit::ProofKind::Consistency, old_size, new_size, buffer, buffer_size, out_length);
 }
 
 grey_status grey_audit_check_proof(const char* proof_path, const char* checkpoint_path, const char* old_checkpoint_path,

@@ -7,6 +7,15 @@ namespace grey::audit {
 namespace {
 Hash node(Sha256& sha, const Hash& left, const Hash& right) { return sha.hash(0x01, left, right); }
 
+// After combining with a left sibling at an even position, climb past the levels where this node is a
+// left child with no right sibling (RFC 9162: "right-shift fn and sn until LSB(fn) is set or fn is 0").
+void climb_past_lone_left_children(uint64_t& fn, uint64_t& sn) {
+    while ((fn & 1) == 0 && fn != 0) {
+        fn >>= 1;
+        sn >>= 1;
+    }
+}
+
 // The largest power of two strictly smaller than n (n >= 2).
 uint64_t split_point(uint64_t n) { return std::bit_floor(n - 1); }
 
@@ -67,11 +76,7 @@ bool verify_inclusion(Sha256& sha, uint64_t index, uint64_t size, const Hash& le
         if (sn == 0) return false;
         if ((fn & 1) != 0 || fn == sn) {
             r = node(sha, p, r);
-            if ((fn & 1) == 0)
-                while ((fn & 1) == 0 && fn != 0) {
-                    fn >>= 1;
-                    sn >>= 1;
-                }
+            climb_past_lone_left_children(fn, sn);
         } else {
             r = node(sha, r, p);
         }
@@ -105,11 +110,7 @@ bool verify_consistency(Sha256& sha, uint64_t old_size, uint64_t new_size, const
         if ((fn & 1) != 0 || fn == sn) {
             fr = node(sha, c, fr);
             sr = node(sha, c, sr);
-            if ((fn & 1) == 0)
-                while ((fn & 1) == 0 && fn != 0) {
-                    fn >>= 1;
-                    sn >>= 1;
-                }
+            climb_past_lone_left_children(fn, sn);
         } else {
             sr = node(sha, sr, c);
         }

@@ -11,6 +11,11 @@ namespace {
 
 class Tamper : public AuditTest {};
 
+// The bytes of one record of `file`.
+std::vector<uint8_t> slice(const std::vector<uint8_t>& file, const Span& span) {
+    return {file.begin() + static_cast<long>(span.offset), file.begin() + static_cast<long>(span.offset + span.size)};
+}
+
 TEST_F(Tamper, IntactLogVerifies) {
     write_records(10);
     const auto r = verify();
@@ -48,8 +53,7 @@ TEST_F(Tamper, SwappedRecordsAreReordered) {
     const auto file = read_all(log_path);
     const auto spans = record_spans(file);
     std::vector<uint8_t> out(file.begin(), file.begin() + static_cast<long>(spans[5].offset));
-    out.insert(out.end(), file.begin() + static_cast<long>(spans[6].offset), file.begin() + static_cast<long>(spans[6].offset + spans[6].size));
-    out.insert(out.end(), file.begin() + static_cast<long>(spans[5].offset), file.begin() + static_cast<long>(spans[5].offset + spans[5].size));
+    for (const auto& part : {slice(file, spans[6]), slice(file, spans[5])}) out.insert(out.end(), part.begin(), part.end());
     out.insert(out.end(), file.begin() + static_cast<long>(spans[7].offset), file.end());
     write_all_bytes(log_path, out);
     const auto r = verify();
@@ -61,7 +65,7 @@ TEST_F(Tamper, CopiedRecordIsInserted) {
     write_records(10);
     auto file = read_all(log_path);
     const auto spans = record_spans(file);
-    const std::vector<uint8_t> copy(file.begin() + static_cast<long>(spans[2].offset), file.begin() + static_cast<long>(spans[2].offset + spans[2].size));
+    const std::vector<uint8_t> copy = slice(file, spans[2]);
     file.insert(file.begin() + static_cast<long>(spans[7].offset), copy.begin(), copy.end());
     write_all_bytes(log_path, file);
     const auto r = verify();
@@ -84,8 +88,8 @@ TEST_F(Tamper, RecordFromAnotherLogWithTheSameKeyIsInserted) {
     const auto other_spans = record_spans(other_file);
     // Same sequence number, valid MAC, but it chains to the other log's history.
     std::vector<uint8_t> out(file.begin(), file.begin() + static_cast<long>(spans[4].offset));
-    out.insert(out.end(), other_file.begin() + static_cast<long>(other_spans[4].offset),
-               other_file.begin() + static_cast<long>(other_spans[4].offset + other_spans[4].size));
+    const std::vector<uint8_t> foreign = slice(other_file, other_spans[4]);
+    out.insert(out.end(), foreign.begin(), foreign.end());
     out.insert(out.end(), file.begin() + static_cast<long>(spans[5].offset), file.end());
     write_all_bytes(log_path, out);
     const auto r = verify();
