@@ -44,15 +44,17 @@ std::string Checkpoint::body() const {
     return text;
 }
 
+std::string Checkpoint::text() const {
+    std::string out = body() + "hmac " + to_hex(hmac) + "\n";
+    if (ed25519) out += "ed25519 " + to_hex(*ed25519) + "\n";
+    return out;
+}
+
 std::string seal_checkpoint(Checkpoint& checkpoint, HmacSha256& checkpoint_mac, evp_pkey_st* signing_key) {
     const std::string body = checkpoint.body();
     checkpoint.hmac = checkpoint_mac.mac(body);
-    std::string text = body + "hmac " + to_hex(checkpoint.hmac) + "\n";
-    if (signing_key != nullptr) {
-        checkpoint.ed25519 = ed25519_sign(signing_key, as_bytes(body));
-        text += "ed25519 " + to_hex(*checkpoint.ed25519) + "\n";
-    }
-    return text;
+    if (signing_key != nullptr) checkpoint.ed25519 = ed25519_sign(signing_key, as_bytes(body));
+    return checkpoint.text();
 }
 
 std::optional<Checkpoint> parse_checkpoint(std::string_view text, std::string& why) {
@@ -84,8 +86,9 @@ std::optional<Checkpoint> parse_checkpoint(std::string_view text, std::string& w
         if (!field(lines[7], "ed25519", value) || !from_hex(value, signature)) return bad("ed25519");
         c.ed25519 = signature;
     }
-    // Only the canonical form is accepted, so that one checkpoint has exactly one text.
-    if (c.body() != text.substr(0, c.body().size())) return bad("canonical form");
+    // Only the canonical form (lower-case hex, no leading zeros) is accepted, so that one checkpoint has
+    // exactly one text.
+    if (c.text() != text) return bad("canonical form");
     return c;
 }
 

@@ -22,6 +22,8 @@ struct Checkpoint {
     std::optional<std::array<uint8_t, 64>> ed25519;
     // The signed text: every line before "hmac".
     [[nodiscard]] std::string body() const;
+    // The whole canonical text: body, hmac line, and the ed25519 line when there is a signature.
+    [[nodiscard]] std::string text() const;
 };
 
 // Fills hmac (and ed25519 when a signing key is given) and returns the full text.

@@ -57,12 +57,11 @@ void check_records(const ParsedLog& log, Bytes file, KeyChain& keys, Sha256& sha
     r.leaves.reserve(log.records.size());
     for (size_t i = 0; i < log.records.size(); ++i) {
         const RecordView& rec = log.records[i];
-        const std::string at = "record " + std::to_string(i) + " (offset " + std::to_string(rec.offset) + ")";
         auto bad = [&](Cause cause, std::string detail) {
             r.cause = cause;
             r.bad_record = i;
             r.bad_offset = rec.offset;
-            r.detail = at + ": " + std::move(detail);
+            r.detail = "record " + std::to_string(i) + " (offset " + std::to_string(rec.offset) + "): " + std::move(detail);
         };
         if (rec.epoch > epoch && rec.epoch - epoch > KeyChain::max_epoch_step)
             return bad(Cause::Modified, "claims key epoch " + std::to_string(rec.epoch) + ", more than " +

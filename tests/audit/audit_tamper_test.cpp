@@ -1,5 +1,6 @@
 // Every tamper pattern the issue names, each detected with its own cause, plus single-byte flips at
 // every position of a log.
+#include "audit/checkpoint.hpp"
 #include "audit/crypto.hpp"
 #include "audit/key_schedule.hpp"
 #include "audit_test_util.hpp"
@@ -228,6 +229,31 @@ TEST_F(Tamper, EveryFlippedByteFailsVerification) {
         const auto r = verify();
         ASSERT_NE(r.cause, GREY_AUDIT_INTACT) << "flipping byte " << at << " went unnoticed";
     }
+}
+
+}  // namespace
+}  // namespace grey::audit::test
+
+namespace grey::audit::test {
+namespace {
+
+// Found by fuzz_checkpoint: an upper-case hex digit in the hmac line was accepted, giving one
+// checkpoint two texts.
+TEST(CheckpointText, OnlyTheCanonicalFormParses) {
+    Checkpoint c;
+    c.size = 5;
+    c.time_ns = 7;
+    c.hmac[0] = 0xab;
+    std::string why;
+    ASSERT_TRUE(parse_checkpoint(c.text(), why)) << why;
+    std::string upper = c.text();
+    upper.replace(upper.find("hmac ab"), 7, "hmac AB");
+    EXPECT_FALSE(parse_checkpoint(upper, why));
+    std::string leading_zero = c.text();
+    leading_zero.replace(leading_zero.find("size 5"), 6, "size 05");
+    EXPECT_FALSE(parse_checkpoint(leading_zero, why));
+    EXPECT_FALSE(parse_checkpoint(c.text() + "extra\n", why));
+    EXPECT_FALSE(parse_checkpoint(c.text().substr(0, c.text().size() - 1), why));
 }
 
 }  // namespace
