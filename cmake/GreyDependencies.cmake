@@ -6,7 +6,8 @@ else()
   set(GREY_YAML_TARGET yaml-cpp)  # yaml-cpp 0.7 names its target without a namespace
 endif()
 find_package(Threads REQUIRED)
-# The safetensors reader parses its JSON header with nlohmann_json (header-only, nothing to link).
+find_package(OpenSSL 3.0 REQUIRED COMPONENTS Crypto)  # the audit log: HMAC, SHA-256, Ed25519
+# Header-only: the safetensors reader's JSON header, audit payloads and greyctl output.
 find_package(nlohmann_json 3.10 REQUIRED)
 
 if(GREY_BUILD_TOOLS)

@@ -794,6 +794,205 @@ GREY_API GREY_NODISCARD grey_status grey_dequantize_buffer(const grey_tensor_des
                                                            const grey_buffer* source, uint64_t source_offset,
                                                            grey_buffer* destination, uint64_t destination_offset);
 
+/* ---------------------------------------------------------------------------------------------------
+ * Audit log (since 0.1)
+ *
+ * A tamper-evident, append-only log (docs/audit-format.md gives the bytes, docs/security.md what it
+ * promises). Each record is authenticated with HMAC-SHA256 under a key that moves forward every epoch
+ * (the previous key is erased), chained to the previous record, and a leaf of an RFC 6962 Merkle tree.
+ * Checkpoints commit to the tree's root and may be signed with Ed25519 as well.
+ *
+ * Keys: grey_audit_keygen writes a verifier key (keep it offline: it is the only thing that can verify
+ * the whole log) and a writer key (given to grey_audit_open; the library advances it in place at every
+ * epoch). Key files must be mode 0600 and owned by the caller; anything else is refused with
+ * GREY_ERROR_PERMISSION_DENIED. Key bytes never appear in messages.
+ * ------------------------------------------------------------------------------------------------- */
+
+typedef struct grey_audit_log grey_audit_log;
+
+typedef enum grey_audit_durability {
+    GREY_AUDIT_DURABILITY_EVERY_RECORD = 0, /* write and fdatasync before each append returns */
+    GREY_AUDIT_DURABILITY_GROUP = 1,        /* group commit: every group_records records or group_ms */
+    GREY_AUDIT_DURABILITY_FORCE32 = 0x7FFFFFFF
+} grey_audit_durability;
+
+typedef struct grey_audit_options {
+    uint32_t struct_size;
+    grey_audit_durability durability;
+    const char* log_path;          /* created (mode 0640) when it does not exist */
+    const char* key_path;          /* a writer key file; rewritten atomically at every epoch change */
+    const char* signing_key_path;  /* Ed25519 private key (PEM) for checkpoints; NULL for none */
+    uint32_t group_records;        /* group commit: write when this many records wait (default 256) */
+    uint32_t group_ms;             /* ...or when the oldest has waited this long (default 10) */
+    uint64_t epoch_records;        /* advance the key after this many records; 0: never by count */
+    uint64_t epoch_seconds;        /* advance the key after this many seconds; 0: never by time */
+} grey_audit_options;
+
+#define GREY_AUDIT_OPTIONS_INIT \
+    { (uint32_t)sizeof(grey_audit_options), GREY_AUDIT_DURABILITY_EVERY_RECORD, NULL, NULL, NULL, 256u, 10u, 10000u, 3600u }
+
+typedef struct grey_audit_keygen_options {
+    uint32_t struct_size;
+    uint32_t ed25519;                 /* non-zero: also write an Ed25519 key pair */
+    const char* verifier_key_path;    /* required: the initial (epoch 0) key, for verification */
+    const char* writer_key_path;      /* NULL for none: the same key, marked for the writer */
+    const char* ed25519_private_path; /* required when ed25519 is set (written 0600) */
+    const char* ed25519_public_path;  /* required when ed25519 is set */
+} grey_audit_keygen_options;
+
+#define GREY_AUDIT_KEYGEN_OPTIONS_INIT { (uint32_t)sizeof(grey_audit_keygen_options), 0u, NULL, NULL, NULL, NULL }
+
+/* Generates a fresh 256-bit key from the OpenSSL CSPRNG and writes the key files named in `options`
+ * (mode 0600). Refuses to overwrite an existing file (GREY_ERROR_INVALID_ARGUMENT). Thread-safe.
+ * Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_audit_keygen(const grey_audit_keygen_options* options);
+
+/* Opens (or creates) the log at options->log_path for appending. A torn last record left by a crash is
+ * detected, moved to "<log>.torn.<offset>.<time>", truncated away, and the recovery is logged as a
+ * "grey.recovery" record. A damaged record followed by further records is never truncated: the call
+ * fails with GREY_ERROR_CORRUPT. On success the caller owns *out_log and releases it with
+ * grey_audit_close. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_audit_open(const grey_audit_options* options, grey_audit_log** out_log);
+
+/* Appends a record of `type` (1..64 characters of [A-Za-z0-9._-]; "grey." is reserved) with a JSON
+ * `payload` (at most 1 MiB). In EVERY_RECORD mode the record is durable when the call returns and
+ * *out_sequence (may be NULL) receives its sequence number; in GROUP mode it is queued and
+ * *out_sequence receives UINT64_MAX unless this call completed a group. Thread-safe; records from
+ * several threads or processes never interleave. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_audit_append(grey_audit_log* log, const char* type, const char* payload,
+                                                      uint64_t* out_sequence);
+
+/* Writes and syncs every queued record; reports an error a background group commit met. Thread-safe.
+ * Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_audit_flush(grey_audit_log* log);
+
+/* Flushes, then writes a signed checkpoint of the whole log to `out_path` (atomically, mode 0644).
+ * Keep checkpoints off this machine: they are what makes truncation and rewriting detectable.
+ * Thread-safe. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_audit_checkpoint(grey_audit_log* log, const char* out_path);
+
+typedef struct grey_audit_log_info {
+    uint32_t struct_size;
+    uint32_t epoch;            /* the writer's current key epoch */
+    uint64_t records;          /* records in the file, durable */
+    uint64_t pending;          /* records queued for group commit */
+    uint64_t recovered_bytes;  /* torn-tail bytes removed when the log was opened */
+    uint8_t log_id[16];
+    uint8_t head_hash[32];     /* leaf hash of the last record */
+} grey_audit_log_info;
+
+/* Fills `out_info` (set struct_size first). Thread-safe. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_audit_log_info_get(grey_audit_log* log, grey_audit_log_info* out_info);
+
+/* Flushes what is queued (errors are lost: call grey_audit_flush first to see them) and closes the log.
+ * NULL-safe. Must not race with other calls on the same log. Since 0.1. */
+GREY_API void grey_audit_close(grey_audit_log* log);
+
+/* Why a log failed verification. */
+typedef enum grey_audit_cause {
+    GREY_AUDIT_INTACT = 0,       /* every record and checkpoint verified */
+    GREY_AUDIT_MODIFIED = 1,     /* a record's (or the header's, or a checkpoint's) bytes were changed */
+    GREY_AUDIT_DELETED = 2,      /* records are missing from the middle */
+    GREY_AUDIT_REORDERED = 3,    /* records are out of order */
+    GREY_AUDIT_INSERTED = 4,     /* a record was copied in, or taken from another log under the same key */
+    GREY_AUDIT_TRUNCATED = 5,    /* a checkpoint covers more records than the log holds */
+    GREY_AUDIT_RESEALED = 6,     /* a record was re-sealed with a later epoch's key */
+    GREY_AUDIT_FOREIGN_LOG = 7,  /* the log (or a checkpoint) was never sealed with this key */
+    GREY_AUDIT_FORKED = 8,       /* checkpoints disagree with each other or with the log's history */
+    GREY_AUDIT_MALFORMED = 9,    /* bytes that are not a record (a torn tail, garbage, a bad checkpoint) */
+    GREY_AUDIT_CAUSE_FORCE32 = 0x7FFFFFFF
+} grey_audit_cause;
+
+/* "intact", "modified", ...; NULL for an unknown value. Since 0.1. */
+GREY_API const char* grey_audit_cause_name(grey_audit_cause cause);
+
+#define GREY_AUDIT_NO_RECORD UINT64_MAX
+#define GREY_AUDIT_NO_CHECKPOINT UINT32_MAX
+
+typedef struct grey_audit_verify_options {
+    uint32_t struct_size;
+    uint32_t checkpoint_count;
+    const char* log_path;
+    const char* key_path;                 /* the verifier key (or a writer key still at epoch 0) */
+    const char* const* checkpoint_paths;  /* checkpoint_count files; may be NULL when the count is 0 */
+    const char* public_key_path;          /* Ed25519 public key: every checkpoint must carry a valid
+                                             signature; NULL to check HMACs only */
+} grey_audit_verify_options;
+
+#define GREY_AUDIT_VERIFY_OPTIONS_INIT { (uint32_t)sizeof(grey_audit_verify_options), 0u, NULL, NULL, NULL, NULL }
+
+typedef struct grey_audit_report {
+    uint32_t struct_size;
+    grey_audit_cause cause;
+    uint64_t records;            /* records that verified, in order, before the first bad one */
+    uint64_t first_bad_record;   /* index of the first bad record, or GREY_AUDIT_NO_RECORD */
+    uint64_t first_bad_offset;   /* its byte offset in the file (0 when there is none) */
+    uint32_t bad_checkpoint;     /* index into checkpoint_paths, or GREY_AUDIT_NO_CHECKPOINT */
+    uint32_t last_epoch;         /* key epoch of the last verified record */
+    uint8_t log_id[16];
+    uint8_t head_hash[32];       /* leaf hash of the last verified record (of the header if none) */
+    uint8_t root_hash[32];       /* Merkle root over the verified records */
+    char detail[GREY_REASON_MAX]; /* what was found, in words */
+} grey_audit_report;
+
+/* Verifies the whole log, and the checkpoints against it. Returns GREY_OK whenever verification could
+ * run — the verdict is out_report->cause — and an error only when it could not (a missing file, a bad
+ * key file). Reads only; may run while a writer appends (it sees a prefix). Thread-safe. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_audit_verify(const grey_audit_verify_options* options,
+                                                      grey_audit_report* out_report);
+
+/* The records from index `from` on, at most `max_records` of them (0: all), as a JSON array of
+ * {"sequence","time_ns","epoch","type","payload","hash"} objects, through the buffer protocol of
+ * grey_config_get. Reads structure only: it needs no key and proves nothing (use grey_audit_verify).
+ * Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_audit_records_json(const char* log_path, uint64_t from, uint64_t max_records,
+                                                            char* buffer, size_t buffer_size, size_t* out_length);
+
+/* An RFC 6962 inclusion proof of record `index` in the tree of the first `tree_size` records, as text
+ * (docs/audit-format.md), through the buffer protocol. Needs no key: a proof is checked against a
+ * checkpoint. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_audit_prove_inclusion(const char* log_path, uint64_t index, uint64_t tree_size,
+                                                               char* buffer, size_t buffer_size, size_t* out_length);
+
+/* An RFC 6962 consistency proof between the trees of the first `old_size` and `new_size` records, as
+ * text, through the buffer protocol. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_audit_prove_consistency(const char* log_path, uint64_t old_size, uint64_t new_size,
+                                                                 char* buffer, size_t buffer_size, size_t* out_length);
+
+/* Checks a proof file against checkpoint files: an inclusion proof against `checkpoint_path`; a
+ * consistency proof between `old_checkpoint_path` and `checkpoint_path`. With `public_key_path` the
+ * checkpoints' Ed25519 signatures are checked too (this needs no secret). GREY_OK when the proof holds,
+ * GREY_ERROR_CORRUPT (with the reason) when it does not. Thread-safe. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_audit_check_proof(const char* proof_path, const char* checkpoint_path,
+                                                           const char* old_checkpoint_path, const char* public_key_path);
+
+/* SHA-256 of a file's contents. Thread-safe. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_audit_sha256_file(const char* path, uint8_t out_digest[32]);
+
+/* Proof artifacts: JSON documents that record how a figure was produced, bound to the audit log. */
+
+/* Writes `artifact_json` (a JSON object, stored byte for byte) to "<directory>/<id>.json", creating the
+ * directory if needed, appends a "grey.proof" record holding its SHA-256 and syncs the log. The id (16
+ * hex digits, the start of the SHA-256) is returned through the buffer protocol. Thread-safe.
+ * Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_proof_write(grey_audit_log* log, const char* directory,
+                                                     const char* artifact_json, char* id_buffer,
+                                                     size_t id_buffer_size, size_t* out_id_length);
+
+typedef struct grey_proof_report {
+    uint32_t struct_size;
+    uint32_t verified;           /* 1: the log is intact and holds this artifact's exact hash */
+    uint64_t record;             /* the grey.proof record, or GREY_AUDIT_NO_RECORD */
+    uint8_t sha256[32];          /* of the artifact file as it is now */
+    grey_audit_report log;       /* the log's verification (the library sets its struct_size) */
+} grey_proof_report;
+
+/* Verifies the log with the verifier key, hashes the artifact file and looks for a grey.proof record
+ * with that hash. GREY_OK whenever the check could run (the verdict is out_report->verified; when the
+ * log is intact but no record matches, the artifact was changed or never logged). Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_proof_verify(const char* log_path, const char* key_path,
+                                                      const char* artifact_path, grey_proof_report* out_report);
+
 #ifdef __cplusplus
 } /* extern "C" */
 

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace greyctl {
 
@@ -14,6 +15,7 @@ struct GlobalOptions {
     std::string backend_dir;
     std::string log_level = "WARNING";
     bool no_env = false;
+    std::vector<std::string> command_line;  // argv, recorded in proof artifacts
 };
 
 // Each command registers its subcommand and sets `run` to what executes it; run returns the exit code.
@@ -21,6 +23,8 @@ using Runner = std::function<int()>;
 void add_detect_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_config_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_quantize_command(CLI::App& app, const GlobalOptions& global, Runner& run);
+void add_audit_command(CLI::App& app, const GlobalOptions& global, Runner& run);
+void add_proof_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 
 }  // namespace greyctl
 
@@ -29,4 +33,20 @@ void add_quantize_command(CLI::App& app, const GlobalOptions& global, Runner& ru
 namespace greyctl {
 // Creates a context from the global options; `backends` as in grey_context_options (may be empty).
 ContextPtr open_context(const GlobalOptions& global, const std::string& backends);
+
+// Where proof artifacts go: the configuration's daemon.proof_artifact_dir.
+std::string proof_directory(const GlobalOptions& global);
+
+// Options of a measuring command's --proof.
+struct ProofOptions {
+    bool enabled = false;
+    std::string audit_log;  // default: <proof dir>/audit.log
+    std::string audit_key;  // default: <proof dir>/audit.key.writer
+};
+void add_proof_options(CLI::App& command, ProofOptions& options);
+// Writes a proof artifact (command line, input hashes, machine and devices, libgrey version and
+// revision, `results`) into the proof directory and records its hash in the audit log; returns its id.
+std::string write_proof_artifact(const GlobalOptions& global, const ProofOptions& options, const std::string& command,
+                                 const std::vector<std::string>& input_files, const std::string& devices_json,
+                                 const std::string& results_json);
 }  // namespace greyctl

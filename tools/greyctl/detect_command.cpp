@@ -19,6 +19,7 @@ struct DetectOptions {
     bool telemetry = false;
     bool all_fields = false;
     std::string backend;
+    ProofOptions proof;
 };
 
 const char* vendor_name(grey_vendor v) {
@@ -231,6 +232,17 @@ int run_detect(const GlobalOptions& global, const DetectOptions& opts) {
         table.emplace_back(spec, std::move(readings));
     }
 
+    if (opts.proof.enabled) {
+        json identity = json::array();
+        for (const auto& device : devices)
+            identity.push_back({{"backend", device["backend"]}, {"name", device["name"]}, {"uuid", device["uuid"]},
+                                {"pci_bus_id", device["pci_bus_id"]}});
+        std::vector<std::string> inputs;
+        if (!global.config_path.empty()) inputs.push_back(global.config_path);
+        const std::string id = write_proof_artifact(global, opts.proof, "detect", inputs, identity.dump(), json{{"devices", devices}}.dump());
+        std::fprintf(stderr, "greyctl: proof artifact %s written and recorded in the audit log\n", id.c_str());
+    }
+
     if (opts.as_json) {
         json out = {{"libgrey_version", grey_version_string()}, {"devices", devices}};
         if (opts.debug) {
@@ -292,6 +304,7 @@ void add_detect_command(CLI::App& app, const GlobalOptions& global, Runner& run)
     detect->add_flag("--debug", opts->debug, "Also list every backend tried and why it was or was not loaded");
     detect->add_flag("--telemetry", opts->telemetry, "Also sample live telemetry");
     detect->add_flag("--all", opts->all_fields, "Print every field of every device");
+    add_proof_options(*detect, opts->proof);
     detect->callback([&global, &run, opts] { run = [&global, opts] { return run_detect(global, *opts); }; });
 }
 

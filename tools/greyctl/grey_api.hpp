@@ -29,8 +29,33 @@ struct ContextDeleter {
 struct ConfigDeleter {
     void operator()(grey_config* c) const noexcept { grey_config_destroy(c); }
 };
+struct AuditLogDeleter {
+    void operator()(grey_audit_log* log) const noexcept { grey_audit_close(log); }
+};
 using ContextPtr = std::unique_ptr<grey_context, ContextDeleter>;
+using AuditLogPtr = std::unique_ptr<grey_audit_log, AuditLogDeleter>;
 using ConfigPtr = std::unique_ptr<grey_config, ConfigDeleter>;
+
+inline std::string hex(const uint8_t* bytes, size_t size) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string text;
+    for (size_t i = 0; i < size; ++i) {
+        text.push_back(digits[bytes[i] >> 4]);
+        text.push_back(digits[bytes[i] & 15]);
+    }
+    return text;
+}
+
+// Opens an audit log for appending with the default durability (fsync per record).
+inline AuditLogPtr open_audit_log(const std::string& log_path, const std::string& key_path, const std::string& signing_key = "") {
+    grey_audit_options options = GREY_AUDIT_OPTIONS_INIT;
+    options.log_path = log_path.c_str();
+    options.key_path = key_path.c_str();
+    options.signing_key_path = signing_key.empty() ? nullptr : signing_key.c_str();
+    grey_audit_log* log = nullptr;
+    check(grey_audit_open(&options, &log));
+    return AuditLogPtr(log);
+}
 
 // Reads a string through grey.h's buffer protocol (ask for the length, then fill).
 template <typename Call>

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
                                           ", revision " + grey_build_revision() + ")");
 
     greyctl::GlobalOptions global;
+    global.command_line.assign(argv, argv + argc);
     app.add_option("--config", global.config_path, "YAML configuration file overlaid on the profile");
     app.add_option("--profile", global.profile, "Configuration profile")
         ->check(CLI::IsMember({"conservative", "balanced", "aggressive"}));
@@ -24,6 +25,8 @@ int main(int argc, char** argv) {
     greyctl::add_detect_command(app, global, run);
     greyctl::add_config_command(app, global, run);
     greyctl::add_quantize_command(app, global, run);
+    greyctl::add_audit_command(app, global, run);
+    greyctl::add_proof_command(app, global, run);
 
     try {
         app.parse(argc, argv);

@@ -1,0 +1,38 @@
+// Signed checkpoints: a small text note committing to the log's Merkle root at a size, meant to be kept
+// off the machine. docs/audit-format.md gives the exact grammar.
+#pragma once
+
+#include "audit/crypto.hpp"
+#include "audit/key_schedule.hpp"
+#include "audit/record_format.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace grey::audit {
+
+struct Checkpoint {
+    LogId log_id{};
+    uint64_t size = 0;
+    Hash root{};
+    uint64_t time_ns = 0;
+    uint32_t epoch = 0;
+    Hash hmac{};
+    std::optional<std::array<uint8_t, 64>> ed25519;
+    // The signed text: every line before "hmac".
+    [[nodiscard]] std::string body() const;
+    // The whole canonical text: body, hmac line, and the ed25519 line when there is a signature.
+    [[nodiscard]] std::string text() const;
+};
+
+// Fills hmac (and ed25519 when a signing key is given) and returns the full text.
+std::string seal_checkpoint(Checkpoint& checkpoint, HmacSha256& checkpoint_mac, evp_pkey_st* signing_key);
+
+// Strict parse; nullopt with `why` set on anything that is not exactly the grammar.
+std::optional<Checkpoint> parse_checkpoint(std::string_view text, std::string& why);
+
+// Decimal without sign or leading zeros, fitting in uint64_t (the audit text formats all use it).
+bool parse_decimal(std::string_view text, uint64_t& out);
+
+}  // namespace grey::audit

@@ -1,0 +1,209 @@
+#include "audit/crypto.hpp"
+
+#include "audit/secure_file.hpp"
+#include "core/error.hpp"
+
+#include <openssl/bio.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace grey::audit {
+
+namespace {
+[[noreturn]] void openssl_failure(const char* what) {
+    // OpenSSL's error text names the failing function, never key bytes.
+    char detail[256] = "no detail";
+    if (const unsigned long code = ERR_get_error(); code != 0) ERR_error_string_n(code, detail, sizeof detail);
+    ERR_clear_error();
+    fail(GREY_ERROR_INTERNAL, std::string("OpenSSL: ") + what + " failed (" + detail + ")");
+}
+
+struct BioDeleter {
+    void operator()(BIO* bio) const noexcept { BIO_free(bio); }
+};
+using BioPtr = std::unique_ptr<BIO, BioDeleter>;
+struct PkeyCtxDeleter {
+    void operator()(EVP_PKEY_CTX* ctx) const noexcept { EVP_PKEY_CTX_free(ctx); }
+};
+}  // namespace
+
+SecretKey& SecretKey::operator=(const SecretKey& other) {
+    if (this != &other) bytes_ = other.bytes_;
+    return *this;
+}
+SecretKey::~SecretKey() { OPENSSL_cleanse(bytes_.data(), bytes_.size()); }
+WipedBytes::~WipedBytes() { OPENSSL_cleanse(bytes.data(), bytes.size()); }
+
+void MacDeleter::operator()(evp_mac_st* mac) const noexcept { EVP_MAC_free(mac); }
+void MacDeleter::operator()(evp_mac_ctx_st* ctx) const noexcept { EVP_MAC_CTX_free(ctx); }
+void DigestDeleter::operator()(evp_md_st* md) const noexcept { EVP_MD_free(md); }
+void DigestDeleter::operator()(evp_md_ctx_st* ctx) const noexcept { EVP_MD_CTX_free(ctx); }
+void PkeyDeleter::operator()(evp_pkey_st* key) const noexcept { EVP_PKEY_free(key); }
+
+Sha256::Sha256() : md_(EVP_MD_fetch(nullptr, "SHA256", nullptr)), ctx_(EVP_MD_CTX_new()) {
+    if (!md_ || !ctx_) openssl_failure("SHA-256 setup");
+}
+
+Hash Sha256::hash(int prefix, Bytes part1, Bytes part2) {
+    Hash out{};
+    const uint8_t prefix_byte = static_cast<uint8_t>(prefix);
+    unsigned int length = 0;
+    if (EVP_DigestInit_ex2(ctx_.get(), md_.get(), nullptr) != 1 ||
+        (prefix >= 0 && EVP_DigestUpdate(ctx_.get(), &prefix_byte, 1) != 1) ||
+        EVP_DigestUpdate(ctx_.get(), part1.data(), part1.size()) != 1 ||
+        (!part2.empty() && EVP_DigestUpdate(ctx_.get(), part2.data(), part2.size()) != 1) ||
+        EVP_DigestFinal_ex(ctx_.get(), out.data(), &length) != 1)
+        openssl_failure("SHA-256");
+    return out;
+}
+
+HmacSha256::HmacSha256(const SecretKey& key) : mac_(EVP_MAC_fetch(nullptr, "HMAC", nullptr)) {
+    if (!mac_) openssl_failure("HMAC fetch");
+    ctx_.reset(EVP_MAC_CTX_new(mac_.get()));
+    if (!ctx_) openssl_failure("HMAC context");
+    char digest[] = "SHA256";
+    const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
+    if (EVP_MAC_init(ctx_.get(), key.bytes().data(), key.bytes().size(), params) != 1) openssl_failure("HMAC init");
+}
+
+Hash HmacSha256::mac(Bytes message) {
+    Hash out{};
+    size_t length = 0;
+    // A NULL key re-initialises with the key already set, which skips re-deriving the pads per message.
+    if (EVP_MAC_init(ctx_.get(), nullptr, 0, nullptr) != 1 || EVP_MAC_update(ctx_.get(), message.data(), message.size()) != 1 ||
+        EVP_MAC_final(ctx_.get(), out.data(), &length, out.size()) != 1 || length != out.size())
+        openssl_failure("HMAC");
+    return out;
+}
+
+bool equal_ct(Bytes a, Bytes b) { return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0; }
+
+void random_bytes(std::span<uint8_t> out) {
+    if (RAND_bytes(out.data(), static_cast<int>(out.size())) != 1) openssl_failure("RAND_bytes");
+}
+
+std::string to_hex(Bytes bytes) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string text;
+    text.reserve(bytes.size() * 2);
+    for (const uint8_t b : bytes) {
+        text.push_back(digits[b >> 4]);
+        text.push_back(digits[b & 15]);
+    }
+    return text;
+}
+
+bool from_hex(std::string_view hex, std::span<uint8_t> out) {
+    if (hex.size() != out.size() * 2) return false;
+    auto nibble = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    for (size_t i = 0; i < out.size(); ++i) {
+        const int hi = nibble(hex[2 * i]);
+        const int lo = nibble(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) return false;
+        out[i] = static_cast<uint8_t>(hi << 4 | lo);
+    }
+    return true;
+}
+
+Hash sha256_file(const std::string& path) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) {
+        if (errno == ENOENT) fail(GREY_ERROR_NOT_FOUND, "file '" + path + "' does not exist");
+        fail(GREY_ERROR_IO, "cannot open '" + path + "': " + errno_text());
+    }
+    std::unique_ptr<evp_md_ctx_st, DigestDeleter> ctx(EVP_MD_CTX_new());
+    if (!ctx || EVP_DigestInit_ex2(ctx.get(), EVP_sha256(), nullptr) != 1) openssl_failure("SHA-256 init");
+    uint8_t chunk[65536];
+    for (;;) {
+        const ssize_t n = ::read(fd.get(), chunk, sizeof chunk);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            fail(GREY_ERROR_IO, "cannot read '" + path + "': " + errno_text());
+        }
+        if (n == 0) break;
+        if (EVP_DigestUpdate(ctx.get(), chunk, static_cast<size_t>(n)) != 1) openssl_failure("SHA-256");
+    }
+    Hash out{};
+    unsigned int length = 0;
+    if (EVP_DigestFinal_ex(ctx.get(), out.data(), &length) != 1) openssl_failure("SHA-256");
+    return out;
+}
+
+PkeyPtr ed25519_generate() {
+    PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
+    if (!key) openssl_failure("Ed25519 key generation");
+    return key;
+}
+
+std::array<uint8_t, 64> ed25519_sign(evp_pkey_st* private_key, Bytes message) {
+    std::unique_ptr<evp_md_ctx_st, DigestDeleter> ctx(EVP_MD_CTX_new());
+    std::array<uint8_t, 64> signature{};
+    size_t length = signature.size();
+    if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, private_key) != 1 ||
+        EVP_DigestSign(ctx.get(), signature.data(), &length, message.data(), message.size()) != 1 || length != signature.size())
+        openssl_failure("Ed25519 signing");
+    return signature;
+}
+
+bool ed25519_verify(evp_pkey_st* public_key, Bytes message, Bytes signature) {
+    std::unique_ptr<evp_md_ctx_st, DigestDeleter> ctx(EVP_MD_CTX_new());
+    if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, public_key) != 1) openssl_failure("Ed25519 verify init");
+    const int ok = EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), message.data(), message.size());
+    ERR_clear_error();
+    return ok == 1;
+}
+
+namespace {
+std::vector<uint8_t> bio_contents(BIO* bio) {
+    char* data = nullptr;
+    const long size = BIO_get_mem_data(bio, &data);
+    return {reinterpret_cast<uint8_t*>(data), reinterpret_cast<uint8_t*>(data) + size};
+}
+
+PkeyPtr read_pem(const std::string& path, const std::vector<uint8_t>& pem, bool is_private) {
+    BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    if (!bio) openssl_failure("BIO");
+    PkeyPtr key(is_private ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr)
+                           : PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
+    ERR_clear_error();
+    if (!key || EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_ED25519)
+        fail(GREY_ERROR_CORRUPT, "'" + path + "' is not a PEM Ed25519 " + (is_private ? "private" : "public") + " key");
+    return key;
+}
+}  // namespace
+
+void ed25519_write_private(const std::string& path, evp_pkey_st* key) {
+    BioPtr bio(BIO_new(BIO_s_secmem()));
+    if (!bio || PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1)
+        openssl_failure("Ed25519 private key encoding");
+    const WipedBytes pem{bio_contents(bio.get())};
+    write_new_private_file(path, pem.bytes);
+}
+
+void ed25519_write_public(const std::string& path, evp_pkey_st* key) {
+    BioPtr bio(BIO_new(BIO_s_mem()));
+    if (!bio || PEM_write_bio_PUBKEY(bio.get(), key) != 1) openssl_failure("Ed25519 public key encoding");
+    replace_file(path, bio_contents(bio.get()), 0644);
+}
+
+PkeyPtr ed25519_read_private(const std::string& path) {
+    const WipedBytes pem{read_private_file(path, 16384)};
+    return read_pem(path, pem.bytes, true);
+}
+
+PkeyPtr ed25519_read_public(const std::string& path) { return read_pem(path, read_file(path, 16384), false); }
+
+}  // namespace grey::audit

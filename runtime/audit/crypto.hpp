@@ -1,0 +1,117 @@
+// The few cryptographic primitives the audit log needs, over OpenSSL 3: SHA-256, HMAC-SHA256 through
+// EVP_MAC, constant-time comparison, secure random bytes and Ed25519. Every OpenSSL object is owned by a
+// unique_ptr so that no error path leaks one, and secret bytes are wiped with OPENSSL_cleanse.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+struct evp_mac_st;
+struct evp_mac_ctx_st;
+struct evp_md_st;
+struct evp_md_ctx_st;
+struct evp_pkey_st;
+
+namespace grey::audit {
+
+using Hash = std::array<uint8_t, 32>;
+using Bytes = std::span<const uint8_t>;
+
+inline Bytes as_bytes(std::string_view text) {
+    return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
+}
+
+// 32 secret bytes that are wiped when they go out of scope or are overwritten.
+class SecretKey {
+public:
+    SecretKey() = default;
+    explicit SecretKey(const Hash& bytes) : bytes_(bytes) {}
+    SecretKey(const SecretKey& other) = default;
+    SecretKey& operator=(const SecretKey& other);
+    ~SecretKey();
+    [[nodiscard]] const Hash& bytes() const { return bytes_; }
+    [[nodiscard]] Hash& mutable_bytes() { return bytes_; }
+
+private:
+    Hash bytes_{};
+};
+
+// Bytes that held secrets (a key file's text), wiped on scope exit.
+struct WipedBytes {
+    explicit WipedBytes(std::vector<uint8_t> contents) : bytes(std::move(contents)) {}
+    std::vector<uint8_t> bytes;
+    WipedBytes(const WipedBytes&) = delete;
+    WipedBytes& operator=(const WipedBytes&) = delete;
+    ~WipedBytes();
+};
+
+struct MacDeleter {
+    void operator()(evp_mac_st* mac) const noexcept;
+    void operator()(evp_mac_ctx_st* ctx) const noexcept;
+};
+struct DigestDeleter {
+    void operator()(evp_md_st* md) const noexcept;
+    void operator()(evp_md_ctx_st* ctx) const noexcept;
+};
+struct PkeyDeleter {
+    void operator()(evp_pkey_st* key) const noexcept;
+};
+using PkeyPtr = std::unique_ptr<evp_pkey_st, PkeyDeleter>;
+
+// SHA-256 with a fetched algorithm and a reusable context: hashing many short records is the hot path
+// of both append and verify, and fetching per call would dominate it.
+class Sha256 {
+public:
+    Sha256();
+    // SHA-256(prefix || part1 || part2); `prefix` < 0 means no prefix byte (RFC 6962 leaves use 0x00,
+    // interior nodes 0x01).
+    Hash hash(int prefix, Bytes part1, Bytes part2 = {});
+
+private:
+    std::unique_ptr<evp_md_st, DigestDeleter> md_;
+    std::unique_ptr<evp_md_ctx_st, DigestDeleter> ctx_;
+};
+
+// HMAC-SHA256 keyed once, then used for many messages.
+class HmacSha256 {
+public:
+    explicit HmacSha256(const SecretKey& key);
+    Hash mac(Bytes message);
+    Hash mac(std::string_view label) { return mac(as_bytes(label)); }
+
+private:
+    std::unique_ptr<evp_mac_st, MacDeleter> mac_;
+    std::unique_ptr<evp_mac_ctx_st, MacDeleter> ctx_;
+};
+
+// Constant-time equality of two equally long byte strings (CRYPTO_memcmp); false if lengths differ.
+bool equal_ct(Bytes a, Bytes b);
+
+// Bytes from the OpenSSL CSPRNG.
+void random_bytes(std::span<uint8_t> out);
+
+std::string to_hex(Bytes bytes);
+// Lower- or upper-case hex of exactly out.size() bytes; false on any other input.
+bool from_hex(std::string_view hex, std::span<uint8_t> out);
+
+Hash sha256_file(const std::string& path);
+
+// Ed25519 (RFC 8032) through EVP_PKEY_ED25519.
+PkeyPtr ed25519_generate();
+std::array<uint8_t, 64> ed25519_sign(evp_pkey_st* private_key, Bytes message);
+bool ed25519_verify(evp_pkey_st* public_key, Bytes message, Bytes signature);
+// PEM files: the private key as PKCS#8 (written 0600, refused if readable by others), the public key
+// as SubjectPublicKeyInfo.
+void ed25519_write_private(const std::string& path, evp_pkey_st* key);
+void ed25519_write_public(const std::string& path, evp_pkey_st* key);
+PkeyPtr ed25519_read_private(const std::string& path);
+PkeyPtr ed25519_read_public(const std::string& path);
+
+}  // namespace grey::audit

@@ -1,0 +1,141 @@
+#include "audit/merkle.hpp"
+
+#include <bit>
+
+namespace grey::audit {
+
+namespace {
+Hash node(Sha256& sha, const Hash& left, const Hash& right) { return sha.hash(0x01, left, right); }
+
+// After combining with a left sibling at an even position, climb past the levels where this node is a
+// left child with no right sibling (RFC 9162: "right-shift fn and sn until LSB(fn) is set or fn is 0").
+void climb_past_lone_left_children(uint64_t& fn, uint64_t& sn) {
+    while ((fn & 1) == 0 && fn != 0) {
+        fn >>= 1;
+        sn >>= 1;
+    }
+}
+
+// The largest power of two strictly smaller than n (n >= 2).
+uint64_t split_point(uint64_t n) { return std::bit_floor(n - 1); }
+
+void subproof(Sha256& sha, Hashes leaves, uint64_t m, bool whole, std::vector<Hash>& out) {
+    const uint64_t n = leaves.size();
+    if (m == n) {
+        if (!whole) out.push_back(merkle_root(sha, leaves));
+        return;
+    }
+    const uint64_t k = split_point(n);
+    if (m <= k) {
+        subproof(sha, leaves.first(k), m, whole, out);
+        out.push_back(merkle_root(sha, leaves.subspan(k)));
+    } else {
+        subproof(sha, leaves.subspan(k), m - k, false, out);
+        out.push_back(merkle_root(sha, leaves.first(k)));
+    }
+}
+}  // namespace
+
+Hash merkle_root(Sha256& sha, Hashes leaves) {
+    if (leaves.empty()) return sha.hash(-1, {});
+    if (leaves.size() == 1) return leaves[0];
+    const uint64_t k = split_point(leaves.size());
+    return node(sha, merkle_root(sha, leaves.first(k)), merkle_root(sha, leaves.subspan(k)));
+}
+
+std::vector<Hash> inclusion_proof(Sha256& sha, Hashes leaves, uint64_t index) {
+    std::vector<Hash> path;
+    while (leaves.size() > 1) {
+        const uint64_t k = split_point(leaves.size());
+        if (index < k) {
+            path.push_back(merkle_root(sha, leaves.subspan(k)));
+            leaves = leaves.first(k);
+        } else {
+            path.push_back(merkle_root(sha, leaves.first(k)));
+            leaves = leaves.subspan(k);
+            index -= k;
+        }
+    }
+    // Collected top-down; RFC 6962 lists the path from the leaf up.
+    return {path.rbegin(), path.rend()};
+}
+
+std::vector<Hash> consistency_proof(Sha256& sha, Hashes leaves, uint64_t old_size) {
+    std::vector<Hash> out;
+    if (old_size == 0 || old_size >= leaves.size()) return out;
+    subproof(sha, leaves, old_size, true, out);
+    return out;
+}
+
+bool verify_inclusion(Sha256& sha, uint64_t index, uint64_t size, const Hash& leaf, Hashes proof, const Hash& root) {
+    if (index >= size) return false;
+    uint64_t fn = index;
+    uint64_t sn = size - 1;
+    Hash r = leaf;
+    for (const Hash& p : proof) {
+        if (sn == 0) return false;
+        if ((fn & 1) != 0 || fn == sn) {
+            r = node(sha, p, r);
+            climb_past_lone_left_children(fn, sn);
+        } else {
+            r = node(sha, r, p);
+        }
+        fn >>= 1;
+        sn >>= 1;
+    }
+    return sn == 0 && equal_ct(r, root);
+}
+
+bool verify_consistency(Sha256& sha, uint64_t old_size, uint64_t new_size, const Hash& old_root, const Hash& new_root,
+                        Hashes proof) {
+    if (old_size > new_size) return false;
+    if (old_size == new_size) return proof.empty() && equal_ct(old_root, new_root);
+    if (old_size == 0) return proof.empty();
+    if (proof.empty()) return false;
+    std::vector<Hash> path;
+    // When the old tree is a complete subtree its root is the proof's implicit first element.
+    if (std::has_single_bit(old_size)) path.push_back(old_root);
+    path.insert(path.end(), proof.begin(), proof.end());
+    uint64_t fn = old_size - 1;
+    uint64_t sn = new_size - 1;
+    while ((fn & 1) != 0) {
+        fn >>= 1;
+        sn >>= 1;
+    }
+    Hash fr = path[0];
+    Hash sr = path[0];
+    for (size_t i = 1; i < path.size(); ++i) {
+        const Hash& c = path[i];
+        if (sn == 0) return false;
+        if ((fn & 1) != 0 || fn == sn) {
+            fr = node(sha, c, fr);
+            sr = node(sha, c, sr);
+            climb_past_lone_left_children(fn, sn);
+        } else {
+            sr = node(sha, sr, c);
+        }
+        fn >>= 1;
+        sn >>= 1;
+    }
+    return sn == 0 && equal_ct(fr, old_root) && equal_ct(sr, new_root);
+}
+
+void CompactRange::append(Sha256& sha, const Hash& leaf) {
+    Hash carry = leaf;
+    // Each trailing one bit of the old size is a complete subtree that the new leaf now pairs with.
+    for (uint64_t s = size_; (s & 1) != 0; s >>= 1) {
+        carry = node(sha, peaks_.back(), carry);
+        peaks_.pop_back();
+    }
+    peaks_.push_back(carry);
+    ++size_;
+}
+
+Hash CompactRange::root(Sha256& sha) const {
+    if (peaks_.empty()) return sha.hash(-1, {});
+    Hash r = peaks_.back();
+    for (auto it = peaks_.rbegin() + 1; it != peaks_.rend(); ++it) r = node(sha, *it, r);
+    return r;
+}
+
+}  // namespace grey::audit

@@ -1,0 +1,39 @@
+// RFC 6962 (and RFC 9162 section 2.1) Merkle tree over the log's records: leaf hash SHA-256(0x00 || record),
+// interior node SHA-256(0x01 || left || right), the empty tree's root SHA-256("").
+#pragma once
+
+#include "audit/crypto.hpp"
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace grey::audit {
+
+using Hashes = std::span<const Hash>;
+
+// MTH(D[0:n]) over leaf hashes.
+Hash merkle_root(Sha256& sha, Hashes leaves);
+// PATH(index, D[0:n]).
+std::vector<Hash> inclusion_proof(Sha256& sha, Hashes leaves, uint64_t index);
+// PROOF(m, D[0:n]) for 0 < m < n; empty for m == n or m == 0.
+std::vector<Hash> consistency_proof(Sha256& sha, Hashes leaves, uint64_t old_size);
+
+bool verify_inclusion(Sha256& sha, uint64_t index, uint64_t size, const Hash& leaf, Hashes proof, const Hash& root);
+bool verify_consistency(Sha256& sha, uint64_t old_size, uint64_t new_size, const Hash& old_root, const Hash& new_root,
+                        Hashes proof);
+
+// The right-hand edge of a growing tree: one subtree root per set bit of the size, so appending costs
+// amortised one node hash and the root is always at hand without keeping every leaf.
+class CompactRange {
+public:
+    void append(Sha256& sha, const Hash& leaf);
+    [[nodiscard]] uint64_t size() const { return size_; }
+    Hash root(Sha256& sha) const;
+
+private:
+    uint64_t size_ = 0;
+    std::vector<Hash> peaks_;  // largest (leftmost) subtree first
+};
+
+}  // namespace grey::audit

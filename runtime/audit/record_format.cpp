@@ -1,0 +1,122 @@
+#include "audit/record_format.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace grey::audit {
+
+uint32_t load_u32(const uint8_t* p) {
+    return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
+           static_cast<uint32_t>(p[3]) << 24;
+}
+uint64_t load_u64(const uint8_t* p) { return static_cast<uint64_t>(load_u32(p)) | static_cast<uint64_t>(load_u32(p + 4)) << 32; }
+
+namespace {
+void store_u16(uint8_t* p, uint16_t v) {
+    p[0] = static_cast<uint8_t>(v);
+    p[1] = static_cast<uint8_t>(v >> 8);
+}
+void store_u32(uint8_t* p, uint32_t v) {
+    for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+void store_u64(uint8_t* p, uint64_t v) {
+    for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+}  // namespace
+
+const char* parse_error_text(ParseError error) {
+    switch (error) {
+        case ParseError::None: return "no error";
+        case ParseError::NeedMore: return "the record runs past the end of the file (a torn or truncated write)";
+        case ParseError::BadLength: return "the record's length fields are inconsistent";
+        case ParseError::BadMagic: return "the record does not start with the record magic";
+        case ParseError::BadType: return "the record type is empty, too long or has characters outside [A-Za-z0-9._-]";
+        case ParseError::BadReserved: return "a reserved field is not zero";
+    }
+    return "unknown parse error";
+}
+
+std::array<uint8_t, header_size> encode_header(const Header& header, HmacSha256& header_mac) {
+    std::array<uint8_t, header_size> out{};
+    std::memcpy(out.data(), header_magic.data(), header_magic.size());
+    store_u32(out.data() + 8, format_version);
+    store_u32(out.data() + 12, static_cast<uint32_t>(header_size));
+    std::copy(header.log_id.begin(), header.log_id.end(), out.begin() + 16);
+    std::copy(header.key_id.begin(), header.key_id.end(), out.begin() + 32);
+    store_u64(out.data() + 48, header.created_ns);
+    const Hash mac = header_mac.mac(Bytes(out.data(), header_mac_offset));
+    std::copy(mac.begin(), mac.end(), out.begin() + header_mac_offset);
+    return out;
+}
+
+std::optional<Header> parse_header(Bytes file) {
+    if (file.size() < header_size) return std::nullopt;
+    if (std::memcmp(file.data(), header_magic.data(), header_magic.size()) != 0) return std::nullopt;
+    if (load_u32(file.data() + 8) != format_version || load_u32(file.data() + 12) != header_size) return std::nullopt;
+    if (load_u64(file.data() + 56) != 0) return std::nullopt;
+    Header header;
+    std::copy_n(file.data() + 16, 16, header.log_id.begin());
+    std::copy_n(file.data() + 32, 16, header.key_id.begin());
+    header.created_ns = load_u64(file.data() + 48);
+    std::copy_n(file.data() + header_mac_offset, 32, header.mac.begin());
+    return header;
+}
+
+bool valid_type(std::string_view type) {
+    if (type.empty() || type.size() > max_type_length) return false;
+    return std::all_of(type.begin(), type.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    });
+}
+
+ParseError parse_record(Bytes data, uint64_t offset, RecordView& out) {
+    if (data.size() < 4) return ParseError::NeedMore;
+    const uint32_t length = load_u32(data.data());
+    if (length < record_fixed_size + 1 + record_trailer_size || length > max_record_size) return ParseError::BadLength;
+    // Check the magic before deciding the record is merely cut short, so that garbage is not taken for
+    // a torn write.
+    if (data.size() >= 8 && load_u32(data.data() + 4) != record_magic) return ParseError::BadMagic;
+    if (data.size() < length) return ParseError::NeedMore;
+    const uint8_t* p = data.data();
+    const uint16_t type_length = static_cast<uint16_t>(p[28] | p[29] << 8);
+    const uint16_t reserved = static_cast<uint16_t>(p[30] | p[31] << 8);
+    const uint32_t payload_length = load_u32(p + 32);
+    if (reserved != 0) return ParseError::BadReserved;
+    if (type_length == 0 || type_length > max_type_length || payload_length > max_payload_length) return ParseError::BadLength;
+    if (static_cast<uint64_t>(record_fixed_size) + type_length + payload_length + record_trailer_size != length)
+        return ParseError::BadLength;
+    out.offset = offset;
+    out.bytes = data.first(length);
+    out.sequence = load_u64(p + 8);
+    out.timestamp_ns = load_u64(p + 16);
+    out.epoch = load_u32(p + 24);
+    out.type = std::string_view(reinterpret_cast<const char*>(p + record_fixed_size), type_length);
+    out.payload = std::string_view(reinterpret_cast<const char*>(p + record_fixed_size + type_length), payload_length);
+    if (!valid_type(out.type)) return ParseError::BadType;
+    std::copy_n(p + length - 64, 32, out.previous_hash.begin());
+    std::copy_n(p + length - 32, 32, out.mac.begin());
+    return ParseError::None;
+}
+
+Hash append_record(std::string& out, const RecordFields& fields, HmacSha256& record_mac, Sha256& sha) {
+    const size_t length = record_fixed_size + fields.type.size() + fields.payload.size() + record_trailer_size;
+    const size_t start = out.size();
+    out.resize(start + length);
+    auto* p = reinterpret_cast<uint8_t*>(out.data() + start);
+    store_u32(p, static_cast<uint32_t>(length));
+    store_u32(p + 4, record_magic);
+    store_u64(p + 8, fields.sequence);
+    store_u64(p + 16, fields.timestamp_ns);
+    store_u32(p + 24, fields.epoch);
+    store_u16(p + 28, static_cast<uint16_t>(fields.type.size()));
+    store_u16(p + 30, 0);
+    store_u32(p + 32, static_cast<uint32_t>(fields.payload.size()));
+    std::memcpy(p + record_fixed_size, fields.type.data(), fields.type.size());
+    std::memcpy(p + record_fixed_size + fields.type.size(), fields.payload.data(), fields.payload.size());
+    std::copy(fields.previous_hash.begin(), fields.previous_hash.end(), p + length - 64);
+    const Hash mac = record_mac.mac(Bytes(p, length - 32));
+    std::copy(mac.begin(), mac.end(), p + length - 32);
+    return leaf_hash(sha, Bytes(p, length));
+}
+
+}  // namespace grey::audit

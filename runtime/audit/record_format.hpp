@@ -1,0 +1,83 @@
+// The on-disk layout of the audit log (docs/audit-format.md is the byte-by-byte description; keep the
+// two in step). Parsing here is pure: it checks structure only, never a MAC, and never trusts a length
+// before checking it against the bytes that are actually there.
+#pragma once
+
+#include "audit/crypto.hpp"
+#include "audit/key_schedule.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace grey::audit {
+
+inline constexpr std::string_view header_magic = "GREYAUDT";
+inline constexpr uint32_t format_version = 1;
+inline constexpr size_t header_size = 96;
+inline constexpr size_t header_mac_offset = 64;
+inline constexpr uint32_t record_magic = 0x43455247;  // "GREC" little-endian
+inline constexpr size_t record_fixed_size = 36;       // length .. payload length
+inline constexpr size_t record_trailer_size = 64;     // previous hash + MAC
+inline constexpr size_t max_type_length = 64;
+inline constexpr size_t max_payload_length = 1u << 20;
+inline constexpr size_t max_record_size = record_fixed_size + max_type_length + max_payload_length + record_trailer_size;
+
+using LogId = std::array<uint8_t, 16>;
+
+struct Header {
+    LogId log_id{};
+    KeyId key_id{};
+    uint64_t created_ns = 0;
+    Hash mac{};
+};
+
+// A record parsed in place: the views point into the caller's buffer.
+struct RecordView {
+    uint64_t offset = 0;  // of the record in the file
+    Bytes bytes;          // the whole record, length field through MAC
+    uint64_t sequence = 0;
+    uint64_t timestamp_ns = 0;
+    uint32_t epoch = 0;
+    std::string_view type;
+    std::string_view payload;
+    Hash previous_hash{};
+    Hash mac{};
+    [[nodiscard]] Bytes authenticated() const { return bytes.first(bytes.size() - 32); }
+};
+
+enum class ParseError { None, NeedMore, BadLength, BadMagic, BadType, BadReserved };
+const char* parse_error_text(ParseError error);
+
+// Encodes the 96-byte header; `mac` is computed over the first 64 bytes with the header key.
+std::array<uint8_t, header_size> encode_header(const Header& header, HmacSha256& header_mac);
+// Structure only: magic and version. The MAC is the verifier's business.
+std::optional<Header> parse_header(Bytes file);
+
+// Parses the record starting at `data` (the file from that record to its end).
+ParseError parse_record(Bytes data, uint64_t offset, RecordView& out);
+
+// Record types: 1..64 bytes of [A-Za-z0-9._-]. "grey." names are written by libgrey itself.
+bool valid_type(std::string_view type);
+inline constexpr std::string_view reserved_type_prefix = "grey.";
+
+struct RecordFields {
+    uint64_t sequence;
+    uint64_t timestamp_ns;
+    uint32_t epoch;
+    std::string_view type;
+    std::string_view payload;
+    const Hash& previous_hash;
+};
+// Appends the sealed record to `out` and returns its leaf hash, SHA-256(0x00 || record), which is both
+// the next record's previous hash and its Merkle leaf.
+Hash append_record(std::string& out, const RecordFields& fields, HmacSha256& record_mac, Sha256& sha);
+
+// SHA-256(0x00 || bytes): the leaf hash of a record, and the "previous hash" of record 0 over the header.
+inline Hash leaf_hash(Sha256& sha, Bytes bytes) { return sha.hash(0x00, bytes); }
+
+uint32_t load_u32(const uint8_t* p);
+uint64_t load_u64(const uint8_t* p);
+
+}  // namespace grey::audit

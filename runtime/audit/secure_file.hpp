@@ -1,0 +1,51 @@
+// File operations with the guarantees that key material and the log need: private files created 0600
+// and refused when group or others can read them, atomic replacement, and complete reads and writes.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace grey::audit {
+
+// A file descriptor closed on scope exit.
+class UniqueFd {
+public:
+    UniqueFd() = default;
+    explicit UniqueFd(int fd) : fd_(fd) {}
+    UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
+    UniqueFd& operator=(UniqueFd&& other) noexcept;
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+    ~UniqueFd();
+    [[nodiscard]] int get() const { return fd_; }
+    int release() {
+        const int fd = fd_;
+        fd_ = -1;
+        return fd;
+    }
+
+private:
+    int fd_ = -1;
+};
+
+// Fails with GREY_ERROR_PERMISSION_DENIED when `path` is not a regular file owned by this user with no
+// permission bits for group or others. The message names the path and the mode, never the contents.
+void require_private_file(const std::string& path, int fd);
+
+// Reads a private key file after require_private_file; at most `limit` bytes.
+std::vector<uint8_t> read_private_file(const std::string& path, size_t limit);
+// Reads any file whole (at most `limit` bytes; GREY_ERROR_CORRUPT beyond).
+std::vector<uint8_t> read_file(const std::string& path, size_t limit);
+
+// Creates `path` with mode 0600; fails if it exists.
+void write_new_private_file(const std::string& path, std::span<const uint8_t> bytes);
+// Replaces `path` atomically (temporary file, fsync, rename, fsync of the directory), mode `mode`.
+void replace_file(const std::string& path, std::span<const uint8_t> bytes, unsigned mode);
+
+void write_all(int fd, std::span<const uint8_t> bytes, const std::string& what);
+void fsync_directory_of(const std::string& path);
+std::string errno_text();
+
+}  // namespace grey::audit

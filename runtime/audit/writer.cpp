@@ -1,0 +1,359 @@
+#include "audit/writer.hpp"
+
+#include "core/error.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <ctime>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace grey::audit {
+
+uint64_t now_ns() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+namespace {
+// Holds flock(LOCK_EX) on the log for one write, so that appends of several processes never interleave.
+class FileLock {
+public:
+    explicit FileLock(int fd) : fd_(fd) {
+        while (::flock(fd_, LOCK_EX) != 0)
+            if (errno != EINTR) fail(GREY_ERROR_IO, "cannot lock the audit log: " + errno_text());
+    }
+    ~FileLock() { ::flock(fd_, LOCK_UN); }
+    FileLock(const FileLock&) = delete;
+    FileLock& operator=(const FileLock&) = delete;
+
+private:
+    int fd_;
+};
+
+uint64_t file_size(int fd) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) fail(GREY_ERROR_IO, "cannot stat the audit log: " + errno_text());
+    return static_cast<uint64_t>(st.st_size);
+}
+
+std::vector<uint8_t> read_range(int fd, uint64_t offset, uint64_t length) {
+    std::vector<uint8_t> bytes(length);
+    size_t done = 0;
+    while (done < length) {
+        const ssize_t n = ::pread(fd, bytes.data() + done, length - done, static_cast<off_t>(offset + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) fail(GREY_ERROR_IO, "cannot read the audit log: " + (n < 0 ? errno_text() : std::string("unexpected end")));
+        done += static_cast<size_t>(n);
+    }
+    return bytes;
+}
+
+void sync_data(int fd) {
+    if (::fdatasync(fd) != 0) fail(GREY_ERROR_IO, "cannot sync the audit log: " + errno_text());
+}
+}  // namespace
+
+Writer::Writer(WriterOptions options) : options_(std::move(options)) {
+    if (options_.durability == Durability::Group && (options_.group_records == 0 || options_.group_ms == 0))
+        fail(GREY_ERROR_INVALID_ARGUMENT, "group commit needs group_records > 0 and group_ms > 0");
+    key_ = read_key_file(options_.key_path);
+    if (key_.role != KeyRole::Writer)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "key file '" + options_.key_path +
+                                              "' is a verifier key; a writer needs the writer key (greyctl audit keygen "
+                                              "--writer-out), so that the verifier key stays at epoch 0");
+    if (!options_.signing_key_path.empty()) signing_key_ = ed25519_read_private(options_.signing_key_path);
+    open_or_create();
+    if (options_.durability == Durability::Group)
+        flusher_ = std::jthread([this](std::stop_token stop) { flusher_loop(std::move(stop)); });
+}
+
+Writer::~Writer() {
+    if (flusher_.joinable()) {
+        flusher_.request_stop();
+        flusher_.join();
+    }
+    try {
+        std::lock_guard lock(mutex_);
+        flush_locked();
+    } catch (...) {
+        // Destruction cannot report; grey_audit_flush is the call that does.
+    }
+}
+
+void Writer::open_or_create() {
+    fd_ = UniqueFd(::open(options_.log_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640));
+    if (fd_.get() < 0) {
+        if (errno == EACCES || errno == EPERM) fail(GREY_ERROR_PERMISSION_DENIED, "cannot open audit log '" + options_.log_path + "': " + errno_text());
+        fail(GREY_ERROR_IO, "cannot open audit log '" + options_.log_path + "': " + errno_text());
+    }
+    FileLock lock(fd_.get());
+    if (file_size(fd_.get()) == 0) {
+        create_header();
+    } else {
+        const std::vector<uint8_t> header_bytes = read_range(fd_.get(), 0, std::min<uint64_t>(header_size, file_size(fd_.get())));
+        const auto header = parse_header(header_bytes);
+        if (!header) fail(GREY_ERROR_CORRUPT, "'" + options_.log_path + "' is not a grey audit log (bad header)");
+        if (header->key_id != key_.key_id)
+            fail(GREY_ERROR_INVALID_ARGUMENT, "audit log '" + options_.log_path + "' was created with a different key");
+        if (key_.epoch == 0) {
+            HmacSha256 header_mac(header_key(key_.key));
+            if (!equal_ct(header_mac.mac(Bytes(header_bytes.data(), header_mac_offset)), header->mac))
+                fail(GREY_ERROR_CORRUPT, "audit log '" + options_.log_path + "': the header fails its MAC check");
+        }
+        log_id_ = header->log_id;
+        head_ = leaf_hash(sha_, header_bytes);
+        end_offset_ = header_size;
+    }
+    record_mac_.emplace(record_key(key_.key));
+    last_record_epoch_ = 0;
+    epoch_started_ns_ = now_ns();
+    absorb_file_tail(true);
+}
+
+void Writer::create_header() {
+    if (key_.epoch != 0)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "key file '" + options_.key_path + "' is at epoch " + std::to_string(key_.epoch) +
+                                              "; a new log must start from an epoch-0 key");
+    Header header;
+    random_bytes(header.log_id);
+    header.key_id = key_.key_id;
+    header.created_ns = now_ns();
+    HmacSha256 header_mac(header_key(key_.key));
+    const auto bytes = encode_header(header, header_mac);
+    write_all(fd_.get(), bytes, "the audit log header");
+    sync_data(fd_.get());
+    fsync_directory_of(options_.log_path);
+    log_id_ = header.log_id;
+    head_ = leaf_hash(sha_, bytes);
+    end_offset_ = header_size;
+}
+
+void Writer::advance_key_to(uint32_t epoch, bool persist) {
+    if (epoch <= key_.epoch) return;
+    if (epoch - key_.epoch > KeyChain::max_epoch_step)
+        fail(GREY_ERROR_CORRUPT, "audit log '" + options_.log_path + "' jumps to epoch " + std::to_string(epoch));
+    KeyFile next = key_;
+    while (next.epoch < epoch) {
+        next.key = next_epoch_key(next.key);
+        ++next.epoch;
+    }
+    // The new key reaches the disk before any record sealed with it, so a crash never leaves records
+    // the key file can no longer extend.
+    if (persist) write_key_file(options_.key_path, next, KeyFileWrite::Replace);
+    key_ = next;  // overwrites, and so erases, the previous epoch's key
+    record_mac_.emplace(record_key(key_.key));
+}
+
+void Writer::absorb_file_tail(bool at_open) {
+    const uint64_t size = file_size(fd_.get());
+    if (size < end_offset_)
+        fail(GREY_ERROR_CORRUPT, "audit log '" + options_.log_path + "' shrank from " + std::to_string(end_offset_) + " to " +
+                                     std::to_string(size) + " bytes while open");
+    if (size == end_offset_) return;
+    const std::vector<uint8_t> bytes = read_range(fd_.get(), end_offset_, size - end_offset_);
+    size_t at = 0;
+    std::string problem;
+    while (at < bytes.size()) {
+        RecordView record;
+        const ParseError error = parse_record(Bytes(bytes).subspan(at), end_offset_ + at, record);
+        if (error != ParseError::None) {
+            // Past a structural break nothing can be parsed, so everything from here on is the tail.
+            problem = parse_error_text(error);
+            break;
+        }
+        if (record.sequence != next_sequence_) problem = "sequence " + std::to_string(record.sequence) + " where " + std::to_string(next_sequence_) + " was expected";
+        else if (!equal_ct(record.previous_hash, head_)) problem = "the previous-record hash does not match";
+        else if (record.epoch < last_record_epoch_) problem = "the key epoch goes backwards";
+        if (problem.empty() && record.epoch >= key_.epoch) {
+            // A record of a later epoch means another writer (or a crash after the key file moved) got
+            // there first: follow it, persisting only if our key file is behind.
+            if (record.epoch > key_.epoch) advance_key_to(record.epoch, true);
+            if (!equal_ct(record_mac_->mac(record.authenticated()), record.mac)) problem = "the record fails its MAC check";
+        }
+        if (!problem.empty()) {
+            if (at + record.bytes.size() < bytes.size())
+                fail(GREY_ERROR_CORRUPT, "audit log '" + options_.log_path + "': record " + std::to_string(next_sequence_) +
+                                             " at offset " + std::to_string(end_offset_ + at) + " is invalid (" + problem +
+                                             ") and more records follow it; refusing to append to a damaged log "
+                                             "(run greyctl audit verify)");
+            break;
+        }
+        head_ = leaf_hash(sha_, record.bytes);
+        range_.append(sha_, head_);
+        ++next_sequence_;
+        if (record.epoch != last_record_epoch_ || next_sequence_ == 1) {
+            epoch_records_ = 0;
+            epoch_started_ns_ = record.timestamp_ns;
+        }
+        last_record_epoch_ = record.epoch;
+        if (record.epoch == key_.epoch) ++epoch_records_;
+        at += record.bytes.size();
+    }
+    const uint64_t valid_end = end_offset_ + at;
+    end_offset_ = valid_end;
+    if (valid_end < size) recover_tail(valid_end, size, problem + (at_open ? " (found on open)" : " (left by another writer)"));
+}
+
+void Writer::recover_tail(uint64_t valid_end, uint64_t size, const std::string& reason) {
+    // Keep the discarded bytes beside the log: what a crash left is evidence, not rubbish.
+    const std::vector<uint8_t> tail = read_range(fd_.get(), valid_end, size - valid_end);
+    const std::string saved = options_.log_path + ".torn." + std::to_string(valid_end) + "." + std::to_string(now_ns());
+    replace_file(saved, tail, 0600);
+    if (::ftruncate(fd_.get(), static_cast<off_t>(valid_end)) != 0)
+        fail(GREY_ERROR_IO, "cannot truncate the torn tail of '" + options_.log_path + "': " + errno_text());
+    sync_data(fd_.get());
+    recovered_bytes_ += size - valid_end;
+    const nlohmann::ordered_json payload = {{"offset", valid_end},
+                                            {"discarded_bytes", size - valid_end},
+                                            {"discarded_sha256", to_hex(sha_.hash(-1, tail))},
+                                            {"saved_to", saved},
+                                            {"reason", reason}};
+    // The recovery is recorded at once: the next reader must find it, even if this writer never appends.
+    pending_.insert(pending_.begin(), Pending{"grey.recovery", payload.dump(), now_ns()});
+    seal_and_write_pending();
+}
+
+void Writer::maybe_advance_epoch(uint64_t now) {
+    const bool by_count = options_.epoch_records != 0 && epoch_records_ >= options_.epoch_records;
+    const bool by_time = options_.epoch_seconds != 0 && now >= epoch_started_ns_ &&
+                         now - epoch_started_ns_ >= options_.epoch_seconds * 1000000000ull;
+    if (!by_count && !by_time) return;
+    advance_key_to(key_.epoch + 1, true);
+    epoch_records_ = 0;
+    epoch_started_ns_ = now;
+}
+
+void Writer::write_sealed(const std::string& bytes) {
+    if (::lseek(fd_.get(), static_cast<off_t>(end_offset_), SEEK_SET) < 0)
+        fail(GREY_ERROR_IO, "cannot seek in the audit log: " + errno_text());
+    try {
+        write_all(fd_.get(), as_bytes(bytes), "the audit log");
+        sync_data(fd_.get());
+    } catch (...) {
+        // Leave no half-written batch for the next open to find.
+        if (::ftruncate(fd_.get(), static_cast<off_t>(end_offset_)) == 0) ::fdatasync(fd_.get());
+        throw;
+    }
+    end_offset_ += bytes.size();
+}
+
+void Writer::flush_locked() {
+    if (pending_.empty()) return;
+    FileLock lock(fd_.get());
+    absorb_file_tail(false);
+    seal_and_write_pending();
+}
+
+void Writer::seal_and_write_pending() {
+    const Snapshot before{next_sequence_, head_, range_, epoch_records_, last_record_epoch_};
+    try {
+        seal_buffer_.clear();
+        const uint64_t now = now_ns();
+        for (const Pending& p : pending_) {
+            maybe_advance_epoch(now);
+            head_ = append_record(seal_buffer_, {next_sequence_, p.timestamp_ns, key_.epoch, p.type, p.payload, head_}, *record_mac_, sha_);
+            range_.append(sha_, head_);
+            ++next_sequence_;
+            ++epoch_records_;
+            last_record_epoch_ = key_.epoch;
+        }
+        write_sealed(seal_buffer_);
+    } catch (...) {
+        // Records that did not reach the file are dropped and the state is as before; the caller sees
+        // the error. (A key that already advanced stays advanced: the file never lags behind the key.)
+        next_sequence_ = before.next_sequence;
+        head_ = before.head;
+        range_ = before.range;
+        epoch_records_ = before.epoch_records;
+        last_record_epoch_ = before.last_record_epoch;
+        pending_.clear();
+        throw;
+    }
+    pending_.clear();
+}
+
+void Writer::rethrow_deferred() {
+    if (deferred_error_) {
+        std::exception_ptr error = std::exchange(deferred_error_, nullptr);
+        std::rethrow_exception(error);
+    }
+}
+
+std::optional<uint64_t> Writer::append(std::string_view type, std::string_view payload) {
+    if (type.starts_with(reserved_type_prefix))
+        fail(GREY_ERROR_INVALID_ARGUMENT, "record types starting with 'grey.' are reserved for libgrey");
+    return append_any(type, payload);
+}
+
+std::optional<uint64_t> Writer::append_reserved(std::string_view type, std::string_view payload) {
+    if (!type.starts_with(reserved_type_prefix)) fail(GREY_ERROR_INTERNAL, "append_reserved needs a 'grey.' type");
+    return append_any(type, payload);
+}
+
+std::optional<uint64_t> Writer::append_any(std::string_view type, std::string_view payload) {
+    if (!valid_type(type))
+        fail(GREY_ERROR_INVALID_ARGUMENT, "record type must be 1 to 64 characters of [A-Za-z0-9._-]");
+    if (payload.size() > max_payload_length) fail(GREY_ERROR_INVALID_ARGUMENT, "payload is larger than 1 MiB");
+    if (!nlohmann::json::accept(payload)) fail(GREY_ERROR_INVALID_ARGUMENT, "payload is not valid JSON");
+    std::lock_guard lock(mutex_);
+    rethrow_deferred();
+    if (pending_.empty()) oldest_pending_ns_ = now_ns();
+    pending_.push_back(Pending{std::string(type), std::string(payload), now_ns()});
+    if (options_.durability == Durability::EveryRecord || pending_.size() >= options_.group_records) {
+        flush_locked();
+        return next_sequence_ - 1;
+    }
+    if (pending_.size() == 1) wake_.notify_one();
+    return std::nullopt;
+}
+
+void Writer::flush() {
+    std::lock_guard lock(mutex_);
+    rethrow_deferred();
+    flush_locked();
+}
+
+std::string Writer::checkpoint() {
+    std::lock_guard lock(mutex_);
+    rethrow_deferred();
+    flush_locked();
+    FileLock file_lock(fd_.get());
+    absorb_file_tail(false);
+    Checkpoint c;
+    c.log_id = log_id_;
+    c.size = next_sequence_;
+    c.root = range_.root(sha_);
+    c.time_ns = now_ns();
+    c.epoch = key_.epoch;
+    HmacSha256 mac(checkpoint_key(key_.key));
+    return seal_checkpoint(c, mac, signing_key_.get());
+}
+
+WriterState Writer::state() {
+    std::lock_guard lock(mutex_);
+    return {next_sequence_, pending_.size(), key_.epoch, log_id_, head_, recovered_bytes_};
+}
+
+void Writer::flusher_loop(std::stop_token stop) {
+    std::unique_lock lock(mutex_);
+    while (!stop.stop_requested()) {
+        wake_.wait(lock, stop, [&] { return !pending_.empty(); });
+        if (stop.stop_requested()) break;
+        const auto deadline = std::chrono::system_clock::time_point(std::chrono::nanoseconds(oldest_pending_ns_)) +
+                              std::chrono::milliseconds(options_.group_ms);
+        wake_.wait_until(lock, stop, deadline, [&] { return pending_.empty(); });
+        if (pending_.empty() || stop.stop_requested()) continue;
+        try {
+            flush_locked();
+        } catch (...) {
+            deferred_error_ = std::current_exception();
+        }
+    }
+}
+
+}  // namespace grey::audit

@@ -1,0 +1,99 @@
+// Shared fixtures for the audit tests: a private temporary directory with a fresh key pair, and helpers
+// that read, cut and splice a log file the way an attacker would.
+#pragma once
+
+#include "audit/record_format.hpp"
+#include "audit/verifier.hpp"
+#include "grey.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+namespace grey::audit::test {
+
+inline std::vector<uint8_t> read_all(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+inline void write_all_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+// Byte ranges [offset, offset + size) of each record in a log file.
+struct Span {
+    size_t offset;
+    size_t size;
+};
+inline std::vector<Span> record_spans(const std::vector<uint8_t>& file) {
+    std::vector<Span> spans;
+    const auto log = parse_log(file);
+    if (!log) return spans;
+    for (const auto& r : log->records) spans.push_back({static_cast<size_t>(r.offset), r.bytes.size()});
+    return spans;
+}
+
+class AuditTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        std::string pattern = (std::filesystem::temp_directory_path() / "grey-audit-XXXXXX").string();
+        ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+        dir = pattern;
+        verifier_key = dir + "/verifier.key";
+        writer_key = dir + "/writer.key";
+        log_path = dir + "/audit.log";
+        grey_audit_keygen_options k = GREY_AUDIT_KEYGEN_OPTIONS_INIT;
+        k.verifier_key_path = verifier_key.c_str();
+        k.writer_key_path = writer_key.c_str();
+        ASSERT_EQ(grey_audit_keygen(&k), GREY_OK) << grey_last_error();
+    }
+    void TearDown() override { std::filesystem::remove_all(dir); }
+
+    grey_audit_log* open_log(grey_audit_options o = GREY_AUDIT_OPTIONS_INIT) {
+        if (o.log_path == nullptr) o.log_path = log_path.c_str();
+        if (o.key_path == nullptr) o.key_path = writer_key.c_str();
+        grey_audit_log* log = nullptr;
+        EXPECT_EQ(grey_audit_open(&o, &log), GREY_OK) << grey_last_error();
+        return log;
+    }
+
+    // Appends `count` records {"i": n} and closes the log.
+    void write_records(int count, grey_audit_options o = GREY_AUDIT_OPTIONS_INIT, int first = 0) {
+        grey_audit_log* log = open_log(o);
+        ASSERT_NE(log, nullptr);
+        for (int i = first; i < first + count; ++i) {
+            const std::string payload = "{\"i\":" + std::to_string(i) + "}";
+            ASSERT_EQ(grey_audit_append(log, "test", payload.c_str(), nullptr), GREY_OK) << grey_last_error();
+        }
+        ASSERT_EQ(grey_audit_flush(log), GREY_OK);
+        grey_audit_close(log);
+    }
+
+    grey_audit_report verify(const std::vector<std::string>& checkpoints = {}, const std::string& key = "",
+                             const char* public_key = nullptr, const std::string& path = "") {
+        std::vector<const char*> paths;
+        for (const auto& c : checkpoints) paths.push_back(c.c_str());
+        grey_audit_verify_options v = GREY_AUDIT_VERIFY_OPTIONS_INIT;
+        const std::string& log = path.empty() ? log_path : path;
+        v.log_path = log.c_str();
+        v.key_path = key.empty() ? verifier_key.c_str() : key.c_str();
+        v.checkpoint_paths = paths.data();
+        v.checkpoint_count = static_cast<uint32_t>(paths.size());
+        v.public_key_path = public_key;
+        grey_audit_report report{};
+        report.struct_size = sizeof report;
+        EXPECT_EQ(grey_audit_verify(&v, &report), GREY_OK) << grey_last_error();
+        return report;
+    }
+
+    std::string dir, verifier_key, writer_key, log_path;
+};
+
+}  // namespace grey::audit::test

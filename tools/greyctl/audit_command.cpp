@@ -1,0 +1,147 @@
+// greyctl audit keygen | verify | append | checkpoint | show
+#include "commands.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <vector>
+
+namespace greyctl {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+int run_keygen(const std::string& out, bool ed25519) {
+    const std::string writer = out + ".writer";
+    const std::string priv = out + ".ed25519";
+    const std::string pub = out + ".ed25519.pub";
+    grey_audit_keygen_options options = GREY_AUDIT_KEYGEN_OPTIONS_INIT;
+    options.verifier_key_path = out.c_str();
+    options.writer_key_path = writer.c_str();
+    options.ed25519 = ed25519 ? 1u : 0u;
+    options.ed25519_private_path = priv.c_str();
+    options.ed25519_public_path = pub.c_str();
+    check(grey_audit_keygen(&options));
+    std::printf("verifier key: %s  (keep it offline: only it can verify the whole log)\n", out.c_str());
+    std::printf("writer key:   %s  (give it to the writer; it advances every epoch)\n", writer.c_str());
+    if (ed25519) std::printf("ed25519:      %s (private, signs checkpoints), %s (public, share it)\n", priv.c_str(), pub.c_str());
+    return 0;
+}
+
+int run_verify(const std::string& log, const std::string& key, const std::vector<std::string>& checkpoints,
+               const std::string& public_key, bool as_json) {
+    std::vector<const char*> paths;
+    for (const auto& c : checkpoints) paths.push_back(c.c_str());
+    grey_audit_verify_options options = GREY_AUDIT_VERIFY_OPTIONS_INIT;
+    options.log_path = log.c_str();
+    options.key_path = key.c_str();
+    options.checkpoint_paths = paths.data();
+    options.checkpoint_count = static_cast<uint32_t>(paths.size());
+    options.public_key_path = public_key.empty() ? nullptr : public_key.c_str();
+    grey_audit_report report{};
+    report.struct_size = sizeof report;
+    check(grey_audit_verify(&options, &report));
+    const bool intact = report.cause == GREY_AUDIT_INTACT;
+    if (as_json) {
+        json out = {{"intact", intact},
+                    {"cause", grey_audit_cause_name(report.cause)},
+                    {"records", report.records},
+                    {"head", hex(report.head_hash, sizeof report.head_hash)},
+                    {"root", hex(report.root_hash, sizeof report.root_hash)},
+                    {"log_id", hex(report.log_id, sizeof report.log_id)},
+                    {"last_epoch", report.last_epoch},
+                    {"checkpoints", checkpoints.size()}};
+        out["first_bad_record"] = report.first_bad_record == GREY_AUDIT_NO_RECORD ? json(nullptr) : json(report.first_bad_record);
+        out["first_bad_offset"] = report.first_bad_record == GREY_AUDIT_NO_RECORD ? json(nullptr) : json(report.first_bad_offset);
+        out["bad_checkpoint"] = report.bad_checkpoint == GREY_AUDIT_NO_CHECKPOINT ? json(nullptr) : json(report.bad_checkpoint);
+        out["detail"] = report.detail;
+        std::cout << out.dump(2) << "\n";
+    } else if (intact) {
+        std::printf("intact: %llu records, head %s, root %s\n", static_cast<unsigned long long>(report.records),
+                    hex(report.head_hash, 32).c_str(), hex(report.root_hash, 32).c_str());
+    } else {
+        std::printf("TAMPERED: %s", grey_audit_cause_name(report.cause));
+        if (report.first_bad_record != GREY_AUDIT_NO_RECORD)
+            std::printf(" at record %llu (offset %llu)", static_cast<unsigned long long>(report.first_bad_record),
+                        static_cast<unsigned long long>(report.first_bad_offset));
+        std::printf("\n  %s\n  %llu records verified before it\n", report.detail, static_cast<unsigned long long>(report.records));
+    }
+    return intact ? 0 : 1;
+}
+
+int run_show(const std::string& log, uint64_t from, uint64_t count) {
+    const std::string text = read_text([&](char* b, size_t n, size_t* len) { return grey_audit_records_json(log.c_str(), from, count, b, n, len); });
+    for (const auto& record : json::parse(text))
+        std::printf("%-6llu epoch %-4u %-16s %s\n", record["sequence"].get<unsigned long long>(), record["epoch"].get<unsigned>(),
+                    record["type"].get<std::string>().c_str(), record["payload"].dump().c_str());
+    return 0;
+}
+
+}  // namespace
+
+void add_audit_command(CLI::App& app, const GlobalOptions&, Runner& run) {
+    auto* audit = app.add_subcommand("audit", "Tamper-evident audit log: keys, appends, checkpoints, verification");
+    audit->require_subcommand(1);
+
+    struct Options {
+        std::string out, log, key, type, payload, public_key, signing_key;
+        std::vector<std::string> checkpoints;
+        bool ed25519 = false;
+        bool as_json = false;
+        uint64_t from = 0;
+        uint64_t count = 0;
+    };
+    auto o = std::make_shared<Options>();
+
+    auto* keygen = audit->add_subcommand("keygen", "Write a verifier key PATH and a writer key PATH.writer (mode 0600)");
+    keygen->add_option("--out", o->out, "Verifier key file to create")->required();
+    keygen->add_flag("--ed25519", o->ed25519, "Also write an Ed25519 pair PATH.ed25519 and PATH.ed25519.pub");
+    keygen->callback([&run, o] { run = [o] { return run_keygen(o->out, o->ed25519); }; });
+
+    auto* verify = audit->add_subcommand("verify", "Verify a log; exit 0 when intact, 1 with the first bad record and cause");
+    verify->add_option("--log", o->log, "Audit log")->required();
+    verify->add_option("--key", o->key, "Verifier key (the initial key)")->required();
+    verify->add_option("--checkpoint", o->checkpoints, "Checkpoint file kept elsewhere (repeatable)");
+    verify->add_option("--public-key", o->public_key, "Ed25519 public key: checkpoints must be signed with it");
+    verify->add_flag("--json", o->as_json, "Print the report as JSON");
+    verify->callback([&run, o] { run = [o] { return run_verify(o->log, o->key, o->checkpoints, o->public_key, o->as_json); }; });
+
+    auto* append = audit->add_subcommand("append", "Append one record and sync it");
+    append->add_option("--log", o->log, "Audit log (created if missing)")->required();
+    append->add_option("--key", o->key, "Writer key")->required();
+    append->add_option("--type", o->type, "Record type ([A-Za-z0-9._-], 1..64)")->required();
+    append->add_option("--payload", o->payload, "Record payload (JSON)")->required();
+    append->callback([&run, o] {
+        run = [o] {
+            AuditLogPtr log = open_audit_log(o->log, o->key);
+            uint64_t sequence = 0;
+            check(grey_audit_append(log.get(), o->type.c_str(), o->payload.c_str(), &sequence));
+            std::printf("appended record %llu\n", static_cast<unsigned long long>(sequence));
+            return 0;
+        };
+    });
+
+    auto* checkpoint = audit->add_subcommand("checkpoint", "Write a signed checkpoint of the log");
+    checkpoint->add_option("--log", o->log, "Audit log")->required();
+    checkpoint->add_option("--key", o->key, "Writer key")->required();
+    checkpoint->add_option("--out", o->out, "Checkpoint file to write")->required();
+    checkpoint->add_option("--signing-key", o->signing_key, "Ed25519 private key: also sign with it");
+    checkpoint->callback([&run, o] {
+        run = [o] {
+            AuditLogPtr log = open_audit_log(o->log, o->key, o->signing_key);
+            check(grey_audit_checkpoint(log.get(), o->out.c_str()));
+            std::printf("checkpoint written to %s\n", o->out.c_str());
+            return 0;
+        };
+    });
+
+    auto* show = audit->add_subcommand("show", "Print records (unverified: use verify for proof)");
+    show->add_option("--log", o->log, "Audit log")->required();
+    show->add_option("--from", o->from, "First record index");
+    show->add_option("--count", o->count, "At most this many records (0: all)");
+    show->callback([&run, o] { run = [o] { return run_show(o->log, o->from, o->count); }; });
+}
+
+}  // namespace greyctl
