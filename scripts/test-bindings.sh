@@ -46,6 +46,7 @@ elif [ "$rc" -ne 0 ]; then
 fi
 
 echo "== go: go test"
+bash scripts/stamp-go-bindings.sh --check
 (cd bindings/go && go test -count=1 ./...)
 
 echo "== rust: cargo test --offline"
