@@ -30,10 +30,15 @@ uint64_t monotonic_ns() {
 
 namespace {
 
-// Reads a whole small file; nullopt if it cannot be opened. errno is left describing why.
-std::optional<std::string> read_text(const fs::path& file) {
+// Reads a whole small file; nullopt and the errno value in `error` if it cannot be opened.
+std::optional<std::string> read_file(const fs::path& file, int& error) {
+    errno = 0;
     std::ifstream in(file);
-    if (!in) return std::nullopt;
+    if (!in) {
+        error = errno != 0 ? errno : ENOENT;
+        return std::nullopt;
+    }
+    error = 0;
     std::ostringstream out;
     out << in.rdbuf();
     return out.str();
@@ -60,11 +65,6 @@ std::optional<int64_t> parse_i64(std::string_view text) {
     auto [ptr, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
     if (t.empty() || ec != std::errc() || ptr != t.data() + t.size()) return std::nullopt;
     return v;
-}
-
-std::optional<uint64_t> read_u64(const fs::path& file) {
-    auto text = read_text(file);
-    return text ? parse_u64(*text) : std::nullopt;
 }
 
 // "key<sep>value" lines: the first line whose key matches.
@@ -132,30 +132,6 @@ std::vector<fs::path> sorted_entries(const fs::path& dir, std::string_view prefi
     return out;
 }
 
-// The hwmon device of the CPU package sensor, and which temp input is the package one.
-struct CpuSensor {
-    fs::path dir;
-    std::string index;  // "1" for temp1_*
-};
-
-std::optional<CpuSensor> find_cpu_sensor(const fs::path& hwmon_root) {
-    static constexpr std::string_view kCpuDrivers[] = {"coretemp", "k10temp", "zenpower", "cpu_thermal"};
-    for (const auto& dir : sorted_entries(hwmon_root, "hwmon")) {
-        auto name = read_text(dir / "name");
-        if (!name || std::find(std::begin(kCpuDrivers), std::end(kCpuDrivers), trim(*name)) == std::end(kCpuDrivers)) continue;
-        // Prefer the labelled package sensor ("Package id 0", "Tctl"), else temp1.
-        for (const auto& label_file : sorted_entries(dir, "temp")) {
-            const std::string file = label_file.filename().string();
-            if (!file.ends_with("_label")) continue;
-            auto label = read_text(label_file);
-            if (label && (trim(*label).starts_with("Package") || trim(*label) == "Tctl" || trim(*label) == "Tdie"))
-                return CpuSensor{dir, file.substr(4, file.size() - 4 - 6)};
-        }
-        if (fs::exists(dir / "temp1_input")) return CpuSensor{dir, "1"};
-    }
-    return std::nullopt;
-}
-
 // The SIMD levels that matter for libgrey's host kernels, from /proc/cpuinfo flags.
 std::string isa_summary(std::string_view flags_line) {
     std::set<std::string> flags;
@@ -173,20 +149,43 @@ std::string isa_summary(std::string_view flags_line) {
 }  // namespace
 
 HostProbe::HostProbe(fs::path root, FileReader reader) : root_(std::move(root)), reader_(std::move(reader)) {
-    if (!reader_) reader_ = [](const fs::path& file, int& error) {
-        errno = 0;
-        auto text = read_text(file);
-        error = text ? 0 : (errno != 0 ? errno : ENOENT);
-        return text;
-    };
+    if (!reader_) reader_ = &read_file;
     previous_times_ = read_cpu_times();
     std::string problem;
     grey_field_state state{};
     if (auto uj = read_energy_uj(problem, state)) previous_energy_ = EnergySample{*uj, *uj, monotonic_ns()};
 }
 
+std::optional<std::string> HostProbe::read(const fs::path& file) const {
+    int error = 0;
+    return reader_(file, error);
+}
+
+std::optional<uint64_t> HostProbe::read_number(const fs::path& file) const {
+    auto text = read(file);
+    return text ? parse_u64(*text) : std::nullopt;
+}
+
+std::optional<HostProbe::CpuSensor> HostProbe::cpu_sensor() const {
+    static constexpr std::string_view kCpuDrivers[] = {"coretemp", "k10temp", "zenpower", "cpu_thermal"};
+    for (const auto& dir : sorted_entries(path("sys/class/hwmon"), "hwmon")) {
+        auto name = read(dir / "name");
+        if (!name || std::find(std::begin(kCpuDrivers), std::end(kCpuDrivers), trim(*name)) == std::end(kCpuDrivers)) continue;
+        // Prefer the labelled package sensor ("Package id 0", "Tctl"), else temp1.
+        for (const auto& label_file : sorted_entries(dir, "temp")) {
+            const std::string file = label_file.filename().string();
+            if (!file.ends_with("_label")) continue;
+            auto label = read(label_file);
+            if (label && (trim(*label).starts_with("Package") || trim(*label) == "Tctl" || trim(*label) == "Tdie"))
+                return CpuSensor{dir, file.substr(4, file.size() - 4 - 6)};
+        }
+        if (fs::exists(dir / "temp1_input")) return CpuSensor{dir, "1"};
+    }
+    return std::nullopt;
+}
+
 std::optional<HostProbe::CpuTimes> HostProbe::read_cpu_times() const {
-    auto stat = read_text(path("proc/stat"));
+    auto stat = read(path("proc/stat"));
     if (!stat) return std::nullopt;
     std::istringstream in(*stat);
     std::string label;
@@ -223,7 +222,7 @@ std::optional<uint64_t> HostProbe::read_energy_uj(std::string& problem, grey_fie
 }
 
 void HostProbe::fill_spec(grey_device_spec& spec, const grey_field_reasons* reasons) const {
-    const std::string cpuinfo = read_text(path("proc/cpuinfo")).value_or("");
+    const std::string cpuinfo = read(path("proc/cpuinfo")).value_or("");
 
     // Name: x86 "model name"; Arm "Model" or "Hardware"; else the architecture.
     std::optional<std::string> name;
@@ -241,7 +240,7 @@ void HostProbe::fill_spec(grey_device_spec& spec, const grey_field_reasons* reas
     if (auto flags = field_of(cpuinfo, "flags", ':')) set_text(spec.compute_capability, isa_summary(*flags), GREY_SOURCE_OS);
     else mark(spec.compute_capability, GREY_FIELD_COMPUTE_CAPABILITY, GREY_FIELD_UNSUPPORTED, reasons, "no flags line in /proc/cpuinfo");
 
-    if (auto release = read_text(path("proc/sys/kernel/osrelease")))
+    if (auto release = read(path("proc/sys/kernel/osrelease")))
         set_text(spec.driver_version, "Linux " + trim(*release), GREY_SOURCE_OS);
     else mark(spec.driver_version, GREY_FIELD_DRIVER_VERSION, GREY_FIELD_UNSUPPORTED, reasons, "cannot read /proc/sys/kernel/osrelease");
 
@@ -251,13 +250,13 @@ void HostProbe::fill_spec(grey_device_spec& spec, const grey_field_reasons* reas
     mark(spec.runtime_version, GREY_FIELD_RUNTIME_VERSION, GREY_FIELD_NOT_APPLICABLE, reasons, "the host backend needs no device runtime");
 
     // Memory: the smaller of physical RAM and this process's cgroup limit, since that is what it can use.
-    const std::string meminfo = read_text(path("proc/meminfo")).value_or("");
+    const std::string meminfo = read(path("proc/meminfo")).value_or("");
     auto total = meminfo_bytes(meminfo, "MemTotal");
     auto available = meminfo_bytes(meminfo, "MemAvailable");
-    if (auto limit_text = read_text(path("sys/fs/cgroup/memory.max")); limit_text && total) {
+    if (auto limit_text = read(path("sys/fs/cgroup/memory.max")); limit_text && total) {
         if (auto limit = parse_u64(*limit_text); limit && *limit < *total) {
             total = limit;
-            if (auto current = read_u64(path("sys/fs/cgroup/memory.current")))
+            if (auto current = read_number(path("sys/fs/cgroup/memory.current")))
                 available = std::min(available.value_or(*limit), *limit > *current ? *limit - *current : 0);
         }
     }
@@ -274,7 +273,7 @@ void HostProbe::fill_spec(grey_device_spec& spec, const grey_field_reasons* reas
 
     // Logical cores online.
     std::optional<uint64_t> cores;
-    if (auto online = read_text(path("sys/devices/system/cpu/online"))) cores = count_cpu_list(*online);
+    if (auto online = read(path("sys/devices/system/cpu/online"))) cores = count_cpu_list(*online);
     if (!cores) {
         uint64_t n = 0;
         std::istringstream in(cpuinfo);
@@ -292,9 +291,9 @@ void HostProbe::fill_spec(grey_device_spec& spec, const grey_field_reasons* reas
         const std::string cpu_name = cpu.filename().string();
         if (cpu_name.size() <= 3 || !std::isdigit(static_cast<unsigned char>(cpu_name[3]))) continue;
         for (const auto& index : sorted_entries(cpu / "cache", "index")) {
-            if (read_u64(index / "level") != 2u) continue;
-            auto shared = read_text(index / "shared_cpu_list");
-            auto size = read_text(index / "size");
+            if (read_number(index / "level") != 2u) continue;
+            auto shared = read(index / "shared_cpu_list");
+            auto size = read(index / "size");
             if (!shared || !size) continue;
             if (!seen_instances.insert(trim(*shared)).second) continue;
             if (auto bytes = parse_cache_size(*size)) l2_total += *bytes;
@@ -307,19 +306,19 @@ void HostProbe::fill_spec(grey_device_spec& spec, const grey_field_reasons* reas
 
     // RAPL package power limit (long-term constraint).
     const fs::path rapl = path("sys/class/powercap/intel-rapl:0");
-    if (auto uw = read_u64(rapl / "constraint_0_power_limit_uw")) set_u64(spec.power_limit_mw, *uw / 1000, GREY_SOURCE_OS);
+    if (auto uw = read_number(rapl / "constraint_0_power_limit_uw")) set_u64(spec.power_limit_mw, *uw / 1000, GREY_SOURCE_OS);
     else mark(spec.power_limit_mw, GREY_FIELD_POWER_LIMIT_MW, GREY_FIELD_UNSUPPORTED, reasons, "no RAPL package power limit (" + (rapl / "constraint_0_power_limit_uw").string() + ")");
-    if (auto uw = read_u64(rapl / "constraint_0_max_power_uw"); uw && *uw > 0) set_u64(spec.power_limit_max_mw, *uw / 1000, GREY_SOURCE_OS);
+    if (auto uw = read_number(rapl / "constraint_0_max_power_uw"); uw && *uw > 0) set_u64(spec.power_limit_max_mw, *uw / 1000, GREY_SOURCE_OS);
     else mark(spec.power_limit_max_mw, GREY_FIELD_POWER_LIMIT_MAX_MW, GREY_FIELD_UNSUPPORTED, reasons, "RAPL reports no maximum power");
     mark(spec.power_limit_default_mw, GREY_FIELD_POWER_LIMIT_DEFAULT_MW, GREY_FIELD_UNSUPPORTED, reasons, "RAPL has no default power limit");
     mark(spec.power_limit_min_mw, GREY_FIELD_POWER_LIMIT_MIN_MW, GREY_FIELD_UNSUPPORTED, reasons, "RAPL has no minimum power limit");
 
     // Thresholds of the CPU package sensor: *_max is where the CPU starts to throttle, *_crit shutdown.
-    if (auto sensor = find_cpu_sensor(path("sys/class/hwmon"))) {
+    if (auto sensor = cpu_sensor()) {
         const std::string base = "temp" + sensor->index;
-        if (auto m = read_u64(sensor->dir / (base + "_max"))) set_f64(spec.temperature_slowdown_c, *m / 1000.0, GREY_SOURCE_OS);
+        if (auto m = read_number(sensor->dir / (base + "_max"))) set_f64(spec.temperature_slowdown_c, *m / 1000.0, GREY_SOURCE_OS);
         else mark(spec.temperature_slowdown_c, GREY_FIELD_TEMPERATURE_SLOWDOWN_C, GREY_FIELD_UNSUPPORTED, reasons, "the CPU sensor reports no maximum (" + base + "_max)");
-        if (auto c = read_u64(sensor->dir / (base + "_crit"))) set_f64(spec.temperature_shutdown_c, *c / 1000.0, GREY_SOURCE_OS);
+        if (auto c = read_number(sensor->dir / (base + "_crit"))) set_f64(spec.temperature_shutdown_c, *c / 1000.0, GREY_SOURCE_OS);
         else mark(spec.temperature_shutdown_c, GREY_FIELD_TEMPERATURE_SHUTDOWN_C, GREY_FIELD_UNSUPPORTED, reasons, "the CPU sensor reports no critical temperature (" + base + "_crit)");
     } else {
         mark(spec.temperature_slowdown_c, GREY_FIELD_TEMPERATURE_SLOWDOWN_C, GREY_FIELD_UNSUPPORTED, reasons, "no CPU temperature sensor under /sys/class/hwmon");
@@ -341,14 +340,14 @@ void HostProbe::fill_telemetry(grey_device_telemetry& t, const grey_field_reason
 
     // Package temperature: hwmon first, then the thermal zone the kernel calls x86_pkg_temp.
     std::optional<double> temperature;
-    if (auto sensor = find_cpu_sensor(path("sys/class/hwmon")))
-        if (auto v = read_text(sensor->dir / ("temp" + sensor->index + "_input")))
+    if (auto sensor = cpu_sensor())
+        if (auto v = read(sensor->dir / ("temp" + sensor->index + "_input")))
             if (auto m = parse_i64(*v)) temperature = *m / 1000.0;
     if (!temperature)
         for (const auto& zone : sorted_entries(path("sys/class/thermal"), "thermal_zone")) {
-            auto type = read_text(zone / "type");
+            auto type = read(zone / "type");
             if (!type || (trim(*type) != "x86_pkg_temp" && trim(*type) != "cpu-thermal")) continue;
-            if (auto v = read_text(zone / "temp"))
+            if (auto v = read(zone / "temp"))
                 if (auto m = parse_i64(*v)) temperature = *m / 1000.0;
             break;
         }
@@ -363,7 +362,7 @@ void HostProbe::fill_telemetry(grey_device_telemetry& t, const grey_field_reason
         grey_field_state state = GREY_FIELD_UNSUPPORTED;
         if (auto uj = read_energy_uj(problem, state)) {
             if (previous_energy_ && *uj < previous_energy_->raw_uj)
-                energy_wraps_uj_ += read_u64(path("sys/class/powercap/intel-rapl:0/max_energy_range_uj")).value_or(0);
+                energy_wraps_uj_ += read_number(path("sys/class/powercap/intel-rapl:0/max_energy_range_uj")).value_or(0);
             const uint64_t total_uj = *uj + energy_wraps_uj_;
             set_u64(t.energy_total_mj, total_uj / 1000, GREY_SOURCE_OS);
             if (previous_energy_ && now > previous_energy_->timestamp_ns && total_uj >= previous_energy_->total_uj) {
@@ -395,7 +394,7 @@ void HostProbe::fill_telemetry(grey_device_telemetry& t, const grey_field_reason
     }
     mark(t.memory_utilization_percent, GREY_FIELD_MEMORY_UTILIZATION_PERCENT, GREY_FIELD_UNSUPPORTED, reasons, "the OS reports no memory-controller utilisation");
 
-    const std::string meminfo = read_text(path("proc/meminfo")).value_or("");
+    const std::string meminfo = read(path("proc/meminfo")).value_or("");
     auto total = meminfo_bytes(meminfo, "MemTotal");
     auto available = meminfo_bytes(meminfo, "MemAvailable");
     if (total && available && *total >= *available) set_u64(t.memory_used_bytes, *total - *available, GREY_SOURCE_OS);

@@ -36,7 +36,17 @@ private:
         uint64_t timestamp_ns = 0;
     };
 
+    // The hwmon sensor of the CPU package: its directory and the N of its tempN_* files.
+    struct CpuSensor {
+        std::filesystem::path dir;
+        std::string index;
+    };
+
     std::filesystem::path path(const char* relative) const { return root_ / relative; }
+    // Every file is read through reader_, so an injected reader sees (and can fail) all of them.
+    std::optional<std::string> read(const std::filesystem::path& file) const;
+    std::optional<uint64_t> read_number(const std::filesystem::path& file) const;
+    std::optional<CpuSensor> cpu_sensor() const;
     std::optional<CpuTimes> read_cpu_times() const;
     std::optional<uint64_t> read_energy_uj(std::string& problem, grey_field_state& state) const;
 

@@ -158,16 +158,24 @@ std::string text_of(const FieldReading& r) {
     return out.str();
 }
 
+// The non-empty pieces of `text` between `separator`s.
+std::vector<std::string> split(const std::string& text, char separator) {
+    std::vector<std::string> pieces;
+    std::istringstream in(text);
+    for (std::string piece; std::getline(in, piece, separator);)
+        if (!piece.empty()) pieces.push_back(piece);
+    return pieces;
+}
+
+std::vector<std::string> search_path(grey_context* ctx) {
+    return split(read_text([&](char* b, size_t n, size_t* len) { return grey_backend_search_path(ctx, b, n, len); }), '\n');
+}
+
 int run_detect(const GlobalOptions& global, const DetectOptions& opts) {
     ContextPtr context = open_context(global, opts.backend);
     grey_context* ctx = context.get();
 
-    std::vector<std::string> wanted;
-    for (std::istringstream in(opts.backend); !in.eof();) {
-        std::string name;
-        std::getline(in, name, ',');
-        if (!name.empty()) wanted.push_back(name);
-    }
+    const std::vector<std::string> wanted = split(opts.backend, ',');
 
     uint32_t report_count = 0;
     check(grey_backend_count(ctx, &report_count));
@@ -247,14 +255,7 @@ int run_detect(const GlobalOptions& global, const DetectOptions& opts) {
         json out = {{"libgrey_version", grey_version_string()}, {"devices", devices}};
         if (opts.debug) {
             out["backends"] = backends;
-            std::string path = read_text([&](char* b, size_t n, size_t* len) { return grey_backend_search_path(ctx, b, n, len); });
-            json dirs = json::array();
-            for (std::istringstream in(path); !in.eof();) {
-                std::string dir;
-                std::getline(in, dir);
-                if (!dir.empty()) dirs.push_back(dir);
-            }
-            out["search_path"] = dirs;
+            out["search_path"] = search_path(ctx);
         }
         std::cout << out.dump(2) << "\n";
         return 0;
@@ -283,13 +284,8 @@ int run_detect(const GlobalOptions& global, const DetectOptions& opts) {
         std::printf("\nbackends tried:\n");
         for (const auto& info : infos)
             std::printf("  %-10s %-9s %s\n             %s\n", info.name, outcome_name(info.outcome), info.path, info.reason);
-        std::string path = read_text([&](char* b, size_t n, size_t* len) { return grey_backend_search_path(ctx, b, n, len); });
         std::printf("search path (in order):\n");
-        for (std::istringstream in(path); !in.eof();) {
-            std::string dir;
-            std::getline(in, dir);
-            if (!dir.empty()) std::printf("  %s\n", dir.c_str());
-        }
+        for (const auto& dir : search_path(ctx)) std::printf("  %s\n", dir.c_str());
     }
     return 0;
 }
