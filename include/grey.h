@@ -785,7 +785,10 @@ GREY_API GREY_NODISCARD grey_status grey_quant_compare(const grey_tensor_desc* d
  * form at `destination_offset` of `destination`. Both buffers must be on one device, whose backend runs
  * the kernels; a backend without quantization kernels fails with GREY_ERROR_UNSUPPORTED and says so
  * (nothing is staged through the host behind the caller's back). `out_report` may be NULL; when given,
- * the runtime reads both tensors back to the host to measure. Since 0.1. */
+ * the runtime reads both tensors back to the host to measure. Every backend gives the host's bytes
+ * (docs/quantization.md). A NaN or infinite element fails with GREY_ERROR_INVALID_ARGUMENT naming the
+ * first one; a GPU backend finds it while encoding, so the destination range may have been written.
+ * Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_quantize_buffer(const grey_tensor_desc* desc, const grey_buffer* source,
                                                          uint64_t source_offset, const grey_quant_params* params,
                                                          grey_buffer* destination, uint64_t destination_offset,

@@ -2,13 +2,15 @@
 //
 // init opens libcuda.so.1 (required: without it the backend is not offered, and the loader reports the
 // reason) and libnvidia-ml.so.1 (optional: without it the fields NVML feeds are marked unsupported with
-// the reason). Memory comes from one VmmPool per device; fill, copy and checksum run the kernels of the
-// embedded fatbin.
+// the reason). Memory comes from one VmmPool per device; fill, copy, checksum, quantize and dequantize
+// run the kernels of the embedded fatbins.
 #include "common/fields.hpp"
 #include "cuda/device_runtime.hpp"
 #include "cuda/driver.hpp"
 #include "cuda/nvml.hpp"
 #include "cuda/probe.hpp"
+#include "cuda/quantizer.hpp"
+#include "core/error.hpp"
 
 #include <cstring>
 #include <memory>
@@ -59,6 +61,8 @@ template <typename Body>
 grey_status guarded(const grey_backend_host* host, Body&& body) noexcept {
     try {
         return body();
+    } catch (const grey::Error& e) {  // the shared runtime code (quantization geometry) reports so
+        return report(host, e.status(), e.what());
     } catch (const PoolOutOfMemory& e) {
         return report(host, GREY_ERROR_OUT_OF_MEMORY, e.what());
     } catch (const DriverError& e) {
@@ -250,6 +254,25 @@ grey_status cuda_buffer_checksum(void* state, grey_backend_buffer* b, uint64_t o
     });
 }
 
+// Both buffers are on one device of this backend (the runtime checked).
+grey_status cuda_quantize(void* state, const grey_backend_quant_job* job, grey_backend_buffer* source, uint64_t source_offset,
+                          grey_backend_buffer* destination, uint64_t destination_offset) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        quantize(runtime(s, source->device), *job, source->pointer + source_offset, destination->pointer + destination_offset);
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_dequantize(void* state, const grey_backend_quant_job* job, grey_backend_buffer* source, uint64_t source_offset,
+                            grey_backend_buffer* destination, uint64_t destination_offset) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        dequantize(runtime(s, source->device), *job, source->pointer + source_offset, destination->pointer + destination_offset);
+        return GREY_OK;
+    });
+}
+
 }  // namespace
 }  // namespace grey::cuda
 
@@ -274,6 +297,8 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.buffer_fill = cuda_buffer_fill;
     vt.memory_stats = cuda_memory_stats;
     vt.buffer_checksum = cuda_buffer_checksum;
+    vt.quantize = cuda_quantize;
+    vt.dequantize = cuda_dequantize;
     // An older loader has room for fewer slots: fill only what it has.
     const uint32_t room = out->struct_size < sizeof vt ? out->struct_size : static_cast<uint32_t>(sizeof vt);
     vt.struct_size = room;

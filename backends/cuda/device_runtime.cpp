@@ -1,6 +1,7 @@
 #include "cuda/device_runtime.hpp"
 
 #include <algorithm>
+#include <string>
 
 namespace grey::cuda {
 
@@ -23,19 +24,40 @@ Event::Event(const Driver& driver, unsigned int flags) : driver_(driver) {
 
 Event::~Event() { (void)driver_.cuEventDestroy(event_); }
 
-Kernels::Kernels(const Driver& driver) : driver_(driver) {
-    driver_.check(driver_.cuModuleLoadData(&module_, kernel_fatbin().data()), "cuModuleLoadData (the embedded kernel fatbin)");
-    try {
-        driver_.check(driver_.cuModuleGetFunction(&fill, module_, "grey_fill"), "cuModuleGetFunction(grey_fill)");
-        driver_.check(driver_.cuModuleGetFunction(&copy, module_, "grey_copy"), "cuModuleGetFunction(grey_copy)");
-        driver_.check(driver_.cuModuleGetFunction(&checksum, module_, "grey_checksum"), "cuModuleGetFunction(grey_checksum)");
-    } catch (...) {
-        (void)driver_.cuModuleUnload(module_);
-        throw;
-    }
+PinnedHost::PinnedHost(const Driver& driver, size_t size) : driver_(driver) {
+    driver_.check(driver_.cuMemAllocHost(&pointer_, size), "cuMemAllocHost");
 }
 
-Kernels::~Kernels() { (void)driver_.cuModuleUnload(module_); }
+PinnedHost::~PinnedHost() { (void)driver_.cuMemFreeHost(pointer_); }
+
+Module::Module(const Driver& driver, std::span<const unsigned char> image, const char* what) : driver_(driver) {
+    driver_.check(driver_.cuModuleLoadData(&module_, image.data()), (std::string("cuModuleLoadData (") + what + ")").c_str());
+}
+
+Module::~Module() { (void)driver_.cuModuleUnload(module_); }
+
+CUfunction Module::function(const char* name) const {
+    CUfunction f = nullptr;
+    driver_.check(driver_.cuModuleGetFunction(&f, module_, name), (std::string("cuModuleGetFunction(") + name + ")").c_str());
+    return f;
+}
+
+Kernels::Kernels(const Driver& driver)
+    : module(driver, kernel_fatbin(), "the embedded kernel fatbin"),
+      fill(module.function("grey_fill")),
+      copy(module.function("grey_copy")),
+      checksum(module.function("grey_checksum")) {}
+
+QuantKernels::QuantKernels(const Driver& driver)
+    : module(driver, quant_kernel_fatbin(), "the embedded quantization fatbin"),
+      grouped8(module.function("grey_quant_grouped8")),
+      grouped16(module.function("grey_quant_grouped16")),
+      rows(module.function("grey_quant_rows")),
+      absmax(module.function("grey_quant_absmax")),
+      params(module.function("grey_quant_params")),
+      search(module.function("grey_quant_search")),
+      encode(module.function("grey_quant_encode")),
+      dequant(module.function("grey_dequant")) {}
 
 DeviceRuntime::DeviceRuntime(const Driver& driver, CUdevice device, uint64_t memory_bytes)
     : driver_(driver), context_(driver, device) {
@@ -48,7 +70,8 @@ DeviceRuntime::DeviceRuntime(const Driver& driver, CUdevice device, uint64_t mem
     int sms = 0;
     driver_.check(driver_.cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device), "cuDeviceGetAttribute(SM count)");
     // Enough blocks to fill every SM several times over; the kernels' grid-stride loops do the rest.
-    max_blocks_ = static_cast<unsigned int>(std::max(1, sms) * 8);
+    multiprocessors_ = static_cast<unsigned int>(std::max(1, sms));
+    max_blocks_ = multiprocessors_ * 8;
     checksum_slot_ = pool_->allocate(sizeof(uint64_t));
 }
 
@@ -56,6 +79,8 @@ DeviceRuntime::~DeviceRuntime() {
     try {
         ContextScope scope(driver_, context_.get());
         (void)driver_.cuStreamSynchronize(stream_->get());
+        quant_kernels_.reset();
+        quant_flag_host_.reset();
         kernels_.reset();
         done_.reset();
         stream_.reset();
@@ -85,6 +110,40 @@ void DeviceRuntime::launch(CUfunction function, uint64_t size, void** params) {
     driver_.check(driver_.cuLaunchKernel(function, blocks, 1, 1, kThreads, 1, 1, 0, stream_->get(), params, nullptr), "cuLaunchKernel");
 }
 
+void DeviceRuntime::launch(CUfunction function, unsigned int blocks, unsigned int threads, unsigned int shared_bytes, void** params) {
+    driver_.check(driver_.cuLaunchKernel(function, blocks, 1, 1, threads, 1, 1, shared_bytes, stream_->get(), params, nullptr), "cuLaunchKernel");
+}
+
+const QuantKernels& DeviceRuntime::quant_kernels() {
+    if (!quant_kernels_) {
+        auto kernels = std::make_unique<QuantKernels>(driver_);
+        if (!quant_flag_host_) quant_flag_host_ = std::make_unique<PinnedHost>(driver_, sizeof(uint64_t));
+        if (quant_flag_slot_ == 0) {
+            const CUdeviceptr slot = pool_->allocate(sizeof(uint64_t));
+            const uint64_t none = ~uint64_t{0};
+            try {
+                copy_to_device_async(slot, &none, sizeof none);
+                finish();
+            } catch (...) {
+                pool_->release(slot);
+                throw;
+            }
+            quant_flag_slot_ = slot;
+        }
+        quant_kernels_ = std::move(kernels);
+    }
+    return *quant_kernels_;
+}
+
+unsigned int DeviceRuntime::resident_blocks(CUfunction function, unsigned int threads, unsigned int shared_bytes) {
+    const auto key = std::make_tuple(function, threads, shared_bytes);
+    if (const auto known = resident_blocks_.find(key); known != resident_blocks_.end()) return known->second;
+    int per_multiprocessor = 0;
+    driver_.check(driver_.cuOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, function, static_cast<int>(threads), shared_bytes),
+                  "cuOccupancyMaxActiveBlocksPerMultiprocessor");
+    return resident_blocks_[key] = multiprocessors_ * static_cast<unsigned int>(std::max(1, per_multiprocessor));
+}
+
 void DeviceRuntime::fill_async(CUdeviceptr destination, uint8_t value, uint64_t size) {
     unsigned long long n = size;
     unsigned int v = value;
@@ -102,6 +161,8 @@ void DeviceRuntime::finish() {
     driver_.check(driver_.cuEventRecord(done_->get(), stream_->get()), "cuEventRecord");
     driver_.check(driver_.cuEventSynchronize(done_->get()), "cuEventSynchronize");
 }
+
+void DeviceRuntime::drain() noexcept { (void)driver_.cuStreamSynchronize(stream_->get()); }
 
 void DeviceRuntime::write(CUdeviceptr destination, const void* source, uint64_t size) {
     std::lock_guard lock(mutex_);

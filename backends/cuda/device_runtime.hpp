@@ -7,14 +7,17 @@
 #include "cuda/pool.hpp"
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <span>
+#include <tuple>
 
 namespace grey::cuda {
 
-// The embedded fatbin (fatbin_embed.cpp).
+// The embedded fatbins (fatbin_embed.cpp): fill/copy/checksum, and quantization.
 std::span<const unsigned char> kernel_fatbin();
+std::span<const unsigned char> quant_kernel_fatbin();
 
 class PrimaryContext {
 public:
@@ -56,20 +59,56 @@ private:
     CUevent event_ = nullptr;
 };
 
-class Kernels {
+// Page-locked host memory (cuMemAllocHost): device-to-host copies into it need no staging.
+class PinnedHost {
 public:
-    explicit Kernels(const Driver& driver);  // loads the fatbin into the current context
-    ~Kernels();
-    Kernels(const Kernels&) = delete;
-    Kernels& operator=(const Kernels&) = delete;
+    PinnedHost(const Driver& driver, size_t size);  // in the current context
+    ~PinnedHost();
+    PinnedHost(const PinnedHost&) = delete;
+    PinnedHost& operator=(const PinnedHost&) = delete;
+    [[nodiscard]] void* get() const noexcept { return pointer_; }
 
-    CUfunction fill = nullptr;
-    CUfunction copy = nullptr;
-    CUfunction checksum = nullptr;
+private:
+    const Driver& driver_;
+    void* pointer_ = nullptr;
+};
+
+// A fatbin loaded into the current context.
+class Module {
+public:
+    Module(const Driver& driver, std::span<const unsigned char> image, const char* what);
+    ~Module();
+    Module(const Module&) = delete;
+    Module& operator=(const Module&) = delete;
+    [[nodiscard]] CUfunction function(const char* name) const;
 
 private:
     const Driver& driver_;
     CUmodule module_ = nullptr;
+};
+
+struct Kernels {
+    explicit Kernels(const Driver& driver);  // loads the fatbin into the current context
+
+    Module module;
+    CUfunction fill;
+    CUfunction copy;
+    CUfunction checksum;
+};
+
+// The kernels of kernels/cuda/grey_quant.cu.
+struct QuantKernels {
+    explicit QuantKernels(const Driver& driver);
+
+    Module module;
+    CUfunction grouped8;   // eight elements a thread
+    CUfunction grouped16;  // sixteen
+    CUfunction rows;
+    CUfunction absmax;
+    CUfunction params;
+    CUfunction search;
+    CUfunction encode;
+    CUfunction dequant;
 };
 
 class DeviceRuntime {
@@ -92,6 +131,9 @@ public:
     void kernel_copy_async(CUdeviceptr destination, CUdeviceptr source, uint64_t size);
     // Waits for everything enqueued so far, through the device's event.
     void finish();
+    // Waits for the stream and ignores errors: for cleaning up after a failure, before memory the
+    // queued work uses is given back.
+    void drain() noexcept;
 
     // Synchronous operations, serialised per device (they share the stream and the checksum slot).
     void write(CUdeviceptr destination, const void* source, uint64_t size);
@@ -103,6 +145,28 @@ public:
     // Device memory free and total, as the driver sees it.
     void memory_info(uint64_t& free, uint64_t& total);
 
+    // Runs `work` with the device's stream to itself and its context current: the synchronous
+    // operations above take the same lock, so a multi-kernel job is never interleaved with them.
+    template <typename Work>
+    decltype(auto) exclusive(Work&& work) {
+        std::lock_guard lock(mutex_);
+        ContextScope scope(driver_, context_.get());
+        return work();
+    }
+
+    // Inside exclusive(): the quantization kernels (loaded on first use, so that memory-only users never
+    // pay for them), and a launch of any shape on the stream.
+    const QuantKernels& quant_kernels();
+    // 8 bytes of device memory the quantization kernels flag a non-finite input in (holds ~0 between
+    // jobs), and pinned host memory to read it back into. Made with the kernels.
+    [[nodiscard]] CUdeviceptr quant_flag() const noexcept { return quant_flag_slot_; }
+    [[nodiscard]] uint64_t* quant_flag_host() const noexcept { return static_cast<uint64_t*>(quant_flag_host_->get()); }
+    void launch(CUfunction function, unsigned int blocks, unsigned int threads, unsigned int shared_bytes, void** params);
+    // How many blocks of `threads` threads (and `shared_bytes` dynamic shared memory) of `function` fit on
+    // the device at once: a grid of that size runs in one wave.
+    [[nodiscard]] unsigned int resident_blocks(CUfunction function, unsigned int threads, unsigned int shared_bytes);
+    [[nodiscard]] unsigned int multiprocessors() const noexcept { return multiprocessors_; }
+
 private:
     void launch(CUfunction function, uint64_t size, void** params);
 
@@ -112,7 +176,14 @@ private:
     std::unique_ptr<Stream> stream_;
     std::unique_ptr<Event> done_;
     std::unique_ptr<Kernels> kernels_;
+    std::unique_ptr<QuantKernels> quant_kernels_;
     CUdeviceptr checksum_slot_ = 0;  // 8 bytes from the pool for the checksum kernel's sum
+    CUdeviceptr quant_flag_slot_ = 0;
+    std::unique_ptr<PinnedHost> quant_flag_host_;
+    // resident_blocks answers, by function, block size and shared memory (asking the driver each launch
+    // costs microseconds).
+    std::map<std::tuple<CUfunction, unsigned int, unsigned int>, unsigned int> resident_blocks_;
+    unsigned int multiprocessors_ = 0;
     unsigned int max_blocks_ = 0;
     std::mutex mutex_;
 };

@@ -380,6 +380,44 @@ TEST(CudaFake, CopyAndKernelErrorsAreReported) {
     grey_buffer_destroy(b);
 }
 
+// The fake driver runs none of the quantization kernels (tests/gpu/quant_conformance.cpp checks those
+// on a GPU): what is testable here is that a failure to load them is a clear backend error that leaves
+// the buffers and the pool as they were, and that bad parameters never reach the backend.
+TEST(CudaFake, QuantizationKernelsThatCannotLoadAreABackendErrorAndLeakNothing) {
+    Context c;
+    grey_tensor_desc desc = GREY_TENSOR_DESC_INIT;
+    desc.rank = 2;
+    desc.shape[0] = 4;
+    desc.shape[1] = 128;
+    grey_quant_params params = GREY_QUANT_PARAMS_INIT;
+    params.format = GREY_QUANT_Q4_0;
+    grey_buffer* plain = nullptr;
+    grey_buffer* packed = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 4 * 128 * 4, &plain), GREY_OK);
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 4 * 4 * 18, &packed), GREY_OK);
+    const std::vector<float> values(4 * 128, 0.5f);
+    ASSERT_EQ(grey_buffer_write(plain, 0, values.data(), values.size() * sizeof(float)), GREY_OK);
+    const grey_memory_stats before = c.stats();
+
+    EXPECT_EQ(grey_quantize_buffer(&desc, plain, 0, &params, packed, 0, nullptr), GREY_ERROR_BACKEND);
+    EXPECT_TRUE(contains(grey_last_error(), "cuModuleGetFunction(grey_quant_")) << grey_last_error();
+    EXPECT_EQ(grey_dequantize_buffer(&desc, &params, packed, 0, plain, 0), GREY_ERROR_BACKEND);
+
+    params.format = GREY_QUANT_INT4;
+    params.group_size = 100;
+    EXPECT_EQ(grey_quantize_buffer(&desc, plain, 0, &params, packed, 0, nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(grey_last_error(), "group_size 100")) << grey_last_error();
+
+    const grey_memory_stats after = c.stats();
+    EXPECT_EQ(after.allocation_count, before.allocation_count);
+    EXPECT_EQ(after.allocated_bytes, before.allocated_bytes);
+    std::vector<float> back(values.size());
+    ASSERT_EQ(grey_buffer_read(plain, 0, back.data(), back.size() * sizeof(float)), GREY_OK);
+    EXPECT_EQ(back, values);
+    grey_buffer_destroy(packed);
+    grey_buffer_destroy(plain);
+}
+
 TEST(CudaFake, EverythingIsGivenBackAtTheEnd) {
     {
         Context c;

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# The CUDA backend on a real NVIDIA GPU: build, conformance against the host reference, the kernels
-# under compute-sanitizer memcheck, `greyctl detect` against nvidia-smi, and the pool benchmark.
-# Prints a summary last; exits non-zero if any step failed.
+# The CUDA backend on a real NVIDIA GPU: build, conformance against the host reference (buffers and
+# quantization), the kernels under compute-sanitizer memcheck, `greyctl detect` against nvidia-smi,
+# the pool benchmark and the quantization benchmark. Prints a summary last; exits non-zero if any step
+# failed.
 #
 #   bash tests/gpu/run.sh            (from the repository root)
+#   GREY_GPU_STEPS=...               comma-separated subset of: conformance, quant, memcheck, detect,
+#                                    bench, quant-bench (default: all; the build always runs)
+#   GREY_GPU_MODEL=FILE              a safetensors/GGUF file whose tensors the quantization conformance
+#                                    also compares (real weights)
+#   GREY_GPU_BENCH_ARGS=...          extra arguments for bench/quant_gpu_bench.py (e.g. --no-compile)
 #   GREY_GPU_BUILD_DIR=...           build directory (default build/gpu)
 #   GREY_DEPS_PREFIX=...             extra CMake prefix for header-only deps (CLI11, nlohmann_json)
 #                                    when the machine lacks them (default: .deps/usr if it exists)
@@ -20,6 +26,8 @@ logs=$build/logs  # build logs stay in the build tree; $out gets what a reader n
 mkdir -p "$out" "$logs"
 declare -a summary
 status=0
+steps=${GREY_GPU_STEPS:-conformance,quant,memcheck,detect,bench,quant-bench}
+want() { [[ ",$steps," == *",$1,"* ]]; }
 record() {  # record NAME RESULT [DETAIL]
     summary+=("$(printf '%-28s %-6s %s' "$1" "$2" "${3:-}")")
     [ "$2" = PASS ] || [ "$2" = INFO ] || status=1
@@ -49,24 +57,43 @@ else
 fi
 plugin_dir=$build/lib/grey
 
+if want conformance; then
 echo "== conformance (CUDA vs host reference, fresh random inputs)"
 "$build/bin/grey_gpu_conformance" --backend-dir "$plugin_dir" | tee "$out/conformance.log"
 if [ "${PIPESTATUS[0]}" -eq 0 ]; then record conformance PASS "$(tail -1 "$out/conformance.log")"
 else record conformance FAIL "$(tail -1 "$out/conformance.log")"; grep FAIL "$out/conformance.log" | head -20; fi
+fi
 
-echo "== compute-sanitizer memcheck (kernels: fill, copy, checksum)"
+if want quant; then
+echo "== quantization conformance (CUDA kernels vs host reference: random inputs${GREY_GPU_MODEL:+ and $GREY_GPU_MODEL})"
+model_args=()
+[ -n "${GREY_GPU_MODEL:-}" ] && model_args=(--model "$GREY_GPU_MODEL")
+"$build/bin/grey_gpu_quant_conformance" --backend-dir "$plugin_dir" "${model_args[@]}" >"$out/quant_conformance.log" 2>&1
+rc=$?
+grep -E "^(INFO|FAIL)|last error" "$out/quant_conformance.log" | head -40
+tail -1 "$out/quant_conformance.log"
+if [ $rc -eq 0 ]; then record quant-conformance PASS "$(tail -1 "$out/quant_conformance.log")"
+else record quant-conformance FAIL "$(tail -1 "$out/quant_conformance.log")"; fi
+fi
+
+if want memcheck; then
+echo "== compute-sanitizer memcheck (kernels: fill, copy, checksum, quantization)"
 if command -v compute-sanitizer >/dev/null; then
-    compute-sanitizer --tool memcheck --error-exitcode 99 --print-limit 20 \
-        "$build/bin/grey_gpu_conformance" --quick --backend-dir "$plugin_dir" >"$out/memcheck.log" 2>&1
-    rc=$?
-    tail -5 "$out/memcheck.log"
-    summary_line=$(grep -E "ERROR SUMMARY" "$out/memcheck.log" | tail -1)
-    if [ $rc -eq 0 ]; then record compute-sanitizer PASS "${summary_line:-no summary line}"
-    else record compute-sanitizer FAIL "exit $rc; ${summary_line:-see memcheck.log}"; fi
+    for program in grey_gpu_conformance grey_gpu_quant_conformance; do
+        compute-sanitizer --tool memcheck --error-exitcode 99 --print-limit 20 \
+            "$build/bin/$program" --quick --backend-dir "$plugin_dir" >"$out/memcheck_$program.log" 2>&1
+        rc=$?
+        tail -3 "$out/memcheck_$program.log"
+        summary_line=$(grep -E "ERROR SUMMARY" "$out/memcheck_$program.log" | tail -1)
+        if [ $rc -eq 0 ]; then record "memcheck $program" PASS "${summary_line:-no summary line}"
+        else record "memcheck $program" FAIL "exit $rc; ${summary_line:-see memcheck_$program.log}"; fi
+    done
 else
     record compute-sanitizer FAIL "compute-sanitizer not found"
 fi
+fi
 
+if want detect; then
 echo "== greyctl detect vs nvidia-smi"
 if [ -x "$build/bin/greyctl" ]; then
     "$build/bin/greyctl" --backend-dir "$plugin_dir" detect --json --telemetry --backend cuda >"$out/detect.json" 2>"$logs/detect.err"
@@ -81,13 +108,30 @@ else
     record detect-vs-nvidia-smi FAIL "greyctl was not built (CLI11/nlohmann_json missing?)"
 fi
 
-echo "== benchmark"
+fi
+
+if want bench; then
+echo "== benchmark (memory pool)"
 if "$build/bin/grey_bench_cuda_pool" >"$out/bench.md" 2>"$logs/bench.err"; then
     cat "$out/bench.md"
     record bench INFO "device: $device; table above and in $out/bench.md"
 else
     cat "$logs/bench.err"
     record bench FAIL "$(head -c 300 "$logs/bench.err")"
+fi
+
+fi
+
+if want quant-bench; then
+echo "== benchmark (quantization: libgrey vs cudaMemcpy, PyTorch eager and torch.compile, bitsandbytes)"
+# shellcheck disable=SC2086
+if PYTHONUNBUFFERED=1 python3 bench/quant_gpu_bench.py --lib "$build/lib/libgrey.so" --backend-dir "$plugin_dir" \
+        --json "$out/quant_bench.json" ${GREY_GPU_BENCH_ARGS:-} 2>"$logs/quant_bench.err" | tee "$out/quant_bench.txt"; then
+    record quant-bench INFO "device: $device; table above and in $out/quant_bench.txt"
+else
+    tail -20 "$logs/quant_bench.err"
+    record quant-bench FAIL "$(tail -c 300 "$logs/quant_bench.err")"
+fi
 fi
 
 echo

@@ -18,6 +18,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <string>
@@ -289,6 +291,16 @@ CUresult fake_cuMemcpyHtoDAsync(CUdeviceptr dst, const void* src, size_t n, CUst
     std::memcpy(reinterpret_cast<void*>(dst), src, n);
     return CUDA_SUCCESS;
 }
+CUresult fake_cuMemAllocHost(void** pointer, size_t size) {
+    FAKE_FAIL("cuMemAllocHost");
+    if (auto r = require_context()) return r;
+    *pointer = std::malloc(size);
+    return *pointer != nullptr ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+CUresult fake_cuMemFreeHost(void* pointer) {
+    std::free(pointer);
+    return CUDA_SUCCESS;
+}
 CUresult fake_cuMemcpyDtoHAsync(void* dst, CUdeviceptr src, size_t n, CUstream) {
     FAKE_FAIL("cuMemcpyDtoHAsync");
     std::memcpy(dst, reinterpret_cast<const void*>(src), n);
@@ -328,6 +340,12 @@ T param(void** params, int i) {
     T value;
     std::memcpy(&value, params[i], sizeof value);
     return value;
+}
+
+CUresult fake_cuOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, CUfunction, int block_size, size_t) {
+    FAKE_FAIL("cuOccupancyMaxActiveBlocksPerMultiprocessor");
+    *blocks = block_size > 0 ? 2048 / block_size : 0;
+    return CUDA_SUCCESS;
 }
 
 CUresult fake_cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by,
@@ -395,8 +413,8 @@ const Entry kEntries[] = {
     FAKE_ENTRY(cuMemMap), FAKE_ENTRY(cuMemUnmap), FAKE_ENTRY(cuMemSetAccess), FAKE_ENTRY(cuStreamCreate), FAKE_ENTRY(cuStreamDestroy),
     FAKE_ENTRY(cuStreamSynchronize), FAKE_ENTRY(cuEventCreate), FAKE_ENTRY(cuEventDestroy), FAKE_ENTRY(cuEventRecord),
     FAKE_ENTRY(cuEventSynchronize), FAKE_ENTRY(cuEventElapsedTime), FAKE_ENTRY(cuMemcpyHtoDAsync), FAKE_ENTRY(cuMemcpyDtoHAsync),
-    FAKE_ENTRY(cuMemcpyDtoDAsync), FAKE_ENTRY(cuModuleLoadData), FAKE_ENTRY(cuModuleUnload), FAKE_ENTRY(cuModuleGetFunction),
-    FAKE_ENTRY(cuLaunchKernel), FAKE_ENTRY(cuGetErrorName), FAKE_ENTRY(cuGetErrorString),
+    FAKE_ENTRY(cuMemcpyDtoDAsync), FAKE_ENTRY(cuMemAllocHost), FAKE_ENTRY(cuMemFreeHost), FAKE_ENTRY(cuModuleLoadData), FAKE_ENTRY(cuModuleUnload), FAKE_ENTRY(cuModuleGetFunction),
+    FAKE_ENTRY(cuLaunchKernel), FAKE_ENTRY(cuOccupancyMaxActiveBlocksPerMultiprocessor), FAKE_ENTRY(cuGetErrorName), FAKE_ENTRY(cuGetErrorString),
 };
 #undef FAKE_ENTRY
 

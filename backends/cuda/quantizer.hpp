@@ -1,0 +1,19 @@
+// Quantize and dequantize jobs on one CUDA device: the backend's quantize/dequantize slots. The
+// kernels (kernels/cuda/grey_quant.cu) follow the host reference operation for operation, so the bytes
+// equal the host backend's (DESIGN.md §1); this file chooses the kernel path for a job's shape and
+// runs it on the device's stream.
+#pragma once
+
+#include "cuda/device_runtime.hpp"
+#include "grey_backend.h"
+
+namespace grey::cuda {
+
+// Quantizes job.tensor at `source` into `destination`. A NaN or infinite input throws
+// std::invalid_argument naming the first such element (the destination may have been written).
+void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdeviceptr source, CUdeviceptr destination);
+
+// Dequantizes the quantized form at `source` into job.tensor's dtype at `destination`.
+void dequantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdeviceptr source, CUdeviceptr destination);
+
+}  // namespace grey::cuda

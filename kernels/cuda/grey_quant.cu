@@ -1,0 +1,1024 @@
+// The CUDA backend's quantization kernels. They follow the host reference (backends/host/quant) operation
+// for operation, so that every format gives the same bits on both (the conformance rule of DESIGN.md):
+// every float operation is an explicit round-to-nearest intrinsic (__fmul_rn, __fadd_rn, ...), which
+// the compiler never contracts into a fused multiply-add, and the fatbin is built with -fmad=false,
+// -prec-div=true and -ftz=false as a second guard. The narrow-float conversions are ports of
+// runtime/quant/numeric.hpp, not the hardware's, so that even the NaN and saturation corners agree.
+//
+// Paths (backends/cuda/quantizer.cpp chooses):
+//   grey_quant_grouped8/16  RTN, formats whose groups of 32/64/128 each own a parameter set: a tile of
+//                       group/16 (or /8) threads loads the group once, reduces its statistics with shuffles,
+//                       encodes and stores. One pass over memory.
+//   grey_quant_rows     RTN, INT8/INT8_TOKEN/FP8 when each run (a row) owns its scale: a block per row
+//                       finds the absolute maximum and encodes the row, held in registers when it fits.
+//   grey_quant_absmax + grey_quant_params + grey_quant_encode
+//                       RTN for scales shared by runs that are not neighbours (per-channel on an inner
+//                       axis, per-tensor), or rows too long for one block.
+//   grey_quant_search + grey_quant_encode
+//                       MSE calibration: one thread per parameter set runs the host's search exactly.
+//   grey_dequant        every format: eight elements a thread.
+//
+// Every kernel reads and writes through helpers that check alignment, so callers' offsets may be odd.
+#include "quant_args.h"
+
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+#include <stdint.h>
+
+namespace {
+
+enum : int { kInt8 = 0, kInt8Token = 1, kInt4 = 2, kInt4Sym = 3, kFp8E4M3 = 4, kFp8E5M2 = 5, kNf4 = 6, kQ8_0 = 7, kQ4_0 = 8, kQ4_1 = 9 };
+
+// ------------------------------------------------------------------------------------------------
+// Scalar conversions: ports of runtime/quant/numeric.hpp.
+
+__device__ __forceinline__ uint16_t f32_to_f16_port(float value) {
+    float base = __fmul_rn(__fmul_rn(fabsf(value), 0x1.0p+112f), 0x1.0p-110f);
+    const uint32_t w = __float_as_uint(value);
+    const uint32_t shl1_w = w + w;
+    const uint32_t sign = w & 0x80000000u;
+    uint32_t bias = shl1_w & 0xFF000000u;
+    if (bias < 0x71000000u) bias = 0x71000000u;
+    base = __fadd_rn(__uint_as_float((bias >> 1) + 0x07800000u), base);
+    const uint32_t bits = __float_as_uint(base);
+    const uint32_t exp_bits = (bits >> 13) & 0x00007C00u;
+    const uint32_t mantissa_bits = bits & 0x00000FFFu;
+    const uint32_t nonsign = exp_bits + mantissa_bits;
+    return static_cast<uint16_t>((sign >> 16) | (shl1_w > 0xFF000000u ? 0x7E00u : nonsign));
+}
+
+// The hardware conversion (cvt.rn.f16.f32) rounds to nearest even and overflows to infinity, which is
+// the port's rule for every non-NaN input; NaN keeps the port's encoding.
+__device__ __forceinline__ uint16_t f32_to_f16(float value) {
+    return isnan(value) ? f32_to_f16_port(value) : __half_as_ushort(__float2half_rn(value));
+}
+
+// Exact for every input, as numeric.hpp's f16_to_f32.
+__device__ __forceinline__ float f16_to_f32(uint32_t half) { return __half2float(__ushort_as_half(static_cast<unsigned short>(half))); }
+
+__device__ __forceinline__ float bf16_to_f32(uint32_t value) { return __uint_as_float(value << 16); }
+
+__device__ __forceinline__ uint16_t f32_to_bf16(float value) {
+    const uint32_t bits = __float_as_uint(value);
+    if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((bits >> 16) | 0x0040u);
+    return static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+}
+
+struct Fp8Traits {
+    int mantissa_bits;
+    int exponent_bias;
+    uint32_t max_finite_code;
+    uint32_t nan_code;
+    float max_finite;
+};
+
+__device__ __forceinline__ Fp8Traits fp8_traits(int format) {
+    return format == kFp8E4M3 ? Fp8Traits{3, 7, 0x7E, 0x7F, 448.0f} : Fp8Traits{2, 15, 0x7B, 0x7E, 57344.0f};
+}
+
+__device__ uint32_t f32_to_fp8(float value, int format) {
+#if __CUDA_ARCH__ >= 890
+    // The hardware conversion (cvt.rn.satfinite) rounds to nearest even and saturates to the largest
+    // finite value, which is numeric.hpp's rule for every non-NaN input, infinities included; NaN keeps
+    // the host's encoding (its sign and the format's NaN code).
+    if (!isnan(value))
+        return __nv_cvt_float_to_fp8(value, __NV_SATFINITE, format == kFp8E4M3 ? __NV_E4M3 : __NV_E5M2);
+#endif
+    const Fp8Traits t = fp8_traits(format);
+    const uint32_t sign = signbit(value) ? 0x80u : 0x00u;
+    if (isnan(value)) return sign | t.nan_code;
+    const float magnitude = fabsf(value);
+    if (magnitude >= t.max_finite) return sign | t.max_finite_code;
+    const int min_normal_exponent = 1 - t.exponent_bias;
+    int exponent = 0;
+    frexpf(magnitude, &exponent);
+    exponent -= 1;
+    if (magnitude == 0.0f || exponent < min_normal_exponent) {
+        const float steps = nearbyintf(ldexpf(magnitude, t.mantissa_bits - min_normal_exponent));
+        return sign | static_cast<uint32_t>(steps);
+    }
+    float mantissa = __fsub_rn(nearbyintf(ldexpf(magnitude, t.mantissa_bits - exponent)), ldexpf(1.0f, t.mantissa_bits));
+    if (mantissa >= ldexpf(1.0f, t.mantissa_bits)) {
+        mantissa = 0.0f;
+        exponent += 1;
+    }
+    const uint32_t code = (static_cast<uint32_t>(exponent + t.exponent_bias) << t.mantissa_bits) | static_cast<uint32_t>(mantissa);
+    return sign | (code > t.max_finite_code ? t.max_finite_code : code);
+}
+
+__device__ float fp8_to_f32(uint32_t code, int format) {
+    const Fp8Traits t = fp8_traits(format);
+    const float sign = (code & 0x80u) ? -1.0f : 1.0f;
+    const uint32_t magnitude = code & 0x7Fu;
+    const uint32_t exponent_field = magnitude >> t.mantissa_bits;
+    const uint32_t mantissa = magnitude & ((1u << t.mantissa_bits) - 1u);
+    if (format == kFp8E4M3 && magnitude == 0x7F) return __int_as_float(0x7FC00000);
+    if (format == kFp8E5M2 && exponent_field == 31) return mantissa == 0 ? __fmul_rn(sign, __int_as_float(0x7F800000)) : __int_as_float(0x7FC00000);
+    if (exponent_field == 0) return __fmul_rn(sign, ldexpf(static_cast<float>(mantissa), 1 - t.exponent_bias - t.mantissa_bits));
+    return __fmul_rn(sign, ldexpf(__fadd_rn(1.0f, ldexpf(static_cast<float>(mantissa), -t.mantissa_bits)),
+                                  static_cast<int>(exponent_field) - t.exponent_bias));
+}
+
+__constant__ float kNf4Levels[16] = {
+    -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f, -0.28444138169288635f,
+    -0.18477343022823334f, -0.09105003625154495f, 0.0f, 0.07958029955625534f, 0.16093020141124725f,
+    0.24611230194568634f, 0.33791524171829224f, 0.44070982933044434f, 0.5626170039176941f,
+    0.7229568362236023f, 1.0f};
+
+// The NF4 code nearest to `normalized`: the number of midpoints below it (ties go to the lower code, as
+// numeric.hpp's linear scan does), by binary search over the 15 ascending midpoints.
+__device__ __forceinline__ uint32_t nf4_code(float normalized, const float* midpoints) {
+    uint32_t code = normalized > midpoints[7] ? 8u : 0u;
+    code += normalized > midpoints[code + 3] ? 4u : 0u;
+    code += normalized > midpoints[code + 1] ? 2u : 0u;
+    code += normalized > midpoints[code] ? 1u : 0u;
+    return code;
+}
+
+// Per-block tables in shared memory: fp8 code values and NF4 midpoints.
+struct Tables {
+    float fp8[256];
+    float nf4_levels[16];  // in shared memory: the constant cache serialises lanes that read different codes
+    float nf4_midpoints[15];
+};
+
+// Every thread of the block must call this (it synchronises the block).
+__device__ void build_tables(int format, Tables& t);
+
+// ------------------------------------------------------------------------------------------------
+// Parameter sets: ports of make_coding and the element encoders of backends/host/quant.
+
+struct Stats {
+    float absmax;
+    float min;
+    float max;
+    float peak;  // Q4_0: the first element whose magnitude is absmax, with its sign
+};
+
+// __frcp_rn is the correctly rounded 1/d, so it equals the IEEE division 1.0f / d bit for bit.
+__device__ __forceinline__ float inverse(float d) { return d != 0.0f ? __frcp_rn(d) : 0.0f; }
+__device__ __forceinline__ bool uses_minmax(int format) { return format == kInt4 || format == kQ4_1; }
+__device__ __forceinline__ bool is_fp8(int format) { return format == kFp8E4M3 || format == kFp8E5M2; }
+__device__ __forceinline__ bool is_ggml(int format) { return format == kQ8_0 || format == kQ4_0 || format == kQ4_1; }
+__device__ __forceinline__ bool is_four_bit(int format) {
+    return format == kInt4 || format == kInt4Sym || format == kNf4 || format == kQ4_0 || format == kQ4_1;
+}
+
+__device__ grey_qk_coding make_coding(int format, const Stats& s, float alpha) {
+    grey_qk_coding c{};
+    switch (format) {
+        case kInt8: case kInt8Token:
+            c.scale = __fdiv_rn(__fmul_rn(s.absmax, alpha), 127.0f);
+            c.e_mul = inverse(c.scale); c.lo = -127; c.hi = 127;
+            c.d_mul = c.scale;
+            break;
+        case kInt4Sym: {
+            c.scale16 = f32_to_f16(__fdiv_rn(__fmul_rn(s.absmax, alpha), 7.0f));
+            const float d = f16_to_f32(c.scale16);
+            c.e_mul = inverse(d); c.lo = -8; c.hi = 7;
+            c.d_mul = d;
+            break;
+        }
+        case kInt4: {
+            c.min16 = f32_to_f16(__fmul_rn(s.min, alpha));
+            const float m = f16_to_f32(c.min16);
+            c.scale16 = f32_to_f16(__fdiv_rn(__fsub_rn(__fmul_rn(s.max, alpha), m), 15.0f));
+            const float d = f16_to_f32(c.scale16);
+            c.e_sub = m; c.e_mul = inverse(d); c.lo = 0; c.hi = 15;
+            c.d_mul = d; c.d_add = m;
+            break;
+        }
+        case kFp8E4M3: case kFp8E5M2:
+            c.scale = __fdiv_rn(__fmul_rn(s.absmax, alpha), fp8_traits(format).max_finite);
+            break;
+        case kNf4:
+            c.scale = __fmul_rn(s.absmax, alpha);
+            break;
+        case kQ8_0: {
+            const float d = __fdiv_rn(__fmul_rn(s.absmax, alpha), 127.0f);
+            c.scale16 = f32_to_f16(d);
+            c.e_mul = inverse(d); c.lo = -128; c.hi = 127;
+            c.d_mul = f16_to_f32(c.scale16);
+            break;
+        }
+        case kQ4_0: {
+            const float d = __fdiv_rn(__fmul_rn(s.peak, alpha), -8.0f);
+            c.scale16 = f32_to_f16(d);
+            c.e_mul = inverse(d); c.e_add = 8.5f; c.e_truncate = 1; c.lo = 0; c.hi = 15;
+            c.d_sub = 8.0f; c.d_mul = f16_to_f32(c.scale16);
+            break;
+        }
+        default: {  // kQ4_1
+            const float lo = __fmul_rn(s.min, alpha), hi = __fmul_rn(s.max, alpha);
+            const float d = __fdiv_rn(__fsub_rn(hi, lo), 15.0f);
+            c.scale16 = f32_to_f16(d);
+            c.min16 = f32_to_f16(lo);
+            c.e_sub = lo; c.e_mul = inverse(d); c.e_add = 0.5f; c.e_truncate = 1; c.lo = 0; c.hi = 15;
+            c.d_mul = f16_to_f32(c.scale16); c.d_add = f16_to_f32(c.min16);
+            break;
+        }
+    }
+    return c;
+}
+
+// The stored code of one element: a byte (int8 as two's complement) or a nibble before packing.
+__device__ __forceinline__ uint32_t encode(int format, const grey_qk_coding& c, float x, const Tables& t) {
+    if (is_fp8(format)) return f32_to_fp8(__fmul_rn(x, inverse(c.scale)), format);
+    if (format == kNf4) return nf4_code(__fmul_rn(x, inverse(c.scale)), t.nf4_midpoints);
+    const float v = __fadd_rn(__fmul_rn(__fsub_rn(x, c.e_sub), c.e_mul), c.e_add);
+    float r = c.e_truncate ? truncf(v) : roundf(v);
+    const float lo = static_cast<float>(c.lo), hi = static_cast<float>(c.hi);
+    r = r < lo ? lo : (hi < r ? hi : r);  // std::clamp's order of comparisons
+    const int32_t q = static_cast<int32_t>(r) + (format == kInt4Sym ? 8 : 0);  // INT4_SYM stores q + 8
+    return static_cast<uint32_t>(q) & 0xFFu;
+}
+
+// The decoding half of a parameter set: all dequantization needs (kept small, since dequantization
+// holds several at once in registers).
+struct Decoding {
+    float sub, mul, add;
+    float scale;  // fp8 and NF4
+};
+
+__device__ __forceinline__ Decoding decoding_of(const grey_qk_coding& c) { return {c.d_sub, c.d_mul, c.d_add, c.scale}; }
+
+// The value of a code: fp8 and NF4 through their tables, the rest through the affine decode.
+__device__ __forceinline__ float decode(int format, const Decoding& c, uint32_t code, const Tables& t) {
+    if (is_fp8(format)) return __fmul_rn(t.fp8[code], c.scale);
+    if (format == kNf4) return __fmul_rn(t.nf4_levels[code], c.scale);
+    const int32_t q = (format == kInt4Sym) ? static_cast<int32_t>(code) - 8
+                      : (format == kInt8 || format == kInt8Token || format == kQ8_0) ? static_cast<int32_t>(static_cast<int8_t>(code))
+                                                                                         : static_cast<int32_t>(code);
+    return __fadd_rn(__fmul_rn(__fsub_rn(static_cast<float>(q), c.sub), c.mul), c.add);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Memory access. Buffers come from the pool well aligned, but callers' offsets need not be: every
+// vector access checks its address and falls back to bytes.
+
+__device__ __forceinline__ bool aligned(uint64_t address, uint64_t to) { return (address & (to - 1)) == 0; }
+
+__device__ __forceinline__ uint32_t element_bytes(int dtype) { return dtype == GREY_QK_F32 ? 4u : 2u; }
+
+__device__ __forceinline__ float load_element(const grey_qk_args& a, uint64_t i) {
+    const unsigned char* p = reinterpret_cast<const unsigned char*>(a.plain);
+    if (a.dtype == GREY_QK_F32) {
+        const uint64_t at = a.plain + 4 * i;
+        if (aligned(at, 4)) return *reinterpret_cast<const float*>(at);
+        const uint32_t bits = p[4 * i] | (p[4 * i + 1] << 8) | (p[4 * i + 2] << 16) | (static_cast<uint32_t>(p[4 * i + 3]) << 24);
+        return __uint_as_float(bits);
+    }
+    const uint64_t at = a.plain + 2 * i;
+    const uint32_t h = aligned(at, 2) ? *reinterpret_cast<const uint16_t*>(at) : (p[2 * i] | (p[2 * i + 1] << 8));
+    return a.dtype == GREY_QK_F16 ? f16_to_f32(h) : bf16_to_f32(h);
+}
+
+// Four consecutive elements from `i` (a multiple of 4), in one 16- or 8-byte load where aligned.
+__device__ __forceinline__ void load4(const grey_qk_args& a, uint64_t i, float v[4]) {
+    const uint64_t at = a.plain + i * element_bytes(a.dtype);
+    if (a.dtype == GREY_QK_F32 && aligned(at, 16)) {
+        const float4 f = *reinterpret_cast<const float4*>(at);
+        v[0] = f.x; v[1] = f.y; v[2] = f.z; v[3] = f.w;
+    } else if (a.dtype != GREY_QK_F32 && aligned(at, 8)) {
+        const uint2 h = *reinterpret_cast<const uint2*>(at);
+        const uint32_t halves[4] = {h.x & 0xFFFFu, h.x >> 16, h.y & 0xFFFFu, h.y >> 16};
+        for (int k = 0; k < 4; ++k) v[k] = a.dtype == GREY_QK_F16 ? f16_to_f32(halves[k]) : bf16_to_f32(halves[k]);
+    } else {
+        for (int k = 0; k < 4; ++k) v[k] = load_element(a, i + k);
+    }
+}
+
+__device__ __forceinline__ void store_element(const grey_qk_args& a, uint64_t i, float value) {
+    unsigned char* p = reinterpret_cast<unsigned char*>(a.plain);
+    if (a.dtype == GREY_QK_F32) {
+        const uint64_t at = a.plain + 4 * i;
+        if (aligned(at, 4)) {
+            *reinterpret_cast<float*>(at) = value;
+        } else {
+            const uint32_t bits = __float_as_uint(value);
+            for (int k = 0; k < 4; ++k) p[4 * i + k] = static_cast<unsigned char>(bits >> (8 * k));
+        }
+        return;
+    }
+    const uint32_t h = a.dtype == GREY_QK_F16 ? f32_to_f16(value) : f32_to_bf16(value);
+    const uint64_t at = a.plain + 2 * i;
+    if (aligned(at, 2)) {
+        *reinterpret_cast<uint16_t*>(at) = static_cast<uint16_t>(h);
+    } else {
+        p[2 * i] = static_cast<unsigned char>(h);
+        p[2 * i + 1] = static_cast<unsigned char>(h >> 8);
+    }
+}
+
+// Little-endian stores of 1..4 bytes at any address: one access when aligned.
+__device__ __forceinline__ void store_u32(uint64_t at, uint32_t value) {
+    if (aligned(at, 4)) {
+        *reinterpret_cast<uint32_t*>(at) = value;
+    } else if (aligned(at, 2)) {
+        reinterpret_cast<uint16_t*>(at)[0] = static_cast<uint16_t>(value);
+        reinterpret_cast<uint16_t*>(at)[1] = static_cast<uint16_t>(value >> 16);
+    } else {
+        for (int k = 0; k < 4; ++k) reinterpret_cast<unsigned char*>(at)[k] = static_cast<unsigned char>(value >> (8 * k));
+    }
+}
+
+__device__ __forceinline__ void store_u16(uint64_t at, uint32_t value) {
+    if (aligned(at, 2)) {
+        *reinterpret_cast<uint16_t*>(at) = static_cast<uint16_t>(value);
+    } else {
+        reinterpret_cast<unsigned char*>(at)[0] = static_cast<unsigned char>(value);
+        reinterpret_cast<unsigned char*>(at)[1] = static_cast<unsigned char>(value >> 8);
+    }
+}
+
+__device__ __forceinline__ uint32_t load_u32(uint64_t at) {
+    if (aligned(at, 4)) return *reinterpret_cast<const uint32_t*>(at);
+    const unsigned char* p = reinterpret_cast<const unsigned char*>(at);
+    return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24);
+}
+
+__device__ __forceinline__ uint32_t load_u16(uint64_t at) {
+    if (aligned(at, 2)) return *reinterpret_cast<const uint16_t*>(at);
+    const unsigned char* p = reinterpret_cast<const unsigned char*>(at);
+    return p[0] | (p[1] << 8);
+}
+
+__device__ __forceinline__ void note_if_not_finite(const grey_qk_args& a, uint64_t i, float v) {
+    if (!isfinite(v)) atomicMin(reinterpret_cast<unsigned long long*>(a.bad_index), static_cast<unsigned long long>(i));
+}
+
+// Where planar formats keep parameter set p, and ggml blocks their header.
+__device__ __forceinline__ void store_params(const grey_qk_args& a, uint64_t p, const grey_qk_coding& c) {
+    const uint64_t params = a.quantized + a.codes_bytes;
+    switch (a.format) {
+        case kInt8: case kInt8Token: case kFp8E4M3: case kFp8E5M2: case kNf4:
+            store_u32(params + 4 * p, __float_as_uint(c.scale));
+            break;
+        case kInt4Sym:
+            store_u16(params + 2 * p, c.scale16);
+            break;
+        case kInt4:
+            store_u16(params + 2 * p, c.scale16);
+            store_u16(params + 2 * a.param_count + 2 * p, c.min16);
+            break;
+        case kQ8_0: store_u16(a.quantized + 34 * p, c.scale16); break;
+        case kQ4_0: store_u16(a.quantized + 18 * p, c.scale16); break;
+        default:  // kQ4_1
+            store_u16(a.quantized + 20 * p, c.scale16);
+            store_u16(a.quantized + 20 * p + 2, c.min16);
+            break;
+    }
+}
+
+// Reads back the decoding half of parameter set p (load_coding of the host quantizer).
+__device__ __forceinline__ Decoding load_params(const grey_qk_args& a, uint64_t p) {
+    Decoding c{0.0f, 0.0f, 0.0f, 0.0f};
+    const uint64_t params = a.quantized + a.codes_bytes;
+    switch (a.format) {
+        case kInt8: case kInt8Token:
+            c.scale = __uint_as_float(load_u32(params + 4 * p));
+            c.mul = c.scale;
+            break;
+        case kFp8E4M3: case kFp8E5M2: case kNf4:
+            c.scale = __uint_as_float(load_u32(params + 4 * p));
+            break;
+        case kInt4Sym: c.mul = f16_to_f32(load_u16(params + 2 * p)); break;
+        case kInt4:
+            c.mul = f16_to_f32(load_u16(params + 2 * p));
+            c.add = f16_to_f32(load_u16(params + 2 * a.param_count + 2 * p));
+            break;
+        case kQ8_0: c.mul = f16_to_f32(load_u16(a.quantized + 34 * p)); break;
+        case kQ4_0:
+            c.sub = 8.0f;
+            c.mul = f16_to_f32(load_u16(a.quantized + 18 * p));
+            break;
+        default:  // kQ4_1
+            c.mul = f16_to_f32(load_u16(a.quantized + 20 * p));
+            c.add = f16_to_f32(load_u16(a.quantized + 20 * p + 2));
+            break;
+    }
+    return c;
+}
+
+__device__ __forceinline__ uint64_t ggml_block_bytes(int format) { return format == kQ8_0 ? 34 : format == kQ4_0 ? 18 : 20; }
+__device__ __forceinline__ uint64_t ggml_header_bytes(int format) { return format == kQ4_1 ? 4 : 2; }
+
+__device__ void build_tables(int format, Tables& t) {
+    if (is_fp8(format))
+        for (uint32_t c = threadIdx.x; c < 256; c += blockDim.x) t.fp8[c] = fp8_to_f32(c, format);
+    if (format == kNf4 && threadIdx.x < 16) t.nf4_levels[threadIdx.x] = kNf4Levels[threadIdx.x];
+    if (format == kNf4 && threadIdx.x < 15)
+        t.nf4_midpoints[threadIdx.x] = __fmul_rn(0.5f, __fadd_rn(kNf4Levels[threadIdx.x], kNf4Levels[threadIdx.x + 1]));
+    __syncthreads();
+}
+
+// Which parameter set element i uses, and where it lies in its run. Shifts and 32-bit divisions where
+// the geometry allows: 64-bit division is a long subroutine on the GPU.
+struct Position {
+    uint64_t set;
+    uint64_t offset;  // inside the run
+};
+
+__device__ __forceinline__ Position locate(const grey_qk_args& a, uint64_t i) {
+    uint64_t run;
+    if (a.run_shift >= 0) run = i >> a.run_shift;
+    else if (a.elements <= 0xFFFFFFFFull) run = static_cast<uint32_t>(i) / static_cast<uint32_t>(a.run_length);
+    else run = i / a.run_length;
+    const uint64_t offset = i - run * a.run_length;
+    uint64_t set;
+    if (a.sets_are_runs) set = run;
+    else if (a.param_count == 1) set = 0;
+    else if (run <= 0xFFFFFFFFull && a.param_count <= 0xFFFFFFFFull) set = static_cast<uint32_t>(run) % static_cast<uint32_t>(a.param_count);
+    else set = run % a.param_count;
+    return {set, offset};
+}
+
+// Moves a Position one element on.
+__device__ __forceinline__ void advance(const grey_qk_args& a, Position& at) {
+    if (++at.offset == a.run_length) {
+        at.offset = 0;
+        at.set = at.set + 1 == a.param_count ? 0 : at.set + 1;
+    }
+}
+
+// (value, index) reductions that keep the first of equal values, as a sequential scan does: +0 and -0
+// compare equal, and which one a scan keeps decides a stored fp16 bit.
+struct Pick {
+    float value;
+    uint32_t index;
+};
+
+template <bool kMin>
+__device__ __forceinline__ Pick better(Pick a, Pick b) {
+    const bool b_wins = kMin ? (b.value < a.value) : (a.value < b.value);
+    if (b_wins) return b;
+    if (a.value == b.value && b.index < a.index) return b;  // ties: the earlier element
+    return a;
+}
+
+template <bool kMin>
+__device__ __forceinline__ Pick reduce_tile(Pick p, int tile) {
+    for (int offset = tile / 2; offset > 0; offset /= 2) {
+        Pick other{__shfl_xor_sync(0xFFFFFFFFu, p.value, offset, tile), __shfl_xor_sync(0xFFFFFFFFu, p.index, offset, tile)};
+        p = better<kMin>(p, other);
+    }
+    return p;
+}
+
+__device__ __forceinline__ uint64_t global_thread() { return static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x; }
+__device__ __forceinline__ uint64_t grid_threads() { return static_cast<uint64_t>(gridDim.x) * blockDim.x; }
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------
+// Block and tile reductions.
+
+namespace {
+
+// Whole warps iterate together in the grouped kernel, so every shuffle below has all 32 lanes present;
+// `tile` lanes (a power of two up to 32) reduce among themselves.
+__device__ __forceinline__ float max_tile(float v, int tile) {
+    for (int offset = tile / 2; offset > 0; offset /= 2) v = fmaxf(v, __shfl_xor_sync(0xFFFFFFFFu, v, offset, tile));
+    return v;
+}
+
+__device__ __forceinline__ float min_tile(float v, int tile) {
+    for (int offset = tile / 2; offset > 0; offset /= 2) v = fminf(v, __shfl_xor_sync(0xFFFFFFFFu, v, offset, tile));
+    return v;
+}
+
+// The absolute maximum over the block (every thread gets it). `scratch` holds 32 floats.
+__device__ float block_max(float m, float* scratch) {
+    m = max_tile(m, 32);
+    if ((threadIdx.x & 31u) == 0) scratch[threadIdx.x / 32] = m;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float w = threadIdx.x < blockDim.x / 32 ? scratch[threadIdx.x] : 0.0f;
+        w = max_tile(w, 32);
+        if (threadIdx.x == 0) scratch[0] = w;
+    }
+    __syncthreads();
+    const float result = scratch[0];
+    __syncthreads();  // scratch is reused by the caller's next reduction
+    return result;
+}
+
+template <int kCount>
+__device__ __forceinline__ void load_elements(const grey_qk_args& a, uint64_t first, float* v) {
+#pragma unroll
+    for (int k = 0; k < kCount; k += 4) load4(a, first + k, v + k);
+}
+
+__device__ __forceinline__ uint32_t pack_bytes(const uint32_t* q) { return q[0] | (q[1] << 8) | (q[2] << 16) | (q[3] << 24); }
+__device__ __forceinline__ uint32_t pack_nibbles(const uint32_t* q) {
+    uint32_t word = 0;
+#pragma unroll
+    for (int k = 0; k < 8; ++k) word |= (q[k] & 0x0Fu) << (4 * k);
+    return word;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------
+// RTN, grouped formats (INT4, INT4_SYM, NF4, Q8_0, Q4_0, Q4_1): each group of G elements is handled by a
+// tile of G/kPerThread threads holding kPerThread elements each (so the per-group work, the parameter
+// choice and the reductions, is shared by many elements). Whole warps iterate together (the shuffles need
+// every lane), with tiles past the last group masked out.
+namespace {
+
+template <int kPerThread>
+__device__ void quantize_groups(const grey_qk_args& a, const Tables& tables) {
+    const int tile = a.group / kPerThread;
+    const uint64_t groups = a.param_count;
+    const uint32_t lane = threadIdx.x % tile;
+    const uint64_t tiles_in_grid = grid_threads() / tile;
+    const uint64_t warp_first_tile = (global_thread() - (threadIdx.x & 31u)) / tile;
+    const uint64_t tile_in_warp = (threadIdx.x & 31u) / tile;
+    for (uint64_t base = warp_first_tile; base < groups; base += tiles_in_grid) {
+        const uint64_t g = base + tile_in_warp;
+        const bool active = g < groups;
+        const uint64_t first = g * a.group + kPerThread * lane;
+        float v[kPerThread] = {};
+        if (active) {
+            load_elements<kPerThread>(a, first, v);
+#pragma unroll
+            for (int k = 0; k < kPerThread; ++k) note_if_not_finite(a, first + k, v[k]);
+        }
+        Stats s{0.0f, INFINITY, -INFINITY, 0.0f};
+        if (uses_minmax(a.format)) {
+            float lo = v[0], hi = v[0];
+#pragma unroll
+            for (int k = 1; k < kPerThread; ++k) {
+                lo = fminf(lo, v[k]);
+                hi = fmaxf(hi, v[k]);
+            }
+            s.min = min_tile(lo, tile);
+            s.max = max_tile(hi, tile);
+            // A zero extreme: which zero (+0 or -0) a sequential scan keeps is the first one met, and it
+            // decides a stored fp16 bit. Rare, so the index-aware reduction runs only then.
+            if (__any_sync(0xFFFFFFFFu, s.min == 0.0f || s.max == 0.0f)) {
+                Pick first_lo{v[0], kPerThread * lane}, first_hi{v[0], kPerThread * lane};
+#pragma unroll
+                for (int k = 1; k < kPerThread; ++k) {
+                    first_lo = better<true>(first_lo, Pick{v[k], kPerThread * lane + k});
+                    first_hi = better<false>(first_hi, Pick{v[k], kPerThread * lane + k});
+                }
+                s.min = reduce_tile<true>(first_lo, tile).value;
+                s.max = reduce_tile<false>(first_hi, tile).value;
+            }
+        } else {
+            float m = 0.0f;
+#pragma unroll
+            for (int k = 0; k < kPerThread; ++k) m = fmaxf(m, fabsf(v[k]));
+            s.absmax = max_tile(m, tile);
+            if (a.format == kQ4_0) {
+                Pick first_peak{0.0f, 0xFFFFFFFFu};
+#pragma unroll
+                for (int k = kPerThread - 1; k >= 0; --k)
+                    if (fabsf(v[k]) == s.absmax) first_peak = Pick{v[k], kPerThread * lane + k};
+                // The smallest index wins; values differ only in sign, so compare indices alone.
+                for (int offset = tile / 2; offset > 0; offset /= 2) {
+                    const float value = __shfl_xor_sync(0xFFFFFFFFu, first_peak.value, offset, tile);
+                    const uint32_t index = __shfl_xor_sync(0xFFFFFFFFu, first_peak.index, offset, tile);
+                    if (index < first_peak.index) first_peak = Pick{value, index};
+                }
+                s.peak = first_peak.value;
+            }
+        }
+        const grey_qk_coding c = make_coding(a.format, s, 1.0f);
+        uint32_t q[kPerThread];
+#pragma unroll
+        for (int k = 0; k < kPerThread; ++k) q[k] = encode(a.format, c, v[k], tables);
+
+        constexpr int kWords = kPerThread / 4;  // codes as bytes, four to a word
+        if (a.format == kQ8_0) {
+            if (active) {
+                const uint64_t codes = a.quantized + g * 34 + 2 + kPerThread * lane;
+                if (lane == 0) store_params(a, g, c);
+#pragma unroll
+                for (int w = 0; w < kWords; ++w) store_u32(codes + 4 * w, pack_bytes(q + 4 * w));
+            }
+        } else if (is_ggml(a.format)) {
+            // ggml packs byte j of a block as code j | code j+16 << 4: the lanes holding codes 0-15 take
+            // codes 16-31 from the lanes `half` further on.
+            constexpr int kHalf = 16 / kPerThread;
+            const uint64_t codes = a.quantized + g * ggml_block_bytes(a.format) + ggml_header_bytes(a.format) + kPerThread * lane;
+            if (active && lane == 0) store_params(a, g, c);
+#pragma unroll
+            for (int w = 0; w < kWords; ++w) {
+                const uint32_t word = pack_bytes(q + 4 * w);
+                const uint32_t upper = __shfl_down_sync(0xFFFFFFFFu, word, kHalf, tile);
+                if (active && lane < kHalf) store_u32(codes + 4 * w, (word & 0x0F0F0F0Fu) | ((upper & 0x0F0F0F0Fu) << 4));
+            }
+        } else if (active) {
+#pragma unroll
+            for (int w = 0; w < kPerThread / 8; ++w) store_u32(a.quantized + first / 2 + 4 * w, pack_nibbles(q + 8 * w));
+            if (lane == 0) store_params(a, g, c);
+        }
+    }
+}
+
+}  // namespace
+
+// Two entry points so that each gets its own register allocation. Q8_0 and Q4_0 (codes in 34- and
+// 18-byte blocks, only 2-byte aligned) run faster with eight elements a thread; the rest with sixteen.
+extern "C" __global__ void grey_quant_grouped8(grey_qk_args a) {
+    __shared__ Tables tables;
+    build_tables(a.format, tables);
+    quantize_groups<8>(a, tables);
+}
+
+extern "C" __global__ void grey_quant_grouped16(grey_qk_args a) {
+    __shared__ Tables tables;
+    build_tables(a.format, tables);
+    quantize_groups<16>(a, tables);
+}
+
+// RTN, INT8 / INT8_TOKEN / FP8 with one scale per run (a row): a block per row. Rows of up to
+// blockDim * 4 * kChunks elements stay in registers between finding the maximum and encoding, so the
+// row is read from memory once.
+namespace {
+
+template <int kChunks>
+__device__ void rows_in_registers(const grey_qk_args& a, const Tables& tables, float* scratch) {
+    const uint64_t L = a.run_length;
+    for (uint64_t r = blockIdx.x; r < a.param_count; r += gridDim.x) {
+        const uint64_t first = r * L;
+        float v[kChunks][4];
+        float m = 0.0f;
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c) {
+            const uint64_t i = 4 * (threadIdx.x + static_cast<uint64_t>(blockDim.x) * c);
+            if (i < L) {
+                load4(a, first + i, v[c]);
+#pragma unroll
+                for (int k = 0; k < 4; ++k) {
+                    note_if_not_finite(a, first + i + k, v[c][k]);
+                    m = fmaxf(m, fabsf(v[c][k]));
+                }
+            }
+        }
+        const Stats s{block_max(m, scratch), 0.0f, 0.0f, 0.0f};
+        const grey_qk_coding coding = make_coding(a.format, s, 1.0f);
+        if (threadIdx.x == 0) store_params(a, r, coding);
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c) {
+            const uint64_t i = 4 * (threadIdx.x + static_cast<uint64_t>(blockDim.x) * c);
+            if (i < L) {
+                uint32_t q[4];
+#pragma unroll
+                for (int k = 0; k < 4; ++k) q[k] = encode(a.format, coding, v[c][k], tables);
+                store_u32(a.quantized + first + i, pack_bytes(q));
+            }
+        }
+    }
+}
+
+// Any other row: the maximum in a first pass, the codes in a second that reads the row again.
+__device__ void rows_two_pass(const grey_qk_args& a, const Tables& tables, float* scratch) {
+    const uint64_t L = a.run_length;
+    for (uint64_t r = blockIdx.x; r < a.param_count; r += gridDim.x) {
+        const uint64_t first = r * L;
+        float m = 0.0f;
+        for (uint64_t i = threadIdx.x; i < L; i += blockDim.x) {
+            const float v = load_element(a, first + i);
+            note_if_not_finite(a, first + i, v);
+            m = fmaxf(m, fabsf(v));
+        }
+        const Stats s{block_max(m, scratch), 0.0f, 0.0f, 0.0f};
+        const grey_qk_coding coding = make_coding(a.format, s, 1.0f);
+        if (threadIdx.x == 0) store_params(a, r, coding);
+        for (uint64_t i = threadIdx.x; i < L; i += blockDim.x)
+            reinterpret_cast<unsigned char*>(a.quantized)[first + i] =
+                static_cast<unsigned char>(encode(a.format, coding, load_element(a, first + i), tables));
+    }
+}
+
+}  // namespace
+
+extern "C" __global__ void __launch_bounds__(256, 5) grey_quant_rows(grey_qk_args a) {
+    __shared__ Tables tables;
+    __shared__ float scratch[32];
+    build_tables(a.format, tables);
+    const uint64_t L = a.run_length;
+    // Sixteen floats a thread keep the kernel at four resident blocks per multiprocessor; longer rows
+    // take the two-pass path (their second read mostly hits L2).
+    if (L % 4 == 0 && L <= 16ull * blockDim.x) rows_in_registers<4>(a, tables, scratch);
+    else rows_two_pass(a, tables, scratch);
+}
+
+// Global statistics for INT8 / INT8_TOKEN / FP8: the absolute maximum of every parameter set, as float
+// bits (non-negative floats order as their bits), through shared memory when the sets fit there.
+// Threads take consecutive stretches of elements, so a per-tensor or per-row scale costs one atomic per
+// stretch, not per element.
+extern "C" __global__ void grey_quant_absmax(grey_qk_args a) {
+    extern __shared__ unsigned int shared_max[];
+    const bool in_shared = a.param_count <= 8192;
+    if (in_shared) {
+        for (uint64_t p = threadIdx.x; p < a.param_count; p += blockDim.x) shared_max[p] = 0;
+        __syncthreads();
+    }
+    unsigned int* global_max = reinterpret_cast<unsigned int*>(a.absmax_bits);
+    const uint64_t stretch = 16;
+    for (uint64_t start = global_thread() * stretch; start < a.elements; start += grid_threads() * stretch) {
+        const uint64_t end = start + stretch < a.elements ? start + stretch : a.elements;
+        Position at = locate(a, start);
+        float m = 0.0f;
+        for (uint64_t i = start; i < end; ++i) {
+            const float v = load_element(a, i);
+            note_if_not_finite(a, i, v);
+            m = fmaxf(m, fabsf(v));
+            if (at.offset + 1 == a.run_length || i + 1 == end) {  // the set changes after i, or the stretch ends
+                if (in_shared) atomicMax(&shared_max[at.set], __float_as_uint(m));
+                else atomicMax(&global_max[at.set], __float_as_uint(m));
+                m = 0.0f;
+            }
+            advance(a, at);
+        }
+    }
+    if (in_shared) {
+        __syncthreads();
+        for (uint64_t p = threadIdx.x; p < a.param_count; p += blockDim.x)
+            if (shared_max[p] != 0) atomicMax(&global_max[p], shared_max[p]);
+    }
+}
+
+// The parameter sets of the global path, from the statistics grey_quant_absmax gathered.
+extern "C" __global__ void grey_quant_params(grey_qk_args a) {
+    const unsigned int* absmax = reinterpret_cast<const unsigned int*>(a.absmax_bits);
+    grey_qk_coding* codings = reinterpret_cast<grey_qk_coding*>(a.codings);
+    for (uint64_t p = global_thread(); p < a.param_count; p += grid_threads()) {
+        const Stats s{__uint_as_float(absmax[p]), 0.0f, 0.0f, 0.0f};
+        codings[p] = make_coding(a.format, s, 1.0f);
+        store_params(a, p, codings[p]);
+    }
+}
+
+// MSE calibration, one thread per parameter set: the host's search (choose_codings and refine_int4 of
+// backends/host/quant/quantizer.cpp) operation for operation, in the same order, so that the sums in
+// float64 and therefore every choice come out the same.
+namespace {
+
+__device__ float clip_alpha(int format, int i) {
+    const float step = is_four_bit(format) ? 0.02f : 0.005f;
+    return __fsub_rn(1.0f, __fmul_rn(step, static_cast<float>(i)));
+}
+
+__device__ int clip_steps(int format) { return is_four_bit(format) ? 25 : 20; }
+
+__device__ __forceinline__ double squared(float x, float y) {
+    const double e = __dsub_rn(static_cast<double>(x), static_cast<double>(y));
+    return __dmul_rn(e, e);
+}
+
+// Sum over the runs of parameter set p of (x - decode(encode(x)))^2, each run summed from zero first.
+__device__ double set_error(const grey_qk_args& a, uint64_t p, const grey_qk_coding& c, const Tables& t) {
+    double total = 0.0;
+    for (uint64_t r = p; r < a.elements / a.run_length; r += a.param_count) {
+        double run_error = 0.0;
+        for (uint64_t i = r * a.run_length; i < (r + 1) * a.run_length; ++i) {
+            const float x = load_element(a, i);
+            run_error = __dadd_rn(run_error, squared(x, decode(a.format, decoding_of(c), encode(a.format, c, x, t), t)));
+        }
+        total = __dadd_rn(total, run_error);
+    }
+    return total;
+}
+
+__device__ grey_qk_coding int4_coding(float scale, float min) {
+    grey_qk_coding c{};
+    c.scale16 = f32_to_f16(scale);
+    c.min16 = f32_to_f16(min);
+    const float d = f16_to_f32(c.scale16), m = f16_to_f32(c.min16);
+    c.e_sub = m; c.e_mul = inverse(d); c.lo = 0; c.hi = 15;
+    c.d_mul = d; c.d_add = m;
+    return c;
+}
+
+__device__ grey_qk_coding refine_int4(const grey_qk_args& a, uint64_t g, grey_qk_coding best, double best_error, const Tables& t) {
+    const uint64_t first = g * a.run_length, n_elements = a.run_length;
+    for (int iteration = 0; iteration < 4; ++iteration) {
+        double sq = 0, sx = 0, sqq = 0, sqx = 0;
+        for (uint64_t i = first; i < first + n_elements; ++i) {
+            const float x = load_element(a, i);
+            const double q = static_cast<double>(static_cast<int32_t>(encode(a.format, best, x, t)));
+            sq = __dadd_rn(sq, q);
+            sx = __dadd_rn(sx, static_cast<double>(x));
+            sqq = __dadd_rn(sqq, __dmul_rn(q, q));
+            sqx = __dadd_rn(sqx, __dmul_rn(q, static_cast<double>(x)));
+        }
+        const double n = static_cast<double>(n_elements);
+        const double denominator = __dsub_rn(__dmul_rn(n, sqq), __dmul_rn(sq, sq));
+        if (denominator <= 0.0) break;  // every code equal: nothing to fit
+        const double scale = __ddiv_rn(__dsub_rn(__dmul_rn(n, sqx), __dmul_rn(sq, sx)), denominator);
+        const double min = __ddiv_rn(__dsub_rn(sx, __dmul_rn(scale, sq)), n);
+        const grey_qk_coding candidate = int4_coding(__double2float_rn(scale), __double2float_rn(min));
+        double error = 0.0;
+        for (uint64_t i = first; i < first + n_elements; ++i) {
+            const float x = load_element(a, i);
+            error = __dadd_rn(error, squared(x, decode(a.format, decoding_of(candidate), encode(a.format, candidate, x, t), t)));
+        }
+        if (!(error < best_error)) break;
+        best = candidate;
+        best_error = error;
+    }
+    return best;
+}
+
+}  // namespace
+
+extern "C" __global__ void grey_quant_search(grey_qk_args a) {
+    __shared__ Tables tables;
+    build_tables(a.format, tables);
+    grey_qk_coding* codings = reinterpret_cast<grey_qk_coding*>(a.codings);
+    const uint64_t runs = a.elements / a.run_length;
+    for (uint64_t p = global_thread(); p < a.param_count; p += grid_threads()) {
+        Stats s{0.0f, INFINITY, -INFINITY, 0.0f};
+        for (uint64_t r = p; r < runs; r += a.param_count) {
+            const uint64_t first = r * a.run_length;
+            float lo = INFINITY, hi = -INFINITY, m = 0.0f;
+            for (uint64_t i = first; i < first + a.run_length; ++i) {
+                const float v = load_element(a, i);
+                note_if_not_finite(a, i, v);
+                lo = v < lo ? v : lo;  // std::min / std::max keep the first of equal values
+                hi = hi < v ? v : hi;
+                m = fabsf(v) > m ? fabsf(v) : m;
+            }
+            if (uses_minmax(a.format)) {
+                s.min = lo < s.min ? lo : s.min;
+                s.max = s.max < hi ? hi : s.max;
+            } else {
+                s.absmax = s.absmax < m ? m : s.absmax;
+                if (a.format == kQ4_0)
+                    for (uint64_t i = first; i < first + a.run_length; ++i)
+                        if (fabsf(load_element(a, i)) == m) {
+                            s.peak = load_element(a, i);
+                            break;
+                        }
+            }
+        }
+        grey_qk_coding best = make_coding(a.format, s, 1.0f);
+        double best_error = INFINITY;
+        for (int i = 0; i <= clip_steps(a.format); ++i) {
+            const grey_qk_coding c = make_coding(a.format, s, clip_alpha(a.format, i));
+            const double error = set_error(a, p, c, tables);
+            if (error < best_error) {
+                best_error = error;
+                best = c;
+            }
+        }
+        if (a.format == kInt4) best = refine_int4(a, p, best, best_error, tables);
+        codings[p] = best;
+        store_params(a, p, best);
+    }
+}
+
+// Encodes with the parameter sets in a.codings (global and MSE paths). Planar formats: a thread per four
+// elements; ggml blocks: a thread per block (whose header was stored with its parameter set).
+extern "C" __global__ void grey_quant_encode(grey_qk_args a) {
+    __shared__ Tables tables;
+    build_tables(a.format, tables);
+    const grey_qk_coding* codings = reinterpret_cast<const grey_qk_coding*>(a.codings);
+    unsigned char* out = reinterpret_cast<unsigned char*>(a.quantized);
+    if (is_ggml(a.format)) {
+        for (uint64_t b = global_thread(); b < a.param_count; b += grid_threads()) {
+            const grey_qk_coding c = codings[b];
+            unsigned char* codes = out + b * ggml_block_bytes(a.format) + ggml_header_bytes(a.format);
+            for (uint64_t j = 0; j < 32; ++j) {
+                const uint32_t q = encode(a.format, c, load_element(a, 32 * b + j), tables);
+                if (a.format == kQ8_0) codes[j] = static_cast<unsigned char>(q);
+                else if (j < 16) codes[j] = static_cast<unsigned char>(q);
+                else codes[j - 16] |= static_cast<unsigned char>(q << 4);
+            }
+        }
+        return;
+    }
+    const bool four_bit = is_four_bit(a.format);
+    const uint64_t chunks = (a.elements + 3) / 4;
+    for (uint64_t chunk = global_thread(); chunk < chunks; chunk += grid_threads()) {
+        const uint64_t first = 4 * chunk;
+        const uint64_t count = a.elements - first < 4 ? a.elements - first : 4;
+        // Loops over k stay unrolled with constant indices: an array indexed at run time would live in
+        // local memory.
+        float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        if (count == 4) {
+            load4(a, first, v);
+        } else {
+#pragma unroll
+            for (int k = 0; k < 4; ++k)
+                if (k < count) v[k] = load_element(a, first + k);
+        }
+        Position at = locate(a, first);
+        uint32_t q[4] = {0, 0, 0, 0};
+#pragma unroll
+        for (int k = 0; k < 4; ++k)
+            if (k < count) {
+                q[k] = encode(a.format, codings[at.set], v[k], tables);
+                advance(a, at);
+            }
+        if (four_bit) {  // element counts of 4-bit formats are multiples of their groups
+            store_u16(a.quantized + first / 2, q[0] | (q[1] << 4) | (q[2] << 8) | (q[3] << 12));
+        } else if (count == 4) {
+            store_u32(a.quantized + first, pack_bytes(q));
+        } else {
+#pragma unroll
+            for (int k = 0; k < 4; ++k)
+                if (k < count) out[first + k] = static_cast<unsigned char>(q[k]);
+        }
+    }
+}
+
+// Dequantization of every format. A thread takes four elements at a time, so that a warp's loads and
+// stores cover contiguous memory (512 bytes of F32 per store instruction), and two such chunks per
+// iteration, whose loads are all issued before any is decoded.
+namespace {
+
+constexpr int kDequantUnroll = 2;
+
+// The stored codes of elements first .. first+3 (fewer at the tensor's end).
+__device__ __forceinline__ void load_codes4(const grey_qk_args& a, uint64_t first, uint64_t count, uint32_t* codes) {
+    if (is_ggml(a.format)) {  // blocks of 32: four elements lie inside one block
+        const uint64_t block = a.quantized + (first / 32) * ggml_block_bytes(a.format);
+        const uint32_t j = first % 32;
+        if (a.format == kQ8_0) {
+            const uint32_t bytes = load_u32(block + 2 + j);
+#pragma unroll
+            for (int k = 0; k < 4; ++k) codes[k] = (bytes >> (8 * k)) & 0xFFu;
+        } else {
+            const uint32_t bytes = load_u32(block + ggml_header_bytes(a.format) + (j % 16));
+            const int shift = j < 16 ? 0 : 4;
+#pragma unroll
+            for (int k = 0; k < 4; ++k) codes[k] = (bytes >> (8 * k + shift)) & 0x0Fu;
+        }
+    } else if (is_four_bit(a.format)) {  // counts are multiples of 32: whole chunks only
+        const uint32_t bytes = load_u16(a.quantized + first / 2);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) codes[k] = (bytes >> (4 * k)) & 0x0Fu;
+    } else if (count == 4) {
+        const uint32_t bytes = load_u32(a.quantized + first);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) codes[k] = (bytes >> (8 * k)) & 0xFFu;
+    } else {
+#pragma unroll
+        for (int k = 0; k < 4; ++k)
+            codes[k] = k < count ? reinterpret_cast<const unsigned char*>(a.quantized)[first + k] : 0u;
+    }
+}
+
+__device__ __forceinline__ void store4(const grey_qk_args& a, uint64_t first, uint64_t count, const float* y) {
+    const uint64_t at = a.plain + first * element_bytes(a.dtype);
+    if (count == 4 && a.dtype == GREY_QK_F32 && aligned(at, 16)) {
+        *reinterpret_cast<float4*>(at) = make_float4(y[0], y[1], y[2], y[3]);
+    } else if (count == 4 && a.dtype != GREY_QK_F32 && aligned(at, 8)) {
+        uint32_t h[4];
+#pragma unroll
+        for (int k = 0; k < 4; ++k) h[k] = a.dtype == GREY_QK_F16 ? f32_to_f16(y[k]) : f32_to_bf16(y[k]);
+        *reinterpret_cast<uint2*>(at) = make_uint2(h[0] | (h[1] << 16), h[2] | (h[3] << 16));
+    } else {
+#pragma unroll
+        for (int k = 0; k < 4; ++k)
+            if (k < count) store_element(a, first + k, y[k]);
+    }
+}
+
+}  // namespace
+
+extern "C" __global__ void grey_dequant(grey_qk_args a) {
+    __shared__ Tables tables;
+    build_tables(a.format, tables);
+    const uint64_t chunks = (a.elements + 3) / 4;
+    const uint64_t stride = grid_threads();
+    for (uint64_t base = global_thread(); base < chunks; base += kDequantUnroll * stride) {
+        uint32_t codes[kDequantUnroll][4];
+        Decoding coding[kDequantUnroll];
+        Position at[kDequantUnroll];
+        uint64_t count[kDequantUnroll];
+#pragma unroll
+        for (int u = 0; u < kDequantUnroll; ++u) {
+            const uint64_t chunk = base + u * stride;
+            const uint64_t first = 4 * chunk;
+            count[u] = chunk < chunks ? (a.elements - first < 4 ? a.elements - first : 4) : 0;
+            if (count[u] == 0) continue;
+            load_codes4(a, first, count[u], codes[u]);
+            at[u] = locate(a, first);
+            coding[u] = load_params(a, at[u].set);
+        }
+#pragma unroll
+        for (int u = 0; u < kDequantUnroll; ++u) {
+            if (count[u] == 0) continue;
+            float y[4];
+            if (count[u] == 4 && at[u].offset + 4 <= a.run_length) {  // one parameter set for all four
+#pragma unroll
+                for (int k = 0; k < 4; ++k) y[k] = decode(a.format, coding[u], codes[u][k], tables);
+            } else {
+#pragma unroll
+                for (int k = 0; k < 4; ++k)
+                    if (k < count[u]) {
+                        y[k] = decode(a.format, load_params(a, at[u].set), codes[u][k], tables);
+                        advance(a, at[u]);
+                    }
+            }
+            store4(a, 4 * (base + u * stride), count[u], y);
+        }
+    }
+}

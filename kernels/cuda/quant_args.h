@@ -1,0 +1,43 @@
+/* The argument block every quantization kernel of grey_quant.cu takes, by value. Shared by the kernels
+ * and the CUDA backend that launches them (backends/cuda/quantizer.cpp), so both sides agree on its
+ * layout; plain C types only, device addresses as 64-bit integers. */
+#ifndef GREY_KERNELS_CUDA_QUANT_ARGS_H
+#define GREY_KERNELS_CUDA_QUANT_ARGS_H
+
+#include <stdint.h>
+
+/* The plain element types a quantizer reads and a dequantizer writes. */
+enum { GREY_QK_F32 = 0, GREY_QK_F16 = 1, GREY_QK_BF16 = 2 };
+
+/* One scale group's parameters made concrete, as the host quantizer's Coding (backends/host/quant):
+ * encode q = clamp(round((x - e_sub) * e_mul + e_add), lo, hi), decode y = (q - d_sub) * d_mul + d_add;
+ * fp8 and NF4 use `scale` instead. Written by the parameter kernels, read by the encoder. */
+typedef struct grey_qk_coding {
+    float e_sub, e_mul, e_add;
+    int32_t e_truncate; /* 0: round half away from zero; 1: toward zero */
+    int32_t lo, hi;
+    float d_sub, d_mul, d_add;
+    float scale;        /* fp32 scale (INT8, FP8), NF4's absmax */
+    uint32_t scale16;   /* fp16 bits of the stored scale (INT4, INT4_SYM, Q formats) */
+    uint32_t min16;     /* fp16 bits of the stored min (INT4, Q4_1) */
+} grey_qk_coding;
+
+typedef struct grey_qk_args {
+    uint64_t plain;        /* the F32/F16/BF16 tensor: read by quantize, written by dequantize */
+    uint64_t quantized;    /* the layout of docs/quantization.md */
+    uint64_t elements;
+    uint64_t run_length;   /* elements sharing one parameter set in a row (runtime/quant/format.hpp) */
+    uint64_t param_count;  /* run r uses parameter set r % param_count */
+    uint64_t codes_bytes;  /* planar formats: where the parameter arrays begin */
+    uint64_t bad_index;    /* device address of a uint64: the lowest non-finite element (quantize) */
+    uint64_t codings;      /* device address of param_count grey_qk_codings (scratch) */
+    uint64_t absmax_bits;  /* device address of param_count uint32 (scratch, global-statistics path) */
+    int32_t format;        /* grey_quant_format */
+    int32_t dtype;         /* GREY_QK_F32 / F16 / BF16 */
+    int32_t group;         /* run_length of the grouped formats (32, 64, 128) */
+    int32_t run_shift;     /* log2(run_length) when it is a power of two, else -1: saves a division */
+    int32_t sets_are_runs; /* 1 when param_count is the number of runs (run r uses set r) */
+    int32_t reserved;
+} grey_qk_args;
+
+#endif

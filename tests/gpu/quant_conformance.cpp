@@ -1,0 +1,313 @@
+// Quantization conformance on the GPU: every format, calibration and input type quantized and
+// dequantized by the CUDA kernels (grey_quantize_buffer, grey_dequantize_buffer) must give the same
+// bytes as the host reference (grey_quantize, grey_dequantize), on fresh random inputs each run and on
+// the tensors of a real model file. Through grey.h alone. Prints one line per check and a summary;
+// exits 1 on any failure.
+//   grey_gpu_quant_conformance [--quick] [--backend-dir DIR] [--model FILE]
+// --quick uses small tensors (for compute-sanitizer).
+#include "grey.h"
+
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+int g_passed = 0;
+int g_failed = 0;
+
+void check(bool ok, const std::string& what) {
+    (ok ? g_passed : g_failed) += 1;
+    if (!ok || std::getenv("GREY_VERBOSE") != nullptr) std::printf("%s  %s\n", ok ? "PASS" : "FAIL", what.c_str());
+    if (!ok && *grey_last_error()) std::printf("      last error: %s\n", grey_last_error());
+}
+
+bool ok(grey_status s) { return s == GREY_OK; }
+
+struct Buffer {
+    Buffer(grey_context* c, uint32_t device, uint64_t size) { status = grey_buffer_create(c, device, size, &handle); }
+    ~Buffer() { grey_buffer_destroy(handle); }
+    Buffer(const Buffer&) = delete;
+    Buffer& operator=(const Buffer&) = delete;
+    grey_buffer* handle = nullptr;
+    grey_status status;
+};
+
+struct Config {
+    const char* name;
+    grey_quant_format format;
+    uint32_t group_size;
+    int32_t axis;
+};
+
+// Every format, with the per-channel formats on more than one axis and FP8 per tensor as well.
+const std::vector<Config>& configs() {
+    static const std::vector<Config> all = {
+        {"int8 axis 0", GREY_QUANT_INT8, 0, 0},
+        {"int8 last axis", GREY_QUANT_INT8, 0, -2},  // -2: resolved to rank-1 below
+        {"int8-token", GREY_QUANT_INT8_TOKEN, 0, 0},
+        {"int4-g32", GREY_QUANT_INT4, 32, 0},
+        {"int4-g64", GREY_QUANT_INT4, 64, 0},
+        {"int4-g128", GREY_QUANT_INT4, 128, 0},
+        {"int4-sym-g32", GREY_QUANT_INT4_SYM, 32, 0},
+        {"int4-sym-g128", GREY_QUANT_INT4_SYM, 128, 0},
+        {"fp8-e4m3 axis 0", GREY_QUANT_FP8_E4M3, 0, 0},
+        {"fp8-e4m3 per tensor", GREY_QUANT_FP8_E4M3, 0, GREY_QUANT_PER_TENSOR},
+        {"fp8-e5m2 axis 0", GREY_QUANT_FP8_E5M2, 0, 0},
+        {"fp8-e5m2 last axis", GREY_QUANT_FP8_E5M2, 0, -2},
+        {"nf4", GREY_QUANT_NF4, 0, 0},
+        {"q8_0", GREY_QUANT_Q8_0, 0, 0},
+        {"q4_0", GREY_QUANT_Q4_0, 0, 0},
+        {"q4_1", GREY_QUANT_Q4_1, 0, 0},
+    };
+    return all;
+}
+
+grey_tensor_desc make_desc(grey_dtype dtype, const std::vector<uint64_t>& shape) {
+    grey_tensor_desc d = GREY_TENSOR_DESC_INIT;
+    d.dtype = dtype;
+    d.rank = static_cast<uint32_t>(shape.size());
+    for (std::size_t i = 0; i < shape.size(); ++i) d.shape[i] = shape[i];
+    return d;
+}
+
+grey_quant_params make_params(const Config& c, uint32_t rank, grey_quant_calibration calibration) {
+    grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+    p.format = c.format;
+    p.group_size = c.group_size;
+    p.axis = c.axis == -2 ? static_cast<int32_t>(rank) - 1 : c.axis;
+    p.calibration = calibration;
+    return p;
+}
+
+// The plain bytes of `values` in `dtype` (F16 and BF16 rounded to nearest even).
+std::vector<unsigned char> encode_plain(const std::vector<float>& values, grey_dtype dtype) {
+    const std::size_t size = dtype == GREY_DTYPE_F32 ? 4 : 2;
+    std::vector<unsigned char> out(values.size() * size);
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        if (dtype == GREY_DTYPE_F32) {
+            std::memcpy(&out[4 * i], &values[i], 4);
+            continue;
+        }
+        uint16_t h;
+        if (dtype == GREY_DTYPE_F16) {
+            const _Float16 half = static_cast<_Float16>(values[i]);  // the compiler's IEEE conversion
+            std::memcpy(&h, &half, 2);
+        } else {
+            uint32_t x;
+            std::memcpy(&x, &values[i], 4);
+            h = static_cast<uint16_t>((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);
+        }
+        std::memcpy(&out[2 * i], &h, 2);
+    }
+    return out;
+}
+
+// Normal values with the corners that decide bits: exact zeros of both signs, ties for the maximum,
+// outliers, tiny values, and whole groups that are zero or constant.
+std::vector<float> random_values(uint64_t n, std::mt19937_64& rng) {
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::uniform_int_distribution<int> pick(0, 99);
+    std::vector<float> v(n);
+    for (auto& x : v) {
+        const int p = pick(rng);
+        x = p == 0 ? 0.0f : p == 1 ? -0.0f : p == 2 ? normal(rng) * 40.0f : p == 3 ? normal(rng) * 1e-6f : normal(rng);
+    }
+    if (n >= 128) {
+        for (uint64_t i = 0; i < 32; ++i) v[i] = (i % 2) ? -0.0f : 0.0f;  // an all-zero group of mixed signs
+        for (uint64_t i = 32; i < 64; ++i) v[i] = 0.75f;                   // a constant group
+        v[70] = 3.0f;                                                      // a tie for the maximum magnitude,
+        v[71] = -3.0f;                                                     // with opposite signs
+    }
+    return v;
+}
+
+// One tensor through one configuration on the GPU and on the host; compares quantized bytes and the
+// dequantized bytes in every output type. `offset` shifts both GPU tensors inside their buffers.
+void compare(grey_context* c, uint32_t gpu, const std::string& tag, const std::vector<uint64_t>& shape, grey_dtype dtype,
+             const std::vector<unsigned char>& plain, const grey_quant_params& params, uint64_t offset) {
+    const grey_tensor_desc desc = make_desc(dtype, shape);
+    uint64_t qbytes = 0;
+    if (!ok(grey_quant_size(&desc, &params, &qbytes))) {
+        check(false, tag + ": size");
+        return;
+    }
+    std::vector<unsigned char> host_q(qbytes);
+    grey_quant_report host_report{};
+    host_report.struct_size = sizeof host_report;
+    if (!ok(grey_quantize(&desc, plain.data(), plain.size(), &params, host_q.data(), qbytes, &host_report))) {
+        check(false, tag + ": host quantize");
+        return;
+    }
+    Buffer source(c, gpu, plain.size() + offset), quantized(c, gpu, qbytes + offset);
+    if (!ok(source.status) || !ok(quantized.status)) {
+        check(false, tag + ": allocation");
+        return;
+    }
+    // Poison the output so an unwritten byte cannot pass as correct.
+    const bool written = ok(grey_buffer_fill(quantized.handle, 0, 0xA5, qbytes + offset)) &&
+                         ok(grey_buffer_write(source.handle, offset, plain.data(), plain.size()));
+    grey_quant_report gpu_report{};
+    gpu_report.struct_size = sizeof gpu_report;
+    const bool ran = written && ok(grey_quantize_buffer(&desc, source.handle, offset, &params, quantized.handle, offset, &gpu_report));
+    std::vector<unsigned char> gpu_q(qbytes);
+    const bool read = ran && ok(grey_buffer_read(quantized.handle, offset, gpu_q.data(), qbytes));
+    uint64_t first_difference = qbytes;
+    for (uint64_t i = 0; read && i < qbytes; ++i)
+        if (gpu_q[i] != host_q[i]) {
+            first_difference = i;
+            break;
+        }
+    check(read && first_difference == qbytes,
+          tag + ": quantized bytes equal the host's" + (read && first_difference < qbytes ? " (first difference at byte " + std::to_string(first_difference) + ")" : ""));
+    check(ran && gpu_report.sum_squared_error == host_report.sum_squared_error && gpu_report.max_abs_err == host_report.max_abs_err,
+          tag + ": error report equals the host's");
+
+    for (const grey_dtype out : {GREY_DTYPE_F32, GREY_DTYPE_F16, GREY_DTYPE_BF16}) {
+        const grey_tensor_desc out_desc = make_desc(out, shape);
+        uint64_t out_bytes = 0;
+        if (!ok(grey_tensor_bytes(&out_desc, &out_bytes))) {
+            check(false, tag + ": output size");
+            continue;
+        }
+        std::vector<unsigned char> host_y(out_bytes), gpu_y(out_bytes);
+        const bool host_ok = ok(grey_dequantize(&out_desc, &params, host_q.data(), qbytes, host_y.data(), out_bytes));
+        Buffer y(c, gpu, out_bytes + offset);
+        const bool gpu_ok = ok(y.status) && ok(grey_buffer_fill(y.handle, 0, 0x5A, out_bytes + offset)) &&
+                            ok(grey_dequantize_buffer(&out_desc, &params, quantized.handle, offset, y.handle, offset)) &&
+                            ok(grey_buffer_read(y.handle, offset, gpu_y.data(), out_bytes));
+        check(host_ok && gpu_ok && host_y == gpu_y, tag + ": dequantized to " + grey_dtype_name(out) + " equals the host's");
+    }
+}
+
+void run_random(grey_context* c, uint32_t gpu, bool quick, std::mt19937_64& rng) {
+    // Shapes: a matrix, a rank-3 tensor with a short innermost-but-one axis, and a vector.
+    std::vector<std::vector<uint64_t>> shapes = {{64, 384}, {3, 5, 128}, {4096}};
+    if (!quick) shapes.push_back({1024, 4096});
+    for (const auto& shape : shapes) {
+        uint64_t n = 1;
+        for (const auto d : shape) n *= d;
+        const std::vector<float> values = random_values(n, rng);
+        for (const grey_dtype dtype : {GREY_DTYPE_F32, GREY_DTYPE_F16, GREY_DTYPE_BF16}) {
+            const std::vector<unsigned char> plain = encode_plain(values, dtype);
+            for (const Config& config : configs()) {
+                for (const grey_quant_calibration calibration : {GREY_CALIBRATION_RTN, GREY_CALIBRATION_MSE}) {
+                    if (calibration == GREY_CALIBRATION_MSE && n > (1u << 20)) continue;  // the search is slow; small tensors cover it
+                    const grey_quant_params params = make_params(config, static_cast<uint32_t>(shape.size()), calibration);
+                    const grey_tensor_desc desc = make_desc(dtype, shape);
+                    uint64_t size = 0;
+                    if (!ok(grey_quant_size(&desc, &params, &size))) continue;  // the format cannot hold this shape
+                    std::string tag = "device " + std::to_string(gpu) + " " + config.name + (calibration == GREY_CALIBRATION_MSE ? " mse" : " rtn") +
+                                      " " + grey_dtype_name(dtype) + " [";
+                    for (std::size_t i = 0; i < shape.size(); ++i) tag += (i ? "," : "") + std::to_string(shape[i]);
+                    tag += "]";
+                    compare(c, gpu, tag, shape, dtype, plain, params, 0);
+                    // Odd offsets: unaligned loads and stores everywhere.
+                    if (n <= 4096 && calibration == GREY_CALIBRATION_RTN) compare(c, gpu, tag + " at offset 3", shape, dtype, plain, params, 3);
+                }
+            }
+        }
+    }
+}
+
+// A NaN or an infinity is refused on the GPU as on the host, naming the first such element.
+void run_non_finite(grey_context* c, uint32_t gpu) {
+    const std::vector<uint64_t> shape = {16, 256};
+    std::vector<float> values(16 * 256, 0.5f);
+    values[1000] = INFINITY;
+    values[2100] = NAN;
+    const std::vector<unsigned char> plain = encode_plain(values, GREY_DTYPE_F32);
+    for (const Config& config : configs()) {
+        const grey_quant_params params = make_params(config, 2, GREY_CALIBRATION_RTN);
+        const grey_tensor_desc desc = make_desc(GREY_DTYPE_F32, shape);
+        uint64_t qbytes = 0;
+        if (!ok(grey_quant_size(&desc, &params, &qbytes))) continue;
+        Buffer source(c, gpu, plain.size()), quantized(c, gpu, qbytes);
+        const bool written = ok(source.status) && ok(quantized.status) && ok(grey_buffer_write(source.handle, 0, plain.data(), plain.size()));
+        const grey_status s = written ? grey_quantize_buffer(&desc, source.handle, 0, &params, quantized.handle, 0, nullptr) : GREY_ERROR_INTERNAL;
+        const std::string message = grey_last_error();
+        check(s == GREY_ERROR_INVALID_ARGUMENT && message.find("element 1000 is infinite") != std::string::npos,
+              "device " + std::to_string(gpu) + " " + config.name + ": an infinite input is refused, naming element 1000 (" + message + ")");
+    }
+}
+
+// Every F32/F16/BF16 tensor of a real model whose shape a format can hold, RTN, against the host.
+void run_model(grey_context* c, uint32_t gpu, const char* path) {
+    grey_model* model = nullptr;
+    if (!ok(grey_model_open(path, &model))) {
+        check(false, std::string("open ") + path);
+        return;
+    }
+    uint64_t count = 0;
+    check(ok(grey_model_tensor_count(model, &count)), std::string("tensor count of ") + path);
+    uint64_t tensors = 0;
+    for (uint64_t t = 0; t < count; ++t) {
+        grey_model_tensor tensor{};
+        tensor.struct_size = sizeof tensor;
+        if (!ok(grey_model_tensor_get(model, t, &tensor))) continue;
+        const grey_dtype dtype = tensor.desc.dtype;
+        if ((dtype != GREY_DTYPE_F32 && dtype != GREY_DTYPE_F16 && dtype != GREY_DTYPE_BF16) || tensor.desc.rank == 0) continue;
+        ++tensors;
+        const std::vector<uint64_t> shape(tensor.desc.shape, tensor.desc.shape + tensor.desc.rank);
+        const auto* bytes = static_cast<const unsigned char*>(tensor.data);
+        const std::vector<unsigned char> plain(bytes, bytes + tensor.size_bytes);
+        for (const Config& config : configs()) {
+            const grey_quant_params params = make_params(config, tensor.desc.rank, GREY_CALIBRATION_RTN);
+            uint64_t size = 0;
+            if (!ok(grey_quant_size(&tensor.desc, &params, &size))) continue;
+            compare(c, gpu, std::string("device ") + std::to_string(gpu) + " " + config.name + " rtn " + tensor.name, shape, dtype, plain, params, 0);
+        }
+    }
+    check(tensors > 0, std::string("the model ") + path + " has float tensors (" + std::to_string(tensors) + " compared)");
+    grey_model_destroy(model);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    bool quick = false;
+    const char* backend_dir = nullptr;
+    const char* model = nullptr;
+    for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--quick") == 0) quick = true;
+        else if (std::strcmp(argv[i], "--backend-dir") == 0 && i + 1 < argc) backend_dir = argv[++i];
+        else if (std::strcmp(argv[i], "--model") == 0 && i + 1 < argc) model = argv[++i];
+        else {
+            std::fprintf(stderr, "usage: %s [--quick] [--backend-dir DIR] [--model FILE]\n", argv[0]);
+            return 2;
+        }
+    }
+    grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
+    options.backend_dir = backend_dir;
+    grey_context* context = nullptr;
+    if (!ok(grey_context_create(&options, &context))) {
+        std::printf("FAIL  context: %s\n", grey_last_error());
+        return 1;
+    }
+    std::random_device seed_source;
+    const uint64_t seed = (static_cast<uint64_t>(seed_source()) << 32) | seed_source();
+    std::mt19937_64 rng(seed);
+    std::printf("INFO  seed %" PRIu64 "\n", seed);
+    uint32_t count = 0;
+    if (grey_device_count(context, &count) != GREY_OK) count = 0;
+    uint32_t gpus = 0;
+    for (uint32_t d = 0; d < count; ++d) {
+        grey_device_spec spec{};
+        spec.struct_size = sizeof spec;
+        if (!ok(grey_device_spec_get(context, d, &spec)) || spec.type != GREY_DEVICE_GPU) continue;
+        ++gpus;
+        std::printf("INFO  device %u: %s (%s)\n", d, spec.name.value, spec.backend);
+        run_random(context, d, quick, rng);
+        run_non_finite(context, d);
+        if (model != nullptr) run_model(context, d, model);
+    }
+    check(gpus > 0, "at least one GPU device is offered");
+    grey_context_destroy(context);
+    std::printf("quant conformance: %d passed, %d failed\n", g_passed, g_failed);
+    return g_failed == 0 ? 0 : 1;
+}
