@@ -755,6 +755,28 @@ typedef struct grey_quant_report {
  * NULL for an unknown value. Static storage. Since 0.1. */
 GREY_API const char* grey_quant_format_name(grey_quant_format format);
 
+/* Named parameter sets: the one public spelling of a format, shared by greyctl, the bindings and the
+ * samples. A name fixes format, group_size and axis: "int8", "int8-token", "int4-g32", "int4-g64",
+ * "int4-g128", "int4-sym-g128", "fp8-e4m3", "fp8-e5m2", "nf4", "q8_0", "q4_0", "q4_1" (int8 and fp8
+ * take one scale per channel of axis 0, the output channels of a weight matrix). Calibration is not part
+ * of a name. */
+
+/* Fills `out_params` (an output struct: set struct_size first, or start from GREY_QUANT_PARAMS_INIT) with
+ * the parameters `name` stands for, calibration GREY_CALIBRATION_RTN. An unknown name fails with
+ * GREY_ERROR_INVALID_ARGUMENT and a message naming it and listing the valid names. Names are matched
+ * exactly (case matters). Thread-safe. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_quant_params_from_name(const char* name, grey_quant_params* out_params);
+
+/* The name of `params` (calibration ignored; INT4 group_size 0 counts as 128), or NULL when no name
+ * stands for them (an axis other than 0, a per-tensor FP8 scale, INT4_SYM with groups of 32 or 64,
+ * invalid params, or NULL). Static storage. Since 0.1. */
+GREY_API const char* grey_quant_params_name(const grey_quant_params* params);
+
+/* The number of names, and the i-th one in the order listed above (NULL past the end; static storage),
+ * for menus and for running every format. Since 0.1. */
+GREY_API uint32_t grey_quant_name_count(void);
+GREY_API const char* grey_quant_name_at(uint32_t index);
+
 /* The bytes the quantized form of a tensor `desc` (its dtype is not used) takes. Fails with
  * GREY_ERROR_INVALID_ARGUMENT, naming the rule, when the format cannot hold that shape (grouped formats
  * need the innermost dimension to be a multiple of their group; INT8's axis must exist). Since 0.1. */

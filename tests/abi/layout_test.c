@@ -234,7 +234,8 @@ int main(void) {
         desc.rank = 2;
         desc.shape[0] = 2;
         desc.shape[1] = 32;
-        params.format = GREY_QUANT_Q8_0;
+        if (grey_quant_params_from_name("q8_0", &params) != GREY_OK || params.format != GREY_QUANT_Q8_0) return 10;
+        if (strcmp(grey_quant_params_name(&params), "q8_0") != 0) return 11;
         memset(&report, 0, sizeof report);
         report.struct_size = sizeof report;
         if (grey_quant_size(&desc, &params, &size) != GREY_OK || size != 68) return 6;

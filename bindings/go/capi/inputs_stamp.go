@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "88498475c59f629deaaf0e55db0f0bf79e95372d782f8e6275d24e4a51324746"
+const inputsSHA256 = "73f7155e612ce46aa37f0f8faeeafbe279a24c735690a1ccd46b54f5ebf84967"
