@@ -577,6 +577,45 @@ GREY_API GREY_NODISCARD grey_status grey_buffer_checksum(const grey_buffer* buff
                                                          uint64_t size_bytes, uint64_t* out_checksum);
 
 /* ---------------------------------------------------------------------------------------------------
+ * Mapping buffers (since 0.1)
+ *
+ * Mapping hands out the address of a buffer's bytes, for handing them to other libraries (DLPack,
+ * a CUDA kernel of the caller's own). Buffers are plain device memory in this version, so the address is
+ * the buffer's own memory: writes through it are what grey_buffer_read sees and the other way round.
+ * When sealed and compressed buffers arrive (DESIGN.md §4), mapping one will give a dense copy instead;
+ * unmapping will release it. Every grey_buffer_map is paired with one grey_buffer_unmap.
+ * ------------------------------------------------------------------------------------------------- */
+
+/* What kind of memory a mapping's address points into. */
+typedef enum grey_memory_kind {
+    GREY_MEMORY_HOST = 0,         /* host memory: a pointer the CPU dereferences */
+    GREY_MEMORY_CUDA_DEVICE = 1,  /* CUDA device memory: a CUdeviceptr on device `vendor_device` */
+    GREY_MEMORY_KIND_FORCE32 = 0x7FFFFFFF
+} grey_memory_kind;
+
+/* A mapped buffer. An output struct: set struct_size first. Since 0.1. */
+typedef struct grey_buffer_mapping {
+    uint32_t struct_size;
+    grey_memory_kind kind;
+    uint64_t address;        /* the buffer's first byte; valid until the matching grey_buffer_unmap */
+    uint64_t size_bytes;     /* the whole buffer is mapped */
+    int32_t vendor_device;   /* the device's number in its vendor's API (CUDA: the CUdevice ordinal,
+                                what cudaSetDevice takes; not libgrey's device index); 0 for host memory */
+    uint32_t reserved0;
+} grey_buffer_mapping;
+
+/* Maps the whole buffer for reading and writing and fills `out_mapping`. Mappings nest: each needs its own
+ * grey_buffer_unmap. A backend that cannot hand out addresses fails with GREY_ERROR_UNSUPPORTED and says
+ * so. The address stays valid until the matching unmap; destroying a buffer (or its context) while it is
+ * mapped invalidates every mapping of it. Copies through grey_buffer_write and the others are complete
+ * when they return, so no synchronisation is needed before using the address. Thread-safe. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_buffer_map(grey_buffer* buffer, grey_buffer_mapping* out_mapping);
+
+/* Ends one mapping of `buffer`; its address must not be used afterwards. GREY_ERROR_INVALID_ARGUMENT when
+ * the buffer has no mapping left to end. Thread-safe. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_buffer_unmap(grey_buffer* buffer);
+
+/* ---------------------------------------------------------------------------------------------------
  * Tensors and model files (since 0.1)
  *
  * A grey_tensor_desc names a tensor's element type and shape. Shapes list the outermost dimension
