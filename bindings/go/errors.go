@@ -1,6 +1,6 @@
-// Package grey is libgrey for Go: contexts, device specifications and telemetry, configuration and
-// buffers, with methods that return (value, error) and handles that free themselves (Close, or a
-// finalizer as a safety net).
+// Package grey is libgrey for Go: contexts, device specifications and telemetry, configuration,
+// buffers, quantization, model files and the signed audit log, with methods that return
+// (value, error) and handles that free themselves (Close, or a finalizer as a safety net).
 //
 //	ctx, err := grey.NewContext()
 //	if err != nil { ... }
