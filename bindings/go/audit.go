@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
 	"unsafe"
 
 	"libgrey/grey/capi"
@@ -71,9 +70,8 @@ func WithEpochs(records, seconds uint64) AuditOption {
 // AuditLog is an audit log open for appending. Safe for concurrent use. Close flushes and closes it
 // (a finalizer is the safety net).
 type AuditLog struct {
-	mu     sync.RWMutex
-	handle capi.Grey_audit_log
-	Path   string
+	guarded[capi.Grey_audit_log]
+	Path string
 }
 
 // OpenAuditLog opens (or creates) the log at logPath with the writer key at keyPath.
@@ -100,7 +98,8 @@ func OpenAuditLog(logPath, keyPath string, opts ...AuditOption) (*AuditLog, erro
 	if err := capi.Grey_audit_open(raw, out); err != nil {
 		return nil, err
 	}
-	l := &AuditLog{handle: capi.SwigcptrGrey_audit_log(out[0]), Path: logPath}
+	l := &AuditLog{Path: logPath}
+	l.set(capi.SwigcptrGrey_audit_log(out[0]))
 	runtime.SetFinalizer(l, (*AuditLog).Close)
 	return l, nil
 }
@@ -108,23 +107,9 @@ func OpenAuditLog(logPath, keyPath string, opts ...AuditOption) (*AuditLog, erro
 // Close flushes what is queued and closes the log (call Flush first to see its errors). Safe to call
 // more than once.
 func (l *AuditLog) Close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.handle != nil {
-		capi.Grey_audit_close(l.handle)
-		l.handle = nil
-	}
+	l.close(capi.Grey_audit_close)
 	runtime.SetFinalizer(l, nil)
 	return nil
-}
-
-func (l *AuditLog) with(f func(capi.Grey_audit_log) error) error {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.handle == nil {
-		return ErrClosed
-	}
-	return f(l.handle)
 }
 
 // jsonText is payload as JSON text: a string or []byte as it is, anything else through json.Marshal.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
-	"sync"
 	"unsafe"
 
 	"libgrey/grey/capi"
@@ -16,9 +15,8 @@ import (
 // Close it when done. It has no finalizer, deliberately: its tensors' Data slices point into the
 // mapping, and Go cannot see those references, so only the program knows when the mapping may go.
 type Model struct {
-	mu     sync.RWMutex
-	handle capi.Grey_model
-	Path   string
+	guarded[capi.Grey_model]
+	Path string
 }
 
 // ModelTensor is one tensor of a model file. Data is a view of the mapped file, valid until the
@@ -40,27 +38,15 @@ func OpenModel(path string) (*Model, error) {
 	if err := capi.Grey_model_open(path, out); err != nil {
 		return nil, err
 	}
-	return &Model{handle: capi.SwigcptrGrey_model(out[0]), Path: path}, nil
+	m := &Model{Path: path}
+	m.set(capi.SwigcptrGrey_model(out[0]))
+	return m, nil
 }
 
 // Close unmaps the file; the tensors' Data slices become invalid. Safe to call more than once.
 func (m *Model) Close() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.handle != nil {
-		capi.Grey_model_destroy(m.handle)
-		m.handle = nil
-	}
+	m.close(capi.Grey_model_destroy)
 	return nil
-}
-
-func (m *Model) with(f func(capi.Grey_model) error) error {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if m.handle == nil {
-		return ErrClosed
-	}
-	return f(m.handle)
 }
 
 // Format is "safetensors" or "gguf".
@@ -140,9 +126,10 @@ func (m *Model) Lookup(name string) (*ModelTensor, error) {
 }
 
 // ModelWriter builds a safetensors or GGUF file in memory and writes it in one go. Not safe for
-// concurrent use. Close frees it (a finalizer is the safety net).
+// concurrent use: libgrey's writer is for one goroutine at a time. Close frees it (a finalizer is the
+// safety net).
 type ModelWriter struct {
-	handle capi.Grey_model_writer
+	guarded[capi.Grey_model_writer]
 }
 
 // NewModelWriter starts a file of format "safetensors" or "gguf".
@@ -160,62 +147,45 @@ func NewModelWriter(format string) (*ModelWriter, error) {
 	if err := capi.Grey_model_writer_create(f, out); err != nil {
 		return nil, err
 	}
-	w := &ModelWriter{handle: capi.SwigcptrGrey_model_writer(out[0])}
+	w := &ModelWriter{}
+	w.set(capi.SwigcptrGrey_model_writer(out[0]))
 	runtime.SetFinalizer(w, (*ModelWriter).Close)
 	return w, nil
 }
 
 // Close frees the writer. Safe to call more than once.
 func (w *ModelWriter) Close() error {
-	if w.handle != nil {
-		capi.Grey_model_writer_destroy(w.handle)
-		w.handle = nil
-	}
+	w.close(capi.Grey_model_writer_destroy)
 	runtime.SetFinalizer(w, nil)
-	return nil
-}
-
-func (w *ModelWriter) live() error {
-	if w.handle == nil {
-		return ErrClosed
-	}
 	return nil
 }
 
 // CopyMetadata copies every metadata entry of source.
 func (w *ModelWriter) CopyMetadata(source *Model) error {
-	if err := w.live(); err != nil {
-		return err
-	}
-	return source.with(func(h capi.Grey_model) error { return capi.Grey_model_writer_copy_metadata(w.handle, h) })
+	return w.with(func(wh capi.Grey_model_writer) error {
+		return source.with(func(h capi.Grey_model) error { return capi.Grey_model_writer_copy_metadata(wh, h) })
+	})
 }
 
 // SetMetadata sets a string metadata entry, replacing one of the same key.
 func (w *ModelWriter) SetMetadata(key, value string) error {
-	if err := w.live(); err != nil {
-		return err
-	}
-	return capi.Grey_model_writer_set_metadata(w.handle, key, value)
+	return w.with(func(h capi.Grey_model_writer) error { return capi.Grey_model_writer_set_metadata(h, key, value) })
 }
 
 // AddTensor adds a tensor (its bytes are copied). fileType is the ggml type number, read only for a
 // GGUF tensor whose DType is OTHER.
 func (w *ModelWriter) AddTensor(name string, t Tensor, fileType uint32) error {
-	if err := w.live(); err != nil {
-		return err
-	}
 	desc, err := newDesc(t.DType, t.Shape)
 	if err != nil {
 		return err
 	}
 	defer capi.DeleteGrey_tensor_desc(desc)
-	return capi.Grey_model_writer_add_tensor(w.handle, name, desc, uint(fileType), t.Data)
+	return w.with(func(h capi.Grey_model_writer) error {
+		return capi.Grey_model_writer_add_tensor(h, name, desc, uint(fileType), t.Data)
+	})
 }
 
 // Write writes the file, replacing path.
 func (w *ModelWriter) Write(path string) error {
-	if err := w.live(); err != nil {
-		return err
-	}
-	return capi.Grey_model_writer_write(w.handle, path)
+	return w.with(func(h capi.Grey_model_writer) error { return capi.Grey_model_writer_write(h, path) })
 }

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import weakref
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Union
 
 from . import capi
-from ._util import enum_names, read_text
+from ._util import HandleOwner, enum_names, read_text
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -162,7 +161,7 @@ def sha256_file(path: PathLike) -> bytes:
     return bytes(capi.grey_audit_sha256_file(os.fspath(path)))
 
 
-class AuditLog:
+class AuditLog(HandleOwner):
     """An audit log open for appending: ``with grey.AuditLog(log, key) as log: log.append("run", {...})``.
 
     `key_path` is a writer key (grey.audit_keygen's `writer_key`); the library advances it in place at
@@ -187,29 +186,9 @@ class AuditLog:
         options.group_ms = group_ms
         options.epoch_records = epoch_records
         options.epoch_seconds = epoch_seconds
-        self._handle: Any = capi.grey_audit_open(options)
-        self._finalizer = weakref.finalize(self, capi.grey_audit_close, self._handle)
+        # close() flushes what is queued and closes the log (call flush() first to see its errors).
+        self._own(capi.grey_audit_open(options), capi.grey_audit_close)
         self.path = os.fspath(log_path)
-
-    def close(self) -> None:
-        """Flushes what is queued and closes the log (call flush() first to see errors). Idempotent."""
-        self._finalizer()
-        self._handle = None
-
-    @property
-    def closed(self) -> bool:
-        return self._handle is None
-
-    def __enter__(self) -> "AuditLog":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _get_handle(self) -> Any:
-        if self._handle is None:
-            raise ValueError("operation on a closed grey.AuditLog")
-        return self._handle
 
     def append(self, type: str, payload: Any = None) -> Optional[int]:
         """Appends a record of `type` with a JSON payload: a str is taken as JSON text, anything else is

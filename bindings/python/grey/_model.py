@@ -8,7 +8,7 @@ from typing import Any, Iterator, Optional, Union
 
 from . import capi
 from ._tensor import DTYPE_NAMES, DTypeLike, dtype_value, desc_shape, make_desc, numpy_dtype, numpy_module
-from ._util import enum_names
+from ._util import HandleOwner, enum_names
 
 _FORMATS = {name: value for value, name in enum_names("GREY_MODEL_FORMAT_").items()}
 _FORMAT_NAMES = {value: name for name, value in _FORMATS.items()}
@@ -58,36 +58,22 @@ class Tensor:
         return f"<grey.Tensor {self.name!r} {self.dtype}{list(self.shape)}>"
 
 
-class Model:
+class Model(HandleOwner):
     """A safetensors or GGUF file, memory-mapped read-only (chosen by content).
 
     ``with grey.Model(path) as model: for t in model: ...`` iterates its tensors in file order; ``model[i]``
-    and ``model["name"]`` pick one. Tensor views stay valid after close() for as long as they live.
+    and ``model["name"]`` pick one. close() drops this object's hold on the file, which is unmapped once
+    no tensor view is left either: views stay valid after close() for as long as they live.
     """
 
     def __init__(self, path: PathLike) -> None:
-        self._mapping: Optional[_Mapping] = _Mapping(capi.grey_model_open(os.fspath(path)))
+        self._own(_Mapping(capi.grey_model_open(os.fspath(path))))  # the mapping frees itself
         self.path = os.fspath(path)
         self._names: Optional[dict[str, int]] = None
 
-    def close(self) -> None:
-        """Drops this object's hold on the file; it is unmapped once no tensor view is left. Idempotent."""
-        self._mapping = None
-
-    @property
-    def closed(self) -> bool:
-        return self._mapping is None
-
-    def __enter__(self) -> "Model":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def _get_mapping(self) -> _Mapping:
-        if self._mapping is None:
-            raise ValueError("operation on a closed grey.Model")
-        return self._mapping
+        mapping: _Mapping = self._get_handle()
+        return mapping
 
     @property
     def format(self) -> str:
@@ -128,7 +114,7 @@ class Model:
         return f"<grey.Model {self.path!r} {self.format}, {len(self)} tensors>"
 
 
-class ModelWriter:
+class ModelWriter(HandleOwner):
     """Builds a safetensors or GGUF file in memory and writes it in one go.
 
     ``with grey.ModelWriter("gguf") as w: w.add_tensor("w", array); w.write(path)``. Tensors are copied
@@ -140,28 +126,8 @@ class ModelWriter:
             value = _FORMATS[format.lower()]
         except (KeyError, AttributeError):
             raise ValueError(f"unknown model format {format!r}; expected one of {sorted(_FORMATS)}") from None
-        self._handle: Any = capi.grey_model_writer_create(value)
-        self._finalizer = weakref.finalize(self, capi.grey_model_writer_destroy, self._handle)
+        self._own(capi.grey_model_writer_create(value), capi.grey_model_writer_destroy)
         self.format = format.lower()
-
-    def close(self) -> None:
-        self._finalizer()
-        self._handle = None
-
-    @property
-    def closed(self) -> bool:
-        return self._handle is None
-
-    def __enter__(self) -> "ModelWriter":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _get_handle(self) -> Any:
-        if self._handle is None:
-            raise ValueError("operation on a closed grey.ModelWriter")
-        return self._handle
 
     def copy_metadata(self, model: Model) -> None:
         """Copies every metadata entry of `model`."""

@@ -16,14 +16,10 @@ const FORMATS: [&str; 12] = [
     "q4_1",
 ];
 
-/// Deterministic values in [-1/32, 1/32): exact in f32, the same in every language.
+/// Deterministic values spread over [-0.5, 0.5), none repeated within a group.
 fn values(n: usize) -> Vec<f32> {
-    let mut state: u32 = 12345;
     (0..n)
-        .map(|_| {
-            state = state.wrapping_mul(1664525).wrapping_add(1013904223);
-            ((state >> 8) as f32 / 16777216.0 - 0.5) / 16.0
-        })
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
         .collect()
 }
 
@@ -44,6 +40,18 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// A verifier key and a writer key in `dir`.
+fn keys(dir: &TempDir) -> (String, String) {
+    let (verifier, writer) = (dir.path("audit.key"), dir.path("audit.key.writer"));
+    grey::audit_keygen(&grey::KeygenOptions {
+        verifier_key: &verifier,
+        writer_key: Some(&writer),
+        ..Default::default()
+    })
+    .unwrap();
+    (verifier, writer)
 }
 
 #[test]
@@ -189,13 +197,7 @@ fn model_files_round_trip_and_their_tensors_quantize() {
 #[test]
 fn audit_log_append_checkpoint_verify_and_tampering() {
     let dir = TempDir::new("audit");
-    let (verifier, writer) = (dir.path("audit.key"), dir.path("audit.key.writer"));
-    grey::audit_keygen(&grey::KeygenOptions {
-        verifier_key: &verifier,
-        writer_key: Some(&writer),
-        ..Default::default()
-    })
-    .unwrap();
+    let (verifier, writer) = keys(&dir);
     assert!(matches!(
         grey::audit_keygen(&grey::KeygenOptions {
             verifier_key: &verifier,
@@ -291,13 +293,7 @@ fn audit_log_append_checkpoint_verify_and_tampering() {
 #[test]
 fn group_commit_queues_records() {
     let dir = TempDir::new("group");
-    let (verifier, writer) = (dir.path("k"), dir.path("k.writer"));
-    grey::audit_keygen(&grey::KeygenOptions {
-        verifier_key: &verifier,
-        writer_key: Some(&writer),
-        ..Default::default()
-    })
-    .unwrap();
+    let (verifier, writer) = keys(&dir);
     let log = grey::AuditLog::builder(&dir.path("a.log"), &writer)
         .group_commit(1000, 60000)
         .open()
