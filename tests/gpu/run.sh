@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The CUDA backend on a real NVIDIA GPU: build, conformance against the host reference, the kernels
-# under compute-sanitizer memcheck, `greyctl detect` against nvidia-smi, and the pool benchmark.
-# Prints a summary last; exits non-zero if any step failed.
+# The CUDA backend on a real NVIDIA GPU: build, conformance against the host reference, buffer mapping
+# checked through the CUDA driver, the kernels under compute-sanitizer memcheck, `greyctl detect`
+# against nvidia-smi, and the pool benchmark. Prints a summary last; exits non-zero if any step failed.
 #
 #   bash tests/gpu/run.sh            (from the repository root)
 #   GREY_GPU_BUILD_DIR=...           build directory (default build/gpu)
@@ -53,6 +53,11 @@ echo "== conformance (CUDA vs host reference, fresh random inputs)"
 "$build/bin/grey_gpu_conformance" --backend-dir "$plugin_dir" | tee "$out/conformance.log"
 if [ "${PIPESTATUS[0]}" -eq 0 ]; then record conformance PASS "$(tail -1 "$out/conformance.log")"
 else record conformance FAIL "$(tail -1 "$out/conformance.log")"; grep FAIL "$out/conformance.log" | head -20; fi
+
+echo "== grey_buffer_map: the address is the buffer's device memory, on the named CUDA ordinal"
+python3 tests/gpu/check_mapping.py "$build/lib/libgrey.so" "$plugin_dir" | tee "$out/mapping.log"
+if [ "${PIPESTATUS[0]}" -eq 0 ]; then record buffer-mapping PASS "$(tail -1 "$out/mapping.log")"
+else record buffer-mapping FAIL "$(tail -1 "$out/mapping.log")"; grep FAIL "$out/mapping.log" | head -20; fi
 
 echo "== compute-sanitizer memcheck (kernels: fill, copy, checksum)"
 if command -v compute-sanitizer >/dev/null; then
