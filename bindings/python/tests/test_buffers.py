@@ -162,3 +162,22 @@ class _Capsule:
 
     def __dlpack_device__(self):
         return (1, 0)
+
+
+def test_a_backend_that_cannot_map_refuses_dlpack_and_leaves_nothing_mapped():
+    # The loader tests' fake plugin has buffers but no buffer_map slot (tests/plugins/test_plugin.cpp).
+    from pathlib import Path
+
+    plugins = Path(__file__).resolve().parents[3] / "build" / "default" / "tests" / "plugins"
+    if not (plugins / "libgrey-backend-fake.so").exists():
+        pytest.skip(f"no test plugins in {plugins}: build the default preset")
+    with grey.Context(backends="fake", backend_dir=plugins) as ctx:
+        fake = next(d.index for d in ctx.devices() if d.backend == "fake")
+        buf = ctx.buffer(16, device=fake)
+        with pytest.raises(grey.Unsupported, match="backend 'fake' cannot map buffers"):
+            buf.__dlpack__()
+        with pytest.raises(grey.Unsupported):
+            buf.__dlpack_device__()
+        assert buf._exports == 0 and ctx._exports == 0
+        with pytest.raises(grey.InvalidArgument, match="not mapped"):
+            capi.grey_buffer_unmap(buf._handle)
