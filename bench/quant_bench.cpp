@@ -10,6 +10,8 @@
 
 #include <cstring>
 #include <random>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace {
@@ -29,28 +31,16 @@ const std::vector<float>& weights() {
     return w;
 }
 
-struct Format {
-    const char* name;
-    grey_quant_format format;
-    uint32_t group;
-};
-constexpr Format kFormats[] = {
-    {"int8", GREY_QUANT_INT8, 0},       {"int8-token", GREY_QUANT_INT8_TOKEN, 0}, {"int4-g32", GREY_QUANT_INT4, 32},
-    {"int4-g128", GREY_QUANT_INT4, 128}, {"int4-sym-g128", GREY_QUANT_INT4_SYM, 128}, {"fp8-e4m3", GREY_QUANT_FP8_E4M3, 0},
-    {"fp8-e5m2", GREY_QUANT_FP8_E5M2, 0}, {"nf4", GREY_QUANT_NF4, 0},               {"q8_0", GREY_QUANT_Q8_0, 0},
-    {"q4_0", GREY_QUANT_Q4_0, 0},        {"q4_1", GREY_QUANT_Q4_1, 0},
-};
-
-grey::quant::Plan plan_for(const Format& f) {
+// Every format by its grey.h name (grey_quant_name_at), so the bench runs what greyctl offers.
+grey::quant::Plan plan_for(const char* name) {
     grey_quant_params p = GREY_QUANT_PARAMS_INIT;
-    p.format = f.format;
-    p.group_size = f.group;
+    if (grey_quant_params_from_name(name, &p) != GREY_OK) throw std::runtime_error(grey_last_error());
     return grey::quant::make_plan(std::vector<uint64_t>{kRows, kCols}, p);
 }
 
 const hq::Kernels& kernels_for(bool avx2) { return avx2 ? *hq::avx2_kernels() : hq::scalar_kernels(); }
 
-void quantize(benchmark::State& state, const Format& f, bool avx2) {
+void quantize(benchmark::State& state, const char* f, bool avx2) {
     if (avx2 && hq::avx2_kernels() == nullptr) return state.SkipWithError("no AVX2 on this CPU");
     const auto plan = plan_for(f);
     const auto& x = weights();
@@ -62,7 +52,7 @@ void quantize(benchmark::State& state, const Format& f, bool avx2) {
     state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (x.size() * 4 + plan.bytes)));
 }
 
-void dequantize(benchmark::State& state, const Format& f, bool avx2) {
+void dequantize(benchmark::State& state, const char* f, bool avx2) {
     if (avx2 && hq::avx2_kernels() == nullptr) return state.SkipWithError("no AVX2 on this CPU");
     const auto plan = plan_for(f);
     const auto& x = weights();
@@ -88,14 +78,15 @@ void memcpy_baseline(benchmark::State& state) {
 
 const int kRegistered = [] {
     benchmark::RegisterBenchmark("memcpy/64MiB", memcpy_baseline)->Unit(benchmark::kMillisecond)->UseRealTime();
-    for (const auto& f : kFormats)
+    for (uint32_t i = 0; i < grey_quant_name_count(); ++i)
         for (const bool avx2 : {false, true}) {
+            const char* f = grey_quant_name_at(i);  // static storage
             const std::string path = avx2 ? "/avx2" : "/scalar";
-            benchmark::RegisterBenchmark(("quantize/" + std::string(f.name) + path).c_str(),
-                                         [&f, avx2](benchmark::State& s) { quantize(s, f, avx2); })
+            benchmark::RegisterBenchmark(("quantize/" + std::string(f) + path).c_str(),
+                                         [f, avx2](benchmark::State& s) { quantize(s, f, avx2); })
                 ->Unit(benchmark::kMillisecond)->UseRealTime();
-            benchmark::RegisterBenchmark(("dequantize/" + std::string(f.name) + path).c_str(),
-                                         [&f, avx2](benchmark::State& s) { dequantize(s, f, avx2); })
+            benchmark::RegisterBenchmark(("dequantize/" + std::string(f) + path).c_str(),
+                                         [f, avx2](benchmark::State& s) { dequantize(s, f, avx2); })
                 ->Unit(benchmark::kMillisecond)->UseRealTime();
         }
     return 0;

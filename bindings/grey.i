@@ -27,8 +27,10 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <set>
 #include <type_traits>
 #include <unordered_set>
+#include <vector>
 
 /* True for a complete struct type whose first member is named struct_size. */
 template <class T>
@@ -54,9 +56,18 @@ inline const char* grey_swig_intern(const char* text) {
     std::lock_guard<std::mutex> guard(lock);
     return strings.emplace(text).first->c_str();
 }
+
+/* Arrays of strings the same way: interned, so a struct pointing at one never dangles. */
+inline const char* const* grey_swig_intern_list(const std::vector<const char*>& list) {
+    static std::mutex lock;
+    static std::set<std::vector<const char*>> lists;
+    std::lock_guard<std::mutex> guard(lock);
+    return lists.insert(list).first->data();
+}
 %}
 
 %include <stdint.i>
+
 
 /* Versioned structs: struct_size is the binding's business, reserved fields are nobody's. */
 %ignore struct_size;
@@ -75,3 +86,16 @@ inline const char* grey_swig_intern(const char* text) {
 #endif
 
 %include "grey.h"
+
+/* grey_audit_verify_options.checkpoint_paths is an array of strings the struct only points at, which
+ * no SWIG language can build; this appends one path (NULL is refused by grey_audit_verify later). */
+%inline %{
+void grey_swig_audit_verify_add_checkpoint(grey_audit_verify_options* options, const char* path) {
+    if (options == nullptr) return;
+    std::vector<const char*> list;
+    if (options->checkpoint_paths != nullptr) list.assign(options->checkpoint_paths, options->checkpoint_paths + options->checkpoint_count);
+    list.push_back(grey_swig_intern(path));
+    options->checkpoint_paths = grey_swig_intern_list(list);
+    options->checkpoint_count = static_cast<uint32_t>(list.size());
+}
+%}

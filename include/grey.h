@@ -577,6 +577,45 @@ GREY_API GREY_NODISCARD grey_status grey_buffer_checksum(const grey_buffer* buff
                                                          uint64_t size_bytes, uint64_t* out_checksum);
 
 /* ---------------------------------------------------------------------------------------------------
+ * Mapping buffers (since 0.1)
+ *
+ * Mapping hands out the address of a buffer's bytes, for handing them to other libraries (DLPack,
+ * a CUDA kernel of the caller's own). Buffers are plain device memory in this version, so the address is
+ * the buffer's own memory: writes through it are what grey_buffer_read sees and the other way round.
+ * When sealed and compressed buffers arrive (DESIGN.md §4), mapping one will give a dense copy instead;
+ * unmapping will release it. Every grey_buffer_map is paired with one grey_buffer_unmap.
+ * ------------------------------------------------------------------------------------------------- */
+
+/* What kind of memory a mapping's address points into. */
+typedef enum grey_memory_kind {
+    GREY_MEMORY_HOST = 0,         /* host memory: a pointer the CPU dereferences */
+    GREY_MEMORY_CUDA_DEVICE = 1,  /* CUDA device memory: a CUdeviceptr on device `vendor_device` */
+    GREY_MEMORY_KIND_FORCE32 = 0x7FFFFFFF
+} grey_memory_kind;
+
+/* A mapped buffer. An output struct: set struct_size first. Since 0.1. */
+typedef struct grey_buffer_mapping {
+    uint32_t struct_size;
+    grey_memory_kind kind;
+    uint64_t address;        /* the buffer's first byte; valid until the matching grey_buffer_unmap */
+    uint64_t size_bytes;     /* the whole buffer is mapped */
+    int32_t vendor_device;   /* the device's number in its vendor's API (CUDA: the CUdevice ordinal,
+                                what cudaSetDevice takes; not libgrey's device index); 0 for host memory */
+    uint32_t reserved0;
+} grey_buffer_mapping;
+
+/* Maps the whole buffer for reading and writing and fills `out_mapping`. Mappings nest: each needs its own
+ * grey_buffer_unmap. A backend that cannot hand out addresses fails with GREY_ERROR_UNSUPPORTED and says
+ * so. The address stays valid until the matching unmap; destroying a buffer (or its context) while it is
+ * mapped invalidates every mapping of it. Copies through grey_buffer_write and the others are complete
+ * when they return, so no synchronisation is needed before using the address. Thread-safe. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_buffer_map(grey_buffer* buffer, grey_buffer_mapping* out_mapping);
+
+/* Ends one mapping of `buffer`; its address must not be used afterwards. GREY_ERROR_INVALID_ARGUMENT when
+ * the buffer has no mapping left to end. Thread-safe. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_buffer_unmap(grey_buffer* buffer);
+
+/* ---------------------------------------------------------------------------------------------------
  * Tensors and model files (since 0.1)
  *
  * A grey_tensor_desc names a tensor's element type and shape. Shapes list the outermost dimension
@@ -754,6 +793,28 @@ typedef struct grey_quant_report {
 /* "int8", "int8-token", "int4", "int4-sym", "fp8-e4m3", "fp8-e5m2", "nf4", "q8_0", "q4_0", "q4_1";
  * NULL for an unknown value. Static storage. Since 0.1. */
 GREY_API const char* grey_quant_format_name(grey_quant_format format);
+
+/* Named parameter sets: the one public spelling of a format, shared by greyctl, the bindings and the
+ * samples. A name fixes format, group_size and axis: "int8", "int8-token", "int4-g32", "int4-g64",
+ * "int4-g128", "int4-sym-g128", "fp8-e4m3", "fp8-e5m2", "nf4", "q8_0", "q4_0", "q4_1" (int8 and fp8
+ * take one scale per channel of axis 0, the output channels of a weight matrix). Calibration is not part
+ * of a name. */
+
+/* Fills `out_params` (an output struct: set struct_size first, or start from GREY_QUANT_PARAMS_INIT) with
+ * the parameters `name` stands for, calibration GREY_CALIBRATION_RTN. An unknown name fails with
+ * GREY_ERROR_INVALID_ARGUMENT and a message naming it and listing the valid names. Names are matched
+ * exactly (case matters). Thread-safe. Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_quant_params_from_name(const char* name, grey_quant_params* out_params);
+
+/* The name of `params` (calibration ignored; INT4 group_size 0 counts as 128), or NULL when no name
+ * stands for them (an axis other than 0, a per-tensor FP8 scale, INT4_SYM with groups of 32 or 64,
+ * invalid params, or NULL). Static storage. Since 0.1. */
+GREY_API const char* grey_quant_params_name(const grey_quant_params* params);
+
+/* The number of names, and the i-th one in the order listed above (NULL past the end; static storage),
+ * for menus and for running every format. Since 0.1. */
+GREY_API uint32_t grey_quant_name_count(void);
+GREY_API const char* grey_quant_name_at(uint32_t index);
 
 /* The bytes the quantized form of a tensor `desc` (its dtype is not used) takes. Fails with
  * GREY_ERROR_INVALID_ARGUMENT, naming the rule, when the format cannot hold that shape (grouped formats

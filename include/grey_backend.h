@@ -122,6 +122,12 @@ typedef struct grey_backend_vtable {
                             uint64_t source_offset, grey_backend_buffer* destination, uint64_t destination_offset);
     grey_status (*dequantize)(void* state, const struct grey_backend_quant_job* job, grey_backend_buffer* source,
                               uint64_t source_offset, grey_backend_buffer* destination, uint64_t destination_offset);
+
+    /* The address of a buffer's memory, for grey_buffer_map (optional: NULL makes grey_buffer_map answer
+     * GREY_ERROR_UNSUPPORTED). Fill `kind`, `address` and `vendor_device` of `out_mapping`; the runtime has
+     * zeroed it and fills struct_size and size_bytes itself, and counts the mappings (a backend whose
+     * buffers are plain memory keeps no state for them). The address must stay valid until buffer_free. */
+    grey_status (*buffer_map)(void* state, grey_backend_buffer* buffer, grey_buffer_mapping* out_mapping);
 } grey_backend_vtable;
 
 /* The vtable size of the first ABI-1 plugins: everything up to the appended slots is required. */

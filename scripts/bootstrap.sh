@@ -11,6 +11,8 @@ PACKAGES=(
   clang libclang-rt-14-dev
   # language bindings (bindings/, samples/): SWIG for Python and Go, Go itself, bindgen for Rust
   swig golang-go bindgen libclang-dev
+  # DLPack's header, for the Python binding's Buffer.__dlpack__
+  libdlpack-dev
 )
 # Rust: Debian's cargo and rustc, unless a toolchain is already there (rustup's, in ~/.cargo/bin).
 if ! command -v cargo >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]; then

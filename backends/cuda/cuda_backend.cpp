@@ -273,6 +273,18 @@ grey_status cuda_dequantize(void* state, const grey_backend_quant_job* job, grey
     });
 }
 
+// Pool memory is ordinary device memory at a fixed address for the buffer's life; the CUDA ordinal is
+// the CUdevice the slot was opened with (cuDeviceGet(&device, ordinal) gives the ordinal back).
+grey_status cuda_buffer_map(void* state, grey_backend_buffer* b, grey_buffer_mapping* out) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        out->kind = GREY_MEMORY_CUDA_DEVICE;
+        out->address = static_cast<uint64_t>(b->pointer);
+        out->vendor_device = static_cast<int32_t>(slot(s, b->device).identity.device);
+        return GREY_OK;
+    });
+}
+
 }  // namespace
 }  // namespace grey::cuda
 
@@ -299,6 +311,7 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.buffer_checksum = cuda_buffer_checksum;
     vt.quantize = cuda_quantize;
     vt.dequantize = cuda_dequantize;
+    vt.buffer_map = cuda_buffer_map;
     // An older loader has room for fewer slots: fill only what it has.
     const uint32_t room = out->struct_size < sizeof vt ? out->struct_size : static_cast<uint32_t>(sizeof vt);
     vt.struct_size = room;

@@ -173,6 +173,14 @@ grey_status host_buffer_fill(void*, grey_backend_buffer* buffer, uint64_t offset
     return GREY_OK;
 }
 
+// Host buffers are plain aligned allocations: the mapping is the allocation itself.
+grey_status host_buffer_map(void*, grey_backend_buffer* buffer, grey_buffer_mapping* out) {
+    out->kind = GREY_MEMORY_HOST;
+    out->address = reinterpret_cast<uintptr_t>(buffer->data.get());
+    out->vendor_device = 0;
+    return GREY_OK;
+}
+
 // The host reference of the quantization slots: the same kernels grey_quantize runs on host memory.
 grey_status host_quantize(void* state, const grey_backend_quant_job* job, grey_backend_buffer* source, uint64_t source_offset,
                           grey_backend_buffer* destination, uint64_t destination_offset) {
@@ -229,6 +237,7 @@ grey_status host_backend_entry(uint32_t host_abi_version, grey_backend_vtable* o
     vt.buffer_checksum = host_buffer_checksum;
     vt.quantize = host_quantize;
     vt.dequantize = host_dequantize;
+    vt.buffer_map = host_buffer_map;
     *out = vt;
     return GREY_OK;
 }

@@ -9,9 +9,8 @@ import (
 
 // Buffer is memory on one device, owned by its context. It is an io.ReaderAt and io.WriterAt: the
 // bytes are copied straight between the Go slice and the device. Reads may run concurrently;
-// writes need external ordering. Close frees it (closing the context frees it too).
-//
-// There is no device pointer to hand to other libraries yet: grey.h maps buffers only in a later version.
+// writes need external ordering. Close frees it (closing the context frees it too). Map gives its
+// address, for handing it to another library.
 type Buffer struct {
 	ctx *Context
 	id  uintptr
@@ -130,4 +129,58 @@ func (b *Buffer) CopyFrom(src *Buffer, off, srcOff, size uint64) error {
 		runtime.KeepAlive(src)
 		return err
 	})
+}
+
+// MemoryKind is where a mapping's address points.
+type MemoryKind int
+
+const (
+	MemoryHost       MemoryKind = 0 // host memory the CPU dereferences
+	MemoryCUDADevice MemoryKind = 1 // a CUdeviceptr on CUDA device VendorDevice
+)
+
+func (k MemoryKind) String() string {
+	switch k {
+	case MemoryHost:
+		return "host"
+	case MemoryCUDADevice:
+		return "cuda"
+	}
+	return fmt.Sprintf("MemoryKind(%d)", int(k))
+}
+
+// Mapping is a mapped buffer (grey_buffer_map): the address of its bytes, valid until Unmap.
+type Mapping struct {
+	Kind         MemoryKind
+	Address      uintptr
+	Size         uint64
+	VendorDevice int // the device's number in its vendor's API (CUDA: the ordinal), not libgrey's index
+	buffer       *Buffer
+	done         bool
+}
+
+// Map maps the whole buffer for reading and writing; every Map needs its Unmap. The address is the
+// buffer's own memory: writes through it are what ReadAt sees.
+func (b *Buffer) Map() (*Mapping, error) {
+	var m *Mapping
+	err := b.with(func(h capi.Grey_buffer) error {
+		raw := capi.NewGrey_buffer_mapping()
+		defer capi.DeleteGrey_buffer_mapping(raw)
+		if err := capi.Grey_buffer_map(h, raw); err != nil {
+			return err
+		}
+		m = &Mapping{Kind: MemoryKind(raw.GetKind()), Address: uintptr(raw.GetAddress()), Size: raw.GetSize_bytes(),
+			VendorDevice: int(raw.GetVendor_device()), buffer: b}
+		return nil
+	})
+	return m, err
+}
+
+// Unmap ends the mapping; its address must not be used afterwards. Safe to call more than once.
+func (m *Mapping) Unmap() error {
+	if m.done {
+		return nil
+	}
+	m.done = true
+	return m.buffer.with(func(h capi.Grey_buffer) error { return capi.Grey_buffer_unmap(h) })
 }

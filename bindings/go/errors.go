@@ -1,6 +1,6 @@
-// Package grey is libgrey for Go: contexts, device specifications and telemetry, configuration and
-// buffers, with methods that return (value, error) and handles that free themselves (Close, or a
-// finalizer as a safety net).
+// Package grey is libgrey for Go: contexts, device specifications and telemetry, configuration,
+// buffers, quantization, model files and the signed audit log, with methods that return
+// (value, error) and handles that free themselves (Close, or a finalizer as a safety net).
 //
 //	ctx, err := grey.NewContext()
 //	if err != nil { ... }
@@ -14,6 +14,7 @@ package grey
 
 import (
 	"errors"
+	"sync"
 
 	"libgrey/grey/capi"
 )
@@ -96,4 +97,32 @@ func readText(call func(buffer []byte, length []uint64) error) (string, error) {
 		return "", err
 	}
 	return string(buffer[:length[0]]), nil
+}
+
+// guarded holds one libgrey handle for concurrent use: calls run under a read lock, close takes the
+// write lock and frees the handle once; a call after close gets ErrClosed.
+type guarded[H any] struct {
+	mu     sync.RWMutex
+	handle H
+	live   bool
+}
+
+func (g *guarded[H]) set(handle H) { g.handle, g.live = handle, true }
+
+func (g *guarded[H]) close(destroy func(H)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.live {
+		destroy(g.handle)
+		g.live = false
+	}
+}
+
+func (g *guarded[H]) with(f func(H) error) error {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if !g.live {
+		return ErrClosed
+	}
+	return f(g.handle)
 }

@@ -11,6 +11,7 @@ enough: every function is declared `GREY_API [GREY_NODISCARD] <type> <name>(<par
 
 from __future__ import annotations
 
+import keyword
 import re
 import sys
 from dataclasses import dataclass
@@ -102,6 +103,14 @@ def _py_type(c_type: str, struct_names: set[str], enums: set[str], handles: set[
     return "Any"
 
 
+# (pointer, size) pairs grey_python.i turns into one buffer-protocol argument.
+_MEMORY_RANGES = {
+    ("source", "size_bytes"): "ReadableBuffer", ("source", "source_bytes"): "ReadableBuffer",
+    ("data", "size_bytes"): "ReadableBuffer", ("approximation", "bytes_each"): "ReadableBuffer",
+    ("destination", "size_bytes"): "WritableBuffer", ("destination", "destination_bytes"): "WritableBuffer",
+}
+
+
 def pyi(header: str) -> str:
     struct_names = set(structs(header))
     handles = set(opaque_handles(header))
@@ -129,29 +138,42 @@ def pyi(header: str) -> str:
         while i < len(params):
             p = params[i]
             names = [q.name for q in params[i:i + 3]]
-            if names == ["buffer", "buffer_size", "out_length"]:
+            if names in (["buffer", "buffer_size", "out_length"], ["id_buffer", "id_buffer_size", "out_id_length"]):
                 args.append("capacity: int")
                 outs.append("str")
                 i += 3
                 continue
-            if names[:2] in (["source", "size_bytes"], ["destination", "size_bytes"]):
-                args.append(f"{p.name}: {'ReadableBuffer' if p.name == 'source' else 'WritableBuffer'}")
+            if tuple(names[:2]) in _MEMORY_RANGES:
+                args.append(f"{p.name}: {_MEMORY_RANGES[tuple(names[:2])]}")
                 i += 2
+                continue
+            if p.name == "reference" and p.type == "const void*":
+                args.append("reference: ReadableBuffer")
+                i += 1
+                continue
+            if p.name.startswith("out_") and p.type == "uint8_t":  # uint8_t out_digest[32]
+                outs.append("bytes")
+                i += 1
                 continue
             if p.type.endswith("**"):
                 outs.append("Handle")
-            elif p.type.endswith("*") and not p.type.startswith("const") and p.type[:-1] in _INTEGERS | {"double"}:
+            elif p.type.endswith("*") and not p.type.startswith("const") and p.type[:-1] in _INTEGERS | {"double"} | enums:
                 outs.append("float" if p.type == "double*" else "int")
             else:
-                args.append(f"{p.name}: {_py_type(p.type, struct_names, enums, handles)}")
+                name = p.name + "_" if keyword.iskeyword(p.name) else p.name  # grey_audit_records_json's `from`
+                args.append(f"{name}: {_py_type(p.type, struct_names, enums, handles)}")
             i += 1
         if fn.returns == "grey_status" or fn.returns == "void":
             result = "None" if not outs else outs[0] if len(outs) == 1 else f"tuple[{', '.join(outs)}]"
         else:
             result = _py_type(fn.returns, struct_names, enums, handles)
         lines.append(f"def {fn.name}({', '.join(args)}) -> {result}: ...")
+    # The helpers grey_python.i and grey.i add beyond grey.h.
     lines.append("def grey_py_options_set_log(options: grey_context_options, "
                  "callback: Union[Callable[[int, str], None], None]) -> None: ...")
+    lines.append("def grey_py_model_tensor_memory(owner: object, tensor: grey_model_tensor) -> Any: ...")
+    lines.append("def grey_py_buffer_dlpack(owner: object, buffer: Handle, versioned: int) -> Any: ...")
+    lines.append("def grey_swig_audit_verify_add_checkpoint(options: grey_audit_verify_options, path: str) -> None: ...")
     return "\n".join(lines) + "\n"
 
 

@@ -85,6 +85,12 @@ uint64_t Backend::buffer_checksum(grey_backend_buffer* buffer, uint64_t offset, 
     return sum;
 }
 
+void Backend::buffer_map(grey_backend_buffer* buffer, grey_buffer_mapping& mapping) const {
+    if (vtable_.buffer_map == nullptr)
+        fail(GREY_ERROR_UNSUPPORTED, "backend '" + name_ + "' cannot map buffers (it has no buffer_map slot): copy through grey_buffer_read instead");
+    check(vtable_.buffer_map(state_, buffer, &mapping), "buffer_map");
+}
+
 void Backend::memory_stats(uint32_t device, grey_memory_stats& stats) const {
     if (vtable_.memory_stats == nullptr) unsupported(name_, "memory statistics");
     check(vtable_.memory_stats(state_, device, &stats), "memory_stats");

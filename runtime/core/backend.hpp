@@ -36,6 +36,8 @@ public:
     void buffer_fill(grey_backend_buffer* buffer, uint64_t offset, uint8_t value, uint64_t size) const;
     [[nodiscard]] bool has_buffer_checksum() const noexcept { return vtable_.buffer_checksum != nullptr; }
     [[nodiscard]] uint64_t buffer_checksum(grey_backend_buffer* buffer, uint64_t offset, uint64_t size) const;
+    // Fills kind, address and vendor_device of `mapping`; UNSUPPORTED when the backend has no buffer_map slot.
+    void buffer_map(grey_backend_buffer* buffer, grey_buffer_mapping& mapping) const;
     // Fills every member after struct_size; UNSUPPORTED when the backend keeps no statistics.
     void memory_stats(uint32_t device, grey_memory_stats& stats) const;
     [[nodiscard]] bool has_quantization() const noexcept { return vtable_.quantize != nullptr && vtable_.dequantize != nullptr; }

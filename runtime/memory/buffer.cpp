@@ -40,7 +40,7 @@ grey_status grey_buffer_create(grey_context* context, uint32_t device, uint64_t 
         grey::require_non_null(out_buffer, "out_buffer");
         if (size_bytes == 0) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "size_bytes must be greater than 0");
         grey::Device& dev = context->device(device);
-        auto buffer = std::make_unique<grey_buffer>(grey_buffer{context, device, dev.backend, nullptr, size_bytes});
+        auto buffer = std::make_unique<grey_buffer>(context, device, dev.backend, nullptr, size_bytes);
         buffer->handle = dev.backend->buffer_alloc(dev.index_in_backend, size_bytes);
         try {
             context->track(buffer.get());
@@ -161,6 +161,33 @@ grey_status grey_buffer_checksum(const grey_buffer* buffer, uint64_t offset, uin
             done += step;
         }
         *out_checksum = sum;
+    });
+}
+
+grey_status grey_buffer_map(grey_buffer* buffer, grey_buffer_mapping* out_mapping) {
+    return grey::abi_guard([&] {
+        grey::require_non_null(buffer, "buffer");
+        grey::require_non_null(out_mapping, "out_mapping");
+        if (out_mapping->struct_size < sizeof(grey_buffer_mapping))
+            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "out_mapping->struct_size is " + std::to_string(out_mapping->struct_size) +
+                                                        "; set it to sizeof(grey_buffer_mapping)");
+        grey_buffer_mapping mapping{};
+        mapping.struct_size = sizeof mapping;
+        buffer->backend->buffer_map(buffer->handle, mapping);
+        mapping.size_bytes = buffer->size;
+        buffer->map_count.fetch_add(1);
+        grey::copy_out_struct(mapping, out_mapping, sizeof(grey_buffer_mapping), "out_mapping");
+    });
+}
+
+grey_status grey_buffer_unmap(grey_buffer* buffer) {
+    return grey::abi_guard([&] {
+        grey::require_non_null(buffer, "buffer");
+        // Decrement only from a positive count, so that an unmatched unmap is refused rather than wrapping.
+        uint32_t count = buffer->map_count.load();
+        do {
+            if (count == 0) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_unmap: the buffer is not mapped");
+        } while (!buffer->map_count.compare_exchange_weak(count, count - 1));
     });
 }
 

@@ -3,6 +3,7 @@
 
 #include "grey_backend.h"
 
+#include <atomic>
 #include <cstdint>
 
 namespace grey {
@@ -15,6 +16,8 @@ struct grey_buffer {
     const grey::Backend* backend;
     grey_backend_buffer* handle;
     uint64_t size;
+    // Live grey_buffer_map calls not yet ended by grey_buffer_unmap.
+    std::atomic<uint32_t> map_count{0};
 };
 
 namespace grey {

@@ -13,6 +13,16 @@ const char* format_name(int64_t format) noexcept {
     return format >= 0 && format < static_cast<int64_t>(kNames.size()) ? kNames[static_cast<std::size_t>(format)] : nullptr;
 }
 
+std::span<const NamedParams> named_params() noexcept {
+    static constexpr NamedParams kNamed[] = {
+        {"int8", GREY_QUANT_INT8, 0},         {"int8-token", GREY_QUANT_INT8_TOKEN, 0},    {"int4-g32", GREY_QUANT_INT4, 32},
+        {"int4-g64", GREY_QUANT_INT4, 64},    {"int4-g128", GREY_QUANT_INT4, 128},         {"int4-sym-g128", GREY_QUANT_INT4_SYM, 128},
+        {"fp8-e4m3", GREY_QUANT_FP8_E4M3, 0}, {"fp8-e5m2", GREY_QUANT_FP8_E5M2, 0},        {"nf4", GREY_QUANT_NF4, 0},
+        {"q8_0", GREY_QUANT_Q8_0, 0},         {"q4_0", GREY_QUANT_Q4_0, 0},                {"q4_1", GREY_QUANT_Q4_1, 0},
+    };
+    return kNamed;
+}
+
 bool is_float_input(grey_dtype dtype) noexcept {
     return dtype == GREY_DTYPE_F32 || dtype == GREY_DTYPE_F16 || dtype == GREY_DTYPE_BF16;
 }

@@ -41,6 +41,15 @@ Plan make_plan(std::span<const uint64_t> shape, const grey_quant_params& params)
 // "int8", "int4", ...; nullptr for an unknown value.
 const char* format_name(int64_t format) noexcept;
 
+// The named parameter sets of grey.h (grey_quant_params_from_name), in the order it lists them. Axis
+// formats use axis 0; group_size is what the name says (0 for formats without a group choice).
+struct NamedParams {
+    const char* name;
+    grey_quant_format format;
+    uint32_t group_size;
+};
+std::span<const NamedParams> named_params() noexcept;
+
 // Plain element types a quantizer reads and a dequantizer writes.
 bool is_float_input(grey_dtype dtype) noexcept;
 uint32_t float_input_size(grey_dtype dtype) noexcept;

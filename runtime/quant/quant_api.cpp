@@ -116,6 +116,44 @@ extern "C" {
 
 const char* grey_quant_format_name(grey_quant_format format) { return grey::quant::format_name(grey::raw_enum(format)); }
 
+grey_status grey_quant_params_from_name(const char* name, grey_quant_params* out_params) {
+    return grey::abi_guard([&] {
+        grey::require_non_null(name, "name");
+        grey::require_non_null(out_params, "out_params");
+        for (const auto& named : grey::quant::named_params()) {
+            if (std::strcmp(name, named.name) != 0) continue;
+            grey_quant_params params = GREY_QUANT_PARAMS_INIT;
+            params.format = named.format;
+            params.group_size = named.group_size;
+            grey::copy_out_struct(params, out_params, sizeof(grey_quant_params), "out_params");
+            return;
+        }
+        std::string valid;
+        for (const auto& named : grey::quant::named_params()) valid += (valid.empty() ? "" : ", ") + std::string(named.name);
+        grey::fail(GREY_ERROR_INVALID_ARGUMENT, "unknown quantization format name '" + std::string(name) + "'; valid names: " + valid);
+    });
+}
+
+const char* grey_quant_params_name(const grey_quant_params* params) {
+    if (params == nullptr || params->struct_size < sizeof(grey_quant_params) || params->reserved0 != 0) return nullptr;
+    const int64_t calibration = grey::raw_enum(params->calibration);
+    if (calibration != GREY_CALIBRATION_RTN && calibration != GREY_CALIBRATION_MSE) return nullptr;
+    const int64_t format = grey::raw_enum(params->format);
+    // grey_quant_params documents group_size 0 as 128 for the grouped formats.
+    const bool grouped = format == GREY_QUANT_INT4 || format == GREY_QUANT_INT4_SYM;
+    const uint32_t group = grouped && params->group_size == 0 ? 128 : params->group_size;
+    for (const auto& named : grey::quant::named_params())
+        if (format == named.format && group == named.group_size && params->axis == 0) return named.name;
+    return nullptr;
+}
+
+uint32_t grey_quant_name_count(void) { return static_cast<uint32_t>(grey::quant::named_params().size()); }
+
+const char* grey_quant_name_at(uint32_t index) {
+    const auto named = grey::quant::named_params();
+    return index < named.size() ? named[index].name : nullptr;
+}
+
 grey_status grey_quant_size(const grey_tensor_desc* desc, const grey_quant_params* params, uint64_t* out_bytes) {
     return grey::abi_guard([&] {
         using namespace grey::quant;

@@ -112,6 +112,13 @@ _Static_assert(offsetof(grey_memory_stats, allocation_count) == 48, "grey_memory
 _Static_assert(offsetof(grey_memory_stats, growth_count) == 56, "grey_memory_stats.growth_count moved");
 _Static_assert(offsetof(grey_memory_stats, granularity_bytes) == 64, "grey_memory_stats.granularity_bytes moved");
 _Static_assert(offsetof(grey_memory_stats, fragmentation) == 72, "grey_memory_stats.fragmentation moved");
+_Static_assert(sizeof(grey_buffer_mapping) == 32, "size of grey_buffer_mapping changed");
+_Static_assert(offsetof(grey_buffer_mapping, struct_size) == 0, "grey_buffer_mapping.struct_size moved");
+_Static_assert(offsetof(grey_buffer_mapping, kind) == 4, "grey_buffer_mapping.kind moved");
+_Static_assert(offsetof(grey_buffer_mapping, address) == 8, "grey_buffer_mapping.address moved");
+_Static_assert(offsetof(grey_buffer_mapping, size_bytes) == 16, "grey_buffer_mapping.size_bytes moved");
+_Static_assert(offsetof(grey_buffer_mapping, vendor_device) == 24, "grey_buffer_mapping.vendor_device moved");
+_Static_assert(offsetof(grey_buffer_mapping, reserved0) == 28, "grey_buffer_mapping.reserved0 moved");
 _Static_assert(sizeof(grey_tensor_desc) == 80, "size of grey_tensor_desc changed");
 _Static_assert(offsetof(grey_tensor_desc, struct_size) == 0, "grey_tensor_desc.struct_size moved");
 _Static_assert(offsetof(grey_tensor_desc, dtype) == 4, "grey_tensor_desc.dtype moved");
@@ -198,6 +205,7 @@ _Static_assert(offsetof(grey_proof_report, log) == 48, "grey_proof_report.log mo
 /* Enum values are part of the ABI too. */
 _Static_assert(GREY_DTYPE_OTHER == 18 && GREY_QUANT_Q4_1 == 9 && GREY_CALIBRATION_MSE == 1 &&
                GREY_MODEL_FORMAT_GGUF == 1, "dtype, quantization and model format values are frozen");
+_Static_assert(GREY_MEMORY_HOST == 0 && GREY_MEMORY_CUDA_DEVICE == 1, "memory kinds are frozen");
 _Static_assert(GREY_OK == 0, "GREY_OK must be 0");
 _Static_assert(GREY_ERROR_INTERNAL == 11, "status values are frozen");
 _Static_assert(GREY_FIELD_THROTTLE_TIME_SYNC_BOOST_NS == 40, "grey_field values are frozen");
@@ -234,7 +242,8 @@ int main(void) {
         desc.rank = 2;
         desc.shape[0] = 2;
         desc.shape[1] = 32;
-        params.format = GREY_QUANT_Q8_0;
+        if (grey_quant_params_from_name("q8_0", &params) != GREY_OK || params.format != GREY_QUANT_Q8_0) return 10;
+        if (strcmp(grey_quant_params_name(&params), "q8_0") != 0) return 11;
         memset(&report, 0, sizeof report);
         report.struct_size = sizeof report;
         if (grey_quant_size(&desc, &params, &size) != GREY_OK || size != 68) return 6;

@@ -1,10 +1,21 @@
 #!/usr/bin/env python3
-"""Runs each sample command and checks that it lists the devices `greyctl detect --json` lists.
+"""Runs the samples of one kind, in every language, and checks what they print.
 
-    python3 tests/bindings/check_samples.py GREYCTL NAME=COMMAND...
+    python3 tests/bindings/check_samples.py detect GREYCTL NAME=COMMAND...
+    python3 tests/bindings/check_samples.py quantize GREYCTL NAME=COMMAND...
+    python3 tests/bindings/check_samples.py audit GREYCTL NAME=COMMAND...
 
-Each sample prints "device I: NAME, memory BYTES bytes, UNITS compute units" per device ("-" for an
-unavailable value); the expected lines are built from greyctl's JSON.
+detect:   each prints "device I: NAME, memory BYTES bytes, UNITS compute units" per device ("-" for an
+          unavailable value); the lines must be those built from `greyctl detect --json`.
+quantize: each prints "input: NAME [ROWS, COLS] DTYPE of MODEL" (or "input: synthetic ..." for the
+          stand-in) and one "quantize FORMAT: ..." line per format. Every language must print the same
+          lines, byte for byte (the host kernels are deterministic); for a model's tensor, each line
+          must also be what `greyctl quantize --json` reports for that tensor.
+audit:    each is run with a fresh directory as its last argument and prints "appended record N" and
+          "verify: cause C, records N, head H, root R, log_id I". Every language must report an intact
+          log of 3 records, and `greyctl audit verify --json` on the files it left must report the same
+          records, head, root and log id. (Heads differ between languages: keys are random and records
+          carry their time.)
 """
 
 from __future__ import annotations
@@ -14,38 +25,149 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 
-def expected(greyctl: str) -> list[str]:
-    out = subprocess.run([greyctl, "--no-env", "detect", "--json"], check=True, capture_output=True, text=True)
-    lines = []
-    for d in json.loads(out.stdout)["devices"]:
+def run(command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, shell=True, capture_output=True, text=True)
+
+
+def greyctl_json(greyctl: str, *args: str) -> dict:
+    out = subprocess.run([greyctl, "--no-env", *args, "--json"], capture_output=True, text=True)
+    if out.returncode not in (0, 1) or not out.stdout.strip():  # audit verify exits 1 when tampered
+        raise RuntimeError(f"greyctl {' '.join(args)} failed: {out.stderr.strip()}")
+    return json.loads(out.stdout)
+
+
+class Checker:
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.passed = self.failed = 0
+
+    def ok(self, name: str, what: str) -> None:
+        self.passed += 1
+        print(f"samples: {self.kind} {name} ok ({what})")
+
+    def fail(self, name: str, command: str, run_: subprocess.CompletedProcess[str] | None, why: str) -> None:
+        self.failed += 1
+        print(f"samples: {self.kind} {name} FAILED ({shlex.quote(command)}): {why}", file=sys.stderr)
+        if run_ is not None:
+            print(f"  exit {run_.returncode}\n  stdout: {run_.stdout.strip()[-2000:]}\n  stderr: {run_.stderr.strip()[-2000:]}",
+                  file=sys.stderr)
+
+    def done(self) -> int:
+        print(f"samples: {self.kind}: {self.passed} passed, {self.failed} failed")
+        return 1 if self.failed else 0
+
+
+def check_detect(greyctl: str, specs: list[tuple[str, str]]) -> int:
+    want = []
+    for d in greyctl_json(greyctl, "detect")["devices"]:
         def dash(key: str) -> str:
             return "-" if d[key] is None else str(d[key])
-        lines.append(f"device {d['index']}: {dash('name')}, memory {dash('memory_total_bytes')} bytes, "
-                     f"{dash('compute_units')} compute units")
-    return lines
+        want.append(f"device {d['index']}: {dash('name')}, memory {dash('memory_total_bytes')} bytes, "
+                    f"{dash('compute_units')} compute units")
+    checker = Checker("detect")
+    for name, command in specs:
+        r = run(command)
+        got = [line for line in r.stdout.splitlines() if re.match(r"device \d+: ", line)]
+        if r.returncode != 0 or got != want:
+            checker.fail(name, command, r, f"want {want}, got {got}")
+        else:
+            checker.ok(name, f"{len(got)} device(s)")
+    return checker.done()
+
+
+INPUT = re.compile(r"^input: (\S+) \[\d+, \d+\] \S+ of (.+)$")  # a model's tensor, not the synthetic one
+
+
+def quantize_line(name: str, row: dict) -> str:
+    return (f"quantize {name}: bits_per_weight {row['bits_per_weight']:.4f} rel_rmse {row['rel_rmse']:.8f} "
+            f"sqnr_db {row['sqnr_db']:.4f} max_abs_err {row['max_abs_err']:.8f}")
+
+
+def check_quantize(greyctl: str, specs: list[tuple[str, str]]) -> int:
+    checker = Checker("quantize")
+    greyctl_rows: dict[tuple[str, str], dict[str, dict]] = {}  # (model, format) -> tensor name -> row
+
+    def greyctl_line(model: str, fmt: str, tensor: str) -> str:
+        if (model, fmt) not in greyctl_rows:
+            report = greyctl_json(greyctl, "quantize", "--input", model, "--format", fmt)
+            greyctl_rows[(model, fmt)] = {row["name"]: row for row in report["tensors"]}
+        row = greyctl_rows[(model, fmt)].get(tensor)
+        return quantize_line(fmt, row) if row else f"(greyctl did not quantize {tensor} in {fmt})"
+
+    reference: tuple[str, list[str]] | None = None
+    for name, command in specs:
+        r = run(command)
+        lines = [line for line in r.stdout.splitlines() if line.startswith(("input:", "quantize "))]
+        inputs = [line for line in lines if line.startswith("input:")]
+        formats = [line.split(":")[0].split()[1] for line in lines if line.startswith("quantize ")]
+        problems = []
+        if r.returncode != 0 or len(inputs) != 1 or not formats:
+            problems.append("no report (one input line and a line per format)")
+        elif len(set(formats)) != len(formats):
+            problems.append(f"a format reported twice: {formats}")
+        elif INPUT.match(inputs[0]):
+            # A model's tensor: greyctl, another consumer of the library, must report the same figures.
+            tensor, model = INPUT.match(inputs[0]).groups()
+            for line, fmt in zip(lines[1:], formats):
+                want = greyctl_line(model, fmt, tensor)
+                if line != want:
+                    problems.append(f"greyctl quantize --json says {want!r}, the sample {line!r}")
+        if not problems and reference is not None and lines != reference[1]:
+            diff = [f"{a!r} != {b!r}" for a, b in zip(lines, reference[1]) if a != b]
+            problems.append(f"differs from {reference[0]}: {diff or 'another number of lines'}")
+        if problems:
+            checker.fail(name, command, r, "; ".join(problems))
+            continue
+        reference = reference or (name, lines)
+        source = "greyctl agrees" if INPUT.match(inputs[0]) else "synthetic input, no greyctl figures"
+        checker.ok(name, f"{len(formats)} formats of {inputs[0][len('input: '):]}, {source}")
+    return checker.done()
+
+
+VERIFY = re.compile(r"^verify: cause (\S+), records (\d+), head ([0-9a-f]{64}), root ([0-9a-f]{64}), log_id ([0-9a-f]{32})$")
+
+
+def check_audit(greyctl: str, specs: list[tuple[str, str]]) -> int:
+    checker = Checker("audit")
+    with tempfile.TemporaryDirectory(prefix="grey-audit-samples-") as tmp:
+        for name, command in specs:
+            directory = Path(tmp) / name
+            full = f"{command} {shlex.quote(str(directory))}"
+            r = run(full)
+            lines = r.stdout.splitlines()
+            verdicts = [m for m in map(VERIFY.match, lines) if m]
+            appended = [line for line in lines if line.startswith("appended record ")]
+            if r.returncode != 0 or len(verdicts) != 1:
+                checker.fail(name, full, r, "no verify line")
+                continue
+            cause, records, head, root, log_id = verdicts[0].groups()
+            if (cause, records) != ("intact", "3") or appended != [f"appended record {i}" for i in range(3)]:
+                checker.fail(name, full, r, f"cause {cause}, records {records}, appended {appended}")
+                continue
+            try:
+                g = greyctl_json(greyctl, "audit", "verify", "--log", str(directory / "audit.log"), "--key",
+                                 str(directory / "audit.key"), "--checkpoint", str(directory / "checkpoint-1"))
+            except RuntimeError as e:
+                checker.fail(name, full, r, str(e))
+                continue
+            if (g["intact"], g["records"], g["head"], g["root"], g["log_id"]) != (True, 3, head, root, log_id):
+                checker.fail(name, full, r, f"greyctl audit verify says {g}")
+                continue
+            checker.ok(name, "intact, 3 records; greyctl audit verify agrees on head, root and log id")
+    return checker.done()
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 3:
+    checks = {"detect": check_detect, "quantize": check_quantize, "audit": check_audit}
+    if len(argv) < 4 or argv[1] not in checks:
         print(__doc__, file=sys.stderr)
         return 2
-    want = expected(argv[1])
-    passed = failed = 0
-    for spec in argv[2:]:
-        name, _, command = spec.partition("=")
-        run = subprocess.run(command, shell=True, capture_output=True, text=True)
-        got = [line for line in run.stdout.splitlines() if re.match(r"device \d+: ", line)]
-        if run.returncode != 0 or got != want:
-            failed += 1
-            print(f"samples: {name} FAILED ({shlex.quote(command)}, exit {run.returncode})", file=sys.stderr)
-            print(f"  want {want}\n  got  {got}\n  stderr: {run.stderr.strip()[-2000:]}", file=sys.stderr)
-        else:
-            passed += 1
-            print(f"samples: {name} ok ({len(got)} device(s))")
-    print(f"samples: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    specs = [tuple(spec.partition("=")[::2]) for spec in argv[3:]]
+    return checks[argv[1]](argv[2], specs)
 
 
 if __name__ == "__main__":

@@ -289,6 +289,37 @@ TEST(CudaFake, BuffersRoundTripFillCopyChecksum) {
     grey_buffer_destroy(b);
 }
 
+TEST(CudaFake, MappingGivesThePoolPointerAndTheCudaOrdinal) {
+    // Two GPUs: libgrey's indices are 1 and 2 (0 is the host), their CUDA ordinals 0 and 1.
+    Env env{{"FAKE_CUDA_DEVICE_COUNT", "2"}};
+    Context c;
+    ASSERT_EQ(c.device_count(), 3u);
+    const size_t n = 5000;
+    const auto data = random_bytes(n);
+    for (const uint32_t device : {1u, 2u}) {
+        grey_buffer* b = nullptr;
+        ASSERT_EQ(grey_buffer_create(c.context, device, n, &b), GREY_OK) << grey_last_error();
+        ASSERT_EQ(grey_buffer_write(b, 0, data.data(), n), GREY_OK) << grey_last_error();
+        grey_buffer_mapping m{};
+        m.struct_size = sizeof m;
+        ASSERT_EQ(grey_buffer_map(b, &m), GREY_OK) << grey_last_error();
+        EXPECT_EQ(m.kind, GREY_MEMORY_CUDA_DEVICE);
+        EXPECT_EQ(m.vendor_device, static_cast<int32_t>(device - 1)) << "the CUDA ordinal, not libgrey's index";
+        EXPECT_EQ(m.size_bytes, n);
+        // The fake's device memory is host memory at the device address, so the pointer can be checked
+        // here: it holds what grey_buffer_write put there, and a write through it is what the next read sees.
+        auto* bytes = reinterpret_cast<unsigned char*>(static_cast<uintptr_t>(m.address));
+        EXPECT_EQ(std::vector<unsigned char>(bytes, bytes + n), data);
+        bytes[n - 1] = static_cast<unsigned char>(~data[n - 1]);
+        unsigned char last = 0;
+        ASSERT_EQ(grey_buffer_read(b, n - 1, &last, 1), GREY_OK);
+        EXPECT_EQ(last, static_cast<unsigned char>(~data[n - 1]));
+        EXPECT_EQ(grey_buffer_unmap(b), GREY_OK);
+        EXPECT_EQ(grey_buffer_unmap(b), GREY_ERROR_INVALID_ARGUMENT);
+        grey_buffer_destroy(b);
+    }
+}
+
 TEST(CudaFake, PoolGrowsInChunksAndReportsFragmentation) {
     Context c;
     const grey_memory_stats empty = c.stats();

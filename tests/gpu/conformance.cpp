@@ -1,6 +1,6 @@
 // GPU conformance: every buffer operation on each GPU device against the host reference (device 0),
 // through grey.h alone, on fresh random inputs each run: round trips, fills, in-device copies, cross-
-// device copies and checksums at awkward sizes and offsets, then out-of-memory handling. Prints one line
+// device copies and checksums at awkward sizes and offsets, buffer mapping, then out-of-memory handling. Prints one line
 // per check and a summary; exits 1 on any failure.
 //   grey_gpu_conformance [--quick] [--backend-dir DIR]
 // --quick uses small sizes (for compute-sanitizer, which slows kernels down a lot).
@@ -121,6 +121,22 @@ void run_out_of_memory(grey_context* c, uint32_t gpu) {
                     s2.growth_count, s2.granularity_bytes);
 }
 
+// grey_buffer_map through grey.h alone: CUDA memory on the device's own CUDA ordinal (its index in the
+// backend), the whole buffer, the same address every time, one unmap per map. (tests/gpu/
+// check_mapping.py checks the address itself through the CUDA driver.)
+void run_mapping(grey_context* c, uint32_t gpu, const grey_device_spec& spec) {
+    const std::string tag = "device " + std::to_string(gpu) + ": ";
+    Buffer b(c, gpu, 4097);
+    grey_buffer_mapping first{}, second{};
+    first.struct_size = second.struct_size = sizeof first;
+    check(ok(b.status) && ok(grey_buffer_map(b.handle, &first)) && ok(grey_buffer_map(b.handle, &second)), tag + "map twice");
+    check(first.kind == GREY_MEMORY_CUDA_DEVICE && first.size_bytes == 4097 && first.address != 0 &&
+              first.vendor_device == static_cast<int32_t>(spec.backend_device_index) && second.address == first.address,
+          tag + "mapping is CUDA memory of the whole buffer on CUDA ordinal " + std::to_string(first.vendor_device));
+    check(ok(grey_buffer_unmap(b.handle)) && ok(grey_buffer_unmap(b.handle)) && grey_buffer_unmap(b.handle) == GREY_ERROR_INVALID_ARGUMENT,
+          tag + "one unmap per map");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -160,6 +176,7 @@ int main(int argc, char** argv) {
         ++gpus;
         std::printf("INFO  device %u: %s (%s)\n", d, spec.name.value, spec.backend);
         run_device(context, d, sizes, rng);
+        run_mapping(context, d, spec);
         if (!quick) run_out_of_memory(context, d);
     }
     check(gpus > 0, "at least one GPU device is offered");

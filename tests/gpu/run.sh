@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The CUDA backend on a real NVIDIA GPU: build, conformance against the host reference (buffers and
-# quantization), the kernels under compute-sanitizer memcheck, `greyctl detect` against nvidia-smi,
-# the pool benchmark and the quantization benchmark. Prints a summary last; exits non-zero if any step
-# failed.
+# quantization), buffer mapping checked through the CUDA driver, the kernels under compute-sanitizer
+# memcheck, `greyctl detect` against nvidia-smi, the pool benchmark and the quantization benchmark.
+# Prints a summary last; exits non-zero if any step failed.
 #
 #   bash tests/gpu/run.sh            (from the repository root)
-#   GREY_GPU_STEPS=...               comma-separated subset of: conformance, quant, memcheck, detect,
-#                                    bench, quant-bench (default: all; the build always runs)
+#   GREY_GPU_STEPS=...               comma-separated subset of: conformance, quant, mapping, memcheck,
+#                                    detect, bench, quant-bench (default: all; the build always runs)
 #   GREY_GPU_MODEL=FILE              a safetensors/GGUF file whose tensors the quantization conformance
 #                                    also compares (real weights)
 #   GREY_GPU_BENCH_ARGS=...          extra arguments for bench/quant_gpu_bench.py (e.g. --no-compile)
@@ -26,7 +26,7 @@ logs=$build/logs  # build logs stay in the build tree; $out gets what a reader n
 mkdir -p "$out" "$logs"
 declare -a summary
 status=0
-steps=${GREY_GPU_STEPS:-conformance,quant,memcheck,detect,bench,quant-bench}
+steps=${GREY_GPU_STEPS:-conformance,quant,mapping,memcheck,detect,bench,quant-bench}
 want() { [[ ",$steps," == *",$1,"* ]]; }
 record() {  # record NAME RESULT [DETAIL]
     summary+=("$(printf '%-28s %-6s %s' "$1" "$2" "${3:-}")")
@@ -74,6 +74,13 @@ grep -E "^(INFO|FAIL)|last error" "$out/quant_conformance.log" | head -40
 tail -1 "$out/quant_conformance.log"
 if [ $rc -eq 0 ]; then record quant-conformance PASS "$(tail -1 "$out/quant_conformance.log")"
 else record quant-conformance FAIL "$(tail -1 "$out/quant_conformance.log")"; fi
+fi
+
+if want mapping; then
+echo "== grey_buffer_map: the address is the buffer's device memory, on the named CUDA ordinal"
+python3 tests/gpu/check_mapping.py "$build/lib/libgrey.so" "$plugin_dir" | tee "$out/mapping.log"
+if [ "${PIPESTATUS[0]}" -eq 0 ]; then record buffer-mapping PASS "$(tail -1 "$out/mapping.log")"
+else record buffer-mapping FAIL "$(tail -1 "$out/mapping.log")"; grep FAIL "$out/mapping.log" | head -20; fi
 fi
 
 if want memcheck; then

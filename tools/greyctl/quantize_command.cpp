@@ -28,23 +28,11 @@ struct QuantizeOptions {
     bool as_json = false;
 };
 
-struct CliFormat {
-    const char* name;
-    grey_quant_format format;
-    uint32_t group_size;
-};
-
-// The command line's names; axis-bearing formats (int8, fp8) use one scale per output channel (axis 0).
-constexpr CliFormat kFormats[] = {
-    {"int8", GREY_QUANT_INT8, 0},          {"int8-token", GREY_QUANT_INT8_TOKEN, 0}, {"int4-g32", GREY_QUANT_INT4, 32},
-    {"int4-g64", GREY_QUANT_INT4, 64},     {"int4-g128", GREY_QUANT_INT4, 128},      {"int4-sym-g128", GREY_QUANT_INT4_SYM, 128},
-    {"fp8-e4m3", GREY_QUANT_FP8_E4M3, 0},  {"fp8-e5m2", GREY_QUANT_FP8_E5M2, 0},     {"nf4", GREY_QUANT_NF4, 0},
-    {"q8_0", GREY_QUANT_Q8_0, 0},          {"q4_0", GREY_QUANT_Q4_0, 0},             {"q4_1", GREY_QUANT_Q4_1, 0},
-};
-
+// The command line takes the names grey.h defines (grey_quant_params_from_name), so greyctl, the
+// bindings and the samples spell every format the same way.
 std::vector<std::string> format_names() {
     std::vector<std::string> names;
-    for (const auto& f : kFormats) names.emplace_back(f.name);
+    for (uint32_t i = 0; i < grey_quant_name_count(); ++i) names.emplace_back(grey_quant_name_at(i));
     return names;
 }
 
@@ -142,12 +130,8 @@ std::optional<DeviceRunner> open_backend(const GlobalOptions& global, const std:
 }
 
 int run_quantize(const GlobalOptions& global, const QuantizeOptions& o) {
-    const CliFormat* format = nullptr;
-    for (const auto& f : kFormats)
-        if (o.format == f.name) format = &f;
     grey_quant_params params = GREY_QUANT_PARAMS_INIT;
-    params.format = format->format;
-    params.group_size = format->group_size;
+    check(grey_quant_params_from_name(o.format.c_str(), &params));
     params.calibration = o.calibration == "mse" ? GREY_CALIBRATION_MSE : GREY_CALIBRATION_RTN;
 
     std::vector<std::regex> skip;
@@ -183,7 +167,7 @@ int run_quantize(const GlobalOptions& global, const QuantizeOptions& o) {
         if (*output_format == GREY_MODEL_FORMAT_GGUF || input_format == GREY_MODEL_FORMAT_SAFETENSORS)
             check(grey_model_writer_copy_metadata(writer.get(), model.get()));
         check(grey_model_writer_set_metadata(writer.get(), "grey.quantization",
-                                             (std::string(format->name) + ", calibration " + o.calibration).c_str()));
+                                             (o.format + ", calibration " + o.calibration).c_str()));
     }
 
     uint64_t count = 0;
@@ -230,7 +214,7 @@ int run_quantize(const GlobalOptions& global, const QuantizeOptions& o) {
             r = device->run(t.desc, t, params, out);
         else
             check(grey_quantize(&t.desc, t.data, t.size_bytes, &params, out.data(), out.size(), &r));
-        rows.push_back({{"name", name}, {"format", format->name}, {"elements", r.elements}, {"bits_per_weight", r.bits_per_weight},
+        rows.push_back({{"name", name}, {"format", o.format}, {"elements", r.elements}, {"bits_per_weight", r.bits_per_weight},
                         {"rel_rmse", r.rel_rmse}, {"sqnr_db", number_or_null(r.sqnr_db)}, {"max_abs_err", r.max_abs_err}});
         sum_error += r.sum_squared_error;
         sum_signal += r.sum_squared_signal;
@@ -250,7 +234,7 @@ int run_quantize(const GlobalOptions& global, const QuantizeOptions& o) {
                 stored.dtype = *output_format == GREY_MODEL_FORMAT_GGUF ? GREY_DTYPE_I8 : GREY_DTYPE_U8;
                 stored.rank = 1;
                 stored.shape[0] = size;
-                const json description = {{"format", format->name}, {"calibration", o.calibration}, {"dtype", grey_dtype_name(dtype)},
+                const json description = {{"format", o.format}, {"calibration", o.calibration}, {"dtype", grey_dtype_name(dtype)},
                                           {"shape", json::parse(shape_text(t.desc))}, {"axis", params.axis},
                                           {"group_size", params.group_size}};
                 check(grey_model_writer_set_metadata(writer.get(), ("grey.quant." + name).c_str(), description.dump().c_str()));
@@ -272,11 +256,11 @@ int run_quantize(const GlobalOptions& global, const QuantizeOptions& o) {
     }
     std::printf("%-50s %-13s %10s %6s %9s %8s %11s\n", "tensor", "format", "elements", "bits", "rel_rmse", "sqnr_dB", "max_abs_err");
     for (const auto& row : rows)
-        std::printf("%-50s %-13s %10llu %6.3f %9.5f %8.2f %11.3e\n", row["name"].get<std::string>().c_str(), format->name,
+        std::printf("%-50s %-13s %10llu %6.3f %9.5f %8.2f %11.3e\n", row["name"].get<std::string>().c_str(), o.format.c_str(),
                     static_cast<unsigned long long>(row["elements"].get<uint64_t>()), row["bits_per_weight"].get<double>(),
                     row["rel_rmse"].get<double>(), row["sqnr_db"].is_null() ? INFINITY : row["sqnr_db"].get<double>(),
                     row["max_abs_err"].get<double>());
-    std::printf("%-50s %-13s %10llu %6.3f %9.5f %8.2f %11.3e\n", "total", format->name, static_cast<unsigned long long>(elements), bits,
+    std::printf("%-50s %-13s %10llu %6.3f %9.5f %8.2f %11.3e\n", "total", o.format.c_str(), static_cast<unsigned long long>(elements), bits,
                 rel_rmse, sqnr, max_err);
     std::printf("%zu tensor(s) quantized (%llu -> %llu bytes, calibration %s); %zu kept in their precision\n", rows.size(),
                 static_cast<unsigned long long>(bytes_in), static_cast<unsigned long long>(bytes_out), o.calibration.c_str(), kept.size());

@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "9d471c119cf75259d999eab33be51cbe0acd0347257e851f59e4b385c6478505"
+const inputsSHA256 = "52a10c19f7574c299d3d5820b56b8c36ac904ba28ed98cbf54e5bfeddf2f35e6"

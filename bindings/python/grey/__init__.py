@@ -5,6 +5,12 @@
         for dev in ctx.devices():
             print(dev.name, dev.memory_total_bytes, dev.compute_units)
 
+    q = grey.quantize(weights, format="int4-g128", calibration="mse")   # NumPy in, NumPy out
+    print(q.report.rel_rmse, q.report.sqnr_db, q.dequantize().shape)
+
+    with grey.AuditLog("audit.log", "audit.key.writer") as log:
+        log.append("run", {"step": 1})
+
 Every failing call raises a subclass of grey.Error carrying libgrey's message. The raw SWIG module is
 grey.capi: every function of grey.h, with the same names, for what this layer does not cover yet.
 """
@@ -12,9 +18,14 @@ grey.capi: every function of grey.h, with the same names, for what this layer do
 from __future__ import annotations
 
 from . import capi
+from ._audit import (AuditLog, AuditLogInfo, AuditReport, ProofReport, audit_check_proof, audit_keygen,
+                     audit_prove_consistency, audit_prove_inclusion, audit_records, audit_verify, proof_verify,
+                     sha256_file)
 from ._config import Config, config_keys
 from ._context import BackendInfo, Buffer, Context
 from ._fields import DeviceSpec, Field, Telemetry
+from ._model import Model, ModelWriter, Tensor
+from ._quant import QuantizedTensor, QuantReport, quant_compare, quant_formats, quant_size, quantize
 from .errors import (BackendError, BufferTooSmall, ConfigError, Corrupt, Error, InternalError, InvalidArgument,
                      IoError, NotFound, OutOfMemory, PermissionDenied, Unsupported)
 
@@ -22,7 +33,10 @@ __all__ = [
     "capi", "Context", "Config", "Buffer", "BackendInfo", "DeviceSpec", "Telemetry", "Field", "config_keys",
     "version", "version_string", "build_revision", "Error", "InvalidArgument", "OutOfMemory", "Unsupported",
     "NotFound", "IoError", "Corrupt", "ConfigError", "BackendError", "PermissionDenied", "BufferTooSmall",
-    "InternalError",
+    "InternalError", "quantize", "quant_compare", "quant_formats", "quant_size", "QuantizedTensor", "QuantReport",
+    "Model", "ModelWriter", "Tensor", "AuditLog", "AuditLogInfo", "AuditReport", "ProofReport", "audit_keygen",
+    "audit_verify", "audit_records", "audit_prove_inclusion", "audit_prove_consistency", "audit_check_proof",
+    "proof_verify", "sha256_file",
 ]
 
 

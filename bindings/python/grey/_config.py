@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import weakref
 from typing import Any, Iterator, Optional, Union
 
 from . import capi
-from ._util import read_text
+from ._util import HandleOwner, read_text
 
 ConfigValue = Union[str, bool, int, float]
 
@@ -25,7 +24,7 @@ def _text_value(value: ConfigValue) -> str:
     raise TypeError(f"a config value must be str, bool, int or float, not {type(value).__name__}")
 
 
-class Config:
+class Config(HandleOwner):
     """A grey_config: ``Config("aggressive")``, ``Config.load("grey.yaml")``, ``cfg["memory.x"] = 3``.
 
     Closes itself when garbage-collected; ``close()`` or ``with`` frees it at once. A Config is not
@@ -34,9 +33,8 @@ class Config:
     """
 
     def __init__(self, profile: Optional[str] = None) -> None:
-        self._handle: Any = capi.grey_config_create(profile)
         self._owner: Any = None
-        self._finalizer = weakref.finalize(self, capi.grey_config_destroy, self._handle)
+        self._own(capi.grey_config_create(profile), capi.grey_config_destroy)
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike[str]], profile: Optional[str] = None) -> "Config":
@@ -52,27 +50,14 @@ class Config:
     @classmethod
     def _view(cls, handle: Any, owner: Any) -> "Config":
         view = cls.__new__(cls)
-        view._handle = handle
         view._owner = owner
-        view._finalizer = None
+        view._own(handle)  # a view only lets go of the context's config: close() frees nothing
         return view
 
-    # -- lifetime ---------------------------------------------------------------------------------
-    def close(self) -> None:
-        """Frees the config (a context's view just lets go of it). Idempotent."""
-        if self._finalizer is not None:
-            self._finalizer()
-        self._handle = None
-
+    # -- lifetime (close() and ``with`` from HandleOwner) -------------------------------------------
     @property
     def closed(self) -> bool:
         return self._live() is None
-
-    def __enter__(self) -> "Config":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _live(self) -> Any:
         if self._handle is None or (self._owner is not None and self._owner.closed):

@@ -15,6 +15,7 @@ from ._util import enum_names, read_text
 LogCallback = Callable[[str, str], None]
 
 OUTCOME_NAMES = enum_names("GREY_BACKEND_")
+_DLPACK_CPU, _DLPACK_CUDA = 1, 2  # DLDeviceType: kDLCPU, kDLCUDA
 LOG_LEVELS = {name: value for value, name in enum_names("GREY_LOG_").items()}
 
 
@@ -100,14 +101,22 @@ class Context:
         self._handle: Any = capi.grey_context_create(options)
         self._buffers: "weakref.WeakSet[Buffer]" = weakref.WeakSet()
         self._finalizer = weakref.finalize(self, _destroy_context, self._handle, sink)
+        self._exports = 0  # live DLPack exports of its buffers: they keep the context's memory
 
     # -- lifetime ---------------------------------------------------------------------------------
     def close(self) -> None:
-        """Destroys the context and every buffer it still owns. Idempotent."""
+        """Destroys the context and every buffer it still owns. Idempotent. Memory a DLPack consumer
+        still holds is freed when the consumer lets go of it, not before."""
         for buffer in list(self._buffers):
             buffer.close()
-        self._finalizer()
         self._handle = None
+        if self._exports == 0:
+            self._finalizer()
+
+    def _export_released(self) -> None:
+        self._exports -= 1
+        if self._exports == 0 and self._handle is None:
+            self._finalizer()
 
     @property
     def closed(self) -> bool:
@@ -190,18 +199,23 @@ class Buffer:
     the buffer protocol (bytes, bytearray, memoryview, NumPy arrays) and copy straight between it and
     the device, with no intermediate copy.
 
-    No ``__dlpack__``: grey.h gives no device pointer yet (mapping arrives with sealed buffers).
+    DLPack: ``numpy.from_dlpack(buf)`` (host buffers), ``torch.from_dlpack(buf)`` (host or CUDA) see the
+    buffer's own bytes as a 1-D uint8 tensor, without a copy; writes through either side are seen by the
+    other. The export maps the buffer (grey_buffer_map) and keeps it, and its context, alive until the
+    consumer lets go, even across close().
     """
 
     def __init__(self, context: Context, handle: Any) -> None:
         self._context = context  # keeps the owner alive for as long as the buffer
         self._handle: Any = handle
         self._finalizer = weakref.finalize(self, _destroy_buffer, handle, context._finalizer)
+        self._exports = 0
 
     def close(self) -> None:
-        """Frees the buffer. Idempotent."""
-        self._finalizer()
+        """Frees the buffer (once no DLPack consumer holds it any more). Idempotent."""
         self._handle = None
+        if self._exports == 0:
+            self._finalizer()
 
     @property
     def closed(self) -> bool:
@@ -256,6 +270,43 @@ class Buffer:
         if size is None:
             size = self.size - offset
         capi.grey_buffer_fill(self._get_handle(), offset, value, size)
+
+    # -- DLPack ---------------------------------------------------------------------------------
+    def __dlpack__(self, *, stream: Any = None, max_version: Optional[tuple[int, int]] = None,
+                   dl_device: Optional[tuple[int, int]] = None, copy: Optional[bool] = None) -> Any:
+        """A DLPack capsule of the buffer's bytes (1-D uint8, writable), for ``from_dlpack``: DLPack 1.0's
+        "dltensor_versioned" when the consumer offers `max_version` >= (1, 0), else the unversioned
+        "dltensor". Every libgrey copy has completed when it returns, so there is nothing to order
+        against `stream`."""
+        handle = self._get_handle()
+        if copy:
+            raise BufferError("grey.Buffer exports its own memory; it cannot export a copy")
+        if dl_device is not None and tuple(dl_device) != self.__dlpack_device__():
+            raise BufferError(f"the buffer lives on DLPack device {self.__dlpack_device__()}, not {tuple(dl_device)}")
+        versioned = max_version is not None and tuple(max_version) >= (1, 0)
+        capsule = capi.grey_py_buffer_dlpack(self, handle, 1 if versioned else 0)
+        self._exports += 1
+        self._context._exports += 1
+        return capsule
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        """(kDLCPU = 1, 0) for host memory, (kDLCUDA = 2, CUDA ordinal) for a CUDA device's."""
+        handle = self._get_handle()
+        mapping = capi.grey_buffer_mapping()
+        capi.grey_buffer_map(handle, mapping)
+        capi.grey_buffer_unmap(handle)
+        if mapping.kind == capi.GREY_MEMORY_HOST:
+            return (_DLPACK_CPU, 0)
+        if mapping.kind == capi.GREY_MEMORY_CUDA_DEVICE:
+            return (_DLPACK_CUDA, int(mapping.vendor_device))
+        raise BufferError(f"libgrey memory kind {mapping.kind} has no DLPack device")
+
+    def _dlpack_released(self) -> None:
+        # Called by the capsule's deleter (with the GIL) after it unmapped the buffer.
+        self._exports -= 1
+        if self._exports == 0 and self._handle is None:
+            self._finalizer()
+        self._context._export_released()
 
     def __repr__(self) -> str:
         return "<grey.Buffer closed>" if self.closed else f"<grey.Buffer size={self.size} device={self.device}>"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import weakref
+from typing import Any, Callable, Optional, TypeVar
 
 from . import capi
 from .errors import BufferTooSmall
@@ -31,3 +32,41 @@ def enum_names(prefix: str) -> dict[int, str]:
             if isinstance(value, int):
                 names.setdefault(value, attr[len(prefix):].lower())
     return names
+
+
+_Self = TypeVar("_Self", bound="HandleOwner")
+
+
+class HandleOwner:
+    """Owns one libgrey handle: ``close()``, ``with`` or, as a safety net, the garbage collector frees
+    it, once. Using it after close raises ValueError naming the class."""
+
+    _handle: Any = None
+    _finalizer: Optional[weakref.finalize] = None
+
+    def _own(self, handle: Any, destroy: Optional[Callable[[Any], None]] = None) -> None:
+        """Takes `handle`; `destroy(handle)` frees it. Without `destroy`, closing only drops this
+        object's reference (the handle is an object that frees itself once nothing refers to it)."""
+        self._handle = handle
+        self._finalizer = weakref.finalize(self, destroy, handle) if destroy is not None else None
+
+    def close(self) -> None:
+        """Frees the handle. Idempotent."""
+        if self._finalizer is not None:
+            self._finalizer()
+        self._handle = None
+
+    @property
+    def closed(self) -> bool:
+        return self._handle is None
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _get_handle(self) -> Any:
+        if self._handle is None:
+            raise ValueError(f"operation on a closed grey.{type(self).__name__}")
+        return self._handle

@@ -1,5 +1,6 @@
 #include "test_support.hpp"
 
+#include <algorithm>
 #include <numeric>
 #include <random>
 #include <string>
@@ -146,4 +147,61 @@ TEST(Buffer, BuffersLeftAtContextDestructionAreFreedAndLogged) {
     ASSERT_EQ(grey_buffer_create(context, 0, 1024, &leaked), GREY_OK);
     grey_context_destroy(context);  // under ASan, a leak or double free here fails the test
     EXPECT_TRUE(log.contains("1 buffer(s) were not destroyed"));
+}
+
+TEST(Buffer, MappingAHostBufferGivesItsOwnMemory) {
+    auto context = make_context(grey::test::host_only_options());
+    const auto data = random_bytes(4099, 3);
+    auto buffer = make_buffer(context.get(), 0, data.size());
+    ASSERT_EQ(grey_buffer_write(buffer.get(), 0, data.data(), data.size()), GREY_OK);
+    grey_buffer_mapping mapping{};
+    mapping.struct_size = sizeof mapping;
+    ASSERT_EQ(grey_buffer_map(buffer.get(), &mapping), GREY_OK) << grey_last_error();
+    EXPECT_EQ(mapping.struct_size, sizeof mapping);
+    EXPECT_EQ(mapping.kind, GREY_MEMORY_HOST);
+    EXPECT_EQ(mapping.size_bytes, data.size());
+    EXPECT_EQ(mapping.vendor_device, 0);
+    EXPECT_EQ(mapping.reserved0, 0u);
+    ASSERT_NE(mapping.address, 0u);
+    EXPECT_EQ(mapping.address % 64, 0u) << "host buffers are aligned for vector loads";
+    // The address is the buffer's memory: what was written is there, and writes through it are read back.
+    auto* bytes = reinterpret_cast<uint8_t*>(static_cast<uintptr_t>(mapping.address));
+    EXPECT_TRUE(std::equal(data.begin(), data.end(), bytes));
+    bytes[17] = static_cast<uint8_t>(~data[17]);
+    uint8_t back = 0;
+    ASSERT_EQ(grey_buffer_read(buffer.get(), 17, &back, 1), GREY_OK);
+    EXPECT_EQ(back, static_cast<uint8_t>(~data[17]));
+
+    // Mappings nest; each needs its unmap, and one more is refused.
+    grey_buffer_mapping again{};
+    again.struct_size = sizeof again;
+    ASSERT_EQ(grey_buffer_map(buffer.get(), &again), GREY_OK);
+    EXPECT_EQ(again.address, mapping.address);
+    EXPECT_EQ(grey_buffer_unmap(buffer.get()), GREY_OK);
+    EXPECT_EQ(grey_buffer_unmap(buffer.get()), GREY_OK);
+    EXPECT_EQ(grey_buffer_unmap(buffer.get()), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_STREQ(grey_last_error(), "grey_buffer_unmap: the buffer is not mapped");
+}
+
+TEST(Buffer, MappingChecksItsArgumentsAndSaysWhenABackendCannotMap) {
+    auto context = make_context(with_fake());
+    auto host = make_buffer(context.get(), 0, 64);
+    grey_buffer_mapping mapping{};
+    mapping.struct_size = 8;
+    mapping.address = 42;
+    EXPECT_EQ(grey_buffer_map(host.get(), &mapping), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(grey_last_error()).find("out_mapping->struct_size is 8"), std::string::npos) << grey_last_error();
+    EXPECT_EQ(mapping.address, 42u) << "out-parameters are untouched on failure";
+    EXPECT_EQ(grey_buffer_unmap(host.get()), GREY_ERROR_INVALID_ARGUMENT) << "the refused map left no mapping";
+    EXPECT_EQ(grey_buffer_map(nullptr, &mapping), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_buffer_map(host.get(), nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_buffer_unmap(nullptr), GREY_ERROR_INVALID_ARGUMENT);
+
+    // The fake plugin's vtable has no buffer_map slot.
+    auto device = make_buffer(context.get(), fake_device(context.get()), 64);
+    mapping.struct_size = sizeof mapping;
+    EXPECT_EQ(grey_buffer_map(device.get(), &mapping), GREY_ERROR_UNSUPPORTED);
+    EXPECT_NE(std::string(grey_last_error()).find("backend 'fake' cannot map buffers"), std::string::npos) << grey_last_error();
+    EXPECT_EQ(mapping.address, 42u);
+    EXPECT_EQ(grey_buffer_unmap(device.get()), GREY_ERROR_INVALID_ARGUMENT);
 }

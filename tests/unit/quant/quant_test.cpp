@@ -228,6 +228,82 @@ TEST(Quant, ArgumentsAreCheckedWithClearMessages) {
     EXPECT_EQ(grey_quant_format_name(static_cast<grey_quant_format>(10)), nullptr);
 }
 
+TEST(QuantNames, EveryNameParsesToItsParamsAndRendersBack) {
+    struct Expected {
+        const char* name;
+        grey_quant_format format;
+        uint32_t group;
+    };
+    const Expected expected[] = {
+        {"int8", GREY_QUANT_INT8, 0},         {"int8-token", GREY_QUANT_INT8_TOKEN, 0}, {"int4-g32", GREY_QUANT_INT4, 32},
+        {"int4-g64", GREY_QUANT_INT4, 64},    {"int4-g128", GREY_QUANT_INT4, 128},      {"int4-sym-g128", GREY_QUANT_INT4_SYM, 128},
+        {"fp8-e4m3", GREY_QUANT_FP8_E4M3, 0}, {"fp8-e5m2", GREY_QUANT_FP8_E5M2, 0},     {"nf4", GREY_QUANT_NF4, 0},
+        {"q8_0", GREY_QUANT_Q8_0, 0},         {"q4_0", GREY_QUANT_Q4_0, 0},             {"q4_1", GREY_QUANT_Q4_1, 0},
+    };
+    ASSERT_EQ(grey_quant_name_count(), std::size(expected));
+    for (uint32_t i = 0; i < std::size(expected); ++i) {
+        const auto& e = expected[i];
+        EXPECT_STREQ(grey_quant_name_at(i), e.name);
+        grey_quant_params p{};
+        p.struct_size = sizeof p;
+        ASSERT_EQ(grey_quant_params_from_name(e.name, &p), GREY_OK) << grey_last_error();
+        EXPECT_EQ(p.struct_size, sizeof p);
+        EXPECT_EQ(p.format, e.format) << e.name;
+        EXPECT_EQ(p.group_size, e.group) << e.name;
+        EXPECT_EQ(p.axis, 0) << e.name;
+        EXPECT_EQ(p.calibration, GREY_CALIBRATION_RTN) << e.name;
+        EXPECT_EQ(p.reserved0, 0u);
+        EXPECT_STREQ(grey_quant_params_name(&p), e.name);
+        p.calibration = GREY_CALIBRATION_MSE;  // not part of the name
+        EXPECT_STREQ(grey_quant_params_name(&p), e.name);
+        // The parsed params are usable as they are.
+        const auto desc = desc_of({4, 128});
+        uint64_t size = 0;
+        EXPECT_EQ(grey_quant_size(&desc, &p, &size), GREY_OK) << e.name << ": " << grey_last_error();
+    }
+    EXPECT_EQ(grey_quant_name_at(grey_quant_name_count()), nullptr);
+    EXPECT_EQ(grey_quant_name_at(UINT32_MAX), nullptr);
+}
+
+TEST(QuantNames, UnknownNamesAndParamsWithoutANameAreReported) {
+    grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+    p.format = GREY_QUANT_NF4;
+    for (const char* bad : {"int3", "INT8", "int8 ", "", "int4", "int4-g48"}) {
+        EXPECT_EQ(grey_quant_params_from_name(bad, &p), GREY_ERROR_INVALID_ARGUMENT) << bad;
+        EXPECT_EQ(std::string(grey_last_error()),
+                  std::string("unknown quantization format name '") + bad +
+                      "'; valid names: int8, int8-token, int4-g32, int4-g64, int4-g128, int4-sym-g128, fp8-e4m3, fp8-e5m2, nf4, "
+                      "q8_0, q4_0, q4_1");
+        EXPECT_EQ(p.format, GREY_QUANT_NF4) << "out-parameters stay untouched on failure";
+    }
+    EXPECT_EQ(grey_quant_params_from_name(nullptr, &p), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_quant_params_from_name("int8", nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(grey_last_error()).find("out_params must not be NULL"), std::string::npos);
+    p.struct_size = 4;
+    EXPECT_EQ(grey_quant_params_from_name("int8", &p), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(grey_last_error()).find("out_params->struct_size is 4"), std::string::npos);
+
+    p = GREY_QUANT_PARAMS_INIT;
+    p.format = GREY_QUANT_INT4;
+    EXPECT_STREQ(grey_quant_params_name(&p), "int4-g128") << "group_size 0 means 128";
+    p.format = GREY_QUANT_INT4_SYM;
+    p.group_size = 32;
+    EXPECT_EQ(grey_quant_params_name(&p), nullptr);
+    p = GREY_QUANT_PARAMS_INIT;
+    p.axis = 1;
+    EXPECT_EQ(grey_quant_params_name(&p), nullptr);
+    p.format = GREY_QUANT_FP8_E4M3;
+    p.axis = GREY_QUANT_PER_TENSOR;
+    EXPECT_EQ(grey_quant_params_name(&p), nullptr);
+    p = GREY_QUANT_PARAMS_INIT;
+    p.format = static_cast<grey_quant_format>(77);
+    EXPECT_EQ(grey_quant_params_name(&p), nullptr);
+    p = GREY_QUANT_PARAMS_INIT;
+    p.struct_size = 4;
+    EXPECT_EQ(grey_quant_params_name(&p), nullptr);
+    EXPECT_EQ(grey_quant_params_name(nullptr), nullptr);
+}
+
 TEST(Quant, DeviceBuffersOnTheHostMatchHostMemoryAndOtherBackendsSayUnsupported) {
     grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
     options.backend_dir = GREY_TEST_PLUGIN_DIR;

@@ -285,7 +285,7 @@ impl Drop for Context {
 }
 
 /// Memory on one device, borrowed from its context and freed on drop. Reads and writes copy straight
-/// between a Rust slice and the device. No device pointer yet: grey.h maps buffers in a later version.
+/// between a Rust slice and the device; [`Buffer::map`] gives its address, for other libraries.
 pub struct Buffer<'ctx> {
     raw: NonNull<sys::grey_buffer>,
     context: PhantomData<&'ctx Context>,
@@ -359,6 +359,68 @@ impl Buffer<'_> {
                 source_offset,
                 size,
             )
+        })
+    }
+}
+
+/// Where a [`Mapping`]'s address points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryKind {
+    /// Host memory the CPU dereferences.
+    Host,
+    /// A CUdeviceptr on CUDA device `vendor_device`.
+    CudaDevice,
+    /// A kind this crate does not know yet.
+    Other(u32),
+}
+
+/// A mapped buffer (grey_buffer_map): the address of its bytes, unmapped on drop. It borrows the buffer,
+/// so the buffer can neither be freed nor written through `&mut` while the mapping lives.
+pub struct Mapping<'b> {
+    buffer: &'b Buffer<'b>,
+    pub kind: MemoryKind,
+    pub address: u64,
+    pub size: u64,
+    /// The device's number in its vendor's API (CUDA: the ordinal), not libgrey's device index.
+    pub vendor_device: i32,
+}
+
+impl Mapping<'_> {
+    /// The bytes, when they are host memory. Sound: the buffer is borrowed shared for the mapping's
+    /// life, so no write through this crate can change them meanwhile.
+    pub fn host_bytes(&self) -> Option<&[u8]> {
+        if self.kind != MemoryKind::Host || self.size == 0 {
+            return None;
+        }
+        Some(unsafe {
+            std::slice::from_raw_parts(self.address as usize as *const u8, self.size as usize)
+        })
+    }
+}
+
+impl Drop for Mapping<'_> {
+    fn drop(&mut self) {
+        // One unmap per map: it cannot fail here.
+        let _ = unsafe { sys::grey_buffer_unmap(self.buffer.raw.as_ptr()) };
+    }
+}
+
+impl Buffer<'_> {
+    /// Maps the whole buffer (grey_buffer_map). A backend that cannot hand out addresses is
+    /// `Error::Unsupported`.
+    pub fn map(&self) -> Result<Mapping<'_>> {
+        let mut raw = versioned!(sys::grey_buffer_mapping);
+        check(unsafe { sys::grey_buffer_map(self.raw.as_ptr(), &mut raw) })?;
+        Ok(Mapping {
+            buffer: self,
+            kind: match raw.kind {
+                sys::GREY_MEMORY_HOST => MemoryKind::Host,
+                sys::GREY_MEMORY_CUDA_DEVICE => MemoryKind::CudaDevice,
+                other => MemoryKind::Other(other),
+            },
+            address: raw.address,
+            size: raw.size_bytes,
+            vendor_device: raw.vendor_device,
         })
     }
 }

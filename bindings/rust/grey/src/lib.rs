@@ -8,8 +8,19 @@
 //! # Ok::<(), grey::Error>(())
 //! ```
 //!
+//! Quantization and the audit log:
+//!
+//! ```no_run
+//! let weights = vec![0.5f32; 4 * 128];
+//! let q = grey::quantize(grey::TensorRef::f32(&weights, &[4, 128]), "int4-g128", grey::Calibration::Mse)?;
+//! println!("{} {}", q.report.rel_rmse, q.report.sqnr_db);
+//! let log = grey::AuditLog::open("audit.log", "audit.key.writer")?;
+//! log.append("run", r#"{"step":1}"#)?;
+//! # Ok::<(), grey::Error>(())
+//! ```
+//!
 //! Handles are owned and freed on `Drop`; a [`Buffer`] borrows its [`Context`], so a context cannot
-//! be dropped while one of its buffers lives. Every fallible call returns `Result<T, grey::Error>`,
+//! be dropped while one of its buffers lives, and a [`ModelTensor`]'s bytes borrow their [`Model`]. Every fallible call returns `Result<T, grey::Error>`,
 //! whose message is libgrey's `grey_last_error()` for the failing call.
 
 use grey_sys as sys;
@@ -203,10 +214,23 @@ pub fn build_revision() -> String {
     unsafe { text(sys::grey_build_revision()) }
 }
 
+mod audit;
 mod config;
 mod context;
 mod device;
+mod model;
+mod quant;
 
+pub use audit::{
+    audit_check_proof, audit_keygen, audit_prove_consistency, audit_prove_inclusion,
+    audit_records_json, audit_verify, hex, proof_verify, sha256_file, AuditLog, AuditLogBuilder,
+    AuditLogInfo, AuditReport, KeygenOptions, ProofReport,
+};
 pub use config::{config_keys, Config, ConfigView};
-pub use context::{BackendInfo, Buffer, Context, ContextBuilder, LogLevel};
+pub use context::{BackendInfo, Buffer, Context, ContextBuilder, LogLevel, Mapping, MemoryKind};
 pub use device::{DeviceSpec, Field, Telemetry, Value};
+pub use model::{Model, ModelFormat, ModelTensor, ModelWriter};
+pub use quant::{
+    quant_compare, quant_formats, quant_size, quantize, Calibration, DType, QuantParams,
+    QuantReport, QuantizedTensor, TensorRef,
+};
