@@ -28,8 +28,6 @@ import torch
 # grey.h through ctypes: only what the benchmark calls. Layouts are frozen by tests/abi/layout_test.c.
 
 GREY_DTYPE = {"F32": 0, "F16": 1, "BF16": 2}
-FORMAT = {"int8": 0, "int8-token": 1, "int4": 2, "int4-sym": 3, "fp8-e4m3": 4, "fp8-e5m2": 5, "nf4": 6,
-          "q8_0": 7, "q4_0": 8, "q4_1": 9}
 
 
 class ContextOptions(C.Structure):
@@ -74,6 +72,17 @@ class Grey:
                 return device
         raise RuntimeError("libgrey offers no GPU device")
 
+    def params(self, name):
+        """grey_quant_params for a format name ("int4-g128", ...), as greyctl quantize --format takes."""
+        params = QuantParams()
+        params.struct_size = C.sizeof(QuantParams)
+        self.call("grey_quant_params_from_name", name.encode(), C.byref(params))
+        return params
+
+    def format_names(self):
+        self.lib.grey_quant_name_at.restype = C.c_char_p
+        return [self.lib.grey_quant_name_at(C.c_uint32(i)).decode() for i in range(self.lib.grey_quant_name_count())]
+
     def buffer(self, size):
         handle = C.c_void_p()
         self.call("grey_buffer_create", self.context, C.c_uint32(self.gpu), C.c_uint64(size), C.byref(handle))
@@ -90,8 +99,6 @@ def desc_of(dtype, shape):
     return d
 
 
-def params_of(fmt, group=0, axis=0):
-    return QuantParams(C.sizeof(QuantParams), FORMAT[fmt], 0, group, axis, 0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -206,15 +213,6 @@ def torch_formats(device):
     }
 
 
-# The CLI's format names as grey_quant_params (group and axis), for the libgrey rows.
-GREY_CONFIG = {
-    "int8": ("int8", 0, 0), "int8-token": ("int8-token", 0, 0), "int4-g32": ("int4", 32, 0),
-    "int4-g64": ("int4", 64, 0), "int4-g128": ("int4", 128, 0), "int4-sym-g128": ("int4-sym", 128, 0),
-    "fp8-e4m3": ("fp8-e4m3", 0, 0), "fp8-e5m2": ("fp8-e5m2", 0, 0), "nf4": ("nf4", 0, 0),
-    "q8_0": ("q8_0", 0, 0), "q4_0": ("q4_0", 0, 0), "q4_1": ("q4_1", 0, 0),
-}
-
-
 def time_median(fn, warmup, repeat):
     for _ in range(warmup):
         fn()
@@ -239,7 +237,7 @@ def main():
     parser.add_argument("--backend-dir", required=True)
     parser.add_argument("--elements", type=int, default=1 << 28)
     parser.add_argument("--columns", type=int, default=4096)
-    parser.add_argument("--formats", default=",".join(GREY_CONFIG))
+    parser.add_argument("--formats", help="comma-separated format names (default: every name libgrey knows)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--no-compile", action="store_true")
@@ -263,7 +261,7 @@ def main():
     plain_out = grey.buffer(plain_bytes)
 
     # What one synchronous libgrey call costs beyond its kernels: a 4096-element int8 quantization.
-    small_desc, small_params = desc_of("F32", (1, 4096)), params_of("int8")
+    small_desc, small_params = desc_of("F32", (1, 4096)), grey.params("int8")
     small_out = grey.buffer(4096 + 4)
     fixed_s = time_median(lambda: grey.call("grey_quantize_buffer", C.byref(small_desc), source, C.c_uint64(0), C.byref(small_params),
                                             small_out, C.c_uint64(0), None), args.warmup, args.repeat * 4)
@@ -290,9 +288,9 @@ def main():
                "formats": {}}
     header = f"{'format':<14} {'op':<10} {'libgrey':>9} {'x memcpy':>9} {'eager':>8} {'compile':>8} {'bnb':>8}   (GB/s)"
     print(header)
-    for name in args.formats.split(","):
-        fmt, group, axis = GREY_CONFIG[name]
-        desc, params = desc_of("F32", shape), params_of(fmt, group, axis)
+    names = args.formats.split(",") if args.formats else grey.format_names()
+    for name in names:
+        desc, params = desc_of("F32", shape), grey.params(name)
         qsize = C.c_uint64()
         grey.call("grey_quant_size", C.byref(desc), C.byref(params), C.byref(qsize))
         quantized = grey.buffer(qsize.value)
@@ -303,6 +301,9 @@ def main():
                                                plain_out, C.c_uint64(0)), args.warmup, args.repeat)
         grey.destroy(quantized)
 
+        if name not in formats:
+            print(f"{name:<14} (no PyTorch version written here; skipped)")
+            continue
         quantize, dequantize = formats[name]
         q = quantize(x)
         torch_moved_q = plain_bytes + nbytes(q)
