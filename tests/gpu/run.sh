@@ -5,8 +5,9 @@
 # Prints a summary last; exits non-zero if any step failed.
 #
 #   bash tests/gpu/run.sh            (from the repository root)
-#   GREY_GPU_STEPS=...               comma-separated subset of: conformance, quant, mapping, memcheck,
-#                                    detect, bench, quant-bench (default: all; the build always runs)
+#   GREY_GPU_STEPS=...               comma-separated subset of: conformance, quant, cli, mapping,
+#                                    memcheck, detect, bench, quant-bench (default: all; the build always
+#                                    runs; cli needs GREY_GPU_MODEL)
 #   GREY_GPU_MODEL=FILE              a safetensors/GGUF file whose tensors the quantization conformance
 #                                    also compares (real weights)
 #   GREY_GPU_BENCH_ARGS=...          extra arguments for bench/quant_gpu_bench.py (e.g. --no-compile)
@@ -26,7 +27,7 @@ logs=$build/logs  # build logs stay in the build tree; $out gets what a reader n
 mkdir -p "$out" "$logs"
 declare -a summary
 status=0
-steps=${GREY_GPU_STEPS:-conformance,quant,mapping,memcheck,detect,bench,quant-bench}
+steps=${GREY_GPU_STEPS:-conformance,quant,cli,mapping,memcheck,detect,bench,quant-bench}
 want() { [[ ",$steps," == *",$1,"* ]]; }
 record() {  # record NAME RESULT [DETAIL]
     summary+=("$(printf '%-28s %-6s %s' "$1" "$2" "${3:-}")")
@@ -74,6 +75,28 @@ grep -E "^(INFO|FAIL)|last error" "$out/quant_conformance.log" | head -40
 tail -1 "$out/quant_conformance.log"
 if [ $rc -eq 0 ]; then record quant-conformance PASS "$(tail -1 "$out/quant_conformance.log")"
 else record quant-conformance FAIL "$(tail -1 "$out/quant_conformance.log")"; fi
+fi
+
+if want cli && [ -n "${GREY_GPU_MODEL:-}" ]; then
+echo "== greyctl quantize --backend cuda against --backend host on $GREY_GPU_MODEL (same report, same file)"
+cli_failures=0
+cli_formats=(int8 int8-token int4-g128 int4-sym-g128 fp8-e4m3 nf4 q8_0 q4_0 q4_1)
+for format in "${cli_formats[@]}"; do
+    for backend in host cuda; do
+        "$build/bin/greyctl" --backend-dir "$plugin_dir" quantize --input "$GREY_GPU_MODEL" --format "$format" \
+            --backend "$backend" --json --output "$logs/quantized_${format}_$backend.gguf" \
+            >"$logs/quantize_${format}_$backend.json" 2>"$logs/quantize_${format}_$backend.err" || cli_failures=$((cli_failures + 1))
+    done
+    # The reports differ only in the file name each names; the written models must be identical.
+    if cmp -s "$logs/quantized_${format}_host.gguf" "$logs/quantized_${format}_cuda.gguf" &&
+       diff -q <(grep -v wrote "$logs/quantize_${format}_host.json") <(grep -v wrote "$logs/quantize_${format}_cuda.json") >/dev/null; then
+        echo "same: $format"
+    else
+        echo "DIFFERENT: $format"; head -c 300 "$logs/quantize_${format}_cuda.err"; cli_failures=$((cli_failures + 1))
+    fi
+done
+if [ $cli_failures -eq 0 ]; then record greyctl-quantize-cuda PASS "${#cli_formats[@]} formats: identical files and reports"
+else record greyctl-quantize-cuda FAIL "$cli_failures differences or failures"; fi
 fi
 
 if want mapping; then
