@@ -7,12 +7,13 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 failures=0
+verify_key=k  # the verifier key expect_cause uses
 
 expect_cause() {  # expect_cause CAUSE LOG [verify args...]
   local cause=$1 log=$2
   shift 2
   local out status=0
-  out=$("$greyctl" audit verify --log "$log" --key k --json "$@") || status=$?
+  out=$("$greyctl" audit verify --log "$log" --key "$verify_key" --json "$@") || status=$?
   local got
   got=$(printf '%s' "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["cause"])')
   local want_status=1
@@ -75,11 +76,63 @@ cp a.log fork.log
 expect_cause forked a.log --checkpoint c11-main --checkpoint c11-fork
 expect_cause forked fork.log --checkpoint c11-main
 
-# A record whose epoch field was raised without the key is not accepted (the Reseal tests in
-# tests/audit cover re-sealing with a stolen later key, which needs the ratchet the CLI cannot force).
+# A record whose epoch field was raised without the key is not accepted.
 mutate a.log epoch.log 'records[1][24] = 1'
 status=0; "$greyctl" audit verify --log epoch.log --key k >/dev/null || status=$?
 [ "$status" = 1 ] && echo "ok: epoch field change detected" || { echo "FAIL: epoch change"; failures=$((failures + 1)); }
+
+# Re-sealed: the key advances every 2 records (epochs 0,0,1,1,2,2,3,3); a thief who stole the writer
+# key at epoch 3 rewrites record 1 (epoch 0) and seals it with epoch 3's record key.
+"$greyctl" audit keygen --out r >/dev/null
+for i in $(seq 0 7); do
+  "$greyctl" audit append --log r.log --key r.writer --epoch-records 2 --type t --payload "{\"i\":$i}" >/dev/null
+done
+epochs=$("$greyctl" audit show --log r.log | awk '{print $3}' | tr '\n' ' ')
+[ "$epochs" = "0 0 1 1 2 2 3 3 " ] && echo "ok: --epoch-records 2 advances the key" || { echo "FAIL: epochs $epochs"; failures=$((failures + 1)); }
+grep -q "^epoch 3$" r.writer && echo "ok: writer key at epoch 3" || { echo "FAIL: writer key epoch"; failures=$((failures + 1)); }
+reseal() {  # reseal IN OUT INDEX CLAIMED-EPOCH: rewrite record INDEX with the writer key of r.writer
+  python3 - "$1" "$2" "$3" "$4" r.writer <<'PY'
+import hashlib, hmac, struct, sys
+src, dst, index, claimed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+fields = dict(line.split(" ", 1) for line in open(sys.argv[5]).read().splitlines()[1:])
+record_key = hmac.new(bytes.fromhex(fields["key"]), b"grey-audit/v1/record", hashlib.sha256).digest()
+data = open(src, "rb").read()
+header, records, at = data[:96], [], 96
+while at < len(data):
+    n = struct.unpack_from("<I", data, at)[0]
+    records.append(data[at:at + n]); at += n
+rec = records[index]
+sequence, time_ns = struct.unpack_from("<QQ", rec, 8)
+type_length = struct.unpack_from("<H", rec, 28)[0]
+record_type, previous = rec[36:36 + type_length], rec[-64:-32]
+payload = b'{"i":999}'
+body = struct.pack("<IIQQIHHI", 36 + type_length + len(payload) + 64, 0x43455247, sequence, time_ns, claimed,
+                   type_length, 0, len(payload)) + record_type + payload + previous
+records[index] = body + hmac.new(record_key, body, hashlib.sha256).digest()
+open(dst, "wb").write(header + b"".join(records))
+PY
+}
+verify_key=r
+expect_cause intact r.log
+reseal r.log resealed-own-epoch.log 1 0
+expect_cause resealed resealed-own-epoch.log
+reseal r.log resealed-later-epoch.log 1 3
+expect_cause resealed resealed-later-epoch.log
+status=0; out=$("$greyctl" audit verify --log resealed-own-epoch.log --key r) || status=$?
+if [ "$status" = 1 ] && grep -q "TAMPERED: resealed at record 1 " <<<"$out" && grep -q "sealed with the key of epoch 3" <<<"$out"; then
+  echo "ok: verify names the re-sealed record and the epoch of its key"
+else
+  echo "FAIL: re-sealed report: $out"; failures=$((failures + 1))
+fi
+verify_key=k
+
+# --epoch-seconds: a key older than S seconds is advanced before the next record.
+"$greyctl" audit keygen --out s >/dev/null
+"$greyctl" audit append --log s.log --key s.writer --epoch-records 0 --epoch-seconds 1 --type t --payload '{}' >/dev/null
+sleep 1.2
+"$greyctl" audit append --log s.log --key s.writer --epoch-records 0 --epoch-seconds 1 --type t --payload '{}' >/dev/null
+epochs=$("$greyctl" audit show --log s.log | awk '{print $3}' | tr '\n' ' ')
+[ "$epochs" = "0 1 " ] && echo "ok: --epoch-seconds 1 advances the key" || { echo "FAIL: epochs $epochs"; failures=$((failures + 1)); }
 
 # Malformed: a torn tail; then `append` recovers it and the log verifies again.
 python3 -c 'import sys; d=open("a.log","rb").read(); open("torn.log","wb").write(d[:-7])'

@@ -92,6 +92,7 @@ void add_audit_command(CLI::App& app, const GlobalOptions&, Runner& run) {
         bool as_json = false;
         uint64_t from = 0;
         uint64_t count = 0;
+        grey_audit_options policy = GREY_AUDIT_OPTIONS_INIT;  // epoch policy of append
     };
     auto o = std::make_shared<Options>();
 
@@ -113,9 +114,13 @@ void add_audit_command(CLI::App& app, const GlobalOptions&, Runner& run) {
     append->add_option("--key", o->key, "Writer key")->required();
     append->add_option("--type", o->type, "Record type ([A-Za-z0-9._-], 1..64)")->required();
     append->add_option("--payload", o->payload, "Record payload (JSON)")->required();
+    append->add_option("--epoch-records", o->policy.epoch_records, "Advance the key after this many records of an epoch (0: never by count)")
+        ->capture_default_str();
+    append->add_option("--epoch-seconds", o->policy.epoch_seconds, "Advance the key once an epoch is this many seconds old (0: never by time)")
+        ->capture_default_str();
     append->callback([&run, o] {
         run = [o] {
-            AuditLogPtr log = open_audit_log(o->log, o->key);
+            AuditLogPtr log = open_audit_log(o->log, o->key, "", o->policy);
             uint64_t sequence = 0;
             check(grey_audit_append(log.get(), o->type.c_str(), o->payload.c_str(), &sequence));
             std::printf("appended record %llu\n", static_cast<unsigned long long>(sequence));
