@@ -967,6 +967,26 @@ GREY_API GREY_NODISCARD grey_status grey_audit_prove_consistency(const char* log
 GREY_API GREY_NODISCARD grey_status grey_audit_check_proof(const char* proof_path, const char* checkpoint_path,
                                                            const char* old_checkpoint_path, const char* public_key_path);
 
+/* What a checkpoint file commits to, read without any key (structure only: the strict grammar of
+ * docs/audit-format.md, but neither its HMAC nor its signature is checked; grey_audit_verify and
+ * grey_audit_check_proof do that). */
+typedef struct grey_audit_checkpoint_info {
+    uint32_t struct_size;
+    uint32_t epoch;            /* key epoch of the checkpoint's HMAC */
+    uint64_t size;             /* records the tree covers */
+    uint64_t time_ns;          /* when it was written (Unix time, ns) */
+    uint8_t log_id[16];
+    uint8_t root_hash[32];     /* Merkle root of the first `size` records */
+    uint32_t ed25519_signed;   /* 1 when it carries an Ed25519 signature (unchecked here) */
+} grey_audit_checkpoint_info;
+
+/* Parses the checkpoint file at `checkpoint_path` into `out_info` (set struct_size first).
+ * GREY_ERROR_INVALID_ARGUMENT with the reason when the file is not a canonical checkpoint. Lets a
+ * caller build a proof for the tree size a checkpoint names (grey_audit_prove_inclusion). Thread-safe.
+ * Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_audit_checkpoint_read(const char* checkpoint_path,
+                                                               grey_audit_checkpoint_info* out_info);
+
 /* SHA-256 of a file's contents. Thread-safe. Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_audit_sha256_file(const char* path, uint8_t out_digest[32]);
 

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
@@ -242,6 +243,24 @@ TEST_F(AuditApi, SignedCheckpointsAndProofs) {
     ASSERT_EQ(grey_audit_checkpoint(log, c9.c_str()), GREY_OK);
     grey_audit_close(log);
     EXPECT_EQ(verify({c5, c9}, "", pub.c_str()).cause, GREY_AUDIT_INTACT);
+
+    // A checkpoint reads back as what it commits to: the log, the size, and the root verify found.
+    grey_audit_checkpoint_info info{};
+    info.struct_size = sizeof info;
+    ASSERT_EQ(grey_audit_checkpoint_read(c9.c_str(), &info), GREY_OK) << grey_last_error();
+    EXPECT_EQ(info.size, 9u);
+    EXPECT_EQ(info.ed25519_signed, 1u);
+    EXPECT_GT(info.time_ns, 0u);
+    const auto whole = verify({c9});
+    EXPECT_EQ(std::memcmp(info.root_hash, whole.root_hash, 32), 0);
+    EXPECT_EQ(std::memcmp(info.log_id, whole.log_id, 16), 0);
+    EXPECT_EQ(grey_audit_checkpoint_read(log_path.c_str(), &info), GREY_ERROR_INVALID_ARGUMENT);  // a log is no checkpoint
+    EXPECT_NE(std::string(grey_last_error()).find("not a checkpoint"), std::string::npos) << grey_last_error();
+    EXPECT_EQ(info.size, 9u);  // untouched on failure
+    EXPECT_EQ(grey_audit_checkpoint_read(c9.c_str(), nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_audit_checkpoint_read(nullptr, &info), GREY_ERROR_INVALID_ARGUMENT);
+    info.struct_size = 4;
+    EXPECT_EQ(grey_audit_checkpoint_read(c9.c_str(), &info), GREY_ERROR_INVALID_ARGUMENT);
 
     auto write_proof = [&](const std::string& path, auto call) {
         size_t length = 0;

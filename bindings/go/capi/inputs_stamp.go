@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "88498475c59f629deaaf0e55db0f0bf79e95372d782f8e6275d24e4a51324746"
+const inputsSHA256 = "e261c8c6f4dfd471ebc623c8dc91821f966c16051876459888cb71a71bb6bd25"
