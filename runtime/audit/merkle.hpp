@@ -13,23 +13,23 @@ namespace grey::audit {
 using Hashes = std::span<const Hash>;
 
 // MTH(D[0:n]) over leaf hashes.
-Hash merkle_root(Sha256& sha, Hashes leaves);
+Hash merkle_root(const Sha256& sha, Hashes leaves);
 // PATH(index, D[0:n]).
-std::vector<Hash> inclusion_proof(Sha256& sha, Hashes leaves, uint64_t index);
+std::vector<Hash> inclusion_proof(const Sha256& sha, Hashes leaves, uint64_t index);
 // PROOF(m, D[0:n]) for 0 < m < n; empty for m == n or m == 0.
-std::vector<Hash> consistency_proof(Sha256& sha, Hashes leaves, uint64_t old_size);
+std::vector<Hash> consistency_proof(const Sha256& sha, Hashes leaves, uint64_t old_size);
 
-bool verify_inclusion(Sha256& sha, uint64_t index, uint64_t size, const Hash& leaf, Hashes proof, const Hash& root);
-bool verify_consistency(Sha256& sha, uint64_t old_size, uint64_t new_size, const Hash& old_root, const Hash& new_root,
+bool verify_inclusion(const Sha256& sha, uint64_t index, uint64_t size, const Hash& leaf, Hashes proof, const Hash& root);
+bool verify_consistency(const Sha256& sha, uint64_t old_size, uint64_t new_size, const Hash& old_root, const Hash& new_root,
                         Hashes proof);
 
 // The right-hand edge of a growing tree: one subtree root per set bit of the size, so appending costs
 // amortised one node hash and the root is always at hand without keeping every leaf.
 class CompactRange {
 public:
-    void append(Sha256& sha, const Hash& leaf);
+    void append(const Sha256& sha, const Hash& leaf);
     [[nodiscard]] uint64_t size() const { return size_; }
-    Hash root(Sha256& sha) const;
+    Hash root(const Sha256& sha) const;
 
 private:
     uint64_t size_ = 0;

@@ -5,12 +5,6 @@
 
 namespace grey::audit {
 
-uint32_t load_u32(const uint8_t* p) {
-    return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
-           static_cast<uint32_t>(p[3]) << 24;
-}
-uint64_t load_u64(const uint8_t* p) { return static_cast<uint64_t>(load_u32(p)) | static_cast<uint64_t>(load_u32(p + 4)) << 32; }
-
 namespace {
 void store_u16(uint8_t* p, uint16_t v) {
     p[0] = static_cast<uint8_t>(v);
@@ -36,7 +30,7 @@ const char* parse_error_text(ParseError error) {
     return "unknown parse error";
 }
 
-std::array<uint8_t, header_size> encode_header(const Header& header, HmacSha256& header_mac) {
+std::array<uint8_t, header_size> encode_header(const Header& header, const HmacSha256& header_mac) {
     std::array<uint8_t, header_size> out{};
     std::memcpy(out.data(), header_magic.data(), header_magic.size());
     store_u32(out.data() + 8, format_version);
@@ -93,12 +87,10 @@ ParseError parse_record(Bytes data, uint64_t offset, RecordView& out) {
     out.type = std::string_view(reinterpret_cast<const char*>(p + record_fixed_size), type_length);
     out.payload = std::string_view(reinterpret_cast<const char*>(p + record_fixed_size + type_length), payload_length);
     if (!valid_type(out.type)) return ParseError::BadType;
-    std::copy_n(p + length - 64, 32, out.previous_hash.begin());
-    std::copy_n(p + length - 32, 32, out.mac.begin());
     return ParseError::None;
 }
 
-Hash append_record(std::string& out, const RecordFields& fields, HmacSha256& record_mac, Sha256& sha) {
+Hash append_record(std::string& out, const RecordFields& fields, const HmacSha256& record_mac, const Sha256& sha) {
     const size_t length = record_fixed_size + fields.type.size() + fields.payload.size() + record_trailer_size;
     const size_t start = out.size();
     out.resize(start + length);

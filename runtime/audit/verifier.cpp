@@ -49,7 +49,7 @@ namespace {
 // How far past a record's claimed epoch the verifier looks for the key that really sealed it.
 constexpr uint32_t reseal_search_limit = 64;
 
-void check_records(const ParsedLog& log, Bytes file, KeyChain& keys, Sha256& sha, VerifyReport& r) {
+void check_records(const ParsedLog& log, Bytes file, KeyChain& keys, const Sha256& sha, VerifyReport& r) {
     uint32_t max_epoch_seen = 0;
     for (const auto& rec : log.records) max_epoch_seen = std::max(max_epoch_seen, std::min(rec.epoch, KeyChain::max_epoch));
     Hash previous = leaf_hash(sha, file.first(header_size));
@@ -68,10 +68,10 @@ void check_records(const ParsedLog& log, Bytes file, KeyChain& keys, Sha256& sha
                                             std::to_string(KeyChain::max_epoch_step) + " past the previous record's epoch " + std::to_string(epoch));
         HmacSha256* mac = keys.record_mac(rec.epoch);
         if (mac == nullptr) return bad(Cause::Malformed, "claims key epoch " + std::to_string(rec.epoch) + ", beyond the supported maximum");
-        if (!equal_ct(mac->mac(rec.authenticated()), rec.mac)) {
+        if (!equal_ct(mac->mac(rec.authenticated()), rec.mac())) {
             const uint64_t search_end = std::min<uint64_t>(max_epoch_seen, uint64_t{epoch} + reseal_search_limit);
             for (uint32_t e = rec.epoch + 1; e <= search_end; ++e)
-                if (equal_ct(keys.record_mac(e)->mac(rec.authenticated()), rec.mac))
+                if (equal_ct(keys.record_mac(e)->mac(rec.authenticated()), rec.mac()))
                     return bad(Cause::Resealed, "claims key epoch " + std::to_string(rec.epoch) + " but was sealed with the key of epoch " +
                                                     std::to_string(e) + " (re-sealed with a later, possibly stolen, key)");
             return bad(Cause::Modified, "fails its MAC check: its bytes were changed, or it was never sealed with this key");
@@ -86,14 +86,14 @@ void check_records(const ParsedLog& log, Bytes file, KeyChain& keys, Sha256& sha
                            (later ? " was expected; record " + std::to_string(i) + " comes later (records were reordered)"
                                   : " was expected; records " + std::to_string(i) + " to " + std::to_string(rec.sequence - 1) + " are missing (deleted)"));
         }
-        if (!equal_ct(rec.previous_hash, previous))
+        if (!equal_public(rec.previous_hash(), previous))
             return bad(Cause::Inserted, "does not chain to the record before it (it was taken from another log sealed with this key)");
         if (rec.epoch < epoch) return bad(Cause::Resealed, "goes back to key epoch " + std::to_string(rec.epoch) + " after epoch " + std::to_string(epoch));
         // A record whose epoch is later than its successor's was re-sealed with a later epoch's key.
         if (i + 1 < log.records.size() && log.records[i + 1].epoch < rec.epoch) {  // (lookahead)
             const RecordView& next = log.records[i + 1];
             HmacSha256* next_mac = keys.record_mac(next.epoch);
-            if (next_mac != nullptr && equal_ct(next_mac->mac(next.authenticated()), next.mac))
+            if (next_mac != nullptr && equal_ct(next_mac->mac(next.authenticated()), next.mac()))
                 return bad(Cause::Resealed, "claims key epoch " + std::to_string(rec.epoch) + ", later than the next record's epoch " +
                                                 std::to_string(next.epoch) + " (re-sealed with a later, possibly stolen, key)");
         }
@@ -113,7 +113,7 @@ void check_records(const ParsedLog& log, Bytes file, KeyChain& keys, Sha256& sha
     }
 }
 
-void check_checkpoints(const std::vector<NamedText>& texts, KeyChain& keys, evp_pkey_st* public_key, Sha256& sha, VerifyReport& r) {
+void check_checkpoints(const std::vector<NamedText>& texts, KeyChain& keys, evp_pkey_st* public_key, const Sha256& sha, VerifyReport& r) {
     std::vector<Checkpoint> checkpoints;
     auto bad = [&](size_t k, Cause cause, std::string detail) {
         r.cause = cause;

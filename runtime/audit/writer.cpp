@@ -2,6 +2,8 @@
 
 #include "core/error.hpp"
 
+#include "audit/json_check.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cerrno>
@@ -167,13 +169,13 @@ void Writer::absorb_file_tail(bool at_open) {
             break;
         }
         if (record.sequence != next_sequence_) problem = "sequence " + std::to_string(record.sequence) + " where " + std::to_string(next_sequence_) + " was expected";
-        else if (!equal_ct(record.previous_hash, head_)) problem = "the previous-record hash does not match";
+        else if (!equal_public(record.previous_hash(), head_)) problem = "the previous-record hash does not match";
         else if (record.epoch < last_record_epoch_) problem = "the key epoch goes backwards";
         if (problem.empty() && record.epoch >= key_.epoch) {
             // A record of a later epoch means another writer (or a crash after the key file moved) got
             // there first: follow it, persisting only if our key file is behind.
             if (record.epoch > key_.epoch) advance_key_to(record.epoch, true);
-            if (!equal_ct(record_mac_->mac(record.authenticated()), record.mac)) problem = "the record fails its MAC check";
+            if (!equal_ct(record_mac_->mac(record.authenticated()), record.mac())) problem = "the record fails its MAC check";
         }
         if (!problem.empty()) {
             if (at + record.bytes.size() < bytes.size())
@@ -299,7 +301,7 @@ std::optional<uint64_t> Writer::append_any(std::string_view type, std::string_vi
     if (!valid_type(type))
         fail(GREY_ERROR_INVALID_ARGUMENT, "record type must be 1 to 64 characters of [A-Za-z0-9._-]");
     if (payload.size() > max_payload_length) fail(GREY_ERROR_INVALID_ARGUMENT, "payload is larger than 1 MiB");
-    if (!nlohmann::json::accept(payload)) fail(GREY_ERROR_INVALID_ARGUMENT, "payload is not valid JSON");
+    if (!valid_json(payload)) fail(GREY_ERROR_INVALID_ARGUMENT, "payload is not valid JSON");
     std::lock_guard lock(mutex_);
     rethrow_deferred();
     if (pending_.empty()) oldest_pending_ns_ = now_ns();

@@ -132,7 +132,9 @@ protected:
         HmacSha256 mac(record_key(stolen.key));
         Sha256 sha;
         std::string sealed;
-        append_record(sealed, {rec.sequence, rec.timestamp_ns, claimed_epoch, rec.type, "{\"i\":999}", rec.previous_hash}, mac, sha);
+        Hash previous{};
+        std::copy(rec.previous_hash().begin(), rec.previous_hash().end(), previous.begin());
+        append_record(sealed, {rec.sequence, rec.timestamp_ns, claimed_epoch, rec.type, "{\"i\":999}", previous}, mac, sha);
         std::vector<uint8_t> out(file.begin(), file.begin() + static_cast<long>(rec.offset));
         out.insert(out.end(), sealed.begin(), sealed.end());
         out.insert(out.end(), file.begin() + static_cast<long>(rec.offset + rec.bytes.size()), file.end());
