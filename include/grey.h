@@ -856,14 +856,19 @@ GREY_API GREY_NODISCARD grey_status grey_audit_open(const grey_audit_options* op
 
 /* Appends a record of `type` (1..64 characters of [A-Za-z0-9._-]; "grey." is reserved) with a JSON
  * `payload` (at most 1 MiB). In EVERY_RECORD mode the record is durable when the call returns and
- * *out_sequence (may be NULL) receives its sequence number; in GROUP mode it is queued and
- * *out_sequence receives UINT64_MAX unless this call completed a group. Thread-safe; records from
- * several threads or processes never interleave. Since 0.1. */
+ * *out_sequence (may be NULL) receives its sequence number. In GROUP mode it is queued and
+ * *out_sequence receives UINT64_MAX: a background thread seals and writes each group (group_records
+ * records, or what has waited group_ms) and reports it durable only after fdatasync returns — through
+ * grey_audit_log_info_get's `records`, and grey_audit_flush, which returns once every record queued
+ * before it is durable. The call returns without waiting for the disk unless 8 groups (or 64 MiB) are
+ * already queued. Thread-safe; records from several threads or processes never interleave. Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_audit_append(grey_audit_log* log, const char* type, const char* payload,
                                                       uint64_t* out_sequence);
 
-/* Writes and syncs every queued record; reports an error a background group commit met. Thread-safe.
- * Since 0.1. */
+/* Writes and syncs every queued record; reports an error a background group commit met. If a
+ * background fdatasync fails, what the file holds is unknown: every later call on this log fails with
+ * GREY_ERROR_IO, and the caller closes it and opens it again (which checks and recovers the file).
+ * Thread-safe. Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_audit_flush(grey_audit_log* log);
 
 /* Flushes, then writes a signed checkpoint of the whole log to `out_path` (atomically, mode 0644).
@@ -874,8 +879,8 @@ GREY_API GREY_NODISCARD grey_status grey_audit_checkpoint(grey_audit_log* log, c
 typedef struct grey_audit_log_info {
     uint32_t struct_size;
     uint32_t epoch;            /* the writer's current key epoch */
-    uint64_t records;          /* records in the file, durable */
-    uint64_t pending;          /* records queued for group commit */
+    uint64_t records;          /* records in the file, durable (synced) */
+    uint64_t pending;          /* records queued for group commit and not yet durable */
     uint64_t recovered_bytes;  /* torn-tail bytes removed when the log was opened */
     uint8_t log_id[16];
     uint8_t head_hash[32];     /* leaf hash of the last record */

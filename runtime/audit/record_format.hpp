@@ -75,6 +75,14 @@ struct RecordFields {
 // the next record's previous hash and its Merkle leaf.
 Hash append_record(std::string& out, const RecordFields& fields, const HmacSha256& record_mac, const Sha256& sha);
 
+// The two halves of append_record, for a writer that queues records before it knows where they go:
+// append_unsealed lays out the record with its timestamp, type and payload, leaving the sequence
+// number, epoch, previous hash and MAC zero; seal_record fills those in place (`record` is exactly the
+// bytes append_unsealed added) and returns the leaf hash. The type and payload must already be valid.
+void append_unsealed(std::string& out, uint64_t timestamp_ns, std::string_view type, std::string_view payload);
+Hash seal_record(std::span<uint8_t> record, uint64_t sequence, uint32_t epoch, const Hash& previous_hash,
+                 const HmacSha256& record_mac, const Sha256& sha);
+
 // SHA-256(0x00 || bytes): the leaf hash of a record, and the "previous hash" of record 0 over the header.
 inline Hash leaf_hash(const Sha256& sha, Bytes bytes) { return sha.hash(0x00, bytes); }
 

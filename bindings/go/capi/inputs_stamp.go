@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "e261c8c6f4dfd471ebc623c8dc91821f966c16051876459888cb71a71bb6bd25"
+const inputsSHA256 = "3ec72489050d4dd781922524902969a7389c5637d684f032dc628b15a68db03d"
