@@ -1,5 +1,7 @@
 #include "audit/merkle.hpp"
 
+#include "audit/parallel.hpp"
+
 #include <bit>
 
 namespace grey::audit {
@@ -41,6 +43,40 @@ Hash merkle_root(const Sha256& sha, Hashes leaves) {
     if (leaves.size() == 1) return leaves[0];
     const uint64_t k = split_point(leaves.size());
     return node(sha, merkle_root(sha, leaves.first(k)), merkle_root(sha, leaves.subspan(k)));
+}
+
+namespace {
+// The root of a subtree whose leaves start at `offset`, taking the root of each aligned, complete
+// chunk it holds from `chunk_roots`.
+Hash root_over_chunks(const Sha256& sha, Hashes leaves, size_t offset, const std::vector<Hash>& chunk_roots) {
+    constexpr size_t chunk = ChunkRoots::chunk;
+    if (leaves.size() == chunk) return chunk_roots[offset / chunk];  // offsets of ranges this large are aligned
+    if (leaves.size() < chunk) return merkle_root(sha, leaves);
+    const uint64_t k = split_point(leaves.size());
+    return node(sha, root_over_chunks(sha, leaves.first(k), offset, chunk_roots),
+                root_over_chunks(sha, leaves.subspan(k), offset + k, chunk_roots));
+}
+}  // namespace
+
+void ChunkRoots::offer(const Sha256& sha, Hashes leaves, size_t begin, size_t end) {
+    if (begin % chunk != 0 || end - begin != chunk) return;
+    roots[begin / chunk] = merkle_root(sha, leaves.subspan(begin, chunk));
+    known[begin / chunk] = 1;
+}
+
+Hash merkle_root_parallel(const Sha256& sha, Hashes leaves, const ChunkRoots* known) {
+    constexpr size_t chunk = ChunkRoots::chunk;
+    if (leaves.size() <= 2 * chunk) return merkle_root(sha, leaves);
+    std::vector<Hash> chunk_roots(leaves.size() / chunk);
+    std::vector<size_t> missing;
+    for (size_t i = 0; i < chunk_roots.size(); ++i) {
+        if (known != nullptr && i < known->known.size() && known->known[i] != 0) chunk_roots[i] = known->roots[i];
+        else missing.push_back(i);
+    }
+    parallel_blocks(missing.size(), 8, [&](size_t begin, size_t end) {
+        for (size_t m = begin; m < end; ++m) chunk_roots[missing[m]] = merkle_root(sha, leaves.subspan(missing[m] * chunk, chunk));
+    });
+    return root_over_chunks(sha, leaves, 0, chunk_roots);
 }
 
 std::vector<Hash> inclusion_proof(const Sha256& sha, Hashes leaves, uint64_t index) {

@@ -14,6 +14,21 @@ using Hashes = std::span<const Hash>;
 
 // MTH(D[0:n]) over leaf hashes.
 Hash merkle_root(const Sha256& sha, Hashes leaves);
+// The roots of the aligned, complete chunks of `chunk` leaves (a power of two) of a tree, as far as
+// someone has computed them already: in an RFC 6962 tree every aligned run of 2^m leaves is a complete
+// subtree, because each split point of a larger range is a multiple of 2^m, so a chunk's root serves
+// every prefix of the leaves that covers the chunk.
+struct ChunkRoots {
+    static constexpr size_t chunk = 1024;
+    std::vector<Hash> roots;
+    std::vector<uint8_t> known;  // roots[i] is set
+    // Sets the root of chunk `index` if [begin, end) is exactly that chunk.
+    void offer(const Sha256& sha, Hashes leaves, size_t begin, size_t end);
+};
+
+// The same root as merkle_root, with the chunks `known` lacks hashed on all cores first
+// (runtime/audit/parallel.hpp).
+Hash merkle_root_parallel(const Sha256& sha, Hashes leaves, const ChunkRoots* known = nullptr);
 // PATH(index, D[0:n]).
 std::vector<Hash> inclusion_proof(const Sha256& sha, Hashes leaves, uint64_t index);
 // PROOF(m, D[0:n]) for 0 < m < n; empty for m == n or m == 0.
