@@ -229,24 +229,7 @@ void Writer::recover_tail(uint64_t valid_end, uint64_t size, const std::string& 
     Batch recovery;
     append_unsealed(recovery.bytes, now_ns(), "grey.recovery", payload.dump());
     recovery.records = 1;
-    const Snapshot before{next_sequence_, head_, range_, epoch_records_, last_record_epoch_};
-    try {
-        maybe_advance_epoch(now_ns());
-        auto* p = reinterpret_cast<uint8_t*>(recovery.bytes.data());
-        head_ = seal_record({p, recovery.bytes.size()}, next_sequence_, key_.epoch, head_, *record_mac_, sha_);
-        range_.append(sha_, head_);
-        ++next_sequence_;
-        ++epoch_records_;
-        last_record_epoch_ = key_.epoch;
-        write_sealed(as_bytes(recovery.bytes), true);
-    } catch (...) {
-        next_sequence_ = before.next_sequence;
-        head_ = before.head;
-        range_ = before.range;
-        epoch_records_ = before.epoch_records;
-        last_record_epoch_ = before.last_record_epoch;
-        throw;
-    }
+    seal_and_write(recovery, true);
 }
 
 void Writer::maybe_advance_epoch(uint64_t now) {
@@ -277,6 +260,10 @@ void Writer::write_sealed(Bytes bytes, bool sync) {
 void Writer::commit(Batch& batch, bool sync) {
     FileLock lock(fd_.get());
     absorb_file_tail(false);
+    seal_and_write(batch, sync);
+}
+
+void Writer::seal_and_write(Batch& batch, bool sync) {
     const Snapshot before{next_sequence_, head_, range_, epoch_records_, last_record_epoch_};
     try {
         const uint64_t now = now_ns();

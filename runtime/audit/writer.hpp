@@ -108,6 +108,8 @@ private:
     // Under the file lock: takes in other writers' records, seals `batch` after them and writes it,
     // syncing when `sync` is set. On failure nothing of the batch stays in the file or the state.
     void commit(Batch& batch, bool sync);
+    // The part of commit() after the file lock and the tail: seals and writes, or rolls back and throws.
+    void seal_and_write(Batch& batch, bool sync);
     void write_sealed(Bytes bytes, bool sync);
     [[nodiscard]] Written written() const;
 
