@@ -943,7 +943,8 @@ typedef struct grey_audit_report {
 /* Verifies the whole log, and the checkpoints against it. Returns GREY_OK whenever verification could
  * run — the verdict is out_report->cause — and an error only when it could not (a missing file, a bad
  * key file). Reads only. Run it on a log no writer is appending to: a record being written at that
- * moment shows as a malformed tail. Thread-safe. Since 0.1. */
+ * moment shows as a malformed tail. A log of more than 1024 records is hashed on up to all the
+ * machine's cores, by threads the call starts and joins before it returns. Thread-safe. Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_audit_verify(const grey_audit_verify_options* options,
                                                       grey_audit_report* out_report);
 
