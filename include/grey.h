@@ -920,14 +920,19 @@ GREY_API GREY_NODISCARD grey_status grey_audit_open(const grey_audit_options* op
 
 /* Appends a record of `type` (1..64 characters of [A-Za-z0-9._-]; "grey." is reserved) with a JSON
  * `payload` (at most 1 MiB). In EVERY_RECORD mode the record is durable when the call returns and
- * *out_sequence (may be NULL) receives its sequence number; in GROUP mode it is queued and
- * *out_sequence receives UINT64_MAX unless this call completed a group. Thread-safe; records from
- * several threads or processes never interleave. Since 0.1. */
+ * *out_sequence (may be NULL) receives its sequence number. In GROUP mode it is queued and
+ * *out_sequence receives UINT64_MAX: a background thread seals and writes each group (group_records
+ * records, or what has waited group_ms) and reports it durable only after fdatasync returns — through
+ * grey_audit_log_info_get's `records`, and grey_audit_flush, which returns once every record queued
+ * before it is durable. The call returns without waiting for the disk unless 8 groups (or 64 MiB) are
+ * already queued. Thread-safe; records from several threads or processes never interleave. Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_audit_append(grey_audit_log* log, const char* type, const char* payload,
                                                       uint64_t* out_sequence);
 
-/* Writes and syncs every queued record; reports an error a background group commit met. Thread-safe.
- * Since 0.1. */
+/* Writes and syncs every queued record; reports an error a background group commit met. If a
+ * background fdatasync fails, what the file holds is unknown: every later call on this log fails with
+ * GREY_ERROR_IO, and the caller closes it and opens it again (which checks and recovers the file).
+ * Thread-safe. Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_audit_flush(grey_audit_log* log);
 
 /* Flushes, then writes a signed checkpoint of the whole log to `out_path` (atomically, mode 0644).
@@ -938,8 +943,8 @@ GREY_API GREY_NODISCARD grey_status grey_audit_checkpoint(grey_audit_log* log, c
 typedef struct grey_audit_log_info {
     uint32_t struct_size;
     uint32_t epoch;            /* the writer's current key epoch */
-    uint64_t records;          /* records in the file, durable */
-    uint64_t pending;          /* records queued for group commit */
+    uint64_t records;          /* records in the file, durable (synced) */
+    uint64_t pending;          /* records queued for group commit and not yet durable */
     uint64_t recovered_bytes;  /* torn-tail bytes removed when the log was opened */
     uint8_t log_id[16];
     uint8_t head_hash[32];     /* leaf hash of the last record */
@@ -1002,7 +1007,8 @@ typedef struct grey_audit_report {
 /* Verifies the whole log, and the checkpoints against it. Returns GREY_OK whenever verification could
  * run — the verdict is out_report->cause — and an error only when it could not (a missing file, a bad
  * key file). Reads only. Run it on a log no writer is appending to: a record being written at that
- * moment shows as a malformed tail. Thread-safe. Since 0.1. */
+ * moment shows as a malformed tail. A log of more than 1024 records is hashed on up to all the
+ * machine's cores, by threads the call starts and joins before it returns. Thread-safe. Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_audit_verify(const grey_audit_verify_options* options,
                                                       grey_audit_report* out_report);
 
@@ -1030,6 +1036,26 @@ GREY_API GREY_NODISCARD grey_status grey_audit_prove_consistency(const char* log
  * GREY_ERROR_CORRUPT (with the reason) when it does not. Thread-safe. Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_audit_check_proof(const char* proof_path, const char* checkpoint_path,
                                                            const char* old_checkpoint_path, const char* public_key_path);
+
+/* What a checkpoint file commits to, read without any key (structure only: the strict grammar of
+ * docs/audit-format.md, but neither its HMAC nor its signature is checked; grey_audit_verify and
+ * grey_audit_check_proof do that). */
+typedef struct grey_audit_checkpoint_info {
+    uint32_t struct_size;
+    uint32_t epoch;            /* key epoch of the checkpoint's HMAC */
+    uint64_t size;             /* records the tree covers */
+    uint64_t time_ns;          /* when it was written (Unix time, ns) */
+    uint8_t log_id[16];
+    uint8_t root_hash[32];     /* Merkle root of the first `size` records */
+    uint32_t ed25519_signed;   /* 1 when it carries an Ed25519 signature (unchecked here) */
+} grey_audit_checkpoint_info;
+
+/* Parses the checkpoint file at `checkpoint_path` into `out_info` (set struct_size first).
+ * GREY_ERROR_INVALID_ARGUMENT with the reason when the file is not a canonical checkpoint. Lets a
+ * caller build a proof for the tree size a checkpoint names (grey_audit_prove_inclusion). Thread-safe.
+ * Since 0.1. */
+GREY_API GREY_NODISCARD grey_status grey_audit_checkpoint_read(const char* checkpoint_path,
+                                                               grey_audit_checkpoint_info* out_info);
 
 /* SHA-256 of a file's contents. Thread-safe. Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_audit_sha256_file(const char* path, uint8_t out_digest[32]);

@@ -276,6 +276,22 @@ grey_status grey_audit_check_proof(const char* proof_path, const char* checkpoin
     });
 }
 
+grey_status grey_audit_checkpoint_read(const char* checkpoint_path, grey_audit_checkpoint_info* out_info) {
+    return abi_guard([&] {
+        require_non_null(out_info, "out_info");
+        const audit::Checkpoint c = load_checkpoint(required_path(checkpoint_path, "checkpoint_path"));
+        grey_audit_checkpoint_info info{};
+        info.struct_size = sizeof info;
+        info.epoch = c.epoch;
+        info.size = c.size;
+        info.time_ns = c.time_ns;
+        std::copy(c.log_id.begin(), c.log_id.end(), info.log_id);
+        std::copy(c.root.begin(), c.root.end(), info.root_hash);
+        info.ed25519_signed = c.ed25519 ? 1u : 0u;
+        grey::copy_out_struct(info, out_info, sizeof(grey_audit_checkpoint_info), "out_info");
+    });
+}
+
 grey_status grey_audit_sha256_file(const char* path, uint8_t out_digest[32]) {
     return abi_guard([&] {
         require_non_null(out_digest, "out_digest");

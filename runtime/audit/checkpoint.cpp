@@ -50,7 +50,7 @@ std::string Checkpoint::text() const {
     return out;
 }
 
-std::string seal_checkpoint(Checkpoint& checkpoint, HmacSha256& checkpoint_mac, evp_pkey_st* signing_key) {
+std::string seal_checkpoint(Checkpoint& checkpoint, const HmacSha256& checkpoint_mac, evp_pkey_st* signing_key) {
     const std::string body = checkpoint.body();
     checkpoint.hmac = checkpoint_mac.mac(body);
     if (signing_key != nullptr) checkpoint.ed25519 = ed25519_sign(signing_key, as_bytes(body));

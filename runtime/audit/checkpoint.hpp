@@ -27,7 +27,7 @@ struct Checkpoint {
 };
 
 // Fills hmac (and ed25519 when a signing key is given) and returns the full text.
-std::string seal_checkpoint(Checkpoint& checkpoint, HmacSha256& checkpoint_mac, evp_pkey_st* signing_key);
+std::string seal_checkpoint(Checkpoint& checkpoint, const HmacSha256& checkpoint_mac, evp_pkey_st* signing_key);
 
 // Strict parse; nullopt with `why` set on anything that is not exactly the grammar.
 std::optional<Checkpoint> parse_checkpoint(std::string_view text, std::string& why);

@@ -1,8 +1,10 @@
-// The few cryptographic primitives the audit log needs, over OpenSSL 3: SHA-256, HMAC-SHA256 through
-// EVP_MAC, constant-time comparison, secure random bytes and Ed25519. Every OpenSSL object is owned by a
-// unique_ptr so that no error path leaks one, and secret bytes are wiped with OPENSSL_cleanse.
+// The few cryptographic primitives the audit log needs, over OpenSSL 3: SHA-256, HMAC-SHA256 (RFC 2104
+// over OpenSSL's SHA-256, checked against EVP_MAC and RFC 4231 in the tests), constant-time comparison,
+// secure random bytes and Ed25519. Every OpenSSL object is owned by a unique_ptr so that no error path
+// leaks one, and secret bytes are wiped with OPENSSL_cleanse.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -13,8 +15,6 @@
 #include <utility>
 #include <vector>
 
-struct evp_mac_st;
-struct evp_mac_ctx_st;
 struct evp_md_st;
 struct evp_md_ctx_st;
 struct evp_pkey_st;
@@ -52,10 +52,6 @@ struct WipedBytes {
     ~WipedBytes();
 };
 
-struct MacDeleter {
-    void operator()(evp_mac_st* mac) const noexcept;
-    void operator()(evp_mac_ctx_st* ctx) const noexcept;
-};
 struct DigestDeleter {
     void operator()(evp_md_st* md) const noexcept;
     void operator()(evp_md_ctx_st* ctx) const noexcept;
@@ -65,34 +61,42 @@ struct PkeyDeleter {
 };
 using PkeyPtr = std::unique_ptr<evp_pkey_st, PkeyDeleter>;
 
-// SHA-256 with a fetched algorithm and a reusable context: hashing many short records is the hot path
-// of both append and verify, and fetching per call would dominate it.
+// SHA-256 of short messages. Hashing ~300-byte records is the hot path of both append and verify, and
+// OpenSSL 3's EVP layer costs about half as much again as the hashing itself per call, so this uses
+// OpenSSL's SHA256_* block functions directly (crypto.cpp says more). Stateless: one object may be used
+// from several threads at once.
 class Sha256 {
 public:
-    Sha256();
     // SHA-256(prefix || part1 || part2); `prefix` < 0 means no prefix byte (RFC 6962 leaves use 0x00,
     // interior nodes 0x01).
-    Hash hash(int prefix, Bytes part1, Bytes part2 = {});
-
-private:
-    std::unique_ptr<evp_md_st, DigestDeleter> md_;
-    std::unique_ptr<evp_md_ctx_st, DigestDeleter> ctx_;
+    Hash hash(int prefix, Bytes part1, Bytes part2 = {}) const;
 };
 
-// HMAC-SHA256 keyed once, then used for many messages.
+// HMAC-SHA256 (RFC 2104) keyed once, then used for many messages: the SHA-256 states after the key's
+// inner and outer pads are computed once, so a message costs its own blocks and one more. Those states
+// are as secret as the key and are wiped with it. mac() is const and may run on several threads at once.
 class HmacSha256 {
 public:
     explicit HmacSha256(const SecretKey& key);
-    Hash mac(Bytes message);
-    Hash mac(std::string_view label) { return mac(as_bytes(label)); }
+    ~HmacSha256();
+    HmacSha256(HmacSha256&&) noexcept;
+    HmacSha256& operator=(HmacSha256&&) noexcept;
+    HmacSha256(const HmacSha256&) = delete;
+    HmacSha256& operator=(const HmacSha256&) = delete;
+    Hash mac(Bytes message) const;
+    Hash mac(std::string_view label) const { return mac(as_bytes(label)); }
 
 private:
-    std::unique_ptr<evp_mac_st, MacDeleter> mac_;
-    std::unique_ptr<evp_mac_ctx_st, MacDeleter> ctx_;
+    struct Pads;  // the two SHA-256 states; defined in crypto.cpp, where OpenSSL's header is
+    std::unique_ptr<Pads> pads_;
 };
 
 // Constant-time equality of two equally long byte strings (CRYPTO_memcmp); false if lengths differ.
+// For MACs, which a timing difference would help forge.
 bool equal_ct(Bytes a, Bytes b);
+// Plain equality, for hashes anyone can compute (the chain's previous-record hash): no secret to leak,
+// and CRYPTO_memcmp's byte-at-a-time loop was a tenth of a verification's time.
+inline bool equal_public(Bytes a, Bytes b) { return std::equal(a.begin(), a.end(), b.begin(), b.end()); }
 
 // Bytes from the OpenSSL CSPRNG.
 void random_bytes(std::span<uint8_t> out);

@@ -62,9 +62,13 @@ public:
     // exceeds max_epoch.
     HmacSha256* record_mac(uint32_t epoch);
     HmacSha256* checkpoint_mac(uint32_t epoch);
+    // Derives the keys of every epoch up to `epoch`; false beyond max_epoch.
+    bool derive_through(uint32_t epoch);
+    // The record key of an epoch derive_through already reached. Const, so that several threads may
+    // read keys while none derives.
+    [[nodiscard]] const SecretKey& derived_record_key(uint32_t epoch) const { return keys_.at(epoch).record; }
 
 private:
-    bool derive_through(uint32_t epoch);
     KeyId key_id_{};
     SecretKey header_key_;
     SecretKey newest_;  // K(keys_.size() - 1)

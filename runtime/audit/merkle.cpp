@@ -1,11 +1,13 @@
 #include "audit/merkle.hpp"
 
+#include "audit/parallel.hpp"
+
 #include <bit>
 
 namespace grey::audit {
 
 namespace {
-Hash node(Sha256& sha, const Hash& left, const Hash& right) { return sha.hash(0x01, left, right); }
+Hash node(const Sha256& sha, const Hash& left, const Hash& right) { return sha.hash(0x01, left, right); }
 
 // After combining with a left sibling at an even position, climb past the levels where this node is a
 // left child with no right sibling (RFC 9162: "right-shift fn and sn until LSB(fn) is set or fn is 0").
@@ -19,7 +21,7 @@ void climb_past_lone_left_children(uint64_t& fn, uint64_t& sn) {
 // The largest power of two strictly smaller than n (n >= 2).
 uint64_t split_point(uint64_t n) { return std::bit_floor(n - 1); }
 
-void subproof(Sha256& sha, Hashes leaves, uint64_t m, bool whole, std::vector<Hash>& out) {
+void subproof(const Sha256& sha, Hashes leaves, uint64_t m, bool whole, std::vector<Hash>& out) {
     const uint64_t n = leaves.size();
     if (m == n) {
         if (!whole) out.push_back(merkle_root(sha, leaves));
@@ -36,14 +38,48 @@ void subproof(Sha256& sha, Hashes leaves, uint64_t m, bool whole, std::vector<Ha
 }
 }  // namespace
 
-Hash merkle_root(Sha256& sha, Hashes leaves) {
+Hash merkle_root(const Sha256& sha, Hashes leaves) {
     if (leaves.empty()) return sha.hash(-1, {});
     if (leaves.size() == 1) return leaves[0];
     const uint64_t k = split_point(leaves.size());
     return node(sha, merkle_root(sha, leaves.first(k)), merkle_root(sha, leaves.subspan(k)));
 }
 
-std::vector<Hash> inclusion_proof(Sha256& sha, Hashes leaves, uint64_t index) {
+namespace {
+// The root of a subtree whose leaves start at `offset`, taking the root of each aligned, complete
+// chunk it holds from `chunk_roots`.
+Hash root_over_chunks(const Sha256& sha, Hashes leaves, size_t offset, const std::vector<Hash>& chunk_roots) {
+    constexpr size_t chunk = ChunkRoots::chunk;
+    if (leaves.size() == chunk) return chunk_roots[offset / chunk];  // offsets of ranges this large are aligned
+    if (leaves.size() < chunk) return merkle_root(sha, leaves);
+    const uint64_t k = split_point(leaves.size());
+    return node(sha, root_over_chunks(sha, leaves.first(k), offset, chunk_roots),
+                root_over_chunks(sha, leaves.subspan(k), offset + k, chunk_roots));
+}
+}  // namespace
+
+void ChunkRoots::offer(const Sha256& sha, Hashes leaves, size_t begin, size_t end) {
+    if (begin % chunk != 0 || end - begin != chunk) return;
+    roots[begin / chunk] = merkle_root(sha, leaves.subspan(begin, chunk));
+    known[begin / chunk] = 1;
+}
+
+Hash merkle_root_parallel(const Sha256& sha, Hashes leaves, const ChunkRoots* known) {
+    constexpr size_t chunk = ChunkRoots::chunk;
+    if (leaves.size() <= 2 * chunk) return merkle_root(sha, leaves);
+    std::vector<Hash> chunk_roots(leaves.size() / chunk);
+    std::vector<size_t> missing;
+    for (size_t i = 0; i < chunk_roots.size(); ++i) {
+        if (known != nullptr && i < known->known.size() && known->known[i] != 0) chunk_roots[i] = known->roots[i];
+        else missing.push_back(i);
+    }
+    parallel_blocks(missing.size(), 8, [&](size_t begin, size_t end) {
+        for (size_t m = begin; m < end; ++m) chunk_roots[missing[m]] = merkle_root(sha, leaves.subspan(missing[m] * chunk, chunk));
+    });
+    return root_over_chunks(sha, leaves, 0, chunk_roots);
+}
+
+std::vector<Hash> inclusion_proof(const Sha256& sha, Hashes leaves, uint64_t index) {
     std::vector<Hash> path;
     while (leaves.size() > 1) {
         const uint64_t k = split_point(leaves.size());
@@ -60,14 +96,14 @@ std::vector<Hash> inclusion_proof(Sha256& sha, Hashes leaves, uint64_t index) {
     return {path.rbegin(), path.rend()};
 }
 
-std::vector<Hash> consistency_proof(Sha256& sha, Hashes leaves, uint64_t old_size) {
+std::vector<Hash> consistency_proof(const Sha256& sha, Hashes leaves, uint64_t old_size) {
     std::vector<Hash> out;
     if (old_size == 0 || old_size >= leaves.size()) return out;
     subproof(sha, leaves, old_size, true, out);
     return out;
 }
 
-bool verify_inclusion(Sha256& sha, uint64_t index, uint64_t size, const Hash& leaf, Hashes proof, const Hash& root) {
+bool verify_inclusion(const Sha256& sha, uint64_t index, uint64_t size, const Hash& leaf, Hashes proof, const Hash& root) {
     if (index >= size) return false;
     uint64_t fn = index;
     uint64_t sn = size - 1;
@@ -86,7 +122,7 @@ bool verify_inclusion(Sha256& sha, uint64_t index, uint64_t size, const Hash& le
     return sn == 0 && equal_ct(r, root);
 }
 
-bool verify_consistency(Sha256& sha, uint64_t old_size, uint64_t new_size, const Hash& old_root, const Hash& new_root,
+bool verify_consistency(const Sha256& sha, uint64_t old_size, uint64_t new_size, const Hash& old_root, const Hash& new_root,
                         Hashes proof) {
     if (old_size > new_size) return false;
     if (old_size == new_size) return proof.empty() && equal_ct(old_root, new_root);
@@ -120,7 +156,7 @@ bool verify_consistency(Sha256& sha, uint64_t old_size, uint64_t new_size, const
     return sn == 0 && equal_ct(fr, old_root) && equal_ct(sr, new_root);
 }
 
-void CompactRange::append(Sha256& sha, const Hash& leaf) {
+void CompactRange::append(const Sha256& sha, const Hash& leaf) {
     Hash carry = leaf;
     // Each trailing one bit of the old size is a complete subtree that the new leaf now pairs with.
     for (uint64_t s = size_; (s & 1) != 0; s >>= 1) {
@@ -131,7 +167,7 @@ void CompactRange::append(Sha256& sha, const Hash& leaf) {
     ++size_;
 }
 
-Hash CompactRange::root(Sha256& sha) const {
+Hash CompactRange::root(const Sha256& sha) const {
     if (peaks_.empty()) return sha.hash(-1, {});
     Hash r = peaks_.back();
     for (auto it = peaks_.rbegin() + 1; it != peaks_.rend(); ++it) r = node(sha, *it, r);

@@ -5,12 +5,6 @@
 
 namespace grey::audit {
 
-uint32_t load_u32(const uint8_t* p) {
-    return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
-           static_cast<uint32_t>(p[3]) << 24;
-}
-uint64_t load_u64(const uint8_t* p) { return static_cast<uint64_t>(load_u32(p)) | static_cast<uint64_t>(load_u32(p + 4)) << 32; }
-
 namespace {
 void store_u16(uint8_t* p, uint16_t v) {
     p[0] = static_cast<uint8_t>(v);
@@ -36,7 +30,7 @@ const char* parse_error_text(ParseError error) {
     return "unknown parse error";
 }
 
-std::array<uint8_t, header_size> encode_header(const Header& header, HmacSha256& header_mac) {
+std::array<uint8_t, header_size> encode_header(const Header& header, const HmacSha256& header_mac) {
     std::array<uint8_t, header_size> out{};
     std::memcpy(out.data(), header_magic.data(), header_magic.size());
     store_u32(out.data() + 8, format_version);
@@ -93,30 +87,40 @@ ParseError parse_record(Bytes data, uint64_t offset, RecordView& out) {
     out.type = std::string_view(reinterpret_cast<const char*>(p + record_fixed_size), type_length);
     out.payload = std::string_view(reinterpret_cast<const char*>(p + record_fixed_size + type_length), payload_length);
     if (!valid_type(out.type)) return ParseError::BadType;
-    std::copy_n(p + length - 64, 32, out.previous_hash.begin());
-    std::copy_n(p + length - 32, 32, out.mac.begin());
     return ParseError::None;
 }
 
-Hash append_record(std::string& out, const RecordFields& fields, HmacSha256& record_mac, Sha256& sha) {
-    const size_t length = record_fixed_size + fields.type.size() + fields.payload.size() + record_trailer_size;
+void append_unsealed(std::string& out, uint64_t timestamp_ns, std::string_view type, std::string_view payload) {
+    const size_t length = record_fixed_size + type.size() + payload.size() + record_trailer_size;
     const size_t start = out.size();
-    out.resize(start + length);
+    out.resize(start + length);  // zero-filled: sequence, epoch, previous hash and MAC wait for seal_record
     auto* p = reinterpret_cast<uint8_t*>(out.data() + start);
     store_u32(p, static_cast<uint32_t>(length));
     store_u32(p + 4, record_magic);
-    store_u64(p + 8, fields.sequence);
-    store_u64(p + 16, fields.timestamp_ns);
-    store_u32(p + 24, fields.epoch);
-    store_u16(p + 28, static_cast<uint16_t>(fields.type.size()));
-    store_u16(p + 30, 0);
-    store_u32(p + 32, static_cast<uint32_t>(fields.payload.size()));
-    std::memcpy(p + record_fixed_size, fields.type.data(), fields.type.size());
-    std::memcpy(p + record_fixed_size + fields.type.size(), fields.payload.data(), fields.payload.size());
-    std::copy(fields.previous_hash.begin(), fields.previous_hash.end(), p + length - 64);
+    store_u64(p + 16, timestamp_ns);
+    store_u16(p + 28, static_cast<uint16_t>(type.size()));
+    store_u32(p + 32, static_cast<uint32_t>(payload.size()));
+    std::memcpy(p + record_fixed_size, type.data(), type.size());
+    std::memcpy(p + record_fixed_size + type.size(), payload.data(), payload.size());
+}
+
+Hash seal_record(std::span<uint8_t> record, uint64_t sequence, uint32_t epoch, const Hash& previous_hash,
+                 const HmacSha256& record_mac, const Sha256& sha) {
+    uint8_t* p = record.data();
+    const size_t length = record.size();
+    store_u64(p + 8, sequence);
+    store_u32(p + 24, epoch);
+    std::copy(previous_hash.begin(), previous_hash.end(), p + length - 64);
     const Hash mac = record_mac.mac(Bytes(p, length - 32));
     std::copy(mac.begin(), mac.end(), p + length - 32);
     return leaf_hash(sha, Bytes(p, length));
+}
+
+Hash append_record(std::string& out, const RecordFields& fields, const HmacSha256& record_mac, const Sha256& sha) {
+    const size_t start = out.size();
+    append_unsealed(out, fields.timestamp_ns, fields.type, fields.payload);
+    const std::span<uint8_t> record(reinterpret_cast<uint8_t*>(out.data() + start), out.size() - start);
+    return seal_record(record, fields.sequence, fields.epoch, fields.previous_hash, record_mac, sha);
 }
 
 }  // namespace grey::audit

@@ -33,7 +33,8 @@ struct Header {
     Hash mac{};
 };
 
-// A record parsed in place: the views point into the caller's buffer.
+// A record parsed in place: the views point into the caller's buffer. (Kept small: a verifier holds
+// one per record of the log.)
 struct RecordView {
     uint64_t offset = 0;  // of the record in the file
     Bytes bytes;          // the whole record, length field through MAC
@@ -42,8 +43,8 @@ struct RecordView {
     uint32_t epoch = 0;
     std::string_view type;
     std::string_view payload;
-    Hash previous_hash{};
-    Hash mac{};
+    [[nodiscard]] Bytes previous_hash() const { return bytes.subspan(bytes.size() - 64, 32); }
+    [[nodiscard]] Bytes mac() const { return bytes.last(32); }
     [[nodiscard]] Bytes authenticated() const { return bytes.first(bytes.size() - 32); }
 };
 
@@ -51,7 +52,7 @@ enum class ParseError { None, NeedMore, BadLength, BadMagic, BadType, BadReserve
 const char* parse_error_text(ParseError error);
 
 // Encodes the 96-byte header; `mac` is computed over the first 64 bytes with the header key.
-std::array<uint8_t, header_size> encode_header(const Header& header, HmacSha256& header_mac);
+std::array<uint8_t, header_size> encode_header(const Header& header, const HmacSha256& header_mac);
 // Structure only: magic and version. The MAC is the verifier's business.
 std::optional<Header> parse_header(Bytes file);
 
@@ -72,12 +73,24 @@ struct RecordFields {
 };
 // Appends the sealed record to `out` and returns its leaf hash, SHA-256(0x00 || record), which is both
 // the next record's previous hash and its Merkle leaf.
-Hash append_record(std::string& out, const RecordFields& fields, HmacSha256& record_mac, Sha256& sha);
+Hash append_record(std::string& out, const RecordFields& fields, const HmacSha256& record_mac, const Sha256& sha);
+
+// The two halves of append_record, for a writer that queues records before it knows where they go:
+// append_unsealed lays out the record with its timestamp, type and payload, leaving the sequence
+// number, epoch, previous hash and MAC zero; seal_record fills those in place (`record` is exactly the
+// bytes append_unsealed added) and returns the leaf hash. The type and payload must already be valid.
+void append_unsealed(std::string& out, uint64_t timestamp_ns, std::string_view type, std::string_view payload);
+Hash seal_record(std::span<uint8_t> record, uint64_t sequence, uint32_t epoch, const Hash& previous_hash,
+                 const HmacSha256& record_mac, const Sha256& sha);
 
 // SHA-256(0x00 || bytes): the leaf hash of a record, and the "previous hash" of record 0 over the header.
-inline Hash leaf_hash(Sha256& sha, Bytes bytes) { return sha.hash(0x00, bytes); }
+inline Hash leaf_hash(const Sha256& sha, Bytes bytes) { return sha.hash(0x00, bytes); }
 
-uint32_t load_u32(const uint8_t* p);
-uint64_t load_u64(const uint8_t* p);
+// Little-endian loads; inline because parsing a large log calls them for every record.
+inline uint32_t load_u32(const uint8_t* p) {
+    return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
+           static_cast<uint32_t>(p[3]) << 24;
+}
+inline uint64_t load_u64(const uint8_t* p) { return static_cast<uint64_t>(load_u32(p)) | static_cast<uint64_t>(load_u32(p + 4)) << 32; }
 
 }  // namespace grey::audit

@@ -5,6 +5,7 @@
 #include "audit/checkpoint.hpp"
 #include "audit/crypto.hpp"
 #include "audit/key_schedule.hpp"
+#include "audit/merkle.hpp"
 #include "audit/record_format.hpp"
 
 #include <optional>
@@ -27,6 +28,7 @@ struct VerifyReport {
     Hash root{};
     std::string detail;
     std::vector<Hash> leaves;  // leaf hashes of the verified records
+    ChunkRoots chunks;         // Merkle roots of aligned chunks of them, computed while checking records
 };
 
 struct NamedText {

@@ -2,6 +2,8 @@
 
 #include "core/error.hpp"
 
+#include "audit/json_check.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cerrno>
@@ -67,21 +69,30 @@ Writer::Writer(WriterOptions options) : options_(std::move(options)) {
                                               "' is a verifier key; a writer needs the writer key (greyctl audit keygen "
                                               "--writer-out), so that the verifier key stays at epoch 0");
     if (!options_.signing_key_path.empty()) signing_key_ = ed25519_read_private(options_.signing_key_path);
+    // No other thread runs yet; the locks only keep the functions' contracts.
+    std::lock_guard commit_lock(commit_mutex_);
     open_or_create();
-    if (options_.durability == Durability::Group)
-        flusher_ = std::jthread([this](std::stop_token stop) { flusher_loop(std::move(stop)); });
+    std::lock_guard queue_lock(queue_mutex_);
+    publish(written());
+    if (options_.durability == Durability::Group) {
+        // A batch may grow past group_records while the previous one is written; beyond this an
+        // appending thread waits for the disk instead of queueing without bound.
+        max_pending_records_ = std::max<uint64_t>(8ull * options_.group_records, 64);
+        syncer_ = std::jthread([this](std::stop_token stop) { syncer_loop(std::move(stop)); });
+        committer_ = std::jthread([this](std::stop_token stop) { committer_loop(std::move(stop)); });
+    }
 }
 
 Writer::~Writer() {
-    if (flusher_.joinable()) {
-        flusher_.request_stop();
-        flusher_.join();
+    // The committer drains what is queued, then the syncer syncs what the committer wrote. Errors are
+    // lost here; grey_audit_flush is the call that reports them.
+    if (committer_.joinable()) {
+        committer_.request_stop();
+        committer_.join();
     }
-    try {
-        std::lock_guard lock(mutex_);
-        flush_locked();
-    } catch (...) {
-        // Destruction cannot report; grey_audit_flush is the call that does.
+    if (syncer_.joinable()) {
+        syncer_.request_stop();
+        syncer_.join();
     }
 }
 
@@ -167,13 +178,13 @@ void Writer::absorb_file_tail(bool at_open) {
             break;
         }
         if (record.sequence != next_sequence_) problem = "sequence " + std::to_string(record.sequence) + " where " + std::to_string(next_sequence_) + " was expected";
-        else if (!equal_ct(record.previous_hash, head_)) problem = "the previous-record hash does not match";
+        else if (!equal_public(record.previous_hash(), head_)) problem = "the previous-record hash does not match";
         else if (record.epoch < last_record_epoch_) problem = "the key epoch goes backwards";
         if (problem.empty() && record.epoch >= key_.epoch) {
             // A record of a later epoch means another writer (or a crash after the key file moved) got
             // there first: follow it, persisting only if our key file is behind.
             if (record.epoch > key_.epoch) advance_key_to(record.epoch, true);
-            if (!equal_ct(record_mac_->mac(record.authenticated()), record.mac)) problem = "the record fails its MAC check";
+            if (!equal_ct(record_mac_->mac(record.authenticated()), record.mac())) problem = "the record fails its MAC check";
         }
         if (!problem.empty()) {
             if (at + record.bytes.size() < bytes.size())
@@ -213,9 +224,12 @@ void Writer::recover_tail(uint64_t valid_end, uint64_t size, const std::string& 
                                             {"discarded_sha256", to_hex(sha_.hash(-1, tail))},
                                             {"saved_to", saved},
                                             {"reason", reason}};
-    // The recovery is recorded at once: the next reader must find it, even if this writer never appends.
-    pending_.insert(pending_.begin(), Pending{"grey.recovery", payload.dump(), now_ns()});
-    seal_and_write_pending();
+    // The recovery is recorded, and synced, at once: the next reader must find it, even if this writer
+    // never appends. (We hold the file lock, so nothing can come between the cut and this record.)
+    Batch recovery;
+    append_unsealed(recovery.bytes, now_ns(), "grey.recovery", payload.dump());
+    recovery.records = 1;
+    seal_and_write(recovery, true);
 }
 
 void Writer::maybe_advance_epoch(uint64_t now) {
@@ -228,41 +242,43 @@ void Writer::maybe_advance_epoch(uint64_t now) {
     epoch_started_ns_ = now;
 }
 
-void Writer::write_sealed(const std::string& bytes) {
+void Writer::write_sealed(Bytes bytes, bool sync) {
     if (::lseek(fd_.get(), static_cast<off_t>(end_offset_), SEEK_SET) < 0)
         fail(GREY_ERROR_IO, "cannot seek in the audit log: " + errno_text());
     try {
-        write_all(fd_.get(), as_bytes(bytes), "the audit log");
-        sync_data(fd_.get());
+        write_all(fd_.get(), bytes, "the audit log");
+        if (sync) sync_data(fd_.get());
     } catch (...) {
-        // Leave no half-written batch for the next open to find.
+        // Leave no half-written batch for the next open to find. We still hold the file lock, so the
+        // bytes past end_offset_ are ours alone.
         if (::ftruncate(fd_.get(), static_cast<off_t>(end_offset_)) == 0) ::fdatasync(fd_.get());
         throw;
     }
     end_offset_ += bytes.size();
 }
 
-void Writer::flush_locked() {
-    if (pending_.empty()) return;
+void Writer::commit(Batch& batch, bool sync) {
     FileLock lock(fd_.get());
     absorb_file_tail(false);
-    seal_and_write_pending();
+    seal_and_write(batch, sync);
 }
 
-void Writer::seal_and_write_pending() {
+void Writer::seal_and_write(Batch& batch, bool sync) {
     const Snapshot before{next_sequence_, head_, range_, epoch_records_, last_record_epoch_};
     try {
-        seal_buffer_.clear();
         const uint64_t now = now_ns();
-        for (const Pending& p : pending_) {
+        auto* p = reinterpret_cast<uint8_t*>(batch.bytes.data());
+        for (size_t at = 0; at < batch.bytes.size();) {
+            const uint32_t length = load_u32(p + at);
             maybe_advance_epoch(now);
-            head_ = append_record(seal_buffer_, {next_sequence_, p.timestamp_ns, key_.epoch, p.type, p.payload, head_}, *record_mac_, sha_);
+            head_ = seal_record({p + at, length}, next_sequence_, key_.epoch, head_, *record_mac_, sha_);
             range_.append(sha_, head_);
             ++next_sequence_;
             ++epoch_records_;
             last_record_epoch_ = key_.epoch;
+            at += length;
         }
-        write_sealed(seal_buffer_);
+        write_sealed(as_bytes(batch.bytes), sync);
     } catch (...) {
         // Records that did not reach the file are dropped and the state is as before; the caller sees
         // the error. (A key that already advanced stays advanced: the file never lags behind the key.)
@@ -271,13 +287,20 @@ void Writer::seal_and_write_pending() {
         range_ = before.range;
         epoch_records_ = before.epoch_records;
         last_record_epoch_ = before.last_record_epoch;
-        pending_.clear();
         throw;
     }
-    pending_.clear();
+}
+
+Writer::Written Writer::written() const { return {next_sequence_, head_, key_.epoch, recovered_bytes_, 0}; }
+
+void Writer::publish(const Written& w) {
+    // Writes reach here from the syncer and, synced already, from checkpoint() and per-record appends;
+    // the file only grows, so the largest is the newest.
+    if (w.records >= published_.records) published_ = w;
 }
 
 void Writer::rethrow_deferred() {
+    if (sync_failure_) std::rethrow_exception(sync_failure_);
     if (deferred_error_) {
         std::exception_ptr error = std::exchange(deferred_error_, nullptr);
         std::rethrow_exception(error);
@@ -299,31 +322,64 @@ std::optional<uint64_t> Writer::append_any(std::string_view type, std::string_vi
     if (!valid_type(type))
         fail(GREY_ERROR_INVALID_ARGUMENT, "record type must be 1 to 64 characters of [A-Za-z0-9._-]");
     if (payload.size() > max_payload_length) fail(GREY_ERROR_INVALID_ARGUMENT, "payload is larger than 1 MiB");
-    if (!nlohmann::json::accept(payload)) fail(GREY_ERROR_INVALID_ARGUMENT, "payload is not valid JSON");
-    std::lock_guard lock(mutex_);
+    if (!valid_json(payload)) fail(GREY_ERROR_INVALID_ARGUMENT, "payload is not valid JSON");
+    if (options_.durability == Durability::EveryRecord) return append_now(type, payload);
+
+    const uint64_t timestamp = now_ns();
+    const size_t size = record_fixed_size + type.size() + payload.size() + record_trailer_size;
+    std::unique_lock lock(queue_mutex_);
     rethrow_deferred();
-    if (pending_.empty()) oldest_pending_ns_ = now_ns();
-    pending_.push_back(Pending{std::string(type), std::string(payload), now_ns()});
-    if (options_.durability == Durability::EveryRecord || pending_.size() >= options_.group_records) {
-        flush_locked();
-        return next_sequence_ - 1;
-    }
-    if (pending_.size() == 1) wake_.notify_one();
+    // Backpressure: a full backlog waits for the committer to take it (bounded in records and, for
+    // large payloads, in bytes; one record always fits).
+    constexpr size_t max_pending_bytes = 64u << 20;
+    progress_.wait(lock, [&] {
+        return filling_.records == 0 || sync_failure_ ||
+               (filling_.records < max_pending_records_ && filling_.bytes.size() + size <= max_pending_bytes);
+    });
+    rethrow_deferred();
+    if (filling_.records == 0) oldest_pending_ = std::chrono::steady_clock::now();
+    append_unsealed(filling_.bytes, timestamp, type, payload);
+    ++filling_.records;
+    ++accepted_;
+    // The committer waits for the first record (to start the group's clock) and for a full group.
+    if (filling_.records == 1 || filling_.records == options_.group_records) work_.notify_one();
     return std::nullopt;
 }
 
+std::optional<uint64_t> Writer::append_now(std::string_view type, std::string_view payload) {
+    std::lock_guard commit_lock(commit_mutex_);
+    single_.clear();
+    append_unsealed(single_.bytes, now_ns(), type, payload);
+    single_.records = 1;
+    commit(single_, true);
+    std::lock_guard queue_lock(queue_mutex_);
+    publish(written());
+    return next_sequence_ - 1;
+}
+
 void Writer::flush() {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(queue_mutex_);
     rethrow_deferred();
-    flush_locked();
+    const uint64_t target = accepted_;
+    ++flush_waiters_;  // the committer then takes the batch without waiting for the group to fill
+    work_.notify_one();
+    progress_.wait(lock, [&] { return settled_through_ >= target || sync_failure_; });
+    --flush_waiters_;
+    rethrow_deferred();
 }
 
 std::string Writer::checkpoint() {
-    std::lock_guard lock(mutex_);
-    rethrow_deferred();
-    flush_locked();
+    flush();
+    std::lock_guard commit_lock(commit_mutex_);
     FileLock file_lock(fd_.get());
     absorb_file_tail(false);
+    // A checkpoint must not cover bytes that a crash could still take away (another writer's, or a
+    // group that was written but not yet synced).
+    sync_data(fd_.get());
+    {
+        std::lock_guard queue_lock(queue_mutex_);
+        publish(written());
+    }
     Checkpoint c;
     c.log_id = log_id_;
     c.size = next_sequence_;
@@ -335,24 +391,68 @@ std::string Writer::checkpoint() {
 }
 
 WriterState Writer::state() {
-    std::lock_guard lock(mutex_);
-    return {next_sequence_, pending_.size(), key_.epoch, log_id_, head_, recovered_bytes_};
+    std::lock_guard lock(queue_mutex_);
+    return {published_.records, accepted_ - settled_through_, published_.epoch, log_id_, published_.head, published_.recovered_bytes};
 }
 
-void Writer::flusher_loop(std::stop_token stop) {
-    std::unique_lock lock(mutex_);
-    while (!stop.stop_requested()) {
-        wake_.wait(lock, stop, [&] { return !pending_.empty(); });
-        if (stop.stop_requested()) break;
-        const auto deadline = std::chrono::system_clock::time_point(std::chrono::nanoseconds(oldest_pending_ns_)) +
-                              std::chrono::milliseconds(options_.group_ms);
-        wake_.wait_until(lock, stop, deadline, [&] { return pending_.empty(); });
-        if (pending_.empty() || stop.stop_requested()) continue;
-        try {
-            flush_locked();
-        } catch (...) {
-            deferred_error_ = std::current_exception();
+void Writer::committer_loop(std::stop_token stop) {
+    std::unique_lock lock(queue_mutex_);
+    for (;;) {
+        work_.wait(lock, stop, [&] { return filling_.records > 0; });
+        if (filling_.records == 0) return;  // stopped with nothing queued
+        // Wait for the group to fill, its oldest record to age, a flush, or the writer to close.
+        const auto deadline = oldest_pending_ + std::chrono::milliseconds(options_.group_ms);
+        work_.wait_until(lock, stop, deadline, [&] { return filling_.records >= options_.group_records || flush_waiters_ > 0; });
+        std::swap(filling_, sealing_);
+        taken_ += sealing_.records;
+        const uint64_t own_through = taken_;
+        const bool failed = static_cast<bool>(sync_failure_);
+        progress_.notify_all();  // room for appending threads held back by a full backlog
+        lock.unlock();
+
+        std::exception_ptr error;
+        {
+            std::lock_guard commit_lock(commit_mutex_);
+            if (!failed) {
+                try {
+                    commit(sealing_, false);
+                } catch (...) {
+                    error = std::current_exception();
+                }
+            }
+            lock.lock();
+            Written w = written();
+            w.own_through = own_through;
+            if (error) deferred_error_ = error;  // the batch was dropped; settled all the same
+            to_sync_ = w;  // newer than any write before it: one fdatasync covers them all
+            synced_.notify_one();
         }
+        sealing_.clear();
+    }
+}
+
+void Writer::syncer_loop(std::stop_token stop) {
+    std::unique_lock lock(queue_mutex_);
+    for (;;) {
+        synced_.wait(lock, stop, [&] { return to_sync_.has_value(); });
+        if (!to_sync_) return;  // stopped, and the committer (stopped first) left nothing to sync
+        const Written w = *to_sync_;
+        to_sync_.reset();
+        lock.unlock();
+        const bool ok = sync_failure_ ? false : ::fdatasync(fd_.get()) == 0;
+        const std::string why = ok ? "" : errno_text();
+        lock.lock();
+        if (ok) {
+            publish(w);
+        } else if (!sync_failure_) {
+            // After a failed fdatasync the kernel may have dropped the dirty pages: what the file holds
+            // is unknown, so this writer stops here; reopening the log checks and recovers the file.
+            sync_failure_ = std::make_exception_ptr(Error(GREY_ERROR_IO, "cannot sync the audit log: " + why +
+                                                                             "; records after " + std::to_string(published_.records) +
+                                                                             " may be lost: close the log and open it again"));
+        }
+        settled_through_ = std::max(settled_through_, w.own_through);
+        progress_.notify_all();
     }
 }
 

@@ -36,7 +36,7 @@ struct WriterOptions {
 
 struct WriterState {
     uint64_t records = 0;          // records in the file (durable)
-    uint64_t pending = 0;          // records accepted but not yet written (group commit)
+    uint64_t pending = 0;          // records accepted but not yet durable (group commit)
     uint32_t epoch = 0;
     LogId log_id{};
     Hash head{};                   // leaf hash of the last record
@@ -45,6 +45,12 @@ struct WriterState {
 
 uint64_t now_ns();
 
+// In group mode three stages overlap: appending threads lay records out in a batch; a committer thread
+// takes the batch when it is full (or its oldest record has waited group_ms), takes the file lock,
+// seals the records (sequence, epoch, chain, MAC) after whatever other processes wrote, and writes
+// them; a syncer thread calls fdatasync and only then reports those records durable (state().records,
+// flush()). So the next batch fills and is sealed while the previous one is synced, and an appending
+// thread never waits for the disk unless it runs a whole backlog ahead of it.
 class Writer {
 public:
     explicit Writer(WriterOptions options);
@@ -52,22 +58,28 @@ public:
     Writer(const Writer&) = delete;
     Writer& operator=(const Writer&) = delete;
 
-    // Queues a record; writes it (and everything queued) now when durability is per record or the
-    // group is full. Returns its sequence number when it was written during this call.
+    // Per-record durability: writes and syncs the record, and returns its sequence number. Group
+    // commit: queues it and returns nullopt; it is durable once state().records covers it, and flush()
+    // waits for that.
     std::optional<uint64_t> append(std::string_view type, std::string_view payload);
     // The same for libgrey's own record types ("grey.proof"), which append() refuses.
     std::optional<uint64_t> append_reserved(std::string_view type, std::string_view payload);
-    // Writes and syncs everything queued.
+    // Returns once every record queued before the call is written and synced; reports an error the
+    // background stages met.
     void flush();
-    // Flushes, then signs a checkpoint of the whole file as it stands.
+    // Flushes, then signs a checkpoint of the whole file as it stands (synced first).
     std::string checkpoint();
     WriterState state();
 
 private:
-    struct Pending {
-        std::string type;
-        std::string payload;
-        uint64_t timestamp_ns;
+    // Records in their on-disk layout (append_unsealed), waiting to be sealed.
+    struct Batch {
+        std::string bytes;
+        uint64_t records = 0;
+        void clear() {
+            bytes.clear();
+            records = 0;
+        }
     };
     struct Snapshot {
         uint64_t next_sequence;
@@ -76,7 +88,16 @@ private:
         uint64_t epoch_records;
         uint32_t last_record_epoch;
     };
+    // What the file holds after a write; handed to the syncer, published by state() once synced.
+    struct Written {
+        uint64_t records = 0;
+        Hash head{};
+        uint32_t epoch = 0;
+        uint64_t recovered_bytes = 0;
+        uint64_t own_through = 0;  // this writer's queued records settled (written or dropped) up to here
+    };
 
+    // File and sealing state: the functions below need commit_mutex_.
     void open_or_create();
     void create_header();
     // Reads the records in [end_offset_, file size), extending the state; removes a torn tail.
@@ -84,16 +105,25 @@ private:
     void recover_tail(uint64_t valid_end, uint64_t file_size, const std::string& reason);
     void advance_key_to(uint32_t epoch, bool persist);
     void maybe_advance_epoch(uint64_t now);
-    void flush_locked();
-    void seal_and_write_pending();
-    std::optional<uint64_t> append_any(std::string_view type, std::string_view payload);
-    void write_sealed(const std::string& bytes);
+    // Under the file lock: takes in other writers' records, seals `batch` after them and writes it,
+    // syncing when `sync` is set. On failure nothing of the batch stays in the file or the state.
+    void commit(Batch& batch, bool sync);
+    // The part of commit() after the file lock and the tail: seals and writes, or rolls back and throws.
+    void seal_and_write(Batch& batch, bool sync);
+    void write_sealed(Bytes bytes, bool sync);
+    [[nodiscard]] Written written() const;
+
+    // Pipeline state: the functions below need queue_mutex_.
+    void publish(const Written& w);
     void rethrow_deferred();
-    void flusher_loop(std::stop_token stop);
+    std::optional<uint64_t> append_any(std::string_view type, std::string_view payload);
+    std::optional<uint64_t> append_now(std::string_view type, std::string_view payload);
+    void committer_loop(std::stop_token stop);
+    void syncer_loop(std::stop_token stop);
 
     WriterOptions options_;
-    std::mutex mutex_;
-    std::condition_variable_any wake_;
+
+    std::mutex commit_mutex_;  // taken before queue_mutex_ when both are needed
     UniqueFd fd_;
     KeyFile key_;  // the current epoch's key; the previous one is overwritten when it advances
     std::optional<HmacSha256> record_mac_;
@@ -108,11 +138,26 @@ private:
     uint64_t epoch_records_ = 0;
     uint64_t epoch_started_ns_ = 0;
     uint64_t recovered_bytes_ = 0;
-    std::vector<Pending> pending_;
-    uint64_t oldest_pending_ns_ = 0;
-    std::string seal_buffer_;
-    std::exception_ptr deferred_error_;
-    std::jthread flusher_;  // last: stopped and joined before anything it uses is destroyed
+    Batch single_;   // per-record mode's one record
+    Batch sealing_;  // the committer's batch, swapped with filling_ so both keep their capacity
+
+    std::mutex queue_mutex_;
+    std::condition_variable_any work_;      // wakes the committer
+    std::condition_variable_any synced_;    // wakes the syncer
+    std::condition_variable progress_;      // a batch was taken or records settled
+    Batch filling_;
+    std::chrono::steady_clock::time_point oldest_pending_;
+    uint64_t accepted_ = 0;         // records this writer queued, ever
+    uint64_t taken_ = 0;            // ...of which the committer took
+    uint64_t settled_through_ = 0;  // ...of which every one up to here is durable or dropped
+    uint32_t flush_waiters_ = 0;
+    std::optional<Written> to_sync_;  // the newest write not yet synced
+    Written published_;
+    std::exception_ptr deferred_error_;  // reported once, by the next call
+    std::exception_ptr sync_failure_;    // reported by every later call: the file's state is unknown
+    uint64_t max_pending_records_ = 0;
+    std::jthread syncer_;     // declared last: stopped and joined (committer first) in ~Writer
+    std::jthread committer_;
 };
 
 }  // namespace grey::audit

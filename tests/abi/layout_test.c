@@ -200,6 +200,14 @@ _Static_assert(offsetof(grey_proof_report, verified) == 4, "grey_proof_report.ve
 _Static_assert(offsetof(grey_proof_report, record) == 8, "grey_proof_report.record moved");
 _Static_assert(offsetof(grey_proof_report, sha256) == 16, "grey_proof_report.sha256 moved");
 _Static_assert(offsetof(grey_proof_report, log) == 48, "grey_proof_report.log moved");
+_Static_assert(sizeof(grey_audit_checkpoint_info) == 80, "size of grey_audit_checkpoint_info changed");
+_Static_assert(offsetof(grey_audit_checkpoint_info, struct_size) == 0, "grey_audit_checkpoint_info.struct_size moved");
+_Static_assert(offsetof(grey_audit_checkpoint_info, epoch) == 4, "grey_audit_checkpoint_info.epoch moved");
+_Static_assert(offsetof(grey_audit_checkpoint_info, size) == 8, "grey_audit_checkpoint_info.size moved");
+_Static_assert(offsetof(grey_audit_checkpoint_info, time_ns) == 16, "grey_audit_checkpoint_info.time_ns moved");
+_Static_assert(offsetof(grey_audit_checkpoint_info, log_id) == 24, "grey_audit_checkpoint_info.log_id moved");
+_Static_assert(offsetof(grey_audit_checkpoint_info, root_hash) == 40, "grey_audit_checkpoint_info.root_hash moved");
+_Static_assert(offsetof(grey_audit_checkpoint_info, ed25519_signed) == 72, "grey_audit_checkpoint_info.ed25519_signed moved");
 #endif
 
 /* Enum values are part of the ABI too. */

@@ -7,7 +7,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
+#include <cstring>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 namespace grey::audit::test {
@@ -216,6 +220,76 @@ TEST_F(AuditApi, ThreadsAndProcessesNeverInterleave) {
     EXPECT_EQ(r.records, 600u);
 }
 
+TEST_F(AuditApi, GroupCommitReportsRecordsDurableOnlyThroughInfoAndFlush) {
+    grey_audit_options o = GREY_AUDIT_OPTIONS_INIT;
+    o.durability = GREY_AUDIT_DURABILITY_GROUP;
+    o.group_records = 7;
+    o.group_ms = 1000;  // the group fills (or a flush comes) long before this
+    o.epoch_records = 30;
+    grey_audit_log* log = open_log(o);
+    ASSERT_NE(log, nullptr);
+    for (int i = 0; i < 100; ++i) {
+        uint64_t sequence = 0;
+        ASSERT_EQ(grey_audit_append(log, "t", "{\"n\":1}", &sequence), GREY_OK) << grey_last_error();
+        EXPECT_EQ(sequence, UINT64_MAX);  // never "durable" from append itself in group mode
+        grey_audit_log_info info{};
+        info.struct_size = sizeof info;
+        ASSERT_EQ(grey_audit_log_info_get(log, &info), GREY_OK);
+        EXPECT_LE(info.records, static_cast<uint64_t>(i + 1));
+        EXPECT_EQ(info.records + info.pending, static_cast<uint64_t>(i + 1));
+    }
+    ASSERT_EQ(grey_audit_flush(log), GREY_OK) << grey_last_error();
+    grey_audit_log_info info{};
+    info.struct_size = sizeof info;
+    ASSERT_EQ(grey_audit_log_info_get(log, &info), GREY_OK);
+    EXPECT_EQ(info.records, 100u);
+    EXPECT_EQ(info.pending, 0u);
+    EXPECT_EQ(info.epoch, 3u);
+    // A checkpoint right after more appends covers them: it flushes first.
+    for (int i = 0; i < 5; ++i) ASSERT_EQ(grey_audit_append(log, "t", "{}", nullptr), GREY_OK);
+    const std::string c105 = dir + "/c105";
+    ASSERT_EQ(grey_audit_checkpoint(log, c105.c_str()), GREY_OK) << grey_last_error();
+    grey_audit_checkpoint_info cp{};
+    cp.struct_size = sizeof cp;
+    ASSERT_EQ(grey_audit_checkpoint_read(c105.c_str(), &cp), GREY_OK);
+    EXPECT_EQ(cp.size, 105u);
+    // Closing without a flush still writes what is queued.
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(grey_audit_append(log, "t", "{}", nullptr), GREY_OK);
+    grey_audit_close(log);
+    const auto r = verify({c105});
+    EXPECT_EQ(r.cause, GREY_AUDIT_INTACT) << r.detail;
+    EXPECT_EQ(r.records, 108u);
+}
+
+TEST_F(AuditApi, GroupCommitWithABacklogNeitherLosesNorReordersRecords) {
+    // Groups of one record and a backlog of 64: appending threads outrun the disk and must wait.
+    grey_audit_options o = GREY_AUDIT_OPTIONS_INIT;
+    o.durability = GREY_AUDIT_DURABILITY_GROUP;
+    o.group_records = 1;
+    o.group_ms = 1;
+    grey_audit_log* log = open_log(o);
+    ASSERT_NE(log, nullptr);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 3; ++t)
+        threads.emplace_back([log, t] {
+            for (int i = 0; i < 300; ++i) {
+                const std::string payload = "{\"t\":" + std::to_string(t) + ",\"i\":" + std::to_string(i) + "}";
+                EXPECT_EQ(grey_audit_append(log, "t", payload.c_str(), nullptr), GREY_OK);
+            }
+        });
+    for (auto& t : threads) t.join();
+    ASSERT_EQ(grey_audit_flush(log), GREY_OK) << grey_last_error();
+    grey_audit_close(log);
+    const auto r = verify();
+    EXPECT_EQ(r.cause, GREY_AUDIT_INTACT) << r.detail;
+    EXPECT_EQ(r.records, 900u);
+    std::map<int, int> next;  // each thread's records in the order it appended them
+    for (const auto& record : nlohmann::json::parse(records_json())) {
+        const int t = record["payload"]["t"];
+        EXPECT_EQ(record["payload"]["i"].get<int>(), next[t]++);
+    }
+}
+
 TEST_F(AuditApi, SignedCheckpointsAndProofs) {
     const std::string priv = dir + "/ed.key";
     const std::string pub = dir + "/ed.pub";
@@ -242,6 +316,24 @@ TEST_F(AuditApi, SignedCheckpointsAndProofs) {
     ASSERT_EQ(grey_audit_checkpoint(log, c9.c_str()), GREY_OK);
     grey_audit_close(log);
     EXPECT_EQ(verify({c5, c9}, "", pub.c_str()).cause, GREY_AUDIT_INTACT);
+
+    // A checkpoint reads back as what it commits to: the log, the size, and the root verify found.
+    grey_audit_checkpoint_info info{};
+    info.struct_size = sizeof info;
+    ASSERT_EQ(grey_audit_checkpoint_read(c9.c_str(), &info), GREY_OK) << grey_last_error();
+    EXPECT_EQ(info.size, 9u);
+    EXPECT_EQ(info.ed25519_signed, 1u);
+    EXPECT_GT(info.time_ns, 0u);
+    const auto whole = verify({c9});
+    EXPECT_EQ(std::memcmp(info.root_hash, whole.root_hash, 32), 0);
+    EXPECT_EQ(std::memcmp(info.log_id, whole.log_id, 16), 0);
+    EXPECT_EQ(grey_audit_checkpoint_read(log_path.c_str(), &info), GREY_ERROR_INVALID_ARGUMENT);  // a log is no checkpoint
+    EXPECT_NE(std::string(grey_last_error()).find("not a checkpoint"), std::string::npos) << grey_last_error();
+    EXPECT_EQ(info.size, 9u);  // untouched on failure
+    EXPECT_EQ(grey_audit_checkpoint_read(c9.c_str(), nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_audit_checkpoint_read(nullptr, &info), GREY_ERROR_INVALID_ARGUMENT);
+    info.struct_size = 4;
+    EXPECT_EQ(grey_audit_checkpoint_read(c9.c_str(), &info), GREY_ERROR_INVALID_ARGUMENT);
 
     auto write_proof = [&](const std::string& path, auto call) {
         size_t length = 0;

@@ -135,5 +135,27 @@ TEST(Merkle, EveryProofOfSmallTreesVerifies) {
     }
 }
 
+TEST(Merkle, ParallelRootMatchesTheRecursiveOne) {
+    Sha256 sha;
+    std::vector<Hash> leaves;
+    for (uint32_t i = 0; i < 9 * ChunkRoots::chunk + 77; ++i) leaves.push_back(sha.hash(0x00, as_bytes(std::to_string(i))));
+    // Sizes around the chunk boundaries and powers of two, with no chunk known, some, and all.
+    ChunkRoots some;
+    some.roots.resize(leaves.size() / ChunkRoots::chunk);
+    some.known.resize(some.roots.size());
+    for (size_t c = 0; c < some.roots.size(); c += 2) some.offer(sha, leaves, c * ChunkRoots::chunk, (c + 1) * ChunkRoots::chunk);
+    some.offer(sha, leaves, 5, 5 + ChunkRoots::chunk);  // not aligned: ignored
+    ChunkRoots all = some;
+    for (size_t c = 1; c < all.roots.size(); c += 2) all.offer(sha, leaves, c * ChunkRoots::chunk, (c + 1) * ChunkRoots::chunk);
+    for (const size_t n : {size_t{1}, size_t{1023}, size_t{2048}, size_t{2049}, size_t{4096}, size_t{4097}, size_t{5000},
+                           size_t{8192}, size_t{8193}, size_t{9 * 1024}, leaves.size()}) {
+        const Hashes prefix = Hashes(leaves).first(n);
+        const Hash expected = merkle_root(sha, prefix);
+        EXPECT_EQ(merkle_root_parallel(sha, prefix), expected) << n;
+        EXPECT_EQ(merkle_root_parallel(sha, prefix, &some), expected) << n;
+        EXPECT_EQ(merkle_root_parallel(sha, prefix, &all), expected) << n;
+    }
+}
+
 }  // namespace
 }  // namespace grey::audit

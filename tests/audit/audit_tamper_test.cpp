@@ -3,6 +3,7 @@
 #include "audit/checkpoint.hpp"
 #include "audit/crypto.hpp"
 #include "audit/key_schedule.hpp"
+#include "audit/merkle.hpp"
 #include "audit_test_util.hpp"
 
 #include <filesystem>
@@ -132,7 +133,9 @@ protected:
         HmacSha256 mac(record_key(stolen.key));
         Sha256 sha;
         std::string sealed;
-        append_record(sealed, {rec.sequence, rec.timestamp_ns, claimed_epoch, rec.type, "{\"i\":999}", rec.previous_hash}, mac, sha);
+        Hash previous{};
+        std::copy(rec.previous_hash().begin(), rec.previous_hash().end(), previous.begin());
+        append_record(sealed, {rec.sequence, rec.timestamp_ns, claimed_epoch, rec.type, "{\"i\":999}", previous}, mac, sha);
         std::vector<uint8_t> out(file.begin(), file.begin() + static_cast<long>(rec.offset));
         out.insert(out.end(), sealed.begin(), sealed.end());
         out.insert(out.end(), file.begin() + static_cast<long>(rec.offset + rec.bytes.size()), file.end());
@@ -214,6 +217,72 @@ TEST_F(Tamper, TornTailIsMalformedUntilRecovered) {
     const auto r = verify();
     EXPECT_EQ(r.cause, GREY_AUDIT_MALFORMED) << r.detail;
     EXPECT_EQ(r.first_bad_record, 4u);
+}
+
+// A log of several thousand records is checked in blocks on several threads: damage at and around the
+// block (and Merkle chunk) boundaries is found at the same record, with the same cause, and the report's
+// root covers exactly the records before it.
+TEST_F(Tamper, LargeLogFindsTheFirstBadRecordAcrossBlocks) {
+    grey_audit_options o = GREY_AUDIT_OPTIONS_INIT;
+    o.durability = GREY_AUDIT_DURABILITY_GROUP;
+    o.group_records = 512;
+    o.epoch_records = 700;  // epochs change inside blocks too
+    write_records(5000, o);
+    const auto original = read_all(log_path);
+    const auto spans = record_spans(original);
+    ASSERT_EQ(spans.size(), 5000u);
+    Sha256 sha;
+    std::vector<Hash> leaves;
+    for (const auto& span : spans) leaves.push_back(leaf_hash(sha, Bytes(original).subspan(span.offset, span.size)));
+    const auto intact = verify();
+    ASSERT_EQ(intact.cause, GREY_AUDIT_INTACT) << intact.detail;
+    EXPECT_EQ(intact.records, 5000u);
+    EXPECT_EQ(to_hex(Bytes(intact.root_hash, 32)), to_hex(merkle_root(sha, leaves)));
+    EXPECT_EQ(intact.last_epoch, 7u);
+
+    auto expect_first_bad = [&](const std::vector<uint8_t>& file, grey_audit_cause cause, size_t index, const std::string& what) {
+        write_all_bytes(log_path, file);
+        const auto r = verify();
+        EXPECT_EQ(r.cause, cause) << what << ": " << r.detail;
+        EXPECT_EQ(r.first_bad_record, index) << what;
+        EXPECT_EQ(r.records, index) << what;
+        EXPECT_EQ(to_hex(Bytes(r.root_hash, 32)), to_hex(merkle_root(sha, Hashes(leaves).first(index)))) << what;
+    };
+    for (const size_t at : {size_t{0}, size_t{1023}, size_t{1024}, size_t{1025}, size_t{2047}, size_t{3000}, size_t{4095},
+                            size_t{4096}, size_t{4999}}) {
+        auto file = original;
+        file[spans[at].offset + 40] ^= 0x01;
+        expect_first_bad(file, GREY_AUDIT_MODIFIED, at, "payload of record " + std::to_string(at));
+    }
+    {
+        std::vector<uint8_t> file(original.begin(), original.begin() + static_cast<long>(spans[1023].offset));
+        for (const auto& part : {slice(original, spans[1024]), slice(original, spans[1023])}) file.insert(file.end(), part.begin(), part.end());
+        file.insert(file.end(), original.begin() + static_cast<long>(spans[1025].offset), original.end());
+        expect_first_bad(file, GREY_AUDIT_REORDERED, 1023, "records 1023 and 1024 swapped");
+    }
+    {
+        auto file = original;
+        file.erase(file.begin() + static_cast<long>(spans[2048].offset), file.begin() + static_cast<long>(spans[2049].offset));
+        expect_first_bad(file, GREY_AUDIT_DELETED, 2048, "record 2048 deleted");
+    }
+    {
+        auto file = original;
+        // (A copy from an earlier epoch would make record 3071 look re-sealed: its epoch would be later
+        // than its successor's.)
+        const auto copy = slice(original, spans[3000]);
+        file.insert(file.begin() + static_cast<long>(spans[3072].offset), copy.begin(), copy.end());
+        expect_first_bad(file, GREY_AUDIT_INSERTED, 3072, "record 3000 copied to 3072");
+    }
+    {
+        auto file = original;
+        file.resize(spans[4500].offset + 100);  // a torn tail
+        write_all_bytes(log_path, file);
+        const auto r = verify();
+        EXPECT_EQ(r.cause, GREY_AUDIT_MALFORMED) << r.detail;
+        EXPECT_EQ(r.first_bad_record, 4500u);
+        EXPECT_EQ(r.records, 4500u);
+        EXPECT_EQ(to_hex(Bytes(r.root_hash, 32)), to_hex(merkle_root(sha, Hashes(leaves).first(4500))));
+    }
 }
 
 TEST_F(Tamper, EveryFlippedByteFailsVerification) {

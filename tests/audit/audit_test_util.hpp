@@ -93,6 +93,16 @@ protected:
         return report;
     }
 
+    // The log's records as grey_audit_records_json gives them (a JSON array).
+    std::string records_json() {
+        size_t length = 0;
+        EXPECT_EQ(grey_audit_records_json(log_path.c_str(), 0, 0, nullptr, 0, &length), GREY_ERROR_BUFFER_TOO_SMALL);
+        std::string text(length + 1, '\0');
+        EXPECT_EQ(grey_audit_records_json(log_path.c_str(), 0, 0, text.data(), text.size(), &length), GREY_OK) << grey_last_error();
+        text.resize(length);
+        return text;
+    }
+
     std::string dir, verifier_key, writer_key, log_path;
 };
 

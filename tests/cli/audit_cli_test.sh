@@ -7,12 +7,13 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 failures=0
+verify_key=k  # the verifier key expect_cause uses
 
 expect_cause() {  # expect_cause CAUSE LOG [verify args...]
   local cause=$1 log=$2
   shift 2
   local out status=0
-  out=$("$greyctl" audit verify --log "$log" --key k --json "$@") || status=$?
+  out=$("$greyctl" audit verify --log "$log" --key "$verify_key" --json "$@") || status=$?
   local got
   got=$(printf '%s' "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["cause"])')
   local want_status=1
@@ -75,11 +76,148 @@ cp a.log fork.log
 expect_cause forked a.log --checkpoint c11-main --checkpoint c11-fork
 expect_cause forked fork.log --checkpoint c11-main
 
-# A record whose epoch field was raised without the key is not accepted (the Reseal tests in
-# tests/audit cover re-sealing with a stolen later key, which needs the ratchet the CLI cannot force).
+# A record whose epoch field was raised without the key is not accepted.
 mutate a.log epoch.log 'records[1][24] = 1'
 status=0; "$greyctl" audit verify --log epoch.log --key k >/dev/null || status=$?
 [ "$status" = 1 ] && echo "ok: epoch field change detected" || { echo "FAIL: epoch change"; failures=$((failures + 1)); }
+
+# Re-sealed: the key advances every 2 records (epochs 0,0,1,1,2,2,3,3); a thief who stole the writer
+# key at epoch 3 rewrites record 1 (epoch 0) and seals it with epoch 3's record key.
+"$greyctl" audit keygen --out r >/dev/null
+for i in $(seq 0 7); do
+  "$greyctl" audit append --log r.log --key r.writer --epoch-records 2 --type t --payload "{\"i\":$i}" >/dev/null
+done
+epochs=$("$greyctl" audit show --log r.log | awk '{print $3}' | tr '\n' ' ')
+[ "$epochs" = "0 0 1 1 2 2 3 3 " ] && echo "ok: --epoch-records 2 advances the key" || { echo "FAIL: epochs $epochs"; failures=$((failures + 1)); }
+grep -q "^epoch 3$" r.writer && echo "ok: writer key at epoch 3" || { echo "FAIL: writer key epoch"; failures=$((failures + 1)); }
+reseal() {  # reseal IN OUT INDEX CLAIMED-EPOCH: rewrite record INDEX with the writer key of r.writer
+  python3 - "$1" "$2" "$3" "$4" r.writer <<'PY'
+import hashlib, hmac, struct, sys
+src, dst, index, claimed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+fields = dict(line.split(" ", 1) for line in open(sys.argv[5]).read().splitlines()[1:])
+record_key = hmac.new(bytes.fromhex(fields["key"]), b"grey-audit/v1/record", hashlib.sha256).digest()
+data = open(src, "rb").read()
+header, records, at = data[:96], [], 96
+while at < len(data):
+    n = struct.unpack_from("<I", data, at)[0]
+    records.append(data[at:at + n]); at += n
+rec = records[index]
+sequence, time_ns = struct.unpack_from("<QQ", rec, 8)
+type_length = struct.unpack_from("<H", rec, 28)[0]
+record_type, previous = rec[36:36 + type_length], rec[-64:-32]
+payload = b'{"i":999}'
+body = struct.pack("<IIQQIHHI", 36 + type_length + len(payload) + 64, 0x43455247, sequence, time_ns, claimed,
+                   type_length, 0, len(payload)) + record_type + payload + previous
+records[index] = body + hmac.new(record_key, body, hashlib.sha256).digest()
+open(dst, "wb").write(header + b"".join(records))
+PY
+}
+verify_key=r
+expect_cause intact r.log
+reseal r.log resealed-own-epoch.log 1 0
+expect_cause resealed resealed-own-epoch.log
+reseal r.log resealed-later-epoch.log 1 3
+expect_cause resealed resealed-later-epoch.log
+status=0; out=$("$greyctl" audit verify --log resealed-own-epoch.log --key r) || status=$?
+if [ "$status" = 1 ] && grep -q "TAMPERED: resealed at record 1 " <<<"$out" && grep -q "sealed with the key of epoch 3" <<<"$out"; then
+  echo "ok: verify names the re-sealed record and the epoch of its key"
+else
+  echo "FAIL: re-sealed report: $out"; failures=$((failures + 1))
+fi
+verify_key=k
+
+# --epoch-seconds: a key older than S seconds is advanced before the next record.
+"$greyctl" audit keygen --out s >/dev/null
+"$greyctl" audit append --log s.log --key s.writer --epoch-records 0 --epoch-seconds 1 --type t --payload '{}' >/dev/null
+sleep 1.2
+"$greyctl" audit append --log s.log --key s.writer --epoch-records 0 --epoch-seconds 1 --type t --payload '{}' >/dev/null
+epochs=$("$greyctl" audit show --log s.log | awk '{print $3}' | tr '\n' ' ')
+[ "$epochs" = "0 1 " ] && echo "ok: --epoch-seconds 1 advances the key" || { echo "FAIL: epochs $epochs"; failures=$((failures + 1)); }
+
+# Merkle proofs: built from the log, checked with only the proof, the checkpoint(s) and the public key.
+expect_status() {  # expect_status NAME WANT-EXIT PATTERN command...: exit status and output (stdout+stderr)
+  local name=$1 want=$2 pattern=$3 out status=0
+  shift 3
+  out=$("$@" 2>&1) || status=$?
+  if [ "$status" = "$want" ] && grep -qE -- "$pattern" <<<"$out"; then
+    echo "ok: $name"
+  else
+    echo "FAIL: $name: exit $status (want $want), output:"; printf '%s\n' "$out"; failures=$((failures + 1))
+  fi
+}
+"$greyctl" audit keygen --out m --ed25519 >/dev/null
+for i in $(seq 0 4); do "$greyctl" audit append --log m.log --key m.writer --type t --payload "{\"i\":$i}" >/dev/null; done
+"$greyctl" audit checkpoint --log m.log --key m.writer --out m5 --signing-key m.ed25519 >/dev/null
+for i in $(seq 5 12); do "$greyctl" audit append --log m.log --key m.writer --type t --payload "{\"i\":$i}" >/dev/null; done
+"$greyctl" audit checkpoint --log m.log --key m.writer --out m13 --signing-key m.ed25519 >/dev/null
+"$greyctl" audit checkpoint --log m.log --key m.writer --out m13-unsigned >/dev/null
+for record in 0 2 4; do
+  expect_status "prove record $record of 5" 0 "inclusion proof of record $record in the tree of size 5" \
+    "$greyctl" audit prove --log m.log --record "$record" --checkpoint m5 --out "incl$record"
+  expect_status "verify-proof record $record" 0 "^valid: .*tree size 5.*Ed25519 signature checked" \
+    "$greyctl" audit verify-proof --proof "incl$record" --checkpoint m5 --public-key m.ed25519.pub
+done
+expect_status "prove with the verifier key, to standard output" 0 "^grey-audit-inclusion v1" \
+  "$greyctl" audit prove --log m.log --key m --record 12 --checkpoint m13
+expect_status "wrong record index" 1 "record index 5 is not below the tree size 5" \
+  "$greyctl" audit prove --log m.log --record 5 --checkpoint m5 --out bad
+[ ! -e bad ] && echo "ok: no proof file left behind" || { echo "FAIL: a refused proof was written"; failures=$((failures + 1)); }
+expect_status "inclusion needs --record" 2 "needs --record N and --checkpoint" \
+  "$greyctl" audit prove --log m.log --checkpoint m5
+expect_status "proof checked against another checkpoint of the same log" 1 "^INVALID: .*tree size 5 but the checkpoint has size 13" \
+  "$greyctl" audit verify-proof --proof incl2 --checkpoint m13
+expect_status "proof checked against another log's checkpoint" 1 "^INVALID: .*different logs" \
+  "$greyctl" audit verify-proof --proof incl2 --checkpoint c10
+expect_status "proof built against another log's checkpoint" 1 "do not match the checkpoint" \
+  "$greyctl" audit prove --log m.log --record 2 --checkpoint c10
+python3 - incl2 tampered-path incl2 tampered-leaf <<'PY'
+import sys
+for src, dst, field in ((sys.argv[1], sys.argv[2], "path "), (sys.argv[3], sys.argv[4], "leaf ")):
+    lines = open(src).read().split("\n")
+    i = next(k for k, l in enumerate(lines) if l.startswith(field))
+    digit = lines[i][-1]
+    lines[i] = lines[i][:-1] + ("0" if digit != "0" else "1")
+    open(dst, "w").write("\n".join(lines))
+PY
+expect_status "tampered proof path" 1 "^INVALID: the inclusion proof does not lead to the checkpoint's root" \
+  "$greyctl" audit verify-proof --proof tampered-path --checkpoint m5
+expect_status "tampered proof leaf" 1 "^INVALID: the inclusion proof does not lead to the checkpoint's root" \
+  "$greyctl" audit verify-proof --proof tampered-leaf --checkpoint m5
+printf 'grey-audit-inclusion v1\nlog zz\n' > garbage.proof
+expect_status "malformed proof file" 1 "malformed proof" \
+  "$greyctl" audit verify-proof --proof garbage.proof --checkpoint m5
+expect_status "unsigned checkpoint with a public key" 1 "^INVALID: .*no valid Ed25519 signature" \
+  "$greyctl" audit verify-proof --proof incl2 --checkpoint m13-unsigned --public-key m.ed25519.pub
+mutate m.log m-edited.log 'records[1][40] ^= 1'
+expect_status "proof from an edited log" 1 "do not match the checkpoint" \
+  "$greyctl" audit prove --log m-edited.log --record 1 --checkpoint m5
+expect_status "proof from an edited log, verified first" 1 "does not verify against the checkpoint\(s\): modified" \
+  "$greyctl" audit prove --log m-edited.log --key m --record 1 --checkpoint m5
+
+expect_status "prove consistency 5 -> 13" 0 "consistency proof from size 5 to 13 written to cons" \
+  "$greyctl" audit prove --log m.log --consistency --old m5 --new m13 --out cons
+expect_status "verify-proof consistency" 0 "^valid: .*tree size 13" \
+  "$greyctl" audit verify-proof --proof cons --old m5 --checkpoint m13 --public-key m.ed25519.pub
+expect_status "consistency proof without the old checkpoint" 1 "needs the old checkpoint" \
+  "$greyctl" audit verify-proof --proof cons --checkpoint m13
+expect_status "consistency with the checkpoints swapped" 1 "old size 13 exceeds the new size 5" \
+  "$greyctl" audit prove --log m.log --consistency --old m13 --new m5
+python3 - cons tampered-cons <<'PY'
+import sys
+lines = open(sys.argv[1]).read().split("\n")
+i = max(k for k, l in enumerate(lines) if l.startswith("path "))
+lines[i] = lines[i][:-1] + ("0" if lines[i][-1] != "0" else "1")
+open(sys.argv[2], "w").write("\n".join(lines))
+PY
+expect_status "tampered consistency proof" 1 "^INVALID: the two checkpoints are not consistent" \
+  "$greyctl" audit verify-proof --proof tampered-cons --old m5 --checkpoint m13
+# A fork: c11-fork (fork.log's history) does not extend a.log's c10 as a.log's records do.
+expect_status "inclusion in a forked checkpoint" 1 "do not match the checkpoint" \
+  "$greyctl" audit prove --log a.log --record 10 --checkpoint c11-fork
+expect_status "consistency with a forked checkpoint" 1 "do not match the checkpoint" \
+  "$greyctl" audit prove --log a.log --consistency --old c10 --new c11-fork
+expect_status "consistency with a forked checkpoint, verified first" 1 "forked" \
+  "$greyctl" audit prove --log a.log --key k --consistency --old c10 --new c11-fork
 
 # Malformed: a torn tail; then `append` recovers it and the log verifies again.
 python3 -c 'import sys; d=open("a.log","rb").read(); open("torn.log","wb").write(d[:-7])'

@@ -1,12 +1,17 @@
-// greyctl audit keygen | verify | append | checkpoint | show
+// greyctl audit keygen | verify | append | checkpoint | show | prove | verify-proof
 #include "commands.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <vector>
+#include <unistd.h>
 
 namespace greyctl {
 namespace {
@@ -71,6 +76,121 @@ int run_verify(const std::string& log, const std::string& key, const std::vector
     return intact ? 0 : 1;
 }
 
+grey_audit_checkpoint_info read_checkpoint(const std::string& path) {
+    grey_audit_checkpoint_info info{};
+    info.struct_size = sizeof info;
+    check(grey_audit_checkpoint_read(path.c_str(), &info));
+    return info;
+}
+
+// A file under the temporary directory, removed on scope exit: where a proof bound for standard output
+// is checked first (grey_audit_check_proof reads a file).
+class TempFile {
+public:
+    TempFile() {
+        path_ = (std::filesystem::temp_directory_path() / "greyctl-proof-XXXXXX").string();
+        const int fd = ::mkstemp(path_.data());
+        if (fd < 0) throw std::runtime_error("cannot create a temporary file in " + std::filesystem::temp_directory_path().string());
+        ::close(fd);
+    }
+    ~TempFile() { std::filesystem::remove(path_); }
+    TempFile(const TempFile&) = delete;
+    TempFile& operator=(const TempFile&) = delete;
+    [[nodiscard]] const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+void write_text_file(const std::string& path, const std::string& text) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.close();
+    if (!out) throw std::runtime_error("cannot write '" + path + "'");
+}
+
+struct ProveRequest {
+    std::string log, key, out;
+    bool consistency = false;
+    uint64_t record = 0;
+    std::string checkpoint;      // inclusion: the tree; consistency: the new tree
+    std::string old_checkpoint;  // consistency only
+};
+
+// Builds a proof from the log for the tree size its checkpoint(s) name, and checks it against them
+// before handing it out, so that a checkpoint of another log or of another history is reported here
+// and not by whoever receives the proof. With a verifier key the whole log is verified first.
+int run_prove(const ProveRequest& r) {
+    std::vector<std::string> checkpoints;
+    if (r.consistency) checkpoints = {r.old_checkpoint, r.checkpoint};
+    else checkpoints = {r.checkpoint};
+    if (!r.key.empty()) {
+        std::vector<const char*> paths;
+        for (const auto& c : checkpoints) paths.push_back(c.c_str());
+        grey_audit_verify_options options = GREY_AUDIT_VERIFY_OPTIONS_INIT;
+        options.log_path = r.log.c_str();
+        options.key_path = r.key.c_str();
+        options.checkpoint_paths = paths.data();
+        options.checkpoint_count = static_cast<uint32_t>(paths.size());
+        grey_audit_report report{};
+        report.struct_size = sizeof report;
+        check(grey_audit_verify(&options, &report));
+        if (report.cause != GREY_AUDIT_INTACT) {
+            std::fprintf(stderr, "greyctl: no proof: %s does not verify against the checkpoint(s): %s: %s\n", r.log.c_str(),
+                         grey_audit_cause_name(report.cause), report.detail);
+            return 1;
+        }
+    }
+    const grey_audit_checkpoint_info tree = read_checkpoint(r.checkpoint);
+    std::string text;
+    if (r.consistency) {
+        const grey_audit_checkpoint_info old_tree = read_checkpoint(r.old_checkpoint);
+        text = read_text([&](char* b, size_t n, size_t* len) {
+            return grey_audit_prove_consistency(r.log.c_str(), old_tree.size, tree.size, b, n, len);
+        });
+    } else {
+        text = read_text([&](char* b, size_t n, size_t* len) {
+            return grey_audit_prove_inclusion(r.log.c_str(), r.record, tree.size, b, n, len);
+        });
+    }
+    std::optional<TempFile> temp;
+    if (r.out.empty()) temp.emplace();
+    const std::string& proof_path = r.out.empty() ? temp->path() : r.out;
+    write_text_file(proof_path, text);
+    const char* old_path = r.consistency ? r.old_checkpoint.c_str() : nullptr;
+    if (grey_audit_check_proof(proof_path.c_str(), r.checkpoint.c_str(), old_path, nullptr) != GREY_OK) {
+        const std::string why = grey_last_error();
+        if (!r.out.empty()) std::filesystem::remove(r.out);
+        std::fprintf(stderr, "greyctl: no proof: the records of %s do not match the checkpoint(s): %s\n", r.log.c_str(), why.c_str());
+        return 1;
+    }
+    if (r.out.empty()) std::fwrite(text.data(), 1, text.size(), stdout);
+    else if (r.consistency)
+        std::printf("consistency proof from size %llu to %llu written to %s\n", static_cast<unsigned long long>(read_checkpoint(r.old_checkpoint).size),
+                    static_cast<unsigned long long>(tree.size), r.out.c_str());
+    else
+        std::printf("inclusion proof of record %llu in the tree of size %llu written to %s\n", static_cast<unsigned long long>(r.record),
+                    static_cast<unsigned long long>(tree.size), r.out.c_str());
+    return 0;
+}
+
+// Needs no log and no secret: the proof, the checkpoint(s) and, for signed checkpoints, the public key.
+int run_verify_proof(const std::string& proof, const std::string& checkpoint, const std::string& old_checkpoint,
+                     const std::string& public_key) {
+    const grey_status status = grey_audit_check_proof(proof.c_str(), checkpoint.c_str(), old_checkpoint.empty() ? nullptr : old_checkpoint.c_str(),
+                                                      public_key.empty() ? nullptr : public_key.c_str());
+    if (status == GREY_ERROR_CORRUPT) {
+        std::printf("INVALID: %s\n", grey_last_error());
+        return 1;
+    }
+    check(status);
+    const grey_audit_checkpoint_info tree = read_checkpoint(checkpoint);
+    std::printf("valid: %s holds against %s (tree size %llu, root %s)%s\n", proof.c_str(), checkpoint.c_str(),
+                static_cast<unsigned long long>(tree.size), hex(tree.root_hash, sizeof tree.root_hash).c_str(),
+                public_key.empty() ? "" : ", Ed25519 signature checked");
+    return 0;
+}
+
 int run_show(const std::string& log, uint64_t from, uint64_t count) {
     const std::string text = read_text([&](char* b, size_t n, size_t* len) { return grey_audit_records_json(log.c_str(), from, count, b, n, len); });
     for (const auto& record : json::parse(text))
@@ -92,6 +212,9 @@ void add_audit_command(CLI::App& app, const GlobalOptions&, Runner& run) {
         bool as_json = false;
         uint64_t from = 0;
         uint64_t count = 0;
+        grey_audit_options policy = GREY_AUDIT_OPTIONS_INIT;  // epoch policy of append
+        ProveRequest prove;
+        std::string new_checkpoint, proof;
     };
     auto o = std::make_shared<Options>();
 
@@ -113,9 +236,13 @@ void add_audit_command(CLI::App& app, const GlobalOptions&, Runner& run) {
     append->add_option("--key", o->key, "Writer key")->required();
     append->add_option("--type", o->type, "Record type ([A-Za-z0-9._-], 1..64)")->required();
     append->add_option("--payload", o->payload, "Record payload (JSON)")->required();
+    append->add_option("--epoch-records", o->policy.epoch_records, "Advance the key after this many records of an epoch (0: never by count)")
+        ->capture_default_str();
+    append->add_option("--epoch-seconds", o->policy.epoch_seconds, "Advance the key once an epoch is this many seconds old (0: never by time)")
+        ->capture_default_str();
     append->callback([&run, o] {
         run = [o] {
-            AuditLogPtr log = open_audit_log(o->log, o->key);
+            AuditLogPtr log = open_audit_log(o->log, o->key, "", o->policy);
             uint64_t sequence = 0;
             check(grey_audit_append(log.get(), o->type.c_str(), o->payload.c_str(), &sequence));
             std::printf("appended record %llu\n", static_cast<unsigned long long>(sequence));
@@ -135,6 +262,37 @@ void add_audit_command(CLI::App& app, const GlobalOptions&, Runner& run) {
             std::printf("checkpoint written to %s\n", o->out.c_str());
             return 0;
         };
+    });
+
+    auto* prove = audit->add_subcommand("prove", "Write a Merkle inclusion proof of a record, or a consistency proof between two checkpoints");
+    prove->add_option("--log", o->prove.log, "Audit log")->required();
+    auto* record = prove->add_option("--record", o->prove.record, "Inclusion: the record's index (sequence number)");
+    prove->add_option("--checkpoint", o->prove.checkpoint, "Inclusion: the checkpoint whose tree holds the record");
+    prove->add_flag("--consistency", o->prove.consistency, "Prove that --new extends --old instead");
+    prove->add_option("--old", o->prove.old_checkpoint, "Consistency: the older checkpoint");
+    prove->add_option("--new", o->new_checkpoint, "Consistency: the newer checkpoint");
+    prove->add_option("--key", o->prove.key, "Verifier key: verify the log against the checkpoint(s) first");
+    prove->add_option("--out", o->prove.out, "Write the proof here (default: standard output)");
+    prove->callback([&run, o, record] {
+        // The two modes take different options; usage errors (exit 2) say which ones.
+        ProveRequest& r = o->prove;
+        if (r.consistency) {
+            if (r.old_checkpoint.empty() || o->new_checkpoint.empty() || !r.checkpoint.empty() || record->count() != 0)
+                throw CLI::ValidationError("--consistency", "needs --old CHECKPOINT and --new CHECKPOINT (and no --record or --checkpoint)");
+            r.checkpoint = o->new_checkpoint;
+        } else if (r.checkpoint.empty() || record->count() == 0 || !r.old_checkpoint.empty() || !o->new_checkpoint.empty()) {
+            throw CLI::ValidationError("prove", "an inclusion proof needs --record N and --checkpoint FILE (--old and --new are for --consistency)");
+        }
+        run = [o] { return run_prove(o->prove); };
+    });
+
+    auto* verify_proof = audit->add_subcommand("verify-proof", "Check a proof against its checkpoint(s); needs no log and no secret key");
+    verify_proof->add_option("--proof", o->proof, "Proof file (from audit prove)")->required();
+    verify_proof->add_option("--checkpoint", o->prove.checkpoint, "Checkpoint of the proof's tree (consistency: the newer one)")->required();
+    verify_proof->add_option("--old", o->prove.old_checkpoint, "Consistency: the older checkpoint");
+    verify_proof->add_option("--public-key", o->public_key, "Ed25519 public key: the checkpoint(s) must be signed with it");
+    verify_proof->callback([&run, o] {
+        run = [o] { return run_verify_proof(o->proof, o->prove.checkpoint, o->prove.old_checkpoint, o->public_key); };
     });
 
     auto* show = audit->add_subcommand("show", "Print records (unverified: use verify for proof)");

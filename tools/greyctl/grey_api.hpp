@@ -46,9 +46,10 @@ inline std::string hex(const uint8_t* bytes, size_t size) {
     return text;
 }
 
-// Opens an audit log for appending with the default durability (fsync per record).
-inline AuditLogPtr open_audit_log(const std::string& log_path, const std::string& key_path, const std::string& signing_key = "") {
-    grey_audit_options options = GREY_AUDIT_OPTIONS_INIT;
+// Opens an audit log for appending; `options` gives the durability and epoch policy (by default fsync
+// per record and grey.h's default epochs), the paths are filled in here.
+inline AuditLogPtr open_audit_log(const std::string& log_path, const std::string& key_path, const std::string& signing_key = "",
+                                  grey_audit_options options = GREY_AUDIT_OPTIONS_INIT) {
     options.log_path = log_path.c_str();
     options.key_path = key_path.c_str();
     options.signing_key_path = signing_key.empty() ? nullptr : signing_key.c_str();

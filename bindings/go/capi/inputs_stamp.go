@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "52a10c19f7574c299d3d5820b56b8c36ac904ba28ed98cbf54e5bfeddf2f35e6"
+const inputsSHA256 = "ae43fc1551e4b7f07dff33cfab060f3f1719831aa9b13c8e8f2cb4ca775157b5"

@@ -1,0 +1,96 @@
+// SHA-256 and HMAC-SHA256 as the audit log computes them (OpenSSL's block functions, precomputed HMAC
+// pads) against RFC 4231's vectors and against OpenSSL's EVP_MAC / EVP digest on random inputs.
+#include "audit/crypto.hpp"
+
+#include <gtest/gtest.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+namespace grey::audit {
+namespace {
+
+// HMAC pads a key shorter than the block with zeros, so a shorter RFC key equals its zero-extension.
+SecretKey padded_key(const std::vector<uint8_t>& bytes) {
+    Hash key{};
+    std::copy(bytes.begin(), bytes.end(), key.begin());
+    return SecretKey(key);
+}
+
+Hash evp_hmac(const SecretKey& key, Bytes message) {
+    EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac);
+    char digest[] = "SHA256";
+    const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
+    Hash out{};
+    size_t length = 0;
+    EXPECT_EQ(EVP_MAC_init(ctx, key.bytes().data(), key.bytes().size(), params), 1);
+    EXPECT_EQ(EVP_MAC_update(ctx, message.data(), message.size()), 1);
+    EXPECT_EQ(EVP_MAC_final(ctx, out.data(), &length, out.size()), 1);
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac);
+    return out;
+}
+
+Hash evp_sha256(Bytes message) {
+    Hash out{};
+    unsigned int length = 0;
+    EXPECT_EQ(EVP_Digest(message.data(), message.size(), out.data(), &length, EVP_sha256(), nullptr), 1);
+    return out;
+}
+
+TEST(AuditCrypto, HmacMatchesRfc4231) {
+    struct Case {
+        std::vector<uint8_t> key;
+        std::string message;
+        const char* expected;
+    };
+    const std::vector<Case> cases = {
+        {std::vector<uint8_t>(20, 0x0b), "Hi There", "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
+        {{'J', 'e', 'f', 'e'}, "what do ya want for nothing?", "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
+        {std::vector<uint8_t>(20, 0xaa), std::string(50, '\xdd'), "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe"},
+        {{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25}, std::string(50, '\xcd'),
+         "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b"},
+    };
+    for (const auto& c : cases) {
+        const HmacSha256 mac(padded_key(c.key));
+        EXPECT_EQ(to_hex(mac.mac(c.message)), c.expected);
+        EXPECT_EQ(to_hex(mac.mac(c.message)), c.expected);  // the pads are reusable
+    }
+}
+
+TEST(AuditCrypto, HmacAndSha256MatchEvpOnRandomInputs) {
+    std::mt19937 random(4231);
+    Sha256 sha;
+    for (int i = 0; i < 300; ++i) {
+        Hash key_bytes{};
+        for (auto& b : key_bytes) b = static_cast<uint8_t>(random());
+        const SecretKey key(key_bytes);
+        std::vector<uint8_t> message(static_cast<size_t>(i) * 7 % 1100);  // across block boundaries, and empty
+        for (auto& b : message) b = static_cast<uint8_t>(random());
+        EXPECT_EQ(HmacSha256(key).mac(message), evp_hmac(key, message)) << "length " << message.size();
+        EXPECT_EQ(sha.hash(-1, message), evp_sha256(message));
+        std::vector<uint8_t> prefixed{0x01};
+        prefixed.insert(prefixed.end(), message.begin(), message.end());
+        const size_t split = message.size() / 3;
+        EXPECT_EQ(sha.hash(0x01, Bytes(message).first(split), Bytes(message).subspan(split)), evp_sha256(prefixed));
+    }
+    EXPECT_EQ(to_hex(sha.hash(-1, {})), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+TEST(AuditCrypto, MovedHmacKeepsItsKey) {
+    HmacSha256 a(padded_key({1, 2, 3}));
+    const Hash expected = a.mac("m");
+    HmacSha256 b(std::move(a));
+    EXPECT_EQ(b.mac("m"), expected);
+    HmacSha256 c(padded_key({9}));
+    c = std::move(b);
+    EXPECT_EQ(c.mac("m"), expected);
+}
+
+}  // namespace
+}  // namespace grey::audit

@@ -1,0 +1,89 @@
+// The appender's JSON check must accept exactly what nlohmann::json::accept accepts (the check it
+// replaced): hand-picked edge cases, then random mutations of valid documents, compared one by one.
+#include "audit/json_check.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <random>
+#include <string>
+#include <vector>
+
+namespace grey::audit {
+namespace {
+
+bool reference(const std::string& text) { return nlohmann::json::accept(text); }
+
+TEST(JsonCheck, EdgeCasesAgreeWithNlohmann) {
+    const std::vector<std::string> cases = {
+        "", " ", "{}", "[]", " {} ", "\t\n\r{}\n", "{", "}", "[", "]", "{]", "[}", "{}}", "[]]", "{}{}", "{} x",
+        "null", "true", "false", "nul", "truee", "True", "NULL", "\"\"", "\"a\"", "\"a", "a\"",
+        "0", "-0", "01", "-01", "1.", ".5", "1.5", "-1.5e10", "1e", "1e+", "1e+5", "1E-5", "+1", "--1", "-", "0x10",
+        "1e308", "1e309", "-1e309", "1e-400", "2e-324", "1.7976931348623157e308", "1.7976931348623159e308",
+        "18446744073709551615", "18446744073709551616", "-9223372036854775808", "-9223372036854775809",
+        std::string(300, '9'), std::string(309, '9'), std::string(310, '9'), "-" + std::string(400, '9'),
+        std::string(400, '9') + ".5", "0." + std::string(400, '0') + "1", "[1,]", "[,1]", "[1,,2]", "{\"a\":1,}",
+        "{,}", "{\"a\"}", "{\"a\":}", "{\"a\" 1}", "{1:1}", "{\"a\":1 \"b\":2}", "[1 2]", "{\"a\":[{\"b\":null}]}",
+        "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"", "\"\\a\"", "\"\\x41\"", "\"\\u0041\"", "\"\\u00e9\"", "\"\\u00E9\"", "\"\\u004\"",
+        "\"\\u004g\"", "\"\\ud83d\\ude00\"", "\"\\ud83d\"", "\"\\ude00\"", "\"\\ud83d\\u0041\"", "\"\\ud83dx\"",
+        "\"\\ud83d\\ud83d\"", "\"\\uDBFF\\uDFFF\"", "\"\\u0000\"", "\"tab\there\"", "\"nl\nhere\"", "\"\x7f\"",
+        "\"\xc3\xa9\"", "\"\xc3\"", "\"\xc3\x28\"", "\"\xc0\xaf\"", "\"\xc1\xbf\"", "\"\xe0\x80\xaf\"", "\"\xe0\xa0\x80\"",
+        "\"\xed\x9f\xbf\"", "\"\xed\xa0\x80\"", "\"\xef\xbf\xbf\"", "\"\xf0\x8f\xbf\xbf\"", "\"\xf0\x90\x80\x80\"",
+        "\"\xf4\x8f\xbf\xbf\"", "\"\xf4\x90\x80\x80\"", "\"\xf5\x80\x80\x80\"", "\"\xff\"", "\"\x80\"", "\"\xe2\x82\"",
+        "\xef\xbb\xbf{}", "\xef\xbb{}", "\xef{}", "{}\xef\xbb\xbf", "\xef\xbb\xbf", " \xef\xbb\xbf{}",
+        "/* c */ {}", "{} // c", "[1]\n", std::string(10000, '[') + std::string(10000, ']'),
+        std::string(10000, '[') + std::string(9999, ']'), "{\"figure\":\"" + std::string(188, 'x') + "\"}",
+    };
+    for (const auto& text : cases) EXPECT_EQ(valid_json(text), reference(text)) << "input: " << text;
+}
+
+// Random JSON values, dumped by nlohmann (valid by construction), with escapes and multi-byte text.
+nlohmann::json random_value(std::mt19937& random, int depth) {
+    static const std::vector<std::string> words = {"a", "é", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\"q\"", "back\\slash", "\n\t", "\x01", ""};
+    switch (random() % (depth > 3 ? 5 : 7)) {
+        case 0: return nullptr;
+        case 1: return random() % 2 == 0;
+        case 2: return static_cast<int64_t>(random()) - (1ll << 31);
+        case 3: return std::ldexp(static_cast<double>(random()) / 1e3, static_cast<int>(random() % 200) - 100);
+        case 4: return words[random() % words.size()] + words[random() % words.size()];
+        case 5: {
+            nlohmann::json array = nlohmann::json::array();
+            for (unsigned i = random() % 4; i > 0; --i) array.push_back(random_value(random, depth + 1));
+            return array;
+        }
+        default: {
+            nlohmann::json object = nlohmann::json::object();
+            for (unsigned i = random() % 4; i > 0; --i) object[words[random() % words.size()]] = random_value(random, depth + 1);
+            return object;
+        }
+    }
+}
+
+TEST(JsonCheck, RandomMutationsAgreeWithNlohmann) {
+    std::mt19937 random(20261123);
+    // Bytes that matter to the grammar, and some that never may appear (the C API's strings have no NUL).
+    const std::string alphabet = "{}[]\",:\\/ \t\n\r0123456789-+.eEtrufalsnbx\x01\x1f\x7f\x80\xbf\xc2\xdf\xe0\xed\xef\xf0\xf4\xf5\xff";
+    int accepted = 0;
+    for (int i = 0; i < 20000; ++i) {
+        std::string text = random_value(random, 0).dump(random() % 2 == 0 ? -1 : 1, ' ', random() % 2 == 0);
+        ASSERT_TRUE(valid_json(text)) << text;
+        for (unsigned edits = random() % 4; edits > 0 && !text.empty(); --edits) {
+            const size_t at = random() % (text.size() + 1);
+            const char c = alphabet[random() % alphabet.size()];
+            switch (random() % 3) {
+                case 0: text.insert(at, 1, c); break;
+                case 1: if (at < text.size()) text.erase(at, 1); break;
+                default: if (at < text.size()) text[at] = c; break;
+            }
+        }
+        const bool expected = reference(text);
+        accepted += expected ? 1 : 0;
+        ASSERT_EQ(valid_json(text), expected) << "input: " << text;
+    }
+    // Both outcomes were exercised in earnest.
+    EXPECT_GT(accepted, 2000);
+    EXPECT_LT(accepted, 18000);
+}
+
+}  // namespace
+}  // namespace grey::audit
