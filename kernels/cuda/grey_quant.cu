@@ -526,8 +526,12 @@ __device__ __forceinline__ uint32_t pack_nibbles(const uint32_t* q) {
 // every lane), with tiles past the last group masked out.
 namespace {
 
-template <int kPerThread>
-__device__ void quantize_groups(const grey_qk_args& a, const Tables& tables) {
+// kFormat and kDtype are compile-time constants (see with_constants), so the per-element branches on
+// them fold away.
+template <int kPerThread, int kFormat, int kDtype>
+__device__ __forceinline__ void quantize_groups(grey_qk_args a, const Tables& tables) {
+    a.format = kFormat;
+    a.dtype = kDtype;
     const int tile = a.group / kPerThread;
     const uint64_t groups = a.param_count;
     const uint32_t lane = threadIdx.x % tile;
@@ -620,18 +624,36 @@ __device__ void quantize_groups(const grey_qk_args& a, const Tables& tables) {
 
 }  // namespace
 
+// Calls body.template operator()<kDtype>() with the plain type as a compile-time constant.
+template <typename Body>
+__device__ __forceinline__ void with_dtype(int dtype, Body&& body) {
+    if (dtype == GREY_QK_F32) body.template operator()<GREY_QK_F32>();
+    else if (dtype == GREY_QK_F16) body.template operator()<GREY_QK_F16>();
+    else body.template operator()<GREY_QK_BF16>();
+}
+
 // Two entry points so that each gets its own register allocation. Q8_0 and Q4_0 (codes in 34- and
 // 18-byte blocks, only 2-byte aligned) run faster with eight elements a thread; the rest with sixteen.
 extern "C" __global__ void grey_quant_grouped8(grey_qk_args a) {
     __shared__ Tables tables;
     build_tables(a.format, tables);
-    quantize_groups<8>(a, tables);
+    with_dtype(a.dtype, [&]<int kDtype>() {
+        if (a.format == kQ8_0) quantize_groups<8, kQ8_0, kDtype>(a, tables);
+        else quantize_groups<8, kQ4_0, kDtype>(a, tables);
+    });
 }
 
 extern "C" __global__ void grey_quant_grouped16(grey_qk_args a) {
     __shared__ Tables tables;
     build_tables(a.format, tables);
-    quantize_groups<16>(a, tables);
+    with_dtype(a.dtype, [&]<int kDtype>() {
+        switch (a.format) {
+            case kInt4: quantize_groups<16, kInt4, kDtype>(a, tables); break;
+            case kInt4Sym: quantize_groups<16, kInt4Sym, kDtype>(a, tables); break;
+            case kNf4: quantize_groups<16, kNf4, kDtype>(a, tables); break;
+            default: quantize_groups<16, kQ4_1, kDtype>(a, tables); break;
+        }
+    });
 }
 
 // RTN, INT8 / INT8_TOKEN / FP8 with one scale per run (a row): a block per row. Rows of up to
@@ -640,7 +662,7 @@ extern "C" __global__ void grey_quant_grouped16(grey_qk_args a) {
 namespace {
 
 template <int kChunks>
-__device__ void rows_in_registers(const grey_qk_args& a, const Tables& tables, float* scratch) {
+__device__ __forceinline__ void rows_in_registers(const grey_qk_args& a, const Tables& tables, float* scratch) {
     const uint64_t L = a.run_length;
     for (uint64_t r = blockIdx.x; r < a.param_count; r += gridDim.x) {
         const uint64_t first = r * L;
@@ -675,7 +697,7 @@ __device__ void rows_in_registers(const grey_qk_args& a, const Tables& tables, f
 }
 
 // Any other row: the maximum in a first pass, the codes in a second that reads the row again.
-__device__ void rows_two_pass(const grey_qk_args& a, const Tables& tables, float* scratch) {
+__device__ __forceinline__ void rows_two_pass(const grey_qk_args& a, const Tables& tables, float* scratch) {
     const uint64_t L = a.run_length;
     for (uint64_t r = blockIdx.x; r < a.param_count; r += gridDim.x) {
         const uint64_t first = r * L;
@@ -703,8 +725,22 @@ extern "C" __global__ void __launch_bounds__(256, 5) grey_quant_rows(grey_qk_arg
     const uint64_t L = a.run_length;
     // Sixteen floats a thread keep the kernel at four resident blocks per multiprocessor; longer rows
     // take the two-pass path (their second read mostly hits L2).
-    if (L % 4 == 0 && L <= 16ull * blockDim.x) rows_in_registers<4>(a, tables, scratch);
-    else rows_two_pass(a, tables, scratch);
+    with_dtype(a.dtype, [&]<int kDtype>() {
+        // The format and the plain type as compile-time constants: the per-element branches fold away.
+        const auto run = [&]<int kFormat>() {
+            grey_qk_args b = a;
+            b.format = kFormat;
+            b.dtype = kDtype;
+            if (L % 4 == 0 && L <= 16ull * blockDim.x) rows_in_registers<4>(b, tables, scratch);
+            else rows_two_pass(b, tables, scratch);
+        };
+        switch (a.format) {
+            case kInt8: run.template operator()<kInt8>(); break;
+            case kInt8Token: run.template operator()<kInt8Token>(); break;
+            case kFp8E4M3: run.template operator()<kFp8E4M3>(); break;
+            default: run.template operator()<kFp8E5M2>(); break;
+        }
+    });
 }
 
 // Global statistics for INT8 / INT8_TOKEN / FP8: the absolute maximum of every parameter set, as float
@@ -983,9 +1019,14 @@ __device__ __forceinline__ void store4(const grey_qk_args& a, uint64_t first, ui
 
 }  // namespace
 
-extern "C" __global__ void grey_dequant(grey_qk_args a) {
-    __shared__ Tables tables;
-    build_tables(a.format, tables);
+namespace {
+
+// The loop for one format and one output type, both compile-time constants: the per-element branches
+// on them fold away, and the loads of the next chunks can be scheduled before this one's stores.
+template <int kFormat, int kDtype>
+__device__ __forceinline__ void dequant_loop(grey_qk_args a, const Tables& tables) {
+    a.format = kFormat;
+    a.dtype = kDtype;
     const uint64_t chunks = (a.elements + 3) / 4;
     const uint64_t stride = grid_threads();
     for (uint64_t base = global_thread(); base < chunks; base += kDequantUnroll * stride) {
@@ -1009,16 +1050,42 @@ extern "C" __global__ void grey_dequant(grey_qk_args a) {
             float y[4];
             if (count[u] == 4 && at[u].offset + 4 <= a.run_length) {  // one parameter set for all four
 #pragma unroll
-                for (int k = 0; k < 4; ++k) y[k] = decode(a.format, coding[u], codes[u][k], tables);
+                for (int k = 0; k < 4; ++k) y[k] = decode(kFormat, coding[u], codes[u][k], tables);
             } else {
 #pragma unroll
                 for (int k = 0; k < 4; ++k)
                     if (k < count[u]) {
-                        y[k] = decode(a.format, load_params(a, at[u].set), codes[u][k], tables);
+                        y[k] = decode(kFormat, load_params(a, at[u].set), codes[u][k], tables);
                         advance(a, at[u]);
                     }
             }
             store4(a, 4 * (base + u * stride), count[u], y);
         }
     }
+}
+
+template <int kDtype>
+__device__ __forceinline__ void dequant_format(const grey_qk_args& a, const Tables& tables) {
+    switch (a.format) {
+        case kInt8: dequant_loop<kInt8, kDtype>(a, tables); break;
+        case kInt8Token: dequant_loop<kInt8Token, kDtype>(a, tables); break;
+        case kInt4: dequant_loop<kInt4, kDtype>(a, tables); break;
+        case kInt4Sym: dequant_loop<kInt4Sym, kDtype>(a, tables); break;
+        case kFp8E4M3: dequant_loop<kFp8E4M3, kDtype>(a, tables); break;
+        case kFp8E5M2: dequant_loop<kFp8E5M2, kDtype>(a, tables); break;
+        case kNf4: dequant_loop<kNf4, kDtype>(a, tables); break;
+        case kQ8_0: dequant_loop<kQ8_0, kDtype>(a, tables); break;
+        case kQ4_0: dequant_loop<kQ4_0, kDtype>(a, tables); break;
+        default: dequant_loop<kQ4_1, kDtype>(a, tables); break;
+    }
+}
+
+}  // namespace
+
+extern "C" __global__ void __launch_bounds__(256, 4) grey_dequant(grey_qk_args a) {
+    __shared__ Tables tables;
+    build_tables(a.format, tables);
+    if (a.dtype == GREY_QK_F32) dequant_format<GREY_QK_F32>(a, tables);
+    else if (a.dtype == GREY_QK_F16) dequant_format<GREY_QK_F16>(a, tables);
+    else dequant_format<GREY_QK_BF16>(a, tables);
 }
