@@ -4,7 +4,7 @@
 // per check and a summary; exits 1 on any failure.
 //   grey_gpu_conformance [--quick] [--backend-dir DIR]
 // --quick uses small sizes (for compute-sanitizer, which slows kernels down a lot).
-#include "grey.h"
+#include "gpu_check.hpp"
 
 #include <cinttypes>
 #include <cstdio>
@@ -15,25 +15,9 @@
 
 namespace {
 
-int g_passed = 0;
-int g_failed = 0;
-
-void check(bool ok, const std::string& what) {
-    (ok ? g_passed : g_failed) += 1;
-    std::printf("%s  %s\n", ok ? "PASS" : "FAIL", what.c_str());
-    if (!ok && *grey_last_error()) std::printf("      last error: %s\n", grey_last_error());
-}
-
-bool ok(grey_status s) { return s == GREY_OK; }
-
-struct Buffer {
-    Buffer(grey_context* c, uint32_t device, uint64_t size) { status = grey_buffer_create(c, device, size, &handle); }
-    ~Buffer() { grey_buffer_destroy(handle); }
-    Buffer(const Buffer&) = delete;
-    Buffer& operator=(const Buffer&) = delete;
-    grey_buffer* handle = nullptr;
-    grey_status status;
-};
+using gpu_check::Buffer;
+using gpu_check::check;
+using gpu_check::ok;
 
 std::vector<unsigned char> read_all(grey_buffer* b, uint64_t size) {
     std::vector<unsigned char> out(size, 0x5A);
@@ -140,47 +124,15 @@ void run_mapping(grey_context* c, uint32_t gpu, const grey_device_spec& spec) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    bool quick = false;
-    const char* backend_dir = nullptr;
-    for (int i = 1; i < argc; ++i) {
-        if (std::strcmp(argv[i], "--quick") == 0) quick = true;
-        else if (std::strcmp(argv[i], "--backend-dir") == 0 && i + 1 < argc) backend_dir = argv[++i];
-        else {
-            std::fprintf(stderr, "usage: %s [--quick] [--backend-dir DIR]\n", argv[0]);
-            return 2;
-        }
-    }
-    grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
-    options.backend_dir = backend_dir;
-    grey_context* context = nullptr;
-    if (!ok(grey_context_create(&options, &context))) {
-        std::printf("FAIL  context: %s\n", grey_last_error());
-        return 1;
-    }
-    std::random_device seed_source;
-    const uint64_t seed = (static_cast<uint64_t>(seed_source()) << 32) | seed_source();
-    std::mt19937_64 rng(seed);
-    std::printf("INFO  seed %" PRIu64 "\n", seed);
-    std::vector<uint64_t> sizes = {1, 15, 16, 17, 255, 256, 4097, 65536 + 3, (1 << 20) + 7};
-    if (!quick) {
-        sizes.push_back((3 << 20) + 1);
-        sizes.push_back((64ull << 20) + 5);
-    }
-    uint32_t count = 0;
-    if (grey_device_count(context, &count) != GREY_OK) count = 0;
-    uint32_t gpus = 0;
-    for (uint32_t d = 0; d < count; ++d) {
-        grey_device_spec spec{};
-        spec.struct_size = sizeof spec;
-        if (!ok(grey_device_spec_get(context, d, &spec)) || spec.type != GREY_DEVICE_GPU) continue;
-        ++gpus;
-        std::printf("INFO  device %u: %s (%s)\n", d, spec.name.value, spec.backend);
-        run_device(context, d, sizes, rng);
-        run_mapping(context, d, spec);
-        if (!quick) run_out_of_memory(context, d);
-    }
-    check(gpus > 0, "at least one GPU device is offered");
-    grey_context_destroy(context);
-    std::printf("conformance: %d passed, %d failed\n", g_passed, g_failed);
-    return g_failed == 0 ? 0 : 1;
+    return gpu_check::run(argc, argv, "conformance", false,
+                          [](grey_context* context, uint32_t gpu, const grey_device_spec& spec, const gpu_check::Options& options, std::mt19937_64& rng) {
+                              std::vector<uint64_t> sizes = {1, 15, 16, 17, 255, 256, 4097, 65536 + 3, (1 << 20) + 7};
+                              if (!options.quick) {
+                                  sizes.push_back((3 << 20) + 1);
+                                  sizes.push_back((64ull << 20) + 5);
+                              }
+                              run_device(context, gpu, sizes, rng);
+                              run_mapping(context, gpu, spec);
+                              if (!options.quick) run_out_of_memory(context, gpu);
+                          });
 }

@@ -5,12 +5,9 @@
 // exits 1 on any failure.
 //   grey_gpu_quant_conformance [--quick] [--backend-dir DIR] [--model FILE]
 // --quick uses small tensors (for compute-sanitizer).
-#include "grey.h"
+#include "gpu_check.hpp"
 
-#include <cinttypes>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -18,25 +15,9 @@
 
 namespace {
 
-int g_passed = 0;
-int g_failed = 0;
-
-void check(bool ok, const std::string& what) {
-    (ok ? g_passed : g_failed) += 1;
-    if (!ok || std::getenv("GREY_VERBOSE") != nullptr) std::printf("%s  %s\n", ok ? "PASS" : "FAIL", what.c_str());
-    if (!ok && *grey_last_error()) std::printf("      last error: %s\n", grey_last_error());
-}
-
-bool ok(grey_status s) { return s == GREY_OK; }
-
-struct Buffer {
-    Buffer(grey_context* c, uint32_t device, uint64_t size) { status = grey_buffer_create(c, device, size, &handle); }
-    ~Buffer() { grey_buffer_destroy(handle); }
-    Buffer(const Buffer&) = delete;
-    Buffer& operator=(const Buffer&) = delete;
-    grey_buffer* handle = nullptr;
-    grey_status status;
-};
+using gpu_check::Buffer;
+using gpu_check::check;
+using gpu_check::ok;
 
 struct Config {
     const char* name;
@@ -270,44 +251,11 @@ void run_model(grey_context* c, uint32_t gpu, const char* path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    bool quick = false;
-    const char* backend_dir = nullptr;
-    const char* model = nullptr;
-    for (int i = 1; i < argc; ++i) {
-        if (std::strcmp(argv[i], "--quick") == 0) quick = true;
-        else if (std::strcmp(argv[i], "--backend-dir") == 0 && i + 1 < argc) backend_dir = argv[++i];
-        else if (std::strcmp(argv[i], "--model") == 0 && i + 1 < argc) model = argv[++i];
-        else {
-            std::fprintf(stderr, "usage: %s [--quick] [--backend-dir DIR] [--model FILE]\n", argv[0]);
-            return 2;
-        }
-    }
-    grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
-    options.backend_dir = backend_dir;
-    grey_context* context = nullptr;
-    if (!ok(grey_context_create(&options, &context))) {
-        std::printf("FAIL  context: %s\n", grey_last_error());
-        return 1;
-    }
-    std::random_device seed_source;
-    const uint64_t seed = (static_cast<uint64_t>(seed_source()) << 32) | seed_source();
-    std::mt19937_64 rng(seed);
-    std::printf("INFO  seed %" PRIu64 "\n", seed);
-    uint32_t count = 0;
-    if (grey_device_count(context, &count) != GREY_OK) count = 0;
-    uint32_t gpus = 0;
-    for (uint32_t d = 0; d < count; ++d) {
-        grey_device_spec spec{};
-        spec.struct_size = sizeof spec;
-        if (!ok(grey_device_spec_get(context, d, &spec)) || spec.type != GREY_DEVICE_GPU) continue;
-        ++gpus;
-        std::printf("INFO  device %u: %s (%s)\n", d, spec.name.value, spec.backend);
-        run_random(context, d, quick, rng);
-        run_non_finite(context, d);
-        if (model != nullptr) run_model(context, d, model);
-    }
-    check(gpus > 0, "at least one GPU device is offered");
-    grey_context_destroy(context);
-    std::printf("quant conformance: %d passed, %d failed\n", g_passed, g_failed);
-    return g_failed == 0 ? 0 : 1;
+    gpu_check::tally().print_passes = false;  // thousands of checks: failures only
+    return gpu_check::run(argc, argv, "quant conformance", true,
+                          [](grey_context* context, uint32_t gpu, const grey_device_spec&, const gpu_check::Options& options, std::mt19937_64& rng) {
+                              run_random(context, gpu, options.quick, rng);
+                              run_non_finite(context, gpu);
+                              if (options.model != nullptr) run_model(context, gpu, options.model);
+                          });
 }
