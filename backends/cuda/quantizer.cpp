@@ -95,7 +95,6 @@ grey_qk_args make_args(const Plan& plan, grey_dtype dtype, CUdeviceptr plain, CU
     a.codes_bytes = plan.codes_bytes;
     a.format = static_cast<int32_t>(plan.format);
     a.dtype = kernel_dtype(dtype);
-    a.group = static_cast<int32_t>(plan.run_length);
     a.run_shift = log2_if_power_of_two(plan.run_length);
     a.sets_are_runs = plan.param_count == plan.run_count() ? 1 : 0;
     return a;

@@ -32,25 +32,12 @@ enum : int { kInt8 = 0, kInt8Token = 1, kInt4 = 2, kInt4Sym = 3, kFp8E4M3 = 4, k
 // ------------------------------------------------------------------------------------------------
 // Scalar conversions: ports of runtime/quant/numeric.hpp.
 
-__device__ __forceinline__ uint16_t f32_to_f16_port(float value) {
-    float base = __fmul_rn(__fmul_rn(fabsf(value), 0x1.0p+112f), 0x1.0p-110f);
-    const uint32_t w = __float_as_uint(value);
-    const uint32_t shl1_w = w + w;
-    const uint32_t sign = w & 0x80000000u;
-    uint32_t bias = shl1_w & 0xFF000000u;
-    if (bias < 0x71000000u) bias = 0x71000000u;
-    base = __fadd_rn(__uint_as_float((bias >> 1) + 0x07800000u), base);
-    const uint32_t bits = __float_as_uint(base);
-    const uint32_t exp_bits = (bits >> 13) & 0x00007C00u;
-    const uint32_t mantissa_bits = bits & 0x00000FFFu;
-    const uint32_t nonsign = exp_bits + mantissa_bits;
-    return static_cast<uint16_t>((sign >> 16) | (shl1_w > 0xFF000000u ? 0x7E00u : nonsign));
-}
-
 // The hardware conversion (cvt.rn.f16.f32) rounds to nearest even and overflows to infinity, which is
-// the port's rule for every non-NaN input; NaN keeps the port's encoding.
+// numeric.hpp's rule for every non-NaN input; a NaN becomes numeric.hpp's quiet NaN with its sign
+// (0x7E00), where the hardware would give 0x7FFF.
 __device__ __forceinline__ uint16_t f32_to_f16(float value) {
-    return isnan(value) ? f32_to_f16_port(value) : __half_as_ushort(__float2half_rn(value));
+    if (isnan(value)) return static_cast<uint16_t>(((__float_as_uint(value) >> 16) & 0x8000u) | 0x7E00u);
+    return __half_as_ushort(__float2half_rn(value));
 }
 
 // Exact for every input, as numeric.hpp's f16_to_f32.
@@ -532,7 +519,7 @@ template <int kPerThread, int kFormat, int kDtype>
 __device__ __forceinline__ void quantize_groups(grey_qk_args a, const Tables& tables) {
     a.format = kFormat;
     a.dtype = kDtype;
-    const int tile = a.group / kPerThread;
+    const int tile = static_cast<int>(a.run_length) / kPerThread;
     const uint64_t groups = a.param_count;
     const uint32_t lane = threadIdx.x % tile;
     const uint64_t tiles_in_grid = grid_threads() / tile;
@@ -541,7 +528,7 @@ __device__ __forceinline__ void quantize_groups(grey_qk_args a, const Tables& ta
     for (uint64_t base = warp_first_tile; base < groups; base += tiles_in_grid) {
         const uint64_t g = base + tile_in_warp;
         const bool active = g < groups;
-        const uint64_t first = g * a.group + kPerThread * lane;
+        const uint64_t first = g * a.run_length + kPerThread * lane;
         float v[kPerThread] = {};
         if (active) {
             load_elements<kPerThread>(a, first, v);
@@ -922,9 +909,8 @@ extern "C" __global__ void grey_quant_encode(grey_qk_args a) {
             unsigned char* codes = out + b * ggml_block_bytes(a.format) + ggml_header_bytes(a.format);
             for (uint64_t j = 0; j < 32; ++j) {
                 const uint32_t q = encode(a.format, c, load_element(a, 32 * b + j), tables);
-                if (a.format == kQ8_0) codes[j] = static_cast<unsigned char>(q);
-                else if (j < 16) codes[j] = static_cast<unsigned char>(q);
-                else codes[j - 16] |= static_cast<unsigned char>(q << 4);
+                if (a.format == kQ8_0 || j < 16) codes[j] = static_cast<unsigned char>(q);
+                else codes[j - 16] |= static_cast<unsigned char>(q << 4);  // Q4: code j+16 in the high nibble
             }
         }
         return;

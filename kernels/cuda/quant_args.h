@@ -34,10 +34,8 @@ typedef struct grey_qk_args {
     uint64_t absmax_bits;  /* device address of param_count uint32 (scratch, global-statistics path) */
     int32_t format;        /* grey_quant_format */
     int32_t dtype;         /* GREY_QK_F32 / F16 / BF16 */
-    int32_t group;         /* run_length of the grouped formats (32, 64, 128) */
     int32_t run_shift;     /* log2(run_length) when it is a power of two, else -1: saves a division */
     int32_t sets_are_runs; /* 1 when param_count is the number of runs (run r uses set r) */
-    int32_t reserved;
 } grey_qk_args;
 
 #endif
