@@ -41,7 +41,8 @@ fi
 # interpreter externally managed (PEP 668); these are test tools for this machine, so allow them.
 export PIP_BREAK_SYSTEM_PACKAGES=1
 if [ -f scripts/requirements-test.txt ]; then
-  if ! python3 -m pip install -q --disable-pip-version-check -r scripts/requirements-test.txt --dry-run 2>/dev/null | grep -q "Would install"; then
+  # No -q on the dry run: quiet mode suppresses the "Would install" line this looks for.
+  if ! python3 -m pip install --disable-pip-version-check -r scripts/requirements-test.txt --dry-run 2>/dev/null | grep -q "Would install"; then
     echo "bootstrap: all Python packages present"
   else
     echo "bootstrap: installing Python packages from scripts/requirements-test.txt"
