@@ -8,7 +8,9 @@
   * bitsandbytes where it has the format (int8 per row, NF4 blocks of 64).
 
 Every operation is timed the same way: wall clock around one call followed by a device synchronise
-(libgrey's calls are synchronous), median of --repeat runs after --warmup runs. Throughput is bytes
+(libgrey's calls are synchronous), median of --repeat runs after --warmup runs. With --device-time it
+also reports device time alone: the durations CUPTI records for every kernel and copy of the call
+(through torch.profiler, which sees kernels launched through the driver API too). Throughput is bytes
 moved (read + written) per second; quantize reads the plain tensor and writes the quantized bytes,
 dequantize the reverse, the copy reads and writes the plain tensor.
 
@@ -90,6 +92,12 @@ class Grey:
 
     def destroy(self, handle):
         self.lib.grey_buffer_destroy(handle)
+
+    def close(self, *buffers):
+        """Destroys `buffers`, then the context."""
+        for handle in buffers:
+            self.destroy(handle)
+        self.lib.grey_context_destroy(self.context)
 
 
 def desc_of(dtype, shape):
@@ -226,6 +234,24 @@ def time_median(fn, warmup, repeat):
     return statistics.median(times)
 
 
+def device_seconds(fn, repeat):
+    """Device time of one call to fn: the summed durations of every kernel and copy it ran, as CUPTI
+    records them (torch.profiler sees kernels launched through the driver API too), per call."""
+    from torch.profiler import ProfilerActivity, profile
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(repeat):
+            fn()
+        torch.cuda.synchronize()
+    total_us = 0.0
+    names = {}
+    for event in prof.events():
+        if event.device_type == torch.autograd.DeviceType.CUDA:
+            total_us += event.device_time
+            names[event.name] = names.get(event.name, 0.0) + event.device_time
+    return total_us / repeat * 1e-6, {k: v / repeat for k, v in sorted(names.items(), key=lambda kv: -kv[1])}
+
+
 def nbytes(result):
     items = result if isinstance(result, tuple) else (result,)
     return sum(t.numel() * t.element_size() for t in items)
@@ -241,6 +267,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--device-time", action="store_true",
+                        help="also report device time (kernels and copies, through CUPTI) of libgrey, memcpy and torch.compile")
     parser.add_argument("--json")
     args = parser.parse_args()
 
@@ -260,19 +288,37 @@ def main():
     del host
     plain_out = grey.buffer(plain_bytes)
 
-    # What one synchronous libgrey call costs beyond its kernels: a 4096-element int8 quantization.
-    small_desc, small_params = desc_of("F32", (1, 4096)), grey.params("int8")
-    small_out = grey.buffer(4096 + 4)
-    fixed_s = time_median(lambda: grey.call("grey_quantize_buffer", C.byref(small_desc), source, C.c_uint64(0), C.byref(small_params),
-                                            small_out, C.c_uint64(0), None), args.warmup, args.repeat * 4)
-    grey.destroy(small_out)
-    print(f"fixed cost of one libgrey call (4096 elements): {fixed_s * 1e6:.1f} us")
+    # What one synchronous libgrey call costs beyond its kernels, by path, on 4096 elements, beside the
+    # round trip of a tiny PyTorch kernel followed by a synchronise (the floor any synchronous call pays).
+    fixed = {}
+    tiny = torch.zeros(4096, device=device)
+    fixed["torch_tiny_kernel_sync"] = time_median(lambda: tiny.add_(1.0), args.warmup, args.repeat * 4)
+    for label, fmt, rows_cols in (("quantize_int8_one_row", "int8", (1, 4096)), ("quantize_int8_rows", "int8", (512, 8)),
+                                  ("quantize_q8_0", "q8_0", (1, 4096)), ("quantize_int4_g128", "int4-g128", (1, 4096))):
+        small_desc, small_params = desc_of("F32", rows_cols), grey.params(fmt)
+        small_size = C.c_uint64()
+        grey.call("grey_quant_size", C.byref(small_desc), C.byref(small_params), C.byref(small_size))
+        small_out = grey.buffer(small_size.value)
+        fixed[label] = time_median(lambda: grey.call("grey_quantize_buffer", C.byref(small_desc), source, C.c_uint64(0),
+                                                     C.byref(small_params), small_out, C.c_uint64(0), None), args.warmup, args.repeat * 4)
+        if fmt == "q8_0":
+            fixed["dequantize_q8_0"] = time_median(lambda: grey.call("grey_dequantize_buffer", C.byref(small_desc), C.byref(small_params),
+                                                                     small_out, C.c_uint64(0), plain_out, C.c_uint64(0)),
+                                                   args.warmup, args.repeat * 4)
+        grey.destroy(small_out)
+    del tiny
+    fixed_s = fixed["quantize_q8_0"]
+    print("fixed cost of one call on 4096 elements (us): " + ", ".join(f"{k} {v * 1e6:.1f}" for k, v in fixed.items()))
 
     copy_dst = torch.empty_like(x)
     memcpy_s = time_median(lambda: copy_dst.copy_(x), args.warmup, args.repeat)
     memcpy_gbs = 2 * plain_bytes / memcpy_s / 1e9
+    memcpy_device_gbs = None
+    if args.device_time:
+        memcpy_device_gbs = 2 * plain_bytes / device_seconds(lambda: copy_dst.copy_(x), args.repeat)[0] / 1e9
     del copy_dst
-    print(f"memcpy D2D: {memcpy_gbs:.0f} GB/s (read + write)\n")
+    print(f"memcpy D2D: {memcpy_gbs:.0f} GB/s (read + write)" +
+          (f"; device time alone {memcpy_device_gbs:.0f} GB/s" if memcpy_device_gbs else "") + "\n")
 
     try:
         import bitsandbytes as bnb
@@ -284,9 +330,12 @@ def main():
 
     formats = torch_formats(device)
     results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "bitsandbytes": bnb_version,
-               "elements": n, "shape": list(shape), "memcpy_gbs": memcpy_gbs, "libgrey_call_fixed_us": fixed_s * 1e6,
+               "elements": n, "shape": list(shape), "memcpy_gbs": memcpy_gbs, "memcpy_device_gbs": memcpy_device_gbs, "libgrey_call_fixed_us": {k: v * 1e6 for k, v in fixed.items()},
                "formats": {}}
-    header = f"{'format':<14} {'op':<10} {'libgrey':>9} {'x memcpy':>9} {'eager':>8} {'compile':>8} {'bnb':>8}   (GB/s)"
+    header = f"{'format':<14} {'op':<10} {'libgrey':>9} {'x memcpy':>9} {'eager':>8} {'compile':>8} {'bnb':>8}"
+    if args.device_time:
+        header += f" {'grey dev':>9} {'x memcpy':>9} {'comp dev':>9}"
+    header += "   (GB/s)"
     print(header)
     names = args.formats.split(",") if args.formats else grey.format_names()
     for name in names:
@@ -299,6 +348,12 @@ def main():
                                                quantized, C.c_uint64(0), None), args.warmup, args.repeat)
         ours_d = time_median(lambda: grey.call("grey_dequantize_buffer", C.byref(desc), C.byref(params), quantized, C.c_uint64(0),
                                                plain_out, C.c_uint64(0)), args.warmup, args.repeat)
+        dev = {}
+        if args.device_time:
+            dev["q"], dev["q_kernels"] = device_seconds(lambda: grey.call("grey_quantize_buffer", C.byref(desc), source, C.c_uint64(0),
+                                                                         C.byref(params), quantized, C.c_uint64(0), None), args.repeat)
+            dev["d"], dev["d_kernels"] = device_seconds(lambda: grey.call("grey_dequantize_buffer", C.byref(desc), C.byref(params),
+                                                                         quantized, C.c_uint64(0), plain_out, C.c_uint64(0)), args.repeat)
         grey.destroy(quantized)
 
         if name not in formats:
@@ -321,6 +376,9 @@ def main():
             compile_seconds = time.perf_counter() - start
             compiled_q = time_median(lambda: cq(x), args.warmup, args.repeat)
             compiled_d = time_median(lambda: cd(*q), args.warmup, args.repeat)
+            if args.device_time:
+                dev["cq"] = device_seconds(lambda: cq(x), args.repeat)[0]
+                dev["cd"] = device_seconds(lambda: cd(*q), args.repeat)[0]
         del q
 
         bnb_q = bnb_d = None
@@ -358,20 +416,28 @@ def main():
             "dequantize": {"libgrey": gbs(moved, ours_d), "eager": gbs(torch_moved_d, eager_d),
                            "compile": gbs(torch_moved_d, compiled_d), "bitsandbytes": gbs(bnb_moved_d, bnb_d)},
         }
+        if args.device_time:
+            entry["quantize"]["libgrey_device"] = gbs(moved, dev["q"])
+            entry["dequantize"]["libgrey_device"] = gbs(moved, dev["d"])
+            entry["quantize"]["compile_device"] = gbs(torch_moved_q, dev.get("cq"))
+            entry["dequantize"]["compile_device"] = gbs(torch_moved_d, dev.get("cd"))
+            entry["libgrey_kernels_us"] = {"quantize": {k: v for k, v in dev["q_kernels"].items()},
+                                           "dequantize": {k: v for k, v in dev["d_kernels"].items()}}
         results["formats"][name] = entry
         for op in ("quantize", "dequantize"):
             r = entry[op]
             cell = lambda v: f"{v:8.0f}" if v is not None else f"{'-':>8}"  # noqa: E731
-            print(f"{name:<14} {op:<10} {r['libgrey']:9.0f} {r['libgrey'] / memcpy_gbs:9.3f} {cell(r['eager'])} "
-                  f"{cell(r['compile'])} {cell(r['bitsandbytes'])}", flush=True)
+            line = (f"{name:<14} {op:<10} {r['libgrey']:9.0f} {r['libgrey'] / memcpy_gbs:9.3f} {cell(r['eager'])} "
+                    f"{cell(r['compile'])} {cell(r['bitsandbytes'])}")
+            if args.device_time:
+                line += f" {r['libgrey_device']:9.0f} {r['libgrey_device'] / memcpy_device_gbs:9.3f} {cell(r['compile_device']):>9}"
+            print(line, flush=True)
         torch.cuda.empty_cache()
 
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
-    grey.destroy(source)
-    grey.destroy(plain_out)
-    grey.lib.grey_context_destroy(grey.context)
+    grey.close(source, plain_out)
     return 0
 
 

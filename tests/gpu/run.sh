@@ -10,7 +10,8 @@
 #                                    runs; cli needs GREY_GPU_MODEL)
 #   GREY_GPU_MODEL=FILE              a safetensors/GGUF file whose tensors the quantization conformance
 #                                    also compares (real weights)
-#   GREY_GPU_BENCH_ARGS=...          extra arguments for bench/quant_gpu_bench.py (e.g. --no-compile)
+#   GREY_GPU_BENCH_ARGS=...          extra arguments for bench/quant_gpu_bench.py (e.g. --no-compile,
+#                                    --repeat 21); it always reports device time (CUPTI) beside wall clock
 #   GREY_GPU_BUILD_DIR=...           build directory (default build/gpu)
 #   GREY_DEPS_PREFIX=...             extra CMake prefix for header-only deps (CLI11, nlohmann_json)
 #                                    when the machine lacks them (default: .deps/usr if it exists)
@@ -156,7 +157,7 @@ if want quant-bench; then
 echo "== benchmark (quantization: libgrey vs cudaMemcpy, PyTorch eager and torch.compile, bitsandbytes)"
 # shellcheck disable=SC2086
 if PYTHONUNBUFFERED=1 python3 bench/quant_gpu_bench.py --lib "$build/lib/libgrey.so" --backend-dir "$plugin_dir" \
-        --json "$out/quant_bench.json" ${GREY_GPU_BENCH_ARGS:-} 2>"$logs/quant_bench.err" | tee "$out/quant_bench.txt"; then
+        --device-time --json "$out/quant_bench.json" ${GREY_GPU_BENCH_ARGS:-} 2>"$logs/quant_bench.err" | tee "$out/quant_bench.txt"; then
     record quant-bench INFO "device: $device; table above and in $out/quant_bench.txt"
 else
     tail -20 "$logs/quant_bench.err"
