@@ -50,6 +50,7 @@ Kernels::Kernels(const Driver& driver)
 
 QuantKernels::QuantKernels(const Driver& driver)
     : module(driver, quant_kernel_fatbin(), "the embedded quantization fatbin"),
+      blocks(module.function("grey_quant_blocks")),
       grouped8(module.function("grey_quant_grouped8")),
       grouped16(module.function("grey_quant_grouped16")),
       rows(module.function("grey_quant_rows")),
@@ -57,7 +58,8 @@ QuantKernels::QuantKernels(const Driver& driver)
       params(module.function("grey_quant_params")),
       search(module.function("grey_quant_search")),
       encode(module.function("grey_quant_encode")),
-      dequant(module.function("grey_dequant")) {}
+      dequant(module.function("grey_dequant")),
+      dequant_fast(module.function("grey_dequant_fast")) {}
 
 DeviceRuntime::DeviceRuntime(const Driver& driver, CUdevice device, uint64_t memory_bytes)
     : driver_(driver), context_(driver, device) {
@@ -117,7 +119,14 @@ void DeviceRuntime::launch(CUfunction function, unsigned int blocks, unsigned in
 const QuantKernels& DeviceRuntime::quant_kernels() {
     if (!quant_kernels_) {
         auto kernels = std::make_unique<QuantKernels>(driver_);
-        if (!quant_flag_host_) quant_flag_host_ = std::make_unique<PinnedHost>(driver_, sizeof(uint64_t));
+        if (!quant_flag_host_) {
+            auto host = std::make_unique<PinnedHost>(driver_, sizeof(QuantHost));
+            CUdeviceptr noticed = 0;
+            driver_.check(driver_.cuMemHostGetDevicePointer(&noticed, &static_cast<QuantHost*>(host->get())->noticed, 0),
+                          "cuMemHostGetDevicePointer");
+            quant_noticed_device_ = noticed;
+            quant_flag_host_ = std::move(host);
+        }
         if (quant_flag_slot_ == 0) {
             const CUdeviceptr slot = pool_->allocate(sizeof(uint64_t));
             const uint64_t none = ~uint64_t{0};

@@ -101,6 +101,7 @@ struct QuantKernels {
     explicit QuantKernels(const Driver& driver);
 
     Module module;
+    CUfunction blocks;     // a lane per 32 elements (aligned tensors)
     CUfunction grouped8;   // eight elements a thread
     CUfunction grouped16;  // sixteen
     CUfunction rows;
@@ -109,6 +110,7 @@ struct QuantKernels {
     CUfunction search;
     CUfunction encode;
     CUfunction dequant;
+    CUfunction dequant_fast;  // aligned tensors, 32-bit indices
 };
 
 class DeviceRuntime {
@@ -158,9 +160,12 @@ public:
     // pay for them), and a launch of any shape on the stream.
     const QuantKernels& quant_kernels();
     // 8 bytes of device memory the quantization kernels flag a non-finite input in (holds ~0 between
-    // jobs), and pinned host memory to read it back into. Made with the kernels.
+    // jobs), and pinned host memory: a uint64 to read that flag back into, and a uint32 the kernels set
+    // to 1 when they flag, so that a job reads the flag back only then. Made with the kernels.
     [[nodiscard]] CUdeviceptr quant_flag() const noexcept { return quant_flag_slot_; }
-    [[nodiscard]] uint64_t* quant_flag_host() const noexcept { return static_cast<uint64_t*>(quant_flag_host_->get()); }
+    [[nodiscard]] uint64_t* quant_flag_host() const noexcept { return &quant_host().flag; }
+    [[nodiscard]] volatile uint32_t* quant_noticed_host() const noexcept { return &quant_host().noticed; }
+    [[nodiscard]] CUdeviceptr quant_noticed() const noexcept { return quant_noticed_device_; }
     void launch(CUfunction function, unsigned int blocks, unsigned int threads, unsigned int shared_bytes, void** params);
     // How many blocks of `threads` threads (and `shared_bytes` dynamic shared memory) of `function` fit on
     // the device at once: a grid of that size runs in one wave.
@@ -169,6 +174,11 @@ public:
 
 private:
     void launch(CUfunction function, uint64_t size, void** params);
+    struct QuantHost {
+        uint64_t flag;
+        uint32_t noticed;
+    };
+    [[nodiscard]] QuantHost& quant_host() const noexcept { return *static_cast<QuantHost*>(quant_flag_host_->get()); }
 
     const Driver& driver_;
     PrimaryContext context_;
@@ -180,6 +190,7 @@ private:
     CUdeviceptr checksum_slot_ = 0;  // 8 bytes from the pool for the checksum kernel's sum
     CUdeviceptr quant_flag_slot_ = 0;
     std::unique_ptr<PinnedHost> quant_flag_host_;
+    CUdeviceptr quant_noticed_device_ = 0;  // the device's address of quant_host().noticed
     // resident_blocks answers, by function, block size and shared memory (asking the driver each launch
     // costs microseconds).
     std::map<std::tuple<CUfunction, unsigned int, unsigned int>, unsigned int> resident_blocks_;

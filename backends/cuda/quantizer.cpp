@@ -41,7 +41,8 @@ private:
 };
 
 enum class Path {
-    grouped,  // grey_quant_grouped
+    blocks,   // grey_quant_blocks: grouped formats, aligned tensors
+    grouped,  // grey_quant_grouped8/16: grouped formats, any alignment
     rows,     // grey_quant_rows
     global,   // grey_quant_absmax, grey_quant_params, grey_quant_encode
     search,   // grey_quant_search, grey_quant_encode
@@ -52,9 +53,26 @@ bool is_grouped(grey_quant_format f) {
            f == GREY_QUANT_Q4_0 || f == GREY_QUANT_Q4_1;
 }
 
-Path choose_path(const Plan& plan, const DeviceRuntime& device) {
+// The fast kernels (the end of grey_quant.cu) index in 32 bits and make no alignment checks.
+constexpr uint64_t kFastIndexLimit = uint64_t{1} << 31;
+
+bool aligned16(CUdeviceptr address) { return address % 16 == 0; }
+
+// grey_quant_blocks: a lane per 32 elements of a group of 32, 64 or 128, both tensors 16-byte aligned.
+bool blocks_fit(const Plan& plan, CUdeviceptr plain, CUdeviceptr quantized) {
+    return aligned16(plain) && aligned16(quantized) && plan.elements / 32 < kFastIndexLimit &&
+           (plan.run_length == 32 || plan.run_length == 64 || plan.run_length == 128);
+}
+
+// grey_dequant_fast: chunks of four elements that share a parameter set, both tensors 16-byte aligned.
+bool fast_dequant_fits(const Plan& plan, CUdeviceptr plain, CUdeviceptr quantized) {
+    return aligned16(plain) && aligned16(quantized) && plan.elements % 4 == 0 && plan.elements / 4 < kFastIndexLimit &&
+           plan.run_length % 4 == 0 && plan.param_count < kFastIndexLimit;
+}
+
+Path choose_path(const Plan& plan, const DeviceRuntime& device, CUdeviceptr plain, CUdeviceptr quantized) {
     if (plan.calibration == GREY_CALIBRATION_MSE) return Path::search;
-    if (is_grouped(plan.format)) return Path::grouped;
+    if (is_grouped(plan.format)) return blocks_fit(plan, plain, quantized) ? Path::blocks : Path::grouped;
     // A block per run pays when runs own their scale and there are enough of them to fill the GPU.
     if (plan.run_count() == plan.param_count && plan.run_length <= kMaxRowLength && plan.param_count >= device.multiprocessors())
         return Path::rows;
@@ -85,6 +103,18 @@ int32_t log2_if_power_of_two(uint64_t value) {
     return shift;
 }
 
+}  // namespace
+
+Divider divider_for(uint64_t d) {
+    if (d == 0 || d > kFastIndexLimit) throw std::invalid_argument("divider_for: the divisor must be in 1 .. 2^31");
+    int32_t ceil_log2 = 0;
+    while ((uint64_t{1} << ceil_log2) < d) ++ceil_log2;
+    const int32_t shift = 32 + ceil_log2;
+    return {((uint64_t{1} << shift) + d - 1) / d, shift};
+}
+
+namespace {
+
 grey_qk_args make_args(const Plan& plan, grey_dtype dtype, CUdeviceptr plain, CUdeviceptr quantized) {
     grey_qk_args a{};
     a.plain = plain;
@@ -97,6 +127,14 @@ grey_qk_args make_args(const Plan& plan, grey_dtype dtype, CUdeviceptr plain, CU
     a.dtype = kernel_dtype(dtype);
     a.run_shift = log2_if_power_of_two(plan.run_length);
     a.sets_are_runs = plan.param_count == plan.run_count() ? 1 : 0;
+    // Only the fast kernels divide through these, and only when their indices are below 2^31.
+    if (plan.run_length <= kFastIndexLimit && plan.param_count <= kFastIndexLimit) {
+        const Divider run = divider_for(plan.run_length), set = divider_for(plan.param_count);
+        a.run_multiplier = run.multiplier;
+        a.run_mshift = run.shift;
+        a.set_multiplier = set.multiplier;
+        a.set_mshift = set.shift;
+    }
     return a;
 }
 
@@ -149,17 +187,21 @@ void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevice
     const uint64_t n = plan.elements;
     device.exclusive([&] {
         const QuantKernels& k = device.quant_kernels();
-        const Path path = choose_path(plan, device);
+        const Path path = choose_path(plan, device, source, destination);
         const bool needs_codings = path == Path::global || path == Path::search;
         Scratch codings(device.pool(), needs_codings ? sets * sizeof(grey_qk_coding) : 0);
         Scratch absmax(device.pool(), path == Path::global ? sets * sizeof(uint32_t) : 0);
         a.bad_index = device.quant_flag();
+        a.noticed = device.quant_noticed();
         a.codings = codings.get();
         a.absmax_bits = absmax.get();
         void* params[] = {&a};
         uint64_t& bad_index = *device.quant_flag_host();
+        volatile uint32_t& noticed = *device.quant_noticed_host();
+        noticed = 0;
         run_job(device, [&] {
             switch (path) {
+                case Path::blocks: launch(device, k.blocks, n / 32, kThreads, 0, params); break;
                 case Path::grouped:
                     if (plan.format == GREY_QUANT_Q8_0 || plan.format == GREY_QUANT_Q4_0) launch(device, k.grouped8, n / 8, kThreads, 0, params);
                     else launch(device, k.grouped16, n / 16, kThreads, 0, params);
@@ -178,8 +220,12 @@ void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevice
                     launch(device, k.encode, plan.is_ggml_block() ? sets : (n + 3) / 4, kThreads, 0, params);
                     break;
             }
-            device.copy_to_host_async(&bad_index, device.quant_flag(), sizeof bad_index);
         });
+        // The kernels set `noticed` whenever they flag an element, so the flag needs reading back only
+        // then: a job with finite input costs one launch and one wait.
+        if (noticed == 0) return;
+        device.copy_to_host_async(&bad_index, device.quant_flag(), sizeof bad_index);
+        device.finish();
         if (bad_index != ~uint64_t{0}) {
             const uint64_t flagged = bad_index;
             bad_index = ~uint64_t{0};  // re-arm the flag for the next job
@@ -197,7 +243,10 @@ void dequantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevi
     device.exclusive([&] {
         const QuantKernels& k = device.quant_kernels();
         void* params[] = {&a};
-        run_job(device, [&] { launch(device, k.dequant, (plan.elements + 7) / 8, kThreads, 0, params); });
+        run_job(device, [&] {
+            if (fast_dequant_fits(plan, destination, source)) launch(device, k.dequant_fast, plan.elements / 4, kThreads, 0, params);
+            else launch(device, k.dequant, (plan.elements + 7) / 8, kThreads, 0, params);
+        });
     });
 }
 

@@ -7,7 +7,18 @@
 #include "cuda/device_runtime.hpp"
 #include "grey_backend.h"
 
+#include <cstdint>
+
 namespace grey::cuda {
+
+// Exact division by d of every n below 2^31 on the GPU, as n / d = (n * multiplier) >> shift, with
+// shift = 32 + ceil(log2 d) and multiplier = ceil(2^shift / d) (under 2^33, so n * multiplier fits 64
+// bits; the error n * (multiplier * d - 2^shift) / (d * 2^shift) stays below 1/d). d in 1 .. 2^31.
+struct Divider {
+    uint64_t multiplier;
+    int32_t shift;
+};
+Divider divider_for(uint64_t d);
 
 // Quantizes job.tensor at `source` into `destination`. A NaN or infinite input throws
 // std::invalid_argument naming the first such element (the destination may have been written).

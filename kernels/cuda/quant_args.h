@@ -10,11 +10,11 @@
 enum { GREY_QK_F32 = 0, GREY_QK_F16 = 1, GREY_QK_BF16 = 2 };
 
 /* One scale group's parameters made concrete, as the host quantizer's Coding (backends/host/quant):
- * encode q = clamp(round((x - e_sub) * e_mul + e_add), lo, hi), decode y = (q - d_sub) * d_mul + d_add;
- * fp8 and NF4 use `scale` instead. Written by the parameter kernels, read by the encoder. */
+ * encode q = clamp(round((x - e_sub) * e_mul + e_add), lo, hi) (Q4_0 and Q4_1 truncate instead of
+ * rounding), decode y = (q - d_sub) * d_mul + d_add; fp8 and NF4 encode x * e_mul (e_mul = 1/scale) and
+ * decode through `scale`. Written by the parameter kernels, read by the encoder. */
 typedef struct grey_qk_coding {
     float e_sub, e_mul, e_add;
-    int32_t e_truncate; /* 0: round half away from zero; 1: toward zero */
     int32_t lo, hi;
     float d_sub, d_mul, d_add;
     float scale;        /* fp32 scale (INT8, FP8), NF4's absmax */
@@ -30,12 +30,20 @@ typedef struct grey_qk_args {
     uint64_t param_count;  /* run r uses parameter set r % param_count */
     uint64_t codes_bytes;  /* planar formats: where the parameter arrays begin */
     uint64_t bad_index;    /* device address of a uint64: the lowest non-finite element (quantize) */
+    uint64_t noticed;      /* device address of a uint32 in mapped host memory: set to 1 with bad_index, so
+                              that the host reads bad_index back only when it was set */
     uint64_t codings;      /* device address of param_count grey_qk_codings (scratch) */
     uint64_t absmax_bits;  /* device address of param_count uint32 (scratch, global-statistics path) */
     int32_t format;        /* grey_quant_format */
     int32_t dtype;         /* GREY_QK_F32 / F16 / BF16 */
     int32_t run_shift;     /* log2(run_length) when it is a power of two, else -1: saves a division */
     int32_t sets_are_runs; /* 1 when param_count is the number of runs (run r uses set r) */
+    /* Exact division by run_length and by param_count for the fast kernels, whose indices are below
+     * 2^31: n / d = (n * multiplier) >> shift (grey_qk_divider in quantizer.cpp). */
+    uint64_t run_multiplier;
+    uint64_t set_multiplier;
+    int32_t run_mshift;
+    int32_t set_mshift;
 } grey_qk_args;
 
 #endif

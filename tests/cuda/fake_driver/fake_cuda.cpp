@@ -297,6 +297,13 @@ CUresult fake_cuMemAllocHost(void** pointer, size_t size) {
     *pointer = std::malloc(size);
     return *pointer != nullptr ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
 }
+// Pinned memory is plain host memory here, and its device address the host address (as under UVA).
+CUresult fake_cuMemHostGetDevicePointer(CUdeviceptr* device_pointer, void* pointer, unsigned int flags) {
+    FAKE_FAIL("cuMemHostGetDevicePointer");
+    if (flags != 0) return CUDA_ERROR_INVALID_VALUE;
+    *device_pointer = reinterpret_cast<CUdeviceptr>(pointer);
+    return CUDA_SUCCESS;
+}
 CUresult fake_cuMemFreeHost(void* pointer) {
     std::free(pointer);
     return CUDA_SUCCESS;
@@ -413,7 +420,7 @@ const Entry kEntries[] = {
     FAKE_ENTRY(cuMemMap), FAKE_ENTRY(cuMemUnmap), FAKE_ENTRY(cuMemSetAccess), FAKE_ENTRY(cuStreamCreate), FAKE_ENTRY(cuStreamDestroy),
     FAKE_ENTRY(cuStreamSynchronize), FAKE_ENTRY(cuEventCreate), FAKE_ENTRY(cuEventDestroy), FAKE_ENTRY(cuEventRecord),
     FAKE_ENTRY(cuEventSynchronize), FAKE_ENTRY(cuEventElapsedTime), FAKE_ENTRY(cuMemcpyHtoDAsync), FAKE_ENTRY(cuMemcpyDtoHAsync),
-    FAKE_ENTRY(cuMemcpyDtoDAsync), FAKE_ENTRY(cuMemAllocHost), FAKE_ENTRY(cuMemFreeHost), FAKE_ENTRY(cuModuleLoadData), FAKE_ENTRY(cuModuleUnload), FAKE_ENTRY(cuModuleGetFunction),
+    FAKE_ENTRY(cuMemcpyDtoDAsync), FAKE_ENTRY(cuMemAllocHost), FAKE_ENTRY(cuMemFreeHost), FAKE_ENTRY(cuMemHostGetDevicePointer), FAKE_ENTRY(cuModuleLoadData), FAKE_ENTRY(cuModuleUnload), FAKE_ENTRY(cuModuleGetFunction),
     FAKE_ENTRY(cuLaunchKernel), FAKE_ENTRY(cuOccupancyMaxActiveBlocksPerMultiprocessor), FAKE_ENTRY(cuGetErrorName), FAKE_ENTRY(cuGetErrorString),
 };
 #undef FAKE_ENTRY
