@@ -307,7 +307,6 @@ def main():
                                                    args.warmup, args.repeat * 4)
         grey.destroy(small_out)
     del tiny
-    fixed_s = fixed["quantize_q8_0"]
     print("fixed cost of one call on 4096 elements (us): " + ", ".join(f"{k} {v * 1e6:.1f}" for k, v in fixed.items()))
 
     copy_dst = torch.empty_like(x)
@@ -421,8 +420,7 @@ def main():
             entry["dequantize"]["libgrey_device"] = gbs(moved, dev["d"])
             entry["quantize"]["compile_device"] = gbs(torch_moved_q, dev.get("cq"))
             entry["dequantize"]["compile_device"] = gbs(torch_moved_d, dev.get("cd"))
-            entry["libgrey_kernels_us"] = {"quantize": {k: v for k, v in dev["q_kernels"].items()},
-                                           "dequantize": {k: v for k, v in dev["d_kernels"].items()}}
+            entry["libgrey_kernels_us"] = {"quantize": dev["q_kernels"], "dequantize": dev["d_kernels"]}
         results["formats"][name] = entry
         for op in ("quantize", "dequantize"):
             r = entry[op]

@@ -500,20 +500,29 @@ __device__ __forceinline__ float min_tile(float v, int tile) {
     return v;
 }
 
-// The absolute maximum over the block (every thread gets it). `scratch` holds 32 floats.
-__device__ float block_max(float m, float* scratch) {
-    m = max_tile(m, 32);
-    if ((threadIdx.x & 31u) == 0) scratch[threadIdx.x / 32] = m;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        float w = threadIdx.x < blockDim.x / 32 ? scratch[threadIdx.x] : 0.0f;
-        w = max_tile(w, 32);
-        if (threadIdx.x == 0) scratch[0] = w;
+// The minimum and maximum of a group whose tile lanes hold kCount elements each, `first` being this
+// lane's first element in the group. A zero extreme: which zero (+0 or -0) a sequential scan keeps is
+// the first one met, and it decides a stored fp16 bit. Rare, so the index-aware reduction runs only then.
+template <int kCount>
+__device__ __forceinline__ void group_min_max(const float* v, uint32_t first, int tile, Stats& s) {
+    float lo = v[0], hi = v[0];
+#pragma unroll
+    for (int k = 1; k < kCount; ++k) {
+        lo = fminf(lo, v[k]);
+        hi = fmaxf(hi, v[k]);
     }
-    __syncthreads();
-    const float result = scratch[0];
-    __syncthreads();  // scratch is reused by the caller's next reduction
-    return result;
+    s.min = min_tile(lo, tile);
+    s.max = max_tile(hi, tile);
+    if (__any_sync(0xFFFFFFFFu, s.min == 0.0f || s.max == 0.0f)) {
+        Pick first_lo{v[0], first}, first_hi{v[0], first};
+#pragma unroll
+        for (int k = 1; k < kCount; ++k) {
+            first_lo = better<true>(first_lo, Pick{v[k], first + k});
+            first_hi = better<false>(first_hi, Pick{v[k], first + k});
+        }
+        s.min = reduce_tile<true>(first_lo, tile).value;
+        s.max = reduce_tile<false>(first_hi, tile).value;
+    }
 }
 
 template <int kCount>
@@ -563,26 +572,7 @@ __device__ __forceinline__ void quantize_groups(grey_qk_args a, const Tables& ta
         }
         Stats s{0.0f, INFINITY, -INFINITY, 0.0f};
         if (uses_minmax(a.format)) {
-            float lo = v[0], hi = v[0];
-#pragma unroll
-            for (int k = 1; k < kPerThread; ++k) {
-                lo = fminf(lo, v[k]);
-                hi = fmaxf(hi, v[k]);
-            }
-            s.min = min_tile(lo, tile);
-            s.max = max_tile(hi, tile);
-            // A zero extreme: which zero (+0 or -0) a sequential scan keeps is the first one met, and it
-            // decides a stored fp16 bit. Rare, so the index-aware reduction runs only then.
-            if (__any_sync(0xFFFFFFFFu, s.min == 0.0f || s.max == 0.0f)) {
-                Pick first_lo{v[0], kPerThread * lane}, first_hi{v[0], kPerThread * lane};
-#pragma unroll
-                for (int k = 1; k < kPerThread; ++k) {
-                    first_lo = better<true>(first_lo, Pick{v[k], kPerThread * lane + k});
-                    first_hi = better<false>(first_hi, Pick{v[k], kPerThread * lane + k});
-                }
-                s.min = reduce_tile<true>(first_lo, tile).value;
-                s.max = reduce_tile<false>(first_hi, tile).value;
-            }
+            group_min_max<kPerThread>(v, kPerThread * lane, tile, s);
         } else {
             float m = 0.0f;
 #pragma unroll
@@ -643,6 +633,23 @@ __device__ __forceinline__ void with_dtype(int dtype, Body&& body) {
     if (dtype == GREY_QK_F32) body.template operator()<GREY_QK_F32>();
     else if (dtype == GREY_QK_F16) body.template operator()<GREY_QK_F16>();
     else body.template operator()<GREY_QK_BF16>();
+}
+
+// Calls body.template operator()<kFormat>() with the format as a compile-time constant.
+template <typename Body>
+__device__ __forceinline__ void with_format(int format, Body&& body) {
+    switch (format) {
+        case kInt8: body.template operator()<kInt8>(); break;
+        case kInt8Token: body.template operator()<kInt8Token>(); break;
+        case kInt4: body.template operator()<kInt4>(); break;
+        case kInt4Sym: body.template operator()<kInt4Sym>(); break;
+        case kFp8E4M3: body.template operator()<kFp8E4M3>(); break;
+        case kFp8E5M2: body.template operator()<kFp8E5M2>(); break;
+        case kNf4: body.template operator()<kNf4>(); break;
+        case kQ8_0: body.template operator()<kQ8_0>(); break;
+        case kQ4_0: body.template operator()<kQ4_0>(); break;
+        default: body.template operator()<kQ4_1>(); break;
+    }
 }
 
 // Two entry points so that each gets its own register allocation. Q8_0 and Q4_0 (codes in 34- and
@@ -748,9 +755,10 @@ __device__ __forceinline__ void rows_in_registers(const grey_qk_args& a, const T
 }
 
 // Any other row: the maximum in a first pass, the codes in a second that reads the row again.
-__device__ __forceinline__ void rows_two_pass(const grey_qk_args& a, const Tables& tables, float* scratch) {
+__device__ __forceinline__ void rows_two_pass(const grey_qk_args& a, const Tables& tables, float (*scratch)[32]) {
     const uint64_t L = a.run_length;
-    for (uint64_t r = blockIdx.x; r < a.param_count; r += gridDim.x) {
+    int parity = 0;
+    for (uint64_t r = blockIdx.x; r < a.param_count; r += gridDim.x, parity ^= 1) {
         const uint64_t first = r * L;
         float m = 0.0f;
         for (uint64_t i = threadIdx.x; i < L; i += blockDim.x) {
@@ -758,7 +766,7 @@ __device__ __forceinline__ void rows_two_pass(const grey_qk_args& a, const Table
             note_if_not_finite(a, first + i, v);
             m = fmaxf(m, fabsf(v));
         }
-        const Stats s{block_max(m, scratch), 0.0f, 0.0f, 0.0f};
+        const Stats s{block_max_once(m, scratch[parity]), 0.0f, 0.0f, 0.0f};
         const grey_qk_coding coding = make_coding(a.format, s, 1.0f);
         if (threadIdx.x == 0) store_params(a, r, coding);
         for (uint64_t i = threadIdx.x; i < L; i += blockDim.x)
@@ -774,8 +782,8 @@ extern "C" __global__ void __launch_bounds__(256, 3) grey_quant_rows(grey_qk_arg
     __shared__ float scratch[2][32];
     build_tables(a.format, tables);
     const uint64_t L = a.run_length;
-    // Sixteen floats a thread (and sixteen more for the next row) keep the kernel at four resident blocks
-    // per multiprocessor; longer rows take the two-pass path (their second read mostly hits L2).
+    // Sixteen floats a thread, and sixteen more for the next row, keep the kernel at three resident
+    // blocks per multiprocessor; longer rows take the two-pass path (their second read mostly hits L2).
     with_dtype(a.dtype, [&]<int kDtype>() {
         // The format and the plain type as compile-time constants: the per-element branches fold away.
         const auto run = [&]<int kFormat>() {
@@ -783,7 +791,7 @@ extern "C" __global__ void __launch_bounds__(256, 3) grey_quant_rows(grey_qk_arg
             b.format = kFormat;
             b.dtype = kDtype;
             if (L % 4 == 0 && L <= 16ull * blockDim.x) rows_in_registers<4>(b, tables, scratch);
-            else rows_two_pass(b, tables, scratch[0]);
+            else rows_two_pass(b, tables, scratch);
         };
         switch (a.format) {
             case kInt8: run.template operator()<kInt8>(); break;
@@ -1114,30 +1122,12 @@ __device__ __forceinline__ void dequant_loop(grey_qk_args a, const Tables& table
     }
 }
 
-template <int kDtype>
-__device__ __forceinline__ void dequant_format(const grey_qk_args& a, const Tables& tables) {
-    switch (a.format) {
-        case kInt8: dequant_loop<kInt8, kDtype>(a, tables); break;
-        case kInt8Token: dequant_loop<kInt8Token, kDtype>(a, tables); break;
-        case kInt4: dequant_loop<kInt4, kDtype>(a, tables); break;
-        case kInt4Sym: dequant_loop<kInt4Sym, kDtype>(a, tables); break;
-        case kFp8E4M3: dequant_loop<kFp8E4M3, kDtype>(a, tables); break;
-        case kFp8E5M2: dequant_loop<kFp8E5M2, kDtype>(a, tables); break;
-        case kNf4: dequant_loop<kNf4, kDtype>(a, tables); break;
-        case kQ8_0: dequant_loop<kQ8_0, kDtype>(a, tables); break;
-        case kQ4_0: dequant_loop<kQ4_0, kDtype>(a, tables); break;
-        default: dequant_loop<kQ4_1, kDtype>(a, tables); break;
-    }
-}
-
 }  // namespace
 
 extern "C" __global__ void __launch_bounds__(256, 4) grey_dequant(grey_qk_args a) {
     __shared__ Tables tables;
     build_tables(a.format, tables);
-    if (a.dtype == GREY_QK_F32) dequant_format<GREY_QK_F32>(a, tables);
-    else if (a.dtype == GREY_QK_F16) dequant_format<GREY_QK_F16>(a, tables);
-    else dequant_format<GREY_QK_BF16>(a, tables);
+    with_dtype(a.dtype, [&]<int kDtype>() { with_format(a.format, [&]<int kFormat>() { dequant_loop<kFormat, kDtype>(a, tables); }); });
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1164,9 +1154,6 @@ __device__ __forceinline__ uint32_t set_of(const grey_qk_args& a, uint32_t i) {
     return run - divide(run, a.set_multiplier, a.set_mshift) * static_cast<uint32_t>(a.param_count);
 }
 
-template <typename T>
-__device__ __forceinline__ T load_aligned(uint64_t at) { return *reinterpret_cast<const T*>(at); }
-
 // The codes of chunk c (elements 4c .. 4c+3) of a dequantization, byte k holding element k's.
 template <int kFormat>
 __device__ __forceinline__ uint32_t chunk_codes(const grey_qk_args& a, uint32_t c) {
@@ -1175,16 +1162,15 @@ __device__ __forceinline__ uint32_t chunk_codes(const grey_qk_args& a, uint32_t 
         const uint32_t j = (c & 7u) * 4;  // the chunk's first element in its block of 32
         // Q8_0 and Q4_0 blocks (34 and 18 bytes) keep their codes 2-byte aligned; Q4_1's are 4-byte aligned.
         const uint64_t at = block + ggml_header_bytes(kFormat) + (kFormat == kQ8_0 ? j : (j & 15u));
-        const uint32_t bytes = kFormat == kQ4_1 ? load_aligned<uint32_t>(at)
-                                                : load_aligned<uint16_t>(at) | (static_cast<uint32_t>(load_aligned<uint16_t>(at + 2)) << 16);
+        const uint32_t bytes = kFormat == kQ4_1 ? load_u32<true>(at) : load_u16<true>(at) | (load_u16<true>(at + 2) << 16);
         if (kFormat == kQ8_0) return bytes;
         return (bytes >> (j < 16 ? 0 : 4)) & 0x0F0F0F0Fu;  // codes j+16.. are the high nibbles of bytes j..
     }
     if (is_four_bit(kFormat)) {
-        const uint32_t n = load_aligned<uint16_t>(a.quantized + 2ull * c);
+        const uint32_t n = load_u16<true>(a.quantized + 2ull * c);
         return (n & 0xFu) | ((n & 0xF0u) << 4) | ((n & 0xF00u) << 8) | ((n & 0xF000u) << 12);
     }
-    return load_aligned<uint32_t>(a.quantized + 4ull * c);
+    return load_u32<true>(a.quantized + 4ull * c);
 }
 
 template <int kDtype>
@@ -1230,23 +1216,6 @@ __device__ __forceinline__ void dequant_fast_loop(grey_qk_args a, const Tables& 
             for (int k = 0; k < 4; ++k) y[k] = decode(kFormat, coding[u], (codes[u] >> (8 * k)) & 0xFFu, tables);
             store4_aligned<kDtype>(a.plain, c, y);
         }
-    }
-}
-
-// Calls body.template operator()<kFormat>() with the format as a compile-time constant.
-template <typename Body>
-__device__ __forceinline__ void with_format(int format, Body&& body) {
-    switch (format) {
-        case kInt8: body.template operator()<kInt8>(); break;
-        case kInt8Token: body.template operator()<kInt8Token>(); break;
-        case kInt4: body.template operator()<kInt4>(); break;
-        case kInt4Sym: body.template operator()<kInt4Sym>(); break;
-        case kFp8E4M3: body.template operator()<kFp8E4M3>(); break;
-        case kFp8E5M2: body.template operator()<kFp8E5M2>(); break;
-        case kNf4: body.template operator()<kNf4>(); break;
-        case kQ8_0: body.template operator()<kQ8_0>(); break;
-        case kQ4_0: body.template operator()<kQ4_0>(); break;
-        default: body.template operator()<kQ4_1>(); break;
     }
 }
 
@@ -1369,26 +1338,7 @@ __device__ __forceinline__ void quantize_blocks(grey_qk_args a, const Tables& ta
 
         Stats s{0.0f, INFINITY, -INFINITY, 0.0f};
         if (uses_minmax(kFormat)) {
-            float lo = v[0], hi = v[0];
-#pragma unroll
-            for (int k = 1; k < 32; ++k) {
-                lo = fminf(lo, v[k]);
-                hi = fmaxf(hi, v[k]);
-            }
-            s.min = min_tile(lo, tile);
-            s.max = max_tile(hi, tile);
-            // A zero extreme: which zero (+0 or -0) a sequential scan keeps is the first one met, and it
-            // decides a stored fp16 bit. Rare, so the index-aware reduction runs only then.
-            if (__any_sync(0xFFFFFFFFu, s.min == 0.0f || s.max == 0.0f)) {
-                Pick first_lo{v[0], in_group}, first_hi{v[0], in_group};
-#pragma unroll
-                for (int k = 1; k < 32; ++k) {
-                    first_lo = better<true>(first_lo, Pick{v[k], in_group + k});
-                    first_hi = better<false>(first_hi, Pick{v[k], in_group + k});
-                }
-                s.min = reduce_tile<true>(first_lo, tile).value;
-                s.max = reduce_tile<false>(first_hi, tile).value;
-            }
+            group_min_max<32>(v, in_group, tile, s);
         } else {
             float m = 0.0f;
 #pragma unroll

@@ -39,7 +39,7 @@ typedef struct grey_qk_args {
     int32_t run_shift;     /* log2(run_length) when it is a power of two, else -1: saves a division */
     int32_t sets_are_runs; /* 1 when param_count is the number of runs (run r uses set r) */
     /* Exact division by run_length and by param_count for the fast kernels, whose indices are below
-     * 2^31: n / d = (n * multiplier) >> shift (grey_qk_divider in quantizer.cpp). */
+     * 2^31: n / d = (n * multiplier) >> shift (grey::cuda::divider_for in quantizer.cpp). */
     uint64_t run_multiplier;
     uint64_t set_multiplier;
     int32_t run_mshift;
