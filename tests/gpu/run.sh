@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The CUDA backend on a real NVIDIA GPU: build, conformance against the host reference (buffers and
 # quantization), buffer mapping checked through the CUDA driver, the kernels under compute-sanitizer
-# memcheck, `greyctl detect` against nvidia-smi, the pool benchmark and the quantization benchmark.
+# memcheck and racecheck, `greyctl detect` against nvidia-smi, the pool benchmark, the launch-shape
+# benchmark and the quantization benchmark.
 # Prints a summary last; exits non-zero if any step failed.
 #
 #   bash tests/gpu/run.sh            (from the repository root)
 #   GREY_GPU_STEPS=...               comma-separated subset of: conformance, quant, cli, mapping,
-#                                    memcheck, detect, bench, quant-bench (default: all; the build always
-#                                    runs; cli needs GREY_GPU_MODEL)
+#                                    memcheck, racecheck, detect, bench, grid-bench, quant-bench
+#                                    (default: all; the build always runs; cli needs GREY_GPU_MODEL)
 #   GREY_GPU_MODEL=FILE              a safetensors/GGUF file whose tensors the quantization conformance
 #                                    also compares (real weights)
 #   GREY_GPU_BENCH_ARGS=...          extra arguments for bench/quant_gpu_bench.py (e.g. --no-compile,
@@ -28,7 +29,7 @@ logs=$build/logs  # build logs stay in the build tree; $out gets what a reader n
 mkdir -p "$out" "$logs"
 declare -a summary
 status=0
-steps=${GREY_GPU_STEPS:-conformance,quant,cli,mapping,memcheck,detect,bench,quant-bench}
+steps=${GREY_GPU_STEPS:-conformance,quant,cli,mapping,memcheck,racecheck,detect,bench,grid-bench,quant-bench}
 want() { [[ ",$steps," == *",$1,"* ]]; }
 record() {  # record NAME RESULT [DETAIL]
     summary+=("$(printf '%-28s %-6s %s' "$1" "$2" "${3:-}")")
@@ -122,6 +123,21 @@ if command -v compute-sanitizer >/dev/null; then
 else
     record compute-sanitizer FAIL "compute-sanitizer not found"
 fi
+
+if want racecheck; then
+echo "== compute-sanitizer racecheck (quantization kernels: shared-memory staging)"
+if command -v compute-sanitizer >/dev/null; then
+    compute-sanitizer --tool racecheck --error-exitcode 99 --print-limit 20 \
+        "$build/bin/grey_gpu_quant_conformance" --quick --backend-dir "$plugin_dir" >"$out/racecheck.log" 2>&1
+    rc=$?
+    tail -3 "$out/racecheck.log"
+    summary_line=$(grep -E "RACECHECK SUMMARY|ERROR SUMMARY" "$out/racecheck.log" | tail -1)
+    if [ $rc -eq 0 ]; then record "racecheck quant" PASS "${summary_line:-no summary line}"
+    else record "racecheck quant" FAIL "exit $rc; ${summary_line:-see racecheck.log}"; fi
+else
+    record compute-sanitizer FAIL "compute-sanitizer not found"
+fi
+fi
 fi
 
 if want detect; then
@@ -151,6 +167,17 @@ else
     record bench FAIL "$(head -c 300 "$logs/bench.err")"
 fi
 
+fi
+
+if want grid-bench; then
+echo "== benchmark (launch shapes of a streaming kernel vs cudaMemcpy)"
+if "$build/bin/grey_bench_cuda_grid" >"$out/grid_bench.txt" 2>"$logs/grid_bench.err"; then
+    cat "$out/grid_bench.txt"
+    record grid-bench INFO "device: $device; table above and in $out/grid_bench.txt"
+else
+    cat "$logs/grid_bench.err"
+    record grid-bench FAIL "$(head -c 300 "$logs/grid_bench.err")"
+fi
 fi
 
 if want quant-bench; then
