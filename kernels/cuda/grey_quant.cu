@@ -1185,7 +1185,8 @@ __device__ __forceinline__ uint32_t set_of(const grey_qk_args& a, uint32_t i) {
     return run - divide(run, a.set_multiplier, a.set_mshift) * static_cast<uint32_t>(a.param_count);
 }
 
-// The codes of chunk c (elements 4c .. 4c+3) of a dequantization, byte k holding element k's.
+// The codes of chunk c (elements 4c .. 4c+3) of a dequantization, byte k holding element k's: the ggml
+// formats and the 8-bit planar ones.
 template <int kFormat>
 __device__ __forceinline__ uint32_t chunk_codes(const grey_qk_args& a, uint32_t c) {
     if (is_ggml(kFormat)) {
@@ -1197,11 +1198,12 @@ __device__ __forceinline__ uint32_t chunk_codes(const grey_qk_args& a, uint32_t 
         if (kFormat == kQ8_0) return bytes;
         return (bytes >> (j < 16 ? 0 : 4)) & 0x0F0F0F0Fu;  // codes j+16.. are the high nibbles of bytes j..
     }
-    if (is_four_bit(kFormat)) {
-        const uint32_t n = load_u16<true>(a.quantized + 2ull * c);
-        return (n & 0xFu) | ((n & 0xF0u) << 4) | ((n & 0xF00u) << 8) | ((n & 0xF000u) << 12);
-    }
-    return load_u32<true>(a.quantized + 4ull * c);
+    return load_u32<true>(a.quantized + 4ull * c);  // 8-bit planar codes (the 4-bit ones: dequant_fast_planar4)
+}
+
+// Four planar nibbles (low first), one to a byte.
+__device__ __forceinline__ uint32_t spread_nibbles(uint32_t n) {
+    return (n & 0xFu) | ((n & 0xF0u) << 4) | ((n & 0xF00u) << 8) | ((n & 0xF000u) << 12);
 }
 
 // Streaming stores (st.global.cs): the output is not read again by this kernel, and marking it so
@@ -1218,17 +1220,26 @@ __device__ __forceinline__ void store4_aligned(uint64_t plain, uint32_t c, const
     }
 }
 
+// Decodes chunk c's four codes (byte k holding element k's) and stores the four values.
+template <int kFormat, int kDtype>
+__device__ __forceinline__ void decode_chunk(const grey_qk_args& a, uint32_t c, uint32_t codes, const Decoding& coding, const Tables& tables) {
+    float y[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) y[k] = decode(kFormat, coding, (codes >> (8 * k)) & 0xFFu, tables);
+    store4_aligned<kDtype>(a.plain, c, y);
+}
+
 // Chunks of four elements, the warp's covering contiguous memory (a 16-byte store a lane), and
 // kFastUnroll chunks a thread in flight: their code and parameter loads are all issued before the
 // first decode. quantizer.cpp launches a block for every kFastUnroll * blockDim chunks.
 template <int kFormat, int kDtype>
 __device__ __forceinline__ void dequant_fast_loop(grey_qk_args a, const Tables& tables) {
-    constexpr int kFastUnroll = GREY_QK_DEQUANT_FAST_CHUNKS(is_four_bit(kFormat) && !is_ggml(kFormat));
+    constexpr int kFastUnroll = GREY_QK_DEQUANT_FAST_CHUNKS(false);
     a.format = kFormat;
     a.dtype = kDtype;
     const uint32_t chunks = static_cast<uint32_t>(a.elements / 4);
     // A block takes kFastUnroll * blockDim consecutive chunks at a time, so that its stores fill one
-    // contiguous stretch of memory (8 or 16 KiB of F32) rather than pieces a grid apart.
+    // contiguous stretch of memory (8 KiB of F32) rather than pieces a grid apart.
     const uint32_t span = kFastUnroll * blockDim.x;
     for (uint32_t base = blockIdx.x * span + threadIdx.x; base < chunks; base += gridDim.x * span) {
         uint32_t codes[kFastUnroll] = {};
@@ -1243,11 +1254,47 @@ __device__ __forceinline__ void dequant_fast_loop(grey_qk_args a, const Tables& 
 #pragma unroll
         for (int u = 0; u < kFastUnroll; ++u) {
             const uint32_t c = base + u * blockDim.x;
-            if (c >= chunks) continue;
-            float y[4];
+            if (c < chunks) decode_chunk<kFormat, kDtype>(a, c, codes[u], coding[u], tables);
+        }
+    }
+}
+
+// The planar 4-bit formats (INT4, INT4_SYM, NF4), whose chunk has 2 bytes of codes: a warp takes
+// kUnroll * 32 consecutive chunks, loads their codes a 4-byte word a lane (128 bytes a warp
+// instruction, where loading each chunk's own 2 bytes gives 64) and hands each lane its chunk's half
+// word with a shuffle.
+template <int kFormat, int kDtype>
+__device__ __forceinline__ void dequant_fast_planar4(grey_qk_args a, const Tables& tables) {
+    constexpr int kUnroll = GREY_QK_DEQUANT_FAST_CHUNKS(true);
+    static_assert(kUnroll % 2 == 0, "a word holds two chunks");
+    a.format = kFormat;
+    a.dtype = kDtype;
+    const uint32_t chunks = static_cast<uint32_t>(a.elements / 4);
+    const uint32_t lane = threadIdx.x & 31u;
+    const uint32_t span = kUnroll * blockDim.x;
+    // Whole warps iterate together (the shuffles need every lane); `first` is a multiple of 64, so every
+    // word is 4-byte aligned.
+    for (uint32_t first = blockIdx.x * span + (threadIdx.x & ~31u) * kUnroll; first < chunks; first += gridDim.x * span) {
+        uint32_t words[kUnroll / 2];
 #pragma unroll
-            for (int k = 0; k < 4; ++k) y[k] = decode(kFormat, coding[u], (codes[u] >> (8 * k)) & 0xFFu, tables);
-            store4_aligned<kDtype>(a.plain, c, y);
+        for (int h = 0; h < kUnroll / 2; ++h) {
+            const uint32_t pair = first + 64 * h + 2 * lane;  // the word's first chunk
+            words[h] = pair + 1 < chunks ? load_u32<true>(a.quantized + 2ull * pair)
+                       : pair < chunks   ? load_u16<true>(a.quantized + 2ull * pair)
+                                         : 0u;
+        }
+        Decoding coding[kUnroll] = {};
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+            const uint32_t c = first + 32 * u + lane;
+            if (c < chunks) coding[u] = load_params<true>(a, set_of(a, 4 * c));
+        }
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+            // Chunk first + 32u + lane is half (lane % 2) of word (u / 2) of lane 16 (u % 2) + lane / 2.
+            const uint32_t word = __shfl_sync(0xFFFFFFFFu, words[u / 2], 16 * (u % 2) + lane / 2);
+            const uint32_t c = first + 32 * u + lane;
+            if (c < chunks) decode_chunk<kFormat, kDtype>(a, c, spread_nibbles((word >> (16 * (lane & 1u))) & 0xFFFFu), coding[u], tables);
         }
     }
 }
@@ -1257,7 +1304,12 @@ __device__ __forceinline__ void dequant_fast_loop(grey_qk_args a, const Tables& 
 extern "C" __global__ void __launch_bounds__(256) grey_dequant_fast(grey_qk_args a) {
     __shared__ Tables tables;
     build_tables(a.format, tables);
-    with_dtype(a.dtype, [&]<int kDtype>() { with_format(a.format, [&]<int kFormat>() { dequant_fast_loop<kFormat, kDtype>(a, tables); }); });
+    with_dtype(a.dtype, [&]<int kDtype>() {
+        with_format(a.format, [&]<int kFormat>() {
+            if constexpr (is_four_bit(kFormat) && !is_ggml(kFormat)) dequant_fast_planar4<kFormat, kDtype>(a, tables);
+            else dequant_fast_loop<kFormat, kDtype>(a, tables);
+        });
+    });
 }
 
 // RTN for the grouped formats, one lane per 32 consecutive elements: a ggml block, or a slice of an

@@ -10,9 +10,9 @@
 enum { GREY_QK_F32 = 0, GREY_QK_F16 = 1, GREY_QK_BF16 = 2 };
 
 /* Chunks of four elements each thread of grey_dequant_fast takes in one pass of its loop: four for the
- * planar 4-bit formats (INT4, INT4_SYM, NF4), whose chunks are 2-byte loads, two for the rest. Measured
- * on an H200 (bench/RESULTS.md): four chunks took the planar 4-bit formats from 0.81-0.87 of memcpy to
- * 0.93, and cost the others 1-2%. */
+ * planar 4-bit formats (INT4, INT4_SYM, NF4), whose chunks have 2 bytes of codes, two for the rest.
+ * Measured on an H200 (bench/RESULTS.md): four chunks took the planar 4-bit formats from 0.81-0.87 of
+ * memcpy to 0.93, and cost the others 1-2%. */
 #define GREY_QK_DEQUANT_FAST_CHUNKS(planar_four_bit) ((planar_four_bit) ? 4 : 2)
 
 /* Threads a block of grey_quant_blocks: its shared memory holds three staging areas for each warp. */
