@@ -108,36 +108,32 @@ if [ "${PIPESTATUS[0]}" -eq 0 ]; then record buffer-mapping PASS "$(tail -1 "$ou
 else record buffer-mapping FAIL "$(tail -1 "$out/mapping.log")"; grep FAIL "$out/mapping.log" | head -20; fi
 fi
 
+# sanitize TOOL PROGRAM NAME: runs PROGRAM --quick under compute-sanitizer's TOOL and records NAME.
+sanitize() {
+    local tool=$1 program=$2 name=$3
+    local log="$out/${tool}_$program.log" rc summary_line
+    compute-sanitizer --tool "$tool" --error-exitcode 99 --print-limit 20 \
+        "$build/bin/$program" --quick --backend-dir "$plugin_dir" >"$log" 2>&1
+    rc=$?
+    tail -3 "$log"
+    summary_line=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | tail -1)
+    if [ $rc -eq 0 ]; then record "$name" PASS "${summary_line:-no summary line}"
+    else record "$name" FAIL "exit $rc; ${summary_line:-see $log}"; fi
+}
+
 if want memcheck; then
 echo "== compute-sanitizer memcheck (kernels: fill, copy, checksum, quantization)"
 if command -v compute-sanitizer >/dev/null; then
-    for program in grey_gpu_conformance grey_gpu_quant_conformance; do
-        compute-sanitizer --tool memcheck --error-exitcode 99 --print-limit 20 \
-            "$build/bin/$program" --quick --backend-dir "$plugin_dir" >"$out/memcheck_$program.log" 2>&1
-        rc=$?
-        tail -3 "$out/memcheck_$program.log"
-        summary_line=$(grep -E "ERROR SUMMARY" "$out/memcheck_$program.log" | tail -1)
-        if [ $rc -eq 0 ]; then record "memcheck $program" PASS "${summary_line:-no summary line}"
-        else record "memcheck $program" FAIL "exit $rc; ${summary_line:-see memcheck_$program.log}"; fi
-    done
+    for program in grey_gpu_conformance grey_gpu_quant_conformance; do sanitize memcheck "$program" "memcheck $program"; done
 else
     record compute-sanitizer FAIL "compute-sanitizer not found"
+fi
 fi
 
 if want racecheck; then
 echo "== compute-sanitizer racecheck (quantization kernels: shared-memory staging)"
-if command -v compute-sanitizer >/dev/null; then
-    compute-sanitizer --tool racecheck --error-exitcode 99 --print-limit 20 \
-        "$build/bin/grey_gpu_quant_conformance" --quick --backend-dir "$plugin_dir" >"$out/racecheck.log" 2>&1
-    rc=$?
-    tail -3 "$out/racecheck.log"
-    summary_line=$(grep -E "RACECHECK SUMMARY|ERROR SUMMARY" "$out/racecheck.log" | tail -1)
-    if [ $rc -eq 0 ]; then record "racecheck quant" PASS "${summary_line:-no summary line}"
-    else record "racecheck quant" FAIL "exit $rc; ${summary_line:-see racecheck.log}"; fi
-else
-    record compute-sanitizer FAIL "compute-sanitizer not found"
-fi
-fi
+if command -v compute-sanitizer >/dev/null; then sanitize racecheck grey_gpu_quant_conformance "racecheck quant"
+else record compute-sanitizer FAIL "compute-sanitizer not found"; fi
 fi
 
 if want detect; then
