@@ -1330,7 +1330,7 @@ namespace {
 // Measured on an H200 against a single area loaded synchronously: two areas took the 4-bit formats
 // from 0.83-0.88 of memcpy to 0.91-0.93 and NF4 from 0.79 to 0.86-0.88; a third area (with two warps a
 // block, so that it fits the 48 KiB of static shared memory) took Q8_0, Q4_0 and Q4_1 from 0.92-0.93
-// to 0.96-0.97.
+// to 0.96-0.98.
 constexpr int kStagedWarps = GREY_QK_BLOCKS_THREADS / 32;
 constexpr int kStages = 3;
 constexpr int kSlicePieces = 8;
@@ -1391,7 +1391,7 @@ __device__ __forceinline__ void unstage32(const uint4* staging, float* v) {
             }
         }
     }
-    __syncwarp();  // the area is free again: for the copies two passes on, or for the ggml output
+    __syncwarp();  // the area is free again: for the ggml output, then for the next pass's copies
 }
 
 __device__ __forceinline__ void store_u16_at(unsigned char* at, uint32_t value) { *reinterpret_cast<uint16_t*>(at) = static_cast<uint16_t>(value); }
