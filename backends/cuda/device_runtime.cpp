@@ -127,9 +127,9 @@ const QuantKernels& DeviceRuntime::quant_kernels() {
             quant_noticed_device_ = noticed;
             quant_flag_host_ = std::move(host);
         }
-        if (quant_flag_slot_ == 0) {
-            const CUdeviceptr slot = pool_->allocate(sizeof(uint64_t));
-            const uint64_t none = ~uint64_t{0};
+        if (quant_flags_slot_ == 0) {
+            const CUdeviceptr slot = pool_->allocate(sizeof(grey_qk_flags));
+            const grey_qk_flags none{~uint64_t{0}, ~uint64_t{0}};
             try {
                 copy_to_device_async(slot, &none, sizeof none);
                 finish();
@@ -137,7 +137,7 @@ const QuantKernels& DeviceRuntime::quant_kernels() {
                 pool_->release(slot);
                 throw;
             }
-            quant_flag_slot_ = slot;
+            quant_flags_slot_ = slot;
         }
         quant_kernels_ = std::move(kernels);
     }

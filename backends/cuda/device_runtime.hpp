@@ -5,6 +5,7 @@
 
 #include "cuda/driver.hpp"
 #include "cuda/pool.hpp"
+#include "cuda/quant_args.h"
 
 #include <cstdint>
 #include <map>
@@ -159,11 +160,11 @@ public:
     // Inside exclusive(): the quantization kernels (loaded on first use, so that memory-only users never
     // pay for them), and a launch of any shape on the stream.
     const QuantKernels& quant_kernels();
-    // 8 bytes of device memory the quantization kernels flag a non-finite input in (holds ~0 between
-    // jobs), and pinned host memory: a uint64 to read that flag back into, and a uint32 the kernels set
-    // to 1 when they flag, so that a job reads the flag back only then. Made with the kernels.
-    [[nodiscard]] CUdeviceptr quant_flag() const noexcept { return quant_flag_slot_; }
-    [[nodiscard]] uint64_t* quant_flag_host() const noexcept { return &quant_host().flag; }
+    // Device memory for the flags the quantization kernels raise on bad input (a grey_qk_flags, all ~0
+    // between jobs), and pinned host memory: a grey_qk_flags to read them back into, and a uint32 the
+    // kernels set to 1 when they flag, so that a job reads the flags back only then. Made with the kernels.
+    [[nodiscard]] CUdeviceptr quant_flags() const noexcept { return quant_flags_slot_; }
+    [[nodiscard]] grey_qk_flags* quant_flags_host() const noexcept { return &quant_host().flags; }
     [[nodiscard]] volatile uint32_t* quant_noticed_host() const noexcept { return &quant_host().noticed; }
     [[nodiscard]] CUdeviceptr quant_noticed() const noexcept { return quant_noticed_device_; }
     void launch(CUfunction function, unsigned int blocks, unsigned int threads, unsigned int shared_bytes, void** params);
@@ -175,7 +176,7 @@ public:
 private:
     void launch(CUfunction function, uint64_t size, void** params);
     struct QuantHost {
-        uint64_t flag;
+        grey_qk_flags flags;
         uint32_t noticed;
     };
     [[nodiscard]] QuantHost& quant_host() const noexcept { return *static_cast<QuantHost*>(quant_flag_host_->get()); }
@@ -188,7 +189,7 @@ private:
     std::unique_ptr<Kernels> kernels_;
     std::unique_ptr<QuantKernels> quant_kernels_;
     CUdeviceptr checksum_slot_ = 0;  // 8 bytes from the pool for the checksum kernel's sum
-    CUdeviceptr quant_flag_slot_ = 0;
+    CUdeviceptr quant_flags_slot_ = 0;
     std::unique_ptr<PinnedHost> quant_flag_host_;
     CUdeviceptr quant_noticed_device_ = 0;  // the device's address of quant_host().noticed
     // resident_blocks answers, by function, block size and shared memory (asking the driver each launch

@@ -204,12 +204,12 @@ void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevice
         const bool needs_codings = path == Path::global || path == Path::search;
         Scratch codings(device.pool(), needs_codings ? sets * sizeof(grey_qk_coding) : 0);
         Scratch absmax(device.pool(), path == Path::global ? sets * sizeof(uint32_t) : 0);
-        a.bad_index = device.quant_flag();
+        a.flags = device.quant_flags();
         a.noticed = device.quant_noticed();
         a.codings = codings.get();
         a.absmax_bits = absmax.get();
         void* params[] = {&a};
-        uint64_t& bad_index = *device.quant_flag_host();
+        grey_qk_flags& flags = *device.quant_flags_host();
         volatile uint32_t& noticed = *device.quant_noticed_host();
         noticed = 0;
         run_job(device, [&] {
@@ -234,19 +234,21 @@ void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevice
                     break;
             }
         });
-        // The kernels set `noticed` whenever they flag an element, so the flag needs reading back only
-        // then: a job with finite input costs one launch and one wait.
+        // The kernels set `noticed` whenever they raise a flag, so the flags need reading back only
+        // then: a job with good input costs one launch and one wait.
         if (noticed == 0) return;
-        device.copy_to_host_async(&bad_index, device.quant_flag(), sizeof bad_index);
+        device.copy_to_host_async(&flags, device.quant_flags(), sizeof flags);
         device.finish();
-        if (bad_index != ~uint64_t{0}) {
-            const uint64_t flagged = bad_index;
-            bad_index = ~uint64_t{0};  // re-arm the flag for the next job
-            device.copy_to_device_async(device.quant_flag(), &bad_index, sizeof bad_index);
-            device.finish();
-            throw std::invalid_argument("element " + std::to_string(flagged) + " is " + describe_element(device, job, source, flagged) +
+        const grey_qk_flags found = flags;
+        flags = {~uint64_t{0}, ~uint64_t{0}};  // re-armed for the next job
+        device.copy_to_device_async(device.quant_flags(), &flags, sizeof flags);
+        device.finish();
+        // In the host backend's order: a non-finite element anywhere first (its group overflows too).
+        if (found.non_finite != ~uint64_t{0})
+            throw std::invalid_argument("element " + std::to_string(found.non_finite) + " is " + describe_element(device, job, source, found.non_finite) +
                                         "; only finite values can be quantized");
-        }
+        if (found.overflow != ~uint64_t{0})
+            throw std::invalid_argument(grey::quant::f16_overflow_message(plan.format, found.overflow, plan.run_length));
     });
 }
 

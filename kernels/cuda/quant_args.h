@@ -31,6 +31,13 @@ typedef struct grey_qk_coding {
     uint32_t min16;     /* fp16 bits of the stored min (INT4, Q4_1) */
 } grey_qk_coding;
 
+/* What a quantization job found wrong with its input, each the lowest index the kernels flagged (~0 for
+ * none): the host reports the first problem of the first kind that has one, as the host backend does. */
+typedef struct grey_qk_flags {
+    uint64_t non_finite; /* the lowest NaN or infinite element */
+    uint64_t overflow;   /* the first element of the lowest scale group whose fp16 scale or minimum overflowed */
+} grey_qk_flags;
+
 typedef struct grey_qk_args {
     uint64_t plain;        /* the F32/F16/BF16 tensor: read by quantize, written by dequantize */
     uint64_t quantized;    /* the layout of docs/quantization.md */
@@ -38,9 +45,9 @@ typedef struct grey_qk_args {
     uint64_t run_length;   /* elements sharing one parameter set in a row (runtime/quant/format.hpp) */
     uint64_t param_count;  /* run r uses parameter set r % param_count */
     uint64_t codes_bytes;  /* planar formats: where the parameter arrays begin */
-    uint64_t bad_index;    /* device address of a uint64: the lowest non-finite element (quantize) */
-    uint64_t noticed;      /* device address of a uint32 in mapped host memory: set to 1 with bad_index, so
-                              that the host reads bad_index back only when it was set */
+    uint64_t flags;        /* device address of a grey_qk_flags (quantize) */
+    uint64_t noticed;      /* device address of a uint32 in mapped host memory: set to 1 with any flag, so
+                              that the host reads the flags back only when one was set */
     uint64_t codings;      /* device address of param_count grey_qk_codings (scratch) */
     uint64_t absmax_bits;  /* device address of param_count uint32 (scratch, global-statistics path) */
     int32_t format;        /* grey_quant_format */

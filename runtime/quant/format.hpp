@@ -50,6 +50,10 @@ struct NamedParams {
 };
 std::span<const NamedParams> named_params() noexcept;
 
+// The refusal for a scale group (elements first .. first + group_size - 1) whose fp16 scale or
+// minimum would overflow: the same words from every backend.
+std::string f16_overflow_message(grey_quant_format format, uint64_t first, uint64_t group_size);
+
 // Plain element types a quantizer reads and a dequantizer writes.
 bool is_float_input(grey_dtype dtype) noexcept;
 uint32_t float_input_size(grey_dtype dtype) noexcept;

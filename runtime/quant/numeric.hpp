@@ -31,6 +31,9 @@ inline uint16_t f32_to_f16(float value) noexcept {
 }
 
 // IEEE binary16 -> float32, exact for every input (subnormals included).
+// False for the fp16 infinities and NaNs: a scale that overflowed in f32_to_f16.
+constexpr bool f16_is_finite(uint16_t half) noexcept { return (half & 0x7C00u) != 0x7C00u; }
+
 inline float f16_to_f32(uint16_t half) noexcept {
     const uint32_t w = static_cast<uint32_t>(half) << 16;
     const uint32_t sign = w & 0x80000000u;

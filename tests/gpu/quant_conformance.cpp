@@ -121,10 +121,8 @@ void compare(grey_context* c, uint32_t gpu, const std::string& tag, const std::v
     std::vector<unsigned char> host_q(qbytes);
     grey_quant_report host_report{};
     host_report.struct_size = sizeof host_report;
-    if (!ok(grey_quantize(&desc, plain.data(), plain.size(), &params, host_q.data(), qbytes, &host_report))) {
-        check(false, tag + ": host quantize");
-        return;
-    }
+    const grey_status host_status = grey_quantize(&desc, plain.data(), plain.size(), &params, host_q.data(), qbytes, &host_report);
+    const std::string host_message = ok(host_status) ? "" : grey_last_error();
     Buffer source(c, gpu, plain.size() + offset), quantized(c, gpu, qbytes + offset);
     if (!ok(source.status) || !ok(quantized.status)) {
         check(false, tag + ": allocation");
@@ -135,7 +133,15 @@ void compare(grey_context* c, uint32_t gpu, const std::string& tag, const std::v
                          ok(grey_buffer_write(source.handle, offset, plain.data(), plain.size()));
     grey_quant_report gpu_report{};
     gpu_report.struct_size = sizeof gpu_report;
-    const bool ran = written && ok(grey_quantize_buffer(&desc, source.handle, offset, &params, quantized.handle, offset, &gpu_report));
+    const grey_status gpu_status = written ? grey_quantize_buffer(&desc, source.handle, offset, &params, quantized.handle, offset, &gpu_report) : GREY_ERROR_INTERNAL;
+    if (!ok(host_status)) {  // input the format cannot hold: the GPU must refuse it in the same words (after the backend's name)
+        const std::string gpu_message = ok(gpu_status) ? "" : grey_last_error();
+        const bool same_words = gpu_message.ends_with(host_message);
+        check(written && gpu_status == host_status && same_words,
+              tag + ": refused as on the host (" + host_message + (same_words ? "" : " | GPU: " + gpu_message) + ")");
+        return;
+    }
+    const bool ran = ok(gpu_status);
     std::vector<unsigned char> gpu_q(qbytes);
     const bool read = ran && ok(grey_buffer_read(quantized.handle, offset, gpu_q.data(), qbytes));
     uint64_t first_difference = qbytes;
@@ -193,6 +199,53 @@ void run_random(grey_context* c, uint32_t gpu, bool quick, std::mt19937_64& rng)
                 }
             }
         }
+    }
+}
+
+// The values where codes change, which random inputs almost never hit: NF4's midpoints (bitsandbytes'
+// levels, as docs/quantization.md lists them) with their float neighbours in groups whose absolute
+// maximum is 1, so that they reach the encoder unrounded, and the same scaled by -1, 3.7 and 2^-100,
+// with a group of subnormals (the reciprocal of their maximum is infinite). Then groups too large for
+// fp16 scales (near 1e6, which only Q8_0's scale holds, 1e30 and 1e38): those formats must refuse them
+// in the host's words, the others quantize them. Every format, F32, both calibrations.
+void run_boundaries(grey_context* c, uint32_t gpu) {
+    constexpr float kNf4Levels[16] = {
+        -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f, -0.28444138169288635f,
+        -0.18477343022823334f, -0.09105003625154495f, 0.0f, 0.07958029955625534f, 0.16093020141124725f,
+        0.24611230194568634f, 0.33791524171829224f, 0.44070982933044434f, 0.5626170039176941f,
+        0.7229568362236023f, 1.0f};
+    std::vector<float> group = {1.0f, 0.0f, -0.0f};
+    for (int m = 0; m < 15; ++m) {
+        const float midpoint = 0.5f * (kNf4Levels[m] + kNf4Levels[m + 1]);
+        group.insert(group.end(), {midpoint, std::nextafter(midpoint, 2.0f), std::nextafter(midpoint, -2.0f)});
+    }
+    for (const float level : kNf4Levels) group.push_back(level);
+    group.resize(64, 0.5f);
+    const auto scaled_groups = [&](std::initializer_list<float> scales) {
+        std::vector<float> values;
+        for (const float scale : scales)
+            for (const float x : group) values.push_back(x * scale);
+        return values;
+    };
+    std::vector<float> boundaries = scaled_groups({1.0f, -1.0f, 3.7f, 0x1p-100f});
+    for (int i = 0; i < 64; ++i) boundaries.push_back((i % 2 ? -1.0f : 1.0f) * static_cast<float>(i) * 1e-42f);
+    boundaries.resize(1024, -0.25f);
+    std::vector<float> too_large = scaled_groups({1.0f, 1.1e6f, 1e30f});
+    for (int i = 0; i < 64; ++i) too_large.push_back((i % 3 ? -1.0f : 1.0f) * 1e38f / static_cast<float>(i % 7 + 1));
+    too_large.resize(1024, -0.25f);
+
+    const std::vector<uint64_t> shape = {8, 128};
+    const grey_tensor_desc desc = make_desc(GREY_DTYPE_F32, shape);
+    for (const auto& [name, values] : {std::pair{"code boundaries", boundaries}, std::pair{"too large for fp16 scales", too_large}}) {
+        const std::vector<unsigned char> plain = encode_plain(values, GREY_DTYPE_F32);
+        for (const Config& config : configs())
+            for (const grey_quant_calibration calibration : {GREY_CALIBRATION_RTN, GREY_CALIBRATION_MSE}) {
+                const grey_quant_params params = make_params(config, 2, calibration);
+                uint64_t size = 0;
+                if (!ok(grey_quant_size(&desc, &params, &size))) continue;
+                compare(c, gpu, "device " + std::to_string(gpu) + " " + config.name + (calibration == GREY_CALIBRATION_MSE ? " mse " : " rtn ") + name,
+                        shape, GREY_DTYPE_F32, plain, params, 0);
+            }
     }
 }
 
@@ -255,6 +308,7 @@ int main(int argc, char** argv) {
     return gpu_check::run(argc, argv, "quant conformance", true,
                           [](grey_context* context, uint32_t gpu, const grey_device_spec&, const gpu_check::Options& options, std::mt19937_64& rng) {
                               run_random(context, gpu, options.quick, rng);
+                              run_boundaries(context, gpu);
                               run_non_finite(context, gpu);
                               if (options.model != nullptr) run_model(context, gpu, options.model);
                           });

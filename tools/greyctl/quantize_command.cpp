@@ -210,10 +210,14 @@ int run_quantize(const GlobalOptions& global, const QuantizeOptions& o) {
         std::vector<unsigned char> out(size);
         grey_quant_report r{};
         r.struct_size = sizeof r;
-        if (device)
-            r = device->run(t.desc, t, params, out);
-        else
-            check(grey_quantize(&t.desc, t.data, t.size_bytes, &params, out.data(), out.size(), &r));
+        try {
+            if (device)
+                r = device->run(t.desc, t, params, out);
+            else
+                check(grey_quantize(&t.desc, t.data, t.size_bytes, &params, out.data(), out.size(), &r));
+        } catch (const ApiError& e) {  // a NaN, or values too large for the format: name the tensor (--skip keeps it)
+            throw ApiError(e.status, "tensor " + name + ": " + e.what());
+        }
         rows.push_back({{"name", name}, {"format", o.format}, {"elements", r.elements}, {"bits_per_weight", r.bits_per_weight},
                         {"rel_rmse", r.rel_rmse}, {"sqnr_db", number_or_null(r.sqnr_db)}, {"max_abs_err", r.max_abs_err}});
         sum_error += r.sum_squared_error;

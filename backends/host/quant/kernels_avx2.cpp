@@ -83,6 +83,7 @@ GREY_AVX2 void encode(const float* x, std::size_t n, const EncodeSpec& spec, int
         const __m256 scaled = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), subtract), multiply);
         const __m256 v = _mm256_add_ps(scaled, add);
         __m256 r = nearest ? round_half_away(v) : _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        r = _mm256_and_ps(r, _mm256_cmp_ps(r, r, _CMP_ORD_Q));  // NaN codes 0, as in the scalar path
         r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
         const __m256i q32 = _mm256_cvttps_epi32(r);
         const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q32), _mm256_extracti128_si256(q32, 1));

@@ -30,7 +30,8 @@ void encode(const float* x, std::size_t n, const EncodeSpec& spec, int8_t* out) 
         const float scaled = (x[i] - spec.subtract) * spec.multiply;
         const float v = scaled + spec.add;
         const float r = spec.rounding == Rounding::nearest_away ? std::round(v) : std::trunc(v);
-        out[i] = static_cast<int8_t>(std::clamp(r, lo, hi));
+        // A NaN (0 times the infinite reciprocal of a subnormal scale) codes 0, as the CUDA conversion gives.
+        out[i] = std::isnan(r) ? int8_t{0} : static_cast<int8_t>(std::clamp(r, lo, hi));
     }
 }
 

@@ -35,7 +35,13 @@ struct Coding {
 bool uses_minmax(grey_quant_format f) { return f == GREY_QUANT_INT4 || f == GREY_QUANT_Q4_1; }
 bool is_fp8(grey_quant_format f) { return f == GREY_QUANT_FP8_E4M3 || f == GREY_QUANT_FP8_E5M2; }
 Fp8Kind fp8_kind(grey_quant_format f) { return f == GREY_QUANT_FP8_E4M3 ? Fp8Kind::e4m3 : Fp8Kind::e5m2; }
-float inverse(float d) { return d != 0.0f ? 1.0f / d : 0.0f; }
+// The encoders' multiplier 1/d. A scale so small that its reciprocal overflows (a group whose values
+// all lie below about 1e-36) gives 0, which encodes the group as zeros, an error below that size;
+// an infinite multiplier would make NaN codes of its zeros (fp8) and saturate every other element.
+float inverse(float d) {
+    const float r = d != 0.0f ? 1.0f / d : 0.0f;
+    return std::isinf(r) ? 0.0f : r;
+}
 
 const std::array<float, 256>& fp8_values(grey_quant_format f) {
     static const std::array<float, 256> e4m3 = grey::quant::fp8_table(Fp8Kind::e4m3);
@@ -354,6 +360,10 @@ void from_f32(std::span<const float> values, grey_dtype dtype, std::span<std::by
 void quantize(const Plan& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& k) {
     const auto stats = gather_stats(plan, x, k);
     const auto codings = choose_codings(plan, x, stats, k);
+    // Formats with fp16 parameters are grouped (set p is run p), so set p covers the elements of run p.
+    for (uint64_t p = 0; p < plan.param_count; ++p)
+        if (!grey::quant::f16_is_finite(codings[p].scale16) || !grey::quant::f16_is_finite(codings[p].min16))
+            fail(GREY_ERROR_INVALID_ARGUMENT, grey::quant::f16_overflow_message(plan.format, p * plan.run_length, plan.run_length));
 
     std::byte* params = out.data() + plan.codes_bytes;
     for (uint64_t p = 0; p < plan.param_count; ++p) {

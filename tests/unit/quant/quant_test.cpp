@@ -228,6 +228,67 @@ TEST(Quant, ArgumentsAreCheckedWithClearMessages) {
     EXPECT_EQ(grey_quant_format_name(static_cast<grey_quant_format>(10)), nullptr);
 }
 
+// A group whose fp16 scale (or minimum) would overflow cannot be stored: refused, naming the group,
+// where storing an infinite scale would decode to NaN and report an infinite SQNR.
+TEST(Quant, GroupsTooLargeForFp16ScalesAreRefusedNamingTheGroup) {
+    const auto desc = desc_of({2, 128});
+    struct TooLarge {
+        grey_quant_format format;
+        uint32_t group;
+        float value;         // element 140 holds it
+        float largest_kept;  // a value of that sign the format still stores
+        const char* group_text;
+    };
+    const TooLarge cases[] = {
+        {GREY_QUANT_INT4, 32, 1e7f, 9e5f, "elements 128 to 159 (one scale group) are too large for int4: its fp16 scale or minimum would pass 65504"},
+        {GREY_QUANT_INT4, 128, -2e5f, -6.5e4f, "elements 128 to 255 (one scale group) are too large for int4: its fp16 scale or minimum"},
+        {GREY_QUANT_INT4_SYM, 128, 1e7f, 4.5e5f, "elements 128 to 255 (one scale group) are too large for int4-sym: its fp16 scale would pass"},
+        {GREY_QUANT_Q8_0, 0, 1e7f, 8e6f, "elements 128 to 159 (one scale group) are too large for q8_0"},
+        {GREY_QUANT_Q4_0, 0, 1e7f, 5e5f, "elements 128 to 159 (one scale group) are too large for q4_0"},
+        {GREY_QUANT_Q4_1, 0, -2e5f, -6.5e4f, "elements 128 to 159 (one scale group) are too large for q4_1: its fp16 scale or minimum"},
+    };
+    for (const auto& c : cases)
+        for (const grey_quant_calibration calibration : {GREY_CALIBRATION_RTN, GREY_CALIBRATION_MSE}) {
+            grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+            p.format = c.format;
+            p.group_size = c.group;
+            p.calibration = calibration;
+            uint64_t size = 0;
+            ASSERT_EQ(grey_quant_size(&desc, &p, &size), GREY_OK) << grey_last_error();
+            std::vector<std::byte> out(size);
+            auto x = gaussian(2 * 128, 5);
+            x[140] = c.value;
+            EXPECT_EQ(grey_quantize(&desc, x.data(), x.size() * 4, &p, out.data(), out.size(), nullptr), GREY_ERROR_INVALID_ARGUMENT);
+            EXPECT_NE(std::string(grey_last_error()).find(c.group_text), std::string::npos) << grey_last_error();
+            x[140] = c.largest_kept;
+            grey_quant_report report{};
+            report.struct_size = sizeof report;
+            EXPECT_EQ(grey_quantize(&desc, x.data(), x.size() * 4, &p, out.data(), out.size(), &report), GREY_OK) << grey_last_error();
+            EXPECT_TRUE(std::isfinite(report.sqnr_db) && std::isfinite(report.max_abs_err)) << grey_quant_format_name(c.format);
+        }
+}
+
+// A row or group whose maximum is so small that the reciprocal of its scale overflows (1e-37) encodes as
+// zeros: finite codes, a finite report and an error below the values, never NaN (fp8 coded 0 * inf).
+TEST(Quant, GroupsTooSmallForAReciprocalEncodeAsZeros) {
+    const auto desc = desc_of({2, 64});
+    std::vector<float> x(128, 0.0f);
+    x[1] = 1e-37f;
+    x[2] = -5e-38f;
+    for (std::size_t i = 64; i < 128; ++i) x[i] = 0.25f * static_cast<float>(i % 7) - 0.5f;  // an ordinary row
+    for (const auto& c : kCases) {
+        SCOPED_TRACE(c.label);
+        grey_quant_params p = params_of(c);
+        if (c.group == 128) p.group_size = 64;
+        std::vector<std::byte> q;
+        const grey_quant_report report = quantize_ok(desc, x.data(), x.size() * 4, p, q);
+        std::vector<float> y(128);
+        ASSERT_EQ(grey_dequantize(&desc, &p, q.data(), q.size(), y.data(), y.size() * 4), GREY_OK) << grey_last_error();
+        for (std::size_t i = 0; i < 64; ++i) EXPECT_LE(std::fabs(y[i] - x[i]), 1e-37f) << "element " << i;
+        EXPECT_TRUE(std::isfinite(report.rel_rmse) && std::isfinite(report.max_abs_err));
+    }
+}
+
 TEST(QuantNames, EveryNameParsesToItsParamsAndRendersBack) {
     struct Expected {
         const char* name;
@@ -358,6 +419,8 @@ TEST(QuantKernels, Avx2GivesTheScalarBitsForEveryFormat) {
     for (std::size_t i = 0; i < x.size(); i += 13) x[i] = 0.0f;
     for (std::size_t i = 5; i < x.size(); i += 29) x[i] = -0.0f;
     for (std::size_t i = 7; i < x.size(); i += 31) x[i] = 0.5f;  // ties in several formats
+    // Subnormal groups: the reciprocal of their scale is infinite, so zeros make NaN products.
+    for (std::size_t i = 0; i < 256; ++i) x[i] = (i % 2 ? -1.0f : 1.0f) * static_cast<float>(i % 3) * 1e-42f;
     for (const auto& c : kCases)
         for (const auto calibration : {GREY_CALIBRATION_RTN, GREY_CALIBRATION_MSE}) {
             SCOPED_TRACE(std::string(c.label) + (calibration == GREY_CALIBRATION_MSE ? " mse" : " rtn"));
@@ -371,6 +434,13 @@ TEST(QuantKernels, Avx2GivesTheScalarBitsForEveryFormat) {
             hq::dequantize(plan, a, db, *avx2);
             ASSERT_EQ(std::memcmp(da.data(), db.data(), da.size() * 4), 0);
         }
+    hq::EncodeSpec infinite{0.0f, INFINITY, 0.0f, hq::Rounding::nearest_away, -128, 127};
+    const float products[8] = {0.0f, 1e-42f, -1e-42f, -0.0f, 0.0f, 2.0f, 0.0f, -3.0f};
+    int8_t ca[8], cb[8];
+    scalar.encode(products, 8, infinite, ca);
+    avx2->encode(products, 8, infinite, cb);
+    EXPECT_EQ(std::vector<int8_t>(ca, ca + 8), (std::vector<int8_t>{0, 127, -128, 0, 0, 127, 0, -128})) << "NaN products code 0";
+    EXPECT_EQ(std::memcmp(ca, cb, 8), 0);
     // Odd lengths exercise the vector loops' scalar tails.
     for (const std::size_t n : {1u, 7u, 9u, 33u}) {
         float lo_s, hi_s, lo_v, hi_v;
