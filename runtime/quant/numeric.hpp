@@ -30,10 +30,10 @@ inline uint16_t f32_to_f16(float value) noexcept {
     return static_cast<uint16_t>((sign >> 16) | (shl1_w > 0xFF000000u ? 0x7E00u : nonsign));
 }
 
-// IEEE binary16 -> float32, exact for every input (subnormals included).
 // False for the fp16 infinities and NaNs: a scale that overflowed in f32_to_f16.
 constexpr bool f16_is_finite(uint16_t half) noexcept { return (half & 0x7C00u) != 0x7C00u; }
 
+// IEEE binary16 -> float32, exact for every input (subnormals included).
 inline float f16_to_f32(uint16_t half) noexcept {
     const uint32_t w = static_cast<uint32_t>(half) << 16;
     const uint32_t sign = w & 0x80000000u;

@@ -205,7 +205,7 @@ void run_random(grey_context* c, uint32_t gpu, bool quick, std::mt19937_64& rng)
 // The values where codes change, which random inputs almost never hit: NF4's midpoints (bitsandbytes'
 // levels, as docs/quantization.md lists them) with their float neighbours in groups whose absolute
 // maximum is 1, so that they reach the encoder unrounded, and the same scaled by -1, 3.7 and 2^-100,
-// with a group of subnormals (the reciprocal of their maximum is infinite). Then groups too large for
+// with a group of subnormals (the reciprocal of their scale overflows: zeros). Then groups too large for
 // fp16 scales (near 1e6, which only Q8_0's scale holds, 1e30 and 1e38): those formats must refuse them
 // in the host's words, the others quantize them. Every format, F32, both calibrations.
 void run_boundaries(grey_context* c, uint32_t gpu) {

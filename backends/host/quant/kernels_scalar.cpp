@@ -30,7 +30,8 @@ void encode(const float* x, std::size_t n, const EncodeSpec& spec, int8_t* out) 
         const float scaled = (x[i] - spec.subtract) * spec.multiply;
         const float v = scaled + spec.add;
         const float r = spec.rounding == Rounding::nearest_away ? std::round(v) : std::trunc(v);
-        // A NaN (0 times the infinite reciprocal of a subnormal scale) codes 0, as the CUDA conversion gives.
+        // A NaN product codes 0, as the CUDA conversion gives. Finite input meets one only while the MSE
+        // search tries a group too large for fp16 (an infinite difference times a zero multiplier).
         out[i] = std::isnan(r) ? int8_t{0} : static_cast<int8_t>(std::clamp(r, lo, hi));
     }
 }

@@ -419,7 +419,7 @@ TEST(QuantKernels, Avx2GivesTheScalarBitsForEveryFormat) {
     for (std::size_t i = 0; i < x.size(); i += 13) x[i] = 0.0f;
     for (std::size_t i = 5; i < x.size(); i += 29) x[i] = -0.0f;
     for (std::size_t i = 7; i < x.size(); i += 31) x[i] = 0.5f;  // ties in several formats
-    // Subnormal groups: the reciprocal of their scale is infinite, so zeros make NaN products.
+    // Subnormal groups: the reciprocal of their scale overflows, so they encode as zeros.
     for (std::size_t i = 0; i < 256; ++i) x[i] = (i % 2 ? -1.0f : 1.0f) * static_cast<float>(i % 3) * 1e-42f;
     for (const auto& c : kCases)
         for (const auto calibration : {GREY_CALIBRATION_RTN, GREY_CALIBRATION_MSE}) {
@@ -434,6 +434,7 @@ TEST(QuantKernels, Avx2GivesTheScalarBitsForEveryFormat) {
             hq::dequantize(plan, a, db, *avx2);
             ASSERT_EQ(std::memcmp(da.data(), db.data(), da.size() * 4), 0);
         }
+    // The encode kernels alone, with zeros times an infinite multiplier: NaN products.
     hq::EncodeSpec infinite{0.0f, INFINITY, 0.0f, hq::Rounding::nearest_away, -128, 127};
     const float products[8] = {0.0f, 1e-42f, -1e-42f, -0.0f, 0.0f, 2.0f, 0.0f, -3.0f};
     int8_t ca[8], cb[8];
