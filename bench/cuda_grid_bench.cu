@@ -2,7 +2,8 @@
 // grids and unrolling that backends/cuda/quantizer.cpp gives the fast quantization kernels.
 //
 // Every kernel here is a stripped-down copy of a real one (a plain copy; int8 per-row and int4 group-128
-// dequantization to F32, as grey_dequant_fast does them), launched two ways: a resident grid (as many
+// dequantization to F32, as grey_dequant_fast does them; Q8_0 quantization of F32, as grey_quant_q8_0
+// does it), launched two ways: a resident grid (as many
 // blocks as fit on the device at once, looping over the tensor) and a spread grid (a block for every
 // pass of the loop). Each is timed with CUDA events (median of 15 runs, 1 GiB of F32 output) beside
 // cudaMemcpy device to device in the same run, and printed as bytes moved a second and as a ratio to it.
@@ -122,6 +123,53 @@ __global__ void __launch_bounds__(256) dequant_eight_a_thread(Tensors t) {
     }
 }
 
+// grey_quant_q8_0's shape for F32: a lane takes kPerLane consecutive elements a step (one or two
+// neighbouring 16-byte loads), so 32 / kPerLane lanes hold a block of 32, with 8 loads a lane in
+// flight; the absolute maximum by shuffles, an fp16 scale, and the 34-byte blocks staged in shared
+// memory and stored 16 bytes a lane. grey_quant_q8_0 takes 8 elements a lane.
+template <int kPerLane>
+__global__ void __launch_bounds__(256) q8_0_registers(const float* in, unsigned char* out, uint32_t blocks) {
+    constexpr int kPieces = kPerLane / 4, kSteps = 8 / kPieces;
+    constexpr uint32_t kLanesPerBlock = 32 / kPerLane, kWarpBlocks = kSteps * 32 / kLanesPerBlock;
+    __shared__ __align__(16) unsigned char staged[8][kWarpBlocks * 34];
+    const uint32_t lane = threadIdx.x & 31u, warp = threadIdx.x / 32;
+    const uint32_t passes = (blocks + kWarpBlocks - 1) / kWarpBlocks;
+    for (uint32_t pass = blockIdx.x * 8 + warp; pass < passes; pass += gridDim.x * 8) {
+        const uint32_t first = pass * kWarpBlocks;
+        float4 v[kSteps][kPieces];
+#pragma unroll
+        for (int u = 0; u < kSteps; ++u)
+#pragma unroll
+            for (int h = 0; h < kPieces; ++h) v[u][h] = reinterpret_cast<const float4*>(in + 32ull * first)[kPieces * (32 * u + lane) + h];
+#pragma unroll
+        for (int u = 0; u < kSteps; ++u) {
+            float m = 0.0f;
+#pragma unroll
+            for (int h = 0; h < kPieces; ++h) m = fmaxf(m, fmaxf(fmaxf(fabsf(v[u][h].x), fabsf(v[u][h].y)), fmaxf(fabsf(v[u][h].z), fabsf(v[u][h].w))));
+            for (uint32_t offset = kLanesPerBlock / 2; offset > 0; offset /= 2) m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, offset, kLanesPerBlock));
+            const float d = __fdiv_rn(m, 127.0f);
+            const float id = d != 0.0f ? __frcp_rn(d) : 0.0f;
+            const uint32_t slot = 32 * u + lane;
+            unsigned char* at = staged[warp] + 34 * (slot / kLanesPerBlock);
+            if (slot % kLanesPerBlock == 0) *reinterpret_cast<uint16_t*>(at) = __half_as_ushort(__float2half_rn(d));
+#pragma unroll
+            for (int h = 0; h < kPieces; ++h) {
+                const float x[4] = {v[u][h].x, v[u][h].y, v[u][h].z, v[u][h].w};
+                uint32_t word = 0;
+#pragma unroll
+                for (int k = 0; k < 4; ++k) word |= (static_cast<uint32_t>(static_cast<int32_t>(roundf(__fmul_rn(x[k], id)))) & 0xFFu) << (8 * k);
+                uint16_t* codes = reinterpret_cast<uint16_t*>(at + 2 + kPerLane * (slot % kLanesPerBlock) + 4 * h);
+                codes[0] = static_cast<uint16_t>(word);
+                codes[1] = static_cast<uint16_t>(word >> 16);
+            }
+        }
+        __syncwarp();
+        for (uint32_t p = lane; p < kWarpBlocks * 34 / 16; p += 32)
+            reinterpret_cast<uint4*>(out + 34ull * first)[p] = reinterpret_cast<const uint4*>(staged[warp])[p];
+        __syncwarp();
+    }
+}
+
 __global__ void __launch_bounds__(256) copy_kernel(const float4* in, float4* out, uint32_t count) {
     for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += gridDim.x * blockDim.x) out[i] = in[i];
 }
@@ -191,7 +239,7 @@ int main() {
     check(cudaMemset(row_scale, 0x3c, kElements / kRowLength * sizeof(float)), "cudaMemset");
     check(cudaMemset(group_mul, 0x3c, kElements / kGroup * sizeof(__half)), "cudaMemset");
     check(cudaMemset(group_add, 0x00, kElements / kGroup * sizeof(__half)), "cudaMemset");
-    check(cudaMemset(in, 0, 4ull * kElements), "cudaMemset");
+    check(cudaMemset(in, 0x3c, 4ull * kElements), "cudaMemset");
 
     Timer timer;
     const double memcpy_ms = timer.median_ms([&] { cudaMemcpyAsync(out, in, 4ull * kElements, cudaMemcpyDeviceToDevice); });
@@ -241,6 +289,18 @@ int main() {
     };
     dequantization.operator()<kInt8Rows>("int8 rows -> F32", 5.0 * kElements);
     dequantization.operator()<kInt4Groups>("int4 g128 -> F32", 4.5 * kElements);
+    auto q8_0 = [&]<int kPerLane>() {  // bytes: the F32 read, the 34-byte blocks written
+        const auto kernel = q8_0_registers<kPerLane>;
+        const uint32_t blocks = kElements / 32;
+        const double bytes = 4.0 * kElements + 34.0 * blocks;
+        char name[96];
+        std::snprintf(name, sizeof name, "F32 -> q8_0, %d elements a lane, resident grid", kPerLane);
+        report(name, bytes, timer.median_ms([&] { kernel<<<resident_grid(kernel, sms), 256>>>(in, reinterpret_cast<unsigned char*>(out), blocks); }));
+        std::snprintf(name, sizeof name, "F32 -> q8_0, %d elements a lane, spread grid", kPerLane);
+        report(name, bytes, timer.median_ms([&] { kernel<<<blocks / (8 * 32), 256>>>(in, reinterpret_cast<unsigned char*>(out), blocks); }));
+    };
+    q8_0.operator()<4>();
+    q8_0.operator()<8>();
     cudaFree(codes);
     cudaFree(row_scale);
     cudaFree(group_mul);

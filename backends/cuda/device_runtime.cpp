@@ -51,6 +51,7 @@ Kernels::Kernels(const Driver& driver)
 QuantKernels::QuantKernels(const Driver& driver)
     : module(driver, quant_kernel_fatbin(), "the embedded quantization fatbin"),
       blocks(module.function("grey_quant_blocks")),
+      q8_0(module.function("grey_quant_q8_0")),
       grouped8(module.function("grey_quant_grouped8")),
       grouped16(module.function("grey_quant_grouped16")),
       rows(module.function("grey_quant_rows")),

@@ -103,6 +103,7 @@ struct QuantKernels {
 
     Module module;
     CUfunction blocks;     // a lane per 32 elements (aligned tensors)
+    CUfunction q8_0;       // Q8_0, elements in registers (aligned tensors)
     CUfunction grouped8;   // eight elements a thread
     CUfunction grouped16;  // sixteen
     CUfunction rows;

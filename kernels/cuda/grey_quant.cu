@@ -18,11 +18,12 @@
 //   grey_quant_search + grey_quant_encode
 //                       MSE calibration: one thread per parameter set runs the host's search exactly.
 //   grey_dequant        every format: eight elements a thread.
-//   grey_quant_blocks, grey_dequant_fast
+//   grey_quant_blocks, grey_quant_q8_0, grey_dequant_fast
 //                       the same for tensors that start 16-byte aligned with fewer than 2^31 elements
 //                       (the end of this file): 32-bit indices and no alignment checks; the first
-//                       keeps three passes a warp in flight through cp.async staging, the second runs a
-//                       block for every pass.
+//                       (4-bit grouped formats) keeps three passes a warp in flight through cp.async
+//                       staging, the second (Q8_0) keeps a warp's elements in registers, eight 16-byte
+//                       loads a lane, and both it and the third run a block for every pass.
 //
 // Every kernel reads and writes through helpers that check alignment, so callers' offsets may be odd.
 #include "quant_args.h"
@@ -249,14 +250,12 @@ __device__ grey_qk_coding make_coding(int format, const Stats& s, float alpha) {
     return c;
 }
 
-// The stored code of one element: a byte (int8 as two's complement) or a nibble before packing.
-// make_coding fixes which of the affine terms are zero for each format, and those are left out: x - 0
-// is x, and v + 0 differs from v only for v = -0, which rounds to the same code. With the format a
-// compile-time constant, an int8 element costs a multiply, the rounding (an add toward zero and a
-// truncating conversion) and the clamp.
-__device__ __forceinline__ uint32_t encode(int format, const grey_qk_coding& c, float x, const Tables& t) {
-    if (is_fp8(format)) return f32_to_fp8(__fmul_rn(x, c.e_mul), format);
-    if (format == kNf4) return nf4_code(__fmul_rn(x, c.e_mul), t.nf4.buckets);
+// The stored code of one element of an integer format: a byte (int8 as two's complement) or a nibble
+// before packing. make_coding fixes which of the affine terms are zero for each format, and those are
+// left out: x - 0 is x, and v + 0 differs from v only for v = -0, which rounds to the same code. With
+// the format a compile-time constant, an int8 element costs a multiply, the rounding (an add toward
+// zero and a truncating conversion) and the clamp.
+__device__ __forceinline__ uint32_t encode_integer(int format, const grey_qk_coding& c, float x) {
     const bool subtracts = format == kInt4 || format == kQ4_1;  // e_sub: the group's minimum
     const bool adds = format == kQ4_0 || format == kQ4_1;       // e_add: 8.5 and 0.5, then truncation
     const float v = subtracts ? __fmul_rn(__fsub_rn(x, c.e_sub), c.e_mul) : __fmul_rn(x, c.e_mul);
@@ -267,6 +266,13 @@ __device__ __forceinline__ uint32_t encode(int format, const grey_qk_coding& c, 
     q = q < c.lo ? c.lo : (c.hi < q ? c.hi : q);
     if (format == kInt4Sym) q += 8;  // INT4_SYM stores q + 8
     return static_cast<uint32_t>(q) & 0xFFu;
+}
+
+// The stored code of one element of any format.
+__device__ __forceinline__ uint32_t encode(int format, const grey_qk_coding& c, float x, const Tables& t) {
+    if (is_fp8(format)) return f32_to_fp8(__fmul_rn(x, c.e_mul), format);
+    if (format == kNf4) return nf4_code(__fmul_rn(x, c.e_mul), t.nf4.buckets);
+    return encode_integer(format, c, x);
 }
 
 // The decoding half of a parameter set: all dequantization needs (kept small, since dequantization
@@ -1375,10 +1381,10 @@ extern "C" __global__ void __launch_bounds__(256) grey_dequant_fast(grey_qk_args
     });
 }
 
-// RTN for the grouped formats, one lane per 32 consecutive elements: a ggml block, or a slice of an
-// INT4 / INT4_SYM / NF4 group of 32, 64 or 128 (a tile of 1, 2 or 4 lanes). Thirty-two elements a lane
-// keep 128 bytes of loads in flight per thread and spread the per-group work (reductions, parameters)
-// thinly; Q4_0 and Q4_1 pack their nibbles without crossing lanes.
+// RTN for the 4-bit grouped formats, one lane per 32 consecutive elements: a Q4_0 or Q4_1 block, or a
+// slice of an INT4 / INT4_SYM / NF4 group of 32, 64 or 128 (a tile of 1, 2 or 4 lanes). Thirty-two
+// elements a lane keep 128 bytes of loads in flight per thread and spread the per-group work
+// (reductions, parameters) thinly; Q4_0 and Q4_1 pack their nibbles without crossing lanes.
 namespace {
 
 // A warp's 32 slices pass through shared memory on the way in (and, for the ggml formats, on the way
@@ -1393,7 +1399,7 @@ namespace {
 // Measured on an H200 against a single area loaded synchronously: two areas took the 4-bit formats
 // from 0.83-0.88 of memcpy to 0.91-0.93 and NF4 from 0.79 to 0.86-0.88; a third area (with two warps a
 // block, so that it fits the 48 KiB of static shared memory) took Q8_0, Q4_0 and Q4_1 from 0.92-0.93
-// to 0.96-0.98.
+// to 0.96-0.98. (Q8_0 has since moved to grey_quant_q8_0 below, which keeps its elements in registers.)
 constexpr int kStagedWarps = GREY_QK_BLOCKS_THREADS / 32;
 constexpr int kStages = 3;
 constexpr int kSlicePieces = 8;
@@ -1460,7 +1466,8 @@ __device__ __forceinline__ void unstage32(const uint4* staging, float* v) {
 __device__ __forceinline__ void store_u16_at(unsigned char* at, uint32_t value) { *reinterpret_cast<uint16_t*>(at) = static_cast<uint16_t>(value); }
 __device__ __forceinline__ void store_u32_at(unsigned char* at, uint32_t value) { *reinterpret_cast<uint32_t*>(at) = value; }
 
-// A Q4_0 or Q4_1 block: byte j holds code j and, in its high nibble, code j + 16.
+// A Q4_0 or Q4_1 block (18 bytes, 2-byte aligned, or 20) at `at`: byte j holds code j and, in its high
+// nibble, code j + 16.
 template <int kFormat>
 __device__ __forceinline__ void write_q4_block(unsigned char* at, const grey_qk_coding& c, const float* v, const Tables& tables) {
     uint32_t bytes[16];
@@ -1474,18 +1481,6 @@ __device__ __forceinline__ void write_q4_block(unsigned char* at, const grey_qk_
         store_u32_at(at, c.scale16 | (c.min16 << 16));
 #pragma unroll
         for (int w = 0; w < 4; ++w) store_u32_at(at + 4 + 4 * w, pack_bytes(bytes + 4 * w));
-    }
-}
-
-// One ggml block (34, 18 or 20 bytes, 2-byte aligned) at `at`.
-template <int kFormat>
-__device__ __forceinline__ void write_ggml_block(unsigned char* at, const grey_qk_coding& c, const float* v, const Tables& tables) {
-    if constexpr (kFormat == kQ8_0) {  // the fp16 scale, then 32 codes
-        store_u16_at(at, c.scale16);
-#pragma unroll
-        for (int p = 0; p < 16; ++p) store_u16_at(at + 2 + 2 * p, encode(kFormat, c, v[2 * p], tables) | (encode(kFormat, c, v[2 * p + 1], tables) << 8));
-    } else {
-        write_q4_block<kFormat>(at, c, v, tables);
     }
 }
 
@@ -1551,18 +1546,18 @@ __device__ __forceinline__ void quantize_blocks(grey_qk_args a, const Tables& ta
         if (active && overflows(c)) flag_overflow(a, (slice / static_cast<uint32_t>(tile)) * a.run_length);
 
         if constexpr (is_ggml(kFormat)) {
-            constexpr uint32_t kBlockBytes = kFormat == kQ8_0 ? 34 : kFormat == kQ4_0 ? 18 : 20;
+            constexpr uint32_t kBlockBytes = kFormat == kQ4_0 ? 18 : 20;
             unsigned char* out = reinterpret_cast<unsigned char*>(a.quantized) + static_cast<uint64_t>(base) * kBlockBytes;
             if (base + 32 <= slices) {  // a whole warp: blocks into shared memory, then out in 16-byte pieces
                 unsigned char* bytes = reinterpret_cast<unsigned char*>(mine);
-                write_ggml_block<kFormat>(bytes + lane * kBlockBytes, c, v, tables);
+                write_q4_block<kFormat>(bytes + lane * kBlockBytes, c, v, tables);
                 __syncwarp();
-                // 32 blocks are 1088, 576 or 640 bytes: whole pieces, 16-byte aligned (base is a multiple of 32).
+                // 32 blocks are 576 or 640 bytes: whole pieces, 16-byte aligned (base is a multiple of 32).
                 for (uint32_t piece = lane; piece < 2 * kBlockBytes; piece += 32)
                     reinterpret_cast<uint4*>(out)[piece] = mine[piece];
                 __syncwarp();
             } else if (active) {
-                write_ggml_block<kFormat>(out + lane * kBlockBytes, c, v, tables);
+                write_q4_block<kFormat>(out + lane * kBlockBytes, c, v, tables);
             }
             continue;
         }
@@ -1592,9 +1587,145 @@ extern "C" __global__ void __launch_bounds__(GREY_QK_BLOCKS_THREADS, 8) grey_qua
             case kInt4: quantize_blocks<kInt4, kDtype>(a, tables, staging); break;
             case kInt4Sym: quantize_blocks<kInt4Sym, kDtype>(a, tables, staging); break;
             case kNf4: quantize_blocks<kNf4, kDtype>(a, tables, staging); break;
-            case kQ8_0: quantize_blocks<kQ8_0, kDtype>(a, tables, staging); break;
             case kQ4_0: quantize_blocks<kQ4_0, kDtype>(a, tables, staging); break;
             default: quantize_blocks<kQ4_1, kDtype>(a, tables, staging); break;
         }
     });
+}
+
+// RTN for Q8_0, both tensors 16-byte aligned: the elements stay in registers. A lane takes eight
+// consecutive elements a step (two neighbouring 16-byte loads of F32, one of F16 or BF16), so four
+// neighbouring lanes hold a block of 32 and find its absolute maximum with two shuffles, and the
+// per-block work (the division, the reciprocal, the fp16 scale) is shared by eight elements a lane. A
+// lane keeps GREY_QK_Q8_LOADS 16-byte loads in flight; a warp's steps cover contiguous memory, and its
+// blocks pass through shared memory on the way out, so that they leave as whole 16-byte pieces (34-byte
+// blocks are only 2-byte aligned). Measured on an H200 (bench/RESULTS.md), F32: 1.03 of memcpy, where
+// four elements a lane (eight lanes a block, three shuffles) reached 0.98 and the cp.async staging of
+// grey_quant_blocks 0.96.
+namespace {
+
+constexpr int kQ8PerLane = 8;        // elements a lane a step
+constexpr uint32_t kQ8LanesPerBlock = 32 / kQ8PerLane;
+constexpr uint32_t kQ8StepBlocks = 32 / kQ8LanesPerBlock;  // blocks a warp a step
+
+template <int kDtype>
+constexpr int kQ8Pieces = kDtype == GREY_QK_F32 ? 2 : 1;   // 16-byte loads a lane a step
+template <int kDtype>
+constexpr int kQ8Steps = GREY_QK_Q8_LOADS / kQ8Pieces<kDtype>;
+
+// The largest warp pass (F16 and BF16, whose steps take one load), in bytes of output.
+constexpr uint32_t kQ8StagedBytes = GREY_QK_Q8_LOADS * kQ8StepBlocks * 34;
+
+// The elements of a 16-byte piece: 4 F32 or 8 F16/BF16.
+template <int kDtype>
+__device__ __forceinline__ void unpack16(const uint4& h, float* v) {
+    if (kDtype == GREY_QK_F32) {
+        v[0] = __uint_as_float(h.x); v[1] = __uint_as_float(h.y); v[2] = __uint_as_float(h.z); v[3] = __uint_as_float(h.w);
+    } else {
+        const uint32_t words[4] = {h.x, h.y, h.z, h.w};
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+            v[2 * k] = kDtype == GREY_QK_F16 ? f16_to_f32(words[k] & 0xFFFFu) : bf16_to_f32(words[k] & 0xFFFFu);
+            v[2 * k + 1] = kDtype == GREY_QK_F16 ? f16_to_f32(words[k] >> 16) : bf16_to_f32(words[k] >> 16);
+        }
+    }
+}
+
+// Whether the element or elements of a 32-bit word are finite (an exponent not all ones), from the bits:
+// one test a word on the common path, the elements unpacked only when it fails.
+template <int kDtype>
+__device__ __forceinline__ bool words_finite(uint32_t word) {
+    if (kDtype == GREY_QK_F32) return (word & 0x7F800000u) != 0x7F800000u;
+    const uint32_t exponents = kDtype == GREY_QK_F16 ? 0x7C007C00u : 0x7F807F80u;
+    return __vcmpeq2(word & exponents, exponents) == 0;
+}
+
+template <int kDtype>
+__device__ __forceinline__ void quantize_q8_0(grey_qk_args a, unsigned char* staged) {
+    constexpr int kPieces = kQ8Pieces<kDtype>;
+    constexpr int kSteps = kQ8Steps<kDtype>;
+    constexpr int kPerPiece = kQ8PerLane / kPieces;
+    constexpr uint32_t kWarpBlocks = kSteps * kQ8StepBlocks;
+    a.format = kQ8_0;
+    a.dtype = kDtype;
+    const uint32_t blocks = static_cast<uint32_t>(a.elements / 32);
+    const uint32_t lane = threadIdx.x & 31u;
+    const uint32_t warps = blockDim.x / 32;
+    const uint32_t passes = (blocks + kWarpBlocks - 1) / kWarpBlocks;
+    const uint4* plain = reinterpret_cast<const uint4*>(a.plain);
+    // Whole warps iterate together: the shuffles need every lane.
+    for (uint32_t pass = blockIdx.x * warps + threadIdx.x / 32; pass < passes; pass += gridDim.x * warps) {
+        const uint32_t first = pass * kWarpBlocks;
+        const bool whole = first + kWarpBlocks <= blocks;
+        // Step u of lane l holds the pass's elements 8 (32u + l) .. +7, of block (32u + l) / 4.
+        uint4 raw[kSteps][kPieces];
+#pragma unroll
+        for (int u = 0; u < kSteps; ++u) {
+            const uint32_t slot = 32 * u + lane;
+            const bool inside = whole || first + slot / kQ8LanesPerBlock < blocks;
+#pragma unroll
+            for (int h = 0; h < kPieces; ++h)
+                raw[u][h] = inside ? plain[static_cast<uint64_t>(first) * kQ8LanesPerBlock * kPieces + kPieces * slot + h]
+                                   : make_uint4(0, 0, 0, 0);
+        }
+        bool finite = true;
+#pragma unroll
+        for (int u = 0; u < kSteps; ++u)
+#pragma unroll
+            for (int h = 0; h < kPieces; ++h)
+                finite = finite && words_finite<kDtype>(raw[u][h].x) && words_finite<kDtype>(raw[u][h].y) &&
+                         words_finite<kDtype>(raw[u][h].z) && words_finite<kDtype>(raw[u][h].w);
+        if (!finite) {  // rare: one test for the pass, the search for the element only then
+#pragma unroll
+            for (int u = 0; u < kSteps; ++u)
+#pragma unroll
+                for (int h = 0; h < kPieces; ++h) {
+                    float v[kPerPiece];
+                    unpack16<kDtype>(raw[u][h], v);
+#pragma unroll
+                    for (int k = 0; k < kPerPiece; ++k)
+                        note_if_not_finite(a, 32ull * first + kQ8PerLane * (32 * u + lane) + kPerPiece * h + k, v[k]);
+                }
+        }
+        int overflowed = -1;  // the lane's first step whose block overflowed: its lowest such block
+#pragma unroll
+        for (int u = 0; u < kSteps; ++u) {
+            const uint32_t slot = 32 * u + lane;
+            float v[kQ8PerLane];
+#pragma unroll
+            for (int h = 0; h < kPieces; ++h) unpack16<kDtype>(raw[u][h], v + kPerPiece * h);
+            float m = 0.0f;
+#pragma unroll
+            for (int k = 0; k < kQ8PerLane; ++k) m = fmaxf(m, fabsf(v[k]));
+            const grey_qk_coding c = make_coding(kQ8_0, Stats{max_tile(m, kQ8LanesPerBlock), INFINITY, -INFINITY, 0.0f}, 1.0f);
+            const bool leads = slot % kQ8LanesPerBlock == 0;  // the block's first lane writes its scale
+            if (overflowed < 0 && leads && overflows(c)) overflowed = u;
+            unsigned char* at = staged + 34 * (slot / kQ8LanesPerBlock);
+            if (leads) store_u16_at(at, c.scale16);
+#pragma unroll
+            for (int k = 0; k < kQ8PerLane; k += 2)
+                store_u16_at(at + 2 + kQ8PerLane * (slot % kQ8LanesPerBlock) + k,
+                             encode_integer(kQ8_0, c, v[k]) | (encode_integer(kQ8_0, c, v[k + 1]) << 8));
+        }
+        // Rare. Blocks past the end hold zeros, which never overflow.
+        if (overflowed >= 0) flag_overflow(a, 32ull * (first + (32 * static_cast<uint32_t>(overflowed) + lane) / kQ8LanesPerBlock));
+        __syncwarp();
+        unsigned char* out = reinterpret_cast<unsigned char*>(a.quantized) + 34ull * first;
+        if (whole) {  // first is a multiple of 32 blocks, whose 1088 bytes are whole 16-byte pieces
+            for (uint32_t piece = lane; piece < kWarpBlocks * 34 / 16; piece += 32)
+                reinterpret_cast<uint4*>(out)[piece] = reinterpret_cast<const uint4*>(staged)[piece];
+        } else {
+            for (uint32_t byte = lane; byte < (blocks - first) * 34; byte += 32) out[byte] = staged[byte];
+        }
+        __syncwarp();  // the area is free for the next pass
+    }
+}
+
+}  // namespace
+
+// Four blocks a multiprocessor, so at most 64 registers: left alone, the compiler gives the kernel 76
+// (98 for the four-elements-a-lane version, which then ran at 0.69 of memcpy with two blocks).
+extern "C" __global__ void __launch_bounds__(GREY_QK_Q8_THREADS, 4) grey_quant_q8_0(grey_qk_args a) {
+    __shared__ __align__(16) unsigned char staged[GREY_QK_Q8_THREADS / 32][kQ8StagedBytes];
+    with_dtype(a.dtype, [&]<int kDtype>() { quantize_q8_0<kDtype>(a, staged[threadIdx.x / 32]); });
 }

@@ -18,6 +18,9 @@ enum { GREY_QK_F32 = 0, GREY_QK_F16 = 1, GREY_QK_BF16 = 2 };
 /* Threads a block of grey_quant_blocks: its shared memory holds three staging areas for each warp. */
 enum { GREY_QK_BLOCKS_THREADS = 64 };
 
+/* Threads a block of grey_quant_q8_0, and the 16-byte loads each of its lanes keeps in flight. */
+enum { GREY_QK_Q8_THREADS = 256, GREY_QK_Q8_LOADS = 8 };
+
 /* One scale group's parameters made concrete, as the host quantizer's Coding (backends/host/quant):
  * encode q = clamp(round((x - e_sub) * e_mul + e_add), lo, hi) (Q4_0 and Q4_1 truncate instead of
  * rounding), decode y = (q - d_sub) * d_mul + d_add; fp8 and NF4 encode x * e_mul (e_mul = 1/scale) and
