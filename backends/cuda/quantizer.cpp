@@ -41,7 +41,7 @@ private:
 };
 
 enum class Path {
-    blocks,   // grey_quant_blocks: grouped formats, aligned tensors
+    blocks,   // grey_quant_blocks: 4-bit grouped formats, aligned tensors
     q8_0,     // grey_quant_q8_0: Q8_0, aligned tensors
     grouped,  // grey_quant_grouped8/16: grouped formats, any alignment
     rows,     // grey_quant_rows
