@@ -220,9 +220,7 @@ void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevice
             switch (path) {
                 case Path::blocks: launch_resident(device, k.blocks, n / 32, GREY_QK_BLOCKS_THREADS, 0, params); break;
                 case Path::q8_0: {
-                    // A warp's pass is GREY_QK_Q8_LOADS 16-byte loads a lane: 512 bytes a load, so 4
-                    // blocks of F32 or 8 of F16 and BF16.
-                    const uint64_t warp_blocks = GREY_QK_Q8_LOADS * (a.dtype == GREY_QK_F32 ? 4 : 8);
+                    const uint64_t warp_blocks = GREY_QK_Q8_WARP_BLOCKS(a.dtype == GREY_QK_F32);
                     launch_spread(device, k.q8_0, (n / 32 + warp_blocks - 1) / warp_blocks * 32, GREY_QK_Q8_THREADS, params);
                     break;
                 }

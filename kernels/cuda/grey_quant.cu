@@ -70,14 +70,20 @@ __device__ __forceinline__ Fp8Traits fp8_traits(int format) {
     return format == kFp8E4M3 ? Fp8Traits{3, 7, 0x7E, 0x7F, 448.0f} : Fp8Traits{2, 15, 0x7B, 0x7E, 57344.0f};
 }
 
-__device__ uint32_t f32_to_fp8(float value, int format) {
+// sm_89 and later convert between fp8 and wider floats in hardware (cvt with e4m3 / e5m2); every fp8
+// path below takes the conversion there and a port of numeric.hpp or the table elsewhere.
 #if __CUDA_ARCH__ >= 890
+constexpr bool kHardwareFp8 = true;
+#else
+constexpr bool kHardwareFp8 = false;
+#endif
+
+__device__ uint32_t f32_to_fp8(float value, int format) {
     // The hardware conversion (cvt.rn.satfinite) rounds to nearest even and saturates to the largest
     // finite value, which is numeric.hpp's rule for every non-NaN input, infinities included; NaN keeps
     // the host's encoding (its sign and the format's NaN code).
-    if (!isnan(value))
+    if (kHardwareFp8 && !isnan(value))
         return __nv_cvt_float_to_fp8(value, __NV_SATFINITE, format == kFp8E4M3 ? __NV_E4M3 : __NV_E5M2);
-#endif
     const Fp8Traits t = fp8_traits(format);
     const uint32_t sign = signbit(value) ? 0x80u : 0x00u;
     if (isnan(value)) return sign | t.nan_code;
@@ -478,13 +484,16 @@ __device__ __forceinline__ uint64_t ggml_block_bytes(int format) { return format
 __device__ __forceinline__ uint64_t ggml_header_bytes(int format) { return format == kQ4_1 ? 4 : 2; }
 
 __device__ void build_tables(int format, unsigned uses, Tables& t) {
+    const bool fp8_values = is_fp8(format) && (uses & kDecodeTables);
+    const bool nf4_levels = format == kNf4 && (uses & kDecodeTables);
+    const bool nf4_buckets = format == kNf4 && (uses & kEncodeTables);
     // Most formats read no table: they skip the barrier too (safe, since the whole block has one format).
-    if (!((is_fp8(format) && (uses & kDecodeTables)) || (format == kNf4 && uses != 0))) return;
-    if (is_fp8(format) && (uses & kDecodeTables))
+    if (!fp8_values && !nf4_levels && !nf4_buckets) return;
+    if (fp8_values)
         for (uint32_t c = threadIdx.x; c < 256; c += blockDim.x) t.fp8[c] = fp8_to_f32(c, format);
-    if (format == kNf4 && (uses & kDecodeTables))
+    if (nf4_levels)
         for (uint32_t k = threadIdx.x; k < 16; k += blockDim.x) t.nf4.levels[k] = kNf4Levels[k];
-    if (format == kNf4 && (uses & kEncodeTables))
+    if (nf4_buckets)
         for (uint32_t k = threadIdx.x; k < kNf4Buckets; k += blockDim.x) {
             Nf4Bucket b{INFINITY, 0};
 #pragma unroll 1
@@ -772,20 +781,16 @@ __device__ __forceinline__ float block_max_once(float m, float* scratch) {
 // row once e_mul is finite, since the rows kernels only keep the codes of rows whose elements are all
 // finite (any other element fails the job).
 __device__ __forceinline__ bool packs_fp8_pairs(int format, const grey_qk_coding& c) {
-#if __CUDA_ARCH__ >= 890
-    return is_fp8(format) && isfinite(c.e_mul);
-#else
-    return false;
-#endif
+    return kHardwareFp8 && is_fp8(format) && isfinite(c.e_mul);
 }
 
 __device__ __forceinline__ uint32_t fp8_pair(float low, float high, const grey_qk_coding& c, int format) {
-#if __CUDA_ARCH__ >= 890
-    const float2 scaled = make_float2(__fmul_rn(low, c.e_mul), __fmul_rn(high, c.e_mul));
-    return __nv_cvt_float2_to_fp8x2(scaled, __NV_SATFINITE, format == kFp8E4M3 ? __NV_E4M3 : __NV_E5M2);
-#else
-    return f32_to_fp8(__fmul_rn(low, c.e_mul), format) | (f32_to_fp8(__fmul_rn(high, c.e_mul), format) << 8);
-#endif
+    if constexpr (kHardwareFp8) {
+        const float2 scaled = make_float2(__fmul_rn(low, c.e_mul), __fmul_rn(high, c.e_mul));
+        return __nv_cvt_float2_to_fp8x2(scaled, __NV_SATFINITE, format == kFp8E4M3 ? __NV_E4M3 : __NV_E5M2);
+    } else {
+        return f32_to_fp8(__fmul_rn(low, c.e_mul), format) | (f32_to_fp8(__fmul_rn(high, c.e_mul), format) << 8);
+    }
 }
 
 // Rows of up to blockDim * 4 * kChunks elements, held in registers between finding the maximum and
@@ -1295,20 +1300,17 @@ __device__ __forceinline__ void store4_aligned(uint64_t plain, uint32_t c, const
 template <int kFormat, int kDtype>
 __device__ __forceinline__ void decode_chunk(const grey_qk_args& a, uint32_t c, uint32_t codes, const Decoding& coding, const Tables& tables) {
     float y[4];
-#if __CUDA_ARCH__ >= 890
     // Every fp8 value is an fp16 value, so the hardware conversion through fp16 (two codes an
     // instruction) gives the table's floats (a NaN code gives a NaN either way), and grey_dequant_fast
     // builds no table there: FP8 dequantization went from 0.954-0.958 of memcpy to 0.963-0.965 on an H200.
-    if constexpr (is_fp8(kFormat)) {
+    if constexpr (kHardwareFp8 && is_fp8(kFormat)) {
         const auto kind = kFormat == kFp8E4M3 ? __NV_E4M3 : __NV_E5M2;
         const __half2_raw low = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(codes & 0xFFFFu), kind);
         const __half2_raw high = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(codes >> 16), kind);
         const uint32_t halves[4] = {low.x, low.y, high.x, high.y};
 #pragma unroll
         for (int k = 0; k < 4; ++k) y[k] = __fmul_rn(f16_to_f32(halves[k]), coding.scale);
-    } else
-#endif
-    {
+    } else {
 #pragma unroll
         for (int k = 0; k < 4; ++k) y[k] = decode(kFormat, coding, (codes >> (8 * k)) & 0xFFu, tables);
     }
@@ -1389,11 +1391,7 @@ __device__ __forceinline__ void dequant_fast_planar4(grey_qk_args a, const Table
 
 extern "C" __global__ void __launch_bounds__(256) grey_dequant_fast(grey_qk_args a) {
     __shared__ Tables tables;
-#if __CUDA_ARCH__ >= 890
-    build_tables(a.format, is_fp8(a.format) ? 0u : kDecodeTables, tables);  // decode_chunk converts fp8 in hardware
-#else
-    build_tables(a.format, kDecodeTables, tables);
-#endif
+    build_tables(a.format, kHardwareFp8 && is_fp8(a.format) ? 0u : kDecodeTables, tables);  // decode_chunk converts fp8 in hardware
     with_dtype(a.dtype, [&]<int kDtype>() {
         with_format(a.format, [&]<int kFormat>() {
             if constexpr (is_four_bit(kFormat) && !is_ggml(kFormat)) dequant_fast_planar4<kFormat, kDtype>(a, tables);
@@ -1460,6 +1458,21 @@ __device__ __forceinline__ void stage32_async(uint64_t plain, uint32_t base, uin
     commit_copies();
 }
 
+// The elements of a 16-byte piece: 4 F32 or 8 F16/BF16.
+template <int kDtype>
+__device__ __forceinline__ void unpack16(const uint4& h, float* v) {
+    if (kDtype == GREY_QK_F32) {
+        v[0] = __uint_as_float(h.x); v[1] = __uint_as_float(h.y); v[2] = __uint_as_float(h.z); v[3] = __uint_as_float(h.w);
+    } else {
+        const uint32_t words[4] = {h.x, h.y, h.z, h.w};
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+            v[2 * k] = kDtype == GREY_QK_F16 ? f16_to_f32(words[k] & 0xFFFFu) : bf16_to_f32(words[k] & 0xFFFFu);
+            v[2 * k + 1] = kDtype == GREY_QK_F16 ? f16_to_f32(words[k] >> 16) : bf16_to_f32(words[k] >> 16);
+        }
+    }
+}
+
 // The lane's slice, once the warp's copies into `staging` have landed (the caller waited for them).
 template <int kDtype>
 __device__ __forceinline__ void unstage32(const uint4* staging, float* v) {
@@ -1467,20 +1480,7 @@ __device__ __forceinline__ void unstage32(const uint4* staging, float* v) {
     __syncwarp();  // every lane's copies are complete, not only this lane's
     const uint32_t lane = threadIdx.x & 31u;
 #pragma unroll
-    for (int w = 0; w < kPieces; ++w) {
-        const uint4 h = staging[staged_piece(lane, w)];
-        if (kDtype == GREY_QK_F32) {
-            v[4 * w] = __uint_as_float(h.x); v[4 * w + 1] = __uint_as_float(h.y);
-            v[4 * w + 2] = __uint_as_float(h.z); v[4 * w + 3] = __uint_as_float(h.w);
-        } else {
-            const uint32_t words[4] = {h.x, h.y, h.z, h.w};
-#pragma unroll
-            for (int k = 0; k < 4; ++k) {
-                v[8 * w + 2 * k] = kDtype == GREY_QK_F16 ? f16_to_f32(words[k] & 0xFFFFu) : bf16_to_f32(words[k] & 0xFFFFu);
-                v[8 * w + 2 * k + 1] = kDtype == GREY_QK_F16 ? f16_to_f32(words[k] >> 16) : bf16_to_f32(words[k] >> 16);
-            }
-        }
-    }
+    for (int w = 0; w < kPieces; ++w) unpack16<kDtype>(staging[staged_piece(lane, w)], v + (32 / kPieces) * w);
     __syncwarp();  // the area is free again: for the ggml output, then for the next pass's copies
 }
 
@@ -1637,21 +1637,6 @@ constexpr int kQ8Steps = GREY_QK_Q8_LOADS / kQ8Pieces<kDtype>;
 // The largest warp pass (F16 and BF16, whose steps take one load), in bytes of output.
 constexpr uint32_t kQ8StagedBytes = GREY_QK_Q8_LOADS * kQ8StepBlocks * 34;
 
-// The elements of a 16-byte piece: 4 F32 or 8 F16/BF16.
-template <int kDtype>
-__device__ __forceinline__ void unpack16(const uint4& h, float* v) {
-    if (kDtype == GREY_QK_F32) {
-        v[0] = __uint_as_float(h.x); v[1] = __uint_as_float(h.y); v[2] = __uint_as_float(h.z); v[3] = __uint_as_float(h.w);
-    } else {
-        const uint32_t words[4] = {h.x, h.y, h.z, h.w};
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-            v[2 * k] = kDtype == GREY_QK_F16 ? f16_to_f32(words[k] & 0xFFFFu) : bf16_to_f32(words[k] & 0xFFFFu);
-            v[2 * k + 1] = kDtype == GREY_QK_F16 ? f16_to_f32(words[k] >> 16) : bf16_to_f32(words[k] >> 16);
-        }
-    }
-}
-
 // Whether the element or elements of a 32-bit word are finite (an exponent not all ones), from the bits:
 // one test a word on the common path, the elements unpacked only when it fails.
 template <int kDtype>
@@ -1667,6 +1652,7 @@ __device__ __forceinline__ void quantize_q8_0(grey_qk_args a, unsigned char* sta
     constexpr int kSteps = kQ8Steps<kDtype>;
     constexpr int kPerPiece = kQ8PerLane / kPieces;
     constexpr uint32_t kWarpBlocks = kSteps * kQ8StepBlocks;
+    static_assert(kWarpBlocks == GREY_QK_Q8_WARP_BLOCKS(kDtype == GREY_QK_F32), "quantizer.cpp sizes the grid by this");
     a.format = kQ8_0;
     a.dtype = kDtype;
     const uint32_t blocks = static_cast<uint32_t>(a.elements / 32);

@@ -20,6 +20,9 @@ enum { GREY_QK_BLOCKS_THREADS = 64 };
 
 /* Threads a block of grey_quant_q8_0, and the 16-byte loads each of its lanes keeps in flight. */
 enum { GREY_QK_Q8_THREADS = 256, GREY_QK_Q8_LOADS = 8 };
+/* The Q8_0 blocks a warp of grey_quant_q8_0 takes in one pass: its loads are 512 bytes each, 4 blocks of
+ * F32 or 8 of F16/BF16. */
+#define GREY_QK_Q8_WARP_BLOCKS(f32) (GREY_QK_Q8_LOADS * ((f32) ? 4 : 8))
 
 /* One scale group's parameters made concrete, as the host quantizer's Coding (backends/host/quant):
  * encode q = clamp(round((x - e_sub) * e_mul + e_add), lo, hi) (Q4_0 and Q4_1 truncate instead of
