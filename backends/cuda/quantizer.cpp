@@ -269,9 +269,8 @@ void dequantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevi
         void* params[] = {&a};
         run_job(device, [&] {
             if (fast_dequant_fits(plan, destination, source)) {
-                const uint64_t chunks_a_thread = GREY_QK_DEQUANT_FAST_CHUNKS(
-                    plan.format == GREY_QUANT_INT4 || plan.format == GREY_QUANT_INT4_SYM || plan.format == GREY_QUANT_NF4);
-                launch_spread(device, k.dequant_fast, (plan.elements / 4 + chunks_a_thread - 1) / chunks_a_thread, kThreads, params);
+                const uint64_t chunks = plan.elements / 4;
+                launch_spread(device, k.dequant_fast, (chunks + GREY_QK_DEQUANT_FAST_CHUNKS - 1) / GREY_QK_DEQUANT_FAST_CHUNKS, kThreads, params);
             } else launch_resident(device, k.dequant, (plan.elements + 7) / 8, kThreads, 0, params);
         });
     });

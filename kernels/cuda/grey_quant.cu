@@ -1322,7 +1322,7 @@ __device__ __forceinline__ void decode_chunk(const grey_qk_args& a, uint32_t c, 
 // first decode. quantizer.cpp launches a block for every kFastUnroll * blockDim chunks.
 template <int kFormat, int kDtype>
 __device__ __forceinline__ void dequant_fast_loop(grey_qk_args a, const Tables& tables) {
-    constexpr int kFastUnroll = GREY_QK_DEQUANT_FAST_CHUNKS(false);
+    constexpr int kFastUnroll = GREY_QK_DEQUANT_FAST_CHUNKS;
     a.format = kFormat;
     a.dtype = kDtype;
     const uint32_t chunks = static_cast<uint32_t>(a.elements / 4);
@@ -1353,7 +1353,7 @@ __device__ __forceinline__ void dequant_fast_loop(grey_qk_args a, const Tables& 
 // word with a shuffle.
 template <int kFormat, int kDtype>
 __device__ __forceinline__ void dequant_fast_planar4(grey_qk_args a, const Tables& tables) {
-    constexpr int kUnroll = GREY_QK_DEQUANT_FAST_CHUNKS(true);
+    constexpr int kUnroll = GREY_QK_DEQUANT_FAST_CHUNKS;
     static_assert(kUnroll % 2 == 0, "a word holds two chunks");
     a.format = kFormat;
     a.dtype = kDtype;

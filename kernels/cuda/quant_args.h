@@ -9,11 +9,11 @@
 /* The plain element types a quantizer reads and a dequantizer writes. */
 enum { GREY_QK_F32 = 0, GREY_QK_F16 = 1, GREY_QK_BF16 = 2 };
 
-/* Chunks of four elements each thread of grey_dequant_fast takes in one pass of its loop: four for the
- * planar 4-bit formats (INT4, INT4_SYM, NF4), whose chunks have 2 bytes of codes, two for the rest.
- * Measured on an H200 (bench/RESULTS.md): four chunks took the planar 4-bit formats from 0.81-0.87 of
- * memcpy to 0.93, and cost the others 1-2%. */
-#define GREY_QK_DEQUANT_FAST_CHUNKS(planar_four_bit) ((planar_four_bit) ? 4 : 2)
+/* Chunks of four elements each thread of grey_dequant_fast takes in one pass of its loop, for every
+ * format. Measured on an H200 (bench/RESULTS.md): two chunks beside four took the planar 4-bit formats
+ * (INT4, INT4_SYM, NF4; a warp loads their codes a word a lane and shuffles) from 0.945-0.950 of memcpy
+ * to 0.957-0.960, and four had cost the other formats 1-2%. */
+enum { GREY_QK_DEQUANT_FAST_CHUNKS = 2 };
 
 /* Threads a block of grey_quant_blocks: its shared memory holds three staging areas for each warp. */
 enum { GREY_QK_BLOCKS_THREADS = 64 };
