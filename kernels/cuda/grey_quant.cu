@@ -1635,7 +1635,8 @@ template <int kDtype>
 constexpr int kQ8Steps = GREY_QK_Q8_LOADS / kQ8Pieces<kDtype>;
 
 // The largest warp pass (F16 and BF16, whose steps take one load), in bytes of output.
-constexpr uint32_t kQ8StagedBytes = GREY_QK_Q8_LOADS * kQ8StepBlocks * 34;
+constexpr uint32_t kQ8BlockBytes = 34;  // the fp16 scale, then 32 codes
+constexpr uint32_t kQ8StagedBytes = GREY_QK_Q8_LOADS * kQ8StepBlocks * kQ8BlockBytes;
 
 // Whether the element or elements of a 32-bit word are finite (an exponent not all ones), from the bits:
 // one test a word on the common path, the elements unpacked only when it fails.
@@ -1707,7 +1708,7 @@ __device__ __forceinline__ void quantize_q8_0(grey_qk_args a, unsigned char* sta
             const grey_qk_coding c = make_coding(kQ8_0, Stats{max_tile(m, kQ8LanesPerBlock), INFINITY, -INFINITY, 0.0f}, 1.0f);
             const bool leads = slot % kQ8LanesPerBlock == 0;  // the block's first lane writes its scale
             if (overflowed < 0 && leads && overflows(c)) overflowed = u;
-            unsigned char* at = staged + 34 * (slot / kQ8LanesPerBlock);
+            unsigned char* at = staged + kQ8BlockBytes * (slot / kQ8LanesPerBlock);
             if (leads) store_u16_at(at, c.scale16);
 #pragma unroll
             for (int k = 0; k < kQ8PerLane; k += 2)
@@ -1717,12 +1718,12 @@ __device__ __forceinline__ void quantize_q8_0(grey_qk_args a, unsigned char* sta
         // Rare. Blocks past the end hold zeros, which never overflow.
         if (overflowed >= 0) flag_overflow(a, 32ull * (first + (32 * static_cast<uint32_t>(overflowed) + lane) / kQ8LanesPerBlock));
         __syncwarp();
-        unsigned char* out = reinterpret_cast<unsigned char*>(a.quantized) + 34ull * first;
+        unsigned char* out = reinterpret_cast<unsigned char*>(a.quantized) + uint64_t{kQ8BlockBytes} * first;
         if (whole) {  // first is a multiple of 32 blocks, whose 1088 bytes are whole 16-byte pieces
-            for (uint32_t piece = lane; piece < kWarpBlocks * 34 / 16; piece += 32)
+            for (uint32_t piece = lane; piece < kWarpBlocks * kQ8BlockBytes / 16; piece += 32)
                 reinterpret_cast<uint4*>(out)[piece] = reinterpret_cast<const uint4*>(staged)[piece];
         } else {
-            for (uint32_t byte = lane; byte < (blocks - first) * 34; byte += 32) out[byte] = staged[byte];
+            for (uint32_t byte = lane; byte < (blocks - first) * kQ8BlockBytes; byte += 32) out[byte] = staged[byte];
         }
         __syncwarp();  // the area is free for the next pass
     }

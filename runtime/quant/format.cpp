@@ -24,9 +24,8 @@ std::span<const NamedParams> named_params() noexcept {
 }
 
 std::string f16_overflow_message(grey_quant_format format, uint64_t first, uint64_t group_size) {
-    const bool has_minimum = format == GREY_QUANT_INT4 || format == GREY_QUANT_Q4_1;
     return "elements " + std::to_string(first) + " to " + std::to_string(first + group_size - 1) + " (one scale group) are too large for " +
-           format_name(format) + ": its fp16 " + (has_minimum ? "scale or minimum" : "scale") +
+           format_name(format) + ": its fp16 " + (stores_minimum(format) ? "scale or minimum" : "scale") +
            " would pass 65504, the largest fp16 value; int8, fp8 and nf4 keep fp32 scales";
 }
 

@@ -50,6 +50,10 @@ struct NamedParams {
 };
 std::span<const NamedParams> named_params() noexcept;
 
+// The asymmetric formats (INT4, Q4_1): each group stores a minimum beside its scale, both chosen from
+// the group's minimum and maximum.
+constexpr bool stores_minimum(grey_quant_format format) noexcept { return format == GREY_QUANT_INT4 || format == GREY_QUANT_Q4_1; }
+
 // The refusal for a scale group (elements first .. first + group_size - 1) whose fp16 scale or
 // minimum would overflow: the same words from every backend.
 std::string f16_overflow_message(grey_quant_format format, uint64_t first, uint64_t group_size);

@@ -32,7 +32,6 @@ struct Coding {
     uint16_t min16 = 0;   // fp16 min (INT4, Q4_1)
 };
 
-bool uses_minmax(grey_quant_format f) { return f == GREY_QUANT_INT4 || f == GREY_QUANT_Q4_1; }
 bool is_fp8(grey_quant_format f) { return f == GREY_QUANT_FP8_E4M3 || f == GREY_QUANT_FP8_E5M2; }
 Fp8Kind fp8_kind(grey_quant_format f) { return f == GREY_QUANT_FP8_E4M3 ? Fp8Kind::e4m3 : Fp8Kind::e5m2; }
 // The encoders' multiplier 1/d. A scale so small that its reciprocal overflows (a group whose values
@@ -151,7 +150,7 @@ std::vector<Stats> gather_stats(const Plan& plan, std::span<const float> x, cons
     for (uint64_t r = 0; r < runs; ++r) {
         Stats& s = stats[r % plan.param_count];
         const float* run = x.data() + r * plan.run_length;
-        if (uses_minmax(plan.format)) {
+        if (grey::quant::stores_minimum(plan.format)) {
             float lo = 0.0f, hi = 0.0f;
             k.minmax(run, plan.run_length, &lo, &hi);
             s.min = std::min(s.min, lo);
