@@ -1,5 +1,5 @@
 // Host quantization throughput per format, scalar and AVX2 kernels, beside memcpy of the same input in
-// the same run (DESIGN.md §5: a ratio measured side by side). Bytes moved = bytes read + bytes written.
+// the same run (a ratio measured side by side, docs/architecture.md). Bytes moved = bytes read + bytes written.
 //   cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DGREY_BUILD_BENCH=ON -DGREY_BUILD_TESTS=OFF
 //   cmake --build build/bench --target grey_quant_bench && build/bench/bin/grey_quant_bench
 #include "host/quant/kernels.hpp"

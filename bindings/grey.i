@@ -3,7 +3,7 @@
  *
  * It wraps grey.h and nothing else: the header is %included whole, so a function added to grey.h is
  * wrapped by the next build with no change here. Everything below is written against the header's
- * conventions (DESIGN.md §2), never against a list of functions:
+ * conventions (docs/architecture.md, "The ABI boundary"), never against a list of functions:
  *
  *   - `grey_status` returns become the language's error (Python exception, Go `error`): see the
  *     language files python/grey_python.i and go/grey_go.i.

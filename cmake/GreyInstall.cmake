@@ -1,4 +1,5 @@
-# Install rules: headers, libgrey (shared and static), greyctl, a CMake package and a pkg-config file.
+# Install rules: headers, libgrey (shared and static), greyctl, a CMake package, a pkg-config file and the
+# default configuration (share/grey/grey.yaml).
 include(CMakePackageConfigHelpers)
 
 install(FILES ${PROJECT_SOURCE_DIR}/include/grey.h ${PROJECT_SOURCE_DIR}/include/grey_backend.h
@@ -18,3 +19,5 @@ install(FILES ${PROJECT_BINARY_DIR}/greyConfig.cmake ${PROJECT_BINARY_DIR}/greyC
 
 configure_file(${PROJECT_SOURCE_DIR}/cmake/grey.pc.in ${PROJECT_BINARY_DIR}/grey.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/grey.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT development)
+
+install(FILES ${PROJECT_SOURCE_DIR}/config/grey.yaml DESTINATION ${CMAKE_INSTALL_DATADIR}/grey COMPONENT runtime)

@@ -116,7 +116,7 @@ typedef struct grey_backend_vtable {
      * quantize reads job->plain_bytes of job->tensor (F32, F16 or BF16) at source_offset and writes
      * job->quantized_bytes in the layout of docs/quantization.md at destination_offset; dequantize is the
      * reverse, writing job->tensor.dtype. The result must equal the host backend's bit for bit for the
-     * integer formats (the conformance rule of DESIGN.md §1). NULL: the runtime answers
+     * integer formats (the conformance rule, docs/architecture.md). NULL: the runtime answers
      * GREY_ERROR_UNSUPPORTED. */
     grey_status (*quantize)(void* state, const struct grey_backend_quant_job* job, grey_backend_buffer* source,
                             uint64_t source_offset, grey_backend_buffer* destination, uint64_t destination_offset);

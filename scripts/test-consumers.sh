@@ -32,5 +32,6 @@ cmake --build build/vendored -j "$jobs"
 build/vendored/list_devices | grep -q '^0 host '
 echo "ok   add_subdirectory(libgrey)"
 
-test -f "$stage/include/grey.h" && test -f "$stage/include/grey_backend.h" && test -f "$stage/lib/pkgconfig/grey.pc"
+test -f "$stage/include/grey.h" && test -f "$stage/include/grey_backend.h" && test -f "$stage/lib/pkgconfig/grey.pc" \
+  && cmp -s config/grey.yaml "$stage/share/grey/grey.yaml"
 echo "3 passed, 0 failed"

@@ -1,5 +1,5 @@
 // The CUDA backend's quantization kernels. They follow the host reference (backends/host/quant) operation
-// for operation, so that every format gives the same bits on both (the conformance rule of DESIGN.md):
+// for operation, so that every format gives the same bits on both (the conformance rule, docs/architecture.md):
 // every float operation is an explicit round-to-nearest intrinsic (__fmul_rn, __fadd_rn, ...), which
 // the compiler never contracts into a fused multiply-add, and the fatbin is built with -fmad=false,
 // -prec-div=true and -ftz=false as a second guard. The narrow-float conversions are ports of

@@ -14,7 +14,8 @@ namespace {
 
 using namespace std::string_literals;
 
-// The balanced column is shared/reference-config.yaml, value for value.
+// The balanced column is the product's reference configuration (tests/data/reference-config.yaml),
+// value for value, and the repository's config/grey.yaml.
 const std::vector<KeySpec>& table() {
     static const std::vector<KeySpec> keys = {
         {"version", ValueType::Choice, 0, 0, {"1.0"}, {"1.0"s, "1.0"s, "1.0"s},

@@ -5,7 +5,7 @@
 namespace grey {
 namespace detail {
 namespace {
-// The one piece of global mutable state DESIGN.md names: the per-thread error message.
+// The one piece of global mutable state the design allows (docs/architecture.md): the per-thread error message.
 thread_local std::string t_last_error;
 }  // namespace
 

@@ -1,4 +1,4 @@
-// Quantization error against a float64 reference (DESIGN.md §5).
+// Quantization error against a float64 reference (docs/architecture.md, "Honest measurement").
 #pragma once
 
 #include "grey.h"

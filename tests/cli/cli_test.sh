@@ -57,6 +57,14 @@ check config-show-aggressive 0 'algorithm: "zstd"' -- "$greyctl" config show --p
 check config-show-env 0 'port: 9001' -- env GREY_DAEMON_PORT=9001 "$greyctl" config show
 check config-show-no-env 0 'port: 8090' -- env GREY_DAEMON_PORT=9001 "$greyctl" --no-env config show
 check config-bad-env 1 'GREY_DAEMON_PORT=x' -- env GREY_DAEMON_PORT=x "$greyctl" config show
+# The repository's default configuration file is what `config init` writes for the balanced profile.
+check config-init-stdout 0 '^# libgrey configuration: the aggressive profile' -- "$greyctl" --no-env config init --profile aggressive -o -
+check config-init-writes 0 'the balanced profile' -- "$greyctl" --no-env config init -o "$tmp/init.yaml"
+check config-init-is-shipped-file 0 '' -- cmp "$tmp/init.yaml" "$data/../../config/grey.yaml"
+check config-init-shipped-valid 0 'valid' -- "$greyctl" config validate "$data/../../config/grey.yaml"
+check config-init-no-overwrite 1 'already exists \(give --force' -- "$greyctl" config init -o "$tmp/init.yaml"
+check config-init-force 0 'the conservative profile' -- "$greyctl" config init --profile conservative --force -o "$tmp/init.yaml"
+check config-init-force-wrote 0 'scan_interval_ms: 1000' -- cat "$tmp/init.yaml"
 check config-bad-profile 2 'conservative' -- "$greyctl" --profile wild config show
 
 echo "$passed passed, $failed failed"

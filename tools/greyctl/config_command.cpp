@@ -1,9 +1,53 @@
-// greyctl config show | validate
+// greyctl config show | validate | init
 #include "commands.hpp"
 
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <unistd.h>
 
 namespace greyctl {
+namespace {
+
+// The effective configuration of a profile as a file a user can keep and edit: a header naming the
+// profile, then grey_config_to_yaml's text, which loads back to the same values.
+std::string profile_file_text(const std::string& profile) {
+    grey_config* raw = nullptr;
+    check(grey_config_create(profile.c_str(), &raw));
+    ConfigPtr cfg(raw);
+    return "# libgrey configuration: the " + profile + " profile, as written by `greyctl config init --profile " + profile +
+           "`.\n# Every key is described in libgrey's docs/config.md. Use it with `greyctl --config FILE`, the\n"
+           "# context option config_path, or grey_config_load_file().\n" +
+           read_text([&](char* b, size_t n, size_t* len) { return grey_config_to_yaml(cfg.get(), b, n, len); });
+}
+
+// Writes `text` to `path` through a temporary file in the same directory and a rename, so a reader
+// never sees half a file; an existing file is replaced only when `force` is set.
+void write_new_text_file(const std::string& path, const std::string& text, bool force) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!force && fs::symlink_status(path, ec).type() != fs::file_type::not_found)
+        throw ApiError(GREY_ERROR_INVALID_ARGUMENT, "'" + path + "' already exists (give --force to replace it)");
+    const std::string temporary = path + ".tmp." + std::to_string(::getpid());
+    {
+        std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+        out << text;
+        out.close();
+        if (!out) {
+            fs::remove(temporary, ec);
+            throw ApiError(GREY_ERROR_IO, "cannot write '" + temporary + "'");
+        }
+    }
+    fs::rename(temporary, path, ec);
+    if (ec) {
+        std::error_code ignored;
+        fs::remove(temporary, ignored);
+        throw ApiError(GREY_ERROR_IO, "cannot write '" + path + "': " + ec.message());
+    }
+}
+
+}  // namespace
 
 void add_config_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
     auto* config = app.add_subcommand("config", "Show or validate configuration");
@@ -38,6 +82,31 @@ void add_config_command(CLI::App& app, const GlobalOptions& global, Runner& run)
                 return 1;
             }
             std::cout << *file << ": valid\n";
+            return 0;
+        };
+    });
+
+    auto* init = config->add_subcommand("init", "Write a profile's configuration to a file to start from");
+    struct InitOptions {
+        std::string profile;
+        std::string output = "grey.yaml";
+        bool force = false;
+    };
+    auto init_options = std::make_shared<InitOptions>();
+    init->add_option("--profile", init_options->profile, "Profile to write (default: the global --profile)")
+        ->check(CLI::IsMember({"conservative", "balanced", "aggressive"}));
+    init->add_option("-o,--output", init_options->output, "File to write, or - for standard output")->capture_default_str();
+    init->add_flag("--force", init_options->force, "Replace the file if it exists");
+    init->callback([&global, &run, init_options] {
+        run = [&global, init_options] {
+            const std::string profile = init_options->profile.empty() ? global.profile : init_options->profile;
+            const std::string text = profile_file_text(profile);
+            if (init_options->output == "-") {
+                std::cout << text;
+                return 0;
+            }
+            write_new_text_file(init_options->output, text, init_options->force);
+            std::cout << init_options->output << ": the " << profile << " profile\n";
             return 0;
         };
     });
