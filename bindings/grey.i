@@ -14,6 +14,11 @@
  *   - A struct that begins with `struct_size` gets it filled with sizeof(the struct) whenever it is
  *     passed to the library, so no user ever sees or sets it (grey_swig_prepare below; the wrappers
  *     are compiled as C++20 so that the check is made at compile time, per type).
+ *   - Every `const char*` the library is given (parameters and struct members alike) is refused when
+ *     the language's string holds a NUL byte: C would read it only up to that byte, so a path would
+ *     name another file and a record type would be stored cut short. Each language's string typemap
+ *     checks the length it was given against the first NUL and reports GREY_ERROR_INVALID_ARGUMENT
+ *     naming the parameter (grey_swig_nul_message below), without calling the library.
  */
 
 #if !defined(SWIGPYTHON) && !defined(SWIGGO)
@@ -44,6 +49,21 @@ inline void grey_swig_prepare(T* p) {
     if constexpr (grey_swig_has_struct_size<T>) {
         if (p != nullptr) const_cast<std::remove_const_t<T>*>(p)->struct_size = static_cast<uint32_t>(sizeof(T));
     }
+}
+
+/* The message for a string refused because it holds a NUL byte at `offset`. `symbol` is the wrapped
+ * function ($symname) and `parameter` the C parameter; for a struct member's setter
+ * ("grey_audit_options_log_path_set", "log_path") it names the member: "grey_audit_options.log_path". */
+inline std::string grey_swig_nul_message(const std::string& symbol, const std::string& parameter, size_t offset) {
+    const std::string setter = "_" + parameter + "_set";
+    std::string where;
+    if (symbol.size() > setter.size() && symbol.ends_with(setter)) {
+        where = symbol.substr(0, symbol.size() - setter.size()) + "." + parameter;
+    } else {
+        where = symbol + ": " + parameter;
+    }
+    return where + " holds a NUL byte (at byte " + std::to_string(offset) +
+           "), which a C string cannot carry: it would end there";
 }
 
 /* `const char*` members of input structs (grey_context_options::backends, ...) point at interned
