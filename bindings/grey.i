@@ -97,6 +97,7 @@ inline const char* const* grey_swig_intern_list(const std::vector<const char*>& 
 %typemap(check) SWIGTYPE * "grey_swig_prepare($1);"
 %typemap(check) SWIGTYPE *const "grey_swig_prepare($1);"
 
+/* Go replaces this with a version that also remembers members set to a refused string (grey_go.i). */
 %typemap(memberin) const char * "$1 = grey_swig_intern($input);"
 
 #if defined(SWIGPYTHON)
@@ -108,14 +109,17 @@ inline const char* const* grey_swig_intern_list(const std::vector<const char*>& 
 %include "grey.h"
 
 /* grey_audit_verify_options.checkpoint_paths is an array of strings the struct only points at, which
- * no SWIG language can build; this appends one path (NULL is refused by grey_audit_verify later). */
+ * no SWIG language can build; this appends one path (NULL is refused by grey_audit_verify later). It
+ * returns grey_status, as every function taking a string does, so that a path holding a NUL byte is
+ * an error in every language; with NULL options there is nothing to add to. */
 %inline %{
-void grey_swig_audit_verify_add_checkpoint(grey_audit_verify_options* options, const char* path) {
-    if (options == nullptr) return;
+grey_status grey_swig_audit_verify_add_checkpoint(grey_audit_verify_options* options, const char* path) {
+    if (options == nullptr) return GREY_OK;
     std::vector<const char*> list;
     if (options->checkpoint_paths != nullptr) list.assign(options->checkpoint_paths, options->checkpoint_paths + options->checkpoint_count);
     list.push_back(grey_swig_intern(path));
     options->checkpoint_paths = grey_swig_intern_list(list);
     options->checkpoint_count = static_cast<uint32_t>(list.size());
+    return GREY_OK;
 }
 %}
