@@ -14,6 +14,11 @@
  *   - A struct that begins with `struct_size` gets it filled with sizeof(the struct) whenever it is
  *     passed to the library, so no user ever sees or sets it (grey_swig_prepare below; the wrappers
  *     are compiled as C++20 so that the check is made at compile time, per type).
+ *   - Every `const char*` the library is given (parameters and struct members alike) is refused when
+ *     the language's string holds a NUL byte: C would read it only up to that byte, so a path would
+ *     name another file and a record type would be stored cut short. Each language's string typemap
+ *     checks the length it was given against the first NUL and reports GREY_ERROR_INVALID_ARGUMENT
+ *     naming the parameter (grey_swig_nul_message below), without calling the library.
  */
 
 #if !defined(SWIGPYTHON) && !defined(SWIGGO)
@@ -44,6 +49,21 @@ inline void grey_swig_prepare(T* p) {
     if constexpr (grey_swig_has_struct_size<T>) {
         if (p != nullptr) const_cast<std::remove_const_t<T>*>(p)->struct_size = static_cast<uint32_t>(sizeof(T));
     }
+}
+
+/* The message for a string refused because it holds a NUL byte at `offset`. `symbol` is the wrapped
+ * function ($symname) and `parameter` the C parameter; for a struct member's setter
+ * ("grey_audit_options_log_path_set", "log_path") it names the member: "grey_audit_options.log_path". */
+inline std::string grey_swig_nul_message(const std::string& symbol, const std::string& parameter, size_t offset) {
+    const std::string setter = "_" + parameter + "_set";
+    std::string where;
+    if (symbol.size() > setter.size() && symbol.ends_with(setter)) {
+        where = symbol.substr(0, symbol.size() - setter.size()) + "." + parameter;
+    } else {
+        where = symbol + ": " + parameter;
+    }
+    return where + " holds a NUL byte (at byte " + std::to_string(offset) +
+           "), which a C string cannot carry: it would end there";
 }
 
 /* `const char*` members of input structs (grey_context_options::backends, ...) point at interned
@@ -77,6 +97,7 @@ inline const char* const* grey_swig_intern_list(const std::vector<const char*>& 
 %typemap(check) SWIGTYPE * "grey_swig_prepare($1);"
 %typemap(check) SWIGTYPE *const "grey_swig_prepare($1);"
 
+/* Go replaces this with a version that also remembers members set to a refused string (grey_go.i). */
 %typemap(memberin) const char * "$1 = grey_swig_intern($input);"
 
 #if defined(SWIGPYTHON)
@@ -88,14 +109,17 @@ inline const char* const* grey_swig_intern_list(const std::vector<const char*>& 
 %include "grey.h"
 
 /* grey_audit_verify_options.checkpoint_paths is an array of strings the struct only points at, which
- * no SWIG language can build; this appends one path (NULL is refused by grey_audit_verify later). */
+ * no SWIG language can build; this appends one path (NULL is refused by grey_audit_verify later). It
+ * returns grey_status, as every function taking a string does, so that a path holding a NUL byte is
+ * an error in every language; with NULL options there is nothing to add to. */
 %inline %{
-void grey_swig_audit_verify_add_checkpoint(grey_audit_verify_options* options, const char* path) {
-    if (options == nullptr) return;
+grey_status grey_swig_audit_verify_add_checkpoint(grey_audit_verify_options* options, const char* path) {
+    if (options == nullptr) return GREY_OK;
     std::vector<const char*> list;
     if (options->checkpoint_paths != nullptr) list.assign(options->checkpoint_paths, options->checkpoint_paths + options->checkpoint_count);
     list.push_back(grey_swig_intern(path));
     options->checkpoint_paths = grey_swig_intern_list(list);
     options->checkpoint_count = static_cast<uint32_t>(list.size());
+    return GREY_OK;
 }
 %}

@@ -267,7 +267,9 @@ func AuditVerify(logPath, keyPath string, checkpoints []string, publicKey string
 		raw.SetPublic_key_path(publicKey)
 	}
 	for _, c := range checkpoints {
-		capi.Grey_swig_audit_verify_add_checkpoint(raw, c)
+		if err := capi.Grey_swig_audit_verify_add_checkpoint(raw, c); err != nil {
+			return nil, err
+		}
 	}
 	report := capi.NewGrey_audit_report()
 	defer capi.DeleteGrey_audit_report(report)

@@ -16,14 +16,158 @@
  *                             destination_bytes, data and approximation/bytes_each)
  *   const void* reference  -> []byte, whose length must be the approximation's (else a panic)
  *   uint8_t out_digest[N]  -> []byte of length >= N, filled
+ *   const char*            -> string. One holding a NUL byte is refused (C would read it only up to
+ *                             that byte): the function is not called and returns a *capi.Error of
+ *                             GREY_ERROR_INVALID_ARGUMENT naming the parameter. A struct member's
+ *                             setter cannot return an error, so it stores a marker instead, and the
+ *                             call that the struct is then passed to fails the same way, naming the
+ *                             member ("grey_audit_open: options.log_path holds a NUL byte ...").
  */
+
+/* ---- strings: a NUL byte refuses the call ------------------------------------------------------- */
+%{
+#include <atomic>
+#include <map>
+#include <string_view>
+#include <utility>
+
+namespace {
+/* The string argument this call refuses (the first one found), set while the arguments are
+ * converted and taken, on the same thread, just before the library would be called. */
+struct GreyGoRefusal {
+    std::string parameter;  // "path", or "options.log_path" for a member of a struct argument
+    size_t offset = 0;      // of the NUL byte
+    bool pending = false;
+};
+
+GreyGoRefusal& grey_go_pending_refusal() {
+    static thread_local GreyGoRefusal refusal;
+    return refusal;
+}
+
+void grey_go_refuse(std::string parameter, size_t offset) {
+    GreyGoRefusal& refusal = grey_go_pending_refusal();
+    if (!refusal.pending) refusal = GreyGoRefusal{std::move(parameter), offset, true};
+}
+
+GreyGoRefusal grey_go_take_refusal() { return std::exchange(grey_go_pending_refusal(), GreyGoRefusal{}); }
+
+/* Every panic of these typemaps goes through here, so that no refusal outlives its call. */
+void grey_go_panic(const char* message) {
+    (void)grey_go_take_refusal();
+    _swig_gopanic(message);
+}
+
+/* A Go string as a C string (malloc'd; the freearg typemap frees it). One holding a NUL byte is
+ * refused: the copy is still made, so that the setter typemap below has something to store. */
+char* grey_go_string(_gostring_ text, const char* parameter) {
+    char* copy = static_cast<char*>(malloc(static_cast<size_t>(text.n) + 1));
+    if (copy == nullptr) {
+        grey_go_panic("capi: out of memory copying a string");
+        return nullptr;
+    }
+    memcpy(copy, text.p, static_cast<size_t>(text.n));
+    copy[text.n] = '\0';
+    if (const void* nul = memchr(copy, '\0', static_cast<size_t>(text.n)); nul != nullptr) {
+        grey_go_refuse(parameter, static_cast<size_t>(static_cast<const char*>(nul) - copy));
+    }
+    return copy;
+}
+
+/* Struct members set to a refused string, by member address: the value stored there (a pointer no
+ * accepted string has, and which never dies, so an entry cannot match a later struct by accident),
+ * the member's name and the NUL's offset. */
+class GreyGoRefusedMembers {
+public:
+    /* The value a setter stores in `slot`: the interned string, or, when this call refused the
+     * string, a marker remembered for the check below. */
+    const char* store(const char* const* slot, const char* text) {
+        GreyGoRefusal refusal = grey_go_take_refusal();
+        std::lock_guard<std::mutex> guard(lock_);
+        if (!refusal.pending) {
+            if (by_address_.erase(slot) != 0) any_ = !by_address_.empty();
+            return grey_swig_intern(text);
+        }
+        const char* marker = markers_.emplace(text != nullptr ? text : "").first->c_str();
+        by_address_[slot] = Entry{marker, std::move(refusal.parameter), refusal.offset};
+        any_ = true;
+        return marker;
+    }
+
+    /* Refuses this call when the struct of `size` bytes at `object`, passed as `parameter`, holds a
+     * marker. */
+    void check(const void* object, size_t size, const char* parameter) {
+        if (!any_) return;
+        std::lock_guard<std::mutex> guard(lock_);
+        const auto* begin = static_cast<const char*>(object);
+        for (auto it = by_address_.lower_bound(begin); it != by_address_.end() && it->first < begin + size; ++it) {
+            if (*static_cast<const char* const*>(it->first) == it->second.marker) {
+                grey_go_refuse(std::string(parameter) + "." + it->second.member, it->second.offset);
+                return;
+            }
+        }
+    }
+
+private:
+    struct Entry {
+        const char* marker;
+        std::string member;
+        size_t offset;
+    };
+    std::mutex lock_;
+    std::map<const void*, Entry, std::less<>> by_address_;
+    std::set<std::string> markers_;
+    std::atomic<bool> any_{false};
+};
+
+GreyGoRefusedMembers& grey_go_refused_members() {
+    static GreyGoRefusedMembers members;
+    return members;
+}
+
+/* Checks a pointer argument: a complete struct is refused if a member holds a marker (handles are
+ * incomplete types, strings are not structs). */
+template <class T>
+void grey_go_check_members(T* p, const char* parameter) {
+    if constexpr (std::is_class_v<T> && requires { sizeof(T); }) {
+        if (p != nullptr) grey_go_refused_members().check(p, sizeof(T), parameter);
+    }
+}
+}  // namespace
+%}
+
+%typemap(in) const char* "$1 = grey_go_string($input, \"$1_name\");"
+%typemap(freearg) const char* "free($1);"
+%apply const char* { char* };
+%typemap(memberin) const char* "$1 = grey_go_refused_members().store(&($1), $input);"
+
+/* Struct arguments are checked for refused members; the struct a setter or getter works on is not
+ * (setting another member of such a struct is fine). */
+%typemap(check) SWIGTYPE *, SWIGTYPE *const "grey_swig_prepare($1); grey_go_check_members($1, \"$1_name\");"
+%typemap(check) SWIGTYPE *self "grey_swig_prepare($1);"
+
+/* A refused call does not reach the library: the grey_status typemap below reports the refusal. A
+ * function that cannot report an error panics instead (grey.h has none that takes a string). */
+%exception %{
+    const GreyGoRefusal grey_refusal = grey_go_take_refusal();
+    if (grey_refusal.pending && !std::string_view("$fulldecl").starts_with("grey_status ")) {
+        grey_go_panic("capi: $symname cannot report the NUL byte in its string argument");
+    }
+    if (!grey_refusal.pending) {
+        $action
+    }
+%}
 
 
 /* ---- status -> error ---------------------------------------------------------------------------- */
 %typemap(gotype) grey_status "error"
 %typemap(imtype) grey_status "string"
 %typemap(out, fragment="AllocateString") grey_status {
-    if ($1 == GREY_OK) {
+    if (grey_refusal.pending) {
+        const std::string wire = std::to_string(static_cast<long long>(GREY_ERROR_INVALID_ARGUMENT)) + ":" +
+                                 grey_swig_nul_message("$symname", grey_refusal.parameter, grey_refusal.offset);
+        $result = Swig_AllocateString(wire.data(), wire.size());
+    } else if ($1 == GREY_OK) {
         $result = Swig_AllocateString("", 0);
     } else {
         const char* detail = grey_last_error();
@@ -46,7 +190,7 @@
 /* ---- output handles ----------------------------------------------------------------------------- */
 %typemap(gotype) SWIGTYPE ** "[]uintptr"
 %typemap(in) SWIGTYPE ** ($*1_ltype temp = NULL) {
-    if ($input.len < 1) _swig_gopanic("capi: an output handle needs a slice of length >= 1");
+    if ($input.len < 1) grey_go_panic("capi: an output handle needs a slice of length >= 1");
     $1 = &temp;
 }
 %typemap(argout) SWIGTYPE ** %{ static_cast<uintptr_t*>($input.array)[0] = reinterpret_cast<uintptr_t>(temp$argnum); %}
@@ -55,7 +199,7 @@
 %define GREY_GO_SCALAR_OUT(TYPE, GOTYPE)
 %typemap(gotype) TYPE * %{[]GOTYPE%}
 %typemap(in) TYPE * (TYPE temp = 0) {
-    if ($input.len < 1) _swig_gopanic("capi: an output value needs a slice of length >= 1");
+    if ($input.len < 1) grey_go_panic("capi: an output value needs a slice of length >= 1");
     $1 = &temp;
 }
 %typemap(argout) TYPE * %{ static_cast<TYPE*>($input.array)[0] = temp$argnum; %}
@@ -94,21 +238,21 @@ GREY_GO_SCALAR_OUT(double, float64)
 %}
 %typemap(check) (const void* reference, const void* approximation, uint64_t bytes_each) {
     /* length$argnum is the reference's length (this typemap starts at its argument). */
-    if (static_cast<uint64_t>(length$argnum) != $3) _swig_gopanic("capi: reference and approximation differ in length");
+    if (static_cast<uint64_t>(length$argnum) != $3) grey_go_panic("capi: reference and approximation differ in length");
 }
 
 /* ---- other outputs ------------------------------------------------------------------------------ */
 /* A non-const pointer to an enum (grey_model_format_get): a []int of length >= 1. */
 %typemap(gotype) enum SWIGTYPE * "[]int"
 %typemap(in) enum SWIGTYPE * ($*1_ltype temp = {}) {
-    if ($input.len < 1) _swig_gopanic("capi: an output value needs a slice of length >= 1");
+    if ($input.len < 1) grey_go_panic("capi: an output value needs a slice of length >= 1");
     $1 = &temp;
 }
 %typemap(argout) enum SWIGTYPE * %{ static_cast<long long*>($input.array)[0] = static_cast<long long>(temp$argnum); %}
 /* uint8_t out_digest[32]: a []byte of at least that length, filled. */
 %typemap(gotype) uint8_t out_digest[ANY] "[]byte"
 %typemap(in) uint8_t out_digest[ANY] {
-    if ($input.len < $1_dim0) _swig_gopanic("capi: the digest needs a []byte of its length");
+    if ($input.len < $1_dim0) grey_go_panic("capi: the digest needs a []byte of its length");
     $1 = static_cast<uint8_t*>($input.array);
 }
 
@@ -119,12 +263,7 @@ GREY_GO_SCALAR_OUT(double, float64)
 /* ---- optional paths ----------------------------------------------------------------------------- */
 /* grey_audit_check_proof's optional paths take NULL for none; Go passes "" (a path is never empty). */
 %typemap(in) const char* old_checkpoint_path, const char* public_key_path %{
-    $1 = nullptr;
-    if ($input.n > 0) {
-        $1 = static_cast<char*>(malloc($input.n + 1));
-        memcpy($1, $input.p, $input.n);
-        $1[$input.n] = '\0';
-    }
+    $1 = $input.n > 0 ? grey_go_string($input, "$1_name") : nullptr;
 %}
 %typemap(freearg) const char* old_checkpoint_path, const char* public_key_path "free($1);"
 

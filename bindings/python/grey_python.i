@@ -20,6 +20,9 @@
  *                             (const void* data, uint64_t size_bytes))
  *   (const void* reference, const void* approximation, uint64_t bytes_each)
  *                          -> two buffer-protocol objects of the same length (ValueError otherwise)
+ *   const char*            -> str (sent as UTF-8), bytes, or os.PathLike; None is NULL. One holding a NUL
+ *                             byte raises grey.InvalidArgument naming the parameter (or struct member)
+ *                             and the library is not called: C would read the string only up to it
  *   uint8_t out_digest[N]  -> an extra return value: bytes
  *   uint8_t member[N]      -> bytes (read-only struct members: hashes and ids)
  *
@@ -33,12 +36,8 @@
 /* The size a text call asked for when it failed with GREY_ERROR_BUFFER_TOO_SMALL (this thread). */
 static thread_local size_t grey_py_required_size = 0;
 
-/* Sets the Python error for a failed call: grey.errors.from_status(status, message, required). */
-static void grey_py_raise(grey_status status) {
-    const char* detail = grey_last_error();
-    const std::string message = (detail != nullptr && *detail != '\0') ? detail : grey_status_string(status);
-    const size_t required = status == GREY_ERROR_BUFFER_TOO_SMALL ? grey_py_required_size : 0;
-    grey_py_required_size = 0;
+/* Sets the Python error grey.errors.from_status(status, message, required). */
+static void grey_py_raise_message(grey_status status, const std::string& message, size_t required) {
     PyObject* errors = PyImport_ImportModule("grey.errors");
     if (errors == nullptr) return;
     PyObject* error = PyObject_CallMethod(errors, "from_status", "isn", static_cast<int>(status), message.c_str(),
@@ -47,6 +46,50 @@ static void grey_py_raise(grey_status status) {
     if (error == nullptr) return;
     PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(error)), error);
     Py_DECREF(error);
+}
+
+/* Sets the Python error for a failed call, with grey_last_error() (read on this, the failing, thread). */
+static void grey_py_raise(grey_status status) {
+    const char* detail = grey_last_error();
+    const std::string message = (detail != nullptr && *detail != '\0') ? detail : grey_status_string(status);
+    const size_t required = status == GREY_ERROR_BUFFER_TOO_SMALL ? grey_py_required_size : 0;
+    grey_py_required_size = 0;
+    grey_py_raise_message(status, message, required);
+}
+
+/* The bytes of a string argument: str (as UTF-8), bytes, or an os.PathLike giving either. `keep`
+ * receives a new reference to hold until the call is over (the PathLike's str or bytes), or nullptr.
+ * Raises grey.InvalidArgument when the text holds a NUL byte, which the library would silently read
+ * as the string's end (grey.i). */
+static const char* grey_py_string(PyObject* input, const char* symbol, const char* parameter, PyObject** keep) {
+    *keep = nullptr;
+    PyObject* text = input;
+    if (!PyUnicode_Check(text) && !PyBytes_Check(text)) {
+        if (PyObject_HasAttrString(text, "__fspath__")) *keep = PyOS_FSPath(text);
+        if (*keep == nullptr) {
+            if (!PyErr_Occurred()) {
+                PyErr_Format(PyExc_TypeError, "%s: %s must be str, bytes or os.PathLike, not %s", symbol, parameter,
+                             Py_TYPE(input)->tp_name);
+            }
+            return nullptr;
+        }
+        text = *keep;
+    }
+    const char* data = nullptr;
+    Py_ssize_t size = 0;
+    if (PyUnicode_Check(text)) {
+        data = PyUnicode_AsUTF8AndSize(text, &size);
+        if (data == nullptr) return nullptr;
+    } else {
+        data = PyBytes_AS_STRING(text);
+        size = PyBytes_GET_SIZE(text);
+    }
+    const size_t length = std::strlen(data);
+    if (length != static_cast<size_t>(size)) {
+        grey_py_raise_message(GREY_ERROR_INVALID_ARGUMENT, grey_swig_nul_message(symbol, parameter, length), 0);
+        return nullptr;
+    }
+    return data;
 }
 
 /* Calls the Python log callback stored as `user`. Runs on whichever thread logs. */
@@ -70,6 +113,18 @@ static void grey_py_log_trampoline(grey_log_level level, const char* message, vo
         return NULL;
     }
 }
+
+/* ---- strings in: str, bytes or os.PathLike; None is NULL; a NUL byte is refused -------------------- */
+%typemap(in) const char* (PyObject* keep = nullptr) {
+    if ($input == Py_None) {
+        $1 = nullptr;
+    } else {
+        $1 = const_cast<$1_ltype>(grey_py_string($input, "$symname", "$1_name", &keep));
+        if ($1 == nullptr) SWIG_fail;
+    }
+}
+%typemap(freearg) const char* "Py_XDECREF(keep$argnum);"
+%apply const char* { char* };
 
 /* ---- output handles ---------------------------------------------------------------------------- */
 %typemap(in, numinputs=0) SWIGTYPE ** ($*1_ltype temp = NULL) "$1 = &temp;"

@@ -7,10 +7,13 @@ enough: every function is declared `GREY_API [GREY_NODISCARD] <type> <name>(<par
 
     python3 bindings/tools/greyh.py functions include/grey.h     # one function name a line
     python3 bindings/tools/greyh.py pyi include/grey.h OUT.pyi   # the stub for grey.capi
+    python3 bindings/tools/greyh.py strings include/grey.h       # JSON: every const char* parameter
+                                                                 # and struct member (the Go test's list)
 """
 
 from __future__ import annotations
 
+import json
 import keyword
 import re
 import sys
@@ -82,6 +85,30 @@ def opaque_handles(header: str) -> list[str]:
     return re.findall(r"typedef\s+struct\s+(\w+)\s+\1\s*;", _strip_comments(header))
 
 
+def members(header: str) -> dict[str, tuple[Param, ...]]:
+    """The members of each complete struct, in order (array members by element type: `char name[64]`
+    is Param("char", "name"))."""
+    out: dict[str, tuple[Param, ...]] = {}
+    for m in re.finditer(r"typedef\s+struct\s+(\w+)\s*\{(.*?)\}\s*\1\s*;", _strip_comments(header), re.S):
+        out[m.group(1)] = tuple(_param(item) for item in m.group(2).split(";") if item.strip())
+    return out
+
+
+# Strings the library is given: the C strings a binding must refuse when they hold a NUL byte.
+C_STRING = "const char*"
+
+
+def string_parameters(header: str) -> dict[str, list[str]]:
+    """Function name -> its `const char*` parameters, for every function that takes one."""
+    return {fn.name: names for fn in functions(header) if (names := [p.name for p in fn.params if p.type == C_STRING])}
+
+
+def string_members(header: str) -> dict[str, list[str]]:
+    """Struct name -> its `const char*` members, for every struct that has one."""
+    return {name: names for name, params in members(header).items()
+            if (names := [p.name for p in params if p.type == C_STRING])}
+
+
 # ---- the grey.capi stub: mirrors bindings/python/grey_python.i ----------------------------------
 
 _INTEGERS = {"uint8_t", "uint16_t", "uint32_t", "uint64_t", "int8_t", "int16_t", "int32_t", "int64_t", "size_t", "int",
@@ -111,17 +138,64 @@ _MEMORY_RANGES = {
 }
 
 
+def _enums(header: str) -> set[str]:
+    return set(re.findall(r"typedef\s+enum\s+\w*\s*\{.*?\}\s*(\w+)\s*;", _strip_comments(header), re.S))
+
+
+def python_arguments(fn: Function, header: str) -> tuple[list[Param], list[str]]:
+    """What grey.capi's `fn` takes, as Param(python type, name) in order, and the types it returns."""
+    struct_names = set(structs(header))
+    handles = set(opaque_handles(header))
+    enums = _enums(header)
+    args: list[Param] = []
+    outs: list[str] = []
+    params = list(fn.params)
+    i = 0
+    while i < len(params):
+        p = params[i]
+        names = [q.name for q in params[i:i + 3]]
+        if names in (["buffer", "buffer_size", "out_length"], ["id_buffer", "id_buffer_size", "out_id_length"]):
+            args.append(Param("int", "capacity"))
+            outs.append("str")
+            i += 3
+            continue
+        if tuple(names[:2]) in _MEMORY_RANGES:
+            args.append(Param(_MEMORY_RANGES[tuple(names[:2])], p.name))
+            i += 2
+            continue
+        if p.name == "reference" and p.type == "const void*":
+            args.append(Param("ReadableBuffer", "reference"))
+            i += 1
+            continue
+        if p.name.startswith("out_") and p.type == "uint8_t":  # uint8_t out_digest[32]
+            outs.append("bytes")
+            i += 1
+            continue
+        if p.type.endswith("**"):
+            outs.append("Handle")
+        elif p.type.endswith("*") and not p.type.startswith("const") and p.type[:-1] in _INTEGERS | {"double"} | enums:
+            outs.append("float" if p.type == "double*" else "int")
+        else:
+            name = p.name + "_" if keyword.iskeyword(p.name) else p.name  # grey_audit_records_json's `from`
+            py_type = "Text | None" if p.type == C_STRING else _py_type(p.type, struct_names, enums, handles)
+            args.append(Param(py_type, name))
+        i += 1
+    return args, outs
+
+
 def pyi(header: str) -> str:
     struct_names = set(structs(header))
     handles = set(opaque_handles(header))
-    enums = set(re.findall(r"typedef\s+enum\s+\w*\s*\{.*?\}\s*(\w+)\s*;", _strip_comments(header), re.S))
+    enums = _enums(header)
     lines = [
         "# Generated at build time from include/grey.h by bindings/tools/greyh.py. Do not edit.",
+        "from os import PathLike",
         "from typing import Any, Callable, NewType, Union",
         "",
         "Handle = NewType('Handle', object)  # an opaque libgrey handle; grey/ wraps each in an owner",
         "ReadableBuffer = Any  # any C-contiguous buffer-protocol object",
         "WritableBuffer = Any  # any writable C-contiguous buffer-protocol object",
+        "Text = Union[str, bytes, PathLike[str], PathLike[bytes]]  # sent as UTF-8; a NUL byte raises InvalidArgument",
         "",
     ]
     lines += [f"{name}: int" for name in constants(header)]
@@ -131,38 +205,8 @@ def pyi(header: str) -> str:
                   "    def __getattr__(self, name: str) -> Any: ...",
                   "    def __setattr__(self, name: str, value: Any) -> None: ...", ""]
     for fn in functions(header):
-        args: list[str] = []
-        outs: list[str] = []
-        params = list(fn.params)
-        i = 0
-        while i < len(params):
-            p = params[i]
-            names = [q.name for q in params[i:i + 3]]
-            if names in (["buffer", "buffer_size", "out_length"], ["id_buffer", "id_buffer_size", "out_id_length"]):
-                args.append("capacity: int")
-                outs.append("str")
-                i += 3
-                continue
-            if tuple(names[:2]) in _MEMORY_RANGES:
-                args.append(f"{p.name}: {_MEMORY_RANGES[tuple(names[:2])]}")
-                i += 2
-                continue
-            if p.name == "reference" and p.type == "const void*":
-                args.append("reference: ReadableBuffer")
-                i += 1
-                continue
-            if p.name.startswith("out_") and p.type == "uint8_t":  # uint8_t out_digest[32]
-                outs.append("bytes")
-                i += 1
-                continue
-            if p.type.endswith("**"):
-                outs.append("Handle")
-            elif p.type.endswith("*") and not p.type.startswith("const") and p.type[:-1] in _INTEGERS | {"double"} | enums:
-                outs.append("float" if p.type == "double*" else "int")
-            else:
-                name = p.name + "_" if keyword.iskeyword(p.name) else p.name  # grey_audit_records_json's `from`
-                args.append(f"{name}: {_py_type(p.type, struct_names, enums, handles)}")
-            i += 1
+        arguments, outs = python_arguments(fn, header)
+        args = [f"{a.name}: {a.type}" for a in arguments]
         if fn.returns == "grey_status" or fn.returns == "void":
             result = "None" if not outs else outs[0] if len(outs) == 1 else f"tuple[{', '.join(outs)}]"
         else:
@@ -173,17 +217,20 @@ def pyi(header: str) -> str:
                  "callback: Union[Callable[[int, str], None], None]) -> None: ...")
     lines.append("def grey_py_model_tensor_memory(owner: object, tensor: grey_model_tensor) -> Any: ...")
     lines.append("def grey_py_buffer_dlpack(owner: object, buffer: Handle, versioned: int) -> Any: ...")
-    lines.append("def grey_swig_audit_verify_add_checkpoint(options: grey_audit_verify_options, path: str) -> None: ...")
+    lines.append("def grey_swig_audit_verify_add_checkpoint(options: grey_audit_verify_options, path: Text) -> None: ...")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 3 or argv[1] not in ("functions", "pyi"):
+    if len(argv) < 3 or argv[1] not in ("functions", "pyi", "strings"):
         print(__doc__, file=sys.stderr)
         return 2
     header = Path(argv[2]).read_text(encoding="utf-8")
     if argv[1] == "functions":
         print("\n".join(fn.name for fn in functions(header)))
+        return 0
+    if argv[1] == "strings":
+        print(json.dumps({"parameters": string_parameters(header), "members": string_members(header)}, indent=1))
         return 0
     if len(argv) != 4:
         print("usage: greyh.py pyi GREY_H OUT.pyi", file=sys.stderr)

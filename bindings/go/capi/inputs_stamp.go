@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "ae43fc1551e4b7f07dff33cfab060f3f1719831aa9b13c8e8f2cb4ca775157b5"
+const inputsSHA256 = "f8608cad4536584621c2ad054de9b802d83fee03d7b584056a8081b21b7e762a"

@@ -25,6 +25,15 @@ def _path(p: Optional[PathLike]) -> Optional[str]:
     return None if p is None else os.fspath(p)
 
 
+def _json_text(value: Any, **dumps: Any) -> Union[str, bytes]:
+    """JSON text kept as given (str, or bytes-like as UTF-8), or `value` serialised by json.dumps."""
+    if isinstance(value, (str, bytes)):
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    return json.dumps(value, **dumps)
+
+
 def audit_keygen(verifier_key: PathLike, writer_key: Optional[PathLike] = None, *,
                  ed25519_private: Optional[PathLike] = None, ed25519_public: Optional[PathLike] = None) -> None:
     """Writes a fresh verifier key (keep it offline) and, when `writer_key` is given, the writer key
@@ -191,12 +200,13 @@ class AuditLog(HandleOwner):
         self.path = os.fspath(log_path)
 
     def append(self, type: str, payload: Any = None) -> Optional[int]:
-        """Appends a record of `type` with a JSON payload: a str is taken as JSON text, anything else is
-        serialised with json.dumps (None: {}). Returns the record's sequence number, or None when it
-        was queued for group commit."""
+        """Appends a record of `type` with a JSON payload: a str or bytes is taken as JSON text, anything
+        else is serialised with json.dumps (None: {}). Returns the record's sequence number, or None
+        when it was queued for group commit. A type or payload holding a NUL byte raises
+        grey.InvalidArgument (C would store it cut short; inside JSON strings, write it as \\u0000)."""
         if payload is None:
             payload = {}
-        text = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"), sort_keys=True)
+        text = _json_text(payload, separators=(",", ":"), sort_keys=True)
         sequence = capi.grey_audit_append(self._get_handle(), type, text)
         return None if sequence == _NO_RECORD else int(sequence)
 
@@ -222,9 +232,9 @@ class AuditLog(HandleOwner):
         return audit_verify(self.path, key_path, checkpoints, public_key)
 
     def proof_write(self, directory: PathLike, artifact: Any) -> str:
-        """Stores `artifact` (a dict, or JSON text kept byte for byte) as ``<directory>/<id>.json``, logs
-        its SHA-256 in a grey.proof record, and returns the id."""
-        text = artifact if isinstance(artifact, str) else json.dumps(artifact, indent=2, sort_keys=True)
+        """Stores `artifact` (a dict, or JSON text as str or bytes, kept byte for byte) as
+        ``<directory>/<id>.json``, logs its SHA-256 in a grey.proof record, and returns the id."""
+        text = _json_text(artifact, indent=2, sort_keys=True)
         return read_text(capi.grey_proof_write, self._get_handle(), os.fspath(directory), text)
 
     def __repr__(self) -> str:

@@ -1,18 +1,11 @@
 //! The signed audit log: [`audit_keygen`], [`AuditLog`], [`audit_verify`] and proofs. See
 //! docs/audit-format.md for the bytes and docs/security.md for what the log promises.
 
-use crate::{c_string, chars, check, read_text, sys, text, Result};
-use std::ffi::CString;
+use crate::{
+    c_string, c_string_or_null, chars, check, ptr_or_null as ptr, read_text, sys, text, Result,
+};
 use std::os::raw::c_char;
 use std::ptr::NonNull;
-
-fn optional(s: Option<&str>) -> Result<Option<CString>> {
-    s.map(c_string).transpose()
-}
-
-fn ptr(s: &Option<CString>) -> *const c_char {
-    s.as_ref().map_or(std::ptr::null(), |c| c.as_ptr())
-}
 
 /// Lower-case hex of `bytes`, for printing hashes and ids.
 pub fn hex(bytes: &[u8]) -> String {
@@ -32,10 +25,19 @@ pub struct KeygenOptions<'a> {
 
 /// Generates a fresh key and writes the files `options` names.
 pub fn audit_keygen(options: &KeygenOptions<'_>) -> Result<()> {
-    let verifier = c_string(options.verifier_key)?;
-    let writer = optional(options.writer_key)?;
-    let private = optional(options.ed25519.map(|k| k.0))?;
-    let public = optional(options.ed25519.map(|k| k.1))?;
+    const F: &str = "grey_audit_keygen";
+    let verifier = c_string(F, "options.verifier_key_path", options.verifier_key)?;
+    let writer = c_string_or_null(F, "options.writer_key_path", options.writer_key)?;
+    let private = c_string_or_null(
+        F,
+        "options.ed25519_private_path",
+        options.ed25519.map(|k| k.0),
+    )?;
+    let public = c_string_or_null(
+        F,
+        "options.ed25519_public_path",
+        options.ed25519.map(|k| k.1),
+    )?;
     let mut raw = versioned!(sys::grey_audit_keygen_options);
     raw.verifier_key_path = verifier.as_ptr();
     raw.writer_key_path = ptr(&writer);
@@ -99,12 +101,14 @@ pub fn audit_verify(
     checkpoints: &[&str],
     public_key: Option<&str>,
 ) -> Result<AuditReport> {
-    let log = c_string(log_path)?;
-    let key = c_string(key_path)?;
-    let public = optional(public_key)?;
+    const F: &str = "grey_audit_verify";
+    let log = c_string(F, "options.log_path", log_path)?;
+    let key = c_string(F, "options.key_path", key_path)?;
+    let public = c_string_or_null(F, "options.public_key_path", public_key)?;
     let paths = checkpoints
         .iter()
-        .map(|p| c_string(p))
+        .enumerate()
+        .map(|(i, p)| c_string(F, &format!("options.checkpoint_paths[{i}]"), p))
         .collect::<Result<Vec<_>>>()?;
     let pointers: Vec<*const c_char> = paths.iter().map(|p| p.as_ptr()).collect();
     let mut options = versioned!(sys::grey_audit_verify_options);
@@ -125,7 +129,7 @@ pub fn audit_verify(
 /// The records from index `from` on (at most `max_records`; 0: all) as a JSON array of
 /// {"sequence","time_ns","epoch","type","payload","hash"}. Reads structure only: it proves nothing.
 pub fn audit_records_json(log_path: &str, from: u64, max_records: u64) -> Result<String> {
-    let log = c_string(log_path)?;
+    let log = c_string("grey_audit_records_json", "log_path", log_path)?;
     read_text(|b, n, len| unsafe {
         sys::grey_audit_records_json(log.as_ptr(), from, max_records, b, n, len)
     })
@@ -133,7 +137,7 @@ pub fn audit_records_json(log_path: &str, from: u64, max_records: u64) -> Result
 
 /// An RFC 6962 inclusion proof of record `index` in the tree of the first `tree_size` records.
 pub fn audit_prove_inclusion(log_path: &str, index: u64, tree_size: u64) -> Result<String> {
-    let log = c_string(log_path)?;
+    let log = c_string("grey_audit_prove_inclusion", "log_path", log_path)?;
     read_text(|b, n, len| unsafe {
         sys::grey_audit_prove_inclusion(log.as_ptr(), index, tree_size, b, n, len)
     })
@@ -141,7 +145,7 @@ pub fn audit_prove_inclusion(log_path: &str, index: u64, tree_size: u64) -> Resu
 
 /// An RFC 6962 consistency proof between the trees of the first `old_size` and `new_size` records.
 pub fn audit_prove_consistency(log_path: &str, old_size: u64, new_size: u64) -> Result<String> {
-    let log = c_string(log_path)?;
+    let log = c_string("grey_audit_prove_consistency", "log_path", log_path)?;
     read_text(|b, n, len| unsafe {
         sys::grey_audit_prove_consistency(log.as_ptr(), old_size, new_size, b, n, len)
     })
@@ -155,8 +159,13 @@ pub fn audit_check_proof(
     old_checkpoint: Option<&str>,
     public_key: Option<&str>,
 ) -> Result<()> {
-    let (p, c) = (c_string(proof)?, c_string(checkpoint)?);
-    let (old, public) = (optional(old_checkpoint)?, optional(public_key)?);
+    const F: &str = "grey_audit_check_proof";
+    let (p, c) = (
+        c_string(F, "proof_path", proof)?,
+        c_string(F, "checkpoint_path", checkpoint)?,
+    );
+    let old = c_string_or_null(F, "old_checkpoint_path", old_checkpoint)?;
+    let public = c_string_or_null(F, "public_key_path", public_key)?;
     check(unsafe { sys::grey_audit_check_proof(p.as_ptr(), c.as_ptr(), ptr(&old), ptr(&public)) })
 }
 
@@ -173,9 +182,9 @@ pub struct ProofReport {
 /// Verifies the log and looks for a grey.proof record holding the artifact file's SHA-256.
 pub fn proof_verify(log_path: &str, key_path: &str, artifact_path: &str) -> Result<ProofReport> {
     let (log, key, artifact) = (
-        c_string(log_path)?,
-        c_string(key_path)?,
-        c_string(artifact_path)?,
+        c_string("grey_proof_verify", "log_path", log_path)?,
+        c_string("grey_proof_verify", "key_path", key_path)?,
+        c_string("grey_proof_verify", "artifact_path", artifact_path)?,
     );
     let mut raw = versioned!(sys::grey_proof_report);
     check(unsafe {
@@ -191,7 +200,7 @@ pub fn proof_verify(log_path: &str, key_path: &str, artifact_path: &str) -> Resu
 
 /// The SHA-256 of a file's contents.
 pub fn sha256_file(path: &str) -> Result<[u8; 32]> {
-    let c_path = c_string(path)?;
+    let c_path = c_string("grey_audit_sha256_file", "path", path)?;
     let mut digest = [0u8; 32];
     check(unsafe { sys::grey_audit_sha256_file(c_path.as_ptr(), digest.as_mut_ptr()) })?;
     Ok(digest)
@@ -237,9 +246,10 @@ impl AuditLogBuilder {
     }
 
     pub fn open(self) -> Result<AuditLog> {
-        let log = c_string(&self.log_path)?;
-        let key = c_string(&self.key_path)?;
-        let signing = optional(self.signing_key.as_deref())?;
+        const F: &str = "grey_audit_open";
+        let log = c_string(F, "options.log_path", &self.log_path)?;
+        let key = c_string(F, "options.key_path", &self.key_path)?;
+        let signing = c_string_or_null(F, "options.signing_key_path", self.signing_key.as_deref())?;
         let mut options = versioned!(sys::grey_audit_options);
         options.durability = if self.group.is_some() {
             sys::GREY_AUDIT_DURABILITY_GROUP
@@ -297,7 +307,8 @@ impl AuditLog {
     /// Appends a record of `record_type` with a JSON `payload`. Returns its sequence number, or None
     /// when it was queued for group commit.
     pub fn append(&self, record_type: &str, payload_json: &str) -> Result<Option<u64>> {
-        let (t, p) = (c_string(record_type)?, c_string(payload_json)?);
+        let t = c_string("grey_audit_append", "type", record_type)?;
+        let p = c_string("grey_audit_append", "payload", payload_json)?;
         let mut sequence = 0;
         check(unsafe {
             sys::grey_audit_append(self.raw.as_ptr(), t.as_ptr(), p.as_ptr(), &mut sequence)
@@ -312,7 +323,7 @@ impl AuditLog {
 
     /// Flushes, then writes a signed checkpoint of the whole log to `path`. Keep it off this machine.
     pub fn checkpoint(&self, path: &str) -> Result<()> {
-        let c_path = c_string(path)?;
+        let c_path = c_string("grey_audit_checkpoint", "out_path", path)?;
         check(unsafe { sys::grey_audit_checkpoint(self.raw.as_ptr(), c_path.as_ptr()) })
     }
 
@@ -344,7 +355,8 @@ impl AuditLog {
     /// Stores `artifact_json` (kept byte for byte) as `<directory>/<id>.json`, logs its SHA-256 in a
     /// grey.proof record, and returns the id.
     pub fn proof_write(&self, directory: &str, artifact_json: &str) -> Result<String> {
-        let (d, a) = (c_string(directory)?, c_string(artifact_json)?);
+        let d = c_string("grey_proof_write", "directory", directory)?;
+        let a = c_string("grey_proof_write", "artifact_json", artifact_json)?;
         read_text(|b, n, len| unsafe {
             sys::grey_proof_write(self.raw.as_ptr(), d.as_ptr(), a.as_ptr(), b, n, len)
         })

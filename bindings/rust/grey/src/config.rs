@@ -1,4 +1,4 @@
-use crate::{c_string, check, read_text, sys, text, Result};
+use crate::{c_string, c_string_or_null, check, ptr_or_null, read_text, sys, text, Result};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
@@ -11,7 +11,7 @@ pub fn config_keys() -> Vec<String> {
 }
 
 fn get(raw: *const sys::grey_config, key: &str) -> Result<String> {
-    let key = c_string(key)?;
+    let key = c_string("grey_config_get", "key", key)?;
     read_text(|b, n, len| unsafe { sys::grey_config_get(raw, key.as_ptr(), b, n, len) })
 }
 
@@ -30,14 +30,9 @@ unsafe impl Send for Config {}
 impl Config {
     /// The defaults of `profile` ("conservative", "balanced", "aggressive"; None for "balanced").
     pub fn new(profile: Option<&str>) -> Result<Config> {
-        let profile = profile.map(c_string).transpose()?;
+        let profile = c_string_or_null("grey_config_create", "profile", profile)?;
         let mut raw = std::ptr::null_mut();
-        check(unsafe {
-            sys::grey_config_create(
-                profile.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
-                &mut raw,
-            )
-        })?;
+        check(unsafe { sys::grey_config_create(ptr_or_null(&profile), &mut raw) })?;
         Ok(Config {
             raw: NonNull::new(raw).expect("grey_config_create returned OK and NULL"),
         })
@@ -52,20 +47,16 @@ impl Config {
 
     /// Overlays a YAML file; an invalid one gives `Error::Config` naming file, line and key.
     pub fn load_file(&mut self, path: &str) -> Result<()> {
-        let path = c_string(path)?;
+        let path = c_string("grey_config_load_file", "path", path)?;
         check(unsafe { sys::grey_config_load_file(self.raw.as_ptr(), path.as_ptr()) })
     }
 
     /// Overlays YAML text; `origin` names it in error messages.
     pub fn load_str(&mut self, yaml: &str, origin: Option<&str>) -> Result<()> {
-        let yaml = c_string(yaml)?;
-        let origin = origin.map(c_string).transpose()?;
+        let yaml = c_string("grey_config_load_string", "yaml", yaml)?;
+        let origin = c_string_or_null("grey_config_load_string", "origin", origin)?;
         check(unsafe {
-            sys::grey_config_load_string(
-                self.raw.as_ptr(),
-                yaml.as_ptr(),
-                origin.as_ref().map_or(std::ptr::null(), |o| o.as_ptr()),
-            )
+            sys::grey_config_load_string(self.raw.as_ptr(), yaml.as_ptr(), ptr_or_null(&origin))
         })
     }
 
@@ -76,8 +67,8 @@ impl Config {
 
     /// Sets `key` from its textual form ("true", "75", "zstd"), validated as in a file.
     pub fn set(&mut self, key: &str, value: impl ToString) -> Result<()> {
-        let key = c_string(key)?;
-        let value = c_string(&value.to_string())?;
+        let key = c_string("grey_config_set", "key", key)?;
+        let value = c_string("grey_config_set", "value", &value.to_string())?;
         check(unsafe { sys::grey_config_set(self.raw.as_ptr(), key.as_ptr(), value.as_ptr()) })
     }
 

@@ -1,7 +1,7 @@
 use crate::config::ConfigView;
 use crate::device::{read_fields, DeviceSpec, Telemetry};
-use crate::{c_string, chars, check, read_text, sys, Error, Result};
-use std::ffi::{c_void, CStr, CString};
+use crate::{c_string_or_null, chars, check, ptr_or_null, read_text, sys, Error, Result};
+use std::ffi::{c_void, CStr};
 use std::marker::PhantomData;
 use std::os::raw::c_char;
 use std::ptr::NonNull;
@@ -104,22 +104,17 @@ impl ContextBuilder {
     }
 
     pub fn build(self) -> Result<Context> {
-        let strings = [
-            &self.backends,
-            &self.backend_dir,
-            &self.config_path,
-            &self.profile,
-        ]
-        .iter()
-        .map(|s| s.as_deref().map(c_string).transpose())
-        .collect::<Result<Vec<Option<CString>>>>()?;
-        let ptr = |i: usize| strings[i].as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+        const F: &str = "grey_context_create";
+        let backends = c_string_or_null(F, "options.backends", self.backends.as_deref())?;
+        let backend_dir = c_string_or_null(F, "options.backend_dir", self.backend_dir.as_deref())?;
+        let config_path = c_string_or_null(F, "options.config_path", self.config_path.as_deref())?;
+        let profile = c_string_or_null(F, "options.profile", self.profile.as_deref())?;
         let mut options = versioned!(sys::grey_context_options);
         options.log_level = self.log_level.unwrap_or(LogLevel::Warning).raw();
-        options.backends = ptr(0);
-        options.backend_dir = ptr(1);
-        options.config_path = ptr(2);
-        options.profile = ptr(3);
+        options.backends = ptr_or_null(&backends);
+        options.backend_dir = ptr_or_null(&backend_dir);
+        options.config_path = ptr_or_null(&config_path);
+        options.profile = ptr_or_null(&profile);
         options.apply_env_overrides = self.env_overrides as u32;
         let log = self.log.map(Box::new);
         if let Some(callback) = &log {

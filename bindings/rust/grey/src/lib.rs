@@ -54,7 +54,9 @@ pub enum Error {
         status: u32,
         message: String,
     },
-    /// A string argument held a NUL byte, which C cannot take.
+    /// A string argument held a NUL byte, which a C string cannot carry (C would read it only up to
+    /// that byte). The message names the grey.h function and parameter; `status()` is
+    /// `GREY_ERROR_INVALID_ARGUMENT`. The library is not called.
     Nul(String),
 }
 
@@ -153,8 +155,26 @@ unsafe fn text(p: *const c_char) -> String {
     }
 }
 
-fn c_string(s: &str) -> Result<CString> {
-    CString::new(s).map_err(|_| Error::Nul(format!("string {:?} contains a NUL byte", s)))
+/// `s` as the C string for `parameter` of grey.h's `function` ("grey_model_open", "path"). Every
+/// string the crate hands to libgrey goes through here (tests/strings.rs checks that): one holding a
+/// NUL byte is `Error::Nul`, never a string cut short at it.
+fn c_string(function: &str, parameter: &str, s: &str) -> Result<CString> {
+    CString::new(s).map_err(|e| {
+        Error::Nul(format!(
+            "{function}: {parameter} holds a NUL byte (at byte {}), which a C string cannot carry: it would end there",
+            e.nul_position()
+        ))
+    })
+}
+
+/// [`c_string`] of an optional string (None: NULL).
+fn c_string_or_null(function: &str, parameter: &str, s: Option<&str>) -> Result<Option<CString>> {
+    s.map(|s| c_string(function, parameter, s)).transpose()
+}
+
+/// The pointer C takes for an optional string: NULL for None.
+fn ptr_or_null(s: &Option<CString>) -> *const c_char {
+    s.as_ref().map_or(std::ptr::null(), |c| c.as_ptr())
 }
 
 fn chars(array: &[c_char]) -> String {

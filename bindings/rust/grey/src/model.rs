@@ -60,7 +60,7 @@ impl ModelTensor<'_> {
 impl Model {
     /// Maps the file at `path`. A truncated or malformed file is `Error::Corrupt` naming what is wrong.
     pub fn open(path: &str) -> Result<Model> {
-        let c_path = c_string(path)?;
+        let c_path = c_string("grey_model_open", "path", path)?;
         let mut raw = std::ptr::null_mut();
         check(unsafe { sys::grey_model_open(c_path.as_ptr(), &mut raw) })?;
         Ok(Model {
@@ -155,7 +155,8 @@ impl ModelWriter {
 
     /// Sets a string metadata entry, replacing one of the same key.
     pub fn set_metadata(&mut self, key: &str, value: &str) -> Result<()> {
-        let (k, v) = (c_string(key)?, c_string(value)?);
+        let k = c_string("grey_model_writer_set_metadata", "key", key)?;
+        let v = c_string("grey_model_writer_set_metadata", "value", value)?;
         check(unsafe {
             sys::grey_model_writer_set_metadata(self.raw.as_ptr(), k.as_ptr(), v.as_ptr())
         })
@@ -164,7 +165,7 @@ impl ModelWriter {
     /// Adds a tensor (its bytes are copied). `file_type` is the ggml type number, read only for a GGUF
     /// tensor of DType OTHER.
     pub fn add_tensor(&mut self, name: &str, tensor: TensorRef<'_>, file_type: u32) -> Result<()> {
-        let c_name = c_string(name)?;
+        let c_name = c_string("grey_model_writer_add_tensor", "name", name)?;
         let desc = make_desc(tensor.dtype, tensor.shape)?;
         check(unsafe {
             sys::grey_model_writer_add_tensor(
@@ -180,7 +181,7 @@ impl ModelWriter {
 
     /// Writes the file, replacing `path`.
     pub fn write(&mut self, path: &str) -> Result<()> {
-        let c_path = c_string(path)?;
+        let c_path = c_string("grey_model_writer_write", "path", path)?;
         check(unsafe { sys::grey_model_writer_write(self.raw.as_ptr(), c_path.as_ptr()) })
     }
 }

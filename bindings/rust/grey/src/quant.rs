@@ -112,7 +112,7 @@ impl QuantParams {
     /// Parses a format name (grey_quant_params_from_name); calibration RTN. An unknown name is
     /// `Error::InvalidArgument` listing the valid ones.
     pub fn from_name(name: &str) -> Result<QuantParams> {
-        let c_name = c_string(name)?;
+        let c_name = c_string("grey_quant_params_from_name", "name", name)?;
         let mut raw = versioned!(sys::grey_quant_params);
         check(unsafe { sys::grey_quant_params_from_name(c_name.as_ptr(), &mut raw) })?;
         Ok(QuantParams {

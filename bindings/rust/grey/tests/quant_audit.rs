@@ -1,4 +1,7 @@
 // Quantization, model files, the audit log and buffer mapping through the safe crate.
+mod common;
+
+use common::TempDir;
 use grey::{Calibration, DType, Error, QuantParams, TensorRef};
 
 const FORMATS: [&str; 12] = [
@@ -21,25 +24,6 @@ fn values(n: usize) -> Vec<f32> {
     (0..n)
         .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
         .collect()
-}
-
-/// A fresh directory under the target dir, removed on drop.
-struct TempDir(std::path::PathBuf);
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("grey-rust-{}-{}", name, std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_string()
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A verifier key and a writer key in `dir`.
