@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "f8608cad4536584621c2ad054de9b802d83fee03d7b584056a8081b21b7e762a"
+const inputsSHA256 = "1eb829b8da5ecb566fe4faafec86cf7a0c12b9145723b4a38f76db5ab0feff9a"
