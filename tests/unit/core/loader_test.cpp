@@ -13,16 +13,10 @@ namespace {
 
 std::map<std::string, grey_backend_info> reports_of(grey_context* context) {
     std::map<std::string, grey_backend_info> out;
-    uint32_t count = 0;
-    EXPECT_EQ(grey_backend_count(context, &count), GREY_OK);
-    for (uint32_t i = 0; i < count; ++i) {
-        grey_backend_info info{};
-        info.struct_size = sizeof info;
-        EXPECT_EQ(grey_backend_info_get(context, i, &info), GREY_OK);
+    for (const auto& info : grey::test::backend_reports(context))
         if (std::string(info.path).find(GREY_TEST_PLUGIN_DIR) == 0 || std::string(info.name) == "host" ||
             info.outcome == GREY_BACKEND_NOT_FOUND)
             out.emplace(info.name, info);
-    }
     return out;
 }
 

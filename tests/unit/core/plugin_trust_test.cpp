@@ -48,18 +48,7 @@ std::vector<grey_plugin_dir_info> dirs_of(grey_context* context) {
     return dirs;
 }
 
-grey_backend_info fake_report(grey_context* context) {
-    uint32_t count = 0;
-    EXPECT_EQ(grey_backend_count(context, &count), GREY_OK);
-    for (uint32_t i = 0; i < count; ++i) {
-        grey_backend_info info{};
-        info.struct_size = sizeof info;
-        EXPECT_EQ(grey_backend_info_get(context, i, &info), GREY_OK);
-        if (std::string(info.name) == "fake") return info;
-    }
-    ADD_FAILURE() << "no report for the fake backend";
-    return {};
-}
+grey_backend_info fake_report(grey_context* context) { return grey::test::backend_report(context, "fake"); }
 
 // The search path's first entry, which is the host's backend_dir.
 grey_plugin_dir_info host_dir_of(grey_context* context) {
