@@ -190,7 +190,8 @@ typedef struct grey_context_options {
      * backend is always present. A named backend that is not found is logged and reported by
      * grey_backend_info; it does not fail creation. */
     const char* backends;
-    /* A directory searched for plugins before every other place; NULL for none. */
+    /* A directory searched for plugins before every other place; NULL for none. Like every directory
+     * on the search path it is searched only if it can be trusted (see grey_plugin_dir_info). */
     const char* backend_dir;
     /* A YAML config file overlaid on the profile; NULL for none. */
     const char* config_path;
@@ -251,10 +252,62 @@ GREY_API GREY_NODISCARD grey_status grey_backend_count(const grey_context* conte
 GREY_API GREY_NODISCARD grey_status grey_backend_info_get(const grey_context* context, uint32_t index,
                                                           grey_backend_info* out_info);
 
-/* The directories searched for plugins, in order, joined by '\n' (buffer protocol as
- * grey_config_get). Since 0.1. */
+/* The directories on the plugin search path, in order, joined by '\n' (buffer protocol as
+ * grey_config_get): the `path` of every entry grey_plugin_dir_info_get lists, searched or not.
+ * Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_backend_search_path(const grey_context* context, char* buffer,
                                                              size_t buffer_size, size_t* out_length);
+
+/* Plugin directories (since 0.2).
+ *
+ * A context looks for backend plugins, in this order, in: the directory the host names
+ * (grey_context_options.backend_dir); GREY_BACKEND_DIR, only when the host asked for environment
+ * overrides; and `grey/` beside the file that holds libgrey's code at run time: <libdir>/grey beside
+ * libgrey.so, or, where libgrey is linked statically, beside the program or module it is linked into
+ * (for the Python package, grey/grey/ inside the installed package). No path chosen when libgrey was
+ * built is ever searched.
+ *
+ * A directory is searched only if it can be trusted: after resolving every symbolic link, it and every
+ * directory above it up to / belong to root or to the process's effective user, and no one else may
+ * write to them (a directory above it may be shared if it is sticky, as /tmp is; the plugin directory
+ * itself may not). A plugin file must itself be a regular file owned by root or that user and writable
+ * by no one else, or it is reported GREY_BACKEND_FAILED with the reason. */
+
+/* How a directory came to be on the search path. */
+typedef enum grey_plugin_origin {
+    GREY_PLUGIN_ORIGIN_HOST = 0,            /* grey_context_options.backend_dir */
+    GREY_PLUGIN_ORIGIN_ENVIRONMENT = 1,     /* GREY_BACKEND_DIR, with apply_env_overrides */
+    GREY_PLUGIN_ORIGIN_BESIDE_LIBRARY = 2,  /* grey/ beside the file holding libgrey */
+    GREY_PLUGIN_ORIGIN_FORCE32 = 0x7FFFFFFF
+} grey_plugin_origin;
+
+/* What the loader made of a directory. */
+typedef enum grey_plugin_dir_state {
+    GREY_PLUGIN_DIR_SEARCHED = 0,   /* trusted, and searched */
+    GREY_PLUGIN_DIR_MISSING = 1,    /* it does not exist: nothing to search */
+    GREY_PLUGIN_DIR_REFUSED = 2,    /* not searched: not trusted, or not readable; `reason` says why */
+    GREY_PLUGIN_DIR_DUPLICATE = 3,  /* the same directory as an earlier entry, searched (or not) there */
+    GREY_PLUGIN_DIR_STATE_FORCE32 = 0x7FFFFFFF
+} grey_plugin_dir_state;
+
+/* One directory of the search path and the loader's verdict on it. */
+typedef struct grey_plugin_dir_info {
+    uint32_t struct_size;
+    grey_plugin_origin origin;
+    grey_plugin_dir_state state;
+    uint32_t reserved0;
+    char path[GREY_PATH_MAX];       /* as named, made absolute */
+    char real_path[GREY_PATH_MAX];  /* with every symbolic link resolved; "" if resolution stopped early */
+    char reason[GREY_REASON_MAX];   /* why it was trusted, missing or refused, naming the path at fault */
+} grey_plugin_dir_info;
+
+/* The number of directories on the search path, and the `index`-th of them in search order, copied
+ * into `*out_info` (set its struct_size first; an index past the end is GREY_ERROR_INVALID_ARGUMENT).
+ * The report is made once, when the context is created; these calls only read it, and may be made
+ * from any thread. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_plugin_dir_count(const grey_context* context, uint32_t* out_count);
+GREY_API GREY_NODISCARD grey_status grey_plugin_dir_info_get(const grey_context* context, uint32_t index,
+                                                             grey_plugin_dir_info* out_info);
 
 /* ---------------------------------------------------------------------------------------------------
  * Devices: specifications and telemetry (since 0.1)

@@ -33,6 +33,18 @@ venv=$root/build/bindings-venv
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps \
   -C build-dir="$root/build/python" ./bindings/python
 
+echo "== python: the extension names no temporary or build directory"
+# scikit-build-core builds and stages the wheel in temporary directories; a path of either compiled
+# into the extension would be a place anyone could re-create after the build (docs/security.md).
+extension=$("$venv/bin/python" -c 'import grey.capi as c; print(c._capi.__file__)')
+for baked in /tmp/ "$root/build/"; do
+  if grep -q -a -F "$baked" "$extension"; then
+    echo "test-bindings: $extension holds a path under $baked:" >&2
+    strings -a "$extension" | grep -F "$baked" | head -n 3 >&2
+    exit 1
+  fi
+done
+
 echo "== python: pytest"
 set +e
 # From inside tests/: `python -m` puts the working directory on sys.path, and bindings/python itself

@@ -13,6 +13,26 @@ cmake --preset release -DCMAKE_INSTALL_PREFIX="$stage" -DGREY_WITH_CUDA=OFF >/de
 cmake --build --preset release -j "$jobs"
 cmake --install build/release >/dev/null
 
+echo "== the installed tree names no build directory and searches for plugins only beside libgrey"
+# A path fixed at build time would be searched for plugins by every installed copy: whoever can create
+# that directory later runs code in every program using libgrey.
+build_root=$PWD/build
+for f in "$stage"/lib/libgrey.so.*.*.* "$stage"/lib/libgrey.a "$stage"/bin/greyctl; do
+  if grep -q -a -F "$build_root/" "$f"; then
+    echo "FAIL $f holds a path into the build tree ($build_root/):" >&2
+    strings -a "$f" | grep -F "$build_root/" | head -n 3 >&2
+    exit 1
+  fi
+done
+"$stage/bin/greyctl" --no-env detect --json --debug | python3 -c '
+import json, sys
+expected = [sys.argv[1] + "/lib/grey"]
+dirs = json.load(sys.stdin)["search_path"]
+if dirs != expected:
+    sys.exit(f"FAIL the installed greyctl searches {dirs} for plugins; expected only {expected}")
+' "$stage"
+echo "ok   installed libgrey: no build path inside, plugins searched in <libdir>/grey only"
+
 echo "== samples/cmake-consumer (find_package)"
 cmake -S samples/cmake-consumer -B build/consumer -G Ninja -DCMAKE_PREFIX_PATH="$stage" >/dev/null
 cmake --build build/consumer -j "$jobs"
@@ -34,4 +54,4 @@ echo "ok   add_subdirectory(libgrey)"
 
 test -f "$stage/include/grey.h" && test -f "$stage/include/grey_backend.h" && test -f "$stage/lib/pkgconfig/grey.pc" \
   && cmp -s config/grey.yaml "$stage/share/grey/grey.yaml"
-echo "3 passed, 0 failed"
+echo "4 passed, 0 failed"

@@ -36,7 +36,7 @@ type Option func(*options)
 // WithBackends loads only the named backends ("cuda", "hip", ...); the host backend is always there.
 func WithBackends(names ...string) Option { return func(o *options) { o.backends = names } }
 
-// WithBackendDir searches dir for plugins before every other place.
+// WithBackendDir searches dir for plugins before every other place, if it can be trusted (see PluginDirs).
 func WithBackendDir(dir string) Option { return func(o *options) { o.backendDir = dir } }
 
 // WithConfigFile overlays the YAML file at path on the profile.
@@ -229,7 +229,42 @@ func (c *Context) Backends() ([]BackendInfo, error) {
 	return report, err
 }
 
-// BackendSearchPath is the directories searched for plugins, in order.
+// PluginDir is one directory of the plugin search path and the loader's verdict on it. Origin is
+// "host" (WithBackendDir), "environment" (GREY_BACKEND_DIR) or "beside_library" (grey/ beside the file
+// holding libgrey); State is "searched", "missing", "refused" (someone other than root or this user
+// could have written there) or "duplicate"; Reason says why, naming the path at fault.
+type PluginDir struct {
+	Path     string
+	RealPath string
+	Origin   string
+	State    string
+	Reason   string
+}
+
+// PluginDirs is every directory on the plugin search path, in order, searched or not.
+func (c *Context) PluginDirs() ([]PluginDir, error) {
+	var dirs []PluginDir
+	err := c.with(func(h capi.Grey_context) error {
+		n := []uint32{0}
+		if err := capi.Grey_plugin_dir_count(h, n); err != nil {
+			return err
+		}
+		raw := capi.NewGrey_plugin_dir_info()
+		defer capi.DeleteGrey_plugin_dir_info(raw)
+		for i := uint32(0); i < n[0]; i++ {
+			if err := capi.Grey_plugin_dir_info_get(h, uint(i), raw); err != nil {
+				return err
+			}
+			dirs = append(dirs, PluginDir{raw.GetPath(), raw.GetReal_path(), nameOr(pluginOriginNames, raw.GetOrigin(), "unknown"),
+				nameOr(pluginDirStateNames, raw.GetState(), "unknown"), raw.GetReason()})
+		}
+		return nil
+	})
+	return dirs, err
+}
+
+// BackendSearchPath is the directories on the plugin search path, in order, searched or not (see
+// PluginDirs).
 func (c *Context) BackendSearchPath() ([]string, error) {
 	var dirs []string
 	err := c.with(func(h capi.Grey_context) error {

@@ -78,6 +78,14 @@ var (
 		capi.GREY_BACKEND_LOADED: "loaded", capi.GREY_BACKEND_SKIPPED: "skipped", capi.GREY_BACKEND_FAILED: "failed",
 		capi.GREY_BACKEND_NOT_FOUND: "not_found",
 	}
+	pluginOriginNames = map[capi.Grey_plugin_origin]string{
+		capi.GREY_PLUGIN_ORIGIN_HOST: "host", capi.GREY_PLUGIN_ORIGIN_ENVIRONMENT: "environment",
+		capi.GREY_PLUGIN_ORIGIN_BESIDE_LIBRARY: "beside_library",
+	}
+	pluginDirStateNames = map[capi.Grey_plugin_dir_state]string{
+		capi.GREY_PLUGIN_DIR_SEARCHED: "searched", capi.GREY_PLUGIN_DIR_MISSING: "missing",
+		capi.GREY_PLUGIN_DIR_REFUSED: "refused", capi.GREY_PLUGIN_DIR_DUPLICATE: "duplicate",
+	}
 )
 
 func nameOr[K comparable](names map[K]string, key K, fallback string) string {

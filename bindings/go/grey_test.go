@@ -205,6 +205,28 @@ func TestBackendsAndSearchPath(t *testing.T) {
 	}
 }
 
+func TestAnUntrustedBackendDirIsRefused(t *testing.T) {
+	shared := filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	ctx := newContext(t, grey.WithBackends("host"), grey.WithBackendDir(shared), grey.WithLogLevel(grey.LogOff))
+	dirs, err := ctx.PluginDirs()
+	if err != nil || len(dirs) < 2 {
+		t.Fatalf("plugin dirs %+v (%v)", dirs, err)
+	}
+	want := "directory '" + shared + "' is writable by group and others (mode 0777)"
+	if dirs[0].Origin != "host" || dirs[0].State != "refused" || dirs[0].Path != shared || !strings.Contains(dirs[0].Reason, want) {
+		t.Errorf("first plugin dir %+v, want refused: %s", dirs[0], want)
+	}
+	if last := dirs[len(dirs)-1]; last.Origin != "beside_library" || !strings.HasSuffix(last.Path, "/grey") {
+		t.Errorf("last plugin dir %+v, want grey/ beside libgrey", last)
+	}
+}
+
 func TestConfig(t *testing.T) {
 	cfg, err := grey.NewConfig("aggressive")
 	if err != nil {

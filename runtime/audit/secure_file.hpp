@@ -2,6 +2,8 @@
 // and refused when group or others can read them, atomic replacement, and complete reads and writes.
 #pragma once
 
+#include "core/unique_fd.hpp"
+
 #include <cstdint>
 #include <span>
 #include <string>
@@ -9,26 +11,7 @@
 
 namespace grey::audit {
 
-// A file descriptor closed on scope exit.
-class UniqueFd {
-public:
-    UniqueFd() = default;
-    explicit UniqueFd(int fd) : fd_(fd) {}
-    UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
-    UniqueFd& operator=(UniqueFd&& other) noexcept;
-    UniqueFd(const UniqueFd&) = delete;
-    UniqueFd& operator=(const UniqueFd&) = delete;
-    ~UniqueFd();
-    [[nodiscard]] int get() const { return fd_; }
-    int release() {
-        const int fd = fd_;
-        fd_ = -1;
-        return fd;
-    }
-
-private:
-    int fd_ = -1;
-};
+using grey::UniqueFd;
 
 // Fails with GREY_ERROR_PERMISSION_DENIED when `path` is not a regular file owned by this user with no
 // permission bits for group or others. The message names the path and the mode, never the contents.

@@ -38,6 +38,14 @@ grey_context_options read_options(const grey_context_options* given) {
     return options;
 }
 
+// Copies `text` into a fixed-size field of a public struct, cut to fit and always NUL-terminated.
+template <size_t N>
+void copy_text(char (&field)[N], const std::string& text) {
+    const size_t n = std::min(N - 1, text.size());
+    std::memcpy(field, text.data(), n);
+    field[n] = '\0';
+}
+
 grey::config::Config build_config(const grey_context_options& options) {
     grey::config::Profile profile = grey::config::Profile::Balanced;
     if (options.profile != nullptr && !grey::config::parse_profile(options.profile, profile))
@@ -71,10 +79,10 @@ grey_context::grey_context(const grey_context_options& options, grey::config::Co
     grey::LoaderRequest request;
     request.requested = grey::parse_backend_list(options.backends);
     request.auto_detect = config.impl.get_bool("detection.auto_detect");
-    search_path = grey::plugin_search_path(options.backend_dir,
-                                           options.apply_env_overrides != 0 ? std::getenv("GREY_BACKEND_DIR") : nullptr);
-    request.search_path = search_path;
+    request.search_path = grey::plugin_search_path(options.backend_dir,
+                                                   options.apply_env_overrides != 0 ? std::getenv("GREY_BACKEND_DIR") : nullptr);
     auto loaded = grey::load_plugins(request, host_services, logger);
+    plugin_dirs = std::move(loaded.directories);
     for (auto& b : loaded.backends) backends.push_back(std::move(b));
     for (auto& r : loaded.reports) reports.push_back(std::move(r));
 
@@ -152,14 +160,9 @@ grey_status grey_backend_info_get(const grey_context* context, uint32_t index, g
         info.struct_size = sizeof info;
         info.outcome = report.outcome;
         info.device_count = report.device_count;
-        auto copy = [](char* dst, size_t cap, const std::string& src) {
-            const size_t n = std::min(cap - 1, src.size());
-            std::memcpy(dst, src.data(), n);
-            dst[n] = '\0';
-        };
-        copy(info.name, sizeof info.name, report.name);
-        copy(info.path, sizeof info.path, report.path);
-        copy(info.reason, sizeof info.reason, report.reason);
+        copy_text(info.name, report.name);
+        copy_text(info.path, report.path);
+        copy_text(info.reason, report.reason);
         grey::copy_out_struct(info, out_info, sizeof(grey_backend_info), "out_info");
     });
 }
@@ -167,8 +170,35 @@ grey_status grey_backend_info_get(const grey_context* context, uint32_t index, g
 grey_status grey_backend_search_path(const grey_context* context, char* buffer, size_t buffer_size, size_t* out_length) {
     return grey::abi_guard([&] {
         grey::require_non_null(context, "context");
-        const std::string joined = grey::join(context->search_path, "\n", [](const auto& dir) { return dir.string(); });
+        const std::string joined = grey::join(context->plugin_dirs, "\n", [](const auto& dir) { return dir.path.string(); });
         grey::copy_out_text(joined, buffer, buffer_size, out_length);
+    });
+}
+
+grey_status grey_plugin_dir_count(const grey_context* context, uint32_t* out_count) {
+    return grey::abi_guard([&] {
+        grey::require_non_null(context, "context");
+        grey::require_non_null(out_count, "out_count");
+        *out_count = static_cast<uint32_t>(context->plugin_dirs.size());
+    });
+}
+
+grey_status grey_plugin_dir_info_get(const grey_context* context, uint32_t index, grey_plugin_dir_info* out_info) {
+    return grey::abi_guard([&] {
+        grey::require_non_null(context, "context");
+        grey::require_non_null(out_info, "out_info");
+        if (index >= context->plugin_dirs.size())
+            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "plugin directory index " + std::to_string(index) + " is out of range (" +
+                                                        std::to_string(context->plugin_dirs.size()) + " entries)");
+        const auto& dir = context->plugin_dirs[index];
+        grey_plugin_dir_info info{};
+        info.struct_size = sizeof info;
+        info.origin = dir.origin;
+        info.state = dir.state;
+        copy_text(info.path, dir.path.string());
+        copy_text(info.real_path, dir.real_path.string());
+        copy_text(info.reason, dir.reason);
+        grey::copy_out_struct(info, out_info, sizeof(grey_plugin_dir_info), "out_info");
     });
 }
 

@@ -43,7 +43,7 @@ struct grey_context {
     grey::Logger logger;
     grey_config config;  // the effective configuration, lent out by grey_context_config
     grey_backend_host host_services{};
-    std::vector<std::filesystem::path> search_path;
+    std::vector<grey::PluginDirectory> plugin_dirs;  // the search path, each with the loader's verdict
     std::vector<grey::BackendReport> reports;
     // Declared before the buffers so that it is destroyed after them.
     std::vector<std::unique_ptr<grey::Backend>> backends;

@@ -2,19 +2,14 @@
 
 #include "core/error.hpp"
 #include "core/text.hpp"
+#include "core/trusted_path.hpp"
 
 #include <dlfcn.h>
+#include <link.h>
 
 #include <algorithm>
 #include <cstring>
 #include <set>
-
-#ifndef GREY_INSTALL_PLUGIN_DIR
-#define GREY_INSTALL_PLUGIN_DIR ""
-#endif
-#ifndef GREY_BUILD_PLUGIN_DIR
-#define GREY_BUILD_PLUGIN_DIR ""
-#endif
 
 namespace grey {
 namespace fs = std::filesystem;
@@ -24,13 +19,72 @@ namespace {
 constexpr std::string_view kPrefix = "libgrey-backend-";
 constexpr std::string_view kSuffix = ".so";
 
-// The directory libgrey itself was loaded from (the executable's, when linked statically).
-fs::path library_directory() {
-    Dl_info info{};
-    if (dladdr(reinterpret_cast<void*>(&plugin_search_path), &info) == 0 || info.dli_fname == nullptr) return {};
+// The file that holds this code at run time: libgrey.so, or the program or module (the Python
+// extension) that libgrey is linked into statically.
+fs::path file_holding_libgrey() {
+    struct Search {
+        uintptr_t address;
+        bool found = false;
+        std::string name;
+    } search{reinterpret_cast<uintptr_t>(&plugin_search_path)};
+    dl_iterate_phdr(
+        [](dl_phdr_info* info, size_t, void* data) -> int {
+            auto* s = static_cast<Search*>(data);
+            for (ElfW(Half) i = 0; i < info->dlpi_phnum; ++i) {
+                const ElfW(Phdr)& segment = info->dlpi_phdr[i];
+                const uintptr_t start = info->dlpi_addr + segment.p_vaddr;
+                if (segment.p_type == PT_LOAD && s->address >= start && s->address - start < segment.p_memsz) {
+                    s->found = true;
+                    s->name = info->dlpi_name != nullptr ? info->dlpi_name : "";
+                    return 1;
+                }
+            }
+            return 0;
+        },
+        &search);
+    if (!search.found) return {};
+    // The main program is listed without a name; the kernel knows its file.
     std::error_code ec;
-    fs::path file = fs::canonical(info.dli_fname, ec);
-    return ec ? fs::path() : file.parent_path();
+    fs::path file = fs::canonical(search.name.empty() ? fs::path("/proc/self/exe") : fs::path(search.name), ec);
+    return ec ? fs::path() : file;
+}
+
+// One spelling for "/a/b/.", "/a/b/" and "/a/b", so that each directory is named once.
+fs::path normal_form(const fs::path& dir) {
+    fs::path normal = dir.lexically_normal();
+    if (!normal.has_filename() && normal.has_relative_path()) normal = normal.parent_path();
+    return normal;
+}
+
+const char* origin_text(grey_plugin_origin origin) {
+    switch (origin) {
+        case GREY_PLUGIN_ORIGIN_HOST: return "the host's backend_dir";
+        case GREY_PLUGIN_ORIGIN_ENVIRONMENT: return "GREY_BACKEND_DIR";
+        case GREY_PLUGIN_ORIGIN_BESIDE_LIBRARY: return "beside libgrey";
+        default: return "unknown origin";
+    }
+}
+
+// Gives each directory its verdict. The same directory reached twice (by a link, say) is searched once.
+void inspect_directories(std::vector<PluginDirectory>& dirs, const Logger& logger) {
+    for (auto it = dirs.begin(); it != dirs.end(); ++it) {
+        const TrustedPath verdict = resolve_trusted(it->path, PathKind::Directory);
+        it->real_path = verdict.real_path;
+        it->reason = verdict.reason;
+        it->state = verdict.state == TrustedPath::State::Trusted  ? GREY_PLUGIN_DIR_SEARCHED
+                    : verdict.state == TrustedPath::State::Missing ? GREY_PLUGIN_DIR_MISSING
+                                                                   : GREY_PLUGIN_DIR_REFUSED;
+        const auto earlier = std::find_if(dirs.begin(), it, [&](const PluginDirectory& d) {
+            return !d.real_path.empty() && d.real_path == it->real_path;
+        });
+        if (earlier != it) {
+            it->state = GREY_PLUGIN_DIR_DUPLICATE;
+            it->reason = "the same directory as '" + earlier->path.string() + "', earlier on the search path";
+        }
+        const std::string line = "plugin directory " + it->path.string() + " (" + origin_text(it->origin) + "): " + it->reason;
+        if (it->state == GREY_PLUGIN_DIR_REFUSED) logger.warning("not searching " + line);
+        else logger.debug(line);
+    }
 }
 
 bool valid_name(std::string_view name) {
@@ -72,20 +126,18 @@ std::vector<Candidate> list_candidates(const fs::path& dir) {
 
 }  // namespace
 
-std::vector<fs::path> plugin_search_path(const char* host_dir, const char* env_backend_dir) {
-    std::vector<fs::path> dirs;
-    auto add = [&dirs](const fs::path& dir) {
-        if (dir.empty()) return;
+std::vector<PluginDirectory> plugin_search_path(const char* host_dir, const char* env_backend_dir) {
+    std::vector<PluginDirectory> dirs;
+    auto add = [&dirs](const fs::path& dir, grey_plugin_origin origin) {
         std::error_code ec;
-        fs::path normal = fs::weakly_canonical(dir, ec);
-        if (ec) normal = dir.lexically_normal();
-        if (std::find(dirs.begin(), dirs.end(), normal) == dirs.end()) dirs.push_back(normal);
+        const fs::path absolute = fs::absolute(dir, ec);
+        const fs::path named = normal_form(ec ? dir : absolute);
+        if (std::none_of(dirs.begin(), dirs.end(), [&](const PluginDirectory& d) { return d.path == named; }))
+            dirs.push_back({named, origin, GREY_PLUGIN_DIR_MISSING, {}, {}});
     };
-    if (host_dir != nullptr && *host_dir != '\0') add(host_dir);
-    if (env_backend_dir != nullptr && *env_backend_dir != '\0') add(env_backend_dir);
-    if (auto dir = library_directory(); !dir.empty()) add(dir / "grey");
-    add(GREY_INSTALL_PLUGIN_DIR);
-    add(GREY_BUILD_PLUGIN_DIR);
+    if (host_dir != nullptr && *host_dir != '\0') add(host_dir, GREY_PLUGIN_ORIGIN_HOST);
+    if (env_backend_dir != nullptr && *env_backend_dir != '\0') add(env_backend_dir, GREY_PLUGIN_ORIGIN_ENVIRONMENT);
+    if (const fs::path file = file_holding_libgrey(); !file.empty()) add(file.parent_path() / "grey", GREY_PLUGIN_ORIGIN_BESIDE_LIBRARY);
     return dirs;
 }
 
@@ -148,18 +200,65 @@ std::unique_ptr<Backend> start_backend(const std::string& expected_name, const s
     return std::make_unique<Backend>(expected_name, path, library, vt, state, count);
 }
 
+namespace {
+
+// Checks that one plugin's file can be trusted, then opens and starts it; fills `report` with the outcome.
+void load_one(const Candidate& candidate, const grey_backend_host& host, BackendReport& report, LoadedBackends& result) {
+    const TrustedPath file = resolve_trusted(candidate.path, PathKind::RegularFile);
+    if (file.state != TrustedPath::State::Trusted) {
+        report.outcome = GREY_BACKEND_FAILED;
+        report.reason = "refused: " + file.reason;
+        return;
+    }
+    void* library = dlopen(file.real_path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (library == nullptr) {
+        const char* why = dlerror();
+        report.outcome = GREY_BACKEND_FAILED;
+        report.reason = std::string("dlopen failed: ") + (why ? why : "unknown error");
+        return;
+    }
+    auto entry = reinterpret_cast<grey_backend_entry_fn>(dlsym(library, GREY_BACKEND_ENTRY_SYMBOL));
+    if (entry == nullptr) {
+        dlclose(library);
+        report.outcome = GREY_BACKEND_FAILED;
+        report.reason = std::string("it exports no ") + GREY_BACKEND_ENTRY_SYMBOL + " entry point";
+        return;
+    }
+    try {
+        auto backend = start_backend(candidate.name, candidate.path.string(), library, entry, host);
+        report.outcome = GREY_BACKEND_LOADED;
+        report.device_count = backend->device_count();
+        report.reason = "loaded: " + std::to_string(report.device_count) + " device(s)";
+        result.backends.push_back(std::move(backend));
+    } catch (const Error& e) {
+        dlclose(library);
+        // UNSUPPORTED is a backend saying "nothing for me here" (no driver, no device).
+        report.outcome = e.status() == GREY_ERROR_UNSUPPORTED ? GREY_BACKEND_SKIPPED : GREY_BACKEND_FAILED;
+        report.reason = e.what();
+    }
+}
+
+std::string paths_in(const std::vector<PluginDirectory>& dirs, grey_plugin_dir_state state) {
+    std::vector<std::string> paths;
+    for (const auto& dir : dirs)
+        if (dir.state == state) paths.push_back(dir.path.string());
+    return join(paths, ", ");
+}
+
+}  // namespace
+
 LoadedBackends load_plugins(const LoaderRequest& request, const grey_backend_host& host, const Logger& logger) {
     LoadedBackends result;
+    result.directories = request.search_path;
+    inspect_directories(result.directories, logger);
     std::set<std::string> seen;  // names already loaded or tried: the first directory wins
     seen.insert("host");
 
-    for (const auto& dir : request.search_path) {
-        std::error_code ec;
-        if (!fs::is_directory(dir, ec)) {
-            logger.debug("backend search: " + dir.string() + " does not exist");
-            continue;
-        }
-        for (const auto& candidate : list_candidates(dir)) {
+    for (const auto& dir : result.directories) {
+        if (dir.state != GREY_PLUGIN_DIR_SEARCHED) continue;
+        for (const auto& found : list_candidates(dir.real_path)) {
+            // Reported under the directory's name as given; load_one opens the real path it checks.
+            const Candidate candidate{found.name, dir.path / found.path.filename()};
             BackendReport report{candidate.name, candidate.path.string(), GREY_BACKEND_SKIPPED, {}, 0};
             const bool requested = std::find(request.requested.begin(), request.requested.end(), candidate.name) != request.requested.end();
             if (!valid_name(candidate.name)) {
@@ -173,29 +272,7 @@ LoadedBackends load_plugins(const LoaderRequest& request, const grey_backend_hos
                 report.reason = "not requested (detection.auto_detect is false and the host named no backends)";
             } else {
                 seen.insert(candidate.name);
-                void* library = dlopen(candidate.path.c_str(), RTLD_NOW | RTLD_LOCAL);
-                if (library == nullptr) {
-                    const char* why = dlerror();
-                    report.outcome = GREY_BACKEND_FAILED;
-                    report.reason = std::string("dlopen failed: ") + (why ? why : "unknown error");
-                } else if (auto entry = reinterpret_cast<grey_backend_entry_fn>(dlsym(library, GREY_BACKEND_ENTRY_SYMBOL)); entry == nullptr) {
-                    dlclose(library);
-                    report.outcome = GREY_BACKEND_FAILED;
-                    report.reason = std::string("it exports no ") + GREY_BACKEND_ENTRY_SYMBOL + " entry point";
-                } else {
-                    try {
-                        auto backend = start_backend(candidate.name, candidate.path.string(), library, entry, host);
-                        report.outcome = GREY_BACKEND_LOADED;
-                        report.device_count = backend->device_count();
-                        report.reason = "loaded: " + std::to_string(report.device_count) + " device(s)";
-                        result.backends.push_back(std::move(backend));
-                    } catch (const Error& e) {
-                        dlclose(library);
-                        // UNSUPPORTED is a backend saying "nothing for me here" (no driver, no device).
-                        report.outcome = e.status() == GREY_ERROR_UNSUPPORTED ? GREY_BACKEND_SKIPPED : GREY_BACKEND_FAILED;
-                        report.reason = e.what();
-                    }
-                }
+                load_one(candidate, host, report, result);
             }
             const std::string line = "backend '" + report.name + "' (" + report.path + "): " + report.reason;
             logger.log(report.outcome == GREY_BACKEND_FAILED ? GREY_LOG_WARNING : GREY_LOG_INFO, line);
@@ -203,10 +280,14 @@ LoadedBackends load_plugins(const LoaderRequest& request, const grey_backend_hos
         }
     }
 
+    const std::string searched = paths_in(result.directories, GREY_PLUGIN_DIR_SEARCHED);
+    const std::string refused = paths_in(result.directories, GREY_PLUGIN_DIR_REFUSED);
     for (const auto& name : request.requested) {
         if (name == "host" || seen.count(name)) continue;
-        const std::string dirs = join(request.search_path, ", ", [](const fs::path& d) { return d.string(); });
-        BackendReport report{name, "", GREY_BACKEND_NOT_FOUND, "requested, but no libgrey-backend-" + name + ".so in: " + dirs, 0};
+        std::string reason = "requested, but no libgrey-backend-" + name + ".so in " +
+                             (searched.empty() ? std::string("any directory (none could be searched)") : searched);
+        if (!refused.empty()) reason += "; not searched, as untrusted: " + refused;
+        BackendReport report{name, "", GREY_BACKEND_NOT_FOUND, reason, 0};
         logger.warning("backend '" + name + "': " + report.reason);
         result.reports.push_back(std::move(report));
     }

@@ -20,21 +20,31 @@ struct BackendReport {
     uint32_t device_count = 0;
 };
 
+// One directory of the search path: where it came from and, once the loader has looked, its verdict.
+struct PluginDirectory {
+    std::filesystem::path path;  // as named, absolute
+    grey_plugin_origin origin = GREY_PLUGIN_ORIGIN_HOST;
+    grey_plugin_dir_state state = GREY_PLUGIN_DIR_MISSING;
+    std::filesystem::path real_path;
+    std::string reason;
+};
+
 struct LoaderRequest {
-    std::vector<std::filesystem::path> search_path;  // in order; missing directories are skipped
-    std::vector<std::string> requested;               // empty: every plugin found (if auto_detect)
+    std::vector<PluginDirectory> search_path;  // in order
+    std::vector<std::string> requested;        // empty: every plugin found (if auto_detect)
     bool auto_detect = true;
 };
 
 struct LoadedBackends {
     std::vector<std::unique_ptr<Backend>> backends;
     std::vector<BackendReport> reports;
+    std::vector<PluginDirectory> directories;  // the request's search path, each with its verdict
 };
 
-// The directories searched, in order: the host's directory, GREY_BACKEND_DIR (only when
-// `env_backend_dir` is given), <libdir>/grey beside libgrey, the configured install directory, then the
-// build tree.
-std::vector<std::filesystem::path> plugin_search_path(const char* host_dir, const char* env_backend_dir);
+// The directories to search, in order, each named once: the host's directory, GREY_BACKEND_DIR (only
+// when `env_backend_dir` is given), and grey/ beside the file that holds libgrey's code. Never a path
+// fixed when libgrey was built: an installed copy must not search its build tree.
+std::vector<PluginDirectory> plugin_search_path(const char* host_dir, const char* env_backend_dir);
 
 // Starts one backend from its entry function (the built-in host backend, or a plugin's symbol).
 // Throws grey::Error with the reason if it fails any check.

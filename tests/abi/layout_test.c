@@ -29,6 +29,14 @@ _Static_assert(offsetof(grey_backend_info, reserved0) == 12, "grey_backend_info.
 _Static_assert(offsetof(grey_backend_info, name) == 16, "grey_backend_info.name moved");
 _Static_assert(offsetof(grey_backend_info, path) == 80, "grey_backend_info.path moved");
 _Static_assert(offsetof(grey_backend_info, reason) == 592, "grey_backend_info.reason moved");
+_Static_assert(sizeof(grey_plugin_dir_info) == 1296, "size of grey_plugin_dir_info changed");
+_Static_assert(offsetof(grey_plugin_dir_info, struct_size) == 0, "grey_plugin_dir_info.struct_size moved");
+_Static_assert(offsetof(grey_plugin_dir_info, origin) == 4, "grey_plugin_dir_info.origin moved");
+_Static_assert(offsetof(grey_plugin_dir_info, state) == 8, "grey_plugin_dir_info.state moved");
+_Static_assert(offsetof(grey_plugin_dir_info, reserved0) == 12, "grey_plugin_dir_info.reserved0 moved");
+_Static_assert(offsetof(grey_plugin_dir_info, path) == 16, "grey_plugin_dir_info.path moved");
+_Static_assert(offsetof(grey_plugin_dir_info, real_path) == 528, "grey_plugin_dir_info.real_path moved");
+_Static_assert(offsetof(grey_plugin_dir_info, reason) == 1040, "grey_plugin_dir_info.reason moved");
 _Static_assert(sizeof(grey_field_u64) == 16, "size of grey_field_u64 changed");
 _Static_assert(offsetof(grey_field_u64, value) == 0, "grey_field_u64.value moved");
 _Static_assert(offsetof(grey_field_u64, state) == 8, "grey_field_u64.state moved");
@@ -217,6 +225,8 @@ _Static_assert(GREY_MEMORY_HOST == 0 && GREY_MEMORY_CUDA_DEVICE == 1, "memory ki
 _Static_assert(GREY_OK == 0, "GREY_OK must be 0");
 _Static_assert(GREY_ERROR_INTERNAL == 11, "status values are frozen");
 _Static_assert(GREY_FIELD_THROTTLE_TIME_SYNC_BOOST_NS == 40, "grey_field values are frozen");
+_Static_assert(GREY_PLUGIN_ORIGIN_BESIDE_LIBRARY == 2 && GREY_PLUGIN_DIR_DUPLICATE == 3,
+               "plugin directory origins and states are frozen");
 _Static_assert(sizeof(grey_status) == 4 && sizeof(grey_field_state) == 4 && sizeof(grey_source) == 4,
                "enums are 32-bit");
 
@@ -237,6 +247,17 @@ int main(void) {
     if (grey_device_spec_get(context, 0, &spec) != GREY_OK || strcmp(spec.backend, "host") != 0) return 3;
     if (grey_device_spec_get(context, count, &spec) != GREY_ERROR_INVALID_ARGUMENT) return 4;
     if (strstr(grey_last_error(), "out of range") == NULL) return 5;
+    {
+        /* The search path's report from C: every entry has a path and a reason. */
+        grey_plugin_dir_info dir;
+        uint32_t dirs = 0, d;
+        if (grey_plugin_dir_count(context, &dirs) != GREY_OK || dirs < 1) return 12;
+        for (d = 0; d < dirs; ++d) {
+            memset(&dir, 0, sizeof dir);
+            dir.struct_size = sizeof dir;
+            if (grey_plugin_dir_info_get(context, d, &dir) != GREY_OK || dir.path[0] != '/' || dir.reason[0] == '\0') return 13;
+        }
+    }
     {
         /* Quantization from C: a 2 x 32 tensor to Q8_0 and back. */
         float weights[64], back[64];

@@ -43,6 +43,13 @@ check detect-debug-json 0 '"outcome": "skipped"' -- "$greyctl" --backend-dir "$p
 check detect-plugin-devices 0 'Fake GPU 1' -- "$greyctl" --backend-dir "$plugins" detect --backend fake
 check detect-missing-backend 1 "backend 'nosuch' is not available" -- "$greyctl" --log-level OFF detect --backend nosuch
 check detect-failing-backend 1 "backend 'failinit' is not available: init failed" -- "$greyctl" --backend-dir "$plugins" --log-level OFF detect --backend failinit
+# A plugin directory that others may write is never searched, and --debug says why.
+mkdir "$tmp/shared" && cp "$plugins/libgrey-backend-fake.so" "$tmp/shared/" && chmod 777 "$tmp/shared"
+check detect-debug-refuses-shared-dir 0 "refused +host +$tmp/shared" -- "$greyctl" --backend-dir "$tmp/shared" --log-level OFF detect --debug
+check detect-debug-says-why 0 "directory '$tmp/shared' is writable by group and others \(mode 0777\)" -- "$greyctl" --backend-dir "$tmp/shared" --log-level OFF detect --debug
+check detect-shared-dir-loads-nothing 1 "not searched, as untrusted: $tmp/shared" -- "$greyctl" --backend-dir "$tmp/shared" --log-level OFF detect --backend fake
+check detect-debug-json-plugin-dirs 0 '"state": "refused"' -- "$greyctl" --backend-dir "$tmp/shared" --log-level OFF detect --json --debug
+check detect-debug-beside-library 0 'searched +beside_library +.*/lib/grey' -- "$greyctl" --log-level OFF detect --debug
 check detect-telemetry 0 'utilization_percent' -- "$greyctl" detect --backend host --telemetry
 
 check config-validate-reference 0 'valid' -- "$greyctl" config validate "$data/reference-config.yaml"

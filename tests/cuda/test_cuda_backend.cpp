@@ -3,6 +3,7 @@
 // LD_LIBRARY_PATH (tests/cuda/CMakeLists.txt); switches the fakes read at each call are set per case.
 // None of this is evidence that the kernels work: tests/gpu/run.sh checks those on a real GPU.
 #include "grey.h"
+#include "test_support.hpp"
 
 #include <dlfcn.h>
 #include <gtest/gtest.h>
@@ -43,18 +44,7 @@ struct Context {
     }
     ~Context() { grey_context_destroy(context); }
 
-    grey_backend_info cuda_report() const {
-        uint32_t n = 0;
-        EXPECT_EQ(grey_backend_count(context, &n), GREY_OK);
-        for (uint32_t i = 0; i < n; ++i) {
-            grey_backend_info info{};
-            info.struct_size = sizeof info;
-            EXPECT_EQ(grey_backend_info_get(context, i, &info), GREY_OK);
-            if (std::string(info.name) == "cuda") return info;
-        }
-        ADD_FAILURE() << "no report for the cuda backend";
-        return {};
-    }
+    grey_backend_info cuda_report() const { return grey::test::backend_report(context, "cuda"); }
     uint32_t device_count() const {
         uint32_t n = 0;
         EXPECT_EQ(grey_device_count(context, &n), GREY_OK);

@@ -46,6 +46,26 @@ inline ContextPtr make_context(grey_context_options options = GREY_CONTEXT_OPTIO
     return ContextPtr(context);
 }
 
+// The loader's report: every backend candidate, in the order it considered them.
+inline std::vector<grey_backend_info> backend_reports(grey_context* context) {
+    uint32_t count = 0;
+    EXPECT_EQ(grey_backend_count(context, &count), GREY_OK);
+    std::vector<grey_backend_info> reports(count);
+    for (uint32_t i = 0; i < count; ++i) {
+        reports[i].struct_size = sizeof reports[i];
+        EXPECT_EQ(grey_backend_info_get(context, i, &reports[i]), GREY_OK);
+    }
+    return reports;
+}
+
+// The report on the backend called `name`; a test failure (and an empty report) if there is none.
+inline grey_backend_info backend_report(grey_context* context, const std::string& name) {
+    for (const auto& info : backend_reports(context))
+        if (name == info.name) return info;
+    ADD_FAILURE() << "no report for the " << name << " backend";
+    return {};
+}
+
 // A directory that removes itself.
 class TempDir {
 public:

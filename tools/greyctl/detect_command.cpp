@@ -66,6 +66,47 @@ const char* outcome_name(grey_backend_outcome o) {
     }
 }
 
+const char* origin_name(grey_plugin_origin o) {
+    switch (o) {
+        case GREY_PLUGIN_ORIGIN_HOST: return "host";
+        case GREY_PLUGIN_ORIGIN_ENVIRONMENT: return "environment";
+        case GREY_PLUGIN_ORIGIN_BESIDE_LIBRARY: return "beside_library";
+        default: return "unknown";
+    }
+}
+
+const char* dir_state_name(grey_plugin_dir_state s) {
+    switch (s) {
+        case GREY_PLUGIN_DIR_SEARCHED: return "searched";
+        case GREY_PLUGIN_DIR_MISSING: return "missing";
+        case GREY_PLUGIN_DIR_REFUSED: return "refused";
+        case GREY_PLUGIN_DIR_DUPLICATE: return "duplicate";
+        default: return "unknown";
+    }
+}
+
+std::vector<grey_plugin_dir_info> plugin_dirs(grey_context* ctx) {
+    uint32_t count = 0;
+    check(grey_plugin_dir_count(ctx, &count));
+    std::vector<grey_plugin_dir_info> dirs(count);
+    for (uint32_t i = 0; i < count; ++i) {
+        dirs[i].struct_size = sizeof dirs[i];
+        check(grey_plugin_dir_info_get(ctx, i, &dirs[i]));
+    }
+    return dirs;
+}
+
+// Every directory the loader considered, whether it searched it, and why.
+void print_plugin_dirs(std::FILE* out, const std::vector<grey_plugin_dir_info>& dirs) {
+    std::fprintf(out, "plugin directories (in search order):\n");
+    for (const auto& dir : dirs) {
+        std::fprintf(out, "  %-9s %-14s %s\n", dir_state_name(dir.state), origin_name(dir.origin), dir.path);
+        if (*dir.real_path != '\0' && std::string(dir.real_path) != dir.path)
+            std::fprintf(out, "  %-24s -> %s\n", "", dir.real_path);
+        std::fprintf(out, "  %-24s %s\n", "", dir.reason);
+    }
+}
+
 // One field read generically through its descriptor: the value as JSON, plus state and source.
 struct FieldReading {
     grey_field_desc desc;
@@ -167,10 +208,6 @@ std::vector<std::string> split(const std::string& text, char separator) {
     return pieces;
 }
 
-std::vector<std::string> search_path(grey_context* ctx) {
-    return split(read_text([&](char* b, size_t n, size_t* len) { return grey_backend_search_path(ctx, b, n, len); }), '\n');
-}
-
 int run_detect(const GlobalOptions& global, const DetectOptions& opts) {
     ContextPtr context = open_context(global, opts.backend);
     grey_context* ctx = context.get();
@@ -199,9 +236,11 @@ int run_detect(const GlobalOptions& global, const DetectOptions& opts) {
             }
         if (!loaded) {
             std::fprintf(stderr, "greyctl: backend '%s' is not available: %s\n", name.c_str(), why.c_str());
-            if (opts.debug)
+            if (opts.debug) {
                 for (const auto& info : infos)
                     std::fprintf(stderr, "  %-8s %-9s %s %s\n", info.name, outcome_name(info.outcome), info.path, info.reason);
+                print_plugin_dirs(stderr, plugin_dirs(ctx));
+            }
             return 1;
         }
     }
@@ -255,7 +294,15 @@ int run_detect(const GlobalOptions& global, const DetectOptions& opts) {
         json out = {{"libgrey_version", grey_version_string()}, {"devices", devices}};
         if (opts.debug) {
             out["backends"] = backends;
-            out["search_path"] = search_path(ctx);
+            json search_path = json::array();
+            json dirs = json::array();
+            for (const auto& dir : plugin_dirs(ctx)) {
+                search_path.push_back(dir.path);
+                dirs.push_back({{"path", dir.path}, {"real_path", dir.real_path}, {"origin", origin_name(dir.origin)},
+                                {"state", dir_state_name(dir.state)}, {"reason", dir.reason}});
+            }
+            out["search_path"] = search_path;
+            out["plugin_dirs"] = dirs;
         }
         std::cout << out.dump(2) << "\n";
         return 0;
@@ -284,8 +331,7 @@ int run_detect(const GlobalOptions& global, const DetectOptions& opts) {
         std::printf("\nbackends tried:\n");
         for (const auto& info : infos)
             std::printf("  %-10s %-9s %s\n             %s\n", info.name, outcome_name(info.outcome), info.path, info.reason);
-        std::printf("search path (in order):\n");
-        for (const auto& dir : search_path(ctx)) std::printf("  %s\n", dir.c_str());
+        print_plugin_dirs(stdout, plugin_dirs(ctx));
     }
     return 0;
 }
@@ -297,7 +343,7 @@ void add_detect_command(CLI::App& app, const GlobalOptions& global, Runner& run)
     auto* detect = app.add_subcommand("detect", "List every device with its specification");
     detect->add_flag("--json", opts->as_json, "Print JSON: {\"devices\": [...]}");
     detect->add_option("--backend", opts->backend, "Only this backend's devices (comma-separated names)");
-    detect->add_flag("--debug", opts->debug, "Also list every backend tried and why it was or was not loaded");
+    detect->add_flag("--debug", opts->debug, "Also list every backend tried and every plugin directory, and why each was or was not used");
     detect->add_flag("--telemetry", opts->telemetry, "Also sample live telemetry");
     detect->add_flag("--all", opts->all_fields, "Print every field of every device");
     add_proof_options(*detect, opts->proof);

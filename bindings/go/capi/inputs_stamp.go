@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "1eb829b8da5ecb566fe4faafec86cf7a0c12b9145723b4a38f76db5ab0feff9a"
+const inputsSHA256 = "7f999cc48395bb8a04b0a86c4fa2e89650f81eecc216bb2eaba491f782a8b174"

@@ -22,7 +22,7 @@ from ._audit import (AuditLog, AuditLogInfo, AuditReport, ProofReport, audit_che
                      audit_prove_consistency, audit_prove_inclusion, audit_records, audit_verify, proof_verify,
                      sha256_file)
 from ._config import Config, config_keys
-from ._context import BackendInfo, Buffer, Context
+from ._context import BackendInfo, Buffer, Context, PluginDir
 from ._fields import DeviceSpec, Field, Telemetry
 from ._model import Model, ModelWriter, Tensor
 from ._quant import QuantizedTensor, QuantReport, quant_compare, quant_formats, quant_size, quantize
@@ -30,7 +30,8 @@ from .errors import (BackendError, BufferTooSmall, ConfigError, Corrupt, Error, 
                      IoError, NotFound, OutOfMemory, PermissionDenied, Unsupported)
 
 __all__ = [
-    "capi", "Context", "Config", "Buffer", "BackendInfo", "DeviceSpec", "Telemetry", "Field", "config_keys",
+    "capi", "Context", "Config", "Buffer", "BackendInfo", "PluginDir", "DeviceSpec", "Telemetry", "Field",
+    "config_keys",
     "version", "version_string", "build_revision", "Error", "InvalidArgument", "OutOfMemory", "Unsupported",
     "NotFound", "IoError", "Corrupt", "ConfigError", "BackendError", "PermissionDenied", "BufferTooSmall",
     "InternalError", "quantize", "quant_compare", "quant_formats", "quant_size", "QuantizedTensor", "QuantReport",

@@ -15,6 +15,8 @@ from ._util import enum_names, read_text
 LogCallback = Callable[[str, str], None]
 
 OUTCOME_NAMES = enum_names("GREY_BACKEND_")
+PLUGIN_DIR_STATES = enum_names("GREY_PLUGIN_DIR_")
+PLUGIN_ORIGINS = enum_names("GREY_PLUGIN_ORIGIN_")
 _DLPACK_CPU, _DLPACK_CUDA = 1, 2  # DLDeviceType: kDLCPU, kDLCUDA
 LOG_LEVELS = {name: value for value, name in enum_names("GREY_LOG_").items()}
 
@@ -54,6 +56,26 @@ class BackendInfo:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class PluginDir:
+    """One directory of the plugin search path and the loader's verdict on it.
+
+    ``origin`` is host (``backend_dir``), environment (GREY_BACKEND_DIR) or beside_library (``grey/``
+    beside the file holding libgrey: for this package, ``grey/grey/`` inside it). ``state`` is searched,
+    missing, refused (someone other than root or this user could have written there) or duplicate;
+    ``reason`` says why, naming the path at fault; ``real_path`` has every symbolic link resolved.
+    """
+
+    path: str
+    real_path: str
+    origin: str
+    state: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 class Context:
     """A libgrey context: configuration, backends and devices.
 
@@ -61,11 +83,12 @@ class Context:
     Closing the context frees every buffer it still owns.
 
     ``backends``: names to load ("cuda,hip" or ["cuda", "hip"]); None loads every plugin found.
-    ``backend_dir``: a directory searched for plugins first. ``config_path``: a YAML file overlaid on
-    ``profile`` ("conservative", "balanced", "aggressive"). ``env_overrides``: apply GREY_*
-    environment variables (off by default: the environment is never read). ``log``: a callable
-    ``log(level, message)`` receiving messages at or above ``log_level`` (default: libgrey writes them
-    to stderr); it may be called from any thread that uses the context and must not call back into it.
+    ``backend_dir``: a directory searched for plugins first, if it can be trusted (see ``plugin_dirs``).
+    ``config_path``: a YAML file overlaid on ``profile`` ("conservative", "balanced", "aggressive").
+    ``env_overrides``: apply GREY_* environment variables (off by default: the environment is never
+    read). ``log``: a callable ``log(level, message)`` receiving messages at or above ``log_level``
+    (default: libgrey writes them to stderr); it may be called from any thread that uses the context
+    and must not call back into it.
     """
 
     def __init__(
@@ -174,9 +197,20 @@ class Context:
         return report
 
     def backend_search_path(self) -> list[str]:
-        """The directories searched for plugins, in order."""
+        """The directories on the plugin search path, in order, searched or not (see plugin_dirs)."""
         text = read_text(capi.grey_backend_search_path, self._get_handle())
         return [line for line in text.split("\n") if line]
+
+    def plugin_dirs(self) -> list[PluginDir]:
+        """Every directory on the plugin search path, in order, with whether it was searched and why."""
+        handle = self._get_handle()
+        dirs = []
+        for i in range(capi.grey_plugin_dir_count(handle)):
+            raw = capi.grey_plugin_dir_info()
+            capi.grey_plugin_dir_info_get(handle, i, raw)
+            dirs.append(PluginDir(raw.path, raw.real_path, PLUGIN_ORIGINS.get(raw.origin, "unknown"),
+                                  PLUGIN_DIR_STATES.get(raw.state, "unknown"), raw.reason))
+        return dirs
 
     @property
     def config(self) -> Config:

@@ -1,5 +1,6 @@
 import re
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -82,6 +83,29 @@ def test_backends_report_and_search_path():
 def test_backend_dir_is_searched_first(tmp_path):
     with grey.Context(backend_dir=tmp_path) as ctx:
         assert ctx.backend_search_path()[0] == str(tmp_path)
+
+
+def test_plugins_are_searched_only_beside_the_package_or_where_the_host_says():
+    # Not in a directory of the wheel's build (a deleted temporary directory that anyone could
+    # re-create), nor at any other path fixed when the extension was built.
+    beside = Path(capi._capi.__file__).resolve().parent / "grey"
+    with grey.Context(backends="host") as ctx:
+        dirs = ctx.plugin_dirs()
+        path = ctx.backend_search_path()
+    assert [(d.origin, d.path) for d in dirs] == [("beside_library", str(beside))]
+    assert path == [str(beside)]
+    assert dirs[0].state in ("searched", "missing") and dirs[0].reason
+    assert dirs[0].to_dict()["origin"] == "beside_library"
+
+
+def test_an_untrusted_backend_dir_is_refused_with_its_reason(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with grey.Context(backends="host", backend_dir=shared, log_level="off") as ctx:
+        first = ctx.plugin_dirs()[0]
+    assert (first.origin, first.state, first.path) == ("host", "refused", str(shared))
+    assert f"directory '{shared}' is writable by group and others (mode 0777)" in first.reason
 
 
 def test_closed_context_refuses_calls():

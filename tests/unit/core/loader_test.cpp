@@ -13,16 +13,10 @@ namespace {
 
 std::map<std::string, grey_backend_info> reports_of(grey_context* context) {
     std::map<std::string, grey_backend_info> out;
-    uint32_t count = 0;
-    EXPECT_EQ(grey_backend_count(context, &count), GREY_OK);
-    for (uint32_t i = 0; i < count; ++i) {
-        grey_backend_info info{};
-        info.struct_size = sizeof info;
-        EXPECT_EQ(grey_backend_info_get(context, i, &info), GREY_OK);
+    for (const auto& info : grey::test::backend_reports(context))
         if (std::string(info.path).find(GREY_TEST_PLUGIN_DIR) == 0 || std::string(info.name) == "host" ||
             info.outcome == GREY_BACKEND_NOT_FOUND)
             out.emplace(info.name, info);
-    }
     return out;
 }
 
@@ -132,12 +126,15 @@ TEST(Loader, AutoDetectOffLoadsOnlyNamedBackends) {
 }
 
 TEST(Loader, TheHostDirectoryComesFirstAndShadowsLaterCopies) {
-    auto path = grey::plugin_search_path("/first", "/second");
-    ASSERT_GE(path.size(), 2u);
-    EXPECT_EQ(path[0], "/first");
-    EXPECT_EQ(path[1], "/second");
+    auto path = grey::plugin_search_path("/first", "/second/.");
+    ASSERT_EQ(path.size(), 3u);
+    EXPECT_EQ(path[0].path, "/first");
+    EXPECT_EQ(path[0].origin, GREY_PLUGIN_ORIGIN_HOST);
+    EXPECT_EQ(path[1].path, "/second");
+    EXPECT_EQ(path[1].origin, GREY_PLUGIN_ORIGIN_ENVIRONMENT);
+    EXPECT_EQ(path[2].origin, GREY_PLUGIN_ORIGIN_BESIDE_LIBRARY);
     auto without_env = grey::plugin_search_path("/first", nullptr);
-    EXPECT_EQ(std::count(without_env.begin(), without_env.end(), std::filesystem::path("/second")), 0);
+    EXPECT_TRUE(std::none_of(without_env.begin(), without_env.end(), [](const auto& d) { return d.path == "/second"; }));
 
     // The same directory twice: the second copy of every plugin is reported as shadowed.
     grey_context_options options = plugin_dir_options("fake");

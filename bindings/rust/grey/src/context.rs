@@ -151,6 +151,38 @@ pub struct BackendInfo {
     pub device_count: u32,
 }
 
+/// One directory of the plugin search path and the loader's verdict on it. `origin` is "host"
+/// (`backend_dir`), "environment" (GREY_BACKEND_DIR) or "beside_library" (grey/ beside the file
+/// holding libgrey); `state` is "searched", "missing", "refused" (someone other than root or this user
+/// could have written there) or "duplicate"; `reason` says why, naming the path at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginDir {
+    pub path: String,
+    pub real_path: String,
+    pub origin: &'static str,
+    pub state: &'static str,
+    pub reason: String,
+}
+
+fn origin_name(origin: sys::grey_plugin_origin) -> &'static str {
+    match origin {
+        sys::GREY_PLUGIN_ORIGIN_HOST => "host",
+        sys::GREY_PLUGIN_ORIGIN_ENVIRONMENT => "environment",
+        sys::GREY_PLUGIN_ORIGIN_BESIDE_LIBRARY => "beside_library",
+        _ => "unknown",
+    }
+}
+
+fn dir_state_name(state: sys::grey_plugin_dir_state) -> &'static str {
+    match state {
+        sys::GREY_PLUGIN_DIR_SEARCHED => "searched",
+        sys::GREY_PLUGIN_DIR_MISSING => "missing",
+        sys::GREY_PLUGIN_DIR_REFUSED => "refused",
+        sys::GREY_PLUGIN_DIR_DUPLICATE => "duplicate",
+        _ => "unknown",
+    }
+}
+
 fn outcome_name(outcome: sys::grey_backend_outcome) -> &'static str {
     match outcome {
         sys::GREY_BACKEND_LOADED => "loaded",
@@ -243,7 +275,26 @@ impl Context {
             .collect()
     }
 
-    /// The directories searched for plugins, in order.
+    /// Every directory on the plugin search path, in order, with whether it was searched and why.
+    pub fn plugin_dirs(&self) -> Result<Vec<PluginDir>> {
+        let mut n = 0;
+        check(unsafe { sys::grey_plugin_dir_count(self.raw(), &mut n) })?;
+        (0..n)
+            .map(|i| {
+                let mut info = versioned!(sys::grey_plugin_dir_info);
+                check(unsafe { sys::grey_plugin_dir_info_get(self.raw(), i, &mut info) })?;
+                Ok(PluginDir {
+                    path: chars(&info.path),
+                    real_path: chars(&info.real_path),
+                    origin: origin_name(info.origin),
+                    state: dir_state_name(info.state),
+                    reason: chars(&info.reason),
+                })
+            })
+            .collect()
+    }
+
+    /// The directories on the plugin search path, in order, searched or not (see `plugin_dirs`).
     pub fn backend_search_path(&self) -> Result<Vec<String>> {
         let text =
             read_text(|b, n, len| unsafe { sys::grey_backend_search_path(self.raw(), b, n, len) })?;

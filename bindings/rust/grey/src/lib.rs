@@ -247,7 +247,9 @@ pub use audit::{
     AuditLogInfo, AuditReport, KeygenOptions, ProofReport,
 };
 pub use config::{config_keys, Config, ConfigView};
-pub use context::{BackendInfo, Buffer, Context, ContextBuilder, LogLevel, Mapping, MemoryKind};
+pub use context::{
+    BackendInfo, Buffer, Context, ContextBuilder, LogLevel, Mapping, MemoryKind, PluginDir,
+};
 pub use device::{DeviceSpec, Field, Telemetry, Value};
 pub use model::{Model, ModelFormat, ModelTensor, ModelWriter};
 pub use quant::{

@@ -112,6 +112,31 @@ fn telemetry_samples() {
 }
 
 #[test]
+fn an_untrusted_backend_dir_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("grey-rust-shared-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let ctx = grey::Context::builder()
+        .backends(&["host"])
+        .backend_dir(dir.to_str().unwrap())
+        .log_level(grey::LogLevel::Off)
+        .build()
+        .unwrap();
+    let dirs = ctx.plugin_dirs().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let first = &dirs[0];
+    assert_eq!((first.origin, first.state), ("host", "refused"), "{:?}", first);
+    assert_eq!(first.path, dir.to_str().unwrap());
+    let want = format!(
+        "directory '{}' is writable by group and others (mode 0777)",
+        dir.display()
+    );
+    assert!(first.reason.contains(&want), "{:?}", first);
+    assert_eq!(dirs.last().unwrap().origin, "beside_library");
+}
+
+#[test]
 fn backends_report_and_search_path() {
     let dir = std::env::temp_dir().join(format!("grey-rust-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
