@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "ae43fc1551e4b7f07dff33cfab060f3f1719831aa9b13c8e8f2cb4ca775157b5"
+const inputsSHA256 = "7865c32e926193d8746d4db8c32c3c73575a63f8f802880d4391fddb7502e06b"
