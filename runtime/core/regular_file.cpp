@@ -44,8 +44,8 @@ FileDescriptor open_regular_file(const std::string& path, const std::string& wha
     // O_NONBLOCK: opening a FIFO with no writer returns at once instead of waiting for one. It changes
     // nothing for a regular file, the only kind read after the check.
     FileDescriptor file(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-    if (file.get() < 0) fail_errno(path, "open", errno);
-    if (::fstat(file.get(), info) != 0) fail_errno(path, "stat", errno);
+    if (file.get() < 0) fail_errno(path, ("open " + what).c_str(), errno);
+    if (::fstat(file.get(), info) != 0) fail_errno(path, ("stat " + what).c_str(), errno);
     if (!S_ISREG(info->st_mode))
         fail(GREY_ERROR_INVALID_ARGUMENT, what + " '" + path + "' is not a regular file (it is " + kind_of(info->st_mode) + ")");
     return file;
