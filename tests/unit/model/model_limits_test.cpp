@@ -237,10 +237,12 @@ TEST(SafetensorsLimits, AHostileHeaderIsRefusedWithoutBuildingIt) {
                              std::string(4'000'000, ']') + "}}";
     for (const std::string* header : std::array<const std::string*, 2>{&long_shape, &deep}) {
         const std::string file = safetensors(*header, 4);
+        // What a child of this process holds before it does anything (the sanitizers make it large).
+        const uint64_t idle = grey::test::run_in_child([] { return 0; }).peak_rss_bytes;
         const auto child = grey::test::run_in_child([&] { return static_cast<int>(status_of([&] { (void)parse_safetensors(view(file)); })); });
         ASSERT_TRUE(child.exited) << "signal " << child.signal;
         EXPECT_EQ(child.exit_code, GREY_ERROR_CORRUPT);
-        EXPECT_LT(child.peak_rss_bytes, 64 * kMiB + 2 * file.size()) << "the header is " << header->size() / kMiB << " MiB";
+        EXPECT_LT(child.peak_rss_bytes, idle + file.size() + 16 * kMiB) << "the header is " << header->size() / kMiB << " MiB";
     }
 }
 
