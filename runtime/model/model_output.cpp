@@ -40,7 +40,6 @@ std::filesystem::path with_fresh_name(const std::filesystem::path& directory, co
 
 std::string proc_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
-
 }  // namespace
 
 ModelOutput::ModelOutput(std::filesystem::path path, uint64_t size, Replace replace, Temporary temporary)
