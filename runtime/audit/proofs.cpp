@@ -1,5 +1,6 @@
 #include "audit/proofs.hpp"
 
+#include "audit/json_check.hpp"
 #include "audit/merkle.hpp"
 #include "core/error.hpp"
 
@@ -123,8 +124,9 @@ void check_proof(const MerkleProof& proof, const Checkpoint& checkpoint, const C
 }
 
 std::string write_artifact(Writer& writer, const std::string& dir, std::string_view json) {
-    const auto parsed = nlohmann::json::parse(json, nullptr, false);
-    if (parsed.is_discarded() || !parsed.is_object()) fail(GREY_ERROR_INVALID_ARGUMENT, "a proof artifact must be a JSON object");
+    if (const JsonCheck check = check_json(json); check.verdict != JsonVerdict::Valid)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "the proof artifact " + json_problem_text(check));
+    if (!nlohmann::json::parse(json, nullptr, false).is_object()) fail(GREY_ERROR_INVALID_ARGUMENT, "a proof artifact must be a JSON object");
     if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) fail(GREY_ERROR_IO, "cannot create '" + dir + "': " + errno_text());
     Sha256 sha;
     const Hash digest = sha.hash(-1, as_bytes(json));
@@ -146,6 +148,8 @@ ArtifactCheck check_artifact(Bytes log_file, KeyChain& keys, const std::string& 
     for (uint64_t i = 0; i < check.log.records; ++i) {
         const RecordView& rec = log->records[i];
         if (rec.type != "grey.proof") continue;
+        // A payload with a repeated key could name two hashes; only what check_json accepts counts.
+        if (!valid_json(rec.payload)) continue;
         const auto payload = nlohmann::json::parse(rec.payload, nullptr, false);
         if (payload.is_object() && payload.contains("sha256") && payload["sha256"] == hex) {
             check.record = i;

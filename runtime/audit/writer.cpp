@@ -322,7 +322,8 @@ std::optional<uint64_t> Writer::append_any(std::string_view type, std::string_vi
     if (!valid_type(type))
         fail(GREY_ERROR_INVALID_ARGUMENT, "record type must be 1 to 64 characters of [A-Za-z0-9._-]");
     if (payload.size() > max_payload_length) fail(GREY_ERROR_INVALID_ARGUMENT, "payload is larger than 1 MiB");
-    if (!valid_json(payload)) fail(GREY_ERROR_INVALID_ARGUMENT, "payload is not valid JSON");
+    if (const JsonCheck check = check_json(payload); check.verdict != JsonVerdict::Valid)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "payload " + json_problem_text(check));
     if (options_.durability == Durability::EveryRecord) return append_now(type, payload);
 
     const uint64_t timestamp = now_ns();
