@@ -101,11 +101,16 @@ MerkleProof build_proof(Bytes log_file, ProofKind kind, uint64_t index, uint64_t
 }
 
 void check_proof(const MerkleProof& proof, const Checkpoint& checkpoint, const Checkpoint* old_checkpoint, evp_pkey_st* public_key) {
-    auto signed_ok = [&](const Checkpoint& c) {
-        return public_key == nullptr || (c.ed25519 && ed25519_verify(public_key, as_bytes(c.body()), *c.ed25519));
-    };
-    if (!signed_ok(checkpoint) || (old_checkpoint != nullptr && !signed_ok(*old_checkpoint)))
-        fail(GREY_ERROR_CORRUPT, "a checkpoint carries no valid Ed25519 signature for the given public key");
+    // With only the public key, the signature is all that vouches for a checkpoint, so it must cover
+    // every byte of it (the hmac line too).
+    if (public_key != nullptr) {
+        for (const Checkpoint* c : {&checkpoint, old_checkpoint}) {
+            std::string why;
+            if (c != nullptr && !signature_covers_all(*c, public_key, why))
+                fail(GREY_ERROR_CORRUPT, std::string(c == &checkpoint ? "the" : "the old") + " checkpoint " + why +
+                                             " (no valid Ed25519 signature for the given public key)");
+        }
+    }
     if (proof.log_id != checkpoint.log_id || (old_checkpoint != nullptr && old_checkpoint->log_id != proof.log_id))
         fail(GREY_ERROR_CORRUPT, "the proof and the checkpoint belong to different logs");
     if (proof.size != checkpoint.size)
