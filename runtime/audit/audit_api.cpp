@@ -114,10 +114,10 @@ grey_status grey_audit_keygen(const grey_audit_keygen_options* options) {
         audit::random_bytes(key.key.mutable_bytes());
         key.key_id = audit::key_id_of(key.key);
         key.role = audit::KeyRole::Verifier;
-        audit::write_key_file(verifier_path, key, audit::KeyFileWrite::CreateNew);
+        audit::write_new_key_file(verifier_path, key);
         if (options->writer_key_path != nullptr) {
             key.role = audit::KeyRole::Writer;
-            audit::write_key_file(options->writer_key_path, key, audit::KeyFileWrite::CreateNew);
+            audit::write_new_key_file(options->writer_key_path, key);
         }
         if (options->ed25519 != 0) {
             const std::string priv = required_path(options->ed25519_private_path, "options->ed25519_private_path");

@@ -213,6 +213,8 @@ TEST_F(HostileInput, PathsThatAreNotRegularFilesAreRefusedWithoutBlocking) {
     EXPECT_NE(std::string(grey_last_error()).find("is a character device"), std::string::npos) << grey_last_error();
     EXPECT_EQ(read_checkpoint(sparse), GREY_ERROR_INVALID_ARGUMENT);
     EXPECT_NE(std::string(grey_last_error()).find("bytes; at most"), std::string::npos) << grey_last_error();
+    EXPECT_EQ(open_with(fifo, writer_key), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(grey_last_error()).find("audit log"), std::string::npos) << grey_last_error();
     // Nothing was appended to the FIFO, or anywhere else.
     EXPECT_EQ(verify().records, 3u);
 }
