@@ -26,7 +26,7 @@ enum class Durability { EveryRecord, Group };
 
 struct WriterOptions {
     std::string log_path;
-    std::string key_path;          // a writer key file; advanced in place at every epoch change
+    std::string key_path;          // a writer key file; replaced at every epoch change (WriterKeyFile)
     std::string signing_key_path;  // optional Ed25519 private key for checkpoints
     Durability durability = Durability::EveryRecord;
     uint32_t group_records = 256;  // group commit: write when this many records wait...
