@@ -164,6 +164,11 @@ void Writer::create_header() {
 
 void Writer::catch_up(bool at_open) {
     const TailScan scan = absorb_file_tail();
+    if (key_.epoch > 0 && !key_.anchor) {
+        // A libgrey 0.1 key whose epoch has no record yet: its epoch begins at the end of the log.
+        key_.anchor = KeyAnchor{log_id_, next_sequence_, head_};
+        key_ahead_of_file_ = true;
+    }
     // Before anything is sealed, the recovery record included: a record sealed with an older key than
     // the key file's would break the key file's promise that every record past its anchor uses its epoch.
     reconcile_key_file();
@@ -308,8 +313,9 @@ void Writer::reconcile_key_file() {
             if (!agrees)
                 fail(GREY_ERROR_CORRUPT, where + " was advanced to epoch " + std::to_string(disk.epoch) +
                                              " at another point of the log than the one this writer read");
-            const bool ours_has_more = disk.epoch == key_.epoch && !disk.anchor && key_.anchor;
-            if (!ours_has_more) {
+            if (disk.epoch == key_.epoch && !disk.anchor && key_.anchor) {
+                key_ahead_of_file_ = true;  // a version 1 file: ours, with the anchor, replaces it below
+            } else {
                 key_ = disk;
                 record_mac_.emplace(record_key(key_.key));
                 key_ahead_of_file_ = false;

@@ -199,6 +199,23 @@ TEST_F(WriterTail, AKeyAdvancedByAnOlderVersionIsAnchoredOnFirstUse) {
     ASSERT_TRUE(upgraded.anchor.has_value());
     EXPECT_EQ(*upgraded.anchor, anchor);
     EXPECT_EQ(verify().cause, GREY_AUDIT_INTACT);
+
+    // A 0.1 key that moved on with no record of its epoch yet (a crash right after the rotation): its
+    // epoch begins at the end of the log.
+    KeyFile ahead = read_key_file(writer_key);
+    ahead.key = next_epoch_key(ahead.key);
+    ++ahead.epoch;
+    ahead.anchor.reset();
+    std::filesystem::remove(writer_key);
+    write_new_key_file(writer_key, ahead);
+    const auto before = parse_log(read_all(log_path));
+    const size_t records_before = before->records.size();
+    ASSERT_EQ(try_append(), GREY_OK) << grey_last_error();
+    const KeyFile anchored = read_key_file(writer_key);
+    ASSERT_TRUE(anchored.anchor.has_value());
+    EXPECT_EQ(anchored.anchor->records, records_before);
+    EXPECT_EQ(anchored.epoch, ahead.epoch);
+    EXPECT_EQ(verify().cause, GREY_AUDIT_INTACT);
 }
 
 TEST_F(WriterTail, AKeyAdvancedOnAnotherLogIsRefused) {
