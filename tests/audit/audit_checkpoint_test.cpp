@@ -14,16 +14,7 @@ protected:
         AuditTest::SetUp();
         signing_key = dir + "/ed.key";
         public_key = dir + "/ed.pub";
-        const std::string vk = dir + "/signed-verifier.key", wk = dir + "/signed-writer.key";
-        grey_audit_keygen_options k = GREY_AUDIT_KEYGEN_OPTIONS_INIT;
-        k.verifier_key_path = vk.c_str();
-        k.writer_key_path = wk.c_str();
-        k.ed25519 = 1;
-        k.ed25519_private_path = signing_key.c_str();
-        k.ed25519_public_path = public_key.c_str();
-        ASSERT_EQ(grey_audit_keygen(&k), GREY_OK) << grey_last_error();
-        verifier_key = vk;
-        writer_key = wk;
+        use_signing_keys(signing_key, public_key);
         grey_audit_options o = GREY_AUDIT_OPTIONS_INIT;
         o.signing_key_path = signing_key.c_str();
         o.epoch_records = 2;  // the checkpoint's HMAC key is a later epoch's

@@ -115,6 +115,21 @@ protected:
     }
     void TearDown() override { std::filesystem::remove_all(dir); }
 
+    // Replaces the key pair with a fresh one that has an Ed25519 pair too, written to `private_key`
+    // and `public_key`, for tests of signed checkpoints.
+    void use_signing_keys(const std::string& private_key, const std::string& public_key) {
+        const std::string verifier = dir + "/signed-verifier.key", writer = dir + "/signed-writer.key";
+        grey_audit_keygen_options k = GREY_AUDIT_KEYGEN_OPTIONS_INIT;
+        k.verifier_key_path = verifier.c_str();
+        k.writer_key_path = writer.c_str();
+        k.ed25519 = 1;
+        k.ed25519_private_path = private_key.c_str();
+        k.ed25519_public_path = public_key.c_str();
+        ASSERT_EQ(grey_audit_keygen(&k), GREY_OK) << grey_last_error();
+        verifier_key = verifier;
+        writer_key = writer;
+    }
+
     grey_audit_log* open_log(grey_audit_options o = GREY_AUDIT_OPTIONS_INIT) {
         if (o.log_path == nullptr) o.log_path = log_path.c_str();
         if (o.key_path == nullptr) o.key_path = writer_key.c_str();

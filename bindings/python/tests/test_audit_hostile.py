@@ -12,13 +12,6 @@ import grey
 DEEP = "[" * 100_000 + "]" * 100_000
 
 
-@pytest.fixture
-def keys(tmp_path):
-    verifier, writer = tmp_path / "audit.key", tmp_path / "audit.key.writer"
-    grey.audit_keygen(verifier, writer)
-    return verifier, writer
-
-
 def test_deep_and_repeated_key_payloads_are_refused(tmp_path, keys):
     _, writer = keys
     log_path = tmp_path / "audit.log"
