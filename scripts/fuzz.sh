@@ -7,7 +7,7 @@
 # New inputs go only to a scratch corpus under build/fuzz/corpus; the committed corpus is read, never
 # written, unless MERGE=1 asks to merge (minimise) the interesting new inputs back into it. Exits
 # non-zero when any target crashes, leaks, hangs or times out on an input; the input is kept as
-# build/fuzz/crash-<target>-*. scripts/run-tests.sh runs this with FUZZ_SECONDS=15.
+# build/fuzz/crash-<target>-*. scripts/run-tests.sh runs this with FUZZ_SECONDS=10.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-180}

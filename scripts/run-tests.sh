@@ -19,8 +19,8 @@ done
 
 # Every fuzz target for a bounded time, from its committed corpus (new inputs go to build/fuzz only);
 # any crash fails the run. scripts/fuzz.sh with a larger FUZZ_SECONDS fuzzes in earnest.
-echo "== fuzz (clang libFuzzer, ${FUZZ_SECONDS:-15}s a target)"
-FUZZ_SECONDS=${FUZZ_SECONDS:-15} bash scripts/fuzz.sh
+echo "== fuzz (clang libFuzzer, ${FUZZ_SECONDS:-10}s a target)"
+FUZZ_SECONDS=${FUZZ_SECONDS:-10} bash scripts/fuzz.sh
 
 bash scripts/test-consumers.sh
 
