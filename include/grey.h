@@ -1003,9 +1003,10 @@ GREY_API GREY_NODISCARD grey_status grey_dequantize_buffer(const grey_tensor_des
  * Checkpoints commit to the tree's root and may be signed with Ed25519 as well.
  *
  * Keys: grey_audit_keygen writes a verifier key (keep it offline: it is the only thing that can verify
- * the whole log) and a writer key (given to grey_audit_open; the library advances it in place at every
- * epoch). Key files must be mode 0600 and owned by the caller; anything else is refused with
- * GREY_ERROR_PERMISSION_DENIED. Key bytes never appear in messages.
+ * the whole log) and a writer key (given to grey_audit_open; the library replaces it at every epoch,
+ * leaving no copy of the previous key in its directory). Key files must be mode 0600 and owned by the
+ * caller; anything else is refused with GREY_ERROR_PERMISSION_DENIED. Key bytes never appear in
+ * messages.
  * ------------------------------------------------------------------------------------------------- */
 
 typedef struct grey_audit_log grey_audit_log;
@@ -1020,7 +1021,7 @@ typedef struct grey_audit_options {
     uint32_t struct_size;
     grey_audit_durability durability;
     const char* log_path;          /* created (mode 0640) when it does not exist */
-    const char* key_path;          /* a writer key file; rewritten atomically at every epoch change */
+    const char* key_path;          /* a writer key file; replaced atomically at every epoch change */
     const char* signing_key_path;  /* Ed25519 private key (PEM) for checkpoints; NULL for none */
     uint32_t group_records;        /* group commit: write when this many records wait (default 256) */
     uint32_t group_ms;             /* ...or when the oldest has waited this long (default 10) */
@@ -1049,14 +1050,17 @@ GREY_API GREY_NODISCARD grey_status grey_audit_keygen(const grey_audit_keygen_op
 
 /* Opens (or creates) the log at options->log_path for appending. A torn last record left by a crash is
  * detected, moved to "<log>.torn.<offset>.<time>", truncated away, and the recovery is logged as a
- * "grey.recovery" record. A damaged record followed by further records is never truncated: the call
- * fails with GREY_ERROR_CORRUPT. On success the caller owns *out_log and releases it with
+ * "grey.recovery" record. A complete record the writer cannot verify (forged, replayed, damaged), or a
+ * damaged record followed by further records, is never truncated: the call fails with
+ * GREY_ERROR_CORRUPT naming the record, and changes neither the log nor the key file (since 0.2; 0.1
+ * took such a record at its word). On success the caller owns *out_log and releases it with
  * grey_audit_close. Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_audit_open(const grey_audit_options* options, grey_audit_log** out_log);
 
 /* Appends a record of `type` (1..64 characters of [A-Za-z0-9._-]; "grey." is reserved) with a JSON
- * `payload` (at most 1 MiB). In EVERY_RECORD mode the record is durable when the call returns and
- * *out_sequence (may be NULL) receives its sequence number. In GROUP mode it is queued and
+ * `payload` (at most 1 MiB, nested at most 64 levels deep, no key repeated in an object: refused with
+ * GREY_ERROR_INVALID_ARGUMENT since 0.2). In EVERY_RECORD mode the record is durable when the call
+ * returns and *out_sequence (may be NULL) receives its sequence number. In GROUP mode it is queued and
  * *out_sequence receives UINT64_MAX: a background thread seals and writes each group (group_records
  * records, or what has waited group_ms) and reports it durable only after fdatasync returns — through
  * grey_audit_log_info_get's `records`, and grey_audit_flush, which returns once every record queued
@@ -1150,8 +1154,9 @@ GREY_API GREY_NODISCARD grey_status grey_audit_verify(const grey_audit_verify_op
 
 /* The records from index `from` on, at most `max_records` of them (0: all), as a JSON array of
  * {"sequence","time_ns","epoch","type","payload","hash"} objects, through the buffer protocol of
- * grey_config_get. Reads structure only: it needs no key and proves nothing (use grey_audit_verify).
- * Since 0.1. */
+ * grey_config_get. A payload that grey_audit_append would refuse (malformed, nested deeper than 64
+ * levels, a repeated key) is given as a JSON string of its text. Reads structure only: it needs no key
+ * and proves nothing (use grey_audit_verify). Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_audit_records_json(const char* log_path, uint64_t from, uint64_t max_records,
                                                             char* buffer, size_t buffer_size, size_t* out_length);
 
@@ -1168,7 +1173,8 @@ GREY_API GREY_NODISCARD grey_status grey_audit_prove_consistency(const char* log
 
 /* Checks a proof file against checkpoint files: an inclusion proof against `checkpoint_path`; a
  * consistency proof between `old_checkpoint_path` and `checkpoint_path`. With `public_key_path` the
- * checkpoints' Ed25519 signatures are checked too (this needs no secret). GREY_OK when the proof holds,
+ * checkpoints' Ed25519 signatures are checked too (this needs no secret); a version 1 checkpoint,
+ * whose signature does not cover its hmac line, is then refused (since 0.2). GREY_OK when the proof holds,
  * GREY_ERROR_CORRUPT (with the reason) when it does not. Thread-safe. Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_audit_check_proof(const char* proof_path, const char* checkpoint_path,
                                                            const char* old_checkpoint_path, const char* public_key_path);
