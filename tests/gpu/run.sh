@@ -14,8 +14,9 @@
 #   GREY_GPU_BENCH_ARGS=...          extra arguments for bench/quant_gpu_bench.py (e.g. --no-compile,
 #                                    --repeat 21); it always reports device time (CUPTI) beside wall clock
 #   GREY_GPU_BUILD_DIR=...           build directory (default build/gpu)
-#   GREY_DEPS_PREFIX=...             extra CMake prefix for header-only deps (CLI11, nlohmann_json)
-#                                    when the machine lacks them (default: .deps/usr if it exists)
+#   GREY_DEPS_PREFIX=...             extra prefix for the libraries the machine lacks (CLI11, nlohmann_json,
+#                                    RE2, ...; default: .deps/usr if it exists, which
+#                                    tests/gpu/fetch-deps.sh prepares)
 #   OUT=...                          if set, logs and the detect JSON are also written there
 #
 # Read-only towards the GPU's settings: it never changes clocks, power limits, compute mode or
@@ -49,7 +50,11 @@ prefix=${GREY_DEPS_PREFIX:-}
 [ -z "$prefix" ] && [ -d .deps/usr ] && prefix=$root/.deps/usr
 cmake_args=(-G Ninja -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DGREY_WITH_CUDA=ON -DGREY_BUILD_TESTS=OFF
             -DGREY_BUILD_GPU_TESTS=ON -DGREY_BUILD_BENCH=ON)
-[ -n "$prefix" ] && cmake_args+=(-DCMAKE_PREFIX_PATH="$prefix")
+if [ -n "$prefix" ]; then  # tests/gpu/fetch-deps.sh unpacks there what the machine lacks
+    cmake_args+=(-DCMAKE_PREFIX_PATH="$prefix")
+    export PKG_CONFIG_PATH="$prefix/lib/x86_64-linux-gnu/pkgconfig:$prefix/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+    export LD_LIBRARY_PATH="$prefix/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
 if cmake "${cmake_args[@]}" >"$logs/configure.log" 2>&1 && cmake --build "$build" -j "$(nproc)" >"$logs/build.log" 2>&1; then
     record build PASS "release build with nvcc $(nvcc --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
 else

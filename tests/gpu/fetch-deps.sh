@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Prepares .deps/usr for tests/gpu/run.sh on a GPU machine that has CUDA, CMake, yaml-cpp and OpenSSL but
+# cannot reach a package registry: downloads the Debian packages the build needs beyond those (here, on a
+# machine that can) and unpacks them into .deps/usr, which travels with the working tree. run.sh passes
+# .deps/usr to CMake and puts its libraries on LD_LIBRARY_PATH.
+#
+#   bash tests/gpu/fetch-deps.sh        (from the repository root; needs apt-get download and dpkg-deb)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+packages=(
+    libcli11-dev nlohmann-json3-dev          # header-only
+    libre2-dev libre2-9                      # greyctl quantize --skip
+    libyaml-cpp-dev libyaml-cpp0.7           # in case the machine lacks yaml-cpp
+    libcpp-httplib-dev libcpp-httplib0.11    # the governor daemon's HTTP server
+    libbrotli-dev libbrotli1
+)
+rm -rf .deps
+mkdir -p .deps/debs
+(cd .deps/debs && apt-get download "${packages[@]}" >/dev/null)
+for deb in .deps/debs/*.deb; do dpkg-deb -x "$deb" .deps; done
+rm -rf .deps/debs
+# The .pc files name /usr; make them name the folder they were unpacked into, wherever it travels.
+for pc in $(find .deps/usr -name '*.pc'); do
+    up=$(dirname "${pc#.deps/usr/}" | sed 's|[^/]*|..|g')  # lib/x86_64-linux-gnu/pkgconfig -> ../../..
+    sed -i -E "s|^([A-Za-z_]+)=/usr(/\|$)|\1=\${pcfiledir}/$up\2|" "$pc"
+done
+du -sh .deps
