@@ -135,7 +135,8 @@ void Config::load_yaml(std::string_view yaml, std::string_view origin) {
 }
 
 void Config::load_file(const std::string& path) {
-    load_yaml(read_regular_file(path, "config file", GREY_CONFIG_FILE_MAX, GREY_ERROR_CONFIG), path);
+    const std::vector<uint8_t> text = read_regular_file(path, "config file", {GREY_CONFIG_FILE_MAX, GREY_ERROR_CONFIG});
+    load_yaml({reinterpret_cast<const char*>(text.data()), text.size()}, path);
 }
 
 void Config::apply_env(const EnvLookup& getenv_fn) {
