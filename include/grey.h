@@ -142,11 +142,11 @@ GREY_API GREY_NODISCARD grey_status grey_config_create(const char* profile, grey
 /* The largest configuration file read, in bytes (since 0.2). */
 #define GREY_CONFIG_FILE_MAX 1048576u
 
-/* Overlays the YAML file at `path`. Unknown keys, wrong types and out-of-range values fail with
- * GREY_ERROR_CONFIG and a message naming the file, line and key; the config is then unchanged. `path`
- * must name a regular file: a directory, FIFO or device fails with GREY_ERROR_INVALID_ARGUMENT (without
- * blocking), a file over GREY_CONFIG_FILE_MAX bytes with GREY_ERROR_CONFIG, a missing one with
- * GREY_ERROR_NOT_FOUND; each message names the path. Since 0.1. */
+/* Overlays the YAML file at `path`. Unknown keys, wrong types, out-of-range values and keys or values
+ * holding a NUL byte (YAML's "\0") fail with GREY_ERROR_CONFIG and a message naming the file, line and
+ * key; the config is then unchanged. `path` must name a regular file: a directory, FIFO or device fails
+ * with GREY_ERROR_INVALID_ARGUMENT (without blocking), a file over GREY_CONFIG_FILE_MAX bytes with
+ * GREY_ERROR_CONFIG, a missing one with GREY_ERROR_NOT_FOUND; each message names the path. Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_config_load_file(grey_config* config, const char* path);
 
 /* Same as grey_config_load_file, from YAML text in memory. `origin` names it in messages (may be NULL).
@@ -745,10 +745,10 @@ typedef struct grey_model grey_model;
 /* Opens a safetensors or GGUF file (chosen by content: GGUF by its magic, safetensors otherwise) and
  * checks every length, count and offset in it against the file's size and the limits above; the memory
  * its metadata takes is in proportion to the file's size. A truncated or malformed file, tensors that
- * share bytes, a name used twice, or a file beyond a limit fails with GREY_ERROR_CORRUPT and a message
- * naming the file and what is wrong; a missing one with GREY_ERROR_NOT_FOUND; a path that is not a
- * regular file (a directory, FIFO or device) with GREY_ERROR_INVALID_ARGUMENT, without blocking.
- * Since 0.1. */
+ * share bytes, a name used twice, a tensor name or metadata key holding a NUL byte (a C string would
+ * end there), or a file beyond a limit fails with GREY_ERROR_CORRUPT and a message naming the file and
+ * what is wrong; a missing one with GREY_ERROR_NOT_FOUND; a path that is not a regular file (a
+ * directory, FIFO or device) with GREY_ERROR_INVALID_ARGUMENT, without blocking. Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_model_open(const char* path, grey_model** out_model);
 
 /* Unmaps the file. Pointers obtained from the model become invalid. NULL-safe. Since 0.1. */

@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "fddf80c5e55b0e314e58335d7157bc9183242ffef2f9bda2bcb6e31f58fbfdda"
+const inputsSHA256 = "8e6d81e1bb3a00c7db09c20f6f134c34b4873d8200f34735de0c18c0d5233b2d"
