@@ -731,7 +731,10 @@ typedef enum grey_model_format {
     GREY_MODEL_FORMAT_FORCE32 = 0x7FFFFFFF
 } grey_model_format;
 
-/* A model file, memory-mapped read-only. Immutable once open: any number of threads may read it. */
+/* A model file, memory-mapped read-only. Immutable once open: any number of threads may read it. The
+ * mapping shows the file as it is: keep it unchanged while open (replace it by rename, never in place),
+ * as touching a page of a file truncated meanwhile raises SIGBUS (docs/security.md, "Files that change
+ * while libgrey reads them"). */
 typedef struct grey_model grey_model;
 
 /* Limits of the model readers and writers (since 0.2). A file beyond them is refused as
@@ -774,8 +777,8 @@ GREY_API GREY_NODISCARD grey_status grey_model_tensor_get(const grey_model* mode
 /* Drops the pages of tensor `index`'s bytes from the process's resident memory (they are read from the
  * file again if touched: its data pointer stays valid). A program that walks a model larger than memory,
  * tensor by tensor, calls it when done with each, so that its memory holds one tensor at a time. Pages
- * the tensor shares with its neighbours go too; that costs a re-read, never a wrong byte. Thread-safe,
- * as every read of a model. Since 0.2. */
+ * the tensor shares with its neighbours go too; that costs a re-read of the same bytes (of whatever the
+ * file holds then, if it was written meanwhile). Thread-safe, as every read of a model. Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_model_tensor_evict(const grey_model* model, uint64_t index);
 
 /* Writes a safetensors or GGUF file, in one of two ways. Not synchronised: use one writer from one
