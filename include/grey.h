@@ -142,11 +142,11 @@ GREY_API GREY_NODISCARD grey_status grey_config_create(const char* profile, grey
 /* The largest configuration file read, in bytes (since 0.2). */
 #define GREY_CONFIG_FILE_MAX 1048576u
 
-/* Overlays the YAML file at `path`. Unknown keys, wrong types and out-of-range values fail with
- * GREY_ERROR_CONFIG and a message naming the file, line and key; the config is then unchanged. `path`
- * must name a regular file: a directory, FIFO or device fails with GREY_ERROR_INVALID_ARGUMENT (without
- * blocking), a file over GREY_CONFIG_FILE_MAX bytes with GREY_ERROR_CONFIG, a missing one with
- * GREY_ERROR_NOT_FOUND; each message names the path. Since 0.1. */
+/* Overlays the YAML file at `path`. Unknown keys, wrong types, out-of-range values and keys or values
+ * holding a NUL byte (YAML's "\0") fail with GREY_ERROR_CONFIG and a message naming the file, line and
+ * key; the config is then unchanged. `path` must name a regular file: a directory, FIFO or device fails
+ * with GREY_ERROR_INVALID_ARGUMENT (without blocking), a file over GREY_CONFIG_FILE_MAX bytes with
+ * GREY_ERROR_CONFIG, a missing one with GREY_ERROR_NOT_FOUND; each message names the path. Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_config_load_file(grey_config* config, const char* path);
 
 /* Same as grey_config_load_file, from YAML text in memory. `origin` names it in messages (may be NULL).
@@ -731,7 +731,10 @@ typedef enum grey_model_format {
     GREY_MODEL_FORMAT_FORCE32 = 0x7FFFFFFF
 } grey_model_format;
 
-/* A model file, memory-mapped read-only. Immutable once open: any number of threads may read it. */
+/* A model file, memory-mapped read-only. Immutable once open: any number of threads may read it. The
+ * mapping shows the file as it is: keep it unchanged while open (replace it by rename, never in place),
+ * as touching a page of a file truncated meanwhile raises SIGBUS (docs/security.md, "Files that change
+ * while libgrey reads them"). */
 typedef struct grey_model grey_model;
 
 /* Limits of the model readers and writers (since 0.2). A file beyond them is refused as
@@ -745,10 +748,10 @@ typedef struct grey_model grey_model;
 /* Opens a safetensors or GGUF file (chosen by content: GGUF by its magic, safetensors otherwise) and
  * checks every length, count and offset in it against the file's size and the limits above; the memory
  * its metadata takes is in proportion to the file's size. A truncated or malformed file, tensors that
- * share bytes, a name used twice, or a file beyond a limit fails with GREY_ERROR_CORRUPT and a message
- * naming the file and what is wrong; a missing one with GREY_ERROR_NOT_FOUND; a path that is not a
- * regular file (a directory, FIFO or device) with GREY_ERROR_INVALID_ARGUMENT, without blocking.
- * Since 0.1. */
+ * share bytes, a name used twice, a tensor name or metadata key holding a NUL byte (a C string would
+ * end there), or a file beyond a limit fails with GREY_ERROR_CORRUPT and a message naming the file and
+ * what is wrong; a missing one with GREY_ERROR_NOT_FOUND; a path that is not a regular file (a
+ * directory, FIFO or device) with GREY_ERROR_INVALID_ARGUMENT, without blocking. Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_model_open(const char* path, grey_model** out_model);
 
 /* Unmaps the file. Pointers obtained from the model become invalid. NULL-safe. Since 0.1. */
@@ -774,8 +777,8 @@ GREY_API GREY_NODISCARD grey_status grey_model_tensor_get(const grey_model* mode
 /* Drops the pages of tensor `index`'s bytes from the process's resident memory (they are read from the
  * file again if touched: its data pointer stays valid). A program that walks a model larger than memory,
  * tensor by tensor, calls it when done with each, so that its memory holds one tensor at a time. Pages
- * the tensor shares with its neighbours go too; that costs a re-read, never a wrong byte. Thread-safe,
- * as every read of a model. Since 0.2. */
+ * the tensor shares with its neighbours go too; that costs a re-read of the same bytes (of whatever the
+ * file holds then, if it was written meanwhile). Thread-safe, as every read of a model. Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_model_tensor_evict(const grey_model* model, uint64_t index);
 
 /* Writes a safetensors or GGUF file, in one of two ways. Not synchronised: use one writer from one

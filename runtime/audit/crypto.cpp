@@ -153,7 +153,7 @@ bool from_hex(std::string_view hex, std::span<uint8_t> out) {
 
 Hash sha256_file(const std::string& path) {
     // Hashed as it streams by, so any regular file will do, however large; a FIFO or a device is refused.
-    const RegularFile file = open_regular_file(path, UINT64_MAX, O_RDONLY, "file");
+    const RegularFile file = open_regular_file(path, "file");
     const UniqueFd& fd = file.fd;
     std::unique_ptr<evp_md_ctx_st, DigestDeleter> ctx(EVP_MD_CTX_new());
     if (!ctx || EVP_DigestInit_ex2(ctx.get(), EVP_sha256(), nullptr) != 1) openssl_failure("SHA-256 init");

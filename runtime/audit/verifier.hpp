@@ -47,18 +47,4 @@ struct ParsedLog {
 };
 std::optional<ParsedLog> parse_log(Bytes file);
 
-// A read-only memory map of a whole file.
-class MappedFile {
-public:
-    explicit MappedFile(const std::string& path);
-    ~MappedFile();
-    MappedFile(const MappedFile&) = delete;
-    MappedFile& operator=(const MappedFile&) = delete;
-    [[nodiscard]] Bytes bytes() const { return {data_, size_}; }
-
-private:
-    const uint8_t* data_ = nullptr;
-    size_t size_ = 0;
-};
-
 }  // namespace grey::audit

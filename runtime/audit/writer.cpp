@@ -108,12 +108,7 @@ void Writer::load_key() {
 }
 
 void Writer::open_or_create() {
-    UniqueFd fd(::open(options_.log_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0640));
-    if (fd.get() < 0) {
-        if (errno == EACCES || errno == EPERM) fail(GREY_ERROR_PERMISSION_DENIED, "cannot open audit log '" + options_.log_path + "': " + errno_text());
-        fail(GREY_ERROR_IO, "cannot open audit log '" + options_.log_path + "': " + errno_text());
-    }
-    fd_ = checked_regular(std::move(fd), options_.log_path, UINT64_MAX, "audit log").fd;
+    fd_ = open_regular_file(options_.log_path, "audit log", O_RDWR | O_CREAT | O_NOFOLLOW, {}, 0640).fd;
     FileLock lock(fd_.get());
     if (key_file_.replaced_on_disk()) load_key();
     if (file_size(fd_.get()) == 0) {

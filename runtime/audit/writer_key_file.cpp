@@ -101,7 +101,7 @@ KeyFile WriterKeyFile::load() {
             fail(GREY_ERROR_IO, "key file '" + path_ + "' keeps being replaced while it is read");
         }
         remove_key_leftovers(path_);
-        const WipedBytes bytes{read_fd(file.fd.get(), path_, max_key_file_size)};
+        const WipedBytes bytes{read_to_end(file, path_, "key file", {max_key_file_size})};
         KeyFile key = parse_key_file(path_, std::string_view(reinterpret_cast<const char*>(bytes.bytes.data()), bytes.bytes.size()));
         device_ = st.st_dev;
         inode_ = st.st_ino;
@@ -118,9 +118,7 @@ bool WriterKeyFile::replaced_on_disk() const {
 void WriterKeyFile::replace(const KeyFile& next) {
     // The file being replaced: locked, so that nobody reads it while it is wiped, and kept open to wipe
     // it once the new one has taken its name.
-    UniqueFd old(::open(path_.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
-    if (old.get() < 0) fail(GREY_ERROR_IO, "cannot open key file '" + path_ + "' to advance it: " + errno_text());
-    require_private_file(path_, old.get());
+    const UniqueFd old = open_private_file(path_, max_key_file_size, O_RDWR).fd;
     lock(old.get(), LOCK_EX, path_);
     struct stat st {};
     if (::fstat(old.get(), &st) != 0) fail(GREY_ERROR_IO, "cannot stat '" + path_ + "': " + errno_text());

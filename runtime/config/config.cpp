@@ -2,6 +2,7 @@
 
 #include "core/error.hpp"
 #include "core/regular_file.hpp"
+#include "core/text.hpp"
 
 #include <yaml-cpp/yaml.h>
 
@@ -62,6 +63,10 @@ struct Walker {
             const YAML::Node& key_node = entry.first;
             if (!key_node.IsScalar()) {
                 report(key_node, prefix, "keys must be plain words");
+                continue;
+            }
+            if (std::string nul = nul_byte_problem(key_node.Scalar(), "a key"); !nul.empty()) {
+                report(key_node, prefix, nul);
                 continue;
             }
             const std::string path = prefix.empty() ? key_node.Scalar() : prefix + "." + key_node.Scalar();
@@ -135,7 +140,8 @@ void Config::load_yaml(std::string_view yaml, std::string_view origin) {
 }
 
 void Config::load_file(const std::string& path) {
-    load_yaml(read_regular_file(path, "config file", GREY_CONFIG_FILE_MAX, GREY_ERROR_CONFIG), path);
+    const std::vector<uint8_t> text = read_regular_file(path, "config file", {GREY_CONFIG_FILE_MAX, GREY_ERROR_CONFIG});
+    load_yaml({reinterpret_cast<const char*>(text.data()), text.size()}, path);
 }
 
 void Config::apply_env(const EnvLookup& getenv_fn) {

@@ -135,6 +135,8 @@ std::string range_text(const KeySpec& key) {
 }  // namespace
 
 bool parse_value(const KeySpec& key, std::string_view text, Value& out, std::string& problem) {
+    // Before anything quotes the text: a message would stop at the NUL byte, as would a C caller.
+    if (problem = nul_byte_problem(text, "the value"); !problem.empty()) return false;
     const std::string quoted = "'" + std::string(text) + "'";
     switch (key.type) {
         case ValueType::Boolean:

@@ -22,4 +22,14 @@ std::string join(const Range& range, std::string_view separator) {
     return join(range, separator, [](const auto& item) { return std::string(item); });
 }
 
+// Text read from a file (a tensor name, a metadata key, a configuration key or value) reaches C callers
+// as a NUL-terminated string: holding a NUL byte, it would read shorter than the file has it, and two
+// different names as one. What is wrong with `text`, named `what` ("a tensor name holds a NUL byte
+// (byte 1 of 3), where a C string would end"); empty when it holds none.
+inline std::string nul_byte_problem(std::string_view text, const std::string& what) {
+    const auto nul = text.find('\0');
+    if (nul == std::string_view::npos) return {};
+    return what + " holds a NUL byte (byte " + std::to_string(nul) + " of " + std::to_string(text.size()) + "), where a C string would end";
+}
+
 }  // namespace grey

@@ -1,7 +1,7 @@
 #include "core/trusted_path.hpp"
 
+#include "core/regular_file.hpp"
 #include "core/text.hpp"
-#include "core/unique_fd.hpp"
 
 #include <cerrno>
 #include <climits>
@@ -19,12 +19,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr int kMaxSymlinks = 40;  // the kernel's own limit for one path resolution
-
-std::string octal_mode(mode_t mode) {
-    char text[8];
-    std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
-    return text;
-}
 
 const char* who_else_may_write(mode_t mode) {
     const bool group = (mode & S_IWGRP) != 0;
@@ -52,8 +46,6 @@ TrustedPath verdict(TrustedPath::State state, std::string reason, std::string re
 TrustedPath refused(std::string reason, std::string real_path = {}) {
     return verdict(TrustedPath::State::Refused, std::move(reason), std::move(real_path));
 }
-
-std::string errno_text() { return std::strerror(errno); }
 
 // The directories opened so far, from "/" down; the next component is looked up in the last one.
 class DirectoryChain {

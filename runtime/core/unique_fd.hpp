@@ -8,7 +8,7 @@ namespace grey {
 class UniqueFd {
 public:
     UniqueFd() = default;
-    explicit UniqueFd(int fd) : fd_(fd) {}
+    explicit UniqueFd(int fd) noexcept : fd_(fd) {}
     UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
     UniqueFd& operator=(UniqueFd&& other) noexcept {
         if (this != &other) {
@@ -19,11 +19,11 @@ public:
     }
     UniqueFd(const UniqueFd&) = delete;
     UniqueFd& operator=(const UniqueFd&) = delete;
-    ~UniqueFd() {
+    ~UniqueFd() noexcept {
         if (fd_ >= 0) ::close(fd_);
     }
-    [[nodiscard]] int get() const { return fd_; }
-    int release() {
+    [[nodiscard]] int get() const noexcept { return fd_; }
+    int release() noexcept {
         const int fd = fd_;
         fd_ = -1;
         return fd;

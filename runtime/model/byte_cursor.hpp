@@ -23,8 +23,10 @@ public:
     [[nodiscard]] uint64_t offset() const noexcept { return offset_; }
     [[nodiscard]] uint64_t remaining() const noexcept { return bytes_.size() - offset_; }
 
-    [[noreturn]] void corrupt(const std::string& what) const {
-        fail(GREY_ERROR_CORRUPT, kind_ + ": " + what + " (at byte " + std::to_string(offset_) + " of " + std::to_string(bytes_.size()) + ")");
+    [[noreturn]] void corrupt(const std::string& what) const { corrupt_at(offset_, what); }
+    // The same for a field that starts at `offset`.
+    [[noreturn]] void corrupt_at(uint64_t offset, const std::string& what) const {
+        fail(GREY_ERROR_CORRUPT, kind_ + ": " + what + " (at byte " + std::to_string(offset) + " of " + std::to_string(bytes_.size()) + ")");
     }
 
     std::span<const std::byte> take(uint64_t count, const char* what) {

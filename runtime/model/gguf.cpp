@@ -2,6 +2,7 @@
 // count, the metadata key/value pairs, the tensor infos (name, u32 rank, u64 ne[rank] innermost first,
 // u32 ggml type, u64 offset into the data section), padding to general.alignment (default 32), then the
 // data section. See ggml's docs/gguf.md.
+#include "core/text.hpp"
 #include "model/byte_cursor.hpp"
 #include "model/dtype.hpp"
 #include "model/model_file.hpp"
@@ -33,12 +34,16 @@ bool is_known_type(uint32_t raw) noexcept { return raw <= static_cast<uint32_t>(
 bool is_valid_alignment(uint64_t a) noexcept { return a != 0 && (a & (a - 1)) == 0 && a <= GREY_MODEL_ALIGNMENT_MAX; }
 uint64_t align_up(uint64_t value, uint64_t alignment) { return (value + alignment - 1) / alignment * alignment; }
 
-// A key or tensor name: a GGUF string of at most GREY_MODEL_NAME_MAX bytes, as a view of the file.
+// A key or tensor name: a GGUF string of at most GREY_MODEL_NAME_MAX bytes and no NUL byte, as a view
+// of the file.
 std::string_view read_name(ByteCursor& in, const char* what) {
+    const uint64_t start = in.offset();
     const auto length = in.read<uint64_t>(what);
     if (length > GREY_MODEL_NAME_MAX)
         in.corrupt(std::string(what) + " of " + std::to_string(length) + " bytes (at most " + std::to_string(GREY_MODEL_NAME_MAX) + ")");
-    return in.read_text(length, what);
+    const std::string_view name = in.read_text(length, what);
+    if (const std::string problem = nul_byte_problem(name, what); !problem.empty()) in.corrupt_at(start, problem);
+    return name;
 }
 
 // Checks `count` elements of an array of `element` without keeping them: lengths against the bytes
@@ -308,7 +313,7 @@ FileLayout layout_gguf(std::span<const MetadataEntry> metadata, std::span<const 
     put<uint64_t>(out, metadata.size());
     std::unordered_set<std::string_view> keys;
     for (const auto& entry : metadata) {
-        if (entry.key.size() > GREY_MODEL_NAME_MAX) fail(GREY_ERROR_INVALID_ARGUMENT, "a metadata key of " + std::to_string(entry.key.size()) + " bytes is too long");
+        check_metadata_key(entry.key);
         if (!keys.insert(entry.key).second) fail(GREY_ERROR_INVALID_ARGUMENT, "metadata key '" + entry.key + "' is used twice");
         put_string(out, entry.key);
         put<uint32_t>(out, static_cast<uint32_t>(entry.value.type));

@@ -1,16 +1,29 @@
-// What both formats' writers share: declaring tensors (with the name limit) and putting a laid-out
-// file into a stream.
+// What both formats share: the rules for names, declaring tensors, and putting a laid-out file into a
+// stream.
 #include "core/error.hpp"
+#include "core/text.hpp"
 #include "model/model_file.hpp"
 
 #include <algorithm>
 
 namespace grey::model {
 
-DeclaredTensor declare_tensor(grey_model_format format, std::string name, grey_dtype dtype, uint32_t file_type, std::vector<uint64_t> shape) {
+namespace {
+
+// A tensor name or metadata key that a reader would refuse is refused before anything is written.
+void check_name(std::string_view name, const std::string& what) {
     if (name.size() > GREY_MODEL_NAME_MAX)
         fail(GREY_ERROR_INVALID_ARGUMENT,
-             "a tensor name of " + std::to_string(name.size()) + " bytes is longer than the limit of " + std::to_string(GREY_MODEL_NAME_MAX));
+             what + " of " + std::to_string(name.size()) + " bytes is longer than the limit of " + std::to_string(GREY_MODEL_NAME_MAX));
+    if (std::string problem = nul_byte_problem(name, what); !problem.empty()) fail(GREY_ERROR_INVALID_ARGUMENT, std::move(problem));
+}
+
+}  // namespace
+
+void check_metadata_key(std::string_view key) { check_name(key, "a metadata key"); }
+
+DeclaredTensor declare_tensor(grey_model_format format, std::string name, grey_dtype dtype, uint32_t file_type, std::vector<uint64_t> shape) {
+    check_name(name, "a tensor name");
     if (format == GREY_MODEL_FORMAT_GGUF) return declare_gguf_tensor(std::move(name), dtype, file_type, std::move(shape));
     return declare_safetensors_tensor(std::move(name), dtype, std::move(shape));
 }

@@ -12,6 +12,7 @@
 #include <ostream>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace grey::model {
@@ -77,6 +78,11 @@ ModelFile parse_gguf(std::span<const std::byte> bytes, const ReadLimits& limits 
 ModelFile parse_model(std::span<const std::byte> bytes);
 
 // ---- Writing ----
+
+// Refuses (GREY_ERROR_INVALID_ARGUMENT) a metadata key that could not be read back: longer than
+// GREY_MODEL_NAME_MAX, or holding a NUL byte (which the readers refuse as GREY_ERROR_CORRUPT: names
+// reach C callers as NUL-terminated strings, see grey::nul_byte_problem).
+void check_metadata_key(std::string_view key);
 
 // A tensor of a file to be written, without its bytes: what the header needs.
 struct DeclaredTensor {

@@ -47,10 +47,10 @@ ModelOutput::ModelOutput(std::filesystem::path path, uint64_t size, Replace repl
     struct stat info {};
     if (replace_ == Replace::no && ::lstat(path_.c_str(), &info) == 0) fail(GREY_ERROR_IO, "'" + path_.string() + "' already exists");
     if (temporary == Temporary::unnamed_if_possible) {
-        file_ = FileDescriptor(::open(directory_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0666));
+        file_ = UniqueFd(::open(directory_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0666));
         if (file_.get() < 0 && errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) fail_output(path_.string(), "create", errno);
         // Naming it later goes through /proc; without /proc, use a named file from the start.
-        if (file_.get() >= 0 && ::access(proc_path(file_.get()).c_str(), F_OK) != 0) file_ = FileDescriptor();
+        if (file_.get() >= 0 && ::access(proc_path(file_.get()).c_str(), F_OK) != 0) file_ = UniqueFd();
     }
     if (file_.get() < 0) create_named();
     if (::ftruncate(file_.get(), static_cast<off_t>(size)) != 0) fail_output(path_.string(), "size", errno);
@@ -62,7 +62,7 @@ ModelOutput::~ModelOutput() {
 
 void ModelOutput::create_named() {
     named_ = with_fresh_name(directory_, path_, [&](const std::filesystem::path& name) {
-        file_ = FileDescriptor(::open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0666));
+        file_ = UniqueFd(::open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0666));
         return file_.get() >= 0;
     });
 }
@@ -114,7 +114,7 @@ void ModelOutput::commit() {
 }
 
 void ModelOutput::sync_directory() {
-    const FileDescriptor directory(::open(directory_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    const UniqueFd directory(::open(directory_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (directory.get() < 0 || ::fsync(directory.get()) != 0) fail_output(directory_.string(), "sync the directory", errno);
 }
 

@@ -4,7 +4,7 @@
 // it) never had a name, so not even a killed process leaves it behind.
 #pragma once
 
-#include "core/regular_file.hpp"
+#include "core/unique_fd.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -38,7 +38,7 @@ private:
     std::filesystem::path path_;
     std::filesystem::path directory_;
     std::filesystem::path named_;  // the temporary file's name; empty while it has none
-    FileDescriptor file_;
+    UniqueFd file_;
     Replace replace_;
     bool committed_ = false;
 };

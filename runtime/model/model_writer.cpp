@@ -20,9 +20,7 @@ void ModelWriter::copy_metadata(std::span<const MetadataEntry> entries) {
 
 void ModelWriter::set_metadata(MetadataEntry entry) {
     require(State::building, "add metadata");
-    if (entry.key.size() > GREY_MODEL_NAME_MAX)
-        fail(GREY_ERROR_INVALID_ARGUMENT, "a metadata key of " + std::to_string(entry.key.size()) + " bytes is longer than the limit of " +
-                                              std::to_string(GREY_MODEL_NAME_MAX));
+    check_metadata_key(entry.key);
     const auto same = std::find_if(metadata_.begin(), metadata_.end(), [&](const auto& e) { return e.key == entry.key; });
     if (same != metadata_.end())
         same->value = std::move(entry.value);

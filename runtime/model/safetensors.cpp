@@ -5,6 +5,7 @@
 // The header is read as a stream of JSON events, never built as a tree: each tensor is checked as it
 // is read, a key given twice is refused (a tree keeps the last one silently), and no shape, nesting or
 // count in the header costs memory beyond the tensors it describes.
+#include "core/text.hpp"
 #include "model/byte_cursor.hpp"
 #include "model/dtype.hpp"
 #include "model/model_file.hpp"
@@ -12,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <iterator>
 #include <optional>
 #include <unordered_set>
 
@@ -30,10 +32,54 @@ constexpr std::size_t kMaxDepth = 64;
 
 std::string limit_text(uint64_t limit) { return "(at most " + std::to_string(limit) + ")"; }
 
+// The header's characters for the JSON parser, recording how far it has read: its events carry no
+// position, and a key that is refused is named with its place in the file.
+class TrackedChars {
+public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = char;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const char*;
+    using reference = const char&;
+
+    TrackedChars(const char* at, const char** reached) : at_(at), reached_(reached) {}
+    reference operator*() const { return *at_; }
+    TrackedChars& operator++() {
+        *reached_ = ++at_;
+        return *this;
+    }
+    TrackedChars operator++(int) {
+        TrackedChars before = *this;
+        ++*this;
+        return before;
+    }
+    bool operator==(const TrackedChars& other) const { return at_ == other.at_; }
+
+private:
+    const char* at_;
+    const char** reached_;
+};
+
+// Where the JSON string that ends just before `end` (its closing quote at end - 1) opens: the quote
+// before it that no backslash escapes (one preceded by an even number of backslashes).
+std::size_t string_start(std::string_view text, std::size_t end) {
+    for (std::size_t quote = end - 1; quote-- > 0;) {
+        if (text[quote] != '"') continue;
+        std::size_t backslashes = 0;
+        while (backslashes < quote && text[quote - 1 - backslashes] == '\\') ++backslashes;
+        if (backslashes % 2 == 0) return quote;
+    }
+    return 0;
+}
+
 // Receives the JSON parser's events (nlohmann::json's SAX interface) and builds the tensor list.
 class HeaderReader {
 public:
-    HeaderReader(std::span<const std::byte> data, const ReadLimits& limits) : data_(data), limits_(limits) {}
+    // `header` is the JSON text, whose first byte is byte `header_offset` of a file of `file_size` bytes;
+    // `reached` is where the parser has read to in it.
+    HeaderReader(std::span<const std::byte> data, const ReadLimits& limits, std::string_view header, uint64_t header_offset,
+                 uint64_t file_size, const char* const* reached)
+        : data_(data), limits_(limits), header_(header), header_offset_(header_offset), file_size_(file_size), reached_(reached) {}
 
     bool start_object(std::size_t) { return open(Kind::object); }
     bool start_array(std::size_t) { return open(Kind::array); }
@@ -107,16 +153,26 @@ private:
 
     [[nodiscard]] std::string what() const { return "tensor '" + entry_.name + "'"; }
 
+    // Refuses the key just read when it holds a NUL byte, naming where it starts in the file.
+    void refuse_nul(const std::string& k, const char* what) const {
+        const std::string problem = nul_byte_problem(k, what);
+        if (problem.empty()) return;
+        const uint64_t at = header_offset_ + string_start(header_, static_cast<std::size_t>(*reached_ - header_.data()));
+        corrupt(problem + " (at byte " + std::to_string(at) + " of " + std::to_string(file_size_) + ")");
+    }
+
     void top_key(const std::string& k) {
         const bool metadata = k == "__metadata__";
         if (!metadata && k.size() > GREY_MODEL_NAME_MAX)
             corrupt("a tensor name of " + std::to_string(k.size()) + " bytes " + limit_text(GREY_MODEL_NAME_MAX));
+        refuse_nul(k, "a tensor name");
         if (!top_keys_.insert(k).second) corrupt(metadata ? "__metadata__ appears twice" : "tensor '" + k + "' appears twice");
         if (!metadata && ++tensor_count_ > limits_.max_tensors) corrupt("the header lists more than " + std::to_string(limits_.max_tensors) + " tensors");
     }
 
     void metadata_key(const std::string& k) {
         if (k.size() > GREY_MODEL_NAME_MAX) corrupt("a __metadata__ key of " + std::to_string(k.size()) + " bytes " + limit_text(GREY_MODEL_NAME_MAX));
+        refuse_nul(k, "a __metadata__ key");
         if (!metadata_keys_.insert(k).second) corrupt("__metadata__ key '" + k + "' appears twice");
         if (metadata_keys_.size() > limits_.max_metadata_entries)
             corrupt("the header has more than " + std::to_string(limits_.max_metadata_entries) + " __metadata__ entries");
@@ -204,7 +260,11 @@ private:
         if (!entry_.shape) corrupt(what() + " has no shape array");
         if (!entry_.offsets || entry_.offsets->size() != 2) corrupt(what() + " has no data_offsets pair");
         const auto dtype = safetensors_dtype(*entry_.dtype);
-        if (!dtype) corrupt(what() + " has unknown dtype '" + *entry_.dtype + "'");
+        if (!dtype) {
+            // Not quoted when it holds a NUL byte: the message would end there.
+            if (std::string nul = nul_byte_problem(*entry_.dtype, "the dtype of " + what()); !nul.empty()) corrupt(nul);
+            corrupt(what() + " has unknown dtype '" + *entry_.dtype + "'");
+        }
         const uint64_t begin = (*entry_.offsets)[0], end = (*entry_.offsets)[1];
         if (begin > end || end > data_.size())
             corrupt(what() + "'s data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + ") do not lie inside the " +
@@ -219,6 +279,10 @@ private:
 
     std::span<const std::byte> data_;
     ReadLimits limits_;
+    std::string_view header_;
+    uint64_t header_offset_;
+    uint64_t file_size_;
+    const char* const* reached_;
     std::vector<Place> stack_;
     std::string key_;  // the key of the value that comes next, in the innermost object
     Entry entry_;      // the tensor being read
@@ -234,10 +298,12 @@ ModelFile parse_safetensors(std::span<const std::byte> bytes, const ReadLimits& 
     ByteCursor cursor(bytes, "safetensors");
     const auto header_length = cursor.read<uint64_t>("the header length");
     if (header_length > kMaxHeaderBytes) cursor.corrupt("the header claims " + std::to_string(header_length) + " bytes (more than the 100 MB limit)");
+    const uint64_t header_offset = cursor.offset();
     const auto header_text = cursor.read_text(header_length, "the JSON header");
-    HeaderReader reader(bytes.subspan(cursor.offset()), limits);
-    if (!json::sax_parse(header_text.begin(), header_text.end(), &reader, json::input_format_t::json, true))
-        corrupt("the header is not valid JSON");
+    const char* reached = header_text.data();
+    HeaderReader reader(bytes.subspan(cursor.offset()), limits, header_text, header_offset, bytes.size(), &reached);
+    const TrackedChars begin(header_text.data(), &reached), end(header_text.data() + header_text.size(), &reached);
+    if (!json::sax_parse(begin, end, &reader, json::input_format_t::json, true)) corrupt("the header is not valid JSON");
     return reader.finish();
 }
 
@@ -260,7 +326,7 @@ FileLayout layout_safetensors(std::span<const MetadataEntry> metadata, std::span
         for (const auto& entry : metadata) {
             if (entry.value.type != GgufType::string)
                 fail(GREY_ERROR_INVALID_ARGUMENT, "safetensors metadata holds only strings; '" + entry.key + "' is not one");
-            if (entry.key.size() > GREY_MODEL_NAME_MAX) fail(GREY_ERROR_INVALID_ARGUMENT, "a metadata key of " + std::to_string(entry.key.size()) + " bytes is too long");
+            check_metadata_key(entry.key);
             if (meta.contains(entry.key)) fail(GREY_ERROR_INVALID_ARGUMENT, "metadata key '" + entry.key + "' is used twice");
             meta[entry.key] = entry.value.bytes;
         }

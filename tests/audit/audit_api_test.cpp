@@ -24,6 +24,18 @@ std::string read_text(const std::string& path) {
     return {bytes.begin(), bytes.end()};
 }
 
+// grey_audit_open of `log` with the key at `key`, which is expected to fail.
+grey_status open_refused(const std::string& log, const std::string& key) {
+    grey_audit_options o = GREY_AUDIT_OPTIONS_INIT;
+    o.log_path = log.c_str();
+    o.key_path = key.c_str();
+    grey_audit_log* opened = nullptr;
+    const grey_status status = grey_audit_open(&o, &opened);
+    EXPECT_EQ(opened, nullptr);
+    grey_audit_close(opened);
+    return status;
+}
+
 TEST_F(AuditApi, KeyFilesAreOwnerOnly) {
     struct stat st {};
     ASSERT_EQ(::stat(verifier_key.c_str(), &st), 0);
@@ -35,12 +47,7 @@ TEST_F(AuditApi, KeyFilesAreOwnerOnly) {
 TEST_F(AuditApi, KeyReadableByOthersIsRefusedWithoutLeakingIt) {
     const std::string key_hex = read_text(writer_key).substr(read_text(writer_key).find("\nkey ") + 5, 64);
     ASSERT_EQ(::chmod(writer_key.c_str(), 0640), 0);
-    grey_audit_options o = GREY_AUDIT_OPTIONS_INIT;
-    o.log_path = log_path.c_str();
-    o.key_path = writer_key.c_str();
-    grey_audit_log* log = nullptr;
-    EXPECT_EQ(grey_audit_open(&o, &log), GREY_ERROR_PERMISSION_DENIED);
-    EXPECT_EQ(log, nullptr);
+    EXPECT_EQ(open_refused(log_path, writer_key), GREY_ERROR_PERMISSION_DENIED);
     const std::string message = grey_last_error();
     EXPECT_NE(message.find("0640"), std::string::npos) << message;
     EXPECT_NE(message.find("chmod 600"), std::string::npos) << message;
@@ -55,6 +62,14 @@ TEST_F(AuditApi, KeyReadableByOthersIsRefusedWithoutLeakingIt) {
     EXPECT_EQ(grey_audit_verify(&v, &report), GREY_ERROR_PERMISSION_DENIED);
 }
 
+// Whoever may write the directory could point a link at another file: keys are never read through one.
+TEST_F(AuditApi, KeyFilesAreNeverReadThroughASymbolicLink) {
+    const std::string link = writer_key + ".link";
+    ASSERT_EQ(::symlink(writer_key.c_str(), link.c_str()), 0);
+    EXPECT_EQ(open_refused(log_path, link), GREY_ERROR_PERMISSION_DENIED);
+    EXPECT_NE(std::string(grey_last_error()).find("key file '" + link + "': it is a symbolic link"), std::string::npos) << grey_last_error();
+}
+
 TEST_F(AuditApi, KeygenRefusesToOverwrite) {
     grey_audit_keygen_options k = GREY_AUDIT_KEYGEN_OPTIONS_INIT;
     k.verifier_key_path = verifier_key.c_str();
@@ -62,11 +77,7 @@ TEST_F(AuditApi, KeygenRefusesToOverwrite) {
 }
 
 TEST_F(AuditApi, WriterRefusesTheVerifierKey) {
-    grey_audit_options o = GREY_AUDIT_OPTIONS_INIT;
-    o.log_path = log_path.c_str();
-    o.key_path = verifier_key.c_str();
-    grey_audit_log* log = nullptr;
-    EXPECT_EQ(grey_audit_open(&o, &log), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(open_refused(log_path, verifier_key), GREY_ERROR_INVALID_ARGUMENT);
     EXPECT_NE(std::string(grey_last_error()).find("verifier key"), std::string::npos);
 }
 

@@ -14,6 +14,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         unsigned sum = 0;
         for (const auto& t : model.tensors)
             for (std::byte b : t.data) sum += std::to_integer<unsigned>(b);
+        // No name a C caller reads may be shorter than the one in the file.
+        for (const auto& t : model.tensors)
+            if (t.name.find('\0') != std::string::npos) __builtin_trap();
+        for (const auto& e : model.metadata)
+            if (e.key.find('\0') != std::string::npos) __builtin_trap();
         // What was read must also write back out (the writer checks what the reader accepted).
         std::vector<grey::model::TensorToWrite> tensors;
         for (const auto& t : model.tensors) tensors.push_back({t.name, t.dtype, t.file_type, t.shape, t.data});

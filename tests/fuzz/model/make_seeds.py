@@ -57,6 +57,9 @@ SEEDS = {
         "string-array-count": gguf(0, 1, text("tokens") + struct.pack("<IIQ", 9, 8, 1 << 40)),
         "nested-arrays": gguf(0, 1, text("deep") + b"".join(struct.pack("<IQ", 9, 1) for _ in range(10)) + struct.pack("<IQ", 0, 0)),
         "string-array": gguf(0, 1, text("tokens") + struct.pack("<IIQ", 9, 8, 3) + text("a") + text("") + text("[CLS]")),
+        # Names holding a NUL byte: a C caller would read "w" (and "w" twice).
+        "nul-in-tensor-name": pad(gguf(2, 0, info("w", [8], 0) + info(b"w\0x", [8], 32))) + b"\0" * 64,
+        "nul-in-key": gguf(0, 2, entry_u32("general.name", 1) + entry_u32(b"general.\0name", 1)),
     },
     "safetensors": {
         "duplicate-tensor": safetensors('{"t":%s,"t":%s}' % (json.dumps(T), json.dumps(T)), b"\0" * 8),
@@ -69,6 +72,9 @@ SEEDS = {
         "deep-unknown-field": safetensors('{"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"x":%s%s}}' % ("[" * 200, "]" * 200), b"\0" * 8),
         "huge-header-length": struct.pack("<Q", 1 << 62) + b"{}",
         "two-tensors": safetensors(json.dumps({"__metadata__": {"format": "pt"}, "a": T, "b": U}), b"\0" * 16),
+        # Names holding a NUL byte (json.dumps writes it as \u0000): a C caller would read "w".
+        "nul-in-tensor-name": safetensors(json.dumps({"w": T, "w\0x": U}), b"\0" * 16),
+        "nul-in-metadata-key": safetensors(json.dumps({"__metadata__": {"format": "pt", "format\0x": "np"}, "a": T}), b"\0" * 8),
     },
 }
 

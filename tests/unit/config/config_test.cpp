@@ -88,6 +88,20 @@ TEST(Config, ErrorsNameFileLineAndKey) {
     EXPECT_NE(error_of([&] { c.load_yaml("daemon: [\n", "x.yaml"); }).find("x.yaml:2: YAML syntax error"), std::string::npos);
 }
 
+// YAML's "\0" escape puts a NUL byte in a key or value. A C caller reads either up to that byte: a
+// proof directory "/tmp/p\0/x" would be used as "/tmp/p", and a message naming the key would stop
+// there. Both are refused, naming the file, the line and the key as far as it is known.
+TEST(Config, KeysAndValuesHoldingANulByteAreRefused) {
+    Config c;
+    EXPECT_EQ(error_of([&] { c.load_yaml("daemon:\n  proof_artifact_dir: \"/tmp/p\\0/x\"\n", "x.yaml"); }),
+              "x.yaml:2: daemon.proof_artifact_dir: the value holds a NUL byte (byte 6 of 9), where a C string would end");
+    EXPECT_EQ(error_of([&] { c.load_yaml("daemon:\n  \"port\\0x\": 80\n", "x.yaml"); }),
+              "x.yaml:2: daemon: a key holds a NUL byte (byte 4 of 6), where a C string would end");
+    EXPECT_EQ(error_of([&] { c.load_yaml("daemon:\n  log_level: \"INFO\\0\"\n", "x.yaml"); }),
+              "x.yaml:2: daemon.log_level: the value holds a NUL byte (byte 4 of 5), where a C string would end");
+    EXPECT_EQ(c.get_string("daemon.proof_artifact_dir"), "./proofs");
+}
+
 TEST(Config, AllProblemsAreReportedAtOnceAndNothingIsApplied) {
     Config c;
     const std::string before = c.to_yaml();

@@ -3,8 +3,8 @@
 // tensor. The large files are sparse: they take a few KiB of disk whatever size they claim.
 #include "child_process.hpp"
 #include "core/error.hpp"
-#include "model/mapped_file.hpp"
 #include "model/model_file.hpp"
+#include "model/model_writer.hpp"
 #include "test_support.hpp"
 
 #include <array>
@@ -182,6 +182,86 @@ TEST(GgufLimits, NamesAndKeysHaveABoundedLength) {
               GREY_ERROR_INVALID_ARGUMENT);
     const std::vector<MetadataEntry> long_key = {{too_long, GgufValue::text("v")}};
     EXPECT_EQ(status_of([&] { write_safetensors(out, long_key, {}); }), GREY_ERROR_INVALID_ARGUMENT);
+}
+
+// grey_model_open on `bytes` written to a file: its status, and its message (which must name the file).
+std::pair<grey_status, std::string> open_bytes(const std::string& bytes, const char* name) {
+    grey::test::TempDir dir;
+    const auto path = dir.write(name, bytes);
+    grey_model* model = nullptr;
+    const grey_status status = grey_model_open(path.c_str(), &model);
+    grey_model_destroy(model);
+    std::string message = grey_last_error();
+    EXPECT_EQ(message.rfind(path.string() + ": ", 0), 0u) << message;
+    return {status, message};
+}
+
+// A C caller reads a name up to its first NUL byte: "w\0x" would read as "w", a shorter name than the
+// file holds, and beside a tensor "w" as a second one of that name. Names and keys holding a NUL byte
+// are refused, with the field and its offset.
+TEST(NamesInFiles, GgufNamesAndKeysHoldingANulByteAreCorrupt) {
+    using namespace std::string_literals;
+    // The second tensor's name starts at byte 24 (the fixed header) + 18 (the entry "ok") + 33 (tensor "w").
+    const auto tensors = Gguf(2, 1).entry_u32("ok", 1).tensor("w", 8, 0).tensor("w\0x"s, 8, 32).pad_to(32).bytes + std::string(64, '\0');
+    const auto [status, message] = open_bytes(tensors, "tensor.gguf");
+    EXPECT_EQ(status, GREY_ERROR_CORRUPT) << message;
+    EXPECT_NE(message.find("a tensor name holds a NUL byte (byte 1 of 3)"), std::string::npos) << message;
+    EXPECT_NE(message.find("(at byte 75 of "), std::string::npos) << message;
+
+    const auto keys = Gguf(0, 2).entry_u32("ok", 1).entry_u32("general.\0name"s, 1).bytes;
+    const auto [key_status, key_message] = open_bytes(keys, "key.gguf");
+    EXPECT_EQ(key_status, GREY_ERROR_CORRUPT) << key_message;
+    EXPECT_NE(key_message.find("a metadata key holds a NUL byte (byte 8 of 13)"), std::string::npos) << key_message;
+    EXPECT_NE(key_message.find("(at byte 42 of "), std::string::npos) << key_message;
+    // A metadata string value is text with a length, never a name: a NUL byte in one is kept.
+    const auto value = Gguf(0, 1).text("general.name").u32(8).text("a\0b"s).bytes;
+    EXPECT_EQ(status_of([&] { (void)parse_gguf(view(value)); }), GREY_OK);
+}
+
+TEST(NamesInFiles, SafetensorsNamesAndKeysHoldingANulByteAreCorrupt) {
+    const std::string entry = R"({"dtype":"F32","shape":[1],"data_offsets":[0,4]})";
+    const std::string tensor_header = R"({"__metadata__":{"k":"v"},"w\u0000x":)" + entry + "}";
+    const auto [status, message] = open_bytes(safetensors(tensor_header, 4), "tensor.safetensors");
+    EXPECT_EQ(status, GREY_ERROR_CORRUPT) << message;
+    EXPECT_NE(message.find("a tensor name holds a NUL byte (byte 1 of 3)"), std::string::npos) << message;
+    EXPECT_NE(message.find("(at byte " + std::to_string(8 + tensor_header.find("\"w\\u")) + " of "), std::string::npos) << message;
+
+    const std::string key_header = R"({"__metadata__":{"k":"v","\u0041\u0000":"v"}})";
+    const auto [key_status, key_message] = open_bytes(safetensors(key_header), "key.safetensors");
+    EXPECT_EQ(key_status, GREY_ERROR_CORRUPT) << key_message;
+    EXPECT_NE(key_message.find("a __metadata__ key holds a NUL byte (byte 1 of 2)"), std::string::npos) << key_message;
+    EXPECT_NE(key_message.find("(at byte " + std::to_string(8 + key_header.find("\"\\u0041")) + " of "), std::string::npos) << key_message;
+    // Escaped quotes and backslashes before the NUL do not hide where the key starts.
+    const std::string tricky = R"({"a\\\"\u0000":)" + entry + "}";
+    EXPECT_NE(safetensors_message(safetensors(tricky, 4)).find("(at byte 9 of "), std::string::npos) << safetensors_message(safetensors(tricky, 4));
+    // An unknown dtype is quoted in the message, unless a NUL byte in it would cut the message short.
+    EXPECT_NE(safetensors_message(safetensors(R"({"w":{"dtype":"F32\u0000x","shape":[1],"data_offsets":[0,4]}})", 4))
+                  .find("the dtype of tensor 'w' holds a NUL byte (byte 3 of 5)"),
+              std::string::npos);
+    // A __metadata__ value is text, never a name: a NUL byte in one is kept.
+    EXPECT_EQ(status_of([&] { (void)parse_safetensors(view(safetensors(R"({"__metadata__":{"k":"a\u0000b"}})"))); }), GREY_OK);
+}
+
+TEST(NamesInFiles, TheWritersRefuseNamesHoldingANulByte) {
+    using namespace std::string_literals;
+    const std::vector<std::byte> data(32);
+    const std::vector<TensorToWrite> tensor = {{"w\0x"s, GREY_DTYPE_F32, 0, {8}, data}};
+    const std::vector<MetadataEntry> key = {{"general.\0name"s, GgufValue::text("v")}};
+    for (const auto write : {write_gguf, write_safetensors}) {
+        std::ostringstream out;
+        EXPECT_EQ(status_of([&] { write(out, {}, tensor); }), GREY_ERROR_INVALID_ARGUMENT);
+        EXPECT_NE(message_of([&] { write(out, {}, tensor); }).find("a tensor name holds a NUL byte"), std::string::npos);
+        EXPECT_EQ(status_of([&] { write(out, key, {}); }), GREY_ERROR_INVALID_ARGUMENT);
+        EXPECT_NE(message_of([&] { write(out, key, {}); }).find("a metadata key holds a NUL byte"), std::string::npos);
+        EXPECT_TRUE(out.str().empty());
+    }
+    for (const auto format : {GREY_MODEL_FORMAT_GGUF, GREY_MODEL_FORMAT_SAFETENSORS}) {
+        grey::model::ModelWriter writer(format);
+        EXPECT_EQ(status_of([&] { (void)writer.declare_tensor("w\0x"s, GREY_DTYPE_F32, 0, {8}); }), GREY_ERROR_INVALID_ARGUMENT);
+        EXPECT_EQ(status_of([&] { (void)writer.add_tensor("w\0x"s, GREY_DTYPE_F32, 0, {8}, data); }), GREY_ERROR_INVALID_ARGUMENT);
+        EXPECT_EQ(status_of([&] { writer.set_metadata(key.front()); }), GREY_ERROR_INVALID_ARGUMENT);
+        EXPECT_EQ(status_of([&] { writer.copy_metadata(key); }), GREY_ERROR_INVALID_ARGUMENT);
+    }
 }
 
 TEST(GgufLimits, DimensionsAreSignedSixtyFourBitAsTheFormatSays) {

@@ -196,12 +196,24 @@ impl ModelWriter {
     }
 
     /// Declares the next tensor without its bytes, for a streamed file; returns its index.
-    pub fn declare_tensor(&mut self, name: &str, dtype: DType, shape: &[u64], file_type: u32) -> Result<u64> {
-        let c_name = c_string(name)?;
+    pub fn declare_tensor(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        shape: &[u64],
+        file_type: u32,
+    ) -> Result<u64> {
+        let c_name = c_string("grey_model_writer_declare_tensor", "name", name)?;
         let desc = make_desc(dtype, shape)?;
         let mut index = 0u64;
         check(unsafe {
-            sys::grey_model_writer_declare_tensor(self.raw.as_ptr(), c_name.as_ptr(), &desc, file_type, &mut index)
+            sys::grey_model_writer_declare_tensor(
+                self.raw.as_ptr(),
+                c_name.as_ptr(),
+                &desc,
+                file_type,
+                &mut index,
+            )
         })?;
         Ok(index)
     }
@@ -209,7 +221,7 @@ impl ModelWriter {
     /// Starts the streamed file at `path` (its header is written now). A file already there is
     /// `Error::Io` unless `replace`.
     pub fn open(&mut self, path: &str, replace: bool) -> Result<()> {
-        let c_path = c_string(path)?;
+        let c_path = c_string("grey_model_writer_open", "path", path)?;
         let mut options = versioned!(sys::grey_model_write_options);
         options.replace = u32::from(replace);
         check(unsafe { sys::grey_model_writer_open(self.raw.as_ptr(), c_path.as_ptr(), &options) })
@@ -218,7 +230,12 @@ impl ModelWriter {
     /// Writes the next bytes of declared tensor `index` (tensors in any order, a tensor in pieces).
     pub fn write_tensor(&mut self, index: u64, data: &[u8]) -> Result<()> {
         check(unsafe {
-            sys::grey_model_writer_write_tensor(self.raw.as_ptr(), index, data.as_ptr() as *const c_void, data.len() as u64)
+            sys::grey_model_writer_write_tensor(
+                self.raw.as_ptr(),
+                index,
+                data.as_ptr() as *const c_void,
+                data.len() as u64,
+            )
         })
     }
 

@@ -126,7 +126,12 @@ fn an_untrusted_backend_dir_is_refused() {
     let dirs = ctx.plugin_dirs().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     let first = &dirs[0];
-    assert_eq!((first.origin, first.state), ("host", "refused"), "{:?}", first);
+    assert_eq!(
+        (first.origin, first.state),
+        ("host", "refused"),
+        "{:?}",
+        first
+    );
     assert_eq!(first.path, dir.to_str().unwrap());
     let want = format!(
         "directory '{}' is writable by group and others (mode 0777)",

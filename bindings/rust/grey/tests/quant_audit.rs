@@ -318,7 +318,9 @@ fn streamed_writer_gives_the_bytes_of_the_one_shot_writer() {
     let x = values(2 * 32);
     let one_shot = dir.path("one-shot.safetensors");
     let mut writer = grey::ModelWriter::new(grey::ModelFormat::Safetensors).unwrap();
-    writer.add_tensor("w", TensorRef::f32(&x, &[2, 32]), 0).unwrap();
+    writer
+        .add_tensor("w", TensorRef::f32(&x, &[2, 32]), 0)
+        .unwrap();
     writer.write(&one_shot).unwrap();
 
     let streamed = dir.path("streamed.safetensors");
@@ -331,7 +333,10 @@ fn streamed_writer_gives_the_bytes_of_the_one_shot_writer() {
     s.write_tensor(0, &bytes[100..]).unwrap();
     assert!(!std::path::Path::new(&streamed).exists());
     s.finish().unwrap();
-    assert_eq!(std::fs::read(&streamed).unwrap(), std::fs::read(&one_shot).unwrap());
+    assert_eq!(
+        std::fs::read(&streamed).unwrap(),
+        std::fs::read(&one_shot).unwrap()
+    );
 
     let mut again = grey::ModelWriter::new(grey::ModelFormat::Safetensors).unwrap();
     again.declare_tensor("w", DType::F32, &[2, 32], 0).unwrap();

@@ -70,6 +70,11 @@ fn model_and_quant_strings_with_a_nul_byte_are_refused() {
     );
     refused(writer.write(BAD), "grey_model_writer_write: path");
     refused(
+        writer.declare_tensor(BAD, grey::DType::F32, &[32], 0),
+        "grey_model_writer_declare_tensor: name",
+    );
+    refused(writer.open(BAD, false), "grey_model_writer_open: path");
+    refused(
         grey::QuantParams::from_name(BAD),
         "grey_quant_params_from_name: name",
     );
