@@ -66,6 +66,51 @@ void dequantize(benchmark::State& state, const char* f, bool avx2) {
     state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (x.size() * 4 + plan.bytes)));
 }
 
+// The public entry points on host memory (grey_quantize, grey_dequantize): the kernels above plus the
+// route a call takes through libgrey (argument checks, the layout, the F32 conversion, the report).
+void api_quantize(benchmark::State& state, const char* f, bool with_report) {
+    grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+    if (grey_quant_params_from_name(f, &p) != GREY_OK) return state.SkipWithError(grey_last_error());
+    grey_tensor_desc desc = GREY_TENSOR_DESC_INIT;
+    desc.dtype = GREY_DTYPE_F32;
+    desc.rank = 2;
+    desc.shape[0] = kRows;
+    desc.shape[1] = kCols;
+    uint64_t size = 0;
+    if (grey_quant_size(&desc, &p, &size) != GREY_OK) return state.SkipWithError(grey_last_error());
+    const auto& x = weights();
+    std::vector<std::byte> out(size);
+    grey_quant_report report{};
+    report.struct_size = sizeof report;
+    for (auto _ : state) {
+        if (grey_quantize(&desc, x.data(), x.size() * 4, &p, out.data(), size, with_report ? &report : nullptr) != GREY_OK)
+            return state.SkipWithError(grey_last_error());
+        benchmark::DoNotOptimize(out.data());
+    }
+    state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (x.size() * 4 + size)));
+}
+
+void api_dequantize(benchmark::State& state, const char* f) {
+    grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+    if (grey_quant_params_from_name(f, &p) != GREY_OK) return state.SkipWithError(grey_last_error());
+    grey_tensor_desc desc = GREY_TENSOR_DESC_INIT;
+    desc.dtype = GREY_DTYPE_F32;
+    desc.rank = 2;
+    desc.shape[0] = kRows;
+    desc.shape[1] = kCols;
+    uint64_t size = 0;
+    if (grey_quant_size(&desc, &p, &size) != GREY_OK) return state.SkipWithError(grey_last_error());
+    const auto& x = weights();
+    std::vector<std::byte> q(size);
+    if (grey_quantize(&desc, x.data(), x.size() * 4, &p, q.data(), size, nullptr) != GREY_OK) return state.SkipWithError(grey_last_error());
+    std::vector<float> y(x.size());
+    for (auto _ : state) {
+        if (grey_dequantize(&desc, &p, q.data(), size, y.data(), y.size() * 4) != GREY_OK) return state.SkipWithError(grey_last_error());
+        benchmark::DoNotOptimize(y.data());
+    }
+    state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (x.size() * 4 + size)));
+}
+
 void memcpy_baseline(benchmark::State& state) {
     const auto& x = weights();
     std::vector<float> y(x.size());
@@ -89,6 +134,15 @@ const int kRegistered = [] {
                                          [f, avx2](benchmark::State& s) { dequantize(s, f, avx2); })
                 ->Unit(benchmark::kMillisecond)->UseRealTime();
         }
+    for (uint32_t i = 0; i < grey_quant_name_count(); ++i) {
+        const char* f = grey_quant_name_at(i);
+        benchmark::RegisterBenchmark(("api/quantize/" + std::string(f)).c_str(), [f](benchmark::State& s) { api_quantize(s, f, false); })
+            ->Unit(benchmark::kMillisecond)->UseRealTime();
+        benchmark::RegisterBenchmark(("api/quantize+report/" + std::string(f)).c_str(), [f](benchmark::State& s) { api_quantize(s, f, true); })
+            ->Unit(benchmark::kMillisecond)->UseRealTime();
+        benchmark::RegisterBenchmark(("api/dequantize/" + std::string(f)).c_str(), [f](benchmark::State& s) { api_dequantize(s, f); })
+            ->Unit(benchmark::kMillisecond)->UseRealTime();
+    }
     return 0;
 }();
 
