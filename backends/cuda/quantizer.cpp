@@ -2,7 +2,9 @@
 
 #include "cuda/quant_args.h"
 #include "quant/format.hpp"
-#include "quant/numeric.hpp"
+#include "common/numeric.hpp"
+#include "common/quant_coding.hpp"
+#include "common/quant_text.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -166,8 +168,8 @@ void launch_spread(DeviceRuntime& device, CUfunction function, uint64_t work_thr
     device.launch(function, blocks, threads, 0, params);
 }
 
-// The value of the element the kernels flagged, to say whether it is NaN or infinite.
-std::string describe_element(DeviceRuntime& device, const grey_backend_quant_job& job, CUdeviceptr source, uint64_t index) {
+// Whether the element the kernels flagged is NaN (or else infinite).
+bool element_is_nan(DeviceRuntime& device, const grey_backend_quant_job& job, CUdeviceptr source, uint64_t index) {
     const uint64_t size = job.tensor.dtype == GREY_DTYPE_F32 ? 4 : 2;
     unsigned char bytes[4] = {};
     device.copy_to_host_async(bytes, source + index * size, size);
@@ -177,9 +179,9 @@ std::string describe_element(DeviceRuntime& device, const grey_backend_quant_job
         std::memcpy(&value, bytes, 4);
     } else {
         const uint16_t half = static_cast<uint16_t>(bytes[0] | (bytes[1] << 8));
-        value = job.tensor.dtype == GREY_DTYPE_F16 ? grey::quant::f16_to_f32(half) : grey::quant::bf16_to_f32(half);
+        value = job.tensor.dtype == GREY_DTYPE_F16 ? grey::common::f16_to_f32(half) : grey::common::bf16_to_f32(half);
     }
-    return std::isnan(value) ? "NaN" : "infinite";
+    return std::isnan(value);
 }
 
 // Enqueues `enqueue` and waits for it. If anything throws once work is queued, the stream is drained
@@ -254,10 +256,9 @@ void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevice
         device.finish();
         // In the host backend's order: a non-finite element anywhere first (its group overflows too).
         if (found.non_finite != ~uint64_t{0})
-            throw std::invalid_argument("element " + std::to_string(found.non_finite) + " is " + describe_element(device, job, source, found.non_finite) +
-                                        "; only finite values can be quantized");
+            throw std::invalid_argument(grey::common::non_finite_message(found.non_finite, element_is_nan(device, job, source, found.non_finite)));
         if (found.overflow != ~uint64_t{0})
-            throw std::invalid_argument(grey::quant::f16_overflow_message(plan.format, found.overflow, plan.run_length));
+            throw std::invalid_argument(grey::common::f16_overflow_message(plan.format, found.overflow, plan.run_length));
     });
 }
 

@@ -148,7 +148,7 @@ grey_status host_memory_stats(void* state, uint32_t device, grey_memory_stats* o
 }
 
 grey_status host_buffer_checksum(void*, grey_backend_buffer* buffer, uint64_t offset, uint64_t size, uint64_t* out) {
-    *out = grey::backend::checksum_accumulate(0, std::span(buffer->data.get() + offset, size), 0);
+    *out = grey::common::checksum_accumulate(0, std::span(buffer->data.get() + offset, size), 0);
     return GREY_OK;
 }
 

@@ -4,7 +4,7 @@
 #include "host/quant/quantizer.hpp"
 #include "quant/format.hpp"
 #include "quant/measure.hpp"
-#include "quant/numeric.hpp"
+#include "common/numeric.hpp"
 #include "test_support.hpp"
 
 #include <cmath>
@@ -166,7 +166,7 @@ TEST(Quant, GgmlBlocksMatchTheReferenceOnAHandWorkedBlock) {
     ASSERT_EQ(q.size(), 34u);
     uint16_t d = 0;
     std::memcpy(&d, q.data(), 2);
-    EXPECT_EQ(d, grey::quant::f32_to_f16(7.75f / 127.0f));
+    EXPECT_EQ(d, grey::common::f32_to_f16(7.75f / 127.0f));
     const float id = 1.0f / (7.75f / 127.0f);
     for (int i = 0; i < 32; ++i) EXPECT_EQ(static_cast<int8_t>(q[2 + i]), static_cast<int8_t>(std::round(x[i] * id))) << i;
     // Q4_0: the peak 7.75 gives d = -7.75/8; code = min(15, trunc(x/d + 8.5)); x = 0 -> 8, x = 7.75 -> 0.
@@ -460,7 +460,7 @@ TEST(QuantKernels, Avx2GivesTheScalarBitsForEveryFormat) {
 }
 
 TEST(QuantNumeric, Fp16AndFp8ConversionsRoundTripEveryCode) {
-    using namespace grey::quant;
+    using namespace grey::common;
     for (uint32_t h = 0; h < 65536; ++h) {
         const float f = f16_to_f32(static_cast<uint16_t>(h));
         if (std::isnan(f)) continue;
@@ -469,20 +469,20 @@ TEST(QuantNumeric, Fp16AndFp8ConversionsRoundTripEveryCode) {
     EXPECT_EQ(f32_to_f16(65520.0f), 0x7C00);  // rounds to infinity
     EXPECT_EQ(f32_to_f16(65519.0f), 0x7BFF);
     EXPECT_EQ(f32_to_f16(1.0f + 0x1.0p-11f), 0x3C00);  // a tie goes to even
-    for (const auto kind : {Fp8Kind::e4m3, Fp8Kind::e5m2}) {
+    for (const int kind : {GREY_QUANT_FP8_E4M3, GREY_QUANT_FP8_E5M2}) {
         for (uint32_t c = 0; c < 256; ++c) {
-            const float f = fp8_to_f32(static_cast<uint8_t>(c), kind);
+            const float f = fp8_to_f32(c, kind);
             if (!std::isfinite(f)) continue;
             if (f == 0.0f) continue;  // +0 and -0 both exist
             ASSERT_EQ(f32_to_fp8(f, kind), c) << c;
         }
         EXPECT_EQ(fp8_to_f32(f32_to_fp8(1e9f, kind), kind), fp8_traits(kind).max_finite) << "saturates";
     }
-    EXPECT_EQ(fp8_to_f32(0x7E, Fp8Kind::e4m3), 448.0f);
-    EXPECT_EQ(fp8_to_f32(0x01, Fp8Kind::e4m3), 0x1.0p-9f);
-    EXPECT_EQ(fp8_to_f32(0x7B, Fp8Kind::e5m2), 57344.0f);
+    EXPECT_EQ(fp8_to_f32(0x7E, GREY_QUANT_FP8_E4M3), 448.0f);
+    EXPECT_EQ(fp8_to_f32(0x01, GREY_QUANT_FP8_E4M3), 0x1.0p-9f);
+    EXPECT_EQ(fp8_to_f32(0x7B, GREY_QUANT_FP8_E5M2), 57344.0f);
     EXPECT_EQ(f32_to_bf16(1.0f + 0x1.0p-8f), 0x3F80);  // tie to even
-    EXPECT_EQ(nf4_code(-1.0f), 0);
-    EXPECT_EQ(nf4_code(1.0f), 15);
-    EXPECT_EQ(nf4_code(0.01f), 7);
+    EXPECT_EQ(nf4_code(-1.0f), 0u);
+    EXPECT_EQ(nf4_code(1.0f), 15u);
+    EXPECT_EQ(nf4_code(0.01f), 7u);
 }
