@@ -169,17 +169,17 @@ GREY_TABLE(float, kNf4Levels, 16) = {
     0.24611230194568634f, 0.33791524171829224f, 0.44070982933044434f, 0.5626170039176941f,
     0.7229568362236023f, 1.0f};
 
-#if !defined(__CUDACC__)
-// The decision point between NF4 codes m and m + 1 (m in 0..14); the device reads its levels from
-// constant memory and computes the same expression (kernels/cuda/quant_tables.cuh).
-inline float nf4_midpoint(int m) { return mul_rn(0.5f, add_rn(kNf4Levels[m], kNf4Levels[m + 1])); }
+// The decision point between two neighbouring NF4 levels: an element above it takes the upper code.
+// The device reads the levels from constant memory, the host from the array above; both pass them here.
+GREY_FN_FORCE float nf4_midpoint(float lower, float upper) { return mul_rn(0.5f, add_rn(lower, upper)); }
 
+#if !defined(__CUDACC__)
 // The NF4 code nearest to `normalized` (in [-1, 1]) by a scan of the midpoints; ties go to the lower
-// code, a NaN to code 0. The reference the GPU's bucketed search must equal.
+// code, a NaN to code 0. The reference the GPU's bucketed search (kernels/cuda/quant_tables.cuh) equals.
 inline uint32_t nf4_code(float normalized) {
     uint32_t code = 0;
     for (int c = 1; c < 16; ++c)
-        if (normalized > nf4_midpoint(c - 1)) code = static_cast<uint32_t>(c);
+        if (normalized > nf4_midpoint(kNf4Levels[c - 1], kNf4Levels[c])) code = static_cast<uint32_t>(c);
     return code;
 }
 #endif

@@ -32,11 +32,20 @@ GREY_FN_FORCE constexpr bool stores_minimum(int format) { return format == GREY_
 // to nearest, halves away from zero.
 GREY_FN_FORCE constexpr bool truncates(int format) { return format == GREY_QUANT_Q4_0 || format == GREY_QUANT_Q4_1; }
 
-// Elements in a ggml block, and the bytes of a block and of its header (the fp16 scale, and Q4_1's fp16
-// minimum) for Q8_0, Q4_0 and Q4_1.
+// Elements in a ggml block, and the bytes of a block (its header, then its codes) for Q8_0, Q4_0 and Q4_1.
 inline constexpr uint32_t kGgmlBlockElements = 32;
-GREY_FN_FORCE constexpr uint64_t ggml_block_bytes(int format) { return format == GREY_QUANT_Q8_0 ? 34 : format == GREY_QUANT_Q4_0 ? 18 : 20; }
-GREY_FN_FORCE constexpr uint64_t ggml_header_bytes(int format) { return format == GREY_QUANT_Q4_1 ? 4 : 2; }
+inline constexpr uint32_t kQ8_0BlockBytes = 34;  // fp16 scale, 32 int8 codes
+inline constexpr uint32_t kQ4_0BlockBytes = 18;  // fp16 scale, 16 bytes of nibbles
+inline constexpr uint32_t kQ4_1BlockBytes = 20;  // fp16 scale, fp16 minimum, 16 bytes of nibbles
+
+// The bytes of a block of `format`, and of its header. Not constexpr on purpose: nvcc schedules the
+// fast dequantization kernel differently when these fold in its front end, and the kernels are kept
+// instruction for instruction as measured (bench/RESULTS.md); the constants above serve constant
+// expressions.
+GREY_FN_FORCE uint64_t ggml_block_bytes(int format) {
+    return format == GREY_QUANT_Q8_0 ? kQ8_0BlockBytes : format == GREY_QUANT_Q4_0 ? kQ4_0BlockBytes : kQ4_1BlockBytes;
+}
+GREY_FN_FORCE uint64_t ggml_header_bytes(int format) { return format == GREY_QUANT_Q4_1 ? 4 : 2; }
 
 // ------------------------------------------------------------------------------------------------
 // Parameter sets.
@@ -139,9 +148,9 @@ GREY_FN Coding make_coding(int format, const Stats& s, float alpha) {
     return c;
 }
 
-// An infinite fp16 scale or minimum: the group's values are too large for the format (the formats with
-// fp32 scales leave both at 0). The refusal's words are f16_overflow_message (common/quant_text.hpp).
-GREY_FN_FORCE bool overflows(const Coding& c) { return !f16_is_finite(c.scale16) || !f16_is_finite(c.min16); }
+// An infinite (or NaN) fp16 scale or minimum, all exponent bits set: the group's values are too large
+// for the format (the formats with fp32 scales leave both at 0). The refusal's words are f16_overflow_message (common/quant_text.hpp).
+GREY_FN_FORCE bool overflows(const Coding& c) { return (c.scale16 & 0x7C00u) == 0x7C00u || (c.min16 & 0x7C00u) == 0x7C00u; }
 
 // ------------------------------------------------------------------------------------------------
 // MSE calibration.
@@ -172,28 +181,18 @@ GREY_FN Coding int4_coding(float scale, float min) {
     return c;
 }
 
-// For one INT4 group whose codes are fixed, the scale and min that minimise the squared error are a
-// least-squares line fit of x against the codes. The sums are taken in element order.
-struct Int4Fit {
-    double sq = 0, sx = 0, sqq = 0, sqx = 0;
+// For one INT4 group whose codes q are fixed, the scale and min that minimise the squared error are a
+// least-squares line fit of x against q, from the sums over the group's elements (in element order)
+// sq = sum q, sx = sum x, sqq = sum q^2 and sqx = sum q x, all in float64. Each side keeps its own loop
+// over the elements; the formulas are these. The denominator is n sqq - sq^2: at most 0 when every
+// code was equal, and then there is nothing to fit.
+GREY_FN_FORCE double int4_fit_denominator(double n, double sq, double sqq) { return dsub_rn(dmul_rn(n, sqq), dmul_rn(sq, sq)); }
 
-    GREY_FN_FORCE void add(int32_t code, float x) {
-        const double q = static_cast<double>(code);
-        sq = dadd_rn(sq, q);
-        sx = dadd_rn(sx, static_cast<double>(x));
-        sqq = dadd_rn(sqq, dmul_rn(q, q));
-        sqx = dadd_rn(sqx, dmul_rn(q, static_cast<double>(x)));
-    }
-};
-
-// The fitted coding of `n` elements into `out`; false when every code was equal (nothing to fit).
-GREY_FN bool fit_int4(const Int4Fit& f, double n, Coding& out) {
-    const double denominator = dsub_rn(dmul_rn(n, f.sqq), dmul_rn(f.sq, f.sq));
-    if (denominator <= 0.0) return false;
-    const double scale = ddiv_rn(dsub_rn(dmul_rn(n, f.sqx), dmul_rn(f.sq, f.sx)), denominator);
-    const double min = ddiv_rn(dsub_rn(f.sx, dmul_rn(scale, f.sq)), n);
-    out = int4_coding(static_cast<float>(scale), static_cast<float>(min));
-    return true;
+// The fitted coding, for a positive `denominator`.
+GREY_FN_FORCE Coding fit_int4(double n, double sq, double sx, double sqx, double denominator) {
+    const double scale = ddiv_rn(dsub_rn(dmul_rn(n, sqx), dmul_rn(sq, sx)), denominator);
+    const double min = ddiv_rn(dsub_rn(sx, dmul_rn(scale, sq)), n);
+    return int4_coding(static_cast<float>(scale), static_cast<float>(min));
 }
 
 // The INT4 refit keeps going while it helps, at most this many times.

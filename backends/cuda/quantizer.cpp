@@ -22,7 +22,7 @@ constexpr unsigned int kThreads = 256;
 // spread the sets over more multiprocessors.
 constexpr unsigned int kSearchThreads = 128;
 // grey_quant_absmax keeps the per-set maxima in shared memory up to this many sets (32 KiB).
-constexpr uint64_t kSharedStatistics = 8192;
+constexpr uint64_t kSharedStatistics = GREY_QK_SHARED_STATISTICS;
 // grey_quant_rows gives each run a block; longer runs no longer fit L2 for its second pass.
 constexpr uint64_t kMaxRowLength = uint64_t{1} << 16;
 
@@ -47,7 +47,7 @@ enum class Path {
     q8_0,     // grey_quant_q8_0: Q8_0, aligned tensors
     grouped,  // grey_quant_grouped8/16: grouped formats, any alignment
     rows,     // grey_quant_rows
-    global,   // grey_quant_absmax, grey_quant_params, grey_quant_encode
+    global,   // grey_quant_absmax, grey_quant_param_sets, grey_quant_encode
     search,   // grey_quant_search, grey_quant_encode
 };
 
@@ -56,7 +56,8 @@ bool is_grouped(grey_quant_format f) {
            f == GREY_QUANT_Q4_0 || f == GREY_QUANT_Q4_1;
 }
 
-// The fast kernels (the end of grey_quant.cu) index in 32 bits and make no alignment checks.
+// The fast kernels (quant_blocks.cu, quant_q8_0.cu, grey_dequant_fast) index in 32 bits and make no
+// alignment checks.
 constexpr uint64_t kFastIndexLimit = uint64_t{1} << 31;
 // The largest grid.x a launch may ask for.
 constexpr uint64_t kMaxGridBlocks = (uint64_t{1} << 31) - 1;
@@ -208,7 +209,7 @@ void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevice
         const QuantKernels& k = device.quant_kernels();
         const Path path = choose_path(plan, device, source, destination);
         const bool needs_codings = path == Path::global || path == Path::search;
-        Scratch codings(device.pool(), needs_codings ? sets * sizeof(grey_qk_coding) : 0);
+        Scratch codings(device.pool(), needs_codings ? sets * sizeof(grey::common::Coding) : 0);
         Scratch absmax(device.pool(), path == Path::global ? sets * sizeof(uint32_t) : 0);
         a.flags = device.quant_flags();
         a.noticed = device.quant_noticed();

@@ -1,5 +1,5 @@
 // Quantize and dequantize jobs on one CUDA device: the backend's quantize/dequantize slots. The
-// kernels (kernels/cuda/grey_quant.cu) follow the host reference operation for operation, so the bytes
+// kernels (kernels/cuda/quant_*.cu) follow the host reference operation for operation, so the bytes
 // equal the host backend's (the conformance rule, docs/architecture.md); this file chooses the kernel path for a job's shape and
 // runs it on the device's stream.
 #pragma once

@@ -101,10 +101,17 @@ Coding refine_int4(std::span<const float> x, Coding best, double best_error, con
     std::vector<float> decoded(x.size());
     for (int iteration = 0; iteration < gc::kInt4RefitIterations; ++iteration) {
         k.encode(x.data(), x.size(), encode_spec(GREY_QUANT_INT4, best), codes.data());
-        gc::Int4Fit fit;
-        for (std::size_t i = 0; i < x.size(); ++i) fit.add(codes[i], x[i]);
-        Coding candidate;
-        if (!gc::fit_int4(fit, static_cast<double>(x.size()), candidate)) break;  // every code equal: nothing to fit
+        double sq = 0, sx = 0, sqq = 0, sqx = 0;
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            sq += codes[i];
+            sx += x[i];
+            sqq += static_cast<double>(codes[i]) * codes[i];
+            sqx += static_cast<double>(codes[i]) * x[i];
+        }
+        const double n = static_cast<double>(x.size());
+        const double denominator = gc::int4_fit_denominator(n, sq, sqq);
+        if (denominator <= 0.0) break;  // every code equal: nothing to fit
+        const Coding candidate = gc::fit_int4(n, sq, sx, sqx, denominator);
         k.encode(x.data(), x.size(), encode_spec(GREY_QUANT_INT4, candidate), codes.data());
         k.decode(codes.data(), x.size(), decode_spec(candidate), decoded.data());
         const double error = squared_error(x, decoded);
