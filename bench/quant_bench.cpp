@@ -32,10 +32,10 @@ const std::vector<float>& weights() {
 }
 
 // Every format by its grey.h name (grey_quant_name_at), so the bench runs what greyctl offers.
-grey::quant::Plan plan_for(const char* name) {
+grey_quant_layout plan_for(const char* name) {
     grey_quant_params p = GREY_QUANT_PARAMS_INIT;
     if (grey_quant_params_from_name(name, &p) != GREY_OK) throw std::runtime_error(grey_last_error());
-    return grey::quant::make_plan(std::vector<uint64_t>{kRows, kCols}, p);
+    return grey::quant::make_layout(std::vector<uint64_t>{kRows, kCols}, p);
 }
 
 const hq::Kernels& kernels_for(bool avx2) { return avx2 ? *hq::avx2_kernels() : hq::scalar_kernels(); }

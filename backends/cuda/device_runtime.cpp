@@ -56,6 +56,7 @@ QuantKernels::QuantKernels(const Driver& driver)
       global_module(driver, quant_kernel_fatbin(QuantFamily::global), "the embedded quantization fatbin (global)"),
       search_module(driver, quant_kernel_fatbin(QuantFamily::search), "the embedded quantization fatbin (search)"),
       dequantize_module(driver, quant_kernel_fatbin(QuantFamily::dequantize), "the embedded quantization fatbin (dequantize)"),
+      measure_module(driver, quant_kernel_fatbin(QuantFamily::measure), "the embedded quantization fatbin (measure)"),
       blocks(blocks_module.function("grey_quant_blocks")),
       q8_0(q8_0_module.function("grey_quant_q8_0")),
       grouped8(grouped_module.function("grey_quant_grouped8")),
@@ -66,7 +67,8 @@ QuantKernels::QuantKernels(const Driver& driver)
       encode(global_module.function("grey_quant_encode")),
       search(search_module.function("grey_quant_search")),
       dequant(dequantize_module.function("grey_dequant")),
-      dequant_fast(dequantize_module.function("grey_dequant_fast")) {}
+      dequant_fast(dequantize_module.function("grey_dequant_fast")),
+      measure(measure_module.function("grey_quant_measure")) {}
 
 DeviceRuntime::DeviceRuntime(const Driver& driver, CUdevice device, uint64_t memory_bytes)
     : driver_(driver), context_(driver, device) {

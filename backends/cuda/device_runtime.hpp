@@ -17,7 +17,7 @@
 namespace grey::cuda {
 
 // The quantization kernels' families: each kernels/cuda/quant_<family>.cu is its own fatbin and module.
-enum class QuantFamily { blocks, q8_0, grouped, rows, global, search, dequantize };
+enum class QuantFamily { blocks, q8_0, grouped, rows, global, search, dequantize, measure };
 
 // The embedded fatbins (fatbin_embed.cpp): fill/copy/checksum, and each quantization family.
 std::span<const unsigned char> kernel_fatbin();
@@ -104,7 +104,7 @@ struct Kernels {
 struct QuantKernels {
     explicit QuantKernels(const Driver& driver);
 
-    Module blocks_module, q8_0_module, grouped_module, rows_module, global_module, search_module, dequantize_module;
+    Module blocks_module, q8_0_module, grouped_module, rows_module, global_module, search_module, dequantize_module, measure_module;
     CUfunction blocks;     // a lane per 32 elements (aligned tensors)
     CUfunction q8_0;       // Q8_0, elements in registers (aligned tensors)
     CUfunction grouped8;   // eight elements a thread
@@ -116,6 +116,7 @@ struct QuantKernels {
     CUfunction search;
     CUfunction dequant;
     CUfunction dequant_fast;  // aligned tensors, 32-bit indices
+    CUfunction measure;       // the error report, on the device
 };
 
 class DeviceRuntime {

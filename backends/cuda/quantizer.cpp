@@ -1,7 +1,7 @@
 #include "cuda/quantizer.hpp"
 
 #include "cuda/quant_args.h"
-#include "quant/format.hpp"
+#include "common/quant_layout.h"
 #include "common/numeric.hpp"
 #include "common/quant_coding.hpp"
 #include "common/quant_text.hpp"
@@ -15,7 +15,7 @@
 namespace grey::cuda {
 namespace {
 
-using grey::quant::Plan;
+using Plan = grey_quant_layout;
 
 constexpr unsigned int kThreads = 256;
 // MSE runs one thread per parameter set, each looping over its elements many times: smaller blocks
@@ -83,7 +83,7 @@ Path choose_path(const Plan& plan, const DeviceRuntime& device, CUdeviceptr plai
         return plan.format == GREY_QUANT_Q8_0 ? Path::q8_0 : Path::blocks;
     }
     // A block per run pays when runs own their scale and there are enough of them to fill the GPU.
-    if (plan.run_count() == plan.param_count && plan.run_length <= kMaxRowLength && plan.param_count >= device.multiprocessors())
+    if (grey_quant_layout_runs(&plan) == plan.param_count && plan.run_length <= kMaxRowLength && plan.param_count >= device.multiprocessors())
         return Path::rows;
     return Path::global;
 }
@@ -97,12 +97,11 @@ int32_t kernel_dtype(grey_dtype dtype) {
     }
 }
 
-Plan plan_of(const grey_backend_quant_job& job) {
-    const auto shape = grey::quant::checked_shape(job.tensor);
-    Plan plan = grey::quant::make_plan(shape, job.params);
-    if (plan.bytes != job.quantized_bytes)
-        throw std::logic_error("the job's quantized size " + std::to_string(job.quantized_bytes) + " is not the format's " + std::to_string(plan.bytes));
-    return plan;
+const Plan& plan_of(const grey_backend_quant_job& job) {
+    if ((job.layout->required_features & ~GREY_QUANT_LAYOUT_REQUIRES_KNOWN) != 0)
+        throw std::domain_error("the quantization layout requires features " + std::to_string(job.layout->required_features) +
+                                " this backend does not know");
+    return *job.layout;
 }
 
 int32_t log2_if_power_of_two(uint64_t value) {
@@ -135,7 +134,7 @@ grey_qk_args make_args(const Plan& plan, grey_dtype dtype, CUdeviceptr plain, CU
     a.format = static_cast<int32_t>(plan.format);
     a.dtype = kernel_dtype(dtype);
     a.run_shift = log2_if_power_of_two(plan.run_length);
-    a.sets_are_runs = plan.param_count == plan.run_count() ? 1 : 0;
+    a.sets_are_runs = plan.param_count == grey_quant_layout_runs(&plan) ? 1 : 0;
     // Only the fast kernels divide through these, and only when their indices are below 2^31.
     if (plan.run_length <= kFastIndexLimit && plan.param_count <= kFastIndexLimit) {
         const Divider run = divider_for(plan.run_length), set = divider_for(plan.param_count);
@@ -171,7 +170,7 @@ void launch_spread(DeviceRuntime& device, CUfunction function, uint64_t work_thr
 
 // Whether the element the kernels flagged is NaN (or else infinite).
 bool element_is_nan(DeviceRuntime& device, const grey_backend_quant_job& job, CUdeviceptr source, uint64_t index) {
-    const uint64_t size = job.tensor.dtype == GREY_DTYPE_F32 ? 4 : 2;
+    const uint64_t size = job.plain_dtype == GREY_DTYPE_F32 ? 4 : 2;
     unsigned char bytes[4] = {};
     device.copy_to_host_async(bytes, source + index * size, size);
     device.finish();
@@ -180,7 +179,7 @@ bool element_is_nan(DeviceRuntime& device, const grey_backend_quant_job& job, CU
         std::memcpy(&value, bytes, 4);
     } else {
         const uint16_t half = static_cast<uint16_t>(bytes[0] | (bytes[1] << 8));
-        value = job.tensor.dtype == GREY_DTYPE_F16 ? grey::common::f16_to_f32(half) : grey::common::bf16_to_f32(half);
+        value = job.plain_dtype == GREY_DTYPE_F16 ? grey::common::f16_to_f32(half) : grey::common::bf16_to_f32(half);
     }
     return std::isnan(value);
 }
@@ -201,8 +200,8 @@ void run_job(DeviceRuntime& device, Enqueue&& enqueue) {
 }  // namespace
 
 void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdeviceptr source, CUdeviceptr destination) {
-    const Plan plan = plan_of(job);
-    grey_qk_args a = make_args(plan, job.tensor.dtype, source, destination);
+    const Plan& plan = plan_of(job);
+    grey_qk_args a = make_args(plan, job.plain_dtype, source, destination);
     const uint64_t sets = plan.param_count;
     const uint64_t n = plan.elements;
     device.exclusive([&] {
@@ -211,10 +210,14 @@ void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevice
         const bool needs_codings = path == Path::global || path == Path::search;
         Scratch codings(device.pool(), needs_codings ? sets * sizeof(grey::common::Coding) : 0);
         Scratch absmax(device.pool(), path == Path::global ? sets * sizeof(uint32_t) : 0);
+        Scratch error_sums(device.pool(), job.error != nullptr ? sizeof(grey_qk_error) : 0);
+        grey_qk_error measured{};
         a.flags = device.quant_flags();
         a.noticed = device.quant_noticed();
         a.codings = codings.get();
         a.absmax_bits = absmax.get();
+        CUdeviceptr error_address = error_sums.get();
+        void* measure_params[] = {&a, &error_address};
         void* params[] = {&a};
         grey_qk_flags& flags = *device.quant_flags_host();
         volatile uint32_t& noticed = *device.quant_noticed_host();
@@ -242,10 +245,21 @@ void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevice
                 }
                 case Path::search:
                     launch_resident(device, k.search, sets, kSearchThreads, 0, params);
-                    launch_resident(device, k.encode, plan.is_ggml_block() ? sets : (n + 3) / 4, kThreads, 0, params);
+                    launch_resident(device, k.encode, grey::common::is_ggml(plan.format) ? sets : (n + 3) / 4, kThreads, 0, params);
                     break;
             }
+            if (job.error != nullptr) {  // the report, measured here: neither tensor crosses to the host
+                device.fill_async(error_sums.get(), 0, sizeof(grey_qk_error));
+                launch_resident(device, k.measure, (n + 3) / 4, kThreads, 0, measure_params);
+                device.copy_to_host_async(&measured, error_sums.get(), sizeof measured);
+            }
         });
+        if (job.error != nullptr) {
+            job.error->elements = n;
+            job.error->sum_squared_signal = measured.sum_squared_signal;
+            job.error->sum_squared_error = measured.sum_squared_error;
+            std::memcpy(&job.error->max_abs_error, &measured.max_abs_error_bits, sizeof(double));
+        }
         // The kernels set `noticed` whenever they raise a flag, so the flags need reading back only
         // then: a job with good input costs one launch and one wait.
         if (noticed == 0) return;
@@ -264,8 +278,8 @@ void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevice
 }
 
 void dequantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdeviceptr source, CUdeviceptr destination) {
-    const Plan plan = plan_of(job);
-    grey_qk_args a = make_args(plan, job.tensor.dtype, destination, source);
+    const Plan& plan = plan_of(job);
+    grey_qk_args a = make_args(plan, job.plain_dtype, destination, source);
     device.exclusive([&] {
         const QuantKernels& k = device.quant_kernels();
         void* params[] = {&a};

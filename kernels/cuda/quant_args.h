@@ -34,6 +34,15 @@ typedef struct grey_qk_flags {
     uint64_t overflow;   /* the first element of the lowest scale group whose fp16 scale or minimum overflowed */
 } grey_qk_flags;
 
+/* The error sums grey_quant_measure accumulates (common/quant_error.hpp's, in another order), its second
+ * argument: the host zeroes them; max_abs_error_bits holds a non-negative double's bits, which order as
+ * the values do. */
+typedef struct grey_qk_error {
+    double sum_squared_signal;
+    double sum_squared_error;
+    uint64_t max_abs_error_bits;
+} grey_qk_error;
+
 typedef struct grey_qk_args {
     uint64_t plain;        /* the F32/F16/BF16 tensor: read by quantize, written by dequantize */
     uint64_t quantized;    /* the layout of docs/quantization.md */

@@ -3,7 +3,7 @@
 #include "model/dtype.hpp"
 #include "model/mapped_file.hpp"
 #include "model/model_file.hpp"
-#include "quant/format.hpp"
+#include "core/tensor_desc.hpp"
 
 #include <algorithm>
 #include <fstream>
@@ -52,7 +52,7 @@ const char* grey_dtype_name(grey_dtype dtype) { return grey::model::dtype_name(g
 grey_status grey_tensor_bytes(const grey_tensor_desc* desc, uint64_t* out_bytes) {
     return grey::abi_guard([&] {
         grey::require_non_null(desc, "desc");
-        const auto shape = grey::quant::checked_shape(*desc);
+        const auto shape = grey::checked_shape(*desc);
         const auto storage = grey::model::storage_of(grey::raw_enum(desc->dtype));
         if (!storage) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "GREY_DTYPE_OTHER has no size libgrey knows");
         const uint64_t bytes = grey::model::tensor_bytes(*storage, shape, GREY_ERROR_INVALID_ARGUMENT, "the tensor");
@@ -159,7 +159,7 @@ grey_status grey_model_writer_add_tensor(grey_model_writer* writer, const char* 
         auto& w = checked_writer(writer);
         grey::require_non_null(name, "name");
         grey::require_non_null(desc, "desc");
-        const auto shape = grey::quant::checked_shape(*desc);
+        const auto shape = grey::checked_shape(*desc);
         if (size_bytes != 0) grey::require_non_null(data, "data");
         auto owned = std::make_unique<grey_model_writer::OwnedTensor>();
         const auto* bytes = static_cast<const std::byte*>(data);

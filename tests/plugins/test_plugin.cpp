@@ -93,7 +93,8 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t, grey_bac
     grey_backend_vtable vt{};
     vt.struct_size = sizeof vt;
 #if defined(GREY_TEST_PLUGIN_WRONGABI)
-    vt.abi_version = GREY_BACKEND_ABI_VERSION + 41;
+    static_assert(GREY_BACKEND_ABI_VERSION != 42, "the wrong version must differ from the loader's");
+    vt.abi_version = 42;
 #else
     vt.abi_version = GREY_BACKEND_ABI_VERSION;
 #endif

@@ -3,20 +3,20 @@
 #include "common/numeric.hpp"
 #include "common/quant_coding.hpp"
 #include "common/quant_text.hpp"
-#include "core/error.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
 
 namespace grey::host::quant {
 namespace {
 
 using grey::common::Coding;
 using grey::common::Stats;
-using grey::quant::Plan;
+using Plan = grey_quant_layout;
 namespace gc = grey::common;
 
 EncodeSpec encode_spec(grey_quant_format format, const Coding& c) {
@@ -69,7 +69,7 @@ void decode_run(grey_quant_format format, const Coding& c, const int8_t* codes, 
 
 std::vector<Stats> gather_stats(const Plan& plan, std::span<const float> x, const Kernels& k) {
     std::vector<Stats> stats(plan.param_count, Stats{0.0f, INFINITY, -INFINITY, 0.0f});
-    const uint64_t runs = plan.run_count();
+    const uint64_t runs = grey_quant_layout_runs(&plan);
     for (uint64_t r = 0; r < runs; ++r) {
         Stats& s = stats[r % plan.param_count];
         const float* run = x.data() + r * plan.run_length;
@@ -138,7 +138,7 @@ std::vector<Coding> choose_codings(const Plan& plan, std::span<const float> x, c
         const float alpha = gc::clip_alpha(plan.format, step);
         for (uint64_t p = 0; p < plan.param_count; ++p) codings[p] = gc::make_coding(plan.format, stats[p], alpha);
         std::fill(error.begin(), error.end(), 0.0);
-        for (uint64_t r = 0; r < plan.run_count(); ++r) {
+        for (uint64_t r = 0; r < grey_quant_layout_runs(&plan); ++r) {
             const uint64_t p = r % plan.param_count;
             const auto run = x.subspan(r * plan.run_length, plan.run_length);
             encode_run(plan.format, codings[p], run, codes.data(), k);
@@ -206,7 +206,7 @@ Coding load_coding(const Plan& plan, std::span<const std::byte> in, uint64_t p) 
             c.d_mul = f16_to_f32(load_u16(block));
             c.d_add = f16_to_f32(load_u16(block + 2));
             break;
-        default: fail(GREY_ERROR_INTERNAL, "unhandled quantization format");
+        default: throw std::logic_error("unhandled quantization format");
     }
     return c;
 }
@@ -244,7 +244,7 @@ std::vector<float> to_f32(grey_dtype dtype, std::span<const std::byte> source, u
     }
     for (uint64_t i = 0; i < elements; ++i)
         if (!std::isfinite(out[i]))
-            fail(GREY_ERROR_INVALID_ARGUMENT, gc::non_finite_message(i, std::isnan(out[i])));
+            throw std::invalid_argument(gc::non_finite_message(i, std::isnan(out[i])));
     return out;
 }
 
@@ -265,7 +265,7 @@ void quantize(const Plan& plan, std::span<const float> x, std::span<std::byte> o
     // Formats with fp16 parameters are grouped (set p is run p), so set p covers the elements of run p.
     for (uint64_t p = 0; p < plan.param_count; ++p)
         if (gc::overflows(codings[p]))
-            fail(GREY_ERROR_INVALID_ARGUMENT, gc::f16_overflow_message(plan.format, p * plan.run_length, plan.run_length));
+            throw std::invalid_argument(gc::f16_overflow_message(plan.format, p * plan.run_length, plan.run_length));
 
     std::byte* params = out.data() + plan.codes_bytes;
     for (uint64_t p = 0; p < plan.param_count; ++p) {
@@ -284,7 +284,7 @@ void quantize(const Plan& plan, std::span<const float> x, std::span<std::byte> o
     }
 
     std::vector<int8_t> codes(plan.run_length);
-    for (uint64_t r = 0; r < plan.run_count(); ++r) {
+    for (uint64_t r = 0; r < grey_quant_layout_runs(&plan); ++r) {
         const uint64_t p = r % plan.param_count;
         const uint64_t first = r * plan.run_length;
         encode_run(plan.format, codings[p], x.subspan(first, plan.run_length), codes.data(), k);
@@ -312,7 +312,7 @@ void quantize(const Plan& plan, std::span<const float> x, std::span<std::byte> o
                 store_u16(out.data() + 20 * r + 2, codings[p].min16);
                 pack_ggml_nibbles(codes.data(), out.data() + 20 * r + 4);
                 break;
-            default: fail(GREY_ERROR_INTERNAL, "unhandled quantization format");
+            default: throw std::logic_error("unhandled quantization format");
         }
     }
 }
@@ -321,7 +321,7 @@ void dequantize(const Plan& plan, std::span<const std::byte> in, std::span<float
     std::vector<Coding> codings(plan.param_count);
     for (uint64_t p = 0; p < plan.param_count; ++p) codings[p] = load_coding(plan, in, p);
     std::vector<int8_t> codes(plan.run_length);
-    for (uint64_t r = 0; r < plan.run_count(); ++r) {
+    for (uint64_t r = 0; r < grey_quant_layout_runs(&plan); ++r) {
         const uint64_t p = r % plan.param_count;
         const uint64_t first = r * plan.run_length;
         switch (plan.format) {
@@ -341,7 +341,7 @@ void dequantize(const Plan& plan, std::span<const std::byte> in, std::span<float
             case GREY_QUANT_Q8_0: std::memcpy(codes.data(), in.data() + 34 * r + 2, 32); break;
             case GREY_QUANT_Q4_0: unpack_ggml_nibbles(in.data() + 18 * r + 2, codes.data()); break;
             case GREY_QUANT_Q4_1: unpack_ggml_nibbles(in.data() + 20 * r + 4, codes.data()); break;
-            default: fail(GREY_ERROR_INTERNAL, "unhandled quantization format");
+            default: throw std::logic_error("unhandled quantization format");
         }
         decode_run(plan.format, codings[p], codes.data(), out.subspan(first, plan.run_length), k);
     }

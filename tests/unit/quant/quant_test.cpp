@@ -424,7 +424,7 @@ TEST(QuantKernels, Avx2GivesTheScalarBitsForEveryFormat) {
     for (const auto& c : kCases)
         for (const auto calibration : {GREY_CALIBRATION_RTN, GREY_CALIBRATION_MSE}) {
             SCOPED_TRACE(std::string(c.label) + (calibration == GREY_CALIBRATION_MSE ? " mse" : " rtn"));
-            const auto plan = grey::quant::make_plan(std::vector<uint64_t>{48, 128}, params_of(c, calibration));
+            const auto plan = grey::quant::make_layout(std::vector<uint64_t>{48, 128}, params_of(c, calibration));
             std::vector<std::byte> a(plan.bytes), b(plan.bytes);
             hq::quantize(plan, x, a, scalar);
             hq::quantize(plan, x, b, *avx2);
