@@ -1,5 +1,6 @@
 // Quantization formats: sizes, round-trip error on synthetic Gaussian weights, the MSE calibration, the
 // C API's argument checks, device buffers, and the scalar and AVX2 kernels giving identical bits.
+#include "host/host_backend.hpp"
 #include "host/quant/kernels.hpp"
 #include "host/quant/quantizer.hpp"
 #include "quant/format.hpp"
@@ -404,6 +405,70 @@ TEST(Quant, DeviceBuffersOnTheHostMatchHostMemoryAndOtherBackendsSayUnsupported)
     EXPECT_NE(std::string(grey_last_error()).find("the fake backend has no quantization kernels yet"), std::string::npos) << grey_last_error();
     EXPECT_EQ(grey_quantize_buffer(&desc, source, 0, &p, fake_out, 0, nullptr), GREY_ERROR_INVALID_ARGUMENT);
     for (auto* b : {source, quantized, restored, fake_source, fake_out}) grey_buffer_destroy(b);
+}
+
+// A backend that quantizes but cannot measure (no GREY_BACKEND_CAP_QUANT_ERROR): the runtime reads both
+// tensors back and measures on the host, and says so in a debug log. The zeroquant test plugin writes
+// zeros, which decode to zeros, so the error is the signal itself.
+TEST(Quant, ABackendThatCannotMeasureIsMeasuredOnTheHostAndTheLogSaysSo) {
+    grey::test::LogCapture log;
+    grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
+    options.backend_dir = GREY_TEST_QUANT_PLUGIN_DIR;
+    options.backends = "zeroquant";
+    options.log_level = GREY_LOG_DEBUG;
+    options.log_callback = &grey::test::LogCapture::callback;
+    options.log_user = &log;
+    auto context = grey::test::make_context(options);
+    const auto x = gaussian(4 * 64, 9);
+    const auto desc = desc_of({4, 64});
+    grey_quant_params p = GREY_QUANT_PARAMS_INIT;  // int8, one scale per row
+    uint64_t size = 0;
+    ASSERT_EQ(grey_quant_size(&desc, &p, &size), GREY_OK);
+    grey_buffer *source = nullptr, *quantized = nullptr;
+    ASSERT_EQ(grey_buffer_create(context.get(), 1, x.size() * 4, &source), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_create(context.get(), 1, size, &quantized), GREY_OK);
+    ASSERT_EQ(grey_buffer_write(source, 0, x.data(), x.size() * 4), GREY_OK);
+    grey_quant_report report{};
+    report.struct_size = sizeof report;
+    ASSERT_EQ(grey_quantize_buffer(&desc, source, 0, &p, quantized, 0, &report), GREY_OK) << grey_last_error();
+    double signal = 0.0, largest = 0.0;
+    for (const float v : x) {
+        signal += static_cast<double>(v) * v;
+        largest = std::max(largest, std::fabs(static_cast<double>(v)));
+    }
+    EXPECT_EQ(report.elements, x.size());
+    EXPECT_EQ(report.sum_squared_error, report.sum_squared_signal);
+    EXPECT_DOUBLE_EQ(report.sum_squared_signal, signal);
+    EXPECT_EQ(report.max_abs_err, largest);
+    EXPECT_TRUE(log.contains("backend 'zeroquant' cannot measure quantization error where the data is")) << "the fallback is logged";
+    grey_buffer_destroy(quantized);
+    grey_buffer_destroy(source);
+}
+
+// A layout that needs a feature the backend does not know is refused, never misread.
+TEST(Quant, TheHostBackendRefusesALayoutFeatureItDoesNotKnow) {
+    grey_backend_vtable vt{};
+    vt.struct_size = sizeof vt;
+    ASSERT_EQ(grey::host::host_backend_entry(GREY_BACKEND_ABI_VERSION, &vt), GREY_OK);
+    ASSERT_TRUE(vt.capabilities & GREY_BACKEND_CAP_QUANT_HOST_MEMORY);
+    const grey_backend_host services{sizeof(grey_backend_host), GREY_BACKEND_ABI_VERSION, nullptr, nullptr, nullptr};
+    void* state = nullptr;
+    ASSERT_EQ(vt.init(&services, &state), GREY_OK);
+    grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+    grey_quant_layout layout = grey::quant::make_layout(std::vector<uint64_t>{2, 32}, p);
+    std::vector<float> x(64, 1.0f);
+    std::vector<std::byte> q(layout.bytes);
+    grey_backend_quant_job job{};
+    job.struct_size = sizeof job;
+    job.layout = &layout;
+    job.plain_dtype = GREY_DTYPE_F32;
+    job.plain = {nullptr, x.data(), 0, x.size() * 4};
+    job.quantized = {nullptr, q.data(), 0, q.size()};
+    EXPECT_EQ(vt.quantize(state, &job), GREY_OK);
+    layout.required_features = 0x80000000u;  // a feature of some later version
+    EXPECT_EQ(vt.quantize(state, &job), GREY_ERROR_UNSUPPORTED);
+    EXPECT_EQ(vt.dequantize(state, &job), GREY_ERROR_UNSUPPORTED);
+    vt.shutdown(state);
 }
 
 // The AVX2 kernels must give the scalar kernels' bits for every format, both calibrations, on fresh
