@@ -148,8 +148,8 @@ grey_qk_args make_args(const Plan& plan, grey_dtype dtype, CUdeviceptr plain, CU
 
 // Launches `function` with enough blocks for `work_threads` threads, but never more than fit on the
 // device at once: the general kernels loop over their work, and a second, partial wave would leave most
-// multiprocessors idle at the end. (Measured on an H100: a grid of one thread per piece of work ran
-// every format slower on those kernels, dequantization by up to 20%.)
+// multiprocessors idle at the end (a grid of one thread per piece of work ran every format slower on
+// those kernels: bench/RESULTS.md, "CUDA kernel design").
 void launch_resident(DeviceRuntime& device, CUfunction function, uint64_t work_threads, unsigned int threads, unsigned int shared_bytes,
                      void** params) {
     const uint64_t wanted = (work_threads + threads - 1) / threads;
@@ -158,10 +158,9 @@ void launch_resident(DeviceRuntime& device, CUfunction function, uint64_t work_t
 }
 
 // Launches a block for every `threads` pieces of work, so that each block makes one pass of its loop.
-// grey_dequant_fast runs faster this way than with a resident grid looping over the tensor: measured on
-// an H200 (bench/cuda_grid_bench.cu), 9% faster for a plain copy and 8-12% for 8- and 4-bit
-// dequantization. Of the quantization kernels, grey_quant_q8_0 does too (F32 to Q8_0: 1.03 of memcpy
-// spread, 0.98 resident), while grey_quant_blocks and grey_quant_rows lost a quarter of their speed.
+// grey_dequant_fast and grey_quant_q8_0 run faster this way than with a resident grid looping over the
+// tensor, while grey_quant_blocks and grey_quant_rows run slower (bench/cuda_grid_bench.cu measures it;
+// bench/RESULTS.md has the figures).
 void launch_spread(DeviceRuntime& device, CUfunction function, uint64_t work_threads, unsigned int threads, void** params) {
     const uint64_t wanted = (work_threads + threads - 1) / threads;
     const auto blocks = static_cast<unsigned int>(std::clamp<uint64_t>(wanted, 1, kMaxGridBlocks));

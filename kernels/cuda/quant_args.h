@@ -10,9 +10,8 @@
 enum { GREY_QK_F32 = 0, GREY_QK_F16 = 1, GREY_QK_BF16 = 2 };
 
 /* Chunks of four elements each thread of grey_dequant_fast takes in one pass of its loop, for every
- * format. Measured on an H200 (bench/RESULTS.md): two chunks beside four took the planar 4-bit formats
- * (INT4, INT4_SYM, NF4; a warp loads their codes a word a lane and shuffles) from 0.945-0.950 of memcpy
- * to 0.957-0.960, and four had cost the other formats 1-2%. */
+ * format: two keeps enough loads in flight for the planar 4-bit formats (a warp loads their codes a word
+ * a lane and shuffles) without the cost four had for the others (bench/RESULTS.md). */
 enum { GREY_QK_DEQUANT_FAST_CHUNKS = 2 };
 
 /* grey_quant_absmax keeps the per-set maxima in shared memory up to this many sets (32 KiB). */

@@ -12,17 +12,14 @@ namespace {
 
 // A warp's 32 slices pass through shared memory on the way in (and, for the ggml formats, on the way
 // out): every global access of the warp then covers contiguous memory, 512 bytes an instruction, where
-// a lane reading its own 128 bytes would touch 32 cache lines an instruction and keep L1 busy
-// (measured: L1 80%, L2 81%, DRAM 66%). A slice takes 128 bytes (8 pieces of 16; F16 and BF16 use the
+// a lane reading its own 128 bytes would touch 32 cache lines an instruction and keep L1 busy. A slice takes 128 bytes (8 pieces of 16; F16 and BF16 use the
 // first 4), with piece w of slice s at position w ^ (s % 8), so that eight lanes reading piece w of
 // their own slices hit eight different bank groups.
 //
 // Each warp has kStages staging areas: while it encodes the slices in one, the next passes' slices are
 // on their way into the others (cp.async), so that a warp's loads stay in flight while it computes.
-// Measured on an H200 against a single area loaded synchronously: two areas took the 4-bit formats
-// from 0.83-0.88 of memcpy to 0.91-0.93 and NF4 from 0.79 to 0.86-0.88; a third area (with two warps a
-// block, so that it fits the 48 KiB of static shared memory) took Q8_0, Q4_0 and Q4_1 from 0.92-0.93
-// to 0.96-0.98. (Q8_0 has since moved to grey_quant_q8_0 below, which keeps its elements in registers.)
+// Three areas (with two warps a block, so that they fit the 48 KiB of static shared memory) beat one and
+// two; bench/RESULTS.md ("CUDA kernel design") has the figures behind this file's choices.
 constexpr int kStagedWarps = GREY_QK_BLOCKS_THREADS / 32;
 constexpr int kStages = 3;
 constexpr int kSlicePieces = 8;
@@ -151,7 +148,7 @@ __device__ __forceinline__ void quantize_blocks(grey_qk_args a, const Tables& ta
         }
         const Coding c = make_coding(kFormat, s, 1.0f);
         // Rare (values too large for fp16 parameters). Carrying a marker through the loop instead, to flag
-        // once at the end, spilled more: measured no faster.
+        // once at the end, spills more registers and gains nothing.
         if (active && overflows(c)) flag_overflow(a, (slice / static_cast<uint32_t>(tile)) * a.run_length);
 
         if constexpr (is_ggml(kFormat)) {

@@ -87,8 +87,7 @@ extern "C" __global__ void __launch_bounds__(256, 4) grey_dequant(grey_qk_args a
 // element count fits 32-bit indices and, for dequantization, every four consecutive elements share a
 // parameter set. The kernels then make no alignment checks, index in 32 bits and divide through
 // multipliers, so that what is left per element is the encode or decode itself: the general kernels
-// above spent three quarters of their instructions on addressing (measured on an H200: about 30
-// instructions an element, DRAM 47-60% busy).
+// above spend most of their instructions on addressing (bench/RESULTS.md, "CUDA kernel design").
 
 namespace {
 
@@ -113,8 +112,8 @@ __device__ __forceinline__ uint32_t spread_nibbles(uint32_t n) {
     return (n & 0xFu) | ((n & 0xF0u) << 4) | ((n & 0xF00u) << 8) | ((n & 0xF000u) << 12);
 }
 
-// Streaming stores (st.global.cs): the output is not read again by this kernel, and marking it so
-// measured up to 1% faster on an H200 (bench/cuda_grid_bench.cu).
+// Streaming stores (st.global.cs): the output is not read again by this kernel, and marking it so is
+// measurably faster (bench/cuda_grid_bench.cu).
 template <int kDtype>
 __device__ __forceinline__ void store4_aligned(uint64_t plain, uint32_t c, const float* y) {
     if (kDtype == GREY_QK_F32) {
@@ -133,7 +132,7 @@ __device__ __forceinline__ void decode_chunk(const grey_qk_args& a, uint32_t c, 
     float y[4];
     // Every fp8 value is an fp16 value, so the hardware conversion through fp16 (two codes an
     // instruction) gives the table's floats (a NaN code gives a NaN either way), and grey_dequant_fast
-    // builds no table there: FP8 dequantization went from 0.954-0.958 of memcpy to 0.963-0.965 on an H200.
+    // builds no table there, which is faster than the table (bench/RESULTS.md).
     if constexpr (kHardwareFp8 && is_fp8(kFormat)) {
         const auto kind = kFormat == kFp8E4M3 ? __NV_E4M3 : __NV_E5M2;
         const __half2_raw low = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(codes & 0xFFFFu), kind);

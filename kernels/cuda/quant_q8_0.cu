@@ -9,9 +9,8 @@
 // per-block work (the division, the reciprocal, the fp16 scale) is shared by eight elements a lane. A
 // lane keeps GREY_QK_Q8_LOADS 16-byte loads in flight; a warp's steps cover contiguous memory, and its
 // blocks pass through shared memory on the way out, so that they leave as whole 16-byte pieces (34-byte
-// blocks are only 2-byte aligned). Measured on an H200 (bench/RESULTS.md), F32: 1.03 of memcpy, where
-// four elements a lane (eight lanes a block, three shuffles) reached 0.98 and the cp.async staging of
-// grey_quant_blocks 0.96.
+// blocks are only 2-byte aligned). This beat four elements a lane (eight lanes a block, three shuffles)
+// and grey_quant_blocks' cp.async staging (bench/RESULTS.md, "CUDA kernel design").
 namespace {
 
 constexpr int kQ8PerLane = 8;        // elements a lane a step
@@ -120,8 +119,8 @@ __device__ __forceinline__ void quantize_q8_0(grey_qk_args a, unsigned char* sta
 
 }  // namespace
 
-// Four blocks a multiprocessor, so at most 64 registers: left alone, the compiler gives the kernel 76
-// (98 for the four-elements-a-lane version, which then ran at 0.69 of memcpy with two blocks).
+// Four blocks a multiprocessor, so at most 64 registers: left alone, the compiler gives the kernel more,
+// and fewer resident blocks leave memory idle.
 extern "C" __global__ void __launch_bounds__(GREY_QK_Q8_THREADS, 4) grey_quant_q8_0(grey_qk_args a) {
     __shared__ __align__(16) unsigned char staged[GREY_QK_Q8_THREADS / 32][kQ8StagedBytes];
     with_dtype(a.dtype, [&]<int kDtype>() { quantize_q8_0<kDtype>(a, staged[threadIdx.x / 32]); });

@@ -11,7 +11,7 @@ namespace {
 // as common/numeric.hpp's linear scan does; a NaN gets code 0). Midpoints lie at least 0.08 apart, so
 // cutting [-1, 1] into 33 buckets of width 1/16 puts at most one in each bucket, and a code costs one
 // table read and one comparison, where a binary search over the midpoints takes four dependent reads
-// (bench/RESULTS.md, "CUDA kernel design"). The bucket only chooses the table entry: the comparison is
+// (bench/RESULTS.md, "CUDA kernel design", has what that was worth). The bucket only chooses the table entry: the comparison is
 // made on `normalized` itself, so the codes stay exact.
 struct Nf4Bucket {
     float midpoint;  // the midpoint inside the bucket, or +inf where there is none
