@@ -68,16 +68,25 @@ void dequantize(benchmark::State& state, const char* f, bool avx2) {
 
 // The public entry points on host memory (grey_quantize, grey_dequantize): the kernels above plus the
 // route a call takes through libgrey (argument checks, the layout, the F32 conversion, the report).
-void api_quantize(benchmark::State& state, const char* f, bool with_report) {
-    grey_quant_params p = GREY_QUANT_PARAMS_INIT;
-    if (grey_quant_params_from_name(f, &p) != GREY_OK) return state.SkipWithError(grey_last_error());
-    grey_tensor_desc desc = GREY_TENSOR_DESC_INIT;
+// The parameters, F32 descriptor and quantized size of the bench's tensor in format `f`; false (and the
+// state skipped with the error) when a call fails.
+bool api_case(benchmark::State& state, const char* f, grey_quant_params& p, grey_tensor_desc& desc, uint64_t& size) {
+    p = GREY_QUANT_PARAMS_INIT;
+    desc = GREY_TENSOR_DESC_INIT;
     desc.dtype = GREY_DTYPE_F32;
     desc.rank = 2;
     desc.shape[0] = kRows;
     desc.shape[1] = kCols;
+    if (grey_quant_params_from_name(f, &p) == GREY_OK && grey_quant_size(&desc, &p, &size) == GREY_OK) return true;
+    state.SkipWithError(grey_last_error());
+    return false;
+}
+
+void api_quantize(benchmark::State& state, const char* f, bool with_report) {
+    grey_quant_params p;
+    grey_tensor_desc desc;
     uint64_t size = 0;
-    if (grey_quant_size(&desc, &p, &size) != GREY_OK) return state.SkipWithError(grey_last_error());
+    if (!api_case(state, f, p, desc, size)) return;
     const auto& x = weights();
     std::vector<std::byte> out(size);
     grey_quant_report report{};
@@ -91,15 +100,10 @@ void api_quantize(benchmark::State& state, const char* f, bool with_report) {
 }
 
 void api_dequantize(benchmark::State& state, const char* f) {
-    grey_quant_params p = GREY_QUANT_PARAMS_INIT;
-    if (grey_quant_params_from_name(f, &p) != GREY_OK) return state.SkipWithError(grey_last_error());
-    grey_tensor_desc desc = GREY_TENSOR_DESC_INIT;
-    desc.dtype = GREY_DTYPE_F32;
-    desc.rank = 2;
-    desc.shape[0] = kRows;
-    desc.shape[1] = kCols;
+    grey_quant_params p;
+    grey_tensor_desc desc;
     uint64_t size = 0;
-    if (grey_quant_size(&desc, &p, &size) != GREY_OK) return state.SkipWithError(grey_last_error());
+    if (!api_case(state, f, p, desc, size)) return;
     const auto& x = weights();
     std::vector<std::byte> q(size);
     if (grey_quantize(&desc, x.data(), x.size() * 4, &p, q.data(), size, nullptr) != GREY_OK) return state.SkipWithError(grey_last_error());

@@ -25,62 +25,23 @@
 #ifdef __cplusplus
 namespace grey::common {
 
-GREY_FN_FORCE float mul_rn(float a, float b) {
+// mul_rn, add_rn, sub_rn, div_rn on float and dmul_rn, dadd_rn, dsub_rn, ddiv_rn on double.
 #if defined(__CUDA_ARCH__)
-    return __fmul_rn(a, b);
+#define GREY_ROUNDED(name, type, intrinsic, op) \
+    GREY_FN_FORCE type name(type a, type b) { return intrinsic(a, b); }
 #else
-    return a * b;
+#define GREY_ROUNDED(name, type, intrinsic, op) \
+    GREY_FN_FORCE type name(type a, type b) { return a op b; }
 #endif
-}
-GREY_FN_FORCE float add_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-    return __fadd_rn(a, b);
-#else
-    return a + b;
-#endif
-}
-GREY_FN_FORCE float sub_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-    return __fsub_rn(a, b);
-#else
-    return a - b;
-#endif
-}
-GREY_FN_FORCE float div_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-    return __fdiv_rn(a, b);
-#else
-    return a / b;
-#endif
-}
-GREY_FN_FORCE double dmul_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-    return __dmul_rn(a, b);
-#else
-    return a * b;
-#endif
-}
-GREY_FN_FORCE double dadd_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-    return __dadd_rn(a, b);
-#else
-    return a + b;
-#endif
-}
-GREY_FN_FORCE double dsub_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-    return __dsub_rn(a, b);
-#else
-    return a - b;
-#endif
-}
-GREY_FN_FORCE double ddiv_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-    return __ddiv_rn(a, b);
-#else
-    return a / b;
-#endif
-}
+GREY_ROUNDED(mul_rn, float, __fmul_rn, *)
+GREY_ROUNDED(add_rn, float, __fadd_rn, +)
+GREY_ROUNDED(sub_rn, float, __fsub_rn, -)
+GREY_ROUNDED(div_rn, float, __fdiv_rn, /)
+GREY_ROUNDED(dmul_rn, double, __dmul_rn, *)
+GREY_ROUNDED(dadd_rn, double, __dadd_rn, +)
+GREY_ROUNDED(dsub_rn, double, __dsub_rn, -)
+GREY_ROUNDED(ddiv_rn, double, __ddiv_rn, /)
+#undef GREY_ROUNDED
 
 }  // namespace grey::common
 #endif
