@@ -46,7 +46,7 @@ typedef struct grey_qk_args {
     uint64_t plain;        /* the F32/F16/BF16 tensor: read by quantize, written by dequantize */
     uint64_t quantized;    /* the layout of docs/quantization.md */
     uint64_t elements;
-    uint64_t run_length;   /* elements sharing one parameter set in a row (runtime/quant/format.hpp) */
+    uint64_t run_length;   /* elements sharing one parameter set in a row (common/quant_layout.h) */
     uint64_t param_count;  /* run r uses parameter set r % param_count */
     uint64_t codes_bytes;  /* planar formats: where the parameter arrays begin */
     uint64_t flags;        /* device address of a grey_qk_flags (quantize) */
