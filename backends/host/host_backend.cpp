@@ -7,6 +7,7 @@
 #include "host/host_probe.hpp"
 #include "host/quant/quantizer.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -217,21 +218,36 @@ const grey_quant_layout& layout_of(const grey_backend_quant_job& job) {
     return *job.layout;
 }
 
+// The error of `quantized` against `reference`, decoded a slice at a time so that measuring takes a
+// fixed amount of memory whatever the tensor's size; the sums run in the order they would over the whole
+// tensor, so the result is the same.
+grey::common::ErrorSums measure(const grey_quant_layout& layout, std::span<const float> reference, std::span<const std::byte> quantized,
+                                const quant::Kernels& kernels) {
+    constexpr uint64_t kSlice = uint64_t{1} << 20;  // elements: a multiple of every block and group size
+    std::vector<float> decoded(static_cast<std::size_t>(std::min(layout.elements, kSlice)));
+    grey::common::ErrorSums sums;
+    for (uint64_t first = 0; first < layout.elements; first += kSlice) {
+        const std::span<float> slice(decoded.data(), static_cast<std::size_t>(std::min(kSlice, layout.elements - first)));
+        quant::dequantize_range(layout, quantized, first, slice, kernels);
+        sums.add(reference.data() + first, slice.data(), slice.size());
+    }
+    return sums;
+}
+
 // The host reference of the quantization slots, on host buffers and host memory alike: the route of
 // grey_quantize and grey_dequantize too.
 grey_status host_quantize(void* state, const grey_backend_quant_job* job) {
     return guard_quant(state, "quantizing", [&] {
         const auto& kernels = quant::best_kernels();
         const grey_quant_layout& layout = layout_of(*job);
-        const auto values = quant::to_f32(job->plain_dtype, bytes_of(job->plain), layout.elements, kernels);
+        // F32 input is read where it lies (often a mapped model file): no copy of the tensor.
+        std::vector<float> converted;
+        const auto values = quant::as_f32(job->plain_dtype, bytes_of(job->plain), layout.elements, kernels, converted);
         const auto out = bytes_of(job->quantized).first(static_cast<std::size_t>(layout.bytes));
         quant::quantize(layout, values, out, kernels);
         if (job->error == nullptr) return;
         // Measured here, where the reference already is in float32.
-        std::vector<float> decoded(values.size());
-        quant::dequantize(layout, out, decoded, kernels);
-        grey::common::ErrorSums sums;
-        sums.add(values.data(), decoded.data(), values.size());
+        const auto sums = measure(layout, values, out, kernels);
         job->error->elements = sums.elements;
         job->error->sum_squared_signal = sums.sum_squared_signal;
         job->error->sum_squared_error = sums.sum_squared_error;

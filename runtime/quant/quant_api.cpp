@@ -14,6 +14,7 @@
 #include "quant/format.hpp"
 #include "quant/measure.hpp"
 
+#include <cstring>
 #include <vector>
 
 namespace grey::quant {
