@@ -98,8 +98,8 @@ audit::Checkpoint load_checkpoint(const std::string& path) {
 grey_status prove(const char* log_path, audit::ProofKind kind, uint64_t first, uint64_t size, char* buffer, size_t buffer_size,
                   size_t* out_length) {
     return abi_guard([&] {
-        const audit::MappedFile file(required_path(log_path, "log_path"));
-        grey::copy_out_text(audit::encode_proof(audit::build_proof(file.bytes(), kind, first, size)), buffer, buffer_size, out_length);
+        const grey::MappedFile file = audit::map_log(required_path(log_path, "log_path"));
+        grey::copy_out_text(audit::encode_proof(audit::build_proof(file.octets(), kind, first, size)), buffer, buffer_size, out_length);
     });
 }
 }  // namespace
@@ -226,8 +226,8 @@ grey_status grey_audit_verify(const grey_audit_verify_options* options, grey_aud
         }
         audit::PkeyPtr public_key;
         if (options->public_key_path != nullptr) public_key = audit::ed25519_read_public(options->public_key_path);
-        const audit::MappedFile file(log_path);
-        const audit::VerifyReport report = audit::verify_log(file.bytes(), keys, checkpoints, public_key.get());
+        const grey::MappedFile file = audit::map_log(log_path);
+        const audit::VerifyReport report = audit::verify_log(file.octets(), keys, checkpoints, public_key.get());
         grey::copy_out_struct(to_c(report), out_report, sizeof(grey_audit_report), "out_report");
     });
 }
@@ -235,8 +235,8 @@ grey_status grey_audit_verify(const grey_audit_verify_options* options, grey_aud
 grey_status grey_audit_records_json(const char* log_path, uint64_t from, uint64_t max_records, char* buffer,
                                     size_t buffer_size, size_t* out_length) {
     return abi_guard([&] {
-        const audit::MappedFile file(required_path(log_path, "log_path"));
-        const auto log = audit::parse_log(file.bytes());
+        const grey::MappedFile file = audit::map_log(required_path(log_path, "log_path"));
+        const auto log = audit::parse_log(file.octets());
         if (!log) fail(GREY_ERROR_CORRUPT, std::string("'") + log_path + "' is not a grey audit log");
         audit::Sha256 sha;
         nlohmann::ordered_json records = nlohmann::ordered_json::array();
@@ -324,8 +324,8 @@ grey_status grey_proof_verify(const char* log_path, const char* key_path, const 
     return abi_guard([&] {
         require_non_null(out_report, "out_report");
         audit::KeyChain keys = verifier_keys(required_path(key_path, "key_path"));
-        const audit::MappedFile file(required_path(log_path, "log_path"));
-        const audit::ArtifactCheck check = audit::check_artifact(file.bytes(), keys, required_path(artifact_path, "artifact_path"));
+        const grey::MappedFile file = audit::map_log(required_path(log_path, "log_path"));
+        const audit::ArtifactCheck check = audit::check_artifact(file.octets(), keys, required_path(artifact_path, "artifact_path"));
         grey_proof_report report{};
         report.struct_size = sizeof report;
         report.verified = check.log.cause == audit::Cause::Intact && check.record.has_value() ? 1u : 0u;

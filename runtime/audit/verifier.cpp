@@ -2,31 +2,13 @@
 
 #include "audit/merkle.hpp"
 #include "audit/parallel.hpp"
-#include "audit/secure_file.hpp"
 #include "core/error.hpp"
 
 #include <algorithm>
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 
 namespace grey::audit {
 
-MappedFile::MappedFile(const std::string& path) {
-    // Mapped, not read: its size costs address space, not memory, so no limit beyond the file's own.
-    const RegularFile file = open_regular_file(path, UINT64_MAX, O_RDONLY, "audit log");
-    const UniqueFd& fd = file.fd;
-    size_ = static_cast<size_t>(file.size);
-    if (size_ == 0) return;
-    // Every byte is read, so the pages are mapped up front rather than faulted in one by one.
-    void* map = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd.get(), 0);
-    if (map == MAP_FAILED) fail(GREY_ERROR_IO, "cannot map '" + path + "': " + errno_text());
-    data_ = static_cast<const uint8_t*>(map);
-}
-
-MappedFile::~MappedFile() {
-    if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
-}
+grey::MappedFile map_log(const std::string& path) { return {path, "audit log", grey::MappedFile::Paging::up_front}; }
 
 std::optional<ParsedLog> parse_log(Bytes file) {
     auto header = parse_header(file);

@@ -7,6 +7,7 @@
 #include "audit/key_schedule.hpp"
 #include "audit/merkle.hpp"
 #include "audit/record_format.hpp"
+#include "core/mapped_file.hpp"
 
 #include <optional>
 #include <string>
@@ -47,18 +48,7 @@ struct ParsedLog {
 };
 std::optional<ParsedLog> parse_log(Bytes file);
 
-// A read-only memory map of a whole file.
-class MappedFile {
-public:
-    explicit MappedFile(const std::string& path);
-    ~MappedFile();
-    MappedFile(const MappedFile&) = delete;
-    MappedFile& operator=(const MappedFile&) = delete;
-    [[nodiscard]] Bytes bytes() const { return {data_, size_}; }
-
-private:
-    const uint8_t* data_ = nullptr;
-    size_t size_ = 0;
-};
+// An audit log mapped whole, its pages read in up front: verifying reads every byte.
+grey::MappedFile map_log(const std::string& path);
 
 }  // namespace grey::audit

@@ -117,9 +117,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         return 0;  // refused: fine, whatever the reason
     }
     // It appended: the log must verify, and the key must not have run ahead of the records.
-    const MappedFile written(log_path);
+    const grey::MappedFile written = map_log(log_path);
     KeyChain keys(initial_key());
-    const VerifyReport report = verify_log(written.bytes(), keys, {}, nullptr);
+    const VerifyReport report = verify_log(written.octets(), keys, {}, nullptr);
     if (report.cause != Cause::Intact) __builtin_trap();
     const KeyFile key = read_key_file(key_path);
     if (key.epoch != report.last_epoch) __builtin_trap();

@@ -3,7 +3,6 @@
 // tensor. The large files are sparse: they take a few KiB of disk whatever size they claim.
 #include "child_process.hpp"
 #include "core/error.hpp"
-#include "model/mapped_file.hpp"
 #include "model/model_file.hpp"
 #include "test_support.hpp"
 

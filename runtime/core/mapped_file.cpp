@@ -1,4 +1,4 @@
-#include "model/mapped_file.hpp"
+#include "core/mapped_file.hpp"
 
 #include "core/error.hpp"
 #include "core/regular_file.hpp"
@@ -7,15 +7,18 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-namespace grey::model {
+namespace grey {
 
-MappedFile::MappedFile(const std::filesystem::path& path) {
+static_assert(sizeof(off_t) <= sizeof(std::size_t), "every regular file's size must fit a mapping's length");
+
+MappedFile::MappedFile(const std::string& path, const std::string& what, Paging paging) {
     struct stat info {};
-    const FileDescriptor file = open_regular_file(path.string(), "model file", &info);
+    const FileDescriptor file = open_regular_file(path, what, &info);
     size_ = static_cast<std::size_t>(info.st_size);
     if (size_ == 0) return;  // mmap refuses a zero length; an empty file is an empty span
-    void* mapped = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, file.get(), 0);
-    if (mapped == MAP_FAILED) fail_errno(path.string(), "map", errno);
+    const int flags = MAP_PRIVATE | (paging == Paging::up_front ? MAP_POPULATE : 0);
+    void* mapped = ::mmap(nullptr, size_, PROT_READ, flags, file.get(), 0);
+    if (mapped == MAP_FAILED) fail_errno(path, ("map " + what).c_str(), errno);
     data_ = static_cast<const std::byte*>(mapped);
 }
 
@@ -38,4 +41,4 @@ void MappedFile::evict(std::span<const std::byte> range) const noexcept {
     ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
-}  // namespace grey::model
+}  // namespace grey
