@@ -15,7 +15,11 @@
  *  - Every slot returns grey_status. On failure it reports detail through host->set_error on the
  *    calling thread before returning; the message becomes grey_last_error().
  *  - A backend never calls back up into the runtime's capabilities; the host services below (logging,
- *    error text, field reasons) are the only calls it makes into libgrey.
+ *    error text, field reasons) are the only calls it makes into libgrey. No C++ exception ever crosses
+ *    a slot: a C++ backend catches everything and reports a status and set_error.
+ *  - A backend includes this header, grey.h and the neutral layer common/ (numeric conversions,
+ *    checksum, quantization rules and layout), never a runtime header, and compiles no runtime source
+ *    (tests/layering checks both).
  *  - Object model: backend -> devices (0..device_count-1) -> buffers, each owned by one device.
  *  - Calls into one backend instance may come from several threads; the backend synchronises itself.
  */
@@ -28,7 +32,10 @@
 extern "C" {
 #endif
 
-#define GREY_BACKEND_ABI_VERSION 1u
+/* 2 (0.2): quantization jobs carry the layout the runtime computed (common/quant_layout.h) and where
+ * their tensors are (a buffer, or host memory for backends that accept it), the error report is measured
+ * where the data is, and the vtable ends with capability bits. */
+#define GREY_BACKEND_ABI_VERSION 2u
 #define GREY_BACKEND_ENTRY_SYMBOL "grey_backend_entry"
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -53,18 +60,57 @@ typedef struct grey_field_reasons {
     void (*set)(void* sink_data, grey_field field, const char* reason);
 } grey_field_reasons;
 
-/* One quantize or dequantize call (see the vtable's quantize slot). */
+/* The handle of a buffer inside the backend; opaque to libgrey. */
+typedef struct grey_backend_buffer grey_backend_buffer;
+
+/* Where one tensor of a job lies: `size` bytes at `offset` of `buffer`, a buffer of this backend; or,
+ * when `buffer` is NULL, `size` bytes of host memory at `host`, valid for the length of the call (only
+ * backends with GREY_BACKEND_CAP_QUANT_HOST_MEMORY are given host memory). The runtime has checked that
+ * the range lies inside the buffer. Fixed: this struct never grows, so jobs may hold it by value. */
+typedef struct grey_backend_memory {
+    grey_backend_buffer* buffer;
+    void* host;
+    uint64_t offset;
+    uint64_t size;
+} grey_backend_memory;
+
+/* A quantization's error against its reference, summed in float64 (common/quant_error.hpp): sum x^2,
+ * sum (x - y)^2 and max |x - y| over `elements` elements, x the plain tensor, y its dequantized form.
+ * An output struct: the runtime sets struct_size. */
+typedef struct grey_backend_quant_error {
+    uint32_t struct_size;
+    uint32_t reserved0;
+    uint64_t elements;
+    double sum_squared_signal;
+    double sum_squared_error;
+    double max_abs_error;
+} grey_backend_quant_error;
+
+/* The layout of a quantized tensor, computed once by the runtime: defined in common/quant_layout.h,
+ * which plugins built in this repository include (it holds a field backends must check, required_features). */
+struct grey_quant_layout;
+
+/* One quantize or dequantize call (the vtable's quantize and dequantize slots). */
 typedef struct grey_backend_quant_job {
     uint32_t struct_size;
     uint32_t reserved0;
-    grey_tensor_desc tensor;     /* the plain tensor: the source of quantize, the result of dequantize */
-    grey_quant_params params;
-    uint64_t plain_bytes;        /* bytes of `tensor` */
-    uint64_t quantized_bytes;    /* grey_quant_size of it */
+    const struct grey_quant_layout* layout; /* computed and checked by the runtime; refuse unknown
+                                               layout->required_features bits with UNSUPPORTED */
+    grey_dtype plain_dtype;                 /* F32, F16 or BF16: read by quantize, written by dequantize */
+    uint32_t reserved1;
+    grey_backend_memory plain;              /* layout->elements of plain_dtype */
+    grey_backend_memory quantized;          /* layout->bytes, in the layout */
+    /* quantize only, and only for backends with GREY_BACKEND_CAP_QUANT_ERROR: when not NULL, also
+     * measure the quantized tensor against `plain` where the data is, filling every member after
+     * struct_size. NULL: measure nothing. */
+    grey_backend_quant_error* error;
 } grey_backend_quant_job;
 
-/* The handle of a buffer inside the backend; opaque to libgrey. */
-typedef struct grey_backend_buffer grey_backend_buffer;
+/* Capability bits of grey_backend_vtable.capabilities. */
+/* quantize and dequantize accept host memory (grey_backend_memory.buffer NULL) for either tensor. */
+#define GREY_BACKEND_CAP_QUANT_HOST_MEMORY 0x1u
+/* quantize fills job->error when it is given (the runtime then reads nothing back to measure). */
+#define GREY_BACKEND_CAP_QUANT_ERROR 0x2u
 
 typedef struct grey_backend_vtable {
     uint32_t struct_size;  /* sizeof(grey_backend_vtable) as the plugin was compiled */
@@ -111,26 +157,27 @@ typedef struct grey_backend_vtable {
     grey_status (*buffer_checksum)(void* state, grey_backend_buffer* buffer, uint64_t offset, uint64_t size_bytes,
                                    uint64_t* out_checksum);
 
-    /* Quantization (optional). `job` has been validated and its sizes computed by the runtime; the
-     * ranges lie inside the buffers, and both buffers are on the same device of this backend.
-     * quantize reads job->plain_bytes of job->tensor (F32, F16 or BF16) at source_offset and writes
-     * job->quantized_bytes in the layout of docs/quantization.md at destination_offset; dequantize is the
-     * reverse, writing job->tensor.dtype. The result must equal the host backend's bit for bit for the
-     * integer formats (the conformance rule, docs/architecture.md). NULL: the runtime answers
-     * GREY_ERROR_UNSUPPORTED. */
-    grey_status (*quantize)(void* state, const struct grey_backend_quant_job* job, grey_backend_buffer* source,
-                            uint64_t source_offset, grey_backend_buffer* destination, uint64_t destination_offset);
-    grey_status (*dequantize)(void* state, const struct grey_backend_quant_job* job, grey_backend_buffer* source,
-                              uint64_t source_offset, grey_backend_buffer* destination, uint64_t destination_offset);
+    /* Quantization (optional). `job` has been validated and its layout computed by the runtime; the
+     * ranges lie inside their buffers, and buffers are on one device of this backend. quantize reads
+     * the plain tensor and writes the quantized one in the layout of docs/quantization.md (measuring the
+     * error too when job->error is set); dequantize is the reverse, writing job->plain_dtype. The bytes
+     * must equal the host backend's (the conformance rule, docs/architecture.md). A NaN or infinite input,
+     * or a group too large for its fp16 parameters, fails with GREY_ERROR_INVALID_ARGUMENT in the words
+     * of common/quant_text.hpp. NULL: the runtime answers GREY_ERROR_UNSUPPORTED. */
+    grey_status (*quantize)(void* state, const grey_backend_quant_job* job);
+    grey_status (*dequantize)(void* state, const grey_backend_quant_job* job);
 
     /* The address of a buffer's memory, for grey_buffer_map (optional: NULL makes grey_buffer_map answer
      * GREY_ERROR_UNSUPPORTED). Fill `kind`, `address` and `vendor_device` of `out_mapping`; the runtime has
      * zeroed it and fills struct_size and size_bytes itself, and counts the mappings (a backend whose
      * buffers are plain memory keeps no state for them). The address must stay valid until buffer_free. */
     grey_status (*buffer_map)(void* state, grey_backend_buffer* buffer, grey_buffer_mapping* out_mapping);
+
+    /* Appended in 0.2: GREY_BACKEND_CAP_* bits. Without one, the runtime does not rely on what it says. */
+    uint64_t capabilities;
 } grey_backend_vtable;
 
-/* The vtable size of the first ABI-1 plugins: everything up to the appended slots is required. */
+/* The vtable size of the smallest plugin the loader accepts: everything up to the appended slots. */
 #define GREY_BACKEND_VTABLE_MIN_SIZE offsetof(grey_backend_vtable, memory_stats)
 
 /* The one symbol a plugin exports. `host_abi_version` is the loader's GREY_BACKEND_ABI_VERSION;

@@ -10,7 +10,6 @@
 #include "cuda/nvml.hpp"
 #include "cuda/probe.hpp"
 #include "cuda/quantizer.hpp"
-#include "core/error.hpp"
 
 #include <cstring>
 #include <memory>
@@ -61,8 +60,6 @@ template <typename Body>
 grey_status guarded(const grey_backend_host* host, Body&& body) noexcept {
     try {
         return body();
-    } catch (const grey::Error& e) {  // the shared runtime code (quantization geometry) reports so
-        return report(host, e.status(), e.what());
     } catch (const PoolOutOfMemory& e) {
         return report(host, GREY_ERROR_OUT_OF_MEMORY, e.what());
     } catch (const DriverError& e) {
@@ -71,6 +68,8 @@ grey_status guarded(const grey_backend_host* host, Body&& body) noexcept {
         return report(host, GREY_ERROR_OUT_OF_MEMORY, "out of host memory");
     } catch (const std::invalid_argument& e) {
         return report(host, GREY_ERROR_INVALID_ARGUMENT, e.what());
+    } catch (const std::domain_error& e) {  // a request this backend does not know how to serve
+        return report(host, GREY_ERROR_UNSUPPORTED, e.what());
     } catch (const std::exception& e) {
         return report(host, GREY_ERROR_INTERNAL, e.what());
     } catch (...) {
@@ -254,21 +253,27 @@ grey_status cuda_buffer_checksum(void* state, grey_backend_buffer* b, uint64_t o
     });
 }
 
-// Both buffers are on one device of this backend (the runtime checked).
-grey_status cuda_quantize(void* state, const grey_backend_quant_job* job, grey_backend_buffer* source, uint64_t source_offset,
-                          grey_backend_buffer* destination, uint64_t destination_offset) {
+// The device address of a job's tensor. This backend declares no GREY_BACKEND_CAP_QUANT_HOST_MEMORY, so the
+// runtime hands it only buffers, all on one device (it checked).
+CUdeviceptr address_of(const grey_backend_memory& memory) {
+    if (memory.buffer == nullptr) throw std::logic_error("the runtime handed host memory to a backend that takes only buffers");
+    return memory.buffer->pointer + memory.offset;
+}
+
+grey_status cuda_quantize(void* state, const grey_backend_quant_job* job) {
     CudaState& s = state_of(state);
     return guarded(s.host, [&] {
-        quantize(runtime(s, source->device), *job, source->pointer + source_offset, destination->pointer + destination_offset);
+        const CUdeviceptr plain = address_of(job->plain), quantized = address_of(job->quantized);
+        quantize(runtime(s, job->plain.buffer->device), *job, plain, quantized);
         return GREY_OK;
     });
 }
 
-grey_status cuda_dequantize(void* state, const grey_backend_quant_job* job, grey_backend_buffer* source, uint64_t source_offset,
-                            grey_backend_buffer* destination, uint64_t destination_offset) {
+grey_status cuda_dequantize(void* state, const grey_backend_quant_job* job) {
     CudaState& s = state_of(state);
     return guarded(s.host, [&] {
-        dequantize(runtime(s, source->device), *job, source->pointer + source_offset, destination->pointer + destination_offset);
+        const CUdeviceptr quantized = address_of(job->quantized), plain = address_of(job->plain);
+        dequantize(runtime(s, job->quantized.buffer->device), *job, quantized, plain);
         return GREY_OK;
     });
 }
@@ -312,6 +317,7 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.quantize = cuda_quantize;
     vt.dequantize = cuda_dequantize;
     vt.buffer_map = cuda_buffer_map;
+    vt.capabilities = GREY_BACKEND_CAP_QUANT_ERROR;
     // An older loader has room for fewer slots: fill only what it has.
     const uint32_t room = out->struct_size < sizeof vt ? out->struct_size : static_cast<uint32_t>(sizeof vt);
     vt.struct_size = room;

@@ -49,18 +49,26 @@ Kernels::Kernels(const Driver& driver)
       checksum(module.function("grey_checksum")) {}
 
 QuantKernels::QuantKernels(const Driver& driver)
-    : module(driver, quant_kernel_fatbin(), "the embedded quantization fatbin"),
-      blocks(module.function("grey_quant_blocks")),
-      q8_0(module.function("grey_quant_q8_0")),
-      grouped8(module.function("grey_quant_grouped8")),
-      grouped16(module.function("grey_quant_grouped16")),
-      rows(module.function("grey_quant_rows")),
-      absmax(module.function("grey_quant_absmax")),
-      params(module.function("grey_quant_params")),
-      search(module.function("grey_quant_search")),
-      encode(module.function("grey_quant_encode")),
-      dequant(module.function("grey_dequant")),
-      dequant_fast(module.function("grey_dequant_fast")) {}
+    : blocks_module(driver, quant_kernel_fatbin(QuantFamily::blocks), "the embedded quantization fatbin (blocks)"),
+      q8_0_module(driver, quant_kernel_fatbin(QuantFamily::q8_0), "the embedded quantization fatbin (q8_0)"),
+      grouped_module(driver, quant_kernel_fatbin(QuantFamily::grouped), "the embedded quantization fatbin (grouped)"),
+      rows_module(driver, quant_kernel_fatbin(QuantFamily::rows), "the embedded quantization fatbin (rows)"),
+      global_module(driver, quant_kernel_fatbin(QuantFamily::global), "the embedded quantization fatbin (global)"),
+      search_module(driver, quant_kernel_fatbin(QuantFamily::search), "the embedded quantization fatbin (search)"),
+      dequantize_module(driver, quant_kernel_fatbin(QuantFamily::dequantize), "the embedded quantization fatbin (dequantize)"),
+      measure_module(driver, quant_kernel_fatbin(QuantFamily::measure), "the embedded quantization fatbin (measure)"),
+      blocks(blocks_module.function("grey_quant_blocks")),
+      q8_0(q8_0_module.function("grey_quant_q8_0")),
+      grouped8(grouped_module.function("grey_quant_grouped8")),
+      grouped16(grouped_module.function("grey_quant_grouped16")),
+      rows(rows_module.function("grey_quant_rows")),
+      absmax(global_module.function("grey_quant_absmax")),
+      params(global_module.function("grey_quant_param_sets")),
+      encode(global_module.function("grey_quant_encode")),
+      search(search_module.function("grey_quant_search")),
+      dequant(dequantize_module.function("grey_dequant")),
+      dequant_fast(dequantize_module.function("grey_dequant_fast")),
+      measure(measure_module.function("grey_quant_measure")) {}
 
 DeviceRuntime::DeviceRuntime(const Driver& driver, CUdevice device, uint64_t memory_bytes)
     : driver_(driver), context_(driver, device) {

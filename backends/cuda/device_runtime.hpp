@@ -16,9 +16,12 @@
 
 namespace grey::cuda {
 
-// The embedded fatbins (fatbin_embed.cpp): fill/copy/checksum, and quantization.
+// The quantization kernels' families: each kernels/cuda/quant_<family>.cu is its own fatbin and module.
+enum class QuantFamily { blocks, q8_0, grouped, rows, global, search, dequantize, measure };
+
+// The embedded fatbins (fatbin_embed.cpp): fill/copy/checksum, and each quantization family.
 std::span<const unsigned char> kernel_fatbin();
-std::span<const unsigned char> quant_kernel_fatbin();
+std::span<const unsigned char> quant_kernel_fatbin(QuantFamily family);
 
 class PrimaryContext {
 public:
@@ -97,22 +100,23 @@ struct Kernels {
     CUfunction checksum;
 };
 
-// The kernels of kernels/cuda/grey_quant.cu.
+// The quantization kernels of kernels/cuda/quant_*.cu, a module per family.
 struct QuantKernels {
     explicit QuantKernels(const Driver& driver);
 
-    Module module;
+    Module blocks_module, q8_0_module, grouped_module, rows_module, global_module, search_module, dequantize_module, measure_module;
     CUfunction blocks;     // a lane per 32 elements (aligned tensors)
     CUfunction q8_0;       // Q8_0, elements in registers (aligned tensors)
     CUfunction grouped8;   // eight elements a thread
     CUfunction grouped16;  // sixteen
     CUfunction rows;
     CUfunction absmax;
-    CUfunction params;
-    CUfunction search;
+    CUfunction params;     // grey_quant_param_sets
     CUfunction encode;
+    CUfunction search;
     CUfunction dequant;
     CUfunction dequant_fast;  // aligned tensors, 32-bit indices
+    CUfunction measure;       // the error report, on the device
 };
 
 class DeviceRuntime {

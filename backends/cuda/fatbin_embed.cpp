@@ -1,11 +1,11 @@
-// Embeds the kernels' fatbins, built by nvcc from kernels/cuda/ at build time (GREY_CUDA_FATBIN_PATH,
-// GREY_CUDA_QUANT_FATBIN_PATH), into the plugin's read-only data. .incbin keeps the bytes out of any
+// Embeds the kernels' fatbins, built by nvcc from kernels/cuda/ at build time (GREY_CUDA_FATBIN_PATH and
+// one GREY_CUDA_QUANT_<family>_FATBIN_PATH per quantization family), into the plugin's read-only data. .incbin keeps the bytes out of any
 // generated source file, and the 64-byte alignment satisfies cuModuleLoadData's requirement for fatbin
 // images.
 #include "cuda/device_runtime.hpp"
 
-#if !defined(GREY_CUDA_FATBIN_PATH) || !defined(GREY_CUDA_QUANT_FATBIN_PATH)
-#error "GREY_CUDA_FATBIN_PATH and GREY_CUDA_QUANT_FATBIN_PATH must name the fatbins built from kernels/cuda"
+#if !defined(GREY_CUDA_FATBIN_PATH) || !defined(GREY_CUDA_QUANT_blocks_FATBIN_PATH)
+#error "GREY_CUDA_FATBIN_PATH and GREY_CUDA_QUANT_<family>_FATBIN_PATH must name the fatbins built from kernels/cuda"
 #endif
 
 #define GREY_EMBED_FATBIN(symbol, path)                   \
@@ -23,7 +23,14 @@
     extern "C" const unsigned char symbol##_end[];
 
 GREY_EMBED_FATBIN(grey_cuda_fatbin, GREY_CUDA_FATBIN_PATH)
-GREY_EMBED_FATBIN(grey_cuda_quant_fatbin, GREY_CUDA_QUANT_FATBIN_PATH)
+GREY_EMBED_FATBIN(grey_cuda_quant_blocks_fatbin, GREY_CUDA_QUANT_blocks_FATBIN_PATH)
+GREY_EMBED_FATBIN(grey_cuda_quant_q8_0_fatbin, GREY_CUDA_QUANT_q8_0_FATBIN_PATH)
+GREY_EMBED_FATBIN(grey_cuda_quant_grouped_fatbin, GREY_CUDA_QUANT_grouped_FATBIN_PATH)
+GREY_EMBED_FATBIN(grey_cuda_quant_rows_fatbin, GREY_CUDA_QUANT_rows_FATBIN_PATH)
+GREY_EMBED_FATBIN(grey_cuda_quant_global_fatbin, GREY_CUDA_QUANT_global_FATBIN_PATH)
+GREY_EMBED_FATBIN(grey_cuda_quant_search_fatbin, GREY_CUDA_QUANT_search_FATBIN_PATH)
+GREY_EMBED_FATBIN(grey_cuda_quant_dequantize_fatbin, GREY_CUDA_QUANT_dequantize_FATBIN_PATH)
+GREY_EMBED_FATBIN(grey_cuda_quant_measure_fatbin, GREY_CUDA_QUANT_measure_FATBIN_PATH)
 
 namespace grey::cuda {
 
@@ -31,8 +38,24 @@ std::span<const unsigned char> kernel_fatbin() {
     return {grey_cuda_fatbin_begin, static_cast<size_t>(grey_cuda_fatbin_end - grey_cuda_fatbin_begin)};
 }
 
-std::span<const unsigned char> quant_kernel_fatbin() {
-    return {grey_cuda_quant_fatbin_begin, static_cast<size_t>(grey_cuda_quant_fatbin_end - grey_cuda_quant_fatbin_begin)};
+namespace {
+std::span<const unsigned char> span_of(const unsigned char* begin, const unsigned char* end) {
+    return {begin, static_cast<size_t>(end - begin)};
+}
+}  // namespace
+
+std::span<const unsigned char> quant_kernel_fatbin(QuantFamily family) {
+    switch (family) {
+        case QuantFamily::blocks: return span_of(grey_cuda_quant_blocks_fatbin_begin, grey_cuda_quant_blocks_fatbin_end);
+        case QuantFamily::q8_0: return span_of(grey_cuda_quant_q8_0_fatbin_begin, grey_cuda_quant_q8_0_fatbin_end);
+        case QuantFamily::grouped: return span_of(grey_cuda_quant_grouped_fatbin_begin, grey_cuda_quant_grouped_fatbin_end);
+        case QuantFamily::rows: return span_of(grey_cuda_quant_rows_fatbin_begin, grey_cuda_quant_rows_fatbin_end);
+        case QuantFamily::global: return span_of(grey_cuda_quant_global_fatbin_begin, grey_cuda_quant_global_fatbin_end);
+        case QuantFamily::search: return span_of(grey_cuda_quant_search_fatbin_begin, grey_cuda_quant_search_fatbin_end);
+        case QuantFamily::dequantize: return span_of(grey_cuda_quant_dequantize_fatbin_begin, grey_cuda_quant_dequantize_fatbin_end);
+        case QuantFamily::measure: break;
+    }
+    return span_of(grey_cuda_quant_measure_fatbin_begin, grey_cuda_quant_measure_fatbin_end);
 }
 
 }  // namespace grey::cuda

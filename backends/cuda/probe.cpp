@@ -1,5 +1,6 @@
 #include "cuda/probe.hpp"
 
+#include "common/clock.hpp"
 #include "common/fields.hpp"
 
 #include <array>
@@ -128,12 +129,6 @@ std::string format_uuid(const CUuuid& uuid) {
 }
 
 std::string cuda_version_text(int version) { return std::to_string(version / 1000) + "." + std::to_string(version % 1000 / 10); }
-
-uint64_t monotonic_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 std::optional<double> field_number(const nvml::FieldValue& v) {
     switch (v.valueType) {
@@ -366,7 +361,7 @@ void fill_spec(const Driver& driver, const Nvml* nvml, const DeviceIdentity& id,
 void fill_telemetry(const Driver& driver, const Nvml* nvml, const DeviceIdentity& id, const DriverMemoryInfo& memory_info,
                     grey_device_telemetry& t, const grey_field_reasons* reasons) {
     const Reader rd{driver, nvml, id, reasons};
-    t.timestamp_ns = monotonic_ns();
+    t.timestamp_ns = grey::common::monotonic_ns();
 
     // GPU temperature: nvmlDeviceGetTemperatureV (CUDA 12.5+), else the deprecated nvmlDeviceGetTemperature.
     nvml::TemperatureV1 temp{};

@@ -1,8 +1,10 @@
 #include "cuda/quantizer.hpp"
 
 #include "cuda/quant_args.h"
-#include "quant/format.hpp"
-#include "quant/numeric.hpp"
+#include "common/quant_layout.h"
+#include "common/numeric.hpp"
+#include "common/quant_coding.hpp"
+#include "common/quant_text.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -13,14 +15,14 @@
 namespace grey::cuda {
 namespace {
 
-using grey::quant::Plan;
+using Plan = grey_quant_layout;
 
 constexpr unsigned int kThreads = 256;
 // MSE runs one thread per parameter set, each looping over its elements many times: smaller blocks
 // spread the sets over more multiprocessors.
 constexpr unsigned int kSearchThreads = 128;
 // grey_quant_absmax keeps the per-set maxima in shared memory up to this many sets (32 KiB).
-constexpr uint64_t kSharedStatistics = 8192;
+constexpr uint64_t kSharedStatistics = GREY_QK_SHARED_STATISTICS;
 // grey_quant_rows gives each run a block; longer runs no longer fit L2 for its second pass.
 constexpr uint64_t kMaxRowLength = uint64_t{1} << 16;
 
@@ -45,7 +47,7 @@ enum class Path {
     q8_0,     // grey_quant_q8_0: Q8_0, aligned tensors
     grouped,  // grey_quant_grouped8/16: grouped formats, any alignment
     rows,     // grey_quant_rows
-    global,   // grey_quant_absmax, grey_quant_params, grey_quant_encode
+    global,   // grey_quant_absmax, grey_quant_param_sets, grey_quant_encode
     search,   // grey_quant_search, grey_quant_encode
 };
 
@@ -54,7 +56,8 @@ bool is_grouped(grey_quant_format f) {
            f == GREY_QUANT_Q4_0 || f == GREY_QUANT_Q4_1;
 }
 
-// The fast kernels (the end of grey_quant.cu) index in 32 bits and make no alignment checks.
+// The fast kernels (quant_blocks.cu, quant_q8_0.cu, grey_dequant_fast) index in 32 bits and make no
+// alignment checks.
 constexpr uint64_t kFastIndexLimit = uint64_t{1} << 31;
 // The largest grid.x a launch may ask for.
 constexpr uint64_t kMaxGridBlocks = (uint64_t{1} << 31) - 1;
@@ -80,7 +83,7 @@ Path choose_path(const Plan& plan, const DeviceRuntime& device, CUdeviceptr plai
         return plan.format == GREY_QUANT_Q8_0 ? Path::q8_0 : Path::blocks;
     }
     // A block per run pays when runs own their scale and there are enough of them to fill the GPU.
-    if (plan.run_count() == plan.param_count && plan.run_length <= kMaxRowLength && plan.param_count >= device.multiprocessors())
+    if (grey_quant_layout_runs(&plan) == plan.param_count && plan.run_length <= kMaxRowLength && plan.param_count >= device.multiprocessors())
         return Path::rows;
     return Path::global;
 }
@@ -94,12 +97,11 @@ int32_t kernel_dtype(grey_dtype dtype) {
     }
 }
 
-Plan plan_of(const grey_backend_quant_job& job) {
-    const auto shape = grey::quant::checked_shape(job.tensor);
-    Plan plan = grey::quant::make_plan(shape, job.params);
-    if (plan.bytes != job.quantized_bytes)
-        throw std::logic_error("the job's quantized size " + std::to_string(job.quantized_bytes) + " is not the format's " + std::to_string(plan.bytes));
-    return plan;
+const Plan& plan_of(const grey_backend_quant_job& job) {
+    if ((job.layout->required_features & ~GREY_QUANT_LAYOUT_REQUIRES_KNOWN) != 0)
+        throw std::domain_error("the quantization layout requires features " + std::to_string(job.layout->required_features) +
+                                " this backend does not know");
+    return *job.layout;
 }
 
 int32_t log2_if_power_of_two(uint64_t value) {
@@ -132,7 +134,7 @@ grey_qk_args make_args(const Plan& plan, grey_dtype dtype, CUdeviceptr plain, CU
     a.format = static_cast<int32_t>(plan.format);
     a.dtype = kernel_dtype(dtype);
     a.run_shift = log2_if_power_of_two(plan.run_length);
-    a.sets_are_runs = plan.param_count == plan.run_count() ? 1 : 0;
+    a.sets_are_runs = plan.param_count == grey_quant_layout_runs(&plan) ? 1 : 0;
     // Only the fast kernels divide through these, and only when their indices are below 2^31.
     if (plan.run_length <= kFastIndexLimit && plan.param_count <= kFastIndexLimit) {
         const Divider run = divider_for(plan.run_length), set = divider_for(plan.param_count);
@@ -146,8 +148,8 @@ grey_qk_args make_args(const Plan& plan, grey_dtype dtype, CUdeviceptr plain, CU
 
 // Launches `function` with enough blocks for `work_threads` threads, but never more than fit on the
 // device at once: the general kernels loop over their work, and a second, partial wave would leave most
-// multiprocessors idle at the end. (Measured on an H100: a grid of one thread per piece of work ran
-// every format slower on those kernels, dequantization by up to 20%.)
+// multiprocessors idle at the end (a grid of one thread per piece of work ran every format slower on
+// those kernels: bench/RESULTS.md, "CUDA kernel design").
 void launch_resident(DeviceRuntime& device, CUfunction function, uint64_t work_threads, unsigned int threads, unsigned int shared_bytes,
                      void** params) {
     const uint64_t wanted = (work_threads + threads - 1) / threads;
@@ -156,19 +158,18 @@ void launch_resident(DeviceRuntime& device, CUfunction function, uint64_t work_t
 }
 
 // Launches a block for every `threads` pieces of work, so that each block makes one pass of its loop.
-// grey_dequant_fast runs faster this way than with a resident grid looping over the tensor: measured on
-// an H200 (bench/cuda_grid_bench.cu), 9% faster for a plain copy and 8-12% for 8- and 4-bit
-// dequantization. Of the quantization kernels, grey_quant_q8_0 does too (F32 to Q8_0: 1.03 of memcpy
-// spread, 0.98 resident), while grey_quant_blocks and grey_quant_rows lost a quarter of their speed.
+// grey_dequant_fast and grey_quant_q8_0 run faster this way than with a resident grid looping over the
+// tensor, while grey_quant_blocks and grey_quant_rows run slower (bench/cuda_grid_bench.cu measures it;
+// bench/RESULTS.md has the figures).
 void launch_spread(DeviceRuntime& device, CUfunction function, uint64_t work_threads, unsigned int threads, void** params) {
     const uint64_t wanted = (work_threads + threads - 1) / threads;
     const auto blocks = static_cast<unsigned int>(std::clamp<uint64_t>(wanted, 1, kMaxGridBlocks));
     device.launch(function, blocks, threads, 0, params);
 }
 
-// The value of the element the kernels flagged, to say whether it is NaN or infinite.
-std::string describe_element(DeviceRuntime& device, const grey_backend_quant_job& job, CUdeviceptr source, uint64_t index) {
-    const uint64_t size = job.tensor.dtype == GREY_DTYPE_F32 ? 4 : 2;
+// Whether the element the kernels flagged is NaN (or else infinite).
+bool element_is_nan(DeviceRuntime& device, const grey_backend_quant_job& job, CUdeviceptr source, uint64_t index) {
+    const uint64_t size = job.plain_dtype == GREY_DTYPE_F32 ? 4 : 2;
     unsigned char bytes[4] = {};
     device.copy_to_host_async(bytes, source + index * size, size);
     device.finish();
@@ -177,9 +178,9 @@ std::string describe_element(DeviceRuntime& device, const grey_backend_quant_job
         std::memcpy(&value, bytes, 4);
     } else {
         const uint16_t half = static_cast<uint16_t>(bytes[0] | (bytes[1] << 8));
-        value = job.tensor.dtype == GREY_DTYPE_F16 ? grey::quant::f16_to_f32(half) : grey::quant::bf16_to_f32(half);
+        value = job.plain_dtype == GREY_DTYPE_F16 ? grey::common::f16_to_f32(half) : grey::common::bf16_to_f32(half);
     }
-    return std::isnan(value) ? "NaN" : "infinite";
+    return std::isnan(value);
 }
 
 // Enqueues `enqueue` and waits for it. If anything throws once work is queued, the stream is drained
@@ -198,20 +199,24 @@ void run_job(DeviceRuntime& device, Enqueue&& enqueue) {
 }  // namespace
 
 void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdeviceptr source, CUdeviceptr destination) {
-    const Plan plan = plan_of(job);
-    grey_qk_args a = make_args(plan, job.tensor.dtype, source, destination);
+    const Plan& plan = plan_of(job);
+    grey_qk_args a = make_args(plan, job.plain_dtype, source, destination);
     const uint64_t sets = plan.param_count;
     const uint64_t n = plan.elements;
     device.exclusive([&] {
         const QuantKernels& k = device.quant_kernels();
         const Path path = choose_path(plan, device, source, destination);
         const bool needs_codings = path == Path::global || path == Path::search;
-        Scratch codings(device.pool(), needs_codings ? sets * sizeof(grey_qk_coding) : 0);
+        Scratch codings(device.pool(), needs_codings ? sets * sizeof(grey::common::Coding) : 0);
         Scratch absmax(device.pool(), path == Path::global ? sets * sizeof(uint32_t) : 0);
+        Scratch error_sums(device.pool(), job.error != nullptr ? sizeof(grey_qk_error) : 0);
+        grey_qk_error measured{};
         a.flags = device.quant_flags();
         a.noticed = device.quant_noticed();
         a.codings = codings.get();
         a.absmax_bits = absmax.get();
+        CUdeviceptr error_address = error_sums.get();
+        void* measure_params[] = {&a, &error_address};
         void* params[] = {&a};
         grey_qk_flags& flags = *device.quant_flags_host();
         volatile uint32_t& noticed = *device.quant_noticed_host();
@@ -239,10 +244,21 @@ void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevice
                 }
                 case Path::search:
                     launch_resident(device, k.search, sets, kSearchThreads, 0, params);
-                    launch_resident(device, k.encode, plan.is_ggml_block() ? sets : (n + 3) / 4, kThreads, 0, params);
+                    launch_resident(device, k.encode, grey::common::is_ggml(plan.format) ? sets : (n + 3) / 4, kThreads, 0, params);
                     break;
             }
+            if (job.error != nullptr) {  // the report, measured here: neither tensor crosses to the host
+                device.fill_async(error_sums.get(), 0, sizeof(grey_qk_error));
+                launch_resident(device, k.measure, (n + 3) / 4, kThreads, 0, measure_params);
+                device.copy_to_host_async(&measured, error_sums.get(), sizeof measured);
+            }
         });
+        if (job.error != nullptr) {
+            job.error->elements = n;
+            job.error->sum_squared_signal = measured.sum_squared_signal;
+            job.error->sum_squared_error = measured.sum_squared_error;
+            std::memcpy(&job.error->max_abs_error, &measured.max_abs_error_bits, sizeof(double));
+        }
         // The kernels set `noticed` whenever they raise a flag, so the flags need reading back only
         // then: a job with good input costs one launch and one wait.
         if (noticed == 0) return;
@@ -254,16 +270,15 @@ void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevice
         device.finish();
         // In the host backend's order: a non-finite element anywhere first (its group overflows too).
         if (found.non_finite != ~uint64_t{0})
-            throw std::invalid_argument("element " + std::to_string(found.non_finite) + " is " + describe_element(device, job, source, found.non_finite) +
-                                        "; only finite values can be quantized");
+            throw std::invalid_argument(grey::common::non_finite_message(found.non_finite, element_is_nan(device, job, source, found.non_finite)));
         if (found.overflow != ~uint64_t{0})
-            throw std::invalid_argument(grey::quant::f16_overflow_message(plan.format, found.overflow, plan.run_length));
+            throw std::invalid_argument(grey::common::f16_overflow_message(plan.format, found.overflow, plan.run_length));
     });
 }
 
 void dequantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdeviceptr source, CUdeviceptr destination) {
-    const Plan plan = plan_of(job);
-    grey_qk_args a = make_args(plan, job.tensor.dtype, destination, source);
+    const Plan& plan = plan_of(job);
+    grey_qk_args a = make_args(plan, job.plain_dtype, destination, source);
     device.exclusive([&] {
         const QuantKernels& k = device.quant_kernels();
         void* params[] = {&a};

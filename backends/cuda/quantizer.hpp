@@ -1,5 +1,5 @@
 // Quantize and dequantize jobs on one CUDA device: the backend's quantize/dequantize slots. The
-// kernels (kernels/cuda/grey_quant.cu) follow the host reference operation for operation, so the bytes
+// kernels (kernels/cuda/quant_*.cu) follow the host reference operation for operation, so the bytes
 // equal the host backend's (the conformance rule, docs/architecture.md); this file chooses the kernel path for a job's shape and
 // runs it on the device's stream.
 #pragma once
@@ -20,11 +20,13 @@ struct Divider {
 };
 Divider divider_for(uint64_t d);
 
-// Quantizes job.tensor at `source` into `destination`. A NaN or infinite input throws
-// std::invalid_argument naming the first such element (the destination may have been written).
+// Quantizes the plain tensor at `source` into `destination` in job.layout, and measures the error into
+// job.error when it is set (grey_quant_measure, on the device). A NaN or infinite input throws
+// std::invalid_argument naming the first such element (the destination may have been written); a
+// layout feature this backend does not know throws std::domain_error.
 void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdeviceptr source, CUdeviceptr destination);
 
-// Dequantizes the quantized form at `source` into job.tensor's dtype at `destination`.
+// Dequantizes the quantized form at `source` into job.plain_dtype at `destination`.
 void dequantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdeviceptr source, CUdeviceptr destination);
 
 }  // namespace grey::cuda

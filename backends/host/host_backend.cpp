@@ -2,17 +2,19 @@
 
 #include "common/checksum.hpp"
 #include "common/fields.hpp"
+#include "common/quant_error.hpp"
+#include "common/quant_layout.h"
 #include "host/host_probe.hpp"
 #include "host/quant/quantizer.hpp"
 
-#include "core/error.hpp"
-
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
-#include <span>
 #include <new>
+#include <span>
+#include <stdexcept>
 #include <string>
 
 struct grey_backend_buffer {
@@ -148,7 +150,7 @@ grey_status host_memory_stats(void* state, uint32_t device, grey_memory_stats* o
 }
 
 grey_status host_buffer_checksum(void*, grey_backend_buffer* buffer, uint64_t offset, uint64_t size, uint64_t* out) {
-    *out = grey::backend::checksum_accumulate(0, std::span(buffer->data.get() + offset, size), 0);
+    *out = grey::common::checksum_accumulate(0, std::span<const std::byte>(buffer->data.get() + offset, size), 0);
     return GREY_OK;
 }
 
@@ -181,36 +183,86 @@ grey_status host_buffer_map(void*, grey_backend_buffer* buffer, grey_buffer_mapp
     return GREY_OK;
 }
 
-// The host reference of the quantization slots: the same kernels grey_quantize runs on host memory.
-grey_status host_quantize(void* state, const grey_backend_quant_job* job, grey_backend_buffer* source, uint64_t source_offset,
-                          grey_backend_buffer* destination, uint64_t destination_offset) {
+// Runs a quantization slot's body: bad input (std::invalid_argument) becomes GREY_ERROR_INVALID_ARGUMENT
+// in the bare words of common/quant_text.hpp (the reference wording, which grey_quantize passes on as it
+// is and a GPU backend's message ends with), an unknown layout feature UNSUPPORTED, exhausted memory
+// OUT_OF_MEMORY, anything else INTERNAL; nothing escapes the slot.
+template <typename Body>
+grey_status guard_quant(void* state, const char* doing, Body&& body) noexcept {
     try {
-        const auto& kernels = quant::best_kernels();
-        const auto plan = grey::quant::make_plan(grey::quant::checked_shape(job->tensor), job->params);
-        const auto values = quant::to_f32(job->tensor.dtype, {source->data.get() + source_offset, job->plain_bytes}, plan.elements, kernels);
-        quant::quantize(plan, values, {destination->data.get() + destination_offset, plan.bytes}, kernels);
+        body();
         return GREY_OK;
-    } catch (const grey::Error& e) {
-        return report(state, e.status(), std::string("host backend: ") + e.what());
+    } catch (const std::invalid_argument& e) {
+        return report(state, GREY_ERROR_INVALID_ARGUMENT, e.what());
+    } catch (const std::domain_error& e) {
+        return report(state, GREY_ERROR_UNSUPPORTED, std::string("host backend: ") + e.what());
     } catch (const std::bad_alloc&) {
-        return report(state, GREY_ERROR_OUT_OF_MEMORY, "host backend: out of host memory while quantizing");
+        return report(state, GREY_ERROR_OUT_OF_MEMORY, std::string("host backend: out of host memory while ") + doing);
+    } catch (const std::exception& e) {
+        return report(state, GREY_ERROR_INTERNAL, std::string("host backend: ") + doing + ": " + e.what());
+    } catch (...) {
+        return report(state, GREY_ERROR_INTERNAL, std::string("host backend: ") + doing + " failed");
     }
 }
 
-grey_status host_dequantize(void* state, const grey_backend_quant_job* job, grey_backend_buffer* source, uint64_t source_offset,
-                            grey_backend_buffer* destination, uint64_t destination_offset) {
-    try {
-        const auto& kernels = quant::best_kernels();
-        const auto plan = grey::quant::make_plan(grey::quant::checked_shape(job->tensor), job->params);
-        std::vector<float> values(plan.elements);
-        quant::dequantize(plan, {source->data.get() + source_offset, plan.bytes}, values, kernels);
-        quant::from_f32(values, job->tensor.dtype, {destination->data.get() + destination_offset, job->plain_bytes});
-        return GREY_OK;
-    } catch (const grey::Error& e) {
-        return report(state, e.status(), std::string("host backend: ") + e.what());
-    } catch (const std::bad_alloc&) {
-        return report(state, GREY_ERROR_OUT_OF_MEMORY, "host backend: out of host memory while dequantizing");
+// The bytes of a job's tensor: a host buffer of this backend, or host memory (the backend accepts both).
+std::span<std::byte> bytes_of(const grey_backend_memory& memory) {
+    std::byte* base = memory.buffer != nullptr ? memory.buffer->data.get() + memory.offset : static_cast<std::byte*>(memory.host);
+    return {base, static_cast<std::size_t>(memory.size)};
+}
+
+const grey_quant_layout& layout_of(const grey_backend_quant_job& job) {
+    if ((job.layout->required_features & ~GREY_QUANT_LAYOUT_REQUIRES_KNOWN) != 0)
+        throw std::domain_error("the quantization layout requires features " + std::to_string(job.layout->required_features) +
+                                " this backend does not know");
+    return *job.layout;
+}
+
+// The error of `quantized` against `reference`, decoded a slice at a time so that measuring takes a
+// fixed amount of memory whatever the tensor's size; the sums run in the order they would over the whole
+// tensor, so the result is the same.
+grey::common::ErrorSums measure(const grey_quant_layout& layout, std::span<const float> reference, std::span<const std::byte> quantized,
+                                const quant::Kernels& kernels) {
+    constexpr uint64_t kSlice = uint64_t{1} << 20;  // elements: a multiple of every block and group size
+    std::vector<float> decoded(static_cast<std::size_t>(std::min(layout.elements, kSlice)));
+    grey::common::ErrorSums sums;
+    for (uint64_t first = 0; first < layout.elements; first += kSlice) {
+        const std::span<float> slice(decoded.data(), static_cast<std::size_t>(std::min(kSlice, layout.elements - first)));
+        quant::dequantize_range(layout, quantized, first, slice, kernels);
+        sums.add(reference.data() + first, slice.data(), slice.size());
     }
+    return sums;
+}
+
+// The host reference of the quantization slots, on host buffers and host memory alike: the route of
+// grey_quantize and grey_dequantize too.
+grey_status host_quantize(void* state, const grey_backend_quant_job* job) {
+    return guard_quant(state, "quantizing", [&] {
+        const auto& kernels = quant::best_kernels();
+        const grey_quant_layout& layout = layout_of(*job);
+        // F32 input is read where it lies (often a mapped model file): no copy of the tensor.
+        std::vector<float> converted;
+        const auto values = quant::as_f32(job->plain_dtype, bytes_of(job->plain), layout.elements, kernels, converted);
+        const auto out = bytes_of(job->quantized).first(static_cast<std::size_t>(layout.bytes));
+        quant::quantize(layout, values, out, kernels);
+        if (job->error == nullptr) return;
+        // Measured here, where the reference already is in float32.
+        const auto sums = measure(layout, values, out, kernels);
+        job->error->elements = sums.elements;
+        job->error->sum_squared_signal = sums.sum_squared_signal;
+        job->error->sum_squared_error = sums.sum_squared_error;
+        job->error->max_abs_error = sums.max_abs_error;
+    });
+}
+
+grey_status host_dequantize(void* state, const grey_backend_quant_job* job) {
+    return guard_quant(state, "dequantizing", [&] {
+        const auto& kernels = quant::best_kernels();
+        const grey_quant_layout& layout = layout_of(*job);
+        std::vector<float> values(layout.elements);
+        quant::dequantize(layout, bytes_of(job->quantized).first(static_cast<std::size_t>(layout.bytes)), values, kernels);
+        quant::from_f32(values, job->plain_dtype, bytes_of(job->plain));
+    });
 }
 
 }  // namespace
@@ -238,6 +290,7 @@ grey_status host_backend_entry(uint32_t host_abi_version, grey_backend_vtable* o
     vt.quantize = host_quantize;
     vt.dequantize = host_dequantize;
     vt.buffer_map = host_buffer_map;
+    vt.capabilities = GREY_BACKEND_CAP_QUANT_HOST_MEMORY | GREY_BACKEND_CAP_QUANT_ERROR;
     *out = vt;
     return GREY_OK;
 }

@@ -1,5 +1,6 @@
 #include "host/host_probe.hpp"
 
+#include "common/clock.hpp"
 #include "common/fields.hpp"
 
 #include <sys/utsname.h>
@@ -21,12 +22,6 @@ using backend::mark;
 using backend::set_f64;
 using backend::set_text;
 using backend::set_u64;
-
-uint64_t monotonic_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 namespace {
 
@@ -153,7 +148,7 @@ HostProbe::HostProbe(fs::path root, FileReader reader) : root_(std::move(root)),
     previous_times_ = read_cpu_times();
     std::string problem;
     grey_field_state state{};
-    if (auto uj = read_energy_uj(problem, state)) previous_energy_ = EnergySample{*uj, *uj, monotonic_ns()};
+    if (auto uj = read_energy_uj(problem, state)) previous_energy_ = EnergySample{*uj, *uj, grey::common::monotonic_ns()};
 }
 
 std::optional<std::string> HostProbe::read(const fs::path& file) const {
@@ -335,7 +330,7 @@ void HostProbe::fill_spec(grey_device_spec& spec, const grey_field_reasons* reas
 }
 
 void HostProbe::fill_telemetry(grey_device_telemetry& t, const grey_field_reasons* reasons) {
-    const uint64_t now = monotonic_ns();
+    const uint64_t now = grey::common::monotonic_ns();
     t.timestamp_ns = now;
 
     // Package temperature: hwmon first, then the thermal zone the kernel calls x86_pkg_temp.

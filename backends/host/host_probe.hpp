@@ -58,6 +58,4 @@ private:
     uint64_t energy_wraps_uj_ = 0;  // accumulated counter range, for wrap-around
 };
 
-uint64_t monotonic_ns();
-
 }  // namespace grey::host

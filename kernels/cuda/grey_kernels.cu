@@ -6,6 +6,8 @@
 // thread where the addresses allow it (the middle of the range, once aligned) and single bytes at the
 // unaligned head and tail.
 
+#include "common/checksum.hpp"
+
 #include <stdint.h>
 
 namespace {
@@ -52,11 +54,11 @@ extern "C" __global__ void grey_copy(unsigned char* dst, const unsigned char* sr
     for (uint64_t i = head + words * 16 + tid; i < n; i += stride) dst[i] = src[i];
 }
 
-// Adds sum over i of (src[i] + 1) * (i * STEP + BASE) to *out (which the caller zeroes). The constants
-// are those of grey.h's grey_buffer_checksum and backends/common/checksum.hpp.
+// Adds sum over i of (src[i] + 1) * (i * STEP + BASE) to *out (which the caller zeroes): grey.h's
+// grey_buffer_checksum, with the constants of common/checksum.hpp.
 extern "C" __global__ void grey_checksum(const unsigned char* src, unsigned long long n, unsigned long long* out) {
-    const uint64_t step = 0x9E3779B97F4A7C15ull;
-    const uint64_t base = 0xD6E8FEB86659FD93ull;
+    const uint64_t step = grey::common::kChecksumWeightStep;
+    const uint64_t base = grey::common::kChecksumWeightBase;
     const uint64_t stride = static_cast<uint64_t>(gridDim.x) * blockDim.x;
     const uint64_t tid = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     uint64_t sum = 0;

@@ -1,4 +1,4 @@
-/* The argument block every quantization kernel of grey_quant.cu takes, by value. Shared by the kernels
+/* The argument block every quantization kernel of kernels/cuda/quant_*.cu takes, by value. Shared by the kernels
  * and the CUDA backend that launches them (backends/cuda/quantizer.cpp), so both sides agree on its
  * layout; plain C types only, device addresses as 64-bit integers. */
 #ifndef GREY_KERNELS_CUDA_QUANT_ARGS_H
@@ -10,10 +10,12 @@
 enum { GREY_QK_F32 = 0, GREY_QK_F16 = 1, GREY_QK_BF16 = 2 };
 
 /* Chunks of four elements each thread of grey_dequant_fast takes in one pass of its loop, for every
- * format. Measured on an H200 (bench/RESULTS.md): two chunks beside four took the planar 4-bit formats
- * (INT4, INT4_SYM, NF4; a warp loads their codes a word a lane and shuffles) from 0.945-0.950 of memcpy
- * to 0.957-0.960, and four had cost the other formats 1-2%. */
+ * format: two keeps enough loads in flight for the planar 4-bit formats (a warp loads their codes a word
+ * a lane and shuffles) without the cost four had for the others (bench/RESULTS.md). */
 enum { GREY_QK_DEQUANT_FAST_CHUNKS = 2 };
+
+/* grey_quant_absmax keeps the per-set maxima in shared memory up to this many sets (32 KiB). */
+enum { GREY_QK_SHARED_STATISTICS = 8192 };
 
 /* Threads a block of grey_quant_blocks: its shared memory holds three staging areas for each warp. */
 enum { GREY_QK_BLOCKS_THREADS = 64 };
@@ -24,19 +26,6 @@ enum { GREY_QK_Q8_THREADS = 256, GREY_QK_Q8_LOADS = 8 };
  * F32 or 8 of F16/BF16. */
 #define GREY_QK_Q8_WARP_BLOCKS(f32) (GREY_QK_Q8_LOADS * ((f32) ? 4 : 8))
 
-/* One scale group's parameters made concrete, as the host quantizer's Coding (backends/host/quant):
- * encode q = clamp(round((x - e_sub) * e_mul + e_add), lo, hi) (Q4_0 and Q4_1 truncate instead of
- * rounding), decode y = (q - d_sub) * d_mul + d_add; fp8 and NF4 encode x * e_mul (e_mul = 1/scale) and
- * decode through `scale`. Written by the parameter kernels, read by the encoder. */
-typedef struct grey_qk_coding {
-    float e_sub, e_mul, e_add;
-    int32_t lo, hi;
-    float d_sub, d_mul, d_add;
-    float scale;        /* fp32 scale (INT8, FP8), NF4's absmax */
-    uint32_t scale16;   /* fp16 bits of the stored scale (INT4, INT4_SYM, Q formats) */
-    uint32_t min16;     /* fp16 bits of the stored min (INT4, Q4_1) */
-} grey_qk_coding;
-
 /* What a quantization job found wrong with its input, each the lowest index the kernels flagged (~0 for
  * none): the host reports the first problem of the first kind that has one, as the host backend does. */
 typedef struct grey_qk_flags {
@@ -44,17 +33,26 @@ typedef struct grey_qk_flags {
     uint64_t overflow;   /* the first element of the lowest scale group whose fp16 scale or minimum overflowed */
 } grey_qk_flags;
 
+/* The error sums grey_quant_measure accumulates (common/quant_error.hpp's, in another order), its second
+ * argument: the host zeroes them; max_abs_error_bits holds a non-negative double's bits, which order as
+ * the values do. */
+typedef struct grey_qk_error {
+    double sum_squared_signal;
+    double sum_squared_error;
+    uint64_t max_abs_error_bits;
+} grey_qk_error;
+
 typedef struct grey_qk_args {
     uint64_t plain;        /* the F32/F16/BF16 tensor: read by quantize, written by dequantize */
     uint64_t quantized;    /* the layout of docs/quantization.md */
     uint64_t elements;
-    uint64_t run_length;   /* elements sharing one parameter set in a row (runtime/quant/format.hpp) */
+    uint64_t run_length;   /* elements sharing one parameter set in a row (common/quant_layout.h) */
     uint64_t param_count;  /* run r uses parameter set r % param_count */
     uint64_t codes_bytes;  /* planar formats: where the parameter arrays begin */
     uint64_t flags;        /* device address of a grey_qk_flags (quantize) */
     uint64_t noticed;      /* device address of a uint32 in mapped host memory: set to 1 with any flag, so
                               that the host reads the flags back only when one was set */
-    uint64_t codings;      /* device address of param_count grey_qk_codings (scratch) */
+    uint64_t codings;      /* device address of param_count grey::common::Codings (scratch) */
     uint64_t absmax_bits;  /* device address of param_count uint32 (scratch, global-statistics path) */
     int32_t format;        /* grey_quant_format */
     int32_t dtype;         /* GREY_QK_F32 / F16 / BF16 */

@@ -96,16 +96,14 @@ void Backend::memory_stats(uint32_t device, grey_memory_stats& stats) const {
     check(vtable_.memory_stats(state_, device, &stats), "memory_stats");
 }
 
-void Backend::quantize(const grey_backend_quant_job& job, grey_backend_buffer* source, uint64_t source_offset,
-                       grey_backend_buffer* destination, uint64_t destination_offset) const {
+void Backend::quantize(const grey_backend_quant_job& job) const {
     if (vtable_.quantize == nullptr) unsupported(name_, "quantization");
-    check(vtable_.quantize(state_, &job, source, source_offset, destination, destination_offset), "quantize");
+    check(vtable_.quantize(state_, &job), "quantize");
 }
 
-void Backend::dequantize(const grey_backend_quant_job& job, grey_backend_buffer* source, uint64_t source_offset,
-                         grey_backend_buffer* destination, uint64_t destination_offset) const {
+void Backend::dequantize(const grey_backend_quant_job& job) const {
     if (vtable_.dequantize == nullptr) unsupported(name_, "dequantization");
-    check(vtable_.dequantize(state_, &job, source, source_offset, destination, destination_offset), "dequantize");
+    check(vtable_.dequantize(state_, &job), "dequantize");
 }
 
 }  // namespace grey

@@ -41,10 +41,10 @@ public:
     // Fills every member after struct_size; UNSUPPORTED when the backend keeps no statistics.
     void memory_stats(uint32_t device, grey_memory_stats& stats) const;
     [[nodiscard]] bool has_quantization() const noexcept { return vtable_.quantize != nullptr && vtable_.dequantize != nullptr; }
-    void quantize(const grey_backend_quant_job& job, grey_backend_buffer* source, uint64_t source_offset,
-                  grey_backend_buffer* destination, uint64_t destination_offset) const;
-    void dequantize(const grey_backend_quant_job& job, grey_backend_buffer* source, uint64_t source_offset,
-                    grey_backend_buffer* destination, uint64_t destination_offset) const;
+    // GREY_BACKEND_CAP_* bits the backend declared.
+    [[nodiscard]] bool has(uint64_t capability) const noexcept { return (vtable_.capabilities & capability) == capability; }
+    void quantize(const grey_backend_quant_job& job) const;
+    void dequantize(const grey_backend_quant_job& job) const;
 
 private:
     // Turns a backend's non-OK status into grey::Error, keeping the message it gave through set_error.

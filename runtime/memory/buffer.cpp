@@ -157,7 +157,7 @@ grey_status grey_buffer_checksum(const grey_buffer* buffer, uint64_t offset, uin
         for (uint64_t done = 0; done < size_bytes;) {
             const uint64_t step = std::min<uint64_t>(staging.size(), size_bytes - done);
             buffer->backend->buffer_read(buffer->handle, offset + done, staging.data(), step);
-            sum = grey::backend::checksum_accumulate(sum, std::span(staging.data(), step), done);
+            sum = grey::common::checksum_accumulate(sum, std::span(staging.data(), step), done);
             done += step;
         }
         *out_checksum = sum;

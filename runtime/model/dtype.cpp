@@ -27,30 +27,7 @@ constexpr std::array<GgmlType, 34> kGgmlTypes = {{
     {40, "NVFP4", 64, 36, GREY_DTYPE_OTHER},  {41, "Q1_0", 128, 18, GREY_DTYPE_OTHER},
 }};
 
-struct DtypeRow {
-    grey_dtype dtype;
-    const char* name;  // also the safetensors spelling where safetensors has the type
-    bool in_safetensors;
-    Storage storage;
-};
-
-constexpr std::array<DtypeRow, 18> kDtypes = {{
-    {GREY_DTYPE_F32, "F32", true, {1, 4}},          {GREY_DTYPE_F16, "F16", true, {1, 2}},
-    {GREY_DTYPE_BF16, "BF16", true, {1, 2}},        {GREY_DTYPE_F64, "F64", true, {1, 8}},
-    {GREY_DTYPE_I8, "I8", true, {1, 1}},            {GREY_DTYPE_U8, "U8", true, {1, 1}},
-    {GREY_DTYPE_I16, "I16", true, {1, 2}},          {GREY_DTYPE_U16, "U16", true, {1, 2}},
-    {GREY_DTYPE_I32, "I32", true, {1, 4}},          {GREY_DTYPE_U32, "U32", true, {1, 4}},
-    {GREY_DTYPE_I64, "I64", true, {1, 8}},          {GREY_DTYPE_U64, "U64", true, {1, 8}},
-    {GREY_DTYPE_BOOL, "BOOL", true, {1, 1}},        {GREY_DTYPE_F8_E4M3, "F8_E4M3", true, {1, 1}},
-    {GREY_DTYPE_F8_E5M2, "F8_E5M2", true, {1, 1}},  {GREY_DTYPE_Q8_0, "Q8_0", false, {32, 34}},
-    {GREY_DTYPE_Q4_0, "Q4_0", false, {32, 18}},     {GREY_DTYPE_Q4_1, "Q4_1", false, {32, 20}},
-}};
-
-const DtypeRow* row_of(int64_t dtype) noexcept {
-    for (const auto& row : kDtypes)
-        if (row.dtype == dtype) return &row;
-    return nullptr;
-}
+using common::kDtypes;
 
 }  // namespace
 
@@ -74,28 +51,9 @@ std::optional<grey_dtype> safetensors_dtype(std::string_view name) noexcept {
 }
 
 std::optional<std::string_view> safetensors_name(grey_dtype dtype) noexcept {
-    const DtypeRow* row = row_of(dtype);
+    const auto* row = common::dtype_row(dtype);
     if (row == nullptr || !row->in_safetensors) return std::nullopt;
     return row->name;
-}
-
-const char* dtype_name(int64_t dtype) noexcept {
-    if (dtype == GREY_DTYPE_OTHER) return "OTHER";
-    const DtypeRow* row = row_of(dtype);
-    return row != nullptr ? row->name : nullptr;
-}
-
-std::optional<Storage> storage_of(int64_t dtype) noexcept {
-    const DtypeRow* row = row_of(dtype);
-    if (row == nullptr) return std::nullopt;
-    return row->storage;
-}
-
-std::optional<uint64_t> element_count(std::span<const uint64_t> shape) noexcept {
-    uint64_t count = 1;
-    for (uint64_t d : shape)
-        if (__builtin_mul_overflow(count, d, &count)) return std::nullopt;
-    return count;
 }
 
 uint64_t tensor_bytes(Storage storage, std::span<const uint64_t> shape, grey_status status, const std::string& what) {

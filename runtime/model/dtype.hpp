@@ -2,6 +2,7 @@
 // block), and the mapping to GGUF's ggml type numbers and safetensors' dtype strings.
 #pragma once
 
+#include "common/dtype.hpp"
 #include "grey.h"
 
 #include <cstdint>
@@ -31,19 +32,10 @@ std::optional<uint32_t> ggml_type_of(grey_dtype dtype) noexcept;
 std::optional<grey_dtype> safetensors_dtype(std::string_view name) noexcept;
 std::optional<std::string_view> safetensors_name(grey_dtype dtype) noexcept;
 
-// "F32", "Q4_0", ...; nullptr for a value outside the enum.
-const char* dtype_name(int64_t dtype) noexcept;
-
-// Elements per block and bytes per block of a libgrey dtype (1 and the element size for plain types);
-// nothing for GREY_DTYPE_OTHER or an unknown value.
-struct Storage {
-    uint32_t block_elements;
-    uint32_t block_bytes;
-};
-std::optional<Storage> storage_of(int64_t dtype) noexcept;
-
-// The element count of `shape`; nothing when it overflows 64 bits.
-std::optional<uint64_t> element_count(std::span<const uint64_t> shape) noexcept;
+using common::dtype_name;
+using common::element_count;
+using common::Storage;
+using common::storage_of;
 
 // The bytes a tensor of `shape` takes in `storage`, with blocks running along the innermost (last)
 // dimension. Fails with `status` and a message naming `what` on overflow or a last dimension that is not

@@ -1,10 +1,10 @@
 // The C entry points of "Tensors and model files (since 0.1)" in grey.h.
 #include "core/error.hpp"
 #include "core/mapped_file.hpp"
+#include "core/tensor_desc.hpp"
 #include "model/dtype.hpp"
 #include "model/model_file.hpp"
 #include "model/model_writer.hpp"
-#include "quant/format.hpp"
 
 #include <algorithm>
 #include <memory>
@@ -58,7 +58,7 @@ const char* grey_dtype_name(grey_dtype dtype) { return grey::model::dtype_name(g
 grey_status grey_tensor_bytes(const grey_tensor_desc* desc, uint64_t* out_bytes) {
     return grey::abi_guard([&] {
         grey::require_non_null(desc, "desc");
-        const auto shape = grey::quant::checked_shape(*desc);
+        const auto shape = grey::checked_shape(*desc);
         const auto storage = grey::model::storage_of(grey::raw_enum(desc->dtype));
         if (!storage) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "GREY_DTYPE_OTHER has no size libgrey knows");
         const uint64_t bytes = grey::model::tensor_bytes(*storage, shape, GREY_ERROR_INVALID_ARGUMENT, "the tensor");
@@ -151,7 +151,7 @@ grey_status grey_model_writer_add_tensor(grey_model_writer* writer, const char* 
         auto& w = checked_writer(writer);
         grey::require_non_null(name, "name");
         grey::require_non_null(desc, "desc");
-        auto shape = grey::quant::checked_shape(*desc);
+        auto shape = grey::checked_shape(*desc);
         (void)w.add_tensor(name, desc->dtype, file_type, std::move(shape), host_bytes(data, size_bytes));
     });
 }
@@ -170,7 +170,7 @@ grey_status grey_model_writer_declare_tensor(grey_model_writer* writer, const ch
         auto& w = checked_writer(writer);
         grey::require_non_null(name, "name");
         grey::require_non_null(desc, "desc");
-        auto shape = grey::quant::checked_shape(*desc);
+        auto shape = grey::checked_shape(*desc);
         const uint64_t index = w.declare_tensor(name, desc->dtype, file_type, std::move(shape));
         if (out_index != nullptr) *out_index = index;
     });

@@ -1,17 +1,15 @@
 #include "quant/format.hpp"
 
+#include "common/dtype.hpp"
+#include "common/quant_coding.hpp"
+#include "common/quant_text.hpp"
 #include "core/error.hpp"
-#include "model/dtype.hpp"
 
-#include <array>
+#include <string>
 
 namespace grey::quant {
 
-const char* format_name(int64_t format) noexcept {
-    static constexpr std::array<const char*, 10> kNames = {"int8", "int8-token", "int4", "int4-sym", "fp8-e4m3",
-                                                           "fp8-e5m2", "nf4", "q8_0", "q4_0", "q4_1"};
-    return format >= 0 && format < static_cast<int64_t>(kNames.size()) ? kNames[static_cast<std::size_t>(format)] : nullptr;
-}
+const char* format_name(int64_t format) noexcept { return common::format_name(format); }
 
 std::span<const NamedParams> named_params() noexcept {
     static constexpr NamedParams kNamed[] = {
@@ -23,32 +21,7 @@ std::span<const NamedParams> named_params() noexcept {
     return kNamed;
 }
 
-std::string f16_overflow_message(grey_quant_format format, uint64_t first, uint64_t group_size) {
-    return "elements " + std::to_string(first) + " to " + std::to_string(first + group_size - 1) + " (one scale group) are too large for " +
-           format_name(format) + ": its fp16 " + (stores_minimum(format) ? "scale or minimum" : "scale") +
-           " would pass 65504, the largest fp16 value; int8, fp8 and nf4 keep fp32 scales";
-}
-
-bool is_float_input(grey_dtype dtype) noexcept {
-    return dtype == GREY_DTYPE_F32 || dtype == GREY_DTYPE_F16 || dtype == GREY_DTYPE_BF16;
-}
-
-uint32_t float_input_size(grey_dtype dtype) noexcept { return dtype == GREY_DTYPE_F32 ? 4 : 2; }
-
-std::vector<uint64_t> checked_shape(const grey_tensor_desc& desc) {
-    if (desc.struct_size < sizeof(grey_tensor_desc))
-        fail(GREY_ERROR_INVALID_ARGUMENT, "grey_tensor_desc.struct_size is " + std::to_string(desc.struct_size) + "; initialise it with GREY_TENSOR_DESC_INIT");
-    if (desc.rank > GREY_TENSOR_MAX_RANK)
-        fail(GREY_ERROR_INVALID_ARGUMENT, "grey_tensor_desc.rank is " + std::to_string(desc.rank) + " (at most " + std::to_string(GREY_TENSOR_MAX_RANK) + ")");
-    if (desc.reserved0 != 0) fail(GREY_ERROR_INVALID_ARGUMENT, "grey_tensor_desc.reserved0 must be 0");
-    for (uint32_t d = desc.rank; d < GREY_TENSOR_MAX_RANK; ++d)
-        if (desc.shape[d] != 0) fail(GREY_ERROR_INVALID_ARGUMENT, "grey_tensor_desc.shape[" + std::to_string(d) + "] lies past rank and must be 0");
-    if (model::dtype_name(raw_enum(desc.dtype)) == nullptr)
-        fail(GREY_ERROR_INVALID_ARGUMENT, "grey_tensor_desc.dtype " + std::to_string(raw_enum(desc.dtype)) + " is not a grey_dtype");
-    return {desc.shape, desc.shape + desc.rank};
-}
-
-Plan make_plan(std::span<const uint64_t> shape, const grey_quant_params& params) {
+grey_quant_layout make_layout(std::span<const uint64_t> shape, const grey_quant_params& params) {
     if (params.struct_size < sizeof(grey_quant_params))
         fail(GREY_ERROR_INVALID_ARGUMENT, "grey_quant_params.struct_size is " + std::to_string(params.struct_size) + "; initialise it with GREY_QUANT_PARAMS_INIT");
     if (params.reserved0 != 0) fail(GREY_ERROR_INVALID_ARGUMENT, "grey_quant_params.reserved0 must be 0");
@@ -59,11 +32,11 @@ Plan make_plan(std::span<const uint64_t> shape, const grey_quant_params& params)
     if (calibration != GREY_CALIBRATION_RTN && calibration != GREY_CALIBRATION_MSE)
         fail(GREY_ERROR_INVALID_ARGUMENT, "grey_quant_params.calibration " + std::to_string(calibration) + " is neither RTN nor MSE");
 
-    Plan plan;
+    grey_quant_layout plan{};
+    plan.struct_size = sizeof plan;
     plan.format = params.format;
     plan.calibration = params.calibration;
-    plan.shape.assign(shape.begin(), shape.end());
-    const auto elements = model::element_count(shape);
+    const auto elements = common::element_count(shape);
     if (!elements) fail(GREY_ERROR_INVALID_ARGUMENT, "the tensor's element count overflows 64 bits");
     if (*elements == 0) fail(GREY_ERROR_INVALID_ARGUMENT, "the tensor is empty; there is nothing to quantize");
     // Far beyond any real tensor; keeps every size computed below free of overflow.
@@ -85,7 +58,7 @@ Plan make_plan(std::span<const uint64_t> shape, const grey_quant_params& params)
             fail(GREY_ERROR_INVALID_ARGUMENT, what + "group_size " + std::to_string(params.group_size) + " is not 32, 64 or 128");
     } else if (params.format == GREY_QUANT_NF4) {
         group = 64;
-    } else if (plan.is_ggml_block()) {
+    } else if (common::is_ggml(params.format)) {
         group = 32;
     }
 
@@ -131,9 +104,9 @@ Plan make_plan(std::span<const uint64_t> shape, const grey_quant_params& params)
             plan.codes_bytes = n / 2;
             plan.bytes = n / 2 + 4 * p;  // fp32 absmax per block
             break;
-        case GREY_QUANT_Q8_0: plan.bytes = plan.codes_bytes = 34 * p; break;
-        case GREY_QUANT_Q4_0: plan.bytes = plan.codes_bytes = 18 * p; break;
-        case GREY_QUANT_Q4_1: plan.bytes = plan.codes_bytes = 20 * p; break;
+        case GREY_QUANT_Q8_0: case GREY_QUANT_Q4_0: case GREY_QUANT_Q4_1:
+            plan.bytes = plan.codes_bytes = common::ggml_block_bytes(params.format) * p;
+            break;
         default: fail(GREY_ERROR_INTERNAL, "unhandled format");
     }
     return plan;

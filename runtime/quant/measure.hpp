@@ -1,24 +1,22 @@
-// Quantization error against a float64 reference (docs/architecture.md, "Honest measurement").
+// Quantization error against a float64 reference (docs/architecture.md, "Honest measurement"): the
+// report grey.h returns, from the sums of common/quant_error.hpp, wherever those were taken.
 #pragma once
 
+#include "common/quant_error.hpp"
 #include "grey.h"
 
+#include <cstddef>
 #include <span>
+#include <vector>
 
 namespace grey::quant {
 
-// Accumulates sum x^2, sum (x - y)^2 and max |x - y| in float64; `x` is the reference.
-struct ErrorTotals {
-    double sum_squared_signal = 0.0;
-    double sum_squared_error = 0.0;
-    double max_abs_error = 0.0;
-    uint64_t elements = 0;
-
-    void add(std::span<const float> x, std::span<const float> y);
-};
-
 // Fills the error fields of a report (elements, rel_rmse, sqnr_db, max_abs_err, the two sums) and the
 // size fields from `bytes`.
-grey_quant_report make_report(const ErrorTotals& totals, uint64_t bytes, grey_quant_calibration calibration);
+grey_quant_report make_report(const common::ErrorSums& sums, uint64_t bytes, grey_quant_calibration calibration);
+
+// The plain tensor (F32, F16 or BF16) as float32, F16 and BF16 widened exactly. A NaN or infinity fails
+// with GREY_ERROR_INVALID_ARGUMENT naming its index.
+std::vector<float> to_f32(grey_dtype dtype, std::span<const std::byte> bytes, uint64_t elements);
 
 }  // namespace grey::quant

@@ -1,20 +1,24 @@
-// The C entry points of "Quantization (since 0.1)" in grey.h. Host memory goes straight to the host
-// backend's kernels; device buffers go to the owning backend's quantize/dequantize slots.
+// The C entry points of "Quantization (since 0.1)" in grey.h. Every call goes through a backend's
+// quantize and dequantize slots with the layout computed here once: host memory through the built-in
+// host backend (core/host_memory_backend.hpp), device buffers through the owning backend. The error
+// report is measured where the data is: by the backend when it can (GREY_BACKEND_CAP_QUANT_ERROR),
+// otherwise on the host from what is read back.
+#include "common/dtype.hpp"
+#include "common/quant_error.hpp"
 #include "core/backend.hpp"
+#include "core/context.hpp"
 #include "core/error.hpp"
-#include "host/quant/quantizer.hpp"
+#include "core/host_memory_backend.hpp"
+#include "core/tensor_desc.hpp"
 #include "memory/buffer.hpp"
 #include "quant/format.hpp"
 #include "quant/measure.hpp"
 
-#include <algorithm>
 #include <cstring>
 #include <vector>
 
 namespace grey::quant {
 namespace {
-
-namespace hq = grey::host::quant;
 
 const grey_tensor_desc& checked_desc(const grey_tensor_desc* desc) {
     require_non_null(desc, "desc");
@@ -27,30 +31,16 @@ const grey_quant_params& checked_params(const grey_quant_params* params) {
 }
 
 // The plain (unquantized) side of a call: F32, F16 or BF16, and its byte size.
-uint64_t plain_bytes(const grey_tensor_desc& desc, const Plan& plan, const char* role) {
-    if (!is_float_input(desc.dtype))
+uint64_t plain_bytes(const grey_tensor_desc& desc, const grey_quant_layout& layout, const char* role) {
+    if (!common::is_float_input(desc.dtype))
         fail(GREY_ERROR_INVALID_ARGUMENT, std::string(role) + " must be F32, F16 or BF16, not " + std::to_string(raw_enum(desc.dtype)));
-    return plan.elements * float_input_size(desc.dtype);
+    return layout.elements * common::float_input_size(desc.dtype);
 }
 
 void require_size(uint64_t given, uint64_t needed, const char* what, bool exact) {
     if (exact ? given != needed : given < needed)
         fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + " is " + std::to_string(given) + " bytes; " + (exact ? "the tensor takes " : "at least ") +
                                               std::to_string(needed) + " are needed");
-}
-
-grey_quant_report measure(const Plan& plan, std::span<const float> reference, std::span<const std::byte> quantized) {
-    // Decoded a slice at a time, so that measuring takes a fixed amount of memory whatever the tensor's
-    // size; the sums run in the order they would over the whole tensor, so the report is the same.
-    constexpr uint64_t kSlice = uint64_t{1} << 20;  // elements: a multiple of every block and group size
-    std::vector<float> decoded(static_cast<std::size_t>(std::min(plan.elements, kSlice)));
-    ErrorTotals totals;
-    for (uint64_t first = 0; first < plan.elements; first += kSlice) {
-        const std::span<float> slice(decoded.data(), static_cast<std::size_t>(std::min(kSlice, plan.elements - first)));
-        hq::dequantize_range(plan, quantized, first, slice, hq::best_kernels());
-        totals.add(reference.subspan(first, slice.size()), slice);
-    }
-    return make_report(totals, plan.bytes, plan.calibration);
 }
 
 void copy_report(const grey_quant_report& report, grey_quant_report* out) {
@@ -79,35 +69,75 @@ const Backend& kernel_backend(const grey_buffer& source, const grey_buffer& dest
     return *source.backend;
 }
 
-grey_backend_quant_job make_job(const grey_tensor_desc& desc, const grey_quant_params& params, const Plan& plan, uint64_t plain) {
+grey_backend_memory host_memory(const void* at, uint64_t size) { return {nullptr, const_cast<void*>(at), 0, size}; }
+grey_backend_memory buffer_memory(const grey_buffer& buffer, uint64_t offset, uint64_t size) { return {buffer.handle, nullptr, offset, size}; }
+
+grey_backend_quant_job make_job(const grey_quant_layout& layout, grey_dtype plain_dtype, grey_backend_memory plain, grey_backend_memory quantized) {
     grey_backend_quant_job job{};
     job.struct_size = sizeof job;
-    job.tensor = desc;
-    job.tensor.struct_size = sizeof job.tensor;
-    job.params = params;
-    job.params.struct_size = sizeof job.params;
-    job.plain_bytes = plain;
-    job.quantized_bytes = plan.bytes;
+    job.layout = &layout;
+    job.plain_dtype = plain_dtype;
+    job.plain = plain;
+    job.quantized = quantized;
     return job;
 }
 
-// The checks a buffer call shares: descriptor, parameters, both buffers, and the job for the backend.
+grey_backend_quant_error empty_error() {
+    grey_backend_quant_error error{};
+    error.struct_size = sizeof error;
+    return error;
+}
+
+grey_quant_report report_of(const grey_backend_quant_error& error, const grey_quant_layout& layout) {
+    common::ErrorSums sums;
+    sums.sum_squared_signal = error.sum_squared_signal;
+    sums.sum_squared_error = error.sum_squared_error;
+    sums.max_abs_error = error.max_abs_error;
+    sums.elements = error.elements;
+    return make_report(sums, layout.bytes, layout.calibration);
+}
+
+// The host backend, for host memory; it must take host memory and measure there (it always does).
+const Backend& host_backend() {
+    const Backend& backend = host_memory_backend();
+    if (!backend.has(GREY_BACKEND_CAP_QUANT_HOST_MEMORY | GREY_BACKEND_CAP_QUANT_ERROR))
+        fail(GREY_ERROR_INTERNAL, "the built-in host backend does not take host memory");
+    return backend;
+}
+
+// The error of `quantized` against `plain` (of `dtype`), both read back into host memory: the host
+// backend dequantizes, and the sums run here.
+grey_backend_quant_error measure_on_host(const grey_quant_layout& layout, grey_dtype dtype, std::span<const std::byte> plain,
+                                         std::span<const std::byte> quantized) {
+    std::vector<float> decoded(layout.elements);
+    host_backend().dequantize(make_job(layout, GREY_DTYPE_F32, host_memory(decoded.data(), decoded.size() * 4), host_memory(quantized.data(), layout.bytes)));
+    const auto reference = to_f32(dtype, plain, layout.elements);
+    common::ErrorSums sums;
+    sums.add(reference.data(), decoded.data(), reference.size());
+    grey_backend_quant_error error = empty_error();
+    error.elements = sums.elements;
+    error.sum_squared_signal = sums.sum_squared_signal;
+    error.sum_squared_error = sums.sum_squared_error;
+    error.max_abs_error = sums.max_abs_error;
+    return error;
+}
+
+// The checks a buffer call shares: descriptor, parameters, both buffers.
 struct BufferCall {
-    grey_backend_quant_job job;
-    Plan plan;
+    grey_quant_layout layout;
+    grey_dtype plain_dtype;
+    uint64_t plain_bytes;
     const Backend* backend;
 };
 
 BufferCall prepare_buffer_call(const grey_tensor_desc* desc, const grey_quant_params* params, const grey_buffer* source,
                                const grey_buffer* destination, const char* plain_role) {
     const auto& d = checked_desc(desc);
-    const auto& p = checked_params(params);
-    Plan plan = make_plan(checked_shape(d), p);
-    const uint64_t plain = plain_bytes(d, plan, plain_role);
+    const auto layout = make_layout(checked_shape(d), checked_params(params));
+    const uint64_t plain = plain_bytes(d, layout, plain_role);
     require_non_null(source, "source");
     require_non_null(destination, "destination");
-    const Backend& backend = kernel_backend(*source, *destination);
-    return {make_job(d, p, plan, plain), std::move(plan), &backend};
+    return {layout, d.dtype, plain, &kernel_backend(*source, *destination)};
 }
 
 std::vector<std::byte> read_back(const grey_buffer& buffer, uint64_t offset, uint64_t size) {
@@ -164,10 +194,9 @@ const char* grey_quant_name_at(uint32_t index) {
 grey_status grey_quant_size(const grey_tensor_desc* desc, const grey_quant_params* params, uint64_t* out_bytes) {
     return grey::abi_guard([&] {
         using namespace grey::quant;
-        const auto shape = checked_shape(checked_desc(desc));
-        const Plan plan = make_plan(shape, checked_params(params));
+        const auto layout = make_layout(grey::checked_shape(checked_desc(desc)), checked_params(params));
         grey::require_non_null(out_bytes, "out_bytes");
-        *out_bytes = plan.bytes;
+        *out_bytes = layout.bytes;
     });
 }
 
@@ -176,19 +205,17 @@ grey_status grey_quantize(const grey_tensor_desc* desc, const void* source, uint
     return grey::abi_guard([&] {
         using namespace grey::quant;
         const auto& d = checked_desc(desc);
-        const Plan plan = make_plan(checked_shape(d), checked_params(params));
-        require_size(source_bytes, plain_bytes(d, plan, "desc->dtype"), "source_bytes", true);
-        require_size(destination_bytes, plan.bytes, "destination_bytes", false);
+        const auto layout = make_layout(grey::checked_shape(d), checked_params(params));
+        require_size(source_bytes, plain_bytes(d, layout, "desc->dtype"), "source_bytes", true);
+        require_size(destination_bytes, layout.bytes, "destination_bytes", false);
         grey::require_non_null(source, "source");
         grey::require_non_null(destination, "destination");
         check_report_size(out_report);
-        const auto& kernels = hq::best_kernels();
-        // F32 input is read where it lies (often a mapped model file): no copy of the tensor.
-        std::vector<float> converted;
-        const auto values = hq::as_f32(d.dtype, {static_cast<const std::byte*>(source), source_bytes}, plan.elements, kernels, converted);
-        const std::span<std::byte> out{static_cast<std::byte*>(destination), plan.bytes};
-        hq::quantize(plan, values, out, kernels);
-        if (out_report != nullptr) copy_report(measure(plan, values, out), out_report);
+        grey_backend_quant_job job = make_job(layout, d.dtype, host_memory(source, source_bytes), host_memory(destination, layout.bytes));
+        grey_backend_quant_error error = empty_error();
+        if (out_report != nullptr) job.error = &error;
+        host_backend().quantize(job);
+        if (out_report != nullptr) copy_report(report_of(error, layout), out_report);
     });
 }
 
@@ -197,15 +224,13 @@ grey_status grey_dequantize(const grey_tensor_desc* desc, const grey_quant_param
     return grey::abi_guard([&] {
         using namespace grey::quant;
         const auto& d = checked_desc(desc);
-        const Plan plan = make_plan(checked_shape(d), checked_params(params));
-        const uint64_t plain = plain_bytes(d, plan, "desc->dtype (the output type)");
-        require_size(source_bytes, plan.bytes, "source_bytes", false);
+        const auto layout = make_layout(grey::checked_shape(d), checked_params(params));
+        const uint64_t plain = plain_bytes(d, layout, "desc->dtype (the output type)");
+        require_size(source_bytes, layout.bytes, "source_bytes", false);
         require_size(destination_bytes, plain, "destination_bytes", false);
         grey::require_non_null(source, "source");
         grey::require_non_null(destination, "destination");
-        std::vector<float> values(plan.elements);
-        hq::dequantize(plan, {static_cast<const std::byte*>(source), plan.bytes}, values, hq::best_kernels());
-        hq::from_f32(values, d.dtype, {static_cast<std::byte*>(destination), plain});
+        host_backend().dequantize(make_job(layout, d.dtype, host_memory(destination, plain), host_memory(source, layout.bytes)));
     });
 }
 
@@ -214,22 +239,21 @@ grey_status grey_quant_compare(const grey_tensor_desc* desc, const void* referen
     return grey::abi_guard([&] {
         using namespace grey::quant;
         const auto& d = checked_desc(desc);
-        const auto shape = checked_shape(d);
+        const auto shape = grey::checked_shape(d);
         grey_quant_params any = GREY_QUANT_PARAMS_INIT;
         any.format = GREY_QUANT_INT8_TOKEN;  // only to count elements and check the shape is not empty
-        const Plan plan = make_plan(shape, any);
-        const uint64_t plain = plain_bytes(d, plan, "desc->dtype");
+        const auto layout = make_layout(shape, any);
+        const uint64_t plain = plain_bytes(d, layout, "desc->dtype");
         require_size(bytes_each, plain, "bytes_each", true);
         grey::require_non_null(reference, "reference");
         grey::require_non_null(approximation, "approximation");
         grey::require_non_null(out_report, "out_report");
         check_report_size(out_report);
-        const auto& kernels = hq::best_kernels();
-        const auto x = hq::to_f32(d.dtype, {static_cast<const std::byte*>(reference), plain}, plan.elements, kernels);
-        const auto y = hq::to_f32(d.dtype, {static_cast<const std::byte*>(approximation), plain}, plan.elements, kernels);
-        ErrorTotals totals;
-        totals.add(x, y);
-        copy_report(make_report(totals, plain, GREY_CALIBRATION_RTN), out_report);
+        const auto x = to_f32(d.dtype, {static_cast<const std::byte*>(reference), plain}, layout.elements);
+        const auto y = to_f32(d.dtype, {static_cast<const std::byte*>(approximation), plain}, layout.elements);
+        grey::common::ErrorSums sums;
+        sums.add(x.data(), y.data(), x.size());
+        copy_report(make_report(sums, plain, GREY_CALIBRATION_RTN), out_report);
     });
 }
 
@@ -240,14 +264,22 @@ grey_status grey_quantize_buffer(const grey_tensor_desc* desc, const grey_buffer
         using namespace grey::quant;
         check_report_size(out_report);
         const auto call = prepare_buffer_call(desc, params, source, destination, "desc->dtype");
-        check_range(*source, source_offset, call.job.plain_bytes, "source");
-        check_range(*destination, destination_offset, call.plan.bytes, "destination");
-        call.backend->quantize(call.job, source->handle, source_offset, destination->handle, destination_offset);
+        check_range(*source, source_offset, call.plain_bytes, "source");
+        check_range(*destination, destination_offset, call.layout.bytes, "destination");
+        grey_backend_quant_job job = make_job(call.layout, call.plain_dtype, buffer_memory(*source, source_offset, call.plain_bytes),
+                                              buffer_memory(*destination, destination_offset, call.layout.bytes));
+        grey_backend_quant_error error = empty_error();
+        const bool measured_there = out_report != nullptr && call.backend->has(GREY_BACKEND_CAP_QUANT_ERROR);
+        if (measured_there) job.error = &error;
+        call.backend->quantize(job);
         if (out_report == nullptr) return;
-        const auto original = read_back(*source, source_offset, call.job.plain_bytes);
-        const auto quantized = read_back(*destination, destination_offset, call.plan.bytes);
-        const auto values = hq::to_f32(desc->dtype, original, call.plan.elements, hq::best_kernels());
-        copy_report(measure(call.plan, values, quantized), out_report);
+        if (!measured_there) {
+            source->context->logger.debug("backend '" + call.backend->name() +
+                                          "' cannot measure quantization error where the data is; reading both tensors back to measure on the host");
+            error = measure_on_host(call.layout, call.plain_dtype, read_back(*source, source_offset, call.plain_bytes),
+                                    read_back(*destination, destination_offset, call.layout.bytes));
+        }
+        copy_report(report_of(error, call.layout), out_report);
     });
 }
 
@@ -256,9 +288,10 @@ grey_status grey_dequantize_buffer(const grey_tensor_desc* desc, const grey_quan
     return grey::abi_guard([&] {
         using namespace grey::quant;
         const auto call = prepare_buffer_call(desc, params, source, destination, "desc->dtype (the output type)");
-        check_range(*source, source_offset, call.plan.bytes, "source");
-        check_range(*destination, destination_offset, call.job.plain_bytes, "destination");
-        call.backend->dequantize(call.job, source->handle, source_offset, destination->handle, destination_offset);
+        check_range(*source, source_offset, call.layout.bytes, "source");
+        check_range(*destination, destination_offset, call.plain_bytes, "destination");
+        call.backend->dequantize(make_job(call.layout, call.plain_dtype, buffer_memory(*destination, destination_offset, call.plain_bytes),
+                                          buffer_memory(*source, source_offset, call.layout.bytes)));
     });
 }
 

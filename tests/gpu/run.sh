@@ -85,7 +85,7 @@ else record quant-conformance FAIL "$(tail -1 "$out/quant_conformance.log")"; fi
 fi
 
 if want cli && [ -n "${GREY_GPU_MODEL:-}" ]; then
-echo "== greyctl quantize --backend cuda against --backend host on $GREY_GPU_MODEL (same report, same file)"
+echo "== greyctl quantize --backend cuda against --backend host on $GREY_GPU_MODEL (same file; same report within the summation bound)"
 cli_failures=0
 cli_formats=(int8 int8-token int4-g128 int4-sym-g128 fp8-e4m3 nf4 q8_0 q4_0 q4_1)
 for format in "${cli_formats[@]}"; do
@@ -94,15 +94,18 @@ for format in "${cli_formats[@]}"; do
             --backend "$backend" --json --force --output "$logs/quantized_${format}_$backend.gguf" \
             >"$logs/quantize_${format}_$backend.json" 2>"$logs/quantize_${format}_$backend.err" || cli_failures=$((cli_failures + 1))
     done
-    # The reports differ only in the file name each names; the written models must be identical.
+    # The written models must be identical; the reports equal, but for the last bits of the error sums,
+    # which the GPU measures on the device in another order (compare_quantize_reports.py says how far).
     if cmp -s "$logs/quantized_${format}_host.gguf" "$logs/quantized_${format}_cuda.gguf" &&
-       diff -q <(grep -v wrote "$logs/quantize_${format}_host.json") <(grep -v wrote "$logs/quantize_${format}_cuda.json") >/dev/null; then
+       python3 tests/gpu/compare_quantize_reports.py "$logs/quantize_${format}_host.json" "$logs/quantize_${format}_cuda.json" \
+           >"$logs/quantize_${format}_compare.txt"; then
         echo "same: $format"
     else
-        echo "DIFFERENT: $format"; head -c 300 "$logs/quantize_${format}_cuda.err"; cli_failures=$((cli_failures + 1))
+        echo "DIFFERENT: $format"; head -c 300 "$logs/quantize_${format}_compare.txt" "$logs/quantize_${format}_cuda.err"
+        cli_failures=$((cli_failures + 1))
     fi
 done
-if [ $cli_failures -eq 0 ]; then record greyctl-quantize-cuda PASS "${#cli_formats[@]} formats: identical files and reports"
+if [ $cli_failures -eq 0 ]; then record greyctl-quantize-cuda PASS "${#cli_formats[@]} formats: identical files, reports within the summation bound"
 else record greyctl-quantize-cuda FAIL "$cli_failures differences or failures"; fi
 fi
 

@@ -42,8 +42,8 @@ TEST(MemoryApi, ChecksumMatchesTheDefinition) {
         expected += (static_cast<uint64_t>(data[123 + i]) + 1) * (i * 0x9E3779B97F4A7C15ull + 0xD6E8FEB86659FD93ull);
     EXPECT_EQ(sum, expected);
     // Offset-independent, and piecewise sums add up.
-    EXPECT_EQ(grey::backend::checksum_accumulate(grey::backend::checksum_accumulate(0, std::span(data).subspan(123, 2000), 0),
-                                                 std::span(data).subspan(2123, 3000), 2000),
+    EXPECT_EQ(grey::common::checksum_accumulate(grey::common::checksum_accumulate(0, std::as_bytes(std::span(data).subspan(123, 2000)), 0),
+                                                 std::as_bytes(std::span(data).subspan(2123, 3000)), 2000),
               expected);
     ASSERT_EQ(grey_buffer_checksum(buffer, 0, 0, &sum), GREY_OK);
     EXPECT_EQ(sum, 0u);

@@ -5,7 +5,10 @@
 //  failinit  passes every check, then fails in init with a message
 //  nodriver  init says UNSUPPORTED, as a GPU backend does on a machine without its driver
 //  badname   its vtable name differs from its file name
+//  zeroquant the fake GPUs with quantization slots that write zeros and declare no capability, so the
+//            runtime must measure the error itself (built into a directory of its own)
 #include "common/fields.hpp"
+#include "common/quant_layout.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -86,6 +89,23 @@ grey_status buffer_read(void*, grey_backend_buffer* b, uint64_t offset, void* ds
     return GREY_OK;
 }
 
+#if defined(GREY_TEST_PLUGIN_ZEROQUANT)
+// "Quantizes" to all-zero bytes (every format decodes them to zeros) after checking that the job carries
+// the layout the runtime computed and ranges that match it.
+grey_status zero_fill(const grey_backend_quant_job* job, const grey_backend_memory& out, uint64_t expected) {
+    if (job->layout == nullptr || job->layout->struct_size < sizeof(grey_quant_layout) || out.buffer == nullptr || out.size != expected ||
+        job->quantized.size != job->layout->bytes) {
+        g_host->set_error(g_host->host_data, "zeroquant: the job does not match its layout");
+        return GREY_ERROR_INTERNAL;
+    }
+    std::memset(out.buffer->bytes.data() + out.offset, 0, out.size);
+    return GREY_OK;
+}
+
+grey_status quantize(void*, const grey_backend_quant_job* job) { return zero_fill(job, job->quantized, job->layout->bytes); }
+grey_status dequantize(void*, const grey_backend_quant_job* job) { return zero_fill(job, job->plain, job->plain.size); }
+#endif
+
 }  // namespace
 
 #if !defined(GREY_TEST_PLUGIN_NOENTRY)
@@ -93,7 +113,8 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t, grey_bac
     grey_backend_vtable vt{};
     vt.struct_size = sizeof vt;
 #if defined(GREY_TEST_PLUGIN_WRONGABI)
-    vt.abi_version = GREY_BACKEND_ABI_VERSION + 41;
+    static_assert(GREY_BACKEND_ABI_VERSION != 42, "the wrong version must differ from the loader's");
+    vt.abi_version = 42;
 #else
     vt.abi_version = GREY_BACKEND_ABI_VERSION;
 #endif
@@ -111,6 +132,10 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t, grey_bac
     vt.buffer_write = buffer_write;
     vt.buffer_read = buffer_read;
     // No telemetry, copy or fill: the runtime must cope (UNSUPPORTED, or staging through the host).
+#if defined(GREY_TEST_PLUGIN_ZEROQUANT)
+    vt.quantize = quantize;
+    vt.dequantize = dequantize;
+#endif
     *out = vt;
     return GREY_OK;
 }

@@ -1,6 +1,6 @@
 #include "host/quant/kernels.hpp"
 
-#include "quant/numeric.hpp"
+#include "common/numeric.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -48,7 +48,7 @@ void decode_table(const uint8_t* codes, std::size_t n, const float* table, float
 }
 
 void f16_to_f32(const uint16_t* in, std::size_t n, float* out) {
-    for (std::size_t i = 0; i < n; ++i) out[i] = grey::quant::f16_to_f32(in[i]);
+    for (std::size_t i = 0; i < n; ++i) out[i] = grey::common::f16_to_f32(in[i]);
 }
 
 constexpr Kernels kScalar{"scalar", absmax, minmax, encode, decode, decode_table, f16_to_f32};

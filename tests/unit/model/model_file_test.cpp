@@ -2,7 +2,6 @@
 #include "core/error.hpp"
 #include "model/dtype.hpp"
 #include "model/model_file.hpp"
-#include "quant/numeric.hpp"
 #include "test_support.hpp"
 
 #include <cstring>

@@ -1,12 +1,14 @@
 // Quantization formats: sizes, round-trip error on synthetic Gaussian weights, the MSE calibration, the
 // C API's argument checks, device buffers, and the scalar and AVX2 kernels giving identical bits.
+#include "host/host_backend.hpp"
 #include "host/quant/kernels.hpp"
 #include "host/quant/quantizer.hpp"
 #include "quant/format.hpp"
 #include "quant/measure.hpp"
-#include "quant/numeric.hpp"
+#include "common/numeric.hpp"
 #include "test_support.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -118,6 +120,39 @@ TEST(Quant, EveryFormatRoundTripsWithinItsBoundFromEachInputType) {
     }
 }
 
+// The host backend measures a slice of 2^20 elements at a time and reads aligned F32 input where it lies
+// (an unaligned tensor is copied first): neither may change a bit of the output or of the report.
+TEST(Quant, TensorsLargerThanAMeasuringSliceGiveExactReportsAlignedOrNot) {
+    const std::vector<uint64_t> shape = {4104, 256};  // 2^20 + 2,048 elements
+    const auto x = gaussian(4104 * 256, 13);
+    const auto desc = desc_of(shape);
+    const uint64_t bytes = x.size() * sizeof(float);
+    std::vector<std::byte> unaligned(bytes + 1);
+    std::memcpy(unaligned.data() + 1, x.data(), bytes);
+    for (const char* label : {"int8-axis1", "int4-g128", "nf4", "q4_0"}) {
+        SCOPED_TRACE(label);
+        const Case& c = *std::find_if(std::begin(kCases), std::end(kCases), [&](const Case& k) { return std::strcmp(k.label, label) == 0; });
+        std::vector<std::byte> q, q_unaligned;
+        const auto report = quantize_ok(desc, x.data(), bytes, params_of(c), q);
+        const auto report_unaligned = quantize_ok(desc, unaligned.data() + 1, bytes, params_of(c), q_unaligned);
+        EXPECT_EQ(q, q_unaligned);
+        EXPECT_EQ(report_unaligned.sum_squared_error, report.sum_squared_error);
+        EXPECT_EQ(report_unaligned.max_abs_err, report.max_abs_err);
+
+        // The same sums, in the same order, over the whole tensor decoded at once.
+        std::vector<float> back(x.size());
+        const auto p = params_of(c);
+        ASSERT_EQ(grey_dequantize(&desc, &p, q.data(), q.size(), back.data(), bytes), GREY_OK) << grey_last_error();
+        grey_quant_report whole{};
+        whole.struct_size = sizeof whole;
+        ASSERT_EQ(grey_quant_compare(&desc, x.data(), back.data(), bytes, &whole), GREY_OK) << grey_last_error();
+        EXPECT_EQ(report.elements, x.size());
+        EXPECT_EQ(report.sum_squared_signal, whole.sum_squared_signal);
+        EXPECT_EQ(report.sum_squared_error, whole.sum_squared_error);
+        EXPECT_EQ(report.max_abs_err, whole.max_abs_err);
+    }
+}
+
 TEST(Quant, MseCalibrationNeverLosesToRoundToNearestAndWinsOnFourBits) {
     const auto x = gaussian(64 * 256, 12);
     const auto desc = desc_of({64, 256});
@@ -166,7 +201,7 @@ TEST(Quant, GgmlBlocksMatchTheReferenceOnAHandWorkedBlock) {
     ASSERT_EQ(q.size(), 34u);
     uint16_t d = 0;
     std::memcpy(&d, q.data(), 2);
-    EXPECT_EQ(d, grey::quant::f32_to_f16(7.75f / 127.0f));
+    EXPECT_EQ(d, grey::common::f32_to_f16(7.75f / 127.0f));
     const float id = 1.0f / (7.75f / 127.0f);
     for (int i = 0; i < 32; ++i) EXPECT_EQ(static_cast<int8_t>(q[2 + i]), static_cast<int8_t>(std::round(x[i] * id))) << i;
     // Q4_0: the peak 7.75 gives d = -7.75/8; code = min(15, trunc(x/d + 8.5)); x = 0 -> 8, x = 7.75 -> 0.
@@ -406,6 +441,70 @@ TEST(Quant, DeviceBuffersOnTheHostMatchHostMemoryAndOtherBackendsSayUnsupported)
     for (auto* b : {source, quantized, restored, fake_source, fake_out}) grey_buffer_destroy(b);
 }
 
+// A backend that quantizes but cannot measure (no GREY_BACKEND_CAP_QUANT_ERROR): the runtime reads both
+// tensors back and measures on the host, and says so in a debug log. The zeroquant test plugin writes
+// zeros, which decode to zeros, so the error is the signal itself.
+TEST(Quant, ABackendThatCannotMeasureIsMeasuredOnTheHostAndTheLogSaysSo) {
+    grey::test::LogCapture log;
+    grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
+    options.backend_dir = GREY_TEST_QUANT_PLUGIN_DIR;
+    options.backends = "zeroquant";
+    options.log_level = GREY_LOG_DEBUG;
+    options.log_callback = &grey::test::LogCapture::callback;
+    options.log_user = &log;
+    auto context = grey::test::make_context(options);
+    const auto x = gaussian(4 * 64, 9);
+    const auto desc = desc_of({4, 64});
+    grey_quant_params p = GREY_QUANT_PARAMS_INIT;  // int8, one scale per row
+    uint64_t size = 0;
+    ASSERT_EQ(grey_quant_size(&desc, &p, &size), GREY_OK);
+    grey_buffer *source = nullptr, *quantized = nullptr;
+    ASSERT_EQ(grey_buffer_create(context.get(), 1, x.size() * 4, &source), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_create(context.get(), 1, size, &quantized), GREY_OK);
+    ASSERT_EQ(grey_buffer_write(source, 0, x.data(), x.size() * 4), GREY_OK);
+    grey_quant_report report{};
+    report.struct_size = sizeof report;
+    ASSERT_EQ(grey_quantize_buffer(&desc, source, 0, &p, quantized, 0, &report), GREY_OK) << grey_last_error();
+    double signal = 0.0, largest = 0.0;
+    for (const float v : x) {
+        signal += static_cast<double>(v) * v;
+        largest = std::max(largest, std::fabs(static_cast<double>(v)));
+    }
+    EXPECT_EQ(report.elements, x.size());
+    EXPECT_EQ(report.sum_squared_error, report.sum_squared_signal);
+    EXPECT_DOUBLE_EQ(report.sum_squared_signal, signal);
+    EXPECT_EQ(report.max_abs_err, largest);
+    EXPECT_TRUE(log.contains("backend 'zeroquant' cannot measure quantization error where the data is")) << "the fallback is logged";
+    grey_buffer_destroy(quantized);
+    grey_buffer_destroy(source);
+}
+
+// A layout that needs a feature the backend does not know is refused, never misread.
+TEST(Quant, TheHostBackendRefusesALayoutFeatureItDoesNotKnow) {
+    grey_backend_vtable vt{};
+    vt.struct_size = sizeof vt;
+    ASSERT_EQ(grey::host::host_backend_entry(GREY_BACKEND_ABI_VERSION, &vt), GREY_OK);
+    ASSERT_TRUE(vt.capabilities & GREY_BACKEND_CAP_QUANT_HOST_MEMORY);
+    const grey_backend_host services{sizeof(grey_backend_host), GREY_BACKEND_ABI_VERSION, nullptr, nullptr, nullptr};
+    void* state = nullptr;
+    ASSERT_EQ(vt.init(&services, &state), GREY_OK);
+    grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+    grey_quant_layout layout = grey::quant::make_layout(std::vector<uint64_t>{2, 32}, p);
+    std::vector<float> x(64, 1.0f);
+    std::vector<std::byte> q(layout.bytes);
+    grey_backend_quant_job job{};
+    job.struct_size = sizeof job;
+    job.layout = &layout;
+    job.plain_dtype = GREY_DTYPE_F32;
+    job.plain = {nullptr, x.data(), 0, x.size() * 4};
+    job.quantized = {nullptr, q.data(), 0, q.size()};
+    EXPECT_EQ(vt.quantize(state, &job), GREY_OK);
+    layout.required_features = 0x80000000u;  // a feature of some later version
+    EXPECT_EQ(vt.quantize(state, &job), GREY_ERROR_UNSUPPORTED);
+    EXPECT_EQ(vt.dequantize(state, &job), GREY_ERROR_UNSUPPORTED);
+    vt.shutdown(state);
+}
+
 // The AVX2 kernels must give the scalar kernels' bits for every format, both calibrations, on fresh
 // random inputs (with zeros, ties and outliers mixed in) whose length is not a multiple of 8.
 TEST(QuantKernels, Avx2GivesTheScalarBitsForEveryFormat) {
@@ -424,7 +523,7 @@ TEST(QuantKernels, Avx2GivesTheScalarBitsForEveryFormat) {
     for (const auto& c : kCases)
         for (const auto calibration : {GREY_CALIBRATION_RTN, GREY_CALIBRATION_MSE}) {
             SCOPED_TRACE(std::string(c.label) + (calibration == GREY_CALIBRATION_MSE ? " mse" : " rtn"));
-            const auto plan = grey::quant::make_plan(std::vector<uint64_t>{48, 128}, params_of(c, calibration));
+            const auto plan = grey::quant::make_layout(std::vector<uint64_t>{48, 128}, params_of(c, calibration));
             std::vector<std::byte> a(plan.bytes), b(plan.bytes);
             hq::quantize(plan, x, a, scalar);
             hq::quantize(plan, x, b, *avx2);
@@ -460,7 +559,7 @@ TEST(QuantKernels, Avx2GivesTheScalarBitsForEveryFormat) {
 }
 
 TEST(QuantNumeric, Fp16AndFp8ConversionsRoundTripEveryCode) {
-    using namespace grey::quant;
+    using namespace grey::common;
     for (uint32_t h = 0; h < 65536; ++h) {
         const float f = f16_to_f32(static_cast<uint16_t>(h));
         if (std::isnan(f)) continue;
@@ -469,20 +568,20 @@ TEST(QuantNumeric, Fp16AndFp8ConversionsRoundTripEveryCode) {
     EXPECT_EQ(f32_to_f16(65520.0f), 0x7C00);  // rounds to infinity
     EXPECT_EQ(f32_to_f16(65519.0f), 0x7BFF);
     EXPECT_EQ(f32_to_f16(1.0f + 0x1.0p-11f), 0x3C00);  // a tie goes to even
-    for (const auto kind : {Fp8Kind::e4m3, Fp8Kind::e5m2}) {
+    for (const int kind : {GREY_QUANT_FP8_E4M3, GREY_QUANT_FP8_E5M2}) {
         for (uint32_t c = 0; c < 256; ++c) {
-            const float f = fp8_to_f32(static_cast<uint8_t>(c), kind);
+            const float f = fp8_to_f32(c, kind);
             if (!std::isfinite(f)) continue;
             if (f == 0.0f) continue;  // +0 and -0 both exist
             ASSERT_EQ(f32_to_fp8(f, kind), c) << c;
         }
         EXPECT_EQ(fp8_to_f32(f32_to_fp8(1e9f, kind), kind), fp8_traits(kind).max_finite) << "saturates";
     }
-    EXPECT_EQ(fp8_to_f32(0x7E, Fp8Kind::e4m3), 448.0f);
-    EXPECT_EQ(fp8_to_f32(0x01, Fp8Kind::e4m3), 0x1.0p-9f);
-    EXPECT_EQ(fp8_to_f32(0x7B, Fp8Kind::e5m2), 57344.0f);
+    EXPECT_EQ(fp8_to_f32(0x7E, GREY_QUANT_FP8_E4M3), 448.0f);
+    EXPECT_EQ(fp8_to_f32(0x01, GREY_QUANT_FP8_E4M3), 0x1.0p-9f);
+    EXPECT_EQ(fp8_to_f32(0x7B, GREY_QUANT_FP8_E5M2), 57344.0f);
     EXPECT_EQ(f32_to_bf16(1.0f + 0x1.0p-8f), 0x3F80);  // tie to even
-    EXPECT_EQ(nf4_code(-1.0f), 0);
-    EXPECT_EQ(nf4_code(1.0f), 15);
-    EXPECT_EQ(nf4_code(0.01f), 7);
+    EXPECT_EQ(nf4_code(-1.0f), 0u);
+    EXPECT_EQ(nf4_code(1.0f), 15u);
+    EXPECT_EQ(nf4_code(0.01f), 7u);
 }

@@ -69,6 +69,12 @@ fn model_and_quant_strings_with_a_nul_byte_are_refused() {
         "grey_model_writer_set_metadata: value",
     );
     refused(writer.write(BAD), "grey_model_writer_write: path");
+    let mut streamed = ModelWriter::new(ModelFormat::Safetensors).unwrap();
+    refused(
+        streamed.declare_tensor(BAD, grey::DType::F32, &[32], 0),
+        "grey_model_writer_declare_tensor: name",
+    );
+    refused(streamed.open(BAD, false), "grey_model_writer_open: path");
     refused(
         writer.declare_tensor(BAD, grey::DType::F32, &[32], 0),
         "grey_model_writer_declare_tensor: name",

@@ -1,0 +1,48 @@
+/* The plugin contract's layout for GREY_BACKEND_ABI_VERSION 2, frozen: a struct that changes size or
+ * moves a field needs a new ABI version (the loader refuses plugins of another version), so any such
+ * change must come with the version bump and new lines here. Compiled as C11 with -Wall -Wextra
+ * -pedantic -Werror, which also proves grey_backend.h and common/quant_layout.h are clean C. LP64. */
+#include "grey_backend.h"
+#include "common/quant_layout.h"
+
+#include <stddef.h>
+
+_Static_assert(GREY_BACKEND_ABI_VERSION == 2, "the ABI version moved: freeze the new layout below");
+#if defined(__LP64__)
+_Static_assert(sizeof(grey_quant_layout) == 80, "size of grey_quant_layout changed");
+_Static_assert(offsetof(grey_quant_layout, struct_size) == 0, "grey_quant_layout.struct_size moved");
+_Static_assert(offsetof(grey_quant_layout, required_features) == 4, "grey_quant_layout.required_features moved");
+_Static_assert(offsetof(grey_quant_layout, format) == 8, "grey_quant_layout.format moved");
+_Static_assert(offsetof(grey_quant_layout, calibration) == 12, "grey_quant_layout.calibration moved");
+_Static_assert(offsetof(grey_quant_layout, elements) == 16, "grey_quant_layout.elements moved");
+_Static_assert(offsetof(grey_quant_layout, run_length) == 24, "grey_quant_layout.run_length moved");
+_Static_assert(offsetof(grey_quant_layout, param_count) == 32, "grey_quant_layout.param_count moved");
+_Static_assert(offsetof(grey_quant_layout, codes_bytes) == 40, "grey_quant_layout.codes_bytes moved");
+_Static_assert(offsetof(grey_quant_layout, bytes) == 48, "grey_quant_layout.bytes moved");
+_Static_assert(offsetof(grey_quant_layout, row_length) == 56, "grey_quant_layout.row_length moved");
+_Static_assert(offsetof(grey_quant_layout, reserved) == 64, "grey_quant_layout.reserved moved");
+_Static_assert(sizeof(grey_backend_memory) == 32, "size of grey_backend_memory changed");
+_Static_assert(offsetof(grey_backend_memory, buffer) == 0, "grey_backend_memory.buffer moved");
+_Static_assert(offsetof(grey_backend_memory, host) == 8, "grey_backend_memory.host moved");
+_Static_assert(offsetof(grey_backend_memory, offset) == 16, "grey_backend_memory.offset moved");
+_Static_assert(offsetof(grey_backend_memory, size) == 24, "grey_backend_memory.size moved");
+_Static_assert(sizeof(grey_backend_quant_error) == 40, "size of grey_backend_quant_error changed");
+_Static_assert(offsetof(grey_backend_quant_error, struct_size) == 0, "grey_backend_quant_error.struct_size moved");
+_Static_assert(offsetof(grey_backend_quant_error, reserved0) == 4, "grey_backend_quant_error.reserved0 moved");
+_Static_assert(offsetof(grey_backend_quant_error, elements) == 8, "grey_backend_quant_error.elements moved");
+_Static_assert(offsetof(grey_backend_quant_error, sum_squared_signal) == 16, "grey_backend_quant_error.sum_squared_signal moved");
+_Static_assert(offsetof(grey_backend_quant_error, sum_squared_error) == 24, "grey_backend_quant_error.sum_squared_error moved");
+_Static_assert(offsetof(grey_backend_quant_error, max_abs_error) == 32, "grey_backend_quant_error.max_abs_error moved");
+_Static_assert(sizeof(grey_backend_quant_job) == 96, "size of grey_backend_quant_job changed");
+_Static_assert(offsetof(grey_backend_quant_job, struct_size) == 0, "grey_backend_quant_job.struct_size moved");
+_Static_assert(offsetof(grey_backend_quant_job, reserved0) == 4, "grey_backend_quant_job.reserved0 moved");
+_Static_assert(offsetof(grey_backend_quant_job, layout) == 8, "grey_backend_quant_job.layout moved");
+_Static_assert(offsetof(grey_backend_quant_job, plain_dtype) == 16, "grey_backend_quant_job.plain_dtype moved");
+_Static_assert(offsetof(grey_backend_quant_job, reserved1) == 20, "grey_backend_quant_job.reserved1 moved");
+_Static_assert(offsetof(grey_backend_quant_job, plain) == 24, "grey_backend_quant_job.plain moved");
+_Static_assert(offsetof(grey_backend_quant_job, quantized) == 56, "grey_backend_quant_job.quantized moved");
+_Static_assert(offsetof(grey_backend_quant_job, error) == 88, "grey_backend_quant_job.error moved");
+_Static_assert(offsetof(grey_backend_vtable, capabilities) == 144, "grey_backend_vtable.capabilities moved");
+#endif
+
+int main(void) { return 0; }
