@@ -92,7 +92,9 @@ Decision Controller::step(uint64_t now_ns, const Reading& reading) {
         integral_ = duty_ - settings_.kp * (target - predicted);  // bumpless: the duty carries on from here
     }
     if (engaged_) {
-        integral_ += settings_.kp / settings_.ti_s * (target - temperature) * dt;
+        // Proactive integrates the predicted error too: the integral starts winding down before the
+        // target is crossed, and at rest (slope 0) the prediction is the temperature, so no offset remains.
+        integral_ += settings_.kp / settings_.ti_s * (target - predicted) * dt;
         double u = integral_ + settings_.kp * (target - predicted);
         // Anti-windup: the integral is held where the output saturates.
         if (u > 1.0) {
