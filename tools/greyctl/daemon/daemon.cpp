@@ -1,0 +1,523 @@
+#include "daemon.hpp"
+
+#include "control_socket.hpp"
+#include "metrics.hpp"
+
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unistd.h>
+
+namespace greyctl::daemon {
+namespace {
+
+using json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+std::string timestamp() {
+    char text[32] = {};
+    const std::time_t now = std::time(nullptr);
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+    return text;
+}
+
+std::string config_text(const grey_config* config, const char* key) {
+    return read_text([&](char* b, size_t n, size_t* len) { return grey_config_get(config, key, b, n, len); });
+}
+
+struct TenantDeleter {
+    void operator()(grey_tenant* t) const noexcept { grey_tenant_destroy(t); }
+};
+struct GovernorDeleter {
+    void operator()(grey_governor* g) const noexcept { grey_governor_destroy(g); }
+};
+
+// What one control connection holds: tickets admitted through it, released when it goes away.
+struct ClientSession final : Session {
+    std::map<uint64_t, grey_tenant*> tickets;
+    ~ClientSession() override {
+        // A ticket may already be gone (the daemon is stopping and dropped its tenants); nothing to undo then.
+        for (const auto& [ticket, tenant] : tickets)
+            if (grey_govern_release(tenant, ticket, 0) != GREY_OK) continue;
+    }
+};
+
+class Daemon {
+public:
+    Daemon(const GlobalOptions& global, const DaemonOptions& options, const RunPaths& paths) : global_(global), options_(options), paths_(paths) {}
+
+    void start();
+    void serve_until_signalled();
+    void shutdown();
+
+private:
+    void log(const std::string& level, const std::string& message);
+    void audit(const std::string& type, const json& payload);
+    json status();
+    json device_json(uint32_t index);
+    void collect_loop();
+    void health_check();
+    json handle(const json& request, Session& session);
+    json emergency_stop(const std::string& reason, bool restored);
+    json clear_stop();
+    json reload();
+    grey_tenant* tenant(const std::string& name, uint32_t priority);
+
+    GlobalOptions global_;
+    DaemonOptions options_;
+    RunPaths paths_;
+    ContextPtr context_;
+    std::unique_ptr<grey_governor, GovernorDeleter> governor_;
+    AuditLogPtr audit_;
+    std::string audit_problem_;
+    std::string proof_dir_;
+    int health_interval_s_ = 30;
+    std::string bind_address_;
+    int port_ = 0;
+    Clock::time_point started_ = Clock::now();
+
+    std::mutex mutex_;  // tenants, telemetry cache, health, stop record, log
+    std::map<std::string, std::unique_ptr<grey_tenant, TenantDeleter>> tenants_;
+    std::vector<json> telemetry_;  // per device, refreshed by the collector
+    json health_ = {{"ok", true}, {"checks", 0}, {"last_check", nullptr}, {"problems", json::array()}};
+    json stop_ = {{"active", false}, {"reason", ""}, {"since", nullptr}, {"count", 0}};
+
+    httplib::Server http_;
+    std::thread http_thread_;
+    std::unique_ptr<ControlServer> control_;
+    std::atomic<bool> exit_{false};
+    std::atomic<bool> reload_{false};
+    std::thread collector_;
+    uint64_t last_steps_ = UINT64_MAX;  // the collector thread's own
+};
+
+void Daemon::log(const std::string& level, const std::string& message) {
+    std::lock_guard lock(mutex_);
+    std::fprintf(stderr, "%s greyd %s: %s\n", timestamp().c_str(), level.c_str(), message.c_str());
+    std::fflush(stderr);
+}
+
+void Daemon::audit(const std::string& type, const json& payload) {
+    if (!audit_) return;
+    if (grey_audit_append(audit_.get(), type.c_str(), payload.dump().c_str(), nullptr) != GREY_OK)
+        log("ERROR", "audit log: cannot record " + type + ": " + grey_last_error());
+}
+
+void Daemon::start() {
+    context_ = open_context(global_, "");
+    const grey_config* config = grey_context_config(context_.get());
+    port_ = options_.port != 0 ? options_.port : std::stoi(config_text(config, "daemon.port"));
+    health_interval_s_ = std::stoi(config_text(config, "daemon.health_check_interval_s"));
+    proof_dir_ = config_text(config, "daemon.proof_artifact_dir");
+    bind_address_ = options_.bind;
+
+    grey_governor_options g = GREY_GOVERNOR_OPTIONS_INIT;
+    g.sample_period_ms = options_.sample_period_ms;
+    grey_governor* governor = nullptr;
+    check(grey_governor_create(context_.get(), &g, &governor));
+    governor_.reset(governor);
+
+    if (!options_.no_audit) {
+        const std::string log_path = options_.audit_log.empty() ? proof_dir_ + "/audit.log" : options_.audit_log;
+        const std::string key_path = options_.audit_key.empty() ? proof_dir_ + "/audit.key.writer" : options_.audit_key;
+        audit_ = open_audit_log(log_path, key_path);  // throws: a daemon that should audit and cannot does not start
+    }
+
+    uint32_t devices = 0;
+    check(grey_device_count(context_.get(), &devices));
+    telemetry_.assign(devices, json::object());
+
+    // An emergency stop outlives the daemon: it holds until someone clears it.
+    if (std::ifstream marker(paths_.dir + "/emergency-stop"); marker) {
+        std::string reason((std::istreambuf_iterator<char>(marker)), std::istreambuf_iterator<char>());
+        emergency_stop(reason.empty() ? "restored from a previous run" : reason, true);
+    }
+
+    http_.set_payload_max_length(4096);
+    http_.set_read_timeout(5, 0);
+    http_.set_keep_alive_max_count(1000);
+    http_.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
+        std::lock_guard lock(mutex_);
+        const bool ok = health_["ok"].get<bool>();
+        res.status = ok ? 200 : 503;
+        res.set_content(ok ? "ok\n" : "unhealthy: " + health_["problems"].dump() + "\n", "text/plain");
+    });
+    http_.Get("/status", [this](const httplib::Request&, httplib::Response& res) { res.set_content(status().dump(2) + "\n", "application/json"); });
+    http_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+        res.set_content(render_metrics(status()), "text/plain; version=0.0.4; charset=utf-8");
+    });
+    // Nothing else: control is never offered over HTTP (docs/security.md, "Daemon").
+    if (!http_.bind_to_port(bind_address_, port_))
+        throw std::runtime_error("cannot listen on " + bind_address_ + ":" + std::to_string(port_) + " (in use, or not an address of this machine)");
+    http_thread_ = std::thread([this] { http_.listen_after_bind(); });
+
+    control_ = std::make_unique<ControlServer>(
+        paths_.socket, [this](const json& r, Session& s) { return handle(r, s); }, [] { return std::make_unique<ClientSession>(); });
+    control_->start();
+    collector_ = std::thread([this] { collect_loop(); });
+    audit("greyd.start", {{"pid", getpid()}, {"http", bind_address_ + ":" + std::to_string(port_)}, {"version", grey_version_string()}});
+    log("INFO", "serving http://" + bind_address_ + ":" + std::to_string(port_) + " (healthz, status, metrics); control socket " + paths_.socket);
+}
+
+json Daemon::device_json(uint32_t index) {
+    grey_device_spec spec{};
+    spec.struct_size = sizeof spec;
+    json d = {{"index", index}};
+    if (grey_device_spec_get(context_.get(), index, &spec) == GREY_OK) {
+        d["backend"] = spec.backend;
+        d["name"] = spec.name.state == GREY_FIELD_OK ? json(spec.name.value) : json(nullptr);
+    } else {
+        d["backend"] = "";
+        d["name"] = nullptr;
+    }
+    {
+        std::lock_guard lock(mutex_);
+        d["telemetry"] = telemetry_[index];
+    }
+    grey_govern_device_state s{};
+    s.struct_size = sizeof s;
+    if (grey_governor_device_state_get(governor_.get(), index, &s) == GREY_OK) {
+        d["governor"] = {{"mode", grey_govern_mode_name(s.mode)},
+                         {"temperature_known", s.temperature_known != 0},
+                         {"temperature_c", s.temperature_known ? json(s.temperature_c) : json(nullptr)},
+                         {"slope_c_per_s", s.temperature_known ? json(s.slope_c_per_s) : json(nullptr)},
+                         {"predicted_c", s.temperature_known ? json(s.predicted_c) : json(nullptr)},
+                         {"duty", s.duty},
+                         {"batch_scale", s.batch_scale},
+                         {"max_level", s.max_level == UINT32_MAX ? json("all") : json(s.max_level)},
+                         {"waiting", s.waiting},
+                         {"running", s.running},
+                         {"admitted_count", s.admitted_count},
+                         {"admitted_cost_ns", s.admitted_cost_ns},
+                         {"paced_ns", s.paced_ns},
+                         {"hot_ns", s.hot_ns},
+                         {"unknown_ns", s.unknown_ns},
+                         {"stopped_ns", s.stopped_ns},
+                         {"mode_changes", s.mode_changes},
+                         {"yield_requests", s.yield_requests}};
+    }
+    grey_memory_stats m{};
+    m.struct_size = sizeof m;
+    if (grey_device_memory_stats(context_.get(), index, &m) == GREY_OK)
+        d["memory"] = {{"reserved_bytes", m.reserved_bytes},   {"committed_bytes", m.committed_bytes}, {"allocated_bytes", m.allocated_bytes},
+                       {"free_bytes", m.free_bytes},           {"allocation_count", m.allocation_count}, {"fragmentation", m.fragmentation}};
+    else
+        d["memory"] = nullptr;
+    return d;
+}
+
+json Daemon::status() {
+    grey_governor_state g{};
+    g.struct_size = sizeof g;
+    check(grey_governor_state_get(governor_.get(), &g));
+    json devices = json::array();
+    for (uint32_t i = 0; i < g.device_count; ++i) devices.push_back(device_json(i));
+    json tenants = json::array();
+    uint32_t count = 0;
+    check(grey_governor_tenant_count(governor_.get(), &count));
+    for (uint32_t i = 0; i < count; ++i) {
+        grey_tenant_stats t{};
+        t.struct_size = sizeof t;
+        if (grey_governor_tenant_stats_at(governor_.get(), i, &t) != GREY_OK) continue;  // removed meanwhile
+        tenants.push_back({{"name", t.name},          {"priority", t.priority},         {"weight", t.weight},
+                           {"admitted_count", t.admitted_count}, {"admitted_cost_ns", t.admitted_cost_ns},
+                           {"actual_cost_ns", t.actual_cost_ns}, {"waited_total_ns", t.waited_total_ns},
+                           {"wait_max_ns", t.wait_max_ns},       {"timeouts", t.timeouts},           {"refused_stopped", t.refused_stopped},
+                           {"yield_requests", t.yield_requests}, {"waiting", t.waiting},             {"running", t.running}});
+    }
+    json audit = {{"enabled", audit_ != nullptr}};
+    if (audit_) {
+        grey_audit_log_info info{};
+        info.struct_size = sizeof info;
+        if (grey_audit_log_info_get(audit_.get(), &info) == GREY_OK) {
+            audit["records"] = info.records;
+            audit["epoch"] = info.epoch;
+            audit["head"] = hex(info.head_hash, sizeof info.head_hash);
+        }
+    } else {
+        audit["reason"] = options_.no_audit ? "started with --no-audit" : audit_problem_;
+    }
+    const double uptime = std::chrono::duration<double>(Clock::now() - started_).count();
+    json doc = {{"daemon",
+                 {{"pid", getpid()},
+                  {"version", grey_version_string()},
+                  {"revision", grey_build_revision()},
+                  {"uptime_s", uptime},
+                  {"http", bind_address_ + ":" + std::to_string(port_)},
+                  {"run_dir", paths_.dir},
+                  {"control_refused", control_ ? control_->refused() : 0}}},
+                {"governor",
+                 {{"steps", g.steps},
+                  {"thermal_enabled", g.thermal_enabled != 0},
+                  {"target_temp_c", g.target_temp_c},
+                  {"max_temp_c", g.max_temp_c},
+                  {"strategy", g.proactive ? "proactive" : "reactive"},
+                  {"priority_levels", g.priority_levels},
+                  {"fairness_enabled", g.fairness_enabled != 0},
+                  {"preemption_allowed", g.preemption_allowed != 0}}},
+                {"devices", devices},
+                {"tenants", tenants},
+                {"audit", audit}};
+    std::lock_guard lock(mutex_);
+    doc["emergency_stop"] = stop_;
+    doc["health"] = health_;
+    return doc;
+}
+
+void Daemon::collect_loop() {
+    auto next_health = Clock::now();
+    while (!exit_.load()) {
+        for (uint32_t i = 0; i < telemetry_.size(); ++i) {
+            grey_device_telemetry t{};
+            t.struct_size = sizeof t;
+            json reading = json::object();
+            if (grey_device_telemetry_get(context_.get(), i, &t) == GREY_OK) {
+                reading["timestamp_ns"] = t.timestamp_ns;
+                for (uint32_t f = 0; f < GREY_FIELD_COUNT; ++f) {
+                    grey_field_desc desc{};
+                    desc.struct_size = sizeof desc;
+                    if (grey_field_describe(static_cast<grey_field>(f), &desc) != GREY_OK || desc.group != GREY_FIELD_GROUP_TELEMETRY) continue;
+                    const auto* base = reinterpret_cast<const unsigned char*>(&t) + desc.offset;
+                    if (desc.kind == GREY_FIELD_KIND_F64) {
+                        const auto* v = reinterpret_cast<const grey_field_f64*>(base);
+                        reading[desc.key] = v->state == GREY_FIELD_OK ? json(v->value) : json(nullptr);
+                    } else if (desc.kind == GREY_FIELD_KIND_U64) {
+                        const auto* v = reinterpret_cast<const grey_field_u64*>(base);
+                        reading[desc.key] = v->state == GREY_FIELD_OK ? json(v->value) : json(nullptr);
+                    }
+                }
+                if (t.throttle_reasons.state == GREY_FIELD_OK) {
+                    json reasons = json::array();
+                    for (uint32_t bit = 0; bit < 31; ++bit)
+                        if ((t.throttle_reasons.value >> bit) & 1u)
+                            if (const char* name = grey_throttle_reason_name(1u << bit)) reasons.push_back(name);
+                    reading["throttle_reasons"] = reasons;
+                }
+            }
+            std::lock_guard lock(mutex_);
+            telemetry_[i] = reading;
+        }
+        if (Clock::now() >= next_health) {
+            health_check();
+            next_health = Clock::now() + std::chrono::seconds(health_interval_s_);
+        }
+        if (reload_.exchange(false)) (void)reload();
+        for (int i = 0; i < 10 && !exit_.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+}
+
+// Every device answers a telemetry query, the governor is stepping, and the audit log accepts records.
+void Daemon::health_check() {
+    json problems = json::array();
+    for (uint32_t i = 0; i < telemetry_.size(); ++i) {
+        grey_device_telemetry t{};
+        t.struct_size = sizeof t;
+        if (grey_device_telemetry_get(context_.get(), i, &t) != GREY_OK)
+            problems.push_back("device " + std::to_string(i) + ": telemetry failed: " + grey_last_error());
+    }
+    grey_governor_state g{};
+    g.struct_size = sizeof g;
+    if (grey_governor_state_get(governor_.get(), &g) != GREY_OK) problems.push_back(std::string("governor: ") + grey_last_error());
+    else if (last_steps_ != UINT64_MAX && g.steps == last_steps_) problems.push_back("governor: no control step since the last check");
+    last_steps_ = g.steps;
+    if (audit_ && grey_audit_flush(audit_.get()) != GREY_OK) problems.push_back(std::string("audit log: ") + grey_last_error());
+    std::lock_guard lock(mutex_);
+    health_["ok"] = problems.empty();
+    health_["checks"] = health_["checks"].get<uint64_t>() + 1;
+    health_["last_check"] = timestamp();
+    health_["problems"] = problems;
+    if (!problems.empty()) std::fprintf(stderr, "%s greyd WARNING: health check: %s\n", timestamp().c_str(), problems.dump().c_str());
+}
+
+json Daemon::emergency_stop(const std::string& reason, bool restored) {
+    check(grey_governor_emergency_stop(governor_.get(), reason.c_str()));
+    {
+        std::lock_guard lock(mutex_);
+        stop_["active"] = true;
+        stop_["reason"] = reason;
+        stop_["since"] = timestamp();
+        stop_["count"] = stop_["count"].get<uint64_t>() + 1;
+    }
+    std::ofstream(paths_.dir + "/emergency-stop") << reason;
+    // The hook for "revert what apply changed": greyctl apply does not exist yet, so nothing has been
+    // changed on any device and there is nothing to revert. When apply arrives, its recorded changes
+    // are undone here, before the event is logged.
+    const json reverted = json::array();
+    audit("greyd.emergency_stop", {{"reason", reason}, {"restored_at_start", restored}, {"reverted", reverted}});
+    log("WARNING", "EMERGENCY STOP: no work is admitted on any device (" + reason + ")");
+    return {{"ok", true}, {"reverted", reverted}};
+}
+
+json Daemon::clear_stop() {
+    check(grey_governor_resume(governor_.get()));
+    {
+        std::lock_guard lock(mutex_);
+        stop_["active"] = false;
+        stop_["reason"] = "";
+        stop_["since"] = nullptr;
+    }
+    std::remove((paths_.dir + "/emergency-stop").c_str());
+    audit("greyd.emergency_clear", json::object());
+    log("WARNING", "emergency stop cleared: admitting work again");
+    return {{"ok", true}};
+}
+
+json Daemon::reload() {
+    grey_config* raw = nullptr;
+    check(grey_config_create(global_.profile.c_str(), &raw));
+    ConfigPtr config(raw);
+    if (!global_.config_path.empty() && grey_config_load_file(config.get(), global_.config_path.c_str()) != GREY_OK) {
+        const std::string why = grey_last_error();
+        log("ERROR", "reload refused, the configuration in force is kept: " + why);
+        return {{"ok", false}, {"error", why}};
+    }
+    if (!global_.no_env) check(grey_config_apply_env(config.get()));
+    check(grey_governor_configure(governor_.get(), config.get()));
+    audit("greyd.reload", {{"config", global_.config_path}});
+    log("INFO", "configuration reloaded");
+    return {{"ok", true}};
+}
+
+grey_tenant* Daemon::tenant(const std::string& name, uint32_t priority) {
+    std::lock_guard lock(mutex_);
+    if (auto it = tenants_.find(name); it != tenants_.end()) return it->second.get();
+    grey_tenant_options o = GREY_TENANT_OPTIONS_INIT;
+    o.name = name.c_str();
+    o.priority = priority;
+    grey_tenant* t = nullptr;
+    check(grey_tenant_create(governor_.get(), &o, &t));
+    tenants_.emplace(name, t);
+    return t;
+}
+
+json Daemon::handle(const json& request, Session& session) {
+    auto& client = static_cast<ClientSession&>(session);
+    const std::string command = request["command"].get<std::string>();
+    auto text = [&](const char* key, const std::string& fallback) {
+        return request.contains(key) && request[key].is_string() ? request[key].get<std::string>() : fallback;
+    };
+    auto integer = [&](const char* key, uint64_t fallback) {
+        return request.contains(key) && request[key].is_number_unsigned() ? request[key].get<uint64_t>() : fallback;
+    };
+    if (command == "status") return {{"ok", true}, {"status", status()}};
+    if (command == "shutdown") {
+        exit_ = true;
+        return {{"ok", true}};
+    }
+    if (command == "emergency_stop") return emergency_stop(text("reason", "emergency stop requested"), false);
+    if (command == "clear_stop") return clear_stop();
+    if (command == "reload") return reload();
+    if (command == "set_weight") {
+        if (!request.contains("weight") || !request["weight"].is_number()) return {{"ok", false}, {"error", "set_weight needs a number \"weight\""}};
+        const std::string name = text("tenant", "");
+        grey_tenant* t = tenant(name, 0);
+        const double weight = request["weight"].get<double>();
+        if (grey_tenant_set_weight(t, weight) != GREY_OK) return {{"ok", false}, {"error", grey_last_error()}};
+        audit("greyd.tenant_weight", {{"tenant", name}, {"weight", weight}});
+        return {{"ok", true}};
+    }
+    if (command == "admit") {
+        grey_tenant* t = tenant(text("tenant", ""), static_cast<uint32_t>(integer("priority", 0)));
+        grey_admission a{};
+        a.struct_size = sizeof a;
+        const uint64_t timeout_ms = integer("timeout_ms", 60'000);
+        const grey_status s = grey_govern_admit(t, static_cast<uint32_t>(integer("device", 0)), integer("cost_ns", 0),
+                                                timeout_ms > UINT64_MAX / 1'000'000 ? GREY_WAIT_FOREVER : timeout_ms * 1'000'000, &a);
+        if (s != GREY_OK) return {{"ok", false}, {"status", grey_status_string(s)}, {"error", grey_last_error()}};
+        client.tickets[a.ticket] = t;
+        return {{"ok", true}, {"ticket", a.ticket}, {"waited_ns", a.waited_ns}, {"duty", a.duty}, {"batch_scale", a.batch_scale}};
+    }
+    if (command == "release") {
+        const uint64_t ticket = integer("ticket", 0);
+        auto it = client.tickets.find(ticket);
+        if (it == client.tickets.end()) return {{"ok", false}, {"error", "ticket " + std::to_string(ticket) + " was not admitted on this connection"}};
+        const grey_status s = grey_govern_release(it->second, ticket, integer("actual_ns", 0));
+        client.tickets.erase(it);
+        if (s != GREY_OK) return {{"ok", false}, {"error", grey_last_error()}};
+        return {{"ok", true}};
+    }
+    return {{"ok", false}, {"error", "unknown command '" + command + "'"}};
+}
+
+void Daemon::serve_until_signalled() {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
+    const timespec tick{0, 200'000'000};
+    while (!exit_.load()) {
+        const int sig = sigtimedwait(&signals, nullptr, &tick);
+        if (sig == SIGHUP) reload_ = true;
+        else if (sig == SIGTERM || sig == SIGINT) exit_ = true;
+    }
+}
+
+void Daemon::shutdown() {
+    exit_ = true;
+    log("INFO", "shutting down");
+    http_.stop();
+    if (http_thread_.joinable()) http_thread_.join();
+    // Waiting admissions are refused (a stop), then control connections close and release their tickets.
+    if (governor_ && grey_governor_emergency_stop(governor_.get(), "greyd is shutting down") != GREY_OK)
+        log("ERROR", std::string("cannot refuse waiting admissions: ") + grey_last_error());
+    if (control_) control_->stop();
+    if (collector_.joinable()) collector_.join();
+    if (audit_) {
+        const json summary = status();
+        audit("greyd.stop", {{"uptime_s", summary["daemon"]["uptime_s"]}, {"health_checks", summary["health"]["checks"]},
+                             {"emergency_stops", summary["emergency_stop"]["count"]}});
+        // The session as a proof artifact: what was admitted, to whom, and what the governor did.
+        const json artifact = {{"format", "grey-proof v1"}, {"command", "greyd"}, {"created", timestamp()},
+                               {"libgrey", {{"version", grey_version_string()}, {"revision", grey_build_revision()}}},
+                               {"results", {{"devices", summary["devices"]}, {"tenants", summary["tenants"]}, {"health", summary["health"]},
+                                            {"emergency_stop", summary["emergency_stop"]}}}};
+        const std::string text = artifact.dump(2) + "\n";
+        try {
+            const std::string id = read_text([&](char* b, size_t n, size_t* len) {
+                return grey_proof_write(audit_.get(), proof_dir_.c_str(), text.c_str(), b, n, len);
+            });
+            log("INFO", "session proof artifact " + proof_dir_ + "/" + id + ".json");
+        } catch (const std::exception& e) {
+            log("ERROR", std::string("cannot write the session proof artifact: ") + e.what());
+        }
+    }
+    for (auto& [name, t] : tenants_) t.reset();
+    governor_.reset();
+}
+
+}  // namespace
+
+int run_daemon(const GlobalOptions& global, const DaemonOptions& options, const RunPaths& paths,
+               const std::function<void(const std::string&)>& ready) {
+    // Signals are taken by sigtimedwait in this thread alone: block them before any thread starts.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+    Daemon daemon(global, options, paths);
+    try {
+        daemon.start();
+    } catch (const std::exception& e) {
+        ready(e.what());
+        daemon.shutdown();
+        return 1;
+    }
+    ready("");
+    daemon.serve_until_signalled();
+    daemon.shutdown();
+    return 0;
+}
+
+}  // namespace greyctl::daemon
