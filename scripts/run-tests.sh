@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Everything `make test` runs: the CTest suite under the default and asan presets, the two CMake
+# Everything `make test` runs: the CTest suite under the default and asan presets, the governor tests
+# under tsan, the two CMake
 # consumer samples (installed and vendored), then the language bindings when they exist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,13 @@ for preset in default asan; do
   echo "== ctest ($preset)"
   ctest --preset "$preset" -j "$jobs"
 done
+
+# The governor and scheduler once more under ThreadSanitizer (only their test binary is built).
+echo "== configure + build (tsan: governor and scheduler tests)"
+cmake --preset tsan >/dev/null
+cmake --build --preset tsan -j "$jobs"
+echo "== ctest (tsan)"
+ctest --preset tsan -j "$jobs"
 
 bash scripts/test-consumers.sh
 
