@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "7f999cc48395bb8a04b0a86c4fa2e89650f81eecc216bb2eaba491f782a8b174"
+const inputsSHA256 = "dc85709584fde9ccea40b294fabd4aad8becc5e5fbf908fe86ebe0ce68e918c4"
