@@ -12,6 +12,12 @@ find_package(nlohmann_json 3.10 REQUIRED)
 
 if(GREY_BUILD_TOOLS)
   find_package(CLI11 CONFIG REQUIRED)
+  # greyctl quantize --skip: RE2 matches in time linear in the input and never recurses. Debian ships
+  # it with a pkg-config file only.
+  find_package(PkgConfig REQUIRED)
+  pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
+  # greyd serves HTTP through Debian's cpp-httplib (libcpp-httplib-dev), never a parser of our own.
+  pkg_check_modules(CPPHTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 endif()
 if(GREY_BUILD_TESTS)
   find_package(GTest REQUIRED)

@@ -141,9 +141,14 @@ typedef struct grey_config grey_config;
  * "balanced"). Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_config_create(const char* profile, grey_config** out_config);
 
+/* The largest configuration file read, in bytes (since 0.2). */
+#define GREY_CONFIG_FILE_MAX 1048576u
+
 /* Overlays the YAML file at `path`. Unknown keys, wrong types and out-of-range values fail with
- * GREY_ERROR_CONFIG and a message naming the file, line and key; the config is then unchanged.
- * Since 0.1. */
+ * GREY_ERROR_CONFIG and a message naming the file, line and key; the config is then unchanged. `path`
+ * must name a regular file: a directory, FIFO or device fails with GREY_ERROR_INVALID_ARGUMENT (without
+ * blocking), a file over GREY_CONFIG_FILE_MAX bytes with GREY_ERROR_CONFIG, a missing one with
+ * GREY_ERROR_NOT_FOUND; each message names the path. Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_config_load_file(grey_config* config, const char* path);
 
 /* Same as grey_config_load_file, from YAML text in memory. `origin` names it in messages (may be NULL).
@@ -731,10 +736,21 @@ typedef enum grey_model_format {
 /* A model file, memory-mapped read-only. Immutable once open: any number of threads may read it. */
 typedef struct grey_model grey_model;
 
+/* Limits of the model readers and writers (since 0.2). A file beyond them is refused as
+ * GREY_ERROR_CORRUPT (a writer refuses with GREY_ERROR_INVALID_ARGUMENT to write one); docs/security.md
+ * lists every limit. Real models stay far inside them. */
+#define GREY_MODEL_NAME_MAX 1024u               /* bytes in a tensor name or a metadata key */
+#define GREY_MODEL_ALIGNMENT_MAX 65536u         /* GGUF general.alignment (a power of two, at most this) */
+#define GREY_MODEL_TENSORS_MAX 1048576u         /* tensors in one file */
+#define GREY_MODEL_METADATA_MAX 65536u          /* metadata entries in one file */
+
 /* Opens a safetensors or GGUF file (chosen by content: GGUF by its magic, safetensors otherwise) and
- * checks every length, count and offset in it against the file's size. A truncated or malformed file
- * fails with GREY_ERROR_CORRUPT and a message naming what is wrong; a missing one with
- * GREY_ERROR_NOT_FOUND. Since 0.1. */
+ * checks every length, count and offset in it against the file's size and the limits above; the memory
+ * its metadata takes is in proportion to the file's size. A truncated or malformed file, tensors that
+ * share bytes, a name used twice, or a file beyond a limit fails with GREY_ERROR_CORRUPT and a message
+ * naming the file and what is wrong; a missing one with GREY_ERROR_NOT_FOUND; a path that is not a
+ * regular file (a directory, FIFO or device) with GREY_ERROR_INVALID_ARGUMENT, without blocking.
+ * Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_model_open(const char* path, grey_model** out_model);
 
 /* Unmaps the file. Pointers obtained from the model become invalid. NULL-safe. Since 0.1. */
@@ -757,29 +773,96 @@ typedef struct grey_model_tensor {
 GREY_API GREY_NODISCARD grey_status grey_model_tensor_get(const grey_model* model, uint64_t index,
                                                           grey_model_tensor* out_tensor);
 
-/* Builds a safetensors or GGUF file in memory and writes it in one go. Not synchronised: use one writer
- * from one thread at a time. */
+/* Drops the pages of tensor `index`'s bytes from the process's resident memory (they are read from the
+ * file again if touched: its data pointer stays valid). A program that walks a model larger than memory,
+ * tensor by tensor, calls it when done with each, so that its memory holds one tensor at a time. Pages
+ * the tensor shares with its neighbours go too; that costs a re-read, never a wrong byte. Thread-safe,
+ * as every read of a model. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_model_tensor_evict(const grey_model* model, uint64_t index);
+
+/* Writes a safetensors or GGUF file, in one of two ways. Not synchronised: use one writer from one
+ * thread at a time.
+ *
+ *  - All at once (since 0.1): add every tensor with its bytes (grey_model_writer_add_tensor, which copies
+ *    them), then grey_model_writer_write. Memory holds the whole model.
+ *  - Streaming (since 0.2): declare every tensor without its bytes (grey_model_writer_declare_tensor),
+ *    open the output (grey_model_writer_open: it writes the header, since every size is known), give each
+ *    tensor's bytes as they are ready (grey_model_writer_write_tensor: tensors in any order, a tensor in
+ *    one or more pieces in order), then grey_model_writer_finish. The writer keeps no tensor bytes, so
+ *    memory holds what the caller holds: one tensor at a time, for a model far larger than memory.
+ *
+ * Either way the file is written to a temporary file in the output's directory (unnamed where the file
+ * system allows it), synced, and renamed into place by finish: until then nothing is at the path, and a
+ * failure, grey_model_writer_destroy without finish, or a killed process leaves nothing behind (on file
+ * systems without unnamed temporary files, a kill can leave a hidden `.NAME.grey-XXXXXX` beside it).
+ * The bytes are those of the all-at-once writer, whichever way the file was written. */
 typedef struct grey_model_writer grey_model_writer;
 
 GREY_API GREY_NODISCARD grey_status grey_model_writer_create(grey_model_format format, grey_model_writer** out_writer);
+/* Frees the writer; an output opened and not finished is removed. NULL-safe. Since 0.1. */
 GREY_API void grey_model_writer_destroy(grey_model_writer* writer);
 
 /* Copies every metadata entry of `source` (GGUF key/values of any type; safetensors' __metadata__
- * strings). Writing GGUF metadata that is not a string to safetensors later fails. Since 0.1. */
+ * strings). Writing GGUF metadata that is not a string to safetensors later fails. Only before
+ * grey_model_writer_open. Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_model_writer_copy_metadata(grey_model_writer* writer, const grey_model* source);
 
-/* Sets a string metadata entry, replacing one of the same key. Since 0.1. */
+/* Sets a string metadata entry, replacing one of the same key. Only before grey_model_writer_open.
+ * Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_model_writer_set_metadata(grey_model_writer* writer, const char* key,
                                                                    const char* value);
 
 /* Adds a tensor; its `size_bytes` must be what `desc` needs. The bytes are copied. `file_type` is the
- * ggml type number and is read only when desc->dtype is GREY_DTYPE_OTHER (GGUF output only). Since 0.1. */
+ * ggml type number and is read only when desc->dtype is GREY_DTYPE_OTHER (GGUF output only). Names are
+ * unique and at most GREY_MODEL_NAME_MAX bytes. Only before grey_model_writer_open. Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_model_writer_add_tensor(grey_model_writer* writer, const char* name,
                                                                  const grey_tensor_desc* desc, uint32_t file_type,
                                                                  const void* data, uint64_t size_bytes);
 
-/* Writes the file (replacing `path`). GREY_ERROR_IO when it cannot be written. Since 0.1. */
+/* Writes the file of every tensor added with its bytes, replacing `path`, through a temporary file as
+ * above. Fails with GREY_ERROR_INVALID_ARGUMENT if a tensor was only declared, or the writer is open;
+ * GREY_ERROR_IO naming the path when it cannot be written. The writer can write again. Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_model_writer_write(grey_model_writer* writer, const char* path);
+
+/* Declares the next tensor of the file (tensors lie in the file in the order they are declared or
+ * added), with the checks of grey_model_writer_add_tensor but no bytes: they are given after
+ * grey_model_writer_open with grey_model_writer_write_tensor. `*out_index` (may be NULL) receives its
+ * index: the number of tensors declared or added before it. Only before grey_model_writer_open.
+ * Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_model_writer_declare_tensor(grey_model_writer* writer, const char* name,
+                                                                     const grey_tensor_desc* desc, uint32_t file_type,
+                                                                     uint64_t* out_index);
+
+/* How grey_model_writer_open treats the path. An input struct. Since 0.2. */
+typedef struct grey_model_write_options {
+    uint32_t struct_size;
+    /* Non-zero: replace a file already at the path when finishing. Zero (the default): refuse it, both
+     * when opening and, atomically, when finishing, with GREY_ERROR_IO ("... already exists"). */
+    uint32_t replace;
+} grey_model_write_options;
+
+#define GREY_MODEL_WRITE_OPTIONS_INIT { (uint32_t)sizeof(grey_model_write_options), 0u }
+
+/* Opens the output: creates its temporary file beside `path`, writes the header (the metadata and every
+ * tensor's name, type, shape and place) and the bytes of the tensors added with their bytes (which the
+ * writer then frees). From here on only write_tensor, finish and destroy are allowed. `options` may be
+ * NULL for the defaults. GREY_ERROR_IO naming the path when it cannot be created (a missing directory,
+ * no permission, a file already there without `replace`). Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_model_writer_open(grey_model_writer* writer, const char* path,
+                                                           const grey_model_write_options* options);
+
+/* Writes the next `size_bytes` bytes of declared tensor `index` (its first bytes on the first call).
+ * Giving a tensor more bytes than it takes, or writing before open, fails with
+ * GREY_ERROR_INVALID_ARGUMENT; a failed write with GREY_ERROR_IO (the writer can then only be
+ * destroyed). Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_model_writer_write_tensor(grey_model_writer* writer, uint64_t index,
+                                                                   const void* data, uint64_t size_bytes);
+
+/* Completes the output: checks that every tensor has all its bytes (GREY_ERROR_INVALID_ARGUMENT naming
+ * the first that has not; the writer stays open), syncs the file, and moves it to the path given to
+ * open (refusing a file that appeared there meanwhile unless `replace`), then syncs the directory.
+ * The writer is then spent: only destroy is allowed. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_model_writer_finish(grey_model_writer* writer);
 
 /* ---------------------------------------------------------------------------------------------------
  * Quantization (since 0.1)
@@ -922,9 +1005,10 @@ GREY_API GREY_NODISCARD grey_status grey_dequantize_buffer(const grey_tensor_des
  * Checkpoints commit to the tree's root and may be signed with Ed25519 as well.
  *
  * Keys: grey_audit_keygen writes a verifier key (keep it offline: it is the only thing that can verify
- * the whole log) and a writer key (given to grey_audit_open; the library advances it in place at every
- * epoch). Key files must be mode 0600 and owned by the caller; anything else is refused with
- * GREY_ERROR_PERMISSION_DENIED. Key bytes never appear in messages.
+ * the whole log) and a writer key (given to grey_audit_open; the library replaces it at every epoch,
+ * leaving no copy of the previous key in its directory). Key files must be mode 0600 and owned by the
+ * caller; anything else is refused with GREY_ERROR_PERMISSION_DENIED. Key bytes never appear in
+ * messages.
  * ------------------------------------------------------------------------------------------------- */
 
 typedef struct grey_audit_log grey_audit_log;
@@ -939,7 +1023,7 @@ typedef struct grey_audit_options {
     uint32_t struct_size;
     grey_audit_durability durability;
     const char* log_path;          /* created (mode 0640) when it does not exist */
-    const char* key_path;          /* a writer key file; rewritten atomically at every epoch change */
+    const char* key_path;          /* a writer key file; replaced atomically at every epoch change */
     const char* signing_key_path;  /* Ed25519 private key (PEM) for checkpoints; NULL for none */
     uint32_t group_records;        /* group commit: write when this many records wait (default 256) */
     uint32_t group_ms;             /* ...or when the oldest has waited this long (default 10) */
@@ -968,14 +1052,17 @@ GREY_API GREY_NODISCARD grey_status grey_audit_keygen(const grey_audit_keygen_op
 
 /* Opens (or creates) the log at options->log_path for appending. A torn last record left by a crash is
  * detected, moved to "<log>.torn.<offset>.<time>", truncated away, and the recovery is logged as a
- * "grey.recovery" record. A damaged record followed by further records is never truncated: the call
- * fails with GREY_ERROR_CORRUPT. On success the caller owns *out_log and releases it with
+ * "grey.recovery" record. A complete record the writer cannot verify (forged, replayed, damaged), or a
+ * damaged record followed by further records, is never truncated: the call fails with
+ * GREY_ERROR_CORRUPT naming the record, and changes neither the log nor the key file (since 0.2; 0.1
+ * took such a record at its word). On success the caller owns *out_log and releases it with
  * grey_audit_close. Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_audit_open(const grey_audit_options* options, grey_audit_log** out_log);
 
 /* Appends a record of `type` (1..64 characters of [A-Za-z0-9._-]; "grey." is reserved) with a JSON
- * `payload` (at most 1 MiB). In EVERY_RECORD mode the record is durable when the call returns and
- * *out_sequence (may be NULL) receives its sequence number. In GROUP mode it is queued and
+ * `payload` (at most 1 MiB, nested at most 64 levels deep, no key repeated in an object: refused with
+ * GREY_ERROR_INVALID_ARGUMENT since 0.2). In EVERY_RECORD mode the record is durable when the call
+ * returns and *out_sequence (may be NULL) receives its sequence number. In GROUP mode it is queued and
  * *out_sequence receives UINT64_MAX: a background thread seals and writes each group (group_records
  * records, or what has waited group_ms) and reports it durable only after fdatasync returns — through
  * grey_audit_log_info_get's `records`, and grey_audit_flush, which returns once every record queued
@@ -1069,8 +1156,9 @@ GREY_API GREY_NODISCARD grey_status grey_audit_verify(const grey_audit_verify_op
 
 /* The records from index `from` on, at most `max_records` of them (0: all), as a JSON array of
  * {"sequence","time_ns","epoch","type","payload","hash"} objects, through the buffer protocol of
- * grey_config_get. Reads structure only: it needs no key and proves nothing (use grey_audit_verify).
- * Since 0.1. */
+ * grey_config_get. A payload that grey_audit_append would refuse (malformed, nested deeper than 64
+ * levels, a repeated key) is given as a JSON string of its text. Reads structure only: it needs no key
+ * and proves nothing (use grey_audit_verify). Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_audit_records_json(const char* log_path, uint64_t from, uint64_t max_records,
                                                             char* buffer, size_t buffer_size, size_t* out_length);
 
@@ -1087,7 +1175,8 @@ GREY_API GREY_NODISCARD grey_status grey_audit_prove_consistency(const char* log
 
 /* Checks a proof file against checkpoint files: an inclusion proof against `checkpoint_path`; a
  * consistency proof between `old_checkpoint_path` and `checkpoint_path`. With `public_key_path` the
- * checkpoints' Ed25519 signatures are checked too (this needs no secret). GREY_OK when the proof holds,
+ * checkpoints' Ed25519 signatures are checked too (this needs no secret); a version 1 checkpoint,
+ * whose signature does not cover its hmac line, is then refused (since 0.2). GREY_OK when the proof holds,
  * GREY_ERROR_CORRUPT (with the reason) when it does not. Thread-safe. Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_audit_check_proof(const char* proof_path, const char* checkpoint_path,
                                                            const char* old_checkpoint_path, const char* public_key_path);

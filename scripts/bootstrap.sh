@@ -8,6 +8,8 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git python3 python3-pip python3-venv python3-dev
   libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev libzstd-dev liblz4-dev libxxhash-dev
+  # greyctl quantize --skip: a regular expression engine without backtracking or recursion
+  libre2-dev
   clang libclang-rt-14-dev
   # language bindings (bindings/, samples/): SWIG for Python and Go, Go itself, bindgen for Rust
   swig golang-go bindgen libclang-dev

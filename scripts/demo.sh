@@ -17,5 +17,5 @@ echo "== greyctl config validate config/grey.yaml"
 echo
 model=$(bash scripts/fetch-model.sh)
 mkdir -p build/cache
-echo "== greyctl quantize --input $model --format int4-g128 --calibration mse --output build/cache/all-minilm-l6-v2.int4-g128.gguf"
-"$greyctl" quantize --input "$model" --format int4-g128 --calibration mse --output build/cache/all-minilm-l6-v2.int4-g128.gguf
+echo "== greyctl quantize --input $model --format int4-g128 --calibration mse --output build/cache/all-minilm-l6-v2.int4-g128.gguf --force"
+"$greyctl" quantize --input "$model" --format int4-g128 --calibration mse --output build/cache/all-minilm-l6-v2.int4-g128.gguf --force

@@ -1,25 +1,68 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (the audit log's record reader, checkpoint and proof parsers,
-# and its payload JSON check against nlohmann's; the model files' safetensors and GGUF readers) and runs
-# each for FUZZ_SECONDS (default 180), starting from the committed corpus (tests/fuzz/corpus/<target>, tests/fuzz/model/corpus/<target>). New inputs go to a scratch
-# corpus under the build tree; with MERGE=1 the interesting ones are merged (minimised) back.
+# payload JSON check and writer-on-a-hostile-tail; the model files' safetensors and GGUF readers) and
+# runs each for FUZZ_SECONDS (default 180), JOBS at a time (default: the number of cores), with the
+# target's dictionary (tests/fuzz/dict/<target>.dict, tests/fuzz/model/dict/<target>.dict) when there is
+# one, starting from the committed corpus (tests/fuzz/corpus/<target>, tests/fuzz/model/corpus/<target>).
+# New inputs go only to a scratch corpus under build/fuzz/corpus; the committed corpus is read, never
+# written, unless MERGE=1 asks to merge (minimise) the interesting new inputs back into it. Exits
+# non-zero when any target crashes, leaks, hangs or times out on an input; the input is kept as
+# build/fuzz/crash-<target>-*. scripts/run-tests.sh runs this with FUZZ_SECONDS=10.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-180}
+jobs=${JOBS:-$(nproc)}
 build=build/fuzz
+all_targets="record_reader checkpoint proof json_check writer_tail safetensors gguf"
+targets=${FUZZ_TARGETS:-$all_targets}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DGREY_BUILD_FUZZERS=ON -DGREY_BUILD_TESTS=OFF -DGREY_BUILD_TOOLS=OFF >/dev/null
-cmake --build "$build" -j "${JOBS:-2}" --target fuzz_record_reader fuzz_checkpoint fuzz_proof fuzz_json_check fuzz_safetensors fuzz_gguf
-targets=${FUZZ_TARGETS:-"record_reader checkpoint proof json_check safetensors gguf"}
-for target in $targets; do
-  seeds=tests/fuzz/corpus/$target
-  [ -d tests/fuzz/model/corpus/$target ] && seeds=tests/fuzz/model/corpus/$target
-  work=$build/corpus/$target
-  mkdir -p "$seeds" "$work"
-  echo "== fuzz_$target for ${seconds}s"
-  "$build/bin/fuzz_$target" -max_total_time="$seconds" -max_len=8192 -timeout=10 -print_final_stats=1 \
-    -artifact_prefix="$build/crash-$target-" "$work" "$seeds"
-  if [ "${MERGE:-0}" = 1 ]; then
-    "$build/bin/fuzz_$target" -merge=1 -max_len=8192 "$seeds" "$work"
+# shellcheck disable=SC2086
+cmake --build "$build" -j "$jobs" $(printf -- '--target fuzz_%s ' $targets) >/dev/null
+# The writer target creates and syncs a log per input: on a memory file system that costs little.
+if [ -z "${TMPDIR:-}" ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
+
+run_target() {  # run_target TARGET: fuzzes it for $seconds; its output goes to $build/TARGET.log
+  local target=$1 dir=tests/fuzz
+  [ -d tests/fuzz/model/corpus/$target ] && dir=tests/fuzz/model
+  local seeds=$dir/corpus/$target work=$build/corpus/$target dict=()
+  [ -f "$dir/dict/$target.dict" ] && dict=("-dict=$dir/dict/$target.dict")
+  mkdir -p "$work"
+  "$build/bin/fuzz_$target" -max_total_time="$seconds" -max_len=8192 -timeout=10 -print_final_stats=1 "${dict[@]}" \
+    -artifact_prefix="$build/crash-$target-" "$work" "$seeds" >"$build/$target.log" 2>&1
+}
+
+declare -A running=()
+failed=()
+finish_one() {  # waits for any running target and records whether it failed
+  local pid status=0
+  wait -n -p pid "${!running[@]}" || status=$?
+  if [ "$status" -ne 0 ]; then
+    failed+=("${running[$pid]}")
+    echo "== fuzz_${running[$pid]} FAILED (exit $status): last lines of $build/${running[$pid]}.log"
+    tail -n 30 "$build/${running[$pid]}.log"
+  else
+    echo "== fuzz_${running[$pid]}: $(grep -E '^Done [0-9]+ runs' "$build/${running[$pid]}.log" || echo done)"
   fi
+  unset "running[$pid]"
+}
+for target in $targets; do
+  while [ "${#running[@]}" -ge "$jobs" ]; do finish_one; done
+  echo "== fuzz_$target for ${seconds}s"
+  run_target "$target" &
+  running[$!]=$target
 done
+while [ "${#running[@]}" -gt 0 ]; do finish_one; done
+
+if [ "${MERGE:-0}" = 1 ]; then
+  for target in $targets; do
+    dir=tests/fuzz
+    [ -d tests/fuzz/model/corpus/$target ] && dir=tests/fuzz/model
+    "$build/bin/fuzz_$target" -merge=1 -max_len=8192 "$dir/corpus/$target" "$build/corpus/$target"
+  done
+fi
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "fuzz: ${failed[*]} failed; the inputs are in $build/crash-*" >&2
+  exit 1
+fi
+echo "fuzz: every target ran ${seconds}s without a failure"

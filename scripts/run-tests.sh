@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything `make test` runs: the CTest suite under the default and asan presets, the governor tests
-# under tsan, the two CMake
-# consumer samples (installed and vendored), then the language bindings when they exist.
+# under tsan, a short run of every libFuzzer target (clang), the two CMake consumer samples (installed
+# and vendored), then the language bindings when they exist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -23,6 +23,11 @@ cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j "$jobs"
 echo "== ctest (tsan)"
 ctest --preset tsan -j "$jobs"
+
+# Every fuzz target for a bounded time, from its committed corpus (new inputs go to build/fuzz only);
+# any crash fails the run. scripts/fuzz.sh with a larger FUZZ_SECONDS fuzzes in earnest.
+echo "== fuzz (clang libFuzzer, ${FUZZ_SECONDS:-10}s a target)"
+FUZZ_SECONDS=${FUZZ_SECONDS:-10} bash scripts/fuzz.sh
 
 bash scripts/test-consumers.sh
 

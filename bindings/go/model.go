@@ -125,7 +125,9 @@ func (m *Model) Lookup(name string) (*ModelTensor, error) {
 	return nil, &Error{Status: int(StatusNotFound), Message: fmt.Sprintf("grey: no tensor %q in %s", name, m.Path)}
 }
 
-// ModelWriter builds a safetensors or GGUF file in memory and writes it in one go. Not safe for
+// ModelWriter writes a safetensors or GGUF file: all at once (AddTensor, Write) or streamed
+// (DeclareTensor, Open, WriteTensor, Finish). Either way the file appears at its path only when
+// complete, and a writer closed unfinished leaves nothing behind. Not safe for
 // concurrent use: libgrey's writer is for one goroutine at a time. Close frees it (a finalizer is the
 // safety net).
 type ModelWriter struct {
@@ -188,4 +190,54 @@ func (w *ModelWriter) AddTensor(name string, t Tensor, fileType uint32) error {
 // Write writes the file, replacing path.
 func (w *ModelWriter) Write(path string) error {
 	return w.with(func(h capi.Grey_model_writer) error { return capi.Grey_model_writer_write(h, path) })
+}
+
+// Evict drops the pages of tensor index from the process's resident memory. Its Data stays valid and
+// reads the file again if touched: a program walking a model larger than memory evicts each tensor when
+// done with it.
+func (m *Model) Evict(index int) error {
+	if index < 0 {
+		return &Error{Status: int(StatusInvalidArgument), Message: fmt.Sprintf("grey: negative tensor index %d", index)}
+	}
+	return m.with(func(h capi.Grey_model) error { return capi.Grey_model_tensor_evict(h, uint64(index)) })
+}
+
+// DeclareTensor declares the next tensor without its bytes, for a streamed file (declare every tensor,
+// Open, WriteTensor each, Finish: memory holds one tensor at a time). It returns the tensor's index.
+func (w *ModelWriter) DeclareTensor(name string, dtype DType, shape []uint64, fileType uint32) (int, error) {
+	desc, err := newDesc(dtype, shape)
+	if err != nil {
+		return 0, err
+	}
+	defer capi.DeleteGrey_tensor_desc(desc)
+	index := []uint64{0}
+	err = w.with(func(h capi.Grey_model_writer) error {
+		return capi.Grey_model_writer_declare_tensor(h, name, desc, uint(fileType), index)
+	})
+	return int(index[0]), err
+}
+
+// Open starts the streamed file at path (its header is written now). A file already there is an ErrIO
+// unless replace. The file appears at path only when Finish succeeds.
+func (w *ModelWriter) Open(path string, replace bool) error {
+	options := capi.NewGrey_model_write_options()
+	defer capi.DeleteGrey_model_write_options(options)
+	if replace {
+		options.SetReplace(1)
+	}
+	return w.with(func(h capi.Grey_model_writer) error { return capi.Grey_model_writer_open(h, path, options) })
+}
+
+// WriteTensor writes the next bytes of declared tensor index (tensors in any order, a tensor in one or
+// more pieces).
+func (w *ModelWriter) WriteTensor(index int, data []byte) error {
+	if index < 0 {
+		return &Error{Status: int(StatusInvalidArgument), Message: fmt.Sprintf("grey: negative tensor index %d", index)}
+	}
+	return w.with(func(h capi.Grey_model_writer) error { return capi.Grey_model_writer_write_tensor(h, uint64(index), data) })
+}
+
+// Finish completes the streamed file and puts it at its path.
+func (w *ModelWriter) Finish() error {
+	return w.with(func(h capi.Grey_model_writer) error { return capi.Grey_model_writer_finish(h) })
 }

@@ -1,5 +1,6 @@
 // C entry points of the audit log.
 #include "audit/checkpoint.hpp"
+#include "audit/json_check.hpp"
 #include "audit/proofs.hpp"
 #include "audit/verifier.hpp"
 #include "audit/writer.hpp"
@@ -113,10 +114,10 @@ grey_status grey_audit_keygen(const grey_audit_keygen_options* options) {
         audit::random_bytes(key.key.mutable_bytes());
         key.key_id = audit::key_id_of(key.key);
         key.role = audit::KeyRole::Verifier;
-        audit::write_key_file(verifier_path, key, audit::KeyFileWrite::CreateNew);
+        audit::write_new_key_file(verifier_path, key);
         if (options->writer_key_path != nullptr) {
             key.role = audit::KeyRole::Writer;
-            audit::write_key_file(options->writer_key_path, key, audit::KeyFileWrite::CreateNew);
+            audit::write_new_key_file(options->writer_key_path, key);
         }
         if (options->ed25519 != 0) {
             const std::string priv = required_path(options->ed25519_private_path, "options->ed25519_private_path");
@@ -241,8 +242,11 @@ grey_status grey_audit_records_json(const char* log_path, uint64_t from, uint64_
         nlohmann::ordered_json records = nlohmann::ordered_json::array();
         for (uint64_t i = from; i < log->records.size() && (max_records == 0 || i - from < max_records); ++i) {
             const audit::RecordView& r = log->records[i];
-            auto payload = nlohmann::ordered_json::parse(r.payload, nullptr, false);
-            if (payload.is_discarded()) payload = std::string(r.payload);  // shown as text: proves nothing anyway
+            // A payload appended by this version passed check_json; a forged or older log may hold
+            // anything, which is shown as text (it proves nothing anyway). Checked first, so that no
+            // reader of this output meets nesting deeper than max_json_depth (+2) or a repeated key.
+            nlohmann::ordered_json payload = std::string(r.payload);
+            if (audit::valid_json(r.payload)) payload = nlohmann::ordered_json::parse(r.payload, nullptr, false);
             records.push_back({{"sequence", r.sequence}, {"time_ns", r.timestamp_ns}, {"epoch", r.epoch}, {"type", std::string(r.type)},
                                {"payload", payload}, {"hash", audit::to_hex(audit::leaf_hash(sha, r.bytes))}});
         }

@@ -6,7 +6,8 @@
 namespace grey::audit {
 
 namespace {
-constexpr std::string_view checkpoint_magic = "grey-audit-checkpoint v1";
+constexpr std::string_view magic_v1 = "grey-audit-checkpoint v1";
+constexpr std::string_view magic_v2 = "grey-audit-checkpoint v2";
 
 // Splits text into '\n'-terminated lines; false if the text does not end with a newline.
 bool split_lines(std::string_view text, std::vector<std::string_view>& lines) {
@@ -34,7 +35,7 @@ bool parse_decimal(std::string_view text, uint64_t& out) {
 
 std::string Checkpoint::body() const {
     std::string text;
-    text += checkpoint_magic;
+    text += version == 1 ? magic_v1 : magic_v2;
     text += "\nlog " + to_hex(log_id);
     text += "\nsize " + std::to_string(size);
     text += "\nroot " + to_hex(root);
@@ -44,6 +45,8 @@ std::string Checkpoint::body() const {
     return text;
 }
 
+std::string Checkpoint::signed_text() const { return version == 1 ? body() : body() + "hmac " + to_hex(hmac) + "\n"; }
+
 std::string Checkpoint::text() const {
     std::string out = body() + "hmac " + to_hex(hmac) + "\n";
     if (ed25519) out += "ed25519 " + to_hex(*ed25519) + "\n";
@@ -51,10 +54,27 @@ std::string Checkpoint::text() const {
 }
 
 std::string seal_checkpoint(Checkpoint& checkpoint, const HmacSha256& checkpoint_mac, evp_pkey_st* signing_key) {
-    const std::string body = checkpoint.body();
-    checkpoint.hmac = checkpoint_mac.mac(body);
-    if (signing_key != nullptr) checkpoint.ed25519 = ed25519_sign(signing_key, as_bytes(body));
+    checkpoint.version = checkpoint_version;
+    checkpoint.hmac = checkpoint_mac.mac(checkpoint.body());
+    if (signing_key != nullptr) checkpoint.ed25519 = ed25519_sign(signing_key, as_bytes(checkpoint.signed_text()));
     return checkpoint.text();
+}
+
+bool signature_covers_all(const Checkpoint& checkpoint, evp_pkey_st* public_key, std::string& why) {
+    if (!checkpoint.ed25519) {
+        why = "carries no Ed25519 signature";
+        return false;
+    }
+    if (checkpoint.version == 1) {
+        why = "is a version 1 checkpoint, whose Ed25519 signature does not cover its hmac line; check it with the verifier key "
+              "(greyctl audit verify --checkpoint), or take a new checkpoint";
+        return false;
+    }
+    if (!ed25519_verify(public_key, as_bytes(checkpoint.signed_text()), *checkpoint.ed25519)) {
+        why = "fails its Ed25519 signature check";
+        return false;
+    }
+    return true;
 }
 
 std::optional<Checkpoint> parse_checkpoint(std::string_view text, std::string& why) {
@@ -63,11 +83,12 @@ std::optional<Checkpoint> parse_checkpoint(std::string_view text, std::string& w
         why = "not a checkpoint: too long, or the last line has no newline";
         return std::nullopt;
     }
-    if ((lines.size() != 7 && lines.size() != 8) || lines[0] != checkpoint_magic) {
-        why = "not a checkpoint: expected 7 or 8 lines starting with 'grey-audit-checkpoint v1'";
+    if ((lines.size() != 7 && lines.size() != 8) || (lines[0] != magic_v2 && lines[0] != magic_v1)) {
+        why = "not a checkpoint: expected 7 or 8 lines starting with 'grey-audit-checkpoint v2' (or v1)";
         return std::nullopt;
     }
     Checkpoint c;
+    c.version = lines[0] == magic_v1 ? 1 : 2;
     std::string_view value;
     uint64_t epoch = 0;
     auto bad = [&](const char* line) {

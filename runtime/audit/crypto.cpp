@@ -152,11 +152,9 @@ bool from_hex(std::string_view hex, std::span<uint8_t> out) {
 }
 
 Hash sha256_file(const std::string& path) {
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) {
-        if (errno == ENOENT) fail(GREY_ERROR_NOT_FOUND, "file '" + path + "' does not exist");
-        fail(GREY_ERROR_IO, "cannot open '" + path + "': " + errno_text());
-    }
+    // Hashed as it streams by, so any regular file will do, however large; a FIFO or a device is refused.
+    const RegularFile file = open_regular_file(path, UINT64_MAX, O_RDONLY, "file");
+    const UniqueFd& fd = file.fd;
     std::unique_ptr<evp_md_ctx_st, DigestDeleter> ctx(EVP_MD_CTX_new());
     if (!ctx || EVP_DigestInit_ex2(ctx.get(), EVP_sha256(), nullptr) != 1) openssl_failure("SHA-256 init");
     uint8_t chunk[65536];

@@ -1,10 +1,12 @@
 #include "audit/json_check.hpp"
 
+#include <algorithm>
 #include <clocale>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <locale.h>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -31,56 +33,62 @@ double parse_double(const std::string& token) {
 class Checker {
 public:
     explicit Checker(std::string_view text)
-        : p_(reinterpret_cast<const uint8_t*>(text.data())), end_(p_ + text.size()) {}
+        : begin_(reinterpret_cast<const uint8_t*>(text.data())), p_(begin_), end_(p_ + text.size()) {}
 
-    bool run() {
+    JsonCheck run() {
         // nlohmann skips a UTF-8 byte order mark and rejects any other text starting with 0xEF.
         if (p_ != end_ && *p_ == 0xEF) {
-            if (end_ - p_ < 3 || p_[1] != 0xBB || p_[2] != 0xBF) return false;
+            if (end_ - p_ < 3 || p_[1] != 0xBB || p_[2] != 0xBF) return malformed();
             p_ += 3;
         }
         // Iterative, with the open containers on a stack: a deeply nested payload must not overflow
-        // the appending thread's stack.
-        std::vector<uint8_t> open;
-        enum class Next { Value, Key, AfterValue } next = Next::Value;
+        // the appending thread's stack (and is refused beyond max_json_depth anyway).
+        enum class Next { Value, ObjectKey, AfterValue } next = Next::Value;
         for (;;) {
             skip_whitespace();
             switch (next) {
                 case Next::Value:
-                    if (p_ == end_) return false;
+                    if (p_ == end_) return malformed();
                     if (*p_ == '{' || *p_ == '[') {
+                        // An empty container counts as a level too: "[]" is depth 1.
+                        if (open_.size() == max_json_depth) return {JsonVerdict::TooDeep, offset(), {}};
                         const uint8_t bracket = *p_++;
                         skip_whitespace();
                         if (p_ != end_ && *p_ == (bracket == '{' ? '}' : ']')) {
                             ++p_;
                             next = Next::AfterValue;
                         } else {
-                            open.push_back(bracket);
-                            next = bracket == '{' ? Next::Key : Next::Value;
+                            open_.push_back({bracket, keys_.size(), arena_.size()});
+                            next = bracket == '{' ? Next::ObjectKey : Next::Value;
                         }
                         continue;
                     }
-                    if (!scalar()) return false;
+                    if (!scalar()) return malformed();
                     next = Next::AfterValue;
                     continue;
-                case Next::Key:
-                    if (p_ == end_ || *p_ != '"' || !string()) return false;
+                case Next::ObjectKey:
+                    if (p_ == end_ || *p_ != '"' || !key()) return malformed();
                     skip_whitespace();
-                    if (p_ == end_ || *p_ != ':') return false;
+                    if (p_ == end_ || *p_ != ':') return malformed();
                     ++p_;
                     next = Next::Value;
                     continue;
                 case Next::AfterValue:
-                    if (open.empty()) return p_ == end_;
-                    if (p_ == end_) return false;
+                    if (open_.empty()) return p_ == end_ ? JsonCheck{} : malformed();
+                    if (p_ == end_) return malformed();
                     if (*p_ == ',') {
                         ++p_;
-                        next = open.back() == '{' ? Next::Key : Next::Value;
-                    } else if (*p_ == (open.back() == '{' ? '}' : ']')) {
+                        next = open_.back().bracket == '{' ? Next::ObjectKey : Next::Value;
+                    } else if (*p_ == (open_.back().bracket == '{' ? '}' : ']')) {
                         ++p_;
-                        open.pop_back();
+                        if (open_.back().bracket == '{') {
+                            if (const Key* repeated = repeated_key()) return {JsonVerdict::DuplicateKey, repeated->text_offset, raw_key(*repeated)};
+                            keys_.resize(open_.back().first_key);
+                            arena_.resize(open_.back().arena_start);
+                        }
+                        open_.pop_back();
                     } else {
-                        return false;
+                        return malformed();
                     }
                     continue;
             }
@@ -88,13 +96,56 @@ public:
     }
 
 private:
+    struct Container {
+        uint8_t bracket;
+        size_t first_key;    // this object's keys are keys_[first_key..]
+        size_t arena_start;  // ...and their unescaped bytes arena_[arena_start..]
+    };
+    struct Key {
+        size_t arena_offset;  // unescaped bytes in arena_
+        size_t length;
+        size_t text_offset;   // of the opening quote in the text
+        size_t text_length;   // quotes included
+    };
+
+    [[nodiscard]] size_t offset() const { return static_cast<size_t>(p_ - begin_); }
+    JsonCheck malformed() const { return {JsonVerdict::Malformed, offset(), {}}; }
+
+    std::string_view unescaped(const Key& k) const { return std::string_view(arena_).substr(k.arena_offset, k.length); }
+    std::string raw_key(const Key& k) const { return std::string(reinterpret_cast<const char*>(begin_) + k.text_offset, k.text_length); }
+
+    // The later of two equal keys in the object being closed, or nullptr. Most objects have a handful
+    // of keys, compared pairwise; a large one is sorted (an object may hold ~100,000 keys in 1 MiB).
+    const Key* repeated_key() {
+        const std::span<const Key> keys = std::span<const Key>(keys_).subspan(open_.back().first_key);
+        constexpr size_t pairwise_limit = 16;
+        if (keys.size() <= pairwise_limit) {
+            for (size_t i = 1; i < keys.size(); ++i)
+                for (size_t j = 0; j < i; ++j)
+                    if (unescaped(keys[i]) == unescaped(keys[j])) return &keys[i];
+            return nullptr;
+        }
+        std::vector<const Key*> sorted;
+        sorted.reserve(keys.size());
+        for (const Key& k : keys) sorted.push_back(&k);
+        std::sort(sorted.begin(), sorted.end(), [&](const Key* a, const Key* b) {
+            const auto ua = unescaped(*a), ub = unescaped(*b);
+            return ua != ub ? ua < ub : a->text_offset < b->text_offset;
+        });
+        const Key* first = nullptr;
+        for (size_t i = 1; i < sorted.size(); ++i)
+            if (unescaped(*sorted[i]) == unescaped(*sorted[i - 1]) && (first == nullptr || sorted[i]->text_offset < first->text_offset))
+                first = sorted[i];
+        return first;
+    }
+
     void skip_whitespace() {
         while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
     }
 
     bool scalar() {
         switch (*p_) {
-            case '"': return string();
+            case '"': return string(nullptr);
             case 't': return literal("true");
             case 'f': return literal("false");
             case 'n': return literal("null");
@@ -102,6 +153,15 @@ private:
         }
     }
 
+    // An object key: checked as any string, and its unescaped bytes kept until the object closes.
+    bool key() {
+        Key k{arena_.size(), 0, offset(), 0};
+        if (!string(&arena_)) return false;
+        k.length = arena_.size() - k.arena_offset;
+        k.text_length = offset() - k.text_offset;
+        keys_.push_back(k);
+        return true;
+    }
     bool literal(std::string_view word) {
         if (static_cast<size_t>(end_ - p_) < word.size() || std::string_view(reinterpret_cast<const char*>(p_), word.size()) != word)
             return false;
@@ -152,21 +212,57 @@ private:
         return true;
     }
 
-    bool escape() {
+    // One escape after its backslash; appends what it stands for to `out` (UTF-8) when there is one.
+    bool escape(std::string* out) {
         if (p_ == end_) return false;
-        switch (*p_++) {
-            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't': return true;
+        const uint8_t c = *p_++;
+        char simple = 0;
+        switch (c) {
+            case '"': case '\\': case '/': simple = static_cast<char>(c); break;
+            case 'b': simple = '\b'; break;
+            case 'f': simple = '\f'; break;
+            case 'n': simple = '\n'; break;
+            case 'r': simple = '\r'; break;
+            case 't': simple = '\t'; break;
             case 'u': break;
             default: return false;
+        }
+        if (simple != 0) {
+            if (out != nullptr) out->push_back(simple);
+            return true;
         }
         uint32_t unit = 0;
         if (!hex4(unit)) return false;
         if (unit >= 0xDC00 && unit <= 0xDFFF) return false;  // a low surrogate with no high one before it
-        if (unit < 0xD800 || unit > 0xDBFF) return true;
-        // A high surrogate must be followed at once by an escaped low surrogate.
-        if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return false;
-        p_ += 2;
-        return hex4(unit) && unit >= 0xDC00 && unit <= 0xDFFF;
+        uint32_t code_point = unit;
+        if (unit >= 0xD800 && unit <= 0xDBFF) {
+            // A high surrogate must be followed at once by an escaped low surrogate.
+            if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return false;
+            p_ += 2;
+            uint32_t low = 0;
+            if (!hex4(low) || low < 0xDC00 || low > 0xDFFF) return false;
+            code_point = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+        }
+        if (out != nullptr) append_utf8(*out, code_point);
+        return true;
+    }
+
+    static void append_utf8(std::string& out, uint32_t cp) {
+        if (cp < 0x80) {
+            out.push_back(static_cast<char>(cp));
+        } else if (cp < 0x800) {
+            out.push_back(static_cast<char>(0xC0 | cp >> 6));
+            out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+        } else if (cp < 0x10000) {
+            out.push_back(static_cast<char>(0xE0 | cp >> 12));
+            out.push_back(static_cast<char>(0x80 | (cp >> 6 & 0x3F)));
+            out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+        } else {
+            out.push_back(static_cast<char>(0xF0 | cp >> 18));
+            out.push_back(static_cast<char>(0x80 | (cp >> 12 & 0x3F)));
+            out.push_back(static_cast<char>(0x80 | (cp >> 6 & 0x3F)));
+            out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+        }
     }
 
     // One UTF-8 sequence of 2 to 4 bytes starting at p_ (RFC 3629's table: no overlong forms, no
@@ -191,17 +287,25 @@ private:
         return true;
     }
 
-    bool string() {
+    // A string starting at its opening quote; with `out`, its unescaped bytes are appended there.
+    bool string(std::string* out) {
         ++p_;  // the opening quote
+        const uint8_t* run = p_;  // bytes since the last escape, copied in one go
+        auto flush = [&] {
+            if (out != nullptr) out->append(reinterpret_cast<const char*>(run), static_cast<size_t>(p_ - run));
+        };
         while (p_ != end_) {
             const uint8_t c = *p_;
             if (c == '"') {
+                flush();
                 ++p_;
                 return true;
             }
             if (c == '\\') {
+                flush();
                 ++p_;
-                if (!escape()) return false;
+                if (!escape(out)) return false;
+                run = p_;
             } else if (c < 0x20) {
                 return false;
             } else if (c < 0x80) {
@@ -213,12 +317,31 @@ private:
         return false;
     }
 
+    const uint8_t* begin_;
     const uint8_t* p_;
     const uint8_t* end_;
+    std::vector<Container> open_;
+    std::vector<Key> keys_;  // keys of the open objects, outermost first
+    std::string arena_;      // their unescaped bytes
 };
 
 }  // namespace
 
-bool valid_json(std::string_view text) { return Checker(text).run(); }
+JsonCheck check_json(std::string_view text) { return Checker(text).run(); }
+
+std::string json_problem_text(const JsonCheck& check) {
+    const std::string at = " (at byte " + std::to_string(check.offset) + ")";
+    switch (check.verdict) {
+        case JsonVerdict::Valid: return "is valid JSON";
+        case JsonVerdict::Malformed: return "is not valid JSON" + at;
+        case JsonVerdict::TooDeep: return "nests arrays and objects deeper than " + std::to_string(max_json_depth) + " levels" + at;
+        case JsonVerdict::DuplicateKey: {
+            constexpr size_t shown = 64;
+            const std::string key = check.key.size() > shown ? check.key.substr(0, shown) + "..." : check.key;
+            return "repeats the key " + key + " in one object" + at;
+        }
+    }
+    return "is not valid JSON";
+}
 
 }  // namespace grey::audit

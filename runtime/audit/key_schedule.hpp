@@ -23,11 +23,27 @@ using KeyId = std::array<uint8_t, 16>;
 
 enum class KeyRole { Writer, Verifier };
 
+// Where a writer key's epoch begins in one log: the first `records` records of the log with this id
+// were all sealed before the key reached its epoch, and the last of them has leaf hash `head` (for
+// `records` = 0, the header's hash H(0x00 || header)). Every later record is sealed with this epoch's
+// key or a later one, which the writer can derive. So a writer that can no longer check the MACs of old
+// records (it erased their keys) still authenticates the whole log: the prefix through the hash chain
+// up to `head`, the rest through MACs. Not secret.
+struct KeyAnchor {
+    std::array<uint8_t, 16> log_id{};
+    uint64_t records = 0;
+    Hash head{};
+    bool operator==(const KeyAnchor&) const = default;
+};
+
 struct KeyFile {
     KeyRole role = KeyRole::Writer;
     uint32_t epoch = 0;
     KeyId key_id{};
     SecretKey key;
+    // Writer keys past epoch 0 (key file version 2). A version 1 writer key past epoch 0, written by
+    // libgrey 0.1, has none: the writer trusts that log's older records once and records the anchor.
+    std::optional<KeyAnchor> anchor;
 };
 
 SecretKey next_epoch_key(const SecretKey& key);
@@ -36,15 +52,16 @@ SecretKey checkpoint_key(const SecretKey& epoch_key);
 SecretKey header_key(const SecretKey& initial_key);
 KeyId key_id_of(const SecretKey& initial_key);
 
-// Text form ("grey-audit-key v1"); docs/audit-format.md gives it line by line. Errors never quote the
-// file's contents.
+// Text form ("grey-audit-key v1", or v2 with an anchor line); docs/audit-format.md gives it line by
+// line. Errors never quote the file's contents.
 std::string encode_key_file(const KeyFile& key);
 KeyFile parse_key_file(const std::string& path, std::string_view text);
-enum class KeyFileWrite { CreateNew, Replace };
-// Writes a key file with mode 0600: CreateNew refuses an existing file, Replace swaps it atomically.
-void write_key_file(const std::string& path, const KeyFile& key, KeyFileWrite how);
+// Creates a key file with mode 0600, refusing an existing file. (The writer replaces its key file
+// through WriterKeyFile, which leaves no earlier key behind.)
+void write_new_key_file(const std::string& path, const KeyFile& key);
 // Reads a key file after checking that only its owner can access it.
 KeyFile read_key_file(const std::string& path);
+inline constexpr size_t max_key_file_size = 4096;
 
 // The verifier's view: K(0), with every epoch's record and checkpoint key derived on demand. A log may
 // claim any epoch, so derivation is bounded: beyond `max_epoch` it refuses.

@@ -1,5 +1,6 @@
 #include "audit/proofs.hpp"
 
+#include "audit/json_check.hpp"
 #include "audit/merkle.hpp"
 #include "core/error.hpp"
 
@@ -100,11 +101,16 @@ MerkleProof build_proof(Bytes log_file, ProofKind kind, uint64_t index, uint64_t
 }
 
 void check_proof(const MerkleProof& proof, const Checkpoint& checkpoint, const Checkpoint* old_checkpoint, evp_pkey_st* public_key) {
-    auto signed_ok = [&](const Checkpoint& c) {
-        return public_key == nullptr || (c.ed25519 && ed25519_verify(public_key, as_bytes(c.body()), *c.ed25519));
-    };
-    if (!signed_ok(checkpoint) || (old_checkpoint != nullptr && !signed_ok(*old_checkpoint)))
-        fail(GREY_ERROR_CORRUPT, "a checkpoint carries no valid Ed25519 signature for the given public key");
+    // With only the public key, the signature is all that vouches for a checkpoint, so it must cover
+    // every byte of it (the hmac line too).
+    if (public_key != nullptr) {
+        for (const Checkpoint* c : {&checkpoint, old_checkpoint}) {
+            std::string why;
+            if (c != nullptr && !signature_covers_all(*c, public_key, why))
+                fail(GREY_ERROR_CORRUPT, std::string(c == &checkpoint ? "the" : "the old") + " checkpoint " + why +
+                                             " (no valid Ed25519 signature for the given public key)");
+        }
+    }
     if (proof.log_id != checkpoint.log_id || (old_checkpoint != nullptr && old_checkpoint->log_id != proof.log_id))
         fail(GREY_ERROR_CORRUPT, "the proof and the checkpoint belong to different logs");
     if (proof.size != checkpoint.size)
@@ -123,8 +129,9 @@ void check_proof(const MerkleProof& proof, const Checkpoint& checkpoint, const C
 }
 
 std::string write_artifact(Writer& writer, const std::string& dir, std::string_view json) {
-    const auto parsed = nlohmann::json::parse(json, nullptr, false);
-    if (parsed.is_discarded() || !parsed.is_object()) fail(GREY_ERROR_INVALID_ARGUMENT, "a proof artifact must be a JSON object");
+    if (const JsonCheck check = check_json(json); check.verdict != JsonVerdict::Valid)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "the proof artifact " + json_problem_text(check));
+    if (!nlohmann::json::parse(json, nullptr, false).is_object()) fail(GREY_ERROR_INVALID_ARGUMENT, "a proof artifact must be a JSON object");
     if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) fail(GREY_ERROR_IO, "cannot create '" + dir + "': " + errno_text());
     Sha256 sha;
     const Hash digest = sha.hash(-1, as_bytes(json));
@@ -146,6 +153,8 @@ ArtifactCheck check_artifact(Bytes log_file, KeyChain& keys, const std::string& 
     for (uint64_t i = 0; i < check.log.records; ++i) {
         const RecordView& rec = log->records[i];
         if (rec.type != "grey.proof") continue;
+        // A payload with a repeated key could name two hashes; only what check_json accepts counts.
+        if (!valid_json(rec.payload)) continue;
         const auto payload = nlohmann::json::parse(rec.payload, nullptr, false);
         if (payload.is_object() && payload.contains("sha256") && payload["sha256"] == hex) {
             check.record = i;

@@ -13,15 +13,10 @@
 namespace grey::audit {
 
 MappedFile::MappedFile(const std::string& path) {
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) {
-        if (errno == ENOENT) fail(GREY_ERROR_NOT_FOUND, "audit log '" + path + "' does not exist");
-        fail(GREY_ERROR_IO, "cannot open audit log '" + path + "': " + errno_text());
-    }
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) fail(GREY_ERROR_IO, "cannot stat '" + path + "': " + errno_text());
-    if (!S_ISREG(st.st_mode)) fail(GREY_ERROR_INVALID_ARGUMENT, "'" + path + "' is not a regular file");
-    size_ = static_cast<size_t>(st.st_size);
+    // Mapped, not read: its size costs address space, not memory, so no limit beyond the file's own.
+    const RegularFile file = open_regular_file(path, UINT64_MAX, O_RDONLY, "audit log");
+    const UniqueFd& fd = file.fd;
+    size_ = static_cast<size_t>(file.size);
     if (size_ == 0) return;
     // Every byte is read, so the pages are mapped up front rather than faulted in one by one.
     void* map = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd.get(), 0);
@@ -215,7 +210,8 @@ void check_checkpoints(const std::vector<NamedText>& texts, KeyChain& keys, evp_
         if (mac == nullptr || !equal_ct(mac->mac(c->body()), c->hmac)) return bad(k, Cause::Modified, "fails its HMAC check");
         if (public_key != nullptr) {
             if (!c->ed25519) return bad(k, Cause::Modified, "carries no Ed25519 signature, but a public key was given");
-            if (!ed25519_verify(public_key, as_bytes(c->body()), *c->ed25519)) return bad(k, Cause::Modified, "fails its Ed25519 signature check");
+            // (A version 1 signature leaves out the hmac line, which the HMAC check above covers here.)
+            if (!ed25519_verify(public_key, as_bytes(c->signed_text()), *c->ed25519)) return bad(k, Cause::Modified, "fails its Ed25519 signature check");
         }
         checkpoints.push_back(*c);
     }

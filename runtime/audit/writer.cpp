@@ -58,16 +58,18 @@ std::vector<uint8_t> read_range(int fd, uint64_t offset, uint64_t length) {
 void sync_data(int fd) {
     if (::fdatasync(fd) != 0) fail(GREY_ERROR_IO, "cannot sync the audit log: " + errno_text());
 }
+
+bool all_zero(Bytes bytes) {
+    return std::all_of(bytes.begin(), bytes.end(), [](uint8_t b) { return b == 0; });
+}
 }  // namespace
 
-Writer::Writer(WriterOptions options) : options_(std::move(options)) {
+Writer::Writer(WriterOptions options) : options_(std::move(options)), key_file_(options_.key_path, options_.on_step) {
     if (options_.durability == Durability::Group && (options_.group_records == 0 || options_.group_ms == 0))
         fail(GREY_ERROR_INVALID_ARGUMENT, "group commit needs group_records > 0 and group_ms > 0");
-    key_ = read_key_file(options_.key_path);
-    if (key_.role != KeyRole::Writer)
-        fail(GREY_ERROR_INVALID_ARGUMENT, "key file '" + options_.key_path +
-                                              "' is a verifier key; a writer needs the writer key (greyctl audit keygen "
-                                              "--writer-out), so that the verifier key stays at epoch 0");
+    // Read before the log is opened, so that a wrong key creates no file; read again under the log's
+    // lock if another process rotates it in between.
+    load_key();
     if (!options_.signing_key_path.empty()) signing_key_ = ed25519_read_private(options_.signing_key_path);
     // No other thread runs yet; the locks only keep the functions' contracts.
     std::lock_guard commit_lock(commit_mutex_);
@@ -96,13 +98,24 @@ Writer::~Writer() {
     }
 }
 
+void Writer::load_key() {
+    key_ = key_file_.load();
+    key_ahead_of_file_ = false;
+    if (key_.role != KeyRole::Writer)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "key file '" + options_.key_path +
+                                              "' is a verifier key; a writer needs the writer key (greyctl audit keygen "
+                                              "--writer-out), so that the verifier key stays at epoch 0");
+}
+
 void Writer::open_or_create() {
-    fd_ = UniqueFd(::open(options_.log_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640));
-    if (fd_.get() < 0) {
+    UniqueFd fd(::open(options_.log_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0640));
+    if (fd.get() < 0) {
         if (errno == EACCES || errno == EPERM) fail(GREY_ERROR_PERMISSION_DENIED, "cannot open audit log '" + options_.log_path + "': " + errno_text());
         fail(GREY_ERROR_IO, "cannot open audit log '" + options_.log_path + "': " + errno_text());
     }
+    fd_ = checked_regular(std::move(fd), options_.log_path, UINT64_MAX, "audit log").fd;
     FileLock lock(fd_.get());
+    if (key_file_.replaced_on_disk()) load_key();
     if (file_size(fd_.get()) == 0) {
         create_header();
     } else {
@@ -111,6 +124,7 @@ void Writer::open_or_create() {
         if (!header) fail(GREY_ERROR_CORRUPT, "'" + options_.log_path + "' is not a grey audit log (bad header)");
         if (header->key_id != key_.key_id)
             fail(GREY_ERROR_INVALID_ARGUMENT, "audit log '" + options_.log_path + "' was created with a different key");
+        // Past epoch 0 the hash chain up to the key's anchor vouches for the header instead.
         if (key_.epoch == 0) {
             HmacSha256 header_mac(header_key(key_.key));
             if (!equal_ct(header_mac.mac(Bytes(header_bytes.data(), header_mac_offset)), header->mac))
@@ -120,10 +134,14 @@ void Writer::open_or_create() {
         head_ = leaf_hash(sha_, header_bytes);
         end_offset_ = header_size;
     }
+    if (key_.anchor && key_.anchor->log_id != log_id_)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "writer key file '" + options_.key_path + "' was advanced while writing another audit log (log id " +
+                                              to_hex(key_.anchor->log_id) + ", not " + to_hex(log_id_) +
+                                              "); a writer key past epoch 0 belongs to one log");
     record_mac_.emplace(record_key(key_.key));
     last_record_epoch_ = 0;
     epoch_started_ns_ = now_ns();
-    absorb_file_tail(true);
+    catch_up(true);
 }
 
 void Writer::create_header() {
@@ -144,77 +162,184 @@ void Writer::create_header() {
     end_offset_ = header_size;
 }
 
-void Writer::advance_key_to(uint32_t epoch, bool persist) {
-    if (epoch <= key_.epoch) return;
-    if (epoch - key_.epoch > KeyChain::max_epoch_step)
-        fail(GREY_ERROR_CORRUPT, "audit log '" + options_.log_path + "' jumps to epoch " + std::to_string(epoch));
-    KeyFile next = key_;
-    while (next.epoch < epoch) {
-        next.key = next_epoch_key(next.key);
-        ++next.epoch;
+void Writer::catch_up(bool at_open) {
+    const TailScan scan = absorb_file_tail();
+    if (key_.epoch > 0 && !key_.anchor) {
+        // A libgrey 0.1 key whose epoch has no record yet: its epoch begins at the end of the log.
+        key_.anchor = KeyAnchor{log_id_, next_sequence_, head_};
+        key_ahead_of_file_ = true;
     }
-    // The new key reaches the disk before any record sealed with it, so a crash never leaves records
-    // the key file can no longer extend.
-    if (persist) write_key_file(options_.key_path, next, KeyFileWrite::Replace);
-    key_ = next;  // overwrites, and so erases, the previous epoch's key
-    record_mac_.emplace(record_key(key_.key));
+    // Before anything is sealed, the recovery record included: a record sealed with an older key than
+    // the key file's would break the key file's promise that every record past its anchor uses its epoch.
+    reconcile_key_file();
+    if (scan.valid_end < scan.size)
+        recover_tail(scan.valid_end, scan.size, scan.problem + (at_open ? " (found on open)" : " (left by another writer)"));
 }
 
-void Writer::absorb_file_tail(bool at_open) {
+Writer::TailScan Writer::absorb_file_tail() {
     const uint64_t size = file_size(fd_.get());
     if (size < end_offset_)
         fail(GREY_ERROR_CORRUPT, "audit log '" + options_.log_path + "' shrank from " + std::to_string(end_offset_) + " to " +
                                      std::to_string(size) + " bytes while open");
-    if (size == end_offset_) return;
-    const std::vector<uint8_t> bytes = read_range(fd_.get(), end_offset_, size - end_offset_);
-    size_t at = 0;
-    std::string problem;
-    while (at < bytes.size()) {
-        RecordView record;
-        const ParseError error = parse_record(Bytes(bytes).subspan(at), end_offset_ + at, record);
-        if (error != ParseError::None) {
-            // Past a structural break nothing can be parsed, so everything from here on is the tail.
-            problem = parse_error_text(error);
-            break;
+    TailScan scan{end_offset_, size, {}};
+    if (size > end_offset_) {
+        const std::vector<uint8_t> bytes = read_range(fd_.get(), end_offset_, size - end_offset_);
+        size_t at = 0;
+        while (at < bytes.size()) {
+            RecordView record;
+            const ParseError error = parse_record(Bytes(bytes).subspan(at), end_offset_ + at, record);
+            if (error != ParseError::None) {
+                // What a crash leaves: a record cut short, or blocks the file system extended the file
+                // with but never wrote (zeros). Past a structural break nothing can be parsed, so
+                // everything from here on is the torn tail.
+                scan.problem = parse_error_text(error);
+                break;
+            }
+            if (const std::string problem = authenticate(record); !problem.empty()) {
+                // A complete record that does not verify is never taken for a torn write (that would let
+                // anyone who can write the log make the writer throw records away) — unless it is the
+                // last thing in the file and its MAC is all zeros: the shape of a write whose last block
+                // never reached the disk.
+                if (at + record.bytes.size() == bytes.size() && all_zero(record.mac())) {
+                    scan.problem = problem + "; its MAC field is all zeros, as a write cut short by a crash leaves it";
+                    break;
+                }
+                fail(GREY_ERROR_CORRUPT, "audit log '" + options_.log_path + "': the record at offset " + std::to_string(end_offset_ + at) +
+                                             " (record " + std::to_string(next_sequence_) + ") cannot be verified by this writer: " + problem +
+                                             ". Refusing to append to a log that the writer cannot verify up to its end; check it with "
+                                             "greyctl audit verify and the verifier key");
+            }
+            accept(record);
+            at += record.bytes.size();
         }
-        if (record.sequence != next_sequence_) problem = "sequence " + std::to_string(record.sequence) + " where " + std::to_string(next_sequence_) + " was expected";
-        else if (!equal_public(record.previous_hash(), head_)) problem = "the previous-record hash does not match";
-        else if (record.epoch < last_record_epoch_) problem = "the key epoch goes backwards";
-        if (problem.empty() && record.epoch >= key_.epoch) {
-            // A record of a later epoch means another writer (or a crash after the key file moved) got
-            // there first: follow it, persisting only if our key file is behind.
-            if (record.epoch > key_.epoch) advance_key_to(record.epoch, true);
-            if (!equal_ct(record_mac_->mac(record.authenticated()), record.mac())) problem = "the record fails its MAC check";
-        }
-        if (!problem.empty()) {
-            if (at + record.bytes.size() < bytes.size())
-                fail(GREY_ERROR_CORRUPT, "audit log '" + options_.log_path + "': record " + std::to_string(next_sequence_) +
-                                             " at offset " + std::to_string(end_offset_ + at) + " is invalid (" + problem +
-                                             ") and more records follow it; refusing to append to a damaged log "
-                                             "(run greyctl audit verify)");
-            break;
-        }
-        head_ = leaf_hash(sha_, record.bytes);
-        range_.append(sha_, head_);
-        ++next_sequence_;
-        if (record.epoch != last_record_epoch_ || next_sequence_ == 1) {
-            epoch_records_ = 0;
-            epoch_started_ns_ = record.timestamp_ns;
-        }
-        last_record_epoch_ = record.epoch;
-        if (record.epoch == key_.epoch) ++epoch_records_;
-        at += record.bytes.size();
+        end_offset_ += at;
+        scan.valid_end = end_offset_;
     }
-    const uint64_t valid_end = end_offset_ + at;
-    end_offset_ = valid_end;
-    if (valid_end < size) recover_tail(valid_end, size, problem + (at_open ? " (found on open)" : " (left by another writer)"));
+    check_anchor();
+    return scan;
+}
+
+std::string Writer::authenticate(const RecordView& record) {
+    const auto epoch_text = [](uint32_t e) { return "key epoch " + std::to_string(e); };
+    if (record.sequence != next_sequence_)
+        return "it carries sequence " + std::to_string(record.sequence) + " where " + std::to_string(next_sequence_) + " was expected";
+    if (!equal_public(record.previous_hash(), head_)) return "it does not chain to the record before it";
+    if (record.epoch < last_record_epoch_) return "its " + epoch_text(record.epoch) + " is older than the previous record's";
+    if (key_.anchor && next_sequence_ == key_.anchor->records) check_anchor();
+    if (key_.anchor && next_sequence_ < key_.anchor->records) {
+        // Sealed before the key reached its epoch, with keys this writer erased: the hash chain up to
+        // the anchor vouches for it (check_anchor, once the chain gets there).
+        if (record.epoch >= key_.epoch)
+            return "it claims " + epoch_text(record.epoch) + " but comes before the point where the writer key reached epoch " +
+                   std::to_string(key_.epoch);
+        return {};
+    }
+    if (!key_.anchor && key_.epoch > 0) {
+        // A writer key advanced by libgrey 0.1, which kept no anchor: the log's older records are
+        // trusted this once, and the anchor is set where the key's epoch begins.
+        if (record.epoch < key_.epoch) return {};
+        key_.anchor = KeyAnchor{log_id_, next_sequence_, head_};
+        key_ahead_of_file_ = true;
+    }
+    if (record.epoch < key_.epoch)
+        return "it claims " + epoch_text(record.epoch) + ", older than the writer key's epoch " + std::to_string(key_.epoch) +
+               ", yet comes after the point where the key reached that epoch (and this writer erased the keys that could check it)";
+    if (record.epoch - key_.epoch > KeyChain::max_epoch_step)
+        return "it claims " + epoch_text(record.epoch) + ", more than " + std::to_string(KeyChain::max_epoch_step) +
+               " epochs past the writer key's epoch " + std::to_string(key_.epoch);
+    if (record.epoch > KeyChain::max_epoch) return "it claims " + epoch_text(record.epoch) + ", beyond the supported maximum";
+    if (record.epoch == key_.epoch)
+        return equal_ct(record_mac_->mac(record.authenticated()), record.mac()) ? std::string() : "it fails its MAC check";
+    // A later epoch: another writer moved the key on. Derive that key in memory, and keep it (writing
+    // it to the key file, in reconcile_key_file) only if the record's MAC holds under it.
+    SecretKey candidate = key_.key;
+    for (uint32_t e = key_.epoch; e < record.epoch; ++e) candidate = next_epoch_key(candidate);
+    HmacSha256 mac(record_key(candidate));
+    if (!equal_ct(mac.mac(record.authenticated()), record.mac()))
+        return "it claims " + epoch_text(record.epoch) + " but fails its MAC check under that epoch's key";
+    key_.key = candidate;  // overwrites, and so erases, the earlier key
+    key_.epoch = record.epoch;
+    key_.anchor = KeyAnchor{log_id_, next_sequence_, head_};
+    record_mac_ = std::move(mac);
+    key_ahead_of_file_ = true;
+    return {};
+}
+
+void Writer::accept(const RecordView& record) {
+    head_ = leaf_hash(sha_, record.bytes);
+    range_.append(sha_, head_);
+    ++next_sequence_;
+    if (record.epoch != last_record_epoch_ || next_sequence_ == 1) {
+        epoch_records_ = 0;
+        epoch_started_ns_ = record.timestamp_ns;
+    }
+    last_record_epoch_ = record.epoch;
+    if (record.epoch == key_.epoch) ++epoch_records_;
+}
+
+void Writer::check_anchor() {
+    if (!key_.anchor || next_sequence_ > key_.anchor->records) return;
+    if (next_sequence_ < key_.anchor->records)
+        fail(GREY_ERROR_CORRUPT, "audit log '" + options_.log_path + "' holds " + std::to_string(next_sequence_) +
+                                     " records, but its writer key moved to epoch " + std::to_string(key_.epoch) + " after " +
+                                     std::to_string(key_.anchor->records) +
+                                     ": records were removed from its end, or the log was replaced. Refusing to append; check it with "
+                                     "greyctl audit verify and the verifier key");
+    if (!equal_public(head_, key_.anchor->head))
+        fail(GREY_ERROR_CORRUPT, "audit log '" + options_.log_path + "': its first " + std::to_string(next_sequence_) +
+                                     " records are not the ones its writer key moved on after (their hash chain does not lead to the "
+                                     "record the key file names): records were changed or replaced. Refusing to append; check it with "
+                                     "greyctl audit verify and the verifier key");
+}
+
+void Writer::reconcile_key_file() {
+    if (key_file_.replaced_on_disk()) {
+        // Another process rotated the key (under this log's lock, which we hold now).
+        const KeyFile disk = key_file_.load();
+        const std::string where = "writer key file '" + options_.key_path + "'";
+        if (disk.role != KeyRole::Writer || disk.key_id != key_.key_id)
+            fail(GREY_ERROR_INVALID_ARGUMENT, where + " was replaced by another key while the log was open");
+        if (disk.epoch >= key_.epoch) {
+            if (disk.epoch - key_.epoch > KeyChain::max_epoch_step)
+                fail(GREY_ERROR_CORRUPT, where + " jumped to epoch " + std::to_string(disk.epoch) + " from " + std::to_string(key_.epoch));
+            SecretKey derived = key_.key;
+            for (uint32_t e = key_.epoch; e < disk.epoch; ++e) derived = next_epoch_key(derived);
+            if (!equal_ct(derived.bytes(), disk.key.bytes()))
+                fail(GREY_ERROR_CORRUPT, where + " now holds a key that is not a later epoch of this writer's key");
+            // A rotation with no record after it yet (its writer stopped, or crashed, before sealing one)
+            // begins at the end of what we read; otherwise we followed its records to the same point.
+            const KeyAnchor end{log_id_, next_sequence_, head_};
+            const bool agrees = disk.epoch > key_.epoch ? disk.anchor == end : (!disk.anchor || !key_.anchor || disk.anchor == key_.anchor);
+            if (!agrees)
+                fail(GREY_ERROR_CORRUPT, where + " was advanced to epoch " + std::to_string(disk.epoch) +
+                                             " at another point of the log than the one this writer read");
+            if (disk.epoch == key_.epoch && !disk.anchor && key_.anchor) {
+                key_ahead_of_file_ = true;  // a version 1 file: ours, with the anchor, replaces it below
+            } else {
+                key_ = disk;
+                record_mac_.emplace(record_key(key_.key));
+                key_ahead_of_file_ = false;
+            }
+        } else {
+            key_ahead_of_file_ = true;  // behind the records we followed: ours replaces it below
+        }
+    }
+    if (key_ahead_of_file_) persist_key(key_);
+}
+
+void Writer::persist_key(const KeyFile& key) {
+    // The records before the anchor reach the disk before a key file that names them.
+    sync_data(fd_.get());
+    step("log synced");
+    key_file_.replace(key);
+    key_ahead_of_file_ = false;
 }
 
 void Writer::recover_tail(uint64_t valid_end, uint64_t size, const std::string& reason) {
     // Keep the discarded bytes beside the log: what a crash left is evidence, not rubbish.
     const std::vector<uint8_t> tail = read_range(fd_.get(), valid_end, size - valid_end);
     const std::string saved = options_.log_path + ".torn." + std::to_string(valid_end) + "." + std::to_string(now_ns());
-    replace_file(saved, tail, 0600);
+    write_new_private_file(saved, tail);
     if (::ftruncate(fd_.get(), static_cast<off_t>(valid_end)) != 0)
         fail(GREY_ERROR_IO, "cannot truncate the torn tail of '" + options_.log_path + "': " + errno_text());
     sync_data(fd_.get());
@@ -232,12 +357,27 @@ void Writer::recover_tail(uint64_t valid_end, uint64_t size, const std::string& 
     seal_and_write(recovery, true);
 }
 
-void Writer::maybe_advance_epoch(uint64_t now) {
+bool Writer::epoch_due(uint64_t now) const {
     const bool by_count = options_.epoch_records != 0 && epoch_records_ >= options_.epoch_records;
     const bool by_time = options_.epoch_seconds != 0 && now >= epoch_started_ns_ &&
                          now - epoch_started_ns_ >= options_.epoch_seconds * 1000000000ull;
-    if (!by_count && !by_time) return;
-    advance_key_to(key_.epoch + 1, true);
+    return by_count || by_time;
+}
+
+void Writer::advance_epoch(uint64_t now) {
+    if (key_.epoch >= KeyChain::max_epoch)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "the writer key has reached epoch " + std::to_string(key_.epoch) +
+                                              ", the last one a verifier accepts: start a new log with a new key");
+    KeyFile next = key_;
+    next.key = next_epoch_key(key_.key);
+    ++next.epoch;
+    // Every record so far was sealed with an earlier key; the key file says where they end.
+    next.anchor = KeyAnchor{log_id_, next_sequence_, head_};
+    // The new key reaches the disk before any record sealed with it, so a crash never leaves records
+    // the key file can no longer extend.
+    persist_key(next);
+    key_ = next;  // overwrites, and so erases, the previous epoch's key
+    record_mac_.emplace(record_key(key_.key));
     epoch_records_ = 0;
     epoch_started_ns_ = now;
 }
@@ -259,18 +399,38 @@ void Writer::write_sealed(Bytes bytes, bool sync) {
 
 void Writer::commit(Batch& batch, bool sync) {
     FileLock lock(fd_.get());
-    absorb_file_tail(false);
+    catch_up(false);
     seal_and_write(batch, sync);
 }
 
+Writer::Snapshot Writer::snapshot() const { return {next_sequence_, head_, range_, epoch_records_, last_record_epoch_}; }
+
+void Writer::restore(const Snapshot& s) {
+    next_sequence_ = s.next_sequence;
+    head_ = s.head;
+    range_ = s.range;
+    epoch_records_ = s.epoch_records;
+    last_record_epoch_ = s.last_record_epoch;
+}
+
 void Writer::seal_and_write(Batch& batch, bool sync) {
-    const Snapshot before{next_sequence_, head_, range_, epoch_records_, last_record_epoch_};
+    Snapshot in_file = snapshot();  // the state that matches what the file holds
+    size_t written = 0;             // bytes of the batch already in the file
     try {
         const uint64_t now = now_ns();
         auto* p = reinterpret_cast<uint8_t*>(batch.bytes.data());
         for (size_t at = 0; at < batch.bytes.size();) {
             const uint32_t length = load_u32(p + at);
-            maybe_advance_epoch(now);
+            if (epoch_due(now)) {
+                // The key file about to be written names the last record sealed so far as the end of
+                // the old epoch, so those records go to the file first (advance_epoch syncs them).
+                if (at > written) {
+                    write_sealed(as_bytes(batch.bytes).subspan(written, at - written), false);
+                    written = at;
+                    in_file = snapshot();
+                }
+                advance_epoch(now);
+            }
             head_ = seal_record({p + at, length}, next_sequence_, key_.epoch, head_, *record_mac_, sha_);
             range_.append(sha_, head_);
             ++next_sequence_;
@@ -278,15 +438,11 @@ void Writer::seal_and_write(Batch& batch, bool sync) {
             last_record_epoch_ = key_.epoch;
             at += length;
         }
-        write_sealed(as_bytes(batch.bytes), sync);
+        write_sealed(as_bytes(batch.bytes).subspan(written), sync);
     } catch (...) {
-        // Records that did not reach the file are dropped and the state is as before; the caller sees
-        // the error. (A key that already advanced stays advanced: the file never lags behind the key.)
-        next_sequence_ = before.next_sequence;
-        head_ = before.head;
-        range_ = before.range;
-        epoch_records_ = before.epoch_records;
-        last_record_epoch_ = before.last_record_epoch;
+        // Records that did not reach the file are dropped and the state is that of the file; the caller
+        // sees the error. (A key that already advanced stays advanced: the file never lags behind the key.)
+        restore(in_file);
         throw;
     }
 }
@@ -322,7 +478,8 @@ std::optional<uint64_t> Writer::append_any(std::string_view type, std::string_vi
     if (!valid_type(type))
         fail(GREY_ERROR_INVALID_ARGUMENT, "record type must be 1 to 64 characters of [A-Za-z0-9._-]");
     if (payload.size() > max_payload_length) fail(GREY_ERROR_INVALID_ARGUMENT, "payload is larger than 1 MiB");
-    if (!valid_json(payload)) fail(GREY_ERROR_INVALID_ARGUMENT, "payload is not valid JSON");
+    if (const JsonCheck check = check_json(payload); check.verdict != JsonVerdict::Valid)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "payload " + json_problem_text(check));
     if (options_.durability == Durability::EveryRecord) return append_now(type, payload);
 
     const uint64_t timestamp = now_ns();
@@ -372,7 +529,7 @@ std::string Writer::checkpoint() {
     flush();
     std::lock_guard commit_lock(commit_mutex_);
     FileLock file_lock(fd_.get());
-    absorb_file_tail(false);
+    catch_up(false);
     // A checkpoint must not cover bytes that a crash could still take away (another writer's, or a
     // group that was written but not yet synced).
     sync_data(fd_.get());

@@ -8,6 +8,7 @@
 #include "audit/merkle.hpp"
 #include "audit/record_format.hpp"
 #include "audit/secure_file.hpp"
+#include "audit/writer_key_file.hpp"
 
 #include <chrono>
 #include <condition_variable>
@@ -25,13 +26,14 @@ enum class Durability { EveryRecord, Group };
 
 struct WriterOptions {
     std::string log_path;
-    std::string key_path;          // a writer key file; advanced in place at every epoch change
+    std::string key_path;          // a writer key file; replaced at every epoch change (WriterKeyFile)
     std::string signing_key_path;  // optional Ed25519 private key for checkpoints
     Durability durability = Durability::EveryRecord;
     uint32_t group_records = 256;  // group commit: write when this many records wait...
     uint32_t group_ms = 10;        // ...or when the oldest has waited this long
     uint64_t epoch_records = 0;    // move to the next key after this many records (0: never by count)
     uint64_t epoch_seconds = 0;    // ...or after this many seconds (0: never by time)
+    StepHook on_step;              // tests only: called at each step of a key rotation
 };
 
 struct WriterState {
@@ -97,20 +99,48 @@ private:
         uint64_t own_through = 0;  // this writer's queued records settled (written or dropped) up to here
     };
 
-    // File and sealing state: the functions below need commit_mutex_.
+    // File and sealing state: the functions below need commit_mutex_ (and, once the log is open, its
+    // file lock).
+    void load_key();
     void open_or_create();
     void create_header();
-    // Reads the records in [end_offset_, file size), extending the state; removes a torn tail.
-    void absorb_file_tail(bool at_open);
+    // Takes in what other writers (or a crash) left past end_offset_: authenticates it, recovers a torn
+    // tail, and brings the key file in step. Every record appended after it is sealed on a tail that
+    // this writer verified.
+    void catch_up(bool at_open);
+    struct TailScan {
+        uint64_t valid_end = 0;  // the end of the last record that verified
+        uint64_t size = 0;       // the file's size; bytes between the two are a torn tail
+        std::string problem;     // why the torn tail is not a record
+    };
+    // Reads the records in [end_offset_, file size) and extends the state by each one that verifies;
+    // stops at a torn tail; refuses (GREY_ERROR_CORRUPT) a complete record it cannot verify.
+    TailScan absorb_file_tail();
+    // Why `record`, the next one in the file, cannot be accepted ("" when it can). May move the key on
+    // in memory, to a later epoch whose key the record's MAC proves.
+    std::string authenticate(const RecordView& record);
+    void accept(const RecordView& record);
+    // The writer key's anchor must name the records this writer read from the log; throws when not.
+    void check_anchor();
+    // Brings the key file and the key in memory in step: adopts a rotation another process made, or
+    // writes the key this writer moved to while reading records another process sealed.
+    void reconcile_key_file();
+    void persist_key(const KeyFile& key);
     void recover_tail(uint64_t valid_end, uint64_t file_size, const std::string& reason);
-    void advance_key_to(uint32_t epoch, bool persist);
-    void maybe_advance_epoch(uint64_t now);
+    [[nodiscard]] bool epoch_due(uint64_t now) const;
+    void advance_epoch(uint64_t now);
     // Under the file lock: takes in other writers' records, seals `batch` after them and writes it,
-    // syncing when `sync` is set. On failure nothing of the batch stays in the file or the state.
+    // syncing when `sync` is set. On failure the state is as it was after the last bytes that reached
+    // the file: a batch that spans a key rotation is written in two parts (see seal_and_write).
     void commit(Batch& batch, bool sync);
     // The part of commit() after the file lock and the tail: seals and writes, or rolls back and throws.
     void seal_and_write(Batch& batch, bool sync);
     void write_sealed(Bytes bytes, bool sync);
+    [[nodiscard]] Snapshot snapshot() const;
+    void restore(const Snapshot& s);
+    void step(std::string_view name) const {
+        if (options_.on_step) options_.on_step(name);
+    }
     [[nodiscard]] Written written() const;
 
     // Pipeline state: the functions below need queue_mutex_.
@@ -125,7 +155,9 @@ private:
 
     std::mutex commit_mutex_;  // taken before queue_mutex_ when both are needed
     UniqueFd fd_;
+    WriterKeyFile key_file_;
     KeyFile key_;  // the current epoch's key; the previous one is overwritten when it advances
+    bool key_ahead_of_file_ = false;  // key_ moved on (following verified records) and is not on disk yet
     std::optional<HmacSha256> record_mac_;
     PkeyPtr signing_key_;
     Sha256 sha_;

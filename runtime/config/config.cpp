@@ -1,11 +1,11 @@
 #include "config/config.hpp"
 
 #include "core/error.hpp"
+#include "core/regular_file.hpp"
 
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
-#include <fstream>
 #include <set>
 #include <sstream>
 #include <vector>
@@ -135,12 +135,7 @@ void Config::load_yaml(std::string_view yaml, std::string_view origin) {
 }
 
 void Config::load_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail(GREY_ERROR_NOT_FOUND, "cannot open config file '" + path + "'");
-    std::ostringstream text;
-    text << in.rdbuf();
-    if (in.bad()) fail(GREY_ERROR_IO, "cannot read config file '" + path + "'");
-    load_yaml(text.str(), path);
+    load_yaml(read_regular_file(path, "config file", GREY_CONFIG_FILE_MAX, GREY_ERROR_CONFIG), path);
 }
 
 void Config::apply_env(const EnvLookup& getenv_fn) {

@@ -47,6 +47,9 @@ public:
         return {reinterpret_cast<const char*>(raw.data()), raw.size()};
     }
 
+    // The bytes from `begin` up to the current offset (begin <= offset()).
+    [[nodiscard]] std::span<const std::byte> since(uint64_t begin) const noexcept { return bytes_.subspan(begin, offset_ - begin); }
+
     void seek(uint64_t offset, const char* what) {
         if (offset > bytes_.size()) corrupt(std::string(what) + " lies past the end of the file");
         offset_ = offset;

@@ -7,7 +7,10 @@
 #include "model/model_file.hpp"
 
 #include <algorithm>
-#include <set>
+#include <limits>
+#include <numeric>
+#include <sstream>
+#include <unordered_set>
 
 namespace grey::model {
 namespace {
@@ -16,19 +19,59 @@ constexpr uint32_t kMagic = 0x46554747;  // "GGUF" read as a little-endian u32
 constexpr uint32_t kDefaultAlignment = 32;
 constexpr uint32_t kMaxDims = 4;         // GGML_MAX_DIMS
 constexpr int kMaxArrayDepth = 8;        // nested arrays deeper than this are refused, not recursed into
+constexpr uint64_t kMaxDimension = std::numeric_limits<int64_t>::max();  // ne[] are int64 in the format
+// The smallest encodings of what a count counts, to refuse counts the bytes left cannot hold before
+// anything is reserved for them.
+constexpr uint64_t kSmallestEntry = 8 + 4 + 1;            // an empty key, the type, a one-byte value
+constexpr uint64_t kSmallestTensorInfo = 8 + 4 + 4 + 8;   // an empty name, rank 0, the type, the offset
+constexpr uint64_t kSmallestString = 8;                   // its length
+constexpr uint64_t kSmallestArray = 4 + 8;                // its element type and count
+
+const std::string kAlignmentRule = "a power of two of at most " + std::to_string(GREY_MODEL_ALIGNMENT_MAX);
 
 bool is_known_type(uint32_t raw) noexcept { return raw <= static_cast<uint32_t>(GgufType::f64); }
+bool is_valid_alignment(uint64_t a) noexcept { return a != 0 && (a & (a - 1)) == 0 && a <= GREY_MODEL_ALIGNMENT_MAX; }
+uint64_t align_up(uint64_t value, uint64_t alignment) { return (value + alignment - 1) / alignment * alignment; }
 
-std::string read_string(ByteCursor& in, const char* what) {
+// A key or tensor name: a GGUF string of at most GREY_MODEL_NAME_MAX bytes, as a view of the file.
+std::string_view read_name(ByteCursor& in, const char* what) {
     const auto length = in.read<uint64_t>(what);
-    return std::string(in.read_text(length, what));
+    if (length > GREY_MODEL_NAME_MAX)
+        in.corrupt(std::string(what) + " of " + std::to_string(length) + " bytes (at most " + std::to_string(GREY_MODEL_NAME_MAX) + ")");
+    return in.read_text(length, what);
 }
 
-GgufValue read_value(ByteCursor& in, GgufType type, const std::string& key, int depth) {
+// Checks `count` elements of an array of `element` without keeping them: lengths against the bytes
+// left, booleans, inner arrays to kMaxArrayDepth. What was checked stays in the file's bytes.
+void check_array_body(ByteCursor& in, GgufType element, uint64_t count, const std::string& key, int depth) {
+    if (depth > kMaxArrayDepth) in.corrupt("metadata '" + key + "' nests arrays deeper than " + std::to_string(kMaxArrayDepth));
+    const auto too_many = [&] { in.corrupt("metadata '" + key + "' claims " + std::to_string(count) + " array elements, more than the file holds"); };
+    if (const uint32_t size = gguf_scalar_size(element); size != 0) {
+        uint64_t total = 0;
+        if (__builtin_mul_overflow(count, uint64_t{size}, &total) || total > in.remaining()) too_many();
+        const auto raw = in.take(total, "array elements");
+        if (element == GgufType::boolean)
+            for (const std::byte b : raw)
+                if (b != std::byte{0} && b != std::byte{1}) in.corrupt("metadata '" + key + "' is a bool array holding a value other than 0 or 1");
+        return;
+    }
+    if (count > in.remaining() / (element == GgufType::string ? kSmallestString : kSmallestArray)) too_many();
+    for (uint64_t i = 0; i < count; ++i) {
+        if (element == GgufType::string) {
+            (void)in.take(in.read<uint64_t>("a metadata string's length"), "a metadata string");
+            continue;
+        }
+        const auto inner = in.read<uint32_t>("an array's element type");
+        if (!is_known_type(inner)) in.corrupt("metadata '" + key + "' is an array of unknown type " + std::to_string(inner));
+        check_array_body(in, static_cast<GgufType>(inner), in.read<uint64_t>("an array's length"), key, depth + 1);
+    }
+}
+
+GgufValue read_value(ByteCursor& in, GgufType type, const std::string& key) {
     GgufValue value;
     value.type = type;
     if (type == GgufType::string) {
-        value.bytes = read_string(in, "a metadata string");
+        value.bytes = in.read_text(in.read<uint64_t>("a metadata string's length"), "a metadata string");
         return value;
     }
     if (type != GgufType::array) {
@@ -38,59 +81,57 @@ GgufValue read_value(ByteCursor& in, GgufType type, const std::string& key, int 
             in.corrupt("metadata '" + key + "' is a bool holding " + std::to_string(static_cast<unsigned char>(value.bytes[0])));
         return value;
     }
-    if (depth >= kMaxArrayDepth) in.corrupt("metadata '" + key + "' nests arrays deeper than " + std::to_string(kMaxArrayDepth));
     const auto element_raw = in.read<uint32_t>("an array's element type");
     if (!is_known_type(element_raw)) in.corrupt("metadata '" + key + "' is an array of unknown type " + std::to_string(element_raw));
     value.element_type = static_cast<GgufType>(element_raw);
     value.count = in.read<uint64_t>("an array's length");
-    const uint32_t element_size = gguf_scalar_size(value.element_type);
-    if (element_size != 0) {
-        uint64_t total = 0;
-        if (__builtin_mul_overflow(value.count, uint64_t{element_size}, &total) || total > in.remaining())
-            in.corrupt("metadata '" + key + "' claims " + std::to_string(value.count) + " array elements, more than the file holds");
-        const auto raw = in.take(total, "array elements");
-        value.bytes.assign(reinterpret_cast<const char*>(raw.data()), raw.size());
-        if (value.element_type == GgufType::boolean)
-            for (char b : value.bytes)
-                if (b != 0 && b != 1) in.corrupt("metadata '" + key + "' is a bool array holding a value other than 0 or 1");
-        return value;
-    }
-    // Strings and arrays take at least 8 bytes each (their length): refuse counts the file cannot hold
-    // before reserving memory for them.
-    if (value.count > in.remaining() / 8)
-        in.corrupt("metadata '" + key + "' claims " + std::to_string(value.count) + " array elements, more than the file holds");
-    value.items.reserve(value.count);
-    for (uint64_t i = 0; i < value.count; ++i) value.items.push_back(read_value(in, value.element_type, key, depth + 1));
+    const uint64_t start = in.offset();
+    check_array_body(in, value.element_type, value.count, key, 1);
+    const auto raw = in.since(start);
+    value.bytes.assign(reinterpret_cast<const char*>(raw.data()), raw.size());
     return value;
 }
 
-void write_bytes(std::ostream& out, const void* data, std::size_t size) { out.write(static_cast<const char*>(data), static_cast<std::streamsize>(size)); }
+void put_bytes(std::string& out, const void* data, std::size_t size) { out.append(static_cast<const char*>(data), size); }
 template <typename T>
-void write_pod(std::ostream& out, T value) {
-    write_bytes(out, &value, sizeof value);
+void put(std::string& out, T value) {
+    put_bytes(out, &value, sizeof value);
 }
-void write_string(std::ostream& out, const std::string& text) {
-    write_pod<uint64_t>(out, text.size());
-    write_bytes(out, text.data(), text.size());
+void put_string(std::string& out, std::string_view text) {
+    put<uint64_t>(out, text.size());
+    out.append(text);
 }
 
-void write_value(std::ostream& out, const GgufValue& value, const std::string& key) {
-    if (value.type == GgufType::string) return write_string(out, value.bytes);
+void put_value(std::string& out, const GgufValue& value, const std::string& key) {
+    if (value.type == GgufType::string) return put_string(out, value.bytes);
     if (value.type != GgufType::array) {
         if (value.bytes.size() != gguf_scalar_size(value.type)) fail(GREY_ERROR_INVALID_ARGUMENT, "metadata '" + key + "' has the wrong number of bytes for its type");
-        return write_bytes(out, value.bytes.data(), value.bytes.size());
+        return put_bytes(out, value.bytes.data(), value.bytes.size());
     }
-    write_pod<uint32_t>(out, static_cast<uint32_t>(value.element_type));
-    write_pod<uint64_t>(out, value.count);
-    if (const uint32_t size = gguf_scalar_size(value.element_type); size != 0) {
-        if (value.bytes.size() != value.count * size) fail(GREY_ERROR_INVALID_ARGUMENT, "metadata '" + key + "' array has the wrong number of bytes");
-        return write_bytes(out, value.bytes.data(), value.bytes.size());
+    // The encoded elements must be exactly `count` elements, so that the file reads back.
+    ByteCursor check({reinterpret_cast<const std::byte*>(value.bytes.data()), value.bytes.size()}, "GGUF metadata '" + key + "'");
+    try {
+        check_array_body(check, value.element_type, value.count, key, 1);
+    } catch (const Error& e) {
+        fail(GREY_ERROR_INVALID_ARGUMENT, std::string("the array's elements do not match its count: ") + e.what());
     }
-    if (value.items.size() != value.count) fail(GREY_ERROR_INVALID_ARGUMENT, "metadata '" + key + "' array has the wrong number of items");
-    for (const auto& item : value.items) write_value(out, item, key);
+    if (check.remaining() != 0) fail(GREY_ERROR_INVALID_ARGUMENT, "metadata '" + key + "' array has bytes past its elements");
+    put<uint32_t>(out, static_cast<uint32_t>(value.element_type));
+    put<uint64_t>(out, value.count);
+    put_bytes(out, value.bytes.data(), value.bytes.size());
 }
 
-uint64_t align_up(uint64_t value, uint64_t alignment) { return (value + alignment - 1) / alignment * alignment; }
+// general.alignment of metadata about to be written; GREY_ERROR_INVALID_ARGUMENT when it could not be
+// read back.
+uint32_t alignment_to_write(std::span<const MetadataEntry> metadata) {
+    for (const auto& entry : metadata)
+        if (entry.key == "general.alignment") {
+            if (entry.value.type != GgufType::u32 || entry.value.bytes.size() != 4 || !is_valid_alignment(entry.value.as_unsigned()))
+                fail(GREY_ERROR_INVALID_ARGUMENT, "general.alignment must be a u32, " + kAlignmentRule);
+            return static_cast<uint32_t>(entry.value.as_unsigned());
+        }
+    return kDefaultAlignment;
+}
 
 }  // namespace
 
@@ -119,6 +160,26 @@ GgufValue GgufValue::u32(uint32_t value) {
     return v;
 }
 
+GgufValue GgufValue::array(GgufType element_type, std::span<const GgufValue> items) {
+    GgufValue v;
+    v.type = GgufType::array;
+    v.element_type = element_type;
+    v.count = items.size();
+    for (const auto& item : items) {
+        if (item.type != element_type) fail(GREY_ERROR_INVALID_ARGUMENT, "an array's items must all be of its element type");
+        put_value(v.bytes, item, "(array item)");
+    }
+    return v;
+}
+
+std::vector<GgufValue> gguf_array_items(const GgufValue& array) {
+    if (array.type != GgufType::array) fail(GREY_ERROR_INVALID_ARGUMENT, "the value is not an array");
+    ByteCursor in({reinterpret_cast<const std::byte*>(array.bytes.data()), array.bytes.size()}, "GGUF array");
+    std::vector<GgufValue> items;
+    for (uint64_t i = 0; i < array.count; ++i) items.push_back(read_value(in, array.element_type, "(array item)"));
+    return items;
+}
+
 uint64_t GgufValue::as_unsigned() const {
     uint64_t out = 0;
     switch (type) {
@@ -130,7 +191,7 @@ uint64_t GgufValue::as_unsigned() const {
     }
 }
 
-ModelFile parse_gguf(std::span<const std::byte> bytes) {
+ModelFile parse_gguf(std::span<const std::byte> bytes, const ReadLimits& limits) {
     ByteCursor in(bytes, "GGUF");
     if (in.read<uint32_t>("the magic") != kMagic) in.corrupt("the file does not start with the GGUF magic");
     ModelFile model;
@@ -140,43 +201,51 @@ ModelFile parse_gguf(std::span<const std::byte> bytes) {
         fail(GREY_ERROR_UNSUPPORTED, "GGUF: version " + std::to_string(model.gguf_version) + " is not supported (only 2 and 3)");
     const auto tensor_count = in.read<uint64_t>("the tensor count");
     const auto kv_count = in.read<uint64_t>("the metadata count");
-    // The smallest key/value is 13 bytes (empty key, type, one byte); the smallest tensor info 24.
-    if (kv_count > in.remaining() / 13) in.corrupt("the header claims " + std::to_string(kv_count) + " metadata entries, more than the file holds");
-    if (tensor_count > in.remaining() / 24) in.corrupt("the header claims " + std::to_string(tensor_count) + " tensors, more than the file holds");
+    const auto check_count = [&](uint64_t count, uint64_t limit, uint64_t smallest, const char* what) {
+        if (count > limit) in.corrupt("the header claims " + std::to_string(count) + " " + what + " (at most " + std::to_string(limit) + ")");
+        if (count > in.remaining() / smallest) in.corrupt("the header claims " + std::to_string(count) + " " + what + ", more than the file holds");
+    };
+    check_count(kv_count, limits.max_metadata_entries, kSmallestEntry, "metadata entries");
+    check_count(tensor_count, limits.max_tensors, kSmallestTensorInfo, "tensors");
 
     uint32_t alignment = kDefaultAlignment;
-    std::set<std::string> keys;
+    std::unordered_set<std::string_view> keys;  // views of the file's bytes
     model.metadata.reserve(kv_count);
     for (uint64_t i = 0; i < kv_count; ++i) {
-        std::string key = read_string(in, "a metadata key");
-        if (!keys.insert(key).second) in.corrupt("metadata key '" + key + "' appears twice");
+        const std::string_view key = read_name(in, "a metadata key");
+        if (!keys.insert(key).second) in.corrupt("metadata key '" + std::string(key) + "' appears twice");
         const auto type_raw = in.read<uint32_t>("a metadata type");
-        if (!is_known_type(type_raw)) in.corrupt("metadata '" + key + "' has unknown type " + std::to_string(type_raw));
-        GgufValue value = read_value(in, static_cast<GgufType>(type_raw), key, 0);
+        if (!is_known_type(type_raw)) in.corrupt("metadata '" + std::string(key) + "' has unknown type " + std::to_string(type_raw));
+        GgufValue value = read_value(in, static_cast<GgufType>(type_raw), std::string(key));
         if (key == "general.alignment") {
             if (value.type != GgufType::u32) in.corrupt("general.alignment is not a u32");
+            if (!is_valid_alignment(value.as_unsigned())) in.corrupt("general.alignment " + std::to_string(value.as_unsigned()) + " is not " + kAlignmentRule);
             alignment = static_cast<uint32_t>(value.as_unsigned());
-            if (alignment == 0 || (alignment & (alignment - 1)) != 0) in.corrupt("general.alignment " + std::to_string(alignment) + " is not a power of two");
         }
-        model.metadata.push_back({std::move(key), std::move(value)});
+        model.metadata.push_back({std::string(key), std::move(value)});
     }
 
-    struct Info {
-        uint64_t offset;
-        uint64_t size;
+    struct Extent {
+        uint64_t offset, size;
     };
-    std::vector<Info> infos;
-    std::set<std::string> names;
+    std::vector<Extent> extents;
+    std::unordered_set<std::string_view> names;
+    extents.reserve(tensor_count);
     model.tensors.reserve(tensor_count);
     for (uint64_t i = 0; i < tensor_count; ++i) {
         Tensor tensor;
-        tensor.name = read_string(in, "a tensor name");
-        if (!names.insert(tensor.name).second) in.corrupt("tensor name '" + tensor.name + "' appears twice");
+        const std::string_view name = read_name(in, "a tensor name");
+        if (!names.insert(name).second) in.corrupt("tensor name '" + std::string(name) + "' appears twice");
+        tensor.name = name;
         const std::string what = "tensor '" + tensor.name + "'";
         const auto rank = in.read<uint32_t>("a tensor's rank");
         if (rank > kMaxDims) in.corrupt(what + " has " + std::to_string(rank) + " dimensions (GGUF allows at most 4)");
         tensor.shape.resize(rank);
-        for (uint32_t d = 0; d < rank; ++d) tensor.shape[rank - 1 - d] = in.read<uint64_t>("a tensor dimension");
+        for (uint32_t d = 0; d < rank; ++d) {
+            const auto ne = in.read<uint64_t>("a tensor dimension");
+            if (ne > kMaxDimension) in.corrupt(what + " has a dimension of " + std::to_string(ne) + ", negative as GGUF's int64");
+            tensor.shape[rank - 1 - d] = ne;
+        }
         tensor.file_type = in.read<uint32_t>("a tensor type");
         const auto type = ggml_type(tensor.file_type);
         if (!type) in.corrupt(what + " has unknown ggml type " + std::to_string(tensor.file_type));
@@ -184,7 +253,7 @@ ModelFile parse_gguf(std::span<const std::byte> bytes) {
         const uint64_t size = tensor_bytes({type->block_elements, type->block_bytes}, tensor.shape, GREY_ERROR_CORRUPT, "GGUF: " + what);
         const auto offset = in.read<uint64_t>("a tensor offset");
         if (offset % alignment != 0) in.corrupt(what + "'s offset " + std::to_string(offset) + " is not a multiple of the alignment " + std::to_string(alignment));
-        infos.push_back({offset, size});
+        extents.push_back({offset, size});
         model.tensors.push_back(std::move(tensor));
     }
 
@@ -192,65 +261,83 @@ ModelFile parse_gguf(std::span<const std::byte> bytes) {
     if (data_start > bytes.size() && !model.tensors.empty()) in.corrupt("the data section starts past the end of the file");
     const uint64_t data_size = data_start <= bytes.size() ? bytes.size() - data_start : 0;
     for (std::size_t i = 0; i < model.tensors.size(); ++i) {
-        const auto [offset, size] = infos[i];
+        const auto [offset, size] = extents[i];
         if (offset > data_size || size > data_size - offset)
             in.corrupt("tensor '" + model.tensors[i].name + "' claims bytes [" + std::to_string(offset) + ", +" + std::to_string(size) +
                        ") of a data section of " + std::to_string(data_size) + " bytes");
         model.tensors[i].data = bytes.subspan(data_start + offset, size);
     }
+    // Tensors must not share bytes (the safetensors reader refuses that too). A tensor of no bytes
+    // shares none, wherever it points.
+    std::vector<std::size_t> order(extents.size());
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    std::erase_if(order, [&](std::size_t i) { return extents[i].size == 0; });
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return extents[a].offset < extents[b].offset; });
+    for (std::size_t k = 1; k < order.size(); ++k) {
+        const auto& before = extents[order[k - 1]];
+        if (extents[order[k]].offset < before.offset + before.size)
+            in.corrupt("tensors '" + model.tensors[order[k - 1]].name + "' and '" + model.tensors[order[k]].name + "' overlap");
+    }
     return model;
 }
 
-uint32_t check_gguf_tensor(const TensorToWrite& t) {
-    if (t.shape.size() > kMaxDims) fail(GREY_ERROR_INVALID_ARGUMENT, "tensor '" + t.name + "' has more than 4 dimensions, which GGUF cannot hold");
-    const std::optional<uint32_t> file_type = t.dtype == GREY_DTYPE_OTHER ? std::optional<uint32_t>(t.file_type) : ggml_type_of(t.dtype);
-    const auto type = file_type ? ggml_type(*file_type) : std::nullopt;
-    const char* name = dtype_name(t.dtype);
-    if (!type) fail(GREY_ERROR_INVALID_ARGUMENT, "GGUF has no type for tensor '" + t.name + "' (" + (name ? name : "unknown") + ")");
-    const uint64_t size = tensor_bytes({type->block_elements, type->block_bytes}, t.shape, GREY_ERROR_INVALID_ARGUMENT, "tensor '" + t.name + "'");
-    if (size != t.data.size())
-        fail(GREY_ERROR_INVALID_ARGUMENT, "tensor '" + t.name + "' has " + std::to_string(t.data.size()) + " bytes; its shape needs " + std::to_string(size));
-    return type->id;
+DeclaredTensor declare_gguf_tensor(std::string name, grey_dtype dtype, uint32_t file_type, std::vector<uint64_t> shape) {
+    const std::string what = "tensor '" + name + "'";
+    if (shape.size() > kMaxDims) fail(GREY_ERROR_INVALID_ARGUMENT, what + " has more than 4 dimensions, which GGUF cannot hold");
+    for (const uint64_t d : shape)
+        if (d > kMaxDimension) fail(GREY_ERROR_INVALID_ARGUMENT, what + " has a dimension of " + std::to_string(d) + ", more than GGUF's int64 holds");
+    const std::optional<uint32_t> id = dtype == GREY_DTYPE_OTHER ? std::optional<uint32_t>(file_type) : ggml_type_of(dtype);
+    const auto type = id ? ggml_type(*id) : std::nullopt;
+    const char* type_name = dtype_name(dtype);
+    if (!type) fail(GREY_ERROR_INVALID_ARGUMENT, "GGUF has no type for " + what + " (" + (type_name ? type_name : "unknown") + ")");
+    const uint64_t size = tensor_bytes({type->block_elements, type->block_bytes}, shape, GREY_ERROR_INVALID_ARGUMENT, what);
+    return {std::move(name), dtype, type->id, std::move(shape), size};
+}
+
+FileLayout layout_gguf(std::span<const MetadataEntry> metadata, std::span<const DeclaredTensor> tensors) {
+    const uint32_t alignment = alignment_to_write(metadata);
+    if (metadata.size() > GREY_MODEL_METADATA_MAX)
+        fail(GREY_ERROR_INVALID_ARGUMENT, std::to_string(metadata.size()) + " metadata entries (at most " + std::to_string(GREY_MODEL_METADATA_MAX) + ")");
+    if (tensors.size() > GREY_MODEL_TENSORS_MAX)
+        fail(GREY_ERROR_INVALID_ARGUMENT, std::to_string(tensors.size()) + " tensors (at most " + std::to_string(GREY_MODEL_TENSORS_MAX) + ")");
+    FileLayout layout;
+    std::string& out = layout.header;
+    put<uint32_t>(out, kMagic);
+    put<uint32_t>(out, 3);
+    put<uint64_t>(out, tensors.size());
+    put<uint64_t>(out, metadata.size());
+    std::unordered_set<std::string_view> keys;
+    for (const auto& entry : metadata) {
+        if (entry.key.size() > GREY_MODEL_NAME_MAX) fail(GREY_ERROR_INVALID_ARGUMENT, "a metadata key of " + std::to_string(entry.key.size()) + " bytes is too long");
+        if (!keys.insert(entry.key).second) fail(GREY_ERROR_INVALID_ARGUMENT, "metadata key '" + entry.key + "' is used twice");
+        put_string(out, entry.key);
+        put<uint32_t>(out, static_cast<uint32_t>(entry.value.type));
+        put_value(out, entry.value, entry.key);
+    }
+    std::vector<uint64_t> relative;
+    relative.reserve(tensors.size());
+    uint64_t offset = 0;
+    std::unordered_set<std::string_view> names;
+    for (const auto& t : tensors) {
+        if (!names.insert(t.name).second) fail(GREY_ERROR_INVALID_ARGUMENT, "tensor name '" + t.name + "' is used twice");
+        put_string(out, t.name);
+        put<uint32_t>(out, static_cast<uint32_t>(t.shape.size()));
+        for (auto d = t.shape.rbegin(); d != t.shape.rend(); ++d) put<uint64_t>(out, *d);
+        put<uint32_t>(out, t.file_type);
+        put<uint64_t>(out, offset);
+        relative.push_back(offset);
+        if (t.size_bytes > std::numeric_limits<uint64_t>::max() - offset - alignment)
+            fail(GREY_ERROR_INVALID_ARGUMENT, "the tensors' bytes add up to more than a 64-bit size");
+        offset = align_up(offset + t.size_bytes, alignment);
+    }
+    out.append(align_up(out.size(), alignment) - out.size(), '\0');
+    for (const uint64_t r : relative) layout.offsets.push_back(out.size() + r);
+    layout.size = out.size() + offset;
+    return layout;
 }
 
 void write_gguf(std::ostream& out, std::span<const MetadataEntry> metadata, std::span<const TensorToWrite> tensors) {
-    uint32_t alignment = kDefaultAlignment;
-    for (const auto& entry : metadata)
-        if (entry.key == "general.alignment") alignment = static_cast<uint32_t>(entry.value.as_unsigned());
-    if (alignment == 0 || (alignment & (alignment - 1)) != 0) fail(GREY_ERROR_INVALID_ARGUMENT, "general.alignment must be a power of two");
-
-    write_pod<uint32_t>(out, kMagic);
-    write_pod<uint32_t>(out, 3);
-    write_pod<uint64_t>(out, tensors.size());
-    write_pod<uint64_t>(out, metadata.size());
-    for (const auto& entry : metadata) {
-        write_string(out, entry.key);
-        write_pod<uint32_t>(out, static_cast<uint32_t>(entry.value.type));
-        write_value(out, entry.value, entry.key);
-    }
-    uint64_t offset = 0;
-    std::set<std::string> names;
-    for (const auto& t : tensors) {
-        if (!names.insert(t.name).second) fail(GREY_ERROR_INVALID_ARGUMENT, "tensor name '" + t.name + "' is used twice");
-        const uint32_t type = check_gguf_tensor(t);
-        write_string(out, t.name);
-        write_pod<uint32_t>(out, static_cast<uint32_t>(t.shape.size()));
-        for (auto d = t.shape.rbegin(); d != t.shape.rend(); ++d) write_pod<uint64_t>(out, *d);
-        write_pod<uint32_t>(out, type);
-        write_pod<uint64_t>(out, offset);
-        offset = align_up(offset + t.data.size(), alignment);
-    }
-    const std::string padding(alignment, '\0');
-    const auto pad_to_alignment = [&] {
-        const auto position = static_cast<uint64_t>(out.tellp());
-        write_bytes(out, padding.data(), align_up(position, alignment) - position);
-    };
-    pad_to_alignment();
-    for (const auto& t : tensors) {
-        write_bytes(out, t.data.data(), t.data.size());
-        pad_to_alignment();
-    }
-    if (!out) fail(GREY_ERROR_IO, "writing the GGUF file failed");
+    write_laid_out(out, layout_gguf(metadata, declare_all(GREY_MODEL_FORMAT_GGUF, tensors)), tensors);
 }
 
 ModelFile parse_model(std::span<const std::byte> bytes) {

@@ -1,44 +1,21 @@
 #include "model/mapped_file.hpp"
 
 #include "core/error.hpp"
+#include "core/regular_file.hpp"
 
 #include <cerrno>
-#include <cstring>
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 namespace grey::model {
-namespace {
-
-// Closes a descriptor on every path out of the constructor; the mapping outlives it.
-struct FileDescriptor {
-    int fd;
-    ~FileDescriptor() {
-        if (fd >= 0) ::close(fd);
-    }
-};
-
-[[noreturn]] void fail_errno(const std::filesystem::path& path, const char* doing, int error) {
-    const grey_status status = error == ENOENT ? GREY_ERROR_NOT_FOUND
-                               : (error == EACCES || error == EPERM) ? GREY_ERROR_PERMISSION_DENIED
-                                                                     : GREY_ERROR_IO;
-    fail(status, std::string("cannot ") + doing + " '" + path.string() + "': " + std::strerror(error));
-}
-
-}  // namespace
 
 MappedFile::MappedFile(const std::filesystem::path& path) {
-    FileDescriptor file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-    if (file.fd < 0) fail_errno(path, "open", errno);
     struct stat info {};
-    if (::fstat(file.fd, &info) != 0) fail_errno(path, "stat", errno);
-    if (!S_ISREG(info.st_mode)) fail(GREY_ERROR_IO, "'" + path.string() + "' is not a regular file");
+    const FileDescriptor file = open_regular_file(path.string(), "model file", &info);
     size_ = static_cast<std::size_t>(info.st_size);
     if (size_ == 0) return;  // mmap refuses a zero length; an empty file is an empty span
-    void* mapped = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, file.fd, 0);
-    if (mapped == MAP_FAILED) fail_errno(path, "map", errno);
+    void* mapped = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, file.get(), 0);
+    if (mapped == MAP_FAILED) fail_errno(path.string(), "map", errno);
     data_ = static_cast<const std::byte*>(mapped);
 }
 
@@ -49,6 +26,16 @@ MappedFile::~MappedFile() {
 MappedFile::MappedFile(MappedFile&& other) noexcept : data_(other.data_), size_(other.size_) {
     other.data_ = nullptr;
     other.size_ = 0;
+}
+
+void MappedFile::evict(std::span<const std::byte> range) const noexcept {
+    if (range.empty() || data_ == nullptr) return;
+    // Whole pages covering the range. The mapping is private and never written, so the pages dropped
+    // are re-read from the file when next touched: the bytes never change, whatever shares the pages.
+    static const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto first = reinterpret_cast<uintptr_t>(range.data()) / page * page;
+    const auto last = reinterpret_cast<uintptr_t>(range.data() + range.size());
+    ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 }  // namespace grey::model

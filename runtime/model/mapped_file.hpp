@@ -9,7 +9,8 @@ namespace grey::model {
 
 class MappedFile {
 public:
-    // Maps `path`; GREY_ERROR_NOT_FOUND, GREY_ERROR_PERMISSION_DENIED or GREY_ERROR_IO naming the file.
+    // Maps `path`; GREY_ERROR_NOT_FOUND, GREY_ERROR_PERMISSION_DENIED or GREY_ERROR_IO naming the file,
+    // GREY_ERROR_INVALID_ARGUMENT when it is not a regular file (checked without blocking on a FIFO).
     explicit MappedFile(const std::filesystem::path& path);
     ~MappedFile();
     MappedFile(MappedFile&& other) noexcept;
@@ -18,6 +19,10 @@ public:
     MappedFile& operator=(const MappedFile&) = delete;
 
     [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return {data_, size_}; }
+
+    // Drops the pages holding `range` (a part of bytes()) from the resident set; they are read from the
+    // file again if touched.
+    void evict(std::span<const std::byte> range) const noexcept;
 
 private:
     const std::byte* data_ = nullptr;

@@ -3,10 +3,10 @@
 #include "model/dtype.hpp"
 #include "model/mapped_file.hpp"
 #include "model/model_file.hpp"
+#include "model/model_writer.hpp"
 #include "quant/format.hpp"
 
 #include <algorithm>
-#include <fstream>
 #include <memory>
 
 struct grey_model {
@@ -16,13 +16,7 @@ struct grey_model {
 };
 
 struct grey_model_writer {
-    grey_model_format format;
-    std::vector<grey::model::MetadataEntry> metadata;
-    struct OwnedTensor {
-        grey::model::TensorToWrite description;
-        std::vector<std::byte> bytes;
-    };
-    std::vector<std::unique_ptr<OwnedTensor>> tensors;
+    grey::model::ModelWriter impl;
 };
 
 namespace {
@@ -32,9 +26,21 @@ const grey_model& checked_model(const grey_model* model) {
     return *model;
 }
 
-grey_model_writer& checked_writer(grey_model_writer* writer) {
+grey::model::ModelWriter& checked_writer(grey_model_writer* writer) {
     grey::require_non_null(writer, "writer");
-    return *writer;
+    return writer->impl;
+}
+
+const grey::model::Tensor& checked_tensor(const grey_model& model, uint64_t index) {
+    if (index >= model.contents.tensors.size())
+        grey::fail(GREY_ERROR_INVALID_ARGUMENT, "tensor index " + std::to_string(index) + " is out of range (the model has " +
+                                                    std::to_string(model.contents.tensors.size()) + ")");
+    return model.contents.tensors[index];
+}
+
+std::span<const std::byte> host_bytes(const void* data, uint64_t size_bytes) {
+    if (size_bytes != 0) grey::require_non_null(data, "data");
+    return {static_cast<const std::byte*>(data), static_cast<std::size_t>(size_bytes)};
 }
 
 void check_format(grey_model_format format) {
@@ -94,11 +100,7 @@ grey_status grey_model_tensor_count(const grey_model* model, uint64_t* out_count
 
 grey_status grey_model_tensor_get(const grey_model* model, uint64_t index, grey_model_tensor* out_tensor) {
     return grey::abi_guard([&] {
-        const auto& m = checked_model(model);
-        if (index >= m.contents.tensors.size())
-            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "tensor index " + std::to_string(index) + " is out of range (the model has " +
-                                                        std::to_string(m.contents.tensors.size()) + ")");
-        const auto& t = m.contents.tensors[index];
+        const auto& t = checked_tensor(checked_model(model), index);
         grey_model_tensor info{};
         info.struct_size = sizeof info;
         info.file_type = t.file_type;
@@ -113,30 +115,25 @@ grey_status grey_model_tensor_get(const grey_model* model, uint64_t index, grey_
     });
 }
 
+grey_status grey_model_tensor_evict(const grey_model* model, uint64_t index) {
+    return grey::abi_guard([&] {
+        const auto& m = checked_model(model);
+        m.file.evict(checked_tensor(m, index).data);
+    });
+}
+
 grey_status grey_model_writer_create(grey_model_format format, grey_model_writer** out_writer) {
     return grey::abi_guard([&] {
         check_format(format);
         grey::require_non_null(out_writer, "out_writer");
-        *out_writer = std::make_unique<grey_model_writer>(grey_model_writer{format, {}, {}}).release();
+        *out_writer = std::make_unique<grey_model_writer>(grey_model_writer{grey::model::ModelWriter(format)}).release();
     });
 }
 
 void grey_model_writer_destroy(grey_model_writer* writer) { std::unique_ptr<grey_model_writer>{writer}.reset(); }
 
 grey_status grey_model_writer_copy_metadata(grey_model_writer* writer, const grey_model* source) {
-    return grey::abi_guard([&] {
-        auto& w = checked_writer(writer);
-        const auto& m = checked_model(source);
-        auto merged = w.metadata;
-        for (const auto& entry : m.contents.metadata) {
-            const auto same = std::find_if(merged.begin(), merged.end(), [&](const auto& e) { return e.key == entry.key; });
-            if (same != merged.end())
-                same->value = entry.value;
-            else
-                merged.push_back(entry);
-        }
-        w.metadata = std::move(merged);
-    });
+    return grey::abi_guard([&] { checked_writer(writer).copy_metadata(checked_model(source).contents.metadata); });
 }
 
 grey_status grey_model_writer_set_metadata(grey_model_writer* writer, const char* key, const char* value) {
@@ -144,12 +141,7 @@ grey_status grey_model_writer_set_metadata(grey_model_writer* writer, const char
         auto& w = checked_writer(writer);
         grey::require_non_null(key, "key");
         grey::require_non_null(value, "value");
-        auto entry = grey::model::MetadataEntry{key, grey::model::GgufValue::text(value)};
-        const auto same = std::find_if(w.metadata.begin(), w.metadata.end(), [&](const auto& e) { return e.key == entry.key; });
-        if (same != w.metadata.end())
-            *same = std::move(entry);
-        else
-            w.metadata.push_back(std::move(entry));
+        w.set_metadata({key, grey::model::GgufValue::text(value)});
     });
 }
 
@@ -159,21 +151,8 @@ grey_status grey_model_writer_add_tensor(grey_model_writer* writer, const char* 
         auto& w = checked_writer(writer);
         grey::require_non_null(name, "name");
         grey::require_non_null(desc, "desc");
-        const auto shape = grey::quant::checked_shape(*desc);
-        if (size_bytes != 0) grey::require_non_null(data, "data");
-        auto owned = std::make_unique<grey_model_writer::OwnedTensor>();
-        const auto* bytes = static_cast<const std::byte*>(data);
-        owned->bytes.assign(bytes, bytes + size_bytes);
-        owned->description = {name, desc->dtype, file_type, shape, owned->bytes};
-        // Check type and size now, so that the mistake is reported where it was made.
-        if (w.format == GREY_MODEL_FORMAT_GGUF)
-            grey::model::check_gguf_tensor(owned->description);
-        else
-            grey::model::check_safetensors_tensor(owned->description);
-        for (const auto& t : w.tensors)
-            if (t->description.name == owned->description.name)
-                grey::fail(GREY_ERROR_INVALID_ARGUMENT, std::string("tensor name '") + name + "' is used twice");
-        w.tensors.push_back(std::move(owned));
+        auto shape = grey::quant::checked_shape(*desc);
+        (void)w.add_tensor(name, desc->dtype, file_type, std::move(shape), host_bytes(data, size_bytes));
     });
 }
 
@@ -181,18 +160,43 @@ grey_status grey_model_writer_write(grey_model_writer* writer, const char* path)
     return grey::abi_guard([&] {
         auto& w = checked_writer(writer);
         grey::require_non_null(path, "path");
-        std::vector<grey::model::TensorToWrite> tensors;
-        tensors.reserve(w.tensors.size());
-        for (const auto& t : w.tensors) tensors.push_back(t->description);
-        std::ofstream out(path, std::ios::binary | std::ios::trunc);
-        if (!out) grey::fail(GREY_ERROR_IO, std::string("cannot open '") + path + "' for writing");
-        if (w.format == GREY_MODEL_FORMAT_GGUF)
-            grey::model::write_gguf(out, w.metadata, tensors);
-        else
-            grey::model::write_safetensors(out, w.metadata, tensors);
-        out.close();
-        if (!out) grey::fail(GREY_ERROR_IO, std::string("writing '") + path + "' failed");
+        w.write_whole(path);
     });
+}
+
+grey_status grey_model_writer_declare_tensor(grey_model_writer* writer, const char* name, const grey_tensor_desc* desc, uint32_t file_type,
+                                             uint64_t* out_index) {
+    return grey::abi_guard([&] {
+        auto& w = checked_writer(writer);
+        grey::require_non_null(name, "name");
+        grey::require_non_null(desc, "desc");
+        auto shape = grey::quant::checked_shape(*desc);
+        const uint64_t index = w.declare_tensor(name, desc->dtype, file_type, std::move(shape));
+        if (out_index != nullptr) *out_index = index;
+    });
+}
+
+grey_status grey_model_writer_open(grey_model_writer* writer, const char* path, const grey_model_write_options* options) {
+    return grey::abi_guard([&] {
+        auto& w = checked_writer(writer);
+        grey::require_non_null(path, "path");
+        grey_model_write_options o = GREY_MODEL_WRITE_OPTIONS_INIT;
+        if (options != nullptr) {
+            if (options->struct_size < sizeof o)
+                grey::fail(GREY_ERROR_INVALID_ARGUMENT, "options->struct_size is " + std::to_string(options->struct_size) +
+                                                            "; set it with GREY_MODEL_WRITE_OPTIONS_INIT");
+            o = *options;
+        }
+        w.open(path, o.replace != 0 ? grey::model::ModelOutput::Replace::yes : grey::model::ModelOutput::Replace::no);
+    });
+}
+
+grey_status grey_model_writer_write_tensor(grey_model_writer* writer, uint64_t index, const void* data, uint64_t size_bytes) {
+    return grey::abi_guard([&] { checked_writer(writer).write_tensor(index, host_bytes(data, size_bytes)); });
+}
+
+grey_status grey_model_writer_finish(grey_model_writer* writer) {
+    return grey::abi_guard([&] { checked_writer(writer).finish(); });
 }
 
 }  // extern "C"

@@ -7,6 +7,7 @@
 #include "quant/format.hpp"
 #include "quant/measure.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -39,10 +40,16 @@ void require_size(uint64_t given, uint64_t needed, const char* what, bool exact)
 }
 
 grey_quant_report measure(const Plan& plan, std::span<const float> reference, std::span<const std::byte> quantized) {
-    std::vector<float> decoded(plan.elements);
-    hq::dequantize(plan, quantized, decoded, hq::best_kernels());
+    // Decoded a slice at a time, so that measuring takes a fixed amount of memory whatever the tensor's
+    // size; the sums run in the order they would over the whole tensor, so the report is the same.
+    constexpr uint64_t kSlice = uint64_t{1} << 20;  // elements: a multiple of every block and group size
+    std::vector<float> decoded(static_cast<std::size_t>(std::min(plan.elements, kSlice)));
     ErrorTotals totals;
-    totals.add(reference, decoded);
+    for (uint64_t first = 0; first < plan.elements; first += kSlice) {
+        const std::span<float> slice(decoded.data(), static_cast<std::size_t>(std::min(kSlice, plan.elements - first)));
+        hq::dequantize_range(plan, quantized, first, slice, hq::best_kernels());
+        totals.add(reference.subspan(first, slice.size()), slice);
+    }
     return make_report(totals, plan.bytes, plan.calibration);
 }
 
@@ -176,7 +183,9 @@ grey_status grey_quantize(const grey_tensor_desc* desc, const void* source, uint
         grey::require_non_null(destination, "destination");
         check_report_size(out_report);
         const auto& kernels = hq::best_kernels();
-        const auto values = hq::to_f32(d.dtype, {static_cast<const std::byte*>(source), source_bytes}, plan.elements, kernels);
+        // F32 input is read where it lies (often a mapped model file): no copy of the tensor.
+        std::vector<float> converted;
+        const auto values = hq::as_f32(d.dtype, {static_cast<const std::byte*>(source), source_bytes}, plan.elements, kernels, converted);
         const std::span<std::byte> out{static_cast<std::byte*>(destination), plan.bytes};
         hq::quantize(plan, values, out, kernels);
         if (out_report != nullptr) copy_report(measure(plan, values, out), out_report);

@@ -133,6 +133,9 @@ _Static_assert(offsetof(grey_tensor_desc, dtype) == 4, "grey_tensor_desc.dtype m
 _Static_assert(offsetof(grey_tensor_desc, rank) == 8, "grey_tensor_desc.rank moved");
 _Static_assert(offsetof(grey_tensor_desc, reserved0) == 12, "grey_tensor_desc.reserved0 moved");
 _Static_assert(offsetof(grey_tensor_desc, shape) == 16, "grey_tensor_desc.shape moved");
+_Static_assert(sizeof(grey_model_write_options) == 8, "size of grey_model_write_options changed");
+_Static_assert(offsetof(grey_model_write_options, struct_size) == 0, "grey_model_write_options.struct_size moved");
+_Static_assert(offsetof(grey_model_write_options, replace) == 4, "grey_model_write_options.replace moved");
 _Static_assert(sizeof(grey_model_tensor) == 112, "size of grey_model_tensor changed");
 _Static_assert(offsetof(grey_model_tensor, struct_size) == 0, "grey_model_tensor.struct_size moved");
 _Static_assert(offsetof(grey_model_tensor, file_type) == 4, "grey_model_tensor.file_type moved");

@@ -293,17 +293,7 @@ TEST_F(AuditApi, GroupCommitWithABacklogNeitherLosesNorReordersRecords) {
 TEST_F(AuditApi, SignedCheckpointsAndProofs) {
     const std::string priv = dir + "/ed.key";
     const std::string pub = dir + "/ed.pub";
-    const std::string vk2 = dir + "/v2.key";
-    const std::string wk2 = dir + "/w2.key";
-    grey_audit_keygen_options k = GREY_AUDIT_KEYGEN_OPTIONS_INIT;
-    k.verifier_key_path = vk2.c_str();
-    k.writer_key_path = wk2.c_str();
-    k.ed25519 = 1;
-    k.ed25519_private_path = priv.c_str();
-    k.ed25519_public_path = pub.c_str();
-    ASSERT_EQ(grey_audit_keygen(&k), GREY_OK) << grey_last_error();
-    verifier_key = vk2;
-    writer_key = wk2;
+    use_signing_keys(priv, pub);
     grey_audit_options o = GREY_AUDIT_OPTIONS_INIT;
     o.signing_key_path = priv.c_str();
     grey_audit_log* log = open_log(o);

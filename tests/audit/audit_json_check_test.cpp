@@ -1,6 +1,8 @@
 // The appender's JSON check must accept exactly what nlohmann::json::accept accepts (the check it
-// replaced): hand-picked edge cases, then random mutations of valid documents, compared one by one.
+// replaced), less documents nested deeper than max_json_depth or repeating a key in an object:
+// hand-picked edge cases, then random mutations of valid documents, compared one by one.
 #include "audit/json_check.hpp"
+#include "json_reference.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -12,7 +14,15 @@
 namespace grey::audit {
 namespace {
 
-bool reference(const std::string& text) { return nlohmann::json::accept(text); }
+bool reference(const std::string& text) { return test::StrictJsonReference::accepts(text); }
+
+std::string nested(size_t depth, std::string_view open = "[", std::string_view close = "]", std::string_view inner = "") {
+    std::string text;
+    for (size_t i = 0; i < depth; ++i) text += open;
+    text += inner;
+    for (size_t i = 0; i < depth; ++i) text += close;
+    return text;
+}
 
 TEST(JsonCheck, EdgeCasesAgreeWithNlohmann) {
     const std::vector<std::string> cases = {
@@ -33,8 +43,44 @@ TEST(JsonCheck, EdgeCasesAgreeWithNlohmann) {
         "\xef\xbb\xbf{}", "\xef\xbb{}", "\xef{}", "{}\xef\xbb\xbf", "\xef\xbb\xbf", " \xef\xbb\xbf{}",
         "/* c */ {}", "{} // c", "[1]\n", std::string(10000, '[') + std::string(10000, ']'),
         std::string(10000, '[') + std::string(9999, ']'), "{\"figure\":\"" + std::string(188, 'x') + "\"}",
+        // Nesting: 64 levels pass, 65 do not, whatever the containers.
+        nested(64), nested(65), nested(63, "{\"a\":", "}", "[]"), nested(64, "{\"a\":", "}", "[]"), nested(64, "[{\"k\":", "}]"),
+        nested(32, "[{\"k\":", "}]", "1"), nested(33, "[{\"k\":", "}]", "1"), nested(60000), nested(100000, "[", "]", "0"),
+        // Keys: repeated in one object (also when written differently), or only in different objects.
+        "{\"a\":1,\"a\":2}", "{\"a\":1,\"b\":2}", "{\"a\":1,\"\\u0061\":2}", "{\"\\u00e9\":1,\"\xc3\xa9\":2}",
+        "{\"\\ud83d\\ude00\":1,\"\xf0\x9f\x98\x80\":2}", "{\"\\n\":1,\"\\u000a\":2}", "{\"\\/\":1,\"/\":2}",
+        "{\"a\":{\"a\":1}}", "[{\"a\":1},{\"a\":1}]", "{\"a\":{\"b\":1,\"b\":1}}", "{\"a\":[],\"b\":{},\"a\":null}",
+        "{\"\":1,\"\":2}", "{\"a\":1,\"A\":2}", "{\"ab\":1,\"a\":2,\"b\":3}", "{\"a\":1,\"a\":2",
     };
-    for (const auto& text : cases) EXPECT_EQ(valid_json(text), reference(text)) << "input: " << text;
+    for (const auto& text : cases) EXPECT_EQ(valid_json(text), reference(text)) << "input: " << text.substr(0, 300);
+}
+
+TEST(JsonCheck, SaysWhatIsWrongAndWhere) {
+    const JsonCheck deep = check_json(nested(60000));
+    EXPECT_EQ(deep.verdict, JsonVerdict::TooDeep);
+    EXPECT_EQ(deep.offset, max_json_depth);
+    EXPECT_NE(json_problem_text(deep).find("deeper than 64 levels"), std::string::npos) << json_problem_text(deep);
+    EXPECT_EQ(check_json(nested(max_json_depth)).verdict, JsonVerdict::Valid);
+
+    const JsonCheck repeated = check_json("{\"a\":1,\"b\":{\"c\":2},\"\\u0061\":3}");
+    EXPECT_EQ(repeated.verdict, JsonVerdict::DuplicateKey);
+    EXPECT_EQ(repeated.key, "\"\\u0061\"");
+    EXPECT_EQ(repeated.offset, 19u);
+    EXPECT_NE(json_problem_text(repeated).find("repeats the key \"\\u0061\""), std::string::npos) << json_problem_text(repeated);
+
+    // A large object is checked by sorting its keys; the repeated key is still the one found first.
+    std::string large = "{";
+    for (int i = 0; i < 5000; ++i) large += "\"k" + std::to_string(i) + "\":0,";
+    large += "\"k17\":1,\"k3\":2}";
+    const JsonCheck late = check_json(large);
+    EXPECT_EQ(late.verdict, JsonVerdict::DuplicateKey);
+    EXPECT_EQ(late.key, "\"k17\"");
+    large.replace(large.rfind("\"k17\""), 5, "\"x17\"");
+    large.replace(large.rfind("\"k3\""), 4, "\"x3\"");
+    EXPECT_EQ(check_json(large).verdict, JsonVerdict::Valid);
+
+    EXPECT_EQ(check_json("{\"a\" 1}").verdict, JsonVerdict::Malformed);
+    EXPECT_EQ(check_json("{\"a\" 1}").offset, 5u);
 }
 
 // Random JSON values, dumped by nlohmann (valid by construction), with escapes and multi-byte text.
@@ -67,6 +113,13 @@ TEST(JsonCheck, RandomMutationsAgreeWithNlohmann) {
     for (int i = 0; i < 20000; ++i) {
         std::string text = random_value(random, 0).dump(random() % 2 == 0 ? -1 : 1, ' ', random() % 2 == 0);
         ASSERT_TRUE(valid_json(text)) << text;
+        // Some documents sit near the nesting limit, some repeat a key (written as is, or escaped).
+        if (random() % 8 == 0) text = nested(max_json_depth - 3 + random() % 6, "[", "]", text);
+        if (random() % 8 == 0 && text.size() > 2 && text.front() == '{' && text.find('"') != std::string::npos) {
+            const size_t quote = text.find('"');
+            const size_t end = text.find('"', quote + 1);
+            if (end != std::string::npos) text.insert(1, text.substr(quote, end - quote + 1) + ":0,");
+        }
         for (unsigned edits = random() % 4; edits > 0 && !text.empty(); --edits) {
             const size_t at = random() % (text.size() + 1);
             const char c = alphabet[random() % alphabet.size()];

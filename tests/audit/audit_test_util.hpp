@@ -2,17 +2,25 @@
 // that read, cut and splice a log file the way an attacker would.
 #pragma once
 
+#include "audit/key_schedule.hpp"
 #include "audit/record_format.hpp"
 #include "audit/verifier.hpp"
 #include "grey.h"
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
+#include <optional>
 #include <string>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace grey::audit::test {
@@ -40,6 +48,57 @@ inline std::vector<Span> record_spans(const std::vector<uint8_t>& file) {
     return spans;
 }
 
+// Runs `body` in a child process and returns its exit status, or nullopt when it has not finished
+// within `seconds` (the child is killed): a call that blocks for ever fails the test instead of hanging
+// it. Fork before the test starts threads of its own.
+inline std::optional<int> exit_status_within(int seconds, const std::function<int()>& body) {
+    const pid_t pid = ::fork();
+    if (pid == 0) ::_exit(body());
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    int status = 0;
+    while (::waitpid(pid, &status, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            return std::nullopt;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// What an attacker who can write the log file (but holds no key) appends: a record that continues the
+// log's sequence and hash chain, claims key epoch `epoch`, and carries `mac` in place of a MAC.
+inline std::vector<uint8_t> forged_record(const std::vector<uint8_t>& file, uint32_t epoch, const Hash& mac,
+                                          std::string_view payload = "{}") {
+    const auto log = parse_log(file);
+    Sha256 sha;
+    const Hash previous = log->records.empty() ? leaf_hash(sha, Bytes(file).first(header_size)) : leaf_hash(sha, log->records.back().bytes);
+    const uint64_t sequence = log->records.size();
+    std::string sealed;
+    HmacSha256 any_key{SecretKey()};
+    append_record(sealed, {sequence, 1, epoch, "t", payload, previous}, any_key, sha);
+    std::copy(mac.begin(), mac.end(), sealed.end() - 32);
+    return {sealed.begin(), sealed.end()};
+}
+
+// The same, sealed with `key` (an epoch key K(e)) as the writer of epoch `epoch` would: for logs that an
+// older libgrey, or another program holding the key, wrote.
+inline std::vector<uint8_t> sealed_record(const std::vector<uint8_t>& file, const SecretKey& key, uint32_t epoch, std::string_view type,
+                                          std::string_view payload) {
+    const auto log = parse_log(file);
+    Sha256 sha;
+    const Hash previous = log->records.empty() ? leaf_hash(sha, Bytes(file).first(header_size)) : leaf_hash(sha, log->records.back().bytes);
+    std::string sealed;
+    append_record(sealed, {log->records.size(), 1, epoch, type, payload, previous}, HmacSha256(record_key(key)), sha);
+    return {sealed.begin(), sealed.end()};
+}
+
+inline void append_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
+    std::ofstream out(path, std::ios::binary | std::ios::app);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
 class AuditTest : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -55,6 +114,21 @@ protected:
         ASSERT_EQ(grey_audit_keygen(&k), GREY_OK) << grey_last_error();
     }
     void TearDown() override { std::filesystem::remove_all(dir); }
+
+    // Replaces the key pair with a fresh one that has an Ed25519 pair too, written to `private_key`
+    // and `public_key`, for tests of signed checkpoints.
+    void use_signing_keys(const std::string& private_key, const std::string& public_key) {
+        const std::string verifier = dir + "/signed-verifier.key", writer = dir + "/signed-writer.key";
+        grey_audit_keygen_options k = GREY_AUDIT_KEYGEN_OPTIONS_INIT;
+        k.verifier_key_path = verifier.c_str();
+        k.writer_key_path = writer.c_str();
+        k.ed25519 = 1;
+        k.ed25519_private_path = private_key.c_str();
+        k.ed25519_public_path = public_key.c_str();
+        ASSERT_EQ(grey_audit_keygen(&k), GREY_OK) << grey_last_error();
+        verifier_key = verifier;
+        writer_key = writer;
+    }
 
     grey_audit_log* open_log(grey_audit_options o = GREY_AUDIT_OPTIONS_INIT) {
         if (o.log_path == nullptr) o.log_path = log_path.c_str();

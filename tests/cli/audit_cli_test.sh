@@ -247,5 +247,131 @@ sed -i 's/"detect"/"detect "/' "$artifact"
 status=0; "$greyctl" --no-env --config cfg.yaml proof verify "$artifact" --key p >/dev/null || status=$?
 [ "$status" = 1 ] && echo "ok: edited artifact refused" || { echo "FAIL: edited artifact accepted"; failures=$((failures + 1)); }
 
+# --- Hostile input (issue 22) ---
+
+# Forward security across crashes: `append --epoch-records 2` killed at random moments, again and
+# again; after each kill no file in the writer's directory may hold the key of an epoch older than the
+# writer key file's (K(e), R(e) or C(e), raw or hex). The verifier key is kept elsewhere, as it should be.
+old_keys() {  # old_keys VERIFIER-KEY WRITER-KEY DIR: prints the files holding an old epoch's key
+  python3 - "$@" <<'PY'
+import hashlib, hmac, os, sys
+fields = lambda path: dict(l.split(" ", 1) for l in open(path).read().splitlines()[1:])
+key, current = bytes.fromhex(fields(sys.argv[1])["key"]), int(fields(sys.argv[2])["epoch"])
+derive = lambda k, label: hmac.new(k, label, hashlib.sha256).digest()
+secrets = []
+for e in range(current):
+    for s in (key, derive(key, b"grey-audit/v1/record"), derive(key, b"grey-audit/v1/checkpoint")):
+        secrets += [(e, s), (e, s.hex().encode())]
+    key = derive(key, b"grey-audit/v1/ratchet")
+for name in sorted(os.listdir(sys.argv[3])):
+    path = os.path.join(sys.argv[3], name)
+    if os.path.isfile(path):
+        data = open(path, "rb").read()
+        hits = [e for e, s in secrets if s in data]
+        if hits: print(f"{name} (epoch {hits[0]}; the key file is at {current})")
+PY
+}
+"$greyctl" audit keygen --out kill-k >/dev/null
+mkdir kill && mv kill-k.writer kill/writer.key
+leaks=""
+for i in $(seq 1 40); do
+  { timeout -s KILL "$(printf '0.%03d' $((RANDOM % 30 + 5)))" "$greyctl" audit append --log kill/audit.log --key kill/writer.key --epoch-records 2 \
+      --type t --payload "{\"i\":$i}"; } >/dev/null 2>&1 || true
+  leaks+=$(old_keys kill-k kill/writer.key kill)
+done
+for i in 1 2 3 4 5; do
+  "$greyctl" audit append --log kill/audit.log --key kill/writer.key --epoch-records 2 --type t --payload '{}' >/dev/null
+done
+leaks+=$(old_keys kill-k kill/writer.key kill)
+if [ -z "$leaks" ] && [ "$(ls kill)" = "$(printf 'audit.log\nwriter.key')" ]; then
+  echo "ok: no old key left after killing rotating writers ($(grep '^epoch' kill/writer.key))"
+else
+  echo "FAIL: old keys left behind: $leaks; files: $(ls kill | tr '\n' ' ')"; failures=$((failures + 1))
+fi
+verify_key=kill-k
+expect_cause intact kill/audit.log
+verify_key=k
+
+# A forged record at the tail (anyone who can write the log can add one): append refuses, and neither
+# the key nor the log moves.
+"$greyctl" audit keygen --out f >/dev/null
+for i in 1 2; do "$greyctl" audit append --log f.log --key f.writer --type t --payload '{}' >/dev/null; done
+forge() {  # forge LOG EPOCH-STEP: appends a record continuing the chain, claiming epoch + STEP, random MAC
+  python3 - "$1" "$2" <<'PY'
+import hashlib, os, struct, sys
+data = open(sys.argv[1], "rb").read()
+at = 96
+while at < len(data):  # to the last record (the log has some)
+    n = struct.unpack_from("<I", data, at)[0]; last = data[at:at + n]; at += n
+sequence = struct.unpack_from("<Q", last, 8)[0] + 1
+epoch = struct.unpack_from("<I", last, 24)[0] + int(sys.argv[2])
+body = struct.pack("<IIQQIHHI", 36 + 1 + 2 + 64, 0x43455247, sequence, 0, epoch, 1, 0, 2) + b"t{}" + hashlib.sha256(b"\0" + last).digest()
+open(sys.argv[1], "ab").write(body + os.urandom(32))
+PY
+}
+cp f.writer f.writer.before
+forge f.log 1024
+cp f.log f.log.forged
+expect_status "append after a forged epoch+1024 record" 1 "cannot be verified by this writer: it claims key epoch 1024" \
+  "$greyctl" audit append --log f.log --key f.writer --type t --payload '{}'
+cmp -s f.writer f.writer.before && cmp -s f.log f.log.forged && echo "ok: key and log untouched" ||
+  { echo "FAIL: the forged record moved the key or the log"; failures=$((failures + 1)); }
+verify_key=f
+expect_cause modified f.log
+verify_key=k
+
+# Payloads nested too deeply or repeating a key are refused; a log holding one (written before the
+# limit, or by another program with the key) is still shown without a crash.
+expect_status "60,000 nested arrays refused" 1 "deeper than 64 levels" \
+  "$greyctl" audit append --log f2.log --key f.writer.before --type t --payload "$(python3 -c 'print("[" * 60000 + "]" * 60000)')"
+expect_status "a repeated key refused" 1 'repeats the key "\\u0061"' \
+  "$greyctl" audit append --log f2.log --key f.writer.before --type t --payload '{"a":1,"\u0061":2}'
+"$greyctl" audit keygen --out d >/dev/null
+"$greyctl" audit append --log d.log --key d.writer --type t --payload '{}' >/dev/null
+python3 - d.log d <<'PY'
+import hashlib, hmac, struct, sys
+data = open(sys.argv[1], "rb").read()
+key = bytes.fromhex(dict(l.split(" ", 1) for l in open(sys.argv[2]).read().splitlines()[1:])["key"])
+last = data[96:]
+payload = b"[" * 100000 + b"]" * 100000
+body = struct.pack("<IIQQIHHI", 36 + 1 + len(payload) + 64, 0x43455247, 1, 0, 0, 1, 0, len(payload)) + b"t" + payload + hashlib.sha256(b"\0" + last).digest()
+open(sys.argv[1], "ab").write(body + hmac.new(hmac.new(key, b"grey-audit/v1/record", hashlib.sha256).digest(), body, hashlib.sha256).digest())
+PY
+verify_key=d
+expect_cause intact d.log
+verify_key=k
+expect_status "show a log holding a 100,000-deep payload" 0 '^1 +epoch 0 +t +"\[\[\[' "$greyctl" audit show --log d.log
+
+# Paths that are not regular files are refused at once, never waited on.
+mkfifo fifo
+expect_status "verify a FIFO" 1 "is a FIFO, not a regular file" timeout 20 "$greyctl" audit verify --log fifo --key k
+expect_status "a FIFO as key" 1 "not a regular file" timeout 20 "$greyctl" audit verify --log a.log --key fifo
+expect_status "a FIFO as checkpoint" 1 "is a FIFO" timeout 20 "$greyctl" audit verify --log a.log --key k --checkpoint fifo
+expect_status "/dev/zero as checkpoint" 1 "is a character device" timeout 20 "$greyctl" audit verify --log a.log --key k --checkpoint /dev/zero
+expect_status "a directory as log" 1 "is a directory" timeout 20 "$greyctl" audit verify --log proofs --key k
+expect_status "a FIFO as proof" 1 "is a FIFO" timeout 20 "$greyctl" audit verify-proof --proof fifo --checkpoint m5
+expect_status "a FIFO as the log to append to" 1 "is a FIFO" timeout 20 "$greyctl" audit append --log fifo --key f.writer.before --type t --payload '{}'
+mkfifo proofs/fifo.json
+printf '{"created":"x","created":"y"}' > proofs/0000000000000000.json
+expect_status "proof list beside a FIFO and a repeated key" 0 "0000000000000000 +\? " timeout 20 "$greyctl" --no-env --config cfg.yaml proof list
+expect_status "proof show of a FIFO" 1 "not a regular file" timeout 20 "$greyctl" --no-env --config cfg.yaml proof show fifo
+rm proofs/fifo.json proofs/0000000000000000.json
+
+# Checkpoints: the signature covers the hmac line, so an edited one fails with the public key alone,
+# and with the verifier key.
+python3 - m5 m5-hmac-edited <<'PY'
+import sys
+lines = open(sys.argv[1]).read().split("\n")
+i = next(k for k, l in enumerate(lines) if l.startswith("hmac "))
+lines[i] = lines[i][:-1] + ("0" if lines[i][-1] != "0" else "1")
+open(sys.argv[2], "w").write("\n".join(lines))
+PY
+expect_status "edited hmac line, public key only" 1 "^INVALID: .*fails its Ed25519 signature check" \
+  "$greyctl" audit verify-proof --proof incl2 --checkpoint m5-hmac-edited --public-key m.ed25519.pub
+verify_key=m
+expect_cause modified m.log --checkpoint m5-hmac-edited
+expect_cause modified m.log --checkpoint m5-hmac-edited --public-key m.ed25519.pub
+verify_key=k
+
 if [ "$failures" -ne 0 ]; then echo "$failures failure(s)"; exit 1; fi
 echo "all audit CLI checks passed"

@@ -44,7 +44,11 @@ check table 0 'total +int4-g128' -- "$greyctl" quantize --input "$model" --forma
 check kept-reasons 0 'kept 1: one-dimensional.*kept 1: not a float tensor \(I64\)|kept 1: not a float tensor \(I64\).*' -- bash -c "'$greyctl' quantize --input '$model' --format q8_0 | tr '\n' ' '"
 check skip 0 '"elements": 1024' -- bash -c "'$greyctl' quantize --input '$model' --format int8 --skip '^head\.' --json | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)[\"total\"]))'"
 check write-gguf 0 'wrote .*out.gguf' -- "$greyctl" quantize --input "$model" --format q4_0 --output "$tmp/out.gguf"
-check reread-gguf 0 'total +q8_0' -- "$greyctl" quantize --input "$tmp/out.gguf" --format q8_0
+# Re-quantizing a quantized file finds nothing to quantize: an error unless --allow-empty, and no file.
+check already-quantized 1 'nothing to quantize in .*out.gguf: none of its 4 tensors .*--allow-empty' -- \
+    "$greyctl" quantize --input "$tmp/out.gguf" --format q8_0 --output "$tmp/again.gguf"
+check already-quantized-wrote-nothing 0 '^absent$' -- bash -c "[ -e '$tmp/again.gguf' ] && echo present || echo absent"
+check reread-gguf 0 'total +q8_0' -- "$greyctl" quantize --input "$tmp/out.gguf" --format q8_0 --allow-empty
 check write-safetensors 0 'wrote' -- "$greyctl" quantize --input "$model" --format nf4 --output "$tmp/out.safetensors"
 check reread-safetensors 0 'grey.quant.enc.weight' -- python3 -c "
 import json, struct; b = open('$tmp/out.safetensors', 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n])
@@ -56,7 +60,7 @@ check bad-regex 1 'not a valid regular expression' -- "$greyctl" quantize --inpu
 head -c 100 "$model" > "$tmp/truncated.safetensors"
 check truncated 1 'corrupt data: .*truncated.safetensors: safetensors: the JSON header needs' -- "$greyctl" quantize --input "$tmp/truncated.safetensors" --format int8
 printf 'GGUF\x03\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\x7f\x00\x00\x00\x00\x00\x00\x00\x00' > "$tmp/bad.gguf"
-check bad-gguf 1 'corrupt data: .*tensors, more than the file holds' -- "$greyctl" quantize --input "$tmp/bad.gguf" --format int8
+check bad-gguf 1 'corrupt data: .*9223372036854775807 tensors \(at most 1048576\)' -- "$greyctl" quantize --input "$tmp/bad.gguf" --format int8
 # A weight too large for fp16 scales (an outlier of 1e7): q4_0 refuses it naming the tensor and the
 # group; int8 (fp32 scales) quantizes it, and --skip keeps it.
 python3 - "$tmp/outlier.safetensors" <<'PY'
@@ -68,7 +72,27 @@ open(sys.argv[1], "wb").write(struct.pack("<Q", len(text)) + text + data)
 PY
 check too-large 1 'invalid argument: tensor big.weight: elements 32 to 63 \(one scale group\) are too large for q4_0' -- "$greyctl" quantize --input "$tmp/outlier.safetensors" --format q4_0
 check too-large-int8 0 'total +int8' -- "$greyctl" quantize --input "$tmp/outlier.safetensors" --format int8
-check too-large-skip 0 'kept 1: --skip' -- "$greyctl" quantize --input "$tmp/outlier.safetensors" --format q4_0 --skip '^big'
+check too-large-skip 0 'kept 1: --skip' -- "$greyctl" quantize --input "$tmp/outlier.safetensors" --format q4_0 --skip '^big' --allow-empty
+
+# The output is never the input, never replaces a file without --force, and appears only when complete.
+cp "$model" "$tmp/source.safetensors"
+ln -s source.safetensors "$tmp/link.safetensors"
+ln "$tmp/source.safetensors" "$tmp/hard.safetensors"
+before=$(sha256sum < "$tmp/source.safetensors")
+for out in source.safetensors link.safetensors hard.safetensors; do
+  check "output-is-input $out" 1 "invalid argument: --output '.*$out' is the input file" -- \
+      "$greyctl" quantize --input "$tmp/source.safetensors" --format int8 --output "$tmp/$out" --force
+done
+check input-unchanged 0 '^same$' -- bash -c "[ \"\$(sha256sum < '$tmp/source.safetensors')\" = '$before' ] && echo same"
+check no-overwrite 1 "'.*out.gguf' already exists; pass --force to replace it" -- \
+    "$greyctl" quantize --input "$model" --format q8_0 --output "$tmp/out.gguf"
+check force 0 'wrote .*out.gguf' -- "$greyctl" quantize --input "$model" --format q8_0 --output "$tmp/out.gguf" --force
+check force-replaced 0 'total +q8_0' -- "$greyctl" quantize --input "$tmp/out.gguf" --format q8_0 --allow-empty
+mkdir "$tmp/outdir"
+check failure-writes-nothing 1 'too large for q4_0' -- "$greyctl" quantize --input "$tmp/outlier.safetensors" --format q4_0 --output "$tmp/outdir/x.gguf"
+check failure-leaves-nothing 0 '^empty$' -- bash -c "[ -z \"\$(ls -A '$tmp/outdir')\" ] && echo empty"
+check missing-directory 1 "cannot .*$tmp/nodir/x.gguf" -- "$greyctl" quantize --input "$model" --format int8 --output "$tmp/nodir/x.gguf"
+
 check cuda 1 'unsupported: the cuda backend (is not available|has no quantization kernels yet)' -- "$greyctl" --no-env quantize --input "$model" --format int8 --backend cuda
 
 echo "$passed passed, $failed failed"

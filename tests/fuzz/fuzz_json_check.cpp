@@ -1,8 +1,8 @@
-// libFuzzer target: the appender's JSON check must agree with nlohmann::json::accept, which it replaced,
-// on every input a C string can carry (no NUL byte).
+// libFuzzer target: the audit log's JSON check must agree with the nlohmann-based reference (what
+// nlohmann::json::accept accepts, nested at most 64 deep, no key repeated in an object) on every input
+// a C string can carry (no NUL byte).
 #include "audit/json_check.hpp"
-
-#include <nlohmann/json.hpp>
+#include "json_reference.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +12,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string_view text(reinterpret_cast<const char*>(data), size);
     if (std::memchr(data, 0, size) != nullptr) return 0;
-    if (grey::audit::valid_json(text) != nlohmann::json::accept(text)) __builtin_trap();
+    const grey::audit::JsonCheck check = grey::audit::check_json(text);
+    if ((check.verdict == grey::audit::JsonVerdict::Valid) != grey::audit::test::StrictJsonReference::accepts(text)) __builtin_trap();
+    if (check.offset > size) __builtin_trap();
     return 0;
 }

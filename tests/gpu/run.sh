@@ -86,7 +86,7 @@ cli_formats=(int8 int8-token int4-g128 int4-sym-g128 fp8-e4m3 nf4 q8_0 q4_0 q4_1
 for format in "${cli_formats[@]}"; do
     for backend in host cuda; do
         "$build/bin/greyctl" --backend-dir "$plugin_dir" quantize --input "$GREY_GPU_MODEL" --format "$format" \
-            --backend "$backend" --json --output "$logs/quantized_${format}_$backend.gguf" \
+            --backend "$backend" --json --force --output "$logs/quantized_${format}_$backend.gguf" \
             >"$logs/quantize_${format}_$backend.json" 2>"$logs/quantize_${format}_$backend.err" || cli_failures=$((cli_failures + 1))
     done
     # The reports differ only in the file name each names; the written models must be identical.

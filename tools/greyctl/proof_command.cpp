@@ -4,11 +4,16 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <fcntl.h>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <sstream>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace greyctl {
@@ -16,11 +21,59 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-std::string read_small_file(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
+// Reads a regular file of at most `limit` bytes; nullopt (and `why`) for anything else. Opened with
+// O_NONBLOCK, so that a FIFO put in its place cannot block the command, and checked before any read.
+std::optional<std::string> read_regular_file(const std::string& path, size_t limit, std::string& why) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        why = std::strerror(errno);
+        return std::nullopt;
+    }
+    std::string text;
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) why = "not a regular file";
+    else if (static_cast<uint64_t>(st.st_size) > limit) why = "larger than " + std::to_string(limit) + " bytes";
+    char chunk[65536];
+    for (ssize_t n = 0; why.empty() && (n = ::read(fd, chunk, sizeof chunk)) != 0;) {
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) why = std::strerror(errno);
+        else if (text.size() + static_cast<size_t>(n) > limit) why = "larger than " + std::to_string(limit) + " bytes";
+        else text.append(chunk, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    if (!why.empty()) return std::nullopt;
+    return text;
+}
+
+constexpr size_t max_artifact_size = 16u << 20;
+// As deep as libgrey lets an artifact nest when it records one (grey_proof_write).
+constexpr int max_artifact_depth = 64;
+
+// An artifact's JSON, or a discarded value when it is not a document libgrey would have recorded:
+// malformed, nested deeper than max_artifact_depth, or with a key repeated in one object.
+json parse_artifact(const std::string& text) {
+    std::vector<std::set<std::string>> keys;  // one set per open container
+    const json::parser_callback_t strict = [&keys](int depth, json::parse_event_t event, json& parsed) {
+        switch (event) {
+            case json::parse_event_t::object_start:
+            case json::parse_event_t::array_start:
+                if (depth >= max_artifact_depth) throw std::runtime_error("nested too deep");
+                keys.emplace_back();
+                break;
+            case json::parse_event_t::object_end:
+            case json::parse_event_t::array_end: keys.pop_back(); break;
+            case json::parse_event_t::key:
+                if (!keys.back().insert(parsed.get<std::string>()).second) throw std::runtime_error("repeated key");
+                break;
+            case json::parse_event_t::value: break;
+        }
+        return true;
+    };
+    try {
+        return json::parse(text, strict);
+    } catch (const std::exception&) {
+        return json(json::value_t::discarded);
+    }
 }
 
 std::string trimmed(std::string text) {
@@ -31,7 +84,8 @@ std::string trimmed(std::string text) {
 json machine_identity() {
     char host[256] = {};
     ::gethostname(host, sizeof host - 1);
-    const std::string machine_id = trimmed(read_small_file("/etc/machine-id"));
+    std::string why;
+    const std::string machine_id = trimmed(read_regular_file("/etc/machine-id", 4096, why).value_or(""));
     return {{"hostname", host}, {"machine_id", machine_id.empty() ? json(nullptr) : json(machine_id)}};
 }
 
@@ -47,12 +101,15 @@ int run_list(const std::string& dir) {
     std::sort(files.begin(), files.end());
     std::printf("%-16s  %-20s  %s\n", "ID", "CREATED", "COMMAND");
     for (const auto& file : files) {
-        const auto artifact = json::parse(read_small_file(file.string()), nullptr, false);
-        const std::string created = artifact.is_object() && artifact.contains("created") ? artifact["created"].get<std::string>() : "?";
+        std::string why;
+        const auto artifact = parse_artifact(read_regular_file(file.string(), max_artifact_size, why).value_or(""));
+        // Whatever the file holds, the listing goes on: fields of the wrong type show as "?".
+        const bool object = artifact.is_object();
+        const std::string created = object && artifact.contains("created") && artifact["created"].is_string() ? artifact["created"].get<std::string>() : "?";
         std::string command = "?";
-        if (artifact.is_object() && artifact.contains("command_line")) {
+        if (object && artifact.contains("command_line") && artifact["command_line"].is_array()) {
             command.clear();
-            for (const auto& arg : artifact["command_line"]) command += (command.empty() ? "" : " ") + arg.get<std::string>();
+            for (const auto& arg : artifact["command_line"]) command += (command.empty() ? "" : " ") + (arg.is_string() ? arg.get<std::string>() : "?");
         }
         std::printf("%-16s  %-20s  %s\n", file.stem().c_str(), created.c_str(), command.c_str());
     }
@@ -144,7 +201,13 @@ void add_proof_command(CLI::App& app, const GlobalOptions& global, Runner& run) 
                 std::fprintf(stderr, "greyctl: no artifact %s\n", path.c_str());
                 return 1;
             }
-            std::cout << read_small_file(path);
+            std::string why;
+            const auto text = read_regular_file(path, max_artifact_size, why);
+            if (!text) {
+                std::fprintf(stderr, "greyctl: cannot show %s: %s\n", path.c_str(), why.c_str());
+                return 1;
+            }
+            std::cout << *text;
             return 0;
         };
     });

@@ -3,13 +3,17 @@
 #include "commands.hpp"
 
 #include <nlohmann/json.hpp>
+#include <re2/re2.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
-#include <regex>
+#include <stdexcept>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 
@@ -26,6 +30,8 @@ struct QuantizeOptions {
     std::string output;
     std::string backend = "host";
     bool as_json = false;
+    bool force = false;        // replace an existing --output
+    bool allow_empty = false;  // succeed (and write) when nothing can be quantized
 };
 
 // The command line takes the names grey.h defines (grey_quant_params_from_name), so greyctl, the
@@ -129,19 +135,122 @@ std::optional<DeviceRunner> open_backend(const GlobalOptions& global, const std:
     throw ApiError(GREY_ERROR_UNSUPPORTED, "the " + backend + " backend is not available: " + reason);
 }
 
+// --skip patterns, in RE2 syntax: matching takes time linear in the name, whatever the pattern, and
+// never recurses (ECMAScript engines backtrack, exponentially on some patterns, and std::regex's
+// recursion overflowed the stack on a 50,000-character name).
+std::vector<std::unique_ptr<RE2>> compile_patterns(const std::vector<std::string>& patterns) {
+    std::vector<std::unique_ptr<RE2>> compiled;
+    for (const auto& pattern : patterns) {
+        auto re = std::make_unique<RE2>(pattern, RE2::Quiet);
+        if (!re->ok()) throw ApiError(GREY_ERROR_INVALID_ARGUMENT, "--skip '" + pattern + "' is not a valid regular expression: " + re->error());
+        compiled.push_back(std::move(re));
+    }
+    return compiled;
+}
+
+// Refuses an output that would replace the input (the same file by any path: symlink, hard link) or,
+// without --force, any existing file. The writer refuses a file that appears meanwhile, atomically.
+void check_output_path(const QuantizeOptions& o) {
+    struct stat input {}, output {};
+    if (::stat(o.output.c_str(), &output) == 0 && ::stat(o.input.c_str(), &input) == 0 && input.st_dev == output.st_dev &&
+        input.st_ino == output.st_ino)
+        throw ApiError(GREY_ERROR_INVALID_ARGUMENT, "--output '" + o.output + "' is the input file ('" + o.input + "')");
+    if (!o.force && ::lstat(o.output.c_str(), &output) == 0)
+        throw ApiError(GREY_ERROR_IO, "'" + o.output + "' already exists; pass --force to replace it");
+}
+
+// What happens to one tensor, decided for every tensor before anything is written (the streaming
+// writer needs every tensor's type and size first).
+struct TensorPlan {
+    grey_model_tensor tensor{};      // its data point into the mapped input
+    std::optional<std::string> kept;  // why it keeps its precision; empty when it is quantized
+    uint64_t quantized_bytes = 0;
+};
+
+TensorPlan plan_tensor(const grey_model* model, uint64_t index, const grey_quant_params& params, const std::vector<std::unique_ptr<RE2>>& skip) {
+    TensorPlan plan;
+    plan.tensor.struct_size = sizeof plan.tensor;
+    check(grey_model_tensor_get(model, index, &plan.tensor));
+    const grey_dtype dtype = plan.tensor.desc.dtype;
+    if (dtype != GREY_DTYPE_F32 && dtype != GREY_DTYPE_F16 && dtype != GREY_DTYPE_BF16) {
+        plan.kept = std::string("not a float tensor (") + grey_dtype_name(dtype) + ")";
+        return plan;
+    }
+    for (const auto& re : skip)
+        if (RE2::PartialMatch(plan.tensor.name, *re)) {
+            plan.kept = "--skip";
+            return plan;
+        }
+    if (plan.tensor.desc.rank < 2) {
+        plan.kept = "one-dimensional (bias or norm)";
+        return plan;
+    }
+    if (grey_quant_size(&plan.tensor.desc, &params, &plan.quantized_bytes) != GREY_OK) plan.kept = grey_last_error();
+    return plan;
+}
+
+// What the output holds for a quantized tensor: ggml's own type for q8_0/q4_0/q4_1 in GGUF, otherwise
+// a byte tensor of libgrey's layout, described by the metadata entry grey.quant.<name>.
+grey_tensor_desc stored_desc(const TensorPlan& plan, const grey_quant_params& params, grey_model_format output_format) {
+    grey_tensor_desc stored = plan.tensor.desc;
+    if (output_format == GREY_MODEL_FORMAT_GGUF && params.format == GREY_QUANT_Q8_0) stored.dtype = GREY_DTYPE_Q8_0;
+    else if (output_format == GREY_MODEL_FORMAT_GGUF && params.format == GREY_QUANT_Q4_0) stored.dtype = GREY_DTYPE_Q4_0;
+    else if (output_format == GREY_MODEL_FORMAT_GGUF && params.format == GREY_QUANT_Q4_1) stored.dtype = GREY_DTYPE_Q4_1;
+    else {
+        stored = GREY_TENSOR_DESC_INIT;
+        stored.dtype = output_format == GREY_MODEL_FORMAT_GGUF ? GREY_DTYPE_I8 : GREY_DTYPE_U8;
+        stored.rank = 1;
+        stored.shape[0] = plan.quantized_bytes;
+    }
+    return stored;
+}
+
+std::string nothing_to_quantize(const QuantizeOptions& o, const std::vector<TensorPlan>& plans) {
+    std::map<std::string, uint64_t> reasons;
+    for (const auto& p : plans) ++reasons[*p.kept];
+    std::string kept;
+    for (const auto& [why, n] : reasons) kept += (kept.empty() ? "" : "; ") + std::to_string(n) + " " + why;
+    return "nothing to quantize in " + o.input + ": none of its " + std::to_string(plans.size()) +
+           " tensors is a float tensor of two or more dimensions that " + o.format + " can hold" + (kept.empty() ? "" : " (kept: " + kept + ")") +
+           "; is it quantized already? --allow-empty runs (and writes) it anyway";
+}
+
+// Opens the streaming writer: metadata (as the one-shot writer had it: the input's, grey.quantization,
+// then one grey.quant.<name> per tensor stored as bytes) and every tensor's declaration.
+std::unique_ptr<grey_model_writer, WriterDeleter> open_writer(const QuantizeOptions& o, const grey_model* model, grey_model_format input_format,
+                                                               grey_model_format output_format, const grey_quant_params& params,
+                                                               const std::vector<TensorPlan>& plans) {
+    grey_model_writer* raw_writer = nullptr;
+    check(grey_model_writer_create(output_format, &raw_writer));
+    std::unique_ptr<grey_model_writer, WriterDeleter> writer(raw_writer);
+    // safetensors metadata holds only strings: carry GGUF metadata over only to GGUF.
+    if (output_format == GREY_MODEL_FORMAT_GGUF || input_format == GREY_MODEL_FORMAT_SAFETENSORS)
+        check(grey_model_writer_copy_metadata(writer.get(), model));
+    check(grey_model_writer_set_metadata(writer.get(), "grey.quantization", (o.format + ", calibration " + o.calibration).c_str()));
+    for (const auto& p : plans) {
+        if (p.kept) {
+            check(grey_model_writer_declare_tensor(writer.get(), p.tensor.name, &p.tensor.desc, p.tensor.file_type, nullptr));
+            continue;
+        }
+        const grey_tensor_desc stored = stored_desc(p, params, output_format);
+        if (stored.dtype == GREY_DTYPE_I8 || stored.dtype == GREY_DTYPE_U8) {
+            const json description = {{"format", o.format}, {"calibration", o.calibration}, {"dtype", grey_dtype_name(p.tensor.desc.dtype)},
+                                      {"shape", json::parse(shape_text(p.tensor.desc))}, {"axis", params.axis}, {"group_size", params.group_size}};
+            check(grey_model_writer_set_metadata(writer.get(), ("grey.quant." + std::string(p.tensor.name)).c_str(), description.dump().c_str()));
+        }
+        check(grey_model_writer_declare_tensor(writer.get(), p.tensor.name, &stored, 0, nullptr));
+    }
+    grey_model_write_options options = GREY_MODEL_WRITE_OPTIONS_INIT;
+    options.replace = o.force ? 1u : 0u;
+    check(grey_model_writer_open(writer.get(), o.output.c_str(), &options));
+    return writer;
+}
+
 int run_quantize(const GlobalOptions& global, const QuantizeOptions& o) {
     grey_quant_params params = GREY_QUANT_PARAMS_INIT;
     check(grey_quant_params_from_name(o.format.c_str(), &params));
     params.calibration = o.calibration == "mse" ? GREY_CALIBRATION_MSE : GREY_CALIBRATION_RTN;
-
-    std::vector<std::regex> skip;
-    for (const auto& pattern : o.skip) {
-        try {
-            skip.emplace_back(pattern);
-        } catch (const std::regex_error& e) {
-            throw ApiError(GREY_ERROR_INVALID_ARGUMENT, "--skip '" + pattern + "' is not a valid regular expression: " + e.what());
-        }
-    }
+    const auto skip = compile_patterns(o.skip);
     std::optional<grey_model_format> output_format;
     if (!o.output.empty()) {
         if (ends_with(o.output, ".gguf"))
@@ -150,6 +259,7 @@ int run_quantize(const GlobalOptions& global, const QuantizeOptions& o) {
             output_format = GREY_MODEL_FORMAT_SAFETENSORS;
         else
             throw ApiError(GREY_ERROR_INVALID_ARGUMENT, "--output must end in .gguf or .safetensors: " + o.output);
+        check_output_path(o);
     }
     const auto device = open_backend(global, o.backend);
 
@@ -158,66 +268,44 @@ int run_quantize(const GlobalOptions& global, const QuantizeOptions& o) {
     const std::unique_ptr<grey_model, ModelDeleter> model(raw_model);
     grey_model_format input_format{};
     check(grey_model_format_get(model.get(), &input_format));
-    std::unique_ptr<grey_model_writer, WriterDeleter> writer;
-    if (output_format) {
-        grey_model_writer* raw_writer = nullptr;
-        check(grey_model_writer_create(*output_format, &raw_writer));
-        writer.reset(raw_writer);
-        // safetensors metadata holds only strings: carry GGUF metadata over only to GGUF.
-        if (*output_format == GREY_MODEL_FORMAT_GGUF || input_format == GREY_MODEL_FORMAT_SAFETENSORS)
-            check(grey_model_writer_copy_metadata(writer.get(), model.get()));
-        check(grey_model_writer_set_metadata(writer.get(), "grey.quantization",
-                                             (o.format + ", calibration " + o.calibration).c_str()));
-    }
-
     uint64_t count = 0;
     check(grey_model_tensor_count(model.get(), &count));
+    std::vector<TensorPlan> plans;
+    for (uint64_t i = 0; i < count; ++i) plans.push_back(plan_tensor(model.get(), i, params, skip));
+    if (!o.allow_empty && std::all_of(plans.begin(), plans.end(), [](const TensorPlan& p) { return p.kept.has_value(); }))
+        throw std::runtime_error(nothing_to_quantize(o, plans));
+    const auto writer = output_format ? open_writer(o, model.get(), input_format, *output_format, params, plans) : nullptr;
+
+    // One tensor at a time: quantized into a buffer reused for every tensor, written, and its input
+    // pages dropped, so that memory holds the largest tensor and its quantized form, not the model.
     json rows = json::array();
     std::vector<std::pair<std::string, std::string>> kept;  // name, why
     double sum_error = 0, sum_signal = 0, max_err = 0;
     uint64_t elements = 0, bytes_in = 0, bytes_out = 0;
+    std::vector<unsigned char> quantized;
     const Progress progress(count);
     for (uint64_t i = 0; i < count; ++i) {
-        grey_model_tensor t{};
-        t.struct_size = sizeof t;
-        check(grey_model_tensor_get(model.get(), i, &t));
-        progress.step(i, t.name);
+        const grey_model_tensor& t = plans[i].tensor;
         const std::string name = t.name;
-        const auto keep = [&](const std::string& why) {
-            kept.emplace_back(name, why);
-            if (writer) check(grey_model_writer_add_tensor(writer.get(), t.name, &t.desc, t.file_type, t.data, t.size_bytes));
-        };
-        const grey_dtype dtype = t.desc.dtype;
-        if (dtype != GREY_DTYPE_F32 && dtype != GREY_DTYPE_F16 && dtype != GREY_DTYPE_BF16) {
-            keep(std::string("not a float tensor (") + grey_dtype_name(dtype) + ")");
+        progress.step(i, t.name);
+        if (plans[i].kept) {
+            kept.emplace_back(name, *plans[i].kept);
+            if (writer) check(grey_model_writer_write_tensor(writer.get(), i, t.data, t.size_bytes));
+            check(grey_model_tensor_evict(model.get(), i));
             continue;
         }
-        bool skipped = false;
-        for (const auto& re : skip) skipped = skipped || std::regex_search(name, re);
-        if (skipped) {
-            keep("--skip");
-            continue;
-        }
-        if (t.desc.rank < 2) {
-            keep("one-dimensional (bias or norm)");
-            continue;
-        }
-        uint64_t size = 0;
-        if (grey_quant_size(&t.desc, &params, &size) != GREY_OK) {
-            keep(grey_last_error());
-            continue;
-        }
-        std::vector<unsigned char> out(size);
+        quantized.resize(plans[i].quantized_bytes);
         grey_quant_report r{};
         r.struct_size = sizeof r;
         try {
             if (device)
-                r = device->run(t.desc, t, params, out);
+                r = device->run(t.desc, t, params, quantized);
             else
-                check(grey_quantize(&t.desc, t.data, t.size_bytes, &params, out.data(), out.size(), &r));
+                check(grey_quantize(&t.desc, t.data, t.size_bytes, &params, quantized.data(), quantized.size(), &r));
         } catch (const ApiError& e) {  // a NaN, or values too large for the format: name the tensor (--skip keeps it)
             throw ApiError(e.status, "tensor " + name + ": " + e.what());
         }
+        check(grey_model_tensor_evict(model.get(), i));
         rows.push_back({{"name", name}, {"format", o.format}, {"elements", r.elements}, {"bits_per_weight", r.bits_per_weight},
                         {"rel_rmse", r.rel_rmse}, {"sqnr_db", number_or_null(r.sqnr_db)}, {"max_abs_err", r.max_abs_err}});
         sum_error += r.sum_squared_error;
@@ -226,27 +314,9 @@ int run_quantize(const GlobalOptions& global, const QuantizeOptions& o) {
         elements += r.elements;
         bytes_in += t.size_bytes;
         bytes_out += r.bytes;
-        if (writer) {
-            const bool native = *output_format == GREY_MODEL_FORMAT_GGUF &&
-                                (params.format == GREY_QUANT_Q8_0 || params.format == GREY_QUANT_Q4_0 || params.format == GREY_QUANT_Q4_1);
-            grey_tensor_desc stored = t.desc;
-            if (native) {
-                stored.dtype = params.format == GREY_QUANT_Q8_0 ? GREY_DTYPE_Q8_0 : params.format == GREY_QUANT_Q4_0 ? GREY_DTYPE_Q4_0 : GREY_DTYPE_Q4_1;
-            } else {
-                // libgrey's own layouts travel as a byte tensor, described by a metadata entry.
-                stored = GREY_TENSOR_DESC_INIT;
-                stored.dtype = *output_format == GREY_MODEL_FORMAT_GGUF ? GREY_DTYPE_I8 : GREY_DTYPE_U8;
-                stored.rank = 1;
-                stored.shape[0] = size;
-                const json description = {{"format", o.format}, {"calibration", o.calibration}, {"dtype", grey_dtype_name(dtype)},
-                                          {"shape", json::parse(shape_text(t.desc))}, {"axis", params.axis},
-                                          {"group_size", params.group_size}};
-                check(grey_model_writer_set_metadata(writer.get(), ("grey.quant." + name).c_str(), description.dump().c_str()));
-            }
-            check(grey_model_writer_add_tensor(writer.get(), t.name, &stored, 0, out.data(), out.size()));
-        }
+        if (writer) check(grey_model_writer_write_tensor(writer.get(), i, quantized.data(), quantized.size()));
     }
-    if (writer) check(grey_model_writer_write(writer.get(), o.output.c_str()));
+    if (writer) check(grey_model_writer_finish(writer.get()));
 
     const double rel_rmse = sum_signal > 0 ? std::sqrt(sum_error / sum_signal) : 0.0;
     const double sqnr = sum_error > 0 ? 10.0 * std::log10(sum_signal / sum_error) : INFINITY;
@@ -281,14 +351,17 @@ int run_quantize(const GlobalOptions& global, const QuantizeOptions& o) {
 void add_quantize_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
     auto* cmd = app.add_subcommand("quantize", "Quantize a safetensors or GGUF model and report the error of every tensor");
     auto options = std::make_shared<QuantizeOptions>();
-    cmd->add_option("--input", options->input, "safetensors or GGUF file")->required()->check(CLI::ExistingFile);
+    // The library checks the input (and says what is wrong with it: missing, not a regular file, malformed).
+    cmd->add_option("--input", options->input, "safetensors or GGUF file")->required();
     cmd->add_option("--format", options->format, "Quantization format")->required()->check(CLI::IsMember(format_names()));
-    cmd->add_option("--skip", options->skip, "Keep tensors whose name matches this regular expression (repeatable)");
+    cmd->add_option("--skip", options->skip, "Keep tensors whose name matches this regular expression (RE2 syntax, repeatable)");
     cmd->add_option("--calibration", options->calibration, "Scale choice: rtn (round to nearest from absmax) or mse (clipping search)")
         ->check(CLI::IsMember({"rtn", "mse"}));
     cmd->add_option("--output", options->output, "Write the quantized model (.gguf or .safetensors)");
     cmd->add_option("--backend", options->backend, "Where the kernels run")->check(CLI::IsMember({"host", "cuda"}));
     cmd->add_flag("--json", options->as_json, "Print JSON instead of a table");
+    cmd->add_flag("--force", options->force, "Replace --output if it exists (never when it is the input)");
+    cmd->add_flag("--allow-empty", options->allow_empty, "Succeed, and write --output, even when no tensor can be quantized");
     cmd->callback([&global, &run, options] { run = [&global, options] { return run_quantize(global, *options); }; });
 }
 

@@ -322,6 +322,16 @@ void unpack_ggml_nibbles(const std::byte* qs, int8_t* codes) {
 
 }  // namespace
 
+namespace {
+
+void require_finite(std::span<const float> values) {
+    for (std::size_t i = 0; i < values.size(); ++i)
+        if (!std::isfinite(values[i]))
+            fail(GREY_ERROR_INVALID_ARGUMENT, "element " + std::to_string(i) + " is " + (std::isnan(values[i]) ? "NaN" : "infinite") + "; only finite values can be quantized");
+}
+
+}  // namespace
+
 std::vector<float> to_f32(grey_dtype dtype, std::span<const std::byte> source, uint64_t elements, const Kernels& kernels) {
     std::vector<float> out(elements);
     if (dtype == GREY_DTYPE_F32) {
@@ -339,10 +349,19 @@ std::vector<float> to_f32(grey_dtype dtype, std::span<const std::byte> source, u
                 for (std::size_t i = 0; i < n; ++i) out[done + i] = grey::quant::bf16_to_f32(halves[i]);
         }
     }
-    for (uint64_t i = 0; i < elements; ++i)
-        if (!std::isfinite(out[i]))
-            fail(GREY_ERROR_INVALID_ARGUMENT, "element " + std::to_string(i) + " is " + (std::isnan(out[i]) ? "NaN" : "infinite") + "; only finite values can be quantized");
+    require_finite(out);
     return out;
+}
+
+std::span<const float> as_f32(grey_dtype dtype, std::span<const std::byte> source, uint64_t elements, const Kernels& kernels,
+                              std::vector<float>& storage) {
+    if (dtype != GREY_DTYPE_F32 || reinterpret_cast<uintptr_t>(source.data()) % alignof(float) != 0) {
+        storage = to_f32(dtype, source, elements, kernels);
+        return storage;
+    }
+    const std::span<const float> values(reinterpret_cast<const float*>(source.data()), static_cast<std::size_t>(elements));
+    require_finite(values);
+    return values;
 }
 
 void from_f32(std::span<const float> values, grey_dtype dtype, std::span<std::byte> destination) {
@@ -414,21 +433,23 @@ void quantize(const Plan& plan, std::span<const float> x, std::span<std::byte> o
     }
 }
 
-void dequantize(const Plan& plan, std::span<const std::byte> in, std::span<float> out, const Kernels& k) {
-    std::vector<Coding> codings(plan.param_count);
-    for (uint64_t p = 0; p < plan.param_count; ++p) codings[p] = load_coding(plan, in, p);
-    std::vector<int8_t> codes(plan.run_length);
-    for (uint64_t r = 0; r < plan.run_count(); ++r) {
-        const uint64_t p = r % plan.param_count;
-        const uint64_t first = r * plan.run_length;
+void dequantize_range(const Plan& plan, std::span<const std::byte> in, uint64_t first, std::span<float> out, const Kernels& k) {
+    // Codes are unpacked a piece at a time (never more than a run: one parameter set decodes a piece),
+    // so that the scratch memory is fixed whatever the run's length. Even, as 4-bit codes come in pairs.
+    constexpr uint64_t kPiece = 4096;
+    std::vector<int8_t> codes(static_cast<std::size_t>(std::min(kPiece, plan.run_length)));
+    const uint64_t end = first + out.size();
+    for (uint64_t e = first; e < end;) {
+        const uint64_t r = e / plan.run_length;
+        const uint64_t n = std::min({plan.run_length - e % plan.run_length, end - e, uint64_t{codes.size()}});
         switch (plan.format) {
             case GREY_QUANT_INT8: case GREY_QUANT_INT8_TOKEN: case GREY_QUANT_FP8_E4M3: case GREY_QUANT_FP8_E5M2:
-                std::memcpy(codes.data(), in.data() + first, plan.run_length);
+                std::memcpy(codes.data(), in.data() + e, n);
                 break;
             case GREY_QUANT_INT4: case GREY_QUANT_INT4_SYM: case GREY_QUANT_NF4: {
                 const int bias = plan.format == GREY_QUANT_INT4_SYM ? 8 : 0;
-                const std::byte* packed = in.data() + first / 2;
-                for (uint64_t i = 0; i < plan.run_length; i += 2) {
+                const std::byte* packed = in.data() + e / 2;
+                for (uint64_t i = 0; i < n; i += 2) {
                     const int byte = std::to_integer<int>(packed[i / 2]);
                     codes[i] = static_cast<int8_t>((byte & 0x0F) - bias);
                     codes[i + 1] = static_cast<int8_t>((byte >> 4) - bias);
@@ -440,8 +461,13 @@ void dequantize(const Plan& plan, std::span<const std::byte> in, std::span<float
             case GREY_QUANT_Q4_1: unpack_ggml_nibbles(in.data() + 20 * r + 4, codes.data()); break;
             default: fail(GREY_ERROR_INTERNAL, "unhandled quantization format");
         }
-        decode_run(plan.format, codings[p], codes.data(), out.subspan(first, plan.run_length), k);
+        decode_run(plan.format, load_coding(plan, in, r % plan.param_count), codes.data(), out.subspan(e - first, n), k);
+        e += n;
     }
+}
+
+void dequantize(const Plan& plan, std::span<const std::byte> in, std::span<float> out, const Kernels& k) {
+    dequantize_range(plan, in, 0, out.first(plan.elements), k);
 }
 
 }  // namespace grey::host::quant

@@ -108,6 +108,12 @@ class Model(HandleOwner):
     def names(self) -> list[str]:
         return [t.name for t in self]
 
+    def evict(self, index: int) -> None:
+        """Drops the pages of tensor `index` from the process's resident memory: its views stay valid
+        and read the file again if touched. Walking a model larger than memory, evict each tensor when
+        done with it."""
+        capi.grey_model_tensor_evict(self._get_mapping().handle, index if index >= 0 else index + len(self))
+
     def __repr__(self) -> str:
         if self.closed:
             return "<grey.Model closed>"
@@ -115,10 +121,14 @@ class Model(HandleOwner):
 
 
 class ModelWriter(HandleOwner):
-    """Builds a safetensors or GGUF file in memory and writes it in one go.
+    """Writes a safetensors or GGUF file, all at once or streamed.
 
-    ``with grey.ModelWriter("gguf") as w: w.add_tensor("w", array); w.write(path)``. Tensors are copied
-    when added. Not thread-safe: use one writer from one thread at a time.
+    All at once: ``with grey.ModelWriter("gguf") as w: w.add_tensor("w", array); w.write(path)``; tensors
+    are copied when added. Streamed, holding one tensor at a time: declare every tensor
+    (``i = w.declare_tensor("w", dtype="f32", shape=(4096, 4096))``), ``w.open(path)``, then
+    ``w.write_tensor(i, array)`` for each (in any order, a tensor in one or more pieces) and
+    ``w.finish()``. Either way the file appears at `path` only when complete; closing an unfinished
+    writer leaves nothing behind. Not thread-safe: use one writer from one thread at a time.
     """
 
     def __init__(self, format: str = "safetensors") -> None:
@@ -157,3 +167,25 @@ class ModelWriter(HandleOwner):
     def write(self, path: PathLike) -> None:
         """Writes the file, replacing `path`."""
         capi.grey_model_writer_write(self._get_handle(), os.fspath(path))
+
+    def declare_tensor(self, name: str, *, dtype: DTypeLike, shape: tuple[int, ...], file_type: int = 0) -> int:
+        """Declares the next tensor without its bytes, for streaming; returns its index."""
+        desc = make_desc(dtype_value(dtype), tuple(int(n) for n in shape))
+        return int(capi.grey_model_writer_declare_tensor(self._get_handle(), name, desc, file_type))
+
+    def open(self, path: PathLike, *, replace: bool = False) -> None:
+        """Starts the streamed file (its header is written now). A file already at `path` is an
+        IoError unless `replace`."""
+        options = capi.grey_model_write_options()
+        options.replace = 1 if replace else 0
+        capi.grey_model_writer_open(self._get_handle(), os.fspath(path), options)
+
+    def write_tensor(self, index: int, data: Any) -> None:
+        """Writes the next bytes of declared tensor `index`: a NumPy array or any buffer."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            data = numpy_module().ascontiguousarray(data)
+        capi.grey_model_writer_write_tensor(self._get_handle(), index, data)
+
+    def finish(self) -> None:
+        """Completes the streamed file and puts it at its path."""
+        capi.grey_model_writer_finish(self._get_handle())

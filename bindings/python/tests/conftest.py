@@ -18,3 +18,13 @@ def greyctl_devices():
         pytest.skip(f"no greyctl at {path}: build the default preset, or set GREYCTL")
     out = subprocess.run([str(path), "--no-env", "detect", "--json"], check=True, capture_output=True, text=True)
     return json.loads(out.stdout)["devices"]
+
+
+@pytest.fixture
+def keys(tmp_path):
+    """A fresh audit key pair: (verifier key, writer key) paths."""
+    import grey
+
+    verifier, writer = tmp_path / "audit.key", tmp_path / "audit.key.writer"
+    grey.audit_keygen(verifier, writer)
+    return verifier, writer

@@ -6,13 +6,6 @@ import pytest
 import grey
 
 
-@pytest.fixture
-def keys(tmp_path):
-    verifier, writer = tmp_path / "audit.key", tmp_path / "audit.key.writer"
-    grey.audit_keygen(verifier, writer)
-    return verifier, writer
-
-
 def test_append_checkpoint_verify(tmp_path, keys):
     verifier, writer = keys
     log_path, checkpoint = tmp_path / "audit.log", tmp_path / "cp-1"

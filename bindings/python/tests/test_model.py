@@ -85,3 +85,48 @@ def test_model_errors(tmp_path):
             writer.add_tensor("c", np.zeros(2, dtype=np.complex64))
     with pytest.raises(ValueError, match="closed"):
         writer.write(tmp_path / "x.safetensors")
+
+
+def test_streamed_writer_gives_the_bytes_of_the_one_shot_writer(tmp_path, model_file):
+    path, w32 = model_file
+    bias = np.array([1.5, -2.0, 0.25], dtype=np.float16)
+    bf = np.array([[0x3F80, 0xC000]], dtype=np.uint16)
+    streamed = tmp_path / "streamed.safetensors"
+    with grey.ModelWriter("safetensors") as writer:
+        writer.set_metadata("origin", "pytest")
+        assert writer.declare_tensor("w32", dtype="f32", shape=w32.shape) == 0
+        assert writer.declare_tensor("bias", dtype="f16", shape=bias.shape) == 1
+        assert writer.declare_tensor("bf", dtype="bf16", shape=bf.shape) == 2
+        writer.open(streamed)
+        writer.write_tensor(2, bf)
+        writer.write_tensor(0, w32[:3])
+        writer.write_tensor(0, w32[3:])
+        writer.write_tensor(1, bias.tobytes())
+        assert not streamed.exists()
+        writer.finish()
+    assert streamed.read_bytes() == path.read_bytes()
+    with grey.Model(streamed) as model:
+        for i in range(len(model)):
+            model.evict(i)
+        np.testing.assert_array_equal(model["w32"].data, w32)
+
+
+def test_streamed_writer_never_replaces_a_file_unless_asked(tmp_path):
+    target = tmp_path / "x.safetensors"
+    target.write_bytes(b"precious")
+    with grey.ModelWriter() as writer:
+        writer.declare_tensor("t", dtype="f32", shape=(2,))
+        with pytest.raises(grey.IoError, match="already exists"):
+            writer.open(target)
+        writer.open(target, replace=True)
+        with pytest.raises(grey.InvalidArgument, match="has 0 of its 8 bytes"):
+            writer.finish()
+        writer.write_tensor(0, np.array([1.0, 2.0], dtype=np.float32))
+        writer.finish()
+    with grey.Model(target) as model:
+        np.testing.assert_array_equal(model["t"].data, [1.0, 2.0])
+    unfinished = tmp_path / "unfinished.safetensors"
+    with grey.ModelWriter() as writer:
+        writer.declare_tensor("t", dtype="f32", shape=(2,))
+        writer.open(unfinished)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.safetensors"]

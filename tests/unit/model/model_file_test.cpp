@@ -90,18 +90,11 @@ std::vector<MetadataEntry> every_metadata_type() {
     numbers.count = 3;
     numbers.bytes = std::string("\x01\x00\x00\x00\x02\x00\x00\x00\xFF\xFF\xFF\xFF", 12);
     m.push_back({"tokenizer.ggml.token_type", numbers});
-    GgufValue strings;
-    strings.type = GgufType::array;
-    strings.element_type = GgufType::string;
-    strings.count = 2;
-    strings.items = {GgufValue::text("[CLS]"), GgufValue::text("")};
+    const std::vector<GgufValue> tokens = {GgufValue::text("[CLS]"), GgufValue::text("")};
+    const GgufValue strings = GgufValue::array(GgufType::string, tokens);
     m.push_back({"tokenizer.ggml.tokens", strings});
-    GgufValue nested;
-    nested.type = GgufType::array;
-    nested.element_type = GgufType::array;
-    nested.count = 2;
-    nested.items = {numbers, strings};
-    m.push_back({"nested", nested});
+    const std::vector<GgufValue> arrays = {numbers, strings};
+    m.push_back({"nested", GgufValue::array(GgufType::array, arrays)});
     return m;
 }
 
@@ -162,9 +155,13 @@ TEST(Gguf, RoundTripKeepsEveryMetadataTypeAndTensorType) {
         EXPECT_EQ(model.metadata[i].key, metadata[i].key);
         EXPECT_EQ(model.metadata[i].value.type, metadata[i].value.type) << metadata[i].key;
         EXPECT_EQ(model.metadata[i].value.bytes, metadata[i].value.bytes) << metadata[i].key;
-        EXPECT_EQ(model.metadata[i].value.items.size(), metadata[i].value.items.size()) << metadata[i].key;
+        EXPECT_EQ(model.metadata[i].value.count, metadata[i].value.count) << metadata[i].key;
     }
-    EXPECT_EQ(model.metadata.back().value.items[1].items[0].bytes, "[CLS]");
+    const auto nested = gguf_array_items(model.metadata.back().value);
+    ASSERT_EQ(nested.size(), 2u);
+    EXPECT_EQ(gguf_array_items(nested[0]).size(), 3u);
+    EXPECT_EQ(gguf_array_items(nested[1])[0].bytes, "[CLS]");
+    EXPECT_EQ(gguf_array_items(nested[1])[1].bytes, "");
     for (const auto& t : model.tensors)
         EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data.data()) % 32, reinterpret_cast<uintptr_t>(bytes.data()) % 32) << "tensor data are 32-aligned";
 }
@@ -231,8 +228,11 @@ TEST(Gguf, MalformedHeadersAreNamed) {
     const uint64_t many = 1ull << 60;
     EXPECT_NE(message(patched(0, &bad_magic, 4)).find("magic"), std::string::npos);
     EXPECT_EQ(status_of([&] { (void)parse_gguf(patched(4, &version1, 4)); }), GREY_ERROR_UNSUPPORTED);
-    EXPECT_NE(message(patched(8, &many, 8)).find("tensors, more than the file holds"), std::string::npos);
+    const uint64_t some = 1000;
+    EXPECT_NE(message(patched(8, &many, 8)).find("1152921504606846976 tensors (at most 1048576)"), std::string::npos);
+    EXPECT_NE(message(patched(8, &some, 8)).find("1000 tensors, more than the file holds"), std::string::npos);
     EXPECT_NE(message(patched(16, &many, 8)).find("metadata entries"), std::string::npos);
+    EXPECT_NE(message(patched(16, &some, 8)).find("1000 metadata entries, more than the file holds"), std::string::npos);
     // Tensor info layout here: name length (8) + "t" (1) at 24, rank at 33, ne0 at 37, type at 45, offset at 49.
     const uint32_t rank5 = 5, type_unknown = 99, type_q8 = 8;
     const uint64_t offset_misaligned = 4, offset_past = 4096, ne_huge = 1ull << 40;

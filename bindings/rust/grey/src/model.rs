@@ -121,6 +121,13 @@ impl Model {
     pub fn get(&self, name: &str) -> Result<Option<ModelTensor<'_>>> {
         Ok(self.tensors()?.into_iter().find(|t| t.name == name))
     }
+
+    /// Drops the pages of tensor `index` from the process's resident memory. Its `data` stays valid
+    /// and reads the file again if touched: a program walking a model larger than memory evicts each
+    /// tensor when done with it.
+    pub fn evict(&self, index: u64) -> Result<()> {
+        check(unsafe { sys::grey_model_tensor_evict(self.raw.as_ptr(), index) })
+    }
 }
 
 impl Drop for Model {
@@ -129,7 +136,10 @@ impl Drop for Model {
     }
 }
 
-/// Builds a safetensors or GGUF file in memory and writes it in one go; freed on drop.
+/// Writes a safetensors or GGUF file: all at once ([`ModelWriter::add_tensor`], [`ModelWriter::write`])
+/// or streamed, holding one tensor at a time ([`ModelWriter::declare_tensor`] for every tensor,
+/// [`ModelWriter::open`], [`ModelWriter::write_tensor`] for each, [`ModelWriter::finish`]). Either way
+/// the file appears at its path only when complete; dropping an unfinished writer leaves nothing.
 pub struct ModelWriter {
     raw: NonNull<sys::grey_model_writer>,
 }
@@ -183,6 +193,38 @@ impl ModelWriter {
     pub fn write(&mut self, path: &str) -> Result<()> {
         let c_path = c_string("grey_model_writer_write", "path", path)?;
         check(unsafe { sys::grey_model_writer_write(self.raw.as_ptr(), c_path.as_ptr()) })
+    }
+
+    /// Declares the next tensor without its bytes, for a streamed file; returns its index.
+    pub fn declare_tensor(&mut self, name: &str, dtype: DType, shape: &[u64], file_type: u32) -> Result<u64> {
+        let c_name = c_string(name)?;
+        let desc = make_desc(dtype, shape)?;
+        let mut index = 0u64;
+        check(unsafe {
+            sys::grey_model_writer_declare_tensor(self.raw.as_ptr(), c_name.as_ptr(), &desc, file_type, &mut index)
+        })?;
+        Ok(index)
+    }
+
+    /// Starts the streamed file at `path` (its header is written now). A file already there is
+    /// `Error::Io` unless `replace`.
+    pub fn open(&mut self, path: &str, replace: bool) -> Result<()> {
+        let c_path = c_string(path)?;
+        let mut options = versioned!(sys::grey_model_write_options);
+        options.replace = u32::from(replace);
+        check(unsafe { sys::grey_model_writer_open(self.raw.as_ptr(), c_path.as_ptr(), &options) })
+    }
+
+    /// Writes the next bytes of declared tensor `index` (tensors in any order, a tensor in pieces).
+    pub fn write_tensor(&mut self, index: u64, data: &[u8]) -> Result<()> {
+        check(unsafe {
+            sys::grey_model_writer_write_tensor(self.raw.as_ptr(), index, data.as_ptr() as *const c_void, data.len() as u64)
+        })
+    }
+
+    /// Completes the streamed file and puts it at its path.
+    pub fn finish(&mut self) -> Result<()> {
+        check(unsafe { sys::grey_model_writer_finish(self.raw.as_ptr()) })
     }
 }
 

@@ -311,3 +311,33 @@ fn a_mapping_is_the_buffers_own_memory() {
     let m = buf.map().unwrap();
     assert_eq!(m.host_bytes().unwrap()[0], b'x');
 }
+
+#[test]
+fn streamed_writer_gives_the_bytes_of_the_one_shot_writer() {
+    let dir = TempDir::new("stream");
+    let x = values(2 * 32);
+    let one_shot = dir.path("one-shot.safetensors");
+    let mut writer = grey::ModelWriter::new(grey::ModelFormat::Safetensors).unwrap();
+    writer.add_tensor("w", TensorRef::f32(&x, &[2, 32]), 0).unwrap();
+    writer.write(&one_shot).unwrap();
+
+    let streamed = dir.path("streamed.safetensors");
+    let bytes = TensorRef::f32(&x, &[2, 32]).data.to_vec();
+    let mut s = grey::ModelWriter::new(grey::ModelFormat::Safetensors).unwrap();
+    assert_eq!(s.declare_tensor("w", DType::F32, &[2, 32], 0).unwrap(), 0);
+    s.open(&streamed, false).unwrap();
+    s.write_tensor(0, &bytes[..100]).unwrap();
+    assert!(matches!(s.finish(), Err(Error::InvalidArgument(_))));
+    s.write_tensor(0, &bytes[100..]).unwrap();
+    assert!(!std::path::Path::new(&streamed).exists());
+    s.finish().unwrap();
+    assert_eq!(std::fs::read(&streamed).unwrap(), std::fs::read(&one_shot).unwrap());
+
+    let mut again = grey::ModelWriter::new(grey::ModelFormat::Safetensors).unwrap();
+    again.declare_tensor("w", DType::F32, &[2, 32], 0).unwrap();
+    assert!(matches!(again.open(&streamed, false), Err(Error::Io(_))));
+
+    let model = grey::Model::open(&streamed).unwrap();
+    model.evict(0).unwrap();
+    assert_eq!(model.tensor(0).unwrap().data, &bytes[..]);
+}
