@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
+import select
 import shutil
 import socket
 import subprocess
@@ -222,32 +224,246 @@ def test_weights_and_reload_over_the_control_socket(daemon):
     assert "greyd.tenant_weight" in audit_types(daemon) and "greyd.reload" in audit_types(daemon)
 
 
+def request_line_is_http(raw: str) -> bool:
+    """Whether the first line of `raw` has the form METHOD SP TARGET SP HTTP/x.y at all."""
+    first = raw.lstrip("\r\n").replace("\r\n", "\n").split("\n", 1)[0]
+    return re.fullmatch(r"[!-~]+ [!-~]+ HTTP/[0-9]\.[0-9]", first) is not None
+
+
 def test_malformed_requests_get_4xx_and_never_a_crash(daemon):
     rng = random.Random(20)
     pieces = ["GET", "POST", "G\x00T", "/metrics", "/../../etc/passwd", "%", "%zz", "HTTP/1.1", "HTTP/9.9", "HTTP/1.1\r\n",
               " ", "\t", "\r\n", "\n", "Host:", "Content-Length: -1", "Content-Length: 99999999999999999999",
               "Transfer-Encoding: chunked", "\xff\xfe", "A" * 9000, "?" + "a=" * 500, "\r\n\r\n"]
-    answered = 0
-    silent: list[str] = []
+    unanswered_http: list[str] = []
     for _ in range(300):
         line = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 8)))
         with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as s:
-            s.sendall(line.encode("latin-1", "replace") + b"\r\n\r\n")
             try:
+                s.sendall(line.encode("latin-1", "replace") + b"\r\n\r\n")
                 reply = s.recv(4096)
-            except (ConnectionResetError, TimeoutError):
+            except (ConnectionResetError, BrokenPipeError, TimeoutError):
                 reply = b""
         if not reply:
-            silent.append(line[:60])
-        else:
-            answered += 1
-            code = int(reply.split(b" ", 2)[1])
-            # A line that happens to be a valid GET of a real page may succeed; nothing else may.
-            assert code < 500, (line[:80], reply[:80])
-            if code == 200:
-                assert line.startswith("GET /metrics") or line.startswith("GET /"), line[:80]
-    assert not silent, f"{len(silent)} requests got no answer, e.g. {silent[:5]}"
+            # libmicrohttpd closes, without an answer, a first line that is not METHOD TARGET VERSION at all.
+            if request_line_is_http(line):
+                unanswered_http.append(line[:60])
+            continue
+        code = int(reply.split(b" ", 2)[1])
+        # 505 only for a well-formed line naming an HTTP version other than 1.0 and 1.1.
+        assert code < 500 or (code == 505 and "HTTP/9.9" in line), (line[:80], reply[:80])
+        if code == 200:
+            assert line.startswith("GET /"), line[:80]
+    assert not unanswered_http, f"{len(unanswered_http)} HTTP requests got no answer, e.g. {unanswered_http[:5]}"
     assert get(daemon.port, "/healthz") == (200, "ok\n")
+
+
+def listening_addresses(port: int) -> list[str]:
+    """The local addresses of the TCP sockets listening on `port`, from /proc/net/tcp and tcp6."""
+    found = []
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        if not os.path.exists(table):
+            continue
+        for row in Path(table).read_text().splitlines()[1:]:
+            local, state = row.split()[1], row.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                # /proc prints each 32-bit word in host (little-endian) order.
+                words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+                found.append(socket.inet_ntop(socket.AF_INET if width == 8 else socket.AF_INET6, words))
+    return found
+
+
+def test_http_listens_on_loopback_only_by_default(daemon):
+    assert listening_addresses(daemon.port) == ["127.0.0.1"]
+    # Host names are refused: a name can resolve to an address nobody meant to expose.
+    other = Daemon(daemon.root)
+    other.run_dir = daemon.root / "run2"
+    refused = other.start("--bind", "localhost", check=False)
+    assert refused.returncode == 1
+    assert "--bind 'localhost' is not a numeric IPv4 or IPv6 address" in refused.stderr, refused.stderr
+    assert listening_addresses(other.port) == []
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def flood(port: int, head: bytes, chunk: bytes, limit: int) -> bytes:
+    """Sends `head`, then `chunk` over and over (up to `limit` bytes) until greyd stops reading; its answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        sent = 0
+        try:
+            s.sendall(head)
+            while sent < limit:
+                s.sendall(chunk)
+                sent += len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            return s.recv(4096)
+        except (ConnectionResetError, TimeoutError):
+            return b""
+
+
+def status_code(reply: bytes) -> int:
+    assert reply.startswith(b"HTTP/1."), reply[:80]
+    return int(reply.split(b" ", 2)[1])
+
+
+def test_oversize_requests_are_refused_and_memory_stays_bounded(daemon):
+    pid = int((daemon.run_dir / "greyd.pid").read_text())
+    before = rss_kib(pid)
+    limit = 64 << 20
+    # Endless headers, one endless header line, an endless request line, a body on a GET, a chunked body.
+    headers = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 1000) for i in range(64))
+    assert status_code(flood(daemon.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n", headers, limit)) == 431
+    assert status_code(flood(daemon.port, b"GET /metrics HTTP/1.1\r\nX-Long: ", b"v" * 65536, limit)) == 431
+    assert status_code(flood(daemon.port, b"GET /metrics?", b"a" * 65536, limit)) in (414, 431)
+    body = flood(daemon.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n", b"a" * 65536, limit)
+    assert status_code(body) == 413 and b"no request body" in body
+    chunked = b"GET /status HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert status_code(flood(daemon.port, chunked, b"10000\r\n" + b"a" * 65536 + b"\r\n", limit)) == 413
+    # Five floods of 64 MiB each cost the daemon at most a few connection buffers.
+    assert rss_kib(pid) - before < 16 * 1024, (before, rss_kib(pid))
+    assert get(daemon.port, "/healthz") == (200, "ok\n")
+
+
+def held_connections(pid: int, port: int) -> int:
+    """How many accepted TCP connections on `port` the process `pid` holds open (not the listening socket,
+    and not connections still waiting in the kernel's accept queue, which cost the process nothing)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    held = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if os.path.exists(table):
+            for row in Path(table).read_text().splitlines()[1:]:
+                fields = row.split()
+                if int(fields[1].split(":")[1], 16) == port and fields[3] != "0A" and fields[9] in inodes:
+                    held += 1
+    return held
+
+
+def test_connections_beyond_the_limit_are_not_held(daemon):
+    limit = 64  # HttpServer::kMaxConnections
+    pid = int((daemon.run_dir / "greyd.pid").read_text())
+    idle = [socket.create_connection(("127.0.0.1", daemon.port), timeout=10) for _ in range(limit + 16)]
+    try:
+        time.sleep(1)  # lets the daemon accept what it will
+        held = held_connections(pid, daemon.port)
+        assert 0 < held <= limit, held
+    finally:
+        for s in idle:
+            s.close()
+    # Once they are gone (the daemon notices a closed connection at once), the pages answer again.
+    deadline = time.time() + 20
+    while time.time() < deadline and held_connections(pid, daemon.port) > 0:
+        time.sleep(0.2)
+    assert get(daemon.port, "/healthz") == (200, "ok\n")
+
+
+@pytest.mark.parametrize("page", ["/healthz", "/status", "/metrics"])
+def test_every_page_refuses_bad_requests(daemon, page):
+    def raw(request: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as s:
+            s.sendall(request)
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+                if b"\r\n\r\n" in data and (b"Content-Length: 0" in data or data.endswith(b"\n")):
+                    break
+            return data
+
+    path = page.encode()
+    for method in (b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS", b"BREW"):
+        reply = raw(method + b" " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        assert status_code(reply) == 405 and b"Allow: GET, HEAD" in reply, (method, reply[:120])
+    assert status_code(raw(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")) == 413
+    assert status_code(raw(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")) == 400
+    assert status_code(raw(b"GET " + path + b"/x HTTP/1.1\r\nHost: x\r\n\r\n")) == 404
+    assert status_code(raw(b"GET " + path + b"%00x HTTP/1.1\r\nHost: x\r\n\r\n")) == 404  # never cut at the NUL
+    assert status_code(raw(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n" + b"X: " + b"v" * 20000 + b"\r\n\r\n")) == 431
+    head = raw(b"HEAD " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status_code(head) == 200 and head.endswith(b"\r\n\r\n"), head[-80:]
+    # A query string is ignored: the page is the same.
+    assert get(daemon.port, page + "?x=%00&y")[0] == 200
+
+
+# Each control command with each kind of bad input: refused, naming the field, and nothing done.
+BAD_CONTROL = [
+    ({"command": "status", "extra": 1}, 'status: unknown field "extra"'),
+    ({"command": "shutdown", "now": True}, 'shutdown: unknown field "now"'),
+    ({"command": "clear_stop", "x": None}, 'clear_stop: unknown field "x"'),
+    ({"command": "reload", "config": "/etc/passwd"}, 'reload: unknown field "config"'),
+    ({"command": "emergency_stop", "reason": 7}, "emergency_stop: 'reason' must be a string"),
+    ({"command": "emergency_stop", "reason": ""}, "emergency_stop: 'reason' must be 1 to 255 bytes (it is 0)"),
+    ({"command": "emergency_stop", "reason": "r" * 256}, "emergency_stop: 'reason' must be 1 to 255 bytes (it is 256)"),
+    ({"command": "emergency_stop", "reason": "a\x00b"}, "emergency_stop: 'reason' holds a NUL byte (at byte 1)"),
+    ({"command": "set_weight", "weight": 2}, "set_weight: the field 'tenant' is required"),
+    ({"command": "set_weight", "tenant": "t"}, "set_weight: the field 'weight' is required"),
+    ({"command": "set_weight", "tenant": "t", "weight": "2"}, "set_weight: 'weight' must be a number"),
+    ({"command": "set_weight", "tenant": "t\x00u", "weight": 2}, "set_weight: 'tenant' holds a NUL byte (at byte 1)"),
+    ({"command": "set_weight", "tenant": "t" * 64, "weight": 2}, "set_weight: 'tenant' must be 1 to 63 bytes (it is 64)"),
+    ({"command": "set_weight", "tenant": "t", "weight": 0}, "weight"),
+    ({"command": "set_weight", "tenant": "t", "weight": -1.5}, "weight"),
+    ({"command": "admit"}, "admit: the field 'tenant' is required"),
+    ({"command": "admit", "tenant": ["a"]}, "admit: 'tenant' must be a string"),
+    ({"command": "admit", "tenant": "a\x00"}, "admit: 'tenant' holds a NUL byte (at byte 1)"),
+    ({"command": "admit", "tenant": "a", "cost_ns": -1}, "admit: 'cost_ns' must be an integer from 0 to 18446744073709551615"),
+    ({"command": "admit", "tenant": "a", "cost_ns": "1000"}, "admit: 'cost_ns' must be an integer"),
+    ({"command": "admit", "tenant": "a", "cost_ns": 1.5}, "admit: 'cost_ns' must be an integer"),
+    ({"command": "admit", "tenant": "a", "device": 2**32}, "admit: 'device' must be an integer from 0 to 4294967295"),
+    ({"command": "admit", "tenant": "a", "device": 7}, "device index 7 is out of range"),
+    ({"command": "admit", "tenant": "a", "priority": 2**32}, "admit: 'priority' must be an integer from 0 to 4294967295"),
+    ({"command": "admit", "tenant": "a", "timeout_ms": -5}, "admit: 'timeout_ms' must be an integer"),
+    ({"command": "admit", "tenant": "a", "tickets": 1}, 'admit: unknown field "tickets"'),
+    ({"command": "release"}, "release: the field 'ticket' is required"),
+    ({"command": "release", "ticket": "1"}, "release: 'ticket' must be an integer"),
+    ({"command": "release", "ticket": 12345}, "ticket 12345 was not admitted on this connection"),
+    ({"command": "release", "ticket": 1, "actual_ns": -1}, "release: 'actual_ns' must be an integer"),
+    ({"command": "no-such"}, 'unknown command "no-such"'),
+    ({"command": 5}, 'a request is one JSON object with a "command" string'),
+    ({"commands": "status"}, 'a request is one JSON object with a "command" string'),
+    (["status"], 'a request is one JSON object with a "command" string'),
+]
+
+
+def test_every_control_command_refuses_bad_input(daemon):
+    for request, message in BAD_CONTROL:
+        answer = daemon.control(request)
+        assert answer["ok"] is False and message in answer["error"], (request, answer)
+    status = json.loads(daemon.ctl("daemon", "status", "--json").stdout)
+    assert status["emergency_stop"]["active"] is False and status["tenants"] == []
+    assert status["daemon"]["pid"] == int((daemon.run_dir / "greyd.pid").read_text())  # still the same daemon
+    # Bytes that are not JSON, and a line past the limit (64 KiB), which also ends the connection.
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(30)
+        s.connect(str(daemon.run_dir / "control.sock"))
+        s.sendall(b"\xff\xfe{\n")
+        assert b"a request is one JSON object" in s.recv(4096)
+        s.sendall(b"x" * (70 * 1024))
+        assert b"request line too long" in s.recv(4096)
+        assert s.recv(4096) == b""
+
+
+def test_tenants_created_over_the_socket_are_bounded(daemon):
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(daemon.run_dir / "control.sock"))
+        for i in range(256):
+            assert daemon.control({"command": "set_weight", "tenant": f"t{i}", "weight": 1}, s)["ok"]
+        refused = daemon.control({"command": "admit", "tenant": "one-too-many", "cost_ns": 1}, s)
+        assert refused["ok"] is False and "256 tenants, its limit" in refused["error"], refused
+        assert daemon.control({"command": "admit", "tenant": "t3", "cost_ns": 1}, s)["ok"]  # existing ones still work
 
 
 def test_validate_performance_builtin_reports_both_runs(tmp_path):

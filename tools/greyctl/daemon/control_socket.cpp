@@ -147,6 +147,8 @@ void ControlServer::serve(Connection& connection) {
         if (!write_all(connection.fd, answer.dump() + "\n")) break;
     }
     session.reset();  // releases what the connection held, before the connection counts as done
+    // The peer sees the end now; the descriptor is closed when the connection is reaped.
+    ::shutdown(connection.fd, SHUT_RDWR);
     connection.done = true;
 }
 

@@ -1,12 +1,13 @@
 #include "daemon.hpp"
 
 #include "control_socket.hpp"
+#include "http_server.hpp"
 #include "metrics.hpp"
-
-#include <httplib.h>
+#include "request_fields.hpp"
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
@@ -32,6 +33,10 @@ std::string timestamp() {
 std::string config_text(const grey_config* config, const char* key) {
     return read_text([&](char* b, size_t n, size_t* len) { return grey_config_get(config, key, b, n, len); });
 }
+
+// Tenants are created by name on first use over the control socket; this bounds what clients can make
+// the daemon hold (and the size of /status and /metrics).
+constexpr size_t kMaxTenants = 256;
 
 struct TenantDeleter {
     void operator()(grey_tenant* t) const noexcept { grey_tenant_destroy(t); }
@@ -90,8 +95,7 @@ private:
     json health_ = {{"ok", true}, {"checks", 0}, {"last_check", nullptr}, {"problems", json::array()}};
     json stop_ = {{"active", false}, {"reason", ""}, {"since", nullptr}, {"count", 0}};
 
-    httplib::Server http_;
-    std::thread http_thread_;
+    std::unique_ptr<HttpServer> http_;
     std::unique_ptr<ControlServer> control_;
     std::atomic<bool> exit_{false};
     std::atomic<bool> reload_{false};
@@ -141,23 +145,25 @@ void Daemon::start() {
         emergency_stop(reason.empty() ? "restored from a previous run" : reason, true);
     }
 
-    http_.set_payload_max_length(4096);
-    http_.set_read_timeout(5, 0);
-    http_.set_keep_alive_max_count(1000);
-    http_.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
-        std::lock_guard lock(mutex_);
-        const bool ok = health_["ok"].get<bool>();
-        res.status = ok ? 200 : 503;
-        res.set_content(ok ? "ok\n" : "unhealthy: " + health_["problems"].dump() + "\n", "text/plain");
+    const sockaddr_storage address = listen_address(bind_address_, static_cast<uint16_t>(port_));
+    if (!is_loopback(address))
+        log("WARNING", "serving the read-only pages on " + bind_address_ + ", not on loopback: whoever reaches it reads telemetry, tenant names and the audit head (docs/security.md)");
+    // Nothing but these pages: control is never offered over HTTP (docs/security.md, "Daemon").
+    http_ = std::make_unique<HttpServer>(std::map<std::string, PageHandler>{
+        {"/healthz",
+         [this] {
+             std::lock_guard lock(mutex_);
+             const bool ok = health_["ok"].get<bool>();
+             return HttpReply{ok ? 200u : 503u, "text/plain", ok ? "ok\n" : "unhealthy: " + health_["problems"].dump() + "\n"};
+         }},
+        {"/status", [this] { return HttpReply{200, "application/json", status().dump(2) + "\n"}; }},
+        {"/metrics", [this] { return HttpReply{200, "text/plain; version=0.0.4; charset=utf-8", render_metrics(status())}; }},
     });
-    http_.Get("/status", [this](const httplib::Request&, httplib::Response& res) { res.set_content(status().dump(2) + "\n", "application/json"); });
-    http_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-        res.set_content(render_metrics(status()), "text/plain; version=0.0.4; charset=utf-8");
-    });
-    // Nothing else: control is never offered over HTTP (docs/security.md, "Daemon").
-    if (!http_.bind_to_port(bind_address_, port_))
-        throw std::runtime_error("cannot listen on " + bind_address_ + ":" + std::to_string(port_) + " (in use, or not an address of this machine)");
-    http_thread_ = std::thread([this] { http_.listen_after_bind(); });
+    try {
+        http_->start(address);
+    } catch (const std::exception& e) {
+        throw std::runtime_error("cannot listen on " + bind_address_ + ":" + std::to_string(port_) + ": " + e.what());
+    }
 
     control_ = std::make_unique<ControlServer>(
         paths_.socket, [this](const json& r, Session& s) { return handle(r, s); }, [] { return std::make_unique<ClientSession>(); });
@@ -389,6 +395,8 @@ json Daemon::reload() {
 grey_tenant* Daemon::tenant(const std::string& name, uint32_t priority) {
     std::lock_guard lock(mutex_);
     if (auto it = tenants_.find(name); it != tenants_.end()) return it->second.get();
+    if (tenants_.size() >= kMaxTenants)
+        throw std::invalid_argument("greyd already has " + std::to_string(kMaxTenants) + " tenants, its limit: no new tenant '" + name + "'");
     grey_tenant_options o = GREY_TENANT_OPTIONS_INIT;
     o.name = name.c_str();
     o.priority = priority;
@@ -401,50 +409,59 @@ grey_tenant* Daemon::tenant(const std::string& name, uint32_t priority) {
 json Daemon::handle(const json& request, Session& session) {
     auto& client = static_cast<ClientSession&>(session);
     const std::string command = request["command"].get<std::string>();
-    auto text = [&](const char* key, const std::string& fallback) {
-        return request.contains(key) && request[key].is_string() ? request[key].get<std::string>() : fallback;
-    };
-    auto integer = [&](const char* key, uint64_t fallback) {
-        return request.contains(key) && request[key].is_number_unsigned() ? request[key].get<uint64_t>() : fallback;
-    };
-    if (command == "status") return {{"ok", true}, {"status", status()}};
-    if (command == "shutdown") {
+    constexpr size_t kNameBytes = GREY_NAME_MAX - 1;
+    if (command == "status" || command == "shutdown" || command == "clear_stop" || command == "reload") {
+        const RequestFields none(request, {});
+        if (command == "status") return {{"ok", true}, {"status", status()}};
+        if (command == "clear_stop") return clear_stop();
+        if (command == "reload") return reload();
         exit_ = true;
         return {{"ok", true}};
     }
-    if (command == "emergency_stop") return emergency_stop(text("reason", "emergency stop requested"), false);
-    if (command == "clear_stop") return clear_stop();
-    if (command == "reload") return reload();
+    if (command == "emergency_stop") {
+        const RequestFields f(request, {"reason"});
+        return emergency_stop(f.text("reason", GREY_REASON_MAX - 1, "emergency stop requested"), false);
+    }
     if (command == "set_weight") {
-        if (!request.contains("weight") || !request["weight"].is_number()) return {{"ok", false}, {"error", "set_weight needs a number \"weight\""}};
-        const std::string name = text("tenant", "");
+        const RequestFields f(request, {"tenant", "weight"});
+        const std::string name = f.text("tenant", kNameBytes);
+        const double weight = f.number("weight");
+        if (!std::isfinite(weight) || weight <= 0) return {{"ok", false}, {"error", "set_weight: 'weight' must be finite and > 0"}};
         grey_tenant* t = tenant(name, 0);
-        const double weight = request["weight"].get<double>();
         if (grey_tenant_set_weight(t, weight) != GREY_OK) return {{"ok", false}, {"error", grey_last_error()}};
         audit("greyd.tenant_weight", {{"tenant", name}, {"weight", weight}});
         return {{"ok", true}};
     }
     if (command == "admit") {
-        grey_tenant* t = tenant(text("tenant", ""), static_cast<uint32_t>(integer("priority", 0)));
+        const RequestFields f(request, {"tenant", "device", "cost_ns", "timeout_ms", "priority"});
+        const std::string name = f.text("tenant", kNameBytes);
+        const auto device = static_cast<uint32_t>(f.count("device", UINT32_MAX, 0));
+        const uint64_t cost_ns = f.count("cost_ns", UINT64_MAX, 0);
+        const uint64_t timeout_ms = f.count("timeout_ms", UINT64_MAX, 60'000);
+        const auto priority = static_cast<uint32_t>(f.count("priority", UINT32_MAX, 0));
+        if (device >= telemetry_.size())  // checked here too, so that a refused request creates no tenant
+            return {{"ok", false}, {"error", "admit: device index " + std::to_string(device) + " is out of range (greyd has " +
+                                                 std::to_string(telemetry_.size()) + " device(s))"}};
+        grey_tenant* t = tenant(name, priority);
         grey_admission a{};
         a.struct_size = sizeof a;
-        const uint64_t timeout_ms = integer("timeout_ms", 60'000);
-        const grey_status s = grey_govern_admit(t, static_cast<uint32_t>(integer("device", 0)), integer("cost_ns", 0),
-                                                timeout_ms > UINT64_MAX / 1'000'000 ? GREY_WAIT_FOREVER : timeout_ms * 1'000'000, &a);
+        const grey_status s = grey_govern_admit(t, device, cost_ns, timeout_ms > UINT64_MAX / 1'000'000 ? GREY_WAIT_FOREVER : timeout_ms * 1'000'000, &a);
         if (s != GREY_OK) return {{"ok", false}, {"status", grey_status_string(s)}, {"error", grey_last_error()}};
         client.tickets[a.ticket] = t;
         return {{"ok", true}, {"ticket", a.ticket}, {"waited_ns", a.waited_ns}, {"duty", a.duty}, {"batch_scale", a.batch_scale}};
     }
     if (command == "release") {
-        const uint64_t ticket = integer("ticket", 0);
+        const RequestFields f(request, {"ticket", "actual_ns"});
+        const uint64_t ticket = f.count("ticket", UINT64_MAX);
+        const uint64_t actual_ns = f.count("actual_ns", UINT64_MAX, 0);
         auto it = client.tickets.find(ticket);
         if (it == client.tickets.end()) return {{"ok", false}, {"error", "ticket " + std::to_string(ticket) + " was not admitted on this connection"}};
-        const grey_status s = grey_govern_release(it->second, ticket, integer("actual_ns", 0));
+        const grey_status s = grey_govern_release(it->second, ticket, actual_ns);
         client.tickets.erase(it);
         if (s != GREY_OK) return {{"ok", false}, {"error", grey_last_error()}};
         return {{"ok", true}};
     }
-    return {{"ok", false}, {"error", "unknown command '" + command + "'"}};
+    return {{"ok", false}, {"error", "unknown command " + json(command).dump()}};
 }
 
 void Daemon::serve_until_signalled() {
@@ -464,8 +481,7 @@ void Daemon::serve_until_signalled() {
 void Daemon::shutdown() {
     exit_ = true;
     log("INFO", "shutting down");
-    http_.stop();
-    if (http_thread_.joinable()) http_thread_.join();
+    if (http_) http_->stop();
     // Waiting admissions are refused (a stop), then control connections close and release their tickets.
     if (governor_ && grey_governor_emergency_stop(governor_.get(), "greyd is shutting down") != GREY_OK)
         log("ERROR", std::string("cannot refuse waiting admissions: ") + grey_last_error());
