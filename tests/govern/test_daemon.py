@@ -123,8 +123,7 @@ def test_metrics_parse_with_prometheus_client(daemon):
     assert status == 200
     families = {f.name: f for f in text_string_to_metric_families(text)}
     for name in ("grey_daemon_health_ok", "grey_governor_duty_ratio", "grey_governor_mode", "grey_tenant_admitted",
-                 "grey_tenant_wait_seconds", "grey_audit_records", "grey_audit_head_info", "grey_memory_allocated_bytes",
-                 "grey_governor_paced_seconds"):
+                 "grey_tenant_wait_seconds", "grey_audit_records", "grey_audit_head_info", "grey_governor_paced_seconds"):
         assert name in families, name
     tenants = [s for s in families["grey_tenant_admitted"].samples if s.name == "grey_tenant_admitted_total"]
     assert [(s.labels["tenant"], s.value) for s in tenants] == [('we"ird\\name', 1.0)]
@@ -132,6 +131,41 @@ def test_metrics_parse_with_prometheus_client(daemon):
     assert sum(modes.values()) == 1.0
     # The host has no temperature sensor here or has one: either way no 0 stands in for a missing value.
     assert all(s.value > -300 for s in families.get("grey_device_temperature_celsius", []).samples) if "grey_device_temperature_celsius" in families else True
+
+
+# /status telemetry key -> the /metrics family that exports it.
+TELEMETRY_METRICS = {"temperature_c": "grey_device_temperature_celsius", "power_draw_mw": "grey_device_power_watts",
+                     "energy_total_mj": "grey_device_energy_joules", "utilization_percent": "grey_device_utilization_ratio",
+                     "memory_used_bytes": "grey_device_memory_used_bytes", "graphics_clock_mhz": "grey_device_graphics_clock_hertz",
+                     "throttle_time_power_ns": "grey_device_throttle_power_seconds",
+                     "throttle_time_thermal_ns": "grey_device_throttle_thermal_seconds"}
+
+
+def test_metrics_come_from_measured_state(daemon):
+    """Every figure is one the daemon measured: no memory multiplier (nothing measures one yet), no pool
+    statistics of greyd's own context (it allocates nothing: zeros by construction), a device reading only
+    where the device gave one, and the governor's counters move with the work admitted."""
+    def scrape():
+        return {f.name: f for f in text_string_to_metric_families(get(daemon.port, "/metrics")[1])}
+
+    def value(families, name, **labels):
+        return [s.value for s in families[name].samples if s.labels == labels and not s.name.endswith("_created")][0]
+
+    before = scrape()
+    assert [n for n in before if n.startswith("grey_memory_") or "multiplier" in n] == []
+    device = json.loads(get(daemon.port, "/status")[1])["devices"][0]
+    assert device["memory"]["multiplier"] is None and "allocated_bytes" not in device["memory"]
+    telemetry = device["telemetry"]
+    for key, family in TELEMETRY_METRICS.items():
+        assert (family in before) == isinstance(telemetry.get(key), (int, float)), (key, telemetry.get(key))
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(daemon.run_dir / "control.sock"))
+        answer = daemon.control({"command": "admit", "tenant": "measured", "cost_ns": 3_000_000}, s)
+        assert daemon.control({"command": "release", "ticket": answer["ticket"], "actual_ns": 2_500_000}, s)["ok"]
+    after = scrape()
+    assert value(after, "grey_governor_admitted", device="0") == value(before, "grey_governor_admitted", device="0") + 1
+    assert value(after, "grey_tenant_admitted_cost_seconds", tenant="measured") == pytest.approx(0.003)
+    assert value(after, "grey_tenant_actual_cost_seconds", tenant="measured") == pytest.approx(0.0025)
 
 
 def test_a_real_prometheus_scrapes_greyd(daemon, tmp_path):

@@ -177,9 +177,11 @@ json Daemon::device_json(uint32_t index) {
     grey_device_spec spec{};
     spec.struct_size = sizeof spec;
     json d = {{"index", index}};
+    json memory_total = nullptr;
     if (grey_device_spec_get(context_.get(), index, &spec) == GREY_OK) {
         d["backend"] = spec.backend;
         d["name"] = spec.name.state == GREY_FIELD_OK ? json(spec.name.value) : json(nullptr);
+        if (spec.memory_total_bytes.state == GREY_FIELD_OK) memory_total = spec.memory_total_bytes.value;
     } else {
         d["backend"] = "";
         d["name"] = nullptr;
@@ -210,13 +212,13 @@ json Daemon::device_json(uint32_t index) {
                          {"mode_changes", s.mode_changes},
                          {"yield_requests", s.yield_requests}};
     }
-    grey_memory_stats m{};
-    m.struct_size = sizeof m;
-    if (grey_device_memory_stats(context_.get(), index, &m) == GREY_OK)
-        d["memory"] = {{"reserved_bytes", m.reserved_bytes},   {"committed_bytes", m.committed_bytes}, {"allocated_bytes", m.allocated_bytes},
-                       {"free_bytes", m.free_bytes},           {"allocation_count", m.allocation_count}, {"fragmentation", m.fragmentation}};
-    else
-        d["memory"] = nullptr;
+    // Memory as the device measures it (every process's use). greyd's own context allocates nothing, so
+    // its pool statistics would be zeros by construction and are not shown. The effective memory
+    // multiplier (logical / physical bytes, DESIGN.md section 4) is not measured anywhere yet: without
+    // sealed, deduplicated or compressed buffers there is nothing to measure, so it is null, never 1.
+    d["memory"] = {{"used_bytes", d["telemetry"].value("memory_used_bytes", json(nullptr))},
+                   {"total_bytes", memory_total},
+                   {"multiplier", nullptr}};
     return d;
 }
 

@@ -113,13 +113,9 @@ std::string render_metrics(const json& status) {
         m.add("grey_governor_stopped_seconds_total", "counter", "Time under an emergency stop.", id, number(gov["stopped_ns"]) * 1e-9);
         m.add("grey_governor_mode_changes_total", "counter", "Mode changes.", id, number(gov["mode_changes"]));
         m.add("grey_governor_yield_requests_total", "counter", "Running work asked to yield.", id, number(gov["yield_requests"]));
-        const json& mem = dev["memory"];
-        if (mem.is_object()) {
-            m.add("grey_memory_allocated_bytes", "gauge", "Bytes in live buffers.", id, number(mem["allocated_bytes"]));
-            m.add("grey_memory_committed_bytes", "gauge", "Physical memory the pool holds.", id, number(mem["committed_bytes"]));
-            m.add("grey_memory_reserved_bytes", "gauge", "Address space reserved for the pool.", id, number(mem["reserved_bytes"]));
-            m.add("grey_memory_fragmentation_ratio", "gauge", "1 - largest free block / free bytes.", id, number(mem["fragmentation"]));
-        }
+        // Only what the device measured; no memory multiplier until one is measured (docs/govern.md).
+        if (dev["memory"]["total_bytes"].is_number())
+            m.add("grey_device_memory_total_bytes", "gauge", "Device memory in total.", id, number(dev["memory"]["total_bytes"]));
     }
     for (const json& t : status["tenants"]) {
         const std::string id = "tenant=\"" + escape_label(t["name"].get<std::string>()) + "\"";
