@@ -627,6 +627,18 @@ typedef struct grey_memory_stats {
 GREY_API GREY_NODISCARD grey_status grey_device_memory_stats(grey_context* context, uint32_t device,
                                                              grey_memory_stats* out_stats);
 
+/* Asks the driver to hold `device`'s power limit at `limit_mw` milliwatts and gives the limit it replaced
+ * in *out_previous_mw (may be NULL), so that the caller can put it back with a second call. libgrey never
+ * calls this on its own: only a host program that calls it, or a governor created with
+ * grey_governor_options.power_limit_mw (an explicit opt-in, 0 by default), changes a power limit.
+ * GREY_ERROR_UNSUPPORTED when the device's backend cannot set one (the host backend; NVML without
+ * nvmlDeviceSetPowerManagementLimit), GREY_ERROR_PERMISSION_DENIED when the driver refuses (setting a
+ * limit normally needs root), GREY_ERROR_INVALID_ARGUMENT when limit_mw lies outside the device's
+ * [power_limit_min_mw, power_limit_max_mw] (grey_device_spec) or is 0. The limit outlives the process:
+ * whoever sets one must restore it. Thread-safe. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_device_power_limit_set(grey_context* context, uint32_t device, uint64_t limit_mw,
+                                                                uint64_t* out_previous_mw);
+
 /* A 64-bit checksum of `size_bytes` bytes of the buffer starting at `offset`, computed where the buffer
  * lives (on a GPU, by a kernel; nothing is copied to the host). The value depends only on the bytes and
  * their order, not on the device or the offset, so checksums of equal ranges on different devices are
@@ -1271,10 +1283,17 @@ typedef struct grey_governor_options {
     double hysteresis_c;    /* kelvin below target (pacing) and max (hot) before releasing; 0: 1 */
     double min_duty;        /* the least duty pacing goes down to, (0, 1]; 0: 0.05 */
     double unknown_duty;    /* the duty ceiling once the temperature has been unknown 2 s, (0, 1]; 0: 0.5 */
+    /* The power-limit request path, off by default. 0: the governor never touches a power limit. Any
+     * other value is an explicit opt-in: grey_governor_create asks every device to hold this limit
+     * (grey_device_power_limit_set; devices whose backend cannot hold one, such as the host CPU, are
+     * left alone; creation fails, restoring what it had set, if a device refuses or none can hold one),
+     * and the limits found are restored by grey_governor_emergency_stop and grey_governor_destroy
+     * (grey_governor_resume does not set them again). The controller itself never changes it. */
+    uint64_t power_limit_mw;
 } grey_governor_options;
 
 #define GREY_GOVERNOR_OPTIONS_INIT \
-    { (uint32_t)sizeof(grey_governor_options), 100u, 0u, 0u, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0 }
+    { (uint32_t)sizeof(grey_governor_options), 100u, 0u, 0u, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0u }
 
 /* What the governor is doing on a device. */
 typedef enum grey_govern_mode {
@@ -1359,6 +1378,8 @@ typedef struct grey_govern_device_state {
     uint64_t stopped_ns;         /* time spent under an emergency stop */
     uint64_t mode_changes;
     uint64_t yield_requests;     /* running tickets asked to yield (preemption) */
+    uint64_t power_limit_held_mw;    /* the limit the governor holds now (power_limit_mw); 0: none */
+    uint64_t power_limit_restore_mw; /* the limit it found and will restore; 0 while it holds none */
 } grey_govern_device_state;
 
 GREY_API GREY_NODISCARD grey_status grey_governor_device_state_get(grey_governor* governor, uint32_t device,

@@ -128,6 +128,14 @@ typedef struct grey_backend_vtable {
      * zeroed it and fills struct_size and size_bytes itself, and counts the mappings (a backend whose
      * buffers are plain memory keeps no state for them). The address must stay valid until buffer_free. */
     grey_status (*buffer_map)(void* state, grey_backend_buffer* buffer, grey_buffer_mapping* out_mapping);
+
+    /* Slots appended in 0.2. */
+
+    /* Sets the device's power limit to `limit_mw` (non-zero, checked by the driver against its range)
+     * and returns the limit it replaced in *out_previous_mw (optional: NULL makes
+     * grey_device_power_limit_set answer GREY_ERROR_UNSUPPORTED). Report a refusal of the driver as
+     * GREY_ERROR_PERMISSION_DENIED, a limit out of range as GREY_ERROR_INVALID_ARGUMENT. */
+    grey_status (*power_limit_set)(void* state, uint32_t device, uint64_t limit_mw, uint64_t* out_previous_mw);
 } grey_backend_vtable;
 
 /* The vtable size of the first ABI-1 plugins: everything up to the appended slots is required. */

@@ -96,6 +96,13 @@ void Backend::memory_stats(uint32_t device, grey_memory_stats& stats) const {
     check(vtable_.memory_stats(state_, device, &stats), "memory_stats");
 }
 
+uint64_t Backend::power_limit_set(uint32_t device, uint64_t limit_mw) const {
+    if (vtable_.power_limit_set == nullptr) unsupported(name_, "setting a power limit");
+    uint64_t previous = 0;
+    check(vtable_.power_limit_set(state_, device, limit_mw, &previous), "power_limit_set");
+    return previous;
+}
+
 void Backend::quantize(const grey_backend_quant_job& job, grey_backend_buffer* source, uint64_t source_offset,
                        grey_backend_buffer* destination, uint64_t destination_offset) const {
     if (vtable_.quantize == nullptr) unsupported(name_, "quantization");

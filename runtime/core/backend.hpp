@@ -40,6 +40,8 @@ public:
     void buffer_map(grey_backend_buffer* buffer, grey_buffer_mapping& mapping) const;
     // Fills every member after struct_size; UNSUPPORTED when the backend keeps no statistics.
     void memory_stats(uint32_t device, grey_memory_stats& stats) const;
+    // Sets the device's power limit and returns the one it replaced; UNSUPPORTED without the slot.
+    [[nodiscard]] uint64_t power_limit_set(uint32_t device, uint64_t limit_mw) const;
     [[nodiscard]] bool has_quantization() const noexcept { return vtable_.quantize != nullptr && vtable_.dequantize != nullptr; }
     void quantize(const grey_backend_quant_job& job, grey_backend_buffer* source, uint64_t source_offset,
                   grey_backend_buffer* destination, uint64_t destination_offset) const;

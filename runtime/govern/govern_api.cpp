@@ -3,16 +3,19 @@
 #include "core/context.hpp"
 #include "core/error.hpp"
 #include "govern/governor.hpp"
+#include "govern/power_limit_hold.hpp"
 
 #include <cmath>
 #include <cstring>
 #include <memory>
 #include <set>
+#include <tuple>
 
 struct grey_tenant;
 
 struct grey_governor {
     std::unique_ptr<grey::govern::Governor> impl;
+    std::unique_ptr<grey::govern::PowerLimitHold> power;  // only with options->power_limit_mw (opt-in)
     std::mutex handles_mutex;
     std::set<grey_tenant*> handles;  // freed with the governor if the host has not destroyed them
 };
@@ -152,11 +155,15 @@ grey_status grey_governor_create(grey_context* context, const grey_governor_opti
         grey::require_non_null(context, "context");
         grey::require_non_null(out_governor, "out_governor");
         const GovernorOptions parsed = governor_options(options);
+        const grey_governor_options defaults = GREY_GOVERNOR_OPTIONS_INIT;
+        const uint64_t power_limit_mw = read_input(options, defaults, "options").power_limit_mw;
         std::vector<DeviceInfo> devices;
         for (const auto& device : context->devices) devices.push_back({device->backend->name() != "host"});
         auto governor = std::make_unique<grey_governor>();
         governor->impl = std::make_unique<Governor>(std::move(devices), context->config.impl, parsed,
                                                     std::make_unique<BackendTelemetry>(context), std::make_shared<SteadyClock>());
+        if (power_limit_mw != 0)
+            governor->power = std::make_unique<PowerLimitHold>(context, static_cast<uint32_t>(context->devices.size()), power_limit_mw);
         *out_governor = governor.release();
     });
 }
@@ -165,6 +172,7 @@ void grey_governor_destroy(grey_governor* governor) {
     if (governor == nullptr) return;
     std::unique_ptr<grey_governor> owner(governor);
     owner->impl.reset();  // stops the thread before the tenants go
+    owner->power.reset();  // restores the power limits it replaced
     for (grey_tenant* tenant : owner->handles) delete tenant;
 }
 
@@ -187,6 +195,10 @@ grey_status grey_governor_emergency_stop(grey_governor* governor, const char* re
     return grey::abi_guard([&] {
         grey::require_non_null(governor, "governor");
         governor->impl->emergency_stop(reason != nullptr ? reason : "");
+        // Admission is stopped first; then the power limits the governor set are put back.
+        if (governor->power)
+            if (const std::string problems = governor->power->restore(); !problems.empty())
+                grey::fail(GREY_ERROR_BACKEND, "the emergency stop is in force, but restoring the power limit failed: " + problems);
     });
 }
 
@@ -246,6 +258,7 @@ grey_status grey_governor_device_state_get(grey_governor* governor, uint32_t dev
         s.stopped_ns = snap.stopped_ns;
         s.mode_changes = snap.mode_changes;
         s.yield_requests = snap.yield_requests;
+        if (governor->power) std::tie(s.power_limit_held_mw, s.power_limit_restore_mw) = governor->power->held(device);
         grey::copy_out_struct(s, out_state, sizeof(grey_govern_device_state), "out_state");
     });
 }

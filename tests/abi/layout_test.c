@@ -220,7 +220,7 @@ _Static_assert(offsetof(grey_audit_checkpoint_info, log_id) == 24, "grey_audit_c
 _Static_assert(offsetof(grey_audit_checkpoint_info, root_hash) == 40, "grey_audit_checkpoint_info.root_hash moved");
 _Static_assert(offsetof(grey_audit_checkpoint_info, ed25519_signed) == 72, "grey_audit_checkpoint_info.ed25519_signed moved");
 /* since 0.2: the governor and scheduler */
-_Static_assert(sizeof(grey_governor_options) == 72, "size of grey_governor_options changed");
+_Static_assert(sizeof(grey_governor_options) == 80, "size of grey_governor_options changed");
 _Static_assert(offsetof(grey_governor_options, struct_size) == 0, "grey_governor_options.struct_size moved");
 _Static_assert(offsetof(grey_governor_options, sample_period_ms) == 4, "grey_governor_options.sample_period_ms moved");
 _Static_assert(offsetof(grey_governor_options, burst_ns) == 8, "grey_governor_options.burst_ns moved");
@@ -231,6 +231,7 @@ _Static_assert(offsetof(grey_governor_options, horizon_s) == 40, "grey_governor_
 _Static_assert(offsetof(grey_governor_options, hysteresis_c) == 48, "grey_governor_options.hysteresis_c moved");
 _Static_assert(offsetof(grey_governor_options, min_duty) == 56, "grey_governor_options.min_duty moved");
 _Static_assert(offsetof(grey_governor_options, unknown_duty) == 64, "grey_governor_options.unknown_duty moved");
+_Static_assert(offsetof(grey_governor_options, power_limit_mw) == 72, "grey_governor_options.power_limit_mw moved");
 _Static_assert(sizeof(grey_governor_state) == 328, "size of grey_governor_state changed");
 _Static_assert(offsetof(grey_governor_state, struct_size) == 0, "grey_governor_state.struct_size moved");
 _Static_assert(offsetof(grey_governor_state, stopped) == 4, "grey_governor_state.stopped moved");
@@ -247,7 +248,7 @@ _Static_assert(offsetof(grey_governor_state, fairness_enabled) == 60, "grey_gove
 _Static_assert(offsetof(grey_governor_state, preemption_allowed) == 64, "grey_governor_state.preemption_allowed moved");
 _Static_assert(offsetof(grey_governor_state, reserved0) == 68, "grey_governor_state.reserved0 moved");
 _Static_assert(offsetof(grey_governor_state, stop_reason) == 72, "grey_governor_state.stop_reason moved");
-_Static_assert(sizeof(grey_govern_device_state) == 136, "size of grey_govern_device_state changed");
+_Static_assert(sizeof(grey_govern_device_state) == 152, "size of grey_govern_device_state changed");
 _Static_assert(offsetof(grey_govern_device_state, struct_size) == 0, "grey_govern_device_state.struct_size moved");
 _Static_assert(offsetof(grey_govern_device_state, mode) == 4, "grey_govern_device_state.mode moved");
 _Static_assert(offsetof(grey_govern_device_state, temperature_known) == 8, "grey_govern_device_state.temperature_known moved");
@@ -267,6 +268,8 @@ _Static_assert(offsetof(grey_govern_device_state, unknown_ns) == 104, "grey_gove
 _Static_assert(offsetof(grey_govern_device_state, stopped_ns) == 112, "grey_govern_device_state.stopped_ns moved");
 _Static_assert(offsetof(grey_govern_device_state, mode_changes) == 120, "grey_govern_device_state.mode_changes moved");
 _Static_assert(offsetof(grey_govern_device_state, yield_requests) == 128, "grey_govern_device_state.yield_requests moved");
+_Static_assert(offsetof(grey_govern_device_state, power_limit_held_mw) == 136, "grey_govern_device_state.power_limit_held_mw moved");
+_Static_assert(offsetof(grey_govern_device_state, power_limit_restore_mw) == 144, "grey_govern_device_state.power_limit_restore_mw moved");
 _Static_assert(sizeof(grey_tenant_options) == 24, "size of grey_tenant_options changed");
 _Static_assert(offsetof(grey_tenant_options, struct_size) == 0, "grey_tenant_options.struct_size moved");
 _Static_assert(offsetof(grey_tenant_options, priority) == 4, "grey_tenant_options.priority moved");

@@ -202,6 +202,19 @@ TEST_F(Fixture, BadArgumentsAreRefusedWithAReason) {
     grey_tenant_destroy(nullptr);
 }
 
+TEST_F(Fixture, APowerLimitOptInWithoutADeviceThatCanHoldOneIsRefused) {
+    grey_governor_options g = GREY_GOVERNOR_OPTIONS_INIT;
+    g.sample_period_ms = 0;
+    g.power_limit_mw = 300000;
+    grey_governor* other = nullptr;
+    EXPECT_EQ(grey_governor_create(context, &g, &other), GREY_ERROR_UNSUPPORTED);
+    EXPECT_EQ(other, nullptr);
+    EXPECT_NE(std::string(grey_last_error()).find("options->power_limit_mw: no device can hold a power limit (device 0: "), std::string::npos)
+        << grey_last_error();
+    EXPECT_EQ(grey_device_power_limit_set(context, 0, 300000, nullptr), GREY_ERROR_UNSUPPORTED);
+    EXPECT_EQ(grey_device_power_limit_set(nullptr, 0, 300000, nullptr), GREY_ERROR_INVALID_ARGUMENT);
+}
+
 TEST_F(Fixture, ReloadFromAConfig) {
     grey_config* config = nullptr;
     ASSERT_EQ(grey_config_create("aggressive", &config), GREY_OK);

@@ -13,6 +13,7 @@ import random
 import re
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -31,8 +32,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def greyctl(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([GREYCTL, "--no-env", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+def greyctl(*args: str, cwd: Path, check: bool = True, env: dict | None = None,
+            global_args: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    result = subprocess.run([GREYCTL, "--no-env", *global_args, *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, **(env or {})})
     if check and result.returncode != 0:
         raise AssertionError(f"greyctl {' '.join(args)} exited {result.returncode}: {result.stderr}")
     return result
@@ -47,17 +50,19 @@ def get(port: int, path: str) -> tuple[int, str]:
 
 
 class Daemon:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, env: dict | None = None, global_args: tuple[str, ...] = ()):
         self.root = root
         self.run_dir = root / "run"
         self.port = free_port()
+        self.env = env
+        self.global_args = global_args
 
     def start(self, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
         return greyctl("daemon", "start", "--run-dir", str(self.run_dir), "--port", str(self.port), "--sample-period-ms", "20",
-                       *extra, cwd=self.root, check=check)
+                       *extra, cwd=self.root, check=check, env=self.env, global_args=self.global_args)
 
     def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return greyctl(*args, "--run-dir", str(self.run_dir), cwd=self.root, check=check)
+        return greyctl(*args, "--run-dir", str(self.run_dir), cwd=self.root, check=check, env=self.env, global_args=self.global_args)
 
     def control(self, request: dict, sock: socket.socket | None = None) -> dict:
         own = sock is None
@@ -77,15 +82,19 @@ class Daemon:
 
 @pytest.fixture
 def daemon(tmp_path):
-    root = tmp_path / "greyd"
+    d = Daemon(keyed_root(tmp_path / "greyd"))
+    d.start()
+    yield d
+    d.ctl("daemon", "stop", check=False)
+
+
+def keyed_root(root: Path) -> Path:
+    """`root` with an audit key pair, the writer key where greyd looks for it (./proofs)."""
     (root / "proofs").mkdir(parents=True)
     greyctl("audit", "keygen", "--out", str(root / "audit.key"), cwd=root)
     shutil.copy(root / "audit.key.writer", root / "proofs" / "audit.key.writer")
     os.chmod(root / "proofs" / "audit.key.writer", 0o600)
-    d = Daemon(root)
-    d.start()
-    yield d
-    d.ctl("daemon", "stop", check=False)
+    return root
 
 
 def audit_types(d: Daemon) -> list[str]:
@@ -498,6 +507,105 @@ def test_tenants_created_over_the_socket_are_bounded(daemon):
         refused = daemon.control({"command": "admit", "tenant": "one-too-many", "cost_ns": 1}, s)
         assert refused["ok"] is False and "256 tenants, its limit" in refused["error"], refused
         assert daemon.control({"command": "admit", "tenant": "t3", "cost_ns": 1}, s)["ok"]  # existing ones still work
+
+
+def audit_records(d: Daemon) -> list[dict]:
+    """The records of greyd's log as `audit show` prints them: index, epoch, type, payload."""
+    out = greyctl("audit", "show", "--log", str(d.root / "proofs" / "audit.log"), cwd=d.root).stdout
+    records = []
+    for line in out.splitlines():
+        _, _, _, kind, payload = line.split(maxsplit=4)
+        records.append({"type": kind, "payload": json.loads(payload)})
+    return records
+
+
+@pytest.fixture
+def fake_gpu(tmp_path):
+    """A greyd whose devices include a fake NVIDIA GPU (tests/cuda's fake driver and NVML), whose power
+    limit lives in a file (650 W at first) with the history of every set beside it."""
+    fake, plugins = os.environ.get("GREY_FAKE_DRIVER_DIR"), os.environ.get("GREY_PLUGIN_DIR")
+    if not fake or not plugins:
+        pytest.skip("the CUDA backend and its fake driver are not built here (tests/cuda)")
+    power = tmp_path / "power"
+    power.write_text("650000")
+    env = {"LD_LIBRARY_PATH": fake, "FAKE_NVML_POWER_FILE": str(power)}
+    d = Daemon(keyed_root(tmp_path / "greyd"), env=env, global_args=("--backend-dir", plugins))
+    yield d, power
+    d.ctl("daemon", "stop", check=False)
+
+
+def power_history(power: Path) -> list[str]:
+    log = Path(str(power) + ".log")
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def gpu_governor(d: Daemon) -> dict:
+    status = json.loads(d.ctl("daemon", "status", "--json").stdout)
+    [gpu] = [dev for dev in status["devices"] if dev["backend"] == "cuda"]
+    return gpu["governor"]
+
+
+def test_power_limit_is_never_touched_without_the_opt_in(fake_gpu):
+    d, power = fake_gpu
+    d.start()
+    assert gpu_governor(d)["power_limit_held_mw"] is None
+    d.ctl("emergency-stop", "--reason", "test")
+    d.ctl("emergency-stop", "--clear")
+    d.ctl("daemon", "stop")
+    assert power_history(power) == [] and power.read_text() == "650000"
+    assert "greyd.power_limit" not in audit_types(d)
+
+
+def test_power_limit_opt_in_is_restored_on_emergency_stop_and_on_exit(fake_gpu):
+    d, power = fake_gpu
+    d.start("--power-limit-w", "300")
+    assert power.read_text() == "300000"
+    governor = gpu_governor(d)
+    assert (governor["power_limit_held_mw"], governor["power_limit_restore_mw"]) == (300000, 650000)
+    assert (d.run_dir / "power-limits.json").exists()
+    d.ctl("emergency-stop", "--reason", "rack too hot")
+    assert power.read_text() == "650000"
+    assert gpu_governor(d)["power_limit_held_mw"] is None
+    assert not (d.run_dir / "power-limits.json").exists()
+    [stop] = [r for r in audit_records(d) if r["type"] == "greyd.emergency_stop"]
+    assert stop["payload"]["reverted"] == [{"device": 1, "power_limit_mw": 650000, "ok": True}]
+    d.ctl("emergency-stop", "--clear")  # resuming admission does not set the limit again
+    d.ctl("daemon", "stop")
+    assert power_history(power) == ["set 300000", "set 650000"]
+    # Held again by a new daemon, and restored when it exits.
+    d.start("--power-limit-w", "300")
+    assert power.read_text() == "300000"
+    d.ctl("daemon", "stop")
+    assert power.read_text() == "650000"
+    assert power_history(power) == ["set 300000", "set 650000"] * 2
+    assert audit_types(d).count("greyd.power_limit") == 2
+
+
+def test_power_limits_left_by_a_killed_daemon_are_restored_at_the_next_start(fake_gpu):
+    d, power = fake_gpu
+    d.start("--power-limit-w", "250")
+    pid = int((d.run_dir / "greyd.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.time() + 30
+    while time.time() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.1)
+    assert power.read_text() == "250000"  # a killed process restores nothing: the next start must
+    d.start()
+    assert power.read_text() == "650000"
+    assert not (d.run_dir / "power-limits.json").exists()
+    [restored] = [r for r in audit_records(d) if r["type"] == "greyd.power_limit_restored"]
+    assert restored["payload"]["restored"] == [{"device": 1, "power_limit_mw": 650000}]
+    assert gpu_governor(d)["power_limit_held_mw"] is None
+    assert power_history(power) == ["set 250000", "set 650000"]
+
+
+def test_a_power_limit_the_driver_refuses_stops_greyd_from_starting(fake_gpu):
+    d, power = fake_gpu
+    d.env["FAKE_NVML_FAIL"] = "nvmlDeviceSetPowerManagementLimit:4"
+    refused = d.start("--power-limit-w", "300", check=False)
+    assert refused.returncode == 1
+    assert "options->power_limit_mw: device 1 cannot hold 300000 mW" in refused.stderr, refused.stderr
+    assert power_history(power) == [] and power.read_text() == "650000"
 
 
 def test_validate_performance_builtin_reports_both_runs(tmp_path):

@@ -72,6 +72,8 @@ private:
     void health_check();
     json handle(const json& request, Session& session);
     json emergency_stop(const std::string& reason, bool restored);
+    void restore_power_limits_left_by_a_dead_daemon();
+    json power_limits_held();
     json clear_stop();
     json reload();
     grey_tenant* tenant(const std::string& name, uint32_t priority);
@@ -125,9 +127,7 @@ void Daemon::start() {
 
     grey_governor_options g = GREY_GOVERNOR_OPTIONS_INIT;
     g.sample_period_ms = options_.sample_period_ms;
-    grey_governor* governor = nullptr;
-    check(grey_governor_create(context_.get(), &g, &governor));
-    governor_.reset(governor);
+    g.power_limit_mw = options_.power_limit_mw;
 
     if (!options_.no_audit) {
         const std::string log_path = options_.audit_log.empty() ? proof_dir_ + "/audit.log" : options_.audit_log;
@@ -138,6 +138,18 @@ void Daemon::start() {
     uint32_t devices = 0;
     check(grey_device_count(context_.get(), &devices));
     telemetry_.assign(devices, json::object());
+
+    // Limits a previous greyd set and could not restore (it was killed) are put back before anything else.
+    restore_power_limits_left_by_a_dead_daemon();
+    grey_governor* governor = nullptr;
+    check(grey_governor_create(context_.get(), &g, &governor));
+    governor_.reset(governor);
+    if (const json held = power_limits_held(); !held.empty()) {
+        // Written at once, so that a greyd killed from here on has its limits put back at its next start.
+        std::ofstream(paths_.dir + "/power-limits.json") << held.dump() << "\n";
+        audit("greyd.power_limit", {{"held", held}});
+        log("WARNING", "holding power limits at the operator's request (--power-limit-w): " + held.dump());
+    }
 
     // An emergency stop outlives the daemon: it holds until someone clears it.
     if (std::ifstream marker(paths_.dir + "/emergency-stop"); marker) {
@@ -210,7 +222,9 @@ json Daemon::device_json(uint32_t index) {
                          {"unknown_ns", s.unknown_ns},
                          {"stopped_ns", s.stopped_ns},
                          {"mode_changes", s.mode_changes},
-                         {"yield_requests", s.yield_requests}};
+                         {"yield_requests", s.yield_requests},
+                         {"power_limit_held_mw", s.power_limit_held_mw != 0 ? json(s.power_limit_held_mw) : json(nullptr)},
+                         {"power_limit_restore_mw", s.power_limit_held_mw != 0 ? json(s.power_limit_restore_mw) : json(nullptr)}};
     }
     // Memory as the device measures it (every process's use). greyd's own context allocates nothing, so
     // its pool statistics would be zeros by construction and are not shown. The effective memory
@@ -346,7 +360,17 @@ void Daemon::health_check() {
 }
 
 json Daemon::emergency_stop(const std::string& reason, bool restored) {
-    check(grey_governor_emergency_stop(governor_.get(), reason.c_str()));
+    const json held = power_limits_held();
+    // The governor stops every gate, then restores the power limits it set; a failed restore leaves the
+    // stop in force and is reported here, never hidden.
+    std::string restore_problem;
+    if (grey_governor_emergency_stop(governor_.get(), reason.c_str()) != GREY_OK) {
+        restore_problem = grey_last_error();
+        grey_governor_state state{};
+        state.struct_size = sizeof state;
+        check(grey_governor_state_get(governor_.get(), &state));
+        if (state.stopped == 0) throw std::runtime_error("emergency stop failed: " + restore_problem);
+    }
     {
         std::lock_guard lock(mutex_);
         stop_["active"] = true;
@@ -355,13 +379,63 @@ json Daemon::emergency_stop(const std::string& reason, bool restored) {
         stop_["count"] = stop_["count"].get<uint64_t>() + 1;
     }
     std::ofstream(paths_.dir + "/emergency-stop") << reason;
-    // The hook for "revert what apply changed": greyctl apply does not exist yet, so nothing has been
-    // changed on any device and there is nothing to revert. When apply arrives, its recorded changes
-    // are undone here, before the event is logged.
-    const json reverted = json::array();
-    audit("greyd.emergency_stop", {{"reason", reason}, {"restored_at_start", restored}, {"reverted", reverted}});
-    log("WARNING", "EMERGENCY STOP: no work is admitted on any device (" + reason + ")");
-    return {{"ok", true}, {"reverted", reverted}};
+    // What greyd had changed on the devices: the power limits it held (--power-limit-w), now restored.
+    // (greyctl apply does not exist yet; its recorded changes are to be undone here too.)
+    json reverted = json::array();
+    for (const json& h : held)
+        reverted.push_back({{"device", h["device"]}, {"power_limit_mw", h["restore_mw"]}, {"ok", restore_problem.empty()}});
+    if (restore_problem.empty()) std::remove((paths_.dir + "/power-limits.json").c_str());
+    json record = {{"reason", reason}, {"restored_at_start", restored}, {"reverted", reverted}};
+    if (!restore_problem.empty()) record["revert_error"] = restore_problem;
+    audit("greyd.emergency_stop", record);
+    log("WARNING", "EMERGENCY STOP: no work is admitted on any device (" + reason + ")" +
+                       (reverted.empty() ? "" : "; power limits restored: " + reverted.dump()) +
+                       (restore_problem.empty() ? "" : "; RESTORING FAILED: " + restore_problem));
+    json answer = {{"ok", true}, {"reverted", reverted}};
+    if (!restore_problem.empty()) answer["revert_error"] = restore_problem;
+    return answer;
+}
+
+// The limits the governor holds now: [{device, held_mw, restore_mw}], empty without --power-limit-w.
+json Daemon::power_limits_held() {
+    json held = json::array();
+    for (uint32_t i = 0; i < telemetry_.size(); ++i) {
+        grey_govern_device_state s{};
+        s.struct_size = sizeof s;
+        if (governor_ && grey_governor_device_state_get(governor_.get(), i, &s) == GREY_OK && s.power_limit_held_mw != 0)
+            held.push_back({{"device", i}, {"held_mw", s.power_limit_held_mw}, {"restore_mw", s.power_limit_restore_mw}});
+    }
+    return held;
+}
+
+void Daemon::restore_power_limits_left_by_a_dead_daemon() {
+    const std::string path = paths_.dir + "/power-limits.json";
+    std::ifstream in(path);
+    if (!in) return;
+    const json left = json::parse(in, nullptr, false);
+    json restored = json::array();
+    std::string problems;
+    if (left.is_array()) {
+        for (const json& h : left) {
+            if (!h.is_object() || !h.contains("device") || !h["device"].is_number_unsigned() || !h.contains("restore_mw") ||
+                !h["restore_mw"].is_number_unsigned())
+                continue;
+            const auto device = h["device"].get<uint32_t>();
+            const auto limit = h["restore_mw"].get<uint64_t>();
+            if (grey_device_power_limit_set(context_.get(), device, limit, nullptr) == GREY_OK)
+                restored.push_back({{"device", device}, {"power_limit_mw", limit}});
+            else
+                problems += "device " + std::to_string(device) + ": " + grey_last_error() + "; ";
+        }
+    } else {
+        problems = path + " is not a JSON array";
+    }
+    if (!problems.empty())
+        throw std::runtime_error("a previous greyd died holding power limits, and restoring them failed: " + problems +
+                                 "(restore them by hand, then remove " + path + ")");
+    std::remove(path.c_str());
+    audit("greyd.power_limit_restored", {{"restored", restored}, {"reason", "a previous greyd exited without restoring them"}});
+    log("WARNING", "restored the power limits a previous greyd left: " + restored.dump());
 }
 
 json Daemon::clear_stop() {
@@ -485,8 +559,11 @@ void Daemon::shutdown() {
     log("INFO", "shutting down");
     if (http_) http_->stop();
     // Waiting admissions are refused (a stop), then control connections close and release their tickets.
+    // (The stop also restores the power limits the governor held; the file saying so goes only once it has.)
     if (governor_ && grey_governor_emergency_stop(governor_.get(), "greyd is shutting down") != GREY_OK)
-        log("ERROR", std::string("cannot refuse waiting admissions: ") + grey_last_error());
+        log("ERROR", std::string("at shutdown: ") + grey_last_error());
+    else if (governor_)
+        std::remove((paths_.dir + "/power-limits.json").c_str());
     if (control_) control_->stop();
     if (collector_.joinable()) collector_.join();
     if (audit_) {

@@ -17,6 +17,10 @@ struct DaemonOptions {
     std::string audit_key;     // default <daemon.proof_artifact_dir>/audit.key.writer
     bool no_audit = false;     // run without an audit log (emergency stops are then only logged)
     uint32_t sample_period_ms = 100;
+    // The power-limit request path, off unless given (--power-limit-w): the governor asks every GPU to
+    // hold this limit and greyd restores the previous one on an emergency stop, at exit, and at its next
+    // start if it died holding one (<run dir>/power-limits.json).
+    uint64_t power_limit_mw = 0;
 };
 
 // Runs the daemon in this process until SIGTERM, SIGINT or a shutdown request; SIGHUP reloads.

@@ -28,6 +28,7 @@ struct Options {
     std::string tenant;
     double weight = 1.0;
     int lines = 50;
+    double power_limit_w = 0;
 };
 
 // Starts the daemon: in this process (--foreground, for systemd), or detached with its log in the run
@@ -194,7 +195,14 @@ void add_daemon_command(CLI::App& app, const GlobalOptions& global, Runner& run)
     start_cmd->add_option("--audit-key", o->daemon.audit_key, "Writer key (default <daemon.proof_artifact_dir>/audit.key.writer)");
     start_cmd->add_flag("--no-audit", o->daemon.no_audit, "Run without an audit log: stops, reloads and weights are then only logged");
     start_cmd->add_option("--sample-period-ms", o->daemon.sample_period_ms, "Telemetry period of the governor")->check(CLI::Range(1, 60000));
-    start_cmd->callback([&global, &run, o] { run = [&global, o] { return start(global, *o); }; });
+    start_cmd->add_option("--power-limit-w", o->power_limit_w,
+                          "Opt in to holding every GPU at this power limit (watts) while greyd runs; the previous limits are "
+                          "restored on emergency stop and exit (default: never touch power limits)")
+        ->check(CLI::Range(1.0, 100000.0));
+    start_cmd->callback([&global, &run, o] {
+        o->daemon.power_limit_mw = static_cast<uint64_t>(o->power_limit_w * 1000.0 + 0.5);
+        run = [&global, o] { return start(global, *o); };
+    });
 
     auto* stop_cmd = d->add_subcommand("stop", "Stop greyd and wait until it has exited");
     add_location(stop_cmd, *o);
