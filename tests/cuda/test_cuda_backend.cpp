@@ -480,6 +480,14 @@ struct PowerFile {
     std::string path = ::testing::TempDir() + "grey_fake_nvml_power_" + std::to_string(getpid());
 };
 
+// A context whose fake GPU (device 1) keeps its power limit, 650 W at first, in a PowerFile.
+struct FakePowerGpu {
+    explicit FakePowerGpu(const char* nvml_fail = "") : env{{"FAKE_NVML_POWER_FILE", file.path.c_str()}, {"FAKE_NVML_FAIL", nvml_fail}} {}
+    PowerFile file{650000};
+    Env env;
+    Context c;
+};
+
 grey_governor* governor(grey_context* context, uint64_t power_limit_mw, grey_status expected = GREY_OK) {
     grey_governor_options options = GREY_GOVERNOR_OPTIONS_INIT;
     options.sample_period_ms = 0;
@@ -497,9 +505,8 @@ grey_govern_device_state device_state(grey_governor* g, uint32_t device) {
 }
 
 TEST(CudaFake, PowerLimitIsSetOnlyOnRequestAndRestoredGivingThePrevious) {
-    PowerFile file(650000);
-    Env env{{"FAKE_NVML_POWER_FILE", file.path.c_str()}};
-    Context c;
+    FakePowerGpu gpu;
+    auto& [file, env, c] = gpu;
     uint64_t previous = 0;
     ASSERT_EQ(grey_device_power_limit_set(c.context, 1, 300000, &previous), GREY_OK) << grey_last_error();
     EXPECT_EQ(previous, 650000u);
@@ -517,9 +524,8 @@ TEST(CudaFake, PowerLimitIsSetOnlyOnRequestAndRestoredGivingThePrevious) {
 }
 
 TEST(CudaFake, GovernorNeverTouchesThePowerLimitByDefault) {
-    PowerFile file(650000);
-    Env env{{"FAKE_NVML_POWER_FILE", file.path.c_str()}};
-    Context c;
+    FakePowerGpu gpu;
+    auto& [file, env, c] = gpu;
     grey_governor* g = governor(c.context, 0);
     ASSERT_EQ(grey_governor_step(g), GREY_OK);
     EXPECT_EQ(device_state(g, 1).power_limit_held_mw, 0u);
@@ -531,15 +537,14 @@ TEST(CudaFake, GovernorNeverTouchesThePowerLimitByDefault) {
 }
 
 TEST(CudaFake, GovernorOptInHoldsTheLimitAndRestoresItWhenItGoes) {
-    PowerFile file(650000);
-    Env env{{"FAKE_NVML_POWER_FILE", file.path.c_str()}};
-    Context c;
+    FakePowerGpu gpu;
+    auto& [file, env, c] = gpu;
     grey_governor* g = governor(c.context, 300000);
     ASSERT_NE(g, nullptr);
     EXPECT_EQ(file.limit(), 300000u);
-    const grey_govern_device_state gpu = device_state(g, 1);
-    EXPECT_EQ(gpu.power_limit_held_mw, 300000u);
-    EXPECT_EQ(gpu.power_limit_restore_mw, 650000u);
+    const grey_govern_device_state held = device_state(g, 1);
+    EXPECT_EQ(held.power_limit_held_mw, 300000u);
+    EXPECT_EQ(held.power_limit_restore_mw, 650000u);
     EXPECT_EQ(device_state(g, 0).power_limit_held_mw, 0u);  // the host CPU: left alone
     ASSERT_EQ(grey_governor_step(g), GREY_OK);
     grey_governor_destroy(g);
@@ -548,9 +553,8 @@ TEST(CudaFake, GovernorOptInHoldsTheLimitAndRestoresItWhenItGoes) {
 }
 
 TEST(CudaFake, EmergencyStopRestoresThePowerLimitAndResumeDoesNotSetItAgain) {
-    PowerFile file(650000);
-    Env env{{"FAKE_NVML_POWER_FILE", file.path.c_str()}};
-    Context c;
+    FakePowerGpu gpu;
+    auto& [file, env, c] = gpu;
     grey_governor* g = governor(c.context, 300000);
     ASSERT_NE(g, nullptr);
     ASSERT_EQ(grey_governor_emergency_stop(g, "overheating"), GREY_OK) << grey_last_error();
@@ -563,9 +567,8 @@ TEST(CudaFake, EmergencyStopRestoresThePowerLimitAndResumeDoesNotSetItAgain) {
 }
 
 TEST(CudaFake, GovernorOptInRefusedByTheDriverCreatesNothingAndChangesNothing) {
-    PowerFile file(650000);
-    Env env{{"FAKE_NVML_POWER_FILE", file.path.c_str()}, {"FAKE_NVML_FAIL", "nvmlDeviceSetPowerManagementLimit:4"}};
-    Context c;
+    FakePowerGpu gpu("nvmlDeviceSetPowerManagementLimit:4");
+    auto& [file, env, c] = gpu;
     EXPECT_EQ(governor(c.context, 300000, GREY_ERROR_PERMISSION_DENIED), nullptr);
     EXPECT_TRUE(contains(grey_last_error(), "options->power_limit_mw: device 1 cannot hold 300000 mW")) << grey_last_error();
     EXPECT_TRUE(contains(grey_last_error(), "Insufficient Permissions")) << grey_last_error();
@@ -575,9 +578,8 @@ TEST(CudaFake, GovernorOptInRefusedByTheDriverCreatesNothingAndChangesNothing) {
 }
 
 TEST(CudaFake, GovernorOptInOutsideTheRangeIsRefused) {
-    PowerFile file(650000);
-    Env env{{"FAKE_NVML_POWER_FILE", file.path.c_str()}};
-    Context c;
+    FakePowerGpu gpu;
+    auto& [file, env, c] = gpu;
     EXPECT_EQ(governor(c.context, 900000, GREY_ERROR_INVALID_ARGUMENT), nullptr);
     EXPECT_EQ(file.history(), "");
 }
