@@ -160,13 +160,21 @@ def test_metrics_come_from_measured_state(daemon):
     def value(families, name, **labels):
         return [s.value for s in families[name].samples if s.labels == labels and not s.name.endswith("_created")][0]
 
-    before = scrape()
+    def reported() -> set[str]:
+        telemetry = json.loads(get(daemon.port, "/status")[1])["devices"][0]["telemetry"]
+        return {key for key in TELEMETRY_METRICS if isinstance(telemetry.get(key), (int, float))}
+
+    # The telemetry behind both pages is refreshed once a second: compare a scrape with the readings
+    # /status gave just before and just after it, when those agree.
+    for _ in range(20):
+        first, before, second = reported(), scrape(), reported()
+        if first == second:
+            break
+    assert first == second, "the readings never held still across a scrape"
+    assert {family for key, family in TELEMETRY_METRICS.items() if family in before} == {TELEMETRY_METRICS[k] for k in first}
     assert [n for n in before if n.startswith("grey_memory_") or "multiplier" in n] == []
     device = json.loads(get(daemon.port, "/status")[1])["devices"][0]
     assert device["memory"]["multiplier"] is None and "allocated_bytes" not in device["memory"]
-    telemetry = device["telemetry"]
-    for key, family in TELEMETRY_METRICS.items():
-        assert (family in before) == isinstance(telemetry.get(key), (int, float)), (key, telemetry.get(key))
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(str(daemon.run_dir / "control.sock"))
         answer = daemon.control({"command": "admit", "tenant": "measured", "cost_ns": 3_000_000}, s)
