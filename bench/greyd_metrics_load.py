@@ -37,6 +37,12 @@ def memory_kib(pid: int) -> dict[str, int]:
     return fields
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def control(socket_path: Path, request: dict) -> dict:
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(str(socket_path))
@@ -95,6 +101,7 @@ def main() -> int:
             latencies: list[list[float]] = [[] for _ in range(args.clients)]
             errors: list[str] = []
             start = time.perf_counter() + 0.5
+            cpu_before = cpu_seconds(pid)
             threads = [threading.Thread(target=client, args=(port, c, args.clients, count, start, 1 / args.rate, latencies[c], errors))
                        for c in range(args.clients)]
             for t in threads:
@@ -105,6 +112,7 @@ def main() -> int:
                 t.join()
             elapsed = time.perf_counter() - start
             late = memory_kib(pid)
+            cpu_used = cpu_seconds(pid) - cpu_before
         finally:
             subprocess.run([args.greyctl, "--no-env", "daemon", "stop", "--run-dir", str(run_dir)], capture_output=True, cwd=tmp)
     done = sorted(x for per_client in latencies for x in per_client)
@@ -117,6 +125,8 @@ def main() -> int:
         "target_per_s": args.rate,
         "latency_ms": {"p50": round(percentile(done, 0.5) * 1e3, 3), "p99": round(percentile(done, 0.99) * 1e3, 3),
                        "max": round(done[-1] * 1e3, 3)} if done else None,
+        # What greyd itself spent: when the client cannot keep the rate, this says whether greyd could.
+        "greyd_cpu_ms_per_request": round(cpu_used * 1e3 / max(1, len(done)), 3),
         "greyd_rss_kib": {"early": early["VmRSS"], "end": late["VmRSS"], "peak": late["VmHWM"]},
         "machine": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)},
     }
