@@ -16,6 +16,9 @@ if(GREY_BUILD_TOOLS)
   # it with a pkg-config file only.
   find_package(PkgConfig REQUIRED)
   pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
+  # greyd serves HTTP through GNU libmicrohttpd (libmicrohttpd-dev), never a parser of our own: it
+  # bounds the memory a connection may take (tools/greyctl/daemon/http_server.hpp says why not cpp-httplib).
+  pkg_check_modules(MICROHTTPD REQUIRED IMPORTED_TARGET libmicrohttpd)
 endif()
 if(GREY_BUILD_TESTS)
   find_package(GTest REQUIRED)

@@ -94,6 +94,8 @@ typedef enum grey_status {
     GREY_ERROR_PERMISSION_DENIED = 9,  /* the OS or driver refused access */
     GREY_ERROR_BUFFER_TOO_SMALL = 10,  /* an output buffer is too small; the needed size is reported */
     GREY_ERROR_INTERNAL = 11,          /* a bug in libgrey: please report it with grey_last_error() */
+    GREY_ERROR_TIMEOUT = 12,           /* the call's time limit passed first (since 0.2) */
+    GREY_ERROR_STOPPED = 13,           /* an emergency stop is in force: no work is admitted (since 0.2) */
     GREY_STATUS_FORCE32 = 0x7FFFFFFF
 } grey_status;
 
@@ -624,6 +626,18 @@ typedef struct grey_memory_stats {
  * GREY_ERROR_UNSUPPORTED when the device's backend keeps no statistics. Thread-safe. Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_device_memory_stats(grey_context* context, uint32_t device,
                                                              grey_memory_stats* out_stats);
+
+/* Asks the driver to hold `device`'s power limit at `limit_mw` milliwatts and gives the limit it replaced
+ * in *out_previous_mw (may be NULL), so that the caller can put it back with a second call. libgrey never
+ * calls this on its own: only a host program that calls it, or a governor created with
+ * grey_governor_options.power_limit_mw (an explicit opt-in, 0 by default), changes a power limit.
+ * GREY_ERROR_UNSUPPORTED when the device's backend cannot set one (the host backend; NVML without
+ * nvmlDeviceSetPowerManagementLimit), GREY_ERROR_PERMISSION_DENIED when the driver refuses (setting a
+ * limit normally needs root), GREY_ERROR_INVALID_ARGUMENT when limit_mw lies outside the device's
+ * [power_limit_min_mw, power_limit_max_mw] (grey_device_spec) or is 0. The limit outlives the process:
+ * whoever sets one must restore it. Thread-safe. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_device_power_limit_set(grey_context* context, uint32_t device, uint64_t limit_mw,
+                                                                uint64_t* out_previous_mw);
 
 /* A 64-bit checksum of `size_bytes` bytes of the buffer starting at `offset`, computed where the buffer
  * lives (on a GPU, by a kernel; nothing is copied to the host). The value depends only on the bytes and
@@ -1228,6 +1242,241 @@ typedef struct grey_proof_report {
  * log is intact but no record matches, the artifact was changed or never logged). Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_proof_verify(const char* log_path, const char* key_path,
                                                       const char* artifact_path, grey_proof_report* out_report);
+
+/* ---------------------------------------------------------------------------------------------------
+ * Thermal governor and fair scheduler (since 0.2)
+ *
+ * A grey_governor watches the temperature of every device of a context and decides how much device
+ * time the work that goes through it may take; tenants (the parts of a program sharing the devices)
+ * ask it before they start work and tell it when the work is done. docs/govern.md describes the
+ * controller, the scheduler's guarantees and how to tune them.
+ *
+ * The governor acts only by pacing admissions and by suggesting smaller batches (grey_admission's
+ * batch_scale); it never changes clocks, power limits, fan settings or any other device setting.
+ *
+ * Configuration (read when the governor is created and by grey_governor_configure): thermal.enabled,
+ * thermal.target_temp_c, thermal.max_temp_c, thermal.throttle_strategy, scheduling.fairness_enabled,
+ * scheduling.priority_levels, scheduling.preemption_allowed.
+ *
+ * Costs are estimated device time in nanoseconds: the scheduler shares device time between tenants in
+ * proportion to their weights, and the pacer holds admitted device time to the controller's duty.
+ * Priority level 0 is the highest. A request at level p > 0 that has waited p * aging_ns goes ahead of
+ * every request not yet that late (the starvation bound), except while the device is at or above
+ * thermal.max_temp_c (only level 0 is admitted then) or an emergency stop is in force.
+ *
+ * Threads: every function here may be called from any thread. A tenant's calls may run concurrently,
+ * except grey_tenant_destroy, which must not race with any other call on that tenant. Destroy tenants
+ * before their governor and the governor before its context.
+ * ------------------------------------------------------------------------------------------------- */
+
+typedef struct grey_governor grey_governor;
+typedef struct grey_tenant grey_tenant;
+
+/* An input struct. A member left 0 takes the default named beside it. Since 0.2. */
+typedef struct grey_governor_options {
+    uint32_t struct_size;
+    /* Period of the governor's sampling thread, ms. 0: no thread; the host calls grey_governor_step
+     * (the default, GREY_GOVERNOR_OPTIONS_INIT, is 100). */
+    uint32_t sample_period_ms;
+    uint64_t burst_ns;      /* device time admitted ahead of the pacing rate; 0: 20 ms */
+    uint64_t aging_ns;      /* a level-p request is overdue after p * aging_ns; 0: 2 s */
+    double kp;              /* proportional gain, duty per kelvin; 0: 0.1 */
+    double ti_s;            /* integral time, seconds; 0: 10 */
+    double horizon_s;       /* proactive: the error is taken this far ahead on the slope; 0: 10 */
+    double hysteresis_c;    /* kelvin below target (pacing) and max (hot) before releasing; 0: 1 */
+    double min_duty;        /* the least duty pacing goes down to, (0, 1]; 0: 0.05 */
+    double unknown_duty;    /* the duty ceiling once the temperature has been unknown 2 s, (0, 1]; 0: 0.5 */
+    /* The power-limit request path, off by default. 0: the governor never touches a power limit. Any
+     * other value is an explicit opt-in: grey_governor_create asks every device to hold this limit
+     * (grey_device_power_limit_set; devices whose backend cannot hold one, such as the host CPU, are
+     * left alone; creation fails, restoring what it had set, if a device refuses or none can hold one),
+     * and the limits found are restored by grey_governor_emergency_stop and grey_governor_destroy
+     * (grey_governor_resume does not set them again). The controller itself never changes it. */
+    uint64_t power_limit_mw;
+} grey_governor_options;
+
+#define GREY_GOVERNOR_OPTIONS_INIT \
+    { (uint32_t)sizeof(grey_governor_options), 100u, 0u, 0u, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0u }
+
+/* What the governor is doing on a device. */
+typedef enum grey_govern_mode {
+    GREY_GOVERN_OFF = 0,        /* thermal.enabled is false: admissions are not paced for heat */
+    GREY_GOVERN_NO_SENSOR = 1,  /* a host CPU that reports no temperature: not paced for heat */
+    GREY_GOVERN_COOL = 2,       /* below target: full duty */
+    GREY_GOVERN_PACING = 3,     /* the controller holds the duty (below 1, or on its way back to 1) */
+    GREY_GOVERN_HOT = 4,        /* at or above thermal.max_temp_c: only priority level 0 is admitted */
+    GREY_GOVERN_UNKNOWN = 5,    /* the temperature is missing, stale or implausible: never taken as cool */
+    GREY_GOVERN_STOPPED = 6,    /* an emergency stop is in force: nothing is admitted */
+    GREY_GOVERN_MODE_FORCE32 = 0x7FFFFFFF
+} grey_govern_mode;
+
+/* "off", "no_sensor", "cool", "pacing", "hot", "unknown", "stopped"; NULL for an unknown value.
+ * Since 0.2. */
+GREY_API const char* grey_govern_mode_name(grey_govern_mode mode);
+
+/* Creates a governor over every device of `context` (options may be NULL for the defaults) and, unless
+ * options->sample_period_ms is 0, starts its sampling thread. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_governor_create(grey_context* context, const grey_governor_options* options,
+                                                         grey_governor** out_governor);
+
+/* Stops the sampling thread and frees the governor. Tenants not yet destroyed are freed with it (their
+ * handles become invalid). NULL-safe. Since 0.2. */
+GREY_API void grey_governor_destroy(grey_governor* governor);
+
+/* Re-reads the thermal.* and scheduling.* keys from `config` (a reload): new targets, strategy, levels,
+ * fairness and preemption apply from the next step; tenants, queues and controller state are kept.
+ * Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_governor_configure(grey_governor* governor, const grey_config* config);
+
+/* Samples every device and runs one control step now. The sampling thread calls this every period;
+ * a governor created with sample_period_ms 0 relies on the host to call it. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_governor_step(grey_governor* governor);
+
+/* Emergency stop: from this call on no work is admitted on any device, waiting admissions return
+ * GREY_ERROR_STOPPED, and (with scheduling.preemption_allowed) running work is asked to yield.
+ * `reason` (may be NULL) is kept for grey_governor_state_get. Work already running is not interrupted.
+ * grey_governor_resume clears it. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_governor_emergency_stop(grey_governor* governor, const char* reason);
+GREY_API GREY_NODISCARD grey_status grey_governor_resume(grey_governor* governor);
+
+/* The governor as a whole. An output struct: set struct_size first. Since 0.2. */
+typedef struct grey_governor_state {
+    uint32_t struct_size;
+    uint32_t stopped;            /* 1 while an emergency stop is in force */
+    uint32_t device_count;
+    uint32_t tenant_count;
+    uint64_t steps;              /* control steps run so far */
+    uint64_t stop_count;         /* emergency stops so far */
+    double target_temp_c;        /* the configuration in force */
+    double max_temp_c;
+    uint32_t proactive;          /* 1: proactive, 0: reactive */
+    uint32_t priority_levels;
+    uint32_t thermal_enabled;
+    uint32_t fairness_enabled;
+    uint32_t preemption_allowed;
+    uint32_t reserved0;
+    char stop_reason[GREY_REASON_MAX];
+} grey_governor_state;
+
+GREY_API GREY_NODISCARD grey_status grey_governor_state_get(grey_governor* governor, grey_governor_state* out_state);
+
+/* One device under the governor. An output struct: set struct_size first. Since 0.2. */
+typedef struct grey_govern_device_state {
+    uint32_t struct_size;
+    grey_govern_mode mode;
+    uint32_t temperature_known;  /* 0: the temperature fields below are 0 and mean nothing */
+    uint32_t max_level;          /* the lowest priority level admitted now; UINT32_MAX: every level */
+    double temperature_c;        /* the latest usable reading */
+    double slope_c_per_s;        /* least-squares slope over the last 5 s */
+    double predicted_c;          /* temperature + slope * horizon */
+    double duty;                 /* the fraction of device time the pacer admits, (0, 1] */
+    double batch_scale;          /* the batch size suggested to hosts, as a fraction of their full batch */
+    uint64_t waiting;            /* requests queued now */
+    uint64_t running;            /* tickets admitted and not yet released */
+    uint64_t admitted_count;
+    uint64_t admitted_cost_ns;
+    uint64_t paced_ns;           /* time spent with a duty below 1 */
+    uint64_t hot_ns;             /* time spent admitting level 0 only */
+    uint64_t unknown_ns;         /* time spent with the temperature unknown */
+    uint64_t stopped_ns;         /* time spent under an emergency stop */
+    uint64_t mode_changes;
+    uint64_t yield_requests;     /* running tickets asked to yield (preemption) */
+    uint64_t power_limit_held_mw;    /* the limit the governor holds now (power_limit_mw); 0: none */
+    uint64_t power_limit_restore_mw; /* the limit it found and will restore; 0 while it holds none */
+} grey_govern_device_state;
+
+GREY_API GREY_NODISCARD grey_status grey_governor_device_state_get(grey_governor* governor, uint32_t device,
+                                                                   grey_govern_device_state* out_state);
+
+/* An input struct. Since 0.2. */
+typedef struct grey_tenant_options {
+    uint32_t struct_size;
+    uint32_t priority;   /* 0 is the highest level; values past scheduling.priority_levels - 1 count as the lowest */
+    double weight;       /* share of device time against tenants of the same level, > 0 and finite */
+    const char* name;    /* 1..63 bytes, unique within the governor; copied */
+} grey_tenant_options;
+
+#define GREY_TENANT_OPTIONS_INIT { (uint32_t)sizeof(grey_tenant_options), 0u, 1.0, NULL }
+
+/* Creates a tenant of `governor`. A name already in use is GREY_ERROR_INVALID_ARGUMENT. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_tenant_create(grey_governor* governor, const grey_tenant_options* options,
+                                                       grey_tenant** out_tenant);
+
+/* Cancels the tenant's queued requests, forgets its running tickets and frees it. NULL-safe. Since 0.2. */
+GREY_API void grey_tenant_destroy(grey_tenant* tenant);
+
+/* Changes the tenant's weight (> 0, finite) for requests made from now on. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_tenant_set_weight(grey_tenant* tenant, double weight);
+
+/* What a tenant has been admitted and has waited. An output struct: set struct_size first. Since 0.2. */
+typedef struct grey_tenant_stats {
+    uint32_t struct_size;
+    uint32_t priority;
+    double weight;
+    uint64_t admitted_count;
+    uint64_t admitted_cost_ns;   /* estimated cost of everything admitted */
+    uint64_t actual_cost_ns;     /* as released: the actual time given, else the estimate */
+    uint64_t waited_total_ns;    /* summed over admissions */
+    uint64_t wait_max_ns;
+    uint64_t timeouts;           /* blocking admissions that timed out */
+    uint64_t refused_stopped;    /* requests refused by an emergency stop */
+    uint64_t yield_requests;
+    uint64_t waiting;            /* requests queued now */
+    uint64_t running;            /* admitted, not yet released */
+    char name[GREY_NAME_MAX];
+} grey_tenant_stats;
+
+GREY_API GREY_NODISCARD grey_status grey_tenant_stats_get(grey_tenant* tenant, grey_tenant_stats* out_stats);
+
+/* The governor's tenants, in creation order, for status pages. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_governor_tenant_count(grey_governor* governor, uint32_t* out_count);
+GREY_API GREY_NODISCARD grey_status grey_governor_tenant_stats_at(grey_governor* governor, uint32_t index,
+                                                                  grey_tenant_stats* out_stats);
+
+/* An admission. An output struct: set struct_size first. Since 0.2. */
+typedef struct grey_admission {
+    uint32_t struct_size;
+    uint32_t device;
+    uint64_t ticket;       /* pass to grey_govern_release when the work is done */
+    uint64_t waited_ns;    /* from the request to the admission */
+    double duty;           /* the device's duty at admission */
+    double batch_scale;    /* suggested fraction of the host's full batch, (0, 1] */
+} grey_admission;
+
+/* Pass as timeout_ns to wait without limit. */
+#define GREY_WAIT_FOREVER UINT64_MAX
+
+/* Asks to start work of estimated device time `cost_ns` on `device` and blocks until it may start
+ * (GREY_OK: *out_admission is filled; release the ticket when the work is done), until timeout_ns has
+ * passed (GREY_ERROR_TIMEOUT; nothing is held; 0 never blocks: a try), or an emergency stop refuses it
+ * (GREY_ERROR_STOPPED). Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_govern_admit(grey_tenant* tenant, uint32_t device, uint64_t cost_ns,
+                                                      uint64_t timeout_ns, grey_admission* out_admission);
+
+/* The asynchronous form: queues the request and returns its ticket at once. grey_govern_wait learns
+ * when it is admitted; grey_govern_cancel withdraws it. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_govern_submit(grey_tenant* tenant, uint32_t device, uint64_t cost_ns,
+                                                       uint64_t* out_ticket);
+
+/* Waits up to timeout_ns (0: a poll) for a submitted ticket. GREY_OK once admitted (again on later
+ * calls); GREY_ERROR_TIMEOUT while it is still queued (it stays queued); GREY_ERROR_STOPPED when an
+ * emergency stop refused it (the ticket is then gone). One thread at a time may wait on a ticket.
+ * Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_govern_wait(grey_tenant* tenant, uint64_t ticket, uint64_t timeout_ns,
+                                                     grey_admission* out_admission);
+
+/* Withdraws a ticket that has not been admitted. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_govern_cancel(grey_tenant* tenant, uint64_t ticket);
+
+/* Ends admitted work. `actual_ns`, when non-zero, is the device time it really took; the pacer is
+ * corrected by the estimate's error. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_govern_release(grey_tenant* tenant, uint64_t ticket, uint64_t actual_ns);
+
+/* *out_yield = 1 when the running work of `ticket` should stop at its next safe point and release:
+ * higher-priority work is waiting, the device is hot, or an emergency stop is in force. Always 0
+ * unless scheduling.preemption_allowed is true: libgrey never interrupts work; the host decides.
+ * Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_govern_should_yield(grey_tenant* tenant, uint64_t ticket, uint32_t* out_yield);
 
 #ifdef __cplusplus
 } /* extern "C" */

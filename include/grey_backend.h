@@ -173,8 +173,16 @@ typedef struct grey_backend_vtable {
      * buffers are plain memory keeps no state for them). The address must stay valid until buffer_free. */
     grey_status (*buffer_map)(void* state, grey_backend_buffer* buffer, grey_buffer_mapping* out_mapping);
 
-    /* Appended in 0.2: GREY_BACKEND_CAP_* bits. Without one, the runtime does not rely on what it says. */
+    /* Slots appended in 0.2. */
+
+    /* GREY_BACKEND_CAP_* bits. Without one, the runtime does not rely on what it says. */
     uint64_t capabilities;
+
+    /* Sets the device's power limit to `limit_mw` (non-zero, checked by the driver against its range)
+     * and returns the limit it replaced in *out_previous_mw (optional: NULL makes
+     * grey_device_power_limit_set answer GREY_ERROR_UNSUPPORTED). Report a refusal of the driver as
+     * GREY_ERROR_PERMISSION_DENIED, a limit out of range as GREY_ERROR_INVALID_ARGUMENT. */
+    grey_status (*power_limit_set)(void* state, uint32_t device, uint64_t limit_mw, uint64_t* out_previous_mw);
 } grey_backend_vtable;
 
 /* The vtable size of the smallest plugin the loader accepts: everything up to the appended slots. */

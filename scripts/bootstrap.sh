@@ -15,6 +15,8 @@ PACKAGES=(
   swig golang-go bindgen libclang-dev
   # DLPack's header, for the Python binding's Buffer.__dlpack__
   libdlpack-dev
+  # greyd: its HTTP server (GNU libmicrohttpd), and a real Prometheus that scrapes it in a test
+  libmicrohttpd-dev prometheus
 )
 # Rust: Debian's cargo and rustc, unless a toolchain is already there (rustup's, in ~/.cargo/bin).
 if ! command -v cargo >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]; then

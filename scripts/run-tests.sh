@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Everything `make test` runs: the CTest suite under the default and asan presets, a short run of every
-# libFuzzer target (clang), the two CMake consumer samples (installed and vendored), then the language
-# bindings when they exist.
+# Everything `make test` runs: the CTest suite under the default and asan presets, the governor tests
+# under tsan, a short run of every libFuzzer target (clang), the two CMake consumer samples (installed
+# and vendored), then the language bindings when they exist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -16,6 +16,13 @@ for preset in default asan; do
   echo "== ctest ($preset)"
   ctest --preset "$preset" -j "$jobs"
 done
+
+# The governor and scheduler once more under ThreadSanitizer (only their test binary is built).
+echo "== configure + build (tsan: governor and scheduler tests)"
+cmake --preset tsan >/dev/null
+cmake --build --preset tsan -j "$jobs"
+echo "== ctest (tsan)"
+ctest --preset tsan -j "$jobs"
 
 # Every fuzz target for a bounded time, from its committed corpus (new inputs go to build/fuzz only);
 # any crash fails the run. scripts/fuzz.sh with a larger FUZZ_SECONDS fuzzes in earnest.

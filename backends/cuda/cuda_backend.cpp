@@ -290,6 +290,35 @@ grey_status cuda_buffer_map(void* state, grey_backend_buffer* b, grey_buffer_map
     });
 }
 
+// Reads the management limit (the one a set replaces; the enforced limit may be lower) and sets the new
+// one. Only ever called on the host's request (grey_device_power_limit_set).
+grey_status cuda_power_limit_set(void* state, uint32_t device, uint64_t limit_mw, uint64_t* out_previous_mw) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        const DeviceSlot& d = slot(s, device);
+        const Nvml* nvml = s.nvml.get();
+        if (nvml == nullptr) return report(s.host, GREY_ERROR_UNSUPPORTED, "cannot set a power limit: " + s.nvml_unavailable);
+        if (d.identity.nvml == nullptr) return report(s.host, GREY_ERROR_UNSUPPORTED, "cannot set a power limit: " + d.identity.nvml_unavailable);
+        if (nvml->device_get_power_management_limit == nullptr || nvml->device_set_power_management_limit == nullptr)
+            return report(s.host, GREY_ERROR_UNSUPPORTED,
+                          "cannot set a power limit: " + nvml->missing("nvmlDeviceGetPowerManagementLimit or nvmlDeviceSetPowerManagementLimit"));
+        if (limit_mw > UINT32_MAX) return report(s.host, GREY_ERROR_INVALID_ARGUMENT, "power limit " + std::to_string(limit_mw) + " mW is beyond NVML's range");
+        unsigned int previous = 0;
+        if (const auto r = nvml->device_get_power_management_limit(d.identity.nvml, &previous); r != nvml::kSuccess)
+            return report(s.host, r == nvml::kErrorNoPermission ? GREY_ERROR_PERMISSION_DENIED : GREY_ERROR_BACKEND,
+                          nvml->describe(r, "nvmlDeviceGetPowerManagementLimit"));
+        if (const auto r = nvml->device_set_power_management_limit(d.identity.nvml, static_cast<unsigned int>(limit_mw)); r != nvml::kSuccess) {
+            const grey_status status = r == nvml::kErrorNoPermission    ? GREY_ERROR_PERMISSION_DENIED
+                                       : r == nvml::kErrorInvalidArgument ? GREY_ERROR_INVALID_ARGUMENT
+                                       : r == nvml::kErrorNotSupported    ? GREY_ERROR_UNSUPPORTED
+                                                                          : GREY_ERROR_BACKEND;
+            return report(s.host, status, nvml->describe(r, "nvmlDeviceSetPowerManagementLimit") + " (asked for " + std::to_string(limit_mw) + " mW)");
+        }
+        *out_previous_mw = previous;
+        return GREY_OK;
+    });
+}
+
 }  // namespace
 }  // namespace grey::cuda
 
@@ -318,6 +347,7 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.dequantize = cuda_dequantize;
     vt.buffer_map = cuda_buffer_map;
     vt.capabilities = GREY_BACKEND_CAP_QUANT_ERROR;
+    vt.power_limit_set = cuda_power_limit_set;
     // An older loader has room for fewer slots: fill only what it has.
     const uint32_t room = out->struct_size < sizeof vt ? out->struct_size : static_cast<uint32_t>(sizeof vt);
     vt.struct_size = room;

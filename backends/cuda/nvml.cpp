@@ -45,6 +45,10 @@ Nvml::Nvml(const char* library) : library_name_(library) {
         reinterpret_cast<decltype(device_get_power_default_limit)>(find({"nvmlDeviceGetPowerManagementDefaultLimit"}));
     device_get_power_limit_constraints =
         reinterpret_cast<decltype(device_get_power_limit_constraints)>(find({"nvmlDeviceGetPowerManagementLimitConstraints"}));
+    device_get_power_management_limit =
+        reinterpret_cast<decltype(device_get_power_management_limit)>(find({"nvmlDeviceGetPowerManagementLimit"}));
+    device_set_power_management_limit =
+        reinterpret_cast<decltype(device_set_power_management_limit)>(find({"nvmlDeviceSetPowerManagementLimit"}));
     device_get_temperature_threshold =
         reinterpret_cast<decltype(device_get_temperature_threshold)>(find({"nvmlDeviceGetTemperatureThreshold"}));
     device_get_curr_pcie_link_generation =

@@ -42,6 +42,9 @@ public:
     Return (*device_get_enforced_power_limit)(Device, unsigned int*) = nullptr;
     Return (*device_get_power_default_limit)(Device, unsigned int*) = nullptr;
     Return (*device_get_power_limit_constraints)(Device, unsigned int*, unsigned int*) = nullptr;
+    // The limit the host sets (the enforced limit may be lower), and setting it (needs root).
+    Return (*device_get_power_management_limit)(Device, unsigned int*) = nullptr;
+    Return (*device_set_power_management_limit)(Device, unsigned int) = nullptr;
     Return (*device_get_temperature_threshold)(Device, int, unsigned int*) = nullptr;
     Return (*device_get_curr_pcie_link_generation)(Device, unsigned int*) = nullptr;
     Return (*device_get_max_pcie_link_generation)(Device, unsigned int*) = nullptr;

@@ -13,6 +13,7 @@ using Device = struct DeviceOpaque*;  // nvmlDevice_t
 
 inline constexpr Return kSuccess = 0;
 inline constexpr Return kErrorUninitialized = 1;
+inline constexpr Return kErrorInvalidArgument = 2;
 inline constexpr Return kErrorNotSupported = 3;
 inline constexpr Return kErrorNoPermission = 4;
 inline constexpr Return kErrorNotFound = 6;

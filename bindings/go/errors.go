@@ -40,6 +40,8 @@ const (
 	StatusPermissionDenied Status = 9
 	StatusBufferTooSmall   Status = 10
 	StatusInternal         Status = 11
+	StatusTimeout          Status = 12
+	StatusStopped          Status = 13
 )
 
 // String is libgrey's short description of the status ("invalid argument").
@@ -58,6 +60,8 @@ var (
 	ErrPermissionDenied error = &Error{Status: int(StatusPermissionDenied), Message: StatusPermissionDenied.String()}
 	ErrBufferTooSmall   error = &Error{Status: int(StatusBufferTooSmall), Message: StatusBufferTooSmall.String()}
 	ErrInternal         error = &Error{Status: int(StatusInternal), Message: StatusInternal.String()}
+	ErrTimeout          error = &Error{Status: int(StatusTimeout), Message: StatusTimeout.String()}
+	ErrStopped          error = &Error{Status: int(StatusStopped), Message: StatusStopped.String()}
 )
 
 // ErrClosed is returned by every method of a Context, Config or Buffer that has been closed.

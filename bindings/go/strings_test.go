@@ -99,6 +99,9 @@ var stringCalls = map[string]func(s []string) error{
 	"grey_proof_write": func(s []string) error {
 		return capi.Grey_proof_write(noLog, s[0], s[1], buffer(), length())
 	},
+	"grey_governor_emergency_stop": func(s []string) error {
+		return capi.Grey_governor_emergency_stop(capi.SwigcptrGrey_governor(0), s[0])
+	},
 	"grey_proof_verify": func(s []string) error {
 		return capi.Grey_proof_verify(s[0], s[1], s[2], capi.NewGrey_proof_report())
 	},
@@ -121,6 +124,10 @@ var structUses = map[string]structUse{
 		}},
 	"grey_audit_options": {func() any { return capi.NewGrey_audit_options() },
 		func(v any) error { return capi.Grey_audit_open(v.(capi.Grey_audit_options), handle()) }},
+	"grey_tenant_options": {func() any { return capi.NewGrey_tenant_options() },
+		func(v any) error {
+			return capi.Grey_tenant_create(capi.SwigcptrGrey_governor(0), v.(capi.Grey_tenant_options), handle())
+		}},
 	"grey_audit_keygen_options": {func() any { return capi.NewGrey_audit_keygen_options() },
 		func(v any) error { return capi.Grey_audit_keygen(v.(capi.Grey_audit_keygen_options)) }},
 	"grey_audit_verify_options": {func() any { return capi.NewGrey_audit_verify_options() },

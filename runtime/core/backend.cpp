@@ -18,7 +18,7 @@ Backend::~Backend() {
 
 bool is_known_status(grey_status status) noexcept {
     const int64_t raw = raw_enum(status);
-    return raw >= GREY_OK && raw <= GREY_ERROR_INTERNAL;
+    return raw >= GREY_OK && raw <= GREY_ERROR_STOPPED;
 }
 
 void Backend::check(grey_status status, const char* operation) const {
@@ -94,6 +94,13 @@ void Backend::buffer_map(grey_backend_buffer* buffer, grey_buffer_mapping& mappi
 void Backend::memory_stats(uint32_t device, grey_memory_stats& stats) const {
     if (vtable_.memory_stats == nullptr) unsupported(name_, "memory statistics");
     check(vtable_.memory_stats(state_, device, &stats), "memory_stats");
+}
+
+uint64_t Backend::power_limit_set(uint32_t device, uint64_t limit_mw) const {
+    if (vtable_.power_limit_set == nullptr) unsupported(name_, "setting a power limit");
+    uint64_t previous = 0;
+    check(vtable_.power_limit_set(state_, device, limit_mw, &previous), "power_limit_set");
+    return previous;
 }
 
 void Backend::quantize(const grey_backend_quant_job& job) const {

@@ -40,6 +40,8 @@ public:
     void buffer_map(grey_backend_buffer* buffer, grey_buffer_mapping& mapping) const;
     // Fills every member after struct_size; UNSUPPORTED when the backend keeps no statistics.
     void memory_stats(uint32_t device, grey_memory_stats& stats) const;
+    // Sets the device's power limit and returns the one it replaced; UNSUPPORTED without the slot.
+    [[nodiscard]] uint64_t power_limit_set(uint32_t device, uint64_t limit_mw) const;
     [[nodiscard]] bool has_quantization() const noexcept { return vtable_.quantize != nullptr && vtable_.dequantize != nullptr; }
     // GREY_BACKEND_CAP_* bits the backend declared.
     [[nodiscard]] bool has(uint64_t capability) const noexcept { return (vtable_.capabilities & capability) == capability; }

@@ -20,7 +20,7 @@ const char* grey_build_revision(void) { return GREY_GIT_REVISION; }
 
 const char* grey_status_string(grey_status status) {
     const int64_t raw = grey::raw_enum(status);
-    if (raw < GREY_OK || raw > GREY_ERROR_INTERNAL) return "unknown status";
+    if (raw < GREY_OK || raw > GREY_ERROR_STOPPED) return "unknown status";
     switch (status) {
         case GREY_OK: return "ok";
         case GREY_ERROR_INVALID_ARGUMENT: return "invalid argument";
@@ -34,6 +34,8 @@ const char* grey_status_string(grey_status status) {
         case GREY_ERROR_PERMISSION_DENIED: return "permission denied";
         case GREY_ERROR_BUFFER_TOO_SMALL: return "buffer too small";
         case GREY_ERROR_INTERNAL: return "internal error";
+        case GREY_ERROR_TIMEOUT: return "timed out";
+        case GREY_ERROR_STOPPED: return "stopped";
         case GREY_STATUS_FORCE32: break;
     }
     return "unknown status";

@@ -9,7 +9,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <unistd.h>
 #include <random>
 #include <string>
 #include <vector>
@@ -452,8 +456,139 @@ TEST(CudaFake, EverythingIsGivenBackAtTheEnd) {
 
 // ----- fake/old_nvml: only the original NVML names, some functions missing ----------------------
 
+// ----- the power-limit request path (off by default), against the fake NVML's limit file -----------
+
+// A fresh limit file holding `limit_mw`, and the history of what the backend set ("set <mW>" lines).
+struct PowerFile {
+    explicit PowerFile(unsigned limit_mw) {
+        std::ofstream(path) << limit_mw;
+        std::remove((path + ".log").c_str());
+    }
+    ~PowerFile() {
+        std::remove(path.c_str());
+        std::remove((path + ".log").c_str());
+    }
+    [[nodiscard]] unsigned limit() const {
+        unsigned mw = 0;
+        std::ifstream(path) >> mw;
+        return mw;
+    }
+    [[nodiscard]] std::string history() const {
+        std::ifstream in(path + ".log");
+        return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    std::string path = ::testing::TempDir() + "grey_fake_nvml_power_" + std::to_string(getpid());
+};
+
+// A context whose fake GPU (device 1) keeps its power limit, 650 W at first, in a PowerFile.
+struct FakePowerGpu {
+    explicit FakePowerGpu(const char* nvml_fail = "") : env{{"FAKE_NVML_POWER_FILE", file.path.c_str()}, {"FAKE_NVML_FAIL", nvml_fail}} {}
+    PowerFile file{650000};
+    Env env;
+    Context c;
+};
+
+grey_governor* governor(grey_context* context, uint64_t power_limit_mw, grey_status expected = GREY_OK) {
+    grey_governor_options options = GREY_GOVERNOR_OPTIONS_INIT;
+    options.sample_period_ms = 0;
+    options.power_limit_mw = power_limit_mw;
+    grey_governor* g = nullptr;
+    EXPECT_EQ(grey_governor_create(context, &options, &g), expected) << grey_last_error();
+    return g;
+}
+
+grey_govern_device_state device_state(grey_governor* g, uint32_t device) {
+    grey_govern_device_state s{};
+    s.struct_size = sizeof s;
+    EXPECT_EQ(grey_governor_device_state_get(g, device, &s), GREY_OK) << grey_last_error();
+    return s;
+}
+
+TEST(CudaFake, PowerLimitIsSetOnlyOnRequestAndRestoredGivingThePrevious) {
+    FakePowerGpu gpu;
+    auto& [file, env, c] = gpu;
+    uint64_t previous = 0;
+    ASSERT_EQ(grey_device_power_limit_set(c.context, 1, 300000, &previous), GREY_OK) << grey_last_error();
+    EXPECT_EQ(previous, 650000u);
+    EXPECT_EQ(file.limit(), 300000u);
+    ASSERT_EQ(grey_device_power_limit_set(c.context, 1, previous, nullptr), GREY_OK);
+    EXPECT_EQ(file.history(), "set 300000\nset 650000\n");
+    // The host CPU has no power limit; 0 and limits outside the device's range are refused, naming why.
+    EXPECT_EQ(grey_device_power_limit_set(c.context, 0, 300000, nullptr), GREY_ERROR_UNSUPPORTED);
+    EXPECT_TRUE(contains(grey_last_error(), "setting a power limit")) << grey_last_error();
+    EXPECT_EQ(grey_device_power_limit_set(c.context, 1, 0, nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_device_power_limit_set(c.context, 1, 100000, nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(grey_last_error(), "nvmlDeviceSetPowerManagementLimit failed")) << grey_last_error();
+    EXPECT_EQ(grey_device_power_limit_set(c.context, 7, 300000, nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(file.history(), "set 300000\nset 650000\n");
+}
+
+TEST(CudaFake, GovernorNeverTouchesThePowerLimitByDefault) {
+    FakePowerGpu gpu;
+    auto& [file, env, c] = gpu;
+    grey_governor* g = governor(c.context, 0);
+    ASSERT_EQ(grey_governor_step(g), GREY_OK);
+    EXPECT_EQ(device_state(g, 1).power_limit_held_mw, 0u);
+    ASSERT_EQ(grey_governor_emergency_stop(g, "test"), GREY_OK);
+    ASSERT_EQ(grey_governor_resume(g), GREY_OK);
+    grey_governor_destroy(g);
+    EXPECT_EQ(file.history(), "");
+    EXPECT_EQ(file.limit(), 650000u);
+}
+
+TEST(CudaFake, GovernorOptInHoldsTheLimitAndRestoresItWhenItGoes) {
+    FakePowerGpu gpu;
+    auto& [file, env, c] = gpu;
+    grey_governor* g = governor(c.context, 300000);
+    ASSERT_NE(g, nullptr);
+    EXPECT_EQ(file.limit(), 300000u);
+    const grey_govern_device_state held = device_state(g, 1);
+    EXPECT_EQ(held.power_limit_held_mw, 300000u);
+    EXPECT_EQ(held.power_limit_restore_mw, 650000u);
+    EXPECT_EQ(device_state(g, 0).power_limit_held_mw, 0u);  // the host CPU: left alone
+    ASSERT_EQ(grey_governor_step(g), GREY_OK);
+    grey_governor_destroy(g);
+    EXPECT_EQ(file.limit(), 650000u);
+    EXPECT_EQ(file.history(), "set 300000\nset 650000\n");
+}
+
+TEST(CudaFake, EmergencyStopRestoresThePowerLimitAndResumeDoesNotSetItAgain) {
+    FakePowerGpu gpu;
+    auto& [file, env, c] = gpu;
+    grey_governor* g = governor(c.context, 300000);
+    ASSERT_NE(g, nullptr);
+    ASSERT_EQ(grey_governor_emergency_stop(g, "overheating"), GREY_OK) << grey_last_error();
+    EXPECT_EQ(file.limit(), 650000u);
+    EXPECT_EQ(device_state(g, 1).power_limit_held_mw, 0u);
+    ASSERT_EQ(grey_governor_resume(g), GREY_OK);
+    grey_governor_destroy(g);
+    EXPECT_EQ(file.history(), "set 300000\nset 650000\n");  // restored once, never set again
+    EXPECT_EQ(file.limit(), 650000u);
+}
+
+TEST(CudaFake, GovernorOptInRefusedByTheDriverCreatesNothingAndChangesNothing) {
+    FakePowerGpu gpu("nvmlDeviceSetPowerManagementLimit:4");
+    auto& [file, env, c] = gpu;
+    EXPECT_EQ(governor(c.context, 300000, GREY_ERROR_PERMISSION_DENIED), nullptr);
+    EXPECT_TRUE(contains(grey_last_error(), "options->power_limit_mw: device 1 cannot hold 300000 mW")) << grey_last_error();
+    EXPECT_TRUE(contains(grey_last_error(), "Insufficient Permissions")) << grey_last_error();
+    EXPECT_EQ(governor(c.context, 900000, GREY_ERROR_PERMISSION_DENIED), nullptr);
+    EXPECT_EQ(file.history(), "");
+    EXPECT_EQ(file.limit(), 650000u);
+}
+
+TEST(CudaFake, GovernorOptInOutsideTheRangeIsRefused) {
+    FakePowerGpu gpu;
+    auto& [file, env, c] = gpu;
+    EXPECT_EQ(governor(c.context, 900000, GREY_ERROR_INVALID_ARGUMENT), nullptr);
+    EXPECT_EQ(file.history(), "");
+}
+
 TEST(CudaOldNvml, FallsBackToOlderNamesAndNamesMissingSymbols) {
     Context c;
+    EXPECT_EQ(grey_device_power_limit_set(c.context, 1, 300000, nullptr), GREY_ERROR_UNSUPPORTED);
+    EXPECT_TRUE(contains(grey_last_error(), "nvmlDeviceGetPowerManagementLimit or nvmlDeviceSetPowerManagementLimit not found"))
+        << grey_last_error();
     const grey_device_spec s = c.spec();
     EXPECT_EQ(s.memory_free_bytes.state, GREY_FIELD_OK);  // nvmlDeviceGetMemoryInfo (v1)
     EXPECT_EQ(s.power_limit_mw.value, 700000u);

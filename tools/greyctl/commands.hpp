@@ -25,6 +25,8 @@ void add_config_command(CLI::App& app, const GlobalOptions& global, Runner& run)
 void add_quantize_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_audit_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_proof_command(CLI::App& app, const GlobalOptions& global, Runner& run);
+void add_daemon_command(CLI::App& app, const GlobalOptions& global, Runner& run);
+void add_validate_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 
 }  // namespace greyctl
 

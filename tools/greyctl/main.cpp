@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
     greyctl::add_quantize_command(app, global, run);
     greyctl::add_audit_command(app, global, run);
     greyctl::add_proof_command(app, global, run);
+    greyctl::add_daemon_command(app, global, run);
+    greyctl::add_validate_command(app, global, run);
 
     try {
         app.parse(argc, argv);

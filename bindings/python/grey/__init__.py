@@ -24,14 +24,17 @@ from ._audit import (AuditLog, AuditLogInfo, AuditReport, ProofReport, audit_che
 from ._config import Config, config_keys
 from ._context import BackendInfo, Buffer, Context, PluginDir
 from ._fields import DeviceSpec, Field, Telemetry
+from ._govern import (WAIT_FOREVER, Admission, DeviceGovernState, Governor, GovernorState, Tenant,
+                      TenantStats)
 from ._model import Model, ModelWriter, Tensor
 from ._quant import QuantizedTensor, QuantReport, quant_compare, quant_formats, quant_size, quantize
 from .errors import (BackendError, BufferTooSmall, ConfigError, Corrupt, Error, InternalError, InvalidArgument,
-                     IoError, NotFound, OutOfMemory, PermissionDenied, Unsupported)
+                     IoError, NotFound, OutOfMemory, PermissionDenied, Stopped, Timeout, Unsupported)
 
 __all__ = [
     "capi", "Context", "Config", "Buffer", "BackendInfo", "PluginDir", "DeviceSpec", "Telemetry", "Field",
-    "config_keys",
+    "config_keys", "Governor", "Tenant", "Admission", "GovernorState", "DeviceGovernState", "TenantStats",
+    "WAIT_FOREVER", "Timeout", "Stopped",
     "version", "version_string", "build_revision", "Error", "InvalidArgument", "OutOfMemory", "Unsupported",
     "NotFound", "IoError", "Corrupt", "ConfigError", "BackendError", "PermissionDenied", "BufferTooSmall",
     "InternalError", "quantize", "quant_compare", "quant_formats", "quant_size", "QuantizedTensor", "QuantReport",

@@ -10,6 +10,8 @@ from . import capi
 
 __all__ = [
     "Error",
+    "Timeout",
+    "Stopped",
     "InvalidArgument",
     "OutOfMemory",
     "Unsupported",
@@ -92,10 +94,22 @@ class InternalError(Error):
     status = capi.GREY_ERROR_INTERNAL
 
 
+class Timeout(Error):
+    """Not admitted before the timeout (nothing is held)."""
+
+    status = capi.GREY_ERROR_TIMEOUT
+
+
+class Stopped(Error):
+    """An emergency stop is in force: no work is admitted."""
+
+    status = capi.GREY_ERROR_STOPPED
+
+
 _BY_STATUS: dict[int, type[Error]] = {
     cls.status: cls
     for cls in (InvalidArgument, OutOfMemory, Unsupported, NotFound, IoError, Corrupt, ConfigError,
-                BackendError, PermissionDenied, BufferTooSmall, InternalError)
+                BackendError, PermissionDenied, BufferTooSmall, InternalError, Timeout, Stopped)
 }
 
 

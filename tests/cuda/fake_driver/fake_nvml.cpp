@@ -1,6 +1,10 @@
 // A fake libnvidia-ml.so.1 reporting an H100-like device, for the CUDA backend's CI tests.
 //   FAKE_NVML_FAIL        "name:code,...": those functions return that nvmlReturn_t (4 = no permission)
 //   FAKE_NVML_FIELD_FAIL  "fieldId:code,...": nvmlDeviceGetFieldValues fails those fields alone
+//   FAKE_NVML_POWER_FILE  the device's power management limit (decimal mW; absent: 700000), kept in this
+//                         file so that it outlives the process as a real one does; every successful
+//                         nvmlDeviceSetPowerManagementLimit also appends "set <mW>" to <file>.log, the
+//                         history the tests read. Without the variable nothing is kept and sets fail.
 // Built with FAKE_NVML_OLD: an older NVML that has only the original names (no nvmlInit_v2, no
 // _v2 memory info, no ClocksEventReasons, no TemperatureV) and lacks nvmlDeviceGetPowerUsage and
 // nvmlDeviceGetFieldValues altogether, so the backend's fallbacks and "symbol missing" paths run.
@@ -8,6 +12,7 @@
 #include "fake_common.hpp"
 
 #include <cstdio>
+#include <fstream>
 
 using namespace grey::cuda::nvml;
 
@@ -63,6 +68,23 @@ EXPORT Return nvmlDeviceGetPowerUsage(Device d, unsigned int* mw) {
     FAKE_NVML_FAIL("nvmlDeviceGetPowerUsage");
     *mw = 70123;
     return check(d);
+}
+EXPORT Return nvmlDeviceGetPowerManagementLimit(Device d, unsigned int* mw) {
+    FAKE_NVML_FAIL("nvmlDeviceGetPowerManagementLimit");
+    unsigned int limit = 700000;
+    if (const char* file = std::getenv("FAKE_NVML_POWER_FILE")) std::ifstream(file) >> limit;
+    *mw = limit;
+    return check(d);
+}
+EXPORT Return nvmlDeviceSetPowerManagementLimit(Device d, unsigned int mw) {
+    FAKE_NVML_FAIL("nvmlDeviceSetPowerManagementLimit");
+    if (check(d)) return check(d);
+    const char* file = std::getenv("FAKE_NVML_POWER_FILE");
+    if (file == nullptr) return kErrorNotSupported;
+    if (mw < 200000 || mw > 700000) return kErrorInvalidArgument;  // the constraints reported below
+    std::ofstream(file, std::ios::trunc) << mw;
+    std::ofstream(std::string(file) + ".log", std::ios::app) << "set " << mw << "\n";
+    return kSuccess;
 }
 EXPORT Return nvmlDeviceGetFieldValues(Device d, int count, FieldValue* values) {
     FAKE_NVML_FAIL("nvmlDeviceGetFieldValues");

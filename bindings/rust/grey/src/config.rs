@@ -28,6 +28,10 @@ pub struct Config {
 unsafe impl Send for Config {}
 
 impl Config {
+    pub(crate) fn raw_ptr(&self) -> *const sys::grey_config {
+        self.raw.as_ptr()
+    }
+
     /// The defaults of `profile` ("conservative", "balanced", "aggressive"; None for "balanced").
     pub fn new(profile: Option<&str>) -> Result<Config> {
         let profile = c_string_or_null("grey_config_create", "profile", profile)?;

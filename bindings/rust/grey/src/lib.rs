@@ -49,6 +49,10 @@ pub enum Error {
         required: usize,
     },
     Internal(String),
+    /// Not admitted before the timeout (nothing is held).
+    Timeout(String),
+    /// An emergency stop is in force: no work is admitted.
+    Stopped(String),
     /// A status this version of the crate does not know.
     Other {
         status: u32,
@@ -74,6 +78,8 @@ impl Error {
             sys::GREY_ERROR_PERMISSION_DENIED => Error::PermissionDenied(message),
             sys::GREY_ERROR_BUFFER_TOO_SMALL => Error::BufferTooSmall { message, required },
             sys::GREY_ERROR_INTERNAL => Error::Internal(message),
+            sys::GREY_ERROR_TIMEOUT => Error::Timeout(message),
+            sys::GREY_ERROR_STOPPED => Error::Stopped(message),
             status => Error::Other {
                 status: status as u32,
                 message,
@@ -95,6 +101,8 @@ impl Error {
             Error::PermissionDenied(_) => sys::GREY_ERROR_PERMISSION_DENIED,
             Error::BufferTooSmall { .. } => sys::GREY_ERROR_BUFFER_TOO_SMALL,
             Error::Internal(_) => sys::GREY_ERROR_INTERNAL,
+            Error::Timeout(_) => sys::GREY_ERROR_TIMEOUT,
+            Error::Stopped(_) => sys::GREY_ERROR_STOPPED,
             Error::Other { status, .. } => return *status,
         }) as u32
     }
@@ -112,6 +120,8 @@ impl Error {
             | Error::Backend(m)
             | Error::PermissionDenied(m)
             | Error::Internal(m)
+            | Error::Timeout(m)
+            | Error::Stopped(m)
             | Error::Nul(m) => m,
             Error::BufferTooSmall { message, .. } | Error::Other { message, .. } => message,
         }
@@ -238,6 +248,7 @@ mod audit;
 mod config;
 mod context;
 mod device;
+mod govern;
 mod model;
 mod quant;
 
@@ -251,6 +262,9 @@ pub use context::{
     BackendInfo, Buffer, Context, ContextBuilder, LogLevel, Mapping, MemoryKind, PluginDir,
 };
 pub use device::{DeviceSpec, Field, Telemetry, Value};
+pub use govern::{
+    Admission, DeviceGovernState, GovernorState, Governor, Tenant, TenantStats, WAIT_FOREVER,
+};
 pub use model::{Model, ModelFormat, ModelTensor, ModelWriter};
 pub use quant::{
     quant_compare, quant_formats, quant_size, quantize, Calibration, DType, QuantParams,

@@ -81,6 +81,11 @@ fn model_and_quant_strings_with_a_nul_byte_are_refused() {
     );
     refused(writer.open(BAD, false), "grey_model_writer_open: path");
     refused(
+        writer.declare_tensor(BAD, grey::DType::F32, &[32], 0),
+        "grey_model_writer_declare_tensor: name",
+    );
+    refused(writer.open(BAD, false), "grey_model_writer_open: path");
+    refused(
         grey::QuantParams::from_name(BAD),
         "grey_quant_params_from_name: name",
     );
@@ -244,6 +249,25 @@ fn audit_strings_with_a_nul_byte_are_refused() {
     log.flush().unwrap();
     let records = grey::audit_records_json(&log_path, 0, 0).unwrap();
     assert!(records.contains(r#""text":"x\u0000y""#), "{records}");
+}
+
+#[test]
+fn governor_strings_with_a_nul_byte_are_refused() {
+    let ctx = Context::builder()
+        .backends(&["none_at_all"])
+        .build()
+        .unwrap();
+    let governor = grey::Governor::new(&ctx, 0).unwrap();
+    refused(
+        governor.tenant(BAD, 1.0, 0),
+        "grey_tenant_create: options.name",
+    );
+    refused(
+        governor.emergency_stop(BAD),
+        "grey_governor_emergency_stop: reason",
+    );
+    assert!(!governor.state().unwrap().stopped); // libgrey was never called
+    assert_eq!(governor.state().unwrap().tenant_count, 0);
 }
 
 /// Every C string the crate makes comes from `c_string` (CString::new, which refuses a NUL byte): no
