@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <locale.h>
 #include <span>
 #include <string>
@@ -287,6 +288,17 @@ private:
         return true;
     }
 
+    // Whether any of the eight bytes of `word` needs a closer look: a quote, a backslash, a control
+    // character, or a byte of a multi-byte UTF-8 sequence. (Each test is exact for "any byte": a
+    // borrow can only mark a byte above one that already matched.)
+    static bool needs_a_look(uint64_t word) {
+        constexpr uint64_t ones = 0x0101010101010101ull;
+        constexpr uint64_t high_bits = 0x8080808080808080ull;
+        auto any_zero = [&](uint64_t v) { return (v - ones) & ~v & high_bits; };
+        const uint64_t below_space = (word - ones * 0x20) & ~word & high_bits;
+        return (any_zero(word ^ (ones * '"')) | any_zero(word ^ (ones * '\\')) | below_space | (word & high_bits)) != 0;
+    }
+
     // A string starting at its opening quote; with `out`, its unescaped bytes are appended there.
     bool string(std::string* out) {
         ++p_;  // the opening quote
@@ -295,6 +307,13 @@ private:
             if (out != nullptr) out->append(reinterpret_cast<const char*>(run), static_cast<size_t>(p_ - run));
         };
         while (p_ != end_) {
+            // Plain ASCII, most of a payload's strings, is passed over eight bytes at a time: byte by
+            // byte this loop was the largest part of an append's own work.
+            for (uint64_t word = 0; end_ - p_ >= 8; p_ += 8) {
+                std::memcpy(&word, p_, sizeof word);
+                if (needs_a_look(word)) break;
+            }
+            if (p_ == end_) break;
             const uint8_t c = *p_;
             if (c == '"') {
                 flush();

@@ -275,6 +275,43 @@ fn audit_log_append_checkpoint_verify_and_tampering() {
 }
 
 #[test]
+fn batches_append_together_or_not_at_all() {
+    let dir = TempDir::new("batch");
+    let (verifier, writer) = keys(&dir);
+    let log_path = dir.path("a.log");
+    let log = grey::AuditLog::builder(&log_path, &writer)
+        .epochs(10, 0)
+        .open()
+        .unwrap();
+    assert_eq!(log.append("single", "{}").unwrap(), Some(0));
+    let batch = [("run", r#"{"i":0}"#), ("run", r#"{"i":1}"#), ("note", "{}")];
+    assert_eq!(log.append_batch(&batch).unwrap(), Some(1));
+    assert_eq!(log.append_batch(&[]).unwrap(), None);
+    match log.append_batch(&[("run", "{}"), ("run", "{not json")]) {
+        Err(Error::InvalidArgument(m)) => {
+            assert!(m.starts_with("entry 1: payload is not valid JSON"), "{m}")
+        }
+        other => panic!("{:?}", other),
+    }
+    assert!(matches!(
+        log.append_batch(&[("run", "{}"); 11]),
+        Err(Error::InvalidArgument(_))
+    ));
+    // 4 + 7 records would outlast the epoch of 10: the key advances before the batch.
+    assert_eq!(log.append_batch(&[("late", "{}"); 7]).unwrap(), Some(4));
+    for threads in [0, 1, 3] {
+        let report =
+            grey::audit_verify_with_threads(&log_path, &verifier, &[], None, threads).unwrap();
+        assert!(report.intact(), "{:?}", report);
+        assert_eq!((report.records, report.last_epoch), (11, 1));
+    }
+    assert!(matches!(
+        grey::audit_verify_with_threads(&log_path, &verifier, &[], None, 257),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
 fn group_commit_queues_records() {
     let dir = TempDir::new("group");
     let (verifier, writer) = keys(&dir);
@@ -318,7 +355,9 @@ fn streamed_writer_gives_the_bytes_of_the_one_shot_writer() {
     let x = values(2 * 32);
     let one_shot = dir.path("one-shot.safetensors");
     let mut writer = grey::ModelWriter::new(grey::ModelFormat::Safetensors).unwrap();
-    writer.add_tensor("w", TensorRef::f32(&x, &[2, 32]), 0).unwrap();
+    writer
+        .add_tensor("w", TensorRef::f32(&x, &[2, 32]), 0)
+        .unwrap();
     writer.write(&one_shot).unwrap();
 
     let streamed = dir.path("streamed.safetensors");
@@ -331,7 +370,10 @@ fn streamed_writer_gives_the_bytes_of_the_one_shot_writer() {
     s.write_tensor(0, &bytes[100..]).unwrap();
     assert!(!std::path::Path::new(&streamed).exists());
     s.finish().unwrap();
-    assert_eq!(std::fs::read(&streamed).unwrap(), std::fs::read(&one_shot).unwrap());
+    assert_eq!(
+        std::fs::read(&streamed).unwrap(),
+        std::fs::read(&one_shot).unwrap()
+    );
 
     let mut again = grey::ModelWriter::new(grey::ModelFormat::Safetensors).unwrap();
     again.declare_tensor("w", DType::F32, &[2, 32], 0).unwrap();
