@@ -73,7 +73,13 @@ var stringCalls = map[string]func(s []string) error{
 	"grey_model_writer_add_tensor": func(s []string) error {
 		return capi.Grey_model_writer_add_tensor(noWriter, s[0], tensor(), 0, buffer())
 	},
-	"grey_model_writer_write":     func(s []string) error { return capi.Grey_model_writer_write(noWriter, s[0]) },
+	"grey_model_writer_write": func(s []string) error { return capi.Grey_model_writer_write(noWriter, s[0]) },
+	"grey_model_writer_open": func(s []string) error {
+		return capi.Grey_model_writer_open(noWriter, s[0], capi.NewGrey_model_write_options())
+	},
+	"grey_model_writer_declare_tensor": func(s []string) error {
+		return capi.Grey_model_writer_declare_tensor(noWriter, s[0], tensor(), 0, length())
+	},
 	"grey_quant_params_from_name": func(s []string) error { return capi.Grey_quant_params_from_name(s[0], capi.NewGrey_quant_params()) },
 	"grey_audit_append":           func(s []string) error { return capi.Grey_audit_append(noLog, s[0], s[1], length()) },
 	"grey_audit_checkpoint":       func(s []string) error { return capi.Grey_audit_checkpoint(noLog, s[0]) },

@@ -197,7 +197,7 @@ impl ModelWriter {
 
     /// Declares the next tensor without its bytes, for a streamed file; returns its index.
     pub fn declare_tensor(&mut self, name: &str, dtype: DType, shape: &[u64], file_type: u32) -> Result<u64> {
-        let c_name = c_string(name)?;
+        let c_name = c_string("grey_model_writer_declare_tensor", "name", name)?;
         let desc = make_desc(dtype, shape)?;
         let mut index = 0u64;
         check(unsafe {
@@ -209,7 +209,7 @@ impl ModelWriter {
     /// Starts the streamed file at `path` (its header is written now). A file already there is
     /// `Error::Io` unless `replace`.
     pub fn open(&mut self, path: &str, replace: bool) -> Result<()> {
-        let c_path = c_string(path)?;
+        let c_path = c_string("grey_model_writer_open", "path", path)?;
         let mut options = versioned!(sys::grey_model_write_options);
         options.replace = u32::from(replace);
         check(unsafe { sys::grey_model_writer_open(self.raw.as_ptr(), c_path.as_ptr(), &options) })
