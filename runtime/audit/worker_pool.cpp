@@ -56,8 +56,7 @@ void WorkerPool::helper_loop(std::stop_token stop) {
     }
 }
 
-void WorkerPool::run_job(size_t n, size_t block, Call call, const void* body) {
-    if (n == 0) return;
+void WorkerPool::post_job(size_t n, size_t block, Call call, const void* body) {
     block = std::max<size_t>(block, 1);
     {
         const std::lock_guard lock(mutex_);
@@ -68,10 +67,20 @@ void WorkerPool::run_job(size_t n, size_t block, Call call, const void* body) {
         blocks_ = (n + block - 1) / block;
         next_ = 0;
         error_ = nullptr;
-        open_ = blocks_ > 1 && !helpers_.empty();
+        open_ = blocks_ > 0 && !helpers_.empty();
         ++generation_;
     }
     if (open_) wake_.notify_all();
+}
+
+bool WorkerPool::take(size_t b) {
+    const std::lock_guard lock(mutex_);
+    if (next_ != b || b >= blocks_) return false;
+    ++next_;
+    return true;
+}
+
+void WorkerPool::wait() {
     take_blocks();
     std::unique_lock lock(mutex_);
     open_ = false;

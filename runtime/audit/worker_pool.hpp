@@ -25,17 +25,32 @@ public:
     [[nodiscard]] size_t threads() const { return helpers_.size() + 1; }
 
     // Calls body(begin, end) for consecutive blocks of `block` items covering [0, n), handed out one at
-    // a time to the calling thread and whichever helpers are free, so that a core another job slows
-    // down takes fewer. Returns when every block is done; the first exception a block throws is
-    // rethrown here, and the blocks not yet started are skipped. One job at a time: callers serialise.
+    // a time, in order, to the calling thread and whichever helpers are free, so that a core another
+    // job slows down takes fewer. Returns when every block is done; the first exception a block throws
+    // is rethrown here, and the blocks not yet started are skipped. One job at a time: callers
+    // serialise.
     template <typename Body>
     void run(size_t n, size_t block, const Body& body) {
-        run_job(n, block, [](const void* b, size_t begin, size_t end) { (*static_cast<const Body*>(b))(begin, end); }, &body);
+        post(n, block, body);
+        take_blocks();
+        wait();
     }
+
+    // The same job in three steps, for a caller that has other work to do meanwhile: post() hands the
+    // blocks to the helpers and returns at once; take(b) gives block b to the caller instead when no
+    // thread has started it yet (blocks are handed out in order), so that a caller that needs a
+    // block's result never waits for a helper that has not begun it; wait() runs the blocks nobody
+    // took, waits for the helpers, and rethrows. `body` must outlive wait().
+    template <typename Body>
+    void post(size_t n, size_t block, const Body& body) {
+        post_job(n, block, [](const void* b, size_t begin, size_t end) { (*static_cast<const Body*>(b))(begin, end); }, &body);
+    }
+    [[nodiscard]] bool take(size_t b);
+    void wait();
 
 private:
     using Call = void (*)(const void* body, size_t begin, size_t end);
-    void run_job(size_t n, size_t block, Call call, const void* body);
+    void post_job(size_t n, size_t block, Call call, const void* body);
     void take_blocks();
     void helper_loop(std::stop_token stop);
 

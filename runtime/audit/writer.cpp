@@ -5,8 +5,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <cerrno>
 #include <ctime>
+#include <memory>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -465,18 +467,51 @@ void Writer::seal_unsealed(uint8_t* bytes) {
     auto prefixes = [&](size_t begin, size_t end) {
         for (size_t i = begin; i < end; ++i) seal_prefix(record(i), first + i, key_.epoch, *record_mac_, sha_, prefixes_[i]);
     };
-    // A block of records hashes for tens of microseconds, so waking a thread for it pays.
+    auto rest = [&](size_t begin, size_t end) {
+        for (size_t i = begin; i < end; ++i) {
+            head_ = seal_rest(record(i), head_, *record_mac_, prefixes_[i]);
+            range_.append(sha_, head_);
+        }
+    };
+    // A block of records hashes for tens of microseconds, so handing it to another thread pays.
     constexpr size_t block = 64;
     constexpr size_t max_sealing_threads = 4;
     if (n >= 2 * block && !sealers_) sealers_.emplace(std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), max_sealing_threads));
-    if (n >= 2 * block && sealers_->threads() > 1) {
-        sealers_->run(n, block, prefixes);
-    } else {
+    if (n < 2 * block || sealers_->threads() == 1) {
         prefixes(0, n);
-    }
-    for (size_t i = 0; i < n; ++i) {
-        head_ = seal_rest(record(i), head_, *record_mac_, prefixes_[i]);
-        range_.append(sha_, head_);
+        rest(0, n);
+    } else {
+        // A pipeline: the helpers hash the blocks' first halves ahead, in order, while this thread
+        // finishes each block's records as soon as its first halves are there (taking a block itself
+        // when no helper has started it), so that the chain, which only this thread can walk, never
+        // waits for more than one block.
+        const size_t blocks = (n + block - 1) / block;
+        const auto ready = std::make_unique<std::atomic<uint8_t>[]>(blocks);
+        std::exception_ptr failure;
+        std::mutex failure_mutex;
+        sealers_->post(n, block, [&](size_t begin, size_t end) {
+            try {
+                prefixes(begin, end);
+            } catch (...) {
+                const std::lock_guard lock(failure_mutex);
+                if (!failure) failure = std::current_exception();
+            }
+            ready[begin / block].store(1, std::memory_order_release);
+            ready[begin / block].notify_one();
+        });
+        try {
+            for (size_t k = 0; k < blocks; ++k) {
+                const size_t begin = k * block, end = std::min(n, begin + block);
+                if (sealers_->take(k)) prefixes(begin, end);
+                else ready[k].wait(0, std::memory_order_acquire);
+                rest(begin, end);
+            }
+        } catch (...) {
+            sealers_->wait();  // the helpers use this frame's lambdas until then
+            throw;
+        }
+        sealers_->wait();
+        if (failure) std::rethrow_exception(failure);
     }
     next_sequence_ += n;
     last_record_epoch_ = key_.epoch;

@@ -46,6 +46,35 @@ TEST(AuditWorkerPool, TheFirstExceptionReachesTheCaller) {
     EXPECT_EQ(sum.load(), 10u);
 }
 
+// post/take/wait as the writer's sealing pipeline uses them: the caller takes each block in order
+// unless a helper has it, and then waits for that block's result.
+TEST(AuditWorkerPool, ACallerTakesWhatNoHelperHasStarted) {
+    for (const size_t threads : {size_t{1}, size_t{2}, size_t{4}}) {
+        WorkerPool pool(threads);
+        for (int round = 0; round < 100; ++round) {
+            constexpr size_t n = 500, block = 7, blocks = (n + block - 1) / block;
+            std::vector<std::atomic<int>> runs(n);
+            std::vector<std::atomic<uint8_t>> ready(blocks);
+            pool.post(n, block, [&](size_t begin, size_t end) {
+                for (size_t i = begin; i < end; ++i) ++runs[i];
+                ready[begin / block].store(1);
+                ready[begin / block].notify_one();
+            });
+            for (size_t k = 0; k < blocks; ++k) {
+                if (pool.take(k)) {
+                    for (size_t i = k * block; i < std::min(n, (k + 1) * block); ++i) ++runs[i];
+                } else {
+                    ready[k].wait(0);
+                }
+                for (size_t i = k * block; i < std::min(n, (k + 1) * block); ++i) ASSERT_EQ(runs[i].load(), 1) << k;
+            }
+            EXPECT_FALSE(pool.take(blocks));
+            pool.wait();
+            for (size_t i = 0; i < n; ++i) ASSERT_EQ(runs[i].load(), 1) << i;
+        }
+    }
+}
+
 TEST(AuditWorkerPool, ZeroMeansOnePerCore) {
     WorkerPool pool(0);
     EXPECT_EQ(pool.threads(), std::max(1u, std::thread::hardware_concurrency()));
