@@ -459,10 +459,17 @@ void Writer::seal_and_write(Batch& batch, bool sync) {
 }
 
 void Writer::seal_unsealed(uint8_t* bytes) {
-    const size_t n = unsealed_.size();
-    if (n == 0) return;
+    // A window at a time, so that the first halves kept meanwhile stay small however large a batch is.
+    constexpr size_t window = 4096;
+    for (size_t from = 0; from < unsealed_.size(); from += window)
+        seal_window(bytes, std::span<const size_t>(unsealed_).subspan(from, std::min(window, unsealed_.size() - from)));
+    unsealed_.clear();
+}
+
+void Writer::seal_window(uint8_t* bytes, std::span<const size_t> offsets) {
+    const size_t n = offsets.size();
     if (prefixes_.size() < n) prefixes_.resize(n);
-    auto record = [&](size_t i) { return std::span<uint8_t>(bytes + unsealed_[i], load_u32(bytes + unsealed_[i])); };
+    auto record = [&](size_t i) { return std::span<uint8_t>(bytes + offsets[i], load_u32(bytes + offsets[i])); };
     const uint64_t first = next_sequence_;
     auto prefixes = [&](size_t begin, size_t end) {
         for (size_t i = begin; i < end; ++i) seal_prefix(record(i), first + i, key_.epoch, *record_mac_, sha_, prefixes_[i]);
@@ -515,7 +522,6 @@ void Writer::seal_unsealed(uint8_t* bytes) {
     }
     next_sequence_ += n;
     last_record_epoch_ = key_.epoch;
-    unsealed_.clear();
 }
 
 Writer::Written Writer::written() const { return {next_sequence_, head_, key_.epoch, recovered_bytes_, 0}; }

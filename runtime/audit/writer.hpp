@@ -155,6 +155,7 @@ private:
     // Seals the records of `bytes` at unsealed_ with the current key, in order after head_: their first
     // halves on the sealing threads, then the rest one after another (record_format.hpp's seal_prefix).
     void seal_unsealed(uint8_t* bytes);
+    void seal_window(uint8_t* bytes, std::span<const size_t> offsets);
     void write_sealed(Bytes bytes, bool sync);
     [[nodiscard]] Snapshot snapshot() const;
     void restore(const Snapshot& s);
@@ -198,7 +199,7 @@ private:
     Batch single_;   // per-record mode's one record
     Batch sealing_;  // the committer's batch, swapped with filling_ so both keep their capacity
     std::vector<size_t> unsealed_;     // offsets of records seal_and_write has numbered but not hashed
-    std::vector<SealPrefix> prefixes_;  // their first halves
+    std::vector<SealPrefix> prefixes_;  // the first halves of a window of them
     std::optional<WorkerPool> sealers_;  // started for the first batch large enough to share out
 
     std::mutex queue_mutex_;

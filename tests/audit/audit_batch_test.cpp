@@ -64,6 +64,26 @@ TEST_F(AuditBatch, AppendsConsecutiveDurableRecords) {
     }
 }
 
+// A batch of more records than the writer hashes at a time (windows of 4096, blocks of 64, on several
+// threads), in per-record mode, after records that put its sequence numbers off any block boundary.
+TEST_F(AuditBatch, ALargeBatchIsSealedIntact) {
+    batch = make_batch();
+    grey_audit_options o = GREY_AUDIT_OPTIONS_INIT;
+    o.epoch_records = 0;
+    grey_audit_log* log = open_log(o);
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(grey_audit_append(log, "single", "{}", nullptr), GREY_OK);
+    add(batch, 0, 10000);
+    uint64_t first = 0;
+    ASSERT_EQ(grey_audit_append_batch(log, batch, &first), GREY_OK) << grey_last_error();
+    EXPECT_EQ(first, 3u);
+    grey_audit_close(log);
+    const auto r = verify();
+    EXPECT_EQ(r.cause, GREY_AUDIT_INTACT) << r.detail;
+    EXPECT_EQ(r.records, 10003u);
+    const auto all = records();
+    for (size_t i = 3; i < all.size(); i += 997) EXPECT_EQ(all[i]["payload"]["i"], i - 3);
+}
+
 TEST_F(AuditBatch, RefusedEntriesAreNamedAndLeaveTheBatchAsItWas) {
     batch = make_batch();
     add(batch, 0, 2);
