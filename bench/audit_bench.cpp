@@ -65,13 +65,16 @@ size_t record_size() { return 36 + std::string(record_type).size() + payload_200
 
 constexpr uint32_t group_records = 1024;
 
-grey_audit_log* open_log(const TempDir& dir, grey_audit_durability durability) {
+// `epoch_records`: the key advances after this many records (the default, 10000, or 0: only by time,
+// once an hour). Every advance syncs the log and replaces the key file, several fsyncs in all.
+grey_audit_log* open_log(const TempDir& dir, grey_audit_durability durability, uint64_t epoch_records = 10000) {
     grey_audit_options o = GREY_AUDIT_OPTIONS_INIT;
     o.log_path = dir.log.c_str();
     o.key_path = dir.writer.c_str();
     o.durability = durability;
     o.group_records = group_records;
     o.group_ms = 10;
+    o.epoch_records = epoch_records;
     grey_audit_log* log = nullptr;
     if (grey_audit_open(&o, &log) != GREY_OK) std::abort();
     return log;
@@ -85,23 +88,25 @@ void finish(benchmark::State& state, grey_audit_log* log, int64_t records) {
     state.SetBytesProcessed(records * static_cast<int64_t>(payload_200().size()));
 }
 
+// One iteration appends one record; state.range(0) is the epoch length (open_log).
 void append_benchmark(benchmark::State& state, grey_audit_durability durability) {
     const TempDir dir;
-    grey_audit_log* log = open_log(dir, durability);
+    grey_audit_log* log = open_log(dir, durability, static_cast<uint64_t>(state.range(0)));
     const std::string payload = payload_200();
     for (auto _ : state)
         if (grey_audit_append(log, record_type, payload.c_str(), nullptr) != GREY_OK) state.SkipWithError(grey_last_error());
     finish(state, log, state.iterations());
 }
 
-// One iteration fills a batch of state.range(0) records and appends it with grey_audit_append_batch.
+// One iteration fills a batch of state.range(0) records and appends it with grey_audit_append_batch;
+// state.range(1) is the epoch length (open_log).
 void batch_benchmark(benchmark::State& state, grey_audit_durability durability) {
     if (&grey_audit_append_batch == nullptr) {
         state.SkipWithError("this libgrey has no grey_audit_append_batch");
         return;
     }
     const TempDir dir;
-    grey_audit_log* log = open_log(dir, durability);
+    grey_audit_log* log = open_log(dir, durability, static_cast<uint64_t>(state.range(1)));
     grey_audit_batch* batch = nullptr;
     if (grey_audit_batch_create(&batch) != GREY_OK) std::abort();
     const std::string payload = payload_200();
@@ -242,10 +247,12 @@ void BM_Verify(benchmark::State& state) {
 // Wall-clock rates (real or manual time): a sync's wait is part of what an appender pays, and the
 // floors and the verifier run on several threads.
 BENCHMARK(BM_DiskFloor)->Unit(benchmark::kMicrosecond)->MinTime(2.0)->UseRealTime();
-BENCHMARK(BM_AppendFsyncPerRecord)->Unit(benchmark::kMicrosecond)->MinTime(2.0)->UseRealTime();
-BENCHMARK(BM_AppendBatchFsyncPerBatch)->Arg(256)->Unit(benchmark::kMicrosecond)->MinTime(2.0)->UseRealTime();
-BENCHMARK(BM_AppendGroupCommit)->Unit(benchmark::kMicrosecond)->MinTime(2.0)->UseRealTime();
-BENCHMARK(BM_AppendBatchGroupCommit)->Arg(256)->Unit(benchmark::kMicrosecond)->MinTime(2.0)->UseRealTime();
+BENCHMARK(BM_AppendFsyncPerRecord)->ArgName("epoch_records")->Arg(10000)->Unit(benchmark::kMicrosecond)->MinTime(2.0)->UseRealTime();
+BENCHMARK(BM_AppendBatchFsyncPerBatch)->ArgNames({"batch", "epoch_records"})->Args({256, 10000})->Unit(benchmark::kMicrosecond)
+    ->MinTime(2.0)->UseRealTime();
+BENCHMARK(BM_AppendGroupCommit)->ArgName("epoch_records")->Arg(10000)->Arg(0)->Unit(benchmark::kMicrosecond)->MinTime(2.0)->UseRealTime();
+BENCHMARK(BM_AppendBatchGroupCommit)->ArgNames({"batch", "epoch_records"})->Args({256, 10000})->Args({256, 0})
+    ->Unit(benchmark::kMicrosecond)->MinTime(2.0)->UseRealTime();
 BENCHMARK(BM_HashFloor)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseManualTime();
 BENCHMARK(BM_Verify)->ArgNames({"threads", "records"})->Args({1, verified_records})->Args({2, verified_records})->Args({0, verified_records})
     ->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseManualTime();

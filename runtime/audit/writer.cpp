@@ -2,7 +2,6 @@
 
 #include "core/error.hpp"
 
-
 #include <nlohmann/json.hpp>
 
 #include <atomic>
