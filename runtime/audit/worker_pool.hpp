@@ -31,7 +31,7 @@ public:
     // serialise.
     template <typename Body>
     void run(size_t n, size_t block, const Body& body) {
-        post(n, block, body);
+        post(n, block, body);  // `body` lives until run returns, temporary or not
         take_blocks();
         wait();
     }
@@ -40,11 +40,14 @@ public:
     // blocks to the helpers and returns at once; take(b) gives block b to the caller instead when no
     // thread has started it yet (blocks are handed out in order), so that a caller that needs a
     // block's result never waits for a helper that has not begun it; wait() runs the blocks nobody
-    // took, waits for the helpers, and rethrows. `body` must outlive wait().
+    // took, waits for the helpers, and rethrows. `body` must outlive wait(): a named object, never a
+    // temporary, which would be gone at the end of the statement that posts it (refused below).
     template <typename Body>
     void post(size_t n, size_t block, const Body& body) {
         post_job(n, block, [](const void* b, size_t begin, size_t end) { (*static_cast<const Body*>(b))(begin, end); }, &body);
     }
+    template <typename Body>
+    void post(size_t n, size_t block, const Body&& body) = delete;
     [[nodiscard]] bool take(size_t b);
     void wait();
 

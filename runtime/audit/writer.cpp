@@ -495,7 +495,7 @@ void Writer::seal_window(uint8_t* bytes, std::span<const size_t> offsets) {
         const auto ready = std::make_unique<std::atomic<uint8_t>[]>(blocks);
         std::exception_ptr failure;
         std::mutex failure_mutex;
-        sealers_->post(n, block, [&](size_t begin, size_t end) {
+        const auto ahead = [&](size_t begin, size_t end) {
             try {
                 prefixes(begin, end);
             } catch (...) {
@@ -504,7 +504,8 @@ void Writer::seal_window(uint8_t* bytes, std::span<const size_t> offsets) {
             }
             ready[begin / block].store(1, std::memory_order_release);
             ready[begin / block].notify_one();
-        });
+        };
+        sealers_->post(n, block, ahead);
         try {
             for (size_t k = 0; k < blocks; ++k) {
                 const size_t begin = k * block, end = std::min(n, begin + block);

@@ -55,11 +55,12 @@ TEST(AuditWorkerPool, ACallerTakesWhatNoHelperHasStarted) {
             constexpr size_t n = 500, block = 7, blocks = (n + block - 1) / block;
             std::vector<std::atomic<int>> runs(n);
             std::vector<std::atomic<uint8_t>> ready(blocks);
-            pool.post(n, block, [&](size_t begin, size_t end) {
+            const auto body = [&](size_t begin, size_t end) {
                 for (size_t i = begin; i < end; ++i) ++runs[i];
                 ready[begin / block].store(1);
                 ready[begin / block].notify_one();
-            });
+            };
+            pool.post(n, block, body);
             for (size_t k = 0; k < blocks; ++k) {
                 if (pool.take(k)) {
                     for (size_t i = k * block; i < std::min(n, (k + 1) * block); ++i) ++runs[i];
