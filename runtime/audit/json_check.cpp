@@ -1,12 +1,15 @@
 #include "audit/json_check.hpp"
 
 #include <algorithm>
+#include <array>
 #include <clocale>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <locale.h>
+#include <memory_resource>
 #include <span>
 #include <string>
 #include <vector>
@@ -214,7 +217,7 @@ private:
     }
 
     // One escape after its backslash; appends what it stands for to `out` (UTF-8) when there is one.
-    bool escape(std::string* out) {
+    bool escape(std::pmr::string* out) {
         if (p_ == end_) return false;
         const uint8_t c = *p_++;
         char simple = 0;
@@ -248,7 +251,7 @@ private:
         return true;
     }
 
-    static void append_utf8(std::string& out, uint32_t cp) {
+    static void append_utf8(std::pmr::string& out, uint32_t cp) {
         if (cp < 0x80) {
             out.push_back(static_cast<char>(cp));
         } else if (cp < 0x800) {
@@ -300,7 +303,7 @@ private:
     }
 
     // A string starting at its opening quote; with `out`, its unescaped bytes are appended there.
-    bool string(std::string* out) {
+    bool string(std::pmr::string* out) {
         ++p_;  // the opening quote
         const uint8_t* run = p_;  // bytes since the last escape, copied in one go
         auto flush = [&] {
@@ -339,9 +342,12 @@ private:
     const uint8_t* begin_;
     const uint8_t* p_;
     const uint8_t* end_;
-    std::vector<Container> open_;
-    std::vector<Key> keys_;  // keys of the open objects, outermost first
-    std::string arena_;      // their unescaped bytes
+    // A payload of a few objects and keys, nearly every one, is checked without touching the heap.
+    std::array<std::byte, 2048> scratch_;
+    std::pmr::monotonic_buffer_resource memory_{scratch_.data(), scratch_.size()};
+    std::pmr::vector<Container> open_{&memory_};
+    std::pmr::vector<Key> keys_{&memory_};  // keys of the open objects, outermost first
+    std::pmr::string arena_{&memory_};      // their unescaped bytes
 };
 
 }  // namespace
