@@ -1086,6 +1086,42 @@ GREY_API GREY_NODISCARD grey_status grey_audit_open(const grey_audit_options* op
 GREY_API GREY_NODISCARD grey_status grey_audit_append(grey_audit_log* log, const char* type, const char* payload,
                                                       uint64_t* out_sequence);
 
+/* A batch of records to append in one call (since 0.2). Appending records a batch at a time costs the
+ * library one lock, one write and (in EVERY_RECORD mode) one fdatasync for the whole batch, and lets it
+ * hash the records on several threads. A batch is not tied to a log and may be reused: appending it
+ * empties it. Not thread-safe: fill and append one batch from one thread at a time (several batches
+ * may be filled at once). */
+typedef struct grey_audit_batch grey_audit_batch;
+
+/* Creates an empty batch; the caller owns *out_batch and releases it with grey_audit_batch_destroy.
+ * Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_audit_batch_create(grey_audit_batch** out_batch);
+
+/* Adds a record of `type` with a JSON `payload` to the batch, checked as grey_audit_append checks them
+ * (a "grey." type is refused too). A refused record is not added, and the message names it by its
+ * index in the batch ("entry 3: payload is not valid JSON (at byte 12)"); the batch keeps the records
+ * added before, so the caller decides whether to append them without it or to drop the batch. A batch
+ * holds at most 64 MiB of records (each takes its type, its payload and 100 bytes): the record that
+ * would pass that is refused the same way. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_audit_batch_add(grey_audit_batch* batch, const char* type, const char* payload);
+
+/* Appends every record of `batch`, in order, and empties it. All or nothing: the records take
+ * consecutive sequence numbers (no other thread's or process's record comes between them) and are
+ * sealed with one key epoch (when the batch would outlast the current epoch's epoch_records, the key
+ * advances before it, so a batch never straddles two epochs), so they reach the file in one write, and
+ * a write that fails leaves none of them. A batch of more records than the log's epoch_records is
+ * refused (GREY_ERROR_INVALID_ARGUMENT) and left as it was, as it is on any failure. In EVERY_RECORD
+ * mode the records are durable when the call returns, after one fdatasync, and *out_first_sequence (may
+ * be NULL) receives the first one's sequence number. In GROUP mode they are queued together, as
+ * grey_audit_append queues one record, and *out_first_sequence receives UINT64_MAX; an I/O error of
+ * their group commit drops all of them and is reported by the next call. An empty batch appends
+ * nothing and gives UINT64_MAX. Thread-safe with respect to the log. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_audit_append_batch(grey_audit_log* log, grey_audit_batch* batch,
+                                                            uint64_t* out_first_sequence);
+
+/* NULL-safe. Since 0.2. */
+GREY_API void grey_audit_batch_destroy(grey_audit_batch* batch);
+
 /* Writes and syncs every queued record; reports an error a background group commit met. If a
  * background fdatasync fails, what the file holds is unknown: every later call on this log fails with
  * GREY_ERROR_IO, and the caller closes it and opens it again (which checks and recovers the file).
@@ -1143,9 +1179,12 @@ typedef struct grey_audit_verify_options {
     const char* const* checkpoint_paths;  /* checkpoint_count files; may be NULL when the count is 0 */
     const char* public_key_path;          /* Ed25519 public key: every checkpoint must carry a valid
                                              signature; NULL to check HMACs only */
+    uint32_t threads;                     /* threads that hash the log: 0 (the default) for one per
+                                             core, else at most 256; the report is the same whatever
+                                             their number (since 0.2) */
 } grey_audit_verify_options;
 
-#define GREY_AUDIT_VERIFY_OPTIONS_INIT { (uint32_t)sizeof(grey_audit_verify_options), 0u, NULL, NULL, NULL, NULL }
+#define GREY_AUDIT_VERIFY_OPTIONS_INIT { (uint32_t)sizeof(grey_audit_verify_options), 0u, NULL, NULL, NULL, NULL, 0u }
 
 typedef struct grey_audit_report {
     uint32_t struct_size;
@@ -1164,8 +1203,9 @@ typedef struct grey_audit_report {
 /* Verifies the whole log, and the checkpoints against it. Returns GREY_OK whenever verification could
  * run — the verdict is out_report->cause — and an error only when it could not (a missing file, a bad
  * key file). Reads only. Run it on a log no writer is appending to: a record being written at that
- * moment shows as a malformed tail. A log of more than 1024 records is hashed on up to all the
- * machine's cores, by threads the call starts and joins before it returns. Thread-safe. Since 0.1. */
+ * moment shows as a malformed tail. A log of more than 1024 records is hashed on up to
+ * options->threads threads (all the machine's cores by default), which the call starts and joins
+ * before it returns. Thread-safe. Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_audit_verify(const grey_audit_verify_options* options,
                                                       grey_audit_report* out_report);
 

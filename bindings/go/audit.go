@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"strings"
 	"unsafe"
 
 	"libgrey/grey/capi"
@@ -144,6 +145,41 @@ func (l *AuditLog) Append(typ string, payload any) (uint64, error) {
 	return seq[0], nil
 }
 
+// AuditEntry is one record of a batch: its type and its JSON payload (as Append takes them).
+type AuditEntry struct {
+	Type    string
+	Payload any
+}
+
+// AppendBatch appends entries in one call: consecutive in the log, sealed with one key epoch and
+// written at once, so that all of them reach the log or none does. A refused entry fails the call with
+// an ErrInvalidArgument naming it by its index ("entry 3: ...") and appends none of them. It returns
+// the first record's sequence number (durable, as after Append), or NoSequence when the batch was
+// queued for group commit or was empty. A batch holds at most 64 MiB of records, and no more records
+// than the log's epoch length.
+func (l *AuditLog) AppendBatch(entries []AuditEntry) (uint64, error) {
+	out := []uintptr{0}
+	if err := capi.Grey_audit_batch_create(out); err != nil {
+		return 0, err
+	}
+	batch := capi.SwigcptrGrey_audit_batch(out[0])
+	defer capi.Grey_audit_batch_destroy(batch)
+	for i, e := range entries {
+		text, err := jsonText(e.Payload)
+		if err != nil {
+			return 0, &Error{Status: int(StatusInvalidArgument), Message: fmt.Sprintf("grey: entry %d: %s", i, strings.TrimPrefix(err.(*Error).Message, "grey: "))}
+		}
+		if err := capi.Grey_audit_batch_add(batch, e.Type, text); err != nil {
+			return 0, err
+		}
+	}
+	first := []uint64{0}
+	if err := l.with(func(h capi.Grey_audit_log) error { return capi.Grey_audit_append_batch(h, batch, first) }); err != nil {
+		return 0, err
+	}
+	return first[0], nil
+}
+
 // Flush writes and syncs every queued record, and reports an error a background group commit met.
 func (l *AuditLog) Flush() error {
 	return l.with(func(h capi.Grey_audit_log) error { return capi.Grey_audit_flush(h) })
@@ -187,11 +223,11 @@ func (l *AuditLog) Info() (AuditLogInfo, error) {
 
 // Verify flushes, then verifies this log with the verifier key (see AuditVerify). Do not append from
 // other goroutines meanwhile: a record being written shows as a malformed tail.
-func (l *AuditLog) Verify(keyPath string, checkpoints []string, publicKey string) (*AuditReport, error) {
+func (l *AuditLog) Verify(keyPath string, checkpoints []string, publicKey string, opts ...VerifyOption) (*AuditReport, error) {
 	if err := l.Flush(); err != nil {
 		return nil, err
 	}
-	return AuditVerify(l.Path, keyPath, checkpoints, publicKey)
+	return AuditVerify(l.Path, keyPath, checkpoints, publicKey, opts...)
 }
 
 // ProofWrite stores artifact (JSON text kept byte for byte, or a value to marshal) as
@@ -255,12 +291,24 @@ func newAuditReport(raw capi.Grey_audit_report) *AuditReport {
 	return r
 }
 
+// VerifyOption configures AuditVerify.
+type VerifyOption func(capi.Grey_audit_verify_options)
+
+// WithVerifyThreads hashes the log on n threads (0, the default: one per core; at most 256). The
+// report is the same whatever their number.
+func WithVerifyThreads(n uint32) VerifyOption {
+	return func(o capi.Grey_audit_verify_options) { o.SetThreads(uint(n)) }
+}
+
 // AuditVerify verifies the whole log at logPath with the verifier key, and each checkpoint file
 // against it (with publicKey, not "", their Ed25519 signatures too). The verdict is the report's
 // Cause; an error means verification could not run (a missing file, a bad key file).
-func AuditVerify(logPath, keyPath string, checkpoints []string, publicKey string) (*AuditReport, error) {
+func AuditVerify(logPath, keyPath string, checkpoints []string, publicKey string, opts ...VerifyOption) (*AuditReport, error) {
 	raw := capi.NewGrey_audit_verify_options()
 	defer capi.DeleteGrey_audit_verify_options(raw)
+	for _, opt := range opts {
+		opt(raw)
+	}
 	raw.SetLog_path(logPath)
 	raw.SetKey_path(keyPath)
 	if publicKey != "" {

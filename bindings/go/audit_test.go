@@ -114,6 +114,58 @@ func TestAuditTamperingAndProofArtifacts(t *testing.T) {
 	}
 }
 
+func TestAuditAppendBatch(t *testing.T) {
+	dir, verifier, writer := keys(t)
+	logPath := filepath.Join(dir, "audit.log")
+	log, err := grey.OpenAuditLog(logPath, writer, grey.WithEpochs(10, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	if _, err := log.Append("single", nil); err != nil {
+		t.Fatal(err)
+	}
+	entries := []grey.AuditEntry{
+		{Type: "run", Payload: map[string]any{"i": 0}},
+		{Type: "run", Payload: map[string]any{"i": 1}},
+		{Type: "note", Payload: `{"raw":true}`},
+	}
+	if first, err := log.AppendBatch(entries); err != nil || first != 1 {
+		t.Fatalf("AppendBatch: %d %v", first, err)
+	}
+	if first, err := log.AppendBatch(nil); err != nil || first != grey.NoSequence {
+		t.Fatalf("empty batch: %d %v", first, err)
+	}
+	_, err = log.AppendBatch([]grey.AuditEntry{{Type: "run", Payload: nil}, {Type: "run", Payload: "{not json"}})
+	if !errors.Is(err, grey.ErrInvalidArgument) || !strings.Contains(err.Error(), "entry 1: payload is not valid JSON") {
+		t.Errorf("bad entry: %v", err)
+	}
+	_, err = log.AppendBatch([]grey.AuditEntry{{Type: "run", Payload: nil}, {Type: "run", Payload: func() {}}})
+	if !errors.Is(err, grey.ErrInvalidArgument) || !strings.Contains(err.Error(), "entry 1: the payload is not JSON") {
+		t.Errorf("unmarshallable entry: %v", err)
+	}
+	late := make([]grey.AuditEntry, 7) // 4 + 7 records would outlast the epoch of 10: the key advances first
+	for i := range late {
+		late[i] = grey.AuditEntry{Type: "late", Payload: map[string]any{"i": i}}
+	}
+	if first, err := log.AppendBatch(late); err != nil || first != 4 {
+		t.Fatalf("late batch: %d %v", first, err)
+	}
+	for _, threads := range []uint32{0, 1, 3} {
+		report, err := log.Verify(verifier, nil, "", grey.WithVerifyThreads(threads))
+		if err != nil || !report.Intact() || report.Records != 11 || report.LastEpoch != 1 {
+			t.Errorf("threads %d: %+v %v", threads, report, err)
+		}
+	}
+	if _, err := grey.AuditVerify(logPath, verifier, nil, "", grey.WithVerifyThreads(257)); !errors.Is(err, grey.ErrInvalidArgument) {
+		t.Errorf("257 threads: %v", err)
+	}
+	records, err := grey.AuditRecords(logPath, 0, 0)
+	if err != nil || len(records) != 11 || records[3]["type"] != "note" || records[4]["epoch"] != float64(1) || records[3]["epoch"] != float64(0) {
+		t.Errorf("records %v %v", records, err)
+	}
+}
+
 func TestAuditErrors(t *testing.T) {
 	dir, verifier, writer := keys(t)
 	if err := grey.AuditKeygen(grey.KeygenOptions{VerifierKey: verifier}); !errors.Is(err, grey.ErrInvalidArgument) {

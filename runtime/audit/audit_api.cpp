@@ -10,12 +10,17 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <memory>
 
 struct grey_audit_log {
     explicit grey_audit_log(grey::audit::WriterOptions options) : writer(std::move(options)) {}
     grey::audit::Writer writer;
+};
+
+struct grey_audit_batch {
+    grey::audit::RecordBatch records;
 };
 
 using grey::abi_guard;
@@ -27,7 +32,9 @@ namespace {
 // Sizes of the structs as first released, below which a caller's struct_size is refused.
 constexpr size_t audit_options_v1_size = sizeof(grey_audit_options);
 constexpr size_t keygen_options_v1_size = sizeof(grey_audit_keygen_options);
-constexpr size_t verify_options_v1_size = sizeof(grey_audit_verify_options);
+constexpr size_t verify_options_v1_size = offsetof(grey_audit_verify_options, threads);
+constexpr uint32_t max_verify_threads = 256;
+
 
 template <typename Options>
 void require_input_struct(const Options* options, size_t first_released_size, const char* what) {
@@ -165,6 +172,33 @@ grey_status grey_audit_append(grey_audit_log* log, const char* type, const char*
     });
 }
 
+grey_status grey_audit_batch_create(grey_audit_batch** out_batch) {
+    return abi_guard([&] {
+        require_non_null(out_batch, "out_batch");
+        *out_batch = std::make_unique<grey_audit_batch>().release();
+    });
+}
+
+grey_status grey_audit_batch_add(grey_audit_batch* batch, const char* type, const char* payload) {
+    return abi_guard([&] {
+        require_non_null(batch, "batch");
+        require_non_null(type, "type");
+        require_non_null(payload, "payload");
+        batch->records.add(type, payload);
+    });
+}
+
+grey_status grey_audit_append_batch(grey_audit_log* log, grey_audit_batch* batch, uint64_t* out_first_sequence) {
+    return abi_guard([&] {
+        require_non_null(log, "log");
+        require_non_null(batch, "batch");
+        const auto first = log->writer.append_batch(batch->records);
+        if (out_first_sequence != nullptr) *out_first_sequence = first.value_or(UINT64_MAX);
+    });
+}
+
+void grey_audit_batch_destroy(grey_audit_batch* batch) { delete batch; }
+
 grey_status grey_audit_flush(grey_audit_log* log) {
     return abi_guard([&] {
         require_non_null(log, "log");
@@ -221,6 +255,11 @@ grey_status grey_audit_verify(const grey_audit_verify_options* options, grey_aud
     return abi_guard([&] {
         require_input_struct(options, verify_options_v1_size, "options");
         require_non_null(out_report, "out_report");
+        // (threads arrived in 0.2: a caller built against 0.1 passes a struct without it.)
+        const uint32_t threads = options->struct_size >= offsetof(grey_audit_verify_options, threads) + sizeof(uint32_t) ? options->threads : 0;
+        if (threads > max_verify_threads)
+            fail(GREY_ERROR_INVALID_ARGUMENT, "options->threads is " + std::to_string(threads) + "; at most " +
+                                                  std::to_string(max_verify_threads) + " (0: one per core)");
         const std::string log_path = required_path(options->log_path, "options->log_path");
         audit::KeyChain keys = verifier_keys(required_path(options->key_path, "options->key_path"));
         if (options->checkpoint_count > 0) require_non_null(options->checkpoint_paths, "options->checkpoint_paths");
@@ -232,7 +271,7 @@ grey_status grey_audit_verify(const grey_audit_verify_options* options, grey_aud
         audit::PkeyPtr public_key;
         if (options->public_key_path != nullptr) public_key = audit::ed25519_read_public(options->public_key_path);
         const grey::MappedFile file = map_log(log_path);
-        const audit::VerifyReport report = audit::verify_log(file.bytes<uint8_t>(), keys, checkpoints, public_key.get());
+        const audit::VerifyReport report = audit::verify_log(file.bytes<uint8_t>(), keys, checkpoints, public_key.get(), threads);
         grey::copy_out_struct(to_c(report), out_report, sizeof(grey_audit_report), "out_report");
     });
 }

@@ -22,6 +22,7 @@
 #error "libgrey's audit log needs OpenSSL's SHA256_Init/Update/Final (an OpenSSL built without no-deprecated)"
 #endif
 
+#include <cstring>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -79,6 +80,36 @@ Hash Sha256::hash(int prefix, Bytes part1, Bytes part2) const {
     return out;
 }
 
+static_assert(sizeof(SHA256_CTX) == 112 && alignof(SHA256_CTX) <= 8, "Sha256State holds a SHA256_CTX");
+
+namespace {
+SHA256_CTX* context(std::array<uint8_t, 112>& bytes) { return reinterpret_cast<SHA256_CTX*>(bytes.data()); }
+}  // namespace
+
+Sha256State::Sha256State() = default;
+Sha256State::~Sha256State() { OPENSSL_cleanse(ctx_.data(), ctx_.size()); }
+Sha256State::Sha256State(const Sha256State& other) = default;
+Sha256State& Sha256State::operator=(const Sha256State& other) = default;
+
+void Sha256State::update(Bytes part) { SHA256_Update(context(ctx_), part.data(), part.size()); }
+
+Hash Sha256State::finish() {
+    Hash out{};
+    SHA256_Final(out.data(), context(ctx_));
+    OPENSSL_cleanse(ctx_.data(), ctx_.size());
+    return out;
+}
+
+Sha256State Sha256::begin(int prefix) const {
+    Sha256State state;
+    SHA256_Init(context(state.ctx_));
+    if (prefix >= 0) {
+        const uint8_t prefix_byte = static_cast<uint8_t>(prefix);
+        state.update({&prefix_byte, 1});
+    }
+    return state;
+}
+
 struct HmacSha256::Pads {
     SHA256_CTX inner;  // after absorbing key XOR ipad
     SHA256_CTX outer;  // after absorbing key XOR opad
@@ -117,7 +148,36 @@ Hash HmacSha256::mac(Bytes message) const {
     return out;
 }
 
+Sha256State HmacSha256::begin() const {
+    Sha256State inner;
+    std::memcpy(inner.ctx_.data(), &pads_->inner, sizeof pads_->inner);
+    return inner;
+}
+
+Hash HmacSha256::finish(Sha256State& inner) const {
+    const Hash inner_digest = inner.finish();
+    SHA256_CTX ctx = pads_->outer;
+    Hash out{};
+    SHA256_Update(&ctx, inner_digest.data(), inner_digest.size());
+    SHA256_Final(out.data(), &ctx);
+    OPENSSL_cleanse(&ctx, sizeof ctx);
+    return out;
+}
+
 bool equal_ct(Bytes a, Bytes b) { return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0; }
+
+bool equal_ct(const Hash& a, Bytes b) {
+    if (b.size() != a.size()) return false;
+    // Differences are OR-ed together and looked at once, at the end: no branch depends on a byte.
+    uint64_t difference = 0;
+    for (size_t i = 0; i < a.size(); i += sizeof(uint64_t)) {
+        uint64_t x = 0, y = 0;
+        std::memcpy(&x, a.data() + i, sizeof x);
+        std::memcpy(&y, b.data() + i, sizeof y);
+        difference |= x ^ y;
+    }
+    return difference == 0;
+}
 
 void random_bytes(std::span<uint8_t> out) {
     if (RAND_bytes(out.data(), static_cast<int>(out.size())) != 1) openssl_failure("RAND_bytes");

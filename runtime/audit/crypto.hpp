@@ -61,6 +61,28 @@ struct PkeyDeleter {
 };
 using PkeyPtr = std::unique_ptr<evp_pkey_st, PkeyDeleter>;
 
+// A SHA-256 computation part of the way through its message: a writer hashes the blocks of a record
+// that come before its chain field ahead of time, on any thread, and the rest once the previous
+// record's hash is known. Begun from an HMAC key's pad it is as secret as the key, so it is wiped when
+// it is finished or destroyed.
+class Sha256State {
+public:
+    Sha256State();
+    ~Sha256State();
+    Sha256State(const Sha256State& other);
+    Sha256State& operator=(const Sha256State& other);
+    void update(Bytes part);
+    // The digest of everything given; the state is wiped and must be begun again before further use.
+    Hash finish();
+
+private:
+    friend class Sha256;
+    friend class HmacSha256;
+    // OpenSSL's SHA256_CTX, whose header crypto.hpp keeps out of the rest of the code (crypto.cpp checks
+    // the size and alignment).
+    alignas(8) std::array<uint8_t, 112> ctx_{};
+};
+
 // SHA-256 of short messages. Hashing ~300-byte records is the hot path of both append and verify, and
 // OpenSSL 3's EVP layer costs about half as much again as the hashing itself per call, so this uses
 // OpenSSL's SHA256_* block functions directly (crypto.cpp says more). Stateless: one object may be used
@@ -70,6 +92,8 @@ public:
     // SHA-256(prefix || part1 || part2); `prefix` < 0 means no prefix byte (RFC 6962 leaves use 0x00,
     // interior nodes 0x01).
     Hash hash(int prefix, Bytes part1, Bytes part2 = {}) const;
+    // The state after `prefix` (as above), for messages given piece by piece.
+    Sha256State begin(int prefix) const;
 };
 
 // HMAC-SHA256 (RFC 2104) keyed once, then used for many messages: the SHA-256 states after the key's
@@ -85,6 +109,10 @@ public:
     HmacSha256& operator=(const HmacSha256&) = delete;
     Hash mac(Bytes message) const;
     Hash mac(std::string_view label) const { return mac(as_bytes(label)); }
+    // The same in two steps, for a message given piece by piece: begin() is the inner hash's state
+    // after the key's pad, which the caller feeds with update(); finish() completes the MAC and wipes it.
+    Sha256State begin() const;
+    Hash finish(Sha256State& inner) const;
 
 private:
     struct Pads;  // the two SHA-256 states; defined in crypto.cpp, where OpenSSL's header is
@@ -94,6 +122,9 @@ private:
 // Constant-time equality of two equally long byte strings (CRYPTO_memcmp); false if lengths differ.
 // For MACs, which a timing difference would help forge.
 bool equal_ct(Bytes a, Bytes b);
+// The same for two MACs: every byte compared whatever the others hold, without CRYPTO_memcmp's call and
+// byte-at-a-time loop, which were a twentieth of a verification's time.
+bool equal_ct(const Hash& a, Bytes b);
 // Plain equality, for hashes anyone can compute (the chain's previous-record hash): no secret to leak,
 // and CRYPTO_memcmp's byte-at-a-time loop was a tenth of a verification's time.
 inline bool equal_public(Bytes a, Bytes b) { return std::equal(a.begin(), a.end(), b.begin(), b.end()); }

@@ -1,7 +1,5 @@
 #include "audit/merkle.hpp"
 
-#include "audit/parallel.hpp"
-
 #include <bit>
 
 namespace grey::audit {
@@ -64,7 +62,7 @@ void ChunkRoots::offer(const Sha256& sha, Hashes leaves, size_t begin, size_t en
     known[begin / chunk] = 1;
 }
 
-Hash merkle_root_parallel(const Sha256& sha, Hashes leaves, const ChunkRoots* known) {
+Hash merkle_root_parallel(const Sha256& sha, Hashes leaves, WorkerPool& pool, const ChunkRoots* known) {
     constexpr size_t chunk = ChunkRoots::chunk;
     if (leaves.size() <= 2 * chunk) return merkle_root(sha, leaves);
     std::vector<Hash> chunk_roots(leaves.size() / chunk);
@@ -73,7 +71,7 @@ Hash merkle_root_parallel(const Sha256& sha, Hashes leaves, const ChunkRoots* kn
         if (known != nullptr && i < known->known.size() && known->known[i] != 0) chunk_roots[i] = known->roots[i];
         else missing.push_back(i);
     }
-    parallel_blocks(missing.size(), 8, [&](size_t begin, size_t end) {
+    pool.run(missing.size(), 8, [&](size_t begin, size_t end) {
         for (size_t m = begin; m < end; ++m) chunk_roots[missing[m]] = merkle_root(sha, leaves.subspan(missing[m] * chunk, chunk));
     });
     return root_over_chunks(sha, leaves, 0, chunk_roots);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "audit/crypto.hpp"
+#include "audit/worker_pool.hpp"
 
 #include <cstdint>
 #include <span>
@@ -26,9 +27,8 @@ struct ChunkRoots {
     void offer(const Sha256& sha, Hashes leaves, size_t begin, size_t end);
 };
 
-// The same root as merkle_root, with the chunks `known` lacks hashed on all cores first
-// (runtime/audit/parallel.hpp).
-Hash merkle_root_parallel(const Sha256& sha, Hashes leaves, const ChunkRoots* known = nullptr);
+// The same root as merkle_root, with the chunks `known` lacks hashed on the pool's threads first.
+Hash merkle_root_parallel(const Sha256& sha, Hashes leaves, WorkerPool& pool, const ChunkRoots* known = nullptr);
 // PATH(index, D[0:n]).
 std::vector<Hash> inclusion_proof(const Sha256& sha, Hashes leaves, uint64_t index);
 // PROOF(m, D[0:n]) for 0 < m < n; empty for m == n or m == 0.

@@ -5,19 +5,6 @@
 
 namespace grey::audit {
 
-namespace {
-void store_u16(uint8_t* p, uint16_t v) {
-    p[0] = static_cast<uint8_t>(v);
-    p[1] = static_cast<uint8_t>(v >> 8);
-}
-void store_u32(uint8_t* p, uint32_t v) {
-    for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-void store_u64(uint8_t* p, uint64_t v) {
-    for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-}  // namespace
-
 const char* parse_error_text(ParseError error) {
     switch (error) {
         case ParseError::None: return "no error";
@@ -97,23 +84,53 @@ void append_unsealed(std::string& out, uint64_t timestamp_ns, std::string_view t
     auto* p = reinterpret_cast<uint8_t*>(out.data() + start);
     store_u32(p, static_cast<uint32_t>(length));
     store_u32(p + 4, record_magic);
-    store_u64(p + 16, timestamp_ns);
+    store_u64(p + record_timestamp_offset, timestamp_ns);
     store_u16(p + 28, static_cast<uint16_t>(type.size()));
     store_u32(p + 32, static_cast<uint32_t>(payload.size()));
     std::memcpy(p + record_fixed_size, type.data(), type.size());
     std::memcpy(p + record_fixed_size + type.size(), payload.data(), payload.size());
 }
 
-Hash seal_record(std::span<uint8_t> record, uint64_t sequence, uint32_t epoch, const Hash& previous_hash,
-                 const HmacSha256& record_mac, const Sha256& sha) {
+namespace {
+// Where the hashes of a record split: the bytes before the previous hash that fill whole SHA-256 blocks.
+// The MAC's message starts on a block boundary (after the key's pad); the leaf's is one byte in (0x00).
+constexpr size_t sha256_block = 64;
+size_t mac_prefix(size_t length) { return (length - record_trailer_size) / sha256_block * sha256_block; }
+size_t leaf_prefix(size_t length) {
+    const size_t whole = (length - record_trailer_size + 1) / sha256_block * sha256_block;
+    return whole == 0 ? 0 : whole - 1;
+}
+}  // namespace
+
+void seal_prefix(std::span<uint8_t> record, uint64_t sequence, uint32_t epoch, const HmacSha256& record_mac, const Sha256& sha,
+                 SealPrefix& out) {
     uint8_t* p = record.data();
-    const size_t length = record.size();
     store_u64(p + 8, sequence);
     store_u32(p + 24, epoch);
-    std::copy(previous_hash.begin(), previous_hash.end(), p + length - 64);
-    const Hash mac = record_mac.mac(Bytes(p, length - 32));
+    out.mac = record_mac.begin();
+    out.mac.update(Bytes(p, mac_prefix(record.size())));
+    out.leaf = sha.begin(0x00);
+    out.leaf.update(Bytes(p, leaf_prefix(record.size())));
+}
+
+Hash seal_rest(std::span<uint8_t> record, const Hash& previous_hash, const HmacSha256& record_mac, SealPrefix& prefix) {
+    uint8_t* p = record.data();
+    const size_t length = record.size();
+    std::copy(previous_hash.begin(), previous_hash.end(), p + length - record_trailer_size);
+    const size_t mac_done = mac_prefix(length);
+    prefix.mac.update(Bytes(p + mac_done, length - 32 - mac_done));
+    const Hash mac = record_mac.finish(prefix.mac);
     std::copy(mac.begin(), mac.end(), p + length - 32);
-    return leaf_hash(sha, Bytes(p, length));
+    const size_t leaf_done = leaf_prefix(length);
+    prefix.leaf.update(Bytes(p + leaf_done, length - leaf_done));
+    return prefix.leaf.finish();
+}
+
+Hash seal_record(std::span<uint8_t> record, uint64_t sequence, uint32_t epoch, const Hash& previous_hash,
+                 const HmacSha256& record_mac, const Sha256& sha) {
+    SealPrefix prefix;
+    seal_prefix(record, sequence, epoch, record_mac, sha, prefix);
+    return seal_rest(record, previous_hash, record_mac, prefix);
 }
 
 Hash append_record(std::string& out, const RecordFields& fields, const HmacSha256& record_mac, const Sha256& sha) {

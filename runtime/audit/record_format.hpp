@@ -82,15 +82,38 @@ Hash append_record(std::string& out, const RecordFields& fields, const HmacSha25
 void append_unsealed(std::string& out, uint64_t timestamp_ns, std::string_view type, std::string_view payload);
 Hash seal_record(std::span<uint8_t> record, uint64_t sequence, uint32_t epoch, const Hash& previous_hash,
                  const HmacSha256& record_mac, const Sha256& sha);
+// seal_record in two halves. Only the last blocks of a record's MAC and leaf hash depend on the record
+// before it (its hash comes 64 bytes before the end), so seal_prefix, which fills in the sequence number
+// and epoch and hashes every whole block before that, may run for many records at once, on several
+// threads; seal_rest then finishes them in order, each with its predecessor's leaf hash.
+struct SealPrefix {
+    Sha256State mac;   // the MAC's inner hash, through the whole blocks before the previous hash
+    Sha256State leaf;  // SHA-256(0x00 || ...), likewise
+};
+void seal_prefix(std::span<uint8_t> record, uint64_t sequence, uint32_t epoch, const HmacSha256& record_mac, const Sha256& sha,
+                 SealPrefix& out);
+Hash seal_rest(std::span<uint8_t> record, const Hash& previous_hash, const HmacSha256& record_mac, SealPrefix& prefix);
 
 // SHA-256(0x00 || bytes): the leaf hash of a record, and the "previous hash" of record 0 over the header.
 inline Hash leaf_hash(const Sha256& sha, Bytes bytes) { return sha.hash(0x00, bytes); }
 
-// Little-endian loads; inline because parsing a large log calls them for every record.
+// Little-endian loads and stores; inline because parsing a large log calls them for every record.
 inline uint32_t load_u32(const uint8_t* p) {
     return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
            static_cast<uint32_t>(p[3]) << 24;
 }
 inline uint64_t load_u64(const uint8_t* p) { return static_cast<uint64_t>(load_u32(p)) | static_cast<uint64_t>(load_u32(p + 4)) << 32; }
+inline void store_u16(uint8_t* p, uint16_t v) {
+    p[0] = static_cast<uint8_t>(v);
+    p[1] = static_cast<uint8_t>(v >> 8);
+}
+inline void store_u32(uint8_t* p, uint32_t v) {
+    for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+inline void store_u64(uint8_t* p, uint64_t v) {
+    for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+// Where a record's timestamp lies (docs/audit-format.md).
+inline constexpr size_t record_timestamp_offset = 16;
 
 }  // namespace grey::audit

@@ -1,10 +1,11 @@
 #include "audit/verifier.hpp"
 
 #include "audit/merkle.hpp"
-#include "audit/parallel.hpp"
+#include "audit/worker_pool.hpp"
 #include "core/error.hpp"
 
 #include <algorithm>
+#include <thread>
 
 namespace grey::audit {
 
@@ -39,7 +40,7 @@ namespace {
 // How far past a record's claimed epoch the verifier looks for the key that really sealed it.
 constexpr uint32_t reseal_search_limit = 64;
 
-void check_records(const ParsedLog& log, Bytes file, KeyChain& keys, const Sha256& sha, VerifyReport& r) {
+void check_records(const ParsedLog& log, Bytes file, KeyChain& keys, const Sha256& sha, WorkerPool& pool, VerifyReport& r) {
     const std::vector<RecordView>& records = log.records;
     const Hash header_leaf = leaf_hash(sha, file.first(header_size));
 
@@ -72,7 +73,7 @@ void check_records(const ParsedLog& log, Bytes file, KeyChain& keys, const Sha25
         if (end == start) return;
         keys.derive_through(highest);
         derived = highest;
-        parallel_blocks(end - start, ChunkRoots::chunk, [&](size_t begin, size_t stop) {
+        pool.run(end - start, ChunkRoots::chunk, [&](size_t begin, size_t stop) {
             // Records come in epoch order, so one keyed MAC per block serves almost all of them. The
             // block hashes the record before it once more, to check the first record's chain link.
             std::optional<HmacSha256> mac;
@@ -174,7 +175,8 @@ void check_records(const ParsedLog& log, Bytes file, KeyChain& keys, const Sha25
     }
 }
 
-void check_checkpoints(const std::vector<NamedText>& texts, KeyChain& keys, evp_pkey_st* public_key, const Sha256& sha, VerifyReport& r) {
+void check_checkpoints(const std::vector<NamedText>& texts, KeyChain& keys, evp_pkey_st* public_key, const Sha256& sha, WorkerPool& pool,
+                       VerifyReport& r) {
     std::vector<Checkpoint> checkpoints;
     auto bad = [&](size_t k, Cause cause, std::string detail) {
         r.cause = cause;
@@ -202,7 +204,7 @@ void check_checkpoints(const std::vector<NamedText>& texts, KeyChain& keys, evp_
     for (size_t k = 0; k < checkpoints.size(); ++k) {
         const Checkpoint& c = checkpoints[k];
         if (c.size > r.records) continue;
-        if (merkle_root_parallel(sha, Hashes(r.leaves).first(c.size), &r.chunks) != c.root)
+        if (merkle_root_parallel(sha, Hashes(r.leaves).first(c.size), pool, &r.chunks) != c.root)
             return bad(k, Cause::Forked, "the log's first " + std::to_string(c.size) +
                                              " records do not hash to its root: the log was rewritten after the checkpoint (forked history)");
     }
@@ -215,7 +217,7 @@ void check_checkpoints(const std::vector<NamedText>& texts, KeyChain& keys, evp_
 }
 }  // namespace
 
-VerifyReport verify_log(Bytes file, KeyChain& keys, const std::vector<NamedText>& checkpoints, evp_pkey_st* public_key) {
+VerifyReport verify_log(Bytes file, KeyChain& keys, const std::vector<NamedText>& checkpoints, evp_pkey_st* public_key, size_t threads) {
     VerifyReport r;
     Sha256 sha;
     const auto log = parse_log(file);
@@ -237,9 +239,12 @@ VerifyReport verify_log(Bytes file, KeyChain& keys, const std::vector<NamedText>
         r.detail = "the header fails its MAC check";
         return r;
     }
-    check_records(*log, file, keys, sha, r);
-    r.root = merkle_root_parallel(sha, r.leaves, &r.chunks);
-    if (r.cause == Cause::Intact) check_checkpoints(checkpoints, keys, public_key, sha, r);
+    // The work is shared out in blocks of a Merkle chunk; a smaller log has no use for more threads.
+    const size_t wanted = threads != 0 ? threads : std::max(1u, std::thread::hardware_concurrency());
+    WorkerPool pool(std::clamp<size_t>(log->records.size() / ChunkRoots::chunk, 1, wanted));
+    check_records(*log, file, keys, sha, pool, r);
+    r.root = merkle_root_parallel(sha, r.leaves, pool, &r.chunks);
+    if (r.cause == Cause::Intact) check_checkpoints(checkpoints, keys, public_key, sha, pool, r);
     return r;
 }
 

@@ -36,7 +36,9 @@ struct NamedText {
     std::string text;
 };
 
-VerifyReport verify_log(Bytes file, KeyChain& keys, const std::vector<NamedText>& checkpoints, evp_pkey_st* public_key);
+// Hashes on `threads` threads (0: one per core); the report is the same whatever their number.
+VerifyReport verify_log(Bytes file, KeyChain& keys, const std::vector<NamedText>& checkpoints, evp_pkey_st* public_key,
+                        size_t threads = 0);
 
 // Structure-only walk of a log (no key): the records and where the first unparseable byte sits.
 struct ParsedLog {

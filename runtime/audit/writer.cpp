@@ -2,12 +2,12 @@
 
 #include "core/error.hpp"
 
-#include "audit/json_check.hpp"
-
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <cerrno>
 #include <ctime>
+#include <memory>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -359,6 +359,10 @@ bool Writer::epoch_due(uint64_t now) const {
     return by_count || by_time;
 }
 
+bool Writer::epoch_too_short_for(uint64_t records) const {
+    return options_.epoch_records != 0 && epoch_records_ > 0 && epoch_records_ + records > options_.epoch_records;
+}
+
 void Writer::advance_epoch(uint64_t now) {
     if (key_.epoch >= KeyChain::max_epoch)
         fail(GREY_ERROR_INVALID_ARGUMENT, "the writer key has reached epoch " + std::to_string(key_.epoch) +
@@ -414,25 +418,31 @@ void Writer::seal_and_write(Batch& batch, bool sync) {
     try {
         const uint64_t now = now_ns();
         auto* p = reinterpret_cast<uint8_t*>(batch.bytes.data());
-        for (size_t at = 0; at < batch.bytes.size();) {
-            const uint32_t length = load_u32(p + at);
-            if (epoch_due(now)) {
-                // The key file about to be written names the last record sealed so far as the end of
-                // the old epoch, so those records go to the file first (advance_epoch syncs them).
-                if (at > written) {
-                    write_sealed(as_bytes(batch.bytes).subspan(written, at - written), false);
-                    written = at;
-                    in_file = snapshot();
+        unsealed_.clear();
+        auto run = batch.runs.begin();
+        uint64_t run_left = 0;  // records of a run still to come after the current one
+        for (size_t at = 0; at < batch.bytes.size(); at += load_u32(p + at)) {
+            if (run_left > 0) {
+                --run_left;  // the key never advances inside a run
+            } else {
+                const uint64_t records = run != batch.runs.end() && run->offset == at ? (run++)->records : 1;
+                if (epoch_due(now) || epoch_too_short_for(records)) {
+                    // The key file about to be written names the last record sealed so far as the end of
+                    // the old epoch, so those records go to the file first (advance_epoch syncs them).
+                    seal_unsealed(p);
+                    if (at > written) {
+                        write_sealed(as_bytes(batch.bytes).subspan(written, at - written), false);
+                        written = at;
+                        in_file = snapshot();
+                    }
+                    advance_epoch(now);
                 }
-                advance_epoch(now);
+                run_left = records - 1;
             }
-            head_ = seal_record({p + at, length}, next_sequence_, key_.epoch, head_, *record_mac_, sha_);
-            range_.append(sha_, head_);
-            ++next_sequence_;
+            unsealed_.push_back(at);
             ++epoch_records_;
-            last_record_epoch_ = key_.epoch;
-            at += length;
         }
+        seal_unsealed(p);
         write_sealed(as_bytes(batch.bytes).subspan(written), sync);
     } catch (...) {
         // Records that did not reach the file are dropped and the state is that of the file; the caller
@@ -440,6 +450,73 @@ void Writer::seal_and_write(Batch& batch, bool sync) {
         restore(in_file);
         throw;
     }
+}
+
+void Writer::seal_unsealed(uint8_t* bytes) {
+    // A window at a time, so that the first halves kept meanwhile stay small however large a batch is.
+    constexpr size_t window = 4096;
+    for (size_t from = 0; from < unsealed_.size(); from += window)
+        seal_window(bytes, std::span<const size_t>(unsealed_).subspan(from, std::min(window, unsealed_.size() - from)));
+    unsealed_.clear();
+}
+
+void Writer::seal_window(uint8_t* bytes, std::span<const size_t> offsets) {
+    const size_t n = offsets.size();
+    if (prefixes_.size() < n) prefixes_.resize(n);
+    auto record = [&](size_t i) { return std::span<uint8_t>(bytes + offsets[i], load_u32(bytes + offsets[i])); };
+    const uint64_t first = next_sequence_;
+    auto prefixes = [&](size_t begin, size_t end) {
+        for (size_t i = begin; i < end; ++i) seal_prefix(record(i), first + i, key_.epoch, *record_mac_, sha_, prefixes_[i]);
+    };
+    auto rest = [&](size_t begin, size_t end) {
+        for (size_t i = begin; i < end; ++i) {
+            head_ = seal_rest(record(i), head_, *record_mac_, prefixes_[i]);
+            range_.append(sha_, head_);
+        }
+    };
+    // A block of records hashes for tens of microseconds, so handing it to another thread pays.
+    constexpr size_t block = 64;
+    constexpr size_t max_sealing_threads = 4;
+    if (n >= 2 * block && !sealers_) sealers_.emplace(std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), max_sealing_threads));
+    if (n < 2 * block || sealers_->threads() == 1) {
+        prefixes(0, n);
+        rest(0, n);
+    } else {
+        // A pipeline: the helpers hash the blocks' first halves ahead, in order, while this thread
+        // finishes each block's records as soon as its first halves are there (taking a block itself
+        // when no helper has started it), so that the chain, which only this thread can walk, never
+        // waits for more than one block.
+        const size_t blocks = (n + block - 1) / block;
+        const auto ready = std::make_unique<std::atomic<uint8_t>[]>(blocks);
+        std::exception_ptr failure;
+        std::mutex failure_mutex;
+        const auto ahead = [&](size_t begin, size_t end) {
+            try {
+                prefixes(begin, end);
+            } catch (...) {
+                const std::lock_guard lock(failure_mutex);
+                if (!failure) failure = std::current_exception();
+            }
+            ready[begin / block].store(1, std::memory_order_release);
+            ready[begin / block].notify_one();
+        };
+        sealers_->post(n, block, ahead);
+        try {
+            for (size_t k = 0; k < blocks; ++k) {
+                const size_t begin = k * block, end = std::min(n, begin + block);
+                if (sealers_->take(k)) prefixes(begin, end);
+                else ready[k].wait(0, std::memory_order_acquire);
+                rest(begin, end);
+            }
+        } catch (...) {
+            sealers_->wait();  // the helpers use this frame's lambdas until then
+            throw;
+        }
+        sealers_->wait();
+        if (failure) std::rethrow_exception(failure);
+    }
+    next_sequence_ += n;
+    last_record_epoch_ = key_.epoch;
 }
 
 Writer::Written Writer::written() const { return {next_sequence_, head_, key_.epoch, recovered_bytes_, 0}; }
@@ -470,31 +547,14 @@ std::optional<uint64_t> Writer::append_reserved(std::string_view type, std::stri
 }
 
 std::optional<uint64_t> Writer::append_any(std::string_view type, std::string_view payload) {
-    if (!valid_type(type))
-        fail(GREY_ERROR_INVALID_ARGUMENT, "record type must be 1 to 64 characters of [A-Za-z0-9._-]");
-    if (payload.size() > max_payload_length) fail(GREY_ERROR_INVALID_ARGUMENT, "payload is larger than 1 MiB");
-    if (const JsonCheck check = check_json(payload); check.verdict != JsonVerdict::Valid)
-        fail(GREY_ERROR_INVALID_ARGUMENT, "payload " + json_problem_text(check));
+    check_record(type, payload);
     if (options_.durability == Durability::EveryRecord) return append_now(type, payload);
-
     const uint64_t timestamp = now_ns();
     const size_t size = record_fixed_size + type.size() + payload.size() + record_trailer_size;
-    std::unique_lock lock(queue_mutex_);
-    rethrow_deferred();
-    // Backpressure: a full backlog waits for the committer to take it (bounded in records and, for
-    // large payloads, in bytes; one record always fits).
-    constexpr size_t max_pending_bytes = 64u << 20;
-    progress_.wait(lock, [&] {
-        return filling_.records == 0 || sync_failure_ ||
-               (filling_.records < max_pending_records_ && filling_.bytes.size() + size <= max_pending_bytes);
-    });
-    rethrow_deferred();
-    if (filling_.records == 0) oldest_pending_ = std::chrono::steady_clock::now();
+    std::unique_lock lock = room_for(size, 1);
+    const uint64_t before = filling_.records;
     append_unsealed(filling_.bytes, timestamp, type, payload);
-    ++filling_.records;
-    ++accepted_;
-    // The committer waits for the first record (to start the group's clock) and for a full group.
-    if (filling_.records == 1 || filling_.records == options_.group_records) work_.notify_one();
+    queued(before, 1);
     return std::nullopt;
 }
 
@@ -507,6 +567,68 @@ std::optional<uint64_t> Writer::append_now(std::string_view type, std::string_vi
     std::lock_guard queue_lock(queue_mutex_);
     publish(written());
     return next_sequence_ - 1;
+}
+
+std::optional<uint64_t> Writer::append_batch(RecordBatch& batch) {
+    const uint64_t n = batch.records();
+    if (options_.epoch_records != 0 && n > options_.epoch_records)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "a batch of " + std::to_string(n) + " records is longer than a key epoch (epoch_records " +
+                                              std::to_string(options_.epoch_records) + "): split it, or open the log with a longer epoch");
+    if (n == 0) return std::nullopt;
+    batch.stamp(now_ns());
+    if (options_.durability == Durability::Group) {
+        std::unique_lock lock = room_for(batch.bytes().size(), n);
+        const uint64_t before = filling_.records;
+        if (n > 1) filling_.runs.push_back({filling_.bytes.size(), n});
+        if (filling_.bytes.empty()) {
+            std::swap(filling_.bytes, batch.bytes());  // the batch takes the empty buffer, capacity and all
+        } else {
+            filling_.bytes += batch.bytes();
+        }
+        queued(before, n);
+        lock.unlock();
+        batch.clear();
+        return std::nullopt;
+    }
+    std::lock_guard commit_lock(commit_mutex_);
+    // Sealed in place: the batch's buffer is lent to single_ for the commit, and given back after it.
+    single_.clear();
+    std::swap(single_.bytes, batch.bytes());
+    single_.records = n;
+    single_.runs.push_back({0, n});
+    try {
+        commit(single_, true);
+    } catch (...) {
+        std::swap(single_.bytes, batch.bytes());
+        throw;
+    }
+    std::swap(single_.bytes, batch.bytes());
+    batch.clear();
+    std::lock_guard queue_lock(queue_mutex_);
+    publish(written());
+    return next_sequence_ - n;
+}
+
+std::unique_lock<std::mutex> Writer::room_for(size_t size, uint64_t records) {
+    std::unique_lock lock(queue_mutex_);
+    rethrow_deferred();
+    // Backpressure: a full backlog waits for the committer to take it (bounded in records and, for
+    // large payloads, in bytes; one record or batch always fits in an empty backlog).
+    constexpr size_t max_pending_bytes = 64u << 20;
+    progress_.wait(lock, [&] {
+        return filling_.records == 0 || sync_failure_ ||
+               (filling_.records + records <= max_pending_records_ && filling_.bytes.size() + size <= max_pending_bytes);
+    });
+    rethrow_deferred();
+    if (filling_.records == 0) oldest_pending_ = std::chrono::steady_clock::now();
+    return lock;
+}
+
+void Writer::queued(uint64_t before, uint64_t records) {
+    filling_.records += records;
+    accepted_ += records;
+    // The committer waits for the first record (to start the group's clock) and for a full group.
+    if (before == 0 || (before < options_.group_records && filling_.records >= options_.group_records)) work_.notify_one();
 }
 
 void Writer::flush() {

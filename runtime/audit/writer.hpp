@@ -6,8 +6,10 @@
 #include "audit/crypto.hpp"
 #include "audit/key_schedule.hpp"
 #include "audit/merkle.hpp"
+#include "audit/record_batch.hpp"
 #include "audit/record_format.hpp"
 #include "audit/secure_file.hpp"
+#include "audit/worker_pool.hpp"
 #include "audit/writer_key_file.hpp"
 
 #include <chrono>
@@ -66,6 +68,12 @@ public:
     std::optional<uint64_t> append(std::string_view type, std::string_view payload);
     // The same for libgrey's own record types ("grey.proof"), which append() refuses.
     std::optional<uint64_t> append_reserved(std::string_view type, std::string_view payload);
+    // Appends the batch's records as one run: consecutive in the file and sealed with one key (the key
+    // advances before the run rather than inside it), so that a failed write leaves none of them.
+    // Per-record durability: written with one fdatasync; returns the first one's sequence number.
+    // Group commit: queued together; returns nullopt. The batch is emptied once its records are taken;
+    // on failure it is left as it was. A batch of more records than epoch_records is refused.
+    std::optional<uint64_t> append_batch(RecordBatch& batch);
     // Returns once every record queued before the call is written and synced; reports an error the
     // background stages met.
     void flush();
@@ -76,11 +84,18 @@ public:
 private:
     // Records in their on-disk layout (append_unsealed), waiting to be sealed.
     struct Batch {
+        // A run of records from append_batch, which one key epoch must cover.
+        struct Run {
+            size_t offset;
+            uint64_t records;
+        };
         std::string bytes;
         uint64_t records = 0;
+        std::vector<Run> runs;  // in order of offset; single records are not listed
         void clear() {
             bytes.clear();
             records = 0;
+            runs.clear();
         }
     };
     struct Snapshot {
@@ -128,6 +143,8 @@ private:
     void persist_key(const KeyFile& key);
     void recover_tail(uint64_t valid_end, uint64_t file_size, const std::string& reason);
     [[nodiscard]] bool epoch_due(uint64_t now) const;
+    // Whether a run of `records` would outlast the current epoch (its key advances before the run then).
+    [[nodiscard]] bool epoch_too_short_for(uint64_t records) const;
     void advance_epoch(uint64_t now);
     // Under the file lock: takes in other writers' records, seals `batch` after them and writes it,
     // syncing when `sync` is set. On failure the state is as it was after the last bytes that reached
@@ -135,6 +152,10 @@ private:
     void commit(Batch& batch, bool sync);
     // The part of commit() after the file lock and the tail: seals and writes, or rolls back and throws.
     void seal_and_write(Batch& batch, bool sync);
+    // Seals the records of `bytes` at unsealed_ with the current key, in order after head_: their first
+    // halves on the sealing threads, then the rest one after another (record_format.hpp's seal_prefix).
+    void seal_unsealed(uint8_t* bytes);
+    void seal_window(uint8_t* bytes, std::span<const size_t> offsets);
     void write_sealed(Bytes bytes, bool sync);
     [[nodiscard]] Snapshot snapshot() const;
     void restore(const Snapshot& s);
@@ -148,6 +169,11 @@ private:
     void rethrow_deferred();
     std::optional<uint64_t> append_any(std::string_view type, std::string_view payload);
     std::optional<uint64_t> append_now(std::string_view type, std::string_view payload);
+    // Group commit: waits until the backlog has room for `records` more records of `size` bytes in all,
+    // and returns holding queue_mutex_, for the caller to lay them out at the end of filling_; then
+    // queued() counts them (filling_ held `before` records) and wakes the committer when it should look.
+    std::unique_lock<std::mutex> room_for(size_t size, uint64_t records);
+    void queued(uint64_t before, uint64_t records);
     void committer_loop(std::stop_token stop);
     void syncer_loop(std::stop_token stop);
 
@@ -172,6 +198,9 @@ private:
     uint64_t recovered_bytes_ = 0;
     Batch single_;   // per-record mode's one record
     Batch sealing_;  // the committer's batch, swapped with filling_ so both keep their capacity
+    std::vector<size_t> unsealed_;     // offsets of records seal_and_write has numbered but not hashed
+    std::vector<SealPrefix> prefixes_;  // the first halves of a window of them
+    std::optional<WorkerPool> sealers_;  // started for the first batch large enough to share out
 
     std::mutex queue_mutex_;
     std::condition_variable_any work_;      // wakes the committer

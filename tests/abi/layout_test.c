@@ -186,13 +186,14 @@ _Static_assert(offsetof(grey_audit_log_info, pending) == 16, "grey_audit_log_inf
 _Static_assert(offsetof(grey_audit_log_info, recovered_bytes) == 24, "grey_audit_log_info.recovered_bytes moved");
 _Static_assert(offsetof(grey_audit_log_info, log_id) == 32, "grey_audit_log_info.log_id moved");
 _Static_assert(offsetof(grey_audit_log_info, head_hash) == 48, "grey_audit_log_info.head_hash moved");
-_Static_assert(sizeof(grey_audit_verify_options) == 40, "size of grey_audit_verify_options changed");
+_Static_assert(sizeof(grey_audit_verify_options) == 48, "size of grey_audit_verify_options changed");
 _Static_assert(offsetof(grey_audit_verify_options, struct_size) == 0, "grey_audit_verify_options.struct_size moved");
 _Static_assert(offsetof(grey_audit_verify_options, checkpoint_count) == 4, "grey_audit_verify_options.checkpoint_count moved");
 _Static_assert(offsetof(grey_audit_verify_options, log_path) == 8, "grey_audit_verify_options.log_path moved");
 _Static_assert(offsetof(grey_audit_verify_options, key_path) == 16, "grey_audit_verify_options.key_path moved");
 _Static_assert(offsetof(grey_audit_verify_options, checkpoint_paths) == 24, "grey_audit_verify_options.checkpoint_paths moved");
 _Static_assert(offsetof(grey_audit_verify_options, public_key_path) == 32, "grey_audit_verify_options.public_key_path moved");
+_Static_assert(offsetof(grey_audit_verify_options, threads) == 40, "grey_audit_verify_options.threads moved");
 _Static_assert(sizeof(grey_audit_report) == 376, "size of grey_audit_report changed");
 _Static_assert(offsetof(grey_audit_report, struct_size) == 0, "grey_audit_report.struct_size moved");
 _Static_assert(offsetof(grey_audit_report, cause) == 4, "grey_audit_report.cause moved");

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstddef>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -111,6 +112,28 @@ TEST_F(AuditApi, NullAndMalformedArgumentsGiveAStatus) {
     EXPECT_EQ(grey_audit_cause_name(static_cast<grey_audit_cause>(77)), nullptr);
     grey_audit_close(log);
     grey_audit_close(nullptr);
+}
+
+TEST_F(AuditApi, VerificationThreadsAreChecked) {
+    write_records(3);
+    grey_audit_verify_options v = GREY_AUDIT_VERIFY_OPTIONS_INIT;
+    v.log_path = log_path.c_str();
+    v.key_path = verifier_key.c_str();
+    grey_audit_report report{};
+    report.struct_size = sizeof report;
+    v.threads = 257;
+    EXPECT_EQ(grey_audit_verify(&v, &report), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_STREQ(grey_last_error(), "options->threads is 257; at most 256 (0: one per core)");
+    v.threads = 256;
+    ASSERT_EQ(grey_audit_verify(&v, &report), GREY_OK) << grey_last_error();
+    EXPECT_EQ(report.records, 3u);
+    // A caller built against 0.1 passes the struct without `threads`: whatever follows is not read.
+    v.threads = 9999;
+    v.struct_size = offsetof(grey_audit_verify_options, threads);
+    ASSERT_EQ(grey_audit_verify(&v, &report), GREY_OK) << grey_last_error();
+    EXPECT_EQ(report.cause, GREY_AUDIT_INTACT);
+    v.struct_size = offsetof(grey_audit_verify_options, threads) - 1;
+    EXPECT_EQ(grey_audit_verify(&v, &report), GREY_ERROR_INVALID_ARGUMENT);
 }
 
 TEST_F(AuditApi, GarbageAndTruncatedFilesGiveClearResults) {

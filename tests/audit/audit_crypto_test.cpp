@@ -82,6 +82,43 @@ TEST(AuditCrypto, HmacAndSha256MatchEvpOnRandomInputs) {
     EXPECT_EQ(to_hex(sha.hash(-1, {})), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
+// Hashing a message piece by piece (as a writer seals the first blocks of records ahead of the rest)
+// gives the one-shot digests, wherever the pieces split.
+TEST(AuditCrypto, PiecewiseHashesMatchOneShot) {
+    std::mt19937 random(6962);
+    Sha256 sha;
+    const HmacSha256 mac(padded_key({7, 7, 7}));
+    std::vector<uint8_t> message(300);
+    for (auto& b : message) b = static_cast<uint8_t>(random());
+    for (size_t split = 0; split <= message.size(); ++split) {
+        const Bytes whole(message);
+        Sha256State leaf = sha.begin(0x00);
+        leaf.update(whole.first(split));
+        Sha256State copy = leaf;  // a state may be copied part way
+        leaf.update(whole.subspan(split));
+        copy.update(whole.subspan(split));
+        EXPECT_EQ(leaf.finish(), sha.hash(0x00, whole)) << split;
+        EXPECT_EQ(copy.finish(), sha.hash(0x00, whole)) << split;
+        Sha256State inner = mac.begin();
+        inner.update(whole.first(split));
+        inner.update(whole.subspan(split));
+        EXPECT_EQ(mac.finish(inner), mac.mac(whole)) << split;
+    }
+}
+
+TEST(AuditCrypto, HashComparisonIsExact) {
+    Hash a{};
+    for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<uint8_t>(i * 37);
+    EXPECT_TRUE(equal_ct(a, Bytes(a)));
+    for (size_t i = 0; i < a.size(); ++i)
+        for (int bit = 0; bit < 8; ++bit) {
+            Hash b = a;
+            b[i] ^= static_cast<uint8_t>(1u << bit);
+            EXPECT_FALSE(equal_ct(a, Bytes(b))) << i << " " << bit;
+        }
+    EXPECT_FALSE(equal_ct(a, Bytes(a).first(31)));
+}
+
 TEST(AuditCrypto, MovedHmacKeepsItsKey) {
     HmacSha256 a(padded_key({1, 2, 3}));
     const Hash expected = a.mac("m");

@@ -55,6 +55,23 @@ TEST(JsonCheck, EdgeCasesAgreeWithNlohmann) {
     for (const auto& text : cases) EXPECT_EQ(valid_json(text), reference(text)) << "input: " << text.substr(0, 300);
 }
 
+// Strings are scanned eight bytes at a time: every kind of byte that needs a look, at every place in
+// and around such a word, with the error offset the byte-by-byte scan gives.
+TEST(JsonCheck, EveryByteOfALongStringIsLookedAt) {
+    const std::vector<std::string> specials = {"\"", "\\n", "\\u0041", "\\q", std::string(1, '\0'), "\x01", "\x1f", " ",
+                                               "\x7f", "\xc3\xa9", "\xc3", "\xff", "\x80", "\xf0\x9f\x98\x80", "\xed\xa0\x80"};
+    for (size_t length = 0; length < 40; ++length)
+        for (size_t at = 0; at <= length; ++at)
+            for (const auto& special : specials) {
+                std::string text = "[\"" + std::string(at, 'a') + special + std::string(length - at, 'b') + "\"]";
+                EXPECT_EQ(valid_json(text), reference(text)) << "input: " << text;
+                const JsonCheck check = check_json(text);
+                if (check.verdict == JsonVerdict::Malformed && special.size() == 1 && static_cast<uint8_t>(special[0]) < 0x20) {
+                    EXPECT_EQ(check.offset, 2 + at) << "input: " << text;
+                }
+            }
+}
+
 TEST(JsonCheck, SaysWhatIsWrongAndWhere) {
     const JsonCheck deep = check_json(nested(60000));
     EXPECT_EQ(deep.verdict, JsonVerdict::TooDeep);

@@ -151,9 +151,12 @@ TEST(Merkle, ParallelRootMatchesTheRecursiveOne) {
                            size_t{8192}, size_t{8193}, size_t{9 * 1024}, leaves.size()}) {
         const Hashes prefix = Hashes(leaves).first(n);
         const Hash expected = merkle_root(sha, prefix);
-        EXPECT_EQ(merkle_root_parallel(sha, prefix), expected) << n;
-        EXPECT_EQ(merkle_root_parallel(sha, prefix, &some), expected) << n;
-        EXPECT_EQ(merkle_root_parallel(sha, prefix, &all), expected) << n;
+        for (const size_t threads : {size_t{1}, size_t{3}}) {
+            WorkerPool pool(threads);
+            EXPECT_EQ(merkle_root_parallel(sha, prefix, pool), expected) << n;
+            EXPECT_EQ(merkle_root_parallel(sha, prefix, pool, &some), expected) << n;
+            EXPECT_EQ(merkle_root_parallel(sha, prefix, pool, &all), expected) << n;
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstring>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -150,6 +151,8 @@ protected:
         grey_audit_close(log);
     }
 
+    // Verifies on one thread, on all cores and on three threads (more than this machine may have, which
+    // interleaves them differently), and expects the three reports to be the same in every field.
     grey_audit_report verify(const std::vector<std::string>& checkpoints = {}, const std::string& key = "",
                              const char* public_key = nullptr, const std::string& path = "") {
         std::vector<const char*> paths;
@@ -161,10 +164,22 @@ protected:
         v.checkpoint_paths = paths.data();
         v.checkpoint_count = static_cast<uint32_t>(paths.size());
         v.public_key_path = public_key;
-        grey_audit_report report{};
-        report.struct_size = sizeof report;
-        EXPECT_EQ(grey_audit_verify(&v, &report), GREY_OK) << grey_last_error();
-        return report;
+        auto run = [&](uint32_t threads) {
+            v.threads = threads;
+            grey_audit_report report{};
+            report.struct_size = sizeof report;
+            EXPECT_EQ(grey_audit_verify(&v, &report), GREY_OK) << grey_last_error();
+            return report;
+        };
+        const grey_audit_report one = run(1);
+        for (const uint32_t threads : {0u, 3u}) {
+            const grey_audit_report other = run(threads);
+            EXPECT_EQ(std::memcmp(&one, &other, sizeof one), 0)
+                << "threads " << threads << " gave another report: " << grey_audit_cause_name(other.cause) << " at "
+                << other.first_bad_record << ", \"" << other.detail << "\" (one thread: " << grey_audit_cause_name(one.cause) << " at "
+                << one.first_bad_record << ", \"" << one.detail << "\")";
+        }
+        return one;
     }
 
     // The log's records as grey_audit_records_json gives them (a JSON array).

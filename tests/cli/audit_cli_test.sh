@@ -14,6 +14,17 @@ expect_cause() {  # expect_cause CAUSE LOG [verify args...]
   shift 2
   local out status=0
   out=$("$greyctl" audit verify --log "$log" --key "$verify_key" --json "$@") || status=$?
+  # The report does not depend on how many threads hash the log.
+  local threads other other_status
+  for threads in 1 3; do
+    other_status=0
+    other=$("$greyctl" audit verify --log "$log" --key "$verify_key" --json --threads "$threads" "$@") || other_status=$?
+    if [ "$other" != "$out" ] || [ "$other_status" != "$status" ]; then
+      echo "FAIL: $log $*: --threads $threads gave another report (exit $other_status):"
+      printf '%s\n' "$other"
+      failures=$((failures + 1))
+    fi
+  done
   local got
   got=$(printf '%s' "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["cause"])')
   local want_status=1
@@ -49,6 +60,8 @@ for i in $(seq 0 9); do "$greyctl" audit append --log a.log --key k.writer --typ
 expect_cause intact a.log
 expect_cause intact a.log --checkpoint c10 --public-key k.ed25519.pub
 out=$("$greyctl" audit verify --log a.log --key k); grep -q "intact: 10 records" <<<"$out"
+status=0; "$greyctl" audit verify --log a.log --key k --threads 257 >/dev/null 2>&1 || status=$?
+[ "$status" = 2 ] || { echo "FAIL: --threads 257 exited $status, not 2 (a usage error)"; failures=$((failures + 1)); }
 
 mutate a.log modified.log 'records[3][40] ^= 1'
 expect_cause modified modified.log

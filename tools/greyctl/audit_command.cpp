@@ -36,7 +36,7 @@ int run_keygen(const std::string& out, bool ed25519) {
 }
 
 int run_verify(const std::string& log, const std::string& key, const std::vector<std::string>& checkpoints,
-               const std::string& public_key, bool as_json) {
+               const std::string& public_key, uint32_t threads, bool as_json) {
     std::vector<const char*> paths;
     for (const auto& c : checkpoints) paths.push_back(c.c_str());
     grey_audit_verify_options options = GREY_AUDIT_VERIFY_OPTIONS_INIT;
@@ -45,6 +45,7 @@ int run_verify(const std::string& log, const std::string& key, const std::vector
     options.checkpoint_paths = paths.data();
     options.checkpoint_count = static_cast<uint32_t>(paths.size());
     options.public_key_path = public_key.empty() ? nullptr : public_key.c_str();
+    options.threads = threads;
     grey_audit_report report{};
     report.struct_size = sizeof report;
     check(grey_audit_verify(&options, &report));
@@ -212,6 +213,7 @@ void add_audit_command(CLI::App& app, const GlobalOptions&, Runner& run) {
         bool as_json = false;
         uint64_t from = 0;
         uint64_t count = 0;
+        uint32_t threads = 0;
         grey_audit_options policy = GREY_AUDIT_OPTIONS_INIT;  // epoch policy of append
         ProveRequest prove;
         std::string new_checkpoint, proof;
@@ -228,8 +230,13 @@ void add_audit_command(CLI::App& app, const GlobalOptions&, Runner& run) {
     verify->add_option("--key", o->key, "Verifier key (the initial key)")->required();
     verify->add_option("--checkpoint", o->checkpoints, "Checkpoint file kept elsewhere (repeatable)");
     verify->add_option("--public-key", o->public_key, "Ed25519 public key: checkpoints must be signed with it");
+    verify->add_option("--threads", o->threads, "Threads that hash the log (0: one per core); the verdict is the same")
+        ->check(CLI::Range(0u, 256u))
+        ->capture_default_str();
     verify->add_flag("--json", o->as_json, "Print the report as JSON");
-    verify->callback([&run, o] { run = [o] { return run_verify(o->log, o->key, o->checkpoints, o->public_key, o->as_json); }; });
+    verify->callback([&run, o] {
+        run = [o] { return run_verify(o->log, o->key, o->checkpoints, o->public_key, o->threads, o->as_json); };
+    });
 
     auto* append = audit->add_subcommand("append", "Append one record and sync it");
     append->add_option("--log", o->log, "Audit log (created if missing)")->required();

@@ -119,14 +119,16 @@ class ProofReport:
 
 
 def audit_verify(log_path: PathLike, key_path: PathLike, checkpoints: Iterable[PathLike] = (),
-                 public_key: Optional[PathLike] = None) -> AuditReport:
+                 public_key: Optional[PathLike] = None, *, threads: int = 0) -> AuditReport:
     """Verifies the whole log with the verifier key, and each checkpoint file against it (with
     `public_key`, each checkpoint's Ed25519 signature too). The verdict is the report's ``cause``; an
-    error is raised only when verification could not run (a missing file, a bad key file)."""
+    error is raised only when verification could not run (a missing file, a bad key file). `threads`
+    hash the log (0: one per core, at most 256); the report is the same whatever their number."""
     options = capi.grey_audit_verify_options()
     options.log_path = os.fspath(log_path)
     options.key_path = os.fspath(key_path)
     options.public_key_path = _path(public_key)
+    options.threads = threads
     for checkpoint in checkpoints:
         capi.grey_swig_audit_verify_add_checkpoint(options, os.fspath(checkpoint))
     raw = capi.grey_audit_report()
@@ -210,6 +212,23 @@ class AuditLog(HandleOwner):
         sequence = capi.grey_audit_append(self._get_handle(), type, text)
         return None if sequence == _NO_RECORD else int(sequence)
 
+    def append_batch(self, records: Iterable[tuple[str, Any]]) -> Optional[int]:
+        """Appends `records`, (type, payload) pairs with payloads as append() takes them, in one call:
+        consecutive in the log, sealed with one key epoch and written at once, so that all of them
+        reach the log or none does. A refused record raises grey.InvalidArgument naming it by its index
+        ("entry 3: ...") and appends none of them. Returns the first record's sequence number (durable,
+        as after append()), or None when the batch was queued for group commit or was empty. A batch
+        holds at most 64 MiB of records, and no more records than the log's epoch_records."""
+        batch = capi.grey_audit_batch_create()
+        try:
+            for type, payload in records:
+                text = _json_text({} if payload is None else payload, separators=(",", ":"), sort_keys=True)
+                capi.grey_audit_batch_add(batch, type, text)
+            first = capi.grey_audit_append_batch(self._get_handle(), batch)
+        finally:
+            capi.grey_audit_batch_destroy(batch)
+        return None if first == _NO_RECORD else int(first)
+
     def flush(self) -> None:
         """Writes and syncs every queued record; raises what a background group commit met."""
         capi.grey_audit_flush(self._get_handle())
@@ -225,11 +244,11 @@ class AuditLog(HandleOwner):
                             bytes(raw.log_id), bytes(raw.head_hash))
 
     def verify(self, key_path: PathLike, checkpoints: Iterable[PathLike] = (),
-               public_key: Optional[PathLike] = None) -> AuditReport:
+               public_key: Optional[PathLike] = None, *, threads: int = 0) -> AuditReport:
         """Flushes, then verifies this log with the verifier key (grey.audit_verify). Do not append from
         other threads meanwhile: a record being written shows as a malformed tail."""
         self.flush()
-        return audit_verify(self.path, key_path, checkpoints, public_key)
+        return audit_verify(self.path, key_path, checkpoints, public_key, threads=threads)
 
     def proof_write(self, directory: PathLike, artifact: Any) -> str:
         """Stores `artifact` (a dict, or JSON text as str or bytes, kept byte for byte) as

@@ -77,6 +77,41 @@ def test_group_commit_and_proofs(tmp_path, keys):
     assert not edited.verified and edited.record is None and edited.log.intact
 
 
+def test_append_batch(tmp_path, keys):
+    verifier, writer = keys
+    log_path = tmp_path / "audit.log"
+    with grey.AuditLog(log_path, writer, epoch_records=10) as log:
+        assert log.append("single", {}) == 0
+        assert log.append_batch([("run", {"i": i}) for i in range(3)] + [("note", '{"raw":true}'), ("empty", None)]) == 1
+        assert log.append_batch([]) is None
+        with pytest.raises(grey.InvalidArgument, match=r"^entry 1: payload is not valid JSON"):
+            log.append_batch([("run", {"i": 3}), ("run", "{not json")])
+        with pytest.raises(grey.InvalidArgument, match="entry 0: record types starting with 'grey.'"):
+            log.append_batch([("grey.proof", {})])
+        with pytest.raises(grey.InvalidArgument, match="longer than a key epoch"):
+            log.append_batch([("run", {})] * 11)
+        assert log.info().records == 6  # nothing of the refused batches
+        # A batch that would outlast epoch 0 (10 records) starts epoch 1 instead.
+        assert log.append_batch([("late", {"i": i}) for i in range(5)]) == 6
+    records = grey.audit_records(log_path)
+    assert [r["type"] for r in records] == ["single", "run", "run", "run", "note", "empty"] + ["late"] * 5
+    assert records[4]["payload"] == {"raw": True} and records[5]["payload"] == {}
+    assert [r["epoch"] for r in records] == [0] * 6 + [1] * 5
+    for threads in (0, 1, 3):
+        report = grey.audit_verify(log_path, verifier, threads=threads)
+        assert report.intact and report.records == 11 and report.last_epoch == 1
+    with pytest.raises(grey.InvalidArgument, match="at most 256"):
+        grey.audit_verify(log_path, verifier, threads=257)
+
+    second_verifier, second_writer = tmp_path / "second.key", tmp_path / "second.key.writer"
+    grey.audit_keygen(second_verifier, second_writer)
+    with grey.AuditLog(tmp_path / "group.log", second_writer, durability="group", group_records=4) as log:
+        assert log.append_batch([("g", {"i": i}) for i in range(10)]) is None  # queued
+        log.flush()
+        assert log.info().records == 10
+    assert grey.audit_verify(tmp_path / "group.log", second_verifier).records == 10
+
+
 def test_audit_errors(tmp_path, keys):
     verifier, writer = keys
     with pytest.raises(grey.InvalidArgument):

@@ -101,6 +101,18 @@ pub fn audit_verify(
     checkpoints: &[&str],
     public_key: Option<&str>,
 ) -> Result<AuditReport> {
+    audit_verify_with_threads(log_path, key_path, checkpoints, public_key, 0)
+}
+
+/// [`audit_verify`] on `threads` threads (0: one per core; at most 256). The report is the same
+/// whatever their number.
+pub fn audit_verify_with_threads(
+    log_path: &str,
+    key_path: &str,
+    checkpoints: &[&str],
+    public_key: Option<&str>,
+    threads: u32,
+) -> Result<AuditReport> {
     const F: &str = "grey_audit_verify";
     let log = c_string(F, "options.log_path", log_path)?;
     let key = c_string(F, "options.key_path", key_path)?;
@@ -115,6 +127,7 @@ pub fn audit_verify(
     options.log_path = log.as_ptr();
     options.key_path = key.as_ptr();
     options.public_key_path = ptr(&public);
+    options.threads = threads;
     options.checkpoint_count = pointers.len() as u32;
     options.checkpoint_paths = if pointers.is_empty() {
         std::ptr::null()
@@ -316,6 +329,27 @@ impl AuditLog {
         Ok((sequence != u64::MAX).then_some(sequence))
     }
 
+    /// Appends `records`, (type, JSON payload) pairs, in one call: consecutive in the log, sealed with
+    /// one key epoch and written at once, so that all of them reach the log or none does. A refused
+    /// record fails the call with `Error::InvalidArgument` naming it by its index ("entry 3: ...") and
+    /// appends none of them. Returns the first record's sequence number (durable, as after
+    /// [`AuditLog::append`]), or None when the batch was queued for group commit or was empty. A batch
+    /// holds at most 64 MiB of records, and no more records than the log's epoch length.
+    pub fn append_batch(&self, records: &[(&str, &str)]) -> Result<Option<u64>> {
+        const F: &str = "grey_audit_batch_add";
+        let batch = Batch::new()?;
+        for (record_type, payload_json) in records {
+            let t = c_string(F, "type", record_type)?;
+            let p = c_string(F, "payload", payload_json)?;
+            check(unsafe { sys::grey_audit_batch_add(batch.0.as_ptr(), t.as_ptr(), p.as_ptr()) })?;
+        }
+        let mut first = 0;
+        check(unsafe {
+            sys::grey_audit_append_batch(self.raw.as_ptr(), batch.0.as_ptr(), &mut first)
+        })?;
+        Ok((first != u64::MAX).then_some(first))
+    }
+
     /// Writes and syncs every queued record; reports an error a background group commit met.
     pub fn flush(&self) -> Result<()> {
         check(unsafe { sys::grey_audit_flush(self.raw.as_ptr()) })
@@ -360,6 +394,25 @@ impl AuditLog {
         read_text(|b, n, len| unsafe {
             sys::grey_proof_write(self.raw.as_ptr(), d.as_ptr(), a.as_ptr(), b, n, len)
         })
+    }
+}
+
+/// The records of one [`AuditLog::append_batch`] call, freed when it returns.
+struct Batch(NonNull<sys::grey_audit_batch>);
+
+impl Batch {
+    fn new() -> Result<Batch> {
+        let mut raw = std::ptr::null_mut();
+        check(unsafe { sys::grey_audit_batch_create(&mut raw) })?;
+        Ok(Batch(
+            NonNull::new(raw).expect("grey_audit_batch_create returned OK and NULL"),
+        ))
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        unsafe { sys::grey_audit_batch_destroy(self.0.as_ptr()) }
     }
 }
 

@@ -254,8 +254,8 @@ mod quant;
 
 pub use audit::{
     audit_check_proof, audit_keygen, audit_prove_consistency, audit_prove_inclusion,
-    audit_records_json, audit_verify, hex, proof_verify, sha256_file, AuditLog, AuditLogBuilder,
-    AuditLogInfo, AuditReport, KeygenOptions, ProofReport,
+    audit_records_json, audit_verify, audit_verify_with_threads, hex, proof_verify, sha256_file,
+    AuditLog, AuditLogBuilder, AuditLogInfo, AuditReport, KeygenOptions, ProofReport,
 };
 pub use config::{config_keys, Config, ConfigView};
 pub use context::{

@@ -275,6 +275,43 @@ fn audit_log_append_checkpoint_verify_and_tampering() {
 }
 
 #[test]
+fn batches_append_together_or_not_at_all() {
+    let dir = TempDir::new("batch");
+    let (verifier, writer) = keys(&dir);
+    let log_path = dir.path("a.log");
+    let log = grey::AuditLog::builder(&log_path, &writer)
+        .epochs(10, 0)
+        .open()
+        .unwrap();
+    assert_eq!(log.append("single", "{}").unwrap(), Some(0));
+    let batch = [("run", r#"{"i":0}"#), ("run", r#"{"i":1}"#), ("note", "{}")];
+    assert_eq!(log.append_batch(&batch).unwrap(), Some(1));
+    assert_eq!(log.append_batch(&[]).unwrap(), None);
+    match log.append_batch(&[("run", "{}"), ("run", "{not json")]) {
+        Err(Error::InvalidArgument(m)) => {
+            assert!(m.starts_with("entry 1: payload is not valid JSON"), "{m}")
+        }
+        other => panic!("{:?}", other),
+    }
+    assert!(matches!(
+        log.append_batch(&[("run", "{}"); 11]),
+        Err(Error::InvalidArgument(_))
+    ));
+    // 4 + 7 records would outlast the epoch of 10: the key advances before the batch.
+    assert_eq!(log.append_batch(&[("late", "{}"); 7]).unwrap(), Some(4));
+    for threads in [0, 1, 3] {
+        let report =
+            grey::audit_verify_with_threads(&log_path, &verifier, &[], None, threads).unwrap();
+        assert!(report.intact(), "{:?}", report);
+        assert_eq!((report.records, report.last_epoch), (11, 1));
+    }
+    assert!(matches!(
+        grey::audit_verify_with_threads(&log_path, &verifier, &[], None, 257),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
 fn group_commit_queues_records() {
     let dir = TempDir::new("group");
     let (verifier, writer) = keys(&dir);

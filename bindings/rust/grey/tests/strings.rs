@@ -236,6 +236,14 @@ fn audit_strings_with_a_nul_byte_are_refused() {
     let log = grey::AuditLog::open(&log_path, &writer).unwrap();
     refused(log.append(BAD, "{}"), "grey_audit_append: type");
     refused(log.append("t", "{\0}"), "grey_audit_append: payload");
+    refused(
+        log.append_batch(&[("t", "{}"), (BAD, "{}")]),
+        "grey_audit_batch_add: type",
+    );
+    refused(
+        log.append_batch(&[("t", "{\0}")]),
+        "grey_audit_batch_add: payload",
+    );
     refused(log.checkpoint(BAD), "grey_audit_checkpoint: out_path");
     refused(log.proof_write(BAD, "{}"), "grey_proof_write: directory");
     refused(
