@@ -234,7 +234,9 @@ func (w *ModelWriter) WriteTensor(index int, data []byte) error {
 	if index < 0 {
 		return &Error{Status: int(StatusInvalidArgument), Message: fmt.Sprintf("grey: negative tensor index %d", index)}
 	}
-	return w.with(func(h capi.Grey_model_writer) error { return capi.Grey_model_writer_write_tensor(h, uint64(index), data) })
+	return w.with(func(h capi.Grey_model_writer) error {
+		return capi.Grey_model_writer_write_tensor(h, uint64(index), data)
+	})
 }
 
 // Finish completes the streamed file and puts it at its path.

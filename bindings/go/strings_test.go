@@ -52,6 +52,7 @@ var (
 	noConfig = capi.SwigcptrGrey_config(0)
 	noWriter = capi.SwigcptrGrey_model_writer(0)
 	noLog    = capi.SwigcptrGrey_audit_log(0)
+	noBatch  = capi.SwigcptrGrey_audit_batch(0)
 )
 
 func handle() []uintptr             { return []uintptr{0} }
@@ -82,6 +83,7 @@ var stringCalls = map[string]func(s []string) error{
 	"grey_quant_params_from_name": func(s []string) error { return capi.Grey_quant_params_from_name(s[0], capi.NewGrey_quant_params()) },
 	"grey_audit_append":           func(s []string) error { return capi.Grey_audit_append(noLog, s[0], s[1], length()) },
 	"grey_audit_checkpoint":       func(s []string) error { return capi.Grey_audit_checkpoint(noLog, s[0]) },
+	"grey_audit_batch_add":        func(s []string) error { return capi.Grey_audit_batch_add(noBatch, s[0], s[1]) },
 	"grey_audit_records_json": func(s []string) error {
 		return capi.Grey_audit_records_json(s[0], 0, 0, buffer(), length())
 	},
@@ -279,6 +281,10 @@ func TestAuditStringsWithANulByteAreRefused(t *testing.T) {
 	_, err = log.Append("t", "{\x00}")
 	refused(t, err, "grey_audit_append: payload")
 	refused(t, log.Checkpoint("c\x00x"), "grey_audit_checkpoint: out_path")
+	_, err = log.AppendBatch([]grey.AuditEntry{{Type: "t", Payload: "{}"}, {Type: "t\x00x", Payload: "{}"}})
+	refused(t, err, "grey_audit_batch_add: type")
+	_, err = log.AppendBatch([]grey.AuditEntry{{Type: "t", Payload: "{\x00}"}})
+	refused(t, err, "grey_audit_batch_add: payload")
 	_, err = log.ProofWrite(dir, "{\x00}")
 	refused(t, err, "grey_proof_write: artifact_json")
 	_, err = grey.AuditVerify(log.Path, verifier, []string{"c\x00x"}, "")
