@@ -11,8 +11,7 @@ packages=(
     libcli11-dev nlohmann-json3-dev          # header-only
     libre2-dev libre2-9                      # greyctl quantize --skip
     libyaml-cpp-dev libyaml-cpp0.7           # in case the machine lacks yaml-cpp
-    libcpp-httplib-dev libcpp-httplib0.11    # the governor daemon's HTTP server
-    libbrotli-dev libbrotli1
+    libmicrohttpd-dev libmicrohttpd12        # greyd's HTTP server (libgnutls30 it links is on every Debian/Ubuntu)
 )
 rm -rf .deps
 mkdir -p .deps/debs
@@ -24,4 +23,7 @@ for pc in $(find .deps/usr -name '*.pc'); do
     up=$(dirname "${pc#.deps/usr/}" | sed 's|[^/]*|..|g')  # lib/x86_64-linux-gnu/pkgconfig -> ../../..
     sed -i -E "s|^([A-Za-z_]+)=/usr(/\|$)|\1=\${pcfiledir}/$up\2|" "$pc"
 done
+# libmicrohttpd.pc names gnutls for static links only; greyd links it dynamically, and the GPU machine has
+# the gnutls library but not its .pc, which would make pkg-config refuse libmicrohttpd.
+sed -i '/^Requires.private:/d' .deps/usr/lib/x86_64-linux-gnu/pkgconfig/libmicrohttpd.pc
 du -sh .deps

@@ -55,7 +55,7 @@ class ContextOptions(C.Structure):
 class GovernorOptions(C.Structure):
     _fields_ = [("struct_size", C.c_uint32), ("sample_period_ms", C.c_uint32), ("burst_ns", C.c_uint64), ("aging_ns", C.c_uint64),
                 ("kp", C.c_double), ("ti_s", C.c_double), ("horizon_s", C.c_double), ("hysteresis_c", C.c_double),
-                ("min_duty", C.c_double), ("unknown_duty", C.c_double)]
+                ("min_duty", C.c_double), ("unknown_duty", C.c_double), ("power_limit_mw", C.c_uint64)]
 
 
 class TenantOptions(C.Structure):
@@ -72,7 +72,7 @@ class DeviceState(C.Structure):
                 ("temperature_c", C.c_double), ("slope_c_per_s", C.c_double), ("predicted_c", C.c_double), ("duty", C.c_double),
                 ("batch_scale", C.c_double)] + [(n, C.c_uint64) for n in (
                     "waiting", "running", "admitted_count", "admitted_cost_ns", "paced_ns", "hot_ns", "unknown_ns", "stopped_ns",
-                    "mode_changes", "yield_requests")]
+                    "mode_changes", "yield_requests", "power_limit_held_mw", "power_limit_restore_mw")]
 
 
 def sized(struct):

@@ -58,7 +58,7 @@ fi
 if cmake "${cmake_args[@]}" >"$logs/configure.log" 2>&1 && cmake --build "$build" -j "$(nproc)" >"$logs/build.log" 2>&1; then
     record build PASS "release build with nvcc $(nvcc --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
 else
-    tail -40 "$logs/configure.log" "$logs/build.log"
+    tail -n 40 "$logs/configure.log" "$logs/build.log"
     record build FAIL "see $logs/build.log"
     printf '%s\n' "== summary" "${summary[@]}"
     exit 1
