@@ -38,13 +38,28 @@ cmake -S samples/cmake-consumer -B build/consumer -G Ninja -DCMAKE_PREFIX_PATH="
 cmake --build build/consumer -j "$jobs"
 LD_LIBRARY_PATH="$stage/lib" build/consumer/list_devices | grep -q '^0 host ' 
 build/consumer/list_devices_static | grep -q '^0 host '
-echo "ok   find_package(grey): shared and static"
+if ldd build/consumer/list_devices_static | grep -q libgrey; then
+  echo "FAIL list_devices_static needs libgrey.so at run time" >&2; exit 1
+fi
+echo "ok   find_package(grey): shared, and static from a C-only project with nothing added"
 
 echo "== pkg-config"
 PKG_CONFIG_PATH="$stage/lib/pkgconfig" cc samples/cmake-consumer/list_devices.c -o build/consumer/list_devices_pc \
   $(PKG_CONFIG_PATH="$stage/lib/pkgconfig" pkg-config --cflags --libs grey) -Wl,-rpath,"$stage/lib"
 build/consumer/list_devices_pc | grep -q '^0 host '
 echo "ok   pkg-config grey"
+
+echo "== pkg-config --static (a C program and libgrey.a, nothing else named)"
+# A libdir holding only the archive, as a prefix with the static library alone would be.
+static_only=$PWD/build/consumer/static-only
+mkdir -p "$static_only" && cp "$stage/lib/libgrey.a" "$static_only/"
+cc samples/cmake-consumer/list_devices.c -o build/consumer/list_devices_pc_static \
+  $(PKG_CONFIG_PATH="$stage/lib/pkgconfig" pkg-config --define-variable=libdir="$static_only" --static --cflags --libs grey)
+if ldd build/consumer/list_devices_pc_static | grep -q libgrey; then
+  echo "FAIL list_devices_pc_static needs libgrey.so at run time" >&2; exit 1
+fi
+build/consumer/list_devices_pc_static | grep -q '^0 host '
+echo "ok   pkg-config --static grey"
 
 echo "== samples/cmake-vendored (add_subdirectory)"
 cmake -S samples/cmake-vendored -B build/vendored -G Ninja >/dev/null
@@ -54,4 +69,4 @@ echo "ok   add_subdirectory(libgrey)"
 
 test -f "$stage/include/grey.h" && test -f "$stage/include/grey_backend.h" && test -f "$stage/lib/pkgconfig/grey.pc" \
   && cmp -s config/grey.yaml "$stage/share/grey/grey.yaml"
-echo "4 passed, 0 failed"
+echo "5 passed, 0 failed"
