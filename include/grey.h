@@ -562,7 +562,7 @@ GREY_API GREY_NODISCARD grey_status grey_device_field_reason(grey_context* conte
  * Buffers (since 0.1)
  *
  * A grey_buffer is memory on one device, owned by the context. This first version offers allocation
- * and copies; sealing, deduplication and compression (DESIGN.md §4) arrive with later versions.
+ * and copies; sealing, deduplication and compression arrive with later versions.
  * A buffer may be used from several threads only for reads; writes need external ordering.
  * ------------------------------------------------------------------------------------------------- */
 
@@ -654,7 +654,7 @@ GREY_API GREY_NODISCARD grey_status grey_buffer_checksum(const grey_buffer* buff
  * Mapping hands out the address of a buffer's bytes, for handing them to other libraries (DLPack,
  * a CUDA kernel of the caller's own). Buffers are plain device memory in this version, so the address is
  * the buffer's own memory: writes through it are what grey_buffer_read sees and the other way round.
- * When sealed and compressed buffers arrive (DESIGN.md §4), mapping one will give a dense copy instead;
+ * When sealed and compressed buffers arrive, mapping one will give a dense copy instead;
  * unmapping will release it. Every grey_buffer_map is paired with one grey_buffer_unmap.
  * ------------------------------------------------------------------------------------------------- */
 

@@ -6,7 +6,7 @@
 #include <iostream>
 
 int main(int argc, char** argv) {
-    CLI::App app{"greyctl: detect GPUs, plan workloads and prove measurements with libgrey"};
+    CLI::App app{"greyctl: detect GPUs, quantize models, govern work and prove measurements with libgrey"};
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string("greyctl ") + grey_version_string() + " (libgrey " + grey_version_string() +
                                           ", revision " + grey_build_revision() + ")");

@@ -228,7 +228,7 @@ json Daemon::device_json(uint32_t index) {
     }
     // Memory as the device measures it (every process's use). greyd's own context allocates nothing, so
     // its pool statistics would be zeros by construction and are not shown. The effective memory
-    // multiplier (logical / physical bytes, DESIGN.md section 4) is not measured anywhere yet: without
+    // multiplier (logical / physical bytes, of the memory tiers) is not measured anywhere yet: without
     // sealed, deduplicated or compressed buffers there is nothing to measure, so it is null, never 1.
     d["memory"] = {{"used_bytes", d["telemetry"].value("memory_used_bytes", json(nullptr))},
                    {"total_bytes", memory_total},
