@@ -1320,9 +1320,9 @@ typedef struct grey_governor_options {
     uint32_t sample_period_ms;
     uint64_t burst_ns;      /* device time admitted ahead of the pacing rate; 0: 20 ms */
     uint64_t aging_ns;      /* a level-p request is overdue after p * aging_ns; 0: 2 s */
-    double kp;              /* proportional gain, duty per kelvin; 0: 0.1 */
-    double ti_s;            /* integral time, seconds; 0: 10 */
-    double horizon_s;       /* proactive: the error is taken this far ahead on the slope; 0: 10 */
+    double kp;              /* proportional gain, duty per kelvin; 0: 0.03 */
+    double ti_s;            /* integral time, seconds; 0: 2 */
+    double horizon_s;       /* proactive: the error is taken this far ahead on the slope; 0: 0.5 */
     double hysteresis_c;    /* kelvin below target (pacing) and max (hot) before releasing; 0: 1 */
     double min_duty;        /* the least duty pacing goes down to, (0, 1]; 0: 0.05 */
     double unknown_duty;    /* the duty ceiling once the temperature has been unknown 2 s, (0, 1]; 0: 0.5 */

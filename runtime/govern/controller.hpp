@@ -26,9 +26,9 @@ struct ControllerSettings {
     double target_c = 75.0;       // thermal.target_temp_c
     double max_c = 83.0;          // thermal.max_temp_c
     Strategy strategy = Strategy::Proactive;
-    double kp = 0.1;              // duty per kelvin of error
-    double ti_s = 10.0;           // integral time: the integral term gains kp/ti per kelvin-second
-    double horizon_s = 10.0;      // proactive: the error is taken at T + slope * horizon
+    double kp = 0.03;             // duty per kelvin of error
+    double ti_s = 2.0;            // integral time: the integral term gains kp/ti per kelvin-second
+    double horizon_s = 0.5;       // proactive: the error is taken at T + slope * horizon
     double hysteresis_c = 1.0;    // release below target - h (pacing) and max - h (hot)
     double min_duty = 0.05;       // pacing never goes below this
     double unknown_duty = 0.5;    // duty ceiling once the temperature has been unknown for unknown_grace_s

@@ -24,9 +24,9 @@ struct GovernorOptions {
     uint32_t sample_period_ms = 100;
     uint64_t burst_ns = 20'000'000ull;
     uint64_t aging_ns = 2'000'000'000ull;
-    double kp = 0.1;
-    double ti_s = 10.0;
-    double horizon_s = 10.0;
+    double kp = 0.03;
+    double ti_s = 2.0;
+    double horizon_s = 0.5;
     double hysteresis_c = 1.0;
     double min_duty = 0.05;
     double unknown_duty = 0.5;

@@ -14,11 +14,13 @@
 namespace grey::govern {
 
 struct PlantParameters {
-    double ambient_c = 30.0;
-    double resistance_c_per_w = 0.08;
-    double capacity_j_per_c = 500.0;  // tau = 40 s with the resistance above
-    double idle_power_w = 90.0;
-    double max_power_w = 700.0;
+    // An H200 under 8192x8192 bf16 matmuls (tests/gpu/govern.py, bench/RESULTS.md): idle 36 C at 125 W,
+    // full duty 58.7 C at 691 W, heating with a time constant of about 2.7 s.
+    double ambient_c = 31.0;
+    double resistance_c_per_w = 0.04;
+    double capacity_j_per_c = 67.0;  // tau = 2.7 s with the resistance above
+    double idle_power_w = 125.0;
+    double max_power_w = 691.0;
 };
 
 class ThermalPlant {
