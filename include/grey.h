@@ -179,6 +179,10 @@ GREY_API GREY_NODISCARD grey_status grey_config_to_yaml(const grey_config* confi
 /* The number of schema keys, and the dotted path of the i-th one (static storage). Since 0.1. */
 GREY_API uint32_t grey_config_key_count(void);
 GREY_API const char* grey_config_key_name(uint32_t index);
+/* What reads the i-th key and acts on it ("the governor (grey_governor_configure)"; static storage), or
+ * NULL while libgrey accepts the key but nothing acts on it yet (and for an index past the last key).
+ * grey_config_to_yaml marks such keys with the comment "accepted, not yet acted on". Since 0.2. */
+GREY_API const char* grey_config_key_acted_on_by(uint32_t index);
 
 GREY_API void grey_config_destroy(grey_config* config);
 

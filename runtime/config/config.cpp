@@ -193,6 +193,7 @@ std::string Config::to_yaml() const {
         const Value& v = get(key.path);
         if (std::holds_alternative<std::string>(v)) out << YAML::DoubleQuoted << std::get<std::string>(v);
         else out << format_value(v);
+        if (key.acted_on_by.empty()) out << YAML::Comment(std::string(kNotYetActedOn));
     }
     for (size_t i = 0; i < open.size(); ++i) out << YAML::EndMap;
     out << YAML::EndMap;

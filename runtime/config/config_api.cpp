@@ -84,6 +84,11 @@ const char* grey_config_key_name(uint32_t index) {
     return index < keys.size() ? keys[index].path.data() : nullptr;
 }
 
+const char* grey_config_key_acted_on_by(uint32_t index) {
+    const auto keys = grey::config::schema();
+    return index < keys.size() && !keys[index].acted_on_by.empty() ? keys[index].acted_on_by.data() : nullptr;
+}
+
 void grey_config_destroy(grey_config* config) { delete config; }
 
 }  // extern "C"

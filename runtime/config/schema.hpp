@@ -25,9 +25,14 @@ struct KeySpec {
     std::vector<std::string_view> choices;  // Choice: the accepted spellings
     Value defaults[3];              // by Profile
     std::string_view help;
+    // What reads the key and acts on it ("the governor"); empty while libgrey accepts the key but
+    // nothing acts on it yet, which config show, config init and docs/config.md say.
+    std::string_view acted_on_by = {};
 };
 
 std::span<const KeySpec> schema();
+// The words every surface uses for a key nothing acts on yet.
+inline constexpr std::string_view kNotYetActedOn = "accepted, not yet acted on";
 const KeySpec* find_key(std::string_view path);
 bool is_section(std::string_view path);  // "memory", "memory.compression", ...
 

@@ -61,6 +61,11 @@ printf 'thermal:\n  enabled: "true"\n' > "$tmp/type.yaml"
 check config-validate-wrong-type 1 'thermal.enabled: expected a boolean' -- "$greyctl" config validate "$tmp/type.yaml"
 check config-validate-missing-file 1 'cannot open config file' -- "$greyctl" config validate "$tmp/none.yaml"
 check config-show-aggressive 0 'algorithm: "zstd"' -- "$greyctl" config show --profile aggressive
+# Keys nothing acts on yet say so: in what config show writes, and as a note when a file sets one.
+check config-show-inert 0 'pool_size_mb: 1024  # accepted, not yet acted on' -- "$greyctl" --no-env config show
+check config-show-acted 0 '^  target_temp_c: 75.0$' -- "$greyctl" --no-env config show
+printf 'memory:\n  allocation:\n    pool_size_mb: 64\nthermal:\n  target_temp_c: 60\n' > "$tmp/inert.yaml"
+check config-validate-inert-note 0 'note: memory.allocation.pool_size_mb is accepted, not yet acted on' -- "$greyctl" --no-env config validate "$tmp/inert.yaml"
 check config-show-env 0 'port: 9001' -- env GREY_DAEMON_PORT=9001 "$greyctl" config show
 check config-show-no-env 0 'port: 8090' -- env GREY_DAEMON_PORT=9001 "$greyctl" --no-env config show
 check config-bad-env 1 'GREY_DAEMON_PORT=x' -- env GREY_DAEMON_PORT=x "$greyctl" config show

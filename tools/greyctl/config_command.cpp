@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 #include <unistd.h>
+#include <vector>
 
 namespace greyctl {
 namespace {
@@ -47,6 +48,24 @@ void write_new_text_file(const std::string& path, const std::string& text, bool 
     }
 }
 
+std::string value_of(const grey_config* config, const char* key) {
+    return read_text([&](char* b, size_t n, size_t* len) { return grey_config_get(config, key, b, n, len); });
+}
+
+// The keys `config` sets to something other than `profile`'s value that nothing acts on yet: a file that
+// asks for them is valid, but gets nothing from them, and its author should know.
+std::vector<std::string> inert_keys_set(const grey_config* config, const std::string& profile) {
+    grey_config* raw = nullptr;
+    check(grey_config_create(profile.c_str(), &raw));
+    ConfigPtr defaults(raw);
+    std::vector<std::string> keys;
+    for (uint32_t i = 0; i < grey_config_key_count(); ++i) {
+        const char* key = grey_config_key_name(i);
+        if (grey_config_key_acted_on_by(i) == nullptr && value_of(config, key) != value_of(defaults.get(), key)) keys.emplace_back(key);
+    }
+    return keys;
+}
+
 }  // namespace
 
 void add_config_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
@@ -82,6 +101,8 @@ void add_config_command(CLI::App& app, const GlobalOptions& global, Runner& run)
                 return 1;
             }
             std::cout << *file << ": valid\n";
+            for (const std::string& key : inert_keys_set(cfg.get(), global.profile))
+                std::cerr << "note: " << key << " is accepted, not yet acted on: its value changes nothing\n";
             return 0;
         };
     });

@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "66f1cf1b7642b0cef09f195f137a3b89817f172b9a947e0ba1787b11378e4901"
+const inputsSHA256 = "d86da39043b92dd85d96b4858c69d175d646454de9c0aaeaf1319cb14b760f4f"

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <vector>
 
 using grey::config::Config;
 using grey::config::Profile;
@@ -174,6 +175,44 @@ TEST(Config, DocsDescribeEveryKey) {
         EXPECT_NE(docs.find("`" + std::string(key.path) + "`"), std::string::npos) << key.path << " is not documented";
     for (const char* env : {"GREY_CONFIG_PATH", "GREY_LOG_LEVEL", "GREY_DRY_RUN", "GREY_GPU_INDEX", "GREY_DAEMON_PORT"})
         EXPECT_NE(docs.find(env), std::string::npos) << env;
+}
+
+// A key nothing acts on yet is said to be inert in the docs' table, in the YAML libgrey writes and
+// through the API, all from the schema's one column; a key something acts on says what.
+TEST(Config, KeysNothingActsOnAreMarkedEverywhere) {
+    const std::string docs = read_file(std::string(GREY_TEST_DATA_DIR) + "/../../docs/config.md");
+    // to_yaml writes the keys in the schema's order, one a line, under lines that open their sections.
+    std::vector<std::string> value_lines;
+    std::istringstream yaml(Config(Profile::Balanced).to_yaml());
+    for (std::string l; std::getline(yaml, l);)
+        if (!l.ends_with(":")) value_lines.push_back(l);
+    const auto keys = grey::config::schema();
+    ASSERT_EQ(value_lines.size(), keys.size());
+    size_t inert = 0;
+    for (uint32_t i = 0; i < keys.size(); ++i) {
+        const auto& key = keys[i];
+        const size_t row = docs.find("| `" + std::string(key.path) + "` |");
+        ASSERT_NE(row, std::string::npos) << key.path;
+        const std::string line = docs.substr(row, docs.find('\n', row) - row);
+        const std::string& yaml_line = value_lines[i];
+        const std::string leaf(key.path.substr(key.path.rfind('.') + 1));
+        EXPECT_NE(yaml_line.find(leaf + ": "), std::string::npos) << yaml_line;
+        const char* by = grey_config_key_acted_on_by(i);
+        if (key.acted_on_by.empty()) {
+            ++inert;
+            EXPECT_EQ(by, nullptr) << key.path;
+            EXPECT_TRUE(line.ends_with("| *accepted, not yet acted on* |")) << line;
+            EXPECT_TRUE(yaml_line.ends_with("# accepted, not yet acted on")) << yaml_line;
+        } else {
+            ASSERT_NE(by, nullptr) << key.path;
+            EXPECT_EQ(std::string(by), std::string(key.acted_on_by));
+            EXPECT_TRUE(line.ends_with("| " + std::string(key.acted_on_by) + " |")) << line;
+            EXPECT_EQ(yaml_line.find('#'), std::string::npos) << yaml_line;
+        }
+    }
+    EXPECT_GT(inert, 0u);
+    EXPECT_LT(inert, keys.size());
+    EXPECT_EQ(grey_config_key_acted_on_by(static_cast<uint32_t>(keys.size())), nullptr);
 }
 
 TEST(ConfigApi, BufferProtocolAndKeyList) {
