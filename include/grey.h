@@ -199,7 +199,7 @@ typedef struct grey_context_options {
     void* log_user;              /* passed to log_callback */
     /* Comma-separated backend names to load ("cuda,hip"); NULL or "" loads every plugin found. The host
      * backend is always present. A named backend that is not found is logged and reported by
-     * grey_backend_info; it does not fail creation. */
+     * grey_backend_info; it fails creation only when require_backends is set. */
     const char* backends;
     /* A directory searched for plugins before every other place; NULL for none. Like every directory
      * on the search path it is searched only if it can be trusted (see grey_plugin_dir_info). */
@@ -212,7 +212,10 @@ typedef struct grey_context_options {
      * GREY_GPU_INDEX, GREY_DAEMON_PORT, GREY_BACKEND_DIR). Zero (the default): the environment is
      * never read. */
     uint32_t apply_env_overrides;
-    uint32_t reserved0; /* must be 0 */
+    /* Since 0.2 (the field was reserved, always 0, before). Non-zero: creation fails with
+     * GREY_ERROR_UNSUPPORTED, "backend 'NAME' is not available: REASON", unless every backend named in
+     * `backends` loaded; for a program that needs that backend rather than whatever is there. */
+    uint32_t require_backends;
 } grey_context_options;
 
 #define GREY_CONTEXT_OPTIONS_INIT \

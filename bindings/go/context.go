@@ -23,6 +23,7 @@ const (
 
 type options struct {
 	backends   []string
+	optional   bool
 	backendDir string
 	configPath string
 	profile    string
@@ -34,7 +35,16 @@ type options struct {
 type Option func(*options)
 
 // WithBackends loads only the named backends ("cuda", "hip", ...); the host backend is always there.
-func WithBackends(names ...string) Option { return func(o *options) { o.backends = names } }
+// NewContext then fails (StatusUnsupported, "backend 'cuda' is not available: ...") if one does not load.
+func WithBackends(names ...string) Option {
+	return func(o *options) { o.backends, o.optional = names, false }
+}
+
+// WithBackendsIfPresent loads only the named backends that are there; the others are only reported by
+// Backends.
+func WithBackendsIfPresent(names ...string) Option {
+	return func(o *options) { o.backends, o.optional = names, true }
+}
 
 // WithBackendDir searches dir for plugins before every other place, if it can be trusted (see PluginDirs).
 func WithBackendDir(dir string) Option { return func(o *options) { o.backendDir = dir } }
@@ -71,6 +81,9 @@ func NewContext(opts ...Option) (*Context, error) {
 	// Empty strings stay NULL: "not given".
 	if len(o.backends) > 0 {
 		raw.SetBackends(strings.Join(o.backends, ","))
+		if !o.optional {
+			raw.SetRequire_backends(1)
+		}
 	}
 	if o.backendDir != "" {
 		raw.SetBackend_dir(o.backendDir)

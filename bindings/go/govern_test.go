@@ -8,7 +8,7 @@ import (
 )
 
 func TestGovernorAdmitReleaseAndStop(t *testing.T) {
-	ctx, err := grey.NewContext(grey.WithBackends("none_here"))
+	ctx, err := grey.NewContext(grey.WithBackends("host"))
 	if err != nil {
 		t.Fatal(err)
 	}

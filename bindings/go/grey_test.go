@@ -187,7 +187,13 @@ func TestTelemetry(t *testing.T) {
 
 func TestBackendsAndSearchPath(t *testing.T) {
 	dir := t.TempDir()
-	ctx := newContext(t, grey.WithBackends("host", "nosuchbackend"), grey.WithBackendDir(dir))
+	_, err := grey.NewContext(grey.WithBackends("host", "nosuchbackend"), grey.WithBackendDir(dir))
+	var gerr *grey.Error
+	if !errors.As(err, &gerr) || gerr.Status != int(grey.StatusUnsupported) ||
+		!strings.Contains(gerr.Message, "backend 'nosuchbackend' is not available: requested, but no libgrey-backend-nosuchbackend.so") {
+		t.Fatalf("a named backend that is not there: got %v, want an Unsupported error naming it", err)
+	}
+	ctx := newContext(t, grey.WithBackendsIfPresent("host", "nosuchbackend"), grey.WithBackendDir(dir))
 	report, err := ctx.Backends()
 	if err != nil {
 		t.Fatal(err)

@@ -34,7 +34,7 @@ grey_context_options read_options(const grey_context_options* given) {
     options.struct_size = sizeof options;
     if (const int64_t level = grey::raw_enum(options.log_level); level < GREY_LOG_DEBUG || level > GREY_LOG_OFF)
         grey::fail(GREY_ERROR_INVALID_ARGUMENT, "options->log_level " + std::to_string(level) + " is not a grey_log_level");
-    if (options.reserved0 != 0) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "options->reserved0 must be 0");
+    if (options.require_backends > 1) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "options->require_backends must be 0 or 1");
     return options;
 }
 
@@ -85,6 +85,7 @@ grey_context::grey_context(const grey_context_options& options, grey::config::Co
     plugin_dirs = std::move(loaded.directories);
     for (auto& b : loaded.backends) backends.push_back(std::move(b));
     for (auto& r : loaded.reports) reports.push_back(std::move(r));
+    if (options.require_backends != 0) require_loaded(request.requested);
 
     for (const auto& backend : backends)
         for (uint32_t i = 0; i < backend->device_count(); ++i) {
@@ -93,6 +94,19 @@ grey_context::grey_context(const grey_context_options& options, grey::config::Co
             device->index_in_backend = i;
             devices.push_back(std::move(device));
         }
+}
+
+void grey_context::require_loaded(const std::vector<std::string>& names) const {
+    for (const std::string& name : names) {
+        std::string why = "no plugin of that name was found";
+        bool loaded = false;
+        for (const auto& report : reports)
+            if (report.name == name) {
+                loaded = loaded || report.outcome == GREY_BACKEND_LOADED;
+                if (report.outcome != GREY_BACKEND_LOADED) why = report.reason;
+            }
+        if (!loaded) grey::fail(GREY_ERROR_UNSUPPORTED, "backend '" + name + "' is not available: " + why);
+    }
 }
 
 grey_context::~grey_context() {

@@ -50,6 +50,9 @@ struct grey_context {
     std::vector<std::unique_ptr<grey::Device>> devices;
 
 private:
+    // Fails (GREY_ERROR_UNSUPPORTED) naming the first of `names` that did not load, and why.
+    void require_loaded(const std::vector<std::string>& names) const;
+
     std::mutex buffers_mutex_;
     std::set<grey_buffer*> live_buffers_;
 };

@@ -20,7 +20,7 @@ _Static_assert(offsetof(grey_context_options, backend_dir) == 32, "grey_context_
 _Static_assert(offsetof(grey_context_options, config_path) == 40, "grey_context_options.config_path moved");
 _Static_assert(offsetof(grey_context_options, profile) == 48, "grey_context_options.profile moved");
 _Static_assert(offsetof(grey_context_options, apply_env_overrides) == 56, "grey_context_options.apply_env_overrides moved");
-_Static_assert(offsetof(grey_context_options, reserved0) == 60, "grey_context_options.reserved0 moved");
+_Static_assert(offsetof(grey_context_options, require_backends) == 60, "grey_context_options.require_backends moved");
 _Static_assert(sizeof(grey_backend_info) == 848, "size of grey_backend_info changed");
 _Static_assert(offsetof(grey_backend_info, struct_size) == 0, "grey_backend_info.struct_size moved");
 _Static_assert(offsetof(grey_backend_info, outcome) == 4, "grey_backend_info.outcome moved");

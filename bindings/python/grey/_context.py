@@ -82,7 +82,9 @@ class Context:
     Use it as a context manager, or call ``close()``; it also frees itself when garbage-collected.
     Closing the context frees every buffer it still owns.
 
-    ``backends``: names to load ("cuda,hip" or ["cuda", "hip"]); None loads every plugin found.
+    ``backends``: names to load ("cuda,hip" or ["cuda", "hip"]); None loads every plugin found. A named
+    backend that does not load raises ``grey.Unsupported`` ("backend 'cuda' is not available: ..."),
+    unless ``require_backends=False``: then it is only reported by ``backends()``.
     ``backend_dir``: a directory searched for plugins first, if it can be trusted (see ``plugin_dirs``).
     ``config_path``: a YAML file overlaid on ``profile`` ("conservative", "balanced", "aggressive").
     ``env_overrides``: apply GREY_* environment variables (off by default: the environment is never
@@ -95,6 +97,7 @@ class Context:
         self,
         *,
         backends: Union[str, Iterable[str], None] = None,
+        require_backends: bool = True,
         backend_dir: Union[str, os.PathLike[str], None] = None,
         config_path: Union[str, os.PathLike[str], None] = None,
         profile: Optional[str] = None,
@@ -106,6 +109,7 @@ class Context:
         options.log_level = _log_level(log_level)
         if backends is not None:
             options.backends = backends if isinstance(backends, str) else ",".join(backends)
+            options.require_backends = 1 if require_backends else 0
         if backend_dir is not None:
             options.backend_dir = os.fspath(backend_dir)
         if config_path is not None:

@@ -70,8 +70,15 @@ def test_telemetry():
     assert first.memory_used_bytes is None or first.memory_used_bytes > 0
 
 
+def test_a_named_backend_that_is_not_there_fails_unless_optional():
+    with pytest.raises(grey.Unsupported, match="backend 'nosuchbackend' is not available: requested, but no libgrey-backend-nosuchbackend.so"):
+        grey.Context(backends=["host", "nosuchbackend"])
+    with grey.Context(backends="host") as ctx:
+        assert ctx.device_count() >= 1
+
+
 def test_backends_report_and_search_path():
-    with grey.Context(backends=["host", "nosuchbackend"]) as ctx:
+    with grey.Context(backends=["host", "nosuchbackend"], require_backends=False) as ctx:
         report = {b.name: b for b in ctx.backends()}
         path = ctx.backend_search_path()
     assert report["host"].outcome == "loaded" and report["host"].device_count >= 1

@@ -7,7 +7,7 @@ import grey
 
 @pytest.fixture
 def governor():
-    with grey.Context(backends="none_here") as ctx, grey.Governor(ctx, sample_period_ms=0) as gov:
+    with grey.Context(backends="host") as ctx, grey.Governor(ctx, sample_period_ms=0) as gov:
         yield gov
 
 

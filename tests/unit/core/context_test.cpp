@@ -55,6 +55,31 @@ TEST(Context, RejectsBadOptionsWithoutTouchingTheOutParameter) {
     EXPECT_EQ(out, sentinel);
 }
 
+TEST(Context, ANamedBackendIsRequiredOnlyWhenTheHostSaysSo) {
+    grey_context* context = nullptr;
+    grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
+    options.backends = "host,nosuchbackend";
+    ASSERT_EQ(grey_context_create(&options, &context), GREY_OK) << "by default a missing backend is only reported";
+    grey_context_destroy(context);
+
+    options.require_backends = 1;
+    context = nullptr;
+    EXPECT_EQ(grey_context_create(&options, &context), GREY_ERROR_UNSUPPORTED);
+    EXPECT_EQ(context, nullptr);
+    EXPECT_NE(std::string(grey_last_error()).find("backend 'nosuchbackend' is not available: requested, but no libgrey-backend-nosuchbackend.so"),
+              std::string::npos)
+        << grey_last_error();
+
+    options.backends = "host";
+    ASSERT_EQ(grey_context_create(&options, &context), GREY_OK) << "the host backend is always there";
+    grey_context_destroy(context);
+
+    options.require_backends = 2;
+    context = nullptr;
+    EXPECT_EQ(grey_context_create(&options, &context), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(grey_last_error()).find("require_backends"), std::string::npos) << grey_last_error();
+}
+
 TEST(Context, ANewerCallerStructIsAcceptedOnlyIfItsExtraFieldsAreZero) {
     struct Newer {
         grey_context_options base;

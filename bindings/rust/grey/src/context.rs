@@ -57,6 +57,7 @@ unsafe extern "C" fn log_trampoline(
 #[derive(Default)]
 pub struct ContextBuilder {
     backends: Option<String>,
+    backends_optional: bool,
     backend_dir: Option<String>,
     config_path: Option<String>,
     profile: Option<String>,
@@ -66,9 +67,19 @@ pub struct ContextBuilder {
 }
 
 impl ContextBuilder {
-    /// Loads only these backends ("cuda", "hip", ...); the host backend is always there.
+    /// Loads only these backends ("cuda", "hip", ...); the host backend is always there. `build` fails
+    /// ([`Error::Unsupported`](crate::Error::Unsupported), "backend 'cuda' is not available: ...") if one
+    /// does not load.
     pub fn backends(mut self, names: &[&str]) -> Self {
         self.backends = Some(names.join(","));
+        self.backends_optional = false;
+        self
+    }
+    /// Loads only those of these backends that are there; the others are only reported by
+    /// [`Context::backends`].
+    pub fn backends_if_present(mut self, names: &[&str]) -> Self {
+        self.backends = Some(names.join(","));
+        self.backends_optional = true;
         self
     }
     /// Searches `dir` for plugins before every other place.
@@ -116,6 +127,7 @@ impl ContextBuilder {
         options.config_path = ptr_or_null(&config_path);
         options.profile = ptr_or_null(&profile);
         options.apply_env_overrides = self.env_overrides as u32;
+        options.require_backends = (self.backends.is_some() && !self.backends_optional) as u32;
         let log = self.log.map(Box::new);
         if let Some(callback) = &log {
             options.log_callback = Some(log_trampoline);

@@ -145,8 +145,21 @@ fn an_untrusted_backend_dir_is_refused() {
 fn backends_report_and_search_path() {
     let dir = std::env::temp_dir().join(format!("grey-rust-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let ctx = grey::Context::builder()
+    let missing = grey::Context::builder()
         .backends(&["host", "nosuchbackend"])
+        .backend_dir(dir.to_str().unwrap())
+        .build()
+        .err()
+        .expect("a named backend that is not there must fail the context");
+    match missing {
+        grey::Error::Unsupported(message) => assert!(
+            message.contains("backend 'nosuchbackend' is not available: requested, but no libgrey-backend-nosuchbackend.so"),
+            "{message}"
+        ),
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+    let ctx = grey::Context::builder()
+        .backends_if_present(&["host", "nosuchbackend"])
         .backend_dir(dir.to_str().unwrap())
         .build()
         .unwrap();

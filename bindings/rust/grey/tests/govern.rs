@@ -3,7 +3,7 @@ use grey::{Config, Context, Error, Governor, WAIT_FOREVER};
 
 #[test]
 fn admit_release_stop_and_resume() {
-    let ctx = Context::builder().backends(&["none_here"]).build().unwrap();
+    let ctx = Context::builder().backends(&["host"]).build().unwrap();
     let gov = Governor::new(&ctx, 0).unwrap();
     let app = gov.tenant("rust", 2.0, 1).unwrap();
     gov.step().unwrap();
