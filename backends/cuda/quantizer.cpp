@@ -137,12 +137,6 @@ grey_qk_args make_args(const Plan& plan, grey_dtype dtype, CUdeviceptr plain, CU
     a.dtype = kernel_dtype(dtype);
     a.run_shift = log2_if_power_of_two(plan.run_length);
     a.sets_are_runs = plan.param_count == grey_quant_layout_runs(&plan) ? 1 : 0;
-    a.mse = plan.calibration == GREY_CALIBRATION_MSE ? 1 : 0;
-    if (grey_quant_layout_has_rows(&plan)) {
-        a.row_length = plan.row_length;
-        a.row_bytes = grey_quant_layout_row_bytes(&plan);
-        a.groups_per_row = grey_quant_layout_groups_per_row(&plan);
-    }
     // Only the fast kernels divide through these, and only when their indices are below 2^31.
     if (plan.run_length <= kFastIndexLimit && plan.param_count <= kFastIndexLimit) {
         const Divider run = divider_for(plan.run_length), set = divider_for(plan.param_count);
@@ -152,6 +146,16 @@ grey_qk_args make_args(const Plan& plan, grey_dtype dtype, CUdeviceptr plain, CU
         a.set_mshift = set.shift;
     }
     return a;
+}
+
+// The second argument of the ragged kernels (quant_ragged.cu).
+grey_qk_rows make_rows(const Plan& plan) {
+    grey_qk_rows rows{};
+    rows.row_length = plan.row_length;
+    rows.row_bytes = grey_quant_layout_row_bytes(&plan);
+    rows.groups_per_row = grey_quant_layout_groups_per_row(&plan);
+    rows.mse = plan.calibration == GREY_CALIBRATION_MSE ? 1 : 0;
+    return rows;
 }
 
 // Launches `function` with enough blocks for `work_threads` threads, but never more than fit on the
@@ -224,8 +228,11 @@ void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevice
         a.codings = codings.get();
         a.absmax_bits = absmax.get();
         CUdeviceptr error_address = error_sums.get();
+        grey_qk_rows rows = make_rows(plan);
         void* measure_params[] = {&a, &error_address};
         void* params[] = {&a};
+        void* ragged_params[] = {&a, &rows};
+        void* ragged_measure_params[] = {&a, &rows, &error_address};
         grey_qk_flags& flags = *device.quant_flags_host();
         volatile uint32_t& noticed = *device.quant_noticed_host();
         noticed = 0;
@@ -254,11 +261,11 @@ void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevice
                     launch_resident(device, k.search, sets, kSearchThreads, 0, params);
                     launch_resident(device, k.encode, grey::common::is_ggml(plan.format) ? sets : (n + 3) / 4, kThreads, 0, params);
                     break;
-                case Path::ragged: launch_resident(device, k.ragged, sets, kSearchThreads, 0, params); break;
+                case Path::ragged: launch_resident(device, k.ragged, sets, kSearchThreads, 0, ragged_params); break;
             }
             if (job.error != nullptr) {  // the report, measured here: neither tensor crosses to the host
                 device.fill_async(error_sums.get(), 0, sizeof(grey_qk_error));
-                if (path == Path::ragged) launch_resident(device, k.measure_ragged, n, kThreads, 0, measure_params);
+                if (path == Path::ragged) launch_resident(device, k.measure_ragged, n, kThreads, 0, ragged_measure_params);
                 else launch_resident(device, k.measure, (n + 3) / 4, kThreads, 0, measure_params);
                 device.copy_to_host_async(&measured, error_sums.get(), sizeof measured);
             }
@@ -296,9 +303,11 @@ void dequantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevi
     device.exclusive([&] {
         const QuantKernels& k = device.quant_kernels();
         void* params[] = {&a};
+        grey_qk_rows rows = make_rows(plan);
+        void* ragged_params[] = {&a, &rows};
         run_job(device, [&] {
             if (grey_quant_layout_has_rows(&plan)) {
-                launch_resident(device, k.dequant_ragged, plan.elements, kThreads, 0, params);
+                launch_resident(device, k.dequant_ragged, plan.elements, kThreads, 0, ragged_params);
             } else if (fast_dequant_fits(plan, destination, source)) {
                 const uint64_t chunks = plan.elements / 4;
                 launch_spread(device, k.dequant_fast, (chunks + GREY_QK_DEQUANT_FAST_CHUNKS - 1) / GREY_QK_DEQUANT_FAST_CHUNKS, kThreads, params);

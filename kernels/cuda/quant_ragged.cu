@@ -5,6 +5,7 @@
 // statistics, its parameter set (round to nearest, or the MSE search of quant_search.cuh), its codes. A
 // row's codes start on a byte and every group but a row's last holds an even count, so every group owns
 // its bytes and no two threads write one byte.
+#include "quant_reduce.cuh"
 #include "quant_search.cuh"
 
 namespace {
@@ -19,11 +20,11 @@ struct RaggedGroup {
     uint64_t code_byte;
 };
 
-__device__ __forceinline__ RaggedGroup ragged_group(const grey_qk_args& a, uint64_t p) {
-    const uint64_t row = p / a.groups_per_row;
-    const uint64_t in_row = (p - row * a.groups_per_row) * a.run_length;
-    const uint64_t left = a.row_length - in_row;
-    return {row * a.row_length + in_row, left < a.run_length ? left : a.run_length, row * a.row_bytes + in_row / 2};
+__device__ __forceinline__ RaggedGroup ragged_group(const grey_qk_args& a, const grey_qk_rows& rows, uint64_t p) {
+    const uint64_t row = p / rows.groups_per_row;
+    const uint64_t in_row = (p - row * rows.groups_per_row) * a.run_length;
+    const uint64_t left = rows.row_length - in_row;
+    return {row * rows.row_length + in_row, left < a.run_length ? left : a.run_length, row * rows.row_bytes + in_row / 2};
 }
 
 // Element i: its parameter set and its code.
@@ -32,21 +33,21 @@ struct RaggedElement {
     uint32_t code;
 };
 
-__device__ __forceinline__ RaggedElement ragged_element(const grey_qk_args& a, uint64_t i) {
-    const uint64_t row = i / a.row_length;
-    const uint64_t in_row = i - row * a.row_length;
-    const uint32_t byte = reinterpret_cast<const unsigned char*>(a.quantized)[row * a.row_bytes + in_row / 2];
-    return {row * a.groups_per_row + in_row / a.run_length, (in_row & 1u) ? byte >> 4 : byte & 0x0Fu};
+__device__ __forceinline__ RaggedElement ragged_element(const grey_qk_args& a, const grey_qk_rows& rows, uint64_t i) {
+    const uint64_t row = i / rows.row_length;
+    const uint64_t in_row = i - row * rows.row_length;
+    const uint32_t byte = reinterpret_cast<const unsigned char*>(a.quantized)[row * rows.row_bytes + in_row / 2];
+    return {row * rows.groups_per_row + in_row / a.run_length, (in_row & 1u) ? byte >> 4 : byte & 0x0Fu};
 }
 
 }  // namespace
 
-extern "C" __global__ void grey_quant_ragged(grey_qk_args a) {
+extern "C" __global__ void grey_quant_ragged(grey_qk_args a, grey_qk_rows rows) {
     __shared__ Tables tables;
     build_tables(a.format, kEncodeTables | kDecodeTables, tables);
     unsigned char* out = reinterpret_cast<unsigned char*>(a.quantized);
     for (uint64_t p = global_thread(); p < a.param_count; p += grid_threads()) {
-        const RaggedGroup g = ragged_group(a, p);
+        const RaggedGroup g = ragged_group(a, rows, p);
         float lo = INFINITY, hi = -INFINITY, m = 0.0f;
         for (uint64_t i = g.first; i < g.first + g.length; ++i) {
             const float v = load_element(a, i);
@@ -63,7 +64,7 @@ extern "C" __global__ void grey_quant_ragged(grey_qk_args a) {
             s.absmax = m;
         }
         Coding best = make_coding(a.format, s, 1.0f);
-        if (a.mse) {
+        if (rows.mse) {
             double best_error = INFINITY;
             for (int k = 0; k <= clip_steps(a.format); ++k) {
                 const Coding c = make_coding(a.format, s, clip_alpha(a.format, k));
@@ -87,11 +88,11 @@ extern "C" __global__ void grey_quant_ragged(grey_qk_args a) {
 }
 
 // An element a thread, grid-stride: ragged layouts are conv and odd-shaped weights, rarely large.
-extern "C" __global__ void grey_dequant_ragged(grey_qk_args a) {
+extern "C" __global__ void grey_dequant_ragged(grey_qk_args a, grey_qk_rows rows) {
     __shared__ Tables tables;
     build_tables(a.format, kDecodeTables, tables);
     for (uint64_t i = global_thread(); i < a.elements; i += grid_threads()) {
-        const RaggedElement e = ragged_element(a, i);
+        const RaggedElement e = ragged_element(a, rows, i);
         store_element(a, i, decode(a.format, load_params(a, e.set), e.code, tables));
     }
 }
@@ -99,12 +100,12 @@ extern "C" __global__ void grey_dequant_ragged(grey_qk_args a) {
 // grey_quant_measure (quant_measure.cu) for ragged layouts: each element decoded as grey_dequant_ragged
 // decodes it, the sums in float64, per warp with shuffles, then atomics. Every thread reaches the
 // shuffles: launch whole warps.
-extern "C" __global__ void __launch_bounds__(256) grey_measure_ragged(grey_qk_args a, grey_qk_error* out) {
+extern "C" __global__ void __launch_bounds__(256) grey_measure_ragged(grey_qk_args a, grey_qk_rows rows, grey_qk_error* out) {
     __shared__ Tables tables;
     build_tables(a.format, kDecodeTables, tables);
     double signal = 0.0, error = 0.0, largest = 0.0;
     for (uint64_t i = global_thread(); i < a.elements; i += grid_threads()) {
-        const RaggedElement e = ragged_element(a, i);
+        const RaggedElement e = ragged_element(a, rows, i);
         const float y = decode(a.format, load_params(a, e.set), e.code, tables);
         const double x = static_cast<double>(load_element(a, i));
         const double d = __dsub_rn(x, static_cast<double>(y));
@@ -112,14 +113,5 @@ extern "C" __global__ void __launch_bounds__(256) grey_measure_ragged(grey_qk_ar
         error = __dadd_rn(error, __dmul_rn(d, d));
         largest = fmax(largest, fabs(d));
     }
-    for (int offset = 16; offset > 0; offset /= 2) {
-        signal += __shfl_down_sync(0xFFFFFFFFu, signal, offset);
-        error += __shfl_down_sync(0xFFFFFFFFu, error, offset);
-        largest = fmax(largest, __shfl_down_sync(0xFFFFFFFFu, largest, offset));
-    }
-    if ((threadIdx.x & 31u) == 0) {
-        atomicAdd(&out->sum_squared_signal, signal);
-        atomicAdd(&out->sum_squared_error, error);
-        atomicMax(reinterpret_cast<unsigned long long*>(&out->max_abs_error_bits), static_cast<unsigned long long>(__double_as_longlong(largest)));
-    }
+    add_error_sums(out, signal, error, largest);
 }

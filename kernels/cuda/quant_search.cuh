@@ -11,7 +11,7 @@ namespace {
 using grey::common::squared_error;
 
 // Sum over elements first .. first + length - 1 of (x - decode(encode(x)))^2, from zero.
-__device__ double run_error(const grey_qk_args& a, uint64_t first, uint64_t length, const Coding& c, const Tables& t) {
+__device__ __forceinline__ double run_error(const grey_qk_args& a, uint64_t first, uint64_t length, const Coding& c, const Tables& t) {
     double error = 0.0;
     for (uint64_t i = first; i < first + length; ++i) {
         const float x = load_element(a, i);

@@ -56,13 +56,7 @@ grey_quant_params params_of(const Case& c, grey_quant_calibration calibration = 
     return p;
 }
 
-grey_tensor_desc desc_of(std::vector<uint64_t> shape, grey_dtype dtype = GREY_DTYPE_F32) {
-    grey_tensor_desc d = GREY_TENSOR_DESC_INIT;
-    d.dtype = dtype;
-    d.rank = static_cast<uint32_t>(shape.size());
-    std::copy(shape.begin(), shape.end(), d.shape);
-    return d;
-}
+using grey::test::desc_of;
 
 // Gaussian weights with a few outliers per row, as trained weights have.
 std::vector<float> gaussian(std::size_t n, uint32_t seed) {

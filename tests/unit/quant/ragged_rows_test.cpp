@@ -43,13 +43,7 @@ grey_quant_params params_named(const char* name, grey_quant_calibration calibrat
     return p;
 }
 
-grey_tensor_desc desc_of(const std::vector<uint64_t>& shape, grey_dtype dtype = GREY_DTYPE_F32) {
-    grey_tensor_desc d = GREY_TENSOR_DESC_INIT;
-    d.dtype = dtype;
-    d.rank = static_cast<uint32_t>(shape.size());
-    std::copy(shape.begin(), shape.end(), d.shape);
-    return d;
-}
+using grey::test::desc_of;
 
 uint64_t count(const std::vector<uint64_t>& shape) {
     uint64_t n = 1;
