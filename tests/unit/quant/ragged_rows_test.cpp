@@ -202,7 +202,7 @@ TEST(QuantRows, TheLayoutSaysRowsOnlyWhenARowIsNotWholeGroups) {
     EXPECT_EQ(ragged.run_length, 128u);
     EXPECT_EQ(ragged.param_count, 64u);
     EXPECT_EQ(ragged.codes_bytes, 64u * 14);
-    EXPECT_EQ(ragged.bytes, 64u * 14 + 64 * 4) << "docs/quantization.md's example: 4,352 bytes";
+    EXPECT_EQ(ragged.bytes, 64u * 14 + 64 * 4) << "docs/quantization.md's example: 1,152 bytes";
     EXPECT_EQ(grey_quant_layout_runs(&ragged), 64u);
     // Rows of whole groups keep the flat layout: the bytes of a [rows, row_length] matrix.
     const auto whole = grey::quant::make_layout(std::vector<uint64_t>{4, 128, 1, 1}, params_named("int4-g64"));
