@@ -898,11 +898,11 @@ GREY_API GREY_NODISCARD grey_status grey_model_writer_finish(grey_model_writer* 
 typedef enum grey_quant_format {
     GREY_QUANT_INT8 = 0,        /* int8 symmetric, one fp32 scale per channel along `axis` */
     GREY_QUANT_INT8_TOKEN = 1,  /* int8 symmetric, one fp32 scale per row of the innermost dimension */
-    GREY_QUANT_INT4 = 2,        /* 4-bit asymmetric, groups along the innermost dimension, fp16 scale and min */
+    GREY_QUANT_INT4 = 2,        /* 4-bit asymmetric, groups along each row (first dimension x the rest), fp16 scale and min */
     GREY_QUANT_INT4_SYM = 3,    /* 4-bit symmetric (codes -8..7), groups as INT4, fp16 scale */
     GREY_QUANT_FP8_E4M3 = 4,    /* fp8 e4m3, fp32 scale per channel along `axis` or per tensor */
     GREY_QUANT_FP8_E5M2 = 5,    /* fp8 e5m2, scales as FP8_E4M3 */
-    GREY_QUANT_NF4 = 6,         /* NF4 code book, blocks of 64 along the innermost dimension, fp32 absmax */
+    GREY_QUANT_NF4 = 6,         /* NF4 code book, blocks of 64 along each row as INT4, fp32 absmax */
     GREY_QUANT_Q8_0 = 7,        /* llama.cpp Q8_0 blocks (as GREY_DTYPE_Q8_0) */
     GREY_QUANT_Q4_0 = 8,        /* llama.cpp Q4_0 blocks */
     GREY_QUANT_Q4_1 = 9,        /* llama.cpp Q4_1 blocks */
@@ -977,8 +977,11 @@ GREY_API uint32_t grey_quant_name_count(void);
 GREY_API const char* grey_quant_name_at(uint32_t index);
 
 /* The bytes the quantized form of a tensor `desc` (its dtype is not used) takes. Fails with
- * GREY_ERROR_INVALID_ARGUMENT, naming the rule, when the format cannot hold that shape (grouped formats
- * need the innermost dimension to be a multiple of their group; INT8's axis must exist). Since 0.1. */
+ * GREY_ERROR_INVALID_ARGUMENT, naming the rule, when the format cannot hold that shape (Q8_0, Q4_0 and
+ * Q4_1 need the innermost dimension to be a multiple of 32; INT8's axis must exist). INT4, INT4_SYM and
+ * NF4 hold every shape: rows = the first dimension, a row = the other dimensions, a row's last group
+ * ragged when the row is not a whole number of groups (docs/quantization.md, "Rows and groups"; since
+ * 0.2, before which the innermost dimension had to be a multiple of the group). Since 0.1. */
 GREY_API GREY_NODISCARD grey_status grey_quant_size(const grey_tensor_desc* desc, const grey_quant_params* params,
                                                     uint64_t* out_bytes);
 

@@ -57,6 +57,7 @@ QuantKernels::QuantKernels(const Driver& driver)
       search_module(driver, quant_kernel_fatbin(QuantFamily::search), "the embedded quantization fatbin (search)"),
       dequantize_module(driver, quant_kernel_fatbin(QuantFamily::dequantize), "the embedded quantization fatbin (dequantize)"),
       measure_module(driver, quant_kernel_fatbin(QuantFamily::measure), "the embedded quantization fatbin (measure)"),
+      ragged_module(driver, quant_kernel_fatbin(QuantFamily::ragged), "the embedded quantization fatbin (ragged)"),
       blocks(blocks_module.function("grey_quant_blocks")),
       q8_0(q8_0_module.function("grey_quant_q8_0")),
       grouped8(grouped_module.function("grey_quant_grouped8")),
@@ -68,7 +69,10 @@ QuantKernels::QuantKernels(const Driver& driver)
       search(search_module.function("grey_quant_search")),
       dequant(dequantize_module.function("grey_dequant")),
       dequant_fast(dequantize_module.function("grey_dequant_fast")),
-      measure(measure_module.function("grey_quant_measure")) {}
+      measure(measure_module.function("grey_quant_measure")),
+      ragged(ragged_module.function("grey_quant_ragged")),
+      dequant_ragged(ragged_module.function("grey_dequant_ragged")),
+      measure_ragged(ragged_module.function("grey_measure_ragged")) {}
 
 DeviceRuntime::DeviceRuntime(const Driver& driver, CUdevice device, uint64_t memory_bytes)
     : driver_(driver), context_(driver, device) {

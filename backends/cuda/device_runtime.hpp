@@ -17,7 +17,7 @@
 namespace grey::cuda {
 
 // The quantization kernels' families: each kernels/cuda/quant_<family>.cu is its own fatbin and module.
-enum class QuantFamily { blocks, q8_0, grouped, rows, global, search, dequantize, measure };
+enum class QuantFamily { blocks, q8_0, grouped, rows, global, search, dequantize, measure, ragged };
 
 // The embedded fatbins (fatbin_embed.cpp): fill/copy/checksum, and each quantization family.
 std::span<const unsigned char> kernel_fatbin();
@@ -104,7 +104,8 @@ struct Kernels {
 struct QuantKernels {
     explicit QuantKernels(const Driver& driver);
 
-    Module blocks_module, q8_0_module, grouped_module, rows_module, global_module, search_module, dequantize_module, measure_module;
+    Module blocks_module, q8_0_module, grouped_module, rows_module, global_module, search_module, dequantize_module, measure_module,
+        ragged_module;
     CUfunction blocks;     // a lane per 32 elements (aligned tensors)
     CUfunction q8_0;       // Q8_0, elements in registers (aligned tensors)
     CUfunction grouped8;   // eight elements a thread
@@ -117,6 +118,9 @@ struct QuantKernels {
     CUfunction dequant;
     CUfunction dequant_fast;  // aligned tensors, 32-bit indices
     CUfunction measure;       // the error report, on the device
+    CUfunction ragged;          // rows with a ragged last group: quantize (RTN and MSE)
+    CUfunction dequant_ragged;  // ... dequantize
+    CUfunction measure_ragged;  // ... the error report
 };
 
 class DeviceRuntime {

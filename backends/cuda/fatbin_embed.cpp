@@ -31,6 +31,7 @@ GREY_EMBED_FATBIN(grey_cuda_quant_global_fatbin, GREY_CUDA_QUANT_global_FATBIN_P
 GREY_EMBED_FATBIN(grey_cuda_quant_search_fatbin, GREY_CUDA_QUANT_search_FATBIN_PATH)
 GREY_EMBED_FATBIN(grey_cuda_quant_dequantize_fatbin, GREY_CUDA_QUANT_dequantize_FATBIN_PATH)
 GREY_EMBED_FATBIN(grey_cuda_quant_measure_fatbin, GREY_CUDA_QUANT_measure_FATBIN_PATH)
+GREY_EMBED_FATBIN(grey_cuda_quant_ragged_fatbin, GREY_CUDA_QUANT_ragged_FATBIN_PATH)
 
 namespace grey::cuda {
 
@@ -53,6 +54,7 @@ std::span<const unsigned char> quant_kernel_fatbin(QuantFamily family) {
         case QuantFamily::global: return span_of(grey_cuda_quant_global_fatbin_begin, grey_cuda_quant_global_fatbin_end);
         case QuantFamily::search: return span_of(grey_cuda_quant_search_fatbin_begin, grey_cuda_quant_search_fatbin_end);
         case QuantFamily::dequantize: return span_of(grey_cuda_quant_dequantize_fatbin_begin, grey_cuda_quant_dequantize_fatbin_end);
+        case QuantFamily::ragged: return span_of(grey_cuda_quant_ragged_fatbin_begin, grey_cuda_quant_ragged_fatbin_end);
         case QuantFamily::measure: break;
     }
     return span_of(grey_cuda_quant_measure_fatbin_begin, grey_cuda_quant_measure_fatbin_end);

@@ -49,6 +49,7 @@ enum class Path {
     rows,     // grey_quant_rows
     global,   // grey_quant_absmax, grey_quant_param_sets, grey_quant_encode
     search,   // grey_quant_search, grey_quant_encode
+    ragged,   // grey_quant_ragged: rows with a ragged last group, RTN and MSE
 };
 
 bool is_grouped(grey_quant_format f) {
@@ -77,6 +78,7 @@ bool fast_dequant_fits(const Plan& plan, CUdeviceptr plain, CUdeviceptr quantize
 }
 
 Path choose_path(const Plan& plan, const DeviceRuntime& device, CUdeviceptr plain, CUdeviceptr quantized) {
+    if (grey_quant_layout_has_rows(&plan)) return Path::ragged;
     if (plan.calibration == GREY_CALIBRATION_MSE) return Path::search;
     if (is_grouped(plan.format)) {
         if (!blocks_fit(plan, plain, quantized)) return Path::grouped;
@@ -144,6 +146,16 @@ grey_qk_args make_args(const Plan& plan, grey_dtype dtype, CUdeviceptr plain, CU
         a.set_mshift = set.shift;
     }
     return a;
+}
+
+// The second argument of the ragged kernels (quant_ragged.cu).
+grey_qk_rows make_rows(const Plan& plan) {
+    grey_qk_rows rows{};
+    rows.row_length = plan.row_length;
+    rows.row_bytes = grey_quant_layout_row_bytes(&plan);
+    rows.groups_per_row = grey_quant_layout_groups_per_row(&plan);
+    rows.mse = plan.calibration == GREY_CALIBRATION_MSE ? 1 : 0;
+    return rows;
 }
 
 // Launches `function` with enough blocks for `work_threads` threads, but never more than fit on the
@@ -216,8 +228,11 @@ void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevice
         a.codings = codings.get();
         a.absmax_bits = absmax.get();
         CUdeviceptr error_address = error_sums.get();
+        grey_qk_rows rows = make_rows(plan);
         void* measure_params[] = {&a, &error_address};
         void* params[] = {&a};
+        void* ragged_params[] = {&a, &rows};
+        void* ragged_measure_params[] = {&a, &rows, &error_address};
         grey_qk_flags& flags = *device.quant_flags_host();
         volatile uint32_t& noticed = *device.quant_noticed_host();
         noticed = 0;
@@ -246,10 +261,12 @@ void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevice
                     launch_resident(device, k.search, sets, kSearchThreads, 0, params);
                     launch_resident(device, k.encode, grey::common::is_ggml(plan.format) ? sets : (n + 3) / 4, kThreads, 0, params);
                     break;
+                case Path::ragged: launch_resident(device, k.ragged, sets, kSearchThreads, 0, ragged_params); break;
             }
             if (job.error != nullptr) {  // the report, measured here: neither tensor crosses to the host
                 device.fill_async(error_sums.get(), 0, sizeof(grey_qk_error));
-                launch_resident(device, k.measure, (n + 3) / 4, kThreads, 0, measure_params);
+                if (path == Path::ragged) launch_resident(device, k.measure_ragged, n, kThreads, 0, ragged_measure_params);
+                else launch_resident(device, k.measure, (n + 3) / 4, kThreads, 0, measure_params);
                 device.copy_to_host_async(&measured, error_sums.get(), sizeof measured);
             }
         });
@@ -271,8 +288,12 @@ void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevice
         // In the host backend's order: a non-finite element anywhere first (its group overflows too).
         if (found.non_finite != ~uint64_t{0})
             throw std::invalid_argument(grey::common::non_finite_message(found.non_finite, element_is_nan(device, job, source, found.non_finite)));
-        if (found.overflow != ~uint64_t{0})
-            throw std::invalid_argument(grey::common::f16_overflow_message(plan.format, found.overflow, plan.run_length));
+        if (found.overflow != ~uint64_t{0}) {
+            // The group that begins at found.overflow: with rows, a row's last group holds what is left of it.
+            uint64_t group = plan.run_length;
+            if (grey_quant_layout_has_rows(&plan)) group = std::min(group, plan.row_length - found.overflow % plan.row_length);
+            throw std::invalid_argument(grey::common::f16_overflow_message(plan.format, found.overflow, group));
+        }
     });
 }
 
@@ -282,8 +303,12 @@ void dequantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevi
     device.exclusive([&] {
         const QuantKernels& k = device.quant_kernels();
         void* params[] = {&a};
+        grey_qk_rows rows = make_rows(plan);
+        void* ragged_params[] = {&a, &rows};
         run_job(device, [&] {
-            if (fast_dequant_fits(plan, destination, source)) {
+            if (grey_quant_layout_has_rows(&plan)) {
+                launch_resident(device, k.dequant_ragged, plan.elements, kThreads, 0, ragged_params);
+            } else if (fast_dequant_fits(plan, destination, source)) {
                 const uint64_t chunks = plan.elements / 4;
                 launch_spread(device, k.dequant_fast, (chunks + GREY_QK_DEQUANT_FAST_CHUNKS - 1) / GREY_QK_DEQUANT_FAST_CHUNKS, kThreads, params);
             } else launch_resident(device, k.dequant, (plan.elements + 7) / 8, kThreads, 0, params);

@@ -115,8 +115,8 @@ func TestQuantizeErrorsCarryLibgreysMessages(t *testing.T) {
 	if !errors.Is(err, grey.ErrInvalidArgument) || err.Error() != want {
 		t.Errorf("bad name: %v", err)
 	}
-	if _, err := grey.Quantize(input, "int4-g64", grey.CalibrationRTN); !errors.Is(err, grey.ErrInvalidArgument) ||
-		!strings.Contains(err.Error(), "innermost dimension 96 is not a multiple of the group size 64") {
+	if _, err := grey.Quantize(grey.Float32Tensor(gaussian(2*48, 1), 2, 48), "q4_0", grey.CalibrationRTN); !errors.Is(err, grey.ErrInvalidArgument) ||
+		!strings.Contains(err.Error(), "innermost dimension 48 is not a multiple of 32") {
 		t.Errorf("bad shape: %v", err)
 	}
 	if _, err := grey.Quantize(grey.Tensor{DType: grey.DTypeF32, Shape: []uint64{2, 96}, Data: input.Data[:10]}, "int8",

@@ -66,4 +66,15 @@ typedef struct grey_qk_args {
     int32_t set_mshift;
 } grey_qk_args;
 
+/* The second argument of the kernels of quant_ragged.cu: rows with a ragged last group
+ * (common/quant_layout.h, "Rows"). Apart from grey_qk_args, so that the other kernels' argument block,
+ * and with it their code, stays as measured. */
+typedef struct grey_qk_rows {
+    uint64_t row_length;     /* elements of a row */
+    uint64_t row_bytes;      /* bytes of a row's 4-bit codes: rows start on a byte */
+    uint64_t groups_per_row; /* the last one ragged */
+    int32_t mse;             /* 1: choose each group's parameters by MSE calibration, 0: round to nearest */
+    int32_t reserved;
+} grey_qk_rows;
+
 #endif

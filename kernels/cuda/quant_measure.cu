@@ -7,6 +7,7 @@
 // the maximum is exact.
 #include "quant_codes.cuh"
 #include "quant_position.cuh"
+#include "quant_reduce.cuh"
 
 namespace {
 
@@ -34,16 +35,7 @@ __device__ __forceinline__ void measure_loop(grey_qk_args a, grey_qk_error* out,
                 advance(a, at);
             }
     }
-    for (int offset = 16; offset > 0; offset /= 2) {
-        signal += __shfl_down_sync(0xFFFFFFFFu, signal, offset);
-        error += __shfl_down_sync(0xFFFFFFFFu, error, offset);
-        largest = fmax(largest, __shfl_down_sync(0xFFFFFFFFu, largest, offset));
-    }
-    if ((threadIdx.x & 31u) == 0) {
-        atomicAdd(&out->sum_squared_signal, signal);
-        atomicAdd(&out->sum_squared_error, error);
-        atomicMax(reinterpret_cast<unsigned long long*>(&out->max_abs_error_bits), static_cast<unsigned long long>(__double_as_longlong(largest)));
-    }
+    add_error_sums(out, signal, error, largest);
 }
 
 }  // namespace

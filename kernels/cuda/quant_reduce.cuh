@@ -65,4 +65,19 @@ __device__ __forceinline__ void group_min_max(const float* v, uint32_t first, in
     }
 }
 
+// Adds a thread's error sums (common/quant_error.hpp's) into the job's grey_qk_error: each warp's sums
+// with shuffles, then one lane's double atomics. Every lane of the warp must call it.
+__device__ __forceinline__ void add_error_sums(grey_qk_error* out, double signal, double error, double largest) {
+    for (int offset = 16; offset > 0; offset /= 2) {
+        signal += __shfl_down_sync(0xFFFFFFFFu, signal, offset);
+        error += __shfl_down_sync(0xFFFFFFFFu, error, offset);
+        largest = fmax(largest, __shfl_down_sync(0xFFFFFFFFu, largest, offset));
+    }
+    if ((threadIdx.x & 31u) == 0) {
+        atomicAdd(&out->sum_squared_signal, signal);
+        atomicAdd(&out->sum_squared_error, error);
+        atomicMax(reinterpret_cast<unsigned long long*>(&out->max_abs_error_bits), static_cast<unsigned long long>(__double_as_longlong(largest)));
+    }
+}
+
 }  // namespace

@@ -62,11 +62,24 @@ grey_quant_layout make_layout(std::span<const uint64_t> shape, const grey_quant_
         group = 32;
     }
 
-    if (group != 0) {
+    if (common::is_ggml(params.format)) {
         if (innermost % group != 0)
-            fail(GREY_ERROR_INVALID_ARGUMENT, what + "the innermost dimension " + std::to_string(innermost) + " is not a multiple of the group size " + std::to_string(group));
+            fail(GREY_ERROR_INVALID_ARGUMENT, what + "the innermost dimension " + std::to_string(innermost) + " is not a multiple of " +
+                                                  std::to_string(group) + " (ggml's block, which llama.cpp reads along the innermost dimension)");
         plan.run_length = group;
         plan.param_count = plan.elements / group;
+    } else if (group != 0) {
+        // Rows as common/quant_layout.h defines them: the first dimension, and everything else in a row.
+        const uint64_t rows = shape.size() >= 2 ? shape.front() : 1;
+        const uint64_t row_length = plan.elements / rows;
+        plan.run_length = group;
+        if (row_length % group == 0) {  // the groups tile the tensor: the flat layout
+            plan.param_count = plan.elements / group;
+        } else {
+            plan.required_features = GREY_QUANT_LAYOUT_ROWS;
+            plan.row_length = row_length;
+            plan.param_count = rows * grey_quant_layout_groups_per_row(&plan);
+        }
     } else if (params.format == GREY_QUANT_INT8_TOKEN) {
         plan.run_length = innermost;
         plan.param_count = plan.elements / innermost;
@@ -87,22 +100,24 @@ grey_quant_layout make_layout(std::span<const uint64_t> shape, const grey_quant_
 
     const uint64_t n = plan.elements;
     const uint64_t p = plan.param_count;
+    // 4-bit codes, two to a byte; with rows, every row starts on a byte.
+    const uint64_t nibble_bytes = grey_quant_layout_has_rows(&plan) ? (n / plan.row_length) * grey_quant_layout_row_bytes(&plan) : n / 2;
     switch (params.format) {
         case GREY_QUANT_INT8: case GREY_QUANT_INT8_TOKEN: case GREY_QUANT_FP8_E4M3: case GREY_QUANT_FP8_E5M2:
             plan.codes_bytes = n;
             plan.bytes = n + 4 * p;  // fp32 scales
             break;
         case GREY_QUANT_INT4:
-            plan.codes_bytes = n / 2;
-            plan.bytes = n / 2 + 4 * p;  // fp16 scales, then fp16 mins
+            plan.codes_bytes = nibble_bytes;
+            plan.bytes = nibble_bytes + 4 * p;  // fp16 scales, then fp16 mins
             break;
         case GREY_QUANT_INT4_SYM:
-            plan.codes_bytes = n / 2;
-            plan.bytes = n / 2 + 2 * p;  // fp16 scales
+            plan.codes_bytes = nibble_bytes;
+            plan.bytes = nibble_bytes + 2 * p;  // fp16 scales
             break;
         case GREY_QUANT_NF4:
-            plan.codes_bytes = n / 2;
-            plan.bytes = n / 2 + 4 * p;  // fp32 absmax per block
+            plan.codes_bytes = nibble_bytes;
+            plan.bytes = nibble_bytes + 4 * p;  // fp32 absmax per block
             break;
         case GREY_QUANT_Q8_0: case GREY_QUANT_Q4_0: case GREY_QUANT_Q4_1:
             plan.bytes = plan.codes_bytes = common::ggml_block_bytes(params.format) * p;

@@ -93,6 +93,37 @@ check failure-writes-nothing 1 'too large for q4_0' -- "$greyctl" quantize --inp
 check failure-leaves-nothing 0 '^empty$' -- bash -c "[ -z \"\$(ls -A '$tmp/outdir')\" ] && echo empty"
 check missing-directory 1 "cannot .*$tmp/nodir/x.gguf" -- "$greyctl" quantize --input "$model" --format int8 --output "$tmp/nodir/x.gguf"
 
+# A conv net's weights ([out, in, kh, kw], 1-D [out, in, k], pointwise [out, in, 1, 1]) and a matrix whose
+# rows are not whole groups: the grouped formats quantize every one as [out, -1] rows with a ragged last
+# group and state the rows in the metadata; q4_0 keeps ggml's rule and says why a tensor is kept.
+python3 - "$tmp/conv.safetensors" <<'PY'
+import json, struct, sys, random
+random.seed(11)
+tensors = [("conv.weight", [8, 3, 3, 3]), ("conv1d.weight", [4, 5, 3]), ("pw.weight", [16, 4, 1, 1]), ("fc.weight", [6, 10]), ("fc2.weight", [4, 64])]
+header, blobs, offset = {}, [], 0
+for name, shape in tensors:
+    n = 1
+    for d in shape: n *= d
+    data = struct.pack(f"<{n}f", *[random.gauss(0, 1) for _ in range(n)])
+    header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len(data)]}
+    blobs.append(data); offset += len(data)
+text = json.dumps(header).encode(); text += b" " * (-len(text) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+PY
+check conv-int4 0 '5 tensor\(s\) quantized .* 0 kept in their precision' -- "$greyctl" quantize --input "$tmp/conv.safetensors" --format int4-g32 --output "$tmp/conv-int4.safetensors"
+check conv-int4-rows 0 '^ok$' -- python3 -c "
+import json, struct; b = open('$tmp/conv-int4.safetensors', 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n])
+m = {k[len('grey.quant.'):]: json.loads(v) for k, v in h['__metadata__'].items() if k.startswith('grey.quant.')}
+want = {'conv.weight': (8, 27, 27), 'conv1d.weight': (4, 15, 15), 'pw.weight': (16, 4, 4), 'fc.weight': (6, 10, 10), 'fc2.weight': (4, 64, 0)}
+for name, (rows, length, tail) in want.items():
+    d = m[name]
+    assert (d['rows'], d['row_length'], d['group'], d['ragged_tail']) == (rows, length, 32, tail), (name, d)
+    groups = -(-length // 32)
+    assert h[name]['shape'] == [rows * ((length + 1) // 2) + rows * groups * 4], (name, h[name])
+print('ok')"
+check conv-q4_0-kept 0 'kept 1: q4_0: the innermost dimension 10 is not a multiple of 32 .*kept 2: q4_0: the innermost dimension 3 is not a multiple of 32 ' -- \
+    bash -c "'$greyctl' quantize --input '$tmp/conv.safetensors' --format q4_0 | tr '\n' ' '"
+
 check cuda 1 'unsupported: the cuda backend (is not available|has no quantization kernels yet)' -- "$greyctl" --no-env quantize --input "$model" --format int8 --backend cuda
 
 echo "$passed passed, $failed failed"

@@ -179,10 +179,12 @@ void compare(grey_context* c, uint32_t gpu, const std::string& tag, const std::v
     }
 }
 
-void run_random(grey_context* c, uint32_t gpu, bool quick, std::mt19937_64& rng) {
-    // Shapes: a matrix, a rank-3 tensor with a short innermost-but-one axis, and a vector.
-    std::vector<std::vector<uint64_t>> shapes = {{64, 384}, {3, 5, 128}, {4096}};
-    if (!quick) shapes.push_back({1024, 4096});
+// Every shape in every format that can hold it (ggml's formats need the innermost dimension a multiple
+// of 32), calibration and plain type, on fresh random values; MSE up to `mse_elements` (the search is
+// slow; small tensors cover it), and at an odd offset (unaligned loads and stores everywhere) up to
+// `offset_elements`, RTN.
+void compare_shapes(grey_context* c, uint32_t gpu, const std::vector<std::vector<uint64_t>>& shapes, const char* label, uint64_t mse_elements,
+                    uint64_t offset_elements, std::mt19937_64& rng) {
     for (const auto& shape : shapes) {
         uint64_t n = 1;
         for (const auto d : shape) n *= d;
@@ -191,22 +193,28 @@ void run_random(grey_context* c, uint32_t gpu, bool quick, std::mt19937_64& rng)
             const std::vector<unsigned char> plain = encode_plain(values, dtype);
             for (const Config& config : configs()) {
                 for (const grey_quant_calibration calibration : {GREY_CALIBRATION_RTN, GREY_CALIBRATION_MSE}) {
-                    if (calibration == GREY_CALIBRATION_MSE && n > (1u << 20)) continue;  // the search is slow; small tensors cover it
+                    if (calibration == GREY_CALIBRATION_MSE && n > mse_elements) continue;
                     const grey_quant_params params = make_params(config, static_cast<uint32_t>(shape.size()), calibration);
                     const grey_tensor_desc desc = make_desc(dtype, shape);
                     uint64_t size = 0;
                     if (!ok(grey_quant_size(&desc, &params, &size))) continue;  // the format cannot hold this shape
                     std::string tag = "device " + std::to_string(gpu) + " " + config.name + (calibration == GREY_CALIBRATION_MSE ? " mse" : " rtn") +
-                                      " " + grey_dtype_name(dtype) + " [";
+                                      " " + grey_dtype_name(dtype) + label + " [";
                     for (std::size_t i = 0; i < shape.size(); ++i) tag += (i ? "," : "") + std::to_string(shape[i]);
                     tag += "]";
                     compare(c, gpu, tag, shape, dtype, plain, params, 0);
-                    // Odd offsets: unaligned loads and stores everywhere.
-                    if (n <= 4096 && calibration == GREY_CALIBRATION_RTN) compare(c, gpu, tag + " at offset 3", shape, dtype, plain, params, 3);
+                    if (n <= offset_elements && calibration == GREY_CALIBRATION_RTN) compare(c, gpu, tag + " at offset 3", shape, dtype, plain, params, 3);
                 }
             }
         }
     }
+}
+
+void run_random(grey_context* c, uint32_t gpu, bool quick, std::mt19937_64& rng) {
+    // Shapes: a matrix, a rank-3 tensor with a short innermost-but-one axis, and a vector.
+    std::vector<std::vector<uint64_t>> shapes = {{64, 384}, {3, 5, 128}, {4096}};
+    if (!quick) shapes.push_back({1024, 4096});
+    compare_shapes(c, gpu, shapes, "", uint64_t{1} << 20, 4096, rng);
 }
 
 // The values where codes change, which random inputs almost never hit: NF4's midpoints (bitsandbytes'
@@ -257,14 +265,14 @@ void run_boundaries(grey_context* c, uint32_t gpu) {
 }
 
 // A NaN or an infinity is refused on the GPU as on the host, naming the first such element.
-void run_non_finite(grey_context* c, uint32_t gpu) {
-    const std::vector<uint64_t> shape = {16, 256};
-    std::vector<float> values(16 * 256, 0.5f);
-    values[1000] = INFINITY;
-    values[2100] = NAN;
+// `values` of `shape`, whose first non-finite element is the infinity at `infinite`, are refused by every
+// format that can hold the shape, naming that element.
+void check_infinity_refused(grey_context* c, uint32_t gpu, const std::string& label, const std::vector<uint64_t>& shape,
+                            const std::vector<float>& values, uint64_t infinite) {
     const std::vector<unsigned char> plain = encode_plain(values, GREY_DTYPE_F32);
+    const std::string needle = "element " + std::to_string(infinite) + " is infinite";
     for (const Config& config : configs()) {
-        const grey_quant_params params = make_params(config, 2, GREY_CALIBRATION_RTN);
+        const grey_quant_params params = make_params(config, static_cast<uint32_t>(shape.size()), GREY_CALIBRATION_RTN);
         const grey_tensor_desc desc = make_desc(GREY_DTYPE_F32, shape);
         uint64_t qbytes = 0;
         if (!ok(grey_quant_size(&desc, &params, &qbytes))) continue;
@@ -272,9 +280,48 @@ void run_non_finite(grey_context* c, uint32_t gpu) {
         const bool written = ok(source.status) && ok(quantized.status) && ok(grey_buffer_write(source.handle, 0, plain.data(), plain.size()));
         const grey_status s = written ? grey_quantize_buffer(&desc, source.handle, 0, &params, quantized.handle, 0, nullptr) : GREY_ERROR_INTERNAL;
         const std::string message = grey_last_error();
-        check(s == GREY_ERROR_INVALID_ARGUMENT && message.find("element 1000 is infinite") != std::string::npos,
-              "device " + std::to_string(gpu) + " " + config.name + ": an infinite input is refused, naming element 1000 (" + message + ")");
+        check(s == GREY_ERROR_INVALID_ARGUMENT && message.find(needle) != std::string::npos,
+              "device " + std::to_string(gpu) + " " + config.name + label + ": an infinite input is refused, naming " + needle + " (" + message + ")");
     }
+}
+
+void run_non_finite(grey_context* c, uint32_t gpu) {
+    std::vector<float> values(16 * 256, 0.5f);
+    values[1000] = INFINITY;
+    values[2100] = NAN;
+    check_infinity_refused(c, gpu, "", {16, 256}, values, 1000);
+}
+
+// Conv-shaped and odd tensors (docs/quantization.md, "Rows and groups"): the grouped formats take them
+// as [out, -1] rows with a ragged last group (grey_quant_ragged and its dequantization and measurement
+// kernels), every other format as it always did. Each conv shape class: kh*kw = 1, 3x3, 5x5 and 7x7,
+// 1-D kernels, rows shorter than a group, rows of one element, a vector; then one large enough to fill
+// the GPU, a ragged group too large for fp16 scales, and a non-finite element inside a ragged group.
+void run_ragged(grey_context* c, uint32_t gpu, bool quick, std::mt19937_64& rng) {
+    std::vector<std::vector<uint64_t>> shapes = {{8, 3, 1, 1}, {16, 5, 3, 3}, {4, 7, 5, 5}, {6, 5, 7}, {3, 10},
+                                                 {5, 1},       {5, 1, 1, 1},  {100},        {32, 3, 7, 7}, {2, 96}};
+    if (!quick) shapes.push_back({512, 64, 3, 3});  // rows of 576: whole groups of 32 and 64, ragged at 128
+    if (!quick) shapes.push_back({1000, 3, 11, 11});
+    compare_shapes(c, gpu, shapes, " rows", uint64_t{1} << 18, 8192, rng);
+    // Rows of 45 (int4-g32: groups of 32 and 13): an outlier in row 2's ragged group, then one in row 1's
+    // full group; the formats with fp16 scales must refuse both in the host's words.
+    const std::vector<uint64_t> conv = {4, 5, 3, 3};
+    for (const uint64_t at : {uint64_t{2 * 45 + 40}, uint64_t{45 + 3}}) {
+        std::vector<float> values(4 * 45, 0.25f);
+        values[at] = 3e38f;
+        const std::vector<unsigned char> plain = encode_plain(values, GREY_DTYPE_F32);
+        for (const Config& config : configs()) {
+            const grey_quant_params params = make_params(config, 4, GREY_CALIBRATION_RTN);
+            const grey_tensor_desc desc = make_desc(GREY_DTYPE_F32, conv);
+            uint64_t size = 0;
+            if (!ok(grey_quant_size(&desc, &params, &size))) continue;
+            compare(c, gpu, "device " + std::to_string(gpu) + " " + config.name + " rows [4,5,3,3] too large at " + std::to_string(at), conv,
+                    GREY_DTYPE_F32, plain, params, 0);
+        }
+    }
+    std::vector<float> values(4 * 45, 0.5f);
+    values[2 * 45 + 40] = INFINITY;  // inside row 2's ragged group
+    check_infinity_refused(c, gpu, " rows [4,5,3,3]", conv, values, 130);
 }
 
 // Every F32/F16/BF16 tensor of a real model whose shape a format can hold, RTN, against the host.
@@ -317,6 +364,7 @@ int main(int argc, char** argv) {
                               run_random(context, gpu, options.quick, rng);
                               run_boundaries(context, gpu);
                               run_non_finite(context, gpu);
+                              run_ragged(context, gpu, options.quick, rng);
                               if (options.model != nullptr) run_model(context, gpu, options.model);
                           });
 }

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -31,6 +32,15 @@ struct LogCapture {
         return false;
     }
 };
+
+// A tensor description of `shape` (outermost first).
+inline grey_tensor_desc desc_of(const std::vector<uint64_t>& shape, grey_dtype dtype = GREY_DTYPE_F32) {
+    grey_tensor_desc d = GREY_TENSOR_DESC_INIT;
+    d.dtype = dtype;
+    d.rank = static_cast<uint32_t>(shape.size());
+    std::copy(shape.begin(), shape.end(), d.shape);
+    return d;
+}
 
 // Options that load no plugin, so that device counts do not depend on the machine's GPUs.
 inline grey_context_options host_only_options() {

@@ -205,6 +205,24 @@ grey_tensor_desc stored_desc(const TensorPlan& plan, const grey_quant_params& pa
     return stored;
 }
 
+// The grouped formats' rows (docs/quantization.md, "Rows and groups"): rows = the first dimension, a
+// row = the rest, groups of `group` along it, the last one holding `ragged_tail` elements when that is
+// not 0. Written beside the shape so that a reader restores the layout without deriving it.
+void add_row_layout(json& description, const grey_tensor_desc& desc, const grey_quant_params& params) {
+    uint64_t group = 0;
+    if (params.format == GREY_QUANT_INT4 || params.format == GREY_QUANT_INT4_SYM) group = params.group_size == 0 ? 128 : params.group_size;
+    else if (params.format == GREY_QUANT_NF4) group = 64;  // grey.h: NF4 blocks of 64
+    if (group == 0) return;
+    uint64_t elements = 1;
+    for (uint32_t i = 0; i < desc.rank; ++i) elements *= desc.shape[i];
+    const uint64_t rows = desc.rank >= 2 ? desc.shape[0] : 1;
+    const uint64_t row_length = elements / rows;
+    description["rows"] = rows;
+    description["row_length"] = row_length;
+    description["group"] = group;
+    description["ragged_tail"] = row_length % group;
+}
+
 std::string nothing_to_quantize(const QuantizeOptions& o, const std::vector<TensorPlan>& plans) {
     std::map<std::string, uint64_t> reasons;
     for (const auto& p : plans) ++reasons[*p.kept];
@@ -234,8 +252,9 @@ std::unique_ptr<grey_model_writer, WriterDeleter> open_writer(const QuantizeOpti
         }
         const grey_tensor_desc stored = stored_desc(p, params, output_format);
         if (stored.dtype == GREY_DTYPE_I8 || stored.dtype == GREY_DTYPE_U8) {
-            const json description = {{"format", o.format}, {"calibration", o.calibration}, {"dtype", grey_dtype_name(p.tensor.desc.dtype)},
-                                      {"shape", json::parse(shape_text(p.tensor.desc))}, {"axis", params.axis}, {"group_size", params.group_size}};
+            json description = {{"format", o.format}, {"calibration", o.calibration}, {"dtype", grey_dtype_name(p.tensor.desc.dtype)},
+                                {"shape", json::parse(shape_text(p.tensor.desc))}, {"axis", params.axis}, {"group_size", params.group_size}};
+            add_row_layout(description, p.tensor.desc, params);
             check(grey_model_writer_set_metadata(writer.get(), ("grey.quant." + std::string(p.tensor.name)).c_str(), description.dump().c_str()));
         }
         check(grey_model_writer_declare_tensor(writer.get(), p.tensor.name, &stored, 0, nullptr));

@@ -45,6 +45,34 @@ const std::array<float, 256>& nf4_values() {
     return table;
 }
 
+// Where run r lies: its elements, and for the planar 4-bit formats its first code byte. Without rows run
+// r is elements r * run_length on; with rows (common/quant_layout.h) group g of row `row`, the row's
+// last group holding what is left of it, every row's codes starting on a byte.
+struct Run {
+    uint64_t first;
+    uint64_t length;
+    uint64_t code_byte;
+};
+
+Run run_at(const Plan& plan, uint64_t r) {
+    if (!grey_quant_layout_has_rows(&plan)) return {r * plan.run_length, plan.run_length, r * plan.run_length / 2};
+    const uint64_t groups = grey_quant_layout_groups_per_row(&plan);
+    const uint64_t row = r / groups, in_row = (r % groups) * plan.run_length;
+    return {row * plan.row_length + in_row, std::min(plan.run_length, plan.row_length - in_row), row * grey_quant_layout_row_bytes(&plan) + in_row / 2};
+}
+
+// The run holding element e, and e's place in it.
+struct Place {
+    uint64_t run;
+    uint64_t offset;
+};
+
+Place place_of(const Plan& plan, uint64_t e) {
+    if (!grey_quant_layout_has_rows(&plan)) return {e / plan.run_length, e % plan.run_length};
+    const uint64_t row = e / plan.row_length, in_row = e % plan.row_length;
+    return {row * grey_quant_layout_groups_per_row(&plan) + in_row / plan.run_length, in_row % plan.run_length};
+}
+
 void encode_run(grey_quant_format format, const Coding& c, std::span<const float> x, int8_t* codes, const Kernels& k) {
     if (gc::is_fp8(format)) {
         const float inv = gc::inverse(c.scale);
@@ -72,17 +100,18 @@ std::vector<Stats> gather_stats(const Plan& plan, std::span<const float> x, cons
     const uint64_t runs = grey_quant_layout_runs(&plan);
     for (uint64_t r = 0; r < runs; ++r) {
         Stats& s = stats[r % plan.param_count];
-        const float* run = x.data() + r * plan.run_length;
+        const Run at = run_at(plan, r);
+        const float* run = x.data() + at.first;
         if (gc::stores_minimum(plan.format)) {
             float lo = 0.0f, hi = 0.0f;
-            k.minmax(run, plan.run_length, &lo, &hi);
+            k.minmax(run, at.length, &lo, &hi);
             s.min = std::min(s.min, lo);
             s.max = std::max(s.max, hi);
         } else {
-            const float m = k.absmax(run, plan.run_length);
+            const float m = k.absmax(run, at.length);
             s.absmax = std::max(s.absmax, m);
             if (plan.format == GREY_QUANT_Q4_0)  // groups of 32: one run per set
-                s.peak = *std::find_if(run, run + plan.run_length, [m](float v) { return std::fabs(v) == m; });
+                s.peak = *std::find_if(run, run + at.length, [m](float v) { return std::fabs(v) == m; });
         }
     }
     return stats;
@@ -140,9 +169,10 @@ std::vector<Coding> choose_codings(const Plan& plan, std::span<const float> x, c
         std::fill(error.begin(), error.end(), 0.0);
         for (uint64_t r = 0; r < grey_quant_layout_runs(&plan); ++r) {
             const uint64_t p = r % plan.param_count;
-            const auto run = x.subspan(r * plan.run_length, plan.run_length);
+            const Run at = run_at(plan, r);
+            const auto run = x.subspan(at.first, at.length);
             encode_run(plan.format, codings[p], run, codes.data(), k);
-            decode_run(plan.format, codings[p], codes.data(), decoded, k);
+            decode_run(plan.format, codings[p], codes.data(), std::span(decoded).first(at.length), k);
             error[p] += squared_error(run, decoded);
         }
         for (uint64_t p = 0; p < plan.param_count; ++p)
@@ -152,8 +182,10 @@ std::vector<Coding> choose_codings(const Plan& plan, std::span<const float> x, c
             }
     }
     if (plan.format == GREY_QUANT_INT4)  // groups: run r is parameter set r
-        for (uint64_t p = 0; p < plan.param_count; ++p)
-            best[p] = refine_int4(x.subspan(p * plan.run_length, plan.run_length), best[p], best_error[p], k);
+        for (uint64_t p = 0; p < plan.param_count; ++p) {
+            const Run at = run_at(plan, p);
+            best[p] = refine_int4(x.subspan(at.first, at.length), best[p], best_error[p], k);
+        }
     return best;
 }
 
@@ -279,8 +311,10 @@ void quantize(const Plan& plan, std::span<const float> x, std::span<std::byte> o
     const auto codings = choose_codings(plan, x, stats, k);
     // Formats with fp16 parameters are grouped (set p is run p), so set p covers the elements of run p.
     for (uint64_t p = 0; p < plan.param_count; ++p)
-        if (gc::overflows(codings[p]))
-            throw std::invalid_argument(gc::f16_overflow_message(plan.format, p * plan.run_length, plan.run_length));
+        if (gc::overflows(codings[p])) {
+            const Run at = run_at(plan, p);
+            throw std::invalid_argument(gc::f16_overflow_message(plan.format, at.first, at.length));
+        }
 
     std::byte* params = out.data() + plan.codes_bytes;
     for (uint64_t p = 0; p < plan.param_count; ++p) {
@@ -301,17 +335,21 @@ void quantize(const Plan& plan, std::span<const float> x, std::span<std::byte> o
     std::vector<int8_t> codes(plan.run_length);
     for (uint64_t r = 0; r < grey_quant_layout_runs(&plan); ++r) {
         const uint64_t p = r % plan.param_count;
-        const uint64_t first = r * plan.run_length;
-        encode_run(plan.format, codings[p], x.subspan(first, plan.run_length), codes.data(), k);
+        const Run at = run_at(plan, r);
+        const uint64_t first = at.first;
+        encode_run(plan.format, codings[p], x.subspan(first, at.length), codes.data(), k);
         switch (plan.format) {
             case GREY_QUANT_INT8: case GREY_QUANT_INT8_TOKEN: case GREY_QUANT_FP8_E4M3: case GREY_QUANT_FP8_E5M2:
                 std::memcpy(out.data() + first, codes.data(), plan.run_length);
                 break;
             case GREY_QUANT_INT4: case GREY_QUANT_INT4_SYM: case GREY_QUANT_NF4: {
                 const int bias = plan.format == GREY_QUANT_INT4_SYM ? 8 : 0;
-                std::byte* packed = out.data() + first / 2;
-                for (uint64_t i = 0; i < plan.run_length; i += 2)
+                std::byte* packed = out.data() + at.code_byte;
+                const uint64_t pairs = at.length / 2;
+                for (uint64_t i = 0; i < 2 * pairs; i += 2)
                     packed[i / 2] = static_cast<std::byte>(((codes[i] + bias) & 0x0F) | (((codes[i + 1] + bias) & 0x0F) << 4));
+                if (at.length % 2 != 0)  // a ragged group of odd length: its row's last byte, high nibble 0
+                    packed[pairs] = static_cast<std::byte>((codes[at.length - 1] + bias) & 0x0F);
                 break;
             }
             case GREY_QUANT_Q8_0:
@@ -338,15 +376,27 @@ void dequantize_range(const Plan& plan, std::span<const std::byte> in, uint64_t 
     constexpr uint64_t kPiece = 4096;
     std::vector<int8_t> codes(static_cast<std::size_t>(std::min(kPiece, plan.run_length)));
     const uint64_t end = first + out.size();
+    const bool rows = grey_quant_layout_has_rows(&plan);
     for (uint64_t e = first; e < end;) {
-        const uint64_t r = e / plan.run_length;
-        const uint64_t n = std::min({plan.run_length - e % plan.run_length, end - e, uint64_t{codes.size()}});
+        const Place place = place_of(plan, e);
+        const uint64_t r = place.run;
+        const uint64_t run_length = rows ? run_at(plan, r).length : plan.run_length;
+        const uint64_t n = std::min({run_length - place.offset, end - e, uint64_t{codes.size()}});
         switch (plan.format) {
             case GREY_QUANT_INT8: case GREY_QUANT_INT8_TOKEN: case GREY_QUANT_FP8_E4M3: case GREY_QUANT_FP8_E5M2:
                 std::memcpy(codes.data(), in.data() + e, n);
                 break;
             case GREY_QUANT_INT4: case GREY_QUANT_INT4_SYM: case GREY_QUANT_NF4: {
                 const int bias = plan.format == GREY_QUANT_INT4_SYM ? 8 : 0;
+                if (rows) {  // a run may start or stop on either nibble of a byte
+                    const uint64_t code_byte = run_at(plan, r).code_byte;
+                    for (uint64_t i = 0; i < n; ++i) {
+                        const uint64_t o = place.offset + i;
+                        const int byte = std::to_integer<int>(in[code_byte + o / 2]);
+                        codes[i] = static_cast<int8_t>(((o % 2 == 0) ? (byte & 0x0F) : (byte >> 4)) - bias);
+                    }
+                    break;
+                }
                 const std::byte* packed = in.data() + e / 2;
                 for (uint64_t i = 0; i < n; i += 2) {
                     const int byte = std::to_integer<int>(packed[i / 2]);

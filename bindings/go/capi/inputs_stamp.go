@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "d86da39043b92dd85d96b4858c69d175d646454de9c0aaeaf1319cb14b760f4f"
+const inputsSHA256 = "d3390f3573ce7d37804c58cf9abf428e571031d3d7750b1289d48deb2cf1b8c9"

@@ -56,13 +56,7 @@ grey_quant_params params_of(const Case& c, grey_quant_calibration calibration = 
     return p;
 }
 
-grey_tensor_desc desc_of(std::vector<uint64_t> shape, grey_dtype dtype = GREY_DTYPE_F32) {
-    grey_tensor_desc d = GREY_TENSOR_DESC_INIT;
-    d.dtype = dtype;
-    d.rank = static_cast<uint32_t>(shape.size());
-    std::copy(shape.begin(), shape.end(), d.shape);
-    return d;
-}
+using grey::test::desc_of;
 
 // Gaussian weights with a few outliers per row, as trained weights have.
 std::vector<float> gaussian(std::size_t n, uint32_t seed) {
@@ -228,9 +222,11 @@ TEST(Quant, ArgumentsAreCheckedWithClearMessages) {
         EXPECT_EQ(grey_quantize(&desc, x.data(), x.size() * 4, &p, out.data(), out.size(), nullptr), expected);
         EXPECT_NE(std::string(grey_last_error()).find(needle), std::string::npos) << grey_last_error();
     };
+    p.format = GREY_QUANT_Q4_0;
+    desc = desc_of({2, 48});
+    fails_with(GREY_ERROR_INVALID_ARGUMENT, "innermost dimension 48 is not a multiple of 32");
+    desc = desc_of({2, 96});
     p.format = GREY_QUANT_INT4;
-    p.group_size = 64;
-    fails_with(GREY_ERROR_INVALID_ARGUMENT, "innermost dimension 96 is not a multiple of the group size 64");
     p.group_size = 48;
     fails_with(GREY_ERROR_INVALID_ARGUMENT, "is not 32, 64 or 128");
     p = GREY_QUANT_PARAMS_INIT;
