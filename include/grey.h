@@ -1022,6 +1022,108 @@ GREY_API GREY_NODISCARD grey_status grey_dequantize_buffer(const grey_tensor_des
                                                            grey_buffer* destination, uint64_t destination_offset);
 
 /* ---------------------------------------------------------------------------------------------------
+ * Whole models (since 0.2)
+ *
+ * Quantizes every eligible tensor of a safetensors or GGUF file into a new model file, under a policy
+ * that decides, tensor by tensor, what is quantized, in which format, and what keeps its precision and
+ * why; and restores a full-precision safetensors file from one so made. Both stream: memory holds one
+ * tensor (and its quantized form) at a time, whatever the model's size. docs/quantization.md describes
+ * the policy, the report and the metadata convention.
+ *
+ * The policy, for each tensor in file order:
+ *  1. not F32, F16 or BF16: kept ("not a float tensor (I64)");
+ *  2. its name matches a keep pattern: kept ("matches keep pattern 'P'");
+ *  3. fewer than two dimensions: kept ("one-dimensional (bias or norm)");
+ *  4. with keep_critical (the default) and no quantize pattern matching it, a critical layer is kept:
+ *     embeddings, the output layer (lm_head, output.weight, embed_out), norms, biases, and the first
+ *     and last convolution (a weight of three or more dimensions) of the file;
+ *  5. otherwise it is quantized in the format of the first format override whose pattern matches its
+ *     name, else in the call's format; a shape that format cannot hold is kept, with the reason.
+ * Patterns are RE2 regular expressions (github.com/google/re2/wiki/Syntax) searched for anywhere in
+ * the name (anchor with ^ and $): matching takes time linear in the name whatever the pattern. A
+ * pattern that does not compile fails the call with GREY_ERROR_INVALID_ARGUMENT naming it.
+ *
+ * The output holds every tensor in the input's order and the input's metadata (a GGUF input's only
+ * when the output is GGUF too), plus "grey.quantization" ("FORMAT, calibration rtn|mse"). A tensor
+ * quantized to Q8_0, Q4_0 or Q4_1 in a GGUF output is stored as ggml's own type, which llama.cpp
+ * loads; every other quantized tensor is stored as a one-dimensional U8 (safetensors) or I8 (GGUF)
+ * tensor of libgrey's layout, described by the metadata entry "grey.quant.<name>", a JSON object:
+ * {"format": name, "calibration": "rtn"|"mse", "dtype": the source element type, "shape": [...],
+ *  "axis": n, "group_size": n}. grey_model_dequantize reads exactly that.
+ * ------------------------------------------------------------------------------------------------- */
+
+/* An input struct. Every pattern list is a string of patterns, one per line ('\n' separates them;
+ * empty lines are ignored); NULL or "" for none. Since 0.2. */
+typedef struct grey_model_quant_options {
+    uint32_t struct_size;
+    grey_quant_calibration calibration;  /* GREY_CALIBRATION_RTN by default */
+    uint32_t keep_critical;              /* non-zero (the default): keep the critical layers (rule 4) */
+    uint32_t allow_empty;                /* non-zero: succeed (and write) when no tensor is quantized */
+    uint32_t replace;                    /* non-zero: replace a file already at the output path */
+    uint32_t device;                     /* with `context`: the device whose backend runs the kernels */
+    const char* keep_patterns;           /* tensors to keep in their precision (rule 2) */
+    const char* quantize_patterns;       /* tensors to quantize even if critical (overrides rule 4) */
+    const char* format_overrides;        /* lines "PATTERN=FORMAT" (a name of grey_quant_params_from_name,
+                                            split at the last '='): mixed precision (rule 5) */
+    grey_context* context;               /* NULL (the default): host memory, on the calling thread;
+                                            else tensors are quantized in buffers on `device` */
+} grey_model_quant_options;
+
+#define GREY_MODEL_QUANT_OPTIONS_INIT \
+    { (uint32_t)sizeof(grey_model_quant_options), GREY_CALIBRATION_RTN, 1u, 0u, 0u, 0u, NULL, NULL, NULL, NULL }
+
+/* The outcome of grey_model_quantize: its report. Immutable: any number of threads may read it. */
+typedef struct grey_model_quant_result grey_model_quant_result;
+
+/* Quantizes the model at `input_path` in `format` (a name of grey_quant_params_from_name) under the
+ * policy above, and writes the result to `output_path` (ending in .safetensors or .gguf; NULL to
+ * measure only and write nothing) through a temporary file renamed into place when complete, as
+ * grey_model_writer does; an output path that is the input file (by any name) is refused. `options`
+ * may be NULL for the defaults. Every quantized tensor's error is measured against a float64
+ * reference. When no tensor can be quantized the call fails with GREY_ERROR_INVALID_ARGUMENT ("nothing
+ * to quantize in ...", with the reasons) and writes nothing, unless options->allow_empty. A NaN,
+ * infinite or too large value fails the call naming the tensor (a keep pattern keeps it); nothing is
+ * written then. `*out_result` receives the report; free it with grey_model_quant_result_destroy.
+ * Thread-safe (with a context, as its buffers are). Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_model_quantize(const char* input_path, const char* output_path, const char* format,
+                                                        const grey_model_quant_options* options,
+                                                        grey_model_quant_result** out_result);
+
+/* The report as JSON text, through the buffer protocol of grey_config_get:
+ * {"tensors": [{"name", "format", "elements", "bits_per_weight", "rel_rmse", "sqnr_db", "max_abs_err"}...]
+ *  (every quantized tensor, in file order; sqnr_db null when exact),
+ *  "kept": [{"name", "dtype", "shape", "reason"}...] (every other tensor, in file order),
+ *  "total": {"elements", "bits_per_weight", "rel_rmse", "sqnr_db", "bytes_in", "bytes_out"}}.
+ * Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_model_quant_result_json(const grey_model_quant_result* result, char* buffer,
+                                                                 size_t buffer_size, size_t* out_length);
+
+/* NULL-safe. Since 0.2. */
+GREY_API void grey_model_quant_result_destroy(grey_model_quant_result* result);
+
+/* An input struct. Since 0.2. */
+typedef struct grey_model_dequant_options {
+    uint32_t struct_size;
+    grey_dtype dtype;   /* the element type of restored tensors: GREY_DTYPE_F32 (the default), F16 or BF16 */
+    uint32_t replace;   /* non-zero: replace a file already at the output path */
+    uint32_t reserved0; /* must be 0 */
+} grey_model_dequant_options;
+
+#define GREY_MODEL_DEQUANT_OPTIONS_INIT { (uint32_t)sizeof(grey_model_dequant_options), GREY_DTYPE_F32, 0u, 0u }
+
+/* Restores a full-precision safetensors file at `output_path` from a model libgrey quantized (a file
+ * written by grey_model_quantize, safetensors or GGUF): every quantized tensor (described by
+ * "grey.quant.<name>", or of ggml type Q8_0, Q4_0 or Q4_1) is dequantized to options->dtype in its
+ * original shape; every other tensor is copied as it is. The input's metadata is kept, less
+ * grey.quantization and grey.quant.* (a GGUF input's is not carried). A file with no quantized tensor
+ * fails with GREY_ERROR_INVALID_ARGUMENT; a grey.quant.* entry that is not what grey_model_quantize
+ * writes (malformed JSON, a missing field, an unknown format, a size that does not match, a tensor
+ * that does not exist) with GREY_ERROR_CORRUPT naming the tensor. Written through a temporary file as
+ * grey_model_quantize's output. `options` may be NULL for the defaults. Thread-safe. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_model_dequantize(const char* input_path, const char* output_path,
+                                                          const grey_model_dequant_options* options);
+
+/* ---------------------------------------------------------------------------------------------------
  * Audit log (since 0.1)
  *
  * A tamper-evident, append-only log (docs/audit-format.md gives the bytes, docs/security.md what it

@@ -8,6 +8,7 @@ jobs=$(nproc)
 
 # Real weights for the realdata tests, fetched once up front rather than by two tests at the same time.
 bash scripts/fetch-model.sh >/dev/null
+bash scripts/fetch-model.sh silero-vad >/dev/null
 
 for preset in default asan; do
   echo "== configure + build ($preset)"

@@ -261,11 +261,12 @@ GREY_GO_SCALAR_OUT(double, float64)
 %typemap(gotype) const void* data "*byte"
 
 /* ---- optional paths ----------------------------------------------------------------------------- */
-/* grey_audit_check_proof's optional paths take NULL for none; Go passes "" (a path is never empty). */
-%typemap(in) const char* old_checkpoint_path, const char* public_key_path %{
+/* grey_audit_check_proof's optional paths and grey_model_quantize's output take NULL for none; Go passes ""
+ * (a path is never empty). */
+%typemap(in) const char* old_checkpoint_path, const char* public_key_path, const char* output_path %{
     $1 = $input.n > 0 ? grey_go_string($input, "$1_name") : nullptr;
 %}
-%typemap(freearg) const char* old_checkpoint_path, const char* public_key_path "free($1);"
+%typemap(freearg) const char* old_checkpoint_path, const char* public_key_path, const char* output_path "free($1);"
 
 /* ---- the log callback is set by package grey through cgo, not through SWIG ---------------------- */
 %ignore log_callback;

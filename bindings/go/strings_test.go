@@ -81,9 +81,15 @@ var stringCalls = map[string]func(s []string) error{
 		return capi.Grey_model_writer_open(noWriter, s[0], capi.NewGrey_model_write_options())
 	},
 	"grey_quant_params_from_name": func(s []string) error { return capi.Grey_quant_params_from_name(s[0], capi.NewGrey_quant_params()) },
-	"grey_audit_append":           func(s []string) error { return capi.Grey_audit_append(noLog, s[0], s[1], length()) },
-	"grey_audit_checkpoint":       func(s []string) error { return capi.Grey_audit_checkpoint(noLog, s[0]) },
-	"grey_audit_batch_add":        func(s []string) error { return capi.Grey_audit_batch_add(noBatch, s[0], s[1]) },
+	"grey_model_quantize": func(s []string) error {
+		return capi.Grey_model_quantize(s[0], s[1], s[2], capi.NewGrey_model_quant_options(), handle())
+	},
+	"grey_model_dequantize": func(s []string) error {
+		return capi.Grey_model_dequantize(s[0], s[1], capi.NewGrey_model_dequant_options())
+	},
+	"grey_audit_append":     func(s []string) error { return capi.Grey_audit_append(noLog, s[0], s[1], length()) },
+	"grey_audit_checkpoint": func(s []string) error { return capi.Grey_audit_checkpoint(noLog, s[0]) },
+	"grey_audit_batch_add":  func(s []string) error { return capi.Grey_audit_batch_add(noBatch, s[0], s[1]) },
 	"grey_audit_records_json": func(s []string) error {
 		return capi.Grey_audit_records_json(s[0], 0, 0, buffer(), length())
 	},
@@ -129,6 +135,10 @@ var structUses = map[string]structUse{
 	"grey_tenant_options": {func() any { return capi.NewGrey_tenant_options() },
 		func(v any) error {
 			return capi.Grey_tenant_create(capi.SwigcptrGrey_governor(0), v.(capi.Grey_tenant_options), handle())
+		}},
+	"grey_model_quant_options": {func() any { return capi.NewGrey_model_quant_options() },
+		func(v any) error {
+			return capi.Grey_model_quantize("in.safetensors", "", "int8", v.(capi.Grey_model_quant_options), handle())
 		}},
 	"grey_audit_keygen_options": {func() any { return capi.NewGrey_audit_keygen_options() },
 		func(v any) error { return capi.Grey_audit_keygen(v.(capi.Grey_audit_keygen_options)) }},

@@ -32,7 +32,9 @@ model=$tmp/model.safetensors
 check json-shape 0 '^ok$' -- bash -c "'$greyctl' quantize --input '$model' --format int4-g64 --json | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
-assert list(d) == [\"tensors\", \"total\"], list(d)
+assert list(d) == [\"tensors\", \"kept\", \"total\"], list(d)
+assert d[\"kept\"] == [{\"name\": \"enc.bias\", \"dtype\": \"F32\", \"shape\": [8], \"reason\": \"one-dimensional (bias or norm)\"},
+                     {\"name\": \"ids\", \"dtype\": \"I64\", \"shape\": [1, 4], \"reason\": \"not a float tensor (I64)\"}], d[\"kept\"]
 assert [list(t) for t in d[\"tensors\"]] == [[\"name\", \"format\", \"elements\", \"bits_per_weight\", \"rel_rmse\", \"sqnr_db\", \"max_abs_err\"]] * 2
 assert list(d[\"total\"]) == [\"elements\", \"bits_per_weight\", \"rel_rmse\", \"sqnr_db\", \"bytes_in\", \"bytes_out\"]
 t = d[\"total\"]
@@ -72,7 +74,88 @@ open(sys.argv[1], "wb").write(struct.pack("<Q", len(text)) + text + data)
 PY
 check too-large 1 'invalid argument: tensor big.weight: elements 32 to 63 \(one scale group\) are too large for q4_0' -- "$greyctl" quantize --input "$tmp/outlier.safetensors" --format q4_0
 check too-large-int8 0 'total +int8' -- "$greyctl" quantize --input "$tmp/outlier.safetensors" --format int8
-check too-large-skip 0 'kept 1: --skip' -- "$greyctl" quantize --input "$tmp/outlier.safetensors" --format q4_0 --skip '^big' --allow-empty
+check too-large-skip 0 "kept 1: matches keep pattern '\\^big'" -- "$greyctl" quantize --input "$tmp/outlier.safetensors" --format q4_0 --skip '^big' --allow-empty
+
+# The policy: critical layers kept with their reason, overridable by pattern; formats by pattern.
+python3 - "$tmp/critical.safetensors" <<'PY'
+import json, struct, sys
+tensors = [("model.embed_tokens.weight", [16, 64]), ("conv_in.weight", [8, 3, 3, 3]), ("layers.0.mlp.weight", [64, 64]),
+           ("layers.0.attn.weight", [32, 64]), ("conv_out.weight", [4, 8, 1, 1]), ("lm_head.weight", [16, 64])]
+header, blobs, offset = {}, [], 0
+for i, (name, shape) in enumerate(tensors):
+    n = 1
+    for d in shape: n *= d
+    data = struct.pack(f"<{n}f", *[((i + 1) * (k % 17) - 8) / 16.0 for k in range(n)])
+    header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len(data)]}
+    blobs.append(data); offset += len(data)
+text = json.dumps(header).encode(); text += b" " * (-len(text) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+PY
+critical=$tmp/critical.safetensors
+cat > "$tmp/check_critical.py" <<'PY'
+import json, sys
+d = json.load(sys.stdin)
+assert [t["name"] for t in d["tensors"]] == ["layers.0.mlp.weight", "layers.0.attn.weight"], d["tensors"]
+assert {k["name"]: k["reason"] for k in d["kept"]} == {
+    "model.embed_tokens.weight": "embedding (critical layer)", "conv_in.weight": "first convolution (critical layer)",
+    "conv_out.weight": "last convolution (critical layer)", "lm_head.weight": "output layer (critical layer)"}, d["kept"]
+print("ok")
+PY
+check critical-kept 0 '^ok$' -- bash -c "'$greyctl' quantize --input '$critical' --format int4-g64 --json | python3 '$tmp/check_critical.py'"
+check critical-table 0 'kept 1: embedding \(critical layer\) \(model.embed_tokens.weight\)' -- "$greyctl" quantize --input "$critical" --format int8
+cat > "$tmp/check_overrides.py" <<'PY'
+import json, sys
+d = json.load(sys.stdin)
+assert {t["name"]: t["format"] for t in d["tensors"]} == {"layers.0.attn.weight": "int8", "lm_head.weight": "int4-g64"}, d["tensors"]
+assert {k["name"]: k["reason"] for k in d["kept"]}["layers.0.mlp.weight"] == "matches keep pattern 'mlp'", d["kept"]
+print("ok")
+PY
+check critical-overrides 0 '^ok$' -- bash -c "'$greyctl' quantize --input '$critical' --format int4-g64 --quantize '^lm_head' --format-for 'attn=int8' --format-for '^conv=q8_0' --skip mlp --json | python3 '$tmp/check_overrides.py'"
+check no-keep-critical 0 '6 tensor\(s\) quantized .*; 0 kept' -- "$greyctl" quantize --input "$critical" --format int8 --no-keep-critical
+check bad-format-for 1 "invalid argument: unknown quantization format name 'int3' in format override 'x=int3'" -- "$greyctl" quantize --input "$critical" --format int8 --format-for 'x=int3'
+check bad-quantize-pattern 1 "invalid argument: quantize pattern '\(' is not a valid regular expression" -- "$greyctl" quantize --input "$critical" --format int8 --quantize '('
+check nothing-fits 1 'nothing to quantize in .*critical.safetensors: none of its 6 tensors .*2 matches keep pattern .*--allow-empty' -- "$greyctl" quantize --input "$critical" --format int8 --skip layers
+check nothing-fits-allowed 0 'note: no tensor of .*critical.safetensors was quantized' -- "$greyctl" quantize --input "$critical" --format int8 --skip layers --allow-empty
+
+# dequantize: back to a full-precision safetensors file, in F32 or BF16.
+check dequantize-write 0 'wrote .*critical-q.safetensors' -- "$greyctl" quantize --input "$critical" --format int4-g32 --output "$tmp/critical-q.safetensors"
+check dequantize 0 "wrote .*restored.safetensors" -- "$greyctl" dequantize --input "$tmp/critical-q.safetensors" --output "$tmp/restored.safetensors"
+check dequantize-gguf 0 "wrote .*restored-gguf.safetensors" -- bash -c "'$greyctl' quantize --input '$critical' --format q4_0 --output '$tmp/critical-q.gguf' >/dev/null && '$greyctl' dequantize --input '$tmp/critical-q.gguf' --output '$tmp/restored-gguf.safetensors' --dtype bf16"
+cat > "$tmp/check_restored.py" <<'PY'
+import json, struct, sys
+def read(path):
+    b = open(path, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+    meta = h.pop("__metadata__", {})
+    return meta, {k: (v["dtype"], v["shape"], b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]]) for k, v in h.items()}
+_, original = read(sys.argv[1])
+meta, restored = read(sys.argv[2])
+assert not any(k.startswith("grey.quant") for k in meta), meta
+assert {k: v[:2] for k, v in restored.items()} == {k: v[:2] for k, v in original.items()}, restored
+for name in ("model.embed_tokens.weight", "conv_in.weight", "lm_head.weight"):
+    assert restored[name][2] == original[name][2], name  # kept: the same bytes
+for name in ("layers.0.mlp.weight", "layers.0.attn.weight"):
+    a = struct.unpack(f"<{len(original[name][2]) // 4}f", original[name][2])
+    b = struct.unpack(f"<{len(restored[name][2]) // 4}f", restored[name][2])
+    err = (sum((x - y) ** 2 for x, y in zip(a, b)) / sum(x * x for x in a)) ** 0.5
+    assert a != b and err < 0.15, (name, err)
+_, bf16 = read(sys.argv[3])
+assert bf16["layers.0.mlp.weight"][0] == "BF16" and bf16["layers.0.mlp.weight"][1] == [64, 64], bf16["layers.0.mlp.weight"][:2]
+assert bf16["model.embed_tokens.weight"][0] == "F32"
+print("ok")
+PY
+check dequantize-contents 0 '^ok$' -- python3 "$tmp/check_restored.py" "$critical" "$tmp/restored.safetensors" "$tmp/restored-gguf.safetensors"
+check dequantize-not-quantized 1 'invalid argument: .*critical.safetensors holds no tensor libgrey quantized.*nothing to dequantize' -- "$greyctl" dequantize --input "$critical" --output "$tmp/never.safetensors"
+check dequantize-no-overwrite 1 "already exists; pass --force" -- "$greyctl" dequantize --input "$tmp/critical-q.safetensors" --output "$tmp/restored.safetensors"
+check dequantize-bad-dtype 2 'not in' -- "$greyctl" dequantize --input "$tmp/critical-q.safetensors" --output "$tmp/x.safetensors" --dtype int8
+python3 - "$tmp/critical-q.safetensors" "$tmp/cut.safetensors" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+h["__metadata__"]["grey.quant.layers.0.mlp.weight"] = h["__metadata__"]["grey.quant.layers.0.mlp.weight"][:30]
+text = json.dumps(h).encode(); text += b" " * (-len(text) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + b[8 + n:])
+PY
+check dequantize-truncated-metadata 1 'corrupt data: .*grey.quant.layers.0.mlp.weight is not the description' -- "$greyctl" dequantize --input "$tmp/cut.safetensors" --output "$tmp/x.safetensors"
+check dequantize-wrote-nothing 0 '^absent$' -- bash -c "[ -e '$tmp/x.safetensors' ] || [ -e '$tmp/never.safetensors' ] && echo present || echo absent"
 
 # The output is never the input, never replaces a file without --force, and appears only when complete.
 cp "$model" "$tmp/source.safetensors"
@@ -80,7 +163,7 @@ ln -s source.safetensors "$tmp/link.safetensors"
 ln "$tmp/source.safetensors" "$tmp/hard.safetensors"
 before=$(sha256sum < "$tmp/source.safetensors")
 for out in source.safetensors link.safetensors hard.safetensors; do
-  check "output-is-input $out" 1 "invalid argument: --output '.*$out' is the input file" -- \
+  check "output-is-input $out" 1 "invalid argument: output '.*$out' is the input file" -- \
       "$greyctl" quantize --input "$tmp/source.safetensors" --format int8 --output "$tmp/$out" --force
 done
 check input-unchanged 0 '^same$' -- bash -c "[ \"\$(sha256sum < '$tmp/source.safetensors')\" = '$before' ] && echo same"
@@ -110,7 +193,7 @@ for name, shape in tensors:
 text = json.dumps(header).encode(); text += b" " * (-len(text) % 8)
 open(sys.argv[1], "wb").write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 PY
-check conv-int4 0 '5 tensor\(s\) quantized .* 0 kept in their precision' -- "$greyctl" quantize --input "$tmp/conv.safetensors" --format int4-g32 --output "$tmp/conv-int4.safetensors"
+check conv-int4 0 '5 tensor\(s\) quantized .* 0 kept in their precision' -- "$greyctl" quantize --no-keep-critical --input "$tmp/conv.safetensors" --format int4-g32 --output "$tmp/conv-int4.safetensors"
 check conv-int4-rows 0 '^ok$' -- python3 -c "
 import json, struct; b = open('$tmp/conv-int4.safetensors', 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n])
 m = {k[len('grey.quant.'):]: json.loads(v) for k, v in h['__metadata__'].items() if k.startswith('grey.quant.')}
@@ -121,8 +204,8 @@ for name, (rows, length, tail) in want.items():
     groups = -(-length // 32)
     assert h[name]['shape'] == [rows * ((length + 1) // 2) + rows * groups * 4], (name, h[name])
 print('ok')"
-check conv-q4_0-kept 0 'kept 1: q4_0: the innermost dimension 10 is not a multiple of 32 .*kept 2: q4_0: the innermost dimension 3 is not a multiple of 32 ' -- \
-    bash -c "'$greyctl' quantize --input '$tmp/conv.safetensors' --format q4_0 | tr '\n' ' '"
+check conv-q4_0-kept 0 'kept 1: q4_0 cannot hold it: q4_0: the innermost dimension 10 is not a multiple of 32 .*kept 2: q4_0 cannot hold it: q4_0: the innermost dimension 3 is not a multiple of 32 ' -- \
+    bash -c "'$greyctl' quantize --no-keep-critical --input '$tmp/conv.safetensors' --format q4_0 | tr '\n' ' '"
 
 check cuda 1 'unsupported: the cuda backend (is not available|has no quantization kernels yet)' -- "$greyctl" --no-env quantize --input "$model" --format int8 --backend cuda
 

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 packages=(
     libcli11-dev nlohmann-json3-dev          # header-only
-    libre2-dev libre2-9                      # greyctl quantize --skip
+    libre2-dev libre2-9                      # libgrey: grey_model_quantize name patterns
     libyaml-cpp-dev libyaml-cpp0.7           # in case the machine lacks yaml-cpp
     libmicrohttpd-dev libmicrohttpd12        # greyd's HTTP server (libgnutls30 it links is on every Debian/Ubuntu)
 )

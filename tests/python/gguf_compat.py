@@ -87,7 +87,8 @@ def main():
         inputs = read_safetensors(source)
         for name, qtype in FORMATS.items():
             out = os.path.join(tmp, name + ".gguf")
-            subprocess.run([greyctl, "quantize", "--input", source, "--format", name, "--output", out, "--json"],
+            # --no-keep-critical: every 2-D float tensor, embeddings and output layer too, is compared.
+            subprocess.run([greyctl, "quantize", "--input", source, "--format", name, "--output", out, "--json", "--no-keep-critical"],
                            check=True, stdout=subprocess.DEVNULL)
             reader = GGUFReader(out)
             got = {t.name: t for t in reader.tensors}

@@ -23,6 +23,7 @@ using Runner = std::function<int()>;
 void add_detect_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_config_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_quantize_command(CLI::App& app, const GlobalOptions& global, Runner& run);
+void add_dequantize_command(CLI::App& app, Runner& run);
 void add_audit_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_proof_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_daemon_command(CLI::App& app, const GlobalOptions& global, Runner& run);

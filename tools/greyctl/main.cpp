@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
     greyctl::add_detect_command(app, global, run);
     greyctl::add_config_command(app, global, run);
     greyctl::add_quantize_command(app, global, run);
+    greyctl::add_dequantize_command(app, run);
     greyctl::add_audit_command(app, global, run);
     greyctl::add_proof_command(app, global, run);
     greyctl::add_daemon_command(app, global, run);

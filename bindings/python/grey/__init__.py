@@ -28,6 +28,7 @@ from ._govern import (WAIT_FOREVER, Admission, DeviceGovernState, Governor, Gove
                       TenantStats)
 from ._model import Model, ModelWriter, Tensor
 from ._quant import QuantizedTensor, QuantReport, quant_compare, quant_formats, quant_size, quantize
+from ._model_quant import dequantize_model, quantize_model
 from .errors import (BackendError, BufferTooSmall, ConfigError, Corrupt, Error, InternalError, InvalidArgument,
                      IoError, NotFound, OutOfMemory, PermissionDenied, Stopped, Timeout, Unsupported)
 
@@ -37,7 +38,7 @@ __all__ = [
     "WAIT_FOREVER", "Timeout", "Stopped",
     "version", "version_string", "build_revision", "Error", "InvalidArgument", "OutOfMemory", "Unsupported",
     "NotFound", "IoError", "Corrupt", "ConfigError", "BackendError", "PermissionDenied", "BufferTooSmall",
-    "InternalError", "quantize", "quant_compare", "quant_formats", "quant_size", "QuantizedTensor", "QuantReport",
+    "InternalError", "quantize", "quantize_model", "dequantize_model", "quant_compare", "quant_formats", "quant_size", "QuantizedTensor", "QuantReport",
     "Model", "ModelWriter", "Tensor", "AuditLog", "AuditLogInfo", "AuditReport", "ProofReport", "audit_keygen",
     "audit_verify", "audit_records", "audit_prove_inclusion", "audit_prove_consistency", "audit_check_proof",
     "proof_verify", "sha256_file",

@@ -26,13 +26,7 @@ WriterPtr make_writer(grey_model_format format) {
     return WriterPtr(w);
 }
 
-grey_tensor_desc desc_of(grey_dtype dtype, std::initializer_list<uint64_t> shape) {
-    grey_tensor_desc d = GREY_TENSOR_DESC_INIT;
-    d.dtype = dtype;
-    d.rank = static_cast<uint32_t>(shape.size());
-    std::copy(shape.begin(), shape.end(), d.shape);
-    return d;
-}
+using grey::test::desc_of;
 
 std::string read_file(const fs::path& path) {
     std::ifstream in(path, std::ios::binary);

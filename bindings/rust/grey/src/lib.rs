@@ -250,6 +250,7 @@ mod context;
 mod device;
 mod govern;
 mod model;
+mod model_quant;
 mod quant;
 
 pub use audit::{
@@ -266,6 +267,7 @@ pub use govern::{
     Admission, DeviceGovernState, GovernorState, Governor, Tenant, TenantStats, WAIT_FOREVER,
 };
 pub use model::{Model, ModelFormat, ModelTensor, ModelWriter};
+pub use model_quant::{dequantize_model, quantize_model, ModelQuantOptions};
 pub use quant::{
     quant_compare, quant_formats, quant_size, quantize, Calibration, DType, QuantParams,
     QuantReport, QuantizedTensor, TensorRef,

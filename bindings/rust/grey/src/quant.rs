@@ -49,16 +49,17 @@ impl fmt::Display for DType {
 }
 
 /// How quantization chooses its scales.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Calibration {
     /// Round to nearest, the scale taken from the absolute maximum.
+    #[default]
     Rtn,
     /// Per group, the clipping range with the least squared error.
     Mse,
 }
 
 impl Calibration {
-    fn raw(self) -> sys::grey_quant_calibration {
+    pub(crate) fn raw(self) -> sys::grey_quant_calibration {
         match self {
             Calibration::Rtn => sys::GREY_CALIBRATION_RTN,
             Calibration::Mse => sys::GREY_CALIBRATION_MSE,
