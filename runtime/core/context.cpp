@@ -3,7 +3,9 @@
 #include "backends/host/host_backend.hpp"
 #include "core/error.hpp"
 #include "core/text.hpp"
+#include "core/stream.hpp"
 #include "memory/buffer.hpp"
+#include "memory/host_alloc.hpp"
 
 #include <cstdlib>
 #include <algorithm>
@@ -96,6 +98,18 @@ grey_context::grey_context(const grey_context_options& options, grey::config::Co
 }
 
 grey_context::~grey_context() {
+    std::set<grey_stream*> streams;
+    std::set<grey_event*> events;
+    std::map<void*, const grey::Backend*> host_memory;
+    {
+        std::lock_guard lock(buffers_mutex_);
+        streams.swap(live_streams_);
+        events.swap(live_events_);
+        host_memory.swap(host_memory_);
+    }
+    for (grey_stream* stream : streams) grey::destroy_stream_untracked(stream);
+    for (grey_event* event : events) grey::destroy_event_untracked(event);
+    for (const auto& [memory, backend] : host_memory) grey::free_host_memory(memory, backend);
     std::set<grey_buffer*> leftovers;
     {
         std::lock_guard lock(buffers_mutex_);
@@ -121,6 +135,40 @@ void grey_context::track(grey_buffer* buffer) {
 void grey_context::untrack(grey_buffer* buffer) noexcept {
     std::lock_guard lock(buffers_mutex_);
     live_buffers_.erase(buffer);
+}
+
+void grey_context::track(grey_stream* stream) {
+    std::lock_guard lock(buffers_mutex_);
+    live_streams_.insert(stream);
+}
+
+void grey_context::untrack(grey_stream* stream) noexcept {
+    std::lock_guard lock(buffers_mutex_);
+    live_streams_.erase(stream);
+}
+
+void grey_context::track(grey_event* event) {
+    std::lock_guard lock(buffers_mutex_);
+    live_events_.insert(event);
+}
+
+void grey_context::untrack(grey_event* event) noexcept {
+    std::lock_guard lock(buffers_mutex_);
+    live_events_.erase(event);
+}
+
+void grey_context::track_host_memory(void* memory, const grey::Backend* backend) {
+    std::lock_guard lock(buffers_mutex_);
+    host_memory_.emplace(memory, backend);
+}
+
+bool grey_context::untrack_host_memory(void* memory, const grey::Backend*& backend) noexcept {
+    std::lock_guard lock(buffers_mutex_);
+    const auto found = host_memory_.find(memory);
+    if (found == host_memory_.end()) return false;
+    backend = found->second;
+    host_memory_.erase(found);
+    return true;
 }
 
 extern "C" {

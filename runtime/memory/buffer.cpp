@@ -17,14 +17,14 @@ void destroy_buffer_untracked(grey_buffer* buffer) noexcept {
     owned->backend->buffer_free(owned->handle);
 }
 
-namespace {
-
 void check_range(const grey_buffer& buffer, uint64_t offset, uint64_t size, const char* what) {
     if (offset > buffer.size || size > buffer.size - offset)
         fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + ": range [" + std::to_string(offset) + ", " + std::to_string(offset) +
                                               " + " + std::to_string(size) + ") lies outside the buffer of " +
                                               std::to_string(buffer.size) + " bytes");
 }
+
+namespace {
 
 // Cross-device copies and backends without a copy slot go through host memory in bounded steps.
 constexpr uint64_t kStagingBytes = 8ull << 20;

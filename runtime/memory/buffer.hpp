@@ -23,4 +23,6 @@ struct grey_buffer {
 namespace grey {
 // Frees the memory without touching the context's bookkeeping (the context calls this for leftovers).
 void destroy_buffer_untracked(grey_buffer* buffer) noexcept;
+// Refuses a range outside the buffer, naming the call `what`.
+void check_range(const grey_buffer& buffer, uint64_t offset, uint64_t size, const char* what);
 }  // namespace grey
