@@ -114,8 +114,10 @@ typedef struct grey_backend_quant_job {
 #define GREY_BACKEND_CAP_QUANT_HOST_MEMORY 0x1u
 /* quantize fills job->error when it is given (the runtime then reads nothing back to measure). */
 #define GREY_BACKEND_CAP_QUANT_ERROR 0x2u
-/* Streams and events: every stream_* and event_* slot is set (since 0.2). Without the bit the runtime
- * runs each async call synchronously when it is enqueued, so the API works on every backend. */
+/* Streams and events: every stream_*, event_* and buffer_*_async slot is set (since 0.2). Without the
+ * bit the runtime runs each async call synchronously when it is enqueued, so the API works on every
+ * backend. quantize_async and dequantize_async stay optional: without them the runtime waits for the
+ * stream, then runs the synchronous slot (ordered, but not overlapped). */
 #define GREY_BACKEND_CAP_STREAMS 0x4u
 
 typedef struct grey_backend_vtable {
@@ -215,8 +217,8 @@ typedef struct grey_backend_vtable {
     /* Milliseconds between two completed records of one device. */
     grey_status (*event_elapsed_ms)(void* state, grey_backend_event* start, grey_backend_event* end, double* out_ms);
 
-    /* The operations above, enqueued on `stream` of the buffers' device (all async slots are set when
-     * GREY_BACKEND_CAP_STREAMS is). Host memory (`source`, `destination`, `out_checksum`) stays valid
+    /* The operations above, enqueued on `stream` of the buffers' device (set with GREY_BACKEND_CAP_STREAMS;
+     * quantize_async and dequantize_async optional, see there). Host memory (`source`, `destination`, `out_checksum`) stays valid
      * until the stream reaches the work; `job` and its layout only for the length of the call, so a
      * backend copies what it keeps; job->error is always NULL. */
     grey_status (*buffer_write_async)(void* state, grey_backend_stream* stream, grey_backend_buffer* buffer, uint64_t offset,

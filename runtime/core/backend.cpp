@@ -118,8 +118,10 @@ bool Backend::has_streams() const noexcept {
     return has(GREY_BACKEND_CAP_STREAMS) && v.stream_create && v.stream_destroy && v.stream_synchronize && v.stream_query &&
            v.event_create && v.event_destroy && v.event_record && v.stream_wait_event && v.event_synchronize && v.event_query &&
            v.event_elapsed_ms && v.buffer_write_async && v.buffer_read_async && v.buffer_copy_async && v.buffer_fill_async &&
-           v.buffer_checksum_async && v.quantize_async && v.dequantize_async;
+           v.buffer_checksum_async;
 }
+
+bool Backend::has_quantize_async() const noexcept { return vtable_.quantize_async != nullptr && vtable_.dequantize_async != nullptr; }
 
 grey_backend_stream* Backend::stream_create(uint32_t device) const {
     grey_backend_stream* stream = nullptr;

@@ -51,6 +51,9 @@ public:
     // Streams and events (GREY_BACKEND_CAP_STREAMS with every slot set); without them the runtime runs
     // async work when it is enqueued (core/stream.hpp).
     [[nodiscard]] bool has_streams() const noexcept;
+    // quantize_async and dequantize_async are optional beside streams: without them the runtime waits for
+    // the stream and runs the synchronous slot, in order.
+    [[nodiscard]] bool has_quantize_async() const noexcept;
     [[nodiscard]] grey_backend_stream* stream_create(uint32_t device) const;
     void stream_destroy(grey_backend_stream* stream) const noexcept;
     // Throws the failure the stream kept, with the backend's message.

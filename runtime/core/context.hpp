@@ -61,7 +61,7 @@ struct grey_context {
     std::vector<std::unique_ptr<grey::Device>> devices;
 
 private:
-    std::mutex buffers_mutex_;
+    std::mutex objects_mutex_;
     std::set<grey_buffer*> live_buffers_;
     std::set<grey_stream*> live_streams_;
     std::set<grey_event*> live_events_;

@@ -17,6 +17,14 @@ void log_synchronous(grey_stream& stream) {
                                  "' has no streams: work enqueued on its streams runs when it is enqueued, on the calling thread");
 }
 
+void drain_backend_stream(grey_stream& stream) {
+    try {
+        stream.backend->stream_synchronize(stream.handle);
+    } catch (const Error& e) {
+        if (!stream.kept.has_value()) stream.kept = e;
+    }
+}
+
 grey_stream& stream_for(grey_stream* stream, const grey_buffer& buffer, const char* call) {
     require_non_null(stream, "stream");
     if (stream->context != buffer.context) fail(GREY_ERROR_INVALID_ARGUMENT, std::string(call) + ": the stream belongs to another context than the buffer");
@@ -35,6 +43,8 @@ void destroy_stream_untracked(grey_stream* stream) noexcept {
             owned->backend->stream_synchronize(owned->handle);
         } catch (const Error& e) {
             failure = e;
+        } catch (const std::exception& e) {
+            failure = Error(GREY_ERROR_INTERNAL, e.what());
         }
         owned->backend->stream_destroy(owned->handle);
     }
@@ -144,18 +154,16 @@ grey_status grey_event_record(grey_event* event, grey_stream* stream) {
         if (event->device != stream->device)
             grey::fail(GREY_ERROR_INVALID_ARGUMENT, "grey_event_record: the event is on device " + std::to_string(event->device) +
                                                         " and the stream on device " + std::to_string(stream->device));
-        if (stream->handle != nullptr) {
-            stream->backend->event_record(event->handle, stream->handle);
-        } else {
-            std::optional<grey::Error> kept;
-            {
-                std::lock_guard lock(stream->mutex);
-                kept = stream->kept;
-            }
-            std::lock_guard lock(event->mutex);
-            event->recorded_at = std::chrono::steady_clock::now();
-            event->failure = std::move(kept);
+        // The failure of work the runtime ran itself is known now; a backend's arrives through its event.
+        std::optional<grey::Error> kept;
+        {
+            std::lock_guard lock(stream->mutex);
+            kept = stream->kept;
         }
+        if (stream->handle != nullptr) stream->backend->event_record(event->handle, stream->handle);
+        std::lock_guard lock(event->mutex);
+        event->recorded_at = std::chrono::steady_clock::now();
+        event->failure = std::move(kept);
         event->recorded.store(true);
     });
 }
@@ -183,10 +191,7 @@ grey_status grey_stream_wait_event(grey_stream* stream, grey_event* event) {
 grey_status grey_event_synchronize(grey_event* event) {
     return grey::abi_guard([&] {
         grey_event& e = grey::recorded(event, "event");
-        if (e.handle != nullptr) {
-            e.backend->event_synchronize(e.handle);
-            return;
-        }
+        if (e.handle != nullptr) e.backend->event_synchronize(e.handle);
         grey::throw_kept(e.mutex, e.failure, false);
     });
 }
@@ -195,9 +200,8 @@ grey_status grey_event_query(grey_event* event, uint32_t* out_done) {
     return grey::abi_guard([&] {
         grey_event& e = grey::recorded(event, "event");
         grey::require_non_null(out_done, "out_done");
-        if (e.handle != nullptr) {
-            const bool done = e.backend->event_query(e.handle);
-            *out_done = done ? 1 : 0;
+        if (e.handle != nullptr && !e.backend->event_query(e.handle)) {
+            *out_done = 0;
             return;
         }
         grey::throw_kept(e.mutex, e.failure, false);

@@ -21,7 +21,7 @@ struct grey_stream {
     const grey::Backend* backend;
     grey_backend_stream* handle;  // nullptr: work runs at enqueue
     std::mutex mutex;
-    std::optional<grey::Error> kept;  // the first failure of work run at enqueue; guarded by mutex
+    std::optional<grey::Error> kept;  // the first failure of work the runtime ran at enqueue; guarded by mutex
     bool said_synchronous = false;    // the debug line about running at enqueue was logged; guarded by mutex
 };
 
@@ -45,16 +45,22 @@ grey_stream& stream_for(grey_stream* stream, const grey_buffer& buffer, const ch
 // Logs once per stream, at debug level, that its backend has no streams (call with stream.mutex held).
 void log_synchronous(grey_stream& stream);
 
-// Enqueues work on the stream: `enqueue(handle)` on a backend stream; `run()` at once otherwise, keeping
-// its failure for the next synchronize.
+// Waits for the backend stream's work, keeping its failure as the stream's (call with stream.mutex held).
+void drain_backend_stream(grey_stream& stream);
+
+// Enqueues work on the stream: `enqueue(handle)` on a backend stream that can enqueue it; otherwise
+// `run()` at once, after the stream's earlier work, keeping its failure for the next synchronize.
 template <typename Enqueue, typename Run>
-void submit(grey_stream& stream, Enqueue&& enqueue, Run&& run) {
-    if (stream.handle != nullptr) {
+void submit(grey_stream& stream, Enqueue&& enqueue, Run&& run, bool backend_enqueues = true) {
+    if (stream.handle != nullptr && backend_enqueues) {
         enqueue(stream.handle);
         return;
     }
     std::lock_guard lock(stream.mutex);
-    log_synchronous(stream);
+    if (stream.handle != nullptr)
+        drain_backend_stream(stream);
+    else
+        log_synchronous(stream);
     try {
         run();
     } catch (const Error& e) {

@@ -53,11 +53,8 @@ grey_status grey_buffer_copy_async(grey_buffer* destination, uint64_t destinatio
         grey_stream& s = grey::stream_for(stream, *destination, "grey_buffer_copy_async");
         if (source->context != destination->context || source->device != destination->device)
             grey::fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_copy_async: both buffers must be on the stream's device (grey_buffer_copy copies between devices)");
-        grey::check_range(*destination, destination_offset, size_bytes, "grey_buffer_copy_async destination");
-        grey::check_range(*source, source_offset, size_bytes, "grey_buffer_copy_async source");
+        grey::check_copy(*destination, destination_offset, *source, source_offset, size_bytes, "grey_buffer_copy_async");
         if (size_bytes == 0) return;
-        if (destination == source && destination_offset < source_offset + size_bytes && source_offset < destination_offset + size_bytes)
-            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_copy_async: source and destination ranges overlap");
         grey::submit(
             s,
             [&](grey_backend_stream* h) {

@@ -309,7 +309,8 @@ grey_status grey_quantize_buffer_async(const grey_tensor_desc* desc, const grey_
         check_range(*destination, destination_offset, call.layout.bytes, "destination");
         const grey_backend_quant_job job = make_job(call.layout, call.plain_dtype, buffer_memory(*source, source_offset, call.plain_bytes),
                                                     buffer_memory(*destination, destination_offset, call.layout.bytes));
-        grey::submit(s, [&](grey_backend_stream* h) { call.backend->quantize_async(h, job); }, [&] { call.backend->quantize(job); });
+        grey::submit(s, [&](grey_backend_stream* h) { call.backend->quantize_async(h, job); }, [&] { call.backend->quantize(job); },
+                     call.backend->has_quantize_async());
     });
 }
 
@@ -323,7 +324,8 @@ grey_status grey_dequantize_buffer_async(const grey_tensor_desc* desc, const gre
         check_range(*destination, destination_offset, call.plain_bytes, "destination");
         const grey_backend_quant_job job = make_job(call.layout, call.plain_dtype, buffer_memory(*destination, destination_offset, call.plain_bytes),
                                                     buffer_memory(*source, source_offset, call.layout.bytes));
-        grey::submit(s, [&](grey_backend_stream* h) { call.backend->dequantize_async(h, job); }, [&] { call.backend->dequantize(job); });
+        grey::submit(s, [&](grey_backend_stream* h) { call.backend->dequantize_async(h, job); }, [&] { call.backend->dequantize(job); },
+                     call.backend->has_quantize_async());
     });
 }
 

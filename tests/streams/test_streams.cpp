@@ -106,15 +106,17 @@ TEST_P(Streams, WorkOnOneStreamRunsInOrder) {
 }
 
 TEST_P(Streams, AnEventOrdersTwoStreams) {
-    constexpr size_t kSize = 1 << 20;
+    constexpr size_t kSize = 32 << 20;
     auto producer = make_stream(context.get(), device);
     auto consumer = make_stream(context.get(), device);
     auto ready = make_event(context.get(), device);
     auto buffer = make_buffer(context.get(), device, kSize);
     std::vector<std::vector<unsigned char>> versions;
-    for (unsigned v = 0; v < 16; ++v) versions.push_back(pattern(kSize, v + 1));
+    for (unsigned v = 0; v < 2; ++v) versions.push_back(pattern(kSize, v + 1));
     // The consumer waits for the producer's last write before it reads; without the wait it would read
-    // while the producer is still writing.
+    // while the producer is still filling and writing (a few hundred megabytes of work).
+    for (unsigned fill = 0; fill < 8; ++fill)
+        ASSERT_EQ(grey_buffer_fill_async(buffer.get(), 0, static_cast<uint8_t>(fill), kSize, producer.get()), GREY_OK);
     for (const auto& version : versions) ASSERT_EQ(grey_buffer_write_async(buffer.get(), 0, version.data(), kSize, producer.get()), GREY_OK);
     ASSERT_EQ(grey_event_record(ready.get(), producer.get()), GREY_OK) << grey_last_error();
     ASSERT_EQ(grey_stream_wait_event(consumer.get(), ready.get()), GREY_OK) << grey_last_error();

@@ -251,6 +251,7 @@ mod device;
 mod govern;
 mod model;
 mod quant;
+mod stream;
 
 pub use audit::{
     audit_check_proof, audit_keygen, audit_prove_consistency, audit_prove_inclusion,
@@ -266,6 +267,7 @@ pub use govern::{
     Admission, DeviceGovernState, GovernorState, Governor, Tenant, TenantStats, WAIT_FOREVER,
 };
 pub use model::{Model, ModelFormat, ModelTensor, ModelWriter};
+pub use stream::{Event, HostMemory, Stream};
 pub use quant::{
     quant_compare, quant_formats, quant_size, quantize, Calibration, DType, QuantParams,
     QuantReport, QuantizedTensor, TensorRef,
