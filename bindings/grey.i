@@ -11,6 +11,9 @@
  *   - `(char* buffer, size_t buffer_size, size_t* out_length)` is the text buffer protocol.
  *   - `(const void* source, uint64_t size_bytes)` / `(void* destination, uint64_t size_bytes)` are host
  *     memory ranges.
+ *   - Host memory an _async call holds on to past the call (`host_source`, `host_destination`,
+ *     `checksum_destination`) and grey_host_alloc's memory (`out_memory`, `memory`) are addresses, plain
+ *     integers: the language's layer keeps the memory alive until the stream reaches the work.
  *   - A struct that begins with `struct_size` gets it filled with sizeof(the struct) whenever it is
  *     passed to the library, so no user ever sees or sets it (grey_swig_prepare below; the wrappers
  *     are compiled as C++20 so that the check is made at compile time, per type).

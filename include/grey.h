@@ -1124,6 +1124,129 @@ GREY_API GREY_NODISCARD grey_status grey_model_dequantize(const char* input_path
                                                           const grey_model_dequant_options* options);
 
 /* ---------------------------------------------------------------------------------------------------
+ * Streams and events (since 0.2)
+ *
+ * A grey_stream is an ordered queue of work on one device: the _async calls below check their arguments,
+ * enqueue the work and return; the stream runs it in the order it was enqueued, apart from the calling
+ * thread. Streams of one device run independently of each other; a grey_event recorded on one stream and
+ * waited for on another orders them. The synchronous calls (grey_buffer_write and the rest) are the
+ * same work enqueued on the device's own default stream and synchronized at once: they keep their
+ * behaviour, and are not ordered with work on the caller's streams (synchronize or wait first).
+ *
+ * Argument errors (NULL, a range outside a buffer, a buffer of another device) are returned by the
+ * _async call itself and nothing is enqueued. An error the work finds when it runs (a NaN input to a
+ * quantization, a driver failure) is kept by the stream and returned, with the same status and
+ * grey_last_error() text as the synchronous call would give, by the next grey_stream_synchronize or
+ * grey_stream_query that sees the stream idle (which then forget it), and by grey_event_synchronize or
+ * grey_event_query of an event recorded after it. Work enqueued after a failure still runs.
+ *
+ * Host memory given to an _async call (source, destination, checksum destination) must stay valid and
+ * untouched until the stream reaches the work: synchronize the stream, or an event recorded after it,
+ * before reusing or freeing it. A buffer must not be destroyed while work using it is pending.
+ * grey_host_alloc gives host memory the device transfers from at full speed.
+ *
+ * A backend without streams of its own runs each _async call's work when it is enqueued, on the calling
+ * thread (logged at debug level), keeping the error for the next synchronize; the semantics above hold on
+ * every backend. One stream may be used from several threads; work enqueued from different threads at
+ * the same time is ordered as the calls happen to be. Streams and events belong to their context:
+ * destroying the context destroys those left, after waiting for their work.
+ * ------------------------------------------------------------------------------------------------- */
+
+typedef struct grey_stream grey_stream;
+typedef struct grey_event grey_event;
+
+/* Creates a stream on `device`. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_stream_create(grey_context* context, uint32_t device, grey_stream** out_stream);
+
+/* Waits for the work enqueued on the stream, then frees it; an error kept by the stream is logged as a
+ * warning (it has no caller left to return to). NULL-safe. Must not race with other calls on the stream.
+ * Since 0.2. */
+GREY_API void grey_stream_destroy(grey_stream* stream);
+
+/* Blocks until every piece of work enqueued on the stream has run; returns the first error the work found
+ * since the last synchronize (and forgets it), GREY_OK otherwise. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_stream_synchronize(grey_stream* stream);
+
+/* Without blocking: *out_done = 1 when every piece of work enqueued has run, 0 otherwise. When the stream
+ * is idle and has kept an error, returns it as grey_stream_synchronize does (and forgets it); *out_done is
+ * then left untouched, as on every failure, and the stream is idle. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_stream_query(grey_stream* stream, uint32_t* out_done);
+
+/* Creates an event on `device`; it can be recorded on that device's streams. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_event_create(grey_context* context, uint32_t device, grey_event** out_event);
+
+/* Frees the event. Waits already enqueued on other streams still wait for its last record. NULL-safe.
+ * Since 0.2. */
+GREY_API void grey_event_destroy(grey_event* event);
+
+/* Captures the work enqueued on `stream` (of the event's device) so far: the event completes when the
+ * stream reaches this point. Recording again replaces what the event stands for. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_event_record(grey_event* event, grey_stream* stream);
+
+/* Makes work enqueued on `stream` after this call wait until `event`'s latest record has completed,
+ * without blocking the caller (across backends the call itself waits). The event must have been recorded
+ * and belong to the stream's context. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_stream_wait_event(grey_stream* stream, grey_event* event);
+
+/* Blocks until the event's latest record has completed; returns the error its stream kept at that point,
+ * if any (without making the stream forget it). GREY_ERROR_INVALID_ARGUMENT for an event never recorded.
+ * Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_event_synchronize(grey_event* event);
+
+/* Without blocking: *out_done = 1 when the event's latest record has completed, 0 otherwise. When it has
+ * completed after an error of its stream, returns that error as grey_event_synchronize does (*out_done is
+ * then left untouched, as on every failure). Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_event_query(grey_event* event, uint32_t* out_done);
+
+/* The time in milliseconds from `start`'s latest record completing to `end`'s (negative when `end`
+ * completed first), measured by the device's clock where the backend has one. Waits for both records.
+ * Both events must be recorded and on one device. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_event_elapsed_ms(grey_event* start, grey_event* end, double* out_ms);
+
+/* The _async forms of grey_buffer_write, grey_buffer_read, grey_buffer_copy, grey_buffer_fill and
+ * grey_buffer_checksum: same arguments and checks, plus the stream, which must be on the buffers' device
+ * (a copy between devices needs grey_buffer_copy). `host_source`, `host_destination` and
+ * `checksum_destination` must stay valid until the stream reaches the work (see above); the checksum is
+ * written to *checksum_destination then. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_buffer_write_async(grey_buffer* buffer, uint64_t offset, const void* host_source,
+                                                            uint64_t size_bytes, grey_stream* stream);
+GREY_API GREY_NODISCARD grey_status grey_buffer_read_async(const grey_buffer* buffer, uint64_t offset, void* host_destination,
+                                                           uint64_t size_bytes, grey_stream* stream);
+GREY_API GREY_NODISCARD grey_status grey_buffer_copy_async(grey_buffer* destination, uint64_t destination_offset,
+                                                           const grey_buffer* source, uint64_t source_offset,
+                                                           uint64_t size_bytes, grey_stream* stream);
+GREY_API GREY_NODISCARD grey_status grey_buffer_fill_async(grey_buffer* buffer, uint64_t offset, uint8_t value,
+                                                           uint64_t size_bytes, grey_stream* stream);
+GREY_API GREY_NODISCARD grey_status grey_buffer_checksum_async(const grey_buffer* buffer, uint64_t offset, uint64_t size_bytes,
+                                                               uint64_t* checksum_destination, grey_stream* stream);
+
+/* The _async forms of grey_quantize_buffer (without a report: measure afterwards with grey_quant_compare)
+ * and grey_dequantize_buffer, on the stream of the buffers' device. A backend without quantization
+ * kernels fails at once with GREY_ERROR_UNSUPPORTED; a NaN or infinite input fails at the next
+ * synchronize with the synchronous call's message. A backend whose quantization cannot yet be enqueued
+ * (the CUDA backend in this version) waits for the stream's earlier work and quantizes before the call
+ * returns: the order and the error reporting are the same, without overlap. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_quantize_buffer_async(const grey_tensor_desc* desc, const grey_buffer* source,
+                                                               uint64_t source_offset, const grey_quant_params* params,
+                                                               grey_buffer* destination, uint64_t destination_offset,
+                                                               grey_stream* stream);
+GREY_API GREY_NODISCARD grey_status grey_dequantize_buffer_async(const grey_tensor_desc* desc, const grey_quant_params* params,
+                                                                 const grey_buffer* source, uint64_t source_offset,
+                                                                 grey_buffer* destination, uint64_t destination_offset,
+                                                                 grey_stream* stream);
+
+/* Allocates `size_bytes` (> 0) of host memory, aligned to at least 64 bytes, that `device` transfers from
+ * at full speed: pinned (page-locked) through the device's backend when it can pin, plain host memory
+ * otherwise (the host device). Free it with grey_host_free on the same context; memory left is freed when
+ * the context is destroyed. Thread-safe. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_host_alloc(grey_context* context, uint32_t device, uint64_t size_bytes,
+                                                    void** out_memory);
+
+/* Frees memory from grey_host_alloc of `context`. NULL `memory` does nothing; memory the context did
+ * not give is refused with GREY_ERROR_INVALID_ARGUMENT. No pending work may still use it. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_host_free(grey_context* context, void* memory);
+
+/* ---------------------------------------------------------------------------------------------------
  * Audit log (since 0.1)
  *
  * A tamper-evident, append-only log (docs/audit-format.md gives the bytes, docs/security.md what it

@@ -62,6 +62,9 @@ typedef struct grey_field_reasons {
 
 /* The handle of a buffer inside the backend; opaque to libgrey. */
 typedef struct grey_backend_buffer grey_backend_buffer;
+/* A stream and an event inside the backend (GREY_BACKEND_CAP_STREAMS); opaque to libgrey. */
+typedef struct grey_backend_stream grey_backend_stream;
+typedef struct grey_backend_event grey_backend_event;
 
 /* Where one tensor of a job lies: `size` bytes at `offset` of `buffer`, a buffer of this backend; or,
  * when `buffer` is NULL, `size` bytes of host memory at `host`, valid for the length of the call (only
@@ -111,6 +114,11 @@ typedef struct grey_backend_quant_job {
 #define GREY_BACKEND_CAP_QUANT_HOST_MEMORY 0x1u
 /* quantize fills job->error when it is given (the runtime then reads nothing back to measure). */
 #define GREY_BACKEND_CAP_QUANT_ERROR 0x2u
+/* Streams and events: every stream_*, event_* and buffer_*_async slot is set (since 0.2). Without the
+ * bit the runtime runs each async call synchronously when it is enqueued, so the API works on every
+ * backend. quantize_async and dequantize_async stay optional: without them the runtime waits for the
+ * stream, then runs the synchronous slot (ordered, but not overlapped). */
+#define GREY_BACKEND_CAP_STREAMS 0x4u
 
 typedef struct grey_backend_vtable {
     uint32_t struct_size;  /* sizeof(grey_backend_vtable) as the plugin was compiled */
@@ -183,6 +191,54 @@ typedef struct grey_backend_vtable {
      * grey_device_power_limit_set answer GREY_ERROR_UNSUPPORTED). Report a refusal of the driver as
      * GREY_ERROR_PERMISSION_DENIED, a limit out of range as GREY_ERROR_INVALID_ARGUMENT. */
     grey_status (*power_limit_set)(void* state, uint32_t device, uint64_t limit_mw, uint64_t* out_previous_mw);
+
+    /* Streams and events (0.2, GREY_BACKEND_CAP_STREAMS). A stream runs the work enqueued on it in
+     * order, apart from the caller's thread; streams of one device run independently of each other and
+     * of the synchronous slots above. A slot that enqueues returns once the work is queued; a failure of
+     * the work itself (a NaN input) is kept by the stream and returned, with its set_error message, by
+     * the next stream_synchronize (which then forgets it) and by event_synchronize/event_query of an
+     * event recorded after it. Work after a failure still runs, so events recorded later complete. */
+    grey_status (*stream_create)(void* state, uint32_t device, grey_backend_stream** out_stream);
+    /* Waits for the work enqueued on the stream, then frees it. */
+    void (*stream_destroy)(void* state, grey_backend_stream* stream);
+    grey_status (*stream_synchronize)(void* state, grey_backend_stream* stream);
+    /* *out_done = 1 when all enqueued work has finished, else 0; returns the stream's kept failure like
+     * stream_synchronize (and forgets it) once done. */
+    grey_status (*stream_query)(void* state, grey_backend_stream* stream, uint32_t* out_done);
+    grey_status (*event_create)(void* state, uint32_t device, grey_backend_event** out_event);
+    void (*event_destroy)(void* state, grey_backend_event* event);
+    /* Captures the work enqueued on `stream` so far; a later record replaces what the event stands for. */
+    grey_status (*event_record)(void* state, grey_backend_event* event, grey_backend_stream* stream);
+    /* Work enqueued on `stream` after this call waits for the event's latest record (the runtime only
+     * calls it for a recorded event of the same backend). */
+    grey_status (*stream_wait_event)(void* state, grey_backend_stream* stream, grey_backend_event* event);
+    grey_status (*event_synchronize)(void* state, grey_backend_event* event);
+    grey_status (*event_query)(void* state, grey_backend_event* event, uint32_t* out_done);
+    /* Milliseconds between two completed records of one device. */
+    grey_status (*event_elapsed_ms)(void* state, grey_backend_event* start, grey_backend_event* end, double* out_ms);
+
+    /* The operations above, enqueued on `stream` of the buffers' device (set with GREY_BACKEND_CAP_STREAMS;
+     * quantize_async and dequantize_async optional, see there). Host memory (`source`, `destination`, `out_checksum`) stays valid
+     * until the stream reaches the work; `job` and its layout only for the length of the call, so a
+     * backend copies what it keeps; job->error is always NULL. */
+    grey_status (*buffer_write_async)(void* state, grey_backend_stream* stream, grey_backend_buffer* buffer, uint64_t offset,
+                                      const void* source, uint64_t size_bytes);
+    grey_status (*buffer_read_async)(void* state, grey_backend_stream* stream, grey_backend_buffer* buffer, uint64_t offset,
+                                     void* destination, uint64_t size_bytes);
+    grey_status (*buffer_copy_async)(void* state, grey_backend_stream* stream, grey_backend_buffer* destination,
+                                     uint64_t destination_offset, grey_backend_buffer* source, uint64_t source_offset,
+                                     uint64_t size_bytes);
+    grey_status (*buffer_fill_async)(void* state, grey_backend_stream* stream, grey_backend_buffer* buffer, uint64_t offset,
+                                     uint8_t value, uint64_t size_bytes);
+    grey_status (*buffer_checksum_async)(void* state, grey_backend_stream* stream, grey_backend_buffer* buffer, uint64_t offset,
+                                         uint64_t size_bytes, uint64_t* out_checksum);
+    grey_status (*quantize_async)(void* state, grey_backend_stream* stream, const grey_backend_quant_job* job);
+    grey_status (*dequantize_async)(void* state, grey_backend_stream* stream, const grey_backend_quant_job* job);
+
+    /* Host memory that `device` transfers from at full speed (pinned), `size_bytes` > 0, aligned to at
+     * least 64 bytes (optional: the runtime gives plain aligned host memory without it). */
+    grey_status (*host_alloc)(void* state, uint32_t device, uint64_t size_bytes, void** out_memory);
+    void (*host_free)(void* state, void* memory);
 } grey_backend_vtable;
 
 /* The vtable size of the smallest plugin the loader accepts: everything up to the appended slots. */

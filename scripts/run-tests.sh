@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything `make test` runs: the CTest suite under the default and asan presets, the governor tests
-# under tsan, a short run of every libFuzzer target (clang), the two CMake consumer samples (installed
+# and the stream tests under tsan, a short run of every libFuzzer target (clang), the two CMake consumer samples (installed
 # and vendored), then the language bindings when they exist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,8 +18,9 @@ for preset in default asan; do
   ctest --preset "$preset" -j "$jobs"
 done
 
-# The governor and scheduler once more under ThreadSanitizer (only their test binary is built).
-echo "== configure + build (tsan: governor and scheduler tests)"
+# The governor, the scheduler and the streams once more under ThreadSanitizer (only their test binaries
+# are built).
+echo "== configure + build (tsan: governor, scheduler and stream tests)"
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j "$jobs"
 echo "== ctest (tsan)"

@@ -12,6 +12,7 @@
 #include "cuda/quantizer.hpp"
 
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -23,6 +24,19 @@ struct grey_backend_buffer {
     CUdeviceptr pointer;
     uint64_t size;
     uint32_t device;
+};
+
+// A caller's stream: a CUDA stream of the device, and 8 bytes of device memory for its checksums (the
+// stream orders their use).
+struct grey_backend_stream {
+    grey::cuda::DeviceRuntime* runtime;
+    CUstream stream;
+    CUdeviceptr checksum_slot;
+};
+
+struct grey_backend_event {
+    grey::cuda::DeviceRuntime* runtime;
+    CUevent event;
 };
 
 namespace grey::cuda {
@@ -46,6 +60,9 @@ struct CudaState {
     std::unique_ptr<Nvml> nvml;
     std::string nvml_unavailable;
     std::vector<std::unique_ptr<DeviceSlot>> devices;
+    // grey_host_alloc memory, by address, and the device whose context pinned it.
+    std::mutex host_memory_mutex;
+    std::map<void*, uint32_t> host_memory;
 };
 
 CudaState& state_of(void* state) { return *static_cast<CudaState*>(state); }
@@ -319,6 +336,198 @@ grey_status cuda_power_limit_set(void* state, uint32_t device, uint64_t limit_mw
     });
 }
 
+// --- Streams and events of the caller's: CUDA streams and timed events of the device's context.
+
+grey_status cuda_stream_create(void* state, uint32_t device, grey_backend_stream** out) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        DeviceRuntime& rt = runtime(s, device);
+        auto stream = std::make_unique<grey_backend_stream>(grey_backend_stream{&rt, nullptr, 0});
+        stream->checksum_slot = rt.pool().allocate(sizeof(uint64_t));
+        try {
+            stream->stream = rt.create_stream();
+        } catch (...) {
+            rt.pool().release(stream->checksum_slot);
+            throw;
+        }
+        *out = stream.release();
+        return GREY_OK;
+    });
+}
+
+void cuda_stream_destroy(void* state, grey_backend_stream* stream) {
+    CudaState& s = state_of(state);
+    std::unique_ptr<grey_backend_stream> owned(stream);
+    // The work goes first: it may still use the checksum slot.
+    (void)guarded(s.host, [&] {
+        owned->runtime->in_context([&](const Driver& cu) { return cu.cuStreamSynchronize(owned->stream); });
+        return GREY_OK;
+    });
+    owned->runtime->destroy_stream(owned->stream);
+    owned->runtime->pool().release(owned->checksum_slot);
+}
+
+grey_status cuda_stream_synchronize(void* state, grey_backend_stream* stream) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        stream->runtime->in_context([&](const Driver& cu) { cu.check(cu.cuStreamSynchronize(stream->stream), "cuStreamSynchronize"); });
+        return GREY_OK;
+    });
+}
+
+// CUDA_ERROR_NOT_READY is the answer "not yet", not a failure.
+grey_status cuda_stream_query(void* state, grey_backend_stream* stream, uint32_t* out_done) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        const CUresult r = stream->runtime->in_context([&](const Driver& cu) { return cu.cuStreamQuery(stream->stream); });
+        if (r != CUDA_ERROR_NOT_READY) s.driver->check(r, "cuStreamQuery");
+        *out_done = r == CUDA_SUCCESS ? 1 : 0;
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_event_create(void* state, uint32_t device, grey_backend_event** out) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        DeviceRuntime& rt = runtime(s, device);
+        *out = std::make_unique<grey_backend_event>(grey_backend_event{&rt, rt.create_event()}).release();
+        return GREY_OK;
+    });
+}
+
+void cuda_event_destroy(void*, grey_backend_event* event) {
+    std::unique_ptr<grey_backend_event> owned(event);
+    owned->runtime->destroy_event(owned->event);
+}
+
+grey_status cuda_event_record(void* state, grey_backend_event* event, grey_backend_stream* stream) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        event->runtime->in_context([&](const Driver& cu) { cu.check(cu.cuEventRecord(event->event, stream->stream), "cuEventRecord"); });
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_stream_wait_event(void* state, grey_backend_stream* stream, grey_backend_event* event) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        stream->runtime->in_context(
+            [&](const Driver& cu) { cu.check(cu.cuStreamWaitEvent(stream->stream, event->event, 0), "cuStreamWaitEvent"); });
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_event_synchronize(void* state, grey_backend_event* event) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        event->runtime->in_context([&](const Driver& cu) { cu.check(cu.cuEventSynchronize(event->event), "cuEventSynchronize"); });
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_event_query(void* state, grey_backend_event* event, uint32_t* out_done) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        const CUresult r = event->runtime->in_context([&](const Driver& cu) { return cu.cuEventQuery(event->event); });
+        if (r != CUDA_ERROR_NOT_READY) s.driver->check(r, "cuEventQuery");
+        *out_done = r == CUDA_SUCCESS ? 1 : 0;
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_event_elapsed_ms(void* state, grey_backend_event* start, grey_backend_event* end, double* out_ms) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        float ms = 0;
+        start->runtime->in_context([&](const Driver& cu) {
+            cu.check(cu.cuEventSynchronize(start->event), "cuEventSynchronize");
+            cu.check(cu.cuEventSynchronize(end->event), "cuEventSynchronize");
+            cu.check(cu.cuEventElapsedTime(&ms, start->event, end->event), "cuEventElapsedTime");
+        });
+        *out_ms = ms;
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_buffer_write_async(void* state, grey_backend_stream* stream, grey_backend_buffer* b, uint64_t offset, const void* source,
+                                    uint64_t size) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        stream->runtime->write_on(stream->stream, b->pointer + offset, source, size);
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_buffer_read_async(void* state, grey_backend_stream* stream, grey_backend_buffer* b, uint64_t offset, void* destination,
+                                   uint64_t size) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        stream->runtime->read_on(stream->stream, destination, b->pointer + offset, size);
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_buffer_copy_async(void* state, grey_backend_stream* stream, grey_backend_buffer* destination, uint64_t destination_offset,
+                                   grey_backend_buffer* source, uint64_t source_offset, uint64_t size) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        stream->runtime->copy_on(stream->stream, destination->pointer + destination_offset, source->pointer + source_offset, size);
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_buffer_fill_async(void* state, grey_backend_stream* stream, grey_backend_buffer* b, uint64_t offset, uint8_t value,
+                                   uint64_t size) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        stream->runtime->fill_on(stream->stream, b->pointer + offset, value, size);
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_buffer_checksum_async(void* state, grey_backend_stream* stream, grey_backend_buffer* b, uint64_t offset, uint64_t size,
+                                       uint64_t* out) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        stream->runtime->checksum_on(stream->stream, stream->checksum_slot, b->pointer + offset, size, out);
+        return GREY_OK;
+    });
+}
+
+// Pinned through the device's context (cuMemAllocHost), so transfers from it run at full speed.
+grey_status cuda_host_alloc(void* state, uint32_t device, uint64_t size, void** out) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        void* memory = nullptr;
+        runtime(s, device).in_context([&](const Driver& cu) { cu.check(cu.cuMemAllocHost(&memory, size), "cuMemAllocHost"); });
+        try {
+            std::lock_guard lock(s.host_memory_mutex);
+            s.host_memory.emplace(memory, device);
+        } catch (...) {
+            (void)s.driver->cuMemFreeHost(memory);
+            throw;
+        }
+        *out = memory;
+        return GREY_OK;
+    });
+}
+
+void cuda_host_free(void* state, void* memory) {
+    CudaState& s = state_of(state);
+    (void)guarded(s.host, [&] {
+        uint32_t device = 0;
+        {
+            std::lock_guard lock(s.host_memory_mutex);
+            const auto found = s.host_memory.find(memory);
+            if (found == s.host_memory.end()) return GREY_OK;
+            device = found->second;
+            s.host_memory.erase(found);
+        }
+        runtime(s, device).in_context([&](const Driver& cu) { return cu.cuMemFreeHost(memory); });
+        return GREY_OK;
+    });
+}
+
 }  // namespace
 }  // namespace grey::cuda
 
@@ -348,6 +557,27 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.buffer_map = cuda_buffer_map;
     vt.capabilities = GREY_BACKEND_CAP_QUANT_ERROR;
     vt.power_limit_set = cuda_power_limit_set;
+    // Streams; quantize_async and dequantize_async stay NULL: the quantizer's flag slots are the device's,
+    // so the runtime waits for the stream and runs the synchronous slots in order.
+    vt.capabilities |= GREY_BACKEND_CAP_STREAMS;
+    vt.stream_create = cuda_stream_create;
+    vt.stream_destroy = cuda_stream_destroy;
+    vt.stream_synchronize = cuda_stream_synchronize;
+    vt.stream_query = cuda_stream_query;
+    vt.event_create = cuda_event_create;
+    vt.event_destroy = cuda_event_destroy;
+    vt.event_record = cuda_event_record;
+    vt.stream_wait_event = cuda_stream_wait_event;
+    vt.event_synchronize = cuda_event_synchronize;
+    vt.event_query = cuda_event_query;
+    vt.event_elapsed_ms = cuda_event_elapsed_ms;
+    vt.buffer_write_async = cuda_buffer_write_async;
+    vt.buffer_read_async = cuda_buffer_read_async;
+    vt.buffer_copy_async = cuda_buffer_copy_async;
+    vt.buffer_fill_async = cuda_buffer_fill_async;
+    vt.buffer_checksum_async = cuda_buffer_checksum_async;
+    vt.host_alloc = cuda_host_alloc;
+    vt.host_free = cuda_host_free;
     // An older loader has room for fewer slots: fill only what it has.
     const uint32_t room = out->struct_size < sizeof vt ? out->struct_size : static_cast<uint32_t>(sizeof vt);
     vt.struct_size = room;

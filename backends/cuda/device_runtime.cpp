@@ -117,12 +117,14 @@ void DeviceRuntime::copy_on_device_async(CUdeviceptr destination, CUdeviceptr so
     driver_.check(driver_.cuMemcpyDtoDAsync(destination, source, size, stream_->get()), "cuMemcpyDtoDAsync");
 }
 
-void DeviceRuntime::launch(CUfunction function, uint64_t size, void** params) {
+void DeviceRuntime::launch(CUfunction function, uint64_t size, void** params) { launch_on(stream_->get(), function, size, params); }
+
+void DeviceRuntime::launch_on(CUstream stream, CUfunction function, uint64_t size, void** params) {
     constexpr unsigned int kThreads = 256;
     constexpr uint64_t kBytesPerThread = 16;
     const uint64_t wanted = (size + kThreads * kBytesPerThread - 1) / (kThreads * kBytesPerThread);
     const auto blocks = static_cast<unsigned int>(std::clamp<uint64_t>(wanted, 1, max_blocks_));
-    driver_.check(driver_.cuLaunchKernel(function, blocks, 1, 1, kThreads, 1, 1, 0, stream_->get(), params, nullptr), "cuLaunchKernel");
+    driver_.check(driver_.cuLaunchKernel(function, blocks, 1, 1, kThreads, 1, 1, 0, stream, params, nullptr), "cuLaunchKernel");
 }
 
 void DeviceRuntime::launch(CUfunction function, unsigned int blocks, unsigned int threads, unsigned int shared_bytes, void** params) {

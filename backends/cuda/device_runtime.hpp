@@ -154,6 +154,27 @@ public:
     void fill(CUdeviceptr destination, uint8_t value, uint64_t size);
     [[nodiscard]] uint64_t checksum(CUdeviceptr source, uint64_t size);
 
+    // Streams of the caller's (grey_stream, device_streams.cpp): the operations above enqueued on
+    // `stream` and not waited for. Each makes the device's context current for the call; none takes the
+    // device's lock, as none touches the device's own stream or slots.
+    [[nodiscard]] CUstream create_stream();
+    void destroy_stream(CUstream stream) noexcept;
+    // Timed events (for grey_event_elapsed_ms).
+    [[nodiscard]] CUevent create_event();
+    void destroy_event(CUevent event) noexcept;
+    void write_on(CUstream stream, CUdeviceptr destination, const void* source, uint64_t size);
+    void read_on(CUstream stream, void* destination, CUdeviceptr source, uint64_t size);
+    void copy_on(CUstream stream, CUdeviceptr destination, CUdeviceptr source, uint64_t size);
+    void fill_on(CUstream stream, CUdeviceptr destination, uint8_t value, uint64_t size);
+    // `slot`: 8 bytes of device memory the stream owns, where the kernel sums before *out receives it.
+    void checksum_on(CUstream stream, CUdeviceptr slot, CUdeviceptr source, uint64_t size, uint64_t* out);
+    // A driver call made with the device's context current.
+    template <typename Call>
+    decltype(auto) in_context(Call&& call) {
+        ContextScope scope(driver_, context_.get());
+        return call(driver_);
+    }
+
     // Device memory free and total, as the driver sees it.
     void memory_info(uint64_t& free, uint64_t& total);
 
@@ -184,6 +205,7 @@ public:
 
 private:
     void launch(CUfunction function, uint64_t size, void** params);
+    void launch_on(CUstream stream, CUfunction function, uint64_t size, void** params);
     struct QuantHost {
         grey_qk_flags flags;
         uint32_t noticed;

@@ -5,6 +5,7 @@
 #include "common/quant_error.hpp"
 #include "common/quant_layout.h"
 #include "host/host_probe.hpp"
+#include "host/host_stream.hpp"
 #include "host/quant/quantizer.hpp"
 
 #include <algorithm>
@@ -23,6 +24,20 @@ struct grey_backend_buffer {
     };
     std::unique_ptr<std::byte, Free> data;
     uint64_t size = 0;
+};
+
+struct grey_backend_stream {
+    grey::host::Stream stream;
+};
+
+struct grey_backend_event {
+    std::mutex mutex;
+    std::shared_ptr<grey::host::Signal> latest;  // the latest record; guarded by mutex
+
+    std::shared_ptr<grey::host::Signal> current() {
+        std::lock_guard lock(mutex);
+        return latest;
+    }
 };
 
 namespace grey::host {
@@ -44,6 +59,7 @@ struct HostState {
 HostState& state_of(void* state) { return *static_cast<HostState*>(state); }
 
 grey_status report(void* state, grey_status status, const std::string& message) {
+    if (capture_failure(status, message)) return status;
     const auto* host = state_of(state).host;
     if (host != nullptr && host->set_error != nullptr) host->set_error(host->host_data, message.c_str());
     return status;
@@ -265,6 +281,139 @@ grey_status host_dequantize(void* state, const grey_backend_quant_job* job) {
     });
 }
 
+// --- Streams and events: each stream's worker thread runs the synchronous slots above in order.
+
+// Runs an enqueuing slot's body; nothing escapes it.
+template <typename Body>
+grey_status guard_enqueue(void* state, Body&& body) noexcept {
+    try {
+        body();
+        return GREY_OK;
+    } catch (const std::bad_alloc&) {
+        return report(state, GREY_ERROR_OUT_OF_MEMORY, "host backend: out of host memory while enqueuing work on a stream");
+    } catch (const std::exception& e) {
+        return report(state, GREY_ERROR_INTERNAL, std::string("host backend: enqueuing on a stream failed: ") + e.what());
+    }
+}
+
+grey_status report_failure(void* state, const std::optional<Failure>& failure) {
+    return failure.has_value() ? report(state, failure->status, failure->message) : GREY_OK;
+}
+
+grey_status host_stream_create(void* state, uint32_t device, grey_backend_stream** out) {
+    if (auto s = check_device(state, device); s != GREY_OK) return s;
+    return guard_enqueue(state, [&] { *out = std::make_unique<grey_backend_stream>().release(); });
+}
+
+void host_stream_destroy(void*, grey_backend_stream* stream) { std::unique_ptr<grey_backend_stream>(stream).reset(); }
+
+grey_status host_stream_synchronize(void* state, grey_backend_stream* stream) { return report_failure(state, stream->stream.synchronize()); }
+
+grey_status host_stream_query(void* state, grey_backend_stream* stream, uint32_t* out_done) {
+    std::optional<Failure> failure;
+    *out_done = stream->stream.query(failure) ? 1 : 0;
+    return report_failure(state, failure);
+}
+
+grey_status host_event_create(void* state, uint32_t device, grey_backend_event** out) {
+    if (auto s = check_device(state, device); s != GREY_OK) return s;
+    return guard_enqueue(state, [&] { *out = std::make_unique<grey_backend_event>().release(); });
+}
+
+void host_event_destroy(void*, grey_backend_event* event) { std::unique_ptr<grey_backend_event>(event).reset(); }
+
+grey_status host_event_record(void* state, grey_backend_event* event, grey_backend_stream* stream) {
+    return guard_enqueue(state, [&] {
+        auto signal = std::make_shared<Signal>();
+        stream->stream.enqueue_record(signal);
+        std::lock_guard lock(event->mutex);
+        event->latest = std::move(signal);
+    });
+}
+
+grey_status host_stream_wait_event(void* state, grey_backend_stream* stream, grey_backend_event* event) {
+    return guard_enqueue(state, [&] {
+        if (auto signal = event->current()) stream->stream.enqueue_wait(std::move(signal));
+    });
+}
+
+grey_status host_event_synchronize(void* state, grey_backend_event* event) {
+    auto signal = event->current();
+    return signal ? report_failure(state, signal->wait()) : GREY_OK;
+}
+
+grey_status host_event_query(void* state, grey_backend_event* event, uint32_t* out_done) {
+    auto signal = event->current();
+    if (!signal || !signal->done()) {
+        *out_done = signal ? 0 : 1;
+        return GREY_OK;
+    }
+    *out_done = 1;
+    return report_failure(state, signal->wait());
+}
+
+grey_status host_event_elapsed_ms(void* state, grey_backend_event* start, grey_backend_event* end, double* out_ms) {
+    auto first = start->current();
+    auto second = end->current();
+    if (!first || !second) return report(state, GREY_ERROR_INVALID_ARGUMENT, "host backend: an event has never been recorded");
+    const auto elapsed = second->completed_at() - first->completed_at();
+    *out_ms = std::chrono::duration<double, std::milli>(elapsed).count();
+    return GREY_OK;
+}
+
+grey_status host_buffer_write_async(void* state, grey_backend_stream* stream, grey_backend_buffer* buffer, uint64_t offset,
+                                    const void* source, uint64_t size) {
+    return guard_enqueue(state, [&] { stream->stream.enqueue([=] { return host_buffer_write(state, buffer, offset, source, size); }); });
+}
+
+grey_status host_buffer_read_async(void* state, grey_backend_stream* stream, grey_backend_buffer* buffer, uint64_t offset,
+                                   void* destination, uint64_t size) {
+    return guard_enqueue(state, [&] { stream->stream.enqueue([=] { return host_buffer_read(state, buffer, offset, destination, size); }); });
+}
+
+grey_status host_buffer_copy_async(void* state, grey_backend_stream* stream, grey_backend_buffer* destination,
+                                   uint64_t destination_offset, grey_backend_buffer* source, uint64_t source_offset, uint64_t size) {
+    return guard_enqueue(state, [&] {
+        stream->stream.enqueue([=] { return host_buffer_copy(state, destination, destination_offset, source, source_offset, size); });
+    });
+}
+
+grey_status host_buffer_fill_async(void* state, grey_backend_stream* stream, grey_backend_buffer* buffer, uint64_t offset,
+                                   uint8_t value, uint64_t size) {
+    return guard_enqueue(state, [&] { stream->stream.enqueue([=] { return host_buffer_fill(state, buffer, offset, value, size); }); });
+}
+
+grey_status host_buffer_checksum_async(void* state, grey_backend_stream* stream, grey_backend_buffer* buffer, uint64_t offset,
+                                       uint64_t size, uint64_t* out_checksum) {
+    return guard_enqueue(state, [&] {
+        stream->stream.enqueue([=] { return host_buffer_checksum(state, buffer, offset, size, out_checksum); });
+    });
+}
+
+// A job and its layout copied for a stream: the caller's are valid only for the length of the call.
+struct QueuedJob {
+    grey_quant_layout layout;
+    grey_backend_quant_job job;
+};
+
+template <typename Slot>
+grey_status enqueue_job(void* state, grey_backend_stream* stream, const grey_backend_quant_job* job, Slot slot) {
+    return guard_enqueue(state, [&] {
+        auto queued = std::make_shared<QueuedJob>(QueuedJob{*job->layout, *job});
+        queued->job.layout = &queued->layout;
+        queued->job.error = nullptr;
+        stream->stream.enqueue([state, queued, slot] { return slot(state, &queued->job); });
+    });
+}
+
+grey_status host_quantize_async(void* state, grey_backend_stream* stream, const grey_backend_quant_job* job) {
+    return enqueue_job(state, stream, job, host_quantize);
+}
+
+grey_status host_dequantize_async(void* state, grey_backend_stream* stream, const grey_backend_quant_job* job) {
+    return enqueue_job(state, stream, job, host_dequantize);
+}
+
 }  // namespace
 
 grey_status host_backend_entry(uint32_t host_abi_version, grey_backend_vtable* out) {
@@ -290,7 +439,25 @@ grey_status host_backend_entry(uint32_t host_abi_version, grey_backend_vtable* o
     vt.quantize = host_quantize;
     vt.dequantize = host_dequantize;
     vt.buffer_map = host_buffer_map;
-    vt.capabilities = GREY_BACKEND_CAP_QUANT_HOST_MEMORY | GREY_BACKEND_CAP_QUANT_ERROR;
+    vt.capabilities = GREY_BACKEND_CAP_QUANT_HOST_MEMORY | GREY_BACKEND_CAP_QUANT_ERROR | GREY_BACKEND_CAP_STREAMS;
+    vt.stream_create = host_stream_create;
+    vt.stream_destroy = host_stream_destroy;
+    vt.stream_synchronize = host_stream_synchronize;
+    vt.stream_query = host_stream_query;
+    vt.event_create = host_event_create;
+    vt.event_destroy = host_event_destroy;
+    vt.event_record = host_event_record;
+    vt.stream_wait_event = host_stream_wait_event;
+    vt.event_synchronize = host_event_synchronize;
+    vt.event_query = host_event_query;
+    vt.event_elapsed_ms = host_event_elapsed_ms;
+    vt.buffer_write_async = host_buffer_write_async;
+    vt.buffer_read_async = host_buffer_read_async;
+    vt.buffer_copy_async = host_buffer_copy_async;
+    vt.buffer_fill_async = host_buffer_fill_async;
+    vt.buffer_checksum_async = host_buffer_checksum_async;
+    vt.quantize_async = host_quantize_async;
+    vt.dequantize_async = host_dequantize_async;
     *out = vt;
     return GREY_OK;
 }

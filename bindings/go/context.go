@@ -67,6 +67,7 @@ type Context struct {
 	mu      sync.RWMutex
 	handle  capi.Grey_context
 	buffers map[uintptr]struct{}
+	streams map[uintptr]struct{}
 }
 
 // NewContext loads the configuration, then the backends, then enumerates devices.
@@ -101,7 +102,7 @@ func NewContext(opts ...Option) (*Context, error) {
 	if err := capi.Grey_context_create(raw, out); err != nil {
 		return nil, err
 	}
-	c := &Context{handle: capi.SwigcptrGrey_context(out[0]), buffers: map[uintptr]struct{}{}}
+	c := &Context{handle: capi.SwigcptrGrey_context(out[0]), buffers: map[uintptr]struct{}{}, streams: map[uintptr]struct{}{}}
 	runtime.SetFinalizer(c, (*Context).Close)
 	return c, nil
 }
@@ -113,6 +114,11 @@ func (c *Context) Close() error {
 	if c.handle == nil {
 		return nil
 	}
+	// Streams first: destroying one waits for its work, which may use the buffers.
+	for st := range c.streams {
+		capi.Grey_stream_destroy(capi.SwigcptrGrey_stream(st))
+	}
+	c.streams = nil
 	for b := range c.buffers {
 		capi.Grey_buffer_destroy(capi.SwigcptrGrey_buffer(b))
 	}

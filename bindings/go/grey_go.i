@@ -211,6 +211,11 @@ GREY_GO_SCALAR_OUT(int64_t, int64)
 GREY_GO_SCALAR_OUT(size_t, uint64)
 GREY_GO_SCALAR_OUT(double, float64)
 
+/* ---- host addresses: memory an _async call uses after it returns, and grey_host_alloc's ---------- */
+%typemap(gotype) uint64_t* checksum_destination "uintptr"
+%typemap(in) uint64_t* checksum_destination "$1 = reinterpret_cast<uint64_t*>($input);"
+%typemap(argout) uint64_t* checksum_destination ""
+
 /* ---- byte ranges -------------------------------------------------------------------------------- */
 %typemap(gotype) (char* buffer, size_t buffer_size) "[]byte"
 %typemap(in) (char* buffer, size_t buffer_size) %{

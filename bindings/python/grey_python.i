@@ -167,6 +167,16 @@ GREY_PY_SCALAR_OUT(double, PyFloat_FromDouble)
 /* grey_proof_write names its id buffer differently. */
 %apply (char* buffer, size_t buffer_size, size_t* out_length) { (char* id_buffer, size_t id_buffer_size, size_t* out_id_length) };
 
+/* ---- host addresses: memory an _async call uses after it returns, and grey_host_alloc's --------- */
+%typemap(in) const void* host_source, void* host_destination, uint64_t* checksum_destination, void* memory {
+    const unsigned long long address = PyLong_AsUnsignedLongLong($input);
+    if (PyErr_Occurred()) SWIG_fail;
+    $1 = reinterpret_cast<$1_ltype>(static_cast<uintptr_t>(address));
+}
+%typemap(argout) uint64_t* checksum_destination "";
+%typemap(in, numinputs=0) void** out_memory (void* temp = nullptr) "$1 = &temp;"
+%typemap(argout) void** out_memory { %append_output(PyLong_FromUnsignedLongLong(reinterpret_cast<uintptr_t>(temp$argnum))); }
+
 /* ---- host memory ranges, through the buffer protocol ------------------------------------------- */
 %typemap(in) (const void* source, uint64_t size_bytes) (Py_buffer view, bool have = false) {
     if (PyObject_GetBuffer($input, &view, PyBUF_C_CONTIGUOUS) != 0) SWIG_fail;

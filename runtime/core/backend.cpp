@@ -113,4 +113,107 @@ void Backend::dequantize(const grey_backend_quant_job& job) const {
     check(vtable_.dequantize(state_, &job), "dequantize");
 }
 
+bool Backend::has_streams() const noexcept {
+    const auto& v = vtable_;
+    return has(GREY_BACKEND_CAP_STREAMS) && v.stream_create && v.stream_destroy && v.stream_synchronize && v.stream_query &&
+           v.event_create && v.event_destroy && v.event_record && v.stream_wait_event && v.event_synchronize && v.event_query &&
+           v.event_elapsed_ms && v.buffer_write_async && v.buffer_read_async && v.buffer_copy_async && v.buffer_fill_async &&
+           v.buffer_checksum_async;
+}
+
+bool Backend::has_quantize_async() const noexcept { return vtable_.quantize_async != nullptr && vtable_.dequantize_async != nullptr; }
+
+grey_backend_stream* Backend::stream_create(uint32_t device) const {
+    grey_backend_stream* stream = nullptr;
+    check(vtable_.stream_create(state_, device, &stream), "stream_create");
+    if (stream == nullptr) fail(GREY_ERROR_BACKEND, "backend '" + name_ + "': stream_create succeeded but returned no stream");
+    return stream;
+}
+
+void Backend::stream_destroy(grey_backend_stream* stream) const noexcept { vtable_.stream_destroy(state_, stream); }
+
+void Backend::stream_synchronize(grey_backend_stream* stream) const { check(vtable_.stream_synchronize(state_, stream), "stream_synchronize"); }
+
+bool Backend::stream_query(grey_backend_stream* stream) const {
+    uint32_t done = 0;
+    check(vtable_.stream_query(state_, stream, &done), "stream_query");
+    return done != 0;
+}
+
+grey_backend_event* Backend::event_create(uint32_t device) const {
+    grey_backend_event* event = nullptr;
+    check(vtable_.event_create(state_, device, &event), "event_create");
+    if (event == nullptr) fail(GREY_ERROR_BACKEND, "backend '" + name_ + "': event_create succeeded but returned no event");
+    return event;
+}
+
+void Backend::event_destroy(grey_backend_event* event) const noexcept { vtable_.event_destroy(state_, event); }
+
+void Backend::event_record(grey_backend_event* event, grey_backend_stream* stream) const {
+    check(vtable_.event_record(state_, event, stream), "event_record");
+}
+
+void Backend::stream_wait_event(grey_backend_stream* stream, grey_backend_event* event) const {
+    check(vtable_.stream_wait_event(state_, stream, event), "stream_wait_event");
+}
+
+void Backend::event_synchronize(grey_backend_event* event) const { check(vtable_.event_synchronize(state_, event), "event_synchronize"); }
+
+bool Backend::event_query(grey_backend_event* event) const {
+    uint32_t done = 0;
+    check(vtable_.event_query(state_, event, &done), "event_query");
+    return done != 0;
+}
+
+double Backend::event_elapsed_ms(grey_backend_event* start, grey_backend_event* end) const {
+    double ms = 0;
+    check(vtable_.event_elapsed_ms(state_, start, end, &ms), "event_elapsed_ms");
+    return ms;
+}
+
+void Backend::buffer_write_async(grey_backend_stream* stream, grey_backend_buffer* buffer, uint64_t offset, const void* source,
+                                 uint64_t size) const {
+    check(vtable_.buffer_write_async(state_, stream, buffer, offset, source, size), "buffer_write_async");
+}
+
+void Backend::buffer_read_async(grey_backend_stream* stream, grey_backend_buffer* buffer, uint64_t offset, void* destination,
+                                uint64_t size) const {
+    check(vtable_.buffer_read_async(state_, stream, buffer, offset, destination, size), "buffer_read_async");
+}
+
+void Backend::buffer_copy_async(grey_backend_stream* stream, grey_backend_buffer* destination, uint64_t destination_offset,
+                                grey_backend_buffer* source, uint64_t source_offset, uint64_t size) const {
+    check(vtable_.buffer_copy_async(state_, stream, destination, destination_offset, source, source_offset, size), "buffer_copy_async");
+}
+
+void Backend::buffer_fill_async(grey_backend_stream* stream, grey_backend_buffer* buffer, uint64_t offset, uint8_t value,
+                                uint64_t size) const {
+    check(vtable_.buffer_fill_async(state_, stream, buffer, offset, value, size), "buffer_fill_async");
+}
+
+void Backend::buffer_checksum_async(grey_backend_stream* stream, grey_backend_buffer* buffer, uint64_t offset, uint64_t size,
+                                    uint64_t* out_checksum) const {
+    check(vtable_.buffer_checksum_async(state_, stream, buffer, offset, size, out_checksum), "buffer_checksum_async");
+}
+
+void Backend::quantize_async(grey_backend_stream* stream, const grey_backend_quant_job& job) const {
+    check(vtable_.quantize_async(state_, stream, &job), "quantize_async");
+}
+
+void Backend::dequantize_async(grey_backend_stream* stream, const grey_backend_quant_job& job) const {
+    check(vtable_.dequantize_async(state_, stream, &job), "dequantize_async");
+}
+
+void* Backend::host_alloc(uint32_t device, uint64_t size) const {
+    if (vtable_.host_alloc == nullptr || vtable_.host_free == nullptr) return nullptr;
+    void* memory = nullptr;
+    check(vtable_.host_alloc(state_, device, size, &memory), "host_alloc");
+    if (memory == nullptr) fail(GREY_ERROR_BACKEND, "backend '" + name_ + "': host_alloc succeeded but returned no memory");
+    return memory;
+}
+
+void Backend::host_free(void* memory) const noexcept {
+    if (vtable_.host_free != nullptr && memory != nullptr) vtable_.host_free(state_, memory);
+}
+
 }  // namespace grey

@@ -48,6 +48,37 @@ public:
     void quantize(const grey_backend_quant_job& job) const;
     void dequantize(const grey_backend_quant_job& job) const;
 
+    // Streams and events (GREY_BACKEND_CAP_STREAMS with every slot set); without them the runtime runs
+    // async work when it is enqueued (core/stream.hpp).
+    [[nodiscard]] bool has_streams() const noexcept;
+    // quantize_async and dequantize_async are optional beside streams: without them the runtime waits for
+    // the stream and runs the synchronous slot, in order.
+    [[nodiscard]] bool has_quantize_async() const noexcept;
+    [[nodiscard]] grey_backend_stream* stream_create(uint32_t device) const;
+    void stream_destroy(grey_backend_stream* stream) const noexcept;
+    // Throws the failure the stream kept, with the backend's message.
+    void stream_synchronize(grey_backend_stream* stream) const;
+    [[nodiscard]] bool stream_query(grey_backend_stream* stream) const;
+    [[nodiscard]] grey_backend_event* event_create(uint32_t device) const;
+    void event_destroy(grey_backend_event* event) const noexcept;
+    void event_record(grey_backend_event* event, grey_backend_stream* stream) const;
+    void stream_wait_event(grey_backend_stream* stream, grey_backend_event* event) const;
+    void event_synchronize(grey_backend_event* event) const;
+    [[nodiscard]] bool event_query(grey_backend_event* event) const;
+    [[nodiscard]] double event_elapsed_ms(grey_backend_event* start, grey_backend_event* end) const;
+    void buffer_write_async(grey_backend_stream* stream, grey_backend_buffer* buffer, uint64_t offset, const void* source, uint64_t size) const;
+    void buffer_read_async(grey_backend_stream* stream, grey_backend_buffer* buffer, uint64_t offset, void* destination, uint64_t size) const;
+    void buffer_copy_async(grey_backend_stream* stream, grey_backend_buffer* destination, uint64_t destination_offset,
+                           grey_backend_buffer* source, uint64_t source_offset, uint64_t size) const;
+    void buffer_fill_async(grey_backend_stream* stream, grey_backend_buffer* buffer, uint64_t offset, uint8_t value, uint64_t size) const;
+    void buffer_checksum_async(grey_backend_stream* stream, grey_backend_buffer* buffer, uint64_t offset, uint64_t size,
+                               uint64_t* out_checksum) const;
+    void quantize_async(grey_backend_stream* stream, const grey_backend_quant_job& job) const;
+    void dequantize_async(grey_backend_stream* stream, const grey_backend_quant_job& job) const;
+    // Pinned host memory; nullptr when the backend has no host_alloc slot.
+    [[nodiscard]] void* host_alloc(uint32_t device, uint64_t size) const;
+    void host_free(void* memory) const noexcept;
+
 private:
     // Turns a backend's non-OK status into grey::Error, keeping the message it gave through set_error.
     void check(grey_status status, const char* operation) const;

@@ -3,7 +3,9 @@
 #include "backends/host/host_backend.hpp"
 #include "core/error.hpp"
 #include "core/text.hpp"
+#include "core/stream.hpp"
 #include "memory/buffer.hpp"
+#include "memory/host_alloc.hpp"
 
 #include <cstdlib>
 #include <algorithm>
@@ -110,9 +112,21 @@ void grey_context::require_loaded(const std::vector<std::string>& names) const {
 }
 
 grey_context::~grey_context() {
+    std::set<grey_stream*> streams;
+    std::set<grey_event*> events;
+    std::map<void*, const grey::Backend*> host_memory;
+    {
+        std::lock_guard lock(objects_mutex_);
+        streams.swap(live_streams_);
+        events.swap(live_events_);
+        host_memory.swap(host_memory_);
+    }
+    for (grey_stream* stream : streams) grey::destroy_stream_untracked(stream);
+    for (grey_event* event : events) grey::destroy_event_untracked(event);
+    for (const auto& [memory, backend] : host_memory) grey::free_host_memory(memory, backend);
     std::set<grey_buffer*> leftovers;
     {
-        std::lock_guard lock(buffers_mutex_);
+        std::lock_guard lock(objects_mutex_);
         leftovers.swap(live_buffers_);
     }
     if (!leftovers.empty())
@@ -127,14 +141,38 @@ grey::Device& grey_context::device(uint32_t index) {
     return *devices[index];
 }
 
-void grey_context::track(grey_buffer* buffer) {
-    std::lock_guard lock(buffers_mutex_);
-    live_buffers_.insert(buffer);
+namespace {
+template <typename T>
+void insert_locked(std::mutex& mutex, std::set<T*>& set, T* item) {
+    std::lock_guard lock(mutex);
+    set.insert(item);
+}
+template <typename T>
+void erase_locked(std::mutex& mutex, std::set<T*>& set, T* item) noexcept {
+    std::lock_guard lock(mutex);
+    set.erase(item);
+}
+}  // namespace
+
+void grey_context::track(grey_buffer* buffer) { insert_locked(objects_mutex_, live_buffers_, buffer); }
+void grey_context::untrack(grey_buffer* buffer) noexcept { erase_locked(objects_mutex_, live_buffers_, buffer); }
+void grey_context::track(grey_stream* stream) { insert_locked(objects_mutex_, live_streams_, stream); }
+void grey_context::untrack(grey_stream* stream) noexcept { erase_locked(objects_mutex_, live_streams_, stream); }
+void grey_context::track(grey_event* event) { insert_locked(objects_mutex_, live_events_, event); }
+void grey_context::untrack(grey_event* event) noexcept { erase_locked(objects_mutex_, live_events_, event); }
+
+void grey_context::track_host_memory(void* memory, const grey::Backend* backend) {
+    std::lock_guard lock(objects_mutex_);
+    host_memory_.emplace(memory, backend);
 }
 
-void grey_context::untrack(grey_buffer* buffer) noexcept {
-    std::lock_guard lock(buffers_mutex_);
-    live_buffers_.erase(buffer);
+bool grey_context::untrack_host_memory(void* memory, const grey::Backend*& backend) noexcept {
+    std::lock_guard lock(objects_mutex_);
+    const auto found = host_memory_.find(memory);
+    if (found == host_memory_.end()) return false;
+    backend = found->second;
+    host_memory_.erase(found);
+    return true;
 }
 
 extern "C" {

@@ -15,6 +15,8 @@
 #include <vector>
 
 struct grey_buffer;
+struct grey_stream;
+struct grey_event;
 
 namespace grey {
 
@@ -39,6 +41,15 @@ struct grey_context {
     // Buffers still alive when the context is destroyed are freed then (and logged as leaks).
     void track(grey_buffer* buffer);
     void untrack(grey_buffer* buffer) noexcept;
+    // Streams and events left are destroyed first (streams wait for their work, which may use buffers).
+    void track(grey_stream* stream);
+    void untrack(grey_stream* stream) noexcept;
+    void track(grey_event* event);
+    void untrack(grey_event* event) noexcept;
+    // grey_host_alloc memory and the backend that pinned it (nullptr: plain aligned memory).
+    void track_host_memory(void* memory, const grey::Backend* backend);
+    // Forgets `memory` and says which backend pinned it; false when the context did not give it.
+    bool untrack_host_memory(void* memory, const grey::Backend*& backend) noexcept;
 
     grey::Logger logger;
     grey_config config;  // the effective configuration, lent out by grey_context_config
@@ -53,6 +64,9 @@ private:
     // Fails (GREY_ERROR_UNSUPPORTED) naming the first of `names` that did not load, and why.
     void require_loaded(const std::vector<std::string>& names) const;
 
-    std::mutex buffers_mutex_;
+    std::mutex objects_mutex_;
     std::set<grey_buffer*> live_buffers_;
+    std::set<grey_stream*> live_streams_;
+    std::set<grey_event*> live_events_;
+    std::map<void*, const grey::Backend*> host_memory_;
 };

@@ -17,14 +17,22 @@ void destroy_buffer_untracked(grey_buffer* buffer) noexcept {
     owned->backend->buffer_free(owned->handle);
 }
 
-namespace {
-
 void check_range(const grey_buffer& buffer, uint64_t offset, uint64_t size, const char* what) {
     if (offset > buffer.size || size > buffer.size - offset)
         fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + ": range [" + std::to_string(offset) + ", " + std::to_string(offset) +
                                               " + " + std::to_string(size) + ") lies outside the buffer of " +
                                               std::to_string(buffer.size) + " bytes");
 }
+
+void check_copy(const grey_buffer& destination, uint64_t destination_offset, const grey_buffer& source, uint64_t source_offset,
+                uint64_t size, const std::string& call) {
+    check_range(destination, destination_offset, size, (call + " destination").c_str());
+    check_range(source, source_offset, size, (call + " source").c_str());
+    if (&destination == &source && destination_offset < source_offset + size && source_offset < destination_offset + size)
+        fail(GREY_ERROR_INVALID_ARGUMENT, call + ": source and destination ranges overlap");
+}
+
+namespace {
 
 // Cross-device copies and backends without a copy slot go through host memory in bounded steps.
 constexpr uint64_t kStagingBytes = 8ull << 20;
@@ -101,11 +109,8 @@ grey_status grey_buffer_copy(grey_buffer* destination, uint64_t destination_offs
         grey::require_non_null(source, "source");
         if (destination->context != source->context)
             grey::fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_copy: the two buffers belong to different contexts");
-        grey::check_range(*destination, destination_offset, size_bytes, "grey_buffer_copy destination");
-        grey::check_range(*source, source_offset, size_bytes, "grey_buffer_copy source");
+        grey::check_copy(*destination, destination_offset, *source, source_offset, size_bytes, "grey_buffer_copy");
         if (size_bytes == 0) return;
-        if (destination == source && destination_offset < source_offset + size_bytes && source_offset < destination_offset + size_bytes)
-            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_copy: source and destination ranges overlap");
         if (destination->backend == source->backend && destination->device == source->device && destination->backend->has_buffer_copy()) {
             destination->backend->buffer_copy(destination->handle, destination_offset, source->handle, source_offset, size_bytes);
             return;

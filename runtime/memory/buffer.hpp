@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
 
 namespace grey {
 class Backend;
@@ -23,4 +24,9 @@ struct grey_buffer {
 namespace grey {
 // Frees the memory without touching the context's bookkeeping (the context calls this for leftovers).
 void destroy_buffer_untracked(grey_buffer* buffer) noexcept;
+// Refuses a range outside the buffer, naming the call `what`.
+void check_range(const grey_buffer& buffer, uint64_t offset, uint64_t size, const char* what);
+// Refuses copy ranges outside their buffers, and overlapping ranges of one buffer.
+void check_copy(const grey_buffer& destination, uint64_t destination_offset, const grey_buffer& source, uint64_t source_offset,
+                uint64_t size, const std::string& call);
 }  // namespace grey

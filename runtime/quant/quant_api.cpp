@@ -8,6 +8,7 @@
 #include "core/backend.hpp"
 #include "core/context.hpp"
 #include "core/error.hpp"
+#include "core/stream.hpp"
 #include "core/host_memory_backend.hpp"
 #include "core/tensor_desc.hpp"
 #include "memory/buffer.hpp"
@@ -292,6 +293,39 @@ grey_status grey_dequantize_buffer(const grey_tensor_desc* desc, const grey_quan
         check_range(*destination, destination_offset, call.plain_bytes, "destination");
         call.backend->dequantize(make_job(call.layout, call.plain_dtype, buffer_memory(*destination, destination_offset, call.plain_bytes),
                                           buffer_memory(*source, source_offset, call.layout.bytes)));
+    });
+}
+
+// The _async forms: the synchronous calls' checks, then the job enqueued on the stream (on a backend
+// without streams, the synchronous call run at enqueue).
+grey_status grey_quantize_buffer_async(const grey_tensor_desc* desc, const grey_buffer* source, uint64_t source_offset,
+                                       const grey_quant_params* params, grey_buffer* destination, uint64_t destination_offset,
+                                       grey_stream* stream) {
+    return grey::abi_guard([&] {
+        using namespace grey::quant;
+        const auto call = prepare_buffer_call(desc, params, source, destination, "desc->dtype");
+        grey_stream& s = grey::stream_for(stream, *source, "grey_quantize_buffer_async");
+        check_range(*source, source_offset, call.plain_bytes, "source");
+        check_range(*destination, destination_offset, call.layout.bytes, "destination");
+        const grey_backend_quant_job job = make_job(call.layout, call.plain_dtype, buffer_memory(*source, source_offset, call.plain_bytes),
+                                                    buffer_memory(*destination, destination_offset, call.layout.bytes));
+        grey::submit(s, [&](grey_backend_stream* h) { call.backend->quantize_async(h, job); }, [&] { call.backend->quantize(job); },
+                     call.backend->has_quantize_async());
+    });
+}
+
+grey_status grey_dequantize_buffer_async(const grey_tensor_desc* desc, const grey_quant_params* params, const grey_buffer* source,
+                                         uint64_t source_offset, grey_buffer* destination, uint64_t destination_offset, grey_stream* stream) {
+    return grey::abi_guard([&] {
+        using namespace grey::quant;
+        const auto call = prepare_buffer_call(desc, params, source, destination, "desc->dtype (the output type)");
+        grey_stream& s = grey::stream_for(stream, *source, "grey_dequantize_buffer_async");
+        check_range(*source, source_offset, call.layout.bytes, "source");
+        check_range(*destination, destination_offset, call.plain_bytes, "destination");
+        const grey_backend_quant_job job = make_job(call.layout, call.plain_dtype, buffer_memory(*destination, destination_offset, call.plain_bytes),
+                                                    buffer_memory(*source, source_offset, call.layout.bytes));
+        grey::submit(s, [&](grey_backend_stream* h) { call.backend->dequantize_async(h, job); }, [&] { call.backend->dequantize(job); },
+                     call.backend->has_quantize_async());
     });
 }
 

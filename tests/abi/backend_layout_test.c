@@ -43,6 +43,29 @@ _Static_assert(offsetof(grey_backend_quant_job, plain) == 24, "grey_backend_quan
 _Static_assert(offsetof(grey_backend_quant_job, quantized) == 56, "grey_backend_quant_job.quantized moved");
 _Static_assert(offsetof(grey_backend_quant_job, error) == 88, "grey_backend_quant_job.error moved");
 _Static_assert(offsetof(grey_backend_vtable, capabilities) == 144, "grey_backend_vtable.capabilities moved");
+/* Slots appended in 0.2: power limits, then streams, events, async operations and pinned host memory. */
+_Static_assert(offsetof(grey_backend_vtable, power_limit_set) == 152, "grey_backend_vtable.power_limit_set moved");
+_Static_assert(offsetof(grey_backend_vtable, stream_create) == 160, "grey_backend_vtable.stream_create moved");
+_Static_assert(offsetof(grey_backend_vtable, stream_destroy) == 168, "grey_backend_vtable.stream_destroy moved");
+_Static_assert(offsetof(grey_backend_vtable, stream_synchronize) == 176, "grey_backend_vtable.stream_synchronize moved");
+_Static_assert(offsetof(grey_backend_vtable, stream_query) == 184, "grey_backend_vtable.stream_query moved");
+_Static_assert(offsetof(grey_backend_vtable, event_create) == 192, "grey_backend_vtable.event_create moved");
+_Static_assert(offsetof(grey_backend_vtable, event_destroy) == 200, "grey_backend_vtable.event_destroy moved");
+_Static_assert(offsetof(grey_backend_vtable, event_record) == 208, "grey_backend_vtable.event_record moved");
+_Static_assert(offsetof(grey_backend_vtable, stream_wait_event) == 216, "grey_backend_vtable.stream_wait_event moved");
+_Static_assert(offsetof(grey_backend_vtable, event_synchronize) == 224, "grey_backend_vtable.event_synchronize moved");
+_Static_assert(offsetof(grey_backend_vtable, event_query) == 232, "grey_backend_vtable.event_query moved");
+_Static_assert(offsetof(grey_backend_vtable, event_elapsed_ms) == 240, "grey_backend_vtable.event_elapsed_ms moved");
+_Static_assert(offsetof(grey_backend_vtable, buffer_write_async) == 248, "grey_backend_vtable.buffer_write_async moved");
+_Static_assert(offsetof(grey_backend_vtable, buffer_read_async) == 256, "grey_backend_vtable.buffer_read_async moved");
+_Static_assert(offsetof(grey_backend_vtable, buffer_copy_async) == 264, "grey_backend_vtable.buffer_copy_async moved");
+_Static_assert(offsetof(grey_backend_vtable, buffer_fill_async) == 272, "grey_backend_vtable.buffer_fill_async moved");
+_Static_assert(offsetof(grey_backend_vtable, buffer_checksum_async) == 280, "grey_backend_vtable.buffer_checksum_async moved");
+_Static_assert(offsetof(grey_backend_vtable, quantize_async) == 288, "grey_backend_vtable.quantize_async moved");
+_Static_assert(offsetof(grey_backend_vtable, dequantize_async) == 296, "grey_backend_vtable.dequantize_async moved");
+_Static_assert(offsetof(grey_backend_vtable, host_alloc) == 304, "grey_backend_vtable.host_alloc moved");
+_Static_assert(offsetof(grey_backend_vtable, host_free) == 312, "grey_backend_vtable.host_free moved");
+_Static_assert(sizeof(grey_backend_vtable) == 320, "size of grey_backend_vtable changed: slots are only appended");
 #endif
 
 int main(void) { return 0; }

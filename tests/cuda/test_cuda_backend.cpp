@@ -8,9 +8,11 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <unistd.h>
@@ -441,6 +443,123 @@ TEST(CudaFake, QuantizationKernelsThatCannotLoadAreABackendErrorAndLeakNothing) 
     EXPECT_EQ(back, values);
     grey_buffer_destroy(packed);
     grey_buffer_destroy(plain);
+}
+
+// Streams on the CUDA plugin: the fake driver defers each stream's copies and kernels until something
+// waits for them, so these fail if the plugin forgets a wait, an ordering or a synchronize.
+TEST(CudaFake, StreamsOrderWorkAndEventsOrderStreams) {
+    Context c;
+    constexpr size_t kSize = 1 << 16;
+    grey_buffer *a = nullptr, *b = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, kSize, &a), GREY_OK);
+    ASSERT_EQ(grey_buffer_create(c.context, 1, kSize, &b), GREY_OK);
+    grey_stream *producer = nullptr, *consumer = nullptr;
+    grey_event* ready = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &producer), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_stream_create(c.context, 1, &consumer), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_event_create(c.context, 1, &ready), GREY_OK) << grey_last_error();
+    std::vector<unsigned char> first(kSize, 1), second(kSize);
+    for (size_t i = 0; i < kSize; ++i) second[i] = static_cast<unsigned char>(i * 13);
+    ASSERT_EQ(grey_buffer_write_async(a, 0, first.data(), kSize, producer), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_write_async(a, 0, second.data(), kSize, producer), GREY_OK);
+    ASSERT_EQ(grey_buffer_copy_async(b, 0, a, 0, kSize, producer), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_fill_async(b, 0, 0x5A, 100, producer), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_event_record(ready, producer), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_stream_wait_event(consumer, ready), GREY_OK) << grey_last_error();
+    std::vector<unsigned char> got(kSize);
+    uint64_t sum = 0, empty = 1;
+    ASSERT_EQ(grey_buffer_read_async(b, 0, got.data(), kSize, consumer), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_checksum_async(b, 0, kSize, &sum, consumer), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_checksum_async(b, 0, 0, &empty, consumer), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_stream_synchronize(consumer), GREY_OK) << grey_last_error();
+    auto expected = second;
+    std::fill_n(expected.begin(), 100, 0x5A);
+    EXPECT_EQ(got, expected);
+    uint64_t synchronous_sum = 0;
+    ASSERT_EQ(grey_buffer_checksum(b, 0, kSize, &synchronous_sum), GREY_OK);
+    EXPECT_EQ(sum, synchronous_sum);
+    EXPECT_EQ(empty, 0u);
+    uint32_t done = 0;
+    ASSERT_EQ(grey_event_query(ready, &done), GREY_OK) << grey_last_error();
+    EXPECT_EQ(done, 1u);
+    ASSERT_EQ(grey_stream_query(producer, &done), GREY_OK) << grey_last_error();
+    EXPECT_EQ(done, 1u);
+    // The fake has no clock: elapsed time is the driver's error, named.
+    double ms = 0;
+    EXPECT_EQ(grey_event_elapsed_ms(ready, ready, &ms), GREY_ERROR_BACKEND);
+    EXPECT_TRUE(contains(grey_last_error(), "cuEventElapsedTime")) << grey_last_error();
+    grey_event_destroy(ready);
+    grey_stream_destroy(consumer);
+    grey_stream_destroy(producer);
+    grey_buffer_destroy(b);
+    grey_buffer_destroy(a);
+}
+
+TEST(CudaFake, StreamErrorsSurfaceAtSynchronize) {
+    Context c;
+    grey_buffer* plain = nullptr;
+    grey_buffer* packed = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 4 * 128 * 4, &plain), GREY_OK);
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 4096, &packed), GREY_OK);
+    grey_stream* stream = nullptr;
+    grey_event* after = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK);
+    ASSERT_EQ(grey_event_create(c.context, 1, &after), GREY_OK);
+    // A driver failure of the stream's work arrives at synchronize, in the driver's words.
+    const std::vector<unsigned char> data(4096, 3);
+    ASSERT_EQ(grey_buffer_write_async(packed, 0, data.data(), data.size(), stream), GREY_OK);
+    {
+        Env env{{"FAKE_CUDA_FAIL", "cuStreamSynchronize:999"}};
+        EXPECT_EQ(grey_stream_synchronize(stream), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), "cuStreamSynchronize failed: CUDA_ERROR_UNKNOWN")) << grey_last_error();
+    }
+    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    // Quantization on a CUDA stream runs in order through the synchronous slot: its failure (here the
+    // fake's missing kernels) is kept for synchronize, with the synchronous call's message.
+    grey_tensor_desc desc = GREY_TENSOR_DESC_INIT;
+    desc.rank = 2;
+    desc.shape[0] = 4;
+    desc.shape[1] = 128;
+    grey_quant_params params = GREY_QUANT_PARAMS_INIT;
+    params.format = GREY_QUANT_Q4_0;
+    ASSERT_EQ(grey_quantize_buffer(&desc, plain, 0, &params, packed, 0, nullptr), GREY_ERROR_BACKEND);
+    const std::string synchronous_message = grey_last_error();
+    ASSERT_EQ(grey_quantize_buffer_async(&desc, plain, 0, &params, packed, 0, stream), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_event_record(after, stream), GREY_OK);
+    EXPECT_EQ(grey_event_synchronize(after), GREY_ERROR_BACKEND);
+    EXPECT_EQ(grey_last_error(), synchronous_message);
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_ERROR_BACKEND);
+    EXPECT_EQ(grey_last_error(), synchronous_message);
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_OK);
+    // Work enqueued and never waited for completes when the stream is destroyed.
+    std::vector<unsigned char> got(4096, 0);
+    ASSERT_EQ(grey_buffer_fill_async(packed, 0, 0x77, 4096, stream), GREY_OK);
+    ASSERT_EQ(grey_buffer_read_async(packed, 0, got.data(), got.size(), stream), GREY_OK);
+    grey_stream_destroy(stream);
+    EXPECT_EQ(got, std::vector<unsigned char>(4096, 0x77));
+    grey_event_destroy(after);
+    grey_buffer_destroy(packed);
+    grey_buffer_destroy(plain);
+}
+
+TEST(CudaFake, PinnedHostMemoryComesFromTheDriver) {
+    Context c;
+    void* memory = nullptr;
+    ASSERT_EQ(grey_host_alloc(c.context, 1, 1 << 20, &memory), GREY_OK) << grey_last_error();
+    std::memset(memory, 9, 1 << 20);
+    ASSERT_EQ(grey_host_free(c.context, memory), GREY_OK) << grey_last_error();
+    {
+        Env env{{"FAKE_CUDA_FAIL", "cuMemAllocHost:2"}};
+        EXPECT_EQ(grey_host_alloc(c.context, 1, 4096, &memory), GREY_ERROR_OUT_OF_MEMORY);
+        EXPECT_TRUE(contains(grey_last_error(), "cuMemAllocHost failed")) << grey_last_error();
+    }
+    {
+        Env env{{"FAKE_CUDA_FAIL", "cuStreamCreate:999"}};
+        grey_stream* stream = nullptr;
+        EXPECT_EQ(grey_stream_create(c.context, 1, &stream), GREY_ERROR_BACKEND);
+        EXPECT_EQ(stream, nullptr);
+    }
+    ASSERT_EQ(grey_host_alloc(c.context, 1, 4096, &memory), GREY_OK);  // left for the context to free
 }
 
 TEST(CudaFake, EverythingIsGivenBackAtTheEnd) {

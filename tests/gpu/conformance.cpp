@@ -1,6 +1,7 @@
 // GPU conformance: every buffer operation on each GPU device against the host reference (device 0),
 // through grey.h alone, on fresh random inputs each run: round trips, fills, in-device copies, cross-
-// device copies and checksums at awkward sizes and offsets, buffer mapping, then out-of-memory handling. Prints one line
+// device copies and checksums at awkward sizes and offsets, buffer mapping, the same operations through the
+// async calls on several streams at once (ordered by events), then out-of-memory handling. Prints one line
 // per check and a summary; exits 1 on any failure.
 //   grey_gpu_conformance [--quick] [--backend-dir DIR]
 // --quick uses small sizes (for compute-sanitizer, which slows kernels down a lot).
@@ -9,6 +10,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <random>
 #include <string>
 #include <vector>
@@ -73,6 +75,73 @@ void run_device(grey_context* c, uint32_t gpu, const std::vector<uint64_t>& size
     }
 }
 
+// The async calls on several streams of one GPU at once: each stream writes, fills, copies, checksums and
+// reads back its own buffers, and waits (through an event) for the previous stream's copy before reading
+// that stream's buffer too. Everything is checked against the same work done on the host.
+void run_streams(grey_context* c, uint32_t gpu, uint64_t size, std::mt19937_64& rng) {
+    constexpr int kStreams = 4;
+    const std::string tag = "device " + std::to_string(gpu) + ", " + std::to_string(kStreams) + " streams of " + std::to_string(size) + " bytes: ";
+    struct Lane {
+        grey_stream* stream = nullptr;
+        grey_event* copied = nullptr;
+        std::vector<unsigned char> data, expected, own, previous;
+        uint64_t checksum = 0, expected_checksum = 0;
+    };
+    std::vector<Lane> lanes(kStreams);
+    std::deque<Buffer> sources, copies;
+    bool created = true;
+    for (auto& lane : lanes) {
+        created = created && ok(grey_stream_create(c, gpu, &lane.stream)) && ok(grey_event_create(c, gpu, &lane.copied));
+        sources.emplace_back(c, gpu, size);
+        copies.emplace_back(c, gpu, size);
+        created = created && ok(sources.back().status) && ok(copies.back().status);
+    }
+    check(created, tag + "streams, events and buffers");
+    std::uniform_int_distribution<uint64_t> any(0, size - 1);
+    for (int k = 0; k < kStreams && created; ++k) {
+        Lane& lane = lanes[k];
+        lane.data.resize(size);
+        for (auto& b : lane.data) b = static_cast<unsigned char>(rng());
+        uint64_t a = any(rng), b = any(rng);
+        if (a > b) std::swap(a, b);
+        const auto value = static_cast<uint8_t>(rng());
+        lane.expected = lane.data;
+        std::memset(lane.expected.data() + a, value, b - a + 1);
+        lane.expected_checksum = 0;
+        for (uint64_t i = 0; i < size; ++i)
+            lane.expected_checksum += (uint64_t{lane.expected[i]} + 1) * (i * 0x9E3779B97F4A7C15ull + 0xD6E8FEB86659FD93ull);
+        lane.own.assign(size, 0);
+        lane.previous.assign(size, 0);
+        const bool enqueued = ok(grey_buffer_fill_async(sources[k].handle, 0, 0xEE, size, lane.stream)) &&
+                              ok(grey_buffer_write_async(sources[k].handle, 0, lane.data.data(), size, lane.stream)) &&
+                              ok(grey_buffer_fill_async(sources[k].handle, a, value, b - a + 1, lane.stream)) &&
+                              ok(grey_buffer_copy_async(copies[k].handle, 0, sources[k].handle, 0, size, lane.stream)) &&
+                              ok(grey_event_record(lane.copied, lane.stream)) &&
+                              ok(grey_buffer_checksum_async(copies[k].handle, 0, size, &lane.checksum, lane.stream)) &&
+                              ok(grey_buffer_read_async(copies[k].handle, 0, lane.own.data(), size, lane.stream));
+        check(enqueued, tag + "stream " + std::to_string(k) + " enqueues");
+    }
+    // Each stream then reads the previous stream's copy, after waiting for it.
+    for (int k = 0; k < kStreams && created; ++k) {
+        const int before = (k + kStreams - 1) % kStreams;
+        check(ok(grey_stream_wait_event(lanes[k].stream, lanes[before].copied)) &&
+                  ok(grey_buffer_read_async(copies[before].handle, 0, lanes[k].previous.data(), size, lanes[k].stream)),
+              tag + "stream " + std::to_string(k) + " waits for stream " + std::to_string(before));
+    }
+    for (int k = 0; k < kStreams && created; ++k) {
+        const int before = (k + kStreams - 1) % kStreams;
+        Lane& lane = lanes[k];
+        check(ok(grey_stream_synchronize(lane.stream)), tag + "stream " + std::to_string(k) + " synchronizes");
+        check(lane.own == lane.expected, tag + "stream " + std::to_string(k) + " write/fill/copy/read matches host");
+        check(lane.checksum == lane.expected_checksum, tag + "stream " + std::to_string(k) + " checksum matches host");
+        check(lane.previous == lanes[before].expected, tag + "stream " + std::to_string(k) + " sees stream " + std::to_string(before) + "'s copy");
+    }
+    for (auto& lane : lanes) {
+        grey_event_destroy(lane.copied);
+        grey_stream_destroy(lane.stream);
+    }
+}
+
 void run_out_of_memory(grey_context* c, uint32_t gpu) {
     grey_memory_stats before{};
     before.struct_size = sizeof before;
@@ -132,6 +201,8 @@ int main(int argc, char** argv) {
                                   sizes.push_back((64ull << 20) + 5);
                               }
                               run_device(context, gpu, sizes, rng);
+                              for (const uint64_t size : {uint64_t{4097}, uint64_t{(1 << 20) + 7}}) run_streams(context, gpu, size, rng);
+                              if (!options.quick) run_streams(context, gpu, (64ull << 20) + 5, rng);
                               run_mapping(context, gpu, spec);
                               if (!options.quick) run_out_of_memory(context, gpu);
                           });

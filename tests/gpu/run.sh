@@ -2,12 +2,13 @@
 # The CUDA backend on a real NVIDIA GPU: build, conformance against the host reference (buffers and
 # quantization), buffer mapping checked through the CUDA driver, the kernels under compute-sanitizer
 # memcheck and racecheck, `greyctl detect` against nvidia-smi, the pool benchmark, the launch-shape
-# benchmark and the quantization benchmark.
+# benchmark, the quantization benchmark and the stream benchmark (issue 16 goals).
 # Prints a summary last; exits non-zero if any step failed.
 #
 #   bash tests/gpu/run.sh            (from the repository root)
 #   GREY_GPU_STEPS=...               comma-separated subset of: conformance, quant, cli, mapping,
-#                                    memcheck, racecheck, detect, bench, grid-bench, quant-bench
+#                                    memcheck, racecheck, detect, bench, grid-bench, quant-bench,
+#                                    stream-bench
 #                                    (default: all; the build always runs; cli needs GREY_GPU_MODEL)
 #   GREY_GPU_MODEL=FILE              a safetensors/GGUF file whose tensors the quantization conformance
 #                                    also compares (real weights)
@@ -30,7 +31,7 @@ logs=$build/logs  # build logs stay in the build tree; $out gets what a reader n
 mkdir -p "$out" "$logs"
 declare -a summary
 status=0
-steps=${GREY_GPU_STEPS:-conformance,quant,cli,mapping,memcheck,racecheck,detect,bench,grid-bench,quant-bench}
+steps=${GREY_GPU_STEPS:-conformance,quant,cli,mapping,memcheck,racecheck,detect,bench,grid-bench,quant-bench,stream-bench}
 want() { [[ ",$steps," == *",$1,"* ]]; }
 record() {  # record NAME RESULT [DETAIL]
     summary+=("$(printf '%-28s %-6s %s' "$1" "$2" "${3:-}")")
@@ -193,6 +194,17 @@ if PYTHONUNBUFFERED=1 python3 bench/quant_gpu_bench.py --lib "$build/lib/libgrey
 else
     tail -20 "$logs/quant_bench.err"
     record quant-bench FAIL "$(tail -c 300 "$logs/quant_bench.err")"
+fi
+fi
+
+if want stream-bench; then
+echo "== benchmark (streams: host enqueue cost, 1000 small quantizations vs torch.compile, copy/kernel overlap)"
+if PYTHONUNBUFFERED=1 python3 bench/stream_gpu_bench.py --lib "$build/lib/libgrey.so" --backend-dir "$plugin_dir" \
+        --json "$out/stream_bench.json" 2>"$logs/stream_bench.err" | tee "$out/stream_bench.txt"; then
+    record stream-bench INFO "device: $device; table above and in $out/stream_bench.txt"
+else
+    tail -20 "$logs/stream_bench.err"
+    record stream-bench FAIL "$(tail -c 300 "$logs/stream_bench.err")"
 fi
 fi
 

@@ -1,5 +1,6 @@
 // One source, several plugins: GREY_TEST_PLUGIN_<VARIANT> selects how this one behaves.
-//  fake      two fake GPUs with host memory behind them, everything reported correctly
+//  fake      two fake GPUs with host memory behind them, everything reported correctly, no streams;
+//            a write of 13 bytes at offset 13 fails (work that fails when it runs, for the stream tests)
 //  wrongabi  claims a backend ABI version this libgrey does not speak
 //  noentry   exports no grey_backend_entry
 //  failinit  passes every check, then fails in init with a message
@@ -79,7 +80,14 @@ grey_status buffer_alloc(void*, uint32_t, uint64_t size, grey_backend_buffer** o
 
 void buffer_free(void*, grey_backend_buffer* buffer) { std::unique_ptr<grey_backend_buffer>(buffer).reset(); }
 
+// The failing write the stream tests need (work that fails when it runs): 13 bytes at offset 13.
+constexpr uint64_t kRejectedWrite = 13;
+
 grey_status buffer_write(void*, grey_backend_buffer* b, uint64_t offset, const void* src, uint64_t size) {
+    if (offset == kRejectedWrite && size == kRejectedWrite) {
+        g_host->set_error(g_host->host_data, "fake: the device rejected a write of 13 bytes at offset 13");
+        return GREY_ERROR_BACKEND;
+    }
     std::memcpy(b->bytes.data() + offset, src, size);
     return GREY_OK;
 }

@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterable, Optional, Union
 from . import capi
 from ._config import Config
 from ._fields import DeviceSpec, Telemetry, read_fields
+from ._stream import Event, HostMemory, Stream
 from ._util import enum_names, read_text
 
 LogCallback = Callable[[str, str], None]
@@ -227,6 +228,19 @@ class Context:
         buffer = Buffer(self, capi.grey_buffer_create(self._get_handle(), device, size))
         self._buffers.add(buffer)
         return buffer
+
+    # -- streams and events -------------------------------------------------------------------------
+    def stream(self, device: int = 0) -> Stream:
+        """A new stream on `device` (grey.Stream)."""
+        return Stream(self, device)
+
+    def event(self, device: int = 0) -> Event:
+        """A new event on `device` (grey.Event)."""
+        return Event(self, device)
+
+    def host_memory(self, size: int, device: int = 0) -> HostMemory:
+        """`size` bytes of host memory `device` transfers from at full speed (grey_host_alloc)."""
+        return HostMemory(self, size, device)
 
     def __repr__(self) -> str:
         return "<grey.Context closed>" if self.closed else f"<grey.Context devices={self.device_count()}>"

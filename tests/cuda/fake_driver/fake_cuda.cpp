@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -255,30 +256,113 @@ CUresult fake_cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc
     return mprotect(reinterpret_cast<void*>(ptr), size, PROT_READ | PROT_WRITE) == 0 ? CUDA_SUCCESS : CUDA_ERROR_UNKNOWN;
 }
 
-// Streams, events and modules are plain tokens: every operation completes when it is issued.
+// Streams defer their work, as a GPU does: copies and kernel launches on a stream are queued and run
+// when something waits for them (cuStreamSynchronize, cuEventSynchronize or cuEventQuery of an event
+// recorded on it, cuStreamQuery, or a stream that waits for such an event reaching its turn), so a
+// backend that forgets to wait, or frees host memory too early, reads or writes the wrong bytes here too.
+// Work on the legacy default stream (NULL) runs at once. Events are tokens that remember their stream.
+struct FakeStreams {
+    std::mutex mutex;
+    uintptr_t next_stream = 0x2000;
+    uintptr_t next_event = 0x300000;
+    std::map<CUstream, std::vector<std::function<void()>>> queues;
+    std::map<CUevent, CUstream> recorded_on;
+};
+
+FakeStreams& streams() {
+    static FakeStreams instance;
+    return instance;
+}
+
+void enqueue(CUstream stream, std::function<void()> work) {
+    if (stream != nullptr) {
+        std::lock_guard lock(streams().mutex);
+        if (auto q = streams().queues.find(stream); q != streams().queues.end()) {
+            q->second.push_back(std::move(work));
+            return;
+        }
+    }
+    work();
+}
+
+// Runs a stream's queue in order; work may flush other streams (a wait), so no lock is held while it runs.
+void flush(CUstream stream) {
+    for (;;) {
+        std::function<void()> next;
+        {
+            std::lock_guard lock(streams().mutex);
+            auto q = streams().queues.find(stream);
+            if (q == streams().queues.end() || q->second.empty()) return;
+            next = std::move(q->second.front());
+            q->second.erase(q->second.begin());
+        }
+        next();
+    }
+}
+
+CUstream stream_of(CUevent event) {
+    std::lock_guard lock(streams().mutex);
+    auto found = streams().recorded_on.find(event);
+    return found != streams().recorded_on.end() ? found->second : nullptr;
+}
+
 CUresult fake_cuStreamCreate(CUstream* s, unsigned int) {
     FAKE_FAIL("cuStreamCreate");
     if (auto r = require_context()) return r;
-    *s = reinterpret_cast<CUstream>(static_cast<uintptr_t>(0x2000));
+    std::lock_guard lock(streams().mutex);
+    *s = reinterpret_cast<CUstream>(streams().next_stream++);
+    streams().queues[*s];
     return CUDA_SUCCESS;
 }
-CUresult fake_cuStreamDestroy(CUstream) { return CUDA_SUCCESS; }
-CUresult fake_cuStreamSynchronize(CUstream) {
+CUresult fake_cuStreamDestroy(CUstream s) {
+    // The driver completes the work of a destroyed stream.
+    flush(s);
+    std::lock_guard lock(streams().mutex);
+    streams().queues.erase(s);
+    return CUDA_SUCCESS;
+}
+CUresult fake_cuStreamSynchronize(CUstream s) {
     FAKE_FAIL("cuStreamSynchronize");
+    flush(s);
+    return CUDA_SUCCESS;
+}
+CUresult fake_cuStreamQuery(CUstream s) {
+    FAKE_FAIL("cuStreamQuery");
+    flush(s);
+    return CUDA_SUCCESS;
+}
+CUresult fake_cuStreamWaitEvent(CUstream s, CUevent e, unsigned int flags) {
+    FAKE_FAIL("cuStreamWaitEvent");
+    if (flags != 0) return CUDA_ERROR_INVALID_VALUE;
+    const CUstream producer = stream_of(e);
+    if (producer != nullptr && producer != s) enqueue(s, [producer] { flush(producer); });
     return CUDA_SUCCESS;
 }
 CUresult fake_cuEventCreate(CUevent* e, unsigned int) {
     FAKE_FAIL("cuEventCreate");
-    *e = reinterpret_cast<CUevent>(static_cast<uintptr_t>(0x3000));
+    std::lock_guard lock(streams().mutex);
+    *e = reinterpret_cast<CUevent>(streams().next_event++);
     return CUDA_SUCCESS;
 }
-CUresult fake_cuEventDestroy(CUevent) { return CUDA_SUCCESS; }
-CUresult fake_cuEventRecord(CUevent, CUstream) {
+CUresult fake_cuEventDestroy(CUevent e) {
+    std::lock_guard lock(streams().mutex);
+    streams().recorded_on.erase(e);
+    return CUDA_SUCCESS;
+}
+CUresult fake_cuEventRecord(CUevent e, CUstream s) {
     FAKE_FAIL("cuEventRecord");
+    std::lock_guard lock(streams().mutex);
+    streams().recorded_on[e] = s;
     return CUDA_SUCCESS;
 }
-CUresult fake_cuEventSynchronize(CUevent) {
+CUresult fake_cuEventSynchronize(CUevent e) {
     FAKE_FAIL("cuEventSynchronize");
+    if (const CUstream s = stream_of(e)) flush(s);
+    return CUDA_SUCCESS;
+}
+CUresult fake_cuEventQuery(CUevent e) {
+    FAKE_FAIL("cuEventQuery");
+    if (const CUstream s = stream_of(e)) flush(s);
     return CUDA_SUCCESS;
 }
 CUresult fake_cuEventElapsedTime(float* ms, CUevent, CUevent) {
@@ -286,9 +370,10 @@ CUresult fake_cuEventElapsedTime(float* ms, CUevent, CUevent) {
     return CUDA_ERROR_NOT_SUPPORTED;  // the fake has no clock; nothing in CI times with it
 }
 
-CUresult fake_cuMemcpyHtoDAsync(CUdeviceptr dst, const void* src, size_t n, CUstream) {
+// Host memory is read and written when the copy runs, as the driver's DMA would.
+CUresult fake_cuMemcpyHtoDAsync(CUdeviceptr dst, const void* src, size_t n, CUstream s) {
     FAKE_FAIL("cuMemcpyHtoDAsync");
-    std::memcpy(reinterpret_cast<void*>(dst), src, n);
+    enqueue(s, [=] { std::memcpy(reinterpret_cast<void*>(dst), src, n); });
     return CUDA_SUCCESS;
 }
 CUresult fake_cuMemAllocHost(void** pointer, size_t size) {
@@ -308,14 +393,14 @@ CUresult fake_cuMemFreeHost(void* pointer) {
     std::free(pointer);
     return CUDA_SUCCESS;
 }
-CUresult fake_cuMemcpyDtoHAsync(void* dst, CUdeviceptr src, size_t n, CUstream) {
+CUresult fake_cuMemcpyDtoHAsync(void* dst, CUdeviceptr src, size_t n, CUstream s) {
     FAKE_FAIL("cuMemcpyDtoHAsync");
-    std::memcpy(dst, reinterpret_cast<const void*>(src), n);
+    enqueue(s, [=] { std::memcpy(dst, reinterpret_cast<const void*>(src), n); });
     return CUDA_SUCCESS;
 }
-CUresult fake_cuMemcpyDtoDAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream) {
+CUresult fake_cuMemcpyDtoDAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s) {
     FAKE_FAIL("cuMemcpyDtoDAsync");
-    std::memmove(reinterpret_cast<void*>(dst), reinterpret_cast<const void*>(src), n);
+    enqueue(s, [=] { std::memmove(reinterpret_cast<void*>(dst), reinterpret_cast<const void*>(src), n); });
     return CUDA_SUCCESS;
 }
 
@@ -355,27 +440,37 @@ CUresult fake_cuOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, CUfunctio
     return CUDA_SUCCESS;
 }
 
+// Parameters are read when the kernel is launched (the driver copies them then); the kernel runs when
+// its stream reaches it.
 CUresult fake_cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by,
-                             unsigned int bz, unsigned int, CUstream, void** params, void** extra) {
+                             unsigned int bz, unsigned int, CUstream s, void** params, void** extra) {
     FAKE_FAIL("cuLaunchKernel");
     if (gx == 0 || gy != 1 || gz != 1 || bx == 0 || bx > 1024 || by != 1 || bz != 1 || params == nullptr || extra != nullptr)
         return CUDA_ERROR_INVALID_VALUE;
     switch (reinterpret_cast<uintptr_t>(f)) {
-        case kFill:
-            std::memset(reinterpret_cast<void*>(param<CUdeviceptr>(params, 0)), static_cast<int>(param<unsigned int>(params, 2) & 0xFF),
-                        param<unsigned long long>(params, 1));
+        case kFill: {
+            auto* dst = reinterpret_cast<void*>(param<CUdeviceptr>(params, 0));
+            const int value = static_cast<int>(param<unsigned int>(params, 2) & 0xFF);
+            const auto n = param<unsigned long long>(params, 1);
+            enqueue(s, [=] { std::memset(dst, value, n); });
             return CUDA_SUCCESS;
-        case kCopy:
-            std::memcpy(reinterpret_cast<void*>(param<CUdeviceptr>(params, 0)), reinterpret_cast<const void*>(param<CUdeviceptr>(params, 1)),
-                        param<unsigned long long>(params, 2));
+        }
+        case kCopy: {
+            auto* dst = reinterpret_cast<void*>(param<CUdeviceptr>(params, 0));
+            const auto* src = reinterpret_cast<const void*>(param<CUdeviceptr>(params, 1));
+            const auto n = param<unsigned long long>(params, 2);
+            enqueue(s, [=] { std::memcpy(dst, src, n); });
             return CUDA_SUCCESS;
+        }
         case kChecksum: {
             const auto* src = reinterpret_cast<const unsigned char*>(param<CUdeviceptr>(params, 0));
             const auto n = param<unsigned long long>(params, 1);
             auto* out = reinterpret_cast<unsigned long long*>(param<CUdeviceptr>(params, 2));
-            uint64_t sum = 0;
-            for (uint64_t i = 0; i < n; ++i) sum += (static_cast<uint64_t>(src[i]) + 1u) * (i * 0x9E3779B97F4A7C15ull + 0xD6E8FEB86659FD93ull);
-            *out += sum;
+            enqueue(s, [=] {
+                uint64_t sum = 0;
+                for (uint64_t i = 0; i < n; ++i) sum += (static_cast<uint64_t>(src[i]) + 1u) * (i * 0x9E3779B97F4A7C15ull + 0xD6E8FEB86659FD93ull);
+                *out += sum;
+            });
             return CUDA_SUCCESS;
         }
         default: return CUDA_ERROR_INVALID_HANDLE;
@@ -418,7 +513,7 @@ const Entry kEntries[] = {
     FAKE_ENTRY(cuCtxPushCurrent), FAKE_ENTRY(cuCtxPopCurrent), FAKE_ENTRY(cuMemGetInfo), FAKE_ENTRY(cuMemGetAllocationGranularity),
     FAKE_ENTRY(cuMemAddressReserve), FAKE_ENTRY(cuMemAddressFree), FAKE_ENTRY(cuMemCreate), FAKE_ENTRY(cuMemRelease),
     FAKE_ENTRY(cuMemMap), FAKE_ENTRY(cuMemUnmap), FAKE_ENTRY(cuMemSetAccess), FAKE_ENTRY(cuStreamCreate), FAKE_ENTRY(cuStreamDestroy),
-    FAKE_ENTRY(cuStreamSynchronize), FAKE_ENTRY(cuEventCreate), FAKE_ENTRY(cuEventDestroy), FAKE_ENTRY(cuEventRecord),
+    FAKE_ENTRY(cuStreamSynchronize), FAKE_ENTRY(cuStreamQuery), FAKE_ENTRY(cuStreamWaitEvent), FAKE_ENTRY(cuEventQuery), FAKE_ENTRY(cuEventCreate), FAKE_ENTRY(cuEventDestroy), FAKE_ENTRY(cuEventRecord),
     FAKE_ENTRY(cuEventSynchronize), FAKE_ENTRY(cuEventElapsedTime), FAKE_ENTRY(cuMemcpyHtoDAsync), FAKE_ENTRY(cuMemcpyDtoHAsync),
     FAKE_ENTRY(cuMemcpyDtoDAsync), FAKE_ENTRY(cuMemAllocHost), FAKE_ENTRY(cuMemFreeHost), FAKE_ENTRY(cuMemHostGetDevicePointer), FAKE_ENTRY(cuModuleLoadData), FAKE_ENTRY(cuModuleUnload), FAKE_ENTRY(cuModuleGetFunction),
     FAKE_ENTRY(cuLaunchKernel), FAKE_ENTRY(cuOccupancyMaxActiveBlocksPerMultiprocessor), FAKE_ENTRY(cuGetErrorName), FAKE_ENTRY(cuGetErrorString),

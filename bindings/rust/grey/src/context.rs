@@ -353,6 +353,10 @@ unsafe impl Send for Buffer<'_> {}
 unsafe impl Sync for Buffer<'_> {} // concurrent reads are allowed; writes take &mut self
 
 impl Buffer<'_> {
+    pub(crate) fn raw(&self) -> *mut sys::grey_buffer {
+        self.raw.as_ptr()
+    }
+
     /// The buffer's size in bytes.
     pub fn size(&self) -> Result<u64> {
         let mut n = 0;

@@ -252,6 +252,7 @@ mod govern;
 mod model;
 mod model_quant;
 mod quant;
+mod stream;
 
 pub use audit::{
     audit_check_proof, audit_keygen, audit_prove_consistency, audit_prove_inclusion,
@@ -268,6 +269,7 @@ pub use govern::{
 };
 pub use model::{Model, ModelFormat, ModelTensor, ModelWriter};
 pub use model_quant::{dequantize_model, quantize_model, ModelQuantOptions};
+pub use stream::{Event, HostMemory, Stream};
 pub use quant::{
     quant_compare, quant_formats, quant_size, quantize, Calibration, DType, QuantParams,
     QuantReport, QuantizedTensor, TensorRef,

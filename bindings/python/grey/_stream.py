@@ -1,0 +1,194 @@
+"""grey.Stream and grey.Event: ordered work on one device, apart from the calling thread.
+
+    with grey.Context() as ctx:
+        buf = ctx.buffer(len(data))
+        stream = ctx.stream()
+        stream.write_async(buf, data)          # returns once enqueued
+        out = bytearray(len(data))
+        stream.read_async(buf, out)
+        stream.synchronize()                   # raises the error the work found, if any
+
+The memory an _async call reads or writes must stay unchanged until the stream reaches it: the Stream
+keeps a reference to every object it was given until synchronize() (or a query that finds it idle),
+so only the object's contents need care, not its lifetime.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import weakref
+from typing import Any, Optional
+
+from . import capi
+
+
+def _destroy(destroy: Any, handle: Any, context_finalizer: "weakref.finalize") -> None:
+    # When a garbage cycle takes a context and its streams together, the context may go first and has
+    # then destroyed them already.
+    if context_finalizer.alive:
+        destroy(handle)
+
+
+def _address(data: Any, writable: bool) -> tuple[int, int, Any]:
+    """The address and size of a buffer-protocol object, and what keeps that memory alive."""
+    view = memoryview(data).cast("B")
+    if view.readonly:
+        if writable:
+            raise TypeError("the destination must be writable (a bytearray, a writable memoryview, an array)")
+        holder: Any = ctypes.create_string_buffer(view.tobytes(), max(len(view), 1))
+    else:
+        holder = (ctypes.c_char * len(view)).from_buffer(view)
+    return ctypes.addressof(holder), len(view), holder
+
+
+class _Handle:
+    def __init__(self, context: Any, handle: Any, destroy: Any) -> None:
+        self._context = context
+        self._handle = handle
+        self._finalizer = weakref.finalize(self, _destroy, destroy, handle, context._finalizer)
+
+    def close(self) -> None:
+        """Destroys the object now (a stream first waits for its work)."""
+        if self._handle is not None:
+            self._handle = None
+            self._finalizer()
+
+    @property
+    def closed(self) -> bool:
+        return self._handle is None
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _get_handle(self) -> Any:
+        if self._handle is None:
+            raise ValueError(f"the {type(self).__name__.lower()} is closed")
+        self._context._get_handle()
+        return self._handle
+
+
+class Event(_Handle):
+    """A point in a stream's work (grey_event): record it on a stream, wait for it on another."""
+
+    def __init__(self, context: Any, device: int) -> None:
+        super().__init__(context, capi.grey_event_create(context._get_handle(), device), capi.grey_event_destroy)
+
+    def record(self, stream: "Stream") -> None:
+        """Captures the work enqueued on `stream` so far."""
+        capi.grey_event_record(self._get_handle(), stream._get_handle())
+
+    def synchronize(self) -> None:
+        """Waits for the latest record; raises the error its stream had found by then, if any."""
+        capi.grey_event_synchronize(self._get_handle())
+
+    def query(self) -> bool:
+        """Whether the latest record has completed (raises its stream's error as synchronize does)."""
+        return bool(capi.grey_event_query(self._get_handle()))
+
+    def elapsed_ms(self, end: "Event") -> float:
+        """Milliseconds from this event's latest record to `end`'s, on one device; waits for both."""
+        return float(capi.grey_event_elapsed_ms(self._get_handle(), end._get_handle()))
+
+
+class Stream(_Handle):
+    """An ordered queue of work on one device (grey_stream)."""
+
+    def __init__(self, context: Any, device: int) -> None:
+        super().__init__(context, capi.grey_stream_create(context._get_handle(), device), capi.grey_stream_destroy)
+        self.device = device
+        self._keep: list[Any] = []
+
+    def close(self) -> None:
+        super().close()
+        self._keep.clear()
+
+    def write_async(self, buffer: Any, data: Any, offset: int = 0) -> None:
+        """Enqueues a copy of `data` (any buffer-protocol object) into `buffer` at `offset`."""
+        address, size, holder = _address(data, writable=False)
+        capi.grey_buffer_write_async(buffer._get_handle(), offset, address, size, self._get_handle())
+        self._keep.append((data, holder))
+
+    def read_async(self, buffer: Any, out: Any, offset: int = 0) -> None:
+        """Enqueues a copy of len(out) bytes of `buffer` at `offset` into `out` (writable)."""
+        address, size, holder = _address(out, writable=True)
+        capi.grey_buffer_read_async(buffer._get_handle(), offset, address, size, self._get_handle())
+        self._keep.append((out, holder))
+
+    def copy_async(self, destination: Any, source: Any, size: Optional[int] = None, offset: int = 0,
+                   source_offset: int = 0) -> None:
+        """Enqueues a copy between two buffers of this stream's device."""
+        if size is None:
+            size = min(destination.size - offset, source.size - source_offset)
+        capi.grey_buffer_copy_async(destination._get_handle(), offset, source._get_handle(), source_offset, size,
+                                    self._get_handle())
+
+    def fill_async(self, buffer: Any, value: int, offset: int = 0, size: Optional[int] = None) -> None:
+        """Enqueues a fill of `size` bytes (the rest of the buffer by default) with `value`."""
+        if size is None:
+            size = buffer.size - offset
+        capi.grey_buffer_fill_async(buffer._get_handle(), offset, value, size, self._get_handle())
+
+    def checksum_async(self, buffer: Any, offset: int = 0, size: Optional[int] = None) -> "ctypes.c_uint64":
+        """Enqueues grey_buffer_checksum; the result's ``.value`` holds it once the stream has reached it."""
+        if size is None:
+            size = buffer.size - offset
+        result = ctypes.c_uint64(0)
+        capi.grey_buffer_checksum_async(buffer._get_handle(), offset, size, ctypes.addressof(result),
+                                        self._get_handle())
+        self._keep.append(result)
+        return result
+
+    def wait(self, event: Event) -> None:
+        """Work enqueued after this waits for `event`'s latest record."""
+        capi.grey_stream_wait_event(self._get_handle(), event._get_handle())
+
+    def synchronize(self) -> None:
+        """Waits for all enqueued work; raises the first error it found since the last synchronize."""
+        try:
+            capi.grey_stream_synchronize(self._get_handle())
+        finally:
+            self._keep.clear()
+
+    def query(self) -> bool:
+        """Whether all enqueued work has run (raises a kept error once idle, as synchronize does)."""
+        try:
+            done = bool(capi.grey_stream_query(self._get_handle()))
+        except Exception:
+            self._keep.clear()
+            raise
+        if done:
+            self._keep.clear()
+        return done
+
+    def __repr__(self) -> str:
+        return "<grey.Stream closed>" if self.closed else f"<grey.Stream device={self.device}>"
+
+
+class HostMemory:
+    """Host memory from grey_host_alloc (pinned where the device's backend can pin), usable as a buffer."""
+
+    def __init__(self, context: Any, size: int, device: int = 0) -> None:
+        self._context = context
+        self.address = int(capi.grey_host_alloc(context._get_handle(), device, size))
+        self.size = size
+        self._array: Any = (ctypes.c_char * size).from_address(self.address)
+
+    def memoryview(self) -> memoryview:
+        """A writable view of the memory (valid until close)."""
+        if self._array is None:
+            raise ValueError("the host memory is closed")
+        return memoryview(self._array).cast("B")
+
+    def close(self) -> None:
+        if self._array is not None:
+            self._array = None
+            capi.grey_host_free(self._context._get_handle(), self.address)
+
+    def __enter__(self) -> "HostMemory":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+
+import grey
+from grey._tensor import make_desc
+
+
+@pytest.fixture
+def ctx():
+    with grey.Context() as context:
+        yield context
+
+
+def test_work_on_a_stream_runs_in_order(ctx):
+    size = 1 << 16
+    a, b = ctx.buffer(size), ctx.buffer(size)
+    stream = ctx.stream()
+    versions = [np.full(size, v, dtype=np.uint8) for v in range(10)]
+    for version in versions:
+        stream.write_async(a, version)
+    stream.copy_async(b, a)
+    stream.fill_async(b, 0x5A, offset=100, size=1000)
+    out = bytearray(size)
+    stream.read_async(b, out)
+    checksum = stream.checksum_async(b)
+    stream.synchronize()
+    expected = versions[-1].copy()
+    expected[100:1100] = 0x5A
+    assert out == expected.tobytes()
+    assert checksum.value == grey.capi.grey_buffer_checksum(b._get_handle(), 0, size)
+    assert stream.query()
+
+
+def test_an_event_orders_two_streams_and_times_them(ctx):
+    size = 1 << 20
+    buf = ctx.buffer(size)
+    producer, consumer = ctx.stream(), ctx.stream()
+    start, ready = ctx.event(), ctx.event()
+    data = np.arange(size, dtype=np.uint32).astype(np.uint8)
+    start.record(producer)
+    producer.write_async(buf, data)
+    ready.record(producer)
+    consumer.wait(ready)
+    out = np.zeros(size, dtype=np.uint8)
+    consumer.read_async(buf, out)
+    consumer.synchronize()
+    np.testing.assert_array_equal(out, data)
+    assert ready.query()
+    ready.synchronize()
+    assert start.elapsed_ms(ready) >= 0.0
+
+
+def test_errors_surface_at_synchronize(ctx):
+    x = np.ones((4, 128), dtype=np.float32)
+    x[2, 5] = np.nan
+    src = ctx.buffer(x.nbytes)
+    src.write(x)
+    dst = ctx.buffer(4096)
+    params = grey.capi.grey_quant_params()
+    grey.capi.grey_quant_params_from_name("int8", params)
+    desc = make_desc(grey.capi.GREY_DTYPE_F32, x.shape)
+    stream = ctx.stream()
+    grey.capi.grey_quantize_buffer_async(desc, src._get_handle(), 0, params, dst._get_handle(), 0, stream._get_handle())
+    with pytest.raises(grey.InvalidArgument):
+        stream.synchronize()
+    stream.synchronize()  # reported once
+
+
+def test_refused_input(ctx):
+    buf = ctx.buffer(64)
+    stream = ctx.stream()
+    with pytest.raises(grey.InvalidArgument, match="lies outside the buffer"):
+        stream.write_async(buf, b"x" * 100)
+    with pytest.raises(TypeError):
+        stream.read_async(buf, b"read-only")
+    never = ctx.event()
+    with pytest.raises(grey.InvalidArgument, match="never been recorded"):
+        never.synchronize()
+    with pytest.raises(grey.InvalidArgument):
+        ctx.stream(device=99)
+    stream.close()
+    with pytest.raises(ValueError):
+        stream.synchronize()
+
+
+def test_host_memory(ctx):
+    with ctx.host_memory(4096) as host:
+        assert host.address % 64 == 0
+        view = host.memoryview()
+        view[:] = bytes(range(256)) * 16
+        buf = ctx.buffer(4096)
+        stream = ctx.stream()
+        stream.write_async(buf, view)
+        stream.synchronize()
+        assert buf.read() == bytes(range(256)) * 16
+    with pytest.raises(grey.InvalidArgument):
+        grey.capi.grey_host_free(ctx._get_handle(), host.address)
