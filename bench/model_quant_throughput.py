@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Whole-model quantization speed beside the machine's sequential file read speed, in one run.
+
+Builds a safetensors file of at least --gigabytes from a real model's tensors (each copy scaled by its
+own factor, so no two copies hold the same bytes), then measures, cold (the file's pages dropped from the
+page cache with posix_fadvise) and warm (the file read once before):
+
+  read      a sequential read of the whole file in 16 MiB chunks (what any loader must at least pay);
+  greyctl   `greyctl quantize --backend B --format F --output OUT` of the same file.
+
+and prints each greyctl time as a fraction of the read speed of the same state. Only numpy is needed.
+
+  python3 bench/model_quant_throughput.py --greyctl build/gpu/bin/greyctl --backend-dir build/gpu/lib/grey \
+      --source MODEL.safetensors --workdir /tmp/throughput [--gigabytes 1.1] [--backend cuda,host]
+"""
+import argparse
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+
+
+def tile(source, target, gigabytes):
+    import numpy as np
+    with open(source, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+        data = f.read()
+    tensors = [(k, v) for k, v in header.items() if k != "__metadata__"]
+    copy_bytes = sum(v["data_offsets"][1] - v["data_offsets"][0] for _, v in tensors)
+    copies = max(1, int(-(-gigabytes * 1e9 // copy_bytes)))
+    dtypes = {"F32": "<f4", "F16": "<f2"}
+    out_header, offset = {}, 0
+    for c in range(copies):
+        for name, info in tensors:
+            size = info["data_offsets"][1] - info["data_offsets"][0]
+            out_header[f"copy{c}.{name}"] = dict(info, data_offsets=[offset, offset + size])
+            offset += size
+    encoded = json.dumps(out_header).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    with open(target, "wb") as f:
+        f.write(struct.pack("<Q", len(encoded)) + encoded)
+        for c in range(copies):
+            factor = 1.0 + c / 64.0
+            for _, info in tensors:
+                begin, end = info["data_offsets"]
+                raw = data[begin:end]
+                if info["dtype"] in dtypes:
+                    values = np.frombuffer(raw, dtypes[info["dtype"]])
+                    raw = (values * np.asarray(factor, values.dtype)).astype(values.dtype).tobytes()
+                f.write(raw)
+        f.flush()
+        os.fsync(f.fileno())
+    return copies, os.path.getsize(target)
+
+
+def drop_from_cache(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def timed_read(path):
+    begin = time.perf_counter()
+    with open(path, "rb", buffering=0) as f:
+        chunk = bytearray(16 << 20)
+        view = memoryview(chunk)
+        while f.readinto(view):
+            pass
+    return time.perf_counter() - begin
+
+
+def timed_quantize(args, backend, model, output):
+    command = [args.greyctl, "--backend-dir", args.backend_dir, "quantize", "--input", model, "--format",
+               args.format, "--backend", backend, "--json", "--force", "--output", output]
+    begin = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - begin
+    if result.returncode != 0:
+        sys.exit(f"greyctl failed ({result.returncode}): {result.stderr.strip()}")
+    total = json.loads(result.stdout)["total"]
+    return seconds, total
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--greyctl", required=True)
+    parser.add_argument("--backend-dir", required=True)
+    parser.add_argument("--source", required=True, help="a real model's safetensors file (F32 or F16)")
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--gigabytes", type=float, default=1.1)
+    parser.add_argument("--format", default="int4-g128")
+    parser.add_argument("--backend", default="cuda,host")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+
+    os.makedirs(args.workdir, exist_ok=True)
+    model = os.path.join(args.workdir, "tiled.safetensors")
+    output = os.path.join(args.workdir, "tiled.gguf")
+    copies, size = tile(args.source, model, args.gigabytes)
+    print(f"model: {copies} copies of {os.path.basename(args.source)}, {size / 1e9:.3f} GB; format {args.format}")
+    print(f"{'state':6} {'what':14} {'seconds':>8} {'GB/s':>7} {'x read':>7}  (median of {args.repeats})")
+    for state in ("cold", "warm"):
+        def prepare():
+            if state == "cold":
+                drop_from_cache(model)
+            else:
+                timed_read(model)
+        read_times = []
+        for _ in range(args.repeats):
+            prepare()
+            read_times.append(timed_read(model))
+        read = sorted(read_times)[len(read_times) // 2]
+        print(f"{state:6} {'read':14} {read:8.3f} {size / read / 1e9:7.2f} {1.0:7.2f}")
+        for backend in args.backend.split(","):
+            times = []
+            for _ in range(args.repeats):
+                prepare()
+                if os.path.exists(output):
+                    os.remove(output)
+                seconds, total = timed_quantize(args, backend, model, output)
+                times.append(seconds)
+            seconds = sorted(times)[len(times) // 2]
+            print(f"{state:6} {'greyctl ' + backend:14} {seconds:8.3f} {size / seconds / 1e9:7.2f} "
+                  f"{read / seconds:7.2f}  ({total['elements']} elements quantized, rel RMSE {total['rel_rmse']:.5f}, "
+                  f"{total['bytes_out'] / 1e6:.0f} MB out)")
+    os.remove(model)
+    if os.path.exists(output):
+        os.remove(output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
