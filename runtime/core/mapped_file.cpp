@@ -29,14 +29,28 @@ MappedFile::MappedFile(MappedFile&& other) noexcept : data_(other.data_), size_(
     other.size_ = 0;
 }
 
-void MappedFile::evict(std::span<const std::byte> range) const noexcept {
-    if (range.empty() || data_ == nullptr) return;
-    // Whole pages covering the range. The mapping is private and never written, so the pages dropped
-    // are re-read from the file when next touched.
+namespace {
+
+// madvise over the whole pages covering `range`. Advice is a hint: a failure changes nothing the caller
+// can see, so it is not reported.
+void advise(std::span<const std::byte> range, int advice) noexcept {
+    if (range.empty()) return;
     static const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
     const auto first = reinterpret_cast<uintptr_t>(range.data()) / page * page;
     const auto last = reinterpret_cast<uintptr_t>(range.data() + range.size());
-    ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+    ::madvise(reinterpret_cast<void*>(first), last - first, advice);
+}
+
+}  // namespace
+
+void MappedFile::evict(std::span<const std::byte> range) const noexcept {
+    // The mapping is private and never written, so the pages dropped are re-read from the file when
+    // next touched.
+    if (data_ != nullptr) advise(range, MADV_DONTNEED);
+}
+
+void MappedFile::prefetch(std::span<const std::byte> range) const noexcept {
+    if (data_ != nullptr) advise(range, MADV_WILLNEED);
 }
 
 }  // namespace grey

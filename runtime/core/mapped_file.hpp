@@ -38,6 +38,11 @@ public:
     // file again if touched.
     void evict(std::span<const std::byte> range) const noexcept;
 
+    // Asks the kernel to start reading the pages holding `range` (a part of bytes()) in the background
+    // and returns at once, so that a reader walking the file front to back finds them resident instead
+    // of waiting for the disk on every fault.
+    void prefetch(std::span<const std::byte> range) const noexcept;
+
 private:
     const std::byte* data_ = nullptr;
     std::size_t size_ = 0;

@@ -1,19 +1,12 @@
 // The C entry points of "Tensors and model files (since 0.1)" in grey.h.
 #include "core/error.hpp"
-#include "core/mapped_file.hpp"
 #include "core/tensor_desc.hpp"
 #include "model/dtype.hpp"
-#include "model/model_file.hpp"
+#include "model/model_handle.hpp"
 #include "model/model_writer.hpp"
 
 #include <algorithm>
 #include <memory>
-
-struct grey_model {
-    explicit grey_model(const char* path) : file(path, "model file"), contents(grey::model::parse_model(file.bytes())) {}
-    grey::MappedFile file;
-    grey::model::ModelFile contents;  // views into `file`
-};
 
 struct grey_model_writer {
     grey::model::ModelWriter impl;

@@ -1,8 +1,11 @@
 // grey_model_quantize (grey.h, "Whole models"): the policy's decisions for every tensor first (the
 // streaming writer needs every tensor's type and size before it writes), then one tensor at a time:
-// quantized into a buffer reused for every tensor, written, and its input pages dropped, so that
-// memory holds the largest tensor and its quantized form, not the model.
+// quantized into buffers reused for every tensor, written, and its input pages dropped, so that
+// memory holds the largest tensor and its quantized form, not the model. The pages of the tensors
+// that come next are on their way in from the file meanwhile, so the disk and the device (or the host's
+// quantizer) work at the same time rather than in turn.
 #include "core/error.hpp"
+#include "model/model_handle.hpp"
 #include "quant/format.hpp"
 #include "quant/model_api_support.hpp"
 #include "quant/model_policy.hpp"
@@ -148,25 +151,68 @@ WriterHandle open_writer(const std::string& output, const grey_model* model, con
     return writer;
 }
 
-// Quantizes one tensor where the caller asked: host memory, or buffers on a context's device.
-grey_quant_report quantize_tensor(const grey_model_tensor& t, const grey_quant_params& params, const grey_model_quant_options& options,
-                                  std::vector<unsigned char>& out) {
-    grey_quant_report report{};
-    report.struct_size = sizeof report;
-    if (options.context == nullptr) {
-        check_api(grey_quantize(&t.desc, t.data, t.size_bytes, &params, out.data(), out.size(), &report));
+// Where the tensors are quantized: host memory (no context), or two buffers on a context's device,
+// made once for the largest tensor and reused, so that a model of thousands of tensors does not pay for
+// an allocation and a free per tensor.
+class Quantizer {
+public:
+    Quantizer(const grey_model_quant_options& options, std::span<const Planned> planned) {
+        if (options.context == nullptr) return;
+        uint64_t largest_source = 0, largest_result = 0;
+        for (const Planned& p : planned) {
+            if (p.decision.kept) continue;
+            largest_source = std::max(largest_source, p.tensor.size_bytes);
+            largest_result = std::max(largest_result, p.decision.quantized_bytes);
+        }
+        if (largest_source == 0) return;
+        grey_buffer* raw = nullptr;
+        check_api(grey_buffer_create(options.context, options.device, largest_source, &raw));
+        source_.reset(raw);
+        check_api(grey_buffer_create(options.context, options.device, std::max<uint64_t>(largest_result, 1), &raw));
+        destination_.reset(raw);
+    }
+
+    grey_quant_report operator()(const grey_model_tensor& t, const grey_quant_params& params, std::vector<unsigned char>& out) const {
+        grey_quant_report report{};
+        report.struct_size = sizeof report;
+        if (!source_) {
+            check_api(grey_quantize(&t.desc, t.data, t.size_bytes, &params, out.data(), out.size(), &report));
+            return report;
+        }
+        check_api(grey_buffer_write(source_.get(), 0, t.data, t.size_bytes));
+        check_api(grey_quantize_buffer(&t.desc, source_.get(), 0, &params, destination_.get(), 0, &report));
+        check_api(grey_buffer_read(destination_.get(), 0, out.data(), out.size()));
         return report;
     }
-    grey_buffer *source = nullptr, *destination = nullptr;
-    check_api(grey_buffer_create(options.context, options.device, t.size_bytes, &source));
-    const BufferHandle source_owner(source);
-    check_api(grey_buffer_create(options.context, options.device, out.size(), &destination));
-    const BufferHandle destination_owner(destination);
-    check_api(grey_buffer_write(source, 0, t.data, t.size_bytes));
-    check_api(grey_quantize_buffer(&t.desc, source, 0, &params, destination, 0, &report));
-    check_api(grey_buffer_read(destination, 0, out.data(), out.size()));
-    return report;
-}
+
+private:
+    BufferHandle source_, destination_;
+};
+
+// Keeps the pages of the tensor being worked on and of those after it, `window` bytes in all, on their
+// way in from the file (a hint to the kernel; it returns at once). at() is called for each tensor in order.
+class ReadAhead {
+public:
+    ReadAhead(const grey_model& model, std::span<const Planned> planned, uint64_t window) : model_(model), planned_(planned), window_(window) {}
+
+    void at(uint64_t current) {
+        if (current > 0) in_window_ -= planned_[current - 1].tensor.size_bytes;  // done with: leaves the window
+        for (; next_ < planned_.size() && in_window_ < window_; ++next_) {
+            const grey_model_tensor& t = planned_[next_].tensor;
+            model_.file.prefetch({static_cast<const std::byte*>(t.data), t.size_bytes});
+            in_window_ += t.size_bytes;
+        }
+    }
+
+private:
+    const grey_model& model_;
+    std::span<const Planned> planned_;
+    uint64_t window_;
+    uint64_t next_ = 0;       // the first tensor not yet asked for
+    uint64_t in_window_ = 0;  // bytes asked for from the current tensor on
+};
+
+constexpr uint64_t read_ahead_bytes = 256ull << 20;
 
 std::string quantize_model(const std::string& input, const char* output, const std::string& format, const grey_model_quant_options& options) {
     PolicyOptions policy_options;
@@ -194,7 +240,10 @@ std::string quantize_model(const std::string& input, const char* output, const s
     double sum_error = 0, sum_signal = 0;
     uint64_t elements = 0, bytes_in = 0, bytes_out = 0;
     std::vector<unsigned char> quantized;
+    const Quantizer quantize_tensor(options, planned);
+    ReadAhead read_ahead(*model, planned, read_ahead_bytes);
     for (uint64_t i = 0; i < planned.size(); ++i) {
+        read_ahead.at(i);
         const grey_model_tensor& t = planned[i].tensor;
         const TensorDecision& d = planned[i].decision;
         if (d.kept) {
@@ -207,7 +256,7 @@ std::string quantize_model(const std::string& input, const char* output, const s
         quantized.resize(d.quantized_bytes);
         grey_quant_report r{};
         try {
-            r = quantize_tensor(t, d.params, options, quantized);
+            r = quantize_tensor(t, d.params, quantized);
         } catch (const Error& e) {  // a NaN, or values too large for the format: name the tensor (a keep pattern keeps it)
             fail(e.status(), "tensor " + std::string(t.name) + ": " + e.what());
         }

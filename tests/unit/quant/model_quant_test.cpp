@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <tuple>
 
@@ -153,6 +155,32 @@ TEST(ModelQuantize, ReportListsEveryTensorOnceInFileOrder) {
         uint64_t elements = 0;
         for (const auto& t : run.report["tensors"]) elements += t["elements"].get<uint64_t>();
         EXPECT_EQ(run.report["total"]["elements"].get<uint64_t>(), elements) << format;
+    }
+}
+
+std::string file_bytes(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// On a device the tensors go through two buffers made once for the largest and reused, a larger tensor
+// before smaller ones: the file and the report are those of the host-memory route, byte for byte.
+TEST(ModelQuantize, OnADeviceTheReusedBuffersGiveTheHostMemoryResult) {
+    TempDir dir;
+    const auto model = write_model(dir.path() / "m.safetensors", mixed_model);
+    const auto context = grey::test::make_context(grey::test::host_only_options());
+    for (const char* format : {"int4-g128", "int8", "q4_0"}) {
+        grey_model_quant_options in_buffers = GREY_MODEL_QUANT_OPTIONS_INIT;
+        in_buffers.context = context.get();
+        const auto on_host = dir.path() / (std::string(format) + "-host.gguf");
+        const auto on_device = dir.path() / (std::string(format) + "-device.gguf");
+        const QuantRun host_run = quantize(model, on_host.c_str(), format);
+        const QuantRun device_run = quantize(model, on_device.c_str(), format, &in_buffers);
+        ASSERT_EQ(host_run.status, GREY_OK) << host_run.error;
+        ASSERT_EQ(device_run.status, GREY_OK) << device_run.error;
+        EXPECT_EQ(device_run.report, host_run.report) << format;
+        EXPECT_EQ(file_bytes(on_device), file_bytes(on_host)) << format;
+        EXPECT_GE(host_run.report["tensors"].size(), 3u) << format;  // several sizes went through the buffers
     }
 }
 
