@@ -8,7 +8,8 @@ page cache with posix_fadvise) and warm (the file read once before):
   read      a sequential read of the whole file in 16 MiB chunks (what any loader must at least pay);
   greyctl   `greyctl quantize --backend B --format F --output OUT` of the same file.
 
-and prints each greyctl time as a fraction of the read speed of the same state. Only numpy is needed.
+and prints each greyctl time as a fraction of the read speed of the same state, then the time of the
+same command on the small source model (what a run costs beyond its bytes). Only numpy is needed.
 
   python3 bench/model_quant_throughput.py --greyctl build/gpu/bin/greyctl --backend-dir build/gpu/lib/grey \
       --source MODEL.safetensors --workdir /tmp/throughput [--gigabytes 1.1] [--backend cuda,host]
@@ -128,6 +129,14 @@ def main():
             print(f"{state:6} {'greyctl ' + backend:14} {seconds:8.3f} {size / seconds / 1e9:7.2f} "
                   f"{read / seconds:7.2f}  ({total['elements']} elements quantized, rel RMSE {total['rel_rmse']:.5f}, "
                   f"{total['bytes_out'] / 1e6:.0f} MB out)")
+    # What a run costs beyond its bytes (process start, the backend's and the device's initialisation):
+    # the same command on the one-copy source, warm.
+    source_size = os.path.getsize(args.source)
+    for backend in args.backend.split(","):
+        timed_read(args.source)
+        seconds, _ = timed_quantize(args, backend, args.source, output)
+        print(f"{'warm':6} {'greyctl ' + backend:14} {seconds:8.3f}  on the source alone ({source_size / 1e6:.0f} MB): "
+              f"the fixed cost of a run")
     os.remove(model)
     if os.path.exists(output):
         os.remove(output)
