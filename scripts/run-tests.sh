@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything `make test` runs: the CTest suite under the default and asan presets, the governor tests
 # and the stream tests under tsan, a short run of every libFuzzer target (clang), the two CMake consumer samples (installed
-# and vendored), then the language bindings when they exist.
+# and vendored), the language bindings when they exist, then the documentation's examples.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -36,3 +36,6 @@ bash scripts/test-consumers.sh
 if [ -x scripts/test-bindings.sh ]; then
   bash scripts/test-bindings.sh
 fi
+
+# The examples of README.md and docs/ that are marked to run, against the installed tree and package.
+bash scripts/test-doc-examples.sh
