@@ -9,9 +9,9 @@ A fenced block is an example when its info string holds the word `example` after
 
 Each document's examples run in order in one scratch directory of their own, as a reader works through
 the page in one shell: files one block writes, the next finds. The directory starts as a view of a fresh
-clone (every top-level entry of the repository linked in, `build/` excepted), so `scripts/...`,
-`config/grey.yaml` and `samples/...` are where the documents say, and whatever an example writes lands
-in the scratch directory, never in the repository.
+clone that has been built (every top-level entry of the repository linked in, `build/` too), so
+`scripts/...`, `config/grey.yaml` and `samples/...` are where the documents say; an example writes its
+own files in the scratch directory, never in the repository.
 
     python3 scripts/doc_examples.py [--keep] [--list] FILE.md...
 
@@ -54,7 +54,7 @@ def examples(path):
 
 def clone_view(repository, directory):
     for entry in os.listdir(repository):
-        if entry in ("build", ".git"):
+        if entry == ".git":
             continue
         os.symlink(os.path.join(repository, entry), os.path.join(directory, entry))
 
@@ -70,7 +70,9 @@ def run_document(path, repository, keep, timeout):
         for line, language, options, text in blocks:
             where = f"{os.path.relpath(path, repository)}:{line}"
             if "file" in options:
-                with open(os.path.join(scratch, options["file"]), "w", encoding="utf-8") as f:
+                target = os.path.join(scratch, options["file"])
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with open(target, "w", encoding="utf-8") as f:
                     f.write(text)
                 print(f"file {where}: {options['file']}")
                 continue
