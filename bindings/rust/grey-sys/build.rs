@@ -61,7 +61,5 @@ fn main() {
         "grey-sys: bindgen failed on {}",
         header.display()
     );
-    link_grey_with_rpath(Path::new(&repo));
-    println!("cargo:rustc-link-lib=dylib=grey");
-    println!("cargo:lib_dir={}", grey_lib_dir(&repo).display());
+    link_grey_statically(Path::new(&repo));
 }

@@ -1,7 +1,9 @@
-// Where libgrey.so is: $GREY_LIB_DIR, else the repository's default CMake build (build/default/lib).
-// Shared by the build scripts of grey-sys, grey and the Rust samples (each links a binary or test that
-// needs an rpath to it: cargo passes link args only to the crate whose build script prints them).
-#[allow(dead_code)]
+// How grey-sys links libgrey: statically, from libgrey.a in $GREY_LIB_DIR (by default the repository's
+// build/default/lib), with the libraries it needs read from its grey.pc (`Libs.private`). Linked this
+// way, libgrey is inside every binary that depends on grey-sys, directly or through the `grey` crate,
+// and the directives below reach the final link of any crate: a crate of one's own needs no build
+// script and no rpath, and runs from wherever it is copied.
+
 fn grey_lib_dir(repo_root: &std::path::Path) -> std::path::PathBuf {
     println!("cargo:rerun-if-env-changed=GREY_LIB_DIR");
     match std::env::var_os("GREY_LIB_DIR") {
@@ -10,15 +12,40 @@ fn grey_lib_dir(repo_root: &std::path::Path) -> std::path::PathBuf {
     }
 }
 
-#[allow(dead_code)]
-fn link_grey_with_rpath(repo_root: &std::path::Path) {
+// grey.pc beside a build tree's lib/ (build/default/grey.pc) or in an installed lib/pkgconfig.
+fn grey_pc(lib_dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    [lib_dir.join("../grey.pc"), lib_dir.join("pkgconfig/grey.pc")]
+        .into_iter()
+        .find(|p| p.exists())
+}
+
+fn link_grey_statically(repo_root: &std::path::Path) {
     let dir = grey_lib_dir(repo_root);
-    if !dir.join("libgrey.so").exists() {
-        println!(
-            "cargo:warning=no libgrey.so in {} (build libgrey with `cmake --preset default && cmake --build --preset default`, or set GREY_LIB_DIR)",
+    let archive = dir.join("libgrey.a");
+    println!("cargo:rerun-if-changed={}", archive.display());
+    if !archive.exists() {
+        panic!(
+            "grey-sys: no libgrey.a in {} (build libgrey with `cmake --preset default && cmake --build --preset default`, or set GREY_LIB_DIR to a lib directory that has it)",
             dir.display()
         );
     }
+    let pc = grey_pc(&dir).unwrap_or_else(|| {
+        panic!("grey-sys: no grey.pc beside {} (in .. or pkgconfig/), which names the libraries libgrey.a needs", dir.display())
+    });
+    println!("cargo:rerun-if-changed={}", pc.display());
     println!("cargo:rustc-link-search=native={}", dir.display());
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
+    println!("cargo:rustc-link-lib=static=grey");
+    let text = std::fs::read_to_string(&pc).expect("grey-sys: cannot read grey.pc");
+    let private = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Libs.private:"))
+        .unwrap_or("");
+    for word in private.split_whitespace() {
+        if let Some(name) = word.strip_prefix("-l") {
+            println!("cargo:rustc-link-lib={}", name);
+        } else if let Some(path) = word.strip_prefix("-L") {
+            println!("cargo:rustc-link-search=native={}", path);
+        }
+    }
+    println!("cargo:lib_dir={}", dir.display());
 }
