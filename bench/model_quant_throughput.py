@@ -127,8 +127,8 @@ def main():
                 times.append(seconds)
             seconds = sorted(times)[len(times) // 2]
             print(f"{state:6} {'greyctl ' + backend:14} {seconds:8.3f} {size / seconds / 1e9:7.2f} "
-                  f"{read / seconds:7.2f}  ({total['elements']} elements quantized, rel RMSE {total['rel_rmse']:.5f}, "
-                  f"{total['bytes_out'] / 1e6:.0f} MB out)")
+                  f"{read / seconds:7.2f}  ({total['bytes_in'] / 1e9:.3f} GB quantized to {total['bytes_out'] / 1e6:.0f} MB, "
+                  f"the rest copied; rel RMSE {total['rel_rmse']:.5f})")
     # What a run costs beyond its bytes (process start, the backend's and the device's initialisation):
     # the same command on the one-copy source, warm.
     source_size = os.path.getsize(args.source)

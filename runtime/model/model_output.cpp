@@ -74,6 +74,13 @@ void ModelOutput::write_at(uint64_t offset, std::span<const std::byte> bytes) {
         if (n <= 0) fail_output(path_.string(), "write", n < 0 ? errno : EIO);
         bytes = bytes.subspan(static_cast<std::size_t>(n));
         offset += static_cast<uint64_t>(n);
+        written_since_writeback_ += static_cast<uint64_t>(n);
+    }
+    if (written_since_writeback_ >= writeback_bytes) {
+        // Starts writeback of every dirty page of the file and returns without waiting (a hint: a file
+        // system without it just leaves the work to commit's fsync).
+        (void)::sync_file_range(file_.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+        written_since_writeback_ = 0;
     }
 }
 

@@ -25,7 +25,9 @@ public:
     ModelOutput(const ModelOutput&) = delete;
     ModelOutput& operator=(const ModelOutput&) = delete;
 
-    // Writes `bytes` at `offset` (within the size given); GREY_ERROR_IO when the system refuses.
+    // Writes `bytes` at `offset` (within the size given); GREY_ERROR_IO when the system refuses. Every
+    // `writeback_bytes` written, the kernel is asked to start writing the file out, so that the disk
+    // works while the caller produces the rest and commit's sync finds little left to do.
     void write_at(uint64_t offset, std::span<const std::byte> bytes);
     // Syncs the file, gives it its name (refusing a file there unless Replace::yes), syncs the directory.
     void commit();
@@ -41,6 +43,8 @@ private:
     UniqueFd file_;
     Replace replace_;
     bool committed_ = false;
+    uint64_t written_since_writeback_ = 0;
+    static constexpr uint64_t writeback_bytes = 32ull << 20;
 };
 
 }  // namespace grey::model
