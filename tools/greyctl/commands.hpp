@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,12 @@ void add_audit_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_proof_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_daemon_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_validate_command(CLI::App& app, const GlobalOptions& global, Runner& run);
+// `greyctl help [COMMAND...]` and the hidden `greyctl man` (the manual page the build installs).
+void add_help_command(CLI::App& app, Runner& run);
+
+// When `args` (argv without the program) name a command or subcommand greyctl does not have: the message
+// that says so and suggests the nearest one. Call after every command is added.
+std::optional<std::string> unknown_command(const CLI::App& app, const std::vector<std::string>& args);
 
 }  // namespace greyctl
 

@@ -30,7 +30,12 @@ int main(int argc, char** argv) {
     greyctl::add_proof_command(app, global, run);
     greyctl::add_daemon_command(app, global, run);
     greyctl::add_validate_command(app, global, run);
+    greyctl::add_help_command(app, run);
 
+    if (const auto message = greyctl::unknown_command(app, {argv + 1, argv + argc})) {
+        std::fprintf(stderr, "%s\n", message->c_str());
+        return 2;
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

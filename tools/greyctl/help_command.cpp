@@ -1,0 +1,157 @@
+// greyctl help [COMMAND...] | greyctl man, and the "unknown command" message: all three read the
+// command tree CLI11 holds, so what they say cannot drift from the options greyctl accepts.
+#include "commands.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <numeric>
+#include <sstream>
+
+namespace greyctl {
+namespace {
+
+std::vector<const CLI::App*> visible_subcommands(const CLI::App& app) {
+    return app.get_subcommands([](const CLI::App* sub) { return !sub->get_group().empty(); });
+}
+
+// Edit distance, for "did you mean": a handful of short names, so the plain dynamic programme.
+std::size_t distance(const std::string& a, const std::string& b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    std::iota(row.begin(), row.end(), std::size_t{0});
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diagonal = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t above = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            diagonal = above;
+        }
+    }
+    return row[b.size()];
+}
+
+std::string unknown_command_message(const CLI::App& parent, const std::string& name) {
+    std::string nearest;
+    std::size_t best = name.size() / 2 + 2;  // beyond this, a suggestion would be a guess
+    for (const CLI::App* sub : visible_subcommands(parent)) {
+        const std::size_t d = distance(name, sub->get_name());
+        if (d < best) {
+            best = d;
+            nearest = sub->get_name();
+        }
+    }
+    const std::string where = parent.get_parent() == nullptr ? "greyctl" : "greyctl " + parent.get_name();
+    return where + ": unknown command '" + name + "'" + (nearest.empty() ? "" : "; did you mean '" + nearest + "'?") +
+           " (" + where + " --help lists them)";
+}
+
+// roff needs its own escapes for backslashes and for a leading '.' or '\''.
+std::string roff(const std::string& text) {
+    std::string out;
+    for (const char c : text) {
+        if (c == '\\') out += "\\e";
+        else if (c == '-') out += "\\-";
+        else out += c;
+    }
+    if (!out.empty() && (out[0] == '.' || out[0] == '\'')) out.insert(0, "\\&");
+    return out;
+}
+
+std::string option_synopsis(const CLI::Option* option) {
+    std::string name = option->get_name(false, true);  // every spelling: "-o,--output"
+    const std::string type = option->get_type_name();
+    if (option->get_expected_min() != 0 && !type.empty()) name += " " + type;
+    return name;
+}
+
+void man_options(std::ostream& out, const CLI::App& app) {
+    for (const CLI::Option* option : app.get_options([](const CLI::Option* o) { return !o->get_group().empty(); })) {
+        if (option->get_name() == "--help" || option->get_name() == "-h,--help") continue;
+        out << ".TP\n.B " << roff(option_synopsis(option)) << "\n" << roff(option->get_description()) << "\n";
+    }
+}
+
+void man_commands(std::ostream& out, const CLI::App& app, const std::string& prefix) {
+    for (const CLI::App* sub : visible_subcommands(app)) {
+        const std::string name = prefix + sub->get_name();
+        out << ".SS " << roff(name) << "\n" << roff(sub->get_description()) << "\n";
+        man_options(out, *sub);
+        man_commands(out, *sub, name + " ");
+    }
+}
+
+}  // namespace
+
+std::optional<std::string> unknown_command(const CLI::App& app, const std::vector<std::string>& args) {
+    // The first word that is neither an option nor an option's value names the command.
+    const CLI::App* parent = &app;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string& word = args[i];
+        if (word == "--") return std::nullopt;
+        if (word.rfind('-', 0) == 0) {
+            const std::string name = word.substr(0, word.find('='));
+            const CLI::Option* option = parent->get_option_no_throw(name);
+            if (option != nullptr && option->get_expected_min() > 0 && word.find('=') == std::string::npos) ++i;
+            continue;
+        }
+        const auto subs = parent->get_subcommands([](const CLI::App*) { return true; });  // hidden ones too
+        if (subs.empty()) return std::nullopt;  // a positional argument of a leaf command
+        const auto match = std::find_if(subs.begin(), subs.end(), [&](const CLI::App* s) { return s->check_name(word); });
+        if (match == subs.end()) return unknown_command_message(*parent, word);
+        parent = *match;
+    }
+    return std::nullopt;
+}
+
+void add_help_command(CLI::App& app, Runner& run) {
+    auto* help = app.add_subcommand("help", "Show the help of greyctl or of a command (greyctl help quantize, greyctl help audit verify)");
+    auto words = std::make_shared<std::vector<std::string>>();
+    help->add_option("command", *words, "The command (and subcommand) to describe");
+    help->callback([&app, &run, words] {
+        run = [&app, words] {
+            const CLI::App* target = &app;
+            for (const std::string& word : *words) {
+                const auto subs = visible_subcommands(*target);
+                const auto match = std::find_if(subs.begin(), subs.end(), [&](const CLI::App* s) { return s->check_name(word); });
+                if (match == subs.end()) {
+                    std::fprintf(stderr, "%s\n", unknown_command_message(*target, word).c_str());
+                    return 2;
+                }
+                target = *match;
+            }
+            // Not target->help(): that describes the command being run (help itself) once one is parsed.
+            const std::string name = target == &app ? app.get_name() : target->get_name();
+            std::cout << target->get_formatter()->make_help(target, name, CLI::AppFormatMode::Normal);
+            return 0;
+        };
+    });
+
+    auto* man = app.add_subcommand("man", "Print greyctl's manual page (roff), generated from its command definitions");
+    man->group("");  // hidden: the build installs its output as greyctl(1)
+    man->callback([&app, &run] {
+        run = [&app] {
+            std::ostringstream out;
+            out << ".TH GREYCTL 1 \"\" \"greyctl " << grey_version_string() << "\" \"User Commands\"\n"
+                << ".SH NAME\ngreyctl \\- " << roff(app.get_description().substr(app.get_description().find(':') + 2)) << "\n"
+                << ".SH SYNOPSIS\n.B greyctl\n[\\fIGLOBAL OPTIONS\\fR] \\fICOMMAND\\fR [\\fIOPTIONS\\fR]\n"
+                << ".SH DESCRIPTION\ngreyctl is the command-line front end of libgrey; it uses the library's public C API\n"
+                   "and nothing else. \\fBgreyctl help\\fR \\fICOMMAND\\fR prints one command's help.\n"
+                << ".SH GLOBAL OPTIONS\n";
+            man_options(out, app);
+            out << ".SH COMMANDS\n";
+            man_commands(out, app, "");
+            out << ".SH EXIT STATUS\n"
+                   ".TP\n.B 0\nsuccess\n"
+                   ".TP\n.B 1\nthe command failed, or the check it ran failed (a tampered log, an invalid configuration)\n"
+                   ".TP\n.B 2\nusage error: an unknown command or option, a missing argument\n"
+                   ".TP\n.B 3\n(greyctl daemon status) greyd is not running\n"
+                << ".SH ENVIRONMENT\nGREY_* variables override configuration keys unless \\fB\\-\\-no\\-env\\fR is given.\n"
+                << ".SH SEE ALSO\nThe documentation installed with libgrey (docs/cli.md in its source).\n";
+            std::cout << out.str();
+            return 0;
+        };
+    });
+}
+
+}  // namespace greyctl
