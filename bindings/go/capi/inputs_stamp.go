@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "7e80e472f19515384a2d94baaf9aeaaf3c35ecdc9344f1f2e78d603d33a75508"
+const inputsSHA256 = "334da357511f4d597492b7a98e21c678530b324c72551a603846603a214b3aaf"
