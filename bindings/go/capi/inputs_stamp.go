@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "334da357511f4d597492b7a98e21c678530b324c72551a603846603a214b3aaf"
+const inputsSHA256 = "29195bece9abd8b91416fa96f49e9beb05d29a6cea57b7bbb19ca833ccc76f93"
