@@ -227,7 +227,7 @@ grey_kv_stats KvCache::stats() const {
     s.blocks_cached = cached_lru_.size();
     s.bytes_used = bytes_used_;
     s.capacity_bytes = shape_.capacity_bytes;
-    s.blocks_free = (shape_.capacity_bytes - bytes_used_) / shape_.dense_block_bytes();
+    s.blocks_free = bytes_used_ < shape_.capacity_bytes ? (shape_.capacity_bytes - bytes_used_) / shape_.dense_block_bytes() : 0;
     s.prefix_hits = prefix_hits_;
     s.evictions = evictions_;
     if (stored_tokens > 0 && bytes_used_ > 0) {

@@ -57,6 +57,12 @@ KvShape validated_shape(const grey_kv_cache_config& config) {
     if (shape.capacity_bytes < shape.dense_block_bytes())
         fail(GREY_ERROR_INVALID_ARGUMENT, "config->capacity_bytes is " + std::to_string(config.capacity_bytes) +
                                               "; one block in window form takes " + std::to_string(shape.dense_block_bytes()));
+    // Quantizing must save memory, or the byte accounting against capacity (checked when a block is
+    // added, not when it is quantized) would not hold: per-channel K costs one group per channel.
+    if (shape.window_tokens != UINT64_MAX && shape.compressed_block_bytes() >= shape.dense_block_bytes())
+        fail(GREY_ERROR_INVALID_ARGUMENT, "a quantized block would take " + std::to_string(shape.compressed_block_bytes()) +
+                                              " bytes, no fewer than the " + std::to_string(shape.dense_block_bytes()) +
+                                              " of its window form: raise tokens_per_block (K has one scale and minimum per channel per block)");
     return shape;
 }
 

@@ -205,6 +205,15 @@ TEST(KvCache, BadArgumentsAreRefusedAndLeaveTheCacheUsable) {
     bad.flags = GREY_KV_HADAMARD_K;
     EXPECT_EQ(grey_kv_cache_create(context.get(), 0, &bad, &raw), GREY_ERROR_UNSUPPORTED);
     bad = c;
+    bad.tokens_per_block = 1;  // a quantized block would be larger than its window form
+    bad.format = GREY_KV_INT8;
+    EXPECT_EQ(grey_kv_cache_create(context.get(), 0, &bad, &raw), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::strstr(grey_last_error(), "tokens_per_block"), nullptr);
+    bad.window_tokens = GREY_KV_WINDOW_ALL;  // ... which does not matter when nothing is quantized
+    ASSERT_EQ(grey_kv_cache_create(context.get(), 0, &bad, &raw), GREY_OK);
+    grey_kv_cache_destroy(raw);
+    raw = nullptr;
+    bad = c;
     bad.window_dtype = GREY_DTYPE_F32;
     EXPECT_EQ(grey_kv_cache_create(context.get(), 0, &bad, &raw), GREY_ERROR_INVALID_ARGUMENT);
     EXPECT_EQ(raw, nullptr);

@@ -11,7 +11,7 @@ def cache():
     with grey.Context() as context:
         config = capi.grey_kv_cache_config()
         config.layers, config.kv_heads, config.head_dim = 1, 2, 32
-        config.tokens_per_block, config.window_tokens = 4, 4
+        config.tokens_per_block, config.window_tokens = 8, 4
         config.window_dtype, config.format = capi.GREY_DTYPE_BF16, capi.GREY_KV_INT8
         config.capacity_bytes = 1 << 20
         handle = capi.grey_kv_cache_create(context._get_handle(), 0, config)
@@ -24,7 +24,7 @@ def cache():
 def test_append_attend_and_stats(cache):
     seq = capi.grey_kv_sequence_create(cache, 7)
     rng = np.random.default_rng(0)
-    n = 10
+    n = 16
     tokens = np.arange(n, dtype=np.int32)
     k = rng.standard_normal((1, n, 2, 32), dtype=np.float32)
     v = rng.standard_normal((1, n, 2, 32), dtype=np.float32)
