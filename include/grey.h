@@ -1753,6 +1753,157 @@ GREY_API GREY_NODISCARD grey_status grey_govern_release(grey_tenant* tenant, uin
  * Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_govern_should_yield(grey_tenant* tenant, uint64_t ticket, uint32_t* out_yield);
 
+/* ---------------------------------------------------------------------------------------------------
+ * KV cache (since 0.2)
+ *
+ * A grey_kv_cache holds the keys and values of attention layers for many sequences in paged blocks of
+ * `tokens_per_block` tokens (vLLM's layout: each sequence has a block table; only its last block has
+ * unused room). The newest `window_tokens` tokens of a sequence stay in bf16 or fp16; a full block that
+ * has left the window is quantized (KIVI's scheme: K per channel over the block's tokens, V per token in
+ * groups along the head dimension), and attention reads the quantized blocks and the window directly.
+ * Full blocks are shared between sequences whose prompts begin alike: a block is named by a chained
+ * hash of (its parent's hash, its token ids, the sequence's tenant salt), checked against the stored
+ * tokens, so sequences of different salts never share. docs/kv.md describes layout, scheme and limits.
+ *
+ * This first version runs on the host device only (the built-in host backend, in float64); on any
+ * other device grey_kv_cache_create fails with GREY_ERROR_UNSUPPORTED. K and V and queries are host
+ * memory. Every call on one cache is serialised by the cache (thread-safe); a call that fails leaves the
+ * cache and its sequences as they were.
+ * ------------------------------------------------------------------------------------------------- */
+
+typedef struct grey_kv_cache grey_kv_cache;
+
+/* The form of the blocks that have left the recent window. Since 0.2. */
+typedef enum grey_kv_format {
+    GREY_KV_INT8 = 0,      /* 8-bit asymmetric codes, fp32 scale and minimum per group */
+    GREY_KV_INT4 = 1,      /* 4-bit, as INT8 */
+    GREY_KV_INT2 = 2,      /* 2-bit, as INT8 */
+    GREY_KV_FP8_E4M3 = 3,  /* fp8 e4m3 codes, fp32 scale per group (symmetric) */
+    GREY_KV_FORMAT_FORCE32 = 0x7FFFFFFF
+} grey_kv_format;
+
+/* Flags of grey_kv_cache_config.flags. */
+#define GREY_KV_HADAMARD_K 0x1u /* rotate K by a Hadamard matrix before quantizing (not yet implemented:
+                                   refused with GREY_ERROR_UNSUPPORTED) */
+
+/* An input struct. Since 0.2. */
+typedef struct grey_kv_cache_config {
+    uint32_t struct_size;
+    uint32_t layers;            /* >= 1 */
+    uint32_t kv_heads;          /* >= 1 */
+    uint32_t head_dim;          /* 1..1024 */
+    uint32_t tokens_per_block;  /* 1..1024; 0 means 16 */
+    uint32_t window_tokens;     /* tokens kept in window_dtype; 0 means 128. GREY_KV_WINDOW_ALL keeps all */
+    grey_dtype window_dtype;    /* GREY_DTYPE_BF16 or GREY_DTYPE_F16 */
+    grey_kv_format format;      /* the form of blocks older than the window */
+    uint32_t group_size;        /* V's groups along head_dim: 32, 64 or 128 (0 means 32; a head_dim
+                                   smaller than the group is one group) */
+    uint32_t flags;             /* GREY_KV_* flags; 0 */
+    uint64_t capacity_bytes;    /* the most bytes the blocks may take; at least one block in window form */
+} grey_kv_cache_config;
+
+/* window_tokens that keeps every token in window_dtype (no quantization). */
+#define GREY_KV_WINDOW_ALL 0xFFFFFFFFu
+
+#define GREY_KV_CACHE_CONFIG_INIT                                                                 \
+    { (uint32_t)sizeof(grey_kv_cache_config), 0u, 0u, 0u, 16u, 128u, GREY_DTYPE_BF16, GREY_KV_INT4, \
+      32u, 0u, 0u }
+
+/* What a cache holds. An output struct. Since 0.2. */
+typedef struct grey_kv_stats {
+    uint32_t struct_size;
+    uint32_t sequences;             /* live sequences */
+    uint64_t tokens;                /* the sum of the live sequences' lengths */
+    uint64_t blocks_used;           /* blocks held by sequences or kept as cached prefixes */
+    uint64_t blocks_cached;         /* of those, blocks no sequence holds (evicted first, LRU) */
+    uint64_t blocks_compressed;     /* of blocks_used, those in the quantized form */
+    uint64_t blocks_free;           /* whole window-form blocks that still fit in capacity_bytes */
+    uint64_t bytes_used;            /* the bytes of every block, scales included */
+    uint64_t capacity_bytes;
+    uint64_t prefix_hits;           /* full blocks an append found already cached and shared */
+    uint64_t evictions;             /* cached blocks evicted to make room */
+    double bytes_per_token;         /* bytes_used / the tokens stored once (shared blocks count once) */
+    double compression_ratio;       /* the window-form bytes of the stored tokens / bytes_used */
+} grey_kv_stats;
+
+/* Creates a cache on `device` of `context` (the host device only, for now). `config` is copied. A
+ * config that does not validate fails with GREY_ERROR_INVALID_ARGUMENT naming the field; a format or
+ * flag not implemented with GREY_ERROR_UNSUPPORTED. The cache must be destroyed before its context.
+ * Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_kv_cache_create(grey_context* context, uint32_t device,
+                                                         const grey_kv_cache_config* config,
+                                                         grey_kv_cache** out_cache);
+
+/* Frees the cache, its sequences and blocks. NULL-safe. Must not race with other calls on the cache. */
+GREY_API void grey_kv_cache_destroy(grey_kv_cache* cache);
+
+/* Starts an empty sequence of tenant `tenant_salt` (blocks are shared only between sequences of one
+ * salt). *out_sequence is its id, never reused within the cache. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_kv_sequence_create(grey_kv_cache* cache, uint64_t tenant_salt,
+                                                            uint64_t* out_sequence);
+
+/* A new sequence with the contents and salt of `sequence`, sharing its blocks (copy on write: the
+ * partly filled last block is copied when either sequence appends to it). Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_kv_sequence_fork(grey_kv_cache* cache, uint64_t sequence,
+                                                          uint64_t* out_sequence);
+
+/* Shortens `sequence` to `tokens` tokens (no more than its length). Blocks past the end are released;
+ * a quantized block cut in the middle stays quantized. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_kv_sequence_truncate(grey_kv_cache* cache, uint64_t sequence,
+                                                              uint64_t tokens);
+
+/* Ends `sequence`. Its full blocks stay cached for prefix sharing until evicted; an unknown or freed
+ * id fails with GREY_ERROR_NOT_FOUND. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_kv_sequence_free(grey_kv_cache* cache, uint64_t sequence);
+
+/* The number of tokens in `sequence`. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_kv_sequence_length(const grey_kv_cache* cache, uint64_t sequence,
+                                                            uint64_t* out_tokens);
+
+/* Appends `n_tokens` (>= 1) tokens to `sequence`, for every layer at once: `token_ids` (n_tokens ids,
+ * which name the blocks for prefix sharing), `keys` and `values` host arrays of `dtype` (F32, F16 or
+ * BF16) laid out [layer][token][kv_head][head_dim], `kv_bytes` the size of each. Taking every layer
+ * in one call is what lets a block be named and shared by its tokens; a model that computes layers one
+ * after another appends once per step after its last layer. When a block fills and a block of the same
+ * (parent, tokens, salt) is cached, the sequence shares that block and the new K/V of those tokens are
+ * dropped: identical prefixes are assumed to give identical K/V. Blocks that leave the window are
+ * quantized. Not enough room (after evicting unshared cached blocks) fails with
+ * GREY_ERROR_OUT_OF_MEMORY and appends nothing; NaN or infinite K/V fail with
+ * GREY_ERROR_INVALID_ARGUMENT. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_kv_append(grey_kv_cache* cache, uint64_t sequence, const int32_t* token_ids,
+                                                   uint32_t n_tokens, grey_dtype dtype, const void* keys,
+                                                   const void* values, uint64_t kv_bytes);
+
+/* An input struct. Since 0.2. */
+typedef struct grey_kv_attend_params {
+    uint32_t struct_size;
+    uint32_t layer;
+    uint32_t query_heads;     /* a multiple of the cache's kv_heads (GQA; kv_heads = MQA's 1) */
+    uint32_t sliding_window;  /* attend to the last this many tokens only; 0 means all */
+    float scale;              /* the softmax scale; 0 means 1/sqrt(head_dim) */
+    uint32_t reserved0;       /* must be 0 */
+} grey_kv_attend_params;
+
+#define GREY_KV_ATTEND_PARAMS_INIT { (uint32_t)sizeof(grey_kv_attend_params), 0u, 0u, 0u, 0.0f, 0u }
+
+/* Decode attention for a batch: for each of the `batch` sequences (each at least one token long), the
+ * query of its next token, `queries` F32 [batch][query_heads][head_dim], attends to every token the
+ * sequence holds (or the last sliding_window); query head h reads KV head h / (query_heads / kv_heads).
+ * `output` (F32, same shape; `io_bytes` the size of queries and of output) receives softmax(q.K * scale) V,
+ * accumulated in float64 from the stored (window or quantized) K/V. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_kv_attend(grey_kv_cache* cache, const grey_kv_attend_params* params,
+                                                   const uint64_t* sequences, uint32_t batch, const float* queries,
+                                                   float* output, uint64_t io_bytes);
+
+/* Writes the K and V of `layer` of `sequence` as they are stored, dequantized to F32, laid out
+ * [token][kv_head][head_dim], into `keys` and `values` (`kv_bytes` each, exactly length * kv_heads *
+ * head_dim * 4). Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_kv_gather(grey_kv_cache* cache, uint64_t sequence, uint32_t layer,
+                                                   float* keys, float* values, uint64_t kv_bytes);
+
+/* Fills `out_stats` (set struct_size first). Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_kv_cache_stats(const grey_kv_cache* cache, grey_kv_stats* out_stats);
+
 #ifdef __cplusplus
 } /* extern "C" */
 

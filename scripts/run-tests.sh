@@ -20,7 +20,7 @@ done
 
 # The governor, the scheduler and the streams once more under ThreadSanitizer (only their test binaries
 # are built).
-echo "== configure + build (tsan: governor, scheduler and stream tests)"
+echo "== configure + build (tsan: governor, scheduler, stream and KV cache tests)"
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j "$jobs"
 echo "== ctest (tsan)"

@@ -216,6 +216,16 @@ GREY_GO_SCALAR_OUT(double, float64)
 %typemap(in) uint64_t* checksum_destination "$1 = reinterpret_cast<uint64_t*>($input);"
 %typemap(argout) uint64_t* checksum_destination ""
 
+/* The KV cache's arrays (since 0.2): host addresses, so that a slice of any element type goes in
+ * without a copy (pass uintptr(unsafe.Pointer(&s[0]))). Named here so that the output-scalar rule
+ * above never takes `sequences` or `token_ids` for a one-element output. */
+%typemap(gotype) const int32_t* token_ids, const void* keys, const void* values, const uint64_t* sequences,
+                 const float* queries, float* output, float* keys, float* values "uintptr"
+%typemap(in) const int32_t* token_ids, const void* keys, const void* values, const uint64_t* sequences,
+             const float* queries, float* output, float* keys, float* values "$1 = reinterpret_cast<$1_ltype>($input);"
+%typemap(argout) const int32_t* token_ids, const void* keys, const void* values, const uint64_t* sequences,
+                 const float* queries, float* output, float* keys, float* values ""
+
 /* ---- byte ranges -------------------------------------------------------------------------------- */
 %typemap(gotype) (char* buffer, size_t buffer_size) "[]byte"
 %typemap(in) (char* buffer, size_t buffer_size) %{

@@ -249,6 +249,7 @@ mod config;
 mod context;
 mod device;
 mod govern;
+mod kv;
 mod model;
 mod model_quant;
 mod quant;
@@ -269,6 +270,7 @@ pub use govern::{
 };
 pub use model::{Model, ModelFormat, ModelTensor, ModelWriter};
 pub use model_quant::{dequantize_model, quantize_model, ModelQuantOptions};
+pub use kv::{KvCache, KvConfig, KvFormat, KvStats};
 pub use stream::{Event, HostMemory, Stream};
 pub use quant::{
     quant_compare, quant_formats, quant_size, quantize, Calibration, DType, QuantParams,

@@ -1,0 +1,158 @@
+//! The KV cache: paged, quantized keys and values of many sequences, with prefix sharing and decode
+//! attention on what is stored (docs/kv.md). Host device only for now.
+
+use crate::{check, Context, Result};
+use grey_sys as sys;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
+/// The form of blocks older than the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvFormat {
+    Int8,
+    Int4,
+    Int2,
+    Fp8E4m3,
+}
+
+/// A cache's shape and policy; `KvConfig::new` gives the defaults of `GREY_KV_CACHE_CONFIG_INIT`.
+#[derive(Debug, Clone, Copy)]
+pub struct KvConfig {
+    pub layers: u32,
+    pub kv_heads: u32,
+    pub head_dim: u32,
+    pub tokens_per_block: u32,
+    /// Tokens kept in bf16; `u32::MAX` keeps all.
+    pub window_tokens: u32,
+    pub format: KvFormat,
+    pub group_size: u32,
+    pub capacity_bytes: u64,
+}
+
+impl KvConfig {
+    pub fn new(layers: u32, kv_heads: u32, head_dim: u32, capacity_bytes: u64) -> Self {
+        KvConfig { layers, kv_heads, head_dim, tokens_per_block: 16, window_tokens: 128, format: KvFormat::Int4, group_size: 32, capacity_bytes }
+    }
+}
+
+/// What a cache holds (grey_kv_stats).
+pub type KvStats = sys::grey_kv_stats;
+
+/// A KV cache borrowed from its context, freed on drop. Calls are serialised by the cache.
+pub struct KvCache<'ctx> {
+    raw: NonNull<sys::grey_kv_cache>,
+    config: KvConfig,
+    context: PhantomData<&'ctx Context>,
+}
+
+unsafe impl Send for KvCache<'_> {}
+unsafe impl Sync for KvCache<'_> {}
+
+impl Context {
+    /// A new KV cache on `device` (the host device).
+    pub fn kv_cache(&self, device: u32, config: KvConfig) -> Result<KvCache<'_>> {
+        let raw_config = sys::grey_kv_cache_config {
+            struct_size: std::mem::size_of::<sys::grey_kv_cache_config>() as u32,
+            layers: config.layers,
+            kv_heads: config.kv_heads,
+            head_dim: config.head_dim,
+            tokens_per_block: config.tokens_per_block,
+            window_tokens: config.window_tokens,
+            window_dtype: sys::GREY_DTYPE_BF16,
+            format: match config.format {
+                KvFormat::Int8 => sys::GREY_KV_INT8,
+                KvFormat::Int4 => sys::GREY_KV_INT4,
+                KvFormat::Int2 => sys::GREY_KV_INT2,
+                KvFormat::Fp8E4m3 => sys::GREY_KV_FP8_E4M3,
+            },
+            group_size: config.group_size,
+            flags: 0,
+            capacity_bytes: config.capacity_bytes,
+        };
+        let mut raw = std::ptr::null_mut();
+        check(unsafe { sys::grey_kv_cache_create(self.raw(), device, &raw_config, &mut raw) })?;
+        Ok(KvCache { raw: NonNull::new(raw).expect("grey_kv_cache_create returned OK and NULL"), config, context: PhantomData })
+    }
+}
+
+impl KvCache<'_> {
+    /// A new empty sequence of tenant `salt`.
+    pub fn sequence(&self, salt: u64) -> Result<u64> {
+        let mut id = 0;
+        check(unsafe { sys::grey_kv_sequence_create(self.raw.as_ptr(), salt, &mut id) })?;
+        Ok(id)
+    }
+
+    /// A copy-on-write fork of `sequence`.
+    pub fn fork(&self, sequence: u64) -> Result<u64> {
+        let mut id = 0;
+        check(unsafe { sys::grey_kv_sequence_fork(self.raw.as_ptr(), sequence, &mut id) })?;
+        Ok(id)
+    }
+
+    pub fn truncate(&self, sequence: u64, tokens: u64) -> Result<()> {
+        check(unsafe { sys::grey_kv_sequence_truncate(self.raw.as_ptr(), sequence, tokens) })
+    }
+
+    pub fn free(&self, sequence: u64) -> Result<()> {
+        check(unsafe { sys::grey_kv_sequence_free(self.raw.as_ptr(), sequence) })
+    }
+
+    pub fn len(&self, sequence: u64) -> Result<u64> {
+        let mut n = 0;
+        check(unsafe { sys::grey_kv_sequence_length(self.raw.as_ptr(), sequence, &mut n) })?;
+        Ok(n)
+    }
+
+    /// Appends `tokens` with their K and V of every layer, `[layer][token][kv_head][head_dim]`.
+    pub fn append(&self, sequence: u64, tokens: &[i32], keys: &[f32], values: &[f32]) -> Result<()> {
+        if keys.len() != values.len() {
+            return Err(crate::Error::InvalidArgument("keys and values differ in length".into()));
+        }
+        let n = u32::try_from(tokens.len()).map_err(|_| crate::Error::InvalidArgument("too many tokens".into()))?;
+        check(unsafe {
+            sys::grey_kv_append(self.raw.as_ptr(), sequence, tokens.as_ptr(), n, sys::GREY_DTYPE_F32, keys.as_ptr().cast(),
+                                values.as_ptr().cast(), std::mem::size_of_val(keys) as u64)
+        })
+    }
+
+    /// Decode attention of `layer` for `sequences`; `queries` is `[batch][query_heads][head_dim]`.
+    pub fn attend(&self, layer: u32, query_heads: u32, sequences: &[u64], queries: &[f32]) -> Result<Vec<f32>> {
+        let params = sys::grey_kv_attend_params {
+            struct_size: std::mem::size_of::<sys::grey_kv_attend_params>() as u32,
+            layer,
+            query_heads,
+            sliding_window: 0,
+            scale: 0.0,
+            reserved0: 0,
+        };
+        let batch = u32::try_from(sequences.len()).map_err(|_| crate::Error::InvalidArgument("batch too large".into()))?;
+        let mut out = vec![0f32; queries.len()];
+        check(unsafe {
+            sys::grey_kv_attend(self.raw.as_ptr(), &params, sequences.as_ptr(), batch, queries.as_ptr(), out.as_mut_ptr(),
+                                std::mem::size_of_val(queries) as u64)
+        })?;
+        Ok(out)
+    }
+
+    /// The stored K and V of `layer` of `sequence`, dequantized, `[token][kv_head][head_dim]`.
+    pub fn gather(&self, sequence: u64, layer: u32) -> Result<(Vec<f32>, Vec<f32>)> {
+        let n = self.len(sequence)? as usize * self.config.kv_heads as usize * self.config.head_dim as usize;
+        let (mut k, mut v) = (vec![0f32; n], vec![0f32; n]);
+        check(unsafe { sys::grey_kv_gather(self.raw.as_ptr(), sequence, layer, k.as_mut_ptr(), v.as_mut_ptr(), (n * 4) as u64) })?;
+        Ok((k, v))
+    }
+
+    pub fn stats(&self) -> Result<KvStats> {
+        let mut stats: KvStats = unsafe { std::mem::zeroed() };
+        stats.struct_size = std::mem::size_of::<KvStats>() as u32;
+        check(unsafe { sys::grey_kv_cache_stats(self.raw.as_ptr(), &mut stats) })?;
+        Ok(stats)
+    }
+}
+
+impl Drop for KvCache<'_> {
+    fn drop(&mut self) {
+        unsafe { sys::grey_kv_cache_destroy(self.raw.as_ptr()) }
+    }
+}

@@ -1,0 +1,186 @@
+// The C entry points of "KV cache (since 0.2)" in grey.h: argument checks, input conversion to float,
+// and the calls into KvCache, each inside abi_guard.
+#include "common/dtype.hpp"
+#include "common/numeric.hpp"
+#include "core/context.hpp"
+#include "core/error.hpp"
+#include "kv/kv_cache.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+struct grey_kv_cache {
+    explicit grey_kv_cache(const grey::kv::KvShape& shape) : cache(shape) {}
+    grey::kv::KvCache cache;
+};
+
+namespace grey::kv {
+namespace {
+
+KvCache& checked(grey_kv_cache* cache) {
+    require_non_null(cache, "cache");
+    return cache->cache;
+}
+const KvCache& checked(const grey_kv_cache* cache) {
+    require_non_null(cache, "cache");
+    return cache->cache;
+}
+
+uint64_t checked_product(std::initializer_list<uint64_t> factors, const char* what) {
+    uint64_t product = 1;
+    for (const uint64_t f : factors)
+        if (__builtin_mul_overflow(product, f, &product)) fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + " overflows 64 bits");
+    return product;
+}
+
+// Host K or V of `dtype` as finite floats.
+std::vector<float> finite_floats(const void* data, uint64_t count, grey_dtype dtype, const char* what) {
+    std::vector<float> out(count);
+    for (uint64_t i = 0; i < count; ++i) {
+        float x;
+        if (dtype == GREY_DTYPE_F32) {
+            std::memcpy(&x, static_cast<const unsigned char*>(data) + 4 * i, 4);
+        } else {
+            uint16_t bits;
+            std::memcpy(&bits, static_cast<const unsigned char*>(data) + 2 * i, 2);
+            x = dtype == GREY_DTYPE_BF16 ? common::bf16_to_f32(bits) : common::f16_to_f32(bits);
+        }
+        if (!std::isfinite(x))
+            fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + "[" + std::to_string(i) + "] is not finite (NaN or infinity)");
+        out[i] = x;
+    }
+    return out;
+}
+
+}  // namespace
+}  // namespace grey::kv
+
+extern "C" {
+
+grey_status grey_kv_cache_create(grey_context* context, uint32_t device, const grey_kv_cache_config* config, grey_kv_cache** out_cache) {
+    return grey::abi_guard([&] {
+        grey::require_non_null(context, "context");
+        grey::require_non_null(config, "config");
+        grey::require_non_null(out_cache, "out_cache");
+        const grey::kv::KvShape shape = grey::kv::validated_shape(*config);
+        const grey::Device& dev = context->device(device);
+        if (dev.backend->name() != "host")
+            grey::fail(GREY_ERROR_UNSUPPORTED, "device " + std::to_string(device) + " is on the " + dev.backend->name() +
+                                                   " backend, which has no KV cache kernels yet; create the cache on a host device");
+        *out_cache = std::make_unique<grey_kv_cache>(shape).release();
+    });
+}
+
+void grey_kv_cache_destroy(grey_kv_cache* cache) { delete cache; }
+
+grey_status grey_kv_sequence_create(grey_kv_cache* cache, uint64_t tenant_salt, uint64_t* out_sequence) {
+    return grey::abi_guard([&] {
+        auto& kv = grey::kv::checked(cache);
+        grey::require_non_null(out_sequence, "out_sequence");
+        *out_sequence = kv.create_sequence(tenant_salt);
+    });
+}
+
+grey_status grey_kv_sequence_fork(grey_kv_cache* cache, uint64_t sequence, uint64_t* out_sequence) {
+    return grey::abi_guard([&] {
+        auto& kv = grey::kv::checked(cache);
+        grey::require_non_null(out_sequence, "out_sequence");
+        *out_sequence = kv.fork(sequence);
+    });
+}
+
+grey_status grey_kv_sequence_truncate(grey_kv_cache* cache, uint64_t sequence, uint64_t tokens) {
+    return grey::abi_guard([&] { grey::kv::checked(cache).truncate(sequence, tokens); });
+}
+
+grey_status grey_kv_sequence_free(grey_kv_cache* cache, uint64_t sequence) {
+    return grey::abi_guard([&] { grey::kv::checked(cache).free_sequence(sequence); });
+}
+
+grey_status grey_kv_sequence_length(const grey_kv_cache* cache, uint64_t sequence, uint64_t* out_tokens) {
+    return grey::abi_guard([&] {
+        const auto& kv = grey::kv::checked(cache);
+        grey::require_non_null(out_tokens, "out_tokens");
+        *out_tokens = kv.length(sequence);
+    });
+}
+
+grey_status grey_kv_append(grey_kv_cache* cache, uint64_t sequence, const int32_t* token_ids, uint32_t n_tokens, grey_dtype dtype,
+                           const void* keys, const void* values, uint64_t kv_bytes) {
+    return grey::abi_guard([&] {
+        auto& kv = grey::kv::checked(cache);
+        grey::require_non_null(token_ids, "token_ids");
+        grey::require_non_null(keys, "keys");
+        grey::require_non_null(values, "values");
+        if (n_tokens == 0) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "n_tokens is 0: append at least one token");
+        if (!grey::common::is_float_input(dtype))
+            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "dtype must be GREY_DTYPE_F32, F16 or BF16, not " + std::to_string(grey::raw_enum(dtype)));
+        const auto& shape = kv.shape();
+        const uint64_t count = grey::kv::checked_product({shape.layers, n_tokens, shape.kv_heads, shape.head_dim}, "the K/V size");
+        const uint64_t needed = grey::kv::checked_product({count, grey::common::float_input_size(dtype)}, "the K/V size");
+        if (kv_bytes != needed)
+            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "kv_bytes is " + std::to_string(kv_bytes) + "; " + std::to_string(n_tokens) + " tokens of " +
+                                                        std::to_string(shape.layers) + " layers x " + std::to_string(shape.kv_heads) +
+                                                        " KV heads x head_dim " + std::to_string(shape.head_dim) + " take " + std::to_string(needed));
+        const auto k = grey::kv::finite_floats(keys, count, dtype, "keys");
+        const auto v = grey::kv::finite_floats(values, count, dtype, "values");
+        kv.append(sequence, std::span(token_ids, n_tokens), k, v);
+    });
+}
+
+grey_status grey_kv_attend(grey_kv_cache* cache, const grey_kv_attend_params* params, const uint64_t* sequences, uint32_t batch,
+                           const float* queries, float* output, uint64_t io_bytes) {
+    return grey::abi_guard([&] {
+        auto& kv = grey::kv::checked(cache);
+        grey::require_non_null(params, "params");
+        grey::require_non_null(sequences, "sequences");
+        grey::require_non_null(queries, "queries");
+        grey::require_non_null(output, "output");
+        if (params->struct_size < sizeof(grey_kv_attend_params))
+            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "params->struct_size is " + std::to_string(params->struct_size) + "; start from GREY_KV_ATTEND_PARAMS_INIT");
+        const auto& shape = kv.shape();
+        if (batch == 0) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "batch is 0: attend for at least one sequence");
+        if (params->layer >= shape.layers)
+            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "params->layer is " + std::to_string(params->layer) + "; the cache has " + std::to_string(shape.layers) + " layers");
+        if (params->query_heads == 0 || params->query_heads % shape.kv_heads != 0)
+            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "params->query_heads is " + std::to_string(params->query_heads) + "; it must be a non-zero multiple of the cache's " +
+                                                        std::to_string(shape.kv_heads) + " KV heads");
+        if (!std::isfinite(params->scale) || params->scale < 0.0f)
+            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "params->scale must be finite and >= 0 (0 means 1/sqrt(head_dim))");
+        if (params->reserved0 != 0) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "params->reserved0 must be 0");
+        const uint64_t count = grey::kv::checked_product({batch, params->query_heads, shape.head_dim}, "the query size");
+        const uint64_t needed = grey::kv::checked_product({count, 4}, "the query size");
+        if (io_bytes != needed)
+            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "io_bytes is " + std::to_string(io_bytes) + "; " + std::to_string(batch) + " x " +
+                                                        std::to_string(params->query_heads) + " query heads x head_dim " + std::to_string(shape.head_dim) +
+                                                        " F32 take " + std::to_string(needed));
+        std::vector<float> result(count);
+        kv.attend(*params, std::span(sequences, batch), std::span(queries, count), result);
+        std::memcpy(output, result.data(), needed);
+    });
+}
+
+grey_status grey_kv_gather(grey_kv_cache* cache, uint64_t sequence, uint32_t layer, float* keys, float* values, uint64_t kv_bytes) {
+    return grey::abi_guard([&] {
+        auto& kv = grey::kv::checked(cache);
+        grey::require_non_null(keys, "keys");
+        grey::require_non_null(values, "values");
+        if (layer >= kv.shape().layers)
+            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "layer is " + std::to_string(layer) + "; the cache has " + std::to_string(kv.shape().layers) + " layers");
+        if (kv_bytes % 4 != 0) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "kv_bytes is " + std::to_string(kv_bytes) + ", not a whole number of F32 values");
+        kv.gather(sequence, layer, std::span(keys, kv_bytes / 4), std::span(values, kv_bytes / 4));
+    });
+}
+
+grey_status grey_kv_cache_stats(const grey_kv_cache* cache, grey_kv_stats* out_stats) {
+    return grey::abi_guard([&] {
+        const auto& kv = grey::kv::checked(cache);
+        grey::require_non_null(out_stats, "out_stats");
+        grey::copy_out_struct(kv.stats(), out_stats, sizeof(grey_kv_stats), "out_stats");
+    });
+}
+
+}  // extern "C"

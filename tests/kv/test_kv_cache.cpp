@@ -1,0 +1,248 @@
+// Cache, sequence, fork, truncate and prefix-sharing semantics, tenant isolation, capacity, and bad
+// arguments: each failure names the problem and leaves the cache usable.
+#include "kv_test_support.hpp"
+
+#include <cstring>
+#include <string>
+
+using namespace kvtest;
+
+namespace {
+
+std::vector<float> gather_keys(grey_kv_cache* cache, uint64_t seq, const grey_kv_cache_config& c, uint32_t layer = 0) {
+    uint64_t length = 0;
+    EXPECT_EQ(grey_kv_sequence_length(cache, seq, &length), GREY_OK);
+    std::vector<float> k(length * c.kv_heads * c.head_dim), v(k.size());
+    EXPECT_EQ(grey_kv_gather(cache, seq, layer, k.data(), v.data(), k.size() * 4), GREY_OK) << grey_last_error();
+    return k;
+}
+
+grey_kv_cache_config uncompressed_config() {
+    auto c = small_config();
+    c.window_tokens = GREY_KV_WINDOW_ALL;
+    return c;
+}
+
+}  // namespace
+
+TEST(KvCache, SequenceLifecycle) {
+    auto context = make_context();
+    const auto c = small_config();
+    auto cache = make_cache(context.get(), c);
+    uint64_t seq = 0, length = 7;
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 1, &seq), GREY_OK);
+    ASSERT_EQ(grey_kv_sequence_length(cache.get(), seq, &length), GREY_OK);
+    EXPECT_EQ(length, 0u);
+    ASSERT_EQ(append(cache.get(), seq, iota_tokens(6), random_kv(c, 6, 1)), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_kv_sequence_length(cache.get(), seq, &length), GREY_OK);
+    EXPECT_EQ(length, 6u);
+    ASSERT_EQ(grey_kv_sequence_truncate(cache.get(), seq, 3), GREY_OK);
+    ASSERT_EQ(grey_kv_sequence_length(cache.get(), seq, &length), GREY_OK);
+    EXPECT_EQ(length, 3u);
+    EXPECT_EQ(grey_kv_sequence_truncate(cache.get(), seq, 4), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::strstr(grey_last_error(), "only shortens"), nullptr);
+    ASSERT_EQ(grey_kv_sequence_free(cache.get(), seq), GREY_OK);
+    EXPECT_EQ(grey_kv_sequence_free(cache.get(), seq), GREY_ERROR_NOT_FOUND);
+    EXPECT_NE(std::strstr(grey_last_error(), "does not exist"), nullptr);
+    EXPECT_EQ(append(cache.get(), seq, iota_tokens(1), random_kv(c, 1, 2)), GREY_ERROR_NOT_FOUND);
+    EXPECT_EQ(grey_kv_sequence_length(cache.get(), 12345, &length), GREY_ERROR_NOT_FOUND);
+    const auto s = stats(cache.get());
+    EXPECT_EQ(s.sequences, 0u);
+    EXPECT_EQ(s.blocks_used, s.blocks_cached);  // only named full blocks may stay, as cached prefixes
+}
+
+TEST(KvCache, TruncateThenAppendRewritesTheTail) {
+    auto context = make_context();
+    const auto c = uncompressed_config();
+    auto cache = make_cache(context.get(), c);
+    uint64_t seq = 0;
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 0, &seq), GREY_OK);
+    const auto first = random_kv(c, 6, 3);
+    ASSERT_EQ(append(cache.get(), seq, iota_tokens(6), first), GREY_OK);
+    ASSERT_EQ(grey_kv_sequence_truncate(cache.get(), seq, 2), GREY_OK);
+    const auto second = random_kv(c, 3, 4);
+    ASSERT_EQ(append(cache.get(), seq, iota_tokens(3, 500), second), GREY_OK);
+    const auto k = gather_keys(cache.get(), seq, c);
+    const size_t row = size_t{c.kv_heads} * c.head_dim;
+    ASSERT_EQ(k.size(), 5 * row);
+    EXPECT_NEAR(k[0], first.keys[0], 0.01f);
+    EXPECT_NEAR(k[2 * row], second.keys[0], 0.02f);  // layer 0, token 0 of the second append
+}
+
+TEST(KvCache, ForkCopiesTheLastBlockOnWrite) {
+    auto context = make_context();
+    const auto c = uncompressed_config();
+    auto cache = make_cache(context.get(), c);
+    uint64_t a = 0, b = 0;
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 7, &a), GREY_OK);
+    ASSERT_EQ(append(cache.get(), a, iota_tokens(6), random_kv(c, 6, 5)), GREY_OK);
+    const auto before = gather_keys(cache.get(), a, c);
+    ASSERT_EQ(grey_kv_sequence_fork(cache.get(), a, &b), GREY_OK);
+    EXPECT_EQ(stats(cache.get()).blocks_used, 2u);  // shared, nothing copied yet
+    ASSERT_EQ(append(cache.get(), b, iota_tokens(1, 900), random_kv(c, 1, 6)), GREY_OK);
+    EXPECT_EQ(stats(cache.get()).blocks_used, 3u);  // b's last block was copied
+    EXPECT_EQ(gather_keys(cache.get(), a, c), before);
+    auto forked = gather_keys(cache.get(), b, c);
+    forked.resize(before.size());
+    EXPECT_EQ(forked, before);
+    ASSERT_EQ(append(cache.get(), a, iota_tokens(1, 901), random_kv(c, 1, 7)), GREY_OK);
+    uint64_t length = 0;
+    ASSERT_EQ(grey_kv_sequence_length(cache.get(), b, &length), GREY_OK);
+    EXPECT_EQ(length, 7u);
+    EXPECT_EQ(grey_kv_sequence_fork(cache.get(), 999, &b), GREY_ERROR_NOT_FOUND);
+}
+
+TEST(KvCache, IdenticalPrefixesShareBlocks) {
+    auto context = make_context();
+    const auto c = uncompressed_config();
+    auto cache = make_cache(context.get(), c);
+    uint64_t a = 0, b = 0;
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 42, &a), GREY_OK);
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 42, &b), GREY_OK);
+    ASSERT_EQ(append(cache.get(), a, iota_tokens(9), random_kv(c, 9, 8)), GREY_OK);
+    ASSERT_EQ(append(cache.get(), b, iota_tokens(9), random_kv(c, 9, 9)), GREY_OK);
+    const auto s = stats(cache.get());
+    EXPECT_EQ(s.prefix_hits, 2u);
+    EXPECT_EQ(s.blocks_used, 4u);  // two shared full blocks and two private last blocks
+    // The shared tokens read what the first sequence stored (identical prefixes are assumed to give
+    // identical K/V).
+    const auto ka = gather_keys(cache.get(), a, c), kb = gather_keys(cache.get(), b, c);
+    const size_t row = size_t{c.kv_heads} * c.head_dim;
+    EXPECT_TRUE(std::equal(ka.begin(), ka.begin() + 8 * row, kb.begin()));
+    // A different token in the second block breaks sharing from there on.
+    uint64_t d = 0;
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 42, &d), GREY_OK);
+    auto tokens = iota_tokens(8);
+    tokens[5] = -1;
+    ASSERT_EQ(append(cache.get(), d, tokens, random_kv(c, 8, 10)), GREY_OK);
+    EXPECT_EQ(stats(cache.get()).prefix_hits, 3u);
+}
+
+TEST(KvCache, TenantsNeverShareAcrossSalts) {
+    auto context = make_context();
+    const auto c = uncompressed_config();
+    auto cache = make_cache(context.get(), c);
+    uint64_t a = 0, b = 0;
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 1, &a), GREY_OK);
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 2, &b), GREY_OK);
+    const auto kv_a = random_kv(c, 8, 11), kv_b = random_kv(c, 8, 12);
+    ASSERT_EQ(append(cache.get(), a, iota_tokens(8), kv_a), GREY_OK);
+    ASSERT_EQ(append(cache.get(), b, iota_tokens(8), kv_b), GREY_OK);
+    const auto s = stats(cache.get());
+    EXPECT_EQ(s.prefix_hits, 0u);
+    EXPECT_EQ(s.blocks_used, 4u);
+    const auto kb = gather_keys(cache.get(), b, c);
+    EXPECT_NEAR(kb[0], kv_b.keys[0], 0.02f);
+    EXPECT_NE(kb, gather_keys(cache.get(), a, c));
+    // Also after tenant 1's sequence is freed and its blocks are only cached.
+    ASSERT_EQ(grey_kv_sequence_free(cache.get(), a), GREY_OK);
+    uint64_t b2 = 0;
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 2, &b2), GREY_OK);
+    ASSERT_EQ(append(cache.get(), b2, iota_tokens(8), kv_a), GREY_OK);
+    EXPECT_EQ(stats(cache.get()).prefix_hits, 2u);  // from tenant 2's own blocks
+    EXPECT_EQ(gather_keys(cache.get(), b2, c), kb);
+}
+
+TEST(KvCache, CapacityEvictsCachedPrefixesThenFailsCleanly) {
+    auto context = make_context();
+    auto c = uncompressed_config();
+    const uint64_t block_bytes = 2ull * c.layers * c.kv_heads * c.tokens_per_block * c.head_dim * 2;
+    c.capacity_bytes = 3 * block_bytes;
+    auto cache = make_cache(context.get(), c);
+    uint64_t a = 0, b = 0;
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 0, &a), GREY_OK);
+    ASSERT_EQ(append(cache.get(), a, iota_tokens(12), random_kv(c, 12, 13)), GREY_OK);
+    EXPECT_EQ(stats(cache.get()).blocks_free, 0u);
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 0, &b), GREY_OK);
+    EXPECT_EQ(append(cache.get(), b, iota_tokens(1, 7000), random_kv(c, 1, 14)), GREY_ERROR_OUT_OF_MEMORY);
+    EXPECT_NE(std::strstr(grey_last_error(), "full"), nullptr) << grey_last_error();
+    uint64_t length = 9;
+    ASSERT_EQ(grey_kv_sequence_length(cache.get(), b, &length), GREY_OK);
+    EXPECT_EQ(length, 0u);
+    ASSERT_EQ(grey_kv_sequence_free(cache.get(), a), GREY_OK);
+    EXPECT_EQ(stats(cache.get()).blocks_cached, 3u);
+    ASSERT_EQ(append(cache.get(), b, iota_tokens(5, 7000), random_kv(c, 5, 15)), GREY_OK) << grey_last_error();
+    const auto s = stats(cache.get());
+    EXPECT_EQ(s.evictions, 2u);
+    EXPECT_EQ(s.blocks_used, 3u);
+    // Room beyond what could ever fit.
+    EXPECT_EQ(append(cache.get(), b, iota_tokens(100), random_kv(c, 100, 16)), GREY_ERROR_OUT_OF_MEMORY);
+    ASSERT_EQ(grey_kv_sequence_length(cache.get(), b, &length), GREY_OK);
+    EXPECT_EQ(length, 5u);
+}
+
+TEST(KvCache, OldBlocksAreQuantized) {
+    auto context = make_context();
+    const auto c = small_config();  // window 8, blocks of 4, int4
+    auto cache = make_cache(context.get(), c);
+    uint64_t a = 0;
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 0, &a), GREY_OK);
+    ASSERT_EQ(append(cache.get(), a, iota_tokens(16), random_kv(c, 16, 17)), GREY_OK);
+    const auto s = stats(cache.get());
+    EXPECT_EQ(s.blocks_compressed, 2u);
+    EXPECT_GT(s.compression_ratio, 1.0);
+    EXPECT_EQ(s.tokens, 16u);
+}
+
+TEST(KvCache, BadArgumentsAreRefusedAndLeaveTheCacheUsable) {
+    auto context = make_context();
+    const auto c = small_config();
+    grey_kv_cache* raw = nullptr;
+    EXPECT_EQ(grey_kv_cache_create(nullptr, 0, &c, &raw), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_kv_cache_create(context.get(), 0, nullptr, &raw), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_kv_cache_create(context.get(), 99, &c, &raw), GREY_ERROR_INVALID_ARGUMENT);
+    auto bad = c;
+    bad.head_dim = 0;
+    EXPECT_EQ(grey_kv_cache_create(context.get(), 0, &bad, &raw), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::strstr(grey_last_error(), "head_dim"), nullptr);
+    bad = c;
+    bad.group_size = 48;
+    EXPECT_EQ(grey_kv_cache_create(context.get(), 0, &bad, &raw), GREY_ERROR_INVALID_ARGUMENT);
+    bad = c;
+    bad.capacity_bytes = 10;
+    EXPECT_EQ(grey_kv_cache_create(context.get(), 0, &bad, &raw), GREY_ERROR_INVALID_ARGUMENT);
+    bad = c;
+    bad.flags = GREY_KV_HADAMARD_K;
+    EXPECT_EQ(grey_kv_cache_create(context.get(), 0, &bad, &raw), GREY_ERROR_UNSUPPORTED);
+    bad = c;
+    bad.tokens_per_block = 1;  // a quantized block would be larger than its window form
+    bad.format = GREY_KV_INT8;
+    EXPECT_EQ(grey_kv_cache_create(context.get(), 0, &bad, &raw), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::strstr(grey_last_error(), "tokens_per_block"), nullptr);
+    bad.window_tokens = GREY_KV_WINDOW_ALL;  // ... which does not matter when nothing is quantized
+    ASSERT_EQ(grey_kv_cache_create(context.get(), 0, &bad, &raw), GREY_OK);
+    grey_kv_cache_destroy(raw);
+    raw = nullptr;
+    bad = c;
+    bad.window_dtype = GREY_DTYPE_F32;
+    EXPECT_EQ(grey_kv_cache_create(context.get(), 0, &bad, &raw), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(raw, nullptr);
+
+    auto cache = make_cache(context.get(), c);
+    uint64_t seq = 0;
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 0, &seq), GREY_OK);
+    const auto kv = random_kv(c, 2, 18);
+    const auto tokens = iota_tokens(2);
+    const uint64_t bytes = kv.keys.size() * 4;
+    EXPECT_EQ(grey_kv_append(nullptr, seq, tokens.data(), 2, GREY_DTYPE_F32, kv.keys.data(), kv.values.data(), bytes), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_kv_append(cache.get(), seq, nullptr, 2, GREY_DTYPE_F32, kv.keys.data(), kv.values.data(), bytes), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_kv_append(cache.get(), seq, tokens.data(), 0, GREY_DTYPE_F32, kv.keys.data(), kv.values.data(), bytes), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_kv_append(cache.get(), seq, tokens.data(), 2, GREY_DTYPE_F32, kv.keys.data(), kv.values.data(), bytes - 4), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::strstr(grey_last_error(), "kv_bytes"), nullptr);
+    EXPECT_EQ(grey_kv_append(cache.get(), seq, tokens.data(), UINT32_MAX, GREY_DTYPE_F32, kv.keys.data(), kv.values.data(), bytes), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_kv_append(cache.get(), seq, tokens.data(), 2, GREY_DTYPE_Q8_0, kv.keys.data(), kv.values.data(), bytes), GREY_ERROR_INVALID_ARGUMENT);
+    auto nan_kv = kv;
+    nan_kv.values[5] = NAN;
+    EXPECT_EQ(append(cache.get(), seq, tokens, nan_kv), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::strstr(grey_last_error(), "values[5]"), nullptr);
+    EXPECT_EQ(grey_kv_sequence_create(cache.get(), 0, nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    grey_kv_stats small{};
+    small.struct_size = 8;
+    EXPECT_EQ(grey_kv_cache_stats(cache.get(), &small), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_kv_gather(cache.get(), seq, 5, nullptr, nullptr, 0), GREY_ERROR_INVALID_ARGUMENT);
+    uint64_t length = 9;
+    ASSERT_EQ(grey_kv_sequence_length(cache.get(), seq, &length), GREY_OK);
+    EXPECT_EQ(length, 0u);
+    EXPECT_EQ(append(cache.get(), seq, tokens, kv), GREY_OK) << grey_last_error();
+    grey_kv_cache_destroy(nullptr);
+}
