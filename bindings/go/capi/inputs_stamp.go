@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "7e80e472f19515384a2d94baaf9aeaaf3c35ecdc9344f1f2e78d603d33a75508"
+const inputsSHA256 = "f04905beb68cc23e711e29c3fb3effdda2cffb58d5b861e59fc675783f4b5db4"
