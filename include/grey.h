@@ -667,9 +667,10 @@ typedef struct grey_memory_stats {
 } grey_memory_stats;
 
 /* Fills `out_stats` with the memory statistics of `device`; set out_stats->struct_size first.
- * GREY_ERROR_UNSUPPORTED when the device's backend keeps no statistics. Thread-safe. Since 0.1. */
-GREY_API GREY_NODISCARD grey_status grey_device_memory_stats(grey_context* context, uint32_t device,
-                                                             grey_memory_stats* out_stats);
+ * GREY_ERROR_UNSUPPORTED when the device's backend keeps no statistics. Thread-safe. Since 0.1; named
+ * grey_device_memory_stats before 0.2, like the other getters that fill a struct it now ends in _get. */
+GREY_API GREY_NODISCARD grey_status grey_device_memory_stats_get(grey_context* context, uint32_t device,
+                                                                 grey_memory_stats* out_stats);
 
 /* Asks the driver to hold `device`'s power limit at `limit_mw` milliwatts and gives the limit it replaced
  * in *out_previous_mw (may be NULL), so that the caller can put it back with a second call. libgrey never
@@ -1761,9 +1762,10 @@ typedef struct grey_tenant_stats {
 
 GREY_API GREY_NODISCARD grey_status grey_tenant_stats_get(grey_tenant* tenant, grey_tenant_stats* out_stats);
 
-/* The governor's tenants, in creation order, for status pages. Since 0.2. */
+/* The governor's tenants, in creation order, for status pages; the `index`-th one's statistics (named
+ * grey_governor_tenant_stats_at in 0.2's development). Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_governor_tenant_count(grey_governor* governor, uint32_t* out_count);
-GREY_API GREY_NODISCARD grey_status grey_governor_tenant_stats_at(grey_governor* governor, uint32_t index,
+GREY_API GREY_NODISCARD grey_status grey_governor_tenant_stats_get(grey_governor* governor, uint32_t index,
                                                                   grey_tenant_stats* out_stats);
 
 /* An admission. An output struct: set struct_size first. Since 0.2. */
