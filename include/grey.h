@@ -246,6 +246,10 @@ typedef enum grey_backend_outcome {
     GREY_BACKEND_OUTCOME_FORCE32 = 0x7FFFFFFF
 } grey_backend_outcome;
 
+/* The value's lower-case name ("loaded", "skipped", "failed", "not_found"), a static string; NULL for a value this version does not know.
+ * Since 0.2. */
+GREY_API const char* grey_backend_outcome_name(grey_backend_outcome value);
+
 #define GREY_NAME_MAX 64
 #define GREY_PATH_MAX 512
 #define GREY_REASON_MAX 256
@@ -261,8 +265,9 @@ typedef struct grey_backend_info {
     char reason[GREY_REASON_MAX];     /* why it was loaded, skipped or failed */
 } grey_backend_info;
 
-/* Number of entries in the loader's report (every candidate, loaded or not), and one entry. Since 0.1. */
-GREY_API GREY_NODISCARD grey_status grey_backend_count(const grey_context* context, uint32_t* out_count);
+/* Number of entries in the loader's report (every backend candidate it considered, loaded or not; not
+ * the number of backends in use), and one entry. Since 0.1; named grey_backend_count before 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_backend_candidate_count(const grey_context* context, uint32_t* out_count);
 GREY_API GREY_NODISCARD grey_status grey_backend_info_get(const grey_context* context, uint32_t index,
                                                           grey_backend_info* out_info);
 
@@ -295,6 +300,10 @@ typedef enum grey_plugin_origin {
     GREY_PLUGIN_ORIGIN_FORCE32 = 0x7FFFFFFF
 } grey_plugin_origin;
 
+/* The value's lower-case name ("host", "environment", "beside_library"), a static string; NULL for a value this version does not know.
+ * Since 0.2. */
+GREY_API const char* grey_plugin_origin_name(grey_plugin_origin value);
+
 /* What the loader made of a directory. */
 typedef enum grey_plugin_dir_state {
     GREY_PLUGIN_DIR_SEARCHED = 0,   /* trusted, and searched */
@@ -303,6 +312,10 @@ typedef enum grey_plugin_dir_state {
     GREY_PLUGIN_DIR_DUPLICATE = 3,  /* the same directory as an earlier entry, searched (or not) there */
     GREY_PLUGIN_DIR_STATE_FORCE32 = 0x7FFFFFFF
 } grey_plugin_dir_state;
+
+/* The value's lower-case name ("searched", "missing", "refused", "duplicate"), a static string; NULL for a value this version does not know.
+ * Since 0.2. */
+GREY_API const char* grey_plugin_dir_state_name(grey_plugin_dir_state value);
 
 /* One directory of the search path and the loader's verdict on it. */
 typedef struct grey_plugin_dir_info {
@@ -340,6 +353,10 @@ typedef enum grey_field_state {
     GREY_FIELD_STATE_FORCE32 = 0x7FFFFFFF
 } grey_field_state;
 
+/* The value's lower-case name ("ok", "unsupported", "permission_denied", "not_applicable"), a static string; NULL for a value this version does not know.
+ * Since 0.2. */
+GREY_API const char* grey_field_state_name(grey_field_state value);
+
 /* Where a value came from. */
 typedef enum grey_source {
     GREY_SOURCE_NONE = 0,
@@ -353,6 +370,10 @@ typedef enum grey_source {
     GREY_SOURCE_TABLE = 8,            /* from libgrey's table of known parts */
     GREY_SOURCE_FORCE32 = 0x7FFFFFFF
 } grey_source;
+
+/* The value's lower-case name ("none", "os", "cuda_driver", "nvml", "hip", "amd_smi", "level_zero", "derived", "table"), a static string; NULL for a value this version does not know.
+ * Since 0.2. */
+GREY_API const char* grey_source_name(grey_source value);
 
 typedef struct grey_field_u64 {
     uint64_t value;
@@ -382,11 +403,19 @@ typedef enum grey_vendor {
     GREY_VENDOR_FORCE32 = 0x7FFFFFFF
 } grey_vendor;
 
+/* The value's lower-case name ("unknown", "nvidia", "amd", "intel", "cpu"), a static string; NULL for a value this version does not know.
+ * Since 0.2. */
+GREY_API const char* grey_vendor_name(grey_vendor value);
+
 typedef enum grey_device_type {
     GREY_DEVICE_CPU = 0,
     GREY_DEVICE_GPU = 1,
     GREY_DEVICE_TYPE_FORCE32 = 0x7FFFFFFF
 } grey_device_type;
+
+/* The value's lower-case name ("cpu", "gpu"), a static string; NULL for a value this version does not know.
+ * Since 0.2. */
+GREY_API const char* grey_device_type_name(grey_device_type value);
 
 /* Static facts about a device. Since 0.1. */
 typedef struct grey_device_spec {
@@ -538,11 +567,19 @@ typedef enum grey_field_kind {
     GREY_FIELD_KIND_FORCE32 = 0x7FFFFFFF
 } grey_field_kind;
 
+/* The value's lower-case name ("u64", "f64", "text"), a static string; NULL for a value this version does not know.
+ * Since 0.2. */
+GREY_API const char* grey_field_kind_name(grey_field_kind value);
+
 typedef enum grey_field_group {
     GREY_FIELD_GROUP_SPEC = 0,      /* lives in grey_device_spec */
     GREY_FIELD_GROUP_TELEMETRY = 1, /* lives in grey_device_telemetry */
     GREY_FIELD_GROUP_FORCE32 = 0x7FFFFFFF
 } grey_field_group;
+
+/* The value's lower-case name ("spec", "telemetry"), a static string; NULL for a value this version does not know.
+ * Since 0.2. */
+GREY_API const char* grey_field_group_name(grey_field_group value);
 
 /* Static description of a field. */
 typedef struct grey_field_desc {
@@ -630,9 +667,10 @@ typedef struct grey_memory_stats {
 } grey_memory_stats;
 
 /* Fills `out_stats` with the memory statistics of `device`; set out_stats->struct_size first.
- * GREY_ERROR_UNSUPPORTED when the device's backend keeps no statistics. Thread-safe. Since 0.1. */
-GREY_API GREY_NODISCARD grey_status grey_device_memory_stats(grey_context* context, uint32_t device,
-                                                             grey_memory_stats* out_stats);
+ * GREY_ERROR_UNSUPPORTED when the device's backend keeps no statistics. Thread-safe. Since 0.1; named
+ * grey_device_memory_stats before 0.2, like the other getters that fill a struct it now ends in _get. */
+GREY_API GREY_NODISCARD grey_status grey_device_memory_stats_get(grey_context* context, uint32_t device,
+                                                                 grey_memory_stats* out_stats);
 
 /* Asks the driver to hold `device`'s power limit at `limit_mw` milliwatts and gives the limit it replaced
  * in *out_previous_mw (may be NULL), so that the caller can put it back with a second call. libgrey never
@@ -671,6 +709,10 @@ typedef enum grey_memory_kind {
     GREY_MEMORY_CUDA_DEVICE = 1,  /* CUDA device memory: a CUdeviceptr on device `vendor_device` */
     GREY_MEMORY_KIND_FORCE32 = 0x7FFFFFFF
 } grey_memory_kind;
+
+/* The value's lower-case name ("host", "cuda_device"), a static string; NULL for a value this version does not know.
+ * Since 0.2. */
+GREY_API const char* grey_memory_kind_name(grey_memory_kind value);
 
 /* A mapped buffer. An output struct: set struct_size first. Since 0.1. */
 typedef struct grey_buffer_mapping {
@@ -752,6 +794,10 @@ typedef enum grey_model_format {
     GREY_MODEL_FORMAT_FORCE32 = 0x7FFFFFFF
 } grey_model_format;
 
+/* The value's lower-case name ("safetensors", "gguf"), a static string; NULL for a value this version does not know.
+ * Since 0.2. */
+GREY_API const char* grey_model_format_name(grey_model_format value);
+
 /* A model file, memory-mapped read-only. Immutable once open: any number of threads may read it. The
  * mapping shows the file as it is: keep it unchanged while open (replace it by rename, never in place),
  * as touching a page of a file truncated meanwhile raises SIGBUS (docs/security.md, "Files that change
@@ -788,7 +834,9 @@ typedef struct grey_model_tensor {
     const char* name;       /* owned by the model, valid until grey_model_destroy */
     const void* data;       /* the tensor's bytes in the mapped file (read-only), valid as `name` */
     uint64_t size_bytes;
-    grey_tensor_desc desc;  /* dtype and shape (outermost first) */
+    /* dtype and shape (outermost first); owned by the model, valid as `name`. A pointer rather than the
+     * struct itself (since 0.2), so that grey_tensor_desc may grow without moving this struct. */
+    const grey_tensor_desc* desc;
 } grey_model_tensor;
 
 /* The tensor at `index` (0 .. count-1), in file order. Since 0.1. */
@@ -918,6 +966,10 @@ typedef enum grey_quant_calibration {
     GREY_CALIBRATION_MSE = 1,
     GREY_CALIBRATION_FORCE32 = 0x7FFFFFFF
 } grey_quant_calibration;
+
+/* The value's lower-case name ("rtn", "mse"), a static string; NULL for a value this version does not know.
+ * Since 0.2. */
+GREY_API const char* grey_quant_calibration_name(grey_quant_calibration value);
 
 /* The value of grey_quant_params.axis that asks FP8 for one scale for the whole tensor. */
 #define GREY_QUANT_PER_TENSOR (-1)
@@ -1269,6 +1321,10 @@ typedef enum grey_audit_durability {
     GREY_AUDIT_DURABILITY_FORCE32 = 0x7FFFFFFF
 } grey_audit_durability;
 
+/* The value's lower-case name ("every_record", "group"), a static string; NULL for a value this version does not know.
+ * Since 0.2. */
+GREY_API const char* grey_audit_durability_name(grey_audit_durability value);
+
 typedef struct grey_audit_options {
     uint32_t struct_size;
     grey_audit_durability durability;
@@ -1509,14 +1565,17 @@ typedef struct grey_proof_report {
     uint32_t verified;           /* 1: the log is intact and holds this artifact's exact hash */
     uint64_t record;             /* the grey.proof record, or GREY_AUDIT_NO_RECORD */
     uint8_t sha256[32];          /* of the artifact file as it is now */
-    grey_audit_report log;       /* the log's verification (the library sets its struct_size) */
 } grey_proof_report;
 
 /* Verifies the log with the verifier key, hashes the artifact file and looks for a grey.proof record
  * with that hash. GREY_OK whenever the check could run (the verdict is out_report->verified; when the
- * log is intact but no record matches, the artifact was changed or never logged). Since 0.1. */
+ * log is intact but no record matches, the artifact was changed or never logged). `out_log`, when not
+ * NULL, receives the log's verification (both output structs: set their struct_size first); when the
+ * log is not intact it says why. Both are left untouched on failure. Since 0.1; out_log since 0.2 (it
+ * was a member of grey_proof_report before, which kept grey_audit_report from growing). */
 GREY_API GREY_NODISCARD grey_status grey_proof_verify(const char* log_path, const char* key_path,
-                                                      const char* artifact_path, grey_proof_report* out_report);
+                                                      const char* artifact_path, grey_proof_report* out_report,
+                                                      grey_audit_report* out_log);
 
 /* ---------------------------------------------------------------------------------------------------
  * Thermal governor and fair scheduler (since 0.2)
@@ -1703,9 +1762,10 @@ typedef struct grey_tenant_stats {
 
 GREY_API GREY_NODISCARD grey_status grey_tenant_stats_get(grey_tenant* tenant, grey_tenant_stats* out_stats);
 
-/* The governor's tenants, in creation order, for status pages. Since 0.2. */
+/* The governor's tenants, in creation order, for status pages; the `index`-th one's statistics (named
+ * grey_governor_tenant_stats_at in 0.2's development). Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_governor_tenant_count(grey_governor* governor, uint32_t* out_count);
-GREY_API GREY_NODISCARD grey_status grey_governor_tenant_stats_at(grey_governor* governor, uint32_t index,
+GREY_API GREY_NODISCARD grey_status grey_governor_tenant_stats_get(grey_governor* governor, uint32_t index,
                                                                   grey_tenant_stats* out_stats);
 
 /* An admission. An output struct: set struct_size first. Since 0.2. */
@@ -1781,6 +1841,9 @@ typedef enum grey_kv_format {
     GREY_KV_FP8_E4M3 = 3,  /* fp8 e4m3 codes, fp32 scale per group (symmetric) */
     GREY_KV_FORMAT_FORCE32 = 0x7FFFFFFF
 } grey_kv_format;
+
+/* "int8", "int4", "int2", "fp8-e4m3"; NULL for an unknown value. Static storage. Since 0.2. */
+GREY_API const char* grey_kv_format_name(grey_kv_format format);
 
 /* Flags of grey_kv_cache_config.flags. */
 #define GREY_KV_HADAMARD_K 0x1u /* rotate K by a Hadamard matrix before quantizing (not yet implemented:
@@ -1902,7 +1965,7 @@ GREY_API GREY_NODISCARD grey_status grey_kv_gather(grey_kv_cache* cache, uint64_
                                                    float* keys, float* values, uint64_t kv_bytes);
 
 /* Fills `out_stats` (set struct_size first). Since 0.2. */
-GREY_API GREY_NODISCARD grey_status grey_kv_cache_stats(const grey_kv_cache* cache, grey_kv_stats* out_stats);
+GREY_API GREY_NODISCARD grey_status grey_kv_cache_stats_get(const grey_kv_cache* cache, grey_kv_stats* out_stats);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -50,7 +50,7 @@ struct HostState {
     explicit HostState(const grey_backend_host* h) : host(h), probe("/") {}
     const grey_backend_host* host;
     HostProbe probe;
-    // What grey_device_memory_stats reports: the host has no pool, so these are plain sums.
+    // What grey_device_memory_stats_get reports: the host has no pool, so these are plain sums.
     std::mutex stats_mutex;
     uint64_t allocated_bytes = 0;
     uint64_t allocation_count = 0;

@@ -375,10 +375,12 @@ type ProofReport struct {
 func ProofVerify(logPath, keyPath, artifactPath string) (*ProofReport, error) {
 	raw := capi.NewGrey_proof_report()
 	defer capi.DeleteGrey_proof_report(raw)
-	if err := capi.Grey_proof_verify(logPath, keyPath, artifactPath, raw); err != nil {
+	log := capi.NewGrey_audit_report()
+	defer capi.DeleteGrey_audit_report(log)
+	if err := capi.Grey_proof_verify(logPath, keyPath, artifactPath, raw, log); err != nil {
 		return nil, err
 	}
-	r := &ProofReport{Verified: raw.GetVerified() != 0, Record: -1, Log: newAuditReport(raw.GetLog())}
+	r := &ProofReport{Verified: raw.GetVerified() != 0, Record: -1, Log: newAuditReport(log)}
 	if record := raw.GetRecord(); record != math.MaxUint64 {
 		r.Record = int64(record)
 	}

@@ -231,7 +231,7 @@ func (c *Context) Backends() ([]BackendInfo, error) {
 	var report []BackendInfo
 	err := c.with(func(h capi.Grey_context) error {
 		n := []uint32{0}
-		if err := capi.Grey_backend_count(h, n); err != nil {
+		if err := capi.Grey_backend_candidate_count(h, n); err != nil {
 			return err
 		}
 		raw := capi.NewGrey_backend_info()
@@ -240,7 +240,7 @@ func (c *Context) Backends() ([]BackendInfo, error) {
 			if err := capi.Grey_backend_info_get(h, uint(i), raw); err != nil {
 				return err
 			}
-			report = append(report, BackendInfo{raw.GetName(), raw.GetPath(), outcomeName(raw.GetOutcome()), raw.GetReason(),
+			report = append(report, BackendInfo{raw.GetName(), raw.GetPath(), known(capi.Grey_backend_outcome_name(raw.GetOutcome())), raw.GetReason(),
 				int(raw.GetDevice_count())})
 		}
 		return nil
@@ -274,8 +274,8 @@ func (c *Context) PluginDirs() ([]PluginDir, error) {
 			if err := capi.Grey_plugin_dir_info_get(h, uint(i), raw); err != nil {
 				return err
 			}
-			dirs = append(dirs, PluginDir{raw.GetPath(), raw.GetReal_path(), nameOr(pluginOriginNames, raw.GetOrigin(), "unknown"),
-				nameOr(pluginDirStateNames, raw.GetState(), "unknown"), raw.GetReason()})
+			dirs = append(dirs, PluginDir{raw.GetPath(), raw.GetReal_path(), known(capi.Grey_plugin_origin_name(raw.GetOrigin())),
+				known(capi.Grey_plugin_dir_state_name(raw.GetState())), raw.GetReason()})
 		}
 		return nil
 	})

@@ -60,42 +60,14 @@ func fieldDescs() ([]fieldDesc, error) {
 	return descs, descsErr
 }
 
-var (
-	stateNames = map[capi.Grey_field_state]string{
-		capi.GREY_FIELD_OK: "ok", capi.GREY_FIELD_UNSUPPORTED: "unsupported",
-		capi.GREY_FIELD_PERMISSION_DENIED: "permission_denied", capi.GREY_FIELD_NOT_APPLICABLE: "not_applicable",
+// known is libgrey's name for an enum value (grey_*_name), or "unknown" for a value newer than the
+// library, which has no name ("" through SWIG).
+func known(name string) string {
+	if name == "" {
+		return "unknown"
 	}
-	sourceNames = map[capi.Grey_source]string{
-		capi.GREY_SOURCE_NONE: "none", capi.GREY_SOURCE_OS: "os", capi.GREY_SOURCE_CUDA_DRIVER: "cuda_driver",
-		capi.GREY_SOURCE_NVML: "nvml", capi.GREY_SOURCE_HIP: "hip", capi.GREY_SOURCE_AMD_SMI: "amd_smi",
-		capi.GREY_SOURCE_LEVEL_ZERO: "level_zero", capi.GREY_SOURCE_DERIVED: "derived", capi.GREY_SOURCE_TABLE: "table",
-	}
-	vendorNames = map[capi.Grey_vendor]string{
-		capi.GREY_VENDOR_NVIDIA: "nvidia", capi.GREY_VENDOR_AMD: "amd", capi.GREY_VENDOR_INTEL: "intel",
-		capi.GREY_VENDOR_CPU: "cpu",
-	}
-	outcomeNames = map[capi.Grey_backend_outcome]string{
-		capi.GREY_BACKEND_LOADED: "loaded", capi.GREY_BACKEND_SKIPPED: "skipped", capi.GREY_BACKEND_FAILED: "failed",
-		capi.GREY_BACKEND_NOT_FOUND: "not_found",
-	}
-	pluginOriginNames = map[capi.Grey_plugin_origin]string{
-		capi.GREY_PLUGIN_ORIGIN_HOST: "host", capi.GREY_PLUGIN_ORIGIN_ENVIRONMENT: "environment",
-		capi.GREY_PLUGIN_ORIGIN_BESIDE_LIBRARY: "beside_library",
-	}
-	pluginDirStateNames = map[capi.Grey_plugin_dir_state]string{
-		capi.GREY_PLUGIN_DIR_SEARCHED: "searched", capi.GREY_PLUGIN_DIR_MISSING: "missing",
-		capi.GREY_PLUGIN_DIR_REFUSED: "refused", capi.GREY_PLUGIN_DIR_DUPLICATE: "duplicate",
-	}
-)
-
-func nameOr[K comparable](names map[K]string, key K, fallback string) string {
-	if name, ok := names[key]; ok {
-		return name
-	}
-	return fallback
+	return name
 }
-
-func outcomeName(o capi.Grey_backend_outcome) string { return nameOr(outcomeNames, o, "unknown") }
 
 // readFields reads every field of one group from the struct at base, at the offsets libgrey gives.
 func readFields(h capi.Grey_context, device uint, base uintptr, g group) ([]Field, error) {
@@ -123,8 +95,8 @@ func readFields(h capi.Grey_context, device uint, base uintptr, g group) ([]Fiel
 			f := capi.SwigcptrGrey_field_text(at)
 			value, state, source = f.GetValue(), f.GetState(), f.GetSource()
 		}
-		field := Field{Key: d.key, Value: value, State: nameOr(stateNames, state, "unknown"),
-			Source: nameOr(sourceNames, source, "none"), Unit: d.unit}
+		field := Field{Key: d.key, Value: value, State: known(capi.Grey_field_state_name(state)),
+			Source: known(capi.Grey_source_name(source)), Unit: d.unit}
 		if state != capi.GREY_FIELD_OK {
 			field.Value = nil
 			field.Reason, err = readText(func(b []byte, n []uint64) error {
@@ -180,7 +152,7 @@ type DeviceSpec struct {
 
 func newDeviceSpec(index int, raw capi.Grey_device_spec, fields []Field) *DeviceSpec {
 	s := &DeviceSpec{Index: index, Backend: raw.GetBackend(), BackendDeviceIndex: int(raw.GetBackend_device_index()),
-		Vendor: nameOr(vendorNames, raw.GetVendor(), "unknown"), Type: "cpu", Fields: fields}
+		Vendor: known(capi.Grey_vendor_name(raw.GetVendor())), Type: "cpu", Fields: fields}
 	if raw.GetXtype() == capi.GREY_DEVICE_GPU {
 		s.Type = "gpu"
 	}

@@ -166,7 +166,7 @@ func (g *Governor) Tenants() ([]TenantStats, error) {
 		}
 		for i := uint(0); i < uint(n[0]); i++ {
 			raw := capi.NewGrey_tenant_stats()
-			err := capi.Grey_governor_tenant_stats_at(h, i, raw)
+			err := capi.Grey_governor_tenant_stats_get(h, i, raw)
 			if err == nil {
 				list = append(list, tenantStats(raw))
 			}

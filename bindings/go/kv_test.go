@@ -73,7 +73,7 @@ func TestKvCacheRaw(t *testing.T) {
 	}
 	stats := capi.NewGrey_kv_stats()
 	defer capi.DeleteGrey_kv_stats(stats)
-	if err := capi.Grey_kv_cache_stats(cache, stats); err != nil {
+	if err := capi.Grey_kv_cache_stats_get(cache, stats); err != nil {
 		t.Fatal(err)
 	}
 	if stats.GetTokens() != n || stats.GetBlocks_compressed() != 1 {

@@ -111,7 +111,7 @@ var stringCalls = map[string]func(s []string) error{
 		return capi.Grey_governor_emergency_stop(capi.SwigcptrGrey_governor(0), s[0])
 	},
 	"grey_proof_verify": func(s []string) error {
-		return capi.Grey_proof_verify(s[0], s[1], s[2], capi.NewGrey_proof_report())
+		return capi.Grey_proof_verify(s[0], s[1], s[2], capi.NewGrey_proof_report(), capi.NewGrey_audit_report())
 	},
 }
 

@@ -364,9 +364,12 @@ grey_status grey_proof_write(grey_audit_log* log, const char* directory, const c
 }
 
 grey_status grey_proof_verify(const char* log_path, const char* key_path, const char* artifact_path,
-                              grey_proof_report* out_report) {
+                              grey_proof_report* out_report, grey_audit_report* out_log) {
     return abi_guard([&] {
         require_non_null(out_report, "out_report");
+        // Both sizes are checked before either struct is written, so a failure leaves both untouched.
+        grey::require_struct_size(*out_report, sizeof(grey_proof_report), "out_report");
+        if (out_log != nullptr) grey::require_struct_size(*out_log, sizeof(grey_audit_report), "out_log");
         audit::KeyChain keys = verifier_keys(required_path(key_path, "key_path"));
         const grey::MappedFile file = map_log(required_path(log_path, "log_path"));
         const audit::ArtifactCheck check = audit::check_artifact(file.bytes<uint8_t>(), keys, required_path(artifact_path, "artifact_path"));
@@ -375,8 +378,8 @@ grey_status grey_proof_verify(const char* log_path, const char* key_path, const 
         report.verified = check.log.cause == audit::Cause::Intact && check.record.has_value() ? 1u : 0u;
         report.record = check.record.value_or(GREY_AUDIT_NO_RECORD);
         std::copy(check.sha256.begin(), check.sha256.end(), report.sha256);
-        report.log = to_c(check.log);
         grey::copy_out_struct(report, out_report, sizeof(grey_proof_report), "out_report");
+        if (out_log != nullptr) grey::copy_out_struct(to_c(check.log), out_log, sizeof(grey_audit_report), "out_log");
     });
 }
 

@@ -192,7 +192,7 @@ const grey_config* grey_context_config(const grey_context* context) {
     return context != nullptr ? &context->config : nullptr;
 }
 
-grey_status grey_backend_count(const grey_context* context, uint32_t* out_count) {
+grey_status grey_backend_candidate_count(const grey_context* context, uint32_t* out_count) {
     return grey::abi_guard([&] {
         grey::require_non_null(context, "context");
         grey::require_non_null(out_count, "out_count");

@@ -59,16 +59,23 @@ grey_status abi_guard(Body&& body) noexcept {
     }
 }
 
-// The caller's out-struct protocol (grey.h): refuse sizes below the first released size, fill what
-// the caller has room for, and keep the caller's struct_size.
+// The caller's out-struct protocol (grey.h): a struct_size below the struct's first released size is
+// refused; the caller's struct_size is kept, and as much is filled as it has room for.
+template <typename Struct>
+void require_struct_size(const Struct& out, size_t first_released_size, const char* what) {
+    if (out.struct_size < first_released_size)
+        fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + "->struct_size is " + std::to_string(out.struct_size) +
+                                              "; set it to sizeof the struct (at least " +
+                                              std::to_string(first_released_size) + ")");
+}
+
+// Copies `full` into the caller's output struct, as much of it as the caller's struct_size holds
+// (zeroing the rest), after checking that size.
 template <typename Struct>
 void copy_out_struct(const Struct& full, Struct* out, size_t first_released_size, const char* what) {
     require_non_null(out, what);
+    require_struct_size(*out, first_released_size, what);
     const uint32_t caller_size = out->struct_size;
-    if (caller_size < first_released_size)
-        fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + "->struct_size is " + std::to_string(caller_size) +
-                                              "; set it to sizeof the struct (at least " +
-                                              std::to_string(first_released_size) + ")");
     const size_t n = caller_size < sizeof(Struct) ? caller_size : sizeof(Struct);
     auto* bytes = reinterpret_cast<unsigned char*>(out);
     const auto* src = reinterpret_cast<const unsigned char*>(&full);

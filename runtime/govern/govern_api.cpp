@@ -315,7 +315,7 @@ grey_status grey_governor_tenant_count(grey_governor* governor, uint32_t* out_co
     });
 }
 
-grey_status grey_governor_tenant_stats_at(grey_governor* governor, uint32_t index, grey_tenant_stats* out_stats) {
+grey_status grey_governor_tenant_stats_get(grey_governor* governor, uint32_t index, grey_tenant_stats* out_stats) {
     return grey::abi_guard([&] {
         grey::require_non_null(governor, "governor");
         const auto tenants = governor->impl->tenants();

@@ -175,7 +175,7 @@ grey_status grey_kv_gather(grey_kv_cache* cache, uint64_t sequence, uint32_t lay
     });
 }
 
-grey_status grey_kv_cache_stats(const grey_kv_cache* cache, grey_kv_stats* out_stats) {
+grey_status grey_kv_cache_stats_get(const grey_kv_cache* cache, grey_kv_stats* out_stats) {
     return grey::abi_guard([&] {
         const auto& kv = grey::kv::checked(cache);
         grey::require_non_null(out_stats, "out_stats");

@@ -4,7 +4,7 @@
 
 extern "C" {
 
-grey_status grey_device_memory_stats(grey_context* context, uint32_t device, grey_memory_stats* out_stats) {
+grey_status grey_device_memory_stats_get(grey_context* context, uint32_t device, grey_memory_stats* out_stats) {
     return grey::abi_guard([&] {
         grey::require_non_null(context, "context");
         grey::require_non_null(out_stats, "out_stats");

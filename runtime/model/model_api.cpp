@@ -7,6 +7,30 @@
 
 #include <algorithm>
 #include <memory>
+#include <vector>
+
+namespace {
+
+// The description grey_model_tensor.desc points to.
+grey_tensor_desc describe(const grey::model::Tensor& t) {
+    grey_tensor_desc desc = GREY_TENSOR_DESC_INIT;
+    desc.dtype = t.dtype;
+    desc.rank = static_cast<uint32_t>(t.shape.size());
+    std::copy(t.shape.begin(), t.shape.end(), desc.shape);
+    return desc;
+}
+
+std::vector<grey_tensor_desc> describe_all(const grey::model::ModelFile& contents) {
+    std::vector<grey_tensor_desc> descs;
+    descs.reserve(contents.tensors.size());
+    for (const auto& t : contents.tensors) descs.push_back(describe(t));
+    return descs;
+}
+
+}  // namespace
+
+grey_model::grey_model(const char* path)
+    : file(path, "model file"), contents(grey::model::parse_model(file.bytes())), descs(describe_all(contents)) {}
 
 struct grey_model_writer {
     grey::model::ModelWriter impl;
@@ -93,17 +117,15 @@ grey_status grey_model_tensor_count(const grey_model* model, uint64_t* out_count
 
 grey_status grey_model_tensor_get(const grey_model* model, uint64_t index, grey_model_tensor* out_tensor) {
     return grey::abi_guard([&] {
-        const auto& t = checked_tensor(checked_model(model), index);
+        const grey_model& m = checked_model(model);
+        const auto& t = checked_tensor(m, index);
         grey_model_tensor info{};
         info.struct_size = sizeof info;
         info.file_type = t.file_type;
         info.name = t.name.c_str();
         info.data = t.data.data();
         info.size_bytes = t.data.size();
-        info.desc = GREY_TENSOR_DESC_INIT;
-        info.desc.dtype = t.dtype;
-        info.desc.rank = static_cast<uint32_t>(t.shape.size());
-        std::copy(t.shape.begin(), t.shape.end(), info.desc.shape);
+        info.desc = &m.descs[index];
         grey::copy_out_struct(info, out_tensor, sizeof(grey_model_tensor), "out_tensor");
     });
 }

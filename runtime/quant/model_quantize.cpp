@@ -63,7 +63,7 @@ std::vector<Planned> plan_model(const grey_model* model, const ModelPolicy& poli
     for (uint64_t i = 0; i < count; ++i) {
         planned[i].tensor.struct_size = sizeof(grey_model_tensor);
         check_api(grey_model_tensor_get(model, i, &planned[i].tensor));
-        const grey_tensor_desc& d = planned[i].tensor.desc;
+        const grey_tensor_desc& d = *planned[i].tensor.desc;
         seen[i] = {planned[i].tensor.name, d.dtype, std::vector<uint64_t>(d.shape, d.shape + d.rank)};
     }
     auto decisions = policy.decide(seen);
@@ -104,7 +104,7 @@ void add_row_layout(json& description, const grey_tensor_desc& desc, const grey_
 // What the output holds for a quantized tensor: ggml's own type for q8_0/q4_0/q4_1 in GGUF, otherwise
 // a byte tensor of libgrey's layout, described by the metadata entry grey.quant.<name>.
 grey_tensor_desc stored_desc(const Planned& p, grey_model_format output_format) {
-    grey_tensor_desc stored = p.tensor.desc;
+    grey_tensor_desc stored = *p.tensor.desc;
     const auto format = p.decision.params.format;
     if (output_format == GREY_MODEL_FORMAT_GGUF && format == GREY_QUANT_Q8_0) stored.dtype = GREY_DTYPE_Q8_0;
     else if (output_format == GREY_MODEL_FORMAT_GGUF && format == GREY_QUANT_Q4_0) stored.dtype = GREY_DTYPE_Q4_0;
@@ -132,15 +132,15 @@ WriterHandle open_writer(const std::string& output, const grey_model* model, con
     check_api(grey_model_writer_set_metadata(writer.get(), "grey.quantization", (format + ", calibration " + calibration).c_str()));
     for (const auto& p : planned) {
         if (p.decision.kept) {
-            check_api(grey_model_writer_declare_tensor(writer.get(), p.tensor.name, &p.tensor.desc, p.tensor.file_type, nullptr));
+            check_api(grey_model_writer_declare_tensor(writer.get(), p.tensor.name, p.tensor.desc, p.tensor.file_type, nullptr));
             continue;
         }
         const grey_tensor_desc stored = stored_desc(p, output_format);
         if (stored.dtype == GREY_DTYPE_I8 || stored.dtype == GREY_DTYPE_U8) {
             json description = {{"format", p.decision.format},        {"calibration", calibration},
-                                {"dtype", grey_dtype_name(p.tensor.desc.dtype)}, {"shape", shape_json(p.tensor.desc)},
+                                {"dtype", grey_dtype_name(p.tensor.desc->dtype)}, {"shape", shape_json(*p.tensor.desc)},
                                 {"axis", p.decision.params.axis},      {"group_size", p.decision.params.group_size}};
-            add_row_layout(description, p.tensor.desc, p.decision.params);
+            add_row_layout(description, *p.tensor.desc, p.decision.params);
             check_api(grey_model_writer_set_metadata(writer.get(), ("grey.quant." + std::string(p.tensor.name)).c_str(), description.dump().c_str()));
         }
         check_api(grey_model_writer_declare_tensor(writer.get(), p.tensor.name, &stored, 0, nullptr));
@@ -176,11 +176,11 @@ public:
         grey_quant_report report{};
         report.struct_size = sizeof report;
         if (!source_) {
-            check_api(grey_quantize(&t.desc, t.data, t.size_bytes, &params, out.data(), out.size(), &report));
+            check_api(grey_quantize(t.desc, t.data, t.size_bytes, &params, out.data(), out.size(), &report));
             return report;
         }
         check_api(grey_buffer_write(source_.get(), 0, t.data, t.size_bytes));
-        check_api(grey_quantize_buffer(&t.desc, source_.get(), 0, &params, destination_.get(), 0, &report));
+        check_api(grey_quantize_buffer(t.desc, source_.get(), 0, &params, destination_.get(), 0, &report));
         check_api(grey_buffer_read(destination_.get(), 0, out.data(), out.size()));
         return report;
     }
@@ -247,8 +247,8 @@ std::string quantize_model(const std::string& input, const char* output, const s
         const grey_model_tensor& t = planned[i].tensor;
         const TensorDecision& d = planned[i].decision;
         if (d.kept) {
-            kept.push_back({{"name", t.name}, {"dtype", grey_dtype_name(t.desc.dtype) ? grey_dtype_name(t.desc.dtype) : "OTHER"},
-                            {"shape", shape_json(t.desc)}, {"reason", *d.kept}});
+            kept.push_back({{"name", t.name}, {"dtype", grey_dtype_name(t.desc->dtype) ? grey_dtype_name(t.desc->dtype) : "OTHER"},
+                            {"shape", shape_json(*t.desc)}, {"reason", *d.kept}});
             if (writer) check_api(grey_model_writer_write_tensor(writer.get(), i, t.data, t.size_bytes));
             check_api(grey_model_tensor_evict(model.get(), i));
             continue;

@@ -50,9 +50,9 @@ static void synthetic(float* values, size_t n) {
 }
 
 static int is_candidate(const grey_model_tensor* t) {
-    const grey_dtype d = t->desc.dtype;
-    return (d == GREY_DTYPE_F32 || d == GREY_DTYPE_F16 || d == GREY_DTYPE_BF16) && t->desc.rank == 2 &&
-           t->desc.shape[1] % 128 == 0;
+    const grey_dtype d = t->desc->dtype;
+    return (d == GREY_DTYPE_F32 || d == GREY_DTYPE_F16 || d == GREY_DTYPE_BF16) && t->desc->rank == 2 &&
+           t->desc->shape[1] % 128 == 0;
 }
 
 static int report_every_format(const grey_tensor_desc* desc, const void* data, uint64_t size) {
@@ -116,9 +116,9 @@ int main(int argc, char** argv) {
             break;
         }
         if (!is_candidate(&t)) continue;
-        printf("input: %s [%" PRIu64 ", %" PRIu64 "] %s of %s\n", t.name, t.desc.shape[0], t.desc.shape[1],
-               grey_dtype_name(t.desc.dtype), path);
-        rc = report_every_format(&t.desc, t.data, t.size_bytes);
+        printf("input: %s [%" PRIu64 ", %" PRIu64 "] %s of %s\n", t.name, t.desc->shape[0], t.desc->shape[1],
+               grey_dtype_name(t.desc->dtype), path);
+        rc = report_every_format(t.desc, t.data, t.size_bytes);
         break;
     }
     if (rc == -1) {

@@ -96,12 +96,12 @@ int main(int argc, char** argv) try {
         grey_model_tensor t{};
         t.struct_size = sizeof t;
         check(grey_model_tensor_get(model.get(), i, &t), "grey_model_tensor_get");
-        const grey_dtype d = t.desc.dtype;
+        const grey_dtype d = t.desc->dtype;
         const bool plain = d == GREY_DTYPE_F32 || d == GREY_DTYPE_F16 || d == GREY_DTYPE_BF16;
-        if (!plain || t.desc.rank != 2 || t.desc.shape[1] % 128 != 0) continue;
-        std::cout << "input: " << t.name << " [" << t.desc.shape[0] << ", " << t.desc.shape[1] << "] " << grey_dtype_name(d)
+        if (!plain || t.desc->rank != 2 || t.desc->shape[1] % 128 != 0) continue;
+        std::cout << "input: " << t.name << " [" << t.desc->shape[0] << ", " << t.desc->shape[1] << "] " << grey_dtype_name(d)
                   << " of " << path.string() << "\n" << std::flush;
-        report_every_format(t.desc, t.data, t.size_bytes);
+        report_every_format(*t.desc, t.data, t.size_bytes);
         return 0;
     }
     throw std::runtime_error(path.string() + " has no 2-D float tensor with rows a multiple of 128");

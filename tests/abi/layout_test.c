@@ -136,7 +136,7 @@ _Static_assert(offsetof(grey_tensor_desc, shape) == 16, "grey_tensor_desc.shape 
 _Static_assert(sizeof(grey_model_write_options) == 8, "size of grey_model_write_options changed");
 _Static_assert(offsetof(grey_model_write_options, struct_size) == 0, "grey_model_write_options.struct_size moved");
 _Static_assert(offsetof(grey_model_write_options, replace) == 4, "grey_model_write_options.replace moved");
-_Static_assert(sizeof(grey_model_tensor) == 112, "size of grey_model_tensor changed");
+_Static_assert(sizeof(grey_model_tensor) == 40, "size of grey_model_tensor changed");
 _Static_assert(offsetof(grey_model_tensor, struct_size) == 0, "grey_model_tensor.struct_size moved");
 _Static_assert(offsetof(grey_model_tensor, file_type) == 4, "grey_model_tensor.file_type moved");
 _Static_assert(offsetof(grey_model_tensor, name) == 8, "grey_model_tensor.name moved");
@@ -257,12 +257,11 @@ _Static_assert(offsetof(grey_audit_report, log_id) == 40, "grey_audit_report.log
 _Static_assert(offsetof(grey_audit_report, head_hash) == 56, "grey_audit_report.head_hash moved");
 _Static_assert(offsetof(grey_audit_report, root_hash) == 88, "grey_audit_report.root_hash moved");
 _Static_assert(offsetof(grey_audit_report, detail) == 120, "grey_audit_report.detail moved");
-_Static_assert(sizeof(grey_proof_report) == 424, "size of grey_proof_report changed");
+_Static_assert(sizeof(grey_proof_report) == 48, "size of grey_proof_report changed");
 _Static_assert(offsetof(grey_proof_report, struct_size) == 0, "grey_proof_report.struct_size moved");
 _Static_assert(offsetof(grey_proof_report, verified) == 4, "grey_proof_report.verified moved");
 _Static_assert(offsetof(grey_proof_report, record) == 8, "grey_proof_report.record moved");
 _Static_assert(offsetof(grey_proof_report, sha256) == 16, "grey_proof_report.sha256 moved");
-_Static_assert(offsetof(grey_proof_report, log) == 48, "grey_proof_report.log moved");
 _Static_assert(sizeof(grey_audit_checkpoint_info) == 80, "size of grey_audit_checkpoint_info changed");
 _Static_assert(offsetof(grey_audit_checkpoint_info, struct_size) == 0, "grey_audit_checkpoint_info.struct_size moved");
 _Static_assert(offsetof(grey_audit_checkpoint_info, epoch) == 4, "grey_audit_checkpoint_info.epoch moved");

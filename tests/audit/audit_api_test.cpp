@@ -107,7 +107,7 @@ TEST_F(AuditApi, NullAndMalformedArgumentsGiveAStatus) {
     size_t length = 0;
     EXPECT_EQ(grey_audit_records_json(nullptr, 0, 0, nullptr, 0, &length), GREY_ERROR_INVALID_ARGUMENT);
     EXPECT_EQ(grey_audit_check_proof(nullptr, nullptr, nullptr, nullptr), GREY_ERROR_INVALID_ARGUMENT);
-    EXPECT_EQ(grey_proof_verify(nullptr, nullptr, nullptr, nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_proof_verify(nullptr, nullptr, nullptr, nullptr, nullptr), GREY_ERROR_INVALID_ARGUMENT);
     EXPECT_STREQ(grey_audit_cause_name(GREY_AUDIT_RESEALED), "resealed");
     EXPECT_EQ(grey_audit_cause_name(static_cast<grey_audit_cause>(77)), nullptr);
     grey_audit_close(log);
@@ -408,14 +408,40 @@ TEST_F(AuditApi, ProofArtifactIsBoundToTheLog) {
     const std::string artifact = proofs + "/" + id + ".json";
     grey_proof_report report{};
     report.struct_size = sizeof report;
-    ASSERT_EQ(grey_proof_verify(log_path.c_str(), verifier_key.c_str(), artifact.c_str(), &report), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_proof_verify(log_path.c_str(), verifier_key.c_str(), artifact.c_str(), &report, nullptr), GREY_OK) << grey_last_error();
     EXPECT_EQ(report.verified, 1u);
     EXPECT_EQ(report.record, 0u);
     write_all_bytes(artifact, {'{', '"', 'r', 'e', 's', 'u', 'l', 't', '"', ':', '4', '3', '}'});
-    ASSERT_EQ(grey_proof_verify(log_path.c_str(), verifier_key.c_str(), artifact.c_str(), &report), GREY_OK);
+    grey_audit_report log_report{};
+    log_report.struct_size = sizeof log_report;
+    log_report.cause = GREY_AUDIT_MODIFIED;
+    ASSERT_EQ(grey_proof_verify(log_path.c_str(), verifier_key.c_str(), artifact.c_str(), &report, &log_report), GREY_OK);
     EXPECT_EQ(report.verified, 0u);
-    EXPECT_EQ(report.log.cause, GREY_AUDIT_INTACT);
+    EXPECT_EQ(log_report.cause, GREY_AUDIT_INTACT);
+    EXPECT_EQ(log_report.struct_size, sizeof log_report);
     EXPECT_EQ(report.record, GREY_AUDIT_NO_RECORD);
+}
+
+// The two output structs are checked before either is written: a bad struct_size on one leaves both
+// as they were.
+TEST_F(AuditApi, ProofVerifyLeavesBothReportsUntouchedOnFailure) {
+    grey_audit_log* log = open_log();
+    char id[17];
+    size_t length = 0;
+    ASSERT_EQ(grey_proof_write(log, (dir + "/proofs").c_str(), "{}", id, sizeof id, &length), GREY_OK) << grey_last_error();
+    grey_audit_close(log);
+    const std::string artifact = dir + "/proofs/" + id + ".json";
+    grey_proof_report report{};
+    report.struct_size = sizeof report;
+    report.record = 77;
+    grey_audit_report log_report{};
+    log_report.struct_size = 4;  // too small
+    log_report.records = 99;
+    EXPECT_EQ(grey_proof_verify(log_path.c_str(), verifier_key.c_str(), artifact.c_str(), &report, &log_report),
+              GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(grey_last_error()).find("out_log->struct_size is 4"), std::string::npos) << grey_last_error();
+    EXPECT_EQ(report.record, 77u);
+    EXPECT_EQ(log_report.records, 99u);
 }
 
 }  // namespace

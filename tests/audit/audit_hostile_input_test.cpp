@@ -102,7 +102,7 @@ TEST_F(HostileInput, AProofRecordWithARepeatedKeyProvesNothing) {
     ASSERT_EQ(verify().cause, GREY_AUDIT_INTACT);
     grey_proof_report report{};
     report.struct_size = sizeof report;
-    ASSERT_EQ(grey_proof_verify(log_path.c_str(), verifier_key.c_str(), artifact.c_str(), &report), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_proof_verify(log_path.c_str(), verifier_key.c_str(), artifact.c_str(), &report, nullptr), GREY_OK) << grey_last_error();
     EXPECT_EQ(report.verified, 0u);
     EXPECT_EQ(report.record, GREY_AUDIT_NO_RECORD);
 }
@@ -175,7 +175,7 @@ TEST_F(HostileInput, PathsThatAreNotRegularFilesAreRefusedWithoutBlocking) {
     auto proof_verify = [&](const std::string& log_file, const std::string& key, const std::string& artifact) {
         grey_proof_report report{};
         report.struct_size = sizeof report;
-        return grey_proof_verify(log_file.c_str(), key.c_str(), artifact.c_str(), &report);
+        return grey_proof_verify(log_file.c_str(), key.c_str(), artifact.c_str(), &report, nullptr);
     };
     const std::vector<std::pair<std::string, std::function<grey_status(const std::string&)>>> roles = {
         {"log to verify", [&](const std::string& bad) { return verify_with(bad, verifier_key, "", nullptr); }},

@@ -43,6 +43,7 @@ check detect-debug-json 0 '"outcome": "skipped"' -- "$greyctl" --backend-dir "$p
 check detect-plugin-devices 0 'Fake GPU 1' -- "$greyctl" --backend-dir "$plugins" detect --backend fake
 check detect-missing-backend 1 "backend 'nosuch' is not available" -- "$greyctl" --log-level OFF detect --backend nosuch
 check detect-failing-backend 1 "backend 'failinit' is not available: init failed" -- "$greyctl" --backend-dir "$plugins" --log-level OFF detect --backend failinit
+check detect-debug-missing-backend-lists-tries 1 "failinit +failed +.*init failed" -- "$greyctl" --backend-dir "$plugins" --log-level OFF detect --debug --backend failinit
 # A plugin directory that others may write is never searched, and --debug says why.
 mkdir "$tmp/shared" && cp "$plugins/libgrey-backend-fake.so" "$tmp/shared/" && chmod 777 "$tmp/shared"
 check detect-debug-refuses-shared-dir 0 "refused +host +$tmp/shared" -- "$greyctl" --backend-dir "$tmp/shared" --log-level OFF detect --debug

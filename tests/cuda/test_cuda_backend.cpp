@@ -77,7 +77,7 @@ struct Context {
     grey_memory_stats stats(uint32_t device = 1) {
         grey_memory_stats s{};
         s.struct_size = sizeof s;
-        EXPECT_EQ(grey_device_memory_stats(context, device, &s), GREY_OK) << grey_last_error();
+        EXPECT_EQ(grey_device_memory_stats_get(context, device, &s), GREY_OK) << grey_last_error();
         return s;
     }
 

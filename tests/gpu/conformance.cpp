@@ -152,7 +152,7 @@ void run_out_of_memory(grey_context* c, uint32_t gpu) {
         return;
     }
     Buffer keep(c, gpu, 1 << 20);
-    check(ok(keep.status) && ok(grey_device_memory_stats(c, gpu, &before)), "device " + std::to_string(gpu) + ": stats before OOM");
+    check(ok(keep.status) && ok(grey_device_memory_stats_get(c, gpu, &before)), "device " + std::to_string(gpu) + ": stats before OOM");
     grey_buffer* huge = nullptr;
     const grey_status s = grey_buffer_create(c, gpu, spec.memory_total_bytes.value * 2, &huge);
     const std::string message = grey_last_error();
@@ -160,14 +160,14 @@ void run_out_of_memory(grey_context* c, uint32_t gpu) {
           "device " + std::to_string(gpu) + ": twice the memory -> GREY_ERROR_OUT_OF_MEMORY naming the size (" + message + ")");
     grey_memory_stats after{};
     after.struct_size = sizeof after;
-    check(ok(grey_device_memory_stats(c, gpu, &after)) && after.committed_bytes == before.committed_bytes &&
+    check(ok(grey_device_memory_stats_get(c, gpu, &after)) && after.committed_bytes == before.committed_bytes &&
               after.allocated_bytes == before.allocated_bytes && after.allocation_count == before.allocation_count,
           "device " + std::to_string(gpu) + ": pool unchanged after OOM");
     Buffer again(c, gpu, 8 << 20);
     check(ok(again.status), "device " + std::to_string(gpu) + ": allocation works after OOM");
     grey_memory_stats s2{};
     s2.struct_size = sizeof s2;
-    if (ok(grey_device_memory_stats(c, gpu, &s2)))
+    if (ok(grey_device_memory_stats_get(c, gpu, &s2)))
         std::printf("INFO  device %u pool: reserved %" PRIu64 ", committed %" PRIu64 ", allocated %" PRIu64 ", largest free %" PRIu64
                     ", fragmentation %.4f, grown %" PRIu64 " times, granularity %" PRIu64 "\n",
                     gpu, s2.reserved_bytes, s2.committed_bytes, s2.allocated_bytes, s2.largest_free_bytes, s2.fragmentation,

@@ -338,16 +338,16 @@ void run_model(grey_context* c, uint32_t gpu, const char* path) {
         grey_model_tensor tensor{};
         tensor.struct_size = sizeof tensor;
         if (!ok(grey_model_tensor_get(model, t, &tensor))) continue;
-        const grey_dtype dtype = tensor.desc.dtype;
-        if ((dtype != GREY_DTYPE_F32 && dtype != GREY_DTYPE_F16 && dtype != GREY_DTYPE_BF16) || tensor.desc.rank == 0) continue;
+        const grey_dtype dtype = tensor.desc->dtype;
+        if ((dtype != GREY_DTYPE_F32 && dtype != GREY_DTYPE_F16 && dtype != GREY_DTYPE_BF16) || tensor.desc->rank == 0) continue;
         ++tensors;
-        const std::vector<uint64_t> shape(tensor.desc.shape, tensor.desc.shape + tensor.desc.rank);
+        const std::vector<uint64_t> shape(tensor.desc->shape, tensor.desc->shape + tensor.desc->rank);
         const auto* bytes = static_cast<const unsigned char*>(tensor.data);
         const std::vector<unsigned char> plain(bytes, bytes + tensor.size_bytes);
         for (const Config& config : configs()) {
-            const grey_quant_params params = make_params(config, tensor.desc.rank, GREY_CALIBRATION_RTN);
+            const grey_quant_params params = make_params(config, tensor.desc->rank, GREY_CALIBRATION_RTN);
             uint64_t size = 0;
-            if (!ok(grey_quant_size(&tensor.desc, &params, &size))) continue;
+            if (!ok(grey_quant_size(tensor.desc, &params, &size))) continue;
             compare(c, gpu, std::string("device ") + std::to_string(gpu) + " " + config.name + " rtn " + tensor.name, shape, dtype, plain, params, 0);
         }
     }

@@ -71,7 +71,7 @@ inline grey_status append(grey_kv_cache* cache, uint64_t seq, const std::vector<
 inline grey_kv_stats stats(const grey_kv_cache* cache) {
     grey_kv_stats s{};
     s.struct_size = sizeof s;
-    EXPECT_EQ(grey_kv_cache_stats(cache, &s), GREY_OK) << grey_last_error();
+    EXPECT_EQ(grey_kv_cache_stats_get(cache, &s), GREY_OK) << grey_last_error();
     return s;
 }
 

@@ -238,7 +238,7 @@ TEST(KvCache, BadArgumentsAreRefusedAndLeaveTheCacheUsable) {
     EXPECT_EQ(grey_kv_sequence_create(cache.get(), 0, nullptr), GREY_ERROR_INVALID_ARGUMENT);
     grey_kv_stats small{};
     small.struct_size = 8;
-    EXPECT_EQ(grey_kv_cache_stats(cache.get(), &small), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_kv_cache_stats_get(cache.get(), &small), GREY_ERROR_INVALID_ARGUMENT);
     EXPECT_EQ(grey_kv_gather(cache.get(), seq, 5, nullptr, nullptr, 0), GREY_ERROR_INVALID_ARGUMENT);
     uint64_t length = 9;
     ASSERT_EQ(grey_kv_sequence_length(cache.get(), seq, &length), GREY_OK);

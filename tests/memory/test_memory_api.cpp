@@ -1,4 +1,4 @@
-// grey_buffer_checksum and grey_device_memory_stats through grey.h, on the host backend.
+// grey_buffer_checksum and grey_device_memory_stats_get through grey.h, on the host backend.
 #include "common/checksum.hpp"
 #include "grey.h"
 
@@ -91,20 +91,20 @@ TEST(MemoryApi, HostStatsCountLiveBuffers) {
     Context c;
     grey_memory_stats stats{};
     stats.struct_size = sizeof stats;
-    ASSERT_EQ(grey_device_memory_stats(c.context, 0, &stats), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_device_memory_stats_get(c.context, 0, &stats), GREY_OK) << grey_last_error();
     const uint64_t base_count = stats.allocation_count, base_bytes = stats.allocated_bytes;
     grey_buffer* a = nullptr;
     grey_buffer* b = nullptr;
     ASSERT_EQ(grey_buffer_create(c.context, 0, 100, &a), GREY_OK);
     ASSERT_EQ(grey_buffer_create(c.context, 0, 1000, &b), GREY_OK);
-    ASSERT_EQ(grey_device_memory_stats(c.context, 0, &stats), GREY_OK);
+    ASSERT_EQ(grey_device_memory_stats_get(c.context, 0, &stats), GREY_OK);
     EXPECT_EQ(stats.allocation_count, base_count + 2);
     EXPECT_EQ(stats.allocated_bytes, base_bytes + 128 + 1024);  // rounded to 64 bytes
     EXPECT_EQ(stats.free_bytes, 0u);
     EXPECT_EQ(stats.fragmentation, 0.0);
     grey_buffer_destroy(a);
     grey_buffer_destroy(b);
-    ASSERT_EQ(grey_device_memory_stats(c.context, 0, &stats), GREY_OK);
+    ASSERT_EQ(grey_device_memory_stats_get(c.context, 0, &stats), GREY_OK);
     EXPECT_EQ(stats.allocation_count, base_count);
 }
 
@@ -112,9 +112,9 @@ TEST(MemoryApi, StatsRefuseBadArguments) {
     Context c;
     grey_memory_stats stats{};
     stats.struct_size = 4;
-    EXPECT_EQ(grey_device_memory_stats(c.context, 0, &stats), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_device_memory_stats_get(c.context, 0, &stats), GREY_ERROR_INVALID_ARGUMENT);
     stats.struct_size = sizeof stats;
-    EXPECT_EQ(grey_device_memory_stats(c.context, 99, &stats), GREY_ERROR_INVALID_ARGUMENT);
-    EXPECT_EQ(grey_device_memory_stats(nullptr, 0, &stats), GREY_ERROR_INVALID_ARGUMENT);
-    EXPECT_EQ(grey_device_memory_stats(c.context, 0, nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_device_memory_stats_get(c.context, 99, &stats), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_device_memory_stats_get(nullptr, 0, &stats), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_device_memory_stats_get(c.context, 0, nullptr), GREY_ERROR_INVALID_ARGUMENT);
 }

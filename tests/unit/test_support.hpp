@@ -59,7 +59,7 @@ inline ContextPtr make_context(grey_context_options options = GREY_CONTEXT_OPTIO
 // The loader's report: every backend candidate, in the order it considered them.
 inline std::vector<grey_backend_info> backend_reports(grey_context* context) {
     uint32_t count = 0;
-    EXPECT_EQ(grey_backend_count(context, &count), GREY_OK);
+    EXPECT_EQ(grey_backend_candidate_count(context, &count), GREY_OK);
     std::vector<grey_backend_info> reports(count);
     for (uint32_t i = 0; i < count; ++i) {
         reports[i].struct_size = sizeof reports[i];

@@ -41,8 +41,14 @@ std::optional<std::string> unknown_command(const CLI::App& app, const std::vecto
 #include "grey_api.hpp"
 
 namespace greyctl {
+// Whether a backend named in open_context's `backends` must load for the context to be created.
+enum class BackendRequirement { named_must_load, report_only };
+
 // Creates a context from the global options; `backends` as in grey_context_options (may be empty).
-ContextPtr open_context(const GlobalOptions& global, const std::string& backends);
+// Unless `requirement` says report_only, a named backend that does not load fails the call with the
+// library's reason; report_only gives a context whose loader report says what happened instead.
+ContextPtr open_context(const GlobalOptions& global, const std::string& backends,
+                        BackendRequirement requirement = BackendRequirement::named_must_load);
 
 // Where proof artifacts go: the configuration's daemon.proof_artifact_dir.
 std::string proof_directory(const GlobalOptions& global);

@@ -11,7 +11,7 @@ void log_to_stderr(grey_log_level level, const char* message, void*) {
 }
 }  // namespace
 
-ContextPtr open_context(const GlobalOptions& global, const std::string& backends) {
+ContextPtr open_context(const GlobalOptions& global, const std::string& backends, BackendRequirement requirement) {
     grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
     std::string level = global.log_level;
     std::transform(level.begin(), level.end(), level.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
@@ -19,6 +19,8 @@ ContextPtr open_context(const GlobalOptions& global, const std::string& backends
         if (level == grey_log_level_name(static_cast<grey_log_level>(l))) options.log_level = static_cast<grey_log_level>(l);
     options.log_callback = &log_to_stderr;
     options.backends = backends.empty() ? nullptr : backends.c_str();
+    // A backend the user names must be there: the library refuses the context and says why.
+    options.require_backends = !backends.empty() && requirement == BackendRequirement::named_must_load ? 1u : 0u;
     options.backend_dir = global.backend_dir.empty() ? nullptr : global.backend_dir.c_str();
     options.config_path = global.config_path.empty() ? nullptr : global.config_path.c_str();
     options.profile = global.profile.c_str();

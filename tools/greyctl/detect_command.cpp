@@ -22,68 +22,8 @@ struct DetectOptions {
     ProofOptions proof;
 };
 
-const char* vendor_name(grey_vendor v) {
-    switch (v) {
-        case GREY_VENDOR_NVIDIA: return "nvidia";
-        case GREY_VENDOR_AMD: return "amd";
-        case GREY_VENDOR_INTEL: return "intel";
-        case GREY_VENDOR_CPU: return "cpu";
-        default: return "unknown";
-    }
-}
-
-const char* state_name(grey_field_state s) {
-    switch (s) {
-        case GREY_FIELD_OK: return "ok";
-        case GREY_FIELD_UNSUPPORTED: return "unsupported";
-        case GREY_FIELD_PERMISSION_DENIED: return "permission_denied";
-        case GREY_FIELD_NOT_APPLICABLE: return "not_applicable";
-        default: return "unknown";
-    }
-}
-
-const char* source_name(grey_source s) {
-    switch (s) {
-        case GREY_SOURCE_OS: return "os";
-        case GREY_SOURCE_CUDA_DRIVER: return "cuda_driver";
-        case GREY_SOURCE_NVML: return "nvml";
-        case GREY_SOURCE_HIP: return "hip";
-        case GREY_SOURCE_AMD_SMI: return "amd_smi";
-        case GREY_SOURCE_LEVEL_ZERO: return "level_zero";
-        case GREY_SOURCE_DERIVED: return "derived";
-        case GREY_SOURCE_TABLE: return "table";
-        default: return "none";
-    }
-}
-
-const char* outcome_name(grey_backend_outcome o) {
-    switch (o) {
-        case GREY_BACKEND_LOADED: return "loaded";
-        case GREY_BACKEND_SKIPPED: return "skipped";
-        case GREY_BACKEND_FAILED: return "failed";
-        case GREY_BACKEND_NOT_FOUND: return "not_found";
-        default: return "unknown";
-    }
-}
-
-const char* origin_name(grey_plugin_origin o) {
-    switch (o) {
-        case GREY_PLUGIN_ORIGIN_HOST: return "host";
-        case GREY_PLUGIN_ORIGIN_ENVIRONMENT: return "environment";
-        case GREY_PLUGIN_ORIGIN_BESIDE_LIBRARY: return "beside_library";
-        default: return "unknown";
-    }
-}
-
-const char* dir_state_name(grey_plugin_dir_state s) {
-    switch (s) {
-        case GREY_PLUGIN_DIR_SEARCHED: return "searched";
-        case GREY_PLUGIN_DIR_MISSING: return "missing";
-        case GREY_PLUGIN_DIR_REFUSED: return "refused";
-        case GREY_PLUGIN_DIR_DUPLICATE: return "duplicate";
-        default: return "unknown";
-    }
-}
+// The library's name for an enum value, or "unknown" for one newer than this greyctl.
+const char* known(const char* name) { return name != nullptr ? name : "unknown"; }
 
 std::vector<grey_plugin_dir_info> plugin_dirs(grey_context* ctx) {
     uint32_t count = 0;
@@ -100,7 +40,7 @@ std::vector<grey_plugin_dir_info> plugin_dirs(grey_context* ctx) {
 void print_plugin_dirs(std::FILE* out, const std::vector<grey_plugin_dir_info>& dirs) {
     std::fprintf(out, "plugin directories (in search order):\n");
     for (const auto& dir : dirs) {
-        std::fprintf(out, "  %-9s %-14s %s\n", dir_state_name(dir.state), origin_name(dir.origin), dir.path);
+        std::fprintf(out, "  %-9s %-14s %s\n", known(grey_plugin_dir_state_name(dir.state)), known(grey_plugin_origin_name(dir.origin)), dir.path);
         if (*dir.real_path != '\0' && std::string(dir.real_path) != dir.path)
             std::fprintf(out, "  %-24s -> %s\n", "", dir.real_path);
         std::fprintf(out, "  %-24s %s\n", "", dir.reason);
@@ -164,10 +104,10 @@ json group_json(grey_context* context, uint32_t device, const std::vector<FieldR
     for (const auto& r : readings) {
         object[r.desc.key] = r.value;
         if (r.state == GREY_FIELD_OK) {
-            sources[r.desc.key] = source_name(r.source);
+            sources[r.desc.key] = known(grey_source_name(r.source));
         } else {
             unavailable[r.desc.key] = field_reason(context, device, r.desc.field);
-            states[r.desc.key] = state_name(r.state);
+            states[r.desc.key] = known(grey_field_state_name(r.state));
         }
     }
     object["unavailable"] = unavailable;
@@ -185,7 +125,7 @@ std::string human_bytes(uint64_t bytes) {
 }
 
 std::string text_of(const FieldReading& r) {
-    if (r.state != GREY_FIELD_OK) return std::string("(") + state_name(r.state) + ")";
+    if (r.state != GREY_FIELD_OK) return std::string("(") + known(grey_field_state_name(r.state)) + ")";
     if (r.value.is_string()) return r.value.get<std::string>();
     std::ostringstream out;
     if (r.desc.kind == GREY_FIELD_KIND_F64) {
@@ -208,42 +148,42 @@ std::vector<std::string> split(const std::string& text, char separator) {
     return pieces;
 }
 
+// The loader's report: every backend candidate, loaded or not, and why.
+std::vector<grey_backend_info> backend_candidates(grey_context* ctx) {
+    uint32_t count = 0;
+    check(grey_backend_candidate_count(ctx, &count));
+    std::vector<grey_backend_info> infos(count);
+    for (uint32_t i = 0; i < count; ++i) {
+        infos[i].struct_size = sizeof infos[i];
+        check(grey_backend_info_get(ctx, i, &infos[i]));
+    }
+    return infos;
+}
+
+// For --debug when a named backend did not load: what the loader tried and where it looked.
+void print_why_backends_failed(const GlobalOptions& global, const std::string& backends) {
+    ContextPtr context = open_context(global, backends, BackendRequirement::report_only);
+    for (const auto& info : backend_candidates(context.get()))
+        std::fprintf(stderr, "  %-8s %-9s %s %s\n", info.name, known(grey_backend_outcome_name(info.outcome)), info.path, info.reason);
+    print_plugin_dirs(stderr, plugin_dirs(context.get()));
+}
+
 int run_detect(const GlobalOptions& global, const DetectOptions& opts) {
-    ContextPtr context = open_context(global, opts.backend);
+    ContextPtr context;
+    try {
+        context = open_context(global, opts.backend);
+    } catch (const ApiError&) {
+        if (opts.debug && !opts.backend.empty()) print_why_backends_failed(global, opts.backend);
+        throw;
+    }
     grey_context* ctx = context.get();
 
     const std::vector<std::string> wanted = split(opts.backend, ',');
-
-    uint32_t report_count = 0;
-    check(grey_backend_count(ctx, &report_count));
+    const std::vector<grey_backend_info> infos = backend_candidates(ctx);
     json backends = json::array();
-    std::vector<grey_backend_info> infos;
-    for (uint32_t i = 0; i < report_count; ++i) {
-        grey_backend_info info{};
-        info.struct_size = sizeof info;
-        check(grey_backend_info_get(ctx, i, &info));
-        infos.push_back(info);
-        backends.push_back({{"name", info.name}, {"path", info.path}, {"outcome", outcome_name(info.outcome)},
+    for (const auto& info : infos)
+        backends.push_back({{"name", info.name}, {"path", info.path}, {"outcome", known(grey_backend_outcome_name(info.outcome))},
                             {"reason", info.reason}, {"device_count", info.device_count}});
-    }
-    for (const auto& name : wanted) {
-        bool loaded = false;
-        std::string why = "no plugin of that name was found";
-        for (const auto& info : infos)
-            if (name == info.name) {
-                loaded = loaded || info.outcome == GREY_BACKEND_LOADED;
-                if (info.outcome != GREY_BACKEND_LOADED) why = info.reason;
-            }
-        if (!loaded) {
-            std::fprintf(stderr, "greyctl: backend '%s' is not available: %s\n", name.c_str(), why.c_str());
-            if (opts.debug) {
-                for (const auto& info : infos)
-                    std::fprintf(stderr, "  %-8s %-9s %s %s\n", info.name, outcome_name(info.outcome), info.path, info.reason);
-                print_plugin_dirs(stderr, plugin_dirs(ctx));
-            }
-            return 1;
-        }
-    }
 
     uint32_t count = 0;
     check(grey_device_count(ctx, &count));
@@ -255,7 +195,7 @@ int run_detect(const GlobalOptions& global, const DetectOptions& opts) {
         check(grey_device_spec_get(ctx, d, &spec));
         if (!wanted.empty() && std::find(wanted.begin(), wanted.end(), spec.backend) == wanted.end()) continue;
         json device = {{"index", d}, {"backend", spec.backend}, {"backend_device_index", spec.backend_device_index},
-                       {"vendor", vendor_name(spec.vendor)}, {"type", spec.type == GREY_DEVICE_GPU ? "gpu" : "cpu"}};
+                       {"vendor", known(grey_vendor_name(spec.vendor))}, {"type", known(grey_device_type_name(spec.type))}};
         auto readings = read_fields(&spec, GREY_FIELD_GROUP_SPEC);
         group_json(ctx, d, readings, device);
         if (opts.telemetry) {
@@ -298,8 +238,8 @@ int run_detect(const GlobalOptions& global, const DetectOptions& opts) {
             json dirs = json::array();
             for (const auto& dir : plugin_dirs(ctx)) {
                 search_path.push_back(dir.path);
-                dirs.push_back({{"path", dir.path}, {"real_path", dir.real_path}, {"origin", origin_name(dir.origin)},
-                                {"state", dir_state_name(dir.state)}, {"reason", dir.reason}});
+                dirs.push_back({{"path", dir.path}, {"real_path", dir.real_path}, {"origin", known(grey_plugin_origin_name(dir.origin))},
+                                {"state", known(grey_plugin_dir_state_name(dir.state))}, {"reason", dir.reason}});
             }
             out["search_path"] = search_path;
             out["plugin_dirs"] = dirs;
@@ -330,7 +270,7 @@ int run_detect(const GlobalOptions& global, const DetectOptions& opts) {
     if (opts.debug) {
         std::printf("\nbackends tried:\n");
         for (const auto& info : infos)
-            std::printf("  %-10s %-9s %s\n             %s\n", info.name, outcome_name(info.outcome), info.path, info.reason);
+            std::printf("  %-10s %-9s %s\n             %s\n", info.name, known(grey_backend_outcome_name(info.outcome)), info.path, info.reason);
         print_plugin_dirs(stdout, plugin_dirs(ctx));
     }
     return 0;

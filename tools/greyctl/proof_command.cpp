@@ -119,14 +119,16 @@ int run_list(const std::string& dir) {
 int run_verify(const std::string& file, const std::string& log, const std::string& key) {
     grey_proof_report report{};
     report.struct_size = sizeof report;
-    check(grey_proof_verify(log.c_str(), key.c_str(), file.c_str(), &report));
+    grey_audit_report log_report{};
+    log_report.struct_size = sizeof log_report;
+    check(grey_proof_verify(log.c_str(), key.c_str(), file.c_str(), &report, &log_report));
     if (report.verified != 0) {
         std::printf("verified: %s (sha256 %s) is recorded in %s as record %llu, and the log is intact\n", file.c_str(),
                     hex(report.sha256, 32).c_str(), log.c_str(), static_cast<unsigned long long>(report.record));
         return 0;
     }
-    if (report.log.cause != GREY_AUDIT_INTACT)
-        std::printf("NOT VERIFIED: the audit log is %s: %s\n", grey_audit_cause_name(report.log.cause), report.log.detail);
+    if (log_report.cause != GREY_AUDIT_INTACT)
+        std::printf("NOT VERIFIED: the audit log is %s: %s\n", grey_audit_cause_name(log_report.cause), log_report.detail);
     else
         std::printf("NOT VERIFIED: no record in the intact log holds sha256 %s: the artifact was changed or never logged\n",
                     hex(report.sha256, 32).c_str());

@@ -162,9 +162,10 @@ def audit_check_proof(proof_path: PathLike, checkpoint_path: PathLike, old_check
 def proof_verify(log_path: PathLike, key_path: PathLike, artifact_path: PathLike) -> ProofReport:
     """Verifies the log and looks for a grey.proof record holding the artifact file's SHA-256."""
     raw = capi.grey_proof_report()
-    capi.grey_proof_verify(os.fspath(log_path), os.fspath(key_path), os.fspath(artifact_path), raw)
+    log = capi.grey_audit_report()
+    capi.grey_proof_verify(os.fspath(log_path), os.fspath(key_path), os.fspath(artifact_path), raw, log)
     return ProofReport(bool(raw.verified), None if raw.record == _NO_RECORD else int(raw.record), bytes(raw.sha256),
-                       AuditReport._from_raw(raw.log))
+                       AuditReport._from_raw(log))
 
 
 def sha256_file(path: PathLike) -> bytes:

@@ -11,13 +11,10 @@ from . import capi
 from ._config import Config
 from ._fields import DeviceSpec, Telemetry, read_fields
 from ._stream import Event, HostMemory, Stream
-from ._util import enum_names, read_text
+from ._util import enum_names, known, read_text
 
 LogCallback = Callable[[str, str], None]
 
-OUTCOME_NAMES = enum_names("GREY_BACKEND_")
-PLUGIN_DIR_STATES = enum_names("GREY_PLUGIN_DIR_")
-PLUGIN_ORIGINS = enum_names("GREY_PLUGIN_ORIGIN_")
 _DLPACK_CPU, _DLPACK_CUDA = 1, 2  # DLDeviceType: kDLCPU, kDLCUDA
 LOG_LEVELS = {name: value for value, name in enum_names("GREY_LOG_").items()}
 
@@ -194,10 +191,10 @@ class Context:
         """The loader's report: every backend candidate, loaded or not, and why."""
         handle = self._get_handle()
         report = []
-        for i in range(capi.grey_backend_count(handle)):
+        for i in range(capi.grey_backend_candidate_count(handle)):
             raw = capi.grey_backend_info()
             capi.grey_backend_info_get(handle, i, raw)
-            report.append(BackendInfo(raw.name, raw.path, OUTCOME_NAMES.get(raw.outcome, "unknown"), raw.reason,
+            report.append(BackendInfo(raw.name, raw.path, known(capi.grey_backend_outcome_name(raw.outcome)), raw.reason,
                                       raw.device_count))
         return report
 
@@ -213,8 +210,8 @@ class Context:
         for i in range(capi.grey_plugin_dir_count(handle)):
             raw = capi.grey_plugin_dir_info()
             capi.grey_plugin_dir_info_get(handle, i, raw)
-            dirs.append(PluginDir(raw.path, raw.real_path, PLUGIN_ORIGINS.get(raw.origin, "unknown"),
-                                  PLUGIN_DIR_STATES.get(raw.state, "unknown"), raw.reason))
+            dirs.append(PluginDir(raw.path, raw.real_path, known(capi.grey_plugin_origin_name(raw.origin)),
+                                  known(capi.grey_plugin_dir_state_name(raw.state)), raw.reason))
         return dirs
 
     @property

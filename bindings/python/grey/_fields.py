@@ -7,20 +7,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Union
 
 from . import capi
-from ._util import enum_names
+from ._util import known
 
 Value = Union[int, float, str, None]
 
-# Field states are named explicitly: their constants share the GREY_FIELD_ prefix with the field list.
-STATE_NAMES = {
-    capi.GREY_FIELD_OK: "ok",
-    capi.GREY_FIELD_UNSUPPORTED: "unsupported",
-    capi.GREY_FIELD_PERMISSION_DENIED: "permission_denied",
-    capi.GREY_FIELD_NOT_APPLICABLE: "not_applicable",
-}
-SOURCE_NAMES = enum_names("GREY_SOURCE_")
-VENDOR_NAMES = enum_names("GREY_VENDOR_")
-TYPE_NAMES = enum_names("GREY_DEVICE_")
 
 
 @dataclass(frozen=True)
@@ -64,13 +54,13 @@ def read_fields(raw: Any, group: int, reason: Callable[[int], str]) -> dict[str,
     fields: dict[str, Field] = {}
     for desc in descriptions(group):
         reading = getattr(raw, desc.key)
-        state = STATE_NAMES.get(reading.state, "unknown")
+        state = known(capi.grey_field_state_name(reading.state))
         ok = reading.state == capi.GREY_FIELD_OK
         fields[desc.key] = Field(
             key=desc.key,
             value=reading.value if ok else None,
             state=state,
-            source=SOURCE_NAMES.get(reading.source, "none"),
+            source=known(capi.grey_source_name(reading.source)),
             unit=desc.unit,
             reason="" if ok else reason(desc.field),
         )
@@ -106,8 +96,8 @@ class DeviceSpec(_Readings):
         self.index = index
         self.backend: str = raw.backend
         self.backend_device_index: int = raw.backend_device_index
-        self.vendor: str = VENDOR_NAMES.get(raw.vendor, "unknown")
-        self.type: str = TYPE_NAMES.get(raw.type, "unknown")
+        self.vendor: str = known(capi.grey_vendor_name(raw.vendor))
+        self.type: str = known(capi.grey_device_type_name(raw.type))
         self.fields = fields
 
     def to_dict(self) -> dict[str, Any]:

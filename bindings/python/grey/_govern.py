@@ -211,6 +211,6 @@ class Governor(HandleOwner):
         result = []
         for i in range(capi.grey_governor_tenant_count(handle)):
             raw = capi.grey_tenant_stats()
-            capi.grey_governor_tenant_stats_at(handle, i, raw)
+            capi.grey_governor_tenant_stats_get(handle, i, raw)
             result.append(TenantStats._from(raw))
         return result

@@ -34,6 +34,12 @@ def enum_names(prefix: str) -> dict[int, str]:
     return names
 
 
+def known(name: Optional[str]) -> str:
+    """libgrey's name for an enum value (a ``grey_*_name`` function), or "unknown" for a value newer than
+    the library, which has no name."""
+    return name if name is not None else "unknown"
+
+
 _Self = TypeVar("_Self", bound="HandleOwner")
 
 

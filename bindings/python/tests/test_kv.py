@@ -47,7 +47,7 @@ def test_append_attend_and_stats(cache):
         np.testing.assert_allclose(out[0, h], expected, rtol=1e-5, atol=1e-6)
 
     stats = capi.grey_kv_stats()
-    capi.grey_kv_cache_stats(cache, stats)
+    capi.grey_kv_cache_stats_get(cache, stats)
     assert stats.tokens == n and stats.blocks_compressed == 1 and stats.compression_ratio > 1.0
 
 

@@ -143,7 +143,7 @@ TEST(Loader, TheHostDirectoryComesFirstAndShadowsLaterCopies) {
     auto context = make_context(options);
     unsetenv("GREY_BACKEND_DIR");
     uint32_t count = 0;
-    ASSERT_EQ(grey_backend_count(context.get(), &count), GREY_OK);
+    ASSERT_EQ(grey_backend_candidate_count(context.get(), &count), GREY_OK);
     int fake_loaded = 0;
     for (uint32_t i = 0; i < count; ++i) {
         grey_backend_info info{};

@@ -276,11 +276,11 @@ TEST(ModelApi, OpenListWriteAndReopenThroughTheCApi) {
     t.struct_size = sizeof t;
     ASSERT_EQ(grey_model_tensor_get(model, 5, &t), GREY_OK);
     EXPECT_STREQ(t.name, "q41");
-    EXPECT_EQ(t.desc.dtype, GREY_DTYPE_Q4_1);
+    EXPECT_EQ(t.desc->dtype, GREY_DTYPE_Q4_1);
     EXPECT_EQ(t.file_type, 3u);
-    EXPECT_EQ(t.desc.rank, 3u);
-    EXPECT_EQ(t.desc.shape[0], 2u);
-    EXPECT_EQ(t.desc.shape[2], 32u);
+    EXPECT_EQ(t.desc->rank, 3u);
+    EXPECT_EQ(t.desc->shape[0], 2u);
+    EXPECT_EQ(t.desc->shape[2], 32u);
     EXPECT_EQ(t.size_bytes, 80u);
     EXPECT_EQ(grey_model_tensor_get(model, 6, &t), GREY_ERROR_INVALID_ARGUMENT);
 
@@ -290,10 +290,10 @@ TEST(ModelApi, OpenListWriteAndReopenThroughTheCApi) {
     ASSERT_EQ(grey_model_writer_set_metadata(writer, "general.architecture", "minilm"), GREY_OK);
     for (uint64_t i = 0; i < count; ++i) {
         ASSERT_EQ(grey_model_tensor_get(model, i, &t), GREY_OK);
-        ASSERT_EQ(grey_model_writer_add_tensor(writer, t.name, &t.desc, t.file_type, t.data, t.size_bytes), GREY_OK) << grey_last_error();
+        ASSERT_EQ(grey_model_writer_add_tensor(writer, t.name, t.desc, t.file_type, t.data, t.size_bytes), GREY_OK) << grey_last_error();
     }
-    EXPECT_EQ(grey_model_writer_add_tensor(writer, "q41", &t.desc, 0, t.data, t.size_bytes), GREY_ERROR_INVALID_ARGUMENT);
-    EXPECT_EQ(grey_model_writer_add_tensor(writer, "short", &t.desc, 0, t.data, t.size_bytes - 1), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_model_writer_add_tensor(writer, "q41", t.desc, 0, t.data, t.size_bytes), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_model_writer_add_tensor(writer, "short", t.desc, 0, t.data, t.size_bytes - 1), GREY_ERROR_INVALID_ARGUMENT);
     const auto copy = dir.path() / "out.gguf";
     ASSERT_EQ(grey_model_writer_write(writer, copy.c_str()), GREY_OK) << grey_last_error();
     grey_model_writer_destroy(writer);

@@ -271,7 +271,7 @@ std::vector<float> f32_tensor(const fs::path& path, const std::string& name, gre
         t.struct_size = sizeof t;
         EXPECT_EQ(grey_model_tensor_get(raw, i, &t), GREY_OK);
         if (name != t.name) continue;
-        EXPECT_EQ(t.desc.dtype, expected);
+        EXPECT_EQ(t.desc->dtype, expected);
         std::vector<float> values(t.size_bytes / 4);
         std::memcpy(values.data(), t.data, values.size() * 4);
         return values;
@@ -325,9 +325,9 @@ TEST(ModelDequantize, RestoresEveryTensorExactlyInBothFileFormats) {
     t.struct_size = sizeof t;
     ASSERT_EQ(grey_model_tensor_get(raw, 2, &t), GREY_OK);
     EXPECT_STREQ(t.name, "encoder.layer.0.attention.self.query.weight");
-    EXPECT_EQ(t.desc.dtype, GREY_DTYPE_BF16);
-    EXPECT_EQ(t.desc.rank, 2u);
-    EXPECT_EQ(t.desc.shape[1], 64u);
+    EXPECT_EQ(t.desc->dtype, GREY_DTYPE_BF16);
+    EXPECT_EQ(t.desc->rank, 2u);
+    EXPECT_EQ(t.desc->shape[1], 64u);
     // Replacing needs replace; the output is never the input.
     EXPECT_EQ(grey_model_dequantize(quantized.c_str(), (dir.path() / "bf16.safetensors").c_str(), &options), GREY_ERROR_IO);
     EXPECT_EQ(grey_model_dequantize(quantized.c_str(), quantized.c_str(), nullptr), GREY_ERROR_INVALID_ARGUMENT);

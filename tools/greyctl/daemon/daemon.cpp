@@ -248,7 +248,7 @@ json Daemon::status() {
     for (uint32_t i = 0; i < count; ++i) {
         grey_tenant_stats t{};
         t.struct_size = sizeof t;
-        if (grey_governor_tenant_stats_at(governor_.get(), i, &t) != GREY_OK) continue;  // removed meanwhile
+        if (grey_governor_tenant_stats_get(governor_.get(), i, &t) != GREY_OK) continue;  // removed meanwhile
         tenants.push_back({{"name", t.name},          {"priority", t.priority},         {"weight", t.weight},
                            {"admitted_count", t.admitted_count}, {"admitted_cost_ns", t.admitted_cost_ns},
                            {"actual_cost_ns", t.actual_cost_ns}, {"waited_total_ns", t.waited_total_ns},

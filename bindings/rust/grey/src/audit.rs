@@ -200,14 +200,15 @@ pub fn proof_verify(log_path: &str, key_path: &str, artifact_path: &str) -> Resu
         c_string("grey_proof_verify", "artifact_path", artifact_path)?,
     );
     let mut raw = versioned!(sys::grey_proof_report);
+    let mut log_report = versioned!(sys::grey_audit_report);
     check(unsafe {
-        sys::grey_proof_verify(log.as_ptr(), key.as_ptr(), artifact.as_ptr(), &mut raw)
+        sys::grey_proof_verify(log.as_ptr(), key.as_ptr(), artifact.as_ptr(), &mut raw, &mut log_report)
     })?;
     Ok(ProofReport {
         verified: raw.verified != 0,
         record: (raw.record != u64::MAX).then_some(raw.record),
         sha256: raw.sha256,
-        log: AuditReport::from_raw(&raw.log),
+        log: AuditReport::from_raw(&log_report),
     })
 }
 

@@ -1,6 +1,6 @@
 use crate::config::ConfigView;
 use crate::device::{read_fields, DeviceSpec, Telemetry};
-use crate::{c_string_or_null, chars, check, ptr_or_null, read_text, sys, Error, Result};
+use crate::{c_string_or_null, chars, check, enum_name, ptr_or_null, read_text, sys, Error, Result};
 use std::ffi::{c_void, CStr};
 use std::marker::PhantomData;
 use std::os::raw::c_char;
@@ -176,35 +176,6 @@ pub struct PluginDir {
     pub reason: String,
 }
 
-fn origin_name(origin: sys::grey_plugin_origin) -> &'static str {
-    match origin {
-        sys::GREY_PLUGIN_ORIGIN_HOST => "host",
-        sys::GREY_PLUGIN_ORIGIN_ENVIRONMENT => "environment",
-        sys::GREY_PLUGIN_ORIGIN_BESIDE_LIBRARY => "beside_library",
-        _ => "unknown",
-    }
-}
-
-fn dir_state_name(state: sys::grey_plugin_dir_state) -> &'static str {
-    match state {
-        sys::GREY_PLUGIN_DIR_SEARCHED => "searched",
-        sys::GREY_PLUGIN_DIR_MISSING => "missing",
-        sys::GREY_PLUGIN_DIR_REFUSED => "refused",
-        sys::GREY_PLUGIN_DIR_DUPLICATE => "duplicate",
-        _ => "unknown",
-    }
-}
-
-fn outcome_name(outcome: sys::grey_backend_outcome) -> &'static str {
-    match outcome {
-        sys::GREY_BACKEND_LOADED => "loaded",
-        sys::GREY_BACKEND_SKIPPED => "skipped",
-        sys::GREY_BACKEND_FAILED => "failed",
-        sys::GREY_BACKEND_NOT_FOUND => "not_found",
-        _ => "unknown",
-    }
-}
-
 impl Context {
     /// A context with the defaults: every plugin found, the balanced profile, no environment.
     pub fn new() -> Result<Context> {
@@ -271,7 +242,7 @@ impl Context {
     /// The loader's report: every backend candidate, loaded or not.
     pub fn backends(&self) -> Result<Vec<BackendInfo>> {
         let mut n = 0;
-        check(unsafe { sys::grey_backend_count(self.raw(), &mut n) })?;
+        check(unsafe { sys::grey_backend_candidate_count(self.raw(), &mut n) })?;
         (0..n)
             .map(|i| {
                 let mut info = versioned!(sys::grey_backend_info);
@@ -279,7 +250,7 @@ impl Context {
                 Ok(BackendInfo {
                     name: chars(&info.name),
                     path: chars(&info.path),
-                    outcome: outcome_name(info.outcome),
+                    outcome: unsafe { enum_name(sys::grey_backend_outcome_name(info.outcome)) },
                     reason: chars(&info.reason),
                     device_count: info.device_count,
                 })
@@ -298,8 +269,8 @@ impl Context {
                 Ok(PluginDir {
                     path: chars(&info.path),
                     real_path: chars(&info.real_path),
-                    origin: origin_name(info.origin),
-                    state: dir_state_name(info.state),
+                    origin: unsafe { enum_name(sys::grey_plugin_origin_name(info.origin)) },
+                    state: unsafe { enum_name(sys::grey_plugin_dir_state_name(info.state)) },
                     reason: chars(&info.reason),
                 })
             })

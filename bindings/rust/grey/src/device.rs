@@ -1,5 +1,5 @@
 use crate::context::Context;
-use crate::{chars, check, sys, text, Result};
+use crate::{chars, check, enum_name, sys, text, Result};
 use std::os::raw::c_char;
 
 /// A field's value: which kind it is follows from grey_field_describe.
@@ -20,40 +20,6 @@ pub struct Field {
     pub source: &'static str,
     pub unit: String,
     pub reason: String,
-}
-
-fn state_name(s: sys::grey_field_state) -> &'static str {
-    match s {
-        sys::GREY_FIELD_OK => "ok",
-        sys::GREY_FIELD_UNSUPPORTED => "unsupported",
-        sys::GREY_FIELD_PERMISSION_DENIED => "permission_denied",
-        sys::GREY_FIELD_NOT_APPLICABLE => "not_applicable",
-        _ => "unknown",
-    }
-}
-
-fn source_name(s: sys::grey_source) -> &'static str {
-    match s {
-        sys::GREY_SOURCE_OS => "os",
-        sys::GREY_SOURCE_CUDA_DRIVER => "cuda_driver",
-        sys::GREY_SOURCE_NVML => "nvml",
-        sys::GREY_SOURCE_HIP => "hip",
-        sys::GREY_SOURCE_AMD_SMI => "amd_smi",
-        sys::GREY_SOURCE_LEVEL_ZERO => "level_zero",
-        sys::GREY_SOURCE_DERIVED => "derived",
-        sys::GREY_SOURCE_TABLE => "table",
-        _ => "none",
-    }
-}
-
-fn vendor_name(v: sys::grey_vendor) -> &'static str {
-    match v {
-        sys::GREY_VENDOR_NVIDIA => "nvidia",
-        sys::GREY_VENDOR_AMD => "amd",
-        sys::GREY_VENDOR_INTEL => "intel",
-        sys::GREY_VENDOR_CPU => "cpu",
-        _ => "unknown",
-    }
 }
 
 /// Reads every field of `group` from the struct at `base`, at the offsets libgrey describes, so a
@@ -93,8 +59,8 @@ pub(crate) fn read_fields(
         fields.push(Field {
             key: unsafe { text(desc.key as *const c_char) },
             value: if ok { Some(value) } else { None },
-            state: state_name(state),
-            source: source_name(source),
+            state: unsafe { enum_name(sys::grey_field_state_name(state)) },
+            source: unsafe { enum_name(sys::grey_source_name(source)) },
             unit: unsafe { text(desc.unit as *const c_char) },
             reason: if ok {
                 String::new()
@@ -129,7 +95,7 @@ impl DeviceSpec {
             index,
             backend: chars(&spec.backend),
             backend_device_index: spec.backend_device_index,
-            vendor: vendor_name(spec.vendor),
+            vendor: unsafe { enum_name(sys::grey_vendor_name(spec.vendor)) },
             device_type: if spec.type_ == sys::GREY_DEVICE_GPU {
                 "gpu"
             } else {

@@ -194,7 +194,7 @@ impl<'ctx> Governor<'ctx> {
         (0..count)
             .map(|i| {
                 let mut s: sys::grey_tenant_stats = zeroed(|s: &mut sys::grey_tenant_stats| &mut s.struct_size);
-                check(unsafe { sys::grey_governor_tenant_stats_at(self.raw.as_ptr(), i, &mut s) })?;
+                check(unsafe { sys::grey_governor_tenant_stats_get(self.raw.as_ptr(), i, &mut s) })?;
                 Ok(stats(&s))
             })
             .collect()

@@ -146,7 +146,7 @@ impl KvCache<'_> {
     pub fn stats(&self) -> Result<KvStats> {
         let mut stats: KvStats = unsafe { std::mem::zeroed() };
         stats.struct_size = std::mem::size_of::<KvStats>() as u32;
-        check(unsafe { sys::grey_kv_cache_stats(self.raw.as_ptr(), &mut stats) })?;
+        check(unsafe { sys::grey_kv_cache_stats_get(self.raw.as_ptr(), &mut stats) })?;
         Ok(stats)
     }
 }

@@ -165,6 +165,16 @@ unsafe fn text(p: *const c_char) -> String {
     }
 }
 
+/// The name libgrey gives an enum value (a static string in the library, which stays loaded for the
+/// life of the process), or "unknown" for a value newer than the library.
+pub(crate) unsafe fn enum_name(p: *const c_char) -> &'static str {
+    if p.is_null() {
+        "unknown"
+    } else {
+        CStr::from_ptr(p).to_str().unwrap_or("unknown")
+    }
+}
+
 /// `s` as the C string for `parameter` of grey.h's `function` ("grey_model_open", "path"). Every
 /// string the crate hands to libgrey goes through here (tests/strings.rs checks that): one holding a
 /// NUL byte is `Error::Nul`, never a string cut short at it.

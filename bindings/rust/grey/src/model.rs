@@ -103,10 +103,12 @@ impl Model {
             // returned lifetime (a borrow of self) guarantees.
             unsafe { std::slice::from_raw_parts(t.data as *const u8, t.size_bytes as usize) }
         };
+        // grey.h: desc is owned by the model and valid as `name`; it is copied out here.
+        let desc = unsafe { &*t.desc };
         Ok(ModelTensor {
             name: unsafe { text(t.name) },
-            dtype: DType(t.desc.dtype),
-            shape: t.desc.shape[..t.desc.rank as usize].to_vec(),
+            dtype: DType(desc.dtype),
+            shape: desc.shape[..desc.rank as usize].to_vec(),
             file_type: t.file_type,
             data,
         })
