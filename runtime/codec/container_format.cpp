@@ -114,15 +114,19 @@ ContainerInfo read_container_info(std::span<const std::byte> container) {
         if (!stored_size_allowed(entry.codec, entry.stored_size, entry.raw_size, info.element_width))
             fail_block("stored size " + std::to_string(entry.stored_size) + " is impossible for codec " +
                        std::string(codec_name(entry.codec)) + " and raw size " + std::to_string(entry.raw_size));
+        // Payloads follow each other, so a wrong offset and a wrong stored size before it look alike:
+        // the message names both blocks.
         if (entry.offset != next_offset)
-            fail_block("payload offset " + std::to_string(entry.offset) + ", expected " + std::to_string(next_offset) +
-                       " (payloads follow each other)");
+            corrupt(kWhat, (i == 0 ? block_name(i, block_count) + ": payload offset " + std::to_string(entry.offset) + ", expected 0"
+                                   : block_name(i - 1, block_count) + " ends its payload at " + std::to_string(next_offset) +
+                                         " where " + block_name(i, block_count) + " starts at " + std::to_string(entry.offset)));
         next_offset += entry.stored_size;  // at most 2^32 * 2^32: cannot overflow 64 bits
         if (next_offset > in.remaining()) fail_block("its payload runs past the end of the container");
+        if (i + 1 == block_count && next_offset != in.remaining())
+            fail_block("it is the last block, but " + std::to_string(in.remaining() - next_offset) + " bytes follow its payload");
         info.blocks.push_back(entry);
     }
-    if (next_offset != in.remaining())
-        corrupt(kWhat, std::to_string(in.remaining() - next_offset) + " unexpected bytes after the last payload");
+    if (block_count == 0 && in.remaining() != 0) corrupt(kWhat, std::to_string(in.remaining()) + " unexpected bytes after an empty table");
     return info;
 }
 
