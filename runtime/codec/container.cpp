@@ -6,6 +6,7 @@
 #include "codec/float_split.hpp"
 #include "codec/library_codecs.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -77,7 +78,7 @@ std::vector<std::byte> encode(std::span<const std::byte> data, const EncodeOptio
     write_container_header(out, data.size(), options.block_size, options.dtype, count);
     for (uint32_t i = 0; i < count; ++i)
         write_block_entry(out, i, entries[i], data.subspan(uint64_t{i} * options.block_size, entries[i].raw_size));
-    std::memcpy(out.data() + table_end, payloads.data(), payloads.size());
+    std::copy(payloads.begin(), payloads.end(), out.begin() + static_cast<std::ptrdiff_t>(table_end));
     return out;
 }
 
@@ -140,7 +141,7 @@ void decode_all(std::span<const std::byte> container, const ContainerInfo& info,
         for (uint32_t i = 0; i < info.blocks.size(); ++i)
             decode_checked(container, info, i, zstd, out.subspan(uint64_t{i} * info.block_size, info.blocks[i].raw_size));
     } catch (...) {
-        std::memset(out.data(), 0, out.size());
+        if (!out.empty()) std::memset(out.data(), 0, out.size());
         throw;
     }
 }

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -50,11 +51,11 @@ inline std::vector<std::byte> expect_round_trip(std::span<const std::byte> data,
     EXPECT_EQ(sizes.raw_size, data.size()) << what;
     EXPECT_EQ(sizes.container_size, container.size()) << what;
     const auto decoded = decode(container);
-    EXPECT_TRUE(decoded.size() == data.size() && std::memcmp(decoded.data(), data.data(), data.size()) == 0)
+    EXPECT_TRUE(std::equal(decoded.begin(), decoded.end(), data.begin(), data.end()))
         << what << ": decode is not bit-exact";
     std::vector<std::byte> into(data.size(), std::byte{0xAA});
     decode_into(container, into);
-    EXPECT_TRUE(std::memcmp(into.data(), data.data(), data.size()) == 0) << what << ": decode_into is not bit-exact";
+    EXPECT_TRUE(std::equal(into.begin(), into.end(), data.begin(), data.end())) << what << ": decode_into is not bit-exact";
     return container;
 }
 
