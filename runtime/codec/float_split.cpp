@@ -10,10 +10,26 @@ namespace {
 
 constexpr const char* kWhat = "float payload";
 
-uint64_t load_element(const std::byte* at, uint32_t width) noexcept {
-    uint64_t value = 0;
-    std::memcpy(&value, at, width);
-    return value;
+// The per-element loops, with the width a constant so that every copy compiles to a plain load or store.
+template <uint32_t W>
+void split(std::span<const std::byte> block, uint64_t elements, uint8_t* symbols, std::byte* remainders) {
+    for (uint64_t e = 0; e < elements; ++e) {
+        uint64_t element = 0;
+        std::memcpy(&element, block.data() + e * W, W);
+        symbols[e] = static_cast<uint8_t>(float_symbol(element, W));
+        const uint64_t rest = float_remainder(element, W);
+        std::memcpy(remainders + e * (W - 1), &rest, W - 1);
+    }
+}
+
+template <uint32_t W>
+void join(const uint8_t* symbols, const std::byte* remainders, uint64_t elements, std::span<std::byte> block) {
+    for (uint64_t e = 0; e < elements; ++e) {
+        uint64_t rest = 0;
+        std::memcpy(&rest, remainders + e * (W - 1), W - 1);
+        const uint64_t element = float_join(symbols[e], rest, W);
+        std::memcpy(block.data() + e * W, &element, W);
+    }
 }
 
 }  // namespace
@@ -29,11 +45,10 @@ void encode_floats(std::span<const std::byte> block, uint32_t element_width, std
 
     std::vector<uint8_t> symbols(elements);
     std::vector<std::byte> remainders(elements * remainder_bytes);
-    for (uint64_t e = 0; e < elements; ++e) {
-        const uint64_t element = load_element(block.data() + e * element_width, element_width);
-        symbols[e] = static_cast<uint8_t>(float_symbol(element, element_width));
-        const uint64_t rest = float_remainder(element, element_width);
-        std::memcpy(remainders.data() + e * remainder_bytes, &rest, remainder_bytes);
+    switch (element_width) {
+        case 2: split<2>(block, elements, symbols.data(), remainders.data()); break;
+        case 4: split<4>(block, elements, symbols.data(), remainders.data()); break;
+        default: split<8>(block, elements, symbols.data(), remainders.data()); break;
     }
     encode_rans(symbols, out);
     out.insert(out.end(), remainders.begin(), remainders.end());
@@ -59,11 +74,10 @@ void decode_floats(std::span<const std::byte> payload, uint32_t element_width, s
     const auto remainders = in.take(uint64_t{elements} * remainder_bytes, "sign and mantissa bytes");
     const auto tail = in.take(block.size() % element_width, "ragged end");
     in.expect_end();
-    for (uint64_t e = 0; e < elements; ++e) {
-        uint64_t rest = 0;
-        std::memcpy(&rest, remainders.data() + e * remainder_bytes, remainder_bytes);
-        const uint64_t element = float_join(symbols[e], rest, element_width);
-        std::memcpy(block.data() + e * element_width, &element, element_width);
+    switch (element_width) {
+        case 2: join<2>(symbols.data(), remainders.data(), elements, block); break;
+        case 4: join<4>(symbols.data(), remainders.data(), elements, block); break;
+        default: join<8>(symbols.data(), remainders.data(), elements, block); break;
     }
     if (!tail.empty()) std::memcpy(block.data() + uint64_t{elements} * element_width, tail.data(), tail.size());
 }

@@ -1,6 +1,7 @@
 #include "codec/rans.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 
 namespace grey::codec {
@@ -56,30 +57,35 @@ void encode_rans(std::span<const uint8_t> symbols, std::vector<std::byte>& out) 
         if (table.frequency[s] != 0) put<uint16_t>(out, table.frequency[s]);
 
     std::array<uint32_t, kRansLanes> states{};
+    states.fill(kRansStateLow);
     std::array<std::vector<uint16_t>, kRansLanes> words;
-    for (uint32_t lane = 0; lane < kRansLanes; ++lane) {
-        uint32_t state = kRansStateLow;
-        auto& lane_words = words[lane];
-        lane_words.reserve(symbols.size() / kRansLanes + 4);
-        // rANS is last in, first out: encode the lane backwards so that it decodes forwards.
-        const size_t count = symbols.size() > lane ? (symbols.size() - lane + kRansLanes - 1) / kRansLanes : 0;
-        for (size_t k = count; k-- > 0;) {
-            const uint8_t s = symbols[lane + k * kRansLanes];
+    for (auto& lane_words : words) lane_words.reserve(symbols.size() / kRansLanes + 4);
+    // rANS is last in, first out: encode backwards so that each lane decodes forwards. The lanes advance
+    // together, one symbol each per step, so that their independent divisions overlap in the CPU.
+    const size_t steps = (symbols.size() + kRansLanes - 1) / kRansLanes;
+    for (size_t k = steps; k-- > 0;) {
+        for (uint32_t lane = 0; lane < kRansLanes; ++lane) {
+            const size_t i = k * kRansLanes + lane;
+            if (i >= symbols.size()) break;
+            const uint8_t s = symbols[i];
             const uint32_t freq = table.frequency[s];
+            uint32_t state = states[lane];
             const uint64_t limit = (uint64_t{kRansStateLow >> kRansProbBits} << 16) * freq;
             if (state >= limit) {
-                lane_words.push_back(static_cast<uint16_t>(state & 0xFFFFu));
+                words[lane].push_back(static_cast<uint16_t>(state & 0xFFFFu));
                 state >>= 16;
             }
-            state = ((state / freq) << kRansProbBits) + (state % freq) + table.start[s];
+            states[lane] = ((state / freq) << kRansProbBits) + (state % freq) + table.start[s];
         }
-        std::reverse(lane_words.begin(), lane_words.end());
-        states[lane] = state;
     }
+    for (auto& lane_words : words) std::reverse(lane_words.begin(), lane_words.end());
     for (uint32_t state : states) put<uint32_t>(out, state);
     for (const auto& lane_words : words) put<uint32_t>(out, static_cast<uint32_t>(lane_words.size()));
-    for (const auto& lane_words : words)
-        for (uint16_t w : lane_words) put<uint16_t>(out, w);
+    for (const auto& lane_words : words) {
+        const size_t at = out.size();
+        out.resize(at + lane_words.size() * 2);
+        std::memcpy(out.data() + at, lane_words.data(), lane_words.size() * 2);
+    }
 }
 
 void decode_rans(FieldReader& in, std::span<uint8_t> symbols) {
@@ -112,26 +118,35 @@ void decode_rans(FieldReader& in, std::span<uint8_t> symbols) {
         total_words += count;
     }
     const auto all_words = in.take(total_words * 2, "lane words");
+    // Each lane reads its own run of words; the lanes advance together (one symbol each per step) so that
+    // their dependency chains overlap, as the threads of a warp do on a GPU.
+    std::array<const std::byte*, kRansLanes> next{};
+    std::array<const std::byte*, kRansLanes> end{};
     const std::byte* lane_start = all_words.data();
     for (uint32_t lane = 0; lane < kRansLanes; ++lane) {
-        uint32_t state = states[lane];
-        const std::byte* next = lane_start;
-        const std::byte* const end = lane_start + uint64_t{counts[lane]} * 2;
-        for (size_t i = lane; i < symbols.size(); i += kRansLanes) {
+        next[lane] = lane_start;
+        lane_start += uint64_t{counts[lane]} * 2;
+        end[lane] = lane_start;
+    }
+    for (size_t base = 0; base < symbols.size(); base += kRansLanes) {
+        const uint32_t lanes = static_cast<uint32_t>(std::min<size_t>(kRansLanes, symbols.size() - base));
+        for (uint32_t lane = 0; lane < lanes; ++lane) {
+            uint32_t state = states[lane];
             const uint32_t slot = state & (kRansProbTotal - 1);
             const uint8_t s = slot_symbol[slot];
             state = table.frequency[s] * (state >> kRansProbBits) + slot - table.start[s];
             if (state < kRansStateLow) {
-                if (next == end) corrupt(kWhat, "lane " + std::to_string(lane) + " reads past its words");
-                state = (state << 16) | load<uint16_t>(next);
-                next += 2;
+                if (next[lane] == end[lane]) corrupt(kWhat, "lane " + std::to_string(lane) + " reads past its words");
+                state = (state << 16) | load<uint16_t>(next[lane]);
+                next[lane] += 2;
             }
-            symbols[i] = s;
+            states[lane] = state;
+            symbols[base + lane] = s;
         }
-        if (next != end || state != kRansStateLow)
-            corrupt(kWhat, "lane " + std::to_string(lane) + " does not end where its encoder began");
-        lane_start = end;
     }
+    for (uint32_t lane = 0; lane < kRansLanes; ++lane)
+        if (next[lane] != end[lane] || states[lane] != kRansStateLow)
+            corrupt(kWhat, "lane " + std::to_string(lane) + " does not end where its encoder began");
 }
 
 }  // namespace grey::codec
