@@ -13,6 +13,10 @@ find_package(nlohmann_json 3.10 REQUIRED)
 # never recurses. Debian ships it with a pkg-config file only.
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
+# The codec layer's host tier and block checksums (runtime/codec): libzstd, liblz4, xxHash (xxh3).
+pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
+pkg_check_modules(LZ4 REQUIRED IMPORTED_TARGET liblz4)
+pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
 
 if(GREY_BUILD_TOOLS)
   find_package(CLI11 CONFIG REQUIRED)
