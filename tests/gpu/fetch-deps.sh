@@ -13,6 +13,7 @@ packages=(
     libyaml-cpp-dev libyaml-cpp0.7           # in case the machine lacks yaml-cpp
     libmicrohttpd-dev libmicrohttpd12        # greyd's HTTP server (libgnutls30 it links is on every Debian/Ubuntu)
     libbenchmark-dev libbenchmark1debian     # bench/govern_admit_bench.cpp
+    libzstd-dev libzstd1 liblz4-dev liblz4-1 libxxhash-dev libxxhash0  # runtime/codec
 )
 rm -rf .deps/usr .deps/debs
 mkdir -p .deps/debs
