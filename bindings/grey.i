@@ -109,7 +109,20 @@ inline const char* const* grey_swig_intern_list(const std::vector<const char*>& 
 %include "go/grey_go.i"
 #endif
 
+/* grey_kv_attend takes `sequences` as a host address (the KV arrays' typemaps in the language files):
+ * SWIG spells `const uint64_t*` as `unsigned long long const*` where it calls the function, which C++
+ * refuses where uint64_t is unsigned long, so the languages get this twin taking `const void*`. */
+%ignore grey_kv_attend;
+%rename(grey_kv_attend) grey_swig_kv_attend;
+
 %include "grey.h"
+
+%inline %{
+grey_status grey_swig_kv_attend(grey_kv_cache* cache, const grey_kv_attend_params* params, const void* sequences,
+                                uint32_t batch, const float* queries, float* output, uint64_t io_bytes) {
+    return grey_kv_attend(cache, params, static_cast<const uint64_t*>(sequences), batch, queries, output, io_bytes);
+}
+%}
 
 /* grey_audit_verify_options.checkpoint_paths is an array of strings the struct only points at, which
  * no SWIG language can build; this appends one path (NULL is refused by grey_audit_verify later). It

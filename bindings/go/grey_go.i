@@ -219,11 +219,11 @@ GREY_GO_SCALAR_OUT(double, float64)
 /* The KV cache's arrays (since 0.2): host addresses, so that a slice of any element type goes in
  * without a copy (pass uintptr(unsafe.Pointer(&s[0]))). Named here so that the output-scalar rule
  * above never takes `sequences` or `token_ids` for a one-element output. */
-%typemap(gotype) const int32_t* token_ids, const void* keys, const void* values, const uint64_t* sequences,
+%typemap(gotype) const int32_t* token_ids, const void* keys, const void* values, const void* sequences,
                  const float* queries, float* output, float* keys, float* values "uintptr"
-%typemap(in) const int32_t* token_ids, const void* keys, const void* values, const uint64_t* sequences,
+%typemap(in) const int32_t* token_ids, const void* keys, const void* values, const void* sequences,
              const float* queries, float* output, float* keys, float* values "$1 = reinterpret_cast<$1_ltype>($input);"
-%typemap(argout) const int32_t* token_ids, const void* keys, const void* values, const uint64_t* sequences,
+%typemap(argout) const int32_t* token_ids, const void* keys, const void* values, const void* sequences,
                  const float* queries, float* output, float* keys, float* values ""
 
 /* ---- byte ranges -------------------------------------------------------------------------------- */

@@ -176,13 +176,13 @@ GREY_PY_SCALAR_OUT(double, PyFloat_FromDouble)
 %typemap(argout) uint64_t* checksum_destination "";
 /* The KV cache's arrays (since 0.2): host addresses as ints (NumPy's array.ctypes.data), so that
  * any element type goes in without a copy; the caller keeps the arrays alive for the call. */
-%typemap(in) const int32_t* token_ids, const void* keys, const void* values, const uint64_t* sequences,
+%typemap(in) const int32_t* token_ids, const void* keys, const void* values, const void* sequences,
              const float* queries, float* output, float* keys, float* values {
     const unsigned long long address = PyLong_AsUnsignedLongLong($input);
     if (PyErr_Occurred()) SWIG_fail;
     $1 = reinterpret_cast<$1_ltype>(static_cast<uintptr_t>(address));
 }
-%typemap(argout) const int32_t* token_ids, const uint64_t* sequences, float* output, float* keys, float* values "";
+%typemap(argout) const int32_t* token_ids, const void* sequences, float* output, float* keys, float* values "";
 %typemap(in, numinputs=0) void** out_memory (void* temp = nullptr) "$1 = &temp;"
 %typemap(argout) void** out_memory { %append_output(PyLong_FromUnsignedLongLong(reinterpret_cast<uintptr_t>(temp$argnum))); }
 

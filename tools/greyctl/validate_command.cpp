@@ -181,9 +181,13 @@ std::string verdict(const json& governed, const json& ungoverned, bool higher_is
     }
     const double change = (g - u) / std::abs(u) * 100.0;
     const bool better = higher_is_better ? change > 0 : change < 0;
-    std::snprintf(text, sizeof text, "%s: governed %.4g +- %.2g, ungoverned %.4g +- %.2g: %.1f%% %s (%s)", what, g,
-                  governed["stdev"].get<double>(), u, ungoverned["stdev"].get<double>(), std::abs(change), change >= 0 ? "higher" : "lower",
-                  std::abs(change) < 1e-9 ? "no change" : better ? "a gain" : "a LOSS");
+    // A difference no larger than twice the combined run-to-run spread is not called a gain or a loss.
+    const double sg = governed["stdev"].get<double>(), su = ungoverned["stdev"].get<double>();
+    const bool spread_known = governed["n"].get<int>() > 1 && ungoverned["n"].get<int>() > 1;
+    const bool within_spread = spread_known && std::abs(g - u) <= 2.0 * std::sqrt(sg * sg + su * su);
+    std::snprintf(text, sizeof text, "%s: governed %.4g +- %.2g, ungoverned %.4g +- %.2g: %.1f%% %s (%s)", what, g, sg, u, su,
+                  std::abs(change), change >= 0 ? "higher" : "lower",
+                  std::abs(change) < 1e-9 ? "no change" : within_spread ? "within the run-to-run spread" : better ? "a gain" : "a LOSS");
     return text;
 }
 
@@ -194,10 +198,14 @@ int run_validate(const GlobalOptions& global, const Options& o) {
     if (o.device >= devices) throw std::runtime_error("device " + std::to_string(o.device) + " does not exist (" + std::to_string(devices) + " devices)");
     std::vector<json> governed, ungoverned;
     for (int r = 0; r < o.repeats; ++r) {
-        for (const bool with : {false, true}) {
-            if (!(r == 0 && !with)) std::this_thread::sleep_for(std::chrono::duration<double>(o.cooldown_s));
+        // The order alternates (ungoverned first, then governed first, ...), so that neither side always
+        // runs on the card the other has just warmed.
+        const bool governed_first = r % 2 == 1;
+        for (const bool with : {governed_first, !governed_first}) {
+            if (!(r == 0 && with == governed_first)) std::this_thread::sleep_for(std::chrono::duration<double>(o.cooldown_s));
             json run = run_once(context.get(), o, with);
             run["repeat"] = r;
+            run["second_in_pair"] = with != governed_first;
             if (!o.as_json)
                 std::fprintf(stderr, "run %d %s: throughput %.4g/s, peak %s\n", r, with ? "governed" : "ungoverned", run["throughput"].get<double>(),
                              run["peak_temperature_c"].dump().c_str());
@@ -226,6 +234,13 @@ int run_validate(const GlobalOptions& global, const Options& o) {
     json verdicts = json::array({verdict(g["throughput"], u["throughput"], true, "throughput (units/s)"),
                                  verdict(g["energy_per_unit_j"], u["energy_per_unit_j"], false, "energy per unit (J)"),
                                  verdict(g["peak_temperature_c"], u["peak_temperature_c"], false, "peak temperature (C)")});
+    // Whatever the figures say, the governor can only have caused a difference by holding work back.
+    double held_back_s = 0.0;
+    for (const char* reason : {"governor_pacing", "governor_hot", "governor_unknown_temperature"})
+        if (const json& x = g["throttled_s"][reason]; x.is_object()) held_back_s += x["mean"].get<double>();
+    if (held_back_s == 0.0)
+        verdicts.push_back("the governor held back no work in the governed runs (pacing, hot and unknown temperature: 0 s): "
+                           "a difference above is not its doing (run order, the device's own power or thermal limits, noise)");
     const json results = {{"workload", o.workload},
                           {"units", o.workload == "builtin" ? "floating-point operations" : "command runs"},
                           {"device", {{"index", o.device}, {"backend", spec.backend}, {"name", spec.name.state == GREY_FIELD_OK ? json(spec.name.value) : json(nullptr)}}},
