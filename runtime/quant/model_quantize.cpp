@@ -35,7 +35,6 @@ using BufferHandle = std::unique_ptr<grey_buffer, BufferCloser>;
 
 json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
-const char* calibration_name(grey_quant_calibration c) { return c == GREY_CALIBRATION_MSE ? "mse" : "rtn"; }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
     return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -128,7 +127,7 @@ WriterHandle open_writer(const std::string& output, const grey_model* model, con
     WriterHandle writer(raw);
     // safetensors metadata holds only strings: carry GGUF metadata over only to GGUF.
     if (output_format == GREY_MODEL_FORMAT_GGUF || input_format == GREY_MODEL_FORMAT_SAFETENSORS) check_api(grey_model_writer_copy_metadata(writer.get(), model));
-    const std::string calibration = calibration_name(options.calibration);
+    const std::string calibration = grey_quant_calibration_name(options.calibration);
     check_api(grey_model_writer_set_metadata(writer.get(), "grey.quantization", (format + ", calibration " + calibration).c_str()));
     for (const auto& p : planned) {
         if (p.decision.kept) {
@@ -275,7 +274,9 @@ std::string quantize_model(const std::string& input, const char* output, const s
     const double rel_rmse = sum_signal > 0 ? std::sqrt(sum_error / sum_signal) : 0.0;
     const double sqnr = sum_error > 0 ? 10.0 * std::log10(sum_signal / sum_error) : INFINITY;
     const double bits = elements ? 8.0 * static_cast<double>(bytes_out) / static_cast<double>(elements) : 0.0;
-    const json report = {{"tensors", rows},
+    const json report = {{"format", format},
+                         {"calibration", grey_quant_calibration_name(options.calibration)},
+                         {"tensors", rows},
                          {"kept", kept},
                          {"total", {{"elements", elements}, {"bits_per_weight", bits}, {"rel_rmse", rel_rmse}, {"sqnr_db", number_or_null(sqnr)},
                                     {"bytes_in", bytes_in}, {"bytes_out", bytes_out}}}};

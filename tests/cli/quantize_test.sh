@@ -32,7 +32,8 @@ model=$tmp/model.safetensors
 check json-shape 0 '^ok$' -- bash -c "'$greyctl' quantize --input '$model' --format int4-g64 --json | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
-assert list(d) == [\"tensors\", \"kept\", \"total\"], list(d)
+assert list(d) == [\"format\", \"calibration\", \"tensors\", \"kept\", \"total\"], list(d)
+assert (d[\"format\"], d[\"calibration\"]) == (\"int4-g64\", \"rtn\"), d
 assert d[\"kept\"] == [{\"name\": \"enc.bias\", \"dtype\": \"F32\", \"shape\": [8], \"reason\": \"one-dimensional (bias or norm)\"},
                      {\"name\": \"ids\", \"dtype\": \"I64\", \"shape\": [1, 4], \"reason\": \"not a float tensor (I64)\"}], d[\"kept\"]
 assert [list(t) for t in d[\"tensors\"]] == [[\"name\", \"format\", \"elements\", \"bits_per_weight\", \"rel_rmse\", \"sqnr_db\", \"max_abs_err\"]] * 2

@@ -142,6 +142,8 @@ TEST(ModelQuantize, ReportListsEveryTensorOnceInFileOrder) {
     for (const char* format : {"int8", "int4-g32", "nf4", "q8_0", "fp8-e4m3"}) {
         const QuantRun run = quantize(model, nullptr, format);
         ASSERT_EQ(run.status, GREY_OK) << format << ": " << run.error;
+        EXPECT_EQ(run.report["format"], format);  // what was asked, beside what was done
+        EXPECT_EQ(run.report["calibration"], "rtn");
         std::vector<std::string> quantized, kept;
         for (const auto& t : run.report["tensors"]) quantized.push_back(t["name"]);
         for (const auto& k : run.report["kept"]) {
