@@ -17,43 +17,27 @@ same command on the small source model (what a run costs beyond its bytes). Only
 import argparse
 import json
 import os
-import struct
 import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+import safetensors_io as st  # noqa: E402 - the project's one safetensors reader and writer
+
 
 def tile(source, target, gigabytes):
-    import numpy as np
-    with open(source, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-        data = f.read()
-    tensors = [(k, v) for k, v in header.items() if k != "__metadata__"]
-    copy_bytes = sum(v["data_offsets"][1] - v["data_offsets"][0] for _, v in tensors)
+    tensors, _ = st.read(source)
+    copy_bytes = sum(len(t.data) for t in tensors.values())
     copies = max(1, int(-(-gigabytes * 1e9 // copy_bytes)))
-    dtypes = {"F32": "<f4", "F16": "<f2"}
-    out_header, offset = {}, 0
-    for c in range(copies):
-        for name, info in tensors:
-            size = info["data_offsets"][1] - info["data_offsets"][0]
-            out_header[f"copy{c}.{name}"] = dict(info, data_offsets=[offset, offset + size])
-            offset += size
-    encoded = json.dumps(out_header).encode()
-    encoded += b" " * (-len(encoded) % 8)
-    with open(target, "wb") as f:
-        f.write(struct.pack("<Q", len(encoded)) + encoded)
-        for c in range(copies):
-            factor = 1.0 + c / 64.0
-            for _, info in tensors:
-                begin, end = info["data_offsets"]
-                raw = data[begin:end]
-                if info["dtype"] in dtypes:
-                    values = np.frombuffer(raw, dtypes[info["dtype"]])
-                    raw = (values * np.asarray(factor, values.dtype)).astype(values.dtype).tobytes()
-                f.write(raw)
-        f.flush()
-        os.fsync(f.fileno())
+
+    def scaled(t, factor):
+        if t.dtype not in ("F32", "F16"):
+            return t.data
+        values = st.array(t)
+        return lambda: (values * values.dtype.type(factor)).astype(values.dtype).tobytes()
+
+    st.write(target, [(f"copy{c}.{name}", t.dtype, t.shape, scaled(t, 1.0 + c / 64.0))
+                      for c in range(copies) for name, t in tensors.items()], sync=True)
     return copies, os.path.getsize(target)
 
 

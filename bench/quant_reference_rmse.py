@@ -18,12 +18,14 @@ of greyctl rtn and of greyctl mse. Only numpy is needed.
 import argparse
 import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
 
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+import safetensors_io as st  # noqa: E402 - the project's one safetensors reader and writer
 
 NF4_LEVELS = np.array([
     -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
@@ -37,29 +39,16 @@ FORMATS = {  # name: (kind, group)
 }
 
 
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        (header_len,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(header_len))
-        base = 8 + header_len
-        tensors = {}
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            begin, end = info["data_offsets"]
-            f.seek(base + begin)
-            raw = f.read(end - begin)
-            dtype = info["dtype"]
-            if dtype == "F32":
-                values = np.frombuffer(raw, "<f4").astype(np.float64)
-            elif dtype == "F16":
-                values = np.frombuffer(raw, "<f2").astype(np.float64)
-            elif dtype == "BF16":
-                values = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view("<f4").astype(np.float64)
-            else:
-                continue
-            tensors[name] = values.reshape(info["shape"])
-    return tensors
+def float_tensors(path):
+    """The model's float tensors as float64 arrays in their shapes."""
+    tensors, _ = st.read(path)
+    out = {}
+    for name, t in tensors.items():
+        if t.dtype == "BF16":
+            out[name] = (st.array(t).astype(np.uint32) << 16).view("<f4").astype(np.float64)
+        elif t.dtype in ("F32", "F16"):
+            out[name] = st.array(t).astype(np.float64)
+    return out
 
 
 def grouped(tensor, group):
@@ -116,7 +105,7 @@ def main():
     failures = 0
     with tempfile.TemporaryDirectory() as workdir:
         for model in args.models:
-            tensors = read_safetensors(model)
+            tensors = float_tensors(model)
             for fmt in args.formats.split(","):
                 kind, group = FORMATS[fmt]
                 rtn = greyctl_report(args.greyctl, model, fmt, "rtn", workdir)

@@ -34,31 +34,12 @@ minilm=$(bash scripts/fetch-model.sh)
 silero=$(bash scripts/fetch-model.sh silero-vad)
 mkdir -p .deps/model
 cp "$silero" .deps/model/
-python3 - "$minilm" \
-    .deps/model/all-minilm-l6-v2-f16.safetensors <<'PY'
-import json, struct, sys
-import numpy as np
-source, target = sys.argv[1], sys.argv[2]
-with open(source, "rb") as f:
-    (n,) = struct.unpack("<Q", f.read(8))
-    header = json.loads(f.read(n))
-    data = f.read()
-out_header, chunks, offset = {}, [], 0
-for name, info in header.items():
-    if name == "__metadata__":
-        out_header[name] = info
-        continue
-    begin, end = info["data_offsets"]
-    raw = data[begin:end]
-    if info["dtype"] == "F32":
-        raw = np.frombuffer(raw, "<f4").astype("<f2").tobytes()
-        info = dict(info, dtype="F16")
-    out_header[name] = dict(info, data_offsets=[offset, offset + len(raw)])
-    chunks.append(raw)
-    offset += len(raw)
-encoded = json.dumps(out_header).encode()
-encoded += b" " * (-len(encoded) % 8)
-with open(target, "wb") as f:
-    f.write(struct.pack("<Q", len(encoded)) + encoded + b"".join(chunks))
+python3 - "$minilm" .deps/model/all-minilm-l6-v2-f16.safetensors <<'PY'
+import sys
+sys.path.insert(0, "scripts")
+import safetensors_io as st
+tensors, metadata = st.read(sys.argv[1])
+st.write(sys.argv[2], [(name, "F16", t.shape, st.array(t).astype("<f2").tobytes()) if t.dtype == "F32"
+                       else (name, t.dtype, t.shape, t.data) for name, t in tensors.items()], metadata)
 PY
 du -sh .deps

@@ -10,9 +10,7 @@ Usage: gguf_compat.py GREYCTL [MODEL.safetensors]
 Without a model it makes a synthetic safetensors file (random weights with outliers, an F16 and a BF16
 tensor, a bias and an int64 tensor); with one (the realdata test) it uses the real weights.
 """
-import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -22,35 +20,19 @@ from gguf import GGMLQuantizationType as T
 from gguf import GGUFReader
 from gguf.quants import quantize
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+import safetensors_io as st  # noqa: E402 - the project's one safetensors reader and writer
+
 FORMATS = {"q8_0": T.Q8_0, "q4_0": T.Q4_0, "q4_1": T.Q4_1}
 
 
 def write_safetensors(path, tensors):
-    header, blobs, offset = {"__metadata__": {"source": "gguf_compat.py"}}, [], 0
-    for name, array, dtype in tensors:
-        data = array.tobytes()
-        header[name] = {"dtype": dtype, "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+    st.write(path, [(name, dtype, array.shape, array.tobytes()) for name, array, dtype in tensors], {"source": "gguf_compat.py"})
 
 
 def read_safetensors(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8 : 8 + n])
-    header.pop("__metadata__", None)
-    kinds = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "BF16": np.uint16}
-    out = {}
-    for name, info in header.items():
-        begin, end = info["data_offsets"]
-        array = np.frombuffer(raw[8 + n + begin : 8 + n + end], dtype=kinds[info["dtype"]]).reshape(info["shape"])
-        out[name] = (info["dtype"], array)
-    return out
+    tensors, _ = st.read(path)
+    return {name: (t.dtype, st.array(t)) for name, t in tensors.items()}
 
 
 def synthetic(path):

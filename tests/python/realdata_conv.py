@@ -14,7 +14,6 @@
 """
 
 import json
-import struct
 import subprocess
 import sys
 import tempfile
@@ -22,27 +21,18 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import safetensors_io as st  # noqa: E402 - the project's one safetensors reader and writer
+
 GROUPED = ["int4-g32", "int4-g64", "int4-g128", "int4-sym-g128", "nf4", "q8_0", "q4_0", "q4_1"]
 CRITICAL = {"stft_conv.weight": "first convolution (critical layer)", "final_conv.weight": "last convolution (critical layer)"}
 ALWAYS_QUANTIZED = {"lstm_cell.weight_ih", "lstm_cell.weight_hh"}
 NUMPY = {"F32": np.float32, "F16": np.float16}
 
 
-def read_safetensors(path):
-    data = Path(path).read_bytes()
-    n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8:8 + n])
-    header.pop("__metadata__", None)
-    tensors = {}
-    for name, info in header.items():
-        begin, end = info["data_offsets"]
-        tensors[name] = (info["dtype"], info["shape"], data[8 + n + begin:8 + n + end])
-    return tensors
-
-
 def main():
     greyctl, model = sys.argv[1], sys.argv[2]
-    original = read_safetensors(model)
+    original, _ = st.read(model)  # {name: (dtype, shape, bytes)}
     failures = []
 
     def check(ok, what):
@@ -63,7 +53,7 @@ def main():
             check(ALWAYS_QUANTIZED <= set(rows), f"{fmt}: {sorted(ALWAYS_QUANTIZED - set(rows))} not quantized")
             for name, reason in CRITICAL.items():
                 check(kept.get(name) == reason, f"{fmt}: {name} kept as {kept.get(name)!r}, expected {reason!r}")
-            back = read_safetensors(restored)
+            back, _ = st.read(restored)
             check(sorted(back) == sorted(original), f"{fmt}: the restored file holds {sorted(back)}")
             for name, (dtype, shape, raw) in original.items():
                 if len(shape) >= 2 and name not in rows:
