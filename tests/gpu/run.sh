@@ -37,6 +37,19 @@ declare -a summary
 status=0
 steps=${GREY_GPU_STEPS:-conformance,quant,cli,mapping,memcheck,racecheck,detect,bench,grid-bench,quant-bench,stream-bench,model-throughput,admit-bench}
 want() { [[ ",$steps," == *",$1,"* ]]; }
+# run_bench NAME FILE DETAIL COMMAND...: runs a benchmark, its table on the screen and in $out/FILE.txt, its
+# errors in $logs/FILE.err; records NAME as INFO (DETAIL follows the device), or FAIL with the errors' end.
+run_bench() {
+    local name=$1 file=$2 detail=$3
+    shift 3
+    if PYTHONUNBUFFERED=1 "$@" 2>"$logs/$file.err" | tee "$out/$file.txt"; then
+        record "$name" INFO "device: $device$detail; table above and in $out/$file.txt"
+    else
+        tail -20 "$logs/$file.err"
+        record "$name" FAIL "$(tail -c 300 "$logs/$file.err")"
+    fi
+}
+
 record() {  # record NAME RESULT [DETAIL]
     summary+=("$(printf '%-28s %-6s %s' "$1" "$2" "${3:-}")")
     [ "$2" = PASS ] || [ "$2" = INFO ] || status=1
@@ -196,35 +209,20 @@ fi
 if want quant-bench; then
 echo "== benchmark (quantization: libgrey vs cudaMemcpy, PyTorch eager and torch.compile, bitsandbytes)"
 # shellcheck disable=SC2086
-if PYTHONUNBUFFERED=1 python3 bench/quant_gpu_bench.py --lib "$build/lib/libgrey.so" --backend-dir "$plugin_dir" \
-        --device-time --json "$out/quant_bench.json" ${GREY_GPU_BENCH_ARGS:-} 2>"$logs/quant_bench.err" | tee "$out/quant_bench.txt"; then
-    record quant-bench INFO "device: $device; table above and in $out/quant_bench.txt"
-else
-    tail -20 "$logs/quant_bench.err"
-    record quant-bench FAIL "$(tail -c 300 "$logs/quant_bench.err")"
-fi
+run_bench quant-bench quant_bench "" python3 bench/quant_gpu_bench.py --lib "$build/lib/libgrey.so" --backend-dir "$plugin_dir" \
+    --device-time --json "$out/quant_bench.json" ${GREY_GPU_BENCH_ARGS:-}
 fi
 
 if want stream-bench; then
 echo "== benchmark (streams: host enqueue cost, 1000 small quantizations vs torch.compile, copy/kernel overlap)"
-if PYTHONUNBUFFERED=1 python3 bench/stream_gpu_bench.py --lib "$build/lib/libgrey.so" --backend-dir "$plugin_dir" \
-        --json "$out/stream_bench.json" 2>"$logs/stream_bench.err" | tee "$out/stream_bench.txt"; then
-    record stream-bench INFO "device: $device; table above and in $out/stream_bench.txt"
-else
-    tail -20 "$logs/stream_bench.err"
-    record stream-bench FAIL "$(tail -c 300 "$logs/stream_bench.err")"
-fi
+run_bench stream-bench stream_bench "" python3 bench/stream_gpu_bench.py --lib "$build/lib/libgrey.so" --backend-dir "$plugin_dir" \
+    --json "$out/stream_bench.json"
 fi
 
 if want model-throughput && [ -n "${GREY_GPU_MODEL:-}" ]; then
 echo "== whole-model quantization (greyctl, >= 1 GB of real weights) beside the sequential file read speed"
-if PYTHONUNBUFFERED=1 python3 bench/model_quant_throughput.py --greyctl "$build/bin/greyctl" --backend-dir "$plugin_dir" \
-        --source "$GREY_GPU_MODEL" --workdir "$build/throughput" 2>"$logs/model_throughput.err" | tee "$out/model_throughput.txt"; then
-    record model-throughput INFO "device: $device; table above and in $out/model_throughput.txt"
-else
-    tail -20 "$logs/model_throughput.err"
-    record model-throughput FAIL "$(tail -c 300 "$logs/model_throughput.err")"
-fi
+run_bench model-throughput model_throughput "" python3 bench/model_quant_throughput.py --greyctl "$build/bin/greyctl" \
+    --backend-dir "$plugin_dir" --source "$GREY_GPU_MODEL" --workdir "$build/throughput"
 fi
 
 if want admit-bench; then
@@ -233,13 +231,7 @@ if [ ! -x "$build/bin/govern_admit_bench" ] && [ ! -x "$build/bench/govern_admit
     record admit-bench FAIL "govern_admit_bench was not built (Google Benchmark missing?)"
 else
     admit=$build/bin/govern_admit_bench; [ -x "$admit" ] || admit=$build/bench/govern_admit_bench
-    if "$admit" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true >"$out/admit_bench.txt" 2>"$logs/admit_bench.err"; then
-        cat "$out/admit_bench.txt"
-        record admit-bench INFO "device: $device ($(nproc) CPUs); table above and in $out/admit_bench.txt"
-    else
-        tail -20 "$logs/admit_bench.err"
-        record admit-bench FAIL "$(tail -c 300 "$logs/admit_bench.err")"
-    fi
+    run_bench admit-bench admit_bench " ($(nproc) CPUs)" "$admit" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 fi
 fi
 
