@@ -25,16 +25,7 @@ struct DetectOptions {
 // The library's name for an enum value, or "unknown" for one newer than this greyctl.
 const char* known(const char* name) { return name != nullptr ? name : "unknown"; }
 
-std::vector<grey_plugin_dir_info> plugin_dirs(grey_context* ctx) {
-    uint32_t count = 0;
-    check(grey_plugin_dir_count(ctx, &count));
-    std::vector<grey_plugin_dir_info> dirs(count);
-    for (uint32_t i = 0; i < count; ++i) {
-        dirs[i].struct_size = sizeof dirs[i];
-        check(grey_plugin_dir_info_get(ctx, i, &dirs[i]));
-    }
-    return dirs;
-}
+std::vector<grey_plugin_dir_info> plugin_dirs(grey_context* ctx) { return list_all(ctx, grey_plugin_dir_count, grey_plugin_dir_info_get); }
 
 // Every directory the loader considered, whether it searched it, and why.
 void print_plugin_dirs(std::FILE* out, const std::vector<grey_plugin_dir_info>& dirs) {
@@ -150,14 +141,7 @@ std::vector<std::string> split(const std::string& text, char separator) {
 
 // The loader's report: every backend candidate, loaded or not, and why.
 std::vector<grey_backend_info> backend_candidates(grey_context* ctx) {
-    uint32_t count = 0;
-    check(grey_backend_candidate_count(ctx, &count));
-    std::vector<grey_backend_info> infos(count);
-    for (uint32_t i = 0; i < count; ++i) {
-        infos[i].struct_size = sizeof infos[i];
-        check(grey_backend_info_get(ctx, i, &infos[i]));
-    }
-    return infos;
+    return list_all(ctx, grey_backend_candidate_count, grey_backend_info_get);
 }
 
 // For --debug when a named backend did not load: what the loader tried and where it looked.

@@ -7,6 +7,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace greyctl {
 
@@ -68,6 +69,21 @@ std::string read_text(Call&& call) {
     check(call(text.data(), text.size(), &length));
     text.resize(length);
     return text;
+}
+
+// Every entry of one of grey.h's indexed lists: `count(ctx, &n)`, then `get(ctx, i, &info)` for each index,
+// struct_size set first (the loader's backend candidates, the plugin directories).
+template <typename Info>
+std::vector<Info> list_all(grey_context* ctx, grey_status (*count)(const grey_context*, uint32_t*),
+                           grey_status (*get)(const grey_context*, uint32_t, Info*)) {
+    uint32_t n = 0;
+    check(count(ctx, &n));
+    std::vector<Info> infos(n);
+    for (uint32_t i = 0; i < n; ++i) {
+        infos[i].struct_size = sizeof infos[i];
+        check(get(ctx, i, &infos[i]));
+    }
+    return infos;
 }
 
 }  // namespace greyctl
