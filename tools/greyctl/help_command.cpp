@@ -15,6 +15,13 @@ std::vector<const CLI::App*> visible_subcommands(const CLI::App& app) {
     return app.get_subcommands([](const CLI::App* sub) { return !sub->get_group().empty(); });
 }
 
+// The subcommand of `parent` called `word` (hidden ones, such as `man`, only when asked for), or null.
+const CLI::App* subcommand_named(const CLI::App& parent, const std::string& word, bool hidden_too) {
+    for (const CLI::App* sub : parent.get_subcommands([&](const CLI::App* s) { return hidden_too || !s->get_group().empty(); }))
+        if (sub->check_name(word)) return sub;
+    return nullptr;
+}
+
 // Edit distance, for "did you mean": a handful of short names, so the plain dynamic programme.
 std::size_t distance(const std::string& a, const std::string& b) {
     std::vector<std::size_t> row(b.size() + 1);
@@ -95,11 +102,11 @@ std::optional<std::string> unknown_command(const CLI::App& app, const std::vecto
             if (option != nullptr && option->get_expected_min() > 0 && word.find('=') == std::string::npos) ++i;
             continue;
         }
-        const auto subs = parent->get_subcommands([](const CLI::App*) { return true; });  // hidden ones too
-        if (subs.empty()) return std::nullopt;  // a positional argument of a leaf command
-        const auto match = std::find_if(subs.begin(), subs.end(), [&](const CLI::App* s) { return s->check_name(word); });
-        if (match == subs.end()) return unknown_command_message(*parent, word);
-        parent = *match;
+        if (parent->get_subcommands([](const CLI::App*) { return true; }).empty())
+            return std::nullopt;  // a positional argument of a leaf command
+        const CLI::App* match = subcommand_named(*parent, word, true);
+        if (match == nullptr) return unknown_command_message(*parent, word);
+        parent = match;
     }
     return std::nullopt;
 }
@@ -112,17 +119,15 @@ void add_help_command(CLI::App& app, Runner& run) {
         run = [&app, words] {
             const CLI::App* target = &app;
             for (const std::string& word : *words) {
-                const auto subs = visible_subcommands(*target);
-                const auto match = std::find_if(subs.begin(), subs.end(), [&](const CLI::App* s) { return s->check_name(word); });
-                if (match == subs.end()) {
+                const CLI::App* match = subcommand_named(*target, word, false);
+                if (match == nullptr) {
                     std::fprintf(stderr, "%s\n", unknown_command_message(*target, word).c_str());
                     return 2;
                 }
-                target = *match;
+                target = match;
             }
             // Not target->help(): that describes the command being run (help itself) once one is parsed.
-            const std::string name = target == &app ? app.get_name() : target->get_name();
-            std::cout << target->get_formatter()->make_help(target, name, CLI::AppFormatMode::Normal);
+            std::cout << target->get_formatter()->make_help(target, target->get_name(), CLI::AppFormatMode::Normal);
             return 0;
         };
     });
