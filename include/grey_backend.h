@@ -109,6 +109,59 @@ typedef struct grey_backend_quant_job {
     grey_backend_quant_error* error;
 } grey_backend_quant_job;
 
+/* The byte layout of a KV-cache block: defined in common/kv_layout.hpp (a plain struct), computed and
+ * checked by the runtime; backends built in this repository include that header. */
+struct grey_kv_layout;
+
+/* Writes K and V of `tokens` tokens into window-form blocks (the kv_store slot). `keys` and `values` are
+ * F32 [layer_count][tokens][kv_heads][head_dim], finite (the runtime checked); token i goes to slot
+ * slots[i] of blocks[i] (a buffer of layout's dense block size), layers layer_first ..
+ * layer_first + layer_count - 1. No two tokens name the same (block, slot). */
+typedef struct grey_backend_kv_store_job {
+    uint32_t struct_size;
+    uint32_t tokens;
+    const struct grey_kv_layout* layout;
+    uint32_t layer_first;
+    uint32_t layer_count;
+    grey_backend_memory keys;
+    grey_backend_memory values;
+    grey_backend_buffer* const* blocks;
+    const uint32_t* slots;
+} grey_backend_kv_store_job;
+
+/* Quantizes `count` full window-form blocks, sources[i] into destinations[i] (a buffer of layout's
+ * compressed block size), byte for byte as common/kv_layout.hpp's kv_group_params_at and
+ * kv_code_byte_at define them (the kv_compress slot). */
+typedef struct grey_backend_kv_compress_job {
+    uint32_t struct_size;
+    uint32_t count;
+    const struct grey_kv_layout* layout;
+    grey_backend_buffer* const* sources;
+    grey_backend_buffer* const* destinations;
+} grey_backend_kv_compress_job;
+
+/* Decode attention over paged blocks (the kv_attend slot). Sequence b owns blocks
+ * blocks[table_offsets[b] .. table_offsets[b + 1]) in token order, quantized[i] != 0 when blocks[i] is
+ * in quantized form; it attends to its tokens first[b] .. last[b] - 1 (first < last <= its blocks'
+ * capacity). queries and output: F32 [batch][query_heads][head_dim]; query head h reads KV head
+ * h / (query_heads / kv_heads). output = softmax(q.K * scale) V over those tokens. */
+typedef struct grey_backend_kv_attend_job {
+    uint32_t struct_size;
+    uint32_t batch;
+    const struct grey_kv_layout* layout;
+    uint32_t layer;
+    uint32_t query_heads;
+    float scale;
+    uint32_t reserved0;
+    const uint64_t* first;
+    const uint64_t* last;
+    const uint64_t* table_offsets;
+    grey_backend_buffer* const* blocks;
+    const uint8_t* quantized;
+    grey_backend_memory queries;
+    grey_backend_memory output;
+} grey_backend_kv_attend_job;
+
 /* Capability bits of grey_backend_vtable.capabilities. */
 /* quantize and dequantize accept host memory (grey_backend_memory.buffer NULL) for either tensor. */
 #define GREY_BACKEND_CAP_QUANT_HOST_MEMORY 0x1u
@@ -239,6 +292,13 @@ typedef struct grey_backend_vtable {
      * least 64 bytes (optional: the runtime gives plain aligned host memory without it). */
     grey_status (*host_alloc)(void* state, uint32_t device, uint64_t size_bytes, void** out_memory);
     void (*host_free)(void* state, void* memory);
+
+    /* The KV cache's block operations (0.2, optional: a cache on a device of a backend without all
+     * three is refused with GREY_ERROR_UNSUPPORTED). Synchronous: they return when the blocks are
+     * written. Block buffers are the backend's own (buffer_alloc); the runtime owns the block tables. */
+    grey_status (*kv_store)(void* state, const grey_backend_kv_store_job* job);
+    grey_status (*kv_compress)(void* state, const grey_backend_kv_compress_job* job);
+    grey_status (*kv_attend)(void* state, const grey_backend_kv_attend_job* job);
 } grey_backend_vtable;
 
 /* The vtable size of the smallest plugin the loader accepts: everything up to the appended slots. */

@@ -6,6 +6,7 @@
 #include "common/quant_layout.h"
 #include "host/host_probe.hpp"
 #include "host/host_stream.hpp"
+#include "host/kv/host_kv.hpp"
 #include "host/quant/quantizer.hpp"
 
 #include <algorithm>
@@ -281,6 +282,38 @@ grey_status host_dequantize(void* state, const grey_backend_quant_job* job) {
     });
 }
 
+// --- The KV cache's block operations (host/kv/host_kv.cpp), on this backend's buffers.
+
+uint8_t* block_bytes(grey_backend_buffer* buffer) { return reinterpret_cast<uint8_t*>(buffer->data.get()); }
+
+grey_status host_kv_store(void* state, const grey_backend_kv_store_job* job) {
+    return guard_quant(state, "writing KV blocks", [&] {
+        std::vector<uint8_t*> blocks(job->tokens);
+        for (uint32_t i = 0; i < job->tokens; ++i) blocks[i] = block_bytes(job->blocks[i]);
+        kv_store(*job->layout, job->layer_first, job->layer_count, reinterpret_cast<const float*>(bytes_of(job->keys).data()),
+                 reinterpret_cast<const float*>(bytes_of(job->values).data()), blocks, {job->slots, job->tokens});
+    });
+}
+
+grey_status host_kv_compress(void* state, const grey_backend_kv_compress_job* job) {
+    return guard_quant(state, "quantizing KV blocks", [&] {
+        for (uint32_t i = 0; i < job->count; ++i) kv_compress(*job->layout, block_bytes(job->sources[i]), block_bytes(job->destinations[i]));
+    });
+}
+
+grey_status host_kv_attend(void* state, const grey_backend_kv_attend_job* job) {
+    return guard_quant(state, "attending over KV blocks", [&] {
+        if (job->batch == 0) return;  // every layout is supported
+        const uint64_t count = job->table_offsets[job->batch];
+        std::vector<const uint8_t*> blocks(count);
+        for (uint64_t i = 0; i < count; ++i) blocks[i] = block_bytes(job->blocks[i]);
+        const KvAttendBlocks tables{blocks, {job->quantized, count}, {job->table_offsets, job->batch + size_t{1}}, {job->first, job->batch},
+                                    {job->last, job->batch}};
+        kv_attend(*job->layout, tables, job->layer, job->query_heads, job->scale, reinterpret_cast<const float*>(bytes_of(job->queries).data()),
+                  reinterpret_cast<float*>(bytes_of(job->output).data()));
+    });
+}
+
 // --- Streams and events: each stream's worker thread runs the synchronous slots above in order.
 
 // Runs an enqueuing slot's body; nothing escapes it.
@@ -458,6 +491,9 @@ grey_status host_backend_entry(uint32_t host_abi_version, grey_backend_vtable* o
     vt.buffer_checksum_async = host_buffer_checksum_async;
     vt.quantize_async = host_quantize_async;
     vt.dequantize_async = host_dequantize_async;
+    vt.kv_store = host_kv_store;
+    vt.kv_compress = host_kv_compress;
+    vt.kv_attend = host_kv_attend;
     *out = vt;
     return GREY_OK;
 }

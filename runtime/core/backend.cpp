@@ -216,4 +216,14 @@ void Backend::host_free(void* memory) const noexcept {
     if (vtable_.host_free != nullptr && memory != nullptr) vtable_.host_free(state_, memory);
 }
 
+bool Backend::has_kv() const noexcept {
+    return vtable_.kv_store != nullptr && vtable_.kv_compress != nullptr && vtable_.kv_attend != nullptr;
+}
+
+void Backend::kv_store(const grey_backend_kv_store_job& job) const { check(vtable_.kv_store(state_, &job), "kv_store"); }
+
+void Backend::kv_compress(const grey_backend_kv_compress_job& job) const { check(vtable_.kv_compress(state_, &job), "kv_compress"); }
+
+void Backend::kv_attend(const grey_backend_kv_attend_job& job) const { check(vtable_.kv_attend(state_, &job), "kv_attend"); }
+
 }  // namespace grey

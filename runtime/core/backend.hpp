@@ -78,6 +78,11 @@ public:
     // Pinned host memory; nullptr when the backend has no host_alloc slot.
     [[nodiscard]] void* host_alloc(uint32_t device, uint64_t size) const;
     void host_free(void* memory) const noexcept;
+    // The KV cache's block operations: all three slots, or the backend holds no KV cache.
+    [[nodiscard]] bool has_kv() const noexcept;
+    void kv_store(const grey_backend_kv_store_job& job) const;
+    void kv_compress(const grey_backend_kv_compress_job& job) const;
+    void kv_attend(const grey_backend_kv_attend_job& job) const;
 
 private:
     // Turns a backend's non-OK status into grey::Error, keeping the message it gave through set_error.

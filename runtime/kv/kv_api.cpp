@@ -13,7 +13,7 @@
 #include <vector>
 
 struct grey_kv_cache {
-    explicit grey_kv_cache(const grey::kv::KvShape& shape) : cache(shape) {}
+    grey_kv_cache(const grey::kv::KvShape& shape, const grey::Backend& backend, uint32_t device) : cache(shape, backend, device) {}
     grey::kv::KvCache cache;
 };
 
@@ -67,10 +67,10 @@ grey_status grey_kv_cache_create(grey_context* context, uint32_t device, const g
         grey::require_non_null(out_cache, "out_cache");
         const grey::kv::KvShape shape = grey::kv::validated_shape(*config);
         const grey::Device& dev = context->device(device);
-        if (dev.backend->name() != "host")
+        if (!dev.backend->has_kv())
             grey::fail(GREY_ERROR_UNSUPPORTED, "device " + std::to_string(device) + " is on the " + dev.backend->name() +
-                                                   " backend, which has no KV cache kernels yet; create the cache on a host device");
-        *out_cache = std::make_unique<grey_kv_cache>(shape).release();
+                                                   " backend, which has no KV cache operations; create the cache on a device of another backend");
+        *out_cache = std::make_unique<grey_kv_cache>(shape, *dev.backend, dev.index_in_backend).release();
     });
 }
 

@@ -1,45 +1,57 @@
-// One block of the KV cache: the K and V of tokens_per_block tokens of every layer and head, in window
-// form (bf16/fp16) or quantized (common/kv_coding.hpp), with what prefix sharing needs to name it.
+// One block of the KV cache: its memory on the cache's device, in window form or quantized
+// (common/kv_layout.hpp), and what prefix sharing needs to name it.
 #pragma once
 
-#include "common/kv_coding.hpp"
-#include "kv/kv_shape.hpp"
+#include "core/backend.hpp"
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace grey::kv {
 
+// A buffer of the cache's backend, freed with it.
+class BlockMemory {
+public:
+    BlockMemory(const Backend& backend, uint32_t device, uint64_t bytes)
+        : backend_(&backend), buffer_(backend.buffer_alloc(device, bytes)), size_(bytes) {}
+    ~BlockMemory() {
+        if (buffer_ != nullptr) backend_->buffer_free(buffer_);
+    }
+    BlockMemory(BlockMemory&& other) noexcept
+        : backend_(other.backend_), buffer_(std::exchange(other.buffer_, nullptr)), size_(other.size_) {}
+    BlockMemory& operator=(BlockMemory&& other) noexcept {
+        std::swap(backend_, other.backend_);
+        std::swap(buffer_, other.buffer_);
+        std::swap(size_, other.size_);
+        return *this;
+    }
+    BlockMemory(const BlockMemory&) = delete;
+    BlockMemory& operator=(const BlockMemory&) = delete;
+
+    [[nodiscard]] grey_backend_buffer* get() const noexcept { return buffer_; }
+    [[nodiscard]] uint64_t size() const noexcept { return size_; }
+
+private:
+    const Backend* backend_;
+    grey_backend_buffer* buffer_;
+    uint64_t size_;
+};
+
 struct KvBlock {
-    // Window form: K then V halves of shape.block_elements() 16-bit values each; empty when quantized.
-    std::vector<uint16_t> dense;
-    // Quantized form: the K groups' params then V's, and K's packed codes then V's.
-    std::vector<common::KvGroupParams> params;
-    std::vector<uint8_t> codes;
-    uint32_t filled = 0;  // tokens written
+    explicit KvBlock(BlockMemory m) : memory(std::move(m)) {}
+
+    BlockMemory memory;
+    bool quantized = false;
+    uint32_t filled = 0;      // tokens written
     uint32_t references = 0;  // sequences whose block table holds it
-    bool named = false;  // full and entered in the prefix index under `hash`
+    bool named = false;       // full and entered in the prefix index under `hash`
     uint64_t hash = 0;
     uint64_t parent_hash = 0;
     uint64_t salt = 0;
     std::vector<int32_t> tokens;  // the ids of the filled tokens (the hash is checked against them)
 
-    [[nodiscard]] bool quantized() const { return dense.empty(); }
-    [[nodiscard]] uint64_t bytes() const { return dense.size() * 2 + params.size() * sizeof(common::KvGroupParams) + codes.size(); }
+    [[nodiscard]] uint64_t bytes() const noexcept { return memory.size(); }
 };
-
-// A new, empty block in window form.
-KvBlock make_dense_block(const KvShape& shape);
-
-// Stores one value (already a finite float) of K (`value_half` 0) or V (1) in a window-form block.
-void store_value(const KvShape& shape, KvBlock& block, int value_half, uint32_t layer, uint32_t head, uint32_t token,
-                 uint32_t channel, float value);
-
-// The value as stored, in either form.
-float load_value(const KvShape& shape, const KvBlock& block, int value_half, uint32_t layer, uint32_t head, uint32_t token,
-                 uint32_t channel);
-
-// Quantizes a full window-form block in place (the host reference of the backend's "compress a block").
-void quantize_block(const KvShape& shape, KvBlock& block);
 
 }  // namespace grey::kv

@@ -7,6 +7,27 @@
 
 namespace grey::kv {
 
+KvCache::KvCache(const KvShape& shape, const Backend& backend, uint32_t device) : shape_(shape), backend_(backend), device_(device) {
+    // A job of no sequences asks only whether the backend's kernels take this layout.
+    grey_backend_kv_attend_job probe{};
+    probe.struct_size = sizeof probe;
+    probe.layout = &shape_;
+    probe.query_heads = shape_.kv_heads;
+    backend_.kv_attend(probe);
+}
+
+KvBlock KvCache::new_dense_block() const {
+    KvBlock block(BlockMemory(backend_, device_, common::kv_dense_block_bytes(shape_)));
+    block.tokens.reserve(shape_.tokens_per_block);
+    return block;
+}
+
+std::vector<uint8_t> KvCache::read_block(const KvBlock& block) const {
+    std::vector<uint8_t> bytes(block.bytes());
+    backend_.buffer_read(block.memory.get(), 0, bytes.data(), bytes.size());
+    return bytes;
+}
+
 KvSequence& KvCache::find(uint64_t sequence) {
     auto it = sequences_.find(sequence);
     if (it == sequences_.end())
@@ -90,6 +111,10 @@ void KvCache::truncate(uint64_t sequence, uint64_t tokens) {
     if (tokens > seq.length)
         fail(GREY_ERROR_INVALID_ARGUMENT, "cannot truncate sequence " + std::to_string(sequence) + " of " + std::to_string(seq.length) +
                                               " tokens to " + std::to_string(tokens) + ": truncation only shortens");
+    shorten(seq, tokens);
+}
+
+void KvCache::shorten(KvSequence& seq, uint64_t tokens) {
     const uint64_t per_block = shape_.tokens_per_block;
     const uint64_t keep = (tokens + per_block - 1) / per_block;
     while (seq.table.size() > keep) {
@@ -112,24 +137,29 @@ uint64_t KvCache::length(uint64_t sequence) const {
 }
 
 // The block the next token goes into, copied first when it is shared, named, quantized or holds tokens
-// past the sequence's end (copy on write).
+// past the sequence's end (copy on write: the copy is made on the host, which is rare enough).
 uint64_t KvCache::writable_last_block(KvSequence& seq) {
     const uint32_t per_block = shape_.tokens_per_block;
     const auto used = static_cast<uint32_t>(seq.length % per_block);
     if (used == 0) {
-        seq.table.push_back(add_block(make_dense_block(shape_)));
+        seq.table.push_back(add_block(new_dense_block()));
         return seq.table.back();
     }
     const uint64_t id = seq.table.back();
     KvBlock& block = blocks_.at(id);
-    if (block.references == 1 && !block.named && !block.quantized() && block.filled == used) return id;
-    KvBlock copy = make_dense_block(shape_);
+    if (block.references == 1 && !block.named && !block.quantized && block.filled == used) return id;
+    const std::vector<uint8_t> source = read_block(block);
+    std::vector<uint16_t> dense(2 * common::kv_block_elements(shape_), 0);
+    const uint64_t half = common::kv_block_elements(shape_);
     for (uint32_t layer = 0; layer < shape_.layers; ++layer)
         for (uint32_t head = 0; head < shape_.kv_heads; ++head)
             for (uint32_t t = 0; t < used; ++t)
                 for (uint32_t c = 0; c < shape_.head_dim; ++c)
-                    for (int half = 0; half < 2; ++half)
-                        store_value(shape_, copy, half, layer, head, t, c, load_value(shape_, block, half, layer, head, t, c));
+                    for (int h = 0; h < 2; ++h)
+                        dense[h * half + common::kv_dense_index(shape_, layer, head, t, c)] = common::kv_to_window(
+                            shape_, common::kv_value(shape_, source.data(), block.quantized, h, layer, head, t, c));
+    KvBlock copy = new_dense_block();
+    backend_.buffer_write(copy.memory.get(), 0, dense.data(), dense.size() * sizeof(uint16_t));
     copy.tokens.assign(block.tokens.begin(), block.tokens.begin() + used);
     copy.filled = used;
     const uint64_t copy_id = add_block(std::move(copy));
@@ -138,11 +168,12 @@ uint64_t KvCache::writable_last_block(KvSequence& seq) {
     return copy_id;
 }
 
-// Names a block that has just filled; shares an identical cached block instead when there is one.
-void KvCache::finish_block(KvSequence& seq) {
-    const uint64_t id = seq.table.back();
+// Names block `index` of the sequence, which has just filled; shares an identical cached block instead
+// when there is one.
+void KvCache::finish_block(KvSequence& seq, size_t index) {
+    const uint64_t id = seq.table[index];
     KvBlock& block = blocks_.at(id);
-    const uint64_t parent = seq.table.size() >= 2 ? blocks_.at(seq.table[seq.table.size() - 2]).hash : 0;
+    const uint64_t parent = index >= 1 ? blocks_.at(seq.table[index - 1]).hash : 0;
     block.parent_hash = parent;
     block.salt = seq.salt;
     block.hash = block_hash(parent, block.tokens, seq.salt);
@@ -157,20 +188,38 @@ void KvCache::finish_block(KvSequence& seq) {
     const uint64_t shared = found->second;
     reference(shared);
     release(id);
-    seq.table.back() = shared;
+    seq.table[index] = shared;
     ++prefix_hits_;
 }
 
 void KvCache::quantize_old_blocks(KvSequence& seq) {
     if (shape_.window_tokens == UINT64_MAX || seq.length <= shape_.window_tokens) return;
     const uint64_t old_blocks = (seq.length - shape_.window_tokens) / shape_.tokens_per_block;
+    std::vector<KvBlock*> sources;
     for (uint64_t i = old_blocks; i-- > 0;) {
         KvBlock& block = blocks_.at(seq.table[i]);
-        if (block.quantized()) continue;
-        if (block.filled != shape_.tokens_per_block) continue;
-        bytes_used_ -= block.bytes();
-        quantize_block(shape_, block);
-        bytes_used_ += block.bytes();
+        if (!block.quantized && block.filled == shape_.tokens_per_block) sources.push_back(&block);
+    }
+    if (sources.empty()) return;
+    std::vector<BlockMemory> compressed;
+    std::vector<grey_backend_buffer*> from, to;
+    for (KvBlock* block : sources) {
+        compressed.emplace_back(backend_, device_, common::kv_compressed_block_bytes(shape_));
+        from.push_back(block->memory.get());
+        to.push_back(compressed.back().get());
+    }
+    grey_backend_kv_compress_job job{};
+    job.struct_size = sizeof job;
+    job.count = static_cast<uint32_t>(sources.size());
+    job.layout = &shape_;
+    job.sources = from.data();
+    job.destinations = to.data();
+    backend_.kv_compress(job);
+    for (size_t i = 0; i < sources.size(); ++i) {
+        bytes_used_ -= sources[i]->bytes();
+        sources[i]->memory = std::move(compressed[i]);
+        sources[i]->quantized = true;
+        bytes_used_ += sources[i]->bytes();
     }
 }
 
@@ -184,31 +233,48 @@ void KvCache::append(uint64_t sequence, std::span<const int32_t> tokens, std::sp
     uint64_t rest = n;
     if (used != 0) {
         const KvBlock& last = blocks_.at(seq.table.back());
-        if (!(last.references == 1 && !last.named && !last.quantized() && last.filled == used)) ++new_blocks;
+        if (!(last.references == 1 && !last.named && !last.quantized && last.filled == used)) ++new_blocks;
         rest -= std::min<uint64_t>(rest, per_block - used);
     }
     new_blocks += (rest + per_block - 1) / per_block;
-    const uint64_t dense = shape_.dense_block_bytes();
+    const uint64_t dense = common::kv_dense_block_bytes(shape_);
     if (new_blocks > UINT64_MAX / dense) fail(GREY_ERROR_OUT_OF_MEMORY, "appending " + std::to_string(n) + " tokens needs more bytes than exist");
     make_room(new_blocks * dense);
 
-    const uint64_t row = uint64_t{shape_.kv_heads} * shape_.head_dim;
+    // The staged K/V first, so that a failure to allocate leaves the sequence as it was.
+    BlockMemory staged(backend_, device_, 2 * keys.size_bytes());
+    backend_.buffer_write(staged.get(), 0, keys.data(), keys.size_bytes());
+    backend_.buffer_write(staged.get(), keys.size_bytes(), values.data(), values.size_bytes());
+    std::vector<grey_backend_buffer*> targets(n);
+    std::vector<uint32_t> slots(n);
+    const size_t first_block = seq.table.size() - (used != 0 ? 1 : 0);
     for (uint64_t i = 0; i < n; ++i) {
-        const uint64_t id = writable_last_block(seq);
-        KvBlock& block = blocks_.at(id);
+        KvBlock& block = blocks_.at(writable_last_block(seq));
         const auto t = static_cast<uint32_t>(seq.length % per_block);
-        for (uint32_t layer = 0; layer < shape_.layers; ++layer)
-            for (uint32_t head = 0; head < shape_.kv_heads; ++head)
-                for (uint32_t c = 0; c < shape_.head_dim; ++c) {
-                    const uint64_t at = (layer * n + i) * row + uint64_t{head} * shape_.head_dim + c;
-                    store_value(shape_, block, 0, layer, head, t, c, keys[at]);
-                    store_value(shape_, block, 1, layer, head, t, c, values[at]);
-                }
+        targets[i] = block.memory.get();
+        slots[i] = t;
         block.tokens.push_back(tokens[i]);
         block.filled = t + 1;
         ++seq.length;
-        if (block.filled == per_block) finish_block(seq);
     }
+    grey_backend_kv_store_job job{};
+    job.struct_size = sizeof job;
+    job.tokens = static_cast<uint32_t>(n);
+    job.layout = &shape_;
+    job.layer_first = 0;
+    job.layer_count = shape_.layers;
+    job.keys = {staged.get(), nullptr, 0, keys.size_bytes()};
+    job.values = {staged.get(), nullptr, keys.size_bytes(), values.size_bytes()};
+    job.blocks = targets.data();
+    job.slots = slots.data();
+    try {
+        backend_.kv_store(job);
+    } catch (...) {
+        shorten(seq, seq.length - n);
+        throw;
+    }
+    for (size_t index = first_block; index < seq.table.size(); ++index)
+        if (blocks_.at(seq.table[index]).filled == per_block) finish_block(seq, index);
     quantize_old_blocks(seq);
 }
 
@@ -221,17 +287,17 @@ grey_kv_stats KvCache::stats() const {
     uint64_t stored_tokens = 0;
     for (const auto& [id, block] : blocks_) {
         stored_tokens += block.filled;
-        if (block.quantized()) ++s.blocks_compressed;
+        if (block.quantized) ++s.blocks_compressed;
     }
     s.blocks_used = blocks_.size();
     s.blocks_cached = cached_lru_.size();
     s.bytes_used = bytes_used_;
     s.capacity_bytes = shape_.capacity_bytes;
-    s.blocks_free = bytes_used_ < shape_.capacity_bytes ? (shape_.capacity_bytes - bytes_used_) / shape_.dense_block_bytes() : 0;
+    s.blocks_free = bytes_used_ < shape_.capacity_bytes ? (shape_.capacity_bytes - bytes_used_) / common::kv_dense_block_bytes(shape_) : 0;
     s.prefix_hits = prefix_hits_;
     s.evictions = evictions_;
     if (stored_tokens > 0 && bytes_used_ > 0) {
-        const double dense_per_token = static_cast<double>(shape_.dense_block_bytes()) / shape_.tokens_per_block;
+        const double dense_per_token = static_cast<double>(common::kv_dense_block_bytes(shape_)) / shape_.tokens_per_block;
         s.bytes_per_token = static_cast<double>(bytes_used_) / static_cast<double>(stored_tokens);
         s.compression_ratio = dense_per_token * static_cast<double>(stored_tokens) / static_cast<double>(bytes_used_);
     }

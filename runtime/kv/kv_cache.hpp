@@ -1,10 +1,14 @@
-// The KV cache behind grey_kv_cache: the block pool with its byte accounting against capacity, the
-// prefix index and LRU of cached blocks, and the sequences' block tables. Every public method takes the
+// The KV cache behind grey_kv_cache: the blocks (buffers of the cache's backend) with their byte
+// accounting against capacity, the prefix index and LRU of cached blocks, and the sequences' block
+// tables. What happens to a block's bytes (writing tokens, quantizing, attention) is the backend's
+// kv_* ops; the cache decides which blocks, and names and shares them. Every public method takes the
 // cache's lock; a method that throws leaves the cache as it was (checks come before changes).
 #pragma once
 
 #include "kv/kv_block.hpp"
 #include "kv/kv_shape.hpp"
+
+#include "core/backend.hpp"
 
 #include <cstdint>
 #include <list>
@@ -23,7 +27,8 @@ struct KvSequence {
 
 class KvCache {
 public:
-    explicit KvCache(const KvShape& shape) : shape_(shape) {}
+    // Blocks are buffers of `device` (an index within `backend`), which must implement the kv_* slots.
+    KvCache(const KvShape& shape, const Backend& backend, uint32_t device);
 
     uint64_t create_sequence(uint64_t salt);
     uint64_t fork(uint64_t sequence);
@@ -41,18 +46,22 @@ public:
 private:
     KvSequence& find(uint64_t sequence);
     const KvSequence& find(uint64_t sequence) const;
+    KvBlock new_dense_block() const;
+    // A block's bytes, read back to the host.
+    std::vector<uint8_t> read_block(const KvBlock& block) const;
     uint64_t add_block(KvBlock block);
     void release(uint64_t id);
     void reference(uint64_t id);
     void make_room(uint64_t bytes);
     uint64_t writable_last_block(KvSequence& sequence);
-    void finish_block(KvSequence& sequence);
+    void finish_block(KvSequence& sequence, size_t index);
+    // Drops the tokens from `tokens` on (no more than its length).
+    void shorten(KvSequence& sequence, uint64_t tokens);
     void quantize_old_blocks(KvSequence& sequence);
-    // The stored value of the token at `position` of a sequence.
-    float value_at(const KvSequence& sequence, int value_half, uint32_t layer, uint32_t head, uint64_t position,
-                   uint32_t channel) const;
 
     KvShape shape_;
+    const Backend& backend_;
+    uint32_t device_;
     mutable std::mutex mutex_;
     std::unordered_map<uint64_t, KvBlock> blocks_;
     std::unordered_map<uint64_t, KvSequence> sequences_;

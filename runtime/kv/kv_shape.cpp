@@ -1,6 +1,5 @@
 #include "kv/kv_shape.hpp"
 
-#include "common/kv_coding.hpp"
 #include "core/error.hpp"
 
 #include <string>
@@ -16,16 +15,11 @@ void require_range(uint64_t value, uint64_t low, uint64_t high, const char* fiel
 
 }  // namespace
 
-uint64_t KvShape::compressed_block_bytes() const {
-    const uint64_t params = (k_param_count() + v_param_count()) * sizeof(common::KvGroupParams);
-    return params + 2 * common::kv_code_bytes(block_elements(), format);
-}
-
 KvShape validated_shape(const grey_kv_cache_config& config) {
     if (config.struct_size < sizeof(grey_kv_cache_config))
         fail(GREY_ERROR_INVALID_ARGUMENT, "config->struct_size is " + std::to_string(config.struct_size) +
                                               "; start from GREY_KV_CACHE_CONFIG_INIT");
-    KvShape shape;
+    KvShape shape{};
     require_range(config.layers, 1, 4096, "layers");
     require_range(config.kv_heads, 1, 4096, "kv_heads");
     require_range(config.head_dim, 1, 1024, "head_dim");
@@ -41,6 +35,7 @@ KvShape validated_shape(const grey_kv_cache_config& config) {
         fail(GREY_ERROR_INVALID_ARGUMENT, "config->window_dtype must be GREY_DTYPE_BF16 or GREY_DTYPE_F16, not " +
                                               std::to_string(static_cast<int64_t>(config.window_dtype)));
     shape.window_dtype = config.window_dtype;
+    shape.window_bf16 = config.window_dtype == GREY_DTYPE_BF16 ? 1u : 0u;
     const auto format = static_cast<uint32_t>(config.format);
     if (format > GREY_KV_FP8_E4M3)
         fail(GREY_ERROR_INVALID_ARGUMENT, "config->format " + std::to_string(format) + " is not a grey_kv_format");
@@ -54,14 +49,14 @@ KvShape validated_shape(const grey_kv_cache_config& config) {
     if ((config.flags & ~GREY_KV_HADAMARD_K) != 0)
         fail(GREY_ERROR_INVALID_ARGUMENT, "config->flags holds unknown bits " + std::to_string(config.flags & ~GREY_KV_HADAMARD_K));
     shape.capacity_bytes = config.capacity_bytes;
-    if (shape.capacity_bytes < shape.dense_block_bytes())
+    if (shape.capacity_bytes < common::kv_dense_block_bytes(shape))
         fail(GREY_ERROR_INVALID_ARGUMENT, "config->capacity_bytes is " + std::to_string(config.capacity_bytes) +
-                                              "; one block in window form takes " + std::to_string(shape.dense_block_bytes()));
+                                              "; one block in window form takes " + std::to_string(common::kv_dense_block_bytes(shape)));
     // Quantizing must save memory, or the byte accounting against capacity (checked when a block is
     // added, not when it is quantized) would not hold: per-channel K costs one group per channel.
-    if (shape.window_tokens != UINT64_MAX && shape.compressed_block_bytes() >= shape.dense_block_bytes())
-        fail(GREY_ERROR_INVALID_ARGUMENT, "a quantized block would take " + std::to_string(shape.compressed_block_bytes()) +
-                                              " bytes, no fewer than the " + std::to_string(shape.dense_block_bytes()) +
+    if (shape.window_tokens != UINT64_MAX && common::kv_compressed_block_bytes(shape) >= common::kv_dense_block_bytes(shape))
+        fail(GREY_ERROR_INVALID_ARGUMENT, "a quantized block would take " + std::to_string(common::kv_compressed_block_bytes(shape)) +
+                                              " bytes, no fewer than the " + std::to_string(common::kv_dense_block_bytes(shape)) +
                                               " of its window form: raise tokens_per_block (K has one scale and minimum per channel per block)");
     return shape;
 }

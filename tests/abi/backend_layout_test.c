@@ -65,7 +65,22 @@ _Static_assert(offsetof(grey_backend_vtable, quantize_async) == 288, "grey_backe
 _Static_assert(offsetof(grey_backend_vtable, dequantize_async) == 296, "grey_backend_vtable.dequantize_async moved");
 _Static_assert(offsetof(grey_backend_vtable, host_alloc) == 304, "grey_backend_vtable.host_alloc moved");
 _Static_assert(offsetof(grey_backend_vtable, host_free) == 312, "grey_backend_vtable.host_free moved");
-_Static_assert(sizeof(grey_backend_vtable) == 320, "size of grey_backend_vtable changed: slots are only appended");
+_Static_assert(offsetof(grey_backend_vtable, kv_store) == 320, "grey_backend_vtable.kv_store moved");
+_Static_assert(offsetof(grey_backend_vtable, kv_compress) == 328, "grey_backend_vtable.kv_compress moved");
+_Static_assert(offsetof(grey_backend_vtable, kv_attend) == 336, "grey_backend_vtable.kv_attend moved");
+_Static_assert(sizeof(grey_backend_vtable) == 344, "size of grey_backend_vtable changed: slots are only appended");
+
+_Static_assert(sizeof(grey_backend_kv_store_job) == 104, "size of grey_backend_kv_store_job changed");
+_Static_assert(offsetof(grey_backend_kv_store_job, layout) == 8, "grey_backend_kv_store_job.layout moved");
+_Static_assert(offsetof(grey_backend_kv_store_job, keys) == 24, "grey_backend_kv_store_job.keys moved");
+_Static_assert(offsetof(grey_backend_kv_store_job, slots) == 96, "grey_backend_kv_store_job.slots moved");
+_Static_assert(sizeof(grey_backend_kv_compress_job) == 32, "size of grey_backend_kv_compress_job changed");
+_Static_assert(offsetof(grey_backend_kv_compress_job, destinations) == 24, "grey_backend_kv_compress_job.destinations moved");
+_Static_assert(sizeof(grey_backend_kv_attend_job) == 136, "size of grey_backend_kv_attend_job changed");
+_Static_assert(offsetof(grey_backend_kv_attend_job, scale) == 24, "grey_backend_kv_attend_job.scale moved");
+_Static_assert(offsetof(grey_backend_kv_attend_job, first) == 32, "grey_backend_kv_attend_job.first moved");
+_Static_assert(offsetof(grey_backend_kv_attend_job, quantized) == 64, "grey_backend_kv_attend_job.quantized moved");
+_Static_assert(offsetof(grey_backend_kv_attend_job, output) == 104, "grey_backend_kv_attend_job.output moved");
 #endif
 
 int main(void) { return 0; }

@@ -1,0 +1,74 @@
+#include "host/kv/host_kv.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace grey::host {
+
+void kv_store(const common::KvLayout& l, uint32_t layer_first, uint32_t layer_count, const float* keys, const float* values,
+              std::span<uint8_t* const> blocks, std::span<const uint32_t> slots) {
+    const uint64_t tokens = blocks.size();
+    const uint64_t row = uint64_t{l.kv_heads} * l.head_dim;
+    const uint64_t half = common::kv_block_elements(l);
+    for (uint64_t i = 0; i < tokens; ++i) {
+        auto* dense = reinterpret_cast<uint16_t*>(blocks[i]);
+        for (uint32_t k = 0; k < layer_count; ++k)
+            for (uint32_t head = 0; head < l.kv_heads; ++head)
+                for (uint32_t c = 0; c < l.head_dim; ++c) {
+                    const uint64_t from = (k * tokens + i) * row + uint64_t{head} * l.head_dim + c;
+                    const uint64_t to = common::kv_dense_index(l, layer_first + k, head, slots[i], c);
+                    dense[to] = common::kv_to_window(l, keys[from]);
+                    dense[half + to] = common::kv_to_window(l, values[from]);
+                }
+    }
+}
+
+void kv_compress(const common::KvLayout& l, const uint8_t* dense, uint8_t* out) {
+    auto* params = reinterpret_cast<common::KvGroupParams*>(out);
+    const uint64_t param_count = common::kv_k_param_count(l) + common::kv_v_param_count(l);
+    for (uint64_t i = 0; i < param_count; ++i) params[i] = common::kv_group_params_at(l, dense, i);
+    uint8_t* codes = out + common::kv_k_codes_offset(l);
+    const uint64_t code_bytes = 2 * common::kv_half_code_bytes(l);
+    for (uint64_t i = 0; i < code_bytes; ++i) codes[i] = common::kv_code_byte_at(l, dense, params, i);
+}
+
+void kv_attend(const common::KvLayout& l, const KvAttendBlocks& b, uint32_t layer, uint32_t query_heads, float scale, const float* queries,
+               float* output) {
+    const uint32_t dim = l.head_dim;
+    const uint32_t group = query_heads / l.kv_heads;
+    const uint64_t per_block = l.tokens_per_block;
+    std::vector<double> scores;
+    std::vector<double> accumulated(dim);
+    for (size_t s = 0; s + 1 < b.table_offsets.size(); ++s) {
+        const uint64_t first = b.first[s], last = b.last[s];
+        const auto value = [&](int half, uint32_t head, uint64_t position, uint32_t channel) {
+            const uint64_t block = b.table_offsets[s] + position / per_block;
+            return static_cast<double>(common::kv_value(l, b.blocks[block], b.quantized[block] != 0, half, layer, head,
+                                                        static_cast<uint32_t>(position % per_block), channel));
+        };
+        scores.resize(last - first);
+        for (uint32_t qh = 0; qh < query_heads; ++qh) {
+            const uint32_t head = qh / group;
+            const float* q = queries + (s * query_heads + qh) * uint64_t{dim};
+            double top = -INFINITY;
+            for (uint64_t p = first; p < last; ++p) {
+                double dot = 0;
+                for (uint32_t c = 0; c < dim; ++c) dot += static_cast<double>(q[c]) * value(0, head, p, c);
+                scores[p - first] = dot * static_cast<double>(scale);
+                top = std::max(top, scores[p - first]);
+            }
+            double total = 0;
+            std::fill(accumulated.begin(), accumulated.end(), 0.0);
+            for (uint64_t p = first; p < last; ++p) {
+                const double weight = std::exp(scores[p - first] - top);
+                total += weight;
+                for (uint32_t c = 0; c < dim; ++c) accumulated[c] += weight * value(1, head, p, c);
+            }
+            float* out = output + (s * query_heads + qh) * uint64_t{dim};
+            for (uint32_t c = 0; c < dim; ++c) out[c] = static_cast<float>(accumulated[c] / total);
+        }
+    }
+}
+
+}  // namespace grey::host

@@ -1,0 +1,32 @@
+// The host backend's KV-cache block operations (the kv_store, kv_compress and kv_attend slots) on block
+// memory the slots have already resolved to host pointers: the reference every GPU backend's KV kernels
+// are checked against, written for clarity, attention accumulated in float64.
+#pragma once
+
+#include "common/kv_layout.hpp"
+
+#include <cstdint>
+#include <span>
+
+namespace grey::host {
+
+// Token i of `keys`/`values` (F32 [layer_count][tokens][kv_heads][head_dim]) into slot slots[i] of the
+// window-form block blocks[i], layers layer_first.. .
+void kv_store(const common::KvLayout& layout, uint32_t layer_first, uint32_t layer_count, const float* keys, const float* values,
+              std::span<uint8_t* const> blocks, std::span<const uint32_t> slots);
+
+// The quantized form of the window-form block `dense` into `out` (kv_compressed_block_bytes).
+void kv_compress(const common::KvLayout& layout, const uint8_t* dense, uint8_t* out);
+
+struct KvAttendBlocks {
+    std::span<const uint8_t* const> blocks;  // every sequence's blocks, in token order
+    std::span<const uint8_t> quantized;
+    std::span<const uint64_t> table_offsets;  // batch + 1
+    std::span<const uint64_t> first, last;    // per sequence, the tokens attended
+};
+
+// Decode attention (grey_backend_kv_attend_job) with `queries` and `output` F32 [batch][query_heads][head_dim].
+void kv_attend(const common::KvLayout& layout, const KvAttendBlocks& blocks, uint32_t layer, uint32_t query_heads, float scale,
+               const float* queries, float* output);
+
+}  // namespace grey::host
