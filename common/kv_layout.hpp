@@ -8,8 +8,9 @@
  *  - Window form, K then V, each [layer][head][token][channel] of 16-bit values.
  *  - Quantized form: the parameters of K's groups ([layer][head][channel]: one group per channel over
  *    the block's tokens, KIVI's per-channel keys) and of V's ([layer][head][token][group]: groups of
- *    group_size channels within a token), then K's packed codes, channel-major
- *    ([layer][head][channel][token]), then V's, token-major ([layer][head][token][channel]). */
+ *    group_size channels within a token), then K's packed codes, then V's, both in the window form's
+ *    order ([layer][head][token][channel]): a token's row of codes is contiguous, which is what decode
+ *    attention reads. */
 #ifndef GREY_COMMON_KV_LAYOUT_HPP
 #define GREY_COMMON_KV_LAYOUT_HPP
 
@@ -47,16 +48,15 @@ GREY_FN_FORCE uint64_t kv_params_bytes(const KvLayout& l) {
     return (kv_k_param_count(l) + kv_v_param_count(l)) * sizeof(KvGroupParams);
 }
 GREY_FN_FORCE uint64_t kv_half_code_bytes(const KvLayout& l) { return kv_code_bytes(kv_block_elements(l), l.format); }
-GREY_FN_FORCE uint64_t kv_k_codes_offset(const KvLayout& l) { return kv_params_bytes(l); }
-GREY_FN_FORCE uint64_t kv_v_codes_offset(const KvLayout& l) { return kv_params_bytes(l) + kv_half_code_bytes(l); }
-GREY_FN_FORCE uint64_t kv_compressed_block_bytes(const KvLayout& l) { return kv_params_bytes(l) + 2 * kv_half_code_bytes(l); }
+/* The code areas start on 16 bytes, so that kernels can load rows of codes 16 bytes at a time. */
+GREY_FN_FORCE uint64_t kv_round16(uint64_t bytes) { return (bytes + 15) / 16 * 16; }
+GREY_FN_FORCE uint64_t kv_k_codes_offset(const KvLayout& l) { return kv_round16(kv_params_bytes(l)); }
+GREY_FN_FORCE uint64_t kv_v_codes_offset(const KvLayout& l) { return kv_k_codes_offset(l) + kv_round16(kv_half_code_bytes(l)); }
+GREY_FN_FORCE uint64_t kv_compressed_block_bytes(const KvLayout& l) { return kv_v_codes_offset(l) + kv_half_code_bytes(l); }
 
-/* Index of (layer, head, token, channel) in a window-form half, and of a V code. */
+/* Index of (layer, head, token, channel) in a window-form half, and of its code in a quantized half. */
 GREY_FN_FORCE uint64_t kv_dense_index(const KvLayout& l, uint32_t layer, uint32_t head, uint32_t token, uint32_t channel) {
     return ((static_cast<uint64_t>(layer) * l.kv_heads + head) * l.tokens_per_block + token) * l.head_dim + channel;
-}
-GREY_FN_FORCE uint64_t kv_k_code_index(const KvLayout& l, uint32_t layer, uint32_t head, uint32_t token, uint32_t channel) {
-    return ((static_cast<uint64_t>(layer) * l.kv_heads + head) * l.head_dim + channel) * l.tokens_per_block + token;
 }
 GREY_FN_FORCE uint64_t kv_k_param_index(const KvLayout& l, uint32_t layer, uint32_t head, uint32_t channel) {
     return (static_cast<uint64_t>(layer) * l.kv_heads + head) * l.head_dim + channel;
@@ -88,11 +88,9 @@ GREY_FN float kv_value(const KvLayout& l, const uint8_t* block, bool quantized, 
                        uint32_t token, uint32_t channel) {
     if (!quantized) return kv_dense_value(l, block, half, layer, head, token, channel);
     const KvGroupParams* params = kv_params(l, block);
-    if (half == 0)
-        return kv_decode(kv_code_at(block + kv_k_codes_offset(l), kv_k_code_index(l, layer, head, token, channel), l.format),
-                         params[kv_k_param_index(l, layer, head, channel)], l.format);
-    return kv_decode(kv_code_at(block + kv_v_codes_offset(l), kv_dense_index(l, layer, head, token, channel), l.format),
-                     params[kv_v_param_index(l, layer, head, token, channel)], l.format);
+    const uint8_t* codes = block + (half == 0 ? kv_k_codes_offset(l) : kv_v_codes_offset(l));
+    const KvGroupParams p = half == 0 ? params[kv_k_param_index(l, layer, head, channel)] : params[kv_v_param_index(l, layer, head, token, channel)];
+    return kv_decode(kv_code_at(codes, kv_dense_index(l, layer, head, token, channel), l.format), p, l.format);
 }
 
 /* Parameter set `index` (K's, then V's, as stored) of the quantized form of the window-form `dense`. */
@@ -127,34 +125,20 @@ GREY_FN KvGroupParams kv_group_params_at(const KvLayout& l, const uint8_t* dense
     return kv_group_params(lo, hi, l.format);
 }
 
-/* Byte `index` of the packed codes (K's then V's, kv_half_code_bytes each) of the quantized form of
- * `dense`, given its parameters `params` (all of them, as kv_group_params_at gives them). */
-GREY_FN uint8_t kv_code_byte_at(const KvLayout& l, const uint8_t* dense, const KvGroupParams* params, uint64_t index) {
-    const uint64_t half_bytes = kv_half_code_bytes(l);
-    const int half = index < half_bytes ? 0 : 1;
-    const uint64_t byte = half == 0 ? index : index - half_bytes;
+/* Byte `index` of a half's packed codes (K's, `half` 0, or V's) of the quantized form of `dense`, given
+ * its parameters `params` (all of them, as kv_group_params_at gives them). */
+GREY_FN uint8_t kv_code_byte_at(const KvLayout& l, const uint8_t* dense, const KvGroupParams* params, int half, uint64_t byte) {
     const uint64_t per_byte = 8u / kv_code_bits(l.format);
     const uint64_t elements = kv_block_elements(l);
     uint32_t packed = 0;
     for (uint64_t k = 0; k < per_byte; ++k) {
         const uint64_t code_index = byte * per_byte + k;
         if (code_index >= elements) break;
-        uint32_t layer, head, token, channel;
-        if (half == 0) {  // channel-major
-            token = static_cast<uint32_t>(code_index % l.tokens_per_block);
-            const uint64_t rest = code_index / l.tokens_per_block;
-            channel = static_cast<uint32_t>(rest % l.head_dim);
-            const uint64_t slice = rest / l.head_dim;
-            head = static_cast<uint32_t>(slice % l.kv_heads);
-            layer = static_cast<uint32_t>(slice / l.kv_heads);
-        } else {  // token-major
-            channel = static_cast<uint32_t>(code_index % l.head_dim);
-            const uint64_t rest = code_index / l.head_dim;
-            token = static_cast<uint32_t>(rest % l.tokens_per_block);
-            const uint64_t slice = rest / l.tokens_per_block;
-            head = static_cast<uint32_t>(slice % l.kv_heads);
-            layer = static_cast<uint32_t>(slice / l.kv_heads);
-        }
+        const auto channel = static_cast<uint32_t>(code_index % l.head_dim);
+        const uint64_t row = code_index / l.head_dim;
+        const auto token = static_cast<uint32_t>(row % l.tokens_per_block);
+        const uint64_t slice = row / l.tokens_per_block;
+        const auto head = static_cast<uint32_t>(slice % l.kv_heads), layer = static_cast<uint32_t>(slice / l.kv_heads);
         const KvGroupParams p = half == 0 ? params[kv_k_param_index(l, layer, head, channel)]
                                           : params[kv_v_param_index(l, layer, head, token, channel)];
         const uint32_t code = kv_encode(kv_dense_value(l, dense, half, layer, head, token, channel), p, l.format);

@@ -9,6 +9,7 @@
 #include "cuda/driver.hpp"
 #include "cuda/nvml.hpp"
 #include "cuda/probe.hpp"
+#include "cuda/kv_ops.hpp"
 #include "cuda/quantizer.hpp"
 
 #include <cstring>
@@ -295,6 +296,51 @@ grey_status cuda_dequantize(void* state, const grey_backend_quant_job* job) {
     });
 }
 
+// --- The KV cache's block operations (kv_ops.cpp): the job's buffers as device addresses.
+
+std::vector<CUdeviceptr> addresses_of(grey_backend_buffer* const* buffers, size_t count) {
+    std::vector<CUdeviceptr> out(count);
+    for (size_t i = 0; i < count; ++i) out[i] = buffers[i]->pointer;
+    return out;
+}
+
+grey_status cuda_kv_store(void* state, const grey_backend_kv_store_job* job) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        const auto blocks = addresses_of(job->blocks, job->tokens);
+        kv_store(runtime(s, job->keys.buffer->device), *job->layout, job->layer_first, job->layer_count, address_of(job->keys),
+                 address_of(job->values), blocks, {job->slots, job->tokens});
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_kv_compress(void* state, const grey_backend_kv_compress_job* job) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        if (job->count == 0) return GREY_OK;
+        kv_compress(runtime(s, job->sources[0]->device), *job->layout, addresses_of(job->sources, job->count),
+                    addresses_of(job->destinations, job->count));
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_kv_attend(void* state, const grey_backend_kv_attend_job* job) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        if (job->batch == 0) {  // the runtime asks whether the kernels take this layout
+            kv_check_layout(*job->layout, job->query_heads);
+            return GREY_OK;
+        }
+        const uint64_t count = job->table_offsets[job->batch];
+        std::vector<uint64_t> blocks(count);
+        for (uint64_t i = 0; i < count; ++i) blocks[i] = job->blocks[i]->pointer | (job->quantized[i] != 0 ? 1u : 0u);
+        const KvAttendTables tables{blocks, {job->table_offsets, job->batch + size_t{1}}, {job->first, job->batch}, {job->last, job->batch}};
+        kv_attend(runtime(s, job->queries.buffer->device), *job->layout, tables, job->layer, job->query_heads, job->scale,
+                  address_of(job->queries), address_of(job->output));
+        return GREY_OK;
+    });
+}
+
 // Pool memory is ordinary device memory at a fixed address for the buffer's life; the CUDA ordinal is
 // the CUdevice the slot was opened with (cuDeviceGet(&device, ordinal) gives the ordinal back).
 grey_status cuda_buffer_map(void* state, grey_backend_buffer* b, grey_buffer_mapping* out) {
@@ -577,6 +623,9 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.buffer_fill_async = cuda_buffer_fill_async;
     vt.buffer_checksum_async = cuda_buffer_checksum_async;
     vt.host_alloc = cuda_host_alloc;
+    vt.kv_store = cuda_kv_store;
+    vt.kv_compress = cuda_kv_compress;
+    vt.kv_attend = cuda_kv_attend;
     vt.host_free = cuda_host_free;
     // An older loader has room for fewer slots: fill only what it has.
     const uint32_t room = out->struct_size < sizeof vt ? out->struct_size : static_cast<uint32_t>(sizeof vt);

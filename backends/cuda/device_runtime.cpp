@@ -131,6 +131,29 @@ void DeviceRuntime::launch(CUfunction function, unsigned int blocks, unsigned in
     driver_.check(driver_.cuLaunchKernel(function, blocks, 1, 1, threads, 1, 1, shared_bytes, stream_->get(), params, nullptr), "cuLaunchKernel");
 }
 
+void DeviceRuntime::launch(CUfunction function, Grid grid, unsigned int threads, unsigned int shared_bytes, void** params) {
+    driver_.check(driver_.cuLaunchKernel(function, grid.x, grid.y, grid.z, threads, 1, 1, shared_bytes, stream_->get(), params, nullptr),
+                  "cuLaunchKernel");
+}
+
+KvKernels::KvKernels(const Driver& driver)
+    : module(driver, kv_kernel_fatbin(), "the embedded KV cache fatbin"),
+      store(module.function("grey_kv_store")),
+      params(module.function("grey_kv_params")),
+      codes(module.function("grey_kv_codes")),
+      combine(module.function("grey_kv_attend_combine")) {
+    for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) {
+            const std::string name = "grey_kv_attend_split_" + std::to_string(1 << i) + "_" + std::to_string(1 << j);
+            attend_split[i][j] = module.function(name.c_str());
+        }
+}
+
+const KvKernels& DeviceRuntime::kv_kernels() {
+    if (!kv_kernels_) kv_kernels_ = std::make_unique<KvKernels>(driver_);
+    return *kv_kernels_;
+}
+
 const QuantKernels& DeviceRuntime::quant_kernels() {
     if (!quant_kernels_) {
         auto kernels = std::make_unique<QuantKernels>(driver_);

@@ -19,9 +19,10 @@ namespace grey::cuda {
 // The quantization kernels' families: each kernels/cuda/quant_<family>.cu is its own fatbin and module.
 enum class QuantFamily { blocks, q8_0, grouped, rows, global, search, dequantize, measure, ragged };
 
-// The embedded fatbins (fatbin_embed.cpp): fill/copy/checksum, and each quantization family.
+// The embedded fatbins (fatbin_embed.cpp): fill/copy/checksum, each quantization family, the KV cache's.
 std::span<const unsigned char> kernel_fatbin();
 std::span<const unsigned char> quant_kernel_fatbin(QuantFamily family);
+std::span<const unsigned char> kv_kernel_fatbin();
 
 class PrimaryContext {
 public:
@@ -123,6 +124,24 @@ struct QuantKernels {
     CUfunction measure_ragged;  // ... the error report
 };
 
+// The KV cache's kernels (kernels/cuda/kv_cache.cu).
+struct KvKernels {
+    explicit KvKernels(const Driver& driver);
+
+    Module module;
+    CUfunction store;
+    CUfunction params;
+    CUfunction codes;
+    CUfunction combine;
+    // attend_split[i][j]: 2^i channels a lane, 2^j query heads a thread block.
+    CUfunction attend_split[4][4];
+};
+
+// A launch's grid.
+struct Grid {
+    unsigned int x = 1, y = 1, z = 1;
+};
+
 class DeviceRuntime {
 public:
     DeviceRuntime(const Driver& driver, CUdevice device, uint64_t memory_bytes);
@@ -198,6 +217,9 @@ public:
     [[nodiscard]] volatile uint32_t* quant_noticed_host() const noexcept { return &quant_host().noticed; }
     [[nodiscard]] CUdeviceptr quant_noticed() const noexcept { return quant_noticed_device_; }
     void launch(CUfunction function, unsigned int blocks, unsigned int threads, unsigned int shared_bytes, void** params);
+    void launch(CUfunction function, Grid grid, unsigned int threads, unsigned int shared_bytes, void** params);
+    // Inside exclusive(): the KV cache's kernels, loaded on first use.
+    const KvKernels& kv_kernels();
     // How many blocks of `threads` threads (and `shared_bytes` dynamic shared memory) of `function` fit on
     // the device at once: a grid of that size runs in one wave.
     [[nodiscard]] unsigned int resident_blocks(CUfunction function, unsigned int threads, unsigned int shared_bytes);
@@ -219,6 +241,7 @@ private:
     std::unique_ptr<Event> done_;
     std::unique_ptr<Kernels> kernels_;
     std::unique_ptr<QuantKernels> quant_kernels_;
+    std::unique_ptr<KvKernels> kv_kernels_;
     CUdeviceptr checksum_slot_ = 0;  // 8 bytes from the pool for the checksum kernel's sum
     CUdeviceptr quant_flags_slot_ = 0;
     std::unique_ptr<PinnedHost> quant_flag_host_;

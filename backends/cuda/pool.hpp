@@ -67,4 +67,20 @@ private:
     uint64_t growth_count_ = 0;
 };
 
+// Pool memory for the length of one job (none for 0 bytes).
+class PoolScratch {
+public:
+    PoolScratch(VmmPool& pool, uint64_t bytes) : pool_(pool), pointer_(bytes == 0 ? 0 : pool.allocate(bytes)) {}
+    ~PoolScratch() {
+        if (pointer_ != 0) pool_.release(pointer_);
+    }
+    PoolScratch(const PoolScratch&) = delete;
+    PoolScratch& operator=(const PoolScratch&) = delete;
+    [[nodiscard]] CUdeviceptr get() const noexcept { return pointer_; }
+
+private:
+    VmmPool& pool_;
+    CUdeviceptr pointer_;
+};
+
 }  // namespace grey::cuda

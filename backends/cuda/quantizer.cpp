@@ -26,22 +26,6 @@ constexpr uint64_t kSharedStatistics = GREY_QK_SHARED_STATISTICS;
 // grey_quant_rows gives each run a block; longer runs no longer fit L2 for its second pass.
 constexpr uint64_t kMaxRowLength = uint64_t{1} << 16;
 
-// Pool memory for the length of one job.
-class Scratch {
-public:
-    Scratch(VmmPool& pool, uint64_t bytes) : pool_(pool), pointer_(bytes == 0 ? 0 : pool.allocate(bytes)) {}
-    ~Scratch() {
-        if (pointer_ != 0) pool_.release(pointer_);
-    }
-    Scratch(const Scratch&) = delete;
-    Scratch& operator=(const Scratch&) = delete;
-    [[nodiscard]] CUdeviceptr get() const noexcept { return pointer_; }
-
-private:
-    VmmPool& pool_;
-    CUdeviceptr pointer_;
-};
-
 enum class Path {
     blocks,   // grey_quant_blocks: 4-bit grouped formats, aligned tensors
     q8_0,     // grey_quant_q8_0: Q8_0, aligned tensors
@@ -219,9 +203,9 @@ void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevice
         const QuantKernels& k = device.quant_kernels();
         const Path path = choose_path(plan, device, source, destination);
         const bool needs_codings = path == Path::global || path == Path::search;
-        Scratch codings(device.pool(), needs_codings ? sets * sizeof(grey::common::Coding) : 0);
-        Scratch absmax(device.pool(), path == Path::global ? sets * sizeof(uint32_t) : 0);
-        Scratch error_sums(device.pool(), job.error != nullptr ? sizeof(grey_qk_error) : 0);
+        PoolScratch codings(device.pool(), needs_codings ? sets * sizeof(grey::common::Coding) : 0);
+        PoolScratch absmax(device.pool(), path == Path::global ? sets * sizeof(uint32_t) : 0);
+        PoolScratch error_sums(device.pool(), job.error != nullptr ? sizeof(grey_qk_error) : 0);
         grey_qk_error measured{};
         a.flags = device.quant_flags();
         a.noticed = device.quant_noticed();

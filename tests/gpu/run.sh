@@ -9,7 +9,7 @@
 #   bash tests/gpu/run.sh            (from the repository root)
 #   GREY_GPU_STEPS=...               comma-separated subset of: conformance, quant, cli, mapping,
 #                                    memcheck, racecheck, detect, bench, grid-bench, quant-bench,
-#                                    stream-bench, model-throughput, admit-bench
+#                                    stream-bench, model-throughput, admit-bench, kv, kv-bench
 #                                    (default: all; the build always runs; cli and model-throughput
 #                                    need GREY_GPU_MODEL)
 #   GREY_GPU_MODEL=FILE              a safetensors/GGUF file whose tensors the quantization conformance
@@ -35,7 +35,7 @@ logs=$build/logs  # build logs stay in the build tree; $out gets what a reader n
 mkdir -p "$out" "$logs"
 declare -a summary
 status=0
-steps=${GREY_GPU_STEPS:-conformance,quant,cli,mapping,memcheck,racecheck,detect,bench,grid-bench,quant-bench,stream-bench,model-throughput,admit-bench}
+steps=${GREY_GPU_STEPS:-conformance,quant,kv,cli,mapping,memcheck,racecheck,detect,bench,grid-bench,quant-bench,stream-bench,model-throughput,admit-bench,kv-bench}
 want() { [[ ",$steps," == *",$1,"* ]]; }
 # run_bench NAME FILE DETAIL COMMAND...: runs a benchmark, its table on the screen and in $out/FILE.txt, its
 # errors in $logs/FILE.err; records NAME as INFO (DETAIL follows the device), or FAIL with the errors' end.
@@ -151,18 +151,30 @@ sanitize() {
     else record "$name" FAIL "exit $rc; ${summary_line:-see $log}"; fi
 }
 
+if want kv; then
+echo "== KV cache conformance (CUDA vs host reference: gathered bytes, attention)"
+"$build/bin/grey_gpu_kv_conformance" --backend-dir "$plugin_dir" >"$out/kv_conformance.log" 2>&1
+rc=$?
+grep -E "^(INFO|FAIL)|last error" "$out/kv_conformance.log" | head -40
+tail -1 "$out/kv_conformance.log"
+if [ $rc -eq 0 ]; then record kv-conformance PASS "$(tail -1 "$out/kv_conformance.log")"
+else record kv-conformance FAIL "$(tail -1 "$out/kv_conformance.log")"; fi
+fi
+
 if want memcheck; then
-echo "== compute-sanitizer memcheck (kernels: fill, copy, checksum, quantization)"
+echo "== compute-sanitizer memcheck (kernels: fill, copy, checksum, quantization, KV cache)"
 if command -v compute-sanitizer >/dev/null; then
-    for program in grey_gpu_conformance grey_gpu_quant_conformance; do sanitize memcheck "$program" "memcheck $program"; done
+    for program in grey_gpu_conformance grey_gpu_quant_conformance grey_gpu_kv_conformance; do sanitize memcheck "$program" "memcheck $program"; done
 else
     record compute-sanitizer FAIL "compute-sanitizer not found"
 fi
 fi
 
 if want racecheck; then
-echo "== compute-sanitizer racecheck (quantization kernels: shared-memory staging)"
-if command -v compute-sanitizer >/dev/null; then sanitize racecheck grey_gpu_quant_conformance "racecheck quant"
+echo "== compute-sanitizer racecheck (quantization kernels: shared-memory staging; KV attention)"
+if command -v compute-sanitizer >/dev/null; then
+    sanitize racecheck grey_gpu_quant_conformance "racecheck quant"
+    sanitize racecheck grey_gpu_kv_conformance "racecheck kv"
 else record compute-sanitizer FAIL "compute-sanitizer not found"; fi
 fi
 
@@ -233,6 +245,12 @@ else
     admit=$build/bin/govern_admit_bench; [ -x "$admit" ] || admit=$build/bench/govern_admit_bench
     run_bench admit-bench admit_bench " ($(nproc) CPUs)" "$admit" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 fi
+fi
+
+if want kv-bench; then
+echo "== benchmark (KV cache decode attention: libgrey's formats vs PyTorch SDPA and FlashInfer on bf16)"
+run_bench kv-bench kv_bench "" python3 bench/kv_gpu_bench.py --lib "$build/lib/libgrey.so" --backend-dir "$plugin_dir" \
+    --json "$out/kv_bench.json"
 fi
 
 echo

@@ -28,9 +28,11 @@ void kv_compress(const common::KvLayout& l, const uint8_t* dense, uint8_t* out) 
     auto* params = reinterpret_cast<common::KvGroupParams*>(out);
     const uint64_t param_count = common::kv_k_param_count(l) + common::kv_v_param_count(l);
     for (uint64_t i = 0; i < param_count; ++i) params[i] = common::kv_group_params_at(l, dense, i);
-    uint8_t* codes = out + common::kv_k_codes_offset(l);
-    const uint64_t code_bytes = 2 * common::kv_half_code_bytes(l);
-    for (uint64_t i = 0; i < code_bytes; ++i) codes[i] = common::kv_code_byte_at(l, dense, params, i);
+    const uint64_t code_bytes = common::kv_half_code_bytes(l);
+    for (int half = 0; half < 2; ++half) {
+        uint8_t* codes = out + (half == 0 ? common::kv_k_codes_offset(l) : common::kv_v_codes_offset(l));
+        for (uint64_t i = 0; i < code_bytes; ++i) codes[i] = common::kv_code_byte_at(l, dense, params, half, i);
+    }
 }
 
 void kv_attend(const common::KvLayout& l, const KvAttendBlocks& b, uint32_t layer, uint32_t query_heads, float scale, const float* queries,

@@ -1,0 +1,33 @@
+// The KV cache's block operations on one CUDA device (the backend's kv_store, kv_compress and kv_attend
+// slots), given device addresses: the kernels are kernels/cuda/kv_cache.cu.
+#pragma once
+
+#include "common/kv_layout.hpp"
+#include "cuda/device_runtime.hpp"
+
+#include <cstdint>
+#include <span>
+
+namespace grey::cuda {
+
+// Throws std::domain_error naming what the attention kernels do not take (head_dim, the query group).
+void kv_check_layout(const common::KvLayout& layout, uint32_t query_heads);
+
+// Token i of `keys`/`values` (F32 [layer_count][tokens][kv_heads][head_dim]) into slot slots[i] of blocks[i].
+void kv_store(DeviceRuntime& device, const common::KvLayout& layout, uint32_t layer_first, uint32_t layer_count, CUdeviceptr keys,
+              CUdeviceptr values, std::span<const CUdeviceptr> blocks, std::span<const uint32_t> slots);
+
+// The quantized form of window-form blocks sources[i] into destinations[i].
+void kv_compress(DeviceRuntime& device, const common::KvLayout& layout, std::span<const CUdeviceptr> sources,
+                 std::span<const CUdeviceptr> destinations);
+
+struct KvAttendTables {
+    std::span<const uint64_t> blocks;  // device addresses, bit 0 set for a quantized block
+    std::span<const uint64_t> table_offsets, first, last;
+};
+
+// Decode attention (grey_backend_kv_attend_job) with queries and output F32 at device addresses.
+void kv_attend(DeviceRuntime& device, const common::KvLayout& layout, const KvAttendTables& tables, uint32_t layer,
+               uint32_t query_heads, float scale, CUdeviceptr queries, CUdeviceptr output);
+
+}  // namespace grey::cuda

@@ -1,0 +1,63 @@
+/* The argument blocks of the KV-cache kernels (kernels/cuda/kv_cache.cu), by value. Shared by the kernels
+ * and the CUDA backend that launches them (backends/cuda/kv_ops.cpp); plain C types, device addresses as
+ * 64-bit integers. */
+#ifndef GREY_KERNELS_CUDA_KV_ARGS_H
+#define GREY_KERNELS_CUDA_KV_ARGS_H
+
+#include "common/kv_layout.hpp"
+
+#include <stdint.h>
+
+/* Threads of a block of grey_kv_attend_split: four warps, each taking every fourth block of its range. */
+enum { GREY_KVK_ATTEND_WARPS = 4 };
+/* The attention kernels' limits: head_dim a multiple of 16 (every code row then fills whole 32-bit words)
+ * up to 256 (eight channels a lane), and at most eight query heads of a KV head per thread block. */
+enum { GREY_KVK_HEAD_DIM_STEP = 16, GREY_KVK_MAX_HEAD_DIM = 256, GREY_KVK_MAX_QUERY_GROUP = 8 };
+
+/* grey_kv_store: token i's K and V rows (F32) into slot slots[i] of the window-form block at blocks[i]. */
+typedef struct grey_kvk_store_args {
+    struct grey_kv_layout layout;
+    uint64_t keys;   /* const float*: [layer_count][tokens][kv_heads][head_dim] */
+    uint64_t values;
+    uint64_t blocks; /* const uint64_t*: a device address per token */
+    uint64_t slots;  /* const uint32_t* */
+    uint32_t tokens;
+    uint32_t layer_first;
+    uint32_t layer_count;
+    uint32_t reserved0;
+} grey_kvk_store_args;
+
+/* grey_kv_params and grey_kv_codes: the quantized form of count window-form blocks. */
+typedef struct grey_kvk_compress_args {
+    struct grey_kv_layout layout;
+    uint64_t sources;      /* const uint64_t*: device addresses */
+    uint64_t destinations; /* const uint64_t* */
+    uint32_t count;
+    uint32_t reserved0;
+} grey_kvk_compress_args;
+
+/* One sequence of an attention launch: its tokens first .. last - 1, its blocks at
+ * blocks[table_offset ..] (a device address each, bit 0 set when the block is quantized). */
+typedef struct grey_kvk_sequence {
+    uint64_t first;
+    uint64_t last;
+    uint64_t table_offset;
+} grey_kvk_sequence;
+
+/* grey_kv_attend_split<channels per lane, query heads per thread block> and grey_kv_attend_combine. */
+typedef struct grey_kvk_attend_args {
+    struct grey_kv_layout layout;
+    uint64_t sequences; /* const grey_kvk_sequence*: [batch] */
+    uint64_t blocks;    /* const uint64_t* */
+    uint64_t queries;   /* const float*: [batch][query_heads][head_dim] */
+    uint64_t output;    /* float*: same shape */
+    uint64_t partials;  /* float*: [batch][query_heads][splits][head_dim + 2] (accumulator, max, sum) */
+    uint32_t layer;
+    uint32_t query_heads;
+    uint32_t group;         /* query_heads / kv_heads */
+    uint32_t group_chunks;  /* ceil(group / query heads per thread block) */
+    uint32_t splits;        /* thread blocks along each sequence, each over an equal share of its blocks */
+    float scale_log2;       /* the softmax scale times log2(e): scores are taken in base 2 */
+} grey_kvk_attend_args;
+
+#endif

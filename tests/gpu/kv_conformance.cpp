@@ -1,0 +1,239 @@
+// The KV cache on a GPU against the same cache on the host device (the reference): identical appends
+// (ragged chunks, shared prompt prefixes, forks) into both, then every stored value compared bit for bit
+// through grey_kv_gather (the device's token writes and block quantization must give the host's bytes)
+// and decode attention compared with the host's float64 result, for every format, group size and window
+// setting, GQA ratios 1/4/8, contexts from 1 token to 128k, ragged batches and sliding windows.
+//
+//   grey_gpu_kv_conformance [--quick] [--backend-dir DIR]
+#include "gpu_check.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+namespace {
+
+using gpu_check::check;
+using gpu_check::ok;
+
+struct CacheDeleter {
+    void operator()(grey_kv_cache* c) const { grey_kv_cache_destroy(c); }
+};
+using Cache = std::unique_ptr<grey_kv_cache, CacheDeleter>;
+
+Cache make_cache(grey_context* context, uint32_t device, const grey_kv_cache_config& config) {
+    grey_kv_cache* cache = nullptr;
+    if (!ok(grey_kv_cache_create(context, device, &config, &cache))) return nullptr;
+    return Cache(cache);
+}
+
+uint32_t host_device(grey_context* context) {
+    uint32_t count = 0;
+    if (!ok(grey_device_count(context, &count))) return 0;
+    for (uint32_t d = 0; d < count; ++d) {
+        grey_device_spec spec{};
+        spec.struct_size = sizeof spec;
+        if (ok(grey_device_spec_get(context, d, &spec)) && spec.type == GREY_DEVICE_CPU) return d;
+    }
+    return 0;
+}
+
+struct Case {
+    uint32_t layers, kv_heads, head_dim, tokens_per_block, window, group;
+    grey_kv_format format;
+    uint32_t ratio;  // query heads per KV head
+    std::vector<uint32_t> lengths;  // per sequence
+    uint32_t sliding_window;
+};
+
+std::string describe(const Case& c) {
+    std::string lengths;
+    for (const uint32_t n : c.lengths) lengths += (lengths.empty() ? "" : ",") + std::to_string(n);
+    return std::string(grey_kv_format_name(c.format)) + " layers " + std::to_string(c.layers) + " heads " + std::to_string(c.kv_heads) +
+           "x" + std::to_string(c.ratio) + " dim " + std::to_string(c.head_dim) + " block " + std::to_string(c.tokens_per_block) +
+           " window " + (c.window == GREY_KV_WINDOW_ALL ? std::string("all") : std::to_string(c.window)) + " group " +
+           std::to_string(c.group) + " lengths " + lengths + (c.sliding_window != 0 ? " sliding " + std::to_string(c.sliding_window) : "");
+}
+
+// Keys with outlier channels (as real keys have), values plain normal.
+void fill_kv(std::mt19937_64& rng, const Case& c, uint32_t tokens, std::vector<float>& keys, std::vector<float>& values) {
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    const size_t count = size_t{c.layers} * tokens * c.kv_heads * c.head_dim;
+    keys.resize(count);
+    values.resize(count);
+    for (size_t i = 0; i < count; ++i) {
+        const uint32_t channel = static_cast<uint32_t>(i % c.head_dim);
+        keys[i] = normal(rng) * (channel % 17 == 3 ? 12.0f : 1.0f) + (channel % 5 == 0 ? 2.0f : 0.0f);
+        values[i] = normal(rng);
+    }
+}
+
+void run_case(grey_context* context, uint32_t gpu, uint32_t host, const Case& c, std::mt19937_64& rng) {
+    const std::string name = describe(c);
+    grey_kv_cache_config config = GREY_KV_CACHE_CONFIG_INIT;
+    config.layers = c.layers;
+    config.kv_heads = c.kv_heads;
+    config.head_dim = c.head_dim;
+    config.tokens_per_block = c.tokens_per_block;
+    config.window_tokens = c.window;
+    config.format = c.format;
+    config.group_size = c.group;
+    uint64_t total = 0;
+    for (const uint32_t n : c.lengths) total += n;
+    const uint64_t dense_block = 4ull * c.layers * c.kv_heads * c.tokens_per_block * c.head_dim;
+    config.capacity_bytes = (total / c.tokens_per_block + 2 * c.lengths.size() + 4) * dense_block;
+    Cache on_gpu = make_cache(context, gpu, config);
+    Cache on_host = make_cache(context, host, config);
+    check(on_gpu != nullptr && on_host != nullptr, name + ": caches created");
+    if (!on_gpu || !on_host) return;
+
+    // Sequence 0 is written first; every other sequence begins with its first tokens (the same ids and
+    // K/V) for a while, so prefix sharing happens on both sides, then goes its own way.
+    std::vector<uint64_t> gpu_ids, host_ids;
+    std::vector<int32_t> first_ids;
+    std::vector<float> first_keys, first_values;
+    bool appended = true;
+    for (size_t s = 0; s < c.lengths.size() && appended; ++s) {
+        uint64_t g = 0, h = 0;
+        appended = ok(grey_kv_sequence_create(on_gpu.get(), 7, &g)) && ok(grey_kv_sequence_create(on_host.get(), 7, &h));
+        gpu_ids.push_back(g);
+        host_ids.push_back(h);
+        uint32_t done = 0;
+        const uint32_t shared = s == 0 ? 0 : std::min<uint32_t>(c.lengths[s], static_cast<uint32_t>(rng() % (c.lengths[0] + 1)));
+        while (appended && done < c.lengths[s]) {
+            uint32_t chunk = 1 + static_cast<uint32_t>(rng() % (c.lengths[s] > 4000 ? 4096 : 48));
+            chunk = std::min(chunk, c.lengths[s] - done);
+            if (done < shared) chunk = std::min(chunk, shared - done);
+            std::vector<int32_t> ids(chunk);
+            std::vector<float> keys, values;
+            if (done < shared) {  // a copy of sequence 0's tokens done .. done + chunk
+                const size_t row = size_t{c.kv_heads} * c.head_dim;
+                keys.resize(size_t{c.layers} * chunk * row);
+                values.resize(keys.size());
+                for (uint32_t l = 0; l < c.layers; ++l)
+                    for (uint32_t i = 0; i < chunk; ++i) {
+                        const size_t from = (size_t{l} * c.lengths[0] + done + i) * row, to = (size_t{l} * chunk + i) * row;
+                        std::copy_n(first_keys.begin() + from, row, keys.begin() + to);
+                        std::copy_n(first_values.begin() + from, row, values.begin() + to);
+                    }
+                std::copy_n(first_ids.begin() + done, chunk, ids.begin());
+            } else {
+                fill_kv(rng, c, chunk, keys, values);
+                for (auto& id : ids) id = static_cast<int32_t>(rng() % 32000);
+            }
+            const uint64_t bytes = keys.size() * sizeof(float);
+            appended = ok(grey_kv_append(on_gpu.get(), g, ids.data(), chunk, GREY_DTYPE_F32, keys.data(), values.data(), bytes)) &&
+                       ok(grey_kv_append(on_host.get(), h, ids.data(), chunk, GREY_DTYPE_F32, keys.data(), values.data(), bytes));
+            if (s == 0) {  // kept whole, [layer][token][head][dim], for the sequences that copy its beginning
+                const size_t row = size_t{c.kv_heads} * c.head_dim;
+                first_keys.resize(size_t{c.layers} * c.lengths[0] * row);
+                first_values.resize(first_keys.size());
+                for (uint32_t l = 0; l < c.layers; ++l) {
+                    std::copy_n(keys.begin() + size_t{l} * chunk * row, chunk * row, first_keys.begin() + (size_t{l} * c.lengths[0] + done) * row);
+                    std::copy_n(values.begin() + size_t{l} * chunk * row, chunk * row, first_values.begin() + (size_t{l} * c.lengths[0] + done) * row);
+                }
+                first_ids.insert(first_ids.end(), ids.begin(), ids.end());
+            }
+            done += chunk;
+        }
+    }
+    check(appended, name + ": every append accepted on both devices");
+    if (!appended) return;
+
+    grey_kv_stats gpu_stats{}, host_stats{};
+    gpu_stats.struct_size = host_stats.struct_size = sizeof gpu_stats;
+    check(ok(grey_kv_cache_stats_get(on_gpu.get(), &gpu_stats)) && ok(grey_kv_cache_stats_get(on_host.get(), &host_stats)) &&
+              gpu_stats.bytes_used == host_stats.bytes_used && gpu_stats.blocks_compressed == host_stats.blocks_compressed &&
+              gpu_stats.prefix_hits == host_stats.prefix_hits,
+          name + ": same blocks, bytes and prefix hits (" + std::to_string(gpu_stats.bytes_used) + " bytes, " +
+              std::to_string(gpu_stats.blocks_compressed) + " quantized, " + std::to_string(gpu_stats.prefix_hits) + " shared)");
+
+    // Every stored value, bit for bit.
+    bool same = true;
+    for (size_t s = 0; s < c.lengths.size() && same; ++s)
+        for (uint32_t layer : {0u, c.layers - 1}) {
+            const size_t count = size_t{c.lengths[s]} * c.kv_heads * c.head_dim;
+            std::vector<float> gk(count), gv(count), hk(count), hv(count);
+            const uint64_t bytes = count * sizeof(float);
+            same = same && ok(grey_kv_gather(on_gpu.get(), gpu_ids[s], layer, gk.data(), gv.data(), bytes)) &&
+                   ok(grey_kv_gather(on_host.get(), host_ids[s], layer, hk.data(), hv.data(), bytes)) &&
+                   std::memcmp(gk.data(), hk.data(), bytes) == 0 && std::memcmp(gv.data(), hv.data(), bytes) == 0;
+        }
+    check(same, name + ": gathered K/V identical to the host's, bit for bit");
+
+    // Decode attention for the whole ragged batch.
+    const uint32_t query_heads = c.kv_heads * c.ratio;
+    const size_t io = c.lengths.size() * query_heads * c.head_dim;
+    std::vector<float> queries(io), gpu_out(io), host_out(io);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (auto& q : queries) q = normal(rng);
+    for (uint32_t layer : {0u, c.layers - 1}) {
+        grey_kv_attend_params params = GREY_KV_ATTEND_PARAMS_INIT;
+        params.layer = layer;
+        params.query_heads = query_heads;
+        params.sliding_window = c.sliding_window;
+        const auto batch = static_cast<uint32_t>(c.lengths.size());
+        const uint64_t bytes = io * sizeof(float);
+        const bool ran = ok(grey_kv_attend(on_gpu.get(), &params, gpu_ids.data(), batch, queries.data(), gpu_out.data(), bytes)) &&
+                         ok(grey_kv_attend(on_host.get(), &params, host_ids.data(), batch, queries.data(), host_out.data(), bytes));
+        double worst = 0;
+        for (size_t i = 0; i < io; ++i)
+            worst = std::max(worst, std::fabs(static_cast<double>(gpu_out[i]) - host_out[i]) / (1.0 + std::fabs(host_out[i])));
+        check(ran && worst <= 2e-4, name + " layer " + std::to_string(layer) + ": attention within 2e-4 of the float64 reference (worst " +
+                                        std::to_string(worst) + ")");
+    }
+}
+
+void bad_input(grey_context* context, uint32_t gpu) {
+    grey_kv_cache_config config = GREY_KV_CACHE_CONFIG_INIT;
+    config.layers = 1;
+    config.kv_heads = 2;
+    config.head_dim = 40;  // not a multiple of 16
+    config.tokens_per_block = 16;
+    config.capacity_bytes = 1u << 20;
+    grey_kv_cache* cache = nullptr;
+    check(grey_kv_cache_create(context, gpu, &config, &cache) == GREY_ERROR_UNSUPPORTED && cache == nullptr,
+          "head_dim 40 on the GPU: GREY_ERROR_UNSUPPORTED naming head_dim");
+    config.head_dim = 64;
+    Cache good = make_cache(context, gpu, config);
+    check(good != nullptr, "head_dim 64 on the GPU: created");
+    if (!good) return;
+    uint64_t seq = 0;
+    std::vector<int32_t> ids(5, 1);
+    std::vector<float> kv(5 * 2 * 64, 0.5f);
+    check(ok(grey_kv_sequence_create(good.get(), 0, &seq)) &&
+              ok(grey_kv_append(good.get(), seq, ids.data(), 5, GREY_DTYPE_F32, kv.data(), kv.data(), kv.size() * 4)),
+          "a small append");
+    grey_kv_attend_params params = GREY_KV_ATTEND_PARAMS_INIT;
+    params.query_heads = 3;
+    std::vector<float> q(3 * 64, 0.1f), out(3 * 64);
+    check(grey_kv_attend(good.get(), &params, &seq, 1, q.data(), out.data(), q.size() * 4) == GREY_ERROR_INVALID_ARGUMENT,
+          "query_heads 3 over 2 KV heads: GREY_ERROR_INVALID_ARGUMENT");
+    params.query_heads = 2;
+    std::vector<float> q2(2 * 64, 0.1f), out2(2 * 64);
+    check(ok(grey_kv_attend(good.get(), &params, &seq, 1, q2.data(), out2.data(), q2.size() * 4)) && std::fabs(out2[0] - 0.5f) < 1e-3f,
+          "the cache still answers after the refusals");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    return gpu_check::run(argc, argv, "kv conformance", false,
+                          [](grey_context* context, uint32_t gpu, const grey_device_spec&, const gpu_check::Options& options, std::mt19937_64& rng) {
+                              const uint32_t host = host_device(context);
+                              bad_input(context, gpu);
+                              std::vector<Case> cases;
+                              const grey_kv_format formats[] = {GREY_KV_INT8, GREY_KV_INT4, GREY_KV_INT2, GREY_KV_FP8_E4M3};
+                              for (const auto format : formats) {
+                                  cases.push_back({2, 2, 128, 16, 32, 32, format, 4, {300, 1, 17, 77}, 0});
+                                  if (options.quick) continue;
+                                  cases.push_back({1, 2, 64, 64, 16, 64, format, 1, {1000, 130, 64}, 0});
+                                  cases.push_back({1, 1, 80, 32, 0, 128, format, 8, {700, 33}, 100});
+                                  cases.push_back({2, 2, 256, 16, 128, 32, format, 4, {400, 200}, 0});
+                                  cases.push_back({1, 4, 96, 16, GREY_KV_WINDOW_ALL, 32, format, 2, {150, 3}, 0});
+                                  cases.push_back({1, 2, 128, 128, 128, 128, format, 8, {3000, 2500, 1}, 1000});
+                              }
+                              if (!options.quick) cases.push_back({1, 1, 64, 64, 128, 32, GREY_KV_INT4, 4, {131072, 5000}, 0});
+                              for (const Case& c : cases) run_case(context, gpu, host, c, rng);
+                          });
+}
