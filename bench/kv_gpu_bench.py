@@ -8,7 +8,8 @@ shared), then times grey_kv_attend: the median wall time of one call, which incl
 queries and block tables, both kernels and reading the output back. Beside it, on the same shapes,
 torch.nn.functional.scaled_dot_product_attention on bf16 tensors already on the GPU, with each backend
 that runs GQA (flash, cuDNN, math), timed the same way (wall time of one call and a synchronize) and by
-CUDA events (kernel time only). It prints bytes per token and the speed ratios, and with --json writes
+CUDA events (kernel time only); libgrey's device time (kernels and copies of one call) comes from CUPTI
+through torch.profiler. It prints bytes per token and the speed ratios, and with --json writes
 every figure. FlashInfer is measured when the `flashinfer` package imports.
 
   python3 bench/kv_gpu_bench.py --lib build/gpu/lib/libgrey.so --backend-dir build/gpu/lib/grey [--json out.json]
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from quant_gpu_bench import Grey  # noqa: E402
+from quant_gpu_bench import Grey, device_seconds  # noqa: E402
 
 KV_FORMATS = {"int8": 0, "int4": 1, "int2": 2, "fp8-e4m3": 3}
 DTYPE_F32, DTYPE_BF16 = 0, 2
@@ -61,7 +62,7 @@ def median_wall(call, warmup, repeat):
     return statistics.median(times)
 
 
-def grey_figures(grey, args, name, rng, queries):
+def grey_figures(grey, args, name, kv, queries):
     """Fills a cache of format `name` and times grey_kv_attend; returns its figures."""
     lib = grey.lib
     config = KvCacheConfig(C.sizeof(KvCacheConfig), 1, args.kv_heads, args.head_dim, args.tokens_per_block,
@@ -73,9 +74,7 @@ def grey_figures(grey, args, name, rng, queries):
     grey.call("grey_kv_cache_create", grey.context, C.c_uint32(grey.gpu), C.byref(config), C.byref(cache))
     try:
         chunk = min(args.chunk, args.context)
-        keys = rng.standard_normal((chunk, args.kv_heads, args.head_dim), dtype=np.float32)
-        keys[:, :, ::17] *= 8.0  # outlier channels, as real keys have
-        values = rng.standard_normal((chunk, args.kv_heads, args.head_dim), dtype=np.float32)
+        keys, values = kv
         sequences = (C.c_uint64 * args.batch)()
         append_seconds = 0.0
         for b in range(args.batch):
@@ -102,7 +101,9 @@ def grey_figures(grey, args, name, rng, queries):
                       out.ctypes.data_as(C.c_void_p), C.c_uint64(q.nbytes))
 
         seconds = median_wall(attend, args.warmup, args.repeat)
-        return {"format": name, "attend_us": seconds * 1e6, "bytes_per_token": stats.bytes_per_token,
+        device, kernels = device_seconds(attend, args.repeat)
+        return {"format": name, "attend_us": seconds * 1e6, "device_us": device * 1e6,
+                "device_us_by_kernel": kernels, "bytes_per_token": stats.bytes_per_token,
                 "bf16_bytes_per_token": dense_per_token, "memory_ratio": stats.bytes_per_token / dense_per_token,
                 "append_gbps_f32_in": args.batch * args.context * 2 * args.kv_heads * args.head_dim * 4 / append_seconds / 1e9,
                 "output": out.copy()}
@@ -192,11 +193,16 @@ def main():
     torch.cuda.empty_cache()
     flashinfer_result = flashinfer_figures(args, queries)
     torch.cuda.empty_cache()
+    # One chunk of K/V, appended again and again (the same for every format, so their outputs compare).
+    chunk = min(args.chunk, args.context)
+    keys = rng.standard_normal((chunk, args.kv_heads, args.head_dim), dtype=np.float32)
+    keys[:, :, ::17] *= 8.0  # outlier channels, as real keys have
+    values = rng.standard_normal((chunk, args.kv_heads, args.head_dim), dtype=np.float32)
     grey = Grey(args.lib, args.backend_dir)
     ours = []
     try:
         for name in args.formats.split(","):
-            ours.append(grey_figures(grey, args, name, rng, queries))
+            ours.append(grey_figures(grey, args, name, (keys, values), queries))
     finally:
         grey.close()
 
@@ -217,7 +223,9 @@ def main():
     reference = next((f["output"] for f in ours if f["format"] == "bf16"), None)
     for f in ours:
         ratio = best_wall / f["attend_us"] if best_wall else float("nan")
+        kernel_ratio = best_kernel / f["device_us"] if best_kernel else float("nan")
         line = (f"  libgrey {f['format']:8s} {f['attend_us']:9.1f} us a call (wall)   {ratio:5.2f}x the best SDPA wall time   "
+                f"{f['device_us']:8.1f} us device time = {kernel_ratio:5.2f}x SDPA's   "
                 f"{f['bytes_per_token']:8.1f} bytes/token = {f['memory_ratio']:.3f} of bf16   append {f['append_gbps_f32_in']:.2f} GB/s of F32 input")
         if reference is not None and f["format"] != "bf16":
             error = np.linalg.norm(f["output"] - reference) / np.linalg.norm(reference)

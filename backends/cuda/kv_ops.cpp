@@ -37,6 +37,10 @@ void kv_check_layout(const common::KvLayout& l, uint32_t query_heads) {
     if (l.head_dim % GREY_KVK_HEAD_DIM_STEP != 0 || l.head_dim > GREY_KVK_MAX_HEAD_DIM)
         throw std::domain_error("the KV cache kernels take head_dim a multiple of " + std::to_string(GREY_KVK_HEAD_DIM_STEP) + " up to " +
                                 std::to_string(GREY_KVK_MAX_HEAD_DIM) + ", not " + std::to_string(l.head_dim));
+    // The kernels address a block's bits in 32 bits.
+    if (common::kv_dense_block_bytes(l) >= (uint64_t{1} << 29))
+        throw std::domain_error("a KV block of " + std::to_string(common::kv_dense_block_bytes(l)) +
+                                " bytes is larger than the CUDA kernels address (512 MiB): lower tokens_per_block");
     if (query_heads == 0 || query_heads % l.kv_heads != 0)
         throw std::invalid_argument("query_heads " + std::to_string(query_heads) + " is not a multiple of kv_heads " + std::to_string(l.kv_heads));
 }
@@ -102,12 +106,17 @@ void kv_attend(DeviceRuntime& device, const common::KvLayout& layout, const KvAt
         const uint64_t blocks = (tables.last[b] + layout.tokens_per_block - 1) / layout.tokens_per_block - tables.first[b] / layout.tokens_per_block;
         longest = std::max(longest, blocks);
     }
-    // Enough thread blocks to fill the device a few times over, each with at least one KV block.
     const uint64_t pairs = batch * layout.kv_heads * group_chunks;
-    const uint64_t wanted = (uint64_t{4} * device.multiprocessors() + pairs - 1) / pairs;
-    const auto splits = static_cast<uint32_t>(std::clamp<uint64_t>(wanted, 1, std::min<uint64_t>(longest, 1024)));
+    constexpr uint32_t warps = GREY_KVK_ATTEND_WARPS;
+    const auto shared = static_cast<unsigned int>(sizeof(float) * (dim * gc * (1 + warps) + warps * 32 * gc + 256 + warps * gc * 2));
 
     device.exclusive([&] {
+        const KvKernels& k = device.kv_kernels();
+        const CUfunction split_kernel = k.attend_split[cpl_log][gc_log];
+        // One wave: as many thread blocks as fit on the device at once, shared out along the sequences
+        // (a second, partial wave would leave most of the device idle while it runs).
+        const uint64_t resident = device.resident_blocks(split_kernel, warps * 32, shared);
+        const auto splits = static_cast<uint32_t>(std::clamp<uint64_t>(resident / pairs, 1, std::min<uint64_t>(longest, 1024)));
         PoolScratch sequence_table(device.pool(), sequences.size() * sizeof(grey_kvk_sequence));
         PoolScratch block_table(device.pool(), tables.blocks.size_bytes());
         PoolScratch partials(device.pool(), batch * query_heads * uint64_t{splits} * (dim + 2) * sizeof(float));
@@ -125,10 +134,7 @@ void kv_attend(DeviceRuntime& device, const common::KvLayout& layout, const KvAt
         args.splits = splits;
         args.scale_log2 = scale * 1.4426950408889634f;
         void* params[] = {&args};
-        const KvKernels& k = device.kv_kernels();
-        constexpr uint32_t warps = GREY_KVK_ATTEND_WARPS;
-        const auto shared = static_cast<unsigned int>(sizeof(float) * (dim * gc * (1 + warps) + warps * 32 * gc + 256 + warps * gc * 2));
-        device.launch(k.attend_split[cpl_log][gc_log], Grid{splits, layout.kv_heads * group_chunks, static_cast<unsigned int>(batch)},
+        device.launch(split_kernel, Grid{splits, layout.kv_heads * group_chunks, static_cast<unsigned int>(batch)},
                       warps * 32, shared, params);
         device.launch(k.combine, Grid{static_cast<unsigned int>(batch * query_heads), 1, 1}, (dim + 31) / 32 * 32, 0, params);
         device.finish();

@@ -95,8 +95,15 @@ struct CodeValues {
     __device__ __forceinline__ float operator()(uint32_t code) const { return fp8 != nullptr ? fp8[code] : static_cast<float>(code); }
 };
 
-// Adds q[c] * x over the channels of one K row to s[g], for each of the GC query heads; q is [channel][GC]
-// in shared memory (every lane reads the same address: a broadcast).
+// A stored element of BITS bits as a float before scale and minimum: a window-form value (16) or a code.
+template <int BITS>
+__device__ __forceinline__ float element(uint32_t bits, bool bf16, CodeValues values) {
+    if constexpr (BITS == 16) return bf16 ? bf16_to_f32(bits) : f16_to_f32(bits);
+    else return values(bits);
+}
+
+// Adds q[c] * x to s[g] for each of the GC query heads; q is [channel][GC] in shared memory (every lane
+// reads the same address: a broadcast).
 template <int GC>
 __device__ __forceinline__ void dot_step(const float* q, uint32_t channel, float x, float (&s)[GC]) {
     if constexpr (GC % 4 == 0) {
@@ -114,53 +121,186 @@ __device__ __forceinline__ void dot_step(const float* q, uint32_t channel, float
     }
 }
 
-// The scores of one token against the GC query heads: its row of K (codes, or window-form values) read
-// 16 bytes at a time when the row allows it, else 4.
-template <int GC>
-__device__ void score_row(const KvLayout& l, const uint8_t* row, bool quantized, const float* q, CodeValues values, float (&s)[GC]) {
-    const uint32_t bits = quantized ? kv_code_bits(l.format) : 16u;
-    const uint32_t per_word = 32u / bits;
-    const uint32_t mask = bits == 32u ? 0xffffffffu : (1u << bits) - 1u;
-    const uint32_t words = l.head_dim * bits / 32u;
-    const auto take = [&](uint32_t word, uint32_t w) {
-#pragma unroll 8
-        for (uint32_t j = 0; j < per_word; ++j) {
-            const uint32_t code = (word >> (j * bits)) & mask;
-            const float x = quantized ? values(code) : kv_from_window(l, static_cast<uint16_t>(code));
-            dot_step<GC>(q, w * per_word + j, x, s);
-        }
-    };
+// The 32 / BITS elements of `word` (channels first, first..) into the scores.
+template <int BITS, int GC>
+__device__ __forceinline__ void score_word(uint32_t word, uint32_t first, const float* q, bool bf16, CodeValues values, float (&s)[GC]) {
+    constexpr uint32_t per_word = 32 / BITS, mask = (1u << BITS) - 1u;
+#pragma unroll
+    for (uint32_t j = 0; j < per_word; ++j) dot_step<GC>(q, first + j, element<BITS>((word >> (j * BITS)) & mask, bf16, values), s);
+}
+
+// One token's scores against the GC query heads: its row of K (`dim` elements of BITS bits, the row a
+// whole number of 32-bit words) read 16 bytes at a time when the row allows it, else 4.
+template <int BITS, int GC>
+__device__ __forceinline__ void score_row(const uint8_t* row, uint32_t dim, const float* q, bool bf16, CodeValues values, float (&s)[GC]) {
+    constexpr uint32_t per_word = 32 / BITS;
+    const uint32_t words = dim / per_word;
     if (words % 4 == 0 && reinterpret_cast<uintptr_t>(row) % 16 == 0) {
         const auto* wide = reinterpret_cast<const uint4*>(row);
-        for (uint32_t w = 0; w < words; w += 4) {
-            const uint4 v = wide[w / 4];
-            take(v.x, w);
-            take(v.y, w + 1);
-            take(v.z, w + 2);
-            take(v.w, w + 3);
+#pragma unroll 4
+        for (uint32_t w = 0; w < words / 4; ++w) {
+            const uint4 v = wide[w];
+            score_word<BITS, GC>(v.x, (4 * w) * per_word, q, bf16, values, s);
+            score_word<BITS, GC>(v.y, (4 * w + 1) * per_word, q, bf16, values, s);
+            score_word<BITS, GC>(v.z, (4 * w + 2) * per_word, q, bf16, values, s);
+            score_word<BITS, GC>(v.w, (4 * w + 3) * per_word, q, bf16, values, s);
         }
     } else {
         const auto* narrow = reinterpret_cast<const uint32_t*>(row);
-        for (uint32_t w = 0; w < words; ++w) take(narrow[w], w);
+#pragma unroll 4
+        for (uint32_t w = 0; w < words; ++w) score_word<BITS, GC>(narrow[w], w * per_word, q, bf16, values, s);
     }
 }
 
-// The CPL values of V at channels c0.. of one token, as stored.
-template <int CPL>
-__device__ __forceinline__ void value_row(const KvLayout& l, const uint8_t* block, bool quantized, uint32_t layer, uint32_t head,
-                                          uint32_t token, uint32_t c0, CodeValues values, float (&v)[CPL]) {
-    const uint64_t index = kv_dense_index(l, layer, head, token, c0);
-    if (!quantized) {
-        const auto* dense = reinterpret_cast<const uint16_t*>(block) + kv_block_elements(l) + index;
+// The CPL elements of BITS bits that start at bit `bit` of `area` (aligned to their total size, at most
+// 16 bytes), unpacked.
+template <int BITS, int CPL>
+__device__ __forceinline__ void load_elements(const uint8_t* area, uint32_t bit, uint32_t (&out)[CPL]) {
+    constexpr int total = BITS * CPL;
+    constexpr uint32_t mask = (1u << BITS) - 1u;
+    const uint8_t* p = area + bit / 8;
+    if constexpr (total <= 32) {
+        uint32_t word;
+        if constexpr (total <= 8) word = static_cast<uint32_t>(*p) >> (bit & 7u);
+        else if constexpr (total == 16) word = *reinterpret_cast<const uint16_t*>(p);
+        else word = *reinterpret_cast<const uint32_t*>(p);
 #pragma unroll
-        for (int j = 0; j < CPL; ++j) v[j] = c0 + j < l.head_dim ? kv_from_window(l, dense[j]) : 0.0f;
-        return;
+        for (int j = 0; j < CPL; ++j) out[j] = (word >> (j * BITS)) & mask;
+    } else {
+        constexpr int words = total / 32, per_word = 32 / BITS;
+        uint32_t w[words];
+        if constexpr (words == 2) {
+            const uint2 v = *reinterpret_cast<const uint2*>(p);
+            w[0] = v.x;
+            w[1] = v.y;
+        } else {
+            const uint4 v = *reinterpret_cast<const uint4*>(p);
+            w[0] = v.x;
+            w[1] = v.y;
+            w[2] = v.z;
+            w[3] = v.w;
+        }
+#pragma unroll
+        for (int j = 0; j < CPL; ++j) out[j] = (w[j / per_word] >> ((j % per_word) * BITS)) & mask;
     }
-    const KvGroupParams p = kv_params(l, block)[kv_v_param_index(l, layer, head, token, c0)];
-    const uint8_t* codes = block + kv_v_codes_offset(l);
+}
+
+// What a warp needs to read one block's slice (layer, head): where its K and V rows start, in bits from
+// the block's start, and the parameters of a quantized block.
+struct Slice {
+    const uint8_t* block;
+    uint32_t k_bits;      // the first K row
+    uint32_t v_bits;      // the first V row
+    uint32_t row_bits;    // a row's size
+    const KvGroupParams* k_params;  // this slice's K parameters ([channel]); quantized only
+    const KvGroupParams* v_params;  // this slice's V parameters ([token][group]); quantized only
+};
+
+template <int BITS>
+__device__ __forceinline__ Slice slice_of(const KvLayout& l, const uint8_t* block, uint32_t layer, uint32_t head) {
+    const uint32_t slice = layer * l.kv_heads + head;
+    const uint32_t first = slice * l.tokens_per_block * l.head_dim;  // the slice's first element
+    Slice s;
+    s.block = block;
+    s.row_bits = l.head_dim * BITS;
+    if constexpr (BITS == 16) {
+        s.k_bits = first * 16;
+        s.v_bits = static_cast<uint32_t>((kv_block_elements(l) + first) * 16);
+        s.k_params = s.v_params = nullptr;
+    } else {
+        s.k_bits = static_cast<uint32_t>(kv_k_codes_offset(l) * 8) + first * BITS;
+        s.v_bits = static_cast<uint32_t>(kv_v_codes_offset(l) * 8) + first * BITS;
+        const auto* params = kv_params(l, block);
+        s.k_params = params + slice * l.head_dim;
+        s.v_params = params + kv_k_param_count(l) + slice * l.tokens_per_block * kv_v_groups(l);
+    }
+    return s;
+}
+
+// One block's tokens lo..hi-1 into a warp's online softmax. BITS: 16 for a window-form block, else the
+// code width.
+template <int BITS, int CPL, int GC>
+__device__ void attend_block(const KvLayout& l, const Slice& slice, uint32_t lo, uint32_t hi, const float* q_shared, float* warp_q,
+                             float* warp_p, float scale_log2, CodeValues values, uint32_t lane, float (&m)[GC], float (&sum)[GC],
+                             float (&acc)[GC][CPL]) {
+    constexpr uint32_t kValueBatch = 8;
+    const uint32_t dim = l.head_dim;
+    const bool bf16 = l.window_bf16 != 0;
+    float bias[GC];
 #pragma unroll
-    for (int j = 0; j < CPL; ++j)
-        v[j] = c0 + j < l.head_dim ? fmaf(values(kv_code_at(codes, index + j, l.format)), p.scale, p.minimum) : 0.0f;
+    for (int g = 0; g < GC; ++g) bias[g] = 0.0f;
+    const float* qk = q_shared;
+    if constexpr (BITS != 16) {
+        // K's per-channel parameters folded into the query: q.k = sum q*scale*code + sum q*minimum.
+        for (uint32_t c = lane; c < dim; c += 32) {
+            const KvGroupParams p = slice.k_params[c];
+#pragma unroll
+            for (int g = 0; g < GC; ++g) {
+                warp_q[c * GC + g] = q_shared[c * GC + g] * p.scale;
+                bias[g] = fmaf(q_shared[c * GC + g], p.minimum, bias[g]);
+            }
+        }
+#pragma unroll
+        for (int g = 0; g < GC; ++g) bias[g] = warp_sum(bias[g]);
+        __syncwarp();
+        qk = warp_q;
+    }
+    const uint32_t c0 = lane * CPL;
+    const uint32_t v_group = c0 / l.group_size;
+    const uint32_t v_groups = kv_v_groups(l);
+    for (uint32_t t0 = lo; t0 < hi; t0 += 32) {
+        const uint32_t t = t0 + lane;
+        const bool valid = t < hi;
+        float s[GC];
+#pragma unroll
+        for (int g = 0; g < GC; ++g) s[g] = bias[g];
+        if (valid) score_row<BITS, GC>(slice.block + (slice.k_bits + t * slice.row_bits) / 8, dim, qk, bf16, values, s);
+#pragma unroll
+        for (int g = 0; g < GC; ++g) {
+            const float score = valid ? s[g] * scale_log2 : -INFINITY;
+            const float top = fmaxf(m[g], warp_max(score));
+            const float rescale = exp2f(m[g] - top);  // 0 while m is still -inf
+            const float p = valid ? exp2f(score - top) : 0.0f;
+            sum[g] = fmaf(sum[g], rescale, warp_sum(p));
+            m[g] = top;
+#pragma unroll
+            for (int j = 0; j < CPL; ++j) acc[g][j] *= rescale;
+            warp_p[lane * GC + g] = p;
+        }
+        __syncwarp();
+        // The values, a batch of tokens' loads issued before any is used.
+        const uint32_t count = min(32u, hi - t0);
+        if (c0 < dim) {
+            for (uint32_t k = 0; k < count; k += kValueBatch) {
+                uint32_t raw[kValueBatch][CPL];
+                KvGroupParams params[kValueBatch];
+#pragma unroll
+                for (uint32_t u = 0; u < kValueBatch; ++u) {
+                    const uint32_t token = t0 + min(k + u, count - 1);
+                    load_elements<BITS, CPL>(slice.block, slice.v_bits + token * slice.row_bits + c0 * BITS, raw[u]);
+                    if constexpr (BITS != 16) params[u] = slice.v_params[token * v_groups + v_group];
+                }
+#pragma unroll
+                for (uint32_t u = 0; u < kValueBatch; ++u) {
+                    if (k + u >= count) break;
+                    float v[CPL];
+#pragma unroll
+                    for (int j = 0; j < CPL; ++j) {
+                        v[j] = element<BITS>(raw[u][j], bf16, values);
+                        if constexpr (BITS != 16) v[j] = fmaf(v[j], params[u].scale, params[u].minimum);
+                    }
+#pragma unroll
+                    for (int g = 0; g < GC; ++g) {
+                        const float p = warp_p[(k + u) * GC + g];
+#pragma unroll
+                        for (int j = 0; j < CPL; ++j) acc[g][j] = fmaf(p, v[j], acc[g][j]);
+                    }
+                }
+            }
+        }
+        __syncwarp();
+    }
+    __syncwarp();  // warp_q is rewritten by the next quantized block
 }
 
 template <int CPL, int GC>
@@ -177,11 +317,11 @@ __device__ void attend_split(const grey_kvk_attend_args& a) {
     const grey_kvk_sequence seq = reinterpret_cast<const grey_kvk_sequence*>(a.sequences)[sequence];
 
     extern __shared__ float shared[];
-    float* q_shared = shared;                                        // [dim][GC]
-    float* warp_q = q_shared + dim * GC * (1 + warp);                // [dim][GC]: q * K scale; later the accumulator
+    float* q_shared = shared;                                           // [dim][GC]
+    float* warp_q = q_shared + dim * GC * (1 + warp);                   // [dim][GC]: q * K scale; later the accumulator
     float* warp_p = shared + dim * GC * (1 + kWarps) + warp * 32 * GC;  // [32][GC]: a chunk's softmax weights
-    float* fp8 = shared + dim * GC * (1 + kWarps) + kWarps * 32 * GC;  // 256
-    float* warp_stats = fp8 + 256;                                   // [kWarps][GC][2]: max, sum
+    float* fp8 = shared + dim * GC * (1 + kWarps) + kWarps * 32 * GC;   // 256
+    float* warp_stats = fp8 + 256;                                      // [kWarps][GC][2]: max, sum
 
     const auto* queries = reinterpret_cast<const float*>(a.queries);
     for (uint32_t i = threadIdx.x; i < dim * GC; i += blockDim.x) {
@@ -191,7 +331,7 @@ __device__ void attend_split(const grey_kvk_attend_args& a) {
     const bool is_fp8 = l.format == kv_fp8_e4m3;
     for (uint32_t i = threadIdx.x; i < 256; i += blockDim.x) fp8[i] = is_fp8 ? fp8_to_f32(i, GREY_QUANT_FP8_E4M3) : 0.0f;
     __syncthreads();
-    const CodeValues code_values{is_fp8 ? fp8 : nullptr};
+    const CodeValues values{is_fp8 ? fp8 : nullptr};
 
     const uint64_t first_block = seq.first / per_block, end_block = (seq.last + per_block - 1) / per_block;
     const uint64_t share = (end_block - first_block + a.splits - 1) / a.splits;
@@ -199,7 +339,7 @@ __device__ void attend_split(const grey_kvk_attend_args& a) {
     const uint64_t end = begin + share < end_block ? begin + share : end_block;
     const auto* table = reinterpret_cast<const uint64_t*>(a.blocks) + seq.table_offset;
     const uint32_t c0 = lane * CPL;
-    const uint32_t layer = a.layer;
+    const uint32_t code_bits = kv_code_bits(l.format);
 
     float m[GC], sum[GC], acc[GC][CPL];
 #pragma unroll
@@ -212,71 +352,20 @@ __device__ void attend_split(const grey_kvk_attend_args& a) {
 
     for (uint64_t b = begin + warp; b < end; b += kWarps) {
         const uint64_t entry = table[b];
-        const bool quantized = (entry & 1u) != 0;
         const auto* block = reinterpret_cast<const uint8_t*>(entry & ~uint64_t{1});
         const uint64_t base = b * per_block;
         const uint32_t lo = seq.first > base ? static_cast<uint32_t>(seq.first - base) : 0u;
         const uint64_t remaining = seq.last - base;
         const uint32_t hi = remaining < per_block ? static_cast<uint32_t>(remaining) : per_block;
-
-        float bias[GC];
-#pragma unroll
-        for (int g = 0; g < GC; ++g) bias[g] = 0.0f;
-        const float* qk = q_shared;
-        if (quantized) {
-            const KvGroupParams* params = kv_params(l, block);
-            for (uint32_t c = lane; c < dim; c += 32) {
-                const KvGroupParams p = params[kv_k_param_index(l, layer, head, c)];
-#pragma unroll
-                for (int g = 0; g < GC; ++g) {
-                    warp_q[c * GC + g] = q_shared[c * GC + g] * p.scale;
-                    bias[g] = fmaf(q_shared[c * GC + g], p.minimum, bias[g]);
-                }
-            }
-#pragma unroll
-            for (int g = 0; g < GC; ++g) bias[g] = warp_sum(bias[g]);
-            __syncwarp();
-            qk = warp_q;
-        }
-        const uint8_t* k_area = quantized ? block + kv_k_codes_offset(l) : block;
-        const uint32_t k_bits = quantized ? kv_code_bits(l.format) : 16u;
-
-        for (uint32_t t0 = lo; t0 < hi; t0 += 32) {
-            const uint32_t t = t0 + lane;
-            const bool valid = t < hi;
-            float s[GC];
-#pragma unroll
-            for (int g = 0; g < GC; ++g) s[g] = bias[g];
-            if (valid) score_row<GC>(l, k_area + kv_dense_index(l, layer, head, t, 0) * k_bits / 8, quantized, qk, code_values, s);
-#pragma unroll
-            for (int g = 0; g < GC; ++g) {
-                const float score = valid ? s[g] * a.scale_log2 : -INFINITY;
-                const float top = fmaxf(m[g], warp_max(score));
-                const float rescale = exp2f(m[g] - top);  // 0 while m is still -inf
-                const float p = valid ? exp2f(score - top) : 0.0f;
-                sum[g] = fmaf(sum[g], rescale, warp_sum(p));
-                m[g] = top;
-#pragma unroll
-                for (int j = 0; j < CPL; ++j) acc[g][j] *= rescale;
-                warp_p[lane * GC + g] = p;
-            }
-            __syncwarp();
-            const uint32_t count = min(32u, hi - t0);
-            if (c0 < dim) {
-                for (uint32_t k = 0; k < count; ++k) {
-                    float v[CPL];
-                    value_row<CPL>(l, block, quantized, layer, head, t0 + k, c0, code_values, v);
-#pragma unroll
-                    for (int g = 0; g < GC; ++g) {
-                        const float p = warp_p[k * GC + g];
-#pragma unroll
-                        for (int j = 0; j < CPL; ++j) acc[g][j] = fmaf(p, v[j], acc[g][j]);
-                    }
-                }
-            }
-            __syncwarp();
-        }
-        __syncwarp();  // warp_q is rewritten by the next quantized block
+        const float sl = a.scale_log2;
+        if ((entry & 1u) == 0)
+            attend_block<16, CPL, GC>(l, slice_of<16>(l, block, a.layer, head), lo, hi, q_shared, warp_q, warp_p, sl, values, lane, m, sum, acc);
+        else if (code_bits == 8)
+            attend_block<8, CPL, GC>(l, slice_of<8>(l, block, a.layer, head), lo, hi, q_shared, warp_q, warp_p, sl, values, lane, m, sum, acc);
+        else if (code_bits == 4)
+            attend_block<4, CPL, GC>(l, slice_of<4>(l, block, a.layer, head), lo, hi, q_shared, warp_q, warp_p, sl, values, lane, m, sum, acc);
+        else
+            attend_block<2, CPL, GC>(l, slice_of<2>(l, block, a.layer, head), lo, hi, q_shared, warp_q, warp_p, sl, values, lane, m, sum, acc);
     }
 
     // The warps' states into shared memory (each warp's accumulator over its warp_q), merged per channel.
