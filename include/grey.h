@@ -1825,10 +1825,11 @@ GREY_API GREY_NODISCARD grey_status grey_govern_should_yield(grey_tenant* tenant
  * hash of (its parent's hash, its token ids, the sequence's tenant salt), checked against the stored
  * tokens, so sequences of different salts never share. docs/kv.md describes layout, scheme and limits.
  *
- * This first version runs on the host device only (the built-in host backend, in float64); on any
- * other device grey_kv_cache_create fails with GREY_ERROR_UNSUPPORTED. K and V and queries are host
- * memory. Every call on one cache is serialised by the cache (thread-safe); a call that fails leaves the
- * cache and its sequences as they were.
+ * A cache lives on one device: the host device (the reference: attention in float64) or a CUDA GPU
+ * (kernels; head_dim a multiple of 16 up to 256); on a device whose backend has no KV operations
+ * grey_kv_cache_create fails with GREY_ERROR_UNSUPPORTED. K and V and queries are host memory, copied to
+ * the device by each call. Every call on one cache is serialised by the cache (thread-safe); a call
+ * that fails leaves the cache and its sequences as they were.
  * ------------------------------------------------------------------------------------------------- */
 
 typedef struct grey_kv_cache grey_kv_cache;
@@ -1889,9 +1890,9 @@ typedef struct grey_kv_stats {
     double compression_ratio;       /* the window-form bytes of the stored tokens / bytes_used */
 } grey_kv_stats;
 
-/* Creates a cache on `device` of `context` (the host device only, for now). `config` is copied. A
- * config that does not validate fails with GREY_ERROR_INVALID_ARGUMENT naming the field; a format or
- * flag not implemented with GREY_ERROR_UNSUPPORTED. The cache must be destroyed before its context.
+/* Creates a cache on `device` of `context`. `config` is copied. A config that does not validate fails
+ * with GREY_ERROR_INVALID_ARGUMENT naming the field; a format, flag or shape the device's kernels do not
+ * implement with GREY_ERROR_UNSUPPORTED. The cache must be destroyed before its context.
  * Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_kv_cache_create(grey_context* context, uint32_t device,
                                                          const grey_kv_cache_config* config,
@@ -1952,8 +1953,9 @@ typedef struct grey_kv_attend_params {
 /* Decode attention for a batch: for each of the `batch` sequences (each at least one token long), the
  * query of its next token, `queries` F32 [batch][query_heads][head_dim], attends to every token the
  * sequence holds (or the last sliding_window); query head h reads KV head h / (query_heads / kv_heads).
- * `output` (F32, same shape; `io_bytes` the size of queries and of output) receives softmax(q.K * scale) V,
- * accumulated in float64 from the stored (window or quantized) K/V. Since 0.2. */
+ * `output` (F32, same shape; `io_bytes` the size of queries and of output) receives softmax(q.K * scale) V
+ * over the stored (window or quantized) K/V, accumulated in float64 on the host device and in float32
+ * on a GPU. Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_kv_attend(grey_kv_cache* cache, const grey_kv_attend_params* params,
                                                    const uint64_t* sequences, uint32_t batch, const float* queries,
                                                    float* output, uint64_t io_bytes);
