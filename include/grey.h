@@ -1911,8 +1911,9 @@ GREY_API GREY_NODISCARD grey_status grey_kv_sequence_create(grey_kv_cache* cache
 GREY_API GREY_NODISCARD grey_status grey_kv_sequence_fork(grey_kv_cache* cache, uint64_t sequence,
                                                           uint64_t* out_sequence);
 
-/* Shortens `sequence` to `tokens` tokens (no more than its length). Blocks past the end are released;
- * a quantized block cut in the middle stays quantized. Since 0.2. */
+/* Shortens `sequence` to `tokens` tokens (no more than its length), dropping an open reservation
+ * (grey_kv_reserve) first. Blocks past the end are released; a quantized block cut in the middle stays
+ * quantized. Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_kv_sequence_truncate(grey_kv_cache* cache, uint64_t sequence,
                                                               uint64_t tokens);
 
@@ -1926,9 +1927,8 @@ GREY_API GREY_NODISCARD grey_status grey_kv_sequence_length(const grey_kv_cache*
 
 /* Appends `n_tokens` (>= 1) tokens to `sequence`, for every layer at once: `token_ids` (n_tokens ids,
  * which name the blocks for prefix sharing), `keys` and `values` host arrays of `dtype` (F32, F16 or
- * BF16) laid out [layer][token][kv_head][head_dim], `kv_bytes` the size of each. Taking every layer
- * in one call is what lets a block be named and shared by its tokens; a model that computes layers one
- * after another appends once per step after its last layer. When a block fills and a block of the same
+ * BF16) laid out [layer][token][kv_head][head_dim], `kv_bytes` the size of each. The same as
+ * grey_kv_reserve, then grey_kv_write_layer for every layer. When a block fills and a block of the same
  * (parent, tokens, salt) is cached, the sequence shares that block and the new K/V of those tokens are
  * dropped: identical prefixes are assumed to give identical K/V. Blocks that leave the window are
  * quantized. Not enough room (after evicting unshared cached blocks) fails with
@@ -1937,6 +1937,29 @@ GREY_API GREY_NODISCARD grey_status grey_kv_sequence_length(const grey_kv_cache*
 GREY_API GREY_NODISCARD grey_status grey_kv_append(grey_kv_cache* cache, uint64_t sequence, const int32_t* token_ids,
                                                    uint32_t n_tokens, grey_dtype dtype, const void* keys,
                                                    const void* values, uint64_t kv_bytes);
+
+/* For a model that computes its layers one after another: reserves `n_tokens` (>= 1) token positions
+ * at the end of `sequence`, named by `token_ids`, whose K and V are then written a layer at a time with
+ * grey_kv_write_layer, in any order. While layer L of the reserved tokens is written, attention on layer
+ * L (grey_kv_attend) sees them, so the token being decoded attends to itself; they join the sequence
+ * (grey_kv_sequence_length, prefix naming, quantization) when every layer is written. Whole blocks at
+ * the start of the reservation that are already in the prefix cache are shared at once:
+ * *out_cached_tokens (may be NULL) receives how many leading tokens they hold, whose K/V are already
+ * stored (their part of each write is ignored, so an engine may skip computing them). One reservation
+ * per sequence at a time: reserving, appending or forking while one is open fails with
+ * GREY_ERROR_INVALID_ARGUMENT; grey_kv_sequence_truncate drops it. Room is taken as grey_kv_append
+ * takes it. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_kv_reserve(grey_kv_cache* cache, uint64_t sequence, const int32_t* token_ids,
+                                                    uint32_t n_tokens, uint32_t* out_cached_tokens);
+
+/* Writes `layer` of the tokens reserved by grey_kv_reserve: `keys` and `values` host arrays of `dtype`
+ * (F32, F16 or BF16) laid out [token][kv_head][head_dim] for every reserved token (cached ones
+ * included), `kv_bytes` the size of each. A layer written twice, a size that is not the reservation's,
+ * or no reservation fail with GREY_ERROR_INVALID_ARGUMENT; a failed write leaves the layer unwritten.
+ * Writing the last unwritten layer commits the tokens. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_kv_write_layer(grey_kv_cache* cache, uint64_t sequence, uint32_t layer,
+                                                        grey_dtype dtype, const void* keys, const void* values,
+                                                        uint64_t kv_bytes);
 
 /* An input struct. Since 0.2. */
 typedef struct grey_kv_attend_params {

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 struct grey_kv_cache {
@@ -53,6 +54,22 @@ std::vector<float> finite_floats(const void* data, uint64_t count, grey_dtype dt
         out[i] = x;
     }
     return out;
+}
+
+// The K and V of `layers` x `tokens` tokens, checked (dtype, size, finite values) and converted to float.
+std::pair<std::vector<float>, std::vector<float>> checked_kv(const void* keys, const void* values, grey_dtype dtype, uint64_t kv_bytes,
+                                                             uint64_t layers, uint64_t tokens, const KvShape& shape) {
+    require_non_null(keys, "keys");
+    require_non_null(values, "values");
+    if (!common::is_float_input(dtype))
+        fail(GREY_ERROR_INVALID_ARGUMENT, "dtype must be GREY_DTYPE_F32, F16 or BF16, not " + std::to_string(raw_enum(dtype)));
+    const uint64_t count = checked_product({layers, tokens, shape.kv_heads, shape.head_dim}, "the K/V size");
+    const uint64_t needed = checked_product({count, common::float_input_size(dtype)}, "the K/V size");
+    if (kv_bytes != needed)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "kv_bytes is " + std::to_string(kv_bytes) + "; " + std::to_string(tokens) + " tokens of " + std::to_string(layers) +
+                                              " layers x " + std::to_string(shape.kv_heads) + " KV heads x head_dim " + std::to_string(shape.head_dim) +
+                                              " take " + std::to_string(needed));
+    return {finite_floats(keys, count, dtype, "keys"), finite_floats(values, count, dtype, "values")};
 }
 
 }  // namespace
@@ -113,21 +130,34 @@ grey_status grey_kv_append(grey_kv_cache* cache, uint64_t sequence, const int32_
     return grey::abi_guard([&] {
         auto& kv = grey::kv::checked(cache);
         grey::require_non_null(token_ids, "token_ids");
-        grey::require_non_null(keys, "keys");
-        grey::require_non_null(values, "values");
         if (n_tokens == 0) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "n_tokens is 0: append at least one token");
-        if (!grey::common::is_float_input(dtype))
-            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "dtype must be GREY_DTYPE_F32, F16 or BF16, not " + std::to_string(grey::raw_enum(dtype)));
         const auto& shape = kv.shape();
-        const uint64_t count = grey::kv::checked_product({shape.layers, n_tokens, shape.kv_heads, shape.head_dim}, "the K/V size");
-        const uint64_t needed = grey::kv::checked_product({count, grey::common::float_input_size(dtype)}, "the K/V size");
-        if (kv_bytes != needed)
-            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "kv_bytes is " + std::to_string(kv_bytes) + "; " + std::to_string(n_tokens) + " tokens of " +
-                                                        std::to_string(shape.layers) + " layers x " + std::to_string(shape.kv_heads) +
-                                                        " KV heads x head_dim " + std::to_string(shape.head_dim) + " take " + std::to_string(needed));
-        const auto k = grey::kv::finite_floats(keys, count, dtype, "keys");
-        const auto v = grey::kv::finite_floats(values, count, dtype, "values");
+        const auto [k, v] = grey::kv::checked_kv(keys, values, dtype, kv_bytes, shape.layers, n_tokens, shape);
         kv.append(sequence, std::span(token_ids, n_tokens), k, v);
+    });
+}
+
+grey_status grey_kv_reserve(grey_kv_cache* cache, uint64_t sequence, const int32_t* token_ids, uint32_t n_tokens, uint32_t* out_cached_tokens) {
+    return grey::abi_guard([&] {
+        auto& kv = grey::kv::checked(cache);
+        grey::require_non_null(token_ids, "token_ids");
+        if (n_tokens == 0) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "n_tokens is 0: reserve at least one token");
+        const uint64_t cached = kv.reserve(sequence, std::span(token_ids, n_tokens));
+        if (out_cached_tokens != nullptr) *out_cached_tokens = static_cast<uint32_t>(cached);
+    });
+}
+
+grey_status grey_kv_write_layer(grey_kv_cache* cache, uint64_t sequence, uint32_t layer, grey_dtype dtype, const void* keys,
+                                const void* values, uint64_t kv_bytes) {
+    return grey::abi_guard([&] {
+        auto& kv = grey::kv::checked(cache);
+        const auto& shape = kv.shape();
+        const uint64_t row_bytes = grey::kv::checked_product({shape.kv_heads, shape.head_dim, grey::common::is_float_input(dtype) ? grey::common::float_input_size(dtype) : 1}, "a token's K");
+        if (kv_bytes % row_bytes != 0)
+            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "kv_bytes is " + std::to_string(kv_bytes) + ", not a whole number of tokens of " +
+                                                        std::to_string(row_bytes) + " bytes (kv_heads x head_dim values)");
+        const auto [k, v] = grey::kv::checked_kv(keys, values, dtype, kv_bytes, 1, kv_bytes / row_bytes, shape);
+        kv.write_layer(sequence, layer, k, v);
     });
 }
 

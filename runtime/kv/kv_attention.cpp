@@ -18,10 +18,11 @@ void KvCache::attend(const grey_kv_attend_params& params, std::span<const uint64
     std::vector<uint8_t> quantized;
     for (uint32_t b = 0; b < batch; ++b) {
         const KvSequence& seq = find(sequences[b]);
-        if (seq.length == 0)
+        // Reserved tokens count once this layer of theirs is written.
+        last[b] = seq.length + (seq.reserved && seq.reserved->written[params.layer] ? seq.reserved->tokens() : 0);
+        if (last[b] == 0)
             fail(GREY_ERROR_INVALID_ARGUMENT, "sequence " + std::to_string(sequences[b]) + " is empty: there is nothing to attend to");
-        last[b] = seq.length;
-        first[b] = params.sliding_window != 0 && seq.length > params.sliding_window ? seq.length - params.sliding_window : 0;
+        first[b] = params.sliding_window != 0 && last[b] > params.sliding_window ? last[b] - params.sliding_window : 0;
         for (const uint64_t id : seq.table) {
             const KvBlock& block = blocks_.at(id);
             blocks.push_back(block.memory.get());

@@ -3,6 +3,7 @@
 #include "core/error.hpp"
 #include "kv/prefix_hash.hpp"
 
+#include <algorithm>
 #include <string>
 
 namespace grey::kv {
@@ -97,7 +98,7 @@ uint64_t KvCache::create_sequence(uint64_t salt) {
 
 uint64_t KvCache::fork(uint64_t sequence) {
     std::lock_guard lock(mutex_);
-    KvSequence copy = find(sequence);
+    KvSequence copy = idle(sequence, "fork");
     const uint64_t id = next_sequence_;
     sequences_.emplace(id, copy);
     ++next_sequence_;
@@ -111,6 +112,7 @@ void KvCache::truncate(uint64_t sequence, uint64_t tokens) {
     if (tokens > seq.length)
         fail(GREY_ERROR_INVALID_ARGUMENT, "cannot truncate sequence " + std::to_string(sequence) + " of " + std::to_string(seq.length) +
                                               " tokens to " + std::to_string(tokens) + ": truncation only shortens");
+    if (seq.reserved) cancel(seq);
     shorten(seq, tokens);
 }
 
@@ -136,11 +138,11 @@ uint64_t KvCache::length(uint64_t sequence) const {
     return find(sequence).length;
 }
 
-// The block the next token goes into, copied first when it is shared, named, quantized or holds tokens
-// past the sequence's end (copy on write: the copy is made on the host, which is rare enough).
-uint64_t KvCache::writable_last_block(KvSequence& seq) {
+// The block the token at `position` goes into, copied first when it is shared, named, quantized or holds
+// tokens past `position` (copy on write: the copy is made on the host, which is rare enough).
+uint64_t KvCache::writable_block(KvSequence& seq, uint64_t position) {
     const uint32_t per_block = shape_.tokens_per_block;
-    const auto used = static_cast<uint32_t>(seq.length % per_block);
+    const auto used = static_cast<uint32_t>(position % per_block);
     if (used == 0) {
         seq.table.push_back(add_block(new_dense_block()));
         return seq.table.back();
@@ -223,9 +225,19 @@ void KvCache::quantize_old_blocks(KvSequence& seq) {
     }
 }
 
-void KvCache::append(uint64_t sequence, std::span<const int32_t> tokens, std::span<const float> keys, std::span<const float> values) {
-    std::lock_guard lock(mutex_);
+KvSequence& KvCache::idle(uint64_t sequence, const char* doing) {
     KvSequence& seq = find(sequence);
+    if (seq.reserved)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "cannot " + std::string(doing) + " sequence " + std::to_string(sequence) + ": it has " +
+                                              std::to_string(seq.reserved->tokens()) + " reserved tokens whose layers are not all written " +
+                                              "(write them with grey_kv_write_layer, or drop them with grey_kv_sequence_truncate)");
+    return seq;
+}
+
+// Makes room, then takes the reserved tokens' places: whole blocks found in the prefix cache first (a
+// block is named by its parent, its tokens and the salt, so only blocks that begin at a block boundary
+// can be), then blocks of this sequence's own.
+KvReservation& KvCache::reserve_locked(KvSequence& seq, std::span<const int32_t> tokens) {
     const uint64_t per_block = shape_.tokens_per_block;
     const uint64_t n = tokens.size();
     const uint64_t used = seq.length % per_block;
@@ -238,44 +250,121 @@ void KvCache::append(uint64_t sequence, std::span<const int32_t> tokens, std::sp
     }
     new_blocks += (rest + per_block - 1) / per_block;
     const uint64_t dense = common::kv_dense_block_bytes(shape_);
-    if (new_blocks > UINT64_MAX / dense) fail(GREY_ERROR_OUT_OF_MEMORY, "appending " + std::to_string(n) + " tokens needs more bytes than exist");
+    if (new_blocks > UINT64_MAX / dense) fail(GREY_ERROR_OUT_OF_MEMORY, "reserving " + std::to_string(n) + " tokens needs more bytes than exist");
     make_room(new_blocks * dense);
 
-    // The staged K/V first, so that a failure to allocate leaves the sequence as it was.
-    BlockMemory staged(backend_, device_, 2 * keys.size_bytes());
-    backend_.buffer_write(staged.get(), 0, keys.data(), keys.size_bytes());
-    backend_.buffer_write(staged.get(), keys.size_bytes(), values.data(), values.size_bytes());
-    std::vector<grey_backend_buffer*> targets(n);
-    std::vector<uint32_t> slots(n);
-    const size_t first_block = seq.table.size() - (used != 0 ? 1 : 0);
-    for (uint64_t i = 0; i < n; ++i) {
-        KvBlock& block = blocks_.at(writable_last_block(seq));
-        const auto t = static_cast<uint32_t>(seq.length % per_block);
-        targets[i] = block.memory.get();
-        slots[i] = t;
+    KvReservation r;
+    r.written.assign(shape_.layers, false);
+    r.first_block = seq.table.size() - (used != 0 ? 1 : 0);
+    if (used == 0) {
+        while (n - r.cached >= per_block) {
+            const auto block_tokens = tokens.subspan(r.cached, per_block);
+            const uint64_t parent = seq.table.empty() ? 0 : blocks_.at(seq.table.back()).hash;
+            auto found = prefix_index_.find(block_hash(parent, block_tokens, seq.salt));
+            if (found == prefix_index_.end()) break;
+            const KvBlock& cached = blocks_.at(found->second);
+            if (cached.salt != seq.salt || cached.parent_hash != parent || !std::ranges::equal(cached.tokens, block_tokens)) break;
+            reference(found->second);
+            seq.table.push_back(found->second);
+            ++prefix_hits_;
+            r.cached += per_block;
+        }
+    }
+    for (uint64_t i = r.cached; i < n; ++i) {
+        KvBlock& block = blocks_.at(writable_block(seq, seq.length + i));
+        const auto t = static_cast<uint32_t>((seq.length + i) % per_block);
+        r.targets.push_back(block.memory.get());
+        r.slots.push_back(t);
         block.tokens.push_back(tokens[i]);
         block.filled = t + 1;
-        ++seq.length;
     }
+    seq.reserved = std::move(r);
+    return *seq.reserved;
+}
+
+void KvCache::store_reserved(const KvReservation& r, uint32_t first, uint32_t count, std::span<const float> keys, std::span<const float> values) {
+    if (r.targets.empty()) return;
+    const uint64_t row = uint64_t{shape_.kv_heads} * shape_.head_dim;
+    const uint64_t tokens = r.tokens(), own = r.targets.size();
+    // Only the tokens that are not cached, as the store job takes them: [layer][own token][head][dim].
+    std::vector<float> packed;
+    if (r.cached != 0) {
+        packed.resize(2 * count * own * row);
+        for (uint32_t k = 0; k < count; ++k) {
+            std::copy_n(keys.begin() + (k * tokens + r.cached) * row, own * row, packed.begin() + k * own * row);
+            std::copy_n(values.begin() + (k * tokens + r.cached) * row, own * row, packed.begin() + (count + k) * own * row);
+        }
+        keys = std::span<const float>(packed).first(count * own * row);
+        values = std::span<const float>(packed).subspan(count * own * row);
+    }
+    BlockMemory staged(backend_, device_, keys.size_bytes() + values.size_bytes());
+    backend_.buffer_write(staged.get(), 0, keys.data(), keys.size_bytes());
+    backend_.buffer_write(staged.get(), keys.size_bytes(), values.data(), values.size_bytes());
     grey_backend_kv_store_job job{};
     job.struct_size = sizeof job;
-    job.tokens = static_cast<uint32_t>(n);
+    job.tokens = static_cast<uint32_t>(own);
     job.layout = &shape_;
-    job.layer_first = 0;
-    job.layer_count = shape_.layers;
+    job.layer_first = first;
+    job.layer_count = count;
     job.keys = {staged.get(), nullptr, 0, keys.size_bytes()};
     job.values = {staged.get(), nullptr, keys.size_bytes(), values.size_bytes()};
-    job.blocks = targets.data();
-    job.slots = slots.data();
+    job.blocks = r.targets.data();
+    job.slots = r.slots.data();
+    backend_.kv_store(job);
+}
+
+void KvCache::commit(KvSequence& seq) {
+    const KvReservation& r = *seq.reserved;
+    seq.length += r.tokens();
+    const size_t first_block = r.first_block;
+    seq.reserved.reset();
+    for (size_t index = first_block; index < seq.table.size(); ++index) {
+        const KvBlock& block = blocks_.at(seq.table[index]);
+        if (block.filled == shape_.tokens_per_block && !block.named) finish_block(seq, index);
+    }
+    quantize_old_blocks(seq);
+}
+
+void KvCache::cancel(KvSequence& seq) {
+    seq.reserved.reset();
+    shorten(seq, seq.length);
+}
+
+void KvCache::append(uint64_t sequence, std::span<const int32_t> tokens, std::span<const float> keys, std::span<const float> values) {
+    std::lock_guard lock(mutex_);
+    KvSequence& seq = idle(sequence, "append to");
+    const KvReservation& r = reserve_locked(seq, tokens);
     try {
-        backend_.kv_store(job);
+        store_reserved(r, 0, shape_.layers, keys, values);
     } catch (...) {
-        shorten(seq, seq.length - n);
+        cancel(seq);
         throw;
     }
-    for (size_t index = first_block; index < seq.table.size(); ++index)
-        if (blocks_.at(seq.table[index]).filled == per_block) finish_block(seq, index);
-    quantize_old_blocks(seq);
+    commit(seq);
+}
+
+uint64_t KvCache::reserve(uint64_t sequence, std::span<const int32_t> tokens) {
+    std::lock_guard lock(mutex_);
+    KvSequence& seq = idle(sequence, "reserve tokens in");
+    return reserve_locked(seq, tokens).cached;
+}
+
+void KvCache::write_layer(uint64_t sequence, uint32_t layer, std::span<const float> keys, std::span<const float> values) {
+    std::lock_guard lock(mutex_);
+    KvSequence& seq = find(sequence);
+    if (!seq.reserved)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "sequence " + std::to_string(sequence) + " has no reserved tokens: call grey_kv_reserve first");
+    KvReservation& r = *seq.reserved;
+    if (layer >= shape_.layers)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "layer is " + std::to_string(layer) + "; the cache has " + std::to_string(shape_.layers) + " layers");
+    if (r.written[layer]) fail(GREY_ERROR_INVALID_ARGUMENT, "layer " + std::to_string(layer) + " of the reserved tokens is already written");
+    const uint64_t needed = r.tokens() * shape_.kv_heads * shape_.head_dim;
+    if (keys.size() != needed)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "the keys and values hold " + std::to_string(keys.size()) + " values; the " + std::to_string(r.tokens()) +
+                                              " reserved tokens of one layer take " + std::to_string(needed));
+    store_reserved(r, layer, 1, keys, values);
+    r.written[layer] = true;
+    if (++r.layers_written == shape_.layers) commit(seq);
 }
 
 grey_kv_stats KvCache::stats() const {

@@ -13,16 +13,30 @@
 #include <cstdint>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <vector>
 
 namespace grey::kv {
 
+// Tokens reserved at the end of a sequence whose layers are being written one by one: where each goes
+// (nothing for the leading tokens found whole in the prefix cache) and which layers are written.
+struct KvReservation {
+    uint64_t cached = 0;  // leading tokens that share cached blocks: their writes are skipped
+    std::vector<grey_backend_buffer*> targets;  // the others' blocks ...
+    std::vector<uint32_t> slots;                // ... and slots in them
+    std::vector<bool> written;                  // per layer
+    uint32_t layers_written = 0;
+    size_t first_block = 0;  // the table index of the first block the reservation touches
+    [[nodiscard]] uint64_t tokens() const { return cached + targets.size(); }
+};
+
 struct KvSequence {
     uint64_t salt = 0;
-    uint64_t length = 0;
-    std::vector<uint64_t> table;  // block ids, in token order
+    uint64_t length = 0;  // tokens with every layer written
+    std::vector<uint64_t> table;  // block ids, in token order (reserved tokens' blocks included)
+    std::optional<KvReservation> reserved;
 };
 
 class KvCache {
@@ -37,6 +51,10 @@ public:
     uint64_t length(uint64_t sequence) const;
     // `keys`/`values` already converted to float, [layer][token][kv_head][head_dim].
     void append(uint64_t sequence, std::span<const int32_t> tokens, std::span<const float> keys, std::span<const float> values);
+    // Reserves tokens for per-layer writes; returns how many leading ones were found in the prefix cache.
+    uint64_t reserve(uint64_t sequence, std::span<const int32_t> tokens);
+    // One layer of the reserved tokens, [token][kv_head][head_dim]; the last layer commits them.
+    void write_layer(uint64_t sequence, uint32_t layer, std::span<const float> keys, std::span<const float> values);
     void attend(const grey_kv_attend_params& params, std::span<const uint64_t> sequences, std::span<const float> queries,
                 std::span<float> output) const;
     void gather(uint64_t sequence, uint32_t layer, std::span<float> keys, std::span<float> values) const;
@@ -53,7 +71,17 @@ private:
     void release(uint64_t id);
     void reference(uint64_t id);
     void make_room(uint64_t bytes);
-    uint64_t writable_last_block(KvSequence& sequence);
+    // The block that the token at `position` (the sequence's blocks hold position - 1 last) goes into.
+    uint64_t writable_block(KvSequence& sequence, uint64_t position);
+    KvReservation& reserve_locked(KvSequence& sequence, std::span<const int32_t> tokens);
+    // Writes layers first.. of the reserved tokens that are not cached (`keys`/`values`
+    // [layer][reserved token][kv_head][head_dim], the cached tokens included).
+    void store_reserved(const KvReservation& reservation, uint32_t first, uint32_t count, std::span<const float> keys,
+                        std::span<const float> values);
+    void commit(KvSequence& sequence);
+    // Drops a reservation and the blocks only it used.
+    void cancel(KvSequence& sequence);
+    [[nodiscard]] KvSequence& idle(uint64_t sequence, const char* doing);
     void finish_block(KvSequence& sequence, size_t index);
     // Drops the tokens from `tokens` on (no more than its length).
     void shorten(KvSequence& sequence, uint64_t tokens);
