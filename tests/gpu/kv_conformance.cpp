@@ -1,5 +1,5 @@
 // The KV cache on a GPU against the same cache on the host device (the reference): identical appends
-// (ragged chunks, shared prompt prefixes, forks) into both, then every stored value compared bit for bit
+// (ragged chunks, shared prompt prefixes, every other sequence written a layer at a time) into both, then every stored value compared bit for bit
 // through grey_kv_gather (the device's token writes and block quantization must give the host's bytes)
 // and decode attention compared with the host's float64 result, for every format, group size and window
 // setting, GQA ratios 1/4/8, contexts from 1 token to 128k, ragged batches and sliding windows.
@@ -121,9 +121,20 @@ void run_case(grey_context* context, uint32_t gpu, uint32_t host, const Case& c,
                 fill_kv(rng, c, chunk, keys, values);
                 for (auto& id : ids) id = static_cast<int32_t>(rng() % 32000);
             }
-            const uint64_t bytes = keys.size() * sizeof(float);
-            appended = ok(grey_kv_append(on_gpu.get(), g, ids.data(), chunk, GREY_DTYPE_F32, keys.data(), values.data(), bytes)) &&
-                       ok(grey_kv_append(on_host.get(), h, ids.data(), chunk, GREY_DTYPE_F32, keys.data(), values.data(), bytes));
+            if (s % 2 == 1) {  // odd sequences a layer at a time (grey_kv_reserve, grey_kv_write_layer), last layer first
+                appended = ok(grey_kv_reserve(on_gpu.get(), g, ids.data(), chunk, nullptr)) && ok(grey_kv_reserve(on_host.get(), h, ids.data(), chunk, nullptr));
+                const size_t layer_values = size_t{chunk} * c.kv_heads * c.head_dim;
+                for (uint32_t l = c.layers; appended && l-- > 0;) {
+                    const float* k = keys.data() + l * layer_values;
+                    const float* v = values.data() + l * layer_values;
+                    appended = ok(grey_kv_write_layer(on_gpu.get(), g, l, GREY_DTYPE_F32, k, v, layer_values * sizeof(float))) &&
+                               ok(grey_kv_write_layer(on_host.get(), h, l, GREY_DTYPE_F32, k, v, layer_values * sizeof(float)));
+                }
+            } else {
+                const uint64_t bytes = keys.size() * sizeof(float);
+                appended = ok(grey_kv_append(on_gpu.get(), g, ids.data(), chunk, GREY_DTYPE_F32, keys.data(), values.data(), bytes)) &&
+                           ok(grey_kv_append(on_host.get(), h, ids.data(), chunk, GREY_DTYPE_F32, keys.data(), values.data(), bytes));
+            }
             if (s == 0) {  // kept whole, [layer][token][head][dim], for the sequences that copy its beginning
                 const size_t row = size_t{c.kv_heads} * c.head_dim;
                 first_keys.resize(size_t{c.layers} * c.lengths[0] * row);
