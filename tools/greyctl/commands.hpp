@@ -30,6 +30,8 @@ void add_proof_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_daemon_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_validate_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_plan_command(CLI::App& app, const GlobalOptions& global, Runner& run);
+// `greyctl apply` and `greyctl rollback`.
+void add_apply_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 // `greyctl help [COMMAND...]` and the hidden `greyctl man` (the manual page the build installs).
 void add_help_command(CLI::App& app, Runner& run);
 
