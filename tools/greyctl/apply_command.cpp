@@ -60,8 +60,13 @@ std::string state_directory(const ApplyOptions& o) {
 }
 
 AuditLogPtr open_log(const GlobalOptions& global, const ApplyOptions& o) {
-    const std::string dir = proof_directory(global);
-    return open_audit_log(o.audit_log.empty() ? dir + "/audit.log" : o.audit_log, o.audit_key.empty() ? dir + "/audit.key.writer" : o.audit_key);
+    const auto dir = [&] {
+        // The configuration file apply is about to create does not exist yet: the profile's directory then.
+        GlobalOptions existing = global;
+        if (!existing.config_path.empty() && !fs::exists(existing.config_path)) existing.config_path.clear();
+        return proof_directory(existing);
+    };
+    return open_audit_log(o.audit_log.empty() ? dir() + "/audit.log" : o.audit_log, o.audit_key.empty() ? dir() + "/audit.key.writer" : o.audit_key);
 }
 
 void audit(grey_audit_log* log, const char* type, const json& payload) {
