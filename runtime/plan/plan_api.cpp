@@ -22,6 +22,12 @@ const grey::plan::Plan& checked(const grey_plan* plan) {
     return plan->plan;
 }
 
+void check_index(uint64_t index, size_t count, const char* what) {
+    if (index >= count)
+        grey::fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + " index " + std::to_string(index) + " is out of range (the plan has " +
+                                                    std::to_string(count) + ")");
+}
+
 grey::plan::Request request_of(const grey_workload& w) {
     if (w.struct_size < sizeof(grey_workload))
         grey::fail(GREY_ERROR_INVALID_ARGUMENT, "workload->struct_size is " + std::to_string(w.struct_size) + "; set it with GREY_WORKLOAD_INIT");
@@ -154,8 +160,7 @@ grey_status grey_plan_summary_get(const grey_plan* plan, grey_plan_summary* out_
 grey_status grey_plan_device_get(const grey_plan* plan, uint32_t index, grey_plan_device* out_device) {
     return grey::abi_guard([&] {
         const auto& p = checked(plan);
-        if (index >= p.devices.size())
-            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "device index " + std::to_string(index) + " is out of range (the plan has " + std::to_string(p.devices.size()) + ")");
+        check_index(index, p.devices.size(), "device");
         const auto& d = p.devices[index];
         const auto& u = p.usage[index];
         grey_plan_device out{};
@@ -180,8 +185,7 @@ grey_status grey_plan_device_get(const grey_plan* plan, uint32_t index, grey_pla
 grey_status grey_plan_tensor_get(const grey_plan* plan, uint64_t index, grey_plan_tensor* out_tensor) {
     return grey::abi_guard([&] {
         const auto& p = checked(plan);
-        if (index >= p.tensors.size())
-            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "tensor index " + std::to_string(index) + " is out of range (the plan has " + std::to_string(p.tensors.size()) + ")");
+        check_index(index, p.tensors.size(), "tensor");
         const auto& t = p.tensors[index];
         const auto& pl = p.placed[index];
         grey_plan_tensor out{};

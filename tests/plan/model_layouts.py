@@ -52,18 +52,22 @@ def write_sparse_gguf(path, arch, metadata, tensors):
     os.truncate(path, (header + ALIGN - 1) // ALIGN * ALIGN + data)
 
 
+def attention_block(p, hidden, kv_width, qtype, bias=False):
+    """A block's norm and attention projections (with Qwen's Q, K and V biases when `bias`)."""
+    tensors = [(p + "attn_norm.weight", (hidden,), T.F32)]
+    for name, rows in (("attn_q", hidden), ("attn_k", kv_width), ("attn_v", kv_width)):
+        tensors.append((p + name + ".weight", (rows, hidden), qtype))
+        if bias:
+            tensors.append((p + name + ".bias", (rows,), T.F32))
+    return tensors + [(p + "attn_output.weight", (hidden, hidden), qtype), (p + "ffn_norm.weight", (hidden,), T.F32)]
+
+
 def llama_dense(path, layers=32, hidden=4096, ffn=14336, heads=32, kv_heads=8, vocab=32000, qtype=T.F16):
     """Llama 3 8B's layout (F16: 15 GiB)."""
     tensors = [("token_embd.weight", (vocab, hidden), qtype)]
     for i in range(layers):
         p = f"blk.{i}."
-        tensors += [
-            (p + "attn_norm.weight", (hidden,), T.F32),
-            (p + "attn_q.weight", (hidden, hidden), qtype),
-            (p + "attn_k.weight", (kv_heads * hidden // heads, hidden), qtype),
-            (p + "attn_v.weight", (kv_heads * hidden // heads, hidden), qtype),
-            (p + "attn_output.weight", (hidden, hidden), qtype),
-            (p + "ffn_norm.weight", (hidden,), T.F32),
+        tensors += attention_block(p, hidden, kv_heads * hidden // heads, qtype) + [
             (p + "ffn_gate.weight", (ffn, hidden), qtype),
             (p + "ffn_up.weight", (ffn, hidden), qtype),
             (p + "ffn_down.weight", (hidden, ffn), qtype),
@@ -81,16 +85,7 @@ def qwen2moe(path, layers=24, hidden=2048, expert_ffn=1408, shared_ffn=5632, exp
     tensors = [("token_embd.weight", (vocab, hidden), qtype)]
     for i in range(layers):
         p = f"blk.{i}."
-        tensors += [
-            (p + "attn_norm.weight", (hidden,), T.F32),
-            (p + "attn_q.weight", (hidden, hidden), qtype),
-            (p + "attn_q.bias", (hidden,), T.F32),
-            (p + "attn_k.weight", (hidden, hidden), qtype),
-            (p + "attn_k.bias", (hidden,), T.F32),
-            (p + "attn_v.weight", (hidden, hidden), qtype),
-            (p + "attn_v.bias", (hidden,), T.F32),
-            (p + "attn_output.weight", (hidden, hidden), qtype),
-            (p + "ffn_norm.weight", (hidden,), T.F32),
+        tensors += attention_block(p, hidden, hidden, qtype, bias=True) + [
             (p + "ffn_gate_inp.weight", (experts, hidden), T.F32),
             (p + "ffn_gate_exps.weight", (experts, expert_ffn, hidden), qtype),
             (p + "ffn_up_exps.weight", (experts, expert_ffn, hidden), qtype),

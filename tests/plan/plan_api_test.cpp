@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <fstream>
 #include <string>
 #include <unistd.h>
@@ -16,6 +17,16 @@ namespace {
 
 namespace fs = std::filesystem;
 using grey::model::GgufValue;
+
+struct PlanDeleter {
+    void operator()(grey_plan* p) const noexcept { grey_plan_destroy(p); }
+};
+using PlanPtr = std::unique_ptr<grey_plan, PlanDeleter>;
+
+constexpr const char* kOneGpu =
+    "version: 1\ndevices:\n"
+    "  - {name: CUDA0, type: gpu, memory_bytes: 4000000, bandwidth_gbps: 1000, safety_margin: 0}\n"
+    "  - {name: CPU, type: cpu, memory_bytes: 100000000, bandwidth_gbps: 50, safety_margin: 0}\n";
 
 class PlanApi : public ::testing::Test {
 protected:
@@ -69,14 +80,21 @@ protected:
         return path;
     }
 
+    // A plan of a `layers`-block model on kOneGpu; nullptr (and a test failure) when planning fails.
+    PlanPtr plan_on_one_gpu(int layers, uint64_t context, uint32_t batch) {
+        const auto model = write_llama(layers);
+        grey_workload w = GREY_WORKLOAD_INIT;
+        w.context = context;
+        w.batch = batch;
+        grey_plan* plan = nullptr;
+        const grey_status status = grey_plan_create(nullptr, model.c_str(), &w, write_devices(kOneGpu).c_str(), &plan);
+        EXPECT_EQ(status, GREY_OK) << grey_last_error();
+        return PlanPtr(plan);
+    }
+
     fs::path dir_;
     std::vector<std::vector<std::byte>> storage_;
 };
-
-constexpr const char* kOneGpu =
-    "version: 1\ndevices:\n"
-    "  - {name: CUDA0, type: gpu, memory_bytes: 4000000, bandwidth_gbps: 1000, safety_margin: 0}\n"
-    "  - {name: CPU, type: cpu, memory_bytes: 100000000, bandwidth_gbps: 50, safety_margin: 0}\n";
 
 TEST_F(PlanApi, RefusesMissingArguments) {
     grey_workload w = GREY_WORKLOAD_INIT;
@@ -104,12 +122,9 @@ TEST_F(PlanApi, KindNames) {
 }
 
 TEST_F(PlanApi, QueriesAgreeWithThePlan) {
-    const auto model = write_llama(4);
-    grey_workload w = GREY_WORKLOAD_INIT;
-    w.context = 256;
-    w.batch = 2;
-    grey_plan* plan = nullptr;
-    ASSERT_EQ(grey_plan_create(nullptr, model.c_str(), &w, write_devices(kOneGpu).c_str(), &plan), GREY_OK) << grey_last_error();
+    const PlanPtr owned = plan_on_one_gpu(4, 256, 2);
+    ASSERT_NE(owned, nullptr);
+    const grey_plan* plan = owned.get();
     grey_plan_summary s{};
     s.struct_size = sizeof s;
     ASSERT_EQ(grey_plan_summary_get(plan, &s), GREY_OK);
@@ -145,15 +160,12 @@ TEST_F(PlanApi, QueriesAgreeWithThePlan) {
     EXPECT_EQ(grey_plan_tensor_get(plan, s.tensor_count, &t), GREY_ERROR_INVALID_ARGUMENT);
     t.struct_size = 4;
     EXPECT_EQ(grey_plan_tensor_get(plan, 0, &t), GREY_ERROR_INVALID_ARGUMENT);
-    grey_plan_destroy(plan);
 }
 
 TEST_F(PlanApi, RecommendsTheLargestBatchThatFits) {
-    const auto model = write_llama(4);
-    grey_workload w = GREY_WORKLOAD_INIT;
-    w.context = 1024;
-    grey_plan* plan = nullptr;
-    ASSERT_EQ(grey_plan_create(nullptr, model.c_str(), &w, write_devices(kOneGpu).c_str(), &plan), GREY_OK) << grey_last_error();
+    const PlanPtr owned = plan_on_one_gpu(4, 1024, 0);
+    ASSERT_NE(owned, nullptr);
+    const grey_plan* plan = owned.get();
     grey_plan_summary s{};
     s.struct_size = sizeof s;
     ASSERT_EQ(grey_plan_summary_get(plan, &s), GREY_OK);
@@ -166,16 +178,12 @@ TEST_F(PlanApi, RecommendsTheLargestBatchThatFits) {
     EXPECT_GE(s.batch, 1u);
     EXPECT_LE(gpu.predicted_bytes, gpu.budget_bytes);
     EXPECT_GT(gpu.predicted_bytes + s.kv_bytes, gpu.budget_bytes) << "batch " << s.batch << " could have doubled";
-    grey_plan_destroy(plan);
 }
 
 TEST_F(PlanApi, LlamaCppArgumentsPassTheirCheck) {
-    const auto model = write_llama(4);
-    grey_workload w = GREY_WORKLOAD_INIT;
-    w.context = 256;
-    w.batch = 1;
-    grey_plan* plan = nullptr;
-    ASSERT_EQ(grey_plan_create(nullptr, model.c_str(), &w, write_devices(kOneGpu).c_str(), &plan), GREY_OK) << grey_last_error();
+    const PlanPtr owned = plan_on_one_gpu(4, 256, 1);
+    ASSERT_NE(owned, nullptr);
+    const grey_plan* plan = owned.get();
     size_t length = 0;
     ASSERT_EQ(grey_plan_llama_cpp_args(plan, nullptr, 0, &length), GREY_ERROR_BUFFER_TOO_SMALL);
     std::string args(length + 1, '\0');
@@ -192,7 +200,6 @@ TEST_F(PlanApi, LlamaCppArgumentsPassTheirCheck) {
     EXPECT_NE(std::string(grey_last_error()).find("blk.0.attn_norm.weight"), std::string::npos) << grey_last_error();
     EXPECT_EQ(grey_plan_check_llama_cpp_overrides(plan, "token_embd", 999), GREY_ERROR_INVALID_ARGUMENT);
     EXPECT_EQ(grey_plan_check_llama_cpp_overrides(plan, nullptr, 999), GREY_ERROR_INVALID_ARGUMENT);
-    grey_plan_destroy(plan);
 }
 
 TEST_F(PlanApi, SameInputsSamePlan) {
@@ -201,14 +208,14 @@ TEST_F(PlanApi, SameInputsSamePlan) {
     grey_workload w = GREY_WORKLOAD_INIT;
     std::string yaml[2];
     for (auto& text : yaml) {
-        grey_plan* plan = nullptr;
-        ASSERT_EQ(grey_plan_create(nullptr, model.c_str(), &w, devices.c_str(), &plan), GREY_OK) << grey_last_error();
+        grey_plan* raw = nullptr;
+        ASSERT_EQ(grey_plan_create(nullptr, model.c_str(), &w, devices.c_str(), &raw), GREY_OK) << grey_last_error();
+        const PlanPtr plan(raw);
         size_t length = 0;
-        ASSERT_EQ(grey_plan_to_yaml(plan, nullptr, 0, &length), GREY_ERROR_BUFFER_TOO_SMALL);
+        ASSERT_EQ(grey_plan_to_yaml(plan.get(), nullptr, 0, &length), GREY_ERROR_BUFFER_TOO_SMALL);
         text.assign(length + 1, '\0');
-        ASSERT_EQ(grey_plan_to_yaml(plan, text.data(), text.size(), &length), GREY_OK);
+        ASSERT_EQ(grey_plan_to_yaml(plan.get(), text.data(), text.size(), &length), GREY_OK);
         text.resize(length);
-        grey_plan_destroy(plan);
     }
     EXPECT_EQ(yaml[0], yaml[1]);
     EXPECT_NE(yaml[0].find("schema: grey-plan/1\n"), std::string::npos);

@@ -13,6 +13,15 @@ struct Case {
     int32_t layer;
 };
 
+template <size_t N>
+void expect_classes(const Case (&cases)[N]) {
+    for (const auto& c : cases) {
+        const auto got = classify_tensor_name(c.name);
+        EXPECT_EQ(got.role, c.role) << c.name << ": " << grey_tensor_role_name(got.role);
+        EXPECT_EQ(got.layer, c.layer) << c.name;
+    }
+}
+
 TEST(PlanTensorNames, GgufNames) {
     const Case cases[] = {
         {"token_embd.weight", GREY_TENSOR_ROLE_EMBEDDING, -1},
@@ -41,11 +50,7 @@ TEST(PlanTensorNames, GgufNames) {
         {"blk.9.ffn_gate_inp_shexp.weight", GREY_TENSOR_ROLE_SHARED_EXPERTS, 9},
         {"rope_freqs.weight", GREY_TENSOR_ROLE_OTHER, -1},
     };
-    for (const auto& c : cases) {
-        const auto got = classify_tensor_name(c.name);
-        EXPECT_EQ(got.role, c.role) << c.name << ": " << grey_tensor_role_name(got.role);
-        EXPECT_EQ(got.layer, c.layer) << c.name;
-    }
+    expect_classes(cases);
 }
 
 TEST(PlanTensorNames, SafetensorsFamilies) {
@@ -82,11 +87,7 @@ TEST(PlanTensorNames, SafetensorsFamilies) {
         {"h.3.mlp.c_fc.weight", GREY_TENSOR_ROLE_DENSE_FFN, 3},
         {"wte.weight", GREY_TENSOR_ROLE_EMBEDDING, -1},
     };
-    for (const auto& c : cases) {
-        const auto got = classify_tensor_name(c.name);
-        EXPECT_EQ(got.role, c.role) << c.name << ": " << grey_tensor_role_name(got.role);
-        EXPECT_EQ(got.layer, c.layer) << c.name;
-    }
+    expect_classes(cases);
 }
 
 TEST(PlanTensorNames, LayerNumbersNeedTheirDots) {
