@@ -386,6 +386,8 @@ Plan make_plan(const WorkloadModel& model, const Machine& machine, const Request
     plan.batch_recommended = recommend;
     plan.kv_precision = levels[chosen_level].kv;
     plan.weight_format = levels[chosen_level].weights;
+    if (std::none_of(chosen->placed.begin(), chosen->placed.end(), [](const PlacedTensor& t) { return !t.format.empty(); }))
+        plan.weight_format.clear();  // the policy found nothing to quantize (a quantized file): as stored
     if (plan.kv_precision != "none")
         plan.kv_bytes_per_token = static_cast<uint64_t>(std::ceil(kv_element_bytes(plan.kv_precision) * static_cast<double>(model.arch.kv_elements_per_token())));
     plan.devices = machine.devices;

@@ -152,6 +152,18 @@ def main():
     pr = plan_json("--model", dense, "--devices", two_gpus, "--context", "2048")
     check("dense: recommended batch", pr["workload"]["batch_recommended"] and pr["workload"]["batch"] >= 2, pr["workload"])
 
+    # A file quantized already (Q4_K, a type libgrey sizes but does not decode) is planned as stored.
+    q4k = os.path.join(tmp, "llama-q4_k.gguf")
+    ml.llama_dense(q4k, qtype=ml.T.Q4_K)
+    pk = plan_json("--model", q4k, "--devices", one_gpu, "--context", "8192", "--batch", "1")
+    check("q4_k: sizes from the header", by_name(pk)["blk.0.ffn_up.weight"]["file_bytes"] == 14336 * 4096 // 256 * 144, by_name(pk)["blk.0.ffn_up.weight"])
+    check("q4_k: nothing quantized again", pk["weights"]["format"] == "as-stored" and all(x["format"] == "as-stored" for x in pk["tensors"]), pk["weights"])
+    check("q4_k: fits on the GPU", all(x["device"] == "CUDA0" for x in pk["tensors"] if x["role"] != "embedding"))
+    # A long context climbs the ladder past the weight steps, which find nothing to quantize.
+    pk = plan_json("--model", q4k, "--devices", one_gpu, "--context", "131072", "--batch", "1")
+    check("q4_k: KV compressed, weights still as stored", (pk["kv"]["precision"], pk["weights"]["format"]) == ("int4", "as-stored"),
+          (pk["kv"], pk["weights"]))
+
     # --- infeasible ---
     r = greyctl("plan", "--model", dense, "--devices", small, "--context", "8192", "--batch", "4", ok=False)
     check("infeasible: OUT_OF_MEMORY saying what is missing", re.search(
@@ -178,6 +190,12 @@ def main():
     pi = plan_json("--model", st_path, "--devices", one_gpu, "--context", "1024", "--batch", "1")
     check("safetensors: inferred from shapes, same KV", pi["model"]["architecture_source"] == "inferred from tensor shapes"
           and pi["kv"]["bytes_per_token"] == ps["kv"]["bytes_per_token"], pi["model"])
+
+    # The machine detected here (no --devices): the host at least, with the memory it has free.
+    pdet = plan_json("--model", st_path, "--context", "64", "--batch", "1")
+    host = [d for d in pdet["devices"] if d["type"] == "cpu"]
+    check("detected machine: one host with free memory", len(host) == 1 and host[0]["name"] == "CPU" and host[0]["memory_free_bytes"] > 0
+          and host[0]["safety_margin"] == 0.2, pdet["devices"])
 
     # --- plan.yaml round trip and schema errors ---
     y1 = os.path.join(tmp, "plan.yaml")
