@@ -42,6 +42,12 @@ std::string gib_text(uint64_t bytes) {
 
 namespace {
 
+// Sizes beyond any machine stand at kHuge, so that a hostile file's figures never wrap around: a unit
+// that large fits nowhere and the plan fails saying so.
+constexpr uint64_t kHuge = uint64_t{1} << 62;
+uint64_t saturate(double bytes) { return bytes >= static_cast<double>(kHuge) || !(bytes >= 0) ? kHuge : static_cast<uint64_t>(bytes); }
+uint64_t add(uint64_t a, uint64_t b) { return std::min(a + std::min(b, kHuge), kHuge); }
+
 struct Level {
     std::string weights;  // "" or a format name
     std::string kv;       // a kv_precisions() name, or "none"
@@ -78,31 +84,26 @@ struct Unit {
 };
 
 std::vector<Unit> make_units(const WorkloadModel& model) {
-    const int32_t layers = static_cast<int32_t>(model.arch.layers);
-    int32_t max_layer = layers - 1;
-    for (const auto& t : model.tensors) max_layer = std::max(max_layer, t.layer);
-    std::vector<Unit> hot_layer(static_cast<size_t>(max_layer + 1));
-    std::vector<Unit> experts(static_cast<size_t>(max_layer + 1));
+    // Maps, not vectors indexed by layer: a name may claim any layer number.
+    std::map<int32_t, Unit> hot_layer;
+    std::map<int32_t, Unit> experts;
     Unit globals;
     Unit embeddings;
     embeddings.hot = false;
+    for (uint32_t l = 0; l < model.arch.layers; ++l) hot_layer[static_cast<int32_t>(l)].kv_layer = static_cast<int32_t>(l);
     for (uint32_t i = 0; i < model.tensors.size(); ++i) {
         const auto& t = model.tensors[i];
         if (t.role == GREY_TENSOR_ROLE_EMBEDDING) embeddings.tensors.push_back(i);
         else if (t.layer < 0) globals.tensors.push_back(i);
-        else if (t.role == GREY_TENSOR_ROLE_ROUTED_EXPERTS) experts[static_cast<size_t>(t.layer)].tensors.push_back(i);
-        else hot_layer[static_cast<size_t>(t.layer)].tensors.push_back(i);
+        else if (t.role == GREY_TENSOR_ROLE_ROUTED_EXPERTS) experts[t.layer].tensors.push_back(i);
+        else hot_layer[t.layer].tensors.push_back(i);
     }
     std::vector<Unit> units;
     if (!globals.tensors.empty()) units.push_back(std::move(globals));
-    for (int32_t l = 0; l <= max_layer; ++l) {
-        Unit& u = hot_layer[static_cast<size_t>(l)];
-        u.kv_layer = l < layers ? l : -1;
-        if (!u.tensors.empty() || u.kv_layer >= 0) units.push_back(std::move(u));
-    }
-    for (auto& u : experts) {
+    for (auto& [layer, u] : hot_layer) units.push_back(std::move(u));
+    for (auto& [layer, u] : experts) {
         u.hot = false;
-        if (!u.tensors.empty()) units.push_back(std::move(u));
+        units.push_back(std::move(u));
     }
     if (!embeddings.tensors.empty()) units.push_back(std::move(embeddings));
     return units;
@@ -167,12 +168,14 @@ public:
         switch (request_.kind) {
             case GREY_WORKLOAD_TRAINING: {
                 // Korthikanti et al. 2022: s*b*h*(34 + 5*a*s/h) bytes per layer in 16-bit, no recomputation.
-                const double per_layer = static_cast<double>(ctx * batch * e) *
-                                         (34.0 + 5.0 * model_.arch.heads * static_cast<double>(ctx) / std::max<double>(e, 1));
-                return static_cast<uint64_t>(per_layer * model_.arch.layers) + batch * ctx * vocab_ * 4;
+                const double tokens = static_cast<double>(ctx) * batch;
+                const double per_layer = tokens * static_cast<double>(e) *
+                                         (34.0 + 5.0 * model_.arch.heads * static_cast<double>(ctx) / std::max<double>(static_cast<double>(e), 1));
+                return saturate(per_layer * model_.arch.layers + tokens * static_cast<double>(vocab_) * 4);
             }
-            case GREY_WORKLOAD_INFERENCE: return batch * ctx * (16 * e + vocab_) * 4;
-            default: return std::min<uint64_t>(ctx * batch, 512) * (16 * e + vocab_) * 4;
+            case GREY_WORKLOAD_INFERENCE:
+                return saturate(static_cast<double>(ctx) * batch * static_cast<double>(16 * e + vocab_) * 4);
+            default: return saturate(std::min(static_cast<double>(ctx) * batch, 512.0) * static_cast<double>(16 * e + vocab_) * 4);
         }
     }
 
@@ -181,9 +184,9 @@ public:
         std::vector<std::string> formats;
         const auto& bytes = cached_weight_bytes(level.weights, formats);
         const double kv_elem = kv_element_bytes(level.kv);
-        const uint64_t per_layer_kv =
-            static_cast<uint64_t>(std::ceil(kv_elem * model_.arch.kv_heads * (model_.arch.key_length + model_.arch.value_length))) *
-            request_.context * batch;
+        const uint64_t per_layer_kv = saturate(
+            std::ceil(kv_elem * model_.arch.kv_heads * (static_cast<double>(model_.arch.key_length) + model_.arch.value_length)) *
+            static_cast<double>(request_.context) * batch);
         a.placed.resize(model_.tensors.size());
         a.usage.resize(machine_.devices.size());
         for (size_t d = 0; d < machine_.devices.size(); ++d) {
@@ -206,7 +209,7 @@ public:
                 if (request_.kind == GREY_WORKLOAD_TRAINING) extra += training_extra(model_.tensors[i]);
             }
             const uint64_t kv = unit.kv_layer >= 0 && level.kv != "none" ? per_layer_kv : 0;
-            const uint64_t need = weights + extra + kv;
+            const uint64_t need = add(add(weights, extra), kv);
             std::optional<uint32_t> chosen;
             for (const uint32_t d : order_) {
                 if (unit.hot && has_gpu_ && machine_.devices[d].type != GREY_DEVICE_GPU) break;
@@ -217,7 +220,8 @@ public:
             }
             // A unit that fits nowhere is left out and counted, so that the error can say how much is missing.
             if (!chosen) {
-                (unit.hot && has_gpu_ ? hot_unplaced : cold_unplaced) += need;
+                uint64_t& unplaced = unit.hot && has_gpu_ ? hot_unplaced : cold_unplaced;
+                unplaced = add(unplaced, need);
                 (unit.hot && has_gpu_ ? largest_hot : largest_cold) = std::max(unit.hot && has_gpu_ ? largest_hot : largest_cold, need);
                 continue;
             }
@@ -240,8 +244,8 @@ public:
             if (unplaced > free_total) return unplaced - free_total;
             return largest > free_largest ? largest - free_largest : 1;
         };
-        a.hot_missing += missing(hot_unplaced, largest_hot, true);
-        a.cold_missing += missing(cold_unplaced, largest_cold, false);
+        a.hot_missing = add(a.hot_missing, missing(hot_unplaced, largest_hot, true));
+        a.cold_missing = add(a.cold_missing, missing(cold_unplaced, largest_cold, false));
         return a;
     }
 
@@ -389,7 +393,7 @@ Plan make_plan(const WorkloadModel& model, const Machine& machine, const Request
     if (std::none_of(chosen->placed.begin(), chosen->placed.end(), [](const PlacedTensor& t) { return !t.format.empty(); }))
         plan.weight_format.clear();  // the policy found nothing to quantize (a quantized file): as stored
     if (plan.kv_precision != "none")
-        plan.kv_bytes_per_token = static_cast<uint64_t>(std::ceil(kv_element_bytes(plan.kv_precision) * static_cast<double>(model.arch.kv_elements_per_token())));
+        plan.kv_bytes_per_token = saturate(std::ceil(kv_element_bytes(plan.kv_precision) * static_cast<double>(model.arch.kv_elements_per_token())));
     plan.devices = machine.devices;
     plan.usage = std::move(chosen->usage);
     plan.tensors = model.tensors;

@@ -179,6 +179,22 @@ void complete(Architecture& a, const Architecture& inferred) {
     if (a.experts != 0 && a.experts_used == 0) a.experts_used = std::min<uint32_t>(a.experts, 2);
 }
 
+// Hyper-parameters beyond any real model are a broken or hostile file, refused before they size anything.
+void check_plausible(const Architecture& a, const std::string& path) {
+    const auto limit = [&](uint64_t value, uint64_t most, const char* what) {
+        if (value > most)
+            fail(GREY_ERROR_CORRUPT, "model file '" + path + "' (" + a.source + "): " + what + " " + std::to_string(value) + " is beyond " +
+                                         std::to_string(most));
+    };
+    limit(a.layers, 65536, "layer count");
+    limit(a.embedding, 1u << 20, "embedding length");
+    limit(a.heads, 65536, "head count");
+    limit(a.kv_heads, 65536, "KV head count");
+    limit(a.key_length, 65536, "key length");
+    limit(a.value_length, 65536, "value length");
+    limit(a.experts, 1u << 20, "expert count");
+}
+
 }  // namespace
 
 WorkloadModel read_workload_model(const std::string& path) {
@@ -201,6 +217,7 @@ WorkloadModel read_workload_model(const std::string& path) {
     }
     w.arch = declared ? *declared : inferred;
     complete(w.arch, inferred);
+    check_plausible(w.arch, path);
     return w;
 }
 

@@ -173,6 +173,19 @@ def main():
     r = greyctl("plan", "--model", moe, "--devices", small, "--workload", "training", ok=False)
     check("infeasible: training", "for training" in r.stderr, r.stderr)
 
+    # --- hostile figures: refused or planned without wrapping around or allocating per claimed layer ---
+    huge = os.path.join(tmp, "huge-layers.gguf")
+    ml.write_sparse_gguf(huge, "llama", {"llama.block_count": 4000000000, "llama.embedding_length": 64}, [("blk.0.attn_k.weight", (64, 64), ml.T.F32)])
+    r = greyctl("plan", "--model", huge, "--devices", one_gpu, ok=False)
+    check("hostile: an implausible layer count", "layer count 4000000000 is beyond 65536" in r.stderr, r.stderr)
+    far = os.path.join(tmp, "far-layer.gguf")
+    ml.write_sparse_gguf(far, "llama", {"llama.block_count": 1, "llama.embedding_length": 64, "llama.attention.head_count": 1},
+                         [("blk.0.attn_k.weight", (64, 64), ml.T.F32), ("blk.2000000000.attn_q.weight", (64, 64), ml.T.F32)])
+    pf = plan_json("--model", far, "--devices", one_gpu, "--context", "16", "--batch", "1")
+    check("hostile: a far layer number costs nothing", by_name(pf)["blk.2000000000.attn_q.weight"]["layer"] == 2000000000)
+    r = greyctl("plan", "--model", moe, "--devices", one_gpu, "--context", "16777216", "--batch", "65536", ok=False)
+    check("hostile: a huge context and batch fail without wrapping around", re.search(r"needs \d+\.\d GiB more on CUDA0", r.stderr) is not None, r.stderr)
+
     # --- safetensors: config.json beside it, or shapes ---
     st_dir = os.path.join(tmp, "hf")
     os.mkdir(st_dir)
