@@ -14,8 +14,6 @@ void log_to_stderr(grey_log_level level, const char* message, void*) {
 }
 }  // namespace
 
-// Writes `text` to `path` through a temporary file in the same directory and a rename, so a reader
-// never sees half a file; an existing file is replaced only when `force` is set.
 void write_new_text_file(const std::string& path, const std::string& text, bool force) {
     namespace fs = std::filesystem;
     std::error_code ec;
