@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -72,7 +73,7 @@ std::vector<Snapshot> list_snapshots(const std::string& state_dir) {
     if (!fs::is_directory(root, ec)) return out;
     for (const auto& entry : fs::directory_iterator(root)) {
         const std::string name = entry.path().filename().string();
-        if (!entry.is_directory() || name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+        if (!entry.is_directory() || name.empty() || !std::all_of(name.begin(), name.end(), [](unsigned char c) { return std::isdigit(c) != 0; })) continue;
         out.push_back(read_manifest(entry.path()));
     }
     std::sort(out.begin(), out.end(), [](const Snapshot& a, const Snapshot& b) { return std::stoull(a.id) < std::stoull(b.id); });
