@@ -1992,6 +1992,171 @@ GREY_API GREY_NODISCARD grey_status grey_kv_gather(grey_kv_cache* cache, uint64_
 /* Fills `out_stats` (set struct_size first). Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_kv_cache_stats_get(const grey_kv_cache* cache, grey_kv_stats* out_stats);
 
+/* ---------------------------------------------------------------------------------------------------
+ * Planner (since 0.2)
+ *
+ * From a model file and a machine to a plan: the device of every tensor (what every token reads on the
+ * fastest device first; routed experts, then the token embedding, go to host memory first when
+ * something must), a quantization format per tensor when the model does not fit otherwise (the whole-
+ * model policy above, critical layers kept), the KV cache's size and precision, a batch, a safety
+ * margin per device, the governor's thermal thresholds, and the memory and bandwidth predicted per
+ * device. The model file's metadata alone is read, never its weights. Deterministic: the same model,
+ * machine and workload give the same plan. docs/plan.md describes the algorithm, plan.yaml's schema and
+ * the devices file's.
+ *
+ * A grey_plan is immutable once made: any number of threads may query it at once.
+ * ------------------------------------------------------------------------------------------------- */
+
+typedef struct grey_plan grey_plan;
+
+typedef enum grey_workload_kind {
+    GREY_WORKLOAD_INFERENCE = 0,      /* a forward pass over whole inputs (an encoder): no KV cache */
+    GREY_WORKLOAD_LLM_INFERENCE = 1,  /* autoregressive decoding with a KV cache of `context` tokens */
+    GREY_WORKLOAD_TRAINING = 2,       /* weights, gradients, Adam state and activations */
+    GREY_WORKLOAD_KIND_FORCE32 = 0x7FFFFFFF
+} grey_workload_kind;
+
+/* "inference", "llm-inference", "training"; NULL for an unknown value. Static storage. Since 0.2. */
+GREY_API const char* grey_workload_kind_name(grey_workload_kind kind);
+
+/* The kind named `name` (as grey_workload_kind_name spells it); GREY_ERROR_INVALID_ARGUMENT listing the
+ * names for any other. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_workload_kind_from_name(const char* name, grey_workload_kind* out_kind);
+
+/* What a tensor does, from its name (GGUF's and the common safetensors families'). Since 0.2. */
+typedef enum grey_tensor_role {
+    GREY_TENSOR_ROLE_OTHER = 0,
+    GREY_TENSOR_ROLE_EMBEDDING = 1,       /* token, position and type embeddings */
+    GREY_TENSOR_ROLE_ATTENTION = 2,       /* Q, K, V and output projections */
+    GREY_TENSOR_ROLE_DENSE_FFN = 3,       /* a dense layer's feed-forward network */
+    GREY_TENSOR_ROLE_MOE_ROUTER = 4,      /* the gate that picks a token's experts */
+    GREY_TENSOR_ROLE_ROUTED_EXPERTS = 5,  /* experts a token uses only when routed to them */
+    GREY_TENSOR_ROLE_SHARED_EXPERTS = 6,  /* experts every token uses */
+    GREY_TENSOR_ROLE_NORM = 7,
+    GREY_TENSOR_ROLE_OUTPUT = 8,          /* the output (language model head) projection */
+    GREY_TENSOR_ROLE_FORCE32 = 0x7FFFFFFF
+} grey_tensor_role;
+
+/* "other", "embedding", "attention", "dense_ffn", "moe_router", "routed_experts", "shared_experts",
+ * "norm", "output"; NULL for an unknown value. Static storage. Since 0.2. */
+GREY_API const char* grey_tensor_role_name(grey_tensor_role role);
+
+/* An input struct. Since 0.2. */
+typedef struct grey_workload {
+    uint32_t struct_size;
+    grey_workload_kind kind;  /* GREY_WORKLOAD_LLM_INFERENCE by default */
+    uint64_t context;         /* tokens per sequence; 0: the model's trained context, at most 4096 (512
+                                 for inference and training) */
+    uint32_t batch;           /* sequences at once; 0: the planner recommends the largest power of two
+                                 (at most 256) that fits */
+    uint32_t tenants;         /* workloads sharing every device equally (each gets 1/tenants of its
+                                 usable memory); 0 means 1 */
+} grey_workload;
+
+#define GREY_WORKLOAD_INIT { (uint32_t)sizeof(grey_workload), GREY_WORKLOAD_LLM_INFERENCE, 0u, 0u, 1u }
+
+/* Plans the model at `model_path` (GGUF or safetensors; a safetensors file's config.json is read from
+ * its folder when there) for `workload` on a machine: the one described by `devices_path` (a devices
+ * file, docs/plan.md) when not NULL, else the devices `context` detects (then `context` is required).
+ * A model that does not fit even at the last step (q4_0 weights, int2 KV) fails with
+ * GREY_ERROR_OUT_OF_MEMORY saying how much is missing on which device ("needs 11.2 GiB more on CUDA0
+ * even with q4_0 weights and int2 KV ..."); an unreadable devices file with GREY_ERROR_CONFIG naming
+ * file and line. `*out_plan` receives the plan; destroy it with grey_plan_destroy. Thread-safe.
+ * Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_plan_create(grey_context* context, const char* model_path,
+                                                     const grey_workload* workload, const char* devices_path,
+                                                     grey_plan** out_plan);
+
+/* Reads a plan written by grey_plan_to_yaml. Every problem (syntax, schema version, a missing, unknown
+ * or mistyped key, a device or figure that does not add up) fails with GREY_ERROR_CONFIG, "FILE:LINE:
+ * KEY: problem" for each. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_plan_load(const char* path, grey_plan** out_plan);
+
+/* NULL-safe. Since 0.2. */
+GREY_API void grey_plan_destroy(grey_plan* plan);
+
+/* The plan as plan.yaml (schema grey-plan/1, docs/plan.md), or as JSON of the same structure, through
+ * the buffer protocol of grey_config_get. grey_plan_load of the YAML gives a plan whose YAML is the
+ * same text. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_plan_to_yaml(const grey_plan* plan, char* buffer, size_t buffer_size,
+                                                      size_t* out_length);
+GREY_API GREY_NODISCARD grey_status grey_plan_to_json(const grey_plan* plan, char* buffer, size_t buffer_size,
+                                                      size_t* out_length);
+
+/* The llama.cpp arguments that run the plan, one per line: -ngl, -ot (entries "REGEX=BUFFER" split on
+ * commas; each tensor takes the buffer of the first entry whose ECMAScript regex std::regex_search
+ * finds in its name), -c and the KV cache types (-ctk, -ctv, with -fa on when V is quantized). The
+ * arguments are checked with grey_plan_check_llama_cpp_overrides before they are returned. A plan
+ * llama.cpp cannot run as planned (int2 KV, weights to quantize first) fails with GREY_ERROR_UNSUPPORTED
+ * saying why. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_plan_llama_cpp_args(const grey_plan* plan, char* buffer, size_t buffer_size,
+                                                             size_t* out_length);
+
+/* Checks an -ot value (`overrides`, as given to llama.cpp) and -ngl `gpu_layers` against the plan with
+ * llama.cpp's rules: every tensor of the plan must land on the device the plan gives it, either by the
+ * first entry that matches it or, when none does, by -ngl. GREY_ERROR_INVALID_ARGUMENT naming the first
+ * tensor that would land elsewhere and the entry that sends it there (a pattern that catches a wrong
+ * tensor), an entry that does not parse or compile, or a buffer the plan has no device for. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_plan_check_llama_cpp_overrides(const grey_plan* plan, const char* overrides,
+                                                                        uint32_t gpu_layers);
+
+/* A plan's totals. An output struct. Since 0.2. */
+typedef struct grey_plan_summary {
+    uint32_t struct_size;
+    grey_workload_kind kind;
+    uint64_t context;
+    uint32_t batch;                 /* as asked, or the recommendation */
+    uint32_t batch_recommended;     /* non-zero when `batch` is the planner's */
+    uint32_t tenants;
+    uint32_t device_count;
+    uint64_t tensor_count;
+    uint32_t kv_quantized;          /* non-zero: the KV cache is in kv_format; zero: f16 (or no cache) */
+    grey_kv_format kv_format;
+    uint64_t kv_bytes;              /* the whole cache: batch sequences of context tokens */
+    uint64_t kv_bytes_per_token;    /* one token of one sequence, every layer */
+    uint64_t weight_bytes_file;     /* the tensors as stored */
+    uint64_t weight_bytes_planned;  /* after the plan's quantization */
+    double predicted_steps_per_s;   /* decode steps per second the devices' bandwidth allows; 0 unknown */
+} grey_plan_summary;
+
+GREY_API GREY_NODISCARD grey_status grey_plan_summary_get(const grey_plan* plan, grey_plan_summary* out_summary);
+
+/* One device of a plan. An output struct. Since 0.2. */
+typedef struct grey_plan_device {
+    uint32_t struct_size;
+    grey_device_type type;
+    char name[GREY_NAME_MAX];         /* llama.cpp's buffer type name: "CUDA0", "CPU" */
+    uint64_t memory_free_bytes;
+    uint64_t budget_bytes;            /* free * (1 - safety_margin) / tenants */
+    uint64_t weight_bytes;
+    uint64_t kv_bytes;
+    uint64_t other_bytes;             /* activations and compute buffers (training: gradients, Adam state) */
+    uint64_t predicted_bytes;         /* weight + kv + other */
+    double safety_margin;
+    double bandwidth_gbps;            /* 0 when unknown */
+    double read_bytes_per_step;       /* predicted bytes read from its memory per decode step */
+    double thermal_target_c;          /* for the governor; 0 for a CPU */
+    double thermal_max_c;
+} grey_plan_device;
+
+GREY_API GREY_NODISCARD grey_status grey_plan_device_get(const grey_plan* plan, uint32_t index,
+                                                         grey_plan_device* out_device);
+
+/* One tensor of a plan, in file order. An output struct. Since 0.2. */
+typedef struct grey_plan_tensor {
+    uint32_t struct_size;
+    grey_tensor_role role;
+    const char* name;        /* owned by the plan, valid until grey_plan_destroy */
+    const char* format;      /* "" when kept as stored, else a grey_quant_params_from_name name; as `name` */
+    int32_t layer;           /* -1 when it belongs to no numbered block */
+    uint32_t device;         /* index for grey_plan_device_get */
+    uint64_t file_bytes;
+    uint64_t planned_bytes;
+} grey_plan_tensor;
+
+GREY_API GREY_NODISCARD grey_status grey_plan_tensor_get(const grey_plan* plan, uint64_t index,
+                                                         grey_plan_tensor* out_tensor);
+
 #ifdef __cplusplus
 } /* extern "C" */
 

@@ -110,6 +110,14 @@ var stringCalls = map[string]func(s []string) error{
 	"grey_governor_emergency_stop": func(s []string) error {
 		return capi.Grey_governor_emergency_stop(capi.SwigcptrGrey_governor(0), s[0])
 	},
+	"grey_workload_kind_from_name": func(s []string) error { return capi.Grey_workload_kind_from_name(s[0], []int{0}) },
+	"grey_plan_create": func(s []string) error {
+		return capi.Grey_plan_create(capi.SwigcptrGrey_context(0), s[0], capi.NewGrey_workload(), s[1], handle())
+	},
+	"grey_plan_load": func(s []string) error { return capi.Grey_plan_load(s[0], handle()) },
+	"grey_plan_check_llama_cpp_overrides": func(s []string) error {
+		return capi.Grey_plan_check_llama_cpp_overrides(capi.SwigcptrGrey_plan(0), s[0], 0)
+	},
 	"grey_proof_verify": func(s []string) error {
 		return capi.Grey_proof_verify(s[0], s[1], s[2], capi.NewGrey_proof_report(), capi.NewGrey_audit_report())
 	},
@@ -129,6 +137,10 @@ var structUses = map[string]structUse{
 	"grey_model_tensor": {func() any { return capi.NewGrey_model_tensor() },
 		func(v any) error {
 			return capi.Grey_model_tensor_get(capi.SwigcptrGrey_model(0), 0, v.(capi.Grey_model_tensor))
+		}},
+	"grey_plan_tensor": {func() any { return capi.NewGrey_plan_tensor() },
+		func(v any) error {
+			return capi.Grey_plan_tensor_get(capi.SwigcptrGrey_plan(0), 0, v.(capi.Grey_plan_tensor))
 		}},
 	"grey_audit_options": {func() any { return capi.NewGrey_audit_options() },
 		func(v any) error { return capi.Grey_audit_open(v.(capi.Grey_audit_options), handle()) }},

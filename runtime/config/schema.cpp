@@ -79,13 +79,17 @@ const std::vector<KeySpec>& table() {
         {"daemon.log_level", ValueType::Choice, 0, 0, {"DEBUG", "INFO", "WARNING", "ERROR"},
          {"INFO"s, "INFO"s, "INFO"s}, "Least severe message the daemon logs."},
         {"safety.dry_run_default", ValueType::Boolean, 0, 0, {}, {true, true, false},
-         "Commands that change device state only report what they would do unless told otherwise."},
+         "Commands that change device state only report what they would do unless told otherwise.",
+         "greyctl apply and rollback"},
         {"safety.rollback_window_s", ValueType::Integer, 0, 604800, {},
-         {int64_t{600}, int64_t{300}, int64_t{120}}, "Seconds during which an enforced change can be rolled back."},
+         {int64_t{600}, int64_t{300}, int64_t{120}}, "Seconds during which an enforced change can be rolled back.",
+         "greyctl apply and rollback"},
         {"safety.backup_before_enforce", ValueType::Boolean, 0, 0, {}, {true, true, true},
-         "Record the previous device settings before changing them."},
+         "Record the previous device settings before changing them.",
+         "greyctl apply and rollback"},
         {"safety.require_explicit_consent", ValueType::Boolean, 0, 0, {}, {true, true, true},
-         "Changing device state needs an explicit confirmation flag."},
+         "Changing device state needs an explicit confirmation flag.",
+         "greyctl apply and rollback"},
     };
     return keys;
 }

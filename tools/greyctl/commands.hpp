@@ -29,6 +29,9 @@ void add_audit_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_proof_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_daemon_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_validate_command(CLI::App& app, const GlobalOptions& global, Runner& run);
+void add_plan_command(CLI::App& app, const GlobalOptions& global, Runner& run);
+// `greyctl apply` and `greyctl rollback`.
+void add_apply_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 // `greyctl help [COMMAND...]` and the hidden `greyctl man` (the manual page the build installs).
 void add_help_command(CLI::App& app, Runner& run);
 
@@ -49,6 +52,10 @@ enum class BackendRequirement { named_must_load, report_only };
 // library's reason; report_only gives a context whose loader report says what happened instead.
 ContextPtr open_context(const GlobalOptions& global, const std::string& backends,
                         BackendRequirement requirement = BackendRequirement::named_must_load);
+
+// Writes `text` to `path` through a temporary file in the same directory and a rename, so a reader
+// never sees half a file; an existing file is replaced only when `force` is set.
+void write_new_text_file(const std::string& path, const std::string& text, bool force);
 
 // Where proof artifacts go: the configuration's daemon.proof_artifact_dir.
 std::string proof_directory(const GlobalOptions& global);

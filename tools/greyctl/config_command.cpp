@@ -23,31 +23,6 @@ std::string profile_file_text(const std::string& profile) {
            read_text([&](char* b, size_t n, size_t* len) { return grey_config_to_yaml(cfg.get(), b, n, len); });
 }
 
-// Writes `text` to `path` through a temporary file in the same directory and a rename, so a reader
-// never sees half a file; an existing file is replaced only when `force` is set.
-void write_new_text_file(const std::string& path, const std::string& text, bool force) {
-    namespace fs = std::filesystem;
-    std::error_code ec;
-    if (!force && fs::symlink_status(path, ec).type() != fs::file_type::not_found)
-        throw ApiError(GREY_ERROR_INVALID_ARGUMENT, "'" + path + "' already exists (give --force to replace it)");
-    const std::string temporary = path + ".tmp." + std::to_string(::getpid());
-    {
-        std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-        out << text;
-        out.close();
-        if (!out) {
-            fs::remove(temporary, ec);
-            throw ApiError(GREY_ERROR_IO, "cannot write '" + temporary + "'");
-        }
-    }
-    fs::rename(temporary, path, ec);
-    if (ec) {
-        std::error_code ignored;
-        fs::remove(temporary, ignored);
-        throw ApiError(GREY_ERROR_IO, "cannot write '" + path + "': " + ec.message());
-    }
-}
-
 std::string value_of(const grey_config* config, const char* key) {
     return read_text([&](char* b, size_t n, size_t* len) { return grey_config_get(config, key, b, n, len); });
 }

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
 
 namespace greyctl {
 namespace {
@@ -10,6 +13,29 @@ void log_to_stderr(grey_log_level level, const char* message, void*) {
     std::fprintf(stderr, "[%s] %s\n", grey_log_level_name(level), message);
 }
 }  // namespace
+
+void write_new_text_file(const std::string& path, const std::string& text, bool force) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!force && fs::symlink_status(path, ec).type() != fs::file_type::not_found)
+        throw ApiError(GREY_ERROR_INVALID_ARGUMENT, "'" + path + "' already exists (give --force to replace it)");
+    const std::string temporary = path + ".tmp." + std::to_string(::getpid());
+    {
+        std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+        out << text;
+        out.close();
+        if (!out) {
+            fs::remove(temporary, ec);
+            throw ApiError(GREY_ERROR_IO, "cannot write '" + temporary + "'");
+        }
+    }
+    fs::rename(temporary, path, ec);
+    if (ec) {
+        std::error_code ignored;
+        fs::remove(temporary, ignored);
+        throw ApiError(GREY_ERROR_IO, "cannot write '" + path + "': " + ec.message());
+    }
+}
 
 ContextPtr open_context(const GlobalOptions& global, const std::string& backends, BackendRequirement requirement) {
     grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;

@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
     greyctl::add_proof_command(app, global, run);
     greyctl::add_daemon_command(app, global, run);
     greyctl::add_validate_command(app, global, run);
+    greyctl::add_plan_command(app, global, run);
+    greyctl::add_apply_command(app, global, run);
     greyctl::add_help_command(app, run);
 
     if (const auto message = greyctl::unknown_command(app, {argv + 1, argv + argc})) {

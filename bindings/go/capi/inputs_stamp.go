@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "1e79df6555550bd0cffb32145ebd9c706db4b00e40ad934642aea20535dc5d57"
+const inputsSHA256 = "986f262265c68fb7d0732a2a871d77a255bbafb4f1d1b706f035909cd6c27cf2"

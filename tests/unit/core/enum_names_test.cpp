@@ -39,6 +39,8 @@ TEST(EnumNames, EveryValueOfEveryEnumHasADistinctName) {
     expect_names(grey_quant_calibration_name, GREY_CALIBRATION_MSE);
     expect_names(grey_audit_durability_name, GREY_AUDIT_DURABILITY_GROUP);
     expect_names(grey_kv_format_name, GREY_KV_FP8_E4M3);
+    expect_names(grey_workload_kind_name, GREY_WORKLOAD_TRAINING);
+    expect_names(grey_tensor_role_name, GREY_TENSOR_ROLE_OUTPUT);
 }
 
 TEST(EnumNames, NamesAreTheWordsReportsUse) {

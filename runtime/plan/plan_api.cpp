@@ -1,0 +1,204 @@
+// The C entry points of "Planner (since 0.2)" in grey.h.
+#include "core/error.hpp"
+#include "plan/llama_cpp_args.hpp"
+#include "plan/plan.hpp"
+#include "plan/plan_yaml.hpp"
+
+#include <cstring>
+#include <memory>
+
+struct grey_plan {
+    grey::plan::Plan plan;
+};
+
+namespace {
+
+constexpr size_t kSummarySize = sizeof(grey_plan_summary);
+constexpr size_t kDeviceSize = sizeof(grey_plan_device);
+constexpr size_t kTensorSize = sizeof(grey_plan_tensor);
+
+const grey::plan::Plan& checked(const grey_plan* plan) {
+    grey::require_non_null(plan, "plan");
+    return plan->plan;
+}
+
+void check_index(uint64_t index, size_t count, const char* what) {
+    if (index >= count)
+        grey::fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + " index " + std::to_string(index) + " is out of range (the plan has " +
+                                                    std::to_string(count) + ")");
+}
+
+grey::plan::Request request_of(const grey_workload& w) {
+    if (w.struct_size < sizeof(grey_workload))
+        grey::fail(GREY_ERROR_INVALID_ARGUMENT, "workload->struct_size is " + std::to_string(w.struct_size) + "; set it with GREY_WORKLOAD_INIT");
+    const int64_t kind = grey::raw_enum(w.kind);
+    if (grey_workload_kind_name(w.kind) == nullptr)
+        grey::fail(GREY_ERROR_INVALID_ARGUMENT, "workload->kind " + std::to_string(kind) + " is not a grey_workload_kind");
+    if (w.context > (uint64_t{1} << 24)) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "workload->context " + std::to_string(w.context) + " is above 16777216 tokens");
+    if (w.batch > 65536) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "workload->batch " + std::to_string(w.batch) + " is above 65536");
+    if (w.tenants > 1024) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "workload->tenants " + std::to_string(w.tenants) + " is above 1024");
+    return {w.kind, w.context, w.batch, w.tenants == 0 ? 1u : w.tenants};
+}
+
+void hand_out(grey::plan::Plan plan, grey_plan** out_plan) {
+    auto handle = std::make_unique<grey_plan>();
+    handle->plan = std::move(plan);
+    *out_plan = handle.release();
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* grey_workload_kind_name(grey_workload_kind kind) {
+    switch (grey::raw_enum(kind)) {
+        case GREY_WORKLOAD_INFERENCE: return "inference";
+        case GREY_WORKLOAD_LLM_INFERENCE: return "llm-inference";
+        case GREY_WORKLOAD_TRAINING: return "training";
+        default: return nullptr;
+    }
+}
+
+grey_status grey_workload_kind_from_name(const char* name, grey_workload_kind* out_kind) {
+    return grey::abi_guard([&] {
+        grey::require_non_null(name, "name");
+        grey::require_non_null(out_kind, "out_kind");
+        for (const auto kind : {GREY_WORKLOAD_INFERENCE, GREY_WORKLOAD_LLM_INFERENCE, GREY_WORKLOAD_TRAINING})
+            if (std::strcmp(name, grey_workload_kind_name(kind)) == 0) {
+                *out_kind = kind;
+                return;
+            }
+        grey::fail(GREY_ERROR_INVALID_ARGUMENT, std::string("'") + name + "' is not a workload kind (inference, llm-inference, training)");
+    });
+}
+
+const char* grey_tensor_role_name(grey_tensor_role role) {
+    switch (grey::raw_enum(role)) {
+        case GREY_TENSOR_ROLE_OTHER: return "other";
+        case GREY_TENSOR_ROLE_EMBEDDING: return "embedding";
+        case GREY_TENSOR_ROLE_ATTENTION: return "attention";
+        case GREY_TENSOR_ROLE_DENSE_FFN: return "dense_ffn";
+        case GREY_TENSOR_ROLE_MOE_ROUTER: return "moe_router";
+        case GREY_TENSOR_ROLE_ROUTED_EXPERTS: return "routed_experts";
+        case GREY_TENSOR_ROLE_SHARED_EXPERTS: return "shared_experts";
+        case GREY_TENSOR_ROLE_NORM: return "norm";
+        case GREY_TENSOR_ROLE_OUTPUT: return "output";
+        default: return nullptr;
+    }
+}
+
+grey_status grey_plan_create(grey_context* context, const char* model_path, const grey_workload* workload, const char* devices_path,
+                             grey_plan** out_plan) {
+    return grey::abi_guard([&] {
+        grey::require_non_null(model_path, "model_path");
+        grey::require_non_null(workload, "workload");
+        grey::require_non_null(out_plan, "out_plan");
+        const auto request = request_of(*workload);
+        if (devices_path == nullptr && context == nullptr)
+            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "give a devices file or a context whose devices are detected");
+        const auto machine = devices_path != nullptr ? grey::plan::read_devices_file(devices_path) : grey::plan::detect_machine(context);
+        const auto model = grey::plan::read_workload_model(model_path);
+        hand_out(grey::plan::make_plan(model, machine, request), out_plan);
+    });
+}
+
+grey_status grey_plan_load(const char* path, grey_plan** out_plan) {
+    return grey::abi_guard([&] {
+        grey::require_non_null(path, "path");
+        grey::require_non_null(out_plan, "out_plan");
+        hand_out(grey::plan::read_plan_yaml(path), out_plan);
+    });
+}
+
+void grey_plan_destroy(grey_plan* plan) { delete plan; }
+
+grey_status grey_plan_to_yaml(const grey_plan* plan, char* buffer, size_t buffer_size, size_t* out_length) {
+    return grey::abi_guard([&] { grey::copy_out_text(grey::plan::plan_to_yaml(checked(plan)), buffer, buffer_size, out_length); });
+}
+
+grey_status grey_plan_to_json(const grey_plan* plan, char* buffer, size_t buffer_size, size_t* out_length) {
+    return grey::abi_guard([&] { grey::copy_out_text(grey::plan::plan_to_json(checked(plan)), buffer, buffer_size, out_length); });
+}
+
+grey_status grey_plan_llama_cpp_args(const grey_plan* plan, char* buffer, size_t buffer_size, size_t* out_length) {
+    return grey::abi_guard([&] {
+        std::string text;
+        for (const auto& arg : grey::plan::llama_cpp_args(checked(plan))) text += arg + "\n";
+        grey::copy_out_text(text, buffer, buffer_size, out_length);
+    });
+}
+
+grey_status grey_plan_check_llama_cpp_overrides(const grey_plan* plan, const char* overrides, uint32_t gpu_layers) {
+    return grey::abi_guard([&] {
+        grey::require_non_null(overrides, "overrides");
+        grey::plan::check_llama_cpp_overrides(checked(plan), overrides, gpu_layers);
+    });
+}
+
+grey_status grey_plan_summary_get(const grey_plan* plan, grey_plan_summary* out_summary) {
+    return grey::abi_guard([&] {
+        const auto& p = checked(plan);
+        grey_plan_summary s{};
+        s.struct_size = sizeof s;
+        s.kind = p.request.kind;
+        s.context = p.request.context;
+        s.batch = p.request.batch;
+        s.batch_recommended = p.batch_recommended ? 1u : 0u;
+        s.tenants = p.request.tenants;
+        s.device_count = static_cast<uint32_t>(p.devices.size());
+        s.tensor_count = p.tensors.size();
+        s.kv_quantized = p.kv_precision == "int8" || p.kv_precision == "int4" || p.kv_precision == "int2";
+        s.kv_format = p.kv_precision == "int2" ? GREY_KV_INT2 : p.kv_precision == "int4" ? GREY_KV_INT4 : GREY_KV_INT8;
+        s.kv_bytes = p.kv_bytes();
+        s.kv_bytes_per_token = p.kv_bytes_per_token;
+        for (size_t i = 0; i < p.tensors.size(); ++i) s.weight_bytes_file += p.tensors[i].bytes, s.weight_bytes_planned += p.placed[i].bytes;
+        s.predicted_steps_per_s = p.predicted_steps_per_s;
+        grey::copy_out_struct(s, out_summary, kSummarySize, "out_summary");
+    });
+}
+
+grey_status grey_plan_device_get(const grey_plan* plan, uint32_t index, grey_plan_device* out_device) {
+    return grey::abi_guard([&] {
+        const auto& p = checked(plan);
+        check_index(index, p.devices.size(), "device");
+        const auto& d = p.devices[index];
+        const auto& u = p.usage[index];
+        grey_plan_device out{};
+        out.struct_size = sizeof out;
+        out.type = d.type;
+        std::memcpy(out.name, d.name.data(), std::min(d.name.size(), sizeof out.name - 1));
+        out.memory_free_bytes = d.memory_free_bytes;
+        out.budget_bytes = u.budget_bytes;
+        out.weight_bytes = u.weight_bytes;
+        out.kv_bytes = u.kv_bytes;
+        out.other_bytes = u.other_bytes;
+        out.predicted_bytes = u.predicted_bytes();
+        out.safety_margin = d.safety_margin;
+        out.bandwidth_gbps = d.bandwidth_gbps;
+        out.read_bytes_per_step = u.read_bytes_per_step;
+        out.thermal_target_c = u.thermal_target_c;
+        out.thermal_max_c = u.thermal_max_c;
+        grey::copy_out_struct(out, out_device, kDeviceSize, "out_device");
+    });
+}
+
+grey_status grey_plan_tensor_get(const grey_plan* plan, uint64_t index, grey_plan_tensor* out_tensor) {
+    return grey::abi_guard([&] {
+        const auto& p = checked(plan);
+        check_index(index, p.tensors.size(), "tensor");
+        const auto& t = p.tensors[index];
+        const auto& pl = p.placed[index];
+        grey_plan_tensor out{};
+        out.struct_size = sizeof out;
+        out.role = t.role;
+        out.name = t.name.c_str();
+        out.format = pl.format.c_str();
+        out.layer = t.layer;
+        out.device = pl.device;
+        out.file_bytes = t.bytes;
+        out.planned_bytes = pl.bytes;
+        grey::copy_out_struct(out, out_tensor, kTensorSize, "out_tensor");
+    });
+}
+
+}  // extern "C"

@@ -1,0 +1,406 @@
+// The planning algorithm (docs/plan.md, "How a plan is made"):
+//  1. Units, in the order they claim memory: the tensors every token reads that belong to no layer
+//     (output, final norm), then each layer's tensors every token reads together with that layer's KV
+//     cache, then each layer's routed experts, then the token embedding (one row read per token).
+//  2. Each unit goes to the first device, fastest first, with room for it; the units every token reads
+//     must land on an accelerator when the machine has one, the others may go to host memory.
+//  3. When something does not fit, the next step of a ladder is tried: the KV cache in int8, then
+//     weights in q8_0, KV in int4, weights in q4_0, KV in int2 (the quantization policy keeps its
+//     critical layers throughout). The first step that fits is the plan; none fitting is an error that
+//     says how much is missing where.
+#include "plan/plan.hpp"
+
+#include "core/error.hpp"
+#include "quant/model_policy.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <numeric>
+#include <optional>
+
+namespace grey::plan {
+
+const std::vector<KvPrecision>& kv_precisions() {
+    // Codes plus an fp32 scale and minimum per group of 32 (runtime/kv's blocks), per element.
+    static const std::vector<KvPrecision> all{{"f16", 2.0}, {"int8", 1.25}, {"int4", 0.75}, {"int2", 0.5}};
+    return all;
+}
+
+uint64_t Plan::kv_bytes() const noexcept {
+    uint64_t total = 0;
+    for (const auto& u : usage) total += u.kv_bytes;
+    return total;
+}
+
+std::string gib_text(uint64_t bytes) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f GiB", static_cast<double>(bytes) / 1073741824.0);
+    return text;
+}
+
+namespace {
+
+// Sizes beyond any machine stand at kHuge, so that a hostile file's figures never wrap around: a unit
+// that large fits nowhere and the plan fails saying so.
+constexpr uint64_t kHuge = uint64_t{1} << 62;
+uint64_t saturate(double bytes) { return bytes >= static_cast<double>(kHuge) || !(bytes >= 0) ? kHuge : static_cast<uint64_t>(bytes); }
+uint64_t add(uint64_t a, uint64_t b) { return std::min(a + std::min(b, kHuge), kHuge); }
+
+struct Level {
+    std::string weights;  // "" or a format name
+    std::string kv;       // a kv_precisions() name, or "none"
+};
+
+std::vector<Level> ladder(grey_workload_kind kind) {
+    if (kind == GREY_WORKLOAD_TRAINING) return {{"", "none"}};
+    if (kind == GREY_WORKLOAD_INFERENCE) return {{"", "none"}, {"q8_0", "none"}, {"q4_0", "none"}};
+    return {{"", "f16"}, {"", "int8"}, {"q8_0", "int8"}, {"q8_0", "int4"}, {"q4_0", "int4"}, {"q4_0", "int2"}};
+}
+
+double kv_element_bytes(const std::string& name) {
+    for (const auto& p : kv_precisions())
+        if (p.name == name) return p.bytes_per_element;
+    return 0;
+}
+
+uint64_t elements_of(const TensorInfo& t) {
+    uint64_t n = 1;
+    for (const uint64_t d : t.shape) n *= d;
+    return n;
+}
+
+// Gradients and Adam's two moments (fp32), plus fp32 master weights for 16-bit tensors.
+uint64_t training_extra(const TensorInfo& t) {
+    const bool half = t.dtype == GREY_DTYPE_F16 || t.dtype == GREY_DTYPE_BF16;
+    return t.bytes + elements_of(t) * (half ? 12 : 8);
+}
+
+struct Unit {
+    std::vector<uint32_t> tensors;
+    int32_t kv_layer = -1;
+    bool hot = true;
+};
+
+std::vector<Unit> make_units(const WorkloadModel& model) {
+    // Maps, not vectors indexed by layer: a name may claim any layer number.
+    std::map<int32_t, Unit> hot_layer;
+    std::map<int32_t, Unit> experts;
+    Unit globals;
+    Unit embeddings;
+    embeddings.hot = false;
+    for (uint32_t l = 0; l < model.arch.layers; ++l) hot_layer[static_cast<int32_t>(l)].kv_layer = static_cast<int32_t>(l);
+    for (uint32_t i = 0; i < model.tensors.size(); ++i) {
+        const auto& t = model.tensors[i];
+        if (t.role == GREY_TENSOR_ROLE_EMBEDDING) embeddings.tensors.push_back(i);
+        else if (t.layer < 0) globals.tensors.push_back(i);
+        else if (t.role == GREY_TENSOR_ROLE_ROUTED_EXPERTS) experts[t.layer].tensors.push_back(i);
+        else hot_layer[t.layer].tensors.push_back(i);
+    }
+    std::vector<Unit> units;
+    if (!globals.tensors.empty()) units.push_back(std::move(globals));
+    for (auto& [layer, u] : hot_layer) units.push_back(std::move(u));
+    for (auto& [layer, u] : experts) {
+        u.hot = false;
+        units.push_back(std::move(u));
+    }
+    if (!embeddings.tensors.empty()) units.push_back(std::move(embeddings));
+    return units;
+}
+
+// Bytes of each tensor in a weight format (the policy decides which tensors it quantizes).
+std::vector<uint64_t> weight_bytes(const WorkloadModel& model, const std::string& format, std::vector<std::string>& formats) {
+    std::vector<uint64_t> bytes(model.tensors.size());
+    formats.assign(model.tensors.size(), "");
+    if (format.empty()) {
+        for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = model.tensors[i].bytes;
+        return bytes;
+    }
+    quant::PolicyOptions options;
+    options.format = format;
+    const quant::ModelPolicy policy(options);
+    std::vector<quant::PolicyTensor> tensors;
+    tensors.reserve(model.tensors.size());
+    for (const auto& t : model.tensors) tensors.push_back({t.name, t.dtype, t.shape});
+    const auto decisions = policy.decide(tensors);
+    for (size_t i = 0; i < bytes.size(); ++i) {
+        const bool smaller = !decisions[i].kept && decisions[i].quantized_bytes < model.tensors[i].bytes;
+        bytes[i] = smaller ? decisions[i].quantized_bytes : model.tensors[i].bytes;
+        if (smaller) formats[i] = decisions[i].format;
+    }
+    return bytes;
+}
+
+// Devices fastest first: accelerators by bandwidth, then the host.
+std::vector<uint32_t> speed_order(const std::vector<Device>& devices) {
+    std::vector<uint32_t> order(devices.size());
+    std::iota(order.begin(), order.end(), 0u);
+    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+        const bool ga = devices[a].type == GREY_DEVICE_GPU, gb = devices[b].type == GREY_DEVICE_GPU;
+        if (ga != gb) return ga;
+        return devices[a].bandwidth_gbps > devices[b].bandwidth_gbps;
+    });
+    return order;
+}
+
+struct Attempt {
+    std::vector<PlacedTensor> placed;
+    std::vector<DeviceUsage> usage;
+    uint64_t hot_missing = 0;
+    uint64_t cold_missing = 0;
+    bool fits() const { return hot_missing == 0 && cold_missing == 0; }
+};
+
+class Planner {
+public:
+    Planner(const WorkloadModel& model, const Machine& machine, const Request& request)
+        : model_(model), machine_(machine), request_(request), units_(make_units(model)), order_(speed_order(machine.devices)) {
+        for (const auto& d : machine.devices) has_gpu_ = has_gpu_ || d.type == GREY_DEVICE_GPU;
+        for (const auto& t : model.tensors)
+            if (t.role == GREY_TENSOR_ROLE_EMBEDDING && t.shape.size() == 2) vocab_ = std::max(vocab_, t.shape[0]);
+    }
+
+    // Activations and compute buffers for `batch` sequences, on the first device.
+    uint64_t other_bytes(uint32_t batch) const {
+        const uint64_t e = model_.arch.embedding;
+        const uint64_t ctx = request_.context;
+        switch (request_.kind) {
+            case GREY_WORKLOAD_TRAINING: {
+                // Korthikanti et al. 2022: s*b*h*(34 + 5*a*s/h) bytes per layer in 16-bit, no recomputation.
+                const double tokens = static_cast<double>(ctx) * batch;
+                const double per_layer = tokens * static_cast<double>(e) *
+                                         (34.0 + 5.0 * model_.arch.heads * static_cast<double>(ctx) / std::max<double>(static_cast<double>(e), 1));
+                return saturate(per_layer * model_.arch.layers + tokens * static_cast<double>(vocab_) * 4);
+            }
+            case GREY_WORKLOAD_INFERENCE:
+                return saturate(static_cast<double>(ctx) * batch * static_cast<double>(16 * e + vocab_) * 4);
+            default: return saturate(std::min(static_cast<double>(ctx) * batch, 512.0) * static_cast<double>(16 * e + vocab_) * 4);
+        }
+    }
+
+    Attempt attempt(const Level& level, uint32_t batch) {
+        Attempt a;
+        std::vector<std::string> formats;
+        const auto& bytes = cached_weight_bytes(level.weights, formats);
+        const double kv_elem = kv_element_bytes(level.kv);
+        const uint64_t per_layer_kv = saturate(
+            std::ceil(kv_elem * model_.arch.kv_heads * (static_cast<double>(model_.arch.key_length) + model_.arch.value_length)) *
+            static_cast<double>(request_.context) * batch);
+        a.placed.resize(model_.tensors.size());
+        a.usage.resize(machine_.devices.size());
+        for (size_t d = 0; d < machine_.devices.size(); ++d) {
+            const Device& dev = machine_.devices[d];
+            a.usage[d].budget_bytes =
+                static_cast<uint64_t>(static_cast<double>(dev.memory_free_bytes) * (1.0 - dev.safety_margin)) / request_.tenants;
+        }
+        a.usage[order_.front()].other_bytes = other_bytes(batch);
+        const auto room = [&](uint32_t d) {
+            const auto& u = a.usage[d];
+            return u.budget_bytes > u.predicted_bytes() ? u.budget_bytes - u.predicted_bytes() : 0;
+        };
+        if (a.usage[order_.front()].other_bytes > a.usage[order_.front()].budget_bytes)
+            a.hot_missing += a.usage[order_.front()].other_bytes - a.usage[order_.front()].budget_bytes;
+        uint64_t hot_unplaced = 0, cold_unplaced = 0, largest_hot = 0, largest_cold = 0;
+        for (const Unit& unit : units_) {
+            uint64_t weights = 0, extra = 0;
+            for (const uint32_t i : unit.tensors) {
+                weights += bytes[i];
+                if (request_.kind == GREY_WORKLOAD_TRAINING) extra += training_extra(model_.tensors[i]);
+            }
+            const uint64_t kv = unit.kv_layer >= 0 && level.kv != "none" ? per_layer_kv : 0;
+            const uint64_t need = add(add(weights, extra), kv);
+            std::optional<uint32_t> chosen;
+            for (const uint32_t d : order_) {
+                if (unit.hot && has_gpu_ && machine_.devices[d].type != GREY_DEVICE_GPU) break;
+                if (room(d) >= need) {
+                    chosen = d;
+                    break;
+                }
+            }
+            // A unit that fits nowhere is left out and counted, so that the error can say how much is missing.
+            if (!chosen) {
+                uint64_t& unplaced = unit.hot && has_gpu_ ? hot_unplaced : cold_unplaced;
+                unplaced = add(unplaced, need);
+                (unit.hot && has_gpu_ ? largest_hot : largest_cold) = std::max(unit.hot && has_gpu_ ? largest_hot : largest_cold, need);
+                continue;
+            }
+            const uint32_t d = *chosen;
+            a.usage[d].weight_bytes += weights;
+            a.usage[d].other_bytes += extra;
+            a.usage[d].kv_bytes += kv;
+            for (const uint32_t i : unit.tensors) a.placed[i] = {d, formats[i], bytes[i]};
+        }
+        // What is missing: the unplaced bytes beyond the room left, or (when only the pieces do not fit)
+        // the largest unit's excess over the largest room.
+        const auto missing = [&](uint64_t unplaced, uint64_t largest, bool gpus_only) -> uint64_t {
+            if (unplaced == 0) return 0;
+            uint64_t free_total = 0, free_largest = 0;
+            for (const uint32_t d : order_) {
+                if (gpus_only && machine_.devices[d].type != GREY_DEVICE_GPU) continue;
+                free_total += room(d);
+                free_largest = std::max(free_largest, room(d));
+            }
+            if (unplaced > free_total) return unplaced - free_total;
+            return largest > free_largest ? largest - free_largest : 1;
+        };
+        a.hot_missing = add(a.hot_missing, missing(hot_unplaced, largest_hot, true));
+        a.cold_missing = add(a.cold_missing, missing(cold_unplaced, largest_cold, false));
+        return a;
+    }
+
+    std::string accelerators() const {
+        std::string names;
+        size_t n = 0;
+        for (const uint32_t d : order_)
+            if (machine_.devices[d].type == GREY_DEVICE_GPU) names += (n++ ? " + " : "") + machine_.devices[d].name;
+        return n > 1 ? names + " together" : names;
+    }
+
+    std::string host() const { return machine_.devices[order_.back()].name; }
+
+    bool has_gpu() const { return has_gpu_; }
+
+private:
+    const std::vector<uint64_t>& cached_weight_bytes(const std::string& format, std::vector<std::string>& formats) {
+        auto it = weight_bytes_.find(format);
+        if (it == weight_bytes_.end()) {
+            std::vector<std::string> f;
+            auto bytes = weight_bytes(model_, format, f);
+            it = weight_bytes_.emplace(format, std::make_pair(std::move(bytes), std::move(f))).first;
+        }
+        formats = it->second.second;
+        return it->second.first;
+    }
+
+    const WorkloadModel& model_;
+    const Machine& machine_;
+    const Request& request_;
+    std::vector<Unit> units_;
+    std::vector<uint32_t> order_;
+    bool has_gpu_ = false;
+    uint64_t vocab_ = 0;
+    std::map<std::string, std::pair<std::vector<uint64_t>, std::vector<std::string>>> weight_bytes_;
+};
+
+std::string level_text(const Level& level, grey_workload_kind kind) {
+    if (kind == GREY_WORKLOAD_TRAINING) return "for training (weights, gradients, Adam state and activations)";
+    std::string text = "even with " + (level.weights.empty() ? std::string("the weights as stored") : level.weights + " weights");
+    if (level.kv != "none") text += " and " + level.kv + " KV";
+    return text;
+}
+
+void check_request(const WorkloadModel& model, const Machine& machine, const Request& request) {
+    if (machine.devices.empty()) fail(GREY_ERROR_INVALID_ARGUMENT, "the machine has no device");
+    if (request.kind == GREY_WORKLOAD_LLM_INFERENCE) {
+        if (!model.arch.causal)
+            fail(GREY_ERROR_INVALID_ARGUMENT, "'" + model.path + "' is an encoder (" + (model.arch.name.empty() ? "no causal attention" : model.arch.name) +
+                                                  ") without a KV cache: plan it as workload inference");
+        if (model.arch.kv_elements_per_token() == 0)
+            fail(GREY_ERROR_INVALID_ARGUMENT, "'" + model.path + "': cannot size the KV cache: neither metadata nor tensor shapes give the "
+                                                                 "layers, KV heads and head size");
+    }
+    if (model.tensors.empty()) fail(GREY_ERROR_INVALID_ARGUMENT, "'" + model.path + "' holds no tensor");
+}
+
+// Bytes read per step from each device, and the steps per second its bandwidth allows.
+void predict_traffic(Plan& plan) {
+    const uint32_t batch = plan.request.batch;
+    const double expert_share =
+        plan.arch.experts > 0 ? std::min(1.0, static_cast<double>(batch) * plan.arch.experts_used / plan.arch.experts) : 1.0;
+    for (size_t i = 0; i < plan.tensors.size(); ++i) {
+        const auto& t = plan.tensors[i];
+        const auto& p = plan.placed[i];
+        double share = 1.0;
+        if (t.role == GREY_TENSOR_ROLE_ROUTED_EXPERTS) share = expert_share;
+        else if (t.role == GREY_TENSOR_ROLE_EMBEDDING && !t.shape.empty() && t.shape[0] > 0)
+            share = std::min(1.0, static_cast<double>(batch) / static_cast<double>(t.shape[0]));
+        plan.usage[p.device].read_bytes_per_step += share * static_cast<double>(p.bytes);
+    }
+    double seconds = 0;
+    for (size_t d = 0; d < plan.devices.size(); ++d) {
+        auto& u = plan.usage[d];
+        u.read_bytes_per_step += static_cast<double>(u.kv_bytes);
+        if (u.read_bytes_per_step == 0) continue;
+        if (plan.devices[d].bandwidth_gbps <= 0) return;  // unknown: no prediction
+        seconds += u.read_bytes_per_step / (plan.devices[d].bandwidth_gbps * 1e9);
+    }
+    plan.predicted_steps_per_s = seconds > 0 ? 1.0 / seconds : 0;
+}
+
+// The governor's thresholds (thermal.target_temp_c, thermal.max_temp_c): the balanced profile's 75 and
+// 83 degrees, lowered to keep 10 and 3 degrees below a GPU's own slowdown temperature.
+void thermal_thresholds(Plan& plan) {
+    for (size_t d = 0; d < plan.devices.size(); ++d) {
+        if (plan.devices[d].type != GREY_DEVICE_GPU) continue;
+        const double slowdown = plan.devices[d].thermal_slowdown_c;
+        plan.usage[d].thermal_target_c = slowdown > 0 ? std::min(75.0, slowdown - 10) : 75.0;
+        plan.usage[d].thermal_max_c = slowdown > 0 ? std::min(83.0, slowdown - 3) : 83.0;
+    }
+}
+
+}  // namespace
+
+Plan make_plan(const WorkloadModel& model, const Machine& machine, const Request& asked) {
+    check_request(model, machine, asked);
+    Request request = asked;
+    request.tenants = std::max(request.tenants, 1u);
+    if (request.context == 0) {
+        const uint64_t cap = request.kind == GREY_WORKLOAD_LLM_INFERENCE ? kDefaultContext : 512;
+        request.context = model.arch.context_trained != 0 ? std::min(model.arch.context_trained, cap) : cap;
+    }
+    const bool recommend = request.batch == 0;
+    Planner planner(model, machine, request);
+    const auto levels = ladder(request.kind);
+    std::optional<Attempt> chosen;
+    size_t chosen_level = 0;
+    Attempt last;
+    for (size_t l = 0; l < levels.size() && !chosen; ++l) {
+        Attempt a = planner.attempt(levels[l], recommend ? 1u : request.batch);
+        if (a.fits()) chosen = std::move(a), chosen_level = l;
+        else last = std::move(a);
+    }
+    if (!chosen) {
+        std::string where;
+        if (last.hot_missing) where = gib_text(last.hot_missing) + " more on " + (planner.has_gpu() ? planner.accelerators() : planner.host());
+        if (last.cold_missing) where += (where.empty() ? "" : " and ") + gib_text(last.cold_missing) + " more on " + planner.host();
+        fail(GREY_ERROR_OUT_OF_MEMORY, "'" + model.path + "' needs " + where + " " + level_text(levels.back(), request.kind) + " (context " +
+                                           std::to_string(request.context) + ", batch " + std::to_string(std::max(request.batch, 1u)) + ", " +
+                                           std::to_string(request.tenants) + (request.tenants == 1 ? " tenant" : " tenants") + ")");
+    }
+    if (recommend) {
+        // The largest power of two of sequences whose KV cache (and activations) fit in the room the
+        // weights leave: a larger batch never pushes a tensor off the device one sequence gives it.
+        uint32_t batch = 1;
+        for (uint32_t b = 2; b <= kMaxRecommendedBatch; b *= 2) {
+            Attempt a = planner.attempt(levels[chosen_level], b);
+            const bool same_places = std::equal(a.placed.begin(), a.placed.end(), chosen->placed.begin(),
+                                                [](const PlacedTensor& x, const PlacedTensor& y) { return x.device == y.device; });
+            if (!a.fits() || !same_places) break;
+            batch = b;
+        }
+        if (batch > 1) chosen = planner.attempt(levels[chosen_level], batch);
+        request.batch = batch;
+    }
+    Plan plan;
+    plan.model_path = model.path;
+    plan.model_format = model.format;
+    plan.arch = model.arch;
+    plan.request = request;
+    plan.batch_recommended = recommend;
+    plan.kv_precision = levels[chosen_level].kv;
+    plan.weight_format = levels[chosen_level].weights;
+    if (std::none_of(chosen->placed.begin(), chosen->placed.end(), [](const PlacedTensor& t) { return !t.format.empty(); }))
+        plan.weight_format.clear();  // the policy found nothing to quantize (a quantized file): as stored
+    if (plan.kv_precision != "none")
+        plan.kv_bytes_per_token = saturate(std::ceil(kv_element_bytes(plan.kv_precision) * static_cast<double>(model.arch.kv_elements_per_token())));
+    plan.devices = machine.devices;
+    plan.usage = std::move(chosen->usage);
+    plan.tensors = model.tensors;
+    plan.placed = std::move(chosen->placed);
+    predict_traffic(plan);
+    thermal_thresholds(plan);
+    return plan;
+}
+
+}  // namespace grey::plan

@@ -1,0 +1,131 @@
+// greyctl plan: from a model file and a machine (detected, or a devices file) to a plan (grey_plan_create):
+// plan.yaml, its JSON form, or the llama.cpp arguments that run it.
+#include "commands.hpp"
+
+#include <cstdio>
+#include <memory>
+#include <vector>
+
+namespace greyctl {
+namespace {
+
+struct PlanDeleter {
+    void operator()(grey_plan* p) const noexcept { grey_plan_destroy(p); }
+};
+using PlanPtr = std::unique_ptr<grey_plan, PlanDeleter>;
+
+struct PlanOptions {
+    std::string workload = "llm-inference";
+    std::string model;
+    std::string plan;  // an existing plan.yaml instead of a model
+    uint64_t context = 0;
+    uint32_t batch = 0;
+    uint32_t tenants = 1;
+    std::string devices;
+    std::string output;
+    bool force = false;
+    bool as_json = false;
+    std::string emit;
+    std::string check_ot;
+    uint32_t ngl = 999;
+};
+
+// An argument as a POSIX shell reads it back.
+std::string shell_word(const std::string& arg) {
+    if (!arg.empty() && arg.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,/:=") == std::string::npos)
+        return arg;
+    std::string quoted = "'";
+    for (const char c : arg) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return quoted + "'";
+}
+
+PlanPtr make_plan(const GlobalOptions& global, const PlanOptions& o) {
+    grey_plan* raw = nullptr;
+    if (!o.plan.empty()) {
+        check(grey_plan_load(o.plan.c_str(), &raw));
+        return PlanPtr(raw);
+    }
+    if (o.model.empty()) throw ApiError(GREY_ERROR_INVALID_ARGUMENT, "give --model FILE (or --plan FILE to read a plan)");
+    grey_workload workload = GREY_WORKLOAD_INIT;
+    check(grey_workload_kind_from_name(o.workload.c_str(), &workload.kind));
+    workload.context = o.context;
+    workload.batch = o.batch;
+    workload.tenants = o.tenants;
+    ContextPtr context;
+    if (o.devices.empty()) context = open_context(global, "");
+    check(grey_plan_create(context.get(), o.model.c_str(), &workload, o.devices.empty() ? nullptr : o.devices.c_str(), &raw));
+    return PlanPtr(raw);
+}
+
+void print_summary(const grey_plan* plan) {
+    grey_plan_summary s{};
+    s.struct_size = sizeof s;
+    check(grey_plan_summary_get(plan, &s));
+    std::printf("%s, context %llu, batch %u%s, %u tenant(s); KV %s, %.1f MiB; weights %.1f MiB as planned (%.1f MiB in the file)\n",
+                grey_workload_kind_name(s.kind), static_cast<unsigned long long>(s.context), s.batch,
+                s.batch_recommended ? " (recommended)" : "", s.tenants, s.kv_quantized ? grey_kv_format_name(s.kv_format) : s.kv_bytes != 0 ? "f16" : "none",
+                static_cast<double>(s.kv_bytes) / 1048576.0, static_cast<double>(s.weight_bytes_planned) / 1048576.0,
+                static_cast<double>(s.weight_bytes_file) / 1048576.0);
+    for (uint32_t d = 0; d < s.device_count; ++d) {
+        grey_plan_device dev{};
+        dev.struct_size = sizeof dev;
+        check(grey_plan_device_get(plan, d, &dev));
+        std::printf("  %-8s predicted %10.1f MiB of %10.1f MiB budget (weights %.1f, KV %.1f, other %.1f), reads %.1f MiB per step\n", dev.name,
+                    static_cast<double>(dev.predicted_bytes) / 1048576.0, static_cast<double>(dev.budget_bytes) / 1048576.0,
+                    static_cast<double>(dev.weight_bytes) / 1048576.0, static_cast<double>(dev.kv_bytes) / 1048576.0,
+                    static_cast<double>(dev.other_bytes) / 1048576.0, dev.read_bytes_per_step / 1048576.0);
+    }
+}
+
+int run_plan(const GlobalOptions& global, const PlanOptions& o) {
+    const PlanPtr plan = make_plan(global, o);
+    if (!o.check_ot.empty()) {
+        check(grey_plan_check_llama_cpp_overrides(plan.get(), o.check_ot.c_str(), o.ngl));
+        std::printf("every tensor lands where the plan puts it\n");
+        return 0;
+    }
+    if (!o.output.empty())
+        write_new_text_file(o.output, read_text([&](char* b, size_t n, size_t* len) { return grey_plan_to_yaml(plan.get(), b, n, len); }), o.force);
+    if (o.emit == "llama-cpp") {
+        const std::string lines = read_text([&](char* b, size_t n, size_t* len) { return grey_plan_llama_cpp_args(plan.get(), b, n, len); });
+        std::string command;
+        for (size_t start = 0, end; start < lines.size(); start = end + 1) {
+            end = lines.find('\n', start);
+            command += (command.empty() ? "" : " ") + shell_word(lines.substr(start, end - start));
+        }
+        std::printf("%s\n", command.c_str());
+    } else if (o.as_json) {
+        std::fputs(read_text([&](char* b, size_t n, size_t* len) { return grey_plan_to_json(plan.get(), b, n, len); }).c_str(), stdout);
+    } else if (!o.output.empty()) {
+        print_summary(plan.get());
+        std::printf("wrote %s\n", o.output.c_str());
+    } else {
+        std::fputs(read_text([&](char* b, size_t n, size_t* len) { return grey_plan_to_yaml(plan.get(), b, n, len); }).c_str(), stdout);
+    }
+    return 0;
+}
+
+}  // namespace
+
+void add_plan_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
+    auto* cmd = app.add_subcommand("plan", "Plan a model on this machine or one a devices file describes: placement, formats, KV, batch");
+    auto options = std::make_shared<PlanOptions>();
+    cmd->add_option("--workload", options->workload, "What the model will do")
+        ->check(CLI::IsMember({"inference", "llm-inference", "training"}))
+        ->capture_default_str();
+    cmd->add_option("--model", options->model, "The GGUF or safetensors file (its metadata alone is read)");
+    cmd->add_option("--plan", options->plan, "Read this plan.yaml instead of planning (for --emit, --check-ot, --json)")->excludes("--model");
+    cmd->add_option("--context", options->context, "Tokens per sequence (default: the model's, at most 4096)");
+    cmd->add_option("--batch", options->batch, "Sequences at once (default: the largest that fits, at most 256)");
+    cmd->add_option("--tenants", options->tenants, "Workloads sharing each device equally")->check(CLI::Range(1u, 1024u))->capture_default_str();
+    cmd->add_option("--devices", options->devices, "A devices file describing the machine (default: the devices detected here)");
+    cmd->add_option("-o,--output", options->output, "Write the plan to this plan.yaml");
+    cmd->add_flag("--force", options->force, "Replace --output if it exists");
+    cmd->add_flag("--json", options->as_json, "Print the plan as JSON");
+    cmd->add_option("--emit", options->emit, "Print the arguments that run the plan in this engine")->check(CLI::IsMember({"llama-cpp"}));
+    cmd->add_option("--check-ot", options->check_ot, "Check an -ot value: does every tensor land where the plan puts it?");
+    cmd->add_option("--ngl", options->ngl, "The -ngl that goes with --check-ot")->capture_default_str();
+    cmd->callback([&run, &global, options] { run = [&global, options] { return run_plan(global, *options); }; });
+}
+
+}  // namespace greyctl
