@@ -65,6 +65,11 @@ _Static_assert(offsetof(grey_backend_vtable, quantize_async) == 288, "grey_backe
 _Static_assert(offsetof(grey_backend_vtable, dequantize_async) == 296, "grey_backend_vtable.dequantize_async moved");
 _Static_assert(offsetof(grey_backend_vtable, host_alloc) == 304, "grey_backend_vtable.host_alloc moved");
 _Static_assert(offsetof(grey_backend_vtable, host_free) == 312, "grey_backend_vtable.host_free moved");
+/* Host services appended in 0.2: the worker pool. */
+_Static_assert(offsetof(grey_backend_host, host_data) == 8, "grey_backend_host.host_data moved");
+_Static_assert(offsetof(grey_backend_host, set_error) == 24, "grey_backend_host.set_error moved");
+_Static_assert(offsetof(grey_backend_host, parallel_for) == 32, "grey_backend_host.parallel_for moved");
+_Static_assert(sizeof(grey_backend_host) == 40, "size of grey_backend_host changed: services are only appended");
 _Static_assert(sizeof(grey_backend_vtable) == 320, "size of grey_backend_vtable changed: slots are only appended");
 #endif
 
