@@ -75,11 +75,9 @@ Place place_of(const Plan& plan, uint64_t e) {
 
 void encode_run(grey_quant_format format, const Coding& c, std::span<const float> x, int8_t* codes, const Kernels& k) {
     if (gc::is_fp8(format)) {
-        const float inv = gc::inverse(c.scale);
-        for (std::size_t i = 0; i < x.size(); ++i) codes[i] = static_cast<int8_t>(gc::f32_to_fp8(x[i] * inv, format));
+        k.encode_fp8(x.data(), x.size(), gc::inverse(c.scale), format, codes);
     } else if (format == GREY_QUANT_NF4) {
-        const float inv = gc::inverse(c.scale);
-        for (std::size_t i = 0; i < x.size(); ++i) codes[i] = static_cast<int8_t>(gc::nf4_code(x[i] * inv));
+        k.encode_nf4(x.data(), x.size(), gc::inverse(c.scale), codes);
     } else {
         k.encode(x.data(), x.size(), encode_spec(format, c), codes);
     }
