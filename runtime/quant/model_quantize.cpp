@@ -4,9 +4,11 @@
 // memory holds the largest tensor and its quantized form, not the model. The pages of the tensors
 // that come next are on their way in from the file meanwhile, so the disk and the device (or the host's
 // quantizer) work at the same time rather than in turn.
+#include "core/context.hpp"
 #include "core/error.hpp"
 #include "model/model_handle.hpp"
 #include "quant/format.hpp"
+#include "quant/host_memory_quantize.hpp"
 #include "quant/model_api_support.hpp"
 #include "quant/model_policy.hpp"
 
@@ -150,13 +152,18 @@ WriterHandle open_writer(const std::string& output, const grey_model* model, con
     return writer;
 }
 
-// Where the tensors are quantized: host memory (no context), or two buffers on a context's device,
-// made once for the largest tensor and reused, so that a model of thousands of tensors does not pay for
-// an allocation and a free per tensor.
+// Where the tensors are quantized: host memory (no context: on the calling thread), the mapped file
+// itself through a context device's backend that takes host memory (the host device: on the context's
+// worker pool), or two buffers on a context's device, made once for the largest tensor and reused, so
+// that a model of thousands of tensors does not pay for an allocation and a free per tensor.
 class Quantizer {
 public:
     Quantizer(const grey_model_quant_options& options, std::span<const Planned> planned) {
         if (options.context == nullptr) return;
+        if (const Backend& backend = *options.context->device(options.device).backend; quantizes_host_memory(backend)) {
+            host_backend_ = &backend;
+            return;
+        }
         uint64_t largest_source = 0, largest_result = 0;
         for (const Planned& p : planned) {
             if (p.decision.kept) continue;
@@ -174,6 +181,10 @@ public:
     grey_quant_report operator()(const grey_model_tensor& t, const grey_quant_params& params, std::vector<unsigned char>& out) const {
         grey_quant_report report{};
         report.struct_size = sizeof report;
+        if (host_backend_ != nullptr) {
+            quantize_host_memory(*host_backend_, t.desc, t.data, t.size_bytes, &params, out.data(), out.size(), &report);
+            return report;
+        }
         if (!source_) {
             check_api(grey_quantize(t.desc, t.data, t.size_bytes, &params, out.data(), out.size(), &report));
             return report;
@@ -185,6 +196,7 @@ public:
     }
 
 private:
+    const Backend* host_backend_ = nullptr;
     BufferHandle source_, destination_;
 };
 
