@@ -59,14 +59,7 @@ grey_quant_params params_of(const Case& c, grey_quant_calibration calibration = 
 using grey::test::desc_of;
 
 // Gaussian weights with a few outliers per row, as trained weights have.
-std::vector<float> gaussian(std::size_t n, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    std::vector<float> v(n);
-    for (auto& x : v) x = normal(rng);
-    for (std::size_t i = 0; i < n; i += 97) v[i] *= 4.0f;
-    return v;
-}
+std::vector<float> gaussian(std::size_t n, uint32_t seed) { return grey::test::normal_values(n, seed, 1.0f, 0, 97, 4.0f); }
 
 grey_quant_report quantize_ok(const grey_tensor_desc& desc, const void* data, uint64_t bytes, const grey_quant_params& params,
                               std::vector<std::byte>& out) {
