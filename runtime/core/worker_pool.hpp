@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -53,8 +54,15 @@ public:
     // (a block that calls run_shared) therefore run inline too, never deadlock.
     template <typename Body>
     void run_shared(size_t n, size_t block, const Body& body) {
-        std::unique_lock owner(shared_, std::try_to_lock);
-        if (owner.owns_lock()) return run(n, block, body);
+        // A flag rather than a mutex: a nested call on the owning thread must see "busy", and trying a
+        // std::mutex the thread already holds is undefined.
+        if (bool idle = false; busy_.compare_exchange_strong(idle, true, std::memory_order_acquire)) {
+            const struct Release {
+                std::atomic<bool>& busy;
+                ~Release() { busy.store(false, std::memory_order_release); }
+            } release{busy_};
+            return run(n, block, body);
+        }
         block = std::max<size_t>(block, 1);
         for (size_t begin = 0; begin < n; begin += block) body(begin, std::min(n, begin + block));
     }
@@ -74,7 +82,7 @@ private:
     void take_blocks();
     void helper_loop(std::stop_token stop);
 
-    std::mutex shared_;  // held by the run_shared caller whose job has the helpers
+    std::atomic<bool> busy_{false};  // a run_shared caller's job has the helpers
     std::mutex mutex_;
     std::condition_variable_any wake_;  // a job was posted, or the pool is stopping
     std::condition_variable idle_;      // a helper left the job

@@ -118,6 +118,20 @@ GREY_AVX2 void decode_table(const uint8_t* codes, std::size_t n, const float* ta
     if (i < n) scalar_kernels().decode_table(codes + i, n - i, table, scale, out + i);
 }
 
+GREY_AVX2 void decode_table16(const uint8_t* codes, std::size_t n, const float* table, float scale, float* out) {
+    const __m256 s = _mm256_set1_ps(scale), low = _mm256_loadu_ps(table), high = _mm256_loadu_ps(table + 8);
+    const __m256i seven = _mm256_set1_epi32(7);
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256i index = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + i)));
+        // Each permute uses the index's low three bits; the fourth picks the half.
+        const __m256 upper = _mm256_castsi256_ps(_mm256_cmpgt_epi32(index, seven));
+        const __m256 v = _mm256_blendv_ps(_mm256_permutevar8x32_ps(low, index), _mm256_permutevar8x32_ps(high, index), upper);
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(v, s));
+    }
+    if (i < n) scalar_kernels().decode_table16(codes + i, n - i, table, scale, out + i);
+}
+
 GREY_AVX2 void f16_to_f32(const uint16_t* in, std::size_t n, float* out) {
     std::size_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -167,7 +181,7 @@ GREY_AVX2 void encode_nf4(const float* x, std::size_t n, float inverse, int8_t* 
     if (i < n) scalar_kernels().encode_nf4(x + i, n - i, inverse, out + i);
 }
 
-constexpr Kernels kAvx2{"avx2", absmax, minmax, encode, decode, decode_table, f16_to_f32, encode_fp8, encode_nf4};
+constexpr Kernels kAvx2{"avx2", absmax, minmax, encode, decode, decode_table, decode_table16, f16_to_f32, encode_fp8, encode_nf4};
 
 }  // namespace
 

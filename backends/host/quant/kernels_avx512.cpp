@@ -101,6 +101,15 @@ GREY_AVX512 void decode_table(const uint8_t* codes, std::size_t n, const float* 
     }
 }
 
+GREY_AVX512 void decode_table16(const uint8_t* codes, std::size_t n, const float* table, float scale, float* out) {
+    const __m512 s = _mm512_set1_ps(scale), levels = _mm512_loadu_ps(table);
+    for (std::size_t i = 0; i < n; i += 16) {
+        const __mmask16 k = lanes(i, n);
+        const __m512i index = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, codes + i));
+        _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(_mm512_permutexvar_ps(index, levels), s));
+    }
+}
+
 GREY_AVX512 void f16_to_f32(const uint16_t* in, std::size_t n, float* out) {
     for (std::size_t i = 0; i < n; i += 16) {
         const __mmask16 k = lanes(i, n);
@@ -146,7 +155,7 @@ GREY_AVX512 void encode_nf4(const float* x, std::size_t n, float inverse, int8_t
     }
 }
 
-constexpr Kernels kAvx512{"avx512", absmax, minmax, encode, decode, decode_table, f16_to_f32, encode_fp8, encode_nf4};
+constexpr Kernels kAvx512{"avx512", absmax, minmax, encode, decode, decode_table, decode_table16, f16_to_f32, encode_fp8, encode_nf4};
 
 }  // namespace
 

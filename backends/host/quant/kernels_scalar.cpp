@@ -59,7 +59,7 @@ void encode_nf4(const float* x, std::size_t n, float inverse, int8_t* out) {
     for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<int8_t>(grey::common::nf4_code(x[i] * inverse));
 }
 
-constexpr Kernels kScalar{"scalar", absmax, minmax, encode, decode, decode_table, f16_to_f32, encode_fp8, encode_nf4};
+constexpr Kernels kScalar{"scalar", absmax, minmax, encode, decode, decode_table, decode_table, f16_to_f32, encode_fp8, encode_nf4};
 
 }  // namespace
 

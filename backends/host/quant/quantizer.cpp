@@ -36,15 +36,6 @@ const std::array<float, 256>& fp8_values(grey_quant_format f) {
     return f == GREY_QUANT_FP8_E4M3 ? e4m3 : e5m2;
 }
 
-const std::array<float, 256>& nf4_values() {
-    static const std::array<float, 256> table = [] {
-        std::array<float, 256> t{};
-        std::copy(std::begin(gc::kNf4Levels), std::end(gc::kNf4Levels), t.begin());
-        return t;
-    }();
-    return table;
-}
-
 // Where run r lies: its elements, and for the planar 4-bit formats its first code byte. Without rows run
 // r is elements r * run_length on; with rows (common/quant_layout.h) group g of row `row`, the row's
 // last group holding what is left of it, every row's codes starting on a byte.
@@ -88,7 +79,7 @@ void decode_run(grey_quant_format format, const Coding& c, const int8_t* codes, 
     if (gc::is_fp8(format))
         k.decode_table(unsigned_codes, y.size(), fp8_values(format).data(), c.scale, y.data());
     else if (format == GREY_QUANT_NF4)
-        k.decode_table(unsigned_codes, y.size(), nf4_values().data(), c.scale, y.data());
+        k.decode_table16(unsigned_codes, y.size(), gc::kNf4Levels, c.scale, y.data());
     else
         k.decode(codes, y.size(), decode_spec(c), y.data());
 }

@@ -169,6 +169,15 @@ TEST_P(KernelPaths, TableDecodeAndWideningGiveTheScalarBits) {
             vector().decode_table(codes.data() + begin, n, table.data(), scale, b.data());
             ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << "decode_table of " << n << " from " << begin;
         });
+    std::vector<uint8_t> nibbles(256 + 41);
+    for (std::size_t i = 0; i < nibbles.size(); ++i) nibbles[i] = static_cast<uint8_t>((i * 7) % 16);
+    for (const float scale : {1.0f, 0.037f, 3e-39f})
+        for_ranges(nibbles.size(), [&](std::size_t begin, std::size_t n) {
+            std::vector<float> a(n + 1, -2.0f), b(n + 1, -2.0f);
+            scalar().decode_table16(nibbles.data() + begin, n, gc::kNf4Levels, scale, a.data());
+            vector().decode_table16(nibbles.data() + begin, n, gc::kNf4Levels, scale, b.data());
+            ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << "decode_table16 of " << n << " from " << begin;
+        });
     std::vector<uint16_t> halves(65536 + 13);
     for (std::size_t h = 0; h < halves.size(); ++h) halves[h] = static_cast<uint16_t>(h);
     for_ranges(halves.size(), [&](std::size_t begin, std::size_t n) {
