@@ -39,6 +39,24 @@ inline Fp8Encoding fp8_encoding(int format) {
             static_cast<int32_t>(t.nan_code)};
 }
 
+// fp8 decoding on the bits: a normal code's exponent and mantissa shift into float32's places and the
+// exponent is rebased; a subnormal is its mantissa times the smallest step; e5m2's infinity keeps its
+// sign; NaN codes give the quiet NaN 0x7FC00000 (fp8_to_f32's); the sign bit is put back last.
+struct Fp8Decoding {
+    int shift;               // mantissa bits float32 has beyond fp8's
+    int32_t rebias;          // (127 - fp8 bias) << 23
+    float subnormal_step;    // 2^(1 - bias - mantissa bits)
+    int32_t infinity_code;   // e5m2's magnitude 0x7C; 0x100 (never) for e4m3
+    int32_t first_nan_code;  // magnitudes from here on are NaN
+};
+
+inline Fp8Decoding fp8_decoding(int format) {
+    const grey::common::Fp8Traits t = grey::common::fp8_traits(format);
+    const bool e4m3 = format == GREY_QUANT_FP8_E4M3;
+    return {23 - t.mantissa_bits, (127 - t.exponent_bias) << 23, std::ldexp(1.0f, 1 - t.exponent_bias - t.mantissa_bits),
+            e4m3 ? 0x100 : 0x7C, e4m3 ? 0x7F : 0x7D};
+}
+
 // The 15 decision points between neighbouring NF4 levels, as nf4_code compares with them.
 struct Nf4Midpoints {
     std::array<float, 15> values;

@@ -77,7 +77,7 @@ void encode_run(grey_quant_format format, const Coding& c, std::span<const float
 void decode_run(grey_quant_format format, const Coding& c, const int8_t* codes, std::span<float> y, const Kernels& k) {
     const auto* unsigned_codes = reinterpret_cast<const uint8_t*>(codes);
     if (gc::is_fp8(format))
-        k.decode_table(unsigned_codes, y.size(), fp8_values(format).data(), c.scale, y.data());
+        k.decode_fp8(unsigned_codes, y.size(), fp8_values(format).data(), format, c.scale, y.data());
     else if (format == GREY_QUANT_NF4)
         k.decode_table16(unsigned_codes, y.size(), gc::kNf4Levels, c.scale, y.data());
     else

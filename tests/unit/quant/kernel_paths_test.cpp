@@ -169,6 +169,19 @@ TEST_P(KernelPaths, TableDecodeAndWideningGiveTheScalarBits) {
             vector().decode_table(codes.data() + begin, n, table.data(), scale, b.data());
             ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << "decode_table of " << n << " from " << begin;
         });
+    for (const int format : {GREY_QUANT_FP8_E4M3, GREY_QUANT_FP8_E5M2}) {
+        std::vector<float> values(256);
+        for (uint32_t c = 0; c < 256; ++c) values[c] = gc::fp8_to_f32(c, format);
+        for (const float scale : {1.0f, 0.125f, 3e-39f, 0.0f, -2.5f})
+            for_ranges(codes.size(), [&](std::size_t begin, std::size_t n) {
+                std::vector<float> a(n + 1, -2.0f), b(n + 1, -2.0f);
+                scalar().decode_fp8(codes.data() + begin, n, values.data(), format, scale, a.data());
+                vector().decode_fp8(codes.data() + begin, n, values.data(), format, scale, b.data());
+                for (std::size_t i = 0; i <= n; ++i)
+                    ASSERT_EQ(bits_of(a[i]), bits_of(b[i])) << (format == GREY_QUANT_FP8_E4M3 ? "e4m3" : "e5m2") << " code "
+                                                            << (i < n ? int{codes[begin + i]} : -1) << ", scale " << scale;
+            });
+    }
     std::vector<uint8_t> nibbles(256 + 41);
     for (std::size_t i = 0; i < nibbles.size(); ++i) nibbles[i] = static_cast<uint8_t>((i * 7) % 16);
     for (const float scale : {1.0f, 0.037f, 3e-39f})
