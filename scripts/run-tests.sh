@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Everything `make test` runs: the CTest suite under the default and asan presets, the governor tests
+# Everything `make test` runs: the CTest suite under the default and asan presets, the governor tests,
 # the stream and the host worker pool tests under tsan, a short run of every libFuzzer target (clang), the two CMake consumer samples (installed
 # and vendored), the language bindings when they exist, then the documentation's examples.
 set -euo pipefail

@@ -408,23 +408,27 @@ void quantize(const Plan& plan, std::span<const float> x, std::span<std::byte> o
         }
     }
 
+    // Codes are made a piece at a time in a buffer on the stack: a chunk allocates nothing (thousands of
+    // chunks would otherwise each allocate and free, which sanitizers' quarantines hold on to).
+    constexpr uint64_t kCodePiece = 4096;  // even, and whole ggml blocks
+    const auto encode_range = [&](uint64_t r, const Run& at, uint64_t begin, uint64_t end) {
+        std::array<int8_t, kCodePiece> codes;
+        for (uint64_t o = begin; o < end; o += kCodePiece)
+            encode_piece(plan, codings[r % plan.param_count], x, r, at, o, std::min(kCodePiece, end - o), codes.data(), out, k);
+    };
     const uint64_t runs = grey_quant_layout_runs(&plan), piece = parallel.chunk_elements();
     if (plan.run_length <= piece) {  // whole runs to a chunk
         parallel.for_chunks(runs, std::max<uint64_t>(1, piece / plan.run_length), [&](uint64_t r0, uint64_t r1) {
-            std::vector<int8_t> codes(plan.run_length);
             for (uint64_t r = r0; r < r1; ++r) {
                 const Run at = run_at(plan, r);
-                encode_piece(plan, codings[r % plan.param_count], x, r, at, 0, at.length, codes.data(), out, k);
+                encode_range(r, at, 0, at.length);
             }
         });
         return;
     }
     for (uint64_t r = 0; r < runs; ++r) {  // long runs (per row or per tensor): pieces of one run at a time
         const Run at = run_at(plan, r);
-        parallel.for_chunks(at.length, piece, [&](uint64_t begin, uint64_t end) {
-            std::vector<int8_t> codes(end - begin);
-            encode_piece(plan, codings[r % plan.param_count], x, r, at, begin, end - begin, codes.data(), out, k);
-        });
+        parallel.for_chunks(at.length, piece, [&](uint64_t begin, uint64_t end) { encode_range(r, at, begin, end); });
     }
 }
 
@@ -432,14 +436,14 @@ void dequantize_range(const Plan& plan, std::span<const std::byte> in, uint64_t 
     // Codes are unpacked a piece at a time (never more than a run: one parameter set decodes a piece),
     // so that the scratch memory is fixed whatever the run's length. Even, as 4-bit codes come in pairs.
     constexpr uint64_t kPiece = 4096;
-    std::vector<int8_t> codes(static_cast<std::size_t>(std::min(kPiece, plan.run_length)));
+    std::array<int8_t, kPiece> codes;  // on the stack: a chunk of a parallel decode allocates nothing
     const uint64_t end = first + out.size();
     const bool rows = grey_quant_layout_has_rows(&plan);
     for (uint64_t e = first; e < end;) {
         const Place place = place_of(plan, e);
         const uint64_t r = place.run;
         const uint64_t run_length = rows ? run_at(plan, r).length : plan.run_length;
-        const uint64_t n = std::min({run_length - place.offset, end - e, uint64_t{codes.size()}});
+        const uint64_t n = std::min({run_length - place.offset, end - e, kPiece});
         switch (plan.format) {
             case GREY_QUANT_INT8: case GREY_QUANT_INT8_TOKEN: case GREY_QUANT_FP8_E4M3: case GREY_QUANT_FP8_E5M2:
                 std::memcpy(codes.data(), in.data() + e, n);
