@@ -1,14 +1,19 @@
-// Host quantization throughput per format, scalar and AVX2 kernels, beside memcpy of the same input in
-// the same run (a ratio measured side by side, docs/architecture.md). Bytes moved = bytes read + bytes written.
+// Host quantization throughput per format: the scalar, AVX2 and AVX-512 kernels on one thread, and the
+// best kernels on every core through a context's worker pool (host.threads 0), beside memcpy of the same
+// input on one thread and on every core of the same pool, in the same run (a ratio measured side by
+// side, docs/architecture.md). Bytes moved = bytes read + bytes written.
 //   cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DGREY_BUILD_BENCH=ON -DGREY_BUILD_TESTS=OFF
 //   cmake --build build/bench --target grey_quant_bench && build/bench/bin/grey_quant_bench
+#include "core/context.hpp"
 #include "host/quant/kernels.hpp"
 #include "host/quant/quantizer.hpp"
 #include "quant/format.hpp"
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -38,29 +43,53 @@ grey_quant_layout plan_for(const char* name) {
     return grey::quant::make_layout(std::vector<uint64_t>{kRows, kCols}, p);
 }
 
-const hq::Kernels& kernels_for(bool avx2) { return avx2 ? *hq::avx2_kernels() : hq::scalar_kernels(); }
+// The kernels of a path, nullptr where this CPU lacks it.
+const hq::Kernels* kernels_for(const std::string& path) {
+    if (path == "scalar") return &hq::scalar_kernels();
+    if (path == "avx2") return hq::avx2_kernels();
+    if (path == "avx512") return hq::avx512_kernels();
+    return &hq::best_kernels();  // "all-cores": the best path on the context's pool
+}
 
-void quantize(benchmark::State& state, const char* f, bool avx2) {
-    if (avx2 && hq::avx2_kernels() == nullptr) return state.SkipWithError("no AVX2 on this CPU");
+// A context with the default host.threads (every usable core): its pool runs the all-core cases.
+grey_context& context() {
+    static const std::unique_ptr<grey_context, void (*)(grey_context*)> c = [] {
+        grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
+        options.backends = "host";
+        grey_context* raw = nullptr;
+        if (grey_context_create(&options, &raw) != GREY_OK) throw std::runtime_error(grey_last_error());
+        return std::unique_ptr<grey_context, void (*)(grey_context*)>(raw, grey_context_destroy);
+    }();
+    return *c;
+}
+
+hq::Parallel parallel_for(const std::string& path) { return path == "all-cores" ? hq::Parallel(&context().host_services) : hq::Parallel(); }
+
+void quantize(benchmark::State& state, const char* f, const std::string& path) {
+    const hq::Kernels* kernels = kernels_for(path);
+    if (kernels == nullptr) return state.SkipWithError(("no " + path + " on this CPU").c_str());
+    const auto parallel = parallel_for(path);
     const auto plan = plan_for(f);
     const auto& x = weights();
     std::vector<std::byte> out(plan.bytes);
     for (auto _ : state) {
-        hq::quantize(plan, x, out, kernels_for(avx2));
+        hq::quantize(plan, x, out, *kernels, parallel);
         benchmark::DoNotOptimize(out.data());
     }
     state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (x.size() * 4 + plan.bytes)));
 }
 
-void dequantize(benchmark::State& state, const char* f, bool avx2) {
-    if (avx2 && hq::avx2_kernels() == nullptr) return state.SkipWithError("no AVX2 on this CPU");
+void dequantize(benchmark::State& state, const char* f, const std::string& path) {
+    const hq::Kernels* kernels = kernels_for(path);
+    if (kernels == nullptr) return state.SkipWithError(("no " + path + " on this CPU").c_str());
+    const auto parallel = parallel_for(path);
     const auto plan = plan_for(f);
     const auto& x = weights();
     std::vector<std::byte> q(plan.bytes);
     hq::quantize(plan, x, q, hq::scalar_kernels());
     std::vector<float> y(x.size());
     for (auto _ : state) {
-        hq::dequantize(plan, q, y, kernels_for(avx2));
+        hq::dequantize(plan, q, y, *kernels, parallel);
         benchmark::DoNotOptimize(y.data());
     }
     state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (x.size() * 4 + plan.bytes)));
@@ -125,17 +154,31 @@ void memcpy_baseline(benchmark::State& state) {
     state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * x.size() * 4 * 2));
 }
 
+// memcpy on every core: the same copy in 256 KiB pieces shared out over the context's pool, the bound
+// the all-core quantizers are compared with.
+void memcpy_all_cores(benchmark::State& state) {
+    const auto& x = weights();
+    std::vector<float> y(x.size());
+    constexpr size_t kPiece = 64 * 1024;  // floats
+    for (auto _ : state) {
+        context().workers->run(x.size(), kPiece, [&](size_t begin, size_t end) { std::memcpy(y.data() + begin, x.data() + begin, (end - begin) * 4); });
+        benchmark::DoNotOptimize(y.data());
+    }
+    state.counters["threads"] = static_cast<double>(context().workers->threads());
+    state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * x.size() * 4 * 2));
+}
+
 const int kRegistered = [] {
     benchmark::RegisterBenchmark("memcpy/64MiB", memcpy_baseline)->Unit(benchmark::kMillisecond)->UseRealTime();
+    benchmark::RegisterBenchmark("memcpy/64MiB/all-cores", memcpy_all_cores)->Unit(benchmark::kMillisecond)->UseRealTime();
     for (uint32_t i = 0; i < grey_quant_name_count(); ++i)
-        for (const bool avx2 : {false, true}) {
+        for (const std::string path : {"scalar", "avx2", "avx512", "all-cores"}) {
             const char* f = grey_quant_name_at(i);  // static storage
-            const std::string path = avx2 ? "/avx2" : "/scalar";
-            benchmark::RegisterBenchmark(("quantize/" + std::string(f) + path).c_str(),
-                                         [f, avx2](benchmark::State& s) { quantize(s, f, avx2); })
+            benchmark::RegisterBenchmark(("quantize/" + std::string(f) + "/" + path).c_str(),
+                                         [f, path](benchmark::State& s) { quantize(s, f, path); })
                 ->Unit(benchmark::kMillisecond)->UseRealTime();
-            benchmark::RegisterBenchmark(("dequantize/" + std::string(f) + path).c_str(),
-                                         [f, avx2](benchmark::State& s) { dequantize(s, f, avx2); })
+            benchmark::RegisterBenchmark(("dequantize/" + std::string(f) + "/" + path).c_str(),
+                                         [f, path](benchmark::State& s) { dequantize(s, f, path); })
                 ->Unit(benchmark::kMillisecond)->UseRealTime();
         }
     for (uint32_t i = 0; i < grey_quant_name_count(); ++i) {

@@ -15,7 +15,7 @@
  *  - Every slot returns grey_status. On failure it reports detail through host->set_error on the
  *    calling thread before returning; the message becomes grey_last_error().
  *  - A backend never calls back up into the runtime's capabilities; the host services below (logging,
- *    error text, field reasons) are the only calls it makes into libgrey. No C++ exception ever crosses
+ *    error text, the worker pool, field reasons) are the only calls it makes into libgrey. No C++ exception ever crosses
  *    a slot: a C++ backend catches everything and reports a status and set_error.
  *  - A backend includes this header, grey.h and the neutral layer common/ (numeric conversions,
  *    checksum, quantization rules and layout), never a runtime header, and compiles no runtime source
@@ -52,6 +52,17 @@ typedef struct grey_backend_host {
     void (*log)(void* host_data, grey_log_level level, const char* message);
     /* Sets the calling thread's grey_last_error() text; call before returning a non-OK status. */
     void (*set_error)(void* host_data, const char* message);
+    /* Since 0.2; present when struct_size covers it, and may be NULL (then run the work yourself). Runs
+     * chunk(chunk_data, begin, end) for consecutive chunks of `chunk_items` items covering [0, items)
+     * on the context's worker pool (its size is the configuration key host.threads), the calling thread
+     * among the workers, and returns when every chunk has run: GREY_OK, or the first non-OK status a
+     * chunk returned, after which chunks not yet started are skipped (chunks are started in order, so
+     * every chunk before a failed one runs). Chunks run concurrently and in any order; their outcome
+     * must not depend on which thread runs them. A chunk must not call set_error (it would set a worker
+     * thread's text): keep the detail and report it from the calling thread. Calls from several
+     * threads, and from inside a chunk, are allowed (one of them runs on the calling thread alone). */
+    grey_status (*parallel_for)(void* host_data, uint64_t items, uint64_t chunk_items,
+                                grey_status (*chunk)(void* chunk_data, uint64_t begin, uint64_t end), void* chunk_data);
 } grey_backend_host;
 
 /* Collects the reason a spec or telemetry field is not GREY_FIELD_OK, one call per such field. */

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Everything `make test` runs: the CTest suite under the default and asan presets, the governor tests
-# and the stream tests under tsan, a short run of every libFuzzer target (clang), the two CMake consumer samples (installed
+# Everything `make test` runs: the CTest suite under the default and asan presets, the governor tests,
+# the stream and the host worker pool tests under tsan, a short run of every libFuzzer target (clang), the two CMake consumer samples (installed
 # and vendored), the language bindings when they exist, then the documentation's examples.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,9 +18,9 @@ for preset in default asan; do
   ctest --preset "$preset" -j "$jobs"
 done
 
-# The governor, the scheduler and the streams once more under ThreadSanitizer (only their test binaries
+# The governor, the scheduler, the streams and the host worker pool once more under ThreadSanitizer (only their test binaries
 # are built).
-echo "== configure + build (tsan: governor, scheduler, stream and KV cache tests)"
+echo "== configure + build (tsan: governor, scheduler, stream, KV cache and host worker pool tests)"
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j "$jobs"
 echo "== ctest (tsan)"

@@ -239,32 +239,36 @@ const grey_quant_layout& layout_of(const grey_backend_quant_job& job) {
 // fixed amount of memory whatever the tensor's size; the sums run in the order they would over the whole
 // tensor, so the result is the same.
 grey::common::ErrorSums measure(const grey_quant_layout& layout, std::span<const float> reference, std::span<const std::byte> quantized,
-                                const quant::Kernels& kernels) {
+                                const quant::Kernels& kernels, const quant::Parallel& parallel) {
     constexpr uint64_t kSlice = uint64_t{1} << 20;  // elements: a multiple of every block and group size
     std::vector<float> decoded(static_cast<std::size_t>(std::min(layout.elements, kSlice)));
     grey::common::ErrorSums sums;
     for (uint64_t first = 0; first < layout.elements; first += kSlice) {
         const std::span<float> slice(decoded.data(), static_cast<std::size_t>(std::min(kSlice, layout.elements - first)));
-        quant::dequantize_range(layout, quantized, first, slice, kernels);
+        parallel.for_chunks(slice.size(), parallel.chunk_elements(), [&](uint64_t begin, uint64_t end) {
+            quant::dequantize_range(layout, quantized, first + begin, slice.subspan(begin, end - begin), kernels);
+        });
         sums.add(reference.data() + first, slice.data(), slice.size());
     }
     return sums;
 }
 
 // The host reference of the quantization slots, on host buffers and host memory alike: the route of
-// grey_quantize and grey_dequantize too.
+// grey_quantize and grey_dequantize too. The work is shared out over the host's worker pool when it
+// offers one (a context's), with the same bits as on one thread.
 grey_status host_quantize(void* state, const grey_backend_quant_job* job) {
     return guard_quant(state, "quantizing", [&] {
         const auto& kernels = quant::best_kernels();
+        const quant::Parallel parallel(state_of(state).host);
         const grey_quant_layout& layout = layout_of(*job);
         // F32 input is read where it lies (often a mapped model file): no copy of the tensor.
         std::vector<float> converted;
-        const auto values = quant::as_f32(job->plain_dtype, bytes_of(job->plain), layout.elements, kernels, converted);
+        const auto values = quant::as_f32(job->plain_dtype, bytes_of(job->plain), layout.elements, kernels, converted, parallel);
         const auto out = bytes_of(job->quantized).first(static_cast<std::size_t>(layout.bytes));
-        quant::quantize(layout, values, out, kernels);
+        quant::quantize(layout, values, out, kernels, parallel);
         if (job->error == nullptr) return;
         // Measured here, where the reference already is in float32.
-        const auto sums = measure(layout, values, out, kernels);
+        const auto sums = measure(layout, values, out, kernels, parallel);
         job->error->elements = sums.elements;
         job->error->sum_squared_signal = sums.sum_squared_signal;
         job->error->sum_squared_error = sums.sum_squared_error;
@@ -275,10 +279,19 @@ grey_status host_quantize(void* state, const grey_backend_quant_job* job) {
 grey_status host_dequantize(void* state, const grey_backend_quant_job* job) {
     return guard_quant(state, "dequantizing", [&] {
         const auto& kernels = quant::best_kernels();
+        const quant::Parallel parallel(state_of(state).host);
         const grey_quant_layout& layout = layout_of(*job);
+        const auto quantized = bytes_of(job->quantized).first(static_cast<std::size_t>(layout.bytes));
+        const auto plain = bytes_of(job->plain);
+        if (job->plain_dtype == GREY_DTYPE_F32 && reinterpret_cast<uintptr_t>(plain.data()) % alignof(float) == 0) {
+            // Straight into the destination: no float32 copy of the tensor to fill and convert.
+            quant::dequantize(layout, quantized, {reinterpret_cast<float*>(plain.data()), static_cast<std::size_t>(layout.elements)}, kernels,
+                              parallel);
+            return;
+        }
         std::vector<float> values(layout.elements);
-        quant::dequantize(layout, bytes_of(job->quantized).first(static_cast<std::size_t>(layout.bytes)), values, kernels);
-        quant::from_f32(values, job->plain_dtype, bytes_of(job->plain));
+        quant::dequantize(layout, quantized, values, kernels, parallel);
+        quant::from_f32(values, job->plain_dtype, plain, parallel);
     });
 }
 

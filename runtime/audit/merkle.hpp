@@ -3,7 +3,7 @@
 #pragma once
 
 #include "audit/crypto.hpp"
-#include "audit/worker_pool.hpp"
+#include "core/worker_pool.hpp"
 
 #include <cstdint>
 #include <span>

@@ -1,7 +1,7 @@
 #include "audit/verifier.hpp"
 
 #include "audit/merkle.hpp"
-#include "audit/worker_pool.hpp"
+#include "core/worker_pool.hpp"
 #include "core/error.hpp"
 
 #include <algorithm>

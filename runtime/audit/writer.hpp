@@ -9,7 +9,7 @@
 #include "audit/record_batch.hpp"
 #include "audit/record_format.hpp"
 #include "audit/secure_file.hpp"
-#include "audit/worker_pool.hpp"
+#include "core/worker_pool.hpp"
 #include "audit/writer_key_file.hpp"
 
 #include <chrono>

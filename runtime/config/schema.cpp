@@ -67,6 +67,11 @@ const std::vector<KeySpec>& table() {
         {"scheduling.preemption_allowed", ValueType::Boolean, 0, 0, {}, {false, false, true},
          "Whether higher-priority work may preempt running work.",
          "the governor (grey_governor_configure)"},
+        {"host.threads", ValueType::Integer, 0, 4096, {}, {int64_t{0}, int64_t{0}, int64_t{0}},
+         "Threads that host quantization and dequantization share out over, the calling thread's included; "
+         "0 means one per core the process may run on (its CPU affinity mask). Read when a context is "
+         "created. The results are the same bits whatever the count.",
+         "the context's worker pool (grey_context_create)"},
         {"daemon.port", ValueType::Integer, 1, 65535, {}, {int64_t{8090}, int64_t{8090}, int64_t{8090}},
          "TCP port of greyctl daemon (loopback only unless configured otherwise).",
          "greyd (greyctl daemon)"},

@@ -10,11 +10,34 @@
 #include <cstdlib>
 #include <algorithm>
 #include <cstring>
+#include <new>
 
 namespace {
 
 void host_log(void* host_data, grey_log_level level, const char* message) {
-    static_cast<const grey::Logger*>(host_data)->log(level, message != nullptr ? message : "");
+    static_cast<const grey_context*>(host_data)->logger.log(level, message != nullptr ? message : "");
+}
+
+// A chunk's non-OK status, carried out of the pool's job (which stops at the first exception).
+struct ChunkFailed {
+    grey_status status;
+};
+
+grey_status host_parallel_for(void* host_data, uint64_t items, uint64_t chunk_items, grey_status (*chunk)(void*, uint64_t, uint64_t),
+                              void* chunk_data) {
+    if (chunk == nullptr) return GREY_ERROR_INVALID_ARGUMENT;
+    try {
+        static_cast<grey_context*>(host_data)->workers->run_shared(items, chunk_items, [&](size_t begin, size_t end) {
+            if (const grey_status status = chunk(chunk_data, begin, end); status != GREY_OK) throw ChunkFailed{status};
+        });
+        return GREY_OK;
+    } catch (const ChunkFailed& failed) {
+        return failed.status;
+    } catch (const std::bad_alloc&) {
+        return GREY_ERROR_OUT_OF_MEMORY;
+    } catch (...) {
+        return GREY_ERROR_INTERNAL;
+    }
 }
 
 void host_set_error(void*, const char* message) { grey::detail::set_last_error(message != nullptr ? message : ""); }
@@ -70,9 +93,13 @@ grey_context::grey_context(const grey_context_options& options, grey::config::Co
     }
     host_services.struct_size = sizeof host_services;
     host_services.abi_version = GREY_BACKEND_ABI_VERSION;
-    host_services.host_data = &logger;
+    workers = std::make_unique<grey::WorkerPool>(static_cast<size_t>(config.impl.get_int("host.threads")));
+    logger.debug("host work runs on " + std::to_string(workers->threads()) + " threads (host.threads " +
+                 std::to_string(config.impl.get_int("host.threads")) + ")");
+    host_services.host_data = this;
     host_services.log = host_log;
     host_services.set_error = host_set_error;
+    host_services.parallel_for = host_parallel_for;
 
     // The host backend first: it is always device 0.
     backends.push_back(grey::start_backend("host", "(built in)", nullptr, &grey::host::host_backend_entry, host_services));

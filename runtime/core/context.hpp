@@ -6,6 +6,7 @@
 #include "core/backend.hpp"
 #include "core/loader.hpp"
 #include "core/log.hpp"
+#include "core/worker_pool.hpp"
 
 #include <map>
 #include <memory>
@@ -54,6 +55,10 @@ struct grey_context {
     grey::Logger logger;
     grey_config config;  // the effective configuration, lent out by grey_context_config
     grey_backend_host host_services{};
+    // The threads host work shares out (grey_backend_host.parallel_for): host.threads of them, the
+    // calling thread's included, started with the context. Declared before the backends, which may use
+    // it until they shut down, so that it stops after them.
+    std::unique_ptr<grey::WorkerPool> workers;
     std::vector<grey::PluginDirectory> plugin_dirs;  // the search path, each with the loader's verdict
     std::vector<grey::BackendReport> reports;
     // Declared before the buffers so that it is destroyed after them.

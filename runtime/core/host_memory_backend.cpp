@@ -11,7 +11,8 @@ namespace {
 void no_log(void*, grey_log_level, const char*) {}
 void set_error(void*, const char* message) { detail::set_last_error(message != nullptr ? message : ""); }
 
-const grey_backend_host kServices{sizeof(grey_backend_host), GREY_BACKEND_ABI_VERSION, nullptr, no_log, set_error};
+// No worker pool: a call without a context runs on the calling thread (no global state).
+const grey_backend_host kServices{sizeof(grey_backend_host), GREY_BACKEND_ABI_VERSION, nullptr, no_log, set_error, nullptr};
 
 }  // namespace
 

@@ -4,11 +4,14 @@
 // memory holds the largest tensor and its quantized form, not the model. The pages of the tensors
 // that come next are on their way in from the file meanwhile, so the disk and the device (or the host's
 // quantizer) work at the same time rather than in turn.
+#include "core/context.hpp"
 #include "core/error.hpp"
 #include "model/model_handle.hpp"
 #include "quant/format.hpp"
+#include "quant/host_memory_quantize.hpp"
 #include "quant/model_api_support.hpp"
 #include "quant/model_policy.hpp"
+#include "quant/write_behind.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -150,13 +153,18 @@ WriterHandle open_writer(const std::string& output, const grey_model* model, con
     return writer;
 }
 
-// Where the tensors are quantized: host memory (no context), or two buffers on a context's device,
-// made once for the largest tensor and reused, so that a model of thousands of tensors does not pay for
-// an allocation and a free per tensor.
+// Where the tensors are quantized: host memory (no context: on the calling thread), the mapped file
+// itself through a context device's backend that takes host memory (the host device: on the context's
+// worker pool), or two buffers on a context's device, made once for the largest tensor and reused, so
+// that a model of thousands of tensors does not pay for an allocation and a free per tensor.
 class Quantizer {
 public:
     Quantizer(const grey_model_quant_options& options, std::span<const Planned> planned) {
         if (options.context == nullptr) return;
+        if (const Backend& backend = *options.context->device(options.device).backend; quantizes_host_memory(backend)) {
+            host_backend_ = &backend;
+            return;
+        }
         uint64_t largest_source = 0, largest_result = 0;
         for (const Planned& p : planned) {
             if (p.decision.kept) continue;
@@ -174,6 +182,10 @@ public:
     grey_quant_report operator()(const grey_model_tensor& t, const grey_quant_params& params, std::vector<unsigned char>& out) const {
         grey_quant_report report{};
         report.struct_size = sizeof report;
+        if (host_backend_ != nullptr) {
+            quantize_host_memory(*host_backend_, t.desc, t.data, t.size_bytes, &params, out.data(), out.size(), &report);
+            return report;
+        }
         if (!source_) {
             check_api(grey_quantize(t.desc, t.data, t.size_bytes, &params, out.data(), out.size(), &report));
             return report;
@@ -185,6 +197,7 @@ public:
     }
 
 private:
+    const Backend* host_backend_ = nullptr;
     BufferHandle source_, destination_;
 };
 
@@ -238,9 +251,12 @@ std::string quantize_model(const std::string& input, const char* output, const s
     json rows = json::array(), kept = json::array();
     double sum_error = 0, sum_signal = 0;
     uint64_t elements = 0, bytes_in = 0, bytes_out = 0;
-    std::vector<unsigned char> quantized;
+    // Two buffers: tensor i is quantized into one while tensor i - 1 is written from the other.
+    std::vector<unsigned char> quantized[2];
     const Quantizer quantize_tensor(options, planned);
     ReadAhead read_ahead(*model, planned, read_ahead_bytes);
+    std::optional<WriteBehind> write_behind;
+    if (writer) write_behind.emplace(writer.get(), model.get());
     for (uint64_t i = 0; i < planned.size(); ++i) {
         read_ahead.at(i);
         const grey_model_tensor& t = planned[i].tensor;
@@ -248,14 +264,17 @@ std::string quantize_model(const std::string& input, const char* output, const s
         if (d.kept) {
             kept.push_back({{"name", t.name}, {"dtype", grey_dtype_name(t.desc->dtype) ? grey_dtype_name(t.desc->dtype) : "OTHER"},
                             {"shape", shape_json(*t.desc)}, {"reason", *d.kept}});
-            if (writer) check_api(grey_model_writer_write_tensor(writer.get(), i, t.data, t.size_bytes));
-            check_api(grey_model_tensor_evict(model.get(), i));
+            if (write_behind)
+                write_behind->submit(i, t.data, t.size_bytes, true);  // evicted once written
+            else
+                check_api(grey_model_tensor_evict(model.get(), i));
             continue;
         }
-        quantized.resize(d.quantized_bytes);
+        std::vector<unsigned char>& out = quantized[i % 2];
+        out.resize(d.quantized_bytes);
         grey_quant_report r{};
         try {
-            r = quantize_tensor(t, d.params, quantized);
+            r = quantize_tensor(t, d.params, out);
         } catch (const Error& e) {  // a NaN, or values too large for the format: name the tensor (a keep pattern keeps it)
             fail(e.status(), "tensor " + std::string(t.name) + ": " + e.what());
         }
@@ -267,9 +286,14 @@ std::string quantize_model(const std::string& input, const char* output, const s
         elements += r.elements;
         bytes_in += t.size_bytes;
         bytes_out += r.bytes;
-        if (writer) check_api(grey_model_writer_write_tensor(writer.get(), i, quantized.data(), quantized.size()));
+        // submit waits for the write of tensor i - 1, whose buffer the next tensor then reuses.
+        if (write_behind) write_behind->submit(i, out.data(), out.size(), false);
     }
-    if (writer) check_api(grey_model_writer_finish(writer.get()));
+    if (write_behind) {
+        write_behind->wait();
+        write_behind.reset();
+        check_api(grey_model_writer_finish(writer.get()));
+    }
 
     const double rel_rmse = sum_signal > 0 ? std::sqrt(sum_error / sum_signal) : 0.0;
     const double sqnr = sum_error > 0 ? 10.0 * std::log10(sum_signal / sum_error) : INFINITY;

@@ -13,6 +13,7 @@
 #include "core/tensor_desc.hpp"
 #include "memory/buffer.hpp"
 #include "quant/format.hpp"
+#include "quant/host_memory_quantize.hpp"
 #include "quant/measure.hpp"
 
 #include <cstring>
@@ -101,8 +102,7 @@ grey_quant_report report_of(const grey_backend_quant_error& error, const grey_qu
 // The host backend, for host memory; it must take host memory and measure there (it always does).
 const Backend& host_backend() {
     const Backend& backend = host_memory_backend();
-    if (!backend.has(GREY_BACKEND_CAP_QUANT_HOST_MEMORY | GREY_BACKEND_CAP_QUANT_ERROR))
-        fail(GREY_ERROR_INTERNAL, "the built-in host backend does not take host memory");
+    if (!quantizes_host_memory(backend)) fail(GREY_ERROR_INTERNAL, "the built-in host backend does not take host memory");
     return backend;
 }
 
@@ -148,6 +148,27 @@ std::vector<std::byte> read_back(const grey_buffer& buffer, uint64_t offset, uin
 }
 
 }  // namespace
+
+bool quantizes_host_memory(const Backend& backend) noexcept {
+    return backend.has_quantization() && backend.has(GREY_BACKEND_CAP_QUANT_HOST_MEMORY | GREY_BACKEND_CAP_QUANT_ERROR);
+}
+
+void quantize_host_memory(const Backend& backend, const grey_tensor_desc* desc, const void* source, uint64_t source_bytes,
+                          const grey_quant_params* params, void* destination, uint64_t destination_bytes, grey_quant_report* out_report) {
+    const auto& d = checked_desc(desc);
+    const auto layout = make_layout(checked_shape(d), checked_params(params));
+    require_size(source_bytes, plain_bytes(d, layout, "desc->dtype"), "source_bytes", true);
+    require_size(destination_bytes, layout.bytes, "destination_bytes", false);
+    require_non_null(source, "source");
+    require_non_null(destination, "destination");
+    check_report_size(out_report);
+    grey_backend_quant_job job = make_job(layout, d.dtype, host_memory(source, source_bytes), host_memory(destination, layout.bytes));
+    grey_backend_quant_error error = empty_error();
+    if (out_report != nullptr) job.error = &error;
+    backend.quantize(job);
+    if (out_report != nullptr) copy_report(report_of(error, layout), out_report);
+}
+
 }  // namespace grey::quant
 
 extern "C" {
@@ -205,18 +226,7 @@ grey_status grey_quantize(const grey_tensor_desc* desc, const void* source, uint
                           void* destination, uint64_t destination_bytes, grey_quant_report* out_report) {
     return grey::abi_guard([&] {
         using namespace grey::quant;
-        const auto& d = checked_desc(desc);
-        const auto layout = make_layout(grey::checked_shape(d), checked_params(params));
-        require_size(source_bytes, plain_bytes(d, layout, "desc->dtype"), "source_bytes", true);
-        require_size(destination_bytes, layout.bytes, "destination_bytes", false);
-        grey::require_non_null(source, "source");
-        grey::require_non_null(destination, "destination");
-        check_report_size(out_report);
-        grey_backend_quant_job job = make_job(layout, d.dtype, host_memory(source, source_bytes), host_memory(destination, layout.bytes));
-        grey_backend_quant_error error = empty_error();
-        if (out_report != nullptr) job.error = &error;
-        host_backend().quantize(job);
-        if (out_report != nullptr) copy_report(report_of(error, layout), out_report);
+        quantize_host_memory(host_backend(), desc, source, source_bytes, params, destination, destination_bytes, out_report);
     });
 }
 

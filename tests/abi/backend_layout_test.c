@@ -81,6 +81,12 @@ _Static_assert(offsetof(grey_backend_kv_attend_job, scale) == 24, "grey_backend_
 _Static_assert(offsetof(grey_backend_kv_attend_job, first) == 32, "grey_backend_kv_attend_job.first moved");
 _Static_assert(offsetof(grey_backend_kv_attend_job, quantized) == 64, "grey_backend_kv_attend_job.quantized moved");
 _Static_assert(offsetof(grey_backend_kv_attend_job, output) == 104, "grey_backend_kv_attend_job.output moved");
+
+/* Host services appended in 0.2: the worker pool. */
+_Static_assert(offsetof(grey_backend_host, host_data) == 8, "grey_backend_host.host_data moved");
+_Static_assert(offsetof(grey_backend_host, set_error) == 24, "grey_backend_host.set_error moved");
+_Static_assert(offsetof(grey_backend_host, parallel_for) == 32, "grey_backend_host.parallel_for moved");
+_Static_assert(sizeof(grey_backend_host) == 40, "size of grey_backend_host changed: services are only appended");
 #endif
 
 int main(void) { return 0; }

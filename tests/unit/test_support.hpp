@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,18 @@ struct LogCapture {
         return false;
     }
 };
+
+// Weights-like test values: `n` draws of N(0, sigma) from seed `seed`, with every `outlier_every`-th
+// value (from `first_outlier`) scaled by `outlier_scale`, as trained weights have outliers.
+inline std::vector<float> normal_values(std::size_t n, uint32_t seed, float sigma, std::size_t first_outlier, std::size_t outlier_every,
+                                        float outlier_scale) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, sigma);
+    std::vector<float> v(n);
+    for (auto& x : v) x = normal(rng);
+    for (std::size_t i = first_outlier; i < n; i += outlier_every) v[i] *= outlier_scale;
+    return v;
+}
 
 // A tensor description of `shape` (outermost first).
 inline grey_tensor_desc desc_of(const std::vector<uint64_t>& shape, grey_dtype dtype = GREY_DTYPE_F32) {

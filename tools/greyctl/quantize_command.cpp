@@ -11,7 +11,6 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <optional>
 #include <sys/stat.h>
 #include <vector>
 
@@ -43,14 +42,14 @@ std::vector<std::string> format_names() {
     return names;
 }
 
-// A backend's device, when the quantization runs on one rather than in host memory.
+// The device whose backend runs the kernels. The host device too: a context brings its worker pool
+// (host.threads of the configuration), and the library quantizes the mapped file where it lies.
 struct BackendDevice {
     ContextPtr context;
     uint32_t device = 0;
 };
 
-std::optional<BackendDevice> open_backend(const GlobalOptions& global, const std::string& backend) {
-    if (backend == "host") return std::nullopt;  // host memory, no context needed
+BackendDevice open_backend(const GlobalOptions& global, const std::string& backend) {
     BackendDevice runner{open_context(global, backend)};
     uint32_t count = 0;
     check(grey_device_count(runner.context.get(), &count));
@@ -133,10 +132,8 @@ int run_quantize(const GlobalOptions& global, const QuantizeOptions& o) {
     options.keep_patterns = keep.c_str();
     options.quantize_patterns = quantize.c_str();
     options.format_overrides = overrides.c_str();
-    if (device) {
-        options.context = device->context.get();
-        options.device = device->device;
-    }
+    options.context = device.context.get();
+    options.device = device.device;
     grey_model_quant_result* raw = nullptr;
     check(grey_model_quantize(o.input.c_str(), o.output.empty() ? nullptr : o.output.c_str(), o.format.c_str(), &options, &raw));
     const std::unique_ptr<grey_model_quant_result, QuantResultDeleter> result(raw);

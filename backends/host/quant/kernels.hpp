@@ -1,7 +1,8 @@
-// The host's element-wise quantization primitives, in a scalar and an AVX2 version. Each primitive is
-// exact element by element (one IEEE multiply, one add, a defined rounding, no fused multiply-add), so
-// both versions give bit-identical codes and values; only the speed differs. Format logic
-// (quantizer.cpp) is written once on top of them.
+// The host's element-wise quantization primitives, in a scalar version (the reference) and vector
+// versions (AVX2, AVX-512) chosen at run time from what the CPU reports. Each primitive is exact element
+// by element (one IEEE multiply, one add, a defined rounding, no fused multiply-add), so every version
+// gives bit-identical codes and values; only the speed differs. Format logic (quantizer.cpp) is written
+// once on top of them.
 #pragma once
 
 #include <cstddef>
@@ -32,19 +33,33 @@ struct DecodeSpec {
 };
 
 struct Kernels {
-    const char* name;  // "scalar", "avx2"
+    const char* name;  // "scalar", "avx2", "avx512"
     float (*absmax)(const float* x, std::size_t n);
     void (*minmax)(const float* x, std::size_t n, float* out_min, float* out_max);
     void (*encode)(const float* x, std::size_t n, const EncodeSpec& spec, int8_t* out);
     void (*decode)(const int8_t* q, std::size_t n, const DecodeSpec& spec, float* out);
     // out[i] = table[codes[i]] * scale
     void (*decode_table)(const uint8_t* codes, std::size_t n, const float* table, float scale, float* out);
+    // The same for a table of 16 (NF4's levels) and codes below 16: a permute in registers, no gather.
+    void (*decode_table16)(const uint8_t* codes, std::size_t n, const float* table, float scale, float* out);
+    // out[i] = fp8_to_f32(codes[i], format) * scale, where `table` holds the format's 256 values: the
+    // scalar path reads them, the vector paths build each value from the code's bits (no gather).
+    void (*decode_fp8)(const uint8_t* codes, std::size_t n, const float* table, int format, float scale, float* out);
     void (*f16_to_f32)(const uint16_t* in, std::size_t n, float* out);
+    // out[i] = the fp8 code (GREY_QUANT_FP8_E4M3 or _E5M2) of x[i] * inverse: common/numeric.hpp's
+    // f32_to_fp8, round to nearest even, saturating, a NaN product coded NaN with its sign.
+    void (*encode_fp8)(const float* x, std::size_t n, float inverse, int format, int8_t* out);
+    // out[i] = the NF4 code of x[i] * inverse: common/numeric.hpp's nf4_code (the number of midpoints
+    // between levels the product lies above; a NaN product codes 0).
+    void (*encode_nf4)(const float* x, std::size_t n, float inverse, int8_t* out);
 };
 
 const Kernels& scalar_kernels() noexcept;
 // nullptr when the CPU lacks AVX2 or F16C (or the compiler could not build the path).
 const Kernels* avx2_kernels() noexcept;
+// nullptr when the CPU (or the operating system, which must save the registers) lacks AVX-512 F, BW
+// and VL, or the compiler could not build the path.
+const Kernels* avx512_kernels() noexcept;
 // The fastest set this CPU runs.
 const Kernels& best_kernels() noexcept;
 

@@ -3,6 +3,8 @@
 // without it; avx2_kernels() hands them out only when the CPU reports AVX2 and F16C.
 #include "host/quant/kernels.hpp"
 
+#include "host/quant/kernels_vector.hpp"
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define GREY_HAVE_AVX2_PATH 1
 #include <immintrin.h>
@@ -116,6 +118,46 @@ GREY_AVX2 void decode_table(const uint8_t* codes, std::size_t n, const float* ta
     if (i < n) scalar_kernels().decode_table(codes + i, n - i, table, scale, out + i);
 }
 
+GREY_AVX2 void decode_table16(const uint8_t* codes, std::size_t n, const float* table, float scale, float* out) {
+    const __m256 s = _mm256_set1_ps(scale), low = _mm256_loadu_ps(table), high = _mm256_loadu_ps(table + 8);
+    const __m256i seven = _mm256_set1_epi32(7);
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256i index = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + i)));
+        // Each permute uses the index's low three bits; the fourth picks the half.
+        const __m256 upper = _mm256_castsi256_ps(_mm256_cmpgt_epi32(index, seven));
+        const __m256 v = _mm256_blendv_ps(_mm256_permutevar8x32_ps(low, index), _mm256_permutevar8x32_ps(high, index), upper);
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(v, s));
+    }
+    if (i < n) scalar_kernels().decode_table16(codes + i, n - i, table, scale, out + i);
+}
+
+// fp8_to_f32 times the scale on eight lanes (kernels_vector.hpp says how).
+GREY_AVX2 void decode_fp8(const uint8_t* codes, std::size_t n, const float* table, int format, float scale, float* out) {
+    const Fp8Decoding d = fp8_decoding(format);
+    const __m256 s = _mm256_set1_ps(scale), step = _mm256_set1_ps(d.subnormal_step);
+    const __m256i magnitude_mask = _mm256_set1_epi32(0x7F), rebias = _mm256_set1_epi32(d.rebias), zero = _mm256_setzero_si256();
+    const __m256i infinity_code = _mm256_set1_epi32(d.infinity_code), last_number = _mm256_set1_epi32(d.first_nan_code - 1);
+    const __m256i infinity = _mm256_set1_epi32(0x7F800000), nan = _mm256_set1_epi32(0x7FC00000);
+    const __m128i shift = _mm_cvtsi32_si128(d.shift);
+    const __m256i mantissa_mask = _mm256_set1_epi32((1 << (23 - d.shift)) - 1);
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + i)));
+        const __m256i sign = _mm256_slli_epi32(_mm256_andnot_si256(magnitude_mask, c), 24);
+        const __m256i magnitude = _mm256_and_si256(c, magnitude_mask);
+        const __m256i normal = _mm256_add_epi32(_mm256_sll_epi32(magnitude, shift), rebias);
+        const __m256 subnormal = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(magnitude, mantissa_mask)), step);
+        const __m256i is_subnormal = _mm256_cmpeq_epi32(_mm256_srl_epi32(_mm256_sll_epi32(magnitude, shift), _mm_cvtsi32_si128(23)), zero);
+        __m256i bits = _mm256_blendv_epi8(normal, _mm256_castps_si256(subnormal), is_subnormal);
+        bits = _mm256_blendv_epi8(bits, infinity, _mm256_cmpeq_epi32(magnitude, infinity_code));
+        bits = _mm256_or_si256(bits, sign);
+        bits = _mm256_blendv_epi8(bits, nan, _mm256_cmpgt_epi32(magnitude, last_number));  // NaN codes: no sign
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_castsi256_ps(bits), s));
+    }
+    if (i < n) scalar_kernels().decode_fp8(codes + i, n - i, table, format, scale, out + i);
+}
+
 GREY_AVX2 void f16_to_f32(const uint16_t* in, std::size_t n, float* out) {
     std::size_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -123,7 +165,49 @@ GREY_AVX2 void f16_to_f32(const uint16_t* in, std::size_t n, float* out) {
     if (i < n) scalar_kernels().f16_to_f32(in + i, n - i, out + i);
 }
 
-constexpr Kernels kAvx2{"avx2", absmax, minmax, encode, decode, decode_table, f16_to_f32};
+// f32_to_fp8 on eight lanes, on the bits (kernels_vector.hpp says how).
+GREY_AVX2 void encode_fp8(const float* x, std::size_t n, float inverse, int format, int8_t* out) {
+    const Fp8Encoding e = fp8_encoding(format);
+    const __m256 inv = _mm256_set1_ps(inverse), sign_mask = _mm256_set1_ps(-0.0f);
+    const __m256 min_normal = _mm256_set1_ps(e.min_normal), subnormal_scale = _mm256_set1_ps(e.subnormal_scale);
+    const __m256i round_bias = _mm256_set1_epi32(e.round_bias), rebias = _mm256_set1_epi32(e.rebias);
+    const __m256i max_code = _mm256_set1_epi32(e.max_code), nan_code = _mm256_set1_epi32(e.nan_code), one = _mm256_set1_epi32(1);
+    const __m128i shift = _mm_cvtsi32_si128(e.dropped_bits);
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), inv);
+        const __m256 magnitude = _mm256_andnot_ps(sign_mask, v);
+        const __m256i bits = _mm256_castps_si256(magnitude);
+        const __m256i odd = _mm256_and_si256(_mm256_srl_epi32(bits, shift), one);
+        const __m256i normal = _mm256_sub_epi32(_mm256_srl_epi32(_mm256_add_epi32(bits, _mm256_add_epi32(round_bias, odd)), shift), rebias);
+        const __m256i subnormal = _mm256_cvtps_epi32(_mm256_mul_ps(magnitude, subnormal_scale));
+        __m256i code = _mm256_blendv_epi8(normal, subnormal, _mm256_castps_si256(_mm256_cmp_ps(magnitude, min_normal, _CMP_LT_OQ)));
+        code = _mm256_min_epi32(code, max_code);
+        code = _mm256_blendv_epi8(code, nan_code, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+        code = _mm256_or_si256(code, _mm256_srli_epi32(_mm256_castps_si256(_mm256_and_ps(v, sign_mask)), 24));
+        const __m128i q16 = _mm_packus_epi32(_mm256_castsi256_si128(code), _mm256_extracti128_si256(code, 1));
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i), _mm_packus_epi16(q16, q16));
+    }
+    if (i < n) scalar_kernels().encode_fp8(x + i, n - i, inverse, format, out + i);
+}
+
+// nf4_code on eight lanes: the count of midpoints each product lies above (a compare is -1 where true).
+GREY_AVX2 void encode_nf4(const float* x, std::size_t n, float inverse, int8_t* out) {
+    const Nf4Midpoints& m = nf4_midpoints();
+    const __m256 inv = _mm256_set1_ps(inverse);
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), inv);
+        __m256i code = _mm256_setzero_si256();
+        for (const float midpoint : m.values)
+            code = _mm256_sub_epi32(code, _mm256_castps_si256(_mm256_cmp_ps(v, _mm256_set1_ps(midpoint), _CMP_GT_OQ)));
+        const __m128i q16 = _mm_packus_epi32(_mm256_castsi256_si128(code), _mm256_extracti128_si256(code, 1));
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i), _mm_packus_epi16(q16, q16));
+    }
+    if (i < n) scalar_kernels().encode_nf4(x + i, n - i, inverse, out + i);
+}
+
+constexpr Kernels kAvx2{"avx2", absmax, minmax, encode, decode, decode_table, decode_table16, decode_fp8, f16_to_f32, encode_fp8, encode_nf4};
 
 }  // namespace
 

@@ -51,15 +51,28 @@ void f16_to_f32(const uint16_t* in, std::size_t n, float* out) {
     for (std::size_t i = 0; i < n; ++i) out[i] = grey::common::f16_to_f32(in[i]);
 }
 
-constexpr Kernels kScalar{"scalar", absmax, minmax, encode, decode, decode_table, f16_to_f32};
+void decode_fp8(const uint8_t* codes, std::size_t n, const float* table, int, float scale, float* out) {
+    decode_table(codes, n, table, scale, out);
+}
+
+void encode_fp8(const float* x, std::size_t n, float inverse, int format, int8_t* out) {
+    for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<int8_t>(grey::common::f32_to_fp8(x[i] * inverse, format));
+}
+
+void encode_nf4(const float* x, std::size_t n, float inverse, int8_t* out) {
+    for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<int8_t>(grey::common::nf4_code(x[i] * inverse));
+}
+
+constexpr Kernels kScalar{"scalar", absmax, minmax, encode, decode, decode_table, decode_table, decode_fp8, f16_to_f32, encode_fp8, encode_nf4};
 
 }  // namespace
 
 const Kernels& scalar_kernels() noexcept { return kScalar; }
 
 const Kernels& best_kernels() noexcept {
-    const Kernels* avx2 = avx2_kernels();
-    return avx2 != nullptr ? *avx2 : kScalar;
+    if (const Kernels* avx512 = avx512_kernels()) return *avx512;
+    if (const Kernels* avx2 = avx2_kernels()) return *avx2;
+    return kScalar;
 }
 
 }  // namespace grey::host::quant

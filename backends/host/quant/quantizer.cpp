@@ -36,15 +36,6 @@ const std::array<float, 256>& fp8_values(grey_quant_format f) {
     return f == GREY_QUANT_FP8_E4M3 ? e4m3 : e5m2;
 }
 
-const std::array<float, 256>& nf4_values() {
-    static const std::array<float, 256> table = [] {
-        std::array<float, 256> t{};
-        std::copy(std::begin(gc::kNf4Levels), std::end(gc::kNf4Levels), t.begin());
-        return t;
-    }();
-    return table;
-}
-
 // Where run r lies: its elements, and for the planar 4-bit formats its first code byte. Without rows run
 // r is elements r * run_length on; with rows (common/quant_layout.h) group g of row `row`, the row's
 // last group holding what is left of it, every row's codes starting on a byte.
@@ -75,11 +66,9 @@ Place place_of(const Plan& plan, uint64_t e) {
 
 void encode_run(grey_quant_format format, const Coding& c, std::span<const float> x, int8_t* codes, const Kernels& k) {
     if (gc::is_fp8(format)) {
-        const float inv = gc::inverse(c.scale);
-        for (std::size_t i = 0; i < x.size(); ++i) codes[i] = static_cast<int8_t>(gc::f32_to_fp8(x[i] * inv, format));
+        k.encode_fp8(x.data(), x.size(), gc::inverse(c.scale), format, codes);
     } else if (format == GREY_QUANT_NF4) {
-        const float inv = gc::inverse(c.scale);
-        for (std::size_t i = 0; i < x.size(); ++i) codes[i] = static_cast<int8_t>(gc::nf4_code(x[i] * inv));
+        k.encode_nf4(x.data(), x.size(), gc::inverse(c.scale), codes);
     } else {
         k.encode(x.data(), x.size(), encode_spec(format, c), codes);
     }
@@ -88,32 +77,68 @@ void encode_run(grey_quant_format format, const Coding& c, std::span<const float
 void decode_run(grey_quant_format format, const Coding& c, const int8_t* codes, std::span<float> y, const Kernels& k) {
     const auto* unsigned_codes = reinterpret_cast<const uint8_t*>(codes);
     if (gc::is_fp8(format))
-        k.decode_table(unsigned_codes, y.size(), fp8_values(format).data(), c.scale, y.data());
+        k.decode_fp8(unsigned_codes, y.size(), fp8_values(format).data(), format, c.scale, y.data());
     else if (format == GREY_QUANT_NF4)
-        k.decode_table(unsigned_codes, y.size(), nf4_values().data(), c.scale, y.data());
+        k.decode_table16(unsigned_codes, y.size(), gc::kNf4Levels, c.scale, y.data());
     else
         k.decode(codes, y.size(), decode_spec(c), y.data());
 }
 
-std::vector<Stats> gather_stats(const Plan& plan, std::span<const float> x, const Kernels& k) {
-    std::vector<Stats> stats(plan.param_count, Stats{0.0f, INFINITY, -INFINITY, 0.0f});
+// Parameter sets [p0, p1), each visited over its runs in the order the single-threaded loop meets
+// them: run r = cycle * param_count + p, cycle by cycle (one cycle when every run has its own set).
+template <typename Visit>
+void for_runs_of_sets(const Plan& plan, uint64_t p0, uint64_t p1, const Visit& visit) {
     const uint64_t runs = grey_quant_layout_runs(&plan);
-    for (uint64_t r = 0; r < runs; ++r) {
-        Stats& s = stats[r % plan.param_count];
-        const Run at = run_at(plan, r);
-        const float* run = x.data() + at.first;
-        if (gc::stores_minimum(plan.format)) {
-            float lo = 0.0f, hi = 0.0f;
-            k.minmax(run, at.length, &lo, &hi);
-            s.min = std::min(s.min, lo);
-            s.max = std::max(s.max, hi);
-        } else {
-            const float m = k.absmax(run, at.length);
-            s.absmax = std::max(s.absmax, m);
-            if (plan.format == GREY_QUANT_Q4_0)  // groups of 32: one run per set
-                s.peak = *std::find_if(run, run + at.length, [m](float v) { return std::fabs(v) == m; });
-        }
+    for (uint64_t cycle = 0; cycle < runs; cycle += plan.param_count)
+        for (uint64_t p = p0; p < p1 && cycle + p < runs; ++p) visit(p, cycle + p);
+}
+
+// Parameter sets to a chunk of about parallel.chunk_elements() elements.
+uint64_t sets_per_chunk(const Plan& plan, const Parallel& parallel) {
+    const uint64_t per_set = std::max<uint64_t>(1, plan.elements / plan.param_count);
+    return std::max<uint64_t>(1, parallel.chunk_elements() / per_set);
+}
+
+void add_stats(grey_quant_format format, const float* run, uint64_t length, Stats& s, const Kernels& k) {
+    if (gc::stores_minimum(format)) {
+        float lo = 0.0f, hi = 0.0f;
+        k.minmax(run, length, &lo, &hi);
+        s.min = std::min(s.min, lo);
+        s.max = std::max(s.max, hi);
+    } else {
+        const float m = k.absmax(run, length);
+        s.absmax = std::max(s.absmax, m);
+        if (format == GREY_QUANT_Q4_0)  // groups of 32: one run per set
+            s.peak = *std::find_if(run, run + length, [m](float v) { return std::fabs(v) == m; });
     }
+}
+
+constexpr Stats kNoStats{0.0f, INFINITY, -INFINITY, 0.0f};
+
+std::vector<Stats> gather_stats(const Plan& plan, std::span<const float> x, const Kernels& k, const Parallel& parallel) {
+    std::vector<Stats> stats(plan.param_count, kNoStats);
+    if (grey_quant_layout_runs(&plan) == 1 && plan.format != GREY_QUANT_Q4_0) {
+        // One run (a per-tensor scale): pieces in parallel, combined in order. The minimum and maximum
+        // are exact whatever the split, and a sequential scan keeps the first of two equal zeros, which
+        // combining the pieces in order keeps too.
+        const uint64_t piece = parallel.chunk_elements();
+        std::vector<Stats> pieces((plan.elements + piece - 1) / piece, kNoStats);
+        parallel.for_chunks(plan.elements, piece, [&](uint64_t begin, uint64_t end) {
+            add_stats(plan.format, x.data() + begin, end - begin, pieces[begin / piece], k);
+        });
+        for (const Stats& p : pieces) {
+            stats[0].min = std::min(stats[0].min, p.min);
+            stats[0].max = std::max(stats[0].max, p.max);
+            stats[0].absmax = std::max(stats[0].absmax, p.absmax);
+        }
+        return stats;
+    }
+    parallel.for_chunks(plan.param_count, sets_per_chunk(plan, parallel), [&](uint64_t p0, uint64_t p1) {
+        for_runs_of_sets(plan, p0, p1, [&](uint64_t p, uint64_t r) {
+            const Run at = run_at(plan, r);
+            add_stats(plan.format, x.data() + at.first, at.length, stats[p], k);
+        });
+    });
     return stats;
 }
 
@@ -154,38 +179,42 @@ Coding refine_int4(std::span<const float> x, Coding best, double best_error, con
 // One parameter set per group/channel. RTN: from the absolute maximum (or min and max). MSE: the
 // clipping fraction of the range, on a grid, with the least squared error for that set; INT4 then
 // refits scale and min by least squares.
-std::vector<Coding> choose_codings(const Plan& plan, std::span<const float> x, const std::vector<Stats>& stats, const Kernels& k) {
+std::vector<Coding> choose_codings(const Plan& plan, std::span<const float> x, const std::vector<Stats>& stats, const Kernels& k,
+                                   const Parallel& parallel) {
     std::vector<Coding> best(plan.param_count);
     for (uint64_t p = 0; p < plan.param_count; ++p) best[p] = gc::make_coding(plan.format, stats[p], 1.0f);
     if (plan.calibration != GREY_CALIBRATION_MSE) return best;
-    std::vector<double> best_error(plan.param_count, std::numeric_limits<double>::infinity());
-    std::vector<double> error(plan.param_count);
-    std::vector<Coding> codings(plan.param_count);
-    std::vector<int8_t> codes(plan.run_length);
-    std::vector<float> decoded(plan.run_length);
-    for (int step = 0; step <= gc::clip_steps(plan.format); ++step) {
-        const float alpha = gc::clip_alpha(plan.format, step);
-        for (uint64_t p = 0; p < plan.param_count; ++p) codings[p] = gc::make_coding(plan.format, stats[p], alpha);
-        std::fill(error.begin(), error.end(), 0.0);
-        for (uint64_t r = 0; r < grey_quant_layout_runs(&plan); ++r) {
-            const uint64_t p = r % plan.param_count;
-            const Run at = run_at(plan, r);
-            const auto run = x.subspan(at.first, at.length);
-            encode_run(plan.format, codings[p], run, codes.data(), k);
-            decode_run(plan.format, codings[p], codes.data(), std::span(decoded).first(at.length), k);
-            error[p] += squared_error(run, decoded);
+    // Each chunk of sets searches on its own: a set's error sums its runs in the single-threaded order.
+    parallel.for_chunks(plan.param_count, sets_per_chunk(plan, parallel), [&](uint64_t p0, uint64_t p1) {
+        const uint64_t sets = p1 - p0;
+        std::vector<double> best_error(sets, std::numeric_limits<double>::infinity());
+        std::vector<double> error(sets);
+        std::vector<Coding> codings(sets);
+        std::vector<int8_t> codes(plan.run_length);
+        std::vector<float> decoded(plan.run_length);
+        for (int step = 0; step <= gc::clip_steps(plan.format); ++step) {
+            const float alpha = gc::clip_alpha(plan.format, step);
+            for (uint64_t p = p0; p < p1; ++p) codings[p - p0] = gc::make_coding(plan.format, stats[p], alpha);
+            std::fill(error.begin(), error.end(), 0.0);
+            for_runs_of_sets(plan, p0, p1, [&](uint64_t p, uint64_t r) {
+                const Run at = run_at(plan, r);
+                const auto run = x.subspan(at.first, at.length);
+                encode_run(plan.format, codings[p - p0], run, codes.data(), k);
+                decode_run(plan.format, codings[p - p0], codes.data(), std::span(decoded).first(at.length), k);
+                error[p - p0] += squared_error(run, decoded);
+            });
+            for (uint64_t p = p0; p < p1; ++p)
+                if (error[p - p0] < best_error[p - p0]) {
+                    best_error[p - p0] = error[p - p0];
+                    best[p] = codings[p - p0];
+                }
         }
-        for (uint64_t p = 0; p < plan.param_count; ++p)
-            if (error[p] < best_error[p]) {
-                best_error[p] = error[p];
-                best[p] = codings[p];
+        if (plan.format == GREY_QUANT_INT4)  // groups: run r is parameter set r
+            for (uint64_t p = p0; p < p1; ++p) {
+                const Run at = run_at(plan, p);
+                best[p] = refine_int4(x.subspan(at.first, at.length), best[p], best_error[p - p0], k);
             }
-    }
-    if (plan.format == GREY_QUANT_INT4)  // groups: run r is parameter set r
-        for (uint64_t p = 0; p < plan.param_count; ++p) {
-            const Run at = run_at(plan, p);
-            best[p] = refine_int4(x.subspan(at.first, at.length), best[p], best_error[p], k);
-        }
+    });
     return best;
 }
 
@@ -255,60 +284,107 @@ void unpack_ggml_nibbles(const std::byte* qs, int8_t* codes) {
     }
 }
 
-void require_finite(std::span<const float> values) {
+// `values` are the tensor's elements from `first` on; the message names the tensor's index.
+void require_finite(std::span<const float> values, uint64_t first) {
     for (std::size_t i = 0; i < values.size(); ++i)
         if (!std::isfinite(values[i]))
-            throw std::invalid_argument(gc::non_finite_message(i, std::isnan(values[i])));
+            throw std::invalid_argument(gc::non_finite_message(first + i, std::isnan(values[i])));
+}
+
+// Encodes elements offset .. offset + length - 1 of run r (at) and stores their codes. `offset` is even
+// (4-bit codes are packed in pairs); ggml runs are encoded whole.
+void encode_piece(const Plan& plan, const Coding& c, std::span<const float> x, uint64_t r, const Run& at, uint64_t offset, uint64_t length,
+                  int8_t* codes, std::span<std::byte> out, const Kernels& k) {
+    encode_run(plan.format, c, x.subspan(at.first + offset, length), codes, k);
+    switch (plan.format) {
+        case GREY_QUANT_INT8: case GREY_QUANT_INT8_TOKEN: case GREY_QUANT_FP8_E4M3: case GREY_QUANT_FP8_E5M2:
+            std::memcpy(out.data() + at.first + offset, codes, length);
+            break;
+        case GREY_QUANT_INT4: case GREY_QUANT_INT4_SYM: case GREY_QUANT_NF4: {
+            const int bias = plan.format == GREY_QUANT_INT4_SYM ? 8 : 0;
+            std::byte* packed = out.data() + at.code_byte + offset / 2;
+            const uint64_t pairs = length / 2;
+            for (uint64_t i = 0; i < 2 * pairs; i += 2)
+                packed[i / 2] = static_cast<std::byte>(((codes[i] + bias) & 0x0F) | (((codes[i + 1] + bias) & 0x0F) << 4));
+            if (length % 2 != 0)  // a ragged group of odd length: its row's last byte, high nibble 0
+                packed[pairs] = static_cast<std::byte>((codes[length - 1] + bias) & 0x0F);
+            break;
+        }
+        case GREY_QUANT_Q8_0:
+            store_u16(out.data() + 34 * r, c.scale16);
+            std::memcpy(out.data() + 34 * r + 2, codes, 32);
+            break;
+        case GREY_QUANT_Q4_0:
+            store_u16(out.data() + 18 * r, c.scale16);
+            pack_ggml_nibbles(codes, out.data() + 18 * r + 2);
+            break;
+        case GREY_QUANT_Q4_1:
+            store_u16(out.data() + 20 * r, c.scale16);
+            store_u16(out.data() + 20 * r + 2, c.min16);
+            pack_ggml_nibbles(codes, out.data() + 20 * r + 4);
+            break;
+        default: throw std::logic_error("unhandled quantization format");
+    }
+}
+
+// Elements [begin, end) of `source` (F16 or BF16) widened into out[begin, end).
+void widen(grey_dtype dtype, std::span<const std::byte> source, uint64_t begin, uint64_t end, float* out, const Kernels& kernels) {
+    // Copy through an aligned block: mapped file data need not be 2-byte aligned.
+    constexpr std::size_t kBlock = 4096;
+    std::array<uint16_t, kBlock> halves{};
+    for (uint64_t done = begin; done < end; done += kBlock) {
+        const std::size_t n = static_cast<std::size_t>(std::min<uint64_t>(kBlock, end - done));
+        std::memcpy(halves.data(), source.data() + done * 2, n * 2);
+        if (dtype == GREY_DTYPE_F16)
+            kernels.f16_to_f32(halves.data(), n, out + done);
+        else
+            for (std::size_t i = 0; i < n; ++i) out[done + i] = gc::bf16_to_f32(halves[i]);
+    }
 }
 
 }  // namespace
 
-std::vector<float> to_f32(grey_dtype dtype, std::span<const std::byte> source, uint64_t elements, const Kernels& kernels) {
+std::vector<float> to_f32(grey_dtype dtype, std::span<const std::byte> source, uint64_t elements, const Kernels& kernels,
+                          const Parallel& parallel) {
     std::vector<float> out(elements);
-    if (dtype == GREY_DTYPE_F32) {
-        std::memcpy(out.data(), source.data(), elements * sizeof(float));
-    } else {
-        // Copy through an aligned block: mapped file data need not be 2-byte aligned.
-        constexpr std::size_t kBlock = 4096;
-        std::array<uint16_t, kBlock> halves{};
-        for (uint64_t done = 0; done < elements; done += kBlock) {
-            const std::size_t n = static_cast<std::size_t>(std::min<uint64_t>(kBlock, elements - done));
-            std::memcpy(halves.data(), source.data() + done * 2, n * 2);
-            if (dtype == GREY_DTYPE_F16)
-                kernels.f16_to_f32(halves.data(), n, out.data() + done);
-            else
-                for (std::size_t i = 0; i < n; ++i) out[done + i] = gc::bf16_to_f32(halves[i]);
-        }
-    }
-    require_finite(out);
+    parallel.for_chunks(elements, parallel.chunk_elements(), [&](uint64_t begin, uint64_t end) {
+        if (dtype == GREY_DTYPE_F32)
+            std::memcpy(out.data() + begin, source.data() + begin * sizeof(float), (end - begin) * sizeof(float));
+        else
+            widen(dtype, source, begin, end, out.data(), kernels);
+        require_finite(std::span(out).subspan(begin, end - begin), begin);
+    });
     return out;
 }
 
 std::span<const float> as_f32(grey_dtype dtype, std::span<const std::byte> source, uint64_t elements, const Kernels& kernels,
-                              std::vector<float>& storage) {
+                              std::vector<float>& storage, const Parallel& parallel) {
     if (dtype != GREY_DTYPE_F32 || reinterpret_cast<uintptr_t>(source.data()) % alignof(float) != 0) {
-        storage = to_f32(dtype, source, elements, kernels);
+        storage = to_f32(dtype, source, elements, kernels, parallel);
         return storage;
     }
     const std::span<const float> values(reinterpret_cast<const float*>(source.data()), static_cast<std::size_t>(elements));
-    require_finite(values);
+    parallel.for_chunks(elements, parallel.chunk_elements(),
+                        [&](uint64_t begin, uint64_t end) { require_finite(values.subspan(begin, end - begin), begin); });
     return values;
 }
 
-void from_f32(std::span<const float> values, grey_dtype dtype, std::span<std::byte> destination) {
-    if (dtype == GREY_DTYPE_F32) {
-        std::memcpy(destination.data(), values.data(), values.size() * sizeof(float));
-        return;
-    }
-    for (std::size_t i = 0; i < values.size(); ++i) {
-        const uint16_t h = dtype == GREY_DTYPE_F16 ? gc::f32_to_f16(values[i]) : gc::f32_to_bf16(values[i]);
-        std::memcpy(destination.data() + 2 * i, &h, 2);
-    }
+void from_f32(std::span<const float> values, grey_dtype dtype, std::span<std::byte> destination, const Parallel& parallel) {
+    parallel.for_chunks(values.size(), parallel.chunk_elements(), [&](uint64_t begin, uint64_t end) {
+        if (dtype == GREY_DTYPE_F32) {
+            std::memcpy(destination.data() + begin * sizeof(float), values.data() + begin, (end - begin) * sizeof(float));
+            return;
+        }
+        for (uint64_t i = begin; i < end; ++i) {
+            const uint16_t h = dtype == GREY_DTYPE_F16 ? gc::f32_to_f16(values[i]) : gc::f32_to_bf16(values[i]);
+            std::memcpy(destination.data() + 2 * i, &h, 2);
+        }
+    });
 }
 
-void quantize(const Plan& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& k) {
-    const auto stats = gather_stats(plan, x, k);
-    const auto codings = choose_codings(plan, x, stats, k);
+void quantize(const Plan& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& k, const Parallel& parallel) {
+    const auto stats = gather_stats(plan, x, k, parallel);
+    const auto codings = choose_codings(plan, x, stats, k, parallel);
     // Formats with fp16 parameters are grouped (set p is run p), so set p covers the elements of run p.
     for (uint64_t p = 0; p < plan.param_count; ++p)
         if (gc::overflows(codings[p])) {
@@ -332,41 +408,27 @@ void quantize(const Plan& plan, std::span<const float> x, std::span<std::byte> o
         }
     }
 
-    std::vector<int8_t> codes(plan.run_length);
-    for (uint64_t r = 0; r < grey_quant_layout_runs(&plan); ++r) {
-        const uint64_t p = r % plan.param_count;
-        const Run at = run_at(plan, r);
-        const uint64_t first = at.first;
-        encode_run(plan.format, codings[p], x.subspan(first, at.length), codes.data(), k);
-        switch (plan.format) {
-            case GREY_QUANT_INT8: case GREY_QUANT_INT8_TOKEN: case GREY_QUANT_FP8_E4M3: case GREY_QUANT_FP8_E5M2:
-                std::memcpy(out.data() + first, codes.data(), plan.run_length);
-                break;
-            case GREY_QUANT_INT4: case GREY_QUANT_INT4_SYM: case GREY_QUANT_NF4: {
-                const int bias = plan.format == GREY_QUANT_INT4_SYM ? 8 : 0;
-                std::byte* packed = out.data() + at.code_byte;
-                const uint64_t pairs = at.length / 2;
-                for (uint64_t i = 0; i < 2 * pairs; i += 2)
-                    packed[i / 2] = static_cast<std::byte>(((codes[i] + bias) & 0x0F) | (((codes[i + 1] + bias) & 0x0F) << 4));
-                if (at.length % 2 != 0)  // a ragged group of odd length: its row's last byte, high nibble 0
-                    packed[pairs] = static_cast<std::byte>((codes[at.length - 1] + bias) & 0x0F);
-                break;
+    // Codes are made a piece at a time in a buffer on the stack: a chunk allocates nothing (thousands of
+    // chunks would otherwise each allocate and free, which sanitizers' quarantines hold on to).
+    constexpr uint64_t kCodePiece = 4096;  // even, and whole ggml blocks
+    const auto encode_range = [&](uint64_t r, const Run& at, uint64_t begin, uint64_t end) {
+        std::array<int8_t, kCodePiece> codes;
+        for (uint64_t o = begin; o < end; o += kCodePiece)
+            encode_piece(plan, codings[r % plan.param_count], x, r, at, o, std::min(kCodePiece, end - o), codes.data(), out, k);
+    };
+    const uint64_t runs = grey_quant_layout_runs(&plan), piece = parallel.chunk_elements();
+    if (plan.run_length <= piece) {  // whole runs to a chunk
+        parallel.for_chunks(runs, std::max<uint64_t>(1, piece / plan.run_length), [&](uint64_t r0, uint64_t r1) {
+            for (uint64_t r = r0; r < r1; ++r) {
+                const Run at = run_at(plan, r);
+                encode_range(r, at, 0, at.length);
             }
-            case GREY_QUANT_Q8_0:
-                store_u16(out.data() + 34 * r, codings[p].scale16);
-                std::memcpy(out.data() + 34 * r + 2, codes.data(), 32);
-                break;
-            case GREY_QUANT_Q4_0:
-                store_u16(out.data() + 18 * r, codings[p].scale16);
-                pack_ggml_nibbles(codes.data(), out.data() + 18 * r + 2);
-                break;
-            case GREY_QUANT_Q4_1:
-                store_u16(out.data() + 20 * r, codings[p].scale16);
-                store_u16(out.data() + 20 * r + 2, codings[p].min16);
-                pack_ggml_nibbles(codes.data(), out.data() + 20 * r + 4);
-                break;
-            default: throw std::logic_error("unhandled quantization format");
-        }
+        });
+        return;
+    }
+    for (uint64_t r = 0; r < runs; ++r) {  // long runs (per row or per tensor): pieces of one run at a time
+        const Run at = run_at(plan, r);
+        parallel.for_chunks(at.length, piece, [&](uint64_t begin, uint64_t end) { encode_range(r, at, begin, end); });
     }
 }
 
@@ -374,14 +436,14 @@ void dequantize_range(const Plan& plan, std::span<const std::byte> in, uint64_t 
     // Codes are unpacked a piece at a time (never more than a run: one parameter set decodes a piece),
     // so that the scratch memory is fixed whatever the run's length. Even, as 4-bit codes come in pairs.
     constexpr uint64_t kPiece = 4096;
-    std::vector<int8_t> codes(static_cast<std::size_t>(std::min(kPiece, plan.run_length)));
+    std::array<int8_t, kPiece> codes;  // on the stack: a chunk of a parallel decode allocates nothing
     const uint64_t end = first + out.size();
     const bool rows = grey_quant_layout_has_rows(&plan);
     for (uint64_t e = first; e < end;) {
         const Place place = place_of(plan, e);
         const uint64_t r = place.run;
         const uint64_t run_length = rows ? run_at(plan, r).length : plan.run_length;
-        const uint64_t n = std::min({run_length - place.offset, end - e, uint64_t{codes.size()}});
+        const uint64_t n = std::min({run_length - place.offset, end - e, kPiece});
         switch (plan.format) {
             case GREY_QUANT_INT8: case GREY_QUANT_INT8_TOKEN: case GREY_QUANT_FP8_E4M3: case GREY_QUANT_FP8_E5M2:
                 std::memcpy(codes.data(), in.data() + e, n);
@@ -415,8 +477,10 @@ void dequantize_range(const Plan& plan, std::span<const std::byte> in, uint64_t 
     }
 }
 
-void dequantize(const Plan& plan, std::span<const std::byte> in, std::span<float> out, const Kernels& k) {
-    dequantize_range(plan, in, 0, out.first(plan.elements), k);
+void dequantize(const Plan& plan, std::span<const std::byte> in, std::span<float> out, const Kernels& k, const Parallel& parallel) {
+    // Slices decode to the bits of the whole (dequantize_range); chunks are whole ggml blocks.
+    parallel.for_chunks(plan.elements, parallel.chunk_elements(),
+                        [&](uint64_t begin, uint64_t end) { dequantize_range(plan, in, begin, out.subspan(begin, end - begin), k); });
 }
 
 }  // namespace grey::host::quant

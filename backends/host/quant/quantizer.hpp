@@ -2,10 +2,11 @@
 // over the primitives of kernels.hpp (so the scalar and AVX2 paths give the same bits) and the coding
 // rules of common/quant_coding.hpp. Bad input (a NaN, a group too large for fp16 parameters) throws
 // std::invalid_argument in the words of common/quant_text.hpp; the host backend's slots turn that into
-// a status.
+// a status. `parallel` shares the work out (parallel.hpp); the bits are the same whatever it is.
 #pragma once
 
 #include "host/quant/kernels.hpp"
+#include "host/quant/parallel.hpp"
 #include "common/quant_layout.h"
 #include "grey.h"
 
@@ -17,18 +18,21 @@ namespace grey::host::quant {
 
 // The tensor as float32: F32 copied, F16 and BF16 widened exactly. A NaN or infinity fails with
 // std::invalid_argument naming its index.
-std::vector<float> to_f32(grey_dtype dtype, std::span<const std::byte> source, uint64_t elements, const Kernels& kernels);
+std::vector<float> to_f32(grey_dtype dtype, std::span<const std::byte> source, uint64_t elements, const Kernels& kernels,
+                          const Parallel& parallel = {});
 // The same values without a copy where there is nothing to convert (F32, 4-byte aligned): a view of
 // `source`, or of `storage`, which receives the converted copy otherwise.
 std::span<const float> as_f32(grey_dtype dtype, std::span<const std::byte> source, uint64_t elements, const Kernels& kernels,
-                              std::vector<float>& storage);
+                              std::vector<float>& storage, const Parallel& parallel = {});
 // float32 -> F32, F16 or BF16 (round to nearest even).
-void from_f32(std::span<const float> values, grey_dtype dtype, std::span<std::byte> destination);
+void from_f32(std::span<const float> values, grey_dtype dtype, std::span<std::byte> destination, const Parallel& parallel = {});
 
 // Writes plan.bytes bytes of quantized `x` (plan.elements values) to `out`.
-void quantize(const grey_quant_layout& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& kernels);
+void quantize(const grey_quant_layout& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& kernels,
+              const Parallel& parallel = {});
 // The reverse: plan.elements float32 values from plan.bytes bytes.
-void dequantize(const grey_quant_layout& plan, std::span<const std::byte> in, std::span<float> out, const Kernels& kernels);
+void dequantize(const grey_quant_layout& plan, std::span<const std::byte> in, std::span<float> out, const Kernels& kernels,
+                const Parallel& parallel = {});
 // Elements first .. first + out.size() - 1 only; `first` and the count even, and whole blocks for the
 // ggml formats (multiples of 32). Decoding a tensor in slices gives the bits of decoding it whole.
 void dequantize_range(const grey_quant_layout& plan, std::span<const std::byte> in, uint64_t first, std::span<float> out,

@@ -165,24 +165,55 @@ std::string file_bytes(const fs::path& path) {
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// On a device the tensors go through two buffers made once for the largest and reused, a larger tensor
-// before smaller ones: the file and the report are those of the host-memory route, byte for byte.
-TEST(ModelQuantize, OnADeviceTheReusedBuffersGiveTheHostMemoryResult) {
+// With a context whose device is the host, the tensors are quantized where the file maps them, on the
+// context's worker pool (three threads here): the file and the report are those of the context-free,
+// single-threaded route, byte for byte.
+TEST(ModelQuantize, OnTheHostDeviceTheWorkerPoolGivesTheHostMemoryResult) {
     TempDir dir;
     const auto model = write_model(dir.path() / "m.safetensors", mixed_model);
-    const auto context = grey::test::make_context(grey::test::host_only_options());
-    for (const char* format : {"int4-g128", "int8", "q4_0"}) {
-        grey_model_quant_options in_buffers = GREY_MODEL_QUANT_OPTIONS_INIT;
-        in_buffers.context = context.get();
-        const auto on_host = dir.path() / (std::string(format) + "-host.gguf");
-        const auto on_device = dir.path() / (std::string(format) + "-device.gguf");
-        const QuantRun host_run = quantize(model, on_host.c_str(), format);
-        const QuantRun device_run = quantize(model, on_device.c_str(), format, &in_buffers);
-        ASSERT_EQ(host_run.status, GREY_OK) << host_run.error;
-        ASSERT_EQ(device_run.status, GREY_OK) << device_run.error;
-        EXPECT_EQ(device_run.report, host_run.report) << format;
-        EXPECT_EQ(file_bytes(on_device), file_bytes(on_host)) << format;
-        EXPECT_GE(host_run.report["tensors"].size(), 3u) << format;  // several sizes went through the buffers
+    const auto config = dir.write("threads.yaml", "host:\n  threads: 3\n");
+    grey_context_options context_options = grey::test::host_only_options();
+    const std::string config_path = config.string();
+    context_options.config_path = config_path.c_str();
+    const auto context = grey::test::make_context(context_options);
+    for (const char* format : {"int4-g128", "int8", "q4_0", "nf4", "fp8-e4m3"}) {
+        grey_model_quant_options with_context = GREY_MODEL_QUANT_OPTIONS_INIT;
+        with_context.context = context.get();
+        const auto alone = dir.path() / (std::string(format) + "-alone.gguf");
+        const auto pooled = dir.path() / (std::string(format) + "-pool.gguf");
+        const QuantRun alone_run = quantize(model, alone.c_str(), format);
+        const QuantRun pool_run = quantize(model, pooled.c_str(), format, &with_context);
+        ASSERT_EQ(alone_run.status, GREY_OK) << alone_run.error;
+        ASSERT_EQ(pool_run.status, GREY_OK) << pool_run.error;
+        EXPECT_EQ(pool_run.report, alone_run.report) << format;
+        EXPECT_EQ(file_bytes(pooled), file_bytes(alone)) << format;
+        EXPECT_GE(alone_run.report["tensors"].size(), 3u) << format;
+    }
+}
+
+// On a device whose backend does not take host memory the tensors go through two buffers made once for
+// the largest and reused, a larger tensor before smaller ones. The zeroquant test plugin writes zero
+// codes, which decode to zeros: every tensor's error is its whole signal, measured on the host.
+TEST(ModelQuantize, OnADeviceTheTensorsGoThroughReusedBuffers) {
+    TempDir dir;
+    const auto model = write_model(dir.path() / "m.safetensors", mixed_model);
+    grey_context_options context_options = GREY_CONTEXT_OPTIONS_INIT;
+    context_options.backend_dir = GREY_TEST_QUANT_PLUGIN_DIR;
+    context_options.backends = "zeroquant";
+    const auto context = grey::test::make_context(context_options);
+    grey_model_quant_options in_buffers = GREY_MODEL_QUANT_OPTIONS_INIT;
+    in_buffers.context = context.get();
+    in_buffers.device = 1;  // the plugin's device, after the host's
+    const QuantRun host_run = quantize(model, nullptr, "int8");
+    const QuantRun device_run = quantize(model, nullptr, "int8", &in_buffers);
+    ASSERT_EQ(host_run.status, GREY_OK) << host_run.error;
+    ASSERT_EQ(device_run.status, GREY_OK) << device_run.error;
+    ASSERT_EQ(device_run.report["tensors"].size(), host_run.report["tensors"].size());
+    ASSERT_GE(device_run.report["tensors"].size(), 3u);
+    for (size_t i = 0; i < device_run.report["tensors"].size(); ++i) {
+        const auto& t = device_run.report["tensors"][i];
+        EXPECT_EQ(t["name"], host_run.report["tensors"][i]["name"]);
+        EXPECT_EQ(t["rel_rmse"].get<double>(), 1.0) << t["name"];
     }
 }
 

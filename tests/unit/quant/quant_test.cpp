@@ -1,5 +1,5 @@
 // Quantization formats: sizes, round-trip error on synthetic Gaussian weights, the MSE calibration, the
-// C API's argument checks, device buffers, and the scalar and AVX2 kernels giving identical bits.
+// C API's argument checks, device buffers.
 #include "host/host_backend.hpp"
 #include "host/quant/kernels.hpp"
 #include "host/quant/quantizer.hpp"
@@ -59,14 +59,7 @@ grey_quant_params params_of(const Case& c, grey_quant_calibration calibration = 
 using grey::test::desc_of;
 
 // Gaussian weights with a few outliers per row, as trained weights have.
-std::vector<float> gaussian(std::size_t n, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    std::vector<float> v(n);
-    for (auto& x : v) x = normal(rng);
-    for (std::size_t i = 0; i < n; i += 97) v[i] *= 4.0f;
-    return v;
-}
+std::vector<float> gaussian(std::size_t n, uint32_t seed) { return grey::test::normal_values(n, seed, 1.0f, 0, 97, 4.0f); }
 
 grey_quant_report quantize_ok(const grey_tensor_desc& desc, const void* data, uint64_t bytes, const grey_quant_params& params,
                               std::vector<std::byte>& out) {
@@ -501,58 +494,7 @@ TEST(Quant, TheHostBackendRefusesALayoutFeatureItDoesNotKnow) {
     vt.shutdown(state);
 }
 
-// The AVX2 kernels must give the scalar kernels' bits for every format, both calibrations, on fresh
-// random inputs (with zeros, ties and outliers mixed in) whose length is not a multiple of 8.
-TEST(QuantKernels, Avx2GivesTheScalarBitsForEveryFormat) {
-    const hq::Kernels* avx2 = hq::avx2_kernels();
-    if (avx2 == nullptr) GTEST_SKIP() << "this CPU has no AVX2/F16C";
-    const auto& scalar = hq::scalar_kernels();
-    std::mt19937 rng(std::random_device{}());
-    const uint32_t seed = rng();
-    SCOPED_TRACE("seed " + std::to_string(seed));
-    auto x = gaussian(48 * 128, seed);
-    for (std::size_t i = 0; i < x.size(); i += 13) x[i] = 0.0f;
-    for (std::size_t i = 5; i < x.size(); i += 29) x[i] = -0.0f;
-    for (std::size_t i = 7; i < x.size(); i += 31) x[i] = 0.5f;  // ties in several formats
-    // Subnormal groups: the reciprocal of their scale overflows, so they encode as zeros.
-    for (std::size_t i = 0; i < 256; ++i) x[i] = (i % 2 ? -1.0f : 1.0f) * static_cast<float>(i % 3) * 1e-42f;
-    for (const auto& c : kCases)
-        for (const auto calibration : {GREY_CALIBRATION_RTN, GREY_CALIBRATION_MSE}) {
-            SCOPED_TRACE(std::string(c.label) + (calibration == GREY_CALIBRATION_MSE ? " mse" : " rtn"));
-            const auto plan = grey::quant::make_layout(std::vector<uint64_t>{48, 128}, params_of(c, calibration));
-            std::vector<std::byte> a(plan.bytes), b(plan.bytes);
-            hq::quantize(plan, x, a, scalar);
-            hq::quantize(plan, x, b, *avx2);
-            ASSERT_EQ(a, b);
-            std::vector<float> da(plan.elements), db(plan.elements);
-            hq::dequantize(plan, a, da, scalar);
-            hq::dequantize(plan, a, db, *avx2);
-            ASSERT_EQ(std::memcmp(da.data(), db.data(), da.size() * 4), 0);
-        }
-    // The encode kernels alone, with zeros times an infinite multiplier: NaN products.
-    hq::EncodeSpec infinite{0.0f, INFINITY, 0.0f, hq::Rounding::nearest_away, -128, 127};
-    const float products[8] = {0.0f, 1e-42f, -1e-42f, -0.0f, 0.0f, 2.0f, 0.0f, -3.0f};
-    int8_t ca[8], cb[8];
-    scalar.encode(products, 8, infinite, ca);
-    avx2->encode(products, 8, infinite, cb);
-    EXPECT_EQ(std::vector<int8_t>(ca, ca + 8), (std::vector<int8_t>{0, 127, -128, 0, 0, 127, 0, -128})) << "NaN products code 0";
-    EXPECT_EQ(std::memcmp(ca, cb, 8), 0);
-    // Odd lengths exercise the vector loops' scalar tails.
-    for (const std::size_t n : {1u, 7u, 9u, 33u}) {
-        float lo_s, hi_s, lo_v, hi_v;
-        scalar.minmax(x.data() + 3, n, &lo_s, &hi_s);
-        avx2->minmax(x.data() + 3, n, &lo_v, &hi_v);
-        EXPECT_EQ(std::memcmp(&lo_s, &lo_v, 4), 0);
-        EXPECT_EQ(std::memcmp(&hi_s, &hi_v, 4), 0);
-        EXPECT_EQ(scalar.absmax(x.data() + 1, n), avx2->absmax(x.data() + 1, n));
-    }
-    std::vector<uint16_t> halves(65536);
-    for (uint32_t h = 0; h < 65536; ++h) halves[h] = static_cast<uint16_t>(h);
-    std::vector<float> fa(65536), fb(65536);
-    scalar.f16_to_f32(halves.data(), halves.size(), fa.data());
-    avx2->f16_to_f32(halves.data(), halves.size(), fb.data());
-    EXPECT_EQ(std::memcmp(fa.data(), fb.data(), fa.size() * 4), 0) << "every fp16 value widens identically";
-}
+// The vector kernels against the scalar ones: kernel_paths_test.cpp.
 
 TEST(QuantNumeric, Fp16AndFp8ConversionsRoundTripEveryCode) {
     using namespace grey::common;

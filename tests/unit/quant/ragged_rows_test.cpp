@@ -52,12 +52,7 @@ uint64_t count(const std::vector<uint64_t>& shape) {
 }
 
 std::vector<float> weights(std::size_t n, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> normal(0.0f, 0.05f);
-    std::vector<float> v(n);
-    for (auto& x : v) x = normal(rng);
-    for (std::size_t i = 3; i < n; i += 41) v[i] *= 6.0f;  // outliers
-    return v;
+    return grey::test::normal_values(n, seed, 0.05f, 3, 41, 6.0f);
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -1,17 +1,21 @@
-// The audit log's worker pool: every block of a job runs exactly once, whatever the number of threads
-// and however jobs follow each other; an exception stops the job and reaches the caller.
-#include "audit/worker_pool.hpp"
+// The worker pool (the context's, and the audit log's): every block of a job runs exactly once, whatever
+// the number of threads and however jobs follow each other; an exception stops the job and reaches the
+// caller; callers sharing one pool each get their job done; 0 threads means every usable core.
+#include "core/worker_pool.hpp"
 
 #include <gtest/gtest.h>
 
+#include <sched.h>
+
 #include <atomic>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
-namespace grey::audit {
+namespace grey {
 namespace {
 
-TEST(AuditWorkerPool, EveryBlockRunsOnceInEveryJob) {
+TEST(WorkerPool, EveryBlockRunsOnceInEveryJob) {
     for (const size_t threads : {size_t{1}, size_t{2}, size_t{5}}) {
         WorkerPool pool(threads);
         EXPECT_EQ(pool.threads(), threads);
@@ -30,7 +34,7 @@ TEST(AuditWorkerPool, EveryBlockRunsOnceInEveryJob) {
     }
 }
 
-TEST(AuditWorkerPool, TheFirstExceptionReachesTheCaller) {
+TEST(WorkerPool, TheFirstExceptionReachesTheCaller) {
     WorkerPool pool(3);
     std::atomic<int> blocks{0};
     EXPECT_THROW(pool.run(100, 1,
@@ -48,7 +52,7 @@ TEST(AuditWorkerPool, TheFirstExceptionReachesTheCaller) {
 
 // post/take/wait as the writer's sealing pipeline uses them: the caller takes each block in order
 // unless a helper has it, and then waits for that block's result.
-TEST(AuditWorkerPool, ACallerTakesWhatNoHelperHasStarted) {
+TEST(WorkerPool, ACallerTakesWhatNoHelperHasStarted) {
     for (const size_t threads : {size_t{1}, size_t{2}, size_t{4}}) {
         WorkerPool pool(threads);
         for (int round = 0; round < 100; ++round) {
@@ -76,10 +80,54 @@ TEST(AuditWorkerPool, ACallerTakesWhatNoHelperHasStarted) {
     }
 }
 
-TEST(AuditWorkerPool, ZeroMeansOnePerCore) {
+TEST(WorkerPool, ZeroMeansEveryCoreTheProcessMayRunOn) {
     WorkerPool pool(0);
-    EXPECT_EQ(pool.threads(), std::max(1u, std::thread::hardware_concurrency()));
+    EXPECT_EQ(pool.threads(), usable_cores());
+    cpu_set_t mask;
+    ASSERT_EQ(sched_getaffinity(0, sizeof mask, &mask), 0);
+    EXPECT_EQ(usable_cores(), static_cast<size_t>(CPU_COUNT(&mask)));
+    // Narrowed to one CPU (as taskset does), the count follows; restored afterwards.
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+        if (CPU_ISSET(cpu, &mask)) {
+            CPU_SET(cpu, &one);
+            break;
+        }
+    ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+    EXPECT_EQ(usable_cores(), 1u);
+    WorkerPool narrow(0);
+    EXPECT_EQ(narrow.threads(), 1u);
+    ASSERT_EQ(sched_setaffinity(0, sizeof mask, &mask), 0);
+}
+
+// Callers on several threads share one pool through run_shared: one job at a time has the helpers,
+// the others run theirs on their own thread; every block of every job runs once, and a job run from
+// inside a block (nested) runs inline instead of waiting for the pool it holds.
+TEST(WorkerPool, CallersOnSeveralThreadsShareThePool) {
+    WorkerPool pool(3);
+    constexpr size_t kCallers = 4, kRounds = 40, n = 300;
+    std::vector<std::thread> callers;
+    std::atomic<int> wrong{0};
+    for (size_t c = 0; c < kCallers; ++c)
+        callers.emplace_back([&] {
+            for (size_t round = 0; round < kRounds; ++round) {
+                std::vector<std::atomic<int>> runs(n);
+                pool.run_shared(n, 7, [&](size_t begin, size_t end) {
+                    for (size_t i = begin; i < end; ++i) ++runs[i];
+                    if (begin == 0) {
+                        std::atomic<size_t> inner{0};
+                        pool.run_shared(10, 3, [&](size_t b, size_t e) { inner += e - b; });
+                        if (inner.load() != 10) ++wrong;
+                    }
+                });
+                for (size_t i = 0; i < n; ++i)
+                    if (runs[i].load() != 1) ++wrong;
+            }
+        });
+    for (auto& caller : callers) caller.join();
+    EXPECT_EQ(wrong.load(), 0);
 }
 
 }  // namespace
-}  // namespace grey::audit
+}  // namespace grey

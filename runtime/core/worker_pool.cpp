@@ -1,13 +1,24 @@
-#include "audit/worker_pool.hpp"
+#include "core/worker_pool.hpp"
+
+#include <sched.h>
 
 #include <algorithm>
 #include <system_error>
 #include <utility>
 
-namespace grey::audit {
+namespace grey {
+
+size_t usable_cores() noexcept {
+    cpu_set_t mask;
+    CPU_ZERO(&mask);
+    if (sched_getaffinity(0, sizeof mask, &mask) == 0)
+        if (const int count = CPU_COUNT(&mask); count > 0) return static_cast<size_t>(count);
+    return std::max(1u, std::thread::hardware_concurrency());
+}
+
 
 WorkerPool::WorkerPool(size_t threads) {
-    if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+    if (threads == 0) threads = usable_cores();
     for (size_t t = 1; t < threads; ++t) {
         try {
             helpers_.emplace_back([this](std::stop_token stop) { helper_loop(std::move(stop)); });
@@ -90,4 +101,4 @@ void WorkerPool::wait() {
     if (std::exception_ptr error = std::exchange(error_, nullptr)) std::rethrow_exception(error);
 }
 
-}  // namespace grey::audit
+}  // namespace grey

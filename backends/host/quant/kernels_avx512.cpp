@@ -1,0 +1,201 @@
+// AVX-512 (F, BW, VL) versions of the primitives in kernels.hpp: the AVX2 computations on sixteen lanes,
+// with masked loads and stores for the tail instead of a scalar loop (a masked-off lane is neither read
+// nor written, so a tail costs one more iteration and gives the same bits). Compiled with target
+// attributes, as the AVX2 file is; avx512_kernels() hands them out only when the CPU and the operating
+// system support them.
+#include "host/quant/kernels.hpp"
+
+#include "host/quant/kernels_vector.hpp"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define GREY_HAVE_AVX512_PATH 1
+// GCC 12's AVX-512 headers make their "undefined" registers by self-initialisation (GCC bug 105593),
+// which its own uninitialised-use warnings then flag wherever an intrinsic is inlined.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <cmath>
+
+namespace grey::host::quant {
+
+#if defined(GREY_HAVE_AVX512_PATH)
+namespace {
+
+#define GREY_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c")))
+
+// The lanes of a 16-lane step that lie before n - i.
+GREY_AVX512 __mmask16 lanes(std::size_t i, std::size_t n) {
+    const std::size_t left = n - i;
+    return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
+}
+
+GREY_AVX512 float absmax(const float* x, std::size_t n) {
+    __m512 acc = _mm512_setzero_ps();
+    for (std::size_t i = 0; i < n; i += 16) acc = _mm512_max_ps(acc, _mm512_abs_ps(_mm512_maskz_loadu_ps(lanes(i, n), x + i)));
+    return _mm512_reduce_max_ps(acc);
+}
+
+GREY_AVX512 void minmax(const float* x, std::size_t n, float* out_min, float* out_max) {
+    __m512 lo = _mm512_set1_ps(INFINITY), hi = _mm512_set1_ps(-INFINITY);
+    for (std::size_t i = 0; i < n; i += 16) {
+        const __mmask16 k = lanes(i, n);
+        const __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+        lo = _mm512_mask_min_ps(lo, k, lo, v);
+        hi = _mm512_mask_max_ps(hi, k, hi, v);
+    }
+    const float l = _mm512_reduce_min_ps(lo), h = _mm512_reduce_max_ps(hi);
+    // Which zero a sequential scan keeps depends on the order it meets them (see the AVX2 version).
+    if (l == 0.0f || h == 0.0f) return scalar_kernels().minmax(x, n, out_min, out_max);
+    *out_min = l;
+    *out_max = h;
+}
+
+// roundf in registers, as in the AVX2 version.
+GREY_AVX512 __m512 round_half_away(__m512 v) {
+    const __m512 truncated = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m512 sign_mask = _mm512_set1_ps(-0.0f);
+    const __m512 fraction = _mm512_abs_ps(_mm512_sub_ps(v, truncated));
+    const __m512 step = _mm512_or_ps(_mm512_and_ps(v, sign_mask), _mm512_set1_ps(1.0f));
+    const __mmask16 needs_step = _mm512_cmp_ps_mask(fraction, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    return _mm512_mask_add_ps(truncated, needs_step, truncated, step);
+}
+
+GREY_AVX512 void encode(const float* x, std::size_t n, const EncodeSpec& spec, int8_t* out) {
+    const __m512 subtract = _mm512_set1_ps(spec.subtract), multiply = _mm512_set1_ps(spec.multiply), add = _mm512_set1_ps(spec.add);
+    const __m512 lo = _mm512_set1_ps(static_cast<float>(spec.lo)), hi = _mm512_set1_ps(static_cast<float>(spec.hi));
+    const bool nearest = spec.rounding == Rounding::nearest_away;
+    for (std::size_t i = 0; i < n; i += 16) {
+        const __mmask16 k = lanes(i, n);
+        // Separate multiply and add: a fused multiply-add would round once and differ from the scalar path.
+        const __m512 scaled = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), subtract), multiply);
+        const __m512 v = _mm512_add_ps(scaled, add);
+        __m512 r = nearest ? round_half_away(v) : _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        r = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(r, r, _CMP_ORD_Q), r);  // NaN codes 0, as in the scalar path
+        r = _mm512_min_ps(_mm512_max_ps(r, lo), hi);
+        _mm512_mask_cvtepi32_storeu_epi8(out + i, k, _mm512_cvttps_epi32(r));
+    }
+}
+
+GREY_AVX512 void decode(const int8_t* q, std::size_t n, const DecodeSpec& spec, float* out) {
+    const __m512 subtract = _mm512_set1_ps(spec.subtract), multiply = _mm512_set1_ps(spec.multiply), add = _mm512_set1_ps(spec.add);
+    for (std::size_t i = 0; i < n; i += 16) {
+        const __mmask16 k = lanes(i, n);
+        const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, q + i)));
+        const __m512 scaled = _mm512_mul_ps(_mm512_sub_ps(v, subtract), multiply);
+        _mm512_mask_storeu_ps(out + i, k, _mm512_add_ps(scaled, add));
+    }
+}
+
+GREY_AVX512 void decode_table(const uint8_t* codes, std::size_t n, const float* table, float scale, float* out) {
+    const __m512 s = _mm512_set1_ps(scale);
+    for (std::size_t i = 0; i < n; i += 16) {
+        const __mmask16 k = lanes(i, n);
+        const __m512i index = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, codes + i));
+        const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, index, table, 4);
+        _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(v, s));
+    }
+}
+
+GREY_AVX512 void decode_table16(const uint8_t* codes, std::size_t n, const float* table, float scale, float* out) {
+    const __m512 s = _mm512_set1_ps(scale), levels = _mm512_loadu_ps(table);
+    for (std::size_t i = 0; i < n; i += 16) {
+        const __mmask16 k = lanes(i, n);
+        const __m512i index = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, codes + i));
+        _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(_mm512_permutexvar_ps(index, levels), s));
+    }
+}
+
+// fp8_to_f32 times the scale on sixteen lanes (kernels_vector.hpp says how).
+GREY_AVX512 void decode_fp8(const uint8_t* codes, std::size_t n, const float*, int format, float scale, float* out) {
+    const Fp8Decoding d = fp8_decoding(format);
+    const __m512 s = _mm512_set1_ps(scale), step = _mm512_set1_ps(d.subnormal_step);
+    const __m512i magnitude_mask = _mm512_set1_epi32(0x7F), rebias = _mm512_set1_epi32(d.rebias);
+    const __m512i infinity_code = _mm512_set1_epi32(d.infinity_code), first_nan = _mm512_set1_epi32(d.first_nan_code);
+    const __m512i infinity = _mm512_set1_epi32(0x7F800000), nan = _mm512_set1_epi32(0x7FC00000);
+    const __m512i mantissa_mask = _mm512_set1_epi32((1 << (23 - d.shift)) - 1), exponent_mask = _mm512_set1_epi32(0x7F & ~((1 << (23 - d.shift)) - 1));
+    const __m128i shift = _mm_cvtsi32_si128(d.shift);
+    for (std::size_t i = 0; i < n; i += 16) {
+        const __mmask16 k = lanes(i, n);
+        const __m512i c = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, codes + i));
+        const __m512i sign = _mm512_slli_epi32(_mm512_andnot_si512(magnitude_mask, c), 24);
+        const __m512i magnitude = _mm512_and_si512(c, magnitude_mask);
+        const __m512i normal = _mm512_add_epi32(_mm512_sll_epi32(magnitude, shift), rebias);
+        const __m512 subnormal = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(magnitude, mantissa_mask)), step);
+        __m512i bits = _mm512_mask_blend_epi32(_mm512_testn_epi32_mask(magnitude, exponent_mask), normal, _mm512_castps_si512(subnormal));
+        bits = _mm512_mask_blend_epi32(_mm512_cmpeq_epi32_mask(magnitude, infinity_code), bits, infinity);
+        bits = _mm512_or_si512(bits, sign);
+        bits = _mm512_mask_blend_epi32(_mm512_cmpge_epi32_mask(magnitude, first_nan), bits, nan);  // NaN codes: no sign
+        _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(_mm512_castsi512_ps(bits), s));
+    }
+}
+
+GREY_AVX512 void f16_to_f32(const uint16_t* in, std::size_t n, float* out) {
+    for (std::size_t i = 0; i < n; i += 16) {
+        const __mmask16 k = lanes(i, n);
+        _mm512_mask_storeu_ps(out + i, k, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, in + i)));
+    }
+}
+
+// f32_to_fp8 on sixteen lanes, on the bits (kernels_vector.hpp says how).
+GREY_AVX512 void encode_fp8(const float* x, std::size_t n, float inverse, int format, int8_t* out) {
+    const Fp8Encoding e = fp8_encoding(format);
+    const __m512 inv = _mm512_set1_ps(inverse), min_normal = _mm512_set1_ps(e.min_normal), subnormal_scale = _mm512_set1_ps(e.subnormal_scale);
+    const __m512i round_bias = _mm512_set1_epi32(e.round_bias), rebias = _mm512_set1_epi32(e.rebias), one = _mm512_set1_epi32(1);
+    const __m512i max_code = _mm512_set1_epi32(e.max_code), nan_code = _mm512_set1_epi32(e.nan_code);
+    const __m128i shift = _mm_cvtsi32_si128(e.dropped_bits);
+    for (std::size_t i = 0; i < n; i += 16) {
+        const __mmask16 k = lanes(i, n);
+        const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv);
+        const __m512 magnitude = _mm512_abs_ps(v);
+        const __m512i bits = _mm512_castps_si512(magnitude);
+        const __m512i odd = _mm512_and_si512(_mm512_srl_epi32(bits, shift), one);
+        const __m512i normal = _mm512_sub_epi32(_mm512_srl_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(round_bias, odd)), shift), rebias);
+        const __m512i subnormal = _mm512_cvtps_epi32(_mm512_mul_ps(magnitude, subnormal_scale));
+        __m512i code = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(magnitude, min_normal, _CMP_LT_OQ), normal, subnormal);
+        code = _mm512_min_epi32(code, max_code);
+        code = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), code, nan_code);
+        code = _mm512_or_si512(code, _mm512_srli_epi32(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(INT32_MIN)), 24));
+        _mm512_mask_cvtepi32_storeu_epi8(out + i, k, code);
+    }
+}
+
+// nf4_code on sixteen lanes: one added for each midpoint a product lies above.
+GREY_AVX512 void encode_nf4(const float* x, std::size_t n, float inverse, int8_t* out) {
+    const Nf4Midpoints& m = nf4_midpoints();
+    const __m512 inv = _mm512_set1_ps(inverse);
+    const __m512i one = _mm512_set1_epi32(1);
+    for (std::size_t i = 0; i < n; i += 16) {
+        const __mmask16 k = lanes(i, n);
+        const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv);
+        __m512i code = _mm512_setzero_si512();
+        for (const float midpoint : m.values)
+            code = _mm512_mask_add_epi32(code, _mm512_cmp_ps_mask(v, _mm512_set1_ps(midpoint), _CMP_GT_OQ), code, one);
+        _mm512_mask_cvtepi32_storeu_epi8(out + i, k, code);
+    }
+}
+
+constexpr Kernels kAvx512{"avx512", absmax, minmax, encode, decode, decode_table, decode_table16, decode_fp8, f16_to_f32, encode_fp8, encode_nf4};
+
+}  // namespace
+
+const Kernels* avx512_kernels() noexcept {
+    // libgcc's CPU model checks that the operating system saves the AVX-512 registers (XCR0) before it
+    // reports these features.
+    return (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("f16c"))
+               ? &kAvx512
+               : nullptr;
+}
+
+#else
+
+const Kernels* avx512_kernels() noexcept { return nullptr; }
+
+#endif
+
+}  // namespace grey::host::quant

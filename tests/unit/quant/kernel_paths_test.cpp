@@ -1,0 +1,255 @@
+// Every vector path of the host quantization kernels (AVX2, AVX-512) against the scalar reference, byte
+// for byte: each primitive over adversarial inputs (NaN of both signs, infinities, denormals, zeros of
+// both signs, exact ties between codes and the floats either side of them, all-equal stretches, every
+// tail length), and every format quantized and dequantized whole. A path this CPU does not run is
+// skipped, saying why.
+#include "host/quant/kernels.hpp"
+#include "host/quant/kernels_vector.hpp"
+#include "host/quant/quantizer.hpp"
+#include "quant/format.hpp"
+#include "common/numeric.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace hq = grey::host::quant;
+namespace gc = grey::common;
+
+struct Path {
+    const char* name;
+    const hq::Kernels* (*get)();
+    const char* lacking;
+};
+
+const Path kPaths[] = {
+    {"avx2", hq::avx2_kernels, "this CPU does not report AVX2 and F16C"},
+    {"avx512", hq::avx512_kernels, "this CPU (or its operating system) does not report AVX-512 F, BW, VL and DQ"},
+};
+
+void PrintTo(const Path& path, std::ostream* os) { *os << path.name; }
+
+class KernelPaths : public testing::TestWithParam<Path> {
+protected:
+    void SetUp() override {
+        kernels_ = GetParam().get();
+        if (kernels_ == nullptr) GTEST_SKIP() << GetParam().name << " skipped: " << GetParam().lacking;
+    }
+    const hq::Kernels& vector() const { return *kernels_; }
+    static const hq::Kernels& scalar() { return hq::scalar_kernels(); }
+
+private:
+    const hq::Kernels* kernels_ = nullptr;
+};
+
+std::string bits_of(float v) {
+    uint32_t b;
+    std::memcpy(&b, &v, 4);
+    char text[64];
+    std::snprintf(text, sizeof text, "%a (0x%08x)", static_cast<double>(v), b);
+    return text;
+}
+
+// Values every float kernel must get right: specials, denormals, and each code boundary of fp8 and NF4
+// with the floats just either side of it.
+std::vector<float> adversarial_values() {
+    const float inf = std::numeric_limits<float>::infinity();
+    std::vector<float> v = {0.0f, -0.0f, inf, -inf, std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::quiet_NaN(),
+                            std::numeric_limits<float>::denorm_min(), -std::numeric_limits<float>::denorm_min(),
+                            std::numeric_limits<float>::min(), std::numeric_limits<float>::max(), -std::numeric_limits<float>::max(),
+                            1e-40f, -3e-39f, 0.5f, -0.5f, 1.5f, 2.5f, -2.5f, 127.5f, -128.5f, 448.0f, 464.0f, 480.0f, 57344.0f, 61440.0f};
+    const auto around = [&](float x) {
+        for (const float s : {1.0f, -1.0f}) {
+            v.push_back(s * x);
+            v.push_back(s * std::nextafter(x, inf));
+            v.push_back(s * std::nextafter(x, 0.0f));
+        }
+    };
+    for (const int format : {GREY_QUANT_FP8_E4M3, GREY_QUANT_FP8_E5M2})
+        for (uint32_t c = 0; c < 0x7F; ++c) {
+            const float a = gc::fp8_to_f32(c, format), b = gc::fp8_to_f32(c + 1, format);
+            if (!std::isfinite(a) || !std::isfinite(b)) continue;
+            around(a);
+            around(a + (b - a) / 2.0f);  // the tie between two codes (exact: the step is a power of two)
+        }
+    for (const float m : hq::nf4_midpoints().values) around(m);
+    for (const float level : gc::kNf4Levels) around(level);
+    return v;
+}
+
+// The adversarial values, then random ones (wide range of magnitudes), then an all-equal stretch; an
+// odd total so that every tail length shows up in the sub-ranges tested below.
+std::vector<float> test_input(uint32_t seed) {
+    auto v = adversarial_values();
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> exponent(-30.0f, 20.0f), sign(-1.0f, 1.0f);
+    for (int i = 0; i < 4001; ++i) v.push_back(std::copysign(std::exp2(exponent(rng)), sign(rng)));
+    v.insert(v.end(), 37, 0.75f);
+    return v;
+}
+
+// Sub-ranges [begin, begin + n): lengths 0..40 around every alignment, and the whole.
+template <typename Check>
+void for_ranges(std::size_t size, const Check& check) {
+    for (std::size_t n = 0; n <= 40; ++n)
+        for (std::size_t begin : {std::size_t{0}, std::size_t{1}, std::size_t{3}, std::size_t{17}}) check(begin, n);
+    check(0, size);
+    check(5, size - 5);
+}
+
+TEST_P(KernelPaths, Fp8AndNf4EncodersGiveTheScalarCodes) {
+    const auto x = test_input(7);
+    for (const float inverse : {1.0f, 0.5f, 3.0f, 1.0f / 7.0f, 1e30f, 0.0f, std::numeric_limits<float>::infinity()}) {
+        SCOPED_TRACE("inverse " + bits_of(inverse));
+        for_ranges(x.size(), [&](std::size_t begin, std::size_t n) {
+            std::vector<int8_t> a(n + 1, 0x55), b(n + 1, 0x55);
+            for (const int format : {GREY_QUANT_FP8_E4M3, GREY_QUANT_FP8_E5M2}) {
+                scalar().encode_fp8(x.data() + begin, n, inverse, format, a.data());
+                vector().encode_fp8(x.data() + begin, n, inverse, format, b.data());
+                for (std::size_t i = 0; i <= n; ++i)
+                    ASSERT_EQ(a[i], b[i]) << (format == GREY_QUANT_FP8_E4M3 ? "e4m3" : "e5m2") << " at " << i << " of " << n << ": "
+                                          << (i < n ? bits_of(x[begin + i]) : "past the end");
+            }
+            scalar().encode_nf4(x.data() + begin, n, inverse, a.data());
+            vector().encode_nf4(x.data() + begin, n, inverse, b.data());
+            for (std::size_t i = 0; i <= n; ++i)
+                ASSERT_EQ(a[i], b[i]) << "nf4 at " << i << " of " << n << ": " << (i < n ? bits_of(x[begin + i]) : "past the end");
+        });
+    }
+}
+
+TEST_P(KernelPaths, IntegerEncodeAndDecodeGiveTheScalarBits) {
+    const auto x = test_input(11);
+    const hq::EncodeSpec specs[] = {
+        {0.0f, 1.0f, 0.0f, hq::Rounding::nearest_away, -128, 127},
+        {0.0f, 1.0f / 3.0f, 0.0f, hq::Rounding::nearest_away, -127, 127},
+        {-0.25f, 4.0f, 0.5f, hq::Rounding::truncate, 0, 15},
+        {1.0f, 0.0f, 8.5f, hq::Rounding::truncate, 0, 15},
+        {0.0f, std::numeric_limits<float>::infinity(), 0.0f, hq::Rounding::nearest_away, -8, 7},  // NaN products
+    };
+    // What the scalar reference gives NaN products (zeros times an infinite multiplier): code 0.
+    const float products[8] = {0.0f, 1e-42f, -1e-42f, -0.0f, 0.0f, 2.0f, 0.0f, -3.0f};
+    int8_t reference[8];
+    scalar().encode(products, 8, specs[4], reference);
+    EXPECT_EQ(std::vector<int8_t>(reference, reference + 8), (std::vector<int8_t>{0, 7, -8, 0, 0, 7, 0, -8})) << "NaN products code 0";
+    for (const auto& spec : specs)
+        for_ranges(x.size(), [&](std::size_t begin, std::size_t n) {
+            std::vector<int8_t> a(n + 1, 0x55), b(n + 1, 0x55);
+            scalar().encode(x.data() + begin, n, spec, a.data());
+            vector().encode(x.data() + begin, n, spec, b.data());
+            ASSERT_EQ(a, b) << "encode of " << n << " from " << begin;
+        });
+    std::vector<int8_t> codes(300);
+    for (std::size_t i = 0; i < codes.size(); ++i) codes[i] = static_cast<int8_t>(i * 37);
+    for (const hq::DecodeSpec spec : {hq::DecodeSpec{0.0f, 0.01f, 0.0f}, hq::DecodeSpec{8.0f, 3.5f, -1.25f}, hq::DecodeSpec{0.0f, 1e-45f, 0.0f}})
+        for_ranges(codes.size(), [&](std::size_t begin, std::size_t n) {
+            std::vector<float> a(n + 1, -2.0f), b(n + 1, -2.0f);
+            scalar().decode(codes.data() + begin, n, spec, a.data());
+            vector().decode(codes.data() + begin, n, spec, b.data());
+            ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << "decode of " << n << " from " << begin;
+        });
+}
+
+TEST_P(KernelPaths, TableDecodeAndWideningGiveTheScalarBits) {
+    std::vector<uint8_t> codes(256 + 41);
+    for (std::size_t i = 0; i < codes.size(); ++i) codes[i] = static_cast<uint8_t>(i * 11);
+    std::vector<float> table(256);
+    for (uint32_t c = 0; c < 256; ++c) table[c] = gc::fp8_to_f32(c, GREY_QUANT_FP8_E4M3);  // NaN codes included
+    for (const float scale : {1.0f, 0.125f, 3e-39f})
+        for_ranges(codes.size(), [&](std::size_t begin, std::size_t n) {
+            std::vector<float> a(n + 1, -2.0f), b(n + 1, -2.0f);
+            scalar().decode_table(codes.data() + begin, n, table.data(), scale, a.data());
+            vector().decode_table(codes.data() + begin, n, table.data(), scale, b.data());
+            ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << "decode_table of " << n << " from " << begin;
+        });
+    for (const int format : {GREY_QUANT_FP8_E4M3, GREY_QUANT_FP8_E5M2}) {
+        std::vector<float> values(256);
+        for (uint32_t c = 0; c < 256; ++c) values[c] = gc::fp8_to_f32(c, format);
+        for (const float scale : {1.0f, 0.125f, 3e-39f, 0.0f, -2.5f})
+            for_ranges(codes.size(), [&](std::size_t begin, std::size_t n) {
+                std::vector<float> a(n + 1, -2.0f), b(n + 1, -2.0f);
+                scalar().decode_fp8(codes.data() + begin, n, values.data(), format, scale, a.data());
+                vector().decode_fp8(codes.data() + begin, n, values.data(), format, scale, b.data());
+                for (std::size_t i = 0; i <= n; ++i)
+                    ASSERT_EQ(bits_of(a[i]), bits_of(b[i])) << (format == GREY_QUANT_FP8_E4M3 ? "e4m3" : "e5m2") << " code "
+                                                            << (i < n ? int{codes[begin + i]} : -1) << ", scale " << scale;
+            });
+    }
+    std::vector<uint8_t> nibbles(256 + 41);
+    for (std::size_t i = 0; i < nibbles.size(); ++i) nibbles[i] = static_cast<uint8_t>((i * 7) % 16);
+    for (const float scale : {1.0f, 0.037f, 3e-39f})
+        for_ranges(nibbles.size(), [&](std::size_t begin, std::size_t n) {
+            std::vector<float> a(n + 1, -2.0f), b(n + 1, -2.0f);
+            scalar().decode_table16(nibbles.data() + begin, n, gc::kNf4Levels, scale, a.data());
+            vector().decode_table16(nibbles.data() + begin, n, gc::kNf4Levels, scale, b.data());
+            ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << "decode_table16 of " << n << " from " << begin;
+        });
+    std::vector<uint16_t> halves(65536 + 13);
+    for (std::size_t h = 0; h < halves.size(); ++h) halves[h] = static_cast<uint16_t>(h);
+    for_ranges(halves.size(), [&](std::size_t begin, std::size_t n) {
+        std::vector<float> a(n + 1, -2.0f), b(n + 1, -2.0f);
+        scalar().f16_to_f32(halves.data() + begin, n, a.data());
+        vector().f16_to_f32(halves.data() + begin, n, b.data());
+        ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << "f16_to_f32 of " << n << " from " << begin;
+    });
+}
+
+TEST_P(KernelPaths, RangeReductionsGiveTheScalarBits) {
+    auto x = test_input(3);
+    std::erase_if(x, [](float v) { return std::isnan(v); });  // the quantizer refuses NaN before it looks for ranges
+    std::vector<float> zeros = {0.0f, -0.0f, 0.0f, -0.0f, 0.0f, 0.0f, -0.0f, 0.0f, 0.0f, -0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, -0.0f, 0.0f};
+    for (const auto* input : {&x, &zeros})
+        for_ranges(input->size(), [&](std::size_t begin, std::size_t n) {
+            if (begin > input->size() || n > input->size() - begin) return;
+            float lo_s, hi_s, lo_v, hi_v;
+            scalar().minmax(input->data() + begin, n, &lo_s, &hi_s);
+            vector().minmax(input->data() + begin, n, &lo_v, &hi_v);
+            ASSERT_EQ(bits_of(lo_s), bits_of(lo_v)) << n << " from " << begin;
+            ASSERT_EQ(bits_of(hi_s), bits_of(hi_v)) << n << " from " << begin;
+            ASSERT_EQ(bits_of(scalar().absmax(input->data() + begin, n)), bits_of(vector().absmax(input->data() + begin, n)));
+        });
+}
+
+// Whole formats: both calibrations, on a ragged shape (rows of 999: no group size divides them), with
+// all-equal groups, denormal groups and ties; and a ggml shape.
+TEST_P(KernelPaths, EveryFormatQuantizesAndDequantizesToTheScalarBits) {
+    std::mt19937 rng(5);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> x(7 * 999);
+    for (auto& v : x) v = normal(rng);
+    for (std::size_t i = 0; i < 300; ++i) x[i] = 0.3f;                                                   // all equal
+    for (std::size_t i = 300; i < 600; ++i) x[i] = (i % 2 ? -1.0f : 1.0f) * static_cast<float>(i % 3) * 1e-42f;  // denormal
+    for (std::size_t i = 600; i < x.size(); i += 7) x[i] = 0.5f;
+    for (std::size_t i = 601; i < x.size(); i += 11) x[i] = -0.0f;
+    for (uint32_t index = 0; index < grey_quant_name_count(); ++index) {
+        grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+        ASSERT_EQ(grey_quant_params_from_name(grey_quant_name_at(index), &p), GREY_OK);
+        for (const auto calibration : {GREY_CALIBRATION_RTN, GREY_CALIBRATION_MSE}) {
+            p.calibration = calibration;
+            const bool ggml = p.format == GREY_QUANT_Q8_0 || p.format == GREY_QUANT_Q4_0 || p.format == GREY_QUANT_Q4_1;
+            const std::vector<uint64_t> shape = ggml ? std::vector<uint64_t>{7, 992} : std::vector<uint64_t>{7, 999};
+            SCOPED_TRACE(std::string(grey_quant_name_at(index)) + (calibration == GREY_CALIBRATION_MSE ? " mse" : " rtn"));
+            const auto plan = grey::quant::make_layout(shape, p);
+            const std::span<const float> input(x.data(), plan.elements);
+            std::vector<std::byte> a(plan.bytes), b(plan.bytes);
+            hq::quantize(plan, input, a, scalar());
+            hq::quantize(plan, input, b, vector());
+            ASSERT_EQ(a, b);
+            std::vector<float> da(plan.elements), db(plan.elements);
+            hq::dequantize(plan, a, da, scalar());
+            hq::dequantize(plan, a, db, vector());
+            ASSERT_EQ(std::memcmp(da.data(), db.data(), da.size() * 4), 0);
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Host, KernelPaths, testing::ValuesIn(kPaths), [](const testing::TestParamInfo<Path>& path) { return std::string(path.param.name); });
+
+}  // namespace
