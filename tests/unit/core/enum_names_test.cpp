@@ -39,6 +39,9 @@ TEST(EnumNames, EveryValueOfEveryEnumHasADistinctName) {
     expect_names(grey_quant_calibration_name, GREY_CALIBRATION_MSE);
     expect_names(grey_audit_durability_name, GREY_AUDIT_DURABILITY_GROUP);
     expect_names(grey_kv_format_name, GREY_KV_FP8_E4M3);
+    expect_names(grey_residency_name, GREY_RESIDENCY_COMPRESSED_HOST);
+    expect_names(grey_codec_name, GREY_CODEC_BITMASK);
+    expect_names(grey_map_access_name, GREY_MAP_WRITE);
 }
 
 TEST(EnumNames, NamesAreTheWordsReportsUse) {
