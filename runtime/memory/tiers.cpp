@@ -412,6 +412,9 @@ grey_compact_result Tiers::compact(uint32_t device, const grey_compact_policy& p
                 return ref.kind == BlockRef::Kind::shared && ref.block->references > 1;
             });
             if (r.kind != GREY_RESIDENCY_RAW && (r.kind != GREY_RESIDENCY_DEDUPLICATED || holds_a_block_twice)) continue;
+            const grey_dtype dtype = b->traits.dtype;
+            const bool floats = dtype == GREY_DTYPE_F16 || dtype == GREY_DTYPE_BF16 || dtype == GREY_DTYPE_F32 || dtype == GREY_DTYPE_F64;
+            if (resolve(policy.codec) == GREY_CODEC_FLOAT && !floats) continue;
             change_locked(*b, policy.tier, policy.codec);
             ++result.buffers_compressed;
             deduplicated.erase(b);

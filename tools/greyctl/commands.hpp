@@ -29,6 +29,7 @@ void add_audit_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_proof_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_daemon_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_validate_command(CLI::App& app, const GlobalOptions& global, Runner& run);
+void add_simulate_ram_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 // `greyctl help [COMMAND...]` and the hidden `greyctl man` (the manual page the build installs).
 void add_help_command(CLI::App& app, Runner& run);
 
@@ -49,6 +50,13 @@ enum class BackendRequirement { named_must_load, report_only };
 // library's reason; report_only gives a context whose loader report says what happened instead.
 ContextPtr open_context(const GlobalOptions& global, const std::string& backends,
                         BackendRequirement requirement = BackendRequirement::named_must_load);
+
+// A context and the first device of `backend` ("host": device 0, loading no plugin it was not asked for).
+struct BackendDevice {
+    ContextPtr context;
+    uint32_t device = 0;
+};
+BackendDevice open_backend_device(const GlobalOptions& global, const std::string& backend);
 
 // Where proof artifacts go: the configuration's daemon.proof_artifact_dir.
 std::string proof_directory(const GlobalOptions& global);

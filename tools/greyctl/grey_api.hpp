@@ -86,4 +86,12 @@ std::vector<Info> list_all(grey_context* ctx, grey_status (*count)(const grey_co
     return infos;
 }
 
+// The quantization formats by the names grey.h defines (grey_quant_params_from_name), so that greyctl,
+// the bindings and the samples spell every format the same way.
+inline std::vector<std::string> quant_format_names() {
+    std::vector<std::string> names;
+    for (uint32_t i = 0; i < grey_quant_name_count(); ++i) names.emplace_back(grey_quant_name_at(i));
+    return names;
+}
+
 }  // namespace greyctl
