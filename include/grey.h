@@ -1342,8 +1342,9 @@ GREY_API GREY_NODISCARD grey_status grey_buffer_map_access(grey_buffer* buffer, 
 typedef struct grey_compact_policy {
     uint32_t struct_size;
     uint32_t deduplicate;      /* 1: every sealed raw buffer is deduplicated */
-    uint32_t compress;         /* 1: then every sealed buffer still raw, or deduplicated without holding a
-                                  block more than once, is compressed into `tier` with `codec`
+    uint32_t compress;         /* 1: then every sealed buffer still raw, or deduplicated with stored blocks
+                                  none of which it holds more than once (one held by another buffer too, or
+                                  twice), is compressed into `tier` with `codec`
                                   (GREY_CODEC_FLOAT: only buffers of a dtype it takes) */
     grey_residency tier;       /* GREY_RESIDENCY_COMPRESSED_DEVICE or GREY_RESIDENCY_COMPRESSED_HOST */
     grey_codec codec;

@@ -411,7 +411,10 @@ grey_compact_result Tiers::compact(uint32_t device, const grey_compact_policy& p
             const bool holds_a_block_twice = std::any_of(r.blocks.begin(), r.blocks.end(), [](const BlockRef& ref) {
                 return ref.kind == BlockRef::Kind::shared && ref.block->references > 1;
             });
-            if (r.kind != GREY_RESIDENCY_RAW && (r.kind != GREY_RESIDENCY_DEDUPLICATED || holds_a_block_twice)) continue;
+            // A buffer of zero and one-value blocks alone already costs nothing.
+            const bool stores_a_block =
+                std::any_of(r.blocks.begin(), r.blocks.end(), [](const BlockRef& ref) { return ref.kind == BlockRef::Kind::shared; });
+            if (r.kind != GREY_RESIDENCY_RAW && (r.kind != GREY_RESIDENCY_DEDUPLICATED || holds_a_block_twice || !stores_a_block)) continue;
             const grey_dtype dtype = b->traits.dtype;
             const bool floats = dtype == GREY_DTYPE_F16 || dtype == GREY_DTYPE_BF16 || dtype == GREY_DTYPE_F32 || dtype == GREY_DTYPE_F64;
             if (resolve(policy.codec) == GREY_CODEC_FLOAT && !floats) continue;
