@@ -53,16 +53,7 @@ ModelPtr open_model(const std::string& path) {
     return ModelPtr(model);
 }
 
-std::vector<grey_model_tensor> tensors_of(const grey_model* model) {
-    uint64_t count = 0;
-    check(grey_model_tensor_count(model, &count));
-    std::vector<grey_model_tensor> tensors(count);
-    for (uint64_t i = 0; i < count; ++i) {
-        tensors[i].struct_size = sizeof tensors[i];
-        check(grey_model_tensor_get(model, i, &tensors[i]));
-    }
-    return tensors;
-}
+std::vector<grey_model_tensor> tensors_of(const grey_model* model) { return list_all(model, grey_model_tensor_count, grey_model_tensor_get); }
 
 grey_codec codec_of(const std::string& name) {
     for (int c = GREY_CODEC_LZ4; c <= GREY_CODEC_BITMASK; ++c)
