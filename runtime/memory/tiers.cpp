@@ -208,9 +208,17 @@ void Tiers::materialize_locked(const grey_buffer& buffer, grey_backend_buffer* t
                 }
             }
             return;
+        case GREY_RESIDENCY_COMPRESSED_DEVICE:
+        case GREY_RESIDENCY_COMPRESSED_HOST: {
+            // Decoded in one pass: a read of a compressed buffer fetches and checks its whole container.
+            std::vector<std::byte> contents(buffer.size);
+            read_locked(buffer, 0, contents);
+            backend.buffer_write(target, 0, contents.data(), contents.size());
+            return;
+        }
         default: {
-            // Raw and compressed: through host memory in bounded steps (a raw source by a device copy).
-            if (r.kind == GREY_RESIDENCY_RAW && backend.has_buffer_copy()) {
+            // Raw: by a device copy, or through host memory in bounded steps.
+            if (backend.has_buffer_copy()) {
                 backend.buffer_copy(target, 0, buffer.handle, 0, buffer.size);
                 return;
             }
@@ -232,12 +240,16 @@ Residency Tiers::deduplicated_locked(const grey_buffer& buffer) {
     result.block_size = block_size_;
     const uint64_t count = (buffer.size + block_size_ - 1) / block_size_;
     result.blocks.reserve(count);
-    std::vector<std::byte> block(std::min<uint64_t>(block_size_, buffer.size));
+    // A compressed source is decoded once, whole (each read fetches and checks its whole container);
+    // any other is read block by block.
+    const bool whole = buffer.residency.kind == GREY_RESIDENCY_COMPRESSED_DEVICE || buffer.residency.kind == GREY_RESIDENCY_COMPRESSED_HOST;
+    std::vector<std::byte> staged(whole ? buffer.size : std::min<uint64_t>(block_size_, buffer.size));
+    if (whole) read_locked(buffer, 0, staged);
     try {
         for (uint64_t b = 0; b < count; ++b) {
             const uint64_t start = b * block_size_, size = std::min<uint64_t>(block_size_, buffer.size - start);
-            const std::span<std::byte> bytes(block.data(), size);
-            read_locked(buffer, start, bytes);
+            const std::span<std::byte> bytes(staged.data() + (whole ? start : 0), size);
+            if (!whole) read_locked(buffer, start, bytes);
             BlockRef ref;
             // constant_kind takes whole elements; a ragged end shorter than one is constant when all zero.
             const bool short_zeros = size < kConstantWidth && std::all_of(bytes.begin(), bytes.end(), [](std::byte x) { return x == std::byte{0}; });

@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "bfd8cd810a8cdac90a45c074aee404ed6db99fe6baf09f33067b0b58f74c94bc"
+const inputsSHA256 = "23a60a89587aaaceeb6a6e9e0209f8ce5f14b2d09b076f7b82aa9b4c26ad1071"

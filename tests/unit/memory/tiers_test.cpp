@@ -175,7 +175,9 @@ TEST(Tiers, EveryResidencyReadsBackEveryByte) {
         if (c.residency == GREY_RESIDENCY_COMPRESSED_DEVICE || c.residency == GREY_RESIDENCY_COMPRESSED_HOST) {
             EXPECT_EQ(info.codec, c.codec == GREY_CODEC_DEFAULT ? GREY_CODEC_LZ4 : c.codec) << what << ": the default is the configured lz4";
         }
-        // And back to raw.
+        // From there to deduplicated (decoding what it holds), and back to raw.
+        ASSERT_EQ(grey_buffer_compress(buffer.get(), GREY_RESIDENCY_DEDUPLICATED, GREY_CODEC_DEFAULT), GREY_OK) << what;
+        EXPECT_EQ(read_all(buffer.get(), bytes.size()), bytes) << what << " -> deduplicated";
         ASSERT_EQ(grey_buffer_compress(buffer.get(), GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT), GREY_OK);
         EXPECT_EQ(read_all(buffer.get(), bytes.size()), bytes) << what;
     }
