@@ -7,10 +7,13 @@
 #include "memory/tiers.hpp"
 
 #include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 using grey::test::make_context;
 
