@@ -605,8 +605,8 @@ GREY_API GREY_NODISCARD grey_status grey_device_field_reason(grey_context* conte
 /* ---------------------------------------------------------------------------------------------------
  * Buffers (since 0.1)
  *
- * A grey_buffer is memory on one device, owned by the context. This first version offers allocation
- * and copies; sealing, deduplication and compression arrive with later versions.
+ * A grey_buffer is memory on one device, owned by the context: allocation and copies here; sealing,
+ * deduplication and compression (since 0.2) in "Sealed buffers and memory tiers".
  * A buffer may be used from several threads only for reads; writes need external ordering.
  * ------------------------------------------------------------------------------------------------- */
 
@@ -664,6 +664,30 @@ typedef struct grey_memory_stats {
     uint64_t growth_count;          /* times the pool mapped more physical memory */
     uint64_t granularity_bytes;     /* the physical chunk size the pool grows by */
     double fragmentation;           /* 1 - largest_free_bytes / free_bytes; 0 when nothing is free */
+    /* Since 0.2: the memory tiers (sealed buffers, deduplication, compression; see "Sealed buffers and
+     * memory tiers"), counted from what libgrey holds for the buffers. A caller compiled against 0.1
+     * sets the old struct_size and gets the members above only. In a tenant's statistics
+     * (grey_device_memory_stats_tenant_get) the pool members above are 0 and these count that tenant's
+     * buffers; a block shared by k buffers counts 1/k of its bytes to each. */
+    uint64_t logical_bytes;            /* what the buffers hold to their users: sum of their sizes, or of
+                                          grey_buffer_options.source_bytes for a quantized buffer */
+    uint64_t physical_bytes;           /* device and host memory held for the buffers' contents, plus the
+                                          working-set cache: physical_device_bytes + physical_host_bytes */
+    uint64_t physical_device_bytes;    /* raw buffers, shared blocks, device containers, the cache */
+    uint64_t physical_host_bytes;      /* containers of GREY_RESIDENCY_COMPRESSED_HOST buffers */
+    uint64_t saved_dedup_bytes;        /* sizes of deduplicated buffers minus the shared blocks they hold */
+    uint64_t saved_compression_bytes;  /* sizes of compressed buffers minus their containers */
+    uint64_t saved_quantization_bytes; /* source_bytes minus size, over quantized buffers */
+    uint64_t cache_bytes;              /* dense copies held in the working-set cache now */
+    uint64_t cache_capacity_bytes;     /* memory.cache.working_set_mb (per device; the same for a tenant) */
+    uint64_t cache_hits;               /* maps served by a copy already in the cache */
+    uint64_t cache_misses;             /* maps that decoded into the cache */
+    double cache_hit_rate;             /* hits / (hits + misses); 0 before any map through the cache */
+    double effective_multiplier;       /* logical_bytes / physical_bytes; 0 when physical_bytes is 0 */
+    uint64_t buffer_count;             /* live buffers (of the tenant) */
+    uint64_t buffers_by_residency[4];  /* live buffers per grey_residency value */
+    uint64_t shared_blocks;            /* distinct stored blocks of deduplicated buffers */
+    uint64_t constant_blocks;          /* blocks of deduplicated buffers held as zero or one value (no storage) */
 } grey_memory_stats;
 
 /* Fills `out_stats` with the memory statistics of `device`; set out_stats->struct_size first.
@@ -699,8 +723,8 @@ GREY_API GREY_NODISCARD grey_status grey_buffer_checksum(const grey_buffer* buff
  * Mapping hands out the address of a buffer's bytes, for handing them to other libraries (DLPack,
  * a CUDA kernel of the caller's own). Buffers are plain device memory in this version, so the address is
  * the buffer's own memory: writes through it are what grey_buffer_read sees and the other way round.
- * When sealed and compressed buffers arrive, mapping one will give a dense copy instead;
- * unmapping will release it. Every grey_buffer_map is paired with one grey_buffer_unmap.
+ * A sealed buffer that is not raw gives a dense copy in the working-set cache instead (since 0.2,
+ * grey_buffer_map_access). Every grey_buffer_map is paired with one grey_buffer_unmap.
  * ------------------------------------------------------------------------------------------------- */
 
 /* What kind of memory a mapping's address points into. */
@@ -725,7 +749,8 @@ typedef struct grey_buffer_mapping {
     uint32_t reserved0;
 } grey_buffer_mapping;
 
-/* Maps the whole buffer for reading and writing and fills `out_mapping`. Mappings nest: each needs its own
+/* Maps the whole buffer for reading and writing (a sealed buffer: for reading, as grey_buffer_map_access
+ * with GREY_MAP_READ) and fills `out_mapping`. Mappings nest: each needs its own
  * grey_buffer_unmap. A backend that cannot hand out addresses fails with GREY_ERROR_UNSUPPORTED and says
  * so. The address stays valid until the matching unmap; destroying a buffer (or its context) while it is
  * mapped invalidates every mapping of it. Copies through grey_buffer_write and the others are complete
@@ -1174,6 +1199,184 @@ typedef struct grey_model_dequant_options {
  * grey_model_quantize's output. `options` may be NULL for the defaults. Thread-safe. Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_model_dequantize(const char* input_path, const char* output_path,
                                                           const grey_model_dequant_options* options);
+
+/* ---------------------------------------------------------------------------------------------------
+ * Sealed buffers and memory tiers (since 0.2)
+ *
+ * A buffer is writable until grey_buffer_seal. A sealed buffer is immutable: grey_buffer_write, _fill,
+ * _copy into it, the _async forms and quantizing into it fail with GREY_ERROR_INVALID_ARGUMENT saying
+ * that it is sealed. Being immutable, it may change residency, explicitly (grey_buffer_compress,
+ * grey_memory_compact), without its contents ever changing:
+ *   raw                 its own device memory, as every unsealed buffer;
+ *   deduplicated        cut into blocks (memory.deduplication.block_size_kb, 64 KiB by default): blocks of
+ *                       zeros or of one repeated 8-byte value are kept as that value (no storage); other
+ *                       blocks are stored once per device and sharing domain and shared, refcounted, by
+ *                       every buffer of the domain that holds the same bytes. Blocks are matched by an
+ *                       xxh3 hash salted per domain (a random salt per context) and then compared byte
+ *                       for byte, so that a hash collision never merges different data. Buffers of two
+ *                       sharing domains never share a block;
+ *   compressed_device   an LT-Block container (docs/codecs.md) in device memory;
+ *   compressed_host     an LT-Block container in host memory.
+ * Every call that reads a buffer (grey_buffer_read, _copy from it, _checksum) works in every residency,
+ * decoding what it needs on the host. grey_buffer_map of a buffer that is not raw decodes it into the
+ * device's working-set cache (memory.cache.working_set_mb): a dense copy on the device that stays there
+ * after the unmap until the cache needs room, when the least recently used copy not mapped is freed
+ * (the buffer keeps its residency, so no data is ever lost); a mapped copy is never moved or freed.
+ * Mapping with GREY_MAP_WRITE makes the buffer private and raw again (copy on write: the blocks it
+ * shared stay with the other buffers) and unseals it. The _async calls and the quantization calls need
+ * a raw buffer; a buffer must not change residency while work using it is pending on a stream.
+ * The codecs run on the host in this version on every backend (the container is moved to and from the
+ * device through the backend's copies).
+ *
+ * The statistics of grey_device_memory_stats_get count all of this (grey_memory_stats, since 0.2).
+ * Thread-safe: every call here may be made from any thread; one context's tier state is serialised.
+ * ------------------------------------------------------------------------------------------------- */
+
+/* Where a buffer's contents are held. */
+typedef enum grey_residency {
+    GREY_RESIDENCY_RAW = 0,
+    GREY_RESIDENCY_DEDUPLICATED = 1,
+    GREY_RESIDENCY_COMPRESSED_DEVICE = 2,
+    GREY_RESIDENCY_COMPRESSED_HOST = 3,
+    GREY_RESIDENCY_FORCE32 = 0x7FFFFFFF
+} grey_residency;
+
+/* "raw", "deduplicated", "compressed_device", "compressed_host"; NULL for a value this version does not
+ * know. Since 0.2. */
+GREY_API const char* grey_residency_name(grey_residency value);
+
+/* The codec of a compressed residency (docs/codecs.md). Zero and one-value blocks are found first
+ * whatever the codec; a block the codec would not make smaller is stored raw. */
+typedef enum grey_codec {
+    GREY_CODEC_DEFAULT = 0,  /* memory.compression.algorithm of the context's configuration */
+    GREY_CODEC_LZ4 = 1,      /* liblz4 */
+    GREY_CODEC_ZSTD = 2,     /* libzstd, level 3 */
+    GREY_CODEC_FLOAT = 3,    /* the lossless float codec: the buffer's dtype must be F16, BF16, F32 or F64 */
+    GREY_CODEC_BITMASK = 4,  /* bitmask + pack for sparse data, per element of the buffer's dtype */
+    GREY_CODEC_FORCE32 = 0x7FFFFFFF
+} grey_codec;
+
+/* "default", "lz4", "zstd", "float", "bitmask"; NULL for a value this version does not know. Since 0.2. */
+GREY_API const char* grey_codec_name(grey_codec value);
+
+/* What a mapping is for. */
+typedef enum grey_map_access {
+    GREY_MAP_READ = 0,   /* reading only: a sealed buffer that is not raw is decoded into the cache */
+    GREY_MAP_WRITE = 1,  /* reading and writing: a sealed buffer is made private, raw and unsealed first */
+    GREY_MAP_ACCESS_FORCE32 = 0x7FFFFFFF
+} grey_map_access;
+
+/* "read", "write"; NULL for a value this version does not know. Since 0.2. */
+GREY_API const char* grey_map_access_name(grey_map_access value);
+
+/* How grey_buffer_create_with_options makes a buffer. An input struct: start from
+ * GREY_BUFFER_OPTIONS_INIT. */
+typedef struct grey_buffer_options {
+    uint32_t struct_size;
+    uint32_t device;          /* the context's device index */
+    uint64_t size_bytes;      /* > 0 */
+    uint64_t tenant;          /* whose buffer, for the per-tenant statistics (any number; 0 by default) */
+    uint64_t sharing_domain;  /* deduplication shares blocks only between buffers of one domain (0) */
+    uint64_t source_bytes;    /* for a buffer that holds a quantized tensor: the bytes of the full-precision
+                                 tensor it replaces (counted as logical bytes and saved by quantization);
+                                 0: the buffer replaces nothing. Must be 0 or at least size_bytes */
+    grey_dtype dtype;         /* element type, for the element-aware codecs (GREY_DTYPE_U8: bytes) */
+    uint32_t reserved0;
+} grey_buffer_options;
+
+#define GREY_BUFFER_OPTIONS_INIT \
+    { (uint32_t)sizeof(grey_buffer_options), 0u, 0u, 0u, 0u, 0u, GREY_DTYPE_U8, 0u }
+
+/* grey_buffer_create with a tenant, a sharing domain, a source size and an element type. The buffer is
+ * raw and writable. Errors as grey_buffer_create; GREY_ERROR_INVALID_ARGUMENT for a dtype outside the
+ * enum or a source_bytes below size_bytes. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_buffer_create_with_options(grey_context* context, const grey_buffer_options* options,
+                                                                    grey_buffer** out_buffer);
+
+/* Makes the buffer immutable (see above). Sealing a sealed buffer is a no-op. GREY_ERROR_INVALID_ARGUMENT
+ * while it is mapped (a mapping may still write). Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_buffer_seal(grey_buffer* buffer);
+
+/* A buffer's state. An output struct: set struct_size first. Since 0.2. */
+typedef struct grey_buffer_info {
+    uint32_t struct_size;
+    grey_residency residency;
+    uint64_t size_bytes;
+    uint64_t physical_bytes;  /* memory its contents hold now: raw size, container size, or the bytes of
+                                 the stored blocks it refers to (each counted whole, shared or not) */
+    uint64_t tenant;
+    uint64_t sharing_domain;
+    uint64_t source_bytes;
+    grey_dtype dtype;
+    uint32_t sealed;          /* 1 when sealed */
+    uint32_t map_count;       /* live mappings */
+    grey_codec codec;         /* a compressed residency's codec, GREY_CODEC_DEFAULT otherwise */
+    uint64_t shared_blocks;   /* deduplicated: blocks stored in the device's shared store */
+    uint64_t shared_with_others; /* deduplicated: of those, blocks held more than once (by another buffer,
+                                    or twice by this one) */
+    uint64_t constant_blocks; /* deduplicated: blocks of zeros or of one value (no storage) */
+    uint32_t cached;          /* 1 when a dense copy is in the working-set cache */
+    uint32_t reserved0;
+} grey_buffer_info;
+
+/* Fills `out_info`; set out_info->struct_size first. Thread-safe. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_buffer_info_get(const grey_buffer* buffer, grey_buffer_info* out_info);
+
+/* Moves a sealed, unmapped buffer to `residency`: RAW decodes it back into its own device memory,
+ * DEDUPLICATED shares its blocks, COMPRESSED_DEVICE and COMPRESSED_HOST encode it with `codec` (ignored
+ * for the other two). The contents never change, and every byte stays readable. GREY_ERROR_INVALID_ARGUMENT
+ * for a buffer not sealed or mapped, a value outside the enums, GREY_CODEC_FLOAT on a dtype it cannot
+ * take, or GREY_CODEC_DEFAULT when memory.compression.algorithm is "none"; GREY_ERROR_OUT_OF_MEMORY
+ * leaves the buffer as it was. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_buffer_compress(grey_buffer* buffer, grey_residency residency, grey_codec codec);
+
+/* grey_buffer_map with an access (see grey_map_access). READ of a raw buffer gives its own memory; READ
+ * of any other gives its dense copy in the working-set cache, decoding it when it is not there (the
+ * least recently used unmapped copies are freed to make room); GREY_ERROR_OUT_OF_MEMORY when the buffer
+ * is larger than the cache or mapped copies fill it. The address must only be read. grey_buffer_map is
+ * this call with WRITE for an unsealed buffer and READ for a sealed one. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_buffer_map_access(grey_buffer* buffer, grey_map_access access,
+                                                           grey_buffer_mapping* out_mapping);
+
+/* What grey_memory_compact does. An input struct: start from GREY_COMPACT_POLICY_INIT. */
+typedef struct grey_compact_policy {
+    uint32_t struct_size;
+    uint32_t deduplicate;      /* 1: every sealed raw buffer is deduplicated */
+    uint32_t compress;         /* 1: then every sealed buffer still raw, or deduplicated with stored blocks
+                                  none of which it holds more than once (one held by another buffer too, or
+                                  twice), is compressed into `tier` with `codec`
+                                  (GREY_CODEC_FLOAT: only buffers of a dtype it takes) */
+    grey_residency tier;       /* GREY_RESIDENCY_COMPRESSED_DEVICE or GREY_RESIDENCY_COMPRESSED_HOST */
+    grey_codec codec;
+    uint32_t reserved0;
+} grey_compact_policy;
+
+#define GREY_COMPACT_POLICY_INIT \
+    { (uint32_t)sizeof(grey_compact_policy), 1u, 0u, GREY_RESIDENCY_COMPRESSED_DEVICE, GREY_CODEC_DEFAULT, 0u }
+
+/* What a grey_memory_compact call did. An output struct: set struct_size first. */
+typedef struct grey_compact_result {
+    uint32_t struct_size;
+    uint32_t reserved0;
+    uint64_t buffers_examined;       /* buffers of the device */
+    uint64_t buffers_deduplicated;
+    uint64_t buffers_compressed;
+    uint64_t buffers_skipped;        /* not sealed, or mapped */
+    uint64_t physical_bytes_before;  /* grey_memory_stats.physical_bytes before and after */
+    uint64_t physical_bytes_after;
+} grey_compact_result;
+
+/* Applies `policy` to the buffers of `device`; NULL takes it from the configuration
+ * (memory.deduplication.enabled, memory.compression.enabled and .algorithm, on the device). Mapped and
+ * unsealed buffers are left alone. `out_result` may be NULL. A failure part way leaves every buffer
+ * whole, in its old or its new residency. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_memory_compact(grey_context* context, uint32_t device, const grey_compact_policy* policy,
+                                                        grey_compact_result* out_result);
+
+/* grey_device_memory_stats_get for the buffers of one tenant (grey_buffer_options.tenant) on `device`.
+ * Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_device_memory_stats_tenant_get(grey_context* context, uint32_t device, uint64_t tenant,
+                                                                        grey_memory_stats* out_stats);
 
 /* ---------------------------------------------------------------------------------------------------
  * Streams and events (since 0.2)

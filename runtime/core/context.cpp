@@ -6,6 +6,7 @@
 #include "core/stream.hpp"
 #include "memory/buffer.hpp"
 #include "memory/host_alloc.hpp"
+#include "memory/tiers.hpp"
 
 #include <cstdlib>
 #include <algorithm>
@@ -123,6 +124,7 @@ grey_context::grey_context(const grey_context_options& options, grey::config::Co
             device->index_in_backend = i;
             devices.push_back(std::move(device));
         }
+    tiers = std::make_unique<grey::memory::Tiers>(devices, config.impl);
 }
 
 void grey_context::require_loaded(const std::vector<std::string>& names) const {

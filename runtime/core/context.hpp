@@ -17,6 +17,9 @@
 
 struct grey_buffer;
 struct grey_stream;
+namespace grey::memory {
+class Tiers;
+}
 struct grey_event;
 
 namespace grey {
@@ -64,6 +67,8 @@ struct grey_context {
     // Declared before the buffers so that it is destroyed after them.
     std::vector<std::unique_ptr<grey::Backend>> backends;
     std::vector<std::unique_ptr<grey::Device>> devices;
+    // Sealed buffers' residencies and the devices' shared blocks and caches; destroyed before the devices.
+    std::unique_ptr<grey::memory::Tiers> tiers;
 
 private:
     // Fails (GREY_ERROR_UNSUPPORTED) naming the first of `names` that did not load, and why.

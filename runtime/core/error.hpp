@@ -59,6 +59,24 @@ grey_status abi_guard(Body&& body) noexcept {
     }
 }
 
+// An input struct from a caller built against this or a newer header: NULL gives `defaults`; a
+// struct_size below this version's size is refused (the struct's _INIT macro sets it), and members a
+// newer caller sets beyond it must be zero.
+template <typename Struct>
+Struct read_input_struct(const Struct* given, const Struct& defaults, const char* what) {
+    Struct value = defaults;
+    if (given == nullptr) return value;
+    if (given->struct_size < sizeof(Struct))
+        fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + "->struct_size is " + std::to_string(given->struct_size) +
+                                              "; initialise it with its _INIT macro");
+    const auto* extra = reinterpret_cast<const unsigned char*>(given) + sizeof(Struct);
+    for (size_t i = 0; i < given->struct_size - sizeof(Struct); ++i)
+        if (extra[i] != 0) fail(GREY_ERROR_UNSUPPORTED, std::string(what) + " sets fields that this libgrey does not know");
+    std::memcpy(&value, given, sizeof value);
+    value.struct_size = sizeof value;
+    return value;
+}
+
 // The caller's out-struct protocol (grey.h): a struct_size below the struct's first released size is
 // refused; the caller's struct_size is kept, and as much is filled as it has room for.
 template <typename Struct>

@@ -29,22 +29,6 @@ namespace {
 
 using namespace grey::govern;
 
-// An input struct from a caller built against this or an older header (as grey_context_options).
-template <typename Struct>
-Struct read_input(const Struct* given, const Struct& defaults, const char* what) {
-    Struct value = defaults;
-    if (given == nullptr) return value;
-    if (given->struct_size < sizeof(Struct))
-        grey::fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + "->struct_size is " + std::to_string(given->struct_size) +
-                                                    "; initialise it with its _INIT macro");
-    const auto* extra = reinterpret_cast<const unsigned char*>(given) + sizeof(Struct);
-    for (size_t i = 0; i < given->struct_size - sizeof(Struct); ++i)
-        if (extra[i] != 0) grey::fail(GREY_ERROR_UNSUPPORTED, std::string(what) + " sets fields that this libgrey does not know");
-    std::memcpy(&value, given, sizeof value);
-    value.struct_size = sizeof value;
-    return value;
-}
-
 double fraction(double value, double fallback, const char* name) {
     if (value == 0.0) return fallback;
     if (!std::isfinite(value) || value <= 0.0 || value > 1.0)
@@ -61,7 +45,7 @@ double positive(double value, double fallback, const char* name) {
 
 GovernorOptions governor_options(const grey_governor_options* given) {
     const grey_governor_options defaults = GREY_GOVERNOR_OPTIONS_INIT;
-    const grey_governor_options o = read_input(given, defaults, "options");
+    const grey_governor_options o = grey::read_input_struct(given, defaults, "options");
     GovernorOptions r;
     r.sample_period_ms = o.sample_period_ms;
     if (o.burst_ns != 0) r.burst_ns = o.burst_ns;
@@ -156,7 +140,7 @@ grey_status grey_governor_create(grey_context* context, const grey_governor_opti
         grey::require_non_null(out_governor, "out_governor");
         const GovernorOptions parsed = governor_options(options);
         const grey_governor_options defaults = GREY_GOVERNOR_OPTIONS_INIT;
-        const uint64_t power_limit_mw = read_input(options, defaults, "options").power_limit_mw;
+        const uint64_t power_limit_mw = grey::read_input_struct(options, defaults, "options").power_limit_mw;
         std::vector<DeviceInfo> devices;
         for (const auto& device : context->devices) devices.push_back({device->backend->name() != "host"});
         auto governor = std::make_unique<grey_governor>();
@@ -269,7 +253,7 @@ grey_status grey_tenant_create(grey_governor* governor, const grey_tenant_option
         grey::require_non_null(options, "options");
         grey::require_non_null(out_tenant, "out_tenant");
         const grey_tenant_options defaults = GREY_TENANT_OPTIONS_INIT;
-        const grey_tenant_options o = read_input(options, defaults, "options");
+        const grey_tenant_options o = grey::read_input_struct(options, defaults, "options");
         if (o.name == nullptr || o.name[0] == '\0') grey::fail(GREY_ERROR_INVALID_ARGUMENT, "options->name must name the tenant");
         const std::string name(o.name);
         if (name.size() >= GREY_NAME_MAX)

@@ -4,6 +4,7 @@
 
 #include "core/context.hpp"
 #include "core/error.hpp"
+#include "memory/tiers.hpp"
 
 #include <algorithm>
 #include <memory>
@@ -14,7 +15,19 @@ namespace grey {
 
 void destroy_buffer_untracked(grey_buffer* buffer) noexcept {
     std::unique_ptr<grey_buffer> owned(buffer);
-    owned->backend->buffer_free(owned->handle);
+    owned->context->tiers->remove(*owned);
+    if (owned->handle != nullptr) owned->backend->buffer_free(owned->handle);
+}
+
+void check_writable(const grey_buffer& buffer, const char* what) {
+    if (buffer.sealed.load())
+        fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + ": the buffer is sealed, and a sealed buffer is immutable "
+                                                              "(grey_buffer_map_access with GREY_MAP_WRITE gives a private writable copy)");
+}
+
+grey_backend_buffer* raw_handle(const grey_buffer& buffer, const char* what) {
+    // An unsealed buffer is always raw; a sealed one may be moving, so ask the tiers.
+    return buffer.sealed.load() ? buffer.context->tiers->raw_handle(buffer, what) : buffer.handle;
 }
 
 void check_range(const grey_buffer& buffer, uint64_t offset, uint64_t size, const char* what) {
@@ -34,10 +47,60 @@ void check_copy(const grey_buffer& destination, uint64_t destination_offset, con
 
 namespace {
 
-// Cross-device copies and backends without a copy slot go through host memory in bounded steps.
+// Cross-device copies, sealed sources and backends without a copy slot go through host memory in
+// bounded steps.
 constexpr uint64_t kStagingBytes = 8ull << 20;
 
+// Reads a range of any buffer: an unsealed one directly, a sealed one through the tiers (which decode
+// whatever its residency holds).
+void read_range(const grey_buffer& buffer, uint64_t offset, std::span<std::byte> out) {
+    if (buffer.sealed.load())
+        buffer.context->tiers->read(buffer, offset, out);
+    else
+        buffer.backend->buffer_read(buffer.handle, offset, out.data(), out.size());
+}
+
+void map_buffer(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping* out_mapping) {
+    require_non_null(out_mapping, "out_mapping");
+    if (out_mapping->struct_size < sizeof(grey_buffer_mapping))
+        fail(GREY_ERROR_INVALID_ARGUMENT, "out_mapping->struct_size is " + std::to_string(out_mapping->struct_size) +
+                                              "; set it to sizeof(grey_buffer_mapping)");
+    grey_buffer_mapping mapping{};
+    mapping.struct_size = sizeof mapping;
+    if (buffer.sealed.load()) {
+        buffer.context->tiers->map(buffer, access, mapping);
+    } else {
+        buffer.backend->buffer_map(buffer.handle, mapping);
+        buffer.map_count.fetch_add(1);
+    }
+    mapping.size_bytes = buffer.size;
+    copy_out_struct(mapping, out_mapping, sizeof(grey_buffer_mapping), "out_mapping");
+}
+
 }  // namespace
+
+grey_buffer* create_buffer(grey_context& context, const grey_buffer_options& options) {
+    if (options.size_bytes == 0) fail(GREY_ERROR_INVALID_ARGUMENT, "size_bytes must be greater than 0");
+    Device& dev = context.device(options.device);
+    auto buffer = std::make_unique<grey_buffer>(&context, options.device, dev.backend, nullptr, options.size_bytes);
+    buffer->traits = {options.tenant, options.sharing_domain, options.source_bytes, options.dtype};
+    buffer->handle = dev.backend->buffer_alloc(dev.index_in_backend, options.size_bytes);
+    try {
+        context.track(buffer.get());
+    } catch (...) {
+        dev.backend->buffer_free(buffer->handle);
+        throw;
+    }
+    try {
+        context.tiers->add(*buffer);
+    } catch (...) {
+        context.untrack(buffer.get());
+        dev.backend->buffer_free(buffer->handle);
+        throw;
+    }
+    return buffer.release();
+}
+
 }  // namespace grey
 
 extern "C" {
@@ -46,17 +109,10 @@ grey_status grey_buffer_create(grey_context* context, uint32_t device, uint64_t 
     return grey::abi_guard([&] {
         grey::require_non_null(context, "context");
         grey::require_non_null(out_buffer, "out_buffer");
-        if (size_bytes == 0) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "size_bytes must be greater than 0");
-        grey::Device& dev = context->device(device);
-        auto buffer = std::make_unique<grey_buffer>(context, device, dev.backend, nullptr, size_bytes);
-        buffer->handle = dev.backend->buffer_alloc(dev.index_in_backend, size_bytes);
-        try {
-            context->track(buffer.get());
-        } catch (...) {
-            dev.backend->buffer_free(buffer->handle);
-            throw;
-        }
-        *out_buffer = buffer.release();
+        grey_buffer_options options = GREY_BUFFER_OPTIONS_INIT;
+        options.device = device;
+        options.size_bytes = size_bytes;
+        *out_buffer = grey::create_buffer(*context, options);
     });
 }
 
@@ -88,6 +144,7 @@ grey_status grey_buffer_write(grey_buffer* buffer, uint64_t offset, const void* 
         if (size_bytes == 0) return;
         grey::require_non_null(source, "source");
         grey::check_range(*buffer, offset, size_bytes, "grey_buffer_write");
+        grey::check_writable(*buffer, "grey_buffer_write");
         buffer->backend->buffer_write(buffer->handle, offset, source, size_bytes);
     });
 }
@@ -98,7 +155,7 @@ grey_status grey_buffer_read(const grey_buffer* buffer, uint64_t offset, void* d
         if (size_bytes == 0) return;
         grey::require_non_null(destination, "destination");
         grey::check_range(*buffer, offset, size_bytes, "grey_buffer_read");
-        buffer->backend->buffer_read(buffer->handle, offset, destination, size_bytes);
+        grey::read_range(*buffer, offset, std::span(static_cast<std::byte*>(destination), size_bytes));
     });
 }
 
@@ -110,15 +167,17 @@ grey_status grey_buffer_copy(grey_buffer* destination, uint64_t destination_offs
         if (destination->context != source->context)
             grey::fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_copy: the two buffers belong to different contexts");
         grey::check_copy(*destination, destination_offset, *source, source_offset, size_bytes, "grey_buffer_copy");
+        grey::check_writable(*destination, "grey_buffer_copy destination");
         if (size_bytes == 0) return;
-        if (destination->backend == source->backend && destination->device == source->device && destination->backend->has_buffer_copy()) {
+        if (destination->backend == source->backend && destination->device == source->device && destination->backend->has_buffer_copy() &&
+            !source->sealed.load()) {
             destination->backend->buffer_copy(destination->handle, destination_offset, source->handle, source_offset, size_bytes);
             return;
         }
         std::vector<std::byte> staging(std::min(size_bytes, grey::kStagingBytes));
         for (uint64_t done = 0; done < size_bytes;) {
             const uint64_t step = std::min<uint64_t>(staging.size(), size_bytes - done);
-            source->backend->buffer_read(source->handle, source_offset + done, staging.data(), step);
+            grey::read_range(*source, source_offset + done, std::span(staging.data(), step));
             destination->backend->buffer_write(destination->handle, destination_offset + done, staging.data(), step);
             done += step;
         }
@@ -129,6 +188,7 @@ grey_status grey_buffer_fill(grey_buffer* buffer, uint64_t offset, uint8_t value
     return grey::abi_guard([&] {
         grey::require_non_null(buffer, "buffer");
         grey::check_range(*buffer, offset, size_bytes, "grey_buffer_fill");
+        grey::check_writable(*buffer, "grey_buffer_fill");
         if (size_bytes == 0) return;
         if (buffer->backend->has_buffer_fill()) {
             buffer->backend->buffer_fill(buffer->handle, offset, value, size_bytes);
@@ -152,7 +212,7 @@ grey_status grey_buffer_checksum(const grey_buffer* buffer, uint64_t offset, uin
             *out_checksum = 0;
             return;
         }
-        if (buffer->backend->has_buffer_checksum()) {
+        if (buffer->backend->has_buffer_checksum() && !buffer->sealed.load()) {
             *out_checksum = buffer->backend->buffer_checksum(buffer->handle, offset, size_bytes);
             return;
         }
@@ -161,7 +221,7 @@ grey_status grey_buffer_checksum(const grey_buffer* buffer, uint64_t offset, uin
         uint64_t sum = 0;
         for (uint64_t done = 0; done < size_bytes;) {
             const uint64_t step = std::min<uint64_t>(staging.size(), size_bytes - done);
-            buffer->backend->buffer_read(buffer->handle, offset + done, staging.data(), step);
+            grey::read_range(*buffer, offset + done, std::span(staging.data(), step));
             sum = grey::common::checksum_accumulate(sum, std::span(staging.data(), step), done);
             done += step;
         }
@@ -172,22 +232,26 @@ grey_status grey_buffer_checksum(const grey_buffer* buffer, uint64_t offset, uin
 grey_status grey_buffer_map(grey_buffer* buffer, grey_buffer_mapping* out_mapping) {
     return grey::abi_guard([&] {
         grey::require_non_null(buffer, "buffer");
-        grey::require_non_null(out_mapping, "out_mapping");
-        if (out_mapping->struct_size < sizeof(grey_buffer_mapping))
-            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "out_mapping->struct_size is " + std::to_string(out_mapping->struct_size) +
-                                                        "; set it to sizeof(grey_buffer_mapping)");
-        grey_buffer_mapping mapping{};
-        mapping.struct_size = sizeof mapping;
-        buffer->backend->buffer_map(buffer->handle, mapping);
-        mapping.size_bytes = buffer->size;
-        buffer->map_count.fetch_add(1);
-        grey::copy_out_struct(mapping, out_mapping, sizeof(grey_buffer_mapping), "out_mapping");
+        grey::map_buffer(*buffer, buffer->sealed.load() ? GREY_MAP_READ : GREY_MAP_WRITE, out_mapping);
+    });
+}
+
+grey_status grey_buffer_map_access(grey_buffer* buffer, grey_map_access access, grey_buffer_mapping* out_mapping) {
+    return grey::abi_guard([&] {
+        grey::require_non_null(buffer, "buffer");
+        if (grey_map_access_name(access) == nullptr)
+            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "access " + std::to_string(grey::raw_enum(access)) + " is not a grey_map_access value");
+        grey::map_buffer(*buffer, access, out_mapping);
     });
 }
 
 grey_status grey_buffer_unmap(grey_buffer* buffer) {
     return grey::abi_guard([&] {
         grey::require_non_null(buffer, "buffer");
+        if (buffer->sealed.load()) {
+            buffer->context->tiers->unmap(*buffer);
+            return;
+        }
         // Decrement only from a positive count, so that an unmatched unmap is refused rather than wrapping.
         uint32_t count = buffer->map_count.load();
         do {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "grey_backend.h"
+#include "memory/residency.hpp"
 
 #include <atomic>
 #include <cstdint>
@@ -15,15 +16,30 @@ struct grey_buffer {
     grey_context* context;
     uint32_t device;
     const grey::Backend* backend;
+    // The buffer's own device memory while it is raw; nullptr in the other residencies. Changes only
+    // while the buffer is sealed and unmapped, under the context's tier mutex.
     grey_backend_buffer* handle;
     uint64_t size;
     // Live grey_buffer_map calls not yet ended by grey_buffer_unmap.
     std::atomic<uint32_t> map_count{0};
+    grey::memory::BufferTraits traits{};
+    // Sealed buffers are immutable, and so may change residency; guarded as `handle`.
+    std::atomic<bool> sealed{false};
+    grey::memory::Residency residency{};
+    uint64_t sequence = 0;  // creation order within the context, so that compaction is deterministic
 };
 
 namespace grey {
+// A raw, writable buffer made as `options` says (their struct_size and dtype already checked), tracked
+// by the context and its tiers.
+grey_buffer* create_buffer(grey_context& context, const grey_buffer_options& options);
 // Frees the memory without touching the context's bookkeeping (the context calls this for leftovers).
 void destroy_buffer_untracked(grey_buffer* buffer) noexcept;
+// Refuses a buffer that is sealed (immutable) as the target of a write, naming the call `what`.
+void check_writable(const grey_buffer& buffer, const char* what);
+// The buffer's own device memory, for work that needs it whole and raw (the _async calls, quantization):
+// refuses a buffer in another residency, naming the call `what`.
+grey_backend_buffer* raw_handle(const grey_buffer& buffer, const char* what);
 // Refuses a range outside the buffer, naming the call `what`.
 void check_range(const grey_buffer& buffer, uint64_t offset, uint64_t size, const char* what);
 // Refuses copy ranges outside their buffers, and overlapping ranges of one buffer.

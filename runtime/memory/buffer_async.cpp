@@ -26,6 +26,7 @@ grey_status grey_buffer_write_async(grey_buffer* buffer, uint64_t offset, const 
         if (size_bytes == 0) return;
         grey::require_non_null(host_source, "host_source");
         grey::check_range(*buffer, offset, size_bytes, "grey_buffer_write_async");
+        grey::check_writable(*buffer, "grey_buffer_write_async");
         grey::submit(
             s, [&](grey_backend_stream* h) { buffer->backend->buffer_write_async(h, buffer->handle, offset, host_source, size_bytes); },
             [&] { grey::run_sync(grey_buffer_write(buffer, offset, host_source, size_bytes)); });
@@ -39,6 +40,7 @@ grey_status grey_buffer_read_async(const grey_buffer* buffer, uint64_t offset, v
         if (size_bytes == 0) return;
         grey::require_non_null(host_destination, "host_destination");
         grey::check_range(*buffer, offset, size_bytes, "grey_buffer_read_async");
+        (void)grey::raw_handle(*buffer, "grey_buffer_read_async");
         grey::submit(
             s, [&](grey_backend_stream* h) { buffer->backend->buffer_read_async(h, buffer->handle, offset, host_destination, size_bytes); },
             [&] { grey::run_sync(grey_buffer_read(buffer, offset, host_destination, size_bytes)); });
@@ -54,6 +56,8 @@ grey_status grey_buffer_copy_async(grey_buffer* destination, uint64_t destinatio
         if (source->context != destination->context || source->device != destination->device)
             grey::fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_copy_async: both buffers must be on the stream's device (grey_buffer_copy copies between devices)");
         grey::check_copy(*destination, destination_offset, *source, source_offset, size_bytes, "grey_buffer_copy_async");
+        grey::check_writable(*destination, "grey_buffer_copy_async");
+        (void)grey::raw_handle(*source, "grey_buffer_copy_async source");
         if (size_bytes == 0) return;
         grey::submit(
             s,
@@ -69,6 +73,7 @@ grey_status grey_buffer_fill_async(grey_buffer* buffer, uint64_t offset, uint8_t
         grey::require_non_null(buffer, "buffer");
         grey_stream& s = grey::stream_for(stream, *buffer, "grey_buffer_fill_async");
         grey::check_range(*buffer, offset, size_bytes, "grey_buffer_fill_async");
+        grey::check_writable(*buffer, "grey_buffer_fill_async");
         if (size_bytes == 0) return;
         grey::submit(
             s, [&](grey_backend_stream* h) { buffer->backend->buffer_fill_async(h, buffer->handle, offset, value, size_bytes); },
@@ -83,6 +88,7 @@ grey_status grey_buffer_checksum_async(const grey_buffer* buffer, uint64_t offse
         grey_stream& s = grey::stream_for(stream, *buffer, "grey_buffer_checksum_async");
         grey::require_non_null(checksum_destination, "checksum_destination");
         grey::check_range(*buffer, offset, size_bytes, "grey_buffer_checksum_async");
+        (void)grey::raw_handle(*buffer, "grey_buffer_checksum_async");
         // An empty range still goes through the stream (its checksum, 0, arrives in order with the rest).
         grey::submit(
             s,

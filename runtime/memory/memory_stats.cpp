@@ -1,6 +1,9 @@
 // C entry point for the device memory statistics of grey.h.
 #include "core/context.hpp"
 #include "core/error.hpp"
+#include "memory/tiers.hpp"
+
+#include <cstddef>
 
 extern "C" {
 
@@ -13,7 +16,9 @@ grey_status grey_device_memory_stats_get(grey_context* context, uint32_t device,
         stats.struct_size = sizeof stats;
         dev.backend->memory_stats(dev.index_in_backend, stats);
         stats.struct_size = sizeof stats;
-        grey::copy_out_struct(stats, out_stats, sizeof(grey_memory_stats), "out_stats");
+        context->tiers->stats(device, nullptr, stats);
+        // A caller compiled against 0.1 knows the members before logical_bytes only.
+        grey::copy_out_struct(stats, out_stats, offsetof(grey_memory_stats, logical_bytes), "out_stats");
     });
 }
 

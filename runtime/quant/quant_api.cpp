@@ -65,6 +65,8 @@ void check_range(const grey_buffer& buffer, uint64_t offset, uint64_t size, cons
 const Backend& kernel_backend(const grey_buffer& source, const grey_buffer& destination) {
     if (source.context != destination.context || source.device != destination.device)
         fail(GREY_ERROR_INVALID_ARGUMENT, "the source and destination buffers must be on the same device");
+    (void)raw_handle(source, "the source buffer");
+    check_writable(destination, "the destination buffer");
     if (!source.backend->has_quantization())
         fail(GREY_ERROR_UNSUPPORTED, "the " + source.backend->name() + " backend has no quantization kernels yet; " +
                                          "quantize host memory with grey_quantize, or use a buffer on the host device");

@@ -316,6 +316,73 @@ TEST(CudaFake, MappingGivesThePoolPointerAndTheCudaOrdinal) {
     }
 }
 
+// Sealed buffers on a CUDA device: shared blocks, containers and cached copies are the backend's
+// buffers, moved through its copies; the data read back and seen through mappings is the data written.
+TEST(CudaFake, SealedBuffersDeduplicateCompressMapAndCopyOnWrite) {
+    Context c;
+    const size_t n = 5 * 65536 + 300;
+    auto data = random_bytes(n);
+    std::fill(data.begin() + 65536, data.begin() + 2 * 65536, 0);  // a zero block
+    auto make = [&](uint64_t tenant) {
+        grey_buffer_options options = GREY_BUFFER_OPTIONS_INIT;
+        options.device = 1;
+        options.size_bytes = n;
+        options.tenant = tenant;
+        grey_buffer* b = nullptr;
+        EXPECT_EQ(grey_buffer_create_with_options(c.context, &options, &b), GREY_OK) << grey_last_error();
+        EXPECT_EQ(grey_buffer_write(b, 0, data.data(), n), GREY_OK) << grey_last_error();
+        EXPECT_EQ(grey_buffer_seal(b), GREY_OK);
+        return b;
+    };
+    grey_buffer* a = make(1);
+    grey_buffer* b = make(2);
+    grey_buffer* d = make(3);
+    // The device runtime holds an allocation of its own from its first buffer on.
+    const uint64_t allocations_before = c.stats().allocation_count - 3;
+    const grey_compact_policy policy = GREY_COMPACT_POLICY_INIT;
+    grey_compact_result result{};
+    result.struct_size = sizeof result;
+    ASSERT_EQ(grey_memory_compact(c.context, 1, &policy, &result), GREY_OK) << grey_last_error();
+    EXPECT_EQ(result.buffers_deduplicated, 3u);
+    EXPECT_EQ(result.physical_bytes_before, 3 * n);
+    EXPECT_EQ(result.physical_bytes_after, n - 65536) << "one copy of the stored blocks, none of the zero block";
+    auto stats = c.stats();
+    EXPECT_EQ(stats.logical_bytes, 3 * n);
+    EXPECT_EQ(stats.physical_device_bytes, n - 65536);
+    EXPECT_GE(stats.allocated_bytes, n - 65536) << "the pool holds the stored blocks";
+    ASSERT_EQ(grey_buffer_compress(d, GREY_RESIDENCY_COMPRESSED_DEVICE, GREY_CODEC_ZSTD), GREY_OK) << grey_last_error();
+    std::vector<unsigned char> back(n);
+    for (grey_buffer* buffer : {a, b, d}) {
+        ASSERT_EQ(grey_buffer_read(buffer, 0, back.data(), n), GREY_OK) << grey_last_error();
+        EXPECT_EQ(back, data);
+        grey_buffer_mapping m{};
+        m.struct_size = sizeof m;
+        ASSERT_EQ(grey_buffer_map(buffer, &m), GREY_OK) << grey_last_error();
+        EXPECT_EQ(m.kind, GREY_MEMORY_CUDA_DEVICE);
+        const auto* bytes = reinterpret_cast<const unsigned char*>(static_cast<uintptr_t>(m.address));
+        EXPECT_EQ(std::vector<unsigned char>(bytes, bytes + n), data) << "the cache's dense copy on the device";
+        ASSERT_EQ(grey_buffer_unmap(buffer), GREY_OK);
+    }
+    EXPECT_EQ(c.stats().cache_misses, 3u);
+    // Copy on write: b gets its own memory; a still reads the original.
+    grey_buffer_mapping m{};
+    m.struct_size = sizeof m;
+    ASSERT_EQ(grey_buffer_map_access(b, GREY_MAP_WRITE, &m), GREY_OK) << grey_last_error();
+    reinterpret_cast<unsigned char*>(static_cast<uintptr_t>(m.address))[0] ^= 0xFF;
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    ASSERT_EQ(grey_buffer_read(a, 0, back.data(), n), GREY_OK);
+    EXPECT_EQ(back, data);
+    ASSERT_EQ(grey_buffer_read(b, 0, back.data(), 1), GREY_OK);
+    EXPECT_EQ(back[0], static_cast<unsigned char>(data[0] ^ 0xFF));
+    grey_buffer_destroy(a);
+    grey_buffer_destroy(b);
+    grey_buffer_destroy(d);
+    stats = c.stats();
+    EXPECT_EQ(stats.physical_device_bytes, stats.cache_bytes) << "only cached copies are left";
+    EXPECT_EQ(stats.cache_bytes, 0u) << "a destroyed buffer's cached copy goes with it";
+    EXPECT_EQ(stats.allocation_count, allocations_before) << "every block, container and copy is given back";
+}
+
 TEST(CudaFake, PoolGrowsInChunksAndReportsFragmentation) {
     Context c;
     const grey_memory_stats empty = c.stats();

@@ -32,6 +32,7 @@ void add_validate_command(CLI::App& app, const GlobalOptions& global, Runner& ru
 void add_plan_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 // `greyctl apply` and `greyctl rollback`.
 void add_apply_command(CLI::App& app, const GlobalOptions& global, Runner& run);
+void add_simulate_ram_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 // `greyctl help [COMMAND...]` and the hidden `greyctl man` (the manual page the build installs).
 void add_help_command(CLI::App& app, Runner& run);
 
@@ -56,6 +57,12 @@ ContextPtr open_context(const GlobalOptions& global, const std::string& backends
 // Writes `text` to `path` through a temporary file in the same directory and a rename, so a reader
 // never sees half a file; an existing file is replaced only when `force` is set.
 void write_new_text_file(const std::string& path, const std::string& text, bool force);
+// A context and the first device of `backend` ("host": device 0, loading no plugin it was not asked for).
+struct BackendDevice {
+    ContextPtr context;
+    uint32_t device = 0;
+};
+BackendDevice open_backend_device(const GlobalOptions& global, const std::string& backend);
 
 // Where proof artifacts go: the configuration's daemon.proof_artifact_dir.
 std::string proof_directory(const GlobalOptions& global);

@@ -57,4 +57,22 @@ ContextPtr open_context(const GlobalOptions& global, const std::string& backends
     return ContextPtr(context);
 }
 
+BackendDevice open_backend_device(const GlobalOptions& global, const std::string& backend) {
+    BackendDevice runner{open_context(global, backend)};
+    if (backend == "host") return runner;  // device 0 is always the host
+    uint32_t count = 0;
+    check(grey_device_count(runner.context.get(), &count));
+    for (uint32_t d = 0; d < count; ++d) {
+        grey_device_spec spec{};
+        spec.struct_size = sizeof spec;
+        check(grey_device_spec_get(runner.context.get(), d, &spec));
+        if (backend == spec.backend) {
+            runner.device = d;
+            return runner;
+        }
+    }
+    // open_context has made sure the backend loaded; a loaded backend may still offer no device.
+    throw ApiError(GREY_ERROR_UNSUPPORTED, "the " + backend + " backend is not available: it loaded but offers no device");
+}
+
 }  // namespace greyctl

@@ -71,19 +71,26 @@ std::string read_text(Call&& call) {
     return text;
 }
 
-// Every entry of one of grey.h's indexed lists: `count(ctx, &n)`, then `get(ctx, i, &info)` for each index,
-// struct_size set first (the loader's backend candidates, the plugin directories).
-template <typename Info>
-std::vector<Info> list_all(grey_context* ctx, grey_status (*count)(const grey_context*, uint32_t*),
-                           grey_status (*get)(const grey_context*, uint32_t, Info*)) {
-    uint32_t n = 0;
-    check(count(ctx, &n));
+// Every entry of one of grey.h's indexed lists: `count(handle, &n)`, then `get(handle, i, &info)` for each
+// index, struct_size set first (the loader's backend candidates, the plugin directories, a model's tensors).
+template <typename Handle, typename Index, typename Info>
+std::vector<Info> list_all(const Handle* handle, grey_status (*count)(const Handle*, Index*), grey_status (*get)(const Handle*, Index, Info*)) {
+    Index n = 0;
+    check(count(handle, &n));
     std::vector<Info> infos(n);
-    for (uint32_t i = 0; i < n; ++i) {
+    for (Index i = 0; i < n; ++i) {
         infos[i].struct_size = sizeof infos[i];
-        check(get(ctx, i, &infos[i]));
+        check(get(handle, i, &infos[i]));
     }
     return infos;
+}
+
+// The quantization formats by the names grey.h defines (grey_quant_params_from_name), so that greyctl,
+// the bindings and the samples spell every format the same way.
+inline std::vector<std::string> quant_format_names() {
+    std::vector<std::string> names;
+    for (uint32_t i = 0; i < grey_quant_name_count(); ++i) names.emplace_back(grey_quant_name_at(i));
+    return names;
 }
 
 }  // namespace greyctl

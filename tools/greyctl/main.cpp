@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
     greyctl::add_validate_command(app, global, run);
     greyctl::add_plan_command(app, global, run);
     greyctl::add_apply_command(app, global, run);
+    greyctl::add_simulate_ram_command(app, global, run);
     greyctl::add_help_command(app, run);
 
     if (const auto message = greyctl::unknown_command(app, {argv + 1, argv + argc})) {

@@ -34,37 +34,7 @@ struct QuantizeOptions {
     bool allow_empty = false;  // succeed (and write) when nothing can be quantized
 };
 
-// The command line takes the names grey.h defines (grey_quant_params_from_name), so greyctl, the
-// bindings and the samples spell every format the same way.
-std::vector<std::string> format_names() {
-    std::vector<std::string> names;
-    for (uint32_t i = 0; i < grey_quant_name_count(); ++i) names.emplace_back(grey_quant_name_at(i));
-    return names;
-}
 
-// The device whose backend runs the kernels. The host device too: a context brings its worker pool
-// (host.threads of the configuration), and the library quantizes the mapped file where it lies.
-struct BackendDevice {
-    ContextPtr context;
-    uint32_t device = 0;
-};
-
-BackendDevice open_backend(const GlobalOptions& global, const std::string& backend) {
-    BackendDevice runner{open_context(global, backend)};
-    uint32_t count = 0;
-    check(grey_device_count(runner.context.get(), &count));
-    for (uint32_t d = 0; d < count; ++d) {
-        grey_device_spec spec{};
-        spec.struct_size = sizeof spec;
-        check(grey_device_spec_get(runner.context.get(), d, &spec));
-        if (backend == spec.backend) {
-            runner.device = d;
-            return runner;
-        }
-    }
-    // open_context has made sure the backend loaded; a loaded backend may still offer no device.
-    throw ApiError(GREY_ERROR_UNSUPPORTED, "the " + backend + " backend is not available: it loaded but offers no device");
-}
 
 // Refuses, without --force, an output that exists (the library refuses the input itself as output,
 // and a file that appears meanwhile, atomically).
@@ -122,7 +92,9 @@ void print_table(const QuantizeOptions& o, const json& report) {
 
 int run_quantize(const GlobalOptions& global, const QuantizeOptions& o) {
     if (!o.output.empty()) check_output_path(o.output, o.force);
-    const auto device = open_backend(global, o.backend);
+    // The device whose backend runs the kernels; the host device too: a context brings its worker pool
+    // (host.threads of the configuration), and the library quantizes the mapped file where it lies.
+    const auto device = open_backend_device(global, o.backend);
     const std::string keep = lines(o.skip), quantize = lines(o.quantize), overrides = lines(o.format_for);
     grey_model_quant_options options = GREY_MODEL_QUANT_OPTIONS_INIT;
     options.calibration = o.calibration == "mse" ? GREY_CALIBRATION_MSE : GREY_CALIBRATION_RTN;
@@ -154,7 +126,7 @@ void add_quantize_command(CLI::App& app, const GlobalOptions& global, Runner& ru
     auto options = std::make_shared<QuantizeOptions>();
     // The library checks the input (and says what is wrong with it: missing, not a regular file, malformed).
     cmd->add_option("--input", options->input, "safetensors or GGUF file")->required();
-    cmd->add_option("--format", options->format, "Quantization format")->required()->check(CLI::IsMember(format_names()));
+    cmd->add_option("--format", options->format, "Quantization format")->required()->check(CLI::IsMember(quant_format_names()));
     cmd->add_option("--skip", options->skip, "Keep tensors whose name matches this regular expression (RE2 syntax, repeatable)");
     cmd->add_option("--quantize", options->quantize,
                     "Quantize tensors whose name matches this regular expression even when they are critical layers (RE2, repeatable)");

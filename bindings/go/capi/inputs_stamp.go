@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "986f262265c68fb7d0732a2a871d77a255bbafb4f1d1b706f035909cd6c27cf2"
+const inputsSHA256 = "4f30d1f59ef0ad38c95789c4beadf04fe0775b7db11b69a70f7031bdf1dcecc3"

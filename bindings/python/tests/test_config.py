@@ -13,7 +13,9 @@ def test_profiles_and_values():
         assert cfg["safety.dry_run_default"] == "true"
         cfg.set("detection.gpu_index", 1)
         assert cfg["detection.gpu_index"] == "1"
-        assert [l.strip() for l in cfg.to_yaml().splitlines() if l.strip().startswith("algorithm:")] == ['algorithm: "zstd"  # accepted, not yet acted on']
+        lines = [l.strip() for l in cfg.to_yaml().splitlines()]
+        assert [l for l in lines if l.startswith("algorithm:")] == ['algorithm: "zstd"']
+        assert [l for l in lines if l.startswith("pool_size_mb:")] == ["pool_size_mb: 4096  # accepted, not yet acted on"]
         assert cfg.to_dict()["detection.gpu_index"] == "1"
     assert cfg.closed
 

@@ -1,0 +1,442 @@
+#include "memory/tiers.hpp"
+
+#include "codec/constant_block.hpp"
+#include "codec/container.hpp"
+#include "config/config.hpp"
+#include "core/backend.hpp"
+#include "core/context.hpp"
+#include "core/error.hpp"
+#include "memory/buffer.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+namespace grey::memory {
+namespace {
+
+// Constant blocks are found per 8 bytes, so that one repeated value of any width up to 8 (a byte, an
+// fp16, an fp32, an fp64) costs no storage.
+constexpr uint32_t kConstantWidth = 8;
+constexpr uint64_t kStagingBytes = 8ull << 20;
+
+std::string residency_text(grey_residency r) {
+    const char* name = grey_residency_name(r);
+    return name != nullptr ? name : "residency " + std::to_string(raw_enum(r));
+}
+
+codec::CodecId codec_id(grey_codec codec) {
+    switch (codec) {
+        case GREY_CODEC_LZ4: return codec::CodecId::lz4;
+        case GREY_CODEC_ZSTD: return codec::CodecId::zstd;
+        case GREY_CODEC_FLOAT: return codec::CodecId::floats;
+        case GREY_CODEC_BITMASK: return codec::CodecId::bitmask;
+        default: fail(GREY_ERROR_INTERNAL, "codec_id: unresolved codec");
+    }
+}
+
+// Writes `size` bytes of `value` repeated with period 8 (a fill block) or zeros into `target`.
+void write_constant(const Backend& backend, grey_backend_buffer* target, uint64_t offset, uint64_t size, const BlockRef& ref) {
+    if (ref.kind == BlockRef::Kind::zero && backend.has_buffer_fill()) {
+        backend.buffer_fill(target, offset, 0, size);
+        return;
+    }
+    std::vector<std::byte> block(size);
+    if (ref.kind == BlockRef::Kind::fill)
+        for (uint64_t i = 0; i < size; ++i) block[i] = reinterpret_cast<const std::byte*>(&ref.fill_value)[i % kConstantWidth];
+    backend.buffer_write(target, offset, block.data(), size);
+}
+
+}  // namespace
+
+Tiers::Tiers(const std::vector<std::unique_ptr<Device>>& devices, const config::Config& config)
+    : devices_(devices),
+      block_size_(static_cast<uint32_t>(config.get_int("memory.deduplication.block_size_kb") * 1024)),
+      cache_capacity_(static_cast<uint64_t>(config.get_int("memory.cache.working_set_mb")) << 20),
+      algorithm_(config.get_string("memory.compression.algorithm")),
+      deduplicate_(config.get_bool("memory.deduplication.enabled")),
+      compress_(config.get_bool("memory.compression.enabled")) {}
+
+Tiers::~Tiers() = default;
+
+Tiers::DeviceTiers& Tiers::at(uint32_t device) {
+    auto found = per_device_.find(device);
+    if (found != per_device_.end()) return found->second;
+    const Device& dev = *devices_.at(device);
+    DeviceTiers tiers;
+    tiers.store = std::make_unique<SharedBlockStore>(*dev.backend, dev.index_in_backend, hash_);
+    tiers.cache = std::make_unique<WorkingSetCache>(*dev.backend, dev.index_in_backend, cache_capacity_);
+    return per_device_.emplace(device, std::move(tiers)).first->second;
+}
+
+grey_compact_policy Tiers::configured_policy() const noexcept {
+    grey_compact_policy policy = GREY_COMPACT_POLICY_INIT;
+    policy.deduplicate = deduplicate_ ? 1u : 0u;
+    policy.compress = compress_ && algorithm_ != "none" ? 1u : 0u;
+    return policy;
+}
+
+void Tiers::set_block_hash(BlockHash hash) {
+    std::lock_guard lock(mutex_);
+    if (!buffers_.empty()) fail(GREY_ERROR_INVALID_ARGUMENT, "the block hash can only be replaced while the context has no buffer");
+    hash_ = std::move(hash);
+}
+
+uint64_t Tiers::collisions(uint32_t device) {
+    std::lock_guard lock(mutex_);
+    return at(device).store->collisions();
+}
+
+void Tiers::add(grey_buffer& buffer) {
+    std::lock_guard lock(mutex_);
+    buffers_.insert(&buffer);
+    buffer.sequence = next_sequence_++;
+}
+
+void Tiers::remove(grey_buffer& buffer) noexcept {
+    std::lock_guard lock(mutex_);
+    if (buffers_.erase(&buffer) == 0) return;
+    if (const auto found = per_device_.find(buffer.device); found != per_device_.end()) found->second.cache->drop(&buffer);
+    release_locked(buffer, buffer.residency, nullptr);  // the raw memory is freed with the buffer
+}
+
+void Tiers::seal(grey_buffer& buffer) {
+    std::lock_guard lock(mutex_);
+    if (buffer.sealed.load()) return;
+    if (buffer.map_count.load() != 0)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_seal: the buffer is mapped " + std::to_string(buffer.map_count.load()) +
+                                              " time(s), and a mapping may still write it; unmap it first");
+    buffer.sealed.store(true);
+}
+
+grey_codec Tiers::resolve(grey_codec codec) const {
+    switch (raw_enum(codec)) {
+        case GREY_CODEC_DEFAULT:
+            if (algorithm_ == "lz4") return GREY_CODEC_LZ4;
+            if (algorithm_ == "zstd") return GREY_CODEC_ZSTD;
+            fail(GREY_ERROR_INVALID_ARGUMENT, "GREY_CODEC_DEFAULT: memory.compression.algorithm is \"" + algorithm_ +
+                                                  "\", which names no codec; name one (lz4, zstd, float, bitmask)");
+        case GREY_CODEC_LZ4:
+        case GREY_CODEC_ZSTD:
+        case GREY_CODEC_FLOAT:
+        case GREY_CODEC_BITMASK: return codec;
+        default: fail(GREY_ERROR_INVALID_ARGUMENT, "codec " + std::to_string(raw_enum(codec)) + " is not a grey_codec value");
+    }
+}
+
+grey_backend_buffer* Tiers::raw_handle(const grey_buffer& buffer, const char* what) {
+    std::lock_guard lock(mutex_);
+    if (buffer.residency.kind != GREY_RESIDENCY_RAW)
+        fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + ": the buffer is " + residency_text(buffer.residency.kind) +
+                                              "; this call needs a raw buffer (grey_buffer_compress to GREY_RESIDENCY_RAW first)");
+    return buffer.handle;
+}
+
+void Tiers::read(const grey_buffer& buffer, uint64_t offset, std::span<std::byte> out) {
+    std::lock_guard lock(mutex_);
+    read_locked(buffer, offset, out);
+}
+
+void Tiers::read_locked(const grey_buffer& buffer, uint64_t offset, std::span<std::byte> out) {
+    const Residency& r = buffer.residency;
+    if (out.empty()) return;
+    switch (r.kind) {
+        case GREY_RESIDENCY_RAW: buffer.backend->buffer_read(buffer.handle, offset, out.data(), out.size()); return;
+        case GREY_RESIDENCY_DEDUPLICATED: {
+            const uint64_t end = offset + out.size();
+            for (uint64_t b = offset / r.block_size; b * r.block_size < end; ++b) {
+                const uint64_t start = b * r.block_size;
+                const uint64_t lo = std::max(offset, start), hi = std::min(end, std::min(start + r.block_size, buffer.size));
+                const std::span<std::byte> part = out.subspan(lo - offset, hi - lo);
+                const BlockRef& ref = r.blocks[b];
+                if (ref.kind == BlockRef::Kind::shared)
+                    buffer.backend->buffer_read(ref.block->storage, lo - start, part.data(), part.size());
+                else
+                    for (uint64_t i = lo; i < hi; ++i)
+                        part[i - lo] = ref.kind == BlockRef::Kind::zero
+                                           ? std::byte{0}
+                                           : reinterpret_cast<const std::byte*>(&ref.fill_value)[(i - start) % kConstantWidth];
+            }
+            return;
+        }
+        case GREY_RESIDENCY_COMPRESSED_DEVICE:
+        case GREY_RESIDENCY_COMPRESSED_HOST: {
+            std::vector<std::byte> staged;
+            std::span<const std::byte> container = r.host_container;
+            if (r.kind == GREY_RESIDENCY_COMPRESSED_DEVICE) {
+                staged.resize(r.container_size);
+                buffer.backend->buffer_read(r.device_container, 0, staged.data(), staged.size());
+                container = staged;
+            }
+            const codec::ContainerInfo info = codec::read_container_info(container);
+            const uint64_t end = offset + out.size();
+            std::vector<std::byte> block;
+            for (uint64_t b = offset / info.block_size; b * info.block_size < end; ++b) {
+                const uint64_t start = b * info.block_size;
+                const uint64_t raw = info.blocks.at(b).raw_size;
+                const uint64_t lo = std::max(offset, start), hi = std::min(end, start + raw);
+                if (lo == start && hi == start + raw) {
+                    codec::decode_block(container, info, static_cast<uint32_t>(b), out.subspan(lo - offset, raw));
+                    continue;
+                }
+                block.resize(raw);
+                codec::decode_block(container, info, static_cast<uint32_t>(b), block);
+                std::memcpy(out.data() + (lo - offset), block.data() + (lo - start), hi - lo);
+            }
+            return;
+        }
+        default: fail(GREY_ERROR_INTERNAL, "a buffer in an unknown residency");
+    }
+}
+
+void Tiers::materialize_locked(const grey_buffer& buffer, grey_backend_buffer* target) {
+    const Backend& backend = *buffer.backend;
+    const Residency& r = buffer.residency;
+    switch (r.kind) {
+        case GREY_RESIDENCY_DEDUPLICATED:
+            for (uint64_t b = 0; b < r.blocks.size(); ++b) {
+                const uint64_t start = b * r.block_size, size = std::min<uint64_t>(r.block_size, buffer.size - start);
+                const BlockRef& ref = r.blocks[b];
+                if (ref.kind != BlockRef::Kind::shared) {
+                    write_constant(backend, target, start, size, ref);
+                } else if (backend.has_buffer_copy()) {
+                    backend.buffer_copy(target, start, ref.block->storage, 0, size);
+                } else {
+                    std::vector<std::byte> staged(size);
+                    backend.buffer_read(ref.block->storage, 0, staged.data(), size);
+                    backend.buffer_write(target, start, staged.data(), size);
+                }
+            }
+            return;
+        case GREY_RESIDENCY_COMPRESSED_DEVICE:
+        case GREY_RESIDENCY_COMPRESSED_HOST: {
+            // Decoded in one pass: a read of a compressed buffer fetches and checks its whole container.
+            std::vector<std::byte> contents(buffer.size);
+            read_locked(buffer, 0, contents);
+            backend.buffer_write(target, 0, contents.data(), contents.size());
+            return;
+        }
+        default: {
+            // Raw: by a device copy, or through host memory in bounded steps.
+            if (backend.has_buffer_copy()) {
+                backend.buffer_copy(target, 0, buffer.handle, 0, buffer.size);
+                return;
+            }
+            std::vector<std::byte> staged(std::min(buffer.size, kStagingBytes));
+            for (uint64_t done = 0; done < buffer.size;) {
+                const uint64_t step = std::min<uint64_t>(staged.size(), buffer.size - done);
+                read_locked(buffer, done, std::span(staged.data(), step));
+                backend.buffer_write(target, done, staged.data(), step);
+                done += step;
+            }
+        }
+    }
+}
+
+Residency Tiers::deduplicated_locked(const grey_buffer& buffer) {
+    SharedBlockStore& store = *at(buffer.device).store;
+    Residency result;
+    result.kind = GREY_RESIDENCY_DEDUPLICATED;
+    result.block_size = block_size_;
+    const uint64_t count = (buffer.size + block_size_ - 1) / block_size_;
+    result.blocks.reserve(count);
+    // A compressed source is decoded once, whole (each read fetches and checks its whole container);
+    // any other is read block by block.
+    const bool whole = buffer.residency.kind == GREY_RESIDENCY_COMPRESSED_DEVICE || buffer.residency.kind == GREY_RESIDENCY_COMPRESSED_HOST;
+    std::vector<std::byte> staged(whole ? buffer.size : std::min<uint64_t>(block_size_, buffer.size));
+    if (whole) read_locked(buffer, 0, staged);
+    try {
+        for (uint64_t b = 0; b < count; ++b) {
+            const uint64_t start = b * block_size_, size = std::min<uint64_t>(block_size_, buffer.size - start);
+            const std::span<std::byte> bytes(staged.data() + (whole ? start : 0), size);
+            if (!whole) read_locked(buffer, start, bytes);
+            BlockRef ref;
+            // constant_kind takes whole elements; a ragged end shorter than one is constant when all zero.
+            const bool short_zeros = size < kConstantWidth && std::all_of(bytes.begin(), bytes.end(), [](std::byte x) { return x == std::byte{0}; });
+            const auto constant = short_zeros ? std::optional(codec::CodecId::zero) : codec::constant_kind(bytes, kConstantWidth);
+            if (constant == codec::CodecId::zero) {
+                ref.kind = BlockRef::Kind::zero;
+            } else if (constant == codec::CodecId::fill) {
+                ref.kind = BlockRef::Kind::fill;
+                std::memcpy(&ref.fill_value, bytes.data(), kConstantWidth);
+            } else {
+                ref.kind = BlockRef::Kind::shared;
+                ref.block = store.acquire(buffer.traits.sharing_domain, bytes);
+            }
+            result.blocks.push_back(ref);
+        }
+    } catch (...) {
+        release_locked(buffer, result, nullptr);
+        throw;
+    }
+    return result;
+}
+
+Residency Tiers::compressed_locked(const grey_buffer& buffer, grey_residency tier, grey_codec codec) {
+    const grey_codec resolved = resolve(codec);
+    std::vector<std::byte> contents(buffer.size);
+    read_locked(buffer, 0, contents);
+    codec::EncodeOptions options;
+    options.codec = codec_id(resolved);
+    options.dtype = buffer.traits.dtype;
+    options.block_size = block_size_;
+    Residency result;
+    result.kind = tier;
+    result.codec = resolved;
+    result.host_container = codec::encode(contents, options);
+    result.container_size = result.host_container.size();
+    if (tier == GREY_RESIDENCY_COMPRESSED_DEVICE) {
+        const Device& dev = *devices_.at(buffer.device);
+        result.device_container = dev.backend->buffer_alloc(dev.index_in_backend, result.container_size);
+        try {
+            dev.backend->buffer_write(result.device_container, 0, result.host_container.data(), result.container_size);
+        } catch (...) {
+            dev.backend->buffer_free(result.device_container);
+            throw;
+        }
+        std::vector<std::byte>().swap(result.host_container);
+    }
+    return result;
+}
+
+void Tiers::release_locked(const grey_buffer& buffer, Residency& residency, grey_backend_buffer* handle) noexcept {
+    switch (residency.kind) {
+        case GREY_RESIDENCY_RAW:
+            if (handle != nullptr) buffer.backend->buffer_free(handle);
+            break;
+        case GREY_RESIDENCY_DEDUPLICATED: {
+            const auto found = per_device_.find(buffer.device);
+            for (BlockRef& ref : residency.blocks)
+                if (ref.kind == BlockRef::Kind::shared && found != per_device_.end()) found->second.store->release(ref.block);
+            break;
+        }
+        case GREY_RESIDENCY_COMPRESSED_DEVICE:
+            if (residency.device_container != nullptr) buffer.backend->buffer_free(residency.device_container);
+            break;
+        default: break;
+    }
+    residency = Residency{};
+}
+
+void Tiers::change(grey_buffer& buffer, grey_residency residency, grey_codec codec) {
+    std::lock_guard lock(mutex_);
+    change_locked(buffer, residency, codec);
+}
+
+void Tiers::change_locked(grey_buffer& buffer, grey_residency target, grey_codec codec) {
+    const int64_t raw_target = raw_enum(target);
+    if (raw_target < GREY_RESIDENCY_RAW || raw_target > GREY_RESIDENCY_COMPRESSED_HOST)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_compress: residency " + std::to_string(raw_target) + " is not a grey_residency value");
+    if (!buffer.sealed.load())
+        fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_compress: the buffer is not sealed; seal it (grey_buffer_seal) so that it cannot change");
+    if (buffer.map_count.load() != 0)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_compress: the buffer is mapped " + std::to_string(buffer.map_count.load()) +
+                                              " time(s); a mapped buffer is never moved, unmap it first");
+    if (target == GREY_RESIDENCY_RAW) {
+        if (buffer.residency.kind == GREY_RESIDENCY_RAW) return;
+        const Device& dev = *devices_.at(buffer.device);
+        grey_backend_buffer* handle = dev.backend->buffer_alloc(dev.index_in_backend, buffer.size);
+        try {
+            materialize_locked(buffer, handle);
+        } catch (...) {
+            dev.backend->buffer_free(handle);
+            throw;
+        }
+        at(buffer.device).cache->drop(&buffer);
+        release_locked(buffer, buffer.residency, nullptr);
+        buffer.handle = handle;
+        return;
+    }
+    Residency next = target == GREY_RESIDENCY_DEDUPLICATED ? deduplicated_locked(buffer) : compressed_locked(buffer, target, codec);
+    grey_backend_buffer* old_handle = buffer.handle;
+    release_locked(buffer, buffer.residency, old_handle);
+    buffer.handle = nullptr;
+    buffer.residency = std::move(next);
+}
+
+void Tiers::map(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping& mapping) {
+    std::lock_guard lock(mutex_);
+    if (access == GREY_MAP_WRITE && buffer.sealed.load()) {
+        // Copy on write: the buffer gets memory of its own, the blocks it shared stay with the others.
+        if (buffer.map_count.load() != 0)
+            fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_map_access: the sealed buffer is mapped for reading " +
+                                                  std::to_string(buffer.map_count.load()) + " time(s); unmap it before mapping it for writing");
+        change_locked(buffer, GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT);
+        buffer.sealed.store(false);
+    }
+    if (buffer.residency.kind == GREY_RESIDENCY_RAW) {
+        buffer.backend->buffer_map(buffer.handle, mapping);
+    } else {
+        WorkingSetCache& cache = *at(buffer.device).cache;
+        grey_backend_buffer* copy = cache.pin(&buffer, buffer.size, [&](grey_backend_buffer* target) { materialize_locked(buffer, target); });
+        try {
+            buffer.backend->buffer_map(copy, mapping);
+        } catch (...) {
+            cache.unpin(&buffer);
+            throw;
+        }
+    }
+    buffer.map_count.fetch_add(1);
+}
+
+void Tiers::unmap(grey_buffer& buffer) {
+    std::lock_guard lock(mutex_);
+    uint32_t count = buffer.map_count.load();
+    do {
+        if (count == 0) fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_unmap: the buffer is not mapped");
+    } while (!buffer.map_count.compare_exchange_weak(count, count - 1));
+    if (buffer.residency.kind != GREY_RESIDENCY_RAW) at(buffer.device).cache->unpin(&buffer);
+}
+
+grey_compact_result Tiers::compact(uint32_t device, const grey_compact_policy& policy) {
+    if (policy.compress != 0 && policy.tier != GREY_RESIDENCY_COMPRESSED_DEVICE && policy.tier != GREY_RESIDENCY_COMPRESSED_HOST)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "grey_memory_compact: policy->tier must be GREY_RESIDENCY_COMPRESSED_DEVICE or "
+                                          "GREY_RESIDENCY_COMPRESSED_HOST when policy->compress is set, not " +
+                                              residency_text(policy.tier));
+    if (policy.compress != 0) (void)resolve(policy.codec);
+    std::lock_guard lock(mutex_);
+    std::vector<grey_buffer*> buffers;
+    for (grey_buffer* b : buffers_)
+        if (b->device == device) buffers.push_back(b);
+    std::sort(buffers.begin(), buffers.end(), [](const grey_buffer* a, const grey_buffer* b) { return a->sequence < b->sequence; });
+    grey_compact_result result{};
+    result.struct_size = sizeof result;
+    result.buffers_examined = buffers.size();
+    result.physical_bytes_before = physical_locked(device);
+    std::vector<grey_buffer*> eligible;
+    std::set<const grey_buffer*> deduplicated;
+    for (grey_buffer* b : buffers) {
+        if (!b->sealed.load() || b->map_count.load() != 0) {
+            ++result.buffers_skipped;
+            continue;
+        }
+        eligible.push_back(b);
+        if (policy.deduplicate != 0 && b->residency.kind == GREY_RESIDENCY_RAW) {
+            change_locked(*b, GREY_RESIDENCY_DEDUPLICATED, GREY_CODEC_DEFAULT);
+            deduplicated.insert(b);
+        }
+    }
+    // Compression takes what deduplication left alone, and what it found nothing to share in.
+    if (policy.compress != 0)
+        for (grey_buffer* b : eligible) {
+            const Residency& r = b->residency;
+            const bool holds_a_block_twice = std::any_of(r.blocks.begin(), r.blocks.end(), [](const BlockRef& ref) {
+                return ref.kind == BlockRef::Kind::shared && ref.block->references > 1;
+            });
+            // A buffer of zero and one-value blocks alone already costs nothing.
+            const bool stores_a_block =
+                std::any_of(r.blocks.begin(), r.blocks.end(), [](const BlockRef& ref) { return ref.kind == BlockRef::Kind::shared; });
+            if (r.kind != GREY_RESIDENCY_RAW && (r.kind != GREY_RESIDENCY_DEDUPLICATED || holds_a_block_twice || !stores_a_block)) continue;
+            const grey_dtype dtype = b->traits.dtype;
+            const bool floats = dtype == GREY_DTYPE_F16 || dtype == GREY_DTYPE_BF16 || dtype == GREY_DTYPE_F32 || dtype == GREY_DTYPE_F64;
+            if (resolve(policy.codec) == GREY_CODEC_FLOAT && !floats) continue;
+            change_locked(*b, policy.tier, policy.codec);
+            ++result.buffers_compressed;
+            deduplicated.erase(b);
+        }
+    result.buffers_deduplicated = deduplicated.size();
+    result.physical_bytes_after = physical_locked(device);
+    return result;
+}
+
+}  // namespace grey::memory

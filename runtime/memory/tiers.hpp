@@ -1,0 +1,96 @@
+// The memory tiers of one context: sealing, residency changes (deduplicated, compressed on the device or
+// in host memory, and back), reads and maps of buffers in any residency, compaction, and the accounting
+// of grey_memory_stats. One mutex serialises the tier state of every buffer of the context; an unsealed
+// buffer never changes residency, so the ordinary buffer calls on it take no lock.
+#pragma once
+
+#include "grey.h"
+#include "memory/block_store.hpp"
+#include "memory/residency.hpp"
+#include "memory/working_set.hpp"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+struct grey_buffer;
+
+namespace grey {
+struct Device;
+namespace config {
+class Config;
+}
+}  // namespace grey
+
+namespace grey::memory {
+
+class Tiers {
+public:
+    // `devices` is the context's device table, which outlives the tiers.
+    Tiers(const std::vector<std::unique_ptr<Device>>& devices, const config::Config& config);
+    ~Tiers();
+    Tiers(const Tiers&) = delete;
+    Tiers& operator=(const Tiers&) = delete;
+
+    void add(grey_buffer& buffer);
+    // Frees whatever the buffer's residency holds besides its raw memory, and its cached copy.
+    void remove(grey_buffer& buffer) noexcept;
+
+    void seal(grey_buffer& buffer);
+    // Reads `out.size()` bytes at `offset` of a sealed buffer in any residency (the range is checked).
+    void read(const grey_buffer& buffer, uint64_t offset, std::span<std::byte> out);
+    void change(grey_buffer& buffer, grey_residency residency, grey_codec codec);
+    // Fills kind, address and vendor_device; counts the mapping.
+    void map(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping& mapping);
+    void unmap(grey_buffer& buffer);
+    grey_compact_result compact(uint32_t device, const grey_compact_policy& policy);
+    // The tier members of grey_memory_stats (from logical_bytes on), for the device or one tenant on it.
+    void stats(uint32_t device, const uint64_t* tenant, grey_memory_stats& stats);
+    void info(const grey_buffer& buffer, grey_buffer_info& info);
+    grey_backend_buffer* raw_handle(const grey_buffer& buffer, const char* what);
+
+    // The policy grey_memory_compact takes from the configuration.
+    [[nodiscard]] grey_compact_policy configured_policy() const noexcept;
+    [[nodiscard]] uint32_t block_size() const noexcept { return block_size_; }
+    // Replaces the block hash (tests force collisions with it); only while the context has no buffer.
+    void set_block_hash(BlockHash hash);
+    // Hash matches of different bytes that deduplication kept apart, on `device`.
+    uint64_t collisions(uint32_t device);
+
+private:
+    struct DeviceTiers {
+        std::unique_ptr<SharedBlockStore> store;
+        std::unique_ptr<WorkingSetCache> cache;
+    };
+    DeviceTiers& at(uint32_t device);
+
+    void read_locked(const grey_buffer& buffer, uint64_t offset, std::span<std::byte> out);
+    // Writes the buffer's whole contents into `target`, a device buffer of its size on its device.
+    void materialize_locked(const grey_buffer& buffer, grey_backend_buffer* target);
+    void change_locked(grey_buffer& buffer, grey_residency residency, grey_codec codec);
+    Residency deduplicated_locked(const grey_buffer& buffer);
+    Residency compressed_locked(const grey_buffer& buffer, grey_residency tier, grey_codec codec);
+    // Frees what `residency` holds (the raw memory of a raw buffer is `handle`).
+    void release_locked(const grey_buffer& buffer, Residency& residency, grey_backend_buffer* handle) noexcept;
+    grey_codec resolve(grey_codec codec) const;
+    uint64_t physical_locked(uint32_t device);
+
+    std::mutex mutex_;
+    const std::vector<std::unique_ptr<Device>>& devices_;
+    uint32_t block_size_;
+    uint64_t cache_capacity_;
+    std::string algorithm_;
+    bool deduplicate_;
+    bool compress_;
+    BlockHash hash_ = xxh3_block_hash;
+    std::map<uint32_t, DeviceTiers> per_device_;
+    std::set<grey_buffer*> buffers_;
+    uint64_t next_sequence_ = 1;
+};
+
+}  // namespace grey::memory

@@ -1,0 +1,94 @@
+#include "memory/working_set.hpp"
+
+#include "core/backend.hpp"
+#include "core/error.hpp"
+#include "memory/buffer.hpp"
+
+#include <string>
+
+namespace grey::memory {
+
+WorkingSetCache::WorkingSetCache(const Backend& backend, uint32_t device_in_backend, uint64_t capacity_bytes)
+    : backend_(backend), device_(device_in_backend), capacity_(capacity_bytes) {}
+
+WorkingSetCache::~WorkingSetCache() {
+    for (auto& [owner, entry] : entries_) backend_.buffer_free(entry.copy);
+}
+
+void WorkingSetCache::count(uint64_t tenant, bool hit) {
+    (hit ? hits_ : misses_) += 1;
+    auto& t = by_tenant_[tenant];
+    (hit ? t.hits : t.misses) += 1;
+}
+
+grey_backend_buffer* WorkingSetCache::pin(const grey_buffer* owner, uint64_t size, const std::function<void(grey_backend_buffer*)>& fill) {
+    if (const auto found = entries_.find(owner); found != entries_.end()) {
+        ++found->second.pins;
+        recency_.splice(recency_.begin(), recency_, found->second.recency);
+        count(owner->traits.tenant, true);
+        return found->second.copy;
+    }
+    if (size > capacity_)
+        fail(GREY_ERROR_OUT_OF_MEMORY, "the buffer of " + std::to_string(size) + " bytes is larger than the working-set cache of " +
+                                           std::to_string(capacity_) + " bytes (memory.cache.working_set_mb)");
+    uint64_t pinned = 0;
+    for (const auto& [o, e] : entries_)
+        if (e.pins > 0) pinned += e.size;
+    if (pinned + size > capacity_)
+        fail(GREY_ERROR_OUT_OF_MEMORY, "the working-set cache of " + std::to_string(capacity_) + " bytes has " + std::to_string(pinned) +
+                                           " bytes of mapped copies, leaving too little for " + std::to_string(size) +
+                                           " more; unmap buffers or raise memory.cache.working_set_mb");
+    // Least recently used, unpinned copies go first.
+    for (auto it = recency_.end(); bytes_ + size > capacity_ && it != recency_.begin();) {
+        --it;
+        const auto entry = entries_.find(*it);
+        if (entry->second.pins > 0) continue;
+        ++it;  // past the victim, which free_entry unlinks; the next step back reaches its predecessor
+        free_entry(entry);
+    }
+    grey_backend_buffer* copy = backend_.buffer_alloc(device_, size);
+    try {
+        fill(copy);
+        recency_.push_front(owner);
+        try {
+            entries_.emplace(owner, Entry{copy, size, owner->traits.tenant, 1, recency_.begin()});
+        } catch (...) {
+            recency_.pop_front();
+            throw;
+        }
+    } catch (...) {
+        backend_.buffer_free(copy);
+        throw;
+    }
+    bytes_ += size;
+    count(owner->traits.tenant, false);
+    return copy;
+}
+
+void WorkingSetCache::unpin(const grey_buffer* owner) noexcept {
+    const auto found = entries_.find(owner);
+    if (found != entries_.end() && found->second.pins > 0) --found->second.pins;
+}
+
+void WorkingSetCache::drop(const grey_buffer* owner) noexcept {
+    const auto found = entries_.find(owner);
+    if (found != entries_.end()) free_entry(found);
+}
+
+void WorkingSetCache::free_entry(std::map<const grey_buffer*, Entry>::iterator entry) noexcept {
+    backend_.buffer_free(entry->second.copy);
+    bytes_ -= entry->second.size;
+    recency_.erase(entry->second.recency);
+    entries_.erase(entry);
+}
+
+WorkingSetCache::Counts WorkingSetCache::tenant_counts(uint64_t tenant) const {
+    Counts counts;
+    if (const auto found = by_tenant_.find(tenant); found != by_tenant_.end()) counts = found->second;
+    counts.bytes = 0;
+    for (const auto& [owner, entry] : entries_)
+        if (entry.tenant == tenant) counts.bytes += entry.size;
+    return counts;
+}
+
+}  // namespace grey::memory

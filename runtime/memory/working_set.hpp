@@ -1,0 +1,72 @@
+// A device's working-set cache: dense device copies of mapped buffers that are not raw, within a fixed
+// capacity. A copy is pinned while the buffer is mapped and never moved or freed then; unpinned copies
+// stay for later maps (a hit) until room is needed, least recently used first. A copy is only ever a
+// copy: freeing it loses nothing, since the buffer keeps its own residency. Not synchronised: the
+// memory tiers call it under their mutex.
+#pragma once
+
+#include "grey_backend.h"
+
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <map>
+
+struct grey_buffer;
+
+namespace grey {
+class Backend;
+}
+
+namespace grey::memory {
+
+class WorkingSetCache {
+public:
+    WorkingSetCache(const Backend& backend, uint32_t device_in_backend, uint64_t capacity_bytes);
+    ~WorkingSetCache();
+    WorkingSetCache(const WorkingSetCache&) = delete;
+    WorkingSetCache& operator=(const WorkingSetCache&) = delete;
+
+    // The copy of `owner`, pinned, counting a hit; or, on a miss, a new copy of `size` bytes that
+    // `fill` writes, made after freeing unpinned copies as needed. GREY_ERROR_OUT_OF_MEMORY when `size`
+    // exceeds the capacity or pinned copies leave too little room; the cache is then unchanged.
+    grey_backend_buffer* pin(const grey_buffer* owner, uint64_t size, const std::function<void(grey_backend_buffer*)>& fill);
+    void unpin(const grey_buffer* owner) noexcept;
+    // Frees the copy of `owner`, if any (the buffer goes away or becomes raw).
+    void drop(const grey_buffer* owner) noexcept;
+
+    [[nodiscard]] bool contains(const grey_buffer* owner) const { return entries_.count(owner) != 0; }
+    [[nodiscard]] uint64_t bytes() const noexcept { return bytes_; }
+    [[nodiscard]] uint64_t capacity() const noexcept { return capacity_; }
+    struct Counts {
+        uint64_t hits = 0;
+        uint64_t misses = 0;
+        uint64_t bytes = 0;
+    };
+    [[nodiscard]] Counts counts() const noexcept { return {hits_, misses_, bytes_}; }
+    // The same for the copies and maps of one tenant's buffers.
+    [[nodiscard]] Counts tenant_counts(uint64_t tenant) const;
+
+private:
+    struct Entry {
+        grey_backend_buffer* copy = nullptr;
+        uint64_t size = 0;
+        uint64_t tenant = 0;
+        uint32_t pins = 0;
+        std::list<const grey_buffer*>::iterator recency;
+    };
+    void free_entry(std::map<const grey_buffer*, Entry>::iterator entry) noexcept;
+    void count(uint64_t tenant, bool hit);
+
+    const Backend& backend_;
+    uint32_t device_;
+    uint64_t capacity_;
+    std::map<const grey_buffer*, Entry> entries_;
+    std::list<const grey_buffer*> recency_;  // most recently used first
+    uint64_t bytes_ = 0;
+    uint64_t hits_ = 0;
+    uint64_t misses_ = 0;
+    std::map<uint64_t, Counts> by_tenant_;  // hits and misses only
+};
+
+}  // namespace grey::memory
