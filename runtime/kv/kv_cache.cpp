@@ -112,7 +112,7 @@ void KvCache::truncate(uint64_t sequence, uint64_t tokens) {
     if (tokens > seq.length)
         fail(GREY_ERROR_INVALID_ARGUMENT, "cannot truncate sequence " + std::to_string(sequence) + " of " + std::to_string(seq.length) +
                                               " tokens to " + std::to_string(tokens) + ": truncation only shortens");
-    if (seq.reserved) cancel(seq);
+    seq.reserved.reset();  // the reserved tokens lie past `tokens`: shortening releases their blocks
     shorten(seq, tokens);
 }
 
