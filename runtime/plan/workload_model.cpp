@@ -91,6 +91,14 @@ Architecture from_gguf(const model::ModelFile& file) {
     a.causal = !is_encoder_architecture(a.name);
     if (const GgufValue* causal = find_key(file, p + "attention.causal"); causal != nullptr)
         if (const auto v = gguf_number(*causal)) a.causal = *v != 0;
+    // llama.cpp's MLA files (converted since its MLA cache) state the per-head sizes of the decompressed
+    // attention in *_mla and give key_length = kv_lora_rank + rope dimensions on one KV head: the cache
+    // holds that latent only. Older conversions of the same models lack the *_mla keys and are cached
+    // decompressed (K and V per head), which the plain formula already sizes.
+    if (gguf_u32(file, p + "attention.key_length_mla") != 0 && gguf_u32(file, p + "attention.value_length_mla") != 0) {
+        a.latent_kv = true;
+        a.value_length = 0;
+    }
     return a;
 }
 
@@ -124,6 +132,13 @@ std::optional<Architecture> from_config_json(const std::string& model_path) {
     a.experts = json_u32(config, {"num_local_experts", "n_routed_experts", "num_experts"});
     a.experts_used = json_u32(config, {"num_experts_per_tok", "moe_topk"});
     a.causal = !is_encoder_architecture(a.name);
+    // DeepSeek-style MLA: engines cache the kv_lora_rank latent and the rotary key part per token and layer.
+    if (const uint32_t rank = json_u32(config, {"kv_lora_rank"}); rank != 0) {
+        a.latent_kv = true;
+        a.kv_heads = 1;
+        a.key_length = rank + json_u32(config, {"qk_rope_head_dim"});
+        a.value_length = 0;
+    }
     return a;
 }
 
@@ -174,7 +189,7 @@ void complete(Architecture& a, const Architecture& inferred) {
     if (a.heads == 0) a.heads = inferred.heads;
     if (a.kv_heads == 0) a.kv_heads = a.heads != 0 ? a.heads : inferred.kv_heads;
     if (a.key_length == 0) a.key_length = a.heads != 0 && a.embedding != 0 ? a.embedding / a.heads : inferred.key_length;
-    if (a.value_length == 0) a.value_length = a.key_length;
+    if (a.value_length == 0 && !a.latent_kv) a.value_length = a.key_length;
     if (a.experts == 0) a.experts = inferred.experts;
     if (a.experts != 0 && a.experts_used == 0) a.experts_used = std::min<uint32_t>(a.experts, 2);
 }

@@ -30,11 +30,15 @@ struct Architecture {
     uint32_t heads = 0;
     uint32_t kv_heads = 0;
     uint32_t key_length = 0;       // per head
-    uint32_t value_length = 0;     // per head
+    uint32_t value_length = 0;     // per head; 0 with latent_kv: V is read from K's latent, not cached
     uint64_t context_trained = 0;
     uint32_t experts = 0;          // routed experts per MoE layer (0: dense)
     uint32_t experts_used = 0;     // routed experts each token uses
     bool causal = true;            // false for encoders (BERT): no KV cache
+    // Multi-head latent attention (DeepSeek V2/V3, Kimi K2) as llama.cpp and vLLM cache it: one "head" per
+    // token and layer holding the compressed KV latent and the rotary key part (key_length = kv_lora_rank
+    // + the rope dimensions), from which attention also reads V; value_length is then 0.
+    bool latent_kv = false;
 
     // Elements of K plus V per token for the whole model.
     [[nodiscard]] uint64_t kv_elements_per_token() const noexcept {

@@ -103,6 +103,33 @@ def qwen2moe(path, layers=24, hidden=2048, expert_ffn=1408, shared_ffn=5632, exp
     }, tensors)
 
 
+def deepseek2(path, layers=4, hidden=2048, heads=16, kv_lora_rank=512, rope=64, nope=128, v_head=128, ffn=4096, vocab=32000, mla=True):
+    """DeepSeek-V2-Lite's attention (multi-head latent attention) on dense layers. With `mla` the file is
+    written the way llama.cpp converts it since its MLA cache: key_length = kv_lora_rank + rope on one KV
+    head, the decompressed per-head sizes in *_mla; without, the older conversion (K and V per head)."""
+    q_width = heads * (nope + rope)
+    tensors = [("token_embd.weight", (vocab, hidden), T.F16)]
+    for i in range(layers):
+        p = f"blk.{i}."
+        tensors += [(p + "attn_norm.weight", (hidden,), T.F32), (p + "attn_q.weight", (q_width, hidden), T.F16),
+                    (p + "attn_kv_a_mqa.weight", (kv_lora_rank + rope, hidden), T.F16), (p + "attn_kv_a_norm.weight", (kv_lora_rank,), T.F32),
+                    (p + "attn_kv_b.weight", (heads * (nope + v_head), kv_lora_rank), T.F16),
+                    (p + "attn_output.weight", (hidden, heads * v_head), T.F16), (p + "ffn_norm.weight", (hidden,), T.F32),
+                    (p + "ffn_gate.weight", (ffn, hidden), T.F16), (p + "ffn_up.weight", (ffn, hidden), T.F16),
+                    (p + "ffn_down.weight", (hidden, ffn), T.F16)]
+    tensors += [("output_norm.weight", (hidden,), T.F32), ("output.weight", (vocab, hidden), T.F16)]
+    metadata = {"deepseek2.block_count": layers, "deepseek2.embedding_length": hidden, "deepseek2.attention.head_count": heads,
+                "deepseek2.context_length": 32768, "deepseek2.attention.kv_lora_rank": kv_lora_rank, "deepseek2.rope.dimension_count": rope}
+    if mla:
+        metadata.update({"deepseek2.attention.head_count_kv": 1, "deepseek2.attention.key_length": kv_lora_rank + rope,
+                         "deepseek2.attention.value_length": kv_lora_rank, "deepseek2.attention.key_length_mla": nope + rope,
+                         "deepseek2.attention.value_length_mla": v_head})
+    else:
+        metadata.update({"deepseek2.attention.head_count_kv": heads, "deepseek2.attention.key_length": nope + rope,
+                         "deepseek2.attention.value_length": v_head})
+    write_sparse_gguf(path, "deepseek2", metadata, tensors)
+
+
 def hf_llama_safetensors(path, layers=2, hidden=64, ffn=128, heads=4, kv_heads=2, vocab=96, config=True):
     """A tiny Hugging Face Llama checkpoint (model.layers.N.self_attn.q_proj...), with config.json beside it."""
     rng = np.random.default_rng(1)

@@ -204,6 +204,27 @@ def main():
     check("safetensors: inferred from shapes, same KV", pi["model"]["architecture_source"] == "inferred from tensor shapes"
           and pi["kv"]["bytes_per_token"] == ps["kv"]["bytes_per_token"], pi["model"])
 
+    # --- multi-head latent attention: the cache holds the latent, as llama.cpp and vLLM keep it ---
+    mla = os.path.join(tmp, "deepseek2-mla.gguf")
+    ml.deepseek2(mla)
+    pm = plan_json("--model", mla, "--devices", one_gpu, "--context", "4096", "--batch", "1")
+    # 4 layers x 1 head x (512 + 64) x 2 bytes per token in f16, no separate V.
+    check("mla: KV bytes per token from the latent", (pm["model"]["kv_heads"], pm["model"]["key_length"], pm["model"]["value_length"],
+                                                       pm["kv"]["bytes_per_token"]) == (1, 576, 0, 4 * 576 * 2), (pm["model"], pm["kv"]))
+    old_mla = os.path.join(tmp, "deepseek2-decompressed.gguf")
+    ml.deepseek2(old_mla, mla=False)
+    po = plan_json("--model", old_mla, "--devices", one_gpu, "--context", "4096", "--batch", "1")
+    check("mla: an older conversion is cached decompressed (K and V per head)",
+          po["kv"]["bytes_per_token"] == 4 * 16 * (192 + 128) * 2, po["kv"])
+    ds_dir = os.path.join(tmp, "hf-deepseek")
+    os.mkdir(ds_dir)
+    ml.hf_llama_safetensors(os.path.join(ds_dir, "model.safetensors"), config=False)
+    with open(os.path.join(ds_dir, "config.json"), "w") as f:
+        json.dump({"model_type": "deepseek_v3", "num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4,
+                   "num_key_value_heads": 4, "kv_lora_rank": 32, "qk_rope_head_dim": 8, "qk_nope_head_dim": 16, "v_head_dim": 16}, f)
+    pds = plan_json("--model", os.path.join(ds_dir, "model.safetensors"), "--devices", one_gpu, "--context", "1024", "--batch", "1")
+    check("mla: config.json's kv_lora_rank and rope dimensions", pds["kv"]["bytes_per_token"] == 2 * (32 + 8) * 2, (pds["model"], pds["kv"]))
+
     # The machine detected here (no --devices): the host at least, with the memory it has free.
     pdet = plan_json("--model", st_path, "--context", "64", "--batch", "1")
     host = [d for d in pdet["devices"] if d["type"] == "cpu"]
