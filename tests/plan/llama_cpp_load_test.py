@@ -3,8 +3,9 @@
 
     llama_cpp_load_test.py GREYCTL
 
-Needs a llama.cpp build: the program named by $LLAMA_CPP_CLI, else `llama-cli` on PATH. Without one
-the test is skipped (exit 77) and says so. A CPU build gets a plan for a CPU-only devices file; with
+Needs a llama.cpp build: the program named by $LLAMA_CPP_CLI, else `llama-completion` or `llama-cli` on
+PATH (bench/build-llama-cpp.sh builds llama-completion). Without one the test is skipped (exit 77) and
+says so. A CPU build gets a plan for a CPU-only devices file; with
 $LLAMA_CPP_GPU_MEMORY_GIB set (a CUDA build), the plan is for one GPU named CUDA0 with that much memory (a small value,
 such as 0.004, sends some experts to the host).
 """
@@ -23,9 +24,9 @@ SKIP = 77
 
 def main():
     greyctl = sys.argv[1]
-    cli = os.environ.get("LLAMA_CPP_CLI") or shutil.which("llama-cli")
+    cli = os.environ.get("LLAMA_CPP_CLI") or shutil.which("llama-completion") or shutil.which("llama-cli")
     if not cli:
-        print("SKIPPED: no llama.cpp build (set LLAMA_CPP_CLI to a llama-cli, or put one on PATH)")
+        print("SKIPPED: no llama.cpp build (set LLAMA_CPP_CLI to a llama-completion or llama-cli, or put one on PATH)")
         return SKIP
     tmp = tempfile.mkdtemp(prefix="grey-llama-")
     model = os.path.join(tmp, "tiny-moe.gguf")
