@@ -262,7 +262,7 @@ grey_status host_quantize(void* state, const grey_backend_quant_job* job) {
         const quant::Parallel parallel(state_of(state).host);
         const grey_quant_layout& layout = layout_of(*job);
         // F32 input is read where it lies (often a mapped model file): no copy of the tensor.
-        std::vector<float> converted;
+        quant::FloatBuffer converted;
         const auto values = quant::as_f32(job->plain_dtype, bytes_of(job->plain), layout.elements, kernels, converted, parallel);
         const auto out = bytes_of(job->quantized).first(static_cast<std::size_t>(layout.bytes));
         quant::quantize(layout, values, out, kernels, parallel);

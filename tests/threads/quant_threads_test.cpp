@@ -214,7 +214,7 @@ TEST(HostThreads, AWorkersErrorReachesTheCallerAsOneThreadReportsIt) {
     const auto plan = grey::quant::make_layout(std::vector<uint64_t>{1000, 200}, p);
     std::string expected;
     try {
-        std::vector<float> storage;
+        hq::FloatBuffer storage;
         (void)hq::as_f32(GREY_DTYPE_F32, {reinterpret_cast<const std::byte*>(values.data()), values.size() * 4}, values.size(), kernels, storage);
         FAIL() << "a NaN went through";
     } catch (const std::invalid_argument& e) {
@@ -227,7 +227,7 @@ TEST(HostThreads, AWorkersErrorReachesTheCallerAsOneThreadReportsIt) {
         const auto context = context_with_threads(t, dir);
         for (const uint64_t chunk : {uint64_t{32}, uint64_t{4096}}) {
             const hq::Parallel parallel(&context->host_services, chunk);
-            std::vector<float> storage;
+            hq::FloatBuffer storage;
             try {
                 (void)hq::as_f32(GREY_DTYPE_F32, {reinterpret_cast<const std::byte*>(values.data()), values.size() * 4}, values.size(), kernels,
                                  storage, parallel);
