@@ -116,6 +116,28 @@ impl KvCache<'_> {
         })
     }
 
+    /// Reserves `tokens` positions at the end of `sequence` for a model that computes its layers one
+    /// after another; their K and V then go in a layer at a time with [`KvCache::write_layer`]. Returns
+    /// how many leading tokens were found whole in the prefix cache (their K/V are already stored).
+    pub fn reserve(&self, sequence: u64, tokens: &[i32]) -> Result<u32> {
+        let n = u32::try_from(tokens.len()).map_err(|_| crate::Error::InvalidArgument("too many tokens".into()))?;
+        let mut cached = 0u32;
+        check(unsafe { sys::grey_kv_reserve(self.raw.as_ptr(), sequence, tokens.as_ptr(), n, &mut cached) })?;
+        Ok(cached)
+    }
+
+    /// Writes `layer` of the reserved tokens, `[token][kv_head][head_dim]` each; the last layer written
+    /// commits them to the sequence.
+    pub fn write_layer(&self, sequence: u64, layer: u32, keys: &[f32], values: &[f32]) -> Result<()> {
+        if keys.len() != values.len() {
+            return Err(crate::Error::InvalidArgument("keys and values differ in length".into()));
+        }
+        check(unsafe {
+            sys::grey_kv_write_layer(self.raw.as_ptr(), sequence, layer, sys::GREY_DTYPE_F32, keys.as_ptr().cast(), values.as_ptr().cast(),
+                                     std::mem::size_of_val(keys) as u64)
+        })
+    }
+
     /// Decode attention of `layer` for `sequences`; `queries` is `[batch][query_heads][head_dim]`.
     pub fn attend(&self, layer: u32, query_heads: u32, sequences: &[u64], queries: &[f32]) -> Result<Vec<f32>> {
         let params = sys::grey_kv_attend_params {

@@ -26,3 +26,36 @@ fn kv_cache_shares_prefixes_and_attends() {
     cache.free(a).unwrap();
     assert_eq!(cache.len(b).unwrap(), 8);
 }
+
+#[test]
+fn kv_cache_takes_a_token_a_layer_at_a_time() {
+    let ctx = grey::Context::new().unwrap();
+    let mut config = grey::KvConfig::new(2, 1, 32, 1 << 20);
+    config.tokens_per_block = 4;
+    config.window_tokens = 4;
+    let cache = ctx.kv_cache(0, config).unwrap();
+    let row = |seed: usize| -> Vec<f32> { (0..32).map(|i| (((i + seed) % 7) as f32) * 0.25).collect() };
+    // Two sequences: one appended whole, one written layer by layer; they must end up the same.
+    let whole = cache.sequence(1).unwrap();
+    let layered = cache.sequence(2).unwrap();
+    let (k0, k1, v0, v1) = (row(1), row(2), row(3), row(4));
+    let both = |a: &[f32], b: &[f32]| -> Vec<f32> { a.iter().chain(b).copied().collect() };
+    cache.append(whole, &[7], &both(&k0, &k1), &both(&v0, &v1)).unwrap();
+
+    assert_eq!(cache.reserve(layered, &[7]).unwrap(), 0);
+    let err = cache.reserve(layered, &[8]).unwrap_err();
+    assert!(matches!(err, grey::Error::InvalidArgument(_)), "{err}");
+    cache.write_layer(layered, 1, &k1, &v1).unwrap();
+    assert_eq!(cache.len(layered).unwrap(), 0, "not committed before every layer is written");
+    // Layer 1 already sees the reserved token: the same attention as the whole sequence's.
+    let q = vec![0.5f32; 32];
+    assert_eq!(cache.attend(1, 1, &[layered], &q).unwrap(), cache.attend(1, 1, &[whole], &q).unwrap());
+    let err = cache.write_layer(layered, 1, &k1, &v1).unwrap_err();
+    assert!(err.to_string().contains("layer 1"), "{err}");
+    let err = cache.write_layer(layered, 0, &k0[..16], &v0[..16]).unwrap_err();
+    assert!(matches!(err, grey::Error::InvalidArgument(_)), "{err}");
+    cache.write_layer(layered, 0, &k0, &v0).unwrap();
+    assert_eq!(cache.len(layered).unwrap(), 1);
+    assert_eq!(cache.gather(layered, 0).unwrap(), cache.gather(whole, 0).unwrap());
+    assert_eq!(cache.gather(layered, 1).unwrap(), cache.gather(whole, 1).unwrap());
+}
