@@ -24,6 +24,7 @@ from ._audit import (AuditLog, AuditLogInfo, AuditReport, ProofReport, audit_che
 from ._config import Config, config_keys
 from ._context import BackendInfo, Buffer, Context, PluginDir
 from ._fields import DeviceSpec, Field, Telemetry
+from ._kv import WINDOW_ALL, KvCache, KvStats
 from ._govern import (WAIT_FOREVER, Admission, DeviceGovernState, Governor, GovernorState, Tenant,
                       TenantStats)
 from ._model import Model, ModelWriter, Tensor
@@ -36,7 +37,7 @@ from .errors import (BackendError, BufferTooSmall, ConfigError, Corrupt, Error, 
 __all__ = [
     "capi", "Context", "Config", "Buffer", "Stream", "Event", "HostMemory", "BackendInfo", "PluginDir", "DeviceSpec", "Telemetry", "Field",
     "config_keys", "Governor", "Tenant", "Admission", "GovernorState", "DeviceGovernState", "TenantStats",
-    "WAIT_FOREVER", "Timeout", "Stopped",
+    "WAIT_FOREVER", "Timeout", "Stopped", "KvCache", "KvStats", "WINDOW_ALL",
     "version", "version_string", "build_revision", "Error", "InvalidArgument", "OutOfMemory", "Unsupported",
     "NotFound", "IoError", "Corrupt", "ConfigError", "BackendError", "PermissionDenied", "BufferTooSmall",
     "InternalError", "quantize", "quantize_model", "dequantize_model", "quant_compare", "quant_formats", "quant_size", "QuantizedTensor", "QuantReport",

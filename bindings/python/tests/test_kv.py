@@ -54,3 +54,74 @@ def test_append_attend_and_stats(cache):
 def test_unknown_sequence_raises(cache):
     with pytest.raises(grey.Error, match="does not exist"):
         capi.grey_kv_sequence_free(cache, 12345)
+
+
+# ---- the Pythonic layer: grey.KvCache ----
+
+@pytest.fixture
+def kv():
+    with grey.Context() as context, grey.KvCache(context, layers=2, kv_heads=2, head_dim=32, format="int8", tokens_per_block=8,
+                                                 window_tokens=4, capacity_bytes=1 << 20) as cache:
+        yield cache
+
+
+def reference_attention(k, v, q, kv_heads):
+    heads = q.shape[0]
+    out = np.zeros(q.shape, np.float64)
+    for h in range(heads):
+        g = h // (heads // kv_heads)
+        scores = k[:, g, :].astype(np.float64) @ q[h].astype(np.float64) / np.sqrt(q.shape[1])
+        w = np.exp(scores - scores.max())
+        out[h] = (w / w.sum()) @ v[:, g, :].astype(np.float64)
+    return out
+
+
+def test_wrapper_append_attend_gather_and_stats(kv):
+    rng = np.random.default_rng(1)
+    seq = kv.sequence()
+    k = rng.standard_normal((2, 12, 2, 32), dtype=np.float32)
+    v = rng.standard_normal((2, 12, 2, 32), dtype=np.float32)
+    kv.append(seq, range(12), k, v.astype(np.float16))  # values in float16 are taken as float32's type
+    assert kv.length(seq) == 12
+    q = rng.standard_normal((1, 4, 32), dtype=np.float32)
+    out = kv.attend(1, [seq], q)
+    gk, gv = kv.gather(seq, 1)
+    np.testing.assert_allclose(out[0], reference_attention(gk, gv, q[0], 2), rtol=1e-5, atol=1e-6)
+    stats = kv.stats()
+    assert stats.tokens == 12 and stats.blocks_compressed == 1 and stats.sequences == 1
+
+
+def test_wrapper_token_written_a_layer_at_a_time_equals_an_append(kv):
+    rng = np.random.default_rng(2)
+    k = rng.standard_normal((2, 1, 2, 32), dtype=np.float32)
+    v = rng.standard_normal((2, 1, 2, 32), dtype=np.float32)
+    whole, layered = kv.sequence(1), kv.sequence(2)
+    kv.append(whole, [5], k, v)
+    assert kv.reserve(layered, [5]) == 0
+    kv.write_layer(layered, 1, k[1], v[1])
+    assert kv.length(layered) == 0
+    q = rng.standard_normal((1, 2, 32), dtype=np.float32)
+    np.testing.assert_array_equal(kv.attend(1, [layered], q), kv.attend(1, [whole], q))
+    with pytest.raises(grey.InvalidArgument, match="layer 1"):
+        kv.write_layer(layered, 1, k[1], v[1])
+    kv.write_layer(layered, 0, k[0], v[0])
+    assert kv.length(layered) == 1
+    for layer in (0, 1):
+        for a, b in zip(kv.gather(layered, layer), kv.gather(whole, layer)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_wrapper_refuses_bad_input(kv):
+    seq = kv.sequence()
+    with pytest.raises(ValueError, match="keys has shape"):
+        kv.append(seq, [1, 2], np.zeros((2, 3, 2, 32), np.float32), np.zeros((2, 3, 2, 32), np.float32))
+    with pytest.raises(ValueError, match="queries has shape"):
+        kv.attend(0, [seq], np.zeros((2, 4, 32), np.float32))
+    with pytest.raises(grey.InvalidArgument, match="NaN|not finite|infinite"):
+        kv.append(seq, [1], np.full((2, 1, 2, 32), np.nan, np.float32), np.zeros((2, 1, 2, 32), np.float32))
+    assert kv.length(seq) == 0
+    with pytest.raises(grey.NotFound):
+        kv.free(999)
+    with grey.Context() as context:
+        with pytest.raises(ValueError, match="format 'int3'"):
+            grey.KvCache(context, 1, 1, 32, capacity_bytes=1 << 20, format="int3")
