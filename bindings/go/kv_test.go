@@ -1,10 +1,12 @@
 package grey_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"unsafe"
 
+	"libgrey/grey"
 	"libgrey/grey/capi"
 )
 
@@ -81,5 +83,81 @@ func TestKvCacheRaw(t *testing.T) {
 	}
 	if err := capi.Grey_kv_sequence_free(cache, 999); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("freeing an unknown sequence: %v", err)
+	}
+}
+
+// The idiomatic wrapper: a token written a layer at a time ends as an appended one, attention sees it
+// before it commits, and misuse is refused with libgrey's message.
+func TestKvCacheLayerByLayer(t *testing.T) {
+	ctx, err := grey.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.Close()
+	config := grey.NewKvConfig(2, 1, 32, 1<<20)
+	config.TokensPerBlock, config.WindowTokens, config.Format = 8, 4, grey.KvInt8
+	cache, err := ctx.NewKvCache(0, config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	row := func(seed int) []float32 {
+		r := make([]float32, 32)
+		for i := range r {
+			r[i] = float32((i+seed)%7) * 0.25
+		}
+		return r
+	}
+	k0, k1, v0, v1 := row(1), row(2), row(3), row(4)
+	whole, _ := cache.Sequence(1)
+	layered, _ := cache.Sequence(2)
+	if err := cache.Append(whole, []int32{7}, append(append([]float32{}, k0...), k1...), append(append([]float32{}, v0...), v1...)); err != nil {
+		t.Fatal(err)
+	}
+	if cached, err := cache.Reserve(layered, []int32{7}); err != nil || cached != 0 {
+		t.Fatalf("reserve: %d, %v", cached, err)
+	}
+	if err := cache.WriteLayer(layered, 1, k1, v1); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := cache.Length(layered); n != 0 {
+		t.Errorf("committed before every layer was written: %d tokens", n)
+	}
+	q := make([]float32, 32)
+	for i := range q {
+		q[i] = 0.5
+	}
+	a, err := cache.Attend(1, 1, []uint64{layered}, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := cache.Attend(1, 1, []uint64{whole}, q)
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("attention before the commit differs at %d: %v != %v", i, a[i], b[i])
+		}
+	}
+	if err := cache.WriteLayer(layered, 1, k1, v1); err == nil || !strings.Contains(err.Error(), "layer 1") {
+		t.Errorf("writing layer 1 twice: %v", err)
+	}
+	if err := cache.WriteLayer(layered, 0, k0, v0); err != nil {
+		t.Fatal(err)
+	}
+	for layer := uint32(0); layer < 2; layer++ {
+		gk, gv, err := cache.Gather(layered, layer)
+		wk, wv, _ := cache.Gather(whole, layer)
+		if err != nil || len(gk) != 32 || fmt.Sprint(gk, gv) != fmt.Sprint(wk, wv) {
+			t.Errorf("layer %d: gathered %v / %v, %v", layer, gk, wk, err)
+		}
+	}
+	if _, err := cache.Attend(0, 4, []uint64{whole}, q); err == nil || !strings.Contains(err.Error(), "queries hold 32 values") {
+		t.Errorf("short queries: %v", err)
+	}
+	if stats, err := cache.Stats(); err != nil || stats.Tokens != 2 || stats.Sequences != 2 {
+		t.Errorf("stats: %+v, %v", stats, err)
+	}
+	cache.Close()
+	if _, err := cache.Sequence(0); err != grey.ErrClosed {
+		t.Errorf("after Close: %v", err)
 	}
 }

@@ -1,0 +1,250 @@
+package grey
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+	"unsafe"
+
+	"libgrey/grey/capi"
+)
+
+// KvFormat is the form of a KV cache's blocks older than its window (grey_kv_format).
+type KvFormat int
+
+// The KV block formats (variables: SWIG gives grey.h's enum values as such).
+var (
+	KvInt8    KvFormat = KvFormat(capi.GREY_KV_INT8)
+	KvInt4    KvFormat = KvFormat(capi.GREY_KV_INT4)
+	KvInt2    KvFormat = KvFormat(capi.GREY_KV_INT2)
+	KvFP8E4M3 KvFormat = KvFormat(capi.GREY_KV_FP8_E4M3)
+)
+
+// KvWindowAll keeps every token in the window form (GREY_KV_WINDOW_ALL).
+const KvWindowAll = uint32(math.MaxUint32)
+
+// KvConfig is grey_kv_cache_config. NewKvConfig fills the defaults; K/V are F32 slices laid out
+// [layer][token][kv_head][head_dim] (Append) or [token][kv_head][head_dim] (WriteLayer, Gather).
+type KvConfig struct {
+	Layers, KvHeads, HeadDim     uint32
+	TokensPerBlock, WindowTokens uint32
+	WindowF16                    bool // the window form in fp16 instead of bf16
+	Format                       KvFormat
+	GroupSize                    uint32
+	CapacityBytes                uint64
+}
+
+// NewKvConfig is a configuration with grey.h's defaults (16-token blocks, a 128-token bf16 window, int4
+// blocks, V groups of 32).
+func NewKvConfig(layers, kvHeads, headDim uint32, capacityBytes uint64) KvConfig {
+	return KvConfig{Layers: layers, KvHeads: kvHeads, HeadDim: headDim, TokensPerBlock: 16, WindowTokens: 128, Format: KvInt4,
+		GroupSize: 32, CapacityBytes: capacityBytes}
+}
+
+// KvStats is grey_kv_stats.
+type KvStats struct {
+	Sequences                                                      uint32
+	Tokens, BlocksUsed, BlocksCached, BlocksCompressed, BlocksFree uint64
+	BytesUsed, CapacityBytes, PrefixHits, Evictions                uint64
+	BytesPerToken, CompressionRatio                                float64
+}
+
+// KvCache is a paged, quantized KV cache on one device (grey.h, "KV cache"; docs/kv.md). Sequences are
+// uint64 ids. Close it before its context.
+type KvCache struct {
+	mu     sync.RWMutex
+	handle capi.Grey_kv_cache
+	config KvConfig
+}
+
+// NewKvCache creates a KV cache on device `device` of c.
+func (c *Context) NewKvCache(device int, config KvConfig) (*KvCache, error) {
+	index, err := deviceIndex(device)
+	if err != nil {
+		return nil, err
+	}
+	raw := capi.NewGrey_kv_cache_config()
+	defer capi.DeleteGrey_kv_cache_config(raw)
+	raw.SetLayers(uint(config.Layers))
+	raw.SetKv_heads(uint(config.KvHeads))
+	raw.SetHead_dim(uint(config.HeadDim))
+	raw.SetTokens_per_block(uint(config.TokensPerBlock))
+	raw.SetWindow_tokens(uint(config.WindowTokens))
+	raw.SetWindow_dtype(capi.GREY_DTYPE_BF16)
+	if config.WindowF16 {
+		raw.SetWindow_dtype(capi.GREY_DTYPE_F16)
+	}
+	raw.SetFormat(capi.Grey_kv_format(config.Format))
+	raw.SetGroup_size(uint(config.GroupSize))
+	raw.SetCapacity_bytes(config.CapacityBytes)
+	out := []uintptr{0}
+	if err := c.with(func(h capi.Grey_context) error { return capi.Grey_kv_cache_create(h, index, raw, out) }); err != nil {
+		return nil, err
+	}
+	cache := &KvCache{handle: capi.SwigcptrGrey_kv_cache(out[0]), config: config}
+	runtime.SetFinalizer(cache, (*KvCache).Close)
+	return cache, nil
+}
+
+// Close frees the cache and every sequence in it. Safe to call more than once.
+func (k *KvCache) Close() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.handle != nil {
+		capi.Grey_kv_cache_destroy(k.handle)
+		k.handle = nil
+	}
+	runtime.SetFinalizer(k, nil)
+	return nil
+}
+
+func (k *KvCache) with(f func(capi.Grey_kv_cache) error) error {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if k.handle == nil {
+		return ErrClosed
+	}
+	return f(k.handle)
+}
+
+func invalid(format string, args ...any) error {
+	return &Error{Status: int(StatusInvalidArgument), Message: fmt.Sprintf("grey: "+format, args...)}
+}
+
+// address is the host address of a slice's first element, or 0 for an empty slice (which libgrey refuses
+// with its own message).
+func address[T any](s []T) uintptr {
+	if len(s) == 0 {
+		return 0
+	}
+	return uintptr(unsafe.Pointer(&s[0]))
+}
+
+// Sequence starts an empty sequence; sequences share cached prefix blocks only when their salts are equal.
+func (k *KvCache) Sequence(salt uint64) (uint64, error) {
+	id := []uint64{0}
+	err := k.with(func(h capi.Grey_kv_cache) error { return capi.Grey_kv_sequence_create(h, salt, id) })
+	return id[0], err
+}
+
+// Fork starts a sequence sharing sequence's tokens (copy on write).
+func (k *KvCache) Fork(sequence uint64) (uint64, error) {
+	id := []uint64{0}
+	err := k.with(func(h capi.Grey_kv_cache) error { return capi.Grey_kv_sequence_fork(h, sequence, id) })
+	return id[0], err
+}
+
+// Truncate shortens sequence to tokens tokens.
+func (k *KvCache) Truncate(sequence, tokens uint64) error {
+	return k.with(func(h capi.Grey_kv_cache) error { return capi.Grey_kv_sequence_truncate(h, sequence, tokens) })
+}
+
+// Free ends sequence; its full blocks stay cached for prefix sharing.
+func (k *KvCache) Free(sequence uint64) error {
+	return k.with(func(h capi.Grey_kv_cache) error { return capi.Grey_kv_sequence_free(h, sequence) })
+}
+
+// Length is the number of tokens sequence holds.
+func (k *KvCache) Length(sequence uint64) (uint64, error) {
+	n := []uint64{0}
+	err := k.with(func(h capi.Grey_kv_cache) error { return capi.Grey_kv_sequence_length(h, sequence, n) })
+	return n[0], err
+}
+
+// Append adds tokens with their K and V of every layer ([layer][token][kv_head][head_dim] each).
+func (k *KvCache) Append(sequence uint64, tokens []int32, keys, values []float32) error {
+	if len(keys) != len(values) {
+		return invalid("keys (%d values) and values (%d) differ in length", len(keys), len(values))
+	}
+	err := k.with(func(h capi.Grey_kv_cache) error {
+		return capi.Grey_kv_append(h, sequence, address(tokens), uint(len(tokens)), capi.GREY_DTYPE_F32, address(keys), address(values),
+			uint64(len(keys))*4)
+	})
+	runtime.KeepAlive(tokens)
+	runtime.KeepAlive(keys)
+	runtime.KeepAlive(values)
+	return err
+}
+
+// Reserve reserves tokens at the end of sequence, to be written a layer at a time with WriteLayer; it
+// returns how many leading tokens were found whole in the prefix cache (their K/V are already stored).
+func (k *KvCache) Reserve(sequence uint64, tokens []int32) (uint32, error) {
+	cached := []uint32{0}
+	err := k.with(func(h capi.Grey_kv_cache) error {
+		return capi.Grey_kv_reserve(h, sequence, address(tokens), uint(len(tokens)), cached)
+	})
+	runtime.KeepAlive(tokens)
+	return cached[0], err
+}
+
+// WriteLayer writes layer of the reserved tokens ([token][kv_head][head_dim] each); writing the last
+// unwritten layer commits them.
+func (k *KvCache) WriteLayer(sequence uint64, layer uint32, keys, values []float32) error {
+	if len(keys) != len(values) {
+		return invalid("keys (%d values) and values (%d) differ in length", len(keys), len(values))
+	}
+	err := k.with(func(h capi.Grey_kv_cache) error {
+		return capi.Grey_kv_write_layer(h, sequence, uint(layer), capi.GREY_DTYPE_F32, address(keys), address(values), uint64(len(keys))*4)
+	})
+	runtime.KeepAlive(keys)
+	runtime.KeepAlive(values)
+	return err
+}
+
+// Attend is decode attention of layer for sequences: queries [batch][queryHeads][head_dim] in, the
+// output in the same shape out.
+func (k *KvCache) Attend(layer, queryHeads uint32, sequences []uint64, queries []float32) ([]float32, error) {
+	if want := len(sequences) * int(queryHeads) * int(k.config.HeadDim); len(queries) != want {
+		return nil, invalid("queries hold %d values; %d sequences x %d query heads x head_dim %d need %d", len(queries), len(sequences),
+			queryHeads, k.config.HeadDim, want)
+	}
+	params := capi.NewGrey_kv_attend_params()
+	defer capi.DeleteGrey_kv_attend_params(params)
+	params.SetLayer(uint(layer))
+	params.SetQuery_heads(uint(queryHeads))
+	output := make([]float32, len(queries))
+	err := k.with(func(h capi.Grey_kv_cache) error {
+		return capi.Grey_kv_attend(h, params, address(sequences), uint(len(sequences)), address(queries), address(output),
+			uint64(len(queries))*4)
+	})
+	runtime.KeepAlive(sequences)
+	runtime.KeepAlive(queries)
+	if err != nil {
+		return nil, err
+	}
+	return output, nil
+}
+
+// Gather is the stored K and V of layer of sequence ([token][kv_head][head_dim], quantized blocks decoded).
+func (k *KvCache) Gather(sequence uint64, layer uint32) (keys, values []float32, err error) {
+	n, err := k.Length(sequence)
+	if err != nil {
+		return nil, nil, err
+	}
+	size := int(n) * int(k.config.KvHeads) * int(k.config.HeadDim)
+	keys, values = make([]float32, size), make([]float32, size)
+	if size == 0 {
+		return keys, values, nil
+	}
+	err = k.with(func(h capi.Grey_kv_cache) error {
+		return capi.Grey_kv_gather(h, sequence, uint(layer), address(keys), address(values), uint64(size)*4)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return keys, values, nil
+}
+
+// Stats reports what the cache holds.
+func (k *KvCache) Stats() (KvStats, error) {
+	raw := capi.NewGrey_kv_stats()
+	defer capi.DeleteGrey_kv_stats(raw)
+	if err := k.with(func(h capi.Grey_kv_cache) error { return capi.Grey_kv_cache_stats_get(h, raw) }); err != nil {
+		return KvStats{}, err
+	}
+	return KvStats{Sequences: uint32(raw.GetSequences()), Tokens: raw.GetTokens(), BlocksUsed: raw.GetBlocks_used(),
+		BlocksCached: raw.GetBlocks_cached(), BlocksCompressed: raw.GetBlocks_compressed(), BlocksFree: raw.GetBlocks_free(),
+		BytesUsed: raw.GetBytes_used(), CapacityBytes: raw.GetCapacity_bytes(), PrefixHits: raw.GetPrefix_hits(),
+		Evictions: raw.GetEvictions(), BytesPerToken: raw.GetBytes_per_token(), CompressionRatio: raw.GetCompression_ratio()}, nil
+}
