@@ -1427,6 +1427,16 @@ GREY_API GREY_NODISCARD grey_status grey_stream_synchronize(grey_stream* stream)
  * then left untouched, as on every failure, and the stream is idle. Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_stream_query(grey_stream* stream, uint32_t* out_done);
 
+/* The stream's own handle in its vendor's API, so that other libraries can enqueue work on the same
+ * queue (the Python binding's __cuda_stream__ and DLPack's stream handshake use it). *out_kind names the
+ * API as the memory kind of the device's buffers: GREY_MEMORY_CUDA_DEVICE for a CUstream (the same
+ * value as a cudaStream_t), as an integer in *out_handle. The handle belongs to the stream: valid until
+ * grey_stream_destroy, never to be destroyed by the caller. Work enqueued on it by others is ordered with
+ * the stream's own work, but its failures are not the stream's. A stream whose device has no native
+ * streams (the host device: its streams are threads of libgrey) answers GREY_ERROR_UNSUPPORTED naming
+ * the backend, leaving both outputs untouched. Thread-safe. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_stream_native_handle(grey_stream* stream, grey_memory_kind* out_kind, uint64_t* out_handle);
+
 /* Creates an event on `device`; it can be recorded on that device's streams. Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_event_create(grey_context* context, uint32_t device, grey_event** out_event);
 
@@ -1478,9 +1488,10 @@ GREY_API GREY_NODISCARD grey_status grey_buffer_checksum_async(const grey_buffer
 /* The _async forms of grey_quantize_buffer (without a report: measure afterwards with grey_quant_compare)
  * and grey_dequantize_buffer, on the stream of the buffers' device. A backend without quantization
  * kernels fails at once with GREY_ERROR_UNSUPPORTED; a NaN or infinite input fails at the next
- * synchronize with the synchronous call's message. A backend whose quantization cannot yet be enqueued
- * (the CUDA backend in this version) waits for the stream's earlier work and quantizes before the call
- * returns: the order and the error reporting are the same, without overlap. Since 0.2. */
+ * synchronize (or query, or event of a record after it) with the synchronous call's message. The host
+ * and CUDA backends only enqueue; a backend whose quantization cannot be enqueued waits for the stream's
+ * earlier work and quantizes before the call returns: the order and the error reporting are the same,
+ * without overlap. Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_quantize_buffer_async(const grey_tensor_desc* desc, const grey_buffer* source,
                                                                uint64_t source_offset, const grey_quant_params* params,
                                                                grey_buffer* destination, uint64_t destination_offset,

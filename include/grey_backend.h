@@ -310,6 +310,11 @@ typedef struct grey_backend_vtable {
     grey_status (*kv_store)(void* state, const grey_backend_kv_store_job* job);
     grey_status (*kv_compress)(void* state, const grey_backend_kv_compress_job* job);
     grey_status (*kv_attend)(void* state, const grey_backend_kv_attend_job* job);
+
+    /* The stream's handle in the vendor's API, for grey_stream_native_handle: the memory kind that names
+     * the API (GREY_MEMORY_CUDA_DEVICE: a CUstream) and the handle (0.2, optional: without it the runtime
+     * answers GREY_ERROR_UNSUPPORTED). */
+    grey_status (*stream_native_handle)(void* state, grey_backend_stream* stream, grey_memory_kind* out_kind, uint64_t* out_handle);
 } grey_backend_vtable;
 
 /* The vtable size of the smallest plugin the loader accepts: everything up to the appended slots. */

@@ -10,6 +10,7 @@
 #include "cuda/nvml.hpp"
 #include "cuda/probe.hpp"
 #include "cuda/kv_ops.hpp"
+#include "cuda/quant_journal.hpp"
 #include "cuda/quantizer.hpp"
 
 #include <cstring>
@@ -27,17 +28,23 @@ struct grey_backend_buffer {
     uint32_t device;
 };
 
-// A caller's stream: a CUDA stream of the device, and 8 bytes of device memory for its checksums (the
-// stream orders their use).
+// A caller's stream: a CUDA stream of the device, 8 bytes of device memory for its checksums (the
+// stream orders their use), and the quantizations enqueued on it (shared with events recorded after them).
 struct grey_backend_stream {
     grey::cuda::DeviceRuntime* runtime;
     CUstream stream;
     CUdeviceptr checksum_slot;
+    std::shared_ptr<grey::cuda::QuantJournal> journal;
 };
 
+// The CUDA event, and which quantizations of which stream its latest record stands for (their failure is
+// the event's).
 struct grey_backend_event {
-    grey::cuda::DeviceRuntime* runtime;
-    CUevent event;
+    grey::cuda::DeviceRuntime* runtime = nullptr;
+    CUevent event = nullptr;
+    std::mutex mutex;
+    std::shared_ptr<grey::cuda::QuantJournal> journal;  // guarded by mutex
+    uint64_t end = 0;                                   // the jobs numbered below it; guarded by mutex
 };
 
 namespace grey::cuda {
@@ -388,7 +395,7 @@ grey_status cuda_stream_create(void* state, uint32_t device, grey_backend_stream
     CudaState& s = state_of(state);
     return guarded(s.host, [&] {
         DeviceRuntime& rt = runtime(s, device);
-        auto stream = std::make_unique<grey_backend_stream>(grey_backend_stream{&rt, nullptr, 0});
+        auto stream = std::make_unique<grey_backend_stream>(grey_backend_stream{&rt, nullptr, 0, std::make_shared<QuantJournal>(rt)});
         stream->checksum_slot = rt.pool().allocate(sizeof(uint64_t));
         try {
             stream->stream = rt.create_stream();
@@ -404,20 +411,32 @@ grey_status cuda_stream_create(void* state, uint32_t device, grey_backend_stream
 void cuda_stream_destroy(void* state, grey_backend_stream* stream) {
     CudaState& s = state_of(state);
     std::unique_ptr<grey_backend_stream> owned(stream);
-    // The work goes first: it may still use the checksum slot.
+    // The work goes first: it may still use the checksum slot and the quantizations' memory. Its
+    // failures were returned by the runtime's synchronize before this.
     (void)guarded(s.host, [&] {
+        const uint64_t end = owned->journal->next_job();
         owned->runtime->in_context([&](const Driver& cu) { return cu.cuStreamSynchronize(owned->stream); });
+        owned->journal->check_before(end);
         return GREY_OK;
     });
+    owned->journal->release_memory();
     owned->runtime->destroy_stream(owned->stream);
     owned->runtime->pool().release(owned->checksum_slot);
+}
+
+// A quantization's failure, kept by a stream, in the words of the synchronous call.
+grey_status report_failure(const grey_backend_host* host, const std::optional<QuantFailure>& failure) {
+    return failure.has_value() ? report(host, failure->status, failure->message) : GREY_OK;
 }
 
 grey_status cuda_stream_synchronize(void* state, grey_backend_stream* stream) {
     CudaState& s = state_of(state);
     return guarded(s.host, [&] {
+        // Only the jobs enqueued before the wait are known to have run.
+        const uint64_t end = stream->journal->next_job();
         stream->runtime->in_context([&](const Driver& cu) { cu.check(cu.cuStreamSynchronize(stream->stream), "cuStreamSynchronize"); });
-        return GREY_OK;
+        stream->journal->check_before(end);
+        return report_failure(s.host, stream->journal->take_failure());
     });
 }
 
@@ -425,8 +444,13 @@ grey_status cuda_stream_synchronize(void* state, grey_backend_stream* stream) {
 grey_status cuda_stream_query(void* state, grey_backend_stream* stream, uint32_t* out_done) {
     CudaState& s = state_of(state);
     return guarded(s.host, [&] {
+        const uint64_t end = stream->journal->next_job();
         const CUresult r = stream->runtime->in_context([&](const Driver& cu) { return cu.cuStreamQuery(stream->stream); });
         if (r != CUDA_ERROR_NOT_READY) s.driver->check(r, "cuStreamQuery");
+        if (r == CUDA_SUCCESS) {
+            stream->journal->check_before(end);
+            if (const grey_status failed = report_failure(s.host, stream->journal->take_failure()); failed != GREY_OK) return failed;
+        }
         *out_done = r == CUDA_SUCCESS ? 1 : 0;
         return GREY_OK;
     });
@@ -436,7 +460,10 @@ grey_status cuda_event_create(void* state, uint32_t device, grey_backend_event**
     CudaState& s = state_of(state);
     return guarded(s.host, [&] {
         DeviceRuntime& rt = runtime(s, device);
-        *out = std::make_unique<grey_backend_event>(grey_backend_event{&rt, rt.create_event()}).release();
+        auto event = std::make_unique<grey_backend_event>();
+        event->runtime = &rt;
+        event->event = rt.create_event();
+        *out = event.release();
         return GREY_OK;
     });
 }
@@ -449,7 +476,12 @@ void cuda_event_destroy(void*, grey_backend_event* event) {
 grey_status cuda_event_record(void* state, grey_backend_event* event, grey_backend_stream* stream) {
     CudaState& s = state_of(state);
     return guarded(s.host, [&] {
-        event->runtime->in_context([&](const Driver& cu) { cu.check(cu.cuEventRecord(event->event, stream->stream), "cuEventRecord"); });
+        // Recorded between two quantizations of the stream, so the event knows which it stands for.
+        const uint64_t end = stream->journal->mark(
+            [&] { event->runtime->in_context([&](const Driver& cu) { cu.check(cu.cuEventRecord(event->event, stream->stream), "cuEventRecord"); }); });
+        std::lock_guard lock(event->mutex);
+        event->journal = stream->journal;
+        event->end = end;
         return GREY_OK;
     });
 }
@@ -463,11 +495,25 @@ grey_status cuda_stream_wait_event(void* state, grey_backend_stream* stream, gre
     });
 }
 
+// Once an event's record has completed: the failure of a quantization it stands for, which its stream keeps.
+grey_status event_failure(const grey_backend_host* host, grey_backend_event& event) {
+    std::shared_ptr<QuantJournal> journal;
+    uint64_t end = 0;
+    {
+        std::lock_guard lock(event.mutex);
+        journal = event.journal;
+        end = event.end;
+    }
+    if (journal == nullptr) return GREY_OK;
+    journal->check_before(end);
+    return report_failure(host, journal->failure_before(end));
+}
+
 grey_status cuda_event_synchronize(void* state, grey_backend_event* event) {
     CudaState& s = state_of(state);
     return guarded(s.host, [&] {
         event->runtime->in_context([&](const Driver& cu) { cu.check(cu.cuEventSynchronize(event->event), "cuEventSynchronize"); });
-        return GREY_OK;
+        return event_failure(s.host, *event);
     });
 }
 
@@ -476,6 +522,8 @@ grey_status cuda_event_query(void* state, grey_backend_event* event, uint32_t* o
     return guarded(s.host, [&] {
         const CUresult r = event->runtime->in_context([&](const Driver& cu) { return cu.cuEventQuery(event->event); });
         if (r != CUDA_ERROR_NOT_READY) s.driver->check(r, "cuEventQuery");
+        if (r == CUDA_SUCCESS)
+            if (const grey_status failed = event_failure(s.host, *event); failed != GREY_OK) return failed;
         *out_done = r == CUDA_SUCCESS ? 1 : 0;
         return GREY_OK;
     });
@@ -536,6 +584,30 @@ grey_status cuda_buffer_checksum_async(void* state, grey_backend_stream* stream,
     CudaState& s = state_of(state);
     return guarded(s.host, [&] {
         stream->runtime->checksum_on(stream->stream, stream->checksum_slot, b->pointer + offset, size, out);
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_stream_native_handle(void*, grey_backend_stream* stream, grey_memory_kind* out_kind, uint64_t* out_handle) {
+    *out_kind = GREY_MEMORY_CUDA_DEVICE;
+    *out_handle = reinterpret_cast<uintptr_t>(stream->stream);
+    return GREY_OK;
+}
+
+// Enqueue-only: the journal launches the kernels on the stream; a NaN input surfaces at the next
+// synchronize, query or event of the stream.
+grey_status cuda_quantize_async(void* state, grey_backend_stream* stream, const grey_backend_quant_job* job) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        stream->journal->enqueue_quantize(stream->stream, *job, address_of(job->plain), address_of(job->quantized));
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_dequantize_async(void* state, grey_backend_stream* stream, const grey_backend_quant_job* job) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        stream->journal->enqueue_dequantize(stream->stream, *job, address_of(job->quantized), address_of(job->plain));
         return GREY_OK;
     });
 }
@@ -603,8 +675,7 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.buffer_map = cuda_buffer_map;
     vt.capabilities = GREY_BACKEND_CAP_QUANT_ERROR;
     vt.power_limit_set = cuda_power_limit_set;
-    // Streams; quantize_async and dequantize_async stay NULL: the quantizer's flag slots are the device's,
-    // so the runtime waits for the stream and runs the synchronous slots in order.
+    // Streams, quantization enqueued on them included (each job flags into a slot of its stream's journal).
     vt.capabilities |= GREY_BACKEND_CAP_STREAMS;
     vt.stream_create = cuda_stream_create;
     vt.stream_destroy = cuda_stream_destroy;
@@ -622,6 +693,9 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.buffer_copy_async = cuda_buffer_copy_async;
     vt.buffer_fill_async = cuda_buffer_fill_async;
     vt.buffer_checksum_async = cuda_buffer_checksum_async;
+    vt.quantize_async = cuda_quantize_async;
+    vt.dequantize_async = cuda_dequantize_async;
+    vt.stream_native_handle = cuda_stream_native_handle;
     vt.host_alloc = cuda_host_alloc;
     vt.kv_store = cuda_kv_store;
     vt.kv_compress = cuda_kv_compress;

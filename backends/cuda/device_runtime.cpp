@@ -117,9 +117,9 @@ void DeviceRuntime::copy_on_device_async(CUdeviceptr destination, CUdeviceptr so
     driver_.check(driver_.cuMemcpyDtoDAsync(destination, source, size, stream_->get()), "cuMemcpyDtoDAsync");
 }
 
-void DeviceRuntime::launch(CUfunction function, uint64_t size, void** params) { launch_on(stream_->get(), function, size, params); }
+void DeviceRuntime::launch(CUfunction function, uint64_t size, void** params) { launch_sized_on(stream_->get(), function, size, params); }
 
-void DeviceRuntime::launch_on(CUstream stream, CUfunction function, uint64_t size, void** params) {
+void DeviceRuntime::launch_sized_on(CUstream stream, CUfunction function, uint64_t size, void** params) {
     constexpr unsigned int kThreads = 256;
     constexpr uint64_t kBytesPerThread = 16;
     const uint64_t wanted = (size + kThreads * kBytesPerThread - 1) / (kThreads * kBytesPerThread);
@@ -128,7 +128,12 @@ void DeviceRuntime::launch_on(CUstream stream, CUfunction function, uint64_t siz
 }
 
 void DeviceRuntime::launch(CUfunction function, unsigned int blocks, unsigned int threads, unsigned int shared_bytes, void** params) {
-    driver_.check(driver_.cuLaunchKernel(function, blocks, 1, 1, threads, 1, 1, shared_bytes, stream_->get(), params, nullptr), "cuLaunchKernel");
+    launch_on(stream_->get(), function, blocks, threads, shared_bytes, params);
+}
+
+void DeviceRuntime::launch_on(CUstream stream, CUfunction function, unsigned int blocks, unsigned int threads, unsigned int shared_bytes,
+                              void** params) {
+    driver_.check(driver_.cuLaunchKernel(function, blocks, 1, 1, threads, 1, 1, shared_bytes, stream, params, nullptr), "cuLaunchKernel");
 }
 
 void DeviceRuntime::launch(CUfunction function, Grid grid, unsigned int threads, unsigned int shared_bytes, void** params) {
@@ -167,7 +172,7 @@ const QuantKernels& DeviceRuntime::quant_kernels() {
         }
         if (quant_flags_slot_ == 0) {
             const CUdeviceptr slot = pool_->allocate(sizeof(grey_qk_flags));
-            const grey_qk_flags none{~uint64_t{0}, ~uint64_t{0}};
+            const grey_qk_flags none{~uint64_t{0}, ~uint64_t{0}, ~uint64_t{0}};
             try {
                 copy_to_device_async(slot, &none, sizeof none);
                 finish();
@@ -184,6 +189,7 @@ const QuantKernels& DeviceRuntime::quant_kernels() {
 
 unsigned int DeviceRuntime::resident_blocks(CUfunction function, unsigned int threads, unsigned int shared_bytes) {
     const auto key = std::make_tuple(function, threads, shared_bytes);
+    std::lock_guard lock(occupancy_mutex_);
     if (const auto known = resident_blocks_.find(key); known != resident_blocks_.end()) return known->second;
     int per_multiprocessor = 0;
     driver_.check(driver_.cuOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, function, static_cast<int>(threads), shared_bytes),
@@ -191,11 +197,13 @@ unsigned int DeviceRuntime::resident_blocks(CUfunction function, unsigned int th
     return resident_blocks_[key] = multiprocessors_ * static_cast<unsigned int>(std::max(1, per_multiprocessor));
 }
 
-void DeviceRuntime::fill_async(CUdeviceptr destination, uint8_t value, uint64_t size) {
+void DeviceRuntime::fill_async(CUdeviceptr destination, uint8_t value, uint64_t size) { enqueue_fill(stream_->get(), destination, value, size); }
+
+void DeviceRuntime::enqueue_fill(CUstream stream, CUdeviceptr destination, uint8_t value, uint64_t size) {
     unsigned long long n = size;
     unsigned int v = value;
     void* params[] = {&destination, &n, &v};
-    launch(kernels_->fill, size, params);
+    launch_sized_on(stream, kernels_->fill, size, params);
 }
 
 void DeviceRuntime::kernel_copy_async(CUdeviceptr destination, CUdeviceptr source, uint64_t size) {

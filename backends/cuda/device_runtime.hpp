@@ -150,6 +150,7 @@ public:
     DeviceRuntime& operator=(const DeviceRuntime&) = delete;
 
     [[nodiscard]] CUcontext context() const noexcept { return context_.get(); }
+    [[nodiscard]] const Driver& driver() const noexcept { return driver_; }
     [[nodiscard]] VmmPool& pool() noexcept { return *pool_; }
     [[nodiscard]] CUstream stream() const noexcept { return stream_->get(); }
 
@@ -187,6 +188,10 @@ public:
     void fill_on(CUstream stream, CUdeviceptr destination, uint8_t value, uint64_t size);
     // `slot`: 8 bytes of device memory the stream owns, where the kernel sums before *out receives it.
     void checksum_on(CUstream stream, CUdeviceptr slot, CUdeviceptr source, uint64_t size, uint64_t* out);
+    // With the device's context current (in_context, exclusive): a fill, and a launch of any shape, on
+    // `stream`.
+    void enqueue_fill(CUstream stream, CUdeviceptr destination, uint8_t value, uint64_t size);
+    void launch_on(CUstream stream, CUfunction function, unsigned int blocks, unsigned int threads, unsigned int shared_bytes, void** params);
     // A driver call made with the device's context current.
     template <typename Call>
     decltype(auto) in_context(Call&& call) {
@@ -221,13 +226,13 @@ public:
     // Inside exclusive(): the KV cache's kernels, loaded on first use.
     const KvKernels& kv_kernels();
     // How many blocks of `threads` threads (and `shared_bytes` dynamic shared memory) of `function` fit on
-    // the device at once: a grid of that size runs in one wave.
+    // the device at once: a grid of that size runs in one wave. Thread-safe (streams launch concurrently).
     [[nodiscard]] unsigned int resident_blocks(CUfunction function, unsigned int threads, unsigned int shared_bytes);
     [[nodiscard]] unsigned int multiprocessors() const noexcept { return multiprocessors_; }
 
 private:
     void launch(CUfunction function, uint64_t size, void** params);
-    void launch_on(CUstream stream, CUfunction function, uint64_t size, void** params);
+    void launch_sized_on(CUstream stream, CUfunction function, uint64_t size, void** params);
     struct QuantHost {
         grey_qk_flags flags;
         uint32_t noticed;
@@ -248,7 +253,8 @@ private:
     CUdeviceptr quant_noticed_device_ = 0;  // the device's address of quant_host().noticed
     // resident_blocks answers, by function, block size and shared memory (asking the driver each launch
     // costs microseconds).
-    std::map<std::tuple<CUfunction, unsigned int, unsigned int>, unsigned int> resident_blocks_;
+    std::map<std::tuple<CUfunction, unsigned int, unsigned int>, unsigned int> resident_blocks_;  // guarded by occupancy_mutex_
+    std::mutex occupancy_mutex_;
     unsigned int multiprocessors_ = 0;
     unsigned int max_blocks_ = 0;
     std::mutex mutex_;

@@ -50,15 +50,12 @@ void DeviceRuntime::copy_on(CUstream stream, CUdeviceptr destination, CUdevicept
     ContextScope scope(driver_, context_.get());
     unsigned long long n = size;
     void* params[] = {&destination, &source, &n};
-    launch_on(stream, kernels_->copy, size, params);
+    launch_sized_on(stream, kernels_->copy, size, params);
 }
 
 void DeviceRuntime::fill_on(CUstream stream, CUdeviceptr destination, uint8_t value, uint64_t size) {
     ContextScope scope(driver_, context_.get());
-    unsigned long long n = size;
-    unsigned int v = value;
-    void* params[] = {&destination, &n, &v};
-    launch_on(stream, kernels_->fill, size, params);
+    enqueue_fill(stream, destination, value, size);
 }
 
 void DeviceRuntime::checksum_on(CUstream stream, CUdeviceptr slot, CUdeviceptr source, uint64_t size, uint64_t* out) {
@@ -69,7 +66,7 @@ void DeviceRuntime::checksum_on(CUstream stream, CUdeviceptr slot, CUdeviceptr s
     if (size != 0) {
         unsigned long long n = size;
         void* params[] = {&source, &n, &slot};
-        launch_on(stream, kernels_->checksum, size, params);
+        launch_sized_on(stream, kernels_->checksum, size, params);
     }
     driver_.check(driver_.cuMemcpyDtoHAsync(out, slot, sizeof *out, stream), "cuMemcpyDtoHAsync");
 }

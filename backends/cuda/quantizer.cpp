@@ -25,6 +25,8 @@ constexpr unsigned int kSearchThreads = 128;
 constexpr uint64_t kSharedStatistics = GREY_QK_SHARED_STATISTICS;
 // grey_quant_rows gives each run a block; longer runs no longer fit L2 for its second pass.
 constexpr uint64_t kMaxRowLength = uint64_t{1} << 16;
+// Tensors up to this many elements take grey_quant_rows however few runs they have (choose_path).
+constexpr uint64_t kSmallTensor = uint64_t{1} << 16;
 
 enum class Path {
     blocks,   // grey_quant_blocks: 4-bit grouped formats, aligned tensors
@@ -68,8 +70,11 @@ Path choose_path(const Plan& plan, const DeviceRuntime& device, CUdeviceptr plai
         if (!blocks_fit(plan, plain, quantized)) return Path::grouped;
         return plan.format == GREY_QUANT_Q8_0 ? Path::q8_0 : Path::blocks;
     }
-    // A block per run pays when runs own their scale and there are enough of them to fill the GPU.
-    if (grey_quant_layout_runs(&plan) == plan.param_count && plan.run_length <= kMaxRowLength && plan.param_count >= device.multiprocessors())
+    // A block per run pays when runs own their scale and there are enough of them to fill the GPU, and
+    // for a small tensor, where one launch costs less host time than the global path's four (a fill and
+    // three kernels): what an async call's enqueue costs is its launches.
+    if (grey_quant_layout_runs(&plan) == plan.param_count && plan.run_length <= kMaxRowLength &&
+        (plan.param_count >= device.multiprocessors() || plan.elements <= kSmallTensor))
         return Path::rows;
     return Path::global;
 }
@@ -142,42 +147,31 @@ grey_qk_rows make_rows(const Plan& plan) {
     return rows;
 }
 
-// Launches `function` with enough blocks for `work_threads` threads, but never more than fit on the
-// device at once: the general kernels loop over their work, and a second, partial wave would leave most
-// multiprocessors idle at the end (a grid of one thread per piece of work ran every format slower on
-// those kernels: bench/RESULTS.md, "CUDA kernel design").
-void launch_resident(DeviceRuntime& device, CUfunction function, uint64_t work_threads, unsigned int threads, unsigned int shared_bytes,
-                     void** params) {
-    const uint64_t wanted = (work_threads + threads - 1) / threads;
-    const auto blocks = static_cast<unsigned int>(std::clamp<uint64_t>(wanted, 1, device.resident_blocks(function, threads, shared_bytes)));
-    device.launch(function, blocks, threads, shared_bytes, params);
-}
+// Launches on one stream, with the device's context current.
+struct Launcher {
+    DeviceRuntime& device;
+    CUstream stream;
 
-// Launches a block for every `threads` pieces of work, so that each block makes one pass of its loop.
-// grey_dequant_fast and grey_quant_q8_0 run faster this way than with a resident grid looping over the
-// tensor, while grey_quant_blocks and grey_quant_rows run slower (bench/cuda_grid_bench.cu measures it;
-// bench/RESULTS.md has the figures).
-void launch_spread(DeviceRuntime& device, CUfunction function, uint64_t work_threads, unsigned int threads, void** params) {
-    const uint64_t wanted = (work_threads + threads - 1) / threads;
-    const auto blocks = static_cast<unsigned int>(std::clamp<uint64_t>(wanted, 1, kMaxGridBlocks));
-    device.launch(function, blocks, threads, 0, params);
-}
-
-// Whether the element the kernels flagged is NaN (or else infinite).
-bool element_is_nan(DeviceRuntime& device, const grey_backend_quant_job& job, CUdeviceptr source, uint64_t index) {
-    const uint64_t size = job.plain_dtype == GREY_DTYPE_F32 ? 4 : 2;
-    unsigned char bytes[4] = {};
-    device.copy_to_host_async(bytes, source + index * size, size);
-    device.finish();
-    float value = 0.0f;
-    if (size == 4) {
-        std::memcpy(&value, bytes, 4);
-    } else {
-        const uint16_t half = static_cast<uint16_t>(bytes[0] | (bytes[1] << 8));
-        value = job.plain_dtype == GREY_DTYPE_F16 ? grey::common::f16_to_f32(half) : grey::common::bf16_to_f32(half);
+    // Enough blocks for `work_threads` threads, but never more than fit on the device at once: the
+    // general kernels loop over their work, and a second, partial wave would leave most multiprocessors
+    // idle at the end (a grid of one thread per piece of work ran every format slower on those kernels:
+    // bench/RESULTS.md, "CUDA kernel design").
+    void resident(CUfunction function, uint64_t work_threads, unsigned int threads, unsigned int shared_bytes, void** params) const {
+        const uint64_t wanted = (work_threads + threads - 1) / threads;
+        const auto blocks = static_cast<unsigned int>(std::clamp<uint64_t>(wanted, 1, device.resident_blocks(function, threads, shared_bytes)));
+        device.launch_on(stream, function, blocks, threads, shared_bytes, params);
     }
-    return std::isnan(value);
-}
+
+    // A block for every `threads` pieces of work, so that each block makes one pass of its loop.
+    // grey_dequant_fast and grey_quant_q8_0 run faster this way than with a resident grid looping over the
+    // tensor, while grey_quant_blocks and grey_quant_rows run slower (bench/cuda_grid_bench.cu measures it;
+    // bench/RESULTS.md has the figures).
+    void spread(CUfunction function, uint64_t work_threads, unsigned int threads, void** params) const {
+        const uint64_t wanted = (work_threads + threads - 1) / threads;
+        const auto blocks = static_cast<unsigned int>(std::clamp<uint64_t>(wanted, 1, kMaxGridBlocks));
+        device.launch_on(stream, function, blocks, threads, 0, params);
+    }
+};
 
 // Enqueues `enqueue` and waits for it. If anything throws once work is queued, the stream is drained
 // before the scratch blocks the kernels use go back to the pool.
@@ -192,67 +186,120 @@ void run_job(DeviceRuntime& device, Enqueue&& enqueue) {
     }
 }
 
+// Where a job's scratch begins: the codings first, then the per-set maxima on 16 bytes.
+uint64_t codings_bytes(const Plan& plan, Path path) {
+    return path == Path::global || path == Path::search ? plan.param_count * sizeof(grey::common::Coding) : 0;
+}
+uint64_t absmax_offset(const Plan& plan, Path path) { return (codings_bytes(plan, path) + 15) / 16 * 16; }
+
 }  // namespace
 
-void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdeviceptr source, CUdeviceptr destination) {
+uint64_t quantize_scratch_bytes(const DeviceRuntime& device, const grey_backend_quant_job& job, CUdeviceptr source, CUdeviceptr destination) {
+    const Plan& plan = plan_of(job);
+    const Path path = choose_path(plan, device, source, destination);
+    if (path == Path::global) return absmax_offset(plan, path) + plan.param_count * sizeof(uint32_t);
+    return codings_bytes(plan, path);
+}
+
+void enqueue_quantize(DeviceRuntime& device, const QuantKernels& k, CUstream stream, const grey_backend_quant_job& job, CUdeviceptr source,
+                      CUdeviceptr destination, const QuantTargets& targets) {
     const Plan& plan = plan_of(job);
     grey_qk_args a = make_args(plan, job.plain_dtype, source, destination);
     const uint64_t sets = plan.param_count;
     const uint64_t n = plan.elements;
+    const Path path = choose_path(plan, device, source, destination);
+    a.flags = targets.flags;
+    a.noticed = targets.noticed;
+    a.codings = codings_bytes(plan, path) != 0 ? targets.scratch : 0;
+    a.absmax_bits = path == Path::global ? targets.scratch + absmax_offset(plan, path) : 0;
+    CUdeviceptr error_address = targets.error;
+    grey_qk_rows rows = make_rows(plan);
+    void* measure_params[] = {&a, &error_address};
+    void* params[] = {&a};
+    void* ragged_params[] = {&a, &rows};
+    void* ragged_measure_params[] = {&a, &rows, &error_address};
+    const Launcher launch{device, stream};
+    switch (path) {
+        case Path::blocks: launch.resident(k.blocks, n / 32, GREY_QK_BLOCKS_THREADS, 0, params); break;
+        case Path::q8_0: {
+            const uint64_t warp_blocks = GREY_QK_Q8_WARP_BLOCKS(a.dtype == GREY_QK_F32);
+            launch.spread(k.q8_0, (n / 32 + warp_blocks - 1) / warp_blocks * 32, GREY_QK_Q8_THREADS, params);
+            break;
+        }
+        case Path::grouped:
+            if (plan.format == GREY_QUANT_Q8_0 || plan.format == GREY_QUANT_Q4_0) launch.resident(k.grouped8, n / 8, kThreads, 0, params);
+            else launch.resident(k.grouped16, n / 16, kThreads, 0, params);
+            break;
+        case Path::rows: launch.resident(k.rows, sets * kThreads, kThreads, 0, params); break;
+        case Path::global: {
+            device.enqueue_fill(stream, a.absmax_bits, 0, sets * sizeof(uint32_t));
+            const auto shared = static_cast<unsigned int>(sets <= kSharedStatistics ? sets * sizeof(uint32_t) : 0);
+            launch.resident(k.absmax, (n + 15) / 16, kThreads, shared, params);
+            launch.resident(k.params, sets, kThreads, 0, params);
+            launch.resident(k.encode, (n + 3) / 4, kThreads, 0, params);
+            break;
+        }
+        case Path::search:
+            launch.resident(k.search, sets, kSearchThreads, 0, params);
+            launch.resident(k.encode, grey::common::is_ggml(plan.format) ? sets : (n + 3) / 4, kThreads, 0, params);
+            break;
+        case Path::ragged: launch.resident(k.ragged, sets, kSearchThreads, 0, ragged_params); break;
+    }
+    if (error_address != 0) {  // the report, measured here: neither tensor crosses to the host
+        device.enqueue_fill(stream, error_address, 0, sizeof(grey_qk_error));
+        if (path == Path::ragged) launch.resident(k.measure_ragged, n, kThreads, 0, ragged_measure_params);
+        else launch.resident(k.measure, (n + 3) / 4, kThreads, 0, measure_params);
+    }
+}
+
+void enqueue_dequantize(DeviceRuntime& device, const QuantKernels& k, CUstream stream, const grey_backend_quant_job& job, CUdeviceptr source,
+                        CUdeviceptr destination) {
+    const Plan& plan = plan_of(job);
+    grey_qk_args a = make_args(plan, job.plain_dtype, destination, source);
+    void* params[] = {&a};
+    grey_qk_rows rows = make_rows(plan);
+    void* ragged_params[] = {&a, &rows};
+    const Launcher launch{device, stream};
+    if (grey_quant_layout_has_rows(&plan)) {
+        launch.resident(k.dequant_ragged, plan.elements, kThreads, 0, ragged_params);
+    } else if (fast_dequant_fits(plan, destination, source)) {
+        const uint64_t chunks = plan.elements / 4;
+        launch.spread(k.dequant_fast, (chunks + GREY_QK_DEQUANT_FAST_CHUNKS - 1) / GREY_QK_DEQUANT_FAST_CHUNKS, kThreads, params);
+    } else launch.resident(k.dequant, (plan.elements + 7) / 8, kThreads, 0, params);
+}
+
+QuantFacts facts_of(const grey_backend_quant_job& job) {
+    const Plan& plan = plan_of(job);
+    return {plan.format, plan.run_length, plan.row_length, grey_quant_layout_has_rows(&plan) != 0};
+}
+
+void throw_if_flagged(const grey_qk_flags& found, const QuantFacts& facts) {
+    // In the host backend's order: a non-finite element anywhere first (its group overflows too).
+    if (found.non_finite != ~uint64_t{0})
+        throw std::invalid_argument(grey::common::non_finite_message(found.non_finite, found.nan == found.non_finite));
+    if (found.overflow != ~uint64_t{0}) {
+        // The group that begins at found.overflow: with rows, a row's last group holds what is left of it.
+        uint64_t group = facts.run_length;
+        if (facts.has_rows) group = std::min(group, facts.row_length - found.overflow % facts.row_length);
+        throw std::invalid_argument(grey::common::f16_overflow_message(facts.format, found.overflow, group));
+    }
+}
+
+void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdeviceptr source, CUdeviceptr destination) {
+    const QuantFacts facts = facts_of(job);
+    const uint64_t n = job.layout->elements;
     device.exclusive([&] {
         const QuantKernels& k = device.quant_kernels();
-        const Path path = choose_path(plan, device, source, destination);
-        const bool needs_codings = path == Path::global || path == Path::search;
-        PoolScratch codings(device.pool(), needs_codings ? sets * sizeof(grey::common::Coding) : 0);
-        PoolScratch absmax(device.pool(), path == Path::global ? sets * sizeof(uint32_t) : 0);
+        PoolScratch scratch(device.pool(), quantize_scratch_bytes(device, job, source, destination));
         PoolScratch error_sums(device.pool(), job.error != nullptr ? sizeof(grey_qk_error) : 0);
         grey_qk_error measured{};
-        a.flags = device.quant_flags();
-        a.noticed = device.quant_noticed();
-        a.codings = codings.get();
-        a.absmax_bits = absmax.get();
-        CUdeviceptr error_address = error_sums.get();
-        grey_qk_rows rows = make_rows(plan);
-        void* measure_params[] = {&a, &error_address};
-        void* params[] = {&a};
-        void* ragged_params[] = {&a, &rows};
-        void* ragged_measure_params[] = {&a, &rows, &error_address};
         grey_qk_flags& flags = *device.quant_flags_host();
         volatile uint32_t& noticed = *device.quant_noticed_host();
         noticed = 0;
         run_job(device, [&] {
-            switch (path) {
-                case Path::blocks: launch_resident(device, k.blocks, n / 32, GREY_QK_BLOCKS_THREADS, 0, params); break;
-                case Path::q8_0: {
-                    const uint64_t warp_blocks = GREY_QK_Q8_WARP_BLOCKS(a.dtype == GREY_QK_F32);
-                    launch_spread(device, k.q8_0, (n / 32 + warp_blocks - 1) / warp_blocks * 32, GREY_QK_Q8_THREADS, params);
-                    break;
-                }
-                case Path::grouped:
-                    if (plan.format == GREY_QUANT_Q8_0 || plan.format == GREY_QUANT_Q4_0) launch_resident(device, k.grouped8, n / 8, kThreads, 0, params);
-                    else launch_resident(device, k.grouped16, n / 16, kThreads, 0, params);
-                    break;
-                case Path::rows: launch_resident(device, k.rows, sets * kThreads, kThreads, 0, params); break;
-                case Path::global: {
-                    device.fill_async(absmax.get(), 0, sets * sizeof(uint32_t));
-                    const auto shared = static_cast<unsigned int>(sets <= kSharedStatistics ? sets * sizeof(uint32_t) : 0);
-                    launch_resident(device, k.absmax, (n + 15) / 16, kThreads, shared, params);
-                    launch_resident(device, k.params, sets, kThreads, 0, params);
-                    launch_resident(device, k.encode, (n + 3) / 4, kThreads, 0, params);
-                    break;
-                }
-                case Path::search:
-                    launch_resident(device, k.search, sets, kSearchThreads, 0, params);
-                    launch_resident(device, k.encode, grey::common::is_ggml(plan.format) ? sets : (n + 3) / 4, kThreads, 0, params);
-                    break;
-                case Path::ragged: launch_resident(device, k.ragged, sets, kSearchThreads, 0, ragged_params); break;
-            }
-            if (job.error != nullptr) {  // the report, measured here: neither tensor crosses to the host
-                device.fill_async(error_sums.get(), 0, sizeof(grey_qk_error));
-                if (path == Path::ragged) launch_resident(device, k.measure_ragged, n, kThreads, 0, ragged_measure_params);
-                else launch_resident(device, k.measure, (n + 3) / 4, kThreads, 0, measure_params);
-                device.copy_to_host_async(&measured, error_sums.get(), sizeof measured);
-            }
+            enqueue_quantize(device, k, device.stream(), job, source, destination,
+                             {device.quant_flags(), device.quant_noticed(), scratch.get(), error_sums.get()});
+            if (job.error != nullptr) device.copy_to_host_async(&measured, error_sums.get(), sizeof measured);
         });
         if (job.error != nullptr) {
             job.error->elements = n;
@@ -266,37 +313,17 @@ void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevice
         device.copy_to_host_async(&flags, device.quant_flags(), sizeof flags);
         device.finish();
         const grey_qk_flags found = flags;
-        flags = {~uint64_t{0}, ~uint64_t{0}};  // re-armed for the next job
+        flags = {~uint64_t{0}, ~uint64_t{0}, ~uint64_t{0}};  // re-armed for the next job
         device.copy_to_device_async(device.quant_flags(), &flags, sizeof flags);
         device.finish();
-        // In the host backend's order: a non-finite element anywhere first (its group overflows too).
-        if (found.non_finite != ~uint64_t{0})
-            throw std::invalid_argument(grey::common::non_finite_message(found.non_finite, element_is_nan(device, job, source, found.non_finite)));
-        if (found.overflow != ~uint64_t{0}) {
-            // The group that begins at found.overflow: with rows, a row's last group holds what is left of it.
-            uint64_t group = plan.run_length;
-            if (grey_quant_layout_has_rows(&plan)) group = std::min(group, plan.row_length - found.overflow % plan.row_length);
-            throw std::invalid_argument(grey::common::f16_overflow_message(plan.format, found.overflow, group));
-        }
+        throw_if_flagged(found, facts);
     });
 }
 
 void dequantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdeviceptr source, CUdeviceptr destination) {
-    const Plan& plan = plan_of(job);
-    grey_qk_args a = make_args(plan, job.plain_dtype, destination, source);
     device.exclusive([&] {
         const QuantKernels& k = device.quant_kernels();
-        void* params[] = {&a};
-        grey_qk_rows rows = make_rows(plan);
-        void* ragged_params[] = {&a, &rows};
-        run_job(device, [&] {
-            if (grey_quant_layout_has_rows(&plan)) {
-                launch_resident(device, k.dequant_ragged, plan.elements, kThreads, 0, ragged_params);
-            } else if (fast_dequant_fits(plan, destination, source)) {
-                const uint64_t chunks = plan.elements / 4;
-                launch_spread(device, k.dequant_fast, (chunks + GREY_QK_DEQUANT_FAST_CHUNKS - 1) / GREY_QK_DEQUANT_FAST_CHUNKS, kThreads, params);
-            } else launch_resident(device, k.dequant, (plan.elements + 7) / 8, kThreads, 0, params);
-        });
+        run_job(device, [&] { enqueue_dequantize(device, k, device.stream(), job, source, destination); });
     });
 }
 

@@ -295,3 +295,54 @@ func (e *Event) ElapsedMs(end *Event) (float64, error) {
 	})
 	return ms[0], err
 }
+
+// QuantizeAsync enqueues grey_quantize_buffer_async: the plain tensor of dtype (F32, F16 or BF16) and
+// shape at srcOff of src, quantized into format ("int8", "q4_0", ...; QuantSize bytes) at dstOff of dst.
+// A NaN or infinite input is returned by the next Synchronize, in the synchronous call's words.
+func (s *Stream) QuantizeAsync(src *Buffer, srcOff uint64, dtype DType, shape []uint64, format string, dst *Buffer, dstOff uint64) error {
+	p, err := QuantParamsFromName(format)
+	if err != nil {
+		return err
+	}
+	desc, err := newDesc(dtype, shape)
+	if err != nil {
+		return err
+	}
+	defer capi.DeleteGrey_tensor_desc(desc)
+	params := p.raw()
+	defer capi.DeleteGrey_quant_params(params)
+	return s.with(func(h capi.Grey_stream) error {
+		return capi.Grey_quantize_buffer_async(desc, bufferHandle(src), srcOff, params, bufferHandle(dst), dstOff, h)
+	}, src, dst)
+}
+
+// DequantizeAsync enqueues grey_dequantize_buffer_async: format at srcOff of src back to dtype (F32, F16
+// or BF16) and shape at dstOff of dst.
+func (s *Stream) DequantizeAsync(src *Buffer, srcOff uint64, format string, dtype DType, shape []uint64, dst *Buffer, dstOff uint64) error {
+	p, err := QuantParamsFromName(format)
+	if err != nil {
+		return err
+	}
+	desc, err := newDesc(dtype, shape)
+	if err != nil {
+		return err
+	}
+	defer capi.DeleteGrey_tensor_desc(desc)
+	params := p.raw()
+	defer capi.DeleteGrey_quant_params(params)
+	return s.with(func(h capi.Grey_stream) error {
+		return capi.Grey_dequantize_buffer_async(desc, params, bufferHandle(src), srcOff, bufferHandle(dst), dstOff, h)
+	}, src, dst)
+}
+
+// NativeHandle is the stream's own handle in its vendor's API, for other libraries to enqueue on the
+// same queue: MemoryCUDADevice and a CUstream on a CUDA device. It belongs to the stream (valid until
+// Close). The host device has none: an error wrapping ErrUnsupported says so.
+func (s *Stream) NativeHandle() (MemoryKind, uintptr, error) {
+	kind := []int{0}
+	handle := []uint64{0}
+	if err := s.with(func(h capi.Grey_stream) error { return capi.Grey_stream_native_handle(h, kind, handle) }); err != nil {
+		return 0, 0, err
+	}
+	return MemoryKind(kind[0]), uintptr(handle[0]), nil
+}

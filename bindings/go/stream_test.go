@@ -3,6 +3,7 @@ package grey_test
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 
 	"libgrey/grey"
@@ -137,5 +138,76 @@ func TestStreamsRefuseBadInput(t *testing.T) {
 	}
 	if err := never.Close(); err != nil {
 		t.Errorf("event after the context: %v", err)
+	}
+}
+
+func TestQuantizeAsyncGivesTheSynchronousBytesAndNaNAtSynchronize(t *testing.T) {
+	ctx := newContext(t)
+	shape := []uint64{4, 256}
+	values := make([]float32, 4*256)
+	for i := range values {
+		values[i] = float32(i%97)*0.125 - 4
+	}
+	want, err := grey.Quantize(grey.Float32Tensor(values, shape...), "q4_0", grey.CalibrationRTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := ctx.NewHostMemory(0, uint64(len(values)*4+len(want.Data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	plain := grey.Float32Tensor(values, shape...).Data
+	copy(host.Bytes(), plain)
+	src, err := ctx.NewBuffer(0, uint64(len(plain)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := ctx.NewBuffer(0, uint64(len(want.Data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := ctx.NewStream(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	if err := stream.WriteAsync(src, 0, host, 0, uint64(len(plain))); err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.QuantizeAsync(src, 0, grey.DTypeF32, shape, "q4_0", dst, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.ReadAsync(dst, 0, host, uint64(len(plain)), uint64(len(want.Data))); err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Synchronize(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(host.Bytes()[len(plain):], want.Data) {
+		t.Fatal("QuantizeAsync gave other bytes than Quantize")
+	}
+	nan := []byte{0, 0, 0xC0, 0x7F} // a quiet NaN, little-endian
+	copy(host.Bytes()[4*10:], nan)
+	if err := stream.WriteAsync(src, 0, host, 0, uint64(len(plain))); err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.QuantizeAsync(src, 0, grey.DTypeF32, shape, "q4_0", dst, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Synchronize(); !errors.Is(err, grey.ErrInvalidArgument) || !strings.Contains(err.Error(), "element 10 is NaN") {
+		t.Fatalf("Synchronize after a NaN input: %v", err)
+	}
+}
+
+func TestHostStreamsHaveNoNativeHandle(t *testing.T) {
+	ctx := newContext(t)
+	stream, err := ctx.NewStream(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	if _, _, err := stream.NativeHandle(); !errors.Is(err, grey.ErrUnsupported) || !strings.Contains(err.Error(), "no native streams") {
+		t.Fatalf("NativeHandle on the host device: %v", err)
 	}
 }

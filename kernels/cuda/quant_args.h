@@ -31,6 +31,8 @@ enum { GREY_QK_Q8_THREADS = 256, GREY_QK_Q8_LOADS = 8 };
 typedef struct grey_qk_flags {
     uint64_t non_finite; /* the lowest NaN or infinite element */
     uint64_t overflow;   /* the first element of the lowest scale group whose fp16 scale or minimum overflowed */
+    uint64_t nan;        /* the lowest NaN element: the lowest non-finite one is NaN when the two are equal, so the
+                            host names it without reading the input back (it may have changed by then) */
 } grey_qk_flags;
 
 /* The error sums grey_quant_measure accumulates (common/quant_error.hpp's, in another order), its second

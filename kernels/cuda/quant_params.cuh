@@ -25,7 +25,10 @@ __device__ __forceinline__ void flag_not_finite(const grey_qk_args& a, uint64_t 
 __device__ __forceinline__ void flag_overflow(const grey_qk_args& a, uint64_t first) { flag_lowest(a, &flags_of(a)->overflow, first); }
 
 __device__ __forceinline__ void note_if_not_finite(const grey_qk_args& a, uint64_t i, float v) {
-    if (!isfinite(v)) flag_not_finite(a, i);
+    if (!isfinite(v)) {
+        flag_not_finite(a, i);
+        if (isnan(v)) flag_lowest(a, &flags_of(a)->nan, i);
+    }
 }
 
 // Where planar formats keep parameter set p, and ggml blocks their header.

@@ -204,6 +204,12 @@ void Backend::dequantize_async(grey_backend_stream* stream, const grey_backend_q
     check(vtable_.dequantize_async(state_, stream, &job), "dequantize_async");
 }
 
+bool Backend::stream_native_handle(grey_backend_stream* stream, grey_memory_kind& kind, uint64_t& handle) const {
+    if (vtable_.stream_native_handle == nullptr) return false;
+    check(vtable_.stream_native_handle(state_, stream, &kind, &handle), "stream_native_handle");
+    return true;
+}
+
 void* Backend::host_alloc(uint32_t device, uint64_t size) const {
     if (vtable_.host_alloc == nullptr || vtable_.host_free == nullptr) return nullptr;
     void* memory = nullptr;

@@ -123,6 +123,23 @@ grey_status grey_stream_query(grey_stream* stream, uint32_t* out_done) {
     });
 }
 
+grey_status grey_stream_native_handle(grey_stream* stream, grey_memory_kind* out_kind, uint64_t* out_handle) {
+    return grey::abi_guard([&] {
+        grey::require_non_null(stream, "stream");
+        grey::require_non_null(out_kind, "out_kind");
+        grey::require_non_null(out_handle, "out_handle");
+        grey_memory_kind kind = GREY_MEMORY_HOST;
+        uint64_t handle = 0;
+        if (stream->handle == nullptr || !stream->backend->stream_native_handle(stream->handle, kind, handle))
+            grey::fail(GREY_ERROR_UNSUPPORTED, "grey_stream_native_handle: the stream is on device " + std::to_string(stream->device) + " of backend '" +
+                                                   stream->backend->name() + "', which has no native streams (" +
+                                                   (stream->handle == nullptr ? "its async work runs when it is enqueued"
+                                                                              : "its streams are libgrey's own") + ")");
+        *out_kind = kind;
+        *out_handle = handle;
+    });
+}
+
 grey_status grey_event_create(grey_context* context, uint32_t device, grey_event** out_event) {
     return grey::abi_guard([&] {
         grey::require_non_null(context, "context");

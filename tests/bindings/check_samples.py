@@ -4,6 +4,7 @@
     python3 tests/bindings/check_samples.py detect GREYCTL NAME=COMMAND...
     python3 tests/bindings/check_samples.py quantize GREYCTL NAME=COMMAND...
     python3 tests/bindings/check_samples.py audit GREYCTL NAME=COMMAND...
+    python3 tests/bindings/check_samples.py async GREYCTL NAME=COMMAND...
 
 detect:   each prints "device I: NAME, memory BYTES bytes, UNITS compute units" per device ("-" for an
           unavailable value); the lines must be those built from `greyctl detect --json`.
@@ -16,6 +17,11 @@ audit:    each is run with a fresh directory as its last argument and prints "ap
           log of 3 records, and `greyctl audit verify --json` on the files it left must report the same
           records, head, root and log id. (Heads differ between languages: keys are random and records
           carry their time.)
+async:    each uploads the synthetic tensor on one stream, quantizes it to q4_0 on another after an
+          event, and checks the bytes against the synchronous call itself; it prints "async input: ...",
+          "async q4_0: ... checksum C, equal to the synchronous call" and "async nan: refused at
+          synchronize with the synchronous call's message". Every language must print the same lines,
+          byte for byte (the checksum included).
 """
 
 from __future__ import annotations
@@ -162,8 +168,32 @@ def check_audit(greyctl: str, specs: list[tuple[str, str]]) -> int:
     return checker.done()
 
 
+ASYNC_LINES = (re.compile(r"^async input: synthetic \[256, 512\] F32$"),
+               re.compile(r"^async q4_0: 4 quantizations of \[64, 512\] on 2 streams, \d+ bytes, checksum [0-9a-f]{16}, "
+                          r"equal to the synchronous call$"),
+               re.compile(r"^async nan: refused at synchronize with the synchronous call's message$"))
+
+
+def check_async(greyctl: str, specs: list[tuple[str, str]]) -> int:
+    del greyctl  # the samples check themselves against the synchronous calls
+    checker = Checker("async")
+    reference: tuple[str, list[str]] | None = None
+    for name, command in specs:
+        r = run(command)
+        lines = [line for line in r.stdout.splitlines() if line.startswith("async ")]
+        if r.returncode != 0 or len(lines) != len(ASYNC_LINES) or not all(p.match(l) for p, l in zip(ASYNC_LINES, lines)):
+            checker.fail(name, command, r, f"want the three async lines, got {lines}")
+            continue
+        if reference is not None and lines != reference[1]:
+            checker.fail(name, command, r, f"differs from {reference[0]}: {lines} != {reference[1]}")
+            continue
+        reference = reference or (name, lines)
+        checker.ok(name, "streams, an event and async q4_0 equal to the synchronous call; NaN refused at synchronize")
+    return checker.done()
+
+
 def main(argv: list[str]) -> int:
-    checks = {"detect": check_detect, "quantize": check_quantize, "audit": check_audit}
+    checks = {"detect": check_detect, "quantize": check_quantize, "audit": check_audit, "async": check_async}
     if len(argv) < 4 or argv[1] not in checks:
         print(__doc__, file=sys.stderr)
         return 2

@@ -581,8 +581,8 @@ TEST(CudaFake, StreamErrorsSurfaceAtSynchronize) {
         EXPECT_TRUE(contains(grey_last_error(), "cuStreamSynchronize failed: CUDA_ERROR_UNKNOWN")) << grey_last_error();
     }
     ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
-    // Quantization on a CUDA stream runs in order through the synchronous slot: its failure (here the
-    // fake's missing kernels) is kept for synchronize, with the synchronous call's message.
+    // Quantization kernels that cannot be loaded fail the async call itself, as a launch the driver
+    // refuses does (the work is never enqueued), in the synchronous call's words; nothing is kept.
     grey_tensor_desc desc = GREY_TENSOR_DESC_INIT;
     desc.rank = 2;
     desc.shape[0] = 4;
@@ -591,13 +591,11 @@ TEST(CudaFake, StreamErrorsSurfaceAtSynchronize) {
     params.format = GREY_QUANT_Q4_0;
     ASSERT_EQ(grey_quantize_buffer(&desc, plain, 0, &params, packed, 0, nullptr), GREY_ERROR_BACKEND);
     const std::string synchronous_message = grey_last_error();
-    ASSERT_EQ(grey_quantize_buffer_async(&desc, plain, 0, &params, packed, 0, stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(grey_quantize_buffer_async(&desc, plain, 0, &params, packed, 0, stream), GREY_ERROR_BACKEND);
+    EXPECT_EQ(grey_last_error(), synchronous_message);
     ASSERT_EQ(grey_event_record(after, stream), GREY_OK);
-    EXPECT_EQ(grey_event_synchronize(after), GREY_ERROR_BACKEND);
-    EXPECT_EQ(grey_last_error(), synchronous_message);
-    EXPECT_EQ(grey_stream_synchronize(stream), GREY_ERROR_BACKEND);
-    EXPECT_EQ(grey_last_error(), synchronous_message);
-    EXPECT_EQ(grey_stream_synchronize(stream), GREY_OK);
+    EXPECT_EQ(grey_event_synchronize(after), GREY_OK) << grey_last_error();
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
     // Work enqueued and never waited for completes when the stream is destroyed.
     std::vector<unsigned char> got(4096, 0);
     ASSERT_EQ(grey_buffer_fill_async(packed, 0, 0x77, 4096, stream), GREY_OK);
@@ -607,6 +605,228 @@ TEST(CudaFake, StreamErrorsSurfaceAtSynchronize) {
     grey_event_destroy(after);
     grey_buffer_destroy(packed);
     grey_buffer_destroy(plain);
+}
+
+// --- Quantization enqueued on CUDA streams. The fake's stand-in kernels (FAKE_CUDA_QUANT_KERNELS) flag
+// non-finite input as the real ones do and write a hash of the input; what is tested is that the job is
+// only enqueued, in order with the stream's other work, with its failure kept until synchronize.
+
+unsigned long long fake_queued_work() {
+    void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+    if (lib == nullptr) return ~0ull;
+    auto fn = reinterpret_cast<unsigned long long (*)()>(dlsym(lib, "fake_cuda_queued_work"));
+    const unsigned long long count = fn != nullptr ? fn() : ~0ull;
+    dlclose(lib);
+    return count;
+}
+
+uint64_t fnv1a(const void* data, size_t size) {
+    uint64_t hash = 0xCBF29CE484222325ull;
+    for (size_t i = 0; i < size; ++i) hash = (hash ^ static_cast<const unsigned char*>(data)[i]) * 0x100000001B3ull;
+    return hash;
+}
+
+struct AsyncQuant {
+    Env env{{"FAKE_CUDA_QUANT_KERNELS", "1"}};
+    Context c;
+    grey_tensor_desc desc = [] {
+        grey_tensor_desc d = GREY_TENSOR_DESC_INIT;
+        d.rank = 2;
+        d.shape[0] = 4;
+        d.shape[1] = 128;
+        return d;
+    }();
+    grey_quant_params params = [] {
+        grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+        p.format = GREY_QUANT_Q4_0;
+        return p;
+    }();
+    static constexpr size_t kElements = 4 * 128;
+    static constexpr size_t kPacked = 4 * 4 * 18;
+
+    grey_buffer* buffer(uint64_t size) {
+        grey_buffer* b = nullptr;
+        EXPECT_EQ(grey_buffer_create(c.context, 1, size, &b), GREY_OK) << grey_last_error();
+        return b;
+    }
+    static std::vector<float> values(float first) {
+        std::vector<float> v(kElements);
+        for (size_t i = 0; i < kElements; ++i) v[i] = first + 0.25f * static_cast<float>(i % 61);
+        return v;
+    }
+};
+
+TEST(CudaFake, AsyncQuantizeOnlyEnqueuesAndRunsInOrderOnSeveralStreams) {
+    AsyncQuant q;
+    grey_buffer* plain[2] = {q.buffer(AsyncQuant::kElements * 4), q.buffer(AsyncQuant::kElements * 4)};
+    grey_buffer* packed[2] = {q.buffer(AsyncQuant::kPacked), q.buffer(AsyncQuant::kPacked)};
+    grey_buffer* restored = q.buffer(AsyncQuant::kElements * 4);
+    grey_stream* streams[2] = {};
+    for (auto& s : streams) ASSERT_EQ(grey_stream_create(q.c.context, 1, &s), GREY_OK) << grey_last_error();
+    grey_event* quantized = nullptr;
+    ASSERT_EQ(grey_event_create(q.c.context, 1, &quantized), GREY_OK);
+    const auto a = AsyncQuant::values(1.0f), b = AsyncQuant::values(-3.0f), d = AsyncQuant::values(7.5f);
+    uint64_t got_a = 0, got_b = 0, got_d = 0, got_restored = 0;
+    // Stream 0: A, then B through the same buffers; stream 1: D, and a dequantization of stream 0's B after
+    // an event.
+    ASSERT_EQ(grey_buffer_write_async(plain[0], 0, a.data(), a.size() * 4, streams[0]), GREY_OK);
+    ASSERT_EQ(grey_quantize_buffer_async(&q.desc, plain[0], 0, &q.params, packed[0], 0, streams[0]), GREY_OK) << grey_last_error();
+    // Enqueued, not run: the write before it is still waiting on the stream.
+    EXPECT_GE(fake_queued_work(), 2u);
+    ASSERT_EQ(grey_buffer_read_async(packed[0], 0, &got_a, 8, streams[0]), GREY_OK);
+    ASSERT_EQ(grey_buffer_write_async(plain[1], 0, d.data(), d.size() * 4, streams[1]), GREY_OK);
+    ASSERT_EQ(grey_quantize_buffer_async(&q.desc, plain[1], 0, &q.params, packed[1], 0, streams[1]), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_read_async(packed[1], 0, &got_d, 8, streams[1]), GREY_OK);
+    ASSERT_EQ(grey_buffer_write_async(plain[0], 0, b.data(), b.size() * 4, streams[0]), GREY_OK);
+    ASSERT_EQ(grey_quantize_buffer_async(&q.desc, plain[0], 0, &q.params, packed[0], 0, streams[0]), GREY_OK);
+    ASSERT_EQ(grey_buffer_read_async(packed[0], 0, &got_b, 8, streams[0]), GREY_OK);
+    ASSERT_EQ(grey_event_record(quantized, streams[0]), GREY_OK);
+    ASSERT_EQ(grey_stream_wait_event(streams[1], quantized), GREY_OK);
+    ASSERT_EQ(grey_dequantize_buffer_async(&q.desc, &q.params, packed[0], 0, restored, 0, streams[1]), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_read_async(restored, 0, &got_restored, 8, streams[1]), GREY_OK);
+    EXPECT_EQ(got_a, 0u);  // nothing has run yet
+    ASSERT_EQ(grey_stream_synchronize(streams[1]), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_stream_synchronize(streams[0]), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_queued_work(), 0u);
+    EXPECT_EQ(got_a, fnv1a(a.data(), a.size() * 4));
+    EXPECT_EQ(got_b, fnv1a(b.data(), b.size() * 4));
+    EXPECT_EQ(got_d, fnv1a(d.data(), d.size() * 4));
+    EXPECT_EQ(got_restored, got_b);
+    grey_event_destroy(quantized);
+    for (auto* s : streams) grey_stream_destroy(s);
+    for (auto* x : {plain[0], plain[1], packed[0], packed[1], restored}) grey_buffer_destroy(x);
+}
+
+TEST(CudaFake, AsyncQuantizeNanSurfacesAtSynchronizeWithTheSynchronousMessage) {
+    AsyncQuant q;
+    grey_buffer* plain = q.buffer(AsyncQuant::kElements * 4);
+    grey_buffer* packed = q.buffer(AsyncQuant::kPacked);
+    auto bad = AsyncQuant::values(0.0f);
+    bad[300] = std::nanf("");
+    bad[200] = INFINITY;  // the lowest non-finite element is named: infinite, though a NaN follows
+    bad[100] = -INFINITY;
+    bad[40] = std::nanf("");
+    ASSERT_EQ(grey_buffer_write(plain, 0, bad.data(), bad.size() * 4), GREY_OK);
+    ASSERT_EQ(grey_quantize_buffer(&q.desc, plain, 0, &q.params, packed, 0, nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    const std::string synchronous_nan = grey_last_error();
+    EXPECT_TRUE(contains(synchronous_nan, "element 40 is NaN; only finite values can be quantized")) << synchronous_nan;
+    bad[40] = 1.0f;
+    ASSERT_EQ(grey_buffer_write(plain, 0, bad.data(), bad.size() * 4), GREY_OK);
+    ASSERT_EQ(grey_quantize_buffer(&q.desc, plain, 0, &q.params, packed, 0, nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    const std::string synchronous_infinite = grey_last_error();
+    EXPECT_TRUE(contains(synchronous_infinite, "element 100 is infinite")) << synchronous_infinite;
+    bad[40] = std::nanf("");
+
+    grey_stream* stream = nullptr;
+    grey_event *before = nullptr, *after = nullptr;
+    ASSERT_EQ(grey_stream_create(q.c.context, 1, &stream), GREY_OK);
+    ASSERT_EQ(grey_event_create(q.c.context, 1, &before), GREY_OK);
+    ASSERT_EQ(grey_event_create(q.c.context, 1, &after), GREY_OK);
+    const auto good = AsyncQuant::values(2.0f);
+    uint64_t hash_after = 0;
+    ASSERT_EQ(grey_buffer_write_async(plain, 0, good.data(), good.size() * 4, stream), GREY_OK);
+    ASSERT_EQ(grey_quantize_buffer_async(&q.desc, plain, 0, &q.params, packed, 0, stream), GREY_OK);
+    ASSERT_EQ(grey_event_record(before, stream), GREY_OK);
+    ASSERT_EQ(grey_buffer_write_async(plain, 0, bad.data(), bad.size() * 4, stream), GREY_OK);
+    ASSERT_EQ(grey_quantize_buffer_async(&q.desc, plain, 0, &q.params, packed, 0, stream), GREY_OK) << grey_last_error();
+    // Work after the failure still runs.
+    ASSERT_EQ(grey_buffer_write_async(plain, 0, good.data(), good.size() * 4, stream), GREY_OK);
+    ASSERT_EQ(grey_quantize_buffer_async(&q.desc, plain, 0, &q.params, packed, 0, stream), GREY_OK);
+    ASSERT_EQ(grey_buffer_read_async(packed, 0, &hash_after, 8, stream), GREY_OK);
+    ASSERT_EQ(grey_event_record(after, stream), GREY_OK);
+    // An event recorded before the bad job completes without it; one recorded after carries it.
+    EXPECT_EQ(grey_event_synchronize(before), GREY_OK) << grey_last_error();
+    EXPECT_EQ(grey_event_synchronize(after), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_last_error(), synchronous_nan);
+    uint32_t done = 0;
+    EXPECT_EQ(grey_event_query(after, &done), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_last_error(), synchronous_nan);
+    EXPECT_EQ(hash_after, fnv1a(good.data(), good.size() * 4));
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+
+    // The slot the bad job used is re-armed: good input through it is not refused; an infinite input is
+    // named as such, and a query of the idle stream returns it.
+    for (int round = 0; round < 3; ++round) {
+        ASSERT_EQ(grey_buffer_write_async(plain, 0, good.data(), good.size() * 4, stream), GREY_OK);
+        ASSERT_EQ(grey_quantize_buffer_async(&q.desc, plain, 0, &q.params, packed, 0, stream), GREY_OK);
+        EXPECT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    }
+    bad[40] = 1.0f;
+    ASSERT_EQ(grey_buffer_write_async(plain, 0, bad.data(), bad.size() * 4, stream), GREY_OK);
+    ASSERT_EQ(grey_quantize_buffer_async(&q.desc, plain, 0, &q.params, packed, 0, stream), GREY_OK);
+    done = 7;
+    EXPECT_EQ(grey_stream_query(stream, &done), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_last_error(), synchronous_infinite);
+    EXPECT_EQ(done, 7u);
+    EXPECT_EQ(grey_stream_query(stream, &done), GREY_OK);
+    EXPECT_EQ(done, 1u);
+    grey_event_destroy(after);
+    grey_event_destroy(before);
+    grey_stream_destroy(stream);
+    grey_buffer_destroy(packed);
+    grey_buffer_destroy(plain);
+}
+
+// More jobs in flight than one chunk of flag slots holds, a bad one among them, then the stream is
+// destroyed unsynchronized: the work completes, and the journal's memory goes back to the pool.
+TEST(CudaFake, AsyncQuantizeDestroyWithWorkPendingCompletesAndGivesMemoryBack) {
+    AsyncQuant q;
+    grey_buffer* plain = q.buffer(AsyncQuant::kElements * 4);
+    grey_buffer* packed = q.buffer(AsyncQuant::kPacked);
+    auto bad = AsyncQuant::values(0.0f);
+    bad[5] = std::nanf("");
+    const auto good = AsyncQuant::values(4.0f);
+    // The device's own flag slot comes with the kernels, on first use; it stays for the device's life.
+    ASSERT_EQ(grey_quantize_buffer(&q.desc, plain, 0, &q.params, packed, 0, nullptr), GREY_OK) << grey_last_error();
+    const grey_memory_stats before = q.c.stats();
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(q.c.context, 1, &stream), GREY_OK);
+    uint64_t last = 0;
+    auto enqueue_batch = [&](size_t jobs) {
+        for (size_t i = 0; i < jobs; ++i) {
+            const auto& input = i == jobs / 2 ? bad : good;
+            ASSERT_EQ(grey_buffer_write_async(plain, 0, input.data(), input.size() * 4, stream), GREY_OK);
+            ASSERT_EQ(grey_quantize_buffer_async(&q.desc, plain, 0, &q.params, packed, 0, stream), GREY_OK) << grey_last_error();
+        }
+        ASSERT_EQ(grey_buffer_read_async(packed, 0, &last, 8, stream), GREY_OK);
+    };
+    enqueue_batch(600);
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(grey_last_error(), "element 5 is NaN")) << grey_last_error();
+    const grey_memory_stats grown = q.c.stats();
+    // A second batch reuses the slots the first one freed.
+    enqueue_batch(600);
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(q.c.stats().allocation_count, grown.allocation_count);
+    last = 0;
+    enqueue_batch(300);
+    grey_stream_destroy(stream);
+    EXPECT_EQ(last, fnv1a(good.data(), good.size() * 4));
+    const grey_memory_stats after = q.c.stats();
+    EXPECT_EQ(after.allocation_count, before.allocation_count);
+    EXPECT_EQ(after.allocated_bytes, before.allocated_bytes);
+    grey_buffer_destroy(packed);
+    grey_buffer_destroy(plain);
+}
+
+// A CUDA stream's native handle is its CUstream: one per stream, the same at every call.
+TEST(CudaFake, StreamNativeHandleIsItsCudaStream) {
+    Context c;
+    grey_stream *first = nullptr, *second = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &first), GREY_OK);
+    ASSERT_EQ(grey_stream_create(c.context, 1, &second), GREY_OK);
+    grey_memory_kind kind = GREY_MEMORY_HOST;
+    uint64_t a = 0, again = 0, b = 0;
+    ASSERT_EQ(grey_stream_native_handle(first, &kind, &a), GREY_OK) << grey_last_error();
+    EXPECT_EQ(kind, GREY_MEMORY_CUDA_DEVICE);
+    ASSERT_EQ(grey_stream_native_handle(first, &kind, &again), GREY_OK);
+    ASSERT_EQ(grey_stream_native_handle(second, &kind, &b), GREY_OK);
+    EXPECT_NE(a, 0u);
+    EXPECT_EQ(a, again);
+    EXPECT_NE(a, b);
+    grey_stream_destroy(second);
+    grey_stream_destroy(first);
 }
 
 TEST(CudaFake, PinnedHostMemoryComesFromTheDriver) {

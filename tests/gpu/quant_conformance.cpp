@@ -1,7 +1,7 @@
 // Quantization conformance on the GPU: every format, calibration and input type quantized and
-// dequantized by the CUDA kernels (grey_quantize_buffer, grey_dequantize_buffer) must give the same
-// bytes as the host reference (grey_quantize, grey_dequantize), on fresh random inputs each run and on
-// the tensors of a real model file. Through grey.h alone. Prints one line per check and a summary;
+// dequantized by the CUDA kernels (grey_quantize_buffer, grey_dequantize_buffer, and their _async forms
+// on several streams at once) must give the same bytes as the host reference (grey_quantize,
+// grey_dequantize), on fresh random inputs each run and on the tensors of a real model file. Through grey.h alone. Prints one line per check and a summary;
 // exits 1 on any failure.
 //   grey_gpu_quant_conformance [--quick] [--backend-dir DIR] [--model FILE]
 // --quick uses small tensors (for compute-sanitizer).
@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -292,6 +293,133 @@ void run_non_finite(grey_context* c, uint32_t gpu) {
     check_infinity_refused(c, gpu, "", {16, 256}, values, 1000);
 }
 
+// The async calls on several streams at once (grey_quantize_buffer_async): every configuration and plain
+// type of two shapes, spread over four streams and all enqueued before any synchronize (interleaved, so
+// the streams' kernels run side by side), each quantized, dequantized and read back on its stream; the
+// bytes must be the host's. Then, on each stream, a NaN input between two good ones: an event recorded
+// before it completes clean, the stream's synchronize returns the host's refusal, and the good job after
+// it still gives the host's bytes (its flag slot was not disturbed).
+void run_async(grey_context* c, uint32_t gpu, std::mt19937_64& rng) {
+    constexpr int kStreams = 4;
+    struct StreamHandle {
+        grey_stream* handle = nullptr;
+        ~StreamHandle() { grey_stream_destroy(handle); }
+    };
+    StreamHandle streams[kStreams];
+    for (auto& s : streams)
+        if (!ok(grey_stream_create(c, gpu, &s.handle))) {
+            check(false, "device " + std::to_string(gpu) + " async: stream creation (" + grey_last_error() + ")");
+            return;
+        }
+    struct Job {
+        std::string tag;
+        std::vector<unsigned char> host_q, host_y, gpu_q, gpu_y, plain;
+        std::unique_ptr<Buffer> source, quantized, restored;
+    };
+    std::vector<std::unique_ptr<Job>> jobs;
+    int next = 0;
+    for (const std::vector<uint64_t>& shape : {std::vector<uint64_t>{64, 384}, std::vector<uint64_t>{3, 5, 128}}) {
+        uint64_t n = 1;
+        for (const auto d : shape) n *= d;
+        const std::vector<float> values = random_values(n, rng);
+        for (const grey_dtype dtype : {GREY_DTYPE_F32, GREY_DTYPE_F16, GREY_DTYPE_BF16}) {
+            for (const Config& config : configs()) {
+                const grey_quant_params params = make_params(config, static_cast<uint32_t>(shape.size()), GREY_CALIBRATION_RTN);
+                const grey_tensor_desc desc = make_desc(dtype, shape);
+                uint64_t qbytes = 0;
+                if (!ok(grey_quant_size(&desc, &params, &qbytes))) continue;
+                auto job = std::make_unique<Job>();
+                job->tag = "device " + std::to_string(gpu) + " async stream " + std::to_string(next % kStreams) + " " + config.name + " " +
+                           grey_dtype_name(dtype) + " [" + std::to_string(shape[0]) + ",...]";
+                job->plain = encode_plain(values, dtype);
+                job->host_q.resize(qbytes);
+                job->host_y.resize(job->plain.size());
+                job->gpu_q.resize(qbytes);
+                job->gpu_y.resize(job->plain.size());
+                const bool host_ok = ok(grey_quantize(&desc, job->plain.data(), job->plain.size(), &params, job->host_q.data(), qbytes, nullptr)) &&
+                                     ok(grey_dequantize(&desc, &params, job->host_q.data(), qbytes, job->host_y.data(), job->host_y.size()));
+                job->source = std::make_unique<Buffer>(c, gpu, job->plain.size());
+                job->quantized = std::make_unique<Buffer>(c, gpu, qbytes);
+                job->restored = std::make_unique<Buffer>(c, gpu, job->plain.size());
+                grey_stream* s = streams[next++ % kStreams].handle;
+                const bool enqueued =
+                    host_ok && ok(job->source->status) && ok(job->quantized->status) && ok(job->restored->status) &&
+                    ok(grey_buffer_write_async(job->source->handle, 0, job->plain.data(), job->plain.size(), s)) &&
+                    ok(grey_buffer_fill_async(job->quantized->handle, 0, 0xA5, qbytes, s)) &&
+                    ok(grey_quantize_buffer_async(&desc, job->source->handle, 0, &params, job->quantized->handle, 0, s)) &&
+                    ok(grey_dequantize_buffer_async(&desc, &params, job->quantized->handle, 0, job->restored->handle, 0, s)) &&
+                    ok(grey_buffer_read_async(job->quantized->handle, 0, job->gpu_q.data(), qbytes, s)) &&
+                    ok(grey_buffer_read_async(job->restored->handle, 0, job->gpu_y.data(), job->gpu_y.size(), s));
+                check(enqueued, job->tag + ": enqueued" + (enqueued ? "" : std::string(" (") + grey_last_error() + ")"));
+                jobs.push_back(std::move(job));
+            }
+        }
+    }
+    for (int i = 0; i < kStreams; ++i) {
+        const bool synchronized = ok(grey_stream_synchronize(streams[i].handle));
+        check(synchronized, "device " + std::to_string(gpu) + " async stream " + std::to_string(i) + ": synchronize" +
+                                (synchronized ? "" : std::string(" (") + grey_last_error() + ")"));
+    }
+    for (const auto& job : jobs) {
+        check(job->gpu_q == job->host_q, job->tag + ": quantized bytes equal the host's");
+        check(job->gpu_y == job->host_y, job->tag + ": dequantized bytes equal the host's");
+    }
+
+    // A NaN between two good inputs on every stream, all streams in flight together.
+    const std::vector<uint64_t> shape{16, 256};
+    std::vector<float> good = random_values(16 * 256, rng), bad = good;
+    bad[1000] = INFINITY;
+    bad[2100] = NAN;
+    bad[3000] = NAN;
+    const std::vector<unsigned char> good_plain = encode_plain(good, GREY_DTYPE_F32), bad_plain = encode_plain(bad, GREY_DTYPE_F32);
+    const grey_tensor_desc desc = make_desc(GREY_DTYPE_F32, shape);
+    for (const Config& config : configs()) {
+        const grey_quant_params params = make_params(config, 2, GREY_CALIBRATION_RTN);
+        uint64_t qbytes = 0;
+        if (!ok(grey_quant_size(&desc, &params, &qbytes))) continue;
+        std::vector<unsigned char> host_q(qbytes), refused(qbytes);
+        const bool host_ok = ok(grey_quantize(&desc, good_plain.data(), good_plain.size(), &params, host_q.data(), qbytes, nullptr));
+        const bool host_refused = grey_quantize(&desc, bad_plain.data(), bad_plain.size(), &params, refused.data(), qbytes, nullptr) ==
+                                  GREY_ERROR_INVALID_ARGUMENT;
+        const std::string host_message = grey_last_error();
+        struct Lane {
+            std::unique_ptr<Buffer> good, bad, quantized, after;
+            std::vector<unsigned char> got;
+            grey_event* before = nullptr;
+            ~Lane() { grey_event_destroy(before); }
+        };
+        Lane lanes[kStreams];
+        for (int i = 0; i < kStreams; ++i) {
+            Lane& l = lanes[i];
+            grey_stream* s = streams[i].handle;
+            l.good = std::make_unique<Buffer>(c, gpu, good_plain.size());
+            l.bad = std::make_unique<Buffer>(c, gpu, bad_plain.size());
+            l.quantized = std::make_unique<Buffer>(c, gpu, qbytes);
+            l.after = std::make_unique<Buffer>(c, gpu, qbytes);
+            l.got.resize(qbytes);
+            const bool enqueued = ok(grey_event_create(c, gpu, &l.before)) &&
+                                  ok(grey_buffer_write_async(l.good->handle, 0, good_plain.data(), good_plain.size(), s)) &&
+                                  ok(grey_buffer_write_async(l.bad->handle, 0, bad_plain.data(), bad_plain.size(), s)) &&
+                                  ok(grey_quantize_buffer_async(&desc, l.good->handle, 0, &params, l.quantized->handle, 0, s)) &&
+                                  ok(grey_event_record(l.before, s)) &&
+                                  ok(grey_quantize_buffer_async(&desc, l.bad->handle, 0, &params, l.quantized->handle, 0, s)) &&
+                                  ok(grey_quantize_buffer_async(&desc, l.good->handle, 0, &params, l.after->handle, 0, s)) &&
+                                  ok(grey_buffer_read_async(l.after->handle, 0, l.got.data(), qbytes, s));
+            check(enqueued, std::string("device ") + std::to_string(gpu) + " async " + config.name + ": NaN lane enqueued");
+        }
+        for (int i = 0; i < kStreams; ++i) {
+            const std::string tag = "device " + std::to_string(gpu) + " async stream " + std::to_string(i) + " " + config.name;
+            check(ok(grey_event_synchronize(lanes[i].before)), tag + ": an event before the bad input completes clean");
+            const grey_status s = grey_stream_synchronize(streams[i].handle);
+            const std::string message = grey_last_error();
+            check(host_ok && host_refused && s == GREY_ERROR_INVALID_ARGUMENT && message.ends_with(host_message),
+                  tag + ": the bad input is refused at synchronize as on the host (" + host_message + " | GPU: " + message + ")");
+            check(lanes[i].got == host_q, tag + ": the good input after it gives the host's bytes");
+            check(ok(grey_stream_synchronize(streams[i].handle)), tag + ": reported once");
+        }
+    }
+}
+
 // Conv-shaped and odd tensors (docs/quantization.md, "Rows and groups"): the grouped formats take them
 // as [out, -1] rows with a ragged last group (grey_quant_ragged and its dequantization and measurement
 // kernels), every other format as it always did. Each conv shape class: kh*kw = 1, 3x3, 5x5 and 7x7,
@@ -364,6 +492,7 @@ int main(int argc, char** argv) {
                               run_random(context, gpu, options.quick, rng);
                               run_boundaries(context, gpu);
                               run_non_finite(context, gpu);
+                              run_async(context, gpu, rng);
                               run_ragged(context, gpu, options.quick, rng);
                               if (options.model != nullptr) run_model(context, gpu, options.model);
                           });

@@ -12,6 +12,7 @@
 #include <memory>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -370,6 +371,71 @@ TEST(StreamErrors, AFailureOfABackendWithoutStreamsWaitsForSynchronize) {
     EXPECT_EQ(grey_stream_synchronize(stream.get()), GREY_OK);
     // A stream destroyed with an error it still keeps logs it and frees everything.
     ASSERT_EQ(grey_buffer_write_async(buffer.get(), 13, bytes.data(), 13, stream.get()), GREY_OK);
+}
+
+// Several streams quantizing at once, each from its own thread, then destroyed with work still pending:
+// every result is the synchronous call's, and each stream's NaN failure is its own (run under tsan too).
+TEST(StreamErrors, SeveralStreamsQuantizeAtOnceAndDestroyWithWorkPending) {
+    auto context = make_context();
+    const auto desc = desc_of(8, 256);
+    grey_quant_params params = GREY_QUANT_PARAMS_INIT;
+    ASSERT_EQ(grey_quant_params_from_name("q4_0", &params), GREY_OK);
+    uint64_t quantized_bytes = 0;
+    ASSERT_EQ(grey_quant_size(&desc, &params, &quantized_bytes), GREY_OK);
+    constexpr int kStreams = 3, kJobs = 20;
+    std::vector<std::vector<float>> inputs(kStreams);
+    std::vector<std::vector<std::byte>> expected(kStreams, std::vector<std::byte>(quantized_bytes));
+    for (int s = 0; s < kStreams; ++s) {
+        inputs[s].resize(8 * 256);
+        for (size_t i = 0; i < inputs[s].size(); ++i) inputs[s][i] = std::sin(static_cast<float>(i * (s + 1))) * static_cast<float>(s + 2);
+        ASSERT_EQ(grey_quantize(&desc, inputs[s].data(), inputs[s].size() * 4, &params, expected[s].data(), quantized_bytes, nullptr), GREY_OK);
+    }
+    const auto bad = with_nan(8 * 256);
+    std::vector<std::vector<std::byte>> got(kStreams, std::vector<std::byte>(quantized_bytes));
+    std::vector<std::string> errors(kStreams);
+    std::vector<std::thread> threads;
+    for (int s = 0; s < kStreams; ++s)
+        threads.emplace_back([&, s] {
+            auto stream = make_stream(context.get(), 0);
+            auto source = make_buffer(context.get(), 0, inputs[s].size() * 4);
+            auto quantized = make_buffer(context.get(), 0, quantized_bytes);
+            for (int j = 0; j < kJobs; ++j) {
+                const auto& input = j == s ? bad : inputs[s];
+                EXPECT_EQ(grey_buffer_write_async(source.get(), 0, input.data(), input.size() * 4, stream.get()), GREY_OK);
+                EXPECT_EQ(grey_quantize_buffer_async(&desc, source.get(), 0, &params, quantized.get(), 0, stream.get()), GREY_OK);
+            }
+            if (grey_stream_synchronize(stream.get()) != GREY_OK) errors[s] = grey_last_error();
+            // Pending when the stream goes: destroying it waits for the work, before the buffers go.
+            EXPECT_EQ(grey_quantize_buffer_async(&desc, source.get(), 0, &params, quantized.get(), 0, stream.get()), GREY_OK);
+            EXPECT_EQ(grey_buffer_read_async(quantized.get(), 0, got[s].data(), quantized_bytes, stream.get()), GREY_OK);
+            stream.reset();
+        });
+    for (auto& t : threads) t.join();
+    for (int s = 0; s < kStreams; ++s) {
+        EXPECT_EQ(got[s], expected[s]) << "stream " << s;
+        EXPECT_NE(errors[s].find("element 1024 is NaN"), std::string::npos) << errors[s];
+    }
+}
+
+// Host streams are threads of libgrey: no vendor handle to give, and the refusal says why.
+TEST(StreamErrors, NativeHandlesAreRefusedWhereThereAreNone) {
+    auto context = make_context();
+    auto host = make_stream(context.get(), 0);
+    auto fake = make_stream(context.get(), 1);
+    grey_memory_kind kind = GREY_MEMORY_KIND_FORCE32;
+    uint64_t handle = 77;
+    EXPECT_EQ(grey_stream_native_handle(host.get(), &kind, &handle), GREY_ERROR_UNSUPPORTED);
+    EXPECT_EQ(std::string(grey_last_error()),
+              "grey_stream_native_handle: the stream is on device 0 of backend 'host', which has no native streams (its streams are libgrey's own)");
+    EXPECT_EQ(grey_stream_native_handle(fake.get(), &kind, &handle), GREY_ERROR_UNSUPPORTED);
+    EXPECT_NE(std::string(grey_last_error()).find("backend 'fake', which has no native streams (its async work runs when it is enqueued)"),
+              std::string::npos)
+        << grey_last_error();
+    EXPECT_EQ(kind, GREY_MEMORY_KIND_FORCE32);
+    EXPECT_EQ(handle, 77u);
+    EXPECT_EQ(grey_stream_native_handle(nullptr, &kind, &handle), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_stream_native_handle(host.get(), nullptr, &handle), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_stream_native_handle(host.get(), &kind, nullptr), GREY_ERROR_INVALID_ARGUMENT);
 }
 
 TEST(StreamErrors, QuantizationNeedsKernelsOnTheStreamsDevice) {

@@ -259,6 +259,7 @@ class Buffer:
         self._handle: Any = handle
         self._finalizer = weakref.finalize(self, _destroy_buffer, handle, context._finalizer)
         self._exports = 0
+        self._writer: Optional[Stream] = None  # the grey.Stream that last enqueued work writing the buffer
 
     def close(self) -> None:
         """Frees the buffer (once no DLPack consumer holds it any more). Idempotent."""
@@ -325,9 +326,16 @@ class Buffer:
                    dl_device: Optional[tuple[int, int]] = None, copy: Optional[bool] = None) -> Any:
         """A DLPack capsule of the buffer's bytes (1-D uint8, writable), for ``from_dlpack``: DLPack 1.0's
         "dltensor_versioned" when the consumer offers `max_version` >= (1, 0), else the unversioned
-        "dltensor". Every libgrey copy has completed when it returns, so there is nothing to order
-        against `stream`."""
+        "dltensor".
+
+        `stream` is the consumer's, as the DLPack protocol defines it: for a CUDA buffer None, 1 (the
+        legacy default stream), 2 (the per-thread one) or a cudaStream_t as an integer, and -1 for "do not
+        synchronize"; a host buffer takes None or -1. Unless it is -1, work that a grey.Stream enqueued
+        writing this buffer has completed when the capsule is returned (an event recorded on that stream
+        is waited for, raising the error the stream found, if any), so the consumer may use the bytes on
+        any stream; synchronous libgrey calls complete before they return and need nothing."""
         handle = self._get_handle()
+        self._wait_for_writer(self._checked_dlpack_stream(stream))
         if copy:
             raise BufferError("grey.Buffer exports its own memory; it cannot export a copy")
         if dl_device is not None and tuple(dl_device) != self.__dlpack_device__():
@@ -337,6 +345,30 @@ class Buffer:
         self._exports += 1
         self._context._exports += 1
         return capsule
+
+    def _checked_dlpack_stream(self, stream: Any) -> Any:
+        if stream is None or stream == -1:
+            return stream
+        if isinstance(stream, bool) or not isinstance(stream, int):
+            raise BufferError(f"the DLPack stream must be an integer or None, not {type(stream).__name__}")
+        if self.__dlpack_device__()[0] != _DLPACK_CUDA:
+            raise BufferError(f"the buffer is host memory, which has no streams: the DLPack stream must be None or -1, not {stream}")
+        if stream == 0:
+            raise BufferError("DLPack stream 0 is ambiguous for CUDA: pass 1 for the legacy default stream or 2 for the per-thread one")
+        if stream < -1:
+            raise BufferError(f"DLPack stream {stream} is not a CUDA stream")
+        return stream
+
+    def _wait_for_writer(self, stream: Any) -> None:
+        writer, self._writer = self._writer, None
+        if writer is None or writer.closed or stream == -1:
+            return
+        done = Event(self._context, writer.device)
+        try:
+            done.record(writer)
+            done.synchronize()
+        finally:
+            done.close()
 
     def __dlpack_device__(self) -> tuple[int, int]:
         """(kDLCPU = 1, 0) for host memory, (kDLCUDA = 2, CUDA ordinal) for a CUDA device's."""

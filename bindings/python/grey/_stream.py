@@ -11,6 +11,10 @@
 The memory an _async call reads or writes must stay unchanged until the stream reaches it: the Stream
 keeps a reference to every object it was given until synchronize() (or a query that finds it idle),
 so only the object's contents need care, not its lifetime.
+
+A stream of a CUDA device speaks the CUDA stream protocol (``__cuda_stream__``), so CuPy, PyTorch and
+cuda.core can enqueue on it; ``grey.Buffer.__dlpack__(stream=...)`` waits for the grey stream that last
+enqueued work writing the buffer before handing it to a consumer.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import weakref
 from typing import Any, Optional
 
 from . import capi
+from ._tensor import DTypeLike, dtype_value, make_desc
 
 
 def _destroy(destroy: Any, handle: Any, context_finalizer: "weakref.finalize") -> None:
@@ -110,6 +115,7 @@ class Stream(_Handle):
         address, size, holder = _address(data, writable=False)
         capi.grey_buffer_write_async(buffer._get_handle(), offset, address, size, self._get_handle())
         self._keep.append((data, holder))
+        buffer._writer = self
 
     def read_async(self, buffer: Any, out: Any, offset: int = 0) -> None:
         """Enqueues a copy of len(out) bytes of `buffer` at `offset` into `out` (writable)."""
@@ -124,12 +130,14 @@ class Stream(_Handle):
             size = min(destination.size - offset, source.size - source_offset)
         capi.grey_buffer_copy_async(destination._get_handle(), offset, source._get_handle(), source_offset, size,
                                     self._get_handle())
+        destination._writer = self
 
     def fill_async(self, buffer: Any, value: int, offset: int = 0, size: Optional[int] = None) -> None:
         """Enqueues a fill of `size` bytes (the rest of the buffer by default) with `value`."""
         if size is None:
             size = buffer.size - offset
         capi.grey_buffer_fill_async(buffer._get_handle(), offset, value, size, self._get_handle())
+        buffer._writer = self
 
     def checksum_async(self, buffer: Any, offset: int = 0, size: Optional[int] = None) -> "ctypes.c_uint64":
         """Enqueues grey_buffer_checksum; the result's ``.value`` holds it once the stream has reached it."""
@@ -140,6 +148,44 @@ class Stream(_Handle):
                                         self._get_handle())
         self._keep.append(result)
         return result
+
+    def quantize_async(self, source: Any, shape: tuple[int, ...], format: str, destination: Any, *,
+                       dtype: DTypeLike = "F32", calibration: str = "rtn", source_offset: int = 0,
+                       destination_offset: int = 0) -> None:
+        """Enqueues grey_quantize_buffer_async: the plain tensor of `shape` and `dtype` ("F32", "F16",
+        "BF16") in buffer `source` into `format` ("int8", "q4_0", ...) in buffer `destination`
+        (grey.quant_size(shape, format) bytes). A NaN input raises at the next synchronize()."""
+        from ._quant import _params
+
+        capi.grey_quantize_buffer_async(make_desc(dtype_value(dtype), shape), source._get_handle(), source_offset,
+                                        _params(format, calibration), destination._get_handle(), destination_offset,
+                                        self._get_handle())
+        destination._writer = self
+
+    def dequantize_async(self, source: Any, shape: tuple[int, ...], format: str, destination: Any, *,
+                         dtype: DTypeLike = "F32", source_offset: int = 0, destination_offset: int = 0) -> None:
+        """Enqueues grey_dequantize_buffer_async: `format` in buffer `source` back to `dtype` in `destination`."""
+        from ._quant import _params
+
+        capi.grey_dequantize_buffer_async(make_desc(dtype_value(dtype), shape), _params(format, "rtn"), source._get_handle(),
+                                          source_offset, destination._get_handle(), destination_offset, self._get_handle())
+        destination._writer = self
+
+    def native_handle(self) -> tuple[int, int]:
+        """(the grey_memory_kind naming the vendor API, the handle as an integer): a CUstream for a CUDA
+        device, owned by this stream. Raises grey.Unsupported where the device has no native streams (the
+        host device's streams are threads of libgrey)."""
+        kind, handle = capi.grey_stream_native_handle(self._get_handle())
+        return int(kind), int(handle)
+
+    def __cuda_stream__(self) -> tuple[int, int]:
+        """The CUDA stream protocol: (0, the CUstream as an integer), for CuPy, PyTorch and cuda.core to
+        enqueue on this stream. grey.Unsupported where the device has no native streams (the host device),
+        BufferError where they are not CUDA's."""
+        kind, handle = self.native_handle()
+        if kind != capi.GREY_MEMORY_CUDA_DEVICE:
+            raise BufferError(f"the stream is on device {self.device}, which is not a CUDA device: it has no CUDA stream")
+        return (0, handle)
 
     def wait(self, event: Event) -> None:
         """Work enqueued after this waits for `event`'s latest record."""

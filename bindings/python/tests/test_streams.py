@@ -95,3 +95,61 @@ def test_host_memory(ctx):
         assert buf.read() == bytes(range(256)) * 16
     with pytest.raises(grey.InvalidArgument):
         grey.capi.grey_host_free(ctx._get_handle(), host.address)
+
+
+def test_quantize_async_gives_the_synchronous_bytes_and_raises_nan_at_synchronize(ctx):
+    x = np.linspace(-3.0, 5.0, 4 * 256, dtype=np.float32).reshape(4, 256)
+    expected = grey.quantize(x, "q4_0", report=False)
+    src, dst = ctx.buffer(x.nbytes), ctx.buffer(grey.quant_size(x.shape, "q4_0"))
+    restored = ctx.buffer(x.nbytes)
+    stream = ctx.stream()
+    stream.write_async(src, x)
+    stream.quantize_async(src, x.shape, "q4_0", dst)
+    stream.dequantize_async(dst, x.shape, "q4_0", restored)
+    out = bytearray(dst.size)
+    back = np.zeros_like(x)
+    stream.read_async(dst, out)
+    stream.read_async(restored, back)
+    stream.synchronize()
+    assert bytes(out) == expected.data.tobytes()
+    np.testing.assert_array_equal(back, expected.dequantize())
+    bad = x.copy()
+    bad[1, 7] = np.nan
+    stream.write_async(src, bad)
+    stream.quantize_async(src, x.shape, "q4_0", dst)
+    with pytest.raises(grey.InvalidArgument, match="element 263 is NaN"):
+        stream.synchronize()
+
+
+def test_host_streams_have_no_native_handle(ctx):
+    stream = ctx.stream()
+    with pytest.raises(grey.Unsupported, match="backend 'host', which has no native streams"):
+        stream.native_handle()
+    with pytest.raises(grey.Unsupported, match="no native streams"):
+        stream.__cuda_stream__()
+
+
+def test_dlpack_waits_for_the_stream_that_wrote_the_buffer(ctx):
+    size = 1 << 20
+    buf = ctx.buffer(size)
+    stream = ctx.stream()
+    data = (np.arange(size) % 251).astype(np.uint8)
+    stream.write_async(buf, data)
+    view = np.from_dlpack(buf)  # stream None: the write has completed first
+    np.testing.assert_array_equal(view, data)
+    del view
+    stream.fill_async(buf, 7)
+    view = np.from_dlpack(buf)
+    assert int(view[0]) == 7 and int(view[-1]) == 7
+    del view
+    stream.synchronize()
+
+
+def test_dlpack_refuses_streams_a_host_buffer_cannot_have(ctx):
+    buf = ctx.buffer(64)
+    for stream, message in ((0, "host memory, which has no streams"), (5, "host memory"), ("s", "integer or None"),
+                            (True, "integer or None")):
+        with pytest.raises(BufferError, match=message):
+            buf.__dlpack__(stream=stream)
+    capsule = buf.__dlpack__(stream=-1)
+    del capsule

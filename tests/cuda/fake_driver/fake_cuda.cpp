@@ -10,10 +10,14 @@
 //   FAKE_CUDA_MEMORY         bytes of memory per device (default 1 GiB)
 //   FAKE_CUDA_HIDE           an entry point cuGetProcAddress claims not to have
 //   FAKE_CUDA_FAIL           "name:code,...": those entry points return that CUresult
+//   FAKE_CUDA_QUANT_KERNELS  "1": serve the quantization kernels' names, emulated as a stand-in (below);
+//                            unset, cuModuleGetFunction finds none of them
 // Built with FAKE_CUDA_NO_GETPROCADDRESS: a driver that predates cuGetProcAddress.
 #include "fake_common.hpp"
 
 #include <cuda.h>
+
+#include "cuda/quant_args.h"
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -416,12 +420,50 @@ CUresult fake_cuModuleLoadData(CUmodule* m, const void* image) {
 }
 CUresult fake_cuModuleUnload(CUmodule) { return CUDA_SUCCESS; }
 
-constexpr uintptr_t kFill = 1, kCopy = 2, kChecksum = 3;
+constexpr uintptr_t kFill = 1, kCopy = 2, kChecksum = 3, kQuantScan = 4, kDequantStandIn = 5, kQuantOther = 6;
+
+// The quantization kernels, as a stand-in that tests the plumbing of streams, flag slots and ordering, not
+// quantization: the first kernel of every quantize path (the one that reads the whole plain tensor) flags
+// non-finite elements as the real kernels do (grey_qk_flags: the lowest non-finite and the lowest NaN
+// index, and the `noticed` word) and writes the FNV-1a hash of the plain tensor's bytes into the first 8
+// bytes of the quantized one; every dequantize kernel copies those 8 bytes to the plain tensor; the other
+// kernels do nothing.
+uintptr_t quant_kernel_id(const std::string& n) {
+    if (std::getenv("FAKE_CUDA_QUANT_KERNELS") == nullptr) return 0;
+    for (const char* scan : {"grey_quant_blocks", "grey_quant_q8_0", "grey_quant_grouped8", "grey_quant_grouped16", "grey_quant_rows",
+                             "grey_quant_absmax", "grey_quant_search", "grey_quant_ragged"})
+        if (n == scan) return kQuantScan;
+    if (n.rfind("grey_dequant", 0) == 0) return kDequantStandIn;
+    if (n.rfind("grey_quant_", 0) == 0 || n.rfind("grey_measure", 0) == 0) return kQuantOther;
+    return 0;
+}
+
+void quant_scan(const grey_qk_args& a) {
+    const uint64_t size = a.dtype == GREY_QK_F32 ? 4 : 2;
+    const auto* plain = reinterpret_cast<const unsigned char*>(a.plain);
+    auto* flags = reinterpret_cast<grey_qk_flags*>(a.flags);
+    uint64_t hash = 0xCBF29CE484222325ull;
+    for (uint64_t i = 0; i < a.elements * size; ++i) hash = (hash ^ plain[i]) * 0x100000001B3ull;
+    for (uint64_t i = 0; i < a.elements; ++i) {
+        uint32_t bits = 0;
+        std::memcpy(&bits, plain + i * size, size);
+        // Exponent all ones: infinite, or NaN when the mantissa is not zero.
+        const bool f16 = a.dtype == GREY_QK_F16;
+        const uint32_t exponent = size == 4 ? (bits >> 23) & 0xFF : f16 ? (bits >> 10) & 0x1F : (bits >> 7) & 0xFF;
+        const uint32_t mantissa = size == 4 ? bits & 0x7FFFFF : f16 ? bits & 0x3FF : bits & 0x7F;
+        if (exponent != (f16 ? 0x1Fu : 0xFFu)) continue;
+        flags->non_finite = std::min<uint64_t>(flags->non_finite, i);
+        if (mantissa != 0) flags->nan = std::min<uint64_t>(flags->nan, i);
+        *reinterpret_cast<volatile uint32_t*>(a.noticed) = 1;
+    }
+    std::memcpy(reinterpret_cast<void*>(a.quantized), &hash, sizeof hash);
+}
 
 CUresult fake_cuModuleGetFunction(CUfunction* f, CUmodule, const char* name) {
     FAKE_FAIL("cuModuleGetFunction");
     const std::string n = name;
-    const uintptr_t id = n == "grey_fill" ? kFill : n == "grey_copy" ? kCopy : n == "grey_checksum" ? kChecksum : 0;
+    uintptr_t id = n == "grey_fill" ? kFill : n == "grey_copy" ? kCopy : n == "grey_checksum" ? kChecksum : 0;
+    if (id == 0) id = quant_kernel_id(n);
     if (id == 0) return CUDA_ERROR_NOT_FOUND;
     *f = reinterpret_cast<CUfunction>(id);
     return CUDA_SUCCESS;
@@ -473,6 +515,17 @@ CUresult fake_cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, uns
             });
             return CUDA_SUCCESS;
         }
+        case kQuantScan: {
+            const auto a = param<grey_qk_args>(params, 0);
+            enqueue(s, [=] { quant_scan(a); });
+            return CUDA_SUCCESS;
+        }
+        case kDequantStandIn: {
+            const auto a = param<grey_qk_args>(params, 0);
+            enqueue(s, [=] { std::memcpy(reinterpret_cast<void*>(a.plain), reinterpret_cast<const void*>(a.quantized), 8); });
+            return CUDA_SUCCESS;
+        }
+        case kQuantOther: return CUDA_SUCCESS;
         default: return CUDA_ERROR_INVALID_HANDLE;
     }
 }
@@ -551,6 +604,13 @@ __attribute__((visibility("default"))) unsigned long long fake_cuda_physical_byt
 __attribute__((visibility("default"))) int fake_cuda_mapping_count() {
     std::lock_guard lock(driver().mutex);
     return static_cast<int>(driver().mappings.size());
+}
+// Copies and kernels queued on streams and not yet run: work an enqueue-only call left for later.
+__attribute__((visibility("default"))) unsigned long long fake_cuda_queued_work() {
+    std::lock_guard lock(streams().mutex);
+    unsigned long long count = 0;
+    for (const auto& [stream, queue] : streams().queues) count += queue.size();
+    return count;
 }
 
 }  // extern "C"

@@ -407,6 +407,16 @@ pub enum MemoryKind {
     Other(u32),
 }
 
+impl MemoryKind {
+    pub(crate) fn from_raw(raw: sys::grey_memory_kind) -> MemoryKind {
+        match raw {
+            sys::GREY_MEMORY_HOST => MemoryKind::Host,
+            sys::GREY_MEMORY_CUDA_DEVICE => MemoryKind::CudaDevice,
+            other => MemoryKind::Other(other),
+        }
+    }
+}
+
 /// A mapped buffer (grey_buffer_map): the address of its bytes, unmapped on drop. It borrows the buffer,
 /// so the buffer can neither be freed nor written through `&mut` while the mapping lives.
 pub struct Mapping<'b> {
@@ -446,11 +456,7 @@ impl Buffer<'_> {
         check(unsafe { sys::grey_buffer_map(self.raw.as_ptr(), &mut raw) })?;
         Ok(Mapping {
             buffer: self,
-            kind: match raw.kind {
-                sys::GREY_MEMORY_HOST => MemoryKind::Host,
-                sys::GREY_MEMORY_CUDA_DEVICE => MemoryKind::CudaDevice,
-                other => MemoryKind::Other(other),
-            },
+            kind: MemoryKind::from_raw(raw.kind),
             address: raw.address,
             size: raw.size_bytes,
             vendor_device: raw.vendor_device,

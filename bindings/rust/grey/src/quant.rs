@@ -144,7 +144,7 @@ impl QuantParams {
         })
     }
 
-    fn raw(&self) -> sys::grey_quant_params {
+    pub(crate) fn raw(&self) -> sys::grey_quant_params {
         let mut raw = versioned!(sys::grey_quant_params);
         raw.format = self.format;
         raw.calibration = self.calibration.raw();

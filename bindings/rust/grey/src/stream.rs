@@ -5,7 +5,8 @@
 //! stream, or an event recorded after it). [`HostMemory`] is memory the device transfers from at full
 //! speed. Errors the work finds arrive at [`Stream::synchronize`].
 
-use crate::{check, Buffer, Context, Result};
+use crate::quant::make_desc;
+use crate::{check, Buffer, Context, DType, MemoryKind, QuantParams, Result};
 use grey_sys as sys;
 use std::ffi::c_void;
 use std::marker::PhantomData;
@@ -175,6 +176,76 @@ impl Stream<'_> {
             size,
             self.raw.as_ptr(),
         ))
+    }
+
+    /// Enqueues `grey_quantize_buffer_async`: the plain tensor of `dtype` (F32, F16 or BF16) and `shape`
+    /// at `source_offset` of `source`, quantized into `format` ("int8", "q4_0", ...;
+    /// [`quant_size`](crate::quant_size) bytes) at `destination_offset` of `destination`. A NaN or
+    /// infinite input is returned by the next [`Stream::synchronize`], in the synchronous call's words.
+    ///
+    /// # Safety
+    /// Both buffers must stay alive until the stream reaches the work.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn quantize_async(
+        &self,
+        source: &Buffer,
+        source_offset: u64,
+        dtype: DType,
+        shape: &[u64],
+        format: &str,
+        destination: &Buffer,
+        destination_offset: u64,
+    ) -> Result<()> {
+        let params = QuantParams::from_name(format)?.raw();
+        let desc = make_desc(dtype, shape)?;
+        check(sys::grey_quantize_buffer_async(
+            &desc,
+            source.raw(),
+            source_offset,
+            &params,
+            destination.raw(),
+            destination_offset,
+            self.raw.as_ptr(),
+        ))
+    }
+
+    /// Enqueues `grey_dequantize_buffer_async`: `format` at `source_offset` of `source` back to `dtype`
+    /// and `shape` at `destination_offset` of `destination`.
+    ///
+    /// # Safety
+    /// Both buffers must stay alive until the stream reaches the work.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn dequantize_async(
+        &self,
+        source: &Buffer,
+        source_offset: u64,
+        format: &str,
+        dtype: DType,
+        shape: &[u64],
+        destination: &Buffer,
+        destination_offset: u64,
+    ) -> Result<()> {
+        let params = QuantParams::from_name(format)?.raw();
+        let desc = make_desc(dtype, shape)?;
+        check(sys::grey_dequantize_buffer_async(
+            &desc,
+            &params,
+            source.raw(),
+            source_offset,
+            destination.raw(),
+            destination_offset,
+            self.raw.as_ptr(),
+        ))
+    }
+
+    /// The stream's own handle in its vendor's API, for other libraries to enqueue on the same queue:
+    /// `(MemoryKind::CudaDevice, a CUstream)` on a CUDA device. It belongs to the stream (valid while
+    /// the stream lives). The host device has none: `Error::Unsupported` says so.
+    pub fn native_handle(&self) -> Result<(MemoryKind, u64)> {
+        let mut kind = sys::GREY_MEMORY_HOST;
+        let mut handle = 0u64;
+        check(unsafe { sys::grey_stream_native_handle(self.raw.as_ptr(), &mut kind, &mut handle) })?;
+        Ok((MemoryKind::from_raw(kind), handle))
     }
 
     /// Enqueues `grey_buffer_checksum`; `*out` receives it when the stream reaches the work.

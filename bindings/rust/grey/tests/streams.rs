@@ -73,3 +73,52 @@ fn streams_refuse_bad_input() {
     ));
     stream.synchronize().unwrap();
 }
+
+#[test]
+fn quantize_async_gives_the_synchronous_bytes_and_nan_at_synchronize() {
+    let ctx = Context::builder().backends(&["host"]).build().unwrap();
+    let shape = [4u64, 256];
+    let mut values: Vec<f32> = (0..1024).map(|i| (i % 97) as f32 * 0.125 - 4.0).collect();
+    let want = grey::quantize(
+        grey::TensorRef::f32(&values, &shape),
+        "q4_0",
+        grey::Calibration::Rtn,
+    )
+    .unwrap();
+    let source = ctx.buffer(0, 4096).unwrap();
+    let destination = ctx.buffer(0, want.data.len() as u64).unwrap();
+    let stream = ctx.stream(0).unwrap();
+    let plain: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut got = vec![0u8; want.data.len()];
+    unsafe {
+        stream.write_async(&source, 0, &plain).unwrap();
+        stream
+            .quantize_async(&source, 0, grey::DType::F32, &shape, "q4_0", &destination, 0)
+            .unwrap();
+        stream.read_async(&destination, 0, &mut got).unwrap();
+    }
+    stream.synchronize().unwrap();
+    assert_eq!(got, want.data);
+    values[10] = f32::NAN;
+    let bad: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    unsafe {
+        stream.write_async(&source, 0, &bad).unwrap();
+        stream
+            .quantize_async(&source, 0, grey::DType::F32, &shape, "q4_0", &destination, 0)
+            .unwrap();
+    }
+    match stream.synchronize() {
+        Err(Error::InvalidArgument(message)) => assert!(message.contains("element 10 is NaN"), "{message}"),
+        other => panic!("synchronize after a NaN input: {other:?}"),
+    }
+}
+
+#[test]
+fn host_streams_have_no_native_handle() {
+    let ctx = Context::builder().backends(&["host"]).build().unwrap();
+    let stream = ctx.stream(0).unwrap();
+    match stream.native_handle() {
+        Err(Error::Unsupported(message)) => assert!(message.contains("no native streams"), "{message}"),
+        other => panic!("native_handle on the host device: {other:?}"),
+    }
+}
