@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "4f30d1f59ef0ad38c95789c4beadf04fe0775b7db11b69a70f7031bdf1dcecc3"
+const inputsSHA256 = "071630005ab09fb73f43a7443764818b28c60767fa91179a768f35ee447c6480"
