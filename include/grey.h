@@ -96,6 +96,7 @@ typedef enum grey_status {
     GREY_ERROR_INTERNAL = 11,          /* a bug in libgrey: please report it with grey_last_error() */
     GREY_ERROR_TIMEOUT = 12,           /* the call's time limit passed first (since 0.2) */
     GREY_ERROR_STOPPED = 13,           /* an emergency stop is in force: no work is admitted (since 0.2) */
+    GREY_ERROR_CANCELLED = 14,         /* the caller's progress callback asked to stop (since 0.2) */
     GREY_STATUS_FORCE32 = 0x7FFFFFFF
 } grey_status;
 
@@ -1129,6 +1130,14 @@ GREY_API GREY_NODISCARD grey_status grey_dequantize_buffer(const grey_tensor_des
  *  "axis": n, "group_size": n}. grey_model_dequantize reads exactly that.
  * ------------------------------------------------------------------------------------------------- */
 
+/* Reports the progress of a whole-model call (grey_model_quantize, grey_model_dequantize): called on the
+ * calling thread once before the first tensor (bytes_done 0, tensor "") and once after each tensor of the
+ * input, in file order, with the input tensor bytes done so far (kept tensors count too), their total,
+ * and the tensor's name (valid during the call only). Return 0 to go on; any other value cancels: the
+ * call then fails with GREY_ERROR_CANCELLED and writes no output file. It must not call back into the
+ * model call it reports on. Since 0.2. */
+typedef uint32_t (*grey_model_progress_callback)(uint64_t bytes_done, uint64_t bytes_total, const char* tensor, void* user);
+
 /* An input struct. Every pattern list is a string of patterns, one per line ('\n' separates them;
  * empty lines are ignored); NULL or "" for none. Since 0.2. */
 typedef struct grey_model_quant_options {
@@ -1144,10 +1153,12 @@ typedef struct grey_model_quant_options {
                                             split at the last '='): mixed precision (rule 5) */
     grey_context* context;               /* NULL (the default): host memory, on the calling thread;
                                             else tensors are quantized in buffers on `device` */
+    grey_model_progress_callback progress; /* NULL (the default): no progress reports */
+    void* progress_user;                 /* passed to `progress` as it is */
 } grey_model_quant_options;
 
 #define GREY_MODEL_QUANT_OPTIONS_INIT \
-    { (uint32_t)sizeof(grey_model_quant_options), GREY_CALIBRATION_RTN, 1u, 0u, 0u, 0u, NULL, NULL, NULL, NULL }
+    { (uint32_t)sizeof(grey_model_quant_options), GREY_CALIBRATION_RTN, 1u, 0u, 0u, 0u, NULL, NULL, NULL, NULL, NULL, NULL }
 
 /* The outcome of grey_model_quantize: its report. Immutable: any number of threads may read it. */
 typedef struct grey_model_quant_result grey_model_quant_result;
@@ -1184,9 +1195,11 @@ typedef struct grey_model_dequant_options {
     grey_dtype dtype;   /* the element type of restored tensors: GREY_DTYPE_F32 (the default), F16 or BF16 */
     uint32_t replace;   /* non-zero: replace a file already at the output path */
     uint32_t reserved0; /* must be 0 */
+    grey_model_progress_callback progress; /* NULL (the default): no progress reports */
+    void* progress_user;                   /* passed to `progress` as it is */
 } grey_model_dequant_options;
 
-#define GREY_MODEL_DEQUANT_OPTIONS_INIT { (uint32_t)sizeof(grey_model_dequant_options), GREY_DTYPE_F32, 0u, 0u }
+#define GREY_MODEL_DEQUANT_OPTIONS_INIT { (uint32_t)sizeof(grey_model_dequant_options), GREY_DTYPE_F32, 0u, 0u, NULL, NULL }
 
 /* Restores a full-precision safetensors file at `output_path` from a model libgrey quantized (a file
  * written by grey_model_quantize, safetensors or GGUF): every quantized tensor (described by

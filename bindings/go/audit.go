@@ -264,10 +264,18 @@ type AuditReport struct {
 // Intact reports whether every record and checkpoint verified.
 func (r *AuditReport) Intact() bool { return r.Cause == "intact" }
 
-// ToMap is the report with hashes in hex.
+// ToMap is `greyctl audit verify --json`'s document: hashes in hex, and nil (null) for first_bad_record,
+// first_bad_offset and bad_checkpoint when there is none.
 func (r *AuditReport) ToMap() map[string]any {
+	var firstBad, firstBadOffset, badCheckpoint any
+	if r.FirstBadRecord >= 0 {
+		firstBad, firstBadOffset = r.FirstBadRecord, r.FirstBadOffset
+	}
+	if r.BadCheckpoint >= 0 {
+		badCheckpoint = r.BadCheckpoint
+	}
 	return map[string]any{"cause": r.Cause, "intact": r.Intact(), "records": r.Records,
-		"first_bad_record": r.FirstBadRecord, "first_bad_offset": r.FirstBadOffset, "bad_checkpoint": r.BadCheckpoint,
+		"first_bad_record": firstBad, "first_bad_offset": firstBadOffset, "bad_checkpoint": badCheckpoint,
 		"last_epoch": r.LastEpoch, "log_id": hex.EncodeToString(r.LogID[:]), "head_hash": hex.EncodeToString(r.HeadHash[:]),
 		"root_hash": hex.EncodeToString(r.RootHash[:]), "detail": r.Detail}
 }
@@ -369,6 +377,15 @@ type ProofReport struct {
 	Record   int64
 	SHA256   [32]byte
 	Log      *AuditReport
+}
+
+// ToMap is `greyctl proof verify --json`'s document: the SHA-256 in hex, record nil when there is none.
+func (r *ProofReport) ToMap() map[string]any {
+	var record any
+	if r.Record >= 0 {
+		record = r.Record
+	}
+	return map[string]any{"verified": r.Verified, "record": record, "sha256": hex.EncodeToString(r.SHA256[:]), "log": r.Log.ToMap()}
 }
 
 // ProofVerify verifies the log and looks for a grey.proof record holding the artifact file's SHA-256.

@@ -53,7 +53,9 @@ func TestAuditAppendCheckpointVerify(t *testing.T) {
 		report.HeadHash != info.HeadHash || report.LogID != info.LogID {
 		t.Errorf("report %+v, info %+v", report, info)
 	}
-	if m := report.ToMap(); m["cause"] != "intact" || len(m["root_hash"].(string)) != 64 {
+	// The keys and nulls of `greyctl audit verify --json`.
+	if m := report.ToMap(); m["cause"] != "intact" || len(m["root_hash"].(string)) != 64 || len(m["head_hash"].(string)) != 64 ||
+		m["first_bad_record"] != nil || m["first_bad_offset"] != nil || m["bad_checkpoint"] != nil {
 		t.Errorf("ToMap %v", m)
 	}
 	records, err := grey.AuditRecords(logPath, 1, 2)

@@ -42,6 +42,7 @@ const (
 	StatusInternal         Status = 11
 	StatusTimeout          Status = 12
 	StatusStopped          Status = 13
+	StatusCancelled        Status = 14
 )
 
 // String is libgrey's short description of the status ("invalid argument").
@@ -62,6 +63,7 @@ var (
 	ErrInternal         error = &Error{Status: int(StatusInternal), Message: StatusInternal.String()}
 	ErrTimeout          error = &Error{Status: int(StatusTimeout), Message: StatusTimeout.String()}
 	ErrStopped          error = &Error{Status: int(StatusStopped), Message: StatusStopped.String()}
+	ErrCancelled        error = &Error{Status: int(StatusCancelled), Message: StatusCancelled.String()}
 )
 
 // ErrClosed is returned by every method of a Context, Config or Buffer that has been closed.

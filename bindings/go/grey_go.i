@@ -283,6 +283,29 @@ GREY_GO_SCALAR_OUT(double, float64)
 %}
 %typemap(freearg) const char* old_checkpoint_path, const char* public_key_path, const char* output_path "free($1);"
 
+/* ---- progress of whole-model calls: a capi.ProgressFunc behind a cgo.Handle (capi/progress.go) ---- */
+%ignore grey_model_quant_options::progress;
+%ignore grey_model_quant_options::progress_user;
+%ignore grey_model_dequant_options::progress;
+%ignore grey_model_dequant_options::progress_user;
+%{
+extern "C" uint32_t greyGoProgress(uint64_t done, uint64_t total, char* tensor, uintptr_t user);
+static uint32_t grey_go_progress_trampoline(uint64_t done, uint64_t total, const char* tensor, void* user) {
+    return greyGoProgress(done, total, const_cast<char*>(tensor), reinterpret_cast<uintptr_t>(user));
+}
+%}
+%inline %{
+/* Reports progress to the capi.ProgressFunc behind cgo.Handle `handle` (0: no reports). */
+void grey_go_quant_options_set_progress(grey_model_quant_options* options, uint64_t handle) {
+    options->progress = handle == 0 ? nullptr : &grey_go_progress_trampoline;
+    options->progress_user = reinterpret_cast<void*>(static_cast<uintptr_t>(handle));
+}
+void grey_go_dequant_options_set_progress(grey_model_dequant_options* options, uint64_t handle) {
+    options->progress = handle == 0 ? nullptr : &grey_go_progress_trampoline;
+    options->progress_user = reinterpret_cast<void*>(static_cast<uintptr_t>(handle));
+}
+%}
+
 /* ---- the log callback is set by package grey through cgo, not through SWIG ---------------------- */
 %ignore log_callback;
 %ignore log_user;

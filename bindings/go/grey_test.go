@@ -400,3 +400,31 @@ func TestRawTextProtocol(t *testing.T) {
 		t.Errorf("get: %q %v", buffer, err)
 	}
 }
+
+// WithBackends("cuda") fails whenever `greyctl detect --backend cuda` does (here, without a CUDA driver:
+// an Unsupported error, "backend 'cuda' is not available: ..."), never giving a context without it.
+func TestWithBackendsFailsAsGreyctlDetectDoes(t *testing.T) {
+	out, err := exec.Command(greyctl(t), "--no-env", "--log-level", "OFF", "detect", "--backend", "cuda", "--json").Output()
+	if err == nil {
+		t.Skip("the CUDA backend is available on this machine")
+	}
+	var report struct {
+		Error struct {
+			Class    string `json:"class"`
+			ExitCode int    `json:"exit_code"`
+			Message  string `json:"message"`
+		} `json:"error"`
+	}
+	if jsonErr := json.Unmarshal(out, &report); jsonErr != nil || report.Error.Class != "unavailable" || report.Error.ExitCode != 4 ||
+		!strings.HasPrefix(report.Error.Message, "backend 'cuda' is not available: ") {
+		t.Fatalf("greyctl detect --backend cuda: %v, %s", jsonErr, out)
+	}
+	ctx, err := grey.NewContext(grey.WithBackends("cuda"))
+	var gerr *grey.Error
+	if !errors.As(err, &gerr) || gerr.Status != int(grey.StatusUnsupported) || !strings.HasPrefix(gerr.Message, "backend 'cuda' is not available: ") {
+		if ctx != nil {
+			ctx.Close()
+		}
+		t.Fatalf("WithBackends(\"cuda\"): got %v, want an Unsupported error as greyctl gives", err)
+	}
+}

@@ -3,6 +3,7 @@ package grey
 import (
 	"encoding/json"
 	"fmt"
+	"runtime/cgo"
 	"strings"
 
 	"libgrey/grey/capi"
@@ -26,6 +27,22 @@ type ModelQuantOptions struct {
 	Replace          bool             // replace a file already at the output path
 	Context          *Context         // nil: host memory; else buffers on Device of the context
 	Device           int
+	Progress         Progress         // nil: no progress reports
+}
+
+// Progress is told of a whole-model call's progress: called before the first tensor (done 0, tensor
+// "") and after each one, with the input tensor bytes done (kept tensors count too) and their total.
+// Returning true stops the call, which then fails with StatusCancelled and writes nothing; so does a
+// panic in it. It runs on the goroutine that made the call.
+type Progress func(done, total uint64, tensor string) bool
+
+// progressHandle is what the options' set_progress takes for p (0 for nil), and its release.
+func progressHandle(p Progress) (uint64, func()) {
+	if p == nil {
+		return 0, func() {}
+	}
+	h := cgo.NewHandle(capi.ProgressFunc(p))
+	return uint64(h), h.Delete
 }
 
 // ModelQuantRow is a quantized tensor in a ModelQuantReport; SQNRdB is nil when the result is exact.
@@ -102,6 +119,9 @@ func QuantizeModel(input, output, format string, opts *ModelQuantOptions) (*Mode
 	options.SetKeep_critical(1 - boolFlag(opts.QuantizeCritical))
 	options.SetAllow_empty(boolFlag(opts.AllowEmpty))
 	options.SetReplace(boolFlag(opts.Replace))
+	handle, release := progressHandle(opts.Progress)
+	defer release()
+	capi.Grey_go_quant_options_set_progress(options, handle)
 	run := func() (string, error) {
 		out := []uintptr{0}
 		if err := capi.Grey_model_quantize(input, output, format, options, out); err != nil {
@@ -141,9 +161,17 @@ func QuantizeModel(input, output, format string, opts *ModelQuantOptions) (*Mode
 // DequantizeModel restores a full-precision safetensors file output from the model input that libgrey
 // quantized: quantized tensors become dtype (F32, F16 or BF16) in their original shape, the rest is copied.
 func DequantizeModel(input, output string, dtype DType, replace bool) error {
+	return DequantizeModelWithProgress(input, output, dtype, replace, nil)
+}
+
+// DequantizeModelWithProgress is DequantizeModel telling progress of every tensor (it can stop the call).
+func DequantizeModelWithProgress(input, output string, dtype DType, replace bool, progress Progress) error {
 	options := capi.NewGrey_model_dequant_options()
 	defer capi.DeleteGrey_model_dequant_options(options)
 	options.SetDtype(capi.Grey_dtype(dtype))
 	options.SetReplace(boolFlag(replace))
+	handle, release := progressHandle(progress)
+	defer release()
+	capi.Grey_go_dequant_options_set_progress(options, handle)
 	return capi.Grey_model_dequantize(input, output, options)
 }

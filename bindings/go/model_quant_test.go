@@ -165,3 +165,51 @@ func TestDequantizeModelRoundTrip(t *testing.T) {
 		t.Errorf("not quantized: %v", err)
 	}
 }
+
+func TestModelProgressReportsEveryTensorAndStops(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "m.safetensors")
+	writeQuantModel(t, model)
+	type call struct {
+		done, total uint64
+		tensor      string
+	}
+	var calls []call
+	record := func(done, total uint64, tensor string) bool {
+		calls = append(calls, call{done, total, tensor})
+		return false
+	}
+	quantized := filepath.Join(dir, "q.safetensors")
+	if _, err := grey.QuantizeModel(model, quantized, "int4-g32", &grey.ModelQuantOptions{Progress: record}); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"", "embed_tokens.weight", "conv_in.weight", "layers.0.q.weight", "layers.0.norm.weight", "layers.0.out.weight", "conv_out.weight"}
+	sizes := []uint64{0, 16 * 64 * 4, 8 * 3 * 3 * 3 * 4, 64 * 64 * 4, 64 * 4, 32 * 64 * 4, 4 * 8 * 4}
+	var total, done uint64
+	for _, s := range sizes {
+		total += s
+	}
+	if len(calls) != len(names) {
+		t.Fatalf("calls %v", calls)
+	}
+	for i, c := range calls {
+		done += sizes[i]
+		if c != (call{done, total, names[i]}) {
+			t.Errorf("call %d: %v, want %v", i, c, call{done, total, names[i]})
+		}
+	}
+	// true stops the call (StatusCancelled, nothing written); a panic stops it too.
+	stopped := filepath.Join(dir, "stopped.safetensors")
+	_, err := grey.QuantizeModel(model, stopped, "int4-g32", &grey.ModelQuantOptions{Progress: func(_, _ uint64, tensor string) bool { return tensor == "layers.0.q.weight" }})
+	if grey.StatusOf(err) != grey.StatusCancelled || !strings.Contains(err.Error(), "cancelled by the progress callback") {
+		t.Errorf("stopped: %v", err)
+	}
+	if _, statErr := os.Stat(stopped); !os.IsNotExist(statErr) {
+		t.Errorf("%s was written", stopped)
+	}
+	restored := filepath.Join(dir, "r.safetensors")
+	err = grey.DequantizeModelWithProgress(quantized, restored, grey.DTypeF32, false, func(uint64, uint64, string) bool { panic("a bug") })
+	if !errors.Is(err, grey.ErrCancelled) {
+		t.Errorf("a panicking callback: %v", err)
+	}
+}

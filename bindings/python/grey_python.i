@@ -271,6 +271,46 @@ void grey_py_options_set_log(grey_context_options* options, PyObject* callback) 
 }
 %}
 
+/* ---- progress of whole-model calls: a Python callable(done: int, total: int, tensor: str) -> stop? ---- */
+%ignore grey_model_quant_options::progress;
+%ignore grey_model_quant_options::progress_user;
+%ignore grey_model_dequant_options::progress;
+%ignore grey_model_dequant_options::progress_user;
+%{
+/* Calls the Python progress callback stored as `user` on the calling thread; a true result (or an
+ * exception, reported as unraisable) stops the call. package grey wraps the user's callable so that its
+ * exception is re-raised in place of grey.Cancelled. */
+static uint32_t grey_py_progress_trampoline(uint64_t done, uint64_t total, const char* tensor, void* user) {
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject* name = PyUnicode_DecodeUTF8(tensor, static_cast<Py_ssize_t>(std::strlen(tensor)), "replace");
+    PyObject* result = name ? PyObject_CallFunction(static_cast<PyObject*>(user), "KKO", static_cast<unsigned long long>(done),
+                                                    static_cast<unsigned long long>(total), name)
+                            : nullptr;
+    uint32_t stop = 1;
+    if (result != nullptr) {
+        const int truth = PyObject_IsTrue(result);
+        stop = truth != 0 ? 1u : 0u;  // -1 (an error) stops too
+    }
+    if (PyErr_Occurred() != nullptr) PyErr_WriteUnraisable(static_cast<PyObject*>(user));
+    Py_XDECREF(result);
+    Py_XDECREF(name);
+    PyGILState_Release(gil);
+    return stop;
+}
+%}
+%inline %{
+/* Reports the call's progress to `callback` (None: no reports). The caller keeps `callback` alive
+ * until the call returns. */
+void grey_py_quant_options_set_progress(grey_model_quant_options* options, PyObject* callback) {
+    options->progress = callback == Py_None ? nullptr : &grey_py_progress_trampoline;
+    options->progress_user = callback == Py_None ? nullptr : callback;
+}
+void grey_py_dequant_options_set_progress(grey_model_dequant_options* options, PyObject* callback) {
+    options->progress = callback == Py_None ? nullptr : &grey_py_progress_trampoline;
+    options->progress_user = callback == Py_None ? nullptr : callback;
+}
+%}
+
 /* ---- read-only memory that keeps its owner alive ---------------------------------------------- */
 %{
 /* A buffer-protocol object over memory someone else owns (a mapped model file): it holds a reference

@@ -216,6 +216,8 @@ def pyi(header: str) -> str:
     lines.append("def grey_py_options_set_log(options: grey_context_options, "
                  "callback: Union[Callable[[int, str], None], None]) -> None: ...")
     lines.append("def grey_py_model_tensor_memory(owner: object, tensor: grey_model_tensor) -> Any: ...")
+    lines.append("def grey_py_quant_options_set_progress(options: grey_model_quant_options, callback: Any) -> None: ...")
+    lines.append("def grey_py_dequant_options_set_progress(options: grey_model_dequant_options, callback: Any) -> None: ...")
     lines.append("def grey_py_buffer_dlpack(owner: object, buffer: Handle, versioned: int) -> Any: ...")
     lines.append("def grey_swig_audit_verify_add_checkpoint(options: grey_audit_verify_options, path: Text) -> None: ...")
     return "\n".join(lines) + "\n"

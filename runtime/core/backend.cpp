@@ -18,7 +18,7 @@ Backend::~Backend() {
 
 bool is_known_status(grey_status status) noexcept {
     const int64_t raw = raw_enum(status);
-    return raw >= GREY_OK && raw <= GREY_ERROR_STOPPED;
+    return raw >= GREY_OK && raw <= GREY_ERROR_CANCELLED;
 }
 
 void Backend::check(grey_status status, const char* operation) const {

@@ -133,8 +133,10 @@ void grey_context::require_loaded(const std::vector<std::string>& names) const {
         bool loaded = false;
         for (const auto& report : reports)
             if (report.name == name) {
-                loaded = loaded || report.outcome == GREY_BACKEND_LOADED;
-                if (report.outcome != GREY_BACKEND_LOADED) why = report.reason;
+                // A backend with no device is as unavailable to the host as one that did not load.
+                const bool usable = report.outcome == GREY_BACKEND_LOADED && report.device_count > 0;
+                loaded = loaded || usable;
+                if (!usable) why = report.outcome == GREY_BACKEND_LOADED ? "it loaded but offers no device" : report.reason;
             }
         if (!loaded) grey::fail(GREY_ERROR_UNSUPPORTED, "backend '" + name + "' is not available: " + why);
     }

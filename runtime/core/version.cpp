@@ -20,7 +20,7 @@ const char* grey_build_revision(void) { return GREY_GIT_REVISION; }
 
 const char* grey_status_string(grey_status status) {
     const int64_t raw = grey::raw_enum(status);
-    if (raw < GREY_OK || raw > GREY_ERROR_STOPPED) return "unknown status";
+    if (raw < GREY_OK || raw > GREY_ERROR_CANCELLED) return "unknown status";
     switch (status) {
         case GREY_OK: return "ok";
         case GREY_ERROR_INVALID_ARGUMENT: return "invalid argument";
@@ -36,6 +36,7 @@ const char* grey_status_string(grey_status status) {
         case GREY_ERROR_INTERNAL: return "internal error";
         case GREY_ERROR_TIMEOUT: return "timed out";
         case GREY_ERROR_STOPPED: return "stopped";
+        case GREY_ERROR_CANCELLED: return "cancelled";
         case GREY_STATUS_FORCE32: break;
     }
     return "unknown status";

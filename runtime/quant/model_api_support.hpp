@@ -35,6 +35,34 @@ inline ModelHandle open_model(const char* path) {
 // the mapped input while it is read.
 void require_output_is_not_input(const std::string& input, const std::string& output);
 
+// The caller's progress callback of a whole-model call: told of every tensor done, in input bytes, and
+// obeyed when it asks to stop (GREY_ERROR_CANCELLED, which abandons the output file).
+class Progress {
+public:
+    Progress(grey_model_progress_callback callback, void* user, uint64_t total_bytes, std::string input)
+        : callback_(callback), user_(user), total_(total_bytes), input_(std::move(input)) {
+        report("");
+    }
+    void tensor_done(uint64_t bytes, const char* name) {
+        done_ += bytes;
+        report(name);
+    }
+
+private:
+    void report(const char* name) {
+        if (callback_ == nullptr || callback_(done_, total_, name, user_) == 0) return;
+        fail(GREY_ERROR_CANCELLED, input_ + ": cancelled by the progress callback after " + std::to_string(done_) + " of " +
+                                       std::to_string(total_) + " bytes" + (*name != '\0' ? " (tensor " + std::string(name) + ")" : "") +
+                                       "; no output written");
+    }
+
+    grey_model_progress_callback callback_;
+    void* user_;
+    uint64_t total_;
+    uint64_t done_ = 0;
+    std::string input_;
+};
+
 template <typename Options>
 Options options_or_default(const Options* given, const Options& defaults, const char* what) {
     if (given == nullptr) return defaults;

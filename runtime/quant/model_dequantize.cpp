@@ -134,11 +134,15 @@ void dequantize_model(const std::string& input, const std::string& output, const
         fail(GREY_ERROR_INVALID_ARGUMENT, input + " holds no tensor libgrey quantized (no grey.quant.* description, no Q8_0, Q4_0 or Q4_1 "
                                                   "tensor): nothing to dequantize");
     writer.open(output, options.replace != 0 ? model::ModelOutput::Replace::yes : model::ModelOutput::Replace::no);
+    uint64_t total_bytes = 0;
+    for (const auto& t : contents->tensors) total_bytes += t.data.size();
+    Progress progress(options.progress, options.progress_user, total_bytes, input);
     for (size_t i = 0; i < contents->tensors.size(); ++i) {
         const auto& t = contents->tensors[i];
         if (restores[i]) writer.write_tensor(i, dequantized(*restores[i], t.data, options.dtype, t.name));
         else writer.write_tensor(i, t.data);
         file->evict(t.data);
+        progress.tensor_done(t.data.size(), t.name.c_str());
     }
     writer.finish();
 }

@@ -257,6 +257,9 @@ std::string quantize_model(const std::string& input, const char* output, const s
     ReadAhead read_ahead(*model, planned, read_ahead_bytes);
     std::optional<WriteBehind> write_behind;
     if (writer) write_behind.emplace(writer.get(), model.get());
+    uint64_t total_bytes = 0;
+    for (const Planned& p : planned) total_bytes += p.tensor.size_bytes;
+    Progress progress(options.progress, options.progress_user, total_bytes, input);
     for (uint64_t i = 0; i < planned.size(); ++i) {
         read_ahead.at(i);
         const grey_model_tensor& t = planned[i].tensor;
@@ -268,6 +271,7 @@ std::string quantize_model(const std::string& input, const char* output, const s
                 write_behind->submit(i, t.data, t.size_bytes, true);  // evicted once written
             else
                 check_api(grey_model_tensor_evict(model.get(), i));
+            progress.tensor_done(t.size_bytes, t.name);
             continue;
         }
         std::vector<unsigned char>& out = quantized[i % 2];
@@ -288,6 +292,7 @@ std::string quantize_model(const std::string& input, const char* output, const s
         bytes_out += r.bytes;
         // submit waits for the write of tensor i - 1, whose buffer the next tensor then reuses.
         if (write_behind) write_behind->submit(i, out.data(), out.size(), false);
+        progress.tensor_done(t.size_bytes, t.name);
     }
     if (write_behind) {
         write_behind->wait();

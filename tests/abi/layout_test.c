@@ -255,7 +255,7 @@ _Static_assert(offsetof(grey_quant_report, sqnr_db) == 40, "grey_quant_report.sq
 _Static_assert(offsetof(grey_quant_report, max_abs_err) == 48, "grey_quant_report.max_abs_err moved");
 _Static_assert(offsetof(grey_quant_report, sum_squared_error) == 56, "grey_quant_report.sum_squared_error moved");
 _Static_assert(offsetof(grey_quant_report, sum_squared_signal) == 64, "grey_quant_report.sum_squared_signal moved");
-_Static_assert(sizeof(grey_model_quant_options) == 56, "size of grey_model_quant_options changed");
+_Static_assert(sizeof(grey_model_quant_options) == 72, "size of grey_model_quant_options changed");
 _Static_assert(offsetof(grey_model_quant_options, struct_size) == 0, "grey_model_quant_options.struct_size moved");
 _Static_assert(offsetof(grey_model_quant_options, calibration) == 4, "grey_model_quant_options.calibration moved");
 _Static_assert(offsetof(grey_model_quant_options, keep_critical) == 8, "grey_model_quant_options.keep_critical moved");
@@ -266,11 +266,15 @@ _Static_assert(offsetof(grey_model_quant_options, keep_patterns) == 24, "grey_mo
 _Static_assert(offsetof(grey_model_quant_options, quantize_patterns) == 32, "grey_model_quant_options.quantize_patterns moved");
 _Static_assert(offsetof(grey_model_quant_options, format_overrides) == 40, "grey_model_quant_options.format_overrides moved");
 _Static_assert(offsetof(grey_model_quant_options, context) == 48, "grey_model_quant_options.context moved");
-_Static_assert(sizeof(grey_model_dequant_options) == 16, "size of grey_model_dequant_options changed");
+_Static_assert(offsetof(grey_model_quant_options, progress) == 56, "grey_model_quant_options.progress moved");
+_Static_assert(offsetof(grey_model_quant_options, progress_user) == 64, "grey_model_quant_options.progress_user moved");
+_Static_assert(sizeof(grey_model_dequant_options) == 32, "size of grey_model_dequant_options changed");
 _Static_assert(offsetof(grey_model_dequant_options, struct_size) == 0, "grey_model_dequant_options.struct_size moved");
 _Static_assert(offsetof(grey_model_dequant_options, dtype) == 4, "grey_model_dequant_options.dtype moved");
 _Static_assert(offsetof(grey_model_dequant_options, replace) == 8, "grey_model_dequant_options.replace moved");
 _Static_assert(offsetof(grey_model_dequant_options, reserved0) == 12, "grey_model_dequant_options.reserved0 moved");
+_Static_assert(offsetof(grey_model_dequant_options, progress) == 16, "grey_model_dequant_options.progress moved");
+_Static_assert(offsetof(grey_model_dequant_options, progress_user) == 24, "grey_model_dequant_options.progress_user moved");
 _Static_assert(sizeof(grey_audit_options) == 56, "size of grey_audit_options changed");
 _Static_assert(offsetof(grey_audit_options, struct_size) == 0, "grey_audit_options.struct_size moved");
 _Static_assert(offsetof(grey_audit_options, durability) == 4, "grey_audit_options.durability moved");

@@ -161,7 +161,7 @@ def check_audit(greyctl: str, specs: list[tuple[str, str]]) -> int:
             except RuntimeError as e:
                 checker.fail(name, full, r, str(e))
                 continue
-            if (g["intact"], g["records"], g["head"], g["root"], g["log_id"]) != (True, 3, head, root, log_id):
+            if (g["intact"], g["records"], g["head_hash"], g["root_hash"], g["log_id"]) != (True, 3, head, root, log_id):
                 checker.fail(name, full, r, f"greyctl audit verify says {g}")
                 continue
             checker.ok(name, "intact, 3 records; greyctl audit verify agrees on head, root and log id")

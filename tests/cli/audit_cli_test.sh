@@ -172,7 +172,7 @@ for record in 0 2 4; do
 done
 expect_status "prove with the verifier key, to standard output" 0 "^grey-audit-inclusion v1" \
   "$greyctl" audit prove --log m.log --key m --record 12 --checkpoint m13
-expect_status "wrong record index" 1 "record index 5 is not below the tree size 5" \
+expect_status "wrong record index" 3 "record index 5 is not below the tree size 5" \
   "$greyctl" audit prove --log m.log --record 5 --checkpoint m5 --out bad
 [ ! -e bad ] && echo "ok: no proof file left behind" || { echo "FAIL: a refused proof was written"; failures=$((failures + 1)); }
 expect_status "inclusion needs --record" 2 "needs --record N and --checkpoint" \
@@ -197,7 +197,7 @@ expect_status "tampered proof path" 1 "^INVALID: the inclusion proof does not le
 expect_status "tampered proof leaf" 1 "^INVALID: the inclusion proof does not lead to the checkpoint's root" \
   "$greyctl" audit verify-proof --proof tampered-leaf --checkpoint m5
 printf 'grey-audit-inclusion v1\nlog zz\n' > garbage.proof
-expect_status "malformed proof file" 1 "malformed proof" \
+expect_status "malformed proof file" 3 "malformed proof" \
   "$greyctl" audit verify-proof --proof garbage.proof --checkpoint m5
 expect_status "unsigned checkpoint with a public key" 1 "^INVALID: .*no valid Ed25519 signature" \
   "$greyctl" audit verify-proof --proof incl2 --checkpoint m13-unsigned --public-key m.ed25519.pub
@@ -211,9 +211,9 @@ expect_status "prove consistency 5 -> 13" 0 "consistency proof from size 5 to 13
   "$greyctl" audit prove --log m.log --consistency --old m5 --new m13 --out cons
 expect_status "verify-proof consistency" 0 "^valid: .*tree size 13" \
   "$greyctl" audit verify-proof --proof cons --old m5 --checkpoint m13 --public-key m.ed25519.pub
-expect_status "consistency proof without the old checkpoint" 1 "needs the old checkpoint" \
+expect_status "consistency proof without the old checkpoint" 3 "needs the old checkpoint" \
   "$greyctl" audit verify-proof --proof cons --checkpoint m13
-expect_status "consistency with the checkpoints swapped" 1 "old size 13 exceeds the new size 5" \
+expect_status "consistency with the checkpoints swapped" 3 "old size 13 exceeds the new size 5" \
   "$greyctl" audit prove --log m.log --consistency --old m13 --new m5
 python3 - cons tampered-cons <<'PY'
 import sys
@@ -243,7 +243,7 @@ out=$("$greyctl" audit show --log torn.log --from 10); grep -q grey.recovery <<<
 # Key permissions.
 chmod 644 k.writer
 status=0; err=$("$greyctl" audit append --log a.log --key k.writer --type t --payload '{}' 2>&1) || status=$?
-if [ "$status" = 1 ] && grep -q "mode 0644" <<<"$err"; then echo "ok: key readable by others refused"; else echo "FAIL: key permissions: $err"; failures=$((failures + 1)); fi
+if [ "$status" = 3 ] && grep -q "mode 0644" <<<"$err"; then echo "ok: key readable by others refused"; else echo "FAIL: key permissions: $err"; failures=$((failures + 1)); fi
 chmod 600 k.writer
 
 # Proof artifacts through detect --proof.
@@ -325,7 +325,7 @@ PY
 cp f.writer f.writer.before
 forge f.log 1024
 cp f.log f.log.forged
-expect_status "append after a forged epoch+1024 record" 1 "cannot be verified by this writer: it claims key epoch 1024" \
+expect_status "append after a forged epoch+1024 record" 3 "cannot be verified by this writer: it claims key epoch 1024" \
   "$greyctl" audit append --log f.log --key f.writer --type t --payload '{}'
 cmp -s f.writer f.writer.before && cmp -s f.log f.log.forged && echo "ok: key and log untouched" ||
   { echo "FAIL: the forged record moved the key or the log"; failures=$((failures + 1)); }
@@ -335,9 +335,9 @@ verify_key=k
 
 # Payloads nested too deeply or repeating a key are refused; a log holding one (written before the
 # limit, or by another program with the key) is still shown without a crash.
-expect_status "60,000 nested arrays refused" 1 "deeper than 64 levels" \
+expect_status "60,000 nested arrays refused" 3 "deeper than 64 levels" \
   "$greyctl" audit append --log f2.log --key f.writer.before --type t --payload "$(python3 -c 'print("[" * 60000 + "]" * 60000)')"
-expect_status "a repeated key refused" 1 'repeats the key "\\u0061"' \
+expect_status "a repeated key refused" 3 'repeats the key "\\u0061"' \
   "$greyctl" audit append --log f2.log --key f.writer.before --type t --payload '{"a":1,"\u0061":2}'
 "$greyctl" audit keygen --out d >/dev/null
 "$greyctl" audit append --log d.log --key d.writer --type t --payload '{}' >/dev/null
@@ -357,17 +357,17 @@ expect_status "show a log holding a 100,000-deep payload" 0 '^1 +epoch 0 +t +"\[
 
 # Paths that are not regular files are refused at once, never waited on.
 mkfifo fifo
-expect_status "verify a FIFO" 1 "is not a regular file \\(it is a FIFO\\)" timeout 20 "$greyctl" audit verify --log fifo --key k
-expect_status "a FIFO as key" 1 "not a regular file" timeout 20 "$greyctl" audit verify --log a.log --key fifo
-expect_status "a FIFO as checkpoint" 1 "is a FIFO" timeout 20 "$greyctl" audit verify --log a.log --key k --checkpoint fifo
-expect_status "/dev/zero as checkpoint" 1 "is a character device" timeout 20 "$greyctl" audit verify --log a.log --key k --checkpoint /dev/zero
-expect_status "a directory as log" 1 "is a directory" timeout 20 "$greyctl" audit verify --log proofs --key k
-expect_status "a FIFO as proof" 1 "is a FIFO" timeout 20 "$greyctl" audit verify-proof --proof fifo --checkpoint m5
-expect_status "a FIFO as the log to append to" 1 "is a FIFO" timeout 20 "$greyctl" audit append --log fifo --key f.writer.before --type t --payload '{}'
+expect_status "verify a FIFO" 3 "is not a regular file \\(it is a FIFO\\)" timeout 20 "$greyctl" audit verify --log fifo --key k
+expect_status "a FIFO as key" 3 "not a regular file" timeout 20 "$greyctl" audit verify --log a.log --key fifo
+expect_status "a FIFO as checkpoint" 3 "is a FIFO" timeout 20 "$greyctl" audit verify --log a.log --key k --checkpoint fifo
+expect_status "/dev/zero as checkpoint" 3 "is a character device" timeout 20 "$greyctl" audit verify --log a.log --key k --checkpoint /dev/zero
+expect_status "a directory as log" 3 "is a directory" timeout 20 "$greyctl" audit verify --log proofs --key k
+expect_status "a FIFO as proof" 3 "is a FIFO" timeout 20 "$greyctl" audit verify-proof --proof fifo --checkpoint m5
+expect_status "a FIFO as the log to append to" 3 "is a FIFO" timeout 20 "$greyctl" audit append --log fifo --key f.writer.before --type t --payload '{}'
 mkfifo proofs/fifo.json
 printf '{"created":"x","created":"y"}' > proofs/0000000000000000.json
 expect_status "proof list beside a FIFO and a repeated key" 0 "0000000000000000 +\? " timeout 20 "$greyctl" --no-env --config cfg.yaml proof list
-expect_status "proof show of a FIFO" 1 "not a regular file" timeout 20 "$greyctl" --no-env --config cfg.yaml proof show fifo
+expect_status "proof show of a FIFO" 3 "not a regular file" timeout 20 "$greyctl" --no-env --config cfg.yaml proof show fifo
 rm proofs/fifo.json proofs/0000000000000000.json
 
 # Checkpoints: the signature covers the hmac line, so an edited one fails with the public key alone,

@@ -41,14 +41,14 @@ check detect-debug-explains-every-backend 0 'fake +loaded.*' -- "$greyctl" --bac
 check detect-debug-wrong-abi 0 'wrongabi +failed' -- "$greyctl" --backend-dir "$plugins" --log-level OFF detect --debug
 check detect-debug-json 0 '"outcome": "skipped"' -- "$greyctl" --backend-dir "$plugins" --log-level OFF detect --json --debug
 check detect-plugin-devices 0 'Fake GPU 1' -- "$greyctl" --backend-dir "$plugins" detect --backend fake
-check detect-missing-backend 1 "backend 'nosuch' is not available" -- "$greyctl" --log-level OFF detect --backend nosuch
-check detect-failing-backend 1 "backend 'failinit' is not available: init failed" -- "$greyctl" --backend-dir "$plugins" --log-level OFF detect --backend failinit
-check detect-debug-missing-backend-lists-tries 1 "failinit +failed +.*init failed" -- "$greyctl" --backend-dir "$plugins" --log-level OFF detect --debug --backend failinit
+check detect-missing-backend 4 "backend 'nosuch' is not available" -- "$greyctl" --log-level OFF detect --backend nosuch
+check detect-failing-backend 4 "backend 'failinit' is not available: init failed" -- "$greyctl" --backend-dir "$plugins" --log-level OFF detect --backend failinit
+check detect-debug-missing-backend-lists-tries 4 "failinit +failed +.*init failed" -- "$greyctl" --backend-dir "$plugins" --log-level OFF detect --debug --backend failinit
 # A plugin directory that others may write is never searched, and --debug says why.
 mkdir "$tmp/shared" && cp "$plugins/libgrey-backend-fake.so" "$tmp/shared/" && chmod 777 "$tmp/shared"
 check detect-debug-refuses-shared-dir 0 "refused +host +$tmp/shared" -- "$greyctl" --backend-dir "$tmp/shared" --log-level OFF detect --debug
 check detect-debug-says-why 0 "directory '$tmp/shared' is writable by group and others \(mode 0777\)" -- "$greyctl" --backend-dir "$tmp/shared" --log-level OFF detect --debug
-check detect-shared-dir-loads-nothing 1 "not searched, as untrusted: $tmp/shared" -- "$greyctl" --backend-dir "$tmp/shared" --log-level OFF detect --backend fake
+check detect-shared-dir-loads-nothing 4 "not searched, as untrusted: $tmp/shared" -- "$greyctl" --backend-dir "$tmp/shared" --log-level OFF detect --backend fake
 check detect-debug-json-plugin-dirs 0 '"state": "refused"' -- "$greyctl" --backend-dir "$tmp/shared" --log-level OFF detect --json --debug
 check detect-debug-beside-library 0 'searched +beside_library +.*/lib/grey' -- "$greyctl" --log-level OFF detect --debug
 check detect-telemetry 0 'utilization_percent' -- "$greyctl" detect --backend host --telemetry
@@ -60,7 +60,7 @@ printf 'daemon:\n  prot: 80\n' > "$tmp/unknown.yaml"
 check config-validate-unknown-key 1 'unknown.yaml:2: daemon.prot: unknown key' -- "$greyctl" config validate "$tmp/unknown.yaml"
 printf 'thermal:\n  enabled: "true"\n' > "$tmp/type.yaml"
 check config-validate-wrong-type 1 'thermal.enabled: expected a boolean' -- "$greyctl" config validate "$tmp/type.yaml"
-check config-validate-missing-file 1 'cannot open config file' -- "$greyctl" config validate "$tmp/none.yaml"
+check config-validate-missing-file 3 'cannot open config file' -- "$greyctl" config validate "$tmp/none.yaml"
 check config-show-aggressive 0 'algorithm: "zstd"' -- "$greyctl" config show --profile aggressive
 # Keys nothing acts on yet say so: in what config show writes, and as a note when a file sets one.
 check config-show-inert 0 'pool_size_mb: 1024  # accepted, not yet acted on' -- "$greyctl" --no-env config show
@@ -69,13 +69,13 @@ printf 'memory:\n  allocation:\n    pool_size_mb: 64\nthermal:\n  target_temp_c:
 check config-validate-inert-note 0 'note: memory.allocation.pool_size_mb is accepted, not yet acted on' -- "$greyctl" --no-env config validate "$tmp/inert.yaml"
 check config-show-env 0 'port: 9001' -- env GREY_DAEMON_PORT=9001 "$greyctl" config show
 check config-show-no-env 0 'port: 8090' -- env GREY_DAEMON_PORT=9001 "$greyctl" --no-env config show
-check config-bad-env 1 'GREY_DAEMON_PORT=x' -- env GREY_DAEMON_PORT=x "$greyctl" config show
+check config-bad-env 3 'GREY_DAEMON_PORT=x' -- env GREY_DAEMON_PORT=x "$greyctl" config show
 # The repository's default configuration file is what `config init` writes for the balanced profile.
 check config-init-stdout 0 '^# libgrey configuration: the aggressive profile' -- "$greyctl" --no-env config init --profile aggressive -o -
 check config-init-writes 0 'the balanced profile' -- "$greyctl" --no-env config init -o "$tmp/init.yaml"
 check config-init-is-shipped-file 0 '' -- cmp "$tmp/init.yaml" "$data/../../config/grey.yaml"
 check config-init-shipped-valid 0 'valid' -- "$greyctl" config validate "$data/../../config/grey.yaml"
-check config-init-no-overwrite 1 'already exists \(give --force' -- "$greyctl" config init -o "$tmp/init.yaml"
+check config-init-no-overwrite 3 'already exists \(give --force' -- "$greyctl" config init -o "$tmp/init.yaml"
 check config-init-force 0 'the conservative profile' -- "$greyctl" config init --profile conservative --force -o "$tmp/init.yaml"
 check config-init-force-wrote 0 'scan_interval_ms: 1000' -- cat "$tmp/init.yaml"
 check config-bad-profile 2 'conservative' -- "$greyctl" --profile wild config show

@@ -48,7 +48,7 @@ check kept-reasons 0 'kept 1: one-dimensional.*kept 1: not a float tensor \(I64\
 check skip 0 '"elements": 1024' -- bash -c "'$greyctl' quantize --input '$model' --format int8 --skip '^head\.' --json | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)[\"total\"]))'"
 check write-gguf 0 'wrote .*out.gguf' -- "$greyctl" quantize --input "$model" --format q4_0 --output "$tmp/out.gguf"
 # Re-quantizing a quantized file finds nothing to quantize: an error unless --allow-empty, and no file.
-check already-quantized 1 'nothing to quantize in .*out.gguf: none of its 4 tensors .*--allow-empty' -- \
+check already-quantized 3 'nothing to quantize in .*out.gguf: none of its 4 tensors .*--allow-empty' -- \
     "$greyctl" quantize --input "$tmp/out.gguf" --format q8_0 --output "$tmp/again.gguf"
 check already-quantized-wrote-nothing 0 '^absent$' -- bash -c "[ -e '$tmp/again.gguf' ] && echo present || echo absent"
 check reread-gguf 0 'total +q8_0' -- "$greyctl" quantize --input "$tmp/out.gguf" --format q8_0 --allow-empty
@@ -58,12 +58,12 @@ import json, struct; b = open('$tmp/out.safetensors', 'rb').read(); n = struct.u
 assert h['enc.weight']['dtype'] == 'U8' and h['enc.weight']['shape'] == [8 * 128 // 2 + 4 * 8 * 128 // 64]
 print(list(h['__metadata__']))"
 check bad-format 2 'not in' -- "$greyctl" quantize --input "$model" --format int3
-check bad-output 1 'must end in .gguf or .safetensors' -- "$greyctl" quantize --input "$model" --format int8 --output "$tmp/x.bin"
-check bad-regex 1 'not a valid regular expression' -- "$greyctl" quantize --input "$model" --format int8 --skip '('
+check bad-output 3 'must end in .gguf or .safetensors' -- "$greyctl" quantize --input "$model" --format int8 --output "$tmp/x.bin"
+check bad-regex 3 'not a valid regular expression' -- "$greyctl" quantize --input "$model" --format int8 --skip '('
 head -c 100 "$model" > "$tmp/truncated.safetensors"
-check truncated 1 'corrupt data: .*truncated.safetensors: safetensors: the JSON header needs' -- "$greyctl" quantize --input "$tmp/truncated.safetensors" --format int8
+check truncated 3 'corrupt data: .*truncated.safetensors: safetensors: the JSON header needs' -- "$greyctl" quantize --input "$tmp/truncated.safetensors" --format int8
 printf 'GGUF\x03\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\x7f\x00\x00\x00\x00\x00\x00\x00\x00' > "$tmp/bad.gguf"
-check bad-gguf 1 'corrupt data: .*9223372036854775807 tensors \(at most 1048576\)' -- "$greyctl" quantize --input "$tmp/bad.gguf" --format int8
+check bad-gguf 3 'corrupt data: .*9223372036854775807 tensors \(at most 1048576\)' -- "$greyctl" quantize --input "$tmp/bad.gguf" --format int8
 # A weight too large for fp16 scales (an outlier of 1e7): q4_0 refuses it naming the tensor and the
 # group; int8 (fp32 scales) quantizes it, and --skip keeps it.
 python3 - "$tmp/outlier.safetensors" <<'PY'
@@ -73,7 +73,7 @@ text = json.dumps({"big.weight": {"dtype": "F32", "shape": [2, 32], "data_offset
 text += b" " * (-len(text) % 8)
 open(sys.argv[1], "wb").write(struct.pack("<Q", len(text)) + text + data)
 PY
-check too-large 1 'invalid argument: tensor big.weight: elements 32 to 63 \(one scale group\) are too large for q4_0' -- "$greyctl" quantize --input "$tmp/outlier.safetensors" --format q4_0
+check too-large 3 'invalid argument: tensor big.weight: elements 32 to 63 \(one scale group\) are too large for q4_0' -- "$greyctl" quantize --input "$tmp/outlier.safetensors" --format q4_0
 check too-large-int8 0 'total +int8' -- "$greyctl" quantize --input "$tmp/outlier.safetensors" --format int8
 check too-large-skip 0 "kept 1: matches keep pattern '\\^big'" -- "$greyctl" quantize --input "$tmp/outlier.safetensors" --format q4_0 --skip '^big' --allow-empty
 
@@ -113,9 +113,9 @@ print("ok")
 PY
 check critical-overrides 0 '^ok$' -- bash -c "'$greyctl' quantize --input '$critical' --format int4-g64 --quantize '^lm_head' --format-for 'attn=int8' --format-for '^conv=q8_0' --skip mlp --json | python3 '$tmp/check_overrides.py'"
 check no-keep-critical 0 '6 tensor\(s\) quantized .*; 0 kept' -- "$greyctl" quantize --input "$critical" --format int8 --no-keep-critical
-check bad-format-for 1 "invalid argument: unknown quantization format name 'int3' in format override 'x=int3'" -- "$greyctl" quantize --input "$critical" --format int8 --format-for 'x=int3'
-check bad-quantize-pattern 1 "invalid argument: quantize pattern '\(' is not a valid regular expression" -- "$greyctl" quantize --input "$critical" --format int8 --quantize '('
-check nothing-fits 1 'nothing to quantize in .*critical.safetensors: none of its 6 tensors .*2 matches keep pattern .*--allow-empty' -- "$greyctl" quantize --input "$critical" --format int8 --skip layers
+check bad-format-for 3 "invalid argument: unknown quantization format name 'int3' in format override 'x=int3'" -- "$greyctl" quantize --input "$critical" --format int8 --format-for 'x=int3'
+check bad-quantize-pattern 3 "invalid argument: quantize pattern '\(' is not a valid regular expression" -- "$greyctl" quantize --input "$critical" --format int8 --quantize '('
+check nothing-fits 3 'nothing to quantize in .*critical.safetensors: none of its 6 tensors .*2 matches keep pattern .*--allow-empty' -- "$greyctl" quantize --input "$critical" --format int8 --skip layers
 check nothing-fits-allowed 0 'note: no tensor of .*critical.safetensors was quantized' -- "$greyctl" quantize --input "$critical" --format int8 --skip layers --allow-empty
 
 # dequantize: back to a full-precision safetensors file, in F32 or BF16.
@@ -145,8 +145,8 @@ assert bf16["model.embed_tokens.weight"][0] == "F32"
 print("ok")
 PY
 check dequantize-contents 0 '^ok$' -- python3 "$tmp/check_restored.py" "$critical" "$tmp/restored.safetensors" "$tmp/restored-gguf.safetensors"
-check dequantize-not-quantized 1 'invalid argument: .*critical.safetensors holds no tensor libgrey quantized.*nothing to dequantize' -- "$greyctl" dequantize --input "$critical" --output "$tmp/never.safetensors"
-check dequantize-no-overwrite 1 "already exists; pass --force" -- "$greyctl" dequantize --input "$tmp/critical-q.safetensors" --output "$tmp/restored.safetensors"
+check dequantize-not-quantized 3 'invalid argument: .*critical.safetensors holds no tensor libgrey quantized.*nothing to dequantize' -- "$greyctl" dequantize --input "$critical" --output "$tmp/never.safetensors"
+check dequantize-no-overwrite 3 "already exists; pass --force" -- "$greyctl" dequantize --input "$tmp/critical-q.safetensors" --output "$tmp/restored.safetensors"
 check dequantize-bad-dtype 2 'not in' -- "$greyctl" dequantize --input "$tmp/critical-q.safetensors" --output "$tmp/x.safetensors" --dtype int8
 python3 - "$tmp/critical-q.safetensors" "$tmp/cut.safetensors" <<'PY'
 import json, struct, sys
@@ -155,7 +155,7 @@ h["__metadata__"]["grey.quant.layers.0.mlp.weight"] = h["__metadata__"]["grey.qu
 text = json.dumps(h).encode(); text += b" " * (-len(text) % 8)
 open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + b[8 + n:])
 PY
-check dequantize-truncated-metadata 1 'corrupt data: .*grey.quant.layers.0.mlp.weight is not the description' -- "$greyctl" dequantize --input "$tmp/cut.safetensors" --output "$tmp/x.safetensors"
+check dequantize-truncated-metadata 3 'corrupt data: .*grey.quant.layers.0.mlp.weight is not the description' -- "$greyctl" dequantize --input "$tmp/cut.safetensors" --output "$tmp/x.safetensors"
 check dequantize-wrote-nothing 0 '^absent$' -- bash -c "[ -e '$tmp/x.safetensors' ] || [ -e '$tmp/never.safetensors' ] && echo present || echo absent"
 
 # The output is never the input, never replaces a file without --force, and appears only when complete.
@@ -164,18 +164,18 @@ ln -s source.safetensors "$tmp/link.safetensors"
 ln "$tmp/source.safetensors" "$tmp/hard.safetensors"
 before=$(sha256sum < "$tmp/source.safetensors")
 for out in source.safetensors link.safetensors hard.safetensors; do
-  check "output-is-input $out" 1 "invalid argument: output '.*$out' is the input file" -- \
+  check "output-is-input $out" 3 "invalid argument: output '.*$out' is the input file" -- \
       "$greyctl" quantize --input "$tmp/source.safetensors" --format int8 --output "$tmp/$out" --force
 done
 check input-unchanged 0 '^same$' -- bash -c "[ \"\$(sha256sum < '$tmp/source.safetensors')\" = '$before' ] && echo same"
-check no-overwrite 1 "'.*out.gguf' already exists; pass --force to replace it" -- \
+check no-overwrite 3 "'.*out.gguf' already exists; pass --force to replace it" -- \
     "$greyctl" quantize --input "$model" --format q8_0 --output "$tmp/out.gguf"
 check force 0 'wrote .*out.gguf' -- "$greyctl" quantize --input "$model" --format q8_0 --output "$tmp/out.gguf" --force
 check force-replaced 0 'total +q8_0' -- "$greyctl" quantize --input "$tmp/out.gguf" --format q8_0 --allow-empty
 mkdir "$tmp/outdir"
-check failure-writes-nothing 1 'too large for q4_0' -- "$greyctl" quantize --input "$tmp/outlier.safetensors" --format q4_0 --output "$tmp/outdir/x.gguf"
+check failure-writes-nothing 3 'too large for q4_0' -- "$greyctl" quantize --input "$tmp/outlier.safetensors" --format q4_0 --output "$tmp/outdir/x.gguf"
 check failure-leaves-nothing 0 '^empty$' -- bash -c "[ -z \"\$(ls -A '$tmp/outdir')\" ] && echo empty"
-check missing-directory 1 "cannot .*$tmp/nodir/x.gguf" -- "$greyctl" quantize --input "$model" --format int8 --output "$tmp/nodir/x.gguf"
+check missing-directory 3 "cannot .*$tmp/nodir/x.gguf" -- "$greyctl" quantize --input "$model" --format int8 --output "$tmp/nodir/x.gguf"
 
 # A conv net's weights ([out, in, kh, kw], 1-D [out, in, k], pointwise [out, in, 1, 1]) and a matrix whose
 # rows are not whole groups: the grouped formats quantize every one as [out, -1] rows with a ragged last
@@ -208,9 +208,18 @@ print('ok')"
 check conv-q4_0-kept 0 'kept 1: q4_0 cannot hold it: q4_0: the innermost dimension 10 is not a multiple of 32 .*kept 2: q4_0 cannot hold it: q4_0: the innermost dimension 3 is not a multiple of 32 ' -- \
     bash -c "'$greyctl' quantize --no-keep-critical --input '$tmp/conv.safetensors' --format q4_0 | tr '\n' ' '"
 
-check cuda 1 "unsupported: (backend 'cuda' is not available|the cuda backend has no quantization kernels yet)" -- "$greyctl" --no-env quantize --input "$model" --format int8 --backend cuda
+check cuda 4 "unsupported: (backend 'cuda' is not available|the cuda backend has no quantization kernels yet)" -- "$greyctl" --no-env quantize --input "$model" --format int8 --backend cuda
 # --backend takes whatever the loader finds, not a fixed list; the library says why a name is not there.
-check backend-unknown 1 "unsupported: backend 'nosuch' is not available: requested, but no libgrey-backend-nosuch.so" -- "$greyctl" --no-env quantize --input "$model" --format int8 --backend nosuch
+check backend-unknown 4 "unsupported: backend 'nosuch' is not available: requested, but no libgrey-backend-nosuch.so" -- "$greyctl" --no-env quantize --input "$model" --format int8 --backend nosuch
+
+# --progress (the default on a terminal): bytes done and elapsed time on stderr, ending at 100% of the
+# input's tensor bytes with the sizes and the time; standard output is the same report as without it.
+check progress 0 '\[100\.0%\] quantize .* MiB / .* MiB, [0-9.]+ s .*quantize: input size  = [0-9.]+ MiB .*quantize: output size = [0-9.]+ MiB .*quantize: total time  = [0-9.]+ ms' -- \
+    bash -c "'$greyctl' --no-env quantize --input '$model' --format int8 --output '$tmp/progress.safetensors' --progress --json 2>&1 >/dev/null | tr '\n' ' '"
+check progress-json-unchanged 0 '' -- bash -c "cmp <('$greyctl' --no-env quantize --input '$model' --format int8 --json --progress 2>/dev/null) <('$greyctl' --no-env quantize --input '$model' --format int8 --json)"
+check no-progress-off-a-terminal 0 '' -- bash -c "test -z \"\$('$greyctl' --no-env quantize --input '$model' --format int8 --json 2>&1 >/dev/null)\""
+check dequantize-progress 0 '\[100\.0%\] dequantize .*dequantize: total time  = ' -- \
+    bash -c "'$greyctl' --no-env dequantize --input '$tmp/progress.safetensors' --output '$tmp/progress-r.safetensors' --progress 2>&1 >/dev/null | tr '\n' ' '"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -59,10 +59,10 @@ mkdir "$tmp/proofs"
 check proof 0 'proof artifact' -- bash -c "'$greyctl' --no-env --config '$tmp/cfg.yaml' simulate-ram --model '$model' --tenants 2 --proof 2>&1 >/dev/null"
 check proof-verifies 0 '' -- bash -c "'$greyctl' --no-env --config '$tmp/cfg.yaml' proof verify $tmp/proofs/*.json --key '$tmp/p'"
 # Bad input.
-check no-model 1 'simulate-ram|No such file|not found|does not exist' -- "$greyctl" --no-env simulate-ram --model "$tmp/missing.safetensors"
+check no-model 3 'simulate-ram|No such file|not found|does not exist' -- "$greyctl" --no-env simulate-ram --model "$tmp/missing.safetensors"
 check bad-codec 2 'not in' -- "$greyctl" --no-env simulate-ram --model "$model" --codec brotli
 check bad-tenants 2 'not in range' -- "$greyctl" --no-env simulate-ram --model "$model" --tenants 0
-check no-backend 1 "backend 'nosuch' is not available" -- "$greyctl" --no-env simulate-ram --model "$model" --backend nosuch
+check no-backend 4 "backend 'nosuch' is not available" -- "$greyctl" --no-env simulate-ram --model "$model" --backend nosuch
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

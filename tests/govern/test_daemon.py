@@ -108,14 +108,14 @@ def test_start_status_double_start_and_stop(daemon):
     assert status["daemon"]["http"] == f"127.0.0.1:{daemon.port}"
     assert status["devices"][0]["backend"] == "host"
     second = daemon.start(check=False)
-    assert second.returncode == 1
+    assert second.returncode == 5  # failed: greyctl's exit classes (docs/cli.md)
     assert "already running" in second.stderr
     fg = greyctl("daemon", "start", "--foreground", "--run-dir", str(daemon.run_dir), "--port", str(free_port()), cwd=daemon.root, check=False)
-    assert fg.returncode == 1 and "already running" in fg.stderr
+    assert fg.returncode == 5 and "already running" in fg.stderr
     assert get(daemon.port, "/healthz") == (200, "ok\n")
     assert "serving http://127.0.0.1" in daemon.ctl("daemon", "logs").stdout
     daemon.ctl("daemon", "stop")
-    assert daemon.ctl("daemon", "status", check=False).returncode == 3
+    assert daemon.ctl("daemon", "status", check=False).returncode == 4  # unavailable
     assert not (daemon.run_dir / "control.sock").exists()
     assert audit_types(daemon)[0] == "greyd.start"
     assert "greyd.stop" in audit_types(daemon) and "grey.proof" in audit_types(daemon)
@@ -269,7 +269,7 @@ def test_weights_and_reload_over_the_control_socket(daemon):
     assert daemon.ctl("daemon", "tenant-weight", "batch", "3.5").returncode == 0
     status = json.loads(daemon.ctl("daemon", "status", "--json").stdout)
     assert [(t["name"], t["weight"]) for t in status["tenants"]] == [("batch", 3.5)]
-    assert daemon.ctl("daemon", "tenant-weight", "batch", "-1", check=False).returncode == 1
+    assert daemon.ctl("daemon", "tenant-weight", "batch", "-1", check=False).returncode == 5
     assert daemon.ctl("daemon", "reload").returncode == 0
     assert daemon.control({"command": "no-such"})["ok"] is False
     assert "greyd.tenant_weight" in audit_types(daemon) and "greyd.reload" in audit_types(daemon)
@@ -332,7 +332,7 @@ def test_http_listens_on_loopback_only_by_default(daemon):
     other = Daemon(daemon.root)
     other.run_dir = daemon.root / "run2"
     refused = other.start("--bind", "localhost", check=False)
-    assert refused.returncode == 1
+    assert refused.returncode == 5
     assert "--bind 'localhost' is not a numeric IPv4 or IPv6 address" in refused.stderr, refused.stderr
     assert listening_addresses(other.port) == []
 
@@ -611,7 +611,7 @@ def test_a_power_limit_the_driver_refuses_stops_greyd_from_starting(fake_gpu):
     d, power = fake_gpu
     d.env["FAKE_NVML_FAIL"] = "nvmlDeviceSetPowerManagementLimit:4"
     refused = d.start("--power-limit-w", "300", check=False)
-    assert refused.returncode == 1
+    assert refused.returncode == 5
     assert "options->power_limit_mw: device 1 cannot hold 300000 mW" in refused.stderr, refused.stderr
     assert power_history(power) == [] and power.read_text() == "650000"
 

@@ -5,6 +5,7 @@
 //  noentry   exports no grey_backend_entry
 //  failinit  passes every check, then fails in init with a message
 //  nodriver  init says UNSUPPORTED, as a GPU backend does on a machine without its driver
+//  nodevice  starts, then offers no device
 //  badname   its vtable name differs from its file name
 //  zeroquant the fake GPUs with quantization slots that write zeros and declare no capability, so the
 //            runtime must measure the error itself (built into a directory of its own)
@@ -44,7 +45,11 @@ grey_status init(const grey_backend_host* host, void** out_state) {
 void shutdown(void*) {}
 
 grey_status device_count(void*, uint32_t* out) {
+#if defined(GREY_TEST_PLUGIN_NODEVICE)
+    *out = 0;
+#else
     *out = 2;
+#endif
     return GREY_OK;
 }
 

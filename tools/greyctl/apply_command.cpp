@@ -5,6 +5,7 @@
 // when consent is required, a snapshot before every change when backups are asked for. Neither ever
 // changes a GPU's clocks or power limits.
 #include "commands.hpp"
+#include "exit_codes.hpp"
 #include "snapshots.hpp"
 
 #include <nlohmann/json.hpp>
@@ -14,6 +15,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <iostream>
 #include <memory>
 
 namespace greyctl {
@@ -35,6 +37,7 @@ struct ApplyOptions {
     std::string audit_key;
     bool list = false;
     std::string to;
+    bool as_json = false;
 };
 
 // The configuration apply edits and whose safety.* it honours: the profile, the --config file when it
@@ -83,7 +86,7 @@ int run_apply(const GlobalOptions& global, const ApplyOptions& o) {
     const std::unique_ptr<grey_plan, PlanDeleter> plan(raw);
     const json p = json::parse(read_text([&](char* b, size_t n, size_t* len) { return grey_plan_to_json(plan.get(), b, n, len); }));
     if (global.config_path.empty())
-        throw ApiError(GREY_ERROR_INVALID_ARGUMENT, "apply writes the governor's thresholds into the configuration: give --config FILE (created if missing)");
+        throw CommandError(Exit::usage, "apply writes the governor's thresholds into the configuration: give --config FILE (created if missing)");
     const ConfigPtr config = load_config(global);
     const bool dry_run_default = get(config.get(), "safety.dry_run_default") == "true";
     const bool consent_required = get(config.get(), "safety.require_explicit_consent") == "true";
@@ -129,14 +132,23 @@ int run_apply(const GlobalOptions& global, const ApplyOptions& o) {
                                                               " (" + p["weights"]["file_bytes"].dump() + " -> " + p["weights"]["planned_bytes"].dump() + " bytes)"}});
         touched.push_back(model_out);
     }
-    for (const auto& c : changes)
-        std::printf("%s %s: %s\n", make_changes ? "change" : "would change", c["file"].get<std::string>().c_str(), c["change"].get<std::string>().c_str());
-    if (changes.empty()) std::printf("nothing to change\n");
+    // --json: one document at the end, {"dry_run", "changes", "snapshot"}.
+    const auto report = [&](const json& snapshot) {
+        std::cout << json{{"dry_run", !make_changes}, {"consent_required", consent_required}, {"changes", changes}, {"snapshot", snapshot}}.dump(2)
+                  << "\n";
+        return 0;
+    };
+    if (!o.as_json) {
+        for (const auto& c : changes)
+            std::printf("%s %s: %s\n", make_changes ? "change" : "would change", c["file"].get<std::string>().c_str(), c["change"].get<std::string>().c_str());
+        if (changes.empty()) std::printf("nothing to change\n");
+    }
     if (!make_changes) {
+        if (o.as_json) return report(nullptr);
         std::printf("dry run: nothing changed%s\n", consent_required ? "; pass --confirm to make these changes" : "");
         return 0;
     }
-    if (changes.empty()) return 0;
+    if (changes.empty()) return o.as_json ? report(nullptr) : 0;
 
     const AuditLogPtr log = open_log(global, o);  // before any change: no change goes unrecorded
     std::string snapshot_id;
@@ -163,6 +175,7 @@ int run_apply(const GlobalOptions& global, const ApplyOptions& o) {
     check(grey_audit_sha256_file(o.plan.c_str(), digest));
     audit(log.get(), "plan.apply", {{"plan", fs::absolute(o.plan).string()}, {"plan_sha256", hex(digest, sizeof digest)},
                                     {"snapshot", snapshot_id.empty() ? json(nullptr) : json(snapshot_id)}, {"changes", changes}});
+    if (o.as_json) return report(snapshot_id.empty() ? json(nullptr) : json(snapshot_id));
     if (snapshot) std::printf("applied; snapshot %s (greyctl rollback --to %s)\n", snapshot_id.c_str(), snapshot_id.c_str());
     else std::printf("applied; no snapshot (safety.backup_before_enforce is false)\n");
     return 0;
@@ -174,14 +187,21 @@ int run_rollback(const GlobalOptions& global, const ApplyOptions& o) {
     const int64_t now = static_cast<int64_t>(std::time(nullptr));
     const auto snapshots = list_snapshots(state_directory(o));
     if (o.list) {
+        json listed = json::array();
         for (const auto& s : snapshots) {
             char created[32];
             const std::time_t t = static_cast<std::time_t>(s.created);
             std::strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+            if (o.as_json) {
+                listed.push_back({{"id", s.id}, {"created", created}, {"age_s", now - s.created}, {"restorable", now - s.created <= window},
+                                  {"files", s.files.size()}, {"plan", s.plan}});
+                continue;
+            }
             std::printf("%s  %s  %llds ago  %s  %zu file(s)  %s\n", s.id.c_str(), created, static_cast<long long>(now - s.created),
                         now - s.created <= window ? "restorable" : "expired", s.files.size(), s.plan.c_str());
         }
-        if (snapshots.empty()) std::printf("no snapshots\n");
+        if (o.as_json) std::cout << json{{"snapshots", listed}}.dump(2) << "\n";
+        else if (snapshots.empty()) std::printf("no snapshots\n");
         return 0;
     }
     const auto it = std::find_if(snapshots.begin(), snapshots.end(), [&](const Snapshot& s) { return s.id == o.to; });
@@ -194,7 +214,8 @@ int run_rollback(const GlobalOptions& global, const ApplyOptions& o) {
     json files = json::array();
     for (const auto& f : it->files) files.push_back({{"file", f.path}, {"restored", f.existed ? "previous contents" : "removed"}});
     audit(log.get(), "plan.rollback", {{"snapshot", it->id}, {"plan", it->plan}, {"files", files}});
-    std::printf("restored snapshot %s\n", it->id.c_str());
+    if (o.as_json) std::cout << json{{"restored", it->id}, {"files", files}}.dump(2) << "\n";
+    else std::printf("restored snapshot %s\n", it->id.c_str());
     return 0;
 }
 
@@ -202,6 +223,7 @@ void add_state_options(CLI::App* cmd, ApplyOptions& o) {
     cmd->add_option("--state-dir", o.state_dir, "Where snapshots are kept (default: $XDG_STATE_HOME/libgrey or ~/.local/state/libgrey)");
     cmd->add_option("--audit-log", o.audit_log, "Audit log (default: <daemon.proof_artifact_dir>/audit.log)");
     cmd->add_option("--audit-key", o.audit_key, "Writer key (default: <daemon.proof_artifact_dir>/audit.key.writer)");
+    add_json_flag(*cmd, o.as_json, "Print the outcome as one JSON document");
 }
 
 }  // namespace

@@ -1,6 +1,9 @@
 #pragma once
 
+#include "grey.h"
+
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <functional>
 #include <optional>
@@ -19,6 +22,12 @@ struct GlobalOptions {
     std::vector<std::string> command_line;  // argv, recorded in proof artifacts
 };
 
+// The --json flag every command that prints results has: `description` says what it prints.
+inline void add_json_flag(CLI::App& command, bool& flag, const std::string& description) { command.add_flag("--json", flag, description); }
+
+// grey_audit_verify's report in the keys the bindings' to_dict()/ToMap() use (null where there is none).
+nlohmann::ordered_json audit_report_json(const grey_audit_report& report);
+
 // Each command registers its subcommand and sets `run` to what executes it; run returns the exit code.
 using Runner = std::function<int()>;
 void add_detect_command(CLI::App& app, const GlobalOptions& global, Runner& run);
@@ -35,6 +44,12 @@ void add_apply_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_simulate_ram_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 // `greyctl help [COMMAND...]` and the hidden `greyctl man` (the manual page the build installs).
 void add_help_command(CLI::App& app, Runner& run);
+
+// The candidate nearest to `name` by edit distance, or "" when none is near enough to suggest.
+std::string nearest_name(const std::string& name, const std::vector<std::string>& candidates);
+
+// The exit codes, for the footer of `greyctl --help`.
+std::string exit_status_text();
 
 // When `args` (argv without the program) name a command or subcommand greyctl does not have: the message
 // that says so and suggests the nearest one. Call after every command is added.

@@ -1,11 +1,15 @@
 // greyctl detect: every device's specification (and, on request, live telemetry), as a table or JSON.
 #include "commands.hpp"
+#include "exit_codes.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 namespace greyctl {
@@ -19,6 +23,10 @@ struct DetectOptions {
     bool telemetry = false;
     bool all_fields = false;
     std::string backend;
+    std::string query;     // --query: comma-separated field keys, printed as CSV (or JSON)
+    bool no_header = false;
+    double watch_s = 0;    // --watch: seconds between samples (0: one sample)
+    uint64_t count = 0;    // --count: samples to take with --watch (0: until interrupted)
     ProofOptions proof;
 };
 
@@ -152,7 +160,105 @@ void print_why_backends_failed(const GlobalOptions& global, const std::string& b
     print_plugin_dirs(stderr, plugin_dirs(context.get()));
 }
 
+// The keys a device has in detect's JSON outside its fields (which grey_field_describe names).
+const std::vector<std::string> device_keys = {"index", "backend", "backend_device_index", "vendor", "type"};
+
+// Whether `key` names a telemetry field: asking for one samples telemetry.
+bool is_telemetry_key(const std::string& key) {
+    if (key == "timestamp_ns") return true;
+    for (int f = 0; f < GREY_FIELD_COUNT; ++f) {
+        grey_field_desc desc{};
+        desc.struct_size = sizeof desc;
+        check(grey_field_describe(static_cast<grey_field>(f), &desc));
+        if (key == desc.key) return desc.group == GREY_FIELD_GROUP_TELEMETRY;
+    }
+    return false;
+}
+
+// --query's keys, each checked: an unknown one is a usage error naming the nearest key there is.
+std::vector<std::string> query_keys(const std::string& query) {
+    std::vector<std::string> known_keys = device_keys;
+    known_keys.push_back("timestamp_ns");
+    for (int f = 0; f < GREY_FIELD_COUNT; ++f) {
+        grey_field_desc desc{};
+        desc.struct_size = sizeof desc;
+        check(grey_field_describe(static_cast<grey_field>(f), &desc));
+        known_keys.emplace_back(desc.key);
+    }
+    std::vector<std::string> keys;
+    for (std::string key : split(query, ',')) {
+        key.erase(0, key.find_first_not_of(' '));
+        key.erase(key.find_last_not_of(' ') + 1);
+        if (std::find(known_keys.begin(), known_keys.end(), key) == known_keys.end()) {
+            const std::string nearest = nearest_name(key, known_keys);
+            throw CommandError(Exit::usage, "--query: unknown field '" + key + "'" + (nearest.empty() ? "" : "; did you mean '" + nearest + "'?") +
+                                                " (greyctl detect --all --telemetry lists every field)");
+        }
+        keys.push_back(key);
+    }
+    if (keys.empty()) throw CommandError(Exit::usage, "--query: name at least one field (e.g. --query index,name,memory_free_bytes)");
+    return keys;
+}
+
+// A CSV cell (RFC 4180): quoted when it holds a comma, quote or line break.
+std::string csv_cell(const std::string& text) {
+    if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
+    std::string quoted = "\"";
+    for (const char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return quoted + "\"";
+}
+
+// One device's value of `key` in detect's JSON, where telemetry keys sit under "telemetry".
+json query_value(const json& device, const std::string& key) {
+    if (device.contains(key)) return device[key];
+    if (device.contains("telemetry") && device["telemetry"].contains(key)) return device["telemetry"][key];
+    return nullptr;
+}
+
+// Prints the --query rows of one sample: CSV (with a header line first unless --no-header; an
+// unavailable value as [STATE]), or JSON {"devices": [{key: value...}]} (one line per sample with --watch).
+void print_query(const std::vector<std::string>& keys, const json& devices, const DetectOptions& opts, bool first_sample) {
+    if (opts.as_json) {
+        json rows = json::array();
+        for (const auto& device : devices) {
+            json row = json::object();
+            for (const auto& key : keys) row[key] = query_value(device, key);
+            rows.push_back(row);
+        }
+        const json out = {{"devices", rows}};
+        std::cout << (opts.watch_s > 0 ? out.dump() : out.dump(2)) << std::endl;
+        return;
+    }
+    std::string text;
+    if (first_sample && !opts.no_header)
+        for (size_t i = 0; i < keys.size(); ++i) text += (i ? "," : "") + csv_cell(keys[i]) + (i + 1 == keys.size() ? "\n" : "");
+    for (const auto& device : devices) {
+        for (size_t i = 0; i < keys.size(); ++i) {
+            const json value = query_value(device, keys[i]);
+            std::string cell;
+            if (value.is_null()) {
+                const json& states = device.contains(keys[i]) ? device["unavailable_states"] : device["telemetry"]["unavailable_states"];
+                cell = "[" + states.value(keys[i], std::string("unavailable")) + "]";
+            } else {
+                cell = value.is_string() ? value.get<std::string>() : value.dump();
+            }
+            text += (i ? "," : "") + csv_cell(cell);
+        }
+        text += "\n";
+    }
+    std::cout << text << std::flush;
+}
+
+void detect_once(const GlobalOptions& global, const DetectOptions& opts, grey_context* ctx, const std::vector<std::string>& keys,
+                 bool with_telemetry, bool first_sample);
+
 int run_detect(const GlobalOptions& global, const DetectOptions& opts) {
+    const std::vector<std::string> keys = opts.query.empty() ? std::vector<std::string>{} : query_keys(opts.query);
+    if (opts.count != 0 && opts.watch_s <= 0) throw CommandError(Exit::usage, "--count needs --watch SECONDS");
+    if (!keys.empty() && (opts.debug || opts.all_fields || opts.proof.enabled))
+        throw CommandError(Exit::usage, "--query prints the fields it names: it does not go with --debug, --all or --proof");
+    if (opts.watch_s > 0 && opts.proof.enabled) throw CommandError(Exit::usage, "--proof records one sample: it does not go with --watch");
+    const bool telemetry = opts.telemetry || std::any_of(keys.begin(), keys.end(), is_telemetry_key);
     ContextPtr context;
     try {
         context = open_context(global, opts.backend);
@@ -160,8 +266,16 @@ int run_detect(const GlobalOptions& global, const DetectOptions& opts) {
         if (opts.debug && !opts.backend.empty()) print_why_backends_failed(global, opts.backend);
         throw;
     }
-    grey_context* ctx = context.get();
+    for (uint64_t sample = 0;; ++sample) {
+        if (sample != 0) std::this_thread::sleep_for(std::chrono::duration<double>(opts.watch_s));
+        detect_once(global, opts, context.get(), keys, telemetry, sample == 0);
+        if (opts.watch_s <= 0 || (opts.count != 0 && sample + 1 >= opts.count)) return 0;
+        if (keys.empty() && !opts.as_json) std::printf("\n");
+    }
+}
 
+void detect_once(const GlobalOptions& global, const DetectOptions& opts, grey_context* ctx, const std::vector<std::string>& keys,
+                 bool with_telemetry, bool first_sample) {
     const std::vector<std::string> wanted = split(opts.backend, ',');
     const std::vector<grey_backend_info> infos = backend_candidates(ctx);
     json backends = json::array();
@@ -182,7 +296,7 @@ int run_detect(const GlobalOptions& global, const DetectOptions& opts) {
                        {"vendor", known(grey_vendor_name(spec.vendor))}, {"type", known(grey_device_type_name(spec.type))}};
         auto readings = read_fields(&spec, GREY_FIELD_GROUP_SPEC);
         group_json(ctx, d, readings, device);
-        if (opts.telemetry) {
+        if (with_telemetry) {
             grey_device_telemetry telemetry{};
             telemetry.struct_size = sizeof telemetry;
             check(grey_device_telemetry_get(ctx, d, &telemetry));
@@ -214,6 +328,10 @@ int run_detect(const GlobalOptions& global, const DetectOptions& opts) {
         std::fprintf(stderr, "greyctl: proof artifact %s written and recorded in the audit log\n", id.c_str());
     }
 
+    if (!keys.empty()) {
+        print_query(keys, devices, opts, first_sample);
+        return;
+    }
     if (opts.as_json) {
         json out = {{"libgrey_version", grey_version_string()}, {"devices", devices}};
         if (opts.debug) {
@@ -228,8 +346,9 @@ int run_detect(const GlobalOptions& global, const DetectOptions& opts) {
             out["search_path"] = search_path;
             out["plugin_dirs"] = dirs;
         }
-        std::cout << out.dump(2) << "\n";
-        return 0;
+        // One line per sample with --watch (JSON Lines), so that a reader can parse each as it comes.
+        std::cout << (opts.watch_s > 0 ? out.dump() : out.dump(2)) << std::endl;
+        return;
     }
 
     std::printf("%-3s %-8s %-4s %-44s %12s %12s %6s\n", "#", "BACKEND", "TYPE", "NAME", "MEMORY", "FREE", "UNITS");
@@ -257,7 +376,7 @@ int run_detect(const GlobalOptions& global, const DetectOptions& opts) {
             std::printf("  %-10s %-9s %s\n             %s\n", info.name, known(grey_backend_outcome_name(info.outcome)), info.path, info.reason);
         print_plugin_dirs(stdout, plugin_dirs(ctx));
     }
-    return 0;
+    std::fflush(stdout);
 }
 
 }  // namespace
@@ -265,11 +384,18 @@ int run_detect(const GlobalOptions& global, const DetectOptions& opts) {
 void add_detect_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
     auto opts = std::make_shared<DetectOptions>();
     auto* detect = app.add_subcommand("detect", "List every device with its specification");
-    detect->add_flag("--json", opts->as_json, "Print JSON: {\"devices\": [...]}");
+    add_json_flag(*detect, opts->as_json, "Print JSON: {\"devices\": [...]}");
     detect->add_option("--backend", opts->backend, "Only this backend's devices (comma-separated names)");
     detect->add_flag("--debug", opts->debug, "Also list every backend tried and every plugin directory, and why each was or was not used");
     detect->add_flag("--telemetry", opts->telemetry, "Also sample live telemetry");
     detect->add_flag("--all", opts->all_fields, "Print every field of every device");
+    detect->add_option("--query", opts->query,
+                       "Print only these fields, comma-separated (index,name,memory_free_bytes,...), as CSV with a header line, "
+                       "or as JSON with --json; a telemetry field samples telemetry");
+    detect->add_flag("--no-header", opts->no_header, "With --query: no CSV header line");
+    detect->add_option("--watch", opts->watch_s, "Sample again every SECONDS until interrupted (with --json: one JSON document per line)")
+        ->check(CLI::Range(0.01, 86400.0));
+    detect->add_option("--count", opts->count, "With --watch: stop after this many samples");
     add_proof_options(*detect, opts->proof);
     detect->callback([&global, &run, opts] { run = [&global, opts] { return run_detect(global, *opts); }; });
 }

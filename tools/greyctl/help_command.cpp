@@ -1,6 +1,7 @@
 // greyctl help [COMMAND...] | greyctl man, and the "unknown command" message: all three read the
 // command tree CLI11 holds, so what they say cannot drift from the options greyctl accepts.
 #include "commands.hpp"
+#include "exit_codes.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -38,16 +39,27 @@ std::size_t distance(const std::string& a, const std::string& b) {
     return row[b.size()];
 }
 
-std::string unknown_command_message(const CLI::App& parent, const std::string& name) {
+}  // namespace
+
+std::string nearest_name(const std::string& name, const std::vector<std::string>& candidates) {
     std::string nearest;
     std::size_t best = name.size() / 2 + 2;  // beyond this, a suggestion would be a guess
-    for (const CLI::App* sub : visible_subcommands(parent)) {
-        const std::size_t d = distance(name, sub->get_name());
+    for (const std::string& candidate : candidates) {
+        const std::size_t d = distance(name, candidate);
         if (d < best) {
             best = d;
-            nearest = sub->get_name();
+            nearest = candidate;
         }
     }
+    return nearest;
+}
+
+namespace {
+
+std::string unknown_command_message(const CLI::App& parent, const std::string& name) {
+    std::vector<std::string> names;
+    for (const CLI::App* sub : visible_subcommands(parent)) names.push_back(sub->get_name());
+    const std::string nearest = nearest_name(name, names);
     const std::string where = parent.get_parent() == nullptr ? "greyctl" : "greyctl " + parent.get_name();
     return where + ": unknown command '" + name + "'" + (nearest.empty() ? "" : "; did you mean '" + nearest + "'?") +
            " (" + where + " --help lists them)";
@@ -89,6 +101,12 @@ void man_commands(std::ostream& out, const CLI::App& app, const std::string& pre
 }
 
 }  // namespace
+
+std::string exit_status_text() {
+    std::string text = "Exit status (the same for every command; with --json an error is printed as {\"error\": {\"class\", \"exit_code\", \"status\", \"message\"}}):\n";
+    for (const ExitClass& c : exit_classes) text += "  " + std::to_string(code_of(c.code)) + "  " + c.name + ": " + c.meaning + "\n";
+    return text;
+}
 
 std::optional<std::string> unknown_command(const CLI::App& app, const std::vector<std::string>& args) {
     // The first word that is neither an option nor an option's value names the command.
@@ -146,12 +164,11 @@ void add_help_command(CLI::App& app, Runner& run) {
             man_options(out, app);
             out << ".SH COMMANDS\n";
             man_commands(out, app, "");
-            out << ".SH EXIT STATUS\n"
-                   ".TP\n.B 0\nsuccess\n"
-                   ".TP\n.B 1\nthe command failed, or the check it ran failed (a tampered log, an invalid configuration)\n"
-                   ".TP\n.B 2\nusage error: an unknown command or option, a missing argument\n"
-                   ".TP\n.B 3\n(greyctl daemon status) greyd is not running\n"
-                << ".SH ENVIRONMENT\nGREY_* variables override configuration keys unless \\fB\\-\\-no\\-env\\fR is given.\n"
+            out << ".SH EXIT STATUS\nEvery command exits with one of these codes; with \\fB\\-\\-json\\fR an error is also printed on standard output\n"
+                   "as {\"error\": {\"class\", \"exit_code\", \"status\", \"message\"}}, \\fBclass\\fR being the name given here.\n";
+            for (const ExitClass& c : exit_classes)
+                out << ".TP\n.B " << code_of(c.code) << "\n" << roff(c.name) << ": " << roff(c.meaning) << "\n";
+            out << ".SH ENVIRONMENT\nGREY_* variables override configuration keys unless \\fB\\-\\-no\\-env\\fR is given.\n"
                 << ".SH SEE ALSO\nThe documentation installed with libgrey (docs/cli.md in its source).\n";
             std::cout << out.str();
             return 0;

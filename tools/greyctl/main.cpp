@@ -1,9 +1,39 @@
 // greyctl: the command-line front end of libgrey.
 #include "commands.hpp"
+#include "exit_codes.hpp"
 #include "grey_api.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <cstdio>
+#include <cstring>
 #include <iostream>
+
+namespace {
+
+// Whether the command line asks for JSON: then an error is also printed as JSON on standard output, so a
+// script reading it always gets a document.
+bool json_requested(int argc, char** argv) {
+    for (int i = 1; i < argc && std::strcmp(argv[i], "--") != 0; ++i)
+        if (std::strcmp(argv[i], "--json") == 0) return true;
+    return false;
+}
+
+// Every failure leaves through here: the message on standard error, and with --json
+// {"error": {"class", "exit_code", "status", "message"}} on standard output.
+int fail(greyctl::Exit code, const std::string& message, const char* status, bool as_json, const std::string& who = "greyctl") {
+    std::fprintf(stderr, "%s: %s%s%s\n", who.c_str(), status != nullptr ? status : "", status != nullptr ? ": " : "", message.c_str());
+    if (as_json) {
+        const nlohmann::ordered_json error = {{"class", greyctl::exit_class(code).name},
+                                              {"exit_code", greyctl::code_of(code)},
+                                              {"status", status != nullptr ? nlohmann::ordered_json(status) : nlohmann::ordered_json(nullptr)},
+                                              {"message", message}};
+        std::cout << nlohmann::ordered_json{{"error", error}}.dump(2) << std::endl;
+    }
+    return greyctl::code_of(code);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{"greyctl: detect GPUs, quantize models, govern work and prove measurements with libgrey"};
@@ -34,24 +64,30 @@ int main(int argc, char** argv) {
     greyctl::add_apply_command(app, global, run);
     greyctl::add_simulate_ram_command(app, global, run);
     greyctl::add_help_command(app, run);
+    app.footer(greyctl::exit_status_text());  // after the commands: on greyctl --help only, not on each command's
 
+    const bool as_json = json_requested(argc, argv);
     if (const auto message = greyctl::unknown_command(app, {argv + 1, argv + argc})) {
-        std::fprintf(stderr, "%s\n", message->c_str());
-        return 2;
+        // The message names where the command was looked for ("greyctl audit: unknown command ...").
+        return fail(greyctl::Exit::usage, message->substr(message->find(": ") + 2), nullptr, as_json, message->substr(0, message->find(": ")));
     }
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        const int code = app.exit(e);
-        return code == 0 ? 0 : 2;  // usage errors exit 2, as the docs promise
+        if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+        if (!as_json) {
+            app.exit(e);
+            return greyctl::code_of(greyctl::Exit::usage);
+        }
+        return fail(greyctl::Exit::usage, e.what(), nullptr, true);
     }
     try {
-        return run ? run() : 2;
+        return run ? run() : greyctl::code_of(greyctl::Exit::usage);
     } catch (const greyctl::ApiError& e) {
-        std::fprintf(stderr, "greyctl: %s: %s\n", grey_status_string(e.status), e.what());
-        return 1;
+        return fail(greyctl::exit_for(e.status), e.what(), grey_status_string(e.status), as_json);
+    } catch (const greyctl::CommandError& e) {
+        return fail(e.exit, e.what(), nullptr, as_json);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "greyctl: %s\n", e.what());
-        return 1;
+        return fail(greyctl::Exit::failed, e.what(), nullptr, as_json);
     }
 }

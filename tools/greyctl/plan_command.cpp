@@ -1,8 +1,10 @@
 // greyctl plan: from a model file and a machine (detected, or a devices file) to a plan (grey_plan_create):
 // plan.yaml, its JSON form, or the llama.cpp arguments that run it.
 #include "commands.hpp"
+#include "exit_codes.hpp"
 
 #include <cstdio>
+#include <iostream>
 #include <memory>
 #include <vector>
 
@@ -45,7 +47,7 @@ PlanPtr make_plan(const GlobalOptions& global, const PlanOptions& o) {
         check(grey_plan_load(o.plan.c_str(), &raw));
         return PlanPtr(raw);
     }
-    if (o.model.empty()) throw ApiError(GREY_ERROR_INVALID_ARGUMENT, "give --model FILE (or --plan FILE to read a plan)");
+    if (o.model.empty()) throw CommandError(Exit::usage, "give --model FILE (or --plan FILE to read a plan)");
     grey_workload workload = GREY_WORKLOAD_INIT;
     check(grey_workload_kind_from_name(o.workload.c_str(), &workload.kind));
     workload.context = o.context;
@@ -80,8 +82,15 @@ void print_summary(const grey_plan* plan) {
 int run_plan(const GlobalOptions& global, const PlanOptions& o) {
     const PlanPtr plan = make_plan(global, o);
     if (!o.check_ot.empty()) {
-        check(grey_plan_check_llama_cpp_overrides(plan.get(), o.check_ot.c_str(), o.ngl));
-        std::printf("every tensor lands where the plan puts it\n");
+        // A tensor that lands elsewhere is the check failing, not a bad argument.
+        if (grey_plan_check_llama_cpp_overrides(plan.get(), o.check_ot.c_str(), o.ngl) != GREY_OK) {
+            const std::string why = grey_last_error();
+            if (o.as_json) std::cout << nlohmann::ordered_json{{"ok", false}, {"detail", why}}.dump(2) << "\n";
+            else std::fprintf(stderr, "greyctl: %s\n", why.c_str());
+            return code_of(Exit::check_failed);
+        }
+        if (o.as_json) std::cout << nlohmann::ordered_json{{"ok", true}, {"detail", ""}}.dump(2) << "\n";
+        else std::printf("every tensor lands where the plan puts it\n");
         return 0;
     }
     if (!o.output.empty())
@@ -89,11 +98,14 @@ int run_plan(const GlobalOptions& global, const PlanOptions& o) {
     if (o.emit == "llama-cpp") {
         const std::string lines = read_text([&](char* b, size_t n, size_t* len) { return grey_plan_llama_cpp_args(plan.get(), b, n, len); });
         std::string command;
+        std::vector<std::string> args;
         for (size_t start = 0, end; start < lines.size(); start = end + 1) {
             end = lines.find('\n', start);
-            command += (command.empty() ? "" : " ") + shell_word(lines.substr(start, end - start));
+            args.push_back(lines.substr(start, end - start));
+            command += (command.empty() ? "" : " ") + shell_word(args.back());
         }
-        std::printf("%s\n", command.c_str());
+        if (o.as_json) std::cout << nlohmann::ordered_json{{"engine", o.emit}, {"args", args}, {"command", command}}.dump(2) << "\n";
+        else std::printf("%s\n", command.c_str());
     } else if (o.as_json) {
         std::fputs(read_text([&](char* b, size_t n, size_t* len) { return grey_plan_to_json(plan.get(), b, n, len); }).c_str(), stdout);
     } else if (!o.output.empty()) {
@@ -121,7 +133,7 @@ void add_plan_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
     cmd->add_option("--devices", options->devices, "A devices file describing the machine (default: the devices detected here)");
     cmd->add_option("-o,--output", options->output, "Write the plan to this plan.yaml");
     cmd->add_flag("--force", options->force, "Replace --output if it exists");
-    cmd->add_flag("--json", options->as_json, "Print the plan as JSON");
+    add_json_flag(*cmd, options->as_json, "Print the plan as JSON");
     cmd->add_option("--emit", options->emit, "Print the arguments that run the plan in this engine")->check(CLI::IsMember({"llama-cpp"}));
     cmd->add_option("--check-ot", options->check_ot, "Check an -ot value: does every tensor land where the plan puts it?");
     cmd->add_option("--ngl", options->ngl, "The -ngl that goes with --check-ot")->capture_default_str();

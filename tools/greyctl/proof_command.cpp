@@ -1,5 +1,6 @@
 // greyctl proof list | show ID | verify FILE, and the artifact writer behind every --proof flag.
 #include "commands.hpp"
+#include "exit_codes.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -89,17 +90,19 @@ json machine_identity() {
     return {{"hostname", host}, {"machine_id", machine_id.empty() ? json(nullptr) : json(machine_id)}};
 }
 
-int run_list(const std::string& dir) {
+int run_list(const std::string& dir, bool as_json) {
     namespace fs = std::filesystem;
     if (!fs::is_directory(dir)) {
-        std::printf("no proof artifacts (directory %s does not exist)\n", dir.c_str());
+        if (as_json) std::cout << json{{"directory", dir}, {"artifacts", json::array()}}.dump(2) << "\n";
+        else std::printf("no proof artifacts (directory %s does not exist)\n", dir.c_str());
         return 0;
     }
     std::vector<fs::path> files;
     for (const auto& entry : fs::directory_iterator(dir))
         if (entry.path().extension() == ".json") files.push_back(entry.path());
     std::sort(files.begin(), files.end());
-    std::printf("%-16s  %-20s  %s\n", "ID", "CREATED", "COMMAND");
+    if (!as_json) std::printf("%-16s  %-20s  %s\n", "ID", "CREATED", "COMMAND");
+    json artifacts = json::array();
     for (const auto& file : files) {
         std::string why;
         const auto artifact = parse_artifact(read_regular_file(file.string(), max_artifact_size, why).value_or(""));
@@ -107,21 +110,40 @@ int run_list(const std::string& dir) {
         const bool object = artifact.is_object();
         const std::string created = object && artifact.contains("created") && artifact["created"].is_string() ? artifact["created"].get<std::string>() : "?";
         std::string command = "?";
+        json command_line = nullptr;  // JSON: null when unreadable, as "?" in the table
         if (object && artifact.contains("command_line") && artifact["command_line"].is_array()) {
             command.clear();
-            for (const auto& arg : artifact["command_line"]) command += (command.empty() ? "" : " ") + (arg.is_string() ? arg.get<std::string>() : "?");
+            command_line = json::array();
+            for (const auto& arg : artifact["command_line"]) {
+                command += (command.empty() ? "" : " ") + (arg.is_string() ? arg.get<std::string>() : "?");
+                command_line.push_back(arg.is_string() ? json(arg) : json(nullptr));
+            }
         }
-        std::printf("%-16s  %-20s  %s\n", file.stem().c_str(), created.c_str(), command.c_str());
+        if (as_json)
+            artifacts.push_back({{"id", file.stem().string()}, {"created", created == "?" ? json(nullptr) : json(created)}, {"command_line", command_line}});
+        else
+            std::printf("%-16s  %-20s  %s\n", file.stem().c_str(), created.c_str(), command.c_str());
     }
+    if (as_json) std::cout << json{{"directory", dir}, {"artifacts", artifacts}}.dump(2) << "\n";
     return 0;
 }
 
-int run_verify(const std::string& file, const std::string& log, const std::string& key) {
+int run_verify(const std::string& file, const std::string& log, const std::string& key, bool as_json) {
     grey_proof_report report{};
     report.struct_size = sizeof report;
     grey_audit_report log_report{};
     log_report.struct_size = sizeof log_report;
     check(grey_proof_verify(log.c_str(), key.c_str(), file.c_str(), &report, &log_report));
+    if (as_json) {
+        // The keys of the bindings' ProofReport.to_dict().
+        std::cout << json{{"verified", report.verified != 0},
+                          {"record", report.verified != 0 ? json(report.record) : json(nullptr)},
+                          {"sha256", hex(report.sha256, sizeof report.sha256)},
+                          {"log", audit_report_json(log_report)}}
+                         .dump(2)
+                  << "\n";
+        return code_of(report.verified != 0 ? Exit::ok : Exit::check_failed);
+    }
     if (report.verified != 0) {
         std::printf("verified: %s (sha256 %s) is recorded in %s as record %llu, and the log is intact\n", file.c_str(),
                     hex(report.sha256, 32).c_str(), log.c_str(), static_cast<unsigned long long>(report.record));
@@ -132,7 +154,7 @@ int run_verify(const std::string& file, const std::string& log, const std::strin
     else
         std::printf("NOT VERIFIED: no record in the intact log holds sha256 %s: the artifact was changed or never logged\n",
                     hex(report.sha256, 32).c_str());
-    return 1;
+    return code_of(Exit::check_failed);
 }
 
 }  // namespace
@@ -186,30 +208,33 @@ void add_proof_command(CLI::App& app, const GlobalOptions& global, Runner& run) 
     proof->require_subcommand(1);
     struct Options {
         std::string id, file, log, key, dir;
+        bool as_json = false;
     };
     auto o = std::make_shared<Options>();
 
     auto* list = proof->add_subcommand("list", "List the artifacts in the proof directory");
     list->add_option("--dir", o->dir, "Proof directory (default: daemon.proof_artifact_dir)");
-    list->callback([&global, &run, o] { run = [&global, o] { return run_list(o->dir.empty() ? proof_directory(global) : o->dir); }; });
+    add_json_flag(*list, o->as_json, "Print {\"directory\", \"artifacts\": [{\"id\", \"created\", \"command_line\"}...]}");
+    list->callback([&global, &run, o] { run = [&global, o] { return run_list(o->dir.empty() ? proof_directory(global) : o->dir, o->as_json); }; });
 
     auto* show = proof->add_subcommand("show", "Print one artifact");
     show->add_option("ID", o->id, "Artifact id (as proof list prints it)")->required();
     show->add_option("--dir", o->dir, "Proof directory (default: daemon.proof_artifact_dir)");
+    add_json_flag(*show, o->as_json, "Print {\"id\", \"path\", \"artifact\"} (the artifact parsed)");
     show->callback([&global, &run, o] {
         run = [&global, o] {
             const std::string path = (o->dir.empty() ? proof_directory(global) : o->dir) + "/" + o->id + ".json";
-            if (!std::filesystem::exists(path)) {
-                std::fprintf(stderr, "greyctl: no artifact %s\n", path.c_str());
-                return 1;
-            }
+            if (!std::filesystem::exists(path)) throw CommandError(Exit::bad_input, "no artifact " + path);
             std::string why;
             const auto text = read_regular_file(path, max_artifact_size, why);
-            if (!text) {
-                std::fprintf(stderr, "greyctl: cannot show %s: %s\n", path.c_str(), why.c_str());
-                return 1;
+            if (!text) throw CommandError(Exit::bad_input, "cannot show " + path + ": " + why);
+            if (!o->as_json) {
+                std::cout << *text;
+                return 0;
             }
-            std::cout << *text;
+            const json artifact = parse_artifact(*text);
+            if (artifact.is_discarded()) throw CommandError(Exit::bad_input, "cannot show " + path + " as JSON: it is not a JSON document libgrey would have recorded");
+            std::cout << json{{"id", o->id}, {"path", path}, {"artifact", artifact}}.dump(2) << "\n";
             return 0;
         };
     });
@@ -218,8 +243,9 @@ void add_proof_command(CLI::App& app, const GlobalOptions& global, Runner& run) 
     verify->add_option("FILE", o->file, "Artifact file")->required();
     verify->add_option("--log", o->log, "Audit log (default: <daemon.proof_artifact_dir>/audit.log)");
     verify->add_option("--key", o->key, "Verifier key")->required();
+    add_json_flag(*verify, o->as_json, "Print the verdict as JSON (the keys of the bindings' proof report)");
     verify->callback([&global, &run, o] {
-        run = [&global, o] { return run_verify(o->file, o->log.empty() ? proof_directory(global) + "/audit.log" : o->log, o->key); };
+        run = [&global, o] { return run_verify(o->file, o->log.empty() ? proof_directory(global) + "/audit.log" : o->log, o->key, o->as_json); };
     });
 }
 

@@ -2,6 +2,7 @@
 // each against a float64 reference, and optionally write the result as safetensors or GGUF. The
 // policy (what is eligible, what is kept and why) is libgrey's: grey_model_quantize.
 #include "commands.hpp"
+#include "progress_display.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -32,6 +33,7 @@ struct QuantizeOptions {
     bool as_json = false;
     bool force = false;        // replace an existing --output
     bool allow_empty = false;  // succeed (and write) when nothing can be quantized
+    bool progress = false;     // show progress even when standard error is not a terminal
 };
 
 
@@ -41,7 +43,7 @@ struct QuantizeOptions {
 void check_output_path(const std::string& output, bool force) {
     struct stat existing {};
     if (!force && ::lstat(output.c_str(), &existing) == 0)
-        throw ApiError(GREY_ERROR_IO, "'" + output + "' already exists; pass --force to replace it");
+        throw ApiError(GREY_ERROR_INVALID_ARGUMENT, "'" + output + "' already exists; pass --force to replace it");
 }
 
 std::string lines(const std::vector<std::string>& items) {
@@ -106,8 +108,12 @@ int run_quantize(const GlobalOptions& global, const QuantizeOptions& o) {
     options.format_overrides = overrides.c_str();
     options.context = device.context.get();
     options.device = device.device;
+    ProgressDisplay progress("quantize", o.progress || stderr_is_terminal());
+    options.progress = &ProgressDisplay::callback;
+    options.progress_user = &progress;
     grey_model_quant_result* raw = nullptr;
     check(grey_model_quantize(o.input.c_str(), o.output.empty() ? nullptr : o.output.c_str(), o.format.c_str(), &options, &raw));
+    progress.finish(o.input, o.output);
     const std::unique_ptr<grey_model_quant_result, QuantResultDeleter> result(raw);
     const std::string text = result_json(result.get());
     const json report = json::parse(text);
@@ -138,9 +144,11 @@ void add_quantize_command(CLI::App& app, const GlobalOptions& global, Runner& ru
     cmd->add_option("--output", options->output, "Write the quantized model (.gguf or .safetensors)");
     // Any backend the loader finds (greyctl detect --debug lists them); the library says why one is not there.
     cmd->add_option("--backend", options->backend, "Where the kernels run: host, or a backend plugin such as cuda");
-    cmd->add_flag("--json", options->as_json, "Print JSON instead of a table");
+    add_json_flag(*cmd, options->as_json, "Print the report as JSON instead of a table");
     cmd->add_flag("--force", options->force, "Replace --output if it exists (never when it is the input)");
     cmd->add_flag("--allow-empty", options->allow_empty, "Succeed, and write --output, even when no tensor can be quantized");
+    cmd->add_flag("--progress", options->progress,
+                  "Show bytes done and elapsed time on standard error, then sizes and time (the default when it is a terminal)");
     cmd->callback([&global, &run, options] { run = [&global, options] { return run_quantize(global, *options); }; });
 }
 

@@ -296,7 +296,7 @@ void add_simulate_ram_command(CLI::App& app, const GlobalOptions& global, Runner
     cmd->add_option("--tier", o->tier, "Where compressed buffers live: device (default) or host")->check(CLI::IsMember({"device", "host"}));
     cmd->add_option("--backend", o->backend, "Where the buffers live: host (default), or a backend plugin such as cuda");
     cmd->add_flag("--isolate-tenants", o->isolate_tenants, "Give every tenant its own sharing domain (nothing is shared between tenants)");
-    cmd->add_flag("--json", o->as_json, "Print JSON instead of a table");
+    add_json_flag(*cmd, o->as_json, "Print JSON instead of a table");
     add_proof_options(*cmd, o->proof);
     cmd->callback([&global, &run, o] { run = [&global, o] { return run_simulate_ram(global, *o); }; });
 }

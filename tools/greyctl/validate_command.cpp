@@ -2,11 +2,11 @@
 // cooldowns between runs; throughput, energy, time held back by each reason and peak temperature, with
 // their spread over repeats. Losses are reported as plainly as gains.
 #include "commands.hpp"
+#include "exit_codes.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -96,10 +96,11 @@ json run_once(grey_context* context, const Options& o, bool governed) {
         return tel;
     };
     const grey_device_telemetry first = sample();
-    std::atomic<bool> done{false};
     std::optional<double> peak;
-    std::thread sampler([&] {
-        while (!done.load()) {
+    // A jthread: when the workload throws, its destructor stops and joins the sampler (a joinable
+    // std::thread would terminate the process instead of letting the error be reported).
+    std::jthread sampler([&](const std::stop_token& stop) {
+        while (!stop.stop_requested()) {
             grey_device_telemetry tel{};
             tel.struct_size = sizeof tel;
             if (grey_device_telemetry_get(context, o.device, &tel) == GREY_OK)
@@ -129,7 +130,7 @@ json run_once(grey_context* context, const Options& o, bool governed) {
         estimate_ns = std::max<uint64_t>(actual, 1);
     }
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    done = true;
+    sampler.request_stop();
     sampler.join();
     const grey_device_telemetry last = sample();
     grey_govern_device_state s{};
@@ -195,7 +196,8 @@ int run_validate(const GlobalOptions& global, const Options& o) {
     ContextPtr context = open_context(global, "");
     uint32_t devices = 0;
     check(grey_device_count(context.get(), &devices));
-    if (o.device >= devices) throw std::runtime_error("device " + std::to_string(o.device) + " does not exist (" + std::to_string(devices) + " devices)");
+    if (o.device >= devices)
+        throw CommandError(Exit::usage, "--device " + std::to_string(o.device) + ": no such device (" + std::to_string(devices) + " devices)");
     std::vector<json> governed, ungoverned;
     for (int r = 0; r < o.repeats; ++r) {
         // The order alternates (ungoverned first, then governed first, ...), so that neither side always
@@ -274,7 +276,7 @@ void add_validate_command(CLI::App& app, const GlobalOptions& global, Runner& ru
     cmd->add_option("--repeats", o->repeats, "Pairs of runs (default 3)")->check(CLI::Range(1, 1000));
     cmd->add_option("--device", o->device, "Device index (default 0)");
     cmd->add_option("--chunk-ms", o->chunk_ms, "Builtin: milliseconds of work per admission (default 20)")->check(CLI::Range(0.1, 10000.0));
-    cmd->add_flag("--json", o->as_json, "Print the whole result as JSON");
+    add_json_flag(*cmd, o->as_json, "Print the whole result as JSON");
     cmd->add_flag("--no-proof", o->no_proof, "Do not record the result in the audit log");
     cmd->add_option("--audit-log", o->proof.audit_log, "Audit log (default: <daemon.proof_artifact_dir>/audit.log)");
     cmd->add_option("--audit-key", o->proof.audit_key, "Writer key (default: <daemon.proof_artifact_dir>/audit.key.writer)");

@@ -32,12 +32,12 @@ from ._stream import Event, HostMemory, Stream
 from ._quant import QuantizedTensor, QuantReport, quant_compare, quant_formats, quant_size, quantize
 from ._model_quant import dequantize_model, quantize_model
 from .errors import (BackendError, BufferTooSmall, ConfigError, Corrupt, Error, InternalError, InvalidArgument,
-                     IoError, NotFound, OutOfMemory, PermissionDenied, Stopped, Timeout, Unsupported)
+                     IoError, NotFound, OutOfMemory, PermissionDenied, Stopped, Timeout, Unsupported, Cancelled)
 
 __all__ = [
     "capi", "Context", "Config", "Buffer", "Stream", "Event", "HostMemory", "BackendInfo", "PluginDir", "DeviceSpec", "Telemetry", "Field",
     "config_keys", "Governor", "Tenant", "Admission", "GovernorState", "DeviceGovernState", "TenantStats",
-    "WAIT_FOREVER", "Timeout", "Stopped", "KvCache", "KvStats", "WINDOW_ALL",
+    "WAIT_FOREVER", "Timeout", "Stopped", "Cancelled", "KvCache", "KvStats", "WINDOW_ALL",
     "version", "version_string", "build_revision", "Error", "InvalidArgument", "OutOfMemory", "Unsupported",
     "NotFound", "IoError", "Corrupt", "ConfigError", "BackendError", "PermissionDenied", "BufferTooSmall",
     "InternalError", "quantize", "quantize_model", "dequantize_model", "quant_compare", "quant_formats", "quant_size", "QuantizedTensor", "QuantReport",

@@ -56,7 +56,8 @@ class AuditReport:
     """The verdict of grey_audit_verify. ``cause`` is "intact" or what was found ("modified", "deleted",
     "reordered", "inserted", "truncated", "resealed", "foreign_log", "forked", "malformed");
     ``first_bad_record`` and ``bad_checkpoint`` are None when there is none. Hashes and the log id are
-    bytes (to_dict() gives them as hex)."""
+    bytes. to_dict() is ``greyctl audit verify --json``'s document: hashes in hex, and None (null) for
+    ``first_bad_record``, ``first_bad_offset`` and ``bad_checkpoint`` when there is none."""
 
     cause: str
     records: int
@@ -83,7 +84,8 @@ class AuditReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"cause": self.cause, "intact": self.intact, "records": self.records,
-                "first_bad_record": self.first_bad_record, "first_bad_offset": self.first_bad_offset,
+                "first_bad_record": self.first_bad_record,
+                "first_bad_offset": None if self.first_bad_record is None else self.first_bad_offset,
                 "bad_checkpoint": self.bad_checkpoint, "last_epoch": self.last_epoch, "log_id": self.log_id.hex(),
                 "head_hash": self.head_hash.hex(), "root_hash": self.root_hash.hex(), "detail": self.detail}
 

@@ -6,13 +6,42 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from . import capi
 from ._model import PathLike
 from ._quant import _CALIBRATIONS
 from ._tensor import DTypeLike, dtype_value
 from ._util import read_text
+from .errors import Cancelled
+
+# progress(bytes_done, bytes_total, tensor) -> a true value to stop (None or False: go on).
+Progress = Callable[[int, int, str], Any]
+
+
+class _ProgressCall:
+    """Runs a whole-model call with the caller's progress callable, so that an exception it raises stops
+    the call and is raised from it (in place of grey.Cancelled)."""
+
+    def __init__(self, progress: Optional[Progress]) -> None:
+        self.progress = progress
+        self.error: Optional[BaseException] = None
+
+    def __call__(self, done: int, total: int, tensor: str) -> bool:
+        try:
+            return bool(self.progress(done, total, tensor))  # type: ignore[misc]
+        except BaseException as e:  # noqa: B036 - KeyboardInterrupt too: it must stop the call
+            self.error = e
+            return True
+
+    def run(self, set_progress: Callable[[Any, Any], None], options: Any, call: Callable[[], Any]) -> Any:
+        set_progress(options, None if self.progress is None else self)
+        try:
+            return call()
+        except Cancelled:
+            if self.error is not None:
+                raise self.error from None
+            raise
 
 
 def _lines(patterns: Iterable[str], what: str) -> str:
@@ -28,7 +57,7 @@ def _lines(patterns: Iterable[str], what: str) -> str:
 def quantize_model(input: PathLike, output: Optional[PathLike], format: str, *, calibration: str = "rtn",
                    keep: Iterable[str] = (), quantize: Iterable[str] = (), formats: Optional[Mapping[str, str]] = None,
                    keep_critical: bool = True, allow_empty: bool = False, replace: bool = False,
-                   context: Any = None, device: int = 0) -> dict[str, Any]:
+                   context: Any = None, device: int = 0, progress: Optional[Progress] = None) -> dict[str, Any]:
     """Quantizes the model file `input` in `format` ("int4-g128", ...) under libgrey's policy and writes
     `output` (.safetensors or .gguf; None to measure only). Returns the report: {"tensors": [...],
     "kept": [{"name", "dtype", "shape", "reason"}...], "total": {...}}.
@@ -37,6 +66,10 @@ def quantize_model(input: PathLike, output: Optional[PathLike], format: str, *, 
     even though they are critical layers; `formats` maps a pattern to the format of the tensors it
     matches (the first match wins). ``keep_critical=False`` quantizes the critical layers too. With a
     grey.Context, tensors are quantized in buffers on its device `device`.
+
+    `progress(bytes_done, bytes_total, tensor)` is called before the first tensor and after each one
+    (input bytes, kept tensors included); a true result stops the call with grey.Cancelled and writes
+    nothing; an exception it raises stops the call too and is raised from it.
     """
     options = capi.grey_model_quant_options()
     try:
@@ -52,7 +85,8 @@ def quantize_model(input: PathLike, output: Optional[PathLike], format: str, *, 
     if context is not None:
         options.context = context._get_handle()
         options.device = device
-    result = capi.grey_model_quantize(os.fspath(input), None if output is None else os.fspath(output), format, options)
+    result = _ProgressCall(progress).run(capi.grey_py_quant_options_set_progress, options, lambda: capi.grey_model_quantize(
+        os.fspath(input), None if output is None else os.fspath(output), format, options))
     try:
         report: dict[str, Any] = json.loads(read_text(capi.grey_model_quant_result_json, result))
     finally:
@@ -60,10 +94,13 @@ def quantize_model(input: PathLike, output: Optional[PathLike], format: str, *, 
     return report
 
 
-def dequantize_model(input: PathLike, output: PathLike, *, dtype: DTypeLike = "F32", replace: bool = False) -> None:
+def dequantize_model(input: PathLike, output: PathLike, *, dtype: DTypeLike = "F32", replace: bool = False,
+                     progress: Optional[Progress] = None) -> None:
     """Restores a full-precision safetensors file `output` from the model `input` that libgrey quantized:
-    quantized tensors become `dtype` ("F32", "F16" or "BF16") in their original shape, the rest is copied."""
+    quantized tensors become `dtype` ("F32", "F16" or "BF16") in their original shape, the rest is copied.
+    `progress` is called as quantize_model's is."""
     options = capi.grey_model_dequant_options()
     options.dtype = dtype_value(dtype)
     options.replace = 1 if replace else 0
-    capi.grey_model_dequantize(os.fspath(input), os.fspath(output), options)
+    _ProgressCall(progress).run(capi.grey_py_dequant_options_set_progress, options,
+                                lambda: capi.grey_model_dequantize(os.fspath(input), os.fspath(output), options))

@@ -12,6 +12,7 @@ __all__ = [
     "Error",
     "Timeout",
     "Stopped",
+    "Cancelled",
     "InvalidArgument",
     "OutOfMemory",
     "Unsupported",
@@ -106,10 +107,16 @@ class Stopped(Error):
     status = capi.GREY_ERROR_STOPPED
 
 
+class Cancelled(Error):
+    """A progress callback asked the call to stop (nothing was written)."""
+
+    status = capi.GREY_ERROR_CANCELLED
+
+
 _BY_STATUS: dict[int, type[Error]] = {
     cls.status: cls
     for cls in (InvalidArgument, OutOfMemory, Unsupported, NotFound, IoError, Corrupt, ConfigError,
-                BackendError, PermissionDenied, BufferTooSmall, InternalError, Timeout, Stopped)
+                BackendError, PermissionDenied, BufferTooSmall, InternalError, Timeout, Stopped, Cancelled)
 }
 
 

@@ -145,3 +145,35 @@ def test_signed_checkpoints(tmp_path):
         log.append("run", {"ok": True})
         log.checkpoint(tmp_path / "cp")
     assert grey.audit_verify(tmp_path / "a.log", verifier, [tmp_path / "cp"], public_key=public).intact
+
+
+def test_to_dict_is_greyctl_json(tmp_path, keys, greyctl):
+    """One vocabulary: greyctl's --json documents and the bindings' to_dict() are equal, key for key and
+    null for null, for an intact log, a tampered one, and a proof artifact."""
+    import json
+    import subprocess
+
+    verifier, writer = keys
+    log_path = tmp_path / "audit.log"
+    with grey.AuditLog(log_path, writer) as log:
+        for i in range(3):
+            log.append("run", {"value": 1000 + i})
+        artifact_id = log.proof_write(tmp_path, {"results": {"x": 1}})
+
+    def greyctl_json(*args):
+        out = subprocess.run([str(greyctl), "--no-env", *args, "--json"], capture_output=True, text=True)
+        return out.returncode, json.loads(out.stdout)
+
+    assert greyctl_json("audit", "verify", "--log", str(log_path), "--key", str(verifier)) == \
+        (0, grey.audit_verify(log_path, verifier).to_dict())
+    artifact = tmp_path / f"{artifact_id}.json"
+    assert greyctl_json("proof", "verify", str(artifact), "--log", str(log_path), "--key", str(verifier)) == \
+        (0, grey.proof_verify(log_path, verifier, artifact).to_dict())
+
+    data = bytearray(log_path.read_bytes())
+    at = data.index(b"1001")
+    data[at:at + 4] = b"9001"
+    log_path.write_bytes(bytes(data))
+    code, document = greyctl_json("audit", "verify", "--log", str(log_path), "--key", str(verifier))
+    assert code == 1 and document == grey.audit_verify(log_path, verifier).to_dict()
+    assert document["first_bad_record"] == 1 and isinstance(document["first_bad_offset"], int)

@@ -186,3 +186,20 @@ def test_env_overrides_only_when_asked(monkeypatch, tmp_path):
         assert ctx.config["memory.compression.algorithm"] != "none"
     with grey.Context(env_overrides=True) as ctx:
         assert ctx.config["memory.compression.algorithm"] == "none"
+
+
+def test_a_named_backend_fails_as_greyctl_detect_does(greyctl):
+    """grey.Context(backends="cuda") fails whenever `greyctl detect --backend cuda` does (here, without a
+    CUDA driver: grey.Unsupported, "backend 'cuda' is not available: ..."), never giving a context
+    without the backend that was asked for."""
+    import json
+    import subprocess
+
+    r = subprocess.run([str(greyctl), "--no-env", "--log-level", "OFF", "detect", "--backend", "cuda", "--json"],
+                       capture_output=True, text=True)
+    if r.returncode == 0:
+        pytest.skip("the CUDA backend is available on this machine")
+    error = json.loads(r.stdout)["error"]
+    assert (r.returncode, error["class"]) == (4, "unavailable") and error["message"].startswith("backend 'cuda' is not available: ")
+    with pytest.raises(grey.Unsupported, match="^backend 'cuda' is not available: "):
+        grey.Context(backends="cuda")

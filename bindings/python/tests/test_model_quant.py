@@ -88,3 +88,28 @@ def test_dequantize_round_trip(model_file, tmp_path):
         grey.dequantize_model(path, tmp_path / "never.safetensors")
     with pytest.raises(grey.InvalidArgument):
         grey.dequantize_model(quantized, tmp_path / "x.safetensors", dtype="I8")
+
+
+def test_progress_reports_every_tensor_and_stops(model_file, tmp_path):
+    path, tensors = model_file
+    sizes = [array.nbytes for array in tensors.values()]
+    seen = []
+    grey.quantize_model(path, tmp_path / "q.safetensors", "int4-g32", progress=lambda *call: seen.append(call))
+    done = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+    assert seen == [(d, sum(sizes), name) for d, name in zip(done, [""] + list(tensors))]
+
+    # A true result stops the call: grey.Cancelled, and no output file.
+    with pytest.raises(grey.Cancelled, match="cancelled by the progress callback"):
+        grey.quantize_model(path, tmp_path / "stopped.safetensors", "int4-g32", progress=lambda done, total, name: name == "layers.0.q.weight")
+    assert not (tmp_path / "stopped.safetensors").exists()
+
+    # An exception in the callback stops the call and is the one raised.
+    def broken(done, total, name):
+        raise KeyError(name)
+
+    with pytest.raises(KeyError):
+        grey.dequantize_model(tmp_path / "q.safetensors", tmp_path / "r.safetensors", progress=broken)
+    assert not (tmp_path / "r.safetensors").exists()
+    calls = []
+    grey.dequantize_model(tmp_path / "q.safetensors", tmp_path / "r.safetensors", progress=lambda *c: calls.append(c))
+    assert calls[0][0] == 0 and calls[-1][0] == calls[-1][1] and [c[2] for c in calls[1:]] == list(tensors)

@@ -111,6 +111,25 @@ TEST(Loader, OnlyRequestedBackendsLoadAndMissingOnesAreReported) {
     EXPECT_TRUE(has(reports["nosuch"].reason, "libgrey-backend-nosuch.so")) << reports["nosuch"].reason;
 }
 
+// A named backend the host requires is there with a device, or the context is refused saying why: a
+// GPU backend on a machine without its driver (nodriver: what the CUDA plugin does here), and one that
+// starts but offers no device, fail as a missing one does, never as a context without that backend.
+TEST(Loader, ARequiredBackendWithoutDriverOrDeviceIsRefused) {
+    for (const auto& [name, why] : {std::pair{"nodriver", "libfake-driver.so.1: cannot open shared object file"},
+                                    std::pair{"nodevice", "it loaded but offers no device"}}) {
+        grey_context_options options = plugin_dir_options(name);
+        grey_context* context = nullptr;
+        ASSERT_EQ(grey_context_create(&options, &context), GREY_OK) << "not required: only reported";
+        grey_context_destroy(context);
+        options.require_backends = 1;
+        context = nullptr;
+        EXPECT_EQ(grey_context_create(&options, &context), GREY_ERROR_UNSUPPORTED) << name;
+        EXPECT_EQ(context, nullptr);
+        EXPECT_TRUE(has(grey_last_error(), (std::string("backend '") + name + "' is not available: ").c_str())) << grey_last_error();
+        EXPECT_TRUE(has(grey_last_error(), why)) << grey_last_error();
+    }
+}
+
 TEST(Loader, AutoDetectOffLoadsOnlyNamedBackends) {
     grey::test::TempDir dir;
     const auto file = dir.write("c.yaml", "detection:\n  auto_detect: false\n");

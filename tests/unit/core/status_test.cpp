@@ -6,7 +6,7 @@
 
 TEST(Status, EveryStatusHasADistinctDescription) {
     std::set<std::string> seen;
-    for (int s = GREY_OK; s <= GREY_ERROR_STOPPED; ++s) {
+    for (int s = GREY_OK; s <= GREY_ERROR_CANCELLED; ++s) {
         const std::string text = grey_status_string(static_cast<grey_status>(s));
         EXPECT_NE(text, "unknown status") << s;
         EXPECT_TRUE(seen.insert(text).second) << "duplicate: " << text;

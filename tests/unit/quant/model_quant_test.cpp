@@ -396,4 +396,85 @@ TEST(ModelDequantize, RefusesFilesItCannotRestore) {
     EXPECT_EQ(grey_model_dequantize((dir.path() / "missing.safetensors").c_str(), out.c_str(), nullptr), GREY_ERROR_NOT_FOUND);
 }
 
+// What a progress callback saw, and when it asks to stop.
+struct ProgressLog {
+    std::vector<std::tuple<uint64_t, uint64_t, std::string>> calls;
+    size_t cancel_at = SIZE_MAX;  // the call (0-based) that answers "stop"
+    static uint32_t record(uint64_t done, uint64_t total, const char* tensor, void* user) {
+        auto* log = static_cast<ProgressLog*>(user);
+        log->calls.emplace_back(done, total, tensor);
+        return log->calls.size() - 1 == log->cancel_at ? 1u : 0u;
+    }
+};
+
+// The reports a whole-model call must give for `model`: 0 first, then every tensor in file order with
+// the input bytes done so far.
+std::vector<std::tuple<uint64_t, uint64_t, std::string>> expected_progress(const fs::path& model) {
+    grey_model* raw = nullptr;
+    EXPECT_EQ(grey_model_open(model.c_str(), &raw), GREY_OK);
+    const ModelPtr m(raw);
+    uint64_t count = 0, total = 0, done = 0;
+    EXPECT_EQ(grey_model_tensor_count(raw, &count), GREY_OK);
+    std::vector<std::pair<std::string, uint64_t>> tensors;
+    for (uint64_t i = 0; i < count; ++i) {
+        grey_model_tensor t{};
+        t.struct_size = sizeof t;
+        EXPECT_EQ(grey_model_tensor_get(raw, i, &t), GREY_OK);
+        tensors.emplace_back(t.name, t.size_bytes);
+        total += t.size_bytes;
+    }
+    std::vector<std::tuple<uint64_t, uint64_t, std::string>> calls{{0, total, ""}};
+    for (const auto& [name, bytes] : tensors) calls.emplace_back(done += bytes, total, name);
+    return calls;
+}
+
+TEST(ModelQuantize, ProgressReportsEveryTensorAndCancels) {
+    TempDir dir;
+    const auto model = write_model(dir.path() / "m.safetensors", mixed_model);
+    const auto out = dir.path() / "q.safetensors";
+    ProgressLog log;
+    grey_model_quant_options options = GREY_MODEL_QUANT_OPTIONS_INIT;
+    options.progress = &ProgressLog::record;
+    options.progress_user = &log;
+    const QuantRun run = quantize(model, out.c_str(), "int4-g32", &options);
+    ASSERT_EQ(run.status, GREY_OK) << run.error;
+    EXPECT_EQ(log.calls, expected_progress(model));
+
+    // Asked to stop after the third tensor: cancelled, naming it, and no output file at all.
+    ProgressLog stop;
+    stop.cancel_at = 3;
+    options.progress_user = &stop;
+    const auto cancelled = dir.path() / "cancelled.safetensors";
+    const QuantRun refused = quantize(model, cancelled.c_str(), "int4-g32", &options);
+    EXPECT_EQ(refused.status, GREY_ERROR_CANCELLED);
+    EXPECT_NE(refused.error.find("cancelled by the progress callback"), std::string::npos) << refused.error;
+    EXPECT_NE(refused.error.find("(tensor " + std::get<2>(expected_progress(model)[3]) + ")"), std::string::npos) << refused.error;
+    EXPECT_EQ(stop.calls.size(), 4u);
+    EXPECT_FALSE(fs::exists(cancelled));
+    for (const auto& entry : fs::directory_iterator(dir.path()))
+        EXPECT_EQ(entry.path().filename().string().find("cancelled"), std::string::npos) << "left behind: " << entry.path();
+    EXPECT_STREQ(grey_status_string(GREY_ERROR_CANCELLED), "cancelled");
+}
+
+TEST(ModelDequantize, ProgressReportsEveryTensorAndCancels) {
+    TempDir dir;
+    const auto model = write_model(dir.path() / "m.safetensors", mixed_model);
+    const auto quantized = dir.path() / "q.gguf";
+    ASSERT_EQ(quantize(model, quantized.c_str(), "q8_0").status, GREY_OK);
+    ProgressLog log;
+    grey_model_dequant_options options = GREY_MODEL_DEQUANT_OPTIONS_INIT;
+    options.progress = &ProgressLog::record;
+    options.progress_user = &log;
+    ASSERT_EQ(grey_model_dequantize(quantized.c_str(), (dir.path() / "r.safetensors").c_str(), &options), GREY_OK) << grey_last_error();
+    EXPECT_EQ(log.calls, expected_progress(quantized));
+
+    ProgressLog stop;
+    stop.cancel_at = 0;  // before the first tensor
+    options.progress_user = &stop;
+    const auto cancelled = dir.path() / "cancelled.safetensors";
+    EXPECT_EQ(grey_model_dequantize(quantized.c_str(), cancelled.c_str(), &options), GREY_ERROR_CANCELLED);
+    EXPECT_NE(std::string(grey_last_error()).find("after 0 of"), std::string::npos) << grey_last_error();
+    EXPECT_FALSE(fs::exists(cancelled));
+}
+
 }  // namespace

@@ -1,5 +1,6 @@
 // greyctl daemon start|stop|status|logs|reload|tenant-weight, and greyctl emergency-stop.
 #include "../commands.hpp"
+#include "../exit_codes.hpp"
 #include "control_socket.hpp"
 #include "daemon.hpp"
 #include "run_dir.hpp"
@@ -38,18 +39,13 @@ int start(const GlobalOptions& global, const Options& o) {
     daemon::prepare_run_dir(paths);
     if (o.foreground) {
         daemon::PidLock lock(paths.pid_file);
-        int code = 0;
-        return daemon::run_daemon(global, o.daemon, paths, [&](const std::string& problem) {
-            if (!problem.empty()) {
-                std::fprintf(stderr, "greyctl: greyd could not start: %s\n", problem.c_str());
-                code = 1;
-            }
-        }) | code;
+        std::string problem;
+        const int code = daemon::run_daemon(global, o.daemon, paths, [&](const std::string& why) { problem = why; });
+        if (!problem.empty()) throw CommandError(Exit::failed, "greyd could not start: " + problem);
+        return code_of(code == 0 ? Exit::ok : Exit::failed);
     }
-    if (const pid_t pid = daemon::running_pid(paths.pid_file); pid != 0) {
-        std::fprintf(stderr, "greyctl: greyd is already running (pid %d, lock %s)\n", static_cast<int>(pid), paths.pid_file.c_str());
-        return 1;
-    }
+    if (const pid_t pid = daemon::running_pid(paths.pid_file); pid != 0)
+        throw CommandError(Exit::failed, "greyd is already running (pid " + std::to_string(pid) + ", lock " + paths.pid_file + ")");
     int report[2];
     if (pipe2(report, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
     const pid_t child = fork();
@@ -84,40 +80,42 @@ int start(const GlobalOptions& global, const Options& o) {
     ssize_t n;
     while ((n = ::read(report[0], chunk, sizeof chunk)) > 0) answer.append(chunk, static_cast<size_t>(n));
     ::close(report[0]);
-    if (answer != "ok") {
-        std::fprintf(stderr, "greyctl: greyd could not start: %s\n", answer.empty() ? "it exited without saying why (see its log)" : answer.c_str());
-        return 1;
-    }
-    std::printf("greyd started (pid %d); log %s\n", static_cast<int>(daemon::running_pid(paths.pid_file)), paths.log.c_str());
+    if (answer != "ok")
+        throw CommandError(Exit::failed, "greyd could not start: " + (answer.empty() ? std::string("it exited without saying why (see its log)") : answer));
+    const pid_t pid = daemon::running_pid(paths.pid_file);
+    if (o.as_json) std::cout << json{{"started", true}, {"pid", pid}, {"log", paths.log}}.dump(2) << "\n";
+    else std::printf("greyd started (pid %d); log %s\n", static_cast<int>(pid), paths.log.c_str());
     return 0;
 }
 
 json ask(const Options& o, const json& request) {
     const daemon::RunPaths paths = daemon::run_paths(o.run_dir);
-    if (daemon::running_pid(paths.pid_file) == 0) throw std::runtime_error("greyd is not running (no lock held on " + paths.pid_file + ")");
+    if (daemon::running_pid(paths.pid_file) == 0) throw CommandError(Exit::unavailable, "greyd is not running (no lock held on " + paths.pid_file + ")");
     return daemon::control_request(paths.socket, request);
 }
 
-int answered(const json& answer) {
-    if (answer.value("ok", false)) return 0;
-    std::fprintf(stderr, "greyctl: greyd: %s\n", answer.value("error", std::string("refused")).c_str());
-    return 1;
+// Throws when greyd refused the request; with --json prints `result` once it did not.
+int answered(const Options& o, const json& answer, const json& result = {{"ok", true}}) {
+    if (!answer.value("ok", false)) throw CommandError(Exit::failed, "greyd: " + answer.value("error", std::string("refused")));
+    if (o.as_json) std::cout << result.dump(2) << "\n";
+    return 0;
 }
 
 int stop(const Options& o) {
     const daemon::RunPaths paths = daemon::run_paths(o.run_dir);
     const pid_t pid = daemon::running_pid(paths.pid_file);
     if (pid == 0) {
-        std::printf("greyd is not running\n");
+        if (o.as_json) std::cout << json{{"stopped", false}, {"pid", nullptr}}.dump(2) << "\n";
+        else std::printf("greyd is not running\n");
         return 0;
     }
-    if (const int code = answered(daemon::control_request(paths.socket, {{"command", "shutdown"}})); code != 0) return code;
+    const json answer = daemon::control_request(paths.socket, {{"command", "shutdown"}});
+    if (!answer.value("ok", false)) throw CommandError(Exit::failed, "greyd: " + answer.value("error", std::string("refused")));
     for (int i = 0; i < 300 && daemon::running_pid(paths.pid_file) != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (daemon::running_pid(paths.pid_file) != 0) {
-        std::fprintf(stderr, "greyctl: greyd (pid %d) did not stop within 30 s\n", static_cast<int>(pid));
-        return 1;
-    }
-    std::printf("greyd stopped (pid %d)\n", static_cast<int>(pid));
+    if (daemon::running_pid(paths.pid_file) != 0)
+        throw CommandError(Exit::failed, "greyd (pid " + std::to_string(pid) + ") did not stop within 30 s");
+    if (o.as_json) std::cout << json{{"stopped", true}, {"pid", pid}}.dump(2) << "\n";
+    else std::printf("greyd stopped (pid %d)\n", static_cast<int>(pid));
     return 0;
 }
 
@@ -126,10 +124,10 @@ int status(const Options& o) {
     if (daemon::running_pid(paths.pid_file) == 0) {
         if (o.as_json) std::printf("{\"running\": false}\n");
         else std::printf("greyd is not running\n");
-        return 3;  // as systemctl status and LSB scripts say "not running"
+        return code_of(Exit::unavailable);
     }
     const json answer = ask(o, {{"command", "status"}});
-    if (const int code = answered(answer); code != 0) return code;
+    if (!answer.value("ok", false)) throw CommandError(Exit::failed, "greyd: " + answer.value("error", std::string("refused")));
     const json& s = answer["status"];
     if (o.as_json) {
         json out = s;
@@ -162,22 +160,24 @@ int status(const Options& o) {
 int logs(const Options& o) {
     const daemon::RunPaths paths = daemon::run_paths(o.run_dir);
     std::ifstream in(paths.log);
-    if (!in) {
-        std::fprintf(stderr, "greyctl: no log at %s (a daemon run in the foreground logs to its standard error, e.g. the journal)\n", paths.log.c_str());
-        return 1;
-    }
+    if (!in)
+        throw CommandError(Exit::bad_input, "no log at " + paths.log + " (a daemon run in the foreground logs to its standard error, e.g. the journal)");
     std::deque<std::string> tail;
     for (std::string line; std::getline(in, line);) {
         tail.push_back(line);
         if (static_cast<int>(tail.size()) > o.lines) tail.pop_front();
     }
-    for (const auto& line : tail) std::printf("%s\n", line.c_str());
+    if (o.as_json) std::cout << json{{"log", paths.log}, {"lines", tail}}.dump(2) << "\n";
+    else
+        for (const auto& line : tail) std::printf("%s\n", line.c_str());
     return 0;
 }
 
 void add_location(CLI::App* command, Options& o) {
     command->add_option("--run-dir", o.run_dir, "greyd's run directory (default $XDG_RUNTIME_DIR/grey, /run/grey for root, else /tmp/grey-UID)");
 }
+
+void add_json(CLI::App* command, Options& o, const char* what) { add_json_flag(*command, o.as_json, what); }
 
 }  // namespace
 
@@ -199,6 +199,7 @@ void add_daemon_command(CLI::App& app, const GlobalOptions& global, Runner& run)
                           "Opt in to holding every GPU at this power limit (watts) while greyd runs; the previous limits are "
                           "restored on emergency stop and exit (default: never touch power limits)")
         ->check(CLI::Range(1.0, 100000.0));
+    add_json(start_cmd, *o, "Print {\"started\", \"pid\", \"log\"} once greyd serves");
     start_cmd->callback([&global, &run, o] {
         o->daemon.power_limit_mw = static_cast<uint64_t>(o->power_limit_w * 1000.0 + 0.5);
         run = [&global, o] { return start(global, *o); };
@@ -206,39 +207,47 @@ void add_daemon_command(CLI::App& app, const GlobalOptions& global, Runner& run)
 
     auto* stop_cmd = d->add_subcommand("stop", "Stop greyd and wait until it has exited");
     add_location(stop_cmd, *o);
+    add_json(stop_cmd, *o, "Print {\"stopped\", \"pid\"}");
     stop_cmd->callback([&run, o] { run = [o] { return stop(*o); }; });
 
     auto* status_cmd = d->add_subcommand("status", "Show greyd's state: devices, governor, tenants, emergency stop (exit 3 when not running)");
     add_location(status_cmd, *o);
-    status_cmd->add_flag("--json", o->as_json, "Print the /status document");
+    add_json(status_cmd, *o, "Print the /status document (with \"running\")");
     status_cmd->callback([&run, o] { run = [o] { return status(*o); }; });
 
     auto* logs_cmd = d->add_subcommand("logs", "Print the end of greyd's log");
     add_location(logs_cmd, *o);
     logs_cmd->add_option("-n,--lines", o->lines, "Lines to print (default 50)")->check(CLI::Range(1, 1000000));
+    add_json(logs_cmd, *o, "Print {\"log\", \"lines\": [...]}");
     logs_cmd->callback([&run, o] { run = [o] { return logs(*o); }; });
 
     auto* reload_cmd = d->add_subcommand("reload", "Re-read the configuration (thermal.*, scheduling.*)");
     add_location(reload_cmd, *o);
-    reload_cmd->callback([&run, o] { run = [o] { return answered(ask(*o, {{"command", "reload"}})); }; });
+    add_json(reload_cmd, *o, "Print {\"ok\": true} once greyd has reloaded");
+    reload_cmd->callback([&run, o] { run = [o] { return answered(*o, ask(*o, {{"command", "reload"}})); }; });
 
     auto* weight_cmd = d->add_subcommand("tenant-weight", "Set a tenant's weight");
     add_location(weight_cmd, *o);
     weight_cmd->add_option("TENANT", o->tenant, "Tenant name")->required();
     weight_cmd->add_option("WEIGHT", o->weight, "Weight (> 0)")->required();
+    add_json(weight_cmd, *o, "Print {\"ok\", \"tenant\", \"weight\"}");
     weight_cmd->callback([&run, o] {
-        run = [o] { return answered(ask(*o, {{"command", "set_weight"}, {"tenant", o->tenant}, {"weight", o->weight}})); };
+        run = [o] {
+            return answered(*o, ask(*o, {{"command", "set_weight"}, {"tenant", o->tenant}, {"weight", o->weight}}),
+                            {{"ok", true}, {"tenant", o->tenant}, {"weight", o->weight}});
+        };
     });
 
     auto* stop_all = app.add_subcommand("emergency-stop", "Stop admitting work on every device at once (through greyd); --clear ends it");
     add_location(stop_all, *o);
     stop_all->add_flag("--clear", o->clear, "End the emergency stop");
     stop_all->add_option("--reason", o->reason, "Recorded in the audit log and shown by daemon status");
+    add_json(stop_all, *o, "Print {\"ok\", \"emergency_stop\"} (whether one is now in force)");
     stop_all->callback([&run, o] {
         run = [o] {
             const json answer = ask(*o, o->clear ? json{{"command", "clear_stop"}} : json{{"command", "emergency_stop"}, {"reason", o->reason}});
-            const int code = answered(answer);
-            if (code == 0)
+            const int code = answered(*o, answer, {{"ok", true}, {"emergency_stop", !o->clear}});
+            if (!o->as_json)
                 std::printf(o->clear ? "emergency stop cleared: greyd admits work again\n"
                                      : "EMERGENCY STOP: greyd admits no work on any device until 'greyctl emergency-stop --clear'\n");
             return code;

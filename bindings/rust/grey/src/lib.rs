@@ -53,6 +53,8 @@ pub enum Error {
     Timeout(String),
     /// An emergency stop is in force: no work is admitted.
     Stopped(String),
+    /// A progress callback asked the call to stop (nothing was written).
+    Cancelled(String),
     /// A status this version of the crate does not know.
     Other {
         status: u32,
@@ -80,6 +82,7 @@ impl Error {
             sys::GREY_ERROR_INTERNAL => Error::Internal(message),
             sys::GREY_ERROR_TIMEOUT => Error::Timeout(message),
             sys::GREY_ERROR_STOPPED => Error::Stopped(message),
+            sys::GREY_ERROR_CANCELLED => Error::Cancelled(message),
             status => Error::Other {
                 status: status as u32,
                 message,
@@ -103,6 +106,7 @@ impl Error {
             Error::Internal(_) => sys::GREY_ERROR_INTERNAL,
             Error::Timeout(_) => sys::GREY_ERROR_TIMEOUT,
             Error::Stopped(_) => sys::GREY_ERROR_STOPPED,
+            Error::Cancelled(_) => sys::GREY_ERROR_CANCELLED,
             Error::Other { status, .. } => return *status,
         }) as u32
     }
@@ -122,6 +126,7 @@ impl Error {
             | Error::Internal(m)
             | Error::Timeout(m)
             | Error::Stopped(m)
+            | Error::Cancelled(m)
             | Error::Nul(m) => m,
             Error::BufferTooSmall { message, .. } | Error::Other { message, .. } => message,
         }
@@ -279,7 +284,7 @@ pub use govern::{
     Admission, DeviceGovernState, GovernorState, Governor, Tenant, TenantStats, WAIT_FOREVER,
 };
 pub use model::{Model, ModelFormat, ModelTensor, ModelWriter};
-pub use model_quant::{dequantize_model, quantize_model, ModelQuantOptions};
+pub use model_quant::{dequantize_model, dequantize_model_with_progress, quantize_model, ModelQuantOptions, Progress};
 pub use kv::{KvCache, KvConfig, KvFormat, KvStats};
 pub use stream::{Event, HostMemory, Stream};
 pub use quant::{

@@ -5,7 +5,26 @@ use crate::{
     c_string, c_string_or_null, check, ptr_or_null, read_text, sys, Calibration, Context, DType,
     Error, Result,
 };
-use std::ffi::CString;
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// The progress of a whole-model call: `progress(bytes_done, bytes_total, tensor)`, called before the
+/// first tensor and after each one (input bytes, kept tensors included). Returning `true` stops the
+/// call, which then fails with [`Error::Cancelled`] and writes nothing; so does a panic in it.
+pub type Progress<'a> = &'a dyn Fn(u64, u64, &str) -> bool;
+
+unsafe extern "C" fn progress_trampoline(
+    done: u64,
+    total: u64,
+    tensor: *const c_char,
+    user: *mut c_void,
+) -> u32 {
+    // SAFETY: `user` is the `Progress` the caller set, alive for the whole call; `tensor` a C string.
+    let progress = unsafe { &*(user as *const Progress) };
+    let name = unsafe { CStr::from_ptr(tensor) }.to_string_lossy();
+    // A panic must not unwind into C.
+    u32::from(catch_unwind(AssertUnwindSafe(|| progress(done, total, &name))).unwrap_or(true))
+}
 
 /// The caller's choices for [`quantize_model`]; `ModelQuantOptions::default()` is libgrey's default
 /// policy (grey.h, "Whole models").
@@ -26,6 +45,8 @@ pub struct ModelQuantOptions<'a> {
     pub replace: bool,
     /// Quantize in buffers on `device` of this context rather than in host memory.
     pub context: Option<(&'a Context, u32)>,
+    /// Told of every tensor done; can stop the call.
+    pub progress: Option<Progress<'a>>,
 }
 
 fn pattern_lines(what: &str, patterns: impl Iterator<Item = String>) -> Result<CString> {
@@ -72,6 +93,10 @@ pub fn quantize_model(
         raw.context = context.raw();
         raw.device = device;
     }
+    if let Some(progress) = options.progress.as_ref() {
+        raw.progress = Some(progress_trampoline);
+        raw.progress_user = progress as *const Progress as *mut c_void;
+    }
     let mut result = std::ptr::null_mut();
     check(unsafe {
         sys::grey_model_quantize(
@@ -92,10 +117,25 @@ pub fn quantize_model(
 /// Restores a full-precision safetensors file `output` from the model `input` that libgrey quantized:
 /// quantized tensors become `dtype` (F32, F16 or BF16) in their original shape, the rest is copied.
 pub fn dequantize_model(input: &str, output: &str, dtype: DType, replace: bool) -> Result<()> {
+    dequantize_model_with_progress(input, output, dtype, replace, None)
+}
+
+/// [`dequantize_model`], telling `progress` of every tensor done (it can stop the call).
+pub fn dequantize_model_with_progress(
+    input: &str,
+    output: &str,
+    dtype: DType,
+    replace: bool,
+    progress: Option<Progress>,
+) -> Result<()> {
     let input_c = c_string("grey_model_dequantize", "input_path", input)?;
     let output_c = c_string("grey_model_dequantize", "output_path", output)?;
     let mut raw: sys::grey_model_dequant_options = versioned!(sys::grey_model_dequant_options);
     raw.dtype = dtype.0;
     raw.replace = u32::from(replace);
+    if let Some(progress) = progress.as_ref() {
+        raw.progress = Some(progress_trampoline);
+        raw.progress_user = progress as *const Progress as *mut c_void;
+    }
     check(unsafe { sys::grey_model_dequantize(input_c.as_ptr(), output_c.as_ptr(), &raw) })
 }

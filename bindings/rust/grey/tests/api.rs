@@ -1,13 +1,17 @@
 use std::sync::{Arc, Mutex};
 
-fn greyctl_json() -> String {
-    let path = std::env::var("GREYCTL").unwrap_or_else(|_| {
+fn greyctl_path() -> String {
+    std::env::var("GREYCTL").unwrap_or_else(|_| {
         concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../../build/default/bin/greyctl"
         )
         .to_string()
-    });
+    })
+}
+
+fn greyctl_json() -> String {
+    let path = greyctl_path();
     let out = std::process::Command::new(&path)
         .args(["--no-env", "detect", "--json"])
         .output()
@@ -299,4 +303,25 @@ fn version() {
         parts[0] << 16 | parts[1] << 8 | parts[2]
     );
     assert!(!grey::build_revision().is_empty());
+}
+
+// `backends(&["cuda"])` fails whenever `greyctl detect --backend cuda` does (here, without a CUDA
+// driver: Error::Unsupported, "backend 'cuda' is not available: ..."), never giving a context without it.
+#[test]
+fn a_named_backend_fails_as_greyctl_detect_does() {
+    let out = std::process::Command::new(greyctl_path())
+        .args(["--no-env", "--log-level", "OFF", "detect", "--backend", "cuda", "--json"])
+        .output()
+        .expect("greyctl runs");
+    if out.status.success() {
+        return; // the CUDA backend is available on this machine
+    }
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(text.contains("\"class\": \"unavailable\"") && text.contains("backend 'cuda' is not available: "), "{text}");
+    match grey::Context::builder().backends(&["cuda"]).build() {
+        Err(grey::Error::Unsupported(message)) => assert!(message.starts_with("backend 'cuda' is not available: "), "{message}"),
+        Err(other) => panic!("expected Unsupported, got {other:?}"),
+        Ok(_) => panic!("a context without the cuda backend that was asked for"),
+    }
 }

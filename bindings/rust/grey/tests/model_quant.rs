@@ -145,3 +145,51 @@ fn dequantize_round_trip() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn progress_reports_every_tensor_and_stops() {
+    use std::cell::RefCell;
+    let dir = TempDir::new("model-quant-progress");
+    let model = dir.path("m.safetensors");
+    write_model(&model);
+    let calls = RefCell::new(Vec::new());
+    let record = |done: u64, total: u64, name: &str| {
+        calls.borrow_mut().push((done, total, name.to_string()));
+        false
+    };
+    let options = ModelQuantOptions {
+        progress: Some(&record),
+        ..Default::default()
+    };
+    let quantized = dir.path("q.safetensors");
+    grey::quantize_model(&model, Some(&quantized), "int4-g32", &options).unwrap();
+    let sizes: Vec<u64> = TENSORS.iter().map(|(_, s)| 4 * s.iter().product::<u64>()).collect();
+    let total: u64 = sizes.iter().sum();
+    let mut want = vec![(0, total, String::new())];
+    let mut done = 0;
+    for ((name, _), size) in TENSORS.iter().zip(&sizes) {
+        done += size;
+        want.push((done, total, name.to_string()));
+    }
+    assert_eq!(*calls.borrow(), want);
+
+    // true stops the call (Error::Cancelled) and nothing is written; a panic stops it too.
+    let stop = |_: u64, _: u64, name: &str| name == "layers.0.q.weight";
+    let stopped = dir.path("stopped.safetensors");
+    let options = ModelQuantOptions {
+        progress: Some(&stop),
+        ..Default::default()
+    };
+    match grey::quantize_model(&model, Some(&stopped), "int4-g32", &options) {
+        Err(Error::Cancelled(message)) => assert!(message.contains("cancelled by the progress callback"), "{message}"),
+        other => panic!("expected Cancelled, got {other:?}"),
+    }
+    assert!(!std::path::Path::new(&stopped).exists());
+    let panics = |_: u64, _: u64, _: &str| -> bool { panic!("a bug in the callback") };
+    let restored = dir.path("r.safetensors");
+    assert!(matches!(
+        grey::dequantize_model_with_progress(&quantized, &restored, DType::F32, false, Some(&panics)),
+        Err(Error::Cancelled(_))
+    ));
+    assert!(!std::path::Path::new(&restored).exists());
+}
