@@ -17,6 +17,8 @@ PACKAGES=(
   libdlpack-dev
   # greyd: its HTTP server (GNU libmicrohttpd), and a real Prometheus that scrapes it in a test
   libmicrohttpd-dev prometheus
+  # the Level Zero backend: ze_api.h / zes_api.h for types and constants (the loader is dlopen'ed)
+  libze-dev
 )
 # Rust: Debian's cargo and rustc, unless a toolchain is already there (rustup's, in ~/.cargo/bin).
 if ! command -v cargo >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]; then
