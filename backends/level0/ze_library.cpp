@@ -1,7 +1,5 @@
 #include "level0/ze_library.hpp"
 
-#include <dlfcn.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -47,53 +45,41 @@ std::string result_name(ze_result_t result) {
     }
 }
 
-ZeLibrary::ZeLibrary(std::span<const char* const> candidates) {
-    std::string tried;
-    for (const char* name : candidates) {
-        library_ = dlopen(name, RTLD_NOW | RTLD_LOCAL);
-        if (library_ != nullptr) {
-            library_name_ = name;
-            break;
-        }
-        const char* why = dlerror();
-        tried += std::string(tried.empty() ? "" : "; ") + (why != nullptr ? why : name);
-    }
-    if (library_ == nullptr)
-        throw ZeUnavailable("the Level Zero loader is not installed: dlopen failed for every candidate (" + tried + ")");
-    try {
-        auto resolve = [this](const char* name, bool required) -> void* {
-            void* fn = dlsym(library_, name);
-            if (fn == nullptr && required)
-                throw ZeUnavailable(library_name_ + " does not export " + name + " (a loader older than Level Zero 1.0?)");
-            return fn;
-        };
-#define GREY_ZE_RESOLVE_CORE(name) name = reinterpret_cast<decltype(name)>(resolve(#name, true));
-#define GREY_ZE_RESOLVE_SYSMAN(name) name = reinterpret_cast<decltype(name)>(resolve(#name, false));
-        GREY_ZE_CORE_FUNCTIONS(GREY_ZE_RESOLVE_CORE)
-        GREY_ZES_FUNCTIONS(GREY_ZE_RESOLVE_SYSMAN)
-#undef GREY_ZE_RESOLVE_CORE
-#undef GREY_ZE_RESOLVE_SYSMAN
-        // Must precede zeInit (see the header); an existing choice of the process is kept.
-        setenv("ZES_ENABLE_SYSMAN", "1", 0);
-        if (const char* sysman = std::getenv("ZES_ENABLE_SYSMAN"); sysman == nullptr || std::strcmp(sysman, "1") != 0)
-            sysman_disabled_ = std::string("Level Zero Sysman is off: the process set ZES_ENABLE_SYSMAN=") +
-                               (sysman != nullptr ? sysman : "") + " before libgrey started, and Sysman needs 1";
-        if (const ze_result_t r = zeInit(ZE_INIT_FLAG_GPU_ONLY); r != ZE_RESULT_SUCCESS)
-            throw ZeUnavailable("the Level Zero loader " + library_name_ + " found no usable GPU driver: " + describe(r, "zeInit"));
-    } catch (...) {
-        dlclose(library_);
-        throw;
-    }
+namespace {
+
+backend::VendorLibrary open_loader(std::span<const char* const> candidates) try {
+    return backend::VendorLibrary(candidates, "the Level Zero loader");
+} catch (const backend::VendorLibraryMissing& e) {
+    throw ZeUnavailable(e.what());
 }
 
-ZeLibrary::~ZeLibrary() {
-    if (library_ != nullptr) dlclose(library_);
+}  // namespace
+
+ZeLibrary::ZeLibrary(std::span<const char* const> candidates) : library_(open_loader(candidates)) {
+    auto resolve = [this](const char* name, bool required) -> void* {
+        void* fn = library_.symbol(name);
+        if (fn == nullptr && required) throw ZeUnavailable(library_.name() + " does not export " + name);
+        return fn;
+    };
+#define GREY_ZE_RESOLVE_CORE(name) name = reinterpret_cast<decltype(name)>(resolve(#name, true));
+#define GREY_ZE_RESOLVE_SYSMAN(name) name = reinterpret_cast<decltype(name)>(resolve(#name, false));
+    GREY_ZE_CORE_FUNCTIONS(GREY_ZE_RESOLVE_CORE)
+    GREY_ZES_FUNCTIONS(GREY_ZE_RESOLVE_SYSMAN)
+#undef GREY_ZE_RESOLVE_CORE
+#undef GREY_ZE_RESOLVE_SYSMAN
+    // Must precede zeInit (see the header); an existing choice of the process is kept.
+    setenv("ZES_ENABLE_SYSMAN", "1", 0);
+    if (const char* sysman = std::getenv("ZES_ENABLE_SYSMAN"); sysman == nullptr || std::strcmp(sysman, "1") != 0)
+        sysman_disabled_ = std::string("Level Zero Sysman is off: the process set ZES_ENABLE_SYSMAN=") + (sysman != nullptr ? sysman : "") +
+                           " before libgrey started, and Sysman needs 1";
+    if (const ze_result_t r = zeInit(ZE_INIT_FLAG_GPU_ONLY); r != ZE_RESULT_SUCCESS)
+        throw ZeUnavailable("the Level Zero loader " + library_.name() + " found no usable GPU driver: " + describe(r, "zeInit"));
 }
 
 std::string ZeLibrary::describe(ze_result_t result, const char* call) {
     return std::string("Level Zero: ") + call + " failed: " + result_name(result);
 }
 
-std::string ZeLibrary::missing(const char* name) const { return std::string("Level Zero: ") + name + " not found in " + library_name_; }
+std::string ZeLibrary::missing(const char* name) const { return std::string("Level Zero: ") + name + " not found in " + library_.name(); }
 
 }  // namespace grey::level0

@@ -10,6 +10,8 @@
 // Sysman fields then say so).
 #pragma once
 
+#include "common/vendor_library.hpp"
+
 #include <level_zero/ze_api.h>
 #include <level_zero/zes_api.h>
 
@@ -59,11 +61,10 @@ public:
     // Opens the first of `candidates` that dlopen finds, resolves the entry points and calls
     // zeInit(ZE_INIT_FLAG_GPU_ONLY). Throws ZeUnavailable naming what is missing.
     explicit ZeLibrary(std::span<const char* const> candidates = kLoaderCandidates);
-    ~ZeLibrary();
     ZeLibrary(const ZeLibrary&) = delete;
     ZeLibrary& operator=(const ZeLibrary&) = delete;
 
-    [[nodiscard]] const std::string& library_name() const noexcept { return library_name_; }
+    [[nodiscard]] const std::string& library_name() const noexcept { return library_.name(); }
     // Why Sysman cannot be used at all ("" when it can): ZES_ENABLE_SYSMAN was set to something else.
     [[nodiscard]] const std::string& sysman_disabled() const noexcept { return sysman_disabled_; }
 
@@ -82,8 +83,7 @@ public:
 #undef GREY_ZE_DECLARE
 
 private:
-    void* library_ = nullptr;
-    std::string library_name_;
+    backend::VendorLibrary library_;
     std::string sysman_disabled_;
 };
 
