@@ -3,10 +3,10 @@
 //
 // init opens libze_loader.so.1 (required: without it, or without a GPU driver behind it, the backend is
 // not offered and the loader reports the reason) and starts Level Zero with Sysman enabled. Memory comes
-// from one ChunkPool per device over zeMemAllocDevice; writes, reads, copies and fills run on a
-// synchronous immediate command list. There are no kernels yet: checksums, quantization and the KV
-// cache are left to the runtime (which reads buffers back, or answers UNSUPPORTED), and no stream slots
-// are set (the runtime runs async calls synchronously).
+// from one ChunkPool per device over zeMemAllocDevice; writes, reads, copies, fills and the checksum
+// kernel (kernels/opencl, SPIR-V embedded at build time) run on a synchronous immediate command list.
+// There are no quantization or KV-cache kernels yet (the runtime answers UNSUPPORTED for them), and no
+// stream slots are set (the runtime runs async calls synchronously).
 #include "common/fields.hpp"
 #include "level0/device_queue.hpp"
 #include "level0/probe.hpp"
@@ -230,6 +230,14 @@ grey_status level0_buffer_fill(void* state, grey_backend_buffer* b, uint64_t off
     });
 }
 
+grey_status level0_buffer_checksum(void* state, grey_backend_buffer* b, uint64_t offset, uint64_t size, uint64_t* out) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        *out = queue(s, b->device).checksum(b->address + offset, size);
+        return GREY_OK;
+    });
+}
+
 grey_status level0_memory_stats(void* state, uint32_t device, grey_memory_stats* out) {
     Level0State& s = state_of(state);
     return guarded(s.host, [&] {
@@ -266,6 +274,7 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.buffer_copy = level0_buffer_copy;
     vt.buffer_fill = level0_buffer_fill;
     vt.memory_stats = level0_memory_stats;
+    vt.buffer_checksum = level0_buffer_checksum;
     // An older loader has room for fewer slots: fill only what it has.
     const uint32_t room = out->struct_size < sizeof vt ? out->struct_size : static_cast<uint32_t>(sizeof vt);
     vt.struct_size = room;

@@ -47,7 +47,9 @@ inline constexpr const char* kLoaderCandidates[] = {"libze_loader.so.1", "libze_
     X(zeDeviceGetProperties) X(zeDeviceGetMemoryProperties) X(zeDeviceGetCacheProperties)                \
     X(zeContextCreate) X(zeContextDestroy) X(zeMemAllocDevice) X(zeMemFree)                              \
     X(zeCommandListCreateImmediate) X(zeCommandListDestroy) X(zeCommandListAppendMemoryCopy)             \
-    X(zeCommandListAppendMemoryFill)
+    X(zeCommandListAppendMemoryFill) X(zeModuleCreate) X(zeModuleDestroy) X(zeModuleBuildLogGetString)            \
+    X(zeModuleBuildLogDestroy) X(zeKernelCreate) X(zeKernelDestroy) X(zeKernelSetGroupSize)              \
+    X(zeKernelSetArgumentValue) X(zeCommandListAppendLaunchKernel)
 
 #define GREY_ZES_FUNCTIONS(X)                                                                            \
     X(zesDeviceGetProperties) X(zesDevicePciGetProperties) X(zesDevicePciGetState)                       \

@@ -233,7 +233,7 @@ TEST(Level0Fake, BuffersRoundTripFillCopyChecksum) {
     ASSERT_EQ(grey_buffer_read(b, 0, back.data(), n), GREY_OK);
     for (size_t i = 0; i < 5; ++i) ASSERT_EQ(back[i], 0xAB);
     for (size_t i = 0; i < n - 10; ++i) ASSERT_EQ(back[5 + i], data[3 + i]) << i;
-    // No checksum kernel: the runtime reads the range back and computes it as the host backend does.
+    // The checksum kernel (emulated by the fake) gives what the host backend computes.
     grey_buffer* h = nullptr;
     ASSERT_EQ(grey_buffer_create(c.context, 0, n, &h), GREY_OK);
     ASSERT_EQ(grey_buffer_write(h, 0, data.data(), n), GREY_OK);
@@ -316,12 +316,61 @@ TEST(Level0Fake, CopyFailureIsABackendErrorNamingTheCall) {
     grey_buffer_destroy(b);
 }
 
-TEST(Level0Fake, NoKernelsYetSoQuantizationIsUnsupported) {
+TEST(Level0Fake, ChecksumRunsTheEmbeddedSpirvKernelAndEqualsTheHost) {
+    Level0Context c;
+    const size_t n = (1 << 20) + 333;
+    std::mt19937_64 rng(5);
+    std::vector<unsigned char> data(n);
+    for (auto& byte : data) byte = static_cast<unsigned char>(rng());
+    grey_buffer* gpu = nullptr;
+    grey_buffer* host = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, n, &gpu), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_create(c.context, 0, n, &host), GREY_OK);
+    ASSERT_EQ(grey_buffer_write(gpu, 0, data.data(), n), GREY_OK);
+    ASSERT_EQ(grey_buffer_write(host, 0, data.data(), n), GREY_OK);
+    const grey_memory_stats before = c.stats();
+    for (const auto& [offset, size] : {std::pair<size_t, size_t>{0, n}, {1, n - 1}, {4099, 5}, {n, 0}, {17, 300000}}) {
+        uint64_t on_gpu = 1, on_host = 2;
+        ASSERT_EQ(grey_buffer_checksum(gpu, offset, size, &on_gpu), GREY_OK) << grey_last_error();
+        ASSERT_EQ(grey_buffer_checksum(host, offset, size, &on_host), GREY_OK);
+        EXPECT_EQ(on_gpu, on_host) << offset << " + " << size;
+    }
+    // The partial sums' scratch memory went back to the pool.
+    EXPECT_EQ(c.stats().allocation_count, before.allocation_count);
+    grey_buffer_destroy(host);
+    grey_buffer_destroy(gpu);
+}
+
+TEST(Level0Fake, AKernelTheDriverCannotBuildIsABackendErrorWithTheBuildLog) {
     Level0Context c;
     grey_buffer* b = nullptr;
     ASSERT_EQ(grey_buffer_create(c.context, 1, 4096, &b), GREY_OK) << grey_last_error();
+    const grey_memory_stats before = c.stats();
+    uint64_t sum = 0;
+    {
+        ScopedEnv env{{"FAKE_ZE_FAIL", "zeModuleCreate:1879048196"},  // ZE_RESULT_ERROR_MODULE_BUILD_FAILURE
+                      {"FAKE_ZE_BUILD_LOG", "error: unsupported SPIR-V capability Int64"}};
+        EXPECT_EQ(grey_buffer_checksum(b, 0, 4096, &sum), GREY_ERROR_BACKEND);
+        const std::string message = grey_last_error();
+        EXPECT_TRUE(contains(message, "zeModuleCreate failed: ZE_RESULT_ERROR_MODULE_BUILD_FAILURE") &&
+                    contains(message, "build log: error: unsupported SPIR-V capability Int64"))
+            << message;
+    }
+    {
+        ScopedEnv env{{"FAKE_ZE_FAIL", "zeKernelCreate:2013265937"}};  // ZE_RESULT_ERROR_INVALID_KERNEL_NAME
+        EXPECT_EQ(grey_buffer_checksum(b, 0, 4096, &sum), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), "zeKernelCreate failed: ZE_RESULT_ERROR_INVALID_KERNEL_NAME (grey_checksum_partial)"))
+            << grey_last_error();
+    }
+    EXPECT_EQ(c.stats().allocation_count, before.allocation_count);  // no scratch left behind
+    // The next call builds the module again, and works.
+    EXPECT_EQ(grey_buffer_checksum(b, 0, 4096, &sum), GREY_OK) << grey_last_error();
     grey_buffer_destroy(b);
-    // The vtable declares no quantize slot; the runtime answers UNSUPPORTED for it rather than faking it.
+}
+
+TEST(Level0Fake, NoQuantizationOrKvKernelsYet) {
+    // The vtable declares the checksum kernel but no quantization or KV-cache slot: the runtime answers
+    // UNSUPPORTED for those rather than faking them.
     void* lib = dlopen(GREY_TEST_PLUGIN_DIR "/libgrey-backend-level0.so", RTLD_NOW | RTLD_LOCAL);
     ASSERT_NE(lib, nullptr) << dlerror();
     auto entry = reinterpret_cast<grey_backend_entry_fn>(dlsym(lib, GREY_BACKEND_ENTRY_SYMBOL));
@@ -329,6 +378,7 @@ TEST(Level0Fake, NoKernelsYetSoQuantizationIsUnsupported) {
     grey_backend_vtable vt{};
     vt.struct_size = sizeof vt;
     ASSERT_EQ(entry(GREY_BACKEND_ABI_VERSION, &vt), GREY_OK);
+    EXPECT_NE(vt.buffer_checksum, nullptr);
     EXPECT_EQ(vt.quantize, nullptr);
     EXPECT_EQ(vt.kv_attend, nullptr);
     EXPECT_EQ(vt.capabilities, 0u);
@@ -363,7 +413,9 @@ TEST(Level0Fake, EverythingIsGivenBackAtTheEnd) {
         Level0Context c;
         grey_buffer* b = nullptr;
         ASSERT_EQ(grey_buffer_create(c.context, 1, 200 << 20, &b), GREY_OK) << grey_last_error();
-        EXPECT_GE(live(), 3);  // a context, a command list, a chunk
+        uint64_t sum = 0;
+        ASSERT_EQ(grey_buffer_checksum(b, 0, 1 << 20, &sum), GREY_OK) << grey_last_error();
+        EXPECT_GE(live(), 5);  // a context, a command list, a module, a kernel, chunks
         grey_buffer_destroy(b);
     }
     EXPECT_EQ(live(), 0);

@@ -6,7 +6,12 @@
 //   FAKE_ZE_DEVICES  the number of GPUs
 //   FAKE_ZE_MEMORY   device memory in bytes (default 1 GiB); zeMemAllocDevice beyond it fails
 // Variants: FAKE_ZE_NO_SYSMAN (exports no zes* entry point), FAKE_ZE_NO_ALLOC (no zeMemAllocDevice).
-// Test hooks: fake_ze_live_objects() counts contexts, command lists and allocations not yet freed.
+// Modules must be SPIR-V (format and magic number are checked); the one kernel it knows,
+// grey_checksum_partial, is emulated in C++ by name, so these tests prove the launch plumbing, not the
+// kernel (tests/level0/test_spirv_on_opencl.cpp runs the real SPIR-V). FAKE_ZE_BUILD_LOG is the text
+// of a module's build log.
+// Test hooks: fake_ze_live_objects() counts contexts, command lists, modules, kernels and allocations
+// not yet freed.
 #include "fake_common.hpp"
 
 #include <level_zero/ze_api.h>
@@ -29,6 +34,16 @@ struct _ze_context_handle_t {
 };
 struct _ze_command_list_handle_t {
     int id;
+};
+struct _ze_module_handle_t {
+    int id;
+};
+struct _ze_module_build_log_handle_t {
+    std::string text;
+};
+struct _ze_kernel_handle_t {
+    uint32_t group_size = 0;
+    uint64_t args[5] = {};
 };
 struct _zes_mem_handle_t {
     zes_mem_loc_t location;
@@ -69,6 +84,9 @@ struct State {
     uint64_t allocated = 0;
     int contexts = 0;
     int command_lists = 0;
+    int modules = 0;
+    int kernels = 0;
+    int build_logs = 0;
     uint64_t energy_reads = 0;
 };
 
@@ -126,7 +144,8 @@ void fill_core_properties(ze_device_properties_t* p, int id) {
 
 extern "C" __attribute__((visibility("default"))) int fake_ze_live_objects() {
     std::lock_guard lock(state().mutex);
-    return state().contexts + state().command_lists + static_cast<int>(state().allocations.size());
+    return state().contexts + state().command_lists + state().modules + state().kernels + state().build_logs +
+           static_cast<int>(state().allocations.size());
 }
 
 ze_result_t zeInit(ze_init_flags_t) {
@@ -262,6 +281,94 @@ ze_result_t zeCommandListAppendMemoryFill(ze_command_list_handle_t, void* destin
     FAKE_ENTER("zeCommandListAppendMemoryFill")
     if (pattern_size != 1) return ZE_RESULT_ERROR_UNSUPPORTED_SIZE;
     std::memset(destination, *static_cast<const unsigned char*>(pattern), size);
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeModuleCreate(ze_context_handle_t, ze_device_handle_t, const ze_module_desc_t* desc, ze_module_handle_t* out,
+                           ze_module_build_log_handle_t* log) {
+    if (log != nullptr) {
+        const char* text = std::getenv("FAKE_ZE_BUILD_LOG");
+        std::lock_guard lock(state().mutex);
+        ++state().build_logs;
+        *log = new _ze_module_build_log_handle_t{text != nullptr ? text : ""};
+    }
+    FAKE_ENTER("zeModuleCreate")
+    uint32_t magic = 0;
+    if (desc->format != ZE_MODULE_FORMAT_IL_SPIRV || desc->inputSize < 20 || desc->inputSize % 4 != 0) return ZE_RESULT_ERROR_INVALID_NATIVE_BINARY;
+    std::memcpy(&magic, desc->pInputModule, sizeof magic);
+    if (magic != 0x07230203u) return ZE_RESULT_ERROR_INVALID_NATIVE_BINARY;
+    std::lock_guard lock(state().mutex);
+    ++state().modules;
+    *out = new _ze_module_handle_t{state().modules};
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeModuleDestroy(ze_module_handle_t module) {
+    std::lock_guard lock(state().mutex);
+    --state().modules;
+    delete module;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeModuleBuildLogGetString(ze_module_build_log_handle_t log, size_t* size, char* text) {
+    if (text == nullptr) {
+        *size = log->text.size() + 1;
+        return ZE_RESULT_SUCCESS;
+    }
+    std::snprintf(text, *size, "%s", log->text.c_str());
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeModuleBuildLogDestroy(ze_module_build_log_handle_t log) {
+    std::lock_guard lock(state().mutex);
+    --state().build_logs;
+    delete log;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeKernelCreate(ze_module_handle_t, const ze_kernel_desc_t* desc, ze_kernel_handle_t* out) {
+    FAKE_ENTER("zeKernelCreate")
+    if (std::strcmp(desc->pKernelName, "grey_checksum_partial") != 0) return ZE_RESULT_ERROR_INVALID_KERNEL_NAME;
+    std::lock_guard lock(state().mutex);
+    ++state().kernels;
+    *out = new _ze_kernel_handle_t{};
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeKernelDestroy(ze_kernel_handle_t kernel) {
+    std::lock_guard lock(state().mutex);
+    --state().kernels;
+    delete kernel;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeKernelSetGroupSize(ze_kernel_handle_t kernel, uint32_t x, uint32_t, uint32_t) {
+    FAKE_ENTER("zeKernelSetGroupSize")
+    kernel->group_size = x;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeKernelSetArgumentValue(ze_kernel_handle_t kernel, uint32_t index, size_t size, const void* value) {
+    FAKE_ENTER("zeKernelSetArgumentValue")
+    if (index >= 5 || size != 8) return ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE;
+    std::memcpy(&kernel->args[index], value, size);
+    return ZE_RESULT_SUCCESS;
+}
+
+// grey_checksum_partial(source, n, step, base, partial), emulated work item by work item.
+ze_result_t zeCommandListAppendLaunchKernel(ze_command_list_handle_t, ze_kernel_handle_t kernel, const ze_group_count_t* groups,
+                                            ze_event_handle_t, uint32_t, ze_event_handle_t*) {
+    FAKE_ENTER("zeCommandListAppendLaunchKernel")
+    if (kernel->group_size == 0) return ZE_RESULT_ERROR_INVALID_GROUP_SIZE_DIMENSION;
+    const auto* source = reinterpret_cast<const unsigned char*>(kernel->args[0]);
+    const uint64_t n = kernel->args[1], step = kernel->args[2], base = kernel->args[3];
+    auto* partial = reinterpret_cast<uint64_t*>(kernel->args[4]);
+    const uint64_t items = uint64_t{groups->groupCountX} * kernel->group_size;
+    for (uint64_t g = 0; g < items; ++g) {
+        uint64_t sum = 0;
+        for (uint64_t i = g; i < n; i += items) sum += (uint64_t{source[i]} + 1) * (i * step + base);
+        partial[g] = sum;
+    }
     return ZE_RESULT_SUCCESS;
 }
 
