@@ -43,6 +43,10 @@ using MemsetFn = Error (*)(void*, int, size_t);
 using DeviceSynchronizeFn = Error (*)();
 using VersionFn = Error (*)(int*);
 using GetErrorNameFn = const char* (*)(Error);
+struct Uuid {  // hipUUID
+    char bytes[16];
+};
+using DeviceGetUuidFn = Error (*)(Uuid*, int);
 
 }  // namespace grey::hip::api
 
@@ -51,7 +55,9 @@ namespace grey::hip::rsmi {
 using Status = int;  // rsmi_status_t
 inline constexpr Status kSuccess = 0;
 inline constexpr Status kNotSupported = 2;
+inline constexpr Status kInvalidArgs = 1;
 inline constexpr Status kPermission = 4;
+inline constexpr Status kInputOutOfBounds = 7;
 
 // rsmi_temperature_type_t / rsmi_temperature_metric_t / rsmi_memory_type_t / rsmi_sw_component_t
 inline constexpr uint32_t kTempEdge = 0;
@@ -70,6 +76,7 @@ using PciIdFn = Status (*)(uint32_t, uint64_t*);
 using U64Fn = Status (*)(uint32_t, uint64_t*);                    // default power cap
 using SensorU64Fn = Status (*)(uint32_t, uint32_t, uint64_t*);    // power cap, average power
 using CapRangeFn = Status (*)(uint32_t, uint32_t, uint64_t*, uint64_t*);
+using CapSetFn = Status (*)(uint32_t, uint32_t, uint64_t);
 using EnergyFn = Status (*)(uint32_t, uint64_t*, float*, uint64_t*);
 using TempFn = Status (*)(uint32_t, uint32_t, int, int64_t*);
 using PercentFn = Status (*)(uint32_t, uint32_t*);

@@ -7,6 +7,7 @@
 // and the KV cache are left to the runtime, and no stream slots are set.
 #include "common/chunk_pool.hpp"
 #include "common/fields.hpp"
+#include "common/plugin_entry.hpp"
 #include "hip/hip_runtime.hpp"
 #include "hip/probe.hpp"
 
@@ -240,14 +241,41 @@ grey_status hip_buffer_fill(void* state, grey_backend_buffer* b, uint64_t offset
     });
 }
 
+// Sets power cap 0 through ROCm SMI (microwatts) and gives back the cap it replaced. Only ever called
+// on the host's request (grey_device_power_limit_set).
+grey_status hip_power_limit_set(void* state, uint32_t device, uint64_t limit_mw, uint64_t* out_previous_mw) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        const DeviceIdentity& id = slot(s, device).identity;
+        const RocmSmi* smi = s.smi.get();
+        if (!id.smi) return report(s.host, GREY_ERROR_UNSUPPORTED, "cannot set a power limit: " + id.smi_unavailable);
+        if (smi->dev_power_cap_get == nullptr || smi->dev_power_cap_set == nullptr)
+            return report(s.host, GREY_ERROR_UNSUPPORTED,
+                          "cannot set a power limit: " + smi->missing(smi->dev_power_cap_get == nullptr ? "rsmi_dev_power_cap_get" : "rsmi_dev_power_cap_set"));
+        if (limit_mw > UINT64_MAX / 1000)
+            return report(s.host, GREY_ERROR_INVALID_ARGUMENT, "power limit " + std::to_string(limit_mw) + " mW is beyond ROCm SMI's range");
+        auto status_of = [](rsmi::Status r) {
+            return r == rsmi::kPermission                                     ? GREY_ERROR_PERMISSION_DENIED
+                   : r == rsmi::kInvalidArgs || r == rsmi::kInputOutOfBounds ? GREY_ERROR_INVALID_ARGUMENT
+                   : r == rsmi::kNotSupported                                ? GREY_ERROR_UNSUPPORTED
+                                                                             : GREY_ERROR_BACKEND;
+        };
+        uint64_t previous_uw = 0;
+        if (const auto r = smi->dev_power_cap_get(*id.smi, 0, &previous_uw); r != rsmi::kSuccess)
+            return report(s.host, status_of(r), smi->describe(r, "rsmi_dev_power_cap_get"));
+        if (const auto r = smi->dev_power_cap_set(*id.smi, 0, limit_mw * 1000); r != rsmi::kSuccess)
+            return report(s.host, status_of(r), smi->describe(r, "rsmi_dev_power_cap_set") + " (asked for " + std::to_string(limit_mw) + " mW)");
+        if (out_previous_mw != nullptr) *out_previous_mw = previous_uw / 1000;
+        return GREY_OK;
+    });
+}
+
 grey_status hip_memory_stats(void* state, uint32_t device, grey_memory_stats* out) {
     HipState& s = state_of(state);
     return guarded(s.host, [&] {
         DeviceSlot& d = slot(s, device);
         std::lock_guard lock(d.mutex);
-        const uint32_t size = out->struct_size;
-        *out = grey_memory_stats{};
-        out->struct_size = size;
+        backend::clear_stats(*out);
         if (d.pool) d.pool->stats(*out);  // no pool yet: no buffer
         return GREY_OK;
     });
@@ -258,8 +286,7 @@ grey_status hip_memory_stats(void* state, uint32_t device, grey_memory_stats* ou
 
 extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_version, grey_backend_vtable* out) {
     using namespace grey::hip;
-    if (host_abi_version != GREY_BACKEND_ABI_VERSION || out == nullptr || out->struct_size < GREY_BACKEND_VTABLE_MIN_SIZE)
-        return GREY_ERROR_UNSUPPORTED;
+    if (!grey::backend::loader_accepts(host_abi_version, out)) return GREY_ERROR_UNSUPPORTED;
     grey_backend_vtable vt{};
     vt.struct_size = sizeof vt;
     vt.abi_version = GREY_BACKEND_ABI_VERSION;
@@ -276,8 +303,7 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.buffer_copy = hip_buffer_copy;
     vt.buffer_fill = hip_buffer_fill;
     vt.memory_stats = hip_memory_stats;
-    const uint32_t room = out->struct_size < sizeof vt ? out->struct_size : static_cast<uint32_t>(sizeof vt);
-    vt.struct_size = room;
-    std::memcpy(out, &vt, room);
+    vt.power_limit_set = hip_power_limit_set;
+    grey::backend::publish_vtable(vt, out);
     return GREY_OK;
 }

@@ -37,6 +37,7 @@ HipRuntime::HipRuntime(std::span<const char* const> candidates) : library_(open_
     GREY_HIP_NEED(runtime_get_version, "hipRuntimeGetVersion")
     GREY_HIP_NEED(get_error_name, "hipGetErrorName")
 #undef GREY_HIP_NEED
+    device_get_uuid = reinterpret_cast<api::DeviceGetUuidFn>(library_.symbol("hipDeviceGetUuid"));
     if (const api::Error e = init(0); e != api::kSuccess)
         throw LibraryUnavailable("the HIP runtime " + library_.name() + " did not start: " + describe(e, "hipInit"));
 }
@@ -63,6 +64,7 @@ RocmSmi::RocmSmi(std::span<const char* const> candidates) : library_(open_librar
     dev_power_cap_get = reinterpret_cast<rsmi::SensorU64Fn>(find("rsmi_dev_power_cap_get"));
     dev_power_cap_default_get = reinterpret_cast<rsmi::U64Fn>(find("rsmi_dev_power_cap_default_get"));
     dev_power_cap_range_get = reinterpret_cast<rsmi::CapRangeFn>(find("rsmi_dev_power_cap_range_get"));
+    dev_power_cap_set = reinterpret_cast<rsmi::CapSetFn>(find("rsmi_dev_power_cap_set"));
     dev_power_ave_get = reinterpret_cast<rsmi::SensorU64Fn>(find("rsmi_dev_power_ave_get"));
     dev_energy_count_get = reinterpret_cast<rsmi::EnergyFn>(find("rsmi_dev_energy_count_get"));
     dev_temp_metric_get = reinterpret_cast<rsmi::TempFn>(find("rsmi_dev_temp_metric_get"));

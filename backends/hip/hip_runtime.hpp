@@ -39,6 +39,8 @@ public:
     [[nodiscard]] const std::string& library_name() const noexcept { return library_.name(); }
     // "HIP: hipMalloc failed: hipErrorOutOfMemory".
     [[nodiscard]] std::string describe(api::Error error, const char* call) const;
+    // "HIP: hipDeviceGetUuid not found in libamdhip64.so.6".
+    [[nodiscard]] std::string missing(const char* name) const { return std::string("HIP: ") + name + " not found in " + library_.name(); }
     void check(api::Error error, const char* call) const {
         if (error != api::kSuccess) throw HipError(error, describe(error, call));
     }
@@ -59,6 +61,8 @@ public:
     api::VersionFn driver_get_version = nullptr;
     api::VersionFn runtime_get_version = nullptr;
     api::GetErrorNameFn get_error_name = nullptr;
+    // Optional: NULL where the runtime lacks it (the uuid field then says so).
+    api::DeviceGetUuidFn device_get_uuid = nullptr;
 
 private:
     backend::VendorLibrary library_;
@@ -81,6 +85,7 @@ public:
     rsmi::SensorU64Fn dev_power_cap_get = nullptr;
     rsmi::U64Fn dev_power_cap_default_get = nullptr;
     rsmi::CapRangeFn dev_power_cap_range_get = nullptr;
+    rsmi::CapSetFn dev_power_cap_set = nullptr;
     rsmi::SensorU64Fn dev_power_ave_get = nullptr;
     rsmi::EnergyFn dev_energy_count_get = nullptr;
     rsmi::TempFn dev_temp_metric_get = nullptr;

@@ -113,7 +113,22 @@ void fill_spec(const HipRuntime& hip, const RocmSmi* smi, const DeviceIdentity& 
         set_text(spec.name, name, GREY_SOURCE_HIP);
     else
         mark(spec.name, GREY_FIELD_NAME, GREY_FIELD_UNSUPPORTED, reasons, hip.describe(e, "hipDeviceGetName"));
-    mark(spec.uuid, GREY_FIELD_UUID, GREY_FIELD_UNSUPPORTED, reasons, "not read by the HIP backend yet (hipDeviceGetUuid)");
+    api::Uuid uuid{};
+    if (hip.device_get_uuid == nullptr) {
+        mark(spec.uuid, GREY_FIELD_UUID, GREY_FIELD_UNSUPPORTED, reasons, hip.missing("hipDeviceGetUuid"));
+    } else if (const api::Error e = hip.device_get_uuid(&uuid, id.ordinal); e != api::kSuccess) {
+        mark(spec.uuid, GREY_FIELD_UUID, GREY_FIELD_UNSUPPORTED, reasons, hip.describe(e, "hipDeviceGetUuid"));
+    } else {
+        // "GPU-" and the 16 bytes in hex. ROCm may fill them with ASCII characters (rocminfo prints
+        // "GPU-" and 16 characters); this has not been checked on an AMD GPU (docs/backends.md).
+        std::string text = "GPU-";
+        for (char byte : uuid.bytes) {
+            char hex[3];
+            std::snprintf(hex, sizeof hex, "%02x", static_cast<unsigned char>(byte));
+            text += hex;
+        }
+        set_text(spec.uuid, text, GREY_SOURCE_HIP);
+    }
     if (!id.pci_bus_id.empty()) set_text(spec.pci_bus_id, id.pci_bus_id, GREY_SOURCE_HIP);
     else mark(spec.pci_bus_id, GREY_FIELD_PCI_BUS_ID, GREY_FIELD_UNSUPPORTED, reasons, "HIP: hipDeviceGetPCIBusId gave no bus id");
     // The gfx target lives in hipDeviceProp_t.gcnArchName, a struct whose layout changed in ROCm 6.

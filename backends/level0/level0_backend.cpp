@@ -8,6 +8,7 @@
 // There are no quantization or KV-cache kernels yet (the runtime answers UNSUPPORTED for them), and no
 // stream slots are set (the runtime runs async calls synchronously).
 #include "common/fields.hpp"
+#include "common/plugin_entry.hpp"
 #include "level0/device_queue.hpp"
 #include "level0/probe.hpp"
 #include "level0/ze_library.hpp"
@@ -238,14 +239,80 @@ grey_status level0_buffer_checksum(void* state, grey_backend_buffer* b, uint64_t
     });
 }
 
+// The power domain of the whole device (not a tile's) and its properties, or NULL with `why` set.
+zes_pwr_handle_t device_power_domain(const ZeLibrary& ze, ze_device_handle_t device, zes_power_properties_t& props, std::string& why) {
+    if (!ze.sysman_disabled().empty()) {
+        why = ze.sysman_disabled();
+        return nullptr;
+    }
+    for (const char* name : {"zesDeviceEnumPowerDomains", "zesPowerGetProperties", "zesPowerGetLimits", "zesPowerSetLimits"})
+        if (!ze.has(name)) {
+            why = ze.missing(name);
+            return nullptr;
+        }
+    const auto sysman = reinterpret_cast<zes_device_handle_t>(device);
+    uint32_t count = 0;
+    ZeLibrary::check(ze.zesDeviceEnumPowerDomains(sysman, &count, nullptr), "zesDeviceEnumPowerDomains");
+    std::vector<zes_pwr_handle_t> domains(count);
+    if (count > 0) ZeLibrary::check(ze.zesDeviceEnumPowerDomains(sysman, &count, domains.data()), "zesDeviceEnumPowerDomains");
+    domains.resize(count);
+    for (zes_pwr_handle_t domain : domains) {
+        props = {};
+        props.stype = ZES_STRUCTURE_TYPE_POWER_PROPERTIES;
+        ZeLibrary::check(ze.zesPowerGetProperties(domain, &props), "zesPowerGetProperties");
+        if (props.onSubdevice) continue;
+        if (!props.canControl) {
+            why = "Level Zero: zesPowerGetProperties says the device's power domain cannot be controlled";
+            return nullptr;
+        }
+        return domain;
+    }
+    why = "Level Zero: Sysman lists no power domain for the whole device";
+    return nullptr;
+}
+
+// Sets the sustained limit (PL1), the one power_limit_mw reports, and gives back the one it replaced.
+// Only ever called on the host's request (grey_device_power_limit_set).
+grey_status level0_power_limit_set(void* state, uint32_t device, uint64_t limit_mw, uint64_t* out_previous_mw) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        const ZeLibrary& ze = *s.ze;
+        std::string why;
+        zes_power_properties_t props{};
+        const zes_pwr_handle_t domain = device_power_domain(ze, slot(s, device).identity.device, props, why);
+        if (domain == nullptr) return report(s.host, GREY_ERROR_UNSUPPORTED, "cannot set a power limit: " + why);
+        // The range where the driver states it (-1: unknown, and the driver alone decides).
+        if (limit_mw > INT32_MAX || (props.minLimit > 0 && limit_mw < static_cast<uint64_t>(props.minLimit)) ||
+            (props.maxLimit > 0 && limit_mw > static_cast<uint64_t>(props.maxLimit)))
+            return report(s.host, GREY_ERROR_INVALID_ARGUMENT,
+                          "power limit " + std::to_string(limit_mw) + " mW is outside the device's range (zesPowerGetProperties: min " +
+                              std::to_string(props.minLimit) + ", max " + std::to_string(props.maxLimit) + " mW, -1 = not stated)");
+        zes_power_sustained_limit_t sustained{};
+        if (const ze_result_t r = ze.zesPowerGetLimits(domain, &sustained, nullptr, nullptr); r != ZE_RESULT_SUCCESS)
+            return report(s.host, r == ZE_RESULT_ERROR_INSUFFICIENT_PERMISSIONS ? GREY_ERROR_PERMISSION_DENIED : GREY_ERROR_BACKEND,
+                          ZeLibrary::describe(r, "zesPowerGetLimits"));
+        const uint64_t previous = sustained.enabled && sustained.power > 0 ? static_cast<uint64_t>(sustained.power) : 0;
+        sustained.enabled = true;
+        sustained.power = static_cast<int32_t>(limit_mw);
+        if (const ze_result_t r = ze.zesPowerSetLimits(domain, &sustained, nullptr, nullptr); r != ZE_RESULT_SUCCESS) {
+            const grey_status status = r == ZE_RESULT_ERROR_INSUFFICIENT_PERMISSIONS ? GREY_ERROR_PERMISSION_DENIED
+                                       : r == ZE_RESULT_ERROR_INVALID_ARGUMENT       ? GREY_ERROR_INVALID_ARGUMENT
+                                       : r == ZE_RESULT_ERROR_UNSUPPORTED_FEATURE    ? GREY_ERROR_UNSUPPORTED
+                                                                                     : GREY_ERROR_BACKEND;
+            return report(s.host, status, ZeLibrary::describe(r, "zesPowerSetLimits") + " (asked for a sustained limit of " +
+                                              std::to_string(limit_mw) + " mW)");
+        }
+        if (out_previous_mw != nullptr) *out_previous_mw = previous;
+        return GREY_OK;
+    });
+}
+
 grey_status level0_memory_stats(void* state, uint32_t device, grey_memory_stats* out) {
     Level0State& s = state_of(state);
     return guarded(s.host, [&] {
         DeviceSlot& d = slot(s, device);
         std::lock_guard lock(d.mutex);
-        const uint32_t size = out->struct_size;
-        *out = grey_memory_stats{};
-        out->struct_size = size;
+        backend::clear_stats(*out);
         if (d.queue) d.queue->pool().stats(*out);  // no queue yet: no buffer, an empty pool
         return GREY_OK;
     });
@@ -256,8 +323,7 @@ grey_status level0_memory_stats(void* state, uint32_t device, grey_memory_stats*
 
 extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_version, grey_backend_vtable* out) {
     using namespace grey::level0;
-    if (host_abi_version != GREY_BACKEND_ABI_VERSION || out == nullptr || out->struct_size < GREY_BACKEND_VTABLE_MIN_SIZE)
-        return GREY_ERROR_UNSUPPORTED;
+    if (!grey::backend::loader_accepts(host_abi_version, out)) return GREY_ERROR_UNSUPPORTED;
     grey_backend_vtable vt{};
     vt.struct_size = sizeof vt;
     vt.abi_version = GREY_BACKEND_ABI_VERSION;
@@ -275,9 +341,7 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.buffer_fill = level0_buffer_fill;
     vt.memory_stats = level0_memory_stats;
     vt.buffer_checksum = level0_buffer_checksum;
-    // An older loader has room for fewer slots: fill only what it has.
-    const uint32_t room = out->struct_size < sizeof vt ? out->struct_size : static_cast<uint32_t>(sizeof vt);
-    vt.struct_size = room;
-    std::memcpy(out, &vt, room);
+    vt.power_limit_set = level0_power_limit_set;
+    grey::backend::publish_vtable(vt, out);
     return GREY_OK;
 }

@@ -56,6 +56,7 @@ inline constexpr const char* kLoaderCandidates[] = {"libze_loader.so.1", "libze_
     X(zesDeviceEnumMemoryModules) X(zesMemoryGetProperties) X(zesMemoryGetState) X(zesMemoryGetBandwidth) \
     X(zesDeviceEnumFrequencyDomains) X(zesFrequencyGetProperties) X(zesFrequencyGetState)                \
     X(zesDeviceEnumPowerDomains) X(zesPowerGetProperties) X(zesPowerGetEnergyCounter) X(zesPowerGetLimits) \
+    X(zesPowerSetLimits)                                                                                 \
     X(zesDeviceEnumTemperatureSensors) X(zesTemperatureGetProperties) X(zesTemperatureGetState)
 
 class ZeLibrary {
@@ -72,6 +73,8 @@ public:
 
     // "Level Zero: zeMemAllocDevice failed: ZE_RESULT_ERROR_OUT_OF_DEVICE_MEMORY".
     [[nodiscard]] static std::string describe(ze_result_t result, const char* call);
+    // Whether the loader exports the Sysman entry point `name` (one of GREY_ZES_FUNCTIONS).
+    [[nodiscard]] bool has(const char* name) const noexcept { return library_.symbol(name) != nullptr; }
     // "Level Zero: zesPowerGetEnergyCounter not found in libze_loader.so.1".
     [[nodiscard]] std::string missing(const char* name) const;
     // Throws ZeError unless `result` is ZE_RESULT_SUCCESS.

@@ -3,8 +3,7 @@
 // and error paths. Each suite runs in its own process with its own LD_LIBRARY_PATH
 // (tests/hip/CMakeLists.txt). None of this is evidence that a real AMD GPU answers the same:
 // docs/backends.md.
-#include "grey_backend.h"
-#include "test_support.hpp"
+#include "plugin_test_support.hpp"
 
 #include <dlfcn.h>
 #include <gtest/gtest.h>
@@ -16,62 +15,12 @@
 
 namespace {
 
-class ScopedEnv {
-public:
-    ScopedEnv(std::initializer_list<std::pair<const char*, const char*>> vars) {
-        for (const auto& [name, value] : vars) {
-            names_.emplace_back(name);
-            setenv(name, value, 1);
-        }
-    }
-    ~ScopedEnv() {
-        for (const auto& name : names_) unsetenv(name.c_str());
-    }
+using grey::test::contains;
+using grey::test::ScopedEnv;
 
-private:
-    std::vector<std::string> names_;
+struct HipContext : grey::test::PluginContext {
+    HipContext() : PluginContext("hip", GREY_TEST_PLUGIN_DIR) {}
 };
-
-struct HipContext {
-    HipContext() {
-        grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
-        options.backends = "hip";
-        options.backend_dir = GREY_TEST_PLUGIN_DIR;
-        options.log_level = GREY_LOG_OFF;
-        EXPECT_EQ(grey_context_create(&options, &context), GREY_OK) << grey_last_error();
-    }
-    ~HipContext() { grey_context_destroy(context); }
-
-    grey_backend_info report() const { return grey::test::backend_report(context, "hip"); }
-    grey_device_spec spec(uint32_t device = 1) {
-        grey_device_spec s{};
-        s.struct_size = sizeof s;
-        EXPECT_EQ(grey_device_spec_get(context, device, &s), GREY_OK) << grey_last_error();
-        return s;
-    }
-    grey_device_telemetry telemetry(uint32_t device = 1) {
-        grey_device_telemetry t{};
-        t.struct_size = sizeof t;
-        EXPECT_EQ(grey_device_telemetry_get(context, device, &t), GREY_OK) << grey_last_error();
-        return t;
-    }
-    std::string reason(grey_field field, uint32_t device = 1) {
-        char text[512] = {};
-        size_t length = 0;
-        EXPECT_EQ(grey_device_field_reason(context, device, field, text, sizeof text, &length), GREY_OK);
-        return text;
-    }
-    grey_memory_stats stats(uint32_t device = 1) {
-        grey_memory_stats s{};
-        s.struct_size = sizeof s;
-        EXPECT_EQ(grey_device_memory_stats_get(context, device, &s), GREY_OK) << grey_last_error();
-        return s;
-    }
-
-    grey_context* context = nullptr;
-};
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 }  // namespace
 
@@ -92,6 +41,7 @@ TEST(HipFake, SpecComesFromHipAttributesAndRocmSmi) {
     EXPECT_STREQ(s.name.value, "Fake AMD Instinct MI250X");
     EXPECT_EQ(s.name.source, GREY_SOURCE_HIP);
     EXPECT_STREQ(s.pci_bus_id.value, "0000:c1:00.0");
+    EXPECT_STREQ(s.uuid.value, "GPU-a0a1a2a3a4a5a6a7a8a9aaabacadaeaf");
     EXPECT_STREQ(s.runtime_version.value, "6.0");
     EXPECT_STREQ(s.driver_version.value, "6.8.5");  // the kernel driver, from ROCm SMI
     EXPECT_EQ(s.driver_version.source, GREY_SOURCE_AMD_SMI);
@@ -167,33 +117,7 @@ TEST(HipFake, PermissionDeniedOnTelemetryMarksOnlyThatField) {
 
 TEST(HipFake, BuffersRoundTripFillCopyChecksum) {
     HipContext c;
-    const size_t n = 3 * 1024 * 1024 + 17;
-    std::mt19937_64 rng(11);
-    std::vector<unsigned char> data(n);
-    for (auto& b : data) b = static_cast<unsigned char>(rng());
-    grey_buffer* a = nullptr;
-    grey_buffer* b = nullptr;
-    ASSERT_EQ(grey_buffer_create(c.context, 1, n, &a), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_buffer_create(c.context, 1, n, &b), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_buffer_write(a, 0, data.data(), n), GREY_OK) << grey_last_error();
-    std::vector<unsigned char> back(n);
-    ASSERT_EQ(grey_buffer_read(a, 0, back.data(), n), GREY_OK);
-    EXPECT_EQ(back, data);
-    ASSERT_EQ(grey_buffer_copy(b, 5, a, 3, n - 10), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_buffer_fill(b, 0, 0xCD, 5), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_buffer_read(b, 0, back.data(), n), GREY_OK);
-    for (size_t i = 0; i < 5; ++i) ASSERT_EQ(back[i], 0xCD);
-    for (size_t i = 0; i < n - 10; ++i) ASSERT_EQ(back[5 + i], data[3 + i]) << i;
-    grey_buffer* h = nullptr;
-    ASSERT_EQ(grey_buffer_create(c.context, 0, n, &h), GREY_OK);
-    ASSERT_EQ(grey_buffer_write(h, 0, data.data(), n), GREY_OK);
-    uint64_t on_gpu = 0, on_host = 0;
-    ASSERT_EQ(grey_buffer_checksum(a, 7, n - 7, &on_gpu), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_buffer_checksum(h, 7, n - 7, &on_host), GREY_OK);
-    EXPECT_EQ(on_gpu, on_host);
-    grey_buffer_destroy(h);
-    grey_buffer_destroy(a);
-    grey_buffer_destroy(b);
+    grey::test::expect_buffers_round_trip(c.context, 1);
 }
 
 TEST(HipFake, EachDeviceHasItsOwnPoolOnItsOwnDevice) {
@@ -243,18 +167,13 @@ TEST(HipFake, CopyFailureIsABackendErrorNamingTheCall) {
     grey_buffer_destroy(b);
 }
 
-TEST(HipFake, NoKernelsYetSoNoQuantizationSlots) {
-    void* lib = dlopen(GREY_TEST_PLUGIN_DIR "/libgrey-backend-hip.so", RTLD_NOW | RTLD_LOCAL);
-    ASSERT_NE(lib, nullptr) << dlerror();
-    auto entry = reinterpret_cast<grey_backend_entry_fn>(dlsym(lib, GREY_BACKEND_ENTRY_SYMBOL));
-    ASSERT_NE(entry, nullptr);
-    grey_backend_vtable vt{};
-    vt.struct_size = sizeof vt;
-    ASSERT_EQ(entry(GREY_BACKEND_ABI_VERSION, &vt), GREY_OK);
+TEST(HipFake, NoKernelsYetSoNoChecksumOrQuantizationSlots) {
+    const grey_backend_vtable vt = grey::test::plugin_vtable(GREY_TEST_PLUGIN_DIR "/libgrey-backend-hip.so");
+    EXPECT_NE(vt.power_limit_set, nullptr);
+    EXPECT_EQ(vt.buffer_checksum, nullptr);  // the runtime reads the range back
     EXPECT_EQ(vt.quantize, nullptr);
     EXPECT_EQ(vt.kv_attend, nullptr);
     EXPECT_EQ(vt.capabilities, 0u);
-    dlclose(lib);
 }
 
 TEST(HipFake, NoDevicesSkipsTheBackend) {
@@ -331,6 +250,8 @@ TEST(HipOldSmi, AMissingSmiEntryPointMarksOnlyItsField) {
     EXPECT_EQ(t.energy_total_mj.state, GREY_FIELD_UNSUPPORTED);
     EXPECT_EQ(c.reason(GREY_FIELD_ENERGY_TOTAL_MJ), "ROCm SMI: rsmi_dev_energy_count_get not found in librocm_smi64.so.5");
     EXPECT_EQ(t.power_draw_mw.state, GREY_FIELD_OK);
+    EXPECT_EQ(grey_device_power_limit_set(c.context, 1, 400000, nullptr), GREY_ERROR_UNSUPPORTED);
+    EXPECT_TRUE(contains(grey_last_error(), "rsmi_dev_power_cap_set not found in librocm_smi64.so.5")) << grey_last_error();
 }
 
 // ----- fake/old_hip: a runtime missing a required entry point ------------------------------------

@@ -2,8 +2,7 @@
 // core handle, field states and reasons, the pool, and error paths. Each suite runs in its own process
 // with its own LD_LIBRARY_PATH (tests/level0/CMakeLists.txt); switches the fake reads at each call are
 // set per case. None of this is evidence that a real Intel GPU answers the same: docs/backends.md.
-#include "grey_backend.h"
-#include "test_support.hpp"
+#include "plugin_test_support.hpp"
 
 #include <dlfcn.h>
 #include <gtest/gtest.h>
@@ -20,73 +19,12 @@ constexpr const char* kInsufficientPermissions = "1879113728";  // 0x70010000
 constexpr const char* kDeviceLost = "1879048193";               // 0x70000001
 constexpr const char* kUninitialized = "2013265921";            // 0x78000001
 
-// Sets (or, with a NULL value, removes) environment variables for one scope.
-class ScopedEnv {
-public:
-    ScopedEnv(std::initializer_list<std::pair<const char*, const char*>> vars) {
-        for (const auto& [name, value] : vars) {
-            const char* old = std::getenv(name);
-            saved_.push_back({name, old != nullptr, old != nullptr ? old : ""});
-            if (value != nullptr) setenv(name, value, 1);
-            else unsetenv(name);
-        }
-    }
-    ~ScopedEnv() {
-        for (const auto& s : saved_) {
-            if (s.had) setenv(s.name.c_str(), s.value.c_str(), 1);
-            else unsetenv(s.name.c_str());
-        }
-    }
+using grey::test::contains;
+using grey::test::ScopedEnv;
 
-private:
-    struct Saved {
-        std::string name;
-        bool had;
-        std::string value;
-    };
-    std::vector<Saved> saved_;
+struct Level0Context : grey::test::PluginContext {
+    Level0Context() : PluginContext("level0", GREY_TEST_PLUGIN_DIR) {}
 };
-
-struct Level0Context {
-    Level0Context() {
-        grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
-        options.backends = "level0";
-        options.backend_dir = GREY_TEST_PLUGIN_DIR;
-        options.log_level = GREY_LOG_OFF;
-        EXPECT_EQ(grey_context_create(&options, &context), GREY_OK) << grey_last_error();
-    }
-    ~Level0Context() { grey_context_destroy(context); }
-
-    grey_backend_info report() const { return grey::test::backend_report(context, "level0"); }
-    grey_device_spec spec() {
-        grey_device_spec s{};
-        s.struct_size = sizeof s;
-        EXPECT_EQ(grey_device_spec_get(context, 1, &s), GREY_OK) << grey_last_error();
-        return s;
-    }
-    grey_device_telemetry telemetry() {
-        grey_device_telemetry t{};
-        t.struct_size = sizeof t;
-        EXPECT_EQ(grey_device_telemetry_get(context, 1, &t), GREY_OK) << grey_last_error();
-        return t;
-    }
-    std::string reason(grey_field field) {
-        char text[512] = {};
-        size_t length = 0;
-        EXPECT_EQ(grey_device_field_reason(context, 1, field, text, sizeof text, &length), GREY_OK);
-        return text;
-    }
-    grey_memory_stats stats() {
-        grey_memory_stats s{};
-        s.struct_size = sizeof s;
-        EXPECT_EQ(grey_device_memory_stats_get(context, 1, &s), GREY_OK) << grey_last_error();
-        return s;
-    }
-
-    grey_context* context = nullptr;
-};
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 }  // namespace
 
@@ -216,34 +154,7 @@ TEST(Level0Fake, SysmanTurnedOffByTheProcessIsRespectedAndNamed) {
 
 TEST(Level0Fake, BuffersRoundTripFillCopyChecksum) {
     Level0Context c;
-    const size_t n = 3 * 1024 * 1024 + 17;
-    std::mt19937_64 rng(7);
-    std::vector<unsigned char> data(n);
-    for (auto& b : data) b = static_cast<unsigned char>(rng());
-    grey_buffer* a = nullptr;
-    grey_buffer* b = nullptr;
-    ASSERT_EQ(grey_buffer_create(c.context, 1, n, &a), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_buffer_create(c.context, 1, n, &b), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_buffer_write(a, 0, data.data(), n), GREY_OK) << grey_last_error();
-    std::vector<unsigned char> back(n);
-    ASSERT_EQ(grey_buffer_read(a, 0, back.data(), n), GREY_OK);
-    EXPECT_EQ(back, data);
-    ASSERT_EQ(grey_buffer_copy(b, 5, a, 3, n - 10), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_buffer_fill(b, 0, 0xAB, 5), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_buffer_read(b, 0, back.data(), n), GREY_OK);
-    for (size_t i = 0; i < 5; ++i) ASSERT_EQ(back[i], 0xAB);
-    for (size_t i = 0; i < n - 10; ++i) ASSERT_EQ(back[5 + i], data[3 + i]) << i;
-    // The checksum kernel (emulated by the fake) gives what the host backend computes.
-    grey_buffer* h = nullptr;
-    ASSERT_EQ(grey_buffer_create(c.context, 0, n, &h), GREY_OK);
-    ASSERT_EQ(grey_buffer_write(h, 0, data.data(), n), GREY_OK);
-    uint64_t on_gpu = 0, on_host = 0;
-    ASSERT_EQ(grey_buffer_checksum(a, 7, n - 7, &on_gpu), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_buffer_checksum(h, 7, n - 7, &on_host), GREY_OK);
-    EXPECT_EQ(on_gpu, on_host);
-    grey_buffer_destroy(h);
-    grey_buffer_destroy(a);
-    grey_buffer_destroy(b);
+    grey::test::expect_buffers_round_trip(c.context, 1);
 }
 
 TEST(Level0Fake, PoolGrowsInChunksAndReusesFreedBlocks) {
@@ -371,18 +282,33 @@ TEST(Level0Fake, AKernelTheDriverCannotBuildIsABackendErrorWithTheBuildLog) {
 TEST(Level0Fake, NoQuantizationOrKvKernelsYet) {
     // The vtable declares the checksum kernel but no quantization or KV-cache slot: the runtime answers
     // UNSUPPORTED for those rather than faking them.
-    void* lib = dlopen(GREY_TEST_PLUGIN_DIR "/libgrey-backend-level0.so", RTLD_NOW | RTLD_LOCAL);
-    ASSERT_NE(lib, nullptr) << dlerror();
-    auto entry = reinterpret_cast<grey_backend_entry_fn>(dlsym(lib, GREY_BACKEND_ENTRY_SYMBOL));
-    ASSERT_NE(entry, nullptr);
-    grey_backend_vtable vt{};
-    vt.struct_size = sizeof vt;
-    ASSERT_EQ(entry(GREY_BACKEND_ABI_VERSION, &vt), GREY_OK);
+    const grey_backend_vtable vt = grey::test::plugin_vtable(GREY_TEST_PLUGIN_DIR "/libgrey-backend-level0.so");
     EXPECT_NE(vt.buffer_checksum, nullptr);
+    EXPECT_NE(vt.power_limit_set, nullptr);
     EXPECT_EQ(vt.quantize, nullptr);
     EXPECT_EQ(vt.kv_attend, nullptr);
     EXPECT_EQ(vt.capabilities, 0u);
-    dlclose(lib);
+}
+
+TEST(Level0Fake, PowerLimitIsTheSustainedLimitAndGivesThePrevious) {
+    Level0Context c;
+    uint64_t previous = 0;
+    ASSERT_EQ(grey_device_power_limit_set(c.context, 1, 400000, &previous), GREY_OK) << grey_last_error();
+    EXPECT_EQ(previous, 550000u);
+    EXPECT_EQ(c.spec().power_limit_mw.value, 400000u);
+    // Below the stated minimum: refused before the driver is asked; above what the driver takes: its refusal.
+    EXPECT_EQ(grey_device_power_limit_set(c.context, 1, 100000, &previous), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(grey_last_error(), "outside the device's range (zesPowerGetProperties: min 300000")) << grey_last_error();
+    EXPECT_EQ(grey_device_power_limit_set(c.context, 1, 650000, &previous), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(grey_last_error(), "zesPowerSetLimits failed: ZE_RESULT_ERROR_INVALID_ARGUMENT")) << grey_last_error();
+    {
+        const std::string fail = std::string("zesPowerSetLimits:") + kInsufficientPermissions;
+        ScopedEnv env{{"FAKE_ZE_FAIL", fail.c_str()}};
+        EXPECT_EQ(grey_device_power_limit_set(c.context, 1, 500000, &previous), GREY_ERROR_PERMISSION_DENIED);
+    }
+    ASSERT_EQ(grey_device_power_limit_set(c.context, 1, 550000, &previous), GREY_OK) << grey_last_error();
+    EXPECT_EQ(previous, 400000u);
+    EXPECT_EQ(c.spec().power_limit_mw.value, 550000u);
 }
 
 TEST(Level0Fake, NoDevicesSkipsTheBackend) {
@@ -441,6 +367,8 @@ TEST(Level0NoSysman, CoreFieldsStayAndSysmanFieldsNameTheMissingEntryPoint) {
     grey_buffer* b = nullptr;
     ASSERT_EQ(grey_buffer_create(c.context, 1, 4096, &b), GREY_OK) << grey_last_error();
     grey_buffer_destroy(b);
+    EXPECT_EQ(grey_device_power_limit_set(c.context, 1, 400000, nullptr), GREY_ERROR_UNSUPPORTED);
+    EXPECT_TRUE(contains(grey_last_error(), "cannot set a power limit: Level Zero: zesDeviceEnumPowerDomains not found")) << grey_last_error();
 }
 
 // ----- fake/no_alloc: a loader missing a core entry point ----------------------------------------

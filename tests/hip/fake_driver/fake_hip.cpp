@@ -4,7 +4,7 @@
 //   FAKE_HIP_FAIL     "name:code[,...]" (fake_common.hpp): that entry point returns hipError_t `code`
 //   FAKE_HIP_DEVICES  the number of GPUs
 //   FAKE_HIP_MEMORY   device memory in bytes (default 1 GiB); hipMalloc beyond it fails
-// Variant FAKE_HIP_OLD: no hipMemGetInfo. Test hook: fake_hip_live_allocations().
+// Variant FAKE_HIP_OLD: no hipMemGetInfo and no hipDeviceGetUuid. Test hook: fake_hip_live_allocations().
 #include "fake_common.hpp"
 
 #include <cstdio>
@@ -94,6 +94,15 @@ FAKE_EXPORT int hipDeviceGetPCIBusId(char* bus, int length, int device) {
     std::snprintf(bus, static_cast<size_t>(length), "0000:%02x:00.0", 0xc1 + device);
     return kSuccess;
 }
+
+#ifndef FAKE_HIP_OLD
+FAKE_EXPORT int hipDeviceGetUuid(char* uuid, int device) {  // hipUUID: 16 bytes
+    FAKE_ENTER("hipDeviceGetUuid")
+    FAKE_DEVICE(device)
+    for (int i = 0; i < 16; ++i) uuid[i] = static_cast<char>(0xa0 + i + device);
+    return kSuccess;
+}
+#endif
 
 FAKE_EXPORT int hipSetDevice(int device) {
     FAKE_ENTER("hipSetDevice")

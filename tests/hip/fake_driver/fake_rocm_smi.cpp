@@ -3,7 +3,7 @@
 // reserved part of its BDFID), so the backend must match devices by PCI address.
 //   FAKE_RSMI_FAIL     "name:code[,...]": that entry point returns rsmi_status_t `code`
 //   FAKE_RSMI_NO_EDGE  when set, the edge temperature sensor is not supported (as on MI200 and later)
-// Variant FAKE_RSMI_OLD: no rsmi_dev_energy_count_get. Test hook: fake_rsmi_open_sessions().
+// Variant FAKE_RSMI_OLD: no rsmi_dev_energy_count_get and no rsmi_dev_power_cap_set. Test hook: fake_rsmi_open_sessions().
 #include "fake_common.hpp"
 
 #include <cstdio>
@@ -17,6 +17,7 @@ namespace {
 
 constexpr int kSuccess = 0, kInvalidArgs = 1, kNotSupported = 2, kPermission = 4, kInitError = 8;
 int sessions = 0;
+uint64_t cap_uw = 500000000;  // the first HIP GPU's power cap
 
 #define FAKE_ENTER(name)                                                          \
     if (auto forced = fake::forced_failure("FAKE_RSMI_FAIL", name)) return *forced; \
@@ -68,7 +69,7 @@ FAKE_EXPORT int rsmi_dev_pci_id_get(uint32_t index, uint64_t* bdfid) {
 FAKE_EXPORT int rsmi_dev_power_cap_get(uint32_t index, uint32_t, uint64_t* cap) {
     FAKE_ENTER("rsmi_dev_power_cap_get")
     FAKE_INDEX(index)
-    *cap = is_first_hip_gpu(index) ? 500000000 : 400000000;
+    *cap = is_first_hip_gpu(index) ? cap_uw : 400000000;
     return kSuccess;
 }
 
@@ -86,6 +87,17 @@ FAKE_EXPORT int rsmi_dev_power_cap_range_get(uint32_t index, uint32_t, uint64_t*
     *min = 300000000;
     return kSuccess;
 }
+
+#ifndef FAKE_RSMI_OLD
+// Caps outside [300 W, 560 W] are out of bounds, as the kernel driver's range.
+FAKE_EXPORT int rsmi_dev_power_cap_set(uint32_t index, uint32_t, uint64_t cap) {
+    FAKE_ENTER("rsmi_dev_power_cap_set")
+    FAKE_INDEX(index)
+    if (cap < 300000000 || cap > 560000000) return 7;  // RSMI_STATUS_INPUT_OUT_OF_BOUNDS
+    if (is_first_hip_gpu(index)) cap_uw = cap;
+    return kSuccess;
+}
+#endif
 
 FAKE_EXPORT int rsmi_dev_power_ave_get(uint32_t index, uint32_t, uint64_t* power) {
     FAKE_ENTER("rsmi_dev_power_ave_get")

@@ -88,6 +88,7 @@ struct State {
     int kernels = 0;
     int build_logs = 0;
     uint64_t energy_reads = 0;
+    int32_t sustained_mw = 550000;
 };
 
 State& state() {
@@ -482,9 +483,19 @@ ze_result_t zesPowerGetEnergyCounter(zes_pwr_handle_t, zes_power_energy_counter_
 ze_result_t zesPowerGetLimits(zes_pwr_handle_t, zes_power_sustained_limit_t* sustained, zes_power_burst_limit_t* burst,
                               zes_power_peak_limit_t* peak) {
     FAKE_SYSMAN("zesPowerGetLimits")
-    if (sustained != nullptr) *sustained = {true, 550000, 28000};
+    if (sustained != nullptr) *sustained = {true, state().sustained_mw, 28000};
     if (burst != nullptr) *burst = {true, 650000};
     if (peak != nullptr) *peak = {700000, 700000};
+    return ZE_RESULT_SUCCESS;
+}
+
+// Takes a sustained limit up to 600 W (the driver's own range; the fake's maxLimit is "unknown").
+ze_result_t zesPowerSetLimits(zes_pwr_handle_t, const zes_power_sustained_limit_t* sustained, const zes_power_burst_limit_t*,
+                              const zes_power_peak_limit_t*) {
+    FAKE_SYSMAN("zesPowerSetLimits")
+    if (sustained == nullptr) return ZE_RESULT_SUCCESS;
+    if (!sustained->enabled || sustained->power > 600000) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    state().sustained_mw = sustained->power;
     return ZE_RESULT_SUCCESS;
 }
 
