@@ -22,18 +22,20 @@ if(CMAKE_CUDA_COMPILER)
 endif()
 grey_resolve_backend(GREY_WITH_CUDA GREY_BUILD_CUDA_BACKEND _grey_have_nvcc "the CUDA compiler (nvcc)")
 
-find_program(GREY_HIPCC hipcc)
-set(_grey_have_hipcc OFF)
-if(GREY_HIPCC)
-  set(_grey_have_hipcc ON)
-endif()
-grey_resolve_backend(GREY_WITH_HIP GREY_BUILD_HIP_BACKEND _grey_have_hipcc "hipcc")
+# The HIP plugin declares the few HIP and ROCm SMI entry points it opens with dlopen itself, so it
+# builds everywhere; hipcc will matter once it carries kernels.
+set(_grey_hip_plugin_buildable ON)
+grey_resolve_backend(GREY_WITH_HIP GREY_BUILD_HIP_BACKEND _grey_hip_plugin_buildable "nothing")
 
+# Level Zero: the headers for types, and clang + llvm-spirv to build the OpenCL C kernels into SPIR-V.
 find_path(GREY_LEVEL0_INCLUDE_DIR level_zero/ze_api.h)
+find_program(GREY_OPENCL_CLANG NAMES clang-14 clang)
+find_program(GREY_LLVM_SPIRV NAMES llvm-spirv-14 llvm-spirv)
 set(_grey_have_level0 OFF)
-if(GREY_LEVEL0_INCLUDE_DIR)
+if(GREY_LEVEL0_INCLUDE_DIR AND GREY_OPENCL_CLANG AND GREY_LLVM_SPIRV)
   set(_grey_have_level0 ON)
 endif()
-grey_resolve_backend(GREY_WITH_LEVEL0 GREY_BUILD_LEVEL0_BACKEND _grey_have_level0 "the Level Zero headers")
+grey_resolve_backend(GREY_WITH_LEVEL0 GREY_BUILD_LEVEL0_BACKEND _grey_have_level0
+                     "the Level Zero headers (libze-dev), clang or llvm-spirv (llvm-spirv-14)")
 
 message(STATUS "libgrey backends: host (built in); cuda=${GREY_BUILD_CUDA_BACKEND} hip=${GREY_BUILD_HIP_BACKEND} level0=${GREY_BUILD_LEVEL0_BACKEND}")

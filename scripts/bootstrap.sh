@@ -17,6 +17,10 @@ PACKAGES=(
   libdlpack-dev
   # greyd: its HTTP server (GNU libmicrohttpd), and a real Prometheus that scrapes it in a test
   libmicrohttpd-dev prometheus
+  # the Level Zero backend: ze_api.h / zes_api.h for types and constants (the loader is dlopen'ed);
+  # llvm-spirv turns its OpenCL C kernels into SPIR-V, spirv-val checks them, and the OpenCL ICD loader
+  # runs them on the CPU in a test (the CPU runtime itself comes from PyPI: requirements-test.txt)
+  libze-dev llvm-spirv-14 spirv-tools ocl-icd-opencl-dev opencl-c-headers
 )
 # Rust: Debian's cargo and rustc, unless a toolchain is already there (rustup's, in ~/.cargo/bin).
 if ! command -v cargo >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]; then

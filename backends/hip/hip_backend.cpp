@@ -1,0 +1,309 @@
+// libgrey-backend-hip.so: AMD GPUs through the HIP runtime and ROCm SMI, both opened at run time.
+//
+// init opens libamdhip64 (required: without it, or without a device, the backend is not offered and
+// the loader reports the reason) and ROCm SMI (optional: without it the fields it feeds are marked
+// unsupported with the reason). Memory comes from one ChunkPool per device over hipMalloc; writes,
+// reads, copies and fills are synchronous HIP calls. There are no kernels yet: checksums, quantization
+// and the KV cache are left to the runtime, and no stream slots are set.
+#include "common/chunk_pool.hpp"
+#include "common/fields.hpp"
+#include "common/plugin_entry.hpp"
+#include "hip/hip_runtime.hpp"
+#include "hip/probe.hpp"
+
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
+struct grey_backend_buffer {
+    uint64_t address;
+    uint64_t size;
+    uint32_t device;
+};
+
+namespace grey::hip {
+namespace {
+
+// One device: its identity, and (created on first use) its pool. HIP's current device is per thread,
+// so every call sets it under the device's mutex.
+struct DeviceSlot {
+    DeviceIdentity identity;
+    std::mutex mutex;
+    std::unique_ptr<backend::ChunkPool> pool;
+};
+
+struct HipState {
+    const grey_backend_host* host = nullptr;
+    // Declared first so they go last: the pools free through the runtime.
+    std::unique_ptr<HipRuntime> hip;
+    std::unique_ptr<RocmSmi> smi;
+    std::string smi_unavailable;
+    std::vector<std::unique_ptr<DeviceSlot>> devices;
+};
+
+HipState& state_of(void* state) { return *static_cast<HipState*>(state); }
+
+grey_status report(const grey_backend_host* host, grey_status status, const std::string& message) {
+    if (host != nullptr && host->set_error != nullptr) host->set_error(host->host_data, ("hip backend: " + message).c_str());
+    return status;
+}
+
+template <typename Body>
+grey_status guarded(const grey_backend_host* host, Body&& body) noexcept {
+    try {
+        return body();
+    } catch (const backend::PoolOutOfMemory& e) {
+        return report(host, GREY_ERROR_OUT_OF_MEMORY, e.what());
+    } catch (const HipError& e) {
+        return report(host, e.error() == api::kErrorOutOfMemory ? GREY_ERROR_OUT_OF_MEMORY : GREY_ERROR_BACKEND, e.what());
+    } catch (const std::bad_alloc&) {
+        return report(host, GREY_ERROR_OUT_OF_MEMORY, "out of host memory");
+    } catch (const std::invalid_argument& e) {
+        return report(host, GREY_ERROR_INVALID_ARGUMENT, e.what());
+    } catch (const std::exception& e) {
+        return report(host, GREY_ERROR_INTERNAL, e.what());
+    } catch (...) {
+        return report(host, GREY_ERROR_INTERNAL, "unknown exception");
+    }
+}
+
+DeviceSlot& slot(HipState& s, uint32_t device) {
+    if (device >= s.devices.size())
+        throw std::invalid_argument("device " + std::to_string(device) + " does not exist (the backend has " +
+                                    std::to_string(s.devices.size()) + ")");
+    return *s.devices[device];
+}
+
+// Runs `body(hip)` with the device current, under its mutex; creates its pool on first use.
+template <typename Body>
+auto on_device(HipState& s, uint32_t device, Body&& body) {
+    DeviceSlot& d = slot(s, device);
+    std::lock_guard lock(d.mutex);
+    const HipRuntime& hip = *s.hip;
+    hip.check(hip.set_device(d.identity.ordinal), "hipSetDevice");
+    if (!d.pool) {
+        d.pool = std::make_unique<backend::ChunkPool>(
+            [&hip](uint64_t bytes) {
+                void* memory = nullptr;
+                const api::Error e = hip.mem_alloc(&memory, bytes);
+                if (e == api::kErrorOutOfMemory) throw backend::PoolOutOfMemory(hip.describe(e, "hipMalloc"));
+                hip.check(e, "hipMalloc");
+                return reinterpret_cast<uint64_t>(memory);
+            },
+            // The pool frees its chunks when it goes, on whichever thread: make the device current.
+            [&hip, ordinal = d.identity.ordinal](uint64_t address) {
+                if (hip.set_device(ordinal) == api::kSuccess) (void)hip.mem_free(reinterpret_cast<void*>(address));
+            });
+    }
+    return body(hip, *d.pool);
+}
+
+grey_status hip_init(const grey_backend_host* host, void** out_state) {
+    try {
+        auto state = std::make_unique<HipState>();
+        state->host = host;
+        try {
+            state->hip = std::make_unique<HipRuntime>();
+        } catch (const LibraryUnavailable& e) {
+            return report(host, GREY_ERROR_UNSUPPORTED, e.what());
+        }
+        const HipRuntime& hip = *state->hip;
+        try {
+            state->smi = std::make_unique<RocmSmi>();
+        } catch (const LibraryUnavailable& e) {
+            state->smi_unavailable = e.what();
+            if (host != nullptr && host->log != nullptr)
+                host->log(host->host_data, GREY_LOG_INFO, ("hip backend: " + state->smi_unavailable + "; ROCm SMI fields are unavailable").c_str());
+        }
+        int count = 0;
+        if (const api::Error e = hip.get_device_count(&count); e == api::kErrorNoDevice || (e == api::kSuccess && count <= 0))
+            return report(host, GREY_ERROR_UNSUPPORTED, "the HIP runtime " + hip.library_name() + " is installed but reports no device");
+        else
+            hip.check(e, "hipGetDeviceCount");
+        for (int i = 0; i < count; ++i) {
+            auto d = std::make_unique<DeviceSlot>();
+            d->identity.ordinal = i;
+            char bus[64] = {};
+            if (hip.device_get_pci_bus_id(bus, sizeof bus - 1, i) == api::kSuccess) d->identity.pci_bus_id = bus;
+            attach_smi(state->smi.get(), state->smi_unavailable, d->identity);
+            state->devices.push_back(std::move(d));
+        }
+        *out_state = state.release();
+        return GREY_OK;
+    } catch (const HipError& e) {
+        return report(host, GREY_ERROR_BACKEND, e.what());
+    } catch (const std::bad_alloc&) {
+        return report(host, GREY_ERROR_OUT_OF_MEMORY, "out of host memory while starting");
+    } catch (const std::exception& e) {
+        return report(host, GREY_ERROR_INTERNAL, e.what());
+    }
+}
+
+void hip_shutdown(void* state) {
+    auto owned = std::unique_ptr<HipState>(static_cast<HipState*>(state));
+    owned->devices.clear();  // the pools free their chunks while the runtime is still open
+}
+
+grey_status hip_device_count(void* state, uint32_t* out_count) {
+    *out_count = static_cast<uint32_t>(state_of(state).devices.size());
+    return GREY_OK;
+}
+
+grey_status hip_device_spec(void* state, uint32_t device, grey_device_spec* out, const grey_field_reasons* reasons) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        DeviceSlot& d = slot(s, device);
+        std::lock_guard lock(d.mutex);  // fill_spec makes the device current for hipMemGetInfo
+        fill_spec(*s.hip, s.smi.get(), d.identity, *out, reasons);
+        return GREY_OK;
+    });
+}
+
+grey_status hip_device_telemetry(void* state, uint32_t device, grey_device_telemetry* out, const grey_field_reasons* reasons) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        DeviceSlot& d = slot(s, device);
+        std::lock_guard lock(d.mutex);
+        fill_telemetry(*s.hip, s.smi.get(), d.identity, *out, reasons);
+        return GREY_OK;
+    });
+}
+
+grey_status hip_buffer_alloc(void* state, uint32_t device, uint64_t size, grey_backend_buffer** out) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        auto buffer = std::make_unique<grey_backend_buffer>(grey_backend_buffer{0, size, device});
+        buffer->address = on_device(s, device, [&](const HipRuntime&, backend::ChunkPool& pool) { return pool.allocate(size); });
+        *out = buffer.release();
+        return GREY_OK;
+    });
+}
+
+void hip_buffer_free(void* state, grey_backend_buffer* buffer) {
+    HipState& s = state_of(state);
+    std::unique_ptr<grey_backend_buffer> owned(buffer);
+    (void)guarded(s.host, [&] {
+        on_device(s, owned->device, [&](const HipRuntime&, backend::ChunkPool& pool) { pool.release(owned->address); });
+        return GREY_OK;
+    });
+}
+
+void* device_pointer(uint64_t address) { return reinterpret_cast<void*>(address); }
+
+grey_status hip_buffer_write(void* state, grey_backend_buffer* b, uint64_t offset, const void* source, uint64_t size) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        on_device(s, b->device, [&](const HipRuntime& hip, backend::ChunkPool&) {
+            hip.check(hip.mem_copy(device_pointer(b->address + offset), source, size, api::kMemcpyHostToDevice), "hipMemcpy");
+        });
+        return GREY_OK;
+    });
+}
+
+grey_status hip_buffer_read(void* state, grey_backend_buffer* b, uint64_t offset, void* destination, uint64_t size) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        on_device(s, b->device, [&](const HipRuntime& hip, backend::ChunkPool&) {
+            hip.check(hip.mem_copy(destination, device_pointer(b->address + offset), size, api::kMemcpyDeviceToHost), "hipMemcpy");
+        });
+        return GREY_OK;
+    });
+}
+
+grey_status hip_buffer_copy(void* state, grey_backend_buffer* destination, uint64_t destination_offset, grey_backend_buffer* source,
+                            uint64_t source_offset, uint64_t size) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        if (destination->device != source->device)
+            throw std::invalid_argument("buffer_copy between devices " + std::to_string(source->device) + " and " +
+                                        std::to_string(destination->device) + " (the runtime stages those through the host)");
+        on_device(s, destination->device, [&](const HipRuntime& hip, backend::ChunkPool&) {
+            hip.check(hip.mem_copy(device_pointer(destination->address + destination_offset), device_pointer(source->address + source_offset),
+                                   size, api::kMemcpyDeviceToDevice),
+                      "hipMemcpy");
+        });
+        return GREY_OK;
+    });
+}
+
+// hipMemset may return before the device has finished: synchronize so the slot is synchronous.
+grey_status hip_buffer_fill(void* state, grey_backend_buffer* b, uint64_t offset, uint8_t value, uint64_t size) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        on_device(s, b->device, [&](const HipRuntime& hip, backend::ChunkPool&) {
+            hip.check(hip.mem_set(device_pointer(b->address + offset), value, size), "hipMemset");
+            hip.check(hip.device_synchronize(), "hipDeviceSynchronize");
+        });
+        return GREY_OK;
+    });
+}
+
+// Sets power cap 0 through ROCm SMI (microwatts) and gives back the cap it replaced. Only ever called
+// on the host's request (grey_device_power_limit_set).
+grey_status hip_power_limit_set(void* state, uint32_t device, uint64_t limit_mw, uint64_t* out_previous_mw) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        const DeviceIdentity& id = slot(s, device).identity;
+        const RocmSmi* smi = s.smi.get();
+        if (!id.smi) return report(s.host, GREY_ERROR_UNSUPPORTED, "cannot set a power limit: " + id.smi_unavailable);
+        if (smi->dev_power_cap_get == nullptr || smi->dev_power_cap_set == nullptr)
+            return report(s.host, GREY_ERROR_UNSUPPORTED,
+                          "cannot set a power limit: " + smi->missing(smi->dev_power_cap_get == nullptr ? "rsmi_dev_power_cap_get" : "rsmi_dev_power_cap_set"));
+        if (limit_mw > UINT64_MAX / 1000)
+            return report(s.host, GREY_ERROR_INVALID_ARGUMENT, "power limit " + std::to_string(limit_mw) + " mW is beyond ROCm SMI's range");
+        auto status_of = [](rsmi::Status r) {
+            return r == rsmi::kPermission                                     ? GREY_ERROR_PERMISSION_DENIED
+                   : r == rsmi::kInvalidArgs || r == rsmi::kInputOutOfBounds ? GREY_ERROR_INVALID_ARGUMENT
+                   : r == rsmi::kNotSupported                                ? GREY_ERROR_UNSUPPORTED
+                                                                             : GREY_ERROR_BACKEND;
+        };
+        uint64_t previous_uw = 0;
+        if (const auto r = smi->dev_power_cap_get(*id.smi, 0, &previous_uw); r != rsmi::kSuccess)
+            return report(s.host, status_of(r), smi->describe(r, "rsmi_dev_power_cap_get"));
+        if (const auto r = smi->dev_power_cap_set(*id.smi, 0, limit_mw * 1000); r != rsmi::kSuccess)
+            return report(s.host, status_of(r), smi->describe(r, "rsmi_dev_power_cap_set") + " (asked for " + std::to_string(limit_mw) + " mW)");
+        if (out_previous_mw != nullptr) *out_previous_mw = previous_uw / 1000;
+        return GREY_OK;
+    });
+}
+
+grey_status hip_memory_stats(void* state, uint32_t device, grey_memory_stats* out) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        DeviceSlot& d = slot(s, device);
+        std::lock_guard lock(d.mutex);
+        backend::clear_stats(*out);
+        if (d.pool) d.pool->stats(*out);  // no pool yet: no buffer
+        return GREY_OK;
+    });
+}
+
+}  // namespace
+}  // namespace grey::hip
+
+extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_version, grey_backend_vtable* out) {
+    using namespace grey::hip;
+    if (!grey::backend::loader_accepts(host_abi_version, out)) return GREY_ERROR_UNSUPPORTED;
+    grey_backend_vtable vt{};
+    vt.struct_size = sizeof vt;
+    vt.abi_version = GREY_BACKEND_ABI_VERSION;
+    vt.name = "hip";
+    vt.init = hip_init;
+    vt.shutdown = hip_shutdown;
+    vt.device_count = hip_device_count;
+    vt.device_spec = hip_device_spec;
+    vt.device_telemetry = hip_device_telemetry;
+    vt.buffer_alloc = hip_buffer_alloc;
+    vt.buffer_free = hip_buffer_free;
+    vt.buffer_write = hip_buffer_write;
+    vt.buffer_read = hip_buffer_read;
+    vt.buffer_copy = hip_buffer_copy;
+    vt.buffer_fill = hip_buffer_fill;
+    vt.memory_stats = hip_memory_stats;
+    vt.power_limit_set = hip_power_limit_set;
+    grey::backend::publish_vtable(vt, out);
+    return GREY_OK;
+}

@@ -1,0 +1,89 @@
+#include "hip/hip_runtime.hpp"
+
+namespace grey::hip {
+
+namespace {
+
+// Opens the first candidate; a missing library is LibraryUnavailable like any other reason.
+backend::VendorLibrary open_library(std::span<const char* const> candidates, const char* what) try {
+    return backend::VendorLibrary(candidates, what);
+} catch (const backend::VendorLibraryMissing& e) {
+    throw LibraryUnavailable(e.what());
+}
+
+}  // namespace
+
+HipRuntime::HipRuntime(std::span<const char* const> candidates) : library_(open_library(candidates, "the HIP runtime")) {
+    auto need = [this](const char* name) {
+        void* fn = library_.symbol(name);
+        if (fn == nullptr) throw LibraryUnavailable(library_.name() + " does not export " + name);
+        return fn;
+    };
+#define GREY_HIP_NEED(member, name) member = reinterpret_cast<decltype(member)>(need(name));
+    GREY_HIP_NEED(init, "hipInit")
+    GREY_HIP_NEED(get_device_count, "hipGetDeviceCount")
+    GREY_HIP_NEED(device_get_name, "hipDeviceGetName")
+    GREY_HIP_NEED(device_get_attribute, "hipDeviceGetAttribute")
+    GREY_HIP_NEED(device_total_mem, "hipDeviceTotalMem")
+    GREY_HIP_NEED(device_get_pci_bus_id, "hipDeviceGetPCIBusId")
+    GREY_HIP_NEED(set_device, "hipSetDevice")
+    GREY_HIP_NEED(mem_get_info, "hipMemGetInfo")
+    GREY_HIP_NEED(mem_alloc, "hipMalloc")
+    GREY_HIP_NEED(mem_free, "hipFree")
+    GREY_HIP_NEED(mem_copy, "hipMemcpy")
+    GREY_HIP_NEED(mem_set, "hipMemset")
+    GREY_HIP_NEED(device_synchronize, "hipDeviceSynchronize")
+    GREY_HIP_NEED(driver_get_version, "hipDriverGetVersion")
+    GREY_HIP_NEED(runtime_get_version, "hipRuntimeGetVersion")
+    GREY_HIP_NEED(get_error_name, "hipGetErrorName")
+#undef GREY_HIP_NEED
+    device_get_uuid = reinterpret_cast<api::DeviceGetUuidFn>(library_.symbol("hipDeviceGetUuid"));
+    if (const api::Error e = init(0); e != api::kSuccess)
+        throw LibraryUnavailable("the HIP runtime " + library_.name() + " did not start: " + describe(e, "hipInit"));
+}
+
+std::string HipRuntime::describe(api::Error error, const char* call) const {
+    const char* name = get_error_name != nullptr ? get_error_name(error) : nullptr;
+    return std::string("HIP: ") + call + " failed: " + (name != nullptr ? name : "hipError_t " + std::to_string(error));
+}
+
+RocmSmi::RocmSmi(std::span<const char* const> candidates) : library_(open_library(candidates, "ROCm SMI")) {
+    auto find = [this](const char* name) { return library_.symbol(name); };
+    auto init = reinterpret_cast<rsmi::InitFn>(find("rsmi_init"));
+    shut_down = reinterpret_cast<rsmi::ShutDownFn>(find("rsmi_shut_down"));
+    status_string = reinterpret_cast<rsmi::StatusStringFn>(find("rsmi_status_string"));
+    num_monitor_devices = reinterpret_cast<rsmi::NumDevicesFn>(find("rsmi_num_monitor_devices"));
+    dev_pci_id_get = reinterpret_cast<rsmi::PciIdFn>(find("rsmi_dev_pci_id_get"));
+    if (init == nullptr || shut_down == nullptr || num_monitor_devices == nullptr || dev_pci_id_get == nullptr)
+        throw LibraryUnavailable("ROCm SMI is not usable: " + library_.name() +
+                                 " lacks rsmi_init, rsmi_shut_down, rsmi_num_monitor_devices or rsmi_dev_pci_id_get");
+    if (const rsmi::Status s = init(0); s != rsmi::kSuccess) {
+        shut_down = nullptr;
+        throw LibraryUnavailable("ROCm SMI did not start: " + describe(s, "rsmi_init"));
+    }
+    dev_power_cap_get = reinterpret_cast<rsmi::SensorU64Fn>(find("rsmi_dev_power_cap_get"));
+    dev_power_cap_default_get = reinterpret_cast<rsmi::U64Fn>(find("rsmi_dev_power_cap_default_get"));
+    dev_power_cap_range_get = reinterpret_cast<rsmi::CapRangeFn>(find("rsmi_dev_power_cap_range_get"));
+    dev_power_cap_set = reinterpret_cast<rsmi::CapSetFn>(find("rsmi_dev_power_cap_set"));
+    dev_power_ave_get = reinterpret_cast<rsmi::SensorU64Fn>(find("rsmi_dev_power_ave_get"));
+    dev_energy_count_get = reinterpret_cast<rsmi::EnergyFn>(find("rsmi_dev_energy_count_get"));
+    dev_temp_metric_get = reinterpret_cast<rsmi::TempFn>(find("rsmi_dev_temp_metric_get"));
+    dev_busy_percent_get = reinterpret_cast<rsmi::PercentFn>(find("rsmi_dev_busy_percent_get"));
+    dev_memory_busy_percent_get = reinterpret_cast<rsmi::PercentFn>(find("rsmi_dev_memory_busy_percent_get"));
+    dev_memory_usage_get = reinterpret_cast<rsmi::MemoryFn>(find("rsmi_dev_memory_usage_get"));
+    version_str_get = reinterpret_cast<rsmi::VersionStrFn>(find("rsmi_version_str_get"));
+}
+
+RocmSmi::~RocmSmi() {
+    if (shut_down != nullptr) (void)shut_down();
+}
+
+std::string RocmSmi::describe(rsmi::Status status, const char* call) const {
+    const char* text = nullptr;
+    if (status_string == nullptr || status_string(status, &text) != rsmi::kSuccess) text = nullptr;
+    return std::string("ROCm SMI: ") + call + " failed: " + (text != nullptr ? text : "rsmi_status_t " + std::to_string(status));
+}
+
+std::string RocmSmi::missing(const char* name) const { return std::string("ROCm SMI: ") + name + " not found in " + library_.name(); }
+
+}  // namespace grey::hip

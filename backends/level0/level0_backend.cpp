@@ -1,0 +1,347 @@
+// libgrey-backend-level0.so: Intel GPUs (and any other Level Zero device) through the Level Zero
+// loader and Sysman, opened at run time.
+//
+// init opens libze_loader.so.1 (required: without it, or without a GPU driver behind it, the backend is
+// not offered and the loader reports the reason) and starts Level Zero with Sysman enabled. Memory comes
+// from one ChunkPool per device over zeMemAllocDevice; writes, reads, copies, fills and the checksum
+// kernel (kernels/opencl, SPIR-V embedded at build time) run on a synchronous immediate command list.
+// There are no quantization or KV-cache kernels yet (the runtime answers UNSUPPORTED for them), and no
+// stream slots are set (the runtime runs async calls synchronously).
+#include "common/fields.hpp"
+#include "common/plugin_entry.hpp"
+#include "level0/device_queue.hpp"
+#include "level0/probe.hpp"
+#include "level0/ze_library.hpp"
+
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
+struct grey_backend_buffer {
+    uint64_t address;
+    uint64_t size;
+    uint32_t device;
+};
+
+namespace grey::level0 {
+namespace {
+
+struct DeviceSlot {
+    DeviceIdentity identity;
+    ze_context_handle_t context = nullptr;
+    EnergyHistory energy;
+    std::mutex mutex;
+    std::unique_ptr<DeviceQueue> queue;  // created on first use, guarded by `mutex`
+};
+
+struct Level0State {
+    const grey_backend_host* host = nullptr;
+    // Declared first so it goes last: contexts, queues and pools call into it.
+    std::unique_ptr<ZeLibrary> ze;
+    std::vector<ze_context_handle_t> contexts;  // one per driver, destroyed after the devices
+    std::vector<std::unique_ptr<DeviceSlot>> devices;
+
+    ~Level0State() {
+        devices.clear();
+        for (ze_context_handle_t c : contexts) (void)ze->zeContextDestroy(c);
+    }
+};
+
+Level0State& state_of(void* state) { return *static_cast<Level0State*>(state); }
+
+grey_status report(const grey_backend_host* host, grey_status status, const std::string& message) {
+    if (host != nullptr && host->set_error != nullptr) host->set_error(host->host_data, ("level0 backend: " + message).c_str());
+    return status;
+}
+
+// Runs `body`, turning every exception into a status and a message: nothing escapes into the runtime.
+template <typename Body>
+grey_status guarded(const grey_backend_host* host, Body&& body) noexcept {
+    try {
+        return body();
+    } catch (const backend::PoolOutOfMemory& e) {
+        return report(host, GREY_ERROR_OUT_OF_MEMORY, e.what());
+    } catch (const ZeError& e) {
+        const bool oom = e.result() == ZE_RESULT_ERROR_OUT_OF_DEVICE_MEMORY || e.result() == ZE_RESULT_ERROR_OUT_OF_HOST_MEMORY;
+        return report(host, oom ? GREY_ERROR_OUT_OF_MEMORY : GREY_ERROR_BACKEND, e.what());
+    } catch (const std::bad_alloc&) {
+        return report(host, GREY_ERROR_OUT_OF_MEMORY, "out of host memory");
+    } catch (const std::invalid_argument& e) {
+        return report(host, GREY_ERROR_INVALID_ARGUMENT, e.what());
+    } catch (const std::exception& e) {
+        return report(host, GREY_ERROR_INTERNAL, e.what());
+    } catch (...) {
+        return report(host, GREY_ERROR_INTERNAL, "unknown exception");
+    }
+}
+
+DeviceSlot& slot(Level0State& s, uint32_t device) {
+    if (device >= s.devices.size())
+        throw std::invalid_argument("device " + std::to_string(device) + " does not exist (the backend has " +
+                                    std::to_string(s.devices.size()) + ")");
+    return *s.devices[device];
+}
+
+DeviceQueue& queue(Level0State& s, uint32_t device) {
+    DeviceSlot& d = slot(s, device);
+    std::lock_guard lock(d.mutex);
+    if (!d.queue) d.queue = std::make_unique<DeviceQueue>(*s.ze, d.context, d.identity.device);
+    return *d.queue;
+}
+
+// Every GPU of every driver the loader found, with one context per driver that has one.
+void find_devices(Level0State& s) {
+    const ZeLibrary& ze = *s.ze;
+    uint32_t driver_count = 0;
+    ZeLibrary::check(ze.zeDriverGet(&driver_count, nullptr), "zeDriverGet");
+    std::vector<ze_driver_handle_t> drivers(driver_count);
+    if (driver_count > 0) ZeLibrary::check(ze.zeDriverGet(&driver_count, drivers.data()), "zeDriverGet");
+    drivers.resize(driver_count);
+    for (ze_driver_handle_t driver : drivers) {
+        uint32_t device_count = 0;
+        ZeLibrary::check(ze.zeDeviceGet(driver, &device_count, nullptr), "zeDeviceGet");
+        std::vector<ze_device_handle_t> handles(device_count);
+        if (device_count > 0) ZeLibrary::check(ze.zeDeviceGet(driver, &device_count, handles.data()), "zeDeviceGet");
+        handles.resize(device_count);
+        ze_context_handle_t context = nullptr;
+        for (ze_device_handle_t handle : handles) {
+            ze_device_properties_t props{};
+            props.stype = ZE_STRUCTURE_TYPE_DEVICE_PROPERTIES;
+            ZeLibrary::check(ze.zeDeviceGetProperties(handle, &props), "zeDeviceGetProperties");
+            if (props.type != ZE_DEVICE_TYPE_GPU) continue;
+            if (context == nullptr) {
+                ze_context_desc_t desc{};
+                desc.stype = ZE_STRUCTURE_TYPE_CONTEXT_DESC;
+                ZeLibrary::check(ze.zeContextCreate(driver, &desc, &context), "zeContextCreate");
+                s.contexts.push_back(context);
+            }
+            auto d = std::make_unique<DeviceSlot>();
+            d->identity = {driver, handle};
+            d->context = context;
+            s.devices.push_back(std::move(d));
+        }
+    }
+}
+
+grey_status level0_init(const grey_backend_host* host, void** out_state) {
+    try {
+        auto state = std::make_unique<Level0State>();
+        state->host = host;
+        try {
+            state->ze = std::make_unique<ZeLibrary>();
+        } catch (const ZeUnavailable& e) {
+            return report(host, GREY_ERROR_UNSUPPORTED, e.what());
+        }
+        if (!state->ze->sysman_disabled().empty() && host != nullptr && host->log != nullptr)
+            host->log(host->host_data, GREY_LOG_INFO, ("level0 backend: " + state->ze->sysman_disabled()).c_str());
+        find_devices(*state);
+        if (state->devices.empty())
+            return report(host, GREY_ERROR_UNSUPPORTED, "the Level Zero loader " + state->ze->library_name() + " started but reports no GPU");
+        *out_state = state.release();
+        return GREY_OK;
+    } catch (const ZeError& e) {
+        return report(host, GREY_ERROR_BACKEND, e.what());
+    } catch (const std::bad_alloc&) {
+        return report(host, GREY_ERROR_OUT_OF_MEMORY, "out of host memory while starting");
+    } catch (const std::exception& e) {
+        return report(host, GREY_ERROR_INTERNAL, e.what());
+    }
+}
+
+void level0_shutdown(void* state) { std::unique_ptr<Level0State>(static_cast<Level0State*>(state)).reset(); }
+
+grey_status level0_device_count(void* state, uint32_t* out_count) {
+    *out_count = static_cast<uint32_t>(state_of(state).devices.size());
+    return GREY_OK;
+}
+
+grey_status level0_device_spec(void* state, uint32_t device, grey_device_spec* out, const grey_field_reasons* reasons) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        fill_spec(*s.ze, slot(s, device).identity, *out, reasons);
+        return GREY_OK;
+    });
+}
+
+grey_status level0_device_telemetry(void* state, uint32_t device, grey_device_telemetry* out, const grey_field_reasons* reasons) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        DeviceSlot& d = slot(s, device);
+        fill_telemetry(*s.ze, d.identity, d.energy, *out, reasons);
+        return GREY_OK;
+    });
+}
+
+grey_status level0_buffer_alloc(void* state, uint32_t device, uint64_t size, grey_backend_buffer** out) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        DeviceQueue& q = queue(s, device);
+        auto buffer = std::make_unique<grey_backend_buffer>(grey_backend_buffer{0, size, device});
+        buffer->address = q.pool().allocate(size);
+        *out = buffer.release();
+        return GREY_OK;
+    });
+}
+
+void level0_buffer_free(void* state, grey_backend_buffer* buffer) {
+    Level0State& s = state_of(state);
+    std::unique_ptr<grey_backend_buffer> owned(buffer);
+    (void)guarded(s.host, [&] {
+        queue(s, owned->device).pool().release(owned->address);
+        return GREY_OK;
+    });
+}
+
+grey_status level0_buffer_write(void* state, grey_backend_buffer* b, uint64_t offset, const void* source, uint64_t size) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        queue(s, b->device).write(b->address + offset, source, size);
+        return GREY_OK;
+    });
+}
+
+grey_status level0_buffer_read(void* state, grey_backend_buffer* b, uint64_t offset, void* destination, uint64_t size) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        queue(s, b->device).read(destination, b->address + offset, size);
+        return GREY_OK;
+    });
+}
+
+grey_status level0_buffer_copy(void* state, grey_backend_buffer* destination, uint64_t destination_offset, grey_backend_buffer* source,
+                               uint64_t source_offset, uint64_t size) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        if (destination->device != source->device)
+            throw std::invalid_argument("buffer_copy between devices " + std::to_string(source->device) + " and " +
+                                        std::to_string(destination->device) + " (the runtime stages those through the host)");
+        queue(s, destination->device).copy(destination->address + destination_offset, source->address + source_offset, size);
+        return GREY_OK;
+    });
+}
+
+grey_status level0_buffer_fill(void* state, grey_backend_buffer* b, uint64_t offset, uint8_t value, uint64_t size) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        queue(s, b->device).fill(b->address + offset, value, size);
+        return GREY_OK;
+    });
+}
+
+grey_status level0_buffer_checksum(void* state, grey_backend_buffer* b, uint64_t offset, uint64_t size, uint64_t* out) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        *out = queue(s, b->device).checksum(b->address + offset, size);
+        return GREY_OK;
+    });
+}
+
+// The power domain of the whole device (not a tile's) and its properties, or NULL with `why` set.
+zes_pwr_handle_t device_power_domain(const ZeLibrary& ze, ze_device_handle_t device, zes_power_properties_t& props, std::string& why) {
+    if (!ze.sysman_disabled().empty()) {
+        why = ze.sysman_disabled();
+        return nullptr;
+    }
+    for (const char* name : {"zesDeviceEnumPowerDomains", "zesPowerGetProperties", "zesPowerGetLimits", "zesPowerSetLimits"})
+        if (!ze.has(name)) {
+            why = ze.missing(name);
+            return nullptr;
+        }
+    const auto sysman = reinterpret_cast<zes_device_handle_t>(device);
+    uint32_t count = 0;
+    ZeLibrary::check(ze.zesDeviceEnumPowerDomains(sysman, &count, nullptr), "zesDeviceEnumPowerDomains");
+    std::vector<zes_pwr_handle_t> domains(count);
+    if (count > 0) ZeLibrary::check(ze.zesDeviceEnumPowerDomains(sysman, &count, domains.data()), "zesDeviceEnumPowerDomains");
+    domains.resize(count);
+    for (zes_pwr_handle_t domain : domains) {
+        props = {};
+        props.stype = ZES_STRUCTURE_TYPE_POWER_PROPERTIES;
+        ZeLibrary::check(ze.zesPowerGetProperties(domain, &props), "zesPowerGetProperties");
+        if (props.onSubdevice) continue;
+        if (!props.canControl) {
+            why = "Level Zero: zesPowerGetProperties says the device's power domain cannot be controlled";
+            return nullptr;
+        }
+        return domain;
+    }
+    why = "Level Zero: Sysman lists no power domain for the whole device";
+    return nullptr;
+}
+
+// Sets the sustained limit (PL1), the one power_limit_mw reports, and gives back the one it replaced.
+// Only ever called on the host's request (grey_device_power_limit_set).
+grey_status level0_power_limit_set(void* state, uint32_t device, uint64_t limit_mw, uint64_t* out_previous_mw) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        const ZeLibrary& ze = *s.ze;
+        std::string why;
+        zes_power_properties_t props{};
+        const zes_pwr_handle_t domain = device_power_domain(ze, slot(s, device).identity.device, props, why);
+        if (domain == nullptr) return report(s.host, GREY_ERROR_UNSUPPORTED, "cannot set a power limit: " + why);
+        // The range where the driver states it (-1: unknown, and the driver alone decides).
+        if (limit_mw > INT32_MAX || (props.minLimit > 0 && limit_mw < static_cast<uint64_t>(props.minLimit)) ||
+            (props.maxLimit > 0 && limit_mw > static_cast<uint64_t>(props.maxLimit)))
+            return report(s.host, GREY_ERROR_INVALID_ARGUMENT,
+                          "power limit " + std::to_string(limit_mw) + " mW is outside the device's range (zesPowerGetProperties: min " +
+                              std::to_string(props.minLimit) + ", max " + std::to_string(props.maxLimit) + " mW, -1 = not stated)");
+        zes_power_sustained_limit_t sustained{};
+        if (const ze_result_t r = ze.zesPowerGetLimits(domain, &sustained, nullptr, nullptr); r != ZE_RESULT_SUCCESS)
+            return report(s.host, r == ZE_RESULT_ERROR_INSUFFICIENT_PERMISSIONS ? GREY_ERROR_PERMISSION_DENIED : GREY_ERROR_BACKEND,
+                          ZeLibrary::describe(r, "zesPowerGetLimits"));
+        const uint64_t previous = sustained.enabled && sustained.power > 0 ? static_cast<uint64_t>(sustained.power) : 0;
+        sustained.enabled = true;
+        sustained.power = static_cast<int32_t>(limit_mw);
+        if (const ze_result_t r = ze.zesPowerSetLimits(domain, &sustained, nullptr, nullptr); r != ZE_RESULT_SUCCESS) {
+            const grey_status status = r == ZE_RESULT_ERROR_INSUFFICIENT_PERMISSIONS ? GREY_ERROR_PERMISSION_DENIED
+                                       : r == ZE_RESULT_ERROR_INVALID_ARGUMENT       ? GREY_ERROR_INVALID_ARGUMENT
+                                       : r == ZE_RESULT_ERROR_UNSUPPORTED_FEATURE    ? GREY_ERROR_UNSUPPORTED
+                                                                                     : GREY_ERROR_BACKEND;
+            return report(s.host, status, ZeLibrary::describe(r, "zesPowerSetLimits") + " (asked for a sustained limit of " +
+                                              std::to_string(limit_mw) + " mW)");
+        }
+        if (out_previous_mw != nullptr) *out_previous_mw = previous;
+        return GREY_OK;
+    });
+}
+
+grey_status level0_memory_stats(void* state, uint32_t device, grey_memory_stats* out) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        DeviceSlot& d = slot(s, device);
+        std::lock_guard lock(d.mutex);
+        backend::clear_stats(*out);
+        if (d.queue) d.queue->pool().stats(*out);  // no queue yet: no buffer, an empty pool
+        return GREY_OK;
+    });
+}
+
+}  // namespace
+}  // namespace grey::level0
+
+extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_version, grey_backend_vtable* out) {
+    using namespace grey::level0;
+    if (!grey::backend::loader_accepts(host_abi_version, out)) return GREY_ERROR_UNSUPPORTED;
+    grey_backend_vtable vt{};
+    vt.struct_size = sizeof vt;
+    vt.abi_version = GREY_BACKEND_ABI_VERSION;
+    vt.name = "level0";
+    vt.init = level0_init;
+    vt.shutdown = level0_shutdown;
+    vt.device_count = level0_device_count;
+    vt.device_spec = level0_device_spec;
+    vt.device_telemetry = level0_device_telemetry;
+    vt.buffer_alloc = level0_buffer_alloc;
+    vt.buffer_free = level0_buffer_free;
+    vt.buffer_write = level0_buffer_write;
+    vt.buffer_read = level0_buffer_read;
+    vt.buffer_copy = level0_buffer_copy;
+    vt.buffer_fill = level0_buffer_fill;
+    vt.memory_stats = level0_memory_stats;
+    vt.buffer_checksum = level0_buffer_checksum;
+    vt.power_limit_set = level0_power_limit_set;
+    grey::backend::publish_vtable(vt, out);
+    return GREY_OK;
+}

@@ -1,0 +1,279 @@
+// The HIP backend against a fake HIP runtime and a fake ROCm SMI (tests/hip/fake_driver): loading
+// through the soname candidates, matching devices by PCI address, field states and reasons, the pool,
+// and error paths. Each suite runs in its own process with its own LD_LIBRARY_PATH
+// (tests/hip/CMakeLists.txt). None of this is evidence that a real AMD GPU answers the same:
+// docs/backends.md.
+#include "plugin_test_support.hpp"
+
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+using grey::test::contains;
+using grey::test::ScopedEnv;
+
+struct HipContext : grey::test::PluginContext {
+    HipContext() : PluginContext("hip", GREY_TEST_PLUGIN_DIR) {}
+};
+
+}  // namespace
+
+// ----- fake/full: the HIP runtime (libamdhip64.so.6) and ROCm SMI (librocm_smi64.so.5) -------------
+
+TEST(HipFake, LoadsThroughTheSonameCandidatesAndOffersTheDevice) {
+    HipContext c;
+    const auto info = c.report();
+    EXPECT_EQ(info.outcome, GREY_BACKEND_LOADED) << info.reason;
+    EXPECT_EQ(info.device_count, 1u);
+}
+
+TEST(HipFake, SpecComesFromHipAttributesAndRocmSmi) {
+    HipContext c;
+    const grey_device_spec s = c.spec();
+    EXPECT_STREQ(s.backend, "hip");
+    EXPECT_EQ(s.vendor, GREY_VENDOR_AMD);
+    EXPECT_STREQ(s.name.value, "Fake AMD Instinct MI250X");
+    EXPECT_EQ(s.name.source, GREY_SOURCE_HIP);
+    EXPECT_STREQ(s.pci_bus_id.value, "0000:c1:00.0");
+    EXPECT_STREQ(s.uuid.value, "GPU-a0a1a2a3a4a5a6a7a8a9aaabacadaeaf");
+    EXPECT_STREQ(s.runtime_version.value, "6.0");
+    EXPECT_STREQ(s.driver_version.value, "6.8.5");  // the kernel driver, from ROCm SMI
+    EXPECT_EQ(s.driver_version.source, GREY_SOURCE_AMD_SMI);
+    EXPECT_EQ(s.compute_units.value, 110u);
+    EXPECT_EQ(s.l2_cache_bytes.value, 8u << 20);
+    EXPECT_EQ(s.memory_bus_width_bits.value, 4096u);
+    EXPECT_EQ(s.memory_clock_max_mhz.value, 1600u);
+    EXPECT_EQ(s.graphics_clock_max_mhz.value, 1700u);
+    // 2 x 1600 MHz x 4096 bits / 8: one MI250X GCD's 1638.4 GB/s.
+    EXPECT_NEAR(s.peak_memory_bandwidth_gbps.value, 1638.4, 1e-9);
+    EXPECT_EQ(s.peak_memory_bandwidth_gbps.source, GREY_SOURCE_DERIVED);
+    EXPECT_EQ(s.memory_total_bytes.value, 64ull << 30);
+    EXPECT_EQ(s.memory_free_bytes.value, (64ull << 30) - (256ull << 20));
+    // ROCm SMI's index 1, matched by PCI address (its index 0 is another GPU).
+    EXPECT_EQ(s.power_limit_mw.value, 500000u);
+    EXPECT_EQ(s.power_limit_mw.source, GREY_SOURCE_AMD_SMI);
+    EXPECT_EQ(s.power_limit_default_mw.value, 560000u);
+    EXPECT_EQ(s.power_limit_min_mw.value, 300000u);
+    EXPECT_EQ(s.power_limit_max_mw.value, 560000u);
+    EXPECT_EQ(s.temperature_slowdown_c.value, 110.0);
+    EXPECT_EQ(s.temperature_shutdown_c.value, 115.0);
+    EXPECT_EQ(s.temperature_gpu_max_c.value, 100.0);
+    EXPECT_EQ(s.temperature_memory_max_c.value, 95.0);
+    // What is not read yet says so.
+    EXPECT_EQ(s.architecture.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_ARCHITECTURE), "gcnArchName"));
+    EXPECT_EQ(s.pcie_width_max.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_PCIE_WIDTH_MAX), "rsmi_pcie_bandwidth_t"));
+    EXPECT_EQ(c.reason(GREY_FIELD_POWER_LIMIT_MW), "");
+}
+
+TEST(HipFake, TelemetryComesFromRocmSmi) {
+    HipContext c;
+    const grey_device_telemetry t = c.telemetry();
+    EXPECT_GT(t.timestamp_ns, 0u);
+    EXPECT_EQ(t.temperature_c.value, 41.0);  // edge
+    EXPECT_EQ(t.memory_temperature_c.value, 50.0);
+    EXPECT_EQ(t.power_draw_mw.value, 123456u);
+    EXPECT_EQ(t.energy_total_mj.value, 15250u);  // 10^6 counts x 15.25 uJ
+    EXPECT_EQ(t.utilization_percent.value, 37u);
+    EXPECT_EQ(t.memory_utilization_percent.value, 12u);
+    EXPECT_EQ(t.memory_used_bytes.value, 8ull << 30);
+    EXPECT_EQ(t.memory_used_bytes.source, GREY_SOURCE_AMD_SMI);
+    EXPECT_EQ(t.graphics_clock_mhz.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_GRAPHICS_CLOCK_MHZ), "rsmi_frequencies_t"));
+    EXPECT_EQ(t.throttle_reasons.state, GREY_FIELD_UNSUPPORTED);
+}
+
+TEST(HipFake, WithoutAnEdgeSensorTheHotspotIsTheTemperature) {
+    ScopedEnv env{{"FAKE_RSMI_NO_EDGE", "1"}};
+    HipContext c;
+    const grey_device_telemetry t = c.telemetry();
+    EXPECT_EQ(t.temperature_c.state, GREY_FIELD_OK);
+    EXPECT_EQ(t.temperature_c.value, 45.0);
+    EXPECT_EQ(c.reason(GREY_FIELD_TEMPERATURE_C), "");
+    EXPECT_EQ(c.spec().temperature_gpu_max_c.state, GREY_FIELD_UNSUPPORTED);
+}
+
+TEST(HipFake, PermissionDeniedOnTelemetryMarksOnlyThatField) {
+    ScopedEnv env{{"FAKE_RSMI_FAIL", "rsmi_dev_power_ave_get:4,rsmi_dev_power_cap_get:2"}};
+    HipContext c;
+    const grey_device_telemetry t = c.telemetry();
+    EXPECT_EQ(t.power_draw_mw.state, GREY_FIELD_PERMISSION_DENIED);
+    EXPECT_EQ(t.power_draw_mw.value, 0u);
+    EXPECT_EQ(t.power_draw_mw.source, GREY_SOURCE_NONE);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_POWER_DRAW_MW), "rsmi_dev_power_ave_get failed: RSMI_STATUS_PERMISSION")) << c.reason(GREY_FIELD_POWER_DRAW_MW);
+    EXPECT_EQ(t.energy_total_mj.state, GREY_FIELD_OK);
+    const grey_device_spec s = c.spec();
+    EXPECT_EQ(s.power_limit_mw.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_POWER_LIMIT_MW), "RSMI_STATUS_NOT_SUPPORTED"));
+    EXPECT_EQ(s.power_limit_default_mw.state, GREY_FIELD_OK);
+}
+
+TEST(HipFake, BuffersRoundTripFillCopyChecksum) {
+    HipContext c;
+    grey::test::expect_buffers_round_trip(c.context, 1);
+}
+
+TEST(HipFake, EachDeviceHasItsOwnPoolOnItsOwnDevice) {
+    ScopedEnv env{{"FAKE_HIP_DEVICES", "2"}};
+    HipContext c;
+    EXPECT_EQ(c.report().device_count, 2u);
+    grey_buffer* first = nullptr;
+    grey_buffer* second = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 1 << 20, &first), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_create(c.context, 2, 1 << 20, &second), GREY_OK) << grey_last_error();
+    EXPECT_EQ(c.stats(1).committed_bytes, 64u << 20);
+    EXPECT_EQ(c.stats(2).committed_bytes, 64u << 20);
+    // hipMemGetInfo is asked with each device current: each sees only its own chunk.
+    EXPECT_EQ(c.spec(2).memory_free_bytes.value, (64ull << 30) - (256ull << 20) - (64ull << 20));
+    EXPECT_STREQ(c.spec(2).pci_bus_id.value, "0000:c2:00.0");
+    EXPECT_EQ(c.spec(2).power_limit_mw.value, 400000u);  // ROCm SMI's index 0
+    grey_buffer_destroy(first);
+    grey_buffer_destroy(second);
+}
+
+TEST(HipFake, AllocationFailureIsOutOfMemoryNamingSizes) {
+    ScopedEnv env{{"FAKE_HIP_MEMORY", "134217728"}};
+    HipContext c;
+    grey_buffer* first = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 1 << 20, &first), GREY_OK) << grey_last_error();
+    grey_buffer* too_big = nullptr;
+    EXPECT_EQ(grey_buffer_create(c.context, 1, 100 << 20, &too_big), GREY_ERROR_OUT_OF_MEMORY);
+    const std::string message = grey_last_error();
+    EXPECT_TRUE(contains(message, "104857600 bytes") && contains(message, "hipMalloc failed: hipErrorOutOfMemory")) << message;
+    EXPECT_EQ(too_big, nullptr);
+    EXPECT_EQ(c.stats().allocation_count, 1u);
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 32 << 20, &too_big), GREY_OK) << grey_last_error();
+    grey_buffer_destroy(too_big);
+    grey_buffer_destroy(first);
+}
+
+TEST(HipFake, CopyFailureIsABackendErrorNamingTheCall) {
+    HipContext c;
+    grey_buffer* b = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 4096, &b), GREY_OK) << grey_last_error();
+    std::vector<unsigned char> data(4096, 3);
+    {
+        ScopedEnv env{{"FAKE_HIP_FAIL", "hipMemcpy:719"}};
+        EXPECT_EQ(grey_buffer_read(b, 0, data.data(), data.size()), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), "hipMemcpy failed: hipErrorLaunchFailure")) << grey_last_error();
+    }
+    grey_buffer_destroy(b);
+}
+
+TEST(HipFake, NoKernelsYetSoNoChecksumOrQuantizationSlots) {
+    const grey_backend_vtable vt = grey::test::plugin_vtable(GREY_TEST_PLUGIN_DIR "/libgrey-backend-hip.so");
+    EXPECT_NE(vt.power_limit_set, nullptr);
+    EXPECT_EQ(vt.buffer_checksum, nullptr);  // the runtime reads the range back
+    EXPECT_EQ(vt.quantize, nullptr);
+    EXPECT_EQ(vt.kv_attend, nullptr);
+    EXPECT_EQ(vt.capabilities, 0u);
+}
+
+TEST(HipFake, NoDevicesSkipsTheBackend) {
+    ScopedEnv env{{"FAKE_HIP_DEVICES", "0"}};
+    HipContext c;
+    const auto info = c.report();
+    EXPECT_EQ(info.outcome, GREY_BACKEND_SKIPPED);
+    EXPECT_TRUE(contains(info.reason, "libamdhip64.so.6 is installed but reports no device")) << info.reason;
+}
+
+TEST(HipFake, RuntimeThatCannotStartSkipsTheBackend) {
+    ScopedEnv env{{"FAKE_HIP_FAIL", "hipInit:100"}};
+    HipContext c;
+    const auto info = c.report();
+    EXPECT_EQ(info.outcome, GREY_BACKEND_SKIPPED);
+    EXPECT_TRUE(contains(info.reason, "did not start: HIP: hipInit failed: hipErrorNoDevice")) << info.reason;
+}
+
+TEST(HipFake, RocmSmiThatCannotStartLeavesHipFields) {
+    ScopedEnv env{{"FAKE_RSMI_FAIL", "rsmi_init:8"}};
+    HipContext c;
+    const grey_device_spec s = c.spec();
+    EXPECT_EQ(s.compute_units.value, 110u);
+    EXPECT_EQ(s.power_limit_mw.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_POWER_LIMIT_MW), "ROCm SMI did not start")) << c.reason(GREY_FIELD_POWER_LIMIT_MW);
+    EXPECT_STREQ(s.driver_version.value, "60032830");  // hipDriverGetVersion instead
+}
+
+TEST(HipFake, EverythingIsGivenBackAtTheEnd) {
+    void* hip = dlopen("libamdhip64.so.6", RTLD_NOW | RTLD_LOCAL);
+    void* smi = dlopen("librocm_smi64.so.5", RTLD_NOW | RTLD_LOCAL);
+    ASSERT_NE(hip, nullptr);
+    ASSERT_NE(smi, nullptr);
+    auto allocations = reinterpret_cast<int (*)()>(dlsym(hip, "fake_hip_live_allocations"));
+    auto sessions = reinterpret_cast<int (*)()>(dlsym(smi, "fake_rsmi_open_sessions"));
+    ASSERT_NE(allocations, nullptr);
+    ASSERT_NE(sessions, nullptr);
+    {
+        HipContext c;
+        grey_buffer* b = nullptr;
+        ASSERT_EQ(grey_buffer_create(c.context, 1, 100 << 20, &b), GREY_OK) << grey_last_error();
+        EXPECT_EQ(allocations(), 1);
+        EXPECT_EQ(sessions(), 1);
+        grey_buffer_destroy(b);
+        EXPECT_EQ(allocations(), 1);  // the pool keeps its chunk
+    }
+    EXPECT_EQ(allocations(), 0) << "every chunk freed, with its device current";
+    EXPECT_EQ(sessions(), 0) << "rsmi_shut_down called";
+    dlclose(smi);
+    dlclose(hip);
+}
+
+// ----- fake/no_smi: the HIP runtime alone -----------------------------------------------------------
+
+TEST(HipNoSmi, HipFieldsStayAndSmiFieldsSayWhy) {
+    HipContext c;
+    EXPECT_EQ(c.report().outcome, GREY_BACKEND_LOADED);
+    const grey_device_spec s = c.spec();
+    EXPECT_EQ(s.compute_units.value, 110u);
+    EXPECT_EQ(s.power_limit_mw.state, GREY_FIELD_UNSUPPORTED);
+    const std::string why = c.reason(GREY_FIELD_POWER_LIMIT_MW);
+    EXPECT_TRUE(contains(why, "ROCm SMI is not installed") && contains(why, "librocm_smi64.so.7") && contains(why, "librocm_smi64.so:")) << why;
+    const grey_device_telemetry t = c.telemetry();
+    EXPECT_EQ(t.memory_used_bytes.state, GREY_FIELD_OK);  // from hipMemGetInfo instead
+    EXPECT_EQ(t.memory_used_bytes.source, GREY_SOURCE_HIP);
+    EXPECT_EQ(t.memory_used_bytes.value, 256ull << 20);
+}
+
+// ----- fake/old_smi: ROCm SMI without the energy counter ----------------------------------------
+
+TEST(HipOldSmi, AMissingSmiEntryPointMarksOnlyItsField) {
+    HipContext c;
+    const grey_device_telemetry t = c.telemetry();
+    EXPECT_EQ(t.energy_total_mj.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_EQ(c.reason(GREY_FIELD_ENERGY_TOTAL_MJ), "ROCm SMI: rsmi_dev_energy_count_get not found in librocm_smi64.so.5");
+    EXPECT_EQ(t.power_draw_mw.state, GREY_FIELD_OK);
+    EXPECT_EQ(grey_device_power_limit_set(c.context, 1, 400000, nullptr), GREY_ERROR_UNSUPPORTED);
+    EXPECT_TRUE(contains(grey_last_error(), "rsmi_dev_power_cap_set not found in librocm_smi64.so.5")) << grey_last_error();
+}
+
+// ----- fake/old_hip: a runtime missing a required entry point ------------------------------------
+
+TEST(HipMissingSymbol, ARequiredEntryPointMissingSkipsTheBackendNamingIt) {
+    HipContext c;
+    const auto info = c.report();
+    EXPECT_EQ(info.outcome, GREY_BACKEND_SKIPPED);
+    EXPECT_TRUE(contains(info.reason, "libamdhip64.so.6 does not export hipMemGetInfo")) << info.reason;
+}
+
+// ----- fake/empty: no HIP runtime ------------------------------------------------------------------
+
+TEST(HipNoRuntime, WithoutLibamdhipTheBackendIsSkippedAndNamesEveryCandidate) {
+    if (void* system_hip = dlopen("libamdhip64.so", RTLD_NOW | RTLD_LOCAL)) {
+        dlclose(system_hip);
+        GTEST_SKIP() << "this machine has a HIP runtime installed, so 'no runtime' cannot be simulated here";
+    }
+    HipContext c;
+    const auto info = c.report();
+    EXPECT_EQ(info.outcome, GREY_BACKEND_SKIPPED);
+    EXPECT_TRUE(contains(info.reason, "not offered on this machine") && contains(info.reason, "the HIP runtime is not installed") &&
+                contains(info.reason, "libamdhip64.so.7") && contains(info.reason, "libamdhip64.so.5"))
+        << info.reason;
+}

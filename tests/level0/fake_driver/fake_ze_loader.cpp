@@ -1,0 +1,520 @@
+// A fake libze_loader.so.1: one driver with FAKE_ZE_DEVICES GPUs (default 1) shaped like an Intel Data
+// Center GPU Max 1550, device memory from the host heap, synchronous copies and fills, and Sysman with
+// fixed readings. Like the real loader, Sysman answers only if ZES_ENABLE_SYSMAN=1 was in the
+// environment when zeInit ran.
+//   FAKE_ZE_FAIL     "name:code[,...]" (fake_common.hpp): that entry point returns ze_result_t `code`
+//   FAKE_ZE_DEVICES  the number of GPUs
+//   FAKE_ZE_MEMORY   device memory in bytes (default 1 GiB); zeMemAllocDevice beyond it fails
+// Variants: FAKE_ZE_NO_SYSMAN (exports no zes* entry point), FAKE_ZE_NO_ALLOC (no zeMemAllocDevice).
+// Modules must be SPIR-V (format and magic number are checked); the one kernel it knows,
+// grey_checksum_partial, is emulated in C++ by name, so these tests prove the launch plumbing, not the
+// kernel (tests/level0/test_spirv_on_opencl.cpp runs the real SPIR-V). FAKE_ZE_BUILD_LOG is the text
+// of a module's build log.
+// Test hooks: fake_ze_live_objects() counts contexts, command lists, modules, kernels and allocations
+// not yet freed.
+#include "fake_common.hpp"
+
+#include <level_zero/ze_api.h>
+#include <level_zero/zes_api.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+
+struct _ze_driver_handle_t {
+    int id;
+};
+struct _ze_device_handle_t {
+    int id;
+};
+struct _ze_context_handle_t {
+    int id;
+};
+struct _ze_command_list_handle_t {
+    int id;
+};
+struct _ze_module_handle_t {
+    int id;
+};
+struct _ze_module_build_log_handle_t {
+    std::string text;
+};
+struct _ze_kernel_handle_t {
+    uint32_t group_size = 0;
+    uint64_t args[5] = {};
+};
+struct _zes_mem_handle_t {
+    zes_mem_loc_t location;
+};
+struct _zes_freq_handle_t {
+    zes_freq_domain_t type;
+    bool on_subdevice;
+    double max;
+    double actual;
+};
+struct _zes_pwr_handle_t {
+    int id;
+};
+struct _zes_temp_handle_t {
+    zes_temp_sensors_t type;
+    double max;
+    double now;
+};
+
+namespace {
+
+_ze_driver_handle_t the_driver{0};
+_ze_device_handle_t devices[4] = {{0}, {1}, {2}, {3}};
+[[maybe_unused]] _zes_mem_handle_t memory_modules[] = {{ZES_MEM_LOC_SYSTEM}, {ZES_MEM_LOC_DEVICE}};
+// (Unused by the FAKE_ZE_NO_SYSMAN variant.) A tile's domain first: the backend must prefer the one that covers the whole device.
+[[maybe_unused]] _zes_freq_handle_t frequency_domains[] = {{ZES_FREQ_DOMAIN_GPU, true, 1500, 1400}, {ZES_FREQ_DOMAIN_GPU, false, 1600, 1550},
+                                          {ZES_FREQ_DOMAIN_MEMORY, false, 3200, 3200}};
+[[maybe_unused]] _zes_pwr_handle_t power_domain{0};
+[[maybe_unused]] _zes_temp_handle_t sensors[] = {{ZES_TEMP_SENSORS_GLOBAL, 105, 52}, {ZES_TEMP_SENSORS_GPU, 100, 45}, {ZES_TEMP_SENSORS_MEMORY, 95, 50}};
+
+constexpr uint64_t kBaselineUsed = 512ull << 20;
+
+struct State {
+    std::mutex mutex;
+    bool initialised = false;
+    bool sysman = false;
+    std::map<void*, uint64_t> allocations;
+    uint64_t allocated = 0;
+    int contexts = 0;
+    int command_lists = 0;
+    int modules = 0;
+    int kernels = 0;
+    int build_logs = 0;
+    uint64_t energy_reads = 0;
+    int32_t sustained_mw = 550000;
+};
+
+State& state() {
+    static State s;
+    return s;
+}
+
+std::optional<ze_result_t> failure(const char* name) {
+    if (auto code = fake::forced_failure("FAKE_ZE_FAIL", name)) return static_cast<ze_result_t>(*code);
+    return std::nullopt;
+}
+
+#define FAKE_ENTER(name)                                                           \
+    if (!state().initialised) return ZE_RESULT_ERROR_UNINITIALIZED;               \
+    if (auto forced = failure(name)) return *forced;
+
+#define FAKE_SYSMAN(name)                                                          \
+    FAKE_ENTER(name)                                                               \
+    if (!state().sysman) return ZE_RESULT_ERROR_UNINITIALIZED;
+
+uint32_t device_count() { return static_cast<uint32_t>(fake::env_u64("FAKE_ZE_DEVICES", 1) > 4 ? 4 : fake::env_u64("FAKE_ZE_DEVICES", 1)); }
+
+// The usual two-call enumeration: count first, then up to *count handles.
+template <typename Handle, size_t N>
+ze_result_t enumerate(uint32_t* count, Handle** out, Handle (&all)[N]) {
+    if (count == nullptr) return ZE_RESULT_ERROR_INVALID_NULL_POINTER;
+    if (out == nullptr || *count == 0) {
+        *count = N;
+        return ZE_RESULT_SUCCESS;
+    }
+    const uint32_t n = *count < N ? *count : static_cast<uint32_t>(N);
+    for (uint32_t i = 0; i < n; ++i) out[i] = &all[i];
+    *count = n;
+    return ZE_RESULT_SUCCESS;
+}
+
+void fill_core_properties(ze_device_properties_t* p, int id) {
+    p->type = ZE_DEVICE_TYPE_GPU;
+    p->vendorId = 0x8086;
+    p->deviceId = 0x0bd5;
+    p->flags = 0;
+    p->coreClockRate = 1600;
+    p->maxMemAllocSize = 64ull << 30;
+    p->numThreadsPerEU = 8;
+    p->physicalEUSimdWidth = 16;
+    p->numEUsPerSubslice = 8;
+    p->numSubslicesPerSlice = 16;
+    p->numSlices = 8;
+    for (int i = 0; i < ZE_MAX_DEVICE_UUID_SIZE; ++i) p->uuid.id[i] = static_cast<uint8_t>(i * 0x11 + id);
+    std::snprintf(p->name, sizeof p->name, "Fake Intel Data Center GPU Max 1550");
+}
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) int fake_ze_live_objects() {
+    std::lock_guard lock(state().mutex);
+    return state().contexts + state().command_lists + state().modules + state().kernels + state().build_logs +
+           static_cast<int>(state().allocations.size());
+}
+
+ze_result_t zeInit(ze_init_flags_t) {
+    if (auto forced = failure("zeInit")) return *forced;
+    const char* sysman = std::getenv("ZES_ENABLE_SYSMAN");
+    state().sysman = sysman != nullptr && std::strcmp(sysman, "1") == 0;
+    state().initialised = true;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeDriverGet(uint32_t* count, ze_driver_handle_t* drivers) {
+    FAKE_ENTER("zeDriverGet")
+    if (drivers != nullptr && *count > 0) drivers[0] = &the_driver;
+    *count = 1;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeDriverGetApiVersion(ze_driver_handle_t, ze_api_version_t* version) {
+    FAKE_ENTER("zeDriverGetApiVersion")
+    *version = ZE_API_VERSION_1_3;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeDriverGetProperties(ze_driver_handle_t, ze_driver_properties_t* p) {
+    FAKE_ENTER("zeDriverGetProperties")
+    p->driverVersion = 16900000;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeDeviceGet(ze_driver_handle_t, uint32_t* count, ze_device_handle_t* out) {
+    FAKE_ENTER("zeDeviceGet")
+    const uint32_t n = device_count();
+    if (out == nullptr || *count == 0) {
+        *count = n;
+        return ZE_RESULT_SUCCESS;
+    }
+    *count = *count < n ? *count : n;
+    for (uint32_t i = 0; i < *count; ++i) out[i] = &devices[i];
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeDeviceGetProperties(ze_device_handle_t device, ze_device_properties_t* p) {
+    FAKE_ENTER("zeDeviceGetProperties")
+    fill_core_properties(p, device->id);
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeDeviceGetMemoryProperties(ze_device_handle_t, uint32_t* count, ze_device_memory_properties_t* p) {
+    FAKE_ENTER("zeDeviceGetMemoryProperties")
+    if (p != nullptr && *count > 0) {
+        p->maxClockRate = 3200;
+        p->maxBusWidth = 8192;
+        p->totalSize = 128ull << 30;
+        std::snprintf(p->name, sizeof p->name, "HBM");
+    }
+    *count = 1;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeDeviceGetCacheProperties(ze_device_handle_t, uint32_t* count, ze_device_cache_properties_t* p) {
+    FAKE_ENTER("zeDeviceGetCacheProperties")
+    if (p != nullptr && *count > 0) p->cacheSize = 408ull << 20;
+    *count = 1;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeContextCreate(ze_driver_handle_t, const ze_context_desc_t*, ze_context_handle_t* out) {
+    FAKE_ENTER("zeContextCreate")
+    std::lock_guard lock(state().mutex);
+    ++state().contexts;
+    *out = new _ze_context_handle_t{state().contexts};
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeContextDestroy(ze_context_handle_t context) {
+    std::lock_guard lock(state().mutex);
+    --state().contexts;
+    delete context;
+    return ZE_RESULT_SUCCESS;
+}
+
+#ifndef FAKE_ZE_NO_ALLOC
+ze_result_t zeMemAllocDevice(ze_context_handle_t, const ze_device_mem_alloc_desc_t*, size_t size, size_t alignment, ze_device_handle_t,
+                             void** out) {
+    FAKE_ENTER("zeMemAllocDevice")
+    std::lock_guard lock(state().mutex);
+    if (state().allocated + size > fake::env_u64("FAKE_ZE_MEMORY", 1ull << 30)) return ZE_RESULT_ERROR_OUT_OF_DEVICE_MEMORY;
+    void* memory = std::aligned_alloc(alignment, (size + alignment - 1) / alignment * alignment);
+    if (memory == nullptr) return ZE_RESULT_ERROR_OUT_OF_HOST_MEMORY;
+    state().allocations.emplace(memory, size);
+    state().allocated += size;
+    *out = memory;
+    return ZE_RESULT_SUCCESS;
+}
+#endif
+
+ze_result_t zeMemFree(ze_context_handle_t, void* memory) {
+    std::lock_guard lock(state().mutex);
+    auto it = state().allocations.find(memory);
+    if (it == state().allocations.end()) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    state().allocated -= it->second;
+    state().allocations.erase(it);
+    std::free(memory);
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeCommandListCreateImmediate(ze_context_handle_t, ze_device_handle_t, const ze_command_queue_desc_t* desc,
+                                         ze_command_list_handle_t* out) {
+    FAKE_ENTER("zeCommandListCreateImmediate")
+    if (desc->mode != ZE_COMMAND_QUEUE_MODE_SYNCHRONOUS) return ZE_RESULT_ERROR_UNSUPPORTED_FEATURE;  // all this fake emulates
+    std::lock_guard lock(state().mutex);
+    ++state().command_lists;
+    *out = new _ze_command_list_handle_t{state().command_lists};
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeCommandListDestroy(ze_command_list_handle_t list) {
+    std::lock_guard lock(state().mutex);
+    --state().command_lists;
+    delete list;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeCommandListAppendMemoryCopy(ze_command_list_handle_t, void* destination, const void* source, size_t size,
+                                          ze_event_handle_t, uint32_t, ze_event_handle_t*) {
+    FAKE_ENTER("zeCommandListAppendMemoryCopy")
+    std::memmove(destination, source, size);
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeCommandListAppendMemoryFill(ze_command_list_handle_t, void* destination, const void* pattern, size_t pattern_size,
+                                          size_t size, ze_event_handle_t, uint32_t, ze_event_handle_t*) {
+    FAKE_ENTER("zeCommandListAppendMemoryFill")
+    if (pattern_size != 1) return ZE_RESULT_ERROR_UNSUPPORTED_SIZE;
+    std::memset(destination, *static_cast<const unsigned char*>(pattern), size);
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeModuleCreate(ze_context_handle_t, ze_device_handle_t, const ze_module_desc_t* desc, ze_module_handle_t* out,
+                           ze_module_build_log_handle_t* log) {
+    if (log != nullptr) {
+        const char* text = std::getenv("FAKE_ZE_BUILD_LOG");
+        std::lock_guard lock(state().mutex);
+        ++state().build_logs;
+        *log = new _ze_module_build_log_handle_t{text != nullptr ? text : ""};
+    }
+    FAKE_ENTER("zeModuleCreate")
+    uint32_t magic = 0;
+    if (desc->format != ZE_MODULE_FORMAT_IL_SPIRV || desc->inputSize < 20 || desc->inputSize % 4 != 0) return ZE_RESULT_ERROR_INVALID_NATIVE_BINARY;
+    std::memcpy(&magic, desc->pInputModule, sizeof magic);
+    if (magic != 0x07230203u) return ZE_RESULT_ERROR_INVALID_NATIVE_BINARY;
+    std::lock_guard lock(state().mutex);
+    ++state().modules;
+    *out = new _ze_module_handle_t{state().modules};
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeModuleDestroy(ze_module_handle_t module) {
+    std::lock_guard lock(state().mutex);
+    --state().modules;
+    delete module;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeModuleBuildLogGetString(ze_module_build_log_handle_t log, size_t* size, char* text) {
+    if (text == nullptr) {
+        *size = log->text.size() + 1;
+        return ZE_RESULT_SUCCESS;
+    }
+    std::snprintf(text, *size, "%s", log->text.c_str());
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeModuleBuildLogDestroy(ze_module_build_log_handle_t log) {
+    std::lock_guard lock(state().mutex);
+    --state().build_logs;
+    delete log;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeKernelCreate(ze_module_handle_t, const ze_kernel_desc_t* desc, ze_kernel_handle_t* out) {
+    FAKE_ENTER("zeKernelCreate")
+    if (std::strcmp(desc->pKernelName, "grey_checksum_partial") != 0) return ZE_RESULT_ERROR_INVALID_KERNEL_NAME;
+    std::lock_guard lock(state().mutex);
+    ++state().kernels;
+    *out = new _ze_kernel_handle_t{};
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeKernelDestroy(ze_kernel_handle_t kernel) {
+    std::lock_guard lock(state().mutex);
+    --state().kernels;
+    delete kernel;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeKernelSetGroupSize(ze_kernel_handle_t kernel, uint32_t x, uint32_t, uint32_t) {
+    FAKE_ENTER("zeKernelSetGroupSize")
+    kernel->group_size = x;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeKernelSetArgumentValue(ze_kernel_handle_t kernel, uint32_t index, size_t size, const void* value) {
+    FAKE_ENTER("zeKernelSetArgumentValue")
+    if (index >= 5 || size != 8) return ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE;
+    std::memcpy(&kernel->args[index], value, size);
+    return ZE_RESULT_SUCCESS;
+}
+
+// grey_checksum_partial(source, n, step, base, partial), emulated work item by work item.
+ze_result_t zeCommandListAppendLaunchKernel(ze_command_list_handle_t, ze_kernel_handle_t kernel, const ze_group_count_t* groups,
+                                            ze_event_handle_t, uint32_t, ze_event_handle_t*) {
+    FAKE_ENTER("zeCommandListAppendLaunchKernel")
+    if (kernel->group_size == 0) return ZE_RESULT_ERROR_INVALID_GROUP_SIZE_DIMENSION;
+    const auto* source = reinterpret_cast<const unsigned char*>(kernel->args[0]);
+    const uint64_t n = kernel->args[1], step = kernel->args[2], base = kernel->args[3];
+    auto* partial = reinterpret_cast<uint64_t*>(kernel->args[4]);
+    const uint64_t items = uint64_t{groups->groupCountX} * kernel->group_size;
+    for (uint64_t g = 0; g < items; ++g) {
+        uint64_t sum = 0;
+        for (uint64_t i = g; i < n; i += items) sum += (uint64_t{source[i]} + 1) * (i * step + base);
+        partial[g] = sum;
+    }
+    return ZE_RESULT_SUCCESS;
+}
+
+#ifndef FAKE_ZE_NO_SYSMAN
+ze_result_t zesDeviceGetProperties(zes_device_handle_t device, zes_device_properties_t* p) {
+    FAKE_SYSMAN("zesDeviceGetProperties")
+    fill_core_properties(&p->core, reinterpret_cast<ze_device_handle_t>(device)->id);
+    p->numSubdevices = 2;
+    std::snprintf(p->driverVersion, sizeof p->driverVersion, "1.3.27642.40");
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zesDevicePciGetProperties(zes_device_handle_t device, zes_pci_properties_t* p) {
+    FAKE_SYSMAN("zesDevicePciGetProperties")
+    p->address = {0, 0x29, 0, reinterpret_cast<ze_device_handle_t>(device)->id == 0 ? 0u : 1u};
+    p->maxSpeed = {5, 16, 63000000000};
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zesDevicePciGetState(zes_device_handle_t, zes_pci_state_t* p) {
+    FAKE_SYSMAN("zesDevicePciGetState")
+    p->speed = {4, -1, -1};  // width unknown to the driver
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zesDeviceEnumMemoryModules(zes_device_handle_t, uint32_t* count, zes_mem_handle_t* out) {
+    FAKE_SYSMAN("zesDeviceEnumMemoryModules")
+    return enumerate(count, out, memory_modules);
+}
+
+ze_result_t zesMemoryGetProperties(zes_mem_handle_t m, zes_mem_properties_t* p) {
+    FAKE_SYSMAN("zesMemoryGetProperties")
+    p->type = ZES_MEM_TYPE_HBM;
+    p->location = m->location;
+    p->physicalSize = 128ull << 30;
+    p->busWidth = 8192;
+    p->numChannels = -1;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zesMemoryGetState(zes_mem_handle_t m, zes_mem_state_t* p) {
+    FAKE_SYSMAN("zesMemoryGetState")
+    std::lock_guard lock(state().mutex);
+    p->health = ZES_MEM_HEALTH_OK;
+    p->size = m->location == ZES_MEM_LOC_DEVICE ? 128ull << 30 : 512ull << 30;
+    p->free = p->size - kBaselineUsed - (m->location == ZES_MEM_LOC_DEVICE ? state().allocated : 0);
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zesMemoryGetBandwidth(zes_mem_handle_t, zes_mem_bandwidth_t* p) {
+    FAKE_SYSMAN("zesMemoryGetBandwidth")
+    p->readCounter = 1000;
+    p->writeCounter = 2000;
+    p->maxBandwidth = 3276800000000ull;
+    p->timestamp = 1;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zesDeviceEnumFrequencyDomains(zes_device_handle_t, uint32_t* count, zes_freq_handle_t* out) {
+    FAKE_SYSMAN("zesDeviceEnumFrequencyDomains")
+    return enumerate(count, out, frequency_domains);
+}
+
+ze_result_t zesFrequencyGetProperties(zes_freq_handle_t f, zes_freq_properties_t* p) {
+    FAKE_SYSMAN("zesFrequencyGetProperties")
+    p->type = f->type;
+    p->onSubdevice = f->on_subdevice;
+    p->min = 300;
+    p->max = f->max;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zesFrequencyGetState(zes_freq_handle_t f, zes_freq_state_t* p) {
+    FAKE_SYSMAN("zesFrequencyGetState")
+    p->actual = f->actual;
+    p->request = f->max;
+    p->throttleReasons = f->type == ZES_FREQ_DOMAIN_GPU && !f->on_subdevice
+                             ? ZES_FREQ_THROTTLE_REASON_FLAG_AVE_PWR_CAP | ZES_FREQ_THROTTLE_REASON_FLAG_HW_RANGE
+                             : 0;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zesDeviceEnumPowerDomains(zes_device_handle_t, uint32_t* count, zes_pwr_handle_t* out) {
+    FAKE_SYSMAN("zesDeviceEnumPowerDomains")
+    _zes_pwr_handle_t* one[] = {&power_domain};
+    if (out != nullptr && *count > 0) out[0] = one[0];
+    *count = 1;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zesPowerGetProperties(zes_pwr_handle_t, zes_power_properties_t* p) {
+    FAKE_SYSMAN("zesPowerGetProperties")
+    p->onSubdevice = false;
+    p->canControl = true;
+    p->defaultLimit = 600000;
+    p->minLimit = 300000;
+    p->maxLimit = -1;  // unknown to the driver
+    return ZE_RESULT_SUCCESS;
+}
+
+// 300 W: every read is one second (10^6 us) and 300 J (3 x 10^8 uJ) after the previous one.
+ze_result_t zesPowerGetEnergyCounter(zes_pwr_handle_t, zes_power_energy_counter_t* p) {
+    FAKE_SYSMAN("zesPowerGetEnergyCounter")
+    std::lock_guard lock(state().mutex);
+    const uint64_t n = state().energy_reads++;
+    p->energy = 5000000000ull + n * 300000000ull;
+    p->timestamp = 7000000ull + n * 1000000ull;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zesPowerGetLimits(zes_pwr_handle_t, zes_power_sustained_limit_t* sustained, zes_power_burst_limit_t* burst,
+                              zes_power_peak_limit_t* peak) {
+    FAKE_SYSMAN("zesPowerGetLimits")
+    if (sustained != nullptr) *sustained = {true, state().sustained_mw, 28000};
+    if (burst != nullptr) *burst = {true, 650000};
+    if (peak != nullptr) *peak = {700000, 700000};
+    return ZE_RESULT_SUCCESS;
+}
+
+// Takes a sustained limit up to 600 W (the driver's own range; the fake's maxLimit is "unknown").
+ze_result_t zesPowerSetLimits(zes_pwr_handle_t, const zes_power_sustained_limit_t* sustained, const zes_power_burst_limit_t*,
+                              const zes_power_peak_limit_t*) {
+    FAKE_SYSMAN("zesPowerSetLimits")
+    if (sustained == nullptr) return ZE_RESULT_SUCCESS;
+    if (!sustained->enabled || sustained->power > 600000) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    state().sustained_mw = sustained->power;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zesDeviceEnumTemperatureSensors(zes_device_handle_t, uint32_t* count, zes_temp_handle_t* out) {
+    FAKE_SYSMAN("zesDeviceEnumTemperatureSensors")
+    return enumerate(count, out, sensors);
+}
+
+ze_result_t zesTemperatureGetProperties(zes_temp_handle_t t, zes_temp_properties_t* p) {
+    FAKE_SYSMAN("zesTemperatureGetProperties")
+    p->type = t->type;
+    p->onSubdevice = false;
+    p->maxTemperature = t->max;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zesTemperatureGetState(zes_temp_handle_t t, double* celsius) {
+    FAKE_SYSMAN("zesTemperatureGetState")
+    *celsius = t->now;
+    return ZE_RESULT_SUCCESS;
+}
+#endif

@@ -1,0 +1,395 @@
+// The Level Zero backend against a fake loader (tests/level0/fake_driver): loading, Sysman through the
+// core handle, field states and reasons, the pool, and error paths. Each suite runs in its own process
+// with its own LD_LIBRARY_PATH (tests/level0/CMakeLists.txt); switches the fake reads at each call are
+// set per case. None of this is evidence that a real Intel GPU answers the same: docs/backends.md.
+#include "plugin_test_support.hpp"
+
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+// ze_result_t codes, as the fake's FAKE_ZE_FAIL list takes them (decimal).
+constexpr const char* kInsufficientPermissions = "1879113728";  // 0x70010000
+constexpr const char* kDeviceLost = "1879048193";               // 0x70000001
+constexpr const char* kUninitialized = "2013265921";            // 0x78000001
+
+using grey::test::contains;
+using grey::test::ScopedEnv;
+
+struct Level0Context : grey::test::PluginContext {
+    Level0Context() : PluginContext("level0", GREY_TEST_PLUGIN_DIR) {}
+};
+
+}  // namespace
+
+// ----- fake/full: every entry point, Sysman included ---------------------------------------------
+
+TEST(Level0Fake, LoadsAndOffersTheDevice) {
+    Level0Context c;
+    const auto info = c.report();
+    EXPECT_EQ(info.outcome, GREY_BACKEND_LOADED) << info.reason;
+    EXPECT_EQ(info.device_count, 1u);
+    uint32_t devices = 0;
+    ASSERT_EQ(grey_device_count(c.context, &devices), GREY_OK);
+    EXPECT_EQ(devices, 2u);  // host + one fake GPU
+}
+
+TEST(Level0Fake, SpecComesFromTheCoreApiAndSysman) {
+    Level0Context c;
+    const grey_device_spec s = c.spec();
+    EXPECT_STREQ(s.backend, "level0");
+    EXPECT_EQ(s.vendor, GREY_VENDOR_INTEL);
+    EXPECT_EQ(s.type, GREY_DEVICE_GPU);
+    EXPECT_STREQ(s.name.value, "Fake Intel Data Center GPU Max 1550");
+    EXPECT_EQ(s.name.source, GREY_SOURCE_LEVEL_ZERO);
+    EXPECT_STREQ(s.uuid.value, "00112233-4455-6677-8899-aabbccddeeff");
+    EXPECT_STREQ(s.pci_bus_id.value, "0000:29:00.0");
+    EXPECT_STREQ(s.driver_version.value, "1.3.27642.40");  // Sysman's text, not the core API's number
+    EXPECT_STREQ(s.runtime_version.value, "1.3");
+    EXPECT_EQ(s.compute_units.value, 128u);  // 8 slices x 16 sub-slices (Xe cores)
+    EXPECT_EQ(s.memory_total_bytes.value, 128ull << 30);
+    EXPECT_EQ(s.memory_free_bytes.value, (128ull << 30) - (512ull << 20));
+    EXPECT_EQ(s.memory_bus_width_bits.value, 8192u);
+    EXPECT_EQ(s.memory_clock_max_mhz.value, 3200u);
+    EXPECT_DOUBLE_EQ(s.peak_memory_bandwidth_gbps.value, 3276.8);
+    EXPECT_EQ(s.peak_memory_bandwidth_gbps.source, GREY_SOURCE_LEVEL_ZERO);
+    EXPECT_EQ(s.l2_cache_bytes.value, 408ull << 20);
+    EXPECT_EQ(s.graphics_clock_max_mhz.value, 1600u);  // the whole device's domain, not the tile's 1500
+    EXPECT_EQ(s.power_limit_mw.value, 550000u);
+    EXPECT_EQ(s.power_limit_default_mw.value, 600000u);
+    EXPECT_EQ(s.power_limit_min_mw.value, 300000u);
+    EXPECT_EQ(s.temperature_gpu_max_c.value, 100.0);
+    EXPECT_EQ(s.temperature_memory_max_c.value, 95.0);
+    EXPECT_EQ(s.pcie_generation_max.value, 5u);
+    EXPECT_EQ(s.pcie_width_max.value, 16u);
+    EXPECT_EQ(s.pcie_generation_current.value, 4u);
+
+    // What Level Zero does not say is marked, with the reason, never left as 0.
+    EXPECT_EQ(s.power_limit_max_mw.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_EQ(c.reason(GREY_FIELD_POWER_LIMIT_MAX_MW), "Level Zero: zesPowerGetProperties maxLimit reported -1, which means the driver does not know it");
+    EXPECT_EQ(s.pcie_width_current.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_PCIE_WIDTH_CURRENT), "speed.width reported -1"));
+    EXPECT_EQ(s.temperature_slowdown_c.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_TEMPERATURE_SLOWDOWN_C), "no slowdown or shutdown temperature"));
+    EXPECT_EQ(s.architecture.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_FALSE(c.reason(GREY_FIELD_ARCHITECTURE).empty());
+    EXPECT_EQ(c.reason(GREY_FIELD_NAME), "");
+    EXPECT_EQ(c.reason(GREY_FIELD_POWER_LIMIT_MW), "");
+}
+
+TEST(Level0Fake, TelemetryDecodesSensorsClocksAndEnergy) {
+    Level0Context c;
+    const grey_device_telemetry first = c.telemetry();
+    EXPECT_GT(first.timestamp_ns, 0u);
+    EXPECT_EQ(first.temperature_c.value, 45.0);  // the GPU sensor, not the global one
+    EXPECT_EQ(first.memory_temperature_c.value, 50.0);
+    EXPECT_EQ(first.energy_total_mj.value, 5000000u);  // 5 x 10^9 uJ
+    // Level Zero has energy, not power: the first sample cannot say, and says why.
+    EXPECT_EQ(first.power_draw_mw.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_POWER_DRAW_MW), "energy used between two telemetry samples"));
+    EXPECT_EQ(first.graphics_clock_mhz.value, 1550u);
+    EXPECT_EQ(first.memory_clock_mhz.value, 3200u);
+    EXPECT_EQ(first.sm_clock_mhz.state, GREY_FIELD_NOT_APPLICABLE);
+    EXPECT_EQ(first.throttle_reasons.state, GREY_FIELD_OK);
+    EXPECT_EQ(first.throttle_reasons.value, uint64_t{GREY_THROTTLE_SW_POWER_CAP | GREY_THROTTLE_OTHER});
+    EXPECT_EQ(first.memory_used_bytes.value, 512ull << 20);
+    EXPECT_EQ(first.throttle_time_power_ns.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_THROTTLE_TIME_POWER_NS), "zesFrequencyGetThrottleTime"));
+    EXPECT_EQ(first.utilization_percent.state, GREY_FIELD_UNSUPPORTED);
+
+    // The fake's counter advances 300 J per second of its clock between reads: 300 W.
+    const grey_device_telemetry second = c.telemetry();
+    EXPECT_EQ(second.energy_total_mj.value, 5300000u);
+    EXPECT_EQ(second.power_draw_mw.state, GREY_FIELD_OK);
+    EXPECT_EQ(second.power_draw_mw.value, 300000u);
+    EXPECT_EQ(second.power_draw_mw.source, GREY_SOURCE_DERIVED);
+}
+
+TEST(Level0Fake, PermissionDeniedOnTelemetryMarksOnlyThoseFields) {
+    const std::string fail = std::string("zesPowerGetEnergyCounter:") + kInsufficientPermissions + ",zesMemoryGetBandwidth:" +
+                             kInsufficientPermissions;
+    ScopedEnv env{{"FAKE_ZE_FAIL", fail.c_str()}};
+    Level0Context c;
+    const grey_device_telemetry t = c.telemetry();
+    EXPECT_EQ(t.energy_total_mj.state, GREY_FIELD_PERMISSION_DENIED);
+    EXPECT_EQ(t.energy_total_mj.value, 0u);
+    EXPECT_EQ(t.energy_total_mj.source, GREY_SOURCE_NONE);
+    EXPECT_EQ(c.reason(GREY_FIELD_ENERGY_TOTAL_MJ), "Level Zero: zesPowerGetEnergyCounter failed: ZE_RESULT_ERROR_INSUFFICIENT_PERMISSIONS");
+    EXPECT_EQ(t.power_draw_mw.state, GREY_FIELD_PERMISSION_DENIED);
+    EXPECT_EQ(t.temperature_c.state, GREY_FIELD_OK);
+    EXPECT_EQ(t.memory_used_bytes.state, GREY_FIELD_OK);
+    const grey_device_spec s = c.spec();
+    EXPECT_EQ(s.peak_memory_bandwidth_gbps.state, GREY_FIELD_PERMISSION_DENIED);
+    EXPECT_EQ(s.memory_free_bytes.state, GREY_FIELD_OK);
+    EXPECT_EQ(s.power_limit_mw.state, GREY_FIELD_OK);
+}
+
+TEST(Level0Fake, SysmanIsEnabledBeforeZeInit) {
+    // Sysman answers on the core handle only if ZES_ENABLE_SYSMAN=1 was set when zeInit ran: the
+    // backend sets it itself when the process has not chosen.
+    ScopedEnv env{{"ZES_ENABLE_SYSMAN", nullptr}};
+    Level0Context c;
+    EXPECT_EQ(c.spec().power_limit_mw.state, GREY_FIELD_OK) << c.reason(GREY_FIELD_POWER_LIMIT_MW);
+    EXPECT_STREQ(std::getenv("ZES_ENABLE_SYSMAN"), "1");
+}
+
+TEST(Level0Fake, SysmanTurnedOffByTheProcessIsRespectedAndNamed) {
+    ScopedEnv env{{"ZES_ENABLE_SYSMAN", "0"}};
+    Level0Context c;
+    const grey_device_spec s = c.spec();
+    EXPECT_STREQ(s.name.value, "Fake Intel Data Center GPU Max 1550");  // the core API still answers
+    EXPECT_EQ(s.memory_total_bytes.state, GREY_FIELD_OK);
+    EXPECT_EQ(s.power_limit_mw.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_POWER_LIMIT_MW), "ZES_ENABLE_SYSMAN=0")) << c.reason(GREY_FIELD_POWER_LIMIT_MW);
+    EXPECT_EQ(s.pci_bus_id.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_EQ(c.telemetry().temperature_c.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_STREQ(std::getenv("ZES_ENABLE_SYSMAN"), "0");
+}
+
+TEST(Level0Fake, BuffersRoundTripFillCopyChecksum) {
+    Level0Context c;
+    grey::test::expect_buffers_round_trip(c.context, 1);
+}
+
+TEST(Level0Fake, PoolGrowsInChunksAndReusesFreedBlocks) {
+    Level0Context c;
+    EXPECT_EQ(c.stats().committed_bytes, 0u);
+    std::vector<grey_buffer*> small(4, nullptr);
+    for (auto& b : small) ASSERT_EQ(grey_buffer_create(c.context, 1, 1 << 20, &b), GREY_OK) << grey_last_error();
+    grey_memory_stats s = c.stats();
+    EXPECT_EQ(s.granularity_bytes, 64u << 20);
+    EXPECT_EQ(s.committed_bytes, 64u << 20);  // one chunk holds all four
+    EXPECT_EQ(s.growth_count, 1u);
+    EXPECT_EQ(s.allocation_count, 4u);
+    EXPECT_EQ(s.allocated_bytes, 4u << 20);
+    // A buffer larger than a chunk gets a chunk of its own, rounded to the chunk size.
+    grey_buffer* big = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 100 << 20, &big), GREY_OK) << grey_last_error();
+    s = c.stats();
+    EXPECT_EQ(s.committed_bytes, (64u << 20) + (128u << 20));
+    EXPECT_EQ(s.growth_count, 2u);
+    EXPECT_EQ(s.largest_free_bytes, 60u << 20);
+    // Device memory as Sysman sees it includes the chunks.
+    EXPECT_EQ(c.telemetry().memory_used_bytes.value, (512ull << 20) + (192ull << 20));
+    grey_buffer_destroy(big);
+    for (size_t i = 0; i < small.size(); i += 2) grey_buffer_destroy(small[i]);
+    s = c.stats();
+    EXPECT_GT(s.fragmentation, 0.0);
+    EXPECT_NEAR(s.fragmentation, 1.0 - static_cast<double>(s.largest_free_bytes) / static_cast<double>(s.free_bytes), 1e-12);
+    // A freed block is reused without growing.
+    grey_buffer* again = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 1 << 20, &again), GREY_OK);
+    EXPECT_EQ(c.stats().growth_count, 2u);
+    grey_buffer_destroy(again);
+    for (size_t i = 1; i < small.size(); i += 2) grey_buffer_destroy(small[i]);
+    EXPECT_EQ(c.stats().allocation_count, 0u);
+}
+
+TEST(Level0Fake, AllocationFailureIsOutOfMemoryNamingSizesAndThePoolStillWorks) {
+    ScopedEnv env{{"FAKE_ZE_MEMORY", "134217728"}};  // 128 MiB of device memory
+    Level0Context c;
+    grey_buffer* first = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 1 << 20, &first), GREY_OK) << grey_last_error();
+    const grey_memory_stats before = c.stats();
+    grey_buffer* too_big = nullptr;
+    EXPECT_EQ(grey_buffer_create(c.context, 1, 100 << 20, &too_big), GREY_ERROR_OUT_OF_MEMORY);
+    const std::string message = grey_last_error();
+    EXPECT_TRUE(contains(message, "104857600 bytes") && contains(message, "134217728 bytes") &&
+                contains(message, "ZE_RESULT_ERROR_OUT_OF_DEVICE_MEMORY"))
+        << message;
+    EXPECT_EQ(too_big, nullptr);
+    const grey_memory_stats after = c.stats();
+    EXPECT_EQ(after.committed_bytes, before.committed_bytes);
+    EXPECT_EQ(after.allocation_count, before.allocation_count);
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 32 << 20, &too_big), GREY_OK) << grey_last_error();
+    grey_buffer_destroy(too_big);
+    grey_buffer_destroy(first);
+}
+
+TEST(Level0Fake, CopyFailureIsABackendErrorNamingTheCall) {
+    Level0Context c;
+    grey_buffer* b = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 4096, &b), GREY_OK) << grey_last_error();
+    const std::vector<unsigned char> data(4096, 7);
+    {
+        const std::string fail = std::string("zeCommandListAppendMemoryCopy:") + kDeviceLost;
+        ScopedEnv env{{"FAKE_ZE_FAIL", fail.c_str()}};
+        EXPECT_EQ(grey_buffer_write(b, 0, data.data(), data.size()), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), "zeCommandListAppendMemoryCopy failed: ZE_RESULT_ERROR_DEVICE_LOST")) << grey_last_error();
+    }
+    EXPECT_EQ(grey_buffer_write(b, 0, data.data(), data.size()), GREY_OK);
+    grey_buffer_destroy(b);
+}
+
+TEST(Level0Fake, ChecksumRunsTheEmbeddedSpirvKernelAndEqualsTheHost) {
+    Level0Context c;
+    const size_t n = (1 << 20) + 333;
+    std::mt19937_64 rng(5);
+    std::vector<unsigned char> data(n);
+    for (auto& byte : data) byte = static_cast<unsigned char>(rng());
+    grey_buffer* gpu = nullptr;
+    grey_buffer* host = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, n, &gpu), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_create(c.context, 0, n, &host), GREY_OK);
+    ASSERT_EQ(grey_buffer_write(gpu, 0, data.data(), n), GREY_OK);
+    ASSERT_EQ(grey_buffer_write(host, 0, data.data(), n), GREY_OK);
+    const grey_memory_stats before = c.stats();
+    for (const auto& [offset, size] : {std::pair<size_t, size_t>{0, n}, {1, n - 1}, {4099, 5}, {n, 0}, {17, 300000}}) {
+        uint64_t on_gpu = 1, on_host = 2;
+        ASSERT_EQ(grey_buffer_checksum(gpu, offset, size, &on_gpu), GREY_OK) << grey_last_error();
+        ASSERT_EQ(grey_buffer_checksum(host, offset, size, &on_host), GREY_OK);
+        EXPECT_EQ(on_gpu, on_host) << offset << " + " << size;
+    }
+    // The partial sums' scratch memory went back to the pool.
+    EXPECT_EQ(c.stats().allocation_count, before.allocation_count);
+    grey_buffer_destroy(host);
+    grey_buffer_destroy(gpu);
+}
+
+TEST(Level0Fake, AKernelTheDriverCannotBuildIsABackendErrorWithTheBuildLog) {
+    Level0Context c;
+    grey_buffer* b = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 4096, &b), GREY_OK) << grey_last_error();
+    const grey_memory_stats before = c.stats();
+    uint64_t sum = 0;
+    {
+        ScopedEnv env{{"FAKE_ZE_FAIL", "zeModuleCreate:1879048196"},  // ZE_RESULT_ERROR_MODULE_BUILD_FAILURE
+                      {"FAKE_ZE_BUILD_LOG", "error: unsupported SPIR-V capability Int64"}};
+        EXPECT_EQ(grey_buffer_checksum(b, 0, 4096, &sum), GREY_ERROR_BACKEND);
+        const std::string message = grey_last_error();
+        EXPECT_TRUE(contains(message, "zeModuleCreate failed: ZE_RESULT_ERROR_MODULE_BUILD_FAILURE") &&
+                    contains(message, "build log: error: unsupported SPIR-V capability Int64"))
+            << message;
+    }
+    {
+        ScopedEnv env{{"FAKE_ZE_FAIL", "zeKernelCreate:2013265937"}};  // ZE_RESULT_ERROR_INVALID_KERNEL_NAME
+        EXPECT_EQ(grey_buffer_checksum(b, 0, 4096, &sum), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), "zeKernelCreate failed: ZE_RESULT_ERROR_INVALID_KERNEL_NAME (grey_checksum_partial)"))
+            << grey_last_error();
+    }
+    EXPECT_EQ(c.stats().allocation_count, before.allocation_count);  // no scratch left behind
+    // The next call builds the module again, and works.
+    EXPECT_EQ(grey_buffer_checksum(b, 0, 4096, &sum), GREY_OK) << grey_last_error();
+    grey_buffer_destroy(b);
+}
+
+TEST(Level0Fake, NoQuantizationOrKvKernelsYet) {
+    // The vtable declares the checksum kernel but no quantization or KV-cache slot: the runtime answers
+    // UNSUPPORTED for those rather than faking them.
+    const grey_backend_vtable vt = grey::test::plugin_vtable(GREY_TEST_PLUGIN_DIR "/libgrey-backend-level0.so");
+    EXPECT_NE(vt.buffer_checksum, nullptr);
+    EXPECT_NE(vt.power_limit_set, nullptr);
+    EXPECT_EQ(vt.quantize, nullptr);
+    EXPECT_EQ(vt.kv_attend, nullptr);
+    EXPECT_EQ(vt.capabilities, 0u);
+}
+
+TEST(Level0Fake, PowerLimitIsTheSustainedLimitAndGivesThePrevious) {
+    Level0Context c;
+    uint64_t previous = 0;
+    ASSERT_EQ(grey_device_power_limit_set(c.context, 1, 400000, &previous), GREY_OK) << grey_last_error();
+    EXPECT_EQ(previous, 550000u);
+    EXPECT_EQ(c.spec().power_limit_mw.value, 400000u);
+    // Below the stated minimum: refused before the driver is asked; above what the driver takes: its refusal.
+    EXPECT_EQ(grey_device_power_limit_set(c.context, 1, 100000, &previous), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(grey_last_error(), "outside the device's range (zesPowerGetProperties: min 300000")) << grey_last_error();
+    EXPECT_EQ(grey_device_power_limit_set(c.context, 1, 650000, &previous), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(grey_last_error(), "zesPowerSetLimits failed: ZE_RESULT_ERROR_INVALID_ARGUMENT")) << grey_last_error();
+    {
+        const std::string fail = std::string("zesPowerSetLimits:") + kInsufficientPermissions;
+        ScopedEnv env{{"FAKE_ZE_FAIL", fail.c_str()}};
+        EXPECT_EQ(grey_device_power_limit_set(c.context, 1, 500000, &previous), GREY_ERROR_PERMISSION_DENIED);
+    }
+    ASSERT_EQ(grey_device_power_limit_set(c.context, 1, 550000, &previous), GREY_OK) << grey_last_error();
+    EXPECT_EQ(previous, 400000u);
+    EXPECT_EQ(c.spec().power_limit_mw.value, 550000u);
+}
+
+TEST(Level0Fake, NoDevicesSkipsTheBackend) {
+    ScopedEnv env{{"FAKE_ZE_DEVICES", "0"}};
+    Level0Context c;
+    const auto info = c.report();
+    EXPECT_EQ(info.outcome, GREY_BACKEND_SKIPPED);
+    EXPECT_TRUE(contains(info.reason, "not offered on this machine") && contains(info.reason, "reports no GPU")) << info.reason;
+}
+
+TEST(Level0Fake, LoaderWithoutAGpuDriverSkipsTheBackend) {
+    const std::string fail = std::string("zeInit:") + kUninitialized;
+    ScopedEnv env{{"FAKE_ZE_FAIL", fail.c_str()}};
+    Level0Context c;
+    const auto info = c.report();
+    EXPECT_EQ(info.outcome, GREY_BACKEND_SKIPPED);
+    EXPECT_TRUE(contains(info.reason, "found no usable GPU driver") && contains(info.reason, "zeInit failed: ZE_RESULT_ERROR_UNINITIALIZED"))
+        << info.reason;
+}
+
+TEST(Level0Fake, EverythingIsGivenBackAtTheEnd) {
+    // Keep the fake loaded past the context so its counters can be read after.
+    void* fake = dlopen("libze_loader.so.1", RTLD_NOW | RTLD_LOCAL);
+    ASSERT_NE(fake, nullptr) << dlerror();
+    auto live = reinterpret_cast<int (*)()>(dlsym(fake, "fake_ze_live_objects"));
+    ASSERT_NE(live, nullptr) << "not the fake loader";
+    {
+        Level0Context c;
+        grey_buffer* b = nullptr;
+        ASSERT_EQ(grey_buffer_create(c.context, 1, 200 << 20, &b), GREY_OK) << grey_last_error();
+        uint64_t sum = 0;
+        ASSERT_EQ(grey_buffer_checksum(b, 0, 1 << 20, &sum), GREY_OK) << grey_last_error();
+        EXPECT_GE(live(), 5);  // a context, a command list, a module, a kernel, chunks
+        grey_buffer_destroy(b);
+    }
+    EXPECT_EQ(live(), 0);
+    dlclose(fake);
+}
+
+// ----- fake/no_sysman: a loader without Sysman --------------------------------------------------------
+
+TEST(Level0NoSysman, CoreFieldsStayAndSysmanFieldsNameTheMissingEntryPoint) {
+    Level0Context c;
+    EXPECT_EQ(c.report().outcome, GREY_BACKEND_LOADED);
+    const grey_device_spec s = c.spec();
+    EXPECT_EQ(s.memory_total_bytes.value, 128ull << 30);
+    EXPECT_EQ(s.graphics_clock_max_mhz.value, 1600u);  // zeDeviceGetProperties coreClockRate instead
+    EXPECT_STREQ(s.driver_version.value, "16900000");   // the core API's number instead of Sysman's text
+    EXPECT_EQ(s.pci_bus_id.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_EQ(c.reason(GREY_FIELD_PCI_BUS_ID), "Level Zero: zesDevicePciGetProperties not found in libze_loader.so.1");
+    EXPECT_EQ(s.memory_free_bytes.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_MEMORY_FREE_BYTES), "zesDeviceEnumMemoryModules not found"));
+    const grey_device_telemetry t = c.telemetry();
+    EXPECT_EQ(t.energy_total_mj.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_ENERGY_TOTAL_MJ), "zesDeviceEnumPowerDomains not found"));
+    grey_buffer* b = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 4096, &b), GREY_OK) << grey_last_error();
+    grey_buffer_destroy(b);
+    EXPECT_EQ(grey_device_power_limit_set(c.context, 1, 400000, nullptr), GREY_ERROR_UNSUPPORTED);
+    EXPECT_TRUE(contains(grey_last_error(), "cannot set a power limit: Level Zero: zesDeviceEnumPowerDomains not found")) << grey_last_error();
+}
+
+// ----- fake/no_alloc: a loader missing a core entry point ----------------------------------------
+
+TEST(Level0MissingSymbol, ACoreEntryPointMissingSkipsTheBackendNamingIt) {
+    Level0Context c;
+    const auto info = c.report();
+    EXPECT_EQ(info.outcome, GREY_BACKEND_SKIPPED);
+    EXPECT_TRUE(contains(info.reason, "libze_loader.so.1 does not export zeMemAllocDevice")) << info.reason;
+}
+
+// ----- fake/empty: no fake loader ----------------------------------------------------------------
+
+TEST(Level0NoLoader, WithoutALoaderOrDriverTheBackendIsSkippedAndSaysWhy) {
+    Level0Context c;
+    const auto info = c.report();
+    EXPECT_EQ(info.outcome, GREY_BACKEND_SKIPPED);
+    // Where Debian's libze1 is installed the real loader is found and finds no GPU driver; elsewhere
+    // there is no loader at all. Either way the reason names the loader.
+    EXPECT_TRUE(contains(info.reason, "libze_loader.so")) << info.reason;
+    uint32_t devices = 0;
+    ASSERT_EQ(grey_device_count(c.context, &devices), GREY_OK);
+    EXPECT_EQ(devices, 1u);
+}
