@@ -3,6 +3,7 @@
 // LD_LIBRARY_PATH (tests/cuda/CMakeLists.txt); switches the fakes read at each call are set per case.
 // None of this is evidence that the kernels work: tests/gpu/run.sh checks those on a real GPU.
 #include "grey.h"
+#include "plugin_test_support.hpp"
 #include "test_support.hpp"
 
 #include <dlfcn.h>
@@ -22,70 +23,19 @@
 
 namespace {
 
-// Sets environment variables for one scope.
-class Env {
-public:
-    Env(std::initializer_list<std::pair<const char*, const char*>> vars) {
-        for (const auto& [k, v] : vars) {
-            names_.emplace_back(k);
-            setenv(k, v, 1);
-        }
-    }
-    ~Env() {
-        for (const auto& k : names_) unsetenv(k.c_str());
-    }
+using grey::test::contains;
+using grey::test::ScopedEnv;
 
-private:
-    std::vector<std::string> names_;
-};
-
-struct Context {
-    Context() {
-        grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
-        options.backends = "cuda";
-        options.backend_dir = GREY_TEST_PLUGIN_DIR;
-        options.log_level = GREY_LOG_OFF;
-        status = grey_context_create(&options, &context);
-        EXPECT_EQ(status, GREY_OK) << grey_last_error();
-    }
-    ~Context() { grey_context_destroy(context); }
-
-    grey_backend_info cuda_report() const { return grey::test::backend_report(context, "cuda"); }
+// A context holding the CUDA plugin over the fake driver (the same as the other plugins' tests use).
+struct Context : grey::test::PluginContext {
+    Context() : PluginContext("cuda", GREY_TEST_PLUGIN_DIR) {}
+    grey_backend_info cuda_report() const { return report(); }
     uint32_t device_count() const {
         uint32_t n = 0;
         EXPECT_EQ(grey_device_count(context, &n), GREY_OK);
         return n;
     }
-    grey_device_spec spec(uint32_t device = 1) {
-        grey_device_spec s{};
-        s.struct_size = sizeof s;
-        EXPECT_EQ(grey_device_spec_get(context, device, &s), GREY_OK) << grey_last_error();
-        return s;
-    }
-    grey_device_telemetry telemetry(uint32_t device = 1) {
-        grey_device_telemetry t{};
-        t.struct_size = sizeof t;
-        EXPECT_EQ(grey_device_telemetry_get(context, device, &t), GREY_OK) << grey_last_error();
-        return t;
-    }
-    std::string reason(grey_field field, uint32_t device = 1) {
-        char text[512] = {};
-        size_t length = 0;
-        EXPECT_EQ(grey_device_field_reason(context, device, field, text, sizeof text, &length), GREY_OK);
-        return text;
-    }
-    grey_memory_stats stats(uint32_t device = 1) {
-        grey_memory_stats s{};
-        s.struct_size = sizeof s;
-        EXPECT_EQ(grey_device_memory_stats_get(context, device, &s), GREY_OK) << grey_last_error();
-        return s;
-    }
-
-    grey_context* context = nullptr;
-    grey_status status = GREY_ERROR_INTERNAL;
 };
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // The fake driver's own view of its memory (exported test hooks), through the library the backend uses.
 unsigned long long fake_physical_bytes() {
@@ -185,7 +135,7 @@ TEST(CudaFake, TelemetryDecodesReasonsAndCounters) {
 }
 
 TEST(CudaFake, NvmlPermissionErrorMarksOnlyThatField) {
-    Env env{{"FAKE_NVML_FAIL", "nvmlDeviceGetEnforcedPowerLimit:4,nvmlDeviceGetTemperatureThreshold:3"},
+    ScopedEnv env{{"FAKE_NVML_FAIL", "nvmlDeviceGetEnforcedPowerLimit:4,nvmlDeviceGetTemperatureThreshold:3"},
             {"FAKE_NVML_FIELD_FAIL", "74:4"}};
     Context c;
     const grey_device_spec s = c.spec();
@@ -204,7 +154,7 @@ TEST(CudaFake, NvmlPermissionErrorMarksOnlyThatField) {
 }
 
 TEST(CudaFake, DriverErrorOnAFieldIsReportedNotZero) {
-    Env env{{"FAKE_CUDA_FAIL", "cuDeviceGetAttribute:1"}};
+    ScopedEnv env{{"FAKE_CUDA_FAIL", "cuDeviceGetAttribute:1"}};
     Context c;
     const grey_device_spec s = c.spec();
     EXPECT_EQ(s.compute_units.state, GREY_FIELD_UNSUPPORTED);
@@ -216,7 +166,7 @@ TEST(CudaFake, DriverErrorOnAFieldIsReportedNotZero) {
 }
 
 TEST(CudaFake, MissingDriverEntryPointSkipsTheBackend) {
-    Env env{{"FAKE_CUDA_HIDE", "cuMemCreate"}};
+    ScopedEnv env{{"FAKE_CUDA_HIDE", "cuMemCreate"}};
     Context c;
     const auto info = c.cuda_report();
     EXPECT_EQ(info.outcome, GREY_BACKEND_SKIPPED);
@@ -225,7 +175,7 @@ TEST(CudaFake, MissingDriverEntryPointSkipsTheBackend) {
 }
 
 TEST(CudaFake, DriverThatCannotStartSkipsTheBackend) {
-    Env env{{"FAKE_CUDA_FAIL", "cuInit:100"}};
+    ScopedEnv env{{"FAKE_CUDA_FAIL", "cuInit:100"}};
     Context c;
     const auto info = c.cuda_report();
     EXPECT_EQ(info.outcome, GREY_BACKEND_SKIPPED);
@@ -233,7 +183,7 @@ TEST(CudaFake, DriverThatCannotStartSkipsTheBackend) {
 }
 
 TEST(CudaFake, NoDevicesSkipsTheBackend) {
-    Env env{{"FAKE_CUDA_DEVICE_COUNT", "0"}};
+    ScopedEnv env{{"FAKE_CUDA_DEVICE_COUNT", "0"}};
     Context c;
     const auto info = c.cuda_report();
     EXPECT_EQ(info.outcome, GREY_BACKEND_SKIPPED);
@@ -241,7 +191,7 @@ TEST(CudaFake, NoDevicesSkipsTheBackend) {
 }
 
 TEST(CudaFake, NvmlThatCannotStartLeavesDriverFields) {
-    Env env{{"FAKE_NVML_FAIL", "nvmlInit_v2:9"}};
+    ScopedEnv env{{"FAKE_NVML_FAIL", "nvmlInit_v2:9"}};
     Context c;
     const grey_device_spec s = c.spec();
     EXPECT_EQ(s.compute_units.state, GREY_FIELD_OK);
@@ -287,7 +237,7 @@ TEST(CudaFake, BuffersRoundTripFillCopyChecksum) {
 
 TEST(CudaFake, MappingGivesThePoolPointerAndTheCudaOrdinal) {
     // Two GPUs: libgrey's indices are 1 and 2 (0 is the host), their CUDA ordinals 0 and 1.
-    Env env{{"FAKE_CUDA_DEVICE_COUNT", "2"}};
+    ScopedEnv env{{"FAKE_CUDA_DEVICE_COUNT", "2"}};
     Context c;
     ASSERT_EQ(c.device_count(), 3u);
     const size_t n = 5000;
@@ -421,7 +371,7 @@ TEST(CudaFake, OutOfMemoryNamesSizesAndKeepsThePoolConsistent) {
     EXPECT_EQ(too_big, nullptr);
     {
         // The device refuses physical memory: OOM with the sizes, and nothing half-made remains.
-        Env env{{"FAKE_CUDA_FAIL", "cuMemCreate:2"}};
+        ScopedEnv env{{"FAKE_CUDA_FAIL", "cuMemCreate:2"}};
         EXPECT_EQ(grey_buffer_create(c.context, 1, 64 << 20, &too_big), GREY_ERROR_OUT_OF_MEMORY);
         const std::string message = grey_last_error();
         EXPECT_TRUE(contains(message, "67108864 bytes") && contains(message, "bytes free")) << message;
@@ -444,7 +394,7 @@ TEST(CudaFake, DriverErrorWhileMappingIsABackendErrorAndRollsBack) {
     const unsigned long long physical_before = fake_physical_bytes();
     const grey_memory_stats before = c.stats();
     for (const char* failing : {"cuMemMap:999", "cuMemSetAccess:999"}) {
-        Env env{{"FAKE_CUDA_FAIL", failing}};
+        ScopedEnv env{{"FAKE_CUDA_FAIL", failing}};
         grey_buffer* b = nullptr;
         EXPECT_EQ(grey_buffer_create(c.context, 1, 16 << 20, &b), GREY_ERROR_BACKEND) << failing;
         const std::string message = grey_last_error();
@@ -461,13 +411,13 @@ TEST(CudaFake, CopyAndKernelErrorsAreReported) {
     grey_buffer* b = nullptr;
     ASSERT_EQ(grey_buffer_create(c.context, 1, 4096, &b), GREY_OK);
     {
-        Env env{{"FAKE_CUDA_FAIL", "cuMemcpyHtoDAsync:999"}};
+        ScopedEnv env{{"FAKE_CUDA_FAIL", "cuMemcpyHtoDAsync:999"}};
         const std::vector<unsigned char> data(4096, 1);
         EXPECT_EQ(grey_buffer_write(b, 0, data.data(), data.size()), GREY_ERROR_BACKEND);
         EXPECT_TRUE(contains(grey_last_error(), "cuMemcpyHtoDAsync failed")) << grey_last_error();
     }
     {
-        Env env{{"FAKE_CUDA_FAIL", "cuLaunchKernel:2"}};
+        ScopedEnv env{{"FAKE_CUDA_FAIL", "cuLaunchKernel:2"}};
         EXPECT_EQ(grey_buffer_fill(b, 0, 1, 4096), GREY_ERROR_OUT_OF_MEMORY);
         EXPECT_TRUE(contains(grey_last_error(), "cuLaunchKernel failed")) << grey_last_error();
     }
@@ -576,7 +526,7 @@ TEST(CudaFake, StreamErrorsSurfaceAtSynchronize) {
     const std::vector<unsigned char> data(4096, 3);
     ASSERT_EQ(grey_buffer_write_async(packed, 0, data.data(), data.size(), stream), GREY_OK);
     {
-        Env env{{"FAKE_CUDA_FAIL", "cuStreamSynchronize:999"}};
+        ScopedEnv env{{"FAKE_CUDA_FAIL", "cuStreamSynchronize:999"}};
         EXPECT_EQ(grey_stream_synchronize(stream), GREY_ERROR_BACKEND);
         EXPECT_TRUE(contains(grey_last_error(), "cuStreamSynchronize failed: CUDA_ERROR_UNKNOWN")) << grey_last_error();
     }
@@ -627,7 +577,7 @@ uint64_t fnv1a(const void* data, size_t size) {
 }
 
 struct AsyncQuant {
-    Env env{{"FAKE_CUDA_QUANT_KERNELS", "1"}};
+    ScopedEnv env{{"FAKE_CUDA_QUANT_KERNELS", "1"}};
     Context c;
     grey_tensor_desc desc = [] {
         grey_tensor_desc d = GREY_TENSOR_DESC_INIT;
@@ -836,12 +786,12 @@ TEST(CudaFake, PinnedHostMemoryComesFromTheDriver) {
     std::memset(memory, 9, 1 << 20);
     ASSERT_EQ(grey_host_free(c.context, memory), GREY_OK) << grey_last_error();
     {
-        Env env{{"FAKE_CUDA_FAIL", "cuMemAllocHost:2"}};
+        ScopedEnv env{{"FAKE_CUDA_FAIL", "cuMemAllocHost:2"}};
         EXPECT_EQ(grey_host_alloc(c.context, 1, 4096, &memory), GREY_ERROR_OUT_OF_MEMORY);
         EXPECT_TRUE(contains(grey_last_error(), "cuMemAllocHost failed")) << grey_last_error();
     }
     {
-        Env env{{"FAKE_CUDA_FAIL", "cuStreamCreate:999"}};
+        ScopedEnv env{{"FAKE_CUDA_FAIL", "cuStreamCreate:999"}};
         grey_stream* stream = nullptr;
         EXPECT_EQ(grey_stream_create(c.context, 1, &stream), GREY_ERROR_BACKEND);
         EXPECT_EQ(stream, nullptr);
@@ -890,7 +840,7 @@ struct PowerFile {
 struct FakePowerGpu {
     explicit FakePowerGpu(const char* nvml_fail = "") : env{{"FAKE_NVML_POWER_FILE", file.path.c_str()}, {"FAKE_NVML_FAIL", nvml_fail}} {}
     PowerFile file{650000};
-    Env env;
+    ScopedEnv env;
     Context c;
 };
 
