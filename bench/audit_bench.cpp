@@ -76,14 +76,14 @@ grey_audit_log* open_log(const TempDir& dir, grey_audit_durability durability, u
     o.group_ms = 10;
     o.epoch_records = epoch_records;
     grey_audit_log* log = nullptr;
-    if (grey_audit_open(&o, &log) != GREY_OK) std::abort();
+    if (grey_audit_log_create(&o, &log) != GREY_OK) std::abort();
     return log;
 }
 
 void finish(benchmark::State& state, grey_audit_log* log, int64_t records) {
     // Count only what reached the disk: the last group's sync is inside the timed region.
     if (grey_audit_flush(log) != GREY_OK) state.SkipWithError(grey_last_error());
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     state.SetItemsProcessed(records);
     state.SetBytesProcessed(records * static_cast<int64_t>(payload_200().size()));
 }
@@ -220,7 +220,7 @@ void BM_Verify(benchmark::State& state) {
     for (int64_t i = 0; i < records; ++i)
         if (grey_audit_append(log, record_type, payload.c_str(), nullptr) != GREY_OK) std::abort();
     if (grey_audit_flush(log) != GREY_OK) std::abort();
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     const std::vector<uint8_t> floor = floor_records();
     grey_audit_verify_options v = GREY_AUDIT_VERIFY_OPTIONS_INIT;
     v.log_path = dir.log.c_str();

@@ -37,7 +37,7 @@ def main(argv):
     grey = Grey(argv[1], argv[2])
     start_up = time.perf_counter() - begin
     model = C.c_void_p()
-    grey.call("grey_model_open", argv[3].encode(), C.byref(model))
+    grey.call("grey_model_create", argv[3].encode(), C.byref(model))
     count = C.c_uint64()
     grey.call("grey_model_tensor_count", model, C.byref(count))
     params = grey.params(fmt)

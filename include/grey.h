@@ -844,8 +844,9 @@ typedef struct grey_model grey_model;
  * share bytes, a name used twice, a tensor name or metadata key holding a NUL byte (a C string would
  * end there), or a file beyond a limit fails with GREY_ERROR_CORRUPT and a message naming the file and
  * what is wrong; a missing one with GREY_ERROR_NOT_FOUND; a path that is not a regular file (a
- * directory, FIFO or device) with GREY_ERROR_INVALID_ARGUMENT, without blocking. Since 0.1. */
-GREY_API GREY_NODISCARD grey_status grey_model_open(const char* path, grey_model** out_model);
+ * directory, FIFO or device) with GREY_ERROR_INVALID_ARGUMENT, without blocking. The caller owns
+ * *out_model and releases it with grey_model_destroy. Since 0.2 (0.1 named it grey_model_open). */
+GREY_API GREY_NODISCARD grey_status grey_model_create(const char* path, grey_model** out_model);
 
 /* Unmaps the file. Pointers obtained from the model become invalid. NULL-safe. Since 0.1. */
 GREY_API void grey_model_destroy(grey_model* model);
@@ -1340,7 +1341,8 @@ GREY_API GREY_NODISCARD grey_status grey_buffer_info_get(const grey_buffer* buff
  * for the other two). The contents never change, and every byte stays readable. GREY_ERROR_INVALID_ARGUMENT
  * for a buffer not sealed or mapped, a value outside the enums, GREY_CODEC_FLOAT on a dtype it cannot
  * take, or GREY_CODEC_DEFAULT when memory.compression.algorithm is "none"; GREY_ERROR_OUT_OF_MEMORY
- * leaves the buffer as it was. Since 0.2. */
+ * leaves the buffer as it was. Work enqueued on the device's streams before the call (which may still
+ * read the buffer's raw memory) is waited for first; its failures stay with its streams. Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_buffer_compress(grey_buffer* buffer, grey_residency residency, grey_codec codec);
 
 /* grey_buffer_map with an access (see grey_map_access). READ of a raw buffer gives its own memory; READ
@@ -1382,7 +1384,8 @@ typedef struct grey_compact_result {
 /* Applies `policy` to the buffers of `device`; NULL takes it from the configuration
  * (memory.deduplication.enabled, memory.compression.enabled and .algorithm, on the device). Mapped and
  * unsealed buffers are left alone. `out_result` may be NULL. A failure part way leaves every buffer
- * whole, in its old or its new residency. Since 0.2. */
+ * whole, in its old or its new residency. Waits first for the work enqueued on the device's streams, as
+ * grey_buffer_compress does. Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_memory_compact(grey_context* context, uint32_t device, const grey_compact_policy* policy,
                                                         grey_compact_result* out_result);
 
@@ -1449,6 +1452,25 @@ GREY_API GREY_NODISCARD grey_status grey_stream_query(grey_stream* stream, uint3
  * streams (the host device: its streams are threads of libgrey) answers GREY_ERROR_UNSUPPORTED naming
  * the backend, leaving both outputs untouched. Thread-safe. Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_stream_native_handle(grey_stream* stream, grey_memory_kind* out_kind, uint64_t* out_handle);
+
+/* Wraps a stream of the vendor's API that the caller made (another library's: a framework's current
+ * stream) as a grey_stream of `device`, so that libgrey's async calls run on it in order with the
+ * caller's own work, and grey_stream_wait_event makes it wait for libgrey's streams without blocking the
+ * host. `kind` names the API as grey_stream_native_handle does: GREY_MEMORY_CUDA_DEVICE, `native_handle`
+ * a CUstream (a cudaStream_t) of the device's primary context, or 0 (the NULL stream), 1 (the legacy
+ * default stream) or 2 (the per-thread default stream), as CUDA and DLPack number them. A stream of
+ * another context, an unknown handle, a kind the device's backend does not use or a device without
+ * native streams (the host device) fails with a message naming the problem, and *out_stream is left
+ * untouched.
+ *
+ * The native stream stays the caller's: it must outlive the wrapper, and grey_stream_destroy never
+ * destroys it. Destroying the wrapper waits for the operations libgrey enqueued on it (writes, reads,
+ * copies, fills, checksums, quantizations), but not for event waits and records alone, so a wrapper made
+ * only to wait for an event is destroyed without blocking. Failures of libgrey's work on it surface at
+ * grey_stream_synchronize/query of the wrapper as on any stream; other work on the native stream is not
+ * the wrapper's. Thread-safe. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_stream_wrap_native(grey_context* context, uint32_t device, grey_memory_kind kind,
+                                                            uint64_t native_handle, grey_stream** out_stream);
 
 /* Creates an event on `device`; it can be recorded on that device's streams. Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_event_create(grey_context* context, uint32_t device, grey_event** out_event);
@@ -1534,7 +1556,7 @@ GREY_API GREY_NODISCARD grey_status grey_host_free(grey_context* context, void* 
  * Checkpoints commit to the tree's root and may be signed with Ed25519 as well.
  *
  * Keys: grey_audit_keygen writes a verifier key (keep it offline: it is the only thing that can verify
- * the whole log) and a writer key (given to grey_audit_open; the library replaces it at every epoch,
+ * the whole log) and a writer key (given to grey_audit_log_create; the library replaces it at every epoch,
  * leaving no copy of the previous key in its directory). Key files must be mode 0600 and owned by the
  * caller; anything else is refused with GREY_ERROR_PERMISSION_DENIED. Key bytes never appear in
  * messages.
@@ -1589,8 +1611,8 @@ GREY_API GREY_NODISCARD grey_status grey_audit_keygen(const grey_audit_keygen_op
  * damaged record followed by further records, is never truncated: the call fails with
  * GREY_ERROR_CORRUPT naming the record, and changes neither the log nor the key file (since 0.2; 0.1
  * took such a record at its word). On success the caller owns *out_log and releases it with
- * grey_audit_close. Since 0.1. */
-GREY_API GREY_NODISCARD grey_status grey_audit_open(const grey_audit_options* options, grey_audit_log** out_log);
+ * grey_audit_log_destroy. Since 0.2 (0.1 named it grey_audit_open). */
+GREY_API GREY_NODISCARD grey_status grey_audit_log_create(const grey_audit_options* options, grey_audit_log** out_log);
 
 /* Appends a record of `type` (1..64 characters of [A-Za-z0-9._-]; "grey." is reserved) with a JSON
  * `payload` (at most 1 MiB, nested at most 64 levels deep, no key repeated in an object: refused with
@@ -1665,8 +1687,8 @@ typedef struct grey_audit_log_info {
 GREY_API GREY_NODISCARD grey_status grey_audit_log_info_get(grey_audit_log* log, grey_audit_log_info* out_info);
 
 /* Flushes what is queued (errors are lost: call grey_audit_flush first to see them) and closes the log.
- * NULL-safe. Must not race with other calls on the same log. Since 0.1. */
-GREY_API void grey_audit_close(grey_audit_log* log);
+ * NULL-safe. Must not race with other calls on the same log. Since 0.2 (0.1 named it grey_audit_close). */
+GREY_API void grey_audit_log_destroy(grey_audit_log* log);
 
 /* Why a log failed verification. */
 typedef enum grey_audit_cause {

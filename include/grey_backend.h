@@ -315,6 +315,12 @@ typedef struct grey_backend_vtable {
      * the API (GREY_MEMORY_CUDA_DEVICE: a CUstream) and the handle (0.2, optional: without it the runtime
      * answers GREY_ERROR_UNSUPPORTED). */
     grey_status (*stream_native_handle)(void* state, grey_backend_stream* stream, grey_memory_kind* out_kind, uint64_t* out_handle);
+
+    /* A stream over the vendor stream `handle` of API `kind` that the caller owns, for grey_stream_wrap_native
+     * (0.2, optional: without it the runtime answers GREY_ERROR_UNSUPPORTED). It is used like a stream of
+     * stream_create's, except that stream_destroy frees only the backend's own state and does not wait:
+     * the runtime synchronizes it first when libgrey enqueued work on it. */
+    grey_status (*stream_wrap_native)(void* state, uint32_t device, grey_memory_kind kind, uint64_t handle, grey_backend_stream** out_stream);
 } grey_backend_vtable;
 
 /* The vtable size of the smallest plugin the loader accepts: everything up to the appended slots. */

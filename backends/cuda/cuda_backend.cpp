@@ -35,6 +35,7 @@ struct grey_backend_stream {
     CUstream stream;
     CUdeviceptr checksum_slot;
     std::shared_ptr<grey::cuda::QuantJournal> journal;
+    bool owns_stream = true;  // false: the caller's CUstream (stream_wrap_native), never destroyed here
 };
 
 // The CUDA event, and which quantizations of which stream its latest record stands for (their failure is
@@ -408,19 +409,51 @@ grey_status cuda_stream_create(void* state, uint32_t device, grey_backend_stream
     });
 }
 
+// The caller's CUstream of the device's primary context. 0, 1 and 2 are CUDA's NULL, legacy and
+// per-thread default streams, which belong to whichever context is current: the device's, when used.
+grey_status cuda_stream_wrap_native(void* state, uint32_t device, grey_memory_kind kind, uint64_t handle, grey_backend_stream** out) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        if (kind != GREY_MEMORY_CUDA_DEVICE)
+            return report(s.host, GREY_ERROR_INVALID_ARGUMENT,
+                          "a CUDA device's streams are CUstreams (GREY_MEMORY_CUDA_DEVICE), not streams of memory kind " +
+                              std::to_string(static_cast<int>(kind)));
+        DeviceRuntime& rt = runtime(s, device);
+        const auto native = reinterpret_cast<CUstream>(static_cast<uintptr_t>(handle));
+        if (handle > 2) {
+            CUcontext owner = nullptr;
+            const CUresult r = rt.in_context([&](const Driver& cu) { return cu.cuStreamGetCtx(native, &owner); });
+            if (r != CUDA_SUCCESS)
+                return report(s.host, GREY_ERROR_INVALID_ARGUMENT,
+                              "CUstream " + std::to_string(handle) + " cannot be wrapped: " + s.driver->describe(r, "cuStreamGetCtx"));
+            if (owner != rt.context())
+                return report(s.host, GREY_ERROR_INVALID_ARGUMENT,
+                              "CUstream " + std::to_string(handle) + " belongs to another CUDA context than the primary context of CUDA device " +
+                                  std::to_string(slot(s, device).identity.device) + ", which libgrey's memory and kernels use");
+        }
+        auto stream = std::make_unique<grey_backend_stream>(grey_backend_stream{&rt, native, 0, std::make_shared<QuantJournal>(rt), false});
+        stream->checksum_slot = rt.pool().allocate(sizeof(uint64_t));
+        *out = stream.release();
+        return GREY_OK;
+    });
+}
+
 void cuda_stream_destroy(void* state, grey_backend_stream* stream) {
     CudaState& s = state_of(state);
     std::unique_ptr<grey_backend_stream> owned(stream);
     // The work goes first: it may still use the checksum slot and the quantizations' memory. Its
-    // failures were returned by the runtime's synchronize before this.
-    (void)guarded(s.host, [&] {
-        const uint64_t end = owned->journal->next_job();
-        owned->runtime->in_context([&](const Driver& cu) { return cu.cuStreamSynchronize(owned->stream); });
-        owned->journal->check_before(end);
-        return GREY_OK;
-    });
+    // failures were returned by the runtime's synchronize before this. A wrapped stream was synchronized
+    // by the runtime when libgrey enqueued work on it, and must not be waited for otherwise.
+    if (owned->owns_stream) {
+        (void)guarded(s.host, [&] {
+            const uint64_t end = owned->journal->next_job();
+            owned->runtime->in_context([&](const Driver& cu) { return cu.cuStreamSynchronize(owned->stream); });
+            owned->journal->check_before(end);
+            return GREY_OK;
+        });
+    }
     owned->journal->release_memory();
-    owned->runtime->destroy_stream(owned->stream);
+    if (owned->owns_stream) owned->runtime->destroy_stream(owned->stream);
     owned->runtime->pool().release(owned->checksum_slot);
 }
 
@@ -696,6 +729,7 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.quantize_async = cuda_quantize_async;
     vt.dequantize_async = cuda_dequantize_async;
     vt.stream_native_handle = cuda_stream_native_handle;
+    vt.stream_wrap_native = cuda_stream_wrap_native;
     vt.host_alloc = cuda_host_alloc;
     vt.kv_store = cuda_kv_store;
     vt.kv_compress = cuda_kv_compress;

@@ -96,7 +96,7 @@ func OpenAuditLog(logPath, keyPath string, opts ...AuditOption) (*AuditLog, erro
 	raw.SetEpoch_records(o.epochRecords)
 	raw.SetEpoch_seconds(o.epochSeconds)
 	out := []uintptr{0}
-	if err := capi.Grey_audit_open(raw, out); err != nil {
+	if err := capi.Grey_audit_log_create(raw, out); err != nil {
 		return nil, err
 	}
 	l := &AuditLog{Path: logPath}
@@ -108,7 +108,7 @@ func OpenAuditLog(logPath, keyPath string, opts ...AuditOption) (*AuditLog, erro
 // Close flushes what is queued and closes the log (call Flush first to see its errors). Safe to call
 // more than once.
 func (l *AuditLog) Close() error {
-	l.close(capi.Grey_audit_close)
+	l.close(capi.Grey_audit_log_destroy)
 	runtime.SetFinalizer(l, nil)
 	return nil
 }

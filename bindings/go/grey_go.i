@@ -21,7 +21,7 @@
  *                             GREY_ERROR_INVALID_ARGUMENT naming the parameter. A struct member's
  *                             setter cannot return an error, so it stores a marker instead, and the
  *                             call that the struct is then passed to fails the same way, naming the
- *                             member ("grey_audit_open: options.log_path holds a NUL byte ...").
+ *                             member ("grey_audit_log_create: options.log_path holds a NUL byte ...").
  */
 
 /* ---- strings: a NUL byte refuses the call ------------------------------------------------------- */

@@ -35,7 +35,7 @@ func (t *ModelTensor) Tensor() Tensor { return Tensor{DType: t.DType, Shape: t.S
 // OpenModel maps the file at path; a truncated or malformed file is an ErrCorrupt naming what is wrong.
 func OpenModel(path string) (*Model, error) {
 	out := []uintptr{0}
-	if err := capi.Grey_model_open(path, out); err != nil {
+	if err := capi.Grey_model_create(path, out); err != nil {
 		return nil, err
 	}
 	m := &Model{Path: path}

@@ -81,6 +81,23 @@ type Stream struct {
 
 // NewStream creates a stream on device.
 func (c *Context) NewStream(device int) (*Stream, error) {
+	return c.newStream(device, func(h capi.Grey_context, d uint, out []uintptr) error {
+		return capi.Grey_stream_create(h, d, out)
+	})
+}
+
+// WrapStream returns a Stream over another library's stream on device (grey_stream_wrap_native): kind
+// names its API (MemoryCUDADevice: handle is a CUstream; 0, 1 and 2 are CUDA's NULL, legacy and
+// per-thread default streams). libgrey's async work then runs in order with that library's, and Wait
+// makes it wait for an Event without blocking. The native stream stays the caller's and must outlive
+// the Stream; Close waits only for what libgrey enqueued on it.
+func (c *Context) WrapStream(device int, kind MemoryKind, handle uintptr) (*Stream, error) {
+	return c.newStream(device, func(h capi.Grey_context, d uint, out []uintptr) error {
+		return capi.Grey_stream_wrap_native(h, d, capi.Grey_memory_kind(kind), uint64(handle), out)
+	})
+}
+
+func (c *Context) newStream(device int, create func(capi.Grey_context, uint, []uintptr) error) (*Stream, error) {
 	d, err := deviceIndex(device)
 	if err != nil {
 		return nil, err
@@ -88,7 +105,7 @@ func (c *Context) NewStream(device int) (*Stream, error) {
 	var s *Stream
 	err = c.with(func(h capi.Grey_context) error {
 		out := []uintptr{0}
-		if err := capi.Grey_stream_create(h, d, out); err != nil {
+		if err := create(h, d, out); err != nil {
 			return err
 		}
 		s = &Stream{ctx: c, id: out[0]}

@@ -211,3 +211,14 @@ func TestHostStreamsHaveNoNativeHandle(t *testing.T) {
 		t.Fatalf("NativeHandle on the host device: %v", err)
 	}
 }
+
+func TestWrapStreamRefusesTheHostDevice(t *testing.T) {
+	ctx := newContext(t)
+	if _, err := ctx.WrapStream(0, grey.MemoryCUDADevice, 1); !errors.Is(err, grey.ErrUnsupported) ||
+		!strings.Contains(err.Error(), "device 0 of backend 'host' has no native streams to wrap") {
+		t.Fatalf("WrapStream on the host device: %v", err)
+	}
+	if _, err := ctx.WrapStream(-1, grey.MemoryCUDADevice, 1); err == nil {
+		t.Fatal("WrapStream accepted device -1")
+	}
+}

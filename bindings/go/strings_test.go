@@ -31,7 +31,7 @@ func headerStrings(t *testing.T) (parameters, members map[string][]string) {
 	if err := json.Unmarshal(out, &parsed); err != nil {
 		t.Fatal(err)
 	}
-	if len(parsed.Parameters["grey_model_open"]) != 1 || len(parsed.Members["grey_audit_options"]) == 0 {
+	if len(parsed.Parameters["grey_model_create"]) != 1 || len(parsed.Members["grey_audit_options"]) == 0 {
 		t.Fatalf("greyh.py found too little in grey.h: %s", out)
 	}
 	return parsed.Parameters, parsed.Members
@@ -68,7 +68,7 @@ var stringCalls = map[string]func(s []string) error{
 	"grey_config_load_string":        func(s []string) error { return capi.Grey_config_load_string(noConfig, s[0], s[1]) },
 	"grey_config_set":                func(s []string) error { return capi.Grey_config_set(noConfig, s[0], s[1]) },
 	"grey_config_get":                func(s []string) error { return capi.Grey_config_get(noConfig, s[0], buffer(), length()) },
-	"grey_model_open":                func(s []string) error { return capi.Grey_model_open(s[0], handle()) },
+	"grey_model_create":                func(s []string) error { return capi.Grey_model_create(s[0], handle()) },
 	"grey_model_writer_set_metadata": func(s []string) error { return capi.Grey_model_writer_set_metadata(noWriter, s[0], s[1]) },
 	"grey_model_writer_add_tensor": func(s []string) error {
 		return capi.Grey_model_writer_add_tensor(noWriter, s[0], tensor(), 0, buffer())
@@ -143,7 +143,7 @@ var structUses = map[string]structUse{
 			return capi.Grey_plan_tensor_get(capi.SwigcptrGrey_plan(0), 0, v.(capi.Grey_plan_tensor))
 		}},
 	"grey_audit_options": {func() any { return capi.NewGrey_audit_options() },
-		func(v any) error { return capi.Grey_audit_open(v.(capi.Grey_audit_options), handle()) }},
+		func(v any) error { return capi.Grey_audit_log_create(v.(capi.Grey_audit_options), handle()) }},
 	"grey_tenant_options": {func() any { return capi.NewGrey_tenant_options() },
 		func(v any) error {
 			return capi.Grey_tenant_create(capi.SwigcptrGrey_governor(0), v.(capi.Grey_tenant_options), handle())
@@ -280,7 +280,7 @@ func TestModelPathWithANulByteIsRefusedNotCut(t *testing.T) {
 	if err == nil {
 		m.Close()
 	}
-	if err == nil || !strings.HasPrefix(err.Error(), "grey_model_open: path holds a NUL byte (at byte 13)") {
+	if err == nil || !strings.HasPrefix(err.Error(), "grey_model_create: path holds a NUL byte (at byte 13)") {
 		t.Errorf("got %v", err)
 	}
 	refused(t, w.AddTensor("w\x00x", grey.Float32Tensor(make([]float32, 4), 4), 0), "grey_model_writer_add_tensor: name")
@@ -314,7 +314,7 @@ func TestAuditStringsWithANulByteAreRefused(t *testing.T) {
 	_, err = grey.AuditVerify("l\x00x", verifier, nil, "")
 	refused(t, err, "grey_audit_verify: options.log_path")
 	_, err = grey.OpenAuditLog("l\x00x", writer)
-	refused(t, err, "grey_audit_open: options.log_path")
+	refused(t, err, "grey_audit_log_create: options.log_path")
 	refused(t, grey.AuditKeygen(grey.KeygenOptions{VerifierKey: filepath.Join(dir, "k"), WriterKey: "w\x00x"}),
 		"grey_audit_keygen: options.writer_key_path")
 	refused(t, grey.AuditCheckProof("p", "c", "o\x00x", ""), "grey_audit_check_proof: old_checkpoint_path")

@@ -141,7 +141,7 @@ grey_status grey_audit_keygen(const grey_audit_keygen_options* options) {
     });
 }
 
-grey_status grey_audit_open(const grey_audit_options* options, grey_audit_log** out_log) {
+grey_status grey_audit_log_create(const grey_audit_options* options, grey_audit_log** out_log) {
     return abi_guard([&] {
         require_input_struct(options, audit_options_v1_size, "options");
         require_non_null(out_log, "out_log");
@@ -232,7 +232,7 @@ grey_status grey_audit_log_info_get(grey_audit_log* log, grey_audit_log_info* ou
     });
 }
 
-void grey_audit_close(grey_audit_log* log) { delete log; }
+void grey_audit_log_destroy(grey_audit_log* log) { delete log; }
 
 const char* grey_audit_cause_name(grey_audit_cause cause) {
     switch (cause) {

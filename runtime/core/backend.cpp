@@ -210,6 +210,13 @@ bool Backend::stream_native_handle(grey_backend_stream* stream, grey_memory_kind
     return true;
 }
 
+grey_backend_stream* Backend::stream_wrap_native(uint32_t device, grey_memory_kind kind, uint64_t handle) const {
+    if (vtable_.stream_wrap_native == nullptr) return nullptr;
+    grey_backend_stream* stream = nullptr;
+    check(vtable_.stream_wrap_native(state_, device, kind, handle, &stream), "stream_wrap_native");
+    return stream;
+}
+
 void* Backend::host_alloc(uint32_t device, uint64_t size) const {
     if (vtable_.host_alloc == nullptr || vtable_.host_free == nullptr) return nullptr;
     void* memory = nullptr;

@@ -77,6 +77,8 @@ public:
     void dequantize_async(grey_backend_stream* stream, const grey_backend_quant_job& job) const;
     // The stream's vendor handle; false when the backend has no stream_native_handle slot.
     [[nodiscard]] bool stream_native_handle(grey_backend_stream* stream, grey_memory_kind& kind, uint64_t& handle) const;
+    // A stream over the caller's vendor stream; nullptr when the backend has no stream_wrap_native slot.
+    [[nodiscard]] grey_backend_stream* stream_wrap_native(uint32_t device, grey_memory_kind kind, uint64_t handle) const;
     // Pinned host memory; nullptr when the backend has no host_alloc slot.
     [[nodiscard]] void* host_alloc(uint32_t device, uint64_t size) const;
     void host_free(void* memory) const noexcept;

@@ -31,6 +31,7 @@ grey_stream& stream_for(grey_stream* stream, const grey_buffer& buffer, const ch
     if (stream->device != buffer.device)
         fail(GREY_ERROR_INVALID_ARGUMENT, std::string(call) + ": the stream is on device " + std::to_string(stream->device) +
                                               " and the buffer on device " + std::to_string(buffer.device));
+    stream->carried_work.store(true);
     return *stream;
 }
 
@@ -40,7 +41,9 @@ void destroy_stream_untracked(grey_stream* stream) noexcept {
     std::optional<Error> failure = std::move(owned->kept);
     if (owned->handle != nullptr) {
         try {
-            owned->backend->stream_synchronize(owned->handle);
+            // A wrapper waits only for libgrey's own operations: a native stream it merely made wait for
+            // an event may be blocked behind work the host must not wait for here.
+            if (!owned->wraps_native || owned->carried_work.load()) owned->backend->stream_synchronize(owned->handle);
         } catch (const Error& e) {
             failure = e;
         } catch (const std::exception& e) {
@@ -137,6 +140,31 @@ grey_status grey_stream_native_handle(grey_stream* stream, grey_memory_kind* out
                                                                               : "its streams are libgrey's own") + ")");
         *out_kind = kind;
         *out_handle = handle;
+    });
+}
+
+grey_status grey_stream_wrap_native(grey_context* context, uint32_t device, grey_memory_kind kind, uint64_t native_handle,
+                                    grey_stream** out_stream) {
+    return grey::abi_guard([&] {
+        grey::require_non_null(context, "context");
+        grey::require_non_null(out_stream, "out_stream");
+        grey::Device& dev = context->device(device);
+        const char* kind_name = grey_memory_kind_name(kind);
+        if (kind_name == nullptr)
+            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "grey_stream_wrap_native: memory kind " + std::to_string(static_cast<int>(kind)) + " does not exist");
+        auto stream = std::make_unique<grey_stream>(context, device, dev.backend, nullptr);
+        stream->wraps_native = true;
+        if (dev.backend->has_streams()) stream->handle = dev.backend->stream_wrap_native(dev.index_in_backend, kind, native_handle);
+        if (stream->handle == nullptr)
+            grey::fail(GREY_ERROR_UNSUPPORTED, "grey_stream_wrap_native: device " + std::to_string(device) + " of backend '" + dev.backend->name() +
+                                                   "' has no native streams to wrap (" + kind_name + " stream " + std::to_string(native_handle) + ")");
+        try {
+            context->track(stream.get());
+        } catch (...) {
+            dev.backend->stream_destroy(stream->handle);
+            throw;
+        }
+        *out_stream = stream.release();
     });
 }
 

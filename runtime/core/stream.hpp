@@ -23,6 +23,9 @@ struct grey_stream {
     std::mutex mutex;
     std::optional<grey::Error> kept;  // the first failure of work the runtime ran at enqueue; guarded by mutex
     bool said_synchronous = false;    // the debug line about running at enqueue was logged; guarded by mutex
+    bool wraps_native = false;        // over the caller's vendor stream (grey_stream_wrap_native)
+    // An operation was enqueued (not only event waits and records): destroying a wrapper waits for it.
+    std::atomic<bool> carried_work{false};
 };
 
 struct grey_event {

@@ -84,7 +84,7 @@ grey_status grey_tensor_bytes(const grey_tensor_desc* desc, uint64_t* out_bytes)
     });
 }
 
-grey_status grey_model_open(const char* path, grey_model** out_model) {
+grey_status grey_model_create(const char* path, grey_model** out_model) {
     return grey::abi_guard([&] {
         grey::require_non_null(path, "path");
         grey::require_non_null(out_model, "out_model");

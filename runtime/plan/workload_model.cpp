@@ -1,5 +1,5 @@
 // Reading a model file into the workload model. The file is mapped and parsed by runtime/model (the
-// same parsers grey_model_open uses); only the header pages are touched, so a sparse or huge file costs
+// same parsers grey_model_create uses); only the header pages are touched, so a sparse or huge file costs
 // nothing to plan for.
 #include "plan/workload_model.hpp"
 

@@ -27,7 +27,7 @@ using WriterHandle = std::unique_ptr<grey_model_writer, WriterCloser>;
 inline ModelHandle open_model(const char* path) {
     require_non_null(path, "input_path");
     grey_model* raw = nullptr;
-    check_api(grey_model_open(path, &raw));
+    check_api(grey_model_create(path, &raw));
     return ModelHandle(raw);
 }
 

@@ -45,8 +45,8 @@ static int run(const char* dir) {
     options.log_path = log_path;
     options.key_path = writer;
     grey_audit_log* log = NULL;
-    status = grey_audit_open(&options, &log);
-    if (status != GREY_OK) return fail("grey_audit_open", status);
+    status = grey_audit_log_create(&options, &log);
+    if (status != GREY_OK) return fail("grey_audit_log_create", status);
     for (int step = 0; step < 3; ++step) {
         char payload[64];
         snprintf(payload, sizeof payload, "{\"step\":%d,\"language\":\"c\"}", step);
@@ -56,7 +56,7 @@ static int run(const char* dir) {
         printf("appended record %" PRIu64 "\n", sequence);
     }
     if (status == GREY_OK) status = grey_audit_checkpoint(log, checkpoint);
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     if (status != GREY_OK) return fail("appending", status);
 
     const char* checkpoints[] = {checkpoint};

@@ -97,8 +97,8 @@ int main(int argc, char** argv) {
     }
 
     grey_model* model = NULL;
-    grey_status status = grey_model_open(path, &model);
-    if (status != GREY_OK) return fail("grey_model_open", status);
+    grey_status status = grey_model_create(path, &model);
+    if (status != GREY_OK) return fail("grey_model_create", status);
     uint64_t count = 0;
     status = grey_model_tensor_count(model, &count);
     if (status != GREY_OK) {

@@ -21,7 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct LogDeleter {
-    void operator()(grey_audit_log* log) const noexcept { grey_audit_close(log); }
+    void operator()(grey_audit_log* log) const noexcept { grey_audit_log_destroy(log); }
 };
 using AuditLog = std::unique_ptr<grey_audit_log, LogDeleter>;
 
@@ -72,7 +72,7 @@ bool run(const fs::path& dir) {
         options.log_path = log_path.c_str();
         options.key_path = writer.c_str();
         grey_audit_log* raw = nullptr;
-        check(grey_audit_open(&options, &raw), "grey_audit_open");
+        check(grey_audit_log_create(&options, &raw), "grey_audit_log_create");
         const AuditLog log(raw);
         for (int step = 0; step < 3; ++step) {
             const std::string payload = "{\"step\":" + std::to_string(step) + ",\"language\":\"cpp\"}";

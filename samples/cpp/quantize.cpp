@@ -88,7 +88,7 @@ int main(int argc, char** argv) try {
         return 0;
     }
     grey_model* raw = nullptr;
-    check(grey_model_open(path.c_str(), &raw), "grey_model_open");
+    check(grey_model_create(path.c_str(), &raw), "grey_model_create");
     const Model model(raw);
     uint64_t count = 0;
     check(grey_model_tensor_count(model.get(), &count), "grey_model_tensor_count");

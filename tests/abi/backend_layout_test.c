@@ -69,7 +69,8 @@ _Static_assert(offsetof(grey_backend_vtable, kv_store) == 320, "grey_backend_vta
 _Static_assert(offsetof(grey_backend_vtable, kv_compress) == 328, "grey_backend_vtable.kv_compress moved");
 _Static_assert(offsetof(grey_backend_vtable, kv_attend) == 336, "grey_backend_vtable.kv_attend moved");
 _Static_assert(offsetof(grey_backend_vtable, stream_native_handle) == 344, "grey_backend_vtable.stream_native_handle moved");
-_Static_assert(sizeof(grey_backend_vtable) == 352, "size of grey_backend_vtable changed: slots are only appended");
+_Static_assert(offsetof(grey_backend_vtable, stream_wrap_native) == 352, "grey_backend_vtable.stream_wrap_native moved");
+_Static_assert(sizeof(grey_backend_vtable) == 360, "size of grey_backend_vtable changed: slots are only appended");
 
 _Static_assert(sizeof(grey_backend_kv_store_job) == 104, "size of grey_backend_kv_store_job changed");
 _Static_assert(offsetof(grey_backend_kv_store_job, layout) == 8, "grey_backend_kv_store_job.layout moved");

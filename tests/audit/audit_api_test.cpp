@@ -25,15 +25,15 @@ std::string read_text(const std::string& path) {
     return {bytes.begin(), bytes.end()};
 }
 
-// grey_audit_open of `log` with the key at `key`, which is expected to fail.
+// grey_audit_log_create of `log` with the key at `key`, which is expected to fail.
 grey_status open_refused(const std::string& log, const std::string& key) {
     grey_audit_options o = GREY_AUDIT_OPTIONS_INIT;
     o.log_path = log.c_str();
     o.key_path = key.c_str();
     grey_audit_log* opened = nullptr;
-    const grey_status status = grey_audit_open(&o, &opened);
+    const grey_status status = grey_audit_log_create(&o, &opened);
     EXPECT_EQ(opened, nullptr);
-    grey_audit_close(opened);
+    grey_audit_log_destroy(opened);
     return status;
 }
 
@@ -85,12 +85,12 @@ TEST_F(AuditApi, WriterRefusesTheVerifierKey) {
 TEST_F(AuditApi, NullAndMalformedArgumentsGiveAStatus) {
     grey_audit_log* log = open_log();
     ASSERT_NE(log, nullptr);
-    EXPECT_EQ(grey_audit_open(nullptr, &log), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_audit_log_create(nullptr, &log), GREY_ERROR_INVALID_ARGUMENT);
     grey_audit_options o = GREY_AUDIT_OPTIONS_INIT;
-    EXPECT_EQ(grey_audit_open(&o, nullptr), GREY_ERROR_INVALID_ARGUMENT);
-    EXPECT_EQ(grey_audit_open(&o, &log), GREY_ERROR_INVALID_ARGUMENT);  // no paths
+    EXPECT_EQ(grey_audit_log_create(&o, nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_audit_log_create(&o, &log), GREY_ERROR_INVALID_ARGUMENT);  // no paths
     o.struct_size = 4;
-    EXPECT_EQ(grey_audit_open(&o, &log), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_audit_log_create(&o, &log), GREY_ERROR_INVALID_ARGUMENT);
     EXPECT_EQ(grey_audit_append(nullptr, "t", "{}", nullptr), GREY_ERROR_INVALID_ARGUMENT);
     EXPECT_EQ(grey_audit_append(log, nullptr, "{}", nullptr), GREY_ERROR_INVALID_ARGUMENT);
     EXPECT_EQ(grey_audit_append(log, "t", nullptr, nullptr), GREY_ERROR_INVALID_ARGUMENT);
@@ -110,8 +110,8 @@ TEST_F(AuditApi, NullAndMalformedArgumentsGiveAStatus) {
     EXPECT_EQ(grey_proof_verify(nullptr, nullptr, nullptr, nullptr, nullptr), GREY_ERROR_INVALID_ARGUMENT);
     EXPECT_STREQ(grey_audit_cause_name(GREY_AUDIT_RESEALED), "resealed");
     EXPECT_EQ(grey_audit_cause_name(static_cast<grey_audit_cause>(77)), nullptr);
-    grey_audit_close(log);
-    grey_audit_close(nullptr);
+    grey_audit_log_destroy(log);
+    grey_audit_log_destroy(nullptr);
 }
 
 TEST_F(AuditApi, VerificationThreadsAreChecked) {
@@ -144,7 +144,7 @@ TEST_F(AuditApi, GarbageAndTruncatedFilesGiveClearResults) {
     o.log_path = garbage.c_str();
     o.key_path = writer_key.c_str();
     grey_audit_log* log = nullptr;
-    EXPECT_EQ(grey_audit_open(&o, &log), GREY_ERROR_CORRUPT);
+    EXPECT_EQ(grey_audit_log_create(&o, &log), GREY_ERROR_CORRUPT);
 
     write_records(3);
     auto file = read_all(log_path);
@@ -183,7 +183,7 @@ TEST_F(AuditApi, TornTailIsRecoveredLoggedAndKept) {
     ASSERT_EQ(grey_audit_log_info_get(log, &info), GREY_OK);
     EXPECT_EQ(info.records, 6u);  // five survivors and the recovery record
     EXPECT_GT(info.recovered_bytes, 0u);
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     const auto r = verify();
     EXPECT_EQ(r.cause, GREY_AUDIT_INTACT) << r.detail;
     size_t length = 0;
@@ -206,7 +206,7 @@ TEST_F(AuditApi, DamageFollowedByRecordsIsNotTruncated) {
     o.log_path = log_path.c_str();
     o.key_path = writer_key.c_str();
     grey_audit_log* log = nullptr;
-    EXPECT_EQ(grey_audit_open(&o, &log), GREY_ERROR_CORRUPT);
+    EXPECT_EQ(grey_audit_log_create(&o, &log), GREY_ERROR_CORRUPT);
     EXPECT_EQ(read_all(log_path), file);
 }
 
@@ -225,11 +225,11 @@ TEST_F(AuditApi, ThreadsAndProcessesNeverInterleave) {
             child.log_path = log_path.c_str();
             child.key_path = writer_key.c_str();
             grey_audit_log* own = nullptr;
-            if (grey_audit_open(&child, &own) != GREY_OK) ::_exit(2);
+            if (grey_audit_log_create(&child, &own) != GREY_OK) ::_exit(2);
             for (int i = 0; i < 100; ++i)
                 if (grey_audit_append(own, "child", "{\"n\":1}", nullptr) != GREY_OK) ::_exit(3);
             const bool ok = grey_audit_flush(own) == GREY_OK;
-            grey_audit_close(own);
+            grey_audit_log_destroy(own);
             ::_exit(ok ? 0 : 4);
         }
         children.push_back(pid);
@@ -248,7 +248,7 @@ TEST_F(AuditApi, ThreadsAndProcessesNeverInterleave) {
         ASSERT_EQ(::waitpid(pid, &status, 0), pid);
         EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
     }
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     const auto r = verify();
     EXPECT_EQ(r.cause, GREY_AUDIT_INTACT) << r.detail;
     EXPECT_EQ(r.records, 600u);
@@ -289,7 +289,7 @@ TEST_F(AuditApi, GroupCommitReportsRecordsDurableOnlyThroughInfoAndFlush) {
     EXPECT_EQ(cp.size, 105u);
     // Closing without a flush still writes what is queued.
     for (int i = 0; i < 3; ++i) ASSERT_EQ(grey_audit_append(log, "t", "{}", nullptr), GREY_OK);
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     const auto r = verify({c105});
     EXPECT_EQ(r.cause, GREY_AUDIT_INTACT) << r.detail;
     EXPECT_EQ(r.records, 108u);
@@ -313,7 +313,7 @@ TEST_F(AuditApi, GroupCommitWithABacklogNeitherLosesNorReordersRecords) {
         });
     for (auto& t : threads) t.join();
     ASSERT_EQ(grey_audit_flush(log), GREY_OK) << grey_last_error();
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     const auto r = verify();
     EXPECT_EQ(r.cause, GREY_AUDIT_INTACT) << r.detail;
     EXPECT_EQ(r.records, 900u);
@@ -338,7 +338,7 @@ TEST_F(AuditApi, SignedCheckpointsAndProofs) {
     ASSERT_EQ(grey_audit_checkpoint(log, c5.c_str()), GREY_OK);
     for (int i = 0; i < 4; ++i) ASSERT_EQ(grey_audit_append(log, "t", "{}", nullptr), GREY_OK);
     ASSERT_EQ(grey_audit_checkpoint(log, c9.c_str()), GREY_OK);
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     EXPECT_EQ(verify({c5, c9}, "", pub.c_str()).cause, GREY_AUDIT_INTACT);
 
     // A checkpoint reads back as what it commits to: the log, the size, and the root verify found.
@@ -392,7 +392,7 @@ TEST_F(AuditApi, SignedCheckpointsAndProofs) {
     const std::string unsigned_cp = dir + "/unsigned";
     log = open_log();
     ASSERT_EQ(grey_audit_checkpoint(log, unsigned_cp.c_str()), GREY_OK);
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     EXPECT_EQ(verify({unsigned_cp}).cause, GREY_AUDIT_INTACT);
     EXPECT_EQ(verify({unsigned_cp}, "", pub.c_str()).cause, GREY_AUDIT_MODIFIED);
 }
@@ -404,7 +404,7 @@ TEST_F(AuditApi, ProofArtifactIsBoundToTheLog) {
     size_t length = 0;
     ASSERT_EQ(grey_proof_write(log, proofs.c_str(), "{\"result\":42}", id, sizeof id, &length), GREY_OK) << grey_last_error();
     EXPECT_EQ(length, 16u);
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     const std::string artifact = proofs + "/" + id + ".json";
     grey_proof_report report{};
     report.struct_size = sizeof report;
@@ -429,7 +429,7 @@ TEST_F(AuditApi, ProofVerifyLeavesBothReportsUntouchedOnFailure) {
     char id[17];
     size_t length = 0;
     ASSERT_EQ(grey_proof_write(log, (dir + "/proofs").c_str(), "{}", id, sizeof id, &length), GREY_OK) << grey_last_error();
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     const std::string artifact = dir + "/proofs/" + id + ".json";
     grey_proof_report report{};
     report.struct_size = sizeof report;

@@ -53,7 +53,7 @@ TEST_F(AuditBatch, AppendsConsecutiveDurableRecords) {
     info.struct_size = sizeof info;
     ASSERT_EQ(grey_audit_log_info_get(log, &info), GREY_OK);
     EXPECT_EQ(info.records, 9u);  // durable on return
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     const auto r = verify();
     EXPECT_EQ(r.cause, GREY_AUDIT_INTACT) << r.detail;
     EXPECT_EQ(r.records, 9u);
@@ -76,7 +76,7 @@ TEST_F(AuditBatch, ALargeBatchIsSealedIntact) {
     uint64_t first = 0;
     ASSERT_EQ(grey_audit_append_batch(log, batch, &first), GREY_OK) << grey_last_error();
     EXPECT_EQ(first, 3u);
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     const auto r = verify();
     EXPECT_EQ(r.cause, GREY_AUDIT_INTACT) << r.detail;
     EXPECT_EQ(r.records, 10003u);
@@ -102,7 +102,7 @@ TEST_F(AuditBatch, RefusedEntriesAreNamedAndLeaveTheBatchAsItWas) {
     EXPECT_EQ(grey_audit_append_batch(nullptr, batch, nullptr), GREY_ERROR_INVALID_ARGUMENT);
     EXPECT_EQ(grey_audit_append_batch(log, nullptr, nullptr), GREY_ERROR_INVALID_ARGUMENT);
     ASSERT_EQ(grey_audit_append_batch(log, batch, nullptr), GREY_OK) << grey_last_error();
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     grey_audit_batch_destroy(nullptr);
     const auto r = verify();
     EXPECT_EQ(r.cause, GREY_AUDIT_INTACT) << r.detail;
@@ -128,13 +128,13 @@ TEST_F(AuditBatch, ABatchLongerThanAnEpochIsRefused) {
     EXPECT_EQ(grey_audit_append_batch(log, batch, nullptr), GREY_ERROR_INVALID_ARGUMENT);
     EXPECT_NE(std::string(grey_last_error()).find("a batch of 5 records is longer than a key epoch (epoch_records 4)"), std::string::npos)
         << grey_last_error();
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     o.epoch_records = 5;
     log = open_log(o);
     uint64_t first = 0;
     ASSERT_EQ(grey_audit_append_batch(log, batch, &first), GREY_OK) << grey_last_error();  // the batch was kept
     EXPECT_EQ(first, 0u);
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     EXPECT_EQ(verify().records, 5u);
 }
 
@@ -149,7 +149,7 @@ TEST_F(AuditBatch, ABatchNeverStraddlesTwoKeyEpochs) {
     ASSERT_EQ(grey_audit_append_batch(log, batch, nullptr), GREY_OK) << grey_last_error();
     add(batch, 8, 2);  // fits in what is left of epoch 1
     ASSERT_EQ(grey_audit_append_batch(log, batch, nullptr), GREY_OK) << grey_last_error();
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     const auto all = records();
     ASSERT_EQ(all.size(), 13u);
     for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i]["epoch"], i < 3 ? 0 : 1) << i;
@@ -170,7 +170,7 @@ int append_past_a_file_size_limit(const std::string& log_path, const std::string
     o.durability = durability;
     o.epoch_records = 10;
     grey_audit_log* log = nullptr;
-    if (grey_audit_open(&o, &log) != GREY_OK) return 10;
+    if (grey_audit_log_create(&o, &log) != GREY_OK) return 10;
     for (int i = 0; i < singles; ++i)
         if (grey_audit_append(log, "single", "{}", nullptr) != GREY_OK) return 11;
     if (grey_audit_flush(log) != GREY_OK) return 12;
@@ -183,7 +183,7 @@ int append_past_a_file_size_limit(const std::string& log_path, const std::string
     grey_status status = grey_audit_append_batch(log, b, nullptr);
     if (status == GREY_OK) status = grey_audit_flush(log);  // group commit reports the write's error here
     grey_audit_batch_destroy(b);
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     return status == GREY_ERROR_IO ? 0 : 16;
 }
 
@@ -219,7 +219,7 @@ TEST_P(AuditBatchWriteFailure, LeavesNoneOfTheBatch) {
     grey_audit_log* log = open_log(o);
     ASSERT_NE(log, nullptr);
     ASSERT_EQ(grey_audit_append(log, "after", "{}", nullptr), GREY_OK) << grey_last_error();
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     r = verify();
     EXPECT_EQ(r.cause, GREY_AUDIT_INTACT) << r.detail;
     EXPECT_EQ(r.records, 9u);
@@ -255,7 +255,7 @@ TEST_F(AuditBatch, GroupCommitKeepsEachBatchTogether) {
         });
     for (auto& t : threads) t.join();
     ASSERT_EQ(grey_audit_flush(log), GREY_OK) << grey_last_error();
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     const auto r = verify();
     EXPECT_EQ(r.cause, GREY_AUDIT_INTACT) << r.detail;
     EXPECT_EQ(r.records, 10u * (150 + 190 + 230) + 30);

@@ -23,7 +23,7 @@ protected:
         for (int i = 0; i < 5; ++i) ASSERT_EQ(grey_audit_append(log, "t", "{}", nullptr), GREY_OK);
         checkpoint = dir + "/c5";
         ASSERT_EQ(grey_audit_checkpoint(log, checkpoint.c_str()), GREY_OK) << grey_last_error();
-        grey_audit_close(log);
+        grey_audit_log_destroy(log);
         proof = dir + "/inclusion";
         size_t length = 0;
         std::string text(4096, '\0');

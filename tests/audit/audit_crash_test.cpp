@@ -20,7 +20,7 @@ class Crash : public AuditTest, public ::testing::WithParamInterface<grey_audit_
 // writes the durable record count to the pipe.
 [[noreturn]] void writer_child(const grey_audit_options& options, int run, int out_fd) {
     grey_audit_log* log = nullptr;
-    if (grey_audit_open(&options, &log) != GREY_OK) ::_exit(2);
+    if (grey_audit_log_create(&options, &log) != GREY_OK) ::_exit(2);
     for (uint64_t n = 0;; ++n) {
         const std::string payload = "{\"w\":" + std::to_string(run) + ",\"i\":" + std::to_string(n) + "}";
         if (grey_audit_append(log, "crash", payload.c_str(), nullptr) != GREY_OK) ::_exit(3);
@@ -66,7 +66,7 @@ TEST_P(Crash, DurableRecordsSurviveSigkill) {
         grey_audit_log_info info{};
         info.struct_size = sizeof info;
         ASSERT_EQ(grey_audit_log_info_get(log, &info), GREY_OK);
-        grey_audit_close(log);
+        grey_audit_log_destroy(log);
         ASSERT_GE(info.records, durable) << "run " << run << " lost durable records";
         durable = info.records;
     }

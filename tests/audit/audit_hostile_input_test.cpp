@@ -43,7 +43,7 @@ TEST_F(HostileInput, PayloadsNestedTooDeeplyAreRefusedAtAppend) {
     }();
     EXPECT_EQ(grey_audit_append(log, "t", objects.c_str(), nullptr), GREY_ERROR_INVALID_ARGUMENT);
     ASSERT_EQ(grey_audit_append(log, "t", nested(max_json_depth).c_str(), nullptr), GREY_OK) << grey_last_error();
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     const auto records = nlohmann::json::parse(records_text(log_path));
     ASSERT_EQ(records.size(), 1u);
     EXPECT_EQ(records[0]["payload"].dump(), nested(max_json_depth));
@@ -82,7 +82,7 @@ TEST_F(HostileInput, RepeatedKeysAreRefused) {
     const std::string proofs = dir + "/proofs";
     EXPECT_EQ(grey_proof_write(log, proofs.c_str(), "{\"result\":1,\"result\":2}", id, sizeof id, &length), GREY_ERROR_INVALID_ARGUMENT);
     EXPECT_EQ(grey_proof_write(log, proofs.c_str(), ("{\"r\":" + nested(100) + "}").c_str(), id, sizeof id, &length), GREY_ERROR_INVALID_ARGUMENT);
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
 }
 
 TEST_F(HostileInput, AProofRecordWithARepeatedKeyProvesNothing) {
@@ -90,7 +90,7 @@ TEST_F(HostileInput, AProofRecordWithARepeatedKeyProvesNothing) {
     // key win would take it for this artifact's record.
     grey_audit_log* log = open_log();
     ASSERT_NE(log, nullptr);
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     const std::string artifact = dir + "/artifact.json";
     write_all_bytes(artifact, {'{', '}'});
     uint8_t digest[32];
@@ -113,7 +113,7 @@ TEST_F(HostileInput, PathsThatAreNotRegularFilesAreRefusedWithoutBlocking) {
     const std::string checkpoint = dir + "/c3";
     grey_audit_log* log = open_log();
     ASSERT_EQ(grey_audit_checkpoint(log, checkpoint.c_str()), GREY_OK);
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     const std::string proof = dir + "/p";
     {
         size_t length = 0;
@@ -148,8 +148,8 @@ TEST_F(HostileInput, PathsThatAreNotRegularFilesAreRefusedWithoutBlocking) {
         o.log_path = log_file.c_str();
         o.key_path = key.c_str();
         grey_audit_log* opened = nullptr;
-        const grey_status status = grey_audit_open(&o, &opened);
-        grey_audit_close(opened);
+        const grey_status status = grey_audit_log_create(&o, &opened);
+        grey_audit_log_destroy(opened);
         return status;
     };
     auto records = [&](const std::string& log_file) {

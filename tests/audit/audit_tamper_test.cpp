@@ -104,7 +104,7 @@ TEST_F(Tamper, TruncationIsCaughtOnlyByACheckpoint) {
     for (int i = 0; i < 10; ++i) ASSERT_EQ(grey_audit_append(log, "test", "{}", nullptr), GREY_OK);
     const std::string checkpoint = dir + "/c10";
     ASSERT_EQ(grey_audit_checkpoint(log, checkpoint.c_str()), GREY_OK) << grey_last_error();
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     auto file = read_all(log_path);
     file.resize(record_spans(file)[7].offset);
     write_all_bytes(log_path, file);
@@ -197,10 +197,10 @@ TEST_F(Tamper, CheckpointsOfTwoHistoriesAreForked) {
     const std::string c_fork = dir + "/fork.cp";
     grey_audit_log* log = open_log();
     ASSERT_EQ(grey_audit_checkpoint(log, c_main.c_str()), GREY_OK);
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
     log = open_log(o);
     ASSERT_EQ(grey_audit_checkpoint(log, c_fork.c_str()), GREY_OK);
-    grey_audit_close(log);
+    grey_audit_log_destroy(log);
 
     auto r = verify({c_main, c_fork});
     EXPECT_EQ(r.cause, GREY_AUDIT_FORKED) << r.detail;

@@ -135,7 +135,7 @@ protected:
         if (o.log_path == nullptr) o.log_path = log_path.c_str();
         if (o.key_path == nullptr) o.key_path = writer_key.c_str();
         grey_audit_log* log = nullptr;
-        EXPECT_EQ(grey_audit_open(&o, &log), GREY_OK) << grey_last_error();
+        EXPECT_EQ(grey_audit_log_create(&o, &log), GREY_OK) << grey_last_error();
         return log;
     }
 
@@ -148,7 +148,7 @@ protected:
             ASSERT_EQ(grey_audit_append(log, "test", payload.c_str(), nullptr), GREY_OK) << grey_last_error();
         }
         ASSERT_EQ(grey_audit_flush(log), GREY_OK);
-        grey_audit_close(log);
+        grey_audit_log_destroy(log);
     }
 
     // Verifies on one thread, on all cores and on three threads (more than this machine may have, which

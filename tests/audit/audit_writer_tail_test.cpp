@@ -15,9 +15,9 @@ protected:
         o.log_path = log_path.c_str();
         o.key_path = writer_key.c_str();
         grey_audit_log* log = nullptr;
-        grey_status status = grey_audit_open(&o, &log);
+        grey_status status = grey_audit_log_create(&o, &log);
         if (status == GREY_OK) status = grey_audit_append(log, "t", "{\"after\":1}", nullptr);
-        grey_audit_close(log);
+        grey_audit_log_destroy(log);
         return status;
     }
     static Hash random_mac(std::mt19937& random) {
@@ -173,8 +173,8 @@ TEST_F(WriterTail, AWriterFollowsAnotherWritersRotationsOnlyThroughVerifiedRecor
     info.struct_size = sizeof info;
     ASSERT_EQ(grey_audit_log_info_get(b, &info), GREY_OK);
     EXPECT_EQ(info.epoch, 5u);
-    grey_audit_close(a);
-    grey_audit_close(b);
+    grey_audit_log_destroy(a);
+    grey_audit_log_destroy(b);
     EXPECT_EQ(key_epoch(), 5u);
     const auto r = verify();
     EXPECT_EQ(r.cause, GREY_AUDIT_INTACT) << r.detail;
@@ -231,7 +231,7 @@ TEST_F(WriterTail, AKeyAdvancedOnAnotherLogIsRefused) {
     write_records(1, other_options);  // the copy's log exists, at epoch 0
     other_options.key_path = writer_key.c_str();
     grey_audit_log* log = nullptr;
-    EXPECT_EQ(grey_audit_open(&other_options, &log), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_audit_log_create(&other_options, &log), GREY_ERROR_INVALID_ARGUMENT);
     EXPECT_NE(std::string(grey_last_error()).find("belongs to one log"), std::string::npos) << grey_last_error();
 }
 

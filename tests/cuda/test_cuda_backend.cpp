@@ -37,15 +37,19 @@ struct Context : grey::test::PluginContext {
     }
 };
 
-// The fake driver's own view of its memory (exported test hooks), through the library the backend uses.
-unsigned long long fake_physical_bytes() {
+// The fake driver's own view of itself (exported test hooks), through the library the backend uses;
+// ~0 when the hook cannot be reached.
+template <typename Result>
+Result fake_hook(const char* name) {
     void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
-    if (lib == nullptr) return ~0ull;
-    auto fn = reinterpret_cast<unsigned long long (*)()>(dlsym(lib, "fake_cuda_physical_bytes"));
-    const unsigned long long bytes = fn != nullptr ? fn() : ~0ull;
+    if (lib == nullptr) return static_cast<Result>(~0ull);
+    auto fn = reinterpret_cast<Result (*)()>(dlsym(lib, name));
+    const Result value = fn != nullptr ? fn() : static_cast<Result>(~0ull);
     dlclose(lib);
-    return bytes;
+    return value;
 }
+
+unsigned long long fake_physical_bytes() { return fake_hook<unsigned long long>("fake_cuda_physical_bytes"); }
 
 std::vector<unsigned char> random_bytes(size_t n) {
     std::mt19937_64 rng(std::random_device{}());
@@ -561,14 +565,7 @@ TEST(CudaFake, StreamErrorsSurfaceAtSynchronize) {
 // non-finite input as the real ones do and write a hash of the input; what is tested is that the job is
 // only enqueued, in order with the stream's other work, with its failure kept until synchronize.
 
-unsigned long long fake_queued_work() {
-    void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
-    if (lib == nullptr) return ~0ull;
-    auto fn = reinterpret_cast<unsigned long long (*)()>(dlsym(lib, "fake_cuda_queued_work"));
-    const unsigned long long count = fn != nullptr ? fn() : ~0ull;
-    dlclose(lib);
-    return count;
-}
+unsigned long long fake_queued_work() { return fake_hook<unsigned long long>("fake_cuda_queued_work"); }
 
 uint64_t fnv1a(const void* data, size_t size) {
     uint64_t hash = 0xCBF29CE484222325ull;
@@ -777,6 +774,172 @@ TEST(CudaFake, StreamNativeHandleIsItsCudaStream) {
     EXPECT_NE(a, b);
     grey_stream_destroy(second);
     grey_stream_destroy(first);
+}
+
+// --- Streams of the caller's (grey_stream_wrap_native): another library's CUstream, used by libgrey.
+
+int fake_live_streams() { return fake_hook<int>("fake_cuda_live_streams"); }
+
+uint64_t native_of(grey_stream* stream) {
+    grey_memory_kind kind = GREY_MEMORY_HOST;
+    uint64_t handle = 0;
+    EXPECT_EQ(grey_stream_native_handle(stream, &kind, &handle), GREY_OK) << grey_last_error();
+    return handle;
+}
+
+// The wrapper enqueues on the caller's CUstream itself (in order with the stream's other work), and
+// destroying it leaves the CUstream to its owner.
+TEST(CudaFake, WrappedStreamRunsOnTheCallersStreamAndLeavesItAlive) {
+    Context c;
+    grey_stream* owner = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &owner), GREY_OK) << grey_last_error();
+    const int live = fake_live_streams();
+    grey_stream* wrapper = nullptr;
+    ASSERT_EQ(grey_stream_wrap_native(c.context, 1, GREY_MEMORY_CUDA_DEVICE, native_of(owner), &wrapper), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_live_streams(), live);
+    EXPECT_EQ(native_of(wrapper), native_of(owner));
+
+    grey_buffer* buffer = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 4096, &buffer), GREY_OK);
+    const std::vector<unsigned char> data = random_bytes(4096);
+    std::vector<unsigned char> back(4096, 0);
+    ASSERT_EQ(grey_buffer_write_async(buffer, 0, data.data(), data.size(), wrapper), GREY_OK) << grey_last_error();
+    // Read on the owner's grey_stream: the same CUstream, so after the wrapper's write.
+    ASSERT_EQ(grey_buffer_read_async(buffer, 0, back.data(), back.size(), owner), GREY_OK);
+    EXPECT_GT(fake_queued_work(), 0u);
+    ASSERT_EQ(grey_stream_synchronize(owner), GREY_OK) << grey_last_error();
+    EXPECT_EQ(back, data);
+
+    ASSERT_EQ(grey_buffer_fill_async(buffer, 0, 7, 4096, wrapper), GREY_OK);
+    grey_stream_destroy(wrapper);  // waits for the fill it carried
+    EXPECT_EQ(fake_queued_work(), 0u);
+    EXPECT_EQ(fake_live_streams(), live);
+    ASSERT_EQ(grey_buffer_read(buffer, 0, back.data(), back.size()), GREY_OK);
+    EXPECT_EQ(back, std::vector<unsigned char>(4096, 7));
+    ASSERT_EQ(grey_buffer_write_async(buffer, 0, data.data(), data.size(), owner), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_stream_synchronize(owner), GREY_OK);
+    grey_buffer_destroy(buffer);
+    grey_stream_destroy(owner);
+    EXPECT_EQ(fake_live_streams(), live - 1);
+}
+
+// A wrapper made only to make the caller's stream wait for libgrey's work is destroyed without waiting:
+// the producer's work is still queued after it, and runs when the caller's stream reaches the wait.
+TEST(CudaFake, WrapperThatOnlyWaitsIsDestroyedWithoutBlocking) {
+    Context c;
+    grey_stream *producer = nullptr, *consumer = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &producer), GREY_OK);
+    ASSERT_EQ(grey_stream_create(c.context, 1, &consumer), GREY_OK);
+    grey_event* written = nullptr;
+    ASSERT_EQ(grey_event_create(c.context, 1, &written), GREY_OK);
+    grey_buffer* buffer = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 1024, &buffer), GREY_OK);
+    ASSERT_EQ(grey_buffer_fill_async(buffer, 0, 0x5a, 1024, producer), GREY_OK);
+    ASSERT_EQ(grey_event_record(written, producer), GREY_OK);
+
+    grey_stream* wrapper = nullptr;
+    ASSERT_EQ(grey_stream_wrap_native(c.context, 1, GREY_MEMORY_CUDA_DEVICE, native_of(consumer), &wrapper), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_stream_wait_event(wrapper, written), GREY_OK) << grey_last_error();
+    const unsigned long long queued = fake_queued_work();
+    grey_stream_destroy(wrapper);
+    EXPECT_EQ(fake_queued_work(), queued);  // nothing was waited for
+    EXPECT_GT(queued, 0u);
+
+    std::vector<unsigned char> back(1024, 0);
+    ASSERT_EQ(grey_buffer_read_async(buffer, 0, back.data(), back.size(), consumer), GREY_OK);
+    ASSERT_EQ(grey_stream_synchronize(consumer), GREY_OK) << grey_last_error();
+    EXPECT_EQ(back, std::vector<unsigned char>(1024, 0x5a));
+    grey_buffer_destroy(buffer);
+    grey_event_destroy(written);
+    grey_stream_destroy(consumer);
+    grey_stream_destroy(producer);
+}
+
+// CUDA's NULL, legacy and per-thread default streams (0, 1, 2) belong to whichever context is current,
+// so they are taken as they are.
+TEST(CudaFake, WrapsCudasDefaultStreams) {
+    Context c;
+    grey_buffer* buffer = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 256, &buffer), GREY_OK);
+    for (uint64_t handle : {0ull, 1ull, 2ull}) {
+        grey_stream* wrapper = nullptr;
+        ASSERT_EQ(grey_stream_wrap_native(c.context, 1, GREY_MEMORY_CUDA_DEVICE, handle, &wrapper), GREY_OK) << handle << ": " << grey_last_error();
+        EXPECT_EQ(native_of(wrapper), handle);
+        const unsigned char value = static_cast<unsigned char>(handle + 1);
+        ASSERT_EQ(grey_buffer_fill_async(buffer, 0, value, 256, wrapper), GREY_OK);
+        ASSERT_EQ(grey_stream_synchronize(wrapper), GREY_OK) << grey_last_error();
+        std::vector<unsigned char> back(256, 0);
+        ASSERT_EQ(grey_buffer_read(buffer, 0, back.data(), back.size()), GREY_OK);
+        EXPECT_EQ(back, std::vector<unsigned char>(256, value));
+        grey_stream_destroy(wrapper);
+    }
+    grey_buffer_destroy(buffer);
+}
+
+TEST(CudaFake, WrappingRefusesWhatIsNotThisDevicesStream) {
+    ScopedEnv env{{"FAKE_CUDA_DEVICE_COUNT", "2"}};
+    Context c;
+    grey_stream* sentinel = reinterpret_cast<grey_stream*>(0x1);
+    grey_stream* out = sentinel;
+    EXPECT_EQ(grey_stream_wrap_native(c.context, 1, GREY_MEMORY_HOST, 0x2000, &out), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(grey_last_error(), "CUstreams (GREY_MEMORY_CUDA_DEVICE), not streams of memory kind 0")) << grey_last_error();
+    EXPECT_EQ(grey_stream_wrap_native(c.context, 1, static_cast<grey_memory_kind>(77), 0x2000, &out), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(grey_last_error(), "memory kind 77 does not exist")) << grey_last_error();
+    EXPECT_EQ(grey_stream_wrap_native(c.context, 1, GREY_MEMORY_CUDA_DEVICE, 0xdead0000, &out), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(grey_last_error(), "CUstream 3735879680 cannot be wrapped: cuStreamGetCtx failed")) << grey_last_error();
+
+    // A stream of the other GPU's context.
+    grey_stream* elsewhere = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 2, &elsewhere), GREY_OK) << grey_last_error();
+    EXPECT_EQ(grey_stream_wrap_native(c.context, 1, GREY_MEMORY_CUDA_DEVICE, native_of(elsewhere), &out), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(grey_last_error(), "belongs to another CUDA context than the primary context of CUDA device 0")) << grey_last_error();
+    grey_stream_destroy(elsewhere);
+
+    // The host device has no native streams; bad handles and devices.
+    EXPECT_EQ(grey_stream_wrap_native(c.context, 0, GREY_MEMORY_CUDA_DEVICE, 1, &out), GREY_ERROR_UNSUPPORTED);
+    EXPECT_TRUE(contains(grey_last_error(), "device 0 of backend 'host' has no native streams to wrap")) << grey_last_error();
+    EXPECT_EQ(grey_stream_wrap_native(c.context, 9, GREY_MEMORY_CUDA_DEVICE, 1, &out), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_stream_wrap_native(nullptr, 1, GREY_MEMORY_CUDA_DEVICE, 1, &out), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_stream_wrap_native(c.context, 1, GREY_MEMORY_CUDA_DEVICE, 1, nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(out, sentinel);
+}
+
+// A read enqueued from a sealed buffer, still queued when the buffer is compressed (or compacted), reads
+// the buffer's bytes, not whatever the freed raw memory holds by the time the stream reaches it.
+TEST(CudaFake, ResidencyChangesWaitForQueuedReadsOfTheBuffer) {
+    Context c;
+    const size_t n = 1 << 20;
+    const std::vector<unsigned char> data = random_bytes(n);
+    for (const bool compact : {false, true}) {
+        grey_buffer* sealed = nullptr;
+        ASSERT_EQ(grey_buffer_create(c.context, 1, n, &sealed), GREY_OK);
+        ASSERT_EQ(grey_buffer_write(sealed, 0, data.data(), n), GREY_OK);
+        ASSERT_EQ(grey_buffer_seal(sealed), GREY_OK) << grey_last_error();
+        grey_stream* stream = nullptr;
+        ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK);
+        std::vector<unsigned char> back(n, 0);
+        ASSERT_EQ(grey_buffer_read_async(sealed, 0, back.data(), n, stream), GREY_OK) << grey_last_error();
+        ASSERT_GT(fake_queued_work(), 0u);
+        if (compact) {
+            grey_compact_policy policy = GREY_COMPACT_POLICY_INIT;
+            policy.deduplicate = 0;
+            policy.compress = 1;
+            policy.tier = GREY_RESIDENCY_COMPRESSED_HOST;
+            policy.codec = GREY_CODEC_LZ4;
+            ASSERT_EQ(grey_memory_compact(c.context, 1, &policy, nullptr), GREY_OK) << grey_last_error();
+        } else {
+            ASSERT_EQ(grey_buffer_compress(sealed, GREY_RESIDENCY_COMPRESSED_HOST, GREY_CODEC_LZ4), GREY_OK) << grey_last_error();
+        }
+        // Memory the pool hands out next, likely the range the raw buffer held, overwritten.
+        grey_buffer* reuse = nullptr;
+        ASSERT_EQ(grey_buffer_create(c.context, 1, n, &reuse), GREY_OK);
+        ASSERT_EQ(grey_buffer_fill(reuse, 0, 0xEE, n), GREY_OK);
+        ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+        EXPECT_EQ(back, data) << (compact ? "grey_memory_compact" : "grey_buffer_compress");
+        grey_buffer_destroy(reuse);
+        grey_stream_destroy(stream);
+        grey_buffer_destroy(sealed);
+    }
 }
 
 TEST(CudaFake, PinnedHostMemoryComesFromTheDriver) {

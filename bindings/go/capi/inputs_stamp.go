@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "f2ffae1168202cb98044d05b75f16428b291be2ad36d5e883045f068345b3b65"
+const inputsSHA256 = "8940be39b226d8621965bea863d0da9298c73e6176f1507a0af13f7d08fa9331"

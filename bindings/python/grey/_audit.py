@@ -201,7 +201,7 @@ class AuditLog(HandleOwner):
         options.epoch_records = epoch_records
         options.epoch_seconds = epoch_seconds
         # close() flushes what is queued and closes the log (call flush() first to see its errors).
-        self._own(capi.grey_audit_open(options), capi.grey_audit_close)
+        self._own(capi.grey_audit_log_create(options), capi.grey_audit_log_destroy)
         self.path = os.fspath(log_path)
 
     def append(self, type: str, payload: Any = None) -> Optional[int]:

@@ -231,6 +231,10 @@ class Context:
         """A new stream on `device` (grey.Stream)."""
         return Stream(self, device)
 
+    def wrap_stream(self, native: Any, device: int) -> Stream:
+        """A grey.Stream over another library's CUDA stream on `device` (grey.Stream.wrap)."""
+        return Stream.wrap(self, device, native)
+
     def event(self, device: int = 0) -> Event:
         """A new event on `device` (grey.Event)."""
         return Event(self, device)
@@ -328,12 +332,13 @@ class Buffer:
         "dltensor_versioned" when the consumer offers `max_version` >= (1, 0), else the unversioned
         "dltensor".
 
-        `stream` is the consumer's, as the DLPack protocol defines it: for a CUDA buffer None, 1 (the
+        `stream` is the consumer's, as the DLPack protocol defines it: for a CUDA buffer None or 1 (the
         legacy default stream), 2 (the per-thread one) or a cudaStream_t as an integer, and -1 for "do not
         synchronize"; a host buffer takes None or -1. Unless it is -1, work that a grey.Stream enqueued
-        writing this buffer has completed when the capsule is returned (an event recorded on that stream
-        is waited for, raising the error the stream found, if any), so the consumer may use the bytes on
-        any stream; synchronous libgrey calls complete before they return and need nothing."""
+        writing this buffer is ordered before the consumer's: a CUDA consumer stream is made to wait for
+        it on the device (nothing blocks; a failure that work finds, such as a NaN input, is raised by
+        that grey.Stream's synchronize), a host buffer's is waited for here (raising the error the stream
+        found, if any). Synchronous libgrey calls complete before they return and need nothing."""
         handle = self._get_handle()
         self._wait_for_writer(self._checked_dlpack_stream(stream))
         if copy:
@@ -366,7 +371,12 @@ class Buffer:
         done = Event(self._context, writer.device)
         try:
             done.record(writer)
-            done.synchronize()
+            if self.__dlpack_device__()[0] != _DLPACK_CUDA:
+                done.synchronize()
+                return
+            # The consumer's stream waits on the device; DLPack's None is CUDA's legacy default stream.
+            with Stream.wrap(self._context, writer.device, 1 if stream is None else stream) as consumer:
+                consumer.wait(done)
         finally:
             done.close()
 

@@ -67,7 +67,7 @@ class Model(HandleOwner):
     """
 
     def __init__(self, path: PathLike) -> None:
-        self._own(_Mapping(capi.grey_model_open(os.fspath(path))))  # the mapping frees itself
+        self._own(_Mapping(capi.grey_model_create(os.fspath(path))))  # the mapping frees itself
         self.path = os.fspath(path)
         self._names: Optional[dict[str, int]] = None
 

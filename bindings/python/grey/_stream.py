@@ -13,8 +13,9 @@ keeps a reference to every object it was given until synchronize() (or a query t
 so only the object's contents need care, not its lifetime.
 
 A stream of a CUDA device speaks the CUDA stream protocol (``__cuda_stream__``), so CuPy, PyTorch and
-cuda.core can enqueue on it; ``grey.Buffer.__dlpack__(stream=...)`` waits for the grey stream that last
-enqueued work writing the buffer before handing it to a consumer.
+cuda.core can enqueue on it, and ``Stream.wrap`` goes the other way: libgrey's work on another library's
+CUDA stream. ``grey.Buffer.__dlpack__(stream=...)`` makes the consumer's stream wait for the grey stream
+that last enqueued work writing the buffer, on the device, without blocking.
 """
 
 from __future__ import annotations
@@ -44,6 +45,22 @@ def _address(data: Any, writable: bool) -> tuple[int, int, Any]:
     else:
         holder = (ctypes.c_char * len(view)).from_buffer(view)
     return ctypes.addressof(holder), len(view), holder
+
+
+def _cuda_stream_handle(native: Any) -> int:
+    """The CUstream of a stream given as an integer or by a CUDA stream protocol."""
+    if hasattr(native, "__cuda_stream__"):
+        version, handle = native.__cuda_stream__()
+        if version != 0:
+            raise TypeError(f"__cuda_stream__ version {version} is not supported (0 is)")
+        return int(handle)
+    if hasattr(native, "cuda_stream"):  # torch.cuda.Stream
+        return int(native.cuda_stream)
+    if isinstance(native, bool) or not isinstance(native, int):
+        raise TypeError(f"a CUDA stream is an integer or has __cuda_stream__, not {type(native).__name__}")
+    if native < 0:
+        raise ValueError(f"a CUDA stream handle is not negative (got {native})")
+    return native
 
 
 class _Handle:
@@ -101,10 +118,26 @@ class Event(_Handle):
 class Stream(_Handle):
     """An ordered queue of work on one device (grey_stream)."""
 
-    def __init__(self, context: Any, device: int) -> None:
-        super().__init__(context, capi.grey_stream_create(context._get_handle(), device), capi.grey_stream_destroy)
+    def __init__(self, context: Any, device: int, *, native: Any = None) -> None:
+        """A new stream on `device`; with `native`, a wrapper of the caller's own stream instead (see wrap)."""
+        if native is None:
+            handle = capi.grey_stream_create(context._get_handle(), device)
+        else:
+            handle = capi.grey_stream_wrap_native(context._get_handle(), device, capi.GREY_MEMORY_CUDA_DEVICE,
+                                                  _cuda_stream_handle(native))
+        super().__init__(context, handle, capi.grey_stream_destroy)
         self.device = device
         self._keep: list[Any] = []
+
+    @classmethod
+    def wrap(cls, context: Any, device: int, native: Any) -> "Stream":
+        """A grey.Stream over another library's CUDA stream on `device` (grey_stream_wrap_native): `native`
+        is a CUstream as an integer (0, 1 and 2 are CUDA's NULL, legacy and per-thread default streams),
+        an object with ``__cuda_stream__`` (cuda.core, CuPy) or one with ``cuda_stream`` (a
+        torch.cuda.Stream). libgrey's async work then runs in order with that library's, and ``wait``
+        makes it wait for a grey.Event without blocking Python. The native stream stays its owner's and
+        must outlive the wrapper; closing the wrapper waits only for what libgrey enqueued on it."""
+        return cls(context, device, native=native)
 
     def close(self) -> None:
         super().close()

@@ -153,3 +153,34 @@ def test_dlpack_refuses_streams_a_host_buffer_cannot_have(ctx):
             buf.__dlpack__(stream=stream)
     capsule = buf.__dlpack__(stream=-1)
     del capsule
+
+
+class _ProtocolStream:
+    """Stands for cuda.core's or CuPy's stream objects."""
+
+    def __init__(self, version: int, handle: int) -> None:
+        self.version, self.handle = version, handle
+
+    def __cuda_stream__(self):
+        return (self.version, self.handle)
+
+
+class _TorchLikeStream:
+    cuda_stream = 7
+
+
+def test_wrapping_a_native_stream_needs_a_device_with_native_streams(ctx):
+    for native in (1, _ProtocolStream(0, 5), _TorchLikeStream()):
+        with pytest.raises(grey.Unsupported, match="device 0 of backend 'host' has no native streams to wrap"):
+            ctx.wrap_stream(native, device=0)
+
+
+def test_wrapping_refuses_what_is_not_a_cuda_stream(ctx):
+    with pytest.raises(TypeError, match="an integer or has __cuda_stream__, not str"):
+        grey.Stream.wrap(ctx, 0, "stream")
+    with pytest.raises(TypeError, match="an integer or has __cuda_stream__, not bool"):
+        grey.Stream.wrap(ctx, 0, True)
+    with pytest.raises(TypeError, match="__cuda_stream__ version 3 is not supported"):
+        grey.Stream.wrap(ctx, 0, _ProtocolStream(3, 5))
+    with pytest.raises(ValueError, match="not negative"):
+        grey.Stream.wrap(ctx, 0, -4)

@@ -60,7 +60,7 @@ def _placeholder(python_type):
 
 
 def test_the_header_has_the_strings_this_test_expects():
-    assert {("grey_model_open", "path"), ("grey_audit_append", "type"), ("grey_audit_append", "payload"),
+    assert {("grey_model_create", "path"), ("grey_audit_append", "type"), ("grey_audit_append", "payload"),
             ("grey_config_set", "value"), ("grey_quant_params_from_name", "name")} <= {(f, n) for f, _, n in STRING_PARAMETERS}
     assert {("grey_audit_options", "log_path"), ("grey_context_options", "backends")} <= set(STRING_MEMBERS)
     assert len(STRING_PARAMETERS) == sum(len(v) for v in greyh.string_parameters(HEADER).values())
@@ -105,8 +105,8 @@ def test_checkpoint_paths_refuse_a_nul_byte():
 
 
 def test_a_string_must_be_str_bytes_or_pathlike():
-    with pytest.raises(TypeError, match=r"^grey_model_open: path must be str, bytes or os.PathLike, not int$"):
-        capi.grey_model_open(7)
+    with pytest.raises(TypeError, match=r"^grey_model_create: path must be str, bytes or os.PathLike, not int$"):
+        capi.grey_model_create(7)
 
 
 # ---- the Pythonic layer: every kind of string it passes on ----------------------------------------
@@ -125,7 +125,7 @@ def test_model_path_with_a_nul_byte_is_refused_not_cut(model_file, monkeypatch):
     with grey.Model("a.safetensors") as model:  # the file the cut path would name exists
         assert model.names() == ["w"]
     for path in ("a.safetensors\x00/x", b"a.safetensors\x00/x", pathlib.Path("a.safetensors\x00/x")):
-        with pytest.raises(grey.InvalidArgument, match=r"^grey_model_open: path holds a NUL byte \(at byte 13\)"):
+        with pytest.raises(grey.InvalidArgument, match=r"^grey_model_create: path holds a NUL byte \(at byte 13\)"):
             grey.Model(path)
 
 

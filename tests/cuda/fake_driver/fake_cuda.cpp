@@ -270,6 +270,7 @@ struct FakeStreams {
     uintptr_t next_stream = 0x2000;
     uintptr_t next_event = 0x300000;
     std::map<CUstream, std::vector<std::function<void()>>> queues;
+    std::map<CUstream, CUcontext> owner;  // the context current at cuStreamCreate
     std::map<CUevent, CUstream> recorded_on;
 };
 
@@ -316,6 +317,7 @@ CUresult fake_cuStreamCreate(CUstream* s, unsigned int) {
     std::lock_guard lock(streams().mutex);
     *s = reinterpret_cast<CUstream>(streams().next_stream++);
     streams().queues[*s];
+    streams().owner[*s] = context_stack.back();
     return CUDA_SUCCESS;
 }
 CUresult fake_cuStreamDestroy(CUstream s) {
@@ -323,6 +325,15 @@ CUresult fake_cuStreamDestroy(CUstream s) {
     flush(s);
     std::lock_guard lock(streams().mutex);
     streams().queues.erase(s);
+    streams().owner.erase(s);
+    return CUDA_SUCCESS;
+}
+CUresult fake_cuStreamGetCtx(CUstream s, CUcontext* ctx) {
+    FAKE_FAIL("cuStreamGetCtx");
+    std::lock_guard lock(streams().mutex);
+    auto found = streams().owner.find(s);
+    if (found == streams().owner.end()) return CUDA_ERROR_INVALID_HANDLE;
+    *ctx = found->second;
     return CUDA_SUCCESS;
 }
 CUresult fake_cuStreamSynchronize(CUstream s) {
@@ -566,7 +577,7 @@ const Entry kEntries[] = {
     FAKE_ENTRY(cuCtxPushCurrent), FAKE_ENTRY(cuCtxPopCurrent), FAKE_ENTRY(cuMemGetInfo), FAKE_ENTRY(cuMemGetAllocationGranularity),
     FAKE_ENTRY(cuMemAddressReserve), FAKE_ENTRY(cuMemAddressFree), FAKE_ENTRY(cuMemCreate), FAKE_ENTRY(cuMemRelease),
     FAKE_ENTRY(cuMemMap), FAKE_ENTRY(cuMemUnmap), FAKE_ENTRY(cuMemSetAccess), FAKE_ENTRY(cuStreamCreate), FAKE_ENTRY(cuStreamDestroy),
-    FAKE_ENTRY(cuStreamSynchronize), FAKE_ENTRY(cuStreamQuery), FAKE_ENTRY(cuStreamWaitEvent), FAKE_ENTRY(cuEventQuery), FAKE_ENTRY(cuEventCreate), FAKE_ENTRY(cuEventDestroy), FAKE_ENTRY(cuEventRecord),
+    FAKE_ENTRY(cuStreamSynchronize), FAKE_ENTRY(cuStreamQuery), FAKE_ENTRY(cuStreamWaitEvent), FAKE_ENTRY(cuStreamGetCtx), FAKE_ENTRY(cuEventQuery), FAKE_ENTRY(cuEventCreate), FAKE_ENTRY(cuEventDestroy), FAKE_ENTRY(cuEventRecord),
     FAKE_ENTRY(cuEventSynchronize), FAKE_ENTRY(cuEventElapsedTime), FAKE_ENTRY(cuMemcpyHtoDAsync), FAKE_ENTRY(cuMemcpyDtoHAsync),
     FAKE_ENTRY(cuMemcpyDtoDAsync), FAKE_ENTRY(cuMemAllocHost), FAKE_ENTRY(cuMemFreeHost), FAKE_ENTRY(cuMemHostGetDevicePointer), FAKE_ENTRY(cuModuleLoadData), FAKE_ENTRY(cuModuleUnload), FAKE_ENTRY(cuModuleGetFunction),
     FAKE_ENTRY(cuLaunchKernel), FAKE_ENTRY(cuOccupancyMaxActiveBlocksPerMultiprocessor), FAKE_ENTRY(cuGetErrorName), FAKE_ENTRY(cuGetErrorString),
@@ -604,6 +615,11 @@ __attribute__((visibility("default"))) unsigned long long fake_cuda_physical_byt
 __attribute__((visibility("default"))) int fake_cuda_mapping_count() {
     std::lock_guard lock(driver().mutex);
     return static_cast<int>(driver().mappings.size());
+}
+// Streams made with cuStreamCreate and not destroyed.
+__attribute__((visibility("default"))) int fake_cuda_live_streams() {
+    std::lock_guard lock(streams().mutex);
+    return static_cast<int>(streams().queues.size());
 }
 // Copies and kernels queued on streams and not yet run: work an enqueue-only call left for later.
 __attribute__((visibility("default"))) unsigned long long fake_cuda_queued_work() {

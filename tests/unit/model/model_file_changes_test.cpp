@@ -33,7 +33,7 @@ struct Opened {
     grey_model* model = nullptr;
     grey_model_tensor tensor{};
     explicit Opened(const fs::path& path) {
-        EXPECT_EQ(grey_model_open(path.c_str(), &model), GREY_OK) << grey_last_error();
+        EXPECT_EQ(grey_model_create(path.c_str(), &model), GREY_OK) << grey_last_error();
         tensor.struct_size = sizeof tensor;
         if (model != nullptr) {
             EXPECT_EQ(grey_model_tensor_get(model, 0, &tensor), GREY_OK);

@@ -268,7 +268,7 @@ TEST(ModelApi, OpenListWriteAndReopenThroughTheCApi) {
         std::ofstream(path, std::ios::binary) << write_to_string(true, every_metadata_type(), f.gguf_tensors());
     }
     grey_model* model = nullptr;
-    ASSERT_EQ(grey_model_open(path.c_str(), &model), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_model_create(path.c_str(), &model), GREY_OK) << grey_last_error();
     uint64_t count = 0;
     ASSERT_EQ(grey_model_tensor_count(model, &count), GREY_OK);
     ASSERT_EQ(count, 6u);
@@ -299,14 +299,14 @@ TEST(ModelApi, OpenListWriteAndReopenThroughTheCApi) {
     grey_model_writer_destroy(writer);
     grey_model_destroy(model);
 
-    ASSERT_EQ(grey_model_open(copy.c_str(), &model), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_model_create(copy.c_str(), &model), GREY_OK) << grey_last_error();
     ASSERT_EQ(grey_model_tensor_count(model, &count), GREY_OK);
     EXPECT_EQ(count, 6u);
     grey_model_destroy(model);
 
-    EXPECT_EQ(grey_model_open((dir.path() / "missing.safetensors").c_str(), &model), GREY_ERROR_NOT_FOUND);
+    EXPECT_EQ(grey_model_create((dir.path() / "missing.safetensors").c_str(), &model), GREY_ERROR_NOT_FOUND);
     const auto junk = dir.write("junk.safetensors", "\x05\x00\x00\x00\x00\x00\x00\x00{}");
-    EXPECT_EQ(grey_model_open(junk.c_str(), &model), GREY_ERROR_CORRUPT);
+    EXPECT_EQ(grey_model_create(junk.c_str(), &model), GREY_ERROR_CORRUPT);
     EXPECT_NE(std::string(grey_last_error()).find("junk.safetensors"), std::string::npos) << grey_last_error();
     grey_model_destroy(nullptr);
 }

@@ -113,9 +113,9 @@ TEST(GgufLimits, CountsBeyondTheLimitsAreCorruptEvenInAFileLargeEnoughToHoldThem
     const auto entries = sparse_file(dir, "entries.gguf", Gguf(0, 307'000'000).bytes, 4ull << 30);
     const auto tensors = sparse_file(dir, "tensors.gguf", Gguf(100'000'000, 0).bytes, 4ull << 30);
     grey_model* model = nullptr;
-    EXPECT_EQ(grey_model_open(entries.c_str(), &model), GREY_ERROR_CORRUPT) << grey_last_error();
+    EXPECT_EQ(grey_model_create(entries.c_str(), &model), GREY_ERROR_CORRUPT) << grey_last_error();
     EXPECT_NE(std::string(grey_last_error()).find("307000000 metadata entries (at most 65536)"), std::string::npos) << grey_last_error();
-    EXPECT_EQ(grey_model_open(tensors.c_str(), &model), GREY_ERROR_CORRUPT) << grey_last_error();
+    EXPECT_EQ(grey_model_create(tensors.c_str(), &model), GREY_ERROR_CORRUPT) << grey_last_error();
     EXPECT_NE(std::string(grey_last_error()).find("100000000 tensors (at most 1048576)"), std::string::npos) << grey_last_error();
     EXPECT_EQ(model, nullptr);
 }
@@ -140,7 +140,7 @@ TEST(GgufLimits, AnArrayOfStringsCostsMemoryInProportionToTheFile) {
     const auto path = sparse_file(dir, "strings.gguf", head, size);
     const auto child = grey::test::run_in_child([&] {
         grey_model* model = nullptr;
-        const grey_status status = grey_model_open(path.c_str(), &model);
+        const grey_status status = grey_model_create(path.c_str(), &model);
         grey_model_destroy(model);
         return static_cast<int>(status);
     });
@@ -184,12 +184,12 @@ TEST(GgufLimits, NamesAndKeysHaveABoundedLength) {
     EXPECT_EQ(status_of([&] { write_safetensors(out, long_key, {}); }), GREY_ERROR_INVALID_ARGUMENT);
 }
 
-// grey_model_open on `bytes` written to a file: its status, and its message (which must name the file).
+// grey_model_create on `bytes` written to a file: its status, and its message (which must name the file).
 std::pair<grey_status, std::string> open_bytes(const std::string& bytes, const char* name) {
     grey::test::TempDir dir;
     const auto path = dir.write(name, bytes);
     grey_model* model = nullptr;
-    const grey_status status = grey_model_open(path.c_str(), &model);
+    const grey_status status = grey_model_create(path.c_str(), &model);
     grey_model_destroy(model);
     std::string message = grey_last_error();
     EXPECT_EQ(message.rfind(path.string() + ": ", 0), 0u) << message;
@@ -334,7 +334,7 @@ TEST(ModelOpen, OnlyRegularFilesAreRead) {
         const auto child = grey::test::run_in_child(
             [&] {
                 grey_model* model = nullptr;
-                const grey_status status = grey_model_open(path.c_str(), &model);
+                const grey_status status = grey_model_create(path.c_str(), &model);
                 const std::string message = grey_last_error();
                 const bool named = message.find("'" + path.string() + "' is not a regular file") != std::string::npos;
                 return status == GREY_ERROR_INVALID_ARGUMENT && named ? 0 : 1;

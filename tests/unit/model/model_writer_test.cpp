@@ -217,7 +217,7 @@ TEST(ModelEvict, TheBytesStayReadableAfterTheirPagesAreDropped) {
     const auto path = dir.path() / "m.safetensors";
     one_shot(GREY_MODEL_FORMAT_SAFETENSORS, tensors, path);
     grey_model* model = nullptr;
-    ASSERT_EQ(grey_model_open(path.c_str(), &model), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_model_create(path.c_str(), &model), GREY_OK) << grey_last_error();
     for (uint64_t i = 0; i < 3; ++i) {
         grey_model_tensor t{};
         t.struct_size = sizeof t;

@@ -295,7 +295,7 @@ TEST(ModelQuantize, NothingToQuantizeFailsUnlessAllowed) {
 // The values the file's tensor `name` holds, as float32.
 std::vector<float> f32_tensor(const fs::path& path, const std::string& name, grey_dtype expected = GREY_DTYPE_F32) {
     grey_model* raw = nullptr;
-    EXPECT_EQ(grey_model_open(path.c_str(), &raw), GREY_OK) << grey_last_error();
+    EXPECT_EQ(grey_model_create(path.c_str(), &raw), GREY_OK) << grey_last_error();
     const ModelPtr model(raw);
     uint64_t count = 0;
     EXPECT_EQ(grey_model_tensor_count(raw, &count), GREY_OK);
@@ -352,7 +352,7 @@ TEST(ModelDequantize, RestoresEveryTensorExactlyInBothFileFormats) {
     options.dtype = GREY_DTYPE_BF16;
     ASSERT_EQ(grey_model_dequantize(quantized.c_str(), (dir.path() / "bf16.safetensors").c_str(), &options), GREY_OK) << grey_last_error();
     grey_model* raw = nullptr;
-    ASSERT_EQ(grey_model_open((dir.path() / "bf16.safetensors").c_str(), &raw), GREY_OK);
+    ASSERT_EQ(grey_model_create((dir.path() / "bf16.safetensors").c_str(), &raw), GREY_OK);
     const ModelPtr bf16(raw);
     grey_model_tensor t{};
     t.struct_size = sizeof t;
@@ -411,7 +411,7 @@ struct ProgressLog {
 // the input bytes done so far.
 std::vector<std::tuple<uint64_t, uint64_t, std::string>> expected_progress(const fs::path& model) {
     grey_model* raw = nullptr;
-    EXPECT_EQ(grey_model_open(model.c_str(), &raw), GREY_OK);
+    EXPECT_EQ(grey_model_create(model.c_str(), &raw), GREY_OK);
     const ModelPtr m(raw);
     uint64_t count = 0, total = 0, done = 0;
     EXPECT_EQ(grey_model_tensor_count(raw, &count), GREY_OK);

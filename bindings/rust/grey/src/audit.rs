@@ -260,7 +260,7 @@ impl AuditLogBuilder {
     }
 
     pub fn open(self) -> Result<AuditLog> {
-        const F: &str = "grey_audit_open";
+        const F: &str = "grey_audit_log_create";
         let log = c_string(F, "options.log_path", &self.log_path)?;
         let key = c_string(F, "options.key_path", &self.key_path)?;
         let signing = c_string_or_null(F, "options.signing_key_path", self.signing_key.as_deref())?;
@@ -279,9 +279,9 @@ impl AuditLogBuilder {
         options.epoch_records = self.epochs.0;
         options.epoch_seconds = self.epochs.1;
         let mut raw = std::ptr::null_mut();
-        check(unsafe { sys::grey_audit_open(&options, &mut raw) })?;
+        check(unsafe { sys::grey_audit_log_create(&options, &mut raw) })?;
         Ok(AuditLog {
-            raw: NonNull::new(raw).expect("grey_audit_open returned OK and NULL"),
+            raw: NonNull::new(raw).expect("grey_audit_log_create returned OK and NULL"),
             path: self.log_path,
         })
     }
@@ -419,6 +419,6 @@ impl Drop for Batch {
 
 impl Drop for AuditLog {
     fn drop(&mut self) {
-        unsafe { sys::grey_audit_close(self.raw.as_ptr()) }
+        unsafe { sys::grey_audit_log_destroy(self.raw.as_ptr()) }
     }
 }

@@ -415,6 +415,14 @@ impl MemoryKind {
             other => MemoryKind::Other(other),
         }
     }
+
+    pub(crate) fn to_raw(self) -> sys::grey_memory_kind {
+        match self {
+            MemoryKind::Host => sys::GREY_MEMORY_HOST,
+            MemoryKind::CudaDevice => sys::GREY_MEMORY_CUDA_DEVICE,
+            MemoryKind::Other(raw) => raw,
+        }
+    }
 }
 
 /// A mapped buffer (grey_buffer_map): the address of its bytes, unmapped on drop. It borrows the buffer,

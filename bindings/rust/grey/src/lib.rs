@@ -180,7 +180,7 @@ pub(crate) unsafe fn enum_name(p: *const c_char) -> &'static str {
     }
 }
 
-/// `s` as the C string for `parameter` of grey.h's `function` ("grey_model_open", "path"). Every
+/// `s` as the C string for `parameter` of grey.h's `function` ("grey_model_create", "path"). Every
 /// string the crate hands to libgrey goes through here (tests/strings.rs checks that): one holding a
 /// NUL byte is `Error::Nul`, never a string cut short at it.
 fn c_string(function: &str, parameter: &str, s: &str) -> Result<CString> {

@@ -60,11 +60,11 @@ impl ModelTensor<'_> {
 impl Model {
     /// Maps the file at `path`. A truncated or malformed file is `Error::Corrupt` naming what is wrong.
     pub fn open(path: &str) -> Result<Model> {
-        let c_path = c_string("grey_model_open", "path", path)?;
+        let c_path = c_string("grey_model_create", "path", path)?;
         let mut raw = std::ptr::null_mut();
-        check(unsafe { sys::grey_model_open(c_path.as_ptr(), &mut raw) })?;
+        check(unsafe { sys::grey_model_create(c_path.as_ptr(), &mut raw) })?;
         Ok(Model {
-            raw: NonNull::new(raw).expect("grey_model_open returned OK and NULL"),
+            raw: NonNull::new(raw).expect("grey_model_create returned OK and NULL"),
         })
     }
 

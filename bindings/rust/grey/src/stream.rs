@@ -51,6 +51,24 @@ impl Context {
         })
     }
 
+    /// A stream over another library's stream on `device` (`grey_stream_wrap_native`): `kind` names its
+    /// API ([`MemoryKind::CudaDevice`]: `handle` is a CUstream; 0, 1 and 2 are CUDA's NULL, legacy and
+    /// per-thread default streams). libgrey's async work then runs in order with that library's, and
+    /// [`Stream::wait`] makes it wait for an [`Event`] without blocking. Dropping it waits only for what
+    /// libgrey enqueued on it.
+    ///
+    /// # Safety
+    /// The native stream must stay alive, and on `device`'s primary context, until the returned stream
+    /// is dropped.
+    pub unsafe fn wrap_stream(&self, device: u32, kind: MemoryKind, handle: u64) -> Result<Stream<'_>> {
+        let mut raw = std::ptr::null_mut();
+        check(sys::grey_stream_wrap_native(self.raw(), device, kind.to_raw(), handle, &mut raw))?;
+        Ok(Stream {
+            raw: NonNull::new(raw).expect("grey_stream_wrap_native returned OK and NULL"),
+            context: PhantomData,
+        })
+    }
+
     /// A new event on `device`.
     pub fn event(&self, device: u32) -> Result<Event<'_>> {
         let mut raw = std::ptr::null_mut();

@@ -9,7 +9,7 @@ use grey::{
     Calibration, Config, Context, Error, KeygenOptions, ModelFormat, ModelWriter, TensorRef,
 };
 
-/// The refusal of a string whose NUL is at byte 1, by `place` ("grey_model_open: path").
+/// The refusal of a string whose NUL is at byte 1, by `place` ("grey_model_create: path").
 fn refused<T>(result: grey::Result<T>, place: &str) {
     match result.map(|_| ()) {
         Err(Error::Nul(message)) => {
@@ -51,11 +51,11 @@ fn model_and_quant_strings_with_a_nul_byte_are_refused() {
     let cut = format!("{}\0/x", dir.path("a.safetensors"));
     match grey::Model::open(&cut) {
         Err(Error::Nul(m)) => {
-            assert!(m.starts_with("grey_model_open: path holds a NUL byte (at byte "))
+            assert!(m.starts_with("grey_model_create: path holds a NUL byte (at byte "))
         }
         other => panic!("{:?}", other.map(|_| ())),
     }
-    refused(grey::Model::open(BAD), "grey_model_open: path");
+    refused(grey::Model::open(BAD), "grey_model_create: path");
     refused(
         writer.add_tensor(BAD, TensorRef::f32(&values, &[32]), 0),
         "grey_model_writer_add_tensor: name",
@@ -218,15 +218,15 @@ fn audit_strings_with_a_nul_byte_are_refused() {
     refused(grey::sha256_file(BAD), "grey_audit_sha256_file: path");
     refused(
         grey::AuditLog::open(BAD, "k"),
-        "grey_audit_open: options.log_path",
+        "grey_audit_log_create: options.log_path",
     );
     refused(
         grey::AuditLog::open("l", BAD),
-        "grey_audit_open: options.key_path",
+        "grey_audit_log_create: options.key_path",
     );
     refused(
         grey::AuditLog::builder("l", "k").signing_key(BAD).open(),
-        "grey_audit_open: options.signing_key_path",
+        "grey_audit_log_create: options.signing_key_path",
     );
     assert!(dir.is_empty());
 
