@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "8940be39b226d8621965bea863d0da9298c73e6176f1507a0af13f7d08fa9331"
+const inputsSHA256 = "632b85eb34d2e2cb5ae914b77162b6783a8c78e6f8735d469c5c444289b5b5ef"
