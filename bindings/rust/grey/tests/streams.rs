@@ -126,7 +126,8 @@ fn host_streams_have_no_native_handle() {
 #[test]
 fn host_device_has_no_native_stream_to_wrap() {
     let ctx = Context::builder().backends(&["host"]).build().unwrap();
-    match unsafe { ctx.wrap_stream(0, grey::MemoryKind::CudaDevice, 1) } {
+    let wrapped = unsafe { ctx.wrap_stream(0, grey::MemoryKind::CudaDevice, 1) };
+    match wrapped {
         Err(Error::Unsupported(message)) => assert!(message.contains("device 0 of backend 'host' has no native streams to wrap"), "{message}"),
         other => panic!("wrap_stream on the host device: {:?}", other.map(|_| ())),
     }
