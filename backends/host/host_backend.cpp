@@ -248,7 +248,7 @@ grey::common::ErrorSums measure(const grey_quant_layout& layout, std::span<const
         parallel.for_chunks(slice.size(), parallel.chunk_elements(), [&](uint64_t begin, uint64_t end) {
             quant::dequantize_range(layout, quantized, first + begin, slice.subspan(begin, end - begin), kernels);
         });
-        sums.add(reference.data() + first, slice.data(), slice.size());
+        quant::add_error_sums(sums, reference.subspan(first, slice.size()), slice, kernels, parallel);
     }
     return sums;
 }
@@ -261,14 +261,22 @@ grey_status host_quantize(void* state, const grey_backend_quant_job* job) {
         const auto& kernels = quant::best_kernels();
         const quant::Parallel parallel(state_of(state).host);
         const grey_quant_layout& layout = layout_of(*job);
-        // F32 input is read where it lies (often a mapped model file): no copy of the tensor.
-        quant::FloatBuffer converted;
-        const auto values = quant::as_f32(job->plain_dtype, bytes_of(job->plain), layout.elements, kernels, converted, parallel);
         const auto out = bytes_of(job->quantized).first(static_cast<std::size_t>(layout.bytes));
-        quant::quantize(layout, values, out, kernels, parallel);
+        grey::common::ErrorSums sums;
+        // The ggml formats in one pass over the input (the error from the same codes), unless it holds
+        // values the general route refuses, which then says why.
+        if (!quant::quantizes_in_one_pass(layout, job->plain_dtype) ||
+            !quant::quantize_in_one_pass(layout, job->plain_dtype, bytes_of(job->plain), out, job->error != nullptr ? &sums : nullptr, kernels,
+                                         parallel)) {
+            // F32 input is read where it lies (often a mapped model file): no copy of the tensor.
+            quant::FloatBuffer converted;
+            const auto values = quant::as_f32(job->plain_dtype, bytes_of(job->plain), layout.elements, kernels, converted, parallel);
+            quant::quantize(layout, values, out, kernels, parallel);
+            if (job->error == nullptr) return;
+            // Measured here, where the reference already is in float32.
+            sums = measure(layout, values, out, kernels, parallel);
+        }
         if (job->error == nullptr) return;
-        // Measured here, where the reference already is in float32.
-        const auto sums = measure(layout, values, out, kernels, parallel);
         job->error->elements = sums.elements;
         job->error->sum_squared_signal = sums.sum_squared_signal;
         job->error->sum_squared_error = sums.sum_squared_error;

@@ -5,6 +5,7 @@
 #include "core/context.hpp"
 #include "core/worker_pool.hpp"
 #include "common/numeric.hpp"
+#include "common/quant_error.hpp"
 #include "host/quant/kernels.hpp"
 #include "host/quant/parallel.hpp"
 #include "host/quant/quantizer.hpp"
@@ -127,6 +128,78 @@ TEST(HostThreads, EveryFormatGivesTheSingleThreadedBitsOnAnyThreadCount) {
             }
     }
     EXPECT_GE(compared, 2 * std::size(kFormats) * 2) << "every format on at least two shapes";
+}
+
+// The ggml formats' one pass (straight from F32, F16 or BF16, the error from the same codes): the bytes
+// of the general route (widen, quantize) and the sums of common::ErrorSums::add over its decoded values,
+// on every kernel path and thread count; input the general route must refuse (or that could overflow an
+// fp16 parameter) is handed back untouched.
+TEST(HostThreads, TheGgmlOnePassGivesTheGeneralRoutesBytesAndSums) {
+    const grey::test::TempDir dir;
+    std::vector<ContextPtr> contexts;
+    for (const uint32_t t : kThreadCounts) contexts.push_back(context_with_threads(t, dir));
+    std::vector<const hq::Kernels*> paths = {&hq::scalar_kernels()};
+    if (hq::avx2_kernels() != nullptr) paths.push_back(hq::avx2_kernels());
+    if (hq::avx512_kernels() != nullptr) paths.push_back(hq::avx512_kernels());
+    // Shapes ending inside a piece of the error sums (4096 elements), one of several pieces.
+    const std::vector<std::vector<uint64_t>> shapes = {{1, 32}, {37, 96}, {3, 5, 64}, {7, 1056}, {41, 2048}};
+    for (const auto& shape : shapes) {
+        uint64_t elements = 1;
+        for (const uint64_t d : shape) elements *= d;
+        const auto values = awkward_values(elements, static_cast<uint32_t>(elements) + 1);
+        for (const grey_dtype dtype : {GREY_DTYPE_F32, GREY_DTYPE_F16, GREY_DTYPE_BF16}) {
+            const uint64_t width = dtype == GREY_DTYPE_F32 ? 4 : 2;
+            // The source one byte into a buffer: mapped tensors need not be aligned.
+            std::vector<std::byte> buffer(elements * width + 1);
+            const std::span<std::byte> source(buffer.data() + 1, elements * width);
+            hq::from_f32(values, dtype, source);
+            for (const char* name : {"q8_0", "q4_0", "q4_1"}) {
+                SCOPED_TRACE(std::string(name) + " from " + grey_dtype_name(dtype) + " on " + std::to_string(elements) + " elements");
+                grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+                ASSERT_EQ(grey_quant_params_from_name(name, &p), GREY_OK);
+                const auto plan = grey::quant::make_layout(shape, p);
+                ASSERT_TRUE(hq::quantizes_in_one_pass(plan, dtype));
+                const auto& scalar = hq::scalar_kernels();
+                const auto x = hq::to_f32(dtype, source, elements, scalar);
+                std::vector<std::byte> expected(plan.bytes);
+                hq::quantize(plan, x, expected, scalar);
+                std::vector<float> decoded(elements);
+                hq::dequantize(plan, expected, decoded, scalar);
+                grey::common::ErrorSums expected_sums;
+                expected_sums.add(x.data(), decoded.data(), elements);
+                for (const hq::Kernels* kernels : paths)
+                    for (std::size_t c = 0; c < contexts.size(); ++c)
+                        for (const uint64_t chunk : {uint64_t{32}, uint64_t{8192}, hq::Parallel::kDefaultChunkElements}) {
+                            SCOPED_TRACE(std::string(kernels->name) + ", " + std::to_string(kThreadCounts[c]) + " threads, chunks of " + std::to_string(chunk));
+                            const hq::Parallel parallel(&contexts[c]->host_services, chunk);
+                            std::vector<std::byte> out(plan.bytes, std::byte{0xAA});
+                            grey::common::ErrorSums sums;
+                            ASSERT_TRUE(hq::quantize_in_one_pass(plan, dtype, source, out, &sums, *kernels, parallel));
+                            ASSERT_EQ(out, expected);
+                            EXPECT_EQ(sums.elements, expected_sums.elements);
+                            EXPECT_EQ(sums.sum_squared_signal, expected_sums.sum_squared_signal);
+                            EXPECT_EQ(sums.sum_squared_error, expected_sums.sum_squared_error);
+                            EXPECT_EQ(sums.max_abs_error, expected_sums.max_abs_error);
+                            std::vector<std::byte> without_sums(plan.bytes);
+                            ASSERT_TRUE(hq::quantize_in_one_pass(plan, dtype, source, without_sums, nullptr, *kernels, parallel));
+                            ASSERT_EQ(without_sums, expected);
+                        }
+                // A NaN, an infinity, or a magnitude above 65504 at the tensor's end: handed back, nothing written.
+                const std::vector<float> refused = dtype == GREY_DTYPE_F16 ? std::vector<float>{NAN, -INFINITY}
+                                                                           : std::vector<float>{NAN, INFINITY, 65520.0f, -1e9f};
+                for (const float bad : refused) {
+                    auto changed = values;
+                    changed.back() = bad;
+                    std::vector<std::byte> bad_source(elements * width);
+                    hq::from_f32(changed, dtype, bad_source);
+                    std::vector<std::byte> out(plan.bytes, std::byte{0xAA});
+                    const hq::Parallel parallel(&contexts.back()->host_services, 32);
+                    EXPECT_FALSE(hq::quantize_in_one_pass(plan, dtype, bad_source, out, nullptr, hq::best_kernels(), parallel)) << bad;
+                    EXPECT_EQ(out, std::vector<std::byte>(plan.bytes, std::byte{0xAA})) << bad;
+                }
+            }
+        }
+    }
 }
 
 TEST(HostThreads, ConversionsGiveTheSingleThreadedBitsOnAnyThreadCount) {

@@ -52,6 +52,11 @@ struct Kernels {
     // out[i] = the NF4 code of x[i] * inverse: common/numeric.hpp's nf4_code (the number of midpoints
     // between levels the product lies above; a NaN product codes 0).
     void (*encode_nf4)(const float* x, std::size_t n, float inverse, int8_t* out);
+    // ggml's 4-bit packing of `blocks` blocks of 32 codes (each 0..15, `codes` holding them in order):
+    // block b's byte j at out[b * stride + j] = codes[32b + j] | codes[32b + j + 16] << 4, j < 16.
+    void (*pack_ggml_nibbles)(const int8_t* codes, std::size_t blocks, uint8_t* out, std::size_t stride);
+    // common::ErrorSums::accumulate_lanes: x[i] and y[i], i < n, into lane i % 8 of the three sums.
+    void (*error_lanes)(const float* x, const float* y, std::size_t n, double* signal8, double* error8, double* max_abs_error);
 };
 
 const Kernels& scalar_kernels() noexcept;

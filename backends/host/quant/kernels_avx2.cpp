@@ -207,7 +207,50 @@ GREY_AVX2 void encode_nf4(const float* x, std::size_t n, float inverse, int8_t* 
     if (i < n) scalar_kernels().encode_nf4(x + i, n - i, inverse, out + i);
 }
 
-constexpr Kernels kAvx2{"avx2", absmax, minmax, encode, decode, decode_table, decode_table16, decode_fp8, f16_to_f32, encode_fp8, encode_nf4};
+// A block's 32 codes in one register: the low half's nibbles under the high half's (each code fits in
+// its low nibble, so a 16-bit shift moves nothing across bytes).
+GREY_AVX2 void pack_ggml_nibbles(const int8_t* codes, std::size_t blocks, uint8_t* out, std::size_t stride) {
+    const __m128i low_nibble = _mm_set1_epi8(0x0F);
+    for (std::size_t b = 0; b < blocks; ++b, codes += 32, out += stride) {
+        const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes));
+        const __m128i first = _mm_and_si128(_mm256_castsi256_si128(c), low_nibble);
+        const __m128i second = _mm_and_si128(_mm256_extracti128_si256(c, 1), low_nibble);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_or_si128(first, _mm_slli_epi16(second, 4)));
+    }
+}
+
+// Lanes 0-3 and 4-7 of common::ErrorSums in two registers; the maximum ignores a NaN error as the
+// scalar comparison does (MAXPD returns its second operand when either is NaN).
+GREY_AVX2 void error_lanes(const float* x, const float* y, std::size_t n, double* signal8, double* error8, double* max_abs_error) {
+    __m256d signal_low = _mm256_loadu_pd(signal8), signal_high = _mm256_loadu_pd(signal8 + 4);
+    __m256d error_low = _mm256_loadu_pd(error8), error_high = _mm256_loadu_pd(error8 + 4);
+    __m256d peak = _mm256_set1_pd(*max_abs_error);
+    const __m256d sign_mask = _mm256_set1_pd(-0.0);
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 xv = _mm256_loadu_ps(x + i), yv = _mm256_loadu_ps(y + i);
+        const __m256d x_low = _mm256_cvtps_pd(_mm256_castps256_ps128(xv)), x_high = _mm256_cvtps_pd(_mm256_extractf128_ps(xv, 1));
+        const __m256d e_low = _mm256_sub_pd(x_low, _mm256_cvtps_pd(_mm256_castps256_ps128(yv)));
+        const __m256d e_high = _mm256_sub_pd(x_high, _mm256_cvtps_pd(_mm256_extractf128_ps(yv, 1)));
+        signal_low = _mm256_add_pd(signal_low, _mm256_mul_pd(x_low, x_low));
+        signal_high = _mm256_add_pd(signal_high, _mm256_mul_pd(x_high, x_high));
+        error_low = _mm256_add_pd(error_low, _mm256_mul_pd(e_low, e_low));
+        error_high = _mm256_add_pd(error_high, _mm256_mul_pd(e_high, e_high));
+        peak = _mm256_max_pd(_mm256_andnot_pd(sign_mask, e_low), peak);
+        peak = _mm256_max_pd(_mm256_andnot_pd(sign_mask, e_high), peak);
+    }
+    _mm256_storeu_pd(signal8, signal_low);
+    _mm256_storeu_pd(signal8 + 4, signal_high);
+    _mm256_storeu_pd(error8, error_low);
+    _mm256_storeu_pd(error8 + 4, error_high);
+    alignas(32) double peaks[4];
+    _mm256_store_pd(peaks, peak);
+    *max_abs_error = std::max(std::max(peaks[0], peaks[1]), std::max(peaks[2], peaks[3]));
+    if (i < n) scalar_kernels().error_lanes(x + i, y + i, n - i, signal8, error8, max_abs_error);
+}
+
+constexpr Kernels kAvx2{"avx2",     absmax,     minmax,     encode,     decode,           decode_table, decode_table16,
+                        decode_fp8, f16_to_f32, encode_fp8, encode_nf4, pack_ggml_nibbles, error_lanes};
 
 }  // namespace
 

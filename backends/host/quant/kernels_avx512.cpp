@@ -179,7 +179,43 @@ GREY_AVX512 void encode_nf4(const float* x, std::size_t n, float inverse, int8_t
     }
 }
 
-constexpr Kernels kAvx512{"avx512", absmax, minmax, encode, decode, decode_table, decode_table16, decode_fp8, f16_to_f32, encode_fp8, encode_nf4};
+// Two blocks a register: each 32-byte half's low 16 codes under its high 16 (kernels_avx2.cpp's packing).
+GREY_AVX512 void pack_ggml_nibbles(const int8_t* codes, std::size_t blocks, uint8_t* out, std::size_t stride) {
+    const __m512i low_nibble = _mm512_set1_epi8(0x0F);
+    std::size_t b = 0;
+    for (; b + 2 <= blocks; b += 2, codes += 64, out += 2 * stride) {
+        const __m512i c = _mm512_and_si512(_mm512_loadu_si512(codes), low_nibble);
+        // 128-bit lanes: 0 and 2 hold the blocks' first halves, 1 and 3 their second.
+        const __m512i first = _mm512_shuffle_i64x2(c, c, _MM_SHUFFLE(2, 0, 2, 0));
+        const __m512i second = _mm512_shuffle_i64x2(c, c, _MM_SHUFFLE(3, 1, 3, 1));
+        const __m512i packed = _mm512_or_si512(first, _mm512_slli_epi16(second, 4));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_castsi512_si128(packed));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + stride), _mm512_extracti32x4_epi32(packed, 1));
+    }
+    if (b < blocks) scalar_kernels().pack_ggml_nibbles(codes, blocks - b, out, stride);
+}
+
+// The eight lanes of common::ErrorSums in one register each (kernels_avx2.cpp's note on the maximum).
+GREY_AVX512 void error_lanes(const float* x, const float* y, std::size_t n, double* signal8, double* error8, double* max_abs_error) {
+    __m512d signal = _mm512_loadu_pd(signal8), error = _mm512_loadu_pd(error8), peak = _mm512_set1_pd(*max_abs_error);
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m512d xv = _mm512_cvtps_pd(_mm256_loadu_ps(x + i));
+        const __m512d e = _mm512_sub_pd(xv, _mm512_cvtps_pd(_mm256_loadu_ps(y + i)));
+        signal = _mm512_add_pd(signal, _mm512_mul_pd(xv, xv));
+        error = _mm512_add_pd(error, _mm512_mul_pd(e, e));
+        peak = _mm512_max_pd(_mm512_abs_pd(e), peak);
+    }
+    _mm512_storeu_pd(signal8, signal);
+    _mm512_storeu_pd(error8, error);
+    alignas(64) double peaks[8];
+    _mm512_store_pd(peaks, peak);
+    *max_abs_error = *std::max_element(peaks, peaks + 8);
+    if (i < n) scalar_kernels().error_lanes(x + i, y + i, n - i, signal8, error8, max_abs_error);
+}
+
+constexpr Kernels kAvx512{"avx512",   absmax,     minmax,     encode,     decode,           decode_table, decode_table16,
+                          decode_fp8, f16_to_f32, encode_fp8, encode_nf4, pack_ggml_nibbles, error_lanes};
 
 }  // namespace
 

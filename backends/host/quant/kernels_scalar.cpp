@@ -1,6 +1,7 @@
 #include "host/quant/kernels.hpp"
 
 #include "common/numeric.hpp"
+#include "common/quant_error.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -63,7 +64,25 @@ void encode_nf4(const float* x, std::size_t n, float inverse, int8_t* out) {
     for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<int8_t>(grey::common::nf4_code(x[i] * inverse));
 }
 
-constexpr Kernels kScalar{"scalar", absmax, minmax, encode, decode, decode_table, decode_table, decode_fp8, f16_to_f32, encode_fp8, encode_nf4};
+void pack_ggml_nibbles(const int8_t* codes, std::size_t blocks, uint8_t* out, std::size_t stride) {
+    for (std::size_t b = 0; b < blocks; ++b, codes += 32, out += stride)
+        for (int j = 0; j < 16; ++j) out[j] = static_cast<uint8_t>((codes[j] & 0x0F) | ((codes[j + 16] & 0x0F) << 4));
+}
+
+void error_lanes(const float* x, const float* y, std::size_t n, double* signal8, double* error8, double* max_abs_error) {
+    using grey::common::ErrorSums;
+    ErrorSums::Lanes lanes;
+    std::copy(signal8, signal8 + ErrorSums::kLanes, lanes.signal);
+    std::copy(error8, error8 + ErrorSums::kLanes, lanes.error);
+    lanes.max_abs_error = *max_abs_error;
+    ErrorSums::accumulate_lanes(lanes, x, y, n);
+    std::copy(lanes.signal, lanes.signal + ErrorSums::kLanes, signal8);
+    std::copy(lanes.error, lanes.error + ErrorSums::kLanes, error8);
+    *max_abs_error = lanes.max_abs_error;
+}
+
+constexpr Kernels kScalar{"scalar",   absmax,     minmax,     encode,     decode,           decode_table, decode_table,
+                          decode_fp8, f16_to_f32, encode_fp8, encode_nf4, pack_ggml_nibbles, error_lanes};
 
 }  // namespace
 

@@ -496,4 +496,145 @@ void dequantize(const Plan& plan, std::span<const std::byte> in, std::span<float
                         [&](uint64_t begin, uint64_t end) { dequantize_range(plan, in, begin, out.subspan(begin, end - begin), k); });
 }
 
+
+namespace {
+
+using Piece = std::array<float, gc::ErrorSums::kPiece>;
+
+// One piece's share of the error sums, each of its lanes already combined.
+struct PieceSums {
+    double signal = 0.0, error = 0.0, max_abs_error = 0.0;
+    uint64_t elements = 0;
+};
+
+PieceSums piece_sums(const float* x, const float* y, uint64_t n, const Kernels& k) {
+    gc::ErrorSums::Lanes lanes;
+    k.error_lanes(x, y, n, lanes.signal, lanes.error, &lanes.max_abs_error);
+    gc::ErrorSums one;
+    one.add_piece(lanes, n);
+    return {one.sum_squared_signal, one.sum_squared_error, one.max_abs_error, n};
+}
+
+// The pieces' sums added to `sums` in order (common::ErrorSums::add_piece's steps).
+void add_pieces(gc::ErrorSums& sums, std::span<const PieceSums> pieces) {
+    for (const PieceSums& p : pieces) {
+        sums.sum_squared_signal = gc::dadd_rn(sums.sum_squared_signal, p.signal);
+        sums.sum_squared_error = gc::dadd_rn(sums.sum_squared_error, p.error);
+        sums.max_abs_error = sums.max_abs_error < p.max_abs_error ? p.max_abs_error : sums.max_abs_error;
+        sums.elements += p.elements;
+    }
+}
+
+uint64_t pieces_per_chunk(const Parallel& parallel) { return std::max<uint64_t>(1, parallel.chunk_elements() / gc::ErrorSums::kPiece); }
+
+// The largest magnitude any block's fp16 parameters can be made from without overflowing (Q4_1 stores
+// its minimum, Q4_0 and Q4_1 scales at most 2 * 65504 / 15), as float32 bits.
+constexpr uint32_t kSafeMagnitudeBits = 0x477FE000u;  // 65504.0f
+
+// Whether every value of elements [begin, end) is finite and at most 65504 in magnitude, on the bits:
+// lanes of maxima the compiler vectorizes, as in require_finite.
+template <typename Bits, uint32_t kLimit>
+bool magnitudes_within(const std::byte* source, uint64_t begin, uint64_t end) {
+    constexpr std::size_t kLanes = 32 / sizeof(Bits);
+    constexpr Bits kMagnitude = std::numeric_limits<Bits>::max() >> 1;  // all but the sign bit
+    std::array<Bits, kLanes> lanes{};
+    uint64_t i = begin;
+    for (; i + kLanes <= end; i += kLanes) {
+        std::array<Bits, kLanes> v;
+        std::memcpy(v.data(), source + i * sizeof(Bits), sizeof v);
+        for (std::size_t j = 0; j < kLanes; ++j) lanes[j] = std::max<Bits>(lanes[j], v[j] & kMagnitude);
+    }
+    Bits top = *std::max_element(lanes.begin(), lanes.end());
+    for (; i < end; ++i) {
+        Bits v;
+        std::memcpy(&v, source + i * sizeof(Bits), sizeof v);
+        top = std::max<Bits>(top, v & kMagnitude);
+    }
+    return top <= kLimit;
+}
+
+bool safe_for_one_pass(grey_dtype dtype, std::span<const std::byte> source, uint64_t elements, const Parallel& parallel) {
+    const uint64_t chunk = parallel.chunk_elements();
+    std::vector<uint8_t> safe((elements + chunk - 1) / chunk, 0);
+    parallel.for_chunks(elements, chunk, [&](uint64_t begin, uint64_t end) {
+        const bool ok = dtype == GREY_DTYPE_F32  ? magnitudes_within<uint32_t, kSafeMagnitudeBits>(source.data(), begin, end)
+                        : dtype == GREY_DTYPE_F16 ? magnitudes_within<uint16_t, 0x7BFFu>(source.data(), begin, end)  // 65504 in fp16
+                                                  : magnitudes_within<uint16_t, (kSafeMagnitudeBits >> 16)>(source.data(), begin, end);
+        safe[begin / chunk] = ok ? 1 : 0;
+    });
+    return std::all_of(safe.begin(), safe.end(), [](uint8_t ok) { return ok != 0; });
+}
+
+// Elements [first, first + n) of `source` as float32 in `x`.
+void load_piece(grey_dtype dtype, std::span<const std::byte> source, uint64_t first, uint64_t n, float* x, const Kernels& k) {
+    if (dtype == GREY_DTYPE_F32) {
+        std::memcpy(x, source.data() + first * sizeof(float), n * sizeof(float));
+        return;
+    }
+    // Through an aligned copy of the halves: mapped file data need not be 2-byte aligned.
+    std::array<uint16_t, gc::ErrorSums::kPiece> halves;
+    std::memcpy(halves.data(), source.data() + first * 2, n * 2);
+    if (dtype == GREY_DTYPE_F16)
+        k.f16_to_f32(halves.data(), n, x);
+    else
+        for (uint64_t i = 0; i < n; ++i) x[i] = gc::bf16_to_f32(halves[i]);
+}
+
+}  // namespace
+
+bool quantizes_in_one_pass(const Plan& plan, grey_dtype dtype) {
+    return gc::is_ggml(plan.format) && plan.calibration == GREY_CALIBRATION_RTN &&
+           (dtype == GREY_DTYPE_F32 || dtype == GREY_DTYPE_F16 || dtype == GREY_DTYPE_BF16);
+}
+
+bool quantize_in_one_pass(const Plan& plan, grey_dtype dtype, std::span<const std::byte> source, std::span<std::byte> out, gc::ErrorSums* error,
+                          const Kernels& k, const Parallel& parallel) {
+    if (!quantizes_in_one_pass(plan, dtype)) throw std::logic_error("quantize_in_one_pass: not a one-pass plan");
+    if (!safe_for_one_pass(dtype, source, plan.elements, parallel)) return false;
+    constexpr uint64_t kPiece = gc::ErrorSums::kPiece;  // whole ggml blocks
+    const uint64_t pieces = (plan.elements + kPiece - 1) / kPiece;
+    const uint64_t block_bytes = gc::ggml_block_bytes(plan.format);
+    const uint64_t header = plan.format == GREY_QUANT_Q4_1 ? 4 : 2;
+    std::vector<PieceSums> sums(error != nullptr ? pieces : 0);
+    parallel.for_chunks(pieces, pieces_per_chunk(parallel), [&](uint64_t p0, uint64_t p1) {
+        alignas(64) Piece x, decoded;
+        alignas(64) std::array<int8_t, kPiece> codes;
+        for (uint64_t piece = p0; piece < p1; ++piece) {
+            const uint64_t first = piece * kPiece, n = std::min(kPiece, plan.elements - first), blocks = n / 32;
+            load_piece(dtype, source, first, n, x.data(), k);
+            std::byte* block = out.data() + first / 32 * block_bytes;
+            for (uint64_t b = 0; b < blocks; ++b, block += block_bytes) {
+                const float* values = x.data() + 32 * b;
+                Stats s = kNoStats;
+                add_stats(plan.format, values, 32, s, k);
+                const Coding c = gc::make_coding(plan.format, s, 1.0f);
+                k.encode(values, 32, encode_spec(plan.format, c), codes.data() + 32 * b);
+                store_u16(block, c.scale16);
+                if (plan.format == GREY_QUANT_Q4_1) store_u16(block + 2, c.min16);
+                if (plan.format == GREY_QUANT_Q8_0) std::memcpy(block + header, codes.data() + 32 * b, 32);
+                // The decoded block, from the codes and the stored (fp16) parameters as dequantize reads them.
+                if (error != nullptr) k.decode(codes.data() + 32 * b, 32, decode_spec(c), decoded.data() + 32 * b);
+            }
+            if (plan.format != GREY_QUANT_Q8_0)
+                k.pack_ggml_nibbles(codes.data(), blocks, reinterpret_cast<uint8_t*>(out.data() + first / 32 * block_bytes + header), block_bytes);
+            if (error != nullptr) sums[piece] = piece_sums(x.data(), decoded.data(), n, k);
+        }
+    });
+    if (error != nullptr) add_pieces(*error, sums);
+    return true;
+}
+
+void add_error_sums(gc::ErrorSums& sums, std::span<const float> reference, std::span<const float> approximation, const Kernels& k,
+                    const Parallel& parallel) {
+    constexpr uint64_t kPiece = gc::ErrorSums::kPiece;
+    std::vector<PieceSums> pieces((reference.size() + kPiece - 1) / kPiece);
+    parallel.for_chunks(pieces.size(), pieces_per_chunk(parallel), [&](uint64_t p0, uint64_t p1) {
+        for (uint64_t p = p0; p < p1; ++p) {
+            const uint64_t first = p * kPiece, n = std::min<uint64_t>(kPiece, reference.size() - first);
+            pieces[p] = piece_sums(reference.data() + first, approximation.data() + first, n, k);
+        }
+    });
+    add_pieces(sums, pieces);
+}
+
 }  // namespace grey::host::quant

@@ -7,6 +7,7 @@
 
 #include "host/quant/kernels.hpp"
 #include "host/quant/parallel.hpp"
+#include "common/quant_error.hpp"
 #include "common/quant_layout.h"
 #include "grey.h"
 
@@ -53,6 +54,22 @@ std::span<const float> as_f32(grey_dtype dtype, std::span<const std::byte> sourc
                               FloatBuffer& storage, const Parallel& parallel = {});
 // float32 -> F32, F16 or BF16 (round to nearest even).
 void from_f32(std::span<const float> values, grey_dtype dtype, std::span<std::byte> destination, const Parallel& parallel = {});
+
+// Whether quantize_in_one_pass takes this plan from `dtype`: the ggml formats (Q8_0, Q4_0, Q4_1) with
+// round-to-nearest calibration, from F32, F16 or BF16.
+bool quantizes_in_one_pass(const grey_quant_layout& plan, grey_dtype dtype);
+// Quantizes `source` (plan.elements values of `dtype`) into `out` a piece at a time, each piece widened
+// to float32 in a buffer that stays in the cache, its blocks' statistics, coding and packing done in
+// one visit, and (with `error`) its error summed from the same codes: no float32 copy of the tensor and
+// one pass over it. The bytes and the sums are quantize()'s and common::ErrorSums::add's. Returns false,
+// having written nothing, when the input is not all finite or holds a magnitude above 65504 (a block
+// whose fp16 parameters could overflow): the general route then gives the refusal in its own words.
+bool quantize_in_one_pass(const grey_quant_layout& plan, grey_dtype dtype, std::span<const std::byte> source, std::span<std::byte> out,
+                          grey::common::ErrorSums* error, const Kernels& kernels, const Parallel& parallel = {});
+// sums += the error of `approximation` against `reference`, in common::ErrorSums::add's order, the
+// pieces summed in parallel.
+void add_error_sums(grey::common::ErrorSums& sums, std::span<const float> reference, std::span<const float> approximation, const Kernels& kernels,
+                    const Parallel& parallel = {});
 
 // Writes plan.bytes bytes of quantized `x` (plan.elements values) to `out`.
 void quantize(const grey_quant_layout& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& kernels,

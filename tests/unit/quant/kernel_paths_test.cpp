@@ -250,6 +250,41 @@ TEST_P(KernelPaths, EveryFormatQuantizesAndDequantizesToTheScalarBits) {
     }
 }
 
+TEST_P(KernelPaths, GgmlNibblePackingGivesTheScalarBytes) {
+    std::mt19937 rng(11);
+    std::uniform_int_distribution<int> code(0, 15);
+    std::vector<int8_t> codes(32 * 9);
+    for (auto& c : codes) c = static_cast<int8_t>(code(rng));
+    for (const std::size_t stride : {std::size_t{16}, std::size_t{18}, std::size_t{20}})
+        for (std::size_t blocks = 0; blocks <= 9; ++blocks) {
+            std::vector<uint8_t> a(stride * 9 + 1, 0xAA), b(stride * 9 + 1, 0xAA);  // bytes between blocks stay as they were
+            scalar().pack_ggml_nibbles(codes.data(), blocks, a.data(), stride);
+            vector().pack_ggml_nibbles(codes.data(), blocks, b.data(), stride);
+            ASSERT_EQ(a, b) << blocks << " blocks, stride " << stride;
+        }
+}
+
+TEST_P(KernelPaths, ErrorLanesGiveTheScalarBits) {
+    auto x = test_input(7);
+    std::erase_if(x, [](float v) { return !std::isfinite(v); });  // references are finite (the quantizer refuses the rest)
+    std::vector<float> y(x.size());
+    std::mt19937 rng(8);
+    std::normal_distribution<float> noise(0.0f, 1e-3f);
+    for (std::size_t i = 0; i < x.size(); ++i) y[i] = i % 5 == 0 ? x[i] : x[i] * (1.0f + noise(rng));
+    for_ranges(x.size(), [&](std::size_t begin, std::size_t n) {
+        if (begin > x.size() || n > x.size() - begin) return;
+        // Lanes that already hold sums, as they do past a piece's first call.
+        double signal_a[8], error_a[8], signal_b[8], error_b[8];
+        for (int j = 0; j < 8; ++j) signal_a[j] = signal_b[j] = 0.25 * j, error_a[j] = error_b[j] = 1e-9 * j;
+        double max_a = 1e-30, max_b = 1e-30;
+        scalar().error_lanes(x.data() + begin, y.data() + begin, n, signal_a, error_a, &max_a);
+        vector().error_lanes(x.data() + begin, y.data() + begin, n, signal_b, error_b, &max_b);
+        ASSERT_EQ(std::memcmp(signal_a, signal_b, sizeof signal_a), 0) << n << " from " << begin;
+        ASSERT_EQ(std::memcmp(error_a, error_b, sizeof error_a), 0) << n << " from " << begin;
+        ASSERT_EQ(max_a, max_b) << n << " from " << begin;
+    });
+}
+
 INSTANTIATE_TEST_SUITE_P(Host, KernelPaths, testing::ValuesIn(kPaths), [](const testing::TestParamInfo<Path>& path) { return std::string(path.param.name); });
 
 }  // namespace
