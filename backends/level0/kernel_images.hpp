@@ -2,11 +2,21 @@
 // (kernel_images.cpp).
 #pragma once
 
+#include <cstdint>
 #include <span>
 
 namespace grey::level0 {
 
-// kernels/opencl/grey_checksum.cl as SPIR-V.
-std::span<const unsigned char> checksum_spirv();
+enum class KernelModule : uint32_t {
+    checksum,   // kernels/opencl/grey_checksum.cl
+    fill_copy,  // kernels/opencl/grey_fill_copy.cl
+    quant,      // kernels/opencl/grey_quant.clcpp
+};
+inline constexpr uint32_t kKernelModuleCount = 3;
+
+// The module as SPIR-V.
+std::span<const unsigned char> spirv_image(KernelModule module);
+// Its source file's name, for messages.
+const char* module_name(KernelModule module);
 
 }  // namespace grey::level0
