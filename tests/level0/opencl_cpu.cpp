@@ -25,31 +25,62 @@ ClBuffer::~ClBuffer() {
     if (memory_ != nullptr) clReleaseMemObject(memory_);
 }
 
+struct OpenClCpu::Session {
+    cl_device_id device = nullptr;
+    cl_context context = nullptr;
+    cl_command_queue queue = nullptr;
+    std::vector<std::pair<std::string, cl_program>> programs;
+    std::string failure;  // why there is no device, for every test of the suite to report
+
+    Session() {
+        cl_uint platforms = 0;
+        if (clGetPlatformIDs(0, nullptr, &platforms) != CL_SUCCESS || platforms == 0) {
+            failure = "no OpenCL platform: is the ICD file set (run_on_opencl.sh)?";
+            return;
+        }
+        std::vector<cl_platform_id> ids(platforms);
+        clGetPlatformIDs(platforms, ids.data(), nullptr);
+        for (cl_platform_id p : ids)
+            if (clGetDeviceIDs(p, CL_DEVICE_TYPE_CPU, 1, &device, nullptr) == CL_SUCCESS) break;
+        if (device == nullptr) {
+            failure = "no OpenCL CPU device";
+            return;
+        }
+        cl_int error = CL_SUCCESS;
+        context = clCreateContext(nullptr, 1, &device, nullptr, nullptr, &error);
+        if (error == CL_SUCCESS) queue = clCreateCommandQueueWithProperties(context, device, nullptr, &error);
+        if (error != CL_SUCCESS) failure = "clCreateContext or clCreateCommandQueueWithProperties: " + std::to_string(error);
+    }
+    ~Session() {
+        for (const auto& [path, program] : programs) clReleaseProgram(program);
+        if (queue != nullptr) clReleaseCommandQueue(queue);
+        if (context != nullptr) clReleaseContext(context);
+    }
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+};
+
+std::unique_ptr<OpenClCpu::Session> OpenClCpu::session_;
+
+void OpenClCpu::SetUpTestSuite() { session_ = std::make_unique<Session>(); }
+
+void OpenClCpu::TearDownTestSuite() { session_.reset(); }
+
 void OpenClCpu::SetUp() {
-    cl_uint platforms = 0;
-    ASSERT_EQ(clGetPlatformIDs(0, nullptr, &platforms), CL_SUCCESS) << "no OpenCL platform: is the ICD file set (run_on_opencl.sh)?";
-    std::vector<cl_platform_id> ids(platforms);
-    ASSERT_EQ(clGetPlatformIDs(platforms, ids.data(), nullptr), CL_SUCCESS);
-    for (cl_platform_id p : ids)
-        if (clGetDeviceIDs(p, CL_DEVICE_TYPE_CPU, 1, &device_, nullptr) == CL_SUCCESS) break;
-    ASSERT_NE(device_, nullptr) << "no OpenCL CPU device";
-    cl_int error = CL_SUCCESS;
-    context_ = clCreateContext(nullptr, 1, &device_, nullptr, nullptr, &error);
-    ASSERT_EQ(error, CL_SUCCESS);
-    queue_ = clCreateCommandQueueWithProperties(context_, device_, nullptr, &error);
-    ASSERT_EQ(error, CL_SUCCESS);
+    ASSERT_NE(session_, nullptr);
+    ASSERT_EQ(session_->failure, "");
+    device_ = session_->device;
+    context_ = session_->context;
+    queue_ = session_->queue;
 }
 
 void OpenClCpu::TearDown() {
     for (cl_kernel k : kernels_) clReleaseKernel(k);
-    for (const auto& [path, program] : programs_) clReleaseProgram(program);
-    if (queue_ != nullptr) clReleaseCommandQueue(queue_);
-    if (context_ != nullptr) clReleaseContext(context_);
 }
 
 cl_kernel OpenClCpu::kernel(const char* path, const char* name) {
     cl_program program = nullptr;
-    for (const auto& [known, built] : programs_)
+    for (const auto& [known, built] : session_->programs)
         if (known == path) program = built;
     cl_int error = CL_SUCCESS;
     if (program == nullptr) {
@@ -66,7 +97,7 @@ cl_kernel OpenClCpu::kernel(const char* path, const char* name) {
             clGetProgramBuildInfo(program, device_, CL_PROGRAM_BUILD_LOG, length, log.data(), nullptr);
             ADD_FAILURE() << "clBuildProgram " << path << ": " << built << "\n" << log;
         }
-        programs_.emplace_back(path, program);
+        session_->programs.emplace_back(path, program);
     }
     cl_kernel k = clCreateKernel(program, name, &error);
     EXPECT_EQ(error, CL_SUCCESS) << "clCreateKernel " << name;

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,12 +31,18 @@ private:
     cl_mem memory_ = nullptr;
 };
 
+// The device, context, queue and built programs are made once per test suite: building a module is most
+// of a short test's time.
 class OpenClCpu : public ::testing::Test {
+public:
+    static void SetUpTestSuite();
+    static void TearDownTestSuite();
+
 protected:
     void SetUp() override;
     void TearDown() override;
 
-    // The program built from the SPIR-V file at `path` (once per test) and its kernel `name`.
+    // The program built from the SPIR-V file at `path` (once per suite) and its kernel `name`.
     cl_kernel kernel(const char* path, const char* name);
 
     // An argument of a launch: a buffer, or a value of any size.
@@ -59,7 +66,8 @@ protected:
     cl_command_queue queue_ = nullptr;
 
 private:
-    std::vector<std::pair<std::string, cl_program>> programs_;
+    struct Session;
+    static std::unique_ptr<Session> session_;  // the suite's, between SetUpTestSuite and TearDownTestSuite
     std::vector<cl_kernel> kernels_;
 };
 
