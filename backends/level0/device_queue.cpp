@@ -160,26 +160,67 @@ uint64_t DeviceQueue::checksum(uint64_t source, uint64_t size) {
     return sum;
 }
 
+// The kernels of one quantize job on this queue; the job holds the queue's lock throughout.
+class DeviceQueue::QuantRun final : public QuantKernels {
+public:
+    QuantRun(DeviceQueue& queue, uint64_t plain, uint64_t quantized) : q_(queue), plain_{reinterpret_cast<const void*>(plain)},
+        quantized_(quantized) {}
+
+    std::vector<grey_ql0_stats> statistics(const grey_ql0_args& args) override {
+        const uint64_t pieces = stats_items(args);
+        const Scratch found(q_.pool_, pieces * sizeof(grey_ql0_stats));
+        const PointerArgument out{found.pointer()};
+        q_.launch_locked(q_.kernel_locked(KernelModule::quant, kQuantStatsKernelName, kQuantGroupSize), quant_group_count(pieces),
+                         {plain_.argument(), out.argument(), value_argument(args)});
+        std::vector<grey_ql0_stats> stats(pieces);
+        q_.copy_locked(stats.data(), found.pointer(), pieces * sizeof(grey_ql0_stats));
+        return stats;
+    }
+
+    std::vector<double> search(const grey_ql0_args& args, std::span<const common::Coding> codings, uint32_t steps) override {
+        const uint64_t items = grey_quant_layout_runs(&args.layout) * steps;
+        const Scratch tried(q_.pool_, codings.size_bytes()), errors(q_.pool_, items * sizeof(double));
+        q_.copy_locked(tried.pointer(), codings.data(), codings.size_bytes());
+        const PointerArgument codings_pointer{tried.pointer()}, out{errors.pointer()};
+        q_.launch_locked(q_.kernel_locked(KernelModule::quant_mse, kQuantSearchKernelName, kQuantGroupSize), quant_group_count(items),
+                         {plain_.argument(), codings_pointer.argument(), out.argument(), value_argument(args), value_argument(steps)});
+        std::vector<double> result(items);
+        q_.copy_locked(result.data(), errors.pointer(), items * sizeof(double));
+        return result;
+    }
+
+    std::vector<double> refit_sums(const grey_ql0_args& args, std::span<const common::Coding> codings) override {
+        const uint64_t runs = grey_quant_layout_runs(&args.layout);
+        const Scratch best(q_.pool_, codings.size_bytes()), sums(q_.pool_, 4 * runs * sizeof(double));
+        q_.copy_locked(best.pointer(), codings.data(), codings.size_bytes());
+        const PointerArgument codings_pointer{best.pointer()}, out{sums.pointer()};
+        q_.launch_locked(q_.kernel_locked(KernelModule::quant_mse, kQuantRefitKernelName, kQuantGroupSize), quant_group_count(runs),
+                         {plain_.argument(), codings_pointer.argument(), out.argument(), value_argument(args)});
+        std::vector<double> result(4 * runs);
+        q_.copy_locked(result.data(), sums.pointer(), result.size() * sizeof(double));
+        return result;
+    }
+
+    void encode(const grey_ql0_args& args, std::span<const common::Coding> codings, std::span<const std::byte> parameters) override {
+        const Scratch chosen(q_.pool_, codings.size_bytes());
+        q_.copy_locked(chosen.pointer(), codings.data(), codings.size_bytes());
+        if (!parameters.empty()) q_.copy_locked(reinterpret_cast<void*>(quantized_ + args.layout.codes_bytes), parameters.data(), parameters.size());
+        const PointerArgument to{reinterpret_cast<const void*>(quantized_)}, codings_pointer{chosen.pointer()};
+        q_.launch_locked(q_.kernel_locked(KernelModule::quant, kQuantEncodeKernelName, kQuantGroupSize), quant_group_count(encode_items(args.layout)),
+                         {plain_.argument(), to.argument(), codings_pointer.argument(), value_argument(args)});
+    }
+
+private:
+    DeviceQueue& q_;
+    const PointerArgument plain_;
+    uint64_t quantized_;
+};
+
 void DeviceQueue::quantize(const grey_quant_layout& layout, grey_dtype plain_dtype, uint64_t plain, uint64_t quantized) {
     check_supported(layout, plain_dtype);
-    const grey_ql0_args args = quant_args(layout, plain_dtype, 0, 0);
-    const uint64_t pieces = stats_items(args);
-    std::vector<grey_ql0_stats> stats(pieces);
-    const Scratch found(pool_, pieces * sizeof(grey_ql0_stats));
-    const Scratch codings_memory(pool_, layout.param_count * sizeof(common::Coding));
-    const PointerArgument from{reinterpret_cast<const void*>(plain)}, to{reinterpret_cast<const void*>(quantized)};
-    const PointerArgument stats_pointer{found.pointer()}, codings_pointer{codings_memory.pointer()};
     std::lock_guard lock(mutex_);
-    const ze_kernel_handle_t statistics = kernel_locked(KernelModule::quant, kQuantStatsKernelName, kQuantGroupSize);
-    const ze_kernel_handle_t encode = kernel_locked(KernelModule::quant, kQuantEncodeKernelName, kQuantGroupSize);
-    launch_locked(statistics, quant_group_count(pieces), {from.argument(), stats_pointer.argument(), value_argument(args)});
-    copy_locked(stats.data(), found.pointer(), pieces * sizeof(grey_ql0_stats));
-    const std::vector<common::Coding> codings = choose_codings(args, stats);  // throws for bad input, as the host backend
-    copy_locked(codings_memory.pointer(), codings.data(), codings.size() * sizeof(common::Coding));
-    if (const std::vector<std::byte> parameters = parameter_bytes(layout, codings); !parameters.empty())
-        copy_locked(reinterpret_cast<void*>(quantized + layout.codes_bytes), parameters.data(), parameters.size());
-    launch_locked(encode, quant_group_count(encode_items(layout)),
-                  {from.argument(), to.argument(), codings_pointer.argument(), value_argument(args)});
+    QuantRun run(*this, plain, quantized);
+    level0::quantize(run, quant_args(layout, plain_dtype, 0, 0));
 }
 
 void DeviceQueue::dequantize(const grey_quant_layout& layout, grey_dtype plain_dtype, uint64_t quantized, uint64_t plain) {

@@ -47,6 +47,8 @@ public:
     // throws ZeError naming the module; the next use tries again.
 
 private:
+    class QuantRun;  // quant_launch.hpp's QuantKernels on this queue (device_queue.cpp)
+
     void append_copy(void* destination, const void* source, uint64_t size);
     void copy_locked(void* destination, const void* source, uint64_t size);
     // The kernel `name` of `module`, with its work-group size set, created on first use; the caller

@@ -5,8 +5,9 @@
 
 #include <cstddef>
 
-#if !defined(GREY_LEVEL0_CHECKSUM_SPIRV_PATH) || !defined(GREY_LEVEL0_FILL_COPY_SPIRV_PATH) || !defined(GREY_LEVEL0_QUANT_SPIRV_PATH)
-#error "GREY_LEVEL0_{CHECKSUM,FILL_COPY,QUANT}_SPIRV_PATH must name the SPIR-V built from kernels/opencl"
+#if !defined(GREY_LEVEL0_CHECKSUM_SPIRV_PATH) || !defined(GREY_LEVEL0_FILL_COPY_SPIRV_PATH) || !defined(GREY_LEVEL0_QUANT_SPIRV_PATH) || \
+    !defined(GREY_LEVEL0_QUANT_MSE_SPIRV_PATH)
+#error "GREY_LEVEL0_{CHECKSUM,FILL_COPY,QUANT,QUANT_MSE}_SPIRV_PATH must name the SPIR-V built from kernels/opencl"
 #endif
 
 #define GREY_LEVEL0_EMBED(name, path)                 \
@@ -26,6 +27,7 @@
 GREY_LEVEL0_EMBED(grey_level0_checksum_spirv, GREY_LEVEL0_CHECKSUM_SPIRV_PATH)
 GREY_LEVEL0_EMBED(grey_level0_fill_copy_spirv, GREY_LEVEL0_FILL_COPY_SPIRV_PATH)
 GREY_LEVEL0_EMBED(grey_level0_quant_spirv, GREY_LEVEL0_QUANT_SPIRV_PATH)
+GREY_LEVEL0_EMBED(grey_level0_quant_mse_spirv, GREY_LEVEL0_QUANT_MSE_SPIRV_PATH)
 
 namespace grey::level0 {
 
@@ -34,6 +36,7 @@ std::span<const unsigned char> spirv_image(KernelModule module) {
         case KernelModule::checksum: return {grey_level0_checksum_spirv_begin, grey_level0_checksum_spirv_end};
         case KernelModule::fill_copy: return {grey_level0_fill_copy_spirv_begin, grey_level0_fill_copy_spirv_end};
         case KernelModule::quant: return {grey_level0_quant_spirv_begin, grey_level0_quant_spirv_end};
+        case KernelModule::quant_mse: return {grey_level0_quant_mse_spirv_begin, grey_level0_quant_mse_spirv_end};
     }
     return {};
 }
@@ -43,6 +46,7 @@ const char* module_name(KernelModule module) {
         case KernelModule::checksum: return "grey_checksum.cl";
         case KernelModule::fill_copy: return "grey_fill_copy.cl";
         case KernelModule::quant: return "grey_quant.clcpp";
+        case KernelModule::quant_mse: return "grey_quant_mse.clcpp";
     }
     return "?";
 }

@@ -117,8 +117,9 @@ std::vector<std::vector<uint64_t>> shapes_for(const Format& f) {
     return shapes;
 }
 
-grey_quant_layout layout_for(const Format& f, const std::vector<uint64_t>& shape) {
+grey_quant_layout layout_for(const Format& f, const std::vector<uint64_t>& shape, grey_quant_calibration calibration = GREY_CALIBRATION_RTN) {
     grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+    p.calibration = calibration;
     p.format = f.format;
     p.group_size = f.group;
     p.axis = f.axis;
@@ -161,33 +162,73 @@ std::vector<std::vector<float>> extreme_values(std::size_t n, uint32_t seed) {
 
 class QuantOnOpenCl : public grey::test::OpenClCpu {
 protected:
-    // A quantization as DeviceQueue::quantize runs it, the tensors at the given byte offsets of their
-    // buffers (the other bytes of the quantized buffer hold 0xCD, which must stay).
+    // quant_launch.hpp's QuantKernels through OpenCL: the kernels the backend launches, with its shapes.
+    class ClQuantKernels final : public l0::QuantKernels {
+    public:
+        ClQuantKernels(QuantOnOpenCl& cl, const ClBuffer& plain, const ClBuffer& quantized) : cl_(cl), plain_(plain), quantized_(quantized) {}
+
+        std::vector<grey_ql0_stats> statistics(const grey_ql0_args& args) override {
+            const uint64_t pieces = l0::stats_items(args);
+            const ClBuffer out(cl_.context_, pieces * sizeof(grey_ql0_stats));
+            cl_.run(cl_.kernel(GREY_LEVEL0_QUANT_SPIRV, l0::kQuantStatsKernelName), l0::quant_group_count(pieces), l0::kQuantGroupSize,
+                    {buffer_argument(plain_), buffer_argument(out), value_argument(args)});
+            return cl_.read_as<grey_ql0_stats>(out, pieces);
+        }
+        std::vector<double> search(const grey_ql0_args& args, std::span<const gc::Coding> codings, uint32_t steps) override {
+            const uint64_t items = grey_quant_layout_runs(&args.layout) * steps;
+            const ClBuffer tried(cl_.context_, codings.size_bytes(), codings.data()), out(cl_.context_, items * sizeof(double));
+            cl_.run(cl_.kernel(GREY_LEVEL0_QUANT_MSE_SPIRV, l0::kQuantSearchKernelName), l0::quant_group_count(items), l0::kQuantGroupSize,
+                    {buffer_argument(plain_), buffer_argument(tried), buffer_argument(out), value_argument(args), value_argument(steps)});
+            ++searches;
+            return cl_.read_as<double>(out, items);
+        }
+        std::vector<double> refit_sums(const grey_ql0_args& args, std::span<const gc::Coding> codings) override {
+            const uint64_t runs = grey_quant_layout_runs(&args.layout);
+            const ClBuffer best(cl_.context_, codings.size_bytes(), codings.data()), out(cl_.context_, 4 * runs * sizeof(double));
+            cl_.run(cl_.kernel(GREY_LEVEL0_QUANT_MSE_SPIRV, l0::kQuantRefitKernelName), l0::quant_group_count(runs), l0::kQuantGroupSize,
+                    {buffer_argument(plain_), buffer_argument(best), buffer_argument(out), value_argument(args)});
+            return cl_.read_as<double>(out, 4 * runs);
+        }
+        void encode(const grey_ql0_args& args, std::span<const gc::Coding> codings, std::span<const std::byte> parameters) override {
+            const ClBuffer chosen(cl_.context_, codings.size_bytes(), codings.data());
+            cl_.write(quantized_, args.quantized_offset + args.layout.codes_bytes, parameters.data(), parameters.size());
+            cl_.run(cl_.kernel(GREY_LEVEL0_QUANT_SPIRV, l0::kQuantEncodeKernelName), l0::quant_group_count(l0::encode_items(args.layout)),
+                    l0::kQuantGroupSize, {buffer_argument(plain_), buffer_argument(quantized_), buffer_argument(chosen), value_argument(args)});
+        }
+        int searches = 0;
+
+    private:
+        QuantOnOpenCl& cl_;
+        const ClBuffer& plain_;
+        const ClBuffer& quantized_;
+    };
+
+    template <typename T>
+    std::vector<T> read_as(const ClBuffer& b, uint64_t count) {
+        const Bytes bytes = read(b, 0, count * sizeof(T));
+        std::vector<T> out(count);
+        std::memcpy(out.data(), bytes.data(), bytes.size());
+        return out;
+    }
+
+    // A quantization as DeviceQueue::quantize runs it (quant_launch.hpp's quantize over the kernels), the
+    // tensors at the given byte offsets of their buffers (the other bytes of the quantized buffer hold
+    // 0xCD, which must stay).
     Outcome device_quantize(const grey_quant_layout& layout, grey_dtype dtype, const Bytes& plain, uint64_t plain_offset, uint64_t quantized_offset) {
-        const grey_ql0_args args = l0::quant_args(layout, dtype, plain_offset, quantized_offset);
         Bytes padded(plain_offset, 0xAB);
         padded.insert(padded.end(), plain.begin(), plain.end());
         const ClBuffer plain_buffer(context_, padded.size(), padded.data());
-        const uint64_t pieces = l0::stats_items(args);
-        const ClBuffer stats_buffer(context_, pieces * sizeof(grey_ql0_stats));
-        run(kernel(GREY_LEVEL0_QUANT_SPIRV, l0::kQuantStatsKernelName), l0::quant_group_count(pieces), l0::kQuantGroupSize,
-            {buffer_argument(plain_buffer), buffer_argument(stats_buffer), value_argument(args)});
-        const Bytes found = read(stats_buffer, 0, pieces * sizeof(grey_ql0_stats));
-        std::vector<grey_ql0_stats> stats(pieces);
-        std::memcpy(stats.data(), found.data(), found.size());
-        std::vector<gc::Coding> codings;
+        const Bytes background(quantized_offset + layout.bytes + 7, 0xCD);
+        const ClBuffer quantized(context_, background.size(), background.data());
+        ClQuantKernels kernels(*this, plain_buffer, quantized);
         try {
-            codings = l0::choose_codings(args, stats);
+            l0::quantize(kernels, l0::quant_args(layout, dtype, plain_offset, quantized_offset));
         } catch (const std::invalid_argument& e) {
             return {{}, e.what()};
         }
-        const ClBuffer codings_buffer(context_, codings.size() * sizeof(gc::Coding), codings.data());
-        const Bytes background(quantized_offset + layout.bytes + 7, 0xCD);
-        const ClBuffer quantized(context_, background.size(), background.data());
-        const std::vector<std::byte> parameters = l0::parameter_bytes(layout, codings);
-        write(quantized, quantized_offset + layout.codes_bytes, parameters.data(), parameters.size());
-        run(kernel(GREY_LEVEL0_QUANT_SPIRV, l0::kQuantEncodeKernelName), l0::quant_group_count(l0::encode_items(layout)), l0::kQuantGroupSize,
-            {buffer_argument(plain_buffer), buffer_argument(quantized), buffer_argument(codings_buffer), value_argument(args)});
+        if (layout.calibration == GREY_CALIBRATION_MSE) {
+            EXPECT_GE(kernels.searches, 1);
+        }
         Bytes all = read(quantized, 0, background.size());
         const Bytes outside_before(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(quantized_offset));
         const Bytes outside_after(all.end() - 7, all.end());
@@ -216,12 +257,13 @@ protected:
     // Quantizes `values` as `dtype` on both sides and compares; then dequantizes the result on both.
     // Returns whether the two quantizations agreed (bytes or message).
     bool check(const Format& f, const std::vector<uint64_t>& shape, grey_dtype dtype, const std::vector<float>& values, uint64_t offset,
-               const std::string& what) {
-        const grey_quant_layout layout = layout_for(f, shape);
+               const std::string& what, grey_quant_calibration calibration = GREY_CALIBRATION_RTN) {
+        const grey_quant_layout layout = layout_for(f, shape, calibration);
         const Bytes plain = store(values, dtype);
         const Outcome expected = host_quantize(layout, dtype, plain);
         const Outcome actual = device_quantize(layout, dtype, plain, offset, offset + 2);
-        const std::string where = std::string(f.name) + " " + shape_text(shape) + " dtype " + std::to_string(dtype) + " " + what;
+        const std::string where = std::string(f.name) + (calibration == GREY_CALIBRATION_MSE ? " mse " : " ") + shape_text(shape) + " dtype " +
+                                  std::to_string(dtype) + " " + what;
         EXPECT_EQ(actual.error, expected.error) << where;
         const std::string quantized = difference(expected.bytes, actual.bytes);
         EXPECT_EQ(quantized, "") << where;
@@ -280,6 +322,23 @@ TEST_F(QuantOnOpenCl, EveryFormatEqualsTheHostBackendOnExtremeValues) {
             }
         }
     EXPECT_GT(refused_alike, 10) << "values near the float range must be refused by the fp16-parameter formats";
+}
+
+TEST_F(QuantOnOpenCl, MseCalibrationEqualsTheHostBackend) {
+    // The clipping search and INT4's least-squares refit: the kernels' float64 error sums must pick the
+    // host's parameter set for every group. Random data, the corners, and the F16 and BF16 inputs.
+    uint32_t seed = 4242;
+    for (const Format& f : kFormats)
+        for (const auto& shape : shapes_for(f)) {
+            if (element_count(shape) > 1600) continue;  // 21 to 26 trials of every group
+            const uint64_t n = element_count(shape);
+            check(f, shape, kDtypes[seed % 3], random_values(n, seed), seed % 4, "seed " + std::to_string(seed), GREY_CALIBRATION_MSE);
+            ++seed;
+            const auto corners = extreme_values(n, seed++);
+            check(f, shape, GREY_DTYPE_F32, corners[0], 0, "mixed corners", GREY_CALIBRATION_MSE);
+            check(f, shape, GREY_DTYPE_F32, corners[6], 1, "zero floor", GREY_CALIBRATION_MSE);
+        }
+    EXPECT_GT(checked_, 150);
 }
 
 TEST_F(QuantOnOpenCl, NonFiniteInputIsRefusedWithTheHostBackendsMessage) {

@@ -12,7 +12,8 @@
 // kernels (tests/level0/test_*_on_opencl.cpp run the real SPIR-V through OpenCL on the CPU):
 // grey_checksum_partial, grey_fill and grey_copy compute their results; grey_quant_stats reports every
 // piece as all zeros (FAKE_ZE_NON_FINITE=<index> makes the first piece report that element as a
-// NaN); grey_quant_encode and grey_quant_decode only check their arguments and write nothing.
+// NaN); grey_quant_search and grey_quant_refit report every sum 0; grey_quant_encode and
+// grey_quant_decode only check their arguments and write nothing.
 // FAKE_ZE_BUILD_LOG is the text of a module's build log.
 // Test hooks: fake_ze_live_objects() counts contexts, command lists, modules, kernels and allocations
 // not yet freed; fake_ze_launches() gives the launches so far, "name(argument sizes)xgroups;..." each.
@@ -454,6 +455,19 @@ ze_result_t zeCommandListAppendLaunchKernel(ze_command_list_handle_t, ze_kernel_
         return ZE_RESULT_SUCCESS;
     }
     if (kernel->name == "grey_quant_stats") return emulate_quant_stats(a);
+    if (kernel->name == "grey_quant_search" || kernel->name == "grey_quant_refit") {
+        // (plain, codings, out, args[, steps]): every error or sum 0.
+        const bool search = kernel->name == "grey_quant_search";
+        if (!(search ? a.sizes({8, 8, 8, sizeof(grey_ql0_args), 4}) : a.sizes({8, 8, 8, sizeof(grey_ql0_args)})))
+            return ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE;
+        grey_ql0_args args{};
+        std::memcpy(&args, a.args[3].data(), sizeof args);
+        uint32_t steps = 1;
+        if (search) std::memcpy(&steps, a.args[4].data(), sizeof steps);
+        const uint64_t count = grey_quant_layout_runs(&args.layout) * (search ? steps : 4);
+        std::fill_n(a.pointer<double>(2), count, 0.0);
+        return ZE_RESULT_SUCCESS;
+    }
     if (kernel->name == "grey_quant_encode")
         return a.sizes({8, 8, 8, sizeof(grey_ql0_args)}) ? ZE_RESULT_SUCCESS : ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE;
     if (kernel->name == "grey_quant_decode")
