@@ -6,9 +6,8 @@
 // from one ChunkPool per device over zeMemAllocDevice; writes and reads run as memory copies, and fill,
 // copy, checksum, quantize and dequantize as the kernels of kernels/opencl (SPIR-V embedded at build
 // time), all on a synchronous immediate command list. Quantization covers every format of
-// grey_quant_format with round-to-nearest calibration; MSE calibration and the KV-cache slots are
-// not there (the runtime answers UNSUPPORTED), and no stream slots are set (the runtime runs async
-// calls synchronously).
+// grey_quant_format and both calibrations; the KV-cache slots are not there (the runtime answers
+// UNSUPPORTED), and no stream slots are set (the runtime runs async calls synchronously).
 #include "common/fields.hpp"
 #include "common/plugin_entry.hpp"
 #include "level0/device_queue.hpp"
