@@ -3,7 +3,8 @@
 // the CPU (tests/level0), so both launch it alike.
 #pragma once
 
-#include <algorithm>
+#include "level0/launch_shape.hpp"
+
 #include <cstdint>
 
 namespace grey::level0 {
@@ -15,9 +16,6 @@ inline constexpr uint32_t kFillCopyGroupSize = 256;
 inline constexpr uint32_t kFillCopyMaxGroups = 4096;
 
 // Groups for `n` bytes: about 16 bytes (one 16-byte word) per work item, at least one group.
-inline uint32_t fill_copy_group_count(uint64_t n) {
-    const uint64_t per_group = uint64_t{kFillCopyGroupSize} * 16;
-    return static_cast<uint32_t>(std::clamp<uint64_t>((n + per_group - 1) / per_group, 1, kFillCopyMaxGroups));
-}
+inline uint32_t fill_copy_group_count(uint64_t n) { return group_count(n, uint64_t{kFillCopyGroupSize} * 16, kFillCopyMaxGroups); }
 
 }  // namespace grey::level0

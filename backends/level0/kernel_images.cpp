@@ -1,7 +1,8 @@
 // Embeds the SPIR-V built from kernels/opencl (the GREY_LEVEL0_*_SPIRV_PATH definitions) into the
-// plugin's read-only data with .incbin, so no generated source file holds the bytes. SPIR-V is a stream
-// of 32-bit words: 4-byte alignment.
+// plugin's read-only data (common/embed_file.hpp). SPIR-V is a stream of 32-bit words: 4-byte alignment.
 #include "level0/kernel_images.hpp"
+
+#include "common/embed_file.hpp"
 
 #include <cstddef>
 
@@ -10,19 +11,7 @@
 #error "GREY_LEVEL0_{CHECKSUM,FILL_COPY,QUANT,QUANT_MSE}_SPIRV_PATH must name the SPIR-V built from kernels/opencl"
 #endif
 
-#define GREY_LEVEL0_EMBED(name, path)                 \
-    __asm__(".pushsection .rodata." #name ", \"a\"\n" \
-            ".balign 4\n"                             \
-            ".globl " #name "_begin\n"                \
-            ".hidden " #name "_begin\n" #name         \
-            "_begin:\n"                               \
-            ".incbin \"" path "\"\n"                  \
-            ".globl " #name "_end\n"                  \
-            ".hidden " #name "_end\n" #name           \
-            "_end:\n"                                 \
-            ".popsection\n");                         \
-    extern "C" const unsigned char name##_begin[];    \
-    extern "C" const unsigned char name##_end[];
+#define GREY_LEVEL0_EMBED(symbol, path) GREY_EMBED_FILE(symbol, path, "4")
 
 GREY_LEVEL0_EMBED(grey_level0_checksum_spirv, GREY_LEVEL0_CHECKSUM_SPIRV_PATH)
 GREY_LEVEL0_EMBED(grey_level0_fill_copy_spirv, GREY_LEVEL0_FILL_COPY_SPIRV_PATH)

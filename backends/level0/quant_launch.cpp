@@ -2,6 +2,7 @@
 
 #include "common/numeric.hpp"
 #include "common/quant_text.hpp"
+#include "level0/launch_shape.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -47,9 +48,7 @@ uint64_t encode_items(const grey_quant_layout& layout) {
 
 uint64_t decode_items(const grey_quant_layout& layout) { return layout.elements; }
 
-uint32_t quant_group_count(uint64_t items) {
-    return static_cast<uint32_t>(std::clamp<uint64_t>((items + kQuantGroupSize - 1) / kQuantGroupSize, 1, kQuantMaxGroups));
-}
+uint32_t quant_group_count(uint64_t items) { return group_count(items, kQuantGroupSize, kQuantMaxGroups); }
 
 namespace {
 
