@@ -27,15 +27,17 @@ grey_resolve_backend(GREY_WITH_CUDA GREY_BUILD_CUDA_BACKEND _grey_have_nvcc "the
 set(_grey_hip_plugin_buildable ON)
 grey_resolve_backend(GREY_WITH_HIP GREY_BUILD_HIP_BACKEND _grey_hip_plugin_buildable "nothing")
 
-# Level Zero: the headers for types, and clang + llvm-spirv to build the OpenCL C kernels into SPIR-V.
+# Level Zero: the headers for types, clang + llvm-spirv to build the OpenCL kernels into SPIR-V, and
+# spirv-val, which checks every module as it is built.
 find_path(GREY_LEVEL0_INCLUDE_DIR level_zero/ze_api.h)
 find_program(GREY_OPENCL_CLANG NAMES clang-14 clang)
 find_program(GREY_LLVM_SPIRV NAMES llvm-spirv-14 llvm-spirv)
+find_program(GREY_SPIRV_VAL NAMES spirv-val)
 set(_grey_have_level0 OFF)
-if(GREY_LEVEL0_INCLUDE_DIR AND GREY_OPENCL_CLANG AND GREY_LLVM_SPIRV)
+if(GREY_LEVEL0_INCLUDE_DIR AND GREY_OPENCL_CLANG AND GREY_LLVM_SPIRV AND GREY_SPIRV_VAL)
   set(_grey_have_level0 ON)
 endif()
 grey_resolve_backend(GREY_WITH_LEVEL0 GREY_BUILD_LEVEL0_BACKEND _grey_have_level0
-                     "the Level Zero headers (libze-dev), clang or llvm-spirv (llvm-spirv-14)")
+                     "the Level Zero headers (libze-dev), clang, llvm-spirv (llvm-spirv-14) or spirv-val (spirv-tools)")
 
 message(STATUS "libgrey backends: host (built in); cuda=${GREY_BUILD_CUDA_BACKEND} hip=${GREY_BUILD_HIP_BACKEND} level0=${GREY_BUILD_LEVEL0_BACKEND}")

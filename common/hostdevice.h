@@ -1,6 +1,7 @@
-/* The shim that lets one header be compiled as host C++ and as CUDA (ggml's ggml-common.h is the model):
- * functions marked GREY_FN are host and device functions under nvcc and plain inline functions
- * elsewhere, and tables marked GREY_TABLE live in constant memory on the device. A rule written once
+/* The shim that lets one header be compiled as host C++, as CUDA (ggml's ggml-common.h is the model) and
+ * as C++ for OpenCL (the Level Zero kernels, kernels/opencl): functions marked GREY_FN are host and
+ * device functions under nvcc and plain inline functions elsewhere, and tables marked GREY_TABLE live in
+ * constant memory on the device. A rule written once
  * here is the same rule on both sides; only the primitive operations below differ in spelling.
  *
  * The arithmetic wrappers are the reason the two sides give the same bits. On the device each one is
@@ -16,10 +17,25 @@
 #define GREY_FN_FORCE __host__ __device__ __forceinline__
 /* A table in constant memory on the device, an ordinary constant array on the host. */
 #define GREY_TABLE(type, name, size) __constant__ type name[size]
+#elif defined(__OPENCL_CPP_VERSION__)
+#define GREY_FN inline
+#define GREY_FN_FORCE inline
+/* Program-scope data in OpenCL lives in an address space; constant memory, as on CUDA. */
+#define GREY_TABLE(type, name, size) __constant type name[size]
 #else
 #define GREY_FN inline
 #define GREY_FN_FORCE inline
 #define GREY_TABLE(type, name, size) inline constexpr type name[size]
+#endif
+
+#if defined(__OPENCL_CPP_VERSION__)
+/* OpenCL spells C's float functions as overloads; these are the names the shared headers use. Each is
+ * exact in OpenCL (0 ulp), as in C. Division and sqrt are not used through here: OpenCL allows them to be
+ * inexact without -cl-fp32-correctly-rounded-divide-sqrt, so the Level Zero backend divides on the host. */
+inline float fabsf(float x) { return fabs(x); }
+inline float ldexpf(float x, int e) { return ldexp(x, e); }
+inline float frexpf(float x, int* e) { return frexp(x, e); }
+inline float nearbyintf(float x) { return rint(x); }
 #endif
 
 #ifdef __cplusplus

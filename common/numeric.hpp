@@ -7,11 +7,13 @@
 
 #include "common/hostdevice.h"
 
+#if !defined(__OPENCL_CPP_VERSION__)  // OpenCL has its own math built in (common/hostdevice.h)
 #include <math.h>
 #include <stdint.h>
 
 #include <bit>
 #include <cmath>
+#endif
 
 #if defined(__CUDACC__)
 #include <cuda_fp16.h>
@@ -25,6 +27,8 @@ namespace grey::common {
 GREY_FN_FORCE uint32_t float_bits(float value) {
 #if defined(__CUDA_ARCH__)
     return __float_as_uint(value);
+#elif defined(__OPENCL_CPP_VERSION__)
+    return as_uint(value);
 #else
     return std::bit_cast<uint32_t>(value);
 #endif
@@ -33,6 +37,8 @@ GREY_FN_FORCE uint32_t float_bits(float value) {
 GREY_FN_FORCE float bits_float(uint32_t bits) {
 #if defined(__CUDA_ARCH__)
     return __uint_as_float(bits);
+#elif defined(__OPENCL_CPP_VERSION__)
+    return as_float(bits);
 #else
     return std::bit_cast<float>(bits);
 #endif
@@ -50,14 +56,14 @@ GREY_FN_FORCE uint16_t f32_to_f16(float value) {
 #else
     const float scale_to_inf = 0x1.0p+112f;
     const float scale_to_zero = 0x1.0p-110f;
-    float base = (std::fabs(value) * scale_to_inf) * scale_to_zero;
-    const uint32_t w = std::bit_cast<uint32_t>(value);
+    float base = (fabsf(value) * scale_to_inf) * scale_to_zero;
+    const uint32_t w = float_bits(value);
     const uint32_t shl1_w = w + w;
     const uint32_t sign = w & 0x80000000u;
     uint32_t bias = shl1_w & 0xFF000000u;
     if (bias < 0x71000000u) bias = 0x71000000u;
-    base = std::bit_cast<float>((bias >> 1) + 0x07800000u) + base;
-    const uint32_t bits = std::bit_cast<uint32_t>(base);
+    base = bits_float((bias >> 1) + 0x07800000u) + base;
+    const uint32_t bits = float_bits(base);
     const uint32_t exp_bits = (bits >> 13) & 0x00007C00u;
     const uint32_t mantissa_bits = bits & 0x00000FFFu;
     const uint32_t nonsign = exp_bits + mantissa_bits;
@@ -66,20 +72,20 @@ GREY_FN_FORCE uint16_t f32_to_f16(float value) {
 }
 
 // False for the fp16 infinities and NaNs (of the low 16 bits): a scale that overflowed in f32_to_f16.
-GREY_FN_FORCE constexpr bool f16_is_finite(uint32_t half) { return (half & 0x7C00u) != 0x7C00u; }
+GREY_FN_FORCE constexpr bool f16_is_finite(uint32_t bits) { return (bits & 0x7C00u) != 0x7C00u; }
 
-// IEEE binary16 (the low 16 bits of `half`) -> float32, exact for every input, subnormals included.
-GREY_FN_FORCE float f16_to_f32(uint32_t half) {
+// IEEE binary16 (the low 16 bits of `bits`) -> float32, exact for every input, subnormals included.
+GREY_FN_FORCE float f16_to_f32(uint32_t bits) {
 #if defined(__CUDA_ARCH__)
-    return __half2float(__ushort_as_half(static_cast<unsigned short>(half)));
+    return __half2float(__ushort_as_half(static_cast<unsigned short>(bits)));
 #else
-    const uint32_t w = half << 16;
+    const uint32_t w = bits << 16;
     const uint32_t sign = w & 0x80000000u;
     const uint32_t two_w = w + w;
-    const float normalized = std::bit_cast<float>((two_w >> 4) + (0xE0u << 23)) * 0x1.0p-112f;
-    const float denormalized = std::bit_cast<float>((two_w >> 17) | (126u << 23)) - 0.5f;
-    const uint32_t result = sign | (two_w < (1u << 27) ? std::bit_cast<uint32_t>(denormalized) : std::bit_cast<uint32_t>(normalized));
-    return std::bit_cast<float>(result);
+    const float normalized = bits_float((two_w >> 4) + (0xE0u << 23)) * 0x1.0p-112f;
+    const float denormalized = bits_float((two_w >> 17) | (126u << 23)) - 0.5f;
+    const uint32_t result = sign | (two_w < (1u << 27) ? float_bits(denormalized) : float_bits(normalized));
+    return bits_float(result);
 #endif
 }
 

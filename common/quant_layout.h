@@ -75,6 +75,25 @@ static inline uint64_t grey_quant_layout_groups_per_row(const grey_quant_layout*
 }
 static inline uint64_t grey_quant_layout_row_bytes(const grey_quant_layout* layout) { return (layout->row_length + 1) / 2; }
 
+/* Where run r lies: its first element and its length. Without rows run r is elements r * run_length
+ * on; with rows, group g of row r / groups_per_row, the row's last group holding what is left of it. */
+static inline uint64_t grey_quant_layout_run_first(const grey_quant_layout* layout, uint64_t r) {
+    if (!grey_quant_layout_has_rows(layout)) return r * layout->run_length;
+    const uint64_t groups = grey_quant_layout_groups_per_row(layout);
+    return (r / groups) * layout->row_length + (r % groups) * layout->run_length;
+}
+static inline uint64_t grey_quant_layout_run_length(const grey_quant_layout* layout, uint64_t r) {
+    if (!grey_quant_layout_has_rows(layout)) return layout->run_length;
+    const uint64_t in_row = (r % grey_quant_layout_groups_per_row(layout)) * layout->run_length;
+    const uint64_t left = layout->row_length - in_row;
+    return left < layout->run_length ? left : layout->run_length;
+}
+/* The run holding element e. */
+static inline uint64_t grey_quant_layout_run_of(const grey_quant_layout* layout, uint64_t e) {
+    if (!grey_quant_layout_has_rows(layout)) return e / layout->run_length;
+    return (e / layout->row_length) * grey_quant_layout_groups_per_row(layout) + (e % layout->row_length) / layout->run_length;
+}
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -4,23 +4,13 @@
 // images.
 #include "cuda/device_runtime.hpp"
 
+#include "common/embed_file.hpp"
+
 #if !defined(GREY_CUDA_FATBIN_PATH) || !defined(GREY_CUDA_QUANT_blocks_FATBIN_PATH)
 #error "GREY_CUDA_FATBIN_PATH and GREY_CUDA_QUANT_<family>_FATBIN_PATH must name the fatbins built from kernels/cuda"
 #endif
 
-#define GREY_EMBED_FATBIN(symbol, path)                   \
-    __asm__(".pushsection .rodata." #symbol ", \"a\"\n"  \
-            ".balign 64\n"                                \
-            ".globl " #symbol "_begin\n"                  \
-            ".hidden " #symbol "_begin\n" #symbol         \
-            "_begin:\n"                                   \
-            ".incbin \"" path "\"\n"                      \
-            ".globl " #symbol "_end\n"                    \
-            ".hidden " #symbol "_end\n" #symbol           \
-            "_end:\n"                                     \
-            ".popsection\n");                             \
-    extern "C" const unsigned char symbol##_begin[];      \
-    extern "C" const unsigned char symbol##_end[];
+#define GREY_EMBED_FATBIN(symbol, path) GREY_EMBED_FILE(symbol, path, "64")
 
 GREY_EMBED_FATBIN(grey_cuda_fatbin, GREY_CUDA_FATBIN_PATH)
 GREY_EMBED_FATBIN(grey_cuda_quant_blocks_fatbin, GREY_CUDA_QUANT_blocks_FATBIN_PATH)

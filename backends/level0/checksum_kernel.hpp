@@ -3,7 +3,8 @@
 // OpenCL on the CPU (tests/level0), so both launch it alike.
 #pragma once
 
-#include <algorithm>
+#include "level0/launch_shape.hpp"
+
 #include <cstdint>
 
 namespace grey::level0 {
@@ -14,9 +15,6 @@ inline constexpr uint32_t kChecksumGroupSize = 256;
 inline constexpr uint32_t kChecksumMaxGroups = 128;
 
 // Groups for `n` bytes: about 64 bytes per work item, at least one group.
-inline uint32_t checksum_group_count(uint64_t n) {
-    const uint64_t per_group = uint64_t{kChecksumGroupSize} * 64;
-    return static_cast<uint32_t>(std::clamp<uint64_t>((n + per_group - 1) / per_group, 1, kChecksumMaxGroups));
-}
+inline uint32_t checksum_group_count(uint64_t n) { return group_count(n, uint64_t{kChecksumGroupSize} * 64, kChecksumMaxGroups); }
 
 }  // namespace grey::level0

@@ -2,7 +2,9 @@
 
 #include "common/checksum.hpp"
 #include "level0/checksum_kernel.hpp"
+#include "level0/fill_copy_kernels.hpp"
 #include "level0/kernel_images.hpp"
+#include "level0/quant_launch.hpp"
 
 #include <string>
 #include <vector>
@@ -40,8 +42,9 @@ DeviceQueue::DeviceQueue(const ZeLibrary& ze, ze_context_handle_t context, ze_de
 }
 
 DeviceQueue::~DeviceQueue() {
-    if (checksum_kernel_ != nullptr) (void)ze_.zeKernelDestroy(checksum_kernel_);
-    if (module_ != nullptr) (void)ze_.zeModuleDestroy(module_);
+    for (const auto& [name, kernel] : kernels_) (void)ze_.zeKernelDestroy(kernel);
+    for (ze_module_handle_t module : modules_)
+        if (module != nullptr) (void)ze_.zeModuleDestroy(module);
     if (list_ != nullptr) (void)ze_.zeCommandListDestroy(list_);
 }
 
@@ -54,9 +57,10 @@ void DeviceQueue::append_copy(void* destination, const void* source, uint64_t si
     copy_locked(destination, source, size);
 }
 
-ze_kernel_handle_t DeviceQueue::checksum_kernel_locked() {
-    if (checksum_kernel_ != nullptr) return checksum_kernel_;
-    const auto spirv = checksum_spirv();
+ze_module_handle_t DeviceQueue::module_locked(KernelModule which) {
+    ze_module_handle_t& module = modules_[static_cast<uint32_t>(which)];
+    if (module != nullptr) return module;
+    const auto spirv = spirv_image(which);
     ze_module_desc_t desc{};
     desc.stype = ZE_STRUCTURE_TYPE_MODULE_DESC;
     desc.format = ZE_MODULE_FORMAT_IL_SPIRV;
@@ -64,7 +68,8 @@ ze_kernel_handle_t DeviceQueue::checksum_kernel_locked() {
     desc.pInputModule = spirv.data();
     desc.pBuildFlags = "";
     ze_module_build_log_handle_t log = nullptr;
-    const ze_result_t r = ze_.zeModuleCreate(context_, device_, &desc, &module_, &log);
+    ze_module_handle_t created = nullptr;
+    const ze_result_t r = ze_.zeModuleCreate(context_, device_, &desc, &created, &log);
     std::string text;
     if (log != nullptr) {
         size_t length = 0;
@@ -75,52 +80,156 @@ ze_kernel_handle_t DeviceQueue::checksum_kernel_locked() {
         }
         (void)ze_.zeModuleBuildLogDestroy(log);
     }
-    if (r != ZE_RESULT_SUCCESS) {
-        module_ = nullptr;
-        throw ZeError(r, ZeLibrary::describe(r, "zeModuleCreate") + " for the checksum kernel (SPIR-V, " + std::to_string(spirv.size()) +
+    if (r != ZE_RESULT_SUCCESS)
+        throw ZeError(r, ZeLibrary::describe(r, "zeModuleCreate") + " for " + module_name(which) + " (SPIR-V, " + std::to_string(spirv.size()) +
                              " bytes)" + (text.empty() ? std::string() : "; build log: " + text));
-    }
-    ze_kernel_desc_t kernel{};
-    kernel.stype = ZE_STRUCTURE_TYPE_KERNEL_DESC;
-    kernel.pKernelName = kChecksumKernelName;
-    if (const ze_result_t k = ze_.zeKernelCreate(module_, &kernel, &checksum_kernel_); k != ZE_RESULT_SUCCESS) {
-        checksum_kernel_ = nullptr;
-        (void)ze_.zeModuleDestroy(module_);
-        module_ = nullptr;
-        throw ZeError(k, ZeLibrary::describe(k, "zeKernelCreate") + " (" + kChecksumKernelName + ")");
-    }
-    ZeLibrary::check(ze_.zeKernelSetGroupSize(checksum_kernel_, kChecksumGroupSize, 1, 1), "zeKernelSetGroupSize");
-    return checksum_kernel_;
+    module = created;
+    return module;
 }
+
+ze_kernel_handle_t DeviceQueue::kernel_locked(KernelModule which, const char* name, uint32_t group_size) {
+    for (const auto& [known, kernel] : kernels_)
+        if (known == name) return kernel;
+    const ze_module_handle_t module = module_locked(which);
+    ze_kernel_desc_t desc{};
+    desc.stype = ZE_STRUCTURE_TYPE_KERNEL_DESC;
+    desc.pKernelName = name;
+    ze_kernel_handle_t kernel = nullptr;
+    if (const ze_result_t k = ze_.zeKernelCreate(module, &desc, &kernel); k != ZE_RESULT_SUCCESS)
+        throw ZeError(k, ZeLibrary::describe(k, "zeKernelCreate") + " (" + name + " of " + module_name(which) + ")");
+    if (const ze_result_t g = ze_.zeKernelSetGroupSize(kernel, group_size, 1, 1); g != ZE_RESULT_SUCCESS) {
+        (void)ze_.zeKernelDestroy(kernel);
+        throw ZeError(g, ZeLibrary::describe(g, "zeKernelSetGroupSize") + " (" + name + ")");
+    }
+    kernels_.emplace_back(name, kernel);
+    return kernel;
+}
+
+void DeviceQueue::launch_locked(ze_kernel_handle_t kernel, uint32_t groups, std::initializer_list<std::pair<size_t, const void*>> arguments) {
+    uint32_t index = 0;
+    for (const auto& [size, value] : arguments)
+        ZeLibrary::check(ze_.zeKernelSetArgumentValue(kernel, index++, size, value), "zeKernelSetArgumentValue");
+    const ze_group_count_t launch{groups, 1, 1};
+    ZeLibrary::check(ze_.zeCommandListAppendLaunchKernel(list_, kernel, &launch, nullptr, 0, nullptr), "zeCommandListAppendLaunchKernel");
+}
+
+namespace {
+
+// Pool memory for the length of a call.
+class Scratch {
+public:
+    Scratch(backend::ChunkPool& pool, uint64_t bytes) : pool_(pool), address_(pool.allocate(bytes)) {}
+    ~Scratch() { pool_.release(address_); }
+    Scratch(const Scratch&) = delete;
+    Scratch& operator=(const Scratch&) = delete;
+    [[nodiscard]] void* pointer() const noexcept { return reinterpret_cast<void*>(address_); }
+
+private:
+    backend::ChunkPool& pool_;
+    uint64_t address_;
+};
+
+// A kernel argument holding a device pointer.
+struct PointerArgument {
+    const void* pointer;
+    [[nodiscard]] std::pair<size_t, const void*> argument() const noexcept { return {sizeof pointer, &pointer}; }
+};
+
+template <typename T>
+std::pair<size_t, const void*> value_argument(const T& value) noexcept {
+    return {sizeof value, &value};
+}
+
+}  // namespace
 
 uint64_t DeviceQueue::checksum(uint64_t source, uint64_t size) {
     const uint32_t groups = checksum_group_count(size);
     const uint64_t items = uint64_t{groups} * kChecksumGroupSize;
     std::vector<uint64_t> partial(items);
-    // The partial sums live in pool memory for the length of the call.
-    struct Scratch {
-        backend::ChunkPool& pool;
-        uint64_t address;
-        ~Scratch() { pool.release(address); }
-    } scratch{pool_, pool_.allocate(items * sizeof(uint64_t))};
+    const Scratch scratch(pool_, items * sizeof(uint64_t));  // the partial sums
     {
         std::lock_guard lock(mutex_);
-        const ze_kernel_handle_t kernel = checksum_kernel_locked();
-        const void* source_pointer = reinterpret_cast<const void*>(source);
-        const void* partial_pointer = reinterpret_cast<const void*>(scratch.address);
+        const ze_kernel_handle_t kernel = kernel_locked(KernelModule::checksum, kChecksumKernelName, kChecksumGroupSize);
+        const PointerArgument from{reinterpret_cast<const void*>(source)}, sums{scratch.pointer()};
         const uint64_t n = size, step = common::kChecksumWeightStep, base = common::kChecksumWeightBase;
-        ZeLibrary::check(ze_.zeKernelSetArgumentValue(kernel, 0, sizeof source_pointer, &source_pointer), "zeKernelSetArgumentValue");
-        ZeLibrary::check(ze_.zeKernelSetArgumentValue(kernel, 1, sizeof n, &n), "zeKernelSetArgumentValue");
-        ZeLibrary::check(ze_.zeKernelSetArgumentValue(kernel, 2, sizeof step, &step), "zeKernelSetArgumentValue");
-        ZeLibrary::check(ze_.zeKernelSetArgumentValue(kernel, 3, sizeof base, &base), "zeKernelSetArgumentValue");
-        ZeLibrary::check(ze_.zeKernelSetArgumentValue(kernel, 4, sizeof partial_pointer, &partial_pointer), "zeKernelSetArgumentValue");
-        const ze_group_count_t launch{groups, 1, 1};
-        ZeLibrary::check(ze_.zeCommandListAppendLaunchKernel(list_, kernel, &launch, nullptr, 0, nullptr), "zeCommandListAppendLaunchKernel");
-        copy_locked(partial.data(), partial_pointer, items * sizeof(uint64_t));
+        launch_locked(kernel, groups, {from.argument(), value_argument(n), value_argument(step), value_argument(base), sums.argument()});
+        copy_locked(partial.data(), scratch.pointer(), items * sizeof(uint64_t));
     }
     uint64_t sum = 0;
     for (uint64_t p : partial) sum += p;  // modulo 2^64, in any order
     return sum;
+}
+
+// The kernels of one quantize job on this queue; the job holds the queue's lock throughout.
+class DeviceQueue::QuantRun final : public QuantKernels {
+public:
+    QuantRun(DeviceQueue& queue, uint64_t plain, uint64_t quantized) : q_(queue), plain_{reinterpret_cast<const void*>(plain)},
+        quantized_(quantized) {}
+
+    std::vector<grey_ql0_stats> statistics(const grey_ql0_args& args) override {
+        const uint64_t pieces = stats_items(args);
+        const Scratch found(q_.pool_, pieces * sizeof(grey_ql0_stats));
+        const PointerArgument out{found.pointer()};
+        q_.launch_locked(q_.kernel_locked(KernelModule::quant, kQuantStatsKernelName, kQuantGroupSize), quant_group_count(pieces),
+                         {plain_.argument(), out.argument(), value_argument(args)});
+        std::vector<grey_ql0_stats> stats(pieces);
+        q_.copy_locked(stats.data(), found.pointer(), pieces * sizeof(grey_ql0_stats));
+        return stats;
+    }
+
+    std::vector<double> search(const grey_ql0_args& args, std::span<const common::Coding> codings, uint32_t steps) override {
+        const uint64_t items = grey_quant_layout_runs(&args.layout) * steps;
+        const Scratch tried(q_.pool_, codings.size_bytes()), errors(q_.pool_, items * sizeof(double));
+        q_.copy_locked(tried.pointer(), codings.data(), codings.size_bytes());
+        const PointerArgument codings_pointer{tried.pointer()}, out{errors.pointer()};
+        q_.launch_locked(q_.kernel_locked(KernelModule::quant_mse, kQuantSearchKernelName, kQuantGroupSize), quant_group_count(items),
+                         {plain_.argument(), codings_pointer.argument(), out.argument(), value_argument(args), value_argument(steps)});
+        std::vector<double> result(items);
+        q_.copy_locked(result.data(), errors.pointer(), items * sizeof(double));
+        return result;
+    }
+
+    std::vector<double> refit_sums(const grey_ql0_args& args, std::span<const common::Coding> codings) override {
+        const uint64_t runs = grey_quant_layout_runs(&args.layout);
+        const Scratch best(q_.pool_, codings.size_bytes()), sums(q_.pool_, 4 * runs * sizeof(double));
+        q_.copy_locked(best.pointer(), codings.data(), codings.size_bytes());
+        const PointerArgument codings_pointer{best.pointer()}, out{sums.pointer()};
+        q_.launch_locked(q_.kernel_locked(KernelModule::quant_mse, kQuantRefitKernelName, kQuantGroupSize), quant_group_count(runs),
+                         {plain_.argument(), codings_pointer.argument(), out.argument(), value_argument(args)});
+        std::vector<double> result(4 * runs);
+        q_.copy_locked(result.data(), sums.pointer(), result.size() * sizeof(double));
+        return result;
+    }
+
+    void encode(const grey_ql0_args& args, std::span<const common::Coding> codings, std::span<const std::byte> parameters) override {
+        const Scratch chosen(q_.pool_, codings.size_bytes());
+        q_.copy_locked(chosen.pointer(), codings.data(), codings.size_bytes());
+        if (!parameters.empty()) q_.copy_locked(reinterpret_cast<void*>(quantized_ + args.layout.codes_bytes), parameters.data(), parameters.size());
+        const PointerArgument to{reinterpret_cast<const void*>(quantized_)}, codings_pointer{chosen.pointer()};
+        q_.launch_locked(q_.kernel_locked(KernelModule::quant, kQuantEncodeKernelName, kQuantGroupSize), quant_group_count(encode_items(args.layout)),
+                         {plain_.argument(), to.argument(), codings_pointer.argument(), value_argument(args)});
+    }
+
+private:
+    DeviceQueue& q_;
+    const PointerArgument plain_;
+    uint64_t quantized_;
+};
+
+void DeviceQueue::quantize(const grey_quant_layout& layout, grey_dtype plain_dtype, uint64_t plain, uint64_t quantized) {
+    check_supported(layout, plain_dtype);
+    std::lock_guard lock(mutex_);
+    QuantRun run(*this, plain, quantized);
+    level0::quantize(run, quant_args(layout, plain_dtype, 0, 0));
+}
+
+void DeviceQueue::dequantize(const grey_quant_layout& layout, grey_dtype plain_dtype, uint64_t quantized, uint64_t plain) {
+    check_supported(layout, plain_dtype);
+    const grey_ql0_args args = quant_args(layout, plain_dtype, 0, 0);
+    const PointerArgument from{reinterpret_cast<const void*>(quantized)}, to{reinterpret_cast<const void*>(plain)};
+    std::lock_guard lock(mutex_);
+    const ze_kernel_handle_t decode = kernel_locked(KernelModule::quant, kQuantDecodeKernelName, kQuantGroupSize);
+    launch_locked(decode, quant_group_count(decode_items(layout)), {from.argument(), to.argument(), value_argument(args)});
 }
 
 void DeviceQueue::write(uint64_t destination, const void* source, uint64_t size) {
@@ -132,13 +241,22 @@ void DeviceQueue::read(void* destination, uint64_t source, uint64_t size) {
 }
 
 void DeviceQueue::copy(uint64_t destination, uint64_t source, uint64_t size) {
-    append_copy(reinterpret_cast<void*>(destination), reinterpret_cast<const void*>(source), size);
+    if (size == 0) return;
+    const PointerArgument to{reinterpret_cast<const void*>(destination)}, from{reinterpret_cast<const void*>(source)};
+    const uint64_t n = size, no_offset = 0;
+    std::lock_guard lock(mutex_);
+    launch_locked(kernel_locked(KernelModule::fill_copy, kCopyKernelName, kFillCopyGroupSize), fill_copy_group_count(size),
+                  {to.argument(), value_argument(no_offset), from.argument(), value_argument(no_offset), value_argument(n)});
 }
 
 void DeviceQueue::fill(uint64_t destination, uint8_t value, uint64_t size) {
+    if (size == 0) return;
+    const PointerArgument to{reinterpret_cast<const void*>(destination)};
+    const uint64_t n = size, no_offset = 0;
+    const uint32_t byte = value;
     std::lock_guard lock(mutex_);
-    ZeLibrary::check(ze_.zeCommandListAppendMemoryFill(list_, reinterpret_cast<void*>(destination), &value, 1, size, nullptr, 0, nullptr),
-                     "zeCommandListAppendMemoryFill");
+    launch_locked(kernel_locked(KernelModule::fill_copy, kFillKernelName, kFillCopyGroupSize), fill_copy_group_count(size),
+                  {to.argument(), value_argument(no_offset), value_argument(n), value_argument(byte)});
 }
 
 }  // namespace grey::level0

@@ -1,31 +1,43 @@
-// Embeds the SPIR-V built from kernels/opencl (GREY_LEVEL0_CHECKSUM_SPIRV_PATH) into the plugin's
-// read-only data with .incbin, so no generated source file holds the bytes. SPIR-V is a stream of
-// 32-bit words: 4-byte alignment.
+// Embeds the SPIR-V built from kernels/opencl (the GREY_LEVEL0_*_SPIRV_PATH definitions) into the
+// plugin's read-only data (common/embed_file.hpp). SPIR-V is a stream of 32-bit words: 4-byte alignment.
 #include "level0/kernel_images.hpp"
+
+#include "common/embed_file.hpp"
 
 #include <cstddef>
 
-#ifndef GREY_LEVEL0_CHECKSUM_SPIRV_PATH
-#error "GREY_LEVEL0_CHECKSUM_SPIRV_PATH must name the SPIR-V built from kernels/opencl/grey_checksum.cl"
+#if !defined(GREY_LEVEL0_CHECKSUM_SPIRV_PATH) || !defined(GREY_LEVEL0_FILL_COPY_SPIRV_PATH) || !defined(GREY_LEVEL0_QUANT_SPIRV_PATH) || \
+    !defined(GREY_LEVEL0_QUANT_MSE_SPIRV_PATH)
+#error "GREY_LEVEL0_{CHECKSUM,FILL_COPY,QUANT,QUANT_MSE}_SPIRV_PATH must name the SPIR-V built from kernels/opencl"
 #endif
 
-__asm__(".pushsection .rodata.grey_level0_checksum_spirv, \"a\"\n"
-        ".balign 4\n"
-        ".globl grey_level0_checksum_spirv_begin\n"
-        ".hidden grey_level0_checksum_spirv_begin\n"
-        "grey_level0_checksum_spirv_begin:\n"
-        ".incbin \"" GREY_LEVEL0_CHECKSUM_SPIRV_PATH "\"\n"
-        ".globl grey_level0_checksum_spirv_end\n"
-        ".hidden grey_level0_checksum_spirv_end\n"
-        "grey_level0_checksum_spirv_end:\n"
-        ".popsection\n");
-extern "C" const unsigned char grey_level0_checksum_spirv_begin[];
-extern "C" const unsigned char grey_level0_checksum_spirv_end[];
+#define GREY_LEVEL0_EMBED(symbol, path) GREY_EMBED_FILE(symbol, path, "4")
+
+GREY_LEVEL0_EMBED(grey_level0_checksum_spirv, GREY_LEVEL0_CHECKSUM_SPIRV_PATH)
+GREY_LEVEL0_EMBED(grey_level0_fill_copy_spirv, GREY_LEVEL0_FILL_COPY_SPIRV_PATH)
+GREY_LEVEL0_EMBED(grey_level0_quant_spirv, GREY_LEVEL0_QUANT_SPIRV_PATH)
+GREY_LEVEL0_EMBED(grey_level0_quant_mse_spirv, GREY_LEVEL0_QUANT_MSE_SPIRV_PATH)
 
 namespace grey::level0 {
 
-std::span<const unsigned char> checksum_spirv() {
-    return {grey_level0_checksum_spirv_begin, static_cast<size_t>(grey_level0_checksum_spirv_end - grey_level0_checksum_spirv_begin)};
+std::span<const unsigned char> spirv_image(KernelModule module) {
+    switch (module) {
+        case KernelModule::checksum: return {grey_level0_checksum_spirv_begin, grey_level0_checksum_spirv_end};
+        case KernelModule::fill_copy: return {grey_level0_fill_copy_spirv_begin, grey_level0_fill_copy_spirv_end};
+        case KernelModule::quant: return {grey_level0_quant_spirv_begin, grey_level0_quant_spirv_end};
+        case KernelModule::quant_mse: return {grey_level0_quant_mse_spirv_begin, grey_level0_quant_mse_spirv_end};
+    }
+    return {};
+}
+
+const char* module_name(KernelModule module) {
+    switch (module) {
+        case KernelModule::checksum: return "grey_checksum.cl";
+        case KernelModule::fill_copy: return "grey_fill_copy.cl";
+        case KernelModule::quant: return "grey_quant.clcpp";
+        case KernelModule::quant_mse: return "grey_quant_mse.clcpp";
+    }
+    return "?";
 }
 
 }  // namespace grey::level0

@@ -2,11 +2,22 @@
 // (kernel_images.cpp).
 #pragma once
 
+#include <cstdint>
 #include <span>
 
 namespace grey::level0 {
 
-// kernels/opencl/grey_checksum.cl as SPIR-V.
-std::span<const unsigned char> checksum_spirv();
+enum class KernelModule : uint32_t {
+    checksum,   // kernels/opencl/grey_checksum.cl
+    fill_copy,  // kernels/opencl/grey_fill_copy.cl
+    quant,      // kernels/opencl/grey_quant.clcpp
+    quant_mse,  // kernels/opencl/grey_quant_mse.clcpp (float64)
+};
+inline constexpr uint32_t kKernelModuleCount = 4;
+
+// The module as SPIR-V.
+std::span<const unsigned char> spirv_image(KernelModule module);
+// Its source file's name, for messages.
+const char* module_name(KernelModule module);
 
 }  // namespace grey::level0

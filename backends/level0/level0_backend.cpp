@@ -3,10 +3,11 @@
 //
 // init opens libze_loader.so.1 (required: without it, or without a GPU driver behind it, the backend is
 // not offered and the loader reports the reason) and starts Level Zero with Sysman enabled. Memory comes
-// from one ChunkPool per device over zeMemAllocDevice; writes, reads, copies, fills and the checksum
-// kernel (kernels/opencl, SPIR-V embedded at build time) run on a synchronous immediate command list.
-// There are no quantization or KV-cache kernels yet (the runtime answers UNSUPPORTED for them), and no
-// stream slots are set (the runtime runs async calls synchronously).
+// from one ChunkPool per device over zeMemAllocDevice; writes and reads run as memory copies, and fill,
+// copy, checksum, quantize and dequantize as the kernels of kernels/opencl (SPIR-V embedded at build
+// time), all on a synchronous immediate command list. Quantization covers every format of
+// grey_quant_format and both calibrations; the KV-cache slots are not there (the runtime answers
+// UNSUPPORTED), and no stream slots are set (the runtime runs async calls synchronously).
 #include "common/fields.hpp"
 #include "common/plugin_entry.hpp"
 #include "level0/device_queue.hpp"
@@ -17,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -71,6 +73,8 @@ grey_status guarded(const grey_backend_host* host, Body&& body) noexcept {
         return report(host, GREY_ERROR_OUT_OF_MEMORY, "out of host memory");
     } catch (const std::invalid_argument& e) {
         return report(host, GREY_ERROR_INVALID_ARGUMENT, e.what());
+    } catch (const std::domain_error& e) {  // a request this backend does not know how to serve
+        return report(host, GREY_ERROR_UNSUPPORTED, e.what());
     } catch (const std::exception& e) {
         return report(host, GREY_ERROR_INTERNAL, e.what());
     } catch (...) {
@@ -239,6 +243,31 @@ grey_status level0_buffer_checksum(void* state, grey_backend_buffer* b, uint64_t
     });
 }
 
+// The device address of a job's tensor. This backend declares no GREY_BACKEND_CAP_QUANT_HOST_MEMORY, so the
+// runtime hands it only buffers, all on one device (it checked).
+uint64_t address_of(const grey_backend_memory& memory) {
+    if (memory.buffer == nullptr) throw std::logic_error("the runtime handed host memory to a backend that takes only buffers");
+    return memory.buffer->address + memory.offset;
+}
+
+grey_status level0_quantize(void* state, const grey_backend_quant_job* job) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        const uint64_t plain = address_of(job->plain), quantized = address_of(job->quantized);
+        queue(s, job->plain.buffer->device).quantize(*job->layout, job->plain_dtype, plain, quantized);
+        return GREY_OK;
+    });
+}
+
+grey_status level0_dequantize(void* state, const grey_backend_quant_job* job) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        const uint64_t quantized = address_of(job->quantized), plain = address_of(job->plain);
+        queue(s, job->quantized.buffer->device).dequantize(*job->layout, job->plain_dtype, quantized, plain);
+        return GREY_OK;
+    });
+}
+
 // The power domain of the whole device (not a tile's) and its properties, or NULL with `why` set.
 zes_pwr_handle_t device_power_domain(const ZeLibrary& ze, ze_device_handle_t device, zes_power_properties_t& props, std::string& why) {
     if (!ze.sysman_disabled().empty()) {
@@ -341,6 +370,8 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.buffer_fill = level0_buffer_fill;
     vt.memory_stats = level0_memory_stats;
     vt.buffer_checksum = level0_buffer_checksum;
+    vt.quantize = level0_quantize;
+    vt.dequantize = level0_dequantize;
     vt.power_limit_set = level0_power_limit_set;
     grey::backend::publish_vtable(vt, out);
     return GREY_OK;

@@ -4,6 +4,8 @@
 // set per case. None of this is evidence that a real Intel GPU answers the same: docs/backends.md.
 #include "plugin_test_support.hpp"
 
+#include "kernels/opencl/quant_args.h"
+
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
@@ -270,7 +272,7 @@ TEST(Level0Fake, AKernelTheDriverCannotBuildIsABackendErrorWithTheBuildLog) {
     {
         ScopedEnv env{{"FAKE_ZE_FAIL", "zeKernelCreate:2013265937"}};  // ZE_RESULT_ERROR_INVALID_KERNEL_NAME
         EXPECT_EQ(grey_buffer_checksum(b, 0, 4096, &sum), GREY_ERROR_BACKEND);
-        EXPECT_TRUE(contains(grey_last_error(), "zeKernelCreate failed: ZE_RESULT_ERROR_INVALID_KERNEL_NAME (grey_checksum_partial)"))
+        EXPECT_TRUE(contains(grey_last_error(), "zeKernelCreate failed: ZE_RESULT_ERROR_INVALID_KERNEL_NAME (grey_checksum_partial of grey_checksum.cl)"))
             << grey_last_error();
     }
     EXPECT_EQ(c.stats().allocation_count, before.allocation_count);  // no scratch left behind
@@ -279,15 +281,171 @@ TEST(Level0Fake, AKernelTheDriverCannotBuildIsABackendErrorWithTheBuildLog) {
     grey_buffer_destroy(b);
 }
 
-TEST(Level0Fake, NoQuantizationOrKvKernelsYet) {
-    // The vtable declares the checksum kernel but no quantization or KV-cache slot: the runtime answers
-    // UNSUPPORTED for those rather than faking them.
+TEST(Level0Fake, QuantizationSlotsButNoKvKernels) {
+    // The vtable declares the quantization slots (kernels/opencl/grey_quant.clcpp) but no KV-cache slot:
+    // the runtime answers UNSUPPORTED for those rather than faking them.
     const grey_backend_vtable vt = grey::test::plugin_vtable(GREY_TEST_PLUGIN_DIR "/libgrey-backend-level0.so");
     EXPECT_NE(vt.buffer_checksum, nullptr);
+    EXPECT_NE(vt.buffer_fill, nullptr);
+    EXPECT_NE(vt.buffer_copy, nullptr);
+    EXPECT_NE(vt.quantize, nullptr);
+    EXPECT_NE(vt.dequantize, nullptr);
     EXPECT_NE(vt.power_limit_set, nullptr);
-    EXPECT_EQ(vt.quantize, nullptr);
     EXPECT_EQ(vt.kv_attend, nullptr);
     EXPECT_EQ(vt.capabilities, 0u);
+}
+
+namespace {
+
+// The fake's record of the launches so far ("name(argument sizes)xgroups;..."), or "" when this process
+// did not load the fake.
+std::string launches() {
+    void* fake = dlopen("libze_loader.so.1", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    if (fake == nullptr) return "";
+    auto record = reinterpret_cast<const char* (*)()>(dlsym(fake, "fake_ze_launches"));
+    std::string text = record != nullptr ? record() : "";
+    dlclose(fake);
+    return text;
+}
+
+// How often `needle` occurs in `text`.
+size_t occurrences(const std::string& text, const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+    return n;
+}
+
+// A plain F32 [4, 128] tensor and room for its quantized form, on the Level Zero device.
+struct QuantBuffers {
+    grey_tensor_desc desc = GREY_TENSOR_DESC_INIT;
+    grey_quant_params params = GREY_QUANT_PARAMS_INIT;
+    grey_buffer* plain = nullptr;
+    grey_buffer* packed = nullptr;
+    explicit QuantBuffers(grey_context* context) {
+        desc.rank = 2;
+        desc.shape[0] = 4;
+        desc.shape[1] = 128;
+        EXPECT_EQ(grey_buffer_create(context, 1, 4 * 128 * 4, &plain), GREY_OK) << grey_last_error();
+        EXPECT_EQ(grey_buffer_create(context, 1, 4 * 128 * 4, &packed), GREY_OK) << grey_last_error();
+        const std::vector<float> values(4 * 128, 0.5f);
+        EXPECT_EQ(grey_buffer_write(plain, 0, values.data(), values.size() * sizeof(float)), GREY_OK);
+        EXPECT_EQ(grey_buffer_fill(packed, 0, 0xEE, 4 * 128 * 4), GREY_OK) << grey_last_error();
+    }
+    ~QuantBuffers() {
+        grey_buffer_destroy(packed);
+        grey_buffer_destroy(plain);
+    }
+    QuantBuffers(const QuantBuffers&) = delete;
+    QuantBuffers& operator=(const QuantBuffers&) = delete;
+};
+
+}  // namespace
+
+TEST(Level0Fake, FillAndCopyRunTheirKernels) {
+    Level0Context c;
+    grey_buffer* a = nullptr;
+    grey_buffer* b = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 100000, &a), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 100000, &b), GREY_OK) << grey_last_error();
+    const std::string before = launches();
+    ASSERT_EQ(grey_buffer_fill(a, 3, 0x5A, 99990), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_copy(b, 1, a, 7, 5000), GREY_OK) << grey_last_error();
+    const std::string after = launches().substr(before.size());
+    // (buffer, offset, n, value) and (to, to offset, from, from offset, n), in groups of 256 work items
+    // moving 16 bytes each.
+    EXPECT_EQ(after, "grey_fill(8,8,8,4)x25;grey_copy(8,8,8,8,8)x2;");
+    std::vector<unsigned char> back(5002);
+    ASSERT_EQ(grey_buffer_read(b, 0, back.data(), back.size()), GREY_OK);
+    EXPECT_EQ(back[1], 0x5A);
+    EXPECT_EQ(back[5000], 0x5A);
+    grey_buffer_destroy(b);
+    grey_buffer_destroy(a);
+}
+
+TEST(Level0Fake, QuantizeAndDequantizeLaunchTheSpirvKernelsAndTheHostWritesTheScales) {
+    Level0Context c;
+    QuantBuffers q(c.context);
+    q.params.format = GREY_QUANT_INT8;  // one fp32 scale per row: 512 code bytes, then 16 bytes of scales
+    const std::string before = launches();
+    ASSERT_EQ(grey_quantize_buffer(&q.desc, q.plain, 0, &q.params, q.packed, 0, nullptr), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_dequantize_buffer(&q.desc, &q.params, q.packed, 0, q.plain, 0), GREY_OK) << grey_last_error();
+    const std::string size = std::to_string(sizeof(grey_ql0_args));
+    // Statistics over 4 runs of one piece each, the encoder over 512 elements, the decoder over 512.
+    EXPECT_EQ(launches().substr(before.size()),
+              "grey_quant_stats(8,8," + size + ")x1;grey_quant_encode(8,8,8," + size + ")x8;grey_quant_decode(8,8," + size + ")x8;");
+    // The fake's statistics say every element is 0, so every scale the host chose is 0, written after
+    // the codes; the fake's encoder wrote no code.
+    std::vector<unsigned char> packed(512 + 16 + 1);
+    ASSERT_EQ(grey_buffer_read(q.packed, 0, packed.data(), packed.size()), GREY_OK);
+    EXPECT_EQ(std::vector<unsigned char>(packed.begin(), packed.begin() + 512), std::vector<unsigned char>(512, 0xEE));
+    EXPECT_EQ(std::vector<unsigned char>(packed.begin() + 512, packed.begin() + 528), std::vector<unsigned char>(16, 0));
+    EXPECT_EQ(packed[528], 0xEE);
+}
+
+TEST(Level0Fake, ANonFiniteElementTheKernelFindsIsRefusedInTheHostBackendsWords) {
+    Level0Context c;
+    QuantBuffers q(c.context);
+    q.params.format = GREY_QUANT_Q4_0;
+    const grey_memory_stats before = c.stats();
+    const std::string launched = launches();
+    {
+        ScopedEnv env{{"FAKE_ZE_NON_FINITE", "77"}};
+        EXPECT_EQ(grey_quantize_buffer(&q.desc, q.plain, 0, &q.params, q.packed, 0, nullptr), GREY_ERROR_INVALID_ARGUMENT);
+        EXPECT_TRUE(contains(grey_last_error(), "element 77 is NaN; only finite values can be quantized")) << grey_last_error();
+    }
+    EXPECT_EQ(occurrences(launches().substr(launched.size()), "grey_quant_encode"), 0u) << "nothing is encoded from a refused tensor";
+    EXPECT_EQ(c.stats().allocation_count, before.allocation_count);  // the scratch went back
+}
+
+TEST(Level0Fake, MseCalibrationRunsTheSearchAndTheInt4RefitKernels) {
+    Level0Context c;
+    QuantBuffers q(c.context);
+    q.params.format = GREY_QUANT_INT4;
+    q.params.group_size = 32;
+    q.params.calibration = GREY_CALIBRATION_MSE;
+    const grey_memory_stats before = c.stats();
+    const std::string launched = launches();
+    ASSERT_EQ(grey_quantize_buffer(&q.desc, q.plain, 0, &q.params, q.packed, 0, nullptr), GREY_OK) << grey_last_error();
+    const std::string size = std::to_string(sizeof(grey_ql0_args));
+    // 16 groups: their statistics, the search over 26 clipping fractions (16 x 26 work items), one refit
+    // whose sums say every code is equal (the fake's zeros), so nothing is fitted, then the encoder.
+    EXPECT_EQ(launches().substr(launched.size()), "grey_quant_stats(8,8," + size + ")x1;grey_quant_search(8,8,8," + size + ",4)x7;grey_quant_refit(8,8,8," +
+                                                      size + ")x1;grey_quant_encode(8,8,8," + size + ")x4;");
+    EXPECT_EQ(c.stats().allocation_count, before.allocation_count);  // every scratch went back
+}
+
+TEST(Level0Fake, QuantizationKernelsThatCannotLoadAreABackendErrorAndLeakNothing) {
+    Level0Context c;
+    QuantBuffers q(c.context);
+    q.params.format = GREY_QUANT_NF4;
+    const grey_memory_stats before = c.stats();
+    {
+        ScopedEnv env{{"FAKE_ZE_FAIL", "zeModuleCreate:1879048196"},  // ZE_RESULT_ERROR_MODULE_BUILD_FAILURE
+                      {"FAKE_ZE_BUILD_LOG", "error: unsupported SPIR-V capability GenericPointer"}};
+        EXPECT_EQ(grey_quantize_buffer(&q.desc, q.plain, 0, &q.params, q.packed, 0, nullptr), GREY_ERROR_BACKEND);
+        const std::string message = grey_last_error();
+        EXPECT_TRUE(contains(message, "zeModuleCreate failed: ZE_RESULT_ERROR_MODULE_BUILD_FAILURE for grey_quant.clcpp") &&
+                    contains(message, "build log: error: unsupported SPIR-V capability GenericPointer"))
+            << message;
+        EXPECT_EQ(grey_dequantize_buffer(&q.desc, &q.params, q.packed, 0, q.plain, 0), GREY_ERROR_BACKEND);
+    }
+    {
+        ScopedEnv env{{"FAKE_ZE_FAIL", "zeKernelCreate:2013265937"}};  // ZE_RESULT_ERROR_INVALID_KERNEL_NAME
+        EXPECT_EQ(grey_quantize_buffer(&q.desc, q.plain, 0, &q.params, q.packed, 0, nullptr), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), "(grey_quant_stats of grey_quant.clcpp)")) << grey_last_error();
+    }
+    {
+        const std::string fail = std::string("zeCommandListAppendLaunchKernel:") + kDeviceLost;
+        ScopedEnv env{{"FAKE_ZE_FAIL", fail.c_str()}};
+        EXPECT_EQ(grey_quantize_buffer(&q.desc, q.plain, 0, &q.params, q.packed, 0, nullptr), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), "zeCommandListAppendLaunchKernel failed: ZE_RESULT_ERROR_DEVICE_LOST")) << grey_last_error();
+        EXPECT_EQ(grey_buffer_fill(q.packed, 0, 1, 16), GREY_ERROR_BACKEND);
+    }
+    const grey_memory_stats after = c.stats();
+    EXPECT_EQ(after.allocation_count, before.allocation_count);
+    EXPECT_EQ(after.allocated_bytes, before.allocated_bytes);
+    // The next call builds the module again, and works.
+    EXPECT_EQ(grey_quantize_buffer(&q.desc, q.plain, 0, &q.params, q.packed, 0, nullptr), GREY_OK) << grey_last_error();
 }
 
 TEST(Level0Fake, PowerLimitIsTheSustainedLimitAndGivesThePrevious) {

@@ -6,22 +6,31 @@
 //   FAKE_ZE_DEVICES  the number of GPUs
 //   FAKE_ZE_MEMORY   device memory in bytes (default 1 GiB); zeMemAllocDevice beyond it fails
 // Variants: FAKE_ZE_NO_SYSMAN (exports no zes* entry point), FAKE_ZE_NO_ALLOC (no zeMemAllocDevice).
-// Modules must be SPIR-V (format and magic number are checked); the one kernel it knows,
-// grey_checksum_partial, is emulated in C++ by name, so these tests prove the launch plumbing, not the
-// kernel (tests/level0/test_spirv_on_opencl.cpp runs the real SPIR-V). FAKE_ZE_BUILD_LOG is the text
-// of a module's build log.
+// Modules must be SPIR-V (format and magic number are checked), and zeKernelCreate finds a kernel only
+// in a module whose SPIR-V names it (an OpEntryPoint's name is a NUL-terminated literal in the words).
+// Launches are recorded, and emulated in C++ by name, so these tests prove the launch plumbing, not the
+// kernels (tests/level0/test_*_on_opencl.cpp run the real SPIR-V through OpenCL on the CPU):
+// grey_checksum_partial, grey_fill and grey_copy compute their results; grey_quant_stats reports every
+// piece as all zeros (FAKE_ZE_NON_FINITE=<index> makes the first piece report that element as a
+// NaN); grey_quant_search and grey_quant_refit report every sum 0; grey_quant_encode and
+// grey_quant_decode only check their arguments and write nothing.
+// FAKE_ZE_BUILD_LOG is the text of a module's build log.
 // Test hooks: fake_ze_live_objects() counts contexts, command lists, modules, kernels and allocations
-// not yet freed.
+// not yet freed; fake_ze_launches() gives the launches so far, "name(argument sizes)xgroups;..." each.
 #include "fake_common.hpp"
 
 #include <level_zero/ze_api.h>
 #include <level_zero/zes_api.h>
 
+#include "kernels/opencl/quant_args.h"
+
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 struct _ze_driver_handle_t {
     int id;
@@ -37,13 +46,15 @@ struct _ze_command_list_handle_t {
 };
 struct _ze_module_handle_t {
     int id;
+    std::string spirv;
 };
 struct _ze_module_build_log_handle_t {
     std::string text;
 };
 struct _ze_kernel_handle_t {
+    std::string name;
     uint32_t group_size = 0;
-    uint64_t args[5] = {};
+    std::vector<std::string> args;  // each argument's bytes, by index
 };
 struct _zes_mem_handle_t {
     zes_mem_loc_t location;
@@ -89,6 +100,7 @@ struct State {
     int build_logs = 0;
     uint64_t energy_reads = 0;
     int32_t sustained_mw = 550000;
+    std::string launches;
 };
 
 State& state() {
@@ -147,6 +159,11 @@ extern "C" __attribute__((visibility("default"))) int fake_ze_live_objects() {
     std::lock_guard lock(state().mutex);
     return state().contexts + state().command_lists + state().modules + state().kernels + state().build_logs +
            static_cast<int>(state().allocations.size());
+}
+
+extern "C" __attribute__((visibility("default"))) const char* fake_ze_launches() {
+    std::lock_guard lock(state().mutex);
+    return state().launches.c_str();
 }
 
 ze_result_t zeInit(ze_init_flags_t) {
@@ -300,7 +317,7 @@ ze_result_t zeModuleCreate(ze_context_handle_t, ze_device_handle_t, const ze_mod
     if (magic != 0x07230203u) return ZE_RESULT_ERROR_INVALID_NATIVE_BINARY;
     std::lock_guard lock(state().mutex);
     ++state().modules;
-    *out = new _ze_module_handle_t{state().modules};
+    *out = new _ze_module_handle_t{state().modules, std::string(static_cast<const char*>(static_cast<const void*>(desc->pInputModule)), desc->inputSize)};
     return ZE_RESULT_SUCCESS;
 }
 
@@ -327,12 +344,13 @@ ze_result_t zeModuleBuildLogDestroy(ze_module_build_log_handle_t log) {
     return ZE_RESULT_SUCCESS;
 }
 
-ze_result_t zeKernelCreate(ze_module_handle_t, const ze_kernel_desc_t* desc, ze_kernel_handle_t* out) {
+ze_result_t zeKernelCreate(ze_module_handle_t module, const ze_kernel_desc_t* desc, ze_kernel_handle_t* out) {
     FAKE_ENTER("zeKernelCreate")
-    if (std::strcmp(desc->pKernelName, "grey_checksum_partial") != 0) return ZE_RESULT_ERROR_INVALID_KERNEL_NAME;
+    const std::string name = desc->pKernelName;
+    if (module->spirv.find(name + '\0') == std::string::npos) return ZE_RESULT_ERROR_INVALID_KERNEL_NAME;
     std::lock_guard lock(state().mutex);
     ++state().kernels;
-    *out = new _ze_kernel_handle_t{};
+    *out = new _ze_kernel_handle_t{name, 0, {}};
     return ZE_RESULT_SUCCESS;
 }
 
@@ -351,26 +369,110 @@ ze_result_t zeKernelSetGroupSize(ze_kernel_handle_t kernel, uint32_t x, uint32_t
 
 ze_result_t zeKernelSetArgumentValue(ze_kernel_handle_t kernel, uint32_t index, size_t size, const void* value) {
     FAKE_ENTER("zeKernelSetArgumentValue")
-    if (index >= 5 || size != 8) return ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE;
-    std::memcpy(&kernel->args[index], value, size);
+    if (index >= 8 || size == 0 || size > 256 || value == nullptr) return ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE;
+    if (kernel->args.size() <= index) kernel->args.resize(index + 1);
+    kernel->args[index].assign(static_cast<const char*>(value), size);
     return ZE_RESULT_SUCCESS;
 }
 
-// grey_checksum_partial(source, n, step, base, partial), emulated work item by work item.
-ze_result_t zeCommandListAppendLaunchKernel(ze_command_list_handle_t, ze_kernel_handle_t kernel, const ze_group_count_t* groups,
-                                            ze_event_handle_t, uint32_t, ze_event_handle_t*) {
-    FAKE_ENTER("zeCommandListAppendLaunchKernel")
-    if (kernel->group_size == 0) return ZE_RESULT_ERROR_INVALID_GROUP_SIZE_DIMENSION;
-    const auto* source = reinterpret_cast<const unsigned char*>(kernel->args[0]);
-    const uint64_t n = kernel->args[1], step = kernel->args[2], base = kernel->args[3];
-    auto* partial = reinterpret_cast<uint64_t*>(kernel->args[4]);
-    const uint64_t items = uint64_t{groups->groupCountX} * kernel->group_size;
+namespace {
+
+// The launched kernel's arguments, each of the size its OpenCL signature gives (checked).
+struct Arguments {
+    const std::vector<std::string>& args;
+    bool sizes(std::initializer_list<size_t> expected) const {
+        if (args.size() != expected.size()) return false;
+        size_t i = 0;
+        for (size_t size : expected)
+            if (args[i++].size() != size) return false;
+        return true;
+    }
+    uint64_t u64(size_t i) const {
+        uint64_t v = 0;
+        std::memcpy(&v, args[i].data(), std::min<size_t>(8, args[i].size()));
+        return v;
+    }
+    template <typename T>
+    T* pointer(size_t i) const {
+        return reinterpret_cast<T*>(u64(i));
+    }
+};
+
+// grey_checksum_partial(source, n, step, base, partial), work item by work item.
+ze_result_t emulate_checksum(const Arguments& a, uint64_t items) {
+    if (!a.sizes({8, 8, 8, 8, 8})) return ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE;
+    const auto* source = a.pointer<const unsigned char>(0);
+    const uint64_t n = a.u64(1), step = a.u64(2), base = a.u64(3);
+    auto* partial = a.pointer<uint64_t>(4);
     for (uint64_t g = 0; g < items; ++g) {
         uint64_t sum = 0;
         for (uint64_t i = g; i < n; i += items) sum += (uint64_t{source[i]} + 1) * (i * step + base);
         partial[g] = sum;
     }
     return ZE_RESULT_SUCCESS;
+}
+
+// grey_quant_stats(plain, out, args): every piece as if its elements were all zero, or the first
+// reporting FAKE_ZE_NON_FINITE as a NaN.
+ze_result_t emulate_quant_stats(const Arguments& a) {
+    if (!a.sizes({8, 8, sizeof(grey_ql0_args)})) return ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE;
+    grey_ql0_args args{};
+    std::memcpy(&args, a.args[2].data(), sizeof args);
+    const uint64_t runs = grey_quant_layout_runs(&args.layout);
+    auto* out = a.pointer<grey_ql0_stats>(1);
+    for (uint64_t w = 0; w < runs * args.pieces_per_run; ++w) out[w] = {0.0f, 0.0f, 0.0f, 0.0f, ~uint64_t{0}, 0, 0};
+    if (const char* bad = std::getenv("FAKE_ZE_NON_FINITE")) {
+        out[0].first_bad = std::strtoull(bad, nullptr, 10);
+        out[0].first_bad_nan = 1;
+    }
+    return ZE_RESULT_SUCCESS;
+}
+
+}  // namespace
+
+ze_result_t zeCommandListAppendLaunchKernel(ze_command_list_handle_t, ze_kernel_handle_t kernel, const ze_group_count_t* groups,
+                                            ze_event_handle_t, uint32_t, ze_event_handle_t*) {
+    FAKE_ENTER("zeCommandListAppendLaunchKernel")
+    if (kernel->group_size == 0) return ZE_RESULT_ERROR_INVALID_GROUP_SIZE_DIMENSION;
+    if (groups == nullptr || groups->groupCountX == 0) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    const Arguments a{kernel->args};
+    {
+        std::lock_guard lock(state().mutex);
+        std::string sizes;
+        for (const std::string& arg : kernel->args) sizes += (sizes.empty() ? "" : ",") + std::to_string(arg.size());
+        state().launches += kernel->name + "(" + sizes + ")x" + std::to_string(groups->groupCountX) + ";";
+    }
+    const uint64_t items = uint64_t{groups->groupCountX} * kernel->group_size;
+    if (kernel->name == "grey_checksum_partial") return emulate_checksum(a, items);
+    if (kernel->name == "grey_fill") {  // (buffer, offset, n, value)
+        if (!a.sizes({8, 8, 8, 4})) return ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE;
+        std::memset(a.pointer<unsigned char>(0) + a.u64(1), static_cast<int>(a.u64(3) & 0xFF), a.u64(2));
+        return ZE_RESULT_SUCCESS;
+    }
+    if (kernel->name == "grey_copy") {  // (to, to_offset, from, from_offset, n)
+        if (!a.sizes({8, 8, 8, 8, 8})) return ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE;
+        std::memcpy(a.pointer<unsigned char>(0) + a.u64(1), a.pointer<const unsigned char>(2) + a.u64(3), a.u64(4));
+        return ZE_RESULT_SUCCESS;
+    }
+    if (kernel->name == "grey_quant_stats") return emulate_quant_stats(a);
+    if (kernel->name == "grey_quant_search" || kernel->name == "grey_quant_refit") {
+        // (plain, codings, out, args[, steps]): every error or sum 0.
+        const bool search = kernel->name == "grey_quant_search";
+        if (!(search ? a.sizes({8, 8, 8, sizeof(grey_ql0_args), 4}) : a.sizes({8, 8, 8, sizeof(grey_ql0_args)})))
+            return ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE;
+        grey_ql0_args args{};
+        std::memcpy(&args, a.args[3].data(), sizeof args);
+        uint32_t steps = 1;
+        if (search) std::memcpy(&steps, a.args[4].data(), sizeof steps);
+        const uint64_t count = grey_quant_layout_runs(&args.layout) * (search ? steps : 4);
+        std::fill_n(a.pointer<double>(2), count, 0.0);
+        return ZE_RESULT_SUCCESS;
+    }
+    if (kernel->name == "grey_quant_encode")
+        return a.sizes({8, 8, 8, sizeof(grey_ql0_args)}) ? ZE_RESULT_SUCCESS : ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE;
+    if (kernel->name == "grey_quant_decode")
+        return a.sizes({8, 8, sizeof(grey_ql0_args)}) ? ZE_RESULT_SUCCESS : ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE;
+    return ZE_RESULT_ERROR_INVALID_KERNEL_NAME;
 }
 
 #ifndef FAKE_ZE_NO_SYSMAN

@@ -1,0 +1,11 @@
+# spirv-val over every SPIR-V module the Level Zero plugin embeds: -DSPIRV_VAL=<program> -DFILES=<a;b;c>.
+if(NOT FILES)
+  message(FATAL_ERROR "no SPIR-V files given")
+endif()
+foreach(file IN LISTS FILES)
+  execute_process(COMMAND ${SPIRV_VAL} ${file} RESULT_VARIABLE result)
+  if(NOT result EQUAL 0)
+    message(FATAL_ERROR "spirv-val rejects ${file}")
+  endif()
+  message(STATUS "valid: ${file}")
+endforeach()
