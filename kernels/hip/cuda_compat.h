@@ -39,8 +39,16 @@
 #define GREY_HIP_LAUNCH_BOUNDS_PICK(_1, _2, name, ...) name
 #define __launch_bounds__(...) GREY_HIP_LAUNCH_BOUNDS_PICK(__VA_ARGS__, GREY_HIP_LAUNCH_BOUNDS_2, GREY_HIP_LAUNCH_BOUNDS_1, )(__VA_ARGS__)
 
-// The lanes of a CUDA warp, on every AMD target (see above).
+// The lanes of a CUDA warp, on every AMD target (see above), and of the target's wavefront.
 inline constexpr int kGreyWarpLanes = 32;
+#if defined(__AMDGCN_WAVEFRONT_SIZE__)
+#define GREY_HIP_WAVEFRONT __AMDGCN_WAVEFRONT_SIZE__
+#elif defined(__AMDGCN_WAVEFRONT_SIZE)
+#define GREY_HIP_WAVEFRONT __AMDGCN_WAVEFRONT_SIZE
+#else
+#error "the compiler does not say the target's wavefront size"
+#endif
+static_assert(GREY_HIP_WAVEFRONT == 32 || GREY_HIP_WAVEFRONT == 64, "a wavefront holds one or two 32-lane warps");
 
 // --- Thread and block indices: what CUDA's built-in variables hold, computed where they are read.
 
@@ -85,7 +93,7 @@ __device__ __forceinline__ void __syncwarp(unsigned int = 0xFFFFFFFFu) {
 // --- Lanes, shuffles and votes, within 32-lane warps.
 
 __device__ __forceinline__ unsigned int grey_hardware_lane() {
-#if __AMDGCN_WAVEFRONT_SIZE == 64
+#if GREY_HIP_WAVEFRONT == 64
     return __builtin_amdgcn_mbcnt_hi(~0u, __builtin_amdgcn_mbcnt_lo(~0u, 0u));
 #else
     return __builtin_amdgcn_mbcnt_lo(~0u, 0u);
@@ -134,7 +142,7 @@ __device__ __forceinline__ T __shfl_sync(unsigned int, T var, int source_lane, i
 
 // Whether `predicate` holds for any active lane of the caller's 32-lane warp.
 __device__ __forceinline__ bool __any_sync(unsigned int, bool predicate) {
-#if __AMDGCN_WAVEFRONT_SIZE == 64
+#if GREY_HIP_WAVEFRONT == 64
     const uint64_t votes = __builtin_amdgcn_ballot_w64(predicate);
     return ((votes >> (grey_hardware_lane() & 32u)) & 0xFFFFFFFFu) != 0;
 #else

@@ -6,10 +6,16 @@
 # TARGETS: the targets every module must have been built for.
 cmake_policy(SET CMP0057 NEW)  # IN_LIST
 find_program(READELF readelf REQUIRED)
-# EF_AMDGPU_MACH (the low byte of e_flags) of each target, from LLVM's AMDGPUUsage.
+# llvm-readelf decodes the AMDGPU metadata note: each kernel's wavefront size.
+find_program(LLVM_READELF NAMES llvm-readelf-14 llvm-readelf llvm-readelf-19 PATHS /usr/lib/llvm-14/bin /usr/lib/llvm-19/bin REQUIRED)
+# EF_AMDGPU_MACH (the low byte of e_flags) of each target, from LLVM's AMDGPUUsage, and the wavefront size
+# its kernels must be compiled for (kernels/hip/cuda_compat.h relies on it: 32-lane warps either way).
 set(mach_gfx90a 3f)
 set(mach_gfx942 4c)
 set(mach_gfx1100 41)
+set(wave_gfx90a 64)
+set(wave_gfx942 64)
+set(wave_gfx1100 32)
 
 file(STRINGS ${MANIFEST} lines)
 if(NOT lines)
@@ -51,13 +57,24 @@ foreach(line IN LISTS lines)
       message(FATAL_ERROR "${path} (${module}, ${target}) has no kernel descriptor ${kernel}.kd")
     endif()
   endforeach()
+  execute_process(COMMAND ${LLVM_READELF} --notes ${path} OUTPUT_VARIABLE notes RESULT_VARIABLE rc)
+  string(REGEX MATCHALL "\\.wavefront_size: +[0-9]+" waves "${notes}")
+  list(LENGTH waves wave_count)
+  if(NOT rc EQUAL 0 OR wave_count EQUAL 0)
+    message(FATAL_ERROR "${LLVM_READELF} --notes ${path} gave no kernel metadata (${rc})")
+  endif()
+  foreach(wave IN LISTS waves)
+    if(NOT wave MATCHES ": +${wave_${target}}$")
+      message(FATAL_ERROR "${path} (${module}, ${target}) has a kernel compiled for ${wave}, not ${wave_${target}} lanes")
+    endif()
+  endforeach()
   string(REGEX MATCHALL "[^\n]* UND [^\n]*[A-Za-z_][^\n]*" undefined "${symbols}")
   if(undefined)
     message(FATAL_ERROR "${path} (${module}, ${target}) leaves symbols undefined: ${undefined}")
   endif()
   list(APPEND seen_targets ${module}@${target})
   math(EXPR count "${count} + 1")
-  message(STATUS "${module} ${target}: ${kernels} (and their descriptors), nothing undefined")
+  message(STATUS "${module} ${target}: ${kernels} (and their descriptors), wavefront ${wave_${target}}, nothing undefined")
 endforeach()
 # Every module for every target.
 set(modules)

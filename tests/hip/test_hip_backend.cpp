@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -245,34 +246,6 @@ struct FakeHip {
     void* library;
 };
 
-// Fills, copies and checksums a buffer of device 1; the checksum must equal the host backend's.
-void fill_copy_checksum(HipContext& c) {
-    const size_t n = 1 << 20;
-    grey_buffer* a = nullptr;
-    grey_buffer* b = nullptr;
-    ASSERT_EQ(grey_buffer_create(c.context, 1, n, &a), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_buffer_create(c.context, 1, n, &b), GREY_OK) << grey_last_error();
-    std::vector<unsigned char> data(n);
-    for (size_t i = 0; i < n; ++i) data[i] = static_cast<unsigned char>(i * 7 + 1);
-    ASSERT_EQ(grey_buffer_write(a, 0, data.data(), n), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_buffer_fill(a, 3, 0x5A, 100), GREY_OK) << grey_last_error();
-    std::fill(data.begin() + 3, data.begin() + 103, 0x5A);
-    ASSERT_EQ(grey_buffer_copy(b, 0, a, 0, n), GREY_OK) << grey_last_error();
-    std::vector<unsigned char> back(n);
-    ASSERT_EQ(grey_buffer_read(b, 0, back.data(), n), GREY_OK) << grey_last_error();
-    EXPECT_EQ(back, data);
-    grey_buffer* h = nullptr;
-    ASSERT_EQ(grey_buffer_create(c.context, 0, n, &h), GREY_OK);
-    ASSERT_EQ(grey_buffer_write(h, 0, data.data(), n), GREY_OK);
-    uint64_t on_device = 0, on_host = 0;
-    ASSERT_EQ(grey_buffer_checksum(b, 11, n - 11, &on_device), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_buffer_checksum(h, 11, n - 11, &on_host), GREY_OK);
-    EXPECT_EQ(on_device, on_host);
-    grey_buffer_destroy(h);
-    grey_buffer_destroy(b);
-    grey_buffer_destroy(a);
-}
-
 }  // namespace
 
 TEST(HipFake, FillCopyAndChecksumLaunchTheKernelsOfTheDevicesTarget) {
@@ -283,7 +256,7 @@ TEST(HipFake, FillCopyAndChecksumLaunchTheKernelsOfTheDevicesTarget) {
         const int before = fake.launches();
         {
             HipContext c;
-            fill_copy_checksum(c);
+            grey::test::expect_buffers_round_trip(c.context, 1);
             EXPECT_EQ(fake.last_module_target(), std::string(arch).substr(0, std::string(arch).find(':')));
             EXPECT_EQ(fake.launches() - before, 3) << "fill, copy and checksum, each a kernel";
             EXPECT_EQ(fake.last_kernel(), "grey_checksum");
@@ -313,76 +286,22 @@ TEST(HipFake, AGpuWithoutACodeObjectFillsAndCopiesWithHipAndSaysWhyItCannotCheck
     grey_buffer_destroy(b);
 }
 
-TEST(HipFake, ACodeObjectTheRuntimeRefusesIsABackendErrorNamingIt) {
-    ScopedEnv env{{"FAKE_HIP_FAIL", "hipModuleLoadData:200"}};
-    HipContext c;
-    grey_buffer* b = nullptr;
-    ASSERT_EQ(grey_buffer_create(c.context, 1, 4096, &b), GREY_OK) << grey_last_error();
-    EXPECT_EQ(grey_buffer_fill(b, 0, 0x11, 4096), GREY_ERROR_BACKEND);
-    const std::string message = grey_last_error();
-    EXPECT_TRUE(contains(message, "hipModuleLoadData failed: hipErrorInvalidImage (the gfx90a code object of module kernels)")) << message;
-    grey_buffer_destroy(b);
-}
-
-TEST(HipFake, AFailedLaunchIsABackendErrorNamingTheCall) {
-    ScopedEnv env{{"FAKE_HIP_FAIL", "hipModuleLaunchKernel:719"}};
-    HipContext c;
-    grey_buffer* b = nullptr;
-    ASSERT_EQ(grey_buffer_create(c.context, 1, 4096, &b), GREY_OK) << grey_last_error();
-    uint64_t sum = 0;
-    EXPECT_EQ(grey_buffer_checksum(b, 0, 4096, &sum), GREY_ERROR_BACKEND);
-    EXPECT_TRUE(contains(grey_last_error(), "hipModuleLaunchKernel failed: hipErrorLaunchFailure")) << grey_last_error();
-    grey_buffer_destroy(b);
-}
-
-TEST(HipFake, NoDevicesSkipsTheBackend) {
-    ScopedEnv env{{"FAKE_HIP_DEVICES", "0"}};
-    HipContext c;
-    const auto info = c.report();
-    EXPECT_EQ(info.outcome, GREY_BACKEND_SKIPPED);
-    EXPECT_TRUE(contains(info.reason, "libamdhip64.so.6 is installed but reports no device")) << info.reason;
-}
-
-TEST(HipFake, RuntimeThatCannotStartSkipsTheBackend) {
-    ScopedEnv env{{"FAKE_HIP_FAIL", "hipInit:100"}};
-    HipContext c;
-    const auto info = c.report();
-    EXPECT_EQ(info.outcome, GREY_BACKEND_SKIPPED);
-    EXPECT_TRUE(contains(info.reason, "did not start: HIP: hipInit failed: hipErrorNoDevice")) << info.reason;
-}
-
-TEST(HipFake, RocmSmiThatCannotStartLeavesHipFields) {
-    ScopedEnv env{{"FAKE_RSMI_FAIL", "rsmi_init:8"}};
-    HipContext c;
-    const grey_device_spec s = c.spec();
-    EXPECT_EQ(s.compute_units.value, 110u);
-    EXPECT_EQ(s.power_limit_mw.state, GREY_FIELD_UNSUPPORTED);
-    EXPECT_TRUE(contains(c.reason(GREY_FIELD_POWER_LIMIT_MW), "ROCm SMI did not start")) << c.reason(GREY_FIELD_POWER_LIMIT_MW);
-    EXPECT_STREQ(s.driver_version.value, "60032830");  // hipDriverGetVersion instead
-}
-
-TEST(HipFake, EverythingIsGivenBackAtTheEnd) {
-    void* hip = dlopen("libamdhip64.so.6", RTLD_NOW | RTLD_LOCAL);
-    void* smi = dlopen("librocm_smi64.so.5", RTLD_NOW | RTLD_LOCAL);
-    ASSERT_NE(hip, nullptr);
-    ASSERT_NE(smi, nullptr);
-    auto allocations = reinterpret_cast<int (*)()>(dlsym(hip, "fake_hip_live_allocations"));
-    auto sessions = reinterpret_cast<int (*)()>(dlsym(smi, "fake_rsmi_open_sessions"));
-    ASSERT_NE(allocations, nullptr);
-    ASSERT_NE(sessions, nullptr);
-    {
+// A code object the runtime refuses, and a launch that fails: each a backend error naming the call.
+TEST(HipFake, ARefusedCodeObjectOrAFailedLaunchIsABackendErrorNamingIt) {
+    const std::pair<const char*, const char*> cases[] = {
+        {"hipModuleLoadData:200", "hipModuleLoadData failed: hipErrorInvalidImage (the gfx90a code object of module kernels)"},
+        {"hipModuleLaunchKernel:719", "hipModuleLaunchKernel failed: hipErrorLaunchFailure"}};
+    for (const auto& [failure, expected] : cases) {
+        ScopedEnv env{{"FAKE_HIP_FAIL", failure}};
         HipContext c;
         grey_buffer* b = nullptr;
-        ASSERT_EQ(grey_buffer_create(c.context, 1, 100 << 20, &b), GREY_OK) << grey_last_error();
-        EXPECT_EQ(allocations(), 1);
-        EXPECT_EQ(sessions(), 1);
+        ASSERT_EQ(grey_buffer_create(c.context, 1, 4096, &b), GREY_OK) << grey_last_error();
+        uint64_t sum = 0;
+        EXPECT_EQ(grey_buffer_checksum(b, 0, 4096, &sum), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), expected)) << grey_last_error();
+        EXPECT_EQ(grey_buffer_fill(b, 0, 0x11, 4096), GREY_ERROR_BACKEND);
         grey_buffer_destroy(b);
-        EXPECT_EQ(allocations(), 1);  // the pool keeps its chunk
     }
-    EXPECT_EQ(allocations(), 0) << "every chunk freed, with its device current";
-    EXPECT_EQ(sessions(), 0) << "rsmi_shut_down called";
-    dlclose(smi);
-    dlclose(hip);
 }
 
 // ----- fake/no_smi: the HIP runtime alone -----------------------------------------------------------
