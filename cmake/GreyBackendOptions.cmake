@@ -22,10 +22,16 @@ if(CMAKE_CUDA_COMPILER)
 endif()
 grey_resolve_backend(GREY_WITH_CUDA GREY_BUILD_CUDA_BACKEND _grey_have_nvcc "the CUDA compiler (nvcc)")
 
-# The HIP plugin declares the few HIP and ROCm SMI entry points it opens with dlopen itself, so it
-# builds everywhere; hipcc will matter once it carries kernels.
-set(_grey_hip_plugin_buildable ON)
-grey_resolve_backend(GREY_WITH_HIP GREY_BUILD_HIP_BACKEND _grey_hip_plugin_buildable "nothing")
+# The HIP plugin declares the few HIP and ROCm SMI entry points it opens with dlopen itself; its kernels
+# are AMD code objects built by clang (19 or later: gfx942 needs it) and linked by lld, with no ROCm
+# headers or device libraries (kernels/hip/cuda_compat.h).
+find_program(GREY_HIP_CLANG NAMES clang++-19 clang++-20 clang++-21)
+set(_grey_hip_plugin_buildable OFF)
+if(GREY_HIP_CLANG)
+  set(_grey_hip_plugin_buildable ON)
+endif()
+grey_resolve_backend(GREY_WITH_HIP GREY_BUILD_HIP_BACKEND _grey_hip_plugin_buildable
+                     "clang 19 or later with lld, for the AMD code objects (clang-19 lld-19)")
 
 # Level Zero: the headers for types, clang + llvm-spirv to build the OpenCL kernels into SPIR-V, and
 # spirv-val, which checks every module as it is built.

@@ -12,7 +12,7 @@
 #ifndef GREY_COMMON_HOSTDEVICE_H
 #define GREY_COMMON_HOSTDEVICE_H
 
-#if defined(__CUDACC__)
+#if defined(__CUDACC__) || defined(__HIP__) /* HIP: kernels/hip/cuda_compat.h */
 #define GREY_FN __host__ __device__ inline
 #define GREY_FN_FORCE __host__ __device__ __forceinline__
 /* A table in constant memory on the device, an ordinary constant array on the host. */

@@ -21,6 +21,10 @@ PACKAGES=(
   # llvm-spirv turns its OpenCL C kernels into SPIR-V, spirv-val checks them, and the OpenCL ICD loader
   # runs them on the CPU in a test (the CPU runtime itself comes from PyPI: requirements-test.txt)
   libze-dev llvm-spirv-14 spirv-tools ocl-icd-opencl-dev opencl-c-headers
+  # the HIP backend's AMD code objects (gfx90a, gfx942, gfx1100): clang 19 compiles kernels/cuda as HIP
+  # (gfx942 needs 19; Debian 12's clang 14 stops at gfx940) and lld links them; no ROCm package is needed.
+  # llvm-14's llvm-readelf reads their kernels' metadata in a test
+  clang-19 lld-19 llvm-14
 )
 # Rust: Debian's cargo and rustc, unless a toolchain is already there (rustup's, in ~/.cargo/bin).
 if ! command -v cargo >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]; then

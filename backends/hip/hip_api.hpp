@@ -48,6 +48,28 @@ struct Uuid {  // hipUUID
 };
 using DeviceGetUuidFn = Error (*)(Uuid*, int);
 
+// Modules and launches (hipModule_t, hipFunction_t and hipStream_t are opaque pointers).
+inline constexpr Error kErrorInvalidImage = 200;
+inline constexpr Error kErrorNoBinaryForGpu = 209;
+inline constexpr Error kErrorNotFound = 500;
+using Module = struct ModuleHandle*;
+using Function = struct FunctionHandle*;
+using Stream = struct StreamHandle*;
+using ModuleLoadDataFn = Error (*)(Module*, const void*);
+using ModuleUnloadFn = Error (*)(Module);
+using ModuleGetFunctionFn = Error (*)(Function*, Module, const char*);
+using ModuleLaunchKernelFn = Error (*)(Function, unsigned int, unsigned int, unsigned int, unsigned int, unsigned int, unsigned int,
+                                       unsigned int, Stream, void**, void**);
+
+// The start of hipDeviceProp_t as ROCm 5 defines it, which ROCm 6 and 7 keep as hipDeviceProp_tR0000 for
+// the symbols hipGetDevicePropertiesR0000 and (the ROCm 5 name) hipGetDeviceProperties. Only
+// gcnArchName is read; the offset is the one Debian's ROCm 5.2.3 header gives (offsetof, checked when
+// this was written), and the full struct is 792 bytes there: callers pass kDevicePropBytes of room.
+inline constexpr size_t kDevicePropGcnArchNameOffset = 396;
+inline constexpr size_t kDevicePropGcnArchNameBytes = 256;
+inline constexpr size_t kDevicePropBytes = 4096;
+using GetDevicePropertiesFn = Error (*)(void*, int);
+
 }  // namespace grey::hip::api
 
 namespace grey::hip::rsmi {
@@ -83,5 +105,47 @@ using PercentFn = Status (*)(uint32_t, uint32_t*);
 using MemoryFn = Status (*)(uint32_t, int, uint64_t*);
 using VersionStrFn = Status (*)(int, char*, uint32_t);
 using StatusStringFn = Status (*)(Status, const char**);
+
+// The library's own version (rsmi_version_t, the same in every release): which layout the two structs
+// below have.
+struct Version {
+    uint32_t major, minor, patch;
+    const char* build;
+};
+using VersionFn = Status (*)(Version*);
+
+// rsmi_frequencies_t and rsmi_pcie_bandwidth_t. Up to librocm_smi64 5 (Debian's 5.2.3 header): no
+// has_deep_sleep and 32 entries; from 6 on: has_deep_sleep first and 33 entries. Frequencies in Hz,
+// PCIe transfer rates in transfers per second, `current` the index of the present one.
+template <int kEntries, bool kDeepSleep>
+struct Frequencies;
+template <int kEntries>
+struct Frequencies<kEntries, false> {
+    uint32_t num_supported, current;
+    uint64_t frequency[kEntries];
+};
+template <int kEntries>
+struct Frequencies<kEntries, true> {
+    bool has_deep_sleep;
+    uint32_t num_supported, current;
+    uint64_t frequency[kEntries];
+};
+using FrequenciesV5 = Frequencies<32, false>;
+using FrequenciesV6 = Frequencies<33, true>;
+template <typename F, int kEntries>
+struct PcieBandwidth {
+    F transfer_rate;
+    uint32_t lanes[kEntries];
+};
+using PcieBandwidthV5 = PcieBandwidth<FrequenciesV5, 32>;
+using PcieBandwidthV6 = PcieBandwidth<FrequenciesV6, 33>;
+static_assert(sizeof(FrequenciesV5) == 264 && sizeof(FrequenciesV6) == 280, "rsmi_frequencies_t as the headers lay it out");
+
+// rsmi_clk_type_t
+inline constexpr int kClockSystem = 0;
+inline constexpr int kClockMemory = 4;
+using ClockFn = Status (*)(uint32_t, int, void*);         // rsmi_dev_gpu_clk_freq_get
+using PcieBandwidthFn = Status (*)(uint32_t, void*);      // rsmi_dev_pci_bandwidth_get
+using ThrottleStatusFn = Status (*)(uint32_t, uint64_t*);  // rsmi_dev_metrics_indep_throttle_status_get (ROCm 6.1 on)
 
 }  // namespace grey::hip::rsmi

@@ -2,12 +2,15 @@
 //
 // init opens libamdhip64 (required: without it, or without a device, the backend is not offered and
 // the loader reports the reason) and ROCm SMI (optional: without it the fields it feeds are marked
-// unsupported with the reason). Memory comes from one ChunkPool per device over hipMalloc; writes,
-// reads, copies and fills are synchronous HIP calls. There are no kernels yet: checksums, quantization
-// and the KV cache are left to the runtime, and no stream slots are set.
+// unsupported with the reason). Memory comes from one ChunkPool per device over hipMalloc; writes and
+// reads are synchronous HIP copies. Fill, copy and checksum run the kernels of kernels/cuda, built as
+// AMD code objects for the device's gfx target (hip_kernels.hpp) and loaded on first use; on a GPU this
+// build has no code object for, fill and copy are HIP's own calls and the checksum says why it cannot
+// run. Quantization and the KV cache are left to the runtime, and no stream slots are set.
 #include "common/chunk_pool.hpp"
 #include "common/fields.hpp"
 #include "common/plugin_entry.hpp"
+#include "hip/hip_kernels.hpp"
 #include "hip/hip_runtime.hpp"
 #include "hip/probe.hpp"
 
@@ -33,6 +36,10 @@ struct DeviceSlot {
     DeviceIdentity identity;
     std::mutex mutex;
     std::unique_ptr<backend::ChunkPool> pool;
+    // The kernels, loaded on first use; kernels_unavailable says why there are none once that was found.
+    std::unique_ptr<BufferKernels> kernels;
+    std::string kernels_unavailable;
+    uint64_t checksum_slot = 0;  // 8 bytes of the pool for the checksum kernel's sum
 };
 
 struct HipState {
@@ -63,6 +70,8 @@ grey_status guarded(const grey_backend_host* host, Body&& body) noexcept {
         return report(host, GREY_ERROR_OUT_OF_MEMORY, "out of host memory");
     } catch (const std::invalid_argument& e) {
         return report(host, GREY_ERROR_INVALID_ARGUMENT, e.what());
+    } catch (const std::domain_error& e) {  // KernelsUnavailable: what this GPU cannot run, and why
+        return report(host, GREY_ERROR_UNSUPPORTED, e.what());
     } catch (const std::exception& e) {
         return report(host, GREY_ERROR_INTERNAL, e.what());
     } catch (...) {
@@ -99,6 +108,19 @@ auto on_device(HipState& s, uint32_t device, Body&& body) {
             });
     }
     return body(hip, *d.pool);
+}
+
+// Inside on_device: the device's kernels, loaded on first use; nullptr (with d.kernels_unavailable set)
+// where they cannot run. A code object that fails to load throws HipError, every time it is tried.
+const BufferKernels* kernels_of(DeviceSlot& d, const HipRuntime& hip) {
+    if (d.kernels || !d.kernels_unavailable.empty()) return d.kernels.get();
+    try {
+        require_module_api(hip);
+        d.kernels = std::make_unique<BufferKernels>(hip, target_of(gcn_arch_name(hip, d.identity.ordinal)));
+    } catch (const KernelsUnavailable& e) {
+        d.kernels_unavailable = e.what();
+    }
+    return d.kernels.get();
 }
 
 grey_status hip_init(const grey_backend_host* host, void** out_state) {
@@ -220,7 +242,10 @@ grey_status hip_buffer_copy(void* state, grey_backend_buffer* destination, uint6
         if (destination->device != source->device)
             throw std::invalid_argument("buffer_copy between devices " + std::to_string(source->device) + " and " +
                                         std::to_string(destination->device) + " (the runtime stages those through the host)");
+        DeviceSlot& d = slot(s, destination->device);
         on_device(s, destination->device, [&](const HipRuntime& hip, backend::ChunkPool&) {
+            if (const BufferKernels* k = kernels_of(d, hip))
+                return kernel_copy(hip, *k, destination->address + destination_offset, source->address + source_offset, size);
             hip.check(hip.mem_copy(device_pointer(destination->address + destination_offset), device_pointer(source->address + source_offset),
                                    size, api::kMemcpyDeviceToDevice),
                       "hipMemcpy");
@@ -229,13 +254,32 @@ grey_status hip_buffer_copy(void* state, grey_backend_buffer* destination, uint6
     });
 }
 
-// hipMemset may return before the device has finished: synchronize so the slot is synchronous.
+// The fill kernel, or hipMemset where there are no kernels. Either may return before the device has
+// finished: both synchronize, so the slot is synchronous.
 grey_status hip_buffer_fill(void* state, grey_backend_buffer* b, uint64_t offset, uint8_t value, uint64_t size) {
     HipState& s = state_of(state);
     return guarded(s.host, [&] {
+        DeviceSlot& d = slot(s, b->device);
         on_device(s, b->device, [&](const HipRuntime& hip, backend::ChunkPool&) {
+            if (const BufferKernels* k = kernels_of(d, hip)) return kernel_fill(hip, *k, b->address + offset, value, size);
             hip.check(hip.mem_set(device_pointer(b->address + offset), value, size), "hipMemset");
             hip.check(hip.device_synchronize(), "hipDeviceSynchronize");
+        });
+        return GREY_OK;
+    });
+}
+
+// grey_buffer_checksum on the device (the checksum kernel of grey_kernels.cu); unsupported, with the
+// reason, on a GPU without kernels.
+grey_status hip_buffer_checksum(void* state, grey_backend_buffer* b, uint64_t offset, uint64_t size, uint64_t* out) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        DeviceSlot& d = slot(s, b->device);
+        *out = on_device(s, b->device, [&](const HipRuntime& hip, backend::ChunkPool& pool) {
+            const BufferKernels* k = kernels_of(d, hip);
+            if (k == nullptr) throw KernelsUnavailable("cannot checksum on the device: " + d.kernels_unavailable);
+            if (d.checksum_slot == 0) d.checksum_slot = pool.allocate(sizeof(uint64_t));
+            return kernel_checksum(hip, *k, d.checksum_slot, b->address + offset, size);
         });
         return GREY_OK;
     });
@@ -302,6 +346,7 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.buffer_read = hip_buffer_read;
     vt.buffer_copy = hip_buffer_copy;
     vt.buffer_fill = hip_buffer_fill;
+    vt.buffer_checksum = hip_buffer_checksum;
     vt.memory_stats = hip_memory_stats;
     vt.power_limit_set = hip_power_limit_set;
     grey::backend::publish_vtable(vt, out);

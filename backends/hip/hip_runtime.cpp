@@ -38,6 +38,19 @@ HipRuntime::HipRuntime(std::span<const char* const> candidates) : library_(open_
     GREY_HIP_NEED(get_error_name, "hipGetErrorName")
 #undef GREY_HIP_NEED
     device_get_uuid = reinterpret_cast<api::DeviceGetUuidFn>(library_.symbol("hipDeviceGetUuid"));
+    module_load_data = reinterpret_cast<api::ModuleLoadDataFn>(library_.symbol("hipModuleLoadData"));
+    module_unload = reinterpret_cast<api::ModuleUnloadFn>(library_.symbol("hipModuleUnload"));
+    module_get_function = reinterpret_cast<api::ModuleGetFunctionFn>(library_.symbol("hipModuleGetFunction"));
+    module_launch_kernel = reinterpret_cast<api::ModuleLaunchKernelFn>(library_.symbol("hipModuleLaunchKernel"));
+    // ROCm 6 and 7 name the ROCm 5 layout hipGetDevicePropertiesR0000 (their hipGetDeviceProperties is a
+    // macro for hipGetDevicePropertiesR0600, another layout); ROCm 5 has only hipGetDeviceProperties.
+    for (const char* name : {"hipGetDevicePropertiesR0000", "hipGetDeviceProperties"}) {
+        if (void* fn = library_.symbol(name)) {
+            get_device_properties = reinterpret_cast<api::GetDevicePropertiesFn>(fn);
+            get_device_properties_name = name;
+            break;
+        }
+    }
     if (const api::Error e = init(0); e != api::kSuccess)
         throw LibraryUnavailable("the HIP runtime " + library_.name() + " did not start: " + describe(e, "hipInit"));
 }
@@ -72,6 +85,18 @@ RocmSmi::RocmSmi(std::span<const char* const> candidates) : library_(open_librar
     dev_memory_busy_percent_get = reinterpret_cast<rsmi::PercentFn>(find("rsmi_dev_memory_busy_percent_get"));
     dev_memory_usage_get = reinterpret_cast<rsmi::MemoryFn>(find("rsmi_dev_memory_usage_get"));
     version_str_get = reinterpret_cast<rsmi::VersionStrFn>(find("rsmi_version_str_get"));
+    dev_gpu_clk_freq_get = reinterpret_cast<rsmi::ClockFn>(find("rsmi_dev_gpu_clk_freq_get"));
+    dev_pci_bandwidth_get = reinterpret_cast<rsmi::PcieBandwidthFn>(find("rsmi_dev_pci_bandwidth_get"));
+    dev_metrics_indep_throttle_status_get = reinterpret_cast<rsmi::ThrottleStatusFn>(find("rsmi_dev_metrics_indep_throttle_status_get"));
+    rsmi::Version version{};
+    if (auto version_get = reinterpret_cast<rsmi::VersionFn>(find("rsmi_version_get")); version_get == nullptr)
+        version_unknown = missing("rsmi_version_get");
+    else if (const rsmi::Status v = version_get(&version); v != rsmi::kSuccess)
+        version_unknown = describe(v, "rsmi_version_get");
+    else if (version.major == 0)
+        version_unknown = "ROCm SMI: rsmi_version_get gave major version 0";
+    else
+        major_version = version.major;
 }
 
 RocmSmi::~RocmSmi() {

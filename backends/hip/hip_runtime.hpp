@@ -63,6 +63,14 @@ public:
     api::GetErrorNameFn get_error_name = nullptr;
     // Optional: NULL where the runtime lacks it (the uuid field then says so).
     api::DeviceGetUuidFn device_get_uuid = nullptr;
+    // Optional, for the kernels (without them the kernels are unavailable, and say which is missing):
+    // modules, launches, and the device's gfx target (the R0000 layout: hip_api.hpp).
+    api::ModuleLoadDataFn module_load_data = nullptr;
+    api::ModuleUnloadFn module_unload = nullptr;
+    api::ModuleGetFunctionFn module_get_function = nullptr;
+    api::ModuleLaunchKernelFn module_launch_kernel = nullptr;
+    api::GetDevicePropertiesFn get_device_properties = nullptr;
+    const char* get_device_properties_name = nullptr;  // the symbol it was found under
 
 private:
     backend::VendorLibrary library_;
@@ -94,6 +102,13 @@ public:
     rsmi::MemoryFn dev_memory_usage_get = nullptr;
     rsmi::VersionStrFn version_str_get = nullptr;
     rsmi::StatusStringFn status_string = nullptr;
+    rsmi::ClockFn dev_gpu_clk_freq_get = nullptr;
+    rsmi::PcieBandwidthFn dev_pci_bandwidth_get = nullptr;
+    rsmi::ThrottleStatusFn dev_metrics_indep_throttle_status_get = nullptr;
+    // The library's major version (rsmi_version_get), which decides the frequency structs' layout; 0
+    // when it cannot say, and then those structs are not read.
+    uint32_t major_version = 0;
+    std::string version_unknown;  // why major_version is 0
 
 private:
     backend::VendorLibrary library_;

@@ -2,8 +2,11 @@
 
 #include "common/clock.hpp"
 #include "common/fields.hpp"
+#include "hip/hip_kernels.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <utility>
 
 namespace grey::hip {
 
@@ -88,6 +91,29 @@ struct Reader {
             set_f64(field, static_cast<double>(millidegrees) / 1000.0, GREY_SOURCE_AMD_SMI);
     }
 
+    // A clock's frequency list (rsmi_dev_gpu_clk_freq_get), or the PCIe link's (rsmi_dev_pci_bandwidth_get),
+    // in the layout of the library's version: `read(entries)` gets the supported entries (at least one)
+    // and the index of the present one. False, with `field` marked, when it cannot be read.
+    template <typename Field, typename Read>
+    bool frequency_list(Field& field, grey_field fid, const char* name, bool present, Read&& read) const {
+        if (id.smi && smi->major_version == 0) {
+            mark(field, fid, GREY_FIELD_UNSUPPORTED, reasons, std::string("cannot read ") + name + ": " + smi->version_unknown);
+            return false;
+        }
+        const bool v6 = smi != nullptr && smi->major_version >= 6;
+        uint32_t count = 0, current = 0, entries = 0;
+        const bool ok = smi_call(field, fid, name, present ? reinterpret_cast<const void*>(1) : nullptr, [&] {
+            return v6 ? read(rsmi::FrequenciesV6{}, count, current, entries) : read(rsmi::FrequenciesV5{}, count, current, entries);
+        });
+        if (!ok) return false;
+        if (count == 0 || count > entries || current >= count) {
+            mark(field, fid, GREY_FIELD_UNSUPPORTED, reasons,
+                 std::string("ROCm SMI: ") + name + " gave " + std::to_string(count) + " entries, the present one " + std::to_string(current));
+            return false;
+        }
+        return true;
+    }
+
     // Runs `body` with this device current on the calling thread (HIP's device is per thread).
     template <typename Body>
     api::Error on_device(Body&& body) const {
@@ -95,6 +121,39 @@ struct Reader {
         return body();
     }
 };
+
+// The architecture family of the gfx targets libgrey knows (AMD's LLVM AMDGPU target table).
+const char* architecture_of(const std::string& target) {
+    static constexpr std::pair<const char*, const char*> kFamilies[] = {
+        {"gfx908", "CDNA"},    {"gfx90a", "CDNA 2"},  {"gfx940", "CDNA 3"},  {"gfx941", "CDNA 3"},  {"gfx942", "CDNA 3"},
+        {"gfx950", "CDNA 4"},  {"gfx1030", "RDNA 2"}, {"gfx1100", "RDNA 3"}, {"gfx1101", "RDNA 3"}, {"gfx1102", "RDNA 3"},
+        {"gfx1200", "RDNA 4"}, {"gfx1201", "RDNA 4"}};
+    for (const auto& [gfx, family] : kFamilies)
+        if (target == gfx) return family;
+    return nullptr;
+}
+
+// The PCIe generation of a transfer rate in transfers per second (2.5 GT/s is generation 1).
+std::optional<uint64_t> pcie_generation(uint64_t transfers_per_second) {
+    static constexpr std::pair<uint64_t, uint64_t> kRates[] = {{64'000'000'000, 6}, {32'000'000'000, 5}, {16'000'000'000, 4},
+                                                               {8'000'000'000, 3},  {5'000'000'000, 2},  {2'500'000'000, 1}};
+    for (const auto& [rate, generation] : kRates)
+        if (transfers_per_second >= rate) return generation;
+    return std::nullopt;
+}
+
+// The kernel's ASIC-independent throttler bits (amdgpu_smu.h SMU_THROTTLER_*, as ROCm SMI passes them on)
+// as grey_throttle_reason bits: bits 0-15 are power limits (PPT, SPL, FPPT, SPPT), 16-31 current limits
+// (TDC, EDC, APCC), 32-43 temperature limits, 44-47 the VRHOT and PROCHOT signals, 56 and on others.
+uint64_t throttle_reasons_of(uint64_t bits) {
+    uint64_t reasons = 0;
+    if ((bits & 0xFFFFull) != 0) reasons |= GREY_THROTTLE_SW_POWER_CAP;
+    if ((bits & 0xFFFF0000ull) != 0) reasons |= GREY_THROTTLE_HW_SLOWDOWN;
+    if ((bits & 0x0FFF00000000ull) != 0) reasons |= GREY_THROTTLE_SW_THERMAL;
+    if ((bits & 0xF00000000000ull) != 0) reasons |= GREY_THROTTLE_HW_SLOWDOWN;
+    if ((bits & 0xFFFF000000000000ull) != 0) reasons |= GREY_THROTTLE_OTHER;
+    return reasons;
+}
 
 std::string hip_version_text(int version) {
     // HIP_VERSION = major * 10^7 + minor * 10^5 + patch.
@@ -131,11 +190,19 @@ void fill_spec(const HipRuntime& hip, const RocmSmi* smi, const DeviceIdentity& 
     }
     if (!id.pci_bus_id.empty()) set_text(spec.pci_bus_id, id.pci_bus_id, GREY_SOURCE_HIP);
     else mark(spec.pci_bus_id, GREY_FIELD_PCI_BUS_ID, GREY_FIELD_UNSUPPORTED, reasons, "HIP: hipDeviceGetPCIBusId gave no bus id");
-    // The gfx target lives in hipDeviceProp_t.gcnArchName, a struct whose layout changed in ROCm 6.
-    const std::string no_arch = "the gfx target is only in hipDeviceProp_t.gcnArchName, whose layout differs between ROCm 5 and 6; "
-                                "the HIP backend does not read it yet";
-    mark(spec.architecture, GREY_FIELD_ARCHITECTURE, GREY_FIELD_UNSUPPORTED, reasons, no_arch);
-    mark(spec.compute_capability, GREY_FIELD_COMPUTE_CAPABILITY, GREY_FIELD_UNSUPPORTED, reasons, no_arch);
+    // The gfx target (grey.h's compute capability on AMD), from hipDeviceProp_t.gcnArchName, and the
+    // architecture family it belongs to.
+    try {
+        const std::string target(target_of(gcn_arch_name(hip, id.ordinal)));
+        set_text(spec.compute_capability, target, GREY_SOURCE_HIP);
+        if (const char* family = architecture_of(target); family != nullptr)
+            set_text(spec.architecture, family, GREY_SOURCE_TABLE);
+        else
+            mark(spec.architecture, GREY_FIELD_ARCHITECTURE, GREY_FIELD_UNSUPPORTED, reasons, "the gfx target " + target + " is not in libgrey's table");
+    } catch (const std::exception& e) {
+        mark(spec.compute_capability, GREY_FIELD_COMPUTE_CAPABILITY, GREY_FIELD_UNSUPPORTED, reasons, e.what());
+        mark(spec.architecture, GREY_FIELD_ARCHITECTURE, GREY_FIELD_UNSUPPORTED, reasons, e.what());
+    }
 
     int version = 0;
     if (const api::Error e = hip.runtime_get_version(&version); e == api::kSuccess) set_text(spec.runtime_version, hip_version_text(version), GREY_SOURCE_HIP);
@@ -211,12 +278,41 @@ void fill_spec(const HipRuntime& hip, const RocmSmi* smi, const DeviceIdentity& 
     rd.temperature(spec.temperature_memory_max_c, GREY_FIELD_TEMPERATURE_MEMORY_MAX_C, rsmi::kTempMemory, rsmi::kTempCritical,
                    "rsmi_dev_temp_metric_get(MEMORY, CRITICAL)");
 
-    const std::string no_pcie = "ROCm SMI gives the PCIe link only in rsmi_pcie_bandwidth_t, whose layout changed between releases; "
-                                "the HIP backend does not read it yet";
-    mark(spec.pcie_generation_current, GREY_FIELD_PCIE_GENERATION_CURRENT, GREY_FIELD_UNSUPPORTED, reasons, no_pcie);
-    mark(spec.pcie_generation_max, GREY_FIELD_PCIE_GENERATION_MAX, GREY_FIELD_UNSUPPORTED, reasons, no_pcie);
-    mark(spec.pcie_width_current, GREY_FIELD_PCIE_WIDTH_CURRENT, GREY_FIELD_UNSUPPORTED, reasons, no_pcie);
-    mark(spec.pcie_width_max, GREY_FIELD_PCIE_WIDTH_MAX, GREY_FIELD_UNSUPPORTED, reasons, no_pcie);
+    // The PCIe link: the rates and widths ROCm SMI lists, and which one is in use.
+    uint64_t rate_now = 0, rate_max = 0, lanes_now = 0, lanes_max = 0;
+    const bool link = rd.frequency_list(
+        spec.pcie_generation_current, GREY_FIELD_PCIE_GENERATION_CURRENT, "rsmi_dev_pci_bandwidth_get",
+        smi != nullptr && smi->dev_pci_bandwidth_get != nullptr, [&](auto f, uint32_t& count, uint32_t& current, uint32_t& entries) {
+            rsmi::PcieBandwidth<decltype(f), sizeof f.frequency / sizeof f.frequency[0]> bandwidth{};
+            const rsmi::Status status = smi->dev_pci_bandwidth_get(*id.smi, &bandwidth);
+            count = bandwidth.transfer_rate.num_supported;
+            current = bandwidth.transfer_rate.current;
+            entries = sizeof f.frequency / sizeof f.frequency[0];
+            if (status == rsmi::kSuccess && count <= entries && current < count) {
+                rate_now = bandwidth.transfer_rate.frequency[current];
+                lanes_now = bandwidth.lanes[current];
+                for (uint32_t i = 0; i < count; ++i) {
+                    rate_max = std::max(rate_max, bandwidth.transfer_rate.frequency[i]);
+                    lanes_max = std::max<uint64_t>(lanes_max, bandwidth.lanes[i]);
+                }
+            }
+            return status;
+        });
+    auto set_generation = [&](grey_field_u64& field, grey_field fid, uint64_t rate) {
+        if (const auto generation = pcie_generation(rate)) set_u64(field, *generation, GREY_SOURCE_AMD_SMI);
+        else mark(field, fid, GREY_FIELD_UNSUPPORTED, reasons, "ROCm SMI: PCIe transfer rate " + std::to_string(rate) + " T/s is no PCIe generation");
+    };
+    if (link) {
+        set_generation(spec.pcie_generation_current, GREY_FIELD_PCIE_GENERATION_CURRENT, rate_now);
+        set_generation(spec.pcie_generation_max, GREY_FIELD_PCIE_GENERATION_MAX, rate_max);
+        set_u64(spec.pcie_width_current, lanes_now, GREY_SOURCE_AMD_SMI);
+        set_u64(spec.pcie_width_max, lanes_max, GREY_SOURCE_AMD_SMI);
+    } else {
+        const std::string why = "ROCm SMI's PCIe link did not answer (see pcie_generation_current)";
+        mark(spec.pcie_generation_max, GREY_FIELD_PCIE_GENERATION_MAX, spec.pcie_generation_current.state, reasons, why);
+        mark(spec.pcie_width_current, GREY_FIELD_PCIE_WIDTH_CURRENT, spec.pcie_generation_current.state, reasons, why);
+        mark(spec.pcie_width_max, GREY_FIELD_PCIE_WIDTH_MAX, spec.pcie_generation_current.state, reasons, why);
+    }
 }
 
 void fill_telemetry(const HipRuntime& hip, const RocmSmi* smi, const DeviceIdentity& id, grey_device_telemetry& t,
@@ -263,16 +359,33 @@ void fill_telemetry(const HipRuntime& hip, const RocmSmi* smi, const DeviceIdent
             set_u64(t.memory_used_bytes, total - free, GREY_SOURCE_HIP);
     }
 
-    const std::string no_clocks = "ROCm SMI gives clocks only in rsmi_frequencies_t, whose layout changed in ROCm 6 (has_deep_sleep); "
-                                  "the HIP backend does not read it yet";
-    mark(t.graphics_clock_mhz, GREY_FIELD_GRAPHICS_CLOCK_MHZ, GREY_FIELD_UNSUPPORTED, reasons, no_clocks);
-    mark(t.sm_clock_mhz, GREY_FIELD_SM_CLOCK_MHZ, GREY_FIELD_UNSUPPORTED, reasons, no_clocks);
-    mark(t.memory_clock_mhz, GREY_FIELD_MEMORY_CLOCK_MHZ, GREY_FIELD_UNSUPPORTED, reasons, no_clocks);
-    const std::string no_throttle = "ROCm SMI reports no throttle reasons or throttle times (amd-smi's violation status is not read)";
-    mark(t.throttle_reasons, GREY_FIELD_THROTTLE_REASONS, GREY_FIELD_UNSUPPORTED, reasons, no_throttle);
-    mark(t.throttle_time_power_ns, GREY_FIELD_THROTTLE_TIME_POWER_NS, GREY_FIELD_UNSUPPORTED, reasons, no_throttle);
-    mark(t.throttle_time_thermal_ns, GREY_FIELD_THROTTLE_TIME_THERMAL_NS, GREY_FIELD_UNSUPPORTED, reasons, no_throttle);
-    mark(t.throttle_time_sync_boost_ns, GREY_FIELD_THROTTLE_TIME_SYNC_BOOST_NS, GREY_FIELD_UNSUPPORTED, reasons, no_throttle);
+    // Clocks: the present entry of the system (shader) clock's and the memory clock's lists, in Hz.
+    auto clock = [&](grey_field_u64& field, grey_field fid, int type, const char* name) {
+        uint64_t hz = 0;
+        if (rd.frequency_list(field, fid, name, smi != nullptr && smi->dev_gpu_clk_freq_get != nullptr,
+                              [&](auto f, uint32_t& count, uint32_t& current, uint32_t& entries) {
+                                  const rsmi::Status status = smi->dev_gpu_clk_freq_get(*id.smi, type, &f);
+                                  count = f.num_supported;
+                                  current = f.current;
+                                  entries = sizeof f.frequency / sizeof f.frequency[0];
+                                  if (status == rsmi::kSuccess && current < entries) hz = f.frequency[current];
+                                  return status;
+                              }))
+            set_u64(field, hz / 1'000'000, GREY_SOURCE_AMD_SMI);
+    };
+    clock(t.graphics_clock_mhz, GREY_FIELD_GRAPHICS_CLOCK_MHZ, rsmi::kClockSystem, "rsmi_dev_gpu_clk_freq_get(SYS)");
+    clock(t.sm_clock_mhz, GREY_FIELD_SM_CLOCK_MHZ, rsmi::kClockSystem, "rsmi_dev_gpu_clk_freq_get(SYS)");
+    clock(t.memory_clock_mhz, GREY_FIELD_MEMORY_CLOCK_MHZ, rsmi::kClockMemory, "rsmi_dev_gpu_clk_freq_get(MEM)");
+
+    uint64_t throttle_bits = 0;
+    if (rd.smi_call(t.throttle_reasons, GREY_FIELD_THROTTLE_REASONS, "rsmi_dev_metrics_indep_throttle_status_get",
+                    smi != nullptr ? smi->dev_metrics_indep_throttle_status_get : nullptr,
+                    [&] { return smi->dev_metrics_indep_throttle_status_get(*id.smi, &throttle_bits); }))
+        set_u64(t.throttle_reasons, throttle_reasons_of(throttle_bits), GREY_SOURCE_AMD_SMI);
+    const std::string no_throttle_time = "ROCm SMI reports which limits hold the clocks back now, not for how long (no throttle times)";
+    mark(t.throttle_time_power_ns, GREY_FIELD_THROTTLE_TIME_POWER_NS, GREY_FIELD_UNSUPPORTED, reasons, no_throttle_time);
+    mark(t.throttle_time_thermal_ns, GREY_FIELD_THROTTLE_TIME_THERMAL_NS, GREY_FIELD_UNSUPPORTED, reasons, no_throttle_time);
+    mark(t.throttle_time_sync_boost_ns, GREY_FIELD_THROTTLE_TIME_SYNC_BOOST_NS, GREY_FIELD_UNSUPPORTED, reasons, no_throttle_time);
 }
 
 }  // namespace grey::hip

@@ -30,6 +30,15 @@ struct BlockStaging {
 
 __device__ __forceinline__ uint32_t staged_piece(uint32_t slice, uint32_t piece) { return slice * kSlicePieces + (piece ^ (slice % 8)); }
 
+#if defined(GREY_HIP)
+// AMD GPUs (kernels/hip/cuda_compat.h): no cp.async, so the copy is an ordinary load and store, done
+// when the call returns; commit and wait have nothing left to do. unstage32's __syncwarp still orders
+// the lanes' stores before any lane reads them.
+__device__ __forceinline__ void copy16_async(uint4* to_shared, const uint4* from_global) { *to_shared = *from_global; }
+__device__ __forceinline__ void commit_copies() {}
+template <int kPending>
+__device__ __forceinline__ void wait_copies() {}
+#else
 __device__ __forceinline__ void copy16_async(uint4* to_shared, const uint4* from_global) {
     const auto to = static_cast<uint32_t>(__cvta_generic_to_shared(to_shared));
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(to), "l"(from_global) : "memory");
@@ -43,6 +52,7 @@ template <int kPending>
 __device__ __forceinline__ void wait_copies() {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
 }
+#endif
 
 // Starts copying the warp's 32 slices from `base` into `staging`, and commits them as one group.
 template <int kDtype>

@@ -8,9 +8,11 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -65,11 +67,17 @@ TEST(HipFake, SpecComesFromHipAttributesAndRocmSmi) {
     EXPECT_EQ(s.temperature_shutdown_c.value, 115.0);
     EXPECT_EQ(s.temperature_gpu_max_c.value, 100.0);
     EXPECT_EQ(s.temperature_memory_max_c.value, 95.0);
-    // What is not read yet says so.
-    EXPECT_EQ(s.architecture.state, GREY_FIELD_UNSUPPORTED);
-    EXPECT_TRUE(contains(c.reason(GREY_FIELD_ARCHITECTURE), "gcnArchName"));
-    EXPECT_EQ(s.pcie_width_max.state, GREY_FIELD_UNSUPPORTED);
-    EXPECT_TRUE(contains(c.reason(GREY_FIELD_PCIE_WIDTH_MAX), "rsmi_pcie_bandwidth_t"));
+    // The gfx target from gcnArchName (hipGetDevicePropertiesR0000), without its feature suffixes.
+    EXPECT_STREQ(s.compute_capability.value, "gfx90a");
+    EXPECT_EQ(s.compute_capability.source, GREY_SOURCE_HIP);
+    EXPECT_STREQ(s.architecture.value, "CDNA 2");
+    EXPECT_EQ(s.architecture.source, GREY_SOURCE_TABLE);
+    // The PCIe link ROCm SMI lists: 2.5 GT/s x8 now, 16 GT/s x16 at most.
+    EXPECT_EQ(s.pcie_generation_current.value, 1u);
+    EXPECT_EQ(s.pcie_generation_max.value, 4u);
+    EXPECT_EQ(s.pcie_width_current.value, 8u);
+    EXPECT_EQ(s.pcie_width_max.value, 16u);
+    EXPECT_EQ(s.pcie_width_max.source, GREY_SOURCE_AMD_SMI);
     EXPECT_EQ(c.reason(GREY_FIELD_POWER_LIMIT_MW), "");
 }
 
@@ -85,9 +93,41 @@ TEST(HipFake, TelemetryComesFromRocmSmi) {
     EXPECT_EQ(t.memory_utilization_percent.value, 12u);
     EXPECT_EQ(t.memory_used_bytes.value, 8ull << 30);
     EXPECT_EQ(t.memory_used_bytes.source, GREY_SOURCE_AMD_SMI);
-    EXPECT_EQ(t.graphics_clock_mhz.state, GREY_FIELD_UNSUPPORTED);
-    EXPECT_TRUE(contains(c.reason(GREY_FIELD_GRAPHICS_CLOCK_MHZ), "rsmi_frequencies_t"));
+    // The present entries of ROCm SMI's clock lists.
+    EXPECT_EQ(t.graphics_clock_mhz.value, 800u);
+    EXPECT_EQ(t.sm_clock_mhz.value, 800u);
+    EXPECT_EQ(t.memory_clock_mhz.value, 1600u);
+    EXPECT_EQ(t.memory_clock_mhz.source, GREY_SOURCE_AMD_SMI);
+    // PPT0 and the hotspot temperature hold the clocks back.
+    EXPECT_EQ(t.throttle_reasons.value, uint64_t{GREY_THROTTLE_SW_POWER_CAP | GREY_THROTTLE_SW_THERMAL});
+    EXPECT_EQ(t.throttle_reasons.source, GREY_SOURCE_AMD_SMI);
+    EXPECT_EQ(t.throttle_time_power_ns.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_THROTTLE_TIME_POWER_NS), "no throttle times"));
+}
+
+TEST(HipFake, RocmSmi5FrequencyListsAreReadInTheirOwnLayout) {
+    ScopedEnv env{{"FAKE_RSMI_VERSION", "5"}};  // no has_deep_sleep, 32 entries
+    HipContext c;
+    const grey_device_telemetry t = c.telemetry();
+    EXPECT_EQ(t.graphics_clock_mhz.value, 800u);
+    EXPECT_EQ(t.memory_clock_mhz.value, 1600u);
+    const grey_device_spec s = c.spec();
+    EXPECT_EQ(s.pcie_generation_current.value, 1u);
+    EXPECT_EQ(s.pcie_width_max.value, 16u);
+}
+
+TEST(HipFake, ClocksAndLinkSayWhyWhenRocmSmiRefuses) {
+    ScopedEnv env{{"FAKE_RSMI_FAIL", "rsmi_dev_gpu_clk_freq_get:2,rsmi_dev_pci_bandwidth_get:4,rsmi_dev_metrics_indep_throttle_status_get:2"}};
+    HipContext c;
+    const grey_device_telemetry t = c.telemetry();
+    EXPECT_EQ(t.sm_clock_mhz.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_SM_CLOCK_MHZ), "rsmi_dev_gpu_clk_freq_get(SYS) failed: RSMI_STATUS_NOT_SUPPORTED"))
+        << c.reason(GREY_FIELD_SM_CLOCK_MHZ);
     EXPECT_EQ(t.throttle_reasons.state, GREY_FIELD_UNSUPPORTED);
+    const grey_device_spec s = c.spec();
+    EXPECT_EQ(s.pcie_generation_current.state, GREY_FIELD_PERMISSION_DENIED);
+    EXPECT_EQ(s.pcie_width_max.state, GREY_FIELD_PERMISSION_DENIED);
+    EXPECT_TRUE(contains(c.reason(GREY_FIELD_PCIE_GENERATION_CURRENT), "rsmi_dev_pci_bandwidth_get failed: RSMI_STATUS_PERMISSION"));
 }
 
 TEST(HipFake, WithoutAnEdgeSensorTheHotspotIsTheTemperature) {
@@ -167,63 +207,101 @@ TEST(HipFake, CopyFailureIsABackendErrorNamingTheCall) {
     grey_buffer_destroy(b);
 }
 
-TEST(HipFake, NoKernelsYetSoNoChecksumOrQuantizationSlots) {
+TEST(HipFake, ChecksumRunsOnTheDeviceQuantizationAndKvDoNot) {
     const grey_backend_vtable vt = grey::test::plugin_vtable(GREY_TEST_PLUGIN_DIR "/libgrey-backend-hip.so");
     EXPECT_NE(vt.power_limit_set, nullptr);
-    EXPECT_EQ(vt.buffer_checksum, nullptr);  // the runtime reads the range back
+    EXPECT_NE(vt.buffer_checksum, nullptr);
     EXPECT_EQ(vt.quantize, nullptr);
     EXPECT_EQ(vt.kv_attend, nullptr);
     EXPECT_EQ(vt.capabilities, 0u);
 }
 
-TEST(HipFake, NoDevicesSkipsTheBackend) {
-    ScopedEnv env{{"FAKE_HIP_DEVICES", "0"}};
-    HipContext c;
-    const auto info = c.report();
-    EXPECT_EQ(info.outcome, GREY_BACKEND_SKIPPED);
-    EXPECT_TRUE(contains(info.reason, "libamdhip64.so.6 is installed but reports no device")) << info.reason;
+// ----- the kernels: AMD code objects embedded in the plugin, loaded for the device's gfx target ------
+
+namespace {
+
+// The fake runtime's record of modules and launches (tests/hip/fake_driver/fake_hip.cpp).
+struct FakeHip {
+    FakeHip() : library(dlopen("libamdhip64.so.6", RTLD_NOW | RTLD_LOCAL)) { EXPECT_NE(library, nullptr); }
+    ~FakeHip() { dlclose(library); }
+    FakeHip(const FakeHip&) = delete;
+    FakeHip& operator=(const FakeHip&) = delete;
+    template <typename Fn>
+    Fn hook(const char* name) const {
+        return reinterpret_cast<Fn>(dlsym(library, name));
+    }
+    int launches() const { return hook<int (*)()>("fake_hip_launches")(); }
+    int live_modules() const { return hook<int (*)()>("fake_hip_live_modules")(); }
+    std::string last_kernel() const {
+        char name[64] = {};
+        unsigned int grid = 0, block = 0, shared = 0;
+        hook<void (*)(char*, size_t, unsigned int*, unsigned int*, unsigned int*)>("fake_hip_last_launch")(name, sizeof name, &grid, &block, &shared);
+        return name;
+    }
+    std::string last_module_target() const {
+        char target[32] = {};
+        hook<void (*)(char*, size_t)>("fake_hip_last_module_target")(target, sizeof target);
+        return target;
+    }
+    void* library;
+};
+
+}  // namespace
+
+TEST(HipFake, FillCopyAndChecksumLaunchTheKernelsOfTheDevicesTarget) {
+    for (const char* arch : {"gfx90a:sramecc+:xnack-", "gfx942:sramecc+:xnack-", "gfx1100"}) {
+        SCOPED_TRACE(arch);
+        ScopedEnv env{{"FAKE_HIP_ARCH", arch}};
+        FakeHip fake;
+        const int before = fake.launches();
+        {
+            HipContext c;
+            grey::test::expect_buffers_round_trip(c.context, 1);
+            EXPECT_EQ(fake.last_module_target(), std::string(arch).substr(0, std::string(arch).find(':')));
+            EXPECT_EQ(fake.launches() - before, 3) << "fill, copy and checksum, each a kernel";
+            EXPECT_EQ(fake.last_kernel(), "grey_checksum");
+            EXPECT_STREQ(c.spec().compute_capability.value, std::string(arch).substr(0, std::string(arch).find(':')).c_str());
+        }
+        EXPECT_EQ(fake.live_modules(), 0) << "the module is unloaded with the backend";
+    }
 }
 
-TEST(HipFake, RuntimeThatCannotStartSkipsTheBackend) {
-    ScopedEnv env{{"FAKE_HIP_FAIL", "hipInit:100"}};
+TEST(HipFake, AGpuWithoutACodeObjectFillsAndCopiesWithHipAndSaysWhyItCannotChecksum) {
+    ScopedEnv env{{"FAKE_HIP_ARCH", "gfx908:sramecc+:xnack-"}};
+    FakeHip fake;
+    const int before = fake.launches();
     HipContext c;
-    const auto info = c.report();
-    EXPECT_EQ(info.outcome, GREY_BACKEND_SKIPPED);
-    EXPECT_TRUE(contains(info.reason, "did not start: HIP: hipInit failed: hipErrorNoDevice")) << info.reason;
+    EXPECT_STREQ(c.spec().architecture.value, "CDNA");
+    grey_buffer* b = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 4096, &b), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_fill(b, 0, 0x11, 4096), GREY_OK) << grey_last_error();
+    std::vector<unsigned char> back(4096);
+    ASSERT_EQ(grey_buffer_read(b, 0, back.data(), back.size()), GREY_OK);
+    EXPECT_EQ(back, std::vector<unsigned char>(4096, 0x11));
+    uint64_t sum = 0;
+    EXPECT_EQ(grey_buffer_checksum(b, 0, 4096, &sum), GREY_ERROR_UNSUPPORTED);
+    const std::string message = grey_last_error();
+    EXPECT_TRUE(contains(message, "AMD code objects for gfx90a, gfx942, gfx1100, not for gfx908")) << message;
+    EXPECT_EQ(fake.launches(), before);
+    grey_buffer_destroy(b);
 }
 
-TEST(HipFake, RocmSmiThatCannotStartLeavesHipFields) {
-    ScopedEnv env{{"FAKE_RSMI_FAIL", "rsmi_init:8"}};
-    HipContext c;
-    const grey_device_spec s = c.spec();
-    EXPECT_EQ(s.compute_units.value, 110u);
-    EXPECT_EQ(s.power_limit_mw.state, GREY_FIELD_UNSUPPORTED);
-    EXPECT_TRUE(contains(c.reason(GREY_FIELD_POWER_LIMIT_MW), "ROCm SMI did not start")) << c.reason(GREY_FIELD_POWER_LIMIT_MW);
-    EXPECT_STREQ(s.driver_version.value, "60032830");  // hipDriverGetVersion instead
-}
-
-TEST(HipFake, EverythingIsGivenBackAtTheEnd) {
-    void* hip = dlopen("libamdhip64.so.6", RTLD_NOW | RTLD_LOCAL);
-    void* smi = dlopen("librocm_smi64.so.5", RTLD_NOW | RTLD_LOCAL);
-    ASSERT_NE(hip, nullptr);
-    ASSERT_NE(smi, nullptr);
-    auto allocations = reinterpret_cast<int (*)()>(dlsym(hip, "fake_hip_live_allocations"));
-    auto sessions = reinterpret_cast<int (*)()>(dlsym(smi, "fake_rsmi_open_sessions"));
-    ASSERT_NE(allocations, nullptr);
-    ASSERT_NE(sessions, nullptr);
-    {
+// A code object the runtime refuses, and a launch that fails: each a backend error naming the call.
+TEST(HipFake, ARefusedCodeObjectOrAFailedLaunchIsABackendErrorNamingIt) {
+    const std::pair<const char*, const char*> cases[] = {
+        {"hipModuleLoadData:200", "hipModuleLoadData failed: hipErrorInvalidImage (the gfx90a code object of module kernels)"},
+        {"hipModuleLaunchKernel:719", "hipModuleLaunchKernel failed: hipErrorLaunchFailure"}};
+    for (const auto& [failure, expected] : cases) {
+        ScopedEnv env{{"FAKE_HIP_FAIL", failure}};
         HipContext c;
         grey_buffer* b = nullptr;
-        ASSERT_EQ(grey_buffer_create(c.context, 1, 100 << 20, &b), GREY_OK) << grey_last_error();
-        EXPECT_EQ(allocations(), 1);
-        EXPECT_EQ(sessions(), 1);
+        ASSERT_EQ(grey_buffer_create(c.context, 1, 4096, &b), GREY_OK) << grey_last_error();
+        uint64_t sum = 0;
+        EXPECT_EQ(grey_buffer_checksum(b, 0, 4096, &sum), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), expected)) << grey_last_error();
+        EXPECT_EQ(grey_buffer_fill(b, 0, 0x11, 4096), GREY_ERROR_BACKEND);
         grey_buffer_destroy(b);
-        EXPECT_EQ(allocations(), 1);  // the pool keeps its chunk
     }
-    EXPECT_EQ(allocations(), 0) << "every chunk freed, with its device current";
-    EXPECT_EQ(sessions(), 0) << "rsmi_shut_down called";
-    dlclose(smi);
-    dlclose(hip);
 }
 
 // ----- fake/no_smi: the HIP runtime alone -----------------------------------------------------------
@@ -250,6 +328,9 @@ TEST(HipOldSmi, AMissingSmiEntryPointMarksOnlyItsField) {
     EXPECT_EQ(t.energy_total_mj.state, GREY_FIELD_UNSUPPORTED);
     EXPECT_EQ(c.reason(GREY_FIELD_ENERGY_TOTAL_MJ), "ROCm SMI: rsmi_dev_energy_count_get not found in librocm_smi64.so.5");
     EXPECT_EQ(t.power_draw_mw.state, GREY_FIELD_OK);
+    EXPECT_EQ(t.throttle_reasons.state, GREY_FIELD_UNSUPPORTED);
+    EXPECT_EQ(c.reason(GREY_FIELD_THROTTLE_REASONS), "ROCm SMI: rsmi_dev_metrics_indep_throttle_status_get not found in librocm_smi64.so.5");
+    EXPECT_EQ(t.sm_clock_mhz.state, GREY_FIELD_OK);
     EXPECT_EQ(grey_device_power_limit_set(c.context, 1, 400000, nullptr), GREY_ERROR_UNSUPPORTED);
     EXPECT_TRUE(contains(grey_last_error(), "rsmi_dev_power_cap_set not found in librocm_smi64.so.5")) << grey_last_error();
 }

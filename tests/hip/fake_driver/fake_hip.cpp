@@ -4,14 +4,27 @@
 //   FAKE_HIP_FAIL     "name:code[,...]" (fake_common.hpp): that entry point returns hipError_t `code`
 //   FAKE_HIP_DEVICES  the number of GPUs
 //   FAKE_HIP_MEMORY   device memory in bytes (default 1 GiB); hipMalloc beyond it fails
-// Variant FAKE_HIP_OLD: no hipMemGetInfo and no hipDeviceGetUuid. Test hook: fake_hip_live_allocations().
+//   FAKE_HIP_ARCH     the devices' gcnArchName (default "gfx90a:sramecc+:xnack-")
+// Modules: hipModuleLoadData takes only an AMDGPU ELF code object whose gfx target (e_flags) is the
+// device's, and hipModuleGetFunction finds a kernel only where the object's symbol table has it (and its
+// kernel descriptor, "<name>.kd"), as the real loader does. hipModuleLaunchKernel runs nothing on a GPU:
+// it records the launch, and carries out grey_fill, grey_copy and grey_checksum on the host from the
+// launch's arguments (decoded by the kernels' signatures in kernels/cuda/grey_kernels.cu), so that tests
+// see whether the plugin passed the right ones. No other kernel is emulated.
+// Variant FAKE_HIP_OLD: no hipMemGetInfo and no hipDeviceGetUuid. Test hooks: fake_hip_live_allocations(),
+// fake_hip_live_modules(), fake_hip_launches(), fake_hip_last_launch(), fake_hip_last_module_target().
 #include "fake_common.hpp"
+
+#include <elf.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <set>
+#include <string>
 
 #define FAKE_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -19,11 +32,31 @@ namespace {
 
 constexpr int kSuccess = 0, kInvalidValue = 1, kOutOfMemory = 2, kNotInitialized = 3, kInvalidDevice = 101;
 
+struct Module {
+    std::string target;             // "gfx90a"
+    std::set<std::string> kernels;  // functions with a kernel descriptor
+};
+
+struct Function {
+    const Module* module;
+    std::string name;
+};
+
+struct Launch {
+    std::string name;
+    unsigned int grid = 0, block = 0, shared = 0;
+};
+
 struct State {
     std::mutex mutex;
     bool initialised = false;
     std::map<void*, std::pair<size_t, int>> allocations;  // size, device
     size_t allocated = 0;
+    std::map<void*, std::unique_ptr<Module>> modules;
+    std::map<void*, std::unique_ptr<Function>> functions;
+    int launches = 0;
+    Launch last;
+    std::string last_module_target;
 };
 
 State& state() {
@@ -47,6 +80,30 @@ int devices() { return static_cast<int>(fake::env_u64("FAKE_HIP_DEVICES", 1)); }
 FAKE_EXPORT int fake_hip_live_allocations() {
     std::lock_guard lock(state().mutex);
     return static_cast<int>(state().allocations.size());
+}
+
+FAKE_EXPORT int fake_hip_live_modules() {
+    std::lock_guard lock(state().mutex);
+    return static_cast<int>(state().modules.size());
+}
+
+FAKE_EXPORT int fake_hip_launches() {
+    std::lock_guard lock(state().mutex);
+    return state().launches;
+}
+
+// The last launch: the kernel's name, grid and block sizes (x) and dynamic shared memory.
+FAKE_EXPORT void fake_hip_last_launch(char* name, size_t length, unsigned int* grid, unsigned int* block, unsigned int* shared) {
+    std::lock_guard lock(state().mutex);
+    std::snprintf(name, length, "%s", state().last.name.c_str());
+    *grid = state().last.grid;
+    *block = state().last.block;
+    *shared = state().last.shared;
+}
+
+FAKE_EXPORT void fake_hip_last_module_target(char* target, size_t length) {
+    std::lock_guard lock(state().mutex);
+    std::snprintf(target, length, "%s", state().last_module_target.c_str());
 }
 
 FAKE_EXPORT int hipInit(unsigned int) {
@@ -184,7 +241,137 @@ FAKE_EXPORT const char* hipGetErrorName(int error) {
         case kNotInitialized: return "hipErrorNotInitialized";
         case 100: return "hipErrorNoDevice";
         case kInvalidDevice: return "hipErrorInvalidDevice";
+        case 98: return "hipErrorInvalidDeviceFunction";
+        case 200: return "hipErrorInvalidImage";
+        case 209: return "hipErrorNoBinaryForGpu";
+        case 500: return "hipErrorNotFound";
         case 719: return "hipErrorLaunchFailure";
         default: return "hipErrorUnknown";
     }
+}
+
+namespace {
+
+std::string device_arch() {
+    const char* arch = std::getenv("FAKE_HIP_ARCH");
+    return arch != nullptr ? arch : "gfx90a:sramecc+:xnack-";
+}
+
+// The gfx target of an AMDGPU ELF's e_flags (EF_AMDGPU_MACH, the targets the plugin is built for).
+const char* target_of_mach(unsigned int mach) {
+    switch (mach) {
+        case 0x3f: return "gfx90a";
+        case 0x4c: return "gfx942";
+        case 0x41: return "gfx1100";
+        default: return nullptr;
+    }
+}
+
+// Reads an AMDGPU code object: its target and the functions that have a kernel descriptor. False if the
+// image is no such ELF.
+bool read_code_object(const unsigned char* image, Module& out) {
+    Elf64_Ehdr header;
+    std::memcpy(&header, image, sizeof header);
+    if (std::memcmp(header.e_ident, ELFMAG, SELFMAG) != 0 || header.e_ident[EI_CLASS] != ELFCLASS64 || header.e_machine != EM_AMDGPU)
+        return false;
+    const char* target = target_of_mach(header.e_flags & 0xffu);
+    if (target == nullptr) return false;
+    out.target = target;
+    std::set<std::string> functions, descriptors;
+    for (unsigned int i = 0; i < header.e_shnum; ++i) {
+        Elf64_Shdr section;
+        std::memcpy(&section, image + header.e_shoff + i * header.e_shentsize, sizeof section);
+        if (section.sh_type != SHT_SYMTAB && section.sh_type != SHT_DYNSYM) continue;
+        Elf64_Shdr strings;
+        std::memcpy(&strings, image + header.e_shoff + section.sh_link * header.e_shentsize, sizeof strings);
+        for (uint64_t at = 0; at + sizeof(Elf64_Sym) <= section.sh_size; at += sizeof(Elf64_Sym)) {
+            Elf64_Sym symbol;
+            std::memcpy(&symbol, image + section.sh_offset + at, sizeof symbol);
+            const std::string name = reinterpret_cast<const char*>(image + strings.sh_offset + symbol.st_name);
+            if (ELF64_ST_TYPE(symbol.st_info) == STT_FUNC) functions.insert(name);
+            if (ELF64_ST_TYPE(symbol.st_info) == STT_OBJECT && name.size() > 3 && name.ends_with(".kd")) descriptors.insert(name.substr(0, name.size() - 3));
+        }
+    }
+    for (const std::string& f : functions)
+        if (descriptors.count(f) != 0) out.kernels.insert(f);
+    return true;
+}
+
+// grey_kernels.cu's kernels, on the host (device memory is host memory here).
+void emulate(const std::string& name, void** params) {
+    auto arg = [params](int i, auto type) { return *static_cast<decltype(type)*>(params[i]); };
+    if (name == "grey_fill") {
+        std::memset(arg(0, static_cast<unsigned char*>(nullptr)), static_cast<int>(arg(2, 0u) & 0xffu), arg(1, 0ull));
+    } else if (name == "grey_copy") {
+        std::memcpy(arg(0, static_cast<unsigned char*>(nullptr)), arg(1, static_cast<const unsigned char*>(nullptr)), arg(2, 0ull));
+    } else if (name == "grey_checksum") {
+        const unsigned char* source = arg(0, static_cast<const unsigned char*>(nullptr));
+        const unsigned long long n = arg(1, 0ull);
+        unsigned long long* out = arg(2, static_cast<unsigned long long*>(nullptr));
+        unsigned long long sum = 0, weight = 0xD6E8FEB86659FD93ull;  // common/checksum.hpp's rule, written out again
+        for (unsigned long long i = 0; i < n; ++i, weight += 0x9E3779B97F4A7C15ull) sum += (source[i] + 1ull) * weight;
+        *out += sum;
+    }
+}
+
+}  // namespace
+
+FAKE_EXPORT int hipGetDevicePropertiesR0000(void* properties, int device) {
+    FAKE_ENTER("hipGetDevicePropertiesR0000")
+    FAKE_DEVICE(device)
+    // ROCm 5's hipDeviceProp_t (792 bytes): name at 0, gcnArchName at 396.
+    auto* bytes = static_cast<char*>(properties);
+    std::memset(bytes, 0, 792);
+    std::snprintf(bytes, 256, "Fake AMD Instinct MI250X");
+    std::snprintf(bytes + 396, 256, "%s", device_arch().c_str());
+    return kSuccess;
+}
+
+FAKE_EXPORT int hipModuleLoadData(void** module, const void* image) {
+    FAKE_ENTER("hipModuleLoadData")
+    auto loaded = std::make_unique<Module>();
+    if (!read_code_object(static_cast<const unsigned char*>(image), *loaded)) return 200;  // hipErrorInvalidImage
+    const std::string arch = device_arch();
+    if (loaded->target != arch.substr(0, arch.find(':'))) return 209;  // hipErrorNoBinaryForGpu
+    std::lock_guard lock(state().mutex);
+    state().last_module_target = loaded->target;
+    *module = loaded.get();
+    state().modules.emplace(loaded.get(), std::move(loaded));
+    return kSuccess;
+}
+
+FAKE_EXPORT int hipModuleUnload(void* module) {
+    std::lock_guard lock(state().mutex);
+    return state().modules.erase(module) == 1 ? kSuccess : kInvalidValue;
+}
+
+FAKE_EXPORT int hipModuleGetFunction(void** function, void* module, const char* name) {
+    FAKE_ENTER("hipModuleGetFunction")
+    std::lock_guard lock(state().mutex);
+    const auto found = state().modules.find(module);
+    if (found == state().modules.end()) return kInvalidValue;
+    if (found->second->kernels.count(name) == 0) return 500;  // hipErrorNotFound
+    auto f = std::make_unique<Function>(Function{found->second.get(), name});
+    *function = f.get();
+    state().functions.emplace(f.get(), std::move(f));
+    return kSuccess;
+}
+
+FAKE_EXPORT int hipModuleLaunchKernel(void* function, unsigned int grid_x, unsigned int grid_y, unsigned int grid_z, unsigned int block_x,
+                                      unsigned int block_y, unsigned int block_z, unsigned int shared, void* stream, void** params, void** extra) {
+    FAKE_ENTER("hipModuleLaunchKernel")
+    std::string name;
+    {
+        std::lock_guard lock(state().mutex);
+        const auto found = state().functions.find(function);
+        if (found == state().functions.end() || state().modules.count(const_cast<Module*>(found->second->module)) == 0) return 98;
+        if (grid_x == 0 || grid_y == 0 || grid_z == 0 || block_x == 0 || block_x * block_y * block_z > 1024 || params == nullptr ||
+            extra != nullptr || stream != nullptr)
+            return kInvalidValue;
+        name = found->second->name;
+        state().launches += 1;
+        state().last = Launch{name, grid_x, block_x, shared};
+    }
+    emulate(name, params);
+    return kSuccess;
 }

@@ -3,12 +3,16 @@
 // reserved part of its BDFID), so the backend must match devices by PCI address.
 //   FAKE_RSMI_FAIL     "name:code[,...]": that entry point returns rsmi_status_t `code`
 //   FAKE_RSMI_NO_EDGE  when set, the edge temperature sensor is not supported (as on MI200 and later)
-// Variant FAKE_RSMI_OLD: no rsmi_dev_energy_count_get and no rsmi_dev_power_cap_set. Test hook: fake_rsmi_open_sessions().
+//   FAKE_RSMI_VERSION  the library's major version (default 7); 5 and below lay rsmi_frequencies_t and
+//                      rsmi_pcie_bandwidth_t out as ROCm 5 did (no has_deep_sleep, 32 entries)
+// Variant FAKE_RSMI_OLD: no rsmi_dev_energy_count_get, no rsmi_dev_power_cap_set and no
+// rsmi_dev_metrics_indep_throttle_status_get. Test hook: fake_rsmi_open_sessions().
 #include "fake_common.hpp"
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <mutex>
 
 #define FAKE_EXPORT extern "C" __attribute__((visibility("default")))
@@ -161,3 +165,80 @@ FAKE_EXPORT int rsmi_version_str_get(int component, char* text, uint32_t length)
     std::snprintf(text, length, "6.8.5");
     return kSuccess;
 }
+
+namespace {
+
+uint32_t major_version() { return static_cast<uint32_t>(fake::env_u64("FAKE_RSMI_VERSION", 7)); }
+
+template <int kEntries, bool kDeepSleep>
+struct Frequencies {
+    uint32_t num_supported, current;
+    uint64_t frequency[kEntries];
+};
+template <int kEntries>
+struct Frequencies<kEntries, true> {
+    bool has_deep_sleep;
+    uint32_t num_supported, current;
+    uint64_t frequency[kEntries];
+};
+
+// Writes a frequency list (and, for PCIe, the lanes after it) in the layout of the reported version.
+template <int kEntries, bool kDeepSleep>
+void write_list(void* out, std::initializer_list<uint64_t> values, uint32_t current, std::initializer_list<uint32_t> lanes) {
+    struct WithLanes {
+        Frequencies<kEntries, kDeepSleep> f;
+        uint32_t lanes[kEntries];
+    } list{};
+    list.f.num_supported = static_cast<uint32_t>(values.size());
+    list.f.current = current;
+    int i = 0;
+    for (uint64_t v : values) list.f.frequency[i++] = v;
+    i = 0;
+    for (uint32_t l : lanes) list.lanes[i++] = l;
+    std::memcpy(out, &list, lanes.size() != 0 ? sizeof list : sizeof list.f);
+}
+
+void write_frequencies(void* out, std::initializer_list<uint64_t> values, uint32_t current, std::initializer_list<uint32_t> lanes = {}) {
+    if (major_version() >= 6) write_list<33, true>(out, values, current, lanes);
+    else write_list<32, false>(out, values, current, lanes);
+}
+
+}  // namespace
+
+FAKE_EXPORT int rsmi_version_get(void* version) {
+    struct {
+        uint32_t major, minor, patch;
+        const char* build;
+    } v{major_version(), 0, 0, "fake"};
+    std::memcpy(version, &v, sizeof v);
+    return kSuccess;
+}
+
+// System clock 500 / 800 / 1700 MHz, now 800; memory clock 400 / 1600 MHz, now 1600 (HIP's GPU 0, index 1).
+FAKE_EXPORT int rsmi_dev_gpu_clk_freq_get(uint32_t index, int type, void* frequencies) {
+    FAKE_ENTER("rsmi_dev_gpu_clk_freq_get")
+    FAKE_INDEX(index)
+    const uint64_t mhz = 1000000;
+    if (type == 0) write_frequencies(frequencies, {500 * mhz, 800 * mhz, 1700 * mhz}, is_first_hip_gpu(index) ? 1 : 0);
+    else if (type == 4) write_frequencies(frequencies, {400 * mhz, 1600 * mhz}, 1);
+    else return kNotSupported;
+    return kSuccess;
+}
+
+// The link can run at 2.5 GT/s x8 or 16 GT/s x16, and runs at the first now (idle, as AMD GPUs do).
+FAKE_EXPORT int rsmi_dev_pci_bandwidth_get(uint32_t index, void* bandwidth) {
+    FAKE_ENTER("rsmi_dev_pci_bandwidth_get")
+    FAKE_INDEX(index)
+    write_frequencies(bandwidth, {2500000000ull, 16000000000ull}, 0, {8, 16});
+    return kSuccess;
+}
+
+#ifndef FAKE_RSMI_OLD
+// Held back by PPT0 (bit 0) and the hotspot temperature (bit 36).
+FAKE_EXPORT int rsmi_dev_metrics_indep_throttle_status_get(uint32_t index, uint64_t* status) {
+    FAKE_ENTER("rsmi_dev_metrics_indep_throttle_status_get")
+    FAKE_INDEX(index)
+    *status = (1ull << 0) | (1ull << 36);
+    return kSuccess;
+}
+#endif
