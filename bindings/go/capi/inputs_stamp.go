@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "f2ffae1168202cb98044d05b75f16428b291be2ad36d5e883045f068345b3b65"
+const inputsSHA256 = "3f3cefed20de5a0d34bbe34121b83bee0c9d1c929971edffe513f9e89a5005b4"
