@@ -180,22 +180,28 @@ ASYNC_LINES = (re.compile(r"^async input: synthetic \[256, 512\] F32$"),
                re.compile(r"^async nan: refused at synchronize with the synchronous call's message$"))
 
 
-def check_async(greyctl: str, specs: list[tuple[str, str]]) -> int:
-    del greyctl  # the samples check themselves against the synchronous calls
-    checker = Checker("async")
+def check_same_lines(kind: str, patterns: tuple[re.Pattern[str], ...], what: str, specs: list[tuple[str, str]]) -> int:
+    """Each sample prints the lines starting with "KIND " that `patterns` match, and all print them alike."""
+    checker = Checker(kind)
     reference: tuple[str, list[str]] | None = None
     for name, command in specs:
         r = run(command)
-        lines = [line for line in r.stdout.splitlines() if line.startswith("async ")]
-        if r.returncode != 0 or len(lines) != len(ASYNC_LINES) or not all(p.match(l) for p, l in zip(ASYNC_LINES, lines)):
-            checker.fail(name, command, r, f"want the three async lines, got {lines}")
+        lines = [line for line in r.stdout.splitlines() if line.startswith(kind + " ")]
+        if r.returncode != 0 or len(lines) != len(patterns) or not all(p.match(l) for p, l in zip(patterns, lines)):
+            checker.fail(name, command, r, f"want the {len(patterns)} {kind} lines, got {lines}")
             continue
         if reference is not None and lines != reference[1]:
             checker.fail(name, command, r, f"differs from {reference[0]}: {lines} != {reference[1]}")
             continue
         reference = reference or (name, lines)
-        checker.ok(name, "streams, an event and async q4_0 equal to the synchronous call; NaN refused at synchronize")
+        checker.ok(name, what)
     return checker.done()
+
+
+def check_async(greyctl: str, specs: list[tuple[str, str]]) -> int:
+    del greyctl  # the samples check themselves against the synchronous calls
+    return check_same_lines("async", ASYNC_LINES, "streams, an event and async q4_0 equal to the synchronous call; NaN refused at synchronize",
+                            specs)
 
 
 KV_LINES = (re.compile(r"^kv cache: 2 layers, 2 KV heads, head_dim 64, blocks of 16 tokens, the newest 16 in bf16, older ones int4 "
@@ -212,20 +218,7 @@ KV_LINES = (re.compile(r"^kv cache: 2 layers, 2 KV heads, head_dim 64, blocks of
 
 def check_kv(greyctl: str, specs: list[tuple[str, str]]) -> int:
     del greyctl  # nothing of greyctl's to compare with: the languages are compared with each other
-    checker = Checker("kv")
-    reference: tuple[str, list[str]] | None = None
-    for name, command in specs:
-        r = run(command)
-        lines = [line for line in r.stdout.splitlines() if line.startswith("kv ")]
-        if r.returncode != 0 or len(lines) != len(KV_LINES) or not all(p.match(l) for p, l in zip(KV_LINES, lines)):
-            checker.fail(name, command, r, f"want the seven kv lines, got {lines}")
-            continue
-        if reference is not None and lines != reference[1]:
-            checker.fail(name, command, r, f"differs from {reference[0]}: {lines} != {reference[1]}")
-            continue
-        reference = reference or (name, lines)
-        checker.ok(name, "append, fork, truncate, attend, gather and stats; the same lines as every other language")
-    return checker.done()
+    return check_same_lines("kv", KV_LINES, "append, fork, truncate, attend, gather and stats; the same lines as every other language", specs)
 
 
 def main(argv: list[str]) -> int:
