@@ -11,7 +11,8 @@ failed=0
 # shellcheck source=check.sh
 source "$(dirname "$0")/check.sh"
 
-small=(--layers 2 --query-heads 4 --kv-heads 2 --head-dim 64 --context 100 --batch 3 --window 16 --iterations 2 --warmup 1)
+base=(--layers 2 --kv-heads 2 --context 100 --batch 3 --window 16 --iterations 2 --warmup 1)
+small=("${base[@]}" --query-heads 4 --head-dim 64)
 field() {  # field EXPRESSION ARGS...: the Python expression over the report `d`
   local expression=$1; shift
   "$greyctl" --no-env kv-bench "${small[@]}" --json "$@" | python3 -c "import json, sys; d = json.load(sys.stdin); print($expression)"
@@ -29,10 +30,10 @@ check hadamard-k 0 "^True True$" -- field 'd["hadamard_k"], d["error"]["vs_float
 check same-seed-same-data 0 "^True$" -- field 'd["error"]["vs_float64_input"]["rel_rmse"] == '"$(field 'd["error"]["vs_float64_input"]["rel_rmse"]' --format int4)" --format int4
 check text 0 "decode attention: median .* us per call .* GB/s" -- "$greyctl" --no-env kv-bench "${small[@]}" --format int4
 
-check query-heads-not-a-multiple 2 "--query-heads 3 is not a multiple of --kv-heads 2" -- "$greyctl" --no-env kv-bench "${small[@]}" --query-heads 3
+check query-heads-not-a-multiple 2 "--query-heads 3 is not a multiple of --kv-heads 2" -- "$greyctl" --no-env kv-bench "${base[@]}" --query-heads 3
 check unknown-format 2 "int3" -- "$greyctl" --no-env kv-bench --format int3
-check hadamard-needs-power-of-two 3 "power of two" -- "$greyctl" --no-env kv-bench "${small[@]}" --head-dim 48 --hadamard-k
-check hadamard-json-error 3 '"class": "bad_input"' -- "$greyctl" --no-env kv-bench "${small[@]}" --head-dim 48 --hadamard-k --json
+check hadamard-needs-power-of-two 3 "power of two" -- "$greyctl" --no-env kv-bench "${base[@]}" --query-heads 4 --head-dim 48 --hadamard-k
+check hadamard-json-error 3 '"class": "bad_input"' -- "$greyctl" --no-env kv-bench "${base[@]}" --query-heads 4 --head-dim 48 --hadamard-k --json
 check no-backend 4 "nosuch" -- "$greyctl" --no-env kv-bench "${small[@]}" --backend nosuch
 
 echo "$passed passed, $failed failed"
