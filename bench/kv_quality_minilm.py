@@ -7,10 +7,13 @@ in --tokens-long chunks), keeps every layer's K, V and Q, and stores each chunk'
 grey.KvCache of each format. Every query of the chunk then attends to the whole chunk (the model is an
 encoder: each token attends to all), through grey_kv_attend, and is compared with float64 attention on
 the unquantized K/V. The window-form cache (bf16, nothing quantized) is measured the same way, as the
-floor the 16-bit storage alone sets. Reported per format: the relative RMS error of the outputs (over all
-layers, heads and queries; and the worst layer), bytes per token per layer and head, and the ratio to bf16.
+floor the 16-bit storage alone sets. Every format is measured twice: K stored as it is, and K rotated by
+the normalized Walsh-Hadamard matrix before quantizing (hadamard_k, GREY_KV_HADAMARD_K). Reported per
+setting: the relative RMS error of the outputs (over all layers, heads and queries; and the worst layer),
+the mean cosine similarity of each output vector to the reference, bytes per token per layer and head,
+and the ratio to bf16.
 
-  python3 bench/kv_quality_minilm.py [--chunks 6] [--tokens 256] [--window 16] [--json out.json]
+  python3 bench/kv_quality_minilm.py [--chunks 6] [--tokens 256] [--window 16] [--group 32] [--json out.json]
 """
 import argparse
 import json
@@ -120,6 +123,7 @@ def main():
     parser.add_argument("--tokens", type=int, default=256, help="tokens a chunk (at most 512, the model's positions)")
     parser.add_argument("--window", type=int, default=16, help="tokens kept in bf16 at the end of each chunk")
     parser.add_argument("--block", type=int, default=16, help="tokens a block")
+    parser.add_argument("--group", type=int, default=32, help="V's group size (32, 64 or 128; one head is 32 channels)")
     parser.add_argument("--json")
     args = parser.parse_args()
 
@@ -139,9 +143,11 @@ def main():
 
     formats = [("bf16 (window only)", None), ("int8", "int8"), ("fp8-e4m3", "fp8-e4m3"), ("int4", "int4"), ("int2", "int2")]
     results = {}
+    settings = [(label + (" + hadamard-k" if rotate else ""), fmt, rotate) for label, fmt in formats for rotate in (False, True)]
     with grey.Context() as ctx:
-        for label, fmt in formats:
+        for label, fmt, rotate in settings:
             squared_error = squared_signal = 0.0
+            cosines = []
             per_layer = np.zeros(6)
             per_layer_signal = np.zeros(6)
             bytes_per_token = None
@@ -150,8 +156,8 @@ def main():
                 keys = np.stack([k for _, k, _ in layers]).astype(np.float32)
                 values = np.stack([v for _, _, v in layers]).astype(np.float32)
                 with grey.KvCache(ctx, 6, 12, 32, format=fmt or "int8", tokens_per_block=args.block,
-                                  window_tokens=grey.WINDOW_ALL if fmt is None else args.window, group_size=32,
-                                  capacity_bytes=1 << 28) as cache:
+                                  window_tokens=grey.WINDOW_ALL if fmt is None else args.window, group_size=args.group,
+                                  hadamard_k=rotate, capacity_bytes=1 << 28) as cache:
                     seq = cache.sequence()
                     cache.append(seq, range(n), keys, values)
                     stats = cache.stats()
@@ -160,15 +166,19 @@ def main():
                         out = cache.attend(layer, [seq] * n, q.astype(np.float32))
                         ref = reference(q, k, v)
                         e, s = float(((out - ref) ** 2).sum()), float((ref ** 2).sum())
+                        dots = (out * ref).sum(-1) / (np.linalg.norm(out, axis=-1) * np.linalg.norm(ref, axis=-1))
+                        cosines.append(dots.ravel())
                         per_layer[layer] += e
                         per_layer_signal[layer] += s
                         squared_error += e
                         squared_signal += s
             rel = (squared_error / squared_signal) ** 0.5
             worst = float(np.max((per_layer / per_layer_signal) ** 0.5))
-            results[label] = {"rel_rmse": rel, "worst_layer_rel_rmse": worst, "bytes_per_token_per_head_layer": bytes_per_token}
-            print(f"  {label:20s} rel RMSE {rel:.2e} (worst layer {worst:.2e})   {bytes_per_token:6.2f} bytes per token, layer and head "
-                  f"= {bytes_per_token / 128:.3f} of bf16")
+            cosine = float(np.concatenate(cosines).mean())
+            results[label] = {"rel_rmse": rel, "worst_layer_rel_rmse": worst, "mean_cosine": cosine,
+                              "bytes_per_token_per_head_layer": bytes_per_token}
+            print(f"  {label:32s} rel RMSE {rel:.2e} (worst layer {worst:.2e})  cosine {cosine:.6f}  {bytes_per_token:6.2f} bytes "
+                  f"per token, layer and head = {bytes_per_token / 128:.3f} of bf16")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

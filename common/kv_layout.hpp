@@ -10,11 +10,14 @@
  *    the block's tokens, KIVI's per-channel keys) and of V's ([layer][head][token][group]: groups of
  *    group_size channels within a token), then K's packed codes, then V's, both in the window form's
  *    order ([layer][head][token][channel]): a token's row of codes is contiguous, which is what decode
- *    attention reads. */
+ *    attention reads.
+ * With hadamard_k, every K row is stored rotated by the normalized Walsh-Hadamard matrix (window form
+ * and quantized form alike): readers rotate the query (attention) or the row (gather) to match. */
 #ifndef GREY_COMMON_KV_LAYOUT_HPP
 #define GREY_COMMON_KV_LAYOUT_HPP
 
 #include "common/kv_coding.hpp"
+#include "common/kv_hadamard.hpp"
 
 #include <stdint.h>
 
@@ -27,7 +30,7 @@ struct grey_kv_layout {
     uint32_t format;      /* grey_kv_format (grey::common::KvCodeKind) */
     uint32_t group_size;  /* V's groups along head_dim, already clipped to head_dim */
     uint32_t window_bf16; /* 1: the window form is bf16; 0: fp16 */
-    uint32_t reserved0;
+    uint32_t hadamard_k;  /* 1: K rows are stored rotated (common/kv_hadamard.hpp), in both forms */
 };
 
 namespace grey::common {

@@ -2096,8 +2096,12 @@ typedef enum grey_kv_format {
 GREY_API const char* grey_kv_format_name(grey_kv_format format);
 
 /* Flags of grey_kv_cache_config.flags. */
-#define GREY_KV_HADAMARD_K 0x1u /* rotate K by a Hadamard matrix before quantizing (not yet implemented:
-                                   refused with GREY_ERROR_UNSUPPORTED) */
+/* GREY_KV_HADAMARD_K: every K vector is multiplied by the normalized Walsh-Hadamard matrix
+ * (H / sqrt(head_dim), orthogonal and its own inverse) before it is stored and quantized, which spreads
+ * outlier channels over the whole vector (QuaRot); attention rotates the query the same way, so q.k is
+ * unchanged, and grey_kv_gather returns K unrotated. V is not rotated. Needs head_dim a power of two
+ * (others fail with GREY_ERROR_INVALID_ARGUMENT). Costs no memory. Since 0.2. */
+#define GREY_KV_HADAMARD_K 0x1u
 
 /* An input struct. Since 0.2. */
 typedef struct grey_kv_cache_config {

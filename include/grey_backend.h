@@ -183,6 +183,11 @@ typedef struct grey_backend_kv_attend_job {
  * backend. quantize_async and dequantize_async stay optional: without them the runtime waits for the
  * stream, then runs the synchronous slot (ordered, but not overlapped). */
 #define GREY_BACKEND_CAP_STREAMS 0x4u
+/* kv_store and kv_attend honour grey_kv_layout.hadamard_k (K stored rotated, queries rotated to match;
+ * since 0.2). Without the bit a cache asking for GREY_KV_HADAMARD_K is refused on the backend's devices,
+ * so that a plugin built before the field existed cannot store K unrotated while attention expects it
+ * rotated. */
+#define GREY_BACKEND_CAP_KV_HADAMARD_K 0x8u
 
 typedef struct grey_backend_vtable {
     uint32_t struct_size;  /* sizeof(grey_backend_vtable) as the plugin was compiled */

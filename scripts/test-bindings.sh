@@ -2,8 +2,8 @@
 # The language bindings and samples (docs/bindings.md): pytest, go test, cargo test, the coverage test
 # (every grey.h function reachable from Python, Go and Rust) and the samples of every language: detect
 # checked against `greyctl detect --json`, quantize against `greyctl quantize --json` and each other,
-# audit against `greyctl audit verify --json`, async against the synchronous calls and each other
-# (tests/bindings/check_samples.py). Run by
+# audit against `greyctl audit verify --json`, async against the synchronous calls and each other, kv
+# against each other (tests/bindings/check_samples.py). Run by
 # scripts/run-tests.sh after the C/C++ tests; needs the default preset's build (build/default). Exits
 # non-zero on any failure.
 set -euo pipefail
@@ -95,17 +95,17 @@ python3 tests/bindings/coverage.py --python "$venv/bin/python" --go-archive "$tm
   --rust-bindings "$rust_bindings" --lib "$build/lib/libgrey.so"
 
 echo "== samples: build and run every sample; compare them with greyctl and with each other"
-for sample in detect quantize audit async; do
+for sample in detect quantize audit async kv; do
   cc -std=c11 -Wall -Wextra -Werror -Iinclude "samples/c/$sample.c" -L"$build/lib" -Wl,-rpath,"$build/lib" -lgrey -o "$tmp/$sample-c"
   c++ -std=c++20 -Wall -Wextra -Werror -Iinclude "samples/cpp/$sample.cpp" -L"$build/lib" -Wl,-rpath,"$build/lib" -lgrey -o "$tmp/$sample-cpp"
 done
 # Built once up front, so that the checks below time the samples and not the compilers.
 go build -o "$tmp" ./samples/go/... 2>"$tmp/go-build.log" || { cat "$tmp/go-build.log" >&2; exit 1; }
-for sample in detect quantize audit async; do
+for sample in detect quantize audit async kv; do
   cargo build --offline -q --manifest-path "samples/rust/$sample/Cargo.toml"
 done
 status=0
-for sample in detect quantize audit async; do
+for sample in detect quantize audit async kv; do
   python3 tests/bindings/check_samples.py "$sample" "$GREYCTL" \
     "c=$tmp/$sample-c" \
     "cpp=$tmp/$sample-cpp" \

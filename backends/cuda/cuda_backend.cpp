@@ -706,7 +706,7 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.quantize = cuda_quantize;
     vt.dequantize = cuda_dequantize;
     vt.buffer_map = cuda_buffer_map;
-    vt.capabilities = GREY_BACKEND_CAP_QUANT_ERROR;
+    vt.capabilities = GREY_BACKEND_CAP_QUANT_ERROR | GREY_BACKEND_CAP_KV_HADAMARD_K;
     vt.power_limit_set = cuda_power_limit_set;
     // Streams, quantization enqueued on them included (each job flags into a slot of its stream's journal).
     vt.capabilities |= GREY_BACKEND_CAP_STREAMS;

@@ -493,7 +493,7 @@ grey_status host_backend_entry(uint32_t host_abi_version, grey_backend_vtable* o
     vt.quantize = host_quantize;
     vt.dequantize = host_dequantize;
     vt.buffer_map = host_buffer_map;
-    vt.capabilities = GREY_BACKEND_CAP_QUANT_HOST_MEMORY | GREY_BACKEND_CAP_QUANT_ERROR | GREY_BACKEND_CAP_STREAMS;
+    vt.capabilities = GREY_BACKEND_CAP_QUANT_HOST_MEMORY | GREY_BACKEND_CAP_QUANT_ERROR | GREY_BACKEND_CAP_STREAMS | GREY_BACKEND_CAP_KV_HADAMARD_K;
     vt.stream_create = host_stream_create;
     vt.stream_destroy = host_stream_destroy;
     vt.stream_synchronize = host_stream_synchronize;

@@ -33,6 +33,8 @@ type KvConfig struct {
 	Format                       KvFormat
 	GroupSize                    uint32
 	CapacityBytes                uint64
+	// HadamardK rotates K before it is quantized (GREY_KV_HADAMARD_K; HeadDim a power of two).
+	HadamardK bool
 }
 
 // NewKvConfig is a configuration with grey.h's defaults (16-token blocks, a 128-token bf16 window, int4
@@ -78,6 +80,9 @@ func (c *Context) NewKvCache(device int, config KvConfig) (*KvCache, error) {
 	raw.SetFormat(capi.Grey_kv_format(config.Format))
 	raw.SetGroup_size(uint(config.GroupSize))
 	raw.SetCapacity_bytes(config.CapacityBytes)
+	if config.HadamardK {
+		raw.SetFlags(uint(capi.GREY_KV_HADAMARD_K))
+	}
 	out := []uintptr{0}
 	if err := c.with(func(h capi.Grey_context) error { return capi.Grey_kv_cache_create(h, index, raw, out) }); err != nil {
 		return nil, err

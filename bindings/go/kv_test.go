@@ -161,3 +161,41 @@ func TestKvCacheLayerByLayer(t *testing.T) {
 		t.Errorf("after Close: %v", err)
 	}
 }
+
+// HadamardK: K is stored rotated and given back unrotated; head_dim must be a power of two.
+func TestKvCacheHadamardK(t *testing.T) {
+	ctx, err := grey.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.Close()
+	config := grey.NewKvConfig(1, 1, 32, 1<<20)
+	config.TokensPerBlock, config.WindowTokens, config.HadamardK = 4, grey.KvWindowAll, true
+	cache, err := ctx.NewKvCache(0, config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	keys, values := make([]float32, 2*32), make([]float32, 2*32)
+	for i := range keys {
+		keys[i] = float32(i%9) * 0.5
+		values[i] = float32(i%5) * 0.25
+	}
+	seq, _ := cache.Sequence(0)
+	if err := cache.Append(seq, []int32{1, 2}, keys, values); err != nil {
+		t.Fatal(err)
+	}
+	gk, gv, err := cache.Gather(seq, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range keys {
+		if d := gk[i] - keys[i]; d > 0.03 || d < -0.03 || gv[i] != values[i] {
+			t.Fatalf("element %d: K %v (appended %v), V %v (appended %v)", i, gk[i], keys[i], gv[i], values[i])
+		}
+	}
+	config.HeadDim = 48
+	if _, err := ctx.NewKvCache(0, config); err == nil || !strings.Contains(err.Error(), "power of two") {
+		t.Errorf("head_dim 48 with HadamardK: %v", err)
+	}
+}

@@ -10,6 +10,9 @@
 // into the query (q * scale per channel, plus the sum of q * minimum), so a score costs one multiply-add
 // per code. Scores are kept in base 2 (the scale carries log2(e)). The file is compiled with
 // -fmad=false, so the accumulations spell their fused multiply-adds out (fmaf).
+//
+// A cache that rotates K (GREY_KV_HADAMARD_K) stores K rotated (a warp's in-register fast Walsh-Hadamard
+// transform in grey_kv_store) and attention rotates the queries in shared memory before any score.
 #include "kv_args.h"
 
 #include <stdint.h>
@@ -30,10 +33,82 @@ __device__ __forceinline__ float warp_max(float x) {
     return x;
 }
 
+// One row of K (head_dim = 32 * E values, or 16 with E = 1 on the low half-warp) rotated by
+// common/kv_hadamard.hpp's transform in a warp's registers, lane L holding elements L * E .. L * E + E - 1:
+// stages shorter than E within a lane, longer ones across lanes by shuffles. Every element goes through
+// the host's butterflies in the host's order, so the rotated row has the host's bits.
+template <int E>
+__device__ __forceinline__ void rotate_row(float (&x)[E], uint32_t lane, uint32_t dim) {
+#pragma unroll
+    for (uint32_t h = 1; h < static_cast<uint32_t>(E); h *= 2)
+#pragma unroll
+        for (uint32_t j = 0; j < static_cast<uint32_t>(E); ++j)
+            if ((j & h) == 0) {
+                const float lower = x[j], upper = x[j + h];
+                x[j] = kv_hadamard_butterfly(lane * E + j, h, lower, upper);
+                x[j + h] = kv_hadamard_butterfly(lane * E + j + h, h, upper, lower);
+            }
+    for (uint32_t h = E; h < dim; h *= 2)
+#pragma unroll
+        for (uint32_t j = 0; j < static_cast<uint32_t>(E); ++j) {
+            const float partner = __shfl_xor_sync(0xffffffffu, x[j], static_cast<int>(h / E));
+            x[j] = kv_hadamard_butterfly(lane * E + j, h, x[j], partner);
+        }
+    const float scale = kv_hadamard_scale(dim);
+#pragma unroll
+    for (int j = 0; j < E; ++j) x[j] = mul_rn(x[j], scale);
+}
+
+// grey_kv_store for a cache that rotates K: a warp per (layer, token, head) row.
+template <int E>
+__device__ void store_rotated(const grey_kvk_store_args& a) {
+    const KvLayout& l = a.layout;
+    const uint64_t rows = uint64_t{a.layer_count} * a.tokens * l.kv_heads;
+    const uint64_t half = kv_block_elements(l);
+    const auto* keys = reinterpret_cast<const float*>(a.keys);
+    const auto* values = reinterpret_cast<const float*>(a.values);
+    const auto* blocks = reinterpret_cast<const uint64_t*>(a.blocks);
+    const auto* slots = reinterpret_cast<const uint32_t*>(a.slots);
+    const uint32_t lane = threadIdx.x % 32;
+    const uint32_t c0 = lane * E;
+    const bool active = c0 < l.head_dim;
+    // Whole warps step together (the shuffles need every lane), so the loop bound is the warp's.
+    for (uint64_t r = grid_index() / 32; r < rows; r += grid_stride() / 32) {
+        const auto head = static_cast<uint32_t>(r % l.kv_heads);
+        const uint64_t rest = r / l.kv_heads;
+        const auto token = static_cast<uint32_t>(rest % a.tokens);
+        const auto layer = static_cast<uint32_t>(rest / a.tokens) + a.layer_first;
+        const uint64_t from = r * l.head_dim + c0;
+        float x[E];
+#pragma unroll
+        for (int j = 0; j < E; ++j) x[j] = active ? keys[from + j] : 0.0f;
+        rotate_row<E>(x, lane, l.head_dim);
+        if (!active) continue;
+        auto* dense = reinterpret_cast<uint16_t*>(blocks[token]);
+        const uint64_t to = kv_dense_index(l, layer, head, slots[token], c0);
+#pragma unroll
+        for (int j = 0; j < E; ++j) {
+            dense[to + j] = kv_to_window(l, x[j]);
+            dense[half + to + j] = kv_to_window(l, values[from + j]);
+        }
+    }
+}
+
 }  // namespace
 
+// Launched with a thread per element; a cache that rotates K (head_dim a power of two from 16 to 256,
+// as the backend checks) takes a warp per row of the same launch instead.
 extern "C" __global__ void grey_kv_store(grey_kvk_store_args a) {
     const KvLayout& l = a.layout;
+    if (l.hadamard_k != 0) {
+        switch (l.head_dim) {
+            case 16:
+            case 32: store_rotated<1>(a); return;
+            case 64: store_rotated<2>(a); return;
+            case 128: store_rotated<4>(a); return;
+            default: store_rotated<8>(a); return;
+        }
+    }
     const uint64_t total = uint64_t{a.layer_count} * a.tokens * l.kv_heads * l.head_dim;
     const uint64_t half = kv_block_elements(l);
     const auto* keys = reinterpret_cast<const float*>(a.keys);
@@ -303,6 +378,25 @@ __device__ void attend_block(const KvLayout& l, const Slice& slice, uint32_t lo,
     __syncwarp();  // warp_q is rewritten by the next quantized block
 }
 
+// The GC queries in shared memory ([dim][GC]) rotated as K was stored (a fast Walsh-Hadamard transform
+// over the whole thread block, a butterfly a thread per stage), so that q.k is the unrotated product.
+template <int GC>
+__device__ void rotate_queries(float* q, uint32_t dim) {
+    for (uint32_t h = 1; h < dim; h *= 2) {
+        for (uint32_t i = threadIdx.x; i < dim / 2 * GC; i += blockDim.x) {
+            const uint32_t pair = i / GC, g = i % GC;
+            const uint32_t lower = pair / h * 2 * h + pair % h;
+            const float a = q[lower * GC + g], b = q[(lower + h) * GC + g];
+            q[lower * GC + g] = add_rn(a, b);
+            q[(lower + h) * GC + g] = sub_rn(a, b);
+        }
+        __syncthreads();
+    }
+    const float scale = kv_hadamard_scale(dim);
+    for (uint32_t i = threadIdx.x; i < dim * GC; i += blockDim.x) q[i] = mul_rn(q[i], scale);
+    __syncthreads();
+}
+
 template <int CPL, int GC>
 __device__ void attend_split(const grey_kvk_attend_args& a) {
     constexpr uint32_t kWarps = GREY_KVK_ATTEND_WARPS;
@@ -331,6 +425,7 @@ __device__ void attend_split(const grey_kvk_attend_args& a) {
     const bool is_fp8 = l.format == kv_fp8_e4m3;
     for (uint32_t i = threadIdx.x; i < 256; i += blockDim.x) fp8[i] = is_fp8 ? fp8_to_f32(i, GREY_QUANT_FP8_E4M3) : 0.0f;
     __syncthreads();
+    if (l.hadamard_k != 0) rotate_queries<GC>(q_shared, dim);
     const CodeValues values{is_fp8 ? fp8 : nullptr};
 
     const uint64_t first_block = seq.first / per_block, end_block = (seq.last + per_block - 1) / per_block;

@@ -87,6 +87,9 @@ grey_status grey_kv_cache_create(grey_context* context, uint32_t device, const g
         if (!dev.backend->has_kv())
             grey::fail(GREY_ERROR_UNSUPPORTED, "device " + std::to_string(device) + " is on the " + dev.backend->name() +
                                                    " backend, which has no KV cache operations; create the cache on a device of another backend");
+        if (shape.hadamard_k != 0 && !dev.backend->has(GREY_BACKEND_CAP_KV_HADAMARD_K))
+            grey::fail(GREY_ERROR_UNSUPPORTED, "config->flags has GREY_KV_HADAMARD_K, which the " + dev.backend->name() +
+                                                   " backend of device " + std::to_string(device) + " does not implement");
         *out_cache = std::make_unique<grey_kv_cache>(shape, *dev.backend, dev.index_in_backend).release();
     });
 }

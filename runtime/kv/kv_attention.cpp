@@ -58,18 +58,23 @@ void KvCache::gather(uint64_t sequence, uint32_t layer, std::span<float> keys, s
         fail(GREY_ERROR_INVALID_ARGUMENT, "kv_bytes is " + std::to_string(keys.size() * 4) + "; sequence " + std::to_string(sequence) +
                                               " of " + std::to_string(seq.length) + " tokens takes " + std::to_string(seq.length * row * 4));
     const uint64_t per_block = shape_.tokens_per_block;
+    std::vector<double> key(shape_.head_dim);
     for (size_t index = 0; index < seq.table.size(); ++index) {
         const KvBlock& block = blocks_.at(seq.table[index]);
         const std::vector<uint8_t> bytes = read_block(block);
         const uint64_t end = std::min<uint64_t>(seq.length, (index + 1) * per_block);
         for (uint64_t p = index * per_block; p < end; ++p) {
             const auto t = static_cast<uint32_t>(p - index * per_block);
-            for (uint32_t head = 0; head < shape_.kv_heads; ++head)
+            for (uint32_t head = 0; head < shape_.kv_heads; ++head) {
+                const uint64_t at = p * row + uint64_t{head} * shape_.head_dim;
                 for (uint32_t c = 0; c < shape_.head_dim; ++c) {
-                    const uint64_t at = p * row + uint64_t{head} * shape_.head_dim + c;
-                    keys[at] = common::kv_value(shape_, bytes.data(), block.quantized, 0, layer, head, t, c);
-                    values[at] = common::kv_value(shape_, bytes.data(), block.quantized, 1, layer, head, t, c);
+                    key[c] = common::kv_value(shape_, bytes.data(), block.quantized, 0, layer, head, t, c);
+                    values[at + c] = common::kv_value(shape_, bytes.data(), block.quantized, 1, layer, head, t, c);
                 }
+                // A rotated K is given back as it was appended: the rotation is its own inverse.
+                if (shape_.hadamard_k != 0) common::kv_hadamard_rotate(key.data(), shape_.head_dim);
+                for (uint32_t c = 0; c < shape_.head_dim; ++c) keys[at + c] = static_cast<float>(key[c]);
+            }
         }
     }
 }

@@ -44,10 +44,15 @@ KvShape validated_shape(const grey_kv_cache_config& config) {
     if (group != 32 && group != 64 && group != 128)
         fail(GREY_ERROR_INVALID_ARGUMENT, "config->group_size is " + std::to_string(config.group_size) + "; it must be 32, 64 or 128 (or 0)");
     shape.group_size = group < shape.head_dim ? group : shape.head_dim;
-    if ((config.flags & GREY_KV_HADAMARD_K) != 0)
-        fail(GREY_ERROR_UNSUPPORTED, "GREY_KV_HADAMARD_K (rotating K before quantizing) is not implemented yet");
     if ((config.flags & ~GREY_KV_HADAMARD_K) != 0)
         fail(GREY_ERROR_INVALID_ARGUMENT, "config->flags holds unknown bits " + std::to_string(config.flags & ~GREY_KV_HADAMARD_K));
+    if ((config.flags & GREY_KV_HADAMARD_K) != 0) {
+        // The fast Walsh-Hadamard transform is defined for powers of two only.
+        if (!common::kv_is_power_of_two(shape.head_dim))
+            fail(GREY_ERROR_INVALID_ARGUMENT, "config->flags has GREY_KV_HADAMARD_K, which needs head_dim a power of two, and head_dim is " +
+                                                  std::to_string(shape.head_dim));
+        shape.hadamard_k = 1;
+    }
     shape.capacity_bytes = config.capacity_bytes;
     if (shape.capacity_bytes < common::kv_dense_block_bytes(shape))
         fail(GREY_ERROR_INVALID_ARGUMENT, "config->capacity_bytes is " + std::to_string(config.capacity_bytes) +

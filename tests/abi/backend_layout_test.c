@@ -43,6 +43,7 @@ _Static_assert(offsetof(grey_backend_quant_job, plain) == 24, "grey_backend_quan
 _Static_assert(offsetof(grey_backend_quant_job, quantized) == 56, "grey_backend_quant_job.quantized moved");
 _Static_assert(offsetof(grey_backend_quant_job, error) == 88, "grey_backend_quant_job.error moved");
 _Static_assert(offsetof(grey_backend_vtable, capabilities) == 144, "grey_backend_vtable.capabilities moved");
+_Static_assert(GREY_BACKEND_CAP_KV_HADAMARD_K == 0x8u, "the value of GREY_BACKEND_CAP_KV_HADAMARD_K changed");
 /* Slots appended in 0.2: power limits, then streams, events, async operations and pinned host memory. */
 _Static_assert(offsetof(grey_backend_vtable, power_limit_set) == 152, "grey_backend_vtable.power_limit_set moved");
 _Static_assert(offsetof(grey_backend_vtable, stream_create) == 160, "grey_backend_vtable.stream_create moved");

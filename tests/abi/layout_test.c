@@ -223,6 +223,7 @@ _Static_assert(offsetof(grey_kv_cache_config, format) == 28, "grey_kv_cache_conf
 _Static_assert(offsetof(grey_kv_cache_config, group_size) == 32, "grey_kv_cache_config.group_size moved");
 _Static_assert(offsetof(grey_kv_cache_config, flags) == 36, "grey_kv_cache_config.flags moved");
 _Static_assert(offsetof(grey_kv_cache_config, capacity_bytes) == 40, "grey_kv_cache_config.capacity_bytes moved");
+_Static_assert(GREY_KV_HADAMARD_K == 0x1u, "the value of GREY_KV_HADAMARD_K changed");
 _Static_assert(sizeof(grey_kv_stats) == 96, "size of grey_kv_stats changed");
 _Static_assert(offsetof(grey_kv_stats, struct_size) == 0, "grey_kv_stats.struct_size moved");
 _Static_assert(offsetof(grey_kv_stats, sequences) == 4, "grey_kv_stats.sequences moved");

@@ -5,6 +5,7 @@
     python3 tests/bindings/check_samples.py quantize GREYCTL NAME=COMMAND...
     python3 tests/bindings/check_samples.py audit GREYCTL NAME=COMMAND...
     python3 tests/bindings/check_samples.py async GREYCTL NAME=COMMAND...
+    python3 tests/bindings/check_samples.py kv GREYCTL NAME=COMMAND...
 
 detect:   each prints "device I: NAME, memory BYTES bytes, UNITS compute units" per device ("-" for an
           unavailable value); the lines must be those built from `greyctl detect --json`.
@@ -22,6 +23,11 @@ async:    each uploads the synthetic tensor on one stream, quantizes it to q4_0 
           "async q4_0: ... checksum C, equal to the synchronous call" and "async nan: refused at
           synchronize with the synchronous call's message". Every language must print the same lines,
           byte for byte (the checksum included).
+kv:       each creates a KV cache on the host, appends a prompt and decode steps, forks and truncates,
+          attends, gathers and prints "kv cache: ...", "kv append: ...", "kv fork: ...", "kv attend: ...",
+          "kv gather: ...", "kv stats: ..." and "kv free: ..." (figures fixed by the shapes, and one block
+          quantized). Every language must print the same lines, byte for byte (the host reference is
+          deterministic).
 """
 
 from __future__ import annotations
@@ -174,26 +180,49 @@ ASYNC_LINES = (re.compile(r"^async input: synthetic \[256, 512\] F32$"),
                re.compile(r"^async nan: refused at synchronize with the synchronous call's message$"))
 
 
-def check_async(greyctl: str, specs: list[tuple[str, str]]) -> int:
-    del greyctl  # the samples check themselves against the synchronous calls
-    checker = Checker("async")
+def check_same_lines(kind: str, patterns: tuple[re.Pattern[str], ...], what: str, specs: list[tuple[str, str]]) -> int:
+    """Each sample prints the lines starting with "KIND " that `patterns` match, and all print them alike."""
+    checker = Checker(kind)
     reference: tuple[str, list[str]] | None = None
     for name, command in specs:
         r = run(command)
-        lines = [line for line in r.stdout.splitlines() if line.startswith("async ")]
-        if r.returncode != 0 or len(lines) != len(ASYNC_LINES) or not all(p.match(l) for p, l in zip(ASYNC_LINES, lines)):
-            checker.fail(name, command, r, f"want the three async lines, got {lines}")
+        lines = [line for line in r.stdout.splitlines() if line.startswith(kind + " ")]
+        if r.returncode != 0 or len(lines) != len(patterns) or not all(p.match(l) for p, l in zip(patterns, lines)):
+            checker.fail(name, command, r, f"want the {len(patterns)} {kind} lines, got {lines}")
             continue
         if reference is not None and lines != reference[1]:
             checker.fail(name, command, r, f"differs from {reference[0]}: {lines} != {reference[1]}")
             continue
         reference = reference or (name, lines)
-        checker.ok(name, "streams, an event and async q4_0 equal to the synchronous call; NaN refused at synchronize")
+        checker.ok(name, what)
     return checker.done()
 
 
+def check_async(greyctl: str, specs: list[tuple[str, str]]) -> int:
+    del greyctl  # the samples check themselves against the synchronous calls
+    return check_same_lines("async", ASYNC_LINES, "streams, an event and async q4_0 equal to the synchronous call; NaN refused at synchronize",
+                            specs)
+
+
+KV_LINES = (re.compile(r"^kv cache: 2 layers, 2 KV heads, head_dim 64, blocks of 16 tokens, the newest 16 in bf16, older ones int4 "
+                       r"\(V groups of 32\)$"),
+            re.compile(r"^kv append: sequence A holds 43 tokens \(a 40-token prompt, then 3 decode steps\)$"),
+            re.compile(r"^kv fork: sequence B holds 45 tokens \(A's 43 and 2 of its own\), A truncated to 38$"),
+            re.compile(r"^kv attend: layer 1, 4 query heads on 2 KV heads, batch of A and B: output sum -?\d+\.\d{6}, "
+                       r"sum of squares \d+\.\d{6}$"),
+            re.compile(r"^kv gather: B layer 0, 45 tokens: largest difference from what was appended K 0\.00\d{4}, V 0\.00\d{4}$"),
+            re.compile(r"^kv stats: 2 sequences, 83 tokens, \d+ blocks \(1 quantized\), \d+ bytes, \d+\.\d{2} bytes per token, "
+                       r"compression ratio \d+\.\d{4}$"),
+            re.compile(r"^kv free: 0 sequences, \d+ full blocks kept as cached prefixes$"))
+
+
+def check_kv(greyctl: str, specs: list[tuple[str, str]]) -> int:
+    del greyctl  # nothing of greyctl's to compare with: the languages are compared with each other
+    return check_same_lines("kv", KV_LINES, "append, fork, truncate, attend, gather and stats; the same lines as every other language", specs)
+
+
 def main(argv: list[str]) -> int:
-    checks = {"detect": check_detect, "quantize": check_quantize, "audit": check_audit, "async": check_async}
+    checks = {"detect": check_detect, "quantize": check_quantize, "audit": check_audit, "async": check_async, "kv": check_kv}
     if len(argv) < 4 or argv[1] not in checks:
         print(__doc__, file=sys.stderr)
         return 2

@@ -2,7 +2,8 @@
 // (ragged chunks, shared prompt prefixes, every other sequence written a layer at a time) into both, then every stored value compared bit for bit
 // through grey_kv_gather (the device's token writes and block quantization must give the host's bytes)
 // and decode attention compared with the host's float64 result, for every format, group size and window
-// setting, GQA ratios 1/4/8, contexts from 1 token to 128k, ragged batches and sliding windows.
+// setting, GQA ratios 1/4/8, contexts from 1 token to 128k, ragged batches and sliding windows, with K
+// stored as appended and rotated (GREY_KV_HADAMARD_K).
 //
 //   grey_gpu_kv_conformance [--quick] [--backend-dir DIR]
 #include "gpu_check.hpp"
@@ -44,6 +45,7 @@ struct Case {
     uint32_t ratio;  // query heads per KV head
     std::vector<uint32_t> lengths;  // per sequence
     uint32_t sliding_window;
+    uint32_t flags = 0;  // GREY_KV_HADAMARD_K: K rotated by the kernels' fast Walsh-Hadamard transform
 };
 
 std::string describe(const Case& c) {
@@ -52,7 +54,8 @@ std::string describe(const Case& c) {
     return std::string(grey_kv_format_name(c.format)) + " layers " + std::to_string(c.layers) + " heads " + std::to_string(c.kv_heads) +
            "x" + std::to_string(c.ratio) + " dim " + std::to_string(c.head_dim) + " block " + std::to_string(c.tokens_per_block) +
            " window " + (c.window == GREY_KV_WINDOW_ALL ? std::string("all") : std::to_string(c.window)) + " group " +
-           std::to_string(c.group) + " lengths " + lengths + (c.sliding_window != 0 ? " sliding " + std::to_string(c.sliding_window) : "");
+           std::to_string(c.group) + " lengths " + lengths + (c.sliding_window != 0 ? " sliding " + std::to_string(c.sliding_window) : "") +
+           ((c.flags & GREY_KV_HADAMARD_K) != 0 ? " hadamard-k" : "");
 }
 
 // Keys with outlier channels (as real keys have), values plain normal.
@@ -78,6 +81,7 @@ void run_case(grey_context* context, uint32_t gpu, uint32_t host, const Case& c,
     config.window_tokens = c.window;
     config.format = c.format;
     config.group_size = c.group;
+    config.flags = c.flags;
     uint64_t total = 0;
     for (const uint32_t n : c.lengths) total += n;
     const uint64_t dense_block = 4ull * c.layers * c.kv_heads * c.tokens_per_block * c.head_dim;
@@ -205,6 +209,11 @@ void bad_input(grey_context* context, uint32_t gpu) {
     grey_kv_cache* cache = nullptr;
     check(grey_kv_cache_create(context, gpu, &config, &cache) == GREY_ERROR_UNSUPPORTED && cache == nullptr,
           "head_dim 40 on the GPU: GREY_ERROR_UNSUPPORTED naming head_dim");
+    config.head_dim = 48;  // a multiple of 16 but no power of two: refused when K is to be rotated
+    config.flags = GREY_KV_HADAMARD_K;
+    check(grey_kv_cache_create(context, gpu, &config, &cache) == GREY_ERROR_INVALID_ARGUMENT && cache == nullptr,
+          "head_dim 48 with GREY_KV_HADAMARD_K on the GPU: GREY_ERROR_INVALID_ARGUMENT");
+    config.flags = 0;
     config.head_dim = 64;
     Cache good = make_cache(context, gpu, config);
     check(good != nullptr, "head_dim 64 on the GPU: created");
@@ -244,7 +253,20 @@ int main(int argc, char** argv) {
                                   cases.push_back({1, 4, 96, 16, GREY_KV_WINDOW_ALL, 32, format, 2, {150, 3}, 0});
                                   cases.push_back({1, 2, 128, 128, 128, 128, format, 8, {3000, 2500, 1}, 1000});
                               }
+                              // K rotated (GREY_KV_HADAMARD_K): every power-of-two head_dim the kernels take
+                              // (16 .. 256: a warp's registers hold 1 .. 8 values a lane), stored bits and
+                              // attention against the host.
+                              for (const auto format : formats) {
+                                  cases.push_back({2, 2, 128, 16, 32, 32, format, 4, {300, 1, 17, 77}, 0, GREY_KV_HADAMARD_K});
+                                  if (options.quick) continue;
+                                  cases.push_back({1, 2, 16, 64, 16, 32, format, 1, {500, 130}, 0, GREY_KV_HADAMARD_K});
+                                  cases.push_back({1, 1, 32, 32, 0, 32, format, 8, {700, 33}, 100, GREY_KV_HADAMARD_K});
+                                  cases.push_back({1, 2, 64, 64, 16, 64, format, 2, {1000, 64, 1}, 0, GREY_KV_HADAMARD_K});
+                                  cases.push_back({2, 2, 256, 16, 128, 32, format, 4, {400, 200}, 0, GREY_KV_HADAMARD_K});
+                              }
                               if (!options.quick) cases.push_back({1, 1, 64, 64, 128, 32, GREY_KV_INT4, 4, {131072, 5000}, 0});
+                              if (!options.quick)
+                                  cases.push_back({1, 1, 128, 64, 128, 32, GREY_KV_INT2, 8, {32768, 7}, 0, GREY_KV_HADAMARD_K});
                               for (const Case& c : cases) run_case(context, gpu, host, c, rng);
                           });
 }

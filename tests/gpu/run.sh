@@ -9,7 +9,7 @@
 #   bash tests/gpu/run.sh            (from the repository root)
 #   GREY_GPU_STEPS=...               comma-separated subset of: conformance, quant, cli, mapping,
 #                                    memcheck, racecheck, detect, bench, grid-bench, quant-bench,
-#                                    stream-bench, model-throughput, admit-bench, kv, kv-bench, wheel
+#                                    stream-bench, model-throughput, admit-bench, kv, kv-bench, kv-sdpa, wheel
 #                                    (default: all; the build always runs; cli and model-throughput
 #                                    need GREY_GPU_MODEL)
 #   GREY_GPU_MODEL=FILE              a safetensors/GGUF file whose tensors the quantization conformance
@@ -35,7 +35,7 @@ logs=$build/logs  # build logs stay in the build tree; $out gets what a reader n
 mkdir -p "$out" "$logs"
 declare -a summary
 status=0
-steps=${GREY_GPU_STEPS:-conformance,quant,kv,cli,mapping,wheel,memcheck,racecheck,detect,bench,grid-bench,quant-bench,stream-bench,model-throughput,admit-bench,kv-bench}
+steps=${GREY_GPU_STEPS:-conformance,quant,kv,cli,mapping,wheel,memcheck,racecheck,detect,bench,grid-bench,quant-bench,stream-bench,model-throughput,admit-bench,kv-bench,kv-sdpa}
 want() { [[ ",$steps," == *",$1,"* ]]; }
 # run_bench NAME FILE DETAIL COMMAND...: runs a benchmark, its table on the screen and in $out/FILE.txt, its
 # errors in $logs/FILE.err; records NAME as INFO (DETAIL follows the device), or FAIL with the errors' end.
@@ -270,6 +270,12 @@ if want kv-bench; then
 echo "== benchmark (KV cache decode attention: libgrey's formats vs PyTorch SDPA and FlashInfer on bf16)"
 run_bench kv-bench kv_bench "" python3 bench/kv_gpu_bench.py --lib "$build/lib/libgrey.so" --backend-dir "$plugin_dir" \
     --json "$out/kv_bench.json"
+fi
+
+if want kv-sdpa; then
+echo "== benchmark (greyctl kv-bench on cuda, every format with and without --hadamard-k, beside PyTorch SDPA on bf16)"
+run_bench kv-sdpa kv_bench_sdpa "" python3 bench/kv_bench_sdpa.py --greyctl "$build/bin/greyctl" --backend-dir "$plugin_dir" \
+    --backend cuda --hadamard --json "$out/kv_bench_sdpa.json"
 fi
 
 echo

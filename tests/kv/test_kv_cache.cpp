@@ -202,8 +202,16 @@ TEST(KvCache, BadArgumentsAreRefusedAndLeaveTheCacheUsable) {
     bad.capacity_bytes = 10;
     EXPECT_EQ(grey_kv_cache_create(context.get(), 0, &bad, &raw), GREY_ERROR_INVALID_ARGUMENT);
     bad = c;
+    bad.flags = 0x4;
+    EXPECT_EQ(grey_kv_cache_create(context.get(), 0, &bad, &raw), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::strstr(grey_last_error(), "flags"), nullptr);
+    bad = c;
     bad.flags = GREY_KV_HADAMARD_K;
-    EXPECT_EQ(grey_kv_cache_create(context.get(), 0, &bad, &raw), GREY_ERROR_UNSUPPORTED);
+    bad.head_dim = 48;  // the Walsh-Hadamard transform needs a power of two
+    EXPECT_EQ(grey_kv_cache_create(context.get(), 0, &bad, &raw), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::strstr(grey_last_error(), "power of two"), nullptr);
+    EXPECT_NE(std::strstr(grey_last_error(), "head_dim is 48"), nullptr);
+    EXPECT_EQ(raw, nullptr);
     bad = c;
     bad.tokens_per_block = 1;  // a quantized block would be larger than its window form
     bad.format = GREY_KV_INT8;

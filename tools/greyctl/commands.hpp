@@ -42,6 +42,7 @@ void add_plan_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 // `greyctl apply` and `greyctl rollback`.
 void add_apply_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_simulate_ram_command(CLI::App& app, const GlobalOptions& global, Runner& run);
+void add_kv_bench_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 // `greyctl help [COMMAND...]` and the hidden `greyctl man` (the manual page the build installs).
 void add_help_command(CLI::App& app, Runner& run);
 

@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
     greyctl::add_plan_command(app, global, run);
     greyctl::add_apply_command(app, global, run);
     greyctl::add_simulate_ram_command(app, global, run);
+    greyctl::add_kv_bench_command(app, global, run);
     greyctl::add_help_command(app, run);
     app.footer(greyctl::exit_status_text());  // after the commands: on greyctl --help only, not on each command's
 

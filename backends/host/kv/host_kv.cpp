@@ -11,16 +11,20 @@ void kv_store(const common::KvLayout& l, uint32_t layer_first, uint32_t layer_co
     const uint64_t tokens = blocks.size();
     const uint64_t row = uint64_t{l.kv_heads} * l.head_dim;
     const uint64_t half = common::kv_block_elements(l);
+    std::vector<float> key(l.head_dim);
     for (uint64_t i = 0; i < tokens; ++i) {
         auto* dense = reinterpret_cast<uint16_t*>(blocks[i]);
         for (uint32_t k = 0; k < layer_count; ++k)
-            for (uint32_t head = 0; head < l.kv_heads; ++head)
+            for (uint32_t head = 0; head < l.kv_heads; ++head) {
+                const uint64_t from = (k * tokens + i) * row + uint64_t{head} * l.head_dim;
+                std::copy_n(keys + from, l.head_dim, key.begin());
+                if (l.hadamard_k != 0) common::kv_hadamard_rotate(key.data(), l.head_dim);
                 for (uint32_t c = 0; c < l.head_dim; ++c) {
-                    const uint64_t from = (k * tokens + i) * row + uint64_t{head} * l.head_dim + c;
                     const uint64_t to = common::kv_dense_index(l, layer_first + k, head, slots[i], c);
-                    dense[to] = common::kv_to_window(l, keys[from]);
-                    dense[half + to] = common::kv_to_window(l, values[from]);
+                    dense[to] = common::kv_to_window(l, key[c]);
+                    dense[half + to] = common::kv_to_window(l, values[from + c]);
                 }
+            }
     }
 }
 
@@ -41,7 +45,7 @@ void kv_attend(const common::KvLayout& l, const KvAttendBlocks& b, uint32_t laye
     const uint32_t group = query_heads / l.kv_heads;
     const uint64_t per_block = l.tokens_per_block;
     std::vector<double> scores;
-    std::vector<double> accumulated(dim);
+    std::vector<double> accumulated(dim), query(dim);
     for (size_t s = 0; s + 1 < b.table_offsets.size(); ++s) {
         const uint64_t first = b.first[s], last = b.last[s];
         const auto value = [&](int half, uint32_t head, uint64_t position, uint32_t channel) {
@@ -53,10 +57,13 @@ void kv_attend(const common::KvLayout& l, const KvAttendBlocks& b, uint32_t laye
         for (uint32_t qh = 0; qh < query_heads; ++qh) {
             const uint32_t head = qh / group;
             const float* q = queries + (s * query_heads + qh) * uint64_t{dim};
+            std::copy_n(q, dim, query.begin());
+            // K is stored rotated: the query is rotated the same way (in float64), which keeps q.k.
+            if (l.hadamard_k != 0) common::kv_hadamard_rotate(query.data(), dim);
             double top = -INFINITY;
             for (uint64_t p = first; p < last; ++p) {
                 double dot = 0;
-                for (uint32_t c = 0; c < dim; ++c) dot += static_cast<double>(q[c]) * value(0, head, p, c);
+                for (uint32_t c = 0; c < dim; ++c) dot += query[c] * value(0, head, p, c);
                 scores[p - first] = dot * static_cast<double>(scale);
                 top = std::max(top, scores[p - first]);
             }

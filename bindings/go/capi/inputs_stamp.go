@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "632b85eb34d2e2cb5ae914b77162b6783a8c78e6f8735d469c5c444289b5b5ef"
+const inputsSHA256 = "d3df59432fd70eb37bb56095dbbd3ce98ed061616815ae4552154b94178d0c55"

@@ -65,13 +65,15 @@ class KvCache(HandleOwner):
 
     def __init__(self, context: Any, layers: int, kv_heads: int, head_dim: int, *, capacity_bytes: int, device: int = 0,
                  format: str = "int4", tokens_per_block: int = 16, window_tokens: int = 128, window_dtype: str = "bf16",
-                 group_size: int = 32) -> None:
+                 group_size: int = 32, hadamard_k: bool = False) -> None:
+        """`hadamard_k` rotates K before it is quantized (GREY_KV_HADAMARD_K; head_dim a power of two)."""
         config = capi.grey_kv_cache_config()
         config.layers, config.kv_heads, config.head_dim = layers, kv_heads, head_dim
         config.tokens_per_block, config.window_tokens = tokens_per_block, window_tokens
         config.window_dtype = _choice(window_dtype, _WINDOW_DTYPES, "window_dtype")
         config.format = _choice(format, _FORMATS, "format")
         config.group_size, config.capacity_bytes = group_size, capacity_bytes
+        config.flags = capi.GREY_KV_HADAMARD_K if hadamard_k else 0
         self.layers, self.kv_heads, self.head_dim = layers, kv_heads, head_dim
         self._context = context  # the cache must not outlive its context
         self._own(capi.grey_kv_cache_create(context._get_handle(), device, config), capi.grey_kv_cache_destroy)

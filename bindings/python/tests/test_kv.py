@@ -125,3 +125,21 @@ def test_wrapper_refuses_bad_input(kv):
     with grey.Context() as context:
         with pytest.raises(ValueError, match="format 'int3'"):
             grey.KvCache(context, 1, 1, 32, capacity_bytes=1 << 20, format="int3")
+
+
+def test_wrapper_hadamard_k_rotates_keys_and_gives_them_back():
+    rng = np.random.default_rng(3)
+    k = rng.standard_normal((1, 8, 2, 32), dtype=np.float32)
+    k[..., 3] = k[..., 3] * 20 + 30  # an outlier channel
+    v = rng.standard_normal((1, 8, 2, 32), dtype=np.float32)
+    q = rng.standard_normal((1, 2, 32), dtype=np.float32)
+    with grey.Context() as context:
+        with grey.KvCache(context, 1, 2, 32, capacity_bytes=1 << 20, format="int4", tokens_per_block=4, window_tokens=4,
+                          hadamard_k=True) as cache:
+            seq = cache.sequence()
+            cache.append(seq, range(8), k, v)
+            gk, gv = cache.gather(seq, 0)
+            np.testing.assert_allclose(gk[4:], k[0, 4:], rtol=0.01, atol=0.1)  # the bf16 window, rotated back
+            np.testing.assert_allclose(cache.attend(0, [seq], q)[0], reference_attention(gk, gv, q[0], 2), rtol=1e-5, atol=1e-5)
+        with pytest.raises(grey.InvalidArgument, match="power of two"):
+            grey.KvCache(context, 1, 2, 48, capacity_bytes=1 << 20, hadamard_k=True)

@@ -27,11 +27,13 @@ pub struct KvConfig {
     pub format: KvFormat,
     pub group_size: u32,
     pub capacity_bytes: u64,
+    /// Rotate K before quantizing (`GREY_KV_HADAMARD_K`; head_dim a power of two).
+    pub hadamard_k: bool,
 }
 
 impl KvConfig {
     pub fn new(layers: u32, kv_heads: u32, head_dim: u32, capacity_bytes: u64) -> Self {
-        KvConfig { layers, kv_heads, head_dim, tokens_per_block: 16, window_tokens: 128, format: KvFormat::Int4, group_size: 32, capacity_bytes }
+        KvConfig { layers, kv_heads, head_dim, tokens_per_block: 16, window_tokens: 128, format: KvFormat::Int4, group_size: 32, capacity_bytes, hadamard_k: false }
     }
 }
 
@@ -66,7 +68,7 @@ impl Context {
                 KvFormat::Fp8E4m3 => sys::GREY_KV_FP8_E4M3,
             },
             group_size: config.group_size,
-            flags: 0,
+            flags: if config.hadamard_k { sys::GREY_KV_HADAMARD_K } else { 0 },
             capacity_bytes: config.capacity_bytes,
         };
         let mut raw = std::ptr::null_mut();

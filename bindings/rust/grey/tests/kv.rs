@@ -59,3 +59,25 @@ fn kv_cache_takes_a_token_a_layer_at_a_time() {
     assert_eq!(cache.gather(layered, 0).unwrap(), cache.gather(whole, 0).unwrap());
     assert_eq!(cache.gather(layered, 1).unwrap(), cache.gather(whole, 1).unwrap());
 }
+
+#[test]
+fn kv_cache_hadamard_k_gives_keys_back_unrotated() {
+    let ctx = grey::Context::new().unwrap();
+    let mut config = grey::KvConfig::new(1, 1, 32, 1 << 20);
+    config.tokens_per_block = 4;
+    config.window_tokens = u32::MAX;
+    config.hadamard_k = true;
+    let cache = ctx.kv_cache(0, config).unwrap();
+    let k: Vec<f32> = (0..2 * 32).map(|i| ((i % 9) as f32) * 0.5).collect();
+    let v: Vec<f32> = (0..2 * 32).map(|i| ((i % 5) as f32) * 0.25).collect();
+    let seq = cache.sequence(0).unwrap();
+    cache.append(seq, &[1, 2], &k, &v).unwrap();
+    let (gk, gv) = cache.gather(seq, 0).unwrap();
+    assert_eq!(gv, v, "V is not rotated");
+    for (got, want) in gk.iter().zip(&k) {
+        assert!((got - want).abs() < 0.03, "{got} vs {want}");
+    }
+    config.head_dim = 48;
+    let err = ctx.kv_cache(0, config).err().expect("head_dim 48 refused");
+    assert!(err.to_string().contains("power of two"), "{err}");
+}
