@@ -392,12 +392,18 @@ grey_status cuda_power_limit_set(void* state, uint32_t device, uint64_t limit_mw
 
 // --- Streams and events of the caller's: CUDA streams and timed events of the device's context.
 
+// A stream's state on `rt`: its journal and the checksum slot its work sums into.
+std::unique_ptr<grey_backend_stream> new_stream(DeviceRuntime& rt, CUstream stream, bool owns_stream) {
+    auto made = std::make_unique<grey_backend_stream>(grey_backend_stream{&rt, stream, 0, std::make_shared<QuantJournal>(rt), owns_stream});
+    made->checksum_slot = rt.pool().allocate(sizeof(uint64_t));
+    return made;
+}
+
 grey_status cuda_stream_create(void* state, uint32_t device, grey_backend_stream** out) {
     CudaState& s = state_of(state);
     return guarded(s.host, [&] {
         DeviceRuntime& rt = runtime(s, device);
-        auto stream = std::make_unique<grey_backend_stream>(grey_backend_stream{&rt, nullptr, 0, std::make_shared<QuantJournal>(rt)});
-        stream->checksum_slot = rt.pool().allocate(sizeof(uint64_t));
+        auto stream = new_stream(rt, nullptr, true);
         try {
             stream->stream = rt.create_stream();
         } catch (...) {
@@ -431,9 +437,7 @@ grey_status cuda_stream_wrap_native(void* state, uint32_t device, grey_memory_ki
                               "CUstream " + std::to_string(handle) + " belongs to another CUDA context than the primary context of CUDA device " +
                                   std::to_string(slot(s, device).identity.device) + ", which libgrey's memory and kernels use");
         }
-        auto stream = std::make_unique<grey_backend_stream>(grey_backend_stream{&rt, native, 0, std::make_shared<QuantJournal>(rt), false});
-        stream->checksum_slot = rt.pool().allocate(sizeof(uint64_t));
-        *out = stream.release();
+        *out = new_stream(rt, native, false).release();
         return GREY_OK;
     });
 }

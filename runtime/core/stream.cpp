@@ -62,6 +62,17 @@ void destroy_event_untracked(grey_event* event) noexcept {
 
 namespace {
 
+// Hands a new stream to its context's tracking and to the caller; frees its backend stream if tracking fails.
+grey_stream* track_stream(std::unique_ptr<grey_stream> stream) {
+    try {
+        stream->context->track(stream.get());
+    } catch (...) {
+        if (stream->handle != nullptr) stream->backend->stream_destroy(stream->handle);
+        throw;
+    }
+    return stream.release();
+}
+
 grey_event& recorded(grey_event* event, const char* what) {
     require_non_null(event, what);
     if (!event->recorded.load())
@@ -89,13 +100,7 @@ grey_status grey_stream_create(grey_context* context, uint32_t device, grey_stre
         grey::Device& dev = context->device(device);
         auto stream = std::make_unique<grey_stream>(context, device, dev.backend, nullptr);
         if (dev.backend->has_streams()) stream->handle = dev.backend->stream_create(dev.index_in_backend);
-        try {
-            context->track(stream.get());
-        } catch (...) {
-            if (stream->handle != nullptr) dev.backend->stream_destroy(stream->handle);
-            throw;
-        }
-        *out_stream = stream.release();
+        *out_stream = grey::track_stream(std::move(stream));
     });
 }
 
@@ -158,13 +163,7 @@ grey_status grey_stream_wrap_native(grey_context* context, uint32_t device, grey
         if (stream->handle == nullptr)
             grey::fail(GREY_ERROR_UNSUPPORTED, "grey_stream_wrap_native: device " + std::to_string(device) + " of backend '" + dev.backend->name() +
                                                    "' has no native streams to wrap (" + kind_name + " stream " + std::to_string(native_handle) + ")");
-        try {
-            context->track(stream.get());
-        } catch (...) {
-            dev.backend->stream_destroy(stream->handle);
-            throw;
-        }
-        *out_stream = stream.release();
+        *out_stream = grey::track_stream(std::move(stream));
     });
 }
 

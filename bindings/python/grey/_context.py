@@ -340,23 +340,25 @@ class Buffer:
         that grey.Stream's synchronize), a host buffer's is waited for here (raising the error the stream
         found, if any). Synchronous libgrey calls complete before they return and need nothing."""
         handle = self._get_handle()
-        self._wait_for_writer(self._checked_dlpack_stream(stream))
+        device = self.__dlpack_device__()  # maps the buffer: asked once per export
+        on_cuda = device[0] == _DLPACK_CUDA
+        self._wait_for_writer(self._checked_dlpack_stream(stream, on_cuda), on_cuda)
         if copy:
             raise BufferError("grey.Buffer exports its own memory; it cannot export a copy")
-        if dl_device is not None and tuple(dl_device) != self.__dlpack_device__():
-            raise BufferError(f"the buffer lives on DLPack device {self.__dlpack_device__()}, not {tuple(dl_device)}")
+        if dl_device is not None and tuple(dl_device) != device:
+            raise BufferError(f"the buffer lives on DLPack device {device}, not {tuple(dl_device)}")
         versioned = max_version is not None and tuple(max_version) >= (1, 0)
         capsule = capi.grey_py_buffer_dlpack(self, handle, 1 if versioned else 0)
         self._exports += 1
         self._context._exports += 1
         return capsule
 
-    def _checked_dlpack_stream(self, stream: Any) -> Any:
+    def _checked_dlpack_stream(self, stream: Any, on_cuda: bool) -> Any:
         if stream is None or stream == -1:
             return stream
         if isinstance(stream, bool) or not isinstance(stream, int):
             raise BufferError(f"the DLPack stream must be an integer or None, not {type(stream).__name__}")
-        if self.__dlpack_device__()[0] != _DLPACK_CUDA:
+        if not on_cuda:
             raise BufferError(f"the buffer is host memory, which has no streams: the DLPack stream must be None or -1, not {stream}")
         if stream == 0:
             raise BufferError("DLPack stream 0 is ambiguous for CUDA: pass 1 for the legacy default stream or 2 for the per-thread one")
@@ -364,14 +366,14 @@ class Buffer:
             raise BufferError(f"DLPack stream {stream} is not a CUDA stream")
         return stream
 
-    def _wait_for_writer(self, stream: Any) -> None:
+    def _wait_for_writer(self, stream: Any, on_cuda: bool) -> None:
         writer, self._writer = self._writer, None
         if writer is None or writer.closed or stream == -1:
             return
         done = Event(self._context, writer.device)
         try:
             done.record(writer)
-            if self.__dlpack_device__()[0] != _DLPACK_CUDA:
+            if not on_cuda:
                 done.synchronize()
                 return
             # The consumer's stream waits on the device; DLPack's None is CUDA's legacy default stream.
