@@ -270,8 +270,9 @@ grey_status host_quantize(void* state, const grey_backend_quant_job* job) {
                                          parallel)) {
             // F32 input is read where it lies (often a mapped model file): no copy of the tensor.
             quant::FloatBuffer converted;
-            const auto values = quant::as_f32(job->plain_dtype, bytes_of(job->plain), layout.elements, kernels, converted, parallel);
-            quant::quantize(layout, values, out, kernels, parallel);
+            uint32_t max_magnitude_bits = 0;
+            const auto values = quant::as_f32(job->plain_dtype, bytes_of(job->plain), layout.elements, kernels, converted, parallel, &max_magnitude_bits);
+            quant::quantize(layout, values, out, kernels, parallel, max_magnitude_bits);
             if (job->error == nullptr) return;
             // Measured here, where the reference already is in float32.
             sums = measure(layout, values, out, kernels, parallel);

@@ -55,6 +55,17 @@ struct Kernels {
     // ggml's 4-bit packing of `blocks` blocks of 32 codes (each 0..15, `codes` holding them in order):
     // block b's byte j at out[b * stride + j] = codes[32b + j] | codes[32b + j + 16] << 4, j < 16.
     void (*pack_ggml_nibbles)(const int8_t* codes, std::size_t blocks, uint8_t* out, std::size_t stride);
+    // libgrey's planar 4-bit packing of n codes, neighbours in a byte: out[i] = (codes[2i] + bias) & 15 |
+    // ((codes[2i + 1] + bias) & 15) << 4; for an odd n the last byte holds its one code, high nibble 0.
+    void (*pack_nibble_pairs)(const int8_t* codes, std::size_t n, int bias, uint8_t* out);
+    // The reverse, n codes from the low nibble of packed[0] on: codes[2i] = (packed[i] & 15) - bias,
+    // codes[2i + 1] = (packed[i] >> 4) - bias.
+    void (*unpack_nibble_pairs)(const uint8_t* packed, std::size_t n, int bias, int8_t* codes);
+    // The largest magnitude's bits among n float32 (or fp16/bf16) values read from `bits` (no alignment
+    // needed): max(word & 0x7FFFFFFF) (or & 0x7FFF); 0 for n = 0. At or above the exponent's all-ones
+    // pattern a value is an infinity or a NaN.
+    uint32_t (*max_magnitude32)(const std::byte* bits, std::size_t n);
+    uint16_t (*max_magnitude16)(const std::byte* bits, std::size_t n);
     // common::ErrorSums::accumulate_lanes: x[i] and y[i], i < n, into lane i % 8 of the three sums.
     void (*error_lanes)(const float* x, const float* y, std::size_t n, double* signal8, double* error8, double* max_abs_error);
 };

@@ -219,6 +219,54 @@ GREY_AVX2 void pack_ggml_nibbles(const int8_t* codes, std::size_t blocks, uint8_
     }
 }
 
+// 32 codes a step: each pair's two bytes, masked to their nibbles, become one 16-bit lane a | b << 8,
+// and (a | b << 8) | (a | b << 8) >> 4 holds a | b << 4 in its low byte; the tail goes to the scalar loop.
+GREY_AVX2 void pack_nibble_pairs(const int8_t* codes, std::size_t n, int bias, uint8_t* out) {
+    const __m256i b = _mm256_set1_epi8(static_cast<char>(bias)), low_nibble = _mm256_set1_epi8(0x0F), low_byte = _mm256_set1_epi16(0x00FF);
+    std::size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m256i c = _mm256_and_si256(_mm256_add_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + i)), b), low_nibble);
+        const __m256i packed = _mm256_and_si256(_mm256_or_si256(c, _mm256_srli_epi16(c, 4)), low_byte);
+        // packus narrows within each 128-bit lane: the two lanes' eight bytes are joined by the permute.
+        const __m256i narrowed = _mm256_permute4x64_epi64(_mm256_packus_epi16(packed, packed), _MM_SHUFFLE(3, 1, 2, 0));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i / 2), _mm256_castsi256_si128(narrowed));
+    }
+    if (i < n) scalar_kernels().pack_nibble_pairs(codes + i, n - i, bias, out + i / 2);
+}
+
+// 32 codes from 16 bytes a step: each byte widened to a 16-bit lane b, whose low byte (b & 15) and high
+// byte (b >> 4) are the pair in order.
+GREY_AVX2 void unpack_nibble_pairs(const uint8_t* packed, std::size_t n, int bias, int8_t* codes) {
+    const __m256i b = _mm256_set1_epi8(static_cast<char>(bias)), low_nibble = _mm256_set1_epi16(0x000F), high_nibble = _mm256_set1_epi16(0x0F00);
+    std::size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + i / 2)));
+        const __m256i pair = _mm256_or_si256(_mm256_and_si256(v, low_nibble), _mm256_and_si256(_mm256_slli_epi16(v, 4), high_nibble));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + i), _mm256_sub_epi8(pair, b));
+    }
+    if (i < n) scalar_kernels().unpack_nibble_pairs(packed + i / 2, n - i, bias, codes + i);
+}
+
+// The largest magnitude's bits, 32 bytes of words a step; the tail goes to the scalar loop.
+template <typename Word>
+GREY_AVX2 Word max_magnitude(const std::byte* bits, std::size_t n) {
+    constexpr std::size_t kLanes = 32 / sizeof(Word);
+    const __m256i magnitude = _mm256_set1_epi32(sizeof(Word) == 4 ? 0x7FFFFFFF : 0x7FFF7FFF);
+    __m256i top = _mm256_setzero_si256();
+    std::size_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+        const __m256i v = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bits + sizeof(Word) * i)), magnitude);
+        top = sizeof(Word) == 4 ? _mm256_max_epu32(top, v) : _mm256_max_epu16(top, v);
+    }
+    alignas(32) Word lanes[kLanes];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), top);
+    const Word tail = sizeof(Word) == 4 ? static_cast<Word>(scalar_kernels().max_magnitude32(bits + 4 * i, n - i))
+                                        : static_cast<Word>(scalar_kernels().max_magnitude16(bits + 2 * i, n - i));
+    return std::max(*std::max_element(lanes, lanes + kLanes), tail);
+}
+GREY_AVX2 uint32_t max_magnitude32(const std::byte* bits, std::size_t n) { return max_magnitude<uint32_t>(bits, n); }
+GREY_AVX2 uint16_t max_magnitude16(const std::byte* bits, std::size_t n) { return max_magnitude<uint16_t>(bits, n); }
+
 // Lanes 0-3 and 4-7 of common::ErrorSums in two registers; the maximum ignores a NaN error as the
 // scalar comparison does (MAXPD returns its second operand when either is NaN).
 GREY_AVX2 void error_lanes(const float* x, const float* y, std::size_t n, double* signal8, double* error8, double* max_abs_error) {
@@ -249,8 +297,9 @@ GREY_AVX2 void error_lanes(const float* x, const float* y, std::size_t n, double
     if (i < n) scalar_kernels().error_lanes(x + i, y + i, n - i, signal8, error8, max_abs_error);
 }
 
-constexpr Kernels kAvx2{"avx2",     absmax,     minmax,     encode,     decode,           decode_table, decode_table16,
-                        decode_fp8, f16_to_f32, encode_fp8, encode_nf4, pack_ggml_nibbles, error_lanes};
+constexpr Kernels kAvx2{"avx2",     absmax,     minmax,     encode,     decode,            decode_table,      decode_table16,
+                        decode_fp8, f16_to_f32, encode_fp8, encode_nf4, pack_ggml_nibbles, pack_nibble_pairs, unpack_nibble_pairs,
+                        max_magnitude32, max_magnitude16, error_lanes};
 
 }  // namespace
 

@@ -195,6 +195,51 @@ GREY_AVX512 void pack_ggml_nibbles(const int8_t* codes, std::size_t blocks, uint
     if (b < blocks) scalar_kernels().pack_ggml_nibbles(codes, blocks - b, out, stride);
 }
 
+// 64 codes a step, kernels_avx2.cpp's arithmetic; a tail's missing codes load as zeros and are kept
+// zero by the masked add, so an odd count's last byte has a zero high nibble.
+GREY_AVX512 void pack_nibble_pairs(const int8_t* codes, std::size_t n, int bias, uint8_t* out) {
+    const __m512i b = _mm512_set1_epi8(static_cast<char>(bias)), low_nibble = _mm512_set1_epi8(0x0F);
+    for (std::size_t i = 0; i < n; i += 64) {
+        const std::size_t left = n - i;
+        const __mmask64 k = left >= 64 ? ~__mmask64{0} : (__mmask64{1} << left) - 1;
+        const __m512i c = _mm512_and_si512(_mm512_maskz_add_epi8(k, _mm512_maskz_loadu_epi8(k, codes + i), b), low_nibble);
+        const __m256i packed = _mm512_cvtepi16_epi8(_mm512_or_si512(c, _mm512_srli_epi16(c, 4)));
+        const std::size_t bytes = std::min<std::size_t>(32, (left + 1) / 2);
+        _mm256_mask_storeu_epi8(out + i / 2, static_cast<__mmask32>(bytes >= 32 ? 0xFFFFFFFFu : (1u << bytes) - 1u), packed);
+    }
+}
+
+GREY_AVX512 void unpack_nibble_pairs(const uint8_t* packed, std::size_t n, int bias, int8_t* codes) {
+    const __m512i b = _mm512_set1_epi8(static_cast<char>(bias)), low_nibble = _mm512_set1_epi16(0x000F), high_nibble = _mm512_set1_epi16(0x0F00);
+    for (std::size_t i = 0; i < n; i += 64) {
+        const std::size_t left = n - i, bytes = std::min<std::size_t>(32, (left + 1) / 2);
+        const __m512i v = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(static_cast<__mmask32>(bytes >= 32 ? 0xFFFFFFFFu : (1u << bytes) - 1u), packed + i / 2));
+        const __m512i pair = _mm512_or_si512(_mm512_and_si512(v, low_nibble), _mm512_and_si512(_mm512_slli_epi16(v, 4), high_nibble));
+        const __mmask64 k = left >= 64 ? ~__mmask64{0} : (__mmask64{1} << left) - 1;
+        _mm512_mask_storeu_epi8(codes + i, k, _mm512_sub_epi8(pair, b));
+    }
+}
+
+GREY_AVX512 uint32_t max_magnitude32(const std::byte* bits, std::size_t n) {
+    const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
+    __m512i top = _mm512_setzero_si512();
+    for (std::size_t i = 0; i < n; i += 16) top = _mm512_max_epu32(top, _mm512_and_si512(_mm512_maskz_loadu_epi32(lanes(i, n), bits + 4 * i), magnitude));
+    return _mm512_reduce_max_epu32(top);
+}
+
+GREY_AVX512 uint16_t max_magnitude16(const std::byte* bits, std::size_t n) {
+    const __m512i magnitude = _mm512_set1_epi16(0x7FFF);
+    __m512i top = _mm512_setzero_si512();
+    for (std::size_t i = 0; i < n; i += 32) {
+        const std::size_t left = n - i;
+        const __mmask32 k = left >= 32 ? 0xFFFFFFFFu : (1u << left) - 1u;
+        top = _mm512_max_epu16(top, _mm512_and_si512(_mm512_maskz_loadu_epi16(k, bits + 2 * i), magnitude));
+    }
+    // The 16-bit maxima widened to 32 bits, then one reduction.
+    const __m512i wide = _mm512_max_epu32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(top)), _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(top, 1)));
+    return static_cast<uint16_t>(_mm512_reduce_max_epu32(wide));
+}
+
 // The eight lanes of common::ErrorSums in one register each (kernels_avx2.cpp's note on the maximum).
 GREY_AVX512 void error_lanes(const float* x, const float* y, std::size_t n, double* signal8, double* error8, double* max_abs_error) {
     __m512d signal = _mm512_loadu_pd(signal8), error = _mm512_loadu_pd(error8), peak = _mm512_set1_pd(*max_abs_error);
@@ -214,8 +259,9 @@ GREY_AVX512 void error_lanes(const float* x, const float* y, std::size_t n, doub
     if (i < n) scalar_kernels().error_lanes(x + i, y + i, n - i, signal8, error8, max_abs_error);
 }
 
-constexpr Kernels kAvx512{"avx512",   absmax,     minmax,     encode,     decode,           decode_table, decode_table16,
-                          decode_fp8, f16_to_f32, encode_fp8, encode_nf4, pack_ggml_nibbles, error_lanes};
+constexpr Kernels kAvx512{"avx512",   absmax,     minmax,     encode,     decode,            decode_table,      decode_table16,
+                          decode_fp8, f16_to_f32, encode_fp8, encode_nf4, pack_ggml_nibbles, pack_nibble_pairs, unpack_nibble_pairs,
+                          max_magnitude32, max_magnitude16, error_lanes};
 
 }  // namespace
 

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
 
 namespace grey::host::quant {
 namespace {
@@ -69,6 +71,31 @@ void pack_ggml_nibbles(const int8_t* codes, std::size_t blocks, uint8_t* out, st
         for (int j = 0; j < 16; ++j) out[j] = static_cast<uint8_t>((codes[j] & 0x0F) | ((codes[j + 16] & 0x0F) << 4));
 }
 
+void pack_nibble_pairs(const int8_t* codes, std::size_t n, int bias, uint8_t* out) {
+    const std::size_t pairs = n / 2;
+    for (std::size_t i = 0; i < pairs; ++i)
+        out[i] = static_cast<uint8_t>(((codes[2 * i] + bias) & 0x0F) | (((codes[2 * i + 1] + bias) & 0x0F) << 4));
+    if (n % 2 != 0) out[pairs] = static_cast<uint8_t>((codes[n - 1] + bias) & 0x0F);
+}
+
+void unpack_nibble_pairs(const uint8_t* packed, std::size_t n, int bias, int8_t* codes) {
+    for (std::size_t i = 0; i < n; ++i) codes[i] = static_cast<int8_t>(((i % 2 == 0) ? (packed[i / 2] & 0x0F) : (packed[i / 2] >> 4)) - bias);
+}
+
+template <typename Word>
+Word max_magnitude(const std::byte* bits, std::size_t n) {
+    constexpr Word kMagnitude = std::numeric_limits<Word>::max() >> 1;
+    Word top = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        Word v;
+        std::memcpy(&v, bits + i * sizeof v, sizeof v);
+        top = std::max<Word>(top, v & kMagnitude);
+    }
+    return top;
+}
+uint32_t max_magnitude32(const std::byte* bits, std::size_t n) { return max_magnitude<uint32_t>(bits, n); }
+uint16_t max_magnitude16(const std::byte* bits, std::size_t n) { return max_magnitude<uint16_t>(bits, n); }
+
 void error_lanes(const float* x, const float* y, std::size_t n, double* signal8, double* error8, double* max_abs_error) {
     using grey::common::ErrorSums;
     ErrorSums::Lanes lanes;
@@ -81,8 +108,9 @@ void error_lanes(const float* x, const float* y, std::size_t n, double* signal8,
     *max_abs_error = lanes.max_abs_error;
 }
 
-constexpr Kernels kScalar{"scalar",   absmax,     minmax,     encode,     decode,           decode_table, decode_table,
-                          decode_fp8, f16_to_f32, encode_fp8, encode_nf4, pack_ggml_nibbles, error_lanes};
+constexpr Kernels kScalar{"scalar",   absmax,     minmax,     encode,     decode,            decode_table,      decode_table,
+                          decode_fp8, f16_to_f32, encode_fp8, encode_nf4, pack_ggml_nibbles, pack_nibble_pairs, unpack_nibble_pairs,
+                          max_magnitude32, max_magnitude16, error_lanes};
 
 }  // namespace
 

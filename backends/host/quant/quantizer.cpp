@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 
 namespace grey::host::quant {
@@ -285,24 +286,51 @@ void unpack_ggml_nibbles(const std::byte* qs, int8_t* codes) {
     }
 }
 
-// `values` are the tensor's elements from `first` on; the message names the tensor's index.
-void require_finite(std::span<const float> values, uint64_t first) {
-    // The largest magnitude's bits, eight lanes at a time so the compiler vectorizes it at -O2 (an
-    // exponent of all ones, the bits 0x7F800000 and above, is an infinity or a NaN); the first offender
-    // is looked for only when there is one.
-    constexpr std::size_t kLanes = 8;
-    constexpr uint32_t kMagnitude = 0x7FFFFFFFu, kInfinity = 0x7F800000u;
-    std::array<uint32_t, kLanes> lanes{};
-    std::size_t i = 0;
-    for (; i + kLanes <= values.size(); i += kLanes)
-        for (std::size_t j = 0; j < kLanes; ++j) lanes[j] = std::max(lanes[j], std::bit_cast<uint32_t>(values[i + j]) & kMagnitude);
-    uint32_t top = *std::max_element(lanes.begin(), lanes.end());
-    for (; i < values.size(); ++i) top = std::max(top, std::bit_cast<uint32_t>(values[i]) & kMagnitude);
-    if (top < kInfinity) return;
-    for (std::size_t k = 0; k < values.size(); ++k)
-        if (!std::isfinite(values[k]))
-            throw std::invalid_argument(gc::non_finite_message(first + k, std::isnan(values[k])));
+// `values` are the tensor's elements from `first` on; the message names the tensor's index. The largest
+// magnitude's bits first (an exponent of all ones, the bits 0x7F800000 and above, is an infinity or a
+// NaN); the first offender is looked for only when there is one.
+// Returns that largest magnitude's bits.
+uint32_t require_finite(std::span<const float> values, uint64_t first, const Kernels& k) {
+    const uint32_t top = k.max_magnitude32(reinterpret_cast<const std::byte*>(values.data()), values.size());
+    if (top < 0x7F800000u) return top;
+    for (std::size_t i = 0; i < values.size(); ++i)
+        if (!std::isfinite(values[i]))
+            throw std::invalid_argument(gc::non_finite_message(first + i, std::isnan(values[i])));
+    return top;
 }
+
+// require_finite over chunks of `values` in parallel; each chunk's largest magnitude lands in `tops`.
+template <typename Fill>
+uint32_t finite_chunks(uint64_t elements, const Parallel& parallel, const Fill& fill_and_check) {
+    const uint64_t chunk = parallel.chunk_elements();
+    std::vector<uint32_t> tops((elements + chunk - 1) / chunk, 0);
+    parallel.for_chunks(elements, chunk, [&](uint64_t begin, uint64_t end) { tops[begin / chunk] = fill_and_check(begin, end); });
+    return tops.empty() ? 0 : *std::max_element(tops.begin(), tops.end());
+}
+
+// The largest magnitude any block's fp16 parameters can be made from without overflowing (Q4_1 stores
+// its minimum, Q4_0 and Q4_1 scales at most 2 * 65504 / 15), as float32 bits.
+constexpr uint32_t kSafeMagnitudeBits = 0x477FE000u;  // 65504.0f
+
+// Whether every value of `source` (`elements` values of `dtype`) is finite and at most 65504 in magnitude.
+bool safe_for_one_pass(grey_dtype dtype, std::span<const std::byte> source, uint64_t elements, const Kernels& k, const Parallel& parallel) {
+    const uint64_t chunk = parallel.chunk_elements();
+    std::vector<uint8_t> safe((elements + chunk - 1) / chunk, 0);
+    parallel.for_chunks(elements, chunk, [&](uint64_t begin, uint64_t end) {
+        bool ok = false;
+        if (dtype == GREY_DTYPE_F32)
+            ok = k.max_magnitude32(source.data() + 4 * begin, end - begin) <= kSafeMagnitudeBits;
+        else if (dtype == GREY_DTYPE_F16)
+            ok = k.max_magnitude16(source.data() + 2 * begin, end - begin) <= 0x7BFFu;  // 65504 in fp16
+        else
+            ok = k.max_magnitude16(source.data() + 2 * begin, end - begin) <= (kSafeMagnitudeBits >> 16);
+        safe[begin / chunk] = ok ? 1 : 0;
+    });
+    return std::all_of(safe.begin(), safe.end(), [](uint8_t ok) { return ok != 0; });
+}
+
+// What libgrey's planar 4-bit formats add to a code before packing it (INT4_SYM's codes are signed).
+int nibble_bias(grey_quant_format format) { return format == GREY_QUANT_INT4_SYM ? 8 : 0; }
 
 // Encodes elements offset .. offset + length - 1 of run r (at) and stores their codes. `offset` is even
 // (4-bit codes are packed in pairs); ggml runs are encoded whole.
@@ -314,13 +342,8 @@ void encode_piece(const Plan& plan, const Coding& c, std::span<const float> x, u
             std::memcpy(out.data() + at.first + offset, codes, length);
             break;
         case GREY_QUANT_INT4: case GREY_QUANT_INT4_SYM: case GREY_QUANT_NF4: {
-            const int bias = plan.format == GREY_QUANT_INT4_SYM ? 8 : 0;
-            std::byte* packed = out.data() + at.code_byte + offset / 2;
-            const uint64_t pairs = length / 2;
-            for (uint64_t i = 0; i < 2 * pairs; i += 2)
-                packed[i / 2] = static_cast<std::byte>(((codes[i] + bias) & 0x0F) | (((codes[i + 1] + bias) & 0x0F) << 4));
-            if (length % 2 != 0)  // a ragged group of odd length: its row's last byte, high nibble 0
-                packed[pairs] = static_cast<std::byte>((codes[length - 1] + bias) & 0x0F);
+            // A ragged group of odd length ends its row: its last byte has a zero high nibble.
+            k.pack_nibble_pairs(codes, length, nibble_bias(plan.format), reinterpret_cast<uint8_t*>(out.data() + at.code_byte + offset / 2));
             break;
         }
         case GREY_QUANT_Q8_0:
@@ -358,27 +381,30 @@ void widen(grey_dtype dtype, std::span<const std::byte> source, uint64_t begin, 
 }  // namespace
 
 FloatBuffer to_f32(grey_dtype dtype, std::span<const std::byte> source, uint64_t elements, const Kernels& kernels,
-                   const Parallel& parallel) {
+                   const Parallel& parallel, uint32_t* max_magnitude_bits) {
     FloatBuffer out(elements);
-    parallel.for_chunks(elements, parallel.chunk_elements(), [&](uint64_t begin, uint64_t end) {
+    const uint32_t top = finite_chunks(elements, parallel, [&](uint64_t begin, uint64_t end) {
         if (dtype == GREY_DTYPE_F32)
             std::memcpy(out.data() + begin, source.data() + begin * sizeof(float), (end - begin) * sizeof(float));
         else
             widen(dtype, source, begin, end, out.data(), kernels);
-        require_finite(std::span(out).subspan(begin, end - begin), begin);
+        return require_finite(std::span(out).subspan(begin, end - begin), begin, kernels);
     });
+    if (max_magnitude_bits != nullptr) *max_magnitude_bits = top;
     return out;
 }
 
 std::span<const float> as_f32(grey_dtype dtype, std::span<const std::byte> source, uint64_t elements, const Kernels& kernels,
-                              FloatBuffer& storage, const Parallel& parallel) {
+                              FloatBuffer& storage, const Parallel& parallel, uint32_t* max_magnitude_bits) {
     if (dtype != GREY_DTYPE_F32 || reinterpret_cast<uintptr_t>(source.data()) % alignof(float) != 0) {
-        storage = to_f32(dtype, source, elements, kernels, parallel);
+        storage = to_f32(dtype, source, elements, kernels, parallel, max_magnitude_bits);
         return storage;
     }
     const std::span<const float> values(reinterpret_cast<const float*>(source.data()), static_cast<std::size_t>(elements));
-    parallel.for_chunks(elements, parallel.chunk_elements(),
-                        [&](uint64_t begin, uint64_t end) { require_finite(values.subspan(begin, end - begin), begin); });
+    const uint32_t top = finite_chunks(elements, parallel, [&](uint64_t begin, uint64_t end) {
+        return require_finite(values.subspan(begin, end - begin), begin, kernels);
+    });
+    if (max_magnitude_bits != nullptr) *max_magnitude_bits = top;
     return values;
 }
 
@@ -395,7 +421,74 @@ void from_f32(std::span<const float> values, grey_dtype dtype, std::span<std::by
     });
 }
 
-void quantize(const Plan& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& k, const Parallel& parallel) {
+namespace {
+
+// Stores parameter set p where the format keeps it apart from the codes (ggml blocks carry theirs inline,
+// encode_piece writes them).
+void store_params(const Plan& plan, uint64_t p, const Coding& c, std::span<std::byte> out) {
+    std::byte* params = out.data() + plan.codes_bytes;
+    switch (plan.format) {
+        case GREY_QUANT_INT8: case GREY_QUANT_INT8_TOKEN: case GREY_QUANT_FP8_E4M3: case GREY_QUANT_FP8_E5M2: case GREY_QUANT_NF4:
+            store_f32(params + 4 * p, c.scale);
+            break;
+        case GREY_QUANT_INT4_SYM: store_u16(params + 2 * p, c.scale16); break;
+        case GREY_QUANT_INT4:
+            store_u16(params + 2 * p, c.scale16);
+            store_u16(params + 2 * plan.param_count + 2 * p, c.min16);
+            break;
+        default: break;
+    }
+}
+
+// The formats whose parameters are stored as fp16, and so can overflow.
+bool has_f16_parameters(grey_quant_format format) {
+    return format == GREY_QUANT_INT4 || format == GREY_QUANT_INT4_SYM || gc::is_ggml(format);
+}
+
+// Codes are made a piece at a time in a buffer on the stack: a chunk allocates nothing (thousands of
+// chunks would otherwise each allocate and free, which sanitizers' quarantines hold on to).
+constexpr uint64_t kCodePiece = 4096;  // even, and whole ggml blocks
+using CodePiece = std::array<int8_t, kCodePiece>;
+
+void encode_range(const Plan& plan, const Coding& c, std::span<const float> x, uint64_t r, const Run& at, uint64_t begin, uint64_t end,
+                  CodePiece& codes, std::span<std::byte> out, const Kernels& k) {
+    for (uint64_t o = begin; o < end; o += kCodePiece) encode_piece(plan, c, x, r, at, o, std::min(kCodePiece, end - o), codes.data(), out, k);
+}
+
+// Round to nearest with one parameter set per run, each run short enough for a chunk: a chunk of runs
+// takes each run's statistics, chooses its parameters and codes it in one visit, while the run is in the
+// cache, instead of a pass over the tensor for the statistics and another for the codes. The bytes are
+// those of the two passes: the same statistics, make_coding and encode_piece per run. Nothing is written
+// unless no run's fp16 parameters can overflow (every magnitude at most 65504, which bounds every
+// format's parameters below fp16's largest finite value); otherwise returns false and the two passes
+// give the refusal before writing anything.
+bool quantize_runs_in_one_visit(const Plan& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& k, const Parallel& parallel,
+                                std::optional<uint32_t> max_magnitude_bits) {
+    const uint64_t runs = grey_quant_layout_runs(&plan), piece = parallel.chunk_elements();
+    if (plan.calibration == GREY_CALIBRATION_MSE || plan.param_count != runs || plan.run_length > piece) return false;
+    if (has_f16_parameters(plan.format) && !(max_magnitude_bits ? *max_magnitude_bits <= kSafeMagnitudeBits
+                                                                : safe_for_one_pass(GREY_DTYPE_F32, std::as_bytes(x), plan.elements, k, parallel)))
+        return false;
+    parallel.for_chunks(runs, std::max<uint64_t>(1, piece / plan.run_length), [&](uint64_t r0, uint64_t r1) {
+        CodePiece codes;
+        for (uint64_t r = r0; r < r1; ++r) {
+            const Run at = run_at(plan, r);
+            Stats s = kNoStats;
+            add_stats(plan.format, x.data() + at.first, at.length, s, k);
+            const Coding c = gc::make_coding(plan.format, s, 1.0f);
+            if (gc::overflows(c)) throw std::logic_error("quantize: fp16 parameters overflowed after the magnitude check");
+            store_params(plan, r, c, out);
+            encode_range(plan, c, x, r, at, 0, at.length, codes, out, k);
+        }
+    });
+    return true;
+}
+
+}  // namespace
+
+void quantize(const Plan& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& k, const Parallel& parallel,
+              std::optional<uint32_t> max_magnitude_bits) {
+    if (quantize_runs_in_one_visit(plan, x, out, k, parallel, max_magnitude_bits)) return;
     const auto stats = gather_stats(plan, x, k, parallel);
     const auto codings = choose_codings(plan, x, stats, k, parallel);
     // Formats with fp16 parameters are grouped (set p is run p), so set p covers the elements of run p.
@@ -405,43 +498,25 @@ void quantize(const Plan& plan, std::span<const float> x, std::span<std::byte> o
             throw std::invalid_argument(gc::f16_overflow_message(plan.format, at.first, at.length));
         }
 
-    std::byte* params = out.data() + plan.codes_bytes;
-    for (uint64_t p = 0; p < plan.param_count; ++p) {
-        const Coding& c = codings[p];
-        switch (plan.format) {
-            case GREY_QUANT_INT8: case GREY_QUANT_INT8_TOKEN: case GREY_QUANT_FP8_E4M3: case GREY_QUANT_FP8_E5M2: case GREY_QUANT_NF4:
-                store_f32(params + 4 * p, c.scale);
-                break;
-            case GREY_QUANT_INT4_SYM: store_u16(params + 2 * p, c.scale16); break;
-            case GREY_QUANT_INT4:
-                store_u16(params + 2 * p, c.scale16);
-                store_u16(params + 2 * plan.param_count + 2 * p, c.min16);
-                break;
-            default: break;  // ggml blocks carry their parameters inline
-        }
-    }
+    for (uint64_t p = 0; p < plan.param_count; ++p) store_params(plan, p, codings[p], out);
 
-    // Codes are made a piece at a time in a buffer on the stack: a chunk allocates nothing (thousands of
-    // chunks would otherwise each allocate and free, which sanitizers' quarantines hold on to).
-    constexpr uint64_t kCodePiece = 4096;  // even, and whole ggml blocks
-    const auto encode_range = [&](uint64_t r, const Run& at, uint64_t begin, uint64_t end) {
-        std::array<int8_t, kCodePiece> codes;
-        for (uint64_t o = begin; o < end; o += kCodePiece)
-            encode_piece(plan, codings[r % plan.param_count], x, r, at, o, std::min(kCodePiece, end - o), codes.data(), out, k);
-    };
     const uint64_t runs = grey_quant_layout_runs(&plan), piece = parallel.chunk_elements();
     if (plan.run_length <= piece) {  // whole runs to a chunk
         parallel.for_chunks(runs, std::max<uint64_t>(1, piece / plan.run_length), [&](uint64_t r0, uint64_t r1) {
+            CodePiece codes;
             for (uint64_t r = r0; r < r1; ++r) {
                 const Run at = run_at(plan, r);
-                encode_range(r, at, 0, at.length);
+                encode_range(plan, codings[r % plan.param_count], x, r, at, 0, at.length, codes, out, k);
             }
         });
         return;
     }
     for (uint64_t r = 0; r < runs; ++r) {  // long runs (per row or per tensor): pieces of one run at a time
         const Run at = run_at(plan, r);
-        parallel.for_chunks(at.length, piece, [&](uint64_t begin, uint64_t end) { encode_range(r, at, begin, end); });
+        parallel.for_chunks(at.length, piece, [&](uint64_t begin, uint64_t end) {
+            CodePiece codes;
+            encode_range(plan, codings[r % plan.param_count], x, r, at, begin, end, codes, out, k);
+        });
     }
 }
 
@@ -462,22 +537,13 @@ void dequantize_range(const Plan& plan, std::span<const std::byte> in, uint64_t 
                 std::memcpy(codes.data(), in.data() + e, n);
                 break;
             case GREY_QUANT_INT4: case GREY_QUANT_INT4_SYM: case GREY_QUANT_NF4: {
-                const int bias = plan.format == GREY_QUANT_INT4_SYM ? 8 : 0;
-                if (rows) {  // a run may start or stop on either nibble of a byte
-                    const uint64_t code_byte = run_at(plan, r).code_byte;
-                    for (uint64_t i = 0; i < n; ++i) {
-                        const uint64_t o = place.offset + i;
-                        const int byte = std::to_integer<int>(in[code_byte + o / 2]);
-                        codes[i] = static_cast<int8_t>(((o % 2 == 0) ? (byte & 0x0F) : (byte >> 4)) - bias);
-                    }
-                    break;
-                }
-                const std::byte* packed = in.data() + e / 2;
-                for (uint64_t i = 0; i < n; i += 2) {
-                    const int byte = std::to_integer<int>(packed[i / 2]);
-                    codes[i] = static_cast<int8_t>((byte & 0x0F) - bias);
-                    codes[i + 1] = static_cast<int8_t>((byte >> 4) - bias);
-                }
+                // With rows a piece may start on either nibble of a byte (a slice's first element).
+                const int bias = nibble_bias(plan.format);
+                const uint64_t o = rows ? place.offset : e;
+                const auto* packed = reinterpret_cast<const uint8_t*>(in.data() + (rows ? run_at(plan, r).code_byte : 0)) + o / 2;
+                const uint64_t odd = o % 2;
+                if (odd != 0) codes[0] = static_cast<int8_t>((packed[0] >> 4) - bias);
+                k.unpack_nibble_pairs(packed + odd, n - odd, bias, codes.data() + odd);
                 break;
             }
             case GREY_QUANT_Q8_0: std::memcpy(codes.data(), in.data() + 34 * r + 2, 32); break;
@@ -527,44 +593,6 @@ void add_pieces(gc::ErrorSums& sums, std::span<const PieceSums> pieces) {
 
 uint64_t pieces_per_chunk(const Parallel& parallel) { return std::max<uint64_t>(1, parallel.chunk_elements() / gc::ErrorSums::kPiece); }
 
-// The largest magnitude any block's fp16 parameters can be made from without overflowing (Q4_1 stores
-// its minimum, Q4_0 and Q4_1 scales at most 2 * 65504 / 15), as float32 bits.
-constexpr uint32_t kSafeMagnitudeBits = 0x477FE000u;  // 65504.0f
-
-// Whether every value of elements [begin, end) is finite and at most 65504 in magnitude, on the bits:
-// lanes of maxima the compiler vectorizes, as in require_finite.
-template <typename Bits, uint32_t kLimit>
-bool magnitudes_within(const std::byte* source, uint64_t begin, uint64_t end) {
-    constexpr std::size_t kLanes = 32 / sizeof(Bits);
-    constexpr Bits kMagnitude = std::numeric_limits<Bits>::max() >> 1;  // all but the sign bit
-    std::array<Bits, kLanes> lanes{};
-    uint64_t i = begin;
-    for (; i + kLanes <= end; i += kLanes) {
-        std::array<Bits, kLanes> v;
-        std::memcpy(v.data(), source + i * sizeof(Bits), sizeof v);
-        for (std::size_t j = 0; j < kLanes; ++j) lanes[j] = std::max<Bits>(lanes[j], v[j] & kMagnitude);
-    }
-    Bits top = *std::max_element(lanes.begin(), lanes.end());
-    for (; i < end; ++i) {
-        Bits v;
-        std::memcpy(&v, source + i * sizeof(Bits), sizeof v);
-        top = std::max<Bits>(top, v & kMagnitude);
-    }
-    return top <= kLimit;
-}
-
-bool safe_for_one_pass(grey_dtype dtype, std::span<const std::byte> source, uint64_t elements, const Parallel& parallel) {
-    const uint64_t chunk = parallel.chunk_elements();
-    std::vector<uint8_t> safe((elements + chunk - 1) / chunk, 0);
-    parallel.for_chunks(elements, chunk, [&](uint64_t begin, uint64_t end) {
-        const bool ok = dtype == GREY_DTYPE_F32  ? magnitudes_within<uint32_t, kSafeMagnitudeBits>(source.data(), begin, end)
-                        : dtype == GREY_DTYPE_F16 ? magnitudes_within<uint16_t, 0x7BFFu>(source.data(), begin, end)  // 65504 in fp16
-                                                  : magnitudes_within<uint16_t, (kSafeMagnitudeBits >> 16)>(source.data(), begin, end);
-        safe[begin / chunk] = ok ? 1 : 0;
-    });
-    return std::all_of(safe.begin(), safe.end(), [](uint8_t ok) { return ok != 0; });
-}
-
 // Elements [first, first + n) of `source` as float32 in `x`.
 void load_piece(grey_dtype dtype, std::span<const std::byte> source, uint64_t first, uint64_t n, float* x, const Kernels& k) {
     if (dtype == GREY_DTYPE_F32) {
@@ -590,7 +618,7 @@ bool quantizes_in_one_pass(const Plan& plan, grey_dtype dtype) {
 bool quantize_in_one_pass(const Plan& plan, grey_dtype dtype, std::span<const std::byte> source, std::span<std::byte> out, gc::ErrorSums* error,
                           const Kernels& k, const Parallel& parallel) {
     if (!quantizes_in_one_pass(plan, dtype)) throw std::logic_error("quantize_in_one_pass: not a one-pass plan");
-    if (!safe_for_one_pass(dtype, source, plan.elements, parallel)) return false;
+    if (!safe_for_one_pass(dtype, source, plan.elements, k, parallel)) return false;
     constexpr uint64_t kPiece = gc::ErrorSums::kPiece;  // whole ggml blocks
     const uint64_t pieces = (plan.elements + kPiece - 1) / kPiece;
     const uint64_t block_bytes = gc::ggml_block_bytes(plan.format);

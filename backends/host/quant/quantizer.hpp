@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <memory>
 #include <new>
+#include <optional>
 #include <type_traits>
 #include <span>
 #include <utility>
@@ -45,13 +46,14 @@ struct DefaultInitAllocator : std::allocator<T> {
 using FloatBuffer = std::vector<float, DefaultInitAllocator<float>>;
 
 // The tensor as float32: F32 copied, F16 and BF16 widened exactly. A NaN or infinity fails with
-// std::invalid_argument naming its index.
+// std::invalid_argument naming its index. `max_magnitude_bits`, when given, receives the largest
+// magnitude's float32 bits, learnt by the same check (quantize can use it).
 FloatBuffer to_f32(grey_dtype dtype, std::span<const std::byte> source, uint64_t elements, const Kernels& kernels,
-                          const Parallel& parallel = {});
+                   const Parallel& parallel = {}, uint32_t* max_magnitude_bits = nullptr);
 // The same values without a copy where there is nothing to convert (F32, 4-byte aligned): a view of
 // `source`, or of `storage`, which receives the converted copy otherwise.
 std::span<const float> as_f32(grey_dtype dtype, std::span<const std::byte> source, uint64_t elements, const Kernels& kernels,
-                              FloatBuffer& storage, const Parallel& parallel = {});
+                              FloatBuffer& storage, const Parallel& parallel = {}, uint32_t* max_magnitude_bits = nullptr);
 // float32 -> F32, F16 or BF16 (round to nearest even).
 void from_f32(std::span<const float> values, grey_dtype dtype, std::span<std::byte> destination, const Parallel& parallel = {});
 
@@ -71,9 +73,11 @@ bool quantize_in_one_pass(const grey_quant_layout& plan, grey_dtype dtype, std::
 void add_error_sums(grey::common::ErrorSums& sums, std::span<const float> reference, std::span<const float> approximation, const Kernels& kernels,
                     const Parallel& parallel = {});
 
-// Writes plan.bytes bytes of quantized `x` (plan.elements values) to `out`.
+// Writes plan.bytes bytes of quantized `x` (plan.elements values) to `out`; on failure (a group whose
+// fp16 parameters would overflow) nothing. `max_magnitude_bits`: the largest magnitude's float32 bits
+// among `x` when the caller already has them (as_f32), which spares a pass over `x` to learn them.
 void quantize(const grey_quant_layout& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& kernels,
-              const Parallel& parallel = {});
+              const Parallel& parallel = {}, std::optional<uint32_t> max_magnitude_bits = std::nullopt);
 // The reverse: plan.elements float32 values from plan.bytes bytes.
 void dequantize(const grey_quant_layout& plan, std::span<const std::byte> in, std::span<float> out, const Kernels& kernels,
                 const Parallel& parallel = {});

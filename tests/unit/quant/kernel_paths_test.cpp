@@ -264,6 +264,78 @@ TEST_P(KernelPaths, GgmlNibblePackingGivesTheScalarBytes) {
         }
 }
 
+// Round to nearest codes each run as it takes its statistics when no fp16 parameter can overflow, and
+// otherwise in two passes (statistics, then codes); both give the same bytes. A largest magnitude that
+// is not safe, handed in, makes quantize take the two passes on the same input.
+TEST_P(KernelPaths, OneVisitPerRunGivesTheTwoPassBytes) {
+    const std::vector<std::vector<uint64_t>> shapes = {{64, 256}, {33, 100}, {7, 3, 5, 5}, {4097}};
+    auto x = test_input(21);
+    std::erase_if(x, [](float v) { return !std::isfinite(v) || std::fabs(v) > 65504.0f; });
+    while (x.size() < 64 * 256) x.insert(x.end(), x.begin(), x.end());
+    int compared = 0;
+    for (uint32_t i = 0; i < grey_quant_name_count(); ++i)
+        for (const auto& shape : shapes) {
+            grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+            ASSERT_EQ(grey_quant_params_from_name(grey_quant_name_at(i), &p), GREY_OK);
+            grey_quant_layout plan{};
+            try {
+                plan = grey::quant::make_layout(shape, p);
+            } catch (const std::exception&) {
+                continue;  // a shape the format does not take (the ggml formats' rows of 32)
+            }
+            SCOPED_TRACE(std::string(grey_quant_name_at(i)) + ", " + std::to_string(plan.elements) + " elements");
+            const std::span<const float> input(x.data(), plan.elements);
+            std::vector<std::byte> one_visit(plan.bytes), two_passes(plan.bytes);
+            hq::quantize(plan, input, one_visit, vector());
+            hq::quantize(plan, input, two_passes, vector(), {}, 0x7F800000u);
+            ASSERT_EQ(one_visit, two_passes);
+            ++compared;
+        }
+    EXPECT_GE(compared, 36) << "every format on its shapes";
+}
+
+TEST_P(KernelPaths, NibblePairPackingGivesTheScalarBytes) {
+    std::mt19937 rng(12);
+    std::uniform_int_distribution<int> code(-8, 15);  // INT4_SYM's signed codes and the unsigned ones
+    std::vector<int8_t> codes(300);
+    for (auto& c : codes) c = static_cast<int8_t>(code(rng));
+    for (const int bias : {0, 8})
+        for (std::size_t n = 0; n <= codes.size(); ++n) {
+            std::vector<uint8_t> a(codes.size() / 2 + 2, 0xAA), b(a);  // bytes past (n + 1) / 2 stay as they were
+            scalar().pack_nibble_pairs(codes.data(), n, bias, a.data());
+            vector().pack_nibble_pairs(codes.data(), n, bias, b.data());
+            ASSERT_EQ(a, b) << n << " codes, bias " << bias;
+            if (n % 2 != 0) {
+                ASSERT_EQ(a[n / 2] >> 4, 0) << "an odd count's last byte keeps its high nibble zero";
+            }
+            std::vector<int8_t> ua(n + 3, 0x55), ub(n + 3, 0x55);  // codes past n stay as they were
+            scalar().unpack_nibble_pairs(a.data(), n, bias, ua.data());
+            vector().unpack_nibble_pairs(a.data(), n, bias, ub.data());
+            ASSERT_EQ(ua, ub) << n << " codes, bias " << bias;
+            for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(ua[i], static_cast<int8_t>(((codes[i] + bias) & 0x0F) - bias)) << i;
+        }
+}
+
+TEST_P(KernelPaths, LargestMagnitudesGiveTheScalarBits) {
+    // Words of every kind (specials, denormals, both signs), read from every byte offset: mapped file
+    // data need not be aligned.
+    const auto x = test_input(9);
+    std::vector<std::byte> bytes(x.size() * 4 + 3);
+    for (std::size_t shift = 0; shift < 4; ++shift) {
+        std::memcpy(bytes.data() + shift, x.data(), x.size() * 4);
+        for_ranges(x.size(), [&](std::size_t begin, std::size_t n) {
+            if (begin > x.size() || n > x.size() - begin) return;
+            const std::byte* at = bytes.data() + shift + 4 * begin;
+            ASSERT_EQ(scalar().max_magnitude32(at, n), vector().max_magnitude32(at, n)) << n << " from " << begin << ", offset " << shift;
+            ASSERT_EQ(scalar().max_magnitude16(at, 2 * n), vector().max_magnitude16(at, 2 * n)) << 2 * n << " from " << begin << ", offset " << shift;
+        });
+    }
+    const uint32_t negative_nan = 0xFFC00001u;
+    EXPECT_EQ(vector().max_magnitude32(reinterpret_cast<const std::byte*>(&negative_nan), 1), 0x7FC00001u);
+    EXPECT_EQ(vector().max_magnitude16(reinterpret_cast<const std::byte*>(&negative_nan), 2), 0x7FC0u);
+    EXPECT_EQ(vector().max_magnitude32(bytes.data(), 0), 0u);
+}
+
 TEST_P(KernelPaths, ErrorLanesGiveTheScalarBits) {
     auto x = test_input(7);
     std::erase_if(x, [](float v) { return !std::isfinite(v); });  // references are finite (the quantizer refuses the rest)

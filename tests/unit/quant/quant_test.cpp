@@ -279,11 +279,13 @@ TEST(Quant, GroupsTooLargeForFp16ScalesAreRefusedNamingTheGroup) {
             p.calibration = calibration;
             uint64_t size = 0;
             ASSERT_EQ(grey_quant_size(&desc, &p, &size), GREY_OK) << grey_last_error();
-            std::vector<std::byte> out(size);
+            std::vector<std::byte> out(size, std::byte{0xAB});
             auto x = gaussian(2 * 128, 5);
             x[140] = c.value;
             EXPECT_EQ(grey_quantize(&desc, x.data(), x.size() * 4, &p, out.data(), out.size(), nullptr), GREY_ERROR_INVALID_ARGUMENT);
             EXPECT_NE(std::string(grey_last_error()).find(c.group_text), std::string::npos) << grey_last_error();
+            EXPECT_TRUE(std::all_of(out.begin(), out.end(), [](std::byte b) { return b == std::byte{0xAB}; }))
+                << grey_quant_format_name(c.format) << ": the output stays untouched on a refusal";
             x[140] = c.largest_kept;
             grey_quant_report report{};
             report.struct_size = sizeof report;
