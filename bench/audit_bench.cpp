@@ -16,6 +16,7 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <sys/resource.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -80,22 +81,36 @@ grey_audit_log* open_log(const TempDir& dir, grey_audit_durability durability, u
     return log;
 }
 
-void finish(benchmark::State& state, grey_audit_log* log, int64_t records) {
+// CPU seconds (user + system) of every thread of the process: the appending thread, the log's
+// committer, syncer and sealing helpers, the verifier's threads. On a machine other jobs load, wall-clock
+// rates follow their load; the CPU a record costs moves much less, and bounds the rate the cores allow.
+double process_cpu_seconds() {
+    rusage usage{};
+    ::getrusage(RUSAGE_SELF, &usage);
+    auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+// `cpu_start`: process_cpu_seconds() when the log was opened. The counter cpu_us is the process's CPU
+// per record, all threads together, from the open to the last sync.
+void finish(benchmark::State& state, grey_audit_log* log, int64_t records, double cpu_start) {
     // Count only what reached the disk: the last group's sync is inside the timed region.
     if (grey_audit_flush(log) != GREY_OK) state.SkipWithError(grey_last_error());
     grey_audit_log_destroy(log);
     state.SetItemsProcessed(records);
     state.SetBytesProcessed(records * static_cast<int64_t>(payload_200().size()));
+    if (records > 0) state.counters["cpu_us"] = (process_cpu_seconds() - cpu_start) * 1e6 / static_cast<double>(records);
 }
 
 // One iteration appends one record; state.range(0) is the epoch length (open_log).
 void append_benchmark(benchmark::State& state, grey_audit_durability durability) {
     const TempDir dir;
+    const double cpu_start = process_cpu_seconds();
     grey_audit_log* log = open_log(dir, durability, static_cast<uint64_t>(state.range(0)));
     const std::string payload = payload_200();
     for (auto _ : state)
         if (grey_audit_append(log, record_type, payload.c_str(), nullptr) != GREY_OK) state.SkipWithError(grey_last_error());
-    finish(state, log, state.iterations());
+    finish(state, log, state.iterations(), cpu_start);
 }
 
 // One iteration fills a batch of state.range(0) records and appends it with grey_audit_append_batch;
@@ -106,6 +121,7 @@ void batch_benchmark(benchmark::State& state, grey_audit_durability durability) 
         return;
     }
     const TempDir dir;
+    const double cpu_start = process_cpu_seconds();
     grey_audit_log* log = open_log(dir, durability, static_cast<uint64_t>(state.range(1)));
     grey_audit_batch* batch = nullptr;
     if (grey_audit_batch_create(&batch) != GREY_OK) std::abort();
@@ -117,7 +133,7 @@ void batch_benchmark(benchmark::State& state, grey_audit_durability durability) 
         if (grey_audit_append_batch(log, batch, nullptr) != GREY_OK) state.SkipWithError(grey_last_error());
     }
     grey_audit_batch_destroy(batch);
-    finish(state, log, state.iterations() * count);
+    finish(state, log, state.iterations() * count, cpu_start);
 }
 
 void BM_AppendFsyncPerRecord(benchmark::State& state) { append_benchmark(state, GREY_AUDIT_DURABILITY_EVERY_RECORD); }
@@ -181,13 +197,19 @@ std::vector<uint8_t> floor_records() {
     return records;
 }
 
+struct Seconds {
+    double wall = 0;
+    double cpu = 0;  // process_cpu_seconds() over the same span
+};
+
 // Seconds to hash `records` on `threads` threads (0: one per core), each taking an equal share.
-double time_hash_floor(const std::vector<uint8_t>& records, size_t threads) {
+Seconds time_hash_floor(const std::vector<uint8_t>& records, size_t threads) {
     if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
     const size_t size = record_size();
     const size_t count = records.size() / size;
     const size_t share = (count + threads - 1) / threads;
     std::vector<uint64_t> sums(threads);
+    const double cpu_start = process_cpu_seconds();
     const auto start = std::chrono::steady_clock::now();
     {
         std::vector<std::jthread> workers;
@@ -198,20 +220,22 @@ double time_hash_floor(const std::vector<uint8_t>& records, size_t threads) {
             });
     }
     benchmark::DoNotOptimize(sums);
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return {std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), process_cpu_seconds() - cpu_start};
 }
 
 // The records' hashes alone, on state.range(0) threads.
 void BM_HashFloor(benchmark::State& state) {
     const std::vector<uint8_t> records = floor_records();
-    for (auto _ : state) state.SetIterationTime(time_hash_floor(records, static_cast<size_t>(state.range(0))));
+    for (auto _ : state) state.SetIterationTime(time_hash_floor(records, static_cast<size_t>(state.range(0))).wall);
     state.SetItemsProcessed(state.iterations() * verified_records);
 }
 
 // Verification of a log of state.range(1) records on state.range(0) threads (0: all cores). Each
 // verification is followed, outside the timed region, by the hash floor on as many threads: the
 // counter vs_floor is the verifier's rate over the floor's, measured moments apart, which another job
-// on the machine moves much less than either rate.
+// on the machine moves much less than either rate. cpu_vs_floor is the same ratio of the CPU time the
+// two took (all threads): what the verifier's work costs beside the floor's, whatever the load, and a
+// bound on vs_floor however well the threads share the cores.
 void BM_Verify(benchmark::State& state) {
     const TempDir dir;
     grey_audit_log* log = open_log(dir, GREY_AUDIT_DURABILITY_GROUP);
@@ -226,22 +250,27 @@ void BM_Verify(benchmark::State& state) {
     v.log_path = dir.log.c_str();
     v.key_path = dir.verifier.c_str();
     v.threads = static_cast<uint32_t>(state.range(0));
-    double verify_seconds = 0, floor_seconds = 0;
+    double verify_seconds = 0, floor_seconds = 0, verify_cpu = 0, floor_cpu = 0;
     for (auto _ : state) {
         grey_audit_report report{};
         report.struct_size = sizeof report;
+        const double cpu_start = process_cpu_seconds();
         const auto start = std::chrono::steady_clock::now();
         if (grey_audit_verify(&v, &report) != GREY_OK || report.cause != GREY_AUDIT_INTACT || report.records != static_cast<uint64_t>(records))
             state.SkipWithError("verification failed");
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        verify_cpu += process_cpu_seconds() - cpu_start;
         state.SetIterationTime(seconds);
         verify_seconds += seconds;
-        floor_seconds += time_hash_floor(floor, v.threads);
+        const Seconds floor_time = time_hash_floor(floor, v.threads);
+        floor_seconds += floor_time.wall;
+        floor_cpu += floor_time.cpu;
         benchmark::DoNotOptimize(report);
     }
     state.SetItemsProcessed(state.iterations() * records);
     state.counters["floor"] = benchmark::Counter(static_cast<double>(state.iterations() * records) / floor_seconds);
     state.counters["vs_floor"] = benchmark::Counter(floor_seconds / verify_seconds);
+    state.counters["cpu_vs_floor"] = benchmark::Counter(floor_cpu / verify_cpu);
 }
 
 // Wall-clock rates (real or manual time): a sync's wait is part of what an appender pays, and the

@@ -18,9 +18,9 @@ for preset in default asan; do
   ctest --preset "$preset" -j "$jobs"
 done
 
-# The governor, the scheduler, the streams and the host worker pool once more under ThreadSanitizer (only their test binaries
+# The governor, the scheduler, the streams, the host worker pool and the audit log's threads once more under ThreadSanitizer (only their test binaries
 # are built).
-echo "== configure + build (tsan: governor, scheduler, stream, KV cache and host worker pool tests)"
+echo "== configure + build (tsan: governor, scheduler, stream, KV cache, host worker pool and audit thread tests)"
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j "$jobs"
 echo "== ctest (tsan)"
