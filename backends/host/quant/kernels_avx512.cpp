@@ -55,6 +55,19 @@ GREY_AVX512 void minmax(const float* x, std::size_t n, float* out_min, float* ou
     *out_max = h;
 }
 
+// Codes into and out of a 16-lane step. Whole steps use plain loads and stores: the codes pass from one
+// kernel to the next through a small buffer, and a masked store's bytes do not forward to the load that
+// follows (it waits until the store has retired), which cost more than the arithmetic.
+GREY_AVX512 __m128i load_codes(const void* at, __mmask16 k) {
+    return k == 0xFFFF ? _mm_loadu_si128(static_cast<const __m128i*>(at)) : _mm_maskz_loadu_epi8(k, at);
+}
+GREY_AVX512 void store_codes(void* at, __mmask16 k, __m512i codes) {
+    if (k == 0xFFFF)
+        _mm_storeu_si128(static_cast<__m128i*>(at), _mm512_cvtepi32_epi8(codes));
+    else
+        _mm512_mask_cvtepi32_storeu_epi8(at, k, codes);
+}
+
 // roundf in registers, as in the AVX2 version.
 GREY_AVX512 __m512 round_half_away(__m512 v) {
     const __m512 truncated = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
@@ -77,17 +90,23 @@ GREY_AVX512 void encode(const float* x, std::size_t n, const EncodeSpec& spec, i
         __m512 r = nearest ? round_half_away(v) : _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
         r = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(r, r, _CMP_ORD_Q), r);  // NaN codes 0, as in the scalar path
         r = _mm512_min_ps(_mm512_max_ps(r, lo), hi);
-        _mm512_mask_cvtepi32_storeu_epi8(out + i, k, _mm512_cvttps_epi32(r));
+        store_codes(out + i, k, _mm512_cvttps_epi32(r));
     }
 }
 
 GREY_AVX512 void decode(const int8_t* q, std::size_t n, const DecodeSpec& spec, float* out) {
     const __m512 subtract = _mm512_set1_ps(spec.subtract), multiply = _mm512_set1_ps(spec.multiply), add = _mm512_set1_ps(spec.add);
-    for (std::size_t i = 0; i < n; i += 16) {
+    // Whole steps load and store without masks: a masked load cannot take its bytes from a store still
+    // in flight (the codes were usually just unpacked), which stalled it until the store had retired.
+    std::size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + i))));
+        _mm512_storeu_ps(out + i, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(v, subtract), multiply), add));
+    }
+    if (i < n) {
         const __mmask16 k = lanes(i, n);
         const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, q + i)));
-        const __m512 scaled = _mm512_mul_ps(_mm512_sub_ps(v, subtract), multiply);
-        _mm512_mask_storeu_ps(out + i, k, _mm512_add_ps(scaled, add));
+        _mm512_mask_storeu_ps(out + i, k, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(v, subtract), multiply), add));
     }
 }
 
@@ -95,7 +114,7 @@ GREY_AVX512 void decode_table(const uint8_t* codes, std::size_t n, const float* 
     const __m512 s = _mm512_set1_ps(scale);
     for (std::size_t i = 0; i < n; i += 16) {
         const __mmask16 k = lanes(i, n);
-        const __m512i index = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, codes + i));
+        const __m512i index = _mm512_cvtepu8_epi32(load_codes(codes + i, k));
         const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, index, table, 4);
         _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(v, s));
     }
@@ -105,7 +124,7 @@ GREY_AVX512 void decode_table16(const uint8_t* codes, std::size_t n, const float
     const __m512 s = _mm512_set1_ps(scale), levels = _mm512_loadu_ps(table);
     for (std::size_t i = 0; i < n; i += 16) {
         const __mmask16 k = lanes(i, n);
-        const __m512i index = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, codes + i));
+        const __m512i index = _mm512_cvtepu8_epi32(load_codes(codes + i, k));
         _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(_mm512_permutexvar_ps(index, levels), s));
     }
 }
@@ -121,7 +140,7 @@ GREY_AVX512 void decode_fp8(const uint8_t* codes, std::size_t n, const float*, i
     const __m128i shift = _mm_cvtsi32_si128(d.shift);
     for (std::size_t i = 0; i < n; i += 16) {
         const __mmask16 k = lanes(i, n);
-        const __m512i c = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, codes + i));
+        const __m512i c = _mm512_cvtepu8_epi32(load_codes(codes + i, k));
         const __m512i sign = _mm512_slli_epi32(_mm512_andnot_si512(magnitude_mask, c), 24);
         const __m512i magnitude = _mm512_and_si512(c, magnitude_mask);
         const __m512i normal = _mm512_add_epi32(_mm512_sll_epi32(magnitude, shift), rebias);
@@ -160,7 +179,7 @@ GREY_AVX512 void encode_fp8(const float* x, std::size_t n, float inverse, int fo
         code = _mm512_min_epi32(code, max_code);
         code = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), code, nan_code);
         code = _mm512_or_si512(code, _mm512_srli_epi32(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(INT32_MIN)), 24));
-        _mm512_mask_cvtepi32_storeu_epi8(out + i, k, code);
+        store_codes(out + i, k, code);
     }
 }
 
@@ -175,7 +194,7 @@ GREY_AVX512 void encode_nf4(const float* x, std::size_t n, float inverse, int8_t
         __m512i code = _mm512_setzero_si512();
         for (const float midpoint : m.values)
             code = _mm512_mask_add_epi32(code, _mm512_cmp_ps_mask(v, _mm512_set1_ps(midpoint), _CMP_GT_OQ), code, one);
-        _mm512_mask_cvtepi32_storeu_epi8(out + i, k, code);
+        store_codes(out + i, k, code);
     }
 }
 
@@ -202,7 +221,7 @@ GREY_AVX512 void pack_nibble_pairs(const int8_t* codes, std::size_t n, int bias,
     for (std::size_t i = 0; i < n; i += 64) {
         const std::size_t left = n - i;
         const __mmask64 k = left >= 64 ? ~__mmask64{0} : (__mmask64{1} << left) - 1;
-        const __m512i c = _mm512_and_si512(_mm512_maskz_add_epi8(k, _mm512_maskz_loadu_epi8(k, codes + i), b), low_nibble);
+        const __m512i c = _mm512_and_si512(_mm512_maskz_add_epi8(k, left >= 64 ? _mm512_loadu_si512(codes + i) : _mm512_maskz_loadu_epi8(k, codes + i), b), low_nibble);
         const __m256i packed = _mm512_cvtepi16_epi8(_mm512_or_si512(c, _mm512_srli_epi16(c, 4)));
         const std::size_t bytes = std::min<std::size_t>(32, (left + 1) / 2);
         _mm256_mask_storeu_epi8(out + i / 2, static_cast<__mmask32>(bytes >= 32 ? 0xFFFFFFFFu : (1u << bytes) - 1u), packed);
@@ -215,8 +234,14 @@ GREY_AVX512 void unpack_nibble_pairs(const uint8_t* packed, std::size_t n, int b
         const std::size_t left = n - i, bytes = std::min<std::size_t>(32, (left + 1) / 2);
         const __m512i v = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(static_cast<__mmask32>(bytes >= 32 ? 0xFFFFFFFFu : (1u << bytes) - 1u), packed + i / 2));
         const __m512i pair = _mm512_or_si512(_mm512_and_si512(v, low_nibble), _mm512_and_si512(_mm512_slli_epi16(v, 4), high_nibble));
-        const __mmask64 k = left >= 64 ? ~__mmask64{0} : (__mmask64{1} << left) - 1;
-        _mm512_mask_storeu_epi8(codes + i, k, _mm512_sub_epi8(pair, b));
+        const __m512i c = _mm512_sub_epi8(pair, b);
+        // Unmasked where whole (see decode: a masked store does not forward to the loads that follow).
+        if (left >= 64)
+            _mm512_storeu_si512(codes + i, c);
+        else if (left == 32)
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + i), _mm512_castsi512_si256(c));
+        else
+            _mm512_mask_storeu_epi8(codes + i, (__mmask64{1} << left) - 1, c);
     }
 }
 

@@ -76,7 +76,7 @@ void encode_run(grey_quant_format format, const Coding& c, std::span<const float
     }
 }
 
-void decode_run(grey_quant_format format, const Coding& c, const int8_t* codes, std::span<float> y, const Kernels& k) {
+[[gnu::always_inline]] inline void decode_run(grey_quant_format format, const Coding& c, const int8_t* codes, std::span<float> y, const Kernels& k) {
     const auto* unsigned_codes = reinterpret_cast<const uint8_t*>(codes);
     if (gc::is_fp8(format))
         k.decode_fp8(unsigned_codes, y.size(), fp8_values(format).data(), format, c.scale, y.data());
@@ -238,7 +238,7 @@ float load_f32(const std::byte* at) {
 }
 
 // Reads back the parameter set `p` that quantize() stored.
-Coding load_coding(const Plan& plan, std::span<const std::byte> in, uint64_t p) {
+[[gnu::always_inline]] inline Coding load_coding(const Plan& plan, std::span<const std::byte> in, uint64_t p) {
     using gc::f16_to_f32;
     Coding c{};
     const std::byte* params = in.data() + plan.codes_bytes;
@@ -336,20 +336,25 @@ int nibble_bias(grey_quant_format format) { return format == GREY_QUANT_INT4_SYM
 // (4-bit codes are packed in pairs); ggml runs are encoded whole.
 void encode_piece(const Plan& plan, const Coding& c, std::span<const float> x, uint64_t r, const Run& at, uint64_t offset, uint64_t length,
                   int8_t* codes, std::span<std::byte> out, const Kernels& k) {
-    encode_run(plan.format, c, x.subspan(at.first + offset, length), codes, k);
+    const auto values = x.subspan(at.first + offset, length);
+    // Byte codes go straight to their place in the output; 4-bit codes are packed from `codes`.
     switch (plan.format) {
         case GREY_QUANT_INT8: case GREY_QUANT_INT8_TOKEN: case GREY_QUANT_FP8_E4M3: case GREY_QUANT_FP8_E5M2:
-            std::memcpy(out.data() + at.first + offset, codes, length);
-            break;
+            encode_run(plan.format, c, values, reinterpret_cast<int8_t*>(out.data() + at.first + offset), k);
+            return;
+        case GREY_QUANT_Q8_0:
+            store_u16(out.data() + 34 * r, c.scale16);
+            encode_run(plan.format, c, values, reinterpret_cast<int8_t*>(out.data() + 34 * r + 2), k);
+            return;
+        default: break;
+    }
+    encode_run(plan.format, c, values, codes, k);
+    switch (plan.format) {
         case GREY_QUANT_INT4: case GREY_QUANT_INT4_SYM: case GREY_QUANT_NF4: {
             // A ragged group of odd length ends its row: its last byte has a zero high nibble.
             k.pack_nibble_pairs(codes, length, nibble_bias(plan.format), reinterpret_cast<uint8_t*>(out.data() + at.code_byte + offset / 2));
             break;
         }
-        case GREY_QUANT_Q8_0:
-            store_u16(out.data() + 34 * r, c.scale16);
-            std::memcpy(out.data() + 34 * r + 2, codes, 32);
-            break;
         case GREY_QUANT_Q4_0:
             store_u16(out.data() + 18 * r, c.scale16);
             pack_ggml_nibbles(codes, out.data() + 18 * r + 2);
@@ -532,9 +537,10 @@ void dequantize_range(const Plan& plan, std::span<const std::byte> in, uint64_t 
         const uint64_t r = place.run;
         const uint64_t run_length = rows ? run_at(plan, r).length : plan.run_length;
         const uint64_t n = std::min({run_length - place.offset, end - e, kPiece});
+        const int8_t* source = codes.data();  // byte codes are decoded where they lie
         switch (plan.format) {
             case GREY_QUANT_INT8: case GREY_QUANT_INT8_TOKEN: case GREY_QUANT_FP8_E4M3: case GREY_QUANT_FP8_E5M2:
-                std::memcpy(codes.data(), in.data() + e, n);
+                source = reinterpret_cast<const int8_t*>(in.data() + e);
                 break;
             case GREY_QUANT_INT4: case GREY_QUANT_INT4_SYM: case GREY_QUANT_NF4: {
                 // With rows a piece may start on either nibble of a byte (a slice's first element).
@@ -546,12 +552,12 @@ void dequantize_range(const Plan& plan, std::span<const std::byte> in, uint64_t 
                 k.unpack_nibble_pairs(packed + odd, n - odd, bias, codes.data() + odd);
                 break;
             }
-            case GREY_QUANT_Q8_0: std::memcpy(codes.data(), in.data() + 34 * r + 2, 32); break;
+            case GREY_QUANT_Q8_0: source = reinterpret_cast<const int8_t*>(in.data() + 34 * r + 2); break;
             case GREY_QUANT_Q4_0: unpack_ggml_nibbles(in.data() + 18 * r + 2, codes.data()); break;
             case GREY_QUANT_Q4_1: unpack_ggml_nibbles(in.data() + 20 * r + 4, codes.data()); break;
             default: throw std::logic_error("unhandled quantization format");
         }
-        decode_run(plan.format, load_coding(plan, in, r % plan.param_count), codes.data(), out.subspan(e - first, n), k);
+        decode_run(plan.format, load_coding(plan, in, r % plan.param_count), source, out.subspan(e - first, n), k);
         e += n;
     }
 }
