@@ -4,6 +4,7 @@
 // None of this is evidence that the kernels work: tests/gpu/run.sh checks those on a real GPU.
 #include "grey.h"
 #include "plugin_test_support.hpp"
+#include "quant_launch_cases.hpp"
 #include "test_support.hpp"
 
 #include <dlfcn.h>
@@ -1164,4 +1165,17 @@ TEST(CudaNoDriver, WithoutLibcudaTheBackendIsSkippedAndSaysWhy) {
     EXPECT_EQ(info.outcome, GREY_BACKEND_SKIPPED);
     EXPECT_TRUE(contains(info.reason, "the CUDA driver is not installed") && contains(info.reason, "libcuda.so.1")) << info.reason;
     EXPECT_EQ(c.device_count(), 1u);
+}
+
+// The kernels, grids and arguments the plugin launches for a set of jobs covering every quantizer path,
+// pinned by a file the HIP plugin's test compares against too (tests/backends/quant_launch_cases.hpp).
+// GREY_UPDATE_LAUNCH_PLAN=1 rewrites the file from this run.
+TEST(CudaFake, QuantizationLaunchesThePinnedPlan) {
+    const std::string log = ::testing::TempDir() + "cuda_quant_launches.log";
+    ScopedEnv env{{"FAKE_CUDA_QUANT_KERNELS", "1"}, {"FAKE_QUANT_LAUNCH_LOG", log.c_str()}};
+    Context c;
+    const std::string launched = grey::test::run_quant_launch_cases(c.context, log);
+    const std::string golden = GREY_TEST_SOURCE_DIR "/tests/backends/quant_launch_plan.golden";
+    if (std::getenv("GREY_UPDATE_LAUNCH_PLAN") != nullptr) std::ofstream(golden) << launched;
+    EXPECT_EQ(launched, grey::test::read_text(golden));
 }
