@@ -79,6 +79,28 @@ inline std::string run_quant_launch_cases(grey_context* context, const std::stri
     return text.str();
 }
 
+// The small job the fake-driver tests of both plugins quantize: 4 x 128 F32 as Q4_0.
+inline grey_tensor_desc small_q4_0_desc() {
+    grey_tensor_desc d = GREY_TENSOR_DESC_INIT;
+    d.rank = 2;
+    d.shape[0] = 4;
+    d.shape[1] = 128;
+    return d;
+}
+inline grey_quant_params q4_0_params() {
+    grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+    p.format = GREY_QUANT_Q4_0;
+    return p;
+}
+
+// What the fakes' stand-in quantizer writes into the quantized tensor's first 8 bytes
+// (tests/backends/fake_quant_kernels.hpp): the FNV-1a hash of the plain tensor's bytes.
+inline uint64_t fnv1a(const void* data, size_t size) {
+    uint64_t hash = 0xCBF29CE484222325ull;
+    for (size_t i = 0; i < size; ++i) hash = (hash ^ static_cast<const unsigned char*>(data)[i]) * 0x100000001B3ull;
+    return hash;
+}
+
 inline std::string read_text(const std::string& path) {
     std::ifstream file(path);
     std::stringstream text;

@@ -525,27 +525,13 @@ TEST(CudaFake, StreamErrorsSurfaceAtSynchronize) {
 
 unsigned long long fake_queued_work() { return fake_hook<unsigned long long>("fake_cuda_queued_work"); }
 
-uint64_t fnv1a(const void* data, size_t size) {
-    uint64_t hash = 0xCBF29CE484222325ull;
-    for (size_t i = 0; i < size; ++i) hash = (hash ^ static_cast<const unsigned char*>(data)[i]) * 0x100000001B3ull;
-    return hash;
-}
+using grey::test::fnv1a;
 
 struct AsyncQuant {
     ScopedEnv env{{"FAKE_CUDA_QUANT_KERNELS", "1"}};
     Context c;
-    grey_tensor_desc desc = [] {
-        grey_tensor_desc d = GREY_TENSOR_DESC_INIT;
-        d.rank = 2;
-        d.shape[0] = 4;
-        d.shape[1] = 128;
-        return d;
-    }();
-    grey_quant_params params = [] {
-        grey_quant_params p = GREY_QUANT_PARAMS_INIT;
-        p.format = GREY_QUANT_Q4_0;
-        return p;
-    }();
+    grey_tensor_desc desc = grey::test::small_q4_0_desc();
+    grey_quant_params params = grey::test::q4_0_params();
     static constexpr size_t kElements = 4 * 128;
     static constexpr size_t kPacked = 4 * 4 * 18;
 

@@ -332,18 +332,8 @@ namespace {
 // A Q4_0 job of 4 x 128 F32 on the HIP device, with buffers for both tensors.
 struct HipQuantJob {
     HipContext c;
-    grey_tensor_desc desc = [] {
-        grey_tensor_desc d = GREY_TENSOR_DESC_INIT;
-        d.rank = 2;
-        d.shape[0] = 4;
-        d.shape[1] = 128;
-        return d;
-    }();
-    grey_quant_params params = [] {
-        grey_quant_params p = GREY_QUANT_PARAMS_INIT;
-        p.format = GREY_QUANT_Q4_0;
-        return p;
-    }();
+    grey_tensor_desc desc = grey::test::small_q4_0_desc();
+    grey_quant_params params = grey::test::q4_0_params();
     std::vector<float> values = std::vector<float>(4 * 128, 0.5f);
     grey_buffer* plain = nullptr;
     grey_buffer* packed = nullptr;
@@ -365,11 +355,7 @@ struct HipQuantJob {
     grey_status dequantize() { return grey_dequantize_buffer(&desc, &params, packed, 0, plain, 0); }
 };
 
-uint64_t fnv1a(const void* data, size_t bytes) {
-    uint64_t hash = 0xCBF29CE484222325ull;
-    for (size_t i = 0; i < bytes; ++i) hash = (hash ^ static_cast<const unsigned char*>(data)[i]) * 0x100000001B3ull;
-    return hash;
-}
+using grey::test::fnv1a;
 
 }  // namespace
 
