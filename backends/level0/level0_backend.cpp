@@ -22,6 +22,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 struct grey_backend_buffer {
@@ -353,7 +354,8 @@ grey_status level0_stream_create(void* state, uint32_t device, grey_backend_stre
     Level0State& s = state_of(state);
     return guarded(s.host, [&] {
         DeviceSlot& d = slot(s, device);
-        *out = new grey_backend_stream{device, std::make_unique<ZeStream>(*s.ze, d.context, d.identity.device)};
+        auto stream = std::make_unique<ZeStream>(*s.ze, d.context, d.identity.device);
+        *out = std::make_unique<grey_backend_stream>(grey_backend_stream{device, std::move(stream)}).release();
         return GREY_OK;
     });
 }
@@ -381,7 +383,8 @@ grey_status level0_event_create(void* state, uint32_t device, grey_backend_event
     Level0State& s = state_of(state);
     return guarded(s.host, [&] {
         DeviceSlot& d = slot(s, device);
-        *out = new grey_backend_event{std::make_unique<ZeEvent>(*s.ze, d.context, d.identity.device)};
+        auto event = std::make_unique<ZeEvent>(*s.ze, d.context, d.identity.device);
+        *out = std::make_unique<grey_backend_event>(grey_backend_event{std::move(event)}).release();
         return GREY_OK;
     });
 }

@@ -76,7 +76,9 @@ ZeEvent::ZeEvent(const ZeLibrary& ze, ze_context_handle_t context, ze_device_han
     }
 }
 
+// Level Zero forbids destroying an event a queue may still signal: wait for the latest record first.
 ZeEvent::~ZeEvent() {
+    if (recorded_) (void)ze_.zeEventHostSynchronize(event_, UINT64_MAX);
     (void)ze_.zeEventDestroy(event_);
     (void)ze_.zeEventPoolDestroy(pool_);
 }
