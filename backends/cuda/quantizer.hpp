@@ -1,10 +1,12 @@
 // Quantize and dequantize jobs on one CUDA device: the backend's quantize/dequantize slots. The
 // kernels (kernels/cuda/quant_*.cu) follow the host reference operation for operation, so the bytes
-// equal the host backend's (the conformance rule, docs/architecture.md); this file chooses the kernel path for a job's shape and
-// runs it on the device's stream.
+// equal the host backend's (the conformance rule, docs/architecture.md); the kernel path for a job's
+// shape is chosen by the planner HIP shares (backends/common/quant_plan.hpp), and this file runs it on a
+// CUDA stream.
 #pragma once
 
 #include "cuda/device_runtime.hpp"
+#include "common/quant_plan.hpp"
 #include "cuda/quant_args.h"
 #include "grey_backend.h"
 
@@ -12,14 +14,13 @@
 
 namespace grey::cuda {
 
-// Exact division by d of every n below 2^31 on the GPU, as n / d = (n * multiplier) >> shift, with
-// shift = 32 + ceil(log2 d) and multiplier = ceil(2^shift / d) (under 2^33, so n * multiplier fits 64
-// bits; the error n * (multiplier * d - 2^shift) / (d * 2^shift) stays below 1/d). d in 1 .. 2^31.
-struct Divider {
-    uint64_t multiplier;
-    int32_t shift;
-};
-Divider divider_for(uint64_t d);
+namespace quant = backend::quant;
+// The planner's helpers, under the names this backend has always used (backends/common/quant_plan.hpp).
+using quant::Divider;
+using quant::divider_for;
+using quant::facts_of;
+using quant::QuantFacts;
+using quant::throw_if_flagged;
 
 // Quantizes the plain tensor at `source` into `destination` in job.layout, and measures the error into
 // job.error when it is set (grey_quant_measure, on the device). A NaN or infinite input throws
@@ -49,17 +50,5 @@ void enqueue_quantize(DeviceRuntime& device, const QuantKernels& k, CUstream str
 void enqueue_dequantize(DeviceRuntime& device, const QuantKernels& k, CUstream stream, const grey_backend_quant_job& job, CUdeviceptr source,
                         CUdeviceptr destination);
 
-// What naming a job's flagged input takes, copied from the job (which lives only for its call).
-struct QuantFacts {
-    grey_quant_format format;
-    uint64_t run_length;
-    uint64_t row_length;
-    bool has_rows;
-};
-QuantFacts facts_of(const grey_backend_quant_job& job);
-
-// Throws std::invalid_argument with the host backend's message when `found` holds a flag: the lowest
-// non-finite element first, then the lowest overflowing group.
-void throw_if_flagged(const grey_qk_flags& found, const QuantFacts& facts);
 
 }  // namespace grey::cuda

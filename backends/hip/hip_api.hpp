@@ -60,6 +60,20 @@ using ModuleUnloadFn = Error (*)(Module);
 using ModuleGetFunctionFn = Error (*)(Function*, Module, const char*);
 using ModuleLaunchKernelFn = Error (*)(Function, unsigned int, unsigned int, unsigned int, unsigned int, unsigned int, unsigned int,
                                        unsigned int, Stream, void**, void**);
+// Streams and events (hipEvent_t is an opaque pointer too). hipErrorNotReady is a query's "not yet".
+inline constexpr Error kErrorNotReady = 600;
+using Event = struct EventHandle*;
+using StreamCreateFn = Error (*)(Stream*);
+using StreamFn = Error (*)(Stream);  // hipStreamDestroy, hipStreamSynchronize, hipStreamQuery
+using StreamWaitEventFn = Error (*)(Stream, Event, unsigned int);
+using EventCreateFn = Error (*)(Event*);
+using EventFn = Error (*)(Event);  // hipEventDestroy, hipEventSynchronize, hipEventQuery
+using EventRecordFn = Error (*)(Event, Stream);
+using EventElapsedTimeFn = Error (*)(float*, Event, Event);
+using MemcpyAsyncFn = Error (*)(void*, const void*, size_t, int, Stream);
+using MemsetAsyncFn = Error (*)(void*, int, size_t, Stream);
+// hipModuleOccupancyMaxActiveBlocksPerMultiprocessor(numBlocks, function, blockSize, dynSharedMemPerBlk)
+using ModuleOccupancyFn = Error (*)(int*, Function, int, size_t);
 
 // The start of hipDeviceProp_t as ROCm 5 defines it, which ROCm 6 and 7 keep as hipDeviceProp_tR0000 for
 // the symbols hipGetDevicePropertiesR0000 and (the ROCm 5 name) hipGetDeviceProperties. Only

@@ -6,11 +6,15 @@
 // reads are synchronous HIP copies. Fill, copy and checksum run the kernels of kernels/cuda, built as
 // AMD code objects for the device's gfx target (hip_kernels.hpp) and loaded on first use; on a GPU this
 // build has no code object for, fill and copy are HIP's own calls and the checksum says why it cannot
-// run. Quantization and the KV cache are left to the runtime, and no stream slots are set.
+// run. Quantize and dequantize run the quantization kernels of kernels/cuda by the launch plan the CUDA
+// plugin uses (hip_quantizer.hpp), synchronously. Streams and events are HIP's (hipStreamCreate,
+// hipEventCreate): copies, fills and checksums enqueue on them; quantization on a stream is left to the
+// runtime, which waits for the stream and runs the synchronous slot. The KV cache is left to the runtime.
 #include "common/chunk_pool.hpp"
 #include "common/fields.hpp"
 #include "common/plugin_entry.hpp"
 #include "hip/hip_kernels.hpp"
+#include "hip/hip_quantizer.hpp"
 #include "hip/hip_runtime.hpp"
 #include "hip/probe.hpp"
 
@@ -27,6 +31,18 @@ struct grey_backend_buffer {
     uint32_t device;
 };
 
+// A hipStream_t of one device, and 8 bytes of its pool for the checksums enqueued on it.
+struct grey_backend_stream {
+    uint32_t device;
+    grey::hip::api::Stream stream;
+    uint64_t checksum_slot;
+};
+
+struct grey_backend_event {
+    uint32_t device;
+    grey::hip::api::Event event;
+};
+
 namespace grey::hip {
 namespace {
 
@@ -40,6 +56,11 @@ struct DeviceSlot {
     std::unique_ptr<BufferKernels> kernels;
     std::string kernels_unavailable;
     uint64_t checksum_slot = 0;  // 8 bytes of the pool for the checksum kernel's sum
+    // The quantization kernels and their flags, made on the first quantize or dequantize; quant_unavailable
+    // says why there are none once that was found.
+    std::unique_ptr<QuantKernels> quant;
+    std::string quant_unavailable;
+    QuantFlags quant_flags;
 };
 
 struct HipState {
@@ -50,6 +71,8 @@ struct HipState {
     std::string smi_unavailable;
     std::vector<std::unique_ptr<DeviceSlot>> devices;
 };
+
+void* device_pointer(uint64_t address) { return reinterpret_cast<void*>(address); }
 
 HipState& state_of(void* state) { return *static_cast<HipState*>(state); }
 
@@ -121,6 +144,38 @@ const BufferKernels* kernels_of(DeviceSlot& d, const HipRuntime& hip) {
         d.kernels_unavailable = e.what();
     }
     return d.kernels.get();
+}
+
+// Inside on_device: the device's quantization kernels and flags, made on first use. Throws
+// KernelsUnavailable (the same reason every time) where they cannot run, and HipError where loading
+// failed (tried again next time).
+const QuantKernels& quant_kernels_of(DeviceSlot& d, const HipRuntime& hip, backend::ChunkPool& pool) {
+    if (d.quant) return *d.quant;
+    if (!d.quant_unavailable.empty()) throw KernelsUnavailable(d.quant_unavailable);
+    std::unique_ptr<QuantKernels> kernels;
+    try {
+        require_module_api(hip);
+        kernels = std::make_unique<QuantKernels>(hip, target_of(gcn_arch_name(hip, d.identity.ordinal)), d.identity.ordinal);
+    } catch (const KernelsUnavailable& e) {
+        d.quant_unavailable = std::string("cannot quantize on the device: ") + e.what();
+        throw KernelsUnavailable(d.quant_unavailable);
+    }
+    if (d.quant_flags.flags == 0) {
+        // A grey_qk_flags armed to ~0, then the uint32 `noticed` word at 0.
+        const uint64_t block = pool.allocate(sizeof(grey_qk_flags) + sizeof(uint32_t));
+        const grey_qk_flags armed{~uint64_t{0}, ~uint64_t{0}, ~uint64_t{0}};
+        const uint32_t quiet = 0;
+        try {
+            hip.check(hip.mem_copy(device_pointer(block), &armed, sizeof armed, api::kMemcpyHostToDevice), "hipMemcpy");
+            hip.check(hip.mem_copy(device_pointer(block + sizeof armed), &quiet, sizeof quiet, api::kMemcpyHostToDevice), "hipMemcpy");
+        } catch (...) {
+            pool.release(block);
+            throw;
+        }
+        d.quant_flags = {block, block + sizeof armed};
+    }
+    d.quant = std::move(kernels);
+    return *d.quant;
 }
 
 grey_status hip_init(const grey_backend_host* host, void** out_state) {
@@ -212,8 +267,6 @@ void hip_buffer_free(void* state, grey_backend_buffer* buffer) {
         return GREY_OK;
     });
 }
-
-void* device_pointer(uint64_t address) { return reinterpret_cast<void*>(address); }
 
 grey_status hip_buffer_write(void* state, grey_backend_buffer* b, uint64_t offset, const void* source, uint64_t size) {
     HipState& s = state_of(state);
@@ -314,6 +367,213 @@ grey_status hip_power_limit_set(void* state, uint32_t device, uint64_t limit_mw,
     });
 }
 
+// The device address of a job's tensor: this backend declares no GREY_BACKEND_CAP_QUANT_HOST_MEMORY.
+uint64_t address_of(const grey_backend_memory& memory) {
+    if (memory.buffer == nullptr) throw std::logic_error("the runtime handed host memory to a backend that takes only buffers");
+    return memory.buffer->address + memory.offset;
+}
+
+grey_status hip_quantize(void* state, const grey_backend_quant_job* job) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        const uint64_t plain = address_of(job->plain), quantized = address_of(job->quantized);
+        DeviceSlot& d = slot(s, job->plain.buffer->device);
+        on_device(s, job->plain.buffer->device, [&](const HipRuntime& hip, backend::ChunkPool& pool) {
+            quantize(hip, quant_kernels_of(d, hip, pool), pool, d.quant_flags, *job, plain, quantized);
+        });
+        return GREY_OK;
+    });
+}
+
+grey_status hip_dequantize(void* state, const grey_backend_quant_job* job) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        const uint64_t quantized = address_of(job->quantized), plain = address_of(job->plain);
+        DeviceSlot& d = slot(s, job->quantized.buffer->device);
+        on_device(s, job->quantized.buffer->device, [&](const HipRuntime& hip, backend::ChunkPool& pool) {
+            dequantize(hip, quant_kernels_of(d, hip, pool), *job, quantized, plain);
+        });
+        return GREY_OK;
+    });
+}
+
+// ----- streams and events: HIP's own, resolved with the runtime (hip_runtime.hpp) --------------------
+
+const HipRuntime& stream_api(HipState& s) {
+    s.hip->require_stream_api();
+    return *s.hip;
+}
+
+grey_status hip_stream_create(void* state, uint32_t device, grey_backend_stream** out) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        const HipRuntime& hip = stream_api(s);
+        auto stream = std::make_unique<grey_backend_stream>(grey_backend_stream{device, nullptr, 0});
+        on_device(s, device, [&](const HipRuntime&, backend::ChunkPool& pool) {
+            stream->checksum_slot = pool.allocate(sizeof(uint64_t));
+            if (const api::Error e = hip.stream_create(&stream->stream); e != api::kSuccess) {
+                pool.release(stream->checksum_slot);
+                hip.check(e, "hipStreamCreate");
+            }
+        });
+        *out = stream.release();
+        return GREY_OK;
+    });
+}
+
+// The stream's work goes first (it may still use the checksum slot); hipStreamDestroy alone would
+// return before it has run.
+void hip_stream_destroy(void* state, grey_backend_stream* stream) {
+    HipState& s = state_of(state);
+    std::unique_ptr<grey_backend_stream> owned(stream);
+    (void)guarded(s.host, [&] {
+        const HipRuntime& hip = *s.hip;
+        const api::Error waited = hip.stream_synchronize(owned->stream);
+        (void)hip.stream_destroy(owned->stream);
+        on_device(s, owned->device, [&](const HipRuntime&, backend::ChunkPool& pool) { pool.release(owned->checksum_slot); });
+        hip.check(waited, "hipStreamSynchronize");
+        return GREY_OK;
+    });
+}
+
+grey_status hip_stream_synchronize(void* state, grey_backend_stream* stream) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        s.hip->check(s.hip->stream_synchronize(stream->stream), "hipStreamSynchronize");
+        return GREY_OK;
+    });
+}
+
+// hipErrorNotReady is the answer "not yet", not a failure.
+grey_status hip_stream_query(void* state, grey_backend_stream* stream, uint32_t* out_done) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        const api::Error e = s.hip->stream_query(stream->stream);
+        if (e != api::kErrorNotReady) s.hip->check(e, "hipStreamQuery");
+        *out_done = e == api::kSuccess ? 1 : 0;
+        return GREY_OK;
+    });
+}
+
+grey_status hip_event_create(void* state, uint32_t device, grey_backend_event** out) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        const HipRuntime& hip = stream_api(s);
+        auto event = std::make_unique<grey_backend_event>(grey_backend_event{device, nullptr});
+        on_device(s, device, [&](const HipRuntime&, backend::ChunkPool&) { hip.check(hip.event_create(&event->event), "hipEventCreate"); });
+        *out = event.release();
+        return GREY_OK;
+    });
+}
+
+void hip_event_destroy(void* state, grey_backend_event* event) {
+    std::unique_ptr<grey_backend_event> owned(event);
+    (void)state_of(state).hip->event_destroy(owned->event);
+}
+
+grey_status hip_event_record(void* state, grey_backend_event* event, grey_backend_stream* stream) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        s.hip->check(s.hip->event_record(event->event, stream->stream), "hipEventRecord");
+        return GREY_OK;
+    });
+}
+
+grey_status hip_stream_wait_event(void* state, grey_backend_stream* stream, grey_backend_event* event) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        s.hip->check(s.hip->stream_wait_event(stream->stream, event->event, 0), "hipStreamWaitEvent");
+        return GREY_OK;
+    });
+}
+
+grey_status hip_event_synchronize(void* state, grey_backend_event* event) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        s.hip->check(s.hip->event_synchronize(event->event), "hipEventSynchronize");
+        return GREY_OK;
+    });
+}
+
+grey_status hip_event_query(void* state, grey_backend_event* event, uint32_t* out_done) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        const api::Error e = s.hip->event_query(event->event);
+        if (e != api::kErrorNotReady) s.hip->check(e, "hipEventQuery");
+        *out_done = e == api::kSuccess ? 1 : 0;
+        return GREY_OK;
+    });
+}
+
+grey_status hip_event_elapsed_ms(void* state, grey_backend_event* start, grey_backend_event* end, double* out_ms) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        const HipRuntime& hip = *s.hip;
+        hip.check(hip.event_synchronize(start->event), "hipEventSynchronize");
+        hip.check(hip.event_synchronize(end->event), "hipEventSynchronize");
+        float ms = 0;
+        hip.check(hip.event_elapsed_time(&ms, start->event, end->event), "hipEventElapsedTime");
+        *out_ms = ms;
+        return GREY_OK;
+    });
+}
+
+// Enqueues `call(hip)` with the stream's device current (HIP takes the device from the stream, but
+// the pool and kernels are per device).
+template <typename Call>
+grey_status enqueue_on(HipState& s, grey_backend_stream* stream, Call&& call) {
+    return guarded(s.host, [&] {
+        on_device(s, stream->device, [&](const HipRuntime& hip, backend::ChunkPool&) { call(hip); });
+        return GREY_OK;
+    });
+}
+
+grey_status hip_buffer_write_async(void* state, grey_backend_stream* stream, grey_backend_buffer* b, uint64_t offset, const void* source,
+                                   uint64_t size) {
+    return enqueue_on(state_of(state), stream, [&](const HipRuntime& hip) {
+        hip.check(hip.mem_copy_async(device_pointer(b->address + offset), source, size, api::kMemcpyHostToDevice, stream->stream), "hipMemcpyAsync");
+    });
+}
+
+grey_status hip_buffer_read_async(void* state, grey_backend_stream* stream, grey_backend_buffer* b, uint64_t offset, void* destination,
+                                  uint64_t size) {
+    return enqueue_on(state_of(state), stream, [&](const HipRuntime& hip) {
+        hip.check(hip.mem_copy_async(destination, device_pointer(b->address + offset), size, api::kMemcpyDeviceToHost, stream->stream),
+                  "hipMemcpyAsync");
+    });
+}
+
+grey_status hip_buffer_copy_async(void* state, grey_backend_stream* stream, grey_backend_buffer* destination, uint64_t destination_offset,
+                                  grey_backend_buffer* source, uint64_t source_offset, uint64_t size) {
+    return enqueue_on(state_of(state), stream, [&](const HipRuntime& hip) {
+        if (destination->device != source->device)
+            throw std::invalid_argument("buffer_copy between devices " + std::to_string(source->device) + " and " +
+                                        std::to_string(destination->device) + " (the runtime stages those through the host)");
+        hip.check(hip.mem_copy_async(device_pointer(destination->address + destination_offset), device_pointer(source->address + source_offset),
+                                     size, api::kMemcpyDeviceToDevice, stream->stream),
+                  "hipMemcpyAsync");
+    });
+}
+
+grey_status hip_buffer_fill_async(void* state, grey_backend_stream* stream, grey_backend_buffer* b, uint64_t offset, uint8_t value,
+                                  uint64_t size) {
+    return enqueue_on(state_of(state), stream, [&](const HipRuntime& hip) {
+        hip.check(hip.mem_set_async(device_pointer(b->address + offset), value, size, stream->stream), "hipMemsetAsync");
+    });
+}
+
+// The checksum kernel on the stream, into the stream's own slot (so checksums of two streams never
+// share one); unsupported, with the reason, on a GPU without kernels.
+grey_status hip_buffer_checksum_async(void* state, grey_backend_stream* stream, grey_backend_buffer* b, uint64_t offset, uint64_t size,
+                                      uint64_t* out) {
+    HipState& s = state_of(state);
+    return enqueue_on(s, stream, [&](const HipRuntime& hip) {
+        const BufferKernels* k = kernels_of(slot(s, stream->device), hip);
+        if (k == nullptr) throw KernelsUnavailable("cannot checksum on the device: " + slot(s, stream->device).kernels_unavailable);
+        enqueue_checksum(hip, *k, stream->stream, stream->checksum_slot, b->address + offset, size, out);
+    });
+}
+
 grey_status hip_memory_stats(void* state, uint32_t device, grey_memory_stats* out) {
     HipState& s = state_of(state);
     return guarded(s.host, [&] {
@@ -349,6 +609,25 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.buffer_checksum = hip_buffer_checksum;
     vt.memory_stats = hip_memory_stats;
     vt.power_limit_set = hip_power_limit_set;
+    vt.quantize = hip_quantize;
+    vt.dequantize = hip_dequantize;
+    vt.capabilities = GREY_BACKEND_CAP_QUANT_ERROR | GREY_BACKEND_CAP_STREAMS;
+    vt.stream_create = hip_stream_create;
+    vt.stream_destroy = hip_stream_destroy;
+    vt.stream_synchronize = hip_stream_synchronize;
+    vt.stream_query = hip_stream_query;
+    vt.event_create = hip_event_create;
+    vt.event_destroy = hip_event_destroy;
+    vt.event_record = hip_event_record;
+    vt.stream_wait_event = hip_stream_wait_event;
+    vt.event_synchronize = hip_event_synchronize;
+    vt.event_query = hip_event_query;
+    vt.event_elapsed_ms = hip_event_elapsed_ms;
+    vt.buffer_write_async = hip_buffer_write_async;
+    vt.buffer_read_async = hip_buffer_read_async;
+    vt.buffer_copy_async = hip_buffer_copy_async;
+    vt.buffer_fill_async = hip_buffer_fill_async;
+    vt.buffer_checksum_async = hip_buffer_checksum_async;
     grey::backend::publish_vtable(vt, out);
     return GREY_OK;
 }

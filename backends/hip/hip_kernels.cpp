@@ -69,8 +69,9 @@ BufferKernels::BufferKernels(const HipRuntime& hip, std::string_view target)
       copy(module.function("grey_copy")),
       checksum(module.function("grey_checksum")) {}
 
-void launch(const HipRuntime& hip, api::Function function, unsigned int blocks, unsigned int threads, unsigned int shared_bytes, void** params) {
-    hip.check(hip.module_launch_kernel(function, blocks, 1, 1, threads, 1, 1, shared_bytes, nullptr, params, nullptr), "hipModuleLaunchKernel");
+void launch(const HipRuntime& hip, api::Function function, unsigned int blocks, unsigned int threads, unsigned int shared_bytes, void** params,
+            api::Stream stream) {
+    hip.check(hip.module_launch_kernel(function, blocks, 1, 1, threads, 1, 1, shared_bytes, stream, params, nullptr), "hipModuleLaunchKernel");
 }
 
 unsigned int grid_for(uint64_t work) {
@@ -103,6 +104,16 @@ uint64_t kernel_checksum(const HipRuntime& hip, const BufferKernels& k, uint64_t
     uint64_t sum = 0;
     hip.check(hip.mem_copy(&sum, sum_address, sizeof sum, api::kMemcpyDeviceToHost), "hipMemcpy");  // waits for the kernel
     return sum;
+}
+
+void enqueue_checksum(const HipRuntime& hip, const BufferKernels& k, api::Stream stream, uint64_t slot, uint64_t source, uint64_t size,
+                      uint64_t* out) {
+    void* sum_address = reinterpret_cast<void*>(slot);
+    hip.check(hip.mem_set_async(sum_address, 0, sizeof(uint64_t), stream), "hipMemsetAsync");
+    unsigned long long n = size;
+    void* params[] = {&source, &n, &slot};
+    launch(hip, k.checksum, grid_for(size), kThreads, 0, params, stream);
+    hip.check(hip.mem_copy_async(out, sum_address, sizeof(uint64_t), api::kMemcpyDeviceToHost, stream), "hipMemcpyAsync");
 }
 
 }  // namespace grey::hip

@@ -73,9 +73,10 @@ const CodeObject& code_object_for(std::string_view module, std::string_view targ
 // Checks that the runtime has what loading and launching take; throws KernelsUnavailable.
 void require_module_api(const HipRuntime& hip);
 
-// A launch of `function` on the null stream, one-dimensional: blocks of `threads`, `shared_bytes` of dynamic
-// shared memory, arguments as hipModuleLaunchKernel takes them. Throws HipError.
-void launch(const HipRuntime& hip, api::Function function, unsigned int blocks, unsigned int threads, unsigned int shared_bytes, void** params);
+// A launch of `function` on `stream` (the null stream by default), one-dimensional: blocks of `threads`,
+// `shared_bytes` of dynamic shared memory, arguments as hipModuleLaunchKernel takes them. Throws HipError.
+void launch(const HipRuntime& hip, api::Function function, unsigned int blocks, unsigned int threads, unsigned int shared_bytes, void** params,
+            api::Stream stream = nullptr);
 
 // The grid of a grid-stride kernel over `work` items: a block per kThreads items, at most kMaxBlocks.
 inline constexpr unsigned int kThreads = 256;
@@ -86,5 +87,8 @@ unsigned int grid_for(uint64_t work);
 void kernel_fill(const HipRuntime& hip, const BufferKernels& k, uint64_t destination, uint8_t value, uint64_t size);
 void kernel_copy(const HipRuntime& hip, const BufferKernels& k, uint64_t destination, uint64_t source, uint64_t size);
 uint64_t kernel_checksum(const HipRuntime& hip, const BufferKernels& k, uint64_t slot, uint64_t source, uint64_t size);
+// The checksum enqueued on `stream`: the sum lands in *out when the stream reaches it.
+void enqueue_checksum(const HipRuntime& hip, const BufferKernels& k, api::Stream stream, uint64_t slot, uint64_t source, uint64_t size,
+                      uint64_t* out);
 
 }  // namespace grey::hip

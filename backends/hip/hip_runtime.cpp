@@ -42,6 +42,19 @@ HipRuntime::HipRuntime(std::span<const char* const> candidates) : library_(open_
     module_unload = reinterpret_cast<api::ModuleUnloadFn>(library_.symbol("hipModuleUnload"));
     module_get_function = reinterpret_cast<api::ModuleGetFunctionFn>(library_.symbol("hipModuleGetFunction"));
     module_launch_kernel = reinterpret_cast<api::ModuleLaunchKernelFn>(library_.symbol("hipModuleLaunchKernel"));
+    module_occupancy = reinterpret_cast<api::ModuleOccupancyFn>(library_.symbol("hipModuleOccupancyMaxActiveBlocksPerMultiprocessor"));
+    const std::pair<void**, const char*> stream_api[] = {
+        {reinterpret_cast<void**>(&stream_create), "hipStreamCreate"},         {reinterpret_cast<void**>(&stream_destroy), "hipStreamDestroy"},
+        {reinterpret_cast<void**>(&stream_synchronize), "hipStreamSynchronize"}, {reinterpret_cast<void**>(&stream_query), "hipStreamQuery"},
+        {reinterpret_cast<void**>(&stream_wait_event), "hipStreamWaitEvent"},   {reinterpret_cast<void**>(&event_create), "hipEventCreate"},
+        {reinterpret_cast<void**>(&event_destroy), "hipEventDestroy"},         {reinterpret_cast<void**>(&event_synchronize), "hipEventSynchronize"},
+        {reinterpret_cast<void**>(&event_query), "hipEventQuery"},             {reinterpret_cast<void**>(&event_record), "hipEventRecord"},
+        {reinterpret_cast<void**>(&event_elapsed_time), "hipEventElapsedTime"}, {reinterpret_cast<void**>(&mem_copy_async), "hipMemcpyAsync"},
+        {reinterpret_cast<void**>(&mem_set_async), "hipMemsetAsync"}};
+    for (const auto& [member, name] : stream_api) {
+        *member = library_.symbol(name);
+        if (*member == nullptr && stream_api_missing_.empty()) stream_api_missing_ = name;
+    }
     // ROCm 6 and 7 name the ROCm 5 layout hipGetDevicePropertiesR0000 (their hipGetDeviceProperties is a
     // macro for hipGetDevicePropertiesR0600, another layout); ROCm 5 has only hipGetDeviceProperties.
     for (const char* name : {"hipGetDevicePropertiesR0000", "hipGetDeviceProperties"}) {
@@ -53,6 +66,10 @@ HipRuntime::HipRuntime(std::span<const char* const> candidates) : library_(open_
     }
     if (const api::Error e = init(0); e != api::kSuccess)
         throw LibraryUnavailable("the HIP runtime " + library_.name() + " did not start: " + describe(e, "hipInit"));
+}
+
+void HipRuntime::require_stream_api() const {
+    if (!stream_api_missing_.empty()) throw std::domain_error("no streams: " + missing(stream_api_missing_.c_str()));
 }
 
 std::string HipRuntime::describe(api::Error error, const char* call) const {

@@ -69,11 +69,31 @@ public:
     api::ModuleUnloadFn module_unload = nullptr;
     api::ModuleGetFunctionFn module_get_function = nullptr;
     api::ModuleLaunchKernelFn module_launch_kernel = nullptr;
+    // Optional, for the quantization kernels (their grids are sized by it, hip_quantizer.hpp).
+    api::ModuleOccupancyFn module_occupancy = nullptr;
+    // Optional, for the stream slots (hip_streams.hpp); require_stream_api() names the first missing one.
+    api::StreamCreateFn stream_create = nullptr;
+    api::StreamFn stream_destroy = nullptr;
+    api::StreamFn stream_synchronize = nullptr;
+    api::StreamFn stream_query = nullptr;
+    api::StreamWaitEventFn stream_wait_event = nullptr;
+    api::EventCreateFn event_create = nullptr;
+    api::EventFn event_destroy = nullptr;
+    api::EventFn event_synchronize = nullptr;
+    api::EventFn event_query = nullptr;
+    api::EventRecordFn event_record = nullptr;
+    api::EventElapsedTimeFn event_elapsed_time = nullptr;
+    api::MemcpyAsyncFn mem_copy_async = nullptr;
+    api::MemsetAsyncFn mem_set_async = nullptr;
+    // Throws std::domain_error (the slots' GREY_ERROR_UNSUPPORTED) naming the first stream entry point
+    // the runtime lacks.
+    void require_stream_api() const;
     api::GetDevicePropertiesFn get_device_properties = nullptr;
     const char* get_device_properties_name = nullptr;  // the symbol it was found under
 
 private:
     backend::VendorLibrary library_;
+    std::string stream_api_missing_;
 };
 
 class RocmSmi {

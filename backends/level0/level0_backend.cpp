@@ -7,12 +7,14 @@
 // copy, checksum, quantize and dequantize as the kernels of kernels/opencl (SPIR-V embedded at build
 // time), all on a synchronous immediate command list. Quantization covers every format of
 // grey_quant_format and both calibrations; the KV-cache slots are not there (the runtime answers
-// UNSUPPORTED), and no stream slots are set (the runtime runs async calls synchronously).
+// UNSUPPORTED). Streams are command queues and events Level Zero events (ze_stream.hpp); quantization on
+// a stream is left to the runtime, which waits for the stream and runs the synchronous slot.
 #include "common/fields.hpp"
 #include "common/plugin_entry.hpp"
 #include "level0/device_queue.hpp"
 #include "level0/probe.hpp"
 #include "level0/ze_library.hpp"
+#include "level0/ze_stream.hpp"
 
 #include <cstring>
 #include <memory>
@@ -20,12 +22,22 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 struct grey_backend_buffer {
     uint64_t address;
     uint64_t size;
     uint32_t device;
+};
+
+struct grey_backend_stream {
+    uint32_t device;
+    std::unique_ptr<grey::level0::ZeStream> stream;
+};
+
+struct grey_backend_event {
+    std::unique_ptr<grey::level0::ZeEvent> event;
 };
 
 namespace grey::level0 {
@@ -336,6 +348,143 @@ grey_status level0_power_limit_set(void* state, uint32_t device, uint64_t limit_
     });
 }
 
+// ----- streams and events (ze_stream.hpp) -----------------------------------------------------------
+
+grey_status level0_stream_create(void* state, uint32_t device, grey_backend_stream** out) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        DeviceSlot& d = slot(s, device);
+        auto stream = std::make_unique<ZeStream>(*s.ze, d.context, d.identity.device);
+        *out = std::make_unique<grey_backend_stream>(grey_backend_stream{device, std::move(stream)}).release();
+        return GREY_OK;
+    });
+}
+
+// ~ZeStream waits for the queue's work first.
+void level0_stream_destroy(void*, grey_backend_stream* stream) { std::unique_ptr<grey_backend_stream> owned(stream); }
+
+grey_status level0_stream_synchronize(void* state, grey_backend_stream* stream) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        stream->stream->synchronize();
+        return GREY_OK;
+    });
+}
+
+grey_status level0_stream_query(void* state, grey_backend_stream* stream, uint32_t* out_done) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        *out_done = stream->stream->query() ? 1 : 0;
+        return GREY_OK;
+    });
+}
+
+grey_status level0_event_create(void* state, uint32_t device, grey_backend_event** out) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        DeviceSlot& d = slot(s, device);
+        auto event = std::make_unique<ZeEvent>(*s.ze, d.context, d.identity.device);
+        *out = std::make_unique<grey_backend_event>(grey_backend_event{std::move(event)}).release();
+        return GREY_OK;
+    });
+}
+
+void level0_event_destroy(void*, grey_backend_event* event) { std::unique_ptr<grey_backend_event> owned(event); }
+
+grey_status level0_event_record(void* state, grey_backend_event* event, grey_backend_stream* stream) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        event->event->record(*stream->stream);
+        return GREY_OK;
+    });
+}
+
+grey_status level0_stream_wait_event(void* state, grey_backend_stream* stream, grey_backend_event* event) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        event->event->wait_on(*stream->stream);
+        return GREY_OK;
+    });
+}
+
+grey_status level0_event_synchronize(void* state, grey_backend_event* event) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        event->event->synchronize();
+        return GREY_OK;
+    });
+}
+
+grey_status level0_event_query(void* state, grey_backend_event* event, uint32_t* out_done) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        *out_done = event->event->query() ? 1 : 0;
+        return GREY_OK;
+    });
+}
+
+// Level Zero times events only through timestamp pools, which this backend does not make.
+grey_status level0_event_elapsed_ms(void* state, grey_backend_event*, grey_backend_event*, double*) {
+    return report(state_of(state).host, GREY_ERROR_UNSUPPORTED, "elapsed time between events is not measured on Level Zero devices yet");
+}
+
+// Appends one memory copy to a command list of the stream.
+grey_status submit_copy(Level0State& s, grey_backend_stream* stream, void* destination, const void* source, uint64_t size) {
+    return guarded(s.host, [&] {
+        stream->stream->submit([&](ze_command_list_handle_t list) {
+            ZeLibrary::check(s.ze->zeCommandListAppendMemoryCopy(list, destination, source, size, nullptr, 0, nullptr),
+                             "zeCommandListAppendMemoryCopy");
+        });
+        return GREY_OK;
+    });
+}
+
+void* pointer_of(uint64_t address) { return reinterpret_cast<void*>(address); }
+
+grey_status level0_buffer_write_async(void* state, grey_backend_stream* stream, grey_backend_buffer* b, uint64_t offset, const void* source,
+                                      uint64_t size) {
+    return submit_copy(state_of(state), stream, pointer_of(b->address + offset), source, size);
+}
+
+grey_status level0_buffer_read_async(void* state, grey_backend_stream* stream, grey_backend_buffer* b, uint64_t offset, void* destination,
+                                     uint64_t size) {
+    return submit_copy(state_of(state), stream, destination, pointer_of(b->address + offset), size);
+}
+
+grey_status level0_buffer_copy_async(void* state, grey_backend_stream* stream, grey_backend_buffer* destination, uint64_t destination_offset,
+                                     grey_backend_buffer* source, uint64_t source_offset, uint64_t size) {
+    if (destination->device != source->device)
+        return report(state_of(state).host, GREY_ERROR_INVALID_ARGUMENT,
+                      "buffer_copy between devices " + std::to_string(source->device) + " and " + std::to_string(destination->device) +
+                          " (the runtime stages those through the host)");
+    return submit_copy(state_of(state), stream, pointer_of(destination->address + destination_offset),
+                       pointer_of(source->address + source_offset), size);
+}
+
+grey_status level0_buffer_fill_async(void* state, grey_backend_stream* stream, grey_backend_buffer* b, uint64_t offset, uint8_t value,
+                                     uint64_t size) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        stream->stream->submit([&](ze_command_list_handle_t list) {
+            ZeLibrary::check(s.ze->zeCommandListAppendMemoryFill(list, pointer_of(b->address + offset), &value, 1, size, nullptr, 0, nullptr),
+                             "zeCommandListAppendMemoryFill");
+        });
+        return GREY_OK;
+    });
+}
+
+// The checksum's partial sums are added on the host, which no command list can do: this waits for the
+// stream's earlier work, then computes the checksum as the synchronous slot does.
+grey_status level0_buffer_checksum_async(void* state, grey_backend_stream* stream, grey_backend_buffer* b, uint64_t offset, uint64_t size,
+                                         uint64_t* out) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        stream->stream->synchronize();
+        *out = queue(s, b->device).checksum(b->address + offset, size);
+        return GREY_OK;
+    });
+}
+
 grey_status level0_memory_stats(void* state, uint32_t device, grey_memory_stats* out) {
     Level0State& s = state_of(state);
     return guarded(s.host, [&] {
@@ -373,6 +522,23 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.quantize = level0_quantize;
     vt.dequantize = level0_dequantize;
     vt.power_limit_set = level0_power_limit_set;
+    vt.capabilities = GREY_BACKEND_CAP_STREAMS;
+    vt.stream_create = level0_stream_create;
+    vt.stream_destroy = level0_stream_destroy;
+    vt.stream_synchronize = level0_stream_synchronize;
+    vt.stream_query = level0_stream_query;
+    vt.event_create = level0_event_create;
+    vt.event_destroy = level0_event_destroy;
+    vt.event_record = level0_event_record;
+    vt.stream_wait_event = level0_stream_wait_event;
+    vt.event_synchronize = level0_event_synchronize;
+    vt.event_query = level0_event_query;
+    vt.event_elapsed_ms = level0_event_elapsed_ms;
+    vt.buffer_write_async = level0_buffer_write_async;
+    vt.buffer_read_async = level0_buffer_read_async;
+    vt.buffer_copy_async = level0_buffer_copy_async;
+    vt.buffer_fill_async = level0_buffer_fill_async;
+    vt.buffer_checksum_async = level0_buffer_checksum_async;
     grey::backend::publish_vtable(vt, out);
     return GREY_OK;
 }

@@ -49,7 +49,12 @@ inline constexpr const char* kLoaderCandidates[] = {"libze_loader.so.1", "libze_
     X(zeCommandListCreateImmediate) X(zeCommandListDestroy) X(zeCommandListAppendMemoryCopy)             \
     X(zeCommandListAppendMemoryFill) X(zeModuleCreate) X(zeModuleDestroy) X(zeModuleBuildLogGetString)            \
     X(zeModuleBuildLogDestroy) X(zeKernelCreate) X(zeKernelDestroy) X(zeKernelSetGroupSize)              \
-    X(zeKernelSetArgumentValue) X(zeCommandListAppendLaunchKernel)
+    X(zeKernelSetArgumentValue) X(zeCommandListAppendLaunchKernel)                                      \
+    X(zeCommandListCreate) X(zeCommandListClose) X(zeCommandQueueCreate) X(zeCommandQueueDestroy)        \
+    X(zeCommandQueueExecuteCommandLists) X(zeCommandQueueSynchronize) X(zeEventPoolCreate)               \
+    X(zeEventPoolDestroy) X(zeEventCreate) X(zeEventDestroy) X(zeCommandListAppendSignalEvent)           \
+    X(zeCommandListAppendWaitOnEvents) X(zeCommandListAppendEventReset) X(zeEventHostSynchronize)        \
+    X(zeEventQueryStatus)
 
 #define GREY_ZES_FUNCTIONS(X)                                                                            \
     X(zesDeviceGetProperties) X(zesDevicePciGetProperties) X(zesDevicePciGetState)                       \

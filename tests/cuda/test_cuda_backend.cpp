@@ -4,6 +4,7 @@
 // None of this is evidence that the kernels work: tests/gpu/run.sh checks those on a real GPU.
 #include "grey.h"
 #include "plugin_test_support.hpp"
+#include "quant_launch_cases.hpp"
 #include "test_support.hpp"
 
 #include <dlfcn.h>
@@ -470,50 +471,7 @@ TEST(CudaFake, QuantizationKernelsThatCannotLoadAreABackendErrorAndLeakNothing) 
 // waits for them, so these fail if the plugin forgets a wait, an ordering or a synchronize.
 TEST(CudaFake, StreamsOrderWorkAndEventsOrderStreams) {
     Context c;
-    constexpr size_t kSize = 1 << 16;
-    grey_buffer *a = nullptr, *b = nullptr;
-    ASSERT_EQ(grey_buffer_create(c.context, 1, kSize, &a), GREY_OK);
-    ASSERT_EQ(grey_buffer_create(c.context, 1, kSize, &b), GREY_OK);
-    grey_stream *producer = nullptr, *consumer = nullptr;
-    grey_event* ready = nullptr;
-    ASSERT_EQ(grey_stream_create(c.context, 1, &producer), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_stream_create(c.context, 1, &consumer), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_event_create(c.context, 1, &ready), GREY_OK) << grey_last_error();
-    std::vector<unsigned char> first(kSize, 1), second(kSize);
-    for (size_t i = 0; i < kSize; ++i) second[i] = static_cast<unsigned char>(i * 13);
-    ASSERT_EQ(grey_buffer_write_async(a, 0, first.data(), kSize, producer), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_buffer_write_async(a, 0, second.data(), kSize, producer), GREY_OK);
-    ASSERT_EQ(grey_buffer_copy_async(b, 0, a, 0, kSize, producer), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_buffer_fill_async(b, 0, 0x5A, 100, producer), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_event_record(ready, producer), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_stream_wait_event(consumer, ready), GREY_OK) << grey_last_error();
-    std::vector<unsigned char> got(kSize);
-    uint64_t sum = 0, empty = 1;
-    ASSERT_EQ(grey_buffer_read_async(b, 0, got.data(), kSize, consumer), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_buffer_checksum_async(b, 0, kSize, &sum, consumer), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_buffer_checksum_async(b, 0, 0, &empty, consumer), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_stream_synchronize(consumer), GREY_OK) << grey_last_error();
-    auto expected = second;
-    std::fill_n(expected.begin(), 100, 0x5A);
-    EXPECT_EQ(got, expected);
-    uint64_t synchronous_sum = 0;
-    ASSERT_EQ(grey_buffer_checksum(b, 0, kSize, &synchronous_sum), GREY_OK);
-    EXPECT_EQ(sum, synchronous_sum);
-    EXPECT_EQ(empty, 0u);
-    uint32_t done = 0;
-    ASSERT_EQ(grey_event_query(ready, &done), GREY_OK) << grey_last_error();
-    EXPECT_EQ(done, 1u);
-    ASSERT_EQ(grey_stream_query(producer, &done), GREY_OK) << grey_last_error();
-    EXPECT_EQ(done, 1u);
-    // The fake has no clock: elapsed time is the driver's error, named.
-    double ms = 0;
-    EXPECT_EQ(grey_event_elapsed_ms(ready, ready, &ms), GREY_ERROR_BACKEND);
-    EXPECT_TRUE(contains(grey_last_error(), "cuEventElapsedTime")) << grey_last_error();
-    grey_event_destroy(ready);
-    grey_stream_destroy(consumer);
-    grey_stream_destroy(producer);
-    grey_buffer_destroy(b);
-    grey_buffer_destroy(a);
+    grey::test::expect_streams_order_work(c.context, 1, "cuEventElapsedTime");
 }
 
 TEST(CudaFake, StreamErrorsSurfaceAtSynchronize) {
@@ -567,27 +525,13 @@ TEST(CudaFake, StreamErrorsSurfaceAtSynchronize) {
 
 unsigned long long fake_queued_work() { return fake_hook<unsigned long long>("fake_cuda_queued_work"); }
 
-uint64_t fnv1a(const void* data, size_t size) {
-    uint64_t hash = 0xCBF29CE484222325ull;
-    for (size_t i = 0; i < size; ++i) hash = (hash ^ static_cast<const unsigned char*>(data)[i]) * 0x100000001B3ull;
-    return hash;
-}
+using grey::test::fnv1a;
 
 struct AsyncQuant {
     ScopedEnv env{{"FAKE_CUDA_QUANT_KERNELS", "1"}};
     Context c;
-    grey_tensor_desc desc = [] {
-        grey_tensor_desc d = GREY_TENSOR_DESC_INIT;
-        d.rank = 2;
-        d.shape[0] = 4;
-        d.shape[1] = 128;
-        return d;
-    }();
-    grey_quant_params params = [] {
-        grey_quant_params p = GREY_QUANT_PARAMS_INIT;
-        p.format = GREY_QUANT_Q4_0;
-        return p;
-    }();
+    grey_tensor_desc desc = grey::test::small_q4_0_desc();
+    grey_quant_params params = grey::test::q4_0_params();
     static constexpr size_t kElements = 4 * 128;
     static constexpr size_t kPacked = 4 * 4 * 18;
 
@@ -1164,4 +1108,17 @@ TEST(CudaNoDriver, WithoutLibcudaTheBackendIsSkippedAndSaysWhy) {
     EXPECT_EQ(info.outcome, GREY_BACKEND_SKIPPED);
     EXPECT_TRUE(contains(info.reason, "the CUDA driver is not installed") && contains(info.reason, "libcuda.so.1")) << info.reason;
     EXPECT_EQ(c.device_count(), 1u);
+}
+
+// The kernels, grids and arguments the plugin launches for a set of jobs covering every quantizer path,
+// pinned by a file the HIP plugin's test compares against too (tests/backends/quant_launch_cases.hpp).
+// GREY_UPDATE_LAUNCH_PLAN=1 rewrites the file from this run.
+TEST(CudaFake, QuantizationLaunchesThePinnedPlan) {
+    const std::string log = ::testing::TempDir() + "cuda_quant_launches.log";
+    ScopedEnv env{{"FAKE_CUDA_QUANT_KERNELS", "1"}, {"FAKE_QUANT_LAUNCH_LOG", log.c_str()}};
+    Context c;
+    const std::string launched = grey::test::run_quant_launch_cases(c.context, log);
+    const std::string golden = GREY_TEST_SOURCE_DIR "/tests/backends/quant_launch_plan.golden";
+    if (std::getenv("GREY_UPDATE_LAUNCH_PLAN") != nullptr) std::ofstream(golden) << launched;
+    EXPECT_EQ(launched, grey::test::read_text(golden));
 }

@@ -4,11 +4,13 @@
 // (tests/hip/CMakeLists.txt). None of this is evidence that a real AMD GPU answers the same:
 // docs/backends.md.
 #include "plugin_test_support.hpp"
+#include "quant_launch_cases.hpp"
 
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <random>
 #include <string>
@@ -207,13 +209,18 @@ TEST(HipFake, CopyFailureIsABackendErrorNamingTheCall) {
     grey_buffer_destroy(b);
 }
 
-TEST(HipFake, ChecksumRunsOnTheDeviceQuantizationAndKvDoNot) {
+TEST(HipFake, ChecksumAndQuantizationRunOnTheDeviceKvDoesNot) {
     const grey_backend_vtable vt = grey::test::plugin_vtable(GREY_TEST_PLUGIN_DIR "/libgrey-backend-hip.so");
     EXPECT_NE(vt.power_limit_set, nullptr);
     EXPECT_NE(vt.buffer_checksum, nullptr);
-    EXPECT_EQ(vt.quantize, nullptr);
+    EXPECT_NE(vt.quantize, nullptr);
+    EXPECT_NE(vt.dequantize, nullptr);
+    EXPECT_EQ(vt.quantize_async, nullptr) << "the runtime waits for the stream and runs the synchronous slot";
+    EXPECT_NE(vt.stream_create, nullptr);
+    EXPECT_NE(vt.buffer_checksum_async, nullptr);
+    EXPECT_EQ(vt.stream_wrap_native, nullptr);
     EXPECT_EQ(vt.kv_attend, nullptr);
-    EXPECT_EQ(vt.capabilities, 0u);
+    EXPECT_EQ(vt.capabilities, uint64_t{GREY_BACKEND_CAP_QUANT_ERROR | GREY_BACKEND_CAP_STREAMS}) << "device buffers only";
 }
 
 // ----- the kernels: AMD code objects embedded in the plugin, loaded for the device's gfx target ------
@@ -302,6 +309,191 @@ TEST(HipFake, ARefusedCodeObjectOrAFailedLaunchIsABackendErrorNamingIt) {
         EXPECT_EQ(grey_buffer_fill(b, 0, 0x11, 4096), GREY_ERROR_BACKEND);
         grey_buffer_destroy(b);
     }
+}
+
+// ----- quantization: the plan the CUDA plugin launches, through hipModuleLaunchKernel ----------------
+
+// The same launches, grids and arguments as the CUDA plugin for every quantizer path, on each target
+// (the fake gives both vendors 132 multiprocessors and 2048 / block size resident blocks on each): the
+// file is tests/cuda's too. The fake also finds each kernel by name in the real code objects.
+TEST(HipFake, QuantizationLaunchesThePlanTheCudaPluginLaunches) {
+    for (const char* arch : {"gfx90a:sramecc+:xnack-", "gfx942:sramecc+:xnack-", "gfx1100"}) {
+        SCOPED_TRACE(arch);
+        const std::string log = ::testing::TempDir() + "hip_quant_launches.log";
+        ScopedEnv env{{"FAKE_HIP_ARCH", arch}, {"FAKE_HIP_COMPUTE_UNITS", "132"}, {"FAKE_QUANT_LAUNCH_LOG", log.c_str()}};
+        HipContext c;
+        EXPECT_EQ(grey::test::run_quant_launch_cases(c.context, log),
+                  grey::test::read_text(GREY_TEST_SOURCE_DIR "/tests/backends/quant_launch_plan.golden"));
+    }
+}
+
+namespace {
+
+// A Q4_0 job of 4 x 128 F32 on the HIP device, with buffers for both tensors.
+struct HipQuantJob {
+    HipContext c;
+    grey_tensor_desc desc = grey::test::small_q4_0_desc();
+    grey_quant_params params = grey::test::q4_0_params();
+    std::vector<float> values = std::vector<float>(4 * 128, 0.5f);
+    grey_buffer* plain = nullptr;
+    grey_buffer* packed = nullptr;
+
+    HipQuantJob() {
+        EXPECT_EQ(grey_buffer_create(c.context, 1, values.size() * sizeof(float), &plain), GREY_OK) << grey_last_error();
+        EXPECT_EQ(grey_buffer_create(c.context, 1, 4096, &packed), GREY_OK) << grey_last_error();  // room for any format
+        for (size_t i = 0; i < values.size(); ++i) values[i] = 0.25f * static_cast<float>(i % 61);
+        write();
+    }
+    ~HipQuantJob() {
+        grey_buffer_destroy(packed);
+        grey_buffer_destroy(plain);
+    }
+    HipQuantJob(const HipQuantJob&) = delete;
+    HipQuantJob& operator=(const HipQuantJob&) = delete;
+    void write() { EXPECT_EQ(grey_buffer_write(plain, 0, values.data(), values.size() * sizeof(float)), GREY_OK); }
+    grey_status quantize() { return grey_quantize_buffer(&desc, plain, 0, &params, packed, 0, nullptr); }
+    grey_status dequantize() { return grey_dequantize_buffer(&desc, &params, packed, 0, plain, 0); }
+};
+
+using grey::test::fnv1a;
+
+}  // namespace
+
+// The fake's stand-in kernels hash the plain tensor into the quantized one and copy the hash back: the
+// quantizer was given the plain tensor's address and the dequantizer wrote to it. Then a NaN is refused
+// with the host backend's message (the flag read back from the device), and the next job, with good
+// input again, succeeds: the flags were re-armed.
+TEST(HipFake, QuantizeAndDequantizeRunTheKernelsAndRefuseNanWithTheHostsMessage) {
+    HipQuantJob q;
+    ASSERT_EQ(q.quantize(), GREY_OK) << grey_last_error();
+    ASSERT_EQ(q.dequantize(), GREY_OK) << grey_last_error();
+    uint64_t restored = 0;
+    ASSERT_EQ(grey_buffer_read(q.plain, 0, &restored, sizeof restored), GREY_OK);
+    EXPECT_EQ(restored, fnv1a(q.values.data(), q.values.size() * sizeof(float)));
+
+    q.values[40] = std::nanf("");
+    q.values[70] = INFINITY;
+    q.write();
+    EXPECT_EQ(q.quantize(), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(grey_last_error(), "element 40 is NaN; only finite values can be quantized")) << grey_last_error();
+    q.values[40] = 1.0f;
+    q.write();
+    EXPECT_EQ(q.quantize(), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(grey_last_error(), "element 70 is")) << grey_last_error();
+    q.values[70] = 2.0f;
+    q.write();
+    EXPECT_EQ(q.quantize(), GREY_OK) << grey_last_error();
+}
+
+// A kernel missing from its code object, a code object the runtime refuses, a failed launch, a failed
+// occupancy query: each a backend error naming the call and the kernel or module, and the next job
+// (the failure gone) runs.
+TEST(HipFake, QuantizationLoadAndLaunchFailuresAreBackendErrorsNamingThem) {
+    const std::pair<const char*, const char*> cases[] = {
+        {"hipModuleGetFunction:500", "hipModuleGetFunction failed: hipErrorNotFound (grey_quant_blocks in the gfx90a code object of module quant_blocks)"},
+        {"hipModuleLoadData:200", "hipModuleLoadData failed: hipErrorInvalidImage (the gfx90a code object of module quant_blocks)"},
+        {"hipModuleLaunchKernel:719", "hipModuleLaunchKernel failed: hipErrorLaunchFailure"},
+        {"hipModuleOccupancyMaxActiveBlocksPerMultiprocessor:1", "hipModuleOccupancyMaxActiveBlocksPerMultiprocessor failed"}};
+    for (const auto& [failure, expected] : cases) {
+        SCOPED_TRACE(failure);
+        HipQuantJob q;
+        q.params.format = GREY_QUANT_INT8;  // the occupancy query sizes the rows path's grid
+        {
+            ScopedEnv env{{"FAKE_HIP_FAIL", failure}};
+            EXPECT_EQ(q.quantize(), GREY_ERROR_BACKEND);
+            EXPECT_TRUE(contains(grey_last_error(), expected)) << grey_last_error();
+        }
+        EXPECT_EQ(q.quantize(), GREY_OK) << grey_last_error();
+        EXPECT_EQ(q.dequantize(), GREY_OK) << grey_last_error();
+    }
+}
+
+TEST(HipFake, AGpuWithoutACodeObjectCannotQuantizeAndSaysWhy) {
+    ScopedEnv env{{"FAKE_HIP_ARCH", "gfx908:sramecc+:xnack-"}};
+    FakeHip fake;
+    const int before = fake.launches();
+    HipQuantJob q;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        EXPECT_EQ(q.quantize(), GREY_ERROR_UNSUPPORTED);
+        EXPECT_TRUE(contains(grey_last_error(), "cannot quantize on the device: no kernels for this GPU")) << grey_last_error();
+        EXPECT_TRUE(contains(grey_last_error(), "not for gfx908")) << grey_last_error();
+    }
+    EXPECT_EQ(q.dequantize(), GREY_ERROR_UNSUPPORTED);
+    EXPECT_EQ(fake.launches(), before);
+}
+
+// ----- streams and events: hipStreamCreate's, whose work the fake defers until something waits ------
+
+TEST(HipFake, StreamsOrderWorkAndEventsOrderStreams) {
+    HipContext c;
+    grey::test::expect_streams_order_work(c.context, 1, "hipEventElapsedTime failed: hipErrorNotSupported");
+}
+
+// A failure the runtime reports at a wait is the wait's error, naming the call; "not ready" is an answer.
+TEST(HipFake, StreamErrorsSurfaceAtSynchronizeAndNotReadyIsNotAnError) {
+    HipContext c;
+    grey_buffer* b = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 4096, &b), GREY_OK);
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_fill_async(b, 0, 7, 4096, stream), GREY_OK);
+    {
+        ScopedEnv env{{"FAKE_HIP_FAIL", "hipStreamSynchronize:719,hipStreamQuery:600"}};
+        EXPECT_EQ(grey_stream_synchronize(stream), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), "hipStreamSynchronize failed: hipErrorLaunchFailure")) << grey_last_error();
+        uint32_t done = 1;
+        EXPECT_EQ(grey_stream_query(stream, &done), GREY_OK) << grey_last_error();
+        EXPECT_EQ(done, 0u);
+    }
+    {
+        ScopedEnv env{{"FAKE_HIP_FAIL", "hipMemsetAsync:1"}};
+        EXPECT_EQ(grey_buffer_fill_async(b, 0, 9, 4096, stream), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), "hipMemsetAsync failed")) << grey_last_error();
+    }
+    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    std::vector<unsigned char> back(4096);
+    ASSERT_EQ(grey_buffer_read(b, 0, back.data(), back.size()), GREY_OK);
+    EXPECT_EQ(back, std::vector<unsigned char>(4096, 7));
+    grey_stream_destroy(stream);
+    grey_buffer_destroy(b);
+}
+
+// Destroying a stream with work queued runs the work first (host memory it reads stays the caller's
+// until then), and gives its checksum slot back to the pool.
+TEST(HipFake, DestroyingAStreamWithQueuedWorkCompletesItAndGivesMemoryBack) {
+    HipContext c;
+    grey_buffer* b = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 4096, &b), GREY_OK);
+    const grey_memory_stats before = c.stats();
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    std::vector<unsigned char> data(4096, 0x33);
+    ASSERT_EQ(grey_buffer_write_async(b, 0, data.data(), data.size(), stream), GREY_OK);
+    ASSERT_EQ(grey_buffer_fill_async(b, 0, 0x44, 16, stream), GREY_OK);
+    grey_stream_destroy(stream);
+    std::vector<unsigned char> back(4096);
+    ASSERT_EQ(grey_buffer_read(b, 0, back.data(), back.size()), GREY_OK);
+    auto expected = data;
+    std::fill_n(expected.begin(), 16, 0x44);
+    EXPECT_EQ(back, expected);
+    EXPECT_EQ(c.stats().allocation_count, before.allocation_count);
+    grey_buffer_destroy(b);
+}
+
+// Quantization on a HIP stream: the runtime waits for the stream's earlier work (the plain tensor's
+// write here) and runs the synchronous slot, so the kernels see the written tensor.
+TEST(HipFake, QuantizeOnAStreamSeesTheStreamsEarlierWork) {
+    HipQuantJob q;
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(q.c.context, 1, &stream), GREY_OK) << grey_last_error();
+    std::vector<float> fresh(q.values.size(), 3.0f);
+    ASSERT_EQ(grey_buffer_write_async(q.plain, 0, fresh.data(), fresh.size() * sizeof(float), stream), GREY_OK);
+    ASSERT_EQ(grey_quantize_buffer_async(&q.desc, q.plain, 0, &q.params, q.packed, 0, stream), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    uint64_t hash = 0;
+    ASSERT_EQ(grey_buffer_read(q.packed, 0, &hash, sizeof hash), GREY_OK);
+    EXPECT_EQ(hash, fnv1a(fresh.data(), fresh.size() * sizeof(float)));
+    grey_stream_destroy(stream);
 }
 
 // ----- fake/no_smi: the HIP runtime alone -----------------------------------------------------------

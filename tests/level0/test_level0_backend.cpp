@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <random>
 #include <string>
@@ -292,7 +293,83 @@ TEST(Level0Fake, QuantizationSlotsButNoKvKernels) {
     EXPECT_NE(vt.dequantize, nullptr);
     EXPECT_NE(vt.power_limit_set, nullptr);
     EXPECT_EQ(vt.kv_attend, nullptr);
-    EXPECT_EQ(vt.capabilities, 0u);
+    EXPECT_EQ(vt.quantize_async, nullptr) << "the runtime waits for the stream and runs the synchronous slot";
+    EXPECT_NE(vt.stream_create, nullptr);
+    EXPECT_EQ(vt.stream_wrap_native, nullptr);
+    EXPECT_EQ(vt.capabilities, uint64_t{GREY_BACKEND_CAP_STREAMS});
+}
+
+// ----- streams: command queues, whose command lists the fake runs only when something waits ---------
+
+TEST(Level0Fake, StreamsOrderWorkAndEventsOrderStreams) {
+    Level0Context c;
+    grey::test::expect_streams_order_work(c.context, 1, "elapsed time between events is not measured on Level Zero devices yet",
+                                          GREY_ERROR_UNSUPPORTED, true);
+}
+
+// Writes and a fill on a stream run only when the stream is waited for, in order, reading the caller's
+// memory then; a failure of the work is the synchronize's error; "not ready" is an answer; destroying a
+// stream with queued work completes it; every queue, list, event and pool is given back.
+TEST(Level0Fake, StreamWorkRunsAtTheWaitAndFailuresSurfaceThere) {
+    void* fake = dlopen("libze_loader.so.1", RTLD_NOW | RTLD_LOCAL);
+    ASSERT_NE(fake, nullptr) << dlerror();
+    auto live = reinterpret_cast<int (*)()>(dlsym(fake, "fake_ze_live_objects"));
+    ASSERT_NE(live, nullptr);
+    {
+        Level0Context c;
+        grey_buffer* b = nullptr;
+        ASSERT_EQ(grey_buffer_create(c.context, 1, 4096, &b), GREY_OK) << grey_last_error();
+        ASSERT_EQ(grey_buffer_fill(b, 0, 0, 4096), GREY_OK);
+        const int before = live();
+        grey_stream* stream = nullptr;
+        ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+        std::vector<unsigned char> data(4096, 0x11);
+        ASSERT_EQ(grey_buffer_write_async(b, 0, data.data(), data.size(), stream), GREY_OK) << grey_last_error();
+        std::fill(data.begin(), data.end(), 0x22);  // read by the copy when it runs, not when it was enqueued
+        ASSERT_EQ(grey_buffer_fill_async(b, 0, 0x33, 8, stream), GREY_OK) << grey_last_error();
+        std::vector<unsigned char> back(4096);
+        ASSERT_EQ(grey_buffer_read(b, 0, back.data(), back.size()), GREY_OK);
+        EXPECT_EQ(back, std::vector<unsigned char>(4096, 0)) << "nothing ran before a wait";
+        {
+            ScopedEnv env{{"FAKE_ZE_FAIL", "zeCommandQueueSynchronize:1879048193"}};  // ZE_RESULT_ERROR_DEVICE_LOST
+            EXPECT_EQ(grey_stream_synchronize(stream), GREY_ERROR_BACKEND);
+            EXPECT_TRUE(contains(grey_last_error(), "zeCommandQueueSynchronize failed: ZE_RESULT_ERROR_DEVICE_LOST")) << grey_last_error();
+        }
+        {
+            ScopedEnv env{{"FAKE_ZE_FAIL", "zeCommandQueueSynchronize:1"}};  // ZE_RESULT_NOT_READY
+            uint32_t done = 1;
+            EXPECT_EQ(grey_stream_query(stream, &done), GREY_OK) << grey_last_error();
+            EXPECT_EQ(done, 0u);
+        }
+        {
+            ScopedEnv env{{"FAKE_ZE_FAIL", "zeCommandQueueExecuteCommandLists:1879048193"}};
+            EXPECT_EQ(grey_buffer_fill_async(b, 0, 0x44, 8, stream), GREY_ERROR_BACKEND);
+            EXPECT_TRUE(contains(grey_last_error(), "zeCommandQueueExecuteCommandLists failed")) << grey_last_error();
+        }
+        ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+        ASSERT_EQ(grey_buffer_read(b, 0, back.data(), back.size()), GREY_OK);
+        auto expected = std::vector<unsigned char>(4096, 0x22);
+        std::fill_n(expected.begin(), 8, 0x33);
+        EXPECT_EQ(back, expected);
+
+        ASSERT_EQ(grey_buffer_write_async(b, 0, data.data(), 16, stream), GREY_OK);
+        ASSERT_EQ(grey_buffer_fill_async(b, 16, 0x55, 16, stream), GREY_OK);
+        grey_stream_destroy(stream);  // with its work queued: it runs first
+        ASSERT_EQ(grey_buffer_read(b, 0, back.data(), 32), GREY_OK);
+        EXPECT_EQ(std::vector<unsigned char>(back.begin(), back.begin() + 32),
+                  [] {
+                      std::vector<unsigned char> v(32, 0x22);
+                      std::fill_n(v.begin() + 16, 16, 0x55);
+                      return v;
+                  }());
+        grey_event* event = nullptr;
+        ASSERT_EQ(grey_event_create(c.context, 1, &event), GREY_OK) << grey_last_error();
+        grey_event_destroy(event);
+        EXPECT_EQ(live(), before) << "the queue, its lists, the event and its pool are given back";
+        grey_buffer_destroy(b);
+    }
+    EXPECT_EQ(live(), 0);
+    dlclose(fake);
 }
 
 namespace {

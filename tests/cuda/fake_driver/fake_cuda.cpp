@@ -10,10 +10,12 @@
 //   FAKE_CUDA_MEMORY         bytes of memory per device (default 1 GiB)
 //   FAKE_CUDA_HIDE           an entry point cuGetProcAddress claims not to have
 //   FAKE_CUDA_FAIL           "name:code,...": those entry points return that CUresult
-//   FAKE_CUDA_QUANT_KERNELS  "1": serve the quantization kernels' names, emulated as a stand-in (below);
+//   FAKE_CUDA_QUANT_KERNELS  "1": serve the quantization kernels' names, emulated as a stand-in
+//                            (tests/backends/fake_quant_kernels.hpp, which also keeps FAKE_QUANT_LAUNCH_LOG);
 //                            unset, cuModuleGetFunction finds none of them
 // Built with FAKE_CUDA_NO_GETPROCADDRESS: a driver that predates cuGetProcAddress.
 #include "fake_common.hpp"
+#include "fake_quant_kernels.hpp"
 
 #include <cuda.h>
 
@@ -433,41 +435,28 @@ CUresult fake_cuModuleUnload(CUmodule) { return CUDA_SUCCESS; }
 
 constexpr uintptr_t kFill = 1, kCopy = 2, kChecksum = 3, kQuantScan = 4, kDequantStandIn = 5, kQuantOther = 6;
 
-// The quantization kernels, as a stand-in that tests the plumbing of streams, flag slots and ordering, not
-// quantization: the first kernel of every quantize path (the one that reads the whole plain tensor) flags
-// non-finite elements as the real kernels do (grey_qk_flags: the lowest non-finite and the lowest NaN
-// index, and the `noticed` word) and writes the FNV-1a hash of the plain tensor's bytes into the first 8
-// bytes of the quantized one; every dequantize kernel copies those 8 bytes to the plain tensor; the other
-// kernels do nothing.
-uintptr_t quant_kernel_id(const std::string& n) {
-    if (std::getenv("FAKE_CUDA_QUANT_KERNELS") == nullptr) return 0;
-    for (const char* scan : {"grey_quant_blocks", "grey_quant_q8_0", "grey_quant_grouped8", "grey_quant_grouped16", "grey_quant_rows",
-                             "grey_quant_absmax", "grey_quant_search", "grey_quant_ragged"})
-        if (n == scan) return kQuantScan;
-    if (n.rfind("grey_dequant", 0) == 0) return kDequantStandIn;
-    if (n.rfind("grey_quant_", 0) == 0 || n.rfind("grey_measure", 0) == 0) return kQuantOther;
-    return 0;
+// The quantization kernels, served when FAKE_CUDA_QUANT_KERNELS is set, run as the stand-in of
+// tests/backends/fake_quant_kernels.hpp. A function handle is its kind in the low byte and, above it, the
+// index of its name in quant_names() (for the launch log).
+std::vector<std::string>& quant_names() {
+    static std::vector<std::string> names;
+    return names;
 }
 
-void quant_scan(const grey_qk_args& a) {
-    const uint64_t size = a.dtype == GREY_QK_F32 ? 4 : 2;
-    const auto* plain = reinterpret_cast<const unsigned char*>(a.plain);
-    auto* flags = reinterpret_cast<grey_qk_flags*>(a.flags);
-    uint64_t hash = 0xCBF29CE484222325ull;
-    for (uint64_t i = 0; i < a.elements * size; ++i) hash = (hash ^ plain[i]) * 0x100000001B3ull;
-    for (uint64_t i = 0; i < a.elements; ++i) {
-        uint32_t bits = 0;
-        std::memcpy(&bits, plain + i * size, size);
-        // Exponent all ones: infinite, or NaN when the mantissa is not zero.
-        const bool f16 = a.dtype == GREY_QK_F16;
-        const uint32_t exponent = size == 4 ? (bits >> 23) & 0xFF : f16 ? (bits >> 10) & 0x1F : (bits >> 7) & 0xFF;
-        const uint32_t mantissa = size == 4 ? bits & 0x7FFFFF : f16 ? bits & 0x3FF : bits & 0x7F;
-        if (exponent != (f16 ? 0x1Fu : 0xFFu)) continue;
-        flags->non_finite = std::min<uint64_t>(flags->non_finite, i);
-        if (mantissa != 0) flags->nan = std::min<uint64_t>(flags->nan, i);
-        *reinterpret_cast<volatile uint32_t*>(a.noticed) = 1;
+uintptr_t quant_kernel_id(const std::string& n) {
+    if (std::getenv("FAKE_CUDA_QUANT_KERNELS") == nullptr) return 0;
+    uintptr_t kind = 0;
+    switch (fake::quant_role(n)) {
+        case fake::QuantRole::scan: kind = kQuantScan; break;
+        case fake::QuantRole::dequantize: kind = kDequantStandIn; break;
+        case fake::QuantRole::other: kind = kQuantOther; break;
+        case fake::QuantRole::none: return 0;
     }
-    std::memcpy(reinterpret_cast<void*>(a.quantized), &hash, sizeof hash);
+    std::lock_guard lock(driver().mutex);
+    auto& names = quant_names();
+    auto found = std::find(names.begin(), names.end(), n);
+    if (found == names.end()) found = names.insert(names.end(), n);
+    return kind | static_cast<uintptr_t>(found - names.begin() + 1) << 8;
 }
 
 CUresult fake_cuModuleGetFunction(CUfunction* f, CUmodule, const char* name) {
@@ -496,11 +485,16 @@ CUresult fake_cuOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, CUfunctio
 // Parameters are read when the kernel is launched (the driver copies them then); the kernel runs when
 // its stream reaches it.
 CUresult fake_cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by,
-                             unsigned int bz, unsigned int, CUstream s, void** params, void** extra) {
+                             unsigned int bz, unsigned int shared_bytes, CUstream s, void** params, void** extra) {
     FAKE_FAIL("cuLaunchKernel");
     if (gx == 0 || gy != 1 || gz != 1 || bx == 0 || bx > 1024 || by != 1 || bz != 1 || params == nullptr || extra != nullptr)
         return CUDA_ERROR_INVALID_VALUE;
-    switch (reinterpret_cast<uintptr_t>(f)) {
+    const auto id = reinterpret_cast<uintptr_t>(f);
+    if ((id >> 8) != 0) {
+        std::lock_guard lock(driver().mutex);
+        fake::log_quant_launch(quant_names().at((id >> 8) - 1), gx, bx, shared_bytes, params);
+    }
+    switch (id & 0xFF) {
         case kFill: {
             auto* dst = reinterpret_cast<void*>(param<CUdeviceptr>(params, 0));
             const int value = static_cast<int>(param<unsigned int>(params, 2) & 0xFF);
@@ -528,12 +522,12 @@ CUresult fake_cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, uns
         }
         case kQuantScan: {
             const auto a = param<grey_qk_args>(params, 0);
-            enqueue(s, [=] { quant_scan(a); });
+            enqueue(s, [=] { fake::quant_scan(a); });
             return CUDA_SUCCESS;
         }
         case kDequantStandIn: {
             const auto a = param<grey_qk_args>(params, 0);
-            enqueue(s, [=] { std::memcpy(reinterpret_cast<void*>(a.plain), reinterpret_cast<const void*>(a.quantized), 8); });
+            enqueue(s, [=] { fake::dequant_stand_in(a); });
             return CUDA_SUCCESS;
         }
         case kQuantOther: return CUDA_SUCCESS;

@@ -10,16 +10,22 @@
 // kernel descriptor, "<name>.kd"), as the real loader does. hipModuleLaunchKernel runs nothing on a GPU:
 // it records the launch, and carries out grey_fill, grey_copy and grey_checksum on the host from the
 // launch's arguments (decoded by the kernels' signatures in kernels/cuda/grey_kernels.cu), so that tests
-// see whether the plugin passed the right ones. No other kernel is emulated.
+// see whether the plugin passed the right ones. The quantization kernels run as the stand-in the fake
+// CUDA driver runs, and are logged to FAKE_QUANT_LAUNCH_LOG (tests/backends/fake_quant_kernels.hpp).
+// hipModuleOccupancyMaxActiveBlocksPerMultiprocessor answers 2048 / block size, as the fake CUDA driver.
+//   FAKE_HIP_COMPUTE_UNITS  the devices' compute units (default 110)
 // Variant FAKE_HIP_OLD: no hipMemGetInfo and no hipDeviceGetUuid. Test hooks: fake_hip_live_allocations(),
 // fake_hip_live_modules(), fake_hip_launches(), fake_hip_last_launch(), fake_hip_last_module_target().
 #include "fake_common.hpp"
+#include "fake_quant_kernels.hpp"
+#include "fake_streams.hpp"
 
 #include <elf.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -61,6 +67,13 @@ struct State {
 
 State& state() {
     static State s;
+    return s;
+}
+
+// hipStreamCreate's streams, deferred (tests/backends/fake_streams.hpp). Work on the null stream first
+// waits for every stream's, as HIP's legacy null stream waits for the blocking streams.
+fake::DeferredStreams& streams() {
+    static fake::DeferredStreams s;
     return s;
 }
 
@@ -118,6 +131,85 @@ FAKE_EXPORT int hipGetDeviceCount(int* count) {
     return *count == 0 ? 100 : kSuccess;  // hipErrorNoDevice, as the real runtime answers
 }
 
+FAKE_EXPORT int hipModuleOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, void* function, int block_size, size_t) {
+    FAKE_ENTER("hipModuleOccupancyMaxActiveBlocksPerMultiprocessor")
+    std::lock_guard lock(state().mutex);
+    if (state().functions.count(function) == 0 || block_size <= 0) return kInvalidValue;
+    *blocks = 2048 / block_size;
+    return kSuccess;
+}
+
+// Streams and events. hipStreamQuery and hipEventQuery run the work they ask about and answer done: the
+// fake has no "not yet" (FAKE_HIP_FAIL gives hipErrorNotReady, 600, where a test wants it).
+FAKE_EXPORT int hipStreamCreate(void** stream) {
+    FAKE_ENTER("hipStreamCreate")
+    *stream = streams().create();
+    return kSuccess;
+}
+FAKE_EXPORT int hipStreamDestroy(void* stream) {
+    FAKE_ENTER("hipStreamDestroy")
+    return streams().destroy(stream) ? kSuccess : kInvalidValue;
+}
+FAKE_EXPORT int hipStreamSynchronize(void* stream) {
+    FAKE_ENTER("hipStreamSynchronize")
+    streams().flush(stream);
+    return kSuccess;
+}
+FAKE_EXPORT int hipStreamQuery(void* stream) {
+    FAKE_ENTER("hipStreamQuery")
+    streams().flush(stream);
+    return kSuccess;
+}
+FAKE_EXPORT int hipStreamWaitEvent(void* stream, void* event, unsigned int flags) {
+    FAKE_ENTER("hipStreamWaitEvent")
+    if (flags != 0) return kInvalidValue;
+    streams().wait(stream, event);
+    return kSuccess;
+}
+FAKE_EXPORT int hipEventCreate(void** event) {
+    FAKE_ENTER("hipEventCreate")
+    *event = streams().create_event();
+    return kSuccess;
+}
+FAKE_EXPORT int hipEventDestroy(void* event) {
+    streams().destroy_event(event);
+    return kSuccess;
+}
+FAKE_EXPORT int hipEventRecord(void* event, void* stream) {
+    FAKE_ENTER("hipEventRecord")
+    streams().record(event, stream);
+    return kSuccess;
+}
+FAKE_EXPORT int hipEventSynchronize(void* event) {
+    FAKE_ENTER("hipEventSynchronize")
+    if (void* stream = streams().recorded_on(event)) streams().flush(stream);
+    return kSuccess;
+}
+FAKE_EXPORT int hipEventQuery(void* event) {
+    FAKE_ENTER("hipEventQuery")
+    if (void* stream = streams().recorded_on(event)) streams().flush(stream);
+    return kSuccess;
+}
+FAKE_EXPORT int hipEventElapsedTime(float* ms, void*, void*) {
+    FAKE_ENTER("hipEventElapsedTime")
+    *ms = 0.0f;
+    return 801;  // hipErrorNotSupported: the fake has no clock
+}
+// Host memory is read and written when the copy runs, as the runtime's DMA would.
+FAKE_EXPORT int hipMemcpyAsync(void* destination, const void* source, size_t size, int, void* stream) {
+    FAKE_ENTER("hipMemcpyAsync")
+    if (stream == nullptr) streams().flush_all();
+    streams().enqueue(stream, [=] { std::memmove(destination, source, size); });
+    return kSuccess;
+}
+FAKE_EXPORT int hipMemsetAsync(void* destination, int value, size_t size, void* stream) {
+    FAKE_ENTER("hipMemsetAsync")
+    if (stream == nullptr) streams().flush_all();
+    streams().enqueue(stream, [=] { std::memset(destination, value, size); });
+    return kSuccess;
+}
+FAKE_EXPORT int fake_hip_queued(void* stream) { return static_cast<int>(streams().queued(stream)); }
+
 FAKE_EXPORT int hipDeviceGetName(char* name, int length, int device) {
     FAKE_ENTER("hipDeviceGetName")
     FAKE_DEVICE(device)
@@ -133,7 +225,7 @@ FAKE_EXPORT int hipDeviceGetAttribute(int* value, int attribute, int device) {
         case 19: *value = 8 << 20; return kSuccess;       // L2
         case 59: *value = 4096; return kSuccess;          // memory bus width
         case 60: *value = 1600000; return kSuccess;       // memory clock, kHz
-        case 63: *value = 110; return kSuccess;           // compute units
+        case 63: *value = static_cast<int>(fake::env_u64("FAKE_HIP_COMPUTE_UNITS", 110)); return kSuccess;  // compute units
         default: return kInvalidValue;
     }
 }
@@ -206,18 +298,21 @@ FAKE_EXPORT int hipFree(void* pointer) {
 
 FAKE_EXPORT int hipMemcpy(void* destination, const void* source, size_t size, int) {
     FAKE_ENTER("hipMemcpy")
+    streams().flush_all();
     std::memmove(destination, source, size);
     return kSuccess;
 }
 
 FAKE_EXPORT int hipMemset(void* destination, int value, size_t size) {
     FAKE_ENTER("hipMemset")
+    streams().flush_all();
     std::memset(destination, value, size);
     return kSuccess;
 }
 
 FAKE_EXPORT int hipDeviceSynchronize() {
     FAKE_ENTER("hipDeviceSynchronize")
+    streams().flush_all();
     return kSuccess;
 }
 
@@ -246,6 +341,8 @@ FAKE_EXPORT const char* hipGetErrorName(int error) {
         case 209: return "hipErrorNoBinaryForGpu";
         case 500: return "hipErrorNotFound";
         case 719: return "hipErrorLaunchFailure";
+        case 600: return "hipErrorNotReady";
+        case 801: return "hipErrorNotSupported";
         default: return "hipErrorUnknown";
     }
 }
@@ -297,22 +394,39 @@ bool read_code_object(const unsigned char* image, Module& out) {
     return true;
 }
 
-// grey_kernels.cu's kernels, on the host (device memory is host memory here).
-void emulate(const std::string& name, void** params) {
+// grey_kernels.cu's kernels, on the host (device memory is host memory here): the arguments are read at
+// the launch (the runtime copies them then), the work runs when the stream reaches it.
+std::function<void()> emulation(const std::string& name, void** params) {
     auto arg = [params](int i, auto type) { return *static_cast<decltype(type)*>(params[i]); };
     if (name == "grey_fill") {
-        std::memset(arg(0, static_cast<unsigned char*>(nullptr)), static_cast<int>(arg(2, 0u) & 0xffu), arg(1, 0ull));
-    } else if (name == "grey_copy") {
-        std::memcpy(arg(0, static_cast<unsigned char*>(nullptr)), arg(1, static_cast<const unsigned char*>(nullptr)), arg(2, 0ull));
-    } else if (name == "grey_checksum") {
+        unsigned char* destination = arg(0, static_cast<unsigned char*>(nullptr));
+        const int value = static_cast<int>(arg(2, 0u) & 0xffu);
+        const unsigned long long n = arg(1, 0ull);
+        return [=] { std::memset(destination, value, n); };
+    }
+    if (name == "grey_copy") {
+        unsigned char* destination = arg(0, static_cast<unsigned char*>(nullptr));
+        const unsigned char* source = arg(1, static_cast<const unsigned char*>(nullptr));
+        const unsigned long long n = arg(2, 0ull);
+        return [=] { std::memcpy(destination, source, n); };
+    }
+    if (name == "grey_checksum") {
         const unsigned char* source = arg(0, static_cast<const unsigned char*>(nullptr));
         const unsigned long long n = arg(1, 0ull);
         unsigned long long* out = arg(2, static_cast<unsigned long long*>(nullptr));
-        unsigned long long sum = 0, weight = 0xD6E8FEB86659FD93ull;  // common/checksum.hpp's rule, written out again
-        for (unsigned long long i = 0; i < n; ++i, weight += 0x9E3779B97F4A7C15ull) sum += (source[i] + 1ull) * weight;
-        *out += sum;
+        return [=] {
+            unsigned long long sum = 0, weight = 0xD6E8FEB86659FD93ull;  // common/checksum.hpp's rule, written out again
+            for (unsigned long long i = 0; i < n; ++i, weight += 0x9E3779B97F4A7C15ull) sum += (source[i] + 1ull) * weight;
+            *out += sum;
+        };
+    }
+    switch (fake::quant_role(name)) {
+        case fake::QuantRole::scan: return [a = arg(0, grey_qk_args{})] { fake::quant_scan(a); };
+        case fake::QuantRole::dequantize: return [a = arg(0, grey_qk_args{})] { fake::dequant_stand_in(a); };
+        default: return [] {};
     }
 }
+
 
 }  // namespace
 
@@ -366,12 +480,14 @@ FAKE_EXPORT int hipModuleLaunchKernel(void* function, unsigned int grid_x, unsig
         const auto found = state().functions.find(function);
         if (found == state().functions.end() || state().modules.count(const_cast<Module*>(found->second->module)) == 0) return 98;
         if (grid_x == 0 || grid_y == 0 || grid_z == 0 || block_x == 0 || block_x * block_y * block_z > 1024 || params == nullptr ||
-            extra != nullptr || stream != nullptr)
+            extra != nullptr || (stream != nullptr && !streams().exists(stream)))
             return kInvalidValue;
         name = found->second->name;
         state().launches += 1;
         state().last = Launch{name, grid_x, block_x, shared};
+        fake::log_quant_launch(name, grid_x, block_x, shared, params);
     }
-    emulate(name, params);
+    if (stream == nullptr) streams().flush_all();
+    streams().enqueue(stream, emulation(name, params));
     return kSuccess;
 }

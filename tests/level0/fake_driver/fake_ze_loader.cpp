@@ -18,6 +18,7 @@
 // Test hooks: fake_ze_live_objects() counts contexts, command lists, modules, kernels and allocations
 // not yet freed; fake_ze_launches() gives the launches so far, "name(argument sizes)xgroups;..." each.
 #include "fake_common.hpp"
+#include "fake_streams.hpp"
 
 #include <level_zero/ze_api.h>
 #include <level_zero/zes_api.h>
@@ -27,6 +28,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -41,8 +43,30 @@ struct _ze_device_handle_t {
 struct _ze_context_handle_t {
     int id;
 };
+// An immediate list runs each append at once (the fake emulates only synchronous immediate lists); a
+// regular one records them, for zeCommandQueueExecuteCommandLists.
 struct _ze_command_list_handle_t {
     int id;
+    bool immediate = true;
+    bool closed = false;
+    struct Item {
+        std::function<ze_result_t()> work;
+        ze_event_handle_t signal = nullptr;  // zeCommandListAppendSignalEvent
+        ze_event_handle_t wait = nullptr;    // zeCommandListAppendWaitOnEvents
+    };
+    std::vector<Item> items;
+};
+// A queue is a deferred stream (tests/backends/fake_streams.hpp): its lists' work runs when something
+// waits; the first failure of that work is returned by the next zeCommandQueueSynchronize.
+struct _ze_command_queue_handle_t {
+    void* stream;
+    ze_result_t failed = ZE_RESULT_SUCCESS;
+};
+struct _ze_event_pool_handle_t {
+    uint32_t count;
+};
+struct _ze_event_handle_t {
+    bool signalled = false;
 };
 struct _ze_module_handle_t {
     int id;
@@ -98,6 +122,9 @@ struct State {
     int modules = 0;
     int kernels = 0;
     int build_logs = 0;
+    int queues = 0;
+    int event_pools = 0;
+    int events = 0;
     uint64_t energy_reads = 0;
     int32_t sustained_mw = 550000;
     std::string launches;
@@ -106,6 +133,19 @@ struct State {
 State& state() {
     static State s;
     return s;
+}
+
+fake::DeferredStreams& streams() {
+    static fake::DeferredStreams s;
+    return s;
+}
+
+// An append: run now on an immediate list, recorded on a regular one (which must not be closed yet).
+ze_result_t run_or_record(ze_command_list_handle_t list, std::function<ze_result_t()> work) {
+    if (list->immediate) return work();
+    if (list->closed) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    list->items.push_back({std::move(work), nullptr, nullptr});
+    return ZE_RESULT_SUCCESS;
 }
 
 std::optional<ze_result_t> failure(const char* name) {
@@ -157,8 +197,8 @@ void fill_core_properties(ze_device_properties_t* p, int id) {
 
 extern "C" __attribute__((visibility("default"))) int fake_ze_live_objects() {
     std::lock_guard lock(state().mutex);
-    return state().contexts + state().command_lists + state().modules + state().kernels + state().build_logs +
-           static_cast<int>(state().allocations.size());
+    return state().contexts + state().command_lists + state().modules + state().kernels + state().build_logs + state().queues +
+           state().event_pools + state().events + static_cast<int>(state().allocations.size());
 }
 
 extern "C" __attribute__((visibility("default"))) const char* fake_ze_launches() {
@@ -287,19 +327,24 @@ ze_result_t zeCommandListDestroy(ze_command_list_handle_t list) {
     return ZE_RESULT_SUCCESS;
 }
 
-ze_result_t zeCommandListAppendMemoryCopy(ze_command_list_handle_t, void* destination, const void* source, size_t size,
+ze_result_t zeCommandListAppendMemoryCopy(ze_command_list_handle_t list, void* destination, const void* source, size_t size,
                                           ze_event_handle_t, uint32_t, ze_event_handle_t*) {
     FAKE_ENTER("zeCommandListAppendMemoryCopy")
-    std::memmove(destination, source, size);
-    return ZE_RESULT_SUCCESS;
+    return run_or_record(list, [=] {
+        std::memmove(destination, source, size);
+        return ZE_RESULT_SUCCESS;
+    });
 }
 
-ze_result_t zeCommandListAppendMemoryFill(ze_command_list_handle_t, void* destination, const void* pattern, size_t pattern_size,
+ze_result_t zeCommandListAppendMemoryFill(ze_command_list_handle_t list, void* destination, const void* pattern, size_t pattern_size,
                                           size_t size, ze_event_handle_t, uint32_t, ze_event_handle_t*) {
     FAKE_ENTER("zeCommandListAppendMemoryFill")
     if (pattern_size != 1) return ZE_RESULT_ERROR_UNSUPPORTED_SIZE;
-    std::memset(destination, *static_cast<const unsigned char*>(pattern), size);
-    return ZE_RESULT_SUCCESS;
+    const int value = *static_cast<const unsigned char*>(pattern);
+    return run_or_record(list, [=] {
+        std::memset(destination, value, size);
+        return ZE_RESULT_SUCCESS;
+    });
 }
 
 ze_result_t zeModuleCreate(ze_context_handle_t, ze_device_handle_t, const ze_module_desc_t* desc, ze_module_handle_t* out,
@@ -430,34 +475,26 @@ ze_result_t emulate_quant_stats(const Arguments& a) {
 
 }  // namespace
 
-ze_result_t zeCommandListAppendLaunchKernel(ze_command_list_handle_t, ze_kernel_handle_t kernel, const ze_group_count_t* groups,
-                                            ze_event_handle_t, uint32_t, ze_event_handle_t*) {
-    FAKE_ENTER("zeCommandListAppendLaunchKernel")
-    if (kernel->group_size == 0) return ZE_RESULT_ERROR_INVALID_GROUP_SIZE_DIMENSION;
-    if (groups == nullptr || groups->groupCountX == 0) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
-    const Arguments a{kernel->args};
-    {
-        std::lock_guard lock(state().mutex);
-        std::string sizes;
-        for (const std::string& arg : kernel->args) sizes += (sizes.empty() ? "" : ",") + std::to_string(arg.size());
-        state().launches += kernel->name + "(" + sizes + ")x" + std::to_string(groups->groupCountX) + ";";
-    }
-    const uint64_t items = uint64_t{groups->groupCountX} * kernel->group_size;
-    if (kernel->name == "grey_checksum_partial") return emulate_checksum(a, items);
-    if (kernel->name == "grey_fill") {  // (buffer, offset, n, value)
+namespace {
+
+// A launch, from the arguments the kernel had when it was appended.
+ze_result_t emulate_launch(const std::string& name, const std::vector<std::string>& arguments, uint64_t items) {
+    const Arguments a{arguments};
+    if (name == "grey_checksum_partial") return emulate_checksum(a, items);
+    if (name == "grey_fill") {  // (buffer, offset, n, value)
         if (!a.sizes({8, 8, 8, 4})) return ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE;
         std::memset(a.pointer<unsigned char>(0) + a.u64(1), static_cast<int>(a.u64(3) & 0xFF), a.u64(2));
         return ZE_RESULT_SUCCESS;
     }
-    if (kernel->name == "grey_copy") {  // (to, to_offset, from, from_offset, n)
+    if (name == "grey_copy") {  // (to, to_offset, from, from_offset, n)
         if (!a.sizes({8, 8, 8, 8, 8})) return ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE;
         std::memcpy(a.pointer<unsigned char>(0) + a.u64(1), a.pointer<const unsigned char>(2) + a.u64(3), a.u64(4));
         return ZE_RESULT_SUCCESS;
     }
-    if (kernel->name == "grey_quant_stats") return emulate_quant_stats(a);
-    if (kernel->name == "grey_quant_search" || kernel->name == "grey_quant_refit") {
+    if (name == "grey_quant_stats") return emulate_quant_stats(a);
+    if (name == "grey_quant_search" || name == "grey_quant_refit") {
         // (plain, codings, out, args[, steps]): every error or sum 0.
-        const bool search = kernel->name == "grey_quant_search";
+        const bool search = name == "grey_quant_search";
         if (!(search ? a.sizes({8, 8, 8, sizeof(grey_ql0_args), 4}) : a.sizes({8, 8, 8, sizeof(grey_ql0_args)})))
             return ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE;
         grey_ql0_args args{};
@@ -468,11 +505,164 @@ ze_result_t zeCommandListAppendLaunchKernel(ze_command_list_handle_t, ze_kernel_
         std::fill_n(a.pointer<double>(2), count, 0.0);
         return ZE_RESULT_SUCCESS;
     }
-    if (kernel->name == "grey_quant_encode")
+    if (name == "grey_quant_encode")
         return a.sizes({8, 8, 8, sizeof(grey_ql0_args)}) ? ZE_RESULT_SUCCESS : ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE;
-    if (kernel->name == "grey_quant_decode")
+    if (name == "grey_quant_decode")
         return a.sizes({8, 8, sizeof(grey_ql0_args)}) ? ZE_RESULT_SUCCESS : ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE;
     return ZE_RESULT_ERROR_INVALID_KERNEL_NAME;
+}
+
+}  // namespace
+
+ze_result_t zeCommandListAppendLaunchKernel(ze_command_list_handle_t list, ze_kernel_handle_t kernel, const ze_group_count_t* groups,
+                                            ze_event_handle_t, uint32_t, ze_event_handle_t*) {
+    FAKE_ENTER("zeCommandListAppendLaunchKernel")
+    if (kernel->group_size == 0) return ZE_RESULT_ERROR_INVALID_GROUP_SIZE_DIMENSION;
+    if (groups == nullptr || groups->groupCountX == 0) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    {
+        std::lock_guard lock(state().mutex);
+        std::string sizes;
+        for (const std::string& arg : kernel->args) sizes += (sizes.empty() ? "" : ",") + std::to_string(arg.size());
+        state().launches += kernel->name + "(" + sizes + ")x" + std::to_string(groups->groupCountX) + ";";
+    }
+    const uint64_t items = uint64_t{groups->groupCountX} * kernel->group_size;
+    return run_or_record(list, [name = kernel->name, args = kernel->args, items] { return emulate_launch(name, args, items); });
+}
+
+// ----- regular command lists, command queues and events (the stream slots) -------------------------
+
+ze_result_t zeCommandListCreate(ze_context_handle_t, ze_device_handle_t, const ze_command_list_desc_t*, ze_command_list_handle_t* out) {
+    FAKE_ENTER("zeCommandListCreate")
+    std::lock_guard lock(state().mutex);
+    ++state().command_lists;
+    *out = new _ze_command_list_handle_t{state().command_lists};
+    (*out)->immediate = false;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeCommandListClose(ze_command_list_handle_t list) {
+    FAKE_ENTER("zeCommandListClose")
+    if (list->immediate || list->closed) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    list->closed = true;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeCommandQueueCreate(ze_context_handle_t, ze_device_handle_t, const ze_command_queue_desc_t* desc, ze_command_queue_handle_t* out) {
+    FAKE_ENTER("zeCommandQueueCreate")
+    if (desc == nullptr || desc->mode != ZE_COMMAND_QUEUE_MODE_ASYNCHRONOUS) return ZE_RESULT_ERROR_UNSUPPORTED_FEATURE;
+    std::lock_guard lock(state().mutex);
+    ++state().queues;
+    *out = new _ze_command_queue_handle_t{streams().create()};
+    return ZE_RESULT_SUCCESS;
+}
+
+// The runtime completes a destroyed queue's work (the real one requires the caller to have waited).
+ze_result_t zeCommandQueueDestroy(ze_command_queue_handle_t queue) {
+    streams().destroy(queue->stream);
+    std::lock_guard lock(state().mutex);
+    --state().queues;
+    delete queue;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeCommandQueueExecuteCommandLists(ze_command_queue_handle_t queue, uint32_t count, ze_command_list_handle_t* lists,
+                                              ze_fence_handle_t fence) {
+    FAKE_ENTER("zeCommandQueueExecuteCommandLists")
+    if (fence != nullptr) return ZE_RESULT_ERROR_UNSUPPORTED_FEATURE;
+    for (uint32_t i = 0; i < count; ++i)
+        if (lists[i]->immediate || !lists[i]->closed) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    for (uint32_t i = 0; i < count; ++i) {
+        for (const auto& item : lists[i]->items) {
+            if (item.signal != nullptr) {
+                streams().record(item.signal, queue->stream);
+                streams().enqueue(queue->stream, [event = item.signal] { event->signalled = true; });
+            } else if (item.wait != nullptr) {
+                streams().wait(queue->stream, item.wait);
+            } else {
+                streams().enqueue(queue->stream, [queue, work = item.work] {
+                    if (const ze_result_t r = work(); r != ZE_RESULT_SUCCESS && queue->failed == ZE_RESULT_SUCCESS) queue->failed = r;
+                });
+            }
+        }
+    }
+    return ZE_RESULT_SUCCESS;
+}
+
+// Runs the queue's work and answers done: the fake has no "not yet" (FAKE_ZE_FAIL gives
+// ZE_RESULT_NOT_READY where a test wants it).
+ze_result_t zeCommandQueueSynchronize(ze_command_queue_handle_t queue, uint64_t) {
+    FAKE_ENTER("zeCommandQueueSynchronize")
+    streams().flush(queue->stream);
+    const ze_result_t failed = queue->failed;
+    queue->failed = ZE_RESULT_SUCCESS;
+    return failed;
+}
+
+ze_result_t zeEventPoolCreate(ze_context_handle_t, const ze_event_pool_desc_t* desc, uint32_t, ze_device_handle_t*, ze_event_pool_handle_t* out) {
+    FAKE_ENTER("zeEventPoolCreate")
+    if (desc == nullptr || desc->count == 0) return ZE_RESULT_ERROR_INVALID_SIZE;
+    std::lock_guard lock(state().mutex);
+    ++state().event_pools;
+    *out = new _ze_event_pool_handle_t{desc->count};
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeEventPoolDestroy(ze_event_pool_handle_t pool) {
+    std::lock_guard lock(state().mutex);
+    --state().event_pools;
+    delete pool;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeEventCreate(ze_event_pool_handle_t pool, const ze_event_desc_t* desc, ze_event_handle_t* out) {
+    FAKE_ENTER("zeEventCreate")
+    if (desc == nullptr || desc->index >= pool->count) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    std::lock_guard lock(state().mutex);
+    ++state().events;
+    *out = new _ze_event_handle_t{};
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeEventDestroy(ze_event_handle_t event) {
+    streams().destroy_event(event);
+    std::lock_guard lock(state().mutex);
+    --state().events;
+    delete event;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeCommandListAppendSignalEvent(ze_command_list_handle_t list, ze_event_handle_t event) {
+    FAKE_ENTER("zeCommandListAppendSignalEvent")
+    if (list->immediate || list->closed) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    list->items.push_back({nullptr, event, nullptr});
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeCommandListAppendWaitOnEvents(ze_command_list_handle_t list, uint32_t count, ze_event_handle_t* events) {
+    FAKE_ENTER("zeCommandListAppendWaitOnEvents")
+    if (list->immediate || list->closed) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    for (uint32_t i = 0; i < count; ++i) list->items.push_back({nullptr, nullptr, events[i]});
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeCommandListAppendEventReset(ze_command_list_handle_t list, ze_event_handle_t event) {
+    FAKE_ENTER("zeCommandListAppendEventReset")
+    return run_or_record(list, [event] {
+        event->signalled = false;
+        return ZE_RESULT_SUCCESS;
+    });
+}
+
+ze_result_t zeEventHostSynchronize(ze_event_handle_t event, uint64_t) {
+    FAKE_ENTER("zeEventHostSynchronize")
+    if (void* stream = streams().recorded_on(event)) streams().flush(stream);
+    return event->signalled ? ZE_RESULT_SUCCESS : ZE_RESULT_NOT_READY;
+}
+
+ze_result_t zeEventQueryStatus(ze_event_handle_t event) {
+    FAKE_ENTER("zeEventQueryStatus")
+    if (void* stream = streams().recorded_on(event)) streams().flush(stream);
+    return event->signalled ? ZE_RESULT_SUCCESS : ZE_RESULT_NOT_READY;
 }
 
 #ifndef FAKE_ZE_NO_SYSMAN
