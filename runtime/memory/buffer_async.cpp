@@ -97,4 +97,19 @@ grey_status grey_buffer_checksum_async(const grey_buffer* buffer, uint64_t offse
     });
 }
 
+grey_status grey_buffer_map_async(grey_buffer* buffer, grey_map_access access, grey_buffer_mapping* out_mapping, grey_stream* stream) {
+    return grey::abi_guard([&] {
+        grey::require_non_null(buffer, "buffer");
+        grey_stream& s = grey::stream_for(stream, *buffer, "grey_buffer_map_async");
+        if (grey_map_access_name(access) == nullptr)
+            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_map_async: access " + std::to_string(grey::raw_enum(access)) +
+                                                        " is not a grey_map_access value");
+        // A device that cannot hand out addresses is refused now, as grey_buffer_map refuses it.
+        if (!buffer->backend->has_buffer_map())
+            grey::fail(GREY_ERROR_UNSUPPORTED, "grey_buffer_map_async: backend '" + buffer->backend->name() +
+                                                   "' cannot map buffers (it has no buffer_map slot): copy through grey_buffer_read_async instead");
+        grey::map_buffer(*buffer, access, out_mapping, &s);
+    });
+}
+
 }  // extern "C"

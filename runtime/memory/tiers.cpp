@@ -6,10 +6,12 @@
 #include "core/backend.hpp"
 #include "core/context.hpp"
 #include "core/error.hpp"
+#include "core/stream.hpp"
 #include "memory/buffer.hpp"
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <string>
 
 namespace grey::memory {
@@ -354,22 +356,26 @@ void Tiers::change_locked(grey_buffer& buffer, grey_residency target, grey_codec
     buffer.residency = std::move(next);
 }
 
+void Tiers::copy_on_write_locked(grey_buffer& buffer, const char* call) {
+    // The buffer gets memory of its own, the blocks it shared stay with the others.
+    if (buffer.map_count.load() != 0)
+        fail(GREY_ERROR_INVALID_ARGUMENT, std::string(call) + ": the sealed buffer is mapped for reading " +
+                                              std::to_string(buffer.map_count.load()) + " time(s); unmap it before mapping it for writing");
+    change_locked(buffer, GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT);
+    buffer.sealed.store(false);
+}
+
 void Tiers::map(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping& mapping) {
     std::lock_guard lock(mutex_);
-    if (access == GREY_MAP_WRITE && buffer.sealed.load()) {
-        // Copy on write: the buffer gets memory of its own, the blocks it shared stay with the others.
-        if (buffer.map_count.load() != 0)
-            fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_map_access: the sealed buffer is mapped for reading " +
-                                                  std::to_string(buffer.map_count.load()) + " time(s); unmap it before mapping it for writing");
-        change_locked(buffer, GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT);
-        buffer.sealed.store(false);
-    }
+    if (access == GREY_MAP_WRITE && buffer.sealed.load()) copy_on_write_locked(buffer, "grey_buffer_map_access");
     if (buffer.residency.kind == GREY_RESIDENCY_RAW) {
         buffer.backend->buffer_map(buffer.handle, mapping);
     } else {
         WorkingSetCache& cache = *at(buffer.device).cache;
         grey_backend_buffer* copy = cache.pin(&buffer, buffer.size, [&](grey_backend_buffer* target) { materialize_locked(buffer, target); });
         try {
+            // A copy an async map is still filling on a stream is ready once that stream gets there.
+            if (grey_backend_event* ready = cache.pending_event(&buffer)) buffer.backend->event_synchronize(ready);
             buffer.backend->buffer_map(copy, mapping);
         } catch (...) {
             cache.unpin(&buffer);
@@ -379,12 +385,82 @@ void Tiers::map(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping
     buffer.map_count.fetch_add(1);
 }
 
+std::optional<Error> Tiers::map_async(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping& mapping, grey_stream& stream) {
+    std::lock_guard lock(mutex_);
+    const Backend& backend = *buffer.backend;
+    try {
+        if (access == GREY_MAP_WRITE && buffer.sealed.load()) copy_on_write_locked(buffer, "grey_buffer_map_async");
+        if (buffer.residency.kind == GREY_RESIDENCY_RAW) {
+            backend.buffer_map(buffer.handle, mapping);
+        } else {
+            WorkingSetCache& cache = *at(buffer.device).cache;
+            const Device& dev = *devices_.at(buffer.device);
+            // Made before the fill so that, once the fill is enqueued, only recording it can fail.
+            std::unique_ptr<grey_backend_event, std::function<void(grey_backend_event*)>> ready(
+                stream.handle != nullptr ? backend.event_create(dev.index_in_backend) : nullptr,
+                [&backend](grey_backend_event* e) { backend.event_destroy(e); });
+            std::vector<std::byte> staging;
+            bool enqueued = false;
+            grey_backend_buffer* copy = cache.pin(&buffer, buffer.size, [&](grey_backend_buffer* target) {
+                if (stream.handle == nullptr) {
+                    // No backend streams: the stream's work runs at enqueue, so the map does too.
+                    materialize_locked(buffer, target);
+                    return;
+                }
+                // The codecs run on the host: decode now, on the calling thread (while the device works
+                // through what is queued), and queue the copy into the working set behind that work.
+                staging.resize(buffer.size);
+                read_locked(buffer, 0, staging);
+                backend.buffer_write_async(stream.handle, target, 0, staging.data(), staging.size());
+                try {
+                    backend.event_record(ready.get(), stream.handle);
+                } catch (...) {
+                    // Without the event nothing would say when the copy may be freed: wait here.
+                    try {
+                        backend.stream_synchronize(stream.handle);
+                    } catch (...) {
+                    }
+                    throw;
+                }
+                enqueued = true;
+            });
+            try {
+                if (enqueued) {
+                    cache.set_pending(&buffer, ready.release(), std::move(staging));
+                } else if (grey_backend_event* pending = cache.pending_event(&buffer)) {
+                    // A hit on a copy another stream is still filling: this stream waits for it too.
+                    if (stream.handle != nullptr)
+                        backend.stream_wait_event(stream.handle, pending);
+                    else
+                        backend.event_synchronize(pending);
+                }
+                backend.buffer_map(copy, mapping);
+            } catch (...) {
+                cache.unpin(&buffer);
+                throw;
+            }
+        }
+    } catch (const Error& e) {
+        // The stream reports it; the mapping still counts, so that the caller's unmap pairs with it.
+        ++buffer.failed_maps;
+        buffer.map_count.fetch_add(1);
+        mapping.address = 0;
+        return e;
+    }
+    buffer.map_count.fetch_add(1);
+    return std::nullopt;
+}
+
 void Tiers::unmap(grey_buffer& buffer) {
     std::lock_guard lock(mutex_);
     uint32_t count = buffer.map_count.load();
     do {
         if (count == 0) fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_unmap: the buffer is not mapped");
     } while (!buffer.map_count.compare_exchange_weak(count, count - 1));
+    if (buffer.failed_maps > 0) {
+        --buffer.failed_maps;  // it pinned nothing
+        return;
+    }
     if (buffer.residency.kind != GREY_RESIDENCY_RAW) at(buffer.device).cache->unpin(&buffer);
 }
 

@@ -4,6 +4,7 @@
 // buffer never changes residency, so the ordinary buffer calls on it take no lock.
 #pragma once
 
+#include "core/error.hpp"
 #include "grey.h"
 #include "memory/block_store.hpp"
 #include "memory/residency.hpp"
@@ -13,12 +14,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
 #include <vector>
 
 struct grey_buffer;
+struct grey_stream;
 
 namespace grey {
 struct Device;
@@ -47,6 +50,9 @@ public:
     void change(grey_buffer& buffer, grey_residency residency, grey_codec codec);
     // Fills kind, address and vendor_device; counts the mapping.
     void map(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping& mapping);
+    // grey_buffer_map_async: argument checks are the caller's. Returns the failure the stream is to
+    // report (the mapping then counts, with address 0, until its unmap); nullopt when mapped.
+    std::optional<Error> map_async(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping& mapping, grey_stream& stream);
     void unmap(grey_buffer& buffer);
     grey_compact_result compact(uint32_t device, const grey_compact_policy& policy);
     // The tier members of grey_memory_stats (from logical_bytes on), for the device or one tenant on it.
@@ -73,6 +79,8 @@ private:
     // Writes the buffer's whole contents into `target`, a device buffer of its size on its device.
     void materialize_locked(const grey_buffer& buffer, grey_backend_buffer* target);
     void change_locked(grey_buffer& buffer, grey_residency residency, grey_codec codec);
+    // Copy on write of a sealed buffer mapped for writing: raw memory of its own, unsealed.
+    void copy_on_write_locked(grey_buffer& buffer, const char* call);
     Residency deduplicated_locked(const grey_buffer& buffer);
     Residency compressed_locked(const grey_buffer& buffer, grey_residency tier, grey_codec codec);
     // Frees what `residency` holds (the raw memory of a raw buffer is `handle`).
