@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace grey {
 class Backend;
@@ -25,6 +27,11 @@ struct grey_buffer {
     // Of those, grey_buffer_map_async calls whose mapping failed (reported by their stream): their unmap
     // releases no cached copy. Guarded by the context's tier mutex.
     uint32_t failed_maps = 0;
+    // Async calls now enqueuing work on the buffer, and per backend stream an event (the buffer's own)
+    // recorded after the latest work enqueued on it there: the buffer is not moved while any is pending
+    // (memory/async_use.hpp). Guarded by the context's tier mutex.
+    uint32_t enqueuing = 0;
+    std::vector<std::pair<grey_backend_stream*, grey_backend_event*>> in_flight;
     grey::memory::BufferTraits traits{};
     // Sealed buffers are immutable, and so may change residency; guarded as `handle`.
     std::atomic<bool> sealed{false};

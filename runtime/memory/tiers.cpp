@@ -57,9 +57,10 @@ Tiers::Tiers(const std::vector<std::unique_ptr<Device>>& devices, const config::
       cache_capacity_(static_cast<uint64_t>(config.get_int("memory.cache.working_set_mb")) << 20),
       algorithm_(config.get_string("memory.compression.algorithm")),
       deduplicate_(config.get_bool("memory.deduplication.enabled")),
-      compress_(config.get_bool("memory.compression.enabled")) {}
+      compress_(config.get_bool("memory.compression.enabled")),
+      scan_interval_ms_(config.get_int("memory.deduplication.scan_interval_ms")) {}
 
-Tiers::~Tiers() = default;
+Tiers::~Tiers() { stop_scan(); }
 
 Tiers::DeviceTiers& Tiers::at(uint32_t device) {
     auto found = per_device_.find(device);
@@ -100,6 +101,8 @@ void Tiers::remove(grey_buffer& buffer) noexcept {
     if (buffers_.erase(&buffer) == 0) return;
     if (const auto found = per_device_.find(buffer.device); found != per_device_.end()) found->second.cache->drop(&buffer);
     release_locked(buffer, buffer.residency, nullptr);  // the raw memory is freed with the buffer
+    for (const auto& [stream, event] : buffer.in_flight) buffer.backend->event_destroy(event);
+    buffer.in_flight.clear();
 }
 
 void Tiers::seal(grey_buffer& buffer) {
@@ -464,6 +467,58 @@ void Tiers::unmap(grey_buffer& buffer) {
     if (buffer.residency.kind != GREY_RESIDENCY_RAW) at(buffer.device).cache->unpin(&buffer);
 }
 
+void Tiers::begin_use(const std::vector<const grey_buffer*>& buffers) {
+    std::lock_guard lock(mutex_);
+    for (const grey_buffer* b : buffers) ++const_cast<grey_buffer*>(b)->enqueuing;
+}
+
+bool Tiers::end_use(const std::vector<const grey_buffer*>& buffers, grey_backend_stream* enqueued_on) noexcept {
+    std::lock_guard lock(mutex_);
+    bool recorded = true;
+    for (const grey_buffer* constant : buffers) {
+        // The bookkeeping is the tiers'; the buffer's contents are untouched.
+        auto* b = const_cast<grey_buffer*>(constant);
+        --b->enqueuing;
+        if (enqueued_on == nullptr) continue;
+        try {
+            auto use = std::find_if(b->in_flight.begin(), b->in_flight.end(), [&](const auto& u) { return u.first == enqueued_on; });
+            if (use == b->in_flight.end()) {
+                const Device& dev = *devices_.at(b->device);
+                grey_backend_event* event = dev.backend->event_create(dev.index_in_backend);
+                try {
+                    b->in_flight.emplace_back(enqueued_on, event);
+                } catch (...) {
+                    dev.backend->event_destroy(event);
+                    throw;
+                }
+                use = std::prev(b->in_flight.end());
+            }
+            b->backend->event_record(use->second, enqueued_on);
+        } catch (...) {
+            recorded = false;
+        }
+    }
+    return recorded;
+}
+
+bool Tiers::busy_locked(grey_buffer& buffer) {
+    if (buffer.map_count.load() != 0 || buffer.enqueuing != 0) return true;
+    if (const auto found = per_device_.find(buffer.device); found != per_device_.end() && found->second.cache->fill_pending(&buffer))
+        return true;
+    // Completed uses are forgotten; a failed one is complete too (its failure belongs to its stream).
+    for (auto use = buffer.in_flight.begin(); use != buffer.in_flight.end();) {
+        bool done = true;
+        try {
+            done = buffer.backend->event_query(use->second);
+        } catch (...) {
+        }
+        if (!done) return true;
+        buffer.backend->event_destroy(use->second);
+        use = buffer.in_flight.erase(use);
+    }
+    return false;
+}
+
 grey_compact_result Tiers::compact(uint32_t device, const grey_compact_policy& policy) {
     if (policy.compress != 0 && policy.tier != GREY_RESIDENCY_COMPRESSED_DEVICE && policy.tier != GREY_RESIDENCY_COMPRESSED_HOST)
         fail(GREY_ERROR_INVALID_ARGUMENT, "grey_memory_compact: policy->tier must be GREY_RESIDENCY_COMPRESSED_DEVICE or "
@@ -482,7 +537,7 @@ grey_compact_result Tiers::compact(uint32_t device, const grey_compact_policy& p
     std::vector<grey_buffer*> eligible;
     std::set<const grey_buffer*> deduplicated;
     for (grey_buffer* b : buffers) {
-        if (!b->sealed.load() || b->map_count.load() != 0) {
+        if (!b->sealed.load() || busy_locked(*b)) {
             ++result.buffers_skipped;
             continue;
         }

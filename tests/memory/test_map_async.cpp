@@ -46,7 +46,8 @@ std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {
 // A context whose configuration gives 4 KiB blocks and a working-set cache of `cache_mb` MiB.
 grey::test::ContextPtr context_with_cache(int cache_mb, const char* backends = "host") {
     const std::string path = ::testing::TempDir() + "grey_map_async_" + std::to_string(::getpid()) + ".yaml";
-    std::ofstream(path) << "memory:\n  deduplication:\n    block_size_kb: 4\n  cache:\n    working_set_mb: " << cache_mb << "\n";
+    // The background scan is off, so that every residency change is the test's own.
+    std::ofstream(path) << "memory:\n  deduplication:\n    block_size_kb: 4\n    scan_interval_ms: 0\n  cache:\n    working_set_mb: " << cache_mb << "\n";
     grey_context_options options = grey::test::host_only_options();
     options.backends = backends;
     options.backend_dir = GREY_TEST_PLUGIN_DIR;

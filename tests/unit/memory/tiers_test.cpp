@@ -44,7 +44,8 @@ grey::test::ContextPtr tier_context(const std::string& yaml, const char* backend
     return context;
 }
 
-const char* const kSmallTiers = "memory:\n  deduplication:\n    block_size_kb: 4\n  cache:\n    working_set_mb: 1\n";
+// The background scan is off, so that every residency change is the test's own.
+const char* const kSmallTiers = "memory:\n  deduplication:\n    block_size_kb: 4\n    scan_interval_ms: 0\n  cache:\n    working_set_mb: 1\n";
 
 BufferPtr sealed_buffer(grey_context* context, const std::vector<uint8_t>& data, uint64_t tenant = 0, uint64_t domain = 0,
                         grey_dtype dtype = GREY_DTYPE_U8, uint32_t device = 0) {
