@@ -278,6 +278,9 @@ grey_status grey_quantize_buffer(const grey_tensor_desc* desc, const grey_buffer
         using namespace grey::quant;
         check_report_size(out_report);
         const auto call = prepare_buffer_call(desc, params, source, destination, "desc->dtype");
+        // The buffers stay where they are for the call (the background scan moves sealed ones).
+        grey::memory::AsyncUse use({source, destination});
+        (void)grey::raw_handle(*source, "grey_quantize_buffer source");
         check_range(*source, source_offset, call.plain_bytes, "source");
         check_range(*destination, destination_offset, call.layout.bytes, "destination");
         grey_backend_quant_job job = make_job(call.layout, call.plain_dtype, buffer_memory(*source, source_offset, call.plain_bytes),
@@ -302,6 +305,9 @@ grey_status grey_dequantize_buffer(const grey_tensor_desc* desc, const grey_quan
     return grey::abi_guard([&] {
         using namespace grey::quant;
         const auto call = prepare_buffer_call(desc, params, source, destination, "desc->dtype (the output type)");
+        // The buffers stay where they are for the call (the background scan moves sealed ones).
+        grey::memory::AsyncUse use({source, destination});
+        (void)grey::raw_handle(*source, "grey_dequantize_buffer source");
         check_range(*source, source_offset, call.layout.bytes, "source");
         check_range(*destination, destination_offset, call.plain_bytes, "destination");
         call.backend->dequantize(make_job(call.layout, call.plain_dtype, buffer_memory(*destination, destination_offset, call.plain_bytes),

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -208,4 +209,53 @@ TEST(BackgroundScan, StopsWhenTheContextIsDestroyed) {
         for (uint8_t b = 0; b < 3; ++b) (void)sealed(context.get(), compressible(16 * 1024, b)).release();
         if (i % 2 == 0) two_more_passes(context.get());
     }
+}
+
+// Quantization reads a sealed source's raw memory, synchronously and on a stream, while the scan may
+// move it: each call either gives the bytes of an unsealed source or is refused (the source is no
+// longer raw); never anything else.
+TEST(BackgroundScan, QuantizingASealedSourceWhileTheScanRuns) {
+    auto context = scan_context(1);
+    constexpr uint64_t kRows = 8, kCols = 256;
+    std::vector<float> x(kRows * kCols);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(static_cast<int>(i % 17) - 8) * 0.25f;
+    grey_tensor_desc desc = GREY_TENSOR_DESC_INIT;
+    desc.dtype = GREY_DTYPE_F32;
+    desc.rank = 2;
+    desc.shape[0] = kRows;
+    desc.shape[1] = kCols;
+    grey_quant_params params = GREY_QUANT_PARAMS_INIT;
+    ASSERT_EQ(grey_quant_params_from_name("q8_0", &params), GREY_OK);
+    uint64_t quantized_bytes = 0;
+    ASSERT_EQ(grey_quant_size(&desc, &params, &quantized_bytes), GREY_OK);
+    std::vector<uint8_t> bytes(x.size() * sizeof(float));
+    std::memcpy(bytes.data(), x.data(), bytes.size());
+    grey_buffer *plain = nullptr, *out = nullptr;
+    ASSERT_EQ(grey_buffer_create(context.get(), 0, bytes.size(), &plain), GREY_OK);
+    ASSERT_EQ(grey_buffer_create(context.get(), 0, quantized_bytes, &out), GREY_OK);
+    BufferPtr plain_owner(plain), out_owner(out);
+    ASSERT_EQ(grey_buffer_write(plain, 0, bytes.data(), bytes.size()), GREY_OK);
+    ASSERT_EQ(grey_quantize_buffer(&desc, plain, 0, &params, out, 0, nullptr), GREY_OK) << grey_last_error();
+    const auto expected = read_all(out, quantized_bytes);
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(context.get(), 0, &stream), GREY_OK);
+    int refused = 0;
+    for (int round = 0; round < 40; ++round) {
+        auto source = sealed(context.get(), bytes);
+        for (int call = 0; call < 4; ++call) {
+            ASSERT_EQ(grey_buffer_fill(out, 0, 0, quantized_bytes), GREY_OK);
+            grey_status status = call % 2 == 0 ? grey_quantize_buffer(&desc, source.get(), 0, &params, out, 0, nullptr)
+                                               : grey_quantize_buffer_async(&desc, source.get(), 0, &params, out, 0, stream);
+            if (status == GREY_OK && call % 2 == 1) status = grey_stream_synchronize(stream);
+            if (status == GREY_OK) {
+                EXPECT_EQ(read_all(out, quantized_bytes), expected) << "round " << round << " call " << call;
+            } else {
+                EXPECT_EQ(status, GREY_ERROR_INVALID_ARGUMENT);
+                EXPECT_NE(std::string(grey_last_error()).find("needs a raw buffer"), std::string::npos) << grey_last_error();
+                ++refused;
+            }
+        }
+    }
+    grey_stream_destroy(stream);
+    SUCCEED() << refused << " call(s) found the source moved";
 }
