@@ -26,19 +26,21 @@ namespace {
 using grey::test::contains;
 using grey::test::ScopedEnv;
 
-// A context holding the CUDA plugin over the fake driver (the same as the other plugins' tests use).
-// A configuration with the background memory scan off, so that every residency change is the test's own.
-const char* quiet_config() {
-    static const std::string path = [] {
-        std::string p = ::testing::TempDir() + "grey_cuda_test_" + std::to_string(::getpid()) + ".yaml";
-        std::ofstream(p) << "memory:\n  deduplication:\n    scan_interval_ms: 0\n";
-        return p;
-    }();
-    return path.c_str();
+// A configuration with the background memory scan off, so that every residency change is the test's own;
+// written for each context and removed once the context has read it.
+const std::string& quiet_config_path() {
+    static const std::string path = ::testing::TempDir() + "grey_cuda_test_" + std::to_string(::getpid()) + ".yaml";
+    return path;
 }
 
+const char* quiet_config() {
+    std::ofstream(quiet_config_path()) << "memory:\n  deduplication:\n    scan_interval_ms: 0\n";
+    return quiet_config_path().c_str();
+}
+
+// A context holding the CUDA plugin over the fake driver (the same as the other plugins' tests use).
 struct Context : grey::test::PluginContext {
-    Context() : PluginContext("cuda", GREY_TEST_PLUGIN_DIR, quiet_config()) {}
+    Context() : PluginContext("cuda", GREY_TEST_PLUGIN_DIR, quiet_config()) { std::remove(quiet_config_path().c_str()); }
     grey_backend_info cuda_report() const { return report(); }
     uint32_t device_count() const {
         uint32_t n = 0;
