@@ -1237,8 +1237,10 @@ GREY_API GREY_NODISCARD grey_status grey_model_dequantize(const char* input_path
  * after the unmap until the cache needs room, when the least recently used copy not mapped is freed
  * (the buffer keeps its residency, so no data is ever lost); a mapped copy is never moved or freed.
  * Mapping with GREY_MAP_WRITE makes the buffer private and raw again (copy on write: the blocks it
- * shared stay with the other buffers) and unseals it. The _async calls and the quantization calls need
- * a raw buffer; a buffer must not change residency while work using it is pending on a stream.
+ * shared stay with the other buffers) and unseals it. The _async calls and the quantization calls work
+ * on raw memory: a sealed buffer that is not raw is brought back to raw memory first (it stays sealed,
+ * so it may be compacted again once unused); one that is also mapped is refused. A buffer never changes
+ * residency while work using it is pending on a stream.
  * The codecs run on the host in this version on every backend (the container is moved to and from the
  * device through the backend's copies).
  *

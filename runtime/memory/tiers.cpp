@@ -131,9 +131,16 @@ grey_codec Tiers::resolve(grey_codec codec) const {
 
 grey_backend_buffer* Tiers::raw_handle(const grey_buffer& buffer, const char* what) {
     std::lock_guard lock(mutex_);
-    if (buffer.residency.kind != GREY_RESIDENCY_RAW)
-        fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + ": the buffer is " + residency_text(buffer.residency.kind) +
-                                              "; this call needs a raw buffer (grey_buffer_compress to GREY_RESIDENCY_RAW first)");
+    if (buffer.residency.kind == GREY_RESIDENCY_RAW) return buffer.handle;
+    // Sealed buffers move in the background (the scan) as well as by explicit calls, so a call that works
+    // on device memory brings the buffer back to raw memory of its own rather than failing for where the
+    // scan happened to leave it; the scan may compact it again once nothing uses it. The caller holds the
+    // buffer against the scan (begin_use) from before this call until its work is queued.
+    if (buffer.map_count.load() != 0)
+        fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + ": the buffer is " + residency_text(buffer.residency.kind) + " and mapped " +
+                                              std::to_string(buffer.map_count.load()) +
+                                              " time(s); it is brought back to raw memory for this call only when unmapped");
+    change_locked(const_cast<grey_buffer&>(buffer), GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT);
     return buffer.handle;
 }
 
