@@ -1237,8 +1237,10 @@ GREY_API GREY_NODISCARD grey_status grey_model_dequantize(const char* input_path
  * after the unmap until the cache needs room, when the least recently used copy not mapped is freed
  * (the buffer keeps its residency, so no data is ever lost); a mapped copy is never moved or freed.
  * Mapping with GREY_MAP_WRITE makes the buffer private and raw again (copy on write: the blocks it
- * shared stay with the other buffers) and unseals it. The _async calls and the quantization calls need
- * a raw buffer; a buffer must not change residency while work using it is pending on a stream.
+ * shared stay with the other buffers) and unseals it. The _async calls and the quantization calls work
+ * on raw memory: a sealed buffer that is not raw is brought back to raw memory first (it stays sealed,
+ * so it may be compacted again once unused); one that is also mapped is refused. A buffer never changes
+ * residency while work using it is pending on a stream.
  * The codecs run on the host in this version on every backend (the container is moved to and from the
  * device through the backend's copies).
  *
@@ -1519,6 +1521,30 @@ GREY_API GREY_NODISCARD grey_status grey_buffer_fill_async(grey_buffer* buffer, 
                                                            uint64_t size_bytes, grey_stream* stream);
 GREY_API GREY_NODISCARD grey_status grey_buffer_checksum_async(const grey_buffer* buffer, uint64_t offset, uint64_t size_bytes,
                                                                uint64_t* checksum_destination, grey_stream* stream);
+
+/* grey_buffer_map_access on a stream, for streaming a model through the working-set cache layer by layer:
+ * map layer N+1 on one stream while layer N is computed on another. A raw buffer (every unsealed one)
+ * is mapped at once. Any other is decoded into the working-set cache, as grey_buffer_map_access does,
+ * with the copy into the cache enqueued on `stream` (of the buffer's device): *out_mapping is filled
+ * when the call returns, but the bytes at its address are there only once the stream reaches this point
+ * (grey_stream_synchronize, or an event recorded after the call, which other streams can wait for).
+ * The codecs run on the host in this version: a compressed buffer is decoded on the calling thread
+ * during the call, and only the copy into the working set runs on the stream. A cache hit costs no copy;
+ * a hit on a copy that another stream is still filling makes `stream` wait for that fill.
+ *
+ * Arguments are checked at once (GREY_ERROR_INVALID_ARGUMENT: a NULL pointer, out_mapping->struct_size
+ * too small, an access outside grey_map_access, a stream of another context or device;
+ * GREY_ERROR_UNSUPPORTED: a backend that cannot hand out addresses; nothing is mapped then). Failures of the mapping itself are reported by the stream, like failures of other
+ * queued work, at its next grey_stream_synchronize/query or by an event recorded after the call: the
+ * buffer mapped for reading elsewhere when WRITE asks for copy on write (INVALID_ARGUMENT), a buffer
+ * larger than the cache or mapped copies filling it (OUT_OF_MEMORY), a corrupted block of its container
+ * (GREY_ERROR_CORRUPT naming the block). Such a failed mapping has address 0 and still takes its
+ * grey_buffer_unmap, so every call that returned GREY_OK is paired with one unmap. grey_buffer_unmap is
+ * not enqueued: call it once the work that reads the mapping is done. A copy an async map is filling is
+ * never evicted, nor its buffer moved, before the stream has written it, even after an early unmap.
+ * Thread-safe. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_buffer_map_async(grey_buffer* buffer, grey_map_access access,
+                                                          grey_buffer_mapping* out_mapping, grey_stream* stream);
 
 /* The _async forms of grey_quantize_buffer (without a report: measure afterwards with grey_quant_compare)
  * and grey_dequantize_buffer, on the stream of the buffers' device. A backend without quantization

@@ -227,6 +227,31 @@ func (s *Stream) ChecksumAsync(b *Buffer, off, size uint64, dst *HostMemory, dst
 	}, b)
 }
 
+// MapAsync maps b on the stream (grey_buffer_map_async), for writing when write is set: a sealed
+// buffer that is not raw is decoded into the device's working-set cache by work on this stream, a raw
+// buffer maps at once. The Mapping is filled now; its bytes are there once the stream reaches this
+// point (Synchronize, or an Event recorded after). A failure of the mapping itself (the cache too
+// small, a corrupted block) is returned by the next Synchronize; the Mapping then has Address 0 and
+// still needs its Unmap, which is not enqueued: call it once the work reading the mapping is done.
+func (s *Stream) MapAsync(b *Buffer, write bool) (*Mapping, error) {
+	access := capi.GREY_MAP_READ
+	if write {
+		access = capi.GREY_MAP_WRITE
+	}
+	var m *Mapping
+	err := s.with(func(h capi.Grey_stream) error {
+		raw := capi.NewGrey_buffer_mapping()
+		defer capi.DeleteGrey_buffer_mapping(raw)
+		if err := capi.Grey_buffer_map_async(bufferHandle(b), capi.Grey_map_access(access), raw, h); err != nil {
+			return err
+		}
+		m = &Mapping{Kind: MemoryKind(raw.GetKind()), Address: uintptr(raw.GetAddress()), Size: raw.GetSize_bytes(),
+			VendorDevice: int(raw.GetVendor_device()), buffer: b}
+		return nil
+	}, b)
+	return m, err
+}
+
 // Uint64At reads the 8 bytes at off in host byte order (a checksum written by ChecksumAsync).
 func (m *HostMemory) Uint64At(off uint64) (uint64, error) {
 	addr, err := m.at(off, 8)

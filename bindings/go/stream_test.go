@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"libgrey/grey"
 )
@@ -220,5 +221,55 @@ func TestWrapStreamRefusesTheHostDevice(t *testing.T) {
 	}
 	if _, err := ctx.WrapStream(-1, grey.MemoryCUDADevice, 1); err == nil {
 		t.Fatal("WrapStream accepted device -1")
+	}
+}
+
+func TestMapAsyncMapsARawBufferAtOnceAndRefusesAForeignStream(t *testing.T) {
+	ctx := newContext(t)
+	data := []byte("layer by layer through the working set")
+	buf, err := ctx.NewBuffer(0, uint64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := buf.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := ctx.NewStream(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	m, err := stream.MapAsync(buf, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Synchronize(); err != nil {
+		t.Fatal(err)
+	}
+	direct, err := buf.Map()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Address == 0 || m.Address != direct.Address || m.Size != uint64(len(data)) {
+		t.Errorf("async mapping %+v, direct %+v", m, direct)
+	}
+	if got := unsafe.Slice((*byte)(unsafe.Pointer(m.Address)), len(data)); !bytes.Equal(got, data) {
+		t.Errorf("mapped bytes %q", got)
+	}
+	if err := direct.Unmap(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Unmap(); err != nil {
+		t.Fatal(err)
+	}
+	other := newContext(t)
+	foreign, err := other.NewStream(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer foreign.Close()
+	var e *grey.Error
+	if _, err := foreign.MapAsync(buf, false); !errors.As(err, &e) || e.Status != int(grey.StatusInvalidArgument) {
+		t.Errorf("a stream of another context: %v", err)
 	}
 }

@@ -37,8 +37,12 @@ const std::vector<KeySpec>& table() {
          "Sustained throughput gain the user aims for, as a fraction (0.02 = 2%)."},
         {"memory.deduplication.enabled", ValueType::Boolean, 0, 0, {}, {true, true, true},
          "Share identical sealed buffers.", "grey_memory_compact without a policy"},
-        {"memory.deduplication.scan_interval_ms", ValueType::Integer, 1, 3600000, {},
-         {int64_t{1000}, int64_t{100}, int64_t{20}}, "How often sealed buffers are scanned for duplicates."},
+        {"memory.deduplication.scan_interval_ms", ValueType::Integer, 0, 3600000, {},
+         {int64_t{1000}, int64_t{100}, int64_t{20}},
+         "How often sealed buffers are scanned for duplicates: a background thread compacts each device "
+         "with the policy of memory.deduplication.enabled and memory.compression.*, leaving mapped buffers "
+         "and buffers with async work in flight alone. 0 turns the scan off.",
+         "the background scan (memory tiers), when deduplication or compression is enabled"},
         {"memory.deduplication.block_size_kb", ValueType::Integer, 4, 16384, {},
          {int64_t{64}, int64_t{64}, int64_t{64}},
          "Block size, KiB, in which sealed buffers are deduplicated and compressed.",

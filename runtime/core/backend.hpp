@@ -30,6 +30,7 @@ public:
     void buffer_write(grey_backend_buffer* buffer, uint64_t offset, const void* source, uint64_t size) const;
     void buffer_read(grey_backend_buffer* buffer, uint64_t offset, void* destination, uint64_t size) const;
     [[nodiscard]] bool has_buffer_copy() const noexcept { return vtable_.buffer_copy != nullptr; }
+    [[nodiscard]] bool has_buffer_map() const noexcept { return vtable_.buffer_map != nullptr; }
     void buffer_copy(grey_backend_buffer* destination, uint64_t destination_offset, grey_backend_buffer* source,
                      uint64_t source_offset, uint64_t size) const;
     [[nodiscard]] bool has_buffer_fill() const noexcept { return vtable_.buffer_fill != nullptr; }

@@ -125,6 +125,7 @@ grey_context::grey_context(const grey_context_options& options, grey::config::Co
             devices.push_back(std::move(device));
         }
     tiers = std::make_unique<grey::memory::Tiers>(devices, config.impl);
+    tiers->start_scan(logger);
 }
 
 void grey_context::require_loaded(const std::vector<std::string>& names) const {
@@ -143,6 +144,8 @@ void grey_context::require_loaded(const std::vector<std::string>& names) const {
 }
 
 grey_context::~grey_context() {
+    // The background scan goes first: it moves buffers, which are freed below.
+    tiers->stop_scan();
     std::set<grey_stream*> streams;
     std::set<grey_event*> events;
     std::map<void*, const grey::Backend*> host_memory;

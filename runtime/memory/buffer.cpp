@@ -4,10 +4,12 @@
 
 #include "core/context.hpp"
 #include "core/error.hpp"
+#include "core/stream.hpp"
 #include "memory/tiers.hpp"
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -60,24 +62,34 @@ void read_range(const grey_buffer& buffer, uint64_t offset, std::span<std::byte>
         buffer.backend->buffer_read(buffer.handle, offset, out.data(), out.size());
 }
 
-void map_buffer(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping* out_mapping) {
+}  // namespace
+
+void map_buffer(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping* out_mapping, grey_stream* stream) {
     require_non_null(out_mapping, "out_mapping");
     if (out_mapping->struct_size < sizeof(grey_buffer_mapping))
         fail(GREY_ERROR_INVALID_ARGUMENT, "out_mapping->struct_size is " + std::to_string(out_mapping->struct_size) +
                                               "; set it to sizeof(grey_buffer_mapping)");
     grey_buffer_mapping mapping{};
     mapping.struct_size = sizeof mapping;
+    std::optional<Error> failure;
     if (buffer.sealed.load()) {
-        buffer.context->tiers->map(buffer, access, mapping);
+        if (stream != nullptr)
+            failure = buffer.context->tiers->map_async(buffer, access, mapping, *stream);
+        else
+            buffer.context->tiers->map(buffer, access, mapping);
     } else {
+        // Unsealed, and so raw: mapped at once, on a stream too.
         buffer.backend->buffer_map(buffer.handle, mapping);
         buffer.map_count.fetch_add(1);
     }
     mapping.size_bytes = buffer.size;
+    if (failure.has_value()) {
+        // Reported as a failure of work on the stream: at its next synchronize, query, or event record.
+        std::lock_guard lock(stream->mutex);
+        if (!stream->kept.has_value()) stream->kept = Error(failure->status(), std::string("grey_buffer_map_async: ") + failure->what());
+    }
     copy_out_struct(mapping, out_mapping, sizeof(grey_buffer_mapping), "out_mapping");
 }
-
-}  // namespace
 
 grey_buffer* create_buffer(grey_context& context, const grey_buffer_options& options) {
     if (options.size_bytes == 0) fail(GREY_ERROR_INVALID_ARGUMENT, "size_bytes must be greater than 0");
@@ -232,7 +244,7 @@ grey_status grey_buffer_checksum(const grey_buffer* buffer, uint64_t offset, uin
 grey_status grey_buffer_map(grey_buffer* buffer, grey_buffer_mapping* out_mapping) {
     return grey::abi_guard([&] {
         grey::require_non_null(buffer, "buffer");
-        grey::map_buffer(*buffer, buffer->sealed.load() ? GREY_MAP_READ : GREY_MAP_WRITE, out_mapping);
+        grey::map_buffer(*buffer, buffer->sealed.load() ? GREY_MAP_READ : GREY_MAP_WRITE, out_mapping, nullptr);
     });
 }
 
@@ -241,7 +253,7 @@ grey_status grey_buffer_map_access(grey_buffer* buffer, grey_map_access access, 
         grey::require_non_null(buffer, "buffer");
         if (grey_map_access_name(access) == nullptr)
             grey::fail(GREY_ERROR_INVALID_ARGUMENT, "access " + std::to_string(grey::raw_enum(access)) + " is not a grey_map_access value");
-        grey::map_buffer(*buffer, access, out_mapping);
+        grey::map_buffer(*buffer, access, out_mapping, nullptr);
     });
 }
 

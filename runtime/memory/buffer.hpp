@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace grey {
 class Backend;
@@ -22,6 +24,14 @@ struct grey_buffer {
     uint64_t size;
     // Live grey_buffer_map calls not yet ended by grey_buffer_unmap.
     std::atomic<uint32_t> map_count{0};
+    // Of those, grey_buffer_map_async calls whose mapping failed (reported by their stream): their unmap
+    // releases no cached copy. Guarded by the context's tier mutex.
+    uint32_t failed_maps = 0;
+    // Async calls now enqueuing work on the buffer, and per backend stream an event (the buffer's own)
+    // recorded after the latest work enqueued on it there: the buffer is not moved while any is pending
+    // (memory/async_use.hpp). Guarded by the context's tier mutex.
+    uint32_t enqueuing = 0;
+    std::vector<std::pair<grey_backend_stream*, grey_backend_event*>> in_flight;
     grey::memory::BufferTraits traits{};
     // Sealed buffers are immutable, and so may change residency; guarded as `handle`.
     std::atomic<bool> sealed{false};
@@ -40,6 +50,9 @@ void check_writable(const grey_buffer& buffer, const char* what);
 // The buffer's own device memory, for work that needs it whole and raw (the _async calls, quantization):
 // refuses a buffer in another residency, naming the call `what`.
 grey_backend_buffer* raw_handle(const grey_buffer& buffer, const char* what);
+// Maps the buffer with `access` into *out_mapping (its struct_size checked): at once when `stream` is
+// nullptr, else as grey_buffer_map_async on that stream (already checked for the buffer).
+void map_buffer(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping* out_mapping, grey_stream* stream);
 // Refuses a range outside the buffer, naming the call `what`.
 void check_range(const grey_buffer& buffer, uint64_t offset, uint64_t size, const char* what);
 // Refuses copy ranges outside their buffers, and overlapping ranges of one buffer.

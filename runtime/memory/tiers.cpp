@@ -6,10 +6,12 @@
 #include "core/backend.hpp"
 #include "core/context.hpp"
 #include "core/error.hpp"
+#include "core/stream.hpp"
 #include "memory/buffer.hpp"
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <string>
 
 namespace grey::memory {
@@ -55,9 +57,10 @@ Tiers::Tiers(const std::vector<std::unique_ptr<Device>>& devices, const config::
       cache_capacity_(static_cast<uint64_t>(config.get_int("memory.cache.working_set_mb")) << 20),
       algorithm_(config.get_string("memory.compression.algorithm")),
       deduplicate_(config.get_bool("memory.deduplication.enabled")),
-      compress_(config.get_bool("memory.compression.enabled")) {}
+      compress_(config.get_bool("memory.compression.enabled")),
+      scan_interval_ms_(config.get_int("memory.deduplication.scan_interval_ms")) {}
 
-Tiers::~Tiers() = default;
+Tiers::~Tiers() { stop_scan(); }
 
 Tiers::DeviceTiers& Tiers::at(uint32_t device) {
     auto found = per_device_.find(device);
@@ -98,6 +101,8 @@ void Tiers::remove(grey_buffer& buffer) noexcept {
     if (buffers_.erase(&buffer) == 0) return;
     if (const auto found = per_device_.find(buffer.device); found != per_device_.end()) found->second.cache->drop(&buffer);
     release_locked(buffer, buffer.residency, nullptr);  // the raw memory is freed with the buffer
+    for (const auto& [stream, event] : buffer.in_flight) buffer.backend->event_destroy(event);
+    buffer.in_flight.clear();
 }
 
 void Tiers::seal(grey_buffer& buffer) {
@@ -126,9 +131,16 @@ grey_codec Tiers::resolve(grey_codec codec) const {
 
 grey_backend_buffer* Tiers::raw_handle(const grey_buffer& buffer, const char* what) {
     std::lock_guard lock(mutex_);
-    if (buffer.residency.kind != GREY_RESIDENCY_RAW)
-        fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + ": the buffer is " + residency_text(buffer.residency.kind) +
-                                              "; this call needs a raw buffer (grey_buffer_compress to GREY_RESIDENCY_RAW first)");
+    if (buffer.residency.kind == GREY_RESIDENCY_RAW) return buffer.handle;
+    // Sealed buffers move in the background (the scan) as well as by explicit calls, so a call that works
+    // on device memory brings the buffer back to raw memory of its own rather than failing for where the
+    // scan happened to leave it; the scan may compact it again once nothing uses it. The caller holds the
+    // buffer against the scan (begin_use) from before this call until its work is queued.
+    if (buffer.map_count.load() != 0)
+        fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + ": the buffer is " + residency_text(buffer.residency.kind) + " and mapped " +
+                                              std::to_string(buffer.map_count.load()) +
+                                              " time(s); it is brought back to raw memory for this call only when unmapped");
+    change_locked(const_cast<grey_buffer&>(buffer), GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT);
     return buffer.handle;
 }
 
@@ -354,22 +366,26 @@ void Tiers::change_locked(grey_buffer& buffer, grey_residency target, grey_codec
     buffer.residency = std::move(next);
 }
 
+void Tiers::copy_on_write_locked(grey_buffer& buffer, const char* call) {
+    // The buffer gets memory of its own, the blocks it shared stay with the others.
+    if (buffer.map_count.load() != 0)
+        fail(GREY_ERROR_INVALID_ARGUMENT, std::string(call) + ": the sealed buffer is mapped for reading " +
+                                              std::to_string(buffer.map_count.load()) + " time(s); unmap it before mapping it for writing");
+    change_locked(buffer, GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT);
+    buffer.sealed.store(false);
+}
+
 void Tiers::map(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping& mapping) {
     std::lock_guard lock(mutex_);
-    if (access == GREY_MAP_WRITE && buffer.sealed.load()) {
-        // Copy on write: the buffer gets memory of its own, the blocks it shared stay with the others.
-        if (buffer.map_count.load() != 0)
-            fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_map_access: the sealed buffer is mapped for reading " +
-                                                  std::to_string(buffer.map_count.load()) + " time(s); unmap it before mapping it for writing");
-        change_locked(buffer, GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT);
-        buffer.sealed.store(false);
-    }
+    if (access == GREY_MAP_WRITE && buffer.sealed.load()) copy_on_write_locked(buffer, "grey_buffer_map_access");
     if (buffer.residency.kind == GREY_RESIDENCY_RAW) {
         buffer.backend->buffer_map(buffer.handle, mapping);
     } else {
         WorkingSetCache& cache = *at(buffer.device).cache;
         grey_backend_buffer* copy = cache.pin(&buffer, buffer.size, [&](grey_backend_buffer* target) { materialize_locked(buffer, target); });
         try {
+            // A copy an async map is still filling on a stream is ready once that stream gets there.
+            if (grey_backend_event* ready = cache.pending_event(&buffer)) buffer.backend->event_synchronize(ready);
             buffer.backend->buffer_map(copy, mapping);
         } catch (...) {
             cache.unpin(&buffer);
@@ -379,13 +395,135 @@ void Tiers::map(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping
     buffer.map_count.fetch_add(1);
 }
 
+std::optional<Error> Tiers::map_async(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping& mapping, grey_stream& stream) {
+    std::lock_guard lock(mutex_);
+    const Backend& backend = *buffer.backend;
+    try {
+        if (access == GREY_MAP_WRITE && buffer.sealed.load()) copy_on_write_locked(buffer, "grey_buffer_map_async");
+        if (buffer.residency.kind == GREY_RESIDENCY_RAW) {
+            backend.buffer_map(buffer.handle, mapping);
+        } else {
+            WorkingSetCache& cache = *at(buffer.device).cache;
+            const Device& dev = *devices_.at(buffer.device);
+            // Made before the fill so that, once the fill is enqueued, only recording it can fail.
+            std::unique_ptr<grey_backend_event, std::function<void(grey_backend_event*)>> ready(
+                stream.handle != nullptr ? backend.event_create(dev.index_in_backend) : nullptr,
+                [&backend](grey_backend_event* e) { backend.event_destroy(e); });
+            std::vector<std::byte> staging;
+            bool enqueued = false;
+            grey_backend_buffer* copy = cache.pin(&buffer, buffer.size, [&](grey_backend_buffer* target) {
+                if (stream.handle == nullptr) {
+                    // No backend streams: the stream's work runs at enqueue, so the map does too.
+                    materialize_locked(buffer, target);
+                    return;
+                }
+                // The codecs run on the host: decode now, on the calling thread (while the device works
+                // through what is queued), and queue the copy into the working set behind that work.
+                staging.resize(buffer.size);
+                read_locked(buffer, 0, staging);
+                backend.buffer_write_async(stream.handle, target, 0, staging.data(), staging.size());
+                try {
+                    backend.event_record(ready.get(), stream.handle);
+                } catch (...) {
+                    // Without the event nothing would say when the copy may be freed: wait here.
+                    try {
+                        backend.stream_synchronize(stream.handle);
+                    } catch (...) {
+                    }
+                    throw;
+                }
+                enqueued = true;
+            });
+            try {
+                if (enqueued) {
+                    cache.set_pending(&buffer, ready.release(), std::move(staging));
+                } else if (grey_backend_event* pending = cache.pending_event(&buffer)) {
+                    // A hit on a copy another stream is still filling: this stream waits for it too.
+                    if (stream.handle != nullptr)
+                        backend.stream_wait_event(stream.handle, pending);
+                    else
+                        backend.event_synchronize(pending);
+                }
+                backend.buffer_map(copy, mapping);
+            } catch (...) {
+                cache.unpin(&buffer);
+                throw;
+            }
+        }
+    } catch (const Error& e) {
+        // The stream reports it; the mapping still counts, so that the caller's unmap pairs with it.
+        ++buffer.failed_maps;
+        buffer.map_count.fetch_add(1);
+        mapping.address = 0;
+        return e;
+    }
+    buffer.map_count.fetch_add(1);
+    return std::nullopt;
+}
+
 void Tiers::unmap(grey_buffer& buffer) {
     std::lock_guard lock(mutex_);
     uint32_t count = buffer.map_count.load();
     do {
         if (count == 0) fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_unmap: the buffer is not mapped");
     } while (!buffer.map_count.compare_exchange_weak(count, count - 1));
+    if (buffer.failed_maps > 0) {
+        --buffer.failed_maps;  // it pinned nothing
+        return;
+    }
     if (buffer.residency.kind != GREY_RESIDENCY_RAW) at(buffer.device).cache->unpin(&buffer);
+}
+
+void Tiers::begin_use(const std::vector<const grey_buffer*>& buffers) {
+    std::lock_guard lock(mutex_);
+    for (const grey_buffer* b : buffers) ++const_cast<grey_buffer*>(b)->enqueuing;
+}
+
+bool Tiers::end_use(const std::vector<const grey_buffer*>& buffers, grey_backend_stream* enqueued_on) noexcept {
+    std::lock_guard lock(mutex_);
+    bool recorded = true;
+    for (const grey_buffer* constant : buffers) {
+        // The bookkeeping is the tiers'; the buffer's contents are untouched.
+        auto* b = const_cast<grey_buffer*>(constant);
+        --b->enqueuing;
+        if (enqueued_on == nullptr) continue;
+        try {
+            auto use = std::find_if(b->in_flight.begin(), b->in_flight.end(), [&](const auto& u) { return u.first == enqueued_on; });
+            if (use == b->in_flight.end()) {
+                const Device& dev = *devices_.at(b->device);
+                grey_backend_event* event = dev.backend->event_create(dev.index_in_backend);
+                try {
+                    b->in_flight.emplace_back(enqueued_on, event);
+                } catch (...) {
+                    dev.backend->event_destroy(event);
+                    throw;
+                }
+                use = std::prev(b->in_flight.end());
+            }
+            b->backend->event_record(use->second, enqueued_on);
+        } catch (...) {
+            recorded = false;
+        }
+    }
+    return recorded;
+}
+
+bool Tiers::busy_locked(grey_buffer& buffer) {
+    if (buffer.map_count.load() != 0 || buffer.enqueuing != 0) return true;
+    if (const auto found = per_device_.find(buffer.device); found != per_device_.end() && found->second.cache->fill_pending(&buffer))
+        return true;
+    // Completed uses are forgotten; a failed one is complete too (its failure belongs to its stream).
+    for (auto use = buffer.in_flight.begin(); use != buffer.in_flight.end();) {
+        bool done = true;
+        try {
+            done = buffer.backend->event_query(use->second);
+        } catch (...) {
+        }
+        if (!done) return true;
+        buffer.backend->event_destroy(use->second);
+        use = buffer.in_flight.erase(use);
+    }
+    return false;
 }
 
 grey_compact_result Tiers::compact(uint32_t device, const grey_compact_policy& policy) {
@@ -406,7 +544,7 @@ grey_compact_result Tiers::compact(uint32_t device, const grey_compact_policy& p
     std::vector<grey_buffer*> eligible;
     std::set<const grey_buffer*> deduplicated;
     for (grey_buffer* b : buffers) {
-        if (!b->sealed.load() || b->map_count.load() != 0) {
+        if (!b->sealed.load() || busy_locked(*b)) {
             ++result.buffers_skipped;
             continue;
         }

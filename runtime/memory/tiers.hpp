@@ -4,23 +4,29 @@
 // buffer never changes residency, so the ordinary buffer calls on it take no lock.
 #pragma once
 
+#include "core/error.hpp"
 #include "grey.h"
 #include "memory/block_store.hpp"
 #include "memory/residency.hpp"
 #include "memory/working_set.hpp"
 
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 struct grey_buffer;
+struct grey_stream;
 
 namespace grey {
+class Logger;
 struct Device;
 namespace config {
 class Config;
@@ -47,8 +53,28 @@ public:
     void change(grey_buffer& buffer, grey_residency residency, grey_codec codec);
     // Fills kind, address and vendor_device; counts the mapping.
     void map(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping& mapping);
+    // grey_buffer_map_async: argument checks are the caller's. Returns the failure the stream is to
+    // report (the mapping then counts, with address 0, until its unmap); nullopt when mapped.
+    std::optional<Error> map_async(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping& mapping, grey_stream& stream);
     void unmap(grey_buffer& buffer);
+    // Moves the device's sealed buffers as `policy` says, skipping buffers in use (busy_locked).
     grey_compact_result compact(uint32_t device, const grey_compact_policy& policy);
+
+    // Async work on buffers (memory/async_use.hpp): begin_use before an _async call's checks, end_use
+    // once its work is enqueued on `enqueued_on` (nullptr: not enqueued, or run at enqueue). end_use
+    // returns false when it could not record the use (the caller then waits for the stream).
+    void begin_use(const std::vector<const grey_buffer*>& buffers);
+    bool end_use(const std::vector<const grey_buffer*>& buffers, grey_backend_stream* enqueued_on) noexcept;
+
+    // The background scan (memory/background_scan.cpp): a thread that compacts every device with the
+    // configured policy every memory.deduplication.scan_interval_ms, when that is above 0 and the policy
+    // deduplicates or compresses. start_scan is called once by the context; stop_scan (idempotent)
+    // stops and joins it before the buffers go.
+    void start_scan(const Logger& logger);
+    void stop_scan() noexcept;
+    [[nodiscard]] bool scanning() const noexcept { return scan_thread_.joinable(); }
+    // Passes the scan has completed (tests wait on it).
+    [[nodiscard]] uint64_t scan_passes();
     // The tier members of grey_memory_stats (from logical_bytes on), for the device or one tenant on it.
     void stats(uint32_t device, const uint64_t* tenant, grey_memory_stats& stats);
     void info(const grey_buffer& buffer, grey_buffer_info& info);
@@ -69,10 +95,15 @@ private:
     };
     DeviceTiers& at(uint32_t device);
 
+    // Mapped, or with async work enqueuing, queued or filling its cached copy: never moved then.
+    bool busy_locked(grey_buffer& buffer);
+    void scan_loop(const Logger& logger);
     void read_locked(const grey_buffer& buffer, uint64_t offset, std::span<std::byte> out);
     // Writes the buffer's whole contents into `target`, a device buffer of its size on its device.
     void materialize_locked(const grey_buffer& buffer, grey_backend_buffer* target);
     void change_locked(grey_buffer& buffer, grey_residency residency, grey_codec codec);
+    // Copy on write of a sealed buffer mapped for writing: raw memory of its own, unsealed.
+    void copy_on_write_locked(grey_buffer& buffer, const char* call);
     Residency deduplicated_locked(const grey_buffer& buffer);
     Residency compressed_locked(const grey_buffer& buffer, grey_residency tier, grey_codec codec);
     // Frees what `residency` holds (the raw memory of a raw buffer is `handle`).
@@ -91,6 +122,14 @@ private:
     std::map<uint32_t, DeviceTiers> per_device_;
     std::set<grey_buffer*> buffers_;
     uint64_t next_sequence_ = 1;
+    int64_t scan_interval_ms_;
+
+    // The background scan's stop signal and its thread (last, so that it stops before the rest goes).
+    std::mutex scan_mutex_;
+    std::condition_variable scan_wake_;
+    bool scan_stop_ = false;    // guarded by scan_mutex_
+    uint64_t scan_passes_ = 0;  // guarded by scan_mutex_
+    std::thread scan_thread_;
 };
 
 }  // namespace grey::memory

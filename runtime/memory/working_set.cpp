@@ -12,8 +12,36 @@ WorkingSetCache::WorkingSetCache(const Backend& backend, uint32_t device_in_back
     : backend_(backend), device_(device_in_backend), capacity_(capacity_bytes) {}
 
 WorkingSetCache::~WorkingSetCache() {
-    for (auto& [owner, entry] : entries_) backend_.buffer_free(entry.copy);
+    while (!entries_.empty()) free_entry(entries_.begin());
 }
+
+bool WorkingSetCache::settle(Entry& entry) noexcept {
+    if (entry.ready == nullptr) return true;
+    try {
+        if (!backend_.event_query(entry.ready)) return false;
+    } catch (...) {
+        // The stream failed at or before the fill: the copy may not hold the buffer's bytes.
+        entry.fill_failed = true;
+    }
+    backend_.event_destroy(entry.ready);
+    entry.ready = nullptr;
+    std::vector<std::byte>().swap(entry.staging);
+    return true;
+}
+
+void WorkingSetCache::set_pending(const grey_buffer* owner, grey_backend_event* ready, std::vector<std::byte> staging) noexcept {
+    Entry& entry = entries_.at(owner);
+    entry.ready = ready;
+    entry.staging = std::move(staging);
+}
+
+grey_backend_event* WorkingSetCache::pending_event(const grey_buffer* owner) {
+    const auto found = entries_.find(owner);
+    if (found == entries_.end() || settle(found->second)) return nullptr;
+    return found->second.ready;
+}
+
+bool WorkingSetCache::fill_pending(const grey_buffer* owner) { return pending_event(owner) != nullptr; }
 
 void WorkingSetCache::count(uint64_t tenant, bool hit) {
     (hit ? hits_ : misses_) += 1;
@@ -22,7 +50,15 @@ void WorkingSetCache::count(uint64_t tenant, bool hit) {
 }
 
 grey_backend_buffer* WorkingSetCache::pin(const grey_buffer* owner, uint64_t size, const std::function<void(grey_backend_buffer*)>& fill) {
-    if (const auto found = entries_.find(owner); found != entries_.end()) {
+    if (auto found = entries_.find(owner); found != entries_.end()) {
+        // A copy whose fill failed is made again once nothing maps it.
+        if (settle(found->second) && found->second.fill_failed) {
+            if (found->second.pins > 0)
+                fail(GREY_ERROR_INVALID_ARGUMENT, "the working-set copy of this buffer was filled on a stream that failed, and it is still mapped; "
+                                                  "unmap every mapping of it, then map it again");
+            free_entry(found);
+            return pin(owner, size, fill);
+        }
         ++found->second.pins;
         recency_.splice(recency_.begin(), recency_, found->second.recency);
         count(owner->traits.tenant, true);
@@ -32,17 +68,18 @@ grey_backend_buffer* WorkingSetCache::pin(const grey_buffer* owner, uint64_t siz
         fail(GREY_ERROR_OUT_OF_MEMORY, "the buffer of " + std::to_string(size) + " bytes is larger than the working-set cache of " +
                                            std::to_string(capacity_) + " bytes (memory.cache.working_set_mb)");
     uint64_t pinned = 0;
-    for (const auto& [o, e] : entries_)
-        if (e.pins > 0) pinned += e.size;
+    // A copy still being filled on a stream is as good as pinned.
+    for (auto& [o, e] : entries_)
+        if (e.pins > 0 || !settle(e)) pinned += e.size;
     if (pinned + size > capacity_)
         fail(GREY_ERROR_OUT_OF_MEMORY, "the working-set cache of " + std::to_string(capacity_) + " bytes has " + std::to_string(pinned) +
-                                           " bytes of mapped copies, leaving too little for " + std::to_string(size) +
+                                           " bytes of mapped copies (or copies a stream still fills), leaving too little for " + std::to_string(size) +
                                            " more; unmap buffers or raise memory.cache.working_set_mb");
     // Least recently used, unpinned copies go first.
     for (auto it = recency_.end(); bytes_ + size > capacity_ && it != recency_.begin();) {
         --it;
         const auto entry = entries_.find(*it);
-        if (entry->second.pins > 0) continue;
+        if (entry->second.pins > 0 || !settle(entry->second)) continue;
         ++it;  // past the victim, which free_entry unlinks; the next step back reaches its predecessor
         free_entry(entry);
     }
@@ -76,6 +113,14 @@ void WorkingSetCache::drop(const grey_buffer* owner) noexcept {
 }
 
 void WorkingSetCache::free_entry(std::map<const grey_buffer*, Entry>::iterator entry) noexcept {
+    if (entry->second.ready != nullptr) {
+        // A stream may still write the copy: wait for it (its failure belongs to that stream).
+        try {
+            backend_.event_synchronize(entry->second.ready);
+        } catch (...) {
+        }
+        backend_.event_destroy(entry->second.ready);
+    }
     backend_.buffer_free(entry->second.copy);
     bytes_ -= entry->second.size;
     recency_.erase(entry->second.recency);

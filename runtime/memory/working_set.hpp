@@ -1,14 +1,18 @@
 // A device's working-set cache: dense device copies of mapped buffers that are not raw, within a fixed
 // capacity. A copy is pinned while the buffer is mapped and never moved or freed then; unpinned copies
 // stay for later maps (a hit) until room is needed, least recently used first. A copy is only ever a
-// copy: freeing it loses nothing, since the buffer keeps its own residency. Not synchronised: the
-// memory tiers call it under their mutex.
+// copy: freeing it loses nothing, since the buffer keeps its own residency. A copy that an async map
+// fills on a stream is pending until the event recorded after the fill completes: it is never freed
+// before (the stream still writes it, from host memory the entry keeps), and a map of it on another
+// stream waits for that event. Not synchronised: the memory tiers call it under their mutex.
 #pragma once
 
 #include "grey_backend.h"
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <vector>
 #include <list>
 #include <map>
 
@@ -32,6 +36,14 @@ public:
     // exceeds the capacity or pinned copies leave too little room; the cache is then unchanged.
     grey_backend_buffer* pin(const grey_buffer* owner, uint64_t size, const std::function<void(grey_backend_buffer*)>& fill);
     void unpin(const grey_buffer* owner) noexcept;
+    // The copy of `owner` (just pinned) is being filled on a stream: `ready` (recorded after the fill,
+    // owned by the cache from now on) completes when it is written, and `staging` (the host bytes the
+    // fill reads) is kept until then.
+    void set_pending(const grey_buffer* owner, grey_backend_event* ready, std::vector<std::byte> staging) noexcept;
+    // The event a user of `owner`'s pinned copy must wait for; nullptr when the copy is written.
+    grey_backend_event* pending_event(const grey_buffer* owner);
+    // True while an async fill of `owner`'s copy has not completed (the buffer must not move then).
+    bool fill_pending(const grey_buffer* owner);
     // Frees the copy of `owner`, if any (the buffer goes away or becomes raw).
     void drop(const grey_buffer* owner) noexcept;
 
@@ -54,7 +66,12 @@ private:
         uint64_t tenant = 0;
         uint32_t pins = 0;
         std::list<const grey_buffer*>::iterator recency;
+        grey_backend_event* ready = nullptr;  // an async fill not yet seen complete
+        std::vector<std::byte> staging;       // the host bytes that fill reads
+        bool fill_failed = false;             // its stream reported a failure: the copy is not trusted
     };
+    // Forgets a completed fill's event and staging; false while the fill is still running.
+    bool settle(Entry& entry) noexcept;
     void free_entry(std::map<const grey_buffer*, Entry>::iterator entry) noexcept;
     void count(uint64_t tenant, bool hit);
 

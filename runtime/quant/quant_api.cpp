@@ -11,6 +11,7 @@
 #include "core/stream.hpp"
 #include "core/host_memory_backend.hpp"
 #include "core/tensor_desc.hpp"
+#include "memory/async_use.hpp"
 #include "memory/buffer.hpp"
 #include "quant/format.hpp"
 #include "quant/host_memory_quantize.hpp"
@@ -277,6 +278,9 @@ grey_status grey_quantize_buffer(const grey_tensor_desc* desc, const grey_buffer
         using namespace grey::quant;
         check_report_size(out_report);
         const auto call = prepare_buffer_call(desc, params, source, destination, "desc->dtype");
+        // The buffers stay where they are for the call (the background scan moves sealed ones).
+        grey::memory::AsyncUse use({source, destination});
+        (void)grey::raw_handle(*source, "grey_quantize_buffer source");
         check_range(*source, source_offset, call.plain_bytes, "source");
         check_range(*destination, destination_offset, call.layout.bytes, "destination");
         grey_backend_quant_job job = make_job(call.layout, call.plain_dtype, buffer_memory(*source, source_offset, call.plain_bytes),
@@ -301,6 +305,9 @@ grey_status grey_dequantize_buffer(const grey_tensor_desc* desc, const grey_quan
     return grey::abi_guard([&] {
         using namespace grey::quant;
         const auto call = prepare_buffer_call(desc, params, source, destination, "desc->dtype (the output type)");
+        // The buffers stay where they are for the call (the background scan moves sealed ones).
+        grey::memory::AsyncUse use({source, destination});
+        (void)grey::raw_handle(*source, "grey_dequantize_buffer source");
         check_range(*source, source_offset, call.layout.bytes, "source");
         check_range(*destination, destination_offset, call.plain_bytes, "destination");
         call.backend->dequantize(make_job(call.layout, call.plain_dtype, buffer_memory(*destination, destination_offset, call.plain_bytes),
@@ -317,12 +324,17 @@ grey_status grey_quantize_buffer_async(const grey_tensor_desc* desc, const grey_
         using namespace grey::quant;
         const auto call = prepare_buffer_call(desc, params, source, destination, "desc->dtype");
         grey_stream& s = grey::stream_for(stream, *source, "grey_quantize_buffer_async");
+        // The buffers are not moved from here until the job is queued; the source is checked raw again
+        // under that guard (prepare_buffer_call's check came before it).
+        grey::memory::AsyncUse use(s, {source, destination});
+        (void)grey::raw_handle(*source, "grey_quantize_buffer_async source");
         check_range(*source, source_offset, call.plain_bytes, "source");
         check_range(*destination, destination_offset, call.layout.bytes, "destination");
         const grey_backend_quant_job job = make_job(call.layout, call.plain_dtype, buffer_memory(*source, source_offset, call.plain_bytes),
                                                     buffer_memory(*destination, destination_offset, call.layout.bytes));
         grey::submit(s, [&](grey_backend_stream* h) { call.backend->quantize_async(h, job); }, [&] { call.backend->quantize(job); },
                      call.backend->has_quantize_async());
+        use.enqueued();
     });
 }
 
@@ -332,12 +344,17 @@ grey_status grey_dequantize_buffer_async(const grey_tensor_desc* desc, const gre
         using namespace grey::quant;
         const auto call = prepare_buffer_call(desc, params, source, destination, "desc->dtype (the output type)");
         grey_stream& s = grey::stream_for(stream, *source, "grey_dequantize_buffer_async");
+        // The buffers are not moved from here until the job is queued; the source is checked raw again
+        // under that guard (prepare_buffer_call's check came before it).
+        grey::memory::AsyncUse use(s, {source, destination});
+        (void)grey::raw_handle(*source, "grey_dequantize_buffer_async source");
         check_range(*source, source_offset, call.layout.bytes, "source");
         check_range(*destination, destination_offset, call.plain_bytes, "destination");
         const grey_backend_quant_job job = make_job(call.layout, call.plain_dtype, buffer_memory(*destination, destination_offset, call.plain_bytes),
                                                     buffer_memory(*source, source_offset, call.layout.bytes));
         grey::submit(s, [&](grey_backend_stream* h) { call.backend->dequantize_async(h, job); }, [&] { call.backend->dequantize(job); },
                      call.backend->has_quantize_async());
+        use.enqueued();
     });
 }
 

@@ -49,10 +49,11 @@ private:
 
 // A context with the host backend and the plugin `backend` from `plugin_dir`; device 1 is its first GPU.
 struct PluginContext {
-    PluginContext(const char* backend, const char* plugin_dir) : name(backend) {
+    PluginContext(const char* backend, const char* plugin_dir, const char* config_path = nullptr) : name(backend) {
         grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
         options.backends = backend;
         options.backend_dir = plugin_dir;
+        options.config_path = config_path;
         options.log_level = GREY_LOG_OFF;
         EXPECT_EQ(grey_context_create(&options, &context), GREY_OK) << grey_last_error();
     }

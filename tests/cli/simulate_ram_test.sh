@@ -29,7 +29,8 @@ text = json.dumps(header).encode(); text += b" " * (-len(text) % 8)
 open(sys.argv[1], "wb").write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 PY
 model=$tmp/model.safetensors
-printf 'targets:\n  ram_multiplier: 5.0\ndaemon:\n  proof_artifact_dir: %s/proofs\n' "$tmp" > "$tmp/cfg.yaml"
+# The background scan is off, so that the compaction counted is the command's own.
+printf 'targets:\n  ram_multiplier: 5.0\nmemory:\n  deduplication:\n    scan_interval_ms: 0\ndaemon:\n  proof_artifact_dir: %s/proofs\n' "$tmp" > "$tmp/cfg.yaml"
 run() { "$greyctl" --no-env --config "$tmp/cfg.yaml" simulate-ram --model "$model" --json "$@"; }
 field() {  # field EXPRESSION ARGS...: the Python expression over the report `d`
   local expression=$1; shift

@@ -27,9 +27,21 @@ namespace {
 using grey::test::contains;
 using grey::test::ScopedEnv;
 
+// A configuration with the background memory scan off, so that every residency change is the test's own;
+// written for each context and removed once the context has read it.
+const std::string& quiet_config_path() {
+    static const std::string path = ::testing::TempDir() + "grey_cuda_test_" + std::to_string(::getpid()) + ".yaml";
+    return path;
+}
+
+const char* quiet_config() {
+    std::ofstream(quiet_config_path()) << "memory:\n  deduplication:\n    scan_interval_ms: 0\n";
+    return quiet_config_path().c_str();
+}
+
 // A context holding the CUDA plugin over the fake driver (the same as the other plugins' tests use).
 struct Context : grey::test::PluginContext {
-    Context() : PluginContext("cuda", GREY_TEST_PLUGIN_DIR) {}
+    Context() : PluginContext("cuda", GREY_TEST_PLUGIN_DIR, quiet_config()) { std::remove(quiet_config_path().c_str()); }
     grey_backend_info cuda_report() const { return report(); }
     uint32_t device_count() const {
         uint32_t n = 0;
@@ -336,6 +348,55 @@ TEST(CudaFake, SealedBuffersDeduplicateCompressMapAndCopyOnWrite) {
     EXPECT_EQ(stats.physical_device_bytes, stats.cache_bytes) << "only cached copies are left";
     EXPECT_EQ(stats.cache_bytes, 0u) << "a destroyed buffer's cached copy goes with it";
     EXPECT_EQ(stats.allocation_count, allocations_before) << "every block, container and copy is given back";
+}
+
+// grey_buffer_map_async on a CUDA device: the fake's streams defer their work as a GPU does, so the
+// mapped copy holds the buffer's bytes only once the stream has run the copy; a second stream that hits
+// the copy while it is being filled waits for that fill; an early unmap frees nothing the stream writes.
+TEST(CudaFake, AsyncMapFillsTheCachedCopyOnTheStream) {
+    Context c;
+    const size_t n = 3 * 65536 + 100;
+    const auto data = random_bytes(n);
+    grey_buffer* b = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, n, &b), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_write(b, 0, data.data(), n), GREY_OK);
+    ASSERT_EQ(grey_buffer_seal(b), GREY_OK);
+    ASSERT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_COMPRESSED_DEVICE, GREY_CODEC_LZ4), GREY_OK) << grey_last_error();
+    grey_stream *first = nullptr, *second = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &first), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_stream_create(c.context, 1, &second), GREY_OK) << grey_last_error();
+    grey_buffer_mapping m{}, hit{};
+    m.struct_size = hit.struct_size = sizeof m;
+    ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, first), GREY_OK) << grey_last_error();
+    EXPECT_EQ(m.kind, GREY_MEMORY_CUDA_DEVICE);
+    ASSERT_NE(m.address, 0u);
+    const auto* bytes = reinterpret_cast<const unsigned char*>(static_cast<uintptr_t>(m.address));
+    EXPECT_NE(std::vector<unsigned char>(bytes, bytes + n), data) << "the copy is queued on the stream, not done in the call";
+    // The second stream hits the copy still being filled: its synchronize runs the first stream's fill.
+    ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &hit, second), GREY_OK) << grey_last_error();
+    EXPECT_EQ(hit.address, m.address);
+    ASSERT_EQ(grey_stream_synchronize(second), GREY_OK) << grey_last_error();
+    EXPECT_EQ(std::vector<unsigned char>(bytes, bytes + n), data);
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    ASSERT_EQ(grey_stream_synchronize(first), GREY_OK) << grey_last_error();
+    // Unmapped before its fill ran, then moved back to raw: the move waits for the fill to finish.
+    grey_buffer_info info{};
+    info.struct_size = sizeof info;
+    ASSERT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_COMPRESSED_HOST, GREY_CODEC_ZSTD), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, first), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    ASSERT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_info_get(b, &info), GREY_OK);
+    EXPECT_EQ(info.cached, 0u);
+    std::vector<unsigned char> back(n);
+    ASSERT_EQ(grey_buffer_read(b, 0, back.data(), n), GREY_OK);
+    EXPECT_EQ(back, data);
+    ASSERT_EQ(grey_stream_synchronize(first), GREY_OK) << grey_last_error();
+    grey_stream_destroy(second);
+    grey_stream_destroy(first);
+    grey_buffer_destroy(b);
+    EXPECT_EQ(c.stats().cache_bytes, 0u);
 }
 
 TEST(CudaFake, PoolGrowsInChunksAndReportsFragmentation) {

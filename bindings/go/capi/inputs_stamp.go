@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "d3df59432fd70eb37bb56095dbbd3ce98ed061616815ae4552154b94178d0c55"
+const inputsSHA256 = "e71c43f4bad85958be6abb9158333bb402ccccbbee7d502ae3fedae50ad28762"

@@ -28,14 +28,14 @@ from ._kv import WINDOW_ALL, KvCache, KvStats
 from ._govern import (WAIT_FOREVER, Admission, DeviceGovernState, Governor, GovernorState, Tenant,
                       TenantStats)
 from ._model import Model, ModelWriter, Tensor
-from ._stream import Event, HostMemory, Stream
+from ._stream import AsyncMapping, Event, HostMemory, Stream
 from ._quant import QuantizedTensor, QuantReport, quant_compare, quant_formats, quant_size, quantize
 from ._model_quant import dequantize_model, quantize_model
 from .errors import (BackendError, BufferTooSmall, ConfigError, Corrupt, Error, InternalError, InvalidArgument,
                      IoError, NotFound, OutOfMemory, PermissionDenied, Stopped, Timeout, Unsupported, Cancelled)
 
 __all__ = [
-    "capi", "Context", "Config", "Buffer", "Stream", "Event", "HostMemory", "BackendInfo", "PluginDir", "DeviceSpec", "Telemetry", "Field",
+    "capi", "Context", "Config", "Buffer", "Stream", "Event", "HostMemory", "AsyncMapping", "BackendInfo", "PluginDir", "DeviceSpec", "Telemetry", "Field",
     "config_keys", "Governor", "Tenant", "Admission", "GovernorState", "DeviceGovernState", "TenantStats",
     "WAIT_FOREVER", "Timeout", "Stopped", "Cancelled", "KvCache", "KvStats", "WINDOW_ALL",
     "version", "version_string", "build_revision", "Error", "InvalidArgument", "OutOfMemory", "Unsupported",

@@ -115,6 +115,32 @@ class Event(_Handle):
         return float(capi.grey_event_elapsed_ms(self._get_handle(), end._get_handle()))
 
 
+class AsyncMapping:
+    """A mapping from Stream.map_async: kind, address, size and vendor_device as grey_buffer_mapping
+    has them. unmap() (or leaving a ``with`` block) ends it, once the work reading it is done: unmap
+    is not enqueued on the stream."""
+
+    def __init__(self, buffer: Any, mapping: Any) -> None:
+        self._buffer = buffer
+        self.kind = int(mapping.kind)
+        self.address = int(mapping.address)
+        self.size = int(mapping.size_bytes)
+        self.vendor_device = int(mapping.vendor_device)
+        self._done = False
+
+    def unmap(self) -> None:
+        """Ends the mapping (grey_buffer_unmap); safe to call more than once."""
+        if not self._done:
+            self._done = True
+            capi.grey_buffer_unmap(self._buffer._get_handle())
+
+    def __enter__(self) -> "AsyncMapping":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.unmap()
+
+
 class Stream(_Handle):
     """An ordered queue of work on one device (grey_stream)."""
 
@@ -181,6 +207,17 @@ class Stream(_Handle):
                                         self._get_handle())
         self._keep.append(result)
         return result
+
+    def map_async(self, buffer: Any, write: bool = False) -> "AsyncMapping":
+        """Enqueues grey_buffer_map_async: a sealed buffer that is not raw is decoded into the device's
+        working-set cache on this stream (a raw buffer maps at once). The address is filled now; its
+        bytes are there once the stream reaches this point (synchronize(), or an Event recorded after).
+        A failure of the mapping itself (cache too small, a corrupted block) raises at synchronize();
+        the returned mapping then has address 0 and still needs its unmap()."""
+        mapping = capi.grey_buffer_mapping()
+        access = capi.GREY_MAP_WRITE if write else capi.GREY_MAP_READ
+        capi.grey_buffer_map_async(buffer._get_handle(), access, mapping, self._get_handle())
+        return AsyncMapping(buffer, mapping)
 
     def quantize_async(self, source: Any, shape: tuple[int, ...], format: str, destination: Any, *,
                        dtype: DTypeLike = "F32", calibration: str = "rtn", source_offset: int = 0,

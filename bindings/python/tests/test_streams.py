@@ -1,3 +1,5 @@
+import ctypes
+
 import numpy as np
 import pytest
 
@@ -184,3 +186,28 @@ def test_wrapping_refuses_what_is_not_a_cuda_stream(ctx):
         grey.Stream.wrap(ctx, 0, _ProtocolStream(3, 5))
     with pytest.raises(ValueError, match="not negative"):
         grey.Stream.wrap(ctx, 0, -4)
+
+
+def test_map_async_decodes_a_compressed_buffer_on_the_stream(ctx):
+    data = (np.arange(200000, dtype=np.uint32) % 7).astype(np.uint8).tobytes()
+    buf = ctx.buffer(len(data))
+    buf.write(data)
+    handle = buf._get_handle()
+    grey.capi.grey_buffer_seal(handle)
+    grey.capi.grey_buffer_compress(handle, grey.capi.GREY_RESIDENCY_COMPRESSED_HOST, grey.capi.GREY_CODEC_LZ4)
+    stream = ctx.stream()
+    with stream.map_async(buf) as mapping:
+        assert mapping.address != 0 and mapping.size == len(data)
+        stream.synchronize()
+        assert ctypes.string_at(mapping.address, mapping.size) == data
+    with pytest.raises(grey.InvalidArgument, match="not mapped"):
+        grey.capi.grey_buffer_unmap(handle)
+    # Copy on write refused while mapped for reading: the stream reports it, the mapping still unmaps.
+    with stream.map_async(buf):
+        failed = stream.map_async(buf, write=True)
+        assert failed.address == 0
+        with pytest.raises(grey.InvalidArgument, match="mapped for reading"):
+            stream.synchronize()
+        failed.unmap()
+    with pytest.raises(grey.InvalidArgument, match="not a grey_map_access value"):
+        grey.capi.grey_buffer_map_async(handle, 7, grey.capi.grey_buffer_mapping(), stream._get_handle())

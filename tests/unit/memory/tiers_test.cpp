@@ -44,7 +44,8 @@ grey::test::ContextPtr tier_context(const std::string& yaml, const char* backend
     return context;
 }
 
-const char* const kSmallTiers = "memory:\n  deduplication:\n    block_size_kb: 4\n  cache:\n    working_set_mb: 1\n";
+// The background scan is off, so that every residency change is the test's own.
+const char* const kSmallTiers = "memory:\n  deduplication:\n    block_size_kb: 4\n    scan_interval_ms: 0\n  cache:\n    working_set_mb: 1\n";
 
 BufferPtr sealed_buffer(grey_context* context, const std::vector<uint8_t>& data, uint64_t tenant = 0, uint64_t domain = 0,
                         grey_dtype dtype = GREY_DTYPE_U8, uint32_t device = 0) {
@@ -473,13 +474,35 @@ TEST(Tiers, BadInputIsRefusedWithItsReason) {
     EXPECT_EQ(grey_memory_compact(context.get(), 99, nullptr, nullptr), GREY_ERROR_INVALID_ARGUMENT);
     EXPECT_EQ(grey_buffer_seal(nullptr), GREY_ERROR_INVALID_ARGUMENT);
 
-    // The async calls and quantization need a raw buffer, and say so.
+    // The async calls and quantization work on raw memory: a moved buffer that is mapped is refused,
+    // saying so; unmapped, it is brought back to raw memory (next test).
     ASSERT_EQ(grey_buffer_compress(buffer.get(), GREY_RESIDENCY_DEDUPLICATED, GREY_CODEC_DEFAULT), GREY_OK);
     grey_stream* stream = nullptr;
     ASSERT_EQ(grey_stream_create(context.get(), 0, &stream), GREY_OK);
+    ASSERT_EQ(grey_buffer_map_access(buffer.get(), GREY_MAP_READ, &mapping), GREY_OK) << grey_last_error();
     uint8_t byte = 0;
     EXPECT_EQ(grey_buffer_read_async(buffer.get(), 0, &byte, 1, stream), GREY_ERROR_INVALID_ARGUMENT);
-    EXPECT_TRUE(error_mentions("needs a raw buffer")) << grey_last_error();
+    EXPECT_TRUE(error_mentions("mapped 1 time(s)")) << grey_last_error();
+    ASSERT_EQ(grey_buffer_unmap(buffer.get()), GREY_OK);
+    grey_stream_destroy(stream);
+}
+
+TEST(Tiers, CallsOnDeviceMemoryBringAMovedBufferBackToRawMemory) {
+    auto context = tier_context(kSmallTiers);
+    const auto data = mixed_data(11, 40);
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(context.get(), 0, &stream), GREY_OK);
+    for (const grey_residency tier : {GREY_RESIDENCY_DEDUPLICATED, GREY_RESIDENCY_COMPRESSED_DEVICE, GREY_RESIDENCY_COMPRESSED_HOST}) {
+        auto buffer = sealed_buffer(context.get(), data);
+        ASSERT_EQ(grey_buffer_compress(buffer.get(), tier, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
+        std::vector<uint8_t> out(data.size());
+        ASSERT_EQ(grey_buffer_read_async(buffer.get(), 0, out.data(), out.size(), stream), GREY_OK) << grey_last_error();
+        ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+        EXPECT_EQ(out, data) << "tier " << tier;
+        const grey_buffer_info info = info_of(buffer.get());
+        EXPECT_EQ(info.residency, GREY_RESIDENCY_RAW) << "tier " << tier;
+        EXPECT_EQ(info.sealed, 1u) << "still sealed, so the tiers may move it again";
+    }
     grey_stream_destroy(stream);
 }
 

@@ -456,19 +456,26 @@ impl Drop for Mapping<'_> {
     }
 }
 
+impl<'b> Mapping<'b> {
+    /// The mapping grey_buffer_map or grey_buffer_map_async filled for `buffer`.
+    pub(crate) fn from_raw(buffer: &'b Buffer<'b>, raw: &sys::grey_buffer_mapping) -> Self {
+        Mapping {
+            buffer,
+            kind: MemoryKind::from_raw(raw.kind),
+            address: raw.address,
+            size: raw.size_bytes,
+            vendor_device: raw.vendor_device,
+        }
+    }
+}
+
 impl Buffer<'_> {
     /// Maps the whole buffer (grey_buffer_map). A backend that cannot hand out addresses is
     /// `Error::Unsupported`.
     pub fn map(&self) -> Result<Mapping<'_>> {
         let mut raw = versioned!(sys::grey_buffer_mapping);
         check(unsafe { sys::grey_buffer_map(self.raw.as_ptr(), &mut raw) })?;
-        Ok(Mapping {
-            buffer: self,
-            kind: MemoryKind::from_raw(raw.kind),
-            address: raw.address,
-            size: raw.size_bytes,
-            vendor_device: raw.vendor_device,
-        })
+        Ok(Mapping::from_raw(self, &raw))
     }
 }
 

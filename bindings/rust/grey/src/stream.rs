@@ -6,7 +6,7 @@
 //! speed. Errors the work finds arrive at [`Stream::synchronize`].
 
 use crate::quant::make_desc;
-use crate::{check, Buffer, Context, DType, MemoryKind, QuantParams, Result};
+use crate::{check, Buffer, Context, DType, Mapping, MemoryKind, QuantParams, Result};
 use grey_sys as sys;
 use std::ffi::c_void;
 use std::marker::PhantomData;
@@ -264,6 +264,22 @@ impl Stream<'_> {
         let mut handle = 0u64;
         check(unsafe { sys::grey_stream_native_handle(self.raw.as_ptr(), &mut kind, &mut handle) })?;
         Ok((MemoryKind::from_raw(kind), handle))
+    }
+
+    /// Maps `buffer` on this stream (`grey_buffer_map_async`), for writing when `write` is set: a sealed
+    /// buffer that is not raw is decoded into the device's working-set cache by work on this stream; a
+    /// raw buffer maps at once. The mapping's bytes are there once the stream reaches this point
+    /// ([`Stream::synchronize`], or an [`Event`] recorded after). A failure of the mapping itself (the
+    /// cache too small, a corrupted block) is returned by the next synchronize; the mapping then has
+    /// address 0. Dropping the mapping unmaps it, which is not enqueued.
+    ///
+    /// # Safety
+    /// The mapping's bytes must not be read before the stream has reached this point.
+    pub unsafe fn map_async<'b>(&self, buffer: &'b Buffer<'b>, write: bool) -> Result<Mapping<'b>> {
+        let access = if write { sys::GREY_MAP_WRITE } else { sys::GREY_MAP_READ };
+        let mut raw = versioned!(sys::grey_buffer_mapping);
+        check(sys::grey_buffer_map_async(buffer.raw(), access, &mut raw, self.raw.as_ptr()))?;
+        Ok(Mapping::from_raw(buffer, &raw))
     }
 
     /// Enqueues `grey_buffer_checksum`; `*out` receives it when the stream reaches the work.

@@ -132,3 +132,25 @@ fn host_device_has_no_native_stream_to_wrap() {
         other => panic!("wrap_stream on the host device: {:?}", other.map(|_| ())),
     }
 }
+
+#[test]
+fn map_async_maps_a_raw_buffer_at_once_and_refuses_a_foreign_stream() {
+    let ctx = Context::builder().backends(&["host"]).build().unwrap();
+    let data = b"layer by layer through the working set";
+    let mut buffer = ctx.buffer(0, data.len() as u64).unwrap();
+    buffer.write(0, data).unwrap();
+    let stream = ctx.stream(0).unwrap();
+    let mapping = unsafe { stream.map_async(&buffer, false) }.unwrap();
+    stream.synchronize().unwrap();
+    assert_ne!(mapping.address, 0);
+    assert_eq!(mapping.host_bytes().unwrap(), &data[..]);
+    let direct = buffer.map().unwrap();
+    assert_eq!(direct.address, mapping.address);
+    drop(direct);
+    drop(mapping);
+    let other = Context::builder().backends(&["host"]).build().unwrap();
+    let foreign = other.stream(0).unwrap();
+    let err = unsafe { foreign.map_async(&buffer, false) }.err().unwrap();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    assert!(err.to_string().contains("another context"), "{err}");
+}
