@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "e71c43f4bad85958be6abb9158333bb402ccccbbee7d502ae3fedae50ad28762"
+const inputsSHA256 = "dd4d6c2674904576d6c189eeeaf8abfc1b08fc79eae648508d5dde289d59fef0"
