@@ -1,6 +1,7 @@
 // The background scan of memory.deduplication.scan_interval_ms: a thread of the context's tiers that
 // compacts every device with the configured policy (grey_memory_compact without a policy), leaving alone
-// every buffer that is mapped or has async work in flight (Tiers::busy_locked).
+// every buffer that is mapped or has async work in flight (Tiers::busy_locked), or that a call used
+// within the last interval.
 #include "core/log.hpp"
 #include "memory/tiers.hpp"
 
@@ -37,9 +38,11 @@ void Tiers::scan_loop(const Logger& logger) {
         scan_wake_.wait_for(lock, std::chrono::milliseconds(scan_interval_ms_), [&] { return scan_stop_; });
         if (scan_stop_) return;
         lock.unlock();
+        // Buffers used within the last interval are in steady use: left raw for now.
+        const auto used_before = std::chrono::steady_clock::now() - std::chrono::milliseconds(scan_interval_ms_);
         for (uint32_t device = 0; device < devices_.size(); ++device) {
             try {
-                (void)compact(device, policy);
+                (void)compact(device, policy, used_before);
             } catch (const std::exception& e) {
                 // A failure leaves the buffers as they were; say it once, the scan goes on.
                 if (!warned)

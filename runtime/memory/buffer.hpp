@@ -5,6 +5,7 @@
 #include "memory/residency.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -32,6 +33,10 @@ struct grey_buffer {
     // (memory/async_use.hpp). Guarded by the context's tier mutex.
     uint32_t enqueuing = 0;
     std::vector<std::pair<grey_backend_stream*, grey_backend_event*>> in_flight;
+    // When a call last used the buffer (read, mapped, unmapped, or gave it to device work): the
+    // background scan leaves a buffer used within its interval alone, so that one in steady use is not
+    // compacted and brought back between every two uses. Guarded by the context's tier mutex.
+    std::chrono::steady_clock::time_point last_use{};
     grey::memory::BufferTraits traits{};
     // Sealed buffers are immutable, and so may change residency; guarded as `handle`.
     std::atomic<bool> sealed{false};

@@ -129,8 +129,13 @@ grey_codec Tiers::resolve(grey_codec codec) const {
     }
 }
 
+namespace {
+void touch(const grey_buffer& buffer) { const_cast<grey_buffer&>(buffer).last_use = std::chrono::steady_clock::now(); }
+}  // namespace
+
 grey_backend_buffer* Tiers::raw_handle(const grey_buffer& buffer, const char* what) {
     std::lock_guard lock(mutex_);
+    touch(buffer);
     if (buffer.residency.kind == GREY_RESIDENCY_RAW) return buffer.handle;
     // Sealed buffers move in the background (the scan) as well as by explicit calls, so a call that works
     // on device memory brings the buffer back to raw memory of its own rather than failing for where the
@@ -146,6 +151,7 @@ grey_backend_buffer* Tiers::raw_handle(const grey_buffer& buffer, const char* wh
 
 void Tiers::read(const grey_buffer& buffer, uint64_t offset, std::span<std::byte> out) {
     std::lock_guard lock(mutex_);
+    touch(buffer);
     read_locked(buffer, offset, out);
 }
 
@@ -377,6 +383,7 @@ void Tiers::copy_on_write_locked(grey_buffer& buffer, const char* call) {
 
 void Tiers::map(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping& mapping) {
     std::lock_guard lock(mutex_);
+    touch(buffer);
     if (access == GREY_MAP_WRITE && buffer.sealed.load()) copy_on_write_locked(buffer, "grey_buffer_map_access");
     if (buffer.residency.kind == GREY_RESIDENCY_RAW) {
         buffer.backend->buffer_map(buffer.handle, mapping);
@@ -397,6 +404,7 @@ void Tiers::map(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping
 
 std::optional<Error> Tiers::map_async(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping& mapping, grey_stream& stream) {
     std::lock_guard lock(mutex_);
+    touch(buffer);
     const Backend& backend = *buffer.backend;
     try {
         if (access == GREY_MAP_WRITE && buffer.sealed.load()) copy_on_write_locked(buffer, "grey_buffer_map_async");
@@ -463,6 +471,7 @@ std::optional<Error> Tiers::map_async(grey_buffer& buffer, grey_map_access acces
 
 void Tiers::unmap(grey_buffer& buffer) {
     std::lock_guard lock(mutex_);
+    touch(buffer);
     uint32_t count = buffer.map_count.load();
     do {
         if (count == 0) fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_unmap: the buffer is not mapped");
@@ -476,7 +485,10 @@ void Tiers::unmap(grey_buffer& buffer) {
 
 void Tiers::begin_use(const std::vector<const grey_buffer*>& buffers) {
     std::lock_guard lock(mutex_);
-    for (const grey_buffer* b : buffers) ++const_cast<grey_buffer*>(b)->enqueuing;
+    for (const grey_buffer* b : buffers) {
+        ++const_cast<grey_buffer*>(b)->enqueuing;
+        touch(*b);
+    }
 }
 
 bool Tiers::end_use(const std::vector<const grey_buffer*>& buffers, grey_backend_stream* enqueued_on) noexcept {
@@ -526,7 +538,7 @@ bool Tiers::busy_locked(grey_buffer& buffer) {
     return false;
 }
 
-grey_compact_result Tiers::compact(uint32_t device, const grey_compact_policy& policy) {
+grey_compact_result Tiers::compact(uint32_t device, const grey_compact_policy& policy, std::chrono::steady_clock::time_point used_before) {
     if (policy.compress != 0 && policy.tier != GREY_RESIDENCY_COMPRESSED_DEVICE && policy.tier != GREY_RESIDENCY_COMPRESSED_HOST)
         fail(GREY_ERROR_INVALID_ARGUMENT, "grey_memory_compact: policy->tier must be GREY_RESIDENCY_COMPRESSED_DEVICE or "
                                           "GREY_RESIDENCY_COMPRESSED_HOST when policy->compress is set, not " +
@@ -544,7 +556,7 @@ grey_compact_result Tiers::compact(uint32_t device, const grey_compact_policy& p
     std::vector<grey_buffer*> eligible;
     std::set<const grey_buffer*> deduplicated;
     for (grey_buffer* b : buffers) {
-        if (!b->sealed.load() || busy_locked(*b)) {
+        if (!b->sealed.load() || b->last_use >= used_before || busy_locked(*b)) {
             ++result.buffers_skipped;
             continue;
         }

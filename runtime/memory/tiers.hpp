@@ -58,7 +58,10 @@ public:
     std::optional<Error> map_async(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping& mapping, grey_stream& stream);
     void unmap(grey_buffer& buffer);
     // Moves the device's sealed buffers as `policy` says, skipping buffers in use (busy_locked).
-    grey_compact_result compact(uint32_t device, const grey_compact_policy& policy);
+    // Buffers last used at or after `used_before` are left alone (the background scan passes the start of
+    // its interval; grey_memory_compact leaves none out for that).
+    grey_compact_result compact(uint32_t device, const grey_compact_policy& policy,
+                                std::chrono::steady_clock::time_point used_before = std::chrono::steady_clock::time_point::max());
 
     // Async work on buffers (memory/async_use.hpp): begin_use before an _async call's checks, end_use
     // once its work is enqueued on `enqueued_on` (nullptr: not enqueued, or run at enqueue). end_use

@@ -6,6 +6,7 @@
 #include "core/context.hpp"
 #include "memory/tiers.hpp"
 
+#include <chrono>
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
@@ -485,6 +486,26 @@ TEST(Tiers, BadInputIsRefusedWithItsReason) {
     EXPECT_TRUE(error_mentions("mapped 1 time(s)")) << grey_last_error();
     ASSERT_EQ(grey_buffer_unmap(buffer.get()), GREY_OK);
     grey_stream_destroy(stream);
+}
+
+// The background scan compacts with a cut-off (the start of its interval): a buffer a call used since
+// then is in steady use and stays as it is; grey_memory_compact has no cut-off.
+TEST(Tiers, TheScanLeavesABufferUsedWithinItsIntervalAlone) {
+    auto context = tier_context(kSmallTiers);
+    const auto data = mixed_data(6, 23);
+    auto buffer = sealed_buffer(context.get(), data);
+    const grey_compact_policy policy = context->tiers->configured_policy();
+    const auto before_use = std::chrono::steady_clock::now();
+    std::vector<uint8_t> out(data.size());
+    ASSERT_EQ(grey_buffer_read(buffer.get(), 0, out.data(), out.size()), GREY_OK);
+    const auto after_use = std::chrono::steady_clock::now();
+    grey_compact_result result = context->tiers->compact(0, policy, before_use);
+    EXPECT_EQ(result.buffers_skipped, 1u);
+    EXPECT_EQ(info_of(buffer.get()).residency, GREY_RESIDENCY_RAW) << "used since the cut-off";
+    result = context->tiers->compact(0, policy, after_use);
+    EXPECT_EQ(result.buffers_skipped, 0u);
+    EXPECT_NE(info_of(buffer.get()).residency, GREY_RESIDENCY_RAW) << "not used since the cut-off";
+    EXPECT_EQ(read_all(buffer.get(), data.size()), data);
 }
 
 TEST(Tiers, CallsOnDeviceMemoryBringAMovedBufferBackToRawMemory) {
