@@ -4,6 +4,7 @@
 
 #include "core/context.hpp"
 #include "memory/buffer.hpp"
+#include "memory/tiers.hpp"
 
 #include <memory>
 #include <string>
@@ -40,15 +41,20 @@ void destroy_stream_untracked(grey_stream* stream) noexcept {
     // Destroying waits for the work; its failure has no caller left, so it is logged.
     std::optional<Error> failure = std::move(owned->kept);
     if (owned->handle != nullptr) {
+        bool finished = false;
         try {
             // A wrapper waits only for libgrey's own operations: a native stream it merely made wait for
             // an event may be blocked behind work the host must not wait for here.
             if (!owned->wraps_native || owned->carried_work.load()) owned->backend->stream_synchronize(owned->handle);
+            finished = true;
         } catch (const Error& e) {
             failure = e;
         } catch (const std::exception& e) {
             failure = Error(GREY_ERROR_INTERNAL, e.what());
         }
+        // Buffers' records of work on this stream end with it, once that work is known to be done (a
+        // wrapper that carried none has no records); after a failed wait they stay until the buffer goes.
+        if (finished) owned->context->tiers->forget_stream(owned->handle);
         owned->backend->stream_destroy(owned->handle);
     }
     if (failure.has_value())

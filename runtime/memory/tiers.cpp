@@ -520,6 +520,16 @@ bool Tiers::end_use(const std::vector<const grey_buffer*>& buffers, grey_backend
     return recorded;
 }
 
+void Tiers::forget_stream(const grey_backend_stream* stream) noexcept {
+    std::lock_guard lock(mutex_);
+    for (grey_buffer* b : buffers_)
+        std::erase_if(b->in_flight, [&](const auto& use) {
+            if (use.first != stream) return false;
+            b->backend->event_destroy(use.second);
+            return true;
+        });
+}
+
 bool Tiers::busy_locked(grey_buffer& buffer) {
     if (buffer.map_count.load() != 0 || buffer.enqueuing != 0) return true;
     if (const auto found = per_device_.find(buffer.device); found != per_device_.end() && found->second.cache->fill_pending(&buffer))

@@ -68,6 +68,9 @@ public:
     // returns false when it could not record the use (the caller then waits for the stream).
     void begin_use(const std::vector<const grey_buffer*>& buffers);
     bool end_use(const std::vector<const grey_buffer*>& buffers, grey_backend_stream* enqueued_on) noexcept;
+    // A stream whose work has all completed is being destroyed: the buffers' events on it are freed now
+    // (they would otherwise hold backend events, and a new stream at the same address would find them).
+    void forget_stream(const grey_backend_stream* stream) noexcept;
 
     // The background scan (memory/background_scan.cpp): a thread that compacts every device with the
     // configured policy every memory.deduplication.scan_interval_ms, when that is above 0 and the policy
