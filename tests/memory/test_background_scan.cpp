@@ -264,3 +264,19 @@ TEST(BackgroundScan, QuantizingASealedSourceWhileTheScanRuns) {
     }
     grey_stream_destroy(stream);
 }
+
+// A destroyed stream's work is done: the buffers' records of it (a backend event each, which keep a
+// buffer from moving) end with the stream instead of holding their events until the buffer goes.
+TEST(BackgroundScan, DestroyingAStreamEndsTheBuffersRecordsOfIt) {
+    auto context = scan_context(0);  // no scan thread: the records are read here without racing it
+    const auto data = compressible(8192, 3);
+    auto buffer = sealed(context.get(), data);
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(context.get(), 0, &stream), GREY_OK) << grey_last_error();
+    std::vector<uint8_t> out(data.size());
+    ASSERT_EQ(grey_buffer_read_async(buffer.get(), 0, out.data(), out.size(), stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(buffer->in_flight.size(), 1u) << "the read is recorded against the stream";
+    grey_stream_destroy(stream);
+    EXPECT_TRUE(buffer->in_flight.empty()) << "the record ended with the stream";
+    EXPECT_EQ(out, data);
+}
