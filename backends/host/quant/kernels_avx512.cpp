@@ -55,6 +55,10 @@ GREY_AVX512 void minmax(const float* x, std::size_t n, float* out_min, float* ou
     *out_max = h;
 }
 
+// The first `count` lanes of a 32- or 64-lane byte step (every lane from 32 or 64 on).
+GREY_AVX512 __mmask32 first32(std::size_t count) { return count >= 32 ? 0xFFFFFFFFu : (1u << count) - 1u; }
+GREY_AVX512 __mmask64 first64(std::size_t count) { return count >= 64 ? ~__mmask64{0} : (__mmask64{1} << count) - 1; }
+
 // Codes into and out of a 16-lane step. Whole steps use plain loads and stores: the codes pass from one
 // kernel to the next through a small buffer, and a masked store's bytes do not forward to the load that
 // follows (it waits until the store has retired), which cost more than the arithmetic.
@@ -96,16 +100,9 @@ GREY_AVX512 void encode(const float* x, std::size_t n, const EncodeSpec& spec, i
 
 GREY_AVX512 void decode(const int8_t* q, std::size_t n, const DecodeSpec& spec, float* out) {
     const __m512 subtract = _mm512_set1_ps(spec.subtract), multiply = _mm512_set1_ps(spec.multiply), add = _mm512_set1_ps(spec.add);
-    // Whole steps load and store without masks: a masked load cannot take its bytes from a store still
-    // in flight (the codes were usually just unpacked), which stalled it until the store had retired.
-    std::size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + i))));
-        _mm512_storeu_ps(out + i, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(v, subtract), multiply), add));
-    }
-    if (i < n) {
+    for (std::size_t i = 0; i < n; i += 16) {
         const __mmask16 k = lanes(i, n);
-        const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, q + i)));
+        const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(load_codes(q + i, k)));
         _mm512_mask_storeu_ps(out + i, k, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(v, subtract), multiply), add));
     }
 }
@@ -220,28 +217,28 @@ GREY_AVX512 void pack_nibble_pairs(const int8_t* codes, std::size_t n, int bias,
     const __m512i b = _mm512_set1_epi8(static_cast<char>(bias)), low_nibble = _mm512_set1_epi8(0x0F);
     for (std::size_t i = 0; i < n; i += 64) {
         const std::size_t left = n - i;
-        const __mmask64 k = left >= 64 ? ~__mmask64{0} : (__mmask64{1} << left) - 1;
+        const __mmask64 k = first64(left);
+        // Unmasked where whole (load_codes says why).
         const __m512i c = _mm512_and_si512(_mm512_maskz_add_epi8(k, left >= 64 ? _mm512_loadu_si512(codes + i) : _mm512_maskz_loadu_epi8(k, codes + i), b), low_nibble);
         const __m256i packed = _mm512_cvtepi16_epi8(_mm512_or_si512(c, _mm512_srli_epi16(c, 4)));
-        const std::size_t bytes = std::min<std::size_t>(32, (left + 1) / 2);
-        _mm256_mask_storeu_epi8(out + i / 2, static_cast<__mmask32>(bytes >= 32 ? 0xFFFFFFFFu : (1u << bytes) - 1u), packed);
+        _mm256_mask_storeu_epi8(out + i / 2, first32((left + 1) / 2), packed);
     }
 }
 
 GREY_AVX512 void unpack_nibble_pairs(const uint8_t* packed, std::size_t n, int bias, int8_t* codes) {
     const __m512i b = _mm512_set1_epi8(static_cast<char>(bias)), low_nibble = _mm512_set1_epi16(0x000F), high_nibble = _mm512_set1_epi16(0x0F00);
     for (std::size_t i = 0; i < n; i += 64) {
-        const std::size_t left = n - i, bytes = std::min<std::size_t>(32, (left + 1) / 2);
-        const __m512i v = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(static_cast<__mmask32>(bytes >= 32 ? 0xFFFFFFFFu : (1u << bytes) - 1u), packed + i / 2));
+        const std::size_t left = n - i;
+        const __m512i v = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(first32((left + 1) / 2), packed + i / 2));
         const __m512i pair = _mm512_or_si512(_mm512_and_si512(v, low_nibble), _mm512_and_si512(_mm512_slli_epi16(v, 4), high_nibble));
         const __m512i c = _mm512_sub_epi8(pair, b);
-        // Unmasked where whole (see decode: a masked store does not forward to the loads that follow).
+        // Unmasked where whole (load_codes says why).
         if (left >= 64)
             _mm512_storeu_si512(codes + i, c);
         else if (left == 32)
             _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + i), _mm512_castsi512_si256(c));
         else
-            _mm512_mask_storeu_epi8(codes + i, (__mmask64{1} << left) - 1, c);
+            _mm512_mask_storeu_epi8(codes + i, first64(left), c);
     }
 }
 
@@ -256,9 +253,7 @@ GREY_AVX512 uint16_t max_magnitude16(const std::byte* bits, std::size_t n) {
     const __m512i magnitude = _mm512_set1_epi16(0x7FFF);
     __m512i top = _mm512_setzero_si512();
     for (std::size_t i = 0; i < n; i += 32) {
-        const std::size_t left = n - i;
-        const __mmask32 k = left >= 32 ? 0xFFFFFFFFu : (1u << left) - 1u;
-        top = _mm512_max_epu16(top, _mm512_and_si512(_mm512_maskz_loadu_epi16(k, bits + 2 * i), magnitude));
+        top = _mm512_max_epu16(top, _mm512_and_si512(_mm512_maskz_loadu_epi16(first32(n - i), bits + 2 * i), magnitude));
     }
     // The 16-bit maxima widened to 32 bits, then one reduction.
     const __m512i wide = _mm512_max_epu32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(top)), _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(top, 1)));
