@@ -274,11 +274,8 @@ float load_f32(const std::byte* at) {
     return c;
 }
 
-// ggml packs a block of 32 as qs[j] = q[j] | q[j + 16] << 4; libgrey's planar 4-bit formats pack
-// neighbours, byte i = q[2i] | q[2i + 1] << 4.
-void pack_ggml_nibbles(const int8_t* codes, std::byte* qs) {
-    for (int j = 0; j < 16; ++j) qs[j] = static_cast<std::byte>((codes[j] & 0x0F) | ((codes[j + 16] & 0x0F) << 4));
-}
+// ggml packs a block of 32 as qs[j] = q[j] | q[j + 16] << 4 (Kernels::pack_ggml_nibbles); libgrey's
+// planar 4-bit formats pack neighbours, byte i = q[2i] | q[2i + 1] << 4.
 void unpack_ggml_nibbles(const std::byte* qs, int8_t* codes) {
     for (int j = 0; j < 16; ++j) {
         codes[j] = static_cast<int8_t>(std::to_integer<int>(qs[j]) & 0x0F);
@@ -299,12 +296,13 @@ uint32_t require_finite(std::span<const float> values, uint64_t first, const Ker
     return top;
 }
 
-// require_finite over chunks of `values` in parallel; each chunk's largest magnitude lands in `tops`.
-template <typename Fill>
-uint32_t finite_chunks(uint64_t elements, const Parallel& parallel, const Fill& fill_and_check) {
+// The largest of `of_chunk(begin, end)` over the chunks of `elements` elements, the chunks in parallel
+// (each writes its own slot); 0 for no elements.
+template <typename OfChunk>
+uint32_t largest_over_chunks(uint64_t elements, const Parallel& parallel, const OfChunk& of_chunk) {
     const uint64_t chunk = parallel.chunk_elements();
     std::vector<uint32_t> tops((elements + chunk - 1) / chunk, 0);
-    parallel.for_chunks(elements, chunk, [&](uint64_t begin, uint64_t end) { tops[begin / chunk] = fill_and_check(begin, end); });
+    parallel.for_chunks(elements, chunk, [&](uint64_t begin, uint64_t end) { tops[begin / chunk] = of_chunk(begin, end); });
     return tops.empty() ? 0 : *std::max_element(tops.begin(), tops.end());
 }
 
@@ -314,19 +312,14 @@ constexpr uint32_t kSafeMagnitudeBits = 0x477FE000u;  // 65504.0f
 
 // Whether every value of `source` (`elements` values of `dtype`) is finite and at most 65504 in magnitude.
 bool safe_for_one_pass(grey_dtype dtype, std::span<const std::byte> source, uint64_t elements, const Kernels& k, const Parallel& parallel) {
-    const uint64_t chunk = parallel.chunk_elements();
-    std::vector<uint8_t> safe((elements + chunk - 1) / chunk, 0);
-    parallel.for_chunks(elements, chunk, [&](uint64_t begin, uint64_t end) {
-        bool ok = false;
-        if (dtype == GREY_DTYPE_F32)
-            ok = k.max_magnitude32(source.data() + 4 * begin, end - begin) <= kSafeMagnitudeBits;
-        else if (dtype == GREY_DTYPE_F16)
-            ok = k.max_magnitude16(source.data() + 2 * begin, end - begin) <= 0x7BFFu;  // 65504 in fp16
-        else
-            ok = k.max_magnitude16(source.data() + 2 * begin, end - begin) <= (kSafeMagnitudeBits >> 16);
-        safe[begin / chunk] = ok ? 1 : 0;
+    if (dtype == GREY_DTYPE_F32)
+        return largest_over_chunks(elements, parallel, [&](uint64_t begin, uint64_t end) {
+                   return k.max_magnitude32(source.data() + 4 * begin, end - begin);
+               }) <= kSafeMagnitudeBits;
+    const uint32_t top = largest_over_chunks(elements, parallel, [&](uint64_t begin, uint64_t end) -> uint32_t {
+        return k.max_magnitude16(source.data() + 2 * begin, end - begin);
     });
-    return std::all_of(safe.begin(), safe.end(), [](uint8_t ok) { return ok != 0; });
+    return top <= (dtype == GREY_DTYPE_F16 ? 0x7BFFu : (kSafeMagnitudeBits >> 16));  // 65504 in fp16; in bf16, its top half
 }
 
 // What libgrey's planar 4-bit formats add to a code before packing it (INT4_SYM's codes are signed).
@@ -357,12 +350,12 @@ void encode_piece(const Plan& plan, const Coding& c, std::span<const float> x, u
         }
         case GREY_QUANT_Q4_0:
             store_u16(out.data() + 18 * r, c.scale16);
-            pack_ggml_nibbles(codes, out.data() + 18 * r + 2);
+            k.pack_ggml_nibbles(codes, 1, reinterpret_cast<uint8_t*>(out.data() + 18 * r + 2), gc::kQ4_0BlockBytes);
             break;
         case GREY_QUANT_Q4_1:
             store_u16(out.data() + 20 * r, c.scale16);
             store_u16(out.data() + 20 * r + 2, c.min16);
-            pack_ggml_nibbles(codes, out.data() + 20 * r + 4);
+            k.pack_ggml_nibbles(codes, 1, reinterpret_cast<uint8_t*>(out.data() + 20 * r + 4), gc::kQ4_1BlockBytes);
             break;
         default: throw std::logic_error("unhandled quantization format");
     }
@@ -388,7 +381,7 @@ void widen(grey_dtype dtype, std::span<const std::byte> source, uint64_t begin, 
 FloatBuffer to_f32(grey_dtype dtype, std::span<const std::byte> source, uint64_t elements, const Kernels& kernels,
                    const Parallel& parallel, uint32_t* max_magnitude_bits) {
     FloatBuffer out(elements);
-    const uint32_t top = finite_chunks(elements, parallel, [&](uint64_t begin, uint64_t end) {
+    const uint32_t top = largest_over_chunks(elements, parallel, [&](uint64_t begin, uint64_t end) {
         if (dtype == GREY_DTYPE_F32)
             std::memcpy(out.data() + begin, source.data() + begin * sizeof(float), (end - begin) * sizeof(float));
         else
@@ -406,7 +399,7 @@ std::span<const float> as_f32(grey_dtype dtype, std::span<const std::byte> sourc
         return storage;
     }
     const std::span<const float> values(reinterpret_cast<const float*>(source.data()), static_cast<std::size_t>(elements));
-    const uint32_t top = finite_chunks(elements, parallel, [&](uint64_t begin, uint64_t end) {
+    const uint32_t top = largest_over_chunks(elements, parallel, [&](uint64_t begin, uint64_t end) {
         return require_finite(values.subspan(begin, end - begin), begin, kernels);
     });
     if (max_magnitude_bits != nullptr) *max_magnitude_bits = top;
