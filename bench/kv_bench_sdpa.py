@@ -30,10 +30,12 @@ def greyctl_figures(args, fmt, rotate):
     if rotate:
         command.append("--hadamard-k")
     run = subprocess.run(command, capture_output=True, text=True)
-    document = json.loads(run.stdout) if run.stdout.strip() else {"error": {"message": run.stderr.strip()}}
+    # A failed run's JSON is {"error": {"message": ...}}; a successful one also has an "error" key (the
+    # accuracy report), so only the exit status tells them apart.
     if run.returncode != 0:
-        return {"error": document.get("error", {}).get("message", run.stderr.strip())}
-    return document
+        document = json.loads(run.stdout) if run.stdout.strip().startswith("{") else {}
+        return {"failed": document.get("error", {}).get("message", run.stderr.strip())}
+    return json.loads(run.stdout)
 
 
 def sdpa_figures(args):
@@ -102,9 +104,9 @@ def main():
             label = fmt + (" + hadamard-k" if rotate else "")
             g = greyctl_figures(args, fmt, rotate)
             results["greyctl"][label] = g
-            if "error" in g:
+            if "failed" in g:
                 failed = True
-                print(f"  greyctl {label:22s} FAILED: {g['error']}")
+                print(f"  greyctl {label:22s} FAILED: {g['failed']}")
                 continue
             t, e = g["timing"], g["error"]["vs_float64_input"]
             ratio = f", {best / t['median_us']:.2f}x the best SDPA" if best else ""

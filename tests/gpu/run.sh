@@ -234,7 +234,8 @@ fi
 if want wheel; then
 echo "== the Python wheel (pip wheel ./bindings/python, the CUDA plugin inside) in PyTorch's Python"
 # swig and scikit-build-core come as wheels in .deps/wheels (tests/gpu/fetch-deps.sh); DLPack's header in .deps/usr.
-venv=$build/wheel-venv
+# Absolute: pip runs CMake in another directory, where a relative PATH entry would find no swig.
+venv=$(realpath -m "$build/wheel-venv")
 [ -x "$venv/bin/python" ] || python3 -m venv --system-site-packages "$venv"
 if "$venv/bin/python" -m pip install -q --no-index --find-links .deps/wheels swig scikit-build-core >"$logs/wheel.log" 2>&1 &&
    PATH="$venv/bin:$PATH" "$venv/bin/python" -m pip wheel -q --no-index --find-links .deps/wheels --no-build-isolation --no-deps \
