@@ -19,6 +19,9 @@
 #   GREY_GPU_BENCH_ARGS=...          extra arguments for bench/quant_gpu_bench.py (e.g. --no-compile,
 #                                    --repeat 21); it always reports device time (CUPTI) beside wall clock
 #   GREY_GPU_BUILD_DIR=...           build directory (default build/gpu)
+#   GREY_GPU_TARGETS="t1 t2"         build only these CMake targets (default: everything), to spend less of a
+#                                    short device lease on the build, e.g. "grey_backend_cuda greyctl
+#                                    grey_gpu_kv_conformance" for the kv, kv-bench and kv-sdpa steps
 #   GREY_DEPS_PREFIX=...             extra prefix for the libraries the machine lacks (CLI11, nlohmann_json,
 #                                    RE2, ...; default: .deps/usr if it exists, which
 #                                    tests/gpu/fetch-deps.sh prepares)
@@ -73,7 +76,7 @@ if [ -n "$prefix" ]; then  # tests/gpu/fetch-deps.sh unpacks there what the mach
     export PKG_CONFIG_PATH="$prefix/lib/x86_64-linux-gnu/pkgconfig:$prefix/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
     export LD_LIBRARY_PATH="$prefix/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
-if cmake "${cmake_args[@]}" >"$logs/configure.log" 2>&1 && cmake --build "$build" -j "$(nproc)" >"$logs/build.log" 2>&1; then
+if cmake "${cmake_args[@]}" >"$logs/configure.log" 2>&1 && cmake --build "$build" -j "$(nproc)" ${GREY_GPU_TARGETS:+--target $GREY_GPU_TARGETS} >"$logs/build.log" 2>&1; then
     record build PASS "release build with nvcc $(nvcc --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
 else
     tail -n 40 "$logs/configure.log" "$logs/build.log"
