@@ -453,6 +453,14 @@ void encode_range(const Plan& plan, const Coding& c, std::span<const float> x, u
     for (uint64_t o = begin; o < end; o += kCodePiece) encode_piece(plan, c, x, r, at, o, std::min(kCodePiece, end - o), codes.data(), out, k);
 }
 
+// Whether Kernels::quantize_groups takes this plan: round to nearest, one of its formats, whole groups of
+// a multiple of 32 (ggml: 32) with no ragged rows, and a kernel set that has it.
+bool fuses_groups(const Plan& plan, const Kernels& k) {
+    const bool format = plan.format == GREY_QUANT_INT4 || plan.format == GREY_QUANT_INT4_SYM || plan.format == GREY_QUANT_NF4 || gc::is_ggml(plan.format);
+    return k.quantize_groups != nullptr && format && plan.calibration == GREY_CALIBRATION_RTN && !grey_quant_layout_has_rows(&plan) &&
+           plan.run_length % 32 == 0 && plan.param_count == grey_quant_layout_runs(&plan) && plan.elements % plan.run_length == 0;
+}
+
 // Round to nearest with one parameter set per run, each run short enough for a chunk: a chunk of runs
 // takes each run's statistics, chooses its parameters and codes it in one visit, while the run is in the
 // cache, instead of a pass over the tensor for the statistics and another for the codes. The bytes are
@@ -467,6 +475,17 @@ bool quantize_runs_in_one_visit(const Plan& plan, std::span<const float> x, std:
     if (has_f16_parameters(plan.format) && !(max_magnitude_bits ? *max_magnitude_bits <= kSafeMagnitudeBits
                                                                 : safe_for_one_pass(GREY_DTYPE_F32, std::as_bytes(x), plan.elements, k, parallel)))
         return false;
+    if (fuses_groups(plan, k)) {
+        // The kernel set's fused route: whole groups, no rows, so run r is elements r * run_length on.
+        std::byte* params = out.data() + plan.codes_bytes;
+        const uint64_t scale_bytes = plan.format == GREY_QUANT_NF4 ? 4 : 2;
+        parallel.for_chunks(runs, std::max<uint64_t>(1, piece / plan.run_length), [&](uint64_t r0, uint64_t r1) {
+            auto* codes = reinterpret_cast<uint8_t*>(out.data()) + (gc::is_ggml(plan.format) ? r0 * gc::ggml_block_bytes(plan.format) : r0 * plan.run_length / 2);
+            k.quantize_groups(plan.format, x.data() + r0 * plan.run_length, r1 - r0, plan.run_length, codes, params + scale_bytes * r0,
+                              params + 2 * plan.param_count + 2 * r0);
+        });
+        return true;
+    }
     parallel.for_chunks(runs, std::max<uint64_t>(1, piece / plan.run_length), [&](uint64_t r0, uint64_t r1) {
         CodePiece codes;
         for (uint64_t r = r0; r < r1; ++r) {
@@ -630,6 +649,15 @@ bool quantize_in_one_pass(const Plan& plan, grey_dtype dtype, std::span<const st
             const uint64_t first = piece * kPiece, n = std::min(kPiece, plan.elements - first), blocks = n / 32;
             load_piece(dtype, source, first, n, x.data(), k);
             std::byte* block = out.data() + first / 32 * block_bytes;
+            if (k.quantize_groups != nullptr) {  // the kernel set's fused blocks (the range check above is its precondition)
+                k.quantize_groups(plan.format, x.data(), blocks, 32, reinterpret_cast<uint8_t*>(block), nullptr, nullptr);
+                if (error != nullptr) {
+                    // Decoded from the stored blocks: the codes and fp16 parameters the loop below decodes from.
+                    dequantize_range(plan, out, first, std::span(decoded).first(n), k);
+                    sums[piece] = piece_sums(x.data(), decoded.data(), n, k);
+                }
+                continue;
+            }
             for (uint64_t b = 0; b < blocks; ++b, block += block_bytes) {
                 const float* values = x.data() + 32 * b;
                 Stats s = kNoStats;
