@@ -80,6 +80,11 @@ struct Kernels {
     // scalar reference): quantize() then takes its primitives one by one.
     void (*quantize_groups)(int format, const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales,
                             std::byte* mins);
+    // The reverse for the same formats and layout, any bytes: `groups` whole groups decoded to `out`, the
+    // bits of unpacking the codes and decoding each group with decode (NF4: decode_table16) from the
+    // parameters as dequantize reads them back. nullptr where a set has none.
+    void (*dequantize_groups)(int format, const uint8_t* codes, const std::byte* scales, const std::byte* mins, std::size_t groups,
+                              std::size_t length, float* out);
 };
 
 const Kernels& scalar_kernels() noexcept;

@@ -424,7 +424,7 @@ GREY_AVX2 void quantize_groups(int format, const float* x, std::size_t groups, s
 
 constexpr Kernels kAvx2{"avx2",     absmax,     minmax,     encode,     decode,            decode_table,      decode_table16,
                         decode_fp8, f16_to_f32, encode_fp8, encode_nf4, pack_ggml_nibbles, pack_nibble_pairs, unpack_nibble_pairs,
-                        max_magnitude32, max_magnitude16, error_lanes, quantize_groups};
+                        max_magnitude32, max_magnitude16, error_lanes, quantize_groups, nullptr};
 
 }  // namespace
 

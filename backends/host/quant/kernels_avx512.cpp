@@ -514,9 +514,84 @@ GREY_AVX512 void quantize_groups(int format, const float* x, std::size_t groups,
     }
 }
 
+// dequantize_groups (kernels.hpp): decode()'s arithmetic ((q - subtract) * multiply + add, each step
+// rounded, the add kept even where it adds zero: it turns -0 into +0) on codes unpacked in registers,
+// each group's parameters read as load_coding reads them (common/numeric.hpp's f16_to_f32).
+template <int kFormat>
+GREY_AVX512 void dequantize_groups_of(const uint8_t* codes, const std::byte* scales, const std::byte* mins, std::size_t groups, std::size_t length,
+                                      float* out) {
+    const __m128i low_nibble = _mm_set1_epi8(0x0F);
+    const __m512 levels = _mm512_loadu_ps(grey::common::kNf4Levels);
+    const auto f16_at = [](const void* at) {
+        uint16_t h;
+        std::memcpy(&h, at, 2);
+        return grey::common::f16_to_f32(h);
+    };
+    for (std::size_t g = 0; g < groups; ++g, out += length) {
+        if constexpr (kFormat == GREY_QUANT_Q8_0 || kFormat == GREY_QUANT_Q4_0 || kFormat == GREY_QUANT_Q4_1) {
+            constexpr std::size_t kBlockBytes = kFormat == GREY_QUANT_Q8_0 ? 34 : kFormat == GREY_QUANT_Q4_0 ? 18 : 20;
+            const uint8_t* block = codes + g * kBlockBytes;
+            const __m512 subtract = _mm512_set1_ps(kFormat == GREY_QUANT_Q4_0 ? 8.0f : 0.0f), multiply = _mm512_set1_ps(f16_at(block));
+            const __m512 add = _mm512_set1_ps(kFormat == GREY_QUANT_Q4_1 ? f16_at(block + 2) : 0.0f);
+            __m512i c0, c1;
+            if constexpr (kFormat == GREY_QUANT_Q8_0) {
+                c0 = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2)));
+                c1 = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 18)));
+            } else {
+                const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + (kFormat == GREY_QUANT_Q4_0 ? 2 : 4)));
+                c0 = _mm512_cvtepu8_epi32(_mm_and_si128(qs, low_nibble));
+                c1 = _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(qs, 4), low_nibble));
+            }
+            _mm512_storeu_ps(out, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(c0), subtract), multiply), add));
+            _mm512_storeu_ps(out + 16, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(c1), subtract), multiply), add));
+        } else {
+            const uint8_t* packed = codes + g * (length / 2);
+            __m512 multiply, add = _mm512_setzero_ps();
+            if constexpr (kFormat == GREY_QUANT_NF4) {
+                float scale;
+                std::memcpy(&scale, scales + 4 * g, 4);
+                multiply = _mm512_set1_ps(scale);
+            } else {
+                multiply = _mm512_set1_ps(f16_at(scales + 2 * g));
+                if constexpr (kFormat == GREY_QUANT_INT4) add = _mm512_set1_ps(f16_at(mins + 2 * g));
+            }
+            for (std::size_t i = 0; i < length; i += 32) {
+                const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + i / 2));
+                const __m128i lo = _mm_and_si128(b, low_nibble), hi = _mm_and_si128(_mm_srli_epi16(b, 4), low_nibble);
+                __m512i c0 = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)), c1 = _mm512_cvtepu8_epi32(_mm_unpackhi_epi8(lo, hi));
+                if constexpr (kFormat == GREY_QUANT_NF4) {
+                    _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_permutexvar_ps(c0, levels), multiply));
+                    _mm512_storeu_ps(out + i + 16, _mm512_mul_ps(_mm512_permutexvar_ps(c1, levels), multiply));
+                } else {
+                    if constexpr (kFormat == GREY_QUANT_INT4_SYM) {
+                        c0 = _mm512_sub_epi32(c0, _mm512_set1_epi32(8));
+                        c1 = _mm512_sub_epi32(c1, _mm512_set1_epi32(8));
+                    }
+                    const __m512 zero = _mm512_setzero_ps();  // decode's subtract for these formats
+                    _mm512_storeu_ps(out + i, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(c0), zero), multiply), add));
+                    _mm512_storeu_ps(out + i + 16, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(c1), zero), multiply), add));
+                }
+            }
+        }
+    }
+}
+
+GREY_AVX512 void dequantize_groups(int format, const uint8_t* codes, const std::byte* scales, const std::byte* mins, std::size_t groups,
+                                   std::size_t length, float* out) {
+    switch (format) {
+        case GREY_QUANT_INT4: return dequantize_groups_of<GREY_QUANT_INT4>(codes, scales, mins, groups, length, out);
+        case GREY_QUANT_INT4_SYM: return dequantize_groups_of<GREY_QUANT_INT4_SYM>(codes, scales, mins, groups, length, out);
+        case GREY_QUANT_NF4: return dequantize_groups_of<GREY_QUANT_NF4>(codes, scales, mins, groups, length, out);
+        case GREY_QUANT_Q8_0: return dequantize_groups_of<GREY_QUANT_Q8_0>(codes, scales, mins, groups, length, out);
+        case GREY_QUANT_Q4_0: return dequantize_groups_of<GREY_QUANT_Q4_0>(codes, scales, mins, groups, length, out);
+        case GREY_QUANT_Q4_1: return dequantize_groups_of<GREY_QUANT_Q4_1>(codes, scales, mins, groups, length, out);
+        default: std::abort();  // the caller offers only these formats
+    }
+}
+
 constexpr Kernels kAvx512{"avx512",   absmax,     minmax,     encode,     decode,            decode_table,      decode_table16,
                           decode_fp8, f16_to_f32, encode_fp8, encode_nf4, pack_ggml_nibbles, pack_nibble_pairs, unpack_nibble_pairs,
-                          max_magnitude32, max_magnitude16, error_lanes, quantize_groups};
+                          max_magnitude32, max_magnitude16, error_lanes, quantize_groups, dequantize_groups};
 
 }  // namespace
 

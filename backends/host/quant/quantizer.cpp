@@ -453,12 +453,30 @@ void encode_range(const Plan& plan, const Coding& c, std::span<const float> x, u
     for (uint64_t o = begin; o < end; o += kCodePiece) encode_piece(plan, c, x, r, at, o, std::min(kCodePiece, end - o), codes.data(), out, k);
 }
 
-// Whether Kernels::quantize_groups takes this plan: round to nearest, one of its formats, whole groups of
-// a multiple of 32 (ggml: 32) with no ragged rows, and a kernel set that has it.
-bool fuses_groups(const Plan& plan, const Kernels& k) {
+// Whether the layout is what Kernels::quantize_groups and dequantize_groups take: one of their formats,
+// whole groups of a multiple of 32 (ggml: 32), no ragged rows, one parameter set per group.
+bool whole_groups(const Plan& plan) {
     const bool format = plan.format == GREY_QUANT_INT4 || plan.format == GREY_QUANT_INT4_SYM || plan.format == GREY_QUANT_NF4 || gc::is_ggml(plan.format);
-    return k.quantize_groups != nullptr && format && plan.calibration == GREY_CALIBRATION_RTN && !grey_quant_layout_has_rows(&plan) &&
-           plan.run_length % 32 == 0 && plan.param_count == grey_quant_layout_runs(&plan) && plan.elements % plan.run_length == 0;
+    return format && !grey_quant_layout_has_rows(&plan) && plan.run_length % 32 == 0 && plan.param_count == grey_quant_layout_runs(&plan) &&
+           plan.elements % plan.run_length == 0;
+}
+// Where group r's codes start (ggml: its block) and the bytes of one scale in the parameters.
+uint64_t group_code_byte(const Plan& plan, uint64_t r) {
+    return gc::is_ggml(plan.format) ? r * gc::ggml_block_bytes(plan.format) : r * plan.run_length / 2;
+}
+// Group r's scale and (INT4) minimum among the parameters after the codes; nullptr where the format
+// keeps none there (ggml blocks carry theirs).
+template <typename Byte>
+Byte* group_scale(const Plan& plan, Byte* data, uint64_t r) {
+    return gc::is_ggml(plan.format) ? nullptr : data + plan.codes_bytes + (plan.format == GREY_QUANT_NF4 ? 4 : 2) * r;
+}
+template <typename Byte>
+Byte* group_min(const Plan& plan, Byte* data, uint64_t r) {
+    return plan.format == GREY_QUANT_INT4 ? data + plan.codes_bytes + 2 * plan.param_count + 2 * r : nullptr;
+}
+
+bool fuses_groups(const Plan& plan, const Kernels& k) {
+    return k.quantize_groups != nullptr && plan.calibration == GREY_CALIBRATION_RTN && whole_groups(plan);
 }
 
 // Round to nearest with one parameter set per run, each run short enough for a chunk: a chunk of runs
@@ -477,12 +495,10 @@ bool quantize_runs_in_one_visit(const Plan& plan, std::span<const float> x, std:
         return false;
     if (fuses_groups(plan, k)) {
         // The kernel set's fused route: whole groups, no rows, so run r is elements r * run_length on.
-        std::byte* params = out.data() + plan.codes_bytes;
-        const uint64_t scale_bytes = plan.format == GREY_QUANT_NF4 ? 4 : 2;
         parallel.for_chunks(runs, std::max<uint64_t>(1, piece / plan.run_length), [&](uint64_t r0, uint64_t r1) {
-            auto* codes = reinterpret_cast<uint8_t*>(out.data()) + (gc::is_ggml(plan.format) ? r0 * gc::ggml_block_bytes(plan.format) : r0 * plan.run_length / 2);
-            k.quantize_groups(plan.format, x.data() + r0 * plan.run_length, r1 - r0, plan.run_length, codes, params + scale_bytes * r0,
-                              params + 2 * plan.param_count + 2 * r0);
+            k.quantize_groups(plan.format, x.data() + r0 * plan.run_length, r1 - r0, plan.run_length,
+                              reinterpret_cast<uint8_t*>(out.data() + group_code_byte(plan, r0)), group_scale(plan, out.data(), r0),
+                              group_min(plan, out.data(), r0));
         });
         return true;
     }
@@ -575,6 +591,13 @@ void dequantize_range(const Plan& plan, std::span<const std::byte> in, uint64_t 
 }
 
 void dequantize(const Plan& plan, std::span<const std::byte> in, std::span<float> out, const Kernels& k, const Parallel& parallel) {
+    if (k.dequantize_groups != nullptr && whole_groups(plan)) {  // the kernel set's fused route, chunks of whole groups
+        parallel.for_chunks(grey_quant_layout_runs(&plan), std::max<uint64_t>(1, parallel.chunk_elements() / plan.run_length), [&](uint64_t r0, uint64_t r1) {
+            k.dequantize_groups(plan.format, reinterpret_cast<const uint8_t*>(in.data() + group_code_byte(plan, r0)), group_scale(plan, in.data(), r0),
+                                group_min(plan, in.data(), r0), r1 - r0, plan.run_length, out.data() + r0 * plan.run_length);
+        });
+        return;
+    }
     // Slices decode to the bits of the whole (dequantize_range); chunks are whole ggml blocks.
     parallel.for_chunks(plan.elements, parallel.chunk_elements(),
                         [&](uint64_t begin, uint64_t end) { dequantize_range(plan, in, begin, out.subspan(begin, end - begin), k); });

@@ -329,10 +329,10 @@ std::vector<float> group_input(std::size_t groups, std::size_t length, uint32_t 
     return x;
 }
 
-// The fused route (quantize_groups, where the path has it) against the scalar primitives one by one,
-// byte for byte, on every format and group counts on either side of its batches of 16.
+// The fused routes (quantize_groups and dequantize_groups, where the path has them) against the scalar
+// primitives one by one, bit for bit, on every format and group counts on either side of its batches.
 TEST_P(KernelPaths, FusedGroupQuantizerGivesTheScalarBytes) {
-    if (vector().quantize_groups == nullptr) GTEST_SKIP() << GetParam().name << " has no fused group quantizer";
+    if (vector().quantize_groups == nullptr && vector().dequantize_groups == nullptr) GTEST_SKIP() << GetParam().name << " has no fused group route";
     int compared = 0;
     for (uint32_t i = 0; i < grey_quant_name_count(); ++i) {
         grey_quant_params p = GREY_QUANT_PARAMS_INIT;
@@ -352,6 +352,20 @@ TEST_P(KernelPaths, FusedGroupQuantizerGivesTheScalarBytes) {
                 hq::quantize(plan, y, a, scalar());
                 hq::quantize(plan, y, b, vector());
                 ASSERT_EQ(a, b);
+                // Decoding (dequantize_groups where the path has it): these bytes, then for the grouped
+                // formats any bytes at all (every code, scales of every kind, NaN and infinities included).
+                std::mt19937 bytes_rng(seed);
+                std::vector<std::byte> noise(plan.bytes);
+                for (auto& byte : noise) byte = static_cast<std::byte>(bytes_rng());
+                const bool grouped = p.format == GREY_QUANT_INT4 || p.format == GREY_QUANT_INT4_SYM || p.format == GREY_QUANT_NF4 ||
+                                     p.format == GREY_QUANT_Q8_0 || p.format == GREY_QUANT_Q4_0 || p.format == GREY_QUANT_Q4_1;
+                for (const auto* in : {&a, &noise}) {
+                    if (in == &noise && !grouped) continue;
+                    std::vector<float> da(plan.elements, 1.0f), db(plan.elements, 2.0f);
+                    hq::dequantize(plan, *in, da, scalar());
+                    hq::dequantize(plan, *in, db, vector());
+                    ASSERT_EQ(std::memcmp(da.data(), db.data(), da.size() * 4), 0) << (in == &a ? "quantized bytes" : "random bytes");
+                }
                 ++compared;
             }
         }
