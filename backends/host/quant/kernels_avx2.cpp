@@ -422,9 +422,91 @@ GREY_AVX2 void quantize_groups(int format, const float* x, std::size_t groups, s
     }
 }
 
+// dequantize_groups (kernels.hpp): decode()'s arithmetic ((q - subtract) * multiply + add, each step
+// rounded, the add kept where it adds zero: it turns -0 into +0) on codes unpacked in registers, eight
+// lanes a step; NF4 through decode_table16's permutes; each group's parameters read as load_coding reads
+// them (common/numeric.hpp's f16_to_f32).
+// Sixteen codes (bytes of `c`) of a group decoded to `to`, eight lanes at a time.
+template <int kFormat>
+GREY_AVX2 inline void decode_codes16(__m128i c, __m256 subtract, __m256 multiply, __m256 add, __m256 low_levels, __m256 high_levels, float* to) {
+    for (int h = 0; h < 2; ++h) {
+        const __m128i part = h == 0 ? c : _mm_srli_si128(c, 8);
+        __m256 v;
+        if constexpr (kFormat == GREY_QUANT_NF4) {
+            const __m256i index = _mm256_cvtepu8_epi32(part);
+            const __m256 upper = _mm256_castsi256_ps(_mm256_cmpgt_epi32(index, _mm256_set1_epi32(7)));
+            v = _mm256_mul_ps(_mm256_blendv_ps(_mm256_permutevar8x32_ps(low_levels, index), _mm256_permutevar8x32_ps(high_levels, index), upper), multiply);
+        } else {
+            __m256i q = kFormat == GREY_QUANT_Q8_0 ? _mm256_cvtepi8_epi32(part) : _mm256_cvtepu8_epi32(part);
+            if constexpr (kFormat == GREY_QUANT_INT4_SYM) q = _mm256_sub_epi32(q, _mm256_set1_epi32(8));
+            v = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(q), subtract), multiply), add);
+        }
+        _mm256_storeu_ps(to + 8 * h, v);
+    }
+}
+
+template <int kFormat>
+GREY_AVX2 void dequantize_groups_of(const uint8_t* codes, const std::byte* scales, const std::byte* mins, std::size_t groups, std::size_t length,
+                                    float* out) {
+    const __m128i low_nibble = _mm_set1_epi8(0x0F);
+    const __m256 low_levels = _mm256_loadu_ps(grey::common::kNf4Levels), high_levels = _mm256_loadu_ps(grey::common::kNf4Levels + 8);
+    const auto f16_at = [](const void* at) {
+        uint16_t h;
+        std::memcpy(&h, at, 2);
+        return grey::common::f16_to_f32(h);
+    };
+    for (std::size_t g = 0; g < groups; ++g, out += length) {
+        if constexpr (kFormat == GREY_QUANT_Q8_0 || kFormat == GREY_QUANT_Q4_0 || kFormat == GREY_QUANT_Q4_1) {
+            constexpr std::size_t kBlockBytes = kFormat == GREY_QUANT_Q8_0 ? 34 : kFormat == GREY_QUANT_Q4_0 ? 18 : 20;
+            const uint8_t* block = codes + g * kBlockBytes;
+            const __m256 subtract = _mm256_set1_ps(kFormat == GREY_QUANT_Q4_0 ? 8.0f : 0.0f), multiply = _mm256_set1_ps(f16_at(block));
+            const __m256 add = _mm256_set1_ps(kFormat == GREY_QUANT_Q4_1 ? f16_at(block + 2) : 0.0f);
+            if constexpr (kFormat == GREY_QUANT_Q8_0) {
+                decode_codes16<kFormat>(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2)), subtract, multiply, add, low_levels, high_levels, out);
+                decode_codes16<kFormat>(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 18)), subtract, multiply, add, low_levels, high_levels, out + 16);
+            } else {
+                const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + (kFormat == GREY_QUANT_Q4_0 ? 2 : 4)));
+                decode_codes16<kFormat>(_mm_and_si128(qs, low_nibble), subtract, multiply, add, low_levels, high_levels, out);
+                decode_codes16<kFormat>(_mm_and_si128(_mm_srli_epi16(qs, 4), low_nibble), subtract, multiply, add, low_levels, high_levels, out + 16);
+            }
+        } else {
+            const uint8_t* packed = codes + g * (length / 2);
+            __m256 multiply, add = _mm256_setzero_ps();
+            const __m256 subtract = _mm256_setzero_ps();  // decode's subtract for these formats
+            if constexpr (kFormat == GREY_QUANT_NF4) {
+                float scale;
+                std::memcpy(&scale, scales + 4 * g, 4);
+                multiply = _mm256_set1_ps(scale);
+            } else {
+                multiply = _mm256_set1_ps(f16_at(scales + 2 * g));
+                if constexpr (kFormat == GREY_QUANT_INT4) add = _mm256_set1_ps(f16_at(mins + 2 * g));
+            }
+            for (std::size_t i = 0; i < length; i += 32) {
+                const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + i / 2));
+                const __m128i lo = _mm_and_si128(b, low_nibble), hi = _mm_and_si128(_mm_srli_epi16(b, 4), low_nibble);
+                decode_codes16<kFormat>(_mm_unpacklo_epi8(lo, hi), subtract, multiply, add, low_levels, high_levels, out + i);
+                decode_codes16<kFormat>(_mm_unpackhi_epi8(lo, hi), subtract, multiply, add, low_levels, high_levels, out + i + 16);
+            }
+        }
+    }
+}
+
+GREY_AVX2 void dequantize_groups(int format, const uint8_t* codes, const std::byte* scales, const std::byte* mins, std::size_t groups,
+                                 std::size_t length, float* out) {
+    switch (format) {
+        case GREY_QUANT_INT4: return dequantize_groups_of<GREY_QUANT_INT4>(codes, scales, mins, groups, length, out);
+        case GREY_QUANT_INT4_SYM: return dequantize_groups_of<GREY_QUANT_INT4_SYM>(codes, scales, mins, groups, length, out);
+        case GREY_QUANT_NF4: return dequantize_groups_of<GREY_QUANT_NF4>(codes, scales, mins, groups, length, out);
+        case GREY_QUANT_Q8_0: return dequantize_groups_of<GREY_QUANT_Q8_0>(codes, scales, mins, groups, length, out);
+        case GREY_QUANT_Q4_0: return dequantize_groups_of<GREY_QUANT_Q4_0>(codes, scales, mins, groups, length, out);
+        case GREY_QUANT_Q4_1: return dequantize_groups_of<GREY_QUANT_Q4_1>(codes, scales, mins, groups, length, out);
+        default: std::abort();  // the caller offers only these formats
+    }
+}
+
 constexpr Kernels kAvx2{"avx2",     absmax,     minmax,     encode,     decode,            decode_table,      decode_table16,
                         decode_fp8, f16_to_f32, encode_fp8, encode_nf4, pack_ggml_nibbles, pack_nibble_pairs, unpack_nibble_pairs,
-                        max_magnitude32, max_magnitude16, error_lanes, quantize_groups, nullptr};
+                        max_magnitude32, max_magnitude16, error_lanes, quantize_groups, dequantize_groups};
 
 }  // namespace
 
