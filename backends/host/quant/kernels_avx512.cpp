@@ -195,27 +195,47 @@ GREY_AVX512 void f16_to_f32(const uint16_t* in, std::size_t n, float* out) {
     }
 }
 
+// Sixteen fp8 codes (32-bit lanes) of x * inverse; kDropped: the float32 mantissa bits the format drops
+// (e4m3 20, e5m2 21), an immediate shift.
+template <int kDropped>
+GREY_AVX512 inline __m512i fp8_code16(__m512 x, __m512 inv, const Fp8Encoding& e) {
+    const __m512 v = _mm512_mul_ps(x, inv);
+    const __m512 magnitude = _mm512_abs_ps(v);
+    const __m512i bits = _mm512_castps_si512(magnitude);
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, kDropped), _mm512_set1_epi32(1));
+    const __m512i normal = _mm512_sub_epi32(_mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(e.round_bias), odd)), kDropped),
+                                            _mm512_set1_epi32(e.rebias));
+    const __m512i subnormal = _mm512_cvtps_epi32(_mm512_mul_ps(magnitude, _mm512_set1_ps(e.subnormal_scale)));
+    __m512i code = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(magnitude, _mm512_set1_ps(e.min_normal), _CMP_LT_OQ), normal, subnormal);
+    code = _mm512_min_epi32(code, _mm512_set1_epi32(e.max_code));
+    code = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), code, _mm512_set1_epi32(e.nan_code));
+    return _mm512_or_si512(code, _mm512_srli_epi32(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(INT32_MIN)), 24));
+}
+
+template <int kDropped>
+GREY_AVX512 void encode_fp8_with(const float* x, std::size_t n, float inverse, const Fp8Encoding& e, int8_t* out) {
+    const __m512 inv = _mm512_set1_ps(inverse);
+    std::size_t i = 0;
+    for (; i + 32 <= n; i += 32) {  // whole steps: plain loads and stores
+        const __m512i c0 = fp8_code16<kDropped>(_mm512_loadu_ps(x + i), inv, e), c1 = fp8_code16<kDropped>(_mm512_loadu_ps(x + i + 16), inv, e);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm512_cvtepi32_epi8(c0));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i + 16), _mm512_cvtepi32_epi8(c1));
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 k = lanes(i, n);
+        store_codes(out + i, k, fp8_code16<kDropped>(_mm512_maskz_loadu_ps(k, x + i), inv, e));
+    }
+}
+
 // f32_to_fp8 on sixteen lanes, on the bits (kernels_vector.hpp says how).
 GREY_AVX512 void encode_fp8(const float* x, std::size_t n, float inverse, int format, int8_t* out) {
     const Fp8Encoding e = fp8_encoding(format);
-    const __m512 inv = _mm512_set1_ps(inverse), min_normal = _mm512_set1_ps(e.min_normal), subnormal_scale = _mm512_set1_ps(e.subnormal_scale);
-    const __m512i round_bias = _mm512_set1_epi32(e.round_bias), rebias = _mm512_set1_epi32(e.rebias), one = _mm512_set1_epi32(1);
-    const __m512i max_code = _mm512_set1_epi32(e.max_code), nan_code = _mm512_set1_epi32(e.nan_code);
-    const __m128i shift = _mm_cvtsi32_si128(e.dropped_bits);
-    for (std::size_t i = 0; i < n; i += 16) {
-        const __mmask16 k = lanes(i, n);
-        const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv);
-        const __m512 magnitude = _mm512_abs_ps(v);
-        const __m512i bits = _mm512_castps_si512(magnitude);
-        const __m512i odd = _mm512_and_si512(_mm512_srl_epi32(bits, shift), one);
-        const __m512i normal = _mm512_sub_epi32(_mm512_srl_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(round_bias, odd)), shift), rebias);
-        const __m512i subnormal = _mm512_cvtps_epi32(_mm512_mul_ps(magnitude, subnormal_scale));
-        __m512i code = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(magnitude, min_normal, _CMP_LT_OQ), normal, subnormal);
-        code = _mm512_min_epi32(code, max_code);
-        code = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), code, nan_code);
-        code = _mm512_or_si512(code, _mm512_srli_epi32(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(INT32_MIN)), 24));
-        store_codes(out + i, k, code);
-    }
+    if (e.dropped_bits == 20)
+        encode_fp8_with<20>(x, n, inverse, e, out);
+    else if (e.dropped_bits == 21)
+        encode_fp8_with<21>(x, n, inverse, e, out);
+    else
+        std::abort();  // the two fp8 formats drop 20 and 21 bits
 }
 
 // nf4_code on sixteen lanes: one added for each midpoint a product lies above.
