@@ -239,17 +239,32 @@ GREY_AVX512 void encode_fp8(const float* x, std::size_t n, float inverse, int fo
 }
 
 // nf4_code on sixteen lanes: one added for each midpoint a product lies above.
-GREY_AVX512 void encode_nf4(const float* x, std::size_t n, float inverse, int8_t* out) {
+// The midpoints in the first 15 lanes of a register (the 16th is never read).
+GREY_AVX512 __m512 nf4_midpoint_lanes() {
+    alignas(64) float lanes16[16] = {};
     const Nf4Midpoints& m = nf4_midpoints();
-    const __m512 inv = _mm512_set1_ps(inverse);
-    const __m512i one = _mm512_set1_epi32(1);
+    std::copy(m.values.begin(), m.values.end(), lanes16);
+    return _mm512_load_ps(lanes16);
+}
+
+// nf4_code of the products v: the number of midpoints v lies above, by a binary search over the sorted
+// midpoints (four comparisons instead of fifteen; the midpoints rise strictly, so the count is the
+// length of the prefix below v, which the search finds). A NaN compares false everywhere: code 0.
+GREY_AVX512 inline __m512i nf4_search16(__m512 v, __m512 midpoints) {
+    __m512i code = _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(v, _mm512_permutexvar_ps(_mm512_set1_epi32(7), midpoints), _CMP_GT_OQ),
+                                          _mm512_set1_epi32(8));
+    for (const int step : {4, 2, 1}) {
+        const __m512 m = _mm512_permutexvar_ps(_mm512_add_epi32(code, _mm512_set1_epi32(step - 1)), midpoints);
+        code = _mm512_mask_add_epi32(code, _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ), code, _mm512_set1_epi32(step));
+    }
+    return code;
+}
+
+GREY_AVX512 void encode_nf4(const float* x, std::size_t n, float inverse, int8_t* out) {
+    const __m512 inv = _mm512_set1_ps(inverse), midpoints = nf4_midpoint_lanes();
     for (std::size_t i = 0; i < n; i += 16) {
         const __mmask16 k = lanes(i, n);
-        const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv);
-        __m512i code = _mm512_setzero_si512();
-        for (const float midpoint : m.values)
-            code = _mm512_mask_add_epi32(code, _mm512_cmp_ps_mask(v, _mm512_set1_ps(midpoint), _CMP_GT_OQ), code, one);
-        store_codes(out + i, k, code);
+        store_codes(out + i, k, nf4_search16(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv), midpoints));
     }
 }
 
@@ -404,20 +419,14 @@ GREY_AVX512 inline __m512i code16(__m512 x, __m512 subtract, __m512 multiply, __
 GREY_AVX512 inline __m128i pair16(__m512i c) { return _mm512_cvtepi64_epi8(_mm512_or_si512(c, _mm512_srli_epi64(c, 28))); }
 
 // encode_nf4's codes of 16 values.
-GREY_AVX512 inline __m512i nf4_code16(__m512 x, __m512 inverse, const Nf4Midpoints& m) {
-    const __m512 v = _mm512_mul_ps(x, inverse);
-    const __m512i one = _mm512_set1_epi32(1);
-    __m512i code = _mm512_setzero_si512();
-    for (const float midpoint : m.values) code = _mm512_mask_add_epi32(code, _mm512_cmp_ps_mask(v, _mm512_set1_ps(midpoint), _CMP_GT_OQ), code, one);
-    return code;
-}
+GREY_AVX512 inline __m512i nf4_code16(__m512 x, __m512 inverse, __m512 midpoints) { return nf4_search16(_mm512_mul_ps(x, inverse), midpoints); }
 
 template <int kFormat>
 GREY_AVX512 void quantize_groups_of(const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales, std::byte* mins) {
     constexpr bool kGgml = kFormat == GREY_QUANT_Q8_0 || kFormat == GREY_QUANT_Q4_0 || kFormat == GREY_QUANT_Q4_1;
     constexpr bool kMinMax = kFormat == GREY_QUANT_INT4 || kFormat == GREY_QUANT_Q4_1;
     constexpr std::size_t kBlockBytes = kFormat == GREY_QUANT_Q8_0 ? 34 : kFormat == GREY_QUANT_Q4_0 ? 18 : 20;
-    const Nf4Midpoints& midpoints = nf4_midpoints();
+    const __m512 midpoints = nf4_midpoint_lanes();
     const __m512 one = _mm512_set1_ps(1.0f);  // make_coding's alpha
     for (std::size_t g0 = 0; g0 < groups; g0 += 16, x += 16 * length) {
         const std::size_t count = std::min<std::size_t>(16, groups - g0);
