@@ -445,7 +445,10 @@ GREY_AVX512 void quantize_groups_of(const float* x, std::size_t groups, std::siz
                     const __m512 mv = _mm512_set1_ps(m);
                     const __mmask16 k0 = _mm512_cmp_ps_mask(_mm512_abs_ps(v0), mv, _CMP_EQ_OQ);
                     const __mmask16 k1 = _mm512_cmp_ps_mask(_mm512_abs_ps(v1), mv, _CMP_EQ_OQ);
-                    first[g] = _mm512_cvtss_f32(k0 != 0 ? _mm512_maskz_compress_ps(k0, v0) : _mm512_maskz_compress_ps(k1, v1));
+                    // Both candidates, then a select without a branch (which half holds it is a coin toss).
+                    const __m128 in_first = _mm512_castps512_ps128(_mm512_maskz_compress_ps(k0, v0));
+                    const __m128 in_second = _mm512_castps512_ps128(_mm512_maskz_compress_ps(k1, v1));
+                    first[g] = _mm_cvtss_f32(_mm_mask_mov_ps(in_second, static_cast<__mmask8>(k0 != 0), in_first));
                 }
             }
         }
