@@ -43,9 +43,10 @@ const Format kFormats[] = {
 };
 
 // Ragged shapes: odd row counts, rows that are not a multiple of any group (odd ones too), a single
-// row, rank 3; and some whose innermost dimension ggml accepts (a multiple of 32).
+// row, rank 3; and some whose innermost dimension ggml accepts (a multiple of 32); {9, 256} is whole
+// groups of 128 too (the fused group route, Kernels::quantize_groups, in batches of 16 and a rest).
 const std::vector<std::vector<uint64_t>> kShapes = {
-    {37, 100}, {1, 999}, {5, 3, 70}, {129, 33}, {37, 96}, {1, 32}, {3, 5, 64},
+    {37, 100}, {1, 999}, {5, 3, 70}, {129, 33}, {37, 96}, {1, 32}, {3, 5, 64}, {9, 256},
 };
 
 grey_quant_params params_of(const Format& f, grey_quant_calibration calibration) {

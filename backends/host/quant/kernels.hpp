@@ -68,6 +68,23 @@ struct Kernels {
     uint16_t (*max_magnitude16)(const std::byte* bits, std::size_t n);
     // common::ErrorSums::accumulate_lanes: x[i] and y[i], i < n, into lane i % 8 of the three sums.
     void (*error_lanes)(const float* x, const float* y, std::size_t n, double* signal8, double* error8, double* max_abs_error);
+    // Round to nearest of `groups` consecutive whole groups of `length` values each (x: the first
+    // group's first value; `length` a multiple of 32, and 32 for the ggml formats), every group's
+    // statistics, parameters (common::make_coding at alpha 1) and codes made in one visit while it is in
+    // the cache, 16 groups' parameters at a time in vector registers. Writes what quantize() stores:
+    // INT4, INT4_SYM and NF4: the codes in neighbour pairs (pack_nibble_pairs) from `codes` on, the fp16
+    // scale bits to scales[2g..] (NF4: the float32 scale to scales[4g..]) and INT4's fp16 minimum to
+    // mins[2g..]; Q8_0, Q4_0 and Q4_1: block g, header and codes, at codes + g * its block bytes. Every
+    // value must be finite and at most 65504 in magnitude for the formats with fp16 parameters (so that
+    // none overflows: the caller has checked); NF4 takes any input. nullptr in a set without it (the
+    // scalar reference): quantize() then takes its primitives one by one.
+    void (*quantize_groups)(int format, const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales,
+                            std::byte* mins);
+    // The reverse for the same formats and layout, any bytes: `groups` whole groups decoded to `out`, the
+    // bits of unpacking the codes and decoding each group with decode (NF4: decode_table16) from the
+    // parameters as dequantize reads them back. nullptr where a set has none.
+    void (*dequantize_groups)(int format, const uint8_t* codes, const std::byte* scales, const std::byte* mins, std::size_t groups,
+                              std::size_t length, float* out);
 };
 
 const Kernels& scalar_kernels() noexcept;

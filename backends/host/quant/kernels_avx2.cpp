@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 namespace grey::host::quant {
 
@@ -34,10 +36,19 @@ GREY_AVX2 float horizontal_min(__m256 v) {
     return _mm_cvtss_f32(m);
 }
 
+// Four maxima, so that one's latency does not bound the loop: for values without NaN (the quantizer
+// refuses those first) the largest is the largest in any order.
 GREY_AVX2 float absmax(const float* x, std::size_t n) {
     const __m256 sign_mask = _mm256_set1_ps(-0.0f);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc = _mm256_setzero_ps(), a1 = acc, a2 = acc, a3 = acc;
     std::size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        acc = _mm256_max_ps(acc, _mm256_andnot_ps(sign_mask, _mm256_loadu_ps(x + i)));
+        a1 = _mm256_max_ps(a1, _mm256_andnot_ps(sign_mask, _mm256_loadu_ps(x + i + 8)));
+        a2 = _mm256_max_ps(a2, _mm256_andnot_ps(sign_mask, _mm256_loadu_ps(x + i + 16)));
+        a3 = _mm256_max_ps(a3, _mm256_andnot_ps(sign_mask, _mm256_loadu_ps(x + i + 24)));
+    }
+    acc = _mm256_max_ps(_mm256_max_ps(acc, a1), _mm256_max_ps(a2, a3));
     for (; i + 8 <= n; i += 8) acc = _mm256_max_ps(acc, _mm256_andnot_ps(sign_mask, _mm256_loadu_ps(x + i)));
     float m = horizontal_max(acc);
     for (; i < n; ++i) m = std::max(m, std::fabs(x[i]));
@@ -45,8 +56,17 @@ GREY_AVX2 float absmax(const float* x, std::size_t n) {
 }
 
 GREY_AVX2 void minmax(const float* x, std::size_t n, float* out_min, float* out_max) {
-    __m256 lo = _mm256_set1_ps(INFINITY), hi = _mm256_set1_ps(-INFINITY);
+    __m256 lo = _mm256_set1_ps(INFINITY), hi = _mm256_set1_ps(-INFINITY), lo1 = lo, hi1 = hi;
     std::size_t i = 0;
+    for (; i + 16 <= n; i += 16) {  // two minima and maxima (absmax says why)
+        const __m256 v = _mm256_loadu_ps(x + i), w = _mm256_loadu_ps(x + i + 8);
+        lo = _mm256_min_ps(lo, v);
+        hi = _mm256_max_ps(hi, v);
+        lo1 = _mm256_min_ps(lo1, w);
+        hi1 = _mm256_max_ps(hi1, w);
+    }
+    lo = _mm256_min_ps(lo, lo1);
+    hi = _mm256_max_ps(hi, hi1);
     for (; i + 8 <= n; i += 8) {
         const __m256 v = _mm256_loadu_ps(x + i);
         lo = _mm256_min_ps(lo, v);
@@ -64,15 +84,11 @@ GREY_AVX2 void minmax(const float* x, std::size_t n, float* out_min, float* out_
     *out_max = h;
 }
 
-// roundf in registers: truncate, then step one away from zero where the dropped fraction is >= 0.5.
-// x - trunc(x) is exact in binary floating point, so this equals roundf for every input.
+// roundf in registers: trunc(v + copysign(largest float below 0.5, v)), equal to roundf for every
+// float (kernels_vector.hpp says why).
 GREY_AVX2 __m256 round_half_away(__m256 v) {
-    const __m256 truncated = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __m256 sign_mask = _mm256_set1_ps(-0.0f);
-    const __m256 fraction = _mm256_andnot_ps(sign_mask, _mm256_sub_ps(v, truncated));
-    const __m256 step = _mm256_or_ps(_mm256_and_ps(v, sign_mask), _mm256_set1_ps(1.0f));
-    const __m256 needs_step = _mm256_cmp_ps(fraction, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
-    return _mm256_add_ps(truncated, _mm256_and_ps(needs_step, step));
+    const __m256 toward = _mm256_or_ps(_mm256_and_ps(v, _mm256_set1_ps(-0.0f)), _mm256_set1_ps(kHalfBelow));
+    return _mm256_round_ps(_mm256_add_ps(v, toward), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
 }
 
 GREY_AVX2 void encode(const float* x, std::size_t n, const EncodeSpec& spec, int8_t* out) {
@@ -297,9 +313,200 @@ GREY_AVX2 void error_lanes(const float* x, const float* y, std::size_t n, double
     if (i < n) scalar_kernels().error_lanes(x + i, y + i, n - i, signal8, error8, max_abs_error);
 }
 
+// quantize_groups (kernels.hpp): eight groups at a time. Their statistics come from absmax and minmax
+// above; their parameters are made together, make_coding's steps lane by lane (IEEE arithmetic and
+// F16C's round-to-nearest-even conversions, which give common/numeric.hpp's f32_to_f16 bits for the
+// finite values the caller guarantees where fp16 is stored); each group is then coded and packed by the
+// primitives above, through a code buffer the size of one group, without a call through the table.
+
+// common::inverse on eight lanes: 1/d, 0 for d = 0 and where the reciprocal is infinite.
+GREY_AVX2 __m256 inverse8(__m256 d) {
+    const __m256 r = _mm256_div_ps(_mm256_set1_ps(1.0f), d);
+    const __m256 infinite = _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), r), _mm256_set1_ps(INFINITY), _CMP_EQ_OQ);
+    const __m256 nonzero = _mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_NEQ_UQ);
+    return _mm256_and_ps(_mm256_andnot_ps(infinite, nonzero), r);
+}
+GREY_AVX2 __m128i to_f16(__m256 v) { return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+
+template <int kFormat>
+GREY_AVX2 void quantize_groups_of(const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales, std::byte* mins) {
+    constexpr bool kGgml = kFormat == GREY_QUANT_Q8_0 || kFormat == GREY_QUANT_Q4_0 || kFormat == GREY_QUANT_Q4_1;
+    constexpr bool kMinMax = kFormat == GREY_QUANT_INT4 || kFormat == GREY_QUANT_Q4_1;
+    constexpr std::size_t kBlockBytes = kFormat == GREY_QUANT_Q8_0 ? 34 : kFormat == GREY_QUANT_Q4_0 ? 18 : 20;
+    constexpr std::size_t kMaxGroup = 4096;  // longer groups go a piece at a time below
+    alignas(32) int8_t buffer[kMaxGroup];
+    const __m256 one = _mm256_set1_ps(1.0f);  // make_coding's alpha
+    for (std::size_t g0 = 0; g0 < groups; g0 += 8, x += 8 * length) {
+        const std::size_t count = std::min<std::size_t>(8, groups - g0);
+        alignas(32) float first[8] = {}, second[8] = {};
+        for (std::size_t g = 0; g < count; ++g) {
+            const float* group = x + g * length;
+            if constexpr (kMinMax) {
+                minmax(group, length, &first[g], &second[g]);
+            } else {
+                const float m = absmax(group, length);
+                first[g] = kFormat == GREY_QUANT_Q4_0 ? *std::find_if(group, group + length, [m](float v) { return std::fabs(v) == m; }) : m;
+            }
+        }
+        const __m256 a = _mm256_mul_ps(_mm256_load_ps(first), one), b = _mm256_mul_ps(_mm256_load_ps(second), one);
+        alignas(32) float e_sub[8] = {}, e_mul[8], scale32[8];
+        alignas(16) uint16_t scale16[8], min16[8] = {};
+        if constexpr (kFormat == GREY_QUANT_INT4_SYM) {
+            const __m128i s = to_f16(_mm256_div_ps(a, _mm256_set1_ps(7.0f)));
+            _mm_store_si128(reinterpret_cast<__m128i*>(scale16), s);
+            _mm256_store_ps(e_mul, inverse8(_mm256_cvtph_ps(s)));
+        } else if constexpr (kFormat == GREY_QUANT_INT4) {
+            const __m128i mh = to_f16(a);
+            const __m256 m = _mm256_cvtph_ps(mh);
+            const __m128i s = to_f16(_mm256_div_ps(_mm256_sub_ps(b, m), _mm256_set1_ps(15.0f)));
+            _mm_store_si128(reinterpret_cast<__m128i*>(scale16), s);
+            _mm_store_si128(reinterpret_cast<__m128i*>(min16), mh);
+            _mm256_store_ps(e_sub, m);
+            _mm256_store_ps(e_mul, inverse8(_mm256_cvtph_ps(s)));
+        } else if constexpr (kFormat == GREY_QUANT_NF4) {
+            _mm256_store_ps(scale32, a);
+            _mm256_store_ps(e_mul, inverse8(a));
+        } else if constexpr (kFormat == GREY_QUANT_Q8_0 || kFormat == GREY_QUANT_Q4_0) {
+            const __m256 d = _mm256_div_ps(a, _mm256_set1_ps(kFormat == GREY_QUANT_Q8_0 ? 127.0f : -8.0f));
+            _mm_store_si128(reinterpret_cast<__m128i*>(scale16), to_f16(d));
+            _mm256_store_ps(e_mul, inverse8(d));
+        } else {  // Q4_1
+            const __m256 d = _mm256_div_ps(_mm256_sub_ps(b, a), _mm256_set1_ps(15.0f));
+            _mm_store_si128(reinterpret_cast<__m128i*>(scale16), to_f16(d));
+            _mm_store_si128(reinterpret_cast<__m128i*>(min16), to_f16(a));
+            _mm256_store_ps(e_sub, a);
+            _mm256_store_ps(e_mul, inverse8(d));
+        }
+        for (std::size_t g = 0; g < count; ++g) {
+            const float* group = x + g * length;
+            const std::size_t r = g0 + g;
+            if constexpr (kGgml) {
+                uint8_t* block = codes + r * kBlockBytes;
+                std::memcpy(block, &scale16[g], 2);
+                if constexpr (kFormat == GREY_QUANT_Q4_1) std::memcpy(block + 2, &min16[g], 2);
+                if constexpr (kFormat == GREY_QUANT_Q8_0) {
+                    encode(group, 32, EncodeSpec{0.0f, e_mul[g], 0.0f, Rounding::nearest_away, -128, 127}, reinterpret_cast<int8_t*>(block + 2));
+                } else {
+                    constexpr bool kQ40 = kFormat == GREY_QUANT_Q4_0;
+                    encode(group, 32, EncodeSpec{e_sub[g], e_mul[g], kQ40 ? 8.5f : 0.5f, Rounding::truncate, 0, 15}, buffer);
+                    pack_ggml_nibbles(buffer, 1, block + (kQ40 ? 2 : 4), kBlockBytes);
+                }
+            } else {
+                if constexpr (kFormat == GREY_QUANT_NF4) std::memcpy(scales + 4 * r, &scale32[g], 4);
+                if constexpr (kFormat == GREY_QUANT_INT4 || kFormat == GREY_QUANT_INT4_SYM) std::memcpy(scales + 2 * r, &scale16[g], 2);
+                if constexpr (kFormat == GREY_QUANT_INT4) std::memcpy(mins + 2 * r, &min16[g], 2);
+                const int bias = kFormat == GREY_QUANT_INT4_SYM ? 8 : 0;
+                const EncodeSpec spec{e_sub[g], e_mul[g], 0.0f, Rounding::nearest_away, kFormat == GREY_QUANT_INT4_SYM ? -8 : 0, kFormat == GREY_QUANT_INT4_SYM ? 7 : 15};
+                for (std::size_t i = 0; i < length; i += kMaxGroup) {
+                    const std::size_t n = std::min(kMaxGroup, length - i);
+                    if constexpr (kFormat == GREY_QUANT_NF4)
+                        encode_nf4(group + i, n, e_mul[g], buffer);
+                    else
+                        encode(group + i, n, spec, buffer);
+                    pack_nibble_pairs(buffer, n, bias, codes + r * (length / 2) + i / 2);
+                }
+            }
+        }
+    }
+}
+
+GREY_AVX2 void quantize_groups(int format, const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales, std::byte* mins) {
+    switch (format) {
+        case GREY_QUANT_INT4: return quantize_groups_of<GREY_QUANT_INT4>(x, groups, length, codes, scales, mins);
+        case GREY_QUANT_INT4_SYM: return quantize_groups_of<GREY_QUANT_INT4_SYM>(x, groups, length, codes, scales, mins);
+        case GREY_QUANT_NF4: return quantize_groups_of<GREY_QUANT_NF4>(x, groups, length, codes, scales, mins);
+        case GREY_QUANT_Q8_0: return quantize_groups_of<GREY_QUANT_Q8_0>(x, groups, length, codes, scales, mins);
+        case GREY_QUANT_Q4_0: return quantize_groups_of<GREY_QUANT_Q4_0>(x, groups, length, codes, scales, mins);
+        case GREY_QUANT_Q4_1: return quantize_groups_of<GREY_QUANT_Q4_1>(x, groups, length, codes, scales, mins);
+        default: std::abort();  // the caller offers only these formats
+    }
+}
+
+// dequantize_groups (kernels.hpp): decode()'s arithmetic ((q - subtract) * multiply + add, each step
+// rounded, the add kept where it adds zero: it turns -0 into +0) on codes unpacked in registers, eight
+// lanes a step; NF4 through decode_table16's permutes; each group's parameters read as load_coding reads
+// them (common/numeric.hpp's f16_to_f32).
+// Sixteen codes (bytes of `c`) of a group decoded to `to`, eight lanes at a time.
+template <int kFormat>
+GREY_AVX2 inline void decode_codes16(__m128i c, __m256 subtract, __m256 multiply, __m256 add, __m256 low_levels, __m256 high_levels, float* to) {
+    for (int h = 0; h < 2; ++h) {
+        const __m128i part = h == 0 ? c : _mm_srli_si128(c, 8);
+        __m256 v;
+        if constexpr (kFormat == GREY_QUANT_NF4) {
+            const __m256i index = _mm256_cvtepu8_epi32(part);
+            const __m256 upper = _mm256_castsi256_ps(_mm256_cmpgt_epi32(index, _mm256_set1_epi32(7)));
+            v = _mm256_mul_ps(_mm256_blendv_ps(_mm256_permutevar8x32_ps(low_levels, index), _mm256_permutevar8x32_ps(high_levels, index), upper), multiply);
+        } else {
+            __m256i q = kFormat == GREY_QUANT_Q8_0 ? _mm256_cvtepi8_epi32(part) : _mm256_cvtepu8_epi32(part);
+            if constexpr (kFormat == GREY_QUANT_INT4_SYM) q = _mm256_sub_epi32(q, _mm256_set1_epi32(8));
+            v = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(q), subtract), multiply), add);
+        }
+        _mm256_storeu_ps(to + 8 * h, v);
+    }
+}
+
+template <int kFormat>
+GREY_AVX2 void dequantize_groups_of(const uint8_t* codes, const std::byte* scales, const std::byte* mins, std::size_t groups, std::size_t length,
+                                    float* out) {
+    const __m128i low_nibble = _mm_set1_epi8(0x0F);
+    const __m256 low_levels = _mm256_loadu_ps(grey::common::kNf4Levels), high_levels = _mm256_loadu_ps(grey::common::kNf4Levels + 8);
+    const auto f16_at = [](const void* at) {
+        uint16_t h;
+        std::memcpy(&h, at, 2);
+        return grey::common::f16_to_f32(h);
+    };
+    for (std::size_t g = 0; g < groups; ++g, out += length) {
+        if constexpr (kFormat == GREY_QUANT_Q8_0 || kFormat == GREY_QUANT_Q4_0 || kFormat == GREY_QUANT_Q4_1) {
+            constexpr std::size_t kBlockBytes = kFormat == GREY_QUANT_Q8_0 ? 34 : kFormat == GREY_QUANT_Q4_0 ? 18 : 20;
+            const uint8_t* block = codes + g * kBlockBytes;
+            const __m256 subtract = _mm256_set1_ps(kFormat == GREY_QUANT_Q4_0 ? 8.0f : 0.0f), multiply = _mm256_set1_ps(f16_at(block));
+            const __m256 add = _mm256_set1_ps(kFormat == GREY_QUANT_Q4_1 ? f16_at(block + 2) : 0.0f);
+            if constexpr (kFormat == GREY_QUANT_Q8_0) {
+                decode_codes16<kFormat>(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2)), subtract, multiply, add, low_levels, high_levels, out);
+                decode_codes16<kFormat>(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 18)), subtract, multiply, add, low_levels, high_levels, out + 16);
+            } else {
+                const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + (kFormat == GREY_QUANT_Q4_0 ? 2 : 4)));
+                decode_codes16<kFormat>(_mm_and_si128(qs, low_nibble), subtract, multiply, add, low_levels, high_levels, out);
+                decode_codes16<kFormat>(_mm_and_si128(_mm_srli_epi16(qs, 4), low_nibble), subtract, multiply, add, low_levels, high_levels, out + 16);
+            }
+        } else {
+            const uint8_t* packed = codes + g * (length / 2);
+            __m256 multiply, add = _mm256_setzero_ps();
+            const __m256 subtract = _mm256_setzero_ps();  // decode's subtract for these formats
+            if constexpr (kFormat == GREY_QUANT_NF4) {
+                float scale;
+                std::memcpy(&scale, scales + 4 * g, 4);
+                multiply = _mm256_set1_ps(scale);
+            } else {
+                multiply = _mm256_set1_ps(f16_at(scales + 2 * g));
+                if constexpr (kFormat == GREY_QUANT_INT4) add = _mm256_set1_ps(f16_at(mins + 2 * g));
+            }
+            for (std::size_t i = 0; i < length; i += 32) {
+                const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + i / 2));
+                const __m128i lo = _mm_and_si128(b, low_nibble), hi = _mm_and_si128(_mm_srli_epi16(b, 4), low_nibble);
+                decode_codes16<kFormat>(_mm_unpacklo_epi8(lo, hi), subtract, multiply, add, low_levels, high_levels, out + i);
+                decode_codes16<kFormat>(_mm_unpackhi_epi8(lo, hi), subtract, multiply, add, low_levels, high_levels, out + i + 16);
+            }
+        }
+    }
+}
+
+GREY_AVX2 void dequantize_groups(int format, const uint8_t* codes, const std::byte* scales, const std::byte* mins, std::size_t groups,
+                                 std::size_t length, float* out) {
+    switch (format) {
+        case GREY_QUANT_INT4: return dequantize_groups_of<GREY_QUANT_INT4>(codes, scales, mins, groups, length, out);
+        case GREY_QUANT_INT4_SYM: return dequantize_groups_of<GREY_QUANT_INT4_SYM>(codes, scales, mins, groups, length, out);
+        case GREY_QUANT_NF4: return dequantize_groups_of<GREY_QUANT_NF4>(codes, scales, mins, groups, length, out);
+        case GREY_QUANT_Q8_0: return dequantize_groups_of<GREY_QUANT_Q8_0>(codes, scales, mins, groups, length, out);
+        case GREY_QUANT_Q4_0: return dequantize_groups_of<GREY_QUANT_Q4_0>(codes, scales, mins, groups, length, out);
+        case GREY_QUANT_Q4_1: return dequantize_groups_of<GREY_QUANT_Q4_1>(codes, scales, mins, groups, length, out);
+        default: std::abort();  // the caller offers only these formats
+    }
+}
+
 constexpr Kernels kAvx2{"avx2",     absmax,     minmax,     encode,     decode,            decode_table,      decode_table16,
                         decode_fp8, f16_to_f32, encode_fp8, encode_nf4, pack_ggml_nibbles, pack_nibble_pairs, unpack_nibble_pairs,
-                        max_magnitude32, max_magnitude16, error_lanes};
+                        max_magnitude32, max_magnitude16, error_lanes, quantize_groups, dequantize_groups};
 
 }  // namespace
 

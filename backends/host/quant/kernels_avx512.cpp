@@ -20,6 +20,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 namespace grey::host::quant {
 
@@ -34,21 +36,40 @@ GREY_AVX512 __mmask16 lanes(std::size_t i, std::size_t n) {
     return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
 }
 
+// The range reductions keep independent maxima (and minima) over whole steps with plain loads, so that
+// one maximum's latency does not bound the loop, and combine them at the end: for the values they are
+// given (no NaN: the quantizer refuses it first) the largest is the largest in any order, and a zero's
+// sign is settled by the scalar scan below.
 GREY_AVX512 float absmax(const float* x, std::size_t n) {
-    __m512 acc = _mm512_setzero_ps();
-    for (std::size_t i = 0; i < n; i += 16) acc = _mm512_max_ps(acc, _mm512_abs_ps(_mm512_maskz_loadu_ps(lanes(i, n), x + i)));
-    return _mm512_reduce_max_ps(acc);
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    std::size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        a0 = _mm512_max_ps(a0, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+        a1 = _mm512_max_ps(a1, _mm512_abs_ps(_mm512_loadu_ps(x + i + 16)));
+        a2 = _mm512_max_ps(a2, _mm512_abs_ps(_mm512_loadu_ps(x + i + 32)));
+        a3 = _mm512_max_ps(a3, _mm512_abs_ps(_mm512_loadu_ps(x + i + 48)));
+    }
+    for (; i < n; i += 16) a0 = _mm512_max_ps(a0, _mm512_abs_ps(_mm512_maskz_loadu_ps(lanes(i, n), x + i)));
+    return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(a0, a1), _mm512_max_ps(a2, a3)));
 }
 
 GREY_AVX512 void minmax(const float* x, std::size_t n, float* out_min, float* out_max) {
-    __m512 lo = _mm512_set1_ps(INFINITY), hi = _mm512_set1_ps(-INFINITY);
-    for (std::size_t i = 0; i < n; i += 16) {
+    __m512 lo = _mm512_set1_ps(INFINITY), hi = _mm512_set1_ps(-INFINITY), lo1 = lo, hi1 = hi;
+    std::size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m512 v = _mm512_loadu_ps(x + i), w = _mm512_loadu_ps(x + i + 16);
+        lo = _mm512_min_ps(lo, v);
+        hi = _mm512_max_ps(hi, v);
+        lo1 = _mm512_min_ps(lo1, w);
+        hi1 = _mm512_max_ps(hi1, w);
+    }
+    for (; i < n; i += 16) {
         const __mmask16 k = lanes(i, n);
         const __m512 v = _mm512_maskz_loadu_ps(k, x + i);
         lo = _mm512_mask_min_ps(lo, k, lo, v);
         hi = _mm512_mask_max_ps(hi, k, hi, v);
     }
-    const float l = _mm512_reduce_min_ps(lo), h = _mm512_reduce_max_ps(hi);
+    const float l = _mm512_reduce_min_ps(_mm512_min_ps(lo, lo1)), h = _mm512_reduce_max_ps(_mm512_max_ps(hi, hi1));
     // Which zero a sequential scan keeps depends on the order it meets them (see the AVX2 version).
     if (l == 0.0f || h == 0.0f) return scalar_kernels().minmax(x, n, out_min, out_max);
     *out_min = l;
@@ -74,28 +95,45 @@ GREY_AVX512 void store_codes(void* at, __mmask16 k, __m512i codes) {
 
 // roundf in registers, as in the AVX2 version.
 GREY_AVX512 __m512 round_half_away(__m512 v) {
-    const __m512 truncated = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __m512 sign_mask = _mm512_set1_ps(-0.0f);
-    const __m512 fraction = _mm512_abs_ps(_mm512_sub_ps(v, truncated));
-    const __m512 step = _mm512_or_ps(_mm512_and_ps(v, sign_mask), _mm512_set1_ps(1.0f));
-    const __mmask16 needs_step = _mm512_cmp_ps_mask(fraction, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
-    return _mm512_mask_add_ps(truncated, needs_step, truncated, step);
+    const __m512 toward = _mm512_or_ps(_mm512_and_ps(v, _mm512_set1_ps(-0.0f)), _mm512_set1_ps(kHalfBelow));
+    return _mm512_roundscale_ps(_mm512_add_ps(v, toward), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
 }
 
-GREY_AVX512 void encode(const float* x, std::size_t n, const EncodeSpec& spec, int8_t* out) {
+// encode's codes of sixteen values (32-bit lanes); kShifted: with the subtract and add (x - 0 and
+// v + 0 change no code, so encode leaves them out where both are zero).
+template <bool kShifted>
+GREY_AVX512 inline __m512i encode16(__m512 x, __m512 subtract, __m512 multiply, __m512 add, __m512 lo, __m512 hi, bool nearest) {
+    // Separate multiply and add: a fused multiply-add would round once and differ from the scalar path.
+    __m512 v = _mm512_mul_ps(kShifted ? _mm512_sub_ps(x, subtract) : x, multiply);
+    if constexpr (kShifted) v = _mm512_add_ps(v, add);
+    __m512 r = nearest ? round_half_away(v) : _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    r = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(r, r, _CMP_ORD_Q), r);  // NaN codes 0, as in the scalar path
+    return _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(r, lo), hi));
+}
+
+template <bool kShifted>
+GREY_AVX512 void encode_with(const float* x, std::size_t n, const EncodeSpec& spec, int8_t* out) {
     const __m512 subtract = _mm512_set1_ps(spec.subtract), multiply = _mm512_set1_ps(spec.multiply), add = _mm512_set1_ps(spec.add);
     const __m512 lo = _mm512_set1_ps(static_cast<float>(spec.lo)), hi = _mm512_set1_ps(static_cast<float>(spec.hi));
     const bool nearest = spec.rounding == Rounding::nearest_away;
-    for (std::size_t i = 0; i < n; i += 16) {
-        const __mmask16 k = lanes(i, n);
-        // Separate multiply and add: a fused multiply-add would round once and differ from the scalar path.
-        const __m512 scaled = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), subtract), multiply);
-        const __m512 v = _mm512_add_ps(scaled, add);
-        __m512 r = nearest ? round_half_away(v) : _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-        r = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(r, r, _CMP_ORD_Q), r);  // NaN codes 0, as in the scalar path
-        r = _mm512_min_ps(_mm512_max_ps(r, lo), hi);
-        store_codes(out + i, k, _mm512_cvttps_epi32(r));
+    std::size_t i = 0;
+    for (; i + 32 <= n; i += 32) {  // whole steps: plain loads and stores (load_codes says why)
+        const __m512i c0 = encode16<kShifted>(_mm512_loadu_ps(x + i), subtract, multiply, add, lo, hi, nearest);
+        const __m512i c1 = encode16<kShifted>(_mm512_loadu_ps(x + i + 16), subtract, multiply, add, lo, hi, nearest);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm512_cvtepi32_epi8(c0));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i + 16), _mm512_cvtepi32_epi8(c1));
     }
+    for (; i < n; i += 16) {
+        const __mmask16 k = lanes(i, n);
+        store_codes(out + i, k, encode16<kShifted>(_mm512_maskz_loadu_ps(k, x + i), subtract, multiply, add, lo, hi, nearest));
+    }
+}
+
+GREY_AVX512 void encode(const float* x, std::size_t n, const EncodeSpec& spec, int8_t* out) {
+    if (spec.subtract == 0.0f && spec.add == 0.0f)
+        encode_with<false>(x, n, spec, out);
+    else
+        encode_with<true>(x, n, spec, out);
 }
 
 GREY_AVX512 void decode(const int8_t* q, std::size_t n, const DecodeSpec& spec, float* out) {
@@ -157,41 +195,76 @@ GREY_AVX512 void f16_to_f32(const uint16_t* in, std::size_t n, float* out) {
     }
 }
 
-// f32_to_fp8 on sixteen lanes, on the bits (kernels_vector.hpp says how).
-GREY_AVX512 void encode_fp8(const float* x, std::size_t n, float inverse, int format, int8_t* out) {
-    const Fp8Encoding e = fp8_encoding(format);
-    const __m512 inv = _mm512_set1_ps(inverse), min_normal = _mm512_set1_ps(e.min_normal), subnormal_scale = _mm512_set1_ps(e.subnormal_scale);
-    const __m512i round_bias = _mm512_set1_epi32(e.round_bias), rebias = _mm512_set1_epi32(e.rebias), one = _mm512_set1_epi32(1);
-    const __m512i max_code = _mm512_set1_epi32(e.max_code), nan_code = _mm512_set1_epi32(e.nan_code);
-    const __m128i shift = _mm_cvtsi32_si128(e.dropped_bits);
-    for (std::size_t i = 0; i < n; i += 16) {
+// Sixteen fp8 codes (32-bit lanes) of x * inverse; kDropped: the float32 mantissa bits the format drops
+// (e4m3 20, e5m2 21), an immediate shift.
+template <int kDropped>
+GREY_AVX512 inline __m512i fp8_code16(__m512 x, __m512 inv, const Fp8Encoding& e) {
+    const __m512 v = _mm512_mul_ps(x, inv);
+    const __m512 magnitude = _mm512_abs_ps(v);
+    const __m512i bits = _mm512_castps_si512(magnitude);
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, kDropped), _mm512_set1_epi32(1));
+    const __m512i normal = _mm512_sub_epi32(_mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(e.round_bias), odd)), kDropped),
+                                            _mm512_set1_epi32(e.rebias));
+    const __m512i subnormal = _mm512_cvtps_epi32(_mm512_mul_ps(magnitude, _mm512_set1_ps(e.subnormal_scale)));
+    __m512i code = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(magnitude, _mm512_set1_ps(e.min_normal), _CMP_LT_OQ), normal, subnormal);
+    code = _mm512_min_epi32(code, _mm512_set1_epi32(e.max_code));
+    code = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), code, _mm512_set1_epi32(e.nan_code));
+    return _mm512_or_si512(code, _mm512_srli_epi32(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(INT32_MIN)), 24));
+}
+
+template <int kDropped>
+GREY_AVX512 void encode_fp8_with(const float* x, std::size_t n, float inverse, const Fp8Encoding& e, int8_t* out) {
+    const __m512 inv = _mm512_set1_ps(inverse);
+    std::size_t i = 0;
+    for (; i + 32 <= n; i += 32) {  // whole steps: plain loads and stores
+        const __m512i c0 = fp8_code16<kDropped>(_mm512_loadu_ps(x + i), inv, e), c1 = fp8_code16<kDropped>(_mm512_loadu_ps(x + i + 16), inv, e);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm512_cvtepi32_epi8(c0));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i + 16), _mm512_cvtepi32_epi8(c1));
+    }
+    for (; i < n; i += 16) {
         const __mmask16 k = lanes(i, n);
-        const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv);
-        const __m512 magnitude = _mm512_abs_ps(v);
-        const __m512i bits = _mm512_castps_si512(magnitude);
-        const __m512i odd = _mm512_and_si512(_mm512_srl_epi32(bits, shift), one);
-        const __m512i normal = _mm512_sub_epi32(_mm512_srl_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(round_bias, odd)), shift), rebias);
-        const __m512i subnormal = _mm512_cvtps_epi32(_mm512_mul_ps(magnitude, subnormal_scale));
-        __m512i code = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(magnitude, min_normal, _CMP_LT_OQ), normal, subnormal);
-        code = _mm512_min_epi32(code, max_code);
-        code = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), code, nan_code);
-        code = _mm512_or_si512(code, _mm512_srli_epi32(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(INT32_MIN)), 24));
-        store_codes(out + i, k, code);
+        store_codes(out + i, k, fp8_code16<kDropped>(_mm512_maskz_loadu_ps(k, x + i), inv, e));
     }
 }
 
+// f32_to_fp8 on sixteen lanes, on the bits (kernels_vector.hpp says how).
+GREY_AVX512 void encode_fp8(const float* x, std::size_t n, float inverse, int format, int8_t* out) {
+    const Fp8Encoding e = fp8_encoding(format);
+    if (e.dropped_bits == 20)
+        encode_fp8_with<20>(x, n, inverse, e, out);
+    else if (e.dropped_bits == 21)
+        encode_fp8_with<21>(x, n, inverse, e, out);
+    else
+        std::abort();  // the two fp8 formats drop 20 and 21 bits
+}
+
 // nf4_code on sixteen lanes: one added for each midpoint a product lies above.
-GREY_AVX512 void encode_nf4(const float* x, std::size_t n, float inverse, int8_t* out) {
+// The midpoints in the first 15 lanes of a register (the 16th is never read).
+GREY_AVX512 __m512 nf4_midpoint_lanes() {
+    alignas(64) float lanes16[16] = {};
     const Nf4Midpoints& m = nf4_midpoints();
-    const __m512 inv = _mm512_set1_ps(inverse);
-    const __m512i one = _mm512_set1_epi32(1);
+    std::copy(m.values.begin(), m.values.end(), lanes16);
+    return _mm512_load_ps(lanes16);
+}
+
+// nf4_code of the products v: the number of midpoints v lies above, by a binary search over the sorted
+// midpoints (four comparisons instead of fifteen; the midpoints rise strictly, so the count is the
+// length of the prefix below v, which the search finds). A NaN compares false everywhere: code 0.
+GREY_AVX512 inline __m512i nf4_search16(__m512 v, __m512 midpoints) {
+    __m512i code = _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(v, _mm512_permutexvar_ps(_mm512_set1_epi32(7), midpoints), _CMP_GT_OQ),
+                                          _mm512_set1_epi32(8));
+    for (const int step : {4, 2, 1}) {
+        const __m512 m = _mm512_permutexvar_ps(_mm512_add_epi32(code, _mm512_set1_epi32(step - 1)), midpoints);
+        code = _mm512_mask_add_epi32(code, _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ), code, _mm512_set1_epi32(step));
+    }
+    return code;
+}
+
+GREY_AVX512 void encode_nf4(const float* x, std::size_t n, float inverse, int8_t* out) {
+    const __m512 inv = _mm512_set1_ps(inverse), midpoints = nf4_midpoint_lanes();
     for (std::size_t i = 0; i < n; i += 16) {
         const __mmask16 k = lanes(i, n);
-        const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv);
-        __m512i code = _mm512_setzero_si512();
-        for (const float midpoint : m.values)
-            code = _mm512_mask_add_epi32(code, _mm512_cmp_ps_mask(v, _mm512_set1_ps(midpoint), _CMP_GT_OQ), code, one);
-        store_codes(out + i, k, code);
+        store_codes(out + i, k, nf4_search16(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv), midpoints));
     }
 }
 
@@ -244,9 +317,19 @@ GREY_AVX512 void unpack_nibble_pairs(const uint8_t* packed, std::size_t n, int b
 
 GREY_AVX512 uint32_t max_magnitude32(const std::byte* bits, std::size_t n) {
     const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
-    __m512i top = _mm512_setzero_si512();
-    for (std::size_t i = 0; i < n; i += 16) top = _mm512_max_epu32(top, _mm512_and_si512(_mm512_maskz_loadu_epi32(lanes(i, n), bits + 4 * i), magnitude));
-    return _mm512_reduce_max_epu32(top);
+    // Four independent maxima over whole 64-lane steps with plain loads (the scan reads whole tensors and
+    // is bound by how many loads are in flight), then the tail masked; an integer maximum in any order.
+    __m512i t0 = _mm512_setzero_si512(), t1 = t0, t2 = t0, t3 = t0;
+    std::size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        const std::byte* at = bits + 4 * i;
+        t0 = _mm512_max_epu32(t0, _mm512_and_si512(_mm512_loadu_si512(at), magnitude));
+        t1 = _mm512_max_epu32(t1, _mm512_and_si512(_mm512_loadu_si512(at + 64), magnitude));
+        t2 = _mm512_max_epu32(t2, _mm512_and_si512(_mm512_loadu_si512(at + 128), magnitude));
+        t3 = _mm512_max_epu32(t3, _mm512_and_si512(_mm512_loadu_si512(at + 192), magnitude));
+    }
+    for (; i < n; i += 16) t0 = _mm512_max_epu32(t0, _mm512_and_si512(_mm512_maskz_loadu_epi32(lanes(i, n), bits + 4 * i), magnitude));
+    return _mm512_reduce_max_epu32(_mm512_max_epu32(_mm512_max_epu32(t0, t1), _mm512_max_epu32(t2, t3)));
 }
 
 GREY_AVX512 uint16_t max_magnitude16(const std::byte* bits, std::size_t n) {
@@ -279,9 +362,268 @@ GREY_AVX512 void error_lanes(const float* x, const float* y, std::size_t n, doub
     if (i < n) scalar_kernels().error_lanes(x + i, y + i, n - i, signal8, error8, max_abs_error);
 }
 
+// quantize_groups (kernels.hpp): sixteen groups at a time. Each group's statistics are those of absmax
+// and minmax above (the largest and smallest values, found in another order); the sixteen
+// groups' parameters are then made together, make_coding's steps lane by lane (IEEE multiply, subtract
+// and divide; F16C's round-to-nearest-even conversions, which give common/numeric.hpp's f32_to_f16 bits
+// for every finite value, and the caller guarantees finite ones where fp16 is stored); and each group is
+// coded with encode()'s arithmetic and packed from registers, with no code buffer between kernels. The
+// one difference from encode: no NaN check, as a finite value at most 65504 times a finite multiplier
+// cannot make one (NF4 codes a NaN product 0 by its comparisons, as encode_nf4 does). NF4 takes any
+// input, but a NaN makes its group's statistics depend on the order of the maxima (as in absmax): the
+// quantizer refuses NaN before it quantizes.
+
+// common::inverse on sixteen lanes: 1/d, 0 for d = 0 and where the reciprocal is infinite.
+GREY_AVX512 __m512 inverse16(__m512 d) {
+    const __m512 r = _mm512_div_ps(_mm512_set1_ps(1.0f), d);
+    const __mmask16 finite = static_cast<__mmask16>(~_mm512_fpclass_ps_mask(r, 0x18));  // 0x08 +inf, 0x10 -inf
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(d, _mm512_setzero_ps(), _CMP_NEQ_UQ) & finite, r);
+}
+GREY_AVX512 __m256i to_f16(__m512 v) { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+
+// absmax() and minmax() of a group of whole 32-lane steps (the same maxima, in two registers).
+GREY_AVX512 float group_absmax(const float* x, std::size_t n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+    for (std::size_t i = 0; i < n; i += 32) {
+        a0 = _mm512_max_ps(a0, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+        a1 = _mm512_max_ps(a1, _mm512_abs_ps(_mm512_loadu_ps(x + i + 16)));
+    }
+    return _mm512_reduce_max_ps(_mm512_max_ps(a0, a1));
+}
+GREY_AVX512 void group_minmax(const float* x, std::size_t n, float* out_min, float* out_max) {
+    __m512 lo = _mm512_set1_ps(INFINITY), hi = _mm512_set1_ps(-INFINITY), lo1 = lo, hi1 = hi;
+    for (std::size_t i = 0; i < n; i += 32) {
+        const __m512 v = _mm512_loadu_ps(x + i), w = _mm512_loadu_ps(x + i + 16);
+        lo = _mm512_min_ps(lo, v);
+        hi = _mm512_max_ps(hi, v);
+        lo1 = _mm512_min_ps(lo1, w);
+        hi1 = _mm512_max_ps(hi1, w);
+    }
+    const float l = _mm512_reduce_min_ps(_mm512_min_ps(lo, lo1)), h = _mm512_reduce_max_ps(_mm512_max_ps(hi, hi1));
+    if (l == 0.0f || h == 0.0f) return scalar_kernels().minmax(x, n, out_min, out_max);
+    *out_min = l;
+    *out_max = h;
+}
+
+// encode()'s codes of 16 values for a group's subtract (kSubtract), multiplier and add (kAdd), before
+// the narrowing: round (half away or toward zero), then clamp.
+template <bool kSubtract, bool kAdd, bool kNearest>
+GREY_AVX512 inline __m512i code16(__m512 x, __m512 subtract, __m512 multiply, __m512 add, __m512 lo, __m512 hi) {
+    __m512 v = _mm512_mul_ps(kSubtract ? _mm512_sub_ps(x, subtract) : x, multiply);
+    if constexpr (kAdd) v = _mm512_add_ps(v, add);
+    const __m512 r = kNearest ? round_half_away(v) : _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    return _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(r, lo), hi));
+}
+
+// Sixteen codes 0..15 (32-bit lanes) as eight bytes of neighbour pairs, code 2i in the low nibble.
+GREY_AVX512 inline __m128i pair16(__m512i c) { return _mm512_cvtepi64_epi8(_mm512_or_si512(c, _mm512_srli_epi64(c, 28))); }
+
+// encode_nf4's codes of 16 values.
+GREY_AVX512 inline __m512i nf4_code16(__m512 x, __m512 inverse, __m512 midpoints) { return nf4_search16(_mm512_mul_ps(x, inverse), midpoints); }
+
+template <int kFormat>
+GREY_AVX512 void quantize_groups_of(const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales, std::byte* mins) {
+    constexpr bool kGgml = kFormat == GREY_QUANT_Q8_0 || kFormat == GREY_QUANT_Q4_0 || kFormat == GREY_QUANT_Q4_1;
+    constexpr bool kMinMax = kFormat == GREY_QUANT_INT4 || kFormat == GREY_QUANT_Q4_1;
+    constexpr std::size_t kBlockBytes = kFormat == GREY_QUANT_Q8_0 ? 34 : kFormat == GREY_QUANT_Q4_0 ? 18 : 20;
+    const __m512 midpoints = nf4_midpoint_lanes();
+    const __m512 one = _mm512_set1_ps(1.0f);  // make_coding's alpha
+    for (std::size_t g0 = 0; g0 < groups; g0 += 16, x += 16 * length) {
+        const std::size_t count = std::min<std::size_t>(16, groups - g0);
+        const __mmask16 in_batch = lanes(0, count);
+        // Statistics: absmax (Q4_0: its peak) or minimum and maximum per group; unused lanes 0.
+        alignas(64) float first[16] = {}, second[16] = {};
+        for (std::size_t g = 0; g < count; ++g) {
+            const float* group = x + g * length;
+            if constexpr (kMinMax) {
+                group_minmax(group, length, &first[g], &second[g]);
+            } else {
+                const float m = group_absmax(group, length);
+                first[g] = m;
+                if constexpr (kFormat == GREY_QUANT_Q4_0) {  // the first value of that magnitude, with its sign
+                    const __m512 v0 = _mm512_loadu_ps(group), v1 = _mm512_loadu_ps(group + 16);
+                    const __m512 mv = _mm512_set1_ps(m);
+                    const __mmask16 k0 = _mm512_cmp_ps_mask(_mm512_abs_ps(v0), mv, _CMP_EQ_OQ);
+                    const __mmask16 k1 = _mm512_cmp_ps_mask(_mm512_abs_ps(v1), mv, _CMP_EQ_OQ);
+                    // Both candidates, then a select without a branch (which half holds it is a coin toss).
+                    const __m128 in_first = _mm512_castps512_ps128(_mm512_maskz_compress_ps(k0, v0));
+                    const __m128 in_second = _mm512_castps512_ps128(_mm512_maskz_compress_ps(k1, v1));
+                    first[g] = _mm_cvtss_f32(_mm_mask_mov_ps(in_second, static_cast<__mmask8>(k0 != 0), in_first));
+                }
+            }
+        }
+        // make_coding at alpha 1, sixteen groups at once.
+        const __m512 a = _mm512_mul_ps(_mm512_load_ps(first), one), b = _mm512_mul_ps(_mm512_load_ps(second), one);
+        alignas(64) float e_sub[16] = {}, e_mul[16];
+        alignas(32) uint16_t scale16[16], min16[16] = {};
+        if constexpr (kFormat == GREY_QUANT_INT4_SYM) {
+            const __m256i s = to_f16(_mm512_div_ps(a, _mm512_set1_ps(7.0f)));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(scale16), s);
+            _mm512_store_ps(e_mul, inverse16(_mm512_cvtph_ps(s)));
+        } else if constexpr (kFormat == GREY_QUANT_INT4) {
+            const __m256i mh = to_f16(a);
+            const __m512 m = _mm512_cvtph_ps(mh);
+            const __m256i s = to_f16(_mm512_div_ps(_mm512_sub_ps(b, m), _mm512_set1_ps(15.0f)));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(scale16), s);
+            _mm256_store_si256(reinterpret_cast<__m256i*>(min16), mh);
+            _mm512_store_ps(e_sub, m);
+            _mm512_store_ps(e_mul, inverse16(_mm512_cvtph_ps(s)));
+        } else if constexpr (kFormat == GREY_QUANT_NF4) {
+            _mm512_mask_storeu_ps(scales + 4 * g0, in_batch, a);
+            _mm512_store_ps(e_mul, inverse16(a));
+        } else if constexpr (kFormat == GREY_QUANT_Q8_0 || kFormat == GREY_QUANT_Q4_0) {
+            const __m512 d = _mm512_div_ps(a, _mm512_set1_ps(kFormat == GREY_QUANT_Q8_0 ? 127.0f : -8.0f));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(scale16), to_f16(d));
+            _mm512_store_ps(e_mul, inverse16(d));
+        } else {  // Q4_1
+            const __m512 d = _mm512_div_ps(_mm512_sub_ps(b, a), _mm512_set1_ps(15.0f));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(scale16), to_f16(d));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(min16), to_f16(a));
+            _mm512_store_ps(e_sub, a);
+            _mm512_store_ps(e_mul, inverse16(d));
+        }
+        if constexpr (kFormat == GREY_QUANT_INT4 || kFormat == GREY_QUANT_INT4_SYM) {
+            _mm256_mask_storeu_epi16(scales + 2 * g0, in_batch, _mm256_load_si256(reinterpret_cast<const __m256i*>(scale16)));
+            if constexpr (kFormat == GREY_QUANT_INT4)
+                _mm256_mask_storeu_epi16(mins + 2 * g0, in_batch, _mm256_load_si256(reinterpret_cast<const __m256i*>(min16)));
+        }
+        // The codes, group by group.
+        for (std::size_t g = 0; g < count; ++g) {
+            const float* group = x + g * length;
+            const __m512 subtract = _mm512_set1_ps(e_sub[g]), multiply = _mm512_set1_ps(e_mul[g]);
+            if constexpr (kGgml) {
+                uint8_t* block = codes + (g0 + g) * kBlockBytes;
+                std::memcpy(block, &scale16[g], 2);
+                if constexpr (kFormat == GREY_QUANT_Q4_1) std::memcpy(block + 2, &min16[g], 2);
+                const __m512 x0 = _mm512_loadu_ps(group), x1 = _mm512_loadu_ps(group + 16);
+                if constexpr (kFormat == GREY_QUANT_Q8_0) {
+                    const __m512 lo = _mm512_set1_ps(-128.0f), hi = _mm512_set1_ps(127.0f);
+                    const __m512i c0 = code16<false, false, true>(x0, subtract, multiply, subtract, lo, hi);
+                    const __m512i c1 = code16<false, false, true>(x1, subtract, multiply, subtract, lo, hi);
+                    _mm_storeu_si128(reinterpret_cast<__m128i*>(block + 2), _mm512_cvtepi32_epi8(c0));
+                    _mm_storeu_si128(reinterpret_cast<__m128i*>(block + 18), _mm512_cvtepi32_epi8(c1));
+                } else {
+                    constexpr bool kQ40 = kFormat == GREY_QUANT_Q4_0;
+                    const __m512 add = _mm512_set1_ps(kQ40 ? 8.5f : 0.5f), lo = _mm512_setzero_ps(), hi = _mm512_set1_ps(15.0f);
+                    const __m512i c0 = code16<!kQ40, true, false>(x0, subtract, multiply, add, lo, hi);
+                    const __m512i c1 = code16<!kQ40, true, false>(x1, subtract, multiply, add, lo, hi);
+                    _mm_storeu_si128(reinterpret_cast<__m128i*>(block + (kQ40 ? 2 : 4)), _mm512_cvtepi32_epi8(_mm512_or_si512(c0, _mm512_slli_epi32(c1, 4))));
+                }
+            } else {
+                uint8_t* out = codes + (g0 + g) * (length / 2);
+                for (std::size_t i = 0; i < length; i += 32) {
+                    const __m512 x0 = _mm512_loadu_ps(group + i), x1 = _mm512_loadu_ps(group + i + 16);
+                    __m512i c0, c1;
+                    if constexpr (kFormat == GREY_QUANT_NF4) {
+                        c0 = nf4_code16(x0, multiply, midpoints);
+                        c1 = nf4_code16(x1, multiply, midpoints);
+                    } else if constexpr (kFormat == GREY_QUANT_INT4) {
+                        const __m512 lo = _mm512_setzero_ps(), hi = _mm512_set1_ps(15.0f);
+                        c0 = code16<true, false, true>(x0, subtract, multiply, subtract, lo, hi);
+                        c1 = code16<true, false, true>(x1, subtract, multiply, subtract, lo, hi);
+                    } else {  // INT4_SYM: codes -8..7, stored plus 8
+                        const __m512 lo = _mm512_set1_ps(-8.0f), hi = _mm512_set1_ps(7.0f);
+                        const __m512i bias = _mm512_set1_epi32(8);
+                        c0 = _mm512_add_epi32(code16<false, false, true>(x0, subtract, multiply, subtract, lo, hi), bias);
+                        c1 = _mm512_add_epi32(code16<false, false, true>(x1, subtract, multiply, subtract, lo, hi), bias);
+                    }
+                    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i / 2), _mm_unpacklo_epi64(pair16(c0), pair16(c1)));
+                }
+            }
+        }
+    }
+}
+
+GREY_AVX512 void quantize_groups(int format, const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales, std::byte* mins) {
+    switch (format) {
+        case GREY_QUANT_INT4: return quantize_groups_of<GREY_QUANT_INT4>(x, groups, length, codes, scales, mins);
+        case GREY_QUANT_INT4_SYM: return quantize_groups_of<GREY_QUANT_INT4_SYM>(x, groups, length, codes, scales, mins);
+        case GREY_QUANT_NF4: return quantize_groups_of<GREY_QUANT_NF4>(x, groups, length, codes, scales, mins);
+        case GREY_QUANT_Q8_0: return quantize_groups_of<GREY_QUANT_Q8_0>(x, groups, length, codes, scales, mins);
+        case GREY_QUANT_Q4_0: return quantize_groups_of<GREY_QUANT_Q4_0>(x, groups, length, codes, scales, mins);
+        case GREY_QUANT_Q4_1: return quantize_groups_of<GREY_QUANT_Q4_1>(x, groups, length, codes, scales, mins);
+        default: std::abort();  // the caller offers only these formats
+    }
+}
+
+// dequantize_groups (kernels.hpp): decode()'s arithmetic ((q - subtract) * multiply + add, each step
+// rounded, the add kept even where it adds zero: it turns -0 into +0) on codes unpacked in registers,
+// each group's parameters read as load_coding reads them (common/numeric.hpp's f16_to_f32).
+template <int kFormat>
+GREY_AVX512 void dequantize_groups_of(const uint8_t* codes, const std::byte* scales, const std::byte* mins, std::size_t groups, std::size_t length,
+                                      float* out) {
+    const __m128i low_nibble = _mm_set1_epi8(0x0F);
+    const __m512 levels = _mm512_loadu_ps(grey::common::kNf4Levels);
+    const auto f16_at = [](const void* at) {
+        uint16_t h;
+        std::memcpy(&h, at, 2);
+        return grey::common::f16_to_f32(h);
+    };
+    for (std::size_t g = 0; g < groups; ++g, out += length) {
+        if constexpr (kFormat == GREY_QUANT_Q8_0 || kFormat == GREY_QUANT_Q4_0 || kFormat == GREY_QUANT_Q4_1) {
+            constexpr std::size_t kBlockBytes = kFormat == GREY_QUANT_Q8_0 ? 34 : kFormat == GREY_QUANT_Q4_0 ? 18 : 20;
+            const uint8_t* block = codes + g * kBlockBytes;
+            const __m512 subtract = _mm512_set1_ps(kFormat == GREY_QUANT_Q4_0 ? 8.0f : 0.0f), multiply = _mm512_set1_ps(f16_at(block));
+            const __m512 add = _mm512_set1_ps(kFormat == GREY_QUANT_Q4_1 ? f16_at(block + 2) : 0.0f);
+            __m512i c0, c1;
+            if constexpr (kFormat == GREY_QUANT_Q8_0) {
+                c0 = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2)));
+                c1 = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 18)));
+            } else {
+                const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + (kFormat == GREY_QUANT_Q4_0 ? 2 : 4)));
+                c0 = _mm512_cvtepu8_epi32(_mm_and_si128(qs, low_nibble));
+                c1 = _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(qs, 4), low_nibble));
+            }
+            _mm512_storeu_ps(out, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(c0), subtract), multiply), add));
+            _mm512_storeu_ps(out + 16, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(c1), subtract), multiply), add));
+        } else {
+            const uint8_t* packed = codes + g * (length / 2);
+            __m512 multiply, add = _mm512_setzero_ps();
+            if constexpr (kFormat == GREY_QUANT_NF4) {
+                float scale;
+                std::memcpy(&scale, scales + 4 * g, 4);
+                multiply = _mm512_set1_ps(scale);
+            } else {
+                multiply = _mm512_set1_ps(f16_at(scales + 2 * g));
+                if constexpr (kFormat == GREY_QUANT_INT4) add = _mm512_set1_ps(f16_at(mins + 2 * g));
+            }
+            for (std::size_t i = 0; i < length; i += 32) {
+                const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + i / 2));
+                const __m128i lo = _mm_and_si128(b, low_nibble), hi = _mm_and_si128(_mm_srli_epi16(b, 4), low_nibble);
+                __m512i c0 = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)), c1 = _mm512_cvtepu8_epi32(_mm_unpackhi_epi8(lo, hi));
+                if constexpr (kFormat == GREY_QUANT_NF4) {
+                    _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_permutexvar_ps(c0, levels), multiply));
+                    _mm512_storeu_ps(out + i + 16, _mm512_mul_ps(_mm512_permutexvar_ps(c1, levels), multiply));
+                } else {
+                    if constexpr (kFormat == GREY_QUANT_INT4_SYM) {
+                        c0 = _mm512_sub_epi32(c0, _mm512_set1_epi32(8));
+                        c1 = _mm512_sub_epi32(c1, _mm512_set1_epi32(8));
+                    }
+                    const __m512 zero = _mm512_setzero_ps();  // decode's subtract for these formats
+                    _mm512_storeu_ps(out + i, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(c0), zero), multiply), add));
+                    _mm512_storeu_ps(out + i + 16, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(c1), zero), multiply), add));
+                }
+            }
+        }
+    }
+}
+
+GREY_AVX512 void dequantize_groups(int format, const uint8_t* codes, const std::byte* scales, const std::byte* mins, std::size_t groups,
+                                   std::size_t length, float* out) {
+    switch (format) {
+        case GREY_QUANT_INT4: return dequantize_groups_of<GREY_QUANT_INT4>(codes, scales, mins, groups, length, out);
+        case GREY_QUANT_INT4_SYM: return dequantize_groups_of<GREY_QUANT_INT4_SYM>(codes, scales, mins, groups, length, out);
+        case GREY_QUANT_NF4: return dequantize_groups_of<GREY_QUANT_NF4>(codes, scales, mins, groups, length, out);
+        case GREY_QUANT_Q8_0: return dequantize_groups_of<GREY_QUANT_Q8_0>(codes, scales, mins, groups, length, out);
+        case GREY_QUANT_Q4_0: return dequantize_groups_of<GREY_QUANT_Q4_0>(codes, scales, mins, groups, length, out);
+        case GREY_QUANT_Q4_1: return dequantize_groups_of<GREY_QUANT_Q4_1>(codes, scales, mins, groups, length, out);
+        default: std::abort();  // the caller offers only these formats
+    }
+}
+
 constexpr Kernels kAvx512{"avx512",   absmax,     minmax,     encode,     decode,            decode_table,      decode_table16,
                           decode_fp8, f16_to_f32, encode_fp8, encode_nf4, pack_ggml_nibbles, pack_nibble_pairs, unpack_nibble_pairs,
-                          max_magnitude32, max_magnitude16, error_lanes};
+                          max_magnitude32, max_magnitude16, error_lanes, quantize_groups, dequantize_groups};
 
 }  // namespace
 

@@ -453,6 +453,32 @@ void encode_range(const Plan& plan, const Coding& c, std::span<const float> x, u
     for (uint64_t o = begin; o < end; o += kCodePiece) encode_piece(plan, c, x, r, at, o, std::min(kCodePiece, end - o), codes.data(), out, k);
 }
 
+// Whether the layout is what Kernels::quantize_groups and dequantize_groups take: one of their formats,
+// whole groups of a multiple of 32 (ggml: 32), no ragged rows, one parameter set per group.
+bool whole_groups(const Plan& plan) {
+    const bool format = plan.format == GREY_QUANT_INT4 || plan.format == GREY_QUANT_INT4_SYM || plan.format == GREY_QUANT_NF4 || gc::is_ggml(plan.format);
+    return format && !grey_quant_layout_has_rows(&plan) && plan.run_length % 32 == 0 && plan.param_count == grey_quant_layout_runs(&plan) &&
+           plan.elements % plan.run_length == 0;
+}
+// Where group r's codes start (ggml: its block) and the bytes of one scale in the parameters.
+uint64_t group_code_byte(const Plan& plan, uint64_t r) {
+    return gc::is_ggml(plan.format) ? r * gc::ggml_block_bytes(plan.format) : r * plan.run_length / 2;
+}
+// Group r's scale and (INT4) minimum among the parameters after the codes; nullptr where the format
+// keeps none there (ggml blocks carry theirs).
+template <typename Byte>
+Byte* group_scale(const Plan& plan, Byte* data, uint64_t r) {
+    return gc::is_ggml(plan.format) ? nullptr : data + plan.codes_bytes + (plan.format == GREY_QUANT_NF4 ? 4 : 2) * r;
+}
+template <typename Byte>
+Byte* group_min(const Plan& plan, Byte* data, uint64_t r) {
+    return plan.format == GREY_QUANT_INT4 ? data + plan.codes_bytes + 2 * plan.param_count + 2 * r : nullptr;
+}
+
+bool fuses_groups(const Plan& plan, const Kernels& k) {
+    return k.quantize_groups != nullptr && plan.calibration == GREY_CALIBRATION_RTN && whole_groups(plan);
+}
+
 // Round to nearest with one parameter set per run, each run short enough for a chunk: a chunk of runs
 // takes each run's statistics, chooses its parameters and codes it in one visit, while the run is in the
 // cache, instead of a pass over the tensor for the statistics and another for the codes. The bytes are
@@ -467,6 +493,15 @@ bool quantize_runs_in_one_visit(const Plan& plan, std::span<const float> x, std:
     if (has_f16_parameters(plan.format) && !(max_magnitude_bits ? *max_magnitude_bits <= kSafeMagnitudeBits
                                                                 : safe_for_one_pass(GREY_DTYPE_F32, std::as_bytes(x), plan.elements, k, parallel)))
         return false;
+    if (fuses_groups(plan, k)) {
+        // The kernel set's fused route: whole groups, no rows, so run r is elements r * run_length on.
+        parallel.for_chunks(runs, std::max<uint64_t>(1, piece / plan.run_length), [&](uint64_t r0, uint64_t r1) {
+            k.quantize_groups(plan.format, x.data() + r0 * plan.run_length, r1 - r0, plan.run_length,
+                              reinterpret_cast<uint8_t*>(out.data() + group_code_byte(plan, r0)), group_scale(plan, out.data(), r0),
+                              group_min(plan, out.data(), r0));
+        });
+        return true;
+    }
     parallel.for_chunks(runs, std::max<uint64_t>(1, piece / plan.run_length), [&](uint64_t r0, uint64_t r1) {
         CodePiece codes;
         for (uint64_t r = r0; r < r1; ++r) {
@@ -556,6 +591,13 @@ void dequantize_range(const Plan& plan, std::span<const std::byte> in, uint64_t 
 }
 
 void dequantize(const Plan& plan, std::span<const std::byte> in, std::span<float> out, const Kernels& k, const Parallel& parallel) {
+    if (k.dequantize_groups != nullptr && whole_groups(plan)) {  // the kernel set's fused route, chunks of whole groups
+        parallel.for_chunks(grey_quant_layout_runs(&plan), std::max<uint64_t>(1, parallel.chunk_elements() / plan.run_length), [&](uint64_t r0, uint64_t r1) {
+            k.dequantize_groups(plan.format, reinterpret_cast<const uint8_t*>(in.data() + group_code_byte(plan, r0)), group_scale(plan, in.data(), r0),
+                                group_min(plan, in.data(), r0), r1 - r0, plan.run_length, out.data() + r0 * plan.run_length);
+        });
+        return;
+    }
     // Slices decode to the bits of the whole (dequantize_range); chunks are whole ggml blocks.
     parallel.for_chunks(plan.elements, parallel.chunk_elements(),
                         [&](uint64_t begin, uint64_t end) { dequantize_range(plan, in, begin, out.subspan(begin, end - begin), k); });
@@ -630,6 +672,15 @@ bool quantize_in_one_pass(const Plan& plan, grey_dtype dtype, std::span<const st
             const uint64_t first = piece * kPiece, n = std::min(kPiece, plan.elements - first), blocks = n / 32;
             load_piece(dtype, source, first, n, x.data(), k);
             std::byte* block = out.data() + first / 32 * block_bytes;
+            if (k.quantize_groups != nullptr) {  // the kernel set's fused blocks (the range check above is its precondition)
+                k.quantize_groups(plan.format, x.data(), blocks, 32, reinterpret_cast<uint8_t*>(block), nullptr, nullptr);
+                if (error != nullptr) {
+                    // Decoded from the stored blocks: the codes and fp16 parameters the loop below decodes from.
+                    dequantize_range(plan, out, first, std::span(decoded).first(n), k);
+                    sums[piece] = piece_sums(x.data(), decoded.data(), n, k);
+                }
+                continue;
+            }
             for (uint64_t b = 0; b < blocks; ++b, block += block_bytes) {
                 const float* values = x.data() + 32 * b;
                 Stats s = kNoStats;

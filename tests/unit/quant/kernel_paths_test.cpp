@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -292,6 +293,84 @@ TEST_P(KernelPaths, OneVisitPerRunGivesTheTwoPassBytes) {
             ++compared;
         }
     EXPECT_GE(compared, 36) << "every format on its shapes";
+}
+
+// Values for the fused group quantizer (Kernels::quantize_groups): groups of `length`, each of one kind
+// that stresses the parameter choice (zeros of both signs, denormals, fp16's limits and subnormals, exact
+// ties between codes, a Q4_0 peak met with either sign first, one-signed groups, wide and narrow random
+// ones), finite and at most 65504 in magnitude as the one-visit route requires.
+std::vector<float> group_input(std::size_t groups, std::size_t length, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::uniform_int_distribution<int> tie(-8, 7);
+    std::vector<float> x(groups * length);
+    for (std::size_t g = 0; g < groups; ++g) {
+        float* v = x.data() + g * length;
+        const float scale = std::exp2(static_cast<float>(static_cast<int>(g % 33) - 20));
+        for (std::size_t i = 0; i < length; ++i) {
+            switch (g % 14) {
+                case 0: v[i] = 0.0f; break;
+                case 1: v[i] = i % 3 == 0 ? -0.0f : 0.0f; break;
+                case 2: v[i] = -0.0f; break;
+                case 3: v[i] = (i % 2 ? -1.0f : 1.0f) * static_cast<float>(i % 5) * 1e-42f; break;   // denormal floats
+                case 4: v[i] = static_cast<float>(i % 7) * 3e-8f - 6e-8f; break;                    // fp16 subnormal scales
+                case 5: v[i] = i == 3 ? -65504.0f : i == 9 ? 65504.0f : std::clamp(normal(rng) * 30000.0f, -65504.0f, 65504.0f); break;  // Q4_0: negative peak first
+                case 6: v[i] = i == 2 ? 65504.0f : i == 5 ? -65504.0f : std::clamp(normal(rng) * 30000.0f, -65504.0f, 65504.0f); break;
+                case 7: v[i] = static_cast<float>(tie(rng)) + (i % 2 ? 0.5f : 0.0f); break;           // exact ties at scale 1
+                case 8: v[i] = i == 0 ? 7.0f : static_cast<float>(tie(rng)) * 0.5f; break;
+                case 9: v[i] = 0.75f; break;                                                          // constant
+                case 10: v[i] = std::min(std::fabs(normal(rng)) * scale + scale, 65504.0f); break;  // all positive
+                case 11: v[i] = -std::min(std::fabs(normal(rng)) * scale + scale, 65504.0f); break;  // all negative
+                case 12: v[i] = i == length - 1 ? 65504.0f : normal(rng) * 1e-3f; break;             // one outlier at the end
+                default: v[i] = std::clamp(normal(rng) * scale, -65504.0f, 65504.0f); break;
+            }
+        }
+    }
+    return x;
+}
+
+// The fused routes (quantize_groups and dequantize_groups, where the path has them) against the scalar
+// primitives one by one, bit for bit, on every format and group counts on either side of its batches.
+TEST_P(KernelPaths, FusedGroupQuantizerGivesTheScalarBytes) {
+    if (vector().quantize_groups == nullptr && vector().dequantize_groups == nullptr) GTEST_SKIP() << GetParam().name << " has no fused group route";
+    int compared = 0;
+    for (uint32_t i = 0; i < grey_quant_name_count(); ++i) {
+        grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+        ASSERT_EQ(grey_quant_params_from_name(grey_quant_name_at(i), &p), GREY_OK);
+        for (const std::size_t rows : {std::size_t{1}, std::size_t{5}, std::size_t{16}, std::size_t{33}, std::size_t{70}}) {
+            const std::vector<uint64_t> shape = {rows, 256};
+            const auto plan = grey::quant::make_layout(shape, p);
+            SCOPED_TRACE(std::string(grey_quant_name_at(i)) + ", " + std::to_string(rows) + " rows");
+            for (const uint32_t seed : {1u, 2u}) {
+                const auto x = group_input(plan.elements / 32, 32, seed);
+                std::vector<std::byte> a(plan.bytes, std::byte{0xAA}), b(plan.bytes, std::byte{0x55});
+                hq::quantize(plan, x, a, scalar());
+                hq::quantize(plan, x, b, vector());
+                ASSERT_EQ(a, b);
+                // Kinds laid out per group of the format, not only per 32.
+                const auto y = group_input(plan.elements / plan.run_length, plan.run_length, seed + 10);
+                hq::quantize(plan, y, a, scalar());
+                hq::quantize(plan, y, b, vector());
+                ASSERT_EQ(a, b);
+                // Decoding (dequantize_groups where the path has it): these bytes, then for the grouped
+                // formats any bytes at all (every code, scales of every kind, NaN and infinities included).
+                std::mt19937 bytes_rng(seed);
+                std::vector<std::byte> noise(plan.bytes);
+                for (auto& byte : noise) byte = static_cast<std::byte>(bytes_rng());
+                const bool grouped = p.format == GREY_QUANT_INT4 || p.format == GREY_QUANT_INT4_SYM || p.format == GREY_QUANT_NF4 ||
+                                     p.format == GREY_QUANT_Q8_0 || p.format == GREY_QUANT_Q4_0 || p.format == GREY_QUANT_Q4_1;
+                for (const auto* in : {&a, &noise}) {
+                    if (in == &noise && !grouped) continue;
+                    std::vector<float> da(plan.elements, 1.0f), db(plan.elements, 2.0f);
+                    hq::dequantize(plan, *in, da, scalar());
+                    hq::dequantize(plan, *in, db, vector());
+                    ASSERT_EQ(std::memcmp(da.data(), db.data(), da.size() * 4), 0) << (in == &a ? "quantized bytes" : "random bytes");
+                }
+                ++compared;
+            }
+        }
+    }
+    EXPECT_GE(compared, 60);
 }
 
 TEST_P(KernelPaths, NibblePairPackingGivesTheScalarBytes) {
