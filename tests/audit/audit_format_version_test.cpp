@@ -346,5 +346,73 @@ TEST_F(FormatVersion, TruncatedVersion2Logs) {
     EXPECT_NE(records_json().find("\"type\":\"grey.recovery\""), std::string::npos);
 }
 
+// tests/data/audit-v1: a log, checkpoints, proofs and a proof artifact written by libgrey before format
+// version 2 (its README says how).
+class CommittedVersion1Log : public FormatVersion {
+protected:
+    void SetUp() override {
+        FormatVersion::SetUp();
+        const std::filesystem::path data = std::filesystem::path(GREY_TEST_DATA_DIR) / "audit-v1";
+        std::filesystem::copy(data, dir + "/v1", std::filesystem::copy_options::recursive);
+        verifier_key = dir + "/v1/verifier.key";
+        writer_key = dir + "/v1/writer.key";
+        log_path = dir + "/v1/audit.log";
+        // git keeps no 0600; the key files are refused without it.
+        for (const auto& key : {verifier_key, writer_key})
+            std::filesystem::permissions(key, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    }
+    std::string file(const std::string& name) const { return dir + "/v1/" + name; }
+};
+
+TEST_F(CommittedVersion1Log, VerifiesWithItsCheckpointsProofsAndArtifact) {
+    const std::vector<Hash> leaves = expect_layout(1);
+    ASSERT_EQ(leaves.size(), 10u);
+    const auto r = verify({file("c6.checkpoint"), file("c10.checkpoint")});
+    EXPECT_EQ(r.cause, GREY_AUDIT_INTACT) << r.detail;
+    EXPECT_EQ(r.records, 10u);
+    EXPECT_EQ(r.last_epoch, 3u);
+    EXPECT_EQ(grey_audit_check_proof(file("inclusion-4-of-10.proof").c_str(), file("c10.checkpoint").c_str(), nullptr, nullptr), GREY_OK)
+        << grey_last_error();
+    EXPECT_EQ(grey_audit_check_proof(file("consistency-6-to-10.proof").c_str(), file("c10.checkpoint").c_str(), file("c6.checkpoint").c_str(),
+                                     nullptr),
+              GREY_OK)
+        << grey_last_error();
+    // This libgrey makes the same proofs from it, byte for byte.
+    const std::string inclusion = proof_file("again-inclusion", [&](char* b, size_t n, size_t* l) {
+        return grey_audit_prove_inclusion(log_path.c_str(), 4, 10, b, n, l);
+    });
+    EXPECT_EQ(read_all(inclusion), read_all(file("inclusion-4-of-10.proof")));
+    const std::string consistency = proof_file("again-consistency", [&](char* b, size_t n, size_t* l) {
+        return grey_audit_prove_consistency(log_path.c_str(), 6, 10, b, n, l);
+    });
+    EXPECT_EQ(read_all(consistency), read_all(file("consistency-6-to-10.proof")));
+    grey_proof_report report{};
+    report.struct_size = sizeof report;
+    ASSERT_EQ(grey_proof_verify(log_path.c_str(), verifier_key.c_str(), file("proofs/739659eed08ccbd9.json").c_str(), &report, nullptr), GREY_OK)
+        << grey_last_error();
+    EXPECT_EQ(report.verified, 1u);
+    EXPECT_EQ(report.record, 5u);
+}
+
+TEST_F(CommittedVersion1Log, IsAppendedToAsVersion1) {
+    grey_audit_options o = GREY_AUDIT_OPTIONS_INIT;
+    o.epoch_records = 3;
+    write_records(4, o);
+    ASSERT_EQ(expect_layout(1).size(), 14u);
+    const std::string checkpoint = checkpoint_now("c14.checkpoint");
+    const auto r = verify({file("c6.checkpoint"), file("c10.checkpoint"), checkpoint});
+    EXPECT_EQ(r.cause, GREY_AUDIT_INTACT) << r.detail;
+    EXPECT_EQ(r.records, 14u);
+    EXPECT_EQ(prove_and_check(file("c10.checkpoint"), 10, checkpoint, 14), "grey-audit-inclusion v1");
+    // Tampering with the committed records is still found.
+    auto bytes = read_all(log_path);
+    const auto spans = record_spans(bytes);
+    bytes[spans[7].offset + spans[7].size - 40] ^= 4;  // in record 7's previous hash
+    write_all_bytes(log_path, bytes);
+    const auto bad = verify();
+    EXPECT_EQ(bad.cause, GREY_AUDIT_MODIFIED) << bad.detail;
+    EXPECT_EQ(bad.first_bad_record, 7u);
+}
+
 }  // namespace
 }  // namespace grey::audit::test

@@ -3,6 +3,7 @@
 # status 1 and its cause name; an intact log exits 0. Usage: audit_cli_test.sh PATH/TO/greyctl
 set -euo pipefail
 greyctl=$1
+data=$(cd "$(dirname "$0")/../data" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -391,6 +392,36 @@ verify_key=m
 expect_cause modified m.log --checkpoint m5-hmac-edited
 expect_cause modified m.log --checkpoint m5-hmac-edited --public-key m.ed25519.pub
 verify_key=k
+
+# A version 1 log written before format version 2 (tests/data/audit-v1): it still verifies, with its
+# checkpoints, proofs and proof artifact; proofs made from it now are the same bytes; appending keeps
+# version 1; and a log of a version this greyctl does not know is refused in words.
+cp -r "$data/audit-v1" v1
+chmod 600 v1/verifier.key v1/writer.key
+verify_key=v1/verifier.key
+expect_cause intact v1/audit.log --checkpoint v1/c6.checkpoint --checkpoint v1/c10.checkpoint
+expect_status "v1 inclusion proof" 0 "^valid: .*tree size 10" "$greyctl" audit verify-proof --proof v1/inclusion-4-of-10.proof --checkpoint v1/c10.checkpoint
+expect_status "v1 consistency proof" 0 "^valid: .*tree size 10" \
+  "$greyctl" audit verify-proof --proof v1/consistency-6-to-10.proof --old v1/c6.checkpoint --checkpoint v1/c10.checkpoint
+"$greyctl" audit prove --log v1/audit.log --key v1/verifier.key --record 4 --checkpoint v1/c10.checkpoint --out v1-again.proof >/dev/null
+cmp -s v1-again.proof v1/inclusion-4-of-10.proof && echo "ok: the same v1 proof again" || { echo "FAIL: v1 proof differs"; failures=$((failures + 1)); }
+expect_status "v1 proof artifact" 0 "" "$greyctl" proof verify v1/proofs/739659eed08ccbd9.json --log v1/audit.log --key v1/verifier.key
+"$greyctl" audit append --log v1/audit.log --key v1/writer.key --type t --payload '{"after":"v2"}' >/dev/null
+"$greyctl" audit checkpoint --log v1/audit.log --key v1/writer.key --out v1/c11.checkpoint >/dev/null
+expect_cause intact v1/audit.log --checkpoint v1/c10.checkpoint --checkpoint v1/c11.checkpoint
+python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(); sys.exit(struct.unpack_from("<I", d, 8)[0] != 1)' v1/audit.log &&
+  echo "ok: appending keeps version 1" || { echo "FAIL: the v1 log changed version"; failures=$((failures + 1)); }
+expect_status "v1 log: prove after the append" 0 "^grey-audit-inclusion v1" "$greyctl" audit prove --log v1/audit.log --record 10 --checkpoint v1/c11.checkpoint
+reseal v1/audit.log v1-resealed.log 2 0
+expect_cause modified v1-resealed.log
+mutate a.log v3.log 'header = header[:8] + struct.pack("<I", 3) + header[12:]'
+verify_key=k
+expect_cause malformed v3.log
+expect_status "verify a version 3 log" 1 "format version 3, which this libgrey does not read" "$greyctl" audit verify --log v3.log --key k
+expect_status "append to a version 3 log" 3 "format version 3, which this libgrey does not read" \
+  "$greyctl" audit append --log v3.log --key k.writer.copy --type t --payload '{}'
+sed 's/^grey-audit-inclusion v2$/grey-audit-inclusion v3/' incl2 > incl-v3
+expect_status "a version 3 proof" 3 "which this libgrey does not read" "$greyctl" audit verify-proof --proof incl-v3 --checkpoint m5
 
 if [ "$failures" -ne 0 ]; then echo "$failures failure(s)"; exit 1; fi
 echo "all audit CLI checks passed"
