@@ -50,7 +50,6 @@ struct RecordView {
     std::string_view payload;
     [[nodiscard]] Bytes previous_hash() const { return bytes.subspan(bytes.size() - 64, 32); }
     [[nodiscard]] Bytes mac() const { return bytes.last(32); }
-    [[nodiscard]] Bytes authenticated() const { return bytes.first(bytes.size() - 32); }
 };
 
 enum class ParseError { None, NeedMore, BadLength, BadMagic, BadType, BadReserved };
