@@ -230,6 +230,30 @@ void BM_HashFloor(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations() * verified_records);
 }
 
+// Version 2's own two hashes (audit_hash_floor.hpp's hash_floor_v2), on state.range(0) threads: beside
+// the floor above, not a replacement for it.
+void BM_HashFloorV2(benchmark::State& state) {
+    const std::vector<uint8_t> records = floor_records();
+    const size_t size = record_size();
+    for (auto _ : state) {
+        const auto threads = static_cast<size_t>(state.range(0));
+        const size_t count = records.size() / size, share = (count + threads - 1) / threads;
+        std::vector<uint64_t> sums(threads);
+        const auto start = std::chrono::steady_clock::now();
+        {
+            std::vector<std::jthread> workers;
+            for (size_t t = 0; t < threads; ++t)
+                workers.emplace_back([&, t] {
+                    const size_t first = std::min(t * share, count), last = std::min(first + share, count);
+                    sums[t] = grey_bench::hash_floor_v2(std::span(records).subspan(first * size, (last - first) * size), size);
+                });
+        }
+        benchmark::DoNotOptimize(sums);
+        state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    state.SetItemsProcessed(state.iterations() * verified_records);
+}
+
 // Verification of a log of state.range(1) records on state.range(0) threads (0: all cores). Each
 // verification is followed, outside the timed region, by the hash floor on as many threads: the
 // counter vs_floor is the verifier's rate over the floor's, measured moments apart, which another job
@@ -283,6 +307,7 @@ BENCHMARK(BM_AppendGroupCommit)->ArgName("epoch_records")->Arg(10000)->Arg(0)->U
 BENCHMARK(BM_AppendBatchGroupCommit)->ArgNames({"batch", "epoch_records"})->Args({256, 10000})->Args({256, 0})
     ->Unit(benchmark::kMicrosecond)->MinTime(2.0)->UseRealTime();
 BENCHMARK(BM_HashFloor)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseManualTime();
+BENCHMARK(BM_HashFloorV2)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseManualTime();
 BENCHMARK(BM_Verify)->ArgNames({"threads", "records"})->Args({1, verified_records})->Args({2, verified_records})->Args({0, verified_records})
     ->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseManualTime();
 

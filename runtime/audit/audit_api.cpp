@@ -281,7 +281,9 @@ grey_status grey_audit_records_json(const char* log_path, uint64_t from, uint64_
     return abi_guard([&] {
         const grey::MappedFile file = map_log(required_path(log_path, "log_path"));
         const auto log = audit::parse_log(file.bytes<uint8_t>());
-        if (!log) fail(GREY_ERROR_CORRUPT, std::string("'") + log_path + "' is not a grey audit log");
+        if (!log)
+            fail(GREY_ERROR_CORRUPT, std::string("'") + log_path + "' is not a grey audit log that this libgrey reads: " +
+                                         audit::header_problem(file.bytes<uint8_t>()));
         audit::Sha256 sha;
         nlohmann::ordered_json records = nlohmann::ordered_json::array();
         for (uint64_t i = from; i < log->records.size() && (max_records == 0 || i - from < max_records); ++i) {
@@ -292,7 +294,7 @@ grey_status grey_audit_records_json(const char* log_path, uint64_t from, uint64_
             nlohmann::ordered_json payload = std::string(r.payload);
             if (audit::valid_json(r.payload)) payload = nlohmann::ordered_json::parse(r.payload, nullptr, false);
             records.push_back({{"sequence", r.sequence}, {"time_ns", r.timestamp_ns}, {"epoch", r.epoch}, {"type", std::string(r.type)},
-                               {"payload", payload}, {"hash", audit::to_hex(audit::leaf_hash(sha, r.bytes))}});
+                               {"payload", payload}, {"hash", audit::to_hex(audit::record_leaf(log->header.version, sha, r.bytes))}});
         }
         grey::copy_out_text(records.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), buffer, buffer_size, out_length);
     });

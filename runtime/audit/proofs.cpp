@@ -11,8 +11,8 @@
 namespace grey::audit {
 
 namespace {
-constexpr std::string_view inclusion_magic = "grey-audit-inclusion v1";
-constexpr std::string_view consistency_magic = "grey-audit-consistency v1";
+constexpr std::string_view inclusion_magic = "grey-audit-inclusion";
+constexpr std::string_view consistency_magic = "grey-audit-consistency";
 constexpr size_t max_path_length = 64;  // a tree of 2^64 leaves needs no more
 
 bool take_line(std::string_view& text, std::string_view& line) {
@@ -34,6 +34,7 @@ bool take_field(std::string_view& text, std::string_view name, std::string_view&
 std::string encode_proof(const MerkleProof& proof) {
     const bool inclusion = proof.kind == ProofKind::Inclusion;
     std::string text(inclusion ? inclusion_magic : consistency_magic);
+    text += " v" + std::to_string(proof.version);
     text += "\nlog " + to_hex(proof.log_id);
     text += (inclusion ? "\nindex " : "\nold-size ") + std::to_string(proof.index);
     text += (inclusion ? "\nsize " : "\nnew-size ") + std::to_string(proof.size);
@@ -52,10 +53,22 @@ std::optional<MerkleProof> parse_proof(std::string_view text, std::string& why) 
         why = "not a proof: too long or no complete first line";
         return std::nullopt;
     }
-    if (line == inclusion_magic) proof.kind = ProofKind::Inclusion;
-    else if (line == consistency_magic) proof.kind = ProofKind::Consistency;
-    else {
-        why = "not a proof: the first line must be '" + std::string(inclusion_magic) + "' or '" + std::string(consistency_magic) + "'";
+    // "<magic> v<version>"; the version is checked for its canonical form with the rest, below.
+    const auto space = line.rfind(' ');
+    const std::string_view magic = line.substr(0, space);
+    if (space != std::string_view::npos && (magic == inclusion_magic || magic == consistency_magic) && line.substr(space + 1).starts_with('v')) {
+        proof.kind = magic == inclusion_magic ? ProofKind::Inclusion : ProofKind::Consistency;
+        uint64_t version = 0;
+        if (!parse_decimal(line.substr(space + 2), version) || version < oldest_format_version || version > format_version) {
+            why = "a " + std::string(magic) + " proof of version '" + std::string(line.substr(space + 2)) +
+                  "', which this libgrey does not read (it reads versions " + std::to_string(oldest_format_version) + " to " +
+                  std::to_string(format_version) + ")";
+            return std::nullopt;
+        }
+        proof.version = static_cast<uint32_t>(version);
+    } else {
+        why = "not a proof: the first line must be '" + std::string(inclusion_magic) + " v<version>' or '" + std::string(consistency_magic) +
+              " v<version>'";
         return std::nullopt;
     }
     const bool inclusion = proof.kind == ProofKind::Inclusion;
@@ -79,7 +92,7 @@ std::optional<MerkleProof> parse_proof(std::string_view text, std::string& why) 
 
 MerkleProof build_proof(Bytes log_file, ProofKind kind, uint64_t index, uint64_t size) {
     const auto log = parse_log(log_file);
-    if (!log) fail(GREY_ERROR_CORRUPT, "not a grey audit log: the header is missing or malformed");
+    if (!log) fail(GREY_ERROR_CORRUPT, "not a grey audit log that this libgrey reads: " + header_problem(log_file));
     if (size > log->records.size())
         fail(GREY_ERROR_INVALID_ARGUMENT, "tree size " + std::to_string(size) + " exceeds the " + std::to_string(log->records.size()) + " records in the log");
     if (kind == ProofKind::Inclusion && index >= size)
@@ -89,8 +102,9 @@ MerkleProof build_proof(Bytes log_file, ProofKind kind, uint64_t index, uint64_t
     Sha256 sha;
     std::vector<Hash> leaves;
     leaves.reserve(size);
-    for (uint64_t i = 0; i < size; ++i) leaves.push_back(leaf_hash(sha, log->records[i].bytes));
-    MerkleProof proof{kind, log->header.log_id, index, size, {}, {}};
+    const uint32_t version = log->header.version;
+    for (uint64_t i = 0; i < size; ++i) leaves.push_back(record_leaf(version, sha, log->records[i].bytes));
+    MerkleProof proof{version, kind, log->header.log_id, index, size, {}, {}};
     if (kind == ProofKind::Inclusion) {
         proof.leaf = leaves[index];
         proof.path = inclusion_proof(sha, leaves, index);

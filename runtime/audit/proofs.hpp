@@ -15,8 +15,11 @@ namespace grey::audit {
 enum class ProofKind { Inclusion, Consistency };
 
 // An inclusion proof (index < size, leaf = the record's leaf hash) or a consistency proof
-// (index = old size, size = new size). docs/audit-format.md gives the grammar.
+// (index = old size, size = new size). docs/audit-format.md gives the grammar. Its version is the record
+// format of the log it was made from, which defines what a leaf hash covers: version 1, the whole
+// record; version 2, the record without its MAC. (The checks themselves are the same for both.)
 struct MerkleProof {
+    uint32_t version = format_version;
     ProofKind kind = ProofKind::Inclusion;
     LogId log_id{};
     uint64_t index = 0;

@@ -20,7 +20,7 @@ const char* parse_error_text(ParseError error) {
 std::array<uint8_t, header_size> encode_header(const Header& header, const HmacSha256& header_mac) {
     std::array<uint8_t, header_size> out{};
     std::memcpy(out.data(), header_magic.data(), header_magic.size());
-    store_u32(out.data() + 8, format_version);
+    store_u32(out.data() + 8, header.version);
     store_u32(out.data() + 12, static_cast<uint32_t>(header_size));
     std::copy(header.log_id.begin(), header.log_id.end(), out.begin() + 16);
     std::copy(header.key_id.begin(), header.key_id.end(), out.begin() + 32);
@@ -30,12 +30,21 @@ std::array<uint8_t, header_size> encode_header(const Header& header, const HmacS
     return out;
 }
 
+std::string header_problem(Bytes file) {
+    if (file.size() < header_size) return "the file is shorter than the " + std::to_string(header_size) + "-byte header";
+    if (std::memcmp(file.data(), header_magic.data(), header_magic.size()) != 0) return "the file does not start with the magic \"GREYAUDT\"";
+    if (const uint32_t version = load_u32(file.data() + 8); version < oldest_format_version || version > format_version)
+        return "the log is format version " + std::to_string(version) + ", which this libgrey does not read (it reads versions " +
+               std::to_string(oldest_format_version) + " to " + std::to_string(format_version) + ")";
+    if (load_u32(file.data() + 12) != header_size) return "the header size field is not " + std::to_string(header_size);
+    if (load_u64(file.data() + 56) != 0) return "the header's reserved field is not zero";
+    return {};
+}
+
 std::optional<Header> parse_header(Bytes file) {
-    if (file.size() < header_size) return std::nullopt;
-    if (std::memcmp(file.data(), header_magic.data(), header_magic.size()) != 0) return std::nullopt;
-    if (load_u32(file.data() + 8) != format_version || load_u32(file.data() + 12) != header_size) return std::nullopt;
-    if (load_u64(file.data() + 56) != 0) return std::nullopt;
+    if (!header_problem(file).empty()) return std::nullopt;
     Header header;
+    header.version = load_u32(file.data() + 8);
     std::copy_n(file.data() + 16, 16, header.log_id.begin());
     std::copy_n(file.data() + 32, 16, header.key_id.begin());
     header.created_ns = load_u64(file.data() + 48);
@@ -91,6 +100,14 @@ void append_unsealed(std::string& out, uint64_t timestamp_ns, std::string_view t
     std::memcpy(p + record_fixed_size + type.size(), payload.data(), payload.size());
 }
 
+Hash record_leaf(uint32_t version, const Sha256& sha, Bytes record) {
+    return leaf_hash(sha, version == 1 ? record : record.first(record.size() - 32));
+}
+
+Hash record_mac(uint32_t version, const HmacSha256& key, Bytes record, const Hash& leaf) {
+    return version == 1 ? key.mac(record.first(record.size() - 32)) : key.mac(Bytes(leaf));
+}
+
 namespace {
 // Where the hashes of a record split: the bytes before the previous hash that fill whole SHA-256 blocks.
 // The MAC's message starts on a block boundary (after the key's pad); the leaf's is one byte in (0x00).
@@ -102,42 +119,52 @@ size_t leaf_prefix(size_t length) {
 }
 }  // namespace
 
-void seal_prefix(std::span<uint8_t> record, uint64_t sequence, uint32_t epoch, const HmacSha256& record_mac, const Sha256& sha,
-                 SealPrefix& out) {
+void seal_prefix(uint32_t version, std::span<uint8_t> record, uint64_t sequence, uint32_t epoch, const HmacSha256& record_mac,
+                 const Sha256& sha, SealPrefix& out) {
     uint8_t* p = record.data();
     store_u64(p + 8, sequence);
     store_u32(p + 24, epoch);
-    out.mac = record_mac.begin();
-    out.mac.update(Bytes(p, mac_prefix(record.size())));
+    if (version == 1) {
+        out.mac = record_mac.begin();
+        out.mac.update(Bytes(p, mac_prefix(record.size())));
+    }
     out.leaf = sha.begin(0x00);
     out.leaf.update(Bytes(p, leaf_prefix(record.size())));
 }
 
-Hash seal_rest(std::span<uint8_t> record, const Hash& previous_hash, const HmacSha256& record_mac, SealPrefix& prefix) {
+Hash seal_rest(uint32_t version, std::span<uint8_t> record, const Hash& previous_hash, const HmacSha256& record_mac, SealPrefix& prefix) {
     uint8_t* p = record.data();
     const size_t length = record.size();
     std::copy(previous_hash.begin(), previous_hash.end(), p + length - record_trailer_size);
-    const size_t mac_done = mac_prefix(length);
-    prefix.mac.update(Bytes(p + mac_done, length - 32 - mac_done));
-    const Hash mac = record_mac.finish(prefix.mac);
-    std::copy(mac.begin(), mac.end(), p + length - 32);
     const size_t leaf_done = leaf_prefix(length);
-    prefix.leaf.update(Bytes(p + leaf_done, length - leaf_done));
-    return prefix.leaf.finish();
+    if (version == 1) {
+        const size_t mac_done = mac_prefix(length);
+        prefix.mac.update(Bytes(p + mac_done, length - 32 - mac_done));
+        const Hash mac = record_mac.finish(prefix.mac);
+        std::copy(mac.begin(), mac.end(), p + length - 32);
+        prefix.leaf.update(Bytes(p + leaf_done, length - leaf_done));
+        return prefix.leaf.finish();
+    }
+    // Version 2: the leaf ends where the MAC begins, and the MAC is the HMAC of the leaf.
+    prefix.leaf.update(Bytes(p + leaf_done, length - 32 - leaf_done));
+    const Hash leaf = prefix.leaf.finish();
+    const Hash mac = record_mac.mac(Bytes(leaf));
+    std::copy(mac.begin(), mac.end(), p + length - 32);
+    return leaf;
 }
 
-Hash seal_record(std::span<uint8_t> record, uint64_t sequence, uint32_t epoch, const Hash& previous_hash,
+Hash seal_record(uint32_t version, std::span<uint8_t> record, uint64_t sequence, uint32_t epoch, const Hash& previous_hash,
                  const HmacSha256& record_mac, const Sha256& sha) {
     SealPrefix prefix;
-    seal_prefix(record, sequence, epoch, record_mac, sha, prefix);
-    return seal_rest(record, previous_hash, record_mac, prefix);
+    seal_prefix(version, record, sequence, epoch, record_mac, sha, prefix);
+    return seal_rest(version, record, previous_hash, record_mac, prefix);
 }
 
-Hash append_record(std::string& out, const RecordFields& fields, const HmacSha256& record_mac, const Sha256& sha) {
+Hash append_record(uint32_t version, std::string& out, const RecordFields& fields, const HmacSha256& record_mac, const Sha256& sha) {
     const size_t start = out.size();
     append_unsealed(out, fields.timestamp_ns, fields.type, fields.payload);
     const std::span<uint8_t> record(reinterpret_cast<uint8_t*>(out.data() + start), out.size() - start);
-    return seal_record(record, fields.sequence, fields.epoch, fields.previous_hash, record_mac, sha);
+    return seal_record(version, record, fields.sequence, fields.epoch, fields.previous_hash, record_mac, sha);
 }
 
 }  // namespace grey::audit

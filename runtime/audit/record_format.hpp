@@ -14,7 +14,11 @@
 namespace grey::audit {
 
 inline constexpr std::string_view header_magic = "GREYAUDT";
-inline constexpr uint32_t format_version = 1;
+// Version 2 (written since this libgrey) hashes each record once for both its Merkle leaf and its MAC:
+// leaf H(0x00 || record without its MAC), MAC HMAC(R(e), leaf). Version 1 logs (leaf over the whole
+// record, MAC over the record without its MAC) are still read, verified and appended to as version 1.
+inline constexpr uint32_t format_version = 2;
+inline constexpr uint32_t oldest_format_version = 1;
 inline constexpr size_t header_size = 96;
 inline constexpr size_t header_mac_offset = 64;
 inline constexpr uint32_t record_magic = 0x43455247;  // "GREC" little-endian
@@ -27,6 +31,7 @@ inline constexpr size_t max_record_size = record_fixed_size + max_type_length + 
 using LogId = std::array<uint8_t, 16>;
 
 struct Header {
+    uint32_t version = format_version;
     LogId log_id{};
     KeyId key_id{};
     uint64_t created_ns = 0;
@@ -45,7 +50,6 @@ struct RecordView {
     std::string_view payload;
     [[nodiscard]] Bytes previous_hash() const { return bytes.subspan(bytes.size() - 64, 32); }
     [[nodiscard]] Bytes mac() const { return bytes.last(32); }
-    [[nodiscard]] Bytes authenticated() const { return bytes.first(bytes.size() - 32); }
 };
 
 enum class ParseError { None, NeedMore, BadLength, BadMagic, BadType, BadReserved };
@@ -55,6 +59,9 @@ const char* parse_error_text(ParseError error);
 std::array<uint8_t, header_size> encode_header(const Header& header, const HmacSha256& header_mac);
 // Structure only: magic and version. The MAC is the verifier's business.
 std::optional<Header> parse_header(Bytes file);
+// Why parse_header refuses `file`, in words for an error message (a version this libgrey does not read
+// is named as such); "" when it does not.
+std::string header_problem(Bytes file);
 
 // Parses the record starting at `data` (the file from that record to its end).
 ParseError parse_record(Bytes data, uint64_t offset, RecordView& out);
@@ -71,30 +78,39 @@ struct RecordFields {
     std::string_view payload;
     const Hash& previous_hash;
 };
-// Appends the sealed record to `out` and returns its leaf hash, SHA-256(0x00 || record), which is both
-// the next record's previous hash and its Merkle leaf.
-Hash append_record(std::string& out, const RecordFields& fields, const HmacSha256& record_mac, const Sha256& sha);
+// A record's leaf hash in a log of format `version`: version 1, SHA-256(0x00 || the whole record);
+// version 2, SHA-256(0x00 || the record without its MAC). It is both the next record's previous hash and
+// the record's Merkle leaf.
+Hash record_leaf(uint32_t version, const Sha256& sha, Bytes record);
+// The MAC `record` must carry: version 1, HMAC(R(e), the record without its MAC); version 2,
+// HMAC(R(e), leaf), where `leaf` is record_leaf(2, ...) of the same record (ignored for version 1).
+Hash record_mac(uint32_t version, const HmacSha256& key, Bytes record, const Hash& leaf);
+
+// Appends the record, sealed as format `version` lays it out, to `out` and returns its leaf hash.
+Hash append_record(uint32_t version, std::string& out, const RecordFields& fields, const HmacSha256& record_mac, const Sha256& sha);
 
 // The two halves of append_record, for a writer that queues records before it knows where they go:
 // append_unsealed lays out the record with its timestamp, type and payload, leaving the sequence
 // number, epoch, previous hash and MAC zero; seal_record fills those in place (`record` is exactly the
 // bytes append_unsealed added) and returns the leaf hash. The type and payload must already be valid.
 void append_unsealed(std::string& out, uint64_t timestamp_ns, std::string_view type, std::string_view payload);
-Hash seal_record(std::span<uint8_t> record, uint64_t sequence, uint32_t epoch, const Hash& previous_hash,
+Hash seal_record(uint32_t version, std::span<uint8_t> record, uint64_t sequence, uint32_t epoch, const Hash& previous_hash,
                  const HmacSha256& record_mac, const Sha256& sha);
-// seal_record in two halves. Only the last blocks of a record's MAC and leaf hash depend on the record
-// before it (its hash comes 64 bytes before the end), so seal_prefix, which fills in the sequence number
-// and epoch and hashes every whole block before that, may run for many records at once, on several
-// threads; seal_rest then finishes them in order, each with its predecessor's leaf hash.
+// seal_record in two halves. Only the last blocks of a record's leaf hash (and, in version 1, of its MAC)
+// depend on the record before it (its hash comes 64 bytes before the end), so seal_prefix, which fills
+// in the sequence number and epoch and hashes every whole block before that, may run for many records
+// at once, on several threads; seal_rest then finishes them in order, each with its predecessor's leaf
+// hash. (Version 2's MAC, two blocks over the leaf hash, is all in seal_rest.)
 struct SealPrefix {
-    Sha256State mac;   // the MAC's inner hash, through the whole blocks before the previous hash
+    Sha256State mac;   // version 1: the MAC's inner hash, through the whole blocks before the previous hash
     Sha256State leaf;  // SHA-256(0x00 || ...), likewise
 };
-void seal_prefix(std::span<uint8_t> record, uint64_t sequence, uint32_t epoch, const HmacSha256& record_mac, const Sha256& sha,
-                 SealPrefix& out);
-Hash seal_rest(std::span<uint8_t> record, const Hash& previous_hash, const HmacSha256& record_mac, SealPrefix& prefix);
+void seal_prefix(uint32_t version, std::span<uint8_t> record, uint64_t sequence, uint32_t epoch, const HmacSha256& record_mac,
+                 const Sha256& sha, SealPrefix& out);
+Hash seal_rest(uint32_t version, std::span<uint8_t> record, const Hash& previous_hash, const HmacSha256& record_mac, SealPrefix& prefix);
 
-// SHA-256(0x00 || bytes): the leaf hash of a record, and the "previous hash" of record 0 over the header.
+// SHA-256(0x00 || bytes): the "previous hash" of record 0 over the header, and (record_leaf) a record's
+// leaf hash over the bytes its format version names.
 inline Hash leaf_hash(const Sha256& sha, Bytes bytes) { return sha.hash(0x00, bytes); }
 
 // Little-endian loads and stores; inline because parsing a large log calls them for every record.

@@ -42,7 +42,13 @@ constexpr uint32_t reseal_search_limit = 64;
 
 void check_records(const ParsedLog& log, Bytes file, KeyChain& keys, const Sha256& sha, WorkerPool& pool, VerifyReport& r) {
     const std::vector<RecordView>& records = log.records;
+    const uint32_t version = log.header.version;
     const Hash header_leaf = leaf_hash(sha, file.first(header_size));
+    auto leaf_at = [&](size_t i) { return record_leaf(version, sha, records[i].bytes); };
+    // Whether record i's MAC holds under `key`, given its leaf hash.
+    auto mac_matches = [&](const HmacSha256& key, size_t i, const Hash& leaf) {
+        return equal_ct(record_mac(version, key, records[i].bytes, leaf), records[i].mac());
+    };
 
     // The expensive part of checking a record (its leaf hash, its MAC under the key of the epoch it
     // claims, and whether it names the record before it by that record's leaf hash) does not depend on
@@ -82,15 +88,15 @@ void check_records(const ParsedLog& log, Bytes file, KeyChain& keys, const Sha25
             // block hashes the record before it once more, to check the first record's chain link.
             std::optional<HmacSha256> mac;
             uint32_t mac_epoch = 0;
-            Hash previous_leaf = start + begin == 0 ? header_leaf : leaf_hash(sha, records[start + begin - 1].bytes);
+            Hash previous_leaf = start + begin == 0 ? header_leaf : leaf_at(start + begin - 1);
             for (size_t i = start + begin; i < start + stop; ++i) {
                 const RecordView& rec = records[i];
                 if (!mac || mac_epoch != rec.epoch) {
                     mac.emplace(keys.derived_record_key(rec.epoch));
                     mac_epoch = rec.epoch;
                 }
-                leaves[i] = leaf_hash(sha, rec.bytes);
-                const bool mac_ok = equal_ct(mac->mac(rec.authenticated()), rec.mac());
+                leaves[i] = leaf_at(i);
+                const bool mac_ok = mac_matches(*mac, i, leaves[i]);
                 const bool chain_ok = equal_public(rec.previous_hash(), previous_leaf);
                 // The walk's other checks, for a record whose predecessors all verified (so that the
                 // walk's current epoch is the previous record's): its sequence number is its position,
@@ -109,7 +115,7 @@ void check_records(const ParsedLog& log, Bytes file, KeyChain& keys, const Sha25
         });
         hashed = end;
     };
-    auto leaf_of = [&](size_t i) { return i < hashed ? leaves[i] : leaf_hash(sha, records[i].bytes); };
+    auto leaf_of = [&](size_t i) { return i < hashed ? leaves[i] : leaf_at(i); };
     // Whether record i's MAC holds under its claimed epoch's key; nullopt when that epoch is beyond
     // what the key chain supports. A record no window covers (the walk is about to refuse it) is
     // checked here, one at a time.
@@ -118,7 +124,7 @@ void check_records(const ParsedLog& log, Bytes file, KeyChain& keys, const Sha25
         if (i < hashed) return (checks[i] & mac_holds_bit) != 0;
         HmacSha256* mac = keys.record_mac(records[i].epoch);
         if (mac == nullptr) return std::nullopt;
-        return equal_ct(mac->mac(records[i].authenticated()), records[i].mac());
+        return mac_matches(*mac, i, leaf_of(i));
     };
     // Whether record i names record i-1 (the header for record 0) by its leaf hash.
     auto chains = [&](size_t i) {
@@ -161,8 +167,9 @@ void check_records(const ParsedLog& log, Bytes file, KeyChain& keys, const Sha25
             uint32_t max_epoch_seen = 0;
             for (const auto& other : records) max_epoch_seen = std::max(max_epoch_seen, std::min(other.epoch, KeyChain::max_epoch));
             const uint64_t search_end = std::min<uint64_t>(max_epoch_seen, uint64_t{epoch} + reseal_search_limit);
+            const Hash leaf = leaf_of(i);
             for (uint32_t e = rec.epoch + 1; e <= search_end; ++e)
-                if (equal_ct(keys.record_mac(e)->mac(rec.authenticated()), rec.mac()))
+                if (mac_matches(*keys.record_mac(e), i, leaf))
                     return bad(Cause::Resealed, "claims key epoch " + std::to_string(rec.epoch) + " but was sealed with the key of epoch " +
                                                     std::to_string(e) + " (re-sealed with a later, possibly stolen, key)");
             return bad(Cause::Modified, "fails its MAC check: its bytes were changed, or it was never sealed with this key");
@@ -248,7 +255,7 @@ VerifyReport verify_log(Bytes file, KeyChain& keys, const std::vector<NamedText>
     const auto log = parse_log(file);
     if (!log) {
         r.cause = Cause::Malformed;
-        r.detail = "not a grey audit log: the header is missing or malformed";
+        r.detail = "not a grey audit log that this libgrey reads: " + header_problem(file);
         return r;
     }
     r.log_id = log->header.log_id;

@@ -67,6 +67,8 @@ bool all_zero(Bytes bytes) {
 Writer::Writer(WriterOptions options) : options_(std::move(options)), key_file_(options_.key_path, options_.on_step) {
     if (options_.durability == Durability::Group && (options_.group_records == 0 || options_.group_ms == 0))
         fail(GREY_ERROR_INVALID_ARGUMENT, "group commit needs group_records > 0 and group_ms > 0");
+    if (options_.format_version < oldest_format_version || options_.format_version > format_version)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "audit log format version " + std::to_string(options_.format_version) + " is not one this libgrey writes");
     // Read before the log is opened, so that a wrong key creates no file; read again under the log's
     // lock if another process rotates it in between.
     load_key();
@@ -116,7 +118,7 @@ void Writer::open_or_create() {
     } else {
         const std::vector<uint8_t> header_bytes = read_range(fd_.get(), 0, std::min<uint64_t>(header_size, file_size(fd_.get())));
         const auto header = parse_header(header_bytes);
-        if (!header) fail(GREY_ERROR_CORRUPT, "'" + options_.log_path + "' is not a grey audit log (bad header)");
+        if (!header) fail(GREY_ERROR_CORRUPT, "'" + options_.log_path + "' is not a grey audit log that this libgrey reads: " + header_problem(header_bytes));
         if (header->key_id != key_.key_id)
             fail(GREY_ERROR_INVALID_ARGUMENT, "audit log '" + options_.log_path + "' was created with a different key");
         // Past epoch 0 the hash chain up to the key's anchor vouches for the header instead.
@@ -126,6 +128,7 @@ void Writer::open_or_create() {
                 fail(GREY_ERROR_CORRUPT, "audit log '" + options_.log_path + "': the header fails its MAC check");
         }
         log_id_ = header->log_id;
+        version_ = header->version;  // appended records keep the log's format
         head_ = leaf_hash(sha_, header_bytes);
         end_offset_ = header_size;
     }
@@ -144,6 +147,7 @@ void Writer::create_header() {
         fail(GREY_ERROR_INVALID_ARGUMENT, "key file '" + options_.key_path + "' is at epoch " + std::to_string(key_.epoch) +
                                               "; a new log must start from an epoch-0 key");
     Header header;
+    header.version = options_.format_version;
     random_bytes(header.log_id);
     header.key_id = key_.key_id;
     header.created_ns = now_ns();
@@ -153,6 +157,7 @@ void Writer::create_header() {
     sync_data(fd_.get());
     fsync_directory_of(options_.log_path);
     log_id_ = header.log_id;
+    version_ = header.version;
     head_ = leaf_hash(sha_, bytes);
     end_offset_ = header_size;
 }
@@ -190,7 +195,8 @@ Writer::TailScan Writer::absorb_file_tail() {
                 scan.problem = parse_error_text(error);
                 break;
             }
-            if (const std::string problem = authenticate(record); !problem.empty()) {
+            const Hash leaf = record_leaf(version_, sha_, record.bytes);
+            if (const std::string problem = authenticate(record, leaf); !problem.empty()) {
                 // A complete record that does not verify is never taken for a torn write (that would let
                 // anyone who can write the log make the writer throw records away) — unless it is the
                 // last thing in the file and its MAC is all zeros: the shape of a write whose last block
@@ -204,7 +210,7 @@ Writer::TailScan Writer::absorb_file_tail() {
                                              ". Refusing to append to a log that the writer cannot verify up to its end; check it with "
                                              "greyctl audit verify and the verifier key");
             }
-            accept(record);
+            accept(record, leaf);
             at += record.bytes.size();
         }
         end_offset_ += at;
@@ -214,7 +220,7 @@ Writer::TailScan Writer::absorb_file_tail() {
     return scan;
 }
 
-std::string Writer::authenticate(const RecordView& record) {
+std::string Writer::authenticate(const RecordView& record, const Hash& leaf) {
     const auto epoch_text = [](uint32_t e) { return "key epoch " + std::to_string(e); };
     if (record.sequence != next_sequence_)
         return "it carries sequence " + std::to_string(record.sequence) + " where " + std::to_string(next_sequence_) + " was expected";
@@ -244,13 +250,13 @@ std::string Writer::authenticate(const RecordView& record) {
                " epochs past the writer key's epoch " + std::to_string(key_.epoch);
     if (record.epoch > KeyChain::max_epoch) return "it claims " + epoch_text(record.epoch) + ", beyond the supported maximum";
     if (record.epoch == key_.epoch)
-        return equal_ct(record_mac_->mac(record.authenticated()), record.mac()) ? std::string() : "it fails its MAC check";
+        return equal_ct(record_mac(version_, *record_mac_, record.bytes, leaf), record.mac()) ? std::string() : "it fails its MAC check";
     // A later epoch: another writer moved the key on. Derive that key in memory, and keep it (writing
     // it to the key file, in reconcile_key_file) only if the record's MAC holds under it.
     SecretKey candidate = key_.key;
     for (uint32_t e = key_.epoch; e < record.epoch; ++e) candidate = next_epoch_key(candidate);
     HmacSha256 mac(record_key(candidate));
-    if (!equal_ct(mac.mac(record.authenticated()), record.mac()))
+    if (!equal_ct(record_mac(version_, mac, record.bytes, leaf), record.mac()))
         return "it claims " + epoch_text(record.epoch) + " but fails its MAC check under that epoch's key";
     key_.key = candidate;  // overwrites, and so erases, the earlier key
     key_.epoch = record.epoch;
@@ -260,8 +266,8 @@ std::string Writer::authenticate(const RecordView& record) {
     return {};
 }
 
-void Writer::accept(const RecordView& record) {
-    head_ = leaf_hash(sha_, record.bytes);
+void Writer::accept(const RecordView& record, const Hash& leaf) {
+    head_ = leaf;
     range_.append(sha_, head_);
     ++next_sequence_;
     if (record.epoch != last_record_epoch_ || next_sequence_ == 1) {
@@ -466,11 +472,11 @@ void Writer::seal_window(uint8_t* bytes, std::span<const size_t> offsets) {
     auto record = [&](size_t i) { return std::span<uint8_t>(bytes + offsets[i], load_u32(bytes + offsets[i])); };
     const uint64_t first = next_sequence_;
     auto prefixes = [&](size_t begin, size_t end) {
-        for (size_t i = begin; i < end; ++i) seal_prefix(record(i), first + i, key_.epoch, *record_mac_, sha_, prefixes_[i]);
+        for (size_t i = begin; i < end; ++i) seal_prefix(version_, record(i), first + i, key_.epoch, *record_mac_, sha_, prefixes_[i]);
     };
     auto rest = [&](size_t begin, size_t end) {
         for (size_t i = begin; i < end; ++i) {
-            head_ = seal_rest(record(i), head_, *record_mac_, prefixes_[i]);
+            head_ = seal_rest(version_, record(i), head_, *record_mac_, prefixes_[i]);
             range_.append(sha_, head_);
         }
     };

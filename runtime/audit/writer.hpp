@@ -36,6 +36,9 @@ struct WriterOptions {
     uint64_t epoch_records = 0;    // move to the next key after this many records (0: never by count)
     uint64_t epoch_seconds = 0;    // ...or after this many seconds (0: never by time)
     StepHook on_step;              // tests only: called at each step of a key rotation
+    // The record format of a log this writer creates (docs/audit-format.md); an existing log keeps its
+    // own. Tests only: they make version 1 logs, as an older libgrey wrote them, with it.
+    uint32_t format_version = audit::format_version;
 };
 
 struct WriterState {
@@ -133,8 +136,8 @@ private:
     TailScan absorb_file_tail();
     // Why `record`, the next one in the file, cannot be accepted ("" when it can). May move the key on
     // in memory, to a later epoch whose key the record's MAC proves.
-    std::string authenticate(const RecordView& record);
-    void accept(const RecordView& record);
+    std::string authenticate(const RecordView& record, const Hash& leaf);
+    void accept(const RecordView& record, const Hash& leaf);
     // The writer key's anchor must name the records this writer read from the log; throws when not.
     void check_anchor();
     // Brings the key file and the key in memory in step: adopts a rotation another process made, or
@@ -187,6 +190,7 @@ private:
     std::optional<HmacSha256> record_mac_;
     PkeyPtr signing_key_;
     Sha256 sha_;
+    uint32_t version_ = format_version;  // the log's record format
     LogId log_id_{};
     uint64_t end_offset_ = 0;
     uint64_t next_sequence_ = 0;

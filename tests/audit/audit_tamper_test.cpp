@@ -135,7 +135,7 @@ protected:
         std::string sealed;
         Hash previous{};
         std::copy(rec.previous_hash().begin(), rec.previous_hash().end(), previous.begin());
-        append_record(sealed, {rec.sequence, rec.timestamp_ns, claimed_epoch, rec.type, "{\"i\":999}", previous}, mac, sha);
+        append_record(log->header.version, sealed, {rec.sequence, rec.timestamp_ns, claimed_epoch, rec.type, "{\"i\":999}", previous}, mac, sha);
         std::vector<uint8_t> out(file.begin(), file.begin() + static_cast<long>(rec.offset));
         out.insert(out.end(), sealed.begin(), sealed.end());
         out.insert(out.end(), file.begin() + static_cast<long>(rec.offset + rec.bytes.size()), file.end());
@@ -233,7 +233,7 @@ TEST_F(Tamper, LargeLogFindsTheFirstBadRecordAcrossBlocks) {
     ASSERT_EQ(spans.size(), 5000u);
     Sha256 sha;
     std::vector<Hash> leaves;
-    for (const auto& span : spans) leaves.push_back(leaf_hash(sha, Bytes(original).subspan(span.offset, span.size)));
+    for (const auto& span : spans) leaves.push_back(record_leaf(format_version, sha, Bytes(original).subspan(span.offset, span.size)));
     const auto intact = verify();
     ASSERT_EQ(intact.cause, GREY_AUDIT_INTACT) << intact.detail;
     EXPECT_EQ(intact.records, 5000u);

@@ -70,15 +70,23 @@ inline std::optional<int> exit_status_within(int seconds, const std::function<in
 
 // What an attacker who can write the log file (but holds no key) appends: a record that continues the
 // log's sequence and hash chain, claims key epoch `epoch`, and carries `mac` in place of a MAC.
+// The leaf hash of the last record of a log (of its header when it holds none), in the log's format.
+inline Hash last_leaf(const std::vector<uint8_t>& file) {
+    const auto log = parse_log(file);
+    Sha256 sha;
+    return log->records.empty() ? leaf_hash(sha, Bytes(file).first(header_size))
+                                : record_leaf(log->header.version, sha, log->records.back().bytes);
+}
+
 inline std::vector<uint8_t> forged_record(const std::vector<uint8_t>& file, uint32_t epoch, const Hash& mac,
                                           std::string_view payload = "{}") {
     const auto log = parse_log(file);
     Sha256 sha;
-    const Hash previous = log->records.empty() ? leaf_hash(sha, Bytes(file).first(header_size)) : leaf_hash(sha, log->records.back().bytes);
+    const Hash previous = last_leaf(file);
     const uint64_t sequence = log->records.size();
     std::string sealed;
     HmacSha256 any_key{SecretKey()};
-    append_record(sealed, {sequence, 1, epoch, "t", payload, previous}, any_key, sha);
+    append_record(log->header.version, sealed, {sequence, 1, epoch, "t", payload, previous}, any_key, sha);
     std::copy(mac.begin(), mac.end(), sealed.end() - 32);
     return {sealed.begin(), sealed.end()};
 }
@@ -89,9 +97,9 @@ inline std::vector<uint8_t> sealed_record(const std::vector<uint8_t>& file, cons
                                           std::string_view payload) {
     const auto log = parse_log(file);
     Sha256 sha;
-    const Hash previous = log->records.empty() ? leaf_hash(sha, Bytes(file).first(header_size)) : leaf_hash(sha, log->records.back().bytes);
+    const Hash previous = last_leaf(file);
     std::string sealed;
-    append_record(sealed, {log->records.size(), 1, epoch, type, payload, previous}, HmacSha256(record_key(key)), sha);
+    append_record(log->header.version, sealed, {log->records.size(), 1, epoch, type, payload, previous}, HmacSha256(record_key(key)), sha);
     return {sealed.begin(), sealed.end()};
 }
 

@@ -3,6 +3,7 @@
 # status 1 and its cause name; an intact log exits 0. Usage: audit_cli_test.sh PATH/TO/greyctl
 set -euo pipefail
 greyctl=$1
+data=$(cd "$(dirname "$0")/../data" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -121,7 +122,10 @@ record_type, previous = rec[36:36 + type_length], rec[-64:-32]
 payload = b'{"i":999}'
 body = struct.pack("<IIQQIHHI", 36 + type_length + len(payload) + 64, 0x43455247, sequence, time_ns, claimed,
                    type_length, 0, len(payload)) + record_type + payload + previous
-records[index] = body + hmac.new(record_key, body, hashlib.sha256).digest()
+# Format version 1: MAC over the record without it; version 2: MAC over its leaf hash H(0x00 || body).
+version = struct.unpack_from("<I", header, 8)[0]
+message = body if version == 1 else hashlib.sha256(b"\0" + body).digest()
+records[index] = body + hmac.new(record_key, message, hashlib.sha256).digest()
 open(dst, "wb").write(header + b"".join(records))
 PY
 }
@@ -170,7 +174,7 @@ for record in 0 2 4; do
   expect_status "verify-proof record $record" 0 "^valid: .*tree size 5.*Ed25519 signature checked" \
     "$greyctl" audit verify-proof --proof "incl$record" --checkpoint m5 --public-key m.ed25519.pub
 done
-expect_status "prove with the verifier key, to standard output" 0 "^grey-audit-inclusion v1" \
+expect_status "prove with the verifier key, to standard output" 0 "^grey-audit-inclusion v2" \
   "$greyctl" audit prove --log m.log --key m --record 12 --checkpoint m13
 expect_status "wrong record index" 3 "record index 5 is not below the tree size 5" \
   "$greyctl" audit prove --log m.log --record 5 --checkpoint m5 --out bad
@@ -196,7 +200,7 @@ expect_status "tampered proof path" 1 "^INVALID: the inclusion proof does not le
   "$greyctl" audit verify-proof --proof tampered-path --checkpoint m5
 expect_status "tampered proof leaf" 1 "^INVALID: the inclusion proof does not lead to the checkpoint's root" \
   "$greyctl" audit verify-proof --proof tampered-leaf --checkpoint m5
-printf 'grey-audit-inclusion v1\nlog zz\n' > garbage.proof
+printf 'grey-audit-inclusion v2\nlog zz\n' > garbage.proof
 expect_status "malformed proof file" 3 "malformed proof" \
   "$greyctl" audit verify-proof --proof garbage.proof --checkpoint m5
 expect_status "unsigned checkpoint with a public key" 1 "^INVALID: .*no valid Ed25519 signature" \
@@ -318,7 +322,8 @@ while at < len(data):  # to the last record (the log has some)
     n = struct.unpack_from("<I", data, at)[0]; last = data[at:at + n]; at += n
 sequence = struct.unpack_from("<Q", last, 8)[0] + 1
 epoch = struct.unpack_from("<I", last, 24)[0] + int(sys.argv[2])
-body = struct.pack("<IIQQIHHI", 36 + 1 + 2 + 64, 0x43455247, sequence, 0, epoch, 1, 0, 2) + b"t{}" + hashlib.sha256(b"\0" + last).digest()
+leaf = last if struct.unpack_from("<I", data, 8)[0] == 1 else last[:-32]  # version 2 leaves the MAC out
+body = struct.pack("<IIQQIHHI", 36 + 1 + 2 + 64, 0x43455247, sequence, 0, epoch, 1, 0, 2) + b"t{}" + hashlib.sha256(b"\0" + leaf).digest()
 open(sys.argv[1], "ab").write(body + os.urandom(32))
 PY
 }
@@ -346,9 +351,11 @@ import hashlib, hmac, struct, sys
 data = open(sys.argv[1], "rb").read()
 key = bytes.fromhex(dict(l.split(" ", 1) for l in open(sys.argv[2]).read().splitlines()[1:])["key"])
 last = data[96:]
+assert struct.unpack_from("<I", data, 8)[0] == 2  # a new log: leaf H(0x00 || record without MAC), MAC over the leaf
 payload = b"[" * 100000 + b"]" * 100000
-body = struct.pack("<IIQQIHHI", 36 + 1 + len(payload) + 64, 0x43455247, 1, 0, 0, 1, 0, len(payload)) + b"t" + payload + hashlib.sha256(b"\0" + last).digest()
-open(sys.argv[1], "ab").write(body + hmac.new(hmac.new(key, b"grey-audit/v1/record", hashlib.sha256).digest(), body, hashlib.sha256).digest())
+body = struct.pack("<IIQQIHHI", 36 + 1 + len(payload) + 64, 0x43455247, 1, 0, 0, 1, 0, len(payload)) + b"t" + payload + hashlib.sha256(b"\0" + last[:-32]).digest()
+leaf = hashlib.sha256(b"\0" + body).digest()
+open(sys.argv[1], "ab").write(body + hmac.new(hmac.new(key, b"grey-audit/v1/record", hashlib.sha256).digest(), leaf, hashlib.sha256).digest())
 PY
 verify_key=d
 expect_cause intact d.log
@@ -385,6 +392,36 @@ verify_key=m
 expect_cause modified m.log --checkpoint m5-hmac-edited
 expect_cause modified m.log --checkpoint m5-hmac-edited --public-key m.ed25519.pub
 verify_key=k
+
+# A version 1 log written before format version 2 (tests/data/audit-v1): it still verifies, with its
+# checkpoints, proofs and proof artifact; proofs made from it now are the same bytes; appending keeps
+# version 1; and a log of a version this greyctl does not know is refused in words.
+cp -r "$data/audit-v1" v1
+chmod 600 v1/verifier.key v1/writer.key
+verify_key=v1/verifier.key
+expect_cause intact v1/audit.log --checkpoint v1/c6.checkpoint --checkpoint v1/c10.checkpoint
+expect_status "v1 inclusion proof" 0 "^valid: .*tree size 10" "$greyctl" audit verify-proof --proof v1/inclusion-4-of-10.proof --checkpoint v1/c10.checkpoint
+expect_status "v1 consistency proof" 0 "^valid: .*tree size 10" \
+  "$greyctl" audit verify-proof --proof v1/consistency-6-to-10.proof --old v1/c6.checkpoint --checkpoint v1/c10.checkpoint
+"$greyctl" audit prove --log v1/audit.log --key v1/verifier.key --record 4 --checkpoint v1/c10.checkpoint --out v1-again.proof >/dev/null
+cmp -s v1-again.proof v1/inclusion-4-of-10.proof && echo "ok: the same v1 proof again" || { echo "FAIL: v1 proof differs"; failures=$((failures + 1)); }
+expect_status "v1 proof artifact" 0 "" "$greyctl" proof verify v1/proofs/739659eed08ccbd9.json --log v1/audit.log --key v1/verifier.key
+"$greyctl" audit append --log v1/audit.log --key v1/writer.key --type t --payload '{"after":"v2"}' >/dev/null
+"$greyctl" audit checkpoint --log v1/audit.log --key v1/writer.key --out v1/c11.checkpoint >/dev/null
+expect_cause intact v1/audit.log --checkpoint v1/c10.checkpoint --checkpoint v1/c11.checkpoint
+python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(); sys.exit(struct.unpack_from("<I", d, 8)[0] != 1)' v1/audit.log &&
+  echo "ok: appending keeps version 1" || { echo "FAIL: the v1 log changed version"; failures=$((failures + 1)); }
+expect_status "v1 log: prove after the append" 0 "^grey-audit-inclusion v1" "$greyctl" audit prove --log v1/audit.log --record 10 --checkpoint v1/c11.checkpoint
+reseal v1/audit.log v1-resealed.log 2 0
+expect_cause modified v1-resealed.log
+mutate a.log v3.log 'header = header[:8] + struct.pack("<I", 3) + header[12:]'
+verify_key=k
+expect_cause malformed v3.log
+expect_status "verify a version 3 log" 1 "format version 3, which this libgrey does not read" "$greyctl" audit verify --log v3.log --key k
+expect_status "append to a version 3 log" 3 "format version 3, which this libgrey does not read" \
+  "$greyctl" audit append --log v3.log --key k.writer.copy --type t --payload '{}'
+sed 's/^grey-audit-inclusion v2$/grey-audit-inclusion v3/' incl2 > incl-v3
+expect_status "a version 3 proof" 3 "which this libgrey does not read" "$greyctl" audit verify-proof --proof incl-v3 --checkpoint m5
 
 if [ "$failures" -ne 0 ]; then echo "$failures failure(s)"; exit 1; fi
 echo "all audit CLI checks passed"

@@ -53,7 +53,7 @@ Fixture make_fixture() {
     const uint32_t epochs[] = {0, 0, 1};
     for (uint64_t i = 0; i < 3; ++i) {
         if (i == 2) anchor_head = head;
-        head = append_record(log, {i, 10 + i, epochs[i], "t", "{\"i\":" + std::to_string(i) + "}", head},
+        head = append_record(format_version, log, {i, 10 + i, epochs[i], "t", "{\"i\":" + std::to_string(i) + "}", head},
                              HmacSha256(record_key(epochs[i] == 0 ? k0 : k1)), sha);
     }
     f.base.assign(log.begin(), log.end());
@@ -76,7 +76,7 @@ const Fixture& fixture() {
 void continue_chain(const std::vector<uint8_t>& file, std::vector<uint8_t>& tail) {
     const auto log = parse_log(file);
     Sha256 sha;
-    Hash head = leaf_hash(sha, log->records.back().bytes);
+    Hash head = record_leaf(log->header.version, sha, log->records.back().bytes);
     uint64_t sequence = log->records.size();
     for (size_t at = 0; at < tail.size();) {
         RecordView record;
@@ -84,7 +84,7 @@ void continue_chain(const std::vector<uint8_t>& file, std::vector<uint8_t>& tail
         uint8_t* p = tail.data() + at;
         for (int i = 0; i < 8; ++i) p[8 + i] = static_cast<uint8_t>(sequence >> (8 * i));
         std::copy(head.begin(), head.end(), p + record.bytes.size() - 64);
-        head = leaf_hash(sha, Bytes(p, record.bytes.size()));
+        head = record_leaf(log->header.version, sha, Bytes(p, record.bytes.size()));
         ++sequence;
         at += record.bytes.size();
     }
