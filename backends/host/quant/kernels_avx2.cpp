@@ -411,15 +411,7 @@ GREY_AVX2 void quantize_groups_of(const float* x, std::size_t groups, std::size_
 }
 
 GREY_AVX2 void quantize_groups(int format, const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales, std::byte* mins) {
-    switch (format) {
-        case GREY_QUANT_INT4: return quantize_groups_of<GREY_QUANT_INT4>(x, groups, length, codes, scales, mins);
-        case GREY_QUANT_INT4_SYM: return quantize_groups_of<GREY_QUANT_INT4_SYM>(x, groups, length, codes, scales, mins);
-        case GREY_QUANT_NF4: return quantize_groups_of<GREY_QUANT_NF4>(x, groups, length, codes, scales, mins);
-        case GREY_QUANT_Q8_0: return quantize_groups_of<GREY_QUANT_Q8_0>(x, groups, length, codes, scales, mins);
-        case GREY_QUANT_Q4_0: return quantize_groups_of<GREY_QUANT_Q4_0>(x, groups, length, codes, scales, mins);
-        case GREY_QUANT_Q4_1: return quantize_groups_of<GREY_QUANT_Q4_1>(x, groups, length, codes, scales, mins);
-        default: std::abort();  // the caller offers only these formats
-    }
+    with_group_format(format, [&](auto f) { quantize_groups_of<f.value>(x, groups, length, codes, scales, mins); });
 }
 
 // dequantize_groups (kernels.hpp): decode()'s arithmetic ((q - subtract) * multiply + add, each step
@@ -493,15 +485,7 @@ GREY_AVX2 void dequantize_groups_of(const uint8_t* codes, const std::byte* scale
 
 GREY_AVX2 void dequantize_groups(int format, const uint8_t* codes, const std::byte* scales, const std::byte* mins, std::size_t groups,
                                  std::size_t length, float* out) {
-    switch (format) {
-        case GREY_QUANT_INT4: return dequantize_groups_of<GREY_QUANT_INT4>(codes, scales, mins, groups, length, out);
-        case GREY_QUANT_INT4_SYM: return dequantize_groups_of<GREY_QUANT_INT4_SYM>(codes, scales, mins, groups, length, out);
-        case GREY_QUANT_NF4: return dequantize_groups_of<GREY_QUANT_NF4>(codes, scales, mins, groups, length, out);
-        case GREY_QUANT_Q8_0: return dequantize_groups_of<GREY_QUANT_Q8_0>(codes, scales, mins, groups, length, out);
-        case GREY_QUANT_Q4_0: return dequantize_groups_of<GREY_QUANT_Q4_0>(codes, scales, mins, groups, length, out);
-        case GREY_QUANT_Q4_1: return dequantize_groups_of<GREY_QUANT_Q4_1>(codes, scales, mins, groups, length, out);
-        default: std::abort();  // the caller offers only these formats
-    }
+    with_group_format(format, [&](auto f) { dequantize_groups_of<f.value>(codes, scales, mins, groups, length, out); });
 }
 
 constexpr Kernels kAvx2{"avx2",     absmax,     minmax,     encode,     decode,            decode_table,      decode_table16,

@@ -10,12 +10,30 @@
 #pragma once
 
 #include "common/numeric.hpp"
+#include "grey.h"
 
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <type_traits>
 
 namespace grey::host::quant {
+
+// The formats the fused group kernels (Kernels::quantize_groups and dequantize_groups) take, made a
+// compile-time constant: body(std::integral_constant<int, format>{}). One list for every instruction set.
+template <class Body>
+void with_group_format(int format, Body&& body) {
+    switch (format) {
+        case GREY_QUANT_INT4: return body(std::integral_constant<int, GREY_QUANT_INT4>{});
+        case GREY_QUANT_INT4_SYM: return body(std::integral_constant<int, GREY_QUANT_INT4_SYM>{});
+        case GREY_QUANT_NF4: return body(std::integral_constant<int, GREY_QUANT_NF4>{});
+        case GREY_QUANT_Q8_0: return body(std::integral_constant<int, GREY_QUANT_Q8_0>{});
+        case GREY_QUANT_Q4_0: return body(std::integral_constant<int, GREY_QUANT_Q4_0>{});
+        case GREY_QUANT_Q4_1: return body(std::integral_constant<int, GREY_QUANT_Q4_1>{});
+        default: std::abort();  // the quantizer offers these kernels only these formats
+    }
+}
 
 // roundf(v) = trunc(v + copysign(kHalfBelow, v)), kHalfBelow the largest float below 0.5: where the
 // fraction is below a half the sum stays below the next integer (it is at least one ulp of v plus
