@@ -3,6 +3,7 @@
 // without it; avx2_kernels() hands them out only when the CPU reports AVX2 and F16C.
 #include "host/quant/kernels.hpp"
 
+#include "common/quant_coding.hpp"
 #include "host/quant/kernels_vector.hpp"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -330,9 +331,9 @@ GREY_AVX2 __m128i to_f16(__m256 v) { return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEA
 
 template <int kFormat>
 GREY_AVX2 void quantize_groups_of(const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales, std::byte* mins) {
-    constexpr bool kGgml = kFormat == GREY_QUANT_Q8_0 || kFormat == GREY_QUANT_Q4_0 || kFormat == GREY_QUANT_Q4_1;
-    constexpr bool kMinMax = kFormat == GREY_QUANT_INT4 || kFormat == GREY_QUANT_Q4_1;
-    constexpr std::size_t kBlockBytes = kFormat == GREY_QUANT_Q8_0 ? 34 : kFormat == GREY_QUANT_Q4_0 ? 18 : 20;
+    constexpr bool kGgml = grey::common::is_ggml(kFormat);
+    constexpr bool kMinMax = grey::common::stores_minimum(kFormat);
+    const std::size_t block_bytes = grey::common::ggml_block_bytes(kFormat);
     constexpr std::size_t kMaxGroup = 4096;  // longer groups go a piece at a time below
     alignas(32) int8_t buffer[kMaxGroup];
     const __m256 one = _mm256_set1_ps(1.0f);  // make_coding's alpha
@@ -381,7 +382,7 @@ GREY_AVX2 void quantize_groups_of(const float* x, std::size_t groups, std::size_
             const float* group = x + g * length;
             const std::size_t r = g0 + g;
             if constexpr (kGgml) {
-                uint8_t* block = codes + r * kBlockBytes;
+                uint8_t* block = codes + r * block_bytes;
                 std::memcpy(block, &scale16[g], 2);
                 if constexpr (kFormat == GREY_QUANT_Q4_1) std::memcpy(block + 2, &min16[g], 2);
                 if constexpr (kFormat == GREY_QUANT_Q8_0) {
@@ -389,7 +390,7 @@ GREY_AVX2 void quantize_groups_of(const float* x, std::size_t groups, std::size_
                 } else {
                     constexpr bool kQ40 = kFormat == GREY_QUANT_Q4_0;
                     encode(group, 32, EncodeSpec{e_sub[g], e_mul[g], kQ40 ? 8.5f : 0.5f, Rounding::truncate, 0, 15}, buffer);
-                    pack_ggml_nibbles(buffer, 1, block + (kQ40 ? 2 : 4), kBlockBytes);
+                    pack_ggml_nibbles(buffer, 1, block + grey::common::ggml_header_bytes(kFormat), block_bytes);
                 }
             } else {
                 if constexpr (kFormat == GREY_QUANT_NF4) std::memcpy(scales + 4 * r, &scale32[g], 4);
@@ -449,15 +450,15 @@ GREY_AVX2 void dequantize_groups_of(const uint8_t* codes, const std::byte* scale
     };
     for (std::size_t g = 0; g < groups; ++g, out += length) {
         if constexpr (kFormat == GREY_QUANT_Q8_0 || kFormat == GREY_QUANT_Q4_0 || kFormat == GREY_QUANT_Q4_1) {
-            constexpr std::size_t kBlockBytes = kFormat == GREY_QUANT_Q8_0 ? 34 : kFormat == GREY_QUANT_Q4_0 ? 18 : 20;
-            const uint8_t* block = codes + g * kBlockBytes;
+            const std::size_t block_bytes = grey::common::ggml_block_bytes(kFormat);
+            const uint8_t* block = codes + g * block_bytes;
             const __m256 subtract = _mm256_set1_ps(kFormat == GREY_QUANT_Q4_0 ? 8.0f : 0.0f), multiply = _mm256_set1_ps(f16_at(block));
             const __m256 add = _mm256_set1_ps(kFormat == GREY_QUANT_Q4_1 ? f16_at(block + 2) : 0.0f);
             if constexpr (kFormat == GREY_QUANT_Q8_0) {
                 decode_codes16<kFormat>(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2)), subtract, multiply, add, low_levels, high_levels, out);
                 decode_codes16<kFormat>(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 18)), subtract, multiply, add, low_levels, high_levels, out + 16);
             } else {
-                const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + (kFormat == GREY_QUANT_Q4_0 ? 2 : 4)));
+                const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + grey::common::ggml_header_bytes(kFormat)));
                 decode_codes16<kFormat>(_mm_and_si128(qs, low_nibble), subtract, multiply, add, low_levels, high_levels, out);
                 decode_codes16<kFormat>(_mm_and_si128(_mm_srli_epi16(qs, 4), low_nibble), subtract, multiply, add, low_levels, high_levels, out + 16);
             }

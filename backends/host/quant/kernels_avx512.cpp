@@ -5,6 +5,7 @@
 // system support them.
 #include "host/quant/kernels.hpp"
 
+#include "common/quant_coding.hpp"
 #include "host/quant/kernels_vector.hpp"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -423,9 +424,9 @@ GREY_AVX512 inline __m512i nf4_code16(__m512 x, __m512 inverse, __m512 midpoints
 
 template <int kFormat>
 GREY_AVX512 void quantize_groups_of(const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales, std::byte* mins) {
-    constexpr bool kGgml = kFormat == GREY_QUANT_Q8_0 || kFormat == GREY_QUANT_Q4_0 || kFormat == GREY_QUANT_Q4_1;
-    constexpr bool kMinMax = kFormat == GREY_QUANT_INT4 || kFormat == GREY_QUANT_Q4_1;
-    constexpr std::size_t kBlockBytes = kFormat == GREY_QUANT_Q8_0 ? 34 : kFormat == GREY_QUANT_Q4_0 ? 18 : 20;
+    constexpr bool kGgml = grey::common::is_ggml(kFormat);
+    constexpr bool kMinMax = grey::common::stores_minimum(kFormat);
+    const std::size_t block_bytes = grey::common::ggml_block_bytes(kFormat);
     const __m512 midpoints = nf4_midpoint_lanes();
     const __m512 one = _mm512_set1_ps(1.0f);  // make_coding's alpha
     for (std::size_t g0 = 0; g0 < groups; g0 += 16, x += 16 * length) {
@@ -492,7 +493,7 @@ GREY_AVX512 void quantize_groups_of(const float* x, std::size_t groups, std::siz
             const float* group = x + g * length;
             const __m512 subtract = _mm512_set1_ps(e_sub[g]), multiply = _mm512_set1_ps(e_mul[g]);
             if constexpr (kGgml) {
-                uint8_t* block = codes + (g0 + g) * kBlockBytes;
+                uint8_t* block = codes + (g0 + g) * block_bytes;
                 std::memcpy(block, &scale16[g], 2);
                 if constexpr (kFormat == GREY_QUANT_Q4_1) std::memcpy(block + 2, &min16[g], 2);
                 const __m512 x0 = _mm512_loadu_ps(group), x1 = _mm512_loadu_ps(group + 16);
@@ -507,7 +508,7 @@ GREY_AVX512 void quantize_groups_of(const float* x, std::size_t groups, std::siz
                     const __m512 add = _mm512_set1_ps(kQ40 ? 8.5f : 0.5f), lo = _mm512_setzero_ps(), hi = _mm512_set1_ps(15.0f);
                     const __m512i c0 = code16<!kQ40, true, false>(x0, subtract, multiply, add, lo, hi);
                     const __m512i c1 = code16<!kQ40, true, false>(x1, subtract, multiply, add, lo, hi);
-                    _mm_storeu_si128(reinterpret_cast<__m128i*>(block + (kQ40 ? 2 : 4)), _mm512_cvtepi32_epi8(_mm512_or_si512(c0, _mm512_slli_epi32(c1, 4))));
+                    _mm_storeu_si128(reinterpret_cast<__m128i*>(block + grey::common::ggml_header_bytes(kFormat)), _mm512_cvtepi32_epi8(_mm512_or_si512(c0, _mm512_slli_epi32(c1, 4))));
                 }
             } else {
                 uint8_t* out = codes + (g0 + g) * (length / 2);
@@ -553,8 +554,8 @@ GREY_AVX512 void dequantize_groups_of(const uint8_t* codes, const std::byte* sca
     };
     for (std::size_t g = 0; g < groups; ++g, out += length) {
         if constexpr (kFormat == GREY_QUANT_Q8_0 || kFormat == GREY_QUANT_Q4_0 || kFormat == GREY_QUANT_Q4_1) {
-            constexpr std::size_t kBlockBytes = kFormat == GREY_QUANT_Q8_0 ? 34 : kFormat == GREY_QUANT_Q4_0 ? 18 : 20;
-            const uint8_t* block = codes + g * kBlockBytes;
+            const std::size_t block_bytes = grey::common::ggml_block_bytes(kFormat);
+            const uint8_t* block = codes + g * block_bytes;
             const __m512 subtract = _mm512_set1_ps(kFormat == GREY_QUANT_Q4_0 ? 8.0f : 0.0f), multiply = _mm512_set1_ps(f16_at(block));
             const __m512 add = _mm512_set1_ps(kFormat == GREY_QUANT_Q4_1 ? f16_at(block + 2) : 0.0f);
             __m512i c0, c1;
@@ -562,7 +563,7 @@ GREY_AVX512 void dequantize_groups_of(const uint8_t* codes, const std::byte* sca
                 c0 = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2)));
                 c1 = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 18)));
             } else {
-                const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + (kFormat == GREY_QUANT_Q4_0 ? 2 : 4)));
+                const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + grey::common::ggml_header_bytes(kFormat)));
                 c0 = _mm512_cvtepu8_epi32(_mm_and_si128(qs, low_nibble));
                 c1 = _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(qs, 4), low_nibble));
             }
