@@ -444,13 +444,16 @@ grey_status hip_stream_synchronize(void* state, grey_backend_stream* stream) {
     });
 }
 
-// hipErrorNotReady is the answer "not yet", not a failure.
+// A query's answer as the out_done flag: hipErrorNotReady is the answer "not yet", not a failure.
+uint32_t done_flag(const HipRuntime& hip, api::Error e, const char* call) {
+    if (e != api::kErrorNotReady) hip.check(e, call);
+    return e == api::kSuccess ? 1 : 0;
+}
+
 grey_status hip_stream_query(void* state, grey_backend_stream* stream, uint32_t* out_done) {
     HipState& s = state_of(state);
     return guarded(s.host, [&] {
-        const api::Error e = s.hip->stream_query(stream->stream);
-        if (e != api::kErrorNotReady) s.hip->check(e, "hipStreamQuery");
-        *out_done = e == api::kSuccess ? 1 : 0;
+        *out_done = done_flag(*s.hip, s.hip->stream_query(stream->stream), "hipStreamQuery");
         return GREY_OK;
     });
 }
@@ -498,9 +501,7 @@ grey_status hip_event_synchronize(void* state, grey_backend_event* event) {
 grey_status hip_event_query(void* state, grey_backend_event* event, uint32_t* out_done) {
     HipState& s = state_of(state);
     return guarded(s.host, [&] {
-        const api::Error e = s.hip->event_query(event->event);
-        if (e != api::kErrorNotReady) s.hip->check(e, "hipEventQuery");
-        *out_done = e == api::kSuccess ? 1 : 0;
+        *out_done = done_flag(*s.hip, s.hip->event_query(event->event), "hipEventQuery");
         return GREY_OK;
     });
 }
