@@ -237,26 +237,35 @@ float load_f32(const std::byte* at) {
     return v;
 }
 
+// Where parameter set p's scale and INT4's minimum lie in a planar format's output: the scales follow
+// the codes (float32 for INT8, INT8_TOKEN, FP8 and NF4; fp16 for INT4 and INT4_SYM), INT4's fp16
+// minimums follow the scales. ggml blocks carry their parameters inline.
+uint64_t scale_byte(const Plan& plan, uint64_t p) {
+    const bool f16 = plan.format == GREY_QUANT_INT4 || plan.format == GREY_QUANT_INT4_SYM;
+    return plan.codes_bytes + (f16 ? 2 : 4) * p;
+}
+uint64_t min_byte(const Plan& plan, uint64_t p) { return plan.codes_bytes + 2 * plan.param_count + 2 * p; }
+
 // Reads back the parameter set `p` that quantize() stored.
 [[gnu::always_inline]] inline Coding load_coding(const Plan& plan, std::span<const std::byte> in, uint64_t p) {
     using gc::f16_to_f32;
     Coding c{};
-    const std::byte* params = in.data() + plan.codes_bytes;
+    const auto scale = [&] { return in.data() + scale_byte(plan, p); };  // planar formats only
     const std::byte* block = in.data() + gc::ggml_block_bytes(plan.format) * p;
     switch (plan.format) {
         case GREY_QUANT_INT8: case GREY_QUANT_INT8_TOKEN:
-            c.scale = load_f32(params + 4 * p);
+            c.scale = load_f32(scale());
             c.d_mul = c.scale;
             break;
         case GREY_QUANT_FP8_E4M3: case GREY_QUANT_FP8_E5M2: case GREY_QUANT_NF4:
-            c.scale = load_f32(params + 4 * p);
+            c.scale = load_f32(scale());
             break;
         case GREY_QUANT_INT4_SYM:
-            c.d_mul = f16_to_f32(load_u16(params + 2 * p));
+            c.d_mul = f16_to_f32(load_u16(scale()));
             break;
         case GREY_QUANT_INT4:
-            c.d_mul = f16_to_f32(load_u16(params + 2 * p));
-            c.d_add = f16_to_f32(load_u16(params + 2 * plan.param_count + 2 * p));
+            c.d_mul = f16_to_f32(load_u16(scale()));
+            c.d_add = f16_to_f32(load_u16(in.data() + min_byte(plan, p)));
             break;
         case GREY_QUANT_Q8_0:
             c.d_mul = f16_to_f32(load_u16(block));
@@ -424,15 +433,15 @@ namespace {
 // Stores parameter set p where the format keeps it apart from the codes (ggml blocks carry theirs inline,
 // encode_piece writes them).
 void store_params(const Plan& plan, uint64_t p, const Coding& c, std::span<std::byte> out) {
-    std::byte* params = out.data() + plan.codes_bytes;
+    const auto scale = [&] { return out.data() + scale_byte(plan, p); };  // planar formats only
     switch (plan.format) {
         case GREY_QUANT_INT8: case GREY_QUANT_INT8_TOKEN: case GREY_QUANT_FP8_E4M3: case GREY_QUANT_FP8_E5M2: case GREY_QUANT_NF4:
-            store_f32(params + 4 * p, c.scale);
+            store_f32(scale(), c.scale);
             break;
-        case GREY_QUANT_INT4_SYM: store_u16(params + 2 * p, c.scale16); break;
+        case GREY_QUANT_INT4_SYM: store_u16(scale(), c.scale16); break;
         case GREY_QUANT_INT4:
-            store_u16(params + 2 * p, c.scale16);
-            store_u16(params + 2 * plan.param_count + 2 * p, c.min16);
+            store_u16(scale(), c.scale16);
+            store_u16(out.data() + min_byte(plan, p), c.min16);
             break;
         default: break;
     }
@@ -468,11 +477,11 @@ uint64_t group_code_byte(const Plan& plan, uint64_t r) {
 // keeps none there (ggml blocks carry theirs).
 template <typename Byte>
 Byte* group_scale(const Plan& plan, Byte* data, uint64_t r) {
-    return gc::is_ggml(plan.format) ? nullptr : data + plan.codes_bytes + (plan.format == GREY_QUANT_NF4 ? 4 : 2) * r;
+    return gc::is_ggml(plan.format) ? nullptr : data + scale_byte(plan, r);
 }
 template <typename Byte>
 Byte* group_min(const Plan& plan, Byte* data, uint64_t r) {
-    return plan.format == GREY_QUANT_INT4 ? data + plan.codes_bytes + 2 * plan.param_count + 2 * r : nullptr;
+    return plan.format == GREY_QUANT_INT4 ? data + min_byte(plan, r) : nullptr;
 }
 
 bool fuses_groups(const Plan& plan, const Kernels& k) {
