@@ -268,11 +268,19 @@ grey_status host_quantize(void* state, const grey_backend_quant_job* job) {
         if (!quant::quantizes_in_one_pass(layout, job->plain_dtype) ||
             !quant::quantize_in_one_pass(layout, job->plain_dtype, bytes_of(job->plain), out, job->error != nullptr ? &sums : nullptr, kernels,
                                          parallel)) {
-            // F32 input is read where it lies (often a mapped model file): no copy of the tensor.
+            // F32 input is read where it lies (often a mapped model file): no copy of the tensor. It is
+            // checked as it is quantized where the plan allows; otherwise, or when a value fails that
+            // check, as_f32 checks it first (naming the value) and quantize the groups (naming the group).
+            const auto plain = bytes_of(job->plain);
             quant::FloatBuffer converted;
-            uint32_t max_magnitude_bits = 0;
-            const auto values = quant::as_f32(job->plain_dtype, bytes_of(job->plain), layout.elements, kernels, converted, parallel, &max_magnitude_bits);
-            quant::quantize(layout, values, out, kernels, parallel, max_magnitude_bits);
+            std::span<const float> values;
+            if (job->plain_dtype == GREY_DTYPE_F32 && reinterpret_cast<uintptr_t>(plain.data()) % alignof(float) == 0)
+                values = {reinterpret_cast<const float*>(plain.data()), static_cast<std::size_t>(layout.elements)};
+            if (values.empty() || !quant::quantize_checked(layout, values, out, kernels, parallel)) {
+                uint32_t max_magnitude_bits = 0;
+                values = quant::as_f32(job->plain_dtype, plain, layout.elements, kernels, converted, parallel, &max_magnitude_bits);
+                quant::quantize(layout, values, out, kernels, parallel, max_magnitude_bits);
+            }
             if (job->error == nullptr) return;
             // Measured here, where the reference already is in float32.
             sums = measure(layout, values, out, kernels, parallel);

@@ -5,6 +5,7 @@
 #include "core/context.hpp"
 #include "core/worker_pool.hpp"
 #include "common/numeric.hpp"
+#include "common/quant_coding.hpp"
 #include "common/quant_error.hpp"
 #include "host/quant/kernels.hpp"
 #include "host/quant/parallel.hpp"
@@ -185,22 +186,88 @@ TEST(HostThreads, TheGgmlOnePassGivesTheGeneralRoutesBytesAndSums) {
                             ASSERT_TRUE(hq::quantize_in_one_pass(plan, dtype, source, without_sums, nullptr, *kernels, parallel));
                             ASSERT_EQ(without_sums, expected);
                         }
-                // A NaN, an infinity, or a magnitude above 65504 at the tensor's end: handed back, nothing written.
+                // A NaN, an infinity, or a magnitude above 65504 at the tensor's start, middle or end, found by
+                // any chunk (chunks before it already quantized): handed back, nothing written.
                 const std::vector<float> refused = dtype == GREY_DTYPE_F16 ? std::vector<float>{NAN, -INFINITY}
                                                                            : std::vector<float>{NAN, INFINITY, 65520.0f, -1e9f};
-                for (const float bad : refused) {
-                    auto changed = values;
-                    changed.back() = bad;
-                    std::vector<std::byte> bad_source(elements * width);
-                    hq::from_f32(changed, dtype, bad_source);
-                    std::vector<std::byte> out(plan.bytes, std::byte{0xAA});
-                    const hq::Parallel parallel(&contexts.back()->host_services, 32);
-                    EXPECT_FALSE(hq::quantize_in_one_pass(plan, dtype, bad_source, out, nullptr, hq::best_kernels(), parallel)) << bad;
-                    EXPECT_EQ(out, std::vector<std::byte>(plan.bytes, std::byte{0xAA})) << bad;
-                }
+                for (const float bad : refused)
+                    for (const uint64_t at : {uint64_t{0}, elements / 2, elements - 1})
+                        for (const hq::Kernels* kernels : paths) {
+                            auto changed = values;
+                            changed[at] = bad;
+                            std::vector<std::byte> bad_source(elements * width);
+                            hq::from_f32(changed, dtype, bad_source);
+                            std::vector<std::byte> out(plan.bytes, std::byte{0xAA});
+                            const hq::Parallel parallel(&contexts.back()->host_services, 32);
+                            EXPECT_FALSE(hq::quantize_in_one_pass(plan, dtype, bad_source, out, nullptr, *kernels, parallel)) << bad << " at " << at;
+                            EXPECT_EQ(out, std::vector<std::byte>(plan.bytes, std::byte{0xAA})) << bad << " at " << at << " on " << kernels->name;
+                        }
             }
         }
     }
+}
+
+// The checked route (quantize_checked: each chunk's magnitudes learnt as it is quantized, into staging
+// memory copied out at the end): for every round-to-nearest plan that visits each run once, the bytes of
+// the route that checks first, on every kernel path, thread count and chunk size, whatever the output
+// held before; a NaN, an infinity or (fp16 parameters) a magnitude above 65504 anywhere refuses with the
+// output untouched, and a large magnitude that the format's float32 parameters hold is quantized.
+TEST(HostThreads, TheCheckedRouteGivesTheCheckFirstBytesOrLeavesTheOutputUntouched) {
+    const grey::test::TempDir dir;
+    std::vector<ContextPtr> contexts;
+    for (const uint32_t t : {1u, 3u}) contexts.push_back(context_with_threads(t, dir));
+    std::vector<const hq::Kernels*> paths = {&hq::scalar_kernels()};
+    if (hq::avx2_kernels() != nullptr) paths.push_back(hq::avx2_kernels());
+    if (hq::avx512_kernels() != nullptr) paths.push_back(hq::avx512_kernels());
+    size_t checked = 0;
+    for (const auto& shape : kShapes) {
+        uint64_t elements = 1;
+        for (const uint64_t d : shape) elements *= d;
+        const auto x = awkward_values(elements, static_cast<uint32_t>(elements) + 7);
+        for (const auto& f : kFormats) {
+            grey_quant_layout plan{};
+            try {
+                plan = grey::quant::make_layout(shape, params_of(f, GREY_CALIBRATION_RTN));
+            } catch (const std::exception&) {
+                continue;
+            }
+            SCOPED_TRACE(std::string(f.name) + " axis " + std::to_string(f.axis) + " on " + std::to_string(elements) + " elements");
+            const bool f16_parameters = plan.format == GREY_QUANT_INT4 || plan.format == GREY_QUANT_INT4_SYM || grey::common::is_ggml(plan.format);
+            const auto reference = [&](std::span<const float> values) {
+                std::vector<std::byte> bytes(plan.bytes);
+                hq::quantize(plan, values, bytes, hq::scalar_kernels(), {}, hq::scalar_kernels().max_magnitude32(reinterpret_cast<const std::byte*>(values.data()), values.size()));
+                return bytes;
+            };
+            const auto expected = reference(x);
+            for (const hq::Kernels* kernels : paths)
+                for (const auto& context : contexts)
+                    for (const uint64_t chunk : {uint64_t{32}, uint64_t{96}, hq::Parallel::kDefaultChunkElements}) {
+                        SCOPED_TRACE(std::string(kernels->name) + ", chunks of " + std::to_string(chunk));
+                        const hq::Parallel parallel(&context->host_services, chunk);
+                        const bool visits_once = plan.param_count == grey_quant_layout_runs(&plan) && plan.run_length <= chunk;
+                        for (const std::byte fill : {std::byte{0x00}, std::byte{0xFF}}) {
+                            std::vector<std::byte> out(plan.bytes, fill);
+                            ASSERT_EQ(hq::quantize_checked(plan, x, out, *kernels, parallel), visits_once);
+                            if (visits_once) {
+                                ASSERT_EQ(out, expected) << "output filled with " << static_cast<int>(fill) << " before";
+                            }
+                        }
+                        if (!visits_once) continue;
+                        ++checked;
+                        for (const float bad : {NAN, -INFINITY, 1e6f})
+                            for (const uint64_t at : {uint64_t{0}, elements / 2, elements - 1}) {
+                                auto changed = x;
+                                changed[at] = bad;
+                                std::vector<std::byte> out(plan.bytes, std::byte{0x5C});
+                                const bool refused = std::isnan(bad) || std::isinf(bad) || f16_parameters;
+                                ASSERT_EQ(hq::quantize_checked(plan, changed, out, *kernels, parallel), !refused) << bad << " at " << at;
+                                const auto wanted = refused ? std::vector<std::byte>(plan.bytes, std::byte{0x5C}) : reference(changed);
+                                ASSERT_EQ(out, wanted) << bad << " at " << at << (refused ? ": the output stays untouched" : "");
+                            }
+                    }
+        }
+    }
+    EXPECT_GE(checked, 100u) << "the route taken on most formats and shapes";
 }
 
 TEST(HostThreads, ConversionsGiveTheSingleThreadedBitsOnAnyThreadCount) {

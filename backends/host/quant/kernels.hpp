@@ -74,12 +74,14 @@ struct Kernels {
     // the cache, 16 groups' parameters at a time in vector registers. Writes what quantize() stores:
     // INT4, INT4_SYM and NF4: the codes in neighbour pairs (pack_nibble_pairs) from `codes` on, the fp16
     // scale bits to scales[2g..] (NF4: the float32 scale to scales[4g..]) and INT4's fp16 minimum to
-    // mins[2g..]; Q8_0, Q4_0 and Q4_1: block g, header and codes, at codes + g * its block bytes. Every
-    // value must be finite and at most 65504 in magnitude for the formats with fp16 parameters (so that
-    // none overflows: the caller has checked); NF4 takes any input. nullptr in a set without it (the
-    // scalar reference): quantize() then takes its primitives one by one.
-    void (*quantize_groups)(int format, const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales,
-                            std::byte* mins);
+    // mins[2g..]; Q8_0, Q4_0 and Q4_1: block g, header and codes, at codes + g * its block bytes. Returns
+    // the largest magnitude's bits among the values read (max_magnitude32's), from the same scan as the
+    // statistics: the bytes are quantize()'s when every value is finite (below 0x7F800000) and, for the
+    // formats with fp16 parameters, at most 65504 in magnitude (0x477FE000: so that none overflows);
+    // otherwise they are meaningless, for the caller to discard (any input is safe to read and write).
+    // nullptr in a set without it (the scalar reference): quantize() then takes its primitives one by one.
+    uint32_t (*quantize_groups)(int format, const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales,
+                                std::byte* mins);
     // The reverse for the same formats and layout, any bytes: `groups` whole groups decoded to `out`, the
     // bits of unpacking the codes and decoding each group with decode (NF4: decode_table16) from the
     // parameters as dequantize reads them back. nullptr where a set has none.

@@ -75,9 +75,18 @@ void add_error_sums(grey::common::ErrorSums& sums, std::span<const float> refere
 
 // Writes plan.bytes bytes of quantized `x` (plan.elements values) to `out`; on failure (a group whose
 // fp16 parameters would overflow) nothing. `max_magnitude_bits`: the largest magnitude's float32 bits
-// among `x` when the caller already has them (as_f32), which spares a pass over `x` to learn them.
+// among `x` when the caller already has them (as_f32); without them, quantize_checked learns them as it
+// quantizes where it can, and otherwise the statistics pass finds any group that would overflow.
 void quantize(const grey_quant_layout& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& kernels,
               const Parallel& parallel = {}, std::optional<uint32_t> max_magnitude_bits = std::nullopt);
+// quantize() for input not yet checked, when round to nearest visits each run once (one parameter set a
+// run, runs no longer than a chunk): each chunk of runs is checked while it comes into the cache (every
+// value finite, and at most 65504 where the parameters are fp16) and quantized from there, into staging
+// memory copied to `out` once every chunk passed. One read of the input instead of a check pass and a
+// quantize pass. False, `out` untouched, when a value fails the check (as_f32 and quantize() then say
+// which), for other plans, or when the output is too large to stage.
+bool quantize_checked(const grey_quant_layout& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& kernels,
+                      const Parallel& parallel = {});
 // The reverse: plan.elements float32 values from plan.bytes bytes.
 void dequantize(const grey_quant_layout& plan, std::span<const std::byte> in, std::span<float> out, const Kernels& kernels,
                 const Parallel& parallel = {});
