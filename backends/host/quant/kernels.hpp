@@ -43,7 +43,9 @@ struct Kernels {
     // The same for a table of 16 (NF4's levels) and codes below 16: a permute in registers, no gather.
     void (*decode_table16)(const uint8_t* codes, std::size_t n, const float* table, float scale, float* out);
     // out[i] = fp8_to_f32(codes[i], format) * scale, where `table` holds the format's 256 values: the
-    // scalar path reads them, the vector paths build each value from the code's bits (no gather).
+    // scalar path reads them, the vector paths build each value from the code's bits (no gather). A NaN
+    // code gives fp8_to_f32's quiet NaN 0x7FC00000 whatever the scale: a product of two NaNs would give
+    // either one by the order of its operands, which no compiler keeps.
     void (*decode_fp8)(const uint8_t* codes, std::size_t n, const float* table, int format, float scale, float* out);
     void (*f16_to_f32)(const uint16_t* in, std::size_t n, float* out);
     // out[i] = the fp8 code (GREY_QUANT_FP8_E4M3 or _E5M2) of x[i] * inverse: common/numeric.hpp's

@@ -170,8 +170,9 @@ GREY_AVX2 void decode_fp8(const uint8_t* codes, std::size_t n, const float* tabl
         __m256i bits = _mm256_blendv_epi8(normal, _mm256_castps_si256(subnormal), is_subnormal);
         bits = _mm256_blendv_epi8(bits, infinity, _mm256_cmpeq_epi32(magnitude, infinity_code));
         bits = _mm256_or_si256(bits, sign);
-        bits = _mm256_blendv_epi8(bits, nan, _mm256_cmpgt_epi32(magnitude, last_number));  // NaN codes: no sign
-        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_castsi256_ps(bits), s));
+        const __m256 product = _mm256_mul_ps(_mm256_castsi256_ps(bits), s);
+        // NaN codes after the product: the quiet NaN whatever the scale (kernels.hpp), no sign.
+        _mm256_storeu_ps(out + i, _mm256_blendv_ps(product, _mm256_castsi256_ps(nan), _mm256_castsi256_ps(_mm256_cmpgt_epi32(magnitude, last_number))));
     }
     if (i < n) scalar_kernels().decode_fp8(codes + i, n - i, table, format, scale, out + i);
 }

@@ -185,8 +185,9 @@ GREY_AVX512 void decode_fp8(const uint8_t* codes, std::size_t n, const float*, i
         __m512i bits = _mm512_mask_blend_epi32(_mm512_testn_epi32_mask(magnitude, exponent_mask), normal, _mm512_castps_si512(subnormal));
         bits = _mm512_mask_blend_epi32(_mm512_cmpeq_epi32_mask(magnitude, infinity_code), bits, infinity);
         bits = _mm512_or_si512(bits, sign);
-        bits = _mm512_mask_blend_epi32(_mm512_cmpge_epi32_mask(magnitude, first_nan), bits, nan);  // NaN codes: no sign
-        _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(_mm512_castsi512_ps(bits), s));
+        const __m512 product = _mm512_mul_ps(_mm512_castsi512_ps(bits), s);
+        // NaN codes after the product: the quiet NaN whatever the scale (kernels.hpp), no sign.
+        _mm512_mask_storeu_ps(out + i, k, _mm512_mask_blend_ps(_mm512_cmpge_epi32_mask(magnitude, first_nan), product, _mm512_castsi512_ps(nan)));
     }
 }
 
