@@ -337,11 +337,16 @@ void Tiers::release_locked(const grey_buffer& buffer, Residency& residency, grey
 }
 
 void Tiers::change(grey_buffer& buffer, grey_residency residency, grey_codec codec) {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
+    // Bad arguments fail at once; a call using the buffer on another thread (its raw memory, without the
+    // lock) ends first, then the work it queued, and the checks run again on what the wait left.
+    check_change_locked(buffer, residency);
+    use_ended_.wait(lock, [&] { return buffer.enqueuing == 0; });
+    wait_for_queued_locked(buffer);
     change_locked(buffer, residency, codec);
 }
 
-void Tiers::change_locked(grey_buffer& buffer, grey_residency target, grey_codec codec) {
+void Tiers::check_change_locked(const grey_buffer& buffer, grey_residency target) const {
     const int64_t raw_target = raw_enum(target);
     if (raw_target < GREY_RESIDENCY_RAW || raw_target > GREY_RESIDENCY_COMPRESSED_HOST)
         fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_compress: residency " + std::to_string(raw_target) + " is not a grey_residency value");
@@ -350,6 +355,10 @@ void Tiers::change_locked(grey_buffer& buffer, grey_residency target, grey_codec
     if (buffer.map_count.load() != 0)
         fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_compress: the buffer is mapped " + std::to_string(buffer.map_count.load()) +
                                               " time(s); a mapped buffer is never moved, unmap it first");
+}
+
+void Tiers::change_locked(grey_buffer& buffer, grey_residency target, grey_codec codec) {
+    check_change_locked(buffer, target);
     if (target == GREY_RESIDENCY_RAW) {
         if (buffer.residency.kind == GREY_RESIDENCY_RAW) return;
         const Device& dev = *devices_.at(buffer.device);
@@ -493,6 +502,7 @@ void Tiers::begin_use(const std::vector<const grey_buffer*>& buffers) {
 
 bool Tiers::end_use(const std::vector<const grey_buffer*>& buffers, grey_backend_stream* enqueued_on) noexcept {
     std::lock_guard lock(mutex_);
+    use_ended_.notify_all();  // woken waiters take the lock after this call's bookkeeping
     bool recorded = true;
     for (const grey_buffer* constant : buffers) {
         // The bookkeeping is the tiers'; the buffer's contents are untouched.
@@ -548,7 +558,28 @@ bool Tiers::busy_locked(grey_buffer& buffer) {
     return false;
 }
 
-grey_compact_result Tiers::compact(uint32_t device, const grey_compact_policy& policy, std::chrono::steady_clock::time_point used_before) {
+void Tiers::wait_for_queued_locked(grey_buffer& buffer) {
+    for (const auto& [stream, event] : buffer.in_flight) {
+        try {
+            buffer.backend->event_synchronize(event);
+        } catch (...) {  // the work's failure is its stream's to report
+        }
+        buffer.backend->event_destroy(event);
+    }
+    buffer.in_flight.clear();
+    const auto found = per_device_.find(buffer.device);
+    if (found == per_device_.end()) return;
+    if (grey_backend_event* ready = found->second.cache->pending_event(&buffer)) {
+        try {
+            buffer.backend->event_synchronize(ready);
+        } catch (...) {  // fill_pending notes a failed fill
+        }
+        (void)found->second.cache->fill_pending(&buffer);
+    }
+}
+
+grey_compact_result Tiers::compact(uint32_t device, const grey_compact_policy& policy, bool wait_for_queued,
+                                   std::chrono::steady_clock::time_point used_before) {
     if (policy.compress != 0 && policy.tier != GREY_RESIDENCY_COMPRESSED_DEVICE && policy.tier != GREY_RESIDENCY_COMPRESSED_HOST)
         fail(GREY_ERROR_INVALID_ARGUMENT, "grey_memory_compact: policy->tier must be GREY_RESIDENCY_COMPRESSED_DEVICE or "
                                           "GREY_RESIDENCY_COMPRESSED_HOST when policy->compress is set, not " +
@@ -566,6 +597,9 @@ grey_compact_result Tiers::compact(uint32_t device, const grey_compact_policy& p
     std::vector<grey_buffer*> eligible;
     std::set<const grey_buffer*> deduplicated;
     for (grey_buffer* b : buffers) {
+        // A buffer mapped or in a call's hands is skipped; one whose work is only queued is waited for
+        // when asked (the background scan never waits).
+        if (wait_for_queued && b->sealed.load() && b->map_count.load() == 0 && b->enqueuing == 0) wait_for_queued_locked(*b);
         if (!b->sealed.load() || b->last_use >= used_before || busy_locked(*b)) {
             ++result.buffers_skipped;
             continue;

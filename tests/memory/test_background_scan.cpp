@@ -141,6 +141,39 @@ TEST(BackgroundScan, NeverMovesABufferWithAsyncWorkInFlight) {
     grey_stream_destroy(stream);
 }
 
+// grey_buffer_compress on a buffer that a call on another thread is using (here held open) waits for the
+// call to end before it moves the buffer, and grey_memory_compact leaves that buffer alone; with no scan,
+// nothing else moves it.
+TEST(Residency, ACallUsingTheBufferIsWaitedForByCompressAndSkippedByCompact) {
+    auto context = scan_context(0);
+    const auto data = compressible(32 * 1024, 5);
+    auto buffer = sealed(context.get(), data);
+    std::atomic<bool> compressed{false};
+    std::thread compressor;
+    {
+        grey::memory::AsyncUse use({buffer.get()});
+        grey_compact_policy policy = GREY_COMPACT_POLICY_INIT;
+        policy.deduplicate = 1;
+        grey_compact_result result{};
+        result.struct_size = sizeof result;
+        ASSERT_EQ(grey_memory_compact(context.get(), 0, &policy, &result), GREY_OK) << grey_last_error();
+        EXPECT_EQ(result.buffers_skipped, 1u);
+        EXPECT_EQ(residency_of(buffer.get()), GREY_RESIDENCY_RAW);
+        compressor = std::thread([&] {
+            EXPECT_EQ(grey_buffer_compress(buffer.get(), GREY_RESIDENCY_COMPRESSED_HOST, GREY_CODEC_LZ4), GREY_OK) << grey_last_error();
+            compressed = true;
+        });
+        // No promise of how long to wait for something that must not happen: a tenth of a second.
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        EXPECT_FALSE(compressed.load()) << "grey_buffer_compress moved a buffer a call was still using";
+        EXPECT_EQ(residency_of(buffer.get()), GREY_RESIDENCY_RAW);
+    }
+    compressor.join();
+    EXPECT_TRUE(compressed.load());
+    EXPECT_EQ(residency_of(buffer.get()), GREY_RESIDENCY_COMPRESSED_HOST);
+    EXPECT_EQ(read_all(buffer.get(), data.size()), data);
+}
+
 // Streams read sealed buffers, and map them, without pause while the scan moves them in between:
 // every byte read is right (ASan and tsan watch the memory the scan frees).
 TEST(BackgroundScan, StreamsReadAndMapWhileTheScanMovesBuffers) {
