@@ -66,7 +66,7 @@ ze_module_handle_t DeviceQueue::module_locked(KernelModule which) {
     desc.format = ZE_MODULE_FORMAT_IL_SPIRV;
     desc.inputSize = spirv.size();
     desc.pInputModule = spirv.data();
-    desc.pBuildFlags = "";
+    desc.pBuildFlags = module_build_flags(which);
     ze_module_build_log_handle_t log = nullptr;
     ze_module_handle_t created = nullptr;
     const ze_result_t r = ze_.zeModuleCreate(context_, device_, &desc, &created, &log);
