@@ -7,7 +7,6 @@
 #include "level0/kv_launch.hpp"
 #include "level0/quant_launch.hpp"
 
-#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -250,22 +249,7 @@ void DeviceQueue::dequantize(const grey_quant_layout& layout, grey_dtype plain_d
 
 namespace {
 
-// Host values uploaded into scratch for the length of a call (nothing when empty).
-class Upload {
-public:
-    template <typename T>
-    Upload(backend::ChunkPool& pool, std::span<const T> values, const std::function<void(void*, const void*, uint64_t)>& copy) {
-        if (values.empty()) return;
-        scratch_.emplace(pool, values.size_bytes());
-        copy(scratch_->pointer(), values.data(), values.size_bytes());
-    }
-    [[nodiscard]] uint64_t address() const noexcept { return scratch_ ? reinterpret_cast<uint64_t>(scratch_->pointer()) : 0; }
-
-private:
-    std::optional<Scratch> scratch_;
-};
-
-// Scratch the kernels write, or none for 0 bytes.
+// Pool memory for the length of a call, or none (address 0) for 0 bytes: the KV kernels' scratch.
 class Workspace {
 public:
     Workspace(backend::ChunkPool& pool, uint64_t bytes) {
@@ -275,6 +259,15 @@ public:
 
 private:
     std::optional<Scratch> scratch_;
+};
+
+// A table of host values in a Workspace, written there by `copy` (the queue's copy_locked).
+class Upload : public Workspace {
+public:
+    template <typename T, typename Copy>
+    Upload(backend::ChunkPool& pool, std::span<const T> values, Copy&& copy) : Workspace(pool, values.size_bytes()) {
+        if (!values.empty()) copy(reinterpret_cast<void*>(address()), values.data(), values.size_bytes());
+    }
 };
 
 }  // namespace
