@@ -143,7 +143,7 @@ GREY_FN uint8_t kv_code_byte_at(const KvLayout& l, const uint8_t* dense, const K
         const uint64_t slice = row / l.tokens_per_block;
         const auto head = static_cast<uint32_t>(slice % l.kv_heads), layer = static_cast<uint32_t>(slice / l.kv_heads);
         const KvGroupParams p = kv_half == 0 ? params[kv_k_param_index(l, layer, head, channel)]
-                                          : params[kv_v_param_index(l, layer, head, token, channel)];
+                                             : params[kv_v_param_index(l, layer, head, token, channel)];
         const uint32_t code = kv_encode(kv_dense_value(l, dense, kv_half, layer, head, token, channel), p, l.format);
         packed |= code << (static_cast<uint32_t>(k) * kv_code_bits(l.format));
     }
