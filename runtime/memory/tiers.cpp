@@ -585,34 +585,53 @@ grey_compact_result Tiers::compact(uint32_t device, const grey_compact_policy& p
                                           "GREY_RESIDENCY_COMPRESSED_HOST when policy->compress is set, not " +
                                               residency_text(policy.tier));
     if (policy.compress != 0) (void)resolve(policy.codec);
-    std::lock_guard lock(mutex_);
-    std::vector<grey_buffer*> buffers;
-    for (grey_buffer* b : buffers_)
-        if (b->device == device) buffers.push_back(b);
-    std::sort(buffers.begin(), buffers.end(), [](const grey_buffer* a, const grey_buffer* b) { return a->sequence < b->sequence; });
     grey_compact_result result{};
     result.struct_size = sizeof result;
+    // The lock is taken for one buffer at a time, so that a pass over many buffers holds up other calls
+    // for no longer than one move. A buffer is known by its address and creation sequence: one destroyed
+    // in between (or a new one at its address) is passed over.
+    struct Known {
+        grey_buffer* buffer;
+        uint64_t sequence;
+    };
+    std::vector<Known> buffers;
+    {
+        std::lock_guard lock(mutex_);
+        for (grey_buffer* b : buffers_)
+            if (b->device == device) buffers.push_back({b, b->sequence});
+        result.physical_bytes_before = physical_locked(device);
+    }
+    std::sort(buffers.begin(), buffers.end(), [](const Known& a, const Known& b) { return a.sequence < b.sequence; });
     result.buffers_examined = buffers.size();
-    result.physical_bytes_before = physical_locked(device);
-    std::vector<grey_buffer*> eligible;
+    const auto alive_locked = [&](const Known& k) { return buffers_.count(k.buffer) != 0 && k.buffer->sequence == k.sequence; };
+    // Whether `b` may move now: sealed, not used since `used_before`, not in use. A buffer mapped or in a
+    // call's hands is skipped; one whose work is only queued is waited for when asked (the background
+    // scan never waits).
+    const auto movable_locked = [&](grey_buffer& b) {
+        if (wait_for_queued && b.sealed.load() && b.map_count.load() == 0 && b.enqueuing == 0) wait_for_queued_locked(b);
+        return b.sealed.load() && b.last_use < used_before && !busy_locked(b);
+    };
+    std::vector<Known> eligible;
     std::set<const grey_buffer*> deduplicated;
-    for (grey_buffer* b : buffers) {
-        // A buffer mapped or in a call's hands is skipped; one whose work is only queued is waited for
-        // when asked (the background scan never waits).
-        if (wait_for_queued && b->sealed.load() && b->map_count.load() == 0 && b->enqueuing == 0) wait_for_queued_locked(*b);
-        if (!b->sealed.load() || b->last_use >= used_before || busy_locked(*b)) {
+    for (const Known& k : buffers) {
+        std::lock_guard lock(mutex_);
+        if (!alive_locked(k)) continue;
+        if (!movable_locked(*k.buffer)) {
             ++result.buffers_skipped;
             continue;
         }
-        eligible.push_back(b);
-        if (policy.deduplicate != 0 && b->residency.kind == GREY_RESIDENCY_RAW) {
-            change_locked(*b, GREY_RESIDENCY_DEDUPLICATED, GREY_CODEC_DEFAULT);
-            deduplicated.insert(b);
+        eligible.push_back(k);
+        if (policy.deduplicate != 0 && k.buffer->residency.kind == GREY_RESIDENCY_RAW) {
+            change_locked(*k.buffer, GREY_RESIDENCY_DEDUPLICATED, GREY_CODEC_DEFAULT);
+            deduplicated.insert(k.buffer);
         }
     }
     // Compression takes what deduplication left alone, and what it found nothing to share in.
     if (policy.compress != 0)
-        for (grey_buffer* b : eligible) {
+        for (const Known& k : eligible) {
+            std::lock_guard lock(mutex_);
+            if (!alive_locked(k) || !movable_locked(*k.buffer)) continue;  // destroyed or taken into use since
+            grey_buffer* b = k.buffer;
             const Residency& r = b->residency;
             const bool holds_a_block_twice = std::any_of(r.blocks.begin(), r.blocks.end(), [](const BlockRef& ref) {
                 return ref.kind == BlockRef::Kind::shared && ref.block->references > 1;
@@ -629,6 +648,7 @@ grey_compact_result Tiers::compact(uint32_t device, const grey_compact_policy& p
             deduplicated.erase(b);
         }
     result.buffers_deduplicated = deduplicated.size();
+    std::lock_guard lock(mutex_);
     result.physical_bytes_after = physical_locked(device);
     return result;
 }

@@ -59,10 +59,12 @@ public:
     // report (the mapping then counts, with address 0, until its unmap); nullopt when mapped.
     std::optional<Error> map_async(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping& mapping, grey_stream& stream);
     void unmap(grey_buffer& buffer);
-    // Moves the device's sealed buffers as `policy` says. Mapped buffers and buffers a call is using are
-    // skipped; so is a buffer with queued work unless `wait_for_queued` (grey_memory_compact), which
-    // waits for that buffer's work (and no other) first. Buffers last used at or after `used_before` are
-    // left alone (the background scan passes the start of its interval).
+    // Moves the device's sealed buffers as `policy` says, taking the lock for one buffer at a time (so a
+    // pass over many buffers holds other calls up for one move at most; buffers created during the pass
+    // wait for the next). Mapped buffers and buffers a call is using are skipped; so is a buffer with
+    // queued work unless `wait_for_queued` (grey_memory_compact), which waits for that buffer's work (and
+    // no other) first. Buffers last used at or after `used_before` are left alone (the background scan
+    // passes the start of its interval).
     grey_compact_result compact(uint32_t device, const grey_compact_policy& policy, bool wait_for_queued,
                                 std::chrono::steady_clock::time_point used_before = std::chrono::steady_clock::time_point::max());
 
