@@ -8,6 +8,7 @@
 #include "host/quant/kernels.hpp"
 #include "host/quant/quantizer.hpp"
 #include "quant/format.hpp"
+#include "common/numeric.hpp"
 
 #include <benchmark/benchmark.h>
 
@@ -96,7 +97,8 @@ void dequantize(benchmark::State& state, const char* f, const std::string& path)
 }
 
 // The public entry points on host memory (grey_quantize, grey_dequantize): the kernels above plus the
-// route a call takes through libgrey (argument checks, the layout, the F32 conversion, the report).
+// route a call takes through libgrey (argument checks, the layout, the checks, the report), from F32
+// and from F16 (bytes moved: the F16 input's and the output's).
 // The parameters, F32 descriptor and quantized size of the bench's tensor in format `f`; false (and the
 // state skipped with the error) when a call fails.
 bool api_case(benchmark::State& state, const char* f, grey_quant_params& p, grey_tensor_desc& desc, uint64_t& size) {
@@ -111,21 +113,33 @@ bool api_case(benchmark::State& state, const char* f, grey_quant_params& p, grey
     return false;
 }
 
-void api_quantize(benchmark::State& state, const char* f, bool with_report) {
+// The bench's weights as F16 (round to nearest even), the dtype most models ship in.
+const std::vector<uint16_t>& weights_f16() {
+    static const std::vector<uint16_t> h = [] {
+        std::vector<uint16_t> v(weights().size());
+        std::transform(weights().begin(), weights().end(), v.begin(), [](float x) { return grey::common::f32_to_f16(x); });
+        return v;
+    }();
+    return h;
+}
+
+void api_quantize(benchmark::State& state, const char* f, bool with_report, grey_dtype dtype = GREY_DTYPE_F32) {
     grey_quant_params p;
     grey_tensor_desc desc;
     uint64_t size = 0;
     if (!api_case(state, f, p, desc, size)) return;
-    const auto& x = weights();
+    desc.dtype = dtype;
+    const void* plain = dtype == GREY_DTYPE_F16 ? static_cast<const void*>(weights_f16().data()) : weights().data();
+    const uint64_t plain_bytes = weights().size() * (dtype == GREY_DTYPE_F16 ? 2 : 4);
     std::vector<std::byte> out(size);
     grey_quant_report report{};
     report.struct_size = sizeof report;
     for (auto _ : state) {
-        if (grey_quantize(&desc, x.data(), x.size() * 4, &p, out.data(), size, with_report ? &report : nullptr) != GREY_OK)
+        if (grey_quantize(&desc, plain, plain_bytes, &p, out.data(), size, with_report ? &report : nullptr) != GREY_OK)
             return state.SkipWithError(grey_last_error());
         benchmark::DoNotOptimize(out.data());
     }
-    state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (x.size() * 4 + size)));
+    state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (plain_bytes + size)));
 }
 
 void api_dequantize(benchmark::State& state, const char* f) {
@@ -186,6 +200,12 @@ const int kRegistered = [] {
         benchmark::RegisterBenchmark(("api/quantize/" + std::string(f)).c_str(), [f](benchmark::State& s) { api_quantize(s, f, false); })
             ->Unit(benchmark::kMillisecond)->UseRealTime();
         benchmark::RegisterBenchmark(("api/quantize+report/" + std::string(f)).c_str(), [f](benchmark::State& s) { api_quantize(s, f, true); })
+            ->Unit(benchmark::kMillisecond)->UseRealTime();
+        benchmark::RegisterBenchmark(("api/quantize-f16/" + std::string(f)).c_str(),
+                                     [f](benchmark::State& s) { api_quantize(s, f, false, GREY_DTYPE_F16); })
+            ->Unit(benchmark::kMillisecond)->UseRealTime();
+        benchmark::RegisterBenchmark(("api/quantize-f16+report/" + std::string(f)).c_str(),
+                                     [f](benchmark::State& s) { api_quantize(s, f, true, GREY_DTYPE_F16); })
             ->Unit(benchmark::kMillisecond)->UseRealTime();
         benchmark::RegisterBenchmark(("api/dequantize/" + std::string(f)).c_str(), [f](benchmark::State& s) { api_dequantize(s, f); })
             ->Unit(benchmark::kMillisecond)->UseRealTime();
