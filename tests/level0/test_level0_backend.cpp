@@ -602,6 +602,33 @@ TEST(Level0Fake, AnEventDestroyedUnderAQueuedWaitStaysUntilTheWaitHasRun) {
     dlclose(fake);
 }
 
+// An event whose timestamp memory cannot be had is refused at creation, naming the call, and what was
+// made for it (its pool and event) is given back.
+TEST(Level0Fake, AnEventThatCannotBeMadeGivesBackWhatWasMade) {
+    void* fake = dlopen("libze_loader.so.1", RTLD_NOW | RTLD_LOCAL);
+    ASSERT_NE(fake, nullptr) << dlerror();
+    auto live = reinterpret_cast<int (*)()>(dlsym(fake, "fake_ze_live_objects"));
+    ASSERT_NE(live, nullptr);
+    {
+        Level0Context c;
+        const int before = live();
+        grey_event* event = nullptr;
+        {
+            ScopedEnv env{{"FAKE_ZE_FAIL", "zeMemAllocHost:1879048194"}};  // ZE_RESULT_ERROR_OUT_OF_HOST_MEMORY
+            EXPECT_EQ(grey_event_create(c.context, 1, &event), GREY_ERROR_OUT_OF_MEMORY);
+            EXPECT_TRUE(contains(grey_last_error(), "zeMemAllocHost failed: ZE_RESULT_ERROR_OUT_OF_HOST_MEMORY")) << grey_last_error();
+        }
+        EXPECT_EQ(live(), before);
+        {
+            ScopedEnv env{{"FAKE_ZE_FAIL", "zeEventCreate:1879048193"}};
+            EXPECT_EQ(grey_event_create(c.context, 1, &event), GREY_ERROR_BACKEND);
+            EXPECT_TRUE(contains(grey_last_error(), "zeEventCreate failed")) << grey_last_error();
+        }
+        EXPECT_EQ(live(), before);
+    }
+    dlclose(fake);
+}
+
 // The check above means something only if the fake catches the misuse: the loader's own calls, destroying
 // an event a queued wait names.
 TEST(Level0Fake, TheFakeReportsAnEventDestroyedUnderAQueuedWait) {
