@@ -105,6 +105,26 @@ void EventSlot::release() noexcept {
     pool_ = nullptr;
 }
 
+namespace {
+
+// Counts one command list in its slot's lists() for as long as the list lives (ZeStream drops it after
+// destroying the list); release, so the list's work and destruction happen before a reader sees 0.
+struct SlotUse {
+    std::shared_ptr<EventSlot> slot;
+    std::atomic<int>& count;
+    SlotUse(std::shared_ptr<EventSlot> s, std::atomic<int>& c) : slot(std::move(s)), count(c) { count.fetch_add(1, std::memory_order_relaxed); }
+    ~SlotUse() { count.fetch_sub(1, std::memory_order_release); }
+    SlotUse(const SlotUse&) = delete;
+    SlotUse& operator=(const SlotUse&) = delete;
+};
+
+}  // namespace
+
+std::shared_ptr<const void> EventSlot::use(std::shared_ptr<EventSlot> slot) {
+    std::atomic<int>& count = slot->lists_;
+    return std::make_shared<SlotUse>(std::move(slot), count);
+}
+
 // API 1.4 gives two ways to time a point of a queue: a kernel-timestamp event pool
 // (ZE_EVENT_POOL_FLAG_KERNEL_TIMESTAMP, read with zeEventQueryKernelTimestamp) and
 // zeCommandListAppendWriteGlobalTimestamp. The first times the kernel that signals the event; for a bare
@@ -144,12 +164,9 @@ ZeEvent::ZeEvent(const ZeLibrary& ze, ze_context_handle_t context, ze_device_han
     : ze_(ze), context_(context), device_(device), slot_(std::make_shared<EventSlot>(ze, context, device)) {}
 
 std::shared_ptr<EventSlot> ZeEvent::slot_for_record() {
-    // Every copy of slot_ is made under mutex_, so a count of 1 cannot grow behind this read: no list
-    // names the slot any more, so its last record (if any) ran and every wait on it passed. The count
-    // is read relaxed; the fence pairs it with the release of the lists' references, so the driver's
-    // work on them happens before the reset.
-    if (slot_.use_count() == 1) {
-        std::atomic_thread_fence(std::memory_order_acquire);
+    // Lists take a slot only under mutex_, so a count of 0 cannot grow behind this read: no list names
+    // the slot any more, so its last record (if any) ran and every wait on it passed.
+    if (slot_->lists() == 0) {
         ZeLibrary::check(ze_.zeEventHostReset(slot_->event()), "zeEventHostReset");
         return slot_;
     }
@@ -173,7 +190,7 @@ void ZeEvent::record(ZeStream& stream) {
                 ZeLibrary::check(ze_.zeCommandListAppendWriteGlobalTimestamp(list, slot->timestamp(), slot->event(), 0, nullptr),
                                  "zeCommandListAppendWriteGlobalTimestamp");
             },
-            slot);
+            EventSlot::use(slot));
     } catch (...) {
         if (reused && recorded_) (void)ze_.zeEventHostSignal(slot->event());
         throw;
@@ -190,7 +207,7 @@ void ZeEvent::wait_on(ZeStream& stream) {
         [&](ze_command_list_handle_t list) {
             ZeLibrary::check(ze_.zeCommandListAppendWaitOnEvents(list, 1, &event), "zeCommandListAppendWaitOnEvents");
         },
-        slot_);
+        EventSlot::use(slot_));
 }
 
 void ZeEvent::synchronize() {

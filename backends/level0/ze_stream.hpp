@@ -14,6 +14,7 @@
 
 #include "level0/ze_library.hpp"
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -83,6 +84,10 @@ public:
     [[nodiscard]] ze_event_handle_t event() const noexcept { return event_; }
     // Where the record's global timestamp is written; read only after the event has completed.
     [[nodiscard]] uint64_t* timestamp() const noexcept { return timestamp_; }
+    // What a command list naming the slot keeps: the slot, counted in lists() until the list is destroyed.
+    [[nodiscard]] static std::shared_ptr<const void> use(std::shared_ptr<EventSlot> slot);
+    // How many command lists naming the slot are not destroyed yet (acquire: their work happened before).
+    [[nodiscard]] int lists() const noexcept { return lists_.load(std::memory_order_acquire); }
 
 private:
     void release() noexcept;
@@ -92,6 +97,7 @@ private:
     ze_event_pool_handle_t pool_ = nullptr;
     ze_event_handle_t event_ = nullptr;
     uint64_t* timestamp_ = nullptr;
+    std::atomic<int> lists_{0};
 };
 
 // How a device's global timestamps turn into time (zeDeviceGetProperties).

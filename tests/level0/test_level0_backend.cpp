@@ -446,12 +446,21 @@ TEST(Level0Fake, ElapsedTimeIsTheDeviceClockBetweenTheRecords) {
     }
     // Recording again replaces what the event stands for, while the earlier record's list is still held
     // (a new slot), and after the stream was seen idle (the slot is reset and reused).
+    // (zeEventPoolCreate failing shows which: only a new slot needs a pool).
     t.fills(2);
+    {
+        ScopedEnv no_pool{{"FAKE_ZE_FAIL", "zeEventPoolCreate:1879048194"}};
+        EXPECT_EQ(grey_event_record(t.end, t.stream), GREY_ERROR_OUT_OF_MEMORY) << "the earlier record's list still names the slot";
+        EXPECT_TRUE(contains(grey_last_error(), "zeEventPoolCreate failed")) << grey_last_error();
+    }
     ASSERT_EQ(grey_event_record(t.end, t.stream), GREY_OK);
     EXPECT_NEAR(t.elapsed(t.start, t.end), 5000 / kFakeHz * 1e3, 1e-12);
     ASSERT_EQ(grey_stream_synchronize(t.stream), GREY_OK);
     t.fills(1);
-    ASSERT_EQ(grey_event_record(t.end, t.stream), GREY_OK);
+    {
+        ScopedEnv no_pool{{"FAKE_ZE_FAIL", "zeEventPoolCreate:1879048194"}};
+        ASSERT_EQ(grey_event_record(t.end, t.stream), GREY_OK) << "reused: " << grey_last_error();
+    }
     uint32_t done = 1;
     ASSERT_EQ(grey_event_query(t.end, &done), GREY_OK);  // the fake runs the queue at the query
     EXPECT_EQ(done, 1u);
