@@ -52,9 +52,9 @@ inline constexpr const char* kLoaderCandidates[] = {"libze_loader.so.1", "libze_
     X(zeKernelSetArgumentValue) X(zeKernelSetIndirectAccess) X(zeCommandListAppendLaunchKernel)                                      \
     X(zeCommandListCreate) X(zeCommandListClose) X(zeCommandQueueCreate) X(zeCommandQueueDestroy)        \
     X(zeCommandQueueExecuteCommandLists) X(zeCommandQueueSynchronize) X(zeEventPoolCreate)               \
-    X(zeEventPoolDestroy) X(zeEventCreate) X(zeEventDestroy) X(zeCommandListAppendSignalEvent)           \
-    X(zeCommandListAppendWaitOnEvents) X(zeCommandListAppendEventReset) X(zeEventHostSynchronize)        \
-    X(zeEventQueryStatus)
+    X(zeEventPoolDestroy) X(zeEventCreate) X(zeEventDestroy) X(zeCommandListAppendWaitOnEvents)         \
+    X(zeCommandListAppendWriteGlobalTimestamp) X(zeMemAllocHost) X(zeEventHostReset) X(zeEventHostSignal) \
+    X(zeEventHostSynchronize) X(zeEventQueryStatus)
 
 #define GREY_ZES_FUNCTIONS(X)                                                                            \
     X(zesDeviceGetProperties) X(zesDevicePciGetProperties) X(zesDevicePciGetState)                       \

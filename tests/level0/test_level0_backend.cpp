@@ -9,6 +9,7 @@
 
 #include <dlfcn.h>
 #include <gtest/gtest.h>
+#include <level_zero/ze_api.h>
 
 #include <algorithm>
 #include <cmath>
@@ -308,8 +309,7 @@ TEST(Level0Fake, QuantizationAndKvSlots) {
 
 TEST(Level0Fake, StreamsOrderWorkAndEventsOrderStreams) {
     Level0Context c;
-    grey::test::expect_streams_order_work(c.context, 1, "elapsed time between events is not measured on Level Zero devices yet",
-                                          GREY_ERROR_UNSUPPORTED, true);
+    grey::test::expect_streams_order_work(c.context, 1, "", GREY_OK, true);  // an event to itself: 0 ms
 }
 
 // Writes and a fill on a stream run only when the stream is waited for, in order, reading the caller's
@@ -374,6 +374,338 @@ TEST(Level0Fake, StreamWorkRunsAtTheWaitAndFailuresSurfaceThere) {
         grey_buffer_destroy(b);
     }
     EXPECT_EQ(live(), 0);
+    dlclose(fake);
+}
+
+namespace {
+
+constexpr double kFakeHz = 19200000.0;  // the fake's default clock (FAKE_ZE_TIMER_HZ)
+
+// The fake's lifetime violations so far (fake_ze_violations), one line each; "" when this process did not
+// load the fake. They accumulate over the process, so a test compares before and after.
+std::string violations() {
+    void* fake = dlopen("libze_loader.so.1", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    if (fake == nullptr) return "";
+    auto record = reinterpret_cast<const char* (*)()>(dlsym(fake, "fake_ze_violations"));
+    std::string text = record != nullptr ? record() : "";
+    dlclose(fake);
+    return text;
+}
+
+// A stream and two events on the fake GPU (device 1), and a buffer to give the stream work.
+struct Timed {
+    grey_buffer* buffer = nullptr;
+    grey_stream* stream = nullptr;
+    grey_event* start = nullptr;
+    grey_event* end = nullptr;
+    explicit Timed(grey_context* context) {
+        EXPECT_EQ(grey_buffer_create(context, 1, 4096, &buffer), GREY_OK) << grey_last_error();
+        EXPECT_EQ(grey_stream_create(context, 1, &stream), GREY_OK) << grey_last_error();
+        EXPECT_EQ(grey_event_create(context, 1, &start), GREY_OK) << grey_last_error();
+        EXPECT_EQ(grey_event_create(context, 1, &end), GREY_OK) << grey_last_error();
+    }
+    ~Timed() {
+        grey_event_destroy(end);
+        grey_event_destroy(start);
+        grey_stream_destroy(stream);
+        grey_buffer_destroy(buffer);
+    }
+    Timed(const Timed&) = delete;
+    Timed& operator=(const Timed&) = delete;
+    // `count` fills on the stream: each advances the fake's clock FAKE_ZE_TICKS_PER_COMMAND when it runs.
+    void fills(int count) {
+        for (int i = 0; i < count; ++i) EXPECT_EQ(grey_buffer_fill_async(buffer, 0, static_cast<uint8_t>(i), 64, stream), GREY_OK) << grey_last_error();
+    }
+    double elapsed(grey_event* from, grey_event* to) {
+        double ms = 12345;
+        EXPECT_EQ(grey_event_elapsed_ms(from, to, &ms), GREY_OK) << grey_last_error();
+        return ms;
+    }
+};
+
+}  // namespace
+
+// A record writes the device's clock when the queue reaches it (the fake's clock moves only as the
+// queue's work runs, which is when something waits), and the difference is converted with the clock
+// rate the driver states: ticks per second for an API 1.2+ driver, whole nanoseconds per tick before.
+TEST(Level0Fake, ElapsedTimeIsTheDeviceClockBetweenTheRecords) {
+    const std::string violations_before = violations();
+    ScopedEnv env{{"FAKE_ZE_TICKS_PER_COMMAND", "1000"}, {"FAKE_ZE_CLOCK_START", "777"}};
+    Level0Context c;
+    Timed t(c.context);
+    ASSERT_EQ(grey_event_record(t.start, t.stream), GREY_OK) << grey_last_error();
+    t.fills(3);
+    ASSERT_EQ(grey_event_record(t.end, t.stream), GREY_OK) << grey_last_error();
+    const double three = 3000 / kFakeHz * 1e3;  // 0.15625 ms
+    EXPECT_NEAR(t.elapsed(t.start, t.end), three, 1e-12);
+    EXPECT_NEAR(t.elapsed(t.end, t.start), -three, 1e-12) << "end before start is negative";
+    EXPECT_EQ(t.elapsed(t.start, t.start), 0.0);
+    {
+        ScopedEnv old_driver{{"FAKE_ZE_API_MINOR", "1"}};  // timerResolution in whole nanoseconds: 52
+        EXPECT_NEAR(t.elapsed(t.start, t.end), 3000 * 52 / 1e6, 1e-12);
+    }
+    // Recording again replaces what the event stands for, while the earlier record's list is still held
+    // (a new slot), and after the stream was seen idle (the slot is reset and reused).
+    // (zeEventPoolCreate failing shows which: only a new slot needs a pool).
+    t.fills(2);
+    {
+        ScopedEnv no_pool{{"FAKE_ZE_FAIL", "zeEventPoolCreate:1879048194"}};
+        EXPECT_EQ(grey_event_record(t.end, t.stream), GREY_ERROR_OUT_OF_MEMORY) << "the earlier record's list still names the slot";
+        EXPECT_TRUE(contains(grey_last_error(), "zeEventPoolCreate failed")) << grey_last_error();
+    }
+    ASSERT_EQ(grey_event_record(t.end, t.stream), GREY_OK);
+    EXPECT_NEAR(t.elapsed(t.start, t.end), 5000 / kFakeHz * 1e3, 1e-12);
+    ASSERT_EQ(grey_stream_synchronize(t.stream), GREY_OK);
+    t.fills(1);
+    {
+        ScopedEnv no_pool{{"FAKE_ZE_FAIL", "zeEventPoolCreate:1879048194"}};
+        ASSERT_EQ(grey_event_record(t.end, t.stream), GREY_OK) << "reused: " << grey_last_error();
+    }
+    uint32_t done = 1;
+    ASSERT_EQ(grey_event_query(t.end, &done), GREY_OK);  // the fake runs the queue at the query
+    EXPECT_EQ(done, 1u);
+    EXPECT_NEAR(t.elapsed(t.start, t.end), 6000 / kFakeHz * 1e3, 1e-12);
+    // Two streams of one device share its clock.
+    grey_stream* other = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &other), GREY_OK);
+    ASSERT_EQ(grey_event_record(t.start, other), GREY_OK);
+    EXPECT_NEAR(t.elapsed(t.start, t.end), 0.0, 1e-12) << "the other stream's record runs after all of the first stream's work";
+    grey_stream_destroy(other);
+    EXPECT_EQ(violations(), violations_before);
+}
+
+// The timestamp counter has timestampValidBits bits: a record after it wrapped still gives the time since
+// the one before.
+TEST(Level0Fake, ElapsedTimeUndoesOneWrapOfTheTimestampCounter) {
+    ScopedEnv env{{"FAKE_ZE_TICKS_PER_COMMAND", "1000"}, {"FAKE_ZE_TIMESTAMP_BITS", "32"}, {"FAKE_ZE_CLOCK_START", "4294965796"}};  // 2^32 - 1500
+    Level0Context c;
+    Timed t(c.context);
+    ASSERT_EQ(grey_event_record(t.start, t.stream), GREY_OK) << grey_last_error();
+    t.fills(3);  // the counter reads 4294965796, then 1500
+    ASSERT_EQ(grey_event_record(t.end, t.stream), GREY_OK) << grey_last_error();
+    EXPECT_NEAR(t.elapsed(t.start, t.end), 3000 / kFakeHz * 1e3, 1e-12);
+    EXPECT_NEAR(t.elapsed(t.end, t.start), -3000 / kFakeHz * 1e3, 1e-12);
+}
+
+TEST(Level0Fake, ElapsedTimeErrorsAreNamed) {
+    Level0Context c;
+    Timed t(c.context);
+    double ms = 0;
+    EXPECT_EQ(grey_event_elapsed_ms(t.start, t.end, &ms), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(grey_last_error(), "start has never been recorded")) << grey_last_error();
+    ASSERT_EQ(grey_event_record(t.start, t.stream), GREY_OK);
+    EXPECT_EQ(grey_event_elapsed_ms(t.start, t.end, &ms), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(grey_last_error(), "end has never been recorded")) << grey_last_error();
+    ASSERT_EQ(grey_event_record(t.end, t.stream), GREY_OK);
+    EXPECT_EQ(grey_event_elapsed_ms(t.start, t.end, nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    {
+        ScopedEnv env{{"FAKE_ZE_TIMER_HZ", "0"}};
+        EXPECT_EQ(grey_event_elapsed_ms(t.start, t.end, &ms), GREY_ERROR_UNSUPPORTED);
+        EXPECT_TRUE(contains(grey_last_error(), "zeDeviceGetProperties states a timer resolution of 0")) << grey_last_error();
+    }
+    {
+        ScopedEnv env{{"FAKE_ZE_TIMESTAMP_BITS", "0"}};
+        EXPECT_EQ(grey_event_elapsed_ms(t.start, t.end, &ms), GREY_ERROR_UNSUPPORTED);
+        EXPECT_TRUE(contains(grey_last_error(), "states 0 valid timestamp bits")) << grey_last_error();
+    }
+    {
+        ScopedEnv env{{"FAKE_ZE_FAIL", "zeEventHostSynchronize:1879048193"}};  // ZE_RESULT_ERROR_DEVICE_LOST
+        EXPECT_EQ(grey_event_elapsed_ms(t.start, t.end, &ms), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), "zeEventHostSynchronize failed: ZE_RESULT_ERROR_DEVICE_LOST")) << grey_last_error();
+    }
+    {
+        ScopedEnv env{{"FAKE_ZE_FAIL", "zeDriverGetApiVersion:1879048193"}};
+        EXPECT_EQ(grey_event_elapsed_ms(t.start, t.end, &ms), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), "zeDriverGetApiVersion failed")) << grey_last_error();
+    }
+    ASSERT_EQ(grey_event_elapsed_ms(t.start, t.end, &ms), GREY_OK) << grey_last_error();
+    EXPECT_EQ(ms, 0.0);
+
+    // A record that cannot be appended is the record's error; the event still stands for the record
+    // before it (here the slot is reused: the stream was seen idle, so the slot was reset and must be
+    // signalled again).
+    ASSERT_EQ(grey_stream_synchronize(t.stream), GREY_OK);
+    t.fills(2);
+    {
+        ScopedEnv env{{"FAKE_ZE_FAIL", "zeCommandListAppendWriteGlobalTimestamp:1879048193"}};
+        EXPECT_EQ(grey_event_record(t.end, t.stream), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), "zeCommandListAppendWriteGlobalTimestamp failed: ZE_RESULT_ERROR_DEVICE_LOST")) << grey_last_error();
+    }
+    uint32_t done = 0;
+    ASSERT_EQ(grey_event_query(t.end, &done), GREY_OK) << grey_last_error();
+    EXPECT_EQ(done, 1u);
+    EXPECT_EQ(t.elapsed(t.start, t.end), 0.0) << "the earlier record's timestamp";
+}
+
+TEST(Level0Fake, ElapsedTimeBetweenDevicesIsRefused) {
+    ScopedEnv env{{"FAKE_ZE_DEVICES", "2"}};
+    Level0Context c;
+    grey_stream *one = nullptr, *two = nullptr;
+    grey_event *a = nullptr, *b = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &one), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_stream_create(c.context, 2, &two), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_event_create(c.context, 1, &a), GREY_OK);
+    ASSERT_EQ(grey_event_create(c.context, 2, &b), GREY_OK);
+    ASSERT_EQ(grey_event_record(a, one), GREY_OK);
+    ASSERT_EQ(grey_event_record(b, two), GREY_OK);
+    double ms = 0;
+    EXPECT_EQ(grey_event_elapsed_ms(a, b, &ms), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(grey_last_error(), "must be on one device")) << grey_last_error();
+    grey_event_destroy(b);
+    grey_event_destroy(a);
+    grey_stream_destroy(two);
+    grey_stream_destroy(one);
+}
+
+// grey_event_destroy is allowed at any time, as on CUDA and HIP, while Level Zero forbids destroying an
+// event a queued command still names: the queued wait keeps the event's Level Zero objects until its
+// queue was seen past it. The fake reports any destroy under a queued command as a violation.
+TEST(Level0Fake, AnEventDestroyedUnderAQueuedWaitStaysUntilTheWaitHasRun) {
+    void* fake = dlopen("libze_loader.so.1", RTLD_NOW | RTLD_LOCAL);
+    ASSERT_NE(fake, nullptr) << dlerror();
+    auto live = reinterpret_cast<int (*)()>(dlsym(fake, "fake_ze_live_objects"));
+    ASSERT_NE(live, nullptr);
+    const std::string violations_before = violations();
+    {
+        Level0Context c;
+        grey_buffer* b = nullptr;
+        ASSERT_EQ(grey_buffer_create(c.context, 1, 4096, &b), GREY_OK) << grey_last_error();
+        ASSERT_EQ(grey_buffer_fill(b, 0, 0, 4096), GREY_OK);
+        const int before = live();
+        grey_stream *producer = nullptr, *consumer = nullptr;
+        ASSERT_EQ(grey_stream_create(c.context, 1, &producer), GREY_OK);
+        ASSERT_EQ(grey_stream_create(c.context, 1, &consumer), GREY_OK);
+        std::vector<unsigned char> data(4096), got(4096, 0xFF), after(4096, 0xFF);
+        for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<unsigned char>(i * 7);
+        for (int round = 0; round < 2; ++round) {
+            grey_event* ready = nullptr;
+            ASSERT_EQ(grey_event_create(c.context, 1, &ready), GREY_OK);
+            ASSERT_EQ(grey_buffer_write_async(b, 0, data.data(), data.size(), producer), GREY_OK);
+            ASSERT_EQ(grey_event_record(ready, producer), GREY_OK);
+            ASSERT_EQ(grey_stream_wait_event(consumer, ready), GREY_OK);
+            ASSERT_EQ(grey_buffer_read_async(b, 0, got.data(), got.size(), consumer), GREY_OK);
+            ASSERT_EQ(grey_buffer_fill_async(b, 0, 0x5A, 16, consumer), GREY_OK);
+            ASSERT_EQ(grey_buffer_read_async(b, 0, after.data(), after.size(), consumer), GREY_OK);
+            if (round == 1) {
+                ASSERT_EQ(grey_stream_synchronize(producer), GREY_OK);  // only the consumer's wait names it now
+            }
+            grey_event_destroy(ready);  // nothing of the consumer's has run yet
+            EXPECT_EQ(violations(), violations_before);
+            EXPECT_EQ(got, std::vector<unsigned char>(4096, 0xFF)) << "the consumer's read waits for the wait";
+            ASSERT_EQ(grey_stream_synchronize(consumer), GREY_OK) << grey_last_error();
+            EXPECT_EQ(got, data) << "the read ran after the producer's write, through the destroyed event";
+            auto expected = data;
+            std::fill_n(expected.begin(), 16, 0x5A);
+            EXPECT_EQ(after, expected) << "and the consumer's work in its order";
+            std::fill(got.begin(), got.end(), 0xFF);
+            std::fill(after.begin(), after.end(), 0xFF);
+            ASSERT_EQ(grey_buffer_fill(b, 0, 0, 4096), GREY_OK);
+        }
+        grey_stream_destroy(consumer);
+        grey_stream_destroy(producer);
+        EXPECT_EQ(live(), before) << "the queues, their lists, the events, their pools and timestamp memory are given back";
+        grey_buffer_destroy(b);
+    }
+    EXPECT_EQ(live(), 0);
+    EXPECT_EQ(violations(), violations_before);
+    dlclose(fake);
+}
+
+// An event whose timestamp memory cannot be had is refused at creation, naming the call, and what was
+// made for it (its pool and event) is given back.
+TEST(Level0Fake, AnEventThatCannotBeMadeGivesBackWhatWasMade) {
+    void* fake = dlopen("libze_loader.so.1", RTLD_NOW | RTLD_LOCAL);
+    ASSERT_NE(fake, nullptr) << dlerror();
+    auto live = reinterpret_cast<int (*)()>(dlsym(fake, "fake_ze_live_objects"));
+    ASSERT_NE(live, nullptr);
+    {
+        Level0Context c;
+        const int before = live();
+        grey_event* event = nullptr;
+        {
+            ScopedEnv env{{"FAKE_ZE_FAIL", "zeMemAllocHost:1879048194"}};  // ZE_RESULT_ERROR_OUT_OF_HOST_MEMORY
+            EXPECT_EQ(grey_event_create(c.context, 1, &event), GREY_ERROR_OUT_OF_MEMORY);
+            EXPECT_TRUE(contains(grey_last_error(), "zeMemAllocHost failed: ZE_RESULT_ERROR_OUT_OF_HOST_MEMORY")) << grey_last_error();
+        }
+        EXPECT_EQ(live(), before);
+        {
+            ScopedEnv env{{"FAKE_ZE_FAIL", "zeEventCreate:1879048193"}};
+            EXPECT_EQ(grey_event_create(c.context, 1, &event), GREY_ERROR_BACKEND);
+            EXPECT_TRUE(contains(grey_last_error(), "zeEventCreate failed")) << grey_last_error();
+        }
+        EXPECT_EQ(live(), before);
+    }
+    dlclose(fake);
+}
+
+// The check above means something only if the fake catches the misuse: the loader's own calls, destroying
+// an event a queued wait names.
+TEST(Level0Fake, TheFakeReportsAnEventDestroyedUnderAQueuedWait) {
+    void* fake = dlopen("libze_loader.so.1", RTLD_NOW | RTLD_LOCAL);
+    ASSERT_NE(fake, nullptr) << dlerror();
+    auto fn = [&](const char* name) {
+        void* f = dlsym(fake, name);
+        EXPECT_NE(f, nullptr) << name;
+        return f;
+    };
+    auto init = reinterpret_cast<decltype(&zeInit)>(fn("zeInit"));
+    auto driver_get = reinterpret_cast<decltype(&zeDriverGet)>(fn("zeDriverGet"));
+    auto device_get = reinterpret_cast<decltype(&zeDeviceGet)>(fn("zeDeviceGet"));
+    auto context_create = reinterpret_cast<decltype(&zeContextCreate)>(fn("zeContextCreate"));
+    auto context_destroy = reinterpret_cast<decltype(&zeContextDestroy)>(fn("zeContextDestroy"));
+    auto queue_create = reinterpret_cast<decltype(&zeCommandQueueCreate)>(fn("zeCommandQueueCreate"));
+    auto queue_destroy = reinterpret_cast<decltype(&zeCommandQueueDestroy)>(fn("zeCommandQueueDestroy"));
+    auto queue_execute = reinterpret_cast<decltype(&zeCommandQueueExecuteCommandLists)>(fn("zeCommandQueueExecuteCommandLists"));
+    auto queue_synchronize = reinterpret_cast<decltype(&zeCommandQueueSynchronize)>(fn("zeCommandQueueSynchronize"));
+    auto list_create = reinterpret_cast<decltype(&zeCommandListCreate)>(fn("zeCommandListCreate"));
+    auto list_close = reinterpret_cast<decltype(&zeCommandListClose)>(fn("zeCommandListClose"));
+    auto list_destroy = reinterpret_cast<decltype(&zeCommandListDestroy)>(fn("zeCommandListDestroy"));
+    auto append_wait = reinterpret_cast<decltype(&zeCommandListAppendWaitOnEvents)>(fn("zeCommandListAppendWaitOnEvents"));
+    auto pool_create = reinterpret_cast<decltype(&zeEventPoolCreate)>(fn("zeEventPoolCreate"));
+    auto pool_destroy = reinterpret_cast<decltype(&zeEventPoolDestroy)>(fn("zeEventPoolDestroy"));
+    auto event_create = reinterpret_cast<decltype(&zeEventCreate)>(fn("zeEventCreate"));
+    auto event_destroy = reinterpret_cast<decltype(&zeEventDestroy)>(fn("zeEventDestroy"));
+    auto host_signal = reinterpret_cast<decltype(&zeEventHostSignal)>(fn("zeEventHostSignal"));
+    ASSERT_FALSE(HasFailure());
+    const std::string before = violations();
+    ASSERT_EQ(init(ZE_INIT_FLAG_GPU_ONLY), ZE_RESULT_SUCCESS);
+    uint32_t count = 1;
+    ze_driver_handle_t driver = nullptr;
+    ze_device_handle_t device = nullptr;
+    ASSERT_EQ(driver_get(&count, &driver), ZE_RESULT_SUCCESS);
+    ASSERT_EQ(device_get(driver, &count, &device), ZE_RESULT_SUCCESS);
+    ze_context_desc_t context_desc{ZE_STRUCTURE_TYPE_CONTEXT_DESC, nullptr, 0};
+    ze_context_handle_t context = nullptr;
+    ASSERT_EQ(context_create(driver, &context_desc, &context), ZE_RESULT_SUCCESS);
+    ze_command_queue_desc_t queue_desc{};
+    queue_desc.stype = ZE_STRUCTURE_TYPE_COMMAND_QUEUE_DESC;
+    queue_desc.mode = ZE_COMMAND_QUEUE_MODE_ASYNCHRONOUS;
+    ze_command_queue_handle_t queue = nullptr;
+    ASSERT_EQ(queue_create(context, device, &queue_desc, &queue), ZE_RESULT_SUCCESS);
+    ze_event_pool_desc_t pool_desc{ZE_STRUCTURE_TYPE_EVENT_POOL_DESC, nullptr, ZE_EVENT_POOL_FLAG_HOST_VISIBLE, 1};
+    ze_event_pool_handle_t pool = nullptr;
+    ASSERT_EQ(pool_create(context, &pool_desc, 1, &device, &pool), ZE_RESULT_SUCCESS);
+    ze_event_desc_t event_desc{ZE_STRUCTURE_TYPE_EVENT_DESC, nullptr, 0, ZE_EVENT_SCOPE_FLAG_HOST, ZE_EVENT_SCOPE_FLAG_HOST};
+    ze_event_handle_t event = nullptr;
+    ASSERT_EQ(event_create(pool, &event_desc, &event), ZE_RESULT_SUCCESS);
+    ze_command_list_desc_t list_desc{};
+    list_desc.stype = ZE_STRUCTURE_TYPE_COMMAND_LIST_DESC;
+    ze_command_list_handle_t list = nullptr;
+    ASSERT_EQ(list_create(context, device, &list_desc, &list), ZE_RESULT_SUCCESS);
+    ASSERT_EQ(append_wait(list, 1, &event), ZE_RESULT_SUCCESS);
+    ASSERT_EQ(list_close(list), ZE_RESULT_SUCCESS);
+    ASSERT_EQ(queue_execute(queue, 1, &list, nullptr), ZE_RESULT_SUCCESS);
+    ASSERT_EQ(host_signal(event), ZE_RESULT_SUCCESS);  // so the wait itself would pass
+    ASSERT_EQ(pool_destroy(pool), ZE_RESULT_SUCCESS);
+    EXPECT_TRUE(contains(violations().substr(before.size()), "zeEventPoolDestroy of a pool with 1 event(s) not destroyed")) << violations();
+    ASSERT_EQ(event_destroy(event), ZE_RESULT_SUCCESS);
+    EXPECT_TRUE(contains(violations().substr(before.size()), "zeEventDestroy of an event 1 queued command(s) not yet executed still name"))
+        << violations();
+    ASSERT_EQ(queue_synchronize(queue, UINT64_MAX), ZE_RESULT_SUCCESS);  // the wait runs on the kept event
+    EXPECT_EQ(pool_destroy(pool), ZE_RESULT_SUCCESS);
+    EXPECT_EQ(list_destroy(list), ZE_RESULT_SUCCESS);
+    EXPECT_EQ(queue_destroy(queue), ZE_RESULT_SUCCESS);
+    EXPECT_EQ(context_destroy(context), ZE_RESULT_SUCCESS);
     dlclose(fake);
 }
 

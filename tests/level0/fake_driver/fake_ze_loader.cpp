@@ -19,8 +19,21 @@
 // with one on the host device, and refuse to run unless the backend declared their indirect access to
 // device memory and built their module with -cl-fp32-correctly-rounded-divide-sqrt.
 // FAKE_ZE_BUILD_LOG is the text of a module's build log.
-// Test hooks: fake_ze_live_objects() counts contexts, command lists, modules, kernels and allocations
-// not yet freed; fake_ze_launches() gives the launches so far, "name(argument sizes)xgroups;..." each.
+// The device clock: a tick counter that zeInit sets to FAKE_ZE_CLOCK_START (default 0) and every copy
+// or fill advances by FAKE_ZE_TICKS_PER_COMMAND (default 1000) when it runs, so timestamps tell when the
+// queue ran, not when the host enqueued. zeCommandListAppendWriteGlobalTimestamp writes it masked to
+// FAKE_ZE_TIMESTAMP_BITS bits (default 36, narrower than 64 so every test goes through the mask), and
+// zeDeviceGetProperties states that width and a clock of FAKE_ZE_TIMER_HZ (default 19200000) as the
+// specification does: ticks per second for ZE_STRUCTURE_TYPE_DEVICE_PROPERTIES_1_2, whole nanoseconds
+// per tick (rounded) for the 1.0 type. FAKE_ZE_API_MINOR is the minor API version the driver reports (3).
+// Lifetime rules the specification sets and the fake enforces, as violations a test reads (it would be
+// undefined behaviour on a real driver, often silent): destroying or host-resetting an event that a
+// queued, not yet executed command still names; destroying a pool with events left; freeing memory a
+// queued timestamp write still targets.
+// Test hooks: fake_ze_live_objects() counts contexts, command lists, modules, kernels, queues, event
+// pools, events and allocations (device and host) not yet freed; fake_ze_launches() gives the launches
+// so far, "name(argument sizes)xgroups;..." each; fake_ze_violations() the lifetime violations so far,
+// one line each ("" when none).
 #include "fake_common.hpp"
 #include "fake_streams.hpp"
 
@@ -31,11 +44,15 @@
 #include "kernels/opencl/quant_args.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -57,8 +74,9 @@ struct _ze_command_list_handle_t {
     bool closed = false;
     struct Item {
         std::function<ze_result_t()> work;
-        ze_event_handle_t signal = nullptr;  // zeCommandListAppendSignalEvent
-        ze_event_handle_t wait = nullptr;    // zeCommandListAppendWaitOnEvents
+        ze_event_handle_t signal = nullptr;  // signalled once `work` has run
+        ze_event_handle_t wait = nullptr;    // waited on before `work` runs
+        void* writes = nullptr;              // the host memory a timestamp write targets
     };
     std::vector<Item> items;
 };
@@ -70,9 +88,11 @@ struct _ze_command_queue_handle_t {
 };
 struct _ze_event_pool_handle_t {
     uint32_t count;
+    int events = 0;  // created from it and not destroyed
 };
 struct _ze_event_handle_t {
-    bool signalled = false;
+    ze_event_pool_handle_t pool;
+    std::atomic<bool> signalled{false};  // set by whichever thread runs a queue
 };
 struct _ze_module_handle_t {
     int id;
@@ -137,12 +157,30 @@ struct State {
     uint64_t energy_reads = 0;
     int32_t sustained_mw = 550000;
     std::string launches;
+    std::map<void*, uint64_t> host_allocations;
+    uint64_t clock = 0;                         // the device clock, in ticks
+    std::map<ze_event_handle_t, int> pending;   // queued commands naming each event, not yet executed
+    std::map<void*, int> pending_writes;        // queued timestamp writes to each address
+    std::vector<std::unique_ptr<_ze_event_handle_t>> leaked;  // destroyed while in use: kept so queued work stays defined
+    std::string violations;
 };
 
 State& state() {
     static State s;
     return s;
 }
+
+void violation(const std::string& what) {  // with state().mutex held
+    state().violations += what + "\n";
+    std::fprintf(stderr, "fake Level Zero loader: %s\n", what.c_str());
+}
+
+void advance_clock() {
+    std::lock_guard lock(state().mutex);
+    state().clock += fake::env_u64("FAKE_ZE_TICKS_PER_COMMAND", 1000);
+}
+
+uint32_t timestamp_bits() { return static_cast<uint32_t>(fake::env_u64("FAKE_ZE_TIMESTAMP_BITS", 36)); }
 
 fake::DeferredStreams& streams() {
     static fake::DeferredStreams s;
@@ -153,7 +191,7 @@ fake::DeferredStreams& streams() {
 ze_result_t run_or_record(ze_command_list_handle_t list, std::function<ze_result_t()> work) {
     if (list->immediate) return work();
     if (list->closed) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
-    list->items.push_back({std::move(work), nullptr, nullptr});
+    list->items.push_back({std::move(work), nullptr, nullptr, nullptr});
     return ZE_RESULT_SUCCESS;
 }
 
@@ -207,7 +245,12 @@ void fill_core_properties(ze_device_properties_t* p, int id) {
 extern "C" __attribute__((visibility("default"))) int fake_ze_live_objects() {
     std::lock_guard lock(state().mutex);
     return state().contexts + state().command_lists + state().modules + state().kernels + state().build_logs + state().queues +
-           state().event_pools + state().events + static_cast<int>(state().allocations.size());
+           state().event_pools + state().events + static_cast<int>(state().allocations.size() + state().host_allocations.size());
+}
+
+extern "C" __attribute__((visibility("default"))) const char* fake_ze_violations() {
+    std::lock_guard lock(state().mutex);
+    return state().violations.c_str();
 }
 
 extern "C" __attribute__((visibility("default"))) const char* fake_ze_launches() {
@@ -220,6 +263,8 @@ ze_result_t zeInit(ze_init_flags_t) {
     const char* sysman = std::getenv("ZES_ENABLE_SYSMAN");
     state().sysman = sysman != nullptr && std::strcmp(sysman, "1") == 0;
     state().initialised = true;
+    std::lock_guard lock(state().mutex);
+    state().clock = fake::env_u64("FAKE_ZE_CLOCK_START", 0);
     return ZE_RESULT_SUCCESS;
 }
 
@@ -232,7 +277,7 @@ ze_result_t zeDriverGet(uint32_t* count, ze_driver_handle_t* drivers) {
 
 ze_result_t zeDriverGetApiVersion(ze_driver_handle_t, ze_api_version_t* version) {
     FAKE_ENTER("zeDriverGetApiVersion")
-    *version = ZE_API_VERSION_1_3;
+    *version = static_cast<ze_api_version_t>(ZE_MAKE_VERSION(1, fake::env_u64("FAKE_ZE_API_MINOR", 3)));
     return ZE_RESULT_SUCCESS;
 }
 
@@ -257,6 +302,10 @@ ze_result_t zeDeviceGet(ze_driver_handle_t, uint32_t* count, ze_device_handle_t*
 ze_result_t zeDeviceGetProperties(ze_device_handle_t device, ze_device_properties_t* p) {
     FAKE_ENTER("zeDeviceGetProperties")
     fill_core_properties(p, device->id);
+    const uint64_t hz = fake::env_u64("FAKE_ZE_TIMER_HZ", 19200000);
+    p->timerResolution = p->stype == ZE_STRUCTURE_TYPE_DEVICE_PROPERTIES_1_2 ? hz : hz == 0 ? 0 : (1000000000ull + hz / 2) / hz;
+    p->timestampValidBits = timestamp_bits();
+    p->kernelTimestampValidBits = 32;
     return ZE_RESULT_SUCCESS;
 }
 
@@ -309,8 +358,29 @@ ze_result_t zeMemAllocDevice(ze_context_handle_t, const ze_device_mem_alloc_desc
 }
 #endif
 
+ze_result_t zeMemAllocHost(ze_context_handle_t, const ze_host_mem_alloc_desc_t* desc, size_t size, size_t alignment, void** out) {
+    FAKE_ENTER("zeMemAllocHost")
+    if (desc == nullptr || desc->stype != ZE_STRUCTURE_TYPE_HOST_MEM_ALLOC_DESC) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0) return ZE_RESULT_ERROR_UNSUPPORTED_ALIGNMENT;
+    void* memory = std::aligned_alloc(alignment, (size + alignment - 1) / alignment * alignment);
+    if (memory == nullptr) return ZE_RESULT_ERROR_OUT_OF_HOST_MEMORY;
+    std::lock_guard lock(state().mutex);
+    state().host_allocations.emplace(memory, size);
+    *out = memory;
+    return ZE_RESULT_SUCCESS;
+}
+
 ze_result_t zeMemFree(ze_context_handle_t, void* memory) {
     std::lock_guard lock(state().mutex);
+    if (auto host = state().host_allocations.find(memory); host != state().host_allocations.end()) {
+        if (state().pending_writes[memory] > 0) {
+            violation("zeMemFree of host memory a queued timestamp write still targets");
+            return ZE_RESULT_SUCCESS;  // kept, so the queued write stays defined
+        }
+        state().host_allocations.erase(host);
+        std::free(memory);
+        return ZE_RESULT_SUCCESS;
+    }
     auto it = state().allocations.find(memory);
     if (it == state().allocations.end()) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
     state().allocated -= it->second;
@@ -341,6 +411,7 @@ ze_result_t zeCommandListAppendMemoryCopy(ze_command_list_handle_t list, void* d
     FAKE_ENTER("zeCommandListAppendMemoryCopy")
     return run_or_record(list, [=] {
         std::memmove(destination, source, size);
+        advance_clock();
         return ZE_RESULT_SUCCESS;
     });
 }
@@ -352,6 +423,7 @@ ze_result_t zeCommandListAppendMemoryFill(ze_command_list_handle_t list, void* d
     const int value = *static_cast<const unsigned char*>(pattern);
     return run_or_record(list, [=] {
         std::memset(destination, value, size);
+        advance_clock();
         return ZE_RESULT_SUCCESS;
     });
 }
@@ -697,18 +769,38 @@ ze_result_t zeCommandQueueExecuteCommandLists(ze_command_queue_handle_t queue, u
     if (fence != nullptr) return ZE_RESULT_ERROR_UNSUPPORTED_FEATURE;
     for (uint32_t i = 0; i < count; ++i)
         if (lists[i]->immediate || !lists[i]->closed) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    // Each command in order: its wait, its work, its signal; the events and memory it names count as in
+    // use from now until it has run.
     for (uint32_t i = 0; i < count; ++i) {
         for (const auto& item : lists[i]->items) {
-            if (item.signal != nullptr) {
-                streams().record(item.signal, queue->stream);
-                streams().enqueue(queue->stream, [event = item.signal] { event->signalled = true; });
-            } else if (item.wait != nullptr) {
+            {
+                std::lock_guard lock(state().mutex);
+                for (ze_event_handle_t e : {item.wait, item.signal})
+                    if (e != nullptr) ++state().pending[e];
+                if (item.writes != nullptr) ++state().pending_writes[item.writes];
+            }
+            if (item.wait != nullptr) {
                 streams().wait(queue->stream, item.wait);
-            } else {
+                // A real queue would hang on an event nothing signals; the fake says so.
+                streams().enqueue(queue->stream, [event = item.wait] {
+                    std::lock_guard lock(state().mutex);
+                    if (!event->signalled) violation("a queue waited on an event that no executed command signalled (it would hang)");
+                });
+            }
+            if (item.work)
                 streams().enqueue(queue->stream, [queue, work = item.work] {
                     if (const ze_result_t r = work(); r != ZE_RESULT_SUCCESS && queue->failed == ZE_RESULT_SUCCESS) queue->failed = r;
                 });
+            if (item.signal != nullptr) {
+                streams().record(item.signal, queue->stream);
+                streams().enqueue(queue->stream, [event = item.signal] { event->signalled = true; });
             }
+            streams().enqueue(queue->stream, [item] {
+                std::lock_guard lock(state().mutex);
+                for (ze_event_handle_t e : {item.wait, item.signal})
+                    if (e != nullptr) --state().pending[e];
+                if (item.writes != nullptr) --state().pending_writes[item.writes];
+            });
         }
     }
     return ZE_RESULT_SUCCESS;
@@ -735,6 +827,10 @@ ze_result_t zeEventPoolCreate(ze_context_handle_t, const ze_event_pool_desc_t* d
 
 ze_result_t zeEventPoolDestroy(ze_event_pool_handle_t pool) {
     std::lock_guard lock(state().mutex);
+    if (pool->events > 0) {
+        violation("zeEventPoolDestroy of a pool with " + std::to_string(pool->events) + " event(s) not destroyed");
+        return ZE_RESULT_SUCCESS;  // kept, for the events left
+    }
     --state().event_pools;
     delete pool;
     return ZE_RESULT_SUCCESS;
@@ -745,7 +841,8 @@ ze_result_t zeEventCreate(ze_event_pool_handle_t pool, const ze_event_desc_t* de
     if (desc == nullptr || desc->index >= pool->count) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
     std::lock_guard lock(state().mutex);
     ++state().events;
-    *out = new _ze_event_handle_t{};
+    ++pool->events;
+    *out = new _ze_event_handle_t{pool};
     return ZE_RESULT_SUCCESS;
 }
 
@@ -753,6 +850,13 @@ ze_result_t zeEventDestroy(ze_event_handle_t event) {
     streams().destroy_event(event);
     std::lock_guard lock(state().mutex);
     --state().events;
+    --event->pool->events;
+    if (auto p = state().pending.find(event); p != state().pending.end() && p->second > 0) {
+        violation("zeEventDestroy of an event " + std::to_string(p->second) + " queued command(s) not yet executed still name");
+        state().leaked.emplace_back(event);  // the queued commands still touch it
+        return ZE_RESULT_SUCCESS;
+    }
+    state().pending.erase(event);
     delete event;
     return ZE_RESULT_SUCCESS;
 }
@@ -760,14 +864,37 @@ ze_result_t zeEventDestroy(ze_event_handle_t event) {
 ze_result_t zeCommandListAppendSignalEvent(ze_command_list_handle_t list, ze_event_handle_t event) {
     FAKE_ENTER("zeCommandListAppendSignalEvent")
     if (list->immediate || list->closed) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
-    list->items.push_back({nullptr, event, nullptr});
+    list->items.push_back({nullptr, event, nullptr, nullptr});
+    return ZE_RESULT_SUCCESS;
+}
+
+// The device clock when the queue reaches the command, masked to the valid bits; then the signal.
+ze_result_t zeCommandListAppendWriteGlobalTimestamp(ze_command_list_handle_t list, uint64_t* destination, ze_event_handle_t signal,
+                                                    uint32_t wait_count, ze_event_handle_t* waits) {
+    FAKE_ENTER("zeCommandListAppendWriteGlobalTimestamp")
+    if (list->immediate || list->closed) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    if (destination == nullptr) return ZE_RESULT_ERROR_INVALID_NULL_POINTER;
+    if (reinterpret_cast<uintptr_t>(destination) % 8 != 0) return ZE_RESULT_ERROR_UNSUPPORTED_ALIGNMENT;
+    if (wait_count != 0 || waits != nullptr) return ZE_RESULT_ERROR_UNSUPPORTED_FEATURE;  // all this fake emulates
+    {
+        std::lock_guard lock(state().mutex);
+        if (state().host_allocations.count(destination) == 0)
+            return ZE_RESULT_ERROR_INVALID_ARGUMENT;  // the device could not reach it (the fake takes only zeMemAllocHost memory)
+    }
+    list->items.push_back({[destination] {
+                               const uint32_t bits = timestamp_bits();
+                               std::lock_guard lock(state().mutex);
+                               *destination = bits >= 64 ? state().clock : state().clock & ((uint64_t{1} << bits) - 1);
+                               return ZE_RESULT_SUCCESS;
+                           },
+                           signal, nullptr, destination});
     return ZE_RESULT_SUCCESS;
 }
 
 ze_result_t zeCommandListAppendWaitOnEvents(ze_command_list_handle_t list, uint32_t count, ze_event_handle_t* events) {
     FAKE_ENTER("zeCommandListAppendWaitOnEvents")
     if (list->immediate || list->closed) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
-    for (uint32_t i = 0; i < count; ++i) list->items.push_back({nullptr, nullptr, events[i]});
+    for (uint32_t i = 0; i < count; ++i) list->items.push_back({nullptr, nullptr, events[i], nullptr});
     return ZE_RESULT_SUCCESS;
 }
 
@@ -777,6 +904,22 @@ ze_result_t zeCommandListAppendEventReset(ze_command_list_handle_t list, ze_even
         event->signalled = false;
         return ZE_RESULT_SUCCESS;
     });
+}
+
+ze_result_t zeEventHostReset(ze_event_handle_t event) {
+    FAKE_ENTER("zeEventHostReset")
+    std::lock_guard lock(state().mutex);
+    if (auto p = state().pending.find(event); p != state().pending.end() && p->second > 0)
+        violation("zeEventHostReset of an event queued commands not yet executed still name");
+    event->signalled = false;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeEventHostSignal(ze_event_handle_t event) {
+    FAKE_ENTER("zeEventHostSignal")
+    std::lock_guard lock(state().mutex);
+    event->signalled = true;
+    return ZE_RESULT_SUCCESS;
 }
 
 ze_result_t zeEventHostSynchronize(ze_event_handle_t event, uint64_t) {
