@@ -353,7 +353,11 @@ GREY_AVX2 uint32_t quantize_groups_of(const float* x, std::size_t groups, std::s
                 minmax(group, length, &first[g], &second[g]);
             } else {
                 const float m = std::bit_cast<float>(bits);
-                first[g] = kFormat == GREY_QUANT_Q4_0 ? *std::find_if(group, group + length, [m](float v) { return std::fabs(v) == m; }) : m;
+                first[g] = m;
+                if constexpr (kFormat == GREY_QUANT_Q4_0) {  // the first value of that magnitude, with its sign (none when m is NaN)
+                    const float* peak = std::find_if(group, group + length, [m](float v) { return std::fabs(v) == m; });
+                    if (peak != group + length) first[g] = *peak;
+                }
             }
         }
         const __m256 a = _mm256_mul_ps(_mm256_load_ps(first), one), b = _mm256_mul_ps(_mm256_load_ps(second), one);
