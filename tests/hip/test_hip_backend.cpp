@@ -533,6 +533,34 @@ TEST(HipFake, KvLoadAndLaunchFailuresAreBackendErrorsNamingThem) {
     }
 }
 
+// Scratch the pool cannot grow for: with device memory for one chunk, filled but for room for the
+// attention's input and output and its two tables, the partial results (1 x 8 query heads x 3 splits x
+// 66 floats) are out of memory naming their size and hipMalloc, nothing is kept, and with room again the
+// next attention runs.
+TEST(HipFake, KvScratchOutOfMemoryIsCleanAndTheNextJobRuns) {
+    ScopedEnv env{{"FAKE_HIP_MEMORY", "67108864"}};
+    HipKvCache k;
+    ASSERT_EQ(k.append(40), GREY_OK) << grey_last_error();
+    ASSERT_EQ(k.attend(), GREY_OK) << grey_last_error();
+    const uint64_t allocations = k.c.stats().allocation_count;
+    constexpr uint64_t kRoom = 8192;  // io (2 x 2048) and the tables (2 x 256) fit, the partials (6336) not
+    std::vector<grey_buffer*> fillers;
+    for (grey_memory_stats s = k.c.stats(); s.free_bytes > kRoom; s = k.c.stats()) {
+        const uint64_t take = std::min(s.largest_free_bytes, s.free_bytes - kRoom) / 256 * 256;
+        if (take == 0) break;
+        grey_buffer* b = nullptr;
+        ASSERT_EQ(grey_buffer_create(k.c.context, 1, take, &b), GREY_OK) << grey_last_error();
+        fillers.push_back(b);
+    }
+    EXPECT_EQ(k.attend(), GREY_ERROR_OUT_OF_MEMORY);
+    const std::string message = grey_last_error();
+    EXPECT_TRUE(contains(message, "a buffer of 6336 bytes") && contains(message, "hipMalloc failed: hipErrorOutOfMemory")) << message;
+    EXPECT_EQ(k.c.stats().allocation_count, allocations + fillers.size()) << "the job's scratch went back to the pool";
+    for (grey_buffer* b : fillers) grey_buffer_destroy(b);
+    EXPECT_EQ(k.attend(), GREY_OK) << grey_last_error();
+    EXPECT_EQ(k.c.stats().allocation_count, allocations);
+}
+
 // The attention kernels' limits are the CUDA plugin's (head_dim a multiple of 16 up to 256): a cache the
 // kernels cannot serve is refused when it is created, naming why.
 TEST(HipFake, AKvLayoutTheKernelsDoNotTakeIsRefusedAtCreation) {
