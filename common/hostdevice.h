@@ -36,6 +36,12 @@ inline float fabsf(float x) { return fabs(x); }
 inline float ldexpf(float x, int e) { return ldexp(x, e); }
 inline float frexpf(float x, int* e) { return frexp(x, e); }
 inline float nearbyintf(float x) { return rint(x); }
+inline float rintf(float x) { return rint(x); }
+/* fminf and fmaxf as glibc's x86-64 host library answers them (the host reference's): of two equal values
+ * (-0 and +0) the first argument, and the other argument when one is NaN. OpenCL's fmin and fmax leave
+ * the sign of an equal zero open, which would change a stored KV minimum's bits. */
+inline float fminf(float a, float b) { return isnan(a) ? b : isnan(b) ? a : b < a ? b : a; }
+inline float fmaxf(float a, float b) { return isnan(a) ? b : isnan(b) ? a : a < b ? b : a; }
 #endif
 
 #ifdef __cplusplus

@@ -11,7 +11,9 @@
 
 #include "common/hostdevice.h"
 
+#if !defined(__OPENCL_CPP_VERSION__)  // OpenCL has its own math built in (common/hostdevice.h)
 #include <math.h>
+#endif
 #include <stdint.h>
 
 namespace grey::common {

@@ -79,20 +79,20 @@ GREY_FN_FORCE const KvGroupParams* kv_params(const KvLayout&, const uint8_t* blo
     return reinterpret_cast<const KvGroupParams*>(block);
 }
 
-/* A value of K (`half` 0) or V (1) of a block in window form. */
-GREY_FN float kv_dense_value(const KvLayout& l, const uint8_t* block, int half, uint32_t layer, uint32_t head, uint32_t token,
+/* A value of K (`kv_half` 0) or V (1) of a block in window form (not `half`: a type in C++ for OpenCL). */
+GREY_FN float kv_dense_value(const KvLayout& l, const uint8_t* block, int kv_half, uint32_t layer, uint32_t head, uint32_t token,
                              uint32_t channel) {
     const uint16_t* values = reinterpret_cast<const uint16_t*>(block);
-    return kv_from_window(l, values[half * kv_block_elements(l) + kv_dense_index(l, layer, head, token, channel)]);
+    return kv_from_window(l, values[kv_half * kv_block_elements(l) + kv_dense_index(l, layer, head, token, channel)]);
 }
 
 /* A value as a block in either form stores it. */
-GREY_FN float kv_value(const KvLayout& l, const uint8_t* block, bool quantized, int half, uint32_t layer, uint32_t head,
+GREY_FN float kv_value(const KvLayout& l, const uint8_t* block, bool quantized, int kv_half, uint32_t layer, uint32_t head,
                        uint32_t token, uint32_t channel) {
-    if (!quantized) return kv_dense_value(l, block, half, layer, head, token, channel);
+    if (!quantized) return kv_dense_value(l, block, kv_half, layer, head, token, channel);
     const KvGroupParams* params = kv_params(l, block);
-    const uint8_t* codes = block + (half == 0 ? kv_k_codes_offset(l) : kv_v_codes_offset(l));
-    const KvGroupParams p = half == 0 ? params[kv_k_param_index(l, layer, head, channel)] : params[kv_v_param_index(l, layer, head, token, channel)];
+    const uint8_t* codes = block + (kv_half == 0 ? kv_k_codes_offset(l) : kv_v_codes_offset(l));
+    const KvGroupParams p = kv_half == 0 ? params[kv_k_param_index(l, layer, head, channel)] : params[kv_v_param_index(l, layer, head, token, channel)];
     return kv_decode(kv_code_at(codes, kv_dense_index(l, layer, head, token, channel), l.format), p, l.format);
 }
 
@@ -128,9 +128,9 @@ GREY_FN KvGroupParams kv_group_params_at(const KvLayout& l, const uint8_t* dense
     return kv_group_params(lo, hi, l.format);
 }
 
-/* Byte `index` of a half's packed codes (K's, `half` 0, or V's) of the quantized form of `dense`, given
+/* Byte `index` of a half's packed codes (K's, `kv_half` 0, or V's) of the quantized form of `dense`, given
  * its parameters `params` (all of them, as kv_group_params_at gives them). */
-GREY_FN uint8_t kv_code_byte_at(const KvLayout& l, const uint8_t* dense, const KvGroupParams* params, int half, uint64_t byte) {
+GREY_FN uint8_t kv_code_byte_at(const KvLayout& l, const uint8_t* dense, const KvGroupParams* params, int kv_half, uint64_t byte) {
     const uint64_t per_byte = 8u / kv_code_bits(l.format);
     const uint64_t elements = kv_block_elements(l);
     uint32_t packed = 0;
@@ -142,9 +142,9 @@ GREY_FN uint8_t kv_code_byte_at(const KvLayout& l, const uint8_t* dense, const K
         const auto token = static_cast<uint32_t>(row % l.tokens_per_block);
         const uint64_t slice = row / l.tokens_per_block;
         const auto head = static_cast<uint32_t>(slice % l.kv_heads), layer = static_cast<uint32_t>(slice / l.kv_heads);
-        const KvGroupParams p = half == 0 ? params[kv_k_param_index(l, layer, head, channel)]
-                                          : params[kv_v_param_index(l, layer, head, token, channel)];
-        const uint32_t code = kv_encode(kv_dense_value(l, dense, half, layer, head, token, channel), p, l.format);
+        const KvGroupParams p = kv_half == 0 ? params[kv_k_param_index(l, layer, head, channel)]
+                                             : params[kv_v_param_index(l, layer, head, token, channel)];
+        const uint32_t code = kv_encode(kv_dense_value(l, dense, kv_half, layer, head, token, channel), p, l.format);
         packed |= code << (static_cast<uint32_t>(k) * kv_code_bits(l.format));
     }
     return static_cast<uint8_t>(packed);

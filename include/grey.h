@@ -1343,8 +1343,9 @@ GREY_API GREY_NODISCARD grey_status grey_buffer_info_get(const grey_buffer* buff
  * for the other two). The contents never change, and every byte stays readable. GREY_ERROR_INVALID_ARGUMENT
  * for a buffer not sealed or mapped, a value outside the enums, GREY_CODEC_FLOAT on a dtype it cannot
  * take, or GREY_CODEC_DEFAULT when memory.compression.algorithm is "none"; GREY_ERROR_OUT_OF_MEMORY
- * leaves the buffer as it was. Work enqueued on the device's streams before the call (which may still
- * read the buffer's raw memory) is waited for first; its failures stay with its streams. Since 0.2. */
+ * leaves the buffer as it was. A call using the buffer on another thread, and the work enqueued on the
+ * buffer before the call (on any stream: it may still read the raw memory the move frees), are waited
+ * for first; other work is not, and its failures stay with its streams. Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_buffer_compress(grey_buffer* buffer, grey_residency residency, grey_codec codec);
 
 /* grey_buffer_map with an access (see grey_map_access). READ of a raw buffer gives its own memory; READ
@@ -1378,16 +1379,17 @@ typedef struct grey_compact_result {
     uint64_t buffers_examined;       /* buffers of the device */
     uint64_t buffers_deduplicated;
     uint64_t buffers_compressed;
-    uint64_t buffers_skipped;        /* not sealed, or mapped */
+    uint64_t buffers_skipped;        /* not sealed, mapped, or in a call's use */
     uint64_t physical_bytes_before;  /* grey_memory_stats.physical_bytes before and after */
     uint64_t physical_bytes_after;
 } grey_compact_result;
 
 /* Applies `policy` to the buffers of `device`; NULL takes it from the configuration
  * (memory.deduplication.enabled, memory.compression.enabled and .algorithm, on the device). Mapped and
- * unsealed buffers are left alone. `out_result` may be NULL. A failure part way leaves every buffer
- * whole, in its old or its new residency. Waits first for the work enqueued on the device's streams, as
- * grey_buffer_compress does. Since 0.2. */
+ * unsealed buffers are left alone, and so are buffers a call is using on another thread. `out_result`
+ * may be NULL. A failure part way leaves every buffer whole, in its old or its new residency. Waits for
+ * the work enqueued on each buffer it moves (on any stream) before moving it, and for no other work.
+ * Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_memory_compact(grey_context* context, uint32_t device, const grey_compact_policy* policy,
                                                         grey_compact_result* out_result);
 

@@ -235,24 +235,6 @@ const grey_quant_layout& layout_of(const grey_backend_quant_job& job) {
     return *job.layout;
 }
 
-// The error of `quantized` against `reference`, decoded a slice at a time so that measuring takes a
-// fixed amount of memory whatever the tensor's size; the sums run in the order they would over the whole
-// tensor, so the result is the same.
-grey::common::ErrorSums measure(const grey_quant_layout& layout, std::span<const float> reference, std::span<const std::byte> quantized,
-                                const quant::Kernels& kernels, const quant::Parallel& parallel) {
-    constexpr uint64_t kSlice = uint64_t{1} << 20;  // elements: a multiple of every block and group size
-    std::vector<float> decoded(static_cast<std::size_t>(std::min(layout.elements, kSlice)));
-    grey::common::ErrorSums sums;
-    for (uint64_t first = 0; first < layout.elements; first += kSlice) {
-        const std::span<float> slice(decoded.data(), static_cast<std::size_t>(std::min(kSlice, layout.elements - first)));
-        parallel.for_chunks(slice.size(), parallel.chunk_elements(), [&](uint64_t begin, uint64_t end) {
-            quant::dequantize_range(layout, quantized, first + begin, slice.subspan(begin, end - begin), kernels);
-        });
-        quant::add_error_sums(sums, reference.subspan(first, slice.size()), slice, kernels, parallel);
-    }
-    return sums;
-}
-
 // The host reference of the quantization slots, on host buffers and host memory alike: the route of
 // grey_quantize and grey_dequantize too. The work is shared out over the host's worker pool when it
 // offers one (a context's), with the same bits as on one thread.
@@ -268,14 +250,17 @@ grey_status host_quantize(void* state, const grey_backend_quant_job* job) {
         if (!quant::quantizes_in_one_pass(layout, job->plain_dtype) ||
             !quant::quantize_in_one_pass(layout, job->plain_dtype, bytes_of(job->plain), out, job->error != nullptr ? &sums : nullptr, kernels,
                                          parallel)) {
-            // F32 input is read where it lies (often a mapped model file): no copy of the tensor.
-            quant::FloatBuffer converted;
-            uint32_t max_magnitude_bits = 0;
-            const auto values = quant::as_f32(job->plain_dtype, bytes_of(job->plain), layout.elements, kernels, converted, parallel, &max_magnitude_bits);
-            quant::quantize(layout, values, out, kernels, parallel, max_magnitude_bits);
-            if (job->error == nullptr) return;
-            // Measured here, where the reference already is in float32.
-            sums = measure(layout, values, out, kernels, parallel);
+            // The input is read where it lies (often a mapped model file), checked as it is quantized where
+            // the plan allows; otherwise, or when a value fails that check, as_f32 checks it first (naming
+            // the value) and quantize the groups (naming the group).
+            const auto plain = bytes_of(job->plain);
+            if (!quant::quantize_checked(layout, job->plain_dtype, plain, out, kernels, parallel)) {
+                quant::FloatBuffer converted;
+                uint32_t max_magnitude_bits = 0;
+                const auto values = quant::as_f32(job->plain_dtype, plain, layout.elements, kernels, converted, parallel, &max_magnitude_bits);
+                quant::quantize(layout, values, out, kernels, parallel, max_magnitude_bits);
+            }
+            if (job->error != nullptr) quant::add_quantization_error(sums, layout, job->plain_dtype, plain, out, kernels, parallel);
         }
         if (job->error == nullptr) return;
         job->error->elements = sums.elements;

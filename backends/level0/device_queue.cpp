@@ -4,8 +4,10 @@
 #include "level0/checksum_kernel.hpp"
 #include "level0/fill_copy_kernels.hpp"
 #include "level0/kernel_images.hpp"
+#include "level0/kv_launch.hpp"
 #include "level0/quant_launch.hpp"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,7 +68,7 @@ ze_module_handle_t DeviceQueue::module_locked(KernelModule which) {
     desc.format = ZE_MODULE_FORMAT_IL_SPIRV;
     desc.inputSize = spirv.size();
     desc.pInputModule = spirv.data();
-    desc.pBuildFlags = "";
+    desc.pBuildFlags = module_build_flags(which);
     ze_module_build_log_handle_t log = nullptr;
     ze_module_handle_t created = nullptr;
     const ze_result_t r = ze_.zeModuleCreate(context_, device_, &desc, &created, &log);
@@ -101,16 +103,29 @@ ze_kernel_handle_t DeviceQueue::kernel_locked(KernelModule which, const char* na
         (void)ze_.zeKernelDestroy(kernel);
         throw ZeError(g, ZeLibrary::describe(g, "zeKernelSetGroupSize") + " (" + name + ")");
     }
+    // Memory a kernel reaches through an address it reads (not a pointer argument) must be declared, or
+    // the driver need not make it resident.
+    if (which == KernelModule::kv)
+        if (const ze_result_t i = ze_.zeKernelSetIndirectAccess(kernel, ZE_KERNEL_INDIRECT_ACCESS_FLAG_DEVICE); i != ZE_RESULT_SUCCESS) {
+            (void)ze_.zeKernelDestroy(kernel);
+            throw ZeError(i, ZeLibrary::describe(i, "zeKernelSetIndirectAccess") + " (" + name + " of " + module_name(which) + ")");
+        }
     kernels_.emplace_back(name, kernel);
     return kernel;
 }
 
 void DeviceQueue::launch_locked(ze_kernel_handle_t kernel, uint32_t groups, std::initializer_list<std::pair<size_t, const void*>> arguments) {
+    const auto check = [&](ze_result_t result, const char* call) {
+        if (result == ZE_RESULT_SUCCESS) return;
+        std::string name = "?";
+        for (const auto& [known, handle] : kernels_)
+            if (handle == kernel) name = known;
+        throw ZeError(result, ZeLibrary::describe(result, call) + " (" + name + ")");
+    };
     uint32_t index = 0;
-    for (const auto& [size, value] : arguments)
-        ZeLibrary::check(ze_.zeKernelSetArgumentValue(kernel, index++, size, value), "zeKernelSetArgumentValue");
+    for (const auto& [size, value] : arguments) check(ze_.zeKernelSetArgumentValue(kernel, index++, size, value), "zeKernelSetArgumentValue");
     const ze_group_count_t launch{groups, 1, 1};
-    ZeLibrary::check(ze_.zeCommandListAppendLaunchKernel(list_, kernel, &launch, nullptr, 0, nullptr), "zeCommandListAppendLaunchKernel");
+    check(ze_.zeCommandListAppendLaunchKernel(list_, kernel, &launch, nullptr, 0, nullptr), "zeCommandListAppendLaunchKernel");
 }
 
 namespace {
@@ -230,6 +245,75 @@ void DeviceQueue::dequantize(const grey_quant_layout& layout, grey_dtype plain_d
     std::lock_guard lock(mutex_);
     const ze_kernel_handle_t decode = kernel_locked(KernelModule::quant, kQuantDecodeKernelName, kQuantGroupSize);
     launch_locked(decode, quant_group_count(decode_items(layout)), {from.argument(), to.argument(), value_argument(args)});
+}
+
+namespace {
+
+// Pool memory for the length of a call, or none (address 0) for 0 bytes: the KV kernels' scratch.
+class Workspace {
+public:
+    Workspace(backend::ChunkPool& pool, uint64_t bytes) {
+        if (bytes > 0) scratch_.emplace(pool, bytes);
+    }
+    [[nodiscard]] uint64_t address() const noexcept { return scratch_ ? reinterpret_cast<uint64_t>(scratch_->pointer()) : 0; }
+
+private:
+    std::optional<Scratch> scratch_;
+};
+
+// A table of host values in a Workspace, written there by `copy` (the queue's copy_locked).
+class Upload : public Workspace {
+public:
+    template <typename T, typename Copy>
+    Upload(backend::ChunkPool& pool, std::span<const T> values, Copy&& copy) : Workspace(pool, values.size_bytes()) {
+        if (!values.empty()) copy(reinterpret_cast<void*>(address()), values.data(), values.size_bytes());
+    }
+};
+
+}  // namespace
+
+void DeviceQueue::kv_store(const common::KvLayout& layout, uint32_t layer_first, uint32_t layer_count, uint64_t keys, uint64_t values,
+                           std::span<const uint64_t> blocks, std::span<const uint32_t> slots) {
+    if (blocks.empty() || layer_count == 0) return;
+    kv_check_layout(layout, layout.kv_heads);
+    const auto tokens = static_cast<uint32_t>(blocks.size());
+    std::lock_guard lock(mutex_);
+    const auto copy = [this](void* to, const void* from, uint64_t size) { copy_locked(to, from, size); };
+    const ze_kernel_handle_t kernel = kernel_locked(KernelModule::kv, kKvStoreKernelName, kKvGroupSize);
+    const Upload block_table(pool_, blocks, copy), slot_table(pool_, slots, copy);
+    const Workspace rotated(pool_, kv_store_rotated_bytes(layout, layer_count, tokens));
+    const grey_kvl0_store_args args = kv_store_args(layout, layer_first, layer_count, tokens, keys, values, block_table.address(),
+                                                    slot_table.address(), rotated.address());
+    launch_locked(kernel, kv_group_count(kv_store_items(args)), {value_argument(args)});
+}
+
+void DeviceQueue::kv_compress(const common::KvLayout& layout, std::span<const uint64_t> sources, std::span<const uint64_t> destinations) {
+    if (sources.empty()) return;
+    kv_check_layout(layout, layout.kv_heads);
+    std::lock_guard lock(mutex_);
+    const auto copy = [this](void* to, const void* from, uint64_t size) { copy_locked(to, from, size); };
+    const ze_kernel_handle_t params = kernel_locked(KernelModule::kv, kKvParamsKernelName, kKvGroupSize);
+    const ze_kernel_handle_t codes = kernel_locked(KernelModule::kv, kKvCodesKernelName, kKvGroupSize);
+    const Upload from(pool_, sources, copy), to(pool_, destinations, copy);
+    const grey_kvl0_compress_args args = kv_compress_args(layout, static_cast<uint32_t>(sources.size()), from.address(), to.address());
+    // The list is synchronous: the codes kernel starts once every parameter it reads is written.
+    launch_locked(params, kv_group_count(kv_params_items(args)), {value_argument(args)});
+    launch_locked(codes, kv_group_count(kv_codes_items(args)), {value_argument(args)});
+}
+
+void DeviceQueue::kv_attend(const common::KvLayout& layout, std::span<const uint64_t> entries, std::span<const grey_kvl0_sequence> sequences,
+                            uint32_t layer, uint32_t query_heads, float scale, uint64_t queries, uint64_t output) {
+    kv_check_layout(layout, query_heads);
+    if (sequences.empty()) return;
+    const auto batch = static_cast<uint32_t>(sequences.size());
+    std::lock_guard lock(mutex_);
+    const auto copy = [this](void* to, const void* from, uint64_t size) { copy_locked(to, from, size); };
+    const ze_kernel_handle_t kernel = kernel_locked(KernelModule::kv, kKvAttendKernelName, kKvGroupSize);
+    const Upload block_table(pool_, entries, copy), sequence_table(pool_, sequences, copy);
+    const Workspace rotated(pool_, kv_attend_rotated_bytes(layout, batch, query_heads));
+    const grey_kvl0_attend_args args = kv_attend_args(layout, batch, layer, query_heads, scale, sequence_table.address(), block_table.address(),
+                                                      queries, output, rotated.address());
+    launch_locked(kernel, kv_group_count(kv_attend_items(args)), {value_argument(args)});
 }
 
 void DeviceQueue::write(uint64_t destination, const void* source, uint64_t size) {

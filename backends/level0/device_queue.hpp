@@ -1,12 +1,14 @@
 // The work of one Level Zero device: its memory pool, a synchronous immediate command list for copies,
 // fills and kernels (each append returns once the device has finished it), and the kernels of
-// kernels/opencl (checksum, fill and copy, quantization), each module built from the embedded SPIR-V
+// kernels/opencl (checksum, fill and copy, quantization, the KV cache), each module built from the embedded SPIR-V
 // on first use. Calls from several threads are serialised: one command list, and one kernel's
 // arguments, must not be used concurrently.
 #pragma once
 
 #include "common/chunk_pool.hpp"
+#include "common/kv_layout.hpp"
 #include "common/quant_layout.h"
+#include "kernels/opencl/kv_args.h"
 #include "level0/kernel_images.hpp"
 #include "level0/ze_library.hpp"
 
@@ -14,6 +16,7 @@
 #include <initializer_list>
 #include <cstdint>
 #include <mutex>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -43,6 +46,16 @@ public:
     void quantize(const grey_quant_layout& layout, grey_dtype plain_dtype, uint64_t plain, uint64_t quantized);
     void dequantize(const grey_quant_layout& layout, grey_dtype plain_dtype, uint64_t quantized, uint64_t plain);
 
+    // The KV cache's block operations (kv_launch.hpp), on device addresses, each returning once its
+    // kernels are done; the block tables go up in scratch that is given back before the call returns.
+    // K and V are F32 [layer_count][tokens][kv_heads][head_dim]; token i goes to slots[i] of blocks[i].
+    void kv_store(const common::KvLayout& layout, uint32_t layer_first, uint32_t layer_count, uint64_t keys, uint64_t values,
+                  std::span<const uint64_t> blocks, std::span<const uint32_t> slots);
+    void kv_compress(const common::KvLayout& layout, std::span<const uint64_t> sources, std::span<const uint64_t> destinations);
+    // `entries` as kv_block_entries makes them; queries and output F32 [sequences][query_heads][head_dim].
+    void kv_attend(const common::KvLayout& layout, std::span<const uint64_t> entries, std::span<const grey_kvl0_sequence> sequences,
+                   uint32_t layer, uint32_t query_heads, float scale, uint64_t queries, uint64_t output);
+
     // A kernel that the driver cannot build (zeModuleCreate, with its build log) or find (zeKernelCreate)
     // throws ZeError naming the module; the next use tries again.
 
@@ -51,11 +64,13 @@ private:
 
     void append_copy(void* destination, const void* source, uint64_t size);
     void copy_locked(void* destination, const void* source, uint64_t size);
-    // The kernel `name` of `module`, with its work-group size set, created on first use; the caller
-    // holds mutex_.
+    // The kernel `name` of `module`, with its work-group size set (and, for the KV kernels, which reach
+    // device memory through tables of addresses, their indirect access declared), created on first use;
+    // the caller holds mutex_.
     ze_kernel_handle_t kernel_locked(KernelModule module, const char* name, uint32_t group_size);
     ze_module_handle_t module_locked(KernelModule module);
-    // Sets the kernel's arguments, each a value of the given size, and runs `groups` groups of it.
+    // Sets the kernel's arguments, each a value of the given size, and runs `groups` groups of it. A
+    // failure names the call and the kernel.
     void launch_locked(ze_kernel_handle_t kernel, uint32_t groups, std::initializer_list<std::pair<size_t, const void*>> arguments);
 
     const ZeLibrary& ze_;

@@ -6,12 +6,13 @@
 // from one ChunkPool per device over zeMemAllocDevice; writes and reads run as memory copies, and fill,
 // copy, checksum, quantize and dequantize as the kernels of kernels/opencl (SPIR-V embedded at build
 // time), all on a synchronous immediate command list. Quantization covers every format of
-// grey_quant_format and both calibrations; the KV-cache slots are not there (the runtime answers
-// UNSUPPORTED). Streams are command queues and events Level Zero events (ze_stream.hpp); quantization on
+// grey_quant_format and both calibrations; the KV cache's block operations (kv_store, kv_compress,
+// kv_attend, K rotation included) run kernels/opencl/grey_kv.clcpp the same way. Streams are command queues and events Level Zero events (ze_stream.hpp); quantization on
 // a stream is left to the runtime, which waits for the stream and runs the synchronous slot.
 #include "common/fields.hpp"
 #include "common/plugin_entry.hpp"
 #include "level0/device_queue.hpp"
+#include "level0/kv_launch.hpp"
 #include "level0/probe.hpp"
 #include "level0/ze_library.hpp"
 #include "level0/ze_stream.hpp"
@@ -280,6 +281,52 @@ grey_status level0_dequantize(void* state, const grey_backend_quant_job* job) {
     });
 }
 
+// --- The KV cache's block operations (DeviceQueue::kv_*): the job's buffers as device addresses, all on
+// one device (the runtime allocates a cache's blocks on its device).
+
+std::vector<uint64_t> addresses_of(grey_backend_buffer* const* buffers, size_t count) {
+    std::vector<uint64_t> out(count);
+    for (size_t i = 0; i < count; ++i) out[i] = buffers[i]->address;
+    return out;
+}
+
+grey_status level0_kv_store(void* state, const grey_backend_kv_store_job* job) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        if (job->tokens == 0) return GREY_OK;
+        const uint64_t keys = address_of(job->keys), values = address_of(job->values);
+        const std::vector<uint64_t> blocks = addresses_of(job->blocks, job->tokens);
+        queue(s, job->keys.buffer->device).kv_store(*job->layout, job->layer_first, job->layer_count, keys, values, blocks, {job->slots, job->tokens});
+        return GREY_OK;
+    });
+}
+
+grey_status level0_kv_compress(void* state, const grey_backend_kv_compress_job* job) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        if (job->count == 0) return GREY_OK;
+        queue(s, job->sources[0]->device).kv_compress(*job->layout, addresses_of(job->sources, job->count), addresses_of(job->destinations, job->count));
+        return GREY_OK;
+    });
+}
+
+grey_status level0_kv_attend(void* state, const grey_backend_kv_attend_job* job) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        if (job->batch == 0) {  // the runtime asks whether the kernels take this layout
+            kv_check_layout(*job->layout, job->query_heads);
+            return GREY_OK;
+        }
+        const uint64_t count = job->table_offsets[job->batch];
+        const std::vector<uint64_t> entries = kv_block_entries(addresses_of(job->blocks, count), {job->quantized, count});
+        const std::vector<grey_kvl0_sequence> sequences =
+            kv_sequences({job->first, job->batch}, {job->last, job->batch}, {job->table_offsets, job->batch + size_t{1}});
+        const uint64_t queries = address_of(job->queries), output = address_of(job->output);
+        queue(s, job->queries.buffer->device).kv_attend(*job->layout, entries, sequences, job->layer, job->query_heads, job->scale, queries, output);
+        return GREY_OK;
+    });
+}
+
 // The power domain of the whole device (not a tile's) and its properties, or NULL with `why` set.
 zes_pwr_handle_t device_power_domain(const ZeLibrary& ze, ze_device_handle_t device, zes_power_properties_t& props, std::string& why) {
     if (!ze.sysman_disabled().empty()) {
@@ -522,7 +569,10 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.quantize = level0_quantize;
     vt.dequantize = level0_dequantize;
     vt.power_limit_set = level0_power_limit_set;
-    vt.capabilities = GREY_BACKEND_CAP_STREAMS;
+    vt.capabilities = GREY_BACKEND_CAP_STREAMS | GREY_BACKEND_CAP_KV_HADAMARD_K;
+    vt.kv_store = level0_kv_store;
+    vt.kv_compress = level0_kv_compress;
+    vt.kv_attend = level0_kv_attend;
     vt.stream_create = level0_stream_create;
     vt.stream_destroy = level0_stream_destroy;
     vt.stream_synchronize = level0_stream_synchronize;

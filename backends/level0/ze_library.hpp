@@ -49,7 +49,7 @@ inline constexpr const char* kLoaderCandidates[] = {"libze_loader.so.1", "libze_
     X(zeCommandListCreateImmediate) X(zeCommandListDestroy) X(zeCommandListAppendMemoryCopy)             \
     X(zeCommandListAppendMemoryFill) X(zeModuleCreate) X(zeModuleDestroy) X(zeModuleBuildLogGetString)            \
     X(zeModuleBuildLogDestroy) X(zeKernelCreate) X(zeKernelDestroy) X(zeKernelSetGroupSize)              \
-    X(zeKernelSetArgumentValue) X(zeCommandListAppendLaunchKernel)                                      \
+    X(zeKernelSetArgumentValue) X(zeKernelSetIndirectAccess) X(zeCommandListAppendLaunchKernel)                                      \
     X(zeCommandListCreate) X(zeCommandListClose) X(zeCommandQueueCreate) X(zeCommandQueueDestroy)        \
     X(zeCommandQueueExecuteCommandLists) X(zeCommandQueueSynchronize) X(zeEventPoolCreate)               \
     X(zeEventPoolDestroy) X(zeEventCreate) X(zeEventDestroy) X(zeCommandListAppendSignalEvent)           \

@@ -192,18 +192,6 @@ void grey_context::track(grey_buffer* buffer) { insert_locked(objects_mutex_, li
 void grey_context::untrack(grey_buffer* buffer) noexcept { erase_locked(objects_mutex_, live_buffers_, buffer); }
 void grey_context::track(grey_stream* stream) { insert_locked(objects_mutex_, live_streams_, stream); }
 void grey_context::untrack(grey_stream* stream) noexcept { erase_locked(objects_mutex_, live_streams_, stream); }
-void grey_context::drain_streams(uint32_t device) {
-    // Held throughout, so that no stream is destroyed while it is drained.
-    std::lock_guard lock(objects_mutex_);
-    for (grey_stream* stream : live_streams_) {
-        if (stream->device != device || stream->handle == nullptr) continue;
-        // A wrapper's native stream carries others' work, which libgrey must not wait for needlessly.
-        if (stream->wraps_native && !stream->carried_work.load()) continue;
-        std::lock_guard stream_lock(stream->mutex);
-        grey::drain_backend_stream(*stream);
-    }
-}
-
 void grey_context::track(grey_event* event) { insert_locked(objects_mutex_, live_events_, event); }
 void grey_context::untrack(grey_event* event) noexcept { erase_locked(objects_mutex_, live_events_, event); }
 

@@ -50,9 +50,6 @@ struct grey_context {
     void untrack(grey_stream* stream) noexcept;
     void track(grey_event* event);
     void untrack(grey_event* event) noexcept;
-    // Waits for the work enqueued on `device`'s streams so far (keeping each failure for its stream's
-    // next synchronize): before a buffer's memory moves, since that work may still read it.
-    void drain_streams(uint32_t device);
     // grey_host_alloc memory and the backend that pinned it (nullptr: plain aligned memory).
     void track_host_memory(void* memory, const grey::Backend* backend);
     // Forgets `memory` and says which backend pinned it; false when the context did not give it.

@@ -42,7 +42,7 @@ void Tiers::scan_loop(const Logger& logger) {
         const auto used_before = std::chrono::steady_clock::now() - std::chrono::milliseconds(scan_interval_ms_);
         for (uint32_t device = 0; device < devices_.size(); ++device) {
             try {
-                (void)compact(device, policy, used_before);
+                (void)compact(device, policy, false, used_before);
             } catch (const std::exception& e) {
                 // A failure leaves the buffers as they were; say it once, the scan goes on.
                 if (!warned)

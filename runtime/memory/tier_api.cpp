@@ -76,8 +76,6 @@ grey_status grey_buffer_info_get(const grey_buffer* buffer, grey_buffer_info* ou
 grey_status grey_buffer_compress(grey_buffer* buffer, grey_residency residency, grey_codec codec) {
     return grey::abi_guard([&] {
         grey::require_non_null(buffer, "buffer");
-        // Async work enqueued before this call may still read the raw memory that the change frees.
-        buffer->context->drain_streams(buffer->device);
         buffer->context->tiers->change(*buffer, residency, codec);
     });
 }
@@ -88,8 +86,7 @@ grey_status grey_memory_compact(grey_context* context, uint32_t device, const gr
         (void)context->device(device);
         const grey_compact_policy p = grey::read_input_struct(policy, context->tiers->configured_policy(), "policy");
         if (out_result != nullptr) grey::require_struct_size(*out_result, sizeof(grey_compact_result), "out_result");
-        context->drain_streams(device);
-        const grey_compact_result result = context->tiers->compact(device, p);
+        const grey_compact_result result = context->tiers->compact(device, p, true);
         if (out_result != nullptr) grey::copy_out_struct(result, out_result, sizeof(grey_compact_result), "out_result");
     });
 }

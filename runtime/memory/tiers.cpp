@@ -337,11 +337,16 @@ void Tiers::release_locked(const grey_buffer& buffer, Residency& residency, grey
 }
 
 void Tiers::change(grey_buffer& buffer, grey_residency residency, grey_codec codec) {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
+    // Bad arguments fail at once; a call using the buffer on another thread (its raw memory, without the
+    // lock) ends first, then the work it queued, and the checks run again on what the wait left.
+    check_change_locked(buffer, residency);
+    use_ended_.wait(lock, [&] { return buffer.enqueuing == 0; });
+    wait_for_queued_locked(buffer);
     change_locked(buffer, residency, codec);
 }
 
-void Tiers::change_locked(grey_buffer& buffer, grey_residency target, grey_codec codec) {
+void Tiers::check_change_locked(const grey_buffer& buffer, grey_residency target) const {
     const int64_t raw_target = raw_enum(target);
     if (raw_target < GREY_RESIDENCY_RAW || raw_target > GREY_RESIDENCY_COMPRESSED_HOST)
         fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_compress: residency " + std::to_string(raw_target) + " is not a grey_residency value");
@@ -350,6 +355,10 @@ void Tiers::change_locked(grey_buffer& buffer, grey_residency target, grey_codec
     if (buffer.map_count.load() != 0)
         fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_compress: the buffer is mapped " + std::to_string(buffer.map_count.load()) +
                                               " time(s); a mapped buffer is never moved, unmap it first");
+}
+
+void Tiers::change_locked(grey_buffer& buffer, grey_residency target, grey_codec codec) {
+    check_change_locked(buffer, target);
     if (target == GREY_RESIDENCY_RAW) {
         if (buffer.residency.kind == GREY_RESIDENCY_RAW) return;
         const Device& dev = *devices_.at(buffer.device);
@@ -493,6 +502,7 @@ void Tiers::begin_use(const std::vector<const grey_buffer*>& buffers) {
 
 bool Tiers::end_use(const std::vector<const grey_buffer*>& buffers, grey_backend_stream* enqueued_on) noexcept {
     std::lock_guard lock(mutex_);
+    use_ended_.notify_all();  // woken waiters take the lock after this call's bookkeeping
     bool recorded = true;
     for (const grey_buffer* constant : buffers) {
         // The bookkeeping is the tiers'; the buffer's contents are untouched.
@@ -548,37 +558,80 @@ bool Tiers::busy_locked(grey_buffer& buffer) {
     return false;
 }
 
-grey_compact_result Tiers::compact(uint32_t device, const grey_compact_policy& policy, std::chrono::steady_clock::time_point used_before) {
+void Tiers::wait_for_queued_locked(grey_buffer& buffer) {
+    for (const auto& [stream, event] : buffer.in_flight) {
+        try {
+            buffer.backend->event_synchronize(event);
+        } catch (...) {  // the work's failure is its stream's to report
+        }
+        buffer.backend->event_destroy(event);
+    }
+    buffer.in_flight.clear();
+    const auto found = per_device_.find(buffer.device);
+    if (found == per_device_.end()) return;
+    if (grey_backend_event* ready = found->second.cache->pending_event(&buffer)) {
+        try {
+            buffer.backend->event_synchronize(ready);
+        } catch (...) {  // fill_pending notes a failed fill
+        }
+        (void)found->second.cache->fill_pending(&buffer);
+    }
+}
+
+grey_compact_result Tiers::compact(uint32_t device, const grey_compact_policy& policy, bool wait_for_queued,
+                                   std::chrono::steady_clock::time_point used_before) {
     if (policy.compress != 0 && policy.tier != GREY_RESIDENCY_COMPRESSED_DEVICE && policy.tier != GREY_RESIDENCY_COMPRESSED_HOST)
         fail(GREY_ERROR_INVALID_ARGUMENT, "grey_memory_compact: policy->tier must be GREY_RESIDENCY_COMPRESSED_DEVICE or "
                                           "GREY_RESIDENCY_COMPRESSED_HOST when policy->compress is set, not " +
                                               residency_text(policy.tier));
     if (policy.compress != 0) (void)resolve(policy.codec);
-    std::lock_guard lock(mutex_);
-    std::vector<grey_buffer*> buffers;
-    for (grey_buffer* b : buffers_)
-        if (b->device == device) buffers.push_back(b);
-    std::sort(buffers.begin(), buffers.end(), [](const grey_buffer* a, const grey_buffer* b) { return a->sequence < b->sequence; });
     grey_compact_result result{};
     result.struct_size = sizeof result;
+    // The lock is taken for one buffer at a time, so that a pass over many buffers holds up other calls
+    // for no longer than one move. A buffer is known by its address and creation sequence: one destroyed
+    // in between (or a new one at its address) is passed over.
+    struct Known {
+        grey_buffer* buffer;
+        uint64_t sequence;
+    };
+    std::vector<Known> buffers;
+    {
+        std::lock_guard lock(mutex_);
+        for (grey_buffer* b : buffers_)
+            if (b->device == device) buffers.push_back({b, b->sequence});
+        result.physical_bytes_before = physical_locked(device);
+    }
+    std::sort(buffers.begin(), buffers.end(), [](const Known& a, const Known& b) { return a.sequence < b.sequence; });
     result.buffers_examined = buffers.size();
-    result.physical_bytes_before = physical_locked(device);
-    std::vector<grey_buffer*> eligible;
+    const auto alive_locked = [&](const Known& k) { return buffers_.count(k.buffer) != 0 && k.buffer->sequence == k.sequence; };
+    // Whether `b` may move now: sealed, not used since `used_before`, not in use. A buffer mapped or in a
+    // call's hands is skipped; one whose work is only queued is waited for when asked (the background
+    // scan never waits).
+    const auto movable_locked = [&](grey_buffer& b) {
+        if (wait_for_queued && b.sealed.load() && b.map_count.load() == 0 && b.enqueuing == 0) wait_for_queued_locked(b);
+        return b.sealed.load() && b.last_use < used_before && !busy_locked(b);
+    };
+    std::vector<Known> eligible;
     std::set<const grey_buffer*> deduplicated;
-    for (grey_buffer* b : buffers) {
-        if (!b->sealed.load() || b->last_use >= used_before || busy_locked(*b)) {
+    for (const Known& k : buffers) {
+        std::lock_guard lock(mutex_);
+        if (!alive_locked(k)) continue;
+        if (!movable_locked(*k.buffer)) {
             ++result.buffers_skipped;
             continue;
         }
-        eligible.push_back(b);
-        if (policy.deduplicate != 0 && b->residency.kind == GREY_RESIDENCY_RAW) {
-            change_locked(*b, GREY_RESIDENCY_DEDUPLICATED, GREY_CODEC_DEFAULT);
-            deduplicated.insert(b);
+        eligible.push_back(k);
+        if (policy.deduplicate != 0 && k.buffer->residency.kind == GREY_RESIDENCY_RAW) {
+            change_locked(*k.buffer, GREY_RESIDENCY_DEDUPLICATED, GREY_CODEC_DEFAULT);
+            deduplicated.insert(k.buffer);
         }
     }
     // Compression takes what deduplication left alone, and what it found nothing to share in.
     if (policy.compress != 0)
-        for (grey_buffer* b : eligible) {
+        for (const Known& k : eligible) {
+            std::lock_guard lock(mutex_);
+            if (!alive_locked(k) || !movable_locked(*k.buffer)) continue;  // destroyed or taken into use since
+            grey_buffer* b = k.buffer;
             const Residency& r = b->residency;
             const bool holds_a_block_twice = std::any_of(r.blocks.begin(), r.blocks.end(), [](const BlockRef& ref) {
                 return ref.kind == BlockRef::Kind::shared && ref.block->references > 1;
@@ -595,6 +648,7 @@ grey_compact_result Tiers::compact(uint32_t device, const grey_compact_policy& p
             deduplicated.erase(b);
         }
     result.buffers_deduplicated = deduplicated.size();
+    std::lock_guard lock(mutex_);
     result.physical_bytes_after = physical_locked(device);
     return result;
 }

@@ -50,6 +50,8 @@ public:
     void seal(grey_buffer& buffer);
     // Reads `out.size()` bytes at `offset` of a sealed buffer in any residency (the range is checked).
     void read(const grey_buffer& buffer, uint64_t offset, std::span<std::byte> out);
+    // grey_buffer_compress: waits for a call using the buffer on another thread and for the work queued
+    // on it (on any stream), but for no other work, then moves it.
     void change(grey_buffer& buffer, grey_residency residency, grey_codec codec);
     // Fills kind, address and vendor_device; counts the mapping.
     void map(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping& mapping);
@@ -57,10 +59,13 @@ public:
     // report (the mapping then counts, with address 0, until its unmap); nullopt when mapped.
     std::optional<Error> map_async(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping& mapping, grey_stream& stream);
     void unmap(grey_buffer& buffer);
-    // Moves the device's sealed buffers as `policy` says, skipping buffers in use (busy_locked).
-    // Buffers last used at or after `used_before` are left alone (the background scan passes the start of
-    // its interval; grey_memory_compact leaves none out for that).
-    grey_compact_result compact(uint32_t device, const grey_compact_policy& policy,
+    // Moves the device's sealed buffers as `policy` says, taking the lock for one buffer at a time (so a
+    // pass over many buffers holds other calls up for one move at most; buffers created during the pass
+    // wait for the next). Mapped buffers and buffers a call is using are skipped; so is a buffer with
+    // queued work unless `wait_for_queued` (grey_memory_compact), which waits for that buffer's work (and
+    // no other) first. Buffers last used at or after `used_before` are left alone (the background scan
+    // passes the start of its interval).
+    grey_compact_result compact(uint32_t device, const grey_compact_policy& policy, bool wait_for_queued,
                                 std::chrono::steady_clock::time_point used_before = std::chrono::steady_clock::time_point::max());
 
     // Async work on buffers (memory/async_use.hpp): begin_use before an _async call's checks, end_use
@@ -103,6 +108,12 @@ private:
 
     // Mapped, or with async work enqueuing, queued or filling its cached copy: never moved then.
     bool busy_locked(grey_buffer& buffer);
+    // Waits, with the lock held, for the work queued on `buffer` (its events on every stream) and for an
+    // async fill of its cached copy: what a move would otherwise free under them. Their failures stay
+    // with their streams.
+    void wait_for_queued_locked(grey_buffer& buffer);
+    // The checks of a change of residency that do not depend on the data (repeated after a wait).
+    void check_change_locked(const grey_buffer& buffer, grey_residency residency) const;
     void scan_loop(const Logger& logger);
     void read_locked(const grey_buffer& buffer, uint64_t offset, std::span<std::byte> out);
     // Writes the buffer's whole contents into `target`, a device buffer of its size on its device.
@@ -118,6 +129,7 @@ private:
     uint64_t physical_locked(uint32_t device);
 
     std::mutex mutex_;
+    std::condition_variable use_ended_;  // with mutex_: a call ended its use of buffers (end_use)
     const std::vector<std::unique_ptr<Device>>& devices_;
     uint32_t block_size_;
     uint64_t cache_capacity_;

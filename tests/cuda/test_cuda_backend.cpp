@@ -911,21 +911,29 @@ TEST(CudaFake, WrappingRefusesWhatIsNotThisDevicesStream) {
 }
 
 // A read enqueued from a sealed buffer, still queued when the buffer is compressed (or compacted), reads
-// the buffer's bytes, not whatever the freed raw memory holds by the time the stream reaches it.
-TEST(CudaFake, ResidencyChangesWaitForQueuedReadsOfTheBuffer) {
+// the buffer's bytes, not whatever the freed raw memory holds by the time the stream reaches it; work
+// queued on other buffers is not waited for (the fake runs a stream's work only when something waits).
+TEST(CudaFake, ResidencyChangesWaitForQueuedReadsOfTheBufferAndNoOtherWork) {
     Context c;
     const size_t n = 1 << 20;
     const std::vector<unsigned char> data = random_bytes(n);
+    grey_buffer* unrelated = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, n, &unrelated), GREY_OK);
+    grey_stream* other = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &other), GREY_OK);
     for (const bool compact : {false, true}) {
         grey_buffer* sealed = nullptr;
         ASSERT_EQ(grey_buffer_create(c.context, 1, n, &sealed), GREY_OK);
         ASSERT_EQ(grey_buffer_write(sealed, 0, data.data(), n), GREY_OK);
         ASSERT_EQ(grey_buffer_seal(sealed), GREY_OK) << grey_last_error();
+        ASSERT_EQ(grey_buffer_fill_async(unrelated, 0, 0x11, n, other), GREY_OK) << grey_last_error();
+        const auto others = fake_queued_work();
+        ASSERT_GT(others, 0u);
         grey_stream* stream = nullptr;
         ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK);
         std::vector<unsigned char> back(n, 0);
         ASSERT_EQ(grey_buffer_read_async(sealed, 0, back.data(), n, stream), GREY_OK) << grey_last_error();
-        ASSERT_GT(fake_queued_work(), 0u);
+        ASSERT_GT(fake_queued_work(), others);
         if (compact) {
             grey_compact_policy policy = GREY_COMPACT_POLICY_INIT;
             policy.deduplicate = 0;
@@ -936,16 +944,20 @@ TEST(CudaFake, ResidencyChangesWaitForQueuedReadsOfTheBuffer) {
         } else {
             ASSERT_EQ(grey_buffer_compress(sealed, GREY_RESIDENCY_COMPRESSED_HOST, GREY_CODEC_LZ4), GREY_OK) << grey_last_error();
         }
+        EXPECT_EQ(fake_queued_work(), others) << "the other stream's work on another buffer is still queued";
         // Memory the pool hands out next, likely the range the raw buffer held, overwritten.
         grey_buffer* reuse = nullptr;
         ASSERT_EQ(grey_buffer_create(c.context, 1, n, &reuse), GREY_OK);
         ASSERT_EQ(grey_buffer_fill(reuse, 0, 0xEE, n), GREY_OK);
         ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
         EXPECT_EQ(back, data) << (compact ? "grey_memory_compact" : "grey_buffer_compress");
+        ASSERT_EQ(grey_stream_synchronize(other), GREY_OK) << grey_last_error();
         grey_buffer_destroy(reuse);
         grey_stream_destroy(stream);
         grey_buffer_destroy(sealed);
     }
+    grey_stream_destroy(other);
+    grey_buffer_destroy(unrelated);
 }
 
 TEST(CudaFake, PinnedHostMemoryComesFromTheDriver) {

@@ -78,7 +78,7 @@ void OpenClCpu::TearDown() {
     for (cl_kernel k : kernels_) clReleaseKernel(k);
 }
 
-cl_kernel OpenClCpu::kernel(const char* path, const char* name) {
+cl_kernel OpenClCpu::kernel(const char* path, const char* name, const char* options) {
     cl_program program = nullptr;
     for (const auto& [known, built] : session_->programs)
         if (known == path) program = built;
@@ -88,8 +88,7 @@ cl_kernel OpenClCpu::kernel(const char* path, const char* name) {
         EXPECT_GT(spirv.size(), 20u) << path;
         program = clCreateProgramWithIL(context_, spirv.data(), spirv.size(), &error);
         EXPECT_EQ(error, CL_SUCCESS) << "clCreateProgramWithIL " << path;
-        // The build flag the backend passes to zeModuleCreate (none).
-        const cl_int built = clBuildProgram(program, 1, &device_, "", nullptr, nullptr);
+        const cl_int built = clBuildProgram(program, 1, &device_, options, nullptr, nullptr);
         if (built != CL_SUCCESS) {
             std::size_t length = 0;
             clGetProgramBuildInfo(program, device_, CL_PROGRAM_BUILD_LOG, 0, nullptr, &length);

@@ -42,8 +42,9 @@ protected:
     void SetUp() override;
     void TearDown() override;
 
-    // The program built from the SPIR-V file at `path` (once per suite) and its kernel `name`.
-    cl_kernel kernel(const char* path, const char* name);
+    // The program built from the SPIR-V file at `path` (once per suite, with the build `options` the
+    // backend gives zeModuleCreate for it) and its kernel `name`.
+    cl_kernel kernel(const char* path, const char* name, const char* options = "");
 
     // An argument of a launch: a buffer, or a value of any size.
     struct Argument {

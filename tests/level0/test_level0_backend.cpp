@@ -4,13 +4,16 @@
 // set per case. None of this is evidence that a real Intel GPU answers the same: docs/backends.md.
 #include "plugin_test_support.hpp"
 
+#include "kernels/opencl/kv_args.h"
 #include "kernels/opencl/quant_args.h"
 
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -282,9 +285,9 @@ TEST(Level0Fake, AKernelTheDriverCannotBuildIsABackendErrorWithTheBuildLog) {
     grey_buffer_destroy(b);
 }
 
-TEST(Level0Fake, QuantizationSlotsButNoKvKernels) {
-    // The vtable declares the quantization slots (kernels/opencl/grey_quant.clcpp) but no KV-cache slot:
-    // the runtime answers UNSUPPORTED for those rather than faking them.
+TEST(Level0Fake, QuantizationAndKvSlots) {
+    // The vtable declares the quantization slots (kernels/opencl/grey_quant.clcpp) and the KV cache's
+    // (kernels/opencl/grey_kv.clcpp), K rotation included.
     const grey_backend_vtable vt = grey::test::plugin_vtable(GREY_TEST_PLUGIN_DIR "/libgrey-backend-level0.so");
     EXPECT_NE(vt.buffer_checksum, nullptr);
     EXPECT_NE(vt.buffer_fill, nullptr);
@@ -292,11 +295,13 @@ TEST(Level0Fake, QuantizationSlotsButNoKvKernels) {
     EXPECT_NE(vt.quantize, nullptr);
     EXPECT_NE(vt.dequantize, nullptr);
     EXPECT_NE(vt.power_limit_set, nullptr);
-    EXPECT_EQ(vt.kv_attend, nullptr);
+    EXPECT_NE(vt.kv_store, nullptr);
+    EXPECT_NE(vt.kv_compress, nullptr);
+    EXPECT_NE(vt.kv_attend, nullptr);
     EXPECT_EQ(vt.quantize_async, nullptr) << "the runtime waits for the stream and runs the synchronous slot";
     EXPECT_NE(vt.stream_create, nullptr);
     EXPECT_EQ(vt.stream_wrap_native, nullptr);
-    EXPECT_EQ(vt.capabilities, uint64_t{GREY_BACKEND_CAP_STREAMS});
+    EXPECT_EQ(vt.capabilities, uint64_t{GREY_BACKEND_CAP_STREAMS | GREY_BACKEND_CAP_KV_HADAMARD_K});
 }
 
 // ----- streams: command queues, whose command lists the fake runs only when something waits ---------
@@ -525,6 +530,189 @@ TEST(Level0Fake, QuantizationKernelsThatCannotLoadAreABackendErrorAndLeakNothing
     EXPECT_EQ(grey_quantize_buffer(&q.desc, q.plain, 0, &q.params, q.packed, 0, nullptr), GREY_OK) << grey_last_error();
 }
 
+namespace {
+
+// One KV cache shape on the host device (0) and on the fake Level Zero device (1), a sequence in each:
+// 2 layers, 2 KV heads, head_dim 64, blocks of 16 tokens, a window of 16 tokens (so that blocks are
+// quantized as they leave it), INT4.
+struct KvPair {
+    grey_kv_cache* host = nullptr;
+    grey_kv_cache* device = nullptr;
+    uint64_t host_sequence = 0, device_sequence = 0;
+    grey_kv_cache_config config = GREY_KV_CACHE_CONFIG_INIT;
+    std::mt19937 rng{21};
+    uint32_t next_id = 0;
+
+    KvPair(grey_context* context, uint32_t flags) {
+        config.layers = 2;
+        config.kv_heads = 2;
+        config.head_dim = 64;
+        config.tokens_per_block = 16;
+        config.window_tokens = 16;
+        config.format = GREY_KV_INT4;
+        config.flags = flags;
+        config.capacity_bytes = 8u << 20;
+        EXPECT_EQ(grey_kv_cache_create(context, 0, &config, &host), GREY_OK) << grey_last_error();
+        EXPECT_EQ(grey_kv_cache_create(context, 1, &config, &device), GREY_OK) << grey_last_error();
+        EXPECT_EQ(grey_kv_sequence_create(host, 0, &host_sequence), GREY_OK) << grey_last_error();
+        EXPECT_EQ(grey_kv_sequence_create(device, 0, &device_sequence), GREY_OK) << grey_last_error();
+    }
+    ~KvPair() {
+        grey_kv_cache_destroy(device);
+        grey_kv_cache_destroy(host);
+    }
+    KvPair(const KvPair&) = delete;
+    KvPair& operator=(const KvPair&) = delete;
+
+    // Appends `n` tokens of random K/V to the device's sequence, and to the host's when that worked.
+    grey_status append(uint32_t n) {
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        std::vector<float> keys(size_t{config.layers} * n * config.kv_heads * config.head_dim), values(keys.size());
+        for (auto& k : keys) k = normal(rng);
+        for (auto& v : values) v = normal(rng);
+        std::vector<int32_t> ids(n);
+        for (auto& id : ids) id = static_cast<int32_t>(next_id++);
+        const uint64_t bytes = keys.size() * sizeof(float);
+        const grey_status status = grey_kv_append(device, device_sequence, ids.data(), n, GREY_DTYPE_F32, keys.data(), values.data(), bytes);
+        if (status == GREY_OK) {
+            EXPECT_EQ(grey_kv_append(host, host_sequence, ids.data(), n, GREY_DTYPE_F32, keys.data(), values.data(), bytes), GREY_OK);
+        }
+        return status;
+    }
+
+    // Both sequences' K and V of every layer, as stored, bit for bit.
+    void expect_same_contents() {
+        uint64_t length = 0;
+        ASSERT_EQ(grey_kv_sequence_length(device, device_sequence, &length), GREY_OK);
+        const size_t count = length * config.kv_heads * config.head_dim;
+        for (uint32_t layer = 0; layer < config.layers; ++layer) {
+            std::vector<float> dk(count), dv(count), hk(count), hv(count);
+            ASSERT_EQ(grey_kv_gather(device, device_sequence, layer, dk.data(), dv.data(), count * 4), GREY_OK) << grey_last_error();
+            ASSERT_EQ(grey_kv_gather(host, host_sequence, layer, hk.data(), hv.data(), count * 4), GREY_OK) << grey_last_error();
+            EXPECT_EQ(std::memcmp(dk.data(), hk.data(), count * 4), 0) << "layer " << layer;
+            EXPECT_EQ(std::memcmp(dv.data(), hv.data(), count * 4), 0) << "layer " << layer;
+        }
+    }
+
+    // Attention of 8 query heads on `layer`: the device's status, its output compared with the host's.
+    grey_status attend(uint32_t layer, double* worst) {
+        grey_kv_attend_params params = GREY_KV_ATTEND_PARAMS_INIT;
+        params.layer = layer;
+        params.query_heads = 8;
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        std::vector<float> queries(size_t{8} * config.head_dim), on_device(queries.size()), on_host(queries.size());
+        for (auto& q : queries) q = normal(rng);
+        const uint64_t bytes = queries.size() * sizeof(float);
+        const grey_status status = grey_kv_attend(device, &params, &device_sequence, 1, queries.data(), on_device.data(), bytes);
+        if (status != GREY_OK) return status;
+        EXPECT_EQ(grey_kv_attend(host, &params, &host_sequence, 1, queries.data(), on_host.data(), bytes), GREY_OK);
+        *worst = 0;
+        for (size_t i = 0; i < queries.size(); ++i)
+            *worst = std::max(*worst, std::fabs(static_cast<double>(on_device[i]) - on_host[i]) / (1.0 + std::fabs(on_host[i])));
+        return status;
+    }
+};
+
+}  // namespace
+
+TEST(Level0Fake, KvCacheRunsTheKvKernelsAndHoldsWhatTheHostHolds) {
+    // The fake computes the KV kernels by common/kv_layout.hpp's rule, so this proves the plumbing
+    // (addresses, slots, block tables, sequences, scratch), not the kernels: test_kv_on_opencl.cpp runs
+    // the SPIR-V itself.
+    Level0Context c;
+    const grey_memory_stats before = c.stats();
+    {
+        KvPair kv(c.context, GREY_KV_HADAMARD_K);
+        const std::string launched = launches();
+        ASSERT_EQ(kv.append(23), GREY_OK) << grey_last_error();
+        ASSERT_EQ(kv.append(1), GREY_OK) << grey_last_error();
+        ASSERT_EQ(kv.append(17), GREY_OK) << grey_last_error();  // 41 tokens: the first block leaves the window
+        grey_kv_stats stats{};
+        stats.struct_size = sizeof stats;
+        ASSERT_EQ(grey_kv_cache_stats_get(kv.device, &stats), GREY_OK);
+        EXPECT_EQ(stats.blocks_compressed, 1u);
+        kv.expect_same_contents();
+        for (uint32_t layer : {0u, 1u}) {
+            double worst = 1;
+            ASSERT_EQ(kv.attend(layer, &worst), GREY_OK) << grey_last_error();
+            EXPECT_LE(worst, 1e-6) << "layer " << layer;
+        }
+        const std::string ran = launches().substr(launched.size());
+        const auto launch = [](const char* name, size_t size) { return std::string(name) + "(" + std::to_string(size) + ")"; };
+        EXPECT_EQ(occurrences(ran, launch("grey_kvk_store", sizeof(grey_kvl0_store_args))), 3u) << ran;
+        EXPECT_EQ(occurrences(ran, launch("grey_kvk_params", sizeof(grey_kvl0_compress_args))), 1u) << ran;
+        EXPECT_EQ(occurrences(ran, launch("grey_kvk_codes", sizeof(grey_kvl0_compress_args))), 1u) << ran;
+        EXPECT_EQ(occurrences(ran, launch("grey_kvk_attend", sizeof(grey_kvl0_attend_args))), 2u) << ran;
+    }
+    EXPECT_EQ(c.stats().allocation_count, before.allocation_count);  // every block and scratch went back
+}
+
+TEST(Level0Fake, KvKernelsThatFailAreABackendErrorNamingTheCallAndTheKernelAndTheNextJobRuns) {
+    Level0Context c;
+    KvPair kv(c.context, 0);
+    ASSERT_NE(kv.device, nullptr);
+    const auto allocations = [&] { return c.stats().allocation_count; };
+    const uint64_t empty = allocations();
+    {
+        ScopedEnv env{{"FAKE_ZE_FAIL", "zeModuleCreate:1879048196"},  // ZE_RESULT_ERROR_MODULE_BUILD_FAILURE
+                      {"FAKE_ZE_BUILD_LOG", "error: unsupported SPIR-V capability GenericPointer"}};
+        EXPECT_EQ(kv.append(5), GREY_ERROR_BACKEND);
+        const std::string message = grey_last_error();
+        EXPECT_TRUE(contains(message, "zeModuleCreate failed: ZE_RESULT_ERROR_MODULE_BUILD_FAILURE for grey_kv.clcpp") &&
+                    contains(message, "build log: error: unsupported SPIR-V capability GenericPointer"))
+            << message;
+    }
+    EXPECT_EQ(allocations(), empty) << "the failed append's block and staging went back";
+    {
+        ScopedEnv env{{"FAKE_ZE_FAIL", "zeKernelCreate:2013265937"}};  // ZE_RESULT_ERROR_INVALID_KERNEL_NAME
+        EXPECT_EQ(kv.append(5), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), "zeKernelCreate failed: ZE_RESULT_ERROR_INVALID_KERNEL_NAME (grey_kvk_store of grey_kv.clcpp)"))
+            << grey_last_error();
+    }
+    {
+        const std::string fail = std::string("zeKernelSetIndirectAccess:") + kDeviceLost;
+        ScopedEnv env{{"FAKE_ZE_FAIL", fail.c_str()}};
+        EXPECT_EQ(kv.append(5), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), "zeKernelSetIndirectAccess failed: ZE_RESULT_ERROR_DEVICE_LOST (grey_kvk_store of grey_kv.clcpp)"))
+            << grey_last_error();
+    }
+    {
+        const std::string fail = std::string("zeCommandListAppendLaunchKernel:") + kDeviceLost;
+        ScopedEnv env{{"FAKE_ZE_FAIL", fail.c_str()}};
+        EXPECT_EQ(kv.append(5), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), "zeCommandListAppendLaunchKernel failed: ZE_RESULT_ERROR_DEVICE_LOST (grey_kvk_store)"))
+            << grey_last_error();
+    }
+    EXPECT_EQ(allocations(), empty);
+    uint64_t length = 1;
+    ASSERT_EQ(grey_kv_sequence_length(kv.device, kv.device_sequence, &length), GREY_OK);
+    EXPECT_EQ(length, 0u) << "a failed append appends nothing";
+    // The next job builds the module again, and works.
+    ASSERT_EQ(kv.append(20), GREY_OK) << grey_last_error();
+    kv.expect_same_contents();
+    // Compression (the next append fills a second block: the first leaves the window) with its kernel
+    // missing: the append stands, its block stays in window form, and the next append quantizes it.
+    {
+        ScopedEnv env{{"FAKE_ZE_FAIL", "zeKernelCreate:2013265937"}};
+        EXPECT_EQ(kv.append(12), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), "(grey_kvk_params of grey_kv.clcpp)")) << grey_last_error();
+    }
+    // The host's sequence did not take the failed append's tokens: drop them, and append the same to both.
+    ASSERT_EQ(grey_kv_sequence_truncate(kv.device, kv.device_sequence, 20), GREY_OK) << grey_last_error();
+    ASSERT_EQ(kv.append(12), GREY_OK) << grey_last_error();
+    kv.expect_same_contents();
+    double worst = 1;
+    {
+        const std::string fail = std::string("zeCommandListAppendLaunchKernel:") + kDeviceLost;
+        ScopedEnv env{{"FAKE_ZE_FAIL", fail.c_str()}};
+        EXPECT_EQ(kv.attend(1, &worst), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), "zeCommandListAppendLaunchKernel failed: ZE_RESULT_ERROR_DEVICE_LOST (grey_kvk_attend)"))
+            << grey_last_error();
+    }
+    ASSERT_EQ(kv.attend(1, &worst), GREY_OK) << grey_last_error();
+    EXPECT_LE(worst, 1e-6);
+}
+
 TEST(Level0Fake, PowerLimitIsTheSustainedLimitAndGivesThePrevious) {
     Level0Context c;
     uint64_t previous = 0;
@@ -578,6 +766,11 @@ TEST(Level0Fake, EverythingIsGivenBackAtTheEnd) {
         ASSERT_EQ(grey_buffer_checksum(b, 0, 1 << 20, &sum), GREY_OK) << grey_last_error();
         EXPECT_GE(live(), 5);  // a context, a command list, a module, a kernel, chunks
         grey_buffer_destroy(b);
+        // The KV module and its four kernels, blocks and scratch too.
+        KvPair kv(c.context, GREY_KV_HADAMARD_K);
+        ASSERT_EQ(kv.append(40), GREY_OK) << grey_last_error();
+        double worst = 1;
+        ASSERT_EQ(kv.attend(0, &worst), GREY_OK) << grey_last_error();
     }
     EXPECT_EQ(live(), 0);
     dlclose(fake);

@@ -141,6 +141,74 @@ TEST(BackgroundScan, NeverMovesABufferWithAsyncWorkInFlight) {
     grey_stream_destroy(stream);
 }
 
+// grey_buffer_compress on a buffer that a call on another thread is using (here held open) waits for the
+// call to end before it moves the buffer, and grey_memory_compact leaves that buffer alone; with no scan,
+// nothing else moves it.
+TEST(Residency, ACallUsingTheBufferIsWaitedForByCompressAndSkippedByCompact) {
+    auto context = scan_context(0);
+    const auto data = compressible(32 * 1024, 5);
+    auto buffer = sealed(context.get(), data);
+    std::atomic<bool> compressed{false};
+    std::thread compressor;
+    {
+        grey::memory::AsyncUse use({buffer.get()});
+        grey_compact_policy policy = GREY_COMPACT_POLICY_INIT;
+        policy.deduplicate = 1;
+        grey_compact_result result{};
+        result.struct_size = sizeof result;
+        ASSERT_EQ(grey_memory_compact(context.get(), 0, &policy, &result), GREY_OK) << grey_last_error();
+        EXPECT_EQ(result.buffers_skipped, 1u);
+        EXPECT_EQ(residency_of(buffer.get()), GREY_RESIDENCY_RAW);
+        compressor = std::thread([&] {
+            EXPECT_EQ(grey_buffer_compress(buffer.get(), GREY_RESIDENCY_COMPRESSED_HOST, GREY_CODEC_LZ4), GREY_OK) << grey_last_error();
+            compressed = true;
+        });
+        // No promise of how long to wait for something that must not happen: a tenth of a second.
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        EXPECT_FALSE(compressed.load()) << "grey_buffer_compress moved a buffer a call was still using";
+        EXPECT_EQ(residency_of(buffer.get()), GREY_RESIDENCY_RAW);
+    }
+    compressor.join();
+    EXPECT_TRUE(compressed.load());
+    EXPECT_EQ(residency_of(buffer.get()), GREY_RESIDENCY_COMPRESSED_HOST);
+    EXPECT_EQ(read_all(buffer.get(), data.size()), data);
+}
+
+// Compaction takes the tier lock one buffer at a time: buffers created, sealed, read and destroyed by
+// other threads between its moves are passed over or moved whole, and every byte read is right (ASan and
+// tsan watch the memory the moves free).
+TEST(Residency, CompactionBetweenOtherThreadsCreatingAndDestroyingBuffers) {
+    auto context = scan_context(1);
+    std::atomic<bool> stop{false}, wrong{false};
+    std::thread compactor([&] {
+        grey_compact_policy policy = GREY_COMPACT_POLICY_INIT;
+        policy.deduplicate = 1;
+        policy.compress = 1;
+        policy.tier = GREY_RESIDENCY_COMPRESSED_HOST;
+        policy.codec = GREY_CODEC_LZ4;
+        while (!stop.load())
+            if (grey_memory_compact(context.get(), 0, &policy, nullptr) != GREY_OK) wrong = true;
+    });
+    std::vector<std::thread> workers;
+    for (uint8_t t = 0; t < 2; ++t)
+        workers.emplace_back([&, t] {
+            for (uint8_t round = 0; round < 40 && !wrong.load(); ++round) {
+                std::vector<std::vector<uint8_t>> data;
+                std::vector<BufferPtr> buffers;
+                for (uint8_t i = 0; i < 3; ++i) {
+                    data.push_back(compressible(8 * 1024 + 512 * i, static_cast<uint8_t>(t * 64 + round + i)));
+                    buffers.push_back(sealed(context.get(), data.back()));
+                }
+                for (size_t i = 0; i < buffers.size(); ++i)
+                    if (read_all(buffers[i].get(), data[i].size()) != data[i]) wrong = true;
+            }  // destroyed while the compactor may be between two of them
+        });
+    for (auto& w : workers) w.join();
+    stop = true;
+    compactor.join();
+    EXPECT_FALSE(wrong.load()) << "a compaction failed, or a buffer read back other bytes";
+}
+
 // Streams read sealed buffers, and map them, without pause while the scan moves them in between:
 // every byte read is right (ASan and tsan watch the memory the scan frees).
 TEST(BackgroundScan, StreamsReadAndMapWhileTheScanMovesBuffers) {

@@ -5,6 +5,7 @@
 #include "core/context.hpp"
 #include "core/worker_pool.hpp"
 #include "common/numeric.hpp"
+#include "common/quant_coding.hpp"
 #include "common/quant_error.hpp"
 #include "host/quant/kernels.hpp"
 #include "host/quant/parallel.hpp"
@@ -185,22 +186,171 @@ TEST(HostThreads, TheGgmlOnePassGivesTheGeneralRoutesBytesAndSums) {
                             ASSERT_TRUE(hq::quantize_in_one_pass(plan, dtype, source, without_sums, nullptr, *kernels, parallel));
                             ASSERT_EQ(without_sums, expected);
                         }
-                // A NaN, an infinity, or a magnitude above 65504 at the tensor's end: handed back, nothing written.
+                // A NaN, an infinity, or a magnitude above 65504 at the tensor's start, middle or end, found by
+                // any chunk (chunks before it already quantized): handed back, nothing written.
                 const std::vector<float> refused = dtype == GREY_DTYPE_F16 ? std::vector<float>{NAN, -INFINITY}
                                                                            : std::vector<float>{NAN, INFINITY, 65520.0f, -1e9f};
-                for (const float bad : refused) {
-                    auto changed = values;
-                    changed.back() = bad;
-                    std::vector<std::byte> bad_source(elements * width);
-                    hq::from_f32(changed, dtype, bad_source);
-                    std::vector<std::byte> out(plan.bytes, std::byte{0xAA});
-                    const hq::Parallel parallel(&contexts.back()->host_services, 32);
-                    EXPECT_FALSE(hq::quantize_in_one_pass(plan, dtype, bad_source, out, nullptr, hq::best_kernels(), parallel)) << bad;
-                    EXPECT_EQ(out, std::vector<std::byte>(plan.bytes, std::byte{0xAA})) << bad;
-                }
+                for (const float bad : refused)
+                    for (const uint64_t at : {uint64_t{0}, elements / 2, elements - 1})
+                        for (const hq::Kernels* kernels : paths) {
+                            auto changed = values;
+                            changed[at] = bad;
+                            std::vector<std::byte> bad_source(elements * width);
+                            hq::from_f32(changed, dtype, bad_source);
+                            std::vector<std::byte> out(plan.bytes, std::byte{0xAA});
+                            const hq::Parallel parallel(&contexts.back()->host_services, 32);
+                            EXPECT_FALSE(hq::quantize_in_one_pass(plan, dtype, bad_source, out, nullptr, *kernels, parallel)) << bad << " at " << at;
+                            EXPECT_EQ(out, std::vector<std::byte>(plan.bytes, std::byte{0xAA})) << bad << " at " << at << " on " << kernels->name;
+                        }
             }
         }
     }
+}
+
+// The checked route (quantize_checked: the input's magnitudes learnt as it is quantized, into staging
+// memory copied out at the end): for every round-to-nearest plan that visits each run once, from F32 in
+// place, unaligned F32, F16 and BF16 (widened a piece at a time, for runs up to a piece), the bytes of
+// the route that converts and checks first, on every kernel path, thread count and chunk size, whatever
+// the output held before; a NaN, an infinity or (fp16 parameters) a magnitude above 65504 anywhere refuses
+// with the output untouched, and a large magnitude that the format's float32 parameters hold is quantized.
+TEST(HostThreads, TheCheckedRouteGivesTheCheckFirstBytesOrLeavesTheOutputUntouched) {
+    const grey::test::TempDir dir;
+    std::vector<ContextPtr> contexts;
+    for (const uint32_t t : {1u, 3u}) contexts.push_back(context_with_threads(t, dir));
+    std::vector<const hq::Kernels*> paths = {&hq::scalar_kernels()};
+    if (hq::avx2_kernels() != nullptr) paths.push_back(hq::avx2_kernels());
+    if (hq::avx512_kernels() != nullptr) paths.push_back(hq::avx512_kernels());
+    struct Input {
+        grey_dtype dtype;
+        std::size_t offset;  // bytes into the buffer: 1 puts F32 off its alignment
+    };
+    const Input inputs[] = {{GREY_DTYPE_F32, 0}, {GREY_DTYPE_F32, 1}, {GREY_DTYPE_F16, 1}, {GREY_DTYPE_BF16, 0}};
+    size_t checked = 0, pieces = 0;
+    for (const auto& shape : kShapes) {
+        uint64_t elements = 1;
+        for (const uint64_t d : shape) elements *= d;
+        const auto x = awkward_values(elements, static_cast<uint32_t>(elements) + 7);
+        for (const auto& f : kFormats) {
+            grey_quant_layout plan{};
+            try {
+                plan = grey::quant::make_layout(shape, params_of(f, GREY_CALIBRATION_RTN));
+            } catch (const std::exception&) {
+                continue;
+            }
+            const bool f16_parameters = plan.format == GREY_QUANT_INT4 || plan.format == GREY_QUANT_INT4_SYM || grey::common::is_ggml(plan.format);
+            for (const Input& input : inputs) {
+                SCOPED_TRACE(std::string(f.name) + " axis " + std::to_string(f.axis) + " on " + std::to_string(elements) + " elements of " +
+                             grey_dtype_name(input.dtype) + " at offset " + std::to_string(input.offset));
+                const std::size_t width = input.dtype == GREY_DTYPE_F32 ? 4 : 2;
+                const bool in_place = input.dtype == GREY_DTYPE_F32 && input.offset == 0;
+                // `values` as the input's bytes, and the reference: converted (and checked) first, then quantized.
+                const auto source_of = [&](const std::vector<float>& values, std::vector<std::byte>& buffer) {
+                    buffer.assign(elements * width + input.offset, std::byte{0});
+                    const std::span<std::byte> source(buffer.data() + input.offset, elements * width);
+                    hq::from_f32(values, input.dtype, source);
+                    return source;
+                };
+                const auto reference = [&](std::span<const std::byte> source) {
+                    uint32_t largest = 0;
+                    const auto widened = hq::to_f32(input.dtype, source, elements, hq::scalar_kernels(), {}, &largest);
+                    std::vector<std::byte> bytes(plan.bytes);
+                    hq::quantize(plan, widened, bytes, hq::scalar_kernels(), {}, largest);
+                    return bytes;
+                };
+                std::vector<std::byte> buffer;
+                const auto source = source_of(x, buffer);
+                const auto expected = reference(source);
+                for (const hq::Kernels* kernels : paths)
+                    for (const auto& context : contexts)
+                        for (const uint64_t chunk : {uint64_t{32}, uint64_t{96}, hq::Parallel::kDefaultChunkElements}) {
+                            SCOPED_TRACE(std::string(kernels->name) + ", chunks of " + std::to_string(chunk));
+                            const hq::Parallel parallel(&context->host_services, chunk);
+                            const bool taken = plan.param_count == grey_quant_layout_runs(&plan) && plan.run_length <= chunk &&
+                                               (in_place || plan.run_length <= grey::common::ErrorSums::kPiece);
+                            for (const std::byte fill : {std::byte{0x00}, std::byte{0xFF}}) {
+                                std::vector<std::byte> out(plan.bytes, fill);
+                                ASSERT_EQ(hq::quantize_checked(plan, input.dtype, source, out, *kernels, parallel), taken);
+                                if (taken) {
+                                    ASSERT_EQ(out, expected) << "output filled with " << static_cast<int>(fill) << " before";
+                                }
+                            }
+                            if (!taken) continue;
+                            ++checked;
+                            pieces += in_place ? 0 : 1;
+                            // F16 holds no magnitude above 65504 (1e6 becomes an infinity).
+                            for (const float bad : {NAN, -INFINITY, 1e6f})
+                                for (const uint64_t at : {uint64_t{0}, elements / 2, elements - 1}) {
+                                    auto changed = x;
+                                    changed[at] = bad;
+                                    std::vector<std::byte> changed_buffer;
+                                    const auto changed_source = source_of(changed, changed_buffer);
+                                    std::vector<std::byte> out(plan.bytes, std::byte{0x5C});
+                                    const bool refused = std::isnan(bad) || std::isinf(bad) || f16_parameters || input.dtype == GREY_DTYPE_F16;
+                                    ASSERT_EQ(hq::quantize_checked(plan, input.dtype, changed_source, out, *kernels, parallel), !refused) << bad << " at " << at;
+                                    const auto wanted = refused ? std::vector<std::byte>(plan.bytes, std::byte{0x5C}) : reference(changed_source);
+                                    ASSERT_EQ(out, wanted) << bad << " at " << at << (refused ? ": the output stays untouched" : "");
+                                }
+                        }
+            }
+        }
+    }
+    EXPECT_GE(checked, 400u) << "the route taken on most formats and shapes";
+    EXPECT_GE(pieces, 300u) << "from widened pieces too";
+}
+
+// The error of a quantization measured from its source (add_quantization_error: F32 in place or
+// unaligned, F16, BF16, a piece at a time): exactly common::ErrorSums::add over the float32 values and
+// the dequantized tensor, on every thread count, on shapes of one piece, several, and a ragged last one.
+TEST(HostThreads, TheErrorFromTheSourceIsTheErrorOverTheWholeTensors) {
+    const grey::test::TempDir dir;
+    std::vector<ContextPtr> contexts;
+    for (const uint32_t t : {1u, 3u}) contexts.push_back(context_with_threads(t, dir));
+    const std::vector<std::vector<uint64_t>> shapes = {{1, 999}, {37, 100}, {3, 4096}, {129, 96}};
+    int measured = 0;
+    for (const auto& shape : shapes) {
+        uint64_t elements = 1;
+        for (const uint64_t d : shape) elements *= d;
+        const auto x = awkward_values(elements, static_cast<uint32_t>(elements) + 3);
+        for (const char* name : {"int8", "int4-g32", "nf4", "fp8-e5m2", "q4_1"}) {
+            grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+            ASSERT_EQ(grey_quant_params_from_name(name, &p), GREY_OK);
+            grey_quant_layout plan{};
+            try {
+                plan = grey::quant::make_layout(shape, p);
+            } catch (const std::exception&) {
+                continue;
+            }
+            for (const grey_dtype dtype : {GREY_DTYPE_F32, GREY_DTYPE_F16, GREY_DTYPE_BF16})
+                for (const std::size_t offset : {std::size_t{0}, std::size_t{1}}) {
+                    SCOPED_TRACE(std::string(name) + " from " + grey_dtype_name(dtype) + " at offset " + std::to_string(offset) + ", " +
+                                 std::to_string(elements) + " elements");
+                    const std::size_t width = dtype == GREY_DTYPE_F32 ? 4 : 2;
+                    std::vector<std::byte> buffer(elements * width + offset);
+                    const std::span<std::byte> source(buffer.data() + offset, elements * width);
+                    hq::from_f32(x, dtype, source);
+                    const auto reference = hq::to_f32(dtype, source, elements, hq::scalar_kernels());
+                    std::vector<std::byte> quantized(plan.bytes);
+                    hq::quantize(plan, reference, quantized, hq::scalar_kernels());
+                    std::vector<float> decoded(elements);
+                    hq::dequantize(plan, quantized, decoded, hq::scalar_kernels());
+                    grey::common::ErrorSums expected;
+                    expected.add(reference.data(), decoded.data(), elements);
+                    for (const auto& context : contexts) {
+                        grey::common::ErrorSums sums;
+                        hq::add_quantization_error(sums, plan, dtype, source, quantized, hq::best_kernels(), hq::Parallel(&context->host_services, 64));
+                        EXPECT_EQ(sums.elements, expected.elements);
+                        EXPECT_EQ(sums.sum_squared_signal, expected.sum_squared_signal);
+                        EXPECT_EQ(sums.sum_squared_error, expected.sum_squared_error);
+                        EXPECT_EQ(sums.max_abs_error, expected.max_abs_error);
+                    }
+                    ++measured;
+                }
+        }
+    }
+    EXPECT_GE(measured, 80);
+    grey::common::ErrorSums sums;
+    const grey_quant_layout plan = grey::quant::make_layout(std::vector<uint64_t>{4}, GREY_QUANT_PARAMS_INIT);
+    EXPECT_THROW(hq::add_quantization_error(sums, plan, GREY_DTYPE_I32, {}, {}, hq::best_kernels()), std::invalid_argument);
 }
 
 TEST(HostThreads, ConversionsGiveTheSingleThreadedBitsOnAnyThreadCount) {

@@ -43,7 +43,9 @@ struct Kernels {
     // The same for a table of 16 (NF4's levels) and codes below 16: a permute in registers, no gather.
     void (*decode_table16)(const uint8_t* codes, std::size_t n, const float* table, float scale, float* out);
     // out[i] = fp8_to_f32(codes[i], format) * scale, where `table` holds the format's 256 values: the
-    // scalar path reads them, the vector paths build each value from the code's bits (no gather).
+    // scalar path reads them, the vector paths build each value from the code's bits (no gather). A NaN
+    // code gives fp8_to_f32's quiet NaN 0x7FC00000 whatever the scale: a product of two NaNs would give
+    // either one by the order of its operands, which no compiler keeps.
     void (*decode_fp8)(const uint8_t* codes, std::size_t n, const float* table, int format, float scale, float* out);
     void (*f16_to_f32)(const uint16_t* in, std::size_t n, float* out);
     // out[i] = the fp8 code (GREY_QUANT_FP8_E4M3 or _E5M2) of x[i] * inverse: common/numeric.hpp's
@@ -74,12 +76,14 @@ struct Kernels {
     // the cache, 16 groups' parameters at a time in vector registers. Writes what quantize() stores:
     // INT4, INT4_SYM and NF4: the codes in neighbour pairs (pack_nibble_pairs) from `codes` on, the fp16
     // scale bits to scales[2g..] (NF4: the float32 scale to scales[4g..]) and INT4's fp16 minimum to
-    // mins[2g..]; Q8_0, Q4_0 and Q4_1: block g, header and codes, at codes + g * its block bytes. Every
-    // value must be finite and at most 65504 in magnitude for the formats with fp16 parameters (so that
-    // none overflows: the caller has checked); NF4 takes any input. nullptr in a set without it (the
-    // scalar reference): quantize() then takes its primitives one by one.
-    void (*quantize_groups)(int format, const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales,
-                            std::byte* mins);
+    // mins[2g..]; Q8_0, Q4_0 and Q4_1: block g, header and codes, at codes + g * its block bytes. Returns
+    // the largest magnitude's bits among the values read (max_magnitude32's), from the same scan as the
+    // statistics: the bytes are quantize()'s when every value is finite (below 0x7F800000) and, for the
+    // formats with fp16 parameters, at most 65504 in magnitude (0x477FE000: so that none overflows);
+    // otherwise they are meaningless, for the caller to discard (any input is safe to read and write).
+    // nullptr in a set without it (the scalar reference): quantize() then takes its primitives one by one.
+    uint32_t (*quantize_groups)(int format, const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales,
+                                std::byte* mins);
     // The reverse for the same formats and layout, any bytes: `groups` whole groups decoded to `out`, the
     // bits of unpacking the codes and decoding each group with decode (NF4: decode_table16) from the
     // parameters as dequantize reads them back. nullptr where a set has none.

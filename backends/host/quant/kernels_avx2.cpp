@@ -12,6 +12,7 @@
 #endif
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -169,8 +170,9 @@ GREY_AVX2 void decode_fp8(const uint8_t* codes, std::size_t n, const float* tabl
         __m256i bits = _mm256_blendv_epi8(normal, _mm256_castps_si256(subnormal), is_subnormal);
         bits = _mm256_blendv_epi8(bits, infinity, _mm256_cmpeq_epi32(magnitude, infinity_code));
         bits = _mm256_or_si256(bits, sign);
-        bits = _mm256_blendv_epi8(bits, nan, _mm256_cmpgt_epi32(magnitude, last_number));  // NaN codes: no sign
-        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_castsi256_ps(bits), s));
+        const __m256 product = _mm256_mul_ps(_mm256_castsi256_ps(bits), s);
+        // NaN codes after the product: the quiet NaN whatever the scale (kernels.hpp), no sign.
+        _mm256_storeu_ps(out + i, _mm256_blendv_ps(product, _mm256_castsi256_ps(nan), _mm256_castsi256_ps(_mm256_cmpgt_epi32(magnitude, last_number))));
     }
     if (i < n) scalar_kernels().decode_fp8(codes + i, n - i, table, format, scale, out + i);
 }
@@ -330,22 +332,27 @@ GREY_AVX2 __m256 inverse8(__m256 d) {
 GREY_AVX2 __m128i to_f16(__m256 v) { return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 
 template <int kFormat>
-GREY_AVX2 void quantize_groups_of(const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales, std::byte* mins) {
+GREY_AVX2 uint32_t quantize_groups_of(const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales, std::byte* mins) {
     constexpr bool kGgml = grey::common::is_ggml(kFormat);
     constexpr bool kMinMax = grey::common::stores_minimum(kFormat);
     const std::size_t block_bytes = grey::common::ggml_block_bytes(kFormat);
     constexpr std::size_t kMaxGroup = 4096;  // longer groups go a piece at a time below
     alignas(32) int8_t buffer[kMaxGroup];
     const __m256 one = _mm256_set1_ps(1.0f);  // make_coding's alpha
+    uint32_t largest = 0;
     for (std::size_t g0 = 0; g0 < groups; g0 += 8, x += 8 * length) {
         const std::size_t count = std::min<std::size_t>(8, groups - g0);
         alignas(32) float first[8] = {}, second[8] = {};
         for (std::size_t g = 0; g < count; ++g) {
             const float* group = x + g * length;
+            // The largest magnitude's bits (max_magnitude32): absmax for finite values, and a NaN's bits
+            // above every number's wherever one is (quantize_groups' return value).
+            const uint32_t bits = max_magnitude32(reinterpret_cast<const std::byte*>(group), length);
+            largest = std::max(largest, bits);
             if constexpr (kMinMax) {
                 minmax(group, length, &first[g], &second[g]);
             } else {
-                const float m = absmax(group, length);
+                const float m = std::bit_cast<float>(bits);
                 first[g] = kFormat == GREY_QUANT_Q4_0 ? *std::find_if(group, group + length, [m](float v) { return std::fabs(v) == m; }) : m;
             }
         }
@@ -409,10 +416,12 @@ GREY_AVX2 void quantize_groups_of(const float* x, std::size_t groups, std::size_
             }
         }
     }
+    return largest;
 }
 
-GREY_AVX2 void quantize_groups(int format, const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales, std::byte* mins) {
-    with_group_format(format, [&](auto f) { quantize_groups_of<f.value>(x, groups, length, codes, scales, mins); });
+GREY_AVX2 uint32_t quantize_groups(int format, const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales,
+                                   std::byte* mins) {
+    return with_group_format(format, [&](auto f) { return quantize_groups_of<f.value>(x, groups, length, codes, scales, mins); });
 }
 
 // dequantize_groups (kernels.hpp): decode()'s arithmetic ((q - subtract) * multiply + add, each step

@@ -20,6 +20,7 @@
 #endif
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -184,8 +185,9 @@ GREY_AVX512 void decode_fp8(const uint8_t* codes, std::size_t n, const float*, i
         __m512i bits = _mm512_mask_blend_epi32(_mm512_testn_epi32_mask(magnitude, exponent_mask), normal, _mm512_castps_si512(subnormal));
         bits = _mm512_mask_blend_epi32(_mm512_cmpeq_epi32_mask(magnitude, infinity_code), bits, infinity);
         bits = _mm512_or_si512(bits, sign);
-        bits = _mm512_mask_blend_epi32(_mm512_cmpge_epi32_mask(magnitude, first_nan), bits, nan);  // NaN codes: no sign
-        _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(_mm512_castsi512_ps(bits), s));
+        const __m512 product = _mm512_mul_ps(_mm512_castsi512_ps(bits), s);
+        // NaN codes after the product: the quiet NaN whatever the scale (kernels.hpp), no sign.
+        _mm512_mask_storeu_ps(out + i, k, _mm512_mask_blend_ps(_mm512_cmpge_epi32_mask(magnitude, first_nan), product, _mm512_castsi512_ps(nan)));
     }
 }
 
@@ -382,28 +384,42 @@ GREY_AVX512 __m512 inverse16(__m512 d) {
 }
 GREY_AVX512 __m256i to_f16(__m512 v) { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 
-// absmax() and minmax() of a group of whole 32-lane steps (the same maxima, in two registers).
-GREY_AVX512 float group_absmax(const float* x, std::size_t n) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+// absmax() of a group of whole 32-lane steps, as the bits of its magnitude: a larger magnitude has larger
+// bits, so for finite values this is the largest |x|; a NaN's bits lie above every number's, so one
+// anywhere in the group shows in the same maximum (quantize_groups' return value).
+GREY_AVX512 uint32_t group_absmax_bits(const float* x, std::size_t n) {
+    const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0;
     for (std::size_t i = 0; i < n; i += 32) {
-        a0 = _mm512_max_ps(a0, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
-        a1 = _mm512_max_ps(a1, _mm512_abs_ps(_mm512_loadu_ps(x + i + 16)));
+        a0 = _mm512_max_epu32(a0, _mm512_and_si512(_mm512_loadu_si512(x + i), magnitude));
+        a1 = _mm512_max_epu32(a1, _mm512_and_si512(_mm512_loadu_si512(x + i + 16), magnitude));
     }
-    return _mm512_reduce_max_ps(_mm512_max_ps(a0, a1));
+    return _mm512_reduce_max_epu32(_mm512_max_epu32(a0, a1));
 }
-GREY_AVX512 void group_minmax(const float* x, std::size_t n, float* out_min, float* out_max) {
+// minmax() of a group of whole 32-lane steps (the same extremes, in two registers); returns the bits of
+// its largest magnitude as group_absmax_bits does (the float minimum and maximum pass a NaN by).
+GREY_AVX512 uint32_t group_minmax(const float* x, std::size_t n, float* out_min, float* out_max) {
+    const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
     __m512 lo = _mm512_set1_ps(INFINITY), hi = _mm512_set1_ps(-INFINITY), lo1 = lo, hi1 = hi;
+    __m512i top = _mm512_setzero_si512(), top1 = top;
     for (std::size_t i = 0; i < n; i += 32) {
         const __m512 v = _mm512_loadu_ps(x + i), w = _mm512_loadu_ps(x + i + 16);
         lo = _mm512_min_ps(lo, v);
         hi = _mm512_max_ps(hi, v);
         lo1 = _mm512_min_ps(lo1, w);
         hi1 = _mm512_max_ps(hi1, w);
+        top = _mm512_max_epu32(top, _mm512_and_si512(_mm512_castps_si512(v), magnitude));
+        top1 = _mm512_max_epu32(top1, _mm512_and_si512(_mm512_castps_si512(w), magnitude));
     }
+    const uint32_t largest = _mm512_reduce_max_epu32(_mm512_max_epu32(top, top1));
     const float l = _mm512_reduce_min_ps(_mm512_min_ps(lo, lo1)), h = _mm512_reduce_max_ps(_mm512_max_ps(hi, hi1));
-    if (l == 0.0f || h == 0.0f) return scalar_kernels().minmax(x, n, out_min, out_max);
+    if (l == 0.0f || h == 0.0f) {
+        scalar_kernels().minmax(x, n, out_min, out_max);
+        return largest;
+    }
     *out_min = l;
     *out_max = h;
+    return largest;
 }
 
 // encode()'s codes of 16 values for a group's subtract (kSubtract), multiplier and add (kAdd), before
@@ -423,12 +439,13 @@ GREY_AVX512 inline __m128i pair16(__m512i c) { return _mm512_cvtepi64_epi8(_mm51
 GREY_AVX512 inline __m512i nf4_code16(__m512 x, __m512 inverse, __m512 midpoints) { return nf4_search16(_mm512_mul_ps(x, inverse), midpoints); }
 
 template <int kFormat>
-GREY_AVX512 void quantize_groups_of(const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales, std::byte* mins) {
+GREY_AVX512 uint32_t quantize_groups_of(const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales, std::byte* mins) {
     constexpr bool kGgml = grey::common::is_ggml(kFormat);
     constexpr bool kMinMax = grey::common::stores_minimum(kFormat);
     const std::size_t block_bytes = grey::common::ggml_block_bytes(kFormat);
     const __m512 midpoints = nf4_midpoint_lanes();
     const __m512 one = _mm512_set1_ps(1.0f);  // make_coding's alpha
+    uint32_t largest = 0;
     for (std::size_t g0 = 0; g0 < groups; g0 += 16, x += 16 * length) {
         const std::size_t count = std::min<std::size_t>(16, groups - g0);
         const __mmask16 in_batch = lanes(0, count);
@@ -437,9 +454,11 @@ GREY_AVX512 void quantize_groups_of(const float* x, std::size_t groups, std::siz
         for (std::size_t g = 0; g < count; ++g) {
             const float* group = x + g * length;
             if constexpr (kMinMax) {
-                group_minmax(group, length, &first[g], &second[g]);
+                largest = std::max(largest, group_minmax(group, length, &first[g], &second[g]));
             } else {
-                const float m = group_absmax(group, length);
+                const uint32_t bits = group_absmax_bits(group, length);
+                largest = std::max(largest, bits);
+                const float m = std::bit_cast<float>(bits);
                 first[g] = m;
                 if constexpr (kFormat == GREY_QUANT_Q4_0) {  // the first value of that magnitude, with its sign
                     const __m512 v0 = _mm512_loadu_ps(group), v1 = _mm512_loadu_ps(group + 16);
@@ -533,10 +552,12 @@ GREY_AVX512 void quantize_groups_of(const float* x, std::size_t groups, std::siz
             }
         }
     }
+    return largest;
 }
 
-GREY_AVX512 void quantize_groups(int format, const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales, std::byte* mins) {
-    with_group_format(format, [&](auto f) { quantize_groups_of<f.value>(x, groups, length, codes, scales, mins); });
+GREY_AVX512 uint32_t quantize_groups(int format, const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales,
+                                     std::byte* mins) {
+    return with_group_format(format, [&](auto f) { return quantize_groups_of<f.value>(x, groups, length, codes, scales, mins); });
 }
 
 // dequantize_groups (kernels.hpp): decode()'s arithmetic ((q - subtract) * multiply + add, each step

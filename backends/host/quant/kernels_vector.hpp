@@ -23,7 +23,7 @@ namespace grey::host::quant {
 // The formats the fused group kernels (Kernels::quantize_groups and dequantize_groups) take, made a
 // compile-time constant: body(std::integral_constant<int, format>{}). One list for every instruction set.
 template <class Body>
-void with_group_format(int format, Body&& body) {
+decltype(auto) with_group_format(int format, Body&& body) {
     switch (format) {
         case GREY_QUANT_INT4: return body(std::integral_constant<int, GREY_QUANT_INT4>{});
         case GREY_QUANT_INT4_SYM: return body(std::integral_constant<int, GREY_QUANT_INT4_SYM>{});

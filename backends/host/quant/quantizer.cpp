@@ -10,6 +10,8 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <new>
 #include <optional>
 #include <stdexcept>
 
@@ -331,14 +333,32 @@ bool safe_for_one_pass(grey_dtype dtype, std::span<const std::byte> source, uint
     return top <= (dtype == GREY_DTYPE_F16 ? 0x7BFFu : (kSafeMagnitudeBits >> 16));  // 65504 in fp16; in bf16, its top half
 }
 
+// A piece of a tensor as float32, in a buffer that stays in the first-level cache.
+using Piece = std::array<float, gc::ErrorSums::kPiece>;
+
+// Elements [first, first + n) of `source` as float32 in `x`.
+void load_piece(grey_dtype dtype, std::span<const std::byte> source, uint64_t first, uint64_t n, float* x, const Kernels& k) {
+    if (dtype == GREY_DTYPE_F32) {
+        std::memcpy(x, source.data() + first * sizeof(float), n * sizeof(float));
+        return;
+    }
+    // Through an aligned copy of the halves: mapped file data need not be 2-byte aligned.
+    std::array<uint16_t, gc::ErrorSums::kPiece> halves;
+    std::memcpy(halves.data(), source.data() + first * 2, n * 2);
+    if (dtype == GREY_DTYPE_F16)
+        k.f16_to_f32(halves.data(), n, x);
+    else
+        for (uint64_t i = 0; i < n; ++i) x[i] = gc::bf16_to_f32(halves[i]);
+}
+
 // What libgrey's planar 4-bit formats add to a code before packing it (INT4_SYM's codes are signed).
 int nibble_bias(grey_quant_format format) { return format == GREY_QUANT_INT4_SYM ? 8 : 0; }
 
-// Encodes elements offset .. offset + length - 1 of run r (at) and stores their codes. `offset` is even
-// (4-bit codes are packed in pairs); ggml runs are encoded whole.
-void encode_piece(const Plan& plan, const Coding& c, std::span<const float> x, uint64_t r, const Run& at, uint64_t offset, uint64_t length,
+// Encodes elements offset .. offset + length - 1 of run r (at, its values `run`) and stores their codes.
+// `offset` is even (4-bit codes are packed in pairs); ggml runs are encoded whole.
+void encode_piece(const Plan& plan, const Coding& c, std::span<const float> run, uint64_t r, const Run& at, uint64_t offset, uint64_t length,
                   int8_t* codes, std::span<std::byte> out, const Kernels& k) {
-    const auto values = x.subspan(at.first + offset, length);
+    const auto values = run.subspan(offset, length);
     // Byte codes go straight to their place in the output; 4-bit codes are packed from `codes`.
     switch (plan.format) {
         case GREY_QUANT_INT8: case GREY_QUANT_INT8_TOKEN: case GREY_QUANT_FP8_E4M3: case GREY_QUANT_FP8_E5M2:
@@ -457,9 +477,9 @@ bool has_f16_parameters(grey_quant_format format) {
 constexpr uint64_t kCodePiece = 4096;  // even, and whole ggml blocks
 using CodePiece = std::array<int8_t, kCodePiece>;
 
-void encode_range(const Plan& plan, const Coding& c, std::span<const float> x, uint64_t r, const Run& at, uint64_t begin, uint64_t end,
+void encode_range(const Plan& plan, const Coding& c, std::span<const float> run, uint64_t r, const Run& at, uint64_t begin, uint64_t end,
                   CodePiece& codes, std::span<std::byte> out, const Kernels& k) {
-    for (uint64_t o = begin; o < end; o += kCodePiece) encode_piece(plan, c, x, r, at, o, std::min(kCodePiece, end - o), codes.data(), out, k);
+    for (uint64_t o = begin; o < end; o += kCodePiece) encode_piece(plan, c, run, r, at, o, std::min(kCodePiece, end - o), codes.data(), out, k);
 }
 
 // Whether the layout is what Kernels::quantize_groups and dequantize_groups take: one of their formats,
@@ -488,49 +508,146 @@ bool fuses_groups(const Plan& plan, const Kernels& k) {
     return k.quantize_groups != nullptr && plan.calibration == GREY_CALIBRATION_RTN && whole_groups(plan);
 }
 
-// Round to nearest with one parameter set per run, each run short enough for a chunk: a chunk of runs
-// takes each run's statistics, chooses its parameters and codes it in one visit, while the run is in the
-// cache, instead of a pass over the tensor for the statistics and another for the codes. The bytes are
-// those of the two passes: the same statistics, make_coding and encode_piece per run. Nothing is written
-// unless no run's fp16 parameters can overflow (every magnitude at most 65504, which bounds every
-// format's parameters below fp16's largest finite value); otherwise returns false and the two passes
-// give the refusal before writing anything.
-bool quantize_runs_in_one_visit(const Plan& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& k, const Parallel& parallel,
-                                std::optional<uint32_t> max_magnitude_bits) {
-    const uint64_t runs = grey_quant_layout_runs(&plan), piece = parallel.chunk_elements();
-    if (plan.calibration == GREY_CALIBRATION_MSE || plan.param_count != runs || plan.run_length > piece) return false;
-    if (has_f16_parameters(plan.format) && !(max_magnitude_bits ? *max_magnitude_bits <= kSafeMagnitudeBits
-                                                                : safe_for_one_pass(GREY_DTYPE_F32, std::as_bytes(x), plan.elements, k, parallel)))
-        return false;
+// Whether round to nearest visits each run once (quantize_runs): one parameter set per run, each run
+// short enough for a chunk.
+bool visits_runs_once(const Plan& plan, const Parallel& parallel) {
+    return plan.calibration == GREY_CALIBRATION_RTN && plan.param_count == grey_quant_layout_runs(&plan) && plan.run_length <= parallel.chunk_elements();
+}
+
+uint64_t runs_per_chunk(const Plan& plan, const Parallel& parallel) { return std::max<uint64_t>(1, parallel.chunk_elements() / plan.run_length); }
+
+// A chunk whose input the staged route does not quantize: it stops the job, and the caller takes the
+// route that says why.
+struct RefusedInput {};
+
+// The largest magnitude's bits a format quantizes without a refusal: finite, and at most 65504 where the
+// parameters are fp16 (which bounds every format's parameters below fp16's largest finite value).
+uint32_t accepted_magnitude_bits(grey_quant_format format) { return has_f16_parameters(format) ? kSafeMagnitudeBits : 0x7F7FFFFFu; }
+// quantize_runs' bound when the caller has checked the input.
+constexpr uint32_t kChecked = std::numeric_limits<uint32_t>::max();
+
+// Runs [r0, r1) of a plan that visits runs once, into `out`, from `x`: elements x_first on, holding
+// those of the runs. Each run's statistics, parameters and codes
+// while the run is in the cache, instead of a pass over the tensor for the statistics and another for
+// the codes. The bytes are those of the two passes: the same statistics, make_coding and encode_piece
+// per run. Throws RefusedInput when a value's magnitude bits exceed `accepted`, learnt from the scan that
+// takes the statistics (what is written is then meaningless); kChecked when the input is known to pass.
+void quantize_runs(const Plan& plan, std::span<const float> x, uint64_t x_first, std::span<std::byte> out, const Kernels& k, uint64_t r0, uint64_t r1,
+                   uint32_t accepted) {
     if (fuses_groups(plan, k)) {
         // The kernel set's fused route: whole groups, no rows, so run r is elements r * run_length on.
-        parallel.for_chunks(runs, std::max<uint64_t>(1, piece / plan.run_length), [&](uint64_t r0, uint64_t r1) {
-            k.quantize_groups(plan.format, x.data() + r0 * plan.run_length, r1 - r0, plan.run_length,
-                              reinterpret_cast<uint8_t*>(out.data() + group_code_byte(plan, r0)), group_scale(plan, out.data(), r0),
-                              group_min(plan, out.data(), r0));
-        });
-        return true;
+        const uint32_t largest = k.quantize_groups(plan.format, x.data() + (r0 * plan.run_length - x_first), r1 - r0, plan.run_length,
+                                                   reinterpret_cast<uint8_t*>(out.data() + group_code_byte(plan, r0)),
+                                                   group_scale(plan, out.data(), r0), group_min(plan, out.data(), r0));
+        if (largest > accepted) throw RefusedInput{};
+        return;
     }
-    parallel.for_chunks(runs, std::max<uint64_t>(1, piece / plan.run_length), [&](uint64_t r0, uint64_t r1) {
-        CodePiece codes;
-        for (uint64_t r = r0; r < r1; ++r) {
-            const Run at = run_at(plan, r);
-            Stats s = kNoStats;
-            add_stats(plan.format, x.data() + at.first, at.length, s, k);
-            const Coding c = gc::make_coding(plan.format, s, 1.0f);
-            if (gc::overflows(c)) throw std::logic_error("quantize: fp16 parameters overflowed after the magnitude check");
-            store_params(plan, r, c, out);
-            encode_range(plan, c, x, r, at, 0, at.length, codes, out, k);
+    CodePiece codes;
+    for (uint64_t r = r0; r < r1; ++r) {
+        const Run at = run_at(plan, r);
+        const auto run = x.subspan(at.first - x_first, at.length);
+        const float* values = run.data();
+        Stats s = kNoStats;
+        if (accepted != kChecked) {
+            // The run's largest magnitude: a NaN's bits lie above every number's. For the absmax formats it
+            // is the statistic too (a larger magnitude has larger bits), and their one scan.
+            const uint32_t largest = k.max_magnitude32(reinterpret_cast<const std::byte*>(values), at.length);
+            if (largest > accepted) throw RefusedInput{};
+            if (!gc::stores_minimum(plan.format) && plan.format != GREY_QUANT_Q4_0)
+                s.absmax = std::bit_cast<float>(largest);
+            else
+                add_stats(plan.format, values, at.length, s, k);
+        } else {
+            add_stats(plan.format, values, at.length, s, k);
         }
-    });
+        const Coding c = gc::make_coding(plan.format, s, 1.0f);
+        if (gc::overflows(c)) throw std::logic_error("quantize: fp16 parameters overflowed after the magnitude check");
+        store_params(plan, r, c, out);
+        encode_range(plan, c, run, r, at, 0, at.length, codes, out, k);
+    }
+}
+
+// With the largest magnitude known: nothing is written unless no run's fp16 parameters can overflow;
+// otherwise returns false and the two passes give the refusal before writing anything.
+bool quantize_runs_in_one_visit(const Plan& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& k, const Parallel& parallel,
+                                uint32_t max_magnitude_bits) {
+    if (!visits_runs_once(plan, parallel) || max_magnitude_bits > accepted_magnitude_bits(plan.format)) return false;
+    parallel.for_chunks(grey_quant_layout_runs(&plan), runs_per_chunk(plan, parallel),
+                        [&](uint64_t r0, uint64_t r1) { quantize_runs(plan, x, 0, out, k, r0, r1, kChecked); });
     return true;
+}
+
+// The output of the staged route is built in memory of its own and copied to the caller's only once
+// every chunk has passed its check, so a refusal leaves the output untouched (grey.h's rule) without a
+// pass over the input to check it first: the output is a fraction of the input's size. Above this the
+// staging memory costs more than the pass it saves, and the checked passes run instead.
+constexpr uint64_t kMaxStagingBytes = uint64_t{64} << 20;
+
+// Runs body(begin, end, staging) over chunks of [0, items) on `parallel`, then copies the staging memory
+// to `out`. False, `out` untouched, when a chunk throws RefusedInput, or when the staging memory is
+// larger than kMaxStagingBytes or cannot be had.
+template <typename Body>
+bool staged(std::span<std::byte> out, const Parallel& parallel, uint64_t items, uint64_t chunk, const Body& body) {
+    if (out.size() > kMaxStagingBytes) return false;
+    std::unique_ptr<std::byte[]> memory;
+    try {
+        memory = std::make_unique_for_overwrite<std::byte[]>(out.size());
+    } catch (const std::bad_alloc&) {
+        return false;
+    }
+    const std::span<std::byte> staging(memory.get(), out.size());
+    try {
+        parallel.for_chunks(items, chunk, [&](uint64_t begin, uint64_t end) { body(begin, end, staging); });
+    } catch (const RefusedInput&) {
+        return false;
+    }
+    constexpr uint64_t kCopyChunk = 256 * 1024;
+    parallel.for_chunks(out.size(), kCopyChunk, [&](uint64_t begin, uint64_t end) { std::memcpy(out.data() + begin, staging.data() + begin, end - begin); });
+    return true;
+}
+
+// quantize_checked on float32 values in place.
+bool quantize_checked_f32(const Plan& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& k, const Parallel& parallel) {
+    if (!visits_runs_once(plan, parallel)) return false;
+    const uint32_t accepted = accepted_magnitude_bits(plan.format);
+    return staged(out, parallel, grey_quant_layout_runs(&plan), runs_per_chunk(plan, parallel),
+                  [&](uint64_t r0, uint64_t r1, std::span<std::byte> staging) { quantize_runs(plan, x, 0, staging, k, r0, r1, accepted); });
 }
 
 }  // namespace
 
+bool quantize_checked(const Plan& plan, grey_dtype dtype, std::span<const std::byte> source, std::span<std::byte> out, const Kernels& k,
+                      const Parallel& parallel) {
+    if (dtype == GREY_DTYPE_F32 && reinterpret_cast<uintptr_t>(source.data()) % alignof(float) == 0)
+        return quantize_checked_f32(plan, {reinterpret_cast<const float*>(source.data()), static_cast<std::size_t>(plan.elements)}, out, k, parallel);
+    // Any other input a few runs at a time, widened into a piece that stays in the cache (no float32 copy
+    // of the tensor); runs longer than a piece are left to the route that converts the tensor first.
+    constexpr uint64_t kPiece = gc::ErrorSums::kPiece;
+    if ((dtype != GREY_DTYPE_F32 && dtype != GREY_DTYPE_F16 && dtype != GREY_DTYPE_BF16) || !visits_runs_once(plan, parallel) ||
+        plan.run_length > kPiece)
+        return false;
+    const uint32_t accepted = accepted_magnitude_bits(plan.format);
+    const uint64_t runs_per_piece = kPiece / plan.run_length;
+    const uint64_t chunk = std::max<uint64_t>(1, runs_per_chunk(plan, parallel) / runs_per_piece) * runs_per_piece;
+    return staged(out, parallel, grey_quant_layout_runs(&plan), chunk, [&](uint64_t r0, uint64_t r1, std::span<std::byte> staging) {
+        alignas(64) Piece x;
+        for (uint64_t r = r0; r < r1; r += runs_per_piece) {
+            // Consecutive runs are consecutive elements.
+            const uint64_t end = std::min(r1, r + runs_per_piece), first = run_at(plan, r).first;
+            const Run last = run_at(plan, end - 1);
+            const uint64_t n = last.first + last.length - first;
+            load_piece(dtype, source, first, n, x.data(), k);
+            quantize_runs(plan, std::span<const float>(x).first(n), first, staging, k, r, end, accepted);
+        }
+    });
+}
+
 void quantize(const Plan& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& k, const Parallel& parallel,
               std::optional<uint32_t> max_magnitude_bits) {
-    if (quantize_runs_in_one_visit(plan, x, out, k, parallel, max_magnitude_bits)) return;
+    // Without the largest magnitude, fp16 parameters are checked a chunk at a time as the runs are quantized.
+    if (has_f16_parameters(plan.format) && !max_magnitude_bits ? quantize_checked_f32(plan, x, out, k, parallel)
+                                                                : quantize_runs_in_one_visit(plan, x, out, k, parallel, max_magnitude_bits.value_or(0)))
+        return;
     const auto stats = gather_stats(plan, x, k, parallel);
     const auto codings = choose_codings(plan, x, stats, k, parallel);
     // Formats with fp16 parameters are grouped (set p is run p), so set p covers the elements of run p.
@@ -548,7 +665,7 @@ void quantize(const Plan& plan, std::span<const float> x, std::span<std::byte> o
             CodePiece codes;
             for (uint64_t r = r0; r < r1; ++r) {
                 const Run at = run_at(plan, r);
-                encode_range(plan, codings[r % plan.param_count], x, r, at, 0, at.length, codes, out, k);
+                encode_range(plan, codings[r % plan.param_count], x.subspan(at.first, at.length), r, at, 0, at.length, codes, out, k);
             }
         });
         return;
@@ -557,7 +674,7 @@ void quantize(const Plan& plan, std::span<const float> x, std::span<std::byte> o
         const Run at = run_at(plan, r);
         parallel.for_chunks(at.length, piece, [&](uint64_t begin, uint64_t end) {
             CodePiece codes;
-            encode_range(plan, codings[r % plan.param_count], x, r, at, begin, end, codes, out, k);
+            encode_range(plan, codings[r % plan.param_count], x.subspan(at.first, at.length), r, at, begin, end, codes, out, k);
         });
     }
 }
@@ -615,7 +732,6 @@ void dequantize(const Plan& plan, std::span<const std::byte> in, std::span<float
 
 namespace {
 
-using Piece = std::array<float, gc::ErrorSums::kPiece>;
 
 // One piece's share of the error sums, each of its lanes already combined.
 struct PieceSums {
@@ -643,20 +759,6 @@ void add_pieces(gc::ErrorSums& sums, std::span<const PieceSums> pieces) {
 
 uint64_t pieces_per_chunk(const Parallel& parallel) { return std::max<uint64_t>(1, parallel.chunk_elements() / gc::ErrorSums::kPiece); }
 
-// Elements [first, first + n) of `source` as float32 in `x`.
-void load_piece(grey_dtype dtype, std::span<const std::byte> source, uint64_t first, uint64_t n, float* x, const Kernels& k) {
-    if (dtype == GREY_DTYPE_F32) {
-        std::memcpy(x, source.data() + first * sizeof(float), n * sizeof(float));
-        return;
-    }
-    // Through an aligned copy of the halves: mapped file data need not be 2-byte aligned.
-    std::array<uint16_t, gc::ErrorSums::kPiece> halves;
-    std::memcpy(halves.data(), source.data() + first * 2, n * 2);
-    if (dtype == GREY_DTYPE_F16)
-        k.f16_to_f32(halves.data(), n, x);
-    else
-        for (uint64_t i = 0; i < n; ++i) x[i] = gc::bf16_to_f32(halves[i]);
-}
 
 }  // namespace
 
@@ -668,28 +770,31 @@ bool quantizes_in_one_pass(const Plan& plan, grey_dtype dtype) {
 bool quantize_in_one_pass(const Plan& plan, grey_dtype dtype, std::span<const std::byte> source, std::span<std::byte> out, gc::ErrorSums* error,
                           const Kernels& k, const Parallel& parallel) {
     if (!quantizes_in_one_pass(plan, dtype)) throw std::logic_error("quantize_in_one_pass: not a one-pass plan");
-    if (!safe_for_one_pass(dtype, source, plan.elements, k, parallel)) return false;
     constexpr uint64_t kPiece = gc::ErrorSums::kPiece;  // whole ggml blocks
     const uint64_t pieces = (plan.elements + kPiece - 1) / kPiece;
     const uint64_t block_bytes = gc::ggml_block_bytes(plan.format);
-    const uint64_t header = plan.format == GREY_QUANT_Q4_1 ? 4 : 2;
+    const uint64_t header = gc::ggml_header_bytes(plan.format);
     std::vector<PieceSums> sums(error != nullptr ? pieces : 0);
-    parallel.for_chunks(pieces, pieces_per_chunk(parallel), [&](uint64_t p0, uint64_t p1) {
+    // Pieces [p0, p1) into `target`, each checked while it is in the cache: every value finite and at most
+    // 65504, so that no block's fp16 parameters overflow; RefusedInput otherwise.
+    const auto quantize_pieces = [&](uint64_t p0, uint64_t p1, std::span<std::byte> target) {
         alignas(64) Piece x, decoded;
         alignas(64) std::array<int8_t, kPiece> codes;
         for (uint64_t piece = p0; piece < p1; ++piece) {
             const uint64_t first = piece * kPiece, n = std::min(kPiece, plan.elements - first), blocks = n / 32;
             load_piece(dtype, source, first, n, x.data(), k);
-            std::byte* block = out.data() + first / 32 * block_bytes;
-            if (k.quantize_groups != nullptr) {  // the kernel set's fused blocks (the range check above is its precondition)
-                k.quantize_groups(plan.format, x.data(), blocks, 32, reinterpret_cast<uint8_t*>(block), nullptr, nullptr);
+            std::byte* block = target.data() + first / 32 * block_bytes;
+            if (k.quantize_groups != nullptr) {  // the kernel set's fused blocks, which learn the largest magnitude as they go
+                if (k.quantize_groups(plan.format, x.data(), blocks, 32, reinterpret_cast<uint8_t*>(block), nullptr, nullptr) > kSafeMagnitudeBits)
+                    throw RefusedInput{};
                 if (error != nullptr) {
                     // Decoded from the stored blocks: the codes and fp16 parameters the loop below decodes from.
-                    dequantize_range(plan, out, first, std::span(decoded).first(n), k);
+                    dequantize_range(plan, target, first, std::span(decoded).first(n), k);
                     sums[piece] = piece_sums(x.data(), decoded.data(), n, k);
                 }
                 continue;
             }
+            if (k.max_magnitude32(reinterpret_cast<const std::byte*>(x.data()), n) > kSafeMagnitudeBits) throw RefusedInput{};
             for (uint64_t b = 0; b < blocks; ++b, block += block_bytes) {
                 const float* values = x.data() + 32 * b;
                 Stats s = kNoStats;
@@ -703,22 +808,37 @@ bool quantize_in_one_pass(const Plan& plan, grey_dtype dtype, std::span<const st
                 if (error != nullptr) k.decode(codes.data() + 32 * b, 32, decode_spec(c), decoded.data() + 32 * b);
             }
             if (plan.format != GREY_QUANT_Q8_0)
-                k.pack_ggml_nibbles(codes.data(), blocks, reinterpret_cast<uint8_t*>(out.data() + first / 32 * block_bytes + header), block_bytes);
+                k.pack_ggml_nibbles(codes.data(), blocks, reinterpret_cast<uint8_t*>(target.data() + first / 32 * block_bytes + header), block_bytes);
             if (error != nullptr) sums[piece] = piece_sums(x.data(), decoded.data(), n, k);
         }
-    });
+    };
+    if (!staged(out, parallel, pieces, pieces_per_chunk(parallel), quantize_pieces)) {
+        // Refused, or too large to stage: checked over the whole input first, then quantized straight into `out`.
+        if (!safe_for_one_pass(dtype, source, plan.elements, k, parallel)) return false;
+        parallel.for_chunks(pieces, pieces_per_chunk(parallel), [&](uint64_t p0, uint64_t p1) { quantize_pieces(p0, p1, out); });
+    }
     if (error != nullptr) add_pieces(*error, sums);
     return true;
 }
 
-void add_error_sums(gc::ErrorSums& sums, std::span<const float> reference, std::span<const float> approximation, const Kernels& k,
-                    const Parallel& parallel) {
+void add_quantization_error(gc::ErrorSums& sums, const Plan& plan, grey_dtype dtype, std::span<const std::byte> source,
+                            std::span<const std::byte> quantized, const Kernels& k, const Parallel& parallel) {
+    if (dtype != GREY_DTYPE_F32 && dtype != GREY_DTYPE_F16 && dtype != GREY_DTYPE_BF16)
+        throw std::invalid_argument("add_quantization_error: the plain tensor must be F32, F16 or BF16");
     constexpr uint64_t kPiece = gc::ErrorSums::kPiece;
-    std::vector<PieceSums> pieces((reference.size() + kPiece - 1) / kPiece);
+    const bool in_place = dtype == GREY_DTYPE_F32 && reinterpret_cast<uintptr_t>(source.data()) % alignof(float) == 0;
+    std::vector<PieceSums> pieces((plan.elements + kPiece - 1) / kPiece);
     parallel.for_chunks(pieces.size(), pieces_per_chunk(parallel), [&](uint64_t p0, uint64_t p1) {
+        alignas(64) Piece x, decoded;
         for (uint64_t p = p0; p < p1; ++p) {
-            const uint64_t first = p * kPiece, n = std::min<uint64_t>(kPiece, reference.size() - first);
-            pieces[p] = piece_sums(reference.data() + first, approximation.data() + first, n, k);
+            const uint64_t first = p * kPiece, n = std::min(kPiece, plan.elements - first);
+            const float* reference = x.data();
+            if (in_place)
+                reference = reinterpret_cast<const float*>(source.data()) + first;
+            else
+                load_piece(dtype, source, first, n, x.data(), k);
+            dequantize_range(plan, quantized, first, std::span(decoded).first(n), k);
+            pieces[p] = piece_sums(reference, decoded.data(), n, k);
         }
     });
     add_pieces(sums, pieces);

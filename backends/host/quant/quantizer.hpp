@@ -68,16 +68,28 @@ bool quantizes_in_one_pass(const grey_quant_layout& plan, grey_dtype dtype);
 // whose fp16 parameters could overflow): the general route then gives the refusal in its own words.
 bool quantize_in_one_pass(const grey_quant_layout& plan, grey_dtype dtype, std::span<const std::byte> source, std::span<std::byte> out,
                           grey::common::ErrorSums* error, const Kernels& kernels, const Parallel& parallel = {});
-// sums += the error of `approximation` against `reference`, in common::ErrorSums::add's order, the
-// pieces summed in parallel.
-void add_error_sums(grey::common::ErrorSums& sums, std::span<const float> reference, std::span<const float> approximation, const Kernels& kernels,
-                    const Parallel& parallel = {});
+// sums += the error of `quantized` (quantize()'s bytes of `source`) against `source`, plan.elements values of
+// `dtype` (F32, F16 or BF16, no alignment needed): common::ErrorSums::add over the float32 values and the
+// dequantized ones, piece by piece in its order (the pieces summed in parallel), with neither tensor
+// made whole.
+void add_quantization_error(grey::common::ErrorSums& sums, const grey_quant_layout& plan, grey_dtype dtype, std::span<const std::byte> source,
+                            std::span<const std::byte> quantized, const Kernels& kernels, const Parallel& parallel = {});
 
 // Writes plan.bytes bytes of quantized `x` (plan.elements values) to `out`; on failure (a group whose
 // fp16 parameters would overflow) nothing. `max_magnitude_bits`: the largest magnitude's float32 bits
-// among `x` when the caller already has them (as_f32), which spares a pass over `x` to learn them.
+// among `x` when the caller already has them (as_f32); without them, quantize_checked learns them as it
+// quantizes where it can, and otherwise the statistics pass finds any group that would overflow.
 void quantize(const grey_quant_layout& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& kernels,
               const Parallel& parallel = {}, std::optional<uint32_t> max_magnitude_bits = std::nullopt);
+// quantize() for input not yet checked, when round to nearest visits each run once (one parameter set a
+// run, runs no longer than a chunk): `source` (plan.elements values of `dtype`: F32 read in place when
+// 4-byte aligned, F16, BF16 or unaligned F32 widened a piece of whole runs at a time, for runs up to
+// common::ErrorSums::kPiece elements) is checked as it is quantized (every value finite, and at most 65504
+// where the parameters are fp16), into staging memory copied to `out` once every chunk passed. One read
+// of the input, and no float32 copy of it. False, `out` untouched, when a value fails the check (as_f32
+// and quantize() then say which), for other plans and input, or when the output is too large to stage.
+bool quantize_checked(const grey_quant_layout& plan, grey_dtype dtype, std::span<const std::byte> source, std::span<std::byte> out,
+                      const Kernels& kernels, const Parallel& parallel = {});
 // The reverse: plan.elements float32 values from plan.bytes bytes.
 void dequantize(const grey_quant_layout& plan, std::span<const std::byte> in, std::span<float> out, const Kernels& kernels,
                 const Parallel& parallel = {});

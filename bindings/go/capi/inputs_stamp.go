@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "dd4d6c2674904576d6c189eeeaf8abfc1b08fc79eae648508d5dde289d59fef0"
+const inputsSHA256 = "ed459ab61234592bd6c5a2b18fd45275acc7f5a4dc26300bd637ea69cbb647b6"

@@ -13,7 +13,11 @@
 // grey_checksum_partial, grey_fill and grey_copy compute their results; grey_quant_stats reports every
 // piece as all zeros (FAKE_ZE_NON_FINITE=<index> makes the first piece report that element as a
 // NaN); grey_quant_search and grey_quant_refit report every sum 0; grey_quant_encode and
-// grey_quant_decode only check their arguments and write nothing.
+// grey_quant_decode only check their arguments and write nothing; the KV kernels (grey_kvk_store,
+// grey_kvk_params, grey_kvk_codes, grey_kvk_attend) compute their results by common/kv_layout.hpp's
+// rule (attention in float64, as the host backend), so that a cache on the fake device can be compared
+// with one on the host device, and refuse to run unless the backend declared their indirect access to
+// device memory and built their module with -cl-fp32-correctly-rounded-divide-sqrt.
 // FAKE_ZE_BUILD_LOG is the text of a module's build log.
 // Test hooks: fake_ze_live_objects() counts contexts, command lists, modules, kernels and allocations
 // not yet freed; fake_ze_launches() gives the launches so far, "name(argument sizes)xgroups;..." each.
@@ -23,9 +27,11 @@
 #include <level_zero/ze_api.h>
 #include <level_zero/zes_api.h>
 
+#include "kernels/opencl/kv_args.h"
 #include "kernels/opencl/quant_args.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -71,6 +77,7 @@ struct _ze_event_handle_t {
 struct _ze_module_handle_t {
     int id;
     std::string spirv;
+    std::string build_flags;
 };
 struct _ze_module_build_log_handle_t {
     std::string text;
@@ -79,6 +86,8 @@ struct _ze_kernel_handle_t {
     std::string name;
     uint32_t group_size = 0;
     std::vector<std::string> args;  // each argument's bytes, by index
+    std::string build_flags;        // its module's
+    ze_kernel_indirect_access_flags_t indirect = 0;
 };
 struct _zes_mem_handle_t {
     zes_mem_loc_t location;
@@ -362,7 +371,8 @@ ze_result_t zeModuleCreate(ze_context_handle_t, ze_device_handle_t, const ze_mod
     if (magic != 0x07230203u) return ZE_RESULT_ERROR_INVALID_NATIVE_BINARY;
     std::lock_guard lock(state().mutex);
     ++state().modules;
-    *out = new _ze_module_handle_t{state().modules, std::string(static_cast<const char*>(static_cast<const void*>(desc->pInputModule)), desc->inputSize)};
+    *out = new _ze_module_handle_t{state().modules, std::string(static_cast<const char*>(static_cast<const void*>(desc->pInputModule)), desc->inputSize),
+                                   desc->pBuildFlags != nullptr ? desc->pBuildFlags : ""};
     return ZE_RESULT_SUCCESS;
 }
 
@@ -395,7 +405,7 @@ ze_result_t zeKernelCreate(ze_module_handle_t module, const ze_kernel_desc_t* de
     if (module->spirv.find(name + '\0') == std::string::npos) return ZE_RESULT_ERROR_INVALID_KERNEL_NAME;
     std::lock_guard lock(state().mutex);
     ++state().kernels;
-    *out = new _ze_kernel_handle_t{name, 0, {}};
+    *out = new _ze_kernel_handle_t{name, 0, {}, module->build_flags, 0};
     return ZE_RESULT_SUCCESS;
 }
 
@@ -409,6 +419,12 @@ ze_result_t zeKernelDestroy(ze_kernel_handle_t kernel) {
 ze_result_t zeKernelSetGroupSize(ze_kernel_handle_t kernel, uint32_t x, uint32_t, uint32_t) {
     FAKE_ENTER("zeKernelSetGroupSize")
     kernel->group_size = x;
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t zeKernelSetIndirectAccess(ze_kernel_handle_t kernel, ze_kernel_indirect_access_flags_t flags) {
+    FAKE_ENTER("zeKernelSetIndirectAccess")
+    kernel->indirect = flags;
     return ZE_RESULT_SUCCESS;
 }
 
@@ -473,13 +489,121 @@ ze_result_t emulate_quant_stats(const Arguments& a) {
     return ZE_RESULT_SUCCESS;
 }
 
+// ----- the KV kernels of grey_kv.clcpp, by common/kv_layout.hpp's rule
+
+namespace gc = grey::common;
+
+template <typename T>
+T* at(uint64_t address) {
+    return reinterpret_cast<T*>(address);
+}
+
+// The launch's one argument, the block `Args`.
+template <typename Args>
+bool kv_arguments(const Arguments& a, Args& out) {
+    if (!a.sizes({sizeof(Args)})) return false;
+    std::memcpy(&out, a.args[0].data(), sizeof out);
+    return true;
+}
+
+ze_result_t emulate_kv_store(const Arguments& a) {
+    grey_kvl0_store_args k{};
+    if (!kv_arguments(a, k)) return ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE;
+    const gc::KvLayout& l = k.layout;
+    if (l.hadamard_k != 0 && k.rotated == 0) return ZE_RESULT_ERROR_INVALID_ARGUMENT;  // the kernel rotates in that scratch
+    const uint64_t rows = uint64_t{k.layer_count} * k.tokens * l.kv_heads, half = gc::kv_block_elements(l);
+    std::vector<float> key(l.head_dim);
+    for (uint64_t r = 0; r < rows; ++r) {
+        const auto head = static_cast<uint32_t>(r % l.kv_heads);
+        const auto token = static_cast<uint32_t>(r / l.kv_heads % k.tokens);
+        const auto layer = static_cast<uint32_t>(r / l.kv_heads / k.tokens) + k.layer_first;
+        std::copy_n(at<const float>(k.keys) + r * l.head_dim, l.head_dim, key.begin());
+        if (l.hadamard_k != 0) gc::kv_hadamard_rotate(key.data(), l.head_dim);
+        auto* dense = at<uint16_t>(at<const uint64_t>(k.blocks)[token]);
+        for (uint32_t c = 0; c < l.head_dim; ++c) {
+            const uint64_t to = gc::kv_dense_index(l, layer, head, at<const uint32_t>(k.slots)[token], c);
+            dense[to] = gc::kv_to_window(l, key[c]);
+            dense[half + to] = gc::kv_to_window(l, at<const float>(k.values)[r * l.head_dim + c]);
+        }
+    }
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t emulate_kv_compress(const Arguments& a, bool codes) {
+    grey_kvl0_compress_args k{};
+    if (!kv_arguments(a, k)) return ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE;
+    const gc::KvLayout& l = k.layout;
+    for (uint32_t b = 0; b < k.count; ++b) {
+        const auto* dense = at<const uint8_t>(at<const uint64_t>(k.sources)[b]);
+        auto* out = at<uint8_t>(at<const uint64_t>(k.destinations)[b]);
+        auto* params = reinterpret_cast<gc::KvGroupParams*>(out);
+        if (!codes) {
+            std::memset(out, 0, gc::kv_v_codes_offset(l));  // the padding too, as the kernel zeroes it
+            for (uint64_t i = 0; i < gc::kv_k_param_count(l) + gc::kv_v_param_count(l); ++i) params[i] = gc::kv_group_params_at(l, dense, i);
+            continue;
+        }
+        for (int part = 0; part < 2; ++part)
+            for (uint64_t i = 0; i < gc::kv_half_code_bytes(l); ++i)
+                out[(part == 0 ? gc::kv_k_codes_offset(l) : gc::kv_v_codes_offset(l)) + i] = gc::kv_code_byte_at(l, dense, params, part, i);
+    }
+    return ZE_RESULT_SUCCESS;
+}
+
+ze_result_t emulate_kv_attend(const Arguments& a) {
+    grey_kvl0_attend_args k{};
+    if (!kv_arguments(a, k)) return ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE;
+    const gc::KvLayout& l = k.layout;
+    if (l.hadamard_k != 0 && k.rotated == 0) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    const uint32_t dim = l.head_dim;
+    std::vector<double> q(dim), acc(dim);
+    for (uint64_t w = 0; w < uint64_t{k.batch} * k.query_heads; ++w) {
+        const grey_kvl0_sequence seq = at<const grey_kvl0_sequence>(k.sequences)[w / k.query_heads];
+        const uint32_t head = static_cast<uint32_t>(w % k.query_heads) / k.group;
+        const uint64_t* table = at<const uint64_t>(k.blocks) + seq.table_offset;
+        for (uint32_t c = 0; c < dim; ++c) q[c] = at<const float>(k.queries)[w * dim + c];
+        if (l.hadamard_k != 0) gc::kv_hadamard_rotate(q.data(), dim);
+        const auto value = [&](int part, uint64_t p, uint32_t c) {
+            const uint64_t entry = table[p / l.tokens_per_block];
+            return static_cast<double>(gc::kv_value(l, at<const uint8_t>(entry & ~uint64_t{1}), (entry & 1u) != 0, part, k.layer, head,
+                                                    static_cast<uint32_t>(p % l.tokens_per_block), c));
+        };
+        std::vector<double> scores;
+        double top = -INFINITY;
+        for (uint64_t p = seq.first; p < seq.last; ++p) {
+            double dot = 0;
+            for (uint32_t c = 0; c < dim; ++c) dot += q[c] * value(0, p, c);
+            scores.push_back(dot * k.scale);
+            top = std::max(top, scores.back());
+        }
+        double total = 0;
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (uint64_t p = seq.first; p < seq.last; ++p) {
+            const double weight = std::exp(scores[p - seq.first] - top);
+            total += weight;
+            for (uint32_t c = 0; c < dim; ++c) acc[c] += weight * value(1, p, c);
+        }
+        for (uint32_t c = 0; c < dim; ++c) at<float>(k.output)[w * dim + c] = static_cast<float>(acc[c] / total);
+    }
+    return ZE_RESULT_SUCCESS;
+}
+
 }  // namespace
 
 namespace {
 
 // A launch, from the arguments the kernel had when it was appended.
-ze_result_t emulate_launch(const std::string& name, const std::vector<std::string>& arguments, uint64_t items) {
+ze_result_t emulate_launch(const std::string& name, const std::vector<std::string>& arguments, uint64_t items, const std::string& build_flags,
+                           ze_kernel_indirect_access_flags_t indirect) {
     const Arguments a{arguments};
+    if (name.rfind("grey_kvk_", 0) == 0) {
+        // The kernels read block addresses from tables, and the quantization divides.
+        if ((indirect & ZE_KERNEL_INDIRECT_ACCESS_FLAG_DEVICE) == 0 || build_flags.find("-cl-fp32-correctly-rounded-divide-sqrt") == std::string::npos)
+            return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+        if (name == "grey_kvk_store") return emulate_kv_store(a);
+        if (name == "grey_kvk_params") return emulate_kv_compress(a, false);
+        if (name == "grey_kvk_codes") return emulate_kv_compress(a, true);
+        if (name == "grey_kvk_attend") return emulate_kv_attend(a);
+    }
     if (name == "grey_checksum_partial") return emulate_checksum(a, items);
     if (name == "grey_fill") {  // (buffer, offset, n, value)
         if (!a.sizes({8, 8, 8, 4})) return ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE;
@@ -526,7 +650,9 @@ ze_result_t zeCommandListAppendLaunchKernel(ze_command_list_handle_t list, ze_ke
         state().launches += kernel->name + "(" + sizes + ")x" + std::to_string(groups->groupCountX) + ";";
     }
     const uint64_t items = uint64_t{groups->groupCountX} * kernel->group_size;
-    return run_or_record(list, [name = kernel->name, args = kernel->args, items] { return emulate_launch(name, args, items); });
+    return run_or_record(list, [name = kernel->name, args = kernel->args, items, flags = kernel->build_flags, indirect = kernel->indirect] {
+        return emulate_launch(name, args, items, flags, indirect);
+    });
 }
 
 // ----- regular command lists, command queues and events (the stream slots) -------------------------

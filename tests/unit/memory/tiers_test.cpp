@@ -499,10 +499,10 @@ TEST(Tiers, TheScanLeavesABufferUsedWithinItsIntervalAlone) {
     std::vector<uint8_t> out(data.size());
     ASSERT_EQ(grey_buffer_read(buffer.get(), 0, out.data(), out.size()), GREY_OK);
     const auto after_use = std::chrono::steady_clock::now();
-    grey_compact_result result = context->tiers->compact(0, policy, before_use);
+    grey_compact_result result = context->tiers->compact(0, policy, false, before_use);
     EXPECT_EQ(result.buffers_skipped, 1u);
     EXPECT_EQ(info_of(buffer.get()).residency, GREY_RESIDENCY_RAW) << "used since the cut-off";
-    result = context->tiers->compact(0, policy, after_use);
+    result = context->tiers->compact(0, policy, false, after_use);
     EXPECT_EQ(result.buffers_skipped, 0u);
     EXPECT_NE(info_of(buffer.get()).residency, GREY_RESIDENCY_RAW) << "not used since the cut-off";
     EXPECT_EQ(read_all(buffer.get(), data.size()), data);

@@ -352,15 +352,12 @@ TEST_P(KernelPaths, FusedGroupQuantizerGivesTheScalarBytes) {
                 hq::quantize(plan, y, a, scalar());
                 hq::quantize(plan, y, b, vector());
                 ASSERT_EQ(a, b);
-                // Decoding (dequantize_groups where the path has it): these bytes, then for the grouped
-                // formats any bytes at all (every code, scales of every kind, NaN and infinities included).
+                // Decoding (dequantize_groups where the path has it): these bytes, then any bytes at all
+                // (every code, fp8's NaN codes, scales of every kind, NaN and infinities included).
                 std::mt19937 bytes_rng(seed);
                 std::vector<std::byte> noise(plan.bytes);
                 for (auto& byte : noise) byte = static_cast<std::byte>(bytes_rng());
-                const bool grouped = p.format == GREY_QUANT_INT4 || p.format == GREY_QUANT_INT4_SYM || p.format == GREY_QUANT_NF4 ||
-                                     p.format == GREY_QUANT_Q8_0 || p.format == GREY_QUANT_Q4_0 || p.format == GREY_QUANT_Q4_1;
                 for (const auto* in : {&a, &noise}) {
-                    if (in == &noise && !grouped) continue;
                     std::vector<float> da(plan.elements, 1.0f), db(plan.elements, 2.0f);
                     hq::dequantize(plan, *in, da, scalar());
                     hq::dequantize(plan, *in, db, vector());
@@ -371,6 +368,44 @@ TEST_P(KernelPaths, FusedGroupQuantizerGivesTheScalarBytes) {
         }
     }
     EXPECT_GE(compared, 60);
+}
+
+// The fused group quantizer reports the largest magnitude's bits of what it read (max_magnitude32's), so
+// that the checked route learns from the same scan whether the input may be quantized: finite values of
+// every kind, a value past 65504 (too large for fp16 parameters), infinities and NaNs of both signs, each
+// in the first, a middle and the last group, at the first and last element of its group.
+TEST_P(KernelPaths, FusedGroupQuantizerReportsTheLargestMagnitude) {
+    if (vector().quantize_groups == nullptr) GTEST_SKIP() << GetParam().name << " has no fused group route";
+    const float specials[] = {65505.0f, -1e30f, INFINITY, -INFINITY, std::nanf(""), -std::nanf("0x12345")};
+    int compared = 0;
+    for (const char* name : {"int4-g32", "int4-g128", "int4-sym-g128", "nf4", "q8_0", "q4_0", "q4_1"}) {
+        grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+        ASSERT_EQ(grey_quant_params_from_name(name, &p), GREY_OK);
+        const auto plan = grey::quant::make_layout(std::vector<uint64_t>{21, 128}, p);
+        const std::size_t length = plan.run_length, groups = plan.elements / length;  // a batch of 16 and a rest, or more
+        auto x = group_input(groups, length, 3);
+        std::vector<std::byte> out(plan.bytes);
+        const auto quantize = [&] {
+            const bool ggml = p.format == GREY_QUANT_Q8_0 || p.format == GREY_QUANT_Q4_0 || p.format == GREY_QUANT_Q4_1;
+            std::byte* scales = ggml ? nullptr : out.data() + plan.codes_bytes;
+            std::byte* mins = p.format == GREY_QUANT_INT4 ? out.data() + plan.codes_bytes + 2 * plan.param_count : nullptr;
+            return vector().quantize_groups(p.format, x.data(), groups, length, reinterpret_cast<uint8_t*>(out.data()), scales, mins);
+        };
+        const auto largest = [&] { return scalar().max_magnitude32(reinterpret_cast<const std::byte*>(x.data()), x.size()); };
+        SCOPED_TRACE(name);
+        ASSERT_EQ(quantize(), largest()) << "finite input";
+        for (const float special : specials)
+            for (const std::size_t group : {std::size_t{0}, std::size_t{9}, groups - 1})
+                for (const std::size_t at : {std::size_t{0}, length - 1}) {
+                    const std::size_t i = group * length + at;
+                    const float kept = x[i];
+                    x[i] = special;
+                    ASSERT_EQ(quantize(), largest()) << special << " at " << i;
+                    x[i] = kept;
+                    ++compared;
+                }
+    }
+    EXPECT_EQ(compared, 7 * 6 * 3 * 2);
 }
 
 TEST_P(KernelPaths, NibblePairPackingGivesTheScalarBytes) {
