@@ -60,4 +60,20 @@ private:
     uint64_t growth_count_ = 0;
 };
 
+// A block of the pool for one job, given back when the job's scope ends (no block for 0 bytes: get() is 0).
+class ChunkScratch {
+public:
+    ChunkScratch(ChunkPool& pool, uint64_t bytes) : pool_(pool), address_(bytes == 0 ? 0 : pool.allocate(bytes)) {}
+    ~ChunkScratch() {
+        if (address_ != 0) pool_.release(address_);
+    }
+    ChunkScratch(const ChunkScratch&) = delete;
+    ChunkScratch& operator=(const ChunkScratch&) = delete;
+    [[nodiscard]] uint64_t get() const noexcept { return address_; }
+
+private:
+    ChunkPool& pool_;
+    uint64_t address_;
+};
+
 }  // namespace grey::backend

@@ -1,68 +1,55 @@
+// The KV cache's block operations on a CUDA device: the plan of backends/common/kv_plan.hpp (shared with
+// the HIP backend) launched through cuLaunchKernel on the device's stream, with scratch from its pool.
 #include "cuda/kv_ops.hpp"
-
-#include "cuda/kv_args.h"
-
-#include <algorithm>
-#include <cmath>
-#include <stdexcept>
-#include <string>
-#include <vector>
 
 namespace grey::cuda {
 namespace {
 
-constexpr unsigned int kThreads = 256;
+namespace kv = backend::kv;
 
-// Copies `values` into device scratch memory, which the caller keeps until the work that reads it is done.
-template <typename T>
-CUdeviceptr upload(DeviceRuntime& device, PoolScratch& scratch, std::span<const T> values) {
-    device.copy_to_device_async(scratch.get(), values.data(), values.size_bytes());
-    return scratch.get();
-}
+// The CUDA launcher of kv::run_*: inside device.exclusive(), so the stream and the kernels are the job's.
+// The table uploads are asynchronous on the stream, which orders them before the launches.
+struct CudaKvLauncher {
+    DeviceRuntime& device;
 
-unsigned int blocks_for(uint64_t threads) {
-    return static_cast<unsigned int>(std::clamp<uint64_t>((threads + kThreads - 1) / kThreads, 1, 65535));
-}
-
-// log2 of the smallest power of two >= n (n in 1..8).
-int log2_ceiling(uint32_t n) {
-    int log = 0;
-    while ((1u << log) < n) ++log;
-    return log;
-}
+    [[nodiscard]] PoolScratch scratch(uint64_t bytes) const { return PoolScratch(device.pool(), bytes); }
+    void upload(CUdeviceptr destination, const void* source, uint64_t bytes) const { device.copy_to_device_async(destination, source, bytes); }
+    [[nodiscard]] CUfunction function(kv::Kernel kernel) const {
+        const KvKernels& k = device.kv_kernels();
+        switch (kernel) {
+            case kv::Kernel::store: return k.store;
+            case kv::Kernel::params: return k.params;
+            case kv::Kernel::codes: return k.codes;
+            case kv::Kernel::combine: return k.combine;
+            default: {
+                const size_t split = static_cast<size_t>(kernel) - kv::kFirstSplit;
+                return k.attend_split[split / 4][split % 4];
+            }
+        }
+    }
+    [[nodiscard]] uint64_t resident_blocks(kv::Kernel kernel, unsigned int threads, unsigned int shared_bytes) const {
+        return device.resident_blocks(function(kernel), threads, shared_bytes);
+    }
+    void launch(kv::Kernel kernel, kv::Grid grid, unsigned int threads, unsigned int shared_bytes, void** params) const {
+        device.launch(function(kernel), Grid{grid.x, grid.y, grid.z}, threads, shared_bytes, params);
+    }
+    void finish() const { device.finish(); }
+    template <typename Body>
+    void run(Body&& body) const {
+        body();
+    }
+};
 
 }  // namespace
 
-void kv_check_layout(const common::KvLayout& l, uint32_t query_heads) {
-    if (l.head_dim % GREY_KVK_HEAD_DIM_STEP != 0 || l.head_dim > GREY_KVK_MAX_HEAD_DIM)
-        throw std::domain_error("the KV cache kernels take head_dim a multiple of " + std::to_string(GREY_KVK_HEAD_DIM_STEP) + " up to " +
-                                std::to_string(GREY_KVK_MAX_HEAD_DIM) + ", not " + std::to_string(l.head_dim));
-    // The kernels address a block's bits in 32 bits.
-    if (common::kv_dense_block_bytes(l) >= (uint64_t{1} << 29))
-        throw std::domain_error("a KV block of " + std::to_string(common::kv_dense_block_bytes(l)) +
-                                " bytes is larger than the CUDA kernels address (512 MiB): lower tokens_per_block");
-    if (query_heads == 0 || query_heads % l.kv_heads != 0)
-        throw std::invalid_argument("query_heads " + std::to_string(query_heads) + " is not a multiple of kv_heads " + std::to_string(l.kv_heads));
-}
+void kv_check_layout(const common::KvLayout& layout, uint32_t query_heads) { kv::check_layout(layout, query_heads, "CUDA"); }
 
 void kv_store(DeviceRuntime& device, const common::KvLayout& layout, uint32_t layer_first, uint32_t layer_count, CUdeviceptr keys,
               CUdeviceptr values, std::span<const CUdeviceptr> blocks, std::span<const uint32_t> slots) {
     if (blocks.empty()) return;
     device.exclusive([&] {
-        PoolScratch block_table(device.pool(), blocks.size_bytes()), slot_table(device.pool(), slots.size_bytes());
-        grey_kvk_store_args args{};
-        args.layout = layout;
-        args.keys = keys;
-        args.values = values;
-        args.blocks = upload(device, block_table, blocks);
-        args.slots = upload(device, slot_table, slots);
-        args.tokens = static_cast<uint32_t>(blocks.size());
-        args.layer_first = layer_first;
-        args.layer_count = layer_count;
-        void* params[] = {&args};
-        const uint64_t elements = uint64_t{layer_count} * blocks.size() * layout.kv_heads * layout.head_dim;
-        device.launch(device.kv_kernels().store, blocks_for(elements), kThreads, 0, params);
-        device.finish();
+        CudaKvLauncher launcher{device};
+        kv::run_store(launcher, layout, layer_first, layer_count, keys, values, blocks, slots);
     });
 }
 
@@ -70,74 +57,18 @@ void kv_compress(DeviceRuntime& device, const common::KvLayout& layout, std::spa
                  std::span<const CUdeviceptr> destinations) {
     if (sources.empty()) return;
     device.exclusive([&] {
-        PoolScratch from(device.pool(), sources.size_bytes()), to(device.pool(), destinations.size_bytes());
-        grey_kvk_compress_args args{};
-        args.layout = layout;
-        args.sources = upload(device, from, sources);
-        args.destinations = upload(device, to, destinations);
-        args.count = static_cast<uint32_t>(sources.size());
-        void* params[] = {&args};
-        const unsigned int per_job = static_cast<unsigned int>(std::min<size_t>(sources.size(), 65535));
-        const KvKernels& k = device.kv_kernels();
-        const uint64_t param_count = common::kv_k_param_count(layout) + common::kv_v_param_count(layout);
-        device.launch(k.params, Grid{blocks_for(param_count), per_job, 1}, kThreads, 0, params);
-        device.launch(k.codes, Grid{blocks_for(2 * common::kv_half_code_bytes(layout)), per_job, 1}, kThreads, 0, params);
-        device.finish();
+        CudaKvLauncher launcher{device};
+        kv::run_compress(launcher, layout, sources, destinations);
     });
 }
 
 void kv_attend(DeviceRuntime& device, const common::KvLayout& layout, const KvAttendTables& tables, uint32_t layer,
                uint32_t query_heads, float scale, CUdeviceptr queries, CUdeviceptr output) {
     kv_check_layout(layout, query_heads);
-    const size_t batch = tables.first.size();
-    if (batch == 0) return;
-    const uint32_t dim = layout.head_dim;
-    const uint32_t group = query_heads / layout.kv_heads;
-    const uint32_t per_block_heads = std::min<uint32_t>(group, GREY_KVK_MAX_QUERY_GROUP);
-    const int gc_log = log2_ceiling(per_block_heads);
-    const int cpl_log = log2_ceiling((dim + 31) / 32);
-    const uint32_t gc = 1u << gc_log;
-    const uint32_t group_chunks = (group + gc - 1) / gc;
-
-    std::vector<grey_kvk_sequence> sequences(batch);
-    uint64_t longest = 1;
-    for (size_t b = 0; b < batch; ++b) {
-        sequences[b] = {tables.first[b], tables.last[b], tables.table_offsets[b]};
-        const uint64_t blocks = (tables.last[b] + layout.tokens_per_block - 1) / layout.tokens_per_block - tables.first[b] / layout.tokens_per_block;
-        longest = std::max(longest, blocks);
-    }
-    const uint64_t pairs = batch * layout.kv_heads * group_chunks;
-    constexpr uint32_t warps = GREY_KVK_ATTEND_WARPS;
-    const auto shared = static_cast<unsigned int>(sizeof(float) * (dim * gc * (1 + warps) + warps * 32 * gc + 256 + warps * gc * 2));
-
+    if (tables.first.empty()) return;
     device.exclusive([&] {
-        const KvKernels& k = device.kv_kernels();
-        const CUfunction split_kernel = k.attend_split[cpl_log][gc_log];
-        // One wave: as many thread blocks as fit on the device at once, shared out along the sequences
-        // (a second, partial wave would leave most of the device idle while it runs).
-        const uint64_t resident = device.resident_blocks(split_kernel, warps * 32, shared);
-        const auto splits = static_cast<uint32_t>(std::clamp<uint64_t>(resident / pairs, 1, std::min<uint64_t>(longest, 1024)));
-        PoolScratch sequence_table(device.pool(), sequences.size() * sizeof(grey_kvk_sequence));
-        PoolScratch block_table(device.pool(), tables.blocks.size_bytes());
-        PoolScratch partials(device.pool(), batch * query_heads * uint64_t{splits} * (dim + 2) * sizeof(float));
-        grey_kvk_attend_args args{};
-        args.layout = layout;
-        args.sequences = upload(device, sequence_table, std::span<const grey_kvk_sequence>(sequences));
-        args.blocks = upload(device, block_table, tables.blocks);
-        args.queries = queries;
-        args.output = output;
-        args.partials = partials.get();
-        args.layer = layer;
-        args.query_heads = query_heads;
-        args.group = group;
-        args.group_chunks = group_chunks;
-        args.splits = splits;
-        args.scale_log2 = scale * 1.4426950408889634f;
-        void* params[] = {&args};
-        device.launch(split_kernel, Grid{splits, layout.kv_heads * group_chunks, static_cast<unsigned int>(batch)},
-                      warps * 32, shared, params);
-        device.launch(k.combine, Grid{static_cast<unsigned int>(batch * query_heads), 1, 1}, (dim + 31) / 32 * 32, 0, params);
-        device.finish();
+        CudaKvLauncher launcher{device};
+        kv::run_attend(launcher, "CUDA", layout, tables, layer, query_heads, scale, queries, output);
     });
 }
 

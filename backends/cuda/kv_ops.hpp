@@ -1,8 +1,10 @@
 // The KV cache's block operations on one CUDA device (the backend's kv_store, kv_compress and kv_attend
-// slots), given device addresses: the kernels are kernels/cuda/kv_cache.cu.
+// slots), given device addresses: the kernels are kernels/cuda/kv_cache.cu, launched by the plan the HIP
+// backend launches too (backends/common/kv_plan.hpp).
 #pragma once
 
 #include "common/kv_layout.hpp"
+#include "common/kv_plan.hpp"
 #include "cuda/device_runtime.hpp"
 
 #include <cstdint>
@@ -21,10 +23,7 @@ void kv_store(DeviceRuntime& device, const common::KvLayout& layout, uint32_t la
 void kv_compress(DeviceRuntime& device, const common::KvLayout& layout, std::span<const CUdeviceptr> sources,
                  std::span<const CUdeviceptr> destinations);
 
-struct KvAttendTables {
-    std::span<const uint64_t> blocks;  // device addresses, bit 0 set for a quantized block
-    std::span<const uint64_t> table_offsets, first, last;
-};
+using KvAttendTables = backend::kv::AttendTables;
 
 // Decode attention (grey_backend_kv_attend_job) with queries and output F32 at device addresses.
 void kv_attend(DeviceRuntime& device, const common::KvLayout& layout, const KvAttendTables& tables, uint32_t layer,

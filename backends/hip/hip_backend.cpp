@@ -9,11 +9,14 @@
 // run. Quantize and dequantize run the quantization kernels of kernels/cuda by the launch plan the CUDA
 // plugin uses (hip_quantizer.hpp), synchronously. Streams and events are HIP's (hipStreamCreate,
 // hipEventCreate): copies, fills and checksums enqueue on them; quantization on a stream is left to the
-// runtime, which waits for the stream and runs the synchronous slot. The KV cache is left to the runtime.
+// runtime, which waits for the stream and runs the synchronous slot. The KV cache's block operations
+// (kv_store, kv_compress, kv_attend) run kernels/cuda/kv_cache.cu by the plan the CUDA plugin uses
+// (hip_kv.hpp), synchronously.
 #include "common/chunk_pool.hpp"
 #include "common/fields.hpp"
 #include "common/plugin_entry.hpp"
 #include "hip/hip_kernels.hpp"
+#include "hip/hip_kv.hpp"
 #include "hip/hip_quantizer.hpp"
 #include "hip/hip_runtime.hpp"
 #include "hip/probe.hpp"
@@ -61,6 +64,10 @@ struct DeviceSlot {
     std::unique_ptr<QuantKernels> quant;
     std::string quant_unavailable;
     QuantFlags quant_flags;
+    // The KV cache's kernels, made on the first KV job; kv_unavailable says why there are none once that
+    // was found.
+    std::unique_ptr<KvKernels> kv;
+    std::string kv_unavailable;
 };
 
 struct HipState {
@@ -176,6 +183,21 @@ const QuantKernels& quant_kernels_of(DeviceSlot& d, const HipRuntime& hip, backe
     }
     d.quant = std::move(kernels);
     return *d.quant;
+}
+
+// Inside on_device: the device's KV cache kernels, made on first use. Throws KernelsUnavailable (the same
+// reason every time) where they cannot run, and HipError where loading failed (tried again next time).
+const KvKernels& kv_kernels_of(DeviceSlot& d, const HipRuntime& hip) {
+    if (d.kv) return *d.kv;
+    if (!d.kv_unavailable.empty()) throw KernelsUnavailable(d.kv_unavailable);
+    try {
+        require_module_api(hip);
+        d.kv = std::make_unique<KvKernels>(hip, target_of(gcn_arch_name(hip, d.identity.ordinal)), d.identity.ordinal);
+    } catch (const KernelsUnavailable& e) {
+        d.kv_unavailable = std::string("no KV cache on the device: ") + e.what();
+        throw KernelsUnavailable(d.kv_unavailable);
+    }
+    return *d.kv;
 }
 
 grey_status hip_init(const grey_backend_host* host, void** out_state) {
@@ -397,6 +419,65 @@ grey_status hip_dequantize(void* state, const grey_backend_quant_job* job) {
     });
 }
 
+// ----- the KV cache's block operations (hip_kv.cpp): the job's buffers as device addresses --------------
+
+std::vector<uint64_t> addresses_of(grey_backend_buffer* const* buffers, size_t count) {
+    std::vector<uint64_t> out(count);
+    for (size_t i = 0; i < count; ++i) out[i] = buffers[i]->address;
+    return out;
+}
+
+grey_status hip_kv_store(void* state, const grey_backend_kv_store_job* job) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        if (job->tokens == 0) return GREY_OK;
+        const uint64_t keys = address_of(job->keys), values = address_of(job->values);
+        const auto blocks = addresses_of(job->blocks, job->tokens);
+        const uint32_t device = job->keys.buffer->device;
+        DeviceSlot& d = slot(s, device);
+        on_device(s, device, [&](const HipRuntime& hip, backend::ChunkPool& pool) {
+            kv_store(hip, kv_kernels_of(d, hip), pool, *job->layout, job->layer_first, job->layer_count, keys, values, blocks,
+                     {job->slots, job->tokens});
+        });
+        return GREY_OK;
+    });
+}
+
+grey_status hip_kv_compress(void* state, const grey_backend_kv_compress_job* job) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        if (job->count == 0) return GREY_OK;
+        const auto sources = addresses_of(job->sources, job->count), destinations = addresses_of(job->destinations, job->count);
+        const uint32_t device = job->sources[0]->device;
+        DeviceSlot& d = slot(s, device);
+        on_device(s, device, [&](const HipRuntime& hip, backend::ChunkPool& pool) {
+            kv_compress(hip, kv_kernels_of(d, hip), pool, *job->layout, sources, destinations);
+        });
+        return GREY_OK;
+    });
+}
+
+// A job of batch 0 is the runtime asking, as a cache is created, whether the kernels take the layout (it
+// names no device: a GPU without a code object says why at the cache's first store).
+grey_status hip_kv_attend(void* state, const grey_backend_kv_attend_job* job) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        kv_check_layout(*job->layout, job->query_heads);
+        if (job->batch == 0) return GREY_OK;
+        const uint64_t count = job->table_offsets[job->batch];
+        std::vector<uint64_t> blocks(count);
+        for (uint64_t i = 0; i < count; ++i) blocks[i] = job->blocks[i]->address | (job->quantized[i] != 0 ? 1u : 0u);
+        const backend::kv::AttendTables tables{blocks, {job->table_offsets, job->batch + size_t{1}}, {job->first, job->batch}, {job->last, job->batch}};
+        const uint64_t queries = address_of(job->queries), output = address_of(job->output);
+        const uint32_t device = job->queries.buffer->device;
+        DeviceSlot& d = slot(s, device);
+        on_device(s, device, [&](const HipRuntime& hip, backend::ChunkPool& pool) {
+            kv_attend(hip, kv_kernels_of(d, hip), pool, *job->layout, tables, job->layer, job->query_heads, job->scale, queries, output);
+        });
+        return GREY_OK;
+    });
+}
+
 // ----- streams and events: HIP's own, resolved with the runtime (hip_runtime.hpp) --------------------
 
 const HipRuntime& stream_api(HipState& s) {
@@ -612,7 +693,11 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.power_limit_set = hip_power_limit_set;
     vt.quantize = hip_quantize;
     vt.dequantize = hip_dequantize;
-    vt.capabilities = GREY_BACKEND_CAP_QUANT_ERROR | GREY_BACKEND_CAP_STREAMS;
+    vt.kv_store = hip_kv_store;
+    vt.kv_compress = hip_kv_compress;
+    vt.kv_attend = hip_kv_attend;
+    // The KV kernels rotate K and the queries themselves (kernels/cuda/kv_cache.cu).
+    vt.capabilities = GREY_BACKEND_CAP_QUANT_ERROR | GREY_BACKEND_CAP_STREAMS | GREY_BACKEND_CAP_KV_HADAMARD_K;
     vt.stream_create = hip_stream_create;
     vt.stream_destroy = hip_stream_destroy;
     vt.stream_synchronize = hip_stream_synchronize;

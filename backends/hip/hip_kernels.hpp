@@ -78,6 +78,18 @@ void require_module_api(const HipRuntime& hip);
 void launch(const HipRuntime& hip, api::Function function, unsigned int blocks, unsigned int threads, unsigned int shared_bytes, void** params,
             api::Stream stream = nullptr);
 
+// Runs `body`; if it throws once work may be queued, waits for the device before the scratch the kernels
+// use goes back to the pool.
+template <typename Body>
+void drained_on_failure(const HipRuntime& hip, Body&& body) {
+    try {
+        body();
+    } catch (...) {
+        (void)hip.device_synchronize();
+        throw;
+    }
+}
+
 // The grid of a grid-stride kernel over `work` items: a block per kThreads items, at most kMaxBlocks.
 inline constexpr unsigned int kThreads = 256;
 unsigned int grid_for(uint64_t work);

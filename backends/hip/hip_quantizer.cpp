@@ -26,22 +26,6 @@ QuantKernels::QuantKernels(const HipRuntime& hip, std::string_view target, int o
 
 namespace {
 
-// A block of the pool for one job.
-class Scratch {
-public:
-    Scratch(backend::ChunkPool& pool, uint64_t bytes) : pool_(pool), address_(bytes == 0 ? 0 : pool.allocate(bytes)) {}
-    ~Scratch() {
-        if (address_ != 0) pool_.release(address_);
-    }
-    Scratch(const Scratch&) = delete;
-    Scratch& operator=(const Scratch&) = delete;
-    [[nodiscard]] uint64_t get() const noexcept { return address_; }
-
-private:
-    backend::ChunkPool& pool_;
-    uint64_t address_;
-};
-
 // The HIP launcher of quant::launch_plan: the null stream, which orders the launches and the fills.
 struct HipLauncher {
     const HipRuntime& hip;
@@ -68,25 +52,13 @@ void to_device(const HipRuntime& hip, uint64_t destination, const void* source, 
     hip.check(hip.mem_copy(reinterpret_cast<void*>(destination), source, bytes, api::kMemcpyHostToDevice), "hipMemcpy");
 }
 
-// Runs `body`; if it throws once work may be queued, waits for the device before the scratch the kernels
-// use goes back to the pool.
-template <typename Body>
-void drained_on_failure(const HipRuntime& hip, Body&& body) {
-    try {
-        body();
-    } catch (...) {
-        (void)hip.device_synchronize();
-        throw;
-    }
-}
-
 }  // namespace
 
 void quantize(const HipRuntime& hip, const QuantKernels& k, backend::ChunkPool& pool, const QuantFlags& flags, const grey_backend_quant_job& job,
               uint64_t source, uint64_t destination) {
     const quant::QuantFacts facts = quant::facts_of(job);
-    Scratch scratch(pool, quant::quantize_scratch_bytes(job, k.compute_units(), source, destination));
-    Scratch error_sums(pool, job.error != nullptr ? sizeof(grey_qk_error) : 0);
+    backend::ChunkScratch scratch(pool, quant::quantize_scratch_bytes(job, k.compute_units(), source, destination));
+    backend::ChunkScratch error_sums(pool, job.error != nullptr ? sizeof(grey_qk_error) : 0);
     uint32_t noticed = 0;
     grey_qk_error measured{};
     drained_on_failure(hip, [&] {

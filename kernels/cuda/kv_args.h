@@ -8,8 +8,11 @@
 
 #include <stdint.h>
 
-/* Threads of a block of grey_kv_attend_split: four warps, each taking every fourth block of its range. */
-enum { GREY_KVK_ATTEND_WARPS = 4 };
+/* The kernels' warp: a logical group of 32 consecutive threads (a CUDA warp; half a wave64 wavefront on
+ * AMD's gfx90a/gfx942, a whole wave32 one on gfx1100), the width of every shuffle in kv_cache.cu.
+ * Threads of a block of grey_kv_attend_split: four warps, each taking every fourth block of its range.
+ * (One enum, so that their product is plain arithmetic.) */
+enum { GREY_KVK_WARP_LANES = 32, GREY_KVK_ATTEND_WARPS = 4 };
 /* The attention kernels' limits: head_dim a multiple of 16 (every code row then fills whole 32-bit words)
  * up to 256 (eight channels a lane), and at most eight query heads of a KV head per thread block. */
 enum { GREY_KVK_HEAD_DIM_STEP = 16, GREY_KVK_MAX_HEAD_DIM = 256, GREY_KVK_MAX_QUERY_GROUP = 8 };

@@ -13,6 +13,14 @@
 //
 // A cache that rotates K (GREY_KV_HADAMARD_K) stores K rotated (a warp's in-register fast Walsh-Hadamard
 // transform in grey_kv_store) and attention rotates the queries in shared memory before any score.
+//
+// A "warp" here is a logical group of kLanes (32) consecutive threads, never the hardware's: every lane
+// and warp index is taken modulo kLanes, and every shuffle names width kLanes, so no lane reads outside
+// its group. On CUDA that is the warp itself (the width is the default one spelled out). The HIP backend
+// compiles this file for AMD targets (kernels/hip/cuda_compat.h), where a wave64 wavefront (gfx90a,
+// gfx942) holds two such groups and a wave32 one (gfx1100) one: the groups stay independent, and the
+// warp-synchronous steps (__syncwarp around the shared scratch of one group) hold because a wavefront
+// runs its lanes in lock step.
 #include "kv_args.h"
 
 #include <stdint.h>
@@ -21,15 +29,19 @@ using namespace grey::common;
 
 namespace {
 
+// The lanes of the kernels' logical warp (see above).
+constexpr uint32_t kLanes = GREY_KVK_WARP_LANES;
+
 __device__ __forceinline__ uint64_t grid_index() { return uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; }
 __device__ __forceinline__ uint64_t grid_stride() { return uint64_t{gridDim.x} * blockDim.x; }
 
 __device__ __forceinline__ float warp_sum(float x) {
-    for (int offset = 16; offset > 0; offset /= 2) x += __shfl_xor_sync(0xffffffffu, x, offset);
+    for (int offset = GREY_KVK_WARP_LANES / 2; offset > 0; offset /= 2) x += __shfl_xor_sync(0xffffffffu, x, offset, GREY_KVK_WARP_LANES);
     return x;
 }
 __device__ __forceinline__ float warp_max(float x) {
-    for (int offset = 16; offset > 0; offset /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, offset));
+    for (int offset = GREY_KVK_WARP_LANES / 2; offset > 0; offset /= 2)
+        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, offset, GREY_KVK_WARP_LANES));
     return x;
 }
 
@@ -51,7 +63,7 @@ __device__ __forceinline__ void rotate_row(float (&x)[E], uint32_t lane, uint32_
     for (uint32_t h = E; h < dim; h *= 2)
 #pragma unroll
         for (uint32_t j = 0; j < static_cast<uint32_t>(E); ++j) {
-            const float partner = __shfl_xor_sync(0xffffffffu, x[j], static_cast<int>(h / E));
+            const float partner = __shfl_xor_sync(0xffffffffu, x[j], static_cast<int>(h / E), GREY_KVK_WARP_LANES);
             x[j] = kv_hadamard_butterfly(lane * E + j, h, x[j], partner);
         }
     const float scale = kv_hadamard_scale(dim);
@@ -69,11 +81,11 @@ __device__ void store_rotated(const grey_kvk_store_args& a) {
     const auto* values = reinterpret_cast<const float*>(a.values);
     const auto* blocks = reinterpret_cast<const uint64_t*>(a.blocks);
     const auto* slots = reinterpret_cast<const uint32_t*>(a.slots);
-    const uint32_t lane = threadIdx.x % 32;
+    const uint32_t lane = threadIdx.x % kLanes;
     const uint32_t c0 = lane * E;
     const bool active = c0 < l.head_dim;
     // Whole warps step together (the shuffles need every lane), so the loop bound is the warp's.
-    for (uint64_t r = grid_index() / 32; r < rows; r += grid_stride() / 32) {
+    for (uint64_t r = grid_index() / kLanes; r < rows; r += grid_stride() / kLanes) {
         const auto head = static_cast<uint32_t>(r % l.kv_heads);
         const uint64_t rest = r / l.kv_heads;
         const auto token = static_cast<uint32_t>(rest % a.tokens);
@@ -307,7 +319,7 @@ __device__ void attend_block(const KvLayout& l, const Slice& slice, uint32_t lo,
     const float* qk = q_shared;
     if constexpr (BITS != 16) {
         // K's per-channel parameters folded into the query: q.k = sum q*scale*code + sum q*minimum.
-        for (uint32_t c = lane; c < dim; c += 32) {
+        for (uint32_t c = lane; c < dim; c += kLanes) {
             const KvGroupParams p = slice.k_params[c];
 #pragma unroll
             for (int g = 0; g < GC; ++g) {
@@ -323,7 +335,7 @@ __device__ void attend_block(const KvLayout& l, const Slice& slice, uint32_t lo,
     const uint32_t c0 = lane * CPL;
     const uint32_t v_group = c0 / l.group_size;
     const uint32_t v_groups = kv_v_groups(l);
-    for (uint32_t t0 = lo; t0 < hi; t0 += 32) {
+    for (uint32_t t0 = lo; t0 < hi; t0 += kLanes) {
         const uint32_t t = t0 + lane;
         const bool valid = t < hi;
         float s[GC];
@@ -344,7 +356,7 @@ __device__ void attend_block(const KvLayout& l, const Slice& slice, uint32_t lo,
         }
         __syncwarp();
         // The values, a batch of tokens' loads issued before any is used.
-        const uint32_t count = min(32u, hi - t0);
+        const uint32_t count = min(kLanes, hi - t0);
         if (c0 < dim) {
             for (uint32_t k = 0; k < count; k += kValueBatch) {
                 uint32_t raw[kValueBatch][CPL];
@@ -402,7 +414,7 @@ __device__ void attend_split(const grey_kvk_attend_args& a) {
     constexpr uint32_t kWarps = GREY_KVK_ATTEND_WARPS;
     const KvLayout& l = a.layout;
     const uint32_t dim = l.head_dim, per_block = l.tokens_per_block;
-    const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const uint32_t warp = threadIdx.x / kLanes, lane = threadIdx.x % kLanes;
     const uint32_t sequence = blockIdx.z;
     const uint32_t head = blockIdx.y / a.group_chunks;
     const uint32_t g_first = (blockIdx.y % a.group_chunks) * GC;
@@ -413,8 +425,8 @@ __device__ void attend_split(const grey_kvk_attend_args& a) {
     extern __shared__ float shared[];
     float* q_shared = shared;                                           // [dim][GC]
     float* warp_q = q_shared + dim * GC * (1 + warp);                   // [dim][GC]: q * K scale; later the accumulator
-    float* warp_p = shared + dim * GC * (1 + kWarps) + warp * 32 * GC;  // [32][GC]: a chunk's softmax weights
-    float* fp8 = shared + dim * GC * (1 + kWarps) + kWarps * 32 * GC;   // 256
+    float* warp_p = shared + dim * GC * (1 + kWarps) + warp * kLanes * GC;  // [kLanes][GC]: a chunk's softmax weights
+    float* fp8 = shared + dim * GC * (1 + kWarps) + kWarps * kLanes * GC;   // 256
     float* warp_stats = fp8 + 256;                                      // [kWarps][GC][2]: max, sum
 
     const auto* queries = reinterpret_cast<const float*>(a.queries);
@@ -506,7 +518,7 @@ __device__ void attend_split(const grey_kvk_attend_args& a) {
 }  // namespace
 
 #define GREY_KV_ATTEND_SPLIT(cpl, gc)                                                        \
-    extern "C" __global__ void __launch_bounds__(GREY_KVK_ATTEND_WARPS * 32)                  \
+    extern "C" __global__ void __launch_bounds__(GREY_KVK_ATTEND_WARPS * GREY_KVK_WARP_LANES) \
         grey_kv_attend_split_##cpl##_##gc(grey_kvk_attend_args a) {                         \
         attend_split<cpl, gc>(a);                                                            \
     }

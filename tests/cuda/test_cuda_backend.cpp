@@ -4,6 +4,7 @@
 // None of this is evidence that the kernels work: tests/gpu/run.sh checks those on a real GPU.
 #include "grey.h"
 #include "plugin_test_support.hpp"
+#include "kv_launch_cases.hpp"
 #include "quant_launch_cases.hpp"
 #include "test_support.hpp"
 
@@ -1193,5 +1194,19 @@ TEST(CudaFake, QuantizationLaunchesThePinnedPlan) {
     const std::string launched = grey::test::run_quant_launch_cases(c.context, log);
     const std::string golden = GREY_TEST_SOURCE_DIR "/tests/backends/quant_launch_plan.golden";
     if (std::getenv("GREY_UPDATE_LAUNCH_PLAN") != nullptr) std::ofstream(golden) << launched;
+    EXPECT_EQ(launched, grey::test::read_text(golden));
+}
+
+// The KV cache's block operations: the kernels, grids, arguments and tables the plugin launches for a set
+// of jobs covering every launch path (tests/backends/kv_launch_cases.hpp), pinned by a file the HIP
+// plugin's test compares against too; the fake's host stand-in of the kernels gives the host backend's
+// stored bytes and attention. GREY_UPDATE_KV_LAUNCH_PLAN=1 rewrites the file from this run.
+TEST(CudaFake, KvLaunchesThePinnedPlan) {
+    const std::string log = ::testing::TempDir() + "cuda_kv_launches.log";
+    ScopedEnv env{{"FAKE_CUDA_KV_KERNELS", "1"}, {"FAKE_KV_LAUNCH_LOG", log.c_str()}};
+    Context c;
+    const std::string launched = grey::test::run_kv_launch_cases(c.context, 1, 0, log);
+    const std::string golden = GREY_TEST_SOURCE_DIR "/tests/backends/kv_launch_plan.golden";
+    if (std::getenv("GREY_UPDATE_KV_LAUNCH_PLAN") != nullptr) std::ofstream(golden) << launched;
     EXPECT_EQ(launched, grey::test::read_text(golden));
 }

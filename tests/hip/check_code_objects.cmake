@@ -1,7 +1,8 @@
 # Fails unless every AMD code object of the HIP backend was built, for the gfx target it is named for,
 # and holds the kernels the plugin looks up, each with its kernel descriptor ("<name>.kd"), and nothing
 # undefined (a call to a device function the shim only declares, such as CUDA's sm_89 fp8 conversions,
-# fails clang's link today; this keeps an object linked some other way from reaching a GPU's loader).
+# fails clang's link today; this keeps an object linked some other way from reaching a GPU's loader), and
+# the KV kernels' maximum work-group sizes fit the launches of backends/common/kv_plan.hpp.
 # MANIFEST: backends/hip's code_objects.manifest, a line per object: "module target path kernel,kernel,...".
 # TARGETS: the targets every module must have been built for.
 cmake_policy(SET CMP0057 NEW)  # IN_LIST
@@ -68,6 +69,25 @@ foreach(line IN LISTS lines)
       message(FATAL_ERROR "${path} (${module}, ${target}) has a kernel compiled for ${wave}, not ${wave_${target}} lanes")
     endif()
   endforeach()
+  # The KV module's block sizes (backends/common/kv_plan.hpp) must fit each kernel's maximum work-group
+  # size (the metadata lists it just before the name): 256 threads for store, compression and combining,
+  # and attention's splits compiled for exactly their four 32-lane warps (__launch_bounds__ through
+  # kernels/hip/cuda_compat.h).
+  if(module STREQUAL "kv")
+    foreach(kernel IN LISTS kernels)
+      if(NOT notes MATCHES "\\.max_flat_workgroup_size: +([0-9]+)\n +\\.name: +${kernel}\n")
+        message(FATAL_ERROR "${path} (${module}, ${target}): no .max_flat_workgroup_size for ${kernel} in the metadata")
+      endif()
+      set(most ${CMAKE_MATCH_1})
+      if(kernel MATCHES "^grey_kv_attend_split_")
+        if(NOT most EQUAL 128)
+          message(FATAL_ERROR "${path} (${module}, ${target}): ${kernel} takes at most ${most} work-items, not the 128 (4 warps of 32) it is launched with")
+        endif()
+      elseif(most LESS 256)
+        message(FATAL_ERROR "${path} (${module}, ${target}): ${kernel} takes at most ${most} work-items, fewer than the 256 it is launched with")
+      endif()
+    endforeach()
+  endif()
   string(REGEX MATCHALL "[^\n]* UND [^\n]*[A-Za-z_][^\n]*" undefined "${symbols}")
   if(undefined)
     message(FATAL_ERROR "${path} (${module}, ${target}) leaves symbols undefined: ${undefined}")

@@ -3,6 +3,7 @@
 // and error paths. Each suite runs in its own process with its own LD_LIBRARY_PATH
 // (tests/hip/CMakeLists.txt). None of this is evidence that a real AMD GPU answers the same:
 // docs/backends.md.
+#include "kv_launch_cases.hpp"
 #include "plugin_test_support.hpp"
 #include "quant_launch_cases.hpp"
 
@@ -209,7 +210,7 @@ TEST(HipFake, CopyFailureIsABackendErrorNamingTheCall) {
     grey_buffer_destroy(b);
 }
 
-TEST(HipFake, ChecksumAndQuantizationRunOnTheDeviceKvDoesNot) {
+TEST(HipFake, ChecksumQuantizationAndTheKvCacheRunOnTheDevice) {
     const grey_backend_vtable vt = grey::test::plugin_vtable(GREY_TEST_PLUGIN_DIR "/libgrey-backend-hip.so");
     EXPECT_NE(vt.power_limit_set, nullptr);
     EXPECT_NE(vt.buffer_checksum, nullptr);
@@ -219,8 +220,11 @@ TEST(HipFake, ChecksumAndQuantizationRunOnTheDeviceKvDoesNot) {
     EXPECT_NE(vt.stream_create, nullptr);
     EXPECT_NE(vt.buffer_checksum_async, nullptr);
     EXPECT_EQ(vt.stream_wrap_native, nullptr);
-    EXPECT_EQ(vt.kv_attend, nullptr);
-    EXPECT_EQ(vt.capabilities, uint64_t{GREY_BACKEND_CAP_QUANT_ERROR | GREY_BACKEND_CAP_STREAMS}) << "device buffers only";
+    EXPECT_NE(vt.kv_store, nullptr);
+    EXPECT_NE(vt.kv_compress, nullptr);
+    EXPECT_NE(vt.kv_attend, nullptr);
+    EXPECT_EQ(vt.capabilities, uint64_t{GREY_BACKEND_CAP_QUANT_ERROR | GREY_BACKEND_CAP_STREAMS | GREY_BACKEND_CAP_KV_HADAMARD_K})
+        << "device buffers only; the KV kernels rotate K themselves";
 }
 
 // ----- the kernels: AMD code objects embedded in the plugin, loaded for the device's gfx target ------
@@ -419,6 +423,165 @@ TEST(HipFake, AGpuWithoutACodeObjectCannotQuantizeAndSaysWhy) {
         EXPECT_TRUE(contains(grey_last_error(), "not for gfx908")) << grey_last_error();
     }
     EXPECT_EQ(q.dequantize(), GREY_ERROR_UNSUPPORTED);
+    EXPECT_EQ(fake.launches(), before);
+}
+
+// ----- the KV cache: kernels/cuda/kv_cache.cu by the plan the CUDA plugin launches ---------------------
+
+// The same launches, grids, argument blocks and tables as the CUDA plugin for every KV launch path, on
+// each target (both fakes: 132 multiprocessors, 2048 / block size resident blocks on each): the file is
+// tests/cuda's too. The fake finds each kernel by name in the real "kv" code object of the target, and
+// its host stand-in of the kernels gives the host backend's stored bytes and attention; every scratch
+// block goes back to the pool.
+TEST(HipFake, KvLaunchesThePlanTheCudaPluginLaunches) {
+    for (const char* arch : {"gfx90a:sramecc+:xnack-", "gfx942:sramecc+:xnack-", "gfx1100"}) {
+        SCOPED_TRACE(arch);
+        const std::string log = ::testing::TempDir() + "hip_kv_launches.log";
+        ScopedEnv env{{"FAKE_HIP_ARCH", arch}, {"FAKE_HIP_COMPUTE_UNITS", "132"}, {"FAKE_KV_LAUNCH_LOG", log.c_str()}};
+        FakeHip fake;
+        HipContext c;
+        EXPECT_EQ(grey::test::run_kv_launch_cases(c.context, 1, 0, log),
+                  grey::test::read_text(GREY_TEST_SOURCE_DIR "/tests/backends/kv_launch_plan.golden"));
+        EXPECT_EQ(fake.last_module_target(), std::string(arch).substr(0, std::string(arch).find(':')));
+        EXPECT_EQ(c.stats().allocation_count, 0u) << "the caches' blocks and every job's scratch went back to the pool";
+    }
+}
+
+namespace {
+
+// A small cache on the HIP device with one sequence, for the error paths.
+struct HipKvCache {
+    HipContext c;
+    grey_kv_cache* cache = nullptr;
+    uint64_t sequence = 0;
+    static constexpr uint32_t kHeads = 2, kDim = 64, kLayers = 1;
+
+    explicit HipKvCache(uint32_t head_dim = kDim) {
+        grey_kv_cache_config config = GREY_KV_CACHE_CONFIG_INIT;
+        config.layers = kLayers;
+        config.kv_heads = kHeads;
+        config.head_dim = head_dim;
+        config.window_tokens = 16;
+        config.capacity_bytes = 16ull << 20;
+        create_status = grey_kv_cache_create(c.context, 1, &config, &cache);
+        if (cache != nullptr) {
+            EXPECT_EQ(grey_kv_sequence_create(cache, 1, &sequence), GREY_OK) << grey_last_error();
+        }
+    }
+    ~HipKvCache() { grey_kv_cache_destroy(cache); }
+    HipKvCache(const HipKvCache&) = delete;
+    HipKvCache& operator=(const HipKvCache&) = delete;
+
+    grey_status append(uint32_t tokens) {
+        std::vector<int32_t> ids(tokens);
+        for (uint32_t i = 0; i < tokens; ++i) ids[i] = static_cast<int32_t>(next_id++);
+        const std::vector<float> kv = grey::test::kv_test_values(size_t{kLayers} * tokens * kHeads * kDim, next_id);
+        return grey_kv_append(cache, sequence, ids.data(), tokens, GREY_DTYPE_F32, kv.data(), kv.data(), kv.size() * sizeof(float));
+    }
+    grey_status attend() {
+        grey_kv_attend_params params = GREY_KV_ATTEND_PARAMS_INIT;
+        params.query_heads = 8;
+        const std::vector<float> queries = grey::test::kv_test_values(8 * kDim, 5);
+        output.assign(queries.size(), 0.0f);
+        return grey_kv_attend(cache, &params, &sequence, 1, queries.data(), output.data(), queries.size() * sizeof(float));
+    }
+    grey_status create_status = GREY_OK;
+    uint32_t next_id = 1;
+    std::vector<float> output;
+};
+
+}  // namespace
+
+// A kernel missing from the KV code object, a code object the runtime refuses, a failed launch, a failed
+// occupancy query: each a backend error naming the call and the kernel or module, nothing of the job's
+// scratch kept, and the next job (the failure gone) runs.
+TEST(HipFake, KvLoadAndLaunchFailuresAreBackendErrorsNamingThem) {
+    const std::pair<const char*, const char*> load_cases[] = {
+        {"hipModuleGetFunction:500", "hipModuleGetFunction failed: hipErrorNotFound (grey_kv_store in the gfx90a code object of module kv)"},
+        {"hipModuleLoadData:200", "hipModuleLoadData failed: hipErrorInvalidImage (the gfx90a code object of module kv)"},
+        {"hipModuleLaunchKernel:719", "hipModuleLaunchKernel failed: hipErrorLaunchFailure (grey_kv_store)"}};
+    for (const auto& [failure, expected] : load_cases) {
+        SCOPED_TRACE(failure);
+        HipKvCache k;
+        ASSERT_EQ(k.create_status, GREY_OK) << grey_last_error();
+        {
+            ScopedEnv env{{"FAKE_HIP_FAIL", failure}};
+            EXPECT_EQ(k.append(3), GREY_ERROR_BACKEND);
+            EXPECT_TRUE(contains(grey_last_error(), expected)) << grey_last_error();
+        }
+        EXPECT_EQ(k.append(3), GREY_OK) << grey_last_error();
+        EXPECT_EQ(k.attend(), GREY_OK) << grey_last_error();
+    }
+    // Attention: the occupancy query that sizes the split, and the launches of both kernels.
+    const std::pair<const char*, const char*> attend_cases[] = {
+        {"hipModuleOccupancyMaxActiveBlocksPerMultiprocessor:1",
+         "hipModuleOccupancyMaxActiveBlocksPerMultiprocessor failed: hipErrorInvalidValue (grey_kv_attend_split_2_4)"},
+        {"hipModuleLaunchKernel:719", "hipModuleLaunchKernel failed: hipErrorLaunchFailure (grey_kv_attend_split_2_4)"}};
+    for (const auto& [failure, expected] : attend_cases) {
+        SCOPED_TRACE(failure);
+        HipKvCache k;
+        ASSERT_EQ(k.append(40), GREY_OK) << grey_last_error();  // window-form and quantized blocks
+        const uint64_t allocations = k.c.stats().allocation_count;
+        {
+            ScopedEnv env{{"FAKE_HIP_FAIL", failure}};
+            EXPECT_EQ(k.attend(), GREY_ERROR_BACKEND);
+            EXPECT_TRUE(contains(grey_last_error(), expected)) << grey_last_error();
+        }
+        EXPECT_EQ(k.c.stats().allocation_count, allocations) << "the job's scratch went back to the pool";
+        EXPECT_EQ(k.attend(), GREY_OK) << grey_last_error();
+        EXPECT_EQ(k.c.stats().allocation_count, allocations);
+    }
+}
+
+// Scratch the pool cannot grow for: with device memory for one chunk, filled but for room for the
+// attention's input and output and its two tables, the partial results (1 x 8 query heads x 3 splits x
+// 66 floats) are out of memory naming their size and hipMalloc, nothing is kept, and with room again the
+// next attention runs.
+TEST(HipFake, KvScratchOutOfMemoryIsCleanAndTheNextJobRuns) {
+    ScopedEnv env{{"FAKE_HIP_MEMORY", "67108864"}};
+    HipKvCache k;
+    ASSERT_EQ(k.append(40), GREY_OK) << grey_last_error();
+    ASSERT_EQ(k.attend(), GREY_OK) << grey_last_error();
+    const uint64_t allocations = k.c.stats().allocation_count;
+    constexpr uint64_t kRoom = 8192;  // io (2 x 2048) and the tables (2 x 256) fit, the partials (6336) not
+    std::vector<grey_buffer*> fillers;
+    for (grey_memory_stats s = k.c.stats(); s.free_bytes > kRoom; s = k.c.stats()) {
+        const uint64_t take = std::min(s.largest_free_bytes, s.free_bytes - kRoom) / 256 * 256;
+        if (take == 0) break;
+        grey_buffer* b = nullptr;
+        ASSERT_EQ(grey_buffer_create(k.c.context, 1, take, &b), GREY_OK) << grey_last_error();
+        fillers.push_back(b);
+    }
+    EXPECT_EQ(k.attend(), GREY_ERROR_OUT_OF_MEMORY);
+    const std::string message = grey_last_error();
+    EXPECT_TRUE(contains(message, "a buffer of 6336 bytes") && contains(message, "hipMalloc failed: hipErrorOutOfMemory")) << message;
+    EXPECT_EQ(k.c.stats().allocation_count, allocations + fillers.size()) << "the job's scratch went back to the pool";
+    for (grey_buffer* b : fillers) grey_buffer_destroy(b);
+    EXPECT_EQ(k.attend(), GREY_OK) << grey_last_error();
+    EXPECT_EQ(k.c.stats().allocation_count, allocations);
+}
+
+// The attention kernels' limits are the CUDA plugin's (head_dim a multiple of 16 up to 256): a cache the
+// kernels cannot serve is refused when it is created, naming why.
+TEST(HipFake, AKvLayoutTheKernelsDoNotTakeIsRefusedAtCreation) {
+    HipKvCache k(24);
+    EXPECT_EQ(k.create_status, GREY_ERROR_UNSUPPORTED);
+    EXPECT_TRUE(contains(grey_last_error(), "the KV cache kernels take head_dim a multiple of 16 up to 256, not 24")) << grey_last_error();
+}
+
+// On a GPU this build has no code object for, the cache's first store says why, every time, and nothing
+// is launched.
+TEST(HipFake, AGpuWithoutACodeObjectHasNoKvCacheAndSaysWhy) {
+    ScopedEnv env{{"FAKE_HIP_ARCH", "gfx908:sramecc+:xnack-"}};
+    FakeHip fake;
+    const int before = fake.launches();
+    HipKvCache k;
+    ASSERT_EQ(k.create_status, GREY_OK) << grey_last_error();
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        EXPECT_EQ(k.append(3), GREY_ERROR_UNSUPPORTED);
+        EXPECT_TRUE(contains(grey_last_error(), "no KV cache on the device: no kernels for this GPU")) << grey_last_error();
+        EXPECT_TRUE(contains(grey_last_error(), "not for gfx908")) << grey_last_error();
+    }
     EXPECT_EQ(fake.launches(), before);
 }
 

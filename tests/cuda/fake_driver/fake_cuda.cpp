@@ -13,8 +13,11 @@
 //   FAKE_CUDA_QUANT_KERNELS  "1": serve the quantization kernels' names, emulated as a stand-in
 //                            (tests/backends/fake_quant_kernels.hpp, which also keeps FAKE_QUANT_LAUNCH_LOG);
 //                            unset, cuModuleGetFunction finds none of them
+//   FAKE_CUDA_KV_KERNELS     "1": serve the KV cache's kernels' names, run as the host stand-in of
+//                            tests/backends/fake_kv_kernels.hpp (which also keeps FAKE_KV_LAUNCH_LOG)
 // Built with FAKE_CUDA_NO_GETPROCADDRESS: a driver that predates cuGetProcAddress.
 #include "fake_common.hpp"
+#include "fake_kv_kernels.hpp"
 #include "fake_quant_kernels.hpp"
 
 #include <cuda.h>
@@ -433,24 +436,30 @@ CUresult fake_cuModuleLoadData(CUmodule* m, const void* image) {
 }
 CUresult fake_cuModuleUnload(CUmodule) { return CUDA_SUCCESS; }
 
-constexpr uintptr_t kFill = 1, kCopy = 2, kChecksum = 3, kQuantScan = 4, kDequantStandIn = 5, kQuantOther = 6;
+constexpr uintptr_t kFill = 1, kCopy = 2, kChecksum = 3, kQuantScan = 4, kDequantStandIn = 5, kQuantOther = 6, kKv = 7;
 
 // The quantization kernels, served when FAKE_CUDA_QUANT_KERNELS is set, run as the stand-in of
-// tests/backends/fake_quant_kernels.hpp. A function handle is its kind in the low byte and, above it, the
-// index of its name in quant_names() (for the launch log).
+// tests/backends/fake_quant_kernels.hpp (and the KV cache's, when FAKE_CUDA_KV_KERNELS is set, as that of
+// fake_kv_kernels.hpp). A function handle is its kind in the low byte and, above it, the index of its
+// name in quant_names() (for the launch logs).
 std::vector<std::string>& quant_names() {
     static std::vector<std::string> names;
     return names;
 }
 
 uintptr_t quant_kernel_id(const std::string& n) {
-    if (std::getenv("FAKE_CUDA_QUANT_KERNELS") == nullptr) return 0;
     uintptr_t kind = 0;
-    switch (fake::quant_role(n)) {
-        case fake::QuantRole::scan: kind = kQuantScan; break;
-        case fake::QuantRole::dequantize: kind = kDequantStandIn; break;
-        case fake::QuantRole::other: kind = kQuantOther; break;
-        case fake::QuantRole::none: return 0;
+    if (fake::is_kv_kernel(n)) {
+        if (std::getenv("FAKE_CUDA_KV_KERNELS") == nullptr) return 0;
+        kind = kKv;
+    } else {
+        if (std::getenv("FAKE_CUDA_QUANT_KERNELS") == nullptr) return 0;
+        switch (fake::quant_role(n)) {
+            case fake::QuantRole::scan: kind = kQuantScan; break;
+            case fake::QuantRole::dequantize: kind = kDequantStandIn; break;
+            case fake::QuantRole::other: kind = kQuantOther; break;
+            case fake::QuantRole::none: return 0;
+        }
     }
     std::lock_guard lock(driver().mutex);
     auto& names = quant_names();
@@ -487,12 +496,17 @@ CUresult fake_cuOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, CUfunctio
 CUresult fake_cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by,
                              unsigned int bz, unsigned int shared_bytes, CUstream s, void** params, void** extra) {
     FAKE_FAIL("cuLaunchKernel");
-    if (gx == 0 || gy != 1 || gz != 1 || bx == 0 || bx > 1024 || by != 1 || bz != 1 || params == nullptr || extra != nullptr)
-        return CUDA_ERROR_INVALID_VALUE;
     const auto id = reinterpret_cast<uintptr_t>(f);
+    // Only the KV kernels take grids of more than one dimension.
+    const bool planar = gy == 1 && gz == 1;
+    if (gx == 0 || gy == 0 || gz == 0 || (!planar && (id & 0xFF) != kKv) || bx == 0 || bx > 1024 || by != 1 || bz != 1 || params == nullptr ||
+        extra != nullptr)
+        return CUDA_ERROR_INVALID_VALUE;
+    std::string name;
     if ((id >> 8) != 0) {
         std::lock_guard lock(driver().mutex);
-        fake::log_quant_launch(quant_names().at((id >> 8) - 1), gx, bx, shared_bytes, params);
+        name = quant_names().at((id >> 8) - 1);
+        fake::log_quant_launch(name, gx, bx, shared_bytes, params);
     }
     switch (id & 0xFF) {
         case kFill: {
@@ -531,6 +545,7 @@ CUresult fake_cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, uns
             return CUDA_SUCCESS;
         }
         case kQuantOther: return CUDA_SUCCESS;
+        case kKv: enqueue(s, fake::kv_launch(name, gx, gy, gz, bx, shared_bytes, params)); return CUDA_SUCCESS;
         default: return CUDA_ERROR_INVALID_HANDLE;
     }
 }

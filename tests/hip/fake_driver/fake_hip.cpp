@@ -11,12 +11,15 @@
 // it records the launch, and carries out grey_fill, grey_copy and grey_checksum on the host from the
 // launch's arguments (decoded by the kernels' signatures in kernels/cuda/grey_kernels.cu), so that tests
 // see whether the plugin passed the right ones. The quantization kernels run as the stand-in the fake
-// CUDA driver runs, and are logged to FAKE_QUANT_LAUNCH_LOG (tests/backends/fake_quant_kernels.hpp).
+// CUDA driver runs, and are logged to FAKE_QUANT_LAUNCH_LOG (tests/backends/fake_quant_kernels.hpp); the
+// KV cache's kernels run the host stand-in of tests/backends/fake_kv_kernels.hpp and are logged to
+// FAKE_KV_LAUNCH_LOG (fake::kv_launch).
 // hipModuleOccupancyMaxActiveBlocksPerMultiprocessor answers 2048 / block size, as the fake CUDA driver.
 //   FAKE_HIP_COMPUTE_UNITS  the devices' compute units (default 110)
 // Variant FAKE_HIP_OLD: no hipMemGetInfo and no hipDeviceGetUuid. Test hooks: fake_hip_live_allocations(),
 // fake_hip_live_modules(), fake_hip_launches(), fake_hip_last_launch(), fake_hip_last_module_target().
 #include "fake_common.hpp"
+#include "fake_kv_kernels.hpp"
 #include "fake_quant_kernels.hpp"
 #include "fake_streams.hpp"
 
@@ -488,6 +491,7 @@ FAKE_EXPORT int hipModuleLaunchKernel(void* function, unsigned int grid_x, unsig
         fake::log_quant_launch(name, grid_x, block_x, shared, params);
     }
     if (stream == nullptr) streams().flush_all();
-    streams().enqueue(stream, emulation(name, params));
+    auto kv = fake::kv_launch(name, grid_x, grid_y, grid_z, block_x, shared, params);
+    streams().enqueue(stream, kv ? std::move(kv) : emulation(name, params));
     return kSuccess;
 }

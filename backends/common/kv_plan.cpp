@@ -1,0 +1,102 @@
+#include "common/kv_plan.hpp"
+
+#include <stdexcept>
+#include <string>
+
+namespace grey::backend::kv {
+
+namespace {
+
+constexpr const char* kNames[kKernelCount] = {
+    "grey_kv_store",           "grey_kv_params",          "grey_kv_codes",           "grey_kv_attend_combine",
+    "grey_kv_attend_split_1_1", "grey_kv_attend_split_1_2", "grey_kv_attend_split_1_4", "grey_kv_attend_split_1_8",
+    "grey_kv_attend_split_2_1", "grey_kv_attend_split_2_2", "grey_kv_attend_split_2_4", "grey_kv_attend_split_2_8",
+    "grey_kv_attend_split_4_1", "grey_kv_attend_split_4_2", "grey_kv_attend_split_4_4", "grey_kv_attend_split_4_8",
+    "grey_kv_attend_split_8_1", "grey_kv_attend_split_8_2", "grey_kv_attend_split_8_4", "grey_kv_attend_split_8_8"};
+
+// Thread blocks for `threads` threads of kThreads each: at least one, at most 65535 (the kernels loop).
+unsigned int blocks_for(uint64_t threads) {
+    return static_cast<unsigned int>(std::clamp<uint64_t>((threads + kThreads - 1) / kThreads, 1, 65535));
+}
+
+// log2 of the smallest power of two >= n (n in 1..8).
+int log2_ceiling(uint32_t n) {
+    int log = 0;
+    while ((1u << log) < n) ++log;
+    return log;
+}
+
+}  // namespace
+
+Kernel split_kernel(int cpl_log, int gc_log) {
+    if (cpl_log < 0 || cpl_log > 3 || gc_log < 0 || gc_log > 3) throw std::logic_error("no KV attention kernel of that shape");
+    return static_cast<Kernel>(kFirstSplit + static_cast<size_t>(cpl_log) * 4 + static_cast<size_t>(gc_log));
+}
+
+const char* kernel_name(Kernel kernel) { return kNames[static_cast<size_t>(kernel)]; }
+
+void check_layout(const common::KvLayout& l, uint32_t query_heads, const char* vendor) {
+    if (l.head_dim % GREY_KVK_HEAD_DIM_STEP != 0 || l.head_dim > GREY_KVK_MAX_HEAD_DIM)
+        throw std::domain_error("the KV cache kernels take head_dim a multiple of " + std::to_string(GREY_KVK_HEAD_DIM_STEP) + " up to " +
+                                std::to_string(GREY_KVK_MAX_HEAD_DIM) + ", not " + std::to_string(l.head_dim));
+    // The kernels address a block's bits in 32 bits.
+    if (common::kv_dense_block_bytes(l) >= (uint64_t{1} << 29))
+        throw std::domain_error("a KV block of " + std::to_string(common::kv_dense_block_bytes(l)) + " bytes is larger than the " + vendor +
+                                " kernels address (512 MiB): lower tokens_per_block");
+    if (query_heads == 0 || query_heads % l.kv_heads != 0)
+        throw std::invalid_argument("query_heads " + std::to_string(query_heads) + " is not a multiple of kv_heads " + std::to_string(l.kv_heads));
+}
+
+Launch store_launch(const common::KvLayout& layout, uint32_t layer_count, size_t tokens) {
+    const uint64_t elements = uint64_t{layer_count} * tokens * layout.kv_heads * layout.head_dim;
+    return {Kernel::store, {blocks_for(elements), 1, 1}, kThreads, 0};
+}
+
+std::array<Launch, 2> compress_launches(const common::KvLayout& layout, size_t count) {
+    const auto per_job = static_cast<unsigned int>(std::min<size_t>(count, 65535));
+    const uint64_t param_count = common::kv_k_param_count(layout) + common::kv_v_param_count(layout);
+    return {Launch{Kernel::params, {blocks_for(param_count), per_job, 1}, kThreads, 0},
+            Launch{Kernel::codes, {blocks_for(2 * common::kv_half_code_bytes(layout)), per_job, 1}, kThreads, 0}};
+}
+
+AttendShape attend_shape(const common::KvLayout& layout, const AttendTables& tables, uint32_t query_heads) {
+    const size_t batch = tables.first.size();
+    const uint32_t dim = layout.head_dim;
+    AttendShape s;
+    s.group = query_heads / layout.kv_heads;
+    const uint32_t per_block_heads = std::min<uint32_t>(s.group, GREY_KVK_MAX_QUERY_GROUP);
+    s.gc_log = log2_ceiling(per_block_heads);
+    s.cpl_log = log2_ceiling((dim + GREY_KVK_WARP_LANES - 1) / GREY_KVK_WARP_LANES);
+    const uint32_t gc = 1u << s.gc_log;
+    s.group_chunks = (s.group + gc - 1) / gc;
+    s.sequences.resize(batch);
+    for (size_t b = 0; b < batch; ++b) {
+        s.sequences[b] = {tables.first[b], tables.last[b], tables.table_offsets[b]};
+        const uint64_t blocks = (tables.last[b] + layout.tokens_per_block - 1) / layout.tokens_per_block - tables.first[b] / layout.tokens_per_block;
+        s.longest = std::max(s.longest, blocks);
+    }
+    s.pairs = batch * layout.kv_heads * s.group_chunks;
+    constexpr uint32_t warps = GREY_KVK_ATTEND_WARPS, lanes = GREY_KVK_WARP_LANES;
+    // kv_cache.cu's attend_split: the queries and each warp's [dim][gc] scratch, each warp's softmax
+    // weights ([lanes][gc]), the fp8 table, and each warp's (max, sum) per query head.
+    s.shared_bytes = static_cast<unsigned int>(sizeof(float) * (dim * gc * (1 + warps) + warps * lanes * gc + 256 + warps * gc * 2));
+    return s;
+}
+
+uint32_t attend_splits(const AttendShape& shape, uint64_t resident) {
+    return static_cast<uint32_t>(std::clamp<uint64_t>(resident / shape.pairs, 1, std::min<uint64_t>(shape.longest, 1024)));
+}
+
+std::array<Launch, 2> attend_launches(const common::KvLayout& layout, const AttendShape& shape, uint32_t splits, uint32_t query_heads) {
+    const auto batch = static_cast<unsigned int>(shape.sequences.size());
+    const uint32_t lanes = GREY_KVK_WARP_LANES;
+    return {Launch{shape.split(), {splits, layout.kv_heads * shape.group_chunks, batch}, AttendShape::split_threads(), shape.shared_bytes},
+            // A thread block per (sequence, query head), a thread per channel (whole warps).
+            Launch{Kernel::combine, {batch * query_heads, 1, 1}, (layout.head_dim + lanes - 1) / lanes * lanes, 0}};
+}
+
+uint64_t attend_partials_bytes(const common::KvLayout& layout, const AttendShape& shape, uint32_t splits, uint32_t query_heads) {
+    return shape.sequences.size() * query_heads * uint64_t{splits} * (layout.head_dim + 2) * sizeof(float);
+}
+
+}  // namespace grey::backend::kv

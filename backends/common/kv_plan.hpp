@@ -1,0 +1,176 @@
+// What a GPU backend launches for the KV cache's block operations (the kv_store, kv_compress and kv_attend
+// slots), decided once for every vendor that runs kernels/cuda/kv_cache.cu (CUDA as it is, HIP through
+// kernels/hip/cuda_compat.h): which kernel, the grids, threads and dynamic shared memory, the argument
+// blocks of kernels/cuda/kv_args.h, the tables copied to device scratch, and attention's split along the
+// sequences. Nothing here names a vendor type: the run_* templates carry a job out through a thin
+// per-vendor launcher (cuLaunchKernel, hipModuleLaunchKernel), which alone knows how kernels are found,
+// how scratch memory is taken and how many thread blocks fit on its device at once.
+#pragma once
+
+#include "common/kv_layout.hpp"
+#include "cuda/kv_args.h"
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace grey::backend::kv {
+
+// The kernels of kv_cache.cu: four by name, then the sixteen attention variants,
+// grey_kv_attend_split_<2^cpl_log>_<2^gc_log> at index kFirstSplit + cpl_log * 4 + gc_log.
+enum class Kernel : uint8_t { store, params, codes, combine };
+inline constexpr size_t kFirstSplit = 4;
+inline constexpr size_t kKernelCount = kFirstSplit + 16;
+// The attention variant of 2^cpl_log channels a lane and 2^gc_log query heads a thread block (each 0..3).
+Kernel split_kernel(int cpl_log, int gc_log);
+const char* kernel_name(Kernel kernel);  // "grey_kv_store", "grey_kv_attend_split_4_8"
+
+// Threads of a block of every kernel but attention's.
+inline constexpr unsigned int kThreads = 256;
+
+struct Grid {
+    unsigned int x = 1, y = 1, z = 1;
+};
+
+struct Launch {
+    Kernel kernel = Kernel::store;
+    Grid grid;
+    unsigned int threads = 0;
+    unsigned int shared_bytes = 0;
+};
+
+// Throws std::domain_error naming what the attention kernels do not take (head_dim, a block too large
+// for their 32-bit bit offsets; `vendor` names the kernels in the message: "CUDA", "HIP"), and
+// std::invalid_argument when query_heads is not a multiple of kv_heads.
+void check_layout(const common::KvLayout& layout, uint32_t query_heads, const char* vendor);
+
+// grey_kv_store: a thread per element, in a grid-stride loop.
+Launch store_launch(const common::KvLayout& layout, uint32_t layer_count, size_t tokens);
+// grey_kv_params then grey_kv_codes over `count` blocks (grid.y: the blocks, looping past 65535).
+std::array<Launch, 2> compress_launches(const common::KvLayout& layout, size_t count);
+
+// A job's block tables (grey_backend_kv_attend_job), per sequence.
+struct AttendTables {
+    std::span<const uint64_t> blocks;  // device addresses, bit 0 set for a quantized block
+    std::span<const uint64_t> table_offsets, first, last;
+};
+
+// Everything about an attention job that does not depend on the device.
+struct AttendShape {
+    uint32_t group = 0;         // query heads per KV head
+    uint32_t group_chunks = 0;  // thread blocks per KV head (each takes `gc` query heads)
+    int cpl_log = 0, gc_log = 0;
+    uint64_t longest = 1;  // the most blocks a sequence of the batch spans
+    uint64_t pairs = 0;    // thread blocks per split: batch x kv_heads x group_chunks
+    unsigned int shared_bytes = 0;
+    std::vector<grey_kvk_sequence> sequences;
+
+    [[nodiscard]] Kernel split() const { return split_kernel(cpl_log, gc_log); }
+    [[nodiscard]] static constexpr unsigned int split_threads() { return GREY_KVK_ATTEND_WARPS * GREY_KVK_WARP_LANES; }
+};
+AttendShape attend_shape(const common::KvLayout& layout, const AttendTables& tables, uint32_t query_heads);
+// Splits along each sequence: one wave, as many thread blocks as are resident on the device at once
+// (`resident`, for the split kernel at its block size and shared memory) shared out along the sequences
+// (a second, partial wave would leave most of the device idle while it runs), at most one per block of
+// the longest sequence and 1024.
+uint32_t attend_splits(const AttendShape& shape, uint64_t resident);
+// The split kernel's, then the combining kernel's launch.
+std::array<Launch, 2> attend_launches(const common::KvLayout& layout, const AttendShape& shape, uint32_t splits, uint32_t query_heads);
+// Bytes of the partial results: [batch][query_heads][splits][head_dim + 2] floats.
+uint64_t attend_partials_bytes(const common::KvLayout& layout, const AttendShape& shape, uint32_t splits, uint32_t query_heads);
+
+// --- The jobs, carried out through `vendor`, which provides
+//   scratch(bytes) -> S                        device memory kept until S goes; S::get() its address
+//   upload(address, host, bytes)               a copy to the device, ordered before the launches after it
+//                                              (the host memory stays the caller's until finish())
+//   resident_blocks(Kernel, threads, shared)   thread blocks of the kernel resident on the device at once
+//   launch(Kernel, Grid, threads, shared, void** params)
+//   finish()                                   waits until the job's work is done
+//   run(body)                                  runs body(); a vendor whose queued work could outlive a
+//                                              failure (and the scratch it uses) waits for it there
+// and throws what they throw. Scratch is taken before run(), so it is given back only after it.
+
+template <typename Vendor, typename Address>
+void run_store(Vendor& vendor, const common::KvLayout& layout, uint32_t layer_first, uint32_t layer_count, uint64_t keys, uint64_t values,
+               std::span<const Address> blocks, std::span<const uint32_t> slots) {
+    static_assert(sizeof(Address) == sizeof(uint64_t), "device addresses are 64-bit");
+    if (blocks.empty()) return;
+    auto block_table = vendor.scratch(blocks.size_bytes());
+    auto slot_table = vendor.scratch(slots.size_bytes());
+    vendor.run([&] {
+        grey_kvk_store_args args{};
+        args.layout = layout;
+        args.keys = keys;
+        args.values = values;
+        vendor.upload(block_table.get(), blocks.data(), blocks.size_bytes());
+        args.blocks = block_table.get();
+        vendor.upload(slot_table.get(), slots.data(), slots.size_bytes());
+        args.slots = slot_table.get();
+        args.tokens = static_cast<uint32_t>(blocks.size());
+        args.layer_first = layer_first;
+        args.layer_count = layer_count;
+        void* params[] = {&args};
+        const Launch l = store_launch(layout, layer_count, blocks.size());
+        vendor.launch(l.kernel, l.grid, l.threads, l.shared_bytes, params);
+        vendor.finish();
+    });
+}
+
+template <typename Vendor, typename Address>
+void run_compress(Vendor& vendor, const common::KvLayout& layout, std::span<const Address> sources, std::span<const Address> destinations) {
+    static_assert(sizeof(Address) == sizeof(uint64_t), "device addresses are 64-bit");
+    if (sources.empty()) return;
+    auto from = vendor.scratch(sources.size_bytes());
+    auto to = vendor.scratch(destinations.size_bytes());
+    vendor.run([&] {
+        grey_kvk_compress_args args{};
+        args.layout = layout;
+        vendor.upload(from.get(), sources.data(), sources.size_bytes());
+        args.sources = from.get();
+        vendor.upload(to.get(), destinations.data(), destinations.size_bytes());
+        args.destinations = to.get();
+        args.count = static_cast<uint32_t>(sources.size());
+        void* params[] = {&args};
+        for (const Launch& l : compress_launches(layout, sources.size())) vendor.launch(l.kernel, l.grid, l.threads, l.shared_bytes, params);
+        vendor.finish();
+    });
+}
+
+// Decode attention (grey_backend_kv_attend_job) with queries and output F32 at device addresses. `vendor`
+// names the kernels in check_layout's messages.
+template <typename Vendor>
+void run_attend(Vendor& vendor, const char* vendor_name, const common::KvLayout& layout, const AttendTables& tables, uint32_t layer,
+                uint32_t query_heads, float scale, uint64_t queries, uint64_t output) {
+    check_layout(layout, query_heads, vendor_name);
+    if (tables.first.empty()) return;
+    const AttendShape shape = attend_shape(layout, tables, query_heads);
+    const uint32_t splits = attend_splits(shape, vendor.resident_blocks(shape.split(), AttendShape::split_threads(), shape.shared_bytes));
+    auto sequence_table = vendor.scratch(shape.sequences.size() * sizeof(grey_kvk_sequence));
+    auto block_table = vendor.scratch(tables.blocks.size_bytes());
+    auto partials = vendor.scratch(attend_partials_bytes(layout, shape, splits, query_heads));
+    vendor.run([&] {
+        grey_kvk_attend_args args{};
+        args.layout = layout;
+        vendor.upload(sequence_table.get(), shape.sequences.data(), shape.sequences.size() * sizeof(grey_kvk_sequence));
+        args.sequences = sequence_table.get();
+        vendor.upload(block_table.get(), tables.blocks.data(), tables.blocks.size_bytes());
+        args.blocks = block_table.get();
+        args.queries = queries;
+        args.output = output;
+        args.partials = partials.get();
+        args.layer = layer;
+        args.query_heads = query_heads;
+        args.group = shape.group;
+        args.group_chunks = shape.group_chunks;
+        args.splits = splits;
+        args.scale_log2 = scale * 1.4426950408889634f;
+        void* params[] = {&args};
+        for (const Launch& l : attend_launches(layout, shape, splits, query_heads)) vendor.launch(l.kernel, l.grid, l.threads, l.shared_bytes, params);
+        vendor.finish();
+    });
+}
+
+}  // namespace grey::backend::kv

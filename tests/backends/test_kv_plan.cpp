@@ -1,0 +1,110 @@
+// The KV-cache launch plan both GPU backends share (backends/common/kv_plan.hpp), on the host: kernel
+// names, the attention variants' choice, the shared memory they ask for against both vendors' limits,
+// the split along the sequences, and the layout checks. What the plugins launch from it is pinned by
+// tests/backends/kv_launch_plan.golden (tests/cuda, tests/hip).
+#include "common/kv_plan.hpp"
+
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace kv = grey::backend::kv;
+
+namespace {
+
+grey::common::KvLayout layout(uint32_t head_dim, uint32_t kv_heads = 2, uint32_t tokens_per_block = 16) {
+    grey::common::KvLayout l{};
+    l.layers = 2;
+    l.kv_heads = kv_heads;
+    l.head_dim = head_dim;
+    l.tokens_per_block = tokens_per_block;
+    l.format = 1;
+    l.group_size = 32;
+    l.window_bf16 = 1;
+    return l;
+}
+
+}  // namespace
+
+TEST(KvPlan, EveryKernelHasItsNameInKvCacheCu) {
+    EXPECT_STREQ(kv::kernel_name(kv::Kernel::store), "grey_kv_store");
+    EXPECT_STREQ(kv::kernel_name(kv::Kernel::params), "grey_kv_params");
+    EXPECT_STREQ(kv::kernel_name(kv::Kernel::codes), "grey_kv_codes");
+    EXPECT_STREQ(kv::kernel_name(kv::Kernel::combine), "grey_kv_attend_combine");
+    for (int c = 0; c < 4; ++c)
+        for (int g = 0; g < 4; ++g)
+            EXPECT_EQ(kv::kernel_name(kv::split_kernel(c, g)), "grey_kv_attend_split_" + std::to_string(1 << c) + "_" + std::to_string(1 << g));
+    EXPECT_THROW((void)kv::split_kernel(4, 0), std::logic_error);
+}
+
+// Channels a lane from head_dim (a 32-lane warp over the row), query heads a thread block from the group
+// (at most 8; larger groups take several thread blocks).
+TEST(KvPlan, AttentionPicksTheVariantOfTheShape) {
+    const std::vector<uint64_t> offsets{0, 3}, first{0}, last{40}, blocks(3, 0);
+    const kv::AttendTables tables{blocks, offsets, first, last};
+    struct Case {
+        uint32_t head_dim, query_heads;
+        const char* kernel;
+        uint32_t group_chunks;
+    };
+    for (const Case& c : {Case{16, 2, "grey_kv_attend_split_1_1", 1}, Case{64, 8, "grey_kv_attend_split_2_4", 1},
+                          Case{128, 6, "grey_kv_attend_split_4_4", 1}, Case{256, 32, "grey_kv_attend_split_8_8", 2}}) {
+        SCOPED_TRACE(c.kernel);
+        const kv::AttendShape s = kv::attend_shape(layout(c.head_dim), tables, c.query_heads);
+        EXPECT_STREQ(kv::kernel_name(s.split()), c.kernel);
+        EXPECT_EQ(s.group_chunks, c.group_chunks);
+        EXPECT_EQ(s.longest, 3u);
+        EXPECT_EQ(s.pairs, 2u * c.group_chunks);
+    }
+}
+
+// The largest variant's shared memory fits both vendors without asking for more: CUDA's 48 KiB default
+// and the 64 KiB of LDS a workgroup has on gfx90a, gfx942 and gfx1100.
+TEST(KvPlan, SharedMemoryFitsBothVendorsDefaults) {
+    const std::vector<uint64_t> offsets{0, 1}, first{0}, last{1}, blocks(1, 0);
+    const kv::AttendTables tables{blocks, offsets, first, last};
+    const kv::AttendShape s = kv::attend_shape(layout(256), tables, 16);
+    EXPECT_EQ(s.shared_bytes, 4u * (256 * 8 * 5 + 4 * 32 * 8 + 256 + 4 * 8 * 2));
+    EXPECT_LE(s.shared_bytes, 48u * 1024);
+    EXPECT_EQ(kv::AttendShape::split_threads(), 128u);
+}
+
+// One wave of thread blocks shared out along the sequences, at least one split, at most one a block of
+// the longest sequence and 1024.
+TEST(KvPlan, SplitsFillOneWave) {
+    kv::AttendShape s;
+    s.pairs = 16;
+    s.longest = 100;
+    EXPECT_EQ(kv::attend_splits(s, 132 * 16), 100u);
+    s.longest = 4096;
+    EXPECT_EQ(kv::attend_splits(s, 132 * 16), 132u);
+    EXPECT_EQ(kv::attend_splits(s, 8), 1u);
+    EXPECT_EQ(kv::attend_splits(s, uint64_t{1} << 40), 1024u);
+}
+
+TEST(KvPlan, LayoutsTheKernelsDoNotTakeAreNamed) {
+    try {
+        kv::check_layout(layout(24), 2, "HIP");
+        ADD_FAILURE() << "head_dim 24 taken";
+    } catch (const std::domain_error& e) {
+        EXPECT_STREQ(e.what(), "the KV cache kernels take head_dim a multiple of 16 up to 256, not 24");
+    }
+    try {
+        kv::check_layout(layout(256, 256, 1024), 256, "HIP");
+        ADD_FAILURE() << "a 512 MiB block taken";
+    } catch (const std::domain_error& e) {
+        EXPECT_STREQ(e.what(), "a KV block of 536870912 bytes is larger than the HIP kernels address (512 MiB): lower tokens_per_block");
+    }
+    EXPECT_THROW(kv::check_layout(layout(64), 3, "CUDA"), std::invalid_argument);
+    EXPECT_NO_THROW(kv::check_layout(layout(64), 4, "CUDA"));
+}
+
+TEST(KvPlan, CompressionCoversEveryBlockOfTheJob) {
+    const auto launches = kv::compress_launches(layout(64), 70000);
+    EXPECT_EQ(launches[0].kernel, kv::Kernel::params);
+    EXPECT_EQ(launches[0].grid.y, 65535u) << "the kernels loop over the blocks past grid.y";
+    EXPECT_EQ(launches[1].kernel, kv::Kernel::codes);
+    EXPECT_EQ(launches[1].threads, kv::kThreads);
+}
