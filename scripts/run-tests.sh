@@ -12,7 +12,11 @@ bash scripts/fetch-model.sh silero-vad >/dev/null
 
 for preset in default asan; do
   echo "== configure + build ($preset)"
-  cmake --preset "$preset" >/dev/null
+  # The ASan build takes the default build's device code (fatbins, AMD code objects), which a host
+  # sanitizer does not change, instead of compiling it again (cmake/GreyDeviceCode.cmake).
+  device_code=""
+  if [ "$preset" != default ]; then device_code="$PWD/build/default"; fi
+  cmake --preset "$preset" -DGREY_DEVICE_CODE_FROM="$device_code" >/dev/null
   cmake --build --preset "$preset" -j "$jobs"
   echo "== ctest ($preset)"
   ctest --preset "$preset" -j "$jobs"
