@@ -526,11 +526,10 @@ uint32_t accepted_magnitude_bits(grey_quant_format format) { return has_f16_para
 // quantize_runs' bound when the caller has checked the input.
 constexpr uint32_t kChecked = std::numeric_limits<uint32_t>::max();
 
-// Runs [r0, r1) of a plan that visits runs once, into `out`, from `x`: elements x_first on, holding
-// those of the runs. Each run's statistics, parameters and codes
-// while the run is in the cache, instead of a pass over the tensor for the statistics and another for
-// the codes. The bytes are those of the two passes: the same statistics, make_coding and encode_piece
-// per run. Throws RefusedInput when a value's magnitude bits exceed `accepted`, learnt from the scan that
+// Runs [r0, r1) of a plan that visits runs once, into `out`, from `x` (elements x_first on, holding those
+// of the runs): each run's statistics, parameters and codes while the run is in the cache, instead of a
+// pass over the tensor for the statistics and another for the codes. The bytes are those of the two
+// passes: the same statistics, make_coding and encode_piece per run. Throws RefusedInput when a value's magnitude bits exceed `accepted`, learnt from the scan that
 // takes the statistics (what is written is then meaningless); kChecked when the input is known to pass.
 void quantize_runs(const Plan& plan, std::span<const float> x, uint64_t x_first, std::span<std::byte> out, const Kernels& k, uint64_t r0, uint64_t r1,
                    uint32_t accepted) {
@@ -579,8 +578,9 @@ bool quantize_runs_in_one_visit(const Plan& plan, std::span<const float> x, std:
 
 // The output of the staged route is built in memory of its own and copied to the caller's only once
 // every chunk has passed its check, so a refusal leaves the output untouched (grey.h's rule) without a
-// pass over the input to check it first: the output is a fraction of the input's size. Above this the
-// staging memory costs more than the pass it saves, and the checked passes run instead.
+// pass over the input to check it first: the output is a fraction of the input's size. Above this size
+// the transient memory is not taken beside the caller's (a policy, not a measured break-even), and the
+// check-first passes run instead.
 constexpr uint64_t kMaxStagingBytes = uint64_t{64} << 20;
 
 // Runs body(begin, end, staging) over chunks of [0, items) on `parallel`, then copies the staging memory
