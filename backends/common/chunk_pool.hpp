@@ -8,6 +8,7 @@
 // policy is tested on the host.
 #pragma once
 
+#include "common/pool_scratch.hpp"
 #include "common/suballocator.hpp"
 #include "grey.h"
 
@@ -60,20 +61,7 @@ private:
     uint64_t growth_count_ = 0;
 };
 
-// A block of the pool for one job, given back when the job's scope ends (no block for 0 bytes: get() is 0).
-class ChunkScratch {
-public:
-    ChunkScratch(ChunkPool& pool, uint64_t bytes) : pool_(pool), address_(bytes == 0 ? 0 : pool.allocate(bytes)) {}
-    ~ChunkScratch() {
-        if (address_ != 0) pool_.release(address_);
-    }
-    ChunkScratch(const ChunkScratch&) = delete;
-    ChunkScratch& operator=(const ChunkScratch&) = delete;
-    [[nodiscard]] uint64_t get() const noexcept { return address_; }
-
-private:
-    ChunkPool& pool_;
-    uint64_t address_;
-};
+// A block of the pool for one job (common/pool_scratch.hpp).
+using ChunkScratch = PoolScratch<ChunkPool>;
 
 }  // namespace grey::backend

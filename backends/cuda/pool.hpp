@@ -7,6 +7,7 @@
 // allocate/release of a block that fits take one mutex and two tree operations; no driver call.
 #pragma once
 
+#include "common/pool_scratch.hpp"
 #include "common/suballocator.hpp"
 #include "cuda/driver.hpp"
 #include "grey.h"
@@ -67,20 +68,7 @@ private:
     uint64_t growth_count_ = 0;
 };
 
-// Pool memory for the length of one job (none for 0 bytes).
-class PoolScratch {
-public:
-    PoolScratch(VmmPool& pool, uint64_t bytes) : pool_(pool), pointer_(bytes == 0 ? 0 : pool.allocate(bytes)) {}
-    ~PoolScratch() {
-        if (pointer_ != 0) pool_.release(pointer_);
-    }
-    PoolScratch(const PoolScratch&) = delete;
-    PoolScratch& operator=(const PoolScratch&) = delete;
-    [[nodiscard]] CUdeviceptr get() const noexcept { return pointer_; }
-
-private:
-    VmmPool& pool_;
-    CUdeviceptr pointer_;
-};
+// Pool memory for the length of one job (none for 0 bytes: common/pool_scratch.hpp).
+using PoolScratch = backend::PoolScratch<VmmPool>;
 
 }  // namespace grey::cuda

@@ -249,24 +249,13 @@ void DeviceQueue::dequantize(const grey_quant_layout& layout, grey_dtype plain_d
 
 namespace {
 
-// Pool memory for the length of a call, or none (address 0) for 0 bytes: the KV kernels' scratch.
-class Workspace {
-public:
-    Workspace(backend::ChunkPool& pool, uint64_t bytes) {
-        if (bytes > 0) scratch_.emplace(pool, bytes);
-    }
-    [[nodiscard]] uint64_t address() const noexcept { return scratch_ ? reinterpret_cast<uint64_t>(scratch_->pointer()) : 0; }
-
-private:
-    std::optional<Scratch> scratch_;
-};
-
-// A table of host values in a Workspace, written there by `copy` (the queue's copy_locked).
-class Upload : public Workspace {
+// A table of host values in pool memory for the length of a call, written there by `copy` (the queue's
+// copy_locked).
+class Upload : public backend::ChunkScratch {
 public:
     template <typename T, typename Copy>
-    Upload(backend::ChunkPool& pool, std::span<const T> values, Copy&& copy) : Workspace(pool, values.size_bytes()) {
-        if (!values.empty()) copy(reinterpret_cast<void*>(address()), values.data(), values.size_bytes());
+    Upload(backend::ChunkPool& pool, std::span<const T> values, Copy&& copy) : backend::ChunkScratch(pool, values.size_bytes()) {
+        if (!values.empty()) copy(reinterpret_cast<void*>(get()), values.data(), values.size_bytes());
     }
 };
 
@@ -281,9 +270,9 @@ void DeviceQueue::kv_store(const common::KvLayout& layout, uint32_t layer_first,
     const auto copy = [this](void* to, const void* from, uint64_t size) { copy_locked(to, from, size); };
     const ze_kernel_handle_t kernel = kernel_locked(KernelModule::kv, kKvStoreKernelName, kKvGroupSize);
     const Upload block_table(pool_, blocks, copy), slot_table(pool_, slots, copy);
-    const Workspace rotated(pool_, kv_store_rotated_bytes(layout, layer_count, tokens));
-    const grey_kvl0_store_args args = kv_store_args(layout, layer_first, layer_count, tokens, keys, values, block_table.address(),
-                                                    slot_table.address(), rotated.address());
+    const backend::ChunkScratch rotated(pool_, kv_store_rotated_bytes(layout, layer_count, tokens));
+    const grey_kvl0_store_args args = kv_store_args(layout, layer_first, layer_count, tokens, keys, values, block_table.get(),
+                                                    slot_table.get(), rotated.get());
     launch_locked(kernel, kv_group_count(kv_store_items(args)), {value_argument(args)});
 }
 
@@ -295,7 +284,7 @@ void DeviceQueue::kv_compress(const common::KvLayout& layout, std::span<const ui
     const ze_kernel_handle_t params = kernel_locked(KernelModule::kv, kKvParamsKernelName, kKvGroupSize);
     const ze_kernel_handle_t codes = kernel_locked(KernelModule::kv, kKvCodesKernelName, kKvGroupSize);
     const Upload from(pool_, sources, copy), to(pool_, destinations, copy);
-    const grey_kvl0_compress_args args = kv_compress_args(layout, static_cast<uint32_t>(sources.size()), from.address(), to.address());
+    const grey_kvl0_compress_args args = kv_compress_args(layout, static_cast<uint32_t>(sources.size()), from.get(), to.get());
     // The list is synchronous: the codes kernel starts once every parameter it reads is written.
     launch_locked(params, kv_group_count(kv_params_items(args)), {value_argument(args)});
     launch_locked(codes, kv_group_count(kv_codes_items(args)), {value_argument(args)});
@@ -310,9 +299,9 @@ void DeviceQueue::kv_attend(const common::KvLayout& layout, std::span<const uint
     const auto copy = [this](void* to, const void* from, uint64_t size) { copy_locked(to, from, size); };
     const ze_kernel_handle_t kernel = kernel_locked(KernelModule::kv, kKvAttendKernelName, kKvGroupSize);
     const Upload block_table(pool_, entries, copy), sequence_table(pool_, sequences, copy);
-    const Workspace rotated(pool_, kv_attend_rotated_bytes(layout, batch, query_heads));
-    const grey_kvl0_attend_args args = kv_attend_args(layout, batch, layer, query_heads, scale, sequence_table.address(), block_table.address(),
-                                                      queries, output, rotated.address());
+    const backend::ChunkScratch rotated(pool_, kv_attend_rotated_bytes(layout, batch, query_heads));
+    const grey_kvl0_attend_args args = kv_attend_args(layout, batch, layer, query_heads, scale, sequence_table.get(), block_table.get(),
+                                                      queries, output, rotated.get());
     launch_locked(kernel, kv_group_count(kv_attend_items(args)), {value_argument(args)});
 }
 
