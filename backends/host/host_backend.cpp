@@ -277,7 +277,7 @@ grey_status host_dequantize(void* state, const grey_backend_quant_job* job) {
         const grey_quant_layout& layout = layout_of(*job);
         const auto quantized = bytes_of(job->quantized).first(static_cast<std::size_t>(layout.bytes));
         const auto plain = bytes_of(job->plain);
-        if (job->plain_dtype == GREY_DTYPE_F32 && reinterpret_cast<uintptr_t>(plain.data()) % alignof(float) == 0) {
+        if (quant::f32_in_place(job->plain_dtype, plain.data())) {
             // Straight into the destination: no float32 copy of the tensor to fill and convert.
             quant::dequantize(layout, quantized, {reinterpret_cast<float*>(plain.data()), static_cast<std::size_t>(layout.elements)}, kernels,
                               parallel);

@@ -423,7 +423,7 @@ FloatBuffer to_f32(grey_dtype dtype, std::span<const std::byte> source, uint64_t
 
 std::span<const float> as_f32(grey_dtype dtype, std::span<const std::byte> source, uint64_t elements, const Kernels& kernels,
                               FloatBuffer& storage, const Parallel& parallel, uint32_t* max_magnitude_bits) {
-    if (dtype != GREY_DTYPE_F32 || reinterpret_cast<uintptr_t>(source.data()) % alignof(float) != 0) {
+    if (!f32_in_place(dtype, source.data())) {
         storage = to_f32(dtype, source, elements, kernels, parallel, max_magnitude_bits);
         return storage;
     }
@@ -618,7 +618,7 @@ bool quantize_checked_f32(const Plan& plan, std::span<const float> x, std::span<
 
 bool quantize_checked(const Plan& plan, grey_dtype dtype, std::span<const std::byte> source, std::span<std::byte> out, const Kernels& k,
                       const Parallel& parallel) {
-    if (dtype == GREY_DTYPE_F32 && reinterpret_cast<uintptr_t>(source.data()) % alignof(float) == 0)
+    if (f32_in_place(dtype, source.data()))
         return quantize_checked_f32(plan, {reinterpret_cast<const float*>(source.data()), static_cast<std::size_t>(plan.elements)}, out, k, parallel);
     // Any other input a few runs at a time, widened into a piece that stays in the cache (no float32 copy
     // of the tensor); runs longer than a piece are left to the route that converts the tensor first.
@@ -826,7 +826,7 @@ void add_quantization_error(gc::ErrorSums& sums, const Plan& plan, grey_dtype dt
     if (dtype != GREY_DTYPE_F32 && dtype != GREY_DTYPE_F16 && dtype != GREY_DTYPE_BF16)
         throw std::invalid_argument("add_quantization_error: the plain tensor must be F32, F16 or BF16");
     constexpr uint64_t kPiece = gc::ErrorSums::kPiece;
-    const bool in_place = dtype == GREY_DTYPE_F32 && reinterpret_cast<uintptr_t>(source.data()) % alignof(float) == 0;
+    const bool in_place = f32_in_place(dtype, source.data());
     std::vector<PieceSums> pieces((plan.elements + kPiece - 1) / kPiece);
     parallel.for_chunks(pieces.size(), pieces_per_chunk(parallel), [&](uint64_t p0, uint64_t p1) {
         alignas(64) Piece x, decoded;

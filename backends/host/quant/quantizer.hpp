@@ -12,6 +12,7 @@
 #include "grey.h"
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <new>
 #include <optional>
@@ -44,6 +45,12 @@ struct DefaultInitAllocator : std::allocator<T> {
 };
 // A tensor's float32 values being filled: uninitialized until written.
 using FloatBuffer = std::vector<float, DefaultInitAllocator<float>>;
+
+// Whether `dtype` values at `data` are float32 that can be read (or written) in place: F32, 4-byte aligned
+// (mapped file data need not be).
+inline bool f32_in_place(grey_dtype dtype, const void* data) {
+    return dtype == GREY_DTYPE_F32 && reinterpret_cast<uintptr_t>(data) % alignof(float) == 0;
+}
 
 // The tensor as float32: F32 copied, F16 and BF16 widened exactly. A NaN or infinity fails with
 // std::invalid_argument naming its index. `max_magnitude_bits`, when given, receives the largest
