@@ -289,7 +289,10 @@ def test_malformed_requests_get_4xx_and_never_a_crash(daemon):
     unanswered_http: list[str] = []
     for _ in range(300):
         line = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 8)))
-        with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as s:
+        # Empty lines before a request line are skipped (RFC 9112, 2.2): the server rightly waits for
+        # the request until its idle timeout, so the test waits only long enough to see no crash.
+        blank = line.strip("\r\n") == ""
+        with socket.create_connection(("127.0.0.1", daemon.port), timeout=1 if blank else 10) as s:
             try:
                 s.sendall(line.encode("latin-1", "replace") + b"\r\n\r\n")
                 reply = s.recv(4096)
