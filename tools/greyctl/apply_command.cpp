@@ -24,10 +24,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::ordered_json;
 
-struct PlanDeleter {
-    void operator()(grey_plan* p) const noexcept { grey_plan_destroy(p); }
-};
-
 struct ApplyOptions {
     std::string plan;
     bool confirm = false;
@@ -83,7 +79,7 @@ std::string exact(const std::string& name) { return "^\\Q" + name + "\\E$"; }
 int run_apply(const GlobalOptions& global, const ApplyOptions& o) {
     grey_plan* raw = nullptr;
     check(grey_plan_load(o.plan.c_str(), &raw));
-    const std::unique_ptr<grey_plan, PlanDeleter> plan(raw);
+    const PlanPtr plan(raw);
     const json p = json::parse(read_text([&](char* b, size_t n, size_t* len) { return grey_plan_to_json(plan.get(), b, n, len); }));
     if (global.config_path.empty())
         throw CommandError(Exit::usage, "apply writes the governor's thresholds into the configuration: give --config FILE (created if missing)");

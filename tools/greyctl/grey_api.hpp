@@ -24,18 +24,25 @@ inline void check(grey_status status) {
     }
 }
 
-struct ContextDeleter {
-    void operator()(grey_context* c) const noexcept { grey_context_destroy(c); }
+// A grey.h handle that is destroyed with its own grey_*_destroy when it goes out of scope.
+template <auto destroy>
+struct Destroy {
+    template <class Handle>
+    void operator()(Handle* handle) const noexcept { destroy(handle); }
 };
-struct ConfigDeleter {
-    void operator()(grey_config* c) const noexcept { grey_config_destroy(c); }
-};
-struct AuditLogDeleter {
-    void operator()(grey_audit_log* log) const noexcept { grey_audit_log_destroy(log); }
-};
-using ContextPtr = std::unique_ptr<grey_context, ContextDeleter>;
-using AuditLogPtr = std::unique_ptr<grey_audit_log, AuditLogDeleter>;
-using ConfigPtr = std::unique_ptr<grey_config, ConfigDeleter>;
+template <class Handle, auto destroy>
+using Owned = std::unique_ptr<Handle, Destroy<destroy>>;
+
+using ContextPtr = Owned<grey_context, grey_context_destroy>;
+using AuditLogPtr = Owned<grey_audit_log, grey_audit_log_destroy>;
+using ConfigPtr = Owned<grey_config, grey_config_destroy>;
+using PlanPtr = Owned<grey_plan, grey_plan_destroy>;
+using QuantResultPtr = Owned<grey_model_quant_result, grey_model_quant_result_destroy>;
+using ModelPtr = Owned<grey_model, grey_model_destroy>;
+using BufferPtr = Owned<grey_buffer, grey_buffer_destroy>;
+using KvCachePtr = Owned<grey_kv_cache, grey_kv_cache_destroy>;
+using GovernorPtr = Owned<grey_governor, grey_governor_destroy>;
+using TenantPtr = Owned<grey_tenant, grey_tenant_destroy>;
 
 inline std::string hex(const uint8_t* bytes, size_t size) {
     static constexpr char digits[] = "0123456789abcdef";

@@ -24,7 +24,7 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-struct Options {
+struct KvBenchOptions {
     uint32_t layers = 1;
     uint32_t query_heads = 32;
     uint32_t kv_heads = 8;
@@ -43,18 +43,13 @@ struct Options {
     bool as_json = false;
 };
 
-struct CacheDeleter {
-    void operator()(grey_kv_cache* c) const noexcept { grey_kv_cache_destroy(c); }
-};
-using CachePtr = std::unique_ptr<grey_kv_cache, CacheDeleter>;
-
 // "bf16" keeps every token in the bf16 window (nothing quantized); the others are grey_kv_format names.
 const std::vector<std::string>& format_names() {
     static const std::vector<std::string> names = {"bf16", "int8", "int4", "int2", "fp8-e4m3"};
     return names;
 }
 
-grey_kv_cache_config config_of(const Options& o) {
+grey_kv_cache_config config_of(const KvBenchOptions& o) {
     grey_kv_cache_config config = GREY_KV_CACHE_CONFIG_INIT;
     config.layers = o.layers;
     config.kv_heads = o.kv_heads;
@@ -71,17 +66,17 @@ grey_kv_cache_config config_of(const Options& o) {
     return config;
 }
 
-CachePtr create_cache(grey_context* context, uint32_t device, const grey_kv_cache_config& config) {
+KvCachePtr create_cache(grey_context* context, uint32_t device, const grey_kv_cache_config& config) {
     grey_kv_cache* cache = nullptr;
     check(grey_kv_cache_create(context, device, &config, &cache));
-    return CachePtr(cache);
+    return KvCachePtr(cache);
 }
 
 // Float64 decode attention of one sequence's queries over its layer-0 K/V, fed a chunk of tokens at a
 // time (online softmax), so the whole context is never held.
 class StreamingReference {
 public:
-    StreamingReference(const Options& o, const float* queries)
+    StreamingReference(const KvBenchOptions& o, const float* queries)
         : o_(o), queries_(queries), top_(o.query_heads, -INFINITY), total_(o.query_heads, 0.0),
           accumulated_(size_t{o.query_heads} * o.head_dim, 0.0) {}
 
@@ -113,7 +108,7 @@ public:
     }
 
 private:
-    const Options& o_;
+    const KvBenchOptions& o_;
     const float* queries_;
     std::vector<double> top_, total_, accumulated_;
 };
@@ -141,7 +136,7 @@ json error_json(const std::vector<float>& got, const std::vector<double>& want, 
             {"mean_cosine", vectors != 0 ? cosine_sum / static_cast<double>(vectors) : 1.0}};
 }
 
-std::vector<float> attend(grey_kv_cache* cache, const Options& o, const std::vector<uint64_t>& sequences, const std::vector<float>& queries) {
+std::vector<float> attend(grey_kv_cache* cache, const KvBenchOptions& o, const std::vector<uint64_t>& sequences, const std::vector<float>& queries) {
     grey_kv_attend_params params = GREY_KV_ATTEND_PARAMS_INIT;
     params.layer = 0;
     params.query_heads = o.query_heads;
@@ -150,7 +145,7 @@ std::vector<float> attend(grey_kv_cache* cache, const Options& o, const std::vec
     return output;
 }
 
-void print_report(const json& r) {
+void print_kv_bench_report(const json& r) {
     const auto& shape = r["shape"];
     std::printf("kv-bench: %s device %u, %s%s (group %u, window %s, block %u), %u layer(s), %u query heads / %u KV heads, head_dim %u, "
                 "context %u, batch %u\n",
@@ -176,16 +171,16 @@ void print_report(const json& r) {
     if (!r["error"]["vs_host_reference"].is_null()) line("error vs the host backend's float64 attention on the same cache", r["error"]["vs_host_reference"]);
 }
 
-int run_kv_bench(const GlobalOptions& global, const Options& o) {
+int run_kv_bench(const GlobalOptions& global, const KvBenchOptions& o) {
     if (o.query_heads % o.kv_heads != 0)
         throw CommandError(Exit::usage, "--query-heads " + std::to_string(o.query_heads) + " is not a multiple of --kv-heads " +
                                             std::to_string(o.kv_heads));
     BackendDevice target = open_backend_device(global, o.backend);
     grey_context* context = target.context.get();
     const grey_kv_cache_config config = config_of(o);
-    CachePtr cache = create_cache(context, target.device, config);
+    KvCachePtr cache = create_cache(context, target.device, config);
     // On another device, a host cache of the same data: the reference the kernels are held to.
-    CachePtr host_cache = o.backend != "host" ? create_cache(context, 0, config) : nullptr;
+    KvCachePtr host_cache = o.backend != "host" ? create_cache(context, 0, config) : nullptr;
 
     const uint32_t dim = o.head_dim;
     std::mt19937_64 rng(o.seed);
@@ -280,14 +275,14 @@ int run_kv_bench(const GlobalOptions& global, const Options& o) {
     if (o.as_json)
         std::cout << report.dump(2) << "\n";
     else
-        print_report(report);
+        print_kv_bench_report(report);
     return 0;
 }
 
 }  // namespace
 
 void add_kv_bench_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
-    auto o = std::make_shared<Options>();
+    auto o = std::make_shared<KvBenchOptions>();
     auto* cmd = app.add_subcommand("kv-bench", "Time decode attention over a quantized KV cache and measure its error against float64 "
                                                "attention on the same data");
     cmd->add_option("--layers", o->layers, "Layers of the cache (attention runs on layer 0; default 1)")->check(CLI::Range(1, 4096));

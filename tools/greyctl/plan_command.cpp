@@ -11,11 +11,6 @@
 namespace greyctl {
 namespace {
 
-struct PlanDeleter {
-    void operator()(grey_plan* p) const noexcept { grey_plan_destroy(p); }
-};
-using PlanPtr = std::unique_ptr<grey_plan, PlanDeleter>;
-
 struct PlanOptions {
     std::string workload = "llm-inference";
     std::string model;

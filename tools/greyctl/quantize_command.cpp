@@ -52,10 +52,6 @@ std::string lines(const std::vector<std::string>& items) {
     return text;
 }
 
-struct QuantResultDeleter {
-    void operator()(grey_model_quant_result* r) const noexcept { grey_model_quant_result_destroy(r); }
-};
-
 // The report's JSON text, through the buffer protocol.
 std::string result_json(const grey_model_quant_result* result) {
     size_t length = 0;
@@ -114,7 +110,7 @@ int run_quantize(const GlobalOptions& global, const QuantizeOptions& o) {
     grey_model_quant_result* raw = nullptr;
     check(grey_model_quantize(o.input.c_str(), o.output.empty() ? nullptr : o.output.c_str(), o.format.c_str(), &options, &raw));
     progress.finish(o.input, o.output);
-    const std::unique_ptr<grey_model_quant_result, QuantResultDeleter> result(raw);
+    const QuantResultPtr result(raw);
     const std::string text = result_json(result.get());
     const json report = json::parse(text);
     if (report["tensors"].empty()) std::fprintf(stderr, "greyctl: note: no tensor of %s was quantized (--allow-empty)\n", o.input.c_str());

@@ -23,7 +23,7 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-struct Options {
+struct SimulateRamOptions {
     std::string model;
     uint32_t tenants = 1;
     std::string weights_format;  // empty: the model's own tensors
@@ -33,18 +33,6 @@ struct Options {
     bool isolate_tenants = false;
     bool as_json = false;
     ProofOptions proof;
-};
-
-struct BufferDeleter {
-    void operator()(grey_buffer* b) const noexcept { grey_buffer_destroy(b); }
-};
-using BufferPtr = std::unique_ptr<grey_buffer, BufferDeleter>;
-struct ModelDeleter {
-    void operator()(grey_model* m) const noexcept { grey_model_destroy(m); }
-};
-using ModelPtr = std::unique_ptr<grey_model, ModelDeleter>;
-struct QuantResultDeleter {
-    void operator()(grey_model_quant_result* r) const noexcept { grey_model_quant_result_destroy(r); }
 };
 
 ModelPtr open_model(const std::string& path) {
@@ -123,7 +111,7 @@ std::string quant_json(const grey_model_quant_result* result) {
     return read_text([&](char* buffer, size_t size, size_t* length) { return grey_model_quant_result_json(result, buffer, size, length); });
 }
 
-void print_report(const json& r) {
+void print_simulate_ram_report(const json& r) {
     const auto& m = r["measured"];
     std::printf("model %s: %llu tensor(s) per tenant, %u tenant(s) on %s device %u\n", r["model"].get<std::string>().c_str(),
                 static_cast<unsigned long long>(r["tensors_per_tenant"].get<uint64_t>()), r["tenants"].get<uint32_t>(),
@@ -150,7 +138,7 @@ void print_report(const json& r) {
                     static_cast<unsigned long long>(t["physical_bytes"].get<uint64_t>()), t["effective_multiplier"].get<double>());
 }
 
-int run_simulate_ram(const GlobalOptions& global, const Options& o) {
+int run_simulate_ram(const GlobalOptions& global, const SimulateRamOptions& o) {
     const grey_codec codec = codec_of(o.codec);
     if (o.codec != "none" && codec == GREY_CODEC_DEFAULT) throw ApiError(GREY_ERROR_INVALID_ARGUMENT, "unknown codec '" + o.codec + "'");
     BackendDevice target = open_backend_device(global, o.backend);
@@ -172,7 +160,7 @@ int run_simulate_ram(const GlobalOptions& global, const Options& o) {
         options.device = target.device;
         grey_model_quant_result* raw = nullptr;
         check(grey_model_quantize(o.model.c_str(), loaded_path.c_str(), o.weights_format.c_str(), &options, &raw));
-        const std::unique_ptr<grey_model_quant_result, QuantResultDeleter> result(raw);
+        const QuantResultPtr result(raw);
         const json report = json::parse(quant_json(result.get()));
         quality = quality_of(report);
         std::map<std::string, uint64_t> original_size;
@@ -271,7 +259,7 @@ int run_simulate_ram(const GlobalOptions& global, const Options& o) {
     if (o.as_json)
         std::cout << report.dump(2) << "\n";
     else
-        print_report(report);
+        print_simulate_ram_report(report);
     if (o.proof.enabled) {
         const json device = {{"index", target.device}, {"backend", spec.backend},
                              {"name", spec.name.state == GREY_FIELD_OK ? json(spec.name.value) : json(nullptr)}};
@@ -284,7 +272,7 @@ int run_simulate_ram(const GlobalOptions& global, const Options& o) {
 }  // namespace
 
 void add_simulate_ram_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
-    auto o = std::make_shared<Options>();
+    auto o = std::make_shared<SimulateRamOptions>();
     auto* cmd = app.add_subcommand("simulate-ram", "Load a model for N tenants into sealed buffers and measure what deduplication, "
                                                    "compression and quantization leave on the device");
     cmd->add_option("--model", o->model, "safetensors or GGUF file")->required();

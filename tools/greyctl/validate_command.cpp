@@ -20,7 +20,7 @@ namespace {
 using json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
-struct Options {
+struct ValidateOptions {
     std::string workload = "builtin";
     double duration_s = 10.0;
     double cooldown_s = 5.0;
@@ -30,13 +30,6 @@ struct Options {
     bool as_json = false;
     bool no_proof = false;
     ProofOptions proof;
-};
-
-struct GovernorDeleter {
-    void operator()(grey_governor* g) const noexcept { grey_governor_destroy(g); }
-};
-struct TenantDeleter {
-    void operator()(grey_tenant* t) const noexcept { grey_tenant_destroy(t); }
 };
 
 // The builtin workload: single-precision matrix products on this CPU, one chunk at a time.
@@ -69,7 +62,7 @@ std::optional<double> u64(const grey_field_u64& f) { return f.state == GREY_FIEL
 json opt(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
 
 // One run of the workload for the duration, governed or not.
-json run_once(grey_context* context, const Options& o, bool governed) {
+json run_once(grey_context* context, const ValidateOptions& o, bool governed) {
     // The context's own configuration, with thermal control off for the ungoverned run. Admissions go
     // through the scheduler in both runs, so its overhead is in both.
     grey_config* raw = nullptr;
@@ -81,13 +74,13 @@ json run_once(grey_context* context, const Options& o, bool governed) {
     grey_governor_options g = GREY_GOVERNOR_OPTIONS_INIT;
     grey_governor* gov_raw = nullptr;
     check(grey_governor_create(context, &g, &gov_raw));
-    std::unique_ptr<grey_governor, GovernorDeleter> governor(gov_raw);
+    GovernorPtr governor(gov_raw);
     check(grey_governor_configure(governor.get(), config.get()));
     grey_tenant_options t = GREY_TENANT_OPTIONS_INIT;
     t.name = "validate";
     grey_tenant* tenant_raw = nullptr;
     check(grey_tenant_create(governor.get(), &t, &tenant_raw));
-    std::unique_ptr<grey_tenant, TenantDeleter> tenant(tenant_raw);
+    TenantPtr tenant(tenant_raw);
 
     auto sample = [&] {
         grey_device_telemetry tel{};
@@ -192,7 +185,7 @@ std::string verdict(const json& governed, const json& ungoverned, bool higher_is
     return text;
 }
 
-int run_validate(const GlobalOptions& global, const Options& o) {
+int run_validate(const GlobalOptions& global, const ValidateOptions& o) {
     ContextPtr context = open_context(global, "");
     uint32_t devices = 0;
     check(grey_device_count(context.get(), &devices));
@@ -268,7 +261,7 @@ int run_validate(const GlobalOptions& global, const Options& o) {
 }  // namespace
 
 void add_validate_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
-    auto o = std::make_shared<Options>();
+    auto o = std::make_shared<ValidateOptions>();
     auto* cmd = app.add_subcommand("validate-performance", "Run a workload with and without the governor and compare");
     cmd->add_option("--workload", o->workload, "'builtin' (matrix products on the CPU, paced chunk by chunk) or a shell command run repeatedly");
     cmd->add_option("--duration", o->duration_s, "Seconds per run (default 10)")->check(CLI::Range(0.1, 86400.0));

@@ -38,13 +38,6 @@ std::string config_text(const grey_config* config, const char* key) {
 // the daemon hold (and the size of /status and /metrics).
 constexpr size_t kMaxTenants = 256;
 
-struct TenantDeleter {
-    void operator()(grey_tenant* t) const noexcept { grey_tenant_destroy(t); }
-};
-struct GovernorDeleter {
-    void operator()(grey_governor* g) const noexcept { grey_governor_destroy(g); }
-};
-
 // What one control connection holds: tickets admitted through it, released when it goes away.
 struct ClientSession final : Session {
     std::map<uint64_t, grey_tenant*> tickets;
@@ -82,7 +75,7 @@ private:
     DaemonOptions options_;
     RunPaths paths_;
     ContextPtr context_;
-    std::unique_ptr<grey_governor, GovernorDeleter> governor_;
+    GovernorPtr governor_;
     AuditLogPtr audit_;
     std::string audit_problem_;
     std::string proof_dir_;
@@ -92,7 +85,7 @@ private:
     Clock::time_point started_ = Clock::now();
 
     std::mutex mutex_;  // tenants, telemetry cache, health, stop record, log
-    std::map<std::string, std::unique_ptr<grey_tenant, TenantDeleter>> tenants_;
+    std::map<std::string, TenantPtr> tenants_;
     std::vector<json> telemetry_;  // per device, refreshed by the collector
     json health_ = {{"ok", true}, {"checks", 0}, {"last_check", nullptr}, {"problems", json::array()}};
     json stop_ = {{"active", false}, {"reason", ""}, {"since", nullptr}, {"count", 0}};

@@ -19,7 +19,7 @@ namespace {
 
 using daemon::json;
 
-struct Options {
+struct DaemonCommandOptions {
     std::string run_dir;
     daemon::DaemonOptions daemon;
     bool foreground = false;
@@ -34,7 +34,7 @@ struct Options {
 
 // Starts the daemon: in this process (--foreground, for systemd), or detached with its log in the run
 // directory, returning once it serves or has failed.
-int start(const GlobalOptions& global, const Options& o) {
+int start(const GlobalOptions& global, const DaemonCommandOptions& o) {
     const daemon::RunPaths paths = daemon::run_paths(o.run_dir);
     daemon::prepare_run_dir(paths);
     if (o.foreground) {
@@ -88,20 +88,20 @@ int start(const GlobalOptions& global, const Options& o) {
     return 0;
 }
 
-json ask(const Options& o, const json& request) {
+json ask(const DaemonCommandOptions& o, const json& request) {
     const daemon::RunPaths paths = daemon::run_paths(o.run_dir);
     if (daemon::running_pid(paths.pid_file) == 0) throw CommandError(Exit::unavailable, "greyd is not running (no lock held on " + paths.pid_file + ")");
     return daemon::control_request(paths.socket, request);
 }
 
 // Throws when greyd refused the request; with --json prints `result` once it did not.
-int answered(const Options& o, const json& answer, const json& result = {{"ok", true}}) {
+int answered(const DaemonCommandOptions& o, const json& answer, const json& result = {{"ok", true}}) {
     if (!answer.value("ok", false)) throw CommandError(Exit::failed, "greyd: " + answer.value("error", std::string("refused")));
     if (o.as_json) std::cout << result.dump(2) << "\n";
     return 0;
 }
 
-int stop(const Options& o) {
+int stop(const DaemonCommandOptions& o) {
     const daemon::RunPaths paths = daemon::run_paths(o.run_dir);
     const pid_t pid = daemon::running_pid(paths.pid_file);
     if (pid == 0) {
@@ -119,7 +119,7 @@ int stop(const Options& o) {
     return 0;
 }
 
-int status(const Options& o) {
+int status(const DaemonCommandOptions& o) {
     const daemon::RunPaths paths = daemon::run_paths(o.run_dir);
     if (daemon::running_pid(paths.pid_file) == 0) {
         if (o.as_json) std::printf("{\"running\": false}\n");
@@ -157,7 +157,7 @@ int status(const Options& o) {
     return 0;
 }
 
-int logs(const Options& o) {
+int logs(const DaemonCommandOptions& o) {
     const daemon::RunPaths paths = daemon::run_paths(o.run_dir);
     std::ifstream in(paths.log);
     if (!in)
@@ -173,16 +173,16 @@ int logs(const Options& o) {
     return 0;
 }
 
-void add_location(CLI::App* command, Options& o) {
+void add_location(CLI::App* command, DaemonCommandOptions& o) {
     command->add_option("--run-dir", o.run_dir, "greyd's run directory (default $XDG_RUNTIME_DIR/grey, /run/grey for root, else /tmp/grey-UID)");
 }
 
-void add_json(CLI::App* command, Options& o, const char* what) { add_json_flag(*command, o.as_json, what); }
+void add_json(CLI::App* command, DaemonCommandOptions& o, const char* what) { add_json_flag(*command, o.as_json, what); }
 
 }  // namespace
 
 void add_daemon_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
-    auto o = std::make_shared<Options>();
+    auto o = std::make_shared<DaemonCommandOptions>();
     auto* d = app.add_subcommand("daemon", "Run and control greyd, the governor daemon");
     d->require_subcommand(1);
 
