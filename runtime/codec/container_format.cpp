@@ -8,7 +8,7 @@
 namespace grey::codec {
 namespace {
 
-constexpr const char* kWhat = "codec container";
+constexpr const char* kContainer = "codec container";
 
 std::string block_name(uint64_t index, uint64_t count) {
     return "block " + std::to_string(index) + " of " + std::to_string(count);
@@ -64,14 +64,14 @@ void write_block_entry(std::span<std::byte> out, uint32_t index, const BlockEntr
 }
 
 ContainerInfo read_container_info(std::span<const std::byte> container) {
-    FieldReader in(container, kWhat);
-    if (in.read<uint32_t>("magic") != kContainerMagic) corrupt(kWhat, "not an LT-Block container (bad magic)");
+    FieldReader in(container, kContainer);
+    if (in.read<uint32_t>("magic") != kContainerMagic) corrupt(kContainer, "not an LT-Block container (bad magic)");
     const auto version = in.read<uint16_t>("version");
     if (version != kContainerVersion)
-        corrupt(kWhat, "version " + std::to_string(version) + " is not supported (this libgrey reads version " +
+        corrupt(kContainer, "version " + std::to_string(version) + " is not supported (this libgrey reads version " +
                            std::to_string(kContainerVersion) + ")");
     const auto header_size = in.read<uint16_t>("header size");
-    if (header_size != kHeaderSize) corrupt(kWhat, "header size " + std::to_string(header_size) + ", expected " + std::to_string(kHeaderSize));
+    if (header_size != kHeaderSize) corrupt(kContainer, "header size " + std::to_string(header_size) + ", expected " + std::to_string(kHeaderSize));
     ContainerInfo info;
     info.block_size = in.read<uint32_t>("block size");
     const uint32_t dtype = in.read<uint32_t>("dtype");
@@ -82,23 +82,23 @@ ContainerInfo read_container_info(std::span<const std::byte> container) {
     // A fuzzer build skips the header's checksum, so that mutated header fields reach the checks below
     // (as libpng skips its CRCs); every product build checks it.
 #ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-    if (header_checksum != XXH3_64bits(container.data(), 32)) corrupt(kWhat, "the header fails its checksum");
+    if (header_checksum != XXH3_64bits(container.data(), 32)) corrupt(kContainer, "the header fails its checksum");
 #else
     (void)header_checksum;
 #endif
-    if (entry_size != kEntrySize) corrupt(kWhat, "entry size " + std::to_string(entry_size) + ", expected " + std::to_string(kEntrySize));
+    if (entry_size != kEntrySize) corrupt(kContainer, "entry size " + std::to_string(entry_size) + ", expected " + std::to_string(kEntrySize));
     if (info.block_size < kMinBlockSize || info.block_size > kMaxBlockSize)
-        corrupt(kWhat, "block size " + std::to_string(info.block_size) + " lies outside " + std::to_string(kMinBlockSize) + ".." +
+        corrupt(kContainer, "block size " + std::to_string(info.block_size) + " lies outside " + std::to_string(kMinBlockSize) + ".." +
                            std::to_string(kMaxBlockSize));
-    if (dtype != GREY_DTYPE_OTHER && !common::storage_of(dtype)) corrupt(kWhat, "dtype " + std::to_string(dtype) + " is not a grey_dtype");
+    if (dtype != GREY_DTYPE_OTHER && !common::storage_of(dtype)) corrupt(kContainer, "dtype " + std::to_string(dtype) + " is not a grey_dtype");
     info.dtype = static_cast<grey_dtype>(dtype);
     info.element_width = element_width_of(dtype);
     if (info.block_size % info.element_width != 0)
-        corrupt(kWhat, "block size " + std::to_string(info.block_size) + " is not a multiple of the element width " +
+        corrupt(kContainer, "block size " + std::to_string(info.block_size) + " is not a multiple of the element width " +
                            std::to_string(info.element_width));
     const uint64_t expected_blocks = info.raw_size / info.block_size + (info.raw_size % info.block_size != 0 ? 1 : 0);
     if (block_count != expected_blocks)
-        corrupt(kWhat, "block count " + std::to_string(block_count) + " does not match raw size " + std::to_string(info.raw_size) +
+        corrupt(kContainer, "block count " + std::to_string(block_count) + " does not match raw size " + std::to_string(info.raw_size) +
                            " in blocks of " + std::to_string(info.block_size));
     const auto table = in.take(uint64_t{block_count} * kEntrySize, "block table");
     info.payload_start = in.offset();
@@ -108,7 +108,7 @@ ContainerInfo read_container_info(std::span<const std::byte> container) {
     uint64_t next_offset = 0;
     for (uint32_t i = 0; i < block_count; ++i) {
         const std::byte* at = table.data() + uint64_t{i} * kEntrySize;
-        const auto fail_block = [&](const std::string& detail) { corrupt(kWhat, block_name(i, block_count) + ": " + detail); };
+        const auto fail_block = [&](const std::string& detail) { corrupt(kContainer, block_name(i, block_count) + ": " + detail); };
         const auto codec = codec_from_number(load<uint8_t>(at));
         if (!codec) fail_block("codec id " + std::to_string(load<uint8_t>(at)) + " is unknown");
         if (load<uint8_t>(at + 1) != 0 || load<uint16_t>(at + 2) != 0 || load<uint32_t>(at + 12) != 0)
@@ -123,7 +123,7 @@ ContainerInfo read_container_info(std::span<const std::byte> container) {
         // Payloads follow each other, so a wrong offset and a wrong stored size before it look alike:
         // the message names both blocks.
         if (entry.offset != next_offset)
-            corrupt(kWhat, (i == 0 ? block_name(i, block_count) + ": payload offset " + std::to_string(entry.offset) + ", expected 0"
+            corrupt(kContainer, (i == 0 ? block_name(i, block_count) + ": payload offset " + std::to_string(entry.offset) + ", expected 0"
                                    : block_name(i - 1, block_count) + " ends its payload at " + std::to_string(next_offset) +
                                          " where " + block_name(i, block_count) + " starts at " + std::to_string(entry.offset)));
         next_offset += entry.stored_size;  // at most 2^32 * 2^32: cannot overflow 64 bits
@@ -132,7 +132,7 @@ ContainerInfo read_container_info(std::span<const std::byte> container) {
             fail_block("it is the last block, but " + std::to_string(in.remaining() - next_offset) + " bytes follow its payload");
         info.blocks.push_back(entry);
     }
-    if (block_count == 0 && in.remaining() != 0) corrupt(kWhat, std::to_string(in.remaining()) + " unexpected bytes after an empty table");
+    if (block_count == 0 && in.remaining() != 0) corrupt(kContainer, std::to_string(in.remaining()) + " unexpected bytes after an empty table");
     return info;
 }
 

@@ -8,7 +8,7 @@
 namespace grey::codec {
 namespace {
 
-constexpr const char* kWhat = "float payload";
+constexpr const char* kFloatPayload = "float payload";
 
 // The per-element loops, with the width a constant so that every copy compiles to a plain load or store.
 template <uint32_t W>
@@ -56,17 +56,17 @@ void encode_floats(std::span<const std::byte> block, uint32_t element_width, std
 }
 
 void decode_floats(std::span<const std::byte> payload, uint32_t element_width, std::span<std::byte> block) {
-    FieldReader in(payload, kWhat);
+    FieldReader in(payload, kFloatPayload);
     const auto width = in.read<uint8_t>("element width");
     if (width != element_width || !float_codec_width(width))
-        corrupt(kWhat, "element width " + std::to_string(width) + " differs from the container's " + std::to_string(element_width));
-    if (in.read<uint8_t>("lane count") != kRansLanes) corrupt(kWhat, "the lane count is not " + std::to_string(kRansLanes));
+        corrupt(kFloatPayload, "element width " + std::to_string(width) + " differs from the container's " + std::to_string(element_width));
+    if (in.read<uint8_t>("lane count") != kRansLanes) corrupt(kFloatPayload, "the lane count is not " + std::to_string(kRansLanes));
     if (in.read<uint8_t>("probability bits") != kRansProbBits)
-        corrupt(kWhat, "the probability precision is not " + std::to_string(kRansProbBits) + " bits");
-    if (in.read<uint8_t>("reserved") != 0) corrupt(kWhat, "the reserved byte is not zero");
+        corrupt(kFloatPayload, "the probability precision is not " + std::to_string(kRansProbBits) + " bits");
+    if (in.read<uint8_t>("reserved") != 0) corrupt(kFloatPayload, "the reserved byte is not zero");
     const uint32_t elements = in.read<uint32_t>("element count");
     if (elements != block.size() / element_width)
-        corrupt(kWhat, "element count " + std::to_string(elements) + " does not match the block's " +
+        corrupt(kFloatPayload, "element count " + std::to_string(elements) + " does not match the block's " +
                            std::to_string(block.size() / element_width));
     std::vector<uint8_t> symbols(elements);
     decode_rans(in, symbols);

@@ -7,7 +7,7 @@
 namespace grey::codec {
 namespace {
 
-constexpr const char* kWhat = "rANS stream";
+constexpr const char* kRansStream = "rANS stream";
 
 void fill_starts(RansTable& table) {
     uint32_t start = 0;
@@ -95,12 +95,12 @@ void decode_rans(FieldReader& in, std::span<uint8_t> symbols) {
     for (size_t s = 0; s < 256; ++s) {
         if ((std::to_integer<uint8_t>(present[s / 8]) >> (s % 8) & 1u) == 0) continue;
         const auto freq = in.read<uint16_t>("symbol frequency");
-        if (freq == 0 || freq > kRansProbTotal) corrupt(kWhat, "symbol " + std::to_string(s) + " has frequency " + std::to_string(freq));
+        if (freq == 0 || freq > kRansProbTotal) corrupt(kRansStream, "symbol " + std::to_string(s) + " has frequency " + std::to_string(freq));
         table.frequency[s] = freq;
         sum += freq;
     }
     if (symbols.empty() ? sum != 0 : sum != kRansProbTotal)
-        corrupt(kWhat, "the frequencies sum to " + std::to_string(sum) + ", not " + std::to_string(symbols.empty() ? 0 : kRansProbTotal));
+        corrupt(kRansStream, "the frequencies sum to " + std::to_string(sum) + ", not " + std::to_string(symbols.empty() ? 0 : kRansProbTotal));
     fill_starts(table);
     std::array<uint8_t, kRansProbTotal> slot_symbol{};
     for (size_t s = 0; s < 256; ++s)
@@ -110,7 +110,7 @@ void decode_rans(FieldReader& in, std::span<uint8_t> symbols) {
     std::array<uint32_t, kRansLanes> counts{};
     for (auto& state : states) {
         state = in.read<uint32_t>("lane state");
-        if (state < kRansStateLow) corrupt(kWhat, "a lane state " + std::to_string(state) + " is below the range");
+        if (state < kRansStateLow) corrupt(kRansStream, "a lane state " + std::to_string(state) + " is below the range");
     }
     uint64_t total_words = 0;
     for (auto& count : counts) {
@@ -136,7 +136,7 @@ void decode_rans(FieldReader& in, std::span<uint8_t> symbols) {
             const uint8_t s = slot_symbol[slot];
             state = table.frequency[s] * (state >> kRansProbBits) + slot - table.start[s];
             if (state < kRansStateLow) {
-                if (next[lane] == end[lane]) corrupt(kWhat, "lane " + std::to_string(lane) + " reads past its words");
+                if (next[lane] == end[lane]) corrupt(kRansStream, "lane " + std::to_string(lane) + " reads past its words");
                 state = (state << 16) | load<uint16_t>(next[lane]);
                 next[lane] += 2;
             }
@@ -146,7 +146,7 @@ void decode_rans(FieldReader& in, std::span<uint8_t> symbols) {
     }
     for (uint32_t lane = 0; lane < kRansLanes; ++lane)
         if (next[lane] != end[lane] || states[lane] != kRansStateLow)
-            corrupt(kWhat, "lane " + std::to_string(lane) + " does not end where its encoder began");
+            corrupt(kRansStream, "lane " + std::to_string(lane) + " does not end where its encoder began");
 }
 
 }  // namespace grey::codec

@@ -64,14 +64,6 @@ grey_context_options read_options(const grey_context_options* given) {
     return options;
 }
 
-// Copies `text` into a fixed-size field of a public struct, cut to fit and always NUL-terminated.
-template <size_t N>
-void copy_text(char (&field)[N], const std::string& text) {
-    const size_t n = std::min(N - 1, text.size());
-    std::memcpy(field, text.data(), n);
-    field[n] = '\0';
-}
-
 grey::config::Config build_config(const grey_context_options& options) {
     grey::config::Profile profile = grey::config::Profile::Balanced;
     if (options.profile != nullptr && !grey::config::parse_profile(options.profile, profile))
@@ -246,9 +238,9 @@ grey_status grey_backend_info_get(const grey_context* context, uint32_t index, g
         info.struct_size = sizeof info;
         info.outcome = report.outcome;
         info.device_count = report.device_count;
-        copy_text(info.name, report.name);
-        copy_text(info.path, report.path);
-        copy_text(info.reason, report.reason);
+        grey::copy_text(info.name, report.name);
+        grey::copy_text(info.path, report.path);
+        grey::copy_text(info.reason, report.reason);
         grey::copy_out_struct(info, out_info, sizeof(grey_backend_info), "out_info");
     });
 }
@@ -281,9 +273,9 @@ grey_status grey_plugin_dir_info_get(const grey_context* context, uint32_t index
         info.struct_size = sizeof info;
         info.origin = dir.origin;
         info.state = dir.state;
-        copy_text(info.path, dir.path.string());
-        copy_text(info.real_path, dir.real_path.string());
-        copy_text(info.reason, dir.reason);
+        grey::copy_text(info.path, dir.path.string());
+        grey::copy_text(info.real_path, dir.real_path.string());
+        grey::copy_text(info.reason, dir.reason);
         grey::copy_out_struct(info, out_info, sizeof(grey_plugin_dir_info), "out_info");
     });
 }

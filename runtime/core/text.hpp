@@ -1,6 +1,9 @@
 // Small text helpers shared by the runtime.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -20,6 +23,14 @@ std::string join(const Range& range, std::string_view separator, ToText&& to_tex
 template <typename Range>
 std::string join(const Range& range, std::string_view separator) {
     return join(range, separator, [](const auto& item) { return std::string(item); });
+}
+
+// Copies `text` into a fixed-size field of a public struct, cut to fit and always NUL-terminated.
+template <std::size_t N>
+void copy_text(char (&field)[N], std::string_view text) {
+    const std::size_t n = std::min(N - 1, text.size());
+    std::memcpy(field, text.data(), n);
+    field[n] = '\0';
 }
 
 // Text read from a file (a tensor name, a metadata key, a configuration key or value) reaches C callers

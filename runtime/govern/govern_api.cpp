@@ -2,6 +2,7 @@
 #include "config/config_handle.hpp"
 #include "core/context.hpp"
 #include "core/error.hpp"
+#include "core/text.hpp"
 #include "govern/governor.hpp"
 #include "govern/power_limit_hold.hpp"
 
@@ -64,13 +65,6 @@ void check_weight(double weight) {
         grey::fail(GREY_ERROR_INVALID_ARGUMENT, "a tenant's weight must be positive and finite, got " + std::to_string(weight));
 }
 
-template <size_t N>
-void copy_text(char (&field)[N], const std::string& text) {
-    const size_t n = std::min(N - 1, text.size());
-    std::memcpy(field, text.data(), n);
-    field[n] = '\0';
-}
-
 grey_tenant_stats tenant_stats(const TenantState& t) {
     grey_tenant_stats s{};
     s.struct_size = sizeof s;
@@ -87,7 +81,7 @@ grey_tenant_stats tenant_stats(const TenantState& t) {
     s.yield_requests = c.yield_requests.load(std::memory_order_relaxed);
     s.waiting = static_cast<uint64_t>(std::max<int64_t>(0, c.waiting.load(std::memory_order_relaxed)));
     s.running = static_cast<uint64_t>(std::max<int64_t>(0, c.running.load(std::memory_order_relaxed)));
-    copy_text(s.name, t.name);
+    grey::copy_text(s.name, t.name);
     return s;
 }
 
@@ -211,7 +205,7 @@ grey_status grey_governor_state_get(grey_governor* governor, grey_governor_state
         s.thermal_enabled = snap.controller.enabled ? 1u : 0u;
         s.fairness_enabled = snap.gate.fairness ? 1u : 0u;
         s.preemption_allowed = snap.gate.preemption ? 1u : 0u;
-        copy_text(s.stop_reason, snap.stop_reason);
+        grey::copy_text(s.stop_reason, snap.stop_reason);
         grey::copy_out_struct(s, out_state, sizeof(grey_governor_state), "out_state");
     });
 }
