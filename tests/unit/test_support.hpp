@@ -21,6 +21,21 @@ struct ContextDeleter {
 };
 using ContextPtr = std::unique_ptr<grey_context, ContextDeleter>;
 
+struct BufferDeleter {
+    void operator()(grey_buffer* b) const noexcept { grey_buffer_destroy(b); }
+};
+using BufferPtr = std::unique_ptr<grey_buffer, BufferDeleter>;
+
+inline bool has(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
+
+// `n` bytes drawn from seed `seed`.
+inline std::vector<uint8_t> random_bytes(std::size_t n, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::vector<uint8_t> v(n);
+    for (auto& b : v) b = static_cast<uint8_t>(rng());
+    return v;
+}
+
 // A log sink that keeps every message, for asserting on what the library said.
 struct LogCapture {
     std::vector<std::pair<grey_log_level, std::string>> messages;

@@ -17,7 +17,7 @@ namespace {
 
 constexpr uid_t kNobody = 65534;
 
-bool has(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
+using grey::test::has;
 
 // A directory holding a copy of the loader tests' well-behaved fake plugin.
 fs::path plugin_dir_in(const fs::path& dir, fs::perms mode = fs::perms(0755)) {

@@ -11,11 +11,7 @@
 namespace fs = std::filesystem;
 using grey::test::TempDir;
 
-namespace {
-
-bool has(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
-
-}  // namespace
+using grey::test::has;
 
 TEST(TrustedPath, ResolvesDotDotRelativePathsAndLinksLikeTheKernel) {
     TempDir tmp;

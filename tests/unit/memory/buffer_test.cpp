@@ -9,22 +9,13 @@
 using grey::test::make_context;
 
 namespace {
-struct BufferDeleter {
-    void operator()(grey_buffer* b) const noexcept { grey_buffer_destroy(b); }
-};
-using BufferPtr = std::unique_ptr<grey_buffer, BufferDeleter>;
+using grey::test::BufferPtr;
+using grey::test::random_bytes;
 
 BufferPtr make_buffer(grey_context* context, uint32_t device, uint64_t size) {
     grey_buffer* raw = nullptr;
     EXPECT_EQ(grey_buffer_create(context, device, size, &raw), GREY_OK) << grey_last_error();
     return BufferPtr(raw);
-}
-
-std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::vector<uint8_t> v(n);
-    for (auto& b : v) b = static_cast<uint8_t>(rng());
-    return v;
 }
 
 // The fake plugin's first device, so copies between backends can be tested without a GPU.

@@ -20,17 +20,8 @@ using grey::test::make_context;
 
 namespace {
 
-struct BufferDeleter {
-    void operator()(grey_buffer* b) const noexcept { grey_buffer_destroy(b); }
-};
-using BufferPtr = std::unique_ptr<grey_buffer, BufferDeleter>;
-
-std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::vector<uint8_t> v(n);
-    for (auto& b : v) b = static_cast<uint8_t>(rng());
-    return v;
-}
+using grey::test::BufferPtr;
+using grey::test::random_bytes;
 
 // A context whose configuration sets the tiers' block size and cache (the YAML is written to a file).
 grey::test::ContextPtr tier_context(const std::string& yaml, const char* backends = "host") {

@@ -1,5 +1,6 @@
 // The safetensors and GGUF readers and writers: round trips, every truncation, and malformed headers.
 #include "core/error.hpp"
+#include "error_capture.hpp"
 #include "model/dtype.hpp"
 #include "model/model_file.hpp"
 #include "test_support.hpp"
@@ -9,6 +10,9 @@
 #include <sstream>
 
 namespace {
+
+using grey::test::message_of;
+using grey::test::status_of;
 
 using namespace grey::model;
 
@@ -21,24 +25,6 @@ template <typename T>
 std::vector<std::byte> raw(const std::vector<T>& values) {
     const auto* p = reinterpret_cast<const std::byte*>(values.data());
     return {p, p + values.size() * sizeof(T)};
-}
-
-grey_status status_of(const std::function<void()>& body) {
-    try {
-        body();
-        return GREY_OK;
-    } catch (const grey::Error& e) {
-        return e.status();
-    }
-}
-
-std::string message_of(const std::function<void()>& body) {
-    try {
-        body();
-    } catch (const grey::Error& e) {
-        return e.what();
-    }
-    return "";
 }
 
 struct Fixture {

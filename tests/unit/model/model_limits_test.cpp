@@ -3,6 +3,7 @@
 // tensor. The large files are sparse: they take a few KiB of disk whatever size they claim.
 #include "child_process.hpp"
 #include "core/error.hpp"
+#include "error_capture.hpp"
 #include "model/model_file.hpp"
 #include "model/model_writer.hpp"
 #include "test_support.hpp"
@@ -16,29 +17,14 @@
 
 namespace {
 
+using grey::test::message_of;
+using grey::test::status_of;
+
 using namespace grey::model;
 
 constexpr uint64_t kMiB = 1ull << 20;
 
 std::span<const std::byte> view(const std::string& s) { return {reinterpret_cast<const std::byte*>(s.data()), s.size()}; }
-
-grey_status status_of(const std::function<void()>& body) {
-    try {
-        body();
-        return GREY_OK;
-    } catch (const grey::Error& e) {
-        return e.status();
-    }
-}
-
-std::string message_of(const std::function<void()>& body) {
-    try {
-        body();
-    } catch (const grey::Error& e) {
-        return e.what();
-    }
-    return "";
-}
 
 // GGUF v3 written field by field, so that a test can claim whatever it likes.
 struct Gguf {
