@@ -33,8 +33,10 @@ venv=$root/build/bindings-venv
 [ -x "$venv/bin/python" ] || python3 -m venv --system-site-packages "$venv"
 # The CUDA and HIP plugins' kernels are built and tested by the repository's own build; compiling them a
 # second time here would double the test's time, so the package is checked with the Level Zero plugin.
+# A unity build, as the developer presets (the release preset already compiles every file on its own).
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps \
-  -C build-dir="$root/build/python" -C cmake.define.GREY_WITH_CUDA=OFF -C cmake.define.GREY_WITH_HIP=OFF ./bindings/python
+  -C build-dir="$root/build/python" -C cmake.define.GREY_WITH_CUDA=OFF -C cmake.define.GREY_WITH_HIP=OFF \
+  -C cmake.define.CMAKE_UNITY_BUILD=ON ./bindings/python
 
 echo "== python: the package carries libgrey's GPU backend plugins, and its context finds them there"
 "$venv/bin/python" - <<'PY'

@@ -67,7 +67,8 @@ build/consumer/list_devices_pc_static | grep -q '^0 host '
 echo "ok   pkg-config --static grey"
 
 echo "== samples/cmake-vendored (add_subdirectory)"
-cmake -S samples/cmake-vendored -B build/vendored -G Ninja -DGREY_DEVICE_CODE_FROM="$device_code" >/dev/null
+# In unity batches (the release build above compiled every file on its own).
+cmake -S samples/cmake-vendored -B build/vendored -G Ninja -DGREY_DEVICE_CODE_FROM="$device_code" -DCMAKE_UNITY_BUILD=ON >/dev/null
 cmake --build build/vendored -j "$jobs"
 build/vendored/list_devices | grep -q '^0 host '
 echo "ok   add_subdirectory(libgrey)"
