@@ -86,7 +86,7 @@ grey_status report(const grey_backend_host* host, grey_status status, const std:
 
 // The status and message of the exception being handled, as every slot reports it (and a stream's
 // quantization thread keeps it for the next wait). Call inside a catch block only.
-QuantFailure current_failure() noexcept {
+QuantFailure current_failure() {
     try {
         throw;
     } catch (const backend::PoolOutOfMemory& e) {
@@ -113,12 +113,12 @@ grey_status guarded(const grey_backend_host* host, Body&& body) noexcept {
     try {
         return body();
     } catch (...) {
-        QuantFailure failure{GREY_ERROR_OUT_OF_MEMORY, "out of host memory"};
         try {
-            failure = current_failure();
+            const QuantFailure failure = current_failure();
+            return report(host, failure.status, failure.message);
         } catch (...) {  // the message could not be copied
+            return report(host, GREY_ERROR_OUT_OF_MEMORY, "out of host memory");
         }
-        return report(host, failure.status, failure.message);
     }
 }
 

@@ -85,7 +85,11 @@ void StreamQuantizer::run() {
         try {
             if (wait_for_gate(task)) task.job();
         } catch (...) {
-            failure = classify_();
+            try {
+                failure = classify_();
+            } catch (...) {  // no memory for the message: the status alone
+                failure = QuantFailure{GREY_ERROR_OUT_OF_MEMORY, std::string()};
+            }
         }
         if (failure.has_value()) {
             std::lock_guard lock(mutex_);
