@@ -9,9 +9,11 @@ namespace quant = backend::quant;
 
 void QuantJournal::enqueue_quantize(const HipRuntime& hip, const QuantKernels& k, backend::ChunkPool& pool, api::Stream stream,
                                     const grey_backend_quant_job& job, uint64_t source, uint64_t destination) {
-    // Everything that can refuse the job without touching the stream comes first: the facts (the job
-    // lives only for this call), the plan's checks (enqueue_quantize plans before it launches), the memory.
+    // Everything that can refuse the job comes before anything is queued: the facts (the job lives only
+    // for this call), the plan's checks (a plan is pure arithmetic: made here once to be refused, then
+    // again by enqueue_quantize), the memory.
     const quant::QuantFacts facts = quant::facts_of(job);
+    (void)quant::plan_quantize(job, k.compute_units(), source, destination, {1, 1, 1, 0});
     std::lock_guard lock(mutex_);
     auto found = std::make_unique<Found>();
     backend::ChunkScratch block(pool, kFoundBytes);
