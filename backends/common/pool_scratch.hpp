@@ -1,6 +1,6 @@
 // A block of a backend's device pool for the length of one job, given back when the scope ends; none for
 // 0 bytes (get() is then 0). Pool: allocate(bytes) returning the block's address, release(address) (the
-// CUDA plugin's VmmPool, the HIP and Level Zero plugins' ChunkPool).
+// CUDA plugin's VmmPool, the HIP and Level Zero plugins' ChunkPool). take() hands the block on instead.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +20,8 @@ public:
     PoolScratch(const PoolScratch&) = delete;
     PoolScratch& operator=(const PoolScratch&) = delete;
     [[nodiscard]] Address get() const noexcept { return address_; }
+    // Gives the block up: the caller releases it later (work queued on a stream that still uses it).
+    [[nodiscard]] Address take() noexcept { return std::exchange(address_, Address{}); }
 
 private:
     Pool& pool_;

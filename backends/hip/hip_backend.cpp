@@ -8,8 +8,8 @@
 // build has no code object for, fill and copy are HIP's own calls and the checksum says why it cannot
 // run. Quantize and dequantize run the quantization kernels of kernels/cuda by the launch plan the CUDA
 // plugin uses (hip_quantizer.hpp), synchronously. Streams and events are HIP's (hipStreamCreate,
-// hipEventCreate): copies, fills and checksums enqueue on them; quantization on a stream is left to the
-// runtime, which waits for the stream and runs the synchronous slot. The KV cache's block operations
+// hipEventCreate): copies, fills, checksums, quantize and dequantize enqueue on them (a quantization's
+// bad input is found by the stream's journal at the next wait, hip_quant_journal.hpp). The KV cache's block operations
 // (kv_store, kv_compress, kv_attend) run kernels/cuda/kv_cache.cu by the plan the CUDA plugin uses
 // (hip_kv.hpp), synchronously.
 #include "common/chunk_pool.hpp"
@@ -17,6 +17,7 @@
 #include "common/plugin_entry.hpp"
 #include "hip/hip_kernels.hpp"
 #include "hip/hip_kv.hpp"
+#include "hip/hip_quant_journal.hpp"
 #include "hip/hip_quantizer.hpp"
 #include "hip/hip_runtime.hpp"
 #include "hip/probe.hpp"
@@ -25,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,16 +36,23 @@ struct grey_backend_buffer {
     uint32_t device;
 };
 
-// A hipStream_t of one device, and 8 bytes of its pool for the checksums enqueued on it.
+// A hipStream_t of one device, 8 bytes of its pool for the checksums enqueued on it, and the
+// quantizations enqueued on it (shared with events recorded after them).
 struct grey_backend_stream {
-    uint32_t device;
-    grey::hip::api::Stream stream;
-    uint64_t checksum_slot;
+    uint32_t device = 0;
+    grey::hip::api::Stream stream = nullptr;
+    uint64_t checksum_slot = 0;
+    std::shared_ptr<grey::hip::QuantJournal> journal = std::make_shared<grey::hip::QuantJournal>();
 };
 
+// The HIP event, and which quantizations of which stream its latest record stands for (their failure is
+// the event's).
 struct grey_backend_event {
-    uint32_t device;
-    grey::hip::api::Event event;
+    uint32_t device = 0;
+    grey::hip::api::Event event = nullptr;
+    std::mutex mutex;
+    std::shared_ptr<grey::hip::QuantJournal> journal;  // guarded by mutex
+    uint64_t end = 0;                                  // the jobs numbered below it; guarded by mutex
 };
 
 namespace grey::hip {
@@ -59,8 +68,8 @@ struct DeviceSlot {
     std::unique_ptr<BufferKernels> kernels;
     std::string kernels_unavailable;
     uint64_t checksum_slot = 0;  // 8 bytes of the pool for the checksum kernel's sum
-    // The quantization kernels and their flags, made on the first quantize or dequantize; quant_unavailable
-    // says why there are none once that was found.
+    // The quantization kernels, made on the first quantize or dequantize (quant_unavailable says why there
+    // are none once that was found), and the synchronous slot's flags, on its first job.
     std::unique_ptr<QuantKernels> quant;
     std::string quant_unavailable;
     QuantFlags quant_flags;
@@ -153,20 +162,25 @@ const BufferKernels* kernels_of(DeviceSlot& d, const HipRuntime& hip) {
     return d.kernels.get();
 }
 
-// Inside on_device: the device's quantization kernels and flags, made on first use. Throws
-// KernelsUnavailable (the same reason every time) where they cannot run, and HipError where loading
-// failed (tried again next time).
-const QuantKernels& quant_kernels_of(DeviceSlot& d, const HipRuntime& hip, backend::ChunkPool& pool) {
+// Inside on_device: the device's quantization kernels, made on first use. Throws KernelsUnavailable (the
+// same reason every time) where they cannot run, and HipError where loading failed (tried again next time).
+const QuantKernels& quant_kernels_of(DeviceSlot& d, const HipRuntime& hip) {
     if (d.quant) return *d.quant;
     if (!d.quant_unavailable.empty()) throw KernelsUnavailable(d.quant_unavailable);
-    std::unique_ptr<QuantKernels> kernels;
     try {
         require_module_api(hip);
-        kernels = std::make_unique<QuantKernels>(hip, target_of(gcn_arch_name(hip, d.identity.ordinal)), d.identity.ordinal);
+        d.quant = std::make_unique<QuantKernels>(hip, target_of(gcn_arch_name(hip, d.identity.ordinal)), d.identity.ordinal);
     } catch (const KernelsUnavailable& e) {
         d.quant_unavailable = std::string("cannot quantize on the device: ") + e.what();
         throw KernelsUnavailable(d.quant_unavailable);
     }
+    return *d.quant;
+}
+
+// Inside on_device: the flags the synchronous quantize slot shares between its jobs, armed on first use
+// by copies on the null stream. Only that slot makes them: the copies wait for every stream of the
+// device, which an enqueue on a stream must not (its jobs have flags of their own, hip_quant_journal.hpp).
+const QuantFlags& quant_flags_of(DeviceSlot& d, const HipRuntime& hip, backend::ChunkPool& pool) {
     if (d.quant_flags.flags == 0) {
         // A grey_qk_flags armed to ~0, then the uint32 `noticed` word at 0.
         const uint64_t block = pool.allocate(sizeof(grey_qk_flags) + sizeof(uint32_t));
@@ -181,8 +195,7 @@ const QuantKernels& quant_kernels_of(DeviceSlot& d, const HipRuntime& hip, backe
         }
         d.quant_flags = {block, block + sizeof armed};
     }
-    d.quant = std::move(kernels);
-    return *d.quant;
+    return d.quant_flags;
 }
 
 // Inside on_device: the device's KV cache kernels, made on first use. Throws KernelsUnavailable (the same
@@ -401,7 +414,8 @@ grey_status hip_quantize(void* state, const grey_backend_quant_job* job) {
         const uint64_t plain = address_of(job->plain), quantized = address_of(job->quantized);
         DeviceSlot& d = slot(s, job->plain.buffer->device);
         on_device(s, job->plain.buffer->device, [&](const HipRuntime& hip, backend::ChunkPool& pool) {
-            quantize(hip, quant_kernels_of(d, hip, pool), pool, d.quant_flags, *job, plain, quantized);
+            const QuantKernels& k = quant_kernels_of(d, hip);
+            quantize(hip, k, pool, quant_flags_of(d, hip, pool), *job, plain, quantized);
         });
         return GREY_OK;
     });
@@ -412,8 +426,8 @@ grey_status hip_dequantize(void* state, const grey_backend_quant_job* job) {
     return guarded(s.host, [&] {
         const uint64_t quantized = address_of(job->quantized), plain = address_of(job->plain);
         DeviceSlot& d = slot(s, job->quantized.buffer->device);
-        on_device(s, job->quantized.buffer->device, [&](const HipRuntime& hip, backend::ChunkPool& pool) {
-            dequantize(hip, quant_kernels_of(d, hip, pool), *job, quantized, plain);
+        on_device(s, job->quantized.buffer->device, [&](const HipRuntime& hip, backend::ChunkPool&) {
+            dequantize(hip, quant_kernels_of(d, hip), *job, quantized, plain);
         });
         return GREY_OK;
     });
@@ -489,7 +503,8 @@ grey_status hip_stream_create(void* state, uint32_t device, grey_backend_stream*
     HipState& s = state_of(state);
     return guarded(s.host, [&] {
         const HipRuntime& hip = stream_api(s);
-        auto stream = std::make_unique<grey_backend_stream>(grey_backend_stream{device, nullptr, 0});
+        auto stream = std::make_unique<grey_backend_stream>();
+        stream->device = device;
         on_device(s, device, [&](const HipRuntime&, backend::ChunkPool& pool) {
             stream->checksum_slot = pool.allocate(sizeof(uint64_t));
             if (const api::Error e = hip.stream_create(&stream->stream); e != api::kSuccess) {
@@ -502,8 +517,19 @@ grey_status hip_stream_create(void* state, uint32_t device, grey_backend_stream*
     });
 }
 
-// The stream's work goes first (it may still use the checksum slot); hipStreamDestroy alone would
-// return before it has run.
+// Once the stream has run the jobs numbered below `end`: checks them and gives their memory back.
+void check_jobs(HipState& s, uint32_t device, QuantJournal& journal, uint64_t end) {
+    on_device(s, device, [&](const HipRuntime&, backend::ChunkPool& pool) { journal.check_before(end, pool); });
+}
+
+// A quantization's failure, kept by a stream, in the words of the synchronous call.
+grey_status report_failure(const grey_backend_host* host, const std::optional<QuantFailure>& failure) {
+    return failure.has_value() ? report(host, failure->status, failure->message) : GREY_OK;
+}
+
+// The stream's work goes first (it may still use the checksum slot and the quantizations' memory);
+// hipStreamDestroy alone would return before it has run. Its failures were returned by the runtime's
+// synchronize before this.
 void hip_stream_destroy(void* state, grey_backend_stream* stream) {
     HipState& s = state_of(state);
     std::unique_ptr<grey_backend_stream> owned(stream);
@@ -511,7 +537,10 @@ void hip_stream_destroy(void* state, grey_backend_stream* stream) {
         const HipRuntime& hip = *s.hip;
         const api::Error waited = hip.stream_synchronize(owned->stream);
         (void)hip.stream_destroy(owned->stream);
-        on_device(s, owned->device, [&](const HipRuntime&, backend::ChunkPool& pool) { pool.release(owned->checksum_slot); });
+        on_device(s, owned->device, [&](const HipRuntime&, backend::ChunkPool& pool) {
+            pool.release(owned->checksum_slot);
+            owned->journal->release(pool);
+        });
         hip.check(waited, "hipStreamSynchronize");
         return GREY_OK;
     });
@@ -520,8 +549,11 @@ void hip_stream_destroy(void* state, grey_backend_stream* stream) {
 grey_status hip_stream_synchronize(void* state, grey_backend_stream* stream) {
     HipState& s = state_of(state);
     return guarded(s.host, [&] {
+        // Only the jobs enqueued before the wait are known to have run.
+        const uint64_t end = stream->journal->next_job();
         s.hip->check(s.hip->stream_synchronize(stream->stream), "hipStreamSynchronize");
-        return GREY_OK;
+        check_jobs(s, stream->device, *stream->journal, end);
+        return report_failure(s.host, stream->journal->take_failure());
     });
 }
 
@@ -534,7 +566,13 @@ uint32_t done_flag(const HipRuntime& hip, api::Error e, const char* call) {
 grey_status hip_stream_query(void* state, grey_backend_stream* stream, uint32_t* out_done) {
     HipState& s = state_of(state);
     return guarded(s.host, [&] {
-        *out_done = done_flag(*s.hip, s.hip->stream_query(stream->stream), "hipStreamQuery");
+        const uint64_t end = stream->journal->next_job();
+        const uint32_t done = done_flag(*s.hip, s.hip->stream_query(stream->stream), "hipStreamQuery");
+        if (done != 0) {
+            check_jobs(s, stream->device, *stream->journal, end);
+            if (const grey_status failed = report_failure(s.host, stream->journal->take_failure()); failed != GREY_OK) return failed;
+        }
+        *out_done = done;
         return GREY_OK;
     });
 }
@@ -543,7 +581,8 @@ grey_status hip_event_create(void* state, uint32_t device, grey_backend_event** 
     HipState& s = state_of(state);
     return guarded(s.host, [&] {
         const HipRuntime& hip = stream_api(s);
-        auto event = std::make_unique<grey_backend_event>(grey_backend_event{device, nullptr});
+        auto event = std::make_unique<grey_backend_event>();
+        event->device = device;
         on_device(s, device, [&](const HipRuntime&, backend::ChunkPool&) { hip.check(hip.event_create(&event->event), "hipEventCreate"); });
         *out = event.release();
         return GREY_OK;
@@ -558,7 +597,11 @@ void hip_event_destroy(void* state, grey_backend_event* event) {
 grey_status hip_event_record(void* state, grey_backend_event* event, grey_backend_stream* stream) {
     HipState& s = state_of(state);
     return guarded(s.host, [&] {
-        s.hip->check(s.hip->event_record(event->event, stream->stream), "hipEventRecord");
+        // Recorded between two quantizations of the stream, so the event knows which it stands for.
+        const uint64_t end = stream->journal->mark([&] { s.hip->check(s.hip->event_record(event->event, stream->stream), "hipEventRecord"); });
+        std::lock_guard lock(event->mutex);
+        event->journal = stream->journal;
+        event->end = end;
         return GREY_OK;
     });
 }
@@ -571,18 +614,35 @@ grey_status hip_stream_wait_event(void* state, grey_backend_stream* stream, grey
     });
 }
 
+// Once an event's record has completed: the failure of a quantization it stands for, which its stream keeps.
+grey_status event_failure(HipState& s, grey_backend_event& event) {
+    std::shared_ptr<QuantJournal> journal;
+    uint64_t end = 0;
+    {
+        std::lock_guard lock(event.mutex);
+        journal = event.journal;
+        end = event.end;
+    }
+    if (journal == nullptr) return GREY_OK;
+    check_jobs(s, event.device, *journal, end);
+    return report_failure(s.host, journal->failure_before(end));
+}
+
 grey_status hip_event_synchronize(void* state, grey_backend_event* event) {
     HipState& s = state_of(state);
     return guarded(s.host, [&] {
         s.hip->check(s.hip->event_synchronize(event->event), "hipEventSynchronize");
-        return GREY_OK;
+        return event_failure(s, *event);
     });
 }
 
 grey_status hip_event_query(void* state, grey_backend_event* event, uint32_t* out_done) {
     HipState& s = state_of(state);
     return guarded(s.host, [&] {
-        *out_done = done_flag(*s.hip, s.hip->event_query(event->event), "hipEventQuery");
+        const uint32_t done = done_flag(*s.hip, s.hip->event_query(event->event), "hipEventQuery");
+        if (done != 0)
+            if (const grey_status failed = event_failure(s, *event); failed != GREY_OK) return failed;
+        *out_done = done;
         return GREY_OK;
     });
 }
@@ -656,6 +716,44 @@ grey_status hip_buffer_checksum_async(void* state, grey_backend_stream* stream, 
     });
 }
 
+// Both tensors of a job on the stream's device: the runtime checks it, the slot does not rely on that.
+void require_stream_device(const grey_backend_stream& stream, const grey_backend_quant_job& job) {
+    for (const grey_backend_memory* m : {&job.plain, &job.quantized})
+        if (m->buffer != nullptr && m->buffer->device != stream.device)
+            throw std::invalid_argument("a quantization enqueued on a stream of device " + std::to_string(stream.device) +
+                                        " names a buffer of device " + std::to_string(m->buffer->device));
+    if (job.error != nullptr) throw std::invalid_argument("a quantization enqueued on a stream measures no error (job->error must be NULL)");
+}
+
+// Enqueue-only: the stream's journal launches the kernels on the stream; a NaN input surfaces at the
+// next synchronize, query or event of the stream, in the synchronous slot's words.
+grey_status hip_quantize_async(void* state, grey_backend_stream* stream, const grey_backend_quant_job* job) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        const uint64_t plain = address_of(job->plain), quantized = address_of(job->quantized);
+        require_stream_device(*stream, *job);
+        DeviceSlot& d = slot(s, stream->device);
+        on_device(s, stream->device, [&](const HipRuntime& hip, backend::ChunkPool& pool) {
+            stream->journal->enqueue_quantize(hip, quant_kernels_of(d, hip), pool, stream->stream, *job, plain, quantized);
+        });
+        return GREY_OK;
+    });
+}
+
+// Dequantization finds nothing to refuse on the device: its kernels go on the stream, and that is all.
+grey_status hip_dequantize_async(void* state, grey_backend_stream* stream, const grey_backend_quant_job* job) {
+    HipState& s = state_of(state);
+    return guarded(s.host, [&] {
+        const uint64_t quantized = address_of(job->quantized), plain = address_of(job->plain);
+        require_stream_device(*stream, *job);
+        DeviceSlot& d = slot(s, stream->device);
+        on_device(s, stream->device, [&](const HipRuntime& hip, backend::ChunkPool&) {
+            enqueue_dequantize(hip, quant_kernels_of(d, hip), stream->stream, *job, quantized, plain);
+        });
+        return GREY_OK;
+    });
+}
+
 grey_status hip_memory_stats(void* state, uint32_t device, grey_memory_stats* out) {
     HipState& s = state_of(state);
     return guarded(s.host, [&] {
@@ -714,6 +812,8 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.buffer_copy_async = hip_buffer_copy_async;
     vt.buffer_fill_async = hip_buffer_fill_async;
     vt.buffer_checksum_async = hip_buffer_checksum_async;
+    vt.quantize_async = hip_quantize_async;
+    vt.dequantize_async = hip_dequantize_async;
     grey::backend::publish_vtable(vt, out);
     return GREY_OK;
 }

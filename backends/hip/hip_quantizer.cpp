@@ -26,10 +26,12 @@ QuantKernels::QuantKernels(const HipRuntime& hip, std::string_view target, int o
 
 namespace {
 
-// The HIP launcher of quant::launch_plan: the null stream, which orders the launches and the fills.
+// The HIP launcher of quant::launch_plan on one stream (nullptr: the null stream), which orders the
+// launches and the fills.
 struct HipLauncher {
     const HipRuntime& hip;
     const QuantKernels& k;
+    api::Stream stream;
 
     [[nodiscard]] api::Function function(quant::Kernel kernel) const { return k.function(kernel); }
     [[nodiscard]] unsigned int resident_blocks(api::Function f, unsigned int threads, unsigned int shared_bytes) const {
@@ -38,10 +40,13 @@ struct HipLauncher {
         return k.compute_units() * static_cast<unsigned int>(std::max(1, per_unit));
     }
     void launch(api::Function f, unsigned int blocks, unsigned int threads, unsigned int shared_bytes, void** params) const {
-        grey::hip::launch(hip, f, blocks, threads, shared_bytes, params);
+        grey::hip::launch(hip, f, blocks, threads, shared_bytes, params, stream);
     }
+    // hipMemset on the null stream (the synchronous slots need no stream entry point); hipMemsetAsync on
+    // a caller's stream.
     void zero(uint64_t address, uint64_t bytes) const {
-        hip.check(hip.mem_set(reinterpret_cast<void*>(address), 0, bytes), "hipMemset");
+        if (stream == nullptr) hip.check(hip.mem_set(reinterpret_cast<void*>(address), 0, bytes), "hipMemset");
+        else hip.check(hip.mem_set_async(reinterpret_cast<void*>(address), 0, bytes, stream), "hipMemsetAsync");
     }
 };
 
@@ -54,6 +59,20 @@ void to_device(const HipRuntime& hip, uint64_t destination, const void* source, 
 
 }  // namespace
 
+void enqueue_quantize(const HipRuntime& hip, const QuantKernels& k, api::Stream stream, const grey_backend_quant_job& job, uint64_t source,
+                      uint64_t destination, const quant::Targets& targets) {
+    quant::Plan plan = quant::plan_quantize(job, k.compute_units(), source, destination, targets);
+    HipLauncher launcher{hip, k, stream};
+    quant::launch_plan(plan, launcher);
+}
+
+void enqueue_dequantize(const HipRuntime& hip, const QuantKernels& k, api::Stream stream, const grey_backend_quant_job& job, uint64_t source,
+                        uint64_t destination) {
+    quant::Plan plan = quant::plan_dequantize(job, source, destination);
+    HipLauncher launcher{hip, k, stream};
+    quant::launch_plan(plan, launcher);
+}
+
 void quantize(const HipRuntime& hip, const QuantKernels& k, backend::ChunkPool& pool, const QuantFlags& flags, const grey_backend_quant_job& job,
               uint64_t source, uint64_t destination) {
     const quant::QuantFacts facts = quant::facts_of(job);
@@ -62,9 +81,7 @@ void quantize(const HipRuntime& hip, const QuantKernels& k, backend::ChunkPool& 
     uint32_t noticed = 0;
     grey_qk_error measured{};
     drained_on_failure(hip, [&] {
-        quant::Plan plan = quant::plan_quantize(job, k.compute_units(), source, destination, {flags.flags, flags.noticed, scratch.get(), error_sums.get()});
-        HipLauncher launcher{hip, k};
-        quant::launch_plan(plan, launcher);
+        enqueue_quantize(hip, k, nullptr, job, source, destination, {flags.flags, flags.noticed, scratch.get(), error_sums.get()});
         // A copy on the null stream waits for the kernels before it.
         to_host(hip, &noticed, flags.noticed, sizeof noticed);
         if (job.error != nullptr) to_host(hip, &measured, error_sums.get(), sizeof measured);
@@ -87,9 +104,7 @@ void quantize(const HipRuntime& hip, const QuantKernels& k, backend::ChunkPool& 
 }
 
 void dequantize(const HipRuntime& hip, const QuantKernels& k, const grey_backend_quant_job& job, uint64_t source, uint64_t destination) {
-    quant::Plan plan = quant::plan_dequantize(job, source, destination);
-    HipLauncher launcher{hip, k};
-    quant::launch_plan(plan, launcher);
+    enqueue_dequantize(hip, k, nullptr, job, source, destination);
     hip.check(hip.device_synchronize(), "hipDeviceSynchronize");
 }
 

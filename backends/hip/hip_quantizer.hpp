@@ -1,7 +1,9 @@
 // Quantize and dequantize on one AMD device: the kernels of kernels/cuda/quant_*.cu as AMD code objects
 // (one module per family, hip_kernels.hpp), launched by the plan CUDA launches too
-// (backends/common/quant_plan.hpp) through hipModuleLaunchKernel on the null stream. Synchronous, as
-// the HIP plugin's other slots: a job has finished when its call returns.
+// (backends/common/quant_plan.hpp) through hipModuleLaunchKernel. One enqueue function per direction
+// launches a job's kernels on a stream and waits for nothing; the synchronous slots enqueue on the null
+// stream and then wait (quantize, dequantize), the stream slots enqueue on the caller's stream and leave
+// the check to the stream's journal (hip_quant_journal.hpp).
 #pragma once
 
 #include "common/chunk_pool.hpp"
@@ -36,6 +38,16 @@ struct QuantFlags {
     uint64_t flags = 0;
     uint64_t noticed = 0;
 };
+
+// The kernels of a job launched on `stream` (nullptr: the null stream), in order with the stream's other
+// work; nothing is waited for or read back. With the device current and `k` loaded; the tensors and
+// `targets` must stay valid until the stream has run the work. Throws HipError (a failed launch: kernels
+// before it may be queued), std::domain_error (a layout feature this code does not know) or
+// std::invalid_argument (a plain dtype other than F32/F16/BF16) before anything is queued.
+void enqueue_quantize(const HipRuntime& hip, const QuantKernels& k, api::Stream stream, const grey_backend_quant_job& job, uint64_t source,
+                      uint64_t destination, const backend::quant::Targets& targets);
+void enqueue_dequantize(const HipRuntime& hip, const QuantKernels& k, api::Stream stream, const grey_backend_quant_job& job, uint64_t source,
+                        uint64_t destination);
 
 // Both with the device current and `k` loaded. quantize throws std::invalid_argument with the host
 // backend's message when the input holds a NaN or infinity (the destination may have been written) and

@@ -115,6 +115,11 @@ ze_kernel_handle_t DeviceQueue::kernel_locked(KernelModule which, const char* na
 }
 
 void DeviceQueue::launch_locked(ze_kernel_handle_t kernel, uint32_t groups, std::initializer_list<std::pair<size_t, const void*>> arguments) {
+    launch_on_locked(list_, kernel, groups, arguments);
+}
+
+void DeviceQueue::launch_on_locked(ze_command_list_handle_t list, ze_kernel_handle_t kernel, uint32_t groups,
+                                   std::initializer_list<std::pair<size_t, const void*>> arguments) {
     const auto check = [&](ze_result_t result, const char* call) {
         if (result == ZE_RESULT_SUCCESS) return;
         std::string name = "?";
@@ -125,7 +130,7 @@ void DeviceQueue::launch_locked(ze_kernel_handle_t kernel, uint32_t groups, std:
     uint32_t index = 0;
     for (const auto& [size, value] : arguments) check(ze_.zeKernelSetArgumentValue(kernel, index++, size, value), "zeKernelSetArgumentValue");
     const ze_group_count_t launch{groups, 1, 1};
-    check(ze_.zeCommandListAppendLaunchKernel(list_, kernel, &launch, nullptr, 0, nullptr), "zeCommandListAppendLaunchKernel");
+    check(ze_.zeCommandListAppendLaunchKernel(list, kernel, &launch, nullptr, 0, nullptr), "zeCommandListAppendLaunchKernel");
 }
 
 namespace {
@@ -238,13 +243,26 @@ void DeviceQueue::quantize(const grey_quant_layout& layout, grey_dtype plain_dty
     level0::quantize(run, quant_args(layout, plain_dtype, 0, 0));
 }
 
-void DeviceQueue::dequantize(const grey_quant_layout& layout, grey_dtype plain_dtype, uint64_t quantized, uint64_t plain) {
-    check_supported(layout, plain_dtype);
+void DeviceQueue::dequantize_on_locked(ze_command_list_handle_t list, const grey_quant_layout& layout, grey_dtype plain_dtype, uint64_t quantized,
+                                       uint64_t plain) {
     const grey_ql0_args args = quant_args(layout, plain_dtype, 0, 0);
     const PointerArgument from{reinterpret_cast<const void*>(quantized)}, to{reinterpret_cast<const void*>(plain)};
-    std::lock_guard lock(mutex_);
     const ze_kernel_handle_t decode = kernel_locked(KernelModule::quant, kQuantDecodeKernelName, kQuantGroupSize);
-    launch_locked(decode, quant_group_count(decode_items(layout)), {from.argument(), to.argument(), value_argument(args)});
+    launch_on_locked(list, decode, quant_group_count(decode_items(layout)), {from.argument(), to.argument(), value_argument(args)});
+}
+
+void DeviceQueue::dequantize(const grey_quant_layout& layout, grey_dtype plain_dtype, uint64_t quantized, uint64_t plain) {
+    check_supported(layout, plain_dtype);
+    std::lock_guard lock(mutex_);
+    dequantize_on_locked(list_, layout, plain_dtype, quantized, plain);
+}
+
+// The kernel's arguments are set under mutex_ and captured by the append, so the synchronous list may
+// use the kernel again at once. Lock order: the queue's, then the stream's (inside submit).
+void DeviceQueue::enqueue_dequantize(ZeStream& stream, const grey_quant_layout& layout, grey_dtype plain_dtype, uint64_t quantized, uint64_t plain) {
+    check_supported(layout, plain_dtype);
+    std::lock_guard lock(mutex_);
+    stream.submit([&](ze_command_list_handle_t list) { dequantize_on_locked(list, layout, plain_dtype, quantized, plain); });
 }
 
 namespace {

@@ -11,6 +11,7 @@
 #include "kernels/opencl/kv_args.h"
 #include "level0/kernel_images.hpp"
 #include "level0/ze_library.hpp"
+#include "level0/ze_stream.hpp"
 
 #include <array>
 #include <initializer_list>
@@ -45,6 +46,9 @@ public:
     // std::invalid_argument in the host backend's words; an unsupported job std::domain_error.
     void quantize(const grey_quant_layout& layout, grey_dtype plain_dtype, uint64_t plain, uint64_t quantized);
     void dequantize(const grey_quant_layout& layout, grey_dtype plain_dtype, uint64_t quantized, uint64_t plain);
+    // The same dequantization appended to a command list of `stream` (one kernel: nothing for the host to
+    // do between its steps), returning once it is queued.
+    void enqueue_dequantize(ZeStream& stream, const grey_quant_layout& layout, grey_dtype plain_dtype, uint64_t quantized, uint64_t plain);
 
     // The KV cache's block operations (kv_launch.hpp), on device addresses, each returning once its
     // kernels are done; the block tables go up in scratch that is given back before the call returns.
@@ -72,6 +76,12 @@ private:
     // Sets the kernel's arguments, each a value of the given size, and runs `groups` groups of it. A
     // failure names the call and the kernel.
     void launch_locked(ze_kernel_handle_t kernel, uint32_t groups, std::initializer_list<std::pair<size_t, const void*>> arguments);
+    // The same onto `list` (the synchronous list, or one of a stream's: arguments are captured at the append).
+    void launch_on_locked(ze_command_list_handle_t list, ze_kernel_handle_t kernel, uint32_t groups,
+                          std::initializer_list<std::pair<size_t, const void*>> arguments);
+    // The dequantization kernel of a job appended to `list`; the caller holds mutex_.
+    void dequantize_on_locked(ze_command_list_handle_t list, const grey_quant_layout& layout, grey_dtype plain_dtype, uint64_t quantized,
+                              uint64_t plain);
 
     const ZeLibrary& ze_;
     ze_context_handle_t context_;

@@ -7,20 +7,24 @@
 // copy, checksum, quantize and dequantize as the kernels of kernels/opencl (SPIR-V embedded at build
 // time), all on a synchronous immediate command list. Quantization covers every format of
 // grey_quant_format and both calibrations; the KV cache's block operations (kv_store, kv_compress,
-// kv_attend, K rotation included) run kernels/opencl/grey_kv.clcpp the same way. Streams are command queues and events Level Zero events (ze_stream.hpp); quantization on
-// a stream is left to the runtime, which waits for the stream and runs the synchronous slot.
+// kv_attend, K rotation included) run kernels/opencl/grey_kv.clcpp the same way. Streams are command queues and events Level Zero events (ze_stream.hpp); a
+// dequantization on a stream is its kernel appended to the stream's queue, and a quantization is run by
+// a host thread of the stream between a gate and a release event of the queue (ze_quant_stream.hpp).
 #include "common/fields.hpp"
 #include "common/plugin_entry.hpp"
 #include "level0/device_queue.hpp"
 #include "level0/kv_launch.hpp"
 #include "level0/probe.hpp"
+#include "level0/quant_launch.hpp"
 #include "level0/ze_library.hpp"
+#include "level0/ze_quant_stream.hpp"
 #include "level0/ze_stream.hpp"
 
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -32,14 +36,21 @@ struct grey_backend_buffer {
     uint32_t device;
 };
 
+// The queue, and the quantizations enqueued on it (their thread and failures, shared with events
+// recorded after them). level0_stream_destroy lets the queue go first: its wait needs the thread.
 struct grey_backend_stream {
-    uint32_t device;
+    uint32_t device = 0;
+    std::shared_ptr<grey::level0::StreamQuantizer> quantizer;
     std::unique_ptr<grey::level0::ZeStream> stream;
 };
 
+// The event, and which quantizations of which stream its latest record stands for (their failure is the event's).
 struct grey_backend_event {
-    uint32_t device;
+    uint32_t device = 0;
     std::unique_ptr<grey::level0::ZeEvent> event;
+    std::mutex mutex;
+    std::shared_ptr<grey::level0::StreamQuantizer> quantizer;  // guarded by mutex
+    uint64_t end = 0;                                          // the jobs numbered below it; guarded by mutex
 };
 
 namespace grey::level0 {
@@ -73,27 +84,47 @@ grey_status report(const grey_backend_host* host, grey_status status, const std:
     return status;
 }
 
+// The status and message of the exception being handled, as every slot reports it (and a stream's
+// quantization thread keeps it for the next wait). Call inside a catch block only.
+QuantFailure current_failure() {
+    try {
+        throw;
+    } catch (const backend::PoolOutOfMemory& e) {
+        return {GREY_ERROR_OUT_OF_MEMORY, e.what()};
+    } catch (const ZeError& e) {
+        const bool oom = e.result() == ZE_RESULT_ERROR_OUT_OF_DEVICE_MEMORY || e.result() == ZE_RESULT_ERROR_OUT_OF_HOST_MEMORY;
+        return {oom ? GREY_ERROR_OUT_OF_MEMORY : GREY_ERROR_BACKEND, e.what()};
+    } catch (const std::bad_alloc&) {
+        return {GREY_ERROR_OUT_OF_MEMORY, "out of host memory"};
+    } catch (const std::invalid_argument& e) {
+        return {GREY_ERROR_INVALID_ARGUMENT, e.what()};
+    } catch (const std::domain_error& e) {  // a request this backend does not know how to serve
+        return {GREY_ERROR_UNSUPPORTED, e.what()};
+    } catch (const std::exception& e) {
+        return {GREY_ERROR_INTERNAL, e.what()};
+    } catch (...) {
+        return {GREY_ERROR_INTERNAL, "unknown exception"};
+    }
+}
+
 // Runs `body`, turning every exception into a status and a message: nothing escapes into the runtime.
 template <typename Body>
 grey_status guarded(const grey_backend_host* host, Body&& body) noexcept {
     try {
         return body();
-    } catch (const backend::PoolOutOfMemory& e) {
-        return report(host, GREY_ERROR_OUT_OF_MEMORY, e.what());
-    } catch (const ZeError& e) {
-        const bool oom = e.result() == ZE_RESULT_ERROR_OUT_OF_DEVICE_MEMORY || e.result() == ZE_RESULT_ERROR_OUT_OF_HOST_MEMORY;
-        return report(host, oom ? GREY_ERROR_OUT_OF_MEMORY : GREY_ERROR_BACKEND, e.what());
-    } catch (const std::bad_alloc&) {
-        return report(host, GREY_ERROR_OUT_OF_MEMORY, "out of host memory");
-    } catch (const std::invalid_argument& e) {
-        return report(host, GREY_ERROR_INVALID_ARGUMENT, e.what());
-    } catch (const std::domain_error& e) {  // a request this backend does not know how to serve
-        return report(host, GREY_ERROR_UNSUPPORTED, e.what());
-    } catch (const std::exception& e) {
-        return report(host, GREY_ERROR_INTERNAL, e.what());
     } catch (...) {
-        return report(host, GREY_ERROR_INTERNAL, "unknown exception");
+        try {
+            const QuantFailure failure = current_failure();
+            return report(host, failure.status, failure.message);
+        } catch (...) {  // the message could not be copied
+            return report(host, GREY_ERROR_OUT_OF_MEMORY, "out of host memory");
+        }
     }
+}
+
+// A failure kept by a stream, in the words of the synchronous call.
+grey_status report_failure(const grey_backend_host* host, const std::optional<QuantFailure>& failure) {
+    return failure.has_value() ? report(host, failure->status, failure->message) : GREY_OK;
 }
 
 DeviceSlot& slot(Level0State& s, uint32_t device) {
@@ -402,27 +433,41 @@ grey_status level0_stream_create(void* state, uint32_t device, grey_backend_stre
     Level0State& s = state_of(state);
     return guarded(s.host, [&] {
         DeviceSlot& d = slot(s, device);
-        auto stream = std::make_unique<ZeStream>(*s.ze, d.context, d.identity.device);
-        *out = std::make_unique<grey_backend_stream>(grey_backend_stream{device, std::move(stream)}).release();
+        auto stream = std::make_unique<grey_backend_stream>();
+        stream->device = device;
+        stream->quantizer = std::make_shared<StreamQuantizer>(*s.ze, d.context, d.identity.device, [] { return current_failure(); });
+        stream->stream = std::make_unique<ZeStream>(*s.ze, d.context, d.identity.device);
+        *out = stream.release();
         return GREY_OK;
     });
 }
 
-// ~ZeStream waits for the queue's work first.
-void level0_stream_destroy(void*, grey_backend_stream* stream) { std::unique_ptr<grey_backend_stream> owned(stream); }
+// ~ZeStream waits for the queue's work first, which the quantization thread may still have to release;
+// then the thread ends. Events may keep the quantizer, for its failure, longer.
+void level0_stream_destroy(void*, grey_backend_stream* stream) {
+    std::unique_ptr<grey_backend_stream> owned(stream);
+    owned->stream.reset();
+    owned->quantizer->stop();
+}
 
 grey_status level0_stream_synchronize(void* state, grey_backend_stream* stream) {
     Level0State& s = state_of(state);
     return guarded(s.host, [&] {
+        // Only the jobs enqueued before the wait are known to have run.
+        const uint64_t end = stream->quantizer->next_job();
         stream->stream->synchronize();
-        return GREY_OK;
+        return report_failure(s.host, stream->quantizer->take_failure(end));
     });
 }
 
 grey_status level0_stream_query(void* state, grey_backend_stream* stream, uint32_t* out_done) {
     Level0State& s = state_of(state);
     return guarded(s.host, [&] {
-        *out_done = stream->stream->query() ? 1 : 0;
+        const uint64_t end = stream->quantizer->next_job();
+        const bool done = stream->stream->query();
+        if (done)
+            if (const grey_status failed = report_failure(s.host, stream->quantizer->take_failure(end)); failed != GREY_OK) return failed;
+        *out_done = done ? 1 : 0;
         return GREY_OK;
     });
 }
@@ -431,8 +476,10 @@ grey_status level0_event_create(void* state, uint32_t device, grey_backend_event
     Level0State& s = state_of(state);
     return guarded(s.host, [&] {
         DeviceSlot& d = slot(s, device);
-        auto event = std::make_unique<ZeEvent>(*s.ze, d.context, d.identity.device);
-        *out = std::make_unique<grey_backend_event>(grey_backend_event{device, std::move(event)}).release();
+        auto event = std::make_unique<grey_backend_event>();
+        event->device = device;
+        event->event = std::make_unique<ZeEvent>(*s.ze, d.context, d.identity.device);
+        *out = event.release();
         return GREY_OK;
     });
 }
@@ -443,7 +490,11 @@ void level0_event_destroy(void*, grey_backend_event* event) { std::unique_ptr<gr
 grey_status level0_event_record(void* state, grey_backend_event* event, grey_backend_stream* stream) {
     Level0State& s = state_of(state);
     return guarded(s.host, [&] {
-        event->event->record(*stream->stream);
+        // Recorded between two quantizations of the stream, so the event knows which it stands for.
+        const uint64_t end = stream->quantizer->mark([&] { event->event->record(*stream->stream); });
+        std::lock_guard lock(event->mutex);
+        event->quantizer = stream->quantizer;
+        event->end = end;
         return GREY_OK;
     });
 }
@@ -456,18 +507,33 @@ grey_status level0_stream_wait_event(void* state, grey_backend_stream* stream, g
     });
 }
 
+// Once an event's record has completed: the failure of a quantization it stands for, which its stream keeps.
+grey_status event_failure(const grey_backend_host* host, grey_backend_event& event) {
+    std::shared_ptr<StreamQuantizer> quantizer;
+    uint64_t end = 0;
+    {
+        std::lock_guard lock(event.mutex);
+        quantizer = event.quantizer;
+        end = event.end;
+    }
+    return quantizer == nullptr ? GREY_OK : report_failure(host, quantizer->failure_before(end));
+}
+
 grey_status level0_event_synchronize(void* state, grey_backend_event* event) {
     Level0State& s = state_of(state);
     return guarded(s.host, [&] {
         event->event->synchronize();
-        return GREY_OK;
+        return event_failure(s.host, *event);
     });
 }
 
 grey_status level0_event_query(void* state, grey_backend_event* event, uint32_t* out_done) {
     Level0State& s = state_of(state);
     return guarded(s.host, [&] {
-        *out_done = event->event->query() ? 1 : 0;
+        const bool done = event->event->query();
+        if (done)
+            if (const grey_status failed = event_failure(s.host, *event); failed != GREY_OK) return failed;
+        *out_done = done ? 1 : 0;
         return GREY_OK;
     });
 }
@@ -557,6 +623,43 @@ grey_status level0_memory_stats(void* state, uint32_t device, grey_memory_stats*
     });
 }
 
+// Both tensors of a job on the stream's device, and no error report (grey_backend.h: job->error is NULL
+// on a stream): the runtime checks both; the slots do not rely on it.
+void require_stream_job(const grey_backend_stream& stream, const grey_backend_quant_job& job) {
+    for (const grey_backend_memory* m : {&job.plain, &job.quantized})
+        if (m->buffer != nullptr && m->buffer->device != stream.device)
+            throw std::invalid_argument("a quantization enqueued on a stream of device " + std::to_string(stream.device) +
+                                        " names a buffer of device " + std::to_string(m->buffer->device));
+    if (job.error != nullptr) throw std::invalid_argument("a quantization enqueued on a stream measures no error (job->error must be NULL)");
+}
+
+// Returns once the job is queued: the stream's thread runs it when the queue reaches it (the job's layout
+// is copied: it lives only for this call). What the job alone decides (an unknown layout feature or
+// dtype) is refused now; a NaN input surfaces at the next synchronize, idle query or later event.
+grey_status level0_quantize_async(void* state, grey_backend_stream* stream, const grey_backend_quant_job* job) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        const uint64_t plain = address_of(job->plain), quantized = address_of(job->quantized);
+        require_stream_job(*stream, *job);
+        check_supported(*job->layout, job->plain_dtype);
+        DeviceQueue& device = queue(s, stream->device);
+        stream->quantizer->enqueue(*stream->stream, [&device, layout = *job->layout, dtype = job->plain_dtype, plain, quantized] {
+            device.quantize(layout, dtype, plain, quantized);
+        });
+        return GREY_OK;
+    });
+}
+
+grey_status level0_dequantize_async(void* state, grey_backend_stream* stream, const grey_backend_quant_job* job) {
+    Level0State& s = state_of(state);
+    return guarded(s.host, [&] {
+        const uint64_t quantized = address_of(job->quantized), plain = address_of(job->plain);
+        require_stream_job(*stream, *job);
+        queue(s, stream->device).enqueue_dequantize(*stream->stream, *job->layout, job->plain_dtype, quantized, plain);
+        return GREY_OK;
+    });
+}
+
 }  // namespace
 }  // namespace grey::level0
 
@@ -603,6 +706,8 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.buffer_copy_async = level0_buffer_copy_async;
     vt.buffer_fill_async = level0_buffer_fill_async;
     vt.buffer_checksum_async = level0_buffer_checksum_async;
+    vt.quantize_async = level0_quantize_async;
+    vt.dequantize_async = level0_dequantize_async;
     grey::backend::publish_vtable(vt, out);
     return GREY_OK;
 }

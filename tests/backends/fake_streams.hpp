@@ -3,13 +3,17 @@
 // event recorded on it, or a stream that waits for such an event reaching its turn), so a plugin that
 // forgets to wait, or frees host memory too early, reads or writes the wrong bytes here too. Work on the
 // null stream, or on a handle this does not know, runs at once. Events are tokens that remember the
-// stream of their latest record.
+// stream of their latest record. One thread at a time runs a stream's work (its runner lock), so work
+// runs in order even when several threads wait on one stream; flush_until lets a thread wait for a
+// point of a stream (an event) without running past it, as a host thread waiting for an event would.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 namespace fake {
@@ -20,12 +24,14 @@ public:
         std::lock_guard lock(mutex_);
         void* s = reinterpret_cast<void*>(next_stream_++);
         queues_[s];
+        runners_[s] = std::make_shared<std::recursive_mutex>();
         return s;
     }
     // Runs the stream's work (a driver completes the work of a destroyed stream), then forgets it.
     bool destroy(void* stream) {
         flush(stream);
         std::lock_guard lock(mutex_);
+        runners_.erase(stream);
         return queues_.erase(stream) == 1;
     }
     [[nodiscard]] bool exists(void* stream) {
@@ -47,19 +53,31 @@ public:
         }
         work();
     }
-    // Runs a stream's queue in order; work may flush other streams (a wait), so no lock is held while it runs.
+    // Runs a stream's queue in order; work may flush other streams (a wait), so only the stream's runner
+    // lock is held while it runs.
     void flush(void* stream) {
-        for (;;) {
-            std::function<void()> next;
-            {
-                std::lock_guard lock(mutex_);
-                auto q = queues_.find(stream);
-                if (q == queues_.end() || q->second.empty()) return;
-                next = std::move(q->second.front());
-                q->second.erase(q->second.begin());
-            }
-            next();
+        const auto runner = runner_of(stream);
+        if (!runner) return;
+        std::lock_guard run(*runner);
+        while (run_next(stream)) {
         }
+    }
+    // Runs a stream's queue in order until `reached()` holds (checked before each piece of work) or the
+    // queue is empty; true if `reached()` holds. While another thread runs the stream (it may be blocked in
+    // a piece of work, waiting for this one), this only waits for it to get there.
+    template <typename Reached>
+    bool flush_until(void* stream, Reached&& reached) {
+        const auto runner = runner_of(stream);
+        while (!reached()) {
+            if (!runner) return false;
+            std::unique_lock run(*runner, std::try_to_lock);
+            if (!run.owns_lock()) {
+                std::this_thread::yield();
+                continue;
+            }
+            if (!reached() && !run_next(stream)) return reached();
+        }
+        return true;
     }
     // Every stream's queue: what work on a legacy null stream waits for first.
     void flush_all() {
@@ -94,10 +112,30 @@ public:
     }
 
 private:
+    std::shared_ptr<std::recursive_mutex> runner_of(void* stream) {
+        std::lock_guard lock(mutex_);
+        const auto r = runners_.find(stream);
+        return r != runners_.end() ? r->second : nullptr;
+    }
+    // Runs the stream's next piece of work; false when there is none. The caller holds its runner lock.
+    bool run_next(void* stream) {
+        std::function<void()> next;
+        {
+            std::lock_guard lock(mutex_);
+            auto q = queues_.find(stream);
+            if (q == queues_.end() || q->second.empty()) return false;
+            next = std::move(q->second.front());
+            q->second.erase(q->second.begin());
+        }
+        next();
+        return true;
+    }
+
     std::mutex mutex_;
     uintptr_t next_stream_ = 0x2000;
     uintptr_t next_event_ = 0x300000;
     std::map<void*, std::vector<std::function<void()>>> queues_;
+    std::map<void*, std::shared_ptr<std::recursive_mutex>> runners_;
     std::map<void*, void*> recorded_on_;
 };
 

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -77,6 +78,76 @@ inline std::string run_quant_launch_cases(grey_context* context, const std::stri
     std::stringstream text;
     text << log.rdbuf();
     return text.str();
+}
+
+// What one case of run_quant_cases left: the quantized tensor (the rest of its buffer included) and the
+// plain tensor after dequantizing over it.
+struct QuantCaseResult {
+    std::vector<unsigned char> packed;
+    std::vector<unsigned char> restored;
+    bool operator==(const QuantCaseResult&) const = default;
+};
+
+// Every case of kQuantLaunchCases without the error report, on device 1 of `context`: finite plain
+// values of the case's dtype written, quantized, dequantized back over them, and both buffers read back.
+// Synchronously when `stream` is NULL; else every step is enqueued on `stream` (the runtime's async
+// forms, so a plugin's quantize_async and dequantize_async), one synchronize per case. `deferred`: the
+// plugin's driver runs stream work only when something waits (the fakes), so nothing may have reached
+// the host before the synchronize: checks that the calls only enqueued. Returns what each case left.
+inline std::vector<QuantCaseResult> run_quant_cases(grey_context* context, grey_stream* stream, bool deferred = false) {
+    std::vector<QuantCaseResult> results;
+    for (const QuantLaunchCase& c : kQuantLaunchCases) {
+        SCOPED_TRACE(std::string(c.name) + " " + std::to_string(c.rows) + "x" + std::to_string(c.columns) + (stream ? " async" : " sync"));
+        grey_tensor_desc desc = GREY_TENSOR_DESC_INIT;
+        desc.dtype = c.dtype;
+        desc.rank = 2;
+        desc.shape[0] = c.rows;
+        desc.shape[1] = c.columns;
+        grey_quant_params params = GREY_QUANT_PARAMS_INIT;
+        EXPECT_EQ(grey_quant_params_from_name(c.name, &params), GREY_OK);
+        params.calibration = c.calibration;
+        const uint64_t elements = c.rows * c.columns;
+        const size_t width = c.dtype == GREY_DTYPE_F32 ? 4 : 2;
+        const uint64_t plain_bytes = elements * width;
+        uint64_t packed_bytes = 0;
+        EXPECT_EQ(grey_quant_size(&desc, &params, &packed_bytes), GREY_OK) << grey_last_error();
+        // Finite values of every dtype: bit patterns below the all-ones exponent of F16 and BF16 and F32.
+        std::vector<unsigned char> plain_values(plain_bytes);
+        for (uint64_t i = 0; i < elements; ++i) {
+            const uint32_t bits = width == 4 ? 0x3F800000u + static_cast<uint32_t>((i * 12345u + c.rows) % 0x100000u)
+                                             : static_cast<uint32_t>((i * 37u + c.columns) % 0x7000u);
+            std::memcpy(plain_values.data() + i * width, &bits, width);
+        }
+        grey_buffer* plain = nullptr;
+        grey_buffer* packed = nullptr;
+        EXPECT_EQ(grey_buffer_create(context, 1, plain_bytes + c.plain_offset, &plain), GREY_OK) << grey_last_error();
+        EXPECT_EQ(grey_buffer_create(context, 1, packed_bytes + 64, &packed), GREY_OK) << grey_last_error();
+        EXPECT_EQ(grey_buffer_fill(packed, 0, 0xEE, packed_bytes + 64), GREY_OK) << grey_last_error();
+        QuantCaseResult r{std::vector<unsigned char>(packed_bytes + 64, 0x11), std::vector<unsigned char>(plain_bytes, 0x11)};
+        const auto untouched = r;
+        if (stream == nullptr) {
+            EXPECT_EQ(grey_buffer_write(plain, c.plain_offset, plain_values.data(), plain_bytes), GREY_OK) << grey_last_error();
+            EXPECT_EQ(grey_quantize_buffer(&desc, plain, c.plain_offset, &params, packed, 0, nullptr), GREY_OK) << grey_last_error();
+            EXPECT_EQ(grey_dequantize_buffer(&desc, &params, packed, 0, plain, c.plain_offset), GREY_OK) << grey_last_error();
+            EXPECT_EQ(grey_buffer_read(packed, 0, r.packed.data(), r.packed.size()), GREY_OK) << grey_last_error();
+            EXPECT_EQ(grey_buffer_read(plain, c.plain_offset, r.restored.data(), r.restored.size()), GREY_OK) << grey_last_error();
+        } else {
+            EXPECT_EQ(grey_buffer_write_async(plain, c.plain_offset, plain_values.data(), plain_bytes, stream), GREY_OK) << grey_last_error();
+            EXPECT_EQ(grey_quantize_buffer_async(&desc, plain, c.plain_offset, &params, packed, 0, stream), GREY_OK) << grey_last_error();
+            EXPECT_EQ(grey_buffer_read_async(packed, 0, r.packed.data(), r.packed.size(), stream), GREY_OK) << grey_last_error();
+            EXPECT_EQ(grey_dequantize_buffer_async(&desc, &params, packed, 0, plain, c.plain_offset, stream), GREY_OK) << grey_last_error();
+            EXPECT_EQ(grey_buffer_read_async(plain, c.plain_offset, r.restored.data(), r.restored.size(), stream), GREY_OK) << grey_last_error();
+            if (deferred) {
+                EXPECT_TRUE(r == untouched) << "a read enqueued after the quantization reached the host before any wait";
+            }
+            EXPECT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+        }
+        EXPECT_TRUE(r.packed != untouched.packed) << "the quantized tensor was read back";
+        results.push_back(std::move(r));
+        grey_buffer_destroy(packed);
+        grey_buffer_destroy(plain);
+    }
+    return results;
 }
 
 // The small job the fake-driver tests of both plugins quantize: 4 x 128 F32 as Q4_0.

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <string>
@@ -216,7 +217,8 @@ TEST(HipFake, ChecksumQuantizationAndTheKvCacheRunOnTheDevice) {
     EXPECT_NE(vt.buffer_checksum, nullptr);
     EXPECT_NE(vt.quantize, nullptr);
     EXPECT_NE(vt.dequantize, nullptr);
-    EXPECT_EQ(vt.quantize_async, nullptr) << "the runtime waits for the stream and runs the synchronous slot";
+    EXPECT_NE(vt.quantize_async, nullptr) << "quantization enqueues on a HIP stream";
+    EXPECT_NE(vt.dequantize_async, nullptr);
     EXPECT_NE(vt.stream_create, nullptr);
     EXPECT_NE(vt.buffer_checksum_async, nullptr);
     EXPECT_EQ(vt.stream_wrap_native, nullptr);
@@ -643,8 +645,8 @@ TEST(HipFake, DestroyingAStreamWithQueuedWorkCompletesItAndGivesMemoryBack) {
     grey_buffer_destroy(b);
 }
 
-// Quantization on a HIP stream: the runtime waits for the stream's earlier work (the plain tensor's
-// write here) and runs the synchronous slot, so the kernels see the written tensor.
+// Quantization on a HIP stream (quantize_async) comes after the stream's earlier work (the plain
+// tensor's write here), so the kernels see the written tensor.
 TEST(HipFake, QuantizeOnAStreamSeesTheStreamsEarlierWork) {
     HipQuantJob q;
     grey_stream* stream = nullptr;
@@ -656,6 +658,308 @@ TEST(HipFake, QuantizeOnAStreamSeesTheStreamsEarlierWork) {
     uint64_t hash = 0;
     ASSERT_EQ(grey_buffer_read(q.packed, 0, &hash, sizeof hash), GREY_OK);
     EXPECT_EQ(hash, fnv1a(fresh.data(), fresh.size() * sizeof(float)));
+    grey_stream_destroy(stream);
+}
+
+// ----- quantization on a stream (quantize_async, dequantize_async: hip_quant_journal.hpp) -------------
+
+// Every kernel path, enqueued on a stream: the same launches with the same arguments as the synchronous
+// calls (the fake's log), and the same bytes in both tensors; nothing reached the host before the wait.
+TEST(HipFake, AsyncQuantizationLaunchesAndWritesWhatTheSynchronousCallsDo) {
+    const std::string log = ::testing::TempDir() + "hip_async_quant_launches.log";
+    ScopedEnv env{{"FAKE_QUANT_LAUNCH_LOG", log.c_str()}};
+    HipContext c;
+    std::remove(log.c_str());
+    const auto synchronous = grey::test::run_quant_cases(c.context, nullptr);
+    const std::string synchronous_log = grey::test::read_text(log);
+    std::remove(log.c_str());
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    const auto on_stream = grey::test::run_quant_cases(c.context, stream, true);
+    const std::string stream_log = grey::test::read_text(log);
+    EXPECT_FALSE(synchronous_log.empty());
+    EXPECT_EQ(stream_log, synchronous_log);
+    ASSERT_EQ(on_stream.size(), synchronous.size());
+    for (size_t i = 0; i < on_stream.size(); ++i) EXPECT_TRUE(on_stream[i] == synchronous[i]) << "case " << i;
+    grey_stream_destroy(stream);
+}
+
+namespace {
+
+// Buffers on the HIP device for the stream tests below: a Q4_0 job of 4 x 128 F32.
+struct AsyncQuant {
+    static constexpr size_t kElements = 4 * 128;
+    static constexpr size_t kPacked = 4 * 128 / 32 * 18;
+    HipContext c;
+    grey_tensor_desc desc = grey::test::small_q4_0_desc();
+    grey_quant_params params = grey::test::q4_0_params();
+    std::vector<grey_buffer*> buffers;
+
+    ~AsyncQuant() {
+        for (grey_buffer* b : buffers) grey_buffer_destroy(b);
+    }
+    grey_buffer* buffer(uint64_t size, uint32_t device = 1) {
+        grey_buffer* b = nullptr;
+        EXPECT_EQ(grey_buffer_create(c.context, device, size, &b), GREY_OK) << grey_last_error();
+        buffers.push_back(b);
+        return b;
+    }
+    static std::vector<float> values(float first) {
+        std::vector<float> v(kElements);
+        for (size_t i = 0; i < kElements; ++i) v[i] = first + 0.25f * static_cast<float>(i % 61);
+        return v;
+    }
+};
+
+}  // namespace
+
+// Two streams: each quantization runs after the write before it and before the read after it, reusing
+// the same buffers; a dequantization on the other stream waits for an event. The calls return before
+// anything has run (the fake runs stream work only when something waits).
+TEST(HipFake, AsyncQuantizeIsOrderedWithTheStreamsWorkAndAcrossStreamsByEvents) {
+    AsyncQuant q;
+    FakeHip fake;
+    grey_buffer* plain[2] = {q.buffer(AsyncQuant::kElements * 4), q.buffer(AsyncQuant::kElements * 4)};
+    grey_buffer* packed[2] = {q.buffer(AsyncQuant::kPacked), q.buffer(AsyncQuant::kPacked)};
+    grey_buffer* restored = q.buffer(AsyncQuant::kElements * 4);
+    grey_stream* streams[2] = {};
+    for (auto& s : streams) ASSERT_EQ(grey_stream_create(q.c.context, 1, &s), GREY_OK) << grey_last_error();
+    grey_event* quantized = nullptr;
+    ASSERT_EQ(grey_event_create(q.c.context, 1, &quantized), GREY_OK);
+    auto a = AsyncQuant::values(1.0f);
+    const auto b = AsyncQuant::values(-3.0f), d = AsyncQuant::values(7.5f);
+    uint64_t got_a = 0, got_b = 0, got_d = 0, got_restored = 0;
+    const int launches = fake.launches();
+    ASSERT_EQ(grey_buffer_write_async(plain[0], 0, a.data(), a.size() * 4, streams[0]), GREY_OK);
+    ASSERT_EQ(grey_quantize_buffer_async(&q.desc, plain[0], 0, &q.params, packed[0], 0, streams[0]), GREY_OK) << grey_last_error();
+    EXPECT_GT(fake.launches(), launches) << "the kernels are launched at enqueue";
+    // The write has not run: host memory stays the caller's until the stream reaches it, so what the
+    // caller puts there now is what the stream writes and the quantization reads (a runtime that waited
+    // for the stream before quantizing would have written the old values).
+    a[0] = 42.0f;
+    ASSERT_EQ(grey_buffer_read_async(packed[0], 0, &got_a, 8, streams[0]), GREY_OK);
+    ASSERT_EQ(grey_buffer_write_async(plain[1], 0, d.data(), d.size() * 4, streams[1]), GREY_OK);
+    ASSERT_EQ(grey_quantize_buffer_async(&q.desc, plain[1], 0, &q.params, packed[1], 0, streams[1]), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_read_async(packed[1], 0, &got_d, 8, streams[1]), GREY_OK);
+    ASSERT_EQ(grey_buffer_write_async(plain[0], 0, b.data(), b.size() * 4, streams[0]), GREY_OK);
+    ASSERT_EQ(grey_quantize_buffer_async(&q.desc, plain[0], 0, &q.params, packed[0], 0, streams[0]), GREY_OK);
+    ASSERT_EQ(grey_buffer_read_async(packed[0], 0, &got_b, 8, streams[0]), GREY_OK);
+    ASSERT_EQ(grey_event_record(quantized, streams[0]), GREY_OK);
+    ASSERT_EQ(grey_stream_wait_event(streams[1], quantized), GREY_OK);
+    ASSERT_EQ(grey_dequantize_buffer_async(&q.desc, &q.params, packed[0], 0, restored, 0, streams[1]), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_read_async(restored, 0, &got_restored, 8, streams[1]), GREY_OK);
+    EXPECT_EQ(got_a, 0u) << "nothing has run yet";
+    EXPECT_EQ(got_restored, 0u);
+    ASSERT_EQ(grey_stream_synchronize(streams[1]), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_stream_synchronize(streams[0]), GREY_OK) << grey_last_error();
+    EXPECT_EQ(got_a, fnv1a(a.data(), a.size() * 4));
+    EXPECT_EQ(got_b, fnv1a(b.data(), b.size() * 4));
+    EXPECT_EQ(got_d, fnv1a(d.data(), d.size() * 4));
+    EXPECT_EQ(got_restored, got_b);
+    grey_event_destroy(quantized);
+    for (auto* s : streams) grey_stream_destroy(s);
+}
+
+// A NaN or infinite input found by the kernels of an enqueued job: the enqueue succeeds, and the next
+// synchronize (or an event recorded after it, or a query of the idle stream) fails with the synchronous
+// call's status and message; the quantized tensor holds what the synchronous call leaves there; work
+// after the failure still runs; the job's memory goes back to the pool.
+TEST(HipFake, AsyncQuantizeNanSurfacesAtSynchronizeWithTheSynchronousMessage) {
+    AsyncQuant q;
+    grey_buffer* plain = q.buffer(AsyncQuant::kElements * 4);
+    grey_buffer* packed = q.buffer(AsyncQuant::kPacked);
+    auto bad = AsyncQuant::values(0.0f);
+    bad[300] = std::nanf("");
+    bad[200] = INFINITY;
+    bad[100] = -INFINITY;
+    bad[40] = std::nanf("");
+    const std::vector<unsigned char> before_bytes(AsyncQuant::kPacked, 0x5C);
+    std::vector<unsigned char> synchronous_bytes(AsyncQuant::kPacked), stream_bytes(AsyncQuant::kPacked);
+    ASSERT_EQ(grey_buffer_write(packed, 0, before_bytes.data(), before_bytes.size()), GREY_OK);
+    ASSERT_EQ(grey_buffer_write(plain, 0, bad.data(), bad.size() * 4), GREY_OK);
+    ASSERT_EQ(grey_quantize_buffer(&q.desc, plain, 0, &q.params, packed, 0, nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    const std::string synchronous_nan = grey_last_error();
+    EXPECT_TRUE(contains(synchronous_nan, "element 40 is NaN; only finite values can be quantized")) << synchronous_nan;
+    ASSERT_EQ(grey_buffer_read(packed, 0, synchronous_bytes.data(), synchronous_bytes.size()), GREY_OK);
+    bad[40] = 1.0f;
+    ASSERT_EQ(grey_buffer_write(plain, 0, bad.data(), bad.size() * 4), GREY_OK);
+    ASSERT_EQ(grey_quantize_buffer(&q.desc, plain, 0, &q.params, packed, 0, nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    const std::string synchronous_infinite = grey_last_error();
+    EXPECT_TRUE(contains(synchronous_infinite, "element 100 is infinite")) << synchronous_infinite;
+    bad[40] = std::nanf("");
+    const grey_memory_stats baseline = q.c.stats();
+
+    grey_stream* stream = nullptr;
+    grey_event *before = nullptr, *after = nullptr;
+    ASSERT_EQ(grey_stream_create(q.c.context, 1, &stream), GREY_OK);
+    ASSERT_EQ(grey_event_create(q.c.context, 1, &before), GREY_OK);
+    ASSERT_EQ(grey_event_create(q.c.context, 1, &after), GREY_OK);
+    const auto good = AsyncQuant::values(2.0f);
+    uint64_t hash_after = 0;
+    ASSERT_EQ(grey_buffer_write_async(plain, 0, good.data(), good.size() * 4, stream), GREY_OK);
+    ASSERT_EQ(grey_quantize_buffer_async(&q.desc, plain, 0, &q.params, packed, 0, stream), GREY_OK);
+    ASSERT_EQ(grey_event_record(before, stream), GREY_OK);
+    ASSERT_EQ(grey_buffer_write_async(packed, 0, before_bytes.data(), before_bytes.size(), stream), GREY_OK);
+    ASSERT_EQ(grey_buffer_write_async(plain, 0, bad.data(), bad.size() * 4, stream), GREY_OK);
+    ASSERT_EQ(grey_quantize_buffer_async(&q.desc, plain, 0, &q.params, packed, 0, stream), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_read_async(packed, 0, stream_bytes.data(), stream_bytes.size(), stream), GREY_OK);
+    // Work after the failure still runs.
+    ASSERT_EQ(grey_buffer_write_async(plain, 0, good.data(), good.size() * 4, stream), GREY_OK);
+    ASSERT_EQ(grey_quantize_buffer_async(&q.desc, plain, 0, &q.params, packed, 0, stream), GREY_OK);
+    ASSERT_EQ(grey_buffer_read_async(packed, 0, &hash_after, 8, stream), GREY_OK);
+    ASSERT_EQ(grey_event_record(after, stream), GREY_OK);
+    // An event recorded before the bad job completes without it; one recorded after carries it.
+    EXPECT_EQ(grey_event_synchronize(before), GREY_OK) << grey_last_error();
+    EXPECT_EQ(grey_event_synchronize(after), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_last_error(), synchronous_nan);
+    uint32_t done = 0;
+    EXPECT_EQ(grey_event_query(after, &done), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_last_error(), synchronous_nan);
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_last_error(), synchronous_nan);
+    EXPECT_EQ(stream_bytes, synchronous_bytes) << "the bad job leaves the quantized tensor as the synchronous call does";
+    EXPECT_EQ(hash_after, fnv1a(good.data(), good.size() * 4));
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_OK) << "the failure is returned once: " << grey_last_error();
+
+    // Good input after it is not refused (each job has its own flags); an infinite input is named as
+    // such, and a query of the idle stream returns it.
+    for (int round = 0; round < 3; ++round) {
+        ASSERT_EQ(grey_buffer_write_async(plain, 0, good.data(), good.size() * 4, stream), GREY_OK);
+        ASSERT_EQ(grey_quantize_buffer_async(&q.desc, plain, 0, &q.params, packed, 0, stream), GREY_OK);
+        EXPECT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    }
+    bad[40] = 1.0f;
+    ASSERT_EQ(grey_buffer_write_async(plain, 0, bad.data(), bad.size() * 4, stream), GREY_OK);
+    ASSERT_EQ(grey_quantize_buffer_async(&q.desc, plain, 0, &q.params, packed, 0, stream), GREY_OK);
+    done = 7;
+    EXPECT_EQ(grey_stream_query(stream, &done), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_last_error(), synchronous_infinite);
+    EXPECT_EQ(done, 7u) << "out-parameters are left alone on failure";
+    EXPECT_EQ(grey_stream_query(stream, &done), GREY_OK);
+    EXPECT_EQ(done, 1u);
+    grey_event_destroy(after);
+    grey_event_destroy(before);
+    grey_stream_destroy(stream);
+    const grey_memory_stats end = q.c.stats();
+    EXPECT_EQ(end.allocation_count, baseline.allocation_count);
+    EXPECT_EQ(end.allocated_bytes, baseline.allocated_bytes);
+}
+
+// Many jobs in flight, a bad one among them, then the stream destroyed unsynchronized: the work
+// completes (the last read sees the last job) and every job's memory goes back to the pool.
+TEST(HipFake, AsyncQuantizeDestroyWithWorkPendingCompletesAndGivesMemoryBack) {
+    AsyncQuant q;
+    grey_buffer* plain = q.buffer(AsyncQuant::kElements * 4);
+    grey_buffer* packed = q.buffer(AsyncQuant::kPacked);
+    auto bad = AsyncQuant::values(0.0f);
+    bad[5] = std::nanf("");
+    const auto good = AsyncQuant::values(4.0f);
+    ASSERT_EQ(grey_quantize_buffer(&q.desc, plain, 0, &q.params, packed, 0, nullptr), GREY_OK) << grey_last_error();
+    const grey_memory_stats before = q.c.stats();
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(q.c.context, 1, &stream), GREY_OK);
+    uint64_t last = 0;
+    auto enqueue_batch = [&](size_t jobs) {
+        for (size_t i = 0; i < jobs; ++i) {
+            const auto& input = i == jobs / 2 ? bad : good;
+            ASSERT_EQ(grey_buffer_write_async(plain, 0, input.data(), input.size() * 4, stream), GREY_OK);
+            ASSERT_EQ(grey_quantize_buffer_async(&q.desc, plain, 0, &q.params, packed, 0, stream), GREY_OK) << grey_last_error();
+        }
+        ASSERT_EQ(grey_buffer_read_async(packed, 0, &last, 8, stream), GREY_OK);
+    };
+    enqueue_batch(300);
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(grey_last_error(), "element 5 is NaN")) << grey_last_error();
+    last = 0;
+    enqueue_batch(300);
+    grey_stream_destroy(stream);
+    EXPECT_EQ(last, fnv1a(good.data(), good.size() * 4));
+    const grey_memory_stats after = q.c.stats();
+    EXPECT_EQ(after.allocation_count, before.allocation_count);
+    EXPECT_EQ(after.allocated_bytes, before.allocated_bytes);
+}
+
+// What the enqueue itself refuses, each with a status and a message and nothing left queued or held: a
+// stream of another device, a range beyond the buffer, a shape the format cannot hold, a GPU without
+// code objects, a launch or a fill the runtime refuses, no memory for the job's flags. The stream goes
+// on working after each.
+TEST(HipFake, AsyncQuantizeRefusesBadArgumentsWithAStatusAndAMessage) {
+    ScopedEnv devices{{"FAKE_HIP_DEVICES", "2"}, {"FAKE_HIP_MEMORY", "134217728"}};
+    AsyncQuant q;
+    grey_buffer* plain = q.buffer(AsyncQuant::kElements * 4);
+    grey_buffer* packed = q.buffer(AsyncQuant::kPacked);
+    const auto good = AsyncQuant::values(1.0f);
+    ASSERT_EQ(grey_buffer_write(plain, 0, good.data(), good.size() * 4), GREY_OK);
+    ASSERT_EQ(grey_quantize_buffer(&q.desc, plain, 0, &q.params, packed, 0, nullptr), GREY_OK) << grey_last_error();
+    const grey_memory_stats baseline = q.c.stats();
+    grey_stream *stream = nullptr, *other = nullptr;
+    ASSERT_EQ(grey_stream_create(q.c.context, 1, &stream), GREY_OK);
+    ASSERT_EQ(grey_stream_create(q.c.context, 2, &other), GREY_OK);
+
+    EXPECT_EQ(grey_quantize_buffer_async(&q.desc, plain, 0, &q.params, packed, 0, other), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(grey_last_error(), "the stream is on device 2 and the buffer on device 1")) << grey_last_error();
+    EXPECT_EQ(grey_dequantize_buffer_async(&q.desc, &q.params, packed, 0, plain, 0, other), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_quantize_buffer_async(&q.desc, plain, 4, &q.params, packed, 0, stream), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_FALSE(std::string(grey_last_error()).empty());
+    grey_tensor_desc odd = q.desc;
+    odd.shape[1] = 100;  // Q4_0 blocks need a multiple of 32
+    EXPECT_EQ(grey_quantize_buffer_async(&odd, plain, 0, &q.params, packed, 0, stream), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(grey_last_error(), "32")) << grey_last_error();
+    EXPECT_EQ(grey_quantize_buffer_async(&q.desc, plain, 0, &q.params, packed, 0, nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    const std::pair<const char*, const char*> refusals[] = {{"hipModuleLaunchKernel:719", "hipModuleLaunchKernel failed: hipErrorLaunchFailure"},
+                                                            {"hipMemsetAsync:1", "hipMemsetAsync failed: hipErrorInvalidValue"}};
+    for (const auto& [failure, expected] : refusals) {
+        SCOPED_TRACE(failure);
+        ScopedEnv env{{"FAKE_HIP_FAIL", failure}};
+        EXPECT_EQ(grey_quantize_buffer_async(&q.desc, plain, 0, &q.params, packed, 0, stream), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), expected)) << grey_last_error();
+    }
+    {
+        ScopedEnv env{{"FAKE_HIP_FAIL", "hipModuleLaunchKernel:719"}};
+        EXPECT_EQ(grey_dequantize_buffer_async(&q.desc, &q.params, packed, 0, plain, 0, stream), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), "hipModuleLaunchKernel failed")) << grey_last_error();
+    }
+    // The pool's one chunk is 64 MiB of the 128 the fake has; a buffer takes the rest of the chunk, and
+    // the fake refuses a second chunk: the job's flag block finds no room.
+    {
+        const grey_memory_stats now = q.c.stats();
+        grey_buffer* filler = q.buffer(now.committed_bytes - now.allocated_bytes - 256 * 4);
+        std::vector<grey_buffer*> small;
+        for (;;) {
+            grey_buffer* b = nullptr;
+            if (grey_buffer_create(q.c.context, 1, 256, &b) != GREY_OK) break;
+            small.push_back(b);
+        }
+        EXPECT_EQ(grey_quantize_buffer_async(&q.desc, plain, 0, &q.params, packed, 0, stream), GREY_ERROR_OUT_OF_MEMORY);
+        EXPECT_TRUE(contains(grey_last_error(), "hipMalloc failed: hipErrorOutOfMemory")) << grey_last_error();
+        for (grey_buffer* b : small) grey_buffer_destroy(b);
+        q.buffers.pop_back();
+        grey_buffer_destroy(filler);
+    }
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    uint64_t hash = 0;
+    ASSERT_EQ(grey_quantize_buffer_async(&q.desc, plain, 0, &q.params, packed, 0, stream), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_read_async(packed, 0, &hash, 8, stream), GREY_OK);
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(hash, fnv1a(good.data(), good.size() * 4));
+    grey_stream_destroy(other);
+    grey_stream_destroy(stream);
+    const grey_memory_stats end = q.c.stats();
+    EXPECT_EQ(end.allocation_count, baseline.allocation_count);
+    EXPECT_EQ(end.allocated_bytes, baseline.allocated_bytes);
+}
+
+TEST(HipFake, AGpuWithoutACodeObjectCannotQuantizeOnAStreamAndSaysWhy) {
+    ScopedEnv env{{"FAKE_HIP_ARCH", "gfx908:sramecc+:xnack-"}};
+    AsyncQuant q;
+    grey_buffer* plain = q.buffer(AsyncQuant::kElements * 4);
+    grey_buffer* packed = q.buffer(AsyncQuant::kPacked);
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(q.c.context, 1, &stream), GREY_OK);
+    EXPECT_EQ(grey_quantize_buffer_async(&q.desc, plain, 0, &q.params, packed, 0, stream), GREY_ERROR_UNSUPPORTED);
+    EXPECT_TRUE(contains(grey_last_error(), "cannot quantize on the device: no kernels for this GPU")) << grey_last_error();
+    EXPECT_EQ(grey_dequantize_buffer_async(&q.desc, &q.params, packed, 0, plain, 0, stream), GREY_ERROR_UNSUPPORTED);
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
     grey_stream_destroy(stream);
 }
 

@@ -3,6 +3,7 @@
 // with its own LD_LIBRARY_PATH (tests/level0/CMakeLists.txt); switches the fake reads at each call are
 // set per case. None of this is evidence that a real Intel GPU answers the same: docs/backends.md.
 #include "plugin_test_support.hpp"
+#include "quant_launch_cases.hpp"
 
 #include "kernels/opencl/kv_args.h"
 #include "kernels/opencl/quant_args.h"
@@ -12,11 +13,13 @@
 #include <level_zero/ze_api.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -299,7 +302,8 @@ TEST(Level0Fake, QuantizationAndKvSlots) {
     EXPECT_NE(vt.kv_store, nullptr);
     EXPECT_NE(vt.kv_compress, nullptr);
     EXPECT_NE(vt.kv_attend, nullptr);
-    EXPECT_EQ(vt.quantize_async, nullptr) << "the runtime waits for the stream and runs the synchronous slot";
+    EXPECT_NE(vt.quantize_async, nullptr) << "quantization enqueues on a Level Zero stream";
+    EXPECT_NE(vt.dequantize_async, nullptr);
     EXPECT_NE(vt.stream_create, nullptr);
     EXPECT_EQ(vt.stream_wrap_native, nullptr);
     EXPECT_EQ(vt.capabilities, uint64_t{GREY_BACKEND_CAP_STREAMS | GREY_BACKEND_CAP_KV_HADAMARD_K});
@@ -722,6 +726,14 @@ std::string launches() {
     return text;
 }
 
+// The launches of a record, sorted: which kernels ran how, whatever order they were appended in.
+std::vector<std::string> sorted_launches(const std::string& record) {
+    std::vector<std::string> out;
+    for (size_t at = 0, end = 0; (end = record.find(';', at)) != std::string::npos; at = end + 1) out.push_back(record.substr(at, end - at));
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
 // How often `needle` occurs in `text`.
 size_t occurrences(const std::string& text, const std::string& needle) {
     size_t n = 0;
@@ -1106,6 +1118,223 @@ TEST(Level0Fake, EverythingIsGivenBackAtTheEnd) {
     }
     EXPECT_EQ(live(), 0);
     dlclose(fake);
+}
+
+// ----- quantization on a stream (quantize_async: ze_quant_stream.hpp; dequantize_async) ---------------
+
+// Every case of the launch-plan set, enqueued on a stream: the same kernels with the same arguments and
+// groups as the synchronous calls (the fake's launch record), the same bytes in both tensors, and
+// nothing read back before the wait (the stream's host thread runs a job only up to its release, and
+// the reads come after it).
+TEST(Level0Fake, AsyncQuantizationLaunchesAndWritesWhatTheSynchronousCallsDo) {
+    const std::string before = violations();
+    Level0Context c;
+    const std::string start = launches();
+    const auto synchronous = grey::test::run_quant_cases(c.context, nullptr);
+    const std::string middle = launches();
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    const auto on_stream = grey::test::run_quant_cases(c.context, stream, true);
+    const std::string synchronous_launches = middle.substr(start.size()), stream_launches = launches().substr(middle.size());
+    EXPECT_NE(synchronous_launches.find("grey_quant_encode"), std::string::npos);
+    // The fake records a launch when it is appended: a dequantization's at its call, a quantization's
+    // kernels when the stream's thread runs the job, so the order between jobs may differ.
+    EXPECT_EQ(sorted_launches(stream_launches), sorted_launches(synchronous_launches));
+    ASSERT_EQ(on_stream.size(), synchronous.size());
+    for (size_t i = 0; i < on_stream.size(); ++i) EXPECT_TRUE(on_stream[i] == synchronous[i]) << "case " << i;
+    grey_stream_destroy(stream);
+    EXPECT_EQ(violations(), before);
+}
+
+// One stream: a fill of the quantized buffer, the quantization (whose host step writes the INT8 scales
+// after the codes, the fake's encoder writing no code), a read, another fill, another read: each read
+// sees exactly the work before it. A dequantization on a second stream waits for an event.
+TEST(Level0Fake, AsyncQuantizeIsOrderedWithTheStreamsWork) {
+    const std::string before = violations();
+    Level0Context c;
+    QuantBuffers q(c.context);
+    q.params.format = GREY_QUANT_INT8;  // 512 code bytes, then 16 bytes of scales
+    grey_stream *stream = nullptr, *other = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_stream_create(c.context, 1, &other), GREY_OK) << grey_last_error();
+    grey_event* quantized = nullptr;
+    ASSERT_EQ(grey_event_create(c.context, 1, &quantized), GREY_OK);
+    std::vector<unsigned char> first(529, 0x11), second(529, 0x11);
+    const std::string launched = launches();
+    ASSERT_EQ(grey_buffer_fill_async(q.packed, 0, 0xAB, 4 * 128 * 4, stream), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_quantize_buffer_async(&q.desc, q.plain, 0, &q.params, q.packed, 0, stream), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_read_async(q.packed, 0, first.data(), first.size(), stream), GREY_OK);
+    ASSERT_EQ(grey_event_record(quantized, stream), GREY_OK);
+    ASSERT_EQ(grey_buffer_fill_async(q.packed, 0, 0xCD, 4 * 128 * 4, stream), GREY_OK);
+    ASSERT_EQ(grey_buffer_read_async(q.packed, 0, second.data(), second.size(), stream), GREY_OK);
+    ASSERT_EQ(grey_stream_wait_event(other, quantized), GREY_OK);
+    ASSERT_EQ(grey_dequantize_buffer_async(&q.desc, &q.params, q.packed, 0, q.plain, 0, other), GREY_OK) << grey_last_error();
+    EXPECT_EQ(first, std::vector<unsigned char>(529, 0x11)) << "nothing after the quantization has run before a wait";
+    // The stream's thread runs the job by itself once the queue reaches it (the fake's queue runs up to a
+    // gate its waiter asks for): wait until it has, before anything else waits on the stream, so that a
+    // job run before the fill ahead of it would be overwritten by the fill and seen below.
+    for (int waited = 0; waited < 10000 && launches().find("grey_quant_encode", launched.size()) == std::string::npos; ++waited)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_NE(launches().find("grey_quant_encode", launched.size()), std::string::npos) << "the stream's thread ran the job";
+    ASSERT_EQ(grey_stream_synchronize(other), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(std::vector<unsigned char>(first.begin(), first.begin() + 512), std::vector<unsigned char>(512, 0xAB));
+    EXPECT_EQ(std::vector<unsigned char>(first.begin() + 512, first.begin() + 528), std::vector<unsigned char>(16, 0));
+    EXPECT_EQ(first[528], 0xAB);
+    EXPECT_EQ(second, std::vector<unsigned char>(529, 0xCD));
+    const std::string size = std::to_string(sizeof(grey_ql0_args));
+    EXPECT_EQ(sorted_launches(launches().substr(launched.size())),
+              sorted_launches("grey_quant_stats(8,8," + size + ")x1;grey_quant_encode(8,8,8," + size + ")x8;grey_quant_decode(8,8," + size + ")x8;"));
+    grey_event_destroy(quantized);
+    grey_stream_destroy(other);
+    grey_stream_destroy(stream);
+    EXPECT_EQ(violations(), before);
+}
+
+// A NaN the statistics kernel finds in an enqueued job: the enqueue succeeds; the next synchronize, an
+// event recorded after the job and an idle query fail with the synchronous call's status and message;
+// the quantized tensor is left as the synchronous call leaves it (untouched: nothing is encoded); work
+// after the failure still runs; an event recorded before it completes without it.
+TEST(Level0Fake, AsyncQuantizeNanSurfacesAtSynchronizeWithTheSynchronousMessage) {
+    const std::string before = violations();
+    Level0Context c;
+    QuantBuffers q(c.context);
+    q.params.format = GREY_QUANT_Q4_0;
+    std::string synchronous;
+    std::vector<unsigned char> synchronous_bytes(4 * 128 * 4), stream_bytes(4 * 128 * 4);
+    {
+        ScopedEnv env{{"FAKE_ZE_NON_FINITE", "77"}};
+        ASSERT_EQ(grey_quantize_buffer(&q.desc, q.plain, 0, &q.params, q.packed, 0, nullptr), GREY_ERROR_INVALID_ARGUMENT);
+        synchronous = grey_last_error();
+    }
+    EXPECT_TRUE(contains(synchronous, "element 77 is NaN; only finite values can be quantized")) << synchronous;
+    ASSERT_EQ(grey_buffer_read(q.packed, 0, synchronous_bytes.data(), synchronous_bytes.size()), GREY_OK);
+    EXPECT_EQ(synchronous_bytes, std::vector<unsigned char>(4 * 128 * 4, 0xEE));
+    grey_stream* stream = nullptr;
+    grey_event *early = nullptr, *late = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_event_create(c.context, 1, &early), GREY_OK);
+    ASSERT_EQ(grey_event_create(c.context, 1, &late), GREY_OK);
+    std::vector<unsigned char> after(16, 0);
+    {
+        ScopedEnv env{{"FAKE_ZE_NON_FINITE", "77"}};  // read when the statistics kernel runs: kept until the waits below
+        ASSERT_EQ(grey_event_record(early, stream), GREY_OK);
+        ASSERT_EQ(grey_quantize_buffer_async(&q.desc, q.plain, 0, &q.params, q.packed, 0, stream), GREY_OK) << grey_last_error();
+        ASSERT_EQ(grey_buffer_read_async(q.packed, 0, stream_bytes.data(), stream_bytes.size(), stream), GREY_OK);
+        ASSERT_EQ(grey_buffer_fill_async(q.packed, 0, 0x42, 16, stream), GREY_OK);
+        ASSERT_EQ(grey_buffer_read_async(q.packed, 0, after.data(), after.size(), stream), GREY_OK);
+        ASSERT_EQ(grey_event_record(late, stream), GREY_OK);
+        EXPECT_EQ(grey_event_synchronize(early), GREY_OK) << grey_last_error();
+        EXPECT_EQ(grey_event_synchronize(late), GREY_ERROR_INVALID_ARGUMENT);
+        EXPECT_EQ(grey_last_error(), synchronous);
+        uint32_t done = 0;
+        EXPECT_EQ(grey_event_query(late, &done), GREY_ERROR_INVALID_ARGUMENT);
+        EXPECT_EQ(grey_stream_synchronize(stream), GREY_ERROR_INVALID_ARGUMENT);
+        EXPECT_EQ(grey_last_error(), synchronous);
+    }
+    EXPECT_EQ(stream_bytes, synchronous_bytes) << "nothing is encoded from a refused tensor, on a stream too";
+    EXPECT_EQ(after, std::vector<unsigned char>(16, 0x42)) << "work after the failure runs";
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_OK) << "the failure is returned once: " << grey_last_error();
+    // Good input after it is not refused; a failure is returned by a query that finds the stream idle.
+    ASSERT_EQ(grey_quantize_buffer_async(&q.desc, q.plain, 0, &q.params, q.packed, 0, stream), GREY_OK);
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    {
+        ScopedEnv env{{"FAKE_ZE_NON_FINITE", "5"}};
+        ASSERT_EQ(grey_quantize_buffer_async(&q.desc, q.plain, 0, &q.params, q.packed, 0, stream), GREY_OK);
+        uint32_t done = 7;
+        EXPECT_EQ(grey_stream_query(stream, &done), GREY_ERROR_INVALID_ARGUMENT);
+        EXPECT_TRUE(contains(grey_last_error(), "element 5 is NaN")) << grey_last_error();
+        EXPECT_EQ(done, 7u);
+    }
+    uint32_t done = 0;
+    EXPECT_EQ(grey_stream_query(stream, &done), GREY_OK);
+    EXPECT_EQ(done, 1u);
+    grey_event_destroy(late);
+    grey_event_destroy(early);
+    grey_stream_destroy(stream);
+    EXPECT_EQ(violations(), before);
+}
+
+// Jobs still queued when the stream is destroyed: they run (the last read sees them), the thread ends,
+// and every queue, list, event and pool is given back.
+TEST(Level0Fake, AsyncQuantizeDestroyWithWorkPendingCompletesAndGivesEverythingBack) {
+    void* fake = dlopen("libze_loader.so.1", RTLD_NOW | RTLD_LOCAL);
+    ASSERT_NE(fake, nullptr) << dlerror();
+    auto live = reinterpret_cast<int (*)()>(dlsym(fake, "fake_ze_live_objects"));
+    ASSERT_NE(live, nullptr);
+    const std::string before = violations();
+    {
+        Level0Context c;
+        QuantBuffers q(c.context);
+        q.params.format = GREY_QUANT_INT8;
+        ASSERT_EQ(grey_quantize_buffer(&q.desc, q.plain, 0, &q.params, q.packed, 0, nullptr), GREY_OK) << grey_last_error();
+        const int objects = live();
+        const grey_memory_stats stats = c.stats();
+        grey_stream* stream = nullptr;
+        ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK);
+        std::vector<unsigned char> last(529, 0x11);
+        for (int i = 0; i < 20; ++i) {
+            ASSERT_EQ(grey_buffer_fill_async(q.packed, 0, static_cast<uint8_t>(i), 4 * 128 * 4, stream), GREY_OK);
+            ASSERT_EQ(grey_quantize_buffer_async(&q.desc, q.plain, 0, &q.params, q.packed, 0, stream), GREY_OK) << grey_last_error();
+        }
+        ASSERT_EQ(grey_buffer_read_async(q.packed, 0, last.data(), last.size(), stream), GREY_OK);
+        grey_stream_destroy(stream);
+        EXPECT_EQ(std::vector<unsigned char>(last.begin(), last.begin() + 512), std::vector<unsigned char>(512, 19));
+        EXPECT_EQ(std::vector<unsigned char>(last.begin() + 512, last.begin() + 528), std::vector<unsigned char>(16, 0));
+        EXPECT_EQ(live(), objects);
+        EXPECT_EQ(c.stats().allocation_count, stats.allocation_count);
+    }
+    EXPECT_EQ(live(), 0);
+    EXPECT_EQ(violations(), before);
+    dlclose(fake);
+}
+
+// What the enqueue refuses, each with a status and a message, leaving the stream working: a stream of
+// another device, a range beyond the buffer, a shape the format cannot hold, an event or a command list
+// the driver refuses. A failure of the job itself on the stream's thread (a kernel the driver cannot
+// append) is kept for the next synchronize, in the synchronous call's words.
+TEST(Level0Fake, AsyncQuantizeRefusesBadArgumentsWithAStatusAndAMessage) {
+    ScopedEnv devices{{"FAKE_ZE_DEVICES", "2"}};
+    const std::string before = violations();
+    Level0Context c;
+    QuantBuffers q(c.context);
+    q.params.format = GREY_QUANT_Q8_0;
+    grey_stream *stream = nullptr, *other = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_stream_create(c.context, 2, &other), GREY_OK) << grey_last_error();
+    EXPECT_EQ(grey_quantize_buffer_async(&q.desc, q.plain, 0, &q.params, q.packed, 0, other), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(grey_last_error(), "the stream is on device 2 and the buffer on device 1")) << grey_last_error();
+    EXPECT_EQ(grey_dequantize_buffer_async(&q.desc, &q.params, q.packed, 0, q.plain, 0, other), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_quantize_buffer_async(&q.desc, q.plain, 4, &q.params, q.packed, 0, stream), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_FALSE(std::string(grey_last_error()).empty());
+    grey_tensor_desc odd = q.desc;
+    odd.shape[1] = 100;  // Q8_0 blocks need a multiple of 32
+    EXPECT_EQ(grey_quantize_buffer_async(&odd, q.plain, 0, &q.params, q.packed, 0, stream), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(grey_last_error(), "32")) << grey_last_error();
+    const std::pair<const char*, const char*> refusals[] = {{"zeEventPoolCreate:2013265921", "zeEventPoolCreate failed"},
+                                                            {"zeCommandListAppendWaitOnEvents:2013265921", "zeCommandListAppendWaitOnEvents failed"},
+                                                            {"zeCommandQueueExecuteCommandLists:2013265921", "zeCommandQueueExecuteCommandLists failed"}};
+    for (const auto& [failure, expected] : refusals) {
+        SCOPED_TRACE(failure);
+        ScopedEnv env{{"FAKE_ZE_FAIL", failure}};
+        EXPECT_EQ(grey_quantize_buffer_async(&q.desc, q.plain, 0, &q.params, q.packed, 0, stream), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), expected)) << grey_last_error();
+    }
+    {
+        ScopedEnv env{{"FAKE_ZE_FAIL", "zeCommandListAppendLaunchKernel:2013265921"}};
+        EXPECT_EQ(grey_dequantize_buffer_async(&q.desc, &q.params, q.packed, 0, q.plain, 0, stream), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), "zeCommandListAppendLaunchKernel failed")) << grey_last_error();
+        ASSERT_EQ(grey_quantize_buffer_async(&q.desc, q.plain, 0, &q.params, q.packed, 0, stream), GREY_OK) << grey_last_error();
+        EXPECT_EQ(grey_stream_synchronize(stream), GREY_ERROR_BACKEND);
+        EXPECT_TRUE(contains(grey_last_error(), "zeCommandListAppendLaunchKernel failed")) << grey_last_error();
+    }
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_quantize_buffer_async(&q.desc, q.plain, 0, &q.params, q.packed, 0, stream), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_dequantize_buffer_async(&q.desc, &q.params, q.packed, 0, q.plain, 0, stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    grey_stream_destroy(other);
+    grey_stream_destroy(stream);
+    EXPECT_EQ(violations(), before);
 }
 
 // ----- fake/no_sysman: a loader without Sysman --------------------------------------------------------

@@ -45,6 +45,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -55,6 +56,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 struct _ze_driver_handle_t {
@@ -128,6 +130,9 @@ struct _zes_temp_handle_t {
 };
 
 namespace {
+
+// How long a queue waits for an event no executed command signals before the fake calls it a hang.
+constexpr int kHostSignalWaitMs = 10000;
 
 _ze_driver_handle_t the_driver{0};
 _ze_device_handle_t devices[4] = {{0}, {1}, {2}, {3}};
@@ -781,8 +786,11 @@ ze_result_t zeCommandQueueExecuteCommandLists(ze_command_queue_handle_t queue, u
             }
             if (item.wait != nullptr) {
                 streams().wait(queue->stream, item.wait);
-                // A real queue would hang on an event nothing signals; the fake says so.
+                // The event may be signalled from the host (zeEventHostSignal) by another thread: the queue
+                // waits for it, as a real one would, for a while. A real queue would hang on an event nothing
+                // signals; the fake says so.
                 streams().enqueue(queue->stream, [event = item.wait] {
+                    for (int waited = 0; waited < kHostSignalWaitMs && !event->signalled; ++waited) std::this_thread::sleep_for(std::chrono::milliseconds(1));
                     std::lock_guard lock(state().mutex);
                     if (!event->signalled) violation("a queue waited on an event that no executed command signalled (it would hang)");
                 });
@@ -922,9 +930,11 @@ ze_result_t zeEventHostSignal(ze_event_handle_t event) {
     return ZE_RESULT_SUCCESS;
 }
 
+// Runs the event's queue up to the command that signals it, not past it (work after it may wait for
+// this thread: a host-signalled release, ze_quant_stream.hpp).
 ze_result_t zeEventHostSynchronize(ze_event_handle_t event, uint64_t) {
     FAKE_ENTER("zeEventHostSynchronize")
-    if (void* stream = streams().recorded_on(event)) streams().flush(stream);
+    if (void* stream = streams().recorded_on(event)) streams().flush_until(stream, [event] { return event->signalled.load(); });
     return event->signalled ? ZE_RESULT_SUCCESS : ZE_RESULT_NOT_READY;
 }
 
