@@ -1551,10 +1551,10 @@ GREY_API GREY_NODISCARD grey_status grey_buffer_map_async(grey_buffer* buffer, g
 /* The _async forms of grey_quantize_buffer (without a report: measure afterwards with grey_quant_compare)
  * and grey_dequantize_buffer, on the stream of the buffers' device. A backend without quantization
  * kernels fails at once with GREY_ERROR_UNSUPPORTED; a NaN or infinite input fails at the next
- * synchronize (or query, or event of a record after it) with the synchronous call's message. The host
- * and CUDA backends only enqueue; a backend whose quantization cannot be enqueued waits for the stream's
- * earlier work and quantizes before the call returns: the order and the error reporting are the same,
- * without overlap. Since 0.2. */
+ * synchronize (or query, or event of a record after it) with the synchronous call's message. The host,
+ * CUDA, HIP and Level Zero backends only enqueue; a backend whose quantization cannot be enqueued waits
+ * for the stream's earlier work and quantizes before the call returns: the order and the error reporting
+ * are the same, without overlap. Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_quantize_buffer_async(const grey_tensor_desc* desc, const grey_buffer* source,
                                                                uint64_t source_offset, const grey_quant_params* params,
                                                                grey_buffer* destination, uint64_t destination_offset,
