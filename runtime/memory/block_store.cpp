@@ -42,7 +42,12 @@ SharedBlock* SharedBlockStore::acquire(uint64_t domain, std::span<const std::byt
     for (auto& candidate : candidates) {
         if (candidate->size != bytes.size()) continue;
         // The hash is only a filter: the stored bytes decide.
-        read(*candidate, 0, compare_);
+        try {
+            read(*candidate, 0, compare_);
+        } catch (const Error& e) {
+            fail(e.status(), "the stored block of the same hash (" + std::to_string(candidate->size) + " bytes, held " +
+                                 std::to_string(candidate->references) + " time(s)): " + e.what());
+        }
         if (std::memcmp(compare_.data(), bytes.data(), bytes.size()) == 0) {
             ++candidate->references;
             return candidate.get();

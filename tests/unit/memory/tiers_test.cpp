@@ -893,6 +893,13 @@ TEST(Tiers, ACorruptedCompressedStoredBlockIsNamedNeverRead) {
         EXPECT_EQ(grey_buffer_map_access(b.get(), GREY_MAP_WRITE, &mapping), GREY_ERROR_CORRUPT) << what;
         EXPECT_EQ(info_of(b.get()).residency, GREY_RESIDENCY_DEDUPLICATED) << "a failed copy on write leaves the buffer as it was";
         EXPECT_EQ(info_of(b.get()).sealed, 1u);
+        // Deduplicating another buffer of the same bytes compares with the damaged block: refused, saying so.
+        auto c = sealed_buffer(context.get(), data);
+        EXPECT_EQ(grey_buffer_compress(c.get(), GREY_RESIDENCY_DEDUPLICATED, GREY_CODEC_DEFAULT), GREY_ERROR_CORRUPT) << what;
+        EXPECT_TRUE(error_mentions("the stored block of the same hash (4096 bytes, held 2 time(s))")) << grey_last_error();
+        EXPECT_EQ(info_of(c.get()).residency, GREY_RESIDENCY_RAW);
+        EXPECT_EQ(read_all(c.get(), data.size()), data);
+        EXPECT_EQ(block.references, 2u) << "the refused deduplication released what it took";
         // Moving the block to the other tier decodes it first: refused, the block left as it was.
         const grey_residency other = tier == GREY_RESIDENCY_COMPRESSED_HOST ? GREY_RESIDENCY_COMPRESSED_DEVICE : GREY_RESIDENCY_COMPRESSED_HOST;
         EXPECT_EQ(grey_buffer_compress(a.get(), other, GREY_CODEC_ZSTD), GREY_ERROR_CORRUPT) << what;
