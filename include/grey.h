@@ -674,10 +674,15 @@ typedef struct grey_memory_stats {
                                           grey_buffer_options.source_bytes for a quantized buffer */
     uint64_t physical_bytes;           /* device and host memory held for the buffers' contents, plus the
                                           working-set cache: physical_device_bytes + physical_host_bytes */
-    uint64_t physical_device_bytes;    /* raw buffers, shared blocks, device containers, the cache */
-    uint64_t physical_host_bytes;      /* containers of GREY_RESIDENCY_COMPRESSED_HOST buffers */
-    uint64_t saved_dedup_bytes;        /* sizes of deduplicated buffers minus the shared blocks they hold */
-    uint64_t saved_compression_bytes;  /* sizes of compressed buffers minus their containers */
+    uint64_t physical_device_bytes;    /* raw buffers, stored blocks held raw or compressed on the device,
+                                          device containers, the cache */
+    uint64_t physical_host_bytes;      /* containers of GREY_RESIDENCY_COMPRESSED_HOST buffers, and stored
+                                          blocks held compressed in host memory */
+    uint64_t saved_dedup_bytes;        /* sizes of deduplicated buffers minus the sizes of the stored blocks
+                                          they hold */
+    uint64_t saved_compression_bytes;  /* sizes of compressed buffers minus their containers, plus sizes of
+                                          stored blocks held compressed minus their containers (once per
+                                          block, however many buffers hold it) */
     uint64_t saved_quantization_bytes; /* source_bytes minus size, over quantized buffers */
     uint64_t cache_bytes;              /* dense copies held in the working-set cache now */
     uint64_t cache_capacity_bytes;     /* memory.cache.working_set_mb (per device; the same for a tenant) */
@@ -1228,7 +1233,10 @@ GREY_API GREY_NODISCARD grey_status grey_model_dequantize(const char* input_path
  *                       every buffer of the domain that holds the same bytes. Blocks are matched by an
  *                       xxh3 hash salted per domain (a random salt per context) and then compared byte
  *                       for byte, so that a hash collision never merges different data. Buffers of two
- *                       sharing domains never share a block;
+ *                       sharing domains never share a block. A stored block is held raw on the device,
+ *                       or compressed (an LT-Block container of that block, with its checksum) on the
+ *                       device or in host memory, once for every buffer holding it (grey_buffer_compress,
+ *                       grey_memory_compact); it is decoded where a holder is read or mapped;
  *   compressed_device   an LT-Block container (docs/codecs.md) in device memory;
  *   compressed_host     an LT-Block container in host memory.
  * Every call that reads a buffer (grey_buffer_read, _copy from it, _checksum) works in every residency,
@@ -1318,8 +1326,9 @@ typedef struct grey_buffer_info {
     uint32_t struct_size;
     grey_residency residency;
     uint64_t size_bytes;
-    uint64_t physical_bytes;  /* memory its contents hold now: raw size, container size, or the bytes of
-                                 the stored blocks it refers to (each counted whole, shared or not) */
+    uint64_t physical_bytes;  /* memory its contents hold now: raw size, container size, or the bytes
+                                 the stored blocks it refers to hold, raw or compressed (each counted
+                                 whole, shared or not) */
     uint64_t tenant;
     uint64_t sharing_domain;
     uint64_t source_bytes;
@@ -1340,10 +1349,18 @@ GREY_API GREY_NODISCARD grey_status grey_buffer_info_get(const grey_buffer* buff
 
 /* Moves a sealed, unmapped buffer to `residency`: RAW decodes it back into its own device memory,
  * DEDUPLICATED shares its blocks, COMPRESSED_DEVICE and COMPRESSED_HOST encode it with `codec` (ignored
- * for the other two). The contents never change, and every byte stays readable. GREY_ERROR_INVALID_ARGUMENT
- * for a buffer not sealed or mapped, a value outside the enums, GREY_CODEC_FLOAT on a dtype it cannot
- * take, or GREY_CODEC_DEFAULT when memory.compression.algorithm is "none"; GREY_ERROR_OUT_OF_MEMORY
- * leaves the buffer as it was. A call using the buffer on another thread, and the work enqueued on the
+ * for the other two). A deduplicated buffer holding a stored block that is held more than once (by
+ * another buffer, or twice by itself) stays deduplicated instead, since a container of its own would add
+ * to the blocks the others keep: its stored blocks are compressed where they are, into that tier with
+ * `codec`, each once for all its holders (a block already held so, or one the codec does not make
+ * smaller, is left as it is; asking again with the other tier moves the blocks there); check
+ * grey_buffer_info.residency. The contents never change, and every byte stays readable. A stored block
+ * whose container fails its checksum fails the calls that read it with GREY_ERROR_CORRUPT naming the
+ * block ("stored block 4 of 7 of the buffer (bytes ..., compressed_host with zstd, held 2 time(s)): ...").
+ * GREY_ERROR_INVALID_ARGUMENT for a buffer not sealed or mapped, a value outside the enums,
+ * GREY_CODEC_FLOAT on a dtype it cannot take, or GREY_CODEC_DEFAULT when memory.compression.algorithm is
+ * "none"; GREY_ERROR_OUT_OF_MEMORY leaves the buffer as it was (stored blocks compressed in place: each
+ * whole, in its old form or its new one). A call using the buffer on another thread, and the work enqueued on the
  * buffer before the call (on any stream: it may still read the raw memory the move frees), are waited
  * for first; other work is not, and its failures stay with its streams. Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_buffer_compress(grey_buffer* buffer, grey_residency residency, grey_codec codec);
@@ -1362,7 +1379,9 @@ typedef struct grey_compact_policy {
     uint32_t deduplicate;      /* 1: every sealed raw buffer is deduplicated */
     uint32_t compress;         /* 1: then every sealed buffer still raw, or deduplicated with stored blocks
                                   none of which it holds more than once (one held by another buffer too, or
-                                  twice), is compressed into `tier` with `codec`
+                                  twice), is compressed into `tier` with `codec`; a deduplicated buffer
+                                  holding a block more than once has its stored blocks compressed there
+                                  instead, each once for all its holders, as grey_buffer_compress does
                                   (GREY_CODEC_FLOAT: only buffers of a dtype it takes) */
     grey_residency tier;       /* GREY_RESIDENCY_COMPRESSED_DEVICE or GREY_RESIDENCY_COMPRESSED_HOST */
     grey_codec codec;
@@ -1378,7 +1397,8 @@ typedef struct grey_compact_result {
     uint32_t reserved0;
     uint64_t buffers_examined;       /* buffers of the device */
     uint64_t buffers_deduplicated;
-    uint64_t buffers_compressed;
+    uint64_t buffers_compressed;     /* into a container, or (deduplicated) whose stored blocks this call
+                                        compressed; a holder of blocks compressed already is not counted */
     uint64_t buffers_skipped;        /* not sealed, mapped, or in a call's use */
     uint64_t physical_bytes_before;  /* grey_memory_stats.physical_bytes before and after */
     uint64_t physical_bytes_after;

@@ -1,6 +1,8 @@
 #include "memory/block_store.hpp"
 
+#include "codec/container.hpp"
 #include "core/backend.hpp"
+#include "core/error.hpp"
 
 #include <xxhash.h>
 
@@ -20,7 +22,8 @@ SharedBlockStore::SharedBlockStore(const Backend& backend, uint32_t device_in_ba
 SharedBlockStore::~SharedBlockStore() {
     // Every buffer releases its blocks before the store goes; free whatever is left all the same.
     for (auto& [key, blocks] : index_)
-        for (auto& block : blocks) backend_.buffer_free(block->storage);
+        for (auto& block : blocks)
+            if (block->storage != nullptr) backend_.buffer_free(block->storage);
 }
 
 uint64_t SharedBlockStore::salt(uint64_t domain) {
@@ -39,7 +42,12 @@ SharedBlock* SharedBlockStore::acquire(uint64_t domain, std::span<const std::byt
     for (auto& candidate : candidates) {
         if (candidate->size != bytes.size()) continue;
         // The hash is only a filter: the stored bytes decide.
-        backend_.buffer_read(candidate->storage, 0, compare_.data(), bytes.size());
+        try {
+            read(*candidate, 0, compare_);
+        } catch (const Error& e) {
+            fail(e.status(), "the stored block of the same hash (" + std::to_string(candidate->size) + " bytes, held " +
+                                 std::to_string(candidate->references) + " time(s)): " + e.what());
+        }
         if (std::memcmp(compare_.data(), bytes.data(), bytes.size()) == 0) {
             ++candidate->references;
             return candidate.get();
@@ -48,6 +56,7 @@ SharedBlock* SharedBlockStore::acquire(uint64_t domain, std::span<const std::byt
     }
     auto block = std::make_unique<SharedBlock>();
     block->size = static_cast<uint32_t>(bytes.size());
+    block->stored_size = bytes.size();
     block->domain = domain;
     block->hash = hash;
     block->references = 1;
@@ -61,8 +70,17 @@ SharedBlock* SharedBlockStore::acquire(uint64_t domain, std::span<const std::byt
         throw;
     }
     stored_bytes_ += bytes.size();
+    device_bytes_ += bytes.size();
     ++block_count_;
     return candidates.back().get();
+}
+
+void SharedBlockStore::free_storage(SharedBlock& block) noexcept {
+    if (block.storage != nullptr) backend_.buffer_free(block.storage);
+    block.storage = nullptr;
+    std::vector<std::byte>().swap(block.host_container);
+    (block.tier == GREY_RESIDENCY_COMPRESSED_HOST ? host_bytes_ : device_bytes_) -= block.stored_size;
+    block.stored_size = 0;
 }
 
 void SharedBlockStore::release(SharedBlock* block) noexcept {
@@ -71,9 +89,76 @@ void SharedBlockStore::release(SharedBlock* block) noexcept {
     if (entry == index_.end()) return;  // not this store's: nothing to free
     stored_bytes_ -= block->size;
     --block_count_;
-    backend_.buffer_free(block->storage);
+    free_storage(*block);
     std::erase_if(entry->second, [block](const auto& c) { return c.get() == block; });
     if (entry->second.empty()) index_.erase(entry);
+}
+
+void SharedBlockStore::read(const SharedBlock& block, uint64_t offset, std::span<std::byte> out) {
+    if (out.empty()) return;
+    if (offset + out.size() > block.size) fail(GREY_ERROR_INTERNAL, "a read past the end of a stored block");
+    if (block.tier == GREY_RESIDENCY_RAW) {
+        backend_.buffer_read(block.storage, offset, out.data(), out.size());
+        return;
+    }
+    std::vector<std::byte> staged;
+    std::span<const std::byte> container = block.host_container;
+    if (block.tier == GREY_RESIDENCY_COMPRESSED_DEVICE) {
+        staged.resize(block.stored_size);
+        backend_.buffer_read(block.storage, 0, staged.data(), staged.size());
+        container = staged;
+    }
+    // One container block per stored block: it is decoded and checked whole, then the range copied.
+    const codec::ContainerInfo info = codec::read_container_info(container);
+    if (info.raw_size != block.size || info.blocks.size() != 1)
+        fail(GREY_ERROR_CORRUPT, "the container holds " + std::to_string(info.raw_size) + " bytes in " + std::to_string(info.blocks.size()) +
+                                     " block(s), not the stored block's " + std::to_string(block.size) + " in one");
+    if (offset == 0 && out.size() == block.size) {
+        codec::decode_block(container, info, 0, out);
+        return;
+    }
+    std::vector<std::byte> whole(block.size);
+    codec::decode_block(container, info, 0, whole);
+    std::memcpy(out.data(), whole.data() + offset, out.size());
+}
+
+bool SharedBlockStore::compress(SharedBlock& block, grey_residency tier, grey_codec codec, const codec::EncodeOptions& options) {
+    if (block.tier == tier && block.codec == codec) return false;
+    if (block.tier == GREY_RESIDENCY_RAW && block.left_raw_by == codec) return false;
+    std::vector<std::byte> bytes(block.size);
+    read(block, 0, bytes);
+    std::vector<std::byte> container = codec::encode(bytes, options);
+    if (container.size() >= block.size) {
+        // Compression does not pay: the block stays as it is (a block already compressed with another
+        // codec or in the other tier stays so too).
+        if (block.tier == GREY_RESIDENCY_RAW) block.left_raw_by = codec;
+        return false;
+    }
+    SharedBlock next;
+    next.tier = tier;
+    next.codec = codec;
+    next.stored_size = container.size();
+    if (tier == GREY_RESIDENCY_COMPRESSED_DEVICE) {
+        next.storage = backend_.buffer_alloc(device_, container.size());
+        try {
+            backend_.buffer_write(next.storage, 0, container.data(), container.size());
+        } catch (...) {
+            backend_.buffer_free(next.storage);
+            throw;
+        }
+    } else {
+        next.host_container = std::move(container);
+    }
+    // The new storage holds the block: the old one goes.
+    free_storage(block);
+    block.tier = next.tier;
+    block.codec = next.codec;
+    block.storage = next.storage;
+    block.host_container = std::move(next.host_container);
+    block.stored_size = next.stored_size;
+    block.left_raw_by = GREY_CODEC_DEFAULT;
+    (tier == GREY_RESIDENCY_COMPRESSED_HOST ? host_bytes_ : device_bytes_) += block.stored_size;
+    return true;
 }
 
 }  // namespace grey::memory

@@ -16,7 +16,7 @@ uint64_t Tiers::physical_locked(uint32_t device) {
         if (r.kind == GREY_RESIDENCY_COMPRESSED_DEVICE || r.kind == GREY_RESIDENCY_COMPRESSED_HOST) total += r.container_size;
     }
     if (const auto found = per_device_.find(device); found != per_device_.end())
-        total += found->second.store->stored_bytes() + found->second.cache->bytes();
+        total += found->second.store->device_bytes() + found->second.store->host_bytes() + found->second.cache->bytes();
     return total;
 }
 
@@ -24,7 +24,9 @@ void Tiers::stats(uint32_t device, const uint64_t* tenant, grey_memory_stats& st
     std::lock_guard lock(mutex_);
     DeviceTiers& tiers = at(device);
     uint64_t device_bytes = 0, host_bytes = 0, deduplicated_bytes = 0;
-    double shared_share = 0;  // a tenant's part of the stored blocks it holds
+    // A tenant's part of the stored blocks it holds: of their sizes, and of what they hold on the device
+    // and in host memory (less than their sizes where compressed).
+    double shared_share = 0, shared_device_share = 0, shared_host_share = 0;
     std::set<const SharedBlock*> blocks;
     for (const grey_buffer* b : buffers_) {
         if (b->device != device || (tenant != nullptr && b->traits.tenant != *tenant)) continue;
@@ -43,7 +45,10 @@ void Tiers::stats(uint32_t device, const uint64_t* tenant, grey_memory_stats& st
                         continue;
                     }
                     blocks.insert(ref.block);
-                    shared_share += static_cast<double>(ref.block->size) / static_cast<double>(ref.block->references);
+                    const auto holders = static_cast<double>(ref.block->references);
+                    shared_share += static_cast<double>(ref.block->size) / holders;
+                    (ref.block->tier == GREY_RESIDENCY_COMPRESSED_HOST ? shared_host_share : shared_device_share) +=
+                        static_cast<double>(ref.block->stored_size) / holders;
                 }
                 break;
             case GREY_RESIDENCY_COMPRESSED_DEVICE:
@@ -54,17 +59,22 @@ void Tiers::stats(uint32_t device, const uint64_t* tenant, grey_memory_stats& st
             default: break;
         }
     }
-    const uint64_t stored = tenant == nullptr ? tiers.store->stored_bytes() : static_cast<uint64_t>(std::llround(shared_share));
-    stats.shared_blocks = tenant == nullptr ? tiers.store->block_count() : blocks.size();
+    const bool all = tenant == nullptr;
+    const uint64_t stored = all ? tiers.store->stored_bytes() : static_cast<uint64_t>(std::llround(shared_share));
+    const uint64_t stored_device = all ? tiers.store->device_bytes() : static_cast<uint64_t>(std::llround(shared_device_share));
+    const uint64_t stored_host = all ? tiers.store->host_bytes() : static_cast<uint64_t>(std::llround(shared_host_share));
+    stats.shared_blocks = all ? tiers.store->block_count() : blocks.size();
     stats.saved_dedup_bytes = deduplicated_bytes > stored ? deduplicated_bytes - stored : 0;
+    // Stored blocks held compressed save their sizes less their containers, once for all their holders.
+    if (stored > stored_device + stored_host) stats.saved_compression_bytes += stored - stored_device - stored_host;
     const WorkingSetCache::Counts cache = tenant == nullptr ? tiers.cache->counts() : tiers.cache->tenant_counts(*tenant);
     stats.cache_bytes = cache.bytes;
     stats.cache_capacity_bytes = tiers.cache->capacity();
     stats.cache_hits = cache.hits;
     stats.cache_misses = cache.misses;
     stats.cache_hit_rate = cache.hits + cache.misses == 0 ? 0.0 : static_cast<double>(cache.hits) / static_cast<double>(cache.hits + cache.misses);
-    stats.physical_device_bytes = device_bytes + stored + cache.bytes;
-    stats.physical_host_bytes = host_bytes;
+    stats.physical_device_bytes = device_bytes + stored_device + cache.bytes;
+    stats.physical_host_bytes = host_bytes + stored_host;
     stats.physical_bytes = stats.physical_device_bytes + stats.physical_host_bytes;
     stats.effective_multiplier =
         stats.physical_bytes == 0 ? 0.0 : static_cast<double>(stats.logical_bytes) / static_cast<double>(stats.physical_bytes);
@@ -91,7 +101,7 @@ void Tiers::info(const grey_buffer& buffer, grey_buffer_info& info) {
                     continue;
                 }
                 ++info.shared_blocks;
-                info.physical_bytes += ref.block->size;
+                info.physical_bytes += ref.block->stored_size;
                 if (ref.block->references > 1) ++info.shared_with_others;
             }
             break;

@@ -49,6 +49,30 @@ void write_constant(const Backend& backend, grey_backend_buffer* target, uint64_
     backend.buffer_write(target, offset, block.data(), size);
 }
 
+// Whether a deduplicated residency holds a stored block that is held more than once (by another buffer,
+// or twice by this one): such a buffer is compressed by compressing its stored blocks in place, since a
+// container of its own would add its bytes to the blocks the others keep.
+bool holds_a_block_twice(const Residency& r) {
+    return r.kind == GREY_RESIDENCY_DEDUPLICATED && std::any_of(r.blocks.begin(), r.blocks.end(), [](const BlockRef& ref) {
+               return ref.kind == BlockRef::Kind::shared && ref.block->references > 1;
+           });
+}
+
+bool float_dtype(grey_dtype dtype) {
+    return dtype == GREY_DTYPE_F16 || dtype == GREY_DTYPE_BF16 || dtype == GREY_DTYPE_F32 || dtype == GREY_DTYPE_F64;
+}
+
+// Names stored block `index` of a deduplicated buffer in a failure to read or move it (a corrupted
+// container above all): which block of the buffer, where it lies, how it is held and by how many.
+[[noreturn]] void fail_in_stored_block(const Error& e, const Residency& r, uint64_t buffer_size, uint64_t index) {
+    const SharedBlock& block = *r.blocks[index].block;
+    std::string held = residency_text(block.tier);
+    if (block.tier != GREY_RESIDENCY_RAW) held += std::string(" with ") + grey_codec_name(block.codec);
+    fail(e.status(), "stored block " + std::to_string(index) + " of " + std::to_string(r.blocks.size()) + " of the buffer (bytes " +
+                         std::to_string(index * r.block_size) + ".." + std::to_string(std::min<uint64_t>((index + 1) * r.block_size, buffer_size)) +
+                         ", " + held + ", held " + std::to_string(block.references) + " time(s)): " + e.what());
+}
+
 }  // namespace
 
 Tiers::Tiers(const std::vector<std::unique_ptr<Device>>& devices, const config::Config& config)
@@ -167,9 +191,13 @@ void Tiers::read_locked(const grey_buffer& buffer, uint64_t offset, std::span<st
                 const uint64_t lo = std::max(offset, start), hi = std::min(end, std::min(start + r.block_size, buffer.size));
                 const std::span<std::byte> part = out.subspan(lo - offset, hi - lo);
                 const BlockRef& ref = r.blocks[b];
-                if (ref.kind == BlockRef::Kind::shared)
-                    buffer.backend->buffer_read(ref.block->storage, lo - start, part.data(), part.size());
-                else
+                if (ref.kind == BlockRef::Kind::shared) {
+                    try {
+                        at(buffer.device).store->read(*ref.block, lo - start, part);
+                    } catch (const Error& e) {
+                        fail_in_stored_block(e, r, buffer.size, b);
+                    }
+                } else
                     for (uint64_t i = lo; i < hi; ++i)
                         part[i - lo] = ref.kind == BlockRef::Kind::zero
                                            ? std::byte{0}
@@ -217,11 +245,12 @@ void Tiers::materialize_locked(const grey_buffer& buffer, grey_backend_buffer* t
                 const BlockRef& ref = r.blocks[b];
                 if (ref.kind != BlockRef::Kind::shared) {
                     write_constant(backend, target, start, size, ref);
-                } else if (backend.has_buffer_copy()) {
+                } else if (ref.block->tier == GREY_RESIDENCY_RAW && backend.has_buffer_copy()) {
                     backend.buffer_copy(target, start, ref.block->storage, 0, size);
                 } else {
+                    // Through host memory: a compressed block is decoded (and checked) there.
                     std::vector<std::byte> staged(size);
-                    backend.buffer_read(ref.block->storage, 0, staged.data(), size);
+                    read_locked(buffer, start, staged);
                     backend.buffer_write(target, start, staged.data(), size);
                 }
             }
@@ -374,11 +403,38 @@ void Tiers::change_locked(grey_buffer& buffer, grey_residency target, grey_codec
         buffer.handle = handle;
         return;
     }
+    if ((target == GREY_RESIDENCY_COMPRESSED_DEVICE || target == GREY_RESIDENCY_COMPRESSED_HOST) && holds_a_block_twice(buffer.residency)) {
+        (void)compress_blocks_locked(buffer, target, codec);
+        return;
+    }
     Residency next = target == GREY_RESIDENCY_DEDUPLICATED ? deduplicated_locked(buffer) : compressed_locked(buffer, target, codec);
     grey_backend_buffer* old_handle = buffer.handle;
     release_locked(buffer, buffer.residency, old_handle);
     buffer.handle = nullptr;
     buffer.residency = std::move(next);
+}
+
+uint64_t Tiers::compress_blocks_locked(const grey_buffer& buffer, grey_residency tier, grey_codec codec) {
+    const grey_codec resolved = resolve(codec);
+    const Residency& r = buffer.residency;
+    codec::EncodeOptions options;
+    options.codec = codec_id(resolved);
+    options.dtype = buffer.traits.dtype;
+    options.block_size = r.block_size;  // one container block per stored block
+    SharedBlockStore& store = *at(buffer.device).store;
+    std::set<const SharedBlock*> seen;  // a block this buffer holds twice is compressed once
+    uint64_t changed = 0;
+    for (uint64_t b = 0; b < r.blocks.size(); ++b) {
+        const BlockRef& ref = r.blocks[b];
+        if (ref.kind != BlockRef::Kind::shared || !seen.insert(ref.block).second) continue;
+        try {
+            if (store.compress(*ref.block, tier, resolved, options)) ++changed;
+        } catch (const Error& e) {
+            if (e.status() != GREY_ERROR_CORRUPT) throw;
+            fail_in_stored_block(e, r, buffer.size, b);
+        }
+    }
+    return changed;
 }
 
 void Tiers::copy_on_write_locked(grey_buffer& buffer, const char* call) {
@@ -633,16 +689,17 @@ grey_compact_result Tiers::compact(uint32_t device, const grey_compact_policy& p
             if (!alive_locked(k) || !movable_locked(*k.buffer)) continue;  // destroyed or taken into use since
             grey_buffer* b = k.buffer;
             const Residency& r = b->residency;
-            const bool holds_a_block_twice = std::any_of(r.blocks.begin(), r.blocks.end(), [](const BlockRef& ref) {
-                return ref.kind == BlockRef::Kind::shared && ref.block->references > 1;
-            });
+            if (resolve(policy.codec) == GREY_CODEC_FLOAT && !float_dtype(b->traits.dtype)) continue;
+            if (holds_a_block_twice(r)) {
+                // Its stored blocks are compressed where they are, each once for every buffer holding it
+                // (those already compressed so, and those compression does not make smaller, are left).
+                if (compress_blocks_locked(*b, policy.tier, policy.codec) > 0) ++result.buffers_compressed;
+                continue;
+            }
             // A buffer of zero and one-value blocks alone already costs nothing.
             const bool stores_a_block =
                 std::any_of(r.blocks.begin(), r.blocks.end(), [](const BlockRef& ref) { return ref.kind == BlockRef::Kind::shared; });
-            if (r.kind != GREY_RESIDENCY_RAW && (r.kind != GREY_RESIDENCY_DEDUPLICATED || holds_a_block_twice || !stores_a_block)) continue;
-            const grey_dtype dtype = b->traits.dtype;
-            const bool floats = dtype == GREY_DTYPE_F16 || dtype == GREY_DTYPE_BF16 || dtype == GREY_DTYPE_F32 || dtype == GREY_DTYPE_F64;
-            if (resolve(policy.codec) == GREY_CODEC_FLOAT && !floats) continue;
+            if (r.kind != GREY_RESIDENCY_RAW && (r.kind != GREY_RESIDENCY_DEDUPLICATED || !stores_a_block)) continue;
             change_locked(*b, policy.tier, policy.codec);
             ++result.buffers_compressed;
             deduplicated.erase(b);

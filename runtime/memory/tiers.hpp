@@ -122,6 +122,9 @@ private:
     // Copy on write of a sealed buffer mapped for writing: raw memory of its own, unsealed.
     void copy_on_write_locked(grey_buffer& buffer, const char* call);
     Residency deduplicated_locked(const grey_buffer& buffer);
+    // Compresses the stored blocks a deduplicated buffer holds into `tier` with `codec`, each once; the
+    // number of blocks it changed (blocks already held so, or that the codec does not make smaller, stay).
+    uint64_t compress_blocks_locked(const grey_buffer& buffer, grey_residency tier, grey_codec codec);
     Residency compressed_locked(const grey_buffer& buffer, grey_residency tier, grey_codec codec);
     // Frees what `residency` holds (the raw memory of a raw buffer is `handle`).
     void release_locked(const grey_buffer& buffer, Residency& residency, grey_backend_buffer* handle) noexcept;

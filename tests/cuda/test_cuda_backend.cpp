@@ -351,6 +351,87 @@ TEST(CudaFake, SealedBuffersDeduplicateCompressMapAndCopyOnWrite) {
     EXPECT_EQ(stats.allocation_count, allocations_before) << "every block, container and copy is given back";
 }
 
+// Stored blocks shared by buffers on a CUDA device are compressed once, in device memory (containers are
+// backend buffers written through its copies) or in host memory: each holder reads and maps every byte,
+// ragged end, zero block and the random block left raw included; the figures follow from what is held,
+// and every block goes back to the pool with its last holder.
+TEST(CudaFake, SharedStoredBlocksCompressOnceAndReadBackFromEveryHolder) {
+    Context c;
+    const size_t n = 5 * 65536 + 300;
+    auto data = random_bytes(n);
+    for (size_t i = 0; i < n; ++i)
+        if (i < 3 * 65536 || i >= 4 * 65536) data[i] &= 3;  // compressible, but block 3 (random) and ...
+    std::fill(data.begin() + 65536, data.begin() + 2 * 65536, 0);  // ... block 1 (zeros)
+    auto make = [&](uint64_t tenant) {
+        grey_buffer_options options = GREY_BUFFER_OPTIONS_INIT;
+        options.device = 1;
+        options.size_bytes = n;
+        options.tenant = tenant;
+        grey_buffer* b = nullptr;
+        EXPECT_EQ(grey_buffer_create_with_options(c.context, &options, &b), GREY_OK) << grey_last_error();
+        EXPECT_EQ(grey_buffer_write(b, 0, data.data(), n), GREY_OK) << grey_last_error();
+        EXPECT_EQ(grey_buffer_seal(b), GREY_OK);
+        return b;
+    };
+    grey_buffer* held[3] = {make(1), make(2), make(2)};
+    const uint64_t allocations_before = c.stats().allocation_count - 3;
+    const uint64_t stored = n - 65536;  // every block but the zero one, stored once
+    for (const grey_residency tier : {GREY_RESIDENCY_COMPRESSED_DEVICE, GREY_RESIDENCY_COMPRESSED_HOST}) {
+        grey_compact_policy policy = GREY_COMPACT_POLICY_INIT;
+        policy.compress = 1;
+        policy.tier = tier;
+        policy.codec = GREY_CODEC_ZSTD;
+        grey_compact_result result{};
+        result.struct_size = sizeof result;
+        ASSERT_EQ(grey_memory_compact(c.context, 1, &policy, &result), GREY_OK) << grey_last_error();
+        EXPECT_EQ(result.buffers_compressed, 1u) << "the first holder's blocks, compressed once for all three";
+        grey_buffer_info info{};
+        info.struct_size = sizeof info;
+        ASSERT_EQ(grey_buffer_info_get(held[2], &info), GREY_OK);
+        EXPECT_EQ(info.residency, GREY_RESIDENCY_DEDUPLICATED);
+        EXPECT_EQ(info.shared_with_others, 5u) << "blocks 0, 2, 3, 4 and the ragged end";
+        EXPECT_GT(info.physical_bytes, 65536u) << "the random block stays raw";
+        EXPECT_LT(info.physical_bytes, stored / 2) << "the others are compressed";
+        const auto stats = c.stats();
+        // The maps of the first round left dense copies in the cache.
+        EXPECT_EQ(stats.physical_bytes - stats.cache_bytes, info.physical_bytes) << "each block held once, whatever its holders";
+        EXPECT_EQ(result.physical_bytes_after, stats.physical_bytes);
+        EXPECT_EQ(stats.physical_host_bytes, tier == GREY_RESIDENCY_COMPRESSED_HOST ? info.physical_bytes - 65536 : 0u);
+        EXPECT_EQ(stats.saved_dedup_bytes, 3 * n - stored);
+        EXPECT_EQ(stats.saved_compression_bytes, stored - info.physical_bytes);
+        std::vector<unsigned char> back(n);
+        for (grey_buffer* buffer : held) {
+            std::fill(back.begin(), back.end(), 0xEE);
+            ASSERT_EQ(grey_buffer_read(buffer, 0, back.data(), n), GREY_OK) << grey_last_error();
+            EXPECT_EQ(back, data);
+            ASSERT_EQ(grey_buffer_read(buffer, 65536 - 7, back.data(), 3 * 65536), GREY_OK) << grey_last_error();
+            EXPECT_TRUE(std::equal(back.begin(), back.begin() + 3 * 65536, data.begin() + 65536 - 7)) << "across block edges";
+            grey_buffer_mapping m{};
+            m.struct_size = sizeof m;
+            ASSERT_EQ(grey_buffer_map(buffer, &m), GREY_OK) << grey_last_error();
+            const auto* bytes = reinterpret_cast<const unsigned char*>(static_cast<uintptr_t>(m.address));
+            EXPECT_EQ(std::vector<unsigned char>(bytes, bytes + n), data) << "the cache's dense copy on the device";
+            ASSERT_EQ(grey_buffer_unmap(buffer), GREY_OK);
+        }
+    }
+    // Copy on write of one holder: its own raw memory; the others keep the compressed blocks.
+    grey_buffer_mapping m{};
+    m.struct_size = sizeof m;
+    ASSERT_EQ(grey_buffer_map_access(held[0], GREY_MAP_WRITE, &m), GREY_OK) << grey_last_error();
+    reinterpret_cast<unsigned char*>(static_cast<uintptr_t>(m.address))[n - 1] ^= 0xFF;
+    ASSERT_EQ(grey_buffer_unmap(held[0]), GREY_OK);
+    std::vector<unsigned char> back(n);
+    ASSERT_EQ(grey_buffer_read(held[1], 0, back.data(), n), GREY_OK);
+    EXPECT_EQ(back, data);
+    ASSERT_EQ(grey_buffer_read(held[0], n - 1, back.data(), 1), GREY_OK);
+    EXPECT_EQ(back[0], static_cast<unsigned char>(data[n - 1] ^ 0xFF));
+    for (grey_buffer* buffer : held) grey_buffer_destroy(buffer);
+    const auto stats = c.stats();
+    EXPECT_EQ(stats.physical_bytes, 0u);
+    EXPECT_EQ(stats.shared_blocks, 0u);
+    EXPECT_EQ(stats.allocation_count, allocations_before) << "every block, container and copy is given back";
+}
+
 // grey_buffer_map_async on a CUDA device: the fake's streams defer their work as a GPU does, so the
 // mapped copy holds the buffer's bytes only once the stream has run the copy; a second stream that hits
 // the copy while it is being filled waits for that fill; an early unmap frees nothing the stream writes.

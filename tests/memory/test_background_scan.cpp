@@ -348,3 +348,71 @@ TEST(BackgroundScan, DestroyingAStreamEndsTheBuffersRecordsOfIt) {
     EXPECT_TRUE(buffer->in_flight.empty()) << "the record ended with the stream";
     EXPECT_EQ(out, data);
 }
+
+// Stored blocks shared by several buffers are compressed, and moved between the tiers, while other
+// threads read, map, create and destroy buffers holding them: every byte read is right, and a block is
+// freed with its last holder (ASan and tsan watch the memory the moves free).
+TEST(Residency, SharedStoredBlocksCompressWhileOtherThreadsReadMapAndDestroyTheirHolders) {
+    auto context = scan_context(1);
+    const auto shared = compressible(5 * 4096 + 700, 3);
+    std::vector<BufferPtr> keep;
+    for (int i = 0; i < 3; ++i) keep.push_back(sealed(context.get(), shared));
+    std::atomic<bool> stop{false}, wrong{false};
+    std::thread compactor([&] {
+        grey_compact_policy policy = GREY_COMPACT_POLICY_INIT;
+        policy.compress = 1;
+        for (uint32_t round = 0; !stop.load(); ++round) {
+            policy.tier = round % 2 == 0 ? GREY_RESIDENCY_COMPRESSED_HOST : GREY_RESIDENCY_COMPRESSED_DEVICE;
+            policy.codec = round % 3 == 0 ? GREY_CODEC_ZSTD : GREY_CODEC_LZ4;
+            if (grey_memory_compact(context.get(), 0, &policy, nullptr) != GREY_OK) wrong = true;
+        }
+    });
+    std::vector<std::thread> workers;
+    for (int t = 0; t < 2; ++t)
+        workers.emplace_back([&, t] {
+            for (int round = 0; round < 30 && !wrong.load(); ++round) {
+                // Buffers of their own that share the kept buffers' blocks, destroyed at the end of the round.
+                std::vector<BufferPtr> mine;
+                for (int i = 0; i < 2; ++i) mine.push_back(sealed(context.get(), shared));
+                const grey_buffer* kept = keep[static_cast<size_t>(t + round) % keep.size()].get();
+                for (const grey_buffer* b : {kept, static_cast<const grey_buffer*>(mine[0].get())})
+                    if (read_all(b, shared.size()) != shared) wrong = true;
+                grey_buffer_mapping m{};
+                m.struct_size = sizeof m;
+                if (grey_buffer_map(mine[1].get(), &m) != GREY_OK) {
+                    wrong = true;
+                    continue;
+                }
+                const auto* bytes = reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(m.address));
+                if (!std::equal(shared.begin(), shared.end(), bytes)) wrong = true;
+                if (grey_buffer_unmap(mine[1].get()) != GREY_OK) wrong = true;
+                if (round % 5 == 0) {
+                    // Copy on write of a holder while the blocks may be moving.
+                    if (grey_buffer_map_access(mine[0].get(), GREY_MAP_WRITE, &m) != GREY_OK) {
+                        wrong = true;
+                        continue;
+                    }
+                    if (!std::equal(shared.begin(), shared.end(), reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(m.address))))
+                        wrong = true;
+                    if (grey_buffer_unmap(mine[0].get()) != GREY_OK) wrong = true;
+                }
+            }
+        });
+    for (auto& w : workers) w.join();
+    stop = true;
+    compactor.join();
+    EXPECT_FALSE(wrong.load()) << "a compaction, read or map failed, or read back other bytes";
+    grey_compact_policy policy = GREY_COMPACT_POLICY_INIT;
+    policy.compress = 1;
+    ASSERT_EQ(grey_memory_compact(context.get(), 0, &policy, nullptr), GREY_OK) << grey_last_error();
+    grey_memory_stats stats{};
+    stats.struct_size = sizeof stats;
+    ASSERT_EQ(grey_device_memory_stats_get(context.get(), 0, &stats), GREY_OK);
+    EXPECT_EQ(stats.buffers_by_residency[GREY_RESIDENCY_DEDUPLICATED], keep.size()) << "the kept buffers still share";
+    EXPECT_GT(stats.saved_compression_bytes, 0u) << "their stored blocks are compressed";
+    for (const auto& b : keep) EXPECT_EQ(read_all(b.get(), shared.size()), shared);
+    keep.clear();
+    ASSERT_EQ(grey_device_memory_stats_get(context.get(), 0, &stats), GREY_OK);
+    EXPECT_EQ(stats.shared_blocks, 0u) << "every stored block went with its last holder";
+    EXPECT_EQ(stats.physical_bytes, stats.cache_bytes);
+}

@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "4e1aefbb3b221c54cbc1e35665c281192cd0ecc4a35ca876a620005e627a9aa8"
+const inputsSHA256 = "6b69267cfa1804c446fe2467804e15d2590aee57c6d68a16fe003c0878e393f0"

@@ -4,14 +4,19 @@
 #include "test_support.hpp"
 
 #include "core/context.hpp"
+#include "codec/container.hpp"
+#include "memory/buffer.hpp"
 #include "memory/tiers.hpp"
 
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <span>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <unistd.h>
@@ -562,4 +567,334 @@ TEST(Tiers, BuffersLeftInEveryResidencyAreFreedWithTheContext) {
         ASSERT_EQ(grey_buffer_map(leaked, &mapping), GREY_OK);  // and mapped, in the cache
     }
     context.reset();  // under ASan, a leak or a double free here fails the test
+}
+
+// ---- Compressed stored blocks (the shared store of deduplicated buffers) ----
+
+namespace {
+
+// Blocks of 4 KiB: 0 compressible, 1 zeros, 2 one float value, 3 random (incompressible), 4 compressible
+// (other bytes), 5 a copy of block 0, and a compressible ragged end of 1234 bytes.
+std::vector<uint8_t> shared_store_data(uint32_t seed) {
+    std::vector<uint8_t> data = random_bytes(6 * 4096 + 1234, seed);
+    for (size_t i = 0; i < 4096; ++i) data[i] &= 3;
+    std::fill(data.begin() + 4096, data.begin() + 8192, uint8_t{0});
+    for (size_t i = 8192; i < 12288; i += 4) {
+        const float one = 0.25f;
+        std::memcpy(&data[i], &one, 4);
+    }
+    for (size_t i = 4 * 4096; i < 5 * 4096; ++i) data[i] &= 7;
+    std::copy(data.begin(), data.begin() + 4096, data.begin() + 5 * 4096);
+    for (size_t i = 6 * 4096; i < data.size(); ++i) data[i] &= 1;
+    return data;
+}
+
+// What the store holds for the distinct stored blocks of `data` (blocks 0, 3, 4 and the ragged end),
+// each compressed once with `codec`: on the device (the blocks compression does not make smaller) and
+// in the compressed tier, and their sizes.
+struct StoreBytes {
+    uint64_t raw = 0, left_raw = 0, compressed = 0;
+    uint64_t blocks = 0, compressed_blocks = 0;
+};
+uint64_t container_bytes(const std::vector<uint8_t>& data, size_t start, size_t size, grey::codec::CodecId codec) {
+    grey::codec::EncodeOptions options;
+    options.codec = codec;
+    options.block_size = 4096;
+    return grey::codec::encode(std::as_bytes(std::span(data).subspan(start, size)), options).size();
+}
+
+StoreBytes expected_store(const std::vector<uint8_t>& data, grey::codec::CodecId codec) {
+    StoreBytes expected;
+    for (const size_t start : {size_t{0}, size_t{3 * 4096}, size_t{4 * 4096}, size_t{6 * 4096}}) {
+        const size_t size = std::min<size_t>(4096, data.size() - start);
+        const uint64_t container = container_bytes(data, start, size, codec);
+        expected.raw += size;
+        ++expected.blocks;
+        if (container < size) {
+            expected.compressed += container;
+            ++expected.compressed_blocks;
+        } else {
+            expected.left_raw += size;
+        }
+    }
+    return expected;
+}
+
+void expect_every_byte(const grey_buffer* buffer, const std::vector<uint8_t>& data, const std::string& what) {
+    EXPECT_EQ(read_all(buffer, data.size()), data) << what;
+    // Ranges that start and end inside blocks, across block edges and in the ragged end.
+    std::mt19937 pick(11);
+    for (int i = 0; i < 40; ++i) {
+        const uint64_t offset = pick() % data.size(), size = 1 + pick() % std::min<uint64_t>(9000, data.size() - offset);
+        std::vector<uint8_t> part(size);
+        ASSERT_EQ(grey_buffer_read(buffer, offset, part.data(), size), GREY_OK) << what << ": " << grey_last_error();
+        ASSERT_TRUE(std::equal(part.begin(), part.end(), data.begin() + static_cast<long>(offset))) << what << " at " << offset;
+    }
+}
+
+}  // namespace
+
+// Compaction with compression compresses the stored blocks of buffers that share them, once for every
+// holder; blocks compression does not make smaller stay raw; every figure follows from the containers.
+TEST(Tiers, CompactionCompressesSharedStoredBlocksOnceAndCountsThemExactly) {
+    auto context = tier_context(kSmallTiers);
+    const auto data = shared_store_data(60);
+    auto a = sealed_buffer(context.get(), data, 1, 7);
+    auto b = sealed_buffer(context.get(), data, 2, 7);
+    auto c = sealed_buffer(context.get(), data, 2, 7);
+    // The same bytes in another domain but for block 5, so that it holds no block twice.
+    auto other_data = data;
+    for (size_t i = 5 * 4096; i < 6 * 4096; ++i) other_data[i] ^= 0x80;
+    auto other_domain = sealed_buffer(context.get(), other_data, 3, 8);
+    grey_compact_policy policy = GREY_COMPACT_POLICY_INIT;
+    policy.compress = 1;
+    policy.tier = GREY_RESIDENCY_COMPRESSED_HOST;
+    policy.codec = GREY_CODEC_ZSTD;
+    grey_compact_result result{};
+    result.struct_size = sizeof result;
+    ASSERT_EQ(grey_memory_compact(context.get(), 0, &policy, &result), GREY_OK) << grey_last_error();
+    const StoreBytes store = expected_store(data, grey::codec::CodecId::zstd);
+    ASSERT_EQ(store.blocks, 4u);
+    ASSERT_EQ(store.compressed_blocks, 3u) << "blocks 0, 4 and the ragged end compress; the random block does not";
+    // The buffer of the other domain shares nothing: it is compressed into a container of its own.
+    EXPECT_EQ(info_of(other_domain.get()).residency, GREY_RESIDENCY_COMPRESSED_HOST);
+    const uint64_t own_container = container_bytes(other_data, 0, other_data.size(), grey::codec::CodecId::zstd);
+    EXPECT_EQ(info_of(other_domain.get()).physical_bytes, own_container);
+    EXPECT_EQ(info_of(other_domain.get()).shared_with_others, 0u) << "blocks of two domains are never shared";
+    for (const auto* buffer : {a.get(), b.get(), c.get()}) {
+        const auto info = info_of(buffer);
+        EXPECT_EQ(info.residency, GREY_RESIDENCY_DEDUPLICATED) << "a shared buffer keeps sharing";
+        EXPECT_EQ(info.shared_blocks, 5u);
+        EXPECT_EQ(info.constant_blocks, 2u);
+        // Block 0 twice, each stored block counted whole as it is held.
+        EXPECT_EQ(info.physical_bytes, store.left_raw + store.compressed + container_bytes(data, 0, 4096, grey::codec::CodecId::zstd));
+    }
+    // Counted once: a's compression compressed the blocks b and c hold too.
+    EXPECT_EQ(result.buffers_deduplicated, 3u) << "the other domain's buffer went on to a container";
+    EXPECT_EQ(result.buffers_compressed, 2u) << "a (whose blocks it compressed) and the other domain's buffer";
+    EXPECT_EQ(result.physical_bytes_after, store.left_raw + store.compressed + own_container);
+
+    const auto stats = stats_of(context.get());
+    EXPECT_EQ(stats.physical_bytes, result.physical_bytes_after);
+    EXPECT_EQ(stats.physical_device_bytes, store.left_raw);
+    EXPECT_EQ(stats.physical_host_bytes, store.compressed + own_container);
+    EXPECT_EQ(stats.shared_blocks, 4u);
+    EXPECT_EQ(stats.logical_bytes, 4 * data.size());
+    EXPECT_EQ(stats.saved_dedup_bytes, 3 * data.size() - store.raw);
+    EXPECT_EQ(stats.saved_compression_bytes, (store.raw - store.left_raw - store.compressed) + (data.size() - own_container));
+    EXPECT_EQ(stats.logical_bytes - stats.physical_bytes, stats.saved_dedup_bytes + stats.saved_compression_bytes);
+
+    // Per tenant, a stored block held by k buffers counts 1/k: tenant 1 holds a third, tenant 2 two.
+    grey_memory_stats t1{}, t2{};
+    t1.struct_size = t2.struct_size = sizeof t1;
+    ASSERT_EQ(grey_device_memory_stats_tenant_get(context.get(), 0, 1, &t1), GREY_OK);
+    ASSERT_EQ(grey_device_memory_stats_tenant_get(context.get(), 0, 2, &t2), GREY_OK);
+    EXPECT_EQ(t1.physical_host_bytes, static_cast<uint64_t>(std::llround(static_cast<double>(store.compressed) / 3)));
+    EXPECT_EQ(t1.physical_device_bytes, static_cast<uint64_t>(std::llround(static_cast<double>(store.left_raw) / 3)));
+    EXPECT_EQ(t2.physical_host_bytes, static_cast<uint64_t>(std::llround(2.0 * static_cast<double>(store.compressed) / 3)));
+    EXPECT_EQ(t2.physical_device_bytes, static_cast<uint64_t>(std::llround(2.0 * static_cast<double>(store.left_raw) / 3)));
+    EXPECT_EQ(t1.saved_compression_bytes, static_cast<uint64_t>(std::llround(static_cast<double>(store.raw) / 3)) - t1.physical_bytes);
+    EXPECT_EQ(t1.logical_bytes, data.size());
+    EXPECT_EQ(t1.logical_bytes - t1.physical_bytes, t1.saved_dedup_bytes + t1.saved_compression_bytes);
+
+    for (const auto* buffer : {a.get(), b.get(), c.get()}) expect_every_byte(buffer, data, "after compaction");
+    expect_every_byte(other_domain.get(), other_data, "its own container");
+    // Mapped, the copy in the cache holds every byte.
+    grey_buffer_mapping mapping{};
+    mapping.struct_size = sizeof mapping;
+    ASSERT_EQ(grey_buffer_map(b.get(), &mapping), GREY_OK) << grey_last_error();
+    const auto* mapped = reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(mapping.address));
+    EXPECT_TRUE(std::equal(data.begin(), data.end(), mapped));
+    ASSERT_EQ(grey_buffer_unmap(b.get()), GREY_OK);
+
+    // A second pass has nothing left to do: the blocks are compressed once.
+    ASSERT_EQ(grey_memory_compact(context.get(), 0, &policy, &result), GREY_OK) << grey_last_error();
+    EXPECT_EQ(result.buffers_compressed, 0u);
+    EXPECT_EQ(result.physical_bytes_after, result.physical_bytes_before);
+
+    // Destroying the holders frees the blocks with their last reference (ASan sees a leak or a double free).
+    a.reset();
+    b.reset();
+    EXPECT_EQ(stats_of(context.get()).physical_bytes, store.left_raw + store.compressed + own_container) << "c still holds every block";
+    c.reset();
+    const auto left = stats_of(context.get());
+    EXPECT_EQ(left.shared_blocks, 0u);
+    EXPECT_EQ(left.physical_bytes, own_container);
+    EXPECT_EQ(left.saved_compression_bytes, data.size() - own_container);
+}
+
+// grey_buffer_compress of a deduplicated buffer that shares its blocks compresses them where they are, in
+// the tier asked (moving them between tiers when asked again); every holder reads every byte, on the host
+// backend and on the fake plugin, whose device memory is reached through its copies only.
+TEST(Tiers, CompressingASharedBufferCompressesItsStoredBlocksInEveryTier) {
+    for (const char* backends : {"host", "fake"}) {
+        auto context = tier_context(kSmallTiers, backends);
+        uint32_t device = 0, count = 0;
+        ASSERT_EQ(grey_device_count(context.get(), &count), GREY_OK);
+        for (uint32_t d = 0; d < count; ++d) {
+            grey_device_spec spec{};
+            spec.struct_size = sizeof spec;
+            ASSERT_EQ(grey_device_spec_get(context.get(), d, &spec), GREY_OK);
+            if (std::string(spec.backend) == backends) device = d;
+        }
+        const auto data = shared_store_data(61);
+        auto a = sealed_buffer(context.get(), data, 0, 0, GREY_DTYPE_U8, device);
+        auto b = sealed_buffer(context.get(), data, 0, 0, GREY_DTYPE_U8, device);
+        ASSERT_EQ(grey_buffer_compress(a.get(), GREY_RESIDENCY_DEDUPLICATED, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
+        ASSERT_EQ(grey_buffer_compress(b.get(), GREY_RESIDENCY_DEDUPLICATED, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
+        // The fake plugin keeps no memory statistics: there the buffers' own figures are checked.
+        const bool has_stats = std::string(backends) == "host";
+        const uint64_t deduplicated = info_of(b.get()).physical_bytes;
+        EXPECT_EQ(deduplicated, expected_store(data, grey::codec::CodecId::lz4).raw + 4096) << "block 0 counted twice";
+        const std::string what = std::string(backends) + ": ";
+        for (const auto& [tier, codec, id] : {std::tuple{GREY_RESIDENCY_COMPRESSED_DEVICE, GREY_CODEC_DEFAULT, grey::codec::CodecId::lz4},
+                                              std::tuple{GREY_RESIDENCY_COMPRESSED_HOST, GREY_CODEC_ZSTD, grey::codec::CodecId::zstd},
+                                              std::tuple{GREY_RESIDENCY_COMPRESSED_DEVICE, GREY_CODEC_ZSTD, grey::codec::CodecId::zstd}}) {
+            const std::string step = what + grey_residency_name(tier) + "/" + grey_codec_name(codec);
+            ASSERT_EQ(grey_buffer_compress(a.get(), tier, codec), GREY_OK) << step << ": " << grey_last_error();
+            EXPECT_EQ(info_of(a.get()).residency, GREY_RESIDENCY_DEDUPLICATED) << step;
+            EXPECT_EQ(info_of(b.get()).shared_with_others, 5u) << step << ": still shared";
+            const StoreBytes store = expected_store(data, id);
+            const uint64_t block0 = std::min<uint64_t>(4096, container_bytes(data, 0, 4096, id));
+            EXPECT_EQ(info_of(b.get()).physical_bytes, store.left_raw + store.compressed + block0) << step;
+            EXPECT_LT(info_of(b.get()).physical_bytes, deduplicated) << step;
+            if (has_stats) {
+                const auto stats = stats_of(context.get(), device);
+                EXPECT_EQ(stats.physical_bytes - stats.cache_bytes, store.left_raw + store.compressed) << step;
+                EXPECT_EQ(stats.physical_host_bytes, tier == GREY_RESIDENCY_COMPRESSED_HOST ? store.compressed : 0u) << step;
+                EXPECT_EQ(stats.saved_compression_bytes, store.raw - store.left_raw - store.compressed) << step;
+            }
+            expect_every_byte(a.get(), data, step);
+            expect_every_byte(b.get(), data, step);
+            // Copied out, checksummed and mapped from the other holder.
+            {
+                grey_buffer* raw = nullptr;
+                ASSERT_EQ(grey_buffer_create(context.get(), device, data.size(), &raw), GREY_OK);
+                BufferPtr copy(raw);
+                ASSERT_EQ(grey_buffer_copy(copy.get(), 0, b.get(), 0, data.size()), GREY_OK) << step << ": " << grey_last_error();
+                EXPECT_EQ(read_all(copy.get(), data.size()), data) << step;
+            }
+            if (std::string(backends) == "host") {  // the fake plugin cannot map
+                grey_buffer_mapping mapping{};
+                mapping.struct_size = sizeof mapping;
+                ASSERT_EQ(grey_buffer_map(b.get(), &mapping), GREY_OK) << step << ": " << grey_last_error();
+                const auto* seen = reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(mapping.address));
+                EXPECT_TRUE(std::equal(data.begin(), data.end(), seen)) << step << ": the cached copy";
+                ASSERT_EQ(grey_buffer_unmap(b.get()), GREY_OK);
+            }
+            ASSERT_EQ(grey_buffer_compress(b.get(), GREY_RESIDENCY_DEDUPLICATED, GREY_CODEC_DEFAULT), GREY_OK) << step;
+            EXPECT_EQ(info_of(b.get()).physical_bytes, store.left_raw + store.compressed + block0)
+                << step << ": deduplicating again keeps the blocks as they are held";
+        }
+        // A buffer that shares nothing is still compressed into a container of its own.
+        auto alone_data = data;
+        for (size_t i = 5 * 4096; i < 6 * 4096; ++i) alone_data[i] ^= 0x80;  // block 5 no longer repeats block 0
+        auto alone = sealed_buffer(context.get(), alone_data, 0, 5, GREY_DTYPE_U8, device);
+        ASSERT_EQ(grey_buffer_compress(alone.get(), GREY_RESIDENCY_DEDUPLICATED, GREY_CODEC_DEFAULT), GREY_OK);
+        ASSERT_EQ(grey_buffer_compress(alone.get(), GREY_RESIDENCY_COMPRESSED_HOST, GREY_CODEC_LZ4), GREY_OK);
+        EXPECT_EQ(info_of(alone.get()).residency, GREY_RESIDENCY_COMPRESSED_HOST) << what;
+        EXPECT_EQ(read_all(alone.get(), alone_data.size()), alone_data) << what;
+        // Back to raw: the buffer gets its bytes; the other holder keeps the compressed blocks.
+        ASSERT_EQ(grey_buffer_compress(a.get(), GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
+        EXPECT_EQ(read_all(a.get(), data.size()), data) << what;
+        expect_every_byte(b.get(), data, what + "after the other went raw");
+        // The float codec refuses a buffer whose dtype it cannot take, changing nothing.
+        EXPECT_EQ(grey_buffer_compress(a.get(), GREY_RESIDENCY_DEDUPLICATED, GREY_CODEC_DEFAULT), GREY_OK);
+        const uint64_t before = info_of(a.get()).physical_bytes;
+        EXPECT_EQ(grey_buffer_compress(a.get(), GREY_RESIDENCY_COMPRESSED_HOST, GREY_CODEC_FLOAT), GREY_ERROR_INVALID_ARGUMENT) << what;
+        EXPECT_TRUE(error_mentions("float codec")) << grey_last_error();
+        EXPECT_EQ(info_of(a.get()).physical_bytes, before) << what;
+    }
+}
+
+// Mapping a buffer whose stored blocks are compressed for writing still copies on write: it gets its
+// bytes, raw and writable; the other holder keeps the compressed blocks, and never sees the write.
+TEST(Tiers, MappingForWritingCopiesABufferWhoseStoredBlocksAreCompressed) {
+    auto context = tier_context(kSmallTiers);
+    const auto data = shared_store_data(62);
+    auto a = sealed_buffer(context.get(), data);
+    auto b = sealed_buffer(context.get(), data);
+    grey_compact_policy policy = GREY_COMPACT_POLICY_INIT;
+    policy.compress = 1;
+    policy.codec = GREY_CODEC_LZ4;
+    ASSERT_EQ(grey_memory_compact(context.get(), 0, &policy, nullptr), GREY_OK) << grey_last_error();
+    const StoreBytes store = expected_store(data, grey::codec::CodecId::lz4);
+    ASSERT_EQ(stats_of(context.get()).physical_bytes, store.left_raw + store.compressed);
+    grey_buffer_mapping mapping{};
+    mapping.struct_size = sizeof mapping;
+    ASSERT_EQ(grey_buffer_map_access(a.get(), GREY_MAP_WRITE, &mapping), GREY_OK) << grey_last_error();
+    EXPECT_EQ(info_of(a.get()).residency, GREY_RESIDENCY_RAW);
+    EXPECT_EQ(info_of(a.get()).sealed, 0u);
+    auto* bytes = reinterpret_cast<uint8_t*>(static_cast<uintptr_t>(mapping.address));
+    EXPECT_TRUE(std::equal(data.begin(), data.end(), bytes)) << "the private copy holds every byte";
+    bytes[7] ^= 0xFF;
+    bytes[data.size() - 1] ^= 0xFF;
+    ASSERT_EQ(grey_buffer_unmap(a.get()), GREY_OK);
+    auto changed = data;
+    changed[7] ^= 0xFF;
+    changed[data.size() - 1] ^= 0xFF;
+    EXPECT_EQ(read_all(a.get(), data.size()), changed);
+    expect_every_byte(b.get(), data, "the other holder");
+    const auto stats = stats_of(context.get());
+    EXPECT_EQ(stats.physical_bytes, data.size() + store.left_raw + store.compressed) << "b alone holds the compressed blocks now";
+    EXPECT_EQ(stats.saved_compression_bytes, store.raw - store.left_raw - store.compressed);
+    EXPECT_EQ(info_of(b.get()).shared_with_others, 2u) << "only blocks 0 and 5, one stored block b holds twice";
+}
+
+// A damaged compressed stored block fails every read, copy and map of it with GREY_ERROR_CORRUPT naming
+// the block, never with wrong bytes; the other blocks still read; a later compression leaves it alone.
+TEST(Tiers, ACorruptedCompressedStoredBlockIsNamedNeverRead) {
+    for (const grey_residency tier : {GREY_RESIDENCY_COMPRESSED_HOST, GREY_RESIDENCY_COMPRESSED_DEVICE}) {
+        auto context = tier_context(kSmallTiers);
+        const auto data = shared_store_data(63);
+        auto a = sealed_buffer(context.get(), data);
+        auto b = sealed_buffer(context.get(), data);
+        ASSERT_EQ(grey_buffer_compress(a.get(), GREY_RESIDENCY_DEDUPLICATED, GREY_CODEC_DEFAULT), GREY_OK);
+        ASSERT_EQ(grey_buffer_compress(b.get(), GREY_RESIDENCY_DEDUPLICATED, GREY_CODEC_DEFAULT), GREY_OK);
+        ASSERT_EQ(grey_buffer_compress(a.get(), tier, GREY_CODEC_ZSTD), GREY_OK) << grey_last_error();
+        // Block 4 of the buffers: flip a byte of its payload (the last byte of its container).
+        grey::memory::SharedBlock& block = *b->residency.blocks.at(4).block;
+        ASSERT_EQ(block.tier, tier);
+        if (tier == GREY_RESIDENCY_COMPRESSED_HOST) {
+            block.host_container.back() ^= std::byte{0x5A};
+        } else {
+            std::vector<std::byte> container(block.stored_size);
+            b->backend->buffer_read(block.storage, 0, container.data(), container.size());
+            container.back() ^= std::byte{0x5A};
+            b->backend->buffer_write(block.storage, 0, container.data(), container.size());
+        }
+        const std::string what = grey_residency_name(tier);
+        std::vector<uint8_t> out(data.size(), 0xEE);
+        EXPECT_EQ(grey_buffer_read(b.get(), 0, out.data(), out.size()), GREY_ERROR_CORRUPT) << what;
+        EXPECT_TRUE(error_mentions("stored block 4 of 7 of the buffer (bytes 16384..20480, " + what + " with zstd, held 2 time(s))"))
+            << grey_last_error();
+        EXPECT_TRUE(error_mentions("codec container: block 0 of 1")) << grey_last_error();
+        EXPECT_EQ(grey_buffer_read(a.get(), 16384 + 10, out.data(), 1), GREY_ERROR_CORRUPT) << what;
+        // The blocks around it read.
+        EXPECT_EQ(grey_buffer_read(a.get(), 0, out.data(), 16384), GREY_OK) << grey_last_error();
+        EXPECT_TRUE(std::equal(out.begin(), out.begin() + 16384, data.begin()));
+        EXPECT_EQ(grey_buffer_read(a.get(), 20480, out.data(), data.size() - 20480), GREY_OK) << grey_last_error();
+        EXPECT_TRUE(std::equal(out.begin(), out.begin() + static_cast<long>(data.size() - 20480), data.begin() + 20480));
+        grey_buffer_mapping mapping{};
+        mapping.struct_size = sizeof mapping;
+        EXPECT_EQ(grey_buffer_map(b.get(), &mapping), GREY_ERROR_CORRUPT) << what;
+        EXPECT_TRUE(error_mentions("stored block 4 of 7")) << grey_last_error();
+        EXPECT_EQ(info_of(b.get()).map_count, 0u);
+        EXPECT_EQ(stats_of(context.get()).cache_bytes, 0u) << "no copy of corrupt bytes is kept";
+        EXPECT_EQ(grey_buffer_map_access(b.get(), GREY_MAP_WRITE, &mapping), GREY_ERROR_CORRUPT) << what;
+        EXPECT_EQ(info_of(b.get()).residency, GREY_RESIDENCY_DEDUPLICATED) << "a failed copy on write leaves the buffer as it was";
+        EXPECT_EQ(info_of(b.get()).sealed, 1u);
+        // Deduplicating another buffer of the same bytes compares with the damaged block: refused, saying so.
+        auto c = sealed_buffer(context.get(), data);
+        EXPECT_EQ(grey_buffer_compress(c.get(), GREY_RESIDENCY_DEDUPLICATED, GREY_CODEC_DEFAULT), GREY_ERROR_CORRUPT) << what;
+        EXPECT_TRUE(error_mentions("the stored block of the same hash (4096 bytes, held 2 time(s))")) << grey_last_error();
+        EXPECT_EQ(info_of(c.get()).residency, GREY_RESIDENCY_RAW);
+        EXPECT_EQ(read_all(c.get(), data.size()), data);
+        EXPECT_EQ(block.references, 2u) << "the refused deduplication released what it took";
+        // Moving the block to the other tier decodes it first: refused, the block left as it was.
+        const grey_residency other = tier == GREY_RESIDENCY_COMPRESSED_HOST ? GREY_RESIDENCY_COMPRESSED_DEVICE : GREY_RESIDENCY_COMPRESSED_HOST;
+        EXPECT_EQ(grey_buffer_compress(a.get(), other, GREY_CODEC_ZSTD), GREY_ERROR_CORRUPT) << what;
+        EXPECT_TRUE(error_mentions("stored block 4 of 7")) << grey_last_error();
+        EXPECT_EQ(block.tier, tier);
+    }
 }
