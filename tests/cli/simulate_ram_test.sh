@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # greyctl simulate-ram end to end on a small synthetic model whose figures are known exactly: tenants
-# sharing one domain or isolated, a zero tensor that costs nothing, compression of what is not shared,
+# sharing one domain or isolated, a zero tensor that costs nothing, compression (of a shared block once),
 # quantization with its quality cost, the configured target, --proof into the audit log, bad input.
 # Usage: simulate_ram_test.sh GREYCTL
 set -uo pipefail
@@ -47,9 +47,10 @@ check shared-per-tenant 0 '^\[21845, 21845, 21845\]$' -- field '[t["physical_byt
 check shared-verified 0 "^True $logical True$" -- field 'd["verification"]["bit_exact"], d["verification"]["bytes"], d["quality"]["lossless"]' --tenants 3
 # Isolated tenants share nothing across tenants (a.weight and b.weight still within one).
 check isolated-physical 0 "^$((3 * 65536)) False$" -- field 'd["measured"]["physical_bytes"], d["target"]["met"]' --tenants 3 --isolate-tenants
-# One tenant with zstd on the host tier: c.weight shares nothing and is compressed; a.weight and
-# b.weight share their block and stay deduplicated.
-check compressed 0 '^1 True True$' -- field 'd["compaction"]["buffers_compressed"], 0 < d["measured"]["physical_host_bytes"] < 32768, d["measured"]["saved_compression_bytes"] == 32768 - d["measured"]["physical_host_bytes"]' --codec zstd --tier host
+# One tenant with zstd on the host tier: c.weight shares nothing and gets a container of its own;
+# a.weight and b.weight stay deduplicated and the block they share is compressed once (counted for the
+# buffer whose compaction compressed it). Every byte moved to the host: 2 x 32 KiB of raw blocks there.
+check compressed 0 '^2 0 True True$' -- field 'd["compaction"]["buffers_compressed"], d["measured"]["physical_device_bytes"], 0 < d["measured"]["physical_host_bytes"] < 65536, d["measured"]["saved_compression_bytes"] == 65536 - d["measured"]["physical_host_bytes"]' --codec zstd --tier host
 # Quantization (every tensor here is two-dimensional, so all four are quantized): its quality cost is stated, logical bytes stay the source's, the saving is counted.
 check quantized 0 '^False 4 0 True True$' -- field 'd["quality"]["lossless"], d["quality"]["tensors_quantized"], d["quality"]["tensors_kept"], d["measured"]["saved_quantization_bytes"] > 0, 0 < d["quality"]["rel_rmse"] < 0.2' --weights-format int8
 check table 0 'effective multiplier \(logical / physical\): 5\.250x; target targets.ram_multiplier 5\.000x: met' -- \

@@ -279,7 +279,7 @@ void add_simulate_ram_command(CLI::App& app, const GlobalOptions& global, Runner
     cmd->add_option("--tenants", o->tenants, "Tenants each loading the whole model (default 1)")->check(CLI::Range(1, 1024));
     cmd->add_option("--weights-format", o->weights_format, "Quantize eligible tensors first, in this format (the policy of greyctl quantize)")
         ->check(CLI::IsMember(quant_format_names()));
-    cmd->add_option("--codec", o->codec, "Compress what deduplication cannot share: none (default), lz4, zstd, float or bitmask")
+    cmd->add_option("--codec", o->codec, "Compress the buffers that share nothing and each shared block once: none (default), lz4, zstd, float or bitmask")
         ->check(CLI::IsMember({"none", "lz4", "zstd", "float", "bitmask"}));
     cmd->add_option("--tier", o->tier, "Where compressed buffers live: device (default) or host")->check(CLI::IsMember({"device", "host"}));
     cmd->add_option("--backend", o->backend, "Where the buffers live: host (default), or a backend plugin such as cuda");
