@@ -57,7 +57,7 @@ CUdeviceptr QuantJournal::scratch(uint64_t bytes) {
         const CUdeviceptr larger = device_.pool().allocate(size);
         if (scratch_ != 0) {
             try {
-                retired_.push_back({next_job_, scratch_});
+                retired_.push_back({failures_.next_job(), scratch_});
             } catch (...) {
                 device_.pool().release(larger);
                 throw;
@@ -82,15 +82,15 @@ void QuantJournal::enqueue_quantize(CUstream stream, const grey_backend_quant_jo
             const uint64_t at = slot % kSlotsPerChunk;
             grey::cuda::enqueue_quantize(device_, k, stream, job, source, destination,
                                          {chunk.flags + at * sizeof(grey_qk_flags), chunk.noticed_device + at * sizeof(uint32_t), work, 0});
-            pending_.push_back({next_job_, slot, facts});
+            pending_.push_back({failures_.next_job(), slot, facts});
         } catch (...) {
             // Kernels of the job may already be queued and lower the slot's flags: check it with the
             // others rather than hand it out again unchecked.
-            pending_.push_back({next_job_, slot, facts});
-            ++next_job_;
+            pending_.push_back({failures_.next_job(), slot, facts});
+            failures_.advance();
             throw;
         }
-        ++next_job_;
+        failures_.advance();
     });
 }
 
@@ -101,7 +101,7 @@ void QuantJournal::enqueue_dequantize(CUstream stream, const grey_backend_quant_
 
 uint64_t QuantJournal::next_job() {
     std::lock_guard lock(mutex_);
-    return next_job_;
+    return failures_.next_job();
 }
 
 // A finished job: nothing to read unless its kernels set the word. Flags read back go through the
@@ -119,12 +119,11 @@ void QuantJournal::check(const Pending& job) {
             device_.finish();
         });
         word = 0;
-        if (!kept_.has_value()) {
+        if (!failures_.holds_one()) {
             try {
                 throw_if_flagged(found, job.facts);
             } catch (const std::invalid_argument& e) {
-                kept_ = QuantFailure{GREY_ERROR_INVALID_ARGUMENT, e.what()};
-                kept_job_ = job.number;
+                failures_.keep(job.number, {GREY_ERROR_INVALID_ARGUMENT, e.what()});
             }
         }
     }
@@ -149,13 +148,12 @@ void QuantJournal::check_before(uint64_t end) {
 
 std::optional<QuantFailure> QuantJournal::take_failure() {
     std::lock_guard lock(mutex_);
-    return std::exchange(kept_, std::nullopt);
+    return failures_.take();
 }
 
 std::optional<QuantFailure> QuantJournal::failure_before(uint64_t end) {
     std::lock_guard lock(mutex_);
-    if (kept_.has_value() && kept_job_ < end) return kept_;
-    return std::nullopt;
+    return failures_.before(end);
 }
 
 void QuantJournal::release_memory() noexcept {

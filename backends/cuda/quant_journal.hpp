@@ -6,6 +6,7 @@
 // worker-thread streams keep theirs (grey_backend.h, "Streams and events").
 #pragma once
 
+#include "common/job_failures.hpp"
 #include "cuda/device_runtime.hpp"
 #include "cuda/quantizer.hpp"
 #include "grey.h"
@@ -20,11 +21,7 @@
 
 namespace grey::cuda {
 
-// An error a job found: the status and the message the synchronous call gives.
-struct QuantFailure {
-    grey_status status;
-    std::string message;
-};
+using QuantFailure = backend::JobFailure;
 
 class QuantJournal {
 public:
@@ -44,7 +41,7 @@ public:
     uint64_t mark(Record&& record) {
         std::lock_guard lock(mutex_);
         record();
-        return next_job_;
+        return failures_.next_job();
     }
     // The number the next job will get: a synchronize takes it before waiting, to check only the jobs it waited for.
     [[nodiscard]] uint64_t next_job();
@@ -91,12 +88,10 @@ private:
     std::vector<SlotChunk> chunks_;
     std::vector<uint32_t> free_slots_;
     std::deque<Pending> pending_;
-    uint64_t next_job_ = 0;
     CUdeviceptr scratch_ = 0;
     uint64_t scratch_bytes_ = 0;
     std::vector<Retired> retired_;
-    std::optional<QuantFailure> kept_;
-    uint64_t kept_job_ = 0;
+    backend::JobFailures failures_;
 };
 
 }  // namespace grey::cuda

@@ -19,7 +19,7 @@ void QuantJournal::enqueue_quantize(const HipRuntime& hip, const QuantKernels& k
     backend::ChunkScratch block(pool, kFoundBytes);
     backend::ChunkScratch scratch(pool, quant::quantize_scratch_bytes(job, k.compute_units(), source, destination));
     if (pending_.size() == pending_.max_size()) throw std::length_error("too many quantizations in flight on one HIP stream");
-    Pending entry{next_job_, block.get(), scratch.get(), std::move(found), facts};
+    Pending entry{failures_.next_job(), block.get(), scratch.get(), std::move(found), facts};
     void* flags = reinterpret_cast<void*>(entry.block);
     void* noticed = reinterpret_cast<void*>(entry.block + sizeof(grey_qk_flags));
     // Armed on the stream, so the fills run after whatever the stream ran before, and the kernels after them.
@@ -30,7 +30,7 @@ void QuantJournal::enqueue_quantize(const HipRuntime& hip, const QuantKernels& k
         pending_.push_back(std::move(entry));
         (void)block.take();
         (void)scratch.take();
-        ++next_job_;
+        failures_.advance();
     };
     try {
         hip.check(hip.mem_set_async(noticed, 0, sizeof(uint32_t), stream), "hipMemsetAsync");
@@ -47,16 +47,15 @@ void QuantJournal::enqueue_quantize(const HipRuntime& hip, const QuantKernels& k
 
 uint64_t QuantJournal::next_job() {
     std::lock_guard lock(mutex_);
-    return next_job_;
+    return failures_.next_job();
 }
 
 void QuantJournal::check(Pending& job) {
-    if (job.found->noticed == 0 || kept_.has_value()) return;
+    if (job.found->noticed == 0 || failures_.holds_one()) return;
     try {
         quant::throw_if_flagged(job.found->flags, job.facts);
     } catch (const std::invalid_argument& e) {
-        kept_ = QuantFailure{GREY_ERROR_INVALID_ARGUMENT, e.what()};
-        kept_job_ = job.number;
+        failures_.keep(job.number, {GREY_ERROR_INVALID_ARGUMENT, e.what()});
     }
 }
 
@@ -80,13 +79,12 @@ void QuantJournal::check_before(uint64_t end, backend::ChunkPool& pool) {
 
 std::optional<QuantFailure> QuantJournal::take_failure() {
     std::lock_guard lock(mutex_);
-    return std::exchange(kept_, std::nullopt);
+    return failures_.take();
 }
 
 std::optional<QuantFailure> QuantJournal::failure_before(uint64_t end) {
     std::lock_guard lock(mutex_);
-    if (kept_.has_value() && kept_job_ < end) return kept_;
-    return std::nullopt;
+    return failures_.before(end);
 }
 
 void QuantJournal::release(backend::ChunkPool& pool) noexcept {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include "common/chunk_pool.hpp"
+#include "common/job_failures.hpp"
 #include "common/quant_plan.hpp"
 #include "hip/hip_quantizer.hpp"
 
@@ -24,11 +25,7 @@
 
 namespace grey::hip {
 
-// An error a job found: the status and the message the synchronous call gives.
-struct QuantFailure {
-    grey_status status;
-    std::string message;
-};
+using QuantFailure = backend::JobFailure;
 
 class QuantJournal {
 public:
@@ -49,7 +46,7 @@ public:
     uint64_t mark(Record&& record) {
         std::lock_guard lock(mutex_);
         record();
-        return next_job_;
+        return failures_.next_job();
     }
     // The number the next job will get: a wait takes it before waiting, to check only the jobs it waited for.
     [[nodiscard]] uint64_t next_job();
@@ -84,9 +81,7 @@ private:
 
     std::mutex mutex_;
     std::deque<Pending> pending_;
-    uint64_t next_job_ = 0;
-    std::optional<QuantFailure> kept_;
-    uint64_t kept_job_ = 0;
+    backend::JobFailures failures_;
 };
 
 }  // namespace grey::hip

@@ -23,7 +23,7 @@ void StreamQuantizer::enqueue(ZeStream& stream, Job job) {
     uint64_t* written = gate->timestamp();
     // The task goes first (the thread cannot take it before the lock is let go): once the list is queued,
     // the queue waits for the release, so the task must be there to give it.
-    tasks_.push_back(Task{next_job_, std::move(gate), std::move(release), std::move(job)});
+    tasks_.push_back(Task{failures_.next_job(), std::move(gate), std::move(release), std::move(job)});
     try {
         stream.submit(
             [&](ze_command_list_handle_t list) {
@@ -37,25 +37,23 @@ void StreamQuantizer::enqueue(ZeStream& stream, Job job) {
         tasks_.pop_back();  // nothing of the list was queued
         throw;
     }
-    ++next_job_;
+    failures_.advance();
     wake_.notify_one();
 }
 
 uint64_t StreamQuantizer::next_job() {
     std::lock_guard lock(mutex_);
-    return next_job_;
+    return failures_.next_job();
 }
 
 std::optional<QuantFailure> StreamQuantizer::take_failure(uint64_t end) {
     std::lock_guard lock(mutex_);
-    if (!kept_.has_value() || kept_job_ >= end) return std::nullopt;
-    return std::exchange(kept_, std::nullopt);
+    return failures_.take_before(end);
 }
 
 std::optional<QuantFailure> StreamQuantizer::failure_before(uint64_t end) {
     std::lock_guard lock(mutex_);
-    if (kept_.has_value() && kept_job_ < end) return kept_;
-    return std::nullopt;
+    return failures_.before(end);
 }
 
 bool StreamQuantizer::wait_for_gate(const Task& task) {
@@ -93,10 +91,7 @@ void StreamQuantizer::run() {
         }
         if (failure.has_value()) {
             std::lock_guard lock(mutex_);
-            if (!kept_.has_value()) {
-                kept_ = std::move(failure);
-                kept_job_ = task.number;
-            }
+            failures_.keep(task.number, std::move(*failure));
         }
         // Last: the queue goes on past the job only now, so whoever sees it idle sees the failure kept.
         (void)ze_.zeEventHostSignal(task.release->event());

@@ -12,6 +12,7 @@
 // idle query returns (and forgets) the first one; an event recorded after a failed job returns it.
 #pragma once
 
+#include "common/job_failures.hpp"
 #include "grey.h"
 #include "level0/ze_library.hpp"
 #include "level0/ze_stream.hpp"
@@ -29,11 +30,7 @@
 
 namespace grey::level0 {
 
-// An error a job found: the status and the message the synchronous call gives.
-struct QuantFailure {
-    grey_status status;
-    std::string message;
-};
+using QuantFailure = backend::JobFailure;
 
 class StreamQuantizer {
 public:
@@ -58,7 +55,7 @@ public:
     uint64_t mark(Record&& record) {
         std::lock_guard lock(mutex_);
         record();
-        return next_job_;
+        return failures_.next_job();
     }
     // The number the next job will get: a wait takes it before waiting; every job below it has run, and
     // its failure is kept, once the queue is seen idle (the release is signalled after the failure is kept).
@@ -91,9 +88,7 @@ private:
     std::condition_variable wake_;
     std::deque<Task> tasks_;  // guarded by mutex_
     bool stopping_ = false;   // guarded by mutex_
-    uint64_t next_job_ = 0;   // guarded by mutex_
-    std::optional<QuantFailure> kept_;
-    uint64_t kept_job_ = 0;
+    backend::JobFailures failures_;  // guarded by mutex_
     std::thread thread_;  // started by the first enqueue; declared last, so it ends before the rest goes
 };
 
