@@ -24,7 +24,7 @@ done
 
 # The governor, the scheduler, the streams, the host worker pool and the audit log's threads once more under ThreadSanitizer (only their test binaries
 # are built).
-echo "== configure + build (tsan: governor, scheduler, stream, KV cache, host worker pool, audit thread, background scan and async map tests)"
+echo "== configure + build (tsan: governor, scheduler, stream, KV cache, host worker pool, audit thread, background scan, async map and Level Zero stream tests)"
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j "$jobs"
 echo "== ctest (tsan)"

@@ -253,14 +253,20 @@ extern "C" __attribute__((visibility("default"))) int fake_ze_live_objects() {
            state().event_pools + state().events + static_cast<int>(state().allocations.size() + state().host_allocations.size());
 }
 
+// Both return the calling thread's own copy, taken under the lock (valid until its next call): a stream's
+// thread may be appending to the record while a test reads it.
 extern "C" __attribute__((visibility("default"))) const char* fake_ze_violations() {
+    thread_local std::string copy;
     std::lock_guard lock(state().mutex);
-    return state().violations.c_str();
+    copy = state().violations;
+    return copy.c_str();
 }
 
 extern "C" __attribute__((visibility("default"))) const char* fake_ze_launches() {
+    thread_local std::string copy;
     std::lock_guard lock(state().mutex);
-    return state().launches.c_str();
+    copy = state().launches;
+    return copy.c_str();
 }
 
 ze_result_t zeInit(ze_init_flags_t) {
