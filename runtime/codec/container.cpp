@@ -130,6 +130,29 @@ void decode_block(std::span<const std::byte> container, const ContainerInfo& inf
     decode_checked(container, info, index, zstd, out);
 }
 
+void decode_range(std::span<const std::byte> container, const ContainerInfo& info, uint64_t offset, std::span<std::byte> out) {
+    if (container.size() != info.container_size) fail(GREY_ERROR_INVALID_ARGUMENT, "the container is not the one `info` was read from");
+    if (offset > info.raw_size || out.size() > info.raw_size - offset)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "bytes " + std::to_string(offset) + ".." + std::to_string(offset + out.size()) +
+                                              " lie past the container's " + std::to_string(info.raw_size));
+    if (out.empty()) return;
+    ZstdContexts zstd;
+    const uint64_t end = offset + out.size();
+    std::vector<std::byte> partial;
+    for (uint64_t b = offset / info.block_size; b * info.block_size < end; ++b) {
+        const auto index = static_cast<uint32_t>(b);
+        const uint64_t start = b * info.block_size, raw = info.blocks[index].raw_size;
+        const uint64_t lo = std::max(offset, start), hi = std::min(end, start + raw);
+        if (lo == start && hi == start + raw) {
+            decode_checked(container, info, index, zstd, out.subspan(lo - offset, raw));
+            continue;
+        }
+        partial.resize(raw);
+        decode_checked(container, info, index, zstd, partial);
+        std::memcpy(out.data() + (lo - offset), partial.data() + (lo - start), hi - lo);
+    }
+}
+
 namespace {
 
 void decode_all(std::span<const std::byte> container, const ContainerInfo& info, std::span<std::byte> out) {

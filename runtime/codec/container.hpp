@@ -41,6 +41,10 @@ void decode_into(std::span<const std::byte> container, std::span<std::byte> out)
 // and checks its checksum: the memory tier maps a part of a buffer without decoding the rest.
 void decode_block(std::span<const std::byte> container, const ContainerInfo& info, uint32_t index, std::span<std::byte> out);
 
+// Decodes the raw bytes at `offset` into `out`: every block they touch is decoded and checked, those
+// they cover whole straight into `out`. GREY_ERROR_INVALID_ARGUMENT for a range past the raw size.
+void decode_range(std::span<const std::byte> container, const ContainerInfo& info, uint64_t offset, std::span<std::byte> out);
+
 // The sizes a container holds: raw bytes, container bytes and the blocks per codec.
 struct ContainerSizes {
     uint64_t raw_size = 0;

@@ -108,18 +108,12 @@ void SharedBlockStore::read(const SharedBlock& block, uint64_t offset, std::span
         backend_.buffer_read(block.storage, 0, staged.data(), staged.size());
         container = staged;
     }
-    // One container block per stored block: it is decoded and checked whole, then the range copied.
+    // One container block per stored block, decoded and checked whole.
     const codec::ContainerInfo info = codec::read_container_info(container);
     if (info.raw_size != block.size || info.blocks.size() != 1)
         fail(GREY_ERROR_CORRUPT, "the container holds " + std::to_string(info.raw_size) + " bytes in " + std::to_string(info.blocks.size()) +
                                      " block(s), not the stored block's " + std::to_string(block.size) + " in one");
-    if (offset == 0 && out.size() == block.size) {
-        codec::decode_block(container, info, 0, out);
-        return;
-    }
-    std::vector<std::byte> whole(block.size);
-    codec::decode_block(container, info, 0, whole);
-    std::memcpy(out.data(), whole.data() + offset, out.size());
+    codec::decode_range(container, info, offset, out);
 }
 
 bool SharedBlockStore::compress(SharedBlock& block, grey_residency tier, grey_codec codec, const codec::EncodeOptions& options) {

@@ -214,21 +214,7 @@ void Tiers::read_locked(const grey_buffer& buffer, uint64_t offset, std::span<st
                 buffer.backend->buffer_read(r.device_container, 0, staged.data(), staged.size());
                 container = staged;
             }
-            const codec::ContainerInfo info = codec::read_container_info(container);
-            const uint64_t end = offset + out.size();
-            std::vector<std::byte> block;
-            for (uint64_t b = offset / info.block_size; b * info.block_size < end; ++b) {
-                const uint64_t start = b * info.block_size;
-                const uint64_t raw = info.blocks.at(b).raw_size;
-                const uint64_t lo = std::max(offset, start), hi = std::min(end, start + raw);
-                if (lo == start && hi == start + raw) {
-                    codec::decode_block(container, info, static_cast<uint32_t>(b), out.subspan(lo - offset, raw));
-                    continue;
-                }
-                block.resize(raw);
-                codec::decode_block(container, info, static_cast<uint32_t>(b), block);
-                std::memcpy(out.data() + (lo - offset), block.data() + (lo - start), hi - lo);
-            }
+            codec::decode_range(container, codec::read_container_info(container), offset, out);
             return;
         }
         default: fail(GREY_ERROR_INTERNAL, "a buffer in an unknown residency");

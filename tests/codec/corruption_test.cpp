@@ -139,5 +139,27 @@ TEST(Corruption, ABlockDecodesAloneAndChecksItsIndex) {
     EXPECT_EQ(failure_of([&] { decode_block(container, info, 4, block); }).first, GREY_ERROR_INVALID_ARGUMENT);
 }
 
+TEST(Corruption, ARangeDecodesOnlyItsBlocksAndChecksThem) {
+    const auto data = mixed_input(CodecId::floats);
+    const auto container = encode(data, {CodecId::floats, GREY_DTYPE_BF16, kBlock, 3});
+    const auto info = read_container_info(container);
+    // Within one block, across a boundary, whole blocks, the ragged end, nothing.
+    for (const auto& [offset, size] : std::vector<std::pair<uint64_t, uint64_t>>{
+             {5, 7}, {kBlock - 3, 10}, {kBlock, 2 * kBlock}, {3 * kBlock + 1, data.size() - 3 * kBlock - 1}, {17, 0}, {0, data.size()}}) {
+        std::vector<std::byte> out(size);
+        decode_range(container, info, offset, out);
+        EXPECT_EQ(size == 0 ? 0 : std::memcmp(out.data(), data.data() + offset, size), 0) << offset << "+" << size;
+    }
+    std::vector<std::byte> one(1);
+    EXPECT_EQ(failure_of([&] { decode_range(container, info, data.size(), one); }).first, GREY_ERROR_INVALID_ARGUMENT);
+    // A damaged block is met only by ranges that touch it.
+    auto damaged = container;
+    damaged.back() ^= std::byte{1};  // the ragged last block's payload
+    std::vector<std::byte> first(kBlock);
+    decode_range(damaged, info, 0, first);
+    EXPECT_EQ(std::memcmp(first.data(), data.data(), kBlock), 0);
+    EXPECT_EQ(failure_of([&] { decode_range(damaged, info, data.size() - 1, one); }).first, GREY_ERROR_CORRUPT);
+}
+
 }  // namespace
 }  // namespace grey::codec::test
