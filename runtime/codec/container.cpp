@@ -19,9 +19,7 @@ void check_options(const EncodeOptions& options, uint32_t width) {
                                               "' is chosen per block by content, not asked for; ask for raw, bitmask, float, lz4 or zstd");
     if (static_cast<uint8_t>(options.codec) >= kCodecIdCount)
         fail(GREY_ERROR_INVALID_ARGUMENT, "codec " + std::to_string(static_cast<unsigned>(options.codec)) + " is unknown");
-    if (options.codec == CodecId::floats &&
-        !(options.dtype == GREY_DTYPE_F16 || options.dtype == GREY_DTYPE_BF16 || options.dtype == GREY_DTYPE_F32 ||
-          options.dtype == GREY_DTYPE_F64))
+    if (options.codec == CodecId::floats && !float_codec_takes(options.dtype))
         fail(GREY_ERROR_INVALID_ARGUMENT, "the float codec needs dtype F16, BF16, F32 or F64");
     if (options.block_size < kMinBlockSize || options.block_size > kMaxBlockSize || options.block_size % width != 0)
         fail(GREY_ERROR_INVALID_ARGUMENT, "block size " + std::to_string(options.block_size) + " must lie in " +

@@ -25,6 +25,11 @@ struct EncodeOptions {
     int zstd_level = 3;
 };
 
+// Whether the float codec can encode elements of `dtype` (it splits a float's exponent from the rest).
+constexpr bool float_codec_takes(grey_dtype dtype) noexcept {
+    return dtype == GREY_DTYPE_F16 || dtype == GREY_DTYPE_BF16 || dtype == GREY_DTYPE_F32 || dtype == GREY_DTYPE_F64;
+}
+
 // The container of `data`. GREY_ERROR_INVALID_ARGUMENT for a codec the dtype cannot use (floats needs
 // F16, BF16, F32 or F64), a block size out of range or not a multiple of the element width, or data
 // of more than 2^32 - 1 blocks.

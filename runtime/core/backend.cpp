@@ -60,6 +60,17 @@ void Backend::buffer_free(grey_backend_buffer* buffer) const noexcept {
     if (vtable_.buffer_free != nullptr && buffer != nullptr) vtable_.buffer_free(state_, buffer);
 }
 
+grey_backend_buffer* Backend::buffer_holding(uint32_t device, std::span<const std::byte> bytes) const {
+    grey_backend_buffer* buffer = buffer_alloc(device, bytes.size());
+    try {
+        buffer_write(buffer, 0, bytes.data(), bytes.size());
+    } catch (...) {
+        buffer_free(buffer);
+        throw;
+    }
+    return buffer;
+}
+
 void Backend::buffer_write(grey_backend_buffer* buffer, uint64_t offset, const void* source, uint64_t size) const {
     if (vtable_.buffer_write == nullptr) unsupported(name_, "buffer writes");
     check(vtable_.buffer_write(state_, buffer, offset, source, size), "buffer_write");

@@ -4,6 +4,8 @@
 
 #include "grey_backend.h"
 
+#include <cstddef>
+#include <span>
 #include <string>
 
 namespace grey {
@@ -27,6 +29,8 @@ public:
 
     [[nodiscard]] grey_backend_buffer* buffer_alloc(uint32_t device, uint64_t size) const;
     void buffer_free(grey_backend_buffer* buffer) const noexcept;
+    // A new allocation holding `bytes` (buffer_alloc, then buffer_write); freed again when the write fails.
+    [[nodiscard]] grey_backend_buffer* buffer_holding(uint32_t device, std::span<const std::byte> bytes) const;
     void buffer_write(grey_backend_buffer* buffer, uint64_t offset, const void* source, uint64_t size) const;
     void buffer_read(grey_backend_buffer* buffer, uint64_t offset, void* destination, uint64_t size) const;
     [[nodiscard]] bool has_buffer_copy() const noexcept { return vtable_.buffer_copy != nullptr; }

@@ -61,8 +61,7 @@ SharedBlock* SharedBlockStore::acquire(uint64_t domain, std::span<const std::byt
     block->hash = hash;
     block->references = 1;
     try {
-        block->storage = backend_.buffer_alloc(device_, bytes.size());
-        backend_.buffer_write(block->storage, 0, bytes.data(), bytes.size());
+        block->storage = backend_.buffer_holding(device_, bytes);
         candidates.push_back(std::move(block));
     } catch (...) {
         if (block && block->storage != nullptr) backend_.buffer_free(block->storage);
@@ -128,28 +127,14 @@ bool SharedBlockStore::compress(SharedBlock& block, grey_residency tier, grey_co
         if (block.tier == GREY_RESIDENCY_RAW) block.left_raw_by = codec;
         return false;
     }
-    SharedBlock next;
-    next.tier = tier;
-    next.codec = codec;
-    next.stored_size = container.size();
-    if (tier == GREY_RESIDENCY_COMPRESSED_DEVICE) {
-        next.storage = backend_.buffer_alloc(device_, container.size());
-        try {
-            backend_.buffer_write(next.storage, 0, container.data(), container.size());
-        } catch (...) {
-            backend_.buffer_free(next.storage);
-            throw;
-        }
-    } else {
-        next.host_container = std::move(container);
-    }
+    grey_backend_buffer* storage = tier == GREY_RESIDENCY_COMPRESSED_DEVICE ? backend_.buffer_holding(device_, container) : nullptr;
     // The new storage holds the block: the old one goes.
     free_storage(block);
-    block.tier = next.tier;
-    block.codec = next.codec;
-    block.storage = next.storage;
-    block.host_container = std::move(next.host_container);
-    block.stored_size = next.stored_size;
+    block.tier = tier;
+    block.codec = codec;
+    block.storage = storage;
+    block.stored_size = container.size();
+    if (storage == nullptr) block.host_container = std::move(container);
     block.left_raw_by = GREY_CODEC_DEFAULT;
     (tier == GREY_RESIDENCY_COMPRESSED_HOST ? host_bytes_ : device_bytes_) += block.stored_size;
     return true;

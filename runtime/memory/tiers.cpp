@@ -37,6 +37,15 @@ codec::CodecId codec_id(grey_codec codec) {
     }
 }
 
+// How a buffer's bytes are encoded with the resolved `codec` in blocks of `block_size`.
+codec::EncodeOptions encode_options(const grey_buffer& buffer, grey_codec codec, uint32_t block_size) {
+    codec::EncodeOptions options;
+    options.codec = codec_id(codec);
+    options.dtype = buffer.traits.dtype;
+    options.block_size = block_size;
+    return options;
+}
+
 // Writes `size` bytes of `value` repeated with period 8 (a fill block) or zeros into `target`.
 void write_constant(const Backend& backend, grey_backend_buffer* target, uint64_t offset, uint64_t size, const BlockRef& ref) {
     if (ref.kind == BlockRef::Kind::zero && backend.has_buffer_fill()) {
@@ -56,10 +65,6 @@ bool holds_a_block_twice(const Residency& r) {
     return r.kind == GREY_RESIDENCY_DEDUPLICATED && std::any_of(r.blocks.begin(), r.blocks.end(), [](const BlockRef& ref) {
                return ref.kind == BlockRef::Kind::shared && ref.block->references > 1;
            });
-}
-
-bool float_dtype(grey_dtype dtype) {
-    return dtype == GREY_DTYPE_F16 || dtype == GREY_DTYPE_BF16 || dtype == GREY_DTYPE_F32 || dtype == GREY_DTYPE_F64;
 }
 
 // Names stored block `index` of a deduplicated buffer in a failure to read or move it (a corrupted
@@ -309,10 +314,7 @@ Residency Tiers::compressed_locked(const grey_buffer& buffer, grey_residency tie
     const grey_codec resolved = resolve(codec);
     std::vector<std::byte> contents(buffer.size);
     read_locked(buffer, 0, contents);
-    codec::EncodeOptions options;
-    options.codec = codec_id(resolved);
-    options.dtype = buffer.traits.dtype;
-    options.block_size = block_size_;
+    const codec::EncodeOptions options = encode_options(buffer, resolved, block_size_);
     Residency result;
     result.kind = tier;
     result.codec = resolved;
@@ -320,13 +322,7 @@ Residency Tiers::compressed_locked(const grey_buffer& buffer, grey_residency tie
     result.container_size = result.host_container.size();
     if (tier == GREY_RESIDENCY_COMPRESSED_DEVICE) {
         const Device& dev = *devices_.at(buffer.device);
-        result.device_container = dev.backend->buffer_alloc(dev.index_in_backend, result.container_size);
-        try {
-            dev.backend->buffer_write(result.device_container, 0, result.host_container.data(), result.container_size);
-        } catch (...) {
-            dev.backend->buffer_free(result.device_container);
-            throw;
-        }
+        result.device_container = dev.backend->buffer_holding(dev.index_in_backend, result.host_container);
         std::vector<std::byte>().swap(result.host_container);
     }
     return result;
@@ -403,10 +399,7 @@ void Tiers::change_locked(grey_buffer& buffer, grey_residency target, grey_codec
 uint64_t Tiers::compress_blocks_locked(const grey_buffer& buffer, grey_residency tier, grey_codec codec) {
     const grey_codec resolved = resolve(codec);
     const Residency& r = buffer.residency;
-    codec::EncodeOptions options;
-    options.codec = codec_id(resolved);
-    options.dtype = buffer.traits.dtype;
-    options.block_size = r.block_size;  // one container block per stored block
+    const codec::EncodeOptions options = encode_options(buffer, resolved, r.block_size);  // one container block per stored block
     SharedBlockStore& store = *at(buffer.device).store;
     std::set<const SharedBlock*> seen;  // a block this buffer holds twice is compressed once
     uint64_t changed = 0;
@@ -675,7 +668,7 @@ grey_compact_result Tiers::compact(uint32_t device, const grey_compact_policy& p
             if (!alive_locked(k) || !movable_locked(*k.buffer)) continue;  // destroyed or taken into use since
             grey_buffer* b = k.buffer;
             const Residency& r = b->residency;
-            if (resolve(policy.codec) == GREY_CODEC_FLOAT && !float_dtype(b->traits.dtype)) continue;
+            if (resolve(policy.codec) == GREY_CODEC_FLOAT && !codec::float_codec_takes(b->traits.dtype)) continue;
             if (holds_a_block_twice(r)) {
                 // Its stored blocks are compressed where they are, each once for every buffer holding it
                 // (those already compressed so, and those compression does not make smaller, are left).
