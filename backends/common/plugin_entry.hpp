@@ -6,6 +6,8 @@
 #include "grey_backend.h"
 
 #include <cstring>
+#include <stdexcept>
+#include <string>
 
 namespace grey::backend {
 
@@ -27,6 +29,18 @@ inline void clear_stats(grey_memory_stats& out) {
     const uint32_t size = out.struct_size;
     out = grey_memory_stats{};
     out.struct_size = size;
+}
+
+// A quantization job enqueued on a stream of `device`: both tensors on that device, and no error report
+// (grey_backend.h: job->error is NULL on a stream). The runtime checks both; a slot does not rely on it.
+// A template, so that grey_backend_buffer (each plugin's own) is complete where it is instantiated.
+template <typename Job>
+void require_stream_job(uint32_t device, const Job& job) {
+    for (const auto* m : {&job.plain, &job.quantized})
+        if (m->buffer != nullptr && m->buffer->device != device)
+            throw std::invalid_argument("a quantization enqueued on a stream of device " + std::to_string(device) + " names a buffer of device " +
+                                        std::to_string(m->buffer->device));
+    if (job.error != nullptr) throw std::invalid_argument("a quantization enqueued on a stream measures no error (job->error must be NULL)");
 }
 
 }  // namespace grey::backend

@@ -716,22 +716,13 @@ grey_status hip_buffer_checksum_async(void* state, grey_backend_stream* stream, 
     });
 }
 
-// Both tensors of a job on the stream's device: the runtime checks it, the slot does not rely on that.
-void require_stream_device(const grey_backend_stream& stream, const grey_backend_quant_job& job) {
-    for (const grey_backend_memory* m : {&job.plain, &job.quantized})
-        if (m->buffer != nullptr && m->buffer->device != stream.device)
-            throw std::invalid_argument("a quantization enqueued on a stream of device " + std::to_string(stream.device) +
-                                        " names a buffer of device " + std::to_string(m->buffer->device));
-    if (job.error != nullptr) throw std::invalid_argument("a quantization enqueued on a stream measures no error (job->error must be NULL)");
-}
-
 // Enqueue-only: the stream's journal launches the kernels on the stream; a NaN input surfaces at the
 // next synchronize, query or event of the stream, in the synchronous slot's words.
 grey_status hip_quantize_async(void* state, grey_backend_stream* stream, const grey_backend_quant_job* job) {
     HipState& s = state_of(state);
     return guarded(s.host, [&] {
         const uint64_t plain = address_of(job->plain), quantized = address_of(job->quantized);
-        require_stream_device(*stream, *job);
+        backend::require_stream_job(stream->device, *job);
         DeviceSlot& d = slot(s, stream->device);
         on_device(s, stream->device, [&](const HipRuntime& hip, backend::ChunkPool& pool) {
             stream->journal->enqueue_quantize(hip, quant_kernels_of(d, hip), pool, stream->stream, *job, plain, quantized);
@@ -745,7 +736,7 @@ grey_status hip_dequantize_async(void* state, grey_backend_stream* stream, const
     HipState& s = state_of(state);
     return guarded(s.host, [&] {
         const uint64_t quantized = address_of(job->quantized), plain = address_of(job->plain);
-        require_stream_device(*stream, *job);
+        backend::require_stream_job(stream->device, *job);
         DeviceSlot& d = slot(s, stream->device);
         on_device(s, stream->device, [&](const HipRuntime& hip, backend::ChunkPool&) {
             enqueue_dequantize(hip, quant_kernels_of(d, hip), stream->stream, *job, quantized, plain);

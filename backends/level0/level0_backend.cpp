@@ -623,16 +623,6 @@ grey_status level0_memory_stats(void* state, uint32_t device, grey_memory_stats*
     });
 }
 
-// Both tensors of a job on the stream's device, and no error report (grey_backend.h: job->error is NULL
-// on a stream): the runtime checks both; the slots do not rely on it.
-void require_stream_job(const grey_backend_stream& stream, const grey_backend_quant_job& job) {
-    for (const grey_backend_memory* m : {&job.plain, &job.quantized})
-        if (m->buffer != nullptr && m->buffer->device != stream.device)
-            throw std::invalid_argument("a quantization enqueued on a stream of device " + std::to_string(stream.device) +
-                                        " names a buffer of device " + std::to_string(m->buffer->device));
-    if (job.error != nullptr) throw std::invalid_argument("a quantization enqueued on a stream measures no error (job->error must be NULL)");
-}
-
 // Returns once the job is queued: the stream's thread runs it when the queue reaches it (the job's layout
 // is copied: it lives only for this call). What the job alone decides (an unknown layout feature or
 // dtype) is refused now; a NaN input surfaces at the next synchronize, idle query or later event.
@@ -640,7 +630,7 @@ grey_status level0_quantize_async(void* state, grey_backend_stream* stream, cons
     Level0State& s = state_of(state);
     return guarded(s.host, [&] {
         const uint64_t plain = address_of(job->plain), quantized = address_of(job->quantized);
-        require_stream_job(*stream, *job);
+        backend::require_stream_job(stream->device, *job);
         check_supported(*job->layout, job->plain_dtype);
         DeviceQueue& device = queue(s, stream->device);
         stream->quantizer->enqueue(*stream->stream, [&device, layout = *job->layout, dtype = job->plain_dtype, plain, quantized] {
@@ -654,7 +644,7 @@ grey_status level0_dequantize_async(void* state, grey_backend_stream* stream, co
     Level0State& s = state_of(state);
     return guarded(s.host, [&] {
         const uint64_t quantized = address_of(job->quantized), plain = address_of(job->plain);
-        require_stream_job(*stream, *job);
+        backend::require_stream_job(stream->device, *job);
         queue(s, stream->device).enqueue_dequantize(*stream->stream, *job->layout, job->plain_dtype, quantized, plain);
         return GREY_OK;
     });
