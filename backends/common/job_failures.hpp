@@ -9,6 +9,8 @@
 #include "grey.h"
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -53,6 +55,29 @@ private:
     uint64_t next_job_ = 0;
     std::optional<JobFailure> kept_;
     uint64_t kept_job_ = 0;
+};
+
+// What an event's latest record stands for: the jobs of one stream's `Journal` numbered below `end`,
+// whose kept failure the event reports. Locked: an event may be recorded on one thread while another
+// waits on it.
+template <typename Journal>
+class RecordedJobs {
+public:
+    void set(std::shared_ptr<Journal> journal, uint64_t end) {
+        std::lock_guard lock(mutex_);
+        journal_ = std::move(journal);
+        end_ = end;
+    }
+    // The journal (null: never recorded after a stream's jobs) and the end of the latest record.
+    [[nodiscard]] std::pair<std::shared_ptr<Journal>, uint64_t> get() const {
+        std::lock_guard lock(mutex_);
+        return {journal_, end_};
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::shared_ptr<Journal> journal_;
+    uint64_t end_ = 0;
 };
 
 }  // namespace grey::backend

@@ -5,6 +5,7 @@
 // the reason). Memory comes from one VmmPool per device; fill, copy, checksum, quantize and dequantize
 // run the kernels of the embedded fatbins.
 #include "common/fields.hpp"
+#include "common/job_failures.hpp"
 #include "cuda/device_runtime.hpp"
 #include "cuda/driver.hpp"
 #include "cuda/nvml.hpp"
@@ -43,9 +44,7 @@ struct grey_backend_stream {
 struct grey_backend_event {
     grey::cuda::DeviceRuntime* runtime = nullptr;
     CUevent event = nullptr;
-    std::mutex mutex;
-    std::shared_ptr<grey::cuda::QuantJournal> journal;  // guarded by mutex
-    uint64_t end = 0;                                   // the jobs numbered below it; guarded by mutex
+    grey::backend::RecordedJobs<grey::cuda::QuantJournal> recorded;
 };
 
 namespace grey::cuda {
@@ -516,9 +515,7 @@ grey_status cuda_event_record(void* state, grey_backend_event* event, grey_backe
         // Recorded between two quantizations of the stream, so the event knows which it stands for.
         const uint64_t end = stream->journal->mark(
             [&] { event->runtime->in_context([&](const Driver& cu) { cu.check(cu.cuEventRecord(event->event, stream->stream), "cuEventRecord"); }); });
-        std::lock_guard lock(event->mutex);
-        event->journal = stream->journal;
-        event->end = end;
+        event->recorded.set(stream->journal, end);
         return GREY_OK;
     });
 }
@@ -534,13 +531,7 @@ grey_status cuda_stream_wait_event(void* state, grey_backend_stream* stream, gre
 
 // Once an event's record has completed: the failure of a quantization it stands for, which its stream keeps.
 grey_status event_failure(const grey_backend_host* host, grey_backend_event& event) {
-    std::shared_ptr<QuantJournal> journal;
-    uint64_t end = 0;
-    {
-        std::lock_guard lock(event.mutex);
-        journal = event.journal;
-        end = event.end;
-    }
+    const auto [journal, end] = event.recorded.get();
     if (journal == nullptr) return GREY_OK;
     journal->check_before(end);
     return report_failure(host, journal->failure_before(end));

@@ -14,6 +14,7 @@
 // (hip_kv.hpp), synchronously.
 #include "common/chunk_pool.hpp"
 #include "common/fields.hpp"
+#include "common/job_failures.hpp"
 #include "common/plugin_entry.hpp"
 #include "hip/hip_kernels.hpp"
 #include "hip/hip_kv.hpp"
@@ -50,9 +51,7 @@ struct grey_backend_stream {
 struct grey_backend_event {
     uint32_t device = 0;
     grey::hip::api::Event event = nullptr;
-    std::mutex mutex;
-    std::shared_ptr<grey::hip::QuantJournal> journal;  // guarded by mutex
-    uint64_t end = 0;                                  // the jobs numbered below it; guarded by mutex
+    grey::backend::RecordedJobs<grey::hip::QuantJournal> recorded;
 };
 
 namespace grey::hip {
@@ -599,9 +598,7 @@ grey_status hip_event_record(void* state, grey_backend_event* event, grey_backen
     return guarded(s.host, [&] {
         // Recorded between two quantizations of the stream, so the event knows which it stands for.
         const uint64_t end = stream->journal->mark([&] { s.hip->check(s.hip->event_record(event->event, stream->stream), "hipEventRecord"); });
-        std::lock_guard lock(event->mutex);
-        event->journal = stream->journal;
-        event->end = end;
+        event->recorded.set(stream->journal, end);
         return GREY_OK;
     });
 }
@@ -616,13 +613,7 @@ grey_status hip_stream_wait_event(void* state, grey_backend_stream* stream, grey
 
 // Once an event's record has completed: the failure of a quantization it stands for, which its stream keeps.
 grey_status event_failure(HipState& s, grey_backend_event& event) {
-    std::shared_ptr<QuantJournal> journal;
-    uint64_t end = 0;
-    {
-        std::lock_guard lock(event.mutex);
-        journal = event.journal;
-        end = event.end;
-    }
+    const auto [journal, end] = event.recorded.get();
     if (journal == nullptr) return GREY_OK;
     check_jobs(s, event.device, *journal, end);
     return report_failure(s.host, journal->failure_before(end));

@@ -11,6 +11,7 @@
 // dequantization on a stream is its kernel appended to the stream's queue, and a quantization is run by
 // a host thread of the stream between a gate and a release event of the queue (ze_quant_stream.hpp).
 #include "common/fields.hpp"
+#include "common/job_failures.hpp"
 #include "common/plugin_entry.hpp"
 #include "level0/device_queue.hpp"
 #include "level0/kv_launch.hpp"
@@ -48,9 +49,7 @@ struct grey_backend_stream {
 struct grey_backend_event {
     uint32_t device = 0;
     std::unique_ptr<grey::level0::ZeEvent> event;
-    std::mutex mutex;
-    std::shared_ptr<grey::level0::StreamQuantizer> quantizer;  // guarded by mutex
-    uint64_t end = 0;                                          // the jobs numbered below it; guarded by mutex
+    grey::backend::RecordedJobs<grey::level0::StreamQuantizer> recorded;
 };
 
 namespace grey::level0 {
@@ -492,9 +491,7 @@ grey_status level0_event_record(void* state, grey_backend_event* event, grey_bac
     return guarded(s.host, [&] {
         // Recorded between two quantizations of the stream, so the event knows which it stands for.
         const uint64_t end = stream->quantizer->mark([&] { event->event->record(*stream->stream); });
-        std::lock_guard lock(event->mutex);
-        event->quantizer = stream->quantizer;
-        event->end = end;
+        event->recorded.set(stream->quantizer, end);
         return GREY_OK;
     });
 }
@@ -509,13 +506,7 @@ grey_status level0_stream_wait_event(void* state, grey_backend_stream* stream, g
 
 // Once an event's record has completed: the failure of a quantization it stands for, which its stream keeps.
 grey_status event_failure(const grey_backend_host* host, grey_backend_event& event) {
-    std::shared_ptr<StreamQuantizer> quantizer;
-    uint64_t end = 0;
-    {
-        std::lock_guard lock(event.mutex);
-        quantizer = event.quantizer;
-        end = event.end;
-    }
+    const auto [quantizer, end] = event.recorded.get();
     return quantizer == nullptr ? GREY_OK : report_failure(host, quantizer->failure_before(end));
 }
 
