@@ -27,6 +27,23 @@ struct QuantLaunchCase {
     uint64_t rows, columns;
     uint64_t plain_offset;  // 4: a plain tensor off 16-byte alignment
     bool report;
+
+    // The case's tensor ([rows, columns] of dtype), its quantization parameters, and its size unquantized.
+    [[nodiscard]] grey_tensor_desc desc() const {
+        grey_tensor_desc d = GREY_TENSOR_DESC_INIT;
+        d.dtype = dtype;
+        d.rank = 2;
+        d.shape[0] = rows;
+        d.shape[1] = columns;
+        return d;
+    }
+    [[nodiscard]] grey_quant_params params() const {
+        grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+        EXPECT_EQ(grey_quant_params_from_name(name, &p), GREY_OK);
+        p.calibration = calibration;
+        return p;
+    }
+    [[nodiscard]] uint64_t plain_bytes() const { return rows * columns * (dtype == GREY_DTYPE_F32 ? 4 : 2); }
 };
 
 inline constexpr QuantLaunchCase kQuantLaunchCases[] = {
@@ -51,16 +68,9 @@ inline std::string run_quant_launch_cases(grey_context* context, const std::stri
     std::remove(log_path.c_str());
     for (const QuantLaunchCase& c : kQuantLaunchCases) {
         SCOPED_TRACE(std::string(c.name) + " " + std::to_string(c.rows) + "x" + std::to_string(c.columns));
-        grey_tensor_desc desc = GREY_TENSOR_DESC_INIT;
-        desc.dtype = c.dtype;
-        desc.rank = 2;
-        desc.shape[0] = c.rows;
-        desc.shape[1] = c.columns;
-        grey_quant_params params = GREY_QUANT_PARAMS_INIT;
-        EXPECT_EQ(grey_quant_params_from_name(c.name, &params), GREY_OK);
-        params.calibration = c.calibration;
-        const uint64_t elements = c.rows * c.columns;
-        const uint64_t plain_bytes = elements * (c.dtype == GREY_DTYPE_F32 ? 4 : 2);
+        const grey_tensor_desc desc = c.desc();
+        const grey_quant_params params = c.params();
+        const uint64_t plain_bytes = c.plain_bytes();
         grey_buffer* plain = nullptr;
         grey_buffer* packed = nullptr;
         EXPECT_EQ(grey_buffer_create(context, 1, plain_bytes + c.plain_offset, &plain), GREY_OK) << grey_last_error();
@@ -98,17 +108,11 @@ inline std::vector<QuantCaseResult> run_quant_cases(grey_context* context, grey_
     std::vector<QuantCaseResult> results;
     for (const QuantLaunchCase& c : kQuantLaunchCases) {
         SCOPED_TRACE(std::string(c.name) + " " + std::to_string(c.rows) + "x" + std::to_string(c.columns) + (stream ? " async" : " sync"));
-        grey_tensor_desc desc = GREY_TENSOR_DESC_INIT;
-        desc.dtype = c.dtype;
-        desc.rank = 2;
-        desc.shape[0] = c.rows;
-        desc.shape[1] = c.columns;
-        grey_quant_params params = GREY_QUANT_PARAMS_INIT;
-        EXPECT_EQ(grey_quant_params_from_name(c.name, &params), GREY_OK);
-        params.calibration = c.calibration;
-        const uint64_t elements = c.rows * c.columns;
+        const grey_tensor_desc desc = c.desc();
+        const grey_quant_params params = c.params();
         const size_t width = c.dtype == GREY_DTYPE_F32 ? 4 : 2;
-        const uint64_t plain_bytes = elements * width;
+        const uint64_t elements = c.rows * c.columns;
+        const uint64_t plain_bytes = c.plain_bytes();
         uint64_t packed_bytes = 0;
         EXPECT_EQ(grey_quant_size(&desc, &params, &packed_bytes), GREY_OK) << grey_last_error();
         // Finite values of every dtype: bit patterns below the all-ones exponent of F16 and BF16 and F32.
