@@ -189,6 +189,19 @@ typedef struct grey_backend_kv_attend_job {
  * rotated. */
 #define GREY_BACKEND_CAP_KV_HADAMARD_K 0x8u
 
+/* One block of an LT-Block container (docs/codecs.md) for codec_decode: where its payload is, where its
+ * raw bytes go, and what they must hash to. The layout of common/codec_decode.hpp's CodecBlockJob. */
+typedef struct grey_backend_codec_block {
+    uint64_t payload;       /* offset of the block's payload from the container's first byte */
+    uint64_t output;        /* offset of its raw bytes from the output's first byte */
+    uint64_t checksum;      /* the block entry's checksum */
+    uint64_t checksum_seed; /* its seed: xxh3-64 of the entry's bytes 0..23 seeded with the block index */
+    uint32_t raw_size;
+    uint32_t stored_size;
+    uint32_t codec;         /* raw 0, zero 1, fill 2, bitmask 3 or float 4 */
+    uint32_t element_width;
+} grey_backend_codec_block;
+
 typedef struct grey_backend_vtable {
     uint32_t struct_size;  /* sizeof(grey_backend_vtable) as the plugin was compiled */
     uint32_t abi_version;  /* GREY_BACKEND_ABI_VERSION as the plugin was compiled */
@@ -326,6 +339,22 @@ typedef struct grey_backend_vtable {
      * stream_create's, except that stream_destroy frees only the backend's own state and does not wait:
      * the runtime synchronizes it first when libgrey enqueued work on it. */
     grey_status (*stream_wrap_native)(void* state, uint32_t device, grey_memory_kind kind, uint64_t handle, grey_backend_stream** out_stream);
+
+    /* Decoding container blocks where they lie (0.2, optional: without it the runtime reads the container
+     * back and decodes on the host). The container starts at `container_offset` in `container` and the
+     * blocks' raw bytes go from `output_offset` in `output`, both buffers on one device; the runtime has
+     * checked the container's header and table, and every block's payload and output lie inside their
+     * buffers. Synchronous. out_faults[i] receives block i's common/codec_decode.hpp fault bits: 0 when it
+     * decoded and its checksum held; otherwise its output is undefined and the runtime decodes that block
+     * on the host, which names the problem. */
+    grey_status (*codec_decode)(void* state, grey_backend_buffer* container, uint64_t container_offset, grey_backend_buffer* output,
+                                uint64_t output_offset, const grey_backend_codec_block* blocks, uint32_t count, uint32_t* out_faults);
+    /* The deduplication hash (XXH3-64 seeded with `seed`) of each `block_size` bytes of [offset, offset +
+     * size) of `buffer`, the last block possibly shorter, into out_hashes[ceil(size / block_size)] (0.2,
+     * optional: without it the runtime reads the bytes back and hashes on the host). The runtime has
+     * checked the range; size > 0, block_size > 0. */
+    grey_status (*block_hashes)(void* state, grey_backend_buffer* buffer, uint64_t offset, uint64_t size, uint32_t block_size,
+                                uint64_t seed, uint64_t* out_hashes);
 } grey_backend_vtable;
 
 /* The vtable size of the smallest plugin the loader accepts: everything up to the appended slots. */

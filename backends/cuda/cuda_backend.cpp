@@ -6,6 +6,7 @@
 // run the kernels of the embedded fatbins.
 #include "common/fields.hpp"
 #include "common/job_failures.hpp"
+#include "cuda/codec_ops.hpp"
 #include "cuda/device_runtime.hpp"
 #include "cuda/driver.hpp"
 #include "cuda/nvml.hpp"
@@ -14,6 +15,7 @@
 #include "cuda/quant_journal.hpp"
 #include "cuda/quantizer.hpp"
 
+#include <cstddef>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -299,6 +301,36 @@ grey_status cuda_dequantize(void* state, const grey_backend_quant_job* job) {
     return guarded(s.host, [&] {
         const CUdeviceptr quantized = address_of(job->quantized), plain = address_of(job->plain);
         dequantize(runtime(s, job->quantized.buffer->device), *job, quantized, plain);
+        return GREY_OK;
+    });
+}
+
+// --- Container blocks and deduplication hashes (codec_ops.cpp).
+
+static_assert(sizeof(grey_backend_codec_block) == sizeof(common::CodecBlockJob) &&
+                  offsetof(grey_backend_codec_block, payload) == offsetof(common::CodecBlockJob, payload) &&
+                  offsetof(grey_backend_codec_block, checksum_seed) == offsetof(common::CodecBlockJob, checksum_seed) &&
+                  offsetof(grey_backend_codec_block, element_width) == offsetof(common::CodecBlockJob, element_width),
+              "grey_backend_codec_block is the kernels' CodecBlockJob");
+
+grey_status cuda_codec_decode(void* state, grey_backend_buffer* container, uint64_t container_offset, grey_backend_buffer* output,
+                              uint64_t output_offset, const grey_backend_codec_block* blocks, uint32_t count, uint32_t* out_faults) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        std::vector<common::CodecBlockJob> jobs(count);
+        std::memcpy(jobs.data(), blocks, count * sizeof *blocks);
+        codec_decode(runtime(s, container->device), container->pointer + container_offset, output->pointer + output_offset, jobs,
+                     {out_faults, count});
+        return GREY_OK;
+    });
+}
+
+grey_status cuda_block_hashes(void* state, grey_backend_buffer* buffer, uint64_t offset, uint64_t size, uint32_t block_size, uint64_t seed,
+                              uint64_t* out_hashes) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        block_hashes(runtime(s, buffer->device), buffer->pointer + offset, size, block_size, seed,
+                     {out_hashes, static_cast<size_t>((size + block_size - 1) / block_size)});
         return GREY_OK;
     });
 }
@@ -726,6 +758,8 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.stream_native_handle = cuda_stream_native_handle;
     vt.stream_wrap_native = cuda_stream_wrap_native;
     vt.host_alloc = cuda_host_alloc;
+    vt.codec_decode = cuda_codec_decode;
+    vt.block_hashes = cuda_block_hashes;
     vt.kv_store = cuda_kv_store;
     vt.kv_compress = cuda_kv_compress;
     vt.kv_attend = cuda_kv_attend;

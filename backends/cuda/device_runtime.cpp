@@ -159,6 +159,16 @@ const KvKernels& DeviceRuntime::kv_kernels() {
     return *kv_kernels_;
 }
 
+CodecKernels::CodecKernels(const Driver& driver)
+    : module(driver, codec_kernel_fatbin(), "the embedded codec fatbin"),
+      decode(module.function("grey_codec_decode")),
+      block_hash(module.function("grey_block_hash")) {}
+
+const CodecKernels& DeviceRuntime::codec_kernels() {
+    if (!codec_kernels_) codec_kernels_ = std::make_unique<CodecKernels>(driver_);
+    return *codec_kernels_;
+}
+
 const QuantKernels& DeviceRuntime::quant_kernels() {
     if (!quant_kernels_) {
         auto kernels = std::make_unique<QuantKernels>(driver_);

@@ -23,6 +23,7 @@ enum class QuantFamily { blocks, q8_0, grouped, rows, global, search, dequantize
 std::span<const unsigned char> kernel_fatbin();
 std::span<const unsigned char> quant_kernel_fatbin(QuantFamily family);
 std::span<const unsigned char> kv_kernel_fatbin();
+std::span<const unsigned char> codec_kernel_fatbin();
 
 class PrimaryContext {
 public:
@@ -137,6 +138,14 @@ struct KvKernels {
     CUfunction attend_split[4][4];
 };
 
+// The container decoder and the deduplication hash (kernels/cuda/codec_decode.cu).
+struct CodecKernels {
+    explicit CodecKernels(const Driver& driver);
+    Module module;
+    CUfunction decode;
+    CUfunction block_hash;
+};
+
 // A launch's grid.
 struct Grid {
     unsigned int x = 1, y = 1, z = 1;
@@ -225,6 +234,8 @@ public:
     void launch(CUfunction function, Grid grid, unsigned int threads, unsigned int shared_bytes, void** params);
     // Inside exclusive(): the KV cache's kernels, loaded on first use.
     const KvKernels& kv_kernels();
+    // Inside exclusive(): the codec kernels, loaded on first use.
+    const CodecKernels& codec_kernels();
     // How many blocks of `threads` threads (and `shared_bytes` dynamic shared memory) of `function` fit on
     // the device at once: a grid of that size runs in one wave. Thread-safe (streams launch concurrently).
     [[nodiscard]] unsigned int resident_blocks(CUfunction function, unsigned int threads, unsigned int shared_bytes);
@@ -247,6 +258,7 @@ private:
     std::unique_ptr<Kernels> kernels_;
     std::unique_ptr<QuantKernels> quant_kernels_;
     std::unique_ptr<KvKernels> kv_kernels_;
+    std::unique_ptr<CodecKernels> codec_kernels_;
     CUdeviceptr checksum_slot_ = 0;  // 8 bytes from the pool for the checksum kernel's sum
     CUdeviceptr quant_flags_slot_ = 0;
     std::unique_ptr<PinnedHost> quant_flag_host_;

@@ -23,6 +23,7 @@ GREY_EMBED_FATBIN(grey_cuda_quant_dequantize_fatbin, GREY_CUDA_QUANT_dequantize_
 GREY_EMBED_FATBIN(grey_cuda_quant_measure_fatbin, GREY_CUDA_QUANT_measure_FATBIN_PATH)
 GREY_EMBED_FATBIN(grey_cuda_quant_ragged_fatbin, GREY_CUDA_QUANT_ragged_FATBIN_PATH)
 GREY_EMBED_FATBIN(grey_cuda_kv_fatbin, GREY_CUDA_KV_FATBIN_PATH)
+GREY_EMBED_FATBIN(grey_cuda_codec_fatbin, GREY_CUDA_CODEC_FATBIN_PATH)
 
 namespace grey::cuda {
 
@@ -32,6 +33,10 @@ std::span<const unsigned char> kernel_fatbin() {
 
 std::span<const unsigned char> kv_kernel_fatbin() {
     return {grey_cuda_kv_fatbin_begin, static_cast<size_t>(grey_cuda_kv_fatbin_end - grey_cuda_kv_fatbin_begin)};
+}
+
+std::span<const unsigned char> codec_kernel_fatbin() {
+    return {grey_cuda_codec_fatbin_begin, static_cast<size_t>(grey_cuda_codec_fatbin_end - grey_cuda_codec_fatbin_begin)};
 }
 
 namespace {

@@ -98,23 +98,30 @@ void decode_payload(const BlockEntry& entry, std::span<const std::byte> payload,
     }
 }
 
-void decode_checked(std::span<const std::byte> container, const ContainerInfo& info, uint32_t index, ZstdContexts& zstd,
-                    std::span<std::byte> out) {
+// `table` holds at least the container's header and table; `payload` is the block's.
+void decode_checked(std::span<const std::byte> table, const ContainerInfo& info, uint32_t index, std::span<const std::byte> payload,
+                    ZstdContexts& zstd, std::span<std::byte> out) {
     const BlockEntry& entry = info.blocks.at(index);
     const std::string where = "codec container: block " + std::to_string(index) + " of " + std::to_string(info.blocks.size()) +
                               " (" + std::string(codec_name(entry.codec)) + ")";
     if (out.size() != entry.raw_size)
         fail(GREY_ERROR_INVALID_ARGUMENT, where + ": the output holds " + std::to_string(out.size()) + " bytes, the block " +
                                               std::to_string(entry.raw_size));
-    const auto payload = container.subspan(info.payload_start + entry.offset, entry.stored_size);
+    if (payload.size() != entry.stored_size)
+        fail(GREY_ERROR_INVALID_ARGUMENT, where + ": the payload holds " + std::to_string(payload.size()) + " bytes, the block " +
+                                              std::to_string(entry.stored_size));
     try {
         decode_payload(entry, payload, info.element_width, zstd, out);
     } catch (const Error& e) {
         fail(e.status(), where + ": " + e.what());
     }
-    const auto* entry_bytes = container.data() + kHeaderSize + uint64_t{index} * kEntrySize;
+    const auto* entry_bytes = table.data() + kHeaderSize + uint64_t{index} * kEntrySize;
     if (block_checksum(index, std::span<const std::byte, 24>(entry_bytes, 24), out) != entry.checksum)
         fail(GREY_ERROR_CORRUPT, where + ": the decoded bytes fail the block's checksum");
+}
+
+std::span<const std::byte> payload_of(std::span<const std::byte> container, const ContainerInfo& info, uint32_t index) {
+    return container.subspan(info.payload_start + info.blocks[index].offset, info.blocks[index].stored_size);
 }
 
 }  // namespace
@@ -125,7 +132,17 @@ void decode_block(std::span<const std::byte> container, const ContainerInfo& inf
                                               std::to_string(info.blocks.size()) + ")");
     if (container.size() != info.container_size) fail(GREY_ERROR_INVALID_ARGUMENT, "the container is not the one `info` was read from");
     ZstdContexts zstd;
-    decode_checked(container, info, index, zstd, out);
+    decode_checked(container, info, index, payload_of(container, info, index), zstd, out);
+}
+
+void decode_block_payload(std::span<const std::byte> table, const ContainerInfo& info, uint32_t index, std::span<const std::byte> payload,
+                          std::span<std::byte> out) {
+    if (index >= info.blocks.size())
+        fail(GREY_ERROR_INVALID_ARGUMENT, "block " + std::to_string(index) + " does not exist (the container has " +
+                                              std::to_string(info.blocks.size()) + ")");
+    if (table.size() < info.payload_start) fail(GREY_ERROR_INVALID_ARGUMENT, "the table bytes end before the container's table does");
+    ZstdContexts zstd;
+    decode_checked(table, info, index, payload, zstd, out);
 }
 
 void decode_range(std::span<const std::byte> container, const ContainerInfo& info, uint64_t offset, std::span<std::byte> out) {
@@ -142,11 +159,11 @@ void decode_range(std::span<const std::byte> container, const ContainerInfo& inf
         const uint64_t start = b * info.block_size, raw = info.blocks[index].raw_size;
         const uint64_t lo = std::max(offset, start), hi = std::min(end, start + raw);
         if (lo == start && hi == start + raw) {
-            decode_checked(container, info, index, zstd, out.subspan(lo - offset, raw));
+            decode_checked(container, info, index, payload_of(container, info, index), zstd, out.subspan(lo - offset, raw));
             continue;
         }
         partial.resize(raw);
-        decode_checked(container, info, index, zstd, partial);
+        decode_checked(container, info, index, payload_of(container, info, index), zstd, partial);
         std::memcpy(out.data() + (lo - offset), partial.data() + (lo - start), hi - lo);
     }
 }
@@ -160,7 +177,7 @@ void decode_all(std::span<const std::byte> container, const ContainerInfo& info,
     ZstdContexts zstd;
     try {
         for (uint32_t i = 0; i < info.blocks.size(); ++i)
-            decode_checked(container, info, i, zstd, out.subspan(uint64_t{i} * info.block_size, info.blocks[i].raw_size));
+            decode_checked(container, info, i, payload_of(container, info, i), zstd, out.subspan(uint64_t{i} * info.block_size, info.blocks[i].raw_size));
     } catch (...) {
         if (!out.empty()) std::memset(out.data(), 0, out.size());
         throw;

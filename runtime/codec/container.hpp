@@ -46,6 +46,11 @@ void decode_into(std::span<const std::byte> container, std::span<std::byte> out)
 // and checks its checksum: the memory tier maps a part of a buffer without decoding the rest.
 void decode_block(std::span<const std::byte> container, const ContainerInfo& info, uint32_t index, std::span<std::byte> out);
 
+// decode_block for a container whose header and table are `table` (read_container_table's input) and
+// block `index`'s payload is `payload`, held apart (a container in device memory, read back a block at a time).
+void decode_block_payload(std::span<const std::byte> table, const ContainerInfo& info, uint32_t index, std::span<const std::byte> payload,
+                          std::span<std::byte> out);
+
 // Decodes the raw bytes at `offset` into `out`: every block they touch is decoded and checked, those
 // they cover whole straight into `out`. GREY_ERROR_INVALID_ARGUMENT for a range past the raw size.
 void decode_range(std::span<const std::byte> container, const ContainerInfo& info, uint64_t offset, std::span<std::byte> out);

@@ -63,7 +63,13 @@ void write_block_entry(std::span<std::byte> out, uint32_t index, const BlockEntr
     put_at<uint64_t>(at, 24, block_checksum(index, at.first<24>(), raw));
 }
 
-ContainerInfo read_container_info(std::span<const std::byte> container) {
+ContainerInfo read_container_info(std::span<const std::byte> container) { return read_container_table(container, container.size()); }
+
+uint64_t container_table_end(std::span<const std::byte, kHeaderSize> header) {
+    return kHeaderSize + uint64_t{load<uint32_t>(header.data() + 24)} * kEntrySize;
+}
+
+ContainerInfo read_container_table(std::span<const std::byte> container, uint64_t container_size) {
     FieldReader in(container, kContainer);
     if (in.read<uint32_t>("magic") != kContainerMagic) corrupt(kContainer, "not an LT-Block container (bad magic)");
     const auto version = in.read<uint16_t>("version");
@@ -102,7 +108,9 @@ ContainerInfo read_container_info(std::span<const std::byte> container) {
                            " in blocks of " + std::to_string(info.block_size));
     const auto table = in.take(uint64_t{block_count} * kEntrySize, "block table");
     info.payload_start = in.offset();
-    info.container_size = container.size();
+    info.container_size = container_size;
+    if (container_size < info.payload_start) corrupt(kContainer, "the container ends inside its block table");
+    const uint64_t payload_bytes = container_size - info.payload_start;
 
     info.blocks.reserve(block_count);
     uint64_t next_offset = 0;
@@ -127,12 +135,12 @@ ContainerInfo read_container_info(std::span<const std::byte> container) {
                                    : block_name(i - 1, block_count) + " ends its payload at " + std::to_string(next_offset) +
                                          " where " + block_name(i, block_count) + " starts at " + std::to_string(entry.offset)));
         next_offset += entry.stored_size;  // at most 2^32 * 2^32: cannot overflow 64 bits
-        if (next_offset > in.remaining()) fail_block("its payload runs past the end of the container");
-        if (i + 1 == block_count && next_offset != in.remaining())
-            fail_block("it is the last block, but " + std::to_string(in.remaining() - next_offset) + " bytes follow its payload");
+        if (next_offset > payload_bytes) fail_block("its payload runs past the end of the container");
+        if (i + 1 == block_count && next_offset != payload_bytes)
+            fail_block("it is the last block, but " + std::to_string(payload_bytes - next_offset) + " bytes follow its payload");
         info.blocks.push_back(entry);
     }
-    if (block_count == 0 && in.remaining() != 0) corrupt(kContainer, std::to_string(in.remaining()) + " unexpected bytes after an empty table");
+    if (block_count == 0 && payload_bytes != 0) corrupt(kContainer, std::to_string(payload_bytes) + " unexpected bytes after an empty table");
     return info;
 }
 

@@ -51,6 +51,12 @@ uint32_t element_width_of(int64_t dtype);
 // at the end of `container`. GREY_ERROR_CORRUPT naming the field, and the block for a table entry.
 ContainerInfo read_container_info(std::span<const std::byte> container);
 
+// The same checks for a container of `container_size` bytes of which `container` holds at least the
+// header and the table (a container in device memory, read back only that far): the bytes where the table
+// ends are container_table_end(header), for a header read_container_table then checks.
+ContainerInfo read_container_table(std::span<const std::byte> container, uint64_t container_size);
+uint64_t container_table_end(std::span<const std::byte, kHeaderSize> header);
+
 // Writes the 40-byte header (with its checksum) into `out[0, 40)`.
 void write_container_header(std::span<std::byte> out, uint64_t raw_size, uint32_t block_size, grey_dtype dtype, uint32_t block_count);
 // Writes block `index`'s 32-byte entry, computing its checksum from the raw bytes.

@@ -250,4 +250,17 @@ void Backend::kv_compress(const grey_backend_kv_compress_job& job) const { check
 
 void Backend::kv_attend(const grey_backend_kv_attend_job& job) const { check(vtable_.kv_attend(state_, &job), "kv_attend"); }
 
+void Backend::codec_decode(grey_backend_buffer* container, uint64_t container_offset, grey_backend_buffer* output, uint64_t output_offset,
+                           std::span<const grey_backend_codec_block> blocks, std::span<uint32_t> faults) const {
+    if (blocks.empty()) return;
+    check(vtable_.codec_decode(state_, container, container_offset, output, output_offset, blocks.data(), static_cast<uint32_t>(blocks.size()),
+                               faults.data()),
+          "codec_decode");
+}
+
+void Backend::block_hashes(grey_backend_buffer* buffer, uint64_t offset, uint64_t size, uint32_t block_size, uint64_t seed,
+                           std::span<uint64_t> hashes) const {
+    check(vtable_.block_hashes(state_, buffer, offset, size, block_size, seed, hashes.data()), "block_hashes");
+}
+
 }  // namespace grey

@@ -8,6 +8,7 @@
 #include "core/error.hpp"
 #include "core/stream.hpp"
 #include "memory/buffer.hpp"
+#include "memory/device_decode.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -238,6 +239,12 @@ void Tiers::materialize_locked(const grey_buffer& buffer, grey_backend_buffer* t
                     write_constant(backend, target, start, size, ref);
                 } else if (ref.block->tier == GREY_RESIDENCY_RAW && backend.has_buffer_copy()) {
                     backend.buffer_copy(target, start, ref.block->storage, 0, size);
+                } else if (ref.block->tier == GREY_RESIDENCY_COMPRESSED_DEVICE && backend.has_codec_decode()) {
+                    try {
+                        decode_device_container(backend, ref.block->storage, ref.block->stored_size, target, start, size);
+                    } catch (const Error& e) {
+                        fail_in_stored_block(e, r, buffer.size, b);
+                    }
                 } else {
                     // Through host memory: a compressed block is decoded (and checked) there.
                     std::vector<std::byte> staged(size);
@@ -247,6 +254,11 @@ void Tiers::materialize_locked(const grey_buffer& buffer, grey_backend_buffer* t
             }
             return;
         case GREY_RESIDENCY_COMPRESSED_DEVICE:
+            if (backend.has_codec_decode()) {
+                decode_device_container(backend, r.device_container, r.container_size, target, 0, buffer.size);
+                return;
+            }
+            [[fallthrough]];
         case GREY_RESIDENCY_COMPRESSED_HOST: {
             // Decoded in one pass: a read of a compressed buffer fetches and checks its whole container.
             std::vector<std::byte> contents(buffer.size);

@@ -71,7 +71,14 @@ _Static_assert(offsetof(grey_backend_vtable, kv_compress) == 328, "grey_backend_
 _Static_assert(offsetof(grey_backend_vtable, kv_attend) == 336, "grey_backend_vtable.kv_attend moved");
 _Static_assert(offsetof(grey_backend_vtable, stream_native_handle) == 344, "grey_backend_vtable.stream_native_handle moved");
 _Static_assert(offsetof(grey_backend_vtable, stream_wrap_native) == 352, "grey_backend_vtable.stream_wrap_native moved");
-_Static_assert(sizeof(grey_backend_vtable) == 360, "size of grey_backend_vtable changed: slots are only appended");
+_Static_assert(offsetof(grey_backend_vtable, codec_decode) == 360, "grey_backend_vtable.codec_decode moved");
+_Static_assert(offsetof(grey_backend_vtable, block_hashes) == 368, "grey_backend_vtable.block_hashes moved");
+_Static_assert(sizeof(grey_backend_vtable) == 376, "size of grey_backend_vtable changed: slots are only appended");
+
+_Static_assert(sizeof(grey_backend_codec_block) == 48, "size of grey_backend_codec_block changed");
+_Static_assert(offsetof(grey_backend_codec_block, checksum_seed) == 24, "grey_backend_codec_block.checksum_seed moved");
+_Static_assert(offsetof(grey_backend_codec_block, raw_size) == 32, "grey_backend_codec_block.raw_size moved");
+_Static_assert(offsetof(grey_backend_codec_block, element_width) == 44, "grey_backend_codec_block.element_width moved");
 
 _Static_assert(sizeof(grey_backend_kv_store_job) == 104, "size of grey_backend_kv_store_job changed");
 _Static_assert(offsetof(grey_backend_kv_store_job, layout) == 8, "grey_backend_kv_store_job.layout moved");

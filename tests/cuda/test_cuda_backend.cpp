@@ -432,6 +432,55 @@ TEST(CudaFake, SharedStoredBlocksCompressOnceAndReadBackFromEveryHolder) {
     EXPECT_EQ(stats.allocation_count, allocations_before) << "every block, container and copy is given back";
 }
 
+// A buffer compressed into device memory with the float or bitmask codec is decoded by the device when
+// mapped (the fake runs the kernel's lane code): only the container's table crosses to the host, so a
+// failed launch fails the map with the driver's error; the next map decodes it.
+TEST(CudaFake, CompressedDeviceContainersDecodeOnTheDevice) {
+    Context c;
+    const size_t n = 7 * 65536 + 10;
+    std::vector<unsigned char> weights(n), sparse(n, 0);
+    for (size_t i = 0; i + 1 < n; i += 2) {
+        const float v = std::sin(0.013f * static_cast<float>(i)) * 0.05f;
+        uint32_t bits = 0;
+        std::memcpy(&bits, &v, 4);
+        weights[i] = static_cast<unsigned char>(bits >> 16);
+        weights[i + 1] = static_cast<unsigned char>(bits >> 24);
+        if (i % 14 == 0) std::memcpy(&sparse[i], &weights[i], 2);
+    }
+    auto make = [&](const std::vector<unsigned char>& bytes, grey_codec codec) {
+        grey_buffer_options options = GREY_BUFFER_OPTIONS_INIT;
+        options.device = 1;
+        options.size_bytes = n;
+        options.dtype = GREY_DTYPE_BF16;
+        grey_buffer* b = nullptr;
+        EXPECT_EQ(grey_buffer_create_with_options(c.context, &options, &b), GREY_OK) << grey_last_error();
+        EXPECT_EQ(grey_buffer_write(b, 0, bytes.data(), n), GREY_OK) << grey_last_error();
+        EXPECT_EQ(grey_buffer_seal(b), GREY_OK);
+        EXPECT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_COMPRESSED_DEVICE, codec), GREY_OK) << grey_last_error();
+        return b;
+    };
+    grey_buffer* floats = make(weights, GREY_CODEC_FLOAT);
+    grey_buffer* bitmask = make(sparse, GREY_CODEC_BITMASK);
+    const auto mapped = [&](grey_buffer* b) {
+        grey_buffer_mapping m{};
+        m.struct_size = sizeof m;
+        if (grey_buffer_map(b, &m) != GREY_OK) return std::vector<unsigned char>{};
+        const auto* bytes = reinterpret_cast<const unsigned char*>(static_cast<uintptr_t>(m.address));
+        std::vector<unsigned char> out(bytes, bytes + n);
+        EXPECT_EQ(grey_buffer_unmap(b), GREY_OK);
+        return out;
+    };
+    EXPECT_EQ(mapped(floats), weights);
+    {
+        ScopedEnv env{{"FAKE_CUDA_FAIL", "cuLaunchKernel:700"}};
+        EXPECT_TRUE(mapped(bitmask).empty());
+        EXPECT_NE(std::string(grey_last_error()).find("cuLaunchKernel"), std::string::npos) << grey_last_error();
+    }
+    EXPECT_EQ(mapped(bitmask), sparse);
+    grey_buffer_destroy(floats);
+    grey_buffer_destroy(bitmask);
+}
+
 // grey_buffer_map_async on a CUDA device: the fake's streams defer their work as a GPU does, so the
 // mapped copy holds the buffer's bytes only once the stream has run the copy; a second stream that hits
 // the copy while it is being filled waits for that fill; an early unmap frees nothing the stream writes.

@@ -22,12 +22,14 @@
 
 #include <cuda.h>
 
+#include "common/codec_decode.hpp"
 #include "cuda/quant_args.h"
 #include <sys/mman.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -436,7 +438,8 @@ CUresult fake_cuModuleLoadData(CUmodule* m, const void* image) {
 }
 CUresult fake_cuModuleUnload(CUmodule) { return CUDA_SUCCESS; }
 
-constexpr uintptr_t kFill = 1, kCopy = 2, kChecksum = 3, kQuantScan = 4, kDequantStandIn = 5, kQuantOther = 6, kKv = 7;
+constexpr uintptr_t kFill = 1, kCopy = 2, kChecksum = 3, kQuantScan = 4, kDequantStandIn = 5, kQuantOther = 6, kKv = 7, kCodecDecode = 8,
+                    kBlockHash = 9;
 
 // The quantization kernels, served when FAKE_CUDA_QUANT_KERNELS is set, run as the stand-in of
 // tests/backends/fake_quant_kernels.hpp (and the KV cache's, when FAKE_CUDA_KV_KERNELS is set, as that of
@@ -471,7 +474,12 @@ uintptr_t quant_kernel_id(const std::string& n) {
 CUresult fake_cuModuleGetFunction(CUfunction* f, CUmodule, const char* name) {
     FAKE_FAIL("cuModuleGetFunction");
     const std::string n = name;
-    uintptr_t id = n == "grey_fill" ? kFill : n == "grey_copy" ? kCopy : n == "grey_checksum" ? kChecksum : 0;
+    uintptr_t id = n == "grey_fill"           ? kFill
+                   : n == "grey_copy"         ? kCopy
+                   : n == "grey_checksum"     ? kChecksum
+                   : n == "grey_codec_decode" ? kCodecDecode
+                   : n == "grey_block_hash"   ? kBlockHash
+                                              : 0;
     if (id == 0) id = quant_kernel_id(n);
     if (id == 0) return CUDA_ERROR_NOT_FOUND;
     *f = reinterpret_cast<CUfunction>(id);
@@ -546,6 +554,33 @@ CUresult fake_cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, uns
         }
         case kQuantOther: return CUDA_SUCCESS;
         case kKv: enqueue(s, fake::kv_launch(name, gx, gy, gz, bx, shared_bytes, params)); return CUDA_SUCCESS;
+        case kCodecDecode: {
+            // The kernel's lane functions, a lane at a time (common/codec_decode.hpp), a warp per job.
+            const auto* container = reinterpret_cast<const uint8_t*>(param<CUdeviceptr>(params, 0));
+            auto* output = reinterpret_cast<uint8_t*>(param<CUdeviceptr>(params, 1));
+            const auto* jobs = reinterpret_cast<const grey::common::CodecBlockJob*>(param<CUdeviceptr>(params, 2));
+            const auto count = param<unsigned int>(params, 3);
+            auto* faults = reinterpret_cast<uint32_t*>(param<CUdeviceptr>(params, 4));
+            if (uint64_t{gx} * (bx / 32) < count || bx % 32 != 0) return CUDA_ERROR_INVALID_VALUE;
+            enqueue(s, [=] {
+                auto workspace = std::make_unique<grey::common::RansWorkspace>();
+                for (uint32_t i = 0; i < count; ++i) faults[i] = grey::common::decode_block_by_lanes(container, output, jobs[i], workspace.get());
+            });
+            return CUDA_SUCCESS;
+        }
+        case kBlockHash: {
+            const auto* data = reinterpret_cast<const uint8_t*>(param<CUdeviceptr>(params, 0));
+            const auto size = param<unsigned long long>(params, 1);
+            const auto block = param<unsigned int>(params, 2);
+            const auto seed = param<unsigned long long>(params, 3);
+            auto* hashes = reinterpret_cast<unsigned long long*>(param<CUdeviceptr>(params, 4));
+            if (block == 0 || uint64_t{gx} * (bx / 32) * block < size) return CUDA_ERROR_INVALID_VALUE;
+            enqueue(s, [=] {
+                for (uint64_t first = 0, i = 0; first < size; first += block, ++i)
+                    hashes[i] = grey::common::xxh3_64(data + first, std::min<uint64_t>(block, size - first), seed);
+            });
+            return CUDA_SUCCESS;
+        }
         default: return CUDA_ERROR_INVALID_HANDLE;
     }
 }

@@ -1,0 +1,52 @@
+#include "cuda/codec_ops.hpp"
+
+#include <limits>
+#include <stdexcept>
+
+namespace grey::cuda {
+namespace {
+
+// Warps (one per block) a thread block of the codec kernels: their __launch_bounds__.
+constexpr unsigned int kWarpsPerBlock = 4;
+
+unsigned int grid_for(uint64_t warps) {
+    const uint64_t blocks = (warps + kWarpsPerBlock - 1) / kWarpsPerBlock;
+    if (blocks > std::numeric_limits<int>::max()) throw std::length_error("too many blocks for one launch of the codec kernels");
+    return static_cast<unsigned int>(blocks);
+}
+
+}  // namespace
+
+void codec_decode(DeviceRuntime& device, CUdeviceptr container, CUdeviceptr output, std::span<const common::CodecBlockJob> jobs,
+                  std::span<uint32_t> faults) {
+    if (jobs.empty()) return;
+    device.exclusive([&] {
+        const CodecKernels& kernels = device.codec_kernels();
+        PoolScratch job_table(device.pool(), jobs.size_bytes());
+        PoolScratch fault_table(device.pool(), faults.size_bytes());
+        device.copy_to_device_async(job_table.get(), jobs.data(), jobs.size_bytes());
+        CUdeviceptr job_address = job_table.get(), fault_address = fault_table.get();
+        auto count = static_cast<unsigned int>(jobs.size());
+        void* params[] = {&container, &output, &job_address, &count, &fault_address};
+        device.launch(kernels.decode, grid_for(jobs.size()), 32 * kWarpsPerBlock, 0, params);
+        device.copy_to_host_async(faults.data(), fault_address, faults.size_bytes());
+        device.finish();
+    });
+}
+
+void block_hashes(DeviceRuntime& device, CUdeviceptr data, uint64_t size, uint32_t block_size, uint64_t seed, std::span<uint64_t> hashes) {
+    if (size == 0) return;
+    device.exclusive([&] {
+        const CodecKernels& kernels = device.codec_kernels();
+        PoolScratch hash_table(device.pool(), hashes.size_bytes());
+        CUdeviceptr hash_address = hash_table.get();
+        unsigned long long length = size, seed_value = seed;
+        unsigned int block = block_size;
+        void* params[] = {&data, &length, &block, &seed_value, &hash_address};
+        device.launch(kernels.block_hash, grid_for(hashes.size()), 32 * kWarpsPerBlock, 0, params);
+        device.copy_to_host_async(hashes.data(), hash_address, hashes.size_bytes());
+        device.finish();
+    });
+}
+
+}  // namespace grey::cuda

@@ -1,0 +1,20 @@
+// The codec slots of the CUDA backend (codec_decode, block_hashes) on one device: kernels/cuda/
+// codec_decode.cu launched on the device's stream, jobs and results through scratch of its pool.
+#pragma once
+
+#include "common/codec_decode.hpp"
+#include "cuda/device_runtime.hpp"
+
+#include <cstdint>
+#include <span>
+
+namespace grey::cuda {
+
+// Decodes `jobs` (offsets from `container` and `output`) and writes each block's fault bits to `faults`.
+void codec_decode(DeviceRuntime& device, CUdeviceptr container, CUdeviceptr output, std::span<const common::CodecBlockJob> jobs,
+                  std::span<uint32_t> faults);
+
+// hashes[i]: XXH3-64 with `seed` of block i (`block_size` bytes, the last possibly fewer) of [data, data + size).
+void block_hashes(DeviceRuntime& device, CUdeviceptr data, uint64_t size, uint32_t block_size, uint64_t seed, std::span<uint64_t> hashes);
+
+}  // namespace grey::cuda

@@ -1,0 +1,68 @@
+#include "memory/device_decode.hpp"
+
+#include "codec/container.hpp"
+#include "codec/device_jobs.hpp"
+#include "core/backend.hpp"
+#include "core/error.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace grey::memory {
+namespace {
+
+void decode_on_host(const Backend& backend, grey_backend_buffer* container, uint64_t container_size, grey_backend_buffer* target,
+                    uint64_t target_offset, uint64_t raw_size) {
+    std::vector<std::byte> staged(container_size);
+    backend.buffer_read(container, 0, staged.data(), staged.size());
+    std::vector<std::byte> raw(raw_size);
+    codec::decode_into(staged, raw);
+    backend.buffer_write(target, target_offset, raw.data(), raw.size());
+}
+
+}  // namespace
+
+void decode_device_container(const Backend& backend, grey_backend_buffer* container, uint64_t container_size, grey_backend_buffer* target,
+                             uint64_t target_offset, uint64_t raw_size) {
+    if (!backend.has_codec_decode() || container_size < codec::kHeaderSize) {
+        decode_on_host(backend, container, container_size, target, target_offset, raw_size);
+        return;
+    }
+    std::vector<std::byte> table(codec::kHeaderSize);
+    backend.buffer_read(container, 0, table.data(), table.size());
+    const uint64_t table_end = std::min(codec::container_table_end(std::span<const std::byte, codec::kHeaderSize>(table.data(), codec::kHeaderSize)),
+                                        container_size);
+    table.resize(table_end);
+    backend.buffer_read(container, codec::kHeaderSize, table.data() + codec::kHeaderSize, table_end - codec::kHeaderSize);
+    const codec::ContainerInfo info = codec::read_container_table(table, container_size);
+    if (info.raw_size != raw_size)
+        fail(GREY_ERROR_CORRUPT, "codec container: raw size " + std::to_string(info.raw_size) + ", expected " + std::to_string(raw_size));
+    const codec::DeviceDecodePlan plan = codec::device_decode_plan(table, info, 0, raw_size);
+    std::vector<grey_backend_codec_block> blocks(plan.jobs.size());
+    static_assert(sizeof(grey_backend_codec_block) == sizeof(common::CodecBlockJob));
+    if (!blocks.empty()) std::memcpy(blocks.data(), plan.jobs.data(), blocks.size() * sizeof blocks[0]);
+    std::vector<uint32_t> faults(blocks.size(), 0);
+    backend.codec_decode(container, 0, target, target_offset, blocks, faults);
+
+    // The rest on the host, each block from its own payload.
+    std::vector<uint32_t> host_blocks = plan.host_blocks;
+    for (size_t j = 0; j < faults.size(); ++j)
+        if (faults[j] != common::kFaultNone) host_blocks.push_back(plan.job_blocks[j]);
+    if (host_blocks.empty()) return;
+    std::sort(host_blocks.begin(), host_blocks.end());
+    std::vector<std::byte> payload, raw;
+    for (const uint32_t b : host_blocks) {
+        const codec::BlockEntry& entry = info.blocks[b];
+        payload.resize(entry.stored_size);
+        raw.resize(entry.raw_size);
+        backend.buffer_read(container, info.payload_start + entry.offset, payload.data(), payload.size());
+        codec::decode_block_payload(table, info, b, payload, raw);
+        backend.buffer_write(target, target_offset + uint64_t{b} * info.block_size, raw.data(), raw.size());
+    }
+}
+
+}  // namespace grey::memory

@@ -1,0 +1,23 @@
+// Decoding a container held in device memory into device memory, on the device where its backend has
+// the codec_decode slot: only the header and the table cross to the host, and the blocks decode where
+// they are. A block the device does not decode (lz4, zstd) or gives up on is decoded on the host from its
+// payload alone, so a damaged block still fails with the host decoder's GREY_ERROR_CORRUPT naming it.
+#pragma once
+
+#include "grey_backend.h"
+
+#include <cstdint>
+
+namespace grey {
+class Backend;
+}
+
+namespace grey::memory {
+
+// Writes the `raw_size` decoded bytes of the `container_size`-byte container at the start of `container`
+// into `target` at `target_offset`. Without codec_decode the whole container is read back and decoded on
+// the host.
+void decode_device_container(const Backend& backend, grey_backend_buffer* container, uint64_t container_size, grey_backend_buffer* target,
+                             uint64_t target_offset, uint64_t raw_size);
+
+}  // namespace grey::memory
