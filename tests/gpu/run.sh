@@ -9,7 +9,8 @@
 #   bash tests/gpu/run.sh            (from the repository root)
 #   GREY_GPU_STEPS=...               comma-separated subset of: conformance, quant, cli, mapping,
 #                                    memcheck, racecheck, detect, bench, grid-bench, quant-bench,
-#                                    stream-bench, model-throughput, admit-bench, kv, kv-bench, kv-sdpa, wheel
+#                                    stream-bench, model-throughput, admit-bench, kv, kv-bench, kv-sdpa, wheel,
+#                                    codec (its speed table needs GREY_GPU_MODEL)
 #                                    (default: all; the build always runs; cli and model-throughput
 #                                    need GREY_GPU_MODEL)
 #   GREY_GPU_MODEL=FILE              a safetensors/GGUF file whose tensors the quantization conformance
@@ -38,7 +39,7 @@ logs=$build/logs  # build logs stay in the build tree; $out gets what a reader n
 mkdir -p "$out" "$logs"
 declare -a summary
 status=0
-steps=${GREY_GPU_STEPS:-conformance,quant,kv,cli,mapping,wheel,memcheck,racecheck,detect,bench,grid-bench,quant-bench,stream-bench,model-throughput,admit-bench,kv-bench,kv-sdpa}
+steps=${GREY_GPU_STEPS:-conformance,quant,kv,codec,cli,mapping,wheel,memcheck,racecheck,detect,bench,grid-bench,quant-bench,stream-bench,model-throughput,admit-bench,kv-bench,kv-sdpa}
 want() { [[ ",$steps," == *",$1,"* ]]; }
 # run_bench NAME FILE DETAIL COMMAND...: runs a benchmark, its table on the screen and in $out/FILE.txt, its
 # errors in $logs/FILE.err; records NAME as INFO (DETAIL follows the device), or FAIL with the errors' end.
@@ -164,20 +165,33 @@ if [ $rc -eq 0 ]; then record kv-conformance PASS "$(tail -1 "$out/kv_conformanc
 else record kv-conformance FAIL "$(tail -1 "$out/kv_conformance.log")"; fi
 fi
 
+if want codec; then
+echo "== codec conformance (CUDA container decoder and block hash vs the host; float codec speed on real weights)"
+"$build/bin/grey_gpu_codec_conformance" --backend-dir "$plugin_dir" ${GREY_GPU_MODEL:+--model "$GREY_GPU_MODEL"} >"$out/codec_conformance.log" 2>&1
+rc=$?
+grep -E "^FAIL|last error" "$out/codec_conformance.log" | head -40
+sed -n '/^real weights/,$p' "$out/codec_conformance.log"
+if [ $rc -eq 0 ]; then record codec-conformance PASS "$(tail -1 "$out/codec_conformance.log")"
+else record codec-conformance FAIL "$(tail -1 "$out/codec_conformance.log")"; fi
+fi
+
 if want memcheck; then
-echo "== compute-sanitizer memcheck (kernels: fill, copy, checksum, quantization, KV cache)"
+echo "== compute-sanitizer memcheck (kernels: fill, copy, checksum, quantization, KV cache, codecs)"
 if command -v compute-sanitizer >/dev/null; then
-    for program in grey_gpu_conformance grey_gpu_quant_conformance grey_gpu_kv_conformance; do sanitize memcheck "$program" "memcheck $program"; done
+    for program in grey_gpu_conformance grey_gpu_quant_conformance grey_gpu_kv_conformance grey_gpu_codec_conformance; do
+        sanitize memcheck "$program" "memcheck $program"
+    done
 else
     record compute-sanitizer FAIL "compute-sanitizer not found"
 fi
 fi
 
 if want racecheck; then
-echo "== compute-sanitizer racecheck (quantization kernels: shared-memory staging; KV attention)"
+echo "== compute-sanitizer racecheck (quantization kernels: shared-memory staging; KV attention; codec tables)"
 if command -v compute-sanitizer >/dev/null; then
     sanitize racecheck grey_gpu_quant_conformance "racecheck quant"
     sanitize racecheck grey_gpu_kv_conformance "racecheck kv"
+    sanitize racecheck grey_gpu_codec_conformance "racecheck codec"
 else record compute-sanitizer FAIL "compute-sanitizer not found"; fi
 fi
 

@@ -1,0 +1,337 @@
+// The CUDA plugin's codec slots on a real GPU, called through its vtable (the plugin loaded as libgrey
+// loads it): every block the device decodes must come out as the host decoder's bytes, a damaged payload
+// must fault exactly when the host decoder refuses it, and the block hashes must equal libxxhash's.
+// Without --quick it then measures, on real weights (--model: a safetensors file's F16 tensors, and the
+// same converted to BF16, repeated to 512 MiB): the float codec's ratio beside the order-0 entropy bound,
+// the decode's GB/s of output and the hash's GB/s, each beside a device-to-device copy of the same bytes.
+//
+//   grey_gpu_codec_conformance [--quick] --backend-dir DIR [--model FILE]
+#include "codec/container.hpp"
+#include "codec/device_jobs.hpp"
+#include "common/numeric.hpp"
+#include "core/error.hpp"
+#include "grey_backend.h"
+
+#include <dlfcn.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace {
+
+using grey::codec::CodecId;
+
+int passed = 0, failed = 0;
+std::string last_error;
+
+void check(bool ok, const std::string& what) {
+    (ok ? passed : failed) += 1;
+    if (!ok) std::printf("FAIL  %s%s%s\n", what.c_str(), last_error.empty() ? "" : ": ", last_error.c_str());
+}
+
+// The plugin, started with a minimal host.
+struct Plugin {
+    void* library = nullptr;
+    grey_backend_vtable vt{};
+    grey_backend_host host{};
+    void* state = nullptr;
+
+    bool open(const std::string& directory) {
+        const std::string path = directory + "/libgrey-backend-cuda.so";
+        library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+        if (library == nullptr) return std::printf("cannot open %s: %s\n", path.c_str(), dlerror()), false;
+        auto entry = reinterpret_cast<grey_backend_entry_fn>(dlsym(library, GREY_BACKEND_ENTRY_SYMBOL));
+        vt.struct_size = sizeof vt;
+        if (entry == nullptr || entry(GREY_BACKEND_ABI_VERSION, &vt) != GREY_OK) return std::printf("%s has no usable entry\n", path.c_str()), false;
+        if (vt.codec_decode == nullptr || vt.block_hashes == nullptr) return std::printf("%s has no codec slots\n", path.c_str()), false;
+        host.struct_size = offsetof(grey_backend_host, parallel_for);
+        host.abi_version = GREY_BACKEND_ABI_VERSION;
+        host.log = [](void*, grey_log_level, const char*) {};
+        host.set_error = [](void*, const char* message) { last_error = message; };
+        uint32_t devices = 0;
+        return vt.init(&host, &state) == GREY_OK && vt.device_count(state, &devices) == GREY_OK && devices > 0;
+    }
+    ~Plugin() {
+        if (state != nullptr) vt.shutdown(state);
+    }
+    grey_backend_buffer* upload(const void* bytes, uint64_t size) const {
+        grey_backend_buffer* b = nullptr;
+        if (vt.buffer_alloc(state, 0, std::max<uint64_t>(size, 1), &b) != GREY_OK) return nullptr;
+        if (size > 0) vt.buffer_write(state, b, 0, bytes, size);
+        return b;
+    }
+};
+
+std::vector<std::byte> random_bytes(size_t n, std::mt19937_64& rng) {
+    std::vector<std::byte> out(n);
+    for (auto& b : out) b = static_cast<std::byte>(rng() & 0xFFu);
+    return out;
+}
+
+template <typename T, typename F>
+std::vector<std::byte> elements(size_t bytes, F pattern) {
+    std::vector<std::byte> out(bytes);
+    for (size_t i = 0; i * sizeof(T) < bytes; ++i) {
+        const T value = pattern(i);
+        std::memcpy(out.data() + i * sizeof(T), &value, std::min(sizeof(T), bytes - i * sizeof(T)));
+    }
+    return out;
+}
+
+// Decodes `container` on the device; returns the faults and the output read back.
+struct DeviceResult {
+    std::vector<uint32_t> faults;
+    std::vector<std::byte> output;
+    bool launched = false;
+};
+
+DeviceResult decode_on_device(const Plugin& p, const std::vector<std::byte>& container, uint64_t raw_size) {
+    DeviceResult result;
+    const auto info = grey::codec::read_container_info(container);
+    const auto plan = grey::codec::device_decode_plan(container, info, 0, raw_size);
+    result.faults.assign(plan.jobs.size(), 0);
+    result.output.assign(raw_size, std::byte{0});
+    grey_backend_buffer* in = p.upload(container.data(), container.size());
+    grey_backend_buffer* out = p.upload(nullptr, 0);
+    if (raw_size > 0) {
+        p.vt.buffer_free(p.state, out);
+        p.vt.buffer_alloc(p.state, 0, raw_size, &out);
+    }
+    std::vector<grey_backend_codec_block> blocks(plan.jobs.size());
+    if (!blocks.empty()) std::memcpy(blocks.data(), plan.jobs.data(), blocks.size() * sizeof blocks[0]);
+    result.launched = blocks.empty() || p.vt.codec_decode(p.state, in, 0, out, 0, blocks.data(), static_cast<uint32_t>(blocks.size()),
+                                                          result.faults.data()) == GREY_OK;
+    // Blocks only the host decodes (lz4, zstd) are filled in from the host's decode.
+    if (raw_size > 0) p.vt.buffer_read(p.state, out, 0, result.output.data(), raw_size);
+    const auto host = grey::codec::decode(container);
+    for (uint32_t b : plan.host_blocks)
+        std::memcpy(result.output.data() + uint64_t{b} * info.block_size, host.data() + uint64_t{b} * info.block_size, info.blocks[b].raw_size);
+    p.vt.buffer_free(p.state, in);
+    p.vt.buffer_free(p.state, out);
+    return result;
+}
+
+void conformance(const Plugin& p, bool quick, std::mt19937_64& rng) {
+    const float nan_payload = std::bit_cast<float>(0x7FC01234u);
+    struct Input {
+        std::string name;
+        grey_dtype dtype;
+        std::vector<std::byte> data;
+    };
+    std::vector<Input> inputs;
+    const std::vector<size_t> sizes = quick ? std::vector<size_t>{0, 3, 17, 4097, 70000} : std::vector<size_t>{0, 1, 3, 16, 17, 241, 4097, 65536, 1 << 20, 3 * 65536 + 6};
+    for (size_t n : sizes) {
+        inputs.push_back({"random u8", GREY_DTYPE_U8, random_bytes(n, rng)});
+        inputs.push_back({"sine bf16", GREY_DTYPE_BF16, elements<uint16_t>(n, [](size_t i) {
+                              return grey::common::f32_to_bf16(std::sin(0.11f * static_cast<float>(i)) * 0.02f);
+                          })});
+        inputs.push_back({"sine f32", GREY_DTYPE_F32, elements<float>(n, [](size_t i) { return std::sin(0.37f * static_cast<float>(i)); })});
+        inputs.push_back({"sparse f16", GREY_DTYPE_F16,
+                          elements<uint16_t>(n, [](size_t i) { return static_cast<uint16_t>(i % 7 == 0 ? 0x3C00 + i % 300 : 0); })});
+        inputs.push_back({"sparse u8", GREY_DTYPE_U8, elements<uint8_t>(n, [](size_t i) { return static_cast<uint8_t>(i % 3 == 0 ? i : 0); })});
+        inputs.push_back({"nan/-0/inf f32", GREY_DTYPE_F32, elements<float>(n, [&](size_t i) {
+                              return i % 3 == 0 ? nan_payload : i % 3 == 1 ? -0.0f : INFINITY;
+                          })});
+        inputs.push_back({"f64", GREY_DTYPE_F64, elements<double>(n, [](size_t i) { return 1.0 / static_cast<double>(i % 50 + 1); })});
+        inputs.push_back({"zeros", GREY_DTYPE_F32, std::vector<std::byte>(n)});
+        inputs.push_back({"fill bf16", GREY_DTYPE_BF16, elements<uint16_t>(n, [](size_t) { return uint16_t{0x3F80}; })});
+    }
+    for (const Input& input : inputs)
+        for (const CodecId codec : {CodecId::raw, CodecId::bitmask, CodecId::floats, CodecId::lz4})
+            for (const uint32_t block_size : {16u, 4096u, 65536u}) {
+                const uint32_t width = grey::codec::element_width_of(input.dtype);
+                if (codec == CodecId::floats && width == 1) continue;
+                if (block_size % width != 0) continue;
+                const std::string what = input.name + " (" + std::to_string(input.data.size()) + " bytes), " +
+                                         std::string(grey::codec::codec_name(codec)) + ", blocks of " + std::to_string(block_size);
+                const auto container = grey::codec::encode(input.data, {codec, input.dtype, block_size, 1});
+                last_error.clear();
+                const DeviceResult r = decode_on_device(p, container, input.data.size());
+                check(r.launched, what + ": codec_decode");
+                check(std::all_of(r.faults.begin(), r.faults.end(), [](uint32_t f) { return f == 0; }), what + ": no block faults");
+                check(r.output == input.data, what + ": the host's bytes");
+            }
+
+    // Damaged payloads: a fault exactly when the host decoder refuses, the original bytes otherwise.
+    const auto weights = elements<uint16_t>(quick ? 6000 : 60000, [](size_t i) {
+        return grey::common::f32_to_bf16(std::sin(0.3f * static_cast<float>(i)) * 0.1f);
+    });
+    for (const CodecId codec : {CodecId::floats, CodecId::bitmask}) {
+        const auto data = codec == CodecId::floats ? weights : elements<uint16_t>(weights.size(), [](size_t i) {
+            return static_cast<uint16_t>(i % 5 == 0 ? 0x4000 + i % 1000 : 0);
+        });
+        const auto container = grey::codec::encode(data, {codec, GREY_DTYPE_BF16, 1u << 20, 1});
+        const auto info = grey::codec::read_container_info(container);
+        int agree = 0, total = 0, faults = 0;
+        for (int trial = 0; trial < (quick ? 20 : 300); ++trial) {
+            auto damaged = container;
+            const uint64_t at = info.payload_start + rng() % info.blocks[0].stored_size;
+            damaged[at] ^= static_cast<std::byte>(1u << (rng() % 8));
+            const DeviceResult r = decode_on_device(p, damaged, data.size());
+            bool host_refuses = false;
+            try {
+                (void)grey::codec::decode(damaged);
+            } catch (const grey::Error&) {
+                host_refuses = true;
+            }
+            const bool fault = r.faults.at(0) != 0;
+            faults += fault;
+            agree += r.launched && fault == host_refuses && (fault || r.output == data);
+            ++total;
+        }
+        check(agree == total, std::string(grey::codec::codec_name(codec)) + ": " + std::to_string(agree) + " of " + std::to_string(total) +
+                                  " damaged payloads fault exactly when the host refuses them (" + std::to_string(faults) + " faulted)");
+    }
+
+    // Block hashes against libxxhash.
+    for (const uint64_t size : {1ull, 100ull, 240ull, 241ull, 1024ull, 1025ull, 65536ull, 3ull * 65536 + 17})
+        for (const uint32_t block : {16u, 1000u, 65536u})
+            for (const uint64_t seed : {uint64_t{0}, uint64_t{rng()}}) {
+                const auto data = random_bytes(size, rng);
+                grey_backend_buffer* b = p.upload(data.data(), data.size());
+                std::vector<uint64_t> hashes((size + block - 1) / block, 0);
+                last_error.clear();
+                const bool launched = p.vt.block_hashes(p.state, b, 0, size, block, seed, hashes.data()) == GREY_OK;
+                bool same = launched;
+                for (size_t i = 0; i < hashes.size(); ++i)
+                    same = same && hashes[i] == XXH3_64bits_withSeed(data.data() + i * block, std::min<uint64_t>(block, size - i * block), seed);
+                check(same, "block hashes of " + std::to_string(size) + " bytes in blocks of " + std::to_string(block));
+                p.vt.buffer_free(p.state, b);
+            }
+}
+
+std::vector<std::byte> model_f16(const char* path) {
+    std::ifstream in(path, std::ios::binary);
+    uint64_t header = 0;
+    in.read(reinterpret_cast<char*>(&header), 8);
+    const std::vector<char> file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<std::byte> all(file.size());
+    if (!file.empty()) std::memcpy(all.data(), file.data(), file.size());
+    if (header >= all.size()) return {};
+    return {all.begin() + static_cast<std::ptrdiff_t>(header), all.end() - static_cast<std::ptrdiff_t>((all.size() - header) % 2)};
+}
+
+double order0_bits(const std::vector<std::byte>& data, uint32_t width) {
+    // The entropy of the symbol (the byte below the sign) plus that of the rest, per element, in bits.
+    std::vector<uint64_t> symbols(256, 0), rest(1u << 16, 0);
+    const uint64_t n = data.size() / width;
+    for (uint64_t i = 0; i < n; ++i) {
+        uint64_t element = 0;
+        std::memcpy(&element, data.data() + i * width, width);
+        ++symbols[(element >> (8 * width - 9)) & 0xFF];
+        ++rest[((element >> (8 * width - 1)) << 7) | (element & 0x7F)];
+    }
+    const auto entropy = [n](const std::vector<uint64_t>& counts) {
+        double bits = 0;
+        for (uint64_t c : counts)
+            if (c != 0) bits -= static_cast<double>(c) * std::log2(static_cast<double>(c) / static_cast<double>(n));
+        return bits;
+    };
+    return entropy(symbols) + entropy(rest);
+}
+
+template <typename Body>
+double best_seconds(int repeat, Body&& body) {
+    double best = 1e30;
+    for (int i = 0; i < repeat; ++i) {
+        const auto start = std::chrono::steady_clock::now();
+        body();
+        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    return best;
+}
+
+void bench(const Plugin& p, const char* model) {
+    const auto f16 = model_f16(model);
+    if (f16.empty()) {
+        check(false, std::string("reading ") + model);
+        return;
+    }
+    auto bf16 = f16;
+    for (size_t i = 0; i + 1 < bf16.size(); i += 2) {
+        uint16_t h = 0;
+        std::memcpy(&h, f16.data() + i, 2);
+        const uint16_t b = grey::common::f32_to_bf16(grey::common::f16_to_f32(h));
+        std::memcpy(bf16.data() + i, &b, 2);
+    }
+    std::printf("\nreal weights: %s, %.1f MiB of F16 (and the same as BF16), repeated to 512 MiB\n", model, static_cast<double>(f16.size()) / (1 << 20));
+    std::printf("%-6s %-7s %9s %9s %12s %12s %12s %12s\n", "dtype", "codec", "ratio", "bound", "decode GB/s", "copy GB/s", "hash GB/s", "decode/copy");
+    const std::vector<std::tuple<const char*, grey_dtype, const std::vector<std::byte>*>> sets = {{"bf16", GREY_DTYPE_BF16, &bf16},
+                                                                                                 {"f16", GREY_DTYPE_F16, &f16}};
+    for (const auto& [name, dtype, base] : sets) {
+        std::vector<std::byte> data;
+        while (data.size() < (512u << 20)) data.insert(data.end(), base->begin(), base->end());
+        data.resize(512u << 20);
+        const auto container = grey::codec::encode(data, {CodecId::floats, dtype, 65536, 1});
+        const auto info = grey::codec::read_container_info(container);
+        const auto plan = grey::codec::device_decode_plan(container, info, 0, data.size());
+        std::vector<grey_backend_codec_block> blocks(plan.jobs.size());
+        std::memcpy(blocks.data(), plan.jobs.data(), blocks.size() * sizeof blocks[0]);
+        std::vector<uint32_t> faults(blocks.size());
+        grey_backend_buffer* in = p.upload(container.data(), container.size());
+        grey_backend_buffer* out = nullptr;
+        grey_backend_buffer* copy = nullptr;
+        p.vt.buffer_alloc(p.state, 0, data.size(), &out);
+        p.vt.buffer_alloc(p.state, 0, data.size(), &copy);
+        std::vector<uint64_t> hashes(data.size() / 65536);
+        const auto decode = [&] { p.vt.codec_decode(p.state, in, 0, out, 0, blocks.data(), static_cast<uint32_t>(blocks.size()), faults.data()); };
+        decode();
+        std::vector<std::byte> back(data.size());
+        p.vt.buffer_read(p.state, out, 0, back.data(), back.size());
+        check(back == data && plan.host_blocks.empty() && std::all_of(faults.begin(), faults.end(), [](uint32_t f) { return f == 0; }),
+              std::string(name) + " real weights decode on the device bit for bit");
+        const double t_decode = best_seconds(7, decode);
+        const double t_copy = best_seconds(7, [&] { p.vt.buffer_copy(p.state, copy, 0, out, 0, data.size()); });
+        const double t_hash = best_seconds(7, [&] { p.vt.block_hashes(p.state, out, 0, data.size(), 65536, 0x1234, hashes.data()); });
+        const double gb = static_cast<double>(data.size()) / 1e9;
+        const double bound = static_cast<double>(data.size()) * 8 / order0_bits(data, 2);
+        std::printf("%-6s %-7s %8.3fx %8.3fx %12.1f %12.1f %12.1f %12.2f\n", name, "float",
+                    static_cast<double>(data.size()) / static_cast<double>(container.size()), bound, gb / t_decode, gb / t_copy, gb / t_hash,
+                    t_copy / t_decode);
+        p.vt.buffer_free(p.state, in);
+        p.vt.buffer_free(p.state, out);
+        p.vt.buffer_free(p.state, copy);
+    }
+    std::printf("(GB/s of decoded bytes; each call synchronous, best of 7; copy: buffer_copy of the same bytes, device to device)\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    bool quick = false;
+    const char* backend_dir = nullptr;
+    const char* model = nullptr;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--quick") quick = true;
+        else if (a == "--backend-dir" && i + 1 < argc) backend_dir = argv[++i];
+        else if (a == "--model" && i + 1 < argc) model = argv[++i];
+        else return std::printf("usage: %s [--quick] --backend-dir DIR [--model FILE]\n", argv[0]), 2;
+    }
+    if (backend_dir == nullptr) return std::printf("--backend-dir is needed\n"), 2;
+    Plugin plugin;
+    if (!plugin.open(backend_dir)) return std::printf("no CUDA device through the plugin: %s\n", last_error.c_str()), 1;
+    const uint64_t seed = std::random_device{}();
+    std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
+    std::mt19937_64 rng(seed);
+    try {
+        conformance(plugin, quick, rng);
+        if (!quick && model != nullptr) bench(plugin, model);
+    } catch (const std::exception& e) {
+        check(false, std::string("exception: ") + e.what());
+    }
+    std::printf("codec conformance: %d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
