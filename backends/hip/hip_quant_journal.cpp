@@ -10,16 +10,16 @@ namespace quant = backend::quant;
 void QuantJournal::enqueue_quantize(const HipRuntime& hip, const QuantKernels& k, backend::ChunkPool& pool, api::Stream stream,
                                     const grey_backend_quant_job& job, uint64_t source, uint64_t destination) {
     // Everything that can refuse the job comes before anything is queued: the facts (the job lives only
-    // for this call), the plan's checks (a plan is pure arithmetic: made here once to be refused, then
-    // again by enqueue_quantize), the memory.
+    // for this call), the memory (given back by its scopes if what follows refuses), the plan's checks.
     const quant::QuantFacts facts = quant::facts_of(job);
-    (void)quant::plan_quantize(job, k.compute_units(), source, destination, {1, 1, 1, 0});
     std::lock_guard lock(mutex_);
     auto found = std::make_unique<Found>();
     backend::ChunkScratch block(pool, kFoundBytes);
     backend::ChunkScratch scratch(pool, quant::quantize_scratch_bytes(job, k.compute_units(), source, destination));
     if (pending_.size() == pending_.max_size()) throw std::length_error("too many quantizations in flight on one HIP stream");
     Pending entry{failures_.next_job(), block.get(), scratch.get(), std::move(found), facts};
+    quant::Plan plan = quant::plan_quantize(job, k.compute_units(), source, destination,
+                                            {entry.block, entry.block + sizeof(grey_qk_flags), entry.scratch, 0});
     void* flags = reinterpret_cast<void*>(entry.block);
     void* noticed = reinterpret_cast<void*>(entry.block + sizeof(grey_qk_flags));
     // Armed on the stream, so the fills run after whatever the stream ran before, and the kernels after them.
@@ -34,7 +34,7 @@ void QuantJournal::enqueue_quantize(const HipRuntime& hip, const QuantKernels& k
     };
     try {
         hip.check(hip.mem_set_async(noticed, 0, sizeof(uint32_t), stream), "hipMemsetAsync");
-        grey::hip::enqueue_quantize(hip, k, stream, job, source, destination, {entry.block, entry.block + sizeof(grey_qk_flags), entry.scratch, 0});
+        enqueue_plan(hip, k, stream, plan);
         hip.check(hip.mem_copy_async(entry.found.get(), flags, kFoundBytes, api::kMemcpyDeviceToHost, stream), "hipMemcpyAsync");
     } catch (...) {
         // The copy back may not be queued: the host copy still says "nothing noticed", so a partly queued

@@ -59,18 +59,21 @@ void to_device(const HipRuntime& hip, uint64_t destination, const void* source, 
 
 }  // namespace
 
+void enqueue_plan(const HipRuntime& hip, const QuantKernels& k, api::Stream stream, quant::Plan& plan) {
+    HipLauncher launcher{hip, k, stream};
+    quant::launch_plan(plan, launcher);
+}
+
 void enqueue_quantize(const HipRuntime& hip, const QuantKernels& k, api::Stream stream, const grey_backend_quant_job& job, uint64_t source,
                       uint64_t destination, const quant::Targets& targets) {
     quant::Plan plan = quant::plan_quantize(job, k.compute_units(), source, destination, targets);
-    HipLauncher launcher{hip, k, stream};
-    quant::launch_plan(plan, launcher);
+    enqueue_plan(hip, k, stream, plan);
 }
 
 void enqueue_dequantize(const HipRuntime& hip, const QuantKernels& k, api::Stream stream, const grey_backend_quant_job& job, uint64_t source,
                         uint64_t destination) {
     quant::Plan plan = quant::plan_dequantize(job, source, destination);
-    HipLauncher launcher{hip, k, stream};
-    quant::launch_plan(plan, launcher);
+    enqueue_plan(hip, k, stream, plan);
 }
 
 void quantize(const HipRuntime& hip, const QuantKernels& k, backend::ChunkPool& pool, const QuantFlags& flags, const grey_backend_quant_job& job,

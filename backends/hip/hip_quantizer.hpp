@@ -48,6 +48,8 @@ void enqueue_quantize(const HipRuntime& hip, const QuantKernels& k, api::Stream 
                       uint64_t destination, const backend::quant::Targets& targets);
 void enqueue_dequantize(const HipRuntime& hip, const QuantKernels& k, api::Stream stream, const grey_backend_quant_job& job, uint64_t source,
                         uint64_t destination);
+// The kernels of a plan already made (backend::quant::plan_quantize or plan_dequantize), as above.
+void enqueue_plan(const HipRuntime& hip, const QuantKernels& k, api::Stream stream, backend::quant::Plan& plan);
 
 // Both with the device current and `k` loaded. quantize throws std::invalid_argument with the host
 // backend's message when the input holds a NaN or infinity (the destination may have been written) and
