@@ -135,6 +135,17 @@ GREY_FN uint32_t bitmask_decode_lane(uint32_t lane, const CodecBlockJob& job, co
     return fault;
 }
 
+// bitmask_decode_lane for the block's element width (1, 2, 4 or 8 bytes; anything else is a layout fault).
+GREY_FN uint32_t bitmask_decode_lane_any(uint32_t lane, const CodecBlockJob& job, const BitmaskLayout& layout, const uint8_t* payload, uint8_t* out) {
+    switch (job.element_width) {
+        case 1: return bitmask_decode_lane<1>(lane, job, layout, payload, out);
+        case 2: return bitmask_decode_lane<2>(lane, job, layout, payload, out);
+        case 4: return bitmask_decode_lane<4>(lane, job, layout, payload, out);
+        case 8: return bitmask_decode_lane<8>(lane, job, layout, payload, out);
+        default: return kFaultLayout;
+    }
+}
+
 // ---- split float: rANS-coded symbols in 32 lanes, remainders raw
 
 struct FloatLayout {
@@ -267,6 +278,16 @@ GREY_FN uint32_t float_decode_lane(uint32_t lane, const CodecBlockJob& job, cons
     return kFaultNone;
 }
 
+// float_decode_lane for the block's element width (float_layout has checked it is 2, 4 or 8).
+GREY_FN uint32_t float_decode_lane_any(uint32_t lane, const CodecBlockJob& job, const FloatLayout& layout, const uint8_t* payload,
+                                       const RansWorkspace* ws, uint8_t* out) {
+    switch (job.element_width) {
+        case 2: return float_decode_lane<2>(lane, job, layout, payload, ws, out);
+        case 4: return float_decode_lane<4>(lane, job, layout, payload, ws, out);
+        default: return float_decode_lane<8>(lane, job, layout, payload, ws, out);
+    }
+}
+
 #if !defined(__CUDA_ARCH__)
 // The block decoded as a warp would, one lane after another (the fake CUDA driver's kernel, and the
 // tests' reference for the kernel's logic); `workspace` is scratch. Returns the block's faults.
@@ -286,13 +307,7 @@ inline uint32_t decode_block_by_lanes(const uint8_t* container, uint8_t* output,
             BitmaskLayout layout{};
             fault = bitmask_layout(payload, job, &layout);
             for (uint32_t lane = 0; fault == kFaultNone && lane < kCodecLanes; ++lane)
-                switch (job.element_width) {
-                    case 1: fault |= bitmask_decode_lane<1>(lane, job, layout, payload, out); break;
-                    case 2: fault |= bitmask_decode_lane<2>(lane, job, layout, payload, out); break;
-                    case 4: fault |= bitmask_decode_lane<4>(lane, job, layout, payload, out); break;
-                    case 8: fault |= bitmask_decode_lane<8>(lane, job, layout, payload, out); break;
-                    default: fault |= kFaultLayout;
-                }
+                fault |= bitmask_decode_lane_any(lane, job, layout, payload, out);
             break;
         }
         case kCodecFloat: {
@@ -303,12 +318,7 @@ inline uint32_t decode_block_by_lanes(const uint8_t* container, uint8_t* output,
             for (uint32_t lane = 0; lane < kCodecLanes; ++lane) fault |= rans_starts(lane, layout, workspace);
             if (fault != kFaultNone) break;
             for (uint32_t lane = 0; lane < kCodecLanes; ++lane) rans_fill_slots(lane, layout, workspace);
-            for (uint32_t lane = 0; lane < kCodecLanes; ++lane)
-                switch (job.element_width) {
-                    case 2: fault |= float_decode_lane<2>(lane, job, layout, payload, workspace, out); break;
-                    case 4: fault |= float_decode_lane<4>(lane, job, layout, payload, workspace, out); break;
-                    default: fault |= float_decode_lane<8>(lane, job, layout, payload, workspace, out); break;
-                }
+            for (uint32_t lane = 0; lane < kCodecLanes; ++lane) fault |= float_decode_lane_any(lane, job, layout, payload, workspace, out);
             break;
         }
         default: fault = kFaultCodec;

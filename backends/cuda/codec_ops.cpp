@@ -15,6 +15,18 @@ unsigned int grid_for(uint64_t warps) {
     return static_cast<unsigned int>(blocks);
 }
 
+// Runs `work` (queuing on the device's stream and waiting for it); when it fails part way, waits for what
+// it queued before the scratch that work uses goes back to the pool, and the host memory with the caller.
+template <typename Work>
+void in_order_or_drained(DeviceRuntime& device, Work&& work) {
+    try {
+        work();
+    } catch (...) {
+        device.drain();
+        throw;
+    }
+}
+
 }  // namespace
 
 void codec_decode(DeviceRuntime& device, CUdeviceptr container, CUdeviceptr output, std::span<const common::CodecBlockJob> jobs,
@@ -24,13 +36,15 @@ void codec_decode(DeviceRuntime& device, CUdeviceptr container, CUdeviceptr outp
         const CodecKernels& kernels = device.codec_kernels();
         PoolScratch job_table(device.pool(), jobs.size_bytes());
         PoolScratch fault_table(device.pool(), faults.size_bytes());
-        device.copy_to_device_async(job_table.get(), jobs.data(), jobs.size_bytes());
         CUdeviceptr job_address = job_table.get(), fault_address = fault_table.get();
         auto count = static_cast<unsigned int>(jobs.size());
         void* params[] = {&container, &output, &job_address, &count, &fault_address};
-        device.launch(kernels.decode, grid_for(jobs.size()), 32 * kWarpsPerBlock, 0, params);
-        device.copy_to_host_async(faults.data(), fault_address, faults.size_bytes());
-        device.finish();
+        in_order_or_drained(device, [&] {
+            device.copy_to_device_async(job_address, jobs.data(), jobs.size_bytes());
+            device.launch(kernels.decode, grid_for(jobs.size()), 32 * kWarpsPerBlock, 0, params);
+            device.copy_to_host_async(faults.data(), fault_address, faults.size_bytes());
+            device.finish();
+        });
     });
 }
 
@@ -43,9 +57,11 @@ void block_hashes(DeviceRuntime& device, CUdeviceptr data, uint64_t size, uint32
         unsigned long long length = size, seed_value = seed;
         unsigned int block = block_size;
         void* params[] = {&data, &length, &block, &seed_value, &hash_address};
-        device.launch(kernels.block_hash, grid_for(hashes.size()), 32 * kWarpsPerBlock, 0, params);
-        device.copy_to_host_async(hashes.data(), hash_address, hashes.size_bytes());
-        device.finish();
+        in_order_or_drained(device, [&] {
+            device.launch(kernels.block_hash, grid_for(hashes.size()), 32 * kWarpsPerBlock, 0, params);
+            device.copy_to_host_async(hashes.data(), hash_address, hashes.size_bytes());
+            device.finish();
+        });
     });
 }
 

@@ -66,6 +66,26 @@ __device__ uint64_t warp_xxh3(const uint8_t* input, uint64_t len, uint64_t seed,
     return xxh3_merge(all, secret, len);
 }
 
+// raw and zero blocks as the lanes' widest common stores: the same bytes as constant_decode_lane, which
+// moves one byte a lane at a time (payloads are packed back to back, so a raw payload is aligned only as
+// far as the stored sizes before it happen to be).
+template <typename Word>
+__device__ void copy_or_zero_words(uint8_t* out, const uint8_t* payload, uint32_t size, bool zero, uint32_t lane) {
+    const uint32_t words = size / sizeof(Word);
+    for (uint32_t i = lane; i < words; i += 32)
+        reinterpret_cast<Word*>(out)[i] = zero ? Word{} : reinterpret_cast<const Word*>(payload)[i];
+    for (uint32_t i = words * static_cast<uint32_t>(sizeof(Word)) + lane; i < size; i += 32) out[i] = zero ? 0 : payload[i];
+}
+
+__device__ void raw_or_zero_lane(const CodecBlockJob& job, const uint8_t* payload, uint8_t* out, uint32_t lane) {
+    const bool zero = job.codec == kCodecZero;
+    const uintptr_t alignment = reinterpret_cast<uintptr_t>(out) | (zero ? 0 : reinterpret_cast<uintptr_t>(payload));
+    if ((alignment & 15u) == 0) copy_or_zero_words<uint4>(out, payload, job.raw_size, zero, lane);
+    else if ((alignment & 7u) == 0) copy_or_zero_words<uint2>(out, payload, job.raw_size, zero, lane);
+    else if ((alignment & 3u) == 0) copy_or_zero_words<uint32_t>(out, payload, job.raw_size, zero, lane);
+    else constant_decode_lane(lane, job, payload, out);
+}
+
 // One block's lanes: the decoder of its codec, then the checksum over what they wrote.
 __device__ uint32_t decode_block(const uint8_t* container, uint8_t* output, const CodecBlockJob& job, WarpScratch* scratch, uint32_t lane) {
     const uint8_t* payload = container + job.payload;
@@ -74,6 +94,9 @@ __device__ uint32_t decode_block(const uint8_t* container, uint8_t* output, cons
     switch (job.codec) {
         case kCodecRaw:
         case kCodecZero:
+            fault = constant_layout_fault(job);
+            if (fault == kFaultNone) raw_or_zero_lane(job, payload, out, lane);
+            break;
         case kCodecFill:
             fault = constant_layout_fault(job);
             if (fault == kFaultNone) constant_decode_lane(lane, job, payload, out);
@@ -81,14 +104,7 @@ __device__ uint32_t decode_block(const uint8_t* container, uint8_t* output, cons
         case kCodecBitmask: {
             BitmaskLayout layout{};
             fault = bitmask_layout(payload, job, &layout);
-            if (fault != kFaultNone) break;
-            switch (job.element_width) {
-                case 1: fault = bitmask_decode_lane<1>(lane, job, layout, payload, out); break;
-                case 2: fault = bitmask_decode_lane<2>(lane, job, layout, payload, out); break;
-                case 4: fault = bitmask_decode_lane<4>(lane, job, layout, payload, out); break;
-                case 8: fault = bitmask_decode_lane<8>(lane, job, layout, payload, out); break;
-                default: fault = kFaultLayout;
-            }
+            if (fault == kFaultNone) fault = bitmask_decode_lane_any(lane, job, layout, payload, out);
             break;
         }
         case kCodecFloat: {
@@ -103,11 +119,7 @@ __device__ uint32_t decode_block(const uint8_t* container, uint8_t* output, cons
             __syncwarp();
             rans_fill_slots(lane, layout, &scratch->rans);
             __syncwarp();
-            switch (job.element_width) {
-                case 2: fault = float_decode_lane<2>(lane, job, layout, payload, &scratch->rans, out); break;
-                case 4: fault = float_decode_lane<4>(lane, job, layout, payload, &scratch->rans, out); break;
-                default: fault = float_decode_lane<8>(lane, job, layout, payload, &scratch->rans, out); break;
-            }
+            fault = float_decode_lane_any(lane, job, layout, payload, &scratch->rans, out);
             break;
         }
         default: fault = kFaultCodec;
