@@ -79,6 +79,30 @@ bool holds_a_block_twice(const Residency& r) {
                          ", " + held + ", held " + std::to_string(block.references) + " time(s)): " + e.what());
 }
 
+// Whether the bytes of a buffer in residency `r` can be put together without leaving the device: raw
+// stored blocks by device copies, containers in device memory by the device's decoder.
+bool assembles_on_device(const Backend& backend, const Residency& r) {
+    if (!backend.has_buffer_copy()) return false;
+    if (r.kind == GREY_RESIDENCY_COMPRESSED_DEVICE) return backend.has_codec_decode();
+    if (r.kind != GREY_RESIDENCY_DEDUPLICATED) return false;
+    return std::all_of(r.blocks.begin(), r.blocks.end(), [&](const BlockRef& ref) {
+        return ref.kind != BlockRef::Kind::shared || ref.block->tier == GREY_RESIDENCY_RAW ||
+               (ref.block->tier == GREY_RESIDENCY_COMPRESSED_DEVICE && backend.has_codec_decode());
+    });
+}
+
+// Device memory of `size` bytes for an async map to assemble a buffer in; empty when there is no room
+// (the map then works through host memory).
+decltype(WorkingSetCache::FillSource::device) device_scratch(const Backend& backend, uint32_t device, uint64_t size) {
+    decltype(WorkingSetCache::FillSource::device) out(nullptr, [&backend](grey_backend_buffer* b) { backend.buffer_free(b); });
+    try {
+        out.reset(backend.buffer_alloc(device, size));
+    } catch (const Error& e) {
+        if (e.status() != GREY_ERROR_OUT_OF_MEMORY) throw;
+    }
+    return out;
+}
+
 }  // namespace
 
 Tiers::Tiers(const std::vector<std::unique_ptr<Device>>& devices, const config::Config& config)
@@ -473,7 +497,7 @@ std::optional<Error> Tiers::map_async(grey_buffer& buffer, grey_map_access acces
             std::unique_ptr<grey_backend_event, std::function<void(grey_backend_event*)>> ready(
                 stream.handle != nullptr ? backend.event_create(dev.index_in_backend) : nullptr,
                 [&backend](grey_backend_event* e) { backend.event_destroy(e); });
-            std::vector<std::byte> staging;
+            WorkingSetCache::FillSource source;
             bool enqueued = false;
             grey_backend_buffer* copy = cache.pin(&buffer, buffer.size, [&](grey_backend_buffer* target) {
                 if (stream.handle == nullptr) {
@@ -481,11 +505,19 @@ std::optional<Error> Tiers::map_async(grey_buffer& buffer, grey_map_access acces
                     materialize_locked(buffer, target);
                     return;
                 }
-                // The codecs run on the host: decode now, on the calling thread (while the device works
-                // through what is queued), and queue the copy into the working set behind that work.
-                staging.resize(buffer.size);
-                read_locked(buffer, 0, staging);
-                backend.buffer_write_async(stream.handle, target, 0, staging.data(), staging.size());
+                // Decode or gather now, on the calling thread's time (while the device works through
+                // what is queued), and queue the copy into the working set behind that work: on the
+                // device, into memory of its own, when nothing has to cross to the host and there is
+                // room; through host memory otherwise.
+                if (assembles_on_device(backend, buffer.residency)) source.device = device_scratch(backend, dev.index_in_backend, buffer.size);
+                if (source.device) {
+                    materialize_locked(buffer, source.device.get());
+                    backend.buffer_copy_async(stream.handle, target, 0, source.device.get(), 0, buffer.size);
+                } else {
+                    source.host.resize(buffer.size);
+                    read_locked(buffer, 0, source.host);
+                    backend.buffer_write_async(stream.handle, target, 0, source.host.data(), source.host.size());
+                }
                 try {
                     backend.event_record(ready.get(), stream.handle);
                 } catch (...) {
@@ -500,7 +532,7 @@ std::optional<Error> Tiers::map_async(grey_buffer& buffer, grey_map_access acces
             });
             try {
                 if (enqueued) {
-                    cache.set_pending(&buffer, ready.release(), std::move(staging));
+                    cache.set_pending(&buffer, ready.release(), std::move(source));
                 } else if (grey_backend_event* pending = cache.pending_event(&buffer)) {
                     // A hit on a copy another stream is still filling: this stream waits for it too.
                     if (stream.handle != nullptr)

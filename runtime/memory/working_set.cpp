@@ -25,14 +25,14 @@ bool WorkingSetCache::settle(Entry& entry) noexcept {
     }
     backend_.event_destroy(entry.ready);
     entry.ready = nullptr;
-    std::vector<std::byte>().swap(entry.staging);
+    entry.source = FillSource{};
     return true;
 }
 
-void WorkingSetCache::set_pending(const grey_buffer* owner, grey_backend_event* ready, std::vector<std::byte> staging) noexcept {
+void WorkingSetCache::set_pending(const grey_buffer* owner, grey_backend_event* ready, FillSource source) noexcept {
     Entry& entry = entries_.at(owner);
     entry.ready = ready;
-    entry.staging = std::move(staging);
+    entry.source = std::move(source);
 }
 
 grey_backend_event* WorkingSetCache::pending_event(const grey_buffer* owner) {
@@ -121,6 +121,7 @@ void WorkingSetCache::free_entry(std::map<const grey_buffer*, Entry>::iterator e
         }
         backend_.event_destroy(entry->second.ready);
     }
+    entry->second.source = FillSource{};
     backend_.buffer_free(entry->second.copy);
     bytes_ -= entry->second.size;
     recency_.erase(entry->second.recency);

@@ -12,9 +12,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <vector>
 #include <list>
 #include <map>
+#include <memory>
+#include <vector>
 
 struct grey_buffer;
 
@@ -36,10 +37,15 @@ public:
     // exceeds the capacity or pinned copies leave too little room; the cache is then unchanged.
     grey_backend_buffer* pin(const grey_buffer* owner, uint64_t size, const std::function<void(grey_backend_buffer*)>& fill);
     void unpin(const grey_buffer* owner) noexcept;
+    // What an async fill reads: host bytes, or device memory of the backend's (a container decoded on the
+    // device), given back once the fill has completed.
+    struct FillSource {
+        std::vector<std::byte> host;
+        std::unique_ptr<grey_backend_buffer, std::function<void(grey_backend_buffer*)>> device;
+    };
     // The copy of `owner` (just pinned) is being filled on a stream: `ready` (recorded after the fill,
-    // owned by the cache from now on) completes when it is written, and `staging` (the host bytes the
-    // fill reads) is kept until then.
-    void set_pending(const grey_buffer* owner, grey_backend_event* ready, std::vector<std::byte> staging) noexcept;
+    // owned by the cache from now on) completes when it is written, and `source` is kept until then.
+    void set_pending(const grey_buffer* owner, grey_backend_event* ready, FillSource source) noexcept;
     // The event a user of `owner`'s pinned copy must wait for; nullptr when the copy is written.
     grey_backend_event* pending_event(const grey_buffer* owner);
     // True while an async fill of `owner`'s copy has not completed (the buffer must not move then).
@@ -67,10 +73,10 @@ private:
         uint32_t pins = 0;
         std::list<const grey_buffer*>::iterator recency;
         grey_backend_event* ready = nullptr;  // an async fill not yet seen complete
-        std::vector<std::byte> staging;       // the host bytes that fill reads
+        FillSource source;                    // what that fill reads
         bool fill_failed = false;             // its stream reported a failure: the copy is not trusted
     };
-    // Forgets a completed fill's event and staging; false while the fill is still running.
+    // Forgets a completed fill's event and source; false while the fill is still running.
     bool settle(Entry& entry) noexcept;
     void free_entry(std::map<const grey_buffer*, Entry>::iterator entry) noexcept;
     void count(uint64_t tenant, bool hit);

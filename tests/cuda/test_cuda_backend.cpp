@@ -477,6 +477,50 @@ TEST(CudaFake, CompressedDeviceContainersDecodeOnTheDevice) {
         EXPECT_NE(std::string(grey_last_error()).find("cuLaunchKernel"), std::string::npos) << grey_last_error();
     }
     EXPECT_EQ(mapped(bitmask), sparse);
+    // An async map decodes on the device into memory of its own and queues the copy into the working set
+    // on the stream; that memory is given back once the stream has run the copy.
+    ASSERT_EQ(grey_buffer_compress(floats, GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_compress(floats, GREY_RESIDENCY_COMPRESSED_DEVICE, GREY_CODEC_FLOAT), GREY_OK) << grey_last_error();
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    const uint64_t allocations = c.stats().allocation_count;
+    grey_buffer_mapping m{};
+    m.struct_size = sizeof m;
+    ASSERT_EQ(grey_buffer_map_async(floats, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(c.stats().allocation_count, allocations + 2) << "the cached copy and the decoded bytes it is copied from";
+    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    const unsigned char* bytes = reinterpret_cast<const unsigned char*>(static_cast<uintptr_t>(m.address));
+    EXPECT_EQ(std::vector<unsigned char>(bytes, bytes + n), weights);
+    ASSERT_EQ(grey_buffer_unmap(floats), GREY_OK);
+    EXPECT_EQ(mapped(floats), weights) << "a hit, which settles the finished fill";
+    EXPECT_EQ(c.stats().allocation_count, allocations + 1) << "only the cached copy is left";
+    // Deduplicated buffers whose shared stored blocks are compressed in device memory are put together
+    // there too.
+    grey_buffer* twin = make(weights, GREY_CODEC_FLOAT);
+    grey_buffer* other_twin = make(weights, GREY_CODEC_FLOAT);
+    for (grey_buffer* t : {twin, other_twin}) {
+        ASSERT_EQ(grey_buffer_compress(t, GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
+        ASSERT_EQ(grey_buffer_compress(t, GREY_RESIDENCY_DEDUPLICATED, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
+    }
+    grey_compact_policy policy = GREY_COMPACT_POLICY_INIT;
+    policy.compress = 1;
+    policy.codec = GREY_CODEC_FLOAT;
+    grey_compact_result result{};
+    result.struct_size = sizeof result;
+    ASSERT_EQ(grey_memory_compact(c.context, 1, &policy, &result), GREY_OK) << grey_last_error();
+    grey_buffer_info info{};
+    info.struct_size = sizeof info;
+    ASSERT_EQ(grey_buffer_info_get(twin, &info), GREY_OK);
+    ASSERT_EQ(info.residency, GREY_RESIDENCY_DEDUPLICATED);
+    EXPECT_LT(info.physical_bytes, n * 9 / 10) << "its stored blocks are compressed";
+    ASSERT_EQ(grey_buffer_map_async(twin, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    bytes = reinterpret_cast<const unsigned char*>(static_cast<uintptr_t>(m.address));
+    EXPECT_EQ(std::vector<unsigned char>(bytes, bytes + n), weights);
+    ASSERT_EQ(grey_buffer_unmap(twin), GREY_OK);
+    grey_buffer_destroy(twin);
+    grey_buffer_destroy(other_twin);
+    grey_stream_destroy(stream);
     grey_buffer_destroy(floats);
     grey_buffer_destroy(bitmask);
 }
