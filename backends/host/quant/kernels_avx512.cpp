@@ -462,11 +462,16 @@ GREY_AVX512 inline __m512i group_magnitude16(const float* x, std::size_t n) {
 }
 
 // minmax() of `count` (at most 16) groups of `length`, group g's in lane g of lo and hi (unused lanes 0),
-// the magnitude bits of every value read folded into `top`.
+// the magnitude bits of every value read folded into `top`. kLength: `length` known when compiled (0:
+// not), so that the loops unroll into registers.
+template <std::size_t kLength>
 GREY_AVX512 inline void batch_minmax(const float* x, std::size_t count, std::size_t length, __m512i& top, __m512& lo, __m512& hi) {
+    if constexpr (kLength != 0) length = kLength;
     __m512i dlo[4], dhi[4];
+#pragma GCC unroll 4
     for (std::size_t q = 0; q < 4; ++q) {
         Range16 r[4];
+#pragma GCC unroll 4
         for (std::size_t i = 0; i < 4; ++i) {
             const std::size_t g = 4 * q + i;
             r[i] = g < count ? group_range16(x + g * length, length, top) : Range16{_mm512_setzero_si512(), _mm512_setzero_si512()};
@@ -492,11 +497,15 @@ GREY_AVX512 inline void batch_minmax(const float* x, std::size_t count, std::siz
 }
 
 // The bits of the largest magnitude of `count` (at most 16) groups of `length`, group g's in lane g
-// (unused lanes 0).
+// (unused lanes 0); kLength as in batch_minmax.
+template <std::size_t kLength>
 GREY_AVX512 inline __m512i batch_magnitude(const float* x, std::size_t count, std::size_t length) {
+    if constexpr (kLength != 0) length = kLength;
     __m512i d[4];
+#pragma GCC unroll 4
     for (std::size_t q = 0; q < 4; ++q) {
         __m512i m[4];
+#pragma GCC unroll 4
         for (std::size_t i = 0; i < 4; ++i) {
             const std::size_t g = 4 * q + i;
             m[i] = g < count ? group_magnitude16(x + g * length, length) : _mm512_setzero_si512();
@@ -542,8 +551,11 @@ GREY_AVX512 inline __m128i pair32(__m512i c0, __m512i c1) {
 // encode_nf4's codes of 16 values.
 GREY_AVX512 inline __m512i nf4_code16(__m512 x, __m512 inverse, __m512 midpoints) { return nf4_search16(_mm512_mul_ps(x, inverse), midpoints); }
 
-template <int kFormat>
+// kLength: the group length when known when compiled (32, the commonest and shortest, where the per-group
+// work weighs most), else 0.
+template <int kFormat, std::size_t kLength>
 GREY_AVX512 uint32_t quantize_groups_of(const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales, std::byte* mins) {
+    if constexpr (kLength != 0) length = kLength;
     constexpr bool kGgml = grey::common::is_ggml(kFormat);
     constexpr bool kMinMax = grey::common::stores_minimum(kFormat);
     const std::size_t block_bytes = grey::common::ggml_block_bytes(kFormat);
@@ -556,9 +568,9 @@ GREY_AVX512 uint32_t quantize_groups_of(const float* x, std::size_t groups, std:
         // Statistics: absmax (Q4_0: its peak) or minimum and maximum, group g's in lane g; unused lanes 0.
         __m512 stat_a, stat_b = _mm512_setzero_ps();
         if constexpr (kMinMax) {
-            batch_minmax(x, count, length, top, stat_a, stat_b);
+            batch_minmax<kLength>(x, count, length, top, stat_a, stat_b);
         } else {
-            const __m512i bits = batch_magnitude(x, count, length);
+            const __m512i bits = batch_magnitude<kLength>(x, count, length);
             top = _mm512_max_epu32(top, bits);
             stat_a = _mm512_castsi512_ps(bits);
             if constexpr (kFormat == GREY_QUANT_Q4_0) {  // the first value of that magnitude, with its sign
@@ -663,7 +675,10 @@ GREY_AVX512 uint32_t quantize_groups_of(const float* x, std::size_t groups, std:
 
 GREY_AVX512 uint32_t quantize_groups(int format, const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales,
                                      std::byte* mins) {
-    return with_group_format(format, [&](auto f) { return quantize_groups_of<f.value>(x, groups, length, codes, scales, mins); });
+    return with_group_format(format, [&](auto f) {
+        return length == 32 ? quantize_groups_of<f.value, 32>(x, groups, length, codes, scales, mins)
+                            : quantize_groups_of<f.value, 0>(x, groups, length, codes, scales, mins);
+    });
 }
 
 // dequantize_groups (kernels.hpp): decode()'s arithmetic ((q - subtract) * multiply + add, each step
