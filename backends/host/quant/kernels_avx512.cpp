@@ -498,20 +498,30 @@ GREY_AVX512 inline void batch_minmax(const float* x, std::size_t count, std::siz
 
 // The bits of the largest magnitude of `count` (at most 16) groups of `length`, group g's in lane g
 // (unused lanes 0); kLength as in batch_minmax. Unrolled only where the length is known: unrolled, the
-// loops over longer groups of unknown length ran slower (int4-sym-g128: 4.8 -> 7.4 ms a tensor on one
-// thread), while the minimum and maximum above gain either way.
+// loops over longer groups of unknown length ran slower (int4-sym-g128: 4.8 -> 7.4 ms CPU a tensor on
+// one thread, AVX-512, measured under load), and a flat array of sixteen also lost a few per cent
+// there, while the minimum and maximum above gain either way.
 template <std::size_t kLength>
 GREY_AVX512 inline __m512i batch_magnitude(const float* x, std::size_t count, std::size_t length) {
     if constexpr (kLength != 0) length = kLength;
-    __m512i m[16];
     if constexpr (kLength != 0) {
+        __m512i m[16];
 #pragma GCC unroll 16
         for (std::size_t g = 0; g < 16; ++g) m[g] = g < count ? group_magnitude16(x + g * length, length) : _mm512_setzero_si512();
+        return fold16<MaxEpu32>(fold4<MaxEpu32>(m[0], m[1], m[2], m[3]), fold4<MaxEpu32>(m[4], m[5], m[6], m[7]),
+                                fold4<MaxEpu32>(m[8], m[9], m[10], m[11]), fold4<MaxEpu32>(m[12], m[13], m[14], m[15]));
     } else {
-        for (std::size_t g = 0; g < 16; ++g) m[g] = g < count ? group_magnitude16(x + g * length, length) : _mm512_setzero_si512();
+        __m512i d[4];
+        for (std::size_t q = 0; q < 4; ++q) {
+            __m512i m[4];
+            for (std::size_t i = 0; i < 4; ++i) {
+                const std::size_t g = 4 * q + i;
+                m[i] = g < count ? group_magnitude16(x + g * length, length) : _mm512_setzero_si512();
+            }
+            d[q] = fold4<MaxEpu32>(m[0], m[1], m[2], m[3]);
+        }
+        return fold16<MaxEpu32>(d[0], d[1], d[2], d[3]);
     }
-    return fold16<MaxEpu32>(fold4<MaxEpu32>(m[0], m[1], m[2], m[3]), fold4<MaxEpu32>(m[4], m[5], m[6], m[7]),
-                            fold4<MaxEpu32>(m[8], m[9], m[10], m[11]), fold4<MaxEpu32>(m[12], m[13], m[14], m[15]));
 }
 
 // encode()'s codes of 16 values for a group's subtract (kSubtract), multiplier and add (kAdd), before
