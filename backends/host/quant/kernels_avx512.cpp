@@ -503,11 +503,10 @@ GREY_AVX512 inline void batch_minmax(const float* x, std::size_t count, std::siz
 // there, while the minimum and maximum above gain either way.
 template <std::size_t kLength>
 GREY_AVX512 inline __m512i batch_magnitude(const float* x, std::size_t count, std::size_t length) {
-    if constexpr (kLength != 0) length = kLength;
     if constexpr (kLength != 0) {
         __m512i m[16];
 #pragma GCC unroll 16
-        for (std::size_t g = 0; g < 16; ++g) m[g] = g < count ? group_magnitude16(x + g * length, length) : _mm512_setzero_si512();
+        for (std::size_t g = 0; g < 16; ++g) m[g] = g < count ? group_magnitude16(x + g * kLength, kLength) : _mm512_setzero_si512();
         return fold16<MaxEpu32>(fold4<MaxEpu32>(m[0], m[1], m[2], m[3]), fold4<MaxEpu32>(m[4], m[5], m[6], m[7]),
                                 fold4<MaxEpu32>(m[8], m[9], m[10], m[11]), fold4<MaxEpu32>(m[12], m[13], m[14], m[15]));
     } else {
