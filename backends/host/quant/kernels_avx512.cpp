@@ -384,42 +384,143 @@ GREY_AVX512 __m512 inverse16(__m512 d) {
 }
 GREY_AVX512 __m256i to_f16(__m512 v) { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 
-// absmax() of a group of whole 32-lane steps, as the bits of its magnitude: a larger magnitude has larger
-// bits, so for finite values this is the largest |x|; a NaN's bits lie above every number's, so one
-// anywhere in the group shows in the same maximum (quantize_groups' return value).
-GREY_AVX512 uint32_t group_absmax_bits(const float* x, std::size_t n) {
-    const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0;
-    for (std::size_t i = 0; i < n; i += 32) {
-        a0 = _mm512_max_epu32(a0, _mm512_and_si512(_mm512_loadu_si512(x + i), magnitude));
-        a1 = _mm512_max_epu32(a1, _mm512_and_si512(_mm512_loadu_si512(x + i + 16), magnitude));
-    }
-    return _mm512_reduce_max_epu32(_mm512_max_epu32(a0, a1));
+// The statistics of sixteen groups, one lane each, without a reduction per group: each group's
+// statistic is first kept in a register of sixteen partial results (the extremes of its lanes, over its
+// whole 32-lane steps), and the sixteen registers are then folded in a tree of four levels, each level
+// halving the lanes that hold one group's partial result and doubling the groups a register holds
+// (256-bit halves, then 128-bit quarters, then pairs, then single lanes): 15 folds of two shuffles and
+// one minimum or maximum for the batch, instead of 16 reductions of four shuffles each and the scalar
+// stores between them. The extremes are those of absmax and minmax above in another order, which gives
+// the same values (integers; floats without NaN, whose zero's sign is settled by the scalar scan); a NaN
+// shows in the magnitude bits instead (quantize_groups' return value).
+struct MinPs {
+    GREY_AVX512 __m512i operator()(__m512i a, __m512i b) const { return _mm512_castps_si512(_mm512_min_ps(_mm512_castsi512_ps(a), _mm512_castsi512_ps(b))); }
+};
+struct MaxPs {
+    GREY_AVX512 __m512i operator()(__m512i a, __m512i b) const { return _mm512_castps_si512(_mm512_max_ps(_mm512_castsi512_ps(a), _mm512_castsi512_ps(b))); }
+};
+struct MaxEpu32 {
+    GREY_AVX512 __m512i operator()(__m512i a, __m512i b) const { return _mm512_max_epu32(a, b); }
+};
+
+// Two groups' sixteen partials into eight each: a's in the low 256 bits, b's in the high.
+template <class Op>
+GREY_AVX512 inline __m512i fold_halves(__m512i a, __m512i b) {
+    return Op{}(_mm512_shuffle_i64x2(a, b, 0x44), _mm512_shuffle_i64x2(a, b, 0xEE));  // quarters (a0 a1 b0 b1), (a2 a3 b2 b3)
 }
-// minmax() of a group of whole 32-lane steps (the same extremes, in two registers); returns the bits of
-// its largest magnitude as group_absmax_bits does (the float minimum and maximum pass a NaN by).
-GREY_AVX512 uint32_t group_minmax(const float* x, std::size_t n, float* out_min, float* out_max) {
+// Two registers of two groups' eight partials into one of four groups' four, one 128-bit quarter a group:
+// a's groups in quarters 0 and 1, b's in 2 and 3.
+template <class Op>
+GREY_AVX512 inline __m512i fold_quarters(__m512i a, __m512i b) {
+    return Op{}(_mm512_shuffle_i64x2(a, b, 0x88), _mm512_shuffle_i64x2(a, b, 0xDD));  // quarters (a0 a2 b0 b2), (a1 a3 b1 b3)
+}
+// Four groups' statistics (sixteen partials each) into one register, group i's four partials in quarter i.
+template <class Op>
+GREY_AVX512 inline __m512i fold4(__m512i g0, __m512i g1, __m512i g2, __m512i g3) {
+    return fold_quarters<Op>(fold_halves<Op>(g0, g1), fold_halves<Op>(g2, g3));
+}
+// Two registers of fold4 into one of eight groups' two partials: quarter q's 64-bit halves folded, so
+// that it holds two partials of a's group q, then two of b's.
+template <class Op>
+GREY_AVX512 inline __m512i fold_pairs(__m512i a, __m512i b) {
+    return Op{}(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
+}
+// Sixteen groups' statistics from four registers of fold4 (groups 0-3, 4-7, 8-11, 12-15): their pairs
+// folded, then their 32-bit lanes, which leaves group 4r + q in lane 4q + r; the permute puts group g in
+// lane g.
+template <class Op>
+GREY_AVX512 inline __m512i fold16(__m512i d0, __m512i d1, __m512i d2, __m512i d3) {
+    const __m512 e0 = _mm512_castsi512_ps(fold_pairs<Op>(d0, d1)), e1 = _mm512_castsi512_ps(fold_pairs<Op>(d2, d3));
+    const __m512i f = Op{}(_mm512_castps_si512(_mm512_shuffle_ps(e0, e1, 0x88)), _mm512_castps_si512(_mm512_shuffle_ps(e0, e1, 0xDD)));
+    return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), f);
+}
+
+// A group's sixteen partial minima and maxima over its whole 32-lane steps, and its values' magnitude
+// bits into `top` (an integer maximum, which a NaN reaches; the float extremes pass a NaN by).
+struct Range16 {
+    __m512i lo, hi;
+};
+GREY_AVX512 inline Range16 group_range16(const float* x, std::size_t n, __m512i& top) {
     const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
-    __m512 lo = _mm512_set1_ps(INFINITY), hi = _mm512_set1_ps(-INFINITY), lo1 = lo, hi1 = hi;
-    __m512i top = _mm512_setzero_si512(), top1 = top;
+    __m512 lo = _mm512_set1_ps(INFINITY), hi = _mm512_set1_ps(-INFINITY);
     for (std::size_t i = 0; i < n; i += 32) {
         const __m512 v = _mm512_loadu_ps(x + i), w = _mm512_loadu_ps(x + i + 16);
-        lo = _mm512_min_ps(lo, v);
-        hi = _mm512_max_ps(hi, v);
-        lo1 = _mm512_min_ps(lo1, w);
-        hi1 = _mm512_max_ps(hi1, w);
-        top = _mm512_max_epu32(top, _mm512_and_si512(_mm512_castps_si512(v), magnitude));
-        top1 = _mm512_max_epu32(top1, _mm512_and_si512(_mm512_castps_si512(w), magnitude));
+        lo = _mm512_min_ps(lo, _mm512_min_ps(v, w));
+        hi = _mm512_max_ps(hi, _mm512_max_ps(v, w));
+        top = _mm512_max_epu32(top, _mm512_max_epu32(_mm512_and_si512(_mm512_castps_si512(v), magnitude), _mm512_and_si512(_mm512_castps_si512(w), magnitude)));
     }
-    const uint32_t largest = _mm512_reduce_max_epu32(_mm512_max_epu32(top, top1));
-    const float l = _mm512_reduce_min_ps(_mm512_min_ps(lo, lo1)), h = _mm512_reduce_max_ps(_mm512_max_ps(hi, hi1));
-    if (l == 0.0f || h == 0.0f) {
-        scalar_kernels().minmax(x, n, out_min, out_max);
-        return largest;
+    return {_mm512_castps_si512(lo), _mm512_castps_si512(hi)};
+}
+// A group's sixteen partial magnitude maxima (bits) over its whole 32-lane steps.
+GREY_AVX512 inline __m512i group_magnitude16(const float* x, std::size_t n) {
+    const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
+    __m512i top = _mm512_setzero_si512();
+    for (std::size_t i = 0; i < n; i += 32)
+        top = _mm512_max_epu32(top, _mm512_max_epu32(_mm512_and_si512(_mm512_loadu_si512(x + i), magnitude),
+                                                      _mm512_and_si512(_mm512_loadu_si512(x + i + 16), magnitude)));
+    return top;
+}
+
+// minmax() of `count` (at most 16) groups of `length`, group g's in lane g of lo and hi (unused lanes 0),
+// the magnitude bits of every value read folded into `top`. kLength: `length` known when compiled (0:
+// not), so that the loops unroll into registers.
+template <std::size_t kLength>
+GREY_AVX512 inline void batch_minmax(const float* x, std::size_t count, std::size_t length, __m512i& top, __m512& lo, __m512& hi) {
+    if constexpr (kLength != 0) length = kLength;
+    __m512i dlo[4], dhi[4];
+#pragma GCC unroll 4
+    for (std::size_t q = 0; q < 4; ++q) {
+        Range16 r[4];
+#pragma GCC unroll 4
+        for (std::size_t i = 0; i < 4; ++i) {
+            const std::size_t g = 4 * q + i;
+            r[i] = g < count ? group_range16(x + g * length, length, top) : Range16{_mm512_setzero_si512(), _mm512_setzero_si512()};
+        }
+        dlo[q] = fold4<MinPs>(r[0].lo, r[1].lo, r[2].lo, r[3].lo);
+        dhi[q] = fold4<MaxPs>(r[0].hi, r[1].hi, r[2].hi, r[3].hi);
     }
-    *out_min = l;
-    *out_max = h;
-    return largest;
+    lo = _mm512_castsi512_ps(fold16<MinPs>(dlo[0], dlo[1], dlo[2], dlo[3]));
+    hi = _mm512_castsi512_ps(fold16<MaxPs>(dhi[0], dhi[1], dhi[2], dhi[3]));
+    // Which zero a sequential scan keeps depends on the order it meets them (minmax above): such a
+    // group's extremes come from the scalar scan.
+    const __mmask16 zero = (_mm512_cmp_ps_mask(lo, _mm512_setzero_ps(), _CMP_EQ_OQ) | _mm512_cmp_ps_mask(hi, _mm512_setzero_ps(), _CMP_EQ_OQ)) &
+                           lanes(0, count);
+    if (zero != 0) {
+        alignas(64) float l[16], h[16];
+        _mm512_store_ps(l, lo);
+        _mm512_store_ps(h, hi);
+        for (std::size_t g = 0; g < count; ++g)
+            if ((zero >> g) & 1u) scalar_kernels().minmax(x + g * length, length, &l[g], &h[g]);
+        lo = _mm512_load_ps(l);
+        hi = _mm512_load_ps(h);
+    }
+}
+
+// The bits of the largest magnitude of `count` (at most 16) groups of `length`, group g's in lane g
+// (unused lanes 0); kLength as in batch_minmax. Unrolled only where the length is known: unrolled, the
+// loops over longer groups of unknown length ran slower (int4-sym-g128: 4.8 -> 7.4 ms CPU a tensor on
+// one thread, AVX-512, measured under load), and a flat array of sixteen also lost a few per cent
+// there, while the minimum and maximum above gain either way.
+template <std::size_t kLength>
+GREY_AVX512 inline __m512i batch_magnitude(const float* x, std::size_t count, std::size_t length) {
+    if constexpr (kLength != 0) {
+        __m512i m[16];
+#pragma GCC unroll 16
+        for (std::size_t g = 0; g < 16; ++g) m[g] = g < count ? group_magnitude16(x + g * kLength, kLength) : _mm512_setzero_si512();
+        return fold16<MaxEpu32>(fold4<MaxEpu32>(m[0], m[1], m[2], m[3]), fold4<MaxEpu32>(m[4], m[5], m[6], m[7]),
+                                fold4<MaxEpu32>(m[8], m[9], m[10], m[11]), fold4<MaxEpu32>(m[12], m[13], m[14], m[15]));
+    } else {
+        __m512i d[4];
+        for (std::size_t q = 0; q < 4; ++q) {
+            __m512i m[4];
+            for (std::size_t i = 0; i < 4; ++i) {
+                const std::size_t g = 4 * q + i;
+                m[i] = g < count ? group_magnitude16(x + g * length, length) : _mm512_setzero_si512();
+            }
+            d[q] = fold4<MaxEpu32>(m[0], m[1], m[2], m[3]);
+        }
+        return fold16<MaxEpu32>(d[0], d[1], d[2], d[3]);
+    }
 }
 
 // encode()'s codes of 16 values for a group's subtract (kSubtract), multiplier and add (kAdd), before
@@ -432,37 +533,61 @@ GREY_AVX512 inline __m512i code16(__m512 x, __m512 subtract, __m512 multiply, __
     return _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(r, lo), hi));
 }
 
-// Sixteen codes 0..15 (32-bit lanes) as eight bytes of neighbour pairs, code 2i in the low nibble.
-GREY_AVX512 inline __m128i pair16(__m512i c) { return _mm512_cvtepi64_epi8(_mm512_or_si512(c, _mm512_srli_epi64(c, 28))); }
+// code16 for the formats whose codes start at 0 (lo 0: INT4, Q4_0, Q4_1), in fewer steps and the same
+// codes: the bounds are integers, so clamping before the conversion's truncation gives what clamping the
+// truncated value gives, and the rounding's truncation is the conversion's own; half away from zero adds
+// kHalfBelow without its sign, since a value below zero codes 0 whichever way it rounds (and a NaN
+// codes 0 either way: the maximum with 0 gives its second operand).
+template <bool kSubtract, bool kAdd, bool kNearest>
+GREY_AVX512 inline __m512i code16_from_zero(__m512 x, __m512 subtract, __m512 multiply, __m512 add, __m512 hi) {
+    __m512 v = _mm512_mul_ps(kSubtract ? _mm512_sub_ps(x, subtract) : x, multiply);
+    if constexpr (kAdd) v = _mm512_add_ps(v, add);
+    if constexpr (kNearest) v = _mm512_add_ps(v, _mm512_set1_ps(kHalfBelow));
+    return _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), hi));
+}
+
+// Thirty-two codes 0..15 (32-bit lanes, c0's sixteen first) as sixteen bytes of neighbour pairs, code 2i
+// in the low nibble: the even and the odd codes gathered by two permutes, then one narrowing (instead of
+// a narrowing of each register's 64-bit pairs and an unpack).
+GREY_AVX512 inline __m128i pair32(__m512i c0, __m512i c1) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512i low = _mm512_permutex2var_epi32(c0, even, c1), high = _mm512_permutex2var_epi32(c0, odd, c1);
+    return _mm512_cvtepi32_epi8(_mm512_or_si512(low, _mm512_slli_epi32(high, 4)));
+}
 
 // encode_nf4's codes of 16 values.
 GREY_AVX512 inline __m512i nf4_code16(__m512 x, __m512 inverse, __m512 midpoints) { return nf4_search16(_mm512_mul_ps(x, inverse), midpoints); }
 
-template <int kFormat>
+// kLength: the group length when known when compiled (32, the commonest and shortest, where the per-group
+// work weighs most), else 0.
+template <int kFormat, std::size_t kLength>
 GREY_AVX512 uint32_t quantize_groups_of(const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales, std::byte* mins) {
+    if constexpr (kLength != 0) length = kLength;
     constexpr bool kGgml = grey::common::is_ggml(kFormat);
     constexpr bool kMinMax = grey::common::stores_minimum(kFormat);
     const std::size_t block_bytes = grey::common::ggml_block_bytes(kFormat);
     const __m512 midpoints = nf4_midpoint_lanes();
     const __m512 one = _mm512_set1_ps(1.0f);  // make_coding's alpha
-    uint32_t largest = 0;
+    __m512i top = _mm512_setzero_si512();  // the magnitude bits of every value read
     for (std::size_t g0 = 0; g0 < groups; g0 += 16, x += 16 * length) {
         const std::size_t count = std::min<std::size_t>(16, groups - g0);
         const __mmask16 in_batch = lanes(0, count);
-        // Statistics: absmax (Q4_0: its peak) or minimum and maximum per group; unused lanes 0.
-        alignas(64) float first[16] = {}, second[16] = {};
-        for (std::size_t g = 0; g < count; ++g) {
-            const float* group = x + g * length;
-            if constexpr (kMinMax) {
-                largest = std::max(largest, group_minmax(group, length, &first[g], &second[g]));
-            } else {
-                const uint32_t bits = group_absmax_bits(group, length);
-                largest = std::max(largest, bits);
-                const float m = std::bit_cast<float>(bits);
-                first[g] = m;
-                if constexpr (kFormat == GREY_QUANT_Q4_0) {  // the first value of that magnitude, with its sign
+        // Statistics: absmax (Q4_0: its peak) or minimum and maximum, group g's in lane g; unused lanes 0.
+        __m512 stat_a, stat_b = _mm512_setzero_ps();
+        if constexpr (kMinMax) {
+            batch_minmax<kLength>(x, count, length, top, stat_a, stat_b);
+        } else {
+            const __m512i bits = batch_magnitude<kLength>(x, count, length);
+            top = _mm512_max_epu32(top, bits);
+            stat_a = _mm512_castsi512_ps(bits);
+            if constexpr (kFormat == GREY_QUANT_Q4_0) {  // the first value of that magnitude, with its sign
+                alignas(64) float first[16];
+                _mm512_store_ps(first, stat_a);
+                for (std::size_t g = 0; g < count; ++g) {
+                    const float* group = x + g * length;
                     const __m512 v0 = _mm512_loadu_ps(group), v1 = _mm512_loadu_ps(group + 16);
-                    const __m512 mv = _mm512_set1_ps(m);
+                    const __m512 mv = _mm512_set1_ps(first[g]);
                     const __mmask16 k0 = _mm512_cmp_ps_mask(_mm512_abs_ps(v0), mv, _CMP_EQ_OQ);
                     const __mmask16 k1 = _mm512_cmp_ps_mask(_mm512_abs_ps(v1), mv, _CMP_EQ_OQ);
                     // Both candidates, then a select without a branch (which half holds it is a coin toss).
@@ -470,10 +595,11 @@ GREY_AVX512 uint32_t quantize_groups_of(const float* x, std::size_t groups, std:
                     const __m128 in_second = _mm512_castps512_ps128(_mm512_maskz_compress_ps(k1, v1));
                     first[g] = _mm_cvtss_f32(_mm_mask_mov_ps(in_second, static_cast<__mmask8>(k0 != 0), in_first));
                 }
+                stat_a = _mm512_load_ps(first);
             }
         }
         // make_coding at alpha 1, sixteen groups at once.
-        const __m512 a = _mm512_mul_ps(_mm512_load_ps(first), one), b = _mm512_mul_ps(_mm512_load_ps(second), one);
+        const __m512 a = _mm512_mul_ps(stat_a, one), b = _mm512_mul_ps(stat_b, one);
         alignas(64) float e_sub[16] = {}, e_mul[16];
         alignas(32) uint16_t scale16[16], min16[16] = {};
         if constexpr (kFormat == GREY_QUANT_INT4_SYM) {
@@ -524,9 +650,9 @@ GREY_AVX512 uint32_t quantize_groups_of(const float* x, std::size_t groups, std:
                     _mm_storeu_si128(reinterpret_cast<__m128i*>(block + 18), _mm512_cvtepi32_epi8(c1));
                 } else {
                     constexpr bool kQ40 = kFormat == GREY_QUANT_Q4_0;
-                    const __m512 add = _mm512_set1_ps(kQ40 ? 8.5f : 0.5f), lo = _mm512_setzero_ps(), hi = _mm512_set1_ps(15.0f);
-                    const __m512i c0 = code16<!kQ40, true, false>(x0, subtract, multiply, add, lo, hi);
-                    const __m512i c1 = code16<!kQ40, true, false>(x1, subtract, multiply, add, lo, hi);
+                    const __m512 add = _mm512_set1_ps(kQ40 ? 8.5f : 0.5f), hi = _mm512_set1_ps(15.0f);
+                    const __m512i c0 = code16_from_zero<!kQ40, true, false>(x0, subtract, multiply, add, hi);
+                    const __m512i c1 = code16_from_zero<!kQ40, true, false>(x1, subtract, multiply, add, hi);
                     _mm_storeu_si128(reinterpret_cast<__m128i*>(block + grey::common::ggml_header_bytes(kFormat)), _mm512_cvtepi32_epi8(_mm512_or_si512(c0, _mm512_slli_epi32(c1, 4))));
                 }
             } else {
@@ -538,26 +664,29 @@ GREY_AVX512 uint32_t quantize_groups_of(const float* x, std::size_t groups, std:
                         c0 = nf4_code16(x0, multiply, midpoints);
                         c1 = nf4_code16(x1, multiply, midpoints);
                     } else if constexpr (kFormat == GREY_QUANT_INT4) {
-                        const __m512 lo = _mm512_setzero_ps(), hi = _mm512_set1_ps(15.0f);
-                        c0 = code16<true, false, true>(x0, subtract, multiply, subtract, lo, hi);
-                        c1 = code16<true, false, true>(x1, subtract, multiply, subtract, lo, hi);
+                        const __m512 hi = _mm512_set1_ps(15.0f);
+                        c0 = code16_from_zero<true, false, true>(x0, subtract, multiply, subtract, hi);
+                        c1 = code16_from_zero<true, false, true>(x1, subtract, multiply, subtract, hi);
                     } else {  // INT4_SYM: codes -8..7, stored plus 8
                         const __m512 lo = _mm512_set1_ps(-8.0f), hi = _mm512_set1_ps(7.0f);
                         const __m512i bias = _mm512_set1_epi32(8);
                         c0 = _mm512_add_epi32(code16<false, false, true>(x0, subtract, multiply, subtract, lo, hi), bias);
                         c1 = _mm512_add_epi32(code16<false, false, true>(x1, subtract, multiply, subtract, lo, hi), bias);
                     }
-                    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i / 2), _mm_unpacklo_epi64(pair16(c0), pair16(c1)));
+                    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i / 2), pair32(c0, c1));
                 }
             }
         }
     }
-    return largest;
+    return _mm512_reduce_max_epu32(top);
 }
 
 GREY_AVX512 uint32_t quantize_groups(int format, const float* x, std::size_t groups, std::size_t length, uint8_t* codes, std::byte* scales,
                                      std::byte* mins) {
-    return with_group_format(format, [&](auto f) { return quantize_groups_of<f.value>(x, groups, length, codes, scales, mins); });
+    return with_group_format(format, [&](auto f) {
+        return length == 32 ? quantize_groups_of<f.value, 32>(x, groups, length, codes, scales, mins)
+                            : quantize_groups_of<f.value, 0>(x, groups, length, codes, scales, mins);
+    });
 }
 
 // dequantize_groups (kernels.hpp): decode()'s arithmetic ((q - subtract) * multiply + add, each step

@@ -370,6 +370,31 @@ TEST_P(KernelPaths, FusedGroupQuantizerGivesTheScalarBytes) {
     EXPECT_GE(compared, 60);
 }
 
+// Every group count from 1 to 40 on every fused format, one row a group of the format's own length: every
+// remainder of the kernels' batches of 16 groups (and of the AVX-512 fold's four), for groups of 32 (which
+// the AVX-512 kernel compiles apart, its loops unrolled) and longer ones, against the scalar bytes.
+TEST_P(KernelPaths, FusedGroupQuantizerGivesTheScalarBytesOnEveryBatchRemainder) {
+    if (vector().quantize_groups == nullptr) GTEST_SKIP() << GetParam().name << " has no fused group route";
+    int compared = 0;
+    for (const char* name : {"int4-g32", "int4-g64", "int4-g128", "int4-sym-g128", "nf4", "q8_0", "q4_0", "q4_1"}) {
+        grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+        ASSERT_EQ(grey_quant_params_from_name(name, &p), GREY_OK);
+        const uint64_t length = grey::quant::make_layout(std::vector<uint64_t>{1, 256}, p).run_length;
+        for (uint64_t groups = 1; groups <= 40; ++groups) {
+            const auto plan = grey::quant::make_layout(std::vector<uint64_t>{groups, length}, p);
+            SCOPED_TRACE(std::string(name) + ", " + std::to_string(groups) + " groups of " + std::to_string(length));
+            ASSERT_EQ(plan.elements, groups * length);
+            const auto x = group_input(groups, length, static_cast<uint32_t>(groups));
+            std::vector<std::byte> a(plan.bytes, std::byte{0xAA}), b(plan.bytes, std::byte{0x55});
+            hq::quantize(plan, x, a, scalar());
+            hq::quantize(plan, x, b, vector());
+            ASSERT_EQ(a, b);
+            ++compared;
+        }
+    }
+    EXPECT_EQ(compared, 8 * 40);
+}
+
 // The fused group quantizer reports the largest magnitude's bits of what it read (max_magnitude32's), so
 // that the checked route learns from the same scan whether the input may be quantized: finite values of
 // every kind, a value past 65504 (too large for fp16 parameters), infinities and NaNs of both signs, each
