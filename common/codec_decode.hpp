@@ -43,7 +43,7 @@ enum CodecFault : uint32_t {
 
 // One container block to decode: where its payload is, where its raw bytes go, what they must hash to.
 struct CodecBlockJob {
-    uint64_t payload;        // offset of the payload from the container's first byte
+    uint64_t payload;        // offset of the payload from the container's first byte (the kernel: its address)
     uint64_t output;         // offset of the block's raw bytes from the output's first byte
     uint64_t checksum;       // the entry's checksum
     uint64_t checksum_seed;  // its seed: xxh3-64 of the entry's bytes 0..23 seeded with the block index
@@ -158,10 +158,11 @@ struct FloatLayout {
     uint32_t tail;
 };
 
-// The table a warp builds in shared memory before its lanes decode: about 5 KiB.
+// The table a warp builds in shared memory before its lanes decode: about 6 KiB.
 struct RansWorkspace {
     uint16_t frequency[256];
     uint16_t start[256];
+    uint32_t range[256];  // start | frequency << 16: one load a decoded symbol instead of two
     uint32_t lane_total[kCodecLanes];
     uint8_t slot_symbol[kCodecProbTotal];
 };
@@ -218,8 +219,10 @@ GREY_FN uint32_t rans_starts(uint32_t lane, const FloatLayout& layout, RansWorks
         all += ws->lane_total[i];
     }
     for (uint32_t b = 0; b < 8; ++b) {
+        const uint32_t frequency = ws->frequency[8 * lane + b];
         ws->start[8 * lane + b] = static_cast<uint16_t>(start);
-        start += ws->frequency[8 * lane + b];
+        ws->range[8 * lane + b] = (start & 0xFFFFu) | frequency << 16;
+        start += frequency;
     }
     return all == (layout.elements == 0 ? 0 : kCodecProbTotal) ? kFaultNone : kFaultTable;
 }
@@ -258,7 +261,8 @@ GREY_FN uint32_t float_decode_lane(uint32_t lane, const CodecBlockJob& job, cons
     for (uint32_t i = lane; i < layout.elements; i += kCodecLanes) {
         const uint32_t slot = state & (kCodecProbTotal - 1);
         const uint32_t symbol = ws->slot_symbol[slot];
-        state = ws->frequency[symbol] * (state >> kCodecProbBits) + slot - ws->start[symbol];
+        const uint32_t range = ws->range[symbol];
+        state = (range >> 16) * (state >> kCodecProbBits) + slot - (range & 0xFFFFu);
         if (state < kCodecStateLow) {
             if (next == end) return kFaultLane;
             state = (state << 16) | read_u16(payload + next);
