@@ -192,7 +192,7 @@ typedef struct grey_backend_kv_attend_job {
 /* One block of an LT-Block container (docs/codecs.md) for codec_decode: where its payload is, where its
  * raw bytes go, and what they must hash to. The layout of common/codec_decode.hpp's CodecBlockJob. */
 typedef struct grey_backend_codec_block {
-    uint64_t payload;       /* offset of the block's payload from the container's first byte */
+    uint64_t payload;       /* offset of the block's payload from its container's first byte */
     uint64_t output;        /* offset of its raw bytes from the output's first byte */
     uint64_t checksum;      /* the block entry's checksum */
     uint64_t checksum_seed; /* its seed: xxh3-64 of the entry's bytes 0..23 seeded with the block index */
@@ -340,15 +340,15 @@ typedef struct grey_backend_vtable {
      * the runtime synchronizes it first when libgrey enqueued work on it. */
     grey_status (*stream_wrap_native)(void* state, uint32_t device, grey_memory_kind kind, uint64_t handle, grey_backend_stream** out_stream);
 
-    /* Decoding container blocks where they lie (0.2, optional: without it the runtime reads the container
-     * back and decodes on the host). The container starts at `container_offset` in `container` and the
-     * blocks' raw bytes go from `output_offset` in `output`, both buffers on one device; the runtime has
-     * checked the container's header and table, and every block's payload and output lie inside their
-     * buffers. Synchronous. out_faults[i] receives block i's common/codec_decode.hpp fault bits: 0 when it
-     * decoded and its checksum held; otherwise its output is undefined and the runtime decodes that block
-     * on the host, which names the problem. */
-    grey_status (*codec_decode)(void* state, grey_backend_buffer* container, uint64_t container_offset, grey_backend_buffer* output,
-                                uint64_t output_offset, const grey_backend_codec_block* blocks, uint32_t count, uint32_t* out_faults);
+    /* Decoding container blocks where they lie (0.2, optional: without it the runtime reads containers
+     * back and decodes on the host). Block i's payload lies at blocks[i].payload in containers[i] (blocks
+     * of one container, or one-block containers of their own) and its raw bytes go to blocks[i].output in
+     * `output`, every buffer on one device; the runtime has checked the containers' headers and tables,
+     * and that every payload and output lies inside its buffer. Synchronous. out_faults[i] receives block
+     * i's common/codec_decode.hpp fault bits: 0 when it decoded and its checksum held; otherwise its output
+     * is undefined and the runtime decodes that block on the host, which names the problem. */
+    grey_status (*codec_decode)(void* state, grey_backend_buffer* const* containers, grey_backend_buffer* output,
+                                const grey_backend_codec_block* blocks, uint32_t count, uint32_t* out_faults);
     /* The deduplication hash (XXH3-64 seeded with `seed`) of each `block_size` bytes of [offset, offset +
      * size) of `buffer`, the last block possibly shorter, into out_hashes[ceil(size / block_size)] (0.2,
      * optional: without it the runtime reads the bytes back and hashes on the host). The runtime has

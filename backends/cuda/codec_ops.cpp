@@ -29,8 +29,7 @@ void in_order_or_drained(DeviceRuntime& device, Work&& work) {
 
 }  // namespace
 
-void codec_decode(DeviceRuntime& device, CUdeviceptr container, CUdeviceptr output, std::span<const common::CodecBlockJob> jobs,
-                  std::span<uint32_t> faults) {
+void codec_decode(DeviceRuntime& device, CUdeviceptr output, std::span<const common::CodecBlockJob> jobs, std::span<uint32_t> faults) {
     if (jobs.empty()) return;
     device.exclusive([&] {
         const CodecKernels& kernels = device.codec_kernels();
@@ -38,7 +37,7 @@ void codec_decode(DeviceRuntime& device, CUdeviceptr container, CUdeviceptr outp
         PoolScratch fault_table(device.pool(), faults.size_bytes());
         CUdeviceptr job_address = job_table.get(), fault_address = fault_table.get();
         auto count = static_cast<unsigned int>(jobs.size());
-        void* params[] = {&container, &output, &job_address, &count, &fault_address};
+        void* params[] = {&output, &job_address, &count, &fault_address};
         in_order_or_drained(device, [&] {
             device.copy_to_device_async(job_address, jobs.data(), jobs.size_bytes());
             device.launch(kernels.decode, grid_for(jobs.size()), 32 * kWarpsPerBlock, 0, params);

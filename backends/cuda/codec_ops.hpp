@@ -10,9 +10,9 @@
 
 namespace grey::cuda {
 
-// Decodes `jobs` (offsets from `container` and `output`) and writes each block's fault bits to `faults`.
-void codec_decode(DeviceRuntime& device, CUdeviceptr container, CUdeviceptr output, std::span<const common::CodecBlockJob> jobs,
-                  std::span<uint32_t> faults);
+// Decodes `jobs` (payloads at their device addresses, outputs at offsets from `output`) and writes each
+// block's fault bits to `faults`.
+void codec_decode(DeviceRuntime& device, CUdeviceptr output, std::span<const common::CodecBlockJob> jobs, std::span<uint32_t> faults);
 
 // hashes[i]: XXH3-64 with `seed` of block i (`block_size` bytes, the last possibly fewer) of [data, data + size).
 void block_hashes(DeviceRuntime& device, CUdeviceptr data, uint64_t size, uint32_t block_size, uint64_t seed, std::span<uint64_t> hashes);

@@ -313,14 +313,15 @@ static_assert(sizeof(grey_backend_codec_block) == sizeof(common::CodecBlockJob) 
                   offsetof(grey_backend_codec_block, element_width) == offsetof(common::CodecBlockJob, element_width),
               "grey_backend_codec_block is the kernels' CodecBlockJob");
 
-grey_status cuda_codec_decode(void* state, grey_backend_buffer* container, uint64_t container_offset, grey_backend_buffer* output,
-                              uint64_t output_offset, const grey_backend_codec_block* blocks, uint32_t count, uint32_t* out_faults) {
+grey_status cuda_codec_decode(void* state, grey_backend_buffer* const* containers, grey_backend_buffer* output,
+                              const grey_backend_codec_block* blocks, uint32_t count, uint32_t* out_faults) {
     CudaState& s = state_of(state);
     return guarded(s.host, [&] {
+        // The kernels take each payload at its device address.
         std::vector<common::CodecBlockJob> jobs(count);
         std::memcpy(jobs.data(), blocks, count * sizeof *blocks);
-        codec_decode(runtime(s, container->device), container->pointer + container_offset, output->pointer + output_offset, jobs,
-                     {out_faults, count});
+        for (uint32_t i = 0; i < count; ++i) jobs[i].payload += containers[i]->pointer;
+        codec_decode(runtime(s, output->device), output->pointer, jobs, {out_faults, count});
         return GREY_OK;
     });
 }

@@ -87,8 +87,8 @@ __device__ void raw_or_zero_lane(const CodecBlockJob& job, const uint8_t* payloa
 }
 
 // One block's lanes: the decoder of its codec, then the checksum over what they wrote.
-__device__ uint32_t decode_block(const uint8_t* container, uint8_t* output, const CodecBlockJob& job, WarpScratch* scratch, uint32_t lane) {
-    const uint8_t* payload = container + job.payload;
+__device__ uint32_t decode_block(uint8_t* output, const CodecBlockJob& job, WarpScratch* scratch, uint32_t lane) {
+    const auto* payload = reinterpret_cast<const uint8_t*>(job.payload);
     uint8_t* out = output + job.output;
     uint32_t fault = kFaultNone;
     switch (job.codec) {
@@ -132,18 +132,17 @@ __device__ uint32_t decode_block(const uint8_t* container, uint8_t* output, cons
 
 }  // namespace
 
-// Decodes `count` blocks of the container at `container` into `output` (each job's offsets are from
-// those addresses) and writes each block's faults (0 when it decoded and its checksum held). Launched
-// with kWarpsPerBlock warps a thread block and ceil(count / kWarpsPerBlock) thread blocks.
+// Decodes `count` blocks, each job's payload at the address in job.payload, its raw bytes at job.output
+// from `output`, and writes each block's faults (0 when it decoded and its checksum held). Launched with
+// kWarpsPerBlock warps a thread block and ceil(count / kWarpsPerBlock) thread blocks.
 extern "C" __global__ void __launch_bounds__(32 * kWarpsPerBlock)
-    grey_codec_decode(const unsigned char* container, unsigned char* output, const CodecBlockJob* jobs, unsigned int count,
-                      unsigned int* faults) {
+    grey_codec_decode(unsigned char* output, const CodecBlockJob* jobs, unsigned int count, unsigned int* faults) {
     __shared__ WarpScratch scratch[kWarpsPerBlock];
     const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const uint64_t index = static_cast<uint64_t>(blockIdx.x) * kWarpsPerBlock + warp;
     if (index >= count) return;
     const CodecBlockJob job = jobs[index];
-    const uint32_t fault = decode_block(container, output, job, &scratch[warp], lane);
+    const uint32_t fault = decode_block(output, job, &scratch[warp], lane);
     if (lane == 0) faults[index] = fault;
 }
 

@@ -250,11 +250,12 @@ void Backend::kv_compress(const grey_backend_kv_compress_job& job) const { check
 
 void Backend::kv_attend(const grey_backend_kv_attend_job& job) const { check(vtable_.kv_attend(state_, &job), "kv_attend"); }
 
-void Backend::codec_decode(grey_backend_buffer* container, uint64_t container_offset, grey_backend_buffer* output, uint64_t output_offset,
+void Backend::codec_decode(std::span<grey_backend_buffer* const> containers, grey_backend_buffer* output,
                            std::span<const grey_backend_codec_block> blocks, std::span<uint32_t> faults) const {
     if (blocks.empty()) return;
-    check(vtable_.codec_decode(state_, container, container_offset, output, output_offset, blocks.data(), static_cast<uint32_t>(blocks.size()),
-                               faults.data()),
+    if (containers.size() != blocks.size() || faults.size() != blocks.size())
+        fail(GREY_ERROR_INTERNAL, "codec_decode: a container and a fault slot for each block");
+    check(vtable_.codec_decode(state_, containers.data(), output, blocks.data(), static_cast<uint32_t>(blocks.size()), faults.data()),
           "codec_decode");
 }
 

@@ -92,10 +92,11 @@ public:
     void kv_store(const grey_backend_kv_store_job& job) const;
     void kv_compress(const grey_backend_kv_compress_job& job) const;
     void kv_attend(const grey_backend_kv_attend_job& job) const;
-    // Container blocks decoded on the device (codec_decode); faults[i] gets block i's fault bits.
+    // Container blocks decoded on the device (codec_decode): block i's payload in containers[i], its bytes
+    // into `output`; faults[i] gets its fault bits.
     [[nodiscard]] bool has_codec_decode() const noexcept { return vtable_.codec_decode != nullptr; }
-    void codec_decode(grey_backend_buffer* container, uint64_t container_offset, grey_backend_buffer* output, uint64_t output_offset,
-                      std::span<const grey_backend_codec_block> blocks, std::span<uint32_t> faults) const;
+    void codec_decode(std::span<grey_backend_buffer* const> containers, grey_backend_buffer* output, std::span<const grey_backend_codec_block> blocks,
+                      std::span<uint32_t> faults) const;
     // The deduplication hashes of a range's blocks, on the device (block_hashes).
     [[nodiscard]] bool has_block_hashes() const noexcept { return vtable_.block_hashes != nullptr; }
     void block_hashes(grey_backend_buffer* buffer, uint64_t offset, uint64_t size, uint32_t block_size, uint64_t seed,

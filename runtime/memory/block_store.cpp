@@ -1,6 +1,7 @@
 #include "memory/block_store.hpp"
 
 #include "codec/container.hpp"
+#include "codec/device_jobs.hpp"
 #include "core/backend.hpp"
 #include "core/error.hpp"
 
@@ -78,6 +79,7 @@ void SharedBlockStore::free_storage(SharedBlock& block) noexcept {
     if (block.storage != nullptr) backend_.buffer_free(block.storage);
     block.storage = nullptr;
     std::vector<std::byte>().swap(block.host_container);
+    block.device_job.reset();
     (block.tier == GREY_RESIDENCY_COMPRESSED_HOST ? host_bytes_ : device_bytes_) -= block.stored_size;
     block.stored_size = 0;
 }
@@ -128,8 +130,14 @@ bool SharedBlockStore::compress(SharedBlock& block, grey_residency tier, grey_co
         return false;
     }
     grey_backend_buffer* storage = tier == GREY_RESIDENCY_COMPRESSED_DEVICE ? backend_.buffer_holding(device_, container) : nullptr;
+    std::optional<common::CodecBlockJob> device_job;
+    if (storage != nullptr) {
+        const auto plan = codec::device_decode_plan(container, codec::read_container_info(container), 0, block.size);
+        if (plan.jobs.size() == 1) device_job = plan.jobs.front();
+    }
     // The new storage holds the block: the old one goes.
     free_storage(block);
+    block.device_job = device_job;
     block.tier = tier;
     block.codec = codec;
     block.storage = storage;

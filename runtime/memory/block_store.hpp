@@ -8,6 +8,7 @@
 #pragma once
 
 #include "codec/container.hpp"
+#include "common/codec_decode.hpp"
 #include "grey.h"
 #include "grey_backend.h"
 
@@ -16,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <utility>
@@ -36,6 +38,9 @@ struct SharedBlock {
     std::vector<std::byte> host_container;
     uint64_t stored_size = 0;                  // bytes held: `size` raw, the container's size compressed
     grey_codec left_raw_by = GREY_CODEC_DEFAULT;  // a raw block's last codec that did not make it smaller
+    // COMPRESSED_DEVICE in a codec a device decodes: its container's one block as a device job (the
+    // payload's offset in `storage`), so that a map decodes all such blocks of a buffer in one call.
+    std::optional<common::CodecBlockJob> device_job;
     uint32_t size = 0;
     uint64_t domain = 0;
     uint64_t hash = 0;

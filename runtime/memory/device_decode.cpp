@@ -6,7 +6,7 @@
 #include "core/error.hpp"
 
 #include <algorithm>
-#include <array>
+#include <cstddef>
 #include <cstring>
 #include <span>
 #include <string>
@@ -26,6 +26,16 @@ void decode_on_host(const Backend& backend, grey_backend_buffer* container, uint
 
 }  // namespace
 
+static_assert(sizeof(grey_backend_codec_block) == sizeof(common::CodecBlockJob) &&
+              offsetof(grey_backend_codec_block, checksum_seed) == offsetof(common::CodecBlockJob, checksum_seed) &&
+              offsetof(grey_backend_codec_block, element_width) == offsetof(common::CodecBlockJob, element_width));
+
+grey_backend_codec_block as_backend_block(const common::CodecBlockJob& job) noexcept {
+    grey_backend_codec_block block;
+    std::memcpy(&block, &job, sizeof block);
+    return block;
+}
+
 void decode_device_container(const Backend& backend, grey_backend_buffer* container, uint64_t container_size, grey_backend_buffer* target,
                              uint64_t target_offset, uint64_t raw_size) {
     if (!backend.has_codec_decode() || container_size < codec::kHeaderSize) {
@@ -43,10 +53,13 @@ void decode_device_container(const Backend& backend, grey_backend_buffer* contai
         fail(GREY_ERROR_CORRUPT, "codec container: raw size " + std::to_string(info.raw_size) + ", expected " + std::to_string(raw_size));
     const codec::DeviceDecodePlan plan = codec::device_decode_plan(table, info, 0, raw_size);
     std::vector<grey_backend_codec_block> blocks(plan.jobs.size());
-    static_assert(sizeof(grey_backend_codec_block) == sizeof(common::CodecBlockJob));
-    if (!blocks.empty()) std::memcpy(blocks.data(), plan.jobs.data(), blocks.size() * sizeof blocks[0]);
+    for (size_t j = 0; j < blocks.size(); ++j) {
+        blocks[j] = as_backend_block(plan.jobs[j]);
+        blocks[j].output += target_offset;
+    }
+    std::vector<grey_backend_buffer*> containers(blocks.size(), container);
     std::vector<uint32_t> faults(blocks.size(), 0);
-    backend.codec_decode(container, 0, target, target_offset, blocks, faults);
+    backend.codec_decode(containers, target, blocks, faults);
 
     // The rest on the host, each block from its own payload.
     std::vector<uint32_t> host_blocks = plan.host_blocks;

@@ -4,6 +4,7 @@
 // payload alone, so a damaged block still fails with the host decoder's GREY_ERROR_CORRUPT naming it.
 #pragma once
 
+#include "common/codec_decode.hpp"
 #include "grey_backend.h"
 
 #include <cstdint>
@@ -13,6 +14,9 @@ class Backend;
 }
 
 namespace grey::memory {
+
+// A device job (codec/device_jobs.hpp) in the backend ABI's spelling: the same fields.
+grey_backend_codec_block as_backend_block(const common::CodecBlockJob& job) noexcept;
 
 // Writes the `raw_size` decoded bytes of the `container_size`-byte container at the start of `container`
 // into `target` at `target_offset`. Without codec_decode the whole container is read back and decoded on

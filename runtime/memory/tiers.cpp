@@ -91,6 +91,31 @@ bool assembles_on_device(const Backend& backend, const Residency& r) {
     });
 }
 
+// The stored blocks of `r` held compressed in device memory in a codec the device decodes, decoded into
+// `target` (at their places in the buffer) in one call; true for each block that came out with its
+// checksum. The rest (and any block the device gave up on) are left to the caller's host path, which
+// decodes them there and names a damaged one.
+std::vector<bool> decode_stored_blocks_on_device(const Backend& backend, const Residency& r, grey_backend_buffer* target) {
+    std::vector<bool> decoded(r.blocks.size(), false);
+    if (!backend.has_codec_decode()) return decoded;
+    std::vector<grey_backend_buffer*> containers;
+    std::vector<grey_backend_codec_block> blocks;
+    std::vector<uint64_t> indices;
+    for (uint64_t b = 0; b < r.blocks.size(); ++b) {
+        const BlockRef& ref = r.blocks[b];
+        if (ref.kind != BlockRef::Kind::shared || ref.block->tier != GREY_RESIDENCY_COMPRESSED_DEVICE || !ref.block->device_job) continue;
+        grey_backend_codec_block block = as_backend_block(*ref.block->device_job);
+        block.output = b * r.block_size;
+        containers.push_back(ref.block->storage);
+        blocks.push_back(block);
+        indices.push_back(b);
+    }
+    std::vector<uint32_t> faults(blocks.size(), 0);
+    backend.codec_decode(containers, target, blocks, faults);
+    for (size_t j = 0; j < indices.size(); ++j) decoded[indices[j]] = faults[j] == common::kFaultNone;
+    return decoded;
+}
+
 // Device memory of `size` bytes for an async map to assemble a buffer in; empty when there is no room
 // (the map then works through host memory).
 decltype(WorkingSetCache::FillSource::device) device_scratch(const Backend& backend, uint32_t device, uint64_t size) {
@@ -255,7 +280,8 @@ void Tiers::materialize_locked(const grey_buffer& buffer, grey_backend_buffer* t
     const Backend& backend = *buffer.backend;
     const Residency& r = buffer.residency;
     switch (r.kind) {
-        case GREY_RESIDENCY_DEDUPLICATED:
+        case GREY_RESIDENCY_DEDUPLICATED: {
+            const std::vector<bool> decoded = decode_stored_blocks_on_device(backend, r, target);
             for (uint64_t b = 0; b < r.blocks.size(); ++b) {
                 const uint64_t start = b * r.block_size, size = std::min<uint64_t>(r.block_size, buffer.size - start);
                 const BlockRef& ref = r.blocks[b];
@@ -263,12 +289,8 @@ void Tiers::materialize_locked(const grey_buffer& buffer, grey_backend_buffer* t
                     write_constant(backend, target, start, size, ref);
                 } else if (ref.block->tier == GREY_RESIDENCY_RAW && backend.has_buffer_copy()) {
                     backend.buffer_copy(target, start, ref.block->storage, 0, size);
-                } else if (ref.block->tier == GREY_RESIDENCY_COMPRESSED_DEVICE && backend.has_codec_decode()) {
-                    try {
-                        decode_device_container(backend, ref.block->storage, ref.block->stored_size, target, start, size);
-                    } catch (const Error& e) {
-                        fail_in_stored_block(e, r, buffer.size, b);
-                    }
+                } else if (decoded[b]) {
+                    continue;
                 } else {
                     // Through host memory: a compressed block is decoded (and checked) there.
                     std::vector<std::byte> staged(size);
@@ -277,6 +299,7 @@ void Tiers::materialize_locked(const grey_buffer& buffer, grey_backend_buffer* t
                 }
             }
             return;
+        }
         case GREY_RESIDENCY_COMPRESSED_DEVICE:
             if (backend.has_codec_decode()) {
                 decode_device_container(backend, r.device_container, r.container_size, target, 0, buffer.size);

@@ -111,7 +111,8 @@ DeviceResult decode_on_device(const Plugin& p, const std::vector<std::byte>& con
     }
     std::vector<grey_backend_codec_block> blocks(plan.jobs.size());
     if (!blocks.empty()) std::memcpy(blocks.data(), plan.jobs.data(), blocks.size() * sizeof blocks[0]);
-    result.launched = blocks.empty() || p.vt.codec_decode(p.state, in, 0, out, 0, blocks.data(), static_cast<uint32_t>(blocks.size()),
+    const std::vector<grey_backend_buffer*> containers(blocks.size(), in);
+    result.launched = blocks.empty() || p.vt.codec_decode(p.state, containers.data(), out, blocks.data(), static_cast<uint32_t>(blocks.size()),
                                                           result.faults.data()) == GREY_OK;
     // Blocks only the host decodes (lz4, zstd) are filled in from the host's decode.
     if (raw_size > 0) p.vt.buffer_read(p.state, out, 0, result.output.data(), raw_size);
@@ -193,6 +194,38 @@ void conformance(const Plugin& p, bool quick, std::mt19937_64& rng) {
         }
         check(agree == total, std::string(grey::codec::codec_name(codec)) + ": " + std::to_string(agree) + " of " + std::to_string(total) +
                                   " damaged payloads fault exactly when the host refuses them (" + std::to_string(faults) + " faulted)");
+    }
+
+    // Blocks of several one-block containers in one call (a deduplicated buffer's stored blocks).
+    {
+        std::vector<std::vector<std::byte>> pieces;
+        std::vector<grey_backend_buffer*> containers;
+        std::vector<grey_backend_codec_block> blocks;
+        std::vector<std::byte> expected;
+        for (int i = 0; i < 9; ++i) {
+            pieces.push_back(elements<uint16_t>(65536 - 2 * (i == 8), [i](size_t e) {
+                return grey::common::f32_to_bf16(std::sin(0.01f * static_cast<float>(e * (i + 1))) * 0.1f);
+            }));
+            const auto container = grey::codec::encode(pieces.back(), {i % 2 == 0 ? CodecId::floats : CodecId::bitmask, GREY_DTYPE_BF16, 65536, 1});
+            const auto plan = grey::codec::device_decode_plan(container, grey::codec::read_container_info(container), 0, pieces.back().size());
+            grey_backend_codec_block block{};
+            std::memcpy(&block, &plan.jobs.at(0), sizeof block);
+            block.output = expected.size();
+            blocks.push_back(block);
+            containers.push_back(p.upload(container.data(), container.size()));
+            expected.insert(expected.end(), pieces.back().begin(), pieces.back().end());
+        }
+        grey_backend_buffer* out = nullptr;
+        p.vt.buffer_alloc(p.state, 0, expected.size(), &out);
+        std::vector<uint32_t> faults(blocks.size(), 1);
+        last_error.clear();
+        const bool launched = p.vt.codec_decode(p.state, containers.data(), out, blocks.data(), static_cast<uint32_t>(blocks.size()), faults.data()) == GREY_OK;
+        std::vector<std::byte> back(expected.size());
+        p.vt.buffer_read(p.state, out, 0, back.data(), back.size());
+        check(launched && std::all_of(faults.begin(), faults.end(), [](uint32_t f) { return f == 0; }) && back == expected,
+              "nine one-block containers in one call");
+        for (grey_backend_buffer* c : containers) p.vt.buffer_free(p.state, c);
+        p.vt.buffer_free(p.state, out);
     }
 
     // Block hashes against libxxhash.
@@ -286,7 +319,10 @@ void bench(const Plugin& p, const char* model) {
         p.vt.buffer_alloc(p.state, 0, data.size(), &out);
         p.vt.buffer_alloc(p.state, 0, data.size(), &copy);
         std::vector<uint64_t> hashes(data.size() / 65536);
-        const auto decode = [&] { p.vt.codec_decode(p.state, in, 0, out, 0, blocks.data(), static_cast<uint32_t>(blocks.size()), faults.data()); };
+        const std::vector<grey_backend_buffer*> containers(blocks.size(), in);
+        const auto decode = [&] {
+            p.vt.codec_decode(p.state, containers.data(), out, blocks.data(), static_cast<uint32_t>(blocks.size()), faults.data());
+        };
         decode();
         std::vector<std::byte> back(data.size());
         p.vt.buffer_read(p.state, out, 0, back.data(), back.size());

@@ -555,16 +555,21 @@ CUresult fake_cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, uns
         case kQuantOther: return CUDA_SUCCESS;
         case kKv: enqueue(s, fake::kv_launch(name, gx, gy, gz, bx, shared_bytes, params)); return CUDA_SUCCESS;
         case kCodecDecode: {
-            // The kernel's lane functions, a lane at a time (common/codec_decode.hpp), a warp per job.
-            const auto* container = reinterpret_cast<const uint8_t*>(param<CUdeviceptr>(params, 0));
-            auto* output = reinterpret_cast<uint8_t*>(param<CUdeviceptr>(params, 1));
-            const auto* jobs = reinterpret_cast<const grey::common::CodecBlockJob*>(param<CUdeviceptr>(params, 2));
-            const auto count = param<unsigned int>(params, 3);
-            auto* faults = reinterpret_cast<uint32_t*>(param<CUdeviceptr>(params, 4));
+            // The kernel's lane functions, a lane at a time (common/codec_decode.hpp), a warp per job; each
+            // job's payload is at its (device) address.
+            auto* output = reinterpret_cast<uint8_t*>(param<CUdeviceptr>(params, 0));
+            const auto* jobs = reinterpret_cast<const grey::common::CodecBlockJob*>(param<CUdeviceptr>(params, 1));
+            const auto count = param<unsigned int>(params, 2);
+            auto* faults = reinterpret_cast<uint32_t*>(param<CUdeviceptr>(params, 3));
             if (uint64_t{gx} * (bx / 32) < count || bx % 32 != 0) return CUDA_ERROR_INVALID_VALUE;
             enqueue(s, [=] {
                 auto workspace = std::make_unique<grey::common::RansWorkspace>();
-                for (uint32_t i = 0; i < count; ++i) faults[i] = grey::common::decode_block_by_lanes(container, output, jobs[i], workspace.get());
+                for (uint32_t i = 0; i < count; ++i) {
+                    grey::common::CodecBlockJob job = jobs[i];
+                    const auto* payload = reinterpret_cast<const uint8_t*>(job.payload);
+                    job.payload = 0;
+                    faults[i] = grey::common::decode_block_by_lanes(payload, output, job, workspace.get());
+                }
             });
             return CUDA_SUCCESS;
         }

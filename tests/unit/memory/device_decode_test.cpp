@@ -43,8 +43,8 @@ uint8_t* address_of(void* state, grey_backend_buffer* buffer) {
     return reinterpret_cast<uint8_t*>(static_cast<uintptr_t>(mapping.address));
 }
 
-grey_status lanes_decode(void* state, grey_backend_buffer* container, uint64_t container_offset, grey_backend_buffer* output, uint64_t output_offset,
-                         const grey_backend_codec_block* blocks, uint32_t count, uint32_t* faults) {
+grey_status lanes_decode(void* state, grey_backend_buffer* const* containers, grey_backend_buffer* output, const grey_backend_codec_block* blocks,
+                         uint32_t count, uint32_t* faults) {
     slot_blocks += count;
     if (slot_mode == SlotMode::fail) return GREY_ERROR_BACKEND;
     grey::common::RansWorkspace workspace;
@@ -53,8 +53,7 @@ grey_status lanes_decode(void* state, grey_backend_buffer* container, uint64_t c
         std::memcpy(&job, &blocks[i], sizeof job);
         faults[i] = slot_mode == SlotMode::fault_every_block
                         ? grey::common::kFaultChecksum
-                        : grey::common::decode_block_by_lanes(address_of(state, container) + container_offset, address_of(state, output) + output_offset, job,
-                                                              &workspace);
+                        : grey::common::decode_block_by_lanes(address_of(state, containers[i]), address_of(state, output), job, &workspace);
     }
     return GREY_OK;
 }
