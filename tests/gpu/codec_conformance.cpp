@@ -1,15 +1,17 @@
 // The CUDA plugin's codec slots on a real GPU, called through its vtable (the plugin loaded as libgrey
 // loads it): every block the device decodes must come out as the host decoder's bytes, a damaged payload
 // must fault exactly when the host decoder refuses it, and the block hashes must equal libxxhash's.
-// Without --quick it then measures, on real weights (--model: a safetensors file's F16 tensors, and the
-// same converted to BF16, repeated to 512 MiB): the float codec's ratio beside the order-0 entropy bound,
-// the decode's GB/s of output and the hash's GB/s, each beside a device-to-device copy of the same bytes.
+// Without --quick it then measures, on real weights (--model: a model file's F16 tensors, and the same
+// converted to BF16, repeated to 512 MiB, as bench/codec_gpu_bench.py builds them beside nvCOMP): the
+// float codec's ratio beside the order-0 entropy bound, the decode's GB/s of output and the hash's GB/s,
+// each beside a device-to-device copy of the same bytes.
 //
 //   grey_gpu_codec_conformance [--quick] --backend-dir DIR [--model FILE]
 #include "codec/container.hpp"
 #include "codec/device_jobs.hpp"
 #include "common/numeric.hpp"
 #include "core/error.hpp"
+#include "grey.h"
 #include "grey_backend.h"
 
 #include <dlfcn.h>
@@ -22,8 +24,6 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <random>
 #include <string>
 #include <tuple>
@@ -245,15 +245,22 @@ void conformance(const Plugin& p, bool quick, std::mt19937_64& rng) {
             }
 }
 
+// Every F16 tensor of a model file, in file order.
 std::vector<std::byte> model_f16(const char* path) {
-    std::ifstream in(path, std::ios::binary);
-    uint64_t header = 0;
-    in.read(reinterpret_cast<char*>(&header), 8);
-    const std::vector<char> file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::vector<std::byte> all(file.size());
-    if (!file.empty()) std::memcpy(all.data(), file.data(), file.size());
-    if (header >= all.size()) return {};
-    return {all.begin() + static_cast<std::ptrdiff_t>(header), all.end() - static_cast<std::ptrdiff_t>((all.size() - header) % 2)};
+    grey_model* model = nullptr;
+    if (grey_model_create(path, &model) != GREY_OK) return {};
+    std::vector<std::byte> out;
+    uint64_t count = 0;
+    if (grey_model_tensor_count(model, &count) == GREY_OK)
+        for (uint64_t i = 0; i < count; ++i) {
+            grey_model_tensor tensor{};
+            tensor.struct_size = sizeof tensor;
+            if (grey_model_tensor_get(model, i, &tensor) != GREY_OK || tensor.desc->dtype != GREY_DTYPE_F16) continue;
+            const auto* bytes = static_cast<const std::byte*>(tensor.data);
+            out.insert(out.end(), bytes, bytes + tensor.size_bytes);
+        }
+    grey_model_destroy(model);
+    return out;
 }
 
 double order0_bits(const std::vector<std::byte>& data, uint32_t width) {

@@ -47,4 +47,23 @@ tensors, metadata = st.read(sys.argv[1])
 st.write(sys.argv[2], [(name, "F16", t.shape, st.array(t).astype("<f2").tobytes()) if t.dtype == "F32"
                        else (name, t.dtype, t.shape, t.data) for name, t in tensors.items()], metadata)
 PY
+# nvCOMP for bench/codec_gpu_bench.py (step `codec-nvcomp`): its Python module and library, as wheels, in a
+# folder of their own (.deps/nvcomp) so that a run that needs them can leave the others behind, with the
+# MiniLM's F16 tensors, in file order, up to 12 MiB, beside them (the full model and the wheels together
+# are more than a run can carry).
+rm -rf .deps/nvcomp
+python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: -d .deps/nvcomp \
+    nvidia-nvcomp-cu13 nvidia-libnvcomp-cu13
+python3 - .deps/model/all-minilm-l6-v2-f16.safetensors .deps/nvcomp/minilm-f16-12mib.safetensors <<'PY'
+import sys
+sys.path.insert(0, "scripts")
+import safetensors_io as st
+tensors, metadata = st.read(sys.argv[1])
+kept, size = [], 0
+for name, t in tensors.items():
+    if t.dtype == "F16" and size + len(t.data) <= 12 << 20:
+        kept.append((name, t.dtype, t.shape, t.data))
+        size += len(t.data)
+st.write(sys.argv[2], kept, metadata)
+PY
 du -sh .deps

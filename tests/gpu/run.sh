@@ -10,7 +10,9 @@
 #   GREY_GPU_STEPS=...               comma-separated subset of: conformance, quant, cli, mapping,
 #                                    memcheck, racecheck, detect, bench, grid-bench, quant-bench,
 #                                    stream-bench, model-throughput, admit-bench, kv, kv-bench, kv-sdpa, wheel,
-#                                    codec (its speed table needs GREY_GPU_MODEL)
+#                                    codec (its speed table needs GREY_GPU_MODEL), codec-nvcomp (needs
+#                                    .deps/nvcomp from tests/gpu/fetch-deps.sh; not in the default list: its
+#                                    wheels and the full model are more than one run can carry)
 #                                    (default: all; the build always runs; cli and model-throughput
 #                                    need GREY_GPU_MODEL)
 #   GREY_GPU_MODEL=FILE              a safetensors/GGUF file whose tensors the quantization conformance
@@ -288,6 +290,18 @@ if want kv-bench; then
 echo "== benchmark (KV cache decode attention: libgrey's formats vs PyTorch SDPA and FlashInfer on bf16)"
 run_bench kv-bench kv_bench "" python3 bench/kv_gpu_bench.py --lib "$build/lib/libgrey.so" --backend-dir "$plugin_dir" \
     --json "$out/kv_bench.json"
+fi
+
+if want codec-nvcomp; then
+echo "== benchmark (the float codec's device decode vs nvCOMP on the same real BF16 weights)"
+nvcomp_model=${GREY_GPU_CODEC_MODEL:-.deps/nvcomp/minilm-f16-12mib.safetensors}
+if python3 -m pip install -q --no-index --no-deps --target "$build/nvcomp" .deps/nvcomp/*.whl >"$logs/nvcomp.log" 2>&1; then
+    run_bench codec-nvcomp codec_nvcomp "" env PYTHONPATH="$build/nvcomp${PYTHONPATH:+:$PYTHONPATH}" \
+        python3 bench/codec_gpu_bench.py --model "$nvcomp_model" --conformance "$build/bin/grey_gpu_codec_conformance" \
+        --backend-dir "$plugin_dir"
+else
+    record codec-nvcomp FAIL "the nvCOMP wheels did not install (tests/gpu/fetch-deps.sh puts them in .deps/nvcomp): $(tail -c 300 "$logs/nvcomp.log")"
+fi
 fi
 
 if want kv-sdpa; then
