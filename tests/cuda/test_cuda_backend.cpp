@@ -72,6 +72,21 @@ std::vector<unsigned char> random_bytes(size_t n) {
     return out;
 }
 
+// A sealed buffer on the fake CUDA device (context device 1) holding `bytes`.
+grey_buffer* sealed_on_cuda(grey_context* context, const std::vector<unsigned char>& bytes, uint64_t tenant,
+                            grey_dtype dtype = GREY_DTYPE_U8) {
+    grey_buffer_options options = GREY_BUFFER_OPTIONS_INIT;
+    options.device = 1;
+    options.size_bytes = bytes.size();
+    options.tenant = tenant;
+    options.dtype = dtype;
+    grey_buffer* b = nullptr;
+    EXPECT_EQ(grey_buffer_create_with_options(context, &options, &b), GREY_OK) << grey_last_error();
+    EXPECT_EQ(grey_buffer_write(b, 0, bytes.data(), bytes.size()), GREY_OK) << grey_last_error();
+    EXPECT_EQ(grey_buffer_seal(b), GREY_OK);
+    return b;
+}
+
 }  // namespace
 
 // ----- fake/full: every symbol present -----------------------------------------------------------
@@ -291,17 +306,7 @@ TEST(CudaFake, SealedBuffersDeduplicateCompressMapAndCopyOnWrite) {
     const size_t n = 5 * 65536 + 300;
     auto data = random_bytes(n);
     std::fill(data.begin() + 65536, data.begin() + 2 * 65536, 0);  // a zero block
-    auto make = [&](uint64_t tenant) {
-        grey_buffer_options options = GREY_BUFFER_OPTIONS_INIT;
-        options.device = 1;
-        options.size_bytes = n;
-        options.tenant = tenant;
-        grey_buffer* b = nullptr;
-        EXPECT_EQ(grey_buffer_create_with_options(c.context, &options, &b), GREY_OK) << grey_last_error();
-        EXPECT_EQ(grey_buffer_write(b, 0, data.data(), n), GREY_OK) << grey_last_error();
-        EXPECT_EQ(grey_buffer_seal(b), GREY_OK);
-        return b;
-    };
+    auto make = [&](uint64_t tenant) { return sealed_on_cuda(c.context, data, tenant); };
     grey_buffer* a = make(1);
     grey_buffer* b = make(2);
     grey_buffer* d = make(3);
@@ -362,17 +367,7 @@ TEST(CudaFake, SharedStoredBlocksCompressOnceAndReadBackFromEveryHolder) {
     for (size_t i = 0; i < n; ++i)
         if (i < 3 * 65536 || i >= 4 * 65536) data[i] &= 3;  // compressible, but block 3 (random) and ...
     std::fill(data.begin() + 65536, data.begin() + 2 * 65536, 0);  // ... block 1 (zeros)
-    auto make = [&](uint64_t tenant) {
-        grey_buffer_options options = GREY_BUFFER_OPTIONS_INIT;
-        options.device = 1;
-        options.size_bytes = n;
-        options.tenant = tenant;
-        grey_buffer* b = nullptr;
-        EXPECT_EQ(grey_buffer_create_with_options(c.context, &options, &b), GREY_OK) << grey_last_error();
-        EXPECT_EQ(grey_buffer_write(b, 0, data.data(), n), GREY_OK) << grey_last_error();
-        EXPECT_EQ(grey_buffer_seal(b), GREY_OK);
-        return b;
-    };
+    auto make = [&](uint64_t tenant) { return sealed_on_cuda(c.context, data, tenant); };
     grey_buffer* held[3] = {make(1), make(2), make(2)};
     const uint64_t allocations_before = c.stats().allocation_count - 3;
     const uint64_t stored = n - 65536;  // every block but the zero one, stored once
@@ -448,14 +443,7 @@ TEST(CudaFake, CompressedDeviceContainersDecodeOnTheDevice) {
         if (i % 14 == 0) std::memcpy(&sparse[i], &weights[i], 2);
     }
     auto make = [&](const std::vector<unsigned char>& bytes, grey_codec codec) {
-        grey_buffer_options options = GREY_BUFFER_OPTIONS_INIT;
-        options.device = 1;
-        options.size_bytes = n;
-        options.dtype = GREY_DTYPE_BF16;
-        grey_buffer* b = nullptr;
-        EXPECT_EQ(grey_buffer_create_with_options(c.context, &options, &b), GREY_OK) << grey_last_error();
-        EXPECT_EQ(grey_buffer_write(b, 0, bytes.data(), n), GREY_OK) << grey_last_error();
-        EXPECT_EQ(grey_buffer_seal(b), GREY_OK);
+        grey_buffer* b = sealed_on_cuda(c.context, bytes, 0, GREY_DTYPE_BF16);
         EXPECT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_COMPRESSED_DEVICE, codec), GREY_OK) << grey_last_error();
         return b;
     };

@@ -13,6 +13,7 @@
 #include "core/error.hpp"
 #include "grey.h"
 #include "grey_backend.h"
+#include "tests/codec/codec_inputs.hpp"
 
 #include <dlfcn.h>
 #include <xxhash.h>
@@ -32,6 +33,10 @@
 namespace {
 
 using grey::codec::CodecId;
+using grey::codec::test::elements;
+
+// Random bytes from the run's generator (its seed is printed).
+std::vector<std::byte> random_bytes(size_t n, std::mt19937_64& rng) { return grey::codec::test::random_bytes(n, rng()); }
 
 int passed = 0, failed = 0;
 std::string last_error;
@@ -73,22 +78,6 @@ struct Plugin {
         return b;
     }
 };
-
-std::vector<std::byte> random_bytes(size_t n, std::mt19937_64& rng) {
-    std::vector<std::byte> out(n);
-    for (auto& b : out) b = static_cast<std::byte>(rng() & 0xFFu);
-    return out;
-}
-
-template <typename T, typename F>
-std::vector<std::byte> elements(size_t bytes, F pattern) {
-    std::vector<std::byte> out(bytes);
-    for (size_t i = 0; i * sizeof(T) < bytes; ++i) {
-        const T value = pattern(i);
-        std::memcpy(out.data() + i * sizeof(T), &value, std::min(sizeof(T), bytes - i * sizeof(T)));
-    }
-    return out;
-}
 
 // Decodes `container` on the device; returns the faults and the output read back.
 struct DeviceResult {
