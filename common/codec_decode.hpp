@@ -249,32 +249,54 @@ GREY_FN void rans_fill_slots(uint32_t lane, const FloatLayout& layout, RansWorks
 
 // Phase 4: lane l decodes symbols l, l + 32, ... from its own words and writes those elements, each
 // its symbol joined to its remainder (sign above the low bits, as runtime/codec/float_split.hpp).
+// The loads a step needs do not depend on the rANS state, so they are issued ahead of it: the lane's
+// next word before the step that may take it, and the remainders of kAhead elements before those
+// elements are decoded. On a GPU their latency then overlaps the state's dependency chain instead of
+// adding to each step.
+template <uint32_t W>
+GREY_FN uint64_t float_remainder_at(const uint8_t* payload, const FloatLayout& layout, uint32_t i) {
+    uint64_t remainder = 0;
+    const uint8_t* at = payload + layout.remainders + uint64_t{i} * (W - 1);
+    for (uint32_t b = 0; b < W - 1; ++b) remainder |= static_cast<uint64_t>(at[b]) << (8 * b);
+    return remainder;
+}
+
 template <uint32_t W>
 GREY_FN uint32_t float_decode_lane(uint32_t lane, const CodecBlockJob& job, const FloatLayout& layout, const uint8_t* payload,
                                    const RansWorkspace* ws, uint8_t* out) {
+    constexpr uint32_t kAhead = 4;
+    constexpr uint32_t kMantissaBits = 8 * W - 9;
     uint32_t state = xxh_read32(payload + layout.states + 4 * lane);
     if (state < kCodecStateLow) return kFaultLane;
     uint64_t next = layout.words;
     for (uint32_t l = 0; l < lane; ++l) next += 2ull * xxh_read32(payload + layout.counts + 4 * l);
     const uint64_t end = next + 2ull * xxh_read32(payload + layout.counts + 4 * lane);
-    constexpr uint32_t kMantissaBits = 8 * W - 9;
-    for (uint32_t i = lane; i < layout.elements; i += kCodecLanes) {
-        const uint32_t slot = state & (kCodecProbTotal - 1);
-        const uint32_t symbol = ws->slot_symbol[slot];
-        const uint32_t range = ws->range[symbol];
-        state = (range >> 16) * (state >> kCodecProbBits) + slot - (range & 0xFFFFu);
-        if (state < kCodecStateLow) {
-            if (next == end) return kFaultLane;
-            state = (state << 16) | read_u16(payload + next);
-            next += 2;
+    uint32_t word = next < end ? read_u16(payload + next) : 0;
+    for (uint32_t first = lane; first < layout.elements; first += kAhead * kCodecLanes) {
+        uint64_t remainders[kAhead];
+        for (uint32_t k = 0; k < kAhead; ++k) {
+            const uint32_t i = first + k * kCodecLanes;
+            remainders[k] = i < layout.elements ? float_remainder_at<W>(payload, layout, i) : 0;
         }
-        uint64_t remainder = 0;
-        const uint8_t* at = payload + layout.remainders + uint64_t{i} * (W - 1);
-        for (uint32_t b = 0; b < W - 1; ++b) remainder |= static_cast<uint64_t>(at[b]) << (8 * b);
-        const uint64_t element = ((remainder >> kMantissaBits) << (8 * W - 1)) | (static_cast<uint64_t>(symbol) << kMantissaBits) |
-                                 (remainder & ((uint64_t{1} << kMantissaBits) - 1));
-        uint8_t* to = out + uint64_t{i} * W;
-        for (uint32_t b = 0; b < W; ++b) to[b] = static_cast<uint8_t>(element >> (8 * b));
+        for (uint32_t k = 0; k < kAhead; ++k) {
+            const uint32_t i = first + k * kCodecLanes;
+            if (i >= layout.elements) break;
+            const uint32_t slot = state & (kCodecProbTotal - 1);
+            const uint32_t symbol = ws->slot_symbol[slot];
+            const uint32_t range = ws->range[symbol];
+            state = (range >> 16) * (state >> kCodecProbBits) + slot - (range & 0xFFFFu);
+            if (state < kCodecStateLow) {
+                if (next == end) return kFaultLane;
+                state = (state << 16) | word;
+                next += 2;
+                word = next < end ? read_u16(payload + next) : 0;
+            }
+            const uint64_t remainder = remainders[k];
+            const uint64_t element = ((remainder >> kMantissaBits) << (8 * W - 1)) | (static_cast<uint64_t>(symbol) << kMantissaBits) |
+                                     (remainder & ((uint64_t{1} << kMantissaBits) - 1));
+            uint8_t* to = out + uint64_t{i} * W;
+            for (uint32_t b = 0; b < W; ++b) to[b] = static_cast<uint8_t>(element >> (8 * b));
+        }
     }
     if (next != end || state != kCodecStateLow) return kFaultLane;
     if (lane == 0)
