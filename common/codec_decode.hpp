@@ -1,6 +1,6 @@
 // Decoding the LT-Block container's block formats on a GPU (docs/codecs.md), written once for the
 // kernel (kernels/cuda/codec_decode.cu) and for the host, where the fake CUDA driver runs the same code
-// and tests/codec/test_device_codec.cpp compares it with the host codecs on every input they know.
+// and tests/codec/device_codec_test.cpp and the codec fuzzer compare it with the host codecs.
 //
 // A block is decoded by one 32-lane warp. Each decoder is written as the work of one lane, in phases
 // separated by a warp barrier; the host runs a phase for lanes 0..31 in turn, the GPU runs them at once.

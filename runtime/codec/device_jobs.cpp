@@ -6,6 +6,11 @@
 
 namespace grey::codec {
 
+// The device decoders name the codecs by the container's numbers.
+static_assert(static_cast<uint32_t>(CodecId::raw) == common::kCodecRaw && static_cast<uint32_t>(CodecId::zero) == common::kCodecZero &&
+              static_cast<uint32_t>(CodecId::fill) == common::kCodecFill && static_cast<uint32_t>(CodecId::bitmask) == common::kCodecBitmask &&
+              static_cast<uint32_t>(CodecId::floats) == common::kCodecFloat);
+
 DeviceDecodePlan device_decode_plan(std::span<const std::byte> container, const ContainerInfo& info, uint64_t first, uint64_t size) {
     DeviceDecodePlan plan;
     if (size == 0 || info.blocks.empty()) return plan;

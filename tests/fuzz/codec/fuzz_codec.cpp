@@ -1,16 +1,21 @@
 // libFuzzer target: the LT-Block container decoder on arbitrary bytes (every header and table field, and
 // each codec's payload), and the encoders on arbitrary data. Decoding may refuse (grey::Error with
 // GREY_ERROR_CORRUPT) but must never crash, read out of bounds, allocate without bound or hang; what it
-// accepts must encode again and decode to the same bytes. Inputs that start with "ENC" are data for the
+// accepts must encode again and decode to the same bytes. The device decoders (common/codec_decode.hpp,
+// run lane by lane, each payload alone in an allocation of its size) must fault on exactly the blocks the
+// host decoder refuses and give its bytes on the others. Inputs that start with "ENC" are data for the
 // encoders instead: the next bytes choose the codec, dtype and block size, and the round trip must be
 // exact.
 #include "codec/container.hpp"
+#include "codec/device_jobs.hpp"
+#include "common/codec_decode.hpp"
 #include "core/error.hpp"
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace {
 
@@ -24,11 +29,35 @@ void round_trip(std::span<const std::byte> data, const EncodeOptions& options) {
     if (!std::equal(back.begin(), back.end(), data.begin(), data.end())) __builtin_trap();
 }
 
+void fuzz_device_lanes(std::span<const std::byte> bytes, const ContainerInfo& info) {
+    const DeviceDecodePlan plan = device_decode_plan(bytes, info, 0, info.raw_size);
+    grey::common::RansWorkspace workspace;
+    for (size_t j = 0; j < plan.jobs.size(); ++j) {
+        grey::common::CodecBlockJob job = plan.jobs[j];
+        std::vector<uint8_t> payload(job.stored_size);
+        if (!payload.empty()) std::memcpy(payload.data(), bytes.data() + job.payload, payload.size());
+        std::vector<uint8_t> lanes(job.raw_size);
+        job.payload = 0;
+        job.output = 0;
+        const uint32_t fault = grey::common::decode_block_by_lanes(payload.data(), lanes.data(), job, &workspace);
+        std::vector<std::byte> host(job.raw_size);
+        bool host_decodes = true;
+        try {
+            decode_block(bytes, info, plan.job_blocks[j], host);
+        } catch (const grey::Error&) {
+            host_decodes = false;
+        }
+        if (host_decodes != (fault == grey::common::kFaultNone)) __builtin_trap();
+        if (host_decodes && std::memcmp(lanes.data(), host.data(), host.size()) != 0) __builtin_trap();
+    }
+}
+
 void fuzz_decoder(std::span<const std::byte> bytes) {
     const ContainerSizes sizes = container_sizes(bytes);
     if (sizes.raw_size > kMaxDecodedBytes) return;
-    const auto decoded = decode(bytes);
     const ContainerInfo info = read_container_info(bytes);
+    fuzz_device_lanes(bytes, info);
+    const auto decoded = decode(bytes);
     round_trip(decoded, {CodecId::zstd, info.dtype, info.block_size, 1});
 }
 
