@@ -15,18 +15,6 @@ unsigned int grid_for(uint64_t warps) {
     return static_cast<unsigned int>(blocks);
 }
 
-// Runs `work` (queuing on the device's stream and waiting for it); when it fails part way, waits for what
-// it queued before the scratch that work uses goes back to the pool, and the host memory with the caller.
-template <typename Work>
-void in_order_or_drained(DeviceRuntime& device, Work&& work) {
-    try {
-        work();
-    } catch (...) {
-        device.drain();
-        throw;
-    }
-}
-
 }  // namespace
 
 void codec_decode(DeviceRuntime& device, CUdeviceptr output, std::span<const common::CodecBlockJob> jobs, std::span<uint32_t> faults) {
@@ -38,11 +26,10 @@ void codec_decode(DeviceRuntime& device, CUdeviceptr output, std::span<const com
         CUdeviceptr job_address = job_table.get(), fault_address = fault_table.get();
         auto count = static_cast<unsigned int>(jobs.size());
         void* params[] = {&output, &job_address, &count, &fault_address};
-        in_order_or_drained(device, [&] {
+        device.run_to_completion([&] {
             device.copy_to_device_async(job_address, jobs.data(), jobs.size_bytes());
             device.launch(kernels.decode, grid_for(jobs.size()), 32 * kWarpsPerBlock, 0, params);
             device.copy_to_host_async(faults.data(), fault_address, faults.size_bytes());
-            device.finish();
         });
     });
 }
@@ -56,10 +43,9 @@ void block_hashes(DeviceRuntime& device, CUdeviceptr data, uint64_t size, uint32
         unsigned long long length = size, seed_value = seed;
         unsigned int block = block_size;
         void* params[] = {&data, &length, &block, &seed_value, &hash_address};
-        in_order_or_drained(device, [&] {
+        device.run_to_completion([&] {
             device.launch(kernels.block_hash, grid_for(hashes.size()), 32 * kWarpsPerBlock, 0, params);
             device.copy_to_host_async(hashes.data(), hash_address, hashes.size_bytes());
-            device.finish();
         });
     });
 }

@@ -175,6 +175,19 @@ public:
     // Waits for the stream and ignores errors: for cleaning up after a failure, before memory the
     // queued work uses is given back.
     void drain() noexcept;
+    // Runs `enqueue` (work queued on the device's stream) and waits for it. If anything throws once work
+    // may be queued, the stream is drained first, so that the scratch the work uses goes back to the pool
+    // (and host memory it reads to its owner) only after the stream is done with it.
+    template <typename Enqueue>
+    void run_to_completion(Enqueue&& enqueue) {
+        try {
+            enqueue();
+            finish();
+        } catch (...) {
+            drain();
+            throw;
+        }
+    }
 
     // Synchronous operations, serialised per device (they share the stream and the checksum slot).
     void write(CUdeviceptr destination, const void* source, uint64_t size);

@@ -43,19 +43,6 @@ struct CudaLauncher {
     void zero(uint64_t address, uint64_t bytes) const { device.enqueue_fill(stream, address, 0, bytes); }
 };
 
-// Enqueues `enqueue` and waits for it. If anything throws once work is queued, the stream is drained
-// before the scratch blocks the kernels use go back to the pool.
-template <typename Enqueue>
-void run_job(DeviceRuntime& device, Enqueue&& enqueue) {
-    try {
-        enqueue();
-        device.finish();
-    } catch (...) {
-        device.drain();
-        throw;
-    }
-}
-
 }  // namespace
 
 uint64_t quantize_scratch_bytes(const DeviceRuntime& device, const grey_backend_quant_job& job, CUdeviceptr source, CUdeviceptr destination) {
@@ -88,7 +75,7 @@ void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevice
         grey_qk_flags& flags = *device.quant_flags_host();
         volatile uint32_t& noticed = *device.quant_noticed_host();
         noticed = 0;
-        run_job(device, [&] {
+        device.run_to_completion([&] {
             enqueue_quantize(device, k, device.stream(), job, source, destination,
                              {device.quant_flags(), device.quant_noticed(), scratch.get(), error_sums.get()});
             if (job.error != nullptr) device.copy_to_host_async(&measured, error_sums.get(), sizeof measured);
@@ -115,7 +102,7 @@ void quantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdevice
 void dequantize(DeviceRuntime& device, const grey_backend_quant_job& job, CUdeviceptr source, CUdeviceptr destination) {
     device.exclusive([&] {
         const QuantKernels& k = device.quant_kernels();
-        run_job(device, [&] { enqueue_dequantize(device, k, device.stream(), job, source, destination); });
+        device.run_to_completion([&] { enqueue_dequantize(device, k, device.stream(), job, source, destination); });
     });
 }
 

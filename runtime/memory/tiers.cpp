@@ -301,13 +301,11 @@ void Tiers::materialize_locked(const grey_buffer& buffer, grey_backend_buffer* t
             return;
         }
         case GREY_RESIDENCY_COMPRESSED_DEVICE:
-            if (backend.has_codec_decode()) {
-                decode_device_container(backend, r.device_container, r.container_size, target, 0, buffer.size);
-                return;
-            }
-            [[fallthrough]];
+            // On the device where the backend decodes, through host memory otherwise.
+            decode_device_container(backend, r.device_container, r.container_size, target, 0, buffer.size);
+            return;
         case GREY_RESIDENCY_COMPRESSED_HOST: {
-            // Decoded in one pass: a read of a compressed buffer fetches and checks its whole container.
+            // Decoded in one pass, every block checked.
             std::vector<std::byte> contents(buffer.size);
             read_locked(buffer, 0, contents);
             backend.buffer_write(target, 0, contents.data(), contents.size());
