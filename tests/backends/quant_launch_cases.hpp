@@ -7,6 +7,7 @@
 #pragma once
 
 #include "grey.h"
+#include "test_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -29,14 +30,7 @@ struct QuantLaunchCase {
     bool report;
 
     // The case's tensor ([rows, columns] of dtype), its quantization parameters, and its size unquantized.
-    [[nodiscard]] grey_tensor_desc desc() const {
-        grey_tensor_desc d = GREY_TENSOR_DESC_INIT;
-        d.dtype = dtype;
-        d.rank = 2;
-        d.shape[0] = rows;
-        d.shape[1] = columns;
-        return d;
-    }
+    [[nodiscard]] grey_tensor_desc desc() const { return desc_of({rows, columns}, dtype); }
     [[nodiscard]] grey_quant_params params() const {
         grey_quant_params p = GREY_QUANT_PARAMS_INIT;
         EXPECT_EQ(grey_quant_params_from_name(name, &p), GREY_OK);
@@ -155,13 +149,7 @@ inline std::vector<QuantCaseResult> run_quant_cases(grey_context* context, grey_
 }
 
 // The small job the fake-driver tests of both plugins quantize: 4 x 128 F32 as Q4_0.
-inline grey_tensor_desc small_q4_0_desc() {
-    grey_tensor_desc d = GREY_TENSOR_DESC_INIT;
-    d.rank = 2;
-    d.shape[0] = 4;
-    d.shape[1] = 128;
-    return d;
-}
+inline grey_tensor_desc small_q4_0_desc() { return desc_of({4, 128}); }
 inline grey_quant_params q4_0_params() {
     grey_quant_params p = GREY_QUANT_PARAMS_INIT;
     p.format = GREY_QUANT_Q4_0;

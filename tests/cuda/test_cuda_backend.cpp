@@ -658,12 +658,8 @@ TEST(CudaFake, CopyAndKernelErrorsAreReported) {
 // the buffers and the pool as they were, and that bad parameters never reach the backend.
 TEST(CudaFake, QuantizationKernelsThatCannotLoadAreABackendErrorAndLeakNothing) {
     Context c;
-    grey_tensor_desc desc = GREY_TENSOR_DESC_INIT;
-    desc.rank = 2;
-    desc.shape[0] = 4;
-    desc.shape[1] = 128;
-    grey_quant_params params = GREY_QUANT_PARAMS_INIT;
-    params.format = GREY_QUANT_Q4_0;
+    const grey_tensor_desc desc = grey::test::small_q4_0_desc();
+    grey_quant_params params = grey::test::q4_0_params();
     grey_buffer* plain = nullptr;
     grey_buffer* packed = nullptr;
     ASSERT_EQ(grey_buffer_create(c.context, 1, 4 * 128 * 4, &plain), GREY_OK);
@@ -719,12 +715,8 @@ TEST(CudaFake, StreamErrorsSurfaceAtSynchronize) {
     ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
     // Quantization kernels that cannot be loaded fail the async call itself, as a launch the driver
     // refuses does (the work is never enqueued), in the synchronous call's words; nothing is kept.
-    grey_tensor_desc desc = GREY_TENSOR_DESC_INIT;
-    desc.rank = 2;
-    desc.shape[0] = 4;
-    desc.shape[1] = 128;
-    grey_quant_params params = GREY_QUANT_PARAMS_INIT;
-    params.format = GREY_QUANT_Q4_0;
+    const grey_tensor_desc desc = grey::test::small_q4_0_desc();
+    const grey_quant_params params = grey::test::q4_0_params();
     ASSERT_EQ(grey_quantize_buffer(&desc, plain, 0, &params, packed, 0, nullptr), GREY_ERROR_BACKEND);
     const std::string synchronous_message = grey_last_error();
     EXPECT_EQ(grey_quantize_buffer_async(&desc, plain, 0, &params, packed, 0, stream), GREY_ERROR_BACKEND);

@@ -743,14 +743,11 @@ size_t occurrences(const std::string& text, const std::string& needle) {
 
 // A plain F32 [4, 128] tensor and room for its quantized form, on the Level Zero device.
 struct QuantBuffers {
-    grey_tensor_desc desc = GREY_TENSOR_DESC_INIT;
+    grey_tensor_desc desc = grey::test::small_q4_0_desc();
     grey_quant_params params = GREY_QUANT_PARAMS_INIT;
     grey_buffer* plain = nullptr;
     grey_buffer* packed = nullptr;
     explicit QuantBuffers(grey_context* context) {
-        desc.rank = 2;
-        desc.shape[0] = 4;
-        desc.shape[1] = 128;
         EXPECT_EQ(grey_buffer_create(context, 1, 4 * 128 * 4, &plain), GREY_OK) << grey_last_error();
         EXPECT_EQ(grey_buffer_create(context, 1, 4 * 128 * 4, &packed), GREY_OK) << grey_last_error();
         const std::vector<float> values(4 * 128, 0.5f);

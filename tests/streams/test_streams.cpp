@@ -3,6 +3,7 @@
 // backend's streams: a worker thread each) and on a device of the fake plugin, which has no streams (the
 // runtime runs the work at enqueue), so the semantics are checked on both paths.
 #include "grey.h"
+#include "test_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -290,19 +291,10 @@ std::vector<float> with_nan(size_t n) {
     return x;
 }
 
-grey_tensor_desc desc_of(uint64_t rows, uint64_t cols) {
-    grey_tensor_desc desc = GREY_TENSOR_DESC_INIT;
-    desc.dtype = GREY_DTYPE_F32;
-    desc.rank = 2;
-    desc.shape[0] = rows;
-    desc.shape[1] = cols;
-    return desc;
-}
-
 TEST(StreamErrors, ANanInputFailsAtSynchronizeWithTheSynchronousMessage) {
     auto context = make_context();
     const auto x = with_nan(4 * 128);
-    const auto desc = desc_of(4, 128);
+    const auto desc = grey::test::desc_of({4, 128});
     grey_quant_params params = GREY_QUANT_PARAMS_INIT;
     ASSERT_EQ(grey_quant_params_from_name("int8", &params), GREY_OK);
     uint64_t quantized_bytes = 0;
@@ -377,7 +369,7 @@ TEST(StreamErrors, AFailureOfABackendWithoutStreamsWaitsForSynchronize) {
 // every result is the synchronous call's, and each stream's NaN failure is its own (run under tsan too).
 TEST(StreamErrors, SeveralStreamsQuantizeAtOnceAndDestroyWithWorkPending) {
     auto context = make_context();
-    const auto desc = desc_of(8, 256);
+    const auto desc = grey::test::desc_of({8, 256});
     grey_quant_params params = GREY_QUANT_PARAMS_INIT;
     ASSERT_EQ(grey_quant_params_from_name("q4_0", &params), GREY_OK);
     uint64_t quantized_bytes = 0;
@@ -440,7 +432,7 @@ TEST(StreamErrors, NativeHandlesAreRefusedWhereThereAreNone) {
 
 TEST(StreamErrors, QuantizationNeedsKernelsOnTheStreamsDevice) {
     auto context = make_context();
-    const auto desc = desc_of(4, 128);
+    const auto desc = grey::test::desc_of({4, 128});
     grey_quant_params params = GREY_QUANT_PARAMS_INIT;
     ASSERT_EQ(grey_quant_params_from_name("int8", &params), GREY_OK);
     auto source = make_buffer(context.get(), 1, 4 * 128 * 4);

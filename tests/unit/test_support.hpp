@@ -104,15 +104,6 @@ inline grey_backend_info backend_report(grey_context* context, const std::string
     return {};
 }
 
-// A tensor descriptor of `dtype` and `shape` (outermost first).
-inline grey_tensor_desc desc_of(grey_dtype dtype, const std::vector<uint64_t>& shape) {
-    grey_tensor_desc d = GREY_TENSOR_DESC_INIT;
-    d.dtype = dtype;
-    d.rank = static_cast<uint32_t>(shape.size());
-    std::copy(shape.begin(), shape.end(), d.shape);
-    return d;
-}
-
 // A directory that removes itself.
 class TempDir {
 public:

@@ -50,9 +50,9 @@ struct Tensors {
     };
     std::vector<One> all;
     Tensors() {
-        all.push_back({"embed.weight", desc_of(GREY_DTYPE_F32, {3, 5}), {}});
-        all.push_back({"norm", desc_of(GREY_DTYPE_F16, {7}), {}});
-        all.push_back({"head.weight", desc_of(GREY_DTYPE_I8, {4, 33}), {}});
+        all.push_back({"embed.weight", desc_of({3, 5}, GREY_DTYPE_F32), {}});
+        all.push_back({"norm", desc_of({7}, GREY_DTYPE_F16), {}});
+        all.push_back({"head.weight", desc_of({4, 33}, GREY_DTYPE_I8), {}});
         const std::size_t sizes[] = {60, 14, 132};
         for (std::size_t t = 0; t < all.size(); ++t) {
             all[t].bytes.resize(sizes[t]);
@@ -119,7 +119,7 @@ TEST(StreamingWriter, ChecksEveryStepAndStaysUsableAfterAMistake) {
     EXPECT_NE(std::string(grey_last_error()).find("embed.weight"), std::string::npos) << grey_last_error();
     EXPECT_FALSE(fs::exists(path));
     ASSERT_EQ(grey_model_writer_open(w.get(), path.c_str(), nullptr), GREY_OK) << grey_last_error();
-    const auto d = desc_of(GREY_DTYPE_F32, {1});
+    const auto d = desc_of({1}, GREY_DTYPE_F32);
     const float one = 1.0f;
     EXPECT_EQ(grey_model_writer_declare_tensor(w.get(), "late", &d, 0, nullptr), GREY_ERROR_INVALID_ARGUMENT);
     EXPECT_EQ(grey_model_writer_add_tensor(w.get(), "late", &d, 0, &one, 4), GREY_ERROR_INVALID_ARGUMENT);

@@ -49,7 +49,7 @@ fs::path write_model(const fs::path& path, const std::vector<Spec>& specs,
     for (const auto& [key, value] : metadata) EXPECT_EQ(grey_model_writer_set_metadata(raw, key.c_str(), value.c_str()), GREY_OK);
     uint32_t seed = 1;
     for (const auto& s : specs) {
-        const auto desc = desc_of(s.dtype, s.shape);
+        const auto desc = desc_of(s.shape, s.dtype);
         uint64_t bytes = 0;
         EXPECT_EQ(grey_tensor_bytes(&desc, &bytes), GREY_OK);
         std::vector<unsigned char> data(bytes);
@@ -317,7 +317,7 @@ std::vector<float> f32_tensor(const fs::path& path, const std::string& name, gre
 std::vector<float> round_trip(const std::vector<float>& values, std::vector<uint64_t> shape, const char* format) {
     grey_quant_params params = GREY_QUANT_PARAMS_INIT;
     EXPECT_EQ(grey_quant_params_from_name(format, &params), GREY_OK);
-    const auto desc = desc_of(GREY_DTYPE_F32, std::move(shape));
+    const auto desc = desc_of(std::move(shape), GREY_DTYPE_F32);
     uint64_t size = 0;
     EXPECT_EQ(grey_quant_size(&desc, &params, &size), GREY_OK);
     std::vector<unsigned char> q(size);
