@@ -129,12 +129,13 @@ bool SharedBlockStore::compress(SharedBlock& block, grey_residency tier, grey_co
         if (block.tier == GREY_RESIDENCY_RAW) block.left_raw_by = codec;
         return false;
     }
-    grey_backend_buffer* storage = tier == GREY_RESIDENCY_COMPRESSED_DEVICE ? backend_.buffer_holding(device_, container) : nullptr;
     std::optional<common::CodecBlockJob> device_job;
-    if (storage != nullptr) {
+    if (tier == GREY_RESIDENCY_COMPRESSED_DEVICE) {
         const auto plan = codec::device_decode_plan(container, codec::read_container_info(container), 0, block.size);
         if (plan.jobs.size() == 1) device_job = plan.jobs.front();
     }
+    // Last, so that nothing after it can fail and leave the new storage behind.
+    grey_backend_buffer* storage = tier == GREY_RESIDENCY_COMPRESSED_DEVICE ? backend_.buffer_holding(device_, container) : nullptr;
     // The new storage holds the block: the old one goes.
     free_storage(block);
     block.device_job = device_job;
