@@ -102,7 +102,7 @@ def main():
             print(f"{'nvCOMP ' + label:<22} failed: {error}")
     sys.stdout.flush()
     if args.conformance and args.backend_dir:
-        run = subprocess.run([args.conformance, "--backend-dir", args.backend_dir, "--model", args.model],
+        run = subprocess.run([args.conformance, "--bench-only", "--backend-dir", args.backend_dir, "--model", args.model],
                              capture_output=True, text=True)
         for line in run.stdout.splitlines():
             if line.startswith("bf16 "):

@@ -6,7 +6,9 @@
 // float codec's ratio beside the order-0 entropy bound, the decode's GB/s of output and the hash's GB/s,
 // each beside a device-to-device copy of the same bytes.
 //
-//   grey_gpu_codec_conformance [--quick] --backend-dir DIR [--model FILE]
+//   grey_gpu_codec_conformance [--quick | --bench-only] --backend-dir DIR [--model FILE]
+//
+// --bench-only skips the checks and measures only (what tests/gpu/run.sh's profile step hands to ncu).
 #include "codec/container.hpp"
 #include "codec/device_jobs.hpp"
 #include "common/numeric.hpp"
@@ -344,15 +346,16 @@ void bench(const Plugin& p, const char* model) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    bool quick = false;
+    bool quick = false, bench_only = false;
     const char* backend_dir = nullptr;
     const char* model = nullptr;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--quick") quick = true;
+        else if (a == "--bench-only") bench_only = true;
         else if (a == "--backend-dir" && i + 1 < argc) backend_dir = argv[++i];
         else if (a == "--model" && i + 1 < argc) model = argv[++i];
-        else return std::printf("usage: %s [--quick] --backend-dir DIR [--model FILE]\n", argv[0]), 2;
+        else return std::printf("usage: %s [--quick | --bench-only] --backend-dir DIR [--model FILE]\n", argv[0]), 2;
     }
     if (backend_dir == nullptr) return std::printf("--backend-dir is needed\n"), 2;
     Plugin plugin;
@@ -361,7 +364,7 @@ int main(int argc, char** argv) {
     std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
     std::mt19937_64 rng(seed);
     try {
-        conformance(plugin, quick, rng);
+        if (!bench_only) conformance(plugin, quick, rng);
         if (!quick && model != nullptr) bench(plugin, model);
     } catch (const std::exception& e) {
         check(false, std::string("exception: ") + e.what());

@@ -10,7 +10,8 @@
 #   GREY_GPU_STEPS=...               comma-separated subset of: conformance, quant, cli, mapping,
 #                                    memcheck, racecheck, detect, bench, grid-bench, quant-bench,
 #                                    stream-bench, model-throughput, admit-bench, kv, kv-bench, kv-sdpa, wheel,
-#                                    codec (its speed table needs GREY_GPU_MODEL), codec-nvcomp (needs
+#                                    codec (its speed table needs GREY_GPU_MODEL), codec-profile (ncu of
+#                                    the decode kernel on GREY_GPU_MODEL; not in the default list), codec-nvcomp (needs
 #                                    .deps/nvcomp from tests/gpu/fetch-deps.sh; not in the default list: its
 #                                    wheels and the full model are more than one run can carry)
 #                                    (default: all; the build always runs; cli and model-throughput
@@ -73,7 +74,7 @@ echo "== build ($build)"
 prefix=${GREY_DEPS_PREFIX:-}
 [ -z "$prefix" ] && [ -d .deps/usr ] && prefix=$root/.deps/usr
 cmake_args=(-G Ninja -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DGREY_WITH_CUDA=ON -DGREY_BUILD_TESTS=OFF
-            -DGREY_BUILD_GPU_TESTS=ON -DGREY_BUILD_BENCH=ON)
+            -DGREY_BUILD_GPU_TESTS=ON -DGREY_BUILD_BENCH=ON -DGREY_CUDA_EXTRA_FLAGS=-lineinfo)
 if [ -n "$prefix" ]; then  # tests/gpu/fetch-deps.sh unpacks there what the machine lacks
     cmake_args+=(-DCMAKE_PREFIX_PATH="$prefix")
     export PKG_CONFIG_PATH="$prefix/lib/x86_64-linux-gnu/pkgconfig:$prefix/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
@@ -175,6 +176,22 @@ grep -E "^FAIL|last error" "$out/codec_conformance.log" | head -40
 sed -n '/^real weights/,$p' "$out/codec_conformance.log"
 if [ $rc -eq 0 ]; then record codec-conformance PASS "$(tail -1 "$out/codec_conformance.log")"
 else record codec-conformance FAIL "$(tail -1 "$out/codec_conformance.log")"; fi
+fi
+
+if want codec-profile; then
+echo "== profile (ncu: the first BF16 decode of the codec speed table on real weights)"
+if ! command -v ncu >/dev/null; then record codec-profile FAIL "ncu not found"
+elif [ -z "${GREY_GPU_MODEL:-}" ]; then record codec-profile FAIL "needs GREY_GPU_MODEL"
+elif ncu --kernel-name grey_codec_decode --launch-count 1 --set full --import-source yes -f -o "$out/codec_decode" \
+        "$build/bin/grey_gpu_codec_conformance" --bench-only --backend-dir "$plugin_dir" --model "$GREY_GPU_MODEL" >"$logs/ncu.log" 2>&1; then
+    ncu --import "$out/codec_decode.ncu-rep" --page details >"$out/codec_profile.txt" 2>&1
+    ncu --import "$out/codec_decode.ncu-rep" --page source --csv --print-source sass >"$out/codec_profile_sass.csv" 2>&1
+    grep -E "Duration|Registers|Achieved Occupancy|Theoretical Occupancy|Warp Cycles Per Issued|Issue Slots Busy|Executed Ipc|Memory Throughput|DRAM Throughput|Compute \(SM\)|Stall|Block Limit" "$out/codec_profile.txt" | head -40
+    record codec-profile INFO "device: $device; details in $out/codec_profile.txt, per-instruction in $out/codec_profile_sass.csv"
+else
+    tail -20 "$logs/ncu.log"
+    record codec-profile FAIL "$(tail -c 300 "$logs/ncu.log")"
+fi
 fi
 
 if want memcheck; then
