@@ -158,14 +158,52 @@ struct FloatLayout {
     uint32_t tail;
 };
 
-// The table a warp builds in shared memory before its lanes decode: about 6 KiB.
+// The lanes decode a block in groups of 512 bytes (256 for 2-byte elements): four steps a lane, two
+// for 8-byte elements. A group is gathered in the warp's staging area and written out as 8-byte words:
+// wide stores instead of one store per byte, and, on the GPU, the words the block checksum adds up while
+// they are still in registers. A group's words are whole 64-byte stripes of the checksum and never
+// straddle its 1 KiB blocks.
+template <uint32_t W>
+inline constexpr uint32_t kFloatGroupSteps = W == 8 ? 2 : 4;
+template <uint32_t W>
+inline constexpr uint32_t kFloatGroupElements = kFloatGroupSteps<W> * kCodecLanes;
+inline constexpr uint32_t kFloatStagingBytes = 512;
+
+// What a warp keeps in shared memory for a float block: 5.6 KiB, small enough that an SM holds 32 warps
+// with their tables. The frequencies are needed only while the table is built; the staging of the
+// groups takes their place afterwards.
 struct RansWorkspace {
-    uint16_t frequency[256];
-    uint16_t start[256];
     uint32_t range[256];  // start | frequency << 16: one load a decoded symbol instead of two
-    uint32_t lane_total[kCodecLanes];
-    uint8_t slot_symbol[kCodecProbTotal];
+    alignas(8) uint8_t slot_symbol[kCodecProbTotal];
+    struct TableBuild {
+        uint16_t frequency[256];
+        uint32_t lane_total[kCodecLanes];
+    };
+    union {
+        TableBuild build;
+        uint64_t staging[kFloatStagingBytes / 8];
+    };
 };
+
+// Loads of a payload on the GPU: through the read-only path, asking L2 for the 256 bytes around each
+// miss (a lane's stream and the remainders are read front to back), and prefetches into L2 of what a
+// lane reads a few groups later. On the host, plain reads; a prefetch does nothing.
+GREY_FN_FORCE uint32_t payload_u8(const uint8_t* p) {
+#if defined(__CUDA_ARCH__)
+    uint32_t v;
+    asm("ld.global.nc.L2::256B.u8 %0, [%1];" : "=r"(v) : "l"(p));
+    return v;
+#else
+    return *p;
+#endif
+}
+GREY_FN_FORCE void payload_prefetch(const uint8_t* p) {
+#if defined(__CUDA_ARCH__)
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+#else
+    (void)p;
+#endif
+}
 
 GREY_FN uint32_t float_layout(const uint8_t* payload, const CodecBlockJob& job, FloatLayout* layout) {
     const uint32_t width = job.element_width;
@@ -204,10 +242,10 @@ GREY_FN uint32_t rans_read_frequencies(uint32_t lane, const uint8_t* payload, co
             frequency = read_u16(payload + layout.frequencies + 2 * index++);
             if (frequency == 0 || frequency > kCodecProbTotal) fault |= kFaultTable;
         }
-        ws->frequency[8 * lane + b] = static_cast<uint16_t>(frequency);
+        ws->build.frequency[8 * lane + b] = static_cast<uint16_t>(frequency);
         total += frequency;
     }
-    ws->lane_total[lane] = total;
+    ws->build.lane_total[lane] = total;
     return fault;
 }
 
@@ -215,106 +253,244 @@ GREY_FN uint32_t rans_read_frequencies(uint32_t lane, const uint8_t* payload, co
 GREY_FN uint32_t rans_starts(uint32_t lane, const FloatLayout& layout, RansWorkspace* ws) {
     uint32_t start = 0, all = 0;
     for (uint32_t i = 0; i < kCodecLanes; ++i) {
-        if (i < lane) start += ws->lane_total[i];
-        all += ws->lane_total[i];
+        if (i < lane) start += ws->build.lane_total[i];
+        all += ws->build.lane_total[i];
     }
     for (uint32_t b = 0; b < 8; ++b) {
-        const uint32_t frequency = ws->frequency[8 * lane + b];
-        ws->start[8 * lane + b] = static_cast<uint16_t>(start);
+        const uint32_t frequency = ws->build.frequency[8 * lane + b];
         ws->range[8 * lane + b] = (start & 0xFFFFu) | frequency << 16;
         start += frequency;
     }
     return all == (layout.elements == 0 ? 0 : kCodecProbTotal) ? kFaultNone : kFaultTable;
 }
 
-// Phase 3 (only for a valid table): lane l fills slots 128l..128l+127 of the slot-to-symbol table,
-// starting from the last symbol whose start is at or below its first slot (a present one: an absent
-// symbol shares its start with the next). An empty block has no table to fill.
+GREY_FN_FORCE uint32_t range_start(uint32_t range) { return range & 0xFFFFu; }
+GREY_FN_FORCE uint32_t range_end(uint32_t range) { return (range & 0xFFFFu) + (range >> 16); }
+
+// Phase 3 (only for a valid table): lane l fills slots 128l..128l+127 of the slot-to-symbol table, four
+// slots a store. The lanes go round their slots from different places (lane l from its word l), so that
+// at every step the 32 stores fall in 32 different banks of shared memory. Each run starts from the last
+// symbol whose start is at or below its first slot (a present one: an absent symbol shares its start
+// with the next). An empty block has no table to fill.
 GREY_FN void rans_fill_slots(uint32_t lane, const FloatLayout& layout, RansWorkspace* ws) {
     if (layout.elements == 0) return;
     constexpr uint32_t kSlotsPerLane = kCodecProbTotal / kCodecLanes;
-    const uint32_t first = lane * kSlotsPerLane;
-    uint32_t low = 0, high = 255;
-    while (low < high) {
-        const uint32_t middle = (low + high + 1) / 2;
-        if (ws->start[middle] <= first) low = middle;
-        else high = middle - 1;
-    }
-    uint32_t symbol = low;
-    for (uint32_t slot = first; slot < first + kSlotsPerLane; ++slot) {
-        while (slot >= uint32_t{ws->start[symbol]} + ws->frequency[symbol]) ++symbol;
-        ws->slot_symbol[slot] = static_cast<uint8_t>(symbol);
+    const uint32_t chunk = lane * kSlotsPerLane, turn = chunk + 4 * lane;
+    for (uint32_t run = 0; run < 2; ++run) {
+        const uint32_t from = run == 0 ? turn : chunk, to = run == 0 ? chunk + kSlotsPerLane : turn;
+        uint32_t low = 0, high = 255;
+        while (low < high) {
+            const uint32_t middle = (low + high + 1) / 2;
+            if (range_start(ws->range[middle]) <= from) low = middle;
+            else high = middle - 1;
+        }
+        uint32_t symbol = low;
+        for (uint32_t slot = from; slot < to; slot += 4) {
+            uint32_t packed = 0;
+            for (uint32_t b = 0; b < 4; ++b) {
+                while (slot + b >= range_end(ws->range[symbol])) ++symbol;
+                packed |= symbol << (8 * b);
+            }
+#if defined(__CUDA_ARCH__)
+            *reinterpret_cast<uint32_t*>(ws->slot_symbol + slot) = packed;
+#else
+            for (uint32_t b = 0; b < 4; ++b) ws->slot_symbol[slot + b] = static_cast<uint8_t>(packed >> (8 * b));
+#endif
+        }
     }
 }
 
-// Phase 4: lane l decodes symbols l, l + 32, ... from its own words and writes those elements, each
-// its symbol joined to its remainder (sign above the low bits, as runtime/codec/float_split.hpp).
-// The loads a step needs do not depend on the rANS state, so they are issued ahead of it: the lane's
-// next word before the step that may take it, and the remainders of kAhead elements before those
-// elements are decoded. On a GPU their latency then overlaps the state's dependency chain instead of
-// adding to each step.
+// An element of W bytes in a register.
 template <uint32_t W>
-GREY_FN uint64_t float_remainder_at(const uint8_t* payload, const FloatLayout& layout, uint32_t i) {
-    uint64_t remainder = 0;
-    const uint8_t* at = payload + layout.remainders + uint64_t{i} * (W - 1);
-    for (uint32_t b = 0; b < W - 1; ++b) remainder |= static_cast<uint64_t>(at[b]) << (8 * b);
+struct FloatBitsOf {
+    using type = uint32_t;
+};
+template <>
+struct FloatBitsOf<8> {
+    using type = uint64_t;
+};
+template <uint32_t W>
+using FloatBits = typename FloatBitsOf<W>::type;
+
+// One lane's rANS stream between barriers: its state, the next two words of its stream (loaded two
+// refills ahead of the one that takes them, so that their latency is off the state's dependency chain
+// even when a lane refills at consecutive steps), the first one's offset from the payload and the
+// stream's end. Past its last word a lane reloads that word, which it can never take, so the loads need
+// no test. A lane that runs out of words or starts from an impossible state goes on decoding (the warp's
+// barriers need every lane) and reports the fault at the end.
+struct FloatLane {
+    uint32_t state;
+    uint32_t word[2];       // their low bytes, and
+    uint32_t word_high[2];  // their high bytes where the payload's address is odd (joined when taken)
+    uint32_t next;
+    uint32_t end;
+    uint32_t fault;
+};
+
+// Loads the word at offset `at` into the lane's slot i. `Aligned`: the payload starts at an even address
+// (the words are at even offsets from it), so the device reads a word in one load; otherwise its two
+// bytes stay apart until the word is taken, so that no instruction waits for them before then.
+template <bool Aligned>
+GREY_FN_FORCE void float_load_word(const uint8_t* payload, uint32_t at, FloatLane& l, uint32_t i) {
+    const uint32_t last = l.end - 2;
+    const uint8_t* p = payload + (at < last ? at : last);
+#if defined(__CUDA_ARCH__)
+    if constexpr (Aligned) {
+        asm("ld.global.nc.L2::256B.u16 %0, [%1];" : "=r"(l.word[i]) : "l"(p));
+        l.word_high[i] = 0;
+        return;
+    }
+#endif
+    l.word[i] = payload_u8(p);
+    l.word_high[i] = payload_u8(p + 1);
+}
+
+template <bool Aligned>
+GREY_FN void float_lane_begin(uint32_t lane, const uint8_t* payload, const FloatLayout& layout, FloatLane* l) {
+    l->state = xxh_read32(payload + layout.states + 4 * lane);
+    uint32_t next = layout.words;  // float_layout has checked that every stream ends inside the payload
+    for (uint32_t i = 0; i < lane; ++i) next += 2 * xxh_read32(payload + layout.counts + 4 * i);
+    l->next = next;
+    l->end = next + 2 * xxh_read32(payload + layout.counts + 4 * lane);
+    l->word[0] = l->word[1] = l->word_high[0] = l->word_high[1] = 0;
+    if (next < l->end) {
+        float_load_word<Aligned>(payload, next, *l, 0);
+        float_load_word<Aligned>(payload, next + 2, *l, 1);
+    }
+    l->fault = l->state < kCodecStateLow ? kFaultLane : kFaultNone;
+}
+
+// One rANS step: the symbol of the lane's next element. The refill is a selection, not a branch, so the
+// lanes of a warp never diverge here.
+template <bool Aligned>
+GREY_FN_FORCE uint32_t float_step(const RansWorkspace* ws, const uint8_t* payload, FloatLane& l) {
+    const uint32_t slot = l.state & (kCodecProbTotal - 1);
+    const uint32_t symbol = ws->slot_symbol[slot];
+    const uint32_t range = ws->range[symbol];
+    const uint32_t state = (range >> 16) * (l.state >> kCodecProbBits) + slot - (range & 0xFFFFu);
+    const bool refill = state < kCodecStateLow, take = refill && l.next < l.end;
+    if (refill && !take) l.fault |= kFaultLane;
+    l.state = refill ? (state << 16) | l.word[0] | l.word_high[0] << 8 : state;
+    if (take) {
+        l.next += 2;
+        l.word[0] = l.word[1];
+        l.word_high[0] = l.word_high[1];
+        float_load_word<Aligned>(payload, l.next + 2, l, 1);
+    }
+    return symbol;
+}
+
+// Element i's remainder (sign above the low mantissa bits, W - 1 bytes) and the element it makes with
+// its symbol (as runtime/codec/float_split.hpp splits it).
+template <uint32_t W>
+GREY_FN_FORCE FloatBits<W> float_remainder_at(const uint8_t* payload, const FloatLayout& layout, uint32_t i) {
+    FloatBits<W> remainder = 0;
+    const uint8_t* at = payload + layout.remainders + i * (W - 1);
+    for (uint32_t b = 0; b < W - 1; ++b) remainder |= static_cast<FloatBits<W>>(payload_u8(at + b)) << (8 * b);
     return remainder;
 }
-
 template <uint32_t W>
-GREY_FN uint32_t float_decode_lane(uint32_t lane, const CodecBlockJob& job, const FloatLayout& layout, const uint8_t* payload,
-                                   const RansWorkspace* ws, uint8_t* out) {
-    constexpr uint32_t kAhead = 4;
+GREY_FN_FORCE FloatBits<W> float_join(uint32_t symbol, FloatBits<W> remainder) {
     constexpr uint32_t kMantissaBits = 8 * W - 9;
-    uint32_t state = xxh_read32(payload + layout.states + 4 * lane);
-    if (state < kCodecStateLow) return kFaultLane;
-    uint64_t next = layout.words;
-    for (uint32_t l = 0; l < lane; ++l) next += 2ull * xxh_read32(payload + layout.counts + 4 * l);
-    const uint64_t end = next + 2ull * xxh_read32(payload + layout.counts + 4 * lane);
-    uint32_t word = next < end ? read_u16(payload + next) : 0;
-    for (uint32_t first = lane; first < layout.elements; first += kAhead * kCodecLanes) {
-        uint64_t remainders[kAhead];
-        for (uint32_t k = 0; k < kAhead; ++k) {
-            const uint32_t i = first + k * kCodecLanes;
-            remainders[k] = i < layout.elements ? float_remainder_at<W>(payload, layout, i) : 0;
-        }
-        for (uint32_t k = 0; k < kAhead; ++k) {
-            const uint32_t i = first + k * kCodecLanes;
-            if (i >= layout.elements) break;
-            const uint32_t slot = state & (kCodecProbTotal - 1);
-            const uint32_t symbol = ws->slot_symbol[slot];
-            const uint32_t range = ws->range[symbol];
-            state = (range >> 16) * (state >> kCodecProbBits) + slot - (range & 0xFFFFu);
-            if (state < kCodecStateLow) {
-                if (next == end) return kFaultLane;
-                state = (state << 16) | word;
-                next += 2;
-                word = next < end ? read_u16(payload + next) : 0;
-            }
-            const uint64_t remainder = remainders[k];
-            const uint64_t element = ((remainder >> kMantissaBits) << (8 * W - 1)) | (static_cast<uint64_t>(symbol) << kMantissaBits) |
-                                     (remainder & ((uint64_t{1} << kMantissaBits) - 1));
-            uint8_t* to = out + uint64_t{i} * W;
-            for (uint32_t b = 0; b < W; ++b) to[b] = static_cast<uint8_t>(element >> (8 * b));
-        }
-    }
-    if (next != end || state != kCodecStateLow) return kFaultLane;
-    if (lane == 0)
-        for (uint32_t b = 0; b < job.raw_size % W; ++b) out[uint64_t{layout.elements} * W + b] = payload[layout.tail + b];
-    return kFaultNone;
+    constexpr FloatBits<W> kMantissa = (FloatBits<W>{1} << kMantissaBits) - 1;
+    // A 2-byte element's remainder is one byte: its copy a byte higher puts the sign in place.
+    if constexpr (W == 2) return ((remainder * 0x101u) & (0x8000u | kMantissa)) | symbol << kMantissaBits;
+    return ((remainder >> kMantissaBits) << (8 * W - 1)) | (static_cast<FloatBits<W>>(symbol) << kMantissaBits) | (remainder & kMantissa);
 }
 
-// float_decode_lane for the block's element width (float_layout has checked it is 2, 4 or 8).
-GREY_FN uint32_t float_decode_lane_any(uint32_t lane, const CodecBlockJob& job, const FloatLayout& layout, const uint8_t* payload,
-                                       const RansWorkspace* ws, uint8_t* out) {
-    switch (job.element_width) {
-        case 2: return float_decode_lane<2>(lane, job, layout, payload, ws, out);
-        case 4: return float_decode_lane<4>(lane, job, layout, payload, ws, out);
-        default: return float_decode_lane<8>(lane, job, layout, payload, ws, out);
+// A lane's remainders of one group, loaded a group ahead of the steps that join them.
+template <uint32_t W>
+struct FloatAhead {
+    FloatBits<W> remainder[kFloatGroupSteps<W>];
+};
+
+// The remainders of `group` (whole) for lane l.
+template <uint32_t W>
+GREY_FN_FORCE void float_load_ahead(uint32_t lane, const uint8_t* payload, const FloatLayout& layout, uint32_t group, FloatAhead<W>& ahead) {
+    for (uint32_t k = 0; k < kFloatGroupSteps<W>; ++k)
+        ahead.remainder[k] = float_remainder_at<W>(payload, layout, group * kFloatGroupElements<W> + k * kCodecLanes + lane);
+}
+
+// Phase 4, once per whole group: lane l decodes elements l, l + 32, ... of `group` into the staging
+// area, joining them with the remainders loaded a group earlier, and loads the next group's. It also
+// asks L2 for what comes later: the next 64 bytes of its stream, and (a lane per 128 bytes) the
+// remainders three groups on.
+template <uint32_t W, bool Aligned>
+GREY_FN void float_decode_group(uint32_t lane, const CodecBlockJob& job, const uint8_t* payload, const FloatLayout& layout,
+                                RansWorkspace* ws, FloatLane& l, FloatAhead<W>& ahead, uint32_t group, uint32_t groups) {
+    constexpr uint32_t kRemainderBytes = kFloatGroupElements<W> * (W - 1);
+    const uint32_t stream_ahead = l.next + 64, remainders_ahead = layout.remainders + (group + 3) * kRemainderBytes + 128 * lane;
+    if (stream_ahead < l.end) payload_prefetch(payload + stream_ahead);
+    if (128 * lane < kRemainderBytes && remainders_ahead < job.stored_size) payload_prefetch(payload + remainders_ahead);
+    auto* staging = reinterpret_cast<uint8_t*>(ws->staging);
+    const bool more = group + 1 < groups;
+    for (uint32_t k = 0; k < kFloatGroupSteps<W>; ++k) {
+        const FloatBits<W> element = float_join<W>(float_step<Aligned>(ws, payload, l), ahead.remainder[k]);
+        if (more) ahead.remainder[k] = float_remainder_at<W>(payload, layout, (group + 1) * kFloatGroupElements<W> + k * kCodecLanes + lane);
+        uint8_t* to = staging + (k * kCodecLanes + lane) * W;
+#if defined(__CUDA_ARCH__)
+        if constexpr (W == 2) *reinterpret_cast<uint16_t*>(to) = static_cast<uint16_t>(element);
+        else *reinterpret_cast<FloatBits<W>*>(to) = element;
+#else
+        for (uint32_t b = 0; b < W; ++b) to[b] = static_cast<uint8_t>(element >> (8 * b));
+#endif
     }
+}
+
+// Phase 5, after each whole group: word q of the staged group (lane l takes q = l, l + 32, ... below
+// the group's bytes / 8) to the group's place in the output, returned for the checksum. `aligned`: the
+// output is.
+GREY_FN_FORCE uint64_t float_store_word(const RansWorkspace* ws, uint32_t q, uint8_t* group_out, bool aligned) {
+    const uint64_t word = ws->staging[q];
+#if defined(__CUDA_ARCH__)
+    if (aligned) {
+        reinterpret_cast<uint64_t*>(group_out)[q] = word;
+        return word;
+    }
+#endif
+    (void)aligned;
+    for (uint32_t b = 0; b < 8; ++b) group_out[8 * q + b] = static_cast<uint8_t>(word >> (8 * b));
+    return word;
+}
+
+// Phase 6: the elements after the last whole group, written straight to the output, and the bytes after
+// the last whole element (lane 0). Returns the lane's faults, including a stream that does not end
+// exactly where its state began.
+template <uint32_t W, bool Aligned>
+GREY_FN uint32_t float_decode_tail(uint32_t lane, const CodecBlockJob& job, const uint8_t* payload, const FloatLayout& layout,
+                                   const RansWorkspace* ws, FloatLane& l, uint8_t* out) {
+    for (uint32_t i = layout.elements / kFloatGroupElements<W> * kFloatGroupElements<W> + lane; i < layout.elements; i += kCodecLanes) {
+        const FloatBits<W> element = float_join<W>(float_step<Aligned>(ws, payload, l), float_remainder_at<W>(payload, layout, i));
+        for (uint32_t b = 0; b < W; ++b) out[uint64_t{i} * W + b] = static_cast<uint8_t>(element >> (8 * b));
+    }
+    if (lane == 0)
+        for (uint32_t b = 0; b < job.raw_size % W; ++b) out[uint64_t{layout.elements} * W + b] = payload[layout.tail + b];
+    return l.fault | (l.next != l.end || l.state != kCodecStateLow ? kFaultLane : kFaultNone);
 }
 
 #if !defined(__CUDA_ARCH__)
+// Phases 4 to 6 of a float block, one lane after another within each phase.
+template <uint32_t W>
+uint32_t float_decode_by_lanes(const CodecBlockJob& job, const uint8_t* payload, const FloatLayout& layout, RansWorkspace* ws, uint8_t* out) {
+    constexpr uint32_t kGroupBytes = kFloatGroupElements<W> * W;
+    FloatLane lanes[kCodecLanes];
+    FloatAhead<W> ahead[kCodecLanes];
+    const uint32_t groups = layout.elements / kFloatGroupElements<W>;
+    for (uint32_t lane = 0; lane < kCodecLanes; ++lane) {
+        float_lane_begin<false>(lane, payload, layout, &lanes[lane]);
+        if (groups > 0) float_load_ahead<W>(lane, payload, layout, 0, ahead[lane]);
+    }
+    for (uint32_t g = 0; g < groups; ++g) {
+        for (uint32_t lane = 0; lane < kCodecLanes; ++lane)
+            float_decode_group<W, false>(lane, job, payload, layout, ws, lanes[lane], ahead[lane], g, groups);
+        for (uint32_t lane = 0; lane < kCodecLanes; ++lane)
+            for (uint32_t q = lane; q < kGroupBytes / 8; q += kCodecLanes) float_store_word(ws, q, out + uint64_t{g} * kGroupBytes, false);
+    }
+    uint32_t fault = kFaultNone;
+    for (uint32_t lane = 0; lane < kCodecLanes; ++lane) fault |= float_decode_tail<W, false>(lane, job, payload, layout, ws, lanes[lane], out);
+    return fault;
+}
+
 // The block decoded as a warp would, one lane after another (the fake CUDA driver's kernel, and the
 // tests' reference for the kernel's logic); `workspace` is scratch. Returns the block's faults.
 inline uint32_t decode_block_by_lanes(const uint8_t* container, uint8_t* output, const CodecBlockJob& job, RansWorkspace* workspace) {
@@ -344,7 +520,11 @@ inline uint32_t decode_block_by_lanes(const uint8_t* container, uint8_t* output,
             for (uint32_t lane = 0; lane < kCodecLanes; ++lane) fault |= rans_starts(lane, layout, workspace);
             if (fault != kFaultNone) break;
             for (uint32_t lane = 0; lane < kCodecLanes; ++lane) rans_fill_slots(lane, layout, workspace);
-            for (uint32_t lane = 0; lane < kCodecLanes; ++lane) fault |= float_decode_lane_any(lane, job, layout, payload, workspace, out);
+            switch (job.element_width) {
+                case 2: fault = float_decode_by_lanes<2>(job, payload, layout, workspace, out); break;
+                case 4: fault = float_decode_by_lanes<4>(job, payload, layout, workspace, out); break;
+                default: fault = float_decode_by_lanes<8>(job, payload, layout, workspace, out); break;
+            }
             break;
         }
         default: fault = kFaultCodec;

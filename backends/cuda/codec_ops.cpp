@@ -6,11 +6,12 @@
 namespace grey::cuda {
 namespace {
 
-// Warps (one per block) a thread block of the codec kernels: their __launch_bounds__.
-constexpr unsigned int kWarpsPerBlock = 4;
+// Warps (one per block of data) a thread block of each codec kernel: their __launch_bounds__.
+constexpr unsigned int kDecodeWarpsPerBlock = 1;
+constexpr unsigned int kHashWarpsPerBlock = 4;
 
-unsigned int grid_for(uint64_t warps) {
-    const uint64_t blocks = (warps + kWarpsPerBlock - 1) / kWarpsPerBlock;
+unsigned int grid_for(uint64_t warps, unsigned int warps_per_block) {
+    const uint64_t blocks = (warps + warps_per_block - 1) / warps_per_block;
     if (blocks > std::numeric_limits<int>::max()) throw std::length_error("too many blocks for one launch of the codec kernels");
     return static_cast<unsigned int>(blocks);
 }
@@ -28,7 +29,7 @@ void codec_decode(DeviceRuntime& device, CUdeviceptr output, std::span<const com
         void* params[] = {&output, &job_address, &count, &fault_address};
         device.run_to_completion([&] {
             device.copy_to_device_async(job_address, jobs.data(), jobs.size_bytes());
-            device.launch(kernels.decode, grid_for(jobs.size()), 32 * kWarpsPerBlock, 0, params);
+            device.launch(kernels.decode, grid_for(jobs.size(), kDecodeWarpsPerBlock), 32 * kDecodeWarpsPerBlock, 0, params);
             device.copy_to_host_async(faults.data(), fault_address, faults.size_bytes());
         });
     });
@@ -44,7 +45,7 @@ void block_hashes(DeviceRuntime& device, CUdeviceptr data, uint64_t size, uint32
         unsigned int block = block_size;
         void* params[] = {&data, &length, &block, &seed_value, &hash_address};
         device.run_to_completion([&] {
-            device.launch(kernels.block_hash, grid_for(hashes.size()), 32 * kWarpsPerBlock, 0, params);
+            device.launch(kernels.block_hash, grid_for(hashes.size(), kHashWarpsPerBlock), 32 * kHashWarpsPerBlock, 0, params);
             device.copy_to_host_async(hashes.data(), hash_address, hashes.size_bytes());
         });
     });

@@ -13,57 +13,134 @@ namespace {
 using namespace grey::common;
 
 constexpr uint32_t kFullMask = 0xFFFFFFFFu;
-constexpr uint32_t kWarpsPerBlock = 4;
+// The decode kernel runs a warp a thread block, so that its shared tables sit at fixed addresses (the
+// lookups of a rANS step need no address arithmetic); the hash kernel runs four.
+constexpr uint32_t kDecodeWarpsPerBlock = 1;
+constexpr uint32_t kHashWarpsPerBlock = 4;
 
 struct WarpScratch {
     RansWorkspace rans;
-    uint8_t secret[kXxh3SecretSize];
+    uint64_t keys[kXxh3SecretSize / 8];  // the checksum's secret for the block's seed, as aligned words
 };
 
 __device__ uint64_t load_u64(const uint8_t* p, bool aligned) {
     return aligned ? *reinterpret_cast<const uint64_t*>(p) : xxh_read64(p);
 }
 
-// XXH3-64 of `len` bytes by the 32 lanes of a warp, every lane getting the result. The lane's
-// accumulator is number lane % 8 (four copies of the eight); in each 1 KiB block lane l takes the
-// words l, l + 32, l + 64 and l + 96, all at stripe position l % 8, and the copies sum their shares.
-__device__ uint64_t warp_xxh3(const uint8_t* input, uint64_t len, uint64_t seed, uint8_t* secret, uint32_t lane) {
-    if (len <= kXxh3ShortMax) return xxh3_short(input, len, seed);
-    if (lane < kXxh3SecretSize / 8) {
-        const uint64_t word = xxh_read64(kXxh3DefaultSecret + 8 * lane) + ((lane & 1u) == 0 ? seed : 0 - seed);
-        for (uint32_t b = 0; b < 8; ++b) secret[8 * lane + b] = static_cast<uint8_t>(word >> (8 * b));
+// XXH3-64's long path by the 32 lanes of a warp. The lane's accumulator is number lane % 8 (four copies
+// of the eight); within a 1 KiB block the words a lane adds are any it is given at its stripe position
+// (word k of the block at position k % 8 = lane % 8), because a block's sums commute: the copies add up
+// their shares before the block's scramble. So the words can come from memory (the lanes take words l,
+// l + 32, l + 64, l + 96 of each block) or straight from a decoder's registers.
+struct WarpXxh3 {
+    uint64_t acc, products, values;
+    uint32_t position;
+
+    __device__ explicit WarpXxh3(uint32_t lane) : acc(xxh3_initial_accumulator(lane % 8)), products(0), values(0), position(lane % 8) {}
+
+    // Word k of the current 1 KiB block (k % 8 == position).
+    __device__ void add(uint64_t value, uint32_t k, const uint64_t* keys) {
+        products += xxh3_word_product(value, keys[k / 8 + position]);
+        values += value;
     }
-    __syncwarp();
-    const uint32_t position = lane % 8;
-    const bool aligned = (reinterpret_cast<uintptr_t>(input) & 7u) == 0;
-    uint64_t acc = xxh3_initial_accumulator(position);
-    // Adds the words of stripes [0, stripes) of `block` with the secret from offset 0.
-    const auto accumulate = [&](const uint8_t* block, uint32_t stripes) {
-        uint64_t products = 0, values = 0;
-        for (uint32_t k = lane; k < stripes * 8; k += 32) {
-            const uint64_t value = load_u64(block + 8 * k, aligned);
-            products += xxh3_word_product(value, xxh_read64(secret + 8 * (k / 8) + 8 * position));
-            values += value;
-        }
+    // The lanes' shares of the stripes added since the last call; a word also adds to its neighbour's accumulator.
+    __device__ void gather() {
         products += __shfl_xor_sync(kFullMask, products, 8);
         products += __shfl_xor_sync(kFullMask, products, 16);
         values += __shfl_xor_sync(kFullMask, values, 8);
         values += __shfl_xor_sync(kFullMask, values, 16);
-        acc += products + __shfl_xor_sync(kFullMask, values, 1);  // a word also adds to its neighbour's accumulator
-    };
-    const uint64_t blocks = xxh3_full_blocks(len);
-    for (uint64_t b = 0; b < blocks; ++b) {
-        accumulate(input + b * kXxh3BlockBytes, kXxh3BlockStripes);
-        acc = xxh3_scramble(acc, xxh_read64(secret + kXxh3ScrambleAt + 8 * position));
+        acc += products + __shfl_xor_sync(kFullMask, values, 1);
+        products = values = 0;
     }
-    accumulate(input + blocks * kXxh3BlockBytes, static_cast<uint32_t>(xxh3_tail_stripes(len)));
-    // The last stripe: each copy computes its own word (no sharing needed).
-    const uint64_t value = xxh_read64(input + len - kXxh3StripeBytes + 8 * position);
-    const uint64_t product = xxh3_word_product(value, xxh_read64(secret + kXxh3LastStripeAt + 8 * position));
-    acc += product + __shfl_xor_sync(kFullMask, value, 1);
-    uint64_t all[8];
-    for (uint32_t i = 0; i < 8; ++i) all[i] = __shfl_sync(kFullMask, acc, i);
-    return xxh3_merge(all, secret, len);
+    __device__ void end_block(const uint64_t* keys) {
+        gather();
+        acc = xxh3_scramble(acc, keys[kXxh3ScrambleAt / 8 + position]);
+    }
+    // Stripes [0, stripes) of `block` from memory.
+    __device__ void add_stripes(const uint8_t* block, uint32_t stripes, bool aligned, const uint64_t* keys, uint32_t lane) {
+        for (uint32_t k = lane; k < stripes * 8; k += 32) add(load_u64(block + 8 * k, aligned), k, keys);
+    }
+    // The rest of a `len`-byte input from memory, its 1 KiB blocks before `from_block` already added.
+    __device__ uint64_t finish(const uint8_t* input, uint64_t len, uint64_t from_block, const uint64_t* keys, uint32_t lane) {
+        const bool aligned = (reinterpret_cast<uintptr_t>(input) & 7u) == 0;
+        const uint64_t blocks = xxh3_full_blocks(len);
+        for (uint64_t b = from_block; b < blocks; ++b) {
+            add_stripes(input + b * kXxh3BlockBytes, kXxh3BlockStripes, aligned, keys, lane);
+            end_block(keys);
+        }
+        add_stripes(input + blocks * kXxh3BlockBytes, static_cast<uint32_t>(xxh3_tail_stripes(len)), aligned, keys, lane);
+        gather();
+        // The last stripe: each copy computes its own word (no sharing needed).
+        const auto* secret = reinterpret_cast<const uint8_t*>(keys);
+        const uint64_t value = xxh_read64(input + len - kXxh3StripeBytes + 8 * position);
+        acc += xxh3_word_product(value, xxh_read64(secret + kXxh3LastStripeAt + 8 * position)) + __shfl_xor_sync(kFullMask, value, 1);
+        uint64_t all[8];
+        for (uint32_t i = 0; i < 8; ++i) all[i] = __shfl_sync(kFullMask, acc, i);
+        return xxh3_merge(all, secret, len);
+    }
+};
+
+// The secret of `seed` as words (xxh3_derive_secret), one lane a word.
+__device__ void derive_keys(uint64_t seed, uint64_t* keys, uint32_t lane) {
+    if (lane < kXxh3SecretSize / 8) keys[lane] = xxh_read64(kXxh3DefaultSecret + 8 * lane) + ((lane & 1u) == 0 ? seed : 0 - seed);
+    __syncwarp();
+}
+
+// XXH3-64 of `len` bytes by the 32 lanes of a warp, every lane getting the result.
+__device__ uint64_t warp_xxh3(const uint8_t* input, uint64_t len, uint64_t seed, uint64_t* keys, uint32_t lane) {
+    if (len <= kXxh3ShortMax) return xxh3_short(input, len, seed);
+    derive_keys(seed, keys, lane);
+    return WarpXxh3(lane).finish(input, len, 0, keys, lane);
+}
+
+// A float block (phases 4 to 6 of common/codec_decode.hpp) and its checksum. Each whole group is staged,
+// stored as 8-byte words and, while the words are in registers, added to the checksum for every 1 KiB
+// block of it that the groups cover; the rest of the checksum (the last partial block, the tail) reads
+// the few bytes after them back.
+template <uint32_t W, bool Aligned>
+__device__ uint32_t float_block(const CodecBlockJob& job, const FloatLayout& layout, const uint8_t* payload, WarpScratch* scratch,
+                                uint8_t* out, uint32_t lane) {
+    constexpr uint32_t kGroupBytes = kFloatGroupElements<W> * W;
+    FloatLane stream;
+    float_lane_begin<Aligned>(lane, payload, layout, &stream);
+    const uint32_t groups = layout.elements / kFloatGroupElements<W>;
+    FloatAhead<W> ahead;
+    if (groups > 0) float_load_ahead<W>(lane, payload, layout, 0, ahead);
+    const bool long_input = job.raw_size > kXxh3ShortMax;
+    const uint64_t covered = uint64_t{groups} * kGroupBytes / kXxh3BlockBytes, blocks = xxh3_full_blocks(job.raw_size);
+    const uint64_t fused_blocks = long_input ? (covered < blocks ? covered : blocks) : 0;
+    if (long_input) derive_keys(job.checksum_seed, scratch->keys, lane);
+    const bool out_aligned = (reinterpret_cast<uintptr_t>(out) & 7u) == 0;
+    WarpXxh3 hash(lane);
+    for (uint32_t g = 0; g < groups; ++g) {
+        float_decode_group<W, Aligned>(lane, job, payload, layout, &scratch->rans, stream, ahead, g, groups);
+        __syncwarp();
+        const uint32_t at = g * kGroupBytes;
+        const bool hashed = at / kXxh3BlockBytes < fused_blocks;
+        for (uint32_t q = lane; q < kGroupBytes / 8; q += kCodecLanes) {
+            const uint64_t word = float_store_word(&scratch->rans, q, out + at, out_aligned);
+            if (hashed) hash.add(word, (at % kXxh3BlockBytes) / 8 + q, scratch->keys);
+        }
+        if (hashed && (at + kGroupBytes) % kXxh3BlockBytes == 0) hash.end_block(scratch->keys);
+        __syncwarp();  // the staging area is free for the next group
+    }
+    uint32_t fault = float_decode_tail<W, Aligned>(lane, job, payload, layout, &scratch->rans, stream, out);
+    fault = __reduce_or_sync(kFullMask, fault);
+    if (fault != kFaultNone) return fault;
+    __syncwarp();  // the lanes' writes are visible to the whole warp before it hashes them
+    const uint64_t checksum = long_input ? hash.finish(out, job.raw_size, fused_blocks, scratch->keys, lane)
+                                         : xxh3_short(out, job.raw_size, job.checksum_seed);
+    return checksum == job.checksum ? kFaultNone : kFaultChecksum;
+}
+
+template <bool Aligned>
+__device__ uint32_t float_block_any(const CodecBlockJob& job, const FloatLayout& layout, const uint8_t* payload, WarpScratch* scratch,
+                                    uint8_t* out, uint32_t lane) {
+    switch (job.element_width) {
+        case 2: return float_block<2, Aligned>(job, layout, payload, scratch, out, lane);
+        case 4: return float_block<4, Aligned>(job, layout, payload, scratch, out, lane);
+        default: return float_block<8, Aligned>(job, layout, payload, scratch, out, lane);
+    }
 }
 
 // raw and zero blocks as the lanes' widest common stores: the same bytes as constant_decode_lane, which
@@ -110,36 +187,37 @@ __device__ uint32_t decode_block(uint8_t* output, const CodecBlockJob& job, Warp
         case kCodecFloat: {
             FloatLayout layout{};
             fault = float_layout(payload, job, &layout);
-            if (fault != kFaultNone) break;  // the same for every lane: they leave together
+            if (fault != kFaultNone) return fault;  // the same for every lane: they leave together
             fault = rans_read_frequencies(lane, payload, layout, &scratch->rans);
             __syncwarp();
             fault |= rans_starts(lane, layout, &scratch->rans);
             fault = __reduce_or_sync(kFullMask, fault);
-            if (fault != kFaultNone) break;
+            if (fault != kFaultNone) return fault;
             __syncwarp();
             rans_fill_slots(lane, layout, &scratch->rans);
             __syncwarp();
-            fault = float_decode_lane_any(lane, job, layout, payload, &scratch->rans, out);
-            break;
+            const bool aligned = (reinterpret_cast<uintptr_t>(payload) & 1u) == 0;
+            return aligned ? float_block_any<true>(job, layout, payload, scratch, out, lane)
+                           : float_block_any<false>(job, layout, payload, scratch, out, lane);
         }
         default: fault = kFaultCodec;
     }
     fault = __reduce_or_sync(kFullMask, fault);
     if (fault != kFaultNone) return fault;
     __syncwarp();  // the lanes' writes are visible to the whole warp before it hashes them
-    return warp_xxh3(out, job.raw_size, job.checksum_seed, scratch->secret, lane) == job.checksum ? kFaultNone : kFaultChecksum;
+    return warp_xxh3(out, job.raw_size, job.checksum_seed, scratch->keys, lane) == job.checksum ? kFaultNone : kFaultChecksum;
 }
 
 }  // namespace
 
 // Decodes `count` blocks, each job's payload at the address in job.payload, its raw bytes at job.output
 // from `output`, and writes each block's faults (0 when it decoded and its checksum held). Launched with
-// kWarpsPerBlock warps a thread block and ceil(count / kWarpsPerBlock) thread blocks.
-extern "C" __global__ void __launch_bounds__(32 * kWarpsPerBlock)
+// kDecodeWarpsPerBlock warps a thread block and ceil(count / kDecodeWarpsPerBlock) thread blocks.
+extern "C" __global__ void __launch_bounds__(32 * kDecodeWarpsPerBlock)
     grey_codec_decode(unsigned char* output, const CodecBlockJob* jobs, unsigned int count, unsigned int* faults) {
-    __shared__ WarpScratch scratch[kWarpsPerBlock];
-    const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const uint64_t index = static_cast<uint64_t>(blockIdx.x) * kWarpsPerBlock + warp;
+    __shared__ WarpScratch scratch[kDecodeWarpsPerBlock];
+    const uint32_t warp = kDecodeWarpsPerBlock == 1 ? 0 : threadIdx.x / 32, lane = threadIdx.x % 32;
+    const uint64_t index = static_cast<uint64_t>(blockIdx.x) * kDecodeWarpsPerBlock + warp;
     if (index >= count) return;
     const CodecBlockJob job = jobs[index];
     const uint32_t fault = decode_block(output, job, &scratch[warp], lane);
@@ -147,17 +225,17 @@ extern "C" __global__ void __launch_bounds__(32 * kWarpsPerBlock)
 }
 
 // hashes[i] = XXH3-64 of bytes [i * block_size, min(size, (i + 1) * block_size)) of `data`, seeded with
-// `seed`: the deduplication filter of runtime/memory/block_store.hpp. Same launch shape as above, one
-// warp per block of the buffer.
-extern "C" __global__ void __launch_bounds__(32 * kWarpsPerBlock)
+// `seed`: the deduplication filter of runtime/memory/block_store.hpp. One warp per block of the buffer,
+// kHashWarpsPerBlock warps a thread block.
+extern "C" __global__ void __launch_bounds__(32 * kHashWarpsPerBlock)
     grey_block_hash(const unsigned char* data, unsigned long long size, unsigned int block_size, unsigned long long seed,
                     unsigned long long* hashes) {
-    __shared__ uint8_t secrets[kWarpsPerBlock][kXxh3SecretSize];
+    __shared__ uint64_t keys[kHashWarpsPerBlock][kXxh3SecretSize / 8];
     const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const uint64_t index = static_cast<uint64_t>(blockIdx.x) * kWarpsPerBlock + warp;
+    const uint64_t index = static_cast<uint64_t>(blockIdx.x) * kHashWarpsPerBlock + warp;
     const uint64_t first = index * block_size;
     if (first >= size) return;
     const uint64_t length = size - first < block_size ? size - first : block_size;
-    const uint64_t hash = warp_xxh3(data + first, length, seed, secrets[warp], lane);
+    const uint64_t hash = warp_xxh3(data + first, length, seed, keys[warp], lane);
     if (lane == 0) hashes[index] = hash;
 }
