@@ -100,16 +100,41 @@ def main():
             print(f"{'nvCOMP ' + label:<22} {ratio:>7.3f}x {ratio / bound:>8.1%} {gb / seconds:>12.1f} {copy_s / seconds:>8.2f}")
         except Exception as error:  # an algorithm this build or GPU lacks is named, not fatal
             print(f"{'nvCOMP ' + label:<22} failed: {error}")
+    print(f"\nsparse: the same BF16 weights with the smallest-magnitude 50% / 90% set to zero (magnitude pruning)")
+    print(f"{'codec':<28} {'ratio':>8} {'decode GB/s':>12} {'x copy':>8}")
+    base = bf16.numpy().view(np.uint16)
+    for fraction in (0.5, 0.9):
+        magnitudes = base & 0x7FFF
+        threshold = np.partition(magnitudes, int(fraction * len(magnitudes)))[int(fraction * len(magnitudes))]
+        sparse = torch.from_numpy(np.where(magnitudes < threshold, 0, base).astype(np.uint16).view(np.int16))
+        sparse_device = sparse.repeat(n // sparse.numel() + 1)[:n].contiguous().cuda().view(torch.uint8)
+        for algorithm, options in (("Cascaded", {"data_type": "<u2"}), ("Bitcomp", {"data_type": "<u2"}), ("ANS", {"data_type": "<f2"})):
+            label = f"nvCOMP {algorithm} {options['data_type']} {int(fraction * 100)}%"
+            try:
+                codec = nvcomp.Codec(algorithm=algorithm, uncomp_chunk_size=65536, **options)
+                compressed = codec.encode(nvcomp.as_array(sparse_device))
+                torch.cuda.synchronize()
+                back = torch.as_tensor(codec.decode(compressed), device="cuda").view(torch.uint8).reshape(-1)
+                if not torch.equal(back[: sparse_device.numel()], sparse_device):
+                    raise RuntimeError("decoded bytes differ")
+                seconds = best_seconds(args.repeat, lambda: codec.decode(compressed))
+                print(f"{label:<28} {sparse_device.numel() / compressed.buffer_size:>7.3f}x {gb / seconds:>12.1f} {copy_s / seconds:>8.2f}")
+            except Exception as error:
+                print(f"{label:<28} failed: {error}")
     sys.stdout.flush()
     if args.conformance and args.backend_dir:
         run = subprocess.run([args.conformance, "--bench-only", "--backend-dir", args.backend_dir, "--model", args.model],
                              capture_output=True, text=True)
         for line in run.stdout.splitlines():
-            if line.startswith("bf16 "):
-                fields = line.split()
+            fields = line.split()
+            if len(fields) >= 6 and fields[:2] == ["bf16", "float"]:
                 ratio, decode = float(fields[2].rstrip("x")), float(fields[4])
                 copy = float(fields[5])
                 print(f"{'libgrey float (bf16)':<22} {ratio:>7.3f}x {ratio / bound:>8.1%} {decode:>12.1f} {decode / copy:>8.2f}"
+                      "   (its own run: copy measured there)")
+            elif len(fields) >= 7 and fields[:2] == ["bf16", "bitmask"]:
+                ratio, decode, copy = float(fields[3].rstrip("x")), float(fields[5]), float(fields[6])
+                print(f"{'libgrey bitmask ' + fields[2]:<28} {ratio:>7.3f}x {decode:>12.1f} {decode / copy:>8.2f}"
                       "   (its own run: copy measured there)")
         if run.returncode != 0:
             print("grey_gpu_codec_conformance failed:", run.stdout[-2000:], run.stderr[-2000:])

@@ -286,6 +286,64 @@ double best_seconds(int repeat, Body&& body) {
     return best;
 }
 
+// Times the device decode of `data` encoded with `options`, beside a device copy and the block hash of
+// the same bytes, checking first that it decodes bit for bit; prints one row.
+void bench_row(const Plugin& p, const char* name, const char* codec, const std::vector<std::byte>& data,
+               const grey::codec::EncodeOptions& options, double bound) {
+    const auto container = grey::codec::encode(data, options);
+    const auto info = grey::codec::read_container_info(container);
+    const auto plan = grey::codec::device_decode_plan(container, info, 0, data.size());
+    std::vector<grey_backend_codec_block> blocks(plan.jobs.size());
+    std::memcpy(blocks.data(), plan.jobs.data(), blocks.size() * sizeof blocks[0]);
+    std::vector<uint32_t> faults(blocks.size());
+    grey_backend_buffer* in = p.upload(container.data(), container.size());
+    grey_backend_buffer* out = nullptr;
+    grey_backend_buffer* copy = nullptr;
+    p.vt.buffer_alloc(p.state, 0, data.size(), &out);
+    p.vt.buffer_alloc(p.state, 0, data.size(), &copy);
+    std::vector<uint64_t> hashes(data.size() / options.block_size);
+    const std::vector<grey_backend_buffer*> containers(blocks.size(), in);
+    const auto decode = [&] {
+        p.vt.codec_decode(p.state, containers.data(), out, blocks.data(), static_cast<uint32_t>(blocks.size()), faults.data());
+    };
+    decode();
+    std::vector<std::byte> back(data.size());
+    p.vt.buffer_read(p.state, out, 0, back.data(), back.size());
+    check(back == data && plan.host_blocks.empty() && std::all_of(faults.begin(), faults.end(), [](uint32_t f) { return f == 0; }),
+          std::string(name) + " " + codec + " real weights decode on the device bit for bit");
+    const double t_decode = best_seconds(7, decode);
+    const double t_copy = best_seconds(7, [&] { p.vt.buffer_copy(p.state, copy, 0, out, 0, data.size()); });
+    const double t_hash = best_seconds(7, [&] { p.vt.block_hashes(p.state, out, 0, data.size(), options.block_size, 0x1234, hashes.data()); });
+    const double gb = static_cast<double>(data.size()) / 1e9;
+    const std::string bound_text = bound > 0 ? std::to_string(bound).substr(0, 5) + "x" : "-";
+    std::printf("%-6s %-13s %8.3fx %9s %12.1f %12.1f %12.1f %12.2f\n", name, codec,
+                static_cast<double>(data.size()) / static_cast<double>(container.size()), bound_text.c_str(), gb / t_decode, gb / t_copy,
+                gb / t_hash, t_copy / t_decode);
+    p.vt.buffer_free(p.state, in);
+    p.vt.buffer_free(p.state, out);
+    p.vt.buffer_free(p.state, copy);
+}
+
+// `bits16` with every element whose magnitude is below the `fraction` quantile set to +0 (magnitude
+// pruning: the sparse weights the bitmask codec is for).
+std::vector<std::byte> pruned(const std::vector<std::byte>& bits16, double fraction) {
+    const size_t n = bits16.size() / 2;
+    std::vector<uint16_t> magnitudes(n);
+    for (size_t i = 0; i < n; ++i) {
+        uint16_t h = 0;
+        std::memcpy(&h, bits16.data() + 2 * i, 2);
+        magnitudes[i] = static_cast<uint16_t>(h & 0x7FFF);  // bf16 magnitudes order as their bits
+    }
+    auto sorted = magnitudes;
+    const size_t cut = static_cast<size_t>(fraction * static_cast<double>(n));
+    std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(cut), sorted.end());
+    const uint16_t threshold = sorted[cut];
+    auto out = bits16;
+    for (size_t i = 0; i < n; ++i)
+        if (magnitudes[i] < threshold) std::memset(out.data() + 2 * i, 0, 2);
+    return out;
+}
+
 void bench(const Plugin& p, const char* model) {
     const auto f16 = model_f16(model);
     if (f16.empty()) {
@@ -300,47 +358,25 @@ void bench(const Plugin& p, const char* model) {
         std::memcpy(bf16.data() + i, &b, 2);
     }
     std::printf("\nreal weights: %s, %.1f MiB of F16 (and the same as BF16), repeated to 512 MiB\n", model, static_cast<double>(f16.size()) / (1 << 20));
-    std::printf("%-6s %-7s %9s %9s %12s %12s %12s %12s\n", "dtype", "codec", "ratio", "bound", "decode GB/s", "copy GB/s", "hash GB/s", "decode/copy");
+    std::printf("%-6s %-13s %9s %9s %12s %12s %12s %12s\n", "dtype", "codec", "ratio", "bound", "decode GB/s", "copy GB/s", "hash GB/s", "decode/copy");
+    const auto repeated = [](const std::vector<std::byte>& base) {
+        std::vector<std::byte> data;
+        while (data.size() < (512u << 20)) data.insert(data.end(), base.begin(), base.end());
+        data.resize(512u << 20);
+        return data;
+    };
     const std::vector<std::tuple<const char*, grey_dtype, const std::vector<std::byte>*>> sets = {{"bf16", GREY_DTYPE_BF16, &bf16},
                                                                                                  {"f16", GREY_DTYPE_F16, &f16}};
     for (const auto& [name, dtype, base] : sets) {
-        std::vector<std::byte> data;
-        while (data.size() < (512u << 20)) data.insert(data.end(), base->begin(), base->end());
-        data.resize(512u << 20);
-        const auto container = grey::codec::encode(data, {CodecId::floats, dtype, 65536, 1});
-        const auto info = grey::codec::read_container_info(container);
-        const auto plan = grey::codec::device_decode_plan(container, info, 0, data.size());
-        std::vector<grey_backend_codec_block> blocks(plan.jobs.size());
-        std::memcpy(blocks.data(), plan.jobs.data(), blocks.size() * sizeof blocks[0]);
-        std::vector<uint32_t> faults(blocks.size());
-        grey_backend_buffer* in = p.upload(container.data(), container.size());
-        grey_backend_buffer* out = nullptr;
-        grey_backend_buffer* copy = nullptr;
-        p.vt.buffer_alloc(p.state, 0, data.size(), &out);
-        p.vt.buffer_alloc(p.state, 0, data.size(), &copy);
-        std::vector<uint64_t> hashes(data.size() / 65536);
-        const std::vector<grey_backend_buffer*> containers(blocks.size(), in);
-        const auto decode = [&] {
-            p.vt.codec_decode(p.state, containers.data(), out, blocks.data(), static_cast<uint32_t>(blocks.size()), faults.data());
-        };
-        decode();
-        std::vector<std::byte> back(data.size());
-        p.vt.buffer_read(p.state, out, 0, back.data(), back.size());
-        check(back == data && plan.host_blocks.empty() && std::all_of(faults.begin(), faults.end(), [](uint32_t f) { return f == 0; }),
-              std::string(name) + " real weights decode on the device bit for bit");
-        const double t_decode = best_seconds(7, decode);
-        const double t_copy = best_seconds(7, [&] { p.vt.buffer_copy(p.state, copy, 0, out, 0, data.size()); });
-        const double t_hash = best_seconds(7, [&] { p.vt.block_hashes(p.state, out, 0, data.size(), 65536, 0x1234, hashes.data()); });
-        const double gb = static_cast<double>(data.size()) / 1e9;
-        const double bound = static_cast<double>(data.size()) * 8 / order0_bits(data, 2);
-        std::printf("%-6s %-7s %8.3fx %8.3fx %12.1f %12.1f %12.1f %12.2f\n", name, "float",
-                    static_cast<double>(data.size()) / static_cast<double>(container.size()), bound, gb / t_decode, gb / t_copy, gb / t_hash,
-                    t_copy / t_decode);
-        p.vt.buffer_free(p.state, in);
-        p.vt.buffer_free(p.state, out);
-        p.vt.buffer_free(p.state, copy);
+        const auto data = repeated(*base);
+        bench_row(p, name, "float", data, {CodecId::floats, dtype, 65536}, static_cast<double>(data.size()) * 8 / order0_bits(data, 2));
     }
-    std::printf("(GB/s of decoded bytes; each call synchronous, best of 7; copy: buffer_copy of the same bytes, device to device)\n");
+    for (const double fraction : {0.5, 0.9}) {
+        const auto data = repeated(pruned(bf16, fraction));
+        bench_row(p, "bf16", fraction == 0.5 ? "bitmask 50%" : "bitmask 90%", data, {CodecId::bitmask, GREY_DTYPE_BF16, 65536}, 0);
+    }
+    std::printf("(GB/s of decoded bytes; each call synchronous, best of 7; copy: buffer_copy of the same bytes, device to device;\n"
+                " bitmask: the BF16 weights with the smallest-magnitude 50%% / 90%% set to zero)\n");
 }
 
 }  // namespace

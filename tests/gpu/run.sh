@@ -16,6 +16,8 @@
 #                                    wheels and the full model are more than one run can carry)
 #                                    (default: all; the build always runs; cli and model-throughput
 #                                    need GREY_GPU_MODEL)
+#   GREY_GPU_SANITIZE="P1 P2"        the programs memcheck and racecheck run (default: all four conformance
+#                                    programs for memcheck, the three with shared-memory kernels for racecheck)
 #   GREY_GPU_MODEL=FILE              a safetensors/GGUF file whose tensors the quantization conformance
 #                                    also compares (real weights)
 #   GREY_GPU_CLI_MODELS="F1 F2"      the models greyctl quantizes on both backends (default: GREY_GPU_MODEL;
@@ -197,7 +199,7 @@ fi
 if want memcheck; then
 echo "== compute-sanitizer memcheck (kernels: fill, copy, checksum, quantization, KV cache, codecs)"
 if command -v compute-sanitizer >/dev/null; then
-    for program in grey_gpu_conformance grey_gpu_quant_conformance grey_gpu_kv_conformance grey_gpu_codec_conformance; do
+    for program in ${GREY_GPU_SANITIZE:-grey_gpu_conformance grey_gpu_quant_conformance grey_gpu_kv_conformance grey_gpu_codec_conformance}; do
         sanitize memcheck "$program" "memcheck $program"
     done
 else
@@ -208,9 +210,9 @@ fi
 if want racecheck; then
 echo "== compute-sanitizer racecheck (quantization kernels: shared-memory staging; KV attention; codec tables)"
 if command -v compute-sanitizer >/dev/null; then
-    sanitize racecheck grey_gpu_quant_conformance "racecheck quant"
-    sanitize racecheck grey_gpu_kv_conformance "racecheck kv"
-    sanitize racecheck grey_gpu_codec_conformance "racecheck codec"
+    for program in ${GREY_GPU_SANITIZE:-grey_gpu_quant_conformance grey_gpu_kv_conformance grey_gpu_codec_conformance}; do
+        sanitize racecheck "$program" "racecheck $program"
+    done
 else record compute-sanitizer FAIL "compute-sanitizer not found"; fi
 fi
 
