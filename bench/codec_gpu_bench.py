@@ -125,6 +125,10 @@ def main():
     if args.conformance and args.backend_dir:
         run = subprocess.run([args.conformance, "--bench-only", "--backend-dir", args.backend_dir, "--model", args.model],
                              capture_output=True, text=True)
+        print("\nlibgrey's own table (grey_gpu_codec_conformance --bench-only, the same bytes):")
+        table = run.stdout[run.stdout.find("real weights"):] if "real weights" in run.stdout else run.stdout
+        print(table.rstrip())
+        print("\nlibgrey beside nvCOMP:")
         for line in run.stdout.splitlines():
             fields = line.split()
             if len(fields) >= 6 and fields[:2] == ["bf16", "float"]:
