@@ -348,21 +348,26 @@ void Tiers::materialize_locked(const grey_buffer& buffer, grey_backend_buffer* t
     }
 }
 
-std::optional<Tiers::DeviceHashes> Tiers::device_hashes_locked(const grey_buffer& buffer, uint64_t seed) const {
+bool Tiers::hashes_on_device_locked(const grey_buffer& buffer) const {
     const Backend& backend = *buffer.backend;
     // Blocks hashed on the device are stored by device copies, so both slots are needed; a replaced hash
     // (tests) is the host's alone, and the slot's xxh3 would not find what it stored.
-    if (!hash_on_device_ || buffer.residency.kind != GREY_RESIDENCY_RAW || buffer.handle == nullptr || buffer.size == 0 ||
-        !backend.has_block_hashes() || !backend.has_buffer_copy() || block_size_ % (kConstantParts * kConstantWidth) != 0)
-        return std::nullopt;
+    return hash_on_device_ && buffer.residency.kind == GREY_RESIDENCY_RAW && buffer.handle != nullptr && buffer.size > 0 &&
+           backend.has_block_hashes() && backend.has_buffer_copy() && block_size_ % (kConstantParts * kConstantWidth) == 0;
+}
+
+std::optional<Tiers::DeviceHashes> Tiers::device_hashes_locked(const grey_buffer& buffer, uint64_t seed, uint64_t first, uint64_t count) const {
+    const Backend& backend = *buffer.backend;
+    const uint64_t offset = first * block_size_, size = std::min<uint64_t>(count * block_size_, buffer.size - offset);
     DeviceHashes out;
+    out.first = first;
     out.part_size = block_size_ / kConstantParts;
-    out.blocks.resize((buffer.size + block_size_ - 1) / block_size_);
-    out.parts.resize((buffer.size + out.part_size - 1) / out.part_size);
+    out.blocks.resize((size + block_size_ - 1) / block_size_);
+    out.parts.resize((size + out.part_size - 1) / out.part_size);
     try {
-        backend.block_hashes(buffer.handle, 0, buffer.size, block_size_, seed, out.blocks);
+        backend.block_hashes(buffer.handle, offset, size, block_size_, seed, out.blocks);
         // The parts' hashes need no particular seed: they are only compared with each other.
-        backend.block_hashes(buffer.handle, 0, buffer.size, out.part_size, seed, out.parts);
+        backend.block_hashes(buffer.handle, offset, size, static_cast<uint32_t>(out.part_size), seed, out.parts);
     } catch (const Error&) {
         // The slot only saves work: the host path computes the same hashes from the same bytes and shares
         // exactly the same blocks, so a slot that fails (no room for its table, a launch the driver
@@ -383,10 +388,12 @@ Residency Tiers::deduplicated_locked(const grey_buffer& buffer) {
     result.block_size = block_size_;
     const uint64_t count = (buffer.size + block_size_ - 1) / block_size_;
     result.blocks.reserve(count);
-    // A raw buffer on a device with the block_hashes slot is hashed where it lies, and only the blocks
-    // that need their bytes on the host cross to it: those that may be constant, and those whose hash
-    // matches a stored block (for the byte comparison). Stored blocks are then device copies.
-    const std::optional<DeviceHashes> device = device_hashes_locked(buffer, store.seed(domain));
+    // A raw buffer on a device with the block_hashes slot is hashed where it lies, range by range, and
+    // only the blocks that need their bytes on the host cross to it: those that may be constant, and
+    // those whose hash matches a stored block (for the byte comparison). Stored blocks are then device
+    // copies. After a failure of the slot the rest of the buffer is hashed on the host.
+    bool on_device = hashes_on_device_locked(buffer);
+    std::optional<DeviceHashes> device;
     // A compressed source is decoded once, whole (each read fetches and checks its whole container);
     // any other is read block by block (on the device path, only where needed).
     const bool whole = buffer.residency.kind == GREY_RESIDENCY_COMPRESSED_DEVICE || buffer.residency.kind == GREY_RESIDENCY_COMPRESSED_HOST;
@@ -396,12 +403,16 @@ Residency Tiers::deduplicated_locked(const grey_buffer& buffer) {
         for (uint64_t b = 0; b < count; ++b) {
             const uint64_t start = b * block_size_, size = std::min<uint64_t>(block_size_, buffer.size - start);
             const std::span<std::byte> bytes(staged.data() + (whole ? start : 0), size);
+            if (on_device && (!device || b >= device->first + device->blocks.size())) {
+                device = device_hashes_locked(buffer, store.seed(domain), b, std::min(kHashRangeBlocks, count - b));
+                on_device = device.has_value();
+            }
             // The host path tests every block; the device path only those that may be constant (whose
             // parts all hash alike, or that are too short to tell), the rest cannot be.
             bool may_be_constant = true;
             if (device) {
                 const uint64_t full = size / device->part_size;
-                const auto parts = std::span(device->parts).subspan(b * kConstantParts, full);
+                const auto parts = std::span(device->parts).subspan((b - device->first) * kConstantParts, full);
                 may_be_constant = full < 2 || std::all_of(parts.begin(), parts.end(), [&](uint64_t h) { return h == parts.front(); });
             }
             bool have_bytes = whole;
@@ -419,7 +430,7 @@ Residency Tiers::deduplicated_locked(const grey_buffer& buffer) {
             } else if (device) {
                 ref.kind = BlockRef::Kind::shared;
                 ref.block = store.acquire_hashed(
-                    domain, device->blocks[b], static_cast<uint32_t>(size),
+                    domain, device->blocks[b - device->first], static_cast<uint32_t>(size),
                     [&]() -> std::span<const std::byte> {
                         if (!have_bytes) read_locked(buffer, start, bytes);
                         have_bytes = true;

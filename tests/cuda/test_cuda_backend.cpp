@@ -35,14 +35,17 @@ const std::string& quiet_config_path() {
     return path;
 }
 
-const char* quiet_config() {
-    std::ofstream(quiet_config_path()) << "memory:\n  deduplication:\n    scan_interval_ms: 0\n";
+// `deduplication` adds lines under memory.deduplication (indented 4).
+const char* quiet_config(const char* deduplication = "") {
+    std::ofstream(quiet_config_path()) << "memory:\n  deduplication:\n    scan_interval_ms: 0\n" << deduplication;
     return quiet_config_path().c_str();
 }
 
 // A context holding the CUDA plugin over the fake driver (the same as the other plugins' tests use).
 struct Context : grey::test::PluginContext {
-    Context() : PluginContext("cuda", GREY_TEST_PLUGIN_DIR, quiet_config()) { std::remove(quiet_config_path().c_str()); }
+    explicit Context(const char* deduplication = "") : PluginContext("cuda", GREY_TEST_PLUGIN_DIR, quiet_config(deduplication)) {
+        std::remove(quiet_config_path().c_str());
+    }
     grey_backend_info cuda_report() const { return report(); }
     uint32_t device_count() const {
         uint32_t n = 0;
@@ -504,6 +507,30 @@ TEST(CudaFake, DeduplicationHashesDeviceBuffersOnTheDevice) {
         for (grey_buffer* b : *list) grey_buffer_destroy(b);
     EXPECT_EQ(c.stats(1).physical_bytes, 0u);
     EXPECT_EQ(c.stats(1).shared_blocks, 0u);
+}
+
+// A buffer of more blocks than one call of the slot takes (4096) is hashed range by range, two calls a
+// range, with the same result as the host's; equal and constant blocks on either side of the range's
+// edge are found.
+TEST(CudaFake, ALargeBufferIsHashedRangeByRange) {
+    Context c("    block_size_kb: 4\n");
+    constexpr size_t kBlock = 4096;
+    auto data = random_bytes(4097 * kBlock + 300);
+    std::fill(data.begin() + 4095 * kBlock, data.begin() + 4096 * kBlock, 0);                  // the first range's last
+    std::copy(data.begin(), data.begin() + kBlock, data.begin() + 4096 * kBlock);              // the second's first is block 0
+    grey_buffer* on_host = sealed_in_domain(c.context, 0, data, 1, 0);
+    grey_buffer* on_cuda = sealed_in_domain(c.context, 1, data, 1, 0);
+    const unsigned long long launches = fake_block_hash_launches(), crossed_before = fake_read_back_bytes();
+    EXPECT_EQ(figures_of(compact(c.context, 1)), figures_of(compact(c.context, 0)));
+    EXPECT_EQ(fake_block_hash_launches() - launches, 4u) << "two ranges";
+    EXPECT_LT(fake_read_back_bytes() - crossed_before, data.size() / 4) << "the tables (an eighth with 4 KiB blocks) and a few blocks";
+    EXPECT_EQ(sharing_of(on_cuda), sharing_of(on_host));
+    EXPECT_EQ(info_of(on_cuda).constant_blocks, 1u);
+    EXPECT_EQ(info_of(on_cuda).shared_with_others, 2u) << "blocks 0 and 4096, one stored block";
+    EXPECT_EQ(dedup_figures(c.stats(1)), dedup_figures(c.stats(0)));
+    EXPECT_EQ(read_back(on_cuda, data.size()), data);
+    grey_buffer_destroy(on_host);
+    grey_buffer_destroy(on_cuda);
 }
 
 // The device's hashes are the host's: blocks stored from a buffer hashed on the host (one decoded from a
