@@ -12,6 +12,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <thread>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -35,15 +37,18 @@ const std::string& quiet_config_path() {
     return path;
 }
 
-// `deduplication` adds lines under memory.deduplication (indented 4).
-const char* quiet_config(const char* deduplication = "") {
-    std::ofstream(quiet_config_path()) << "memory:\n  deduplication:\n    scan_interval_ms: 0\n" << deduplication;
+// `deduplication` adds lines under memory.deduplication (indented 4); `scan_interval_ms` above 0 turns
+// the scan on (with compression off, so that it only deduplicates).
+const char* quiet_config(const char* deduplication = "", int scan_interval_ms = 0) {
+    std::ofstream(quiet_config_path()) << "memory:\n  deduplication:\n    scan_interval_ms: " << scan_interval_ms << "\n"
+                                       << deduplication << (scan_interval_ms > 0 ? "  compression:\n    enabled: false\n" : "");
     return quiet_config_path().c_str();
 }
 
 // A context holding the CUDA plugin over the fake driver (the same as the other plugins' tests use).
 struct Context : grey::test::PluginContext {
-    explicit Context(const char* deduplication = "") : PluginContext("cuda", GREY_TEST_PLUGIN_DIR, quiet_config(deduplication)) {
+    explicit Context(const char* deduplication = "", int scan_interval_ms = 0)
+        : PluginContext("cuda", GREY_TEST_PLUGIN_DIR, quiet_config(deduplication, scan_interval_ms)) {
         std::remove(quiet_config_path().c_str());
     }
     grey_backend_info cuda_report() const { return report(); }
@@ -531,6 +536,29 @@ TEST(CudaFake, ALargeBufferIsHashedRangeByRange) {
     EXPECT_EQ(read_back(on_cuda, data.size()), data);
     grey_buffer_destroy(on_host);
     grey_buffer_destroy(on_cuda);
+}
+
+// The background scan deduplicates idle sealed buffers on the CUDA device with the device's hashes too
+// (the tsan preset's run of this test checks the scan thread's calls of the slot).
+TEST(CudaFake, TheBackgroundScanHashesOnTheDevice) {
+    Context c("", 2);
+    const auto data = mixed_blocks();
+    const unsigned long long launches = fake_block_hash_launches();
+    grey_buffer* a = sealed_on_cuda(c.context, data, 1);
+    grey_buffer* b = sealed_on_cuda(c.context, data, 2);
+    // A bound for a hung scan, not a timing claim; info does not count as a use of the buffer.
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (info_of(b).residency != GREY_RESIDENCY_DEDUPLICATED || info_of(a).residency != GREY_RESIDENCY_DEDUPLICATED) {
+        ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "the scan never deduplicated the buffers";
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    EXPECT_EQ(fake_block_hash_launches() - launches, 4u) << "two calls for each buffer, by the scan";
+    EXPECT_EQ(info_of(a).shared_with_others, 7u);
+    EXPECT_EQ(info_of(b).constant_blocks, 3u);
+    EXPECT_EQ(read_back(a, data.size()), data);
+    EXPECT_EQ(read_back(b, data.size()), data);
+    grey_buffer_destroy(a);
+    grey_buffer_destroy(b);
 }
 
 // The device's hashes are the host's: blocks stored from a buffer hashed on the host (one decoded from a
