@@ -261,6 +261,10 @@ void Backend::codec_decode(std::span<grey_backend_buffer* const> containers, gre
 
 void Backend::block_hashes(grey_backend_buffer* buffer, uint64_t offset, uint64_t size, uint32_t block_size, uint64_t seed,
                            std::span<uint64_t> hashes) const {
+    // The slot writes one hash per block into the table it is given: the table must hold exactly that.
+    if (size == 0 || block_size == 0 || hashes.size() != (size + block_size - 1) / block_size)
+        fail(GREY_ERROR_INTERNAL, "block_hashes: " + std::to_string(size) + " bytes in blocks of " + std::to_string(block_size) +
+                                      " with room for " + std::to_string(hashes.size()) + " hash(es)");
     check(vtable_.block_hashes(state_, buffer, offset, size, block_size, seed, hashes.data()), "block_hashes");
 }
 

@@ -27,7 +27,7 @@ SharedBlockStore::~SharedBlockStore() {
             if (block->storage != nullptr) backend_.buffer_free(block->storage);
 }
 
-uint64_t SharedBlockStore::salt(uint64_t domain) {
+uint64_t SharedBlockStore::seed(uint64_t domain) {
     const auto found = salts_.find(domain);
     if (found != salts_.end()) return found->second;
     std::random_device entropy;
@@ -37,40 +37,57 @@ uint64_t SharedBlockStore::salt(uint64_t domain) {
 }
 
 SharedBlock* SharedBlockStore::acquire(uint64_t domain, std::span<const std::byte> bytes) {
-    const uint64_t hash = hash_(bytes, salt(domain));
+    return acquire_hashed(
+        domain, hash_(bytes, seed(domain)), static_cast<uint32_t>(bytes.size()), [&] { return bytes; },
+        [&] { return backend_.buffer_holding(device_, bytes); });
+}
+
+SharedBlock* SharedBlockStore::acquire_hashed(uint64_t domain, uint64_t hash, uint32_t size,
+                                              const std::function<std::span<const std::byte>()>& incoming,
+                                              const std::function<grey_backend_buffer*()>& store) {
     auto& candidates = index_[{domain, hash}];
-    compare_.resize(bytes.size());
-    for (auto& candidate : candidates) {
-        if (candidate->size != bytes.size()) continue;
-        // The hash is only a filter: the stored bytes decide.
-        try {
-            read(*candidate, 0, compare_);
-        } catch (const Error& e) {
-            fail(e.status(), "the stored block of the same hash (" + std::to_string(candidate->size) + " bytes, held " +
-                                 std::to_string(candidate->references) + " time(s)): " + e.what());
-        }
-        if (std::memcmp(compare_.data(), bytes.data(), bytes.size()) == 0) {
-            ++candidate->references;
-            return candidate.get();
-        }
-        ++collisions_;
-    }
-    auto block = std::make_unique<SharedBlock>();
-    block->size = static_cast<uint32_t>(bytes.size());
-    block->stored_size = bytes.size();
-    block->domain = domain;
-    block->hash = hash;
-    block->references = 1;
     try {
-        block->storage = backend_.buffer_holding(device_, bytes);
-        candidates.push_back(std::move(block));
+        std::span<const std::byte> bytes;  // fetched at the first candidate of the same size
+        for (auto& candidate : candidates) {
+            if (candidate->size != size) continue;
+            if (bytes.data() == nullptr) {
+                bytes = incoming();
+                if (bytes.size() != size) fail(GREY_ERROR_INTERNAL, "a block's bytes are not of its size");
+                compare_.resize(size);
+            }
+            // The hash is only a filter: the stored bytes decide.
+            try {
+                read(*candidate, 0, compare_);
+            } catch (const Error& e) {
+                fail(e.status(), "the stored block of the same hash (" + std::to_string(candidate->size) + " bytes, held " +
+                                     std::to_string(candidate->references) + " time(s)): " + e.what());
+            }
+            if (std::memcmp(compare_.data(), bytes.data(), size) == 0) {
+                ++candidate->references;
+                return candidate.get();
+            }
+            ++collisions_;
+        }
+        auto block = std::make_unique<SharedBlock>();
+        block->size = size;
+        block->stored_size = size;
+        block->domain = domain;
+        block->hash = hash;
+        block->references = 1;
+        grey_backend_buffer* storage = store();
+        block->storage = storage;
+        try {
+            candidates.push_back(std::move(block));
+        } catch (...) {
+            backend_.buffer_free(storage);
+            throw;
+        }
     } catch (...) {
-        if (block && block->storage != nullptr) backend_.buffer_free(block->storage);
         if (candidates.empty()) index_.erase({domain, hash});
         throw;
     }
-    stored_bytes_ += bytes.size();
-    device_bytes_ += bytes.size();
+    stored_bytes_ += size;
+    device_bytes_ += size;
     ++block_count_;
     return candidates.back().get();
 }

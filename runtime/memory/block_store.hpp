@@ -1,7 +1,9 @@
 // A device's store of deduplicated blocks: each distinct block of a sharing domain is stored once and
 // refcounted by the buffers that hold it. Blocks are found by an xxh3 hash seeded with a random salt of
 // their domain (so hashes say nothing across domains) and then compared byte for byte with the stored
-// copy: a hash collision never merges different data. A stored block is held raw in its own device
+// copy: a hash collision never merges different data. The hash is computed on the host from the bytes
+// (acquire) or by the device where the bytes lie (acquire_hashed, with the backend's block_hashes slot and
+// the same seed): both give the same value, so a block stored by either way is found by the other. A stored block is held raw in its own device
 // allocation, or compressed (an LT-Block container of one block, with its checksum) in device or host
 // memory: compressing a block shared by several buffers saves its bytes once for all of them. Not
 // synchronised: the memory tiers call it under their mutex.
@@ -61,6 +63,14 @@ public:
 
     // A reference to the stored block of `domain` equal to `bytes`, storing it (raw) when there is none.
     SharedBlock* acquire(uint64_t domain, std::span<const std::byte> bytes);
+    // The same for a block whose hash (seeded with seed(domain)) the caller has: `incoming` gives its
+    // bytes and is called only when a stored block of that hash and size is there to compare with (so
+    // bytes that live in device memory cross to the host only then); `store` makes the storage of a new
+    // block (raw, `size` bytes) when none is equal.
+    SharedBlock* acquire_hashed(uint64_t domain, uint64_t hash, uint32_t size, const std::function<std::span<const std::byte>()>& incoming,
+                                const std::function<grey_backend_buffer*()>& store);
+    // The seed of the block hashes of `domain` (its salt, drawn at its first use).
+    uint64_t seed(uint64_t domain);
     // Drops one reference; the block is freed with its last.
     void release(SharedBlock* block) noexcept;
 
@@ -82,7 +92,6 @@ public:
     [[nodiscard]] uint64_t collisions() const noexcept { return collisions_; }
 
 private:
-    uint64_t salt(uint64_t domain);
     // Frees what `block` holds and takes it out of the byte counts.
     void free_storage(SharedBlock& block) noexcept;
 

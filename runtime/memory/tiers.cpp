@@ -23,6 +23,25 @@ namespace {
 constexpr uint32_t kConstantWidth = 8;
 constexpr uint64_t kStagingBytes = 8ull << 20;
 
+// Whether `bytes` (one block) is a block of zeros or of one repeated 8-byte value.
+std::optional<codec::CodecId> constant_of(std::span<const std::byte> bytes) {
+    // constant_kind takes whole elements; a ragged end shorter than one is constant when all zero.
+    const bool short_zeros = bytes.size() < kConstantWidth && std::all_of(bytes.begin(), bytes.end(), [](std::byte x) { return x == std::byte{0}; });
+    return short_zeros ? std::optional(codec::CodecId::zero) : codec::constant_kind(bytes, kConstantWidth);
+}
+
+// A new device buffer holding `size` bytes of `source` at `offset`, copied on the device.
+grey_backend_buffer* device_copy(const Backend& backend, uint32_t device, grey_backend_buffer* source, uint64_t offset, uint64_t size) {
+    grey_backend_buffer* copy = backend.buffer_alloc(device, size);
+    try {
+        backend.buffer_copy(copy, 0, source, offset, size);
+    } catch (...) {
+        backend.buffer_free(copy);
+        throw;
+    }
+    return copy;
+}
+
 std::string residency_text(grey_residency r) {
     const char* name = grey_residency_name(r);
     return name != nullptr ? name : "residency " + std::to_string(raw_enum(r));
@@ -162,6 +181,7 @@ void Tiers::set_block_hash(BlockHash hash) {
     std::lock_guard lock(mutex_);
     if (!buffers_.empty()) fail(GREY_ERROR_INVALID_ARGUMENT, "the block hash can only be replaced while the context has no buffer");
     hash_ = std::move(hash);
+    hash_on_device_ = false;
 }
 
 uint64_t Tiers::collisions(uint32_t device) {
@@ -328,15 +348,54 @@ void Tiers::materialize_locked(const grey_buffer& buffer, grey_backend_buffer* t
     }
 }
 
+bool Tiers::hashes_on_device_locked(const grey_buffer& buffer) const {
+    const Backend& backend = *buffer.backend;
+    // Blocks hashed on the device are stored by device copies, so both slots are needed; a replaced hash
+    // (tests) is the host's alone, and the slot's xxh3 would not find what it stored.
+    return hash_on_device_ && buffer.residency.kind == GREY_RESIDENCY_RAW && buffer.handle != nullptr && buffer.size > 0 &&
+           backend.has_block_hashes() && backend.has_buffer_copy() && block_size_ % (kConstantParts * kConstantWidth) == 0;
+}
+
+std::optional<Tiers::DeviceHashes> Tiers::device_hashes_locked(const grey_buffer& buffer, uint64_t seed, uint64_t first, uint64_t count) const {
+    const Backend& backend = *buffer.backend;
+    const uint64_t offset = first * block_size_, size = std::min<uint64_t>(count * block_size_, buffer.size - offset);
+    DeviceHashes out;
+    out.first = first;
+    out.part_size = block_size_ / kConstantParts;
+    out.blocks.resize((size + block_size_ - 1) / block_size_);
+    out.parts.resize((size + out.part_size - 1) / out.part_size);
+    try {
+        backend.block_hashes(buffer.handle, offset, size, block_size_, seed, out.blocks);
+        // The parts' hashes need no particular seed: they are only compared with each other.
+        backend.block_hashes(buffer.handle, offset, size, static_cast<uint32_t>(out.part_size), seed, out.parts);
+    } catch (const Error&) {
+        // The slot only saves work: the host path computes the same hashes from the same bytes and shares
+        // exactly the same blocks, so a slot that fails (no room for its table, a launch the driver
+        // refused) costs time, not the compaction. A device that is really broken fails the host path's
+        // reads too, with their own message, so nothing is hidden by going on without the slot.
+        return std::nullopt;
+    }
+    return out;
+}
+
 Residency Tiers::deduplicated_locked(const grey_buffer& buffer) {
     SharedBlockStore& store = *at(buffer.device).store;
+    const Backend& backend = *buffer.backend;
+    const uint32_t device_in_backend = devices_.at(buffer.device)->index_in_backend;
+    const uint64_t domain = buffer.traits.sharing_domain;
     Residency result;
     result.kind = GREY_RESIDENCY_DEDUPLICATED;
     result.block_size = block_size_;
     const uint64_t count = (buffer.size + block_size_ - 1) / block_size_;
     result.blocks.reserve(count);
+    // A raw buffer on a device with the block_hashes slot is hashed where it lies, range by range, and
+    // only the blocks that need their bytes on the host cross to it: those that may be constant, and
+    // those whose hash matches a stored block (for the byte comparison). Stored blocks are then device
+    // copies. After a failure of the slot the rest of the buffer is hashed on the host.
+    bool on_device = hashes_on_device_locked(buffer);
+    std::optional<DeviceHashes> device;
     // A compressed source is decoded once, whole (each read fetches and checks its whole container);
-    // any other is read block by block.
+    // any other is read block by block (on the device path, only where needed).
     const bool whole = buffer.residency.kind == GREY_RESIDENCY_COMPRESSED_DEVICE || buffer.residency.kind == GREY_RESIDENCY_COMPRESSED_HOST;
     std::vector<std::byte> staged(whole ? buffer.size : std::min<uint64_t>(block_size_, buffer.size));
     if (whole) read_locked(buffer, 0, staged);
@@ -344,19 +403,43 @@ Residency Tiers::deduplicated_locked(const grey_buffer& buffer) {
         for (uint64_t b = 0; b < count; ++b) {
             const uint64_t start = b * block_size_, size = std::min<uint64_t>(block_size_, buffer.size - start);
             const std::span<std::byte> bytes(staged.data() + (whole ? start : 0), size);
-            if (!whole) read_locked(buffer, start, bytes);
+            if (on_device && (!device || b >= device->first + device->blocks.size())) {
+                device = device_hashes_locked(buffer, store.seed(domain), b, std::min(kHashRangeBlocks, count - b));
+                on_device = device.has_value();
+            }
+            // The host path tests every block; the device path only those that may be constant (whose
+            // parts all hash alike, or that are too short to tell), the rest cannot be.
+            bool may_be_constant = true;
+            if (device) {
+                const uint64_t full = size / device->part_size;
+                const auto parts = std::span(device->parts).subspan((b - device->first) * kConstantParts, full);
+                may_be_constant = full < 2 || std::all_of(parts.begin(), parts.end(), [&](uint64_t h) { return h == parts.front(); });
+            }
+            bool have_bytes = whole;
+            if (may_be_constant && !have_bytes) {
+                read_locked(buffer, start, bytes);
+                have_bytes = true;
+            }
             BlockRef ref;
-            // constant_kind takes whole elements; a ragged end shorter than one is constant when all zero.
-            const bool short_zeros = size < kConstantWidth && std::all_of(bytes.begin(), bytes.end(), [](std::byte x) { return x == std::byte{0}; });
-            const auto constant = short_zeros ? std::optional(codec::CodecId::zero) : codec::constant_kind(bytes, kConstantWidth);
+            const auto constant = may_be_constant ? constant_of(bytes) : std::nullopt;
             if (constant == codec::CodecId::zero) {
                 ref.kind = BlockRef::Kind::zero;
             } else if (constant == codec::CodecId::fill) {
                 ref.kind = BlockRef::Kind::fill;
                 std::memcpy(&ref.fill_value, bytes.data(), kConstantWidth);
+            } else if (device) {
+                ref.kind = BlockRef::Kind::shared;
+                ref.block = store.acquire_hashed(
+                    domain, device->blocks[b - device->first], static_cast<uint32_t>(size),
+                    [&]() -> std::span<const std::byte> {
+                        if (!have_bytes) read_locked(buffer, start, bytes);
+                        have_bytes = true;
+                        return bytes;
+                    },
+                    [&] { return device_copy(backend, device_in_backend, buffer.handle, start, size); });
             } else {
                 ref.kind = BlockRef::Kind::shared;
-                ref.block = store.acquire(buffer.traits.sharing_domain, bytes);
+                ref.block = store.acquire(domain, bytes);
             }
             result.blocks.push_back(ref);
         }

@@ -95,6 +95,7 @@ public:
     [[nodiscard]] grey_compact_policy configured_policy() const noexcept;
     [[nodiscard]] uint32_t block_size() const noexcept { return block_size_; }
     // Replaces the block hash (tests force collisions with it); only while the context has no buffer.
+    // The backends' block_hashes slot computes xxh3, so from then on every block is hashed on the host.
     void set_block_hash(BlockHash hash);
     // Hash matches of different bytes that deduplication kept apart, on `device`.
     uint64_t collisions(uint32_t device);
@@ -121,6 +122,25 @@ private:
     void change_locked(grey_buffer& buffer, grey_residency residency, grey_codec codec);
     // Copy on write of a sealed buffer mapped for writing: raw memory of its own, unsealed.
     void copy_on_write_locked(grey_buffer& buffer, const char* call);
+    // The block hashes of blocks [first, first + count) of a raw buffer, computed where it lies by the
+    // backend's block_hashes slot (seeded with `seed`, its domain's, so that they equal the host's xxh3):
+    // each block's, and those of its kConstantParts equal parts, which all hash alike in a block of one
+    // repeated 8-byte value (zeros included), so that a block whose parts differ is known not to be
+    // constant without reading it back. A buffer is hashed in ranges of kHashRangeBlocks blocks, which
+    // bounds the tables (2 MiB of part hashes a range) whatever its size.
+    struct DeviceHashes {
+        uint64_t first = 0;  // the range's first block
+        std::vector<uint64_t> blocks;
+        std::vector<uint64_t> parts;
+        uint64_t part_size = 0;
+    };
+    static constexpr uint32_t kConstantParts = 64;
+    static constexpr uint64_t kHashRangeBlocks = 4096;
+    // Whether `buffer`'s blocks can be hashed on its device: raw, on a backend with the block_hashes slot
+    // and device copies (to store its blocks with), and the block hash not replaced.
+    bool hashes_on_device_locked(const grey_buffer& buffer) const;
+    // nullopt when the slot failed (the range is then hashed on the host).
+    std::optional<DeviceHashes> device_hashes_locked(const grey_buffer& buffer, uint64_t seed, uint64_t first, uint64_t count) const;
     Residency deduplicated_locked(const grey_buffer& buffer);
     // Compresses the stored blocks a deduplicated buffer holds into `tier` with `codec`, each once; the
     // number of blocks it changed (blocks already held so, or that the codec does not make smaller, stay).
@@ -140,6 +160,7 @@ private:
     bool deduplicate_;
     bool compress_;
     BlockHash hash_ = xxh3_block_hash;
+    bool hash_on_device_ = true;  // false once hash_ is replaced
     std::map<uint32_t, DeviceTiers> per_device_;
     std::set<grey_buffer*> buffers_;
     uint64_t next_sequence_ = 1;

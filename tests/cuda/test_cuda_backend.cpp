@@ -12,6 +12,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <thread>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -35,14 +37,20 @@ const std::string& quiet_config_path() {
     return path;
 }
 
-const char* quiet_config() {
-    std::ofstream(quiet_config_path()) << "memory:\n  deduplication:\n    scan_interval_ms: 0\n";
+// `deduplication` adds lines under memory.deduplication (indented 4); `scan_interval_ms` above 0 turns
+// the scan on (with compression off, so that it only deduplicates).
+const char* quiet_config(const char* deduplication = "", int scan_interval_ms = 0) {
+    std::ofstream(quiet_config_path()) << "memory:\n  deduplication:\n    scan_interval_ms: " << scan_interval_ms << "\n"
+                                       << deduplication << (scan_interval_ms > 0 ? "  compression:\n    enabled: false\n" : "");
     return quiet_config_path().c_str();
 }
 
 // A context holding the CUDA plugin over the fake driver (the same as the other plugins' tests use).
 struct Context : grey::test::PluginContext {
-    Context() : PluginContext("cuda", GREY_TEST_PLUGIN_DIR, quiet_config()) { std::remove(quiet_config_path().c_str()); }
+    explicit Context(const char* deduplication = "", int scan_interval_ms = 0)
+        : PluginContext("cuda", GREY_TEST_PLUGIN_DIR, quiet_config(deduplication, scan_interval_ms)) {
+        std::remove(quiet_config_path().c_str());
+    }
     grey_backend_info cuda_report() const { return report(); }
     uint32_t device_count() const {
         uint32_t n = 0;
@@ -354,6 +362,286 @@ TEST(CudaFake, SealedBuffersDeduplicateCompressMapAndCopyOnWrite) {
     EXPECT_EQ(stats.physical_device_bytes, stats.cache_bytes) << "only cached copies are left";
     EXPECT_EQ(stats.cache_bytes, 0u) << "a destroyed buffer's cached copy goes with it";
     EXPECT_EQ(stats.allocation_count, allocations_before) << "every block, container and copy is given back";
+}
+
+// ----- Deduplication hashes on the device (the block_hashes slot) ----------------------------------
+
+namespace {
+
+unsigned long long fake_read_back_bytes() { return fake_hook<unsigned long long>("fake_cuda_read_back_bytes"); }
+unsigned long long fake_block_hash_launches() { return fake_hook<unsigned long long>("fake_cuda_block_hash_launches"); }
+
+// A sealed buffer on context device `device` (0: the host backend, 1: the fake CUDA device) in `domain`.
+grey_buffer* sealed_in_domain(grey_context* context, uint32_t device, const std::vector<unsigned char>& bytes, uint64_t tenant, uint64_t domain) {
+    grey_buffer_options options = GREY_BUFFER_OPTIONS_INIT;
+    options.device = device;
+    options.size_bytes = bytes.size();
+    options.tenant = tenant;
+    options.sharing_domain = domain;
+    grey_buffer* b = nullptr;
+    EXPECT_EQ(grey_buffer_create_with_options(context, &options, &b), GREY_OK) << grey_last_error();
+    EXPECT_EQ(grey_buffer_write(b, 0, bytes.data(), bytes.size()), GREY_OK) << grey_last_error();
+    EXPECT_EQ(grey_buffer_seal(b), GREY_OK);
+    return b;
+}
+
+// What deduplication decides in a device's (or a tenant's) figures: the pool's own are left out.
+std::vector<uint64_t> dedup_figures(const grey_memory_stats& s) {
+    return {s.logical_bytes,     s.physical_bytes, s.physical_device_bytes, s.physical_host_bytes,
+            s.saved_dedup_bytes, s.buffer_count,   s.buffers_by_residency[GREY_RESIDENCY_RAW],
+            s.buffers_by_residency[GREY_RESIDENCY_DEDUPLICATED], s.shared_blocks, s.constant_blocks};
+}
+
+grey_buffer_info info_of(grey_buffer* b) {
+    grey_buffer_info info{};
+    info.struct_size = sizeof info;
+    EXPECT_EQ(grey_buffer_info_get(b, &info), GREY_OK) << grey_last_error();
+    return info;
+}
+
+std::vector<uint64_t> sharing_of(grey_buffer* b) {
+    const grey_buffer_info i = info_of(b);
+    return {static_cast<uint64_t>(i.residency), i.physical_bytes, i.shared_blocks, i.shared_with_others, i.constant_blocks};
+}
+
+std::vector<unsigned char> read_back(grey_buffer* b, size_t n) {
+    std::vector<unsigned char> out(n, 0xEE);
+    EXPECT_EQ(grey_buffer_read(b, 0, out.data(), n), GREY_OK) << grey_last_error();
+    return out;
+}
+
+grey_compact_result compact(grey_context* context, uint32_t device) {
+    const grey_compact_policy policy = GREY_COMPACT_POLICY_INIT;
+    grey_compact_result result{};
+    result.struct_size = sizeof result;
+    EXPECT_EQ(grey_memory_compact(context, device, &policy, &result), GREY_OK) << grey_last_error();
+    return result;
+}
+
+std::vector<uint64_t> figures_of(const grey_compact_result& r) {
+    return {r.buffers_examined, r.buffers_deduplicated, r.buffers_skipped, r.physical_bytes_before, r.physical_bytes_after};
+}
+
+// Blocks of every kind deduplication tells apart (64 KiB each, the default block size): random ones,
+// zeros, one repeated 8-byte value, one repeated fp32, a block whose 1 KiB parts are all alike but which
+// is not constant, a block held twice, and a ragged end.
+std::vector<unsigned char> mixed_blocks() {
+    constexpr size_t kBlock = 65536;
+    auto out = random_bytes(9 * kBlock + 300);
+    std::fill(out.begin() + kBlock, out.begin() + 2 * kBlock, 0);
+    for (size_t i = 0; i < kBlock; ++i) out[2 * kBlock + i] = static_cast<unsigned char>(1 + i % 8);
+    const float value = 0.25f;
+    for (size_t i = 0; i < kBlock; i += 4) std::memcpy(&out[3 * kBlock + i], &value, 4);
+    for (size_t i = 1024; i < kBlock; ++i) out[4 * kBlock + i] = out[4 * kBlock + i % 1024];
+    std::copy(out.begin(), out.begin() + kBlock, out.begin() + 6 * kBlock);  // block 6 is block 0
+    return out;
+}
+
+}  // namespace
+
+// A raw buffer on the CUDA device is deduplicated with its hashes computed on the device: two launches of
+// the hash kernel per buffer (the blocks' hashes and their parts', for the constant-block test), and of
+// buffers of unique random blocks only the hash tables and the ragged end cross to the host. The host
+// backend (device 0) deduplicates the same buffers by reading them back and hashing there; both come to
+// the same blocks shared, the same constant blocks and the same figures, and every byte reads back.
+TEST(CudaFake, DeduplicationHashesDeviceBuffersOnTheDevice) {
+    Context c;
+    ASSERT_GE(c.device_count(), 2u);
+    const size_t n = 8 * 65536 + 300;
+    const std::vector<std::vector<unsigned char>> unique = {random_bytes(n), random_bytes(n)};
+    std::vector<grey_buffer*> on_host, on_cuda;
+    for (const auto& bytes : unique) {
+        on_host.push_back(sealed_in_domain(c.context, 0, bytes, 1, 0));
+        on_cuda.push_back(sealed_in_domain(c.context, 1, bytes, 1, 0));
+    }
+    const unsigned long long launches = fake_block_hash_launches(), crossed_before = fake_read_back_bytes();
+    const grey_compact_result cuda_result = compact(c.context, 1);
+    EXPECT_EQ(fake_block_hash_launches() - launches, 2u * unique.size()) << "two calls of the slot per buffer, none per block";
+    const unsigned long long crossed = fake_read_back_bytes() - crossed_before;
+    EXPECT_LT(crossed, 2 * n / 50) << "the hash tables and the ragged ends, not the blocks: " << crossed << " bytes";
+    EXPECT_GT(crossed, 0u);
+    const grey_compact_result host_result = compact(c.context, 0);
+    EXPECT_EQ(figures_of(cuda_result), figures_of(host_result));
+    EXPECT_EQ(cuda_result.buffers_deduplicated, 2u);
+    EXPECT_EQ(dedup_figures(c.stats(1)), dedup_figures(c.stats(0)));
+    for (size_t i = 0; i < unique.size(); ++i) {
+        EXPECT_EQ(sharing_of(on_cuda[i]), sharing_of(on_host[i]));
+        EXPECT_EQ(info_of(on_cuda[i]).shared_with_others, 0u);
+        EXPECT_EQ(read_back(on_cuda[i], n), unique[i]);
+    }
+
+    // Mixed blocks in two buffers of domain 0 and one of domain 7 (tenant 2), on both devices.
+    const auto mixed = mixed_blocks();
+    const size_t m = mixed.size();
+    const uint64_t tenants[] = {1, 1, 2}, domains[] = {0, 0, 7};
+    std::vector<grey_buffer*> mixed_host, mixed_cuda;
+    for (size_t i = 0; i < 3; ++i) {
+        mixed_host.push_back(sealed_in_domain(c.context, 0, mixed, tenants[i], domains[i]));
+        mixed_cuda.push_back(sealed_in_domain(c.context, 1, mixed, tenants[i], domains[i]));
+    }
+    const unsigned long long mixed_launches = fake_block_hash_launches();
+    EXPECT_EQ(figures_of(compact(c.context, 1)), figures_of(compact(c.context, 0)));
+    EXPECT_EQ(fake_block_hash_launches() - mixed_launches, 6u);
+    EXPECT_EQ(dedup_figures(c.stats(1)), dedup_figures(c.stats(0)));
+    for (const uint64_t tenant : {1ull, 2ull}) {
+        grey_memory_stats on_device[2]{};
+        for (uint32_t d = 0; d < 2; ++d) {
+            on_device[d].struct_size = sizeof on_device[d];
+            ASSERT_EQ(grey_device_memory_stats_tenant_get(c.context, d, tenant, &on_device[d]), GREY_OK) << grey_last_error();
+        }
+        EXPECT_EQ(dedup_figures(on_device[1]), dedup_figures(on_device[0])) << "tenant " << tenant;
+    }
+    // Blocks 0..8 and the end: zeros, the 8-byte value and the fp32 are constant; blocks 0 and 6 are one
+    // stored block (counted for each in a buffer's physical bytes); domain 7 stores its own copies and
+    // shares nothing with domain 0.
+    const uint64_t stored = m - 3 * 65536 - 65536;
+    for (size_t i = 0; i < 3; ++i) {
+        EXPECT_EQ(sharing_of(mixed_cuda[i]), sharing_of(mixed_host[i])) << "buffer " << i;
+        EXPECT_EQ(info_of(mixed_cuda[i]).constant_blocks, 3u);
+        EXPECT_EQ(info_of(mixed_cuda[i]).shared_blocks, 7u);
+        EXPECT_EQ(info_of(mixed_cuda[i]).physical_bytes, stored + 65536);
+        EXPECT_EQ(read_back(mixed_cuda[i], m), mixed);
+    }
+    EXPECT_EQ(info_of(mixed_cuda[0]).shared_with_others, 7u);
+    EXPECT_EQ(info_of(mixed_cuda[2]).shared_with_others, 2u) << "only its blocks 0 and 6, one stored block: nothing of domain 0";
+    grey_memory_stats domain7{};
+    domain7.struct_size = sizeof domain7;
+    ASSERT_EQ(grey_device_memory_stats_tenant_get(c.context, 1, 2, &domain7), GREY_OK);
+    EXPECT_EQ(domain7.physical_bytes, stored) << "its own copy of every stored block";
+    for (auto* list : {&on_host, &on_cuda, &mixed_host, &mixed_cuda})
+        for (grey_buffer* b : *list) grey_buffer_destroy(b);
+    EXPECT_EQ(c.stats(1).physical_bytes, 0u);
+    EXPECT_EQ(c.stats(1).shared_blocks, 0u);
+}
+
+// A buffer of more blocks than one call of the slot takes (4096) is hashed range by range, two calls a
+// range, with the same result as the host's; equal and constant blocks on either side of the range's
+// edge are found.
+TEST(CudaFake, ALargeBufferIsHashedRangeByRange) {
+    Context c("    block_size_kb: 4\n");
+    constexpr size_t kBlock = 4096;
+    auto data = random_bytes(4097 * kBlock + 300);
+    std::fill(data.begin() + 4095 * kBlock, data.begin() + 4096 * kBlock, 0);                  // the first range's last
+    std::copy(data.begin(), data.begin() + kBlock, data.begin() + 4096 * kBlock);              // the second's first is block 0
+    grey_buffer* on_host = sealed_in_domain(c.context, 0, data, 1, 0);
+    grey_buffer* on_cuda = sealed_in_domain(c.context, 1, data, 1, 0);
+    const unsigned long long launches = fake_block_hash_launches(), crossed_before = fake_read_back_bytes();
+    EXPECT_EQ(figures_of(compact(c.context, 1)), figures_of(compact(c.context, 0)));
+    EXPECT_EQ(fake_block_hash_launches() - launches, 4u) << "two ranges";
+    EXPECT_LT(fake_read_back_bytes() - crossed_before, data.size() / 4) << "the tables (an eighth with 4 KiB blocks) and a few blocks";
+    EXPECT_EQ(sharing_of(on_cuda), sharing_of(on_host));
+    EXPECT_EQ(info_of(on_cuda).constant_blocks, 1u);
+    EXPECT_EQ(info_of(on_cuda).shared_with_others, 2u) << "blocks 0 and 4096, one stored block";
+    EXPECT_EQ(dedup_figures(c.stats(1)), dedup_figures(c.stats(0)));
+    EXPECT_EQ(read_back(on_cuda, data.size()), data);
+    grey_buffer_destroy(on_host);
+    grey_buffer_destroy(on_cuda);
+}
+
+// The background scan deduplicates idle sealed buffers on the CUDA device with the device's hashes too
+// (the tsan preset's run of this test checks the scan thread's calls of the slot).
+TEST(CudaFake, TheBackgroundScanHashesOnTheDevice) {
+    Context c("", 2);
+    const auto data = mixed_blocks();
+    const unsigned long long launches = fake_block_hash_launches();
+    grey_buffer* a = sealed_on_cuda(c.context, data, 1);
+    grey_buffer* b = sealed_on_cuda(c.context, data, 2);
+    // A bound for a hung scan, not a timing claim; info does not count as a use of the buffer.
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (info_of(b).residency != GREY_RESIDENCY_DEDUPLICATED || info_of(a).residency != GREY_RESIDENCY_DEDUPLICATED) {
+        ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "the scan never deduplicated the buffers";
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    EXPECT_EQ(fake_block_hash_launches() - launches, 4u) << "two calls for each buffer, by the scan";
+    EXPECT_EQ(info_of(a).shared_with_others, 7u);
+    EXPECT_EQ(info_of(b).constant_blocks, 3u);
+    EXPECT_EQ(read_back(a, data.size()), data);
+    EXPECT_EQ(read_back(b, data.size()), data);
+    grey_buffer_destroy(a);
+    grey_buffer_destroy(b);
+}
+
+// The device's hashes are the host's: blocks stored from a buffer hashed on the host (one decoded from a
+// compressed container) are found by a raw buffer hashed on the device, and the other way round.
+TEST(CudaFake, BlocksHashedOnTheDeviceAndOnTheHostAreShared) {
+    Context c;
+    const auto data = mixed_blocks();
+    const size_t n = data.size();
+    grey_buffer* host_hashed = sealed_on_cuda(c.context, data, 1);
+    ASSERT_EQ(grey_buffer_compress(host_hashed, GREY_RESIDENCY_COMPRESSED_HOST, GREY_CODEC_LZ4), GREY_OK) << grey_last_error();
+    unsigned long long launches = fake_block_hash_launches();
+    ASSERT_EQ(grey_buffer_compress(host_hashed, GREY_RESIDENCY_DEDUPLICATED, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_block_hash_launches(), launches) << "a compressed buffer is hashed on the host";
+    grey_buffer* device_hashed = sealed_on_cuda(c.context, data, 2);
+    ASSERT_EQ(grey_buffer_compress(device_hashed, GREY_RESIDENCY_DEDUPLICATED, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_block_hash_launches(), launches + 2);
+    EXPECT_EQ(info_of(device_hashed).shared_with_others, 7u) << "every stored block found by its device hash";
+    EXPECT_EQ(c.stats().shared_blocks, 6u);
+    // And blocks stored from device hashes (in a domain of their own) are found by the host's.
+    const std::vector<unsigned char> end(data.begin() + 7 * 65536, data.end());
+    grey_buffer* first = sealed_in_domain(c.context, 1, end, 3, 5);
+    ASSERT_EQ(grey_buffer_compress(first, GREY_RESIDENCY_DEDUPLICATED, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_block_hash_launches(), launches + 4);
+    grey_buffer* second = sealed_in_domain(c.context, 1, end, 3, 5);
+    ASSERT_EQ(grey_buffer_compress(second, GREY_RESIDENCY_COMPRESSED_DEVICE, GREY_CODEC_ZSTD), GREY_OK) << grey_last_error();
+    launches = fake_block_hash_launches();
+    ASSERT_EQ(grey_buffer_compress(second, GREY_RESIDENCY_DEDUPLICATED, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_block_hash_launches(), launches);
+    EXPECT_EQ(info_of(second).shared_with_others, 3u) << "blocks 7, 8 and the ragged end";
+    EXPECT_EQ(c.stats().shared_blocks, 9u);
+    for (grey_buffer* b : {host_hashed, device_hashed}) EXPECT_EQ(read_back(b, n), data);
+    for (grey_buffer* b : {first, second}) EXPECT_EQ(read_back(b, end.size()), end);
+    for (grey_buffer* b : {host_hashed, device_hashed, first, second}) grey_buffer_destroy(b);
+    EXPECT_EQ(c.stats().physical_bytes, 0u);
+}
+
+// Device hashes that all collide (the fake's kernel made to give one value) still never merge different
+// data: the byte comparison keeps the blocks apart and shares the equal ones.
+TEST(CudaFake, DeviceHashCollisionsNeverMergeDifferentData) {
+    Context c;
+    ScopedEnv forced{{"FAKE_CUDA_BLOCK_HASH", "42"}};
+    const size_t n = 3 * 65536 + 100;
+    const auto first = random_bytes(n), second = random_bytes(n);
+    grey_buffer* a = sealed_on_cuda(c.context, first, 1);
+    grey_buffer* b = sealed_on_cuda(c.context, second, 1);
+    grey_buffer* d = sealed_on_cuda(c.context, first, 1);
+    const unsigned long long launches = fake_block_hash_launches();
+    EXPECT_EQ(compact(c.context, 1).buffers_deduplicated, 3u);
+    EXPECT_EQ(fake_block_hash_launches(), launches + 6) << "hashed on the device";
+    EXPECT_EQ(read_back(a, n), first);
+    EXPECT_EQ(read_back(b, n), second);
+    EXPECT_EQ(read_back(d, n), first);
+    EXPECT_EQ(c.stats().physical_bytes, 2 * n) << "equal blocks shared, different ones kept apart";
+    EXPECT_EQ(info_of(d).shared_with_others, 4u);
+    EXPECT_EQ(info_of(b).shared_with_others, 0u);
+    for (grey_buffer* x : {a, b, d}) grey_buffer_destroy(x);
+}
+
+// A block_hashes slot that fails (here the driver refuses the kernel's launch) leaves the host path to do
+// the work: the compaction succeeds with the same blocks shared, every block having been read back; the
+// next compaction uses the slot again.
+TEST(CudaFake, AFailingBlockHashSlotFallsBackToTheHostPath) {
+    Context c;
+    const auto data = mixed_blocks();
+    const size_t n = data.size();
+    grey_buffer* a = sealed_on_cuda(c.context, data, 1);
+    grey_buffer* b = sealed_on_cuda(c.context, data, 1);
+    const unsigned long long launches = fake_block_hash_launches(), read_back_before = fake_read_back_bytes();
+    {
+        ScopedEnv env{{"FAKE_CUDA_FAIL", "cuLaunchKernel:700"}};
+        EXPECT_EQ(compact(c.context, 1).buffers_deduplicated, 2u) << grey_last_error();
+    }
+    EXPECT_EQ(fake_block_hash_launches(), launches) << "no hash kernel ran";
+    EXPECT_GE(fake_read_back_bytes() - read_back_before, 2 * n) << "both buffers were read back and hashed on the host";
+    EXPECT_EQ(info_of(b).shared_with_others, 7u);
+    EXPECT_EQ(info_of(b).constant_blocks, 3u);
+    EXPECT_EQ(read_back(a, n), data);
+    EXPECT_EQ(read_back(b, n), data);
+    grey_buffer* later = sealed_on_cuda(c.context, data, 1);
+    EXPECT_EQ(compact(c.context, 1).buffers_deduplicated, 1u);
+    EXPECT_EQ(fake_block_hash_launches(), launches + 2);
+    EXPECT_EQ(info_of(later).shared_with_others, 7u) << "found the blocks the host path stored";
+    for (grey_buffer* x : {a, b, later}) grey_buffer_destroy(x);
 }
 
 // Stored blocks shared by buffers on a CUDA device are compressed once, in device memory (containers are

@@ -15,6 +15,7 @@
 //                            unset, cuModuleGetFunction finds none of them
 //   FAKE_CUDA_KV_KERNELS     "1": serve the KV cache's kernels' names, run as the host stand-in of
 //                            tests/backends/fake_kv_kernels.hpp (which also keeps FAKE_KV_LAUNCH_LOG)
+//   FAKE_CUDA_BLOCK_HASH     a number: grey_block_hash gives it for every block (forced collisions)
 // Built with FAKE_CUDA_NO_GETPROCADDRESS: a driver that predates cuGetProcAddress.
 #include "fake_common.hpp"
 #include "fake_kv_kernels.hpp"
@@ -27,6 +28,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -58,6 +60,11 @@ FakeDriver& driver() {
     static FakeDriver instance;
     return instance;
 }
+
+// What crossed from the device to the host and how often the block hash kernel ran (test hooks), counted
+// when the copy or launch is made.
+std::atomic<unsigned long long> read_back_bytes{0};
+std::atomic<unsigned long long> block_hash_launches{0};
 
 #define FAKE_FAIL(name)                                                                            \
     if (auto forced = fake::forced_failure("FAKE_CUDA_FAIL", name)) return static_cast<CUresult>(*forced)
@@ -417,6 +424,7 @@ CUresult fake_cuMemFreeHost(void* pointer) {
 }
 CUresult fake_cuMemcpyDtoHAsync(void* dst, CUdeviceptr src, size_t n, CUstream s) {
     FAKE_FAIL("cuMemcpyDtoHAsync");
+    read_back_bytes += n;
     enqueue(s, [=] { std::memcpy(dst, reinterpret_cast<const void*>(src), n); });
     return CUDA_SUCCESS;
 }
@@ -580,9 +588,13 @@ CUresult fake_cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, uns
             const auto seed = param<unsigned long long>(params, 3);
             auto* hashes = reinterpret_cast<unsigned long long*>(param<CUdeviceptr>(params, 4));
             if (block == 0 || uint64_t{gx} * (bx / 32) * block < size) return CUDA_ERROR_INVALID_VALUE;
+            ++block_hash_launches;
+            const char* forced = std::getenv("FAKE_CUDA_BLOCK_HASH");
+            const bool constant = forced != nullptr;
+            const unsigned long long value = constant ? fake::env_u64("FAKE_CUDA_BLOCK_HASH", 0) : 0;
             enqueue(s, [=] {
                 for (uint64_t first = 0, i = 0; first < size; first += block, ++i)
-                    hashes[i] = grey::common::xxh3_64(data + first, std::min<uint64_t>(block, size - first), seed);
+                    hashes[i] = constant ? value : grey::common::xxh3_64(data + first, std::min<uint64_t>(block, size - first), seed);
             });
             return CUDA_SUCCESS;
         }
@@ -670,6 +682,10 @@ __attribute__((visibility("default"))) int fake_cuda_live_streams() {
     std::lock_guard lock(streams().mutex);
     return static_cast<int>(streams().queues.size());
 }
+// Bytes copied from device to host memory (cuMemcpyDtoHAsync) since the process started.
+__attribute__((visibility("default"))) unsigned long long fake_cuda_read_back_bytes() { return read_back_bytes.load(); }
+// Launches of grey_block_hash since the process started.
+__attribute__((visibility("default"))) unsigned long long fake_cuda_block_hash_launches() { return block_hash_launches.load(); }
 // Copies and kernels queued on streams and not yet run: work an enqueue-only call left for later.
 __attribute__((visibility("default"))) unsigned long long fake_cuda_queued_work() {
     std::lock_guard lock(streams().mutex);
