@@ -1,5 +1,7 @@
 #include "audit/merkle.hpp"
 
+#include "core/error.hpp"
+
 #include <bit>
 
 namespace grey::audit {
@@ -163,6 +165,18 @@ void CompactRange::append(const Sha256& sha, const Hash& leaf) {
     }
     peaks_.push_back(carry);
     ++size_;
+}
+
+void CompactRange::append_subtree(const Sha256& sha, const Hash& root, unsigned height) {
+    const uint64_t leaves = uint64_t{1} << height;
+    if (size_ % leaves != 0) fail(GREY_ERROR_INTERNAL, "a Merkle subtree appended off its alignment");
+    Hash carry = root;
+    for (uint64_t s = size_ >> height; (s & 1) != 0; s >>= 1) {
+        carry = node(sha, peaks_.back(), carry);
+        peaks_.pop_back();
+    }
+    peaks_.push_back(carry);
+    size_ += leaves;
 }
 
 Hash CompactRange::root(const Sha256& sha) const {

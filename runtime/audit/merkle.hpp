@@ -43,6 +43,10 @@ bool verify_consistency(const Sha256& sha, uint64_t old_size, uint64_t new_size,
 class CompactRange {
 public:
     void append(const Sha256& sha, const Hash& leaf);
+    // Appends 2^height leaves at once, given the root of their (complete) subtree: the same state as
+    // appending them one by one, since a size that is a multiple of 2^height has no peak below that
+    // height. The size must be such a multiple (throws GREY_ERROR_INTERNAL otherwise).
+    void append_subtree(const Sha256& sha, const Hash& root, unsigned height);
     [[nodiscard]] uint64_t size() const { return size_; }
     Hash root(const Sha256& sha) const;
 

@@ -469,57 +469,110 @@ void Writer::seal_unsealed(uint8_t* bytes) {
 void Writer::seal_window(uint8_t* bytes, std::span<const size_t> offsets) {
     const size_t n = offsets.size();
     if (prefixes_.size() < n) prefixes_.resize(n);
+    if (leaves_.size() < n) leaves_.resize(n);
     auto record = [&](size_t i) { return std::span<uint8_t>(bytes + offsets[i], load_u32(bytes + offsets[i])); };
     const uint64_t first = next_sequence_;
     auto prefixes = [&](size_t begin, size_t end) {
         for (size_t i = begin; i < end; ++i) seal_prefix(version_, record(i), first + i, key_.epoch, *record_mac_, sha_, prefixes_[i]);
     };
-    auto rest = [&](size_t begin, size_t end) {
+    auto chain = [&](size_t begin, size_t end) {
         for (size_t i = begin; i < end; ++i) {
-            head_ = seal_rest(version_, record(i), head_, *record_mac_, prefixes_[i]);
-            range_.append(sha_, head_);
+            head_ = seal_chain(version_, record(i), head_, *record_mac_, prefixes_[i]);
+            leaves_[i] = head_;
         }
     };
+    auto macs = [&](size_t begin, size_t end) {
+        for (size_t i = begin; i < end; ++i) seal_mac(version_, record(i), leaves_[i], *record_mac_);
+    };
     // A block of records hashes for tens of microseconds, so handing it to another thread pays.
-    constexpr size_t block = 64;
+    constexpr unsigned block_height = 6;
+    constexpr size_t block = size_t{1} << block_height;
     constexpr size_t max_sealing_threads = 4;
     if (n >= 2 * block && !sealers_) sealers_.emplace(std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), max_sealing_threads));
     if (n < 2 * block || sealers_->threads() == 1) {
         prefixes(0, n);
-        rest(0, n);
+        chain(0, n);
+        macs(0, n);
+        for (size_t i = 0; i < n; ++i) range_.append(sha_, leaves_[i]);
     } else {
-        // A pipeline: the helpers hash the blocks' first halves ahead, in order, while this thread
-        // finishes each block's records as soon as its first halves are there (taking a block itself
-        // when no helper has started it), so that the chain, which only this thread can walk, never
-        // waits for more than one block.
-        const size_t blocks = (n + block - 1) / block;
+        // A pipeline: the helpers hash the blocks' first halves ahead, in order, while this thread walks
+        // the chain (each record's leaf hash needs the one before it) through each block as soon as its
+        // first halves are there, taking a block itself when no helper has started it; behind the chain,
+        // the helpers compute each block's MACs (version 2) and the root of its Merkle subtree. So this
+        // thread, which alone can walk the chain, hashes only what must be done in order: the last two
+        // of a record's nine SHA-256 blocks (version 2). Blocks follow the sequence numbers' alignment
+        // (the first may be shorter), so that each full block is a complete subtree of the log's tree.
+        // Units 0..blocks-1 are the first halves, units blocks.. the rest; the pool hands them out in
+        // that order, and this thread runs those nobody took once its walk is done.
+        const size_t lead = static_cast<size_t>((block - first % block) % block);  // < block < n
+        const size_t blocks = (lead == 0 ? 0 : 1) + (n - lead + block - 1) / block;
+        const auto range_of = [&](size_t k) {
+            const size_t from = lead == 0 ? k * block : (k == 0 ? 0 : lead + (k - 1) * block);
+            const size_t to = lead == 0 ? (k + 1) * block : lead + k * block;
+            return std::pair(from, std::min(n, to));
+        };
+        const auto full = [&](size_t from, size_t to) { return to - from == block; };  // and so aligned
+        if (subtree_roots_.size() < blocks) subtree_roots_.resize(blocks);
         const auto ready = std::make_unique<std::atomic<uint8_t>[]>(blocks);
+        const auto chained = std::make_unique<std::atomic<uint8_t>[]>(blocks);
+        std::atomic<bool> abandoned{false};  // the walk failed: the second units have nothing to do
         std::exception_ptr failure;
         std::mutex failure_mutex;
-        const auto ahead = [&](size_t begin, size_t end) {
-            try {
-                prefixes(begin, end);
-            } catch (...) {
-                const std::lock_guard lock(failure_mutex);
-                if (!failure) failure = std::current_exception();
+        const auto unit = [&](size_t begin, size_t end) {
+            for (size_t u = begin; u < end; ++u) {
+                const bool first_half = u < blocks;
+                const size_t k = first_half ? u : u - blocks;
+                const auto [from, to] = range_of(k);
+                try {
+                    if (first_half) {
+                        prefixes(from, to);
+                    } else {
+                        chained[k].wait(0, std::memory_order_acquire);
+                        if (!abandoned.load(std::memory_order_acquire)) {
+                            macs(from, to);
+                            if (full(from, to)) subtree_roots_[k] = merkle_root(sha_, Hashes(leaves_).subspan(from, block));
+                        }
+                    }
+                } catch (...) {
+                    const std::lock_guard lock(failure_mutex);
+                    if (!failure) failure = std::current_exception();
+                }
+                if (first_half) {
+                    ready[k].store(1, std::memory_order_release);
+                    ready[k].notify_one();
+                }
             }
-            ready[begin / block].store(1, std::memory_order_release);
-            ready[begin / block].notify_one();
         };
-        sealers_->post(n, block, ahead);
+        sealers_->post(2 * blocks, 1, unit);
         try {
             for (size_t k = 0; k < blocks; ++k) {
-                const size_t begin = k * block, end = std::min(n, begin + block);
-                if (sealers_->take(k)) prefixes(begin, end);
+                const auto [from, to] = range_of(k);
+                if (sealers_->take(k)) prefixes(from, to);
                 else ready[k].wait(0, std::memory_order_acquire);
-                rest(begin, end);
+                chain(from, to);
+                chained[k].store(1, std::memory_order_release);
+                chained[k].notify_one();
             }
         } catch (...) {
+            // Release the units that wait for blocks the walk will not reach.
+            abandoned.store(true, std::memory_order_release);
+            for (size_t k = 0; k < blocks; ++k) {
+                chained[k].store(1, std::memory_order_release);
+                chained[k].notify_all();
+            }
             sealers_->wait();  // the helpers use this frame's lambdas until then
             throw;
         }
-        sealers_->wait();
+        sealers_->wait();  // runs the units no helper took
         if (failure) std::rethrow_exception(failure);
+        for (size_t k = 0; k < blocks; ++k) {
+            const auto [from, to] = range_of(k);
+            if (full(from, to)) {
+                range_.append_subtree(sha_, subtree_roots_[k], block_height);
+            } else {
+                for (size_t i = from; i < to; ++i) range_.append(sha_, leaves_[i]);
+            }
+        }
     }
     next_sequence_ += n;
     last_record_epoch_ = key_.epoch;

@@ -204,6 +204,8 @@ private:
     Batch sealing_;  // the committer's batch, swapped with filling_ so both keep their capacity
     std::vector<size_t> unsealed_;     // offsets of records seal_and_write has numbered but not hashed
     std::vector<SealPrefix> prefixes_;  // the first halves of a window of them
+    std::vector<Hash> leaves_;          // their leaf hashes, for the MACs (version 2) computed after the chain
+    std::vector<Hash> subtree_roots_;   // the Merkle roots of a window's full, aligned blocks
     std::optional<WorkerPool> sealers_;  // started for the first batch large enough to share out
 
     std::mutex queue_mutex_;
