@@ -2,6 +2,7 @@
 
 #include "core/error.hpp"
 
+#include <array>
 #include <bit>
 
 namespace grey::audit {
@@ -165,6 +166,21 @@ void CompactRange::append(const Sha256& sha, const Hash& leaf) {
     }
     peaks_.push_back(carry);
     ++size_;
+}
+
+Hash complete_subtree_root(const Sha256& sha, Hashes leaves) {
+    constexpr size_t most = 64;
+    if (leaves.empty() || leaves.size() > most || !std::has_single_bit(leaves.size()))
+        fail(GREY_ERROR_INTERNAL, "complete_subtree_root needs 1 to 64 leaves, a power of two");
+    std::array<Hash, most> a, b;
+    std::copy(leaves.begin(), leaves.end(), a.begin());
+    Hash* from = a.data();
+    Hash* to = b.data();
+    for (size_t width = leaves.size(); width > 1; width /= 2) {
+        sha.nodes(Hashes(from, width), std::span<Hash>(to, width / 2));
+        std::swap(from, to);
+    }
+    return from[0];
 }
 
 void CompactRange::append_subtree(const Sha256& sha, const Hash& root, unsigned height) {

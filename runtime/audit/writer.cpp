@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <ctime>
@@ -492,7 +493,14 @@ void Writer::seal_window(uint8_t* bytes, std::span<const size_t> offsets) {
         }
     };
     auto macs = [&](size_t begin, size_t end) {
-        for (size_t i = begin; i < end; ++i) seal_mac(version_, record(i), leaves_[i], *record_mac_);
+        if (version_ == 1) return;  // sealed with the chain
+        // Sixteen at a time where the CPU allows (HmacSha256::mac_many).
+        std::array<Hash, 64> mac;
+        for (size_t from = begin; from < end; from += mac.size()) {
+            const size_t count = std::min(mac.size(), end - from);
+            record_mac_->mac_many(Hashes(leaves_).subspan(from, count), std::span(mac).first(count));
+            for (size_t i = 0; i < count; ++i) store_mac(record(from + i), mac[i]);
+        }
     };
     // A block of records hashes for tens of microseconds, so handing it to another thread pays.
     constexpr unsigned block_height = 6;
@@ -540,7 +548,7 @@ void Writer::seal_window(uint8_t* bytes, std::span<const size_t> offsets) {
                         chained[k].wait(0, std::memory_order_acquire);
                         if (!abandoned.load(std::memory_order_acquire)) {
                             macs(from, to);
-                            if (full(from, to)) subtree_roots_[k] = merkle_root(sha_, Hashes(leaves_).subspan(from, block));
+                            if (full(from, to)) subtree_roots_[k] = complete_subtree_root(sha_, Hashes(leaves_).subspan(from, block));
                         }
                     }
                 } catch (...) {
