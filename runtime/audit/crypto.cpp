@@ -93,8 +93,8 @@ void finish_hash(SHA256_CTX& ctx, Bytes tail, uint8_t* out) {
 }
 
 // Digests of messages[i] for i < count, hashed on from `ctx` (on a block boundary): sixteen at a time
-// where the CPU allows, else one at a time.
-void hash_many(const SHA256_CTX& ctx, const uint8_t* const* messages, size_t count, size_t length, Hash* out) {
+// where the CPU allows, else one at a time. `secret`: `ctx` continues a key's pad (working copies are wiped).
+void hash_many(const SHA256_CTX& ctx, const uint8_t* const* messages, size_t count, size_t length, Hash* out, bool secret) {
     size_t i = 0;
     if (length <= sha256_x16_max_length && ctx.num == 0 && have_sha256_x16()) {
         const uint64_t prior = (static_cast<uint64_t>(ctx.Nh) << 32 | ctx.Nl) / 8;
@@ -102,13 +102,13 @@ void hash_many(const SHA256_CTX& ctx, const uint8_t* const* messages, size_t cou
         for (int k = 0; k < 8; ++k) iv[k] = static_cast<uint32_t>(ctx.h[k]);
         // A few lanes' worth is not worth a 16-lane pass.
         for (; count - i >= 4; i += std::min(sha256_x16_lanes, count - i))
-            sha256_x16(iv, prior, messages + i, std::min(sha256_x16_lanes, count - i), length, out + i);
-        OPENSSL_cleanse(iv, sizeof iv);
+            sha256_x16(iv, prior, messages + i, std::min(sha256_x16_lanes, count - i), length, out + i, secret);
+        if (secret) OPENSSL_cleanse(iv, sizeof iv);
     }
     for (; i < count; ++i) {
         SHA256_CTX copy = ctx;
         finish_hash(copy, Bytes(messages[i], length), out[i].data());
-        OPENSSL_cleanse(&copy, sizeof copy);
+        if (secret) OPENSSL_cleanse(&copy, sizeof copy);
     }
 }
 }  // namespace
@@ -237,9 +237,9 @@ void HmacSha256::mac_many(std::span<const Hash> messages, std::span<Hash> out) c
     for (size_t from = 0; from < messages.size(); from += chunk) {
         const size_t n = std::min(chunk, messages.size() - from);
         for (size_t i = 0; i < n; ++i) pointers[i] = messages[from + i].data();
-        hash_many(pads_->inner, pointers.data(), n, sizeof(Hash), inner.data());
+        hash_many(pads_->inner, pointers.data(), n, sizeof(Hash), inner.data(), true);
         for (size_t i = 0; i < n; ++i) pointers[i] = inner[i].data();
-        hash_many(pads_->outer, pointers.data(), n, sizeof(Hash), out.data() + from);
+        hash_many(pads_->outer, pointers.data(), n, sizeof(Hash), out.data() + from, true);
     }
     OPENSSL_cleanse(inner.data(), sizeof inner);
 }
@@ -259,7 +259,7 @@ void Sha256::nodes(std::span<const Hash> children, std::span<Hash> parents) cons
             std::memcpy(messages[i].data() + 1 + sizeof(Hash), children[2 * (from + i) + 1].data(), sizeof(Hash));
             pointers[i] = messages[i].data();
         }
-        hash_many(ctx, pointers.data(), n, length, parents.data() + from);
+        hash_many(ctx, pointers.data(), n, length, parents.data() + from, false);
     }
 }
 

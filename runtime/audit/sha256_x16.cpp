@@ -36,9 +36,12 @@ GREY_SHA_X16 void compress_x16(__m512i state[8], const uint8_t* base, int stride
     const __m512i index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(stride / 4));
     const __m512i swap = _mm512_set4_epi32(0x0c0d0e0f, 0x08090a0b, 0x04050607, 0x00010203);  // big-endian words
     __m512i w[16];
+#pragma GCC unroll 16
     for (int t = 0; t < 16; ++t)
         w[t] = _mm512_shuffle_epi8(_mm512_i32gather_epi32(_mm512_add_epi32(index, _mm512_set1_epi32(t)), base, 4), swap);
     __m512i a = state[0], b = state[1], c = state[2], d = state[3], e = state[4], f = state[5], g = state[6], h = state[7];
+    // Unrolled, so that the schedule's sixteen words stay in registers (their indices become constants).
+#pragma GCC unroll 64
     for (int t = 0; t < 64; ++t) {
         if (t >= 16) {
             const __m512i w15 = w[(t - 15) & 15], w2 = w[(t - 2) & 15];
@@ -73,17 +76,18 @@ GREY_SHA_X16 void compress_x16(__m512i state[8], const uint8_t* base, int stride
 
 // out[l] = the digest of messages[l] (`length` bytes, at most multi_max_length) hashed on from the
 // chaining value `iv`, which has absorbed `prior_bytes` (a multiple of 64) already; l < count <= 16.
-GREY_SHA_X16 void sha256_x16_avx512(const uint32_t iv[8], uint64_t prior_bytes, const uint8_t* const* messages, size_t count, size_t length, Hash* out) {
-    constexpr int stride = 4 * SHA256_CBLOCK;
-    alignas(64) std::array<uint8_t, sha256_x16_lanes * stride> padded;
+GREY_SHA_X16 void sha256_x16_avx512(const uint32_t iv[8], uint64_t prior_bytes, const uint8_t* const* messages, size_t count, size_t length,
+                                    Hash* out, bool secret) {
     const size_t blocks = (length + 9 + SHA256_CBLOCK - 1) / SHA256_CBLOCK;
+    const int stride = static_cast<int>(blocks * SHA256_CBLOCK);
+    alignas(64) std::array<uint8_t, sha256_x16_lanes * 4 * SHA256_CBLOCK> padded;
     const uint64_t bits_be = __builtin_bswap64((prior_bytes + length) * 8);
     for (size_t l = 0; l < sha256_x16_lanes; ++l) {
-        uint8_t* p = padded.data() + l * stride;
+        uint8_t* p = padded.data() + l * static_cast<size_t>(stride);
         std::memcpy(p, messages[l < count ? l : 0], length);  // idle lanes hash a copy of lane 0
         p[length] = 0x80;
-        std::memset(p + length + 1, 0, blocks * SHA256_CBLOCK - 8 - length - 1);
-        std::memcpy(p + blocks * SHA256_CBLOCK - 8, &bits_be, 8);
+        std::memset(p + length + 1, 0, static_cast<size_t>(stride) - 8 - length - 1);
+        std::memcpy(p + stride - 8, &bits_be, 8);
     }
     __m512i state[8];
     for (int i = 0; i < 8; ++i) state[i] = _mm512_set1_epi32(static_cast<int>(iv[i]));
@@ -95,15 +99,18 @@ GREY_SHA_X16 void sha256_x16_avx512(const uint32_t iv[8], uint64_t prior_bytes, 
             const uint32_t word = __builtin_bswap32(words[i * sha256_x16_lanes + l]);
             std::memcpy(out[l].data() + 4 * i, &word, 4);
         }
-    // The states continue a key's pads when this computes MACs: wiped like every working copy of them.
-    OPENSSL_cleanse(words.data(), sizeof words);
-    OPENSSL_cleanse(padded.data(), sizeof padded);
+    if (secret) {
+        // The states continue a key's pads: wiped like every working copy of them.
+        OPENSSL_cleanse(words.data(), sizeof words);
+        OPENSSL_cleanse(padded.data(), sha256_x16_lanes * static_cast<size_t>(stride));
+    }
 }
 
 }  // namespace
 
-void sha256_x16(const uint32_t iv[8], uint64_t prior_bytes, const uint8_t* const* messages, size_t count, size_t length, Hash* out) {
-    sha256_x16_avx512(iv, prior_bytes, messages, count, length, out);
+void sha256_x16(const uint32_t iv[8], uint64_t prior_bytes, const uint8_t* const* messages, size_t count, size_t length, Hash* out,
+                bool secret) {
+    sha256_x16_avx512(iv, prior_bytes, messages, count, length, out, secret);
 }
 
 bool have_sha256_x16() {
@@ -115,7 +122,7 @@ bool have_sha256_x16() {
 }  // namespace
 
 bool have_sha256_x16() { return false; }
-void sha256_x16(const uint32_t*, uint64_t, const uint8_t* const*, size_t, size_t, Hash*) {}
+void sha256_x16(const uint32_t*, uint64_t, const uint8_t* const*, size_t, size_t, Hash*, bool) {}
 #endif
 
 }  // namespace grey::audit

@@ -18,7 +18,9 @@ inline constexpr size_t sha256_x16_max_length = 4 * 64 - 9;  // four blocks with
 bool have_sha256_x16();
 // out[l] = the digest of messages[l] (`length` bytes, at most sha256_x16_max_length), hashed on from the
 // chaining value `iv`, which has absorbed `prior_bytes` (a multiple of 64) already; l < count <= 16.
-// Only where have_sha256_x16().
-void sha256_x16(const uint32_t iv[8], uint64_t prior_bytes, const uint8_t* const* messages, size_t count, size_t length, Hash* out);
+// `secret`: the chaining value comes from a key's pad, and the working copies are wiped. Only where
+// have_sha256_x16().
+void sha256_x16(const uint32_t iv[8], uint64_t prior_bytes, const uint8_t* const* messages, size_t count, size_t length, Hash* out,
+                bool secret);
 
 }  // namespace grey::audit
