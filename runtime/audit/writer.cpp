@@ -513,15 +513,15 @@ void Writer::seal_window(uint8_t* bytes, std::span<const size_t> offsets) {
         macs(0, n);
         for (size_t i = 0; i < n; ++i) range_.append(sha_, leaves_[i]);
     } else {
-        // A pipeline: the helpers hash the blocks' first halves ahead, in order, while this thread walks
-        // the chain (each record's leaf hash needs the one before it) through each block as soon as its
-        // first halves are there, taking a block itself when no helper has started it; behind the chain,
-        // the helpers compute each block's MACs (version 2) and the root of its Merkle subtree. So this
-        // thread, which alone can walk the chain, hashes only what must be done in order: the last two
-        // of a record's nine SHA-256 blocks (version 2). Blocks follow the sequence numbers' alignment
-        // (the first may be shorter), so that each full block is a complete subtree of the log's tree.
-        // Units 0..blocks-1 are the first halves, units blocks.. the rest; the pool hands them out in
-        // that order, and this thread runs those nobody took once its walk is done.
+        // Two passes. First a pipeline: the helpers hash the blocks' first halves ahead, in order, while
+        // this thread walks the chain (each record's leaf hash needs the one before it) through each
+        // block as soon as its first halves are there, taking a block itself when no helper has started
+        // it. Then every thread computes the blocks' MACs (version 2) and the roots of their Merkle
+        // subtrees, sixteen at a time where the CPU allows. So this thread hashes in order only what must
+        // be: the last two of a version 2 record's nine SHA-256 blocks. (A second pass behind the walk,
+        // block by block, measured no better: its helpers waited on the walk a block at a time.) Blocks
+        // follow the sequence numbers' alignment (the first may be shorter), so that each full block is a
+        // complete subtree of the log's tree, appended whole.
         const size_t lead = static_cast<size_t>((block - first % block) % block);  // < block < n
         const size_t blocks = (lead == 0 ? 0 : 1) + (n - lead + block - 1) / block;
         const auto range_of = [&](size_t k) {
@@ -532,57 +532,44 @@ void Writer::seal_window(uint8_t* bytes, std::span<const size_t> offsets) {
         const auto full = [&](size_t from, size_t to) { return to - from == block; };  // and so aligned
         if (subtree_roots_.size() < blocks) subtree_roots_.resize(blocks);
         const auto ready = std::make_unique<std::atomic<uint8_t>[]>(blocks);
-        const auto chained = std::make_unique<std::atomic<uint8_t>[]>(blocks);
-        std::atomic<bool> abandoned{false};  // the walk failed: the second units have nothing to do
         std::exception_ptr failure;
         std::mutex failure_mutex;
-        const auto unit = [&](size_t begin, size_t end) {
-            for (size_t u = begin; u < end; ++u) {
-                const bool first_half = u < blocks;
-                const size_t k = first_half ? u : u - blocks;
+        const auto first_halves = [&](size_t begin, size_t end) {
+            for (size_t k = begin; k < end; ++k) {
                 const auto [from, to] = range_of(k);
                 try {
-                    if (first_half) {
-                        prefixes(from, to);
-                    } else {
-                        chained[k].wait(0, std::memory_order_acquire);
-                        if (!abandoned.load(std::memory_order_acquire)) {
-                            macs(from, to);
-                            if (full(from, to)) subtree_roots_[k] = complete_subtree_root(sha_, Hashes(leaves_).subspan(from, block));
-                        }
-                    }
+                    prefixes(from, to);
                 } catch (...) {
                     const std::lock_guard lock(failure_mutex);
                     if (!failure) failure = std::current_exception();
                 }
-                if (first_half) {
-                    ready[k].store(1, std::memory_order_release);
-                    ready[k].notify_one();
-                }
+                ready[k].store(1, std::memory_order_release);
+                ready[k].notify_one();
             }
         };
-        sealers_->post(2 * blocks, 1, unit);
+        sealers_->post(blocks, 1, first_halves);
         try {
             for (size_t k = 0; k < blocks; ++k) {
                 const auto [from, to] = range_of(k);
                 if (sealers_->take(k)) prefixes(from, to);
                 else ready[k].wait(0, std::memory_order_acquire);
                 chain(from, to);
-                chained[k].store(1, std::memory_order_release);
-                chained[k].notify_one();
             }
         } catch (...) {
-            // Release the units that wait for blocks the walk will not reach.
-            abandoned.store(true, std::memory_order_release);
-            for (size_t k = 0; k < blocks; ++k) {
-                chained[k].store(1, std::memory_order_release);
-                chained[k].notify_all();
-            }
             sealers_->wait();  // the helpers use this frame's lambdas until then
             throw;
         }
-        sealers_->wait();  // runs the units no helper took
+        sealers_->wait();
         if (failure) std::rethrow_exception(failure);
+        // Then the MACs and the subtrees' roots, which depend on nothing but the leaves, on every thread.
+        const auto second_halves = [&](size_t begin, size_t end) {
+            for (size_t k = begin; k < end; ++k) {
+                const auto [from, to] = range_of(k);
+                macs(from, to);
+                if (full(from, to)) subtree_roots_[k] = complete_subtree_root(sha_, Hashes(leaves_).subspan(from, block));
+            }
+        };
+        sealers_->run(blocks, 1, second_halves);
         for (size_t k = 0; k < blocks; ++k) {
             const auto [from, to] = range_of(k);
             if (full(from, to)) {
