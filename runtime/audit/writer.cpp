@@ -474,8 +474,13 @@ void Writer::seal_and_write(Batch& batch, bool sync) {
             // still in this core's cache from the sealing: written at the end, they were read back from
             // memory for the kernel's copy, which cost as much as a third of the sealing. Not while a new
             // key file is on its way to the disk: its records wait for it (and are sealed meanwhile).
-            const bool key_on_disk = !persisted.valid() || persisted.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
-            if (constexpr size_t write_every = 1024; run_left == 0 && unsealed_.size() >= write_every && key_on_disk) {
+            // (Whether it is there is asked every 256 records: asking may cost a system call.)
+            const auto key_on_disk = [&] {
+                if (!persisted.valid()) return true;
+                if (unsealed_.size() % 256 != 0) return false;
+                return persisted.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+            };
+            if (constexpr size_t write_every = 1024; run_left == 0 && unsealed_.size() >= write_every && key_on_disk()) {
                 const size_t end = at + load_u32(p + at);
                 seal_unsealed(p);
                 settle_epoch(persisted);
