@@ -74,6 +74,9 @@ public:
     void update(Bytes part);
     // The digest of everything given; the state is wiped and must be begun again before further use.
     Hash finish();
+    // update(tail), then the digest, without wiping the state (which must be begun again before further
+    // use): for hashes of public bytes only (a record's leaf hash), never a state begun from a key's pad.
+    Hash finish_public(Bytes tail);
 
 private:
     friend class Sha256;
@@ -94,6 +97,11 @@ public:
     Hash hash(int prefix, Bytes part1, Bytes part2 = {}) const;
     // The state after `prefix` (as above), for messages given piece by piece.
     Sha256State begin(int prefix) const;
+    // The same, into an existing state (no temporary to copy and wipe).
+    void begin(int prefix, Sha256State& state) const;
+    // Merkle interior nodes: parents[i] = SHA-256(0x01 || children[2i] || children[2i+1]). Sixteen at a
+    // time in AVX-512 registers where the CPU has AVX-512 F and BW, else one at a time; the same bytes.
+    void nodes(std::span<const Hash> children, std::span<Hash> parents) const;
 };
 
 // HMAC-SHA256 (RFC 2104) keyed once, then used for many messages: the SHA-256 states after the key's
@@ -109,9 +117,13 @@ public:
     HmacSha256& operator=(const HmacSha256&) = delete;
     Hash mac(Bytes message) const;
     Hash mac(std::string_view label) const { return mac(as_bytes(label)); }
+    // out[i] = mac(messages[i]) for 32-byte messages (version 2's records MAC their leaf hash): sixteen
+    // at a time in AVX-512 registers where the CPU has AVX-512 F and BW, else one at a time.
+    void mac_many(std::span<const Hash> messages, std::span<Hash> out) const;
     // The same in two steps, for a message given piece by piece: begin() is the inner hash's state
     // after the key's pad, which the caller feeds with update(); finish() completes the MAC and wipes it.
     Sha256State begin() const;
+    void begin(Sha256State& inner) const;
     Hash finish(Sha256State& inner) const;
 
 private:

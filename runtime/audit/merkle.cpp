@@ -1,5 +1,8 @@
 #include "audit/merkle.hpp"
 
+#include "core/error.hpp"
+
+#include <array>
 #include <bit>
 
 namespace grey::audit {
@@ -163,6 +166,33 @@ void CompactRange::append(const Sha256& sha, const Hash& leaf) {
     }
     peaks_.push_back(carry);
     ++size_;
+}
+
+Hash complete_subtree_root(const Sha256& sha, Hashes leaves) {
+    constexpr size_t most = 64;
+    if (leaves.empty() || leaves.size() > most || !std::has_single_bit(leaves.size()))
+        fail(GREY_ERROR_INTERNAL, "complete_subtree_root needs 1 to 64 leaves, a power of two");
+    std::array<Hash, most> a, b;
+    std::copy(leaves.begin(), leaves.end(), a.begin());
+    Hash* from = a.data();
+    Hash* to = b.data();
+    for (size_t width = leaves.size(); width > 1; width /= 2) {
+        sha.nodes(Hashes(from, width), std::span<Hash>(to, width / 2));
+        std::swap(from, to);
+    }
+    return from[0];
+}
+
+void CompactRange::append_subtree(const Sha256& sha, const Hash& root, unsigned height) {
+    const uint64_t leaves = uint64_t{1} << height;
+    if (size_ % leaves != 0) fail(GREY_ERROR_INTERNAL, "a Merkle subtree appended off its alignment");
+    Hash carry = root;
+    for (uint64_t s = size_ >> height; (s & 1) != 0; s >>= 1) {
+        carry = node(sha, peaks_.back(), carry);
+        peaks_.pop_back();
+    }
+    peaks_.push_back(carry);
+    size_ += leaves;
 }
 
 Hash CompactRange::root(const Sha256& sha) const {

@@ -27,6 +27,9 @@ struct ChunkRoots {
     void offer(const Sha256& sha, Hashes leaves, size_t begin, size_t end);
 };
 
+// merkle_root of a power-of-two number of leaves (at most 64), a level at a time through Sha256::nodes
+// (sixteen nodes at a time where the CPU allows).
+Hash complete_subtree_root(const Sha256& sha, Hashes leaves);
 // The same root as merkle_root, with the chunks `known` lacks hashed on the pool's threads first.
 Hash merkle_root_parallel(const Sha256& sha, Hashes leaves, WorkerPool& pool, const ChunkRoots* known = nullptr);
 // PATH(index, D[0:n]).
@@ -43,6 +46,10 @@ bool verify_consistency(const Sha256& sha, uint64_t old_size, uint64_t new_size,
 class CompactRange {
 public:
     void append(const Sha256& sha, const Hash& leaf);
+    // Appends 2^height leaves at once, given the root of their (complete) subtree: the same state as
+    // appending them one by one, since a size that is a multiple of 2^height has no peak below that
+    // height. The size must be such a multiple (throws GREY_ERROR_INTERNAL otherwise).
+    void append_subtree(const Sha256& sha, const Hash& root, unsigned height);
     [[nodiscard]] uint64_t size() const { return size_; }
     Hash root(const Sha256& sha) const;
 

@@ -125,14 +125,14 @@ void seal_prefix(uint32_t version, std::span<uint8_t> record, uint64_t sequence,
     store_u64(p + 8, sequence);
     store_u32(p + 24, epoch);
     if (version == 1) {
-        out.mac = record_mac.begin();
+        record_mac.begin(out.mac);
         out.mac.update(Bytes(p, mac_prefix(record.size())));
     }
-    out.leaf = sha.begin(0x00);
+    sha.begin(0x00, out.leaf);
     out.leaf.update(Bytes(p, leaf_prefix(record.size())));
 }
 
-Hash seal_rest(uint32_t version, std::span<uint8_t> record, const Hash& previous_hash, const HmacSha256& record_mac, SealPrefix& prefix) {
+Hash seal_chain(uint32_t version, std::span<uint8_t> record, const Hash& previous_hash, const HmacSha256& record_mac, SealPrefix& prefix) {
     uint8_t* p = record.data();
     const size_t length = record.size();
     std::copy(previous_hash.begin(), previous_hash.end(), p + length - record_trailer_size);
@@ -142,14 +142,21 @@ Hash seal_rest(uint32_t version, std::span<uint8_t> record, const Hash& previous
         prefix.mac.update(Bytes(p + mac_done, length - 32 - mac_done));
         const Hash mac = record_mac.finish(prefix.mac);
         std::copy(mac.begin(), mac.end(), p + length - 32);
-        prefix.leaf.update(Bytes(p + leaf_done, length - leaf_done));
-        return prefix.leaf.finish();
+        return prefix.leaf.finish_public(Bytes(p + leaf_done, length - leaf_done));
     }
-    // Version 2: the leaf ends where the MAC begins, and the MAC is the HMAC of the leaf.
-    prefix.leaf.update(Bytes(p + leaf_done, length - 32 - leaf_done));
-    const Hash leaf = prefix.leaf.finish();
+    // Version 2: the leaf ends where the MAC begins; the MAC (seal_mac) waits.
+    return prefix.leaf.finish_public(Bytes(p + leaf_done, length - 32 - leaf_done));
+}
+
+void seal_mac(uint32_t version, std::span<uint8_t> record, const Hash& leaf, const HmacSha256& record_mac) {
+    if (version == 1) return;  // sealed by seal_chain
     const Hash mac = record_mac.mac(Bytes(leaf));
-    std::copy(mac.begin(), mac.end(), p + length - 32);
+    std::copy(mac.begin(), mac.end(), record.data() + record.size() - 32);
+}
+
+Hash seal_rest(uint32_t version, std::span<uint8_t> record, const Hash& previous_hash, const HmacSha256& record_mac, SealPrefix& prefix) {
+    const Hash leaf = seal_chain(version, record, previous_hash, record_mac, prefix);
+    seal_mac(version, record, leaf, record_mac);
     return leaf;
 }
 

@@ -108,6 +108,15 @@ struct SealPrefix {
 void seal_prefix(uint32_t version, std::span<uint8_t> record, uint64_t sequence, uint32_t epoch, const HmacSha256& record_mac,
                  const Sha256& sha, SealPrefix& out);
 Hash seal_rest(uint32_t version, std::span<uint8_t> record, const Hash& previous_hash, const HmacSha256& record_mac, SealPrefix& prefix);
+// seal_rest in two steps, for a writer that walks the chain on one thread and leaves the MACs to
+// others: seal_chain writes the previous hash and returns the leaf hash (version 1: and writes the MAC,
+// whose message contains the previous hash); seal_mac then writes version 2's MAC, HMAC(R(e), leaf),
+// which depends on nothing else, so records' MACs may be computed in any order, on any thread.
+Hash seal_chain(uint32_t version, std::span<uint8_t> record, const Hash& previous_hash, const HmacSha256& record_mac, SealPrefix& prefix);
+void seal_mac(uint32_t version, std::span<uint8_t> record, const Hash& leaf, const HmacSha256& record_mac);
+// Writes a version 2 record's MAC, computed elsewhere (HmacSha256::mac_many of the leaf hashes), into its
+// last 32 bytes.
+inline void store_mac(std::span<uint8_t> record, const Hash& mac) { std::copy(mac.begin(), mac.end(), record.end() - 32); }
 
 // SHA-256(0x00 || bytes): the "previous hash" of record 0 over the header, and (record_leaf) a record's
 // leaf hash over the bytes its format version names.

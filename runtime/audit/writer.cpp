@@ -4,8 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
+#include <future>
 #include <ctime>
 #include <memory>
 #include <fcntl.h>
@@ -369,7 +371,7 @@ bool Writer::epoch_too_short_for(uint64_t records) const {
     return options_.epoch_records != 0 && epoch_records_ > 0 && epoch_records_ + records > options_.epoch_records;
 }
 
-void Writer::advance_epoch(uint64_t now) {
+std::future<void> Writer::advance_epoch_async(uint64_t now) {
     if (key_.epoch >= KeyChain::max_epoch)
         fail(GREY_ERROR_INVALID_ARGUMENT, "the writer key has reached epoch " + std::to_string(key_.epoch) +
                                               ", the last one a verifier accepts: start a new log with a new key");
@@ -378,13 +380,30 @@ void Writer::advance_epoch(uint64_t now) {
     ++next.epoch;
     // Every record so far was sealed with an earlier key; the key file says where they end.
     next.anchor = KeyAnchor{log_id_, next_sequence_, head_};
-    // The new key reaches the disk before any record sealed with it, so a crash never leaves records
-    // the key file can no longer extend.
-    persist_key(next);
+    // The new key reaches the disk before any record sealed with it (the caller waits for the returned
+    // future, settle_epoch, before it writes one), so a crash never leaves records the key file can no
+    // longer extend. Its syncs (the log's, then the key file's replacement: about four, 1.3 ms here)
+    // run on another thread meanwhile, while this one seals the records that follow with the new key.
+    // Until then this thread neither writes the log nor touches the key file.
+    std::future<void> persisted = std::async(std::launch::async, [this, next] {
+        sync_data(fd_.get());
+        step("log synced");
+        key_file_.replace(next);
+    });
     key_ = next;  // overwrites, and so erases, the previous epoch's key
+    key_ahead_of_file_ = true;  // until settle_epoch
     record_mac_.emplace(record_key(key_.key));
     epoch_records_ = 0;
     epoch_started_ns_ = now;
+    return persisted;
+}
+
+void Writer::settle_epoch(std::future<void>& persisted) {
+    if (!persisted.valid()) return;
+    // On failure the key stays advanced in memory (its predecessor is erased) and key_ahead_of_file_
+    // stays set: the next commit writes the key file first (reconcile_key_file).
+    persisted.get();
+    key_ahead_of_file_ = false;
 }
 
 void Writer::write_sealed(Bytes bytes, bool sync) {
@@ -421,6 +440,8 @@ void Writer::restore(const Snapshot& s) {
 void Writer::seal_and_write(Batch& batch, bool sync) {
     Snapshot in_file = snapshot();  // the state that matches what the file holds
     size_t written = 0;             // bytes of the batch already in the file
+    std::future<void> persisted;    // a new epoch's key file on its way to the disk (advance_epoch_async)
+    bool new_epoch_unwritten = false;  // the key moved on since in_file, and none of its records is in the file
     try {
         const uint64_t now = now_ns();
         auto* p = reinterpret_cast<uint8_t*>(batch.bytes.data());
@@ -434,26 +455,51 @@ void Writer::seal_and_write(Batch& batch, bool sync) {
                 const uint64_t records = run != batch.runs.end() && run->offset == at ? (run++)->records : 1;
                 if (epoch_due(now) || epoch_too_short_for(records)) {
                     // The key file about to be written names the last record sealed so far as the end of
-                    // the old epoch, so those records go to the file first (advance_epoch syncs them).
+                    // the old epoch, so those records go to the file first (its replacement syncs them).
                     seal_unsealed(p);
+                    settle_epoch(persisted);
                     if (at > written) {
                         write_sealed(as_bytes(batch.bytes).subspan(written, at - written), false);
                         written = at;
-                        in_file = snapshot();
                     }
-                    advance_epoch(now);
+                    in_file = snapshot();
+                    persisted = advance_epoch_async(now);
+                    new_epoch_unwritten = true;
                 }
                 run_left = records - 1;
             }
             unsealed_.push_back(at);
             ++epoch_records_;
+            // A large batch goes to the file a piece at a time (never inside a run), while its bytes are
+            // still in this core's cache from the sealing: written at the end, they were read back from
+            // memory for the kernel's copy, which cost as much as a third of the sealing. Not while a new
+            // key file is on its way to the disk: its records wait for it (and are sealed meanwhile).
+            // (Whether it is there is asked every 256 records: asking may cost a system call.)
+            const auto key_on_disk = [&] {
+                if (!persisted.valid()) return true;
+                if (unsealed_.size() % 256 != 0) return false;
+                return persisted.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+            };
+            if (constexpr size_t write_every = 1024; run_left == 0 && unsealed_.size() >= write_every && key_on_disk()) {
+                const size_t end = at + load_u32(p + at);
+                seal_unsealed(p);
+                settle_epoch(persisted);
+                write_sealed(as_bytes(batch.bytes).subspan(written, end - written), false);
+                written = end;
+                in_file = snapshot();
+                new_epoch_unwritten = false;
+            }
         }
         seal_unsealed(p);
+        settle_epoch(persisted);
         write_sealed(as_bytes(batch.bytes).subspan(written), sync);
     } catch (...) {
         // Records that did not reach the file are dropped and the state is that of the file; the caller
-        // sees the error. (A key that already advanced stays advanced: the file never lags behind the key.)
+        // sees the error. (A key that already advanced stays advanced: the file never lags behind the key.
+        // A new epoch whose key file did not reach the disk begins again with no records.)
+        if (persisted.valid()) persisted.wait();  // its thread uses this writer until it ends
         restore(in_file);
+        if (new_epoch_unwritten) epoch_records_ = 0;
         throw;
     }
 }
@@ -469,50 +515,80 @@ void Writer::seal_unsealed(uint8_t* bytes) {
 void Writer::seal_window(uint8_t* bytes, std::span<const size_t> offsets) {
     const size_t n = offsets.size();
     if (prefixes_.size() < n) prefixes_.resize(n);
+    if (leaves_.size() < n) leaves_.resize(n);
     auto record = [&](size_t i) { return std::span<uint8_t>(bytes + offsets[i], load_u32(bytes + offsets[i])); };
     const uint64_t first = next_sequence_;
     auto prefixes = [&](size_t begin, size_t end) {
         for (size_t i = begin; i < end; ++i) seal_prefix(version_, record(i), first + i, key_.epoch, *record_mac_, sha_, prefixes_[i]);
     };
-    auto rest = [&](size_t begin, size_t end) {
+    auto chain = [&](size_t begin, size_t end) {
         for (size_t i = begin; i < end; ++i) {
-            head_ = seal_rest(version_, record(i), head_, *record_mac_, prefixes_[i]);
-            range_.append(sha_, head_);
+            head_ = seal_chain(version_, record(i), head_, *record_mac_, prefixes_[i]);
+            leaves_[i] = head_;
+        }
+    };
+    auto macs = [&](size_t begin, size_t end) {
+        if (version_ == 1) return;  // sealed with the chain
+        // Sixteen at a time where the CPU allows (HmacSha256::mac_many).
+        std::array<Hash, 64> mac;
+        for (size_t from = begin; from < end; from += mac.size()) {
+            const size_t count = std::min(mac.size(), end - from);
+            record_mac_->mac_many(Hashes(leaves_).subspan(from, count), std::span(mac).first(count));
+            for (size_t i = 0; i < count; ++i) store_mac(record(from + i), mac[i]);
         }
     };
     // A block of records hashes for tens of microseconds, so handing it to another thread pays.
-    constexpr size_t block = 64;
+    constexpr unsigned block_height = 6;
+    constexpr size_t block = size_t{1} << block_height;
     constexpr size_t max_sealing_threads = 4;
     if (n >= 2 * block && !sealers_) sealers_.emplace(std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), max_sealing_threads));
     if (n < 2 * block || sealers_->threads() == 1) {
         prefixes(0, n);
-        rest(0, n);
+        chain(0, n);
+        macs(0, n);
+        for (size_t i = 0; i < n; ++i) range_.append(sha_, leaves_[i]);
     } else {
-        // A pipeline: the helpers hash the blocks' first halves ahead, in order, while this thread
-        // finishes each block's records as soon as its first halves are there (taking a block itself
-        // when no helper has started it), so that the chain, which only this thread can walk, never
-        // waits for more than one block.
-        const size_t blocks = (n + block - 1) / block;
+        // Two passes. First a pipeline: the helpers hash the blocks' first halves ahead, in order, while
+        // this thread walks the chain (each record's leaf hash needs the one before it) through each
+        // block as soon as its first halves are there, taking a block itself when no helper has started
+        // it. Then every thread computes the blocks' MACs (version 2) and the roots of their Merkle
+        // subtrees, sixteen at a time where the CPU allows. So this thread hashes in order only what must
+        // be: the last two of a version 2 record's nine SHA-256 blocks. (A second pass behind the walk,
+        // block by block, measured no better: its helpers waited on the walk a block at a time.) Blocks
+        // follow the sequence numbers' alignment (the first may be shorter), so that each full block is a
+        // complete subtree of the log's tree, appended whole.
+        const size_t lead = static_cast<size_t>((block - first % block) % block);  // < block < n
+        const size_t blocks = (lead == 0 ? 0 : 1) + (n - lead + block - 1) / block;
+        const auto range_of = [&](size_t k) {
+            const size_t from = lead == 0 ? k * block : (k == 0 ? 0 : lead + (k - 1) * block);
+            const size_t to = lead == 0 ? (k + 1) * block : lead + k * block;
+            return std::pair(from, std::min(n, to));
+        };
+        const auto full = [&](size_t from, size_t to) { return to - from == block; };  // and so aligned
+        if (subtree_roots_.size() < blocks) subtree_roots_.resize(blocks);
         const auto ready = std::make_unique<std::atomic<uint8_t>[]>(blocks);
         std::exception_ptr failure;
         std::mutex failure_mutex;
-        const auto ahead = [&](size_t begin, size_t end) {
-            try {
-                prefixes(begin, end);
-            } catch (...) {
-                const std::lock_guard lock(failure_mutex);
-                if (!failure) failure = std::current_exception();
+        const auto first_halves = [&](size_t begin, size_t end) {
+            for (size_t k = begin; k < end; ++k) {
+                const auto [from, to] = range_of(k);
+                try {
+                    prefixes(from, to);
+                } catch (...) {
+                    const std::lock_guard lock(failure_mutex);
+                    if (!failure) failure = std::current_exception();
+                }
+                ready[k].store(1, std::memory_order_release);
+                ready[k].notify_one();
             }
-            ready[begin / block].store(1, std::memory_order_release);
-            ready[begin / block].notify_one();
         };
-        sealers_->post(n, block, ahead);
+        sealers_->post(blocks, 1, first_halves);
         try {
             for (size_t k = 0; k < blocks; ++k) {
-                const size_t begin = k * block, end = std::min(n, begin + block);
-                if (sealers_->take(k)) prefixes(begin, end);
+                const auto [from, to] = range_of(k);
+                if (sealers_->take(k)) prefixes(from, to);
                 else ready[k].wait(0, std::memory_order_acquire);
-                rest(begin, end);
+                chain(from, to);
             }
         } catch (...) {
             sealers_->wait();  // the helpers use this frame's lambdas until then
@@ -520,6 +596,23 @@ void Writer::seal_window(uint8_t* bytes, std::span<const size_t> offsets) {
         }
         sealers_->wait();
         if (failure) std::rethrow_exception(failure);
+        // Then the MACs and the subtrees' roots, which depend on nothing but the leaves, on every thread.
+        const auto second_halves = [&](size_t begin, size_t end) {
+            for (size_t k = begin; k < end; ++k) {
+                const auto [from, to] = range_of(k);
+                macs(from, to);
+                if (full(from, to)) subtree_roots_[k] = complete_subtree_root(sha_, Hashes(leaves_).subspan(from, block));
+            }
+        };
+        sealers_->run(blocks, 1, second_halves);
+        for (size_t k = 0; k < blocks; ++k) {
+            const auto [from, to] = range_of(k);
+            if (full(from, to)) {
+                range_.append_subtree(sha_, subtree_roots_[k], block_height);
+            } else {
+                for (size_t i = from; i < to; ++i) range_.append(sha_, leaves_[i]);
+            }
+        }
     }
     next_sequence_ += n;
     last_record_epoch_ = key_.epoch;

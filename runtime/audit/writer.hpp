@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -148,7 +149,11 @@ private:
     [[nodiscard]] bool epoch_due(uint64_t now) const;
     // Whether a run of `records` would outlast the current epoch (its key advances before the run then).
     [[nodiscard]] bool epoch_too_short_for(uint64_t records) const;
-    void advance_epoch(uint64_t now);
+    // Moves the key on in memory and starts making the new key file durable on another thread;
+    // settle_epoch waits for that (rethrowing its failure), and must return before any record sealed
+    // with the new key is written.
+    std::future<void> advance_epoch_async(uint64_t now);
+    void settle_epoch(std::future<void>& persisted);
     // Under the file lock: takes in other writers' records, seals `batch` after them and writes it,
     // syncing when `sync` is set. On failure the state is as it was after the last bytes that reached
     // the file: a batch that spans a key rotation is written in two parts (see seal_and_write).
@@ -204,6 +209,8 @@ private:
     Batch sealing_;  // the committer's batch, swapped with filling_ so both keep their capacity
     std::vector<size_t> unsealed_;     // offsets of records seal_and_write has numbered but not hashed
     std::vector<SealPrefix> prefixes_;  // the first halves of a window of them
+    std::vector<Hash> leaves_;          // their leaf hashes, for the MACs (version 2) computed after the chain
+    std::vector<Hash> subtree_roots_;   // the Merkle roots of a window's full, aligned blocks
     std::optional<WorkerPool> sealers_;  // started for the first batch large enough to share out
 
     std::mutex queue_mutex_;

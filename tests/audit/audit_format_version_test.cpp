@@ -148,6 +148,97 @@ TEST_F(FormatVersion, NewLogsAreVersion2HashedAsDocumented) {
     EXPECT_NE(records_json().find("\"hash\":\"" + to_hex(leaves[3]) + "\""), std::string::npos);
 }
 
+// Group commit seals a batch in pieces on several threads (first halves ahead, the chain in order, version
+// 2's MACs after the chain, in any order); the log must hold exactly the bytes that sealing the same
+// records one at a time, in order, gives. Payloads of many lengths put the chain field at every offset
+// in its block. Both versions, with a key rotation inside the run.
+TEST_F(FormatVersion, GroupCommitGivesTheBytesOfOneAtATimeSealing) {
+    for (const uint32_t version : {1u, 2u}) {
+        // A key pair at epoch 0 and a log of its own for each version.
+        const std::string prefix = dir + "/v" + std::to_string(version), log_file = prefix + ".log";
+        const std::string writer_file = prefix + "-writer.key", verifier_file = prefix + "-verifier.key";
+        grey_audit_keygen_options k = GREY_AUDIT_KEYGEN_OPTIONS_INIT;
+        k.verifier_key_path = verifier_file.c_str();
+        k.writer_key_path = writer_file.c_str();
+        ASSERT_EQ(grey_audit_keygen(&k), GREY_OK) << grey_last_error();
+        WriterOptions o;
+        o.log_path = log_file;
+        o.key_path = writer_file;
+        o.durability = Durability::Group;
+        o.group_records = 1500;
+        o.group_ms = 1000;
+        o.epoch_records = 2000;
+        o.format_version = version;
+        constexpr int count = 3000;
+        {
+            Writer writer(o);
+            for (int i = 0; i < count; ++i) writer.append("group", "{\"p\":\"" + std::string(static_cast<size_t>(i * 7 % 200), 'x') + "\"}");
+            writer.flush();
+        }
+        const auto file = read_all(log_file);
+        const auto log = parse_log(file);
+        ASSERT_TRUE(log.has_value());
+        ASSERT_EQ(log->records.size(), static_cast<size_t>(count));
+        // The same records (their timestamps, epochs, types and payloads as the log gives them), sealed
+        // one at a time after the same header.
+        const SecretKey initial = read_key_file(verifier_file).key;
+        Sha256 sha;
+        std::string expected(reinterpret_cast<const char*>(file.data()), header_size);
+        Hash previous = leaf_hash(sha, Bytes(file).first(header_size));
+        for (const RecordView& r : log->records) {
+            const HmacSha256 mac(record_key_of_epoch(initial, r.epoch));
+            previous = append_record(version, expected, {r.sequence, r.timestamp_ns, r.epoch, r.type, r.payload, previous}, mac, sha);
+        }
+        ASSERT_EQ(expected.size(), file.size());
+        EXPECT_TRUE(std::equal(file.begin(), file.end(), reinterpret_cast<const uint8_t*>(expected.data()))) << "version " << version;
+        EXPECT_EQ(log->records.back().epoch, 1u);
+        const auto r = verify({}, verifier_file, nullptr, log_file);
+        EXPECT_EQ(r.cause, GREY_AUDIT_INTACT) << r.detail;
+        EXPECT_EQ(r.records, static_cast<uint64_t>(count));
+        EXPECT_EQ(to_hex(Bytes(r.head_hash, 32)), to_hex(previous));
+    }
+}
+
+// The pieces of sealing (record_format.hpp) in the order the writer's threads may run them give the
+// bytes of seal_record, for records of every length around the block boundaries.
+TEST(AuditSealing, PiecesInAnyOrderGiveTheBytesOfSealRecord) {
+    Sha256 sha;
+    Hash key_bytes{};
+    key_bytes[0] = 42;
+    const HmacSha256 mac(record_key(SecretKey(key_bytes)));
+    for (const uint32_t version : {1u, 2u}) {
+        std::string whole, pieces;
+        std::vector<size_t> offsets;
+        for (size_t i = 0; i < 300; ++i) {
+            offsets.push_back(whole.size());
+            const std::string payload = "\"" + std::string(i, 'y') + "\"";
+            append_unsealed(whole, 1000 + i, "t", payload);
+        }
+        pieces = whole;
+        auto record = [&](std::string& bytes, size_t i) {
+            auto* p = reinterpret_cast<uint8_t*>(bytes.data() + offsets[i]);
+            return std::span<uint8_t>(p, load_u32(p));
+        };
+        Hash previous{};
+        std::vector<Hash> leaves;
+        for (size_t i = 0; i < offsets.size(); ++i) {
+            previous = seal_record(version, record(whole, i), i, 3, previous, mac, sha);
+            leaves.push_back(previous);
+        }
+        std::vector<SealPrefix> prefixes(offsets.size());
+        for (size_t i = offsets.size(); i-- > 0;) seal_prefix(version, record(pieces, i), i, 3, mac, sha, prefixes[i]);
+        Hash chain{};
+        std::vector<Hash> chained;
+        for (size_t i = 0; i < offsets.size(); ++i) {
+            chain = seal_chain(version, record(pieces, i), chain, mac, prefixes[i]);
+            chained.push_back(chain);
+        }
+        for (size_t i = offsets.size(); i-- > 0;) seal_mac(version, record(pieces, i), chained[i], mac);
+        EXPECT_EQ(leaves, chained) << "version " << version;
+        EXPECT_EQ(whole, pieces) << "version " << version;
+    }
+}
+
 TEST_F(FormatVersion, LargeGroupCommitBatchesSealAsVersion2) {
     // Batches of 512 are shared out among the sealing threads (seal_prefix ahead, seal_rest in order).
     write_with_writer(2, 3000, Durability::Group, 700);

@@ -135,6 +135,35 @@ TEST(Merkle, EveryProofOfSmallTreesVerifies) {
     }
 }
 
+// A compact range fed whole aligned subtrees (as the writer's sealing helpers hash them) holds the state
+// that leaf by leaf gives, and complete_subtree_root is merkle_root of a power-of-two run of leaves.
+TEST(Merkle, AppendingSubtreesMatchesAppendingLeaves) {
+    Sha256 sha;
+    std::vector<Hash> leaves(1000);
+    for (size_t i = 0; i < leaves.size(); ++i) leaves[i] = sha.hash(0x00, std::vector<uint8_t>{static_cast<uint8_t>(i), static_cast<uint8_t>(i >> 8)});
+    for (const size_t width : {1u, 2u, 4u, 16u, 64u}) {
+        for (size_t at = 0; at + width <= leaves.size(); at += width)
+            EXPECT_EQ(complete_subtree_root(sha, Hashes(leaves).subspan(at, width)), merkle_root(sha, Hashes(leaves).subspan(at, width)));
+    }
+    for (const size_t lead : {0u, 1u, 37u, 63u}) {
+        CompactRange one_by_one, by_subtrees;
+        size_t i = 0;
+        for (; i < lead; ++i) by_subtrees.append(sha, leaves[i]);
+        for (; i + 64 <= leaves.size(); i += 64) {
+            if (lead % 64 != 0) break;  // only aligned runs go in whole
+            by_subtrees.append_subtree(sha, complete_subtree_root(sha, Hashes(leaves).subspan(i, 64)), 6);
+        }
+        for (; i < leaves.size(); ++i) by_subtrees.append(sha, leaves[i]);
+        for (const Hash& leaf : leaves) one_by_one.append(sha, leaf);
+        EXPECT_EQ(by_subtrees.size(), one_by_one.size());
+        EXPECT_EQ(by_subtrees.root(sha), one_by_one.root(sha)) << lead;
+        EXPECT_EQ(one_by_one.root(sha), merkle_root(sha, leaves));
+    }
+    CompactRange off;
+    off.append(sha, leaves[0]);
+    EXPECT_THROW(off.append_subtree(sha, leaves[1], 1), std::exception);  // size 1 is not a multiple of 2
+}
+
 TEST(Merkle, ParallelRootMatchesTheRecursiveOne) {
     Sha256 sha;
     std::vector<Hash> leaves;

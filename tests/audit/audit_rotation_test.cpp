@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <stdexcept>
+#include <utility>
 
 namespace grey::audit::test {
 namespace {
@@ -149,6 +151,51 @@ TEST_F(Rotation, AHardLinkToTheKeyFileIsTheOwnersCopyAndIsKept) {
     ASSERT_EQ(::link((run + "/writer.key").c_str(), (dir + "/backup.key").c_str()), 0);
     append_rotating(run, Durability::EveryRecord, 2, {});
     EXPECT_EQ(read_key_file(dir + "/backup.key").epoch, 0u);
+}
+
+// The new key file is made durable on another thread while the next records are sealed (they reach the
+// log only once it is on disk). When that fails, the call that needed it reports the error, the key stays
+// advanced in memory, and the next append writes the key file before its record: the log verifies, its
+// records after the failure carry the new epoch, and no file keeps the old key.
+TEST_F(Rotation, AFailedKeyFileReplacementIsMadeGoodBeforeTheNextRecord) {
+    for (const Durability durability : {Durability::EveryRecord, Durability::Group}) {
+        const std::string run = fresh_run(durability == Durability::Group ? "failed-group" : "failed-every");
+        WriterOptions o;
+        o.log_path = run + "/audit.log";
+        o.key_path = run + "/writer.key";
+        o.durability = durability;
+        o.group_records = 1;
+        o.group_ms = 1;
+        o.epoch_records = 2;
+        bool fail = true;  // the first rotation's first step fails
+        o.on_step = [&](std::string_view step) {
+            if (step == "log synced" && std::exchange(fail, false)) throw std::runtime_error("injected failure");
+        };
+        int failures = 0;
+        {
+            Writer writer(o);
+            for (int i = 0; i < 6; ++i) {
+                try {
+                    writer.append("t", "{\"i\":" + std::to_string(i) + "}");
+                    writer.flush();  // group commit: one record a group, its error reported here
+                } catch (const std::runtime_error& e) {
+                    EXPECT_STREQ(e.what(), "injected failure");
+                    ++failures;
+                }
+            }
+        }
+        EXPECT_EQ(failures, 1);
+        const auto file = read_all(run + "/audit.log");
+        const auto log = parse_log(file);
+        ASSERT_TRUE(log.has_value());
+        ASSERT_EQ(log->records.size(), 5u);  // the record whose epoch's key file failed was dropped
+        EXPECT_EQ(log->records[1].epoch, 0u);
+        EXPECT_EQ(log->records[2].epoch, 1u);
+        EXPECT_EQ(read_key_file(run + "/writer.key").epoch, log->records.back().epoch);
+        const auto r = verify({}, "", nullptr, run + "/audit.log");
+        EXPECT_EQ(r.cause, GREY_AUDIT_INTACT) << r.detail;
+        EXPECT_EQ(joined(files_with_old_keys(run, verifier_key, run + "/writer.key")), "");
+    }
 }
 
 }  // namespace

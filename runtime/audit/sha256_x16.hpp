@@ -1,0 +1,26 @@
+// SHA-256 of many short messages at once: up to 16 messages of one length, each in a lane of AVX-512
+// registers. The records' MACs (version 2) and the Merkle nodes above them are independent of one
+// another, and one SHA-NI block (about 128 cycles here) costs several times a sixteenth of a 16-lane
+// block. Used only where the CPU reports AVX-512 F and BW (crypto.cpp falls back to one at a time,
+// which gives the same bytes; the tests compare the two).
+#pragma once
+
+#include "audit/crypto.hpp"
+
+#include <cstddef>
+#include <cstdint>
+
+namespace grey::audit {
+
+inline constexpr size_t sha256_x16_lanes = 16;
+inline constexpr size_t sha256_x16_max_length = 4 * 64 - 9;  // four blocks with the padding
+
+bool have_sha256_x16();
+// out[l] = the digest of messages[l] (`length` bytes, at most sha256_x16_max_length), hashed on from the
+// chaining value `iv`, which has absorbed `prior_bytes` (a multiple of 64) already; l < count <= 16.
+// `secret`: the chaining value comes from a key's pad, and the working copies are wiped. Only where
+// have_sha256_x16().
+void sha256_x16(const uint32_t iv[8], uint64_t prior_bytes, const uint8_t* const* messages, size_t count, size_t length, Hash* out,
+                bool secret);
+
+}  // namespace grey::audit
