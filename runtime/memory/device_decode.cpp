@@ -24,6 +24,18 @@ void decode_on_host(const Backend& backend, grey_backend_buffer* container, uint
     backend.buffer_write(target, target_offset, raw.data(), raw.size());
 }
 
+// The header and the table of a container in device memory, read back only that far, and checked.
+std::vector<std::byte> read_table(const Backend& backend, grey_backend_buffer* container, uint64_t container_size, codec::ContainerInfo& info) {
+    std::vector<std::byte> table(codec::kHeaderSize);
+    backend.buffer_read(container, 0, table.data(), table.size());
+    const uint64_t table_end = std::min(codec::container_table_end(std::span<const std::byte, codec::kHeaderSize>(table.data(), codec::kHeaderSize)),
+                                        container_size);
+    table.resize(table_end);
+    backend.buffer_read(container, codec::kHeaderSize, table.data() + codec::kHeaderSize, table_end - codec::kHeaderSize);
+    info = codec::read_container_table(table, container_size);
+    return table;
+}
+
 }  // namespace
 
 static_assert(sizeof(grey_backend_codec_block) == sizeof(common::CodecBlockJob) &&
@@ -42,13 +54,8 @@ void decode_device_container(const Backend& backend, grey_backend_buffer* contai
         decode_on_host(backend, container, container_size, target, target_offset, raw_size);
         return;
     }
-    std::vector<std::byte> table(codec::kHeaderSize);
-    backend.buffer_read(container, 0, table.data(), table.size());
-    const uint64_t table_end = std::min(codec::container_table_end(std::span<const std::byte, codec::kHeaderSize>(table.data(), codec::kHeaderSize)),
-                                        container_size);
-    table.resize(table_end);
-    backend.buffer_read(container, codec::kHeaderSize, table.data() + codec::kHeaderSize, table_end - codec::kHeaderSize);
-    const codec::ContainerInfo info = codec::read_container_table(table, container_size);
+    codec::ContainerInfo info;
+    const std::vector<std::byte> table = read_table(backend, container, container_size, info);
     if (info.raw_size != raw_size)
         fail(GREY_ERROR_CORRUPT, "codec container: raw size " + std::to_string(info.raw_size) + ", expected " + std::to_string(raw_size));
     const codec::DeviceDecodePlan plan = codec::device_decode_plan(table, info, 0, raw_size);
@@ -75,6 +82,41 @@ void decode_device_container(const Backend& backend, grey_backend_buffer* contai
         backend.buffer_read(container, info.payload_start + entry.offset, payload.data(), payload.size());
         codec::decode_block_payload(table, info, b, payload, raw);
         backend.buffer_write(target, target_offset + uint64_t{b} * info.block_size, raw.data(), raw.size());
+    }
+}
+
+void read_device_container(const Backend& backend, grey_backend_buffer* container, uint64_t container_size, uint64_t offset,
+                           std::span<std::byte> out) {
+    if (out.empty()) return;
+    if (container_size < codec::kHeaderSize) {  // too short for a header: the host decoder names the problem
+        std::vector<std::byte> staged(container_size);
+        backend.buffer_read(container, 0, staged.data(), staged.size());
+        codec::decode_range(staged, codec::read_container_info(staged), offset, out);
+        return;
+    }
+    codec::ContainerInfo info;
+    const std::vector<std::byte> table = read_table(backend, container, container_size, info);
+    if (offset > info.raw_size || out.size() > info.raw_size - offset)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "codec container: range [" + std::to_string(offset) + ", +" + std::to_string(out.size()) +
+                                              ") past its raw size " + std::to_string(info.raw_size));
+    const uint64_t first = offset / info.block_size, last = (offset + out.size() - 1) / info.block_size;
+    // The touched blocks' payloads lie back to back: one read brings them all.
+    const uint64_t from = info.blocks[first].offset, to = info.blocks[last].offset + info.blocks[last].stored_size;
+    std::vector<std::byte> payloads(to - from), raw;
+    backend.buffer_read(container, info.payload_start + from, payloads.data(), payloads.size());
+    for (uint64_t b = first; b <= last; ++b) {
+        const codec::BlockEntry& entry = info.blocks[b];
+        const std::span<const std::byte> payload(payloads.data() + (entry.offset - from), entry.stored_size);
+        const uint64_t start = b * info.block_size;
+        const uint64_t lo = std::max(offset, start), hi = std::min(offset + out.size(), start + entry.raw_size);
+        const std::span<std::byte> part = out.subspan(lo - offset, hi - lo);
+        if (part.size() == entry.raw_size) {
+            codec::decode_block_payload(table, info, static_cast<uint32_t>(b), payload, part);
+        } else {
+            raw.resize(entry.raw_size);
+            codec::decode_block_payload(table, info, static_cast<uint32_t>(b), payload, raw);
+            std::copy_n(raw.begin() + static_cast<std::ptrdiff_t>(lo - start), part.size(), part.begin());
+        }
     }
 }
 

@@ -7,7 +7,9 @@
 #include "common/codec_decode.hpp"
 #include "grey_backend.h"
 
+#include <cstddef>
 #include <cstdint>
+#include <span>
 
 namespace grey {
 class Backend;
@@ -23,5 +25,12 @@ grey_backend_codec_block as_backend_block(const common::CodecBlockJob& job) noex
 // the host.
 void decode_device_container(const Backend& backend, grey_backend_buffer* container, uint64_t container_size, grey_backend_buffer* target,
                              uint64_t target_offset, uint64_t raw_size);
+
+// Decodes the raw bytes at `offset` of the `container_size`-byte container at the start of `container`
+// into `out` on the host, reading back only the header, the table and the payloads of the blocks the
+// range touches (each checked against its checksum). GREY_ERROR_INVALID_ARGUMENT for a range past the
+// raw size; GREY_ERROR_CORRUPT naming the field or the block for a damaged container.
+void read_device_container(const Backend& backend, grey_backend_buffer* container, uint64_t container_size, uint64_t offset,
+                           std::span<std::byte> out);
 
 }  // namespace grey::memory

@@ -281,17 +281,10 @@ void Tiers::read_locked(const grey_buffer& buffer, uint64_t offset, std::span<st
             return;
         }
         case GREY_RESIDENCY_COMPRESSED_DEVICE:
-        case GREY_RESIDENCY_COMPRESSED_HOST: {
-            std::vector<std::byte> staged;
-            std::span<const std::byte> container = r.host_container;
-            if (r.kind == GREY_RESIDENCY_COMPRESSED_DEVICE) {
-                staged.resize(r.container_size);
-                buffer.backend->buffer_read(r.device_container, 0, staged.data(), staged.size());
-                container = staged;
-            }
-            codec::decode_range(container, codec::read_container_info(container), offset, out);
+            // Only the header, the table and the touched blocks' payloads cross to the host.
+            read_device_container(*buffer.backend, r.device_container, r.container_size, offset, out);
             return;
-        }
+        case GREY_RESIDENCY_COMPRESSED_HOST: codec::decode_range(r.host_container, codec::read_container_info(r.host_container), offset, out); return;
         default: fail(GREY_ERROR_INTERNAL, "a buffer in an unknown residency");
     }
 }

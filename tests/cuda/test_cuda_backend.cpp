@@ -718,6 +718,36 @@ TEST(CudaFake, SharedStoredBlocksCompressOnceAndReadBackFromEveryHolder) {
 // A buffer compressed into device memory with the float or bitmask codec is decoded by the device when
 // mapped (the fake runs the kernel's lane code): only the container's table crosses to the host, so a
 // failed launch fails the map with the driver's error; the next map decodes it.
+// A read of part of a buffer compressed in device memory brings back the container's header, table and
+// the payloads of the blocks it touches, not the whole container; every byte read is still checked.
+TEST(CudaFake, PartialReadsOfADeviceContainerReadBackOnlyTheirBlocks) {
+    Context c;
+    const size_t n = 32 * 65536 + 1000;
+    const std::vector<unsigned char> data = random_bytes(n);
+    grey_buffer* b = sealed_on_cuda(c.context, data, 0, GREY_DTYPE_U8);
+    ASSERT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_COMPRESSED_DEVICE, GREY_CODEC_LZ4), GREY_OK) << grey_last_error();
+    const auto read_range = [&](uint64_t offset, size_t size, unsigned long long* crossed) {
+        std::vector<unsigned char> out(size, 0xEE);
+        const unsigned long long before = fake_read_back_bytes();
+        EXPECT_EQ(grey_buffer_read(b, offset, out.data(), size), GREY_OK) << grey_last_error();
+        *crossed = fake_read_back_bytes() - before;
+        return out;
+    };
+    unsigned long long crossed = 0;
+    // Four bytes inside block 5, then a range across blocks 9..11, then the ragged last block's end.
+    EXPECT_EQ(read_range(5 * 65536 + 123, 4, &crossed), std::vector<unsigned char>(data.begin() + 5 * 65536 + 123, data.begin() + 5 * 65536 + 127));
+    EXPECT_LT(crossed, 2 * 65536u + 4096u) << "the table and one payload (random bytes are stored raw): " << crossed;
+    EXPECT_EQ(read_range(9 * 65536 + 7, 2 * 65536 + 50, &crossed),
+              std::vector<unsigned char>(data.begin() + 9 * 65536 + 7, data.begin() + 11 * 65536 + 57));
+    EXPECT_LT(crossed, 4 * 65536u + 4096u) << "the table and three payloads: " << crossed;
+    EXPECT_EQ(read_range(n - 10, 10, &crossed), std::vector<unsigned char>(data.end() - 10, data.end()));
+    EXPECT_EQ(read_range(0, n, &crossed), data) << "the whole buffer";
+    // A range past the end is refused with its message; nothing is read back.
+    std::vector<unsigned char> out(16);
+    EXPECT_EQ(grey_buffer_read(b, n - 8, out.data(), out.size()), GREY_ERROR_INVALID_ARGUMENT);
+    grey_buffer_destroy(b);
+}
+
 TEST(CudaFake, CompressedDeviceContainersDecodeOnTheDevice) {
     Context c;
     const size_t n = 7 * 65536 + 10;
