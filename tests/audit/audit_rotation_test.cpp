@@ -56,15 +56,21 @@ protected:
         std::filesystem::copy_file(writer_key, run + "/writer.key");
         return run;
     }
-    // `count` records, the key moving on before each one after the first.
-    static void append_rotating(const std::string& run, Durability durability, int count, StepHook hook) {
+    // A writer of `run`'s log, groups of `group_records` at most 1 ms apart, the key moving on every
+    // `epoch_records` records.
+    static WriterOptions options(const std::string& run, Durability durability, uint32_t group_records, uint64_t epoch_records) {
         WriterOptions o;
         o.log_path = run + "/audit.log";
         o.key_path = run + "/writer.key";
         o.durability = durability;
-        o.group_records = 2;
+        o.group_records = group_records;
         o.group_ms = 1;
-        o.epoch_records = 1;
+        o.epoch_records = epoch_records;
+        return o;
+    }
+    // `count` records, the key moving on before each one after the first.
+    static void append_rotating(const std::string& run, Durability durability, int count, StepHook hook) {
+        WriterOptions o = options(run, durability, 2, 1);
         o.on_step = std::move(hook);
         Writer writer(o);
         for (int i = 0; i < count; ++i) writer.append("t", "{\"i\":" + std::to_string(i) + "}");
@@ -160,13 +166,7 @@ TEST_F(Rotation, AHardLinkToTheKeyFileIsTheOwnersCopyAndIsKept) {
 TEST_F(Rotation, AFailedKeyFileReplacementIsMadeGoodBeforeTheNextRecord) {
     for (const Durability durability : {Durability::EveryRecord, Durability::Group}) {
         const std::string run = fresh_run(durability == Durability::Group ? "failed-group" : "failed-every");
-        WriterOptions o;
-        o.log_path = run + "/audit.log";
-        o.key_path = run + "/writer.key";
-        o.durability = durability;
-        o.group_records = 1;
-        o.group_ms = 1;
-        o.epoch_records = 2;
+        WriterOptions o = options(run, durability, 1, 2);
         bool fail = true;  // the first rotation's first step fails
         o.on_step = [&](std::string_view step) {
             if (step == "log synced" && std::exchange(fail, false)) throw std::runtime_error("injected failure");
