@@ -523,6 +523,14 @@ struct RefusedInput {};
 // The largest magnitude's bits a format quantizes without a refusal: finite, and at most 65504 where the
 // parameters are fp16 (which bounds every format's parameters below fp16's largest finite value).
 uint32_t accepted_magnitude_bits(grey_quant_format format) { return has_f16_parameters(format) ? kSafeMagnitudeBits : 0x7F7FFFFFu; }
+// The formats whose codes are whole bytes, written straight to the output a piece at a time.
+constexpr bool byte_codes(grey_quant_format format) {
+    return format == GREY_QUANT_INT8 || format == GREY_QUANT_INT8_TOKEN || format == GREY_QUANT_FP8_E4M3 || format == GREY_QUANT_FP8_E5M2;
+}
+// A prefetch slice (even, a multiple of a cache line) and the floats of a 64-byte line.
+constexpr uint64_t kPrefetchSlice = 1024;
+constexpr uint64_t kFloatsPerLine = 16;
+
 // quantize_runs' bound when the caller has checked the input.
 constexpr uint32_t kChecked = std::numeric_limits<uint32_t>::max();
 
@@ -562,7 +570,20 @@ void quantize_runs(const Plan& plan, std::span<const float> x, uint64_t x_first,
         const Coding c = gc::make_coding(plan.format, s, 1.0f);
         if (gc::overflows(c)) throw std::logic_error("quantize: fp16 parameters overflowed after the magnitude check");
         store_params(plan, r, c, out);
-        encode_range(plan, c, run, r, at, 0, at.length, codes, out, k);
+        if (r + 1 < r1 && byte_codes(plan.format)) {
+            // The next run's values are asked for (into L2) a slice at a time while this run is encoded, so
+            // that memory delivers them while the codes are computed and the next run's scan reads the
+            // cache instead of waiting on memory alone.
+            const Run next_at = run_at(plan, r + 1);
+            const float* next = x.data() + (next_at.first - x_first);
+            for (uint64_t o = 0; o < at.length; o += kPrefetchSlice) {
+                const uint64_t n = std::min(kPrefetchSlice, at.length - o);
+                for (uint64_t p = o; p < std::min(o + n, next_at.length); p += kFloatsPerLine) __builtin_prefetch(next + p, 0, 3);
+                encode_piece(plan, c, run, r, at, o, n, codes.data(), out, k);
+            }
+        } else {
+            encode_range(plan, c, run, r, at, 0, at.length, codes, out, k);
+        }
     }
 }
 
