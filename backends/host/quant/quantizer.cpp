@@ -571,7 +571,7 @@ void quantize_runs(const Plan& plan, std::span<const float> x, uint64_t x_first,
         if (gc::overflows(c)) throw std::logic_error("quantize: fp16 parameters overflowed after the magnitude check");
         store_params(plan, r, c, out);
         if (r + 1 < r1 && byte_codes(plan.format)) {
-            // The next run's values are asked for (into L2) a slice at a time while this run is encoded, so
+            // The next run's values are asked for (into L1) a slice at a time while this run is encoded, so
             // that memory delivers them while the codes are computed and the next run's scan reads the
             // cache instead of waiting on memory alone.
             const Run next_at = run_at(plan, r + 1);
