@@ -145,27 +145,45 @@ void decode_block_payload(std::span<const std::byte> table, const ContainerInfo&
     decode_checked(table, info, index, payload, zstd, out);
 }
 
-void decode_range(std::span<const std::byte> container, const ContainerInfo& info, uint64_t offset, std::span<std::byte> out) {
-    if (container.size() != info.container_size) fail(GREY_ERROR_INVALID_ARGUMENT, "the container is not the one `info` was read from");
-    if (offset > info.raw_size || out.size() > info.raw_size - offset)
-        fail(GREY_ERROR_INVALID_ARGUMENT, "bytes " + std::to_string(offset) + ".." + std::to_string(offset + out.size()) +
+PayloadRange payloads_of_range(const ContainerInfo& info, uint64_t offset, uint64_t size) {
+    if (offset > info.raw_size || size > info.raw_size - offset)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "bytes " + std::to_string(offset) + ".." + std::to_string(offset + size) +
                                               " lie past the container's " + std::to_string(info.raw_size));
+    if (size == 0) return {};
+    const BlockEntry& first = info.blocks[offset / info.block_size];
+    const BlockEntry& last = info.blocks[(offset + size - 1) / info.block_size];
+    return {first.offset, last.offset + last.stored_size};
+}
+
+void decode_range_payloads(std::span<const std::byte> table, const ContainerInfo& info, uint64_t offset, std::span<const std::byte> payloads,
+                           uint64_t payloads_first, std::span<std::byte> out) {
+    if (table.size() < info.payload_start) fail(GREY_ERROR_INVALID_ARGUMENT, "the table bytes end before the container's table does");
+    const PayloadRange needed = payloads_of_range(info, offset, out.size());
+    if (needed.first < payloads_first || needed.end - payloads_first > payloads.size())
+        fail(GREY_ERROR_INVALID_ARGUMENT, "the payload bytes given do not hold the blocks of the range");
     if (out.empty()) return;
     ZstdContexts zstd;
     const uint64_t end = offset + out.size();
     std::vector<std::byte> partial;
     for (uint64_t b = offset / info.block_size; b * info.block_size < end; ++b) {
         const auto index = static_cast<uint32_t>(b);
-        const uint64_t start = b * info.block_size, raw = info.blocks[index].raw_size;
+        const BlockEntry& entry = info.blocks[index];
+        const auto payload = payloads.subspan(entry.offset - payloads_first, entry.stored_size);
+        const uint64_t start = b * info.block_size, raw = entry.raw_size;
         const uint64_t lo = std::max(offset, start), hi = std::min(end, start + raw);
         if (lo == start && hi == start + raw) {
-            decode_checked(container, info, index, payload_of(container, info, index), zstd, out.subspan(lo - offset, raw));
+            decode_checked(table, info, index, payload, zstd, out.subspan(lo - offset, raw));
             continue;
         }
         partial.resize(raw);
-        decode_checked(container, info, index, payload_of(container, info, index), zstd, partial);
+        decode_checked(table, info, index, payload, zstd, partial);
         std::memcpy(out.data() + (lo - offset), partial.data() + (lo - start), hi - lo);
     }
+}
+
+void decode_range(std::span<const std::byte> container, const ContainerInfo& info, uint64_t offset, std::span<std::byte> out) {
+    if (container.size() != info.container_size) fail(GREY_ERROR_INVALID_ARGUMENT, "the container is not the one `info` was read from");
+    decode_range_payloads(container, info, offset, container.subspan(info.payload_start), 0, out);
 }
 
 namespace {

@@ -55,6 +55,21 @@ void decode_block_payload(std::span<const std::byte> table, const ContainerInfo&
 // they cover whole straight into `out`. GREY_ERROR_INVALID_ARGUMENT for a range past the raw size.
 void decode_range(std::span<const std::byte> container, const ContainerInfo& info, uint64_t offset, std::span<std::byte> out);
 
+// The payload bytes [first, end) (offsets from the payload area's start) of the blocks that the `size`
+// raw bytes at `offset` touch: they lie back to back. GREY_ERROR_INVALID_ARGUMENT for a range past the
+// raw size.
+struct PayloadRange {
+    uint64_t first = 0;
+    uint64_t end = 0;
+};
+PayloadRange payloads_of_range(const ContainerInfo& info, uint64_t offset, uint64_t size);
+
+// decode_range for a container whose header and table are `table` (read_container_table's input) and
+// whose payload bytes from `payloads_first` on are `payloads`, held apart (a container in device memory,
+// read back only as far as a range needs): they must hold payloads_of_range of the range.
+void decode_range_payloads(std::span<const std::byte> table, const ContainerInfo& info, uint64_t offset, std::span<const std::byte> payloads,
+                           uint64_t payloads_first, std::span<std::byte> out);
+
 // The sizes a container holds: raw bytes, container bytes and the blocks per codec.
 struct ContainerSizes {
     uint64_t raw_size = 0;

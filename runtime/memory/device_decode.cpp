@@ -96,28 +96,11 @@ void read_device_container(const Backend& backend, grey_backend_buffer* containe
     }
     codec::ContainerInfo info;
     const std::vector<std::byte> table = read_table(backend, container, container_size, info);
-    if (offset > info.raw_size || out.size() > info.raw_size - offset)
-        fail(GREY_ERROR_INVALID_ARGUMENT, "codec container: range [" + std::to_string(offset) + ", +" + std::to_string(out.size()) +
-                                              ") past its raw size " + std::to_string(info.raw_size));
-    const uint64_t first = offset / info.block_size, last = (offset + out.size() - 1) / info.block_size;
     // The touched blocks' payloads lie back to back: one read brings them all.
-    const uint64_t from = info.blocks[first].offset, to = info.blocks[last].offset + info.blocks[last].stored_size;
-    std::vector<std::byte> payloads(to - from), raw;
-    backend.buffer_read(container, info.payload_start + from, payloads.data(), payloads.size());
-    for (uint64_t b = first; b <= last; ++b) {
-        const codec::BlockEntry& entry = info.blocks[b];
-        const std::span<const std::byte> payload(payloads.data() + (entry.offset - from), entry.stored_size);
-        const uint64_t start = b * info.block_size;
-        const uint64_t lo = std::max(offset, start), hi = std::min(offset + out.size(), start + entry.raw_size);
-        const std::span<std::byte> part = out.subspan(lo - offset, hi - lo);
-        if (part.size() == entry.raw_size) {
-            codec::decode_block_payload(table, info, static_cast<uint32_t>(b), payload, part);
-        } else {
-            raw.resize(entry.raw_size);
-            codec::decode_block_payload(table, info, static_cast<uint32_t>(b), payload, raw);
-            std::copy_n(raw.begin() + static_cast<std::ptrdiff_t>(lo - start), part.size(), part.begin());
-        }
-    }
+    const codec::PayloadRange needed = codec::payloads_of_range(info, offset, out.size());
+    std::vector<std::byte> payloads(needed.end - needed.first);
+    backend.buffer_read(container, info.payload_start + needed.first, payloads.data(), payloads.size());
+    codec::decode_range_payloads(table, info, offset, payloads, needed.first, out);
 }
 
 }  // namespace grey::memory
