@@ -477,9 +477,22 @@ bool has_f16_parameters(grey_quant_format format) {
 constexpr uint64_t kCodePiece = 4096;  // even, and whole ggml blocks
 using CodePiece = std::array<int8_t, kCodePiece>;
 
+// A prefetch slice (even, a multiple of a cache line) and the floats of a 64-byte line.
+constexpr uint64_t kPrefetchSlice = 1024;
+constexpr uint64_t kFloatsPerLine = 16;
+
+// Encodes elements [begin, end) of run r. `next`, when given, holds the values of the run encoded after
+// this one: they are asked for (into L1) a slice at a time while this run is encoded, so that memory
+// delivers them while the codes are computed and the next run's scan reads the cache instead of waiting
+// on memory alone.
 void encode_range(const Plan& plan, const Coding& c, std::span<const float> run, uint64_t r, const Run& at, uint64_t begin, uint64_t end,
-                  CodePiece& codes, std::span<std::byte> out, const Kernels& k) {
-    for (uint64_t o = begin; o < end; o += kCodePiece) encode_piece(plan, c, run, r, at, o, std::min(kCodePiece, end - o), codes.data(), out, k);
+                  CodePiece& codes, std::span<std::byte> out, const Kernels& k, std::span<const float> next = {}) {
+    const uint64_t piece = next.empty() ? kCodePiece : kPrefetchSlice;
+    for (uint64_t o = begin; o < end; o += piece) {
+        const uint64_t n = std::min(piece, end - o);
+        for (uint64_t p = o; p < std::min<uint64_t>(o + n, next.size()); p += kFloatsPerLine) __builtin_prefetch(next.data() + p, 0, 3);
+        encode_piece(plan, c, run, r, at, o, n, codes.data(), out, k);
+    }
 }
 
 // Whether the layout is what Kernels::quantize_groups and dequantize_groups take: one of their formats,
@@ -527,9 +540,6 @@ uint32_t accepted_magnitude_bits(grey_quant_format format) { return has_f16_para
 constexpr bool byte_codes(grey_quant_format format) {
     return format == GREY_QUANT_INT8 || format == GREY_QUANT_INT8_TOKEN || format == GREY_QUANT_FP8_E4M3 || format == GREY_QUANT_FP8_E5M2;
 }
-// A prefetch slice (even, a multiple of a cache line) and the floats of a 64-byte line.
-constexpr uint64_t kPrefetchSlice = 1024;
-constexpr uint64_t kFloatsPerLine = 16;
 
 // quantize_runs' bound when the caller has checked the input.
 constexpr uint32_t kChecked = std::numeric_limits<uint32_t>::max();
@@ -570,20 +580,12 @@ void quantize_runs(const Plan& plan, std::span<const float> x, uint64_t x_first,
         const Coding c = gc::make_coding(plan.format, s, 1.0f);
         if (gc::overflows(c)) throw std::logic_error("quantize: fp16 parameters overflowed after the magnitude check");
         store_params(plan, r, c, out);
+        std::span<const float> next;  // prefetched while this run is encoded (the byte-code formats)
         if (r + 1 < r1 && byte_codes(plan.format)) {
-            // The next run's values are asked for (into L1) a slice at a time while this run is encoded, so
-            // that memory delivers them while the codes are computed and the next run's scan reads the
-            // cache instead of waiting on memory alone.
             const Run next_at = run_at(plan, r + 1);
-            const float* next = x.data() + (next_at.first - x_first);
-            for (uint64_t o = 0; o < at.length; o += kPrefetchSlice) {
-                const uint64_t n = std::min(kPrefetchSlice, at.length - o);
-                for (uint64_t p = o; p < std::min(o + n, next_at.length); p += kFloatsPerLine) __builtin_prefetch(next + p, 0, 3);
-                encode_piece(plan, c, run, r, at, o, n, codes.data(), out, k);
-            }
-        } else {
-            encode_range(plan, c, run, r, at, 0, at.length, codes, out, k);
+            next = x.subspan(next_at.first - x_first, next_at.length);
         }
+        encode_range(plan, c, run, r, at, 0, at.length, codes, out, k, next);
     }
 }
 
