@@ -80,19 +80,24 @@ std::vector<unsigned char> random_bytes(size_t n) {
     return out;
 }
 
-// A sealed buffer on the fake CUDA device (context device 1) holding `bytes`.
-grey_buffer* sealed_on_cuda(grey_context* context, const std::vector<unsigned char>& bytes, uint64_t tenant,
-                            grey_dtype dtype = GREY_DTYPE_U8) {
-    grey_buffer_options options = GREY_BUFFER_OPTIONS_INIT;
-    options.device = 1;
+// A sealed buffer made with `options` (its size that of `bytes`) holding `bytes`.
+grey_buffer* sealed_with(grey_context* context, grey_buffer_options options, const std::vector<unsigned char>& bytes) {
     options.size_bytes = bytes.size();
-    options.tenant = tenant;
-    options.dtype = dtype;
     grey_buffer* b = nullptr;
     EXPECT_EQ(grey_buffer_create_with_options(context, &options, &b), GREY_OK) << grey_last_error();
     EXPECT_EQ(grey_buffer_write(b, 0, bytes.data(), bytes.size()), GREY_OK) << grey_last_error();
     EXPECT_EQ(grey_buffer_seal(b), GREY_OK);
     return b;
+}
+
+// A sealed buffer on the fake CUDA device (context device 1) holding `bytes`.
+grey_buffer* sealed_on_cuda(grey_context* context, const std::vector<unsigned char>& bytes, uint64_t tenant,
+                            grey_dtype dtype = GREY_DTYPE_U8) {
+    grey_buffer_options options = GREY_BUFFER_OPTIONS_INIT;
+    options.device = 1;
+    options.tenant = tenant;
+    options.dtype = dtype;
+    return sealed_with(context, options, bytes);
 }
 
 }  // namespace
@@ -375,14 +380,9 @@ unsigned long long fake_block_hash_launches() { return fake_hook<unsigned long l
 grey_buffer* sealed_in_domain(grey_context* context, uint32_t device, const std::vector<unsigned char>& bytes, uint64_t tenant, uint64_t domain) {
     grey_buffer_options options = GREY_BUFFER_OPTIONS_INIT;
     options.device = device;
-    options.size_bytes = bytes.size();
     options.tenant = tenant;
     options.sharing_domain = domain;
-    grey_buffer* b = nullptr;
-    EXPECT_EQ(grey_buffer_create_with_options(context, &options, &b), GREY_OK) << grey_last_error();
-    EXPECT_EQ(grey_buffer_write(b, 0, bytes.data(), bytes.size()), GREY_OK) << grey_last_error();
-    EXPECT_EQ(grey_buffer_seal(b), GREY_OK);
-    return b;
+    return sealed_with(context, options, bytes);
 }
 
 // What deduplication decides in a device's (or a tenant's) figures: the pool's own are left out.
