@@ -56,6 +56,18 @@ def best_seconds(repeat, body):
     return best
 
 
+def nvcomp_decode(nvcomp, algorithm, options, data, repeat):
+    """nvCOMP's compression ratio on `data` (uint8 on the GPU, 64 KiB chunks) and its best decode time,
+    after checking that it decodes bit for bit."""
+    codec = nvcomp.Codec(algorithm=algorithm, uncomp_chunk_size=65536, **options)
+    compressed = codec.encode(nvcomp.as_array(data))
+    torch.cuda.synchronize()
+    back = torch.as_tensor(codec.decode(compressed), device="cuda").view(torch.uint8).reshape(-1)
+    if not torch.equal(back[: data.numel()], data):
+        raise RuntimeError("decoded bytes differ")
+    return data.numel() / compressed.buffer_size, best_seconds(repeat, lambda: codec.decode(compressed))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
@@ -83,23 +95,13 @@ def main():
     print(f"{'codec':<22} {'ratio':>8} {'of bound':>9} {'decode GB/s':>12} {'x copy':>8}")
     rows = [("ANS", {"data_type": "<f2"}), ("ANS", {"data_type": "|u1"}), ("Bitcomp", {"data_type": "<u2"}),
             ("Cascaded", {"data_type": "<u2"}), ("GDeflate", {}), ("LZ4", {"data_type": "<u2"}), ("Zstd", {})]
-    source = nvcomp.as_array(device)
     for algorithm, options in rows:
-        label = algorithm + (" " + options["data_type"] if "data_type" in options else "")
+        label = "nvCOMP " + algorithm + (" " + options["data_type"] if "data_type" in options else "")
         try:
-            codec = nvcomp.Codec(algorithm=algorithm, uncomp_chunk_size=65536, **options)
-            compressed = codec.encode(source)
-            torch.cuda.synchronize()
-            decoded = codec.decode(compressed)
-            torch.cuda.synchronize()
-            back = torch.as_tensor(decoded, device="cuda").view(torch.uint8).reshape(-1)
-            if not torch.equal(back[: device.numel()], device):
-                raise RuntimeError("decoded bytes differ")
-            seconds = best_seconds(args.repeat, lambda: codec.decode(compressed))
-            ratio = device.numel() / compressed.buffer_size
-            print(f"{'nvCOMP ' + label:<22} {ratio:>7.3f}x {ratio / bound:>8.1%} {gb / seconds:>12.1f} {copy_s / seconds:>8.2f}")
+            ratio, seconds = nvcomp_decode(nvcomp, algorithm, options, device, args.repeat)
+            print(f"{label:<22} {ratio:>7.3f}x {ratio / bound:>8.1%} {gb / seconds:>12.1f} {copy_s / seconds:>8.2f}")
         except Exception as error:  # an algorithm this build or GPU lacks is named, not fatal
-            print(f"{'nvCOMP ' + label:<22} failed: {error}")
+            print(f"{label:<22} failed: {error}")
     print(f"\nsparse: the same BF16 weights with the smallest-magnitude 50% / 90% set to zero (magnitude pruning)")
     print(f"{'codec':<28} {'ratio':>8} {'decode GB/s':>12} {'x copy':>8}")
     base = bf16.numpy().view(np.uint16)
@@ -111,14 +113,8 @@ def main():
         for algorithm, options in (("Cascaded", {"data_type": "<u2"}), ("Bitcomp", {"data_type": "<u2"}), ("ANS", {"data_type": "<f2"})):
             label = f"nvCOMP {algorithm} {options['data_type']} {int(fraction * 100)}%"
             try:
-                codec = nvcomp.Codec(algorithm=algorithm, uncomp_chunk_size=65536, **options)
-                compressed = codec.encode(nvcomp.as_array(sparse_device))
-                torch.cuda.synchronize()
-                back = torch.as_tensor(codec.decode(compressed), device="cuda").view(torch.uint8).reshape(-1)
-                if not torch.equal(back[: sparse_device.numel()], sparse_device):
-                    raise RuntimeError("decoded bytes differ")
-                seconds = best_seconds(args.repeat, lambda: codec.decode(compressed))
-                print(f"{label:<28} {sparse_device.numel() / compressed.buffer_size:>7.3f}x {gb / seconds:>12.1f} {copy_s / seconds:>8.2f}")
+                ratio, seconds = nvcomp_decode(nvcomp, algorithm, options, sparse_device, args.repeat)
+                print(f"{label:<28} {ratio:>7.3f}x {gb / seconds:>12.1f} {copy_s / seconds:>8.2f}")
             except Exception as error:
                 print(f"{label:<28} failed: {error}")
     sys.stdout.flush()
