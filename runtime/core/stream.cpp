@@ -54,7 +54,7 @@ void destroy_stream_untracked(grey_stream* stream) noexcept {
         }
         // Buffers' records of work on this stream end with it, once that work is known to be done (a
         // wrapper that carried none has no records); after a failed wait they stay until the buffer goes.
-        if (finished) owned->context->tiers->forget_stream(owned->handle);
+        owned->context->tiers->forget_stream(owned->handle, finished);
         owned->backend->stream_destroy(owned->handle);
     }
     if (failure.has_value())

@@ -28,9 +28,9 @@ struct grey_buffer {
     // Of those, grey_buffer_map_async calls whose mapping failed (reported by their stream): their unmap
     // releases no cached copy. Guarded by the context's tier mutex.
     uint32_t failed_maps = 0;
-    // Async calls now enqueuing work on the buffer, and per backend stream an event (the buffer's own)
-    // recorded after the latest work enqueued on it there: the buffer is not moved while any is pending
-    // (memory/async_use.hpp). Guarded by the context's tier mutex.
+    // Async calls now enqueuing work on the buffer, and per backend stream the event recorded after the
+    // latest work enqueued on it there (one event a call, shared by the call's buffers: memory/tiers.hpp):
+    // the buffer is not moved while any is pending (memory/async_use.hpp). Guarded by the context's tier mutex.
     uint32_t enqueuing = 0;
     std::vector<std::pair<grey_backend_stream*, grey_backend_event*>> in_flight;
     // When a call last used the buffer (read, mapped, unmapped, or gave it to device work): the

@@ -158,7 +158,50 @@ Tiers::Tiers(const std::vector<std::unique_ptr<Device>>& devices, const config::
       compress_(config.get_bool("memory.compression.enabled")),
       scan_interval_ms_(config.get_int("memory.deduplication.scan_interval_ms")) {}
 
-Tiers::~Tiers() { stop_scan(); }
+Tiers::~Tiers() {
+    stop_scan();
+    // Every buffer is gone by now, and with it every hold; spares (and, defensively, anything still held)
+    // are freed while the backends are still there.
+    for (const auto& [event, held] : held_events_) devices_.at(held.device)->backend->event_destroy(event);
+    for (const auto& [stream, spares] : spare_events_)
+        for (const SpareEvent& spare : spares) devices_.at(spare.device)->backend->event_destroy(spare.event);
+}
+
+grey_backend_event* Tiers::take_event_locked(uint32_t device, const grey_backend_stream* stream) {
+    const Device& dev = *devices_.at(device);
+    SpareEvent taken{nullptr, device};
+    if (const auto spares = spare_events_.find(stream); spares != spare_events_.end() && !spares->second.empty()) {
+        taken = spares->second.back();
+        spares->second.pop_back();
+    } else {
+        taken.event = dev.backend->event_create(dev.index_in_backend);
+    }
+    try {
+        held_events_.emplace(taken.event, HeldEvent{device, stream, 0});
+    } catch (...) {
+        dev.backend->event_destroy(taken.event);
+        throw;
+    }
+    return taken.event;
+}
+
+void Tiers::let_go_locked(grey_backend_event* event) noexcept {
+    const auto held = held_events_.find(event);
+    if (held == held_events_.end() || --held->second.holders != 0) return;
+    const HeldEvent was = held->second;
+    held_events_.erase(held);
+    if (was.stream != nullptr) {
+        try {
+            std::vector<SpareEvent>& spares = spare_events_[was.stream];
+            if (spares.size() < kSpareEvents) {
+                spares.push_back({event, was.device});
+                return;
+            }
+        } catch (...) {  // no room to keep it: destroyed instead
+        }
+    }
+    devices_.at(was.device)->backend->event_destroy(event);
+}
 
 Tiers::DeviceTiers& Tiers::at(uint32_t device) {
     auto found = per_device_.find(device);
@@ -200,7 +243,7 @@ void Tiers::remove(grey_buffer& buffer) noexcept {
     if (buffers_.erase(&buffer) == 0) return;
     if (const auto found = per_device_.find(buffer.device); found != per_device_.end()) found->second.cache->drop(&buffer);
     release_locked(buffer, buffer.residency, nullptr);  // the raw memory is freed with the buffer
-    for (const auto& [stream, event] : buffer.in_flight) buffer.backend->event_destroy(event);
+    for (const auto& [stream, event] : buffer.in_flight) let_go_locked(event);
     buffer.in_flight.clear();
 }
 
@@ -679,41 +722,54 @@ void Tiers::begin_use(const std::vector<const grey_buffer*>& buffers) {
 bool Tiers::end_use(const std::vector<const grey_buffer*>& buffers, grey_backend_stream* enqueued_on) noexcept {
     std::lock_guard lock(mutex_);
     use_ended_.notify_all();  // woken waiters take the lock after this call's bookkeeping
-    bool recorded = true;
+    // The bookkeeping is the tiers'; the buffers' contents are untouched.
+    for (const grey_buffer* b : buffers) --const_cast<grey_buffer*>(b)->enqueuing;
+    if (enqueued_on == nullptr) return true;
+    // One event marks the end of the call's work for all its buffers (all on the stream's device).
+    grey_backend_event* event = nullptr;
+    try {
+        event = take_event_locked(buffers.front()->device, enqueued_on);
+        buffers.front()->backend->event_record(event, enqueued_on);
+        for (const grey_buffer* b : buffers) const_cast<grey_buffer*>(b)->in_flight.reserve(b->in_flight.size() + 1);
+    } catch (...) {
+        if (event != nullptr) {
+            held_events_.at(event).holders = 1;
+            let_go_locked(event);
+        }
+        return false;
+    }
     for (const grey_buffer* constant : buffers) {
-        // The bookkeeping is the tiers'; the buffer's contents are untouched.
         auto* b = const_cast<grey_buffer*>(constant);
-        --b->enqueuing;
-        if (enqueued_on == nullptr) continue;
-        try {
-            auto use = std::find_if(b->in_flight.begin(), b->in_flight.end(), [&](const auto& u) { return u.first == enqueued_on; });
-            if (use == b->in_flight.end()) {
-                const Device& dev = *devices_.at(b->device);
-                grey_backend_event* event = dev.backend->event_create(dev.index_in_backend);
-                try {
-                    b->in_flight.emplace_back(enqueued_on, event);
-                } catch (...) {
-                    dev.backend->event_destroy(event);
-                    throw;
-                }
-                use = std::prev(b->in_flight.end());
-            }
-            b->backend->event_record(use->second, enqueued_on);
-        } catch (...) {
-            recorded = false;
+        ++held_events_.at(event).holders;  // before letting go of what it replaces, which may be itself
+        const auto use = std::find_if(b->in_flight.begin(), b->in_flight.end(), [&](const auto& u) { return u.first == enqueued_on; });
+        if (use == b->in_flight.end()) {
+            b->in_flight.emplace_back(enqueued_on, event);  // room reserved above
+        } else {
+            let_go_locked(use->second);
+            use->second = event;
         }
     }
-    return recorded;
+    return true;
 }
 
-void Tiers::forget_stream(const grey_backend_stream* stream) noexcept {
+void Tiers::forget_stream(const grey_backend_stream* stream, bool finished) noexcept {
     std::lock_guard lock(mutex_);
-    for (grey_buffer* b : buffers_)
-        std::erase_if(b->in_flight, [&](const auto& use) {
-            if (use.first != stream) return false;
-            b->backend->event_destroy(use.second);
-            return true;
-        });
+    if (finished) {
+        for (grey_buffer* b : buffers_)
+            std::erase_if(b->in_flight, [&](const auto& use) {
+                if (use.first != stream) return false;
+                let_go_locked(use.second);
+                return true;
+            });
+    } else {
+        // Still held by buffers: destroyed when they let go, never handed to a stream made at the same address.
+        for (auto& [event, held] : held_events_)
+            if (held.stream == stream) held.stream = nullptr;
+    }
+    if (const auto spares = spare_events_.find(stream); spares != spare_events_.end()) {
+        for (const SpareEvent& spare : spares->second) devices_.at(spare.device)->backend->event_destroy(spare.event);
+        spare_events_.erase(spares);
+    }
 }
 
 bool Tiers::busy_locked(grey_buffer& buffer) {
@@ -728,7 +784,7 @@ bool Tiers::busy_locked(grey_buffer& buffer) {
         } catch (...) {
         }
         if (!done) return true;
-        buffer.backend->event_destroy(use->second);
+        let_go_locked(use->second);
         use = buffer.in_flight.erase(use);
     }
     return false;
@@ -740,7 +796,7 @@ void Tiers::wait_for_queued_locked(grey_buffer& buffer) {
             buffer.backend->event_synchronize(event);
         } catch (...) {  // the work's failure is its stream's to report
         }
-        buffer.backend->event_destroy(event);
+        let_go_locked(event);
     }
     buffer.in_flight.clear();
     const auto found = per_device_.find(buffer.device);

@@ -73,9 +73,10 @@ public:
     // returns false when it could not record the use (the caller then waits for the stream).
     void begin_use(const std::vector<const grey_buffer*>& buffers);
     bool end_use(const std::vector<const grey_buffer*>& buffers, grey_backend_stream* enqueued_on) noexcept;
-    // A stream whose work has all completed is being destroyed: the buffers' events on it are freed now
-    // (they would otherwise hold backend events, and a new stream at the same address would find them).
-    void forget_stream(const grey_backend_stream* stream) noexcept;
+    // A stream is being destroyed. When its work has all completed (`finished`), the buffers' events on it
+    // are freed now (they would otherwise hold backend events, and a new stream at the same address would
+    // find them); otherwise they stay until the buffers go. Its spare events are freed either way.
+    void forget_stream(const grey_backend_stream* stream, bool finished) noexcept;
 
     // The background scan (memory/background_scan.cpp): a thread that compacts every device with the
     // configured policy every memory.deduplication.scan_interval_ms, when that is above 0 and the policy
@@ -113,6 +114,12 @@ private:
     // async fill of its cached copy: what a move would otherwise free under them. Their failures stay
     // with their streams.
     void wait_for_queued_locked(grey_buffer& buffer);
+    // The events that mark where async calls' work ends on their streams (end_use): one recorded a call,
+    // held by each of the call's buffers (so a call on two buffers records one, not two), counted; one no
+    // buffer holds goes to its stream's spares, to be recorded again by a later call there rather than
+    // made anew, and is destroyed with the stream's records (forget_stream).
+    grey_backend_event* take_event_locked(uint32_t device, const grey_backend_stream* stream);
+    void let_go_locked(grey_backend_event* event) noexcept;
     // The checks of a change of residency that do not depend on the data (repeated after a wait).
     void check_change_locked(const grey_buffer& buffer, grey_residency residency) const;
     void scan_loop(const Logger& logger);
@@ -164,6 +171,18 @@ private:
     std::map<uint32_t, DeviceTiers> per_device_;
     std::set<grey_buffer*> buffers_;
     uint64_t next_sequence_ = 1;
+    struct HeldEvent {
+        uint32_t device;
+        const grey_backend_stream* stream;  // nullptr once the stream is gone: destroyed when let go
+        uint32_t holders;
+    };
+    std::map<grey_backend_event*, HeldEvent> held_events_;
+    struct SpareEvent {
+        grey_backend_event* event;
+        uint32_t device;
+    };
+    std::map<const grey_backend_stream*, std::vector<SpareEvent>> spare_events_;
+    static constexpr size_t kSpareEvents = 16;  // a stream's spares past this are destroyed
     int64_t scan_interval_ms_;
 
     // The background scan's stop signal and its thread (last, so that it stops before the rest goes).
