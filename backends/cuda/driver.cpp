@@ -70,10 +70,14 @@ std::string Driver::describe(CUresult result, const char* call) const {
 }
 
 ContextScope::ContextScope(const Driver& driver, CUcontext context) : driver_(driver) {
+    CUcontext current = nullptr;
+    if (driver_.cuCtxGetCurrent(&current) == CUDA_SUCCESS && current == context) return;
     driver_.check(driver_.cuCtxPushCurrent(context), "cuCtxPushCurrent");
+    pushed_ = true;
 }
 
 ContextScope::~ContextScope() {
+    if (!pushed_) return;
     CUcontext popped = nullptr;
     (void)driver_.cuCtxPopCurrent(&popped);
 }

@@ -34,6 +34,7 @@ class DriverUnavailable : public std::runtime_error {
     X(cuInit) X(cuDriverGetVersion) X(cuDeviceGetCount) X(cuDeviceGet) X(cuDeviceGetName)             \
     X(cuDeviceGetAttribute) X(cuDeviceTotalMem) X(cuDeviceGetUuid) X(cuDeviceGetPCIBusId)             \
     X(cuDevicePrimaryCtxRetain) X(cuDevicePrimaryCtxRelease) X(cuCtxPushCurrent) X(cuCtxPopCurrent)   \
+    X(cuCtxGetCurrent)                                                                                  \
     X(cuMemGetInfo) X(cuMemGetAllocationGranularity) X(cuMemAddressReserve) X(cuMemAddressFree)       \
     X(cuMemCreate) X(cuMemRelease) X(cuMemMap) X(cuMemUnmap) X(cuMemSetAccess) X(cuStreamCreate)      \
     X(cuStreamDestroy) X(cuStreamSynchronize) X(cuStreamQuery) X(cuStreamWaitEvent) X(cuStreamGetCtx) X(cuEventQuery) X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord)     \
@@ -69,7 +70,10 @@ private:
     int version_ = 0;
 };
 
-// Makes a context current on this thread for a scope, and restores the previous one after.
+// Makes a context current on this thread for a scope, and restores the previous one after. Nothing to do
+// when it is current already: a framework's thread (PyTorch's, any CUDA runtime user's) has the device's
+// primary context current, the one this backend uses, and a push and pop would cost every call two
+// driver calls for nothing.
 class ContextScope {
 public:
     ContextScope(const Driver& driver, CUcontext context);
@@ -79,6 +83,7 @@ public:
 
 private:
     const Driver& driver_;
+    bool pushed_ = false;
 };
 
 }  // namespace grey::cuda

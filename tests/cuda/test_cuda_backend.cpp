@@ -1432,6 +1432,76 @@ TEST(CudaFake, ResidencyChangesWaitForQueuedReadsOfTheBufferAndNoOtherWork) {
     grey_buffer_destroy(unrelated);
 }
 
+// An async call records one event for all the buffers it uses (what a residency change of one of them
+// waits for), and later calls record spare events again rather than make new ones; destroying the stream
+// gives every one back.
+TEST(CudaFake, AsyncCallsRecordOneEventACallAndReuseThem) {
+    Context c;
+    const auto live = [] { return fake_hook<long long>("fake_cuda_live_events"); };
+    const auto records = [] { return fake_hook<unsigned long long>("fake_cuda_event_records"); };
+    const size_t n = 1 << 16;
+    const std::vector<unsigned char> data = random_bytes(n);
+    grey_buffer *a = nullptr, *b = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, n, &a), GREY_OK);
+    ASSERT_EQ(grey_buffer_create(c.context, 1, n, &b), GREY_OK);
+    ASSERT_EQ(grey_buffer_write(a, 0, data.data(), n), GREY_OK);
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK);
+    const long long live_before = live();
+    const unsigned long long records_before = records();
+    const int calls = 100;
+    for (int i = 0; i < calls; ++i) ASSERT_EQ(grey_buffer_copy_async(b, 0, a, 0, n, stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(records() - records_before, static_cast<unsigned long long>(calls)) << "one record a call, not one a buffer";
+    EXPECT_LE(live() - live_before, 2) << "events are reused, not made a call";
+    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    std::vector<unsigned char> back(n, 0);
+    ASSERT_EQ(grey_buffer_read(b, 0, back.data(), n), GREY_OK);
+    EXPECT_EQ(back, data);
+    grey_stream_destroy(stream);
+    EXPECT_EQ(live(), live_before) << "the stream's events go with it";
+    grey_buffer_destroy(b);
+    grey_buffer_destroy(a);
+}
+
+// A thread that has the device's primary context current (as a PyTorch or CUDA runtime thread has) keeps
+// it, and the backend pushes no context for its calls; a thread with another context current gets that
+// one back after each call.
+TEST(CudaFake, AContextAlreadyCurrentIsUsedAndLeftCurrent) {
+    Context c;
+    void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+    ASSERT_NE(lib, nullptr);
+    const auto set_current = reinterpret_cast<void (*)(void*)>(dlsym(lib, "fake_cuda_set_current"));
+    const auto current = reinterpret_cast<void* (*)()>(dlsym(lib, "fake_cuda_current"));
+    ASSERT_TRUE(set_current != nullptr && current != nullptr);
+    const auto pushes = [] { return fake_hook<unsigned long long>("fake_cuda_context_pushes"); };
+    const size_t n = 4096;
+    grey_buffer* buffer = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, n, &buffer), GREY_OK);
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK);
+    void* const primary = reinterpret_cast<void*>(uintptr_t{0x1000});  // the fake's primary context of ordinal 0
+    void* const other = reinterpret_cast<void*>(uintptr_t{0x7777});
+    for (void* const caller : {primary, other}) {
+        set_current(caller);
+        const auto before = pushes();
+        const unsigned char value = caller == primary ? 0x5A : 0xA5;
+        ASSERT_EQ(grey_buffer_fill_async(buffer, 0, value, n, stream), GREY_OK) << grey_last_error();
+        ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+        const auto pushed = pushes() - before;
+        EXPECT_EQ(current(), caller) << "the caller's context is current again";
+        set_current(nullptr);
+        if (caller == primary) EXPECT_EQ(pushed, 0u) << "no push when the device's context is current";
+        else EXPECT_GT(pushed, 0u) << "another context current: the device's is pushed";
+        std::vector<unsigned char> back(n, 0);
+        ASSERT_EQ(grey_buffer_read(buffer, 0, back.data(), n), GREY_OK) << grey_last_error();
+        EXPECT_EQ(back, std::vector<unsigned char>(n, value));
+    }
+    EXPECT_EQ(current(), nullptr);
+    grey_stream_destroy(stream);
+    grey_buffer_destroy(buffer);
+    dlclose(lib);
+}
+
 TEST(CudaFake, PinnedHostMemoryComesFromTheDriver) {
     Context c;
     void* memory = nullptr;

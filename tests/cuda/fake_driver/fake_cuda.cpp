@@ -160,10 +160,12 @@ CUresult fake_cuDevicePrimaryCtxRelease(CUdevice d) {
 }
 
 thread_local std::vector<CUcontext> context_stack;
+std::atomic<unsigned long long> context_pushes{0};
 
 CUresult fake_cuCtxPushCurrent(CUcontext ctx) {
     FAKE_FAIL("cuCtxPushCurrent");
     context_stack.push_back(ctx);
+    context_pushes.fetch_add(1);
     return CUDA_SUCCESS;
 }
 
@@ -171,6 +173,12 @@ CUresult fake_cuCtxPopCurrent(CUcontext* ctx) {
     if (context_stack.empty()) return CUDA_ERROR_INVALID_CONTEXT;
     if (ctx != nullptr) *ctx = context_stack.back();
     context_stack.pop_back();
+    return CUDA_SUCCESS;
+}
+
+CUresult fake_cuCtxGetCurrent(CUcontext* ctx) {
+    FAKE_FAIL("cuCtxGetCurrent");
+    *ctx = context_stack.empty() ? nullptr : context_stack.back();
     return CUDA_SUCCESS;
 }
 
@@ -367,19 +375,25 @@ CUresult fake_cuStreamWaitEvent(CUstream s, CUevent e, unsigned int flags) {
     if (producer != nullptr && producer != s) enqueue(s, [producer] { flush(producer); });
     return CUDA_SUCCESS;
 }
+std::atomic<long long> live_events{0};
+std::atomic<unsigned long long> event_records{0};
+
 CUresult fake_cuEventCreate(CUevent* e, unsigned int) {
     FAKE_FAIL("cuEventCreate");
     std::lock_guard lock(streams().mutex);
     *e = reinterpret_cast<CUevent>(streams().next_event++);
+    live_events.fetch_add(1);
     return CUDA_SUCCESS;
 }
 CUresult fake_cuEventDestroy(CUevent e) {
     std::lock_guard lock(streams().mutex);
     streams().recorded_on.erase(e);
+    live_events.fetch_sub(1);
     return CUDA_SUCCESS;
 }
 CUresult fake_cuEventRecord(CUevent e, CUstream s) {
     FAKE_FAIL("cuEventRecord");
+    event_records.fetch_add(1);
     std::lock_guard lock(streams().mutex);
     streams().recorded_on[e] = s;
     return CUDA_SUCCESS;
@@ -635,7 +649,7 @@ const Entry kEntries[] = {
     FAKE_ENTRY(cuInit), FAKE_ENTRY(cuDriverGetVersion), FAKE_ENTRY(cuDeviceGetCount), FAKE_ENTRY(cuDeviceGet),
     FAKE_ENTRY(cuDeviceGetName), FAKE_ENTRY(cuDeviceGetAttribute), FAKE_ENTRY(cuDeviceTotalMem), FAKE_ENTRY(cuDeviceGetUuid),
     FAKE_ENTRY(cuDeviceGetPCIBusId), FAKE_ENTRY(cuDevicePrimaryCtxRetain), FAKE_ENTRY(cuDevicePrimaryCtxRelease),
-    FAKE_ENTRY(cuCtxPushCurrent), FAKE_ENTRY(cuCtxPopCurrent), FAKE_ENTRY(cuMemGetInfo), FAKE_ENTRY(cuMemGetAllocationGranularity),
+    FAKE_ENTRY(cuCtxPushCurrent), FAKE_ENTRY(cuCtxPopCurrent), FAKE_ENTRY(cuCtxGetCurrent), FAKE_ENTRY(cuMemGetInfo), FAKE_ENTRY(cuMemGetAllocationGranularity),
     FAKE_ENTRY(cuMemAddressReserve), FAKE_ENTRY(cuMemAddressFree), FAKE_ENTRY(cuMemCreate), FAKE_ENTRY(cuMemRelease),
     FAKE_ENTRY(cuMemMap), FAKE_ENTRY(cuMemUnmap), FAKE_ENTRY(cuMemSetAccess), FAKE_ENTRY(cuStreamCreate), FAKE_ENTRY(cuStreamDestroy),
     FAKE_ENTRY(cuStreamSynchronize), FAKE_ENTRY(cuStreamQuery), FAKE_ENTRY(cuStreamWaitEvent), FAKE_ENTRY(cuStreamGetCtx), FAKE_ENTRY(cuEventQuery), FAKE_ENTRY(cuEventCreate), FAKE_ENTRY(cuEventDestroy), FAKE_ENTRY(cuEventRecord),
@@ -684,6 +698,20 @@ __attribute__((visibility("default"))) int fake_cuda_live_streams() {
 }
 // Bytes copied from device to host memory (cuMemcpyDtoHAsync) since the process started.
 __attribute__((visibility("default"))) unsigned long long fake_cuda_read_back_bytes() { return read_back_bytes.load(); }
+// cuCtxPushCurrent calls since the process started, and the calling thread's current context, set and
+// read as a framework sets it (the top of the thread's stack; nullptr pops it).
+__attribute__((visibility("default"))) unsigned long long fake_cuda_context_pushes() { return context_pushes.load(); }
+__attribute__((visibility("default"))) void fake_cuda_set_current(CUcontext ctx) {
+    if (ctx == nullptr) {
+        if (!context_stack.empty()) context_stack.pop_back();
+    } else {
+        context_stack.push_back(ctx);
+    }
+}
+__attribute__((visibility("default"))) CUcontext fake_cuda_current() { return context_stack.empty() ? nullptr : context_stack.back(); }
+// Events made and not destroyed, and cuEventRecord calls, since the process started.
+__attribute__((visibility("default"))) long long fake_cuda_live_events() { return live_events.load(); }
+__attribute__((visibility("default"))) unsigned long long fake_cuda_event_records() { return event_records.load(); }
 // Launches of grey_block_hash since the process started.
 __attribute__((visibility("default"))) unsigned long long fake_cuda_block_hash_launches() { return block_hash_launches.load(); }
 // Copies and kernels queued on streams and not yet run: work an enqueue-only call left for later.
