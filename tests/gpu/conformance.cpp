@@ -1,7 +1,8 @@
 // GPU conformance: every buffer operation on each GPU device against the host reference (device 0),
 // through grey.h alone, on fresh random inputs each run: round trips, fills, in-device copies, cross-
 // device copies and checksums at awkward sizes and offsets, buffer mapping, the same operations through the
-// async calls on several streams at once (ordered by events), then out-of-memory handling. Prints one line
+// async calls on several streams at once (ordered by events), deduplication of sealed buffers (hashed on
+// the GPU) against the same on the host, then out-of-memory handling. Prints one line
 // per check and a summary; exits 1 on any failure.
 //   grey_gpu_conformance [--quick] [--backend-dir DIR]
 // --quick uses small sizes (for compute-sanitizer, which slows kernels down a lot).
@@ -192,6 +193,71 @@ void run_mapping(grey_context* c, uint32_t gpu, const grey_device_spec& spec) {
 
 }  // namespace
 
+grey_memory_stats memory_stats(grey_context* c, uint32_t device) {
+    grey_memory_stats stats{};
+    stats.struct_size = sizeof stats;
+    if (!ok(grey_device_memory_stats_get(c, device, &stats))) stats = {};
+    return stats;
+}
+
+// Deduplication of sealed buffers in device memory, which hashes their blocks on the GPU (the backend's
+// block_hashes slot) and shares them in the device's block store: the same buffers on the host device give
+// the reference for what is shared, constant and saved, and every buffer reads back its own bytes.
+void run_dedup(grey_context* c, uint32_t gpu, std::mt19937_64& rng) {
+    const uint64_t size = (4ull << 20) + 12345;  // a ragged last block
+    const std::string tag = "device " + std::to_string(gpu) + ", deduplication of " + std::to_string(size) + "-byte buffers: ";
+    std::vector<unsigned char> data(size), half(size), zeros(size, 0), repeated(size);
+    for (auto& b : data) b = static_cast<unsigned char>(rng());
+    half = data;  // shares its first half with `data`, then differs
+    for (uint64_t i = size / 2; i < size; ++i) half[i] = static_cast<unsigned char>(rng());
+    for (uint64_t i = 0; i < size; ++i) repeated[i] = static_cast<unsigned char>(0xA0 + i % 8);  // one 8-byte value
+    const std::vector<const std::vector<unsigned char>*> contents = {&data, &data, &data, &data, &half, &zeros, &repeated};
+    struct Side {
+        uint32_t device;
+        std::deque<Buffer> buffers;
+        grey_memory_stats before{}, after{};
+        grey_compact_result result{};
+    };
+    Side sides[2] = {{gpu, {}, {}, {}, {}}, {0, {}, {}, {}, {}}};
+    for (Side& side : sides) {
+        side.before = memory_stats(c, side.device);
+        bool made = true;
+        for (const auto* content : contents) {
+            side.buffers.emplace_back(c, side.device, size);
+            Buffer& b = side.buffers.back();
+            made = made && ok(b.status) && ok(grey_buffer_write(b.handle, 0, content->data(), size)) && ok(grey_buffer_seal(b.handle));
+        }
+        check(made, tag + (side.device == 0 ? "host" : "GPU") + " buffers written and sealed");
+        grey_compact_policy policy = GREY_COMPACT_POLICY_INIT;
+        policy.deduplicate = 1;
+        policy.compress = 0;
+        side.result.struct_size = sizeof side.result;
+        check(ok(grey_memory_compact(c, side.device, &policy, &side.result)), tag + (side.device == 0 ? "host" : "GPU") + " compaction");
+        side.after = memory_stats(c, side.device);
+    }
+    const Side &g = sides[0], &h = sides[1];
+    const auto delta = [](const Side& s, uint64_t grey_memory_stats::*field) { return s.after.*field - s.before.*field; };
+    check(delta(g, &grey_memory_stats::saved_dedup_bytes) == delta(h, &grey_memory_stats::saved_dedup_bytes) &&
+              delta(g, &grey_memory_stats::saved_dedup_bytes) >= 3 * size,
+          tag + "saved by deduplication as on the host (" + std::to_string(delta(g, &grey_memory_stats::saved_dedup_bytes)) + " bytes)");
+    check(delta(g, &grey_memory_stats::shared_blocks) == delta(h, &grey_memory_stats::shared_blocks) &&
+              delta(g, &grey_memory_stats::constant_blocks) == delta(h, &grey_memory_stats::constant_blocks),
+          tag + "stored and constant blocks as on the host (" + std::to_string(delta(g, &grey_memory_stats::shared_blocks)) + " stored, " +
+              std::to_string(delta(g, &grey_memory_stats::constant_blocks)) + " constant)");
+    check(g.after.buffers_by_residency[GREY_RESIDENCY_DEDUPLICATED] - g.before.buffers_by_residency[GREY_RESIDENCY_DEDUPLICATED] ==
+              h.after.buffers_by_residency[GREY_RESIDENCY_DEDUPLICATED] - h.before.buffers_by_residency[GREY_RESIDENCY_DEDUPLICATED],
+          tag + "the same buffers deduplicated as on the host");
+    bool same = true;
+    for (size_t i = 0; i < contents.size(); ++i) same = same && read_all(g.buffers[i].handle, size) == *contents[i];
+    check(same, tag + "every GPU buffer reads back its own bytes");
+    // A map puts a deduplicated buffer together in device memory.
+    grey_buffer_mapping mapping{};
+    mapping.struct_size = sizeof mapping;
+    const bool mapped = ok(grey_buffer_map(g.buffers[4].handle, &mapping));
+    check(mapped && mapping.kind == GREY_MEMORY_CUDA_DEVICE && mapping.address != 0, tag + "a deduplicated buffer maps as CUDA memory");
+    if (mapped) check(ok(grey_buffer_unmap(g.buffers[4].handle)), tag + "unmap");
+}
+
 int main(int argc, char** argv) {
     return gpu_check::run(argc, argv, "conformance", false,
                           [](grey_context* context, uint32_t gpu, const grey_device_spec& spec, const gpu_check::Options& options, std::mt19937_64& rng) {
@@ -204,6 +270,7 @@ int main(int argc, char** argv) {
                               for (const uint64_t size : {uint64_t{4097}, uint64_t{(1 << 20) + 7}}) run_streams(context, gpu, size, rng);
                               if (!options.quick) run_streams(context, gpu, (64ull << 20) + 5, rng);
                               run_mapping(context, gpu, spec);
+                              run_dedup(context, gpu, rng);
                               if (!options.quick) run_out_of_memory(context, gpu);
                           });
 }
