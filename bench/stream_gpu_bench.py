@@ -21,6 +21,7 @@ import ctypes as C
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -96,6 +97,9 @@ def enqueue_cost(grey, streams, args):
     quantize = per_call(lambda: grey.call("grey_quantize_buffer_async", C.byref(desc), source, C.c_uint64(0), C.byref(params),
                                           destination, C.c_uint64(0), stream))
     write = per_call(lambda: grey.call("grey_buffer_write_async", target, C.c_uint64(0), host, C.c_uint64(copy_bytes), stream))
+    # What the interpreter and ctypes add to any call: a grey.h call that does almost nothing, made the same way.
+    count = C.c_uint32()
+    ctypes_floor = per_call(lambda: grey.call("grey_device_count", grey.context, C.byref(count)))
     x = torch.ones(4096, device="cuda")
     samples, synced = [], []
     for i in range(args.warmup + args.repeat * args.batch):
@@ -111,8 +115,31 @@ def enqueue_cost(grey, streams, args):
         grey.destroy(handle)
     grey.call("grey_host_free", grey.context, host)
     grey.lib.grey_stream_destroy(stream)
-    return {"quantize_async_us": quantize, "write_async_us": write, "torch_launch_us": median_us(samples),
-            "torch_launch_sync_us": median_us(synced)}
+    # The peer's cost of marking a stream: a CUDA event record with and without timing, through torch.
+    event_us = {}
+    for timing in (True, False):
+        event = torch.cuda.Event(enable_timing=timing)
+        marks = []
+        for i in range(args.warmup + args.repeat * args.batch):
+            t0 = time.perf_counter()
+            event.record()
+            if i >= args.warmup:
+                marks.append(time.perf_counter() - t0)
+        torch.cuda.synchronize()
+        event_us["timed" if timing else "untimed"] = median_us(marks)
+    return {"quantize_async_us": quantize, "write_async_us": write, "ctypes_floor_us": ctypes_floor, "torch_launch_us": median_us(samples),
+            "torch_launch_sync_us": median_us(synced), "torch_event_record_us": event_us}
+
+
+def enqueue_cost_native(args):
+    """Goal 1 without the interpreter: bench/stream_enqueue_bench.cpp, the same calls made from C++."""
+    if not args.enqueue_bench:
+        return None
+    run = subprocess.run([args.enqueue_bench, "--backend-dir", args.backend_dir, "--backend", "cuda", "--json"],
+                         capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        raise RuntimeError(f"{args.enqueue_bench} failed: {run.stderr.strip()}")
+    return json.loads(run.stdout)
 
 
 def many_small(grey, streams, args):
@@ -233,21 +260,31 @@ def main():
     parser.add_argument("--overlap-bytes", type=int, default=256 << 20)
     parser.add_argument("--fills", type=int, default=4, help="fills of --overlap-bytes making the kernel side of goal 3")
     parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--enqueue-bench", help="grey_stream_enqueue_bench: goal 1 measured from C++ as well")
     parser.add_argument("--json")
     args = parser.parse_args()
 
     grey = Grey(args.lib, args.backend_dir)
     streams = Streams(grey)
     device = torch.cuda.get_device_name()
-    results = {"device": device, "enqueue": enqueue_cost(grey, streams, args), "many_small": many_small(grey, streams, args),
-               "overlap": overlap(grey, streams, args)}
-    e, m, o = results["enqueue"], results["many_small"], results["overlap"]
+    results = {"device": device, "enqueue": enqueue_cost(grey, streams, args), "enqueue_native": enqueue_cost_native(args),
+               "many_small": many_small(grey, streams, args), "overlap": overlap(grey, streams, args)}
+    e, n, m, o = results["enqueue"], results["enqueue_native"], results["many_small"], results["overlap"]
     print(f"device: {device}")
     print("| goal | figure | measured | target |")
     print("|---|---|---|---|")
     print(f"| 1 host enqueue | grey_quantize_buffer_async, median | {e['quantize_async_us']:.2f} us | <= 5 us |")
     print(f"| 1 host enqueue | grey_buffer_write_async 64 KiB pinned, median | {e['write_async_us']:.2f} us | <= 5 us |")
+    print(f"| 1 host enqueue | ctypes floor: grey_device_count through the same wrapper, median | {e['ctypes_floor_us']:.2f} us | - |")
+    if n is not None:
+        for key, what in (("quantize_async_us", "grey_quantize_buffer_async"), ("write_async_us", "grey_buffer_write_async 64 KiB pinned"),
+                          ("fill_async_us", "grey_buffer_fill_async 64 KiB"), ("event_record_us", "grey_event_record")):
+            f = n[key]
+            target = "<= 5 us" if key in ("quantize_async_us", "write_async_us") else "-"
+            print(f"| 1 host enqueue, from C++ | {what}, median (p10-p90) | {f['median']:.2f} us ({f['p10']:.2f}-{f['p90']:.2f}) | {target} |")
     print(f"| 1 host enqueue | torch tiny launch / launch + sync | {e['torch_launch_us']:.2f} / {e['torch_launch_sync_us']:.2f} us | (peer) |")
+    t = e["torch_event_record_us"]
+    print(f"| 1 host enqueue | torch event record, timed / untimed | {t['timed']:.2f} / {t['untimed']:.2f} us | (peer) |")
     compile_ms = f"{m['torch_compile_ms']:.2f} ms" if m["torch_compile_ms"] else "not run"
     ratio = f"{m['grey_over_torch_compile']:.2f}x" if m.get("grey_over_torch_compile") else "-"
     print(f"| 2 {m['count']} x int8 1x4096, one stream | libgrey / torch.compile / eager | {m['grey_ms']:.2f} ms / {compile_ms} / "
