@@ -265,22 +265,26 @@ fi
 
 if want stream-bench; then
 echo "== benchmark (streams: host enqueue cost, 1000 small quantizations vs torch.compile, copy/kernel overlap)"
+enqueue_bench=()
+[ -x "$build/bin/grey_stream_enqueue_bench" ] && enqueue_bench=(--enqueue-bench "$build/bin/grey_stream_enqueue_bench")
 run_bench stream-bench stream_bench "" python3 bench/stream_gpu_bench.py --lib "$build/lib/libgrey.so" --backend-dir "$plugin_dir" \
-    --json "$out/stream_bench.json"
+    "${enqueue_bench[@]}" --json "$out/stream_bench.json"
 fi
 
 if want wheel; then
 echo "== the Python wheel (pip wheel ./bindings/python, the CUDA plugin inside) in PyTorch's Python"
 # swig and scikit-build-core come as wheels in .deps/wheels (tests/gpu/fetch-deps.sh); DLPack's header in .deps/usr.
+# No venv: the machine's python3 is itself a venv (the one holding PyTorch and numpy), and a venv made from it
+# would see neither. The build tools and the wheel go into folders of their own on PYTHONPATH instead.
 # Absolute: pip runs CMake in another directory, where a relative PATH entry would find no swig.
-venv=$(realpath -m "$build/wheel-venv")
-[ -x "$venv/bin/python" ] || python3 -m venv --system-site-packages "$venv"
-if "$venv/bin/python" -m pip install -q --no-index --find-links .deps/wheels swig scikit-build-core >"$logs/wheel.log" 2>&1 &&
-   PATH="$venv/bin:$PATH" "$venv/bin/python" -m pip wheel -q --no-index --find-links .deps/wheels --no-build-isolation --no-deps \
+tools=$(realpath -m "$build/wheel-tools") site=$(realpath -m "$build/wheel-site")
+rm -rf "$site" "$build/wheelhouse"
+if python3 -m pip install -q --no-index --find-links .deps/wheels --target "$tools" --upgrade swig scikit-build-core >"$logs/wheel.log" 2>&1 &&
+   PATH="$tools/bin:$PATH" PYTHONPATH="$tools" python3 -m pip wheel -q --no-index --find-links .deps/wheels --no-build-isolation --no-deps \
        -w "$build/wheelhouse" -C build-dir="$build/wheel-build" -C cmake.define.GREY_WITH_CUDA=ON \
        ${prefix:+-C cmake.define.CMAKE_PREFIX_PATH="$prefix"} ./bindings/python >>"$logs/wheel.log" 2>&1 &&
-   "$venv/bin/python" -m pip install -q --no-index --no-deps --force-reinstall "$build"/wheelhouse/grey-*.whl >>"$logs/wheel.log" 2>&1; then
-    (cd "$build" && "$venv/bin/python" "$root/tests/gpu/check_wheel.py") | tee "$out/wheel.log"
+   python3 -m pip install -q --no-index --no-deps --target "$site" "$build"/wheelhouse/grey-*.whl >>"$logs/wheel.log" 2>&1; then
+    (cd "$build" && PYTHONPATH="$site" python3 "$root/tests/gpu/check_wheel.py") | tee "$out/wheel.log"
     if [ "${PIPESTATUS[0]}" -eq 0 ]; then record wheel PASS "$(tail -1 "$out/wheel.log")"
     else record wheel FAIL "$(grep FAIL "$out/wheel.log" | head -3)"; fi
 else
