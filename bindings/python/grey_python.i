@@ -126,16 +126,27 @@ static void grey_py_log_trampoline(grey_log_level level, const char* message, vo
 %typemap(freearg) const char* "Py_XDECREF(keep$argnum);"
 %apply const char* { char* };
 
+/* ---- outputs ------------------------------------------------------------------------------------ */
+/* Every wrapped function returns None (its grey_status became an exception or nothing, see the out
+ * typemap), so a function's one output replaces that None and two or more make a list. SWIG 4.3 gave
+ * SWIG_Python_AppendOutput a third argument, "the function returns void", which %append_output fills
+ * from the C return type: for a grey_status function it would keep the None and return [None, output]. */
+#if SWIG_VERSION >= 0x040300
+%define GREY_APPEND_OUTPUT(obj) $result = SWIG_Python_AppendOutput($result, obj, 1) %enddef
+#else
+%define GREY_APPEND_OUTPUT(obj) $result = SWIG_Python_AppendOutput($result, obj) %enddef
+#endif
+
 /* ---- output handles ---------------------------------------------------------------------------- */
 %typemap(in, numinputs=0) SWIGTYPE ** ($*1_ltype temp = NULL) "$1 = &temp;"
 %typemap(argout) SWIGTYPE ** {
-    %append_output(SWIG_NewPointerObj(SWIG_as_voidptr(temp$argnum), $*1_descriptor, 0));
+    GREY_APPEND_OUTPUT(SWIG_NewPointerObj(SWIG_as_voidptr(temp$argnum), $*1_descriptor, 0));
 }
 
 /* ---- output scalars ---------------------------------------------------------------------------- */
 %define GREY_PY_SCALAR_OUT(TYPE, TO_PYTHON)
 %typemap(in, numinputs=0) TYPE * (TYPE temp = 0) "$1 = &temp;"
-%typemap(argout) TYPE * { %append_output(TO_PYTHON(temp$argnum)); }
+%typemap(argout) TYPE * { GREY_APPEND_OUTPUT(TO_PYTHON(temp$argnum)); }
 %enddef
 GREY_PY_SCALAR_OUT(uint32_t, PyLong_FromUnsignedLong)
 GREY_PY_SCALAR_OUT(uint64_t, PyLong_FromUnsignedLongLong)
@@ -145,7 +156,7 @@ GREY_PY_SCALAR_OUT(size_t, PyLong_FromSize_t)
 GREY_PY_SCALAR_OUT(double, PyFloat_FromDouble)
 /* A non-const pointer to an enum is an output too (grey_model_format_get). */
 %typemap(in, numinputs=0) enum SWIGTYPE * ($*1_ltype temp = {}) "$1 = &temp;"
-%typemap(argout) enum SWIGTYPE * { %append_output(PyLong_FromLong(static_cast<long>(temp$argnum))); }
+%typemap(argout) enum SWIGTYPE * { GREY_APPEND_OUTPUT(PyLong_FromLong(static_cast<long>(temp$argnum))); }
 
 /* ---- text buffer protocol ---------------------------------------------------------------------- */
 %typemap(in) (char* buffer, size_t buffer_size, size_t* out_length) (std::string text, size_t length = 0) {
@@ -158,7 +169,7 @@ GREY_PY_SCALAR_OUT(double, PyFloat_FromDouble)
 }
 %typemap(argout) (char* buffer, size_t buffer_size, size_t* out_length) {
     if (result == GREY_OK) {
-        %append_output(PyUnicode_DecodeUTF8(text$argnum.data(), static_cast<Py_ssize_t>(length$argnum), "replace"));
+        GREY_APPEND_OUTPUT(PyUnicode_DecodeUTF8(text$argnum.data(), static_cast<Py_ssize_t>(length$argnum), "replace"));
     } else if (result == GREY_ERROR_BUFFER_TOO_SMALL) {
         grey_py_required_size = length$argnum + 1;
     }
@@ -184,7 +195,7 @@ GREY_PY_SCALAR_OUT(double, PyFloat_FromDouble)
 }
 %typemap(argout) const int32_t* token_ids, const void* sequences, float* output, float* keys, float* values "";
 %typemap(in, numinputs=0) void** out_memory (void* temp = nullptr) "$1 = &temp;"
-%typemap(argout) void** out_memory { %append_output(PyLong_FromUnsignedLongLong(reinterpret_cast<uintptr_t>(temp$argnum))); }
+%typemap(argout) void** out_memory { GREY_APPEND_OUTPUT(PyLong_FromUnsignedLongLong(reinterpret_cast<uintptr_t>(temp$argnum))); }
 
 /* ---- host memory ranges, through the buffer protocol ------------------------------------------- */
 %typemap(in) (const void* source, uint64_t size_bytes) (Py_buffer view, bool have = false) {
@@ -227,7 +238,7 @@ GREY_PY_SCALAR_OUT(double, PyFloat_FromDouble)
 /* ---- fixed-size byte arrays: digests out, hashes and ids in structs ---------------------------- */
 %typemap(in, numinputs=0) uint8_t out_digest[ANY] (uint8_t temp[$1_dim0]) "$1 = temp;"
 %typemap(argout) uint8_t out_digest[ANY] {
-    %append_output(PyBytes_FromStringAndSize(reinterpret_cast<const char*>(temp$argnum), $1_dim0));
+    GREY_APPEND_OUTPUT(PyBytes_FromStringAndSize(reinterpret_cast<const char*>(temp$argnum), $1_dim0));
 }
 %typemap(out) uint8_t [ANY] "$result = PyBytes_FromStringAndSize(reinterpret_cast<const char*>($1), $1_dim0);"
 %typemap(memberin) uint8_t [ANY] "";
