@@ -355,6 +355,12 @@ typedef struct grey_backend_vtable {
      * checked the range; size > 0, block_size > 0. */
     grey_status (*block_hashes)(void* state, grey_backend_buffer* buffer, uint64_t offset, uint64_t size, uint32_t block_size,
                                 uint64_t seed, uint64_t* out_hashes);
+
+    /* An event that is recorded, waited for and queried but never timed: the runtime's own (marking where
+     * buffers' async work ends) never reach event_elapsed_ms, so a backend may make them cheaper to record
+     * (CUDA: CU_EVENT_DISABLE_TIMING). Freed with event_destroy (0.2, optional: the runtime uses
+     * event_create without it). */
+    grey_status (*event_create_untimed)(void* state, uint32_t device, grey_backend_event** out_event);
 } grey_backend_vtable;
 
 /* The vtable size of the smallest plugin the loader accepts: everything up to the appended slots. */

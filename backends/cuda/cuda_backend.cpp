@@ -525,17 +525,21 @@ grey_status cuda_stream_query(void* state, grey_backend_stream* stream, uint32_t
     });
 }
 
-grey_status cuda_event_create(void* state, uint32_t device, grey_backend_event** out) {
+grey_status make_event(void* state, uint32_t device, bool timed, grey_backend_event** out) {
     CudaState& s = state_of(state);
     return guarded(s.host, [&] {
         DeviceRuntime& rt = runtime(s, device);
         auto event = std::make_unique<grey_backend_event>();
         event->runtime = &rt;
-        event->event = rt.create_event();
+        event->event = rt.create_event(timed);
         *out = event.release();
         return GREY_OK;
     });
 }
+
+grey_status cuda_event_create(void* state, uint32_t device, grey_backend_event** out) { return make_event(state, device, true, out); }
+
+grey_status cuda_event_create_untimed(void* state, uint32_t device, grey_backend_event** out) { return make_event(state, device, false, out); }
 
 void cuda_event_destroy(void*, grey_backend_event* event) {
     std::unique_ptr<grey_backend_event> owned(event);
@@ -743,6 +747,7 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.stream_synchronize = cuda_stream_synchronize;
     vt.stream_query = cuda_stream_query;
     vt.event_create = cuda_event_create;
+    vt.event_create_untimed = cuda_event_create_untimed;
     vt.event_destroy = cuda_event_destroy;
     vt.event_record = cuda_event_record;
     vt.stream_wait_event = cuda_stream_wait_event;

@@ -201,8 +201,9 @@ public:
     // device's lock, as none touches the device's own stream or slots.
     [[nodiscard]] CUstream create_stream();
     void destroy_stream(CUstream stream) noexcept;
-    // Timed events (for grey_event_elapsed_ms).
-    [[nodiscard]] CUevent create_event();
+    // Events (timed ones for grey_event_elapsed_ms).
+    // `timed`: grey_event_elapsed_ms can be asked of it; an untimed event costs less to record.
+    [[nodiscard]] CUevent create_event(bool timed = true);
     void destroy_event(CUevent event) noexcept;
     void write_on(CUstream stream, CUdeviceptr destination, const void* source, uint64_t size);
     void read_on(CUstream stream, void* destination, CUdeviceptr source, uint64_t size);

@@ -21,10 +21,10 @@ void DeviceRuntime::destroy_stream(CUstream stream) noexcept {
     }
 }
 
-CUevent DeviceRuntime::create_event() {
+CUevent DeviceRuntime::create_event(bool timed) {
     ContextScope scope(driver_, context_.get());
     CUevent event = nullptr;
-    driver_.check(driver_.cuEventCreate(&event, CU_EVENT_DEFAULT), "cuEventCreate");
+    driver_.check(driver_.cuEventCreate(&event, timed ? CU_EVENT_DEFAULT : CU_EVENT_DISABLE_TIMING), "cuEventCreate");
     return event;
 }
 

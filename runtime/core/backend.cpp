@@ -158,6 +158,14 @@ grey_backend_event* Backend::event_create(uint32_t device) const {
     return event;
 }
 
+grey_backend_event* Backend::event_create_untimed(uint32_t device) const {
+    if (vtable_.event_create_untimed == nullptr) return event_create(device);
+    grey_backend_event* event = nullptr;
+    check(vtable_.event_create_untimed(state_, device, &event), "event_create_untimed");
+    if (event == nullptr) fail(GREY_ERROR_BACKEND, "backend '" + name_ + "': event_create_untimed succeeded but returned no event");
+    return event;
+}
+
 void Backend::event_destroy(grey_backend_event* event) const noexcept { vtable_.event_destroy(state_, event); }
 
 void Backend::event_record(grey_backend_event* event, grey_backend_stream* stream) const {

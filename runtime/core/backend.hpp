@@ -65,6 +65,8 @@ public:
     void stream_synchronize(grey_backend_stream* stream) const;
     [[nodiscard]] bool stream_query(grey_backend_stream* stream) const;
     [[nodiscard]] grey_backend_event* event_create(uint32_t device) const;
+    // An event never timed (event_create_untimed; event_create where the backend lacks it).
+    [[nodiscard]] grey_backend_event* event_create_untimed(uint32_t device) const;
     void event_destroy(grey_backend_event* event) const noexcept;
     void event_record(grey_backend_event* event, grey_backend_stream* stream) const;
     void stream_wait_event(grey_backend_stream* stream, grey_backend_event* event) const;

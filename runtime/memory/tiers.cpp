@@ -174,7 +174,7 @@ grey_backend_event* Tiers::take_event_locked(uint32_t device, const grey_backend
         taken = spares->second.back();
         spares->second.pop_back();
     } else {
-        taken.event = dev.backend->event_create(dev.index_in_backend);
+        taken.event = dev.backend->event_create_untimed(dev.index_in_backend);
     }
     try {
         held_events_.emplace(taken.event, HeldEvent{device, stream, 0});

@@ -1433,8 +1433,8 @@ TEST(CudaFake, ResidencyChangesWaitForQueuedReadsOfTheBufferAndNoOtherWork) {
 }
 
 // An async call records one event for all the buffers it uses (what a residency change of one of them
-// waits for), and later calls record spare events again rather than make new ones; destroying the stream
-// gives every one back.
+// waits for), an untimed one (cheaper to record), and later calls record spare events again rather than
+// make new ones; destroying the stream gives every one back.
 TEST(CudaFake, AsyncCallsRecordOneEventACallAndReuseThem) {
     Context c;
     const auto live = [] { return fake_hook<long long>("fake_cuda_live_events"); };
@@ -1447,12 +1447,18 @@ TEST(CudaFake, AsyncCallsRecordOneEventACallAndReuseThem) {
     ASSERT_EQ(grey_buffer_write(a, 0, data.data(), n), GREY_OK);
     grey_stream* stream = nullptr;
     ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK);
-    const long long live_before = live();
+    const auto untimed = [] { return fake_hook<long long>("fake_cuda_live_untimed_events"); };
+    const long long live_before = live(), untimed_before = untimed();
     const unsigned long long records_before = records();
     const int calls = 100;
     for (int i = 0; i < calls; ++i) ASSERT_EQ(grey_buffer_copy_async(b, 0, a, 0, n, stream), GREY_OK) << grey_last_error();
     EXPECT_EQ(records() - records_before, static_cast<unsigned long long>(calls)) << "one record a call, not one a buffer";
     EXPECT_LE(live() - live_before, 2) << "events are reused, not made a call";
+    EXPECT_EQ(untimed() - untimed_before, live() - live_before) << "the runtime's own events are untimed";
+    grey_event* user_event = nullptr;
+    ASSERT_EQ(grey_event_create(c.context, 1, &user_event), GREY_OK) << grey_last_error();
+    EXPECT_EQ(untimed() - untimed_before, live() - live_before - 1) << "a caller's event is timed (grey_event_elapsed_ms)";
+    grey_event_destroy(user_event);
     ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
     std::vector<unsigned char> back(n, 0);
     ASSERT_EQ(grey_buffer_read(b, 0, back.data(), n), GREY_OK);

@@ -29,6 +29,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <set>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -294,6 +295,7 @@ struct FakeStreams {
     std::map<CUstream, std::vector<std::function<void()>>> queues;
     std::map<CUstream, CUcontext> owner;  // the context current at cuStreamCreate
     std::map<CUevent, CUstream> recorded_on;
+    std::set<CUevent> untimed;  // made with CU_EVENT_DISABLE_TIMING
 };
 
 FakeStreams& streams() {
@@ -378,16 +380,18 @@ CUresult fake_cuStreamWaitEvent(CUstream s, CUevent e, unsigned int flags) {
 std::atomic<long long> live_events{0};
 std::atomic<unsigned long long> event_records{0};
 
-CUresult fake_cuEventCreate(CUevent* e, unsigned int) {
+CUresult fake_cuEventCreate(CUevent* e, unsigned int flags) {
     FAKE_FAIL("cuEventCreate");
     std::lock_guard lock(streams().mutex);
     *e = reinterpret_cast<CUevent>(streams().next_event++);
+    if ((flags & CU_EVENT_DISABLE_TIMING) != 0) streams().untimed.insert(*e);
     live_events.fetch_add(1);
     return CUDA_SUCCESS;
 }
 CUresult fake_cuEventDestroy(CUevent e) {
     std::lock_guard lock(streams().mutex);
     streams().recorded_on.erase(e);
+    streams().untimed.erase(e);
     live_events.fetch_sub(1);
     return CUDA_SUCCESS;
 }
@@ -408,8 +412,12 @@ CUresult fake_cuEventQuery(CUevent e) {
     if (const CUstream s = stream_of(e)) flush(s);
     return CUDA_SUCCESS;
 }
-CUresult fake_cuEventElapsedTime(float* ms, CUevent, CUevent) {
+CUresult fake_cuEventElapsedTime(float* ms, CUevent start, CUevent end) {
     *ms = 0.0f;
+    {
+        std::lock_guard lock(streams().mutex);
+        if (streams().untimed.count(start) != 0 || streams().untimed.count(end) != 0) return CUDA_ERROR_INVALID_HANDLE;
+    }
     return CUDA_ERROR_NOT_SUPPORTED;  // the fake has no clock; nothing in CI times with it
 }
 
@@ -712,6 +720,11 @@ __attribute__((visibility("default"))) CUcontext fake_cuda_current() { return co
 // Events made and not destroyed, and cuEventRecord calls, since the process started.
 __attribute__((visibility("default"))) long long fake_cuda_live_events() { return live_events.load(); }
 __attribute__((visibility("default"))) unsigned long long fake_cuda_event_records() { return event_records.load(); }
+// Of the live events, those made without timing.
+__attribute__((visibility("default"))) long long fake_cuda_live_untimed_events() {
+    std::lock_guard lock(streams().mutex);
+    return static_cast<long long>(streams().untimed.size());
+}
 // Launches of grey_block_hash since the process started.
 __attribute__((visibility("default"))) unsigned long long fake_cuda_block_hash_launches() { return block_hash_launches.load(); }
 // Copies and kernels queued on streams and not yet run: work an enqueue-only call left for later.
