@@ -86,13 +86,6 @@ GREY_AVX2 void minmax(const float* x, std::size_t n, float* out_min, float* out_
     *out_max = h;
 }
 
-// roundf in registers: trunc(v + copysign(largest float below 0.5, v)), equal to roundf for every
-// float (kernels_vector.hpp says why).
-GREY_AVX2 __m256 round_half_away(__m256 v) {
-    const __m256 toward = _mm256_or_ps(_mm256_and_ps(v, _mm256_set1_ps(-0.0f)), _mm256_set1_ps(kHalfBelow));
-    return _mm256_round_ps(_mm256_add_ps(v, toward), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-}
-
 GREY_AVX2 void encode(const float* x, std::size_t n, const EncodeSpec& spec, int8_t* out) {
     const __m256 subtract = _mm256_set1_ps(spec.subtract), multiply = _mm256_set1_ps(spec.multiply), add = _mm256_set1_ps(spec.add);
     const __m256 lo = _mm256_set1_ps(static_cast<float>(spec.lo)), hi = _mm256_set1_ps(static_cast<float>(spec.hi));
@@ -102,7 +95,10 @@ GREY_AVX2 void encode(const float* x, std::size_t n, const EncodeSpec& spec, int
         // Separate multiply and add: a fused multiply-add would round once and differ from the scalar path.
         const __m256 scaled = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), subtract), multiply);
         const __m256 v = _mm256_add_ps(scaled, add);
-        __m256 r = nearest ? round_half_away(v) : _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        // roundf(v) = trunc(v + copysign(kHalfBelow, v)) (kernels_vector.hpp), the truncation being the
+        // conversion's after the clamp: lo and hi are integers, so truncating the clamped value equals
+        // clamping the truncated one.
+        __m256 r = nearest ? _mm256_add_ps(v, _mm256_or_ps(_mm256_and_ps(v, _mm256_set1_ps(-0.0f)), _mm256_set1_ps(kHalfBelow))) : v;
         r = _mm256_and_ps(r, _mm256_cmp_ps(r, r, _CMP_ORD_Q));  // NaN codes 0, as in the scalar path
         r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
         const __m256i q32 = _mm256_cvttps_epi32(r);

@@ -95,22 +95,26 @@ GREY_AVX512 void store_codes(void* at, __mmask16 k, __m512i codes) {
         _mm512_mask_cvtepi32_storeu_epi8(at, k, codes);
 }
 
-// roundf in registers, as in the AVX2 version.
+// roundf in registers: trunc(v + copysign(kHalfBelow, v)) (kernels_vector.hpp says why).
 GREY_AVX512 __m512 round_half_away(__m512 v) {
     const __m512 toward = _mm512_or_ps(_mm512_and_ps(v, _mm512_set1_ps(-0.0f)), _mm512_set1_ps(kHalfBelow));
     return _mm512_roundscale_ps(_mm512_add_ps(v, toward), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
 }
 
-// encode's codes of sixteen values (32-bit lanes); kShifted: with the subtract and add (x - 0 and
-// v + 0 change no code, so encode leaves them out where both are zero).
+// encode's codes of sixteen values (32-bit lanes, whose low bytes are the codes); kShifted: with the
+// subtract and add (x - 0 and v + 0 change no code, so encode leaves them out where both are zero).
+// Rounding is the conversion's truncation after the clamp: lo and hi are integers, so truncating the
+// clamped value equals clamping the truncated one, and no separate round is needed. A NaN passes both
+// clamps (each returns its second operand when one is NaN) and converts to 0x80000000, whose low byte is
+// the 0 the scalar path gives it.
 template <bool kShifted>
 GREY_AVX512 inline __m512i encode16(__m512 x, __m512 subtract, __m512 multiply, __m512 add, __m512 lo, __m512 hi, bool nearest) {
     // Separate multiply and add: a fused multiply-add would round once and differ from the scalar path.
     __m512 v = _mm512_mul_ps(kShifted ? _mm512_sub_ps(x, subtract) : x, multiply);
     if constexpr (kShifted) v = _mm512_add_ps(v, add);
-    __m512 r = nearest ? round_half_away(v) : _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    r = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(r, r, _CMP_ORD_Q), r);  // NaN codes 0, as in the scalar path
-    return _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(r, lo), hi));
+    // roundf(v) = trunc(v + copysign(kHalfBelow, v)) (kernels_vector.hpp).
+    if (nearest) v = _mm512_add_ps(v, _mm512_or_ps(_mm512_and_ps(v, _mm512_set1_ps(-0.0f)), _mm512_set1_ps(kHalfBelow)));
+    return _mm512_cvttps_epi32(_mm512_min_ps(hi, _mm512_max_ps(lo, v)));
 }
 
 template <bool kShifted>
