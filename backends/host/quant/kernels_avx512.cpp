@@ -95,10 +95,10 @@ GREY_AVX512 void store_codes(void* at, __mmask16 k, __m512i codes) {
         _mm512_mask_cvtepi32_storeu_epi8(at, k, codes);
 }
 
-// roundf in registers: trunc(v + copysign(kHalfBelow, v)) (kernels_vector.hpp says why).
-GREY_AVX512 __m512 round_half_away(__m512 v) {
-    const __m512 toward = _mm512_or_ps(_mm512_and_ps(v, _mm512_set1_ps(-0.0f)), _mm512_set1_ps(kHalfBelow));
-    return _mm512_roundscale_ps(_mm512_add_ps(v, toward), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+// v + copysign(kHalfBelow, v), whose truncation is roundf(v) (kernels_vector.hpp says why); the encoders
+// leave the truncation to the conversion to integers.
+GREY_AVX512 __m512 add_half_away(__m512 v) {
+    return _mm512_add_ps(v, _mm512_or_ps(_mm512_and_ps(v, _mm512_set1_ps(-0.0f)), _mm512_set1_ps(kHalfBelow)));
 }
 
 // encode's codes of sixteen values (32-bit lanes, whose low bytes are the codes); kShifted: with the
@@ -112,8 +112,7 @@ GREY_AVX512 inline __m512i encode16(__m512 x, __m512 subtract, __m512 multiply, 
     // Separate multiply and add: a fused multiply-add would round once and differ from the scalar path.
     __m512 v = _mm512_mul_ps(kShifted ? _mm512_sub_ps(x, subtract) : x, multiply);
     if constexpr (kShifted) v = _mm512_add_ps(v, add);
-    // roundf(v) = trunc(v + copysign(kHalfBelow, v)) (kernels_vector.hpp).
-    if (nearest) v = _mm512_add_ps(v, _mm512_or_ps(_mm512_and_ps(v, _mm512_set1_ps(-0.0f)), _mm512_set1_ps(kHalfBelow)));
+    if (nearest) v = add_half_away(v);
     return _mm512_cvttps_epi32(_mm512_min_ps(hi, _mm512_max_ps(lo, v)));
 }
 
@@ -528,13 +527,15 @@ GREY_AVX512 inline __m512i batch_magnitude(const float* x, std::size_t count, st
 }
 
 // encode()'s codes of 16 values for a group's subtract (kSubtract), multiplier and add (kAdd), before
-// the narrowing: round (half away or toward zero), then clamp.
+// the narrowing: round (half away or toward zero), then clamp. The rounding's truncation is the
+// conversion's, after the clamp: the bounds are integers, so that gives what clamping the truncated value
+// gives (a NaN meets the clamps in the same operand order as before, so it codes lo as it did).
 template <bool kSubtract, bool kAdd, bool kNearest>
 GREY_AVX512 inline __m512i code16(__m512 x, __m512 subtract, __m512 multiply, __m512 add, __m512 lo, __m512 hi) {
     __m512 v = _mm512_mul_ps(kSubtract ? _mm512_sub_ps(x, subtract) : x, multiply);
     if constexpr (kAdd) v = _mm512_add_ps(v, add);
-    const __m512 r = kNearest ? round_half_away(v) : _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    return _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(r, lo), hi));
+    if constexpr (kNearest) v = add_half_away(v);
+    return _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(v, lo), hi));
 }
 
 // code16 for the formats whose codes start at 0 (lo 0: INT4, Q4_0, Q4_1), in fewer steps and the same
