@@ -176,6 +176,43 @@ void Sha256::begin(int prefix, Sha256State& state) const {
     }
 }
 
+void Sha256::begin_many(int prefix, const uint8_t* base, std::span<const size_t> offsets, size_t length, std::span<Sha256State* const> states,
+                        Lanes lanes) const {
+    if (offsets.size() != states.size()) fail(GREY_ERROR_INTERNAL, "Sha256::begin_many: one state a message");
+    const size_t absorbed = (prefix >= 0 ? 1 : 0) + length;
+    size_t i = 0;
+    // Offsets are gathered as 32-bit lane indices: a group's buffer is far smaller, but check.
+    const auto fits = [&](size_t at) { return length <= static_cast<size_t>(INT32_MAX) && at <= static_cast<size_t>(INT32_MAX) - length; };
+    if (lanes == Lanes::Any && absorbed > 0 && absorbed % SHA256_CBLOCK == 0 && have_sha256_x16()) {
+        SHA256_CTX initial;
+        SHA256_Init(&initial);
+        uint32_t iv[8];
+        for (int k = 0; k < 8; ++k) iv[k] = static_cast<uint32_t>(initial.h[k]);
+        const uint64_t bits = static_cast<uint64_t>(absorbed) * 8;
+        alignas(64) std::array<int32_t, sha256_x16_lanes> at;
+        uint32_t words[8][sha256_x16_lanes];
+        // Fewer than four lanes' worth is not worth a 16-lane pass.
+        while (offsets.size() - i >= 4) {
+            const size_t count = std::min(sha256_x16_lanes, offsets.size() - i);
+            if (!std::all_of(offsets.begin() + static_cast<std::ptrdiff_t>(i), offsets.begin() + static_cast<std::ptrdiff_t>(i + count), fits)) break;
+            for (size_t l = 0; l < count; ++l) at[l] = static_cast<int32_t>(offsets[i + l]);
+            sha256_x16_blocks(iv, base, at.data(), count, prefix, absorbed / SHA256_CBLOCK, words);
+            for (size_t l = 0; l < count; ++l) {
+                SHA256_CTX* ctx = context(states[i + l]->ctx_);
+                *ctx = initial;
+                for (int k = 0; k < 8; ++k) ctx->h[k] = words[k][l];
+                ctx->Nl = static_cast<SHA_LONG>(bits);
+                ctx->Nh = static_cast<SHA_LONG>(bits >> 32);
+            }
+            i += count;
+        }
+    }
+    for (; i < offsets.size(); ++i) {
+        begin(prefix, *states[i]);
+        states[i]->update(Bytes(base + offsets[i], length));
+    }
+}
+
 struct HmacSha256::Pads {
     SHA256_CTX inner;  // after absorbing key XOR ipad
     SHA256_CTX outer;  // after absorbing key XOR opad

@@ -86,6 +86,11 @@ private:
     alignas(8) std::array<uint8_t, 112> ctx_{};
 };
 
+// Whether the hashes of many messages may run sixteen at a time in AVX-512 registers (where the CPU has
+// AVX-512 F and BW) or must run one at a time through OpenSSL: the same bytes either way. Tests ask for
+// the second to check the path a CPU without AVX-512 takes.
+enum class Lanes { Any, OneAtATime };
+
 // SHA-256 of short messages. Hashing ~300-byte records is the hot path of both append and verify, and
 // OpenSSL 3's EVP layer costs about half as much again as the hashing itself per call, so this uses
 // OpenSSL's SHA256_* block functions directly (crypto.cpp says more). Stateless: one object may be used
@@ -99,6 +104,13 @@ public:
     Sha256State begin(int prefix) const;
     // The same, into an existing state (no temporary to copy and wipe).
     void begin(int prefix, Sha256State& state) const;
+    // *states[i] = begin(prefix) fed with base[offsets[i], offsets[i] + length), where `length` (plus
+    // one for a prefix byte) is a whole number of 64-byte blocks: the records' leaf hashes ahead of their
+    // chain field, which are independent of one another. Sixteen at a time in AVX-512 registers, read
+    // straight from `base`, where the CPU has AVX-512 F and BW (and `lanes` is Any), else one at a time;
+    // the same states. `prefix` is 0x00 or -1 (none).
+    void begin_many(int prefix, const uint8_t* base, std::span<const size_t> offsets, size_t length, std::span<Sha256State* const> states,
+                    Lanes lanes = Lanes::Any) const;
     // Merkle interior nodes: parents[i] = SHA-256(0x01 || children[2i] || children[2i+1]). Sixteen at a
     // time in AVX-512 registers where the CPU has AVX-512 F and BW, else one at a time; the same bytes.
     void nodes(std::span<const Hash> children, std::span<Hash> parents) const;

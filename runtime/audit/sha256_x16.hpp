@@ -23,4 +23,13 @@ bool have_sha256_x16();
 void sha256_x16(const uint32_t iv[8], uint64_t prior_bytes, const uint8_t* const* messages, size_t count, size_t length, Hash* out,
                 bool secret);
 
+// The chaining values after whole blocks of up to 16 messages that lie in one buffer, for hashes whose
+// messages are longer than sha256_x16 takes (the records' leaf hashes, ahead of their chain field):
+// lane l absorbs `blocks` 64-byte blocks of `first_byte` || base[offsets[l] ...] when first_byte >= 0
+// (64 * blocks - 1 bytes of the buffer), else of base[offsets[l] ...] (64 * blocks bytes), from the
+// chaining value `iv`; state[i][l] is word i of lane l's chaining value after them; l < count <= 16.
+// Only public bytes (no wiping). Only where have_sha256_x16().
+void sha256_x16_blocks(const uint32_t iv[8], const uint8_t* base, const int32_t* offsets, size_t count, int first_byte, size_t blocks,
+                       uint32_t (&state)[8][sha256_x16_lanes]);
+
 }  // namespace grey::audit

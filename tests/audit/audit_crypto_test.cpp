@@ -1,6 +1,7 @@
 // SHA-256 and HMAC-SHA256 as the audit log computes them (OpenSSL's block functions, precomputed HMAC
 // pads) against RFC 4231's vectors and against OpenSSL's EVP_MAC / EVP digest on random inputs.
 #include "audit/crypto.hpp"
+#include "core/error.hpp"
 
 #include <gtest/gtest.h>
 #include <openssl/core_names.h>
@@ -161,6 +162,63 @@ TEST(AuditCrypto, ManyAtOnceMatchesOneAtATime) {
             EXPECT_EQ(parents[i], sha.hash(0x01, messages[2 * i], messages[2 * i + 1])) << count << " " << i;
         }
     }
+}
+
+// Leaf states of many messages at once (Sha256::begin_many: sixteen to an AVX-512 pass, read straight
+// from one buffer, where the CPU has it) are the states one at a time gives, on both paths (OneAtATime
+// is the path of a CPU without AVX-512), for every block count a record's leaf prefix takes, messages at
+// any offset (the buffer's first byte and last bytes included), and every count up to past four passes:
+// finished with any tail, each gives EVP's digest of the whole message.
+TEST(AuditCrypto, BeginManyMatchesOneAtATime) {
+    std::mt19937 random(2525);
+    Sha256 sha;
+    std::vector<uint8_t> buffer(4096);
+    for (auto& b : buffer) b = static_cast<uint8_t>(random());
+    const std::vector<uint8_t> tail = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28,
+                                       29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54,
+                                       55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80};
+    for (const int prefix : {0x00, -1}) {
+        for (size_t blocks = 0; blocks <= 6; ++blocks) {
+            // Whole blocks, and lengths that are not (those take the one-at-a-time path on every CPU).
+            for (const size_t extra : {size_t{0}, size_t{5}}) {
+                const size_t length = blocks * 64 + extra - (prefix >= 0 && blocks * 64 + extra > 0 ? 1 : 0);
+                for (const size_t count : {size_t{0}, size_t{1}, size_t{3}, size_t{4}, size_t{15}, size_t{16}, size_t{17}, size_t{35}, size_t{70}}) {
+                    std::vector<size_t> offsets(count);
+                    for (size_t i = 0; i < count; ++i) offsets[i] = random() % (buffer.size() - length + 1);
+                    if (count > 1) {
+                        offsets[0] = 0;                             // the buffer's first byte
+                        offsets[count - 1] = buffer.size() - length;  // ...and its last
+                    }
+                    std::vector<Sha256State> any(count), one(count);
+                    std::vector<Sha256State*> any_p, one_p;
+                    for (size_t i = 0; i < count; ++i) {
+                        any_p.push_back(&any[i]);
+                        one_p.push_back(&one[i]);
+                    }
+                    sha.begin_many(prefix, buffer.data(), offsets, length, any_p, Lanes::Any);
+                    sha.begin_many(prefix, buffer.data(), offsets, length, one_p, Lanes::OneAtATime);
+                    for (size_t i = 0; i < count; ++i) {
+                        std::vector<uint8_t> message;
+                        if (prefix >= 0) message.push_back(static_cast<uint8_t>(prefix));
+                        message.insert(message.end(), buffer.begin() + static_cast<std::ptrdiff_t>(offsets[i]),
+                                       buffer.begin() + static_cast<std::ptrdiff_t>(offsets[i] + length));
+                        for (const size_t t : {size_t{0}, size_t{31}, size_t{55}, size_t{56}, size_t{80}}) {
+                            std::vector<uint8_t> whole = message;
+                            whole.insert(whole.end(), tail.begin(), tail.begin() + static_cast<std::ptrdiff_t>(t));
+                            Sha256State a = any[i], o = one[i];
+                            const Bytes piece = Bytes(tail).first(t);
+                            EXPECT_EQ(a.finish_public(piece), evp_sha256(whole)) << prefix << " " << length << " " << count << " " << i << " " << t;
+                            EXPECT_EQ(o.finish_public(piece), evp_sha256(whole)) << prefix << " " << length << " " << count << " " << i << " " << t;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    std::vector<Sha256State> states(2);
+    std::vector<Sha256State*> pointers{&states[0]};
+    const std::vector<size_t> two{0, 64};
+    EXPECT_THROW(sha.begin_many(0x00, buffer.data(), two, 63, pointers), Error);
 }
 
 TEST(AuditCrypto, HashComparisonIsExact) {
