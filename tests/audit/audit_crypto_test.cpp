@@ -1,6 +1,8 @@
 // SHA-256 and HMAC-SHA256 as the audit log computes them (OpenSSL's block functions, precomputed HMAC
 // pads) against RFC 4231's vectors and against OpenSSL's EVP_MAC / EVP digest on random inputs.
 #include "audit/crypto.hpp"
+#include "audit/sha256_ni.hpp"
+#include "audit/sha256_x16.hpp"
 #include "core/error.hpp"
 
 #include <gtest/gtest.h>
@@ -14,6 +16,17 @@
 
 namespace grey::audit {
 namespace {
+
+constexpr Lanes all_lanes[] = {Lanes::Any, Lanes::OneAtATime, Lanes::Sixteen, Lanes::ShaNi};
+const char* lane_name(Lanes lanes) {
+    switch (lanes) {
+        case Lanes::Any: return "any";
+        case Lanes::OneAtATime: return "one at a time";
+        case Lanes::Sixteen: return "16 lanes";
+        case Lanes::ShaNi: return "SHA-NI";
+    }
+    return "?";
+}
 
 // HMAC pads a key shorter than the block with zeros, so a shorter RFC key equals its zero-extension.
 SecretKey padded_key(const std::vector<uint8_t>& bytes) {
@@ -142,31 +155,42 @@ TEST(AuditCrypto, EveryShortLengthMatchesEvp) {
     }
 }
 
-// Many MACs or Merkle nodes at once (sixteen to an AVX-512 pass where the CPU has it, the rest one at
-// a time) give what one at a time gives, for every count up to past four passes.
+// Many MACs or Merkle nodes at once (four interleaved on the SHA extensions, or sixteen to an AVX-512
+// pass, the rest one at a time) give what one at a time gives, on every path, for every count up to
+// past four passes.
 TEST(AuditCrypto, ManyAtOnceMatchesOneAtATime) {
     std::mt19937 random(1616);
     Sha256 sha;
     Hash key_bytes{};
     for (auto& b : key_bytes) b = static_cast<uint8_t>(random());
     const HmacSha256 mac(SecretKey{key_bytes});
-    for (size_t count = 0; count <= 70; ++count) {
-        std::vector<Hash> messages(2 * count);
-        for (auto& m : messages)
-            for (auto& b : m) b = static_cast<uint8_t>(random());
-        std::vector<Hash> macs(count), parents(count);
-        mac.mac_many(std::span(messages).first(count), macs);
-        sha.nodes(messages, parents);
-        for (size_t i = 0; i < count; ++i) {
-            EXPECT_EQ(macs[i], evp_hmac(SecretKey{key_bytes}, messages[i])) << count << " " << i;
-            EXPECT_EQ(parents[i], sha.hash(0x01, messages[2 * i], messages[2 * i + 1])) << count << " " << i;
+    for (const Lanes lanes : all_lanes)
+        for (size_t count = 0; count <= 70; ++count) {
+            std::vector<Hash> messages(2 * count);
+            for (auto& m : messages)
+                for (auto& b : m) b = static_cast<uint8_t>(random());
+            std::vector<Hash> macs(count), parents(count);
+            mac.mac_many(std::span(messages).first(count), macs, lanes);
+            sha.nodes(messages, parents, lanes);
+            for (size_t i = 0; i < count; ++i) {
+                EXPECT_EQ(macs[i], evp_hmac(SecretKey{key_bytes}, messages[i])) << lane_name(lanes) << " " << count << " " << i;
+                EXPECT_EQ(parents[i], sha.hash(0x01, messages[2 * i], messages[2 * i + 1])) << lane_name(lanes) << " " << count << " " << i;
+            }
         }
-    }
 }
 
-// Leaf states of many messages at once (Sha256::begin_many: sixteen to an AVX-512 pass, read straight
-// from one buffer, where the CPU has it) are the states one at a time gives, on both paths (OneAtATime
-// is the path of a CPU without AVX-512), for every block count a record's leaf prefix takes, messages at
+// The multi-message paths the tests above compare are the ones this CPU has; a path it lacks falls back
+// to one at a time there, and is reported here as skipped.
+TEST(AuditCrypto, MultiMessagePathsOfThisCpu) {
+    std::string missing;
+    if (!have_sha256_ni()) missing += "no SHA extensions (SHA-NI): the four-stream path was not run; ";
+    if (!have_sha256_x16()) missing += "no AVX-512 F and BW: the 16-lane path was not run; ";
+    if (!missing.empty()) GTEST_SKIP() << missing;
+}
+
+// Leaf states of many messages at once (Sha256::begin_many: four interleaved on the SHA extensions, or
+// sixteen to an AVX-512 pass read straight from one buffer) are the states one at a time gives, on every
+// path (OneAtATime is the path of a CPU with neither), for every block count a record's leaf prefix takes, messages at
 // any offset (the buffer's first byte and last bytes included), and every count up to past four passes:
 // finished with any tail, each gives EVP's digest of the whole message.
 TEST(AuditCrypto, BeginManyMatchesOneAtATime) {
@@ -189,14 +213,14 @@ TEST(AuditCrypto, BeginManyMatchesOneAtATime) {
                         offsets[0] = 0;                             // the buffer's first byte
                         offsets[count - 1] = buffer.size() - length;  // ...and its last
                     }
-                    std::vector<Sha256State> any(count), one(count);
-                    std::vector<Sha256State*> any_p, one_p;
-                    for (size_t i = 0; i < count; ++i) {
-                        any_p.push_back(&any[i]);
-                        one_p.push_back(&one[i]);
+                    std::vector<std::vector<Sha256State>> states;
+                    for (const Lanes lanes : all_lanes) {
+                        std::vector<Sha256State> s(count);
+                        std::vector<Sha256State*> pointers;
+                        for (auto& state : s) pointers.push_back(&state);
+                        sha.begin_many(prefix, buffer.data(), offsets, length, pointers, lanes);
+                        states.push_back(std::move(s));
                     }
-                    sha.begin_many(prefix, buffer.data(), offsets, length, any_p, Lanes::Any);
-                    sha.begin_many(prefix, buffer.data(), offsets, length, one_p, Lanes::OneAtATime);
                     for (size_t i = 0; i < count; ++i) {
                         std::vector<uint8_t> message;
                         if (prefix >= 0) message.push_back(static_cast<uint8_t>(prefix));
@@ -205,10 +229,11 @@ TEST(AuditCrypto, BeginManyMatchesOneAtATime) {
                         for (const size_t t : {size_t{0}, size_t{31}, size_t{55}, size_t{56}, size_t{80}}) {
                             std::vector<uint8_t> whole = message;
                             whole.insert(whole.end(), tail.begin(), tail.begin() + static_cast<std::ptrdiff_t>(t));
-                            Sha256State a = any[i], o = one[i];
-                            const Bytes piece = Bytes(tail).first(t);
-                            EXPECT_EQ(a.finish_public(piece), evp_sha256(whole)) << prefix << " " << length << " " << count << " " << i << " " << t;
-                            EXPECT_EQ(o.finish_public(piece), evp_sha256(whole)) << prefix << " " << length << " " << count << " " << i << " " << t;
+                            for (size_t path = 0; path < states.size(); ++path) {
+                                Sha256State state = states[path][i];
+                                EXPECT_EQ(state.finish_public(Bytes(tail).first(t)), evp_sha256(whole))
+                                    << lane_name(all_lanes[path]) << " prefix " << prefix << " length " << length << " count " << count << " " << i << " tail " << t;
+                            }
                         }
                     }
                 }

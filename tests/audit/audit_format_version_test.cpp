@@ -239,8 +239,9 @@ TEST(AuditSealing, PiecesInAnyOrderGiveTheBytesOfSealRecord) {
     }
 }
 
-// seal_prefixes (the sealing threads' first halves, sixteen records at a time where the CPU allows) gives
-// the states of seal_prefix one record at a time, on both paths (OneAtATime is a CPU without AVX-512's),
+// seal_prefixes (the sealing threads' first halves, several records at a time where the CPU allows) gives
+// the states of seal_prefix one record at a time, on every path (OneAtATime is a CPU without SHA-NI or
+// AVX-512's),
 // for records of every leaf prefix length class (none, 1 to 6 blocks and 1 MiB payloads), in one
 // length or mixed in a chunk, more chunks than one, and a first record at the buffer's first byte:
 // the sealed bytes are seal_record's, byte for byte, in both versions.
@@ -262,7 +263,7 @@ TEST(AuditSealing, PrefixesManyAtOnceGiveTheBytesOfSealRecord) {
     layouts.push_back({max_payload_length - 2, 5, max_payload_length - 2, max_payload_length - 2, max_payload_length - 2, 70, max_payload_length - 2});
     for (const uint32_t version : {1u, 2u})
         for (const auto& lengths : layouts)
-            for (const Lanes lanes : {Lanes::Any, Lanes::OneAtATime}) {
+            for (const Lanes lanes : {Lanes::Any, Lanes::OneAtATime, Lanes::Sixteen, Lanes::ShaNi}) {
                 std::string whole;
                 std::vector<size_t> offsets;
                 for (size_t i = 0; i < lengths.size(); ++i) {
