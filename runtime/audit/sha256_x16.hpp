@@ -1,8 +1,10 @@
-// SHA-256 of many short messages at once: up to 16 messages of one length, each in a lane of AVX-512
-// registers. The records' MACs (version 2) and the Merkle nodes above them are independent of one
-// another, and one SHA-NI block (about 128 cycles here) costs several times a sixteenth of a 16-lane
-// block. Used only where the CPU reports AVX-512 F and BW (crypto.cpp falls back to one at a time,
-// which gives the same bytes; the tests compare the two).
+// SHA-256 of many messages at once: up to 16 messages of one length, each in a lane of AVX-512 registers.
+// The records' leaf prefixes, MACs (version 2) and the Merkle nodes above them are independent of one
+// another, and one block through OpenSSL, one message at a time, costs several times a sixteenth of a
+// 16-lane block. Where the CPU also has the SHA extensions, two messages interleaved there are faster
+// still (sha256_ni.hpp), and crypto.cpp takes that path; this one is for AVX-512 without SHA-NI, or when
+// asked for (Lanes::Sixteen). Used only where the CPU reports AVX-512 F and BW (crypto.cpp falls back to
+// one at a time, which gives the same bytes; the tests compare them).
 #pragma once
 
 #include "audit/crypto.hpp"
