@@ -138,7 +138,7 @@ void seal_prefixes(uint32_t version, uint8_t* bytes, std::span<const size_t> off
                    const HmacSha256& record_mac, const Sha256& sha, std::span<SealPrefix> out, Lanes lanes) {
     if (out.size() < offsets.size()) fail(GREY_ERROR_INTERNAL, "seal_prefixes: a state for every record");
     // A chunk at a time, its records grouped by the length of their leaf prefix (one length in the
-    // common case of similar payloads), so that each 16-lane pass hashes messages of one length.
+    // common case of similar payloads), so that each multi-message pass hashes messages of one length.
     constexpr size_t chunk = 64;
     std::array<std::pair<size_t, uint32_t>, chunk> order;  // (leaf prefix length, index in the chunk)
     std::array<size_t, chunk> at;
