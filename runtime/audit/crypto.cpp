@@ -8,6 +8,7 @@
 #include "audit/crypto.hpp"
 
 #include "audit/secure_file.hpp"
+#include "audit/sha256_ni.hpp"
 #include "audit/sha256_x16.hpp"
 #include "core/error.hpp"
 
@@ -92,11 +93,62 @@ void finish_hash(SHA256_CTX& ctx, Bytes tail, uint8_t* out) {
     SHA256_Final(out, &ctx);
 }
 
-// Digests of messages[i] for i < count, hashed on from `ctx` (on a block boundary): sixteen at a time
-// where the CPU allows, else one at a time. `secret`: `ctx` continues a key's pad (working copies are wiped).
-void hash_many(const SHA256_CTX& ctx, const uint8_t* const* messages, size_t count, size_t length, Hash* out, bool secret) {
+enum class Path { One, Sixteen, ShaNi };
+
+Path path_of(Lanes lanes) {
+    switch (lanes) {
+        case Lanes::Any: return have_sha256_ni() ? Path::ShaNi : have_sha256_x16() ? Path::Sixteen : Path::One;
+        case Lanes::Sixteen: return have_sha256_x16() ? Path::Sixteen : Path::One;
+        case Lanes::ShaNi: return have_sha256_ni() ? Path::ShaNi : Path::One;
+        case Lanes::OneAtATime: break;
+    }
+    return Path::One;
+}
+
+void store_digest(const uint32_t* words, uint8_t* out) {
+    for (size_t i = 0; i < 8; ++i) {
+        const uint32_t word = __builtin_bswap32(words[i]);
+        std::memcpy(out + 4 * i, &word, 4);
+    }
+}
+
+// Digests of messages[i] for i < count, hashed on from `ctx` (on a block boundary): several at a time as
+// `lanes` and the CPU allow, else one at a time. `secret`: `ctx` continues a key's pad (working copies are
+// wiped).
+void hash_many(const SHA256_CTX& ctx, const uint8_t* const* messages, size_t count, size_t length, Hash* out, bool secret, Lanes lanes) {
     size_t i = 0;
-    if (length <= sha256_x16_max_length && ctx.num == 0 && have_sha256_x16()) {
+    const Path path = path_of(lanes);
+    if (path == Path::ShaNi && length <= sha256_x16_max_length && ctx.num == 0) {
+        // Each message padded in a block buffer of its own, then four streams at a time.
+        const uint64_t bits_be = __builtin_bswap64(((static_cast<uint64_t>(ctx.Nh) << 32 | ctx.Nl) + static_cast<uint64_t>(length) * 8));
+        const size_t blocks = (length + 9 + SHA256_CBLOCK - 1) / SHA256_CBLOCK, size = blocks * SHA256_CBLOCK;
+        alignas(64) uint8_t padded[sha256_ni_streams][4 * SHA256_CBLOCK];
+        uint32_t words[sha256_ni_streams][8];
+        uint32_t* state[sha256_ni_streams];
+        const uint8_t* data[sha256_ni_streams];
+        for (size_t s = 0; s < sha256_ni_streams; ++s) {
+            state[s] = words[s];
+            data[s] = padded[s];
+            padded[s][length] = 0x80;
+            std::memset(padded[s] + length + 1, 0, size - 8 - length - 1);
+            std::memcpy(padded[s] + size - 8, &bits_be, 8);
+        }
+        for (; i < count; i += sha256_ni_streams) {
+            const size_t n = std::min(sha256_ni_streams, count - i);
+            for (size_t s = 0; s < n; ++s) {
+                std::memcpy(padded[s], messages[i + s], length);
+                for (size_t k = 0; k < 8; ++k) words[s][k] = static_cast<uint32_t>(ctx.h[k]);
+            }
+            sha256_ni_blocks(state, data, n, blocks);
+            for (size_t s = 0; s < n; ++s) store_digest(words[s], out[i + s].data());
+        }
+        if (secret) {
+            OPENSSL_cleanse(padded, sizeof padded);
+            OPENSSL_cleanse(words, sizeof words);
+        }
+        return;
+    }
+    if (path == Path::Sixteen && length <= sha256_x16_max_length && ctx.num == 0) {
         const uint64_t prior = (static_cast<uint64_t>(ctx.Nh) << 32 | ctx.Nl) / 8;
         uint32_t iv[8];
         for (int k = 0; k < 8; ++k) iv[k] = static_cast<uint32_t>(ctx.h[k]);
@@ -176,6 +228,84 @@ void Sha256::begin(int prefix, Sha256State& state) const {
     }
 }
 
+void Sha256::begin_many(int prefix, const uint8_t* base, std::span<const size_t> offsets, size_t length, std::span<Sha256State* const> states,
+                        Lanes lanes) const {
+    if (offsets.size() != states.size()) fail(GREY_ERROR_INTERNAL, "Sha256::begin_many: one state a message");
+    const size_t absorbed = (prefix >= 0 ? 1 : 0) + length;
+    size_t i = 0;
+    const Path path = absorbed > 0 && absorbed % SHA256_CBLOCK == 0 ? path_of(lanes) : Path::One;
+    const auto set_state = [](Sha256State& state, const uint32_t* words, uint64_t bits) {
+        SHA256_CTX* ctx = context(state.ctx_);
+        SHA256_Init(ctx);
+        for (int k = 0; k < 8; ++k) ctx->h[k] = words[k];
+        ctx->Nl = static_cast<SHA_LONG>(bits);
+        ctx->Nh = static_cast<SHA_LONG>(bits >> 32);
+    };
+    if (path == Path::ShaNi) {
+        // Four streams at a time; a prefix byte and the message's first 63 bytes are copied into a block
+        // of their own, the rest is read in place.
+        SHA256_CTX initial;
+        SHA256_Init(&initial);
+        alignas(64) uint8_t first[sha256_ni_streams][SHA256_CBLOCK];
+        uint32_t words[sha256_ni_streams][8];
+        uint32_t* state[sha256_ni_streams];
+        const uint8_t* data[sha256_ni_streams];
+        const uint8_t* firsts[sha256_ni_streams];
+        for (size_t s = 0; s < sha256_ni_streams; ++s) {
+            state[s] = words[s];
+            firsts[s] = first[s];
+        }
+        for (; i < offsets.size(); i += sha256_ni_streams) {
+            const size_t n = std::min(sha256_ni_streams, offsets.size() - i);
+            for (size_t s = 0; s < n; ++s) {
+                for (size_t k = 0; k < 8; ++k) words[s][k] = static_cast<uint32_t>(initial.h[k]);
+                data[s] = base + offsets[i + s];
+                if (prefix >= 0) {
+                    first[s][0] = static_cast<uint8_t>(prefix);
+                    std::memcpy(first[s] + 1, data[s], SHA256_CBLOCK - 1);
+                }
+            }
+            size_t blocks = absorbed / SHA256_CBLOCK;
+            if (prefix >= 0) {
+                sha256_ni_blocks(state, firsts, n, 1);
+                for (size_t s = 0; s < n; ++s) data[s] += SHA256_CBLOCK - 1;
+                --blocks;
+            }
+            sha256_ni_blocks(state, data, n, blocks);
+            for (size_t s = 0; s < n; ++s) set_state(*states[i + s], words[s], static_cast<uint64_t>(absorbed) * 8);
+        }
+        return;
+    }
+    // Offsets are gathered as 32-bit lane indices: a group's buffer is far smaller, but check.
+    const auto fits = [&](size_t at) { return length <= static_cast<size_t>(INT32_MAX) && at <= static_cast<size_t>(INT32_MAX) - length; };
+    if (path == Path::Sixteen) {
+        SHA256_CTX initial;
+        SHA256_Init(&initial);
+        uint32_t iv[8];
+        for (int k = 0; k < 8; ++k) iv[k] = static_cast<uint32_t>(initial.h[k]);
+        const uint64_t bits = static_cast<uint64_t>(absorbed) * 8;
+        alignas(64) std::array<int32_t, sha256_x16_lanes> at;
+        uint32_t words[8][sha256_x16_lanes];
+        // Fewer than four lanes' worth is not worth a 16-lane pass.
+        while (offsets.size() - i >= 4) {
+            const size_t count = std::min(sha256_x16_lanes, offsets.size() - i);
+            if (!std::all_of(offsets.begin() + static_cast<std::ptrdiff_t>(i), offsets.begin() + static_cast<std::ptrdiff_t>(i + count), fits)) break;
+            for (size_t l = 0; l < count; ++l) at[l] = static_cast<int32_t>(offsets[i + l]);
+            sha256_x16_blocks(iv, base, at.data(), count, prefix, absorbed / SHA256_CBLOCK, words);
+            for (size_t l = 0; l < count; ++l) {
+                uint32_t lane[8];
+                for (int k = 0; k < 8; ++k) lane[k] = words[k][l];
+                set_state(*states[i + l], lane, bits);
+            }
+            i += count;
+        }
+    }
+    for (; i < offsets.size(); ++i) {
+        begin(prefix, *states[i]);
+        states[i]->update(Bytes(base + offsets[i], length));
+    }
+}
+
 struct HmacSha256::Pads {
     SHA256_CTX inner;  // after absorbing key XOR ipad
     SHA256_CTX outer;  // after absorbing key XOR opad
@@ -229,7 +359,7 @@ Hash HmacSha256::finish(Sha256State& inner) const {
     return out;
 }
 
-void HmacSha256::mac_many(std::span<const Hash> messages, std::span<Hash> out) const {
+void HmacSha256::mac_many(std::span<const Hash> messages, std::span<Hash> out, Lanes lanes) const {
     if (out.size() != messages.size()) fail(GREY_ERROR_INTERNAL, "mac_many: as many outputs as messages");
     constexpr size_t chunk = 64;
     std::array<const uint8_t*, chunk> pointers;
@@ -237,14 +367,14 @@ void HmacSha256::mac_many(std::span<const Hash> messages, std::span<Hash> out) c
     for (size_t from = 0; from < messages.size(); from += chunk) {
         const size_t n = std::min(chunk, messages.size() - from);
         for (size_t i = 0; i < n; ++i) pointers[i] = messages[from + i].data();
-        hash_many(pads_->inner, pointers.data(), n, sizeof(Hash), inner.data(), true);
+        hash_many(pads_->inner, pointers.data(), n, sizeof(Hash), inner.data(), true, lanes);
         for (size_t i = 0; i < n; ++i) pointers[i] = inner[i].data();
-        hash_many(pads_->outer, pointers.data(), n, sizeof(Hash), out.data() + from, true);
+        hash_many(pads_->outer, pointers.data(), n, sizeof(Hash), out.data() + from, true, lanes);
     }
     OPENSSL_cleanse(inner.data(), sizeof inner);
 }
 
-void Sha256::nodes(std::span<const Hash> children, std::span<Hash> parents) const {
+void Sha256::nodes(std::span<const Hash> children, std::span<Hash> parents, Lanes lanes) const {
     if (children.size() != 2 * parents.size()) fail(GREY_ERROR_INTERNAL, "Sha256::nodes: two children a parent");
     constexpr size_t chunk = 64, length = 1 + 2 * sizeof(Hash);
     std::array<std::array<uint8_t, length>, chunk> messages;
@@ -259,7 +389,7 @@ void Sha256::nodes(std::span<const Hash> children, std::span<Hash> parents) cons
             std::memcpy(messages[i].data() + 1 + sizeof(Hash), children[2 * (from + i) + 1].data(), sizeof(Hash));
             pointers[i] = messages[i].data();
         }
-        hash_many(ctx, pointers.data(), n, length, parents.data() + from, false);
+        hash_many(ctx, pointers.data(), n, length, parents.data() + from, false, lanes);
     }
 }
 

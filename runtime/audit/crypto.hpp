@@ -86,6 +86,12 @@ private:
     alignas(8) std::array<uint8_t, 112> ctx_{};
 };
 
+// How the hashes of many independent messages run: Any takes the fastest the CPU has (four interleaved on
+// the SHA extensions, else sixteen at a time in AVX-512 registers, else one at a time through OpenSSL);
+// the others ask for one path, which falls back to one at a time on a CPU without it. The same bytes
+// every way; tests ask for each path, OneAtATime being what a CPU with neither extension takes.
+enum class Lanes { Any, OneAtATime, Sixteen, ShaNi };
+
 // SHA-256 of short messages. Hashing ~300-byte records is the hot path of both append and verify, and
 // OpenSSL 3's EVP layer costs about half as much again as the hashing itself per call, so this uses
 // OpenSSL's SHA256_* block functions directly (crypto.cpp says more). Stateless: one object may be used
@@ -99,9 +105,16 @@ public:
     Sha256State begin(int prefix) const;
     // The same, into an existing state (no temporary to copy and wipe).
     void begin(int prefix, Sha256State& state) const;
-    // Merkle interior nodes: parents[i] = SHA-256(0x01 || children[2i] || children[2i+1]). Sixteen at a
-    // time in AVX-512 registers where the CPU has AVX-512 F and BW, else one at a time; the same bytes.
-    void nodes(std::span<const Hash> children, std::span<Hash> parents) const;
+    // *states[i] = begin(prefix) fed with base[offsets[i], offsets[i] + length), where `length` (plus
+    // one for a prefix byte) is a whole number of 64-byte blocks: the records' leaf hashes ahead of their
+    // chain field, which are independent of one another. Several at a time as `lanes` and the CPU allow
+    // (the 16-lane path reads straight from `base`), else one at a time; the same states. `prefix` is
+    // 0x00 or -1 (none).
+    void begin_many(int prefix, const uint8_t* base, std::span<const size_t> offsets, size_t length, std::span<Sha256State* const> states,
+                    Lanes lanes = Lanes::Any) const;
+    // Merkle interior nodes: parents[i] = SHA-256(0x01 || children[2i] || children[2i+1]). Several at a
+    // time as `lanes` and the CPU allow, else one at a time; the same bytes.
+    void nodes(std::span<const Hash> children, std::span<Hash> parents, Lanes lanes = Lanes::Any) const;
 };
 
 // HMAC-SHA256 (RFC 2104) keyed once, then used for many messages: the SHA-256 states after the key's
@@ -117,9 +130,9 @@ public:
     HmacSha256& operator=(const HmacSha256&) = delete;
     Hash mac(Bytes message) const;
     Hash mac(std::string_view label) const { return mac(as_bytes(label)); }
-    // out[i] = mac(messages[i]) for 32-byte messages (version 2's records MAC their leaf hash): sixteen
-    // at a time in AVX-512 registers where the CPU has AVX-512 F and BW, else one at a time.
-    void mac_many(std::span<const Hash> messages, std::span<Hash> out) const;
+    // out[i] = mac(messages[i]) for 32-byte messages (version 2's records MAC their leaf hash): several at
+    // a time as `lanes` and the CPU allow, else one at a time.
+    void mac_many(std::span<const Hash> messages, std::span<Hash> out, Lanes lanes = Lanes::Any) const;
     // The same in two steps, for a message given piece by piece: begin() is the inner hash's state
     // after the key's pad, which the caller feeds with update(); finish() completes the MAC and wipes it.
     Sha256State begin() const;

@@ -36,8 +36,8 @@ double parse_double(const std::string& token) {
 
 class Checker {
 public:
-    explicit Checker(std::string_view text)
-        : begin_(reinterpret_cast<const uint8_t*>(text.data())), p_(begin_), end_(p_ + text.size()) {}
+    Checker(std::string_view text, JsonScan scan)
+        : begin_(reinterpret_cast<const uint8_t*>(text.data())), p_(begin_), end_(p_ + text.size()), scan_(scan) {}
 
     JsonCheck run() {
         // nlohmann skips a UTF-8 byte order mark and rejects any other text starting with 0xEF.
@@ -291,17 +291,6 @@ private:
         return true;
     }
 
-    // Whether any of the eight bytes of `word` needs a closer look: a quote, a backslash, a control
-    // character, or a byte of a multi-byte UTF-8 sequence. (Each test is exact for "any byte": a
-    // borrow can only mark a byte above one that already matched.)
-    static bool needs_a_look(uint64_t word) {
-        constexpr uint64_t ones = 0x0101010101010101ull;
-        constexpr uint64_t high_bits = 0x8080808080808080ull;
-        auto any_zero = [&](uint64_t v) { return (v - ones) & ~v & high_bits; };
-        const uint64_t below_space = (word - ones * 0x20) & ~word & high_bits;
-        return (any_zero(word ^ (ones * '"')) | any_zero(word ^ (ones * '\\')) | below_space | (word & high_bits)) != 0;
-    }
-
     // A string starting at its opening quote; with `out`, its unescaped bytes are appended there.
     bool string(std::pmr::string* out) {
         ++p_;  // the opening quote
@@ -310,12 +299,9 @@ private:
             if (out != nullptr) out->append(reinterpret_cast<const char*>(run), static_cast<size_t>(p_ - run));
         };
         while (p_ != end_) {
-            // Plain ASCII, most of a payload's strings, is passed over eight bytes at a time: byte by
-            // byte this loop was the largest part of an append's own work.
-            for (uint64_t word = 0; end_ - p_ >= 8; p_ += 8) {
-                std::memcpy(&word, p_, sizeof word);
-                if (needs_a_look(word)) break;
-            }
+            // Plain ASCII, most of a payload's strings, is passed over many bytes at a time
+            // (json_scan.hpp): byte by byte this loop was the largest part of an append's own work.
+            p_ += plain_run(p_, static_cast<size_t>(end_ - p_), scan_);
             if (p_ == end_) break;
             const uint8_t c = *p_;
             if (c == '"') {
@@ -342,6 +328,7 @@ private:
     const uint8_t* begin_;
     const uint8_t* p_;
     const uint8_t* end_;
+    JsonScan scan_;
     // A payload of a few objects and keys, nearly every one, is checked without touching the heap.
     std::array<std::byte, 2048> scratch_;
     std::pmr::monotonic_buffer_resource memory_{scratch_.data(), scratch_.size()};
@@ -352,7 +339,7 @@ private:
 
 }  // namespace
 
-JsonCheck check_json(std::string_view text) { return Checker(text).run(); }
+JsonCheck check_json(std::string_view text, JsonScan scan) { return Checker(text, scan).run(); }
 
 std::string json_problem_text(const JsonCheck& check) {
     const std::string at = " (at byte " + std::to_string(check.offset) + ")";

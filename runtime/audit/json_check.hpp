@@ -11,6 +11,8 @@
 // The checker itself is iterative. tests/audit/audit_json_check_test.cpp compares it with nlohmann.
 #pragma once
 
+#include "audit/json_scan.hpp"
+
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -29,7 +31,8 @@ struct JsonCheck {
     std::string key;    // the repeated key, for DuplicateKey (as it was written, escapes and all)
 };
 
-JsonCheck check_json(std::string_view text);
+// `scan`: how strings are passed over (json_scan.hpp); the same result either way.
+JsonCheck check_json(std::string_view text, JsonScan scan = JsonScan::Any);
 inline bool valid_json(std::string_view text) { return check_json(text).verdict == JsonVerdict::Valid; }
 // "is not valid JSON (at byte 12)", "nests deeper than 64 levels (at byte 64)", ... for messages.
 std::string json_problem_text(const JsonCheck& check);

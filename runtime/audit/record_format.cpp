@@ -1,5 +1,7 @@
 #include "audit/record_format.hpp"
 
+#include "core/error.hpp"
+
 #include <algorithm>
 #include <cstring>
 
@@ -130,6 +132,42 @@ void seal_prefix(uint32_t version, std::span<uint8_t> record, uint64_t sequence,
     }
     sha.begin(0x00, out.leaf);
     out.leaf.update(Bytes(p, leaf_prefix(record.size())));
+}
+
+void seal_prefixes(uint32_t version, uint8_t* bytes, std::span<const size_t> offsets, uint64_t first_sequence, uint32_t epoch,
+                   const HmacSha256& record_mac, const Sha256& sha, std::span<SealPrefix> out, Lanes lanes) {
+    if (out.size() < offsets.size()) fail(GREY_ERROR_INTERNAL, "seal_prefixes: a state for every record");
+    // A chunk at a time, its records grouped by the length of their leaf prefix (one length in the
+    // common case of similar payloads), so that each multi-message pass hashes messages of one length.
+    constexpr size_t chunk = 64;
+    std::array<std::pair<size_t, uint32_t>, chunk> order;  // (leaf prefix length, index in the chunk)
+    std::array<size_t, chunk> at;
+    std::array<Sha256State*, chunk> states;
+    for (size_t from = 0; from < offsets.size(); from += chunk) {
+        const size_t n = std::min(chunk, offsets.size() - from);
+        for (size_t i = 0; i < n; ++i) {
+            uint8_t* p = bytes + offsets[from + i];
+            const size_t length = load_u32(p);
+            store_u64(p + 8, first_sequence + from + i);
+            store_u32(p + 24, epoch);
+            if (version == 1) {
+                record_mac.begin(out[from + i].mac);
+                out[from + i].mac.update(Bytes(p, mac_prefix(length)));
+            }
+            order[i] = {leaf_prefix(length), static_cast<uint32_t>(i)};
+        }
+        std::sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n));
+        for (size_t run = 0; run < n;) {
+            size_t end = run;
+            for (; end < n && order[end].first == order[run].first; ++end) {
+                // The leaf's message starts with 0x00, so its first prefix byte is the record's first.
+                at[end - run] = offsets[from + order[end].second];
+                states[end - run] = &out[from + order[end].second].leaf;
+            }
+            sha.begin_many(0x00, bytes, std::span(at).first(end - run), order[run].first, std::span(states).first(end - run), lanes);
+            run = end;
+        }
+    }
 }
 
 Hash seal_chain(uint32_t version, std::span<uint8_t> record, const Hash& previous_hash, const HmacSha256& record_mac, SealPrefix& prefix) {

@@ -107,6 +107,11 @@ struct SealPrefix {
 };
 void seal_prefix(uint32_t version, std::span<uint8_t> record, uint64_t sequence, uint32_t epoch, const HmacSha256& record_mac,
                  const Sha256& sha, SealPrefix& out);
+// seal_prefix for the records at `offsets` in `bytes` (sequence numbers first_sequence, first_sequence + 1,
+// ...), into out[i]: the leaf hashes' whole blocks of records of one length several at a time where the
+// CPU allows (Sha256::begin_many; `lanes`), the same states as seal_prefix one record at a time.
+void seal_prefixes(uint32_t version, uint8_t* bytes, std::span<const size_t> offsets, uint64_t first_sequence, uint32_t epoch,
+                   const HmacSha256& record_mac, const Sha256& sha, std::span<SealPrefix> out, Lanes lanes = Lanes::Any);
 Hash seal_rest(uint32_t version, std::span<uint8_t> record, const Hash& previous_hash, const HmacSha256& record_mac, SealPrefix& prefix);
 // seal_rest in two steps, for a writer that walks the chain on one thread and leaves the MACs to
 // others: seal_chain writes the previous hash and returns the leaf hash (version 1: and writes the MAC,

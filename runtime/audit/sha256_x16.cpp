@@ -31,14 +31,9 @@ alignas(64) constexpr uint32_t sha256_k[64] = {
     0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f,
     0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
-// One 64-byte block for each of the 16 lanes; lane l's block starts at base + l * stride.
-GREY_SHA_X16 void compress_x16(__m512i state[8], const uint8_t* base, int stride) {
-    const __m512i index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(stride / 4));
-    const __m512i swap = _mm512_set4_epi32(0x0c0d0e0f, 0x08090a0b, 0x04050607, 0x00010203);  // big-endian words
-    __m512i w[16];
-#pragma GCC unroll 16
-    for (int t = 0; t < 16; ++t)
-        w[t] = _mm512_shuffle_epi8(_mm512_i32gather_epi32(_mm512_add_epi32(index, _mm512_set1_epi32(t)), base, 4), swap);
+// The 64 rounds of one block in each of the 16 lanes, on the message words `w` (big-endian words, as
+// loaded), added into `state`.
+GREY_SHA_X16 inline __attribute__((always_inline)) void rounds_x16(__m512i state[8], __m512i (&w)[16]) {
     __m512i a = state[0], b = state[1], c = state[2], d = state[3], e = state[4], f = state[5], g = state[6], h = state[7];
     // Unrolled, so that the schedule's sixteen words stay in registers (their indices become constants).
 #pragma GCC unroll 64
@@ -74,6 +69,36 @@ GREY_SHA_X16 void compress_x16(__m512i state[8], const uint8_t* base, int stride
     state[7] = _mm512_add_epi32(state[7], h);
 }
 
+// One 64-byte block for each of the 16 lanes; lane l's block starts at base + l * stride.
+GREY_SHA_X16 void compress_x16(__m512i state[8], const uint8_t* base, int stride) {
+    const __m512i index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(stride / 4));
+    const __m512i swap = _mm512_set4_epi32(0x0c0d0e0f, 0x08090a0b, 0x04050607, 0x00010203);  // big-endian words
+    __m512i w[16];
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; ++t)
+        w[t] = _mm512_shuffle_epi8(_mm512_i32gather_epi32(_mm512_add_epi32(index, _mm512_set1_epi32(t)), base, 4), swap);
+    rounds_x16(state, w);
+}
+
+// One 64-byte block for each of the 16 lanes, lane l's at base + at[l] (byte offsets, scale 1): gathered
+// straight from the records, which may have any lengths and places, with no copy. `first_byte` >= 0:
+// the block is that byte followed by the 63 bytes at base + at[l] + 1 (at[l] then points one byte
+// before them; that byte is never read).
+GREY_SHA_X16 void compress_x16_at(__m512i state[8], const uint8_t* base, __m512i at, int first_byte) {
+    const __m512i swap = _mm512_set4_epi32(0x0c0d0e0f, 0x08090a0b, 0x04050607, 0x00010203);
+    __m512i w[16];
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; ++t) {
+        // Word 0 with a leading byte is read one byte on (bytes 1..4, of which 1..3 are used), so that
+        // nothing before the message is read.
+        const int shift = t == 0 && first_byte >= 0 ? 1 : 0;
+        w[t] = _mm512_shuffle_epi8(_mm512_i32gather_epi32(_mm512_add_epi32(at, _mm512_set1_epi32(4 * t + shift)), base, 1), swap);
+    }
+    if (first_byte >= 0)
+        w[0] = _mm512_or_si512(_mm512_srli_epi32(w[0], 8), _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(first_byte) << 24)));
+    rounds_x16(state, w);
+}
+
 // out[l] = the digest of messages[l] (`length` bytes, at most multi_max_length) hashed on from the
 // chaining value `iv`, which has absorbed `prior_bytes` (a multiple of 64) already; l < count <= 16.
 GREY_SHA_X16 void sha256_x16_avx512(const uint32_t iv[8], uint64_t prior_bytes, const uint8_t* const* messages, size_t count, size_t length,
@@ -106,7 +131,29 @@ GREY_SHA_X16 void sha256_x16_avx512(const uint32_t iv[8], uint64_t prior_bytes, 
     }
 }
 
+GREY_SHA_X16 void sha256_x16_blocks_avx512(const uint32_t iv[8], const uint8_t* base, const int32_t* offsets, size_t count, int first_byte,
+                                           size_t blocks, uint32_t (&out)[8][sha256_x16_lanes]) {
+    alignas(64) std::array<int32_t, sha256_x16_lanes> start;
+    for (size_t l = 0; l < sha256_x16_lanes; ++l) start[l] = offsets[l < count ? l : 0] - (first_byte >= 0 ? 1 : 0);  // idle lanes: lane 0's
+    __m512i at = _mm512_load_si512(start.data());
+    __m512i state[8];
+    for (int i = 0; i < 8; ++i) state[i] = _mm512_set1_epi32(static_cast<int>(iv[i]));
+    if (blocks > 0) {
+        compress_x16_at(state, base, at, first_byte);
+        for (size_t b = 1; b < blocks; ++b) {
+            at = _mm512_add_epi32(at, _mm512_set1_epi32(64));
+            compress_x16_at(state, base, at, -1);
+        }
+    }
+    for (int i = 0; i < 8; ++i) _mm512_storeu_si512(out[i], state[i]);
+}
+
 }  // namespace
+
+void sha256_x16_blocks(const uint32_t iv[8], const uint8_t* base, const int32_t* offsets, size_t count, int first_byte, size_t blocks,
+                       uint32_t (&state)[8][sha256_x16_lanes]) {
+    sha256_x16_blocks_avx512(iv, base, offsets, count, first_byte, blocks, state);
+}
 
 void sha256_x16(const uint32_t iv[8], uint64_t prior_bytes, const uint8_t* const* messages, size_t count, size_t length, Hash* out,
                 bool secret) {
@@ -123,6 +170,7 @@ bool have_sha256_x16() {
 
 bool have_sha256_x16() { return false; }
 void sha256_x16(const uint32_t*, uint64_t, const uint8_t* const*, size_t, size_t, Hash*, bool) {}
+void sha256_x16_blocks(const uint32_t*, const uint8_t*, const int32_t*, size_t, int, size_t, uint32_t (&)[8][sha256_x16_lanes]) {}
 #endif
 
 }  // namespace grey::audit

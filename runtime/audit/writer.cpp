@@ -519,7 +519,9 @@ void Writer::seal_window(uint8_t* bytes, std::span<const size_t> offsets) {
     auto record = [&](size_t i) { return std::span<uint8_t>(bytes + offsets[i], load_u32(bytes + offsets[i])); };
     const uint64_t first = next_sequence_;
     auto prefixes = [&](size_t begin, size_t end) {
-        for (size_t i = begin; i < end; ++i) seal_prefix(version_, record(i), first + i, key_.epoch, *record_mac_, sha_, prefixes_[i]);
+        // Several records at a time where the CPU allows (seal_prefixes).
+        seal_prefixes(version_, bytes, offsets.subspan(begin, end - begin), first + begin, key_.epoch, *record_mac_, sha_,
+                      std::span(prefixes_).subspan(begin, end - begin));
     };
     auto chain = [&](size_t begin, size_t end) {
         for (size_t i = begin; i < end; ++i) {
@@ -529,7 +531,7 @@ void Writer::seal_window(uint8_t* bytes, std::span<const size_t> offsets) {
     };
     auto macs = [&](size_t begin, size_t end) {
         if (version_ == 1) return;  // sealed with the chain
-        // Sixteen at a time where the CPU allows (HmacSha256::mac_many).
+        // Several at a time where the CPU allows (HmacSha256::mac_many).
         std::array<Hash, 64> mac;
         for (size_t from = begin; from < end; from += mac.size()) {
             const size_t count = std::min(mac.size(), end - from);
@@ -552,7 +554,7 @@ void Writer::seal_window(uint8_t* bytes, std::span<const size_t> offsets) {
         // this thread walks the chain (each record's leaf hash needs the one before it) through each
         // block as soon as its first halves are there, taking a block itself when no helper has started
         // it. Then every thread computes the blocks' MACs (version 2) and the roots of their Merkle
-        // subtrees, sixteen at a time where the CPU allows. So this thread hashes in order only what must
+        // subtrees, several at a time where the CPU allows. So this thread hashes in order only what must
         // be: the last two of a version 2 record's nine SHA-256 blocks. (A second pass behind the walk,
         // block by block, measured no better: its helpers waited on the walk a block at a time.) Blocks
         // follow the sequence numbers' alignment (the first may be shorter), so that each full block is a

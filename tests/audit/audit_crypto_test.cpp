@@ -1,6 +1,9 @@
 // SHA-256 and HMAC-SHA256 as the audit log computes them (OpenSSL's block functions, precomputed HMAC
 // pads) against RFC 4231's vectors and against OpenSSL's EVP_MAC / EVP digest on random inputs.
 #include "audit/crypto.hpp"
+#include "audit/sha256_ni.hpp"
+#include "audit/sha256_x16.hpp"
+#include "core/error.hpp"
 
 #include <gtest/gtest.h>
 #include <openssl/core_names.h>
@@ -13,6 +16,17 @@
 
 namespace grey::audit {
 namespace {
+
+constexpr Lanes all_lanes[] = {Lanes::Any, Lanes::OneAtATime, Lanes::Sixteen, Lanes::ShaNi};
+const char* lane_name(Lanes lanes) {
+    switch (lanes) {
+        case Lanes::Any: return "any";
+        case Lanes::OneAtATime: return "one at a time";
+        case Lanes::Sixteen: return "16 lanes";
+        case Lanes::ShaNi: return "SHA-NI";
+    }
+    return "?";
+}
 
 // HMAC pads a key shorter than the block with zeros, so a shorter RFC key equals its zero-extension.
 SecretKey padded_key(const std::vector<uint8_t>& bytes) {
@@ -141,26 +155,95 @@ TEST(AuditCrypto, EveryShortLengthMatchesEvp) {
     }
 }
 
-// Many MACs or Merkle nodes at once (sixteen to an AVX-512 pass where the CPU has it, the rest one at
-// a time) give what one at a time gives, for every count up to past four passes.
+// Many MACs or Merkle nodes at once (four interleaved on the SHA extensions, or sixteen to an AVX-512
+// pass, the rest one at a time) give what one at a time gives, on every path, for every count up to
+// past four passes.
 TEST(AuditCrypto, ManyAtOnceMatchesOneAtATime) {
     std::mt19937 random(1616);
     Sha256 sha;
     Hash key_bytes{};
     for (auto& b : key_bytes) b = static_cast<uint8_t>(random());
     const HmacSha256 mac(SecretKey{key_bytes});
-    for (size_t count = 0; count <= 70; ++count) {
-        std::vector<Hash> messages(2 * count);
-        for (auto& m : messages)
-            for (auto& b : m) b = static_cast<uint8_t>(random());
-        std::vector<Hash> macs(count), parents(count);
-        mac.mac_many(std::span(messages).first(count), macs);
-        sha.nodes(messages, parents);
-        for (size_t i = 0; i < count; ++i) {
-            EXPECT_EQ(macs[i], evp_hmac(SecretKey{key_bytes}, messages[i])) << count << " " << i;
-            EXPECT_EQ(parents[i], sha.hash(0x01, messages[2 * i], messages[2 * i + 1])) << count << " " << i;
+    for (const Lanes lanes : all_lanes)
+        for (size_t count = 0; count <= 70; ++count) {
+            std::vector<Hash> messages(2 * count);
+            for (auto& m : messages)
+                for (auto& b : m) b = static_cast<uint8_t>(random());
+            std::vector<Hash> macs(count), parents(count);
+            mac.mac_many(std::span(messages).first(count), macs, lanes);
+            sha.nodes(messages, parents, lanes);
+            for (size_t i = 0; i < count; ++i) {
+                EXPECT_EQ(macs[i], evp_hmac(SecretKey{key_bytes}, messages[i])) << lane_name(lanes) << " " << count << " " << i;
+                EXPECT_EQ(parents[i], sha.hash(0x01, messages[2 * i], messages[2 * i + 1])) << lane_name(lanes) << " " << count << " " << i;
+            }
+        }
+}
+
+// The multi-message paths the tests above compare are the ones this CPU has; a path it lacks falls back
+// to one at a time there, and is reported here as skipped.
+TEST(AuditCrypto, MultiMessagePathsOfThisCpu) {
+    std::string missing;
+    if (!have_sha256_ni()) missing += "no SHA extensions (SHA-NI): the four-stream path was not run; ";
+    if (!have_sha256_x16()) missing += "no AVX-512 F and BW: the 16-lane path was not run; ";
+    if (!missing.empty()) GTEST_SKIP() << missing;
+}
+
+// Leaf states of many messages at once (Sha256::begin_many: four interleaved on the SHA extensions, or
+// sixteen to an AVX-512 pass read straight from one buffer) are the states one at a time gives, on every
+// path (OneAtATime is the path of a CPU with neither), for every block count a record's leaf prefix takes, messages at
+// any offset (the buffer's first byte and last bytes included), and every count up to past four passes:
+// finished with any tail, each gives EVP's digest of the whole message.
+TEST(AuditCrypto, BeginManyMatchesOneAtATime) {
+    std::mt19937 random(2525);
+    Sha256 sha;
+    std::vector<uint8_t> buffer(4096);
+    for (auto& b : buffer) b = static_cast<uint8_t>(random());
+    const std::vector<uint8_t> tail = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28,
+                                       29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54,
+                                       55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80};
+    for (const int prefix : {0x00, -1}) {
+        for (size_t blocks = 0; blocks <= 6; ++blocks) {
+            // Whole blocks, and lengths that are not (those take the one-at-a-time path on every CPU).
+            for (const size_t extra : {size_t{0}, size_t{5}}) {
+                const size_t length = blocks * 64 + extra - (prefix >= 0 && blocks * 64 + extra > 0 ? 1 : 0);
+                for (const size_t count : {size_t{0}, size_t{1}, size_t{3}, size_t{4}, size_t{15}, size_t{16}, size_t{17}, size_t{35}, size_t{70}}) {
+                    std::vector<size_t> offsets(count);
+                    for (size_t i = 0; i < count; ++i) offsets[i] = random() % (buffer.size() - length + 1);
+                    if (count > 1) {
+                        offsets[0] = 0;                             // the buffer's first byte
+                        offsets[count - 1] = buffer.size() - length;  // ...and its last
+                    }
+                    std::vector<std::vector<Sha256State>> states;
+                    for (const Lanes lanes : all_lanes) {
+                        std::vector<Sha256State> s(count);
+                        std::vector<Sha256State*> pointers;
+                        for (auto& state : s) pointers.push_back(&state);
+                        sha.begin_many(prefix, buffer.data(), offsets, length, pointers, lanes);
+                        states.push_back(std::move(s));
+                    }
+                    for (size_t i = 0; i < count; ++i) {
+                        std::vector<uint8_t> message;
+                        if (prefix >= 0) message.push_back(static_cast<uint8_t>(prefix));
+                        message.insert(message.end(), buffer.begin() + static_cast<std::ptrdiff_t>(offsets[i]),
+                                       buffer.begin() + static_cast<std::ptrdiff_t>(offsets[i] + length));
+                        for (const size_t t : {size_t{0}, size_t{31}, size_t{55}, size_t{56}, size_t{80}}) {
+                            std::vector<uint8_t> whole = message;
+                            whole.insert(whole.end(), tail.begin(), tail.begin() + static_cast<std::ptrdiff_t>(t));
+                            for (size_t path = 0; path < states.size(); ++path) {
+                                Sha256State state = states[path][i];
+                                EXPECT_EQ(state.finish_public(Bytes(tail).first(t)), evp_sha256(whole))
+                                    << lane_name(all_lanes[path]) << " prefix " << prefix << " length " << length << " count " << count << " " << i << " tail " << t;
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
+    std::vector<Sha256State> states(2);
+    std::vector<Sha256State*> pointers{&states[0]};
+    const std::vector<size_t> two{0, 64};
+    EXPECT_THROW(sha.begin_many(0x00, buffer.data(), two, 63, pointers), Error);
 }
 
 TEST(AuditCrypto, HashComparisonIsExact) {

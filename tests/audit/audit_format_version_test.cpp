@@ -239,6 +239,54 @@ TEST(AuditSealing, PiecesInAnyOrderGiveTheBytesOfSealRecord) {
     }
 }
 
+// seal_prefixes (the sealing threads' first halves, several records at a time where the CPU allows) gives
+// the states of seal_prefix one record at a time, on every path (OneAtATime is a CPU without SHA-NI or
+// AVX-512's),
+// for records of every leaf prefix length class (none, 1 to 6 blocks and 1 MiB payloads), in one
+// length or mixed in a chunk, more chunks than one, and a first record at the buffer's first byte:
+// the sealed bytes are seal_record's, byte for byte, in both versions.
+TEST(AuditSealing, PrefixesManyAtOnceGiveTheBytesOfSealRecord) {
+    Sha256 sha;
+    Hash key_bytes{};
+    key_bytes[0] = 7;
+    const HmacSha256 mac(record_key(SecretKey(key_bytes)));
+    std::vector<std::vector<size_t>> layouts;  // payload lengths
+    for (size_t blocks = 0; blocks <= 6; ++blocks) {
+        // 40 records whose leaf prefix is `blocks` whole blocks, at every payload length that gives it.
+        std::vector<size_t> lengths;
+        for (size_t i = 0; i < 40; ++i) lengths.push_back(blocks == 0 ? i % 26 : blocks * 64 - 27 + i % 64);
+        layouts.push_back(lengths);
+    }
+    std::vector<size_t> mixed;
+    for (size_t i = 0; i < 300; ++i) mixed.push_back(i % 7 == 0 ? 150 : (i * 37) % 450);  // runs of one length among others
+    layouts.push_back(mixed);
+    layouts.push_back({max_payload_length - 2, 5, max_payload_length - 2, max_payload_length - 2, max_payload_length - 2, 70, max_payload_length - 2});
+    for (const uint32_t version : {1u, 2u})
+        for (const auto& lengths : layouts)
+            for (const Lanes lanes : {Lanes::Any, Lanes::OneAtATime, Lanes::Sixteen, Lanes::ShaNi}) {
+                std::string whole;
+                std::vector<size_t> offsets;
+                for (size_t i = 0; i < lengths.size(); ++i) {
+                    offsets.push_back(whole.size());
+                    append_unsealed(whole, 1000 + i, "type.x", "\"" + std::string(lengths[i], static_cast<char>('a' + i % 26)) + "\"");
+                }
+                std::string pieces = whole;
+                auto record = [&](std::string& bytes, size_t i) {
+                    auto* p = reinterpret_cast<uint8_t*>(bytes.data() + offsets[i]);
+                    return std::span<uint8_t>(p, load_u32(p));
+                };
+                Hash previous{}, chain{};
+                std::vector<SealPrefix> prefixes(offsets.size());
+                seal_prefixes(version, reinterpret_cast<uint8_t*>(pieces.data()), offsets, 77, 3, mac, sha, prefixes, lanes);
+                for (size_t i = 0; i < offsets.size(); ++i) {
+                    previous = seal_record(version, record(whole, i), 77 + i, 3, previous, mac, sha);
+                    chain = seal_rest(version, record(pieces, i), chain, mac, prefixes[i]);
+                    ASSERT_EQ(chain, previous) << "version " << version << " record " << i << " payload " << lengths[i];
+                }
+                EXPECT_TRUE(whole == pieces) << "version " << version << " " << lengths.size() << " records";
+            }
+}
+
 TEST_F(FormatVersion, LargeGroupCommitBatchesSealAsVersion2) {
     // Batches of 512 are shared out among the sealing threads (seal_prefix ahead, seal_rest in order).
     write_with_writer(2, 3000, Durability::Group, 700);
