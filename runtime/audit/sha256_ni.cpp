@@ -2,7 +2,10 @@
 // own, outside the unity build, so that its target attributes stay here.
 #include "audit/sha256_ni.hpp"
 
+#include "audit/sha256_constants.hpp"
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -12,13 +15,6 @@ namespace grey::audit {
 namespace {
 #define GREY_SHA_NI __attribute__((target("sha,sse4.1")))
 
-alignas(16) constexpr uint32_t round_constants[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be,
-    0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa,
-    0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85,
-    0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3,
-    0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f,
-    0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
 // OpenSSL's order (a..h) to the round instruction's (ABEF, CDGH), and back.
 GREY_SHA_NI inline __attribute__((always_inline)) void to_rounds_order(const uint32_t* state, __m128i& abef, __m128i& cdgh) {
@@ -49,7 +45,7 @@ GREY_SHA_NI inline __attribute__((always_inline)) void rounds(__m128i (&abef)[N]
     }
 #pragma GCC unroll 16
     for (int g = 0; g < 16; ++g) {  // four rounds a step
-        const __m128i k = _mm_load_si128(reinterpret_cast<const __m128i*>(round_constants + 4 * g));
+        const __m128i k = _mm_load_si128(reinterpret_cast<const __m128i*>(kSha256RoundConstants + 4 * g));
 #pragma GCC unroll 4
         for (int s = 0; s < N; ++s) {
             __m128i& word = w[s][g & 3];
@@ -117,8 +113,13 @@ void sha256_ni_blocks(uint32_t* const* state, const uint8_t* const* data, size_t
 }
 
 bool have_sha256_ni() {
-    // __builtin_cpu_supports reads what the CPU reported at start-up; the answer never changes.
-    static const bool have = __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1");
+    // CPUID itself: clang before 15 knows no "sha" for __builtin_cpu_supports. SHA is leaf 7's EBX bit
+    // 29, SSE4.1 leaf 1's ECX bit 19; both use only the XMM state every x86-64 system saves.
+    static const bool have = [] {
+        unsigned int eax = 0, ebx = 0, ecx = 0, edx = 0;
+        if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0 || (ecx & (1u << 19)) == 0) return false;
+        return __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) != 0 && (ebx & (1u << 29)) != 0;
+    }();
     return have;
 }
 #else
