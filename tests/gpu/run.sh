@@ -36,9 +36,10 @@
 # Read-only towards the GPU's settings: it never changes clocks, power limits, compute mode or
 # persistence mode and never resets the GPU (nvidia-smi is only queried).
 set -uo pipefail
-# The machine reaches no package index: pip must not ask one whether it is out of date (where packets are
-# dropped rather than refused, that question alone waits out its timeouts and retries for minutes).
-export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+# The machine reaches no package index: pip must not ask one whether it is out of date, nor wait long for
+# any connection (where packets are dropped rather than refused, each question waits out its timeouts and
+# retries for minutes).
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_TIMEOUT=5 PIP_RETRIES=0
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 build=${GREY_GPU_BUILD_DIR:-build/gpu}
