@@ -29,8 +29,9 @@ struct grey_buffer {
     // releases no cached copy. Guarded by the context's tier mutex.
     uint32_t failed_maps = 0;
     // Async calls now enqueuing work on the buffer, and per backend stream the event recorded after the
-    // latest work enqueued on it there (one event a call, shared by the call's buffers: memory/tiers.hpp):
-    // the buffer is not moved while any is pending (memory/async_use.hpp). Guarded by the context's tier mutex.
+    // latest work enqueued on it there (one event a call, shared by the call's buffers; null while the
+    // buffer is unsealed, until grey_buffer_seal records it: memory/tiers.hpp): the buffer is not moved
+    // while any is pending (memory/async_use.hpp). Guarded by the context's tier mutex.
     uint32_t enqueuing = 0;
     std::vector<std::pair<grey_backend_stream*, grey_backend_event*>> in_flight;
     // When a call last used the buffer (read, mapped, unmapped, or gave it to device work): the

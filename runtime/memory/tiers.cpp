@@ -253,6 +253,8 @@ void Tiers::seal(grey_buffer& buffer) {
     if (buffer.map_count.load() != 0)
         fail(GREY_ERROR_INVALID_ARGUMENT, "grey_buffer_seal: the buffer is mapped " + std::to_string(buffer.map_count.load()) +
                                               " time(s), and a mapping may still write it; unmap it first");
+    // From here on the buffer may move: its queued work needs the events an unsealed buffer goes without.
+    mark_queued_locked(buffer, nullptr);
     buffer.sealed.store(true);
 }
 
@@ -725,11 +727,16 @@ bool Tiers::end_use(const std::vector<const grey_buffer*>& buffers, grey_backend
     // The bookkeeping is the tiers'; the buffers' contents are untouched.
     for (const grey_buffer* b : buffers) --const_cast<grey_buffer*>(b)->enqueuing;
     if (enqueued_on == nullptr) return true;
-    // One event marks the end of the call's work for all its buffers (all on the stream's device).
+    // Only a sealed buffer ever moves, so only a sealed buffer's work needs an event now: an unsealed one
+    // notes the stream (a null event), and grey_buffer_seal records its events then. A sealed buffer's
+    // event marks the end of the call's work, one for all the call's sealed buffers (one device's).
+    const auto sealed = std::find_if(buffers.begin(), buffers.end(), [](const grey_buffer* b) { return b->sealed.load(); });
     grey_backend_event* event = nullptr;
     try {
-        event = take_event_locked(buffers.front()->device, enqueued_on);
-        buffers.front()->backend->event_record(event, enqueued_on);
+        if (sealed != buffers.end()) {
+            event = take_event_locked((*sealed)->device, enqueued_on);
+            (*sealed)->backend->event_record(event, enqueued_on);
+        }
         for (const grey_buffer* b : buffers) const_cast<grey_buffer*>(b)->in_flight.reserve(b->in_flight.size() + 1);
     } catch (...) {
         if (event != nullptr) {
@@ -740,19 +747,36 @@ bool Tiers::end_use(const std::vector<const grey_buffer*>& buffers, grey_backend
     }
     for (const grey_buffer* constant : buffers) {
         auto* b = const_cast<grey_buffer*>(constant);
-        ++held_events_.at(event).holders;  // before letting go of what it replaces, which may be itself
+        grey_backend_event* mark = b->sealed.load() ? event : nullptr;
+        if (mark != nullptr) ++held_events_.at(mark).holders;  // before letting go of what it replaces, which may be itself
         const auto use = std::find_if(b->in_flight.begin(), b->in_flight.end(), [&](const auto& u) { return u.first == enqueued_on; });
         if (use == b->in_flight.end()) {
-            b->in_flight.emplace_back(enqueued_on, event);  // room reserved above
+            b->in_flight.emplace_back(enqueued_on, mark);  // room reserved above
         } else {
             let_go_locked(use->second);
-            use->second = event;
+            use->second = mark;
         }
     }
     return true;
 }
 
-void Tiers::forget_stream(const grey_backend_stream* stream, bool finished) noexcept {
+void Tiers::mark_queued_locked(grey_buffer& buffer, const grey_backend_stream* only) {
+    for (auto& [stream, event] : buffer.in_flight) {
+        if (event != nullptr || (only != nullptr && stream != only)) continue;
+        grey_backend_event* taken = take_event_locked(buffer.device, stream);
+        try {
+            buffer.backend->event_record(taken, stream);
+        } catch (...) {
+            held_events_.at(taken).holders = 1;
+            let_go_locked(taken);
+            throw;
+        }
+        held_events_.at(taken).holders = 1;
+        event = taken;
+    }
+}
+
+void Tiers::forget_stream(grey_backend_stream* stream, bool finished) noexcept {
     std::lock_guard lock(mutex_);
     if (finished) {
         for (grey_buffer* b : buffers_)
@@ -762,6 +786,15 @@ void Tiers::forget_stream(const grey_backend_stream* stream, bool finished) noex
                 return true;
             });
     } else {
+        // Work whose end no event marks yet gets one while the stream is still there (without one it is
+        // forgotten: the stream could not be waited for either).
+        for (grey_buffer* b : buffers_) {
+            try {
+                mark_queued_locked(*b, stream);
+            } catch (...) {
+                std::erase_if(b->in_flight, [&](const auto& use) { return use.first == stream && use.second == nullptr; });
+            }
+        }
         // Still held by buffers: destroyed when they let go, never handed to a stream made at the same address.
         for (auto& [event, held] : held_events_)
             if (held.stream == stream) held.stream = nullptr;
@@ -778,6 +811,7 @@ bool Tiers::busy_locked(grey_buffer& buffer) {
         return true;
     // Completed uses are forgotten; a failed one is complete too (its failure belongs to its stream).
     for (auto use = buffer.in_flight.begin(); use != buffer.in_flight.end();) {
+        if (use->second == nullptr) return true;  // unmarked work (an unsealed buffer's): never moved
         bool done = true;
         try {
             done = buffer.backend->event_query(use->second);
@@ -791,6 +825,7 @@ bool Tiers::busy_locked(grey_buffer& buffer) {
 }
 
 void Tiers::wait_for_queued_locked(grey_buffer& buffer) {
+    mark_queued_locked(buffer, nullptr);  // a sealed buffer's work is marked already; this is for safety's sake
     for (const auto& [stream, event] : buffer.in_flight) {
         try {
             buffer.backend->event_synchronize(event);

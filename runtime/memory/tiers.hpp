@@ -75,8 +75,9 @@ public:
     bool end_use(const std::vector<const grey_buffer*>& buffers, grey_backend_stream* enqueued_on) noexcept;
     // A stream is being destroyed. When its work has all completed (`finished`), the buffers' events on it
     // are freed now (they would otherwise hold backend events, and a new stream at the same address would
-    // find them); otherwise they stay until the buffers go. Its spare events are freed either way.
-    void forget_stream(const grey_backend_stream* stream, bool finished) noexcept;
+    // find them); otherwise they stay until the buffers go (work no event marked yet gets one first).
+    // Its spare events are freed either way.
+    void forget_stream(grey_backend_stream* stream, bool finished) noexcept;
 
     // The background scan (memory/background_scan.cpp): a thread that compacts every device with the
     // configured policy every memory.deduplication.scan_interval_ms, when that is above 0 and the policy
@@ -120,6 +121,9 @@ private:
     // made anew, and is destroyed with the stream's records (forget_stream).
     grey_backend_event* take_event_locked(uint32_t device, const grey_backend_stream* stream);
     void let_go_locked(grey_backend_event* event) noexcept;
+    // Records an event after the work queued on `buffer` that none marks yet (an unsealed buffer's, see
+    // end_use), on every stream or on `only`.
+    void mark_queued_locked(grey_buffer& buffer, const grey_backend_stream* only);
     // The checks of a change of residency that do not depend on the data (repeated after a wait).
     void check_change_locked(const grey_buffer& buffer, grey_residency residency) const;
     void scan_loop(const Logger& logger);

@@ -1432,9 +1432,10 @@ TEST(CudaFake, ResidencyChangesWaitForQueuedReadsOfTheBufferAndNoOtherWork) {
     grey_buffer_destroy(unrelated);
 }
 
-// An async call records one event for all the buffers it uses (what a residency change of one of them
-// waits for), an untimed one (cheaper to record), and later calls record spare events again rather than
-// make new ones; destroying the stream gives every one back.
+// An async call records one event for all the sealed buffers it uses (what a residency change of one of
+// them waits for), an untimed one (cheaper to record), and later calls record spare events again rather
+// than make new ones; a call on unsealed buffers, which never move, records none; destroying the stream
+// gives every one back.
 TEST(CudaFake, AsyncCallsRecordOneEventACallAndReuseThem) {
     Context c;
     const auto live = [] { return fake_hook<long long>("fake_cuda_live_events"); };
@@ -1449,10 +1450,15 @@ TEST(CudaFake, AsyncCallsRecordOneEventACallAndReuseThem) {
     ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK);
     const auto untimed = [] { return fake_hook<long long>("fake_cuda_live_untimed_events"); };
     const long long live_before = live(), untimed_before = untimed();
-    const unsigned long long records_before = records();
     const int calls = 100;
+    const unsigned long long unsealed_before = records();
     for (int i = 0; i < calls; ++i) ASSERT_EQ(grey_buffer_copy_async(b, 0, a, 0, n, stream), GREY_OK) << grey_last_error();
-    EXPECT_EQ(records() - records_before, static_cast<unsigned long long>(calls)) << "one record a call, not one a buffer";
+    EXPECT_EQ(records(), unsealed_before) << "unsealed buffers never move: no event";
+    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_seal(a), GREY_OK) << grey_last_error();
+    const unsigned long long records_before = records();
+    for (int i = 0; i < calls; ++i) ASSERT_EQ(grey_buffer_copy_async(b, 0, a, 0, n, stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(records() - records_before, static_cast<unsigned long long>(calls)) << "one record a call";
     EXPECT_LE(live() - live_before, 2) << "events are reused, not made a call";
     EXPECT_EQ(untimed() - untimed_before, live() - live_before) << "the runtime's own events are untimed";
     grey_event* user_event = nullptr;
@@ -1506,6 +1512,32 @@ TEST(CudaFake, AContextAlreadyCurrentIsUsedAndLeftCurrent) {
     grey_stream_destroy(stream);
     grey_buffer_destroy(buffer);
     dlclose(lib);
+}
+
+// A read queued while the buffer was still unsealed (no event then: an unsealed buffer never moves) is
+// marked when the buffer is sealed, so compressing it afterwards still waits for the read.
+TEST(CudaFake, WorkQueuedBeforeTheSealIsWaitedForByACompression) {
+    Context c;
+    const size_t n = 1 << 20;
+    const std::vector<unsigned char> data = random_bytes(n);
+    grey_buffer* buffer = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, n, &buffer), GREY_OK);
+    ASSERT_EQ(grey_buffer_write(buffer, 0, data.data(), n), GREY_OK);
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK);
+    std::vector<unsigned char> back(n, 0);
+    ASSERT_EQ(grey_buffer_read_async(buffer, 0, back.data(), n, stream), GREY_OK) << grey_last_error();
+    ASSERT_GT(fake_queued_work(), 0u) << "the fake runs the read only when something waits";
+    ASSERT_EQ(grey_buffer_seal(buffer), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_compress(buffer, GREY_RESIDENCY_COMPRESSED_HOST, GREY_CODEC_LZ4), GREY_OK) << grey_last_error();
+    grey_buffer* reuse = nullptr;  // likely the memory the raw buffer held, overwritten
+    ASSERT_EQ(grey_buffer_create(c.context, 1, n, &reuse), GREY_OK);
+    ASSERT_EQ(grey_buffer_fill(reuse, 0, 0xEE, n), GREY_OK);
+    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(back, data);
+    grey_buffer_destroy(reuse);
+    grey_stream_destroy(stream);
+    grey_buffer_destroy(buffer);
 }
 
 TEST(CudaFake, PinnedHostMemoryComesFromTheDriver) {
