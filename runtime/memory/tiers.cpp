@@ -733,10 +733,7 @@ bool Tiers::end_use(const std::vector<const grey_buffer*>& buffers, grey_backend
     const auto sealed = std::find_if(buffers.begin(), buffers.end(), [](const grey_buffer* b) { return b->sealed.load(); });
     grey_backend_event* event = nullptr;
     try {
-        if (sealed != buffers.end()) {
-            event = take_event_locked((*sealed)->device, enqueued_on);
-            (*sealed)->backend->event_record(event, enqueued_on);
-        }
+        if (sealed != buffers.end()) event = record_event_locked(**sealed, enqueued_on);
         for (const grey_buffer* b : buffers) const_cast<grey_buffer*>(b)->in_flight.reserve(b->in_flight.size() + 1);
     } catch (...) {
         if (event != nullptr) {
@@ -760,19 +757,23 @@ bool Tiers::end_use(const std::vector<const grey_buffer*>& buffers, grey_backend
     return true;
 }
 
+grey_backend_event* Tiers::record_event_locked(const grey_buffer& buffer, grey_backend_stream* stream) {
+    grey_backend_event* event = take_event_locked(buffer.device, stream);
+    try {
+        buffer.backend->event_record(event, stream);
+    } catch (...) {
+        held_events_.at(event).holders = 1;
+        let_go_locked(event);  // back to the spares: a failed record leaves nothing for anyone to wait on
+        throw;
+    }
+    return event;
+}
+
 void Tiers::mark_queued_locked(grey_buffer& buffer, const grey_backend_stream* only) {
     for (auto& [stream, event] : buffer.in_flight) {
         if (event != nullptr || (only != nullptr && stream != only)) continue;
-        grey_backend_event* taken = take_event_locked(buffer.device, stream);
-        try {
-            buffer.backend->event_record(taken, stream);
-        } catch (...) {
-            held_events_.at(taken).holders = 1;
-            let_go_locked(taken);
-            throw;
-        }
-        held_events_.at(taken).holders = 1;
-        event = taken;
+        event = record_event_locked(buffer, stream);
+        held_events_.at(event).holders = 1;
     }
 }
 

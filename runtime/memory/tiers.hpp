@@ -121,6 +121,9 @@ private:
     // made anew, and is destroyed with the stream's records (forget_stream).
     grey_backend_event* take_event_locked(uint32_t device, const grey_backend_stream* stream);
     void let_go_locked(grey_backend_event* event) noexcept;
+    // An event taken for `buffer`'s device and recorded on `stream` (no holder yet); if the record fails
+    // it goes back to the spares and the failure propagates.
+    grey_backend_event* record_event_locked(const grey_buffer& buffer, grey_backend_stream* stream);
     // Records an event after the work queued on `buffer` that none marks yet (an unsealed buffer's, see
     // end_use), on every stream or on `only`.
     void mark_queued_locked(grey_buffer& buffer, const grey_backend_stream* only);
