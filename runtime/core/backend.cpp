@@ -151,19 +151,18 @@ bool Backend::stream_query(grey_backend_stream* stream) const {
     return done != 0;
 }
 
-grey_backend_event* Backend::event_create(uint32_t device) const {
+grey_backend_event* Backend::made_event(EventCreate slot, uint32_t device, const char* what) const {
     grey_backend_event* event = nullptr;
-    check(vtable_.event_create(state_, device, &event), "event_create");
-    if (event == nullptr) fail(GREY_ERROR_BACKEND, "backend '" + name_ + "': event_create succeeded but returned no event");
+    check(slot(state_, device, &event), what);
+    if (event == nullptr) fail(GREY_ERROR_BACKEND, "backend '" + name_ + "': " + what + " succeeded but returned no event");
     return event;
 }
 
+grey_backend_event* Backend::event_create(uint32_t device) const { return made_event(vtable_.event_create, device, "event_create"); }
+
 grey_backend_event* Backend::event_create_untimed(uint32_t device) const {
     if (vtable_.event_create_untimed == nullptr) return event_create(device);
-    grey_backend_event* event = nullptr;
-    check(vtable_.event_create_untimed(state_, device, &event), "event_create_untimed");
-    if (event == nullptr) fail(GREY_ERROR_BACKEND, "backend '" + name_ + "': event_create_untimed succeeded but returned no event");
-    return event;
+    return made_event(vtable_.event_create_untimed, device, "event_create_untimed");
 }
 
 void Backend::event_destroy(grey_backend_event* event) const noexcept { vtable_.event_destroy(state_, event); }

@@ -107,6 +107,9 @@ public:
 private:
     // Turns a backend's non-OK status into grey::Error, keeping the message it gave through set_error.
     void check(grey_status status, const char* operation) const;
+    // An event from one of the two creating slots, checked the same way.
+    using EventCreate = grey_status (*)(void*, uint32_t, grey_backend_event**);
+    [[nodiscard]] grey_backend_event* made_event(EventCreate slot, uint32_t device, const char* what) const;
 
     std::string name_;
     std::string path_;
