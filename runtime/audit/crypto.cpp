@@ -60,6 +60,14 @@ void DigestDeleter::operator()(evp_md_ctx_st* ctx) const noexcept { EVP_MD_CTX_f
 void PkeyDeleter::operator()(evp_pkey_st* key) const noexcept { EVP_PKEY_free(key); }
 
 namespace {
+// The digest's bytes from the eight state words (SHA-256 is big-endian).
+void store_digest(const uint32_t* words, uint8_t* out) {
+    for (size_t i = 0; i < 8; ++i) {
+        const uint32_t word = __builtin_bswap32(words[i]);
+        std::memcpy(out + 4 * i, &word, 4);
+    }
+}
+
 // Completes a SHA-256 computation whose state is on a block boundary (nothing buffered in `ctx`) with
 // the last `size` bytes of the message: the padding is laid out here and the blocks go straight to
 // the compression function. The same digest as SHA256_Update + SHA256_Final, without their buffering
@@ -80,10 +88,8 @@ bool finish_aligned(SHA256_CTX& ctx, const uint8_t* tail, size_t size, uint8_t* 
     std::memcpy(block.data() + total - 8, &bits_be, 8);
     SHA256_Transform(&ctx, block.data());
     if (total > SHA256_CBLOCK) SHA256_Transform(&ctx, block.data() + SHA256_CBLOCK);
-    for (size_t i = 0; i < 8; ++i) {
-        const uint32_t word = __builtin_bswap32(static_cast<uint32_t>(ctx.h[i]));
-        std::memcpy(out + 4 * i, &word, 4);
-    }
+    static_assert(sizeof(ctx.h[0]) == sizeof(uint32_t), "SHA256_CTX's state words are 32 bits");
+    store_digest(reinterpret_cast<const uint32_t*>(ctx.h), out);
     return true;
 }
 
@@ -103,13 +109,6 @@ Path path_of(Lanes lanes) {
         case Lanes::OneAtATime: break;
     }
     return Path::One;
-}
-
-void store_digest(const uint32_t* words, uint8_t* out) {
-    for (size_t i = 0; i < 8; ++i) {
-        const uint32_t word = __builtin_bswap32(words[i]);
-        std::memcpy(out + 4 * i, &word, 4);
-    }
 }
 
 // Digests of messages[i] for i < count, hashed on from `ctx` (on a block boundary): several at a time as
