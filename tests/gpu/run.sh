@@ -9,7 +9,7 @@
 #   bash tests/gpu/run.sh            (from the repository root)
 #   GREY_GPU_STEPS=...               comma-separated subset of: conformance, quant, cli, mapping,
 #                                    memcheck, racecheck, detect, bench, grid-bench, quant-bench,
-#                                    stream-bench, model-throughput, admit-bench, kv, kv-bench, kv-sdpa, wheel,
+#                                    stream-bench, startup, model-throughput, admit-bench, kv, kv-bench, kv-sdpa, wheel,
 #                                    codec (its speed table needs GREY_GPU_MODEL), codec-profile (ncu of
 #                                    the decode kernel on GREY_GPU_MODEL; not in the default list), codec-nvcomp (needs
 #                                    .deps/nvcomp from tests/gpu/fetch-deps.sh; not in the default list: its
@@ -48,7 +48,7 @@ logs=$build/logs  # build logs stay in the build tree; $out gets what a reader n
 mkdir -p "$out" "$logs"
 declare -a summary
 status=0
-steps=${GREY_GPU_STEPS:-conformance,quant,kv,codec,cli,mapping,wheel,memcheck,racecheck,detect,bench,grid-bench,quant-bench,stream-bench,model-throughput,admit-bench,kv-bench,kv-sdpa}
+steps=${GREY_GPU_STEPS:-conformance,quant,kv,codec,cli,mapping,wheel,memcheck,racecheck,detect,bench,grid-bench,quant-bench,stream-bench,startup,model-throughput,admit-bench,kv-bench,kv-sdpa}
 want() { [[ ",$steps," == *",$1,"* ]]; }
 # run_bench NAME FILE DETAIL COMMAND...: runs a benchmark, its table on the screen and in $out/FILE.txt, its
 # errors in $logs/FILE.err; records NAME as INFO (DETAIL follows the device), or FAIL with the errors' end.
@@ -295,6 +295,12 @@ else
     tail -20 "$logs/wheel.log"
     record wheel FAIL "building or installing the wheel failed (see above)"
 fi
+fi
+
+if want startup; then
+echo "== CUDA start-up, step by step: libgrey's, then the driver's own floor for the same steps (fresh processes, twice)"
+run_bench startup startup "" bash -c 'for i in 1 2; do python3 bench/cuda_startup.py "$1" "$2" && python3 bench/cuda_startup.py --driver || exit; echo; done' \
+    startup "$build/lib/libgrey.so" "$plugin_dir"
 fi
 
 if want model-throughput && [ -n "${GREY_GPU_MODEL:-}" ]; then
