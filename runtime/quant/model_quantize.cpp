@@ -253,8 +253,11 @@ std::string quantize_model(const std::string& input, const char* output, const s
     uint64_t elements = 0, bytes_in = 0, bytes_out = 0;
     // Two buffers: tensor i is quantized into one while tensor i - 1 is written from the other.
     std::vector<unsigned char> quantized[2];
-    const Quantizer quantize_tensor(options, planned);
+    // The file's first pages are asked for before the quantizer's buffers are made: the first buffer on
+    // a GPU starts the device's context (a tenth of a second or more), which the disk can spend reading.
     ReadAhead read_ahead(*model, planned, read_ahead_bytes);
+    read_ahead.at(0);
+    const Quantizer quantize_tensor(options, planned);
     std::optional<WriteBehind> write_behind;
     if (writer) write_behind.emplace(writer.get(), model.get());
     uint64_t total_bytes = 0;
