@@ -17,6 +17,9 @@ then an RMS normalisation (which keeps the values finite over many layers). The 
     then layer i + --ahead is mapped with grey_buffer_map_async on a libgrey stream of its own (its
     decode runs during the call, on the calling thread's time, while the GPU works through layer i) and
     an event recorded after the map; then layer i - 1, whose work is done once its event is, is unmapped.
+    With --keep K the first K layers stay mapped for all passes instead (a cyclic scan over more than an
+    LRU cache never hits, so keeping what fits and streaming the rest is what a user would do); "auto"
+    keeps as many as leave the cache room for the streamed layers in flight. Default: 0 and auto.
     On CUDA torch's stream is wrapped as a grey_stream (grey_stream_wrap_native), so that the waits and
     records are libgrey's own calls on the stream torch computes on.
 
@@ -61,6 +64,7 @@ import safetensors_io as st  # noqa: E402 - the project's one safetensors reader
 GREY_MEMORY_HOST, GREY_MEMORY_CUDA_DEVICE = 0, 1
 GREY_RESIDENCY = {"raw": 0, "deduplicated": 1, "device": 2, "host": 3}
 GREY_CODEC_FLOAT = 3
+GREY_RESIDENCY_NAME = {0: "raw", 1: "deduplicated", 2: "compressed_device", 3: "compressed_host"}
 GREY_MAP_READ = 0
 MIB = 1 << 20
 
@@ -432,15 +436,18 @@ class Model:
                 x = step(x, w)
         return x
 
-    def streamed_pass(self, x, ahead):
+    def streamed_pass(self, x, ahead, kept):
         """Map ahead on the copy stream; compute layer i once its map event has completed on the device;
-        unmap layer i - 1 once the event after its work has."""
+        unmap layer i - 1 once the event after its work has. Layers in `kept` (index: view) stay mapped
+        for all passes and are not mapped here."""
         t = self.tiers
         mappings = [None] * self.count
         map_seconds = 0.0
 
         def issue(j):
             nonlocal map_seconds
+            if j >= self.count or j in kept:
+                return
             t0 = time.perf_counter()
             mappings[j] = t.map_async(self.streamed[j], self.copy_stream)
             map_seconds += time.perf_counter() - t0
@@ -450,34 +457,46 @@ class Model:
                 raise RuntimeError(f"layer {j}: grey_buffer_map_async gave address 0")
 
         def retire(j):
+            if j < 0 or j in kept:
+                return
             if self.device.cuda:
                 t.event_sync(self.done[j])
             t.unmap(self.streamed[j])
             mappings[j] = None
 
-        for j in range(min(ahead, self.count)):
+        for j in range(ahead):
             issue(j)
         with self.device.stream_context():
             for i in range(self.count):
-                if self.device.cuda:
-                    t.wait(self.compute, self.ready[i])   # torch's stream waits on the device, not the host
+                if i in kept:
+                    w = kept[i]
                 else:
-                    t.event_sync(self.ready[i])           # the CPU computes: the host waits
-                x = step(x, weight_view(mappings[i], self.dim))
+                    if self.device.cuda:
+                        t.wait(self.compute, self.ready[i])  # torch's stream waits on the device, not the host
+                    else:
+                        t.event_sync(self.ready[i])          # the CPU computes: the host waits
+                    w = weight_view(mappings[i], self.dim)
+                x = step(x, w)
+                del w
                 if self.device.cuda:
                     t.record(self.done[i], self.compute)
-                if i + ahead < self.count:
-                    issue(i + ahead)                      # layer i's work is queued: this decode overlaps it
-                if self.device.cuda:
-                    if i >= 1:
-                        retire(i - 1)
-                else:
-                    retire(i)                             # the CPU's matmul has returned
+                issue(i + ahead)                             # layer i's work is queued: this decode overlaps it
+                retire(i - 1 if self.device.cuda else i)     # on the host the CPU's matmul has returned
             if self.device.cuda:
                 retire(self.count - 1)
         t.stream_sync(self.copy_stream)
         self.map_call_seconds += map_seconds
         return x
+
+    def check_layers(self):
+        """Every streamed layer, mapped, holds its resident twin's bits (the float codec is lossless)."""
+        for i, handle in enumerate(self.streamed):
+            mapping = self.tiers.map(handle)
+            same = torch.equal(weight_view(mapping, self.dim).view(torch.int16), self.resident[i].view(torch.int16))
+            self.tiers.unmap(handle)
+            if not same:
+                raise SystemExit(f"FAIL: layer {i}, mapped from {GREY_RESIDENCY_NAME[self.tiers.info(handle).residency]}, "
+                                 "does not hold the bits written")
 
     def timed(self, run, x, args, after_warmup=None):
         """Median ms of --passes runs of run(x) after --warmup, and the last output; `after_warmup` is called
@@ -526,30 +545,41 @@ def stream_table(args, device, values):
         baseline[batch] = (resident_ms, raw_ms, resident_out)
     for tier in tiers:
         entry = {"tier": tier, **model.compress(tier), "rows": []}
-        for batch in args.batches:
-            resident_ms, raw_ms, resident_out = baseline[batch]
-            marks = {}
+        model.check_layers()
+        for keep in args.keep:
+            # The first `kept` layers mapped once for all passes (never evicted while mapped), the rest streamed.
+            kept_count = max(0, model.cache_bytes // model.layer_bytes - (args.ahead + 2)) if keep == "auto" else int(keep)
+            kept_count = min(kept_count, model.count)
+            kept = {i: weight_view(model.tiers.map(model.streamed[i]), model.dim) for i in range(kept_count)}
+            for batch in args.batches:
+                resident_ms, raw_ms, resident_out = baseline[batch]
+                marks = {}
 
-            def start_counting():
-                marks["before"] = model.tiers.stats()
-                model.map_call_seconds = 0.0
-            streamed_ms, streamed_out = model.timed(lambda x: model.streamed_pass(x, args.ahead), inputs[batch], args, start_counting)
-            before, after = marks["before"], model.tiers.stats()
-            if not torch.equal(streamed_out, resident_out):
-                differing = (streamed_out.view(torch.int16) != resident_out.view(torch.int16)).sum().item()
-                raise SystemExit(f"FAIL: tier {tier}, batch {batch}: the streamed pass's output differs from the resident one "
-                                 f"in {differing} of {resident_out.numel()} values")
-            runs = args.passes
-            hits, misses = after.cache_hits - before.cache_hits, after.cache_misses - before.cache_misses
-            entry["rows"].append({
-                "batch": batch, "resident_ms": resident_ms, "raw_libgrey_ms": raw_ms, "streamed_ms": streamed_ms,
-                "streamed_over_resident_speed": resident_ms / streamed_ms,
-                "resident_tokens_per_s": batch / (resident_ms * 1e-3), "streamed_tokens_per_s": batch / (streamed_ms * 1e-3),
-                # over the timed passes; a miss decodes a whole layer
-                "maps_hit": hits, "maps_missed": misses, "hit_rate": hits / (hits + misses) if hits + misses else None,
-                "decoded_bytes_per_pass": misses * model.layer_bytes / runs,
-                "map_call_ms_per_pass": model.map_call_seconds / runs * 1e3,
-                "outputs_identical": True})
+                def start_counting():
+                    marks["before"] = model.tiers.stats()
+                    model.map_call_seconds = 0.0
+                streamed_ms, streamed_out = model.timed(lambda x: model.streamed_pass(x, args.ahead, kept), inputs[batch], args,
+                                                        start_counting)
+                before, after = marks["before"], model.tiers.stats()
+                if not torch.equal(streamed_out, resident_out):
+                    differing = (streamed_out.view(torch.int16) != resident_out.view(torch.int16)).sum().item()
+                    raise SystemExit(f"FAIL: tier {tier}, batch {batch}, {kept_count} layers kept: the streamed pass's output differs "
+                                     f"from the resident one in {differing} of {resident_out.numel()} values, though every layer "
+                                     "mapped holds the resident layer's bits (check_layers): the matrix products differ")
+                runs = args.passes
+                hits, misses = after.cache_hits - before.cache_hits, after.cache_misses - before.cache_misses
+                entry["rows"].append({
+                    "batch": batch, "kept_layers": kept_count, "resident_ms": resident_ms, "raw_libgrey_ms": raw_ms,
+                    "streamed_ms": streamed_ms, "streamed_over_resident_speed": resident_ms / streamed_ms,
+                    "resident_tokens_per_s": batch / (resident_ms * 1e-3), "streamed_tokens_per_s": batch / (streamed_ms * 1e-3),
+                    # over the timed passes; a miss decodes a whole layer
+                    "maps_hit": hits, "maps_missed": misses, "hit_rate": hits / (hits + misses) if hits + misses else None,
+                    "decoded_bytes_per_pass": misses * model.layer_bytes / runs,
+                    "map_call_ms_per_pass": model.map_call_seconds / runs * 1e3,
+                    "outputs_identical": True})
+            kept.clear()
+            for i in range(kept_count):
+                model.tiers.unmap(model.streamed[i])
         result["tiers"].append(entry)
     model.close()
     return result
@@ -579,12 +609,13 @@ def print_tables(results):
         for t in s["tiers"]:
             print(f"\ntier compressed_{t['tier']}: float codec ratio {t['compression_ratio']:.3f}x "
                   f"({t['compressed_bytes'] / MIB:.0f} MiB held), compressed in {t['compress_seconds']:.1f} s")
-            print("| tokens | resident ms/pass | raw libgrey ms/pass | streamed ms/pass | streamed speed / resident (goal >= 0.80) | "
-                  "tokens/s resident / streamed | cache hit rate | decoded MiB/pass | map calls ms/pass | output |")
-            print("|---|---|---|---|---|---|---|---|---|---|")
+            print("| tokens | layers kept mapped | resident ms/pass | raw libgrey ms/pass | streamed ms/pass | "
+                  "streamed speed / resident (goal >= 0.80) | tokens/s resident / streamed | cache hit rate | decoded MiB/pass | "
+                  "map calls ms/pass | output |")
+            print("|---|---|---|---|---|---|---|---|---|---|---|")
             for r in t["rows"]:
                 hit = f"{r['hit_rate']:.2f}" if r["hit_rate"] is not None else "-"
-                print(f"| {r['batch']} | {r['resident_ms']:.3f} | {r['raw_libgrey_ms']:.3f} | {r['streamed_ms']:.3f} | "
+                print(f"| {r['batch']} | {r['kept_layers']} | {r['resident_ms']:.3f} | {r['raw_libgrey_ms']:.3f} | {r['streamed_ms']:.3f} | "
                       f"{r['streamed_over_resident_speed']:.3f} | {r['resident_tokens_per_s']:.0f} / {r['streamed_tokens_per_s']:.0f} | "
                       f"{hit} ({r['maps_hit']} hits, {r['maps_missed']} misses) | {r['decoded_bytes_per_pass'] / MIB:.0f} | "
                       f"{r['map_call_ms_per_pass']:.3f} | identical |")
@@ -602,6 +633,9 @@ def main():
     parser.add_argument("--batches", help="tokens per pass, comma-separated (default 1,256,2048,8192; host 1,8,32)")
     parser.add_argument("--tier", default="device", choices=("device", "host", "both"), help="where the compressed layers are held")
     parser.add_argument("--ahead", type=int, default=1, help="layers mapped ahead of the one computed")
+    parser.add_argument("--keep", default="0,auto",
+                        help="comma-separated: how many of the first layers stay mapped for all passes (the rest streamed); "
+                             "auto: as many as leave the cache room for --ahead + 2 streamed layers")
     parser.add_argument("--passes", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--map-mib", type=int, help="map latency buffer, MiB (default 64; host 8); 0 skips the table")
@@ -614,6 +648,9 @@ def main():
     args.layers = args.layers or (7 if host else 21)
     args.batches = [int(b) for b in (args.batches or ("1,8,32" if host else "1,256,2048,8192")).split(",")]
     args.map_mib = (8 if host else 64) if args.map_mib is None else args.map_mib
+    args.keep = [k.strip() for k in args.keep.split(",")]
+    if any(k != "auto" and not k.isdigit() for k in args.keep):
+        raise SystemExit("--keep: numbers or auto")
     if args.ahead < 1:
         raise SystemExit("--ahead must be at least 1")
 
