@@ -287,7 +287,7 @@ def median_ms(samples):
 # --------------------------------------------------------------------------------------------------
 # (a) Map latency.
 
-def map_latency(args, device, values):
+def map_latency(args, values):
     size = args.map_mib * MIB
     cols = 4096
     rows = size // 2 // cols  # 128 rows a MiB
@@ -318,11 +318,7 @@ def map_latency(args, device, values):
         return body
 
     def async_call(handle):  # the call alone; the unmap after the stream has run it, outside the time
-        state = {}
-
-        def body():
-            state["mapping"] = tiers.map_async(handle, stream)
-        return body, lambda: (tiers.stream_sync(stream), tiers.unmap(handle))
+        return lambda: tiers.map_async(handle, stream), lambda: (tiers.stream_sync(stream), tiers.unmap(handle))
 
     def async_ready(handle):
         def body():
@@ -361,17 +357,23 @@ def map_latency(args, device, values):
             if cache == "miss" and kind != "async-call":
                 row["decoded_gb_per_s"] = size / (us * 1e-6) / 1e9
             table.append(row)
-        for handle in pair:
+        for handle, w in zip(pair, weights):
+            same(tiers, handle, w, rows, cols, f"the compressed_{tier} buffer's map")
             grey.destroy(handle)
-    # Check the maps gave the bytes: the raw buffer's mapping against the weights it was written with.
-    mapping = tiers.map(raw)
-    if not torch.equal(weight_view(mapping, rows, cols).cpu().view(torch.int16), weights[0].view(torch.int16)):
-        raise SystemExit("FAIL: the raw buffer's mapping does not hold the bytes written")
-    tiers.unmap(raw)
+    same(tiers, raw, weights[0], rows, cols, "the raw buffer's map")
     grey.lib.grey_event_destroy(event)
     grey.lib.grey_stream_destroy(stream)
     grey.close(raw)
     return {"bytes": size, "rows": table}
+
+
+def same(tiers, handle, weights, rows, cols, what):
+    """Fails unless the buffer, mapped, holds `weights`' bits."""
+    mapping = tiers.map(handle)
+    equal = torch.equal(weight_view(mapping, rows, cols).cpu().view(torch.int16), weights.view(torch.int16))
+    tiers.unmap(handle)
+    if not equal:
+        raise SystemExit(f"FAIL: {what} does not hold the bytes written")
 
 
 def _timed_async(timed, body, after, prepare):
@@ -659,7 +661,7 @@ def main():
     results = {"device": device.name, "backend": args.backend, "source": os.path.basename(args.source), "passes": args.passes,
                "warmup": args.warmup, "map_repeat": args.map_repeat}
     if args.map_mib:
-        results["map_latency"] = map_latency(args, device, values)
+        results["map_latency"] = map_latency(args, values)
     if not args.no_stream:
         results["stream"] = stream_table(args, device, values)
     print_tables(results)
