@@ -21,7 +21,10 @@ then an RMS normalisation (which keeps the values finite over many layers). The 
     LRU cache never hits, so keeping what fits and streaming the rest is what a user would do); "auto"
     keeps as many as leave the cache room for the streamed layers in flight. Default: 0 and auto.
     On CUDA torch's stream is wrapped as a grey_stream (grey_stream_wrap_native), so that the waits and
-    records are libgrey's own calls on the stream torch computes on.
+    records are libgrey's own calls on the stream torch computes on;
+  * torch offload (CUDA only), the peer a torch user would pick for a model larger than the GPU: the
+    layers in pinned host memory, each copied into one of --ahead + 1 device slots on a copy stream
+    --ahead layers before it is computed.
 
 Every pass of every form must give the same output bit for bit (the float codec is lossless): the
 benchmark fails otherwise. Times are wall clock per pass (the device synchronised before and after),
@@ -33,7 +36,8 @@ Map latency: a --map-mib buffer of the same kind of weights, in a context whose 
 copy, compressed into the device tier and into host memory: the time of grey_buffer_map_access (data
 ready when it returns) and of grey_buffer_map_async (the call; the call until an event after it has
 completed) for a hit and for a miss (a second buffer mapped between two maps evicts the first), with a
-raw buffer's map beside them. Median of --map-repeat.
+raw buffer's map and a device memcpy of the same bytes beside them (GB/s: bytes written into the cache,
+or copied, per second). Median of --map-repeat.
 
   python3 bench/layer_stream_gpu_bench.py --lib build/gpu/lib/libgrey.so --backend-dir build/gpu/lib/grey \\
       --source .deps/model/all-minilm-l6-v2-f16.safetensors [--tier both] [--json out.json]
@@ -287,7 +291,7 @@ def median_ms(samples):
 # --------------------------------------------------------------------------------------------------
 # (a) Map latency.
 
-def map_latency(args, values):
+def map_latency(args, device, values):
     size = args.map_mib * MIB
     cols = 4096
     rows = size // 2 // cols  # 128 rows a MiB
@@ -329,7 +333,17 @@ def map_latency(args, values):
         return body
 
     table.append({"residency": "raw", "what": "grey_buffer_map_access (address only)", "cache": "-",
-                 "us": timed(sync_map(raw))})
+                  "us": timed(sync_map(raw))})
+    # The floor beside them: the same bytes copied on the device (torch's copy_, a memcpy), synchronised.
+    source = weights[0].to(device.torch_device)
+    target = torch.empty_like(source)
+
+    def copy():
+        target.copy_(source)
+        device.sync()
+    us = timed(copy)
+    table.append({"residency": "-", "what": "memcpy of the same bytes on the device (torch copy_ + synchronize)", "cache": "-",
+                  "us": us, "decoded_gb_per_s": size / (us * 1e-6) / 1e9})
     for tier in ("device", "host"):
         pair = [tiers.bf16_buffer(w) for w in weights]
         for handle in pair:
@@ -410,10 +424,12 @@ class Model:
             raise SystemExit(f"a cache of {cache_mib} MiB holds fewer than --ahead + 2 = {args.ahead + 2} layers of "
                              f"{self.layer_bytes / MIB:.1f} MiB: raise --layers or lower --ratio")
         self.device = device
-        self.resident, self.streamed, self.raw = [], [], []
+        self.resident, self.streamed, self.raw, self.pinned = [], [], [], []
         for i in range(self.count):
             w = layer_weights(values, self.dim, i)
             self.resident.append(w.to(device.torch_device))
+            if device.cuda:
+                self.pinned.append(w.pin_memory())
             self.streamed.append(self.tiers.bf16_buffer(w))
             self.raw.append(self.tiers.bf16_buffer(w, seal=False))
         # The raw libgrey layers, mapped once for all passes.
@@ -423,6 +439,11 @@ class Model:
         self.ready = [self.tiers.event() for _ in range(self.count)]
         self.done = [self.tiers.event() for _ in range(self.count)] if device.cuda else None
         self.map_call_seconds = 0.0
+        if device.cuda:  # the peer: torch offload, ahead + 1 device slots filled from pinned host memory
+            self.slots = [torch.empty_like(self.resident[0]) for _ in range(args.ahead + 1)]
+            self.torch_copy_stream = torch.cuda.Stream()
+            self.copied = [torch.cuda.Event() for _ in range(self.count)]
+            self.used = [torch.cuda.Event() for _ in range(self.count)]
 
     def compress(self, tier):
         t0 = time.perf_counter()
@@ -436,6 +457,31 @@ class Model:
         with self.device.stream_context():
             for w in layers:
                 x = step(x, w)
+        return x
+
+    def offload_pass(self, x, ahead):
+        """What a torch user does for a model larger than the GPU: the layers in pinned host memory, each
+        copied into one of ahead + 1 device slots on a copy stream `ahead` layers before it is computed
+        (a slot is refilled once the layer that used it is done)."""
+        slots = len(self.slots)
+
+        def issue(j):
+            if j >= self.count:
+                return
+            with torch.cuda.stream(self.torch_copy_stream):
+                if j >= slots:
+                    self.torch_copy_stream.wait_event(self.used[j - slots])
+                self.slots[j % slots].copy_(self.pinned[j], non_blocking=True)
+                self.copied[j].record(self.torch_copy_stream)
+
+        for j in range(ahead):
+            issue(j)
+        with self.device.stream_context():
+            for i in range(self.count):
+                self.device.compute.wait_event(self.copied[i])
+                x = step(x, self.slots[i % slots])
+                self.used[i].record(self.device.compute)
+                issue(i + ahead)
         return x
 
     def streamed_pass(self, x, ahead, kept):
@@ -533,7 +579,7 @@ def stream_table(args, device, values):
     tiers = ["device", "host"] if args.tier == "both" else [args.tier]
     result = {"layers": model.count, "dim": model.dim, "layer_bytes": model.layer_bytes, "model_bytes": model.total_bytes,
               "cache_bytes": model.cache_bytes, "model_over_cache": model.total_bytes / model.cache_bytes, "ahead": args.ahead,
-              "tiers": []}
+              "baselines": [], "tiers": []}
     generator = torch.Generator().manual_seed(17)
     inputs = {b: torch.randn(b, model.dim, generator=generator).to(torch.bfloat16).to(device.torch_device) for b in args.batches}
     baseline = {}
@@ -544,7 +590,14 @@ def stream_table(args, device, values):
             raise SystemExit(f"FAIL: batch {batch}: the raw libgrey layers give another output than the resident torch layers")
         if not torch.isfinite(resident_out.float()).all():
             raise SystemExit(f"FAIL: batch {batch}: the resident pass gives non-finite values")
-        baseline[batch] = (resident_ms, raw_ms, resident_out)
+        offload_ms = None
+        if device.cuda:
+            offload_ms, offload_out = model.timed(lambda x: model.offload_pass(x, args.ahead), inputs[batch], args)
+            if not torch.equal(offload_out, resident_out):
+                raise SystemExit(f"FAIL: batch {batch}: the torch offload pass gives another output than the resident one")
+        baseline[batch] = (resident_ms, raw_ms, offload_ms, resident_out)
+        result["baselines"].append({"batch": batch, "resident_ms": resident_ms, "raw_libgrey_ms": raw_ms, "torch_offload_ms": offload_ms,
+                                    "torch_offload_over_resident_speed": resident_ms / offload_ms if offload_ms else None})
     for tier in tiers:
         entry = {"tier": tier, **model.compress(tier), "rows": []}
         model.check_layers()
@@ -554,7 +607,7 @@ def stream_table(args, device, values):
             kept_count = min(kept_count, model.count)
             kept = {i: weight_view(model.tiers.map(model.streamed[i]), model.dim) for i in range(kept_count)}
             for batch in args.batches:
-                resident_ms, raw_ms, resident_out = baseline[batch]
+                resident_ms, raw_ms, offload_ms, resident_out = baseline[batch]
                 marks = {}
 
                 def start_counting():
@@ -572,7 +625,8 @@ def stream_table(args, device, values):
                 hits, misses = after.cache_hits - before.cache_hits, after.cache_misses - before.cache_misses
                 entry["rows"].append({
                     "batch": batch, "kept_layers": kept_count, "resident_ms": resident_ms, "raw_libgrey_ms": raw_ms,
-                    "streamed_ms": streamed_ms, "streamed_over_resident_speed": resident_ms / streamed_ms,
+                    "torch_offload_ms": offload_ms, "streamed_ms": streamed_ms, "streamed_over_resident_speed": resident_ms / streamed_ms,
+                    "streamed_over_torch_offload_speed": offload_ms / streamed_ms if offload_ms else None,
                     "resident_tokens_per_s": batch / (resident_ms * 1e-3), "streamed_tokens_per_s": batch / (streamed_ms * 1e-3),
                     # over the timed passes; a miss decodes a whole layer
                     "maps_hit": hits, "maps_missed": misses, "hit_rate": hits / (hits + misses) if hits + misses else None,
@@ -594,7 +648,7 @@ def print_tables(results):
     m = results.get("map_latency")
     if m:
         print(f"\n(a) map latency, a {m['bytes'] / MIB:.0f} MiB bf16 buffer (real weights, float codec), median of {results['map_repeat']}")
-        print("| residency | call | cache | time | decoded GB/s | compression |")
+        print("| residency | call | cache | time | GB/s written | compression |")
         print("|---|---|---|---|---|---|")
         for r in m["rows"]:
             gbs = f"{r['decoded_gb_per_s']:.1f}" if "decoded_gb_per_s" in r else "-"
@@ -608,17 +662,24 @@ def print_tables(results):
         print(f"\n(b) layer by layer: {s['layers']} layers of bf16 [{s['dim']}, {s['dim']}] ({s['model_bytes'] / MIB:.0f} MiB), "
               f"working-set cache {s['cache_bytes'] / MIB:.0f} MiB (model = {s['model_over_cache']:.2f}x the cache), "
               f"maps issued {s['ahead']} layer(s) ahead; median of {results['passes']} passes after {results['warmup']}")
+        print("\n| tokens | resident torch ms/pass | raw libgrey, mapped once, ms/pass | torch offload from pinned host memory ms/pass | "
+              "offload speed / resident |")
+        print("|---|---|---|---|---|")
+        for r in s["baselines"]:
+            offload = (f"{r['torch_offload_ms']:.3f} | {r['torch_offload_over_resident_speed']:.3f}" if r["torch_offload_ms"] is not None
+                       else "not run (host backend: no device memory to offload to) | -")
+            print(f"| {r['batch']} | {r['resident_ms']:.3f} | {r['raw_libgrey_ms']:.3f} | {offload} |")
         for t in s["tiers"]:
             print(f"\ntier compressed_{t['tier']}: float codec ratio {t['compression_ratio']:.3f}x "
                   f"({t['compressed_bytes'] / MIB:.0f} MiB held), compressed in {t['compress_seconds']:.1f} s")
-            print("| tokens | layers kept mapped | resident ms/pass | raw libgrey ms/pass | streamed ms/pass | "
-                  "streamed speed / resident (goal >= 0.80) | tokens/s resident / streamed | cache hit rate | decoded MiB/pass | "
-                  "map calls ms/pass | output |")
-            print("|---|---|---|---|---|---|---|---|---|---|---|")
+            print("| tokens | layers kept mapped | streamed ms/pass | streamed speed / resident (goal >= 0.80) | speed / torch offload | "
+                  "tokens/s resident / streamed | cache hit rate | decoded MiB/pass | map calls ms/pass | output |")
+            print("|---|---|---|---|---|---|---|---|---|---|")
             for r in t["rows"]:
                 hit = f"{r['hit_rate']:.2f}" if r["hit_rate"] is not None else "-"
-                print(f"| {r['batch']} | {r['kept_layers']} | {r['resident_ms']:.3f} | {r['raw_libgrey_ms']:.3f} | {r['streamed_ms']:.3f} | "
-                      f"{r['streamed_over_resident_speed']:.3f} | {r['resident_tokens_per_s']:.0f} / {r['streamed_tokens_per_s']:.0f} | "
+                vs_offload = f"{r['streamed_over_torch_offload_speed']:.3f}" if r["streamed_over_torch_offload_speed"] else "-"
+                print(f"| {r['batch']} | {r['kept_layers']} | {r['streamed_ms']:.3f} | {r['streamed_over_resident_speed']:.3f} | {vs_offload} | "
+                      f"{r['resident_tokens_per_s']:.0f} / {r['streamed_tokens_per_s']:.0f} | "
                       f"{hit} ({r['maps_hit']} hits, {r['maps_missed']} misses) | {r['decoded_bytes_per_pass'] / MIB:.0f} | "
                       f"{r['map_call_ms_per_pass']:.3f} | identical |")
 
@@ -661,7 +722,7 @@ def main():
     results = {"device": device.name, "backend": args.backend, "source": os.path.basename(args.source), "passes": args.passes,
                "warmup": args.warmup, "map_repeat": args.map_repeat}
     if args.map_mib:
-        results["map_latency"] = map_latency(args, values)
+        results["map_latency"] = map_latency(args, device, values)
     if not args.no_stream:
         results["stream"] = stream_table(args, device, values)
     print_tables(results)
