@@ -26,6 +26,8 @@
 #                                    tests/gpu/fetch-deps.sh puts a transformer and a conv net in .deps/model)
 #   GREY_GPU_BENCH_ARGS=...          extra arguments for bench/quant_gpu_bench.py (e.g. --no-compile,
 #                                    --repeat 21); it always reports device time (CUPTI) beside wall clock
+#   GREY_GPU_LAYER_STREAM_ARGS=...   extra arguments for bench/layer_stream_gpu_bench.py (they override the
+#                                    step's --tier both, e.g. "--tier device --passes 3" for a shorter run)
 #   GREY_GPU_BUILD_DIR=...           build directory (default build/gpu)
 #   GREY_GPU_TARGETS="t1 t2"         build only these CMake targets (default: everything), to spend less of a
 #                                    short device lease on the build, e.g. "grey_backend_cuda greyctl
@@ -347,8 +349,9 @@ fi
 
 if want layer-stream && [ -n "${GREY_GPU_MODEL:-}" ]; then
 echo "== benchmark (a model 1.4x the working-set cache streamed layer by layer, device and host tiers, beside it resident; map latency)"
+# shellcheck disable=SC2086
 run_bench layer-stream layer_stream "" python3 bench/layer_stream_gpu_bench.py --lib "$build/lib/libgrey.so" --backend-dir "$plugin_dir" \
-    --source "$GREY_GPU_MODEL" --tier both --json "$out/layer_stream.json"
+    --source "$GREY_GPU_MODEL" --tier both --json "$out/layer_stream.json" ${GREY_GPU_LAYER_STREAM_ARGS:-}
 fi
 
 echo
