@@ -192,27 +192,57 @@ class Tiers:
         self.call("grey_stream_synchronize", stream)
 
 
-class DeviceArray:
-    """A mapped CUDA address as __cuda_array_interface__, for torch.as_tensor (int16: bf16's bits). torch
-    refuses the interface's read-only flag, so the flag says writable: the benchmark only reads."""
+# A mapping handed to torch through DLPack, as libgrey's Python binding hands buffers (tests/gpu/check_wheel.py
+# checks torch.from_dlpack on its mapped device memory): the capsule names the device, so torch asks the
+# driver nothing about the address (libgrey's device memory is a VMM pool's). The layouts are dlpack.h's.
 
-    def __init__(self, address, shape):
-        self.__cuda_array_interface__ = {"shape": tuple(shape), "typestr": "<i2", "data": (address, False), "version": 2}
+class DLDevice(C.Structure):
+    _fields_ = [("device_type", C.c_int32), ("device_id", C.c_int32)]
+
+
+class DLDataType(C.Structure):
+    _fields_ = [("code", C.c_uint8), ("bits", C.c_uint8), ("lanes", C.c_uint16)]
+
+
+class DLTensor(C.Structure):
+    _fields_ = [("data", C.c_void_p), ("device", DLDevice), ("ndim", C.c_int32), ("dtype", DLDataType),
+                ("shape", C.POINTER(C.c_int64)), ("strides", C.POINTER(C.c_int64)), ("byte_offset", C.c_uint64)]
+
+
+class DLManagedTensor(C.Structure):
+    pass
+
+
+DLDeleter = C.CFUNCTYPE(None, C.POINTER(DLManagedTensor))
+DLManagedTensor._fields_ = [("dl_tensor", DLTensor), ("manager_ctx", C.c_void_p), ("deleter", DLDeleter)]
+KDL_CPU, KDL_CUDA, KDL_BFLOAT = 1, 2, 4
+_capsule_new = C.pythonapi.PyCapsule_New
+_capsule_new.restype = C.py_object
+_capsule_new.argtypes = [C.c_void_p, C.c_char_p, C.c_void_p]
+_alive = {}  # DLManagedTensor address -> the ctypes objects it points into, until torch lets go of it
+
+
+@DLDeleter
+def _release(managed):
+    _alive.pop(C.addressof(managed.contents), None)
 
 
 def weight_view(mapping, rows, cols=None):
     """A torch bf16 [rows, cols] tensor (cols = rows by default) over a mapping's address (no copy), on the
-    GPU or the host."""
+    GPU or the host. The mapping must outlive the tensor."""
     cols = cols or rows
     if mapping.address == 0:
         raise RuntimeError("a mapping with address 0 (a failed async map: its stream reports why)")
     if mapping.size_bytes != rows * cols * 2:
         raise RuntimeError(f"mapped {mapping.size_bytes} bytes, expected {rows * cols * 2}")
-    if mapping.kind == GREY_MEMORY_CUDA_DEVICE:
-        bits = torch.as_tensor(DeviceArray(mapping.address, (rows, cols)), device=f"cuda:{mapping.vendor_device}")
-    else:
-        bits = torch.from_numpy(np.ctypeslib.as_array((C.c_int16 * (rows * cols)).from_address(mapping.address)))
-    return bits.view(torch.bfloat16).view(rows, cols)
+    cuda = mapping.kind == GREY_MEMORY_CUDA_DEVICE
+    shape = (C.c_int64 * 2)(rows, cols)
+    managed = DLManagedTensor()
+    managed.dl_tensor = DLTensor(mapping.address, DLDevice(KDL_CUDA if cuda else KDL_CPU, mapping.vendor_device if cuda else 0), 2,
+                                 DLDataType(KDL_BFLOAT, 16, 1), shape, None, 0)
+    managed.deleter = _release
+    _alive[C.addressof(managed)] = (managed, shape)
+    return torch.from_dlpack(_capsule_new(C.addressof(managed), b"dltensor", None))
 
 
 # --------------------------------------------------------------------------------------------------
