@@ -49,30 +49,40 @@ class QuantParams(C.Structure):
                 ("group_size", C.c_uint32), ("axis", C.c_int32), ("reserved0", C.c_uint32)]
 
 
+GREY_DEVICE_CPU, GREY_DEVICE_GPU = 0, 1
+
+
 class Grey:
-    def __init__(self, library, backend_dir):
+    """A context on `backend` ("cuda"; "host" for the host device, whose index is then in .gpu), with the
+    YAML overlay `config_path` (None: the profile's defaults)."""
+
+    def __init__(self, library, backend_dir, backend="cuda", config_path=None):
         self.lib = C.CDLL(library)
         self.lib.grey_last_error.restype = C.c_char_p
-        options = ContextOptions(C.sizeof(ContextOptions), 2, None, None, b"cuda", backend_dir.encode(), None, None, 0, 0)
+        options = ContextOptions(C.sizeof(ContextOptions), 2, None, None, backend.encode(), backend_dir.encode(),
+                                 config_path.encode() if config_path else None, None, 0, 0)
         self.context = C.c_void_p()
         self.call("grey_context_create", C.byref(options), C.byref(self.context))
-        self.gpu = self.first_gpu()
+        self.gpu = self.first_device(GREY_DEVICE_CPU if backend == "host" else GREY_DEVICE_GPU)
 
     def call(self, name, *args):
         status = getattr(self.lib, name)(*args)
         if status != 0:
             raise RuntimeError(f"{name}: status {status}: {self.lib.grey_last_error().decode()}")
 
-    def first_gpu(self):
+    def first_device(self, device_type=GREY_DEVICE_GPU):
         count = C.c_uint32()
         self.call("grey_device_count", self.context, C.byref(count))
         for device in range(count.value):
             spec = (C.c_uint8 * 1352)()
             C.c_uint32.from_buffer(spec, 0).value = 1352
             self.call("grey_device_spec_get", self.context, C.c_uint32(device), spec)
-            if C.c_int32.from_buffer(spec, 8).value == 1:  # GREY_DEVICE_GPU
+            if C.c_int32.from_buffer(spec, 8).value == device_type:  # grey_device_spec.type
                 return device
-        raise RuntimeError("libgrey offers no GPU device")
+        raise RuntimeError(f"libgrey offers no {'GPU' if device_type == GREY_DEVICE_GPU else 'host'} device")
+
+    def first_gpu(self):
+        return self.first_device(GREY_DEVICE_GPU)
 
     def params(self, name):
         """grey_quant_params for a format name ("int4-g128", ...), as greyctl quantize --format takes."""

@@ -3,19 +3,21 @@
 # quantization), buffer mapping checked through the CUDA driver, the kernels under compute-sanitizer
 # memcheck and racecheck, `greyctl detect` against nvidia-smi, the pool benchmark, the launch-shape
 # benchmark, the quantization benchmark, the stream benchmark (issue 16 goals), whole-model quantization
-# speed beside the file read speed (issue 15) and the governor's admission call (issue 20).
+# speed beside the file read speed (issue 15), the governor's admission call (issue 20) and a model 1.4x
+# the working-set cache streamed layer by layer beside the same model resident, with map latency (issue 17).
 # Prints a summary last; exits non-zero if any step failed.
 #
 #   bash tests/gpu/run.sh            (from the repository root)
 #   GREY_GPU_STEPS=...               comma-separated subset of: conformance, quant, cli, mapping,
 #                                    memcheck, racecheck, detect, bench, grid-bench, quant-bench,
 #                                    stream-bench, startup, model-throughput, admit-bench, kv, kv-bench, kv-sdpa, wheel,
+#                                    layer-stream (needs GREY_GPU_MODEL, a safetensors file: its F16 weights fill the layers),
 #                                    codec (its speed table needs GREY_GPU_MODEL), codec-profile (ncu of
 #                                    the decode kernel on GREY_GPU_MODEL; not in the default list), codec-nvcomp (needs
 #                                    .deps/nvcomp from tests/gpu/fetch-deps.sh; not in the default list: its
 #                                    wheels and the full model are more than one run can carry)
-#                                    (default: all; the build always runs; cli and model-throughput
-#                                    need GREY_GPU_MODEL)
+#                                    (default: all; the build always runs; cli, model-throughput and
+#                                    layer-stream need GREY_GPU_MODEL)
 #   GREY_GPU_SANITIZE="P1 P2"        the programs memcheck and racecheck run (default: all four conformance
 #                                    programs for memcheck, the three with shared-memory kernels for racecheck)
 #   GREY_GPU_MODEL=FILE              a safetensors/GGUF file whose tensors the quantization conformance
@@ -24,6 +26,8 @@
 #                                    tests/gpu/fetch-deps.sh puts a transformer and a conv net in .deps/model)
 #   GREY_GPU_BENCH_ARGS=...          extra arguments for bench/quant_gpu_bench.py (e.g. --no-compile,
 #                                    --repeat 21); it always reports device time (CUPTI) beside wall clock
+#   GREY_GPU_LAYER_STREAM_ARGS=...   extra arguments for bench/layer_stream_gpu_bench.py (they override the
+#                                    step's --tier both, e.g. "--tier device --passes 3" for a shorter run)
 #   GREY_GPU_BUILD_DIR=...           build directory (default build/gpu)
 #   GREY_GPU_TARGETS="t1 t2"         build only these CMake targets (default: everything), to spend less of a
 #                                    short device lease on the build, e.g. "grey_backend_cuda greyctl
@@ -48,7 +52,7 @@ logs=$build/logs  # build logs stay in the build tree; $out gets what a reader n
 mkdir -p "$out" "$logs"
 declare -a summary
 status=0
-steps=${GREY_GPU_STEPS:-conformance,quant,kv,codec,cli,mapping,wheel,memcheck,racecheck,detect,bench,grid-bench,quant-bench,stream-bench,startup,model-throughput,admit-bench,kv-bench,kv-sdpa}
+steps=${GREY_GPU_STEPS:-conformance,quant,kv,codec,cli,mapping,wheel,memcheck,racecheck,detect,bench,grid-bench,quant-bench,stream-bench,startup,model-throughput,admit-bench,kv-bench,kv-sdpa,layer-stream}
 want() { [[ ",$steps," == *",$1,"* ]]; }
 # run_bench NAME FILE DETAIL COMMAND...: runs a benchmark, its table on the screen and in $out/FILE.txt, its
 # errors in $logs/FILE.err; records NAME as INFO (DETAIL follows the device), or FAIL with the errors' end.
@@ -341,6 +345,13 @@ if want kv-sdpa; then
 echo "== benchmark (greyctl kv-bench on cuda, every format with and without --hadamard-k, beside PyTorch SDPA on bf16)"
 run_bench kv-sdpa kv_bench_sdpa "" python3 bench/kv_bench_sdpa.py --greyctl "$build/bin/greyctl" --backend-dir "$plugin_dir" \
     --backend cuda --hadamard --json "$out/kv_bench_sdpa.json"
+fi
+
+if want layer-stream && [ -n "${GREY_GPU_MODEL:-}" ]; then
+echo "== benchmark (a model 1.4x the working-set cache streamed layer by layer, device and host tiers, beside it resident; map latency)"
+# shellcheck disable=SC2086
+run_bench layer-stream layer_stream "" python3 bench/layer_stream_gpu_bench.py --lib "$build/lib/libgrey.so" --backend-dir "$plugin_dir" \
+    --source "$GREY_GPU_MODEL" --tier both --json "$out/layer_stream.json" ${GREY_GPU_LAYER_STREAM_ARGS:-}
 fi
 
 echo
