@@ -284,12 +284,14 @@ echo "== the Python wheel (pip wheel ./bindings/python, the CUDA plugin inside) 
 # swig and scikit-build-core come as wheels in .deps/wheels (tests/gpu/fetch-deps.sh); DLPack's header in .deps/usr.
 # No venv: the machine's python3 is itself a venv (the one holding PyTorch and numpy), and a venv made from it
 # would see neither. The build tools and the wheel go into folders of their own on PYTHONPATH instead.
-# Absolute: pip runs CMake in another directory, where a relative PATH entry would find no swig.
+# Absolute: pip runs CMake in another directory, where a relative PATH entry would find no swig. The wheel
+# takes the CUDA fatbins this script's build made (GREY_DEVICE_CODE_FROM) rather than compiling them again.
 tools=$(realpath -m "$build/wheel-tools") site=$(realpath -m "$build/wheel-site")
 rm -rf "$site" "$build/wheelhouse"
 if python3 -m pip install -q --no-index --find-links .deps/wheels --target "$tools" --upgrade swig scikit-build-core >"$logs/wheel.log" 2>&1 &&
    PATH="$tools/bin:$PATH" PYTHONPATH="$tools" python3 -m pip wheel -q --no-index --find-links .deps/wheels --no-build-isolation --no-deps \
        -w "$build/wheelhouse" -C build-dir="$build/wheel-build" -C cmake.define.GREY_WITH_CUDA=ON \
+       -C cmake.define.GREY_DEVICE_CODE_FROM="$(realpath "$build")" \
        ${prefix:+-C cmake.define.CMAKE_PREFIX_PATH="$prefix"} ./bindings/python >>"$logs/wheel.log" 2>&1 &&
    python3 -m pip install -q --no-index --no-deps --target "$site" "$build"/wheelhouse/grey-*.whl >>"$logs/wheel.log" 2>&1; then
     (cd "$build" && PYTHONPATH="$site" python3 "$root/tests/gpu/check_wheel.py") | tee "$out/wheel.log"
