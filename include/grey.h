@@ -1243,7 +1243,9 @@ GREY_API GREY_NODISCARD grey_status grey_model_dequantize(const char* input_path
  * decoding what it needs on the host. grey_buffer_map of a buffer that is not raw decodes it into the
  * device's working-set cache (memory.cache.working_set_mb): a dense copy on the device that stays there
  * after the unmap until the cache needs room, when the least recently used copy not mapped is freed
- * (the buffer keeps its residency, so no data is ever lost); a mapped copy is never moved or freed.
+ * (the most recently used one when the buffer being mapped had its own copy freed for room before: maps
+ * cycling over more than the cache, docs/memory.md) (the buffer keeps its residency, so no data is ever
+ * lost); a mapped copy is never moved or freed.
  * Mapping with GREY_MAP_WRITE makes the buffer private and raw again (copy on write: the blocks it
  * shared stay with the other buffers) and unseals it. The _async calls and the quantization calls work
  * on raw memory: a sealed buffer that is not raw is brought back to raw memory first (it stays sealed,
@@ -1367,7 +1369,7 @@ GREY_API GREY_NODISCARD grey_status grey_buffer_compress(grey_buffer* buffer, gr
 
 /* grey_buffer_map with an access (see grey_map_access). READ of a raw buffer gives its own memory; READ
  * of any other gives its dense copy in the working-set cache, decoding it when it is not there (the
- * least recently used unmapped copies are freed to make room); GREY_ERROR_OUT_OF_MEMORY when the buffer
+ * unmapped copies are freed to make room, as grey_buffer_map says); GREY_ERROR_OUT_OF_MEMORY when the buffer
  * is larger than the cache or mapped copies fill it. The address must only be read. grey_buffer_map is
  * this call with WRITE for an unsealed buffer and READ for a sealed one. Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_buffer_map_access(grey_buffer* buffer, grey_map_access access,

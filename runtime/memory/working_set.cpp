@@ -4,6 +4,7 @@
 #include "core/error.hpp"
 #include "memory/buffer.hpp"
 
+#include <iterator>
 #include <string>
 
 namespace grey::memory {
@@ -75,13 +76,26 @@ grey_backend_buffer* WorkingSetCache::pin(const grey_buffer* owner, uint64_t siz
         fail(GREY_ERROR_OUT_OF_MEMORY, "the working-set cache of " + std::to_string(capacity_) + " bytes has " + std::to_string(pinned) +
                                            " bytes of mapped copies (or copies a stream still fills), leaving too little for " + std::to_string(size) +
                                            " more; unmap buffers or raise memory.cache.working_set_mb");
-    // Least recently used, unpinned copies go first.
-    for (auto it = recency_.end(); bytes_ + size > capacity_ && it != recency_.begin();) {
-        --it;
+    // Least recently used, unpinned copies go first; most recently used first when this buffer's own
+    // copy was freed for room before (the maps cycle over more than the cache).
+    const bool cycling = evicted_.count(owner) != 0;
+    forget_evicted(owner);
+    // Frees the copy at `it` unless it is pinned or still being filled; the iterator must not be used after.
+    auto evict_if_unpinned = [&](std::list<const grey_buffer*>::iterator it) {
         const auto entry = entries_.find(*it);
-        if (entry->second.pins > 0 || !settle(entry->second)) continue;
-        ++it;  // past the victim, which free_entry unlinks; the next step back reaches its predecessor
-        free_entry(entry);
+        if (entry->second.pins > 0 || !settle(entry->second)) return false;
+        remember_evicted(entry->first);
+        free_entry(entry);  // unlinks it from recency_
+        return true;
+    };
+    if (cycling) {
+        for (auto it = recency_.begin(); bytes_ + size > capacity_ && it != recency_.end();) evict_if_unpinned(it++);
+    } else {
+        for (auto it = recency_.end(); bytes_ + size > capacity_ && it != recency_.begin();) {
+            const auto candidate = std::prev(it);
+            // Kept: step back past it. Freed: `it` (its successor) stays, and now follows its predecessor.
+            if (!evict_if_unpinned(candidate)) it = candidate;
+        }
     }
     grey_backend_buffer* copy = backend_.buffer_alloc(device_, size);
     try {
@@ -108,8 +122,23 @@ void WorkingSetCache::unpin(const grey_buffer* owner) noexcept {
 }
 
 void WorkingSetCache::drop(const grey_buffer* owner) noexcept {
+    forget_evicted(owner);  // the buffer goes away (its address may be another's next) or becomes raw
     const auto found = entries_.find(owner);
     if (found != entries_.end()) free_entry(found);
+}
+
+void WorkingSetCache::remember_evicted(const grey_buffer* owner) {
+    forget_evicted(owner);
+    evicted_by_age_.emplace(++evictions_, owner);
+    evicted_.emplace(owner, evictions_);
+    if (evicted_.size() > kRemembered) forget_evicted(evicted_by_age_.begin()->second);
+}
+
+void WorkingSetCache::forget_evicted(const grey_buffer* owner) noexcept {
+    if (const auto found = evicted_.find(owner); found != evicted_.end()) {
+        evicted_by_age_.erase(found->second);
+        evicted_.erase(found);
+    }
 }
 
 void WorkingSetCache::free_entry(std::map<const grey_buffer*, Entry>::iterator entry) noexcept {

@@ -1,6 +1,10 @@
 // A device's working-set cache: dense device copies of mapped buffers that are not raw, within a fixed
 // capacity. A copy is pinned while the buffer is mapped and never moved or freed then; unpinned copies
-// stay for later maps (a hit) until room is needed, least recently used first. A copy is only ever a
+// stay for later maps (a hit) until room is needed, least recently used first — except when the buffer
+// that needs the room was itself freed for room earlier: then the maps cycle over more than the cache
+// holds (a model streamed layer by layer), where least-recently-used evicts exactly the copy needed
+// next and never hits, so the most recently used unpinned copy goes instead (the one a cycle needs
+// last), which keeps all but one of the cache's copies hitting on every pass. A copy is only ever a
 // copy: freeing it loses nothing, since the buffer keeps its own residency. A copy that an async map
 // fills on a stream is pending until the event recorded after the fill completes: it is never freed
 // before (the stream still writes it, from host memory the entry keeps), and a map of it on another
@@ -86,6 +90,14 @@ private:
     uint64_t capacity_;
     std::map<const grey_buffer*, Entry> entries_;
     std::list<const grey_buffer*> recency_;  // most recently used first
+    // Buffers whose copies were freed for room, by when (the count of such frees), the oldest forgotten
+    // past kRemembered: a miss on one of them means the maps cycle over more than the cache.
+    static constexpr size_t kRemembered = 4096;
+    std::map<const grey_buffer*, uint64_t> evicted_;
+    std::map<uint64_t, const grey_buffer*> evicted_by_age_;
+    uint64_t evictions_ = 0;
+    void remember_evicted(const grey_buffer* owner);
+    void forget_evicted(const grey_buffer* owner) noexcept;
     uint64_t bytes_ = 0;
     uint64_t hits_ = 0;
     uint64_t misses_ = 0;

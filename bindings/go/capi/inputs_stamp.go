@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "6b69267cfa1804c446fe2467804e15d2590aee57c6d68a16fe003c0878e393f0"
+const inputsSHA256 = "4ba4d79eb5fb0c2f88c1a1efd721edb362c8fb192cd7860143eeb394f1ba69d7"
