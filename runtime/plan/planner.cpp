@@ -1,7 +1,9 @@
 // The planning algorithm (docs/plan.md, "How a plan is made"):
 //  1. Units, in the order they claim memory: the tensors every token reads that belong to no layer
 //     (output, final norm), then each layer's tensors every token reads together with that layer's KV
-//     cache, then each layer's routed experts, then the token embedding (one row read per token).
+//     cache, then each layer's routed experts tensor by tensor (so that the room a whole layer's
+//     experts no longer fit in still takes some of them, as llama.cpp's --fit does with a partial layer,
+//     before the embedding, of which a token reads one row), then the token embedding.
 //  2. Each unit goes to the first device, fastest first, with room for it; the units every token reads
 //     must land on an accelerator when the machine has one, the others may go to host memory.
 //  3. When something does not fit, the next step of a ladder is tried: the KV cache in int8, then
@@ -86,7 +88,7 @@ struct Unit {
 std::vector<Unit> make_units(const WorkloadModel& model) {
     // Maps, not vectors indexed by layer: a name may claim any layer number.
     std::map<int32_t, Unit> hot_layer;
-    std::map<int32_t, Unit> experts;
+    std::map<int32_t, std::vector<uint32_t>> experts;
     Unit globals;
     Unit embeddings;
     embeddings.hot = false;
@@ -95,16 +97,16 @@ std::vector<Unit> make_units(const WorkloadModel& model) {
         const auto& t = model.tensors[i];
         if (t.role == GREY_TENSOR_ROLE_EMBEDDING) embeddings.tensors.push_back(i);
         else if (t.layer < 0) globals.tensors.push_back(i);
-        else if (t.role == GREY_TENSOR_ROLE_ROUTED_EXPERTS) experts[t.layer].tensors.push_back(i);
+        else if (t.role == GREY_TENSOR_ROLE_ROUTED_EXPERTS) experts[t.layer].push_back(i);
         else hot_layer[t.layer].tensors.push_back(i);
     }
     std::vector<Unit> units;
     if (!globals.tensors.empty()) units.push_back(std::move(globals));
     for (auto& [layer, u] : hot_layer) units.push_back(std::move(u));
-    for (auto& [layer, u] : experts) {
-        u.hot = false;
-        units.push_back(std::move(u));
-    }
+    // Every byte of routed experts is read at the same rate (the share of experts a step uses), so one
+    // tensor per unit loses nothing against whole layers and fills the room whole layers leave.
+    for (const auto& [layer, tensors] : experts)
+        for (const uint32_t i : tensors) units.push_back(Unit{{i}, -1, false});
     if (!embeddings.tensors.empty()) units.push_back(std::move(embeddings));
     return units;
 }
