@@ -15,6 +15,8 @@
 #   H2H_TYPE=q8_0|q4_0            the model's weights (default q8_0; q4_0 is 16.1 GiB: use a budget near 10)
 #   H2H_ARGS="..."                more arguments for `fit_head_to_head.py run` (--n-gen, --depth, --reps,
 #                                 --rounds, --threads)
+#   H2H_CUDA_FA=ON|OFF            build llama.cpp's CUDA flash-attention kernels (default ON, llama.cpp's
+#                                 default; OFF halves the CUDA compile work, and -fa auto then runs without)
 #   GREYCTL=PATH                  a greyctl to use instead of building one (e.g. build/gpu/bin/greyctl)
 #   H2H_LLAMA_BIN=DIR             a llama.cpp build to use instead of building one
 #   H2H_SCALE=full|tiny           the model's size (default full; tiny, with H2H_ARGS=--cpu-only and a CPU
@@ -59,10 +61,11 @@ build_llama() {
     mkdir -p "$llama/src"
     [ -f "$llama/src/CMakeLists.txt" ] || tar -xzf "$archive" -C "$llama/src" --strip-components=1
     # One architecture (Hopper), no flash-attention kernels for every quantized KV pair (the default, said
-    # out loud), no server, tests or examples: only the two programs, to keep the build short. The CPU
+    # out loud), no NCCL (one GPU), no server, tests or examples: only the two programs, to keep the build
+    # short. The CPU
     # flags are those of bench/build-llama-cpp.sh (a native build has crashed on virtual machines).
     cmake -G Ninja -S "$llama/src" -B "$llama/build" -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
-        -DCMAKE_CUDA_ARCHITECTURES=90 -DGGML_CUDA_FA_ALL_QUANTS=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON \
+        -DCMAKE_CUDA_ARCHITECTURES=90 -DGGML_CUDA_FA="${H2H_CUDA_FA:-ON}" -DGGML_CUDA_FA_ALL_QUANTS=OFF -DGGML_CUDA_NCCL=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON \
         -DGGML_F16C=ON -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
         -DLLAMA_BUILD_SERVER=OFF >"$dir/logs/llama-configure.log" 2>&1 &&
     cmake --build "$llama/build" -j "$jobs" --target llama-bench llama-completion >"$dir/logs/llama-build.log" 2>&1
