@@ -104,6 +104,14 @@ def main():
           gpu["budget_bytes"] - gpu["predicted_bytes"] < t["blk.0.ffn_up_exps.weight"]["bytes"]
           and t["token_embd.weight"]["device"] == "CPU", (gpu, t["token_embd.weight"]))
     check("moe: predicted within the budget", gpu["predicted_bytes"] <= gpu["budget_bytes"], gpu)
+    # llama.cpp copies a layer's host-resident experts to the GPU to process a prompt batch (op offload,
+    # 32 tokens or more): the GPU keeps room for the largest such layer beside the activations.
+    layer_experts = 3 * 60 * 1408 * 2048 * 2
+    activations = 512 * (16 * 2048 + 151936) * 4
+    check("moe: room on the GPU for a host layer's experts during a prompt", gpu["other_bytes"] == activations + layer_experts, gpu)
+    short = plan_json("--model", moe, "--devices", one_gpu, "--context", "16", "--batch", "1")
+    check("moe: no such room for prompts under 32 tokens", short["devices"][0]["other_bytes"] == 16 * (16 * 2048 + 151936) * 4
+          and short["devices"][0]["weight_bytes"] > gpu["weight_bytes"], short["devices"][0])
     check("moe: budget keeps the safety margin", gpu["budget_bytes"] == int(12 * GIB * 0.95), gpu)
     check("moe: thermal thresholds for the governor", (gpu["thermal_target_c"], gpu["thermal_max_c"]) == (75, 83), gpu)
     check("moe: weights as stored when they fit", p["weights"]["format"] == "as-stored")
