@@ -381,12 +381,14 @@ def cmd_run(a):
         emitted = emitted.strip()
         plan = json.loads(sh(base + ["--plan", plan_yaml, "--json"], os.path.join(logs, "plan_json.log"))[1])
         cuda0 = next(d for d in plan["devices"] if d["name"] == ("CPU" if free is None else "CUDA0"))
-        res["plan"] = {"args": emitted, "predicted_bytes": cuda0["predicted_bytes"], "weight_bytes": cuda0["weight_bytes"],
+        res["planner"] = {"args": emitted, "predicted_bytes": cuda0["predicted_bytes"], "weight_bytes": cuda0["weight_bytes"],
                        "kv_bytes": cuda0["kv_bytes"], "other_bytes": cuda0["other_bytes"], "budget_bytes": cuda0["budget_bytes"],
                        "host_weight_bytes": sum(d["weight_bytes"] for d in plan["devices"] if d["type"] == "cpu"),
-                       "kv_precision": plan["kv"]["precision"], "weights_format": plan["weights"]["format"]}
+                       "kv_precision": plan["kv"]["precision"], "weights_format": plan["weights"]["format"],
+                       "expert_tensors": sum(1 for t in plan["tensors"] if t["role"] == "routed_experts"),
+                       "host_expert_tensors": sum(1 for t in plan["tensors"] if t["role"] == "routed_experts" and t["device"] == "CPU")}
         print(f"plan: {cuda0['name']} {cuda0['predicted_bytes'] / MiB:.0f} MiB predicted, host weights "
-              f"{res['plan']['host_weight_bytes'] / MiB:.0f} MiB; args: {emitted[:200]}{'...' if len(emitted) > 200 else ''}", flush=True)
+              f"{res['planner']['host_weight_bytes'] / MiB:.0f} MiB; args: {emitted[:200]}{'...' if len(emitted) > 200 else ''}", flush=True)
         # By default the fit run gets the plan's KV cache types and flash-attention setting, so that only
         # the placement differs; --fit-llama-defaults leaves llama.cpp's own (f16 cache, -fa auto).
         same = [] if a.fit_llama_defaults else kv_fa_args(emitted)
@@ -449,15 +451,20 @@ def report(res, out):
                 if al.get("cuda0_logged_mib") else "-")
         lines.append(f"| {label} | {med(r['bench_samples_tps']):.2f} | {', '.join(f'{s:.2f}' for s in r['bench_samples_tps'])} | "
                      f"{al.get('completion_decode_tps') or '-'} | {cuda} | {al.get('host_model_logged_mib', 0):.1f} | {'YES' if fail else 'no'} |")
+    decided = [line for line in res["fit"]["alloc"].get("fit_log", []) if " layers" in line and "MiB" in line]
+    if decided:
+        lines += ["", "--fit decided: " + "; ".join(line.split(":", 1)[-1].strip() for line in decided[-2:])]
+    lines.append(f"plan: {res['planner']['host_expert_tensors']} of {res['planner']['expert_tensors']} routed-expert tensors in host memory; "
+                 f"args {res['planner']['args'][:300]}{'...' if len(res['planner']['args']) > 300 else ''}")
     ratio = med(res["plan"]["bench_samples_tps"]) / med(res["fit"]["bench_samples_tps"])
     lines += ["", f"plan / fit decode ratio (medians): {ratio:.3f} (goal >= 1.10)"]
-    p = res["plan"]
-    logged = p["alloc"].get("cuda0_logged_mib")
+    p = res["planner"]
+    logged = res["plan"]["alloc"].get("cuda0_logged_mib")
     if logged:
         err = (p["predicted_bytes"] / MiB - logged) / logged * 100
         lines.append(f"planner's predicted CUDA0 memory {p['predicted_bytes'] / MiB:.1f} MiB (weights {p['weight_bytes'] / MiB:.1f}, "
                      f"KV {p['kv_bytes'] / MiB:.1f}, other {p['other_bytes'] / MiB:.1f}) vs llama.cpp's CUDA0 buffers for the same "
-                     f"placement {logged:.1f} MiB ({', '.join(f'{k} {v:.1f}' for k, v in sorted(p['alloc']['buffers_mib'].items()) if k.startswith('CUDA0'))}): "
+                     f"placement {logged:.1f} MiB ({', '.join(f'{k} {v:.1f}' for k, v in sorted(res['plan']['alloc']['buffers_mib'].items()) if k.startswith('CUDA0'))}): "
                      f"{err:+.2f}% (goal within 5%)")
         res["prediction_error_pct"] = err
     res["ratio"] = ratio
