@@ -424,6 +424,8 @@ def cmd_run(a):
                 except (ValueError, KeyError):
                     pass
                 print(f"{name} round {r}: rc={rc} samples {res[name]['bench_samples_tps'][-a.reps:]}", flush=True)
+                with open(os.path.join(a.out, "results.partial.json"), "w") as f:  # what is there if the run is cut short
+                    json.dump(res, f, indent=1)
     finally:
         if holder:
             holder.close()
