@@ -21,6 +21,7 @@
 #   H2H_LLAMA_BIN=DIR             a llama.cpp build to use instead of building one
 #   H2H_SCALE=full|tiny           the model's size (default full; tiny, with H2H_ARGS=--cpu-only and a CPU
 #                                 build of llama.cpp, tests this script on a machine without a GPU)
+#   H2H_MODEL=FILE                where the model is written (default: under H2H_DIR; 30.25 GiB for q8_0)
 #   H2H_DIR=build/h2h             where the builds and the model live (ignored; kept while the machine is)
 #   OUT=...                       if set, the table, the raw figures, the plan and the logs go there
 #
@@ -46,7 +47,7 @@ llama=$dir/$(basename "${archive:-llama.cpp-none}" .tar.gz)
 bin=${H2H_LLAMA_BIN:-$llama/build/bin}
 greyctl=${GREYCTL:-$dir/grey/bin/greyctl}
 scale=${H2H_SCALE:-full}
-model=$dir/model/qwen3moe-30b-a3b-layout-$scale-$type.gguf
+model=${H2H_MODEL:-$dir/model/qwen3moe-30b-a3b-layout-$scale-$type.gguf}
 site=$(realpath -m "$dir/site")
 
 # The gguf package (and nothing else: numpy comes with PyTorch; its yaml import is stubbed when missing).
