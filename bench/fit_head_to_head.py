@@ -221,11 +221,17 @@ def cmd_model(a):
 def sh(cmd, log, timeout=900, env=None):
     """Runs cmd, writes its command line, stdout and stderr to log; returns (rc, stdout, stderr)."""
     t0 = time.time()
-    r = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout, stdin=subprocess.DEVNULL, env=env)
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout, stdin=subprocess.DEVNULL, env=env)
+        rc, out, err = r.returncode, r.stdout, r.stderr
+    except subprocess.TimeoutExpired as e:  # recorded as a failure of that run; the others go on
+        def text(b):
+            return b.decode(errors="replace") if isinstance(b, bytes) else (b or "")
+        rc, out, err = 124, text(e.stdout), text(e.stderr) + f"\n[timed out after {timeout} s]\n"
     with open(log, "w") as f:
-        f.write("$ " + shlex.join(cmd) + f"\n# rc={r.returncode} wall={time.time() - t0:.1f}s\n")
-        f.write("---- stdout\n" + r.stdout + "\n---- stderr\n" + r.stderr)
-    return r.returncode, r.stdout, r.stderr
+        f.write("$ " + shlex.join(cmd) + f"\n# rc={rc} wall={time.time() - t0:.1f}s\n")
+        f.write("---- stdout\n" + out + "\n---- stderr\n" + err)
+    return rc, out, err
 
 
 class Holder:
