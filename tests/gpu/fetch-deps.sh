@@ -7,8 +7,8 @@
 #   bash tests/gpu/fetch-deps.sh [PART...]   (from the repository root; needs apt-get download and dpkg-deb)
 #
 # PART: debs, wheels, model, nvcomp (after model: it cuts the MiniLM it writes), llama (default: all).
-# `llama` is what tests/gpu/fit-head-to-head.sh
-# needs beyond the debs: the llama.cpp source llama-cpp-python vendors and the gguf wheel.
+# `llama` is what tests/gpu/fit-head-to-head.sh needs beyond the debs: the llama.cpp source
+# llama-cpp-python vendors and the gguf wheel.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 parts=" ${*:-debs wheels model nvcomp llama} "
