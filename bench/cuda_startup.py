@@ -23,14 +23,25 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from quant_gpu_bench import Grey, desc_of  # noqa: E402 - the benchmark's ctypes wrapper
 
 
-def driver_floor():
-    steps = []
+class Steps:
+    """Times each step on the host clock and prints them in order."""
 
-    def timed(name, fn):
+    def __init__(self):
+        self.steps = []
+
+    def __call__(self, name, fn):
         begin = time.perf_counter()
         result = fn()
-        steps.append((name, time.perf_counter() - begin))
+        self.steps.append((name, time.perf_counter() - begin))
         return result
+
+    def print(self):
+        for name, seconds in self.steps:
+            print(f"{name:44} {seconds * 1e3:9.2f} ms")
+
+
+def driver_floor():
+    timed = Steps()
 
     def check(name, result):
         if result != 0:
@@ -55,8 +66,7 @@ def driver_floor():
     timed("cuMemFree", lambda: check("cuMemFree_v2", cuda.cuMemFree_v2(pointer)))
     timed("cuDevicePrimaryCtxRelease", lambda: check("cuDevicePrimaryCtxRelease", cuda.cuDevicePrimaryCtxRelease_v2(device)))
     timed("nvmlShutdown", lambda: check("nvmlShutdown", nvml.nvmlShutdown()))
-    for name, seconds in steps:
-        print(f"{name:44} {seconds * 1e3:9.2f} ms")
+    timed.print()
     return 0
 
 
@@ -66,13 +76,7 @@ def main(argv):
     if len(argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2
-    steps = []
-
-    def timed(name, fn):
-        begin = time.perf_counter()
-        result = fn()
-        steps.append((name, time.perf_counter() - begin))
-        return result
+    timed = Steps()
 
     grey = timed("grey_context_create (cuda) + device specs", lambda: Grey(argv[1], argv[2]))
     source = timed("first grey_buffer_create on the GPU", lambda: grey.buffer(16384))
@@ -88,8 +92,7 @@ def main(argv):
     timed("second grey_quantize_buffer", quantize)
     timed("third grey_quantize_buffer", quantize)
     timed("grey_context_destroy", lambda: grey.close(source, destination))
-    for name, seconds in steps:
-        print(f"{name:44} {seconds * 1e3:9.2f} ms")
+    timed.print()
     return 0
 
 
