@@ -282,7 +282,7 @@ TEST(MapAsync, LayersStreamThroughACacheSmallerThanTheModel) {
             EXPECT_LE(stats_of(context.get()).cache_bytes, 1u << 20);
         }
     }
-    EXPECT_EQ(stats_of(context.get()).cache_misses, 2 * kLayers) << "a cyclic scan over more than the cache always misses";
+    EXPECT_EQ(stats_of(context.get()).cache_misses, 2 * kLayers) << "room for two layers, one of them always mapped: every map misses";
 }
 
 // An early unmap, before the stream has filled the copy: the copy stays until the fill has run, and a
