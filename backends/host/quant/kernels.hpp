@@ -89,6 +89,15 @@ struct Kernels {
     // parameters as dequantize reads them back. nullptr where a set has none.
     void (*dequantize_groups)(int format, const uint8_t* codes, const std::byte* scales, const std::byte* mins, std::size_t groups,
                               std::size_t length, float* out);
+    // out[i] = in[i], i < n, written with non-temporal (streaming) stores from the first 64-byte (AVX2:
+    // 32-byte) boundary of `out` on, ordinary stores for the head before it and the tail after the last
+    // whole vector: a line written whole need not be read from memory first (read-for-ownership), which
+    // is a third of a large dequantization's traffic. The lines bypass the caches, so this pays only for
+    // output too large to be read back from them. `out` is 4-byte aligned; `in` needs no alignment.
+    // Streaming stores are weakly ordered: stream_fence must run before the writer reports the output
+    // written. nullptr in a set without them (the scalar reference), which then stores as it decodes.
+    void (*stream_f32)(const float* in, std::size_t n, float* out);
+    void (*stream_fence)();
 };
 
 const Kernels& scalar_kernels() noexcept;

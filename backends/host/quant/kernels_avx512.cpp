@@ -761,9 +761,24 @@ GREY_AVX512 void dequantize_groups(int format, const uint8_t* codes, const std::
     with_group_format(format, [&](auto f) { dequantize_groups_of<f.value>(codes, scales, mins, groups, length, out); });
 }
 
+// stream_f32 (kernels.hpp): sixteen lanes a store, 64-byte aligned (a whole cache line), the head and
+// tail as masked ordinary stores.
+GREY_AVX512 void stream_f32(const float* in, std::size_t n, float* out) {
+    const std::size_t misaligned = reinterpret_cast<uintptr_t>(out) % 64;
+    const std::size_t head = std::min(n, misaligned == 0 ? 0 : (64 - misaligned) / 4);
+    const __mmask16 first = static_cast<__mmask16>((1u << head) - 1u);
+    _mm512_mask_storeu_ps(out, first, _mm512_maskz_loadu_ps(first, in));
+    std::size_t i = head;
+    for (; i + 16 <= n; i += 16) _mm512_stream_ps(out + i, _mm512_loadu_ps(in + i));
+    const __mmask16 last = lanes(i, n);
+    _mm512_mask_storeu_ps(out + i, last, _mm512_maskz_loadu_ps(last, in + i));
+}
+
+GREY_AVX512 void stream_fence() { _mm_sfence(); }
+
 constexpr Kernels kAvx512{"avx512",   absmax,     minmax,     encode,     decode,            decode_table,      decode_table16,
                           decode_fp8, f16_to_f32, encode_fp8, encode_nf4, pack_ggml_nibbles, pack_nibble_pairs, unpack_nibble_pairs,
-                          max_magnitude32, max_magnitude16, error_lanes, quantize_groups, dequantize_groups};
+                          max_magnitude32, max_magnitude16, error_lanes, quantize_groups, dequantize_groups, stream_f32, stream_fence};
 
 }  // namespace
 

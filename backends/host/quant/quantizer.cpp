@@ -739,15 +739,50 @@ void dequantize_range(const Plan& plan, std::span<const std::byte> in, uint64_t 
     }
 }
 
-void dequantize(const Plan& plan, std::span<const std::byte> in, std::span<float> out, const Kernels& k, const Parallel& parallel) {
+void dequantize(const Plan& plan, std::span<const std::byte> in, std::span<float> out, const Kernels& k, const Parallel& parallel,
+                uint64_t stream_bytes) {
+    // Streaming: each chunk decodes a piece at a time into a buffer that stays in the L1 cache, which
+    // stream_f32 then writes out whole lines at a time; the chunk's stores are fenced before it returns
+    // (the pool reports it done). The same decode calls on the same elements: the same bits.
+    constexpr uint64_t kStreamPiece = 4096;  // floats: 16 KiB
+    const bool stream = k.stream_f32 != nullptr && out.size_bytes() >= stream_bytes;
+    const auto decode_groups = [&](uint64_t r0, uint64_t r1, float* to) {
+        k.dequantize_groups(plan.format, reinterpret_cast<const uint8_t*>(in.data() + group_code_byte(plan, r0)), group_scale(plan, in.data(), r0),
+                            group_min(plan, in.data(), r0), r1 - r0, plan.run_length, to);
+    };
     if (k.dequantize_groups != nullptr && whole_groups(plan)) {  // the kernel set's fused route, chunks of whole groups
-        parallel.for_chunks(grey_quant_layout_runs(&plan), std::max<uint64_t>(1, parallel.chunk_elements() / plan.run_length), [&](uint64_t r0, uint64_t r1) {
-            k.dequantize_groups(plan.format, reinterpret_cast<const uint8_t*>(in.data() + group_code_byte(plan, r0)), group_scale(plan, in.data(), r0),
-                                group_min(plan, in.data(), r0), r1 - r0, plan.run_length, out.data() + r0 * plan.run_length);
+        const uint64_t runs_per_chunk = std::max<uint64_t>(1, parallel.chunk_elements() / plan.run_length);
+        if (stream && plan.run_length <= kStreamPiece) {
+            const uint64_t runs_per_piece = kStreamPiece / plan.run_length;
+            parallel.for_chunks(grey_quant_layout_runs(&plan), runs_per_chunk, [&](uint64_t r0, uint64_t r1) {
+                alignas(64) std::array<float, kStreamPiece> piece;
+                for (uint64_t r = r0; r < r1; r += runs_per_piece) {
+                    const uint64_t end = std::min(r1, r + runs_per_piece);
+                    decode_groups(r, end, piece.data());
+                    k.stream_f32(piece.data(), (end - r) * plan.run_length, out.data() + r * plan.run_length);
+                }
+                k.stream_fence();
+            });
+            return;
+        }
+        parallel.for_chunks(grey_quant_layout_runs(&plan), runs_per_chunk,
+                            [&](uint64_t r0, uint64_t r1) { decode_groups(r0, r1, out.data() + r0 * plan.run_length); });
+        return;
+    }
+    // Slices decode to the bits of the whole (dequantize_range); chunks are whole ggml blocks, and so are
+    // the pieces of a streamed chunk (kStreamPiece a multiple of 32).
+    if (stream) {
+        parallel.for_chunks(plan.elements, parallel.chunk_elements(), [&](uint64_t begin, uint64_t end) {
+            alignas(64) std::array<float, kStreamPiece> piece;
+            for (uint64_t e = begin; e < end; e += kStreamPiece) {
+                const uint64_t n = std::min(end - e, kStreamPiece);
+                dequantize_range(plan, in, e, std::span(piece).first(n), k);
+                k.stream_f32(piece.data(), n, out.data() + e);
+            }
+            k.stream_fence();
         });
         return;
     }
-    // Slices decode to the bits of the whole (dequantize_range); chunks are whole ggml blocks.
     parallel.for_chunks(plan.elements, parallel.chunk_elements(),
                         [&](uint64_t begin, uint64_t end) { dequantize_range(plan, in, begin, out.subspan(begin, end - begin), k); });
 }
