@@ -96,16 +96,16 @@ void dequantize(benchmark::State& state, const char* f, const std::string& path)
     state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (x.size() * 4 + plan.bytes)));
 }
 
-// Dequantization on every core into output of `mib` MiB, with streaming stores (threshold 0) or
-// ordinary ones (no threshold): where hq::kStreamOutputBytes pays (bench/RESULTS.md).
-void dequantize_stores(benchmark::State& state, const char* f, uint64_t mib, bool streaming) {
-    const auto parallel = parallel_for("all-cores");
+// Dequantization into output of `mib` MiB with streaming stores (threshold 0) or ordinary ones (no
+// threshold), on one thread or every core: where hq::kStreamOutputBytes pays (bench/RESULTS.md).
+void dequantize_stores(benchmark::State& state, const char* f, uint64_t mib, bool streaming, const std::string& path) {
+    const auto parallel = parallel_for(path);
     grey_quant_params p = GREY_QUANT_PARAMS_INIT;
     if (grey_quant_params_from_name(f, &p) != GREY_OK) return state.SkipWithError(grey_last_error());
     const auto plan = grey::quant::make_layout(std::vector<uint64_t>{(mib << 20) / 4 / kCols, kCols}, p);
     const std::span<const float> x(weights().data(), plan.elements);
     std::vector<std::byte> q(plan.bytes);
-    hq::quantize(plan, x, q, hq::scalar_kernels());
+    hq::quantize(plan, x, q, hq::best_kernels(), parallel);
     std::vector<float> y(x.size());
     for (auto _ : state) {
         hq::dequantize(plan, q, y, hq::best_kernels(), parallel, streaming ? 0 : UINT64_MAX);
@@ -213,14 +213,15 @@ const int kRegistered = [] {
                                          [f, path](benchmark::State& s) { dequantize(s, f, path); })
                 ->Unit(benchmark::kMillisecond)->UseRealTime();
         }
-    for (const char* f : {"int8", "q4_0"})
-        for (const uint64_t mib : {1, 4, 8, 16, 32, 64})
+    for (const char* f : {"int8", "int4-g32", "fp8-e4m3", "q4_0"})
+        for (const uint64_t mib : {4, 16, 32, 64})
             for (const bool streaming : {false, true})
-                benchmark::RegisterBenchmark(("dequantize-stores/" + std::string(f) + "/" + std::to_string(mib) + "MiB/" +
-                                              (streaming ? "streaming" : "ordinary") + "/all-cores")
-                                                 .c_str(),
-                                             [f, mib, streaming](benchmark::State& s) { dequantize_stores(s, f, mib, streaming); })
-                    ->Unit(benchmark::kMillisecond)->UseRealTime();
+                for (const std::string path : {"one-thread", "all-cores"})
+                    benchmark::RegisterBenchmark(("dequantize-stores/" + std::string(f) + "/" + std::to_string(mib) + "MiB/" +
+                                                  (streaming ? "streaming" : "ordinary") + "/" + path)
+                                                     .c_str(),
+                                                 [f, mib, streaming, path](benchmark::State& s) { dequantize_stores(s, f, mib, streaming, path); })
+                        ->Unit(benchmark::kMillisecond)->UseRealTime();
     for (uint32_t i = 0; i < grey_quant_name_count(); ++i) {
         const char* f = grey_quant_name_at(i);
         benchmark::RegisterBenchmark(("api/quantize/" + std::string(f)).c_str(), [f](benchmark::State& s) { api_quantize(s, f, false); })

@@ -89,15 +89,23 @@ struct Kernels {
     // parameters as dequantize reads them back. nullptr where a set has none.
     void (*dequantize_groups)(int format, const uint8_t* codes, const std::byte* scales, const std::byte* mins, std::size_t groups,
                               std::size_t length, float* out);
-    // out[i] = in[i], i < n, written with non-temporal (streaming) stores from the first 64-byte (AVX2:
-    // 32-byte) boundary of `out` on, ordinary stores for the head before it and the tail after the last
-    // whole vector: a line written whole need not be read from memory first (read-for-ownership), which
-    // is a third of a large dequantization's traffic. The lines bypass the caches, so this pays only for
-    // output too large to be read back from them. `out` is 4-byte aligned; `in` needs no alignment.
-    // Streaming stores are weakly ordered: stream_fence must run before the writer reports the output
-    // written. nullptr in a set without them (the scalar reference), which then stores as it decodes.
-    void (*stream_f32)(const float* in, std::size_t n, float* out);
-    void (*stream_fence)();
+    // The same decoders writing with non-temporal (streaming) stores; nullptr in a set without them.
+    const struct StreamingKernels* streaming;
+};
+
+// decode, decode_fp8, decode_table16 and dequantize_groups with the same arguments and the same bits,
+// writing whole 64-byte lines of the output with non-temporal (streaming) stores and only the partial
+// lines at either end with ordinary ones: a line written whole is not read from memory first
+// (read-for-ownership), a third of a large dequantization's traffic. The lines bypass the caches, so this
+// pays only for output too large to be read back from them. Streaming stores are weakly ordered: fence
+// must run before the writer reports the output written (a chunk of a parallel job, its end).
+struct StreamingKernels {
+    void (*decode)(const int8_t* q, std::size_t n, const DecodeSpec& spec, float* out);
+    void (*decode_table16)(const uint8_t* codes, std::size_t n, const float* table, float scale, float* out);
+    void (*decode_fp8)(const uint8_t* codes, std::size_t n, const float* table, int format, float scale, float* out);
+    void (*dequantize_groups)(int format, const uint8_t* codes, const std::byte* scales, const std::byte* mins, std::size_t groups,
+                              std::size_t length, float* out);
+    void (*fence)();
 };
 
 const Kernels& scalar_kernels() noexcept;

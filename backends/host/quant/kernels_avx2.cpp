@@ -498,21 +498,9 @@ GREY_AVX2 void dequantize_groups(int format, const uint8_t* codes, const std::by
     with_group_format(format, [&](auto f) { dequantize_groups_of<f.value>(codes, scales, mins, groups, length, out); });
 }
 
-// stream_f32 (kernels.hpp): eight lanes a store, 32-byte aligned, the head and tail one float at a time.
-GREY_AVX2 void stream_f32(const float* in, std::size_t n, float* out) {
-    const std::size_t misaligned = reinterpret_cast<uintptr_t>(out) % 32;
-    const std::size_t head = std::min(n, misaligned == 0 ? 0 : (32 - misaligned) / 4);
-    std::size_t i = 0;
-    for (; i < head; ++i) out[i] = in[i];
-    for (; i + 8 <= n; i += 8) _mm256_stream_ps(out + i, _mm256_loadu_ps(in + i));
-    for (; i < n; ++i) out[i] = in[i];
-}
-
-GREY_AVX2 void stream_fence() { _mm_sfence(); }
-
 constexpr Kernels kAvx2{"avx2",     absmax,     minmax,     encode,     decode,            decode_table,      decode_table16,
                         decode_fp8, f16_to_f32, encode_fp8, encode_nf4, pack_ggml_nibbles, pack_nibble_pairs, unpack_nibble_pairs,
-                        max_magnitude32, max_magnitude16, error_lanes, quantize_groups, dequantize_groups, stream_f32, stream_fence};
+                        max_magnitude32, max_magnitude16, error_lanes, quantize_groups, dequantize_groups, nullptr};
 
 }  // namespace
 

@@ -97,11 +97,13 @@ void quantize(const grey_quant_layout& plan, std::span<const float> x, std::span
 // and quantize() then say which), for other plans and input, or when the output is too large to stage.
 bool quantize_checked(const grey_quant_layout& plan, grey_dtype dtype, std::span<const std::byte> source, std::span<std::byte> out,
                       const Kernels& kernels, const Parallel& parallel = {});
-// Output of at least this many bytes is dequantized a cache-resident piece at a time and written with
-// streaming stores (Kernels::stream_f32): too large to be read back from the caches, it is not read from
-// memory before it is written either. Smaller output keeps ordinary stores, and stays in the cache for
-// its reader. Measured in bench/RESULTS.md ("Host dequantization with streaming stores").
-inline constexpr uint64_t kStreamOutputBytes = uint64_t{32} << 20;
+// Output of at least this many bytes is written with streaming stores where the kernel set has them
+// (StreamingKernels): too large to be read back from the caches, it is not read from memory before it is
+// written either. Smaller output keeps ordinary stores, and stays in the cache for its reader. The whole
+// output counts, not a chunk's share (a chunk's 256 KiB would always fit a cache; what matters is whether
+// the tensor does). bench/RESULTS.md ("Host dequantization with streaming stores"): on a 2-core Zen 4
+// with 32 MiB of L3, streaming lost at 4 and 16 MiB of output, was mixed at 32 and gained at 64.
+inline constexpr uint64_t kStreamOutputBytes = uint64_t{64} << 20;
 
 // The reverse: plan.elements float32 values from plan.bytes bytes. `stream_bytes`: the output size from
 // which streaming stores are used where the kernel set has them (tests lower it); the bits are the same.

@@ -251,30 +251,70 @@ TEST_P(KernelPaths, EveryFormatQuantizesAndDequantizesToTheScalarBits) {
     }
 }
 
-// stream_f32 copies exactly [out, out + n) whatever the alignment of either side and the length: every
-// head (0 to 15 floats before a 64-byte boundary), every tail, lengths below one vector, and nothing
-// outside the range touched.
-TEST_P(KernelPaths, StreamingStoresCopyExactlyTheRange) {
-    ASSERT_NE(vector().stream_f32, nullptr);
-    ASSERT_NE(vector().stream_fence, nullptr);
-    const auto values = test_input(31);
+// The streaming decoders (StreamingKernels) write exactly [out, out + n) with the plain decoders' bits,
+// whatever the output's offset from a cache line (0 to 16 floats) and the length (every one to 40, and
+// longer ones with every tail): the partial lines at either end and nothing outside the range.
+TEST_P(KernelPaths, StreamingDecodersGiveThePlainBitsOnExactlyTheRange) {
+    const hq::StreamingKernels* streaming = vector().streaming;
+    if (streaming == nullptr) GTEST_SKIP() << vector().name << " has no streaming decoders";
+    std::mt19937 rng(17);
+    std::vector<uint8_t> codes(5000);
+    for (auto& c : codes) c = static_cast<uint8_t>(rng());
+    std::vector<uint8_t> nibbles(codes);
+    for (auto& c : nibbles) c &= 15;
+    const auto* signed_codes = reinterpret_cast<const int8_t*>(codes.data());
+    const hq::DecodeSpec spec{3.0f, 0.0125f, -0.5f};
+    std::vector<std::size_t> lengths;
+    for (std::size_t n = 0; n <= 40; ++n) lengths.push_back(n);
+    for (const std::size_t n : {63, 64, 65, 255, 256, 257, 1000, 4096, 4099}) lengths.push_back(n);
     constexpr std::size_t kGuard = 20;
-    for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{15}, std::size_t{16}, std::size_t{17}, std::size_t{31},
-                          std::size_t{33}, std::size_t{64}, std::size_t{100}, std::size_t{257}, std::size_t{1000}, std::size_t{4096}})
-        for (std::size_t at = 0; at < 17; ++at)
-            for (std::size_t from = 0; from < 3; ++from) {
-                SCOPED_TRACE(std::to_string(n) + " floats to offset " + std::to_string(at) + " from offset " + std::to_string(from));
-                // 64-byte aligned storage, so that `at` sets the output's offset from a cache line.
-                std::vector<float> storage(n + at + 2 * kGuard + 16);
-                const std::size_t pad = (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64 / 4;
-                float* out = storage.data() + pad + kGuard + at;
-                std::fill(storage.begin(), storage.end(), -7.0f);
-                vector().stream_f32(values.data() + from, n, out);
-                vector().stream_fence();
-                ASSERT_EQ(std::memcmp(out, values.data() + from, n * 4), 0);
-                for (const float* p = storage.data(); p < out; ++p) ASSERT_EQ(*p, -7.0f) << "before, at " << out - p;
-                for (const float* p = out + n; p < storage.data() + storage.size(); ++p) ASSERT_EQ(*p, -7.0f) << "after, at " << p - out - n;
+    const auto check = [&](const char* what, std::size_t n, const auto& decode_plain, const auto& decode_streaming) {
+        std::vector<float> expected(n);
+        decode_plain(expected.data());
+        for (std::size_t at = 0; at <= 16; ++at) {
+            SCOPED_TRACE(std::string(what) + ": " + std::to_string(n) + " floats at offset " + std::to_string(at) + " from a line");
+            std::vector<float> storage(n + at + 2 * kGuard + 16, -7.0f);
+            const std::size_t pad = (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64 / 4;
+            float* out = storage.data() + pad + kGuard + at;
+            decode_streaming(out);
+            streaming->fence();
+            ASSERT_EQ(std::memcmp(out, expected.data(), n * 4), 0);
+            for (const float* p = storage.data(); p < out; ++p) ASSERT_EQ(*p, -7.0f) << "before, at " << out - p;
+            for (const float* p = out + n; p < storage.data() + storage.size(); ++p) ASSERT_EQ(*p, -7.0f) << "after, at " << p - out - n;
+        }
+    };
+    for (const std::size_t n : lengths) {
+        for (const std::size_t from : {std::size_t{0}, std::size_t{3}}) {
+            check("decode", n, [&](float* o) { vector().decode(signed_codes + from, n, spec, o); },
+                  [&](float* o) { streaming->decode(signed_codes + from, n, spec, o); });
+            for (const int format : {GREY_QUANT_FP8_E4M3, GREY_QUANT_FP8_E5M2}) {
+                std::vector<float> table(256);
+                for (uint32_t c = 0; c < 256; ++c) table[c] = gc::fp8_to_f32(c, format);
+                check("decode_fp8", n, [&](float* o) { vector().decode_fp8(codes.data() + from, n, table.data(), format, 0.37f, o); },
+                      [&](float* o) { streaming->decode_fp8(codes.data() + from, n, table.data(), format, 0.37f, o); });
             }
+            check("decode_table16", n, [&](float* o) { vector().decode_table16(nibbles.data() + from, n, gc::kNf4Levels, 1.5f, o); },
+                  [&](float* o) { streaming->decode_table16(nibbles.data() + from, n, gc::kNf4Levels, 1.5f, o); });
+        }
+    }
+    // The fused group decoder on every format it takes, 1 to 9 groups of 32, 64 and 128 (ggml: 32 only),
+    // from the bytes of a quantization so that the parameters are valid.
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> x(9 * 128);
+    for (auto& v : x) v = normal(rng);
+    for (const int format : {GREY_QUANT_INT4, GREY_QUANT_INT4_SYM, GREY_QUANT_NF4, GREY_QUANT_Q8_0, GREY_QUANT_Q4_0, GREY_QUANT_Q4_1})
+        for (const std::size_t length : {std::size_t{32}, std::size_t{64}, std::size_t{128}}) {
+            const bool ggml = format == GREY_QUANT_Q8_0 || format == GREY_QUANT_Q4_0 || format == GREY_QUANT_Q4_1;
+            if (ggml && length != 32) continue;
+            for (std::size_t groups = 1; groups <= 9; groups += 4) {
+                std::vector<uint8_t> q(groups * length * 2);
+                std::vector<std::byte> scales(groups * 4), mins(groups * 4);
+                vector().quantize_groups(format, x.data(), groups, length, q.data(), scales.data(), mins.data());
+                check("dequantize_groups", groups * length,
+                      [&](float* o) { vector().dequantize_groups(format, q.data(), scales.data(), mins.data(), groups, length, o); },
+                      [&](float* o) { streaming->dequantize_groups(format, q.data(), scales.data(), mins.data(), groups, length, o); });
+            }
+        }
 }
 
 // Dequantization with streaming stores (threshold 0) gives the scalar reference's bits on every format,
