@@ -278,7 +278,9 @@ TEST_P(KernelPaths, StreamingDecodersGiveThePlainBitsOnExactlyTheRange) {
             float* out = storage.data() + pad + kGuard + at;
             decode_streaming(out);
             streaming->fence();
-            ASSERT_EQ(std::memcmp(out, expected.data(), n * 4), 0);
+            if (n > 0) {  // (an empty vector's data() may be null, which memcmp must not see)
+                ASSERT_EQ(std::memcmp(out, expected.data(), n * 4), 0);
+            }
             for (const float* p = storage.data(); p < out; ++p) ASSERT_EQ(*p, -7.0f) << "before, at " << out - p;
             for (const float* p = out + n; p < storage.data() + storage.size(); ++p) ASSERT_EQ(*p, -7.0f) << "after, at " << p - out - n;
         }
