@@ -109,77 +109,6 @@ GREY_AVX2 void encode(const float* x, std::size_t n, const EncodeSpec& spec, int
     if (i < n) scalar_kernels().encode(x + i, n - i, spec, out + i);
 }
 
-// The first k of eight lanes, as a mask of all-ones lanes (maskstore, blendv).
-GREY_AVX2 inline __m256i below(std::size_t k) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<std::size_t>(k, 8))), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-// Ordinary stores, where a decoder's vectors go by default.
-struct PlainSink {
-    GREY_AVX2 void put(float* at, __m256 v) { _mm256_storeu_ps(at, v); }
-};
-
-// Writes consecutive 8-float vectors to consecutive floats from `out` on (4-byte aligned, any offset)
-// 32 bytes at a time, aligned: each half line is the last `shift` values of the vector before and the
-// first 8 - shift of this one (both rotated by shift, then blended), written with a streaming store,
-// except the partial ones at either end (masked ordinary stores, which leave the neighbours' floats
-// alone). The caller fences (StreamingKernels::fence). put's address is the vector's own, unused: the
-// writer keeps its place.
-class LineWriter {
-public:
-    GREY_AVX2 explicit LineWriter(float* out)
-        : shift_(static_cast<unsigned>(reinterpret_cast<uintptr_t>(out) % 32 / 4)),
-          line_(out - shift_),
-          rotate_(_mm256_and_si256(_mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(8 - static_cast<int>(shift_))),
-                                   _mm256_set1_epi32(7))),
-          from_carry_(below(shift_)),
-          carry_(_mm256_setzero_ps()),
-          ours_(_mm256_xor_si256(below(shift_), _mm256_set1_epi32(-1))) {}
-
-    // The next 8 values.
-    GREY_AVX2 void put(float*, __m256 v) {
-        const __m256 rotated = _mm256_permutevar8x32_ps(v, rotate_);  // lane l: v[(l - shift) mod 8]
-        const __m256 half = _mm256_blendv_ps(rotated, carry_, _mm256_castsi256_ps(from_carry_));
-        if (first_) {
-            _mm256_maskstore_ps(line_, ours_, half);  // the first half line, begun before `out`
-            first_ = false;
-        } else {
-            _mm256_stream_ps(line_, half);
-        }
-        line_ += 8;
-        carry_ = rotated;
-    }
-    // The last `count` values (0 to 8), in v's first lanes; the writer is spent.
-    GREY_AVX2 void finish(__m256 v, std::size_t count) {
-        const std::size_t left = shift_ + count;  // values from line_ on: the carry's `shift`, then v's
-        const __m256 rotated = _mm256_permutevar8x32_ps(v, rotate_);
-        const __m256i mask = first_ ? _mm256_and_si256(ours_, below(left)) : below(left);
-        _mm256_maskstore_ps(line_, mask, _mm256_blendv_ps(rotated, carry_, _mm256_castsi256_ps(from_carry_)));
-        if (left > 8) _mm256_maskstore_ps(line_ + 8, below(left - 8), rotated);
-    }
-
-private:
-    unsigned shift_;     // `out`'s offset from 32 bytes, in floats
-    float* line_;        // the next half line to write
-    __m256i rotate_;
-    __m256i from_carry_;  // the lanes taken from the vector before
-    __m256 carry_;       // the vector before, rotated
-    __m256i ours_;       // the lanes of the first half line that lie in the output
-    bool first_ = true;
-};
-
-// An element-wise decoder's streaming version: its whole steps of eight through a LineWriter, the rest
-// (fewer than eight) decoded by `tail` (the scalar reference, as the plain decoder does) into a vector.
-template <class Step, class Tail>
-GREY_AVX2 inline void stream_steps(std::size_t n, float* out, const Step& step, const Tail& tail) {
-    LineWriter writer(out);
-    std::size_t i = 0;
-    for (; i + 8 <= n; i += 8) writer.put(out + i, step(i));
-    alignas(32) float rest[8] = {};
-    if (i < n) tail(i, n - i, rest);
-    writer.finish(_mm256_load_ps(rest), n - i);
-}
-
 GREY_AVX2 void decode(const int8_t* q, std::size_t n, const DecodeSpec& spec, float* out) {
     const __m256 subtract = _mm256_set1_ps(spec.subtract), multiply = _mm256_set1_ps(spec.multiply), add = _mm256_set1_ps(spec.add);
     std::size_t i = 0;
@@ -218,46 +147,29 @@ GREY_AVX2 void decode_table16(const uint8_t* codes, std::size_t n, const float* 
 }
 
 // fp8_to_f32 times the scale on eight lanes (kernels_vector.hpp says how).
-class Fp8Decoder {
-public:
-    GREY_AVX2 Fp8Decoder(int format, float scale) : d_(fp8_decoding(format)) {
-        s_ = _mm256_set1_ps(scale);
-        step_ = _mm256_set1_ps(d_.subnormal_step);
-        rebias_ = _mm256_set1_epi32(d_.rebias);
-        infinity_code_ = _mm256_set1_epi32(d_.infinity_code);
-        last_number_ = _mm256_set1_epi32(d_.first_nan_code - 1);
-        shift_ = _mm_cvtsi32_si128(d_.shift);
-        mantissa_mask_ = _mm256_set1_epi32((1 << (23 - d_.shift)) - 1);
-    }
-    // Eight codes from `codes` on.
-    GREY_AVX2 __m256 operator()(const uint8_t* codes) const {
-        const __m256i magnitude_mask = _mm256_set1_epi32(0x7F), zero = _mm256_setzero_si256();
-        const __m256i infinity = _mm256_set1_epi32(0x7F800000), nan = _mm256_set1_epi32(0x7FC00000);
-        const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes)));
+GREY_AVX2 void decode_fp8(const uint8_t* codes, std::size_t n, const float* table, int format, float scale, float* out) {
+    const Fp8Decoding d = fp8_decoding(format);
+    const __m256 s = _mm256_set1_ps(scale), step = _mm256_set1_ps(d.subnormal_step);
+    const __m256i magnitude_mask = _mm256_set1_epi32(0x7F), rebias = _mm256_set1_epi32(d.rebias), zero = _mm256_setzero_si256();
+    const __m256i infinity_code = _mm256_set1_epi32(d.infinity_code), last_number = _mm256_set1_epi32(d.first_nan_code - 1);
+    const __m256i infinity = _mm256_set1_epi32(0x7F800000), nan = _mm256_set1_epi32(0x7FC00000);
+    const __m128i shift = _mm_cvtsi32_si128(d.shift);
+    const __m256i mantissa_mask = _mm256_set1_epi32((1 << (23 - d.shift)) - 1);
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + i)));
         const __m256i sign = _mm256_slli_epi32(_mm256_andnot_si256(magnitude_mask, c), 24);
         const __m256i magnitude = _mm256_and_si256(c, magnitude_mask);
-        const __m256i normal = _mm256_add_epi32(_mm256_sll_epi32(magnitude, shift_), rebias_);
-        const __m256 subnormal = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(magnitude, mantissa_mask_)), step_);
-        const __m256i is_subnormal = _mm256_cmpeq_epi32(_mm256_srl_epi32(_mm256_sll_epi32(magnitude, shift_), _mm_cvtsi32_si128(23)), zero);
+        const __m256i normal = _mm256_add_epi32(_mm256_sll_epi32(magnitude, shift), rebias);
+        const __m256 subnormal = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(magnitude, mantissa_mask)), step);
+        const __m256i is_subnormal = _mm256_cmpeq_epi32(_mm256_srl_epi32(_mm256_sll_epi32(magnitude, shift), _mm_cvtsi32_si128(23)), zero);
         __m256i bits = _mm256_blendv_epi8(normal, _mm256_castps_si256(subnormal), is_subnormal);
-        bits = _mm256_blendv_epi8(bits, infinity, _mm256_cmpeq_epi32(magnitude, infinity_code_));
+        bits = _mm256_blendv_epi8(bits, infinity, _mm256_cmpeq_epi32(magnitude, infinity_code));
         bits = _mm256_or_si256(bits, sign);
-        const __m256 product = _mm256_mul_ps(_mm256_castsi256_ps(bits), s_);
+        const __m256 product = _mm256_mul_ps(_mm256_castsi256_ps(bits), s);
         // NaN codes after the product: the quiet NaN whatever the scale (kernels.hpp), no sign.
-        return _mm256_blendv_ps(product, _mm256_castsi256_ps(nan), _mm256_castsi256_ps(_mm256_cmpgt_epi32(magnitude, last_number_)));
+        _mm256_storeu_ps(out + i, _mm256_blendv_ps(product, _mm256_castsi256_ps(nan), _mm256_castsi256_ps(_mm256_cmpgt_epi32(magnitude, last_number))));
     }
-
-private:
-    Fp8Decoding d_;
-    __m256 s_, step_;
-    __m256i rebias_, infinity_code_, last_number_, mantissa_mask_;
-    __m128i shift_;
-};
-
-GREY_AVX2 void decode_fp8(const uint8_t* codes, std::size_t n, const float* table, int format, float scale, float* out) {
-    const Fp8Decoder decoder(format, scale);
-    std::size_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, decoder(codes + i));
     if (i < n) scalar_kernels().decode_fp8(codes + i, n - i, table, format, scale, out + i);
 }
 
@@ -517,9 +429,8 @@ GREY_AVX2 uint32_t quantize_groups(int format, const float* x, std::size_t group
 // lanes a step; NF4 through decode_table16's permutes; each group's parameters read as load_coding reads
 // them (common/numeric.hpp's f16_to_f32).
 // Sixteen codes (bytes of `c`) of a group decoded to `to`, eight lanes at a time.
-template <int kFormat, class Sink>
-GREY_AVX2 inline void decode_codes16(__m128i c, __m256 subtract, __m256 multiply, __m256 add, __m256 low_levels, __m256 high_levels, float* to,
-                                     Sink& sink) {
+template <int kFormat>
+GREY_AVX2 inline void decode_codes16(__m128i c, __m256 subtract, __m256 multiply, __m256 add, __m256 low_levels, __m256 high_levels, float* to) {
     for (int h = 0; h < 2; ++h) {
         const __m128i part = h == 0 ? c : _mm_srli_si128(c, 8);
         __m256 v;
@@ -532,13 +443,13 @@ GREY_AVX2 inline void decode_codes16(__m128i c, __m256 subtract, __m256 multiply
             if constexpr (kFormat == GREY_QUANT_INT4_SYM) q = _mm256_sub_epi32(q, _mm256_set1_epi32(8));
             v = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(q), subtract), multiply), add);
         }
-        sink.put(to + 8 * h, v);
+        _mm256_storeu_ps(to + 8 * h, v);
     }
 }
 
-template <int kFormat, class Sink>
+template <int kFormat>
 GREY_AVX2 void dequantize_groups_of(const uint8_t* codes, const std::byte* scales, const std::byte* mins, std::size_t groups, std::size_t length,
-                                    float* out, Sink& sink) {
+                                    float* out) {
     const __m128i low_nibble = _mm_set1_epi8(0x0F);
     const __m256 low_levels = _mm256_loadu_ps(grey::common::kNf4Levels), high_levels = _mm256_loadu_ps(grey::common::kNf4Levels + 8);
     const auto f16_at = [](const void* at) {
@@ -553,12 +464,12 @@ GREY_AVX2 void dequantize_groups_of(const uint8_t* codes, const std::byte* scale
             const __m256 subtract = _mm256_set1_ps(kFormat == GREY_QUANT_Q4_0 ? 8.0f : 0.0f), multiply = _mm256_set1_ps(f16_at(block));
             const __m256 add = _mm256_set1_ps(kFormat == GREY_QUANT_Q4_1 ? f16_at(block + 2) : 0.0f);
             if constexpr (kFormat == GREY_QUANT_Q8_0) {
-                decode_codes16<kFormat>(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2)), subtract, multiply, add, low_levels, high_levels, out, sink);
-                decode_codes16<kFormat>(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 18)), subtract, multiply, add, low_levels, high_levels, out + 16, sink);
+                decode_codes16<kFormat>(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2)), subtract, multiply, add, low_levels, high_levels, out);
+                decode_codes16<kFormat>(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 18)), subtract, multiply, add, low_levels, high_levels, out + 16);
             } else {
                 const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + grey::common::ggml_header_bytes(kFormat)));
-                decode_codes16<kFormat>(_mm_and_si128(qs, low_nibble), subtract, multiply, add, low_levels, high_levels, out, sink);
-                decode_codes16<kFormat>(_mm_and_si128(_mm_srli_epi16(qs, 4), low_nibble), subtract, multiply, add, low_levels, high_levels, out + 16, sink);
+                decode_codes16<kFormat>(_mm_and_si128(qs, low_nibble), subtract, multiply, add, low_levels, high_levels, out);
+                decode_codes16<kFormat>(_mm_and_si128(_mm_srli_epi16(qs, 4), low_nibble), subtract, multiply, add, low_levels, high_levels, out + 16);
             }
         } else {
             const uint8_t* packed = codes + g * (length / 2);
@@ -575,8 +486,8 @@ GREY_AVX2 void dequantize_groups_of(const uint8_t* codes, const std::byte* scale
             for (std::size_t i = 0; i < length; i += 32) {
                 const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + i / 2));
                 const __m128i lo = _mm_and_si128(b, low_nibble), hi = _mm_and_si128(_mm_srli_epi16(b, 4), low_nibble);
-                decode_codes16<kFormat>(_mm_unpacklo_epi8(lo, hi), subtract, multiply, add, low_levels, high_levels, out + i, sink);
-                decode_codes16<kFormat>(_mm_unpackhi_epi8(lo, hi), subtract, multiply, add, low_levels, high_levels, out + i + 16, sink);
+                decode_codes16<kFormat>(_mm_unpacklo_epi8(lo, hi), subtract, multiply, add, low_levels, high_levels, out + i);
+                decode_codes16<kFormat>(_mm_unpackhi_epi8(lo, hi), subtract, multiply, add, low_levels, high_levels, out + i + 16);
             }
         }
     }
@@ -584,56 +495,12 @@ GREY_AVX2 void dequantize_groups_of(const uint8_t* codes, const std::byte* scale
 
 GREY_AVX2 void dequantize_groups(int format, const uint8_t* codes, const std::byte* scales, const std::byte* mins, std::size_t groups,
                                  std::size_t length, float* out) {
-    PlainSink sink;
-    with_group_format(format, [&](auto f) { dequantize_groups_of<f.value>(codes, scales, mins, groups, length, out, sink); });
+    with_group_format(format, [&](auto f) { dequantize_groups_of<f.value>(codes, scales, mins, groups, length, out); });
 }
-
-// StreamingKernels (kernels.hpp): the decoders above through a LineWriter, the same arithmetic.
-GREY_AVX2 void decode_streaming(const int8_t* q, std::size_t n, const DecodeSpec& spec, float* out) {
-    const __m256 subtract = _mm256_set1_ps(spec.subtract), multiply = _mm256_set1_ps(spec.multiply), add = _mm256_set1_ps(spec.add);
-    stream_steps(
-        n, out,
-        [&](std::size_t i) GREY_AVX2 {
-            const __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + i))));
-            return _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(v, subtract), multiply), add);
-        },
-        [&](std::size_t i, std::size_t count, float* to) { scalar_kernels().decode(q + i, count, spec, to); });
-}
-
-GREY_AVX2 void decode_table16_streaming(const uint8_t* codes, std::size_t n, const float* table, float scale, float* out) {
-    const __m256 s = _mm256_set1_ps(scale), low = _mm256_loadu_ps(table), high = _mm256_loadu_ps(table + 8);
-    const __m256i seven = _mm256_set1_epi32(7);
-    stream_steps(
-        n, out,
-        [&](std::size_t i) GREY_AVX2 {
-            const __m256i index = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + i)));
-            const __m256 upper = _mm256_castsi256_ps(_mm256_cmpgt_epi32(index, seven));
-            return _mm256_mul_ps(_mm256_blendv_ps(_mm256_permutevar8x32_ps(low, index), _mm256_permutevar8x32_ps(high, index), upper), s);
-        },
-        [&](std::size_t i, std::size_t count, float* to) { scalar_kernels().decode_table16(codes + i, count, table, scale, to); });
-}
-
-GREY_AVX2 void decode_fp8_streaming(const uint8_t* codes, std::size_t n, const float* table, int format, float scale, float* out) {
-    const Fp8Decoder decoder(format, scale);
-    stream_steps(
-        n, out, [&](std::size_t i) GREY_AVX2 { return decoder(codes + i); },
-        [&](std::size_t i, std::size_t count, float* to) { scalar_kernels().decode_fp8(codes + i, count, table, format, scale, to); });
-}
-
-GREY_AVX2 void dequantize_groups_streaming(int format, const uint8_t* codes, const std::byte* scales, const std::byte* mins, std::size_t groups,
-                                           std::size_t length, float* out) {
-    LineWriter writer(out);
-    with_group_format(format, [&](auto f) { dequantize_groups_of<f.value>(codes, scales, mins, groups, length, out, writer); });
-    writer.finish(_mm256_setzero_ps(), 0);
-}
-
-GREY_AVX2 void fence() { _mm_sfence(); }
-
-constexpr StreamingKernels kAvx2Streaming{decode_streaming, decode_table16_streaming, decode_fp8_streaming, dequantize_groups_streaming, fence};
 
 constexpr Kernels kAvx2{"avx2",     absmax,     minmax,     encode,     decode,            decode_table,      decode_table16,
                         decode_fp8, f16_to_f32, encode_fp8, encode_nf4, pack_ggml_nibbles, pack_nibble_pairs, unpack_nibble_pairs,
-                        max_magnitude32, max_magnitude16, error_lanes, quantize_groups, dequantize_groups, &kAvx2Streaming};
+                        max_magnitude32, max_magnitude16, error_lanes, quantize_groups, dequantize_groups, nullptr};
 
 }  // namespace
 
