@@ -153,7 +153,7 @@ class LineWriter {
 public:
     GREY_AVX512 explicit LineWriter(float* out)
         : shift_(static_cast<unsigned>(reinterpret_cast<uintptr_t>(out) % 64 / 4)),
-          line_(out - shift_),
+          line_(reinterpret_cast<float*>(reinterpret_cast<uintptr_t>(out) & ~uintptr_t{63})),  // (not out - shift: before the array)
           index_(_mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(16 - static_cast<int>(shift_)))),
           carry_(_mm512_setzero_ps()),
           ours_(static_cast<__mmask16>(0xFFFFu << shift_)) {}
