@@ -96,6 +96,24 @@ void dequantize(benchmark::State& state, const char* f, const std::string& path)
     state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (x.size() * 4 + plan.bytes)));
 }
 
+// Dequantization into output of `mib` MiB with streaming stores (threshold 0) or ordinary ones (no
+// threshold), on one thread or every core: where hq::kStreamOutputBytes pays (bench/RESULTS.md).
+void dequantize_stores(benchmark::State& state, const char* f, uint64_t mib, bool streaming, const std::string& path) {
+    const auto parallel = parallel_for(path);
+    grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+    if (grey_quant_params_from_name(f, &p) != GREY_OK) return state.SkipWithError(grey_last_error());
+    const auto plan = grey::quant::make_layout(std::vector<uint64_t>{(mib << 20) / 4 / kCols, kCols}, p);
+    const std::span<const float> x(weights().data(), plan.elements);
+    std::vector<std::byte> q(plan.bytes);
+    hq::quantize(plan, x, q, hq::best_kernels(), parallel);
+    std::vector<float> y(x.size());
+    for (auto _ : state) {
+        hq::dequantize(plan, q, y, hq::best_kernels(), parallel, streaming ? 0 : UINT64_MAX);
+        benchmark::DoNotOptimize(y.data());
+    }
+    state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (x.size() * 4 + plan.bytes)));
+}
+
 // The public entry points on host memory (grey_quantize, grey_dequantize): the kernels above plus the
 // route a call takes through libgrey (argument checks, the layout, the checks, the report), from F32
 // and from F16 (bytes moved: the F16 input's and the output's).
@@ -195,6 +213,15 @@ const int kRegistered = [] {
                                          [f, path](benchmark::State& s) { dequantize(s, f, path); })
                 ->Unit(benchmark::kMillisecond)->UseRealTime();
         }
+    for (const char* f : {"int8", "int4-g32", "fp8-e4m3", "q4_0"})
+        for (const uint64_t mib : {4, 16, 32, 64})
+            for (const bool streaming : {false, true})
+                for (const std::string path : {"one-thread", "all-cores"})
+                    benchmark::RegisterBenchmark(("dequantize-stores/" + std::string(f) + "/" + std::to_string(mib) + "MiB/" +
+                                                  (streaming ? "streaming" : "ordinary") + "/" + path)
+                                                     .c_str(),
+                                                 [f, mib, streaming, path](benchmark::State& s) { dequantize_stores(s, f, mib, streaming, path); })
+                        ->Unit(benchmark::kMillisecond)->UseRealTime();
     for (uint32_t i = 0; i < grey_quant_name_count(); ++i) {
         const char* f = grey_quant_name_at(i);
         benchmark::RegisterBenchmark(("api/quantize/" + std::string(f)).c_str(), [f](benchmark::State& s) { api_quantize(s, f, false); })

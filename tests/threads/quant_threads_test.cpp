@@ -124,6 +124,11 @@ TEST(HostThreads, EveryFormatGivesTheSingleThreadedBitsOnAnyThreadCount) {
                         std::vector<float> back(elements, -1.0f);
                         hq::dequantize(plan, single, back, kernels, parallel);
                         ASSERT_EQ(std::memcmp(back.data(), decoded.data(), elements * 4), 0) << "chunk " << chunk;
+                        // Streaming stores from the first byte (threshold 0), one float past an aligned start.
+                        std::vector<float> streamed(elements + 1, -1.0f);
+                        hq::dequantize(plan, single, std::span(streamed).subspan(1), kernels, parallel, 0);
+                        ASSERT_EQ(std::memcmp(streamed.data() + 1, decoded.data(), elements * 4), 0) << "streamed, chunk " << chunk;
+                        ASSERT_EQ(streamed[0], -1.0f);
                     }
                 }
                 ++compared;

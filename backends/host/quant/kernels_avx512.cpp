@@ -141,14 +141,97 @@ GREY_AVX512 void encode(const float* x, std::size_t n, const EncodeSpec& spec, i
         encode_with<true>(x, n, spec, out);
 }
 
-GREY_AVX512 void decode(const int8_t* q, std::size_t n, const DecodeSpec& spec, float* out) {
+// The first k lanes (k at most 16... or more: all).
+GREY_AVX512 inline __mmask16 below(std::size_t k) { return k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << k) - 1u); }
+
+// Writes consecutive 16-float vectors to consecutive floats from `out` on (4-byte aligned, any offset
+// from a cache line) a whole 64-byte line at a time: each line is the last `shift` values of the vector
+// before and the first 16 - shift of this one (one two-register permute), written with a streaming
+// store, except the partial lines at either end (masked ordinary stores, which leave the neighbours'
+// floats alone). The caller fences (StreamingKernels::fence).
+class LineWriter {
+public:
+    GREY_AVX512 explicit LineWriter(float* out)
+        : shift_(static_cast<unsigned>(reinterpret_cast<uintptr_t>(out) % 64 / 4)),
+          line_(reinterpret_cast<float*>(reinterpret_cast<uintptr_t>(out) & ~uintptr_t{63})),  // (not out - shift: before the array)
+          index_(_mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(16 - static_cast<int>(shift_)))),
+          carry_(_mm512_setzero_ps()),
+          ours_(static_cast<__mmask16>(0xFFFFu << shift_)) {}
+
+    // The next 16 values.
+    GREY_AVX512 void put(__m512 v) {
+        const __m512 line = _mm512_permutex2var_ps(carry_, index_, v);  // lane l: (carry, v)[l + 16 - shift]
+        if (ours_ == 0xFFFF) {
+            _mm512_stream_ps(line_, line);
+        } else {
+            _mm512_mask_storeu_ps(line_, ours_, line);  // the first line, begun before `out`
+            ours_ = 0xFFFF;
+        }
+        line_ += 16;
+        carry_ = v;
+    }
+    // The last `count` values (0 to 16), in v's first lanes; the writer is spent.
+    GREY_AVX512 void finish(__m512 v, std::size_t count) {
+        const std::size_t left = shift_ + count;  // values from line_ on: the carry's `shift`, then v's
+        _mm512_mask_storeu_ps(line_, static_cast<__mmask16>(ours_ & below(left)), _mm512_permutex2var_ps(carry_, index_, v));
+        if (left > 16) _mm512_mask_storeu_ps(line_ + 16, below(left - 16), _mm512_permutex2var_ps(v, index_, v));
+    }
+
+private:
+    unsigned shift_;  // `out`'s offset from its line, in floats
+    float* line_;     // the next line to write
+    __m512i index_;
+    __m512 carry_;    // the vector before
+    __mmask16 ours_;  // the lanes of the next line that lie in the output
+};
+
+// Where the element-wise decoders put step i's lanes k (all but the last step's are whole): ordinary
+// masked stores, or a LineWriter's streaming ones.
+template <bool kStream>
+class DecodeOut;
+
+template <>
+class DecodeOut<false> {
+public:
+    GREY_AVX512 DecodeOut(float* out, std::size_t) : out_(out) {}
+    GREY_AVX512 void put(std::size_t i, __mmask16 k, __m512 v) { _mm512_mask_storeu_ps(out_ + i, k, v); }
+    GREY_AVX512 void done() {}
+
+private:
+    float* out_;
+};
+
+template <>
+class DecodeOut<true> {
+public:
+    GREY_AVX512 DecodeOut(float* out, std::size_t n) : writer_(out), n_(n) {}
+    GREY_AVX512 void put(std::size_t i, __mmask16, __m512 v) {
+        if (i + 16 <= n_)
+            writer_.put(v);
+        else
+            writer_.finish(v, n_ - i);
+    }
+    GREY_AVX512 void done() {
+        if (n_ % 16 == 0) writer_.finish(_mm512_setzero_ps(), 0);
+    }
+
+private:
+    LineWriter writer_;
+    std::size_t n_;
+};
+
+template <bool kStream>
+GREY_AVX512 void decode_to(const int8_t* q, std::size_t n, const DecodeSpec& spec, float* out) {
     const __m512 subtract = _mm512_set1_ps(spec.subtract), multiply = _mm512_set1_ps(spec.multiply), add = _mm512_set1_ps(spec.add);
+    DecodeOut<kStream> to(out, n);
     for (std::size_t i = 0; i < n; i += 16) {
         const __mmask16 k = lanes(i, n);
         const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(load_codes(q + i, k)));
-        _mm512_mask_storeu_ps(out + i, k, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(v, subtract), multiply), add));
+        to.put(i, k, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(v, subtract), multiply), add));
     }
+    to.done();
 }
+GREY_AVX512 void decode(const int8_t* q, std::size_t n, const DecodeSpec& spec, float* out) { decode_to<false>(q, n, spec, out); }
 
 GREY_AVX512 void decode_table(const uint8_t* codes, std::size_t n, const float* table, float scale, float* out) {
     const __m512 s = _mm512_set1_ps(scale);
@@ -160,17 +243,24 @@ GREY_AVX512 void decode_table(const uint8_t* codes, std::size_t n, const float* 
     }
 }
 
-GREY_AVX512 void decode_table16(const uint8_t* codes, std::size_t n, const float* table, float scale, float* out) {
+template <bool kStream>
+GREY_AVX512 void decode_table16_to(const uint8_t* codes, std::size_t n, const float* table, float scale, float* out) {
     const __m512 s = _mm512_set1_ps(scale), levels = _mm512_loadu_ps(table);
+    DecodeOut<kStream> to(out, n);
     for (std::size_t i = 0; i < n; i += 16) {
         const __mmask16 k = lanes(i, n);
         const __m512i index = _mm512_cvtepu8_epi32(load_codes(codes + i, k));
-        _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(_mm512_permutexvar_ps(index, levels), s));
+        to.put(i, k, _mm512_mul_ps(_mm512_permutexvar_ps(index, levels), s));
     }
+    to.done();
+}
+GREY_AVX512 void decode_table16(const uint8_t* codes, std::size_t n, const float* table, float scale, float* out) {
+    decode_table16_to<false>(codes, n, table, scale, out);
 }
 
 // fp8_to_f32 times the scale on sixteen lanes (kernels_vector.hpp says how).
-GREY_AVX512 void decode_fp8(const uint8_t* codes, std::size_t n, const float*, int format, float scale, float* out) {
+template <bool kStream>
+GREY_AVX512 void decode_fp8_to(const uint8_t* codes, std::size_t n, int format, float scale, float* out) {
     const Fp8Decoding d = fp8_decoding(format);
     const __m512 s = _mm512_set1_ps(scale), step = _mm512_set1_ps(d.subnormal_step);
     const __m512i magnitude_mask = _mm512_set1_epi32(0x7F), rebias = _mm512_set1_epi32(d.rebias);
@@ -178,6 +268,7 @@ GREY_AVX512 void decode_fp8(const uint8_t* codes, std::size_t n, const float*, i
     const __m512i infinity = _mm512_set1_epi32(0x7F800000), nan = _mm512_set1_epi32(0x7FC00000);
     const __m512i mantissa_mask = _mm512_set1_epi32((1 << (23 - d.shift)) - 1), exponent_mask = _mm512_set1_epi32(0x7F & ~((1 << (23 - d.shift)) - 1));
     const __m128i shift = _mm_cvtsi32_si128(d.shift);
+    DecodeOut<kStream> to(out, n);
     for (std::size_t i = 0; i < n; i += 16) {
         const __mmask16 k = lanes(i, n);
         const __m512i c = _mm512_cvtepu8_epi32(load_codes(codes + i, k));
@@ -190,8 +281,12 @@ GREY_AVX512 void decode_fp8(const uint8_t* codes, std::size_t n, const float*, i
         bits = _mm512_or_si512(bits, sign);
         const __m512 product = _mm512_mul_ps(_mm512_castsi512_ps(bits), s);
         // NaN codes after the product: the quiet NaN whatever the scale (kernels.hpp), no sign.
-        _mm512_mask_storeu_ps(out + i, k, _mm512_mask_blend_ps(_mm512_cmpge_epi32_mask(magnitude, first_nan), product, _mm512_castsi512_ps(nan)));
+        to.put(i, k, _mm512_mask_blend_ps(_mm512_cmpge_epi32_mask(magnitude, first_nan), product, _mm512_castsi512_ps(nan)));
     }
+    to.done();
+}
+GREY_AVX512 void decode_fp8(const uint8_t* codes, std::size_t n, const float*, int format, float scale, float* out) {
+    decode_fp8_to<false>(codes, n, format, scale, out);
 }
 
 GREY_AVX512 void f16_to_f32(const uint16_t* in, std::size_t n, float* out) {
@@ -697,9 +792,17 @@ GREY_AVX512 uint32_t quantize_groups(int format, const float* x, std::size_t gro
 // dequantize_groups (kernels.hpp): decode()'s arithmetic ((q - subtract) * multiply + add, each step
 // rounded, the add kept even where it adds zero: it turns -0 into +0) on codes unpacked in registers,
 // each group's parameters read as load_coding reads them (common/numeric.hpp's f16_to_f32).
-template <int kFormat>
+template <int kFormat, bool kStream>
 GREY_AVX512 void dequantize_groups_of(const uint8_t* codes, const std::byte* scales, const std::byte* mins, std::size_t groups, std::size_t length,
                                       float* out) {
+    // The groups' values are consecutive: one writer over them all, or ordinary stores.
+    [[maybe_unused]] LineWriter writer(out);
+    const auto store = [&](float* at, __m512 v) GREY_AVX512 {
+        if constexpr (kStream)
+            writer.put(v);
+        else
+            _mm512_storeu_ps(at, v);
+    };
     const __m128i low_nibble = _mm_set1_epi8(0x0F);
     const __m512 levels = _mm512_loadu_ps(grey::common::kNf4Levels);
     const auto f16_at = [](const void* at) {
@@ -722,8 +825,8 @@ GREY_AVX512 void dequantize_groups_of(const uint8_t* codes, const std::byte* sca
                 c0 = _mm512_cvtepu8_epi32(_mm_and_si128(qs, low_nibble));
                 c1 = _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(qs, 4), low_nibble));
             }
-            _mm512_storeu_ps(out, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(c0), subtract), multiply), add));
-            _mm512_storeu_ps(out + 16, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(c1), subtract), multiply), add));
+            store(out, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(c0), subtract), multiply), add));
+            store(out + 16, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(c1), subtract), multiply), add));
         } else {
             const uint8_t* packed = codes + g * (length / 2);
             __m512 multiply, add = _mm512_setzero_ps();
@@ -740,30 +843,47 @@ GREY_AVX512 void dequantize_groups_of(const uint8_t* codes, const std::byte* sca
                 const __m128i lo = _mm_and_si128(b, low_nibble), hi = _mm_and_si128(_mm_srli_epi16(b, 4), low_nibble);
                 __m512i c0 = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)), c1 = _mm512_cvtepu8_epi32(_mm_unpackhi_epi8(lo, hi));
                 if constexpr (kFormat == GREY_QUANT_NF4) {
-                    _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_permutexvar_ps(c0, levels), multiply));
-                    _mm512_storeu_ps(out + i + 16, _mm512_mul_ps(_mm512_permutexvar_ps(c1, levels), multiply));
+                    store(out + i, _mm512_mul_ps(_mm512_permutexvar_ps(c0, levels), multiply));
+                    store(out + i + 16, _mm512_mul_ps(_mm512_permutexvar_ps(c1, levels), multiply));
                 } else {
                     if constexpr (kFormat == GREY_QUANT_INT4_SYM) {
                         c0 = _mm512_sub_epi32(c0, _mm512_set1_epi32(8));
                         c1 = _mm512_sub_epi32(c1, _mm512_set1_epi32(8));
                     }
                     const __m512 zero = _mm512_setzero_ps();  // decode's subtract for these formats
-                    _mm512_storeu_ps(out + i, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(c0), zero), multiply), add));
-                    _mm512_storeu_ps(out + i + 16, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(c1), zero), multiply), add));
+                    store(out + i, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(c0), zero), multiply), add));
+                    store(out + i + 16, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(c1), zero), multiply), add));
                 }
             }
         }
     }
+    if constexpr (kStream) writer.finish(_mm512_setzero_ps(), 0);
 }
 
 GREY_AVX512 void dequantize_groups(int format, const uint8_t* codes, const std::byte* scales, const std::byte* mins, std::size_t groups,
                                    std::size_t length, float* out) {
-    with_group_format(format, [&](auto f) { dequantize_groups_of<f.value>(codes, scales, mins, groups, length, out); });
+    with_group_format(format, [&](auto f) { dequantize_groups_of<f.value, false>(codes, scales, mins, groups, length, out); });
 }
+
+// StreamingKernels (kernels.hpp): the decoders above through a LineWriter.
+GREY_AVX512 void decode_streaming(const int8_t* q, std::size_t n, const DecodeSpec& spec, float* out) { decode_to<true>(q, n, spec, out); }
+GREY_AVX512 void decode_table16_streaming(const uint8_t* codes, std::size_t n, const float* table, float scale, float* out) {
+    decode_table16_to<true>(codes, n, table, scale, out);
+}
+GREY_AVX512 void decode_fp8_streaming(const uint8_t* codes, std::size_t n, const float*, int format, float scale, float* out) {
+    decode_fp8_to<true>(codes, n, format, scale, out);
+}
+GREY_AVX512 void dequantize_groups_streaming(int format, const uint8_t* codes, const std::byte* scales, const std::byte* mins, std::size_t groups,
+                                             std::size_t length, float* out) {
+    with_group_format(format, [&](auto f) { dequantize_groups_of<f.value, true>(codes, scales, mins, groups, length, out); });
+}
+GREY_AVX512 void fence() { _mm_sfence(); }
+
+constexpr StreamingKernels kAvx512Streaming{decode_streaming, decode_table16_streaming, decode_fp8_streaming, dequantize_groups_streaming, fence};
 
 constexpr Kernels kAvx512{"avx512",   absmax,     minmax,     encode,     decode,            decode_table,      decode_table16,
                           decode_fp8, f16_to_f32, encode_fp8, encode_nf4, pack_ggml_nibbles, pack_nibble_pairs, unpack_nibble_pairs,
-                          max_magnitude32, max_magnitude16, error_lanes, quantize_groups, dequantize_groups};
+                          max_magnitude32, max_magnitude16, error_lanes, quantize_groups, dequantize_groups, &kAvx512Streaming};
 
 }  // namespace
 

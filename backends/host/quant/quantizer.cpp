@@ -78,14 +78,16 @@ void encode_run(grey_quant_format format, const Coding& c, std::span<const float
     }
 }
 
-[[gnu::always_inline]] inline void decode_run(grey_quant_format format, const Coding& c, const int8_t* codes, std::span<float> y, const Kernels& k) {
+// `streaming`: the kernel set's streaming decoders (the same bits), or nullptr for its own.
+[[gnu::always_inline]] inline void decode_run(grey_quant_format format, const Coding& c, const int8_t* codes, std::span<float> y, const Kernels& k,
+                                              const StreamingKernels* streaming = nullptr) {
     const auto* unsigned_codes = reinterpret_cast<const uint8_t*>(codes);
     if (gc::is_fp8(format))
-        k.decode_fp8(unsigned_codes, y.size(), fp8_values(format).data(), format, c.scale, y.data());
+        (streaming ? streaming->decode_fp8 : k.decode_fp8)(unsigned_codes, y.size(), fp8_values(format).data(), format, c.scale, y.data());
     else if (format == GREY_QUANT_NF4)
-        k.decode_table16(unsigned_codes, y.size(), gc::kNf4Levels, c.scale, y.data());
+        (streaming ? streaming->decode_table16 : k.decode_table16)(unsigned_codes, y.size(), gc::kNf4Levels, c.scale, y.data());
     else
-        k.decode(codes, y.size(), decode_spec(c), y.data());
+        (streaming ? streaming->decode : k.decode)(codes, y.size(), decode_spec(c), y.data());
 }
 
 // Parameter sets [p0, p1), each visited over its runs in the order the single-threaded loop meets
@@ -702,7 +704,10 @@ void quantize(const Plan& plan, std::span<const float> x, std::span<std::byte> o
     }
 }
 
-void dequantize_range(const Plan& plan, std::span<const std::byte> in, uint64_t first, std::span<float> out, const Kernels& k) {
+namespace {
+
+void dequantize_range_with(const Plan& plan, std::span<const std::byte> in, uint64_t first, std::span<float> out, const Kernels& k,
+                           const StreamingKernels* streaming) {
     // Codes are unpacked a piece at a time (never more than a run: one parameter set decodes a piece),
     // so that the scratch memory is fixed whatever the run's length. Even, as 4-bit codes come in pairs.
     constexpr uint64_t kPiece = 4096;
@@ -734,22 +739,36 @@ void dequantize_range(const Plan& plan, std::span<const std::byte> in, uint64_t 
             case GREY_QUANT_Q4_1: unpack_ggml_nibbles(in.data() + 20 * r + 4, codes.data()); break;
             default: throw std::logic_error("unhandled quantization format");
         }
-        decode_run(plan.format, load_coding(plan, in, r % plan.param_count), source, out.subspan(e - first, n), k);
+        decode_run(plan.format, load_coding(plan, in, r % plan.param_count), source, out.subspan(e - first, n), k, streaming);
         e += n;
     }
 }
 
-void dequantize(const Plan& plan, std::span<const std::byte> in, std::span<float> out, const Kernels& k, const Parallel& parallel) {
+}  // namespace
+
+void dequantize_range(const Plan& plan, std::span<const std::byte> in, uint64_t first, std::span<float> out, const Kernels& k) {
+    dequantize_range_with(plan, in, first, out, k, nullptr);
+}
+
+void dequantize(const Plan& plan, std::span<const std::byte> in, std::span<float> out, const Kernels& k, const Parallel& parallel,
+                uint64_t stream_bytes) {
+    // Large output through the kernel set's streaming decoders (the same bits), each chunk's stores fenced
+    // before it returns (the pool then reports it done).
+    const StreamingKernels* streaming = k.streaming != nullptr && out.size_bytes() >= stream_bytes ? k.streaming : nullptr;
     if (k.dequantize_groups != nullptr && whole_groups(plan)) {  // the kernel set's fused route, chunks of whole groups
+        const auto groups = streaming ? streaming->dequantize_groups : k.dequantize_groups;
         parallel.for_chunks(grey_quant_layout_runs(&plan), std::max<uint64_t>(1, parallel.chunk_elements() / plan.run_length), [&](uint64_t r0, uint64_t r1) {
-            k.dequantize_groups(plan.format, reinterpret_cast<const uint8_t*>(in.data() + group_code_byte(plan, r0)), group_scale(plan, in.data(), r0),
-                                group_min(plan, in.data(), r0), r1 - r0, plan.run_length, out.data() + r0 * plan.run_length);
+            groups(plan.format, reinterpret_cast<const uint8_t*>(in.data() + group_code_byte(plan, r0)), group_scale(plan, in.data(), r0),
+                   group_min(plan, in.data(), r0), r1 - r0, plan.run_length, out.data() + r0 * plan.run_length);
+            if (streaming) streaming->fence();
         });
         return;
     }
     // Slices decode to the bits of the whole (dequantize_range); chunks are whole ggml blocks.
-    parallel.for_chunks(plan.elements, parallel.chunk_elements(),
-                        [&](uint64_t begin, uint64_t end) { dequantize_range(plan, in, begin, out.subspan(begin, end - begin), k); });
+    parallel.for_chunks(plan.elements, parallel.chunk_elements(), [&](uint64_t begin, uint64_t end) {
+        dequantize_range_with(plan, in, begin, out.subspan(begin, end - begin), k, streaming);
+        if (streaming) streaming->fence();
+    });
 }
 
 

@@ -97,9 +97,18 @@ void quantize(const grey_quant_layout& plan, std::span<const float> x, std::span
 // and quantize() then say which), for other plans and input, or when the output is too large to stage.
 bool quantize_checked(const grey_quant_layout& plan, grey_dtype dtype, std::span<const std::byte> source, std::span<std::byte> out,
                       const Kernels& kernels, const Parallel& parallel = {});
-// The reverse: plan.elements float32 values from plan.bytes bytes.
+// Output of at least this many bytes is written with streaming stores where the kernel set has them
+// (StreamingKernels): too large to be read back from the caches, it is not read from memory before it is
+// written either. Smaller output keeps ordinary stores, and stays in the cache for its reader. The whole
+// output counts, not a chunk's share (a chunk's 256 KiB would always fit a cache; what matters is whether
+// the tensor does). bench/RESULTS.md ("Host dequantization with streaming stores"): on a 2-core Zen 4
+// with 32 MiB of L3, streaming lost at 4 and 16 MiB of output, was mixed at 32 and gained at 64.
+inline constexpr uint64_t kStreamOutputBytes = uint64_t{64} << 20;
+
+// The reverse: plan.elements float32 values from plan.bytes bytes. `stream_bytes`: the output size from
+// which streaming stores are used where the kernel set has them (tests lower it); the bits are the same.
 void dequantize(const grey_quant_layout& plan, std::span<const std::byte> in, std::span<float> out, const Kernels& kernels,
-                const Parallel& parallel = {});
+                const Parallel& parallel = {}, uint64_t stream_bytes = kStreamOutputBytes);
 // Elements first .. first + out.size() - 1 only; `first` and the count even, and whole blocks for the
 // ggml formats (multiples of 32). Decoding a tensor in slices gives the bits of decoding it whole.
 void dequantize_range(const grey_quant_layout& plan, std::span<const std::byte> in, uint64_t first, std::span<float> out,

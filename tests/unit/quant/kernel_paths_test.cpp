@@ -251,6 +251,121 @@ TEST_P(KernelPaths, EveryFormatQuantizesAndDequantizesToTheScalarBits) {
     }
 }
 
+// The streaming decoders (StreamingKernels) write exactly [out, out + n) with the plain decoders' bits,
+// whatever the output's offset from a cache line (0 to 16 floats) and the length (every one to 40, and
+// longer ones with every tail): the partial lines at either end and nothing outside the range.
+TEST_P(KernelPaths, StreamingDecodersGiveThePlainBitsOnExactlyTheRange) {
+    const hq::StreamingKernels* streaming = vector().streaming;
+    if (streaming == nullptr) GTEST_SKIP() << vector().name << " has no streaming decoders";
+    std::mt19937 rng(17);
+    std::vector<uint8_t> codes(5000);
+    for (auto& c : codes) c = static_cast<uint8_t>(rng());
+    std::vector<uint8_t> nibbles(codes);
+    for (auto& c : nibbles) c &= 15;
+    const auto* signed_codes = reinterpret_cast<const int8_t*>(codes.data());
+    const hq::DecodeSpec spec{3.0f, 0.0125f, -0.5f};
+    std::vector<std::size_t> lengths;
+    for (std::size_t n = 0; n <= 40; ++n) lengths.push_back(n);
+    for (const std::size_t n : {63, 64, 65, 255, 256, 257, 1000, 4096, 4099}) lengths.push_back(n);
+    constexpr std::size_t kGuard = 20;
+    const auto check = [&](const char* what, std::size_t n, const auto& decode_plain, const auto& decode_streaming) {
+        std::vector<float> expected(n);
+        decode_plain(expected.data());
+        for (std::size_t at = 0; at <= 16; ++at) {
+            SCOPED_TRACE(std::string(what) + ": " + std::to_string(n) + " floats at offset " + std::to_string(at) + " from a line");
+            std::vector<float> storage(n + at + 2 * kGuard + 16, -7.0f);
+            const std::size_t pad = (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64 / 4;
+            float* out = storage.data() + pad + kGuard + at;
+            decode_streaming(out);
+            streaming->fence();
+            if (n > 0) {  // (an empty vector's data() may be null, which memcmp must not see)
+                ASSERT_EQ(std::memcmp(out, expected.data(), n * 4), 0);
+            }
+            for (const float* p = storage.data(); p < out; ++p) ASSERT_EQ(*p, -7.0f) << "before, at " << out - p;
+            for (const float* p = out + n; p < storage.data() + storage.size(); ++p) ASSERT_EQ(*p, -7.0f) << "after, at " << p - out - n;
+        }
+    };
+    for (const std::size_t n : lengths) {
+        for (const std::size_t from : {std::size_t{0}, std::size_t{3}}) {
+            check("decode", n, [&](float* o) { vector().decode(signed_codes + from, n, spec, o); },
+                  [&](float* o) { streaming->decode(signed_codes + from, n, spec, o); });
+            for (const int format : {GREY_QUANT_FP8_E4M3, GREY_QUANT_FP8_E5M2}) {
+                std::vector<float> table(256);
+                for (uint32_t c = 0; c < 256; ++c) table[c] = gc::fp8_to_f32(c, format);
+                check("decode_fp8", n, [&](float* o) { vector().decode_fp8(codes.data() + from, n, table.data(), format, 0.37f, o); },
+                      [&](float* o) { streaming->decode_fp8(codes.data() + from, n, table.data(), format, 0.37f, o); });
+            }
+            check("decode_table16", n, [&](float* o) { vector().decode_table16(nibbles.data() + from, n, gc::kNf4Levels, 1.5f, o); },
+                  [&](float* o) { streaming->decode_table16(nibbles.data() + from, n, gc::kNf4Levels, 1.5f, o); });
+        }
+    }
+    // The fused group decoder on every format it takes, 1 to 9 groups of 32, 64 and 128 (ggml: 32 only),
+    // from the bytes of a quantization so that the parameters are valid.
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> x(9 * 128);
+    for (auto& v : x) v = normal(rng);
+    for (const int format : {GREY_QUANT_INT4, GREY_QUANT_INT4_SYM, GREY_QUANT_NF4, GREY_QUANT_Q8_0, GREY_QUANT_Q4_0, GREY_QUANT_Q4_1})
+        for (const std::size_t length : {std::size_t{32}, std::size_t{64}, std::size_t{128}}) {
+            const bool ggml = format == GREY_QUANT_Q8_0 || format == GREY_QUANT_Q4_0 || format == GREY_QUANT_Q4_1;
+            if (ggml && length != 32) continue;
+            for (std::size_t groups = 1; groups <= 9; groups += 4) {
+                std::vector<uint8_t> q(groups * length * 2);
+                std::vector<std::byte> scales(groups * 4), mins(groups * 4);
+                vector().quantize_groups(format, x.data(), groups, length, q.data(), scales.data(), mins.data());
+                check("dequantize_groups", groups * length,
+                      [&](float* o) { vector().dequantize_groups(format, q.data(), scales.data(), mins.data(), groups, length, o); },
+                      [&](float* o) { streaming->dequantize_groups(format, q.data(), scales.data(), mins.data(), groups, length, o); });
+            }
+        }
+}
+
+// Dequantization with streaming stores (threshold 0) gives the scalar reference's bits on every format,
+// into output at every offset from a cache line, for tensors of fewer and more elements than a streamed
+// piece (4096) and chunks that end inside a piece; the default threshold and one just above the output's
+// size (ordinary stores) give the same.
+TEST_P(KernelPaths, StreamingDequantizationGivesTheScalarBits) {
+    std::mt19937 rng(9);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> x(9 * 1024 + 96);
+    for (auto& v : x) v = normal(rng);
+    for (std::size_t i = 0; i < x.size(); i += 13) x[i] = -0.0f;
+    int compared = 0;
+    for (uint32_t index = 0; index < grey_quant_name_count(); ++index)
+        for (const auto& shape : {std::vector<uint64_t>{3, 96}, std::vector<uint64_t>{9, 1024}, std::vector<uint64_t>{1, 9 * 1024 + 96},
+                                  std::vector<uint64_t>{7, 999}, std::vector<uint64_t>{2, 4097}}) {
+            grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+            ASSERT_EQ(grey_quant_params_from_name(grey_quant_name_at(index), &p), GREY_OK);
+            grey_quant_layout plan{};
+            try {
+                plan = grey::quant::make_layout(shape, p);
+            } catch (const std::exception&) {
+                continue;  // a shape the format does not take (the ggml formats' rows of 32)
+            }
+            SCOPED_TRACE(std::string(grey_quant_name_at(index)) + " on " + std::to_string(plan.elements) + " elements");
+            const std::span<const float> input(x.data(), plan.elements);
+            std::vector<std::byte> q(plan.bytes);
+            hq::quantize(plan, input, q, scalar());
+            std::vector<float> expected(plan.elements);
+            hq::dequantize(plan, q, expected, scalar());
+            for (const uint64_t chunk : {uint64_t{96}, uint64_t{4128}, hq::Parallel::kDefaultChunkElements})
+                for (std::size_t at = 0; at < 17; at += (at < 2 ? 1 : 5))
+                    for (const uint64_t threshold : {uint64_t{0}, plan.elements * 4, plan.elements * 4 + 1, hq::kStreamOutputBytes}) {
+                        SCOPED_TRACE("chunks of " + std::to_string(chunk) + ", output at float " + std::to_string(at) + ", threshold " +
+                                     std::to_string(threshold));
+                        std::vector<float> storage(plan.elements + at + 32, -7.0f);
+                        const std::size_t pad = (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64 / 4;
+                        const std::span<float> out(storage.data() + pad + at, plan.elements);
+                        hq::dequantize(plan, q, out, vector(), hq::Parallel(nullptr, chunk), threshold);
+                        ASSERT_EQ(std::memcmp(out.data(), expected.data(), expected.size() * 4), 0);
+                        ASSERT_TRUE(std::all_of(storage.begin(), storage.begin() + static_cast<std::ptrdiff_t>(pad + at), [](float v) { return v == -7.0f; }));
+                        ASSERT_TRUE(std::all_of(storage.begin() + static_cast<std::ptrdiff_t>(pad + at + plan.elements), storage.end(),
+                                                [](float v) { return v == -7.0f; }));
+                    }
+            ++compared;
+        }
+    EXPECT_GE(compared, static_cast<int>(grey_quant_name_count()) * 3) << "every format on at least three shapes";
+}
+
 TEST_P(KernelPaths, GgmlNibblePackingGivesTheScalarBytes) {
     std::mt19937 rng(11);
     std::uniform_int_distribution<int> code(0, 15);
