@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -36,6 +37,18 @@ const Path kPaths[] = {
 };
 
 void PrintTo(const Path& path, std::ostream* os) { *os << path.name; }
+
+// The layout of `shape` in the format named at `index`, or nothing for a shape the format does not take
+// (the ggml formats' rows of 32).
+std::optional<grey_quant_layout> layout_if_taken(uint32_t index, const std::vector<uint64_t>& shape) {
+    grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+    EXPECT_EQ(grey_quant_params_from_name(grey_quant_name_at(index), &p), GREY_OK) << grey_quant_name_at(index);
+    try {
+        return grey::quant::make_layout(shape, p);
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
 
 class KernelPaths : public testing::TestWithParam<Path> {
 protected:
@@ -333,14 +346,9 @@ TEST_P(KernelPaths, StreamingDequantizationGivesTheScalarBits) {
     for (uint32_t index = 0; index < grey_quant_name_count(); ++index)
         for (const auto& shape : {std::vector<uint64_t>{3, 96}, std::vector<uint64_t>{9, 1024}, std::vector<uint64_t>{1, 9 * 1024 + 96},
                                   std::vector<uint64_t>{7, 999}, std::vector<uint64_t>{2, 4097}}) {
-            grey_quant_params p = GREY_QUANT_PARAMS_INIT;
-            ASSERT_EQ(grey_quant_params_from_name(grey_quant_name_at(index), &p), GREY_OK);
-            grey_quant_layout plan{};
-            try {
-                plan = grey::quant::make_layout(shape, p);
-            } catch (const std::exception&) {
-                continue;  // a shape the format does not take (the ggml formats' rows of 32)
-            }
+            const auto taken = layout_if_taken(index, shape);
+            if (!taken) continue;
+            const grey_quant_layout& plan = *taken;
             SCOPED_TRACE(std::string(grey_quant_name_at(index)) + " on " + std::to_string(plan.elements) + " elements");
             const std::span<const float> input(x.data(), plan.elements);
             std::vector<std::byte> q(plan.bytes);
@@ -391,14 +399,9 @@ TEST_P(KernelPaths, OneVisitPerRunGivesTheTwoPassBytes) {
     int compared = 0;
     for (uint32_t i = 0; i < grey_quant_name_count(); ++i)
         for (const auto& shape : shapes) {
-            grey_quant_params p = GREY_QUANT_PARAMS_INIT;
-            ASSERT_EQ(grey_quant_params_from_name(grey_quant_name_at(i), &p), GREY_OK);
-            grey_quant_layout plan{};
-            try {
-                plan = grey::quant::make_layout(shape, p);
-            } catch (const std::exception&) {
-                continue;  // a shape the format does not take (the ggml formats' rows of 32)
-            }
+            const auto taken = layout_if_taken(i, shape);
+            if (!taken) continue;
+            const grey_quant_layout& plan = *taken;
             SCOPED_TRACE(std::string(grey_quant_name_at(i)) + ", " + std::to_string(plan.elements) + " elements");
             const std::span<const float> input(x.data(), plan.elements);
             std::vector<std::byte> one_visit(plan.bytes), two_passes(plan.bytes);
