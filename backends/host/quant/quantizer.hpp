@@ -100,9 +100,9 @@ bool quantize_checked(const grey_quant_layout& plan, grey_dtype dtype, std::span
 // Output of at least this many bytes is written with streaming stores where the kernel set has them
 // (StreamingKernels): too large to be read back from the caches, it is not read from memory before it is
 // written either. Smaller output keeps ordinary stores, and stays in the cache for its reader. The whole
-// output counts, not a chunk's share (a chunk's 256 KiB would always fit a cache; what matters is whether
-// the tensor does). bench/RESULTS.md ("Host dequantization with streaming stores"): on a 2-core Zen 4
-// with 32 MiB of L3, streaming lost at 4 and 16 MiB of output, was mixed at 32 and gained at 64.
+// output counts, not a chunk's share (a chunk would always fit a cache; what matters is whether the
+// tensor does). Set above the last-level cache by measurement (bench/RESULTS.md, "Host dequantization
+// with streaming stores").
 inline constexpr uint64_t kStreamOutputBytes = uint64_t{64} << 20;
 
 // The reverse: plan.elements float32 values from plan.bytes bytes. `stream_bytes`: the output size from
