@@ -46,6 +46,7 @@ or copied, per second). Median of --map-repeat.
       --backend-dir build/default/lib/grey --source MODEL.safetensors     (CPU torch, small defaults)
 """
 import argparse
+import contextlib
 import ctypes as C
 import json
 import os
@@ -66,6 +67,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
 from quant_gpu_bench import GREY_DTYPE, Grey  # noqa: E402 - the benchmarks' ctypes view of grey.h
+from stream_gpu_bench import Streams  # noqa: E402 - its streams and events
 import safetensors_io as st  # noqa: E402 - the project's one safetensors reader
 
 # --------------------------------------------------------------------------------------------------
@@ -112,11 +114,13 @@ for struct, size in ((BufferOptions, 48), (Mapping, 32), (BufferInfo, 96), (Memo
     assert C.sizeof(struct) == size, f"{struct.__name__}: {C.sizeof(struct)} bytes, grey.h has {size}"
 
 
-class Tiers:
-    """Sealed buffers, residencies, maps, streams and events of one quant_gpu_bench.Grey context."""
+class Tiers(Streams):
+    """Sealed buffers, residencies and maps of one quant_gpu_bench.Grey context, beside the streams and events
+    of stream_gpu_bench.Streams."""
 
     def __init__(self, grey, backend):
-        self.grey, self.lib, self.backend = grey, grey.lib, backend
+        super().__init__(grey)
+        self.backend = backend
         self.device = grey.gpu
 
     def call(self, name, *args):
@@ -162,21 +166,11 @@ class Tiers:
     def unmap(self, handle):
         self.call("grey_buffer_unmap", handle)
 
-    def stream(self):
-        handle = C.c_void_p()
-        self.call("grey_stream_create", self.grey.context, C.c_uint32(self.device), C.byref(handle))
-        return handle
-
     def wrap(self, torch_stream):
         """torch's CUDA stream as a grey_stream (libgrey's calls and waits on the stream torch computes on)."""
         handle = C.c_void_p()
         self.call("grey_stream_wrap_native", self.grey.context, C.c_uint32(self.device), C.c_int(GREY_MEMORY_CUDA_DEVICE),
                   C.c_uint64(torch_stream.cuda_stream), C.byref(handle))
-        return handle
-
-    def event(self):
-        handle = C.c_void_p()
-        self.call("grey_event_create", self.grey.context, C.c_uint32(self.device), C.byref(handle))
         return handle
 
     def record(self, event, stream):
@@ -188,8 +182,6 @@ class Tiers:
     def event_sync(self, event):
         self.call("grey_event_synchronize", event)
 
-    def stream_sync(self, stream):
-        self.call("grey_stream_synchronize", stream)
 
 
 # A mapping handed to torch through DLPack, as libgrey's Python binding hands buffers (tests/gpu/check_wheel.py
@@ -309,15 +301,7 @@ class Device:
             torch.cuda.synchronize()
 
     def stream_context(self):
-        return torch.cuda.stream(self.compute) if self.cuda else _Nothing()
-
-
-class _Nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+        return torch.cuda.stream(self.compute) if self.cuda else contextlib.nullcontext()
 
 
 def median_ms(samples):
@@ -358,7 +342,7 @@ def map_latency(args, device, values):
         return body
 
     def async_call(handle):  # the call alone; the unmap after the stream has run it, outside the time
-        return lambda: tiers.map_async(handle, stream), lambda: (tiers.stream_sync(stream), tiers.unmap(handle))
+        return lambda: tiers.map_async(handle, stream), lambda: (tiers.sync(stream), tiers.unmap(handle))
 
     def async_ready(handle):
         def body():
@@ -537,7 +521,7 @@ class Model:
             map_seconds += time.perf_counter() - t0
             t.record(self.ready[j], self.copy_stream)
             if mappings[j].address == 0:  # the map failed: the stream says why
-                t.stream_sync(self.copy_stream)
+                t.sync(self.copy_stream)
                 raise RuntimeError(f"layer {j}: grey_buffer_map_async gave address 0")
 
         def retire(j):
@@ -568,7 +552,7 @@ class Model:
                 retire(i - 1 if self.device.cuda else i)     # on the host the CPU's matmul has returned
             if self.device.cuda:
                 retire(self.count - 1)
-        t.stream_sync(self.copy_stream)
+        t.sync(self.copy_stream)
         self.map_call_seconds += map_seconds
         return x
 
