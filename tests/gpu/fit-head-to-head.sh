@@ -63,8 +63,8 @@ build_llama() {
     [ -f "$llama/src/CMakeLists.txt" ] || tar -xzf "$archive" -C "$llama/src" --strip-components=1
     # One architecture (Hopper), no flash-attention kernels for every quantized KV pair (the default, said
     # out loud), no NCCL (one GPU), no server, tests or examples: only the two programs, to keep the build
-    # short. The CPU
-    # flags are those of bench/build-llama-cpp.sh (a native build has crashed on virtual machines).
+    # short. The CPU flags are those of bench/build-llama-cpp.sh (a native build has crashed on virtual
+    # machines).
     cmake -G Ninja -S "$llama/src" -B "$llama/build" -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
         -DCMAKE_CUDA_ARCHITECTURES=90 -DGGML_CUDA_FA="${H2H_CUDA_FA:-ON}" -DGGML_CUDA_FA_ALL_QUANTS=OFF -DGGML_CUDA_NCCL=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON \
         -DGGML_F16C=ON -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
