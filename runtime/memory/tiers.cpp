@@ -187,7 +187,8 @@ grey_backend_event* Tiers::take_event_locked(uint32_t device, const grey_backend
 
 void Tiers::let_go_locked(grey_backend_event* event) noexcept {
     const auto held = held_events_.find(event);
-    if (held == held_events_.end() || --held->second.holders != 0) return;
+    // Held: one holder fewer. Never held (taken for a record no buffer came to keep): it goes at once.
+    if (held == held_events_.end() || (held->second.holders > 0 && --held->second.holders > 0)) return;
     const HeldEvent was = held->second;
     held_events_.erase(held);
     if (was.stream != nullptr) {
@@ -736,10 +737,7 @@ bool Tiers::end_use(const std::vector<const grey_buffer*>& buffers, grey_backend
         if (sealed != buffers.end()) event = record_event_locked(**sealed, enqueued_on);
         for (const grey_buffer* b : buffers) const_cast<grey_buffer*>(b)->in_flight.reserve(b->in_flight.size() + 1);
     } catch (...) {
-        if (event != nullptr) {
-            held_events_.at(event).holders = 1;
-            let_go_locked(event);
-        }
+        if (event != nullptr) let_go_locked(event);
         return false;
     }
     for (const grey_buffer* constant : buffers) {
@@ -762,7 +760,6 @@ grey_backend_event* Tiers::record_event_locked(const grey_buffer& buffer, grey_b
     try {
         buffer.backend->event_record(event, stream);
     } catch (...) {
-        held_events_.at(event).holders = 1;
         let_go_locked(event);  // back to the spares: a failed record leaves nothing for anyone to wait on
         throw;
     }

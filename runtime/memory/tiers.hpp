@@ -118,7 +118,8 @@ private:
     // The events that mark where async calls' work ends on their streams (end_use): one recorded a call,
     // held by each of the call's buffers (so a call on two buffers records one, not two), counted; one no
     // buffer holds goes to its stream's spares, to be recorded again by a later call there rather than
-    // made anew, and is destroyed with the stream's records (forget_stream).
+    // made anew, and is destroyed with the stream's records (forget_stream). let_go_locked drops one
+    // holder, or gives back at once an event taken that no buffer came to hold.
     grey_backend_event* take_event_locked(uint32_t device, const grey_backend_stream* stream);
     void let_go_locked(grey_backend_event* event) noexcept;
     // An event taken for `buffer`'s device and recorded on `stream` (no holder yet); if the record fails
