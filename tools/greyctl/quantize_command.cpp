@@ -2,6 +2,7 @@
 // each against a float64 reference, and optionally write the result as safetensors or GGUF. The
 // policy (what is eligible, what is kept and why) is libgrey's: grey_model_quantize.
 #include "commands.hpp"
+#include "input_prefetch.hpp"
 #include "progress_display.hpp"
 
 #include <nlohmann/json.hpp>
@@ -90,6 +91,8 @@ void print_table(const QuantizeOptions& o, const json& report) {
 
 int run_quantize(const GlobalOptions& global, const QuantizeOptions& o) {
     if (!o.output.empty()) check_output_path(o.output, o.force);
+    // The disk reads the model while the backend's driver starts, instead of after.
+    const InputPrefetch prefetch(o.input);
     // The device whose backend runs the kernels; the host device too: a context brings its worker pool
     // (host.threads of the configuration), and the library quantizes the mapped file where it lies.
     const auto device = open_backend_device(global, o.backend);
