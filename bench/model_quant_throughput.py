@@ -2,14 +2,18 @@
 """Whole-model quantization speed beside the machine's sequential file read speed, in one run.
 
 Builds a safetensors file of at least --gigabytes from a real model's tensors (each copy scaled by its
-own factor, so no two copies hold the same bytes), then measures, cold (the file's pages dropped from the
-page cache with posix_fadvise) and warm (the file read once before):
+own factor, so no two copies hold the same bytes) in each --layout: `copies` repeats the whole model, its
+embeddings too (half of MiniLM's bytes, which the policy keeps and copies); `llm` writes the embeddings
+and 1-D tensors once and repeats the layers' matrices, the make-up of a language model of many layers.
+Then measures, in each, cold (the file's pages dropped from the page cache with posix_fadvise) and warm
+(the file read once before):
 
   read      a sequential read of the whole file in 16 MiB chunks (what any loader must at least pay);
   greyctl   `greyctl quantize --backend B --format F --output OUT` of the same file.
 
 and prints each greyctl time as a fraction of the read speed of the same state, then the time of the
-same command on the small source model (what a run costs beyond its bytes). Only numpy is needed.
+same command on the small source model (what a run costs beyond its bytes). Times are medians of
+--repeats runs. Only numpy is needed.
 
   python3 bench/model_quant_throughput.py --greyctl build/gpu/bin/greyctl --backend-dir build/gpu/lib/grey \
       --source MODEL.safetensors --workdir /tmp/throughput [--gigabytes 1.1] [--backend cuda,host]
@@ -25,10 +29,18 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import safetensors_io as st  # noqa: E402 - the project's one safetensors reader and writer
 
 
-def tile(source, target, gigabytes):
+def repeated(name, t, layout):
+    """Whether a tensor is written once per copy: every tensor in `copies`; in `llm`, only the matrices of
+    the layers, as a language model of many layers has one embedding table (10-20% of its bytes, which the
+    policy keeps and so copies) and its norms beside many layers of matrices (which it quantizes)."""
+    return layout == "copies" or (len(t.shape) >= 2 and "embed" not in name)
+
+
+def tile(source, target, gigabytes, layout):
     tensors, _ = st.read(source)
-    copy_bytes = sum(len(t.data) for t in tensors.values())
-    copies = max(1, int(-(-gigabytes * 1e9 // copy_bytes)))
+    copy_bytes = sum(len(t.data) for name, t in tensors.items() if repeated(name, t, layout))
+    once_bytes = sum(len(t.data) for name, t in tensors.items() if not repeated(name, t, layout))
+    copies = max(1, int(-(-(gigabytes * 1e9 - once_bytes) // copy_bytes)))
 
     def scaled(t, factor):
         if t.dtype not in ("F32", "F16"):
@@ -36,8 +48,10 @@ def tile(source, target, gigabytes):
         values = st.array(t)
         return lambda: (values * values.dtype.type(factor)).astype(values.dtype).tobytes()
 
-    st.write(target, [(f"copy{c}.{name}", t.dtype, t.shape, scaled(t, 1.0 + c / 64.0))
-                      for c in range(copies) for name, t in tensors.items()], sync=True)
+    once = [(name, t.dtype, t.shape, t.data) for name, t in tensors.items() if not repeated(name, t, layout)]
+    layers = [(f"copy{c}.{name}", t.dtype, t.shape, scaled(t, 1.0 + c / 64.0))
+              for c in range(copies) for name, t in tensors.items() if repeated(name, t, layout)]
+    st.write(target, once + layers, sync=True)
     return copies, os.path.getsize(target)
 
 
@@ -80,14 +94,36 @@ def main():
     parser.add_argument("--gigabytes", type=float, default=1.1)
     parser.add_argument("--format", default="int4-g128")
     parser.add_argument("--backend", default="cuda,host")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--layout", default="copies,llm",
+                        help="comma-separated: copies (the whole source repeated, its embeddings too) and/or llm "
+                             "(the embeddings and 1-D tensors once, the layers' matrices repeated)")
     args = parser.parse_args()
-
     os.makedirs(args.workdir, exist_ok=True)
+    for layout in args.layout.split(","):
+        measure(args, layout)
+    # What a run costs beyond its bytes (process start, the backend's and the device's initialisation):
+    # the same command on the one-copy source, warm.
+    output = os.path.join(args.workdir, "tiled.gguf")
+    source_size = os.path.getsize(args.source)
+    for backend in args.backend.split(","):
+        timed_read(args.source)
+        seconds, _ = timed_quantize(args, backend, args.source, output)
+        print(f"{'warm':6} {'greyctl ' + backend:14} {seconds:8.3f}  on the source alone ({source_size / 1e6:.0f} MB): "
+              f"the fixed cost of a run")
+    if os.path.exists(output):
+        os.remove(output)
+    return 0
+
+
+def measure(args, layout):
     model = os.path.join(args.workdir, "tiled.safetensors")
     output = os.path.join(args.workdir, "tiled.gguf")
-    copies, size = tile(args.source, model, args.gigabytes)
-    print(f"model: {copies} copies of {os.path.basename(args.source)}, {size / 1e9:.3f} GB; format {args.format}")
+    copies, size = tile(args.source, model, args.gigabytes, layout)
+    name = os.path.basename(args.source)
+    what = (f"{copies} copies of {name}" if layout == "copies"
+            else f"the embeddings and 1-D tensors of {name} once, its layers' matrices {copies} times")
+    print(f"model ({layout}): {what}, {size / 1e9:.3f} GB; format {args.format}")
     print(f"{'state':6} {'what':14} {'seconds':>8} {'GB/s':>7} {'x read':>7}  (median of {args.repeats})")
     for state in ("cold", "warm"):
         def prepare():
@@ -113,18 +149,9 @@ def main():
             print(f"{state:6} {'greyctl ' + backend:14} {seconds:8.3f} {size / seconds / 1e9:7.2f} "
                   f"{read / seconds:7.2f}  ({total['bytes_in'] / 1e9:.3f} GB quantized to {total['bytes_out'] / 1e6:.0f} MB, "
                   f"the rest copied; rel RMSE {total['rel_rmse']:.5f})")
-    # What a run costs beyond its bytes (process start, the backend's and the device's initialisation):
-    # the same command on the one-copy source, warm.
-    source_size = os.path.getsize(args.source)
-    for backend in args.backend.split(","):
-        timed_read(args.source)
-        seconds, _ = timed_quantize(args, backend, args.source, output)
-        print(f"{'warm':6} {'greyctl ' + backend:14} {seconds:8.3f}  on the source alone ({source_size / 1e6:.0f} MB): "
-              f"the fixed cost of a run")
     os.remove(model)
     if os.path.exists(output):
         os.remove(output)
-    return 0
 
 
 if __name__ == "__main__":
