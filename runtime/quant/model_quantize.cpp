@@ -11,6 +11,7 @@
 #include "quant/host_memory_quantize.hpp"
 #include "quant/model_api_support.hpp"
 #include "quant/model_policy.hpp"
+#include "quant/staged_upload.hpp"
 #include "quant/write_behind.hpp"
 
 #include <nlohmann/json.hpp>
@@ -156,7 +157,8 @@ WriterHandle open_writer(const std::string& output, const grey_model* model, con
 // Where the tensors are quantized: host memory (no context: on the calling thread), the mapped file
 // itself through a context device's backend that takes host memory (the host device: on the context's
 // worker pool), or two buffers on a context's device, made once for the largest tensor and reused, so
-// that a model of thousands of tensors does not pay for an allocation and a free per tensor.
+// that a model of thousands of tensors does not pay for an allocation and a free per tensor; the
+// tensors reach the device through pinned chunks (StagedUpload).
 class Quantizer {
 public:
     Quantizer(const grey_model_quant_options& options, std::span<const Planned> planned) {
@@ -177,9 +179,10 @@ public:
         source_.reset(raw);
         check_api(grey_buffer_create(options.context, options.device, std::max<uint64_t>(largest_result, 1), &raw));
         destination_.reset(raw);
+        upload_.emplace(options.context, options.device, std::min(largest_source, StagedUpload::kChunkBytes));
     }
 
-    grey_quant_report operator()(const grey_model_tensor& t, const grey_quant_params& params, std::vector<unsigned char>& out) const {
+    grey_quant_report operator()(const grey_model_tensor& t, const grey_quant_params& params, std::vector<unsigned char>& out) {
         grey_quant_report report{};
         report.struct_size = sizeof report;
         if (host_backend_ != nullptr) {
@@ -190,7 +193,7 @@ public:
             check_api(grey_quantize(t.desc, t.data, t.size_bytes, &params, out.data(), out.size(), &report));
             return report;
         }
-        check_api(grey_buffer_write(source_.get(), 0, t.data, t.size_bytes));
+        (*upload_)(source_.get(), 0, {static_cast<const std::byte*>(t.data), t.size_bytes});
         check_api(grey_quantize_buffer(t.desc, source_.get(), 0, &params, destination_.get(), 0, &report));
         check_api(grey_buffer_read(destination_.get(), 0, out.data(), out.size()));
         return report;
@@ -199,6 +202,7 @@ public:
 private:
     const Backend* host_backend_ = nullptr;
     BufferHandle source_, destination_;
+    std::optional<StagedUpload> upload_;
 };
 
 // Keeps the pages of the tensor being worked on and of those after it, `window` bytes in all, on their
@@ -257,7 +261,7 @@ std::string quantize_model(const std::string& input, const char* output, const s
     // a GPU starts the device's context (a tenth of a second or more), which the disk can spend reading.
     ReadAhead read_ahead(*model, planned, read_ahead_bytes);
     read_ahead.at(0);
-    const Quantizer quantize_tensor(options, planned);
+    Quantizer quantize_tensor(options, planned);
     std::optional<WriteBehind> write_behind;
     if (writer) write_behind.emplace(writer.get(), model.get());
     uint64_t total_bytes = 0;
