@@ -1552,7 +1552,9 @@ GREY_API GREY_NODISCARD grey_status grey_buffer_checksum_async(const grey_buffer
  * with the copy into the cache enqueued on `stream` (of the buffer's device): *out_mapping is filled
  * when the call returns, but the bytes at its address are there only once the stream reaches this point
  * (grey_stream_synchronize, or an event recorded after the call, which other streams can wait for).
- * The codecs run on the host in this version: a compressed buffer is decoded on the calling thread
+ * A buffer compressed in device memory (or deduplicated with its stored blocks held so) whose blocks
+ * the device decodes is decoded on `stream` itself, straight into the working set, behind the work
+ * queued there: the call returns without waiting for it. Any other is decoded on the calling thread
  * during the call, and only the copy into the working set runs on the stream. A cache hit costs no copy;
  * a hit on a copy that another stream is still filling makes `stream` wait for that fill.
  *
@@ -1562,7 +1564,12 @@ GREY_API GREY_NODISCARD grey_status grey_buffer_checksum_async(const grey_buffer
  * queued work, at its next grey_stream_synchronize/query or by an event recorded after the call: the
  * buffer mapped for reading elsewhere when WRITE asks for copy on write (INVALID_ARGUMENT), a buffer
  * larger than the cache or mapped copies filling it (OUT_OF_MEMORY), a corrupted block of its container
- * (GREY_ERROR_CORRUPT naming the block). Such a failed mapping has address 0 and still takes its
+ * (GREY_ERROR_CORRUPT naming the block). A block that a decode on the stream finds corrupted is known
+ * only once the stream has run it, as CUDA reports a kernel's fault: the mapping then has its address,
+ * but work queued after it read wrong bytes for that block; the stream's next grey_stream_synchronize or
+ * grey_stream_query (not an event recorded after the call, in this version) returns GREY_ERROR_CORRUPT
+ * naming the block, and the cached copy is never handed to a later map (a map of the buffer while that
+ * copy is still mapped fails with the same error; once unmapped it is decoded again). Such a failed mapping has address 0 and still takes its
  * grey_buffer_unmap, so every call that returned GREY_OK is paired with one unmap. grey_buffer_unmap is
  * not enqueued: call it once the work that reads the mapping is done. A copy an async map is filling is
  * never evicted, nor its buffer moved, before the stream has written it, even after an early unmap.
