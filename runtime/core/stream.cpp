@@ -54,12 +54,17 @@ void destroy_stream_untracked(grey_stream* stream) noexcept {
             // an event may be blocked behind work the host must not wait for here.
             if (!owned->wraps_native || owned->carried_work.load()) owned->backend->stream_synchronize(owned->handle);
             finished = true;
-            // An async map's decode found faulty once the stream ran it, kept like the stream's own.
-            if (!failure.has_value()) failure = owned->context->tiers->take_fill_failure(*owned, true);
         } catch (const Error& e) {
             failure = e;
         } catch (const std::exception& e) {
             failure = Error(GREY_ERROR_INTERNAL, e.what());
+        }
+        // An async map's decode found faulty once the stream ran it is kept like the stream's own; after
+        // this no fill queued on the stream is left to report to it (a new stream may take its address).
+        try {
+            std::optional<Error> fill_failure = owned->context->tiers->take_fill_failure(*owned, true);
+            if (!failure.has_value()) failure = std::move(fill_failure);
+        } catch (...) {
         }
         // Buffers' records of work on this stream end with it, once that work is known to be done (a
         // wrapper that carried none has no records); after a failed wait they stay until the buffer goes.

@@ -1057,6 +1057,13 @@ TEST(CudaFake, ACorruptBlockDecodedOnTheStreamIsReportedAtSynchronize) {
     grey_buffer_destroy(other);
     EXPECT_EQ(grey_stream_synchronize(stream), GREY_ERROR_CORRUPT);
     EXPECT_TRUE(contains(grey_last_error(), "block 0 of 6")) << grey_last_error();
+    // A stream destroyed before its synchronize takes the failure with it (logged): none is left for a
+    // stream made next, which may have its address.
+    ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    grey_stream_destroy(stream);
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
     grey_stream_destroy(stream);
     grey_buffer_destroy(b);
     EXPECT_EQ(c.stats().cache_bytes, 0u);
