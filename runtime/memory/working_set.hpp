@@ -8,7 +8,10 @@
 // copy: freeing it loses nothing, since the buffer keeps its own residency. A copy that an async map
 // fills on a stream is pending until the event recorded after the fill completes: it is never freed
 // before (the stream still writes it, from host memory the entry keeps), and a map of it on another
-// stream waits for that event. Not synchronised: the memory tiers call it under their mutex.
+// stream waits for that event. A fill decoded on the device carries a check of its fault bits, run
+// when the fill is first seen complete (queried, waited for, or freed): a copy that fails it, like one
+// whose stream failed, is never handed to a later map, and goes with its last unmap. Not synchronised:
+// the memory tiers call it (and so the checks) under their mutex.
 #pragma once
 
 #include "core/error.hpp"
