@@ -1548,11 +1548,13 @@ GREY_API GREY_NODISCARD grey_status grey_buffer_checksum_async(const grey_buffer
 
 /* grey_buffer_map_access on a stream, for streaming a model through the working-set cache layer by layer:
  * map layer N+1 on one stream while layer N is computed on another. A raw buffer (every unsealed one)
- * is mapped at once. Any other is decoded into the working-set cache, as grey_buffer_map_access does,
- * with the copy into the cache enqueued on `stream` (of the buffer's device): *out_mapping is filled
- * when the call returns, but the bytes at its address are there only once the stream reaches this point
- * (grey_stream_synchronize, or an event recorded after the call, which other streams can wait for).
- * The codecs run on the host in this version: a compressed buffer is decoded on the calling thread
+ * is mapped at once. Any other is put into the working-set cache, as grey_buffer_map_access does, by
+ * work enqueued on `stream` (of the buffer's device): *out_mapping is filled when the call returns, but
+ * the bytes at its address are there only once the stream reaches this point (grey_stream_synchronize,
+ * or an event recorded after the call, which other streams can wait for). A buffer compressed in device
+ * memory (or deduplicated with its stored blocks held so) whose blocks the device decodes is decoded on
+ * `stream` itself, straight into the working set, behind the work queued there: the call waits for
+ * nothing but reading a container's header and table back. Any other is decoded on the calling thread
  * during the call, and only the copy into the working set runs on the stream. A cache hit costs no copy;
  * a hit on a copy that another stream is still filling makes `stream` wait for that fill.
  *
@@ -1563,9 +1565,15 @@ GREY_API GREY_NODISCARD grey_status grey_buffer_checksum_async(const grey_buffer
  * buffer mapped for reading elsewhere when WRITE asks for copy on write (INVALID_ARGUMENT), a buffer
  * larger than the cache or mapped copies filling it (OUT_OF_MEMORY), a corrupted block of its container
  * (GREY_ERROR_CORRUPT naming the block). Such a failed mapping has address 0 and still takes its
- * grey_buffer_unmap, so every call that returned GREY_OK is paired with one unmap. grey_buffer_unmap is
- * not enqueued: call it once the work that reads the mapping is done. A copy an async map is filling is
- * never evicted, nor its buffer moved, before the stream has written it, even after an early unmap.
+ * grey_buffer_unmap, so every call that returned GREY_OK is paired with one unmap. A block that a decode
+ * on the stream finds corrupted is known only once the stream has run it, as CUDA reports a kernel's
+ * fault: that mapping has its address, but work queued after it read wrong bytes for the block; the
+ * stream's next grey_stream_synchronize or grey_stream_query (not an event recorded after the call, in
+ * this version) returns GREY_ERROR_CORRUPT naming the block, and the copy is never handed to a later map
+ * (a map of the buffer while it is still mapped fails with the same error; once it is unmapped the
+ * buffer is decoded again). grey_buffer_unmap is not enqueued: call it once the work that reads the
+ * mapping is done. A copy an async map is filling is never evicted, nor its buffer moved, before the
+ * stream has written it, even after an early unmap.
  * Thread-safe. Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_buffer_map_async(grey_buffer* buffer, grey_map_access access,
                                                           grey_buffer_mapping* out_mapping, grey_stream* stream);

@@ -361,7 +361,26 @@ typedef struct grey_backend_vtable {
      * (CUDA: CU_EVENT_DISABLE_TIMING). Freed with event_destroy (0.2, optional: the runtime uses
      * event_create without it). */
     grey_status (*event_create_untimed)(void* state, uint32_t device, grey_backend_event** out_event);
+
+    /* codec_decode's job enqueued on `stream` behind the work already queued there (0.2, optional: without
+     * it an async map decodes on the calling thread and queues a copy). Returns once the work is queued.
+     * `faults` is a device buffer of this backend's, on the output's device, that the runtime allocated
+     * with at least GREY_BACKEND_CODEC_DECODE_ASYNC_BYTES(count) bytes and leaves untouched until the
+     * stream has passed the work: the stream writes block i's fault bits (as codec_decode's out_faults) to
+     * its uint32 i, and the runtime reads them back then. The bytes from GREY_BACKEND_CODEC_FAULTS_BYTES(count)
+     * on are the backend's to use for the work (the job table it uploads), so that nothing of its own has
+     * to outlive the call. A block that faulted leaves its output undefined; the runtime reports it
+     * through the stream. */
+    grey_status (*codec_decode_async)(void* state, grey_backend_stream* stream, grey_backend_buffer* const* containers,
+                                      grey_backend_buffer* output, const grey_backend_codec_block* blocks, uint32_t count,
+                                      grey_backend_buffer* faults);
 } grey_backend_vtable;
+
+/* codec_decode_async's `faults` buffer: count uint32 of fault bits, rounded up to 8 bytes, then room for
+ * the count blocks' table. */
+#define GREY_BACKEND_CODEC_FAULTS_BYTES(count) (((uint64_t)(count) * 4u + 7u) / 8u * 8u)
+#define GREY_BACKEND_CODEC_DECODE_ASYNC_BYTES(count) \
+    (GREY_BACKEND_CODEC_FAULTS_BYTES(count) + (uint64_t)(count) * sizeof(grey_backend_codec_block))
 
 /* The vtable size of the smallest plugin the loader accepts: everything up to the appended slots. */
 #define GREY_BACKEND_VTABLE_MIN_SIZE offsetof(grey_backend_vtable, memory_stats)

@@ -35,6 +35,22 @@ void codec_decode(DeviceRuntime& device, CUdeviceptr output, std::span<const com
     });
 }
 
+void codec_decode_on(DeviceRuntime& device, CUstream stream, CUdeviceptr output, std::span<const common::CodecBlockJob> jobs, CUdeviceptr faults,
+                     CUdeviceptr job_table) {
+    if (jobs.empty()) return;
+    // The table goes up synchronously, through the device's own stream (which carries only the short
+    // synchronous operations, never the caller's work): it then lies in the runtime's buffer before the
+    // kernel is queued, and the host vector may go when this returns. An async upload from pageable
+    // memory would rely on the driver staging it at once; pinned staging would have to outlive the call.
+    device.write(job_table, jobs.data(), jobs.size_bytes());
+    device.exclusive([&] {
+        const CodecKernels& kernels = device.codec_kernels();
+        auto count = static_cast<unsigned int>(jobs.size());
+        void* params[] = {&output, &job_table, &count, &faults};
+        device.launch_on(stream, kernels.decode, grid_for(jobs.size(), kDecodeWarpsPerBlock), 32 * kDecodeWarpsPerBlock, 0, params);
+    });
+}
+
 void block_hashes(DeviceRuntime& device, CUdeviceptr data, uint64_t size, uint32_t block_size, uint64_t seed, std::span<uint64_t> hashes) {
     if (size == 0) return;
     device.exclusive([&] {

@@ -326,6 +326,24 @@ grey_status cuda_codec_decode(void* state, grey_backend_buffer* const* container
     });
 }
 
+// The job table goes into the runtime's `faults` buffer after the fault bits: the runtime keeps that
+// buffer until the stream has run the kernel, so nothing of the backend's has to outlive the call.
+grey_status cuda_codec_decode_async(void* state, grey_backend_stream* stream, grey_backend_buffer* const* containers, grey_backend_buffer* output,
+                                    const grey_backend_codec_block* blocks, uint32_t count, grey_backend_buffer* faults) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        if (faults->size < GREY_BACKEND_CODEC_DECODE_ASYNC_BYTES(count))
+            throw std::invalid_argument("codec_decode_async: the faults buffer holds " + std::to_string(faults->size) + " bytes, fewer than " +
+                                        std::to_string(GREY_BACKEND_CODEC_DECODE_ASYNC_BYTES(count)) + " for " + std::to_string(count) + " blocks");
+        std::vector<common::CodecBlockJob> jobs(count);
+        std::memcpy(jobs.data(), blocks, count * sizeof *blocks);
+        for (uint32_t i = 0; i < count; ++i) jobs[i].payload += containers[i]->pointer;
+        codec_decode_on(*stream->runtime, stream->stream, output->pointer, jobs, faults->pointer,
+                        faults->pointer + GREY_BACKEND_CODEC_FAULTS_BYTES(count));
+        return GREY_OK;
+    });
+}
+
 grey_status cuda_block_hashes(void* state, grey_backend_buffer* buffer, uint64_t offset, uint64_t size, uint32_t block_size, uint64_t seed,
                               uint64_t* out_hashes) {
     CudaState& s = state_of(state);
@@ -766,6 +784,7 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.host_alloc = cuda_host_alloc;
     vt.codec_decode = cuda_codec_decode;
     vt.block_hashes = cuda_block_hashes;
+    vt.codec_decode_async = cuda_codec_decode_async;
     vt.kv_store = cuda_kv_store;
     vt.kv_compress = cuda_kv_compress;
     vt.kv_attend = cuda_kv_attend;

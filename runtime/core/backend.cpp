@@ -266,6 +266,14 @@ void Backend::codec_decode(std::span<grey_backend_buffer* const> containers, gre
           "codec_decode");
 }
 
+void Backend::codec_decode_async(grey_backend_stream* stream, std::span<grey_backend_buffer* const> containers, grey_backend_buffer* output,
+                                 std::span<const grey_backend_codec_block> blocks, grey_backend_buffer* faults) const {
+    if (blocks.empty()) return;
+    if (containers.size() != blocks.size()) fail(GREY_ERROR_INTERNAL, "codec_decode_async: a container for each block");
+    check(vtable_.codec_decode_async(state_, stream, containers.data(), output, blocks.data(), static_cast<uint32_t>(blocks.size()), faults),
+          "codec_decode_async");
+}
+
 void Backend::block_hashes(grey_backend_buffer* buffer, uint64_t offset, uint64_t size, uint32_t block_size, uint64_t seed,
                            std::span<uint64_t> hashes) const {
     // The slot writes one hash per block into the table it is given: the table must hold exactly that.

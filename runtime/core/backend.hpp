@@ -99,6 +99,11 @@ public:
     [[nodiscard]] bool has_codec_decode() const noexcept { return vtable_.codec_decode != nullptr; }
     void codec_decode(std::span<grey_backend_buffer* const> containers, grey_backend_buffer* output, std::span<const grey_backend_codec_block> blocks,
                       std::span<uint32_t> faults) const;
+    // The same enqueued on `stream` (codec_decode_async): the fault bits reach `faults` (a buffer of
+    // GREY_BACKEND_CODEC_DECODE_ASYNC_BYTES(count) the caller keeps until the stream is past the work).
+    [[nodiscard]] bool has_codec_decode_async() const noexcept { return vtable_.codec_decode_async != nullptr; }
+    void codec_decode_async(grey_backend_stream* stream, std::span<grey_backend_buffer* const> containers, grey_backend_buffer* output,
+                            std::span<const grey_backend_codec_block> blocks, grey_backend_buffer* faults) const;
     // The deduplication hashes of a range's blocks, on the device (block_hashes).
     [[nodiscard]] bool has_block_hashes() const noexcept { return vtable_.block_hashes != nullptr; }
     void block_hashes(grey_backend_buffer* buffer, uint64_t offset, uint64_t size, uint32_t block_size, uint64_t seed,

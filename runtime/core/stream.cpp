@@ -26,6 +26,13 @@ void drain_backend_stream(grey_stream& stream) {
     }
 }
 
+void keep_fill_failure(grey_stream& stream, bool stream_goes) {
+    std::optional<Error> failure = stream.context->tiers->take_fill_failure(stream, stream_goes);
+    if (!failure.has_value()) return;
+    std::lock_guard lock(stream.mutex);
+    if (!stream.kept.has_value()) stream.kept = std::move(failure);
+}
+
 grey_stream& stream_for(grey_stream* stream, const grey_buffer& buffer, const char* call) {
     require_non_null(stream, "stream");
     if (stream->context != buffer.context) fail(GREY_ERROR_INVALID_ARGUMENT, std::string(call) + ": the stream belongs to another context than the buffer");
@@ -51,6 +58,13 @@ void destroy_stream_untracked(grey_stream* stream) noexcept {
             failure = e;
         } catch (const std::exception& e) {
             failure = Error(GREY_ERROR_INTERNAL, e.what());
+        }
+        // An async map's decode found faulty once the stream ran it is kept like the stream's own; after
+        // this no fill queued on the stream is left to report to it (a new stream may take its address).
+        try {
+            std::optional<Error> fill_failure = owned->context->tiers->take_fill_failure(*owned, true);
+            if (!failure.has_value()) failure = std::move(fill_failure);
+        } catch (...) {
         }
         // Buffers' records of work on this stream end with it, once that work is known to be done (a
         // wrapper that carried none has no records); after a failed wait they stay until the buffer goes.
@@ -120,6 +134,7 @@ grey_status grey_stream_synchronize(grey_stream* stream) {
     return grey::abi_guard([&] {
         grey::require_non_null(stream, "stream");
         if (stream->handle != nullptr) stream->backend->stream_synchronize(stream->handle);
+        grey::keep_fill_failure(*stream, false);
         grey::throw_kept(stream->mutex, stream->kept, true);
     });
 }
@@ -132,6 +147,7 @@ grey_status grey_stream_query(grey_stream* stream, uint32_t* out_done) {
             *out_done = 0;
             return;
         }
+        grey::keep_fill_failure(*stream, false);
         grey::throw_kept(stream->mutex, stream->kept, true);
         *out_done = 1;
     });

@@ -51,6 +51,10 @@ void log_synchronous(grey_stream& stream);
 // Waits for the backend stream's work, keeping its failure as the stream's (call with stream.mutex held).
 void drain_backend_stream(grey_stream& stream);
 
+// Keeps, as the stream's failure, what the memory tiers found wrong in the async decodes of maps
+// queued on it that have run (memory::Tiers::take_fill_failure); call without stream.mutex held.
+void keep_fill_failure(grey_stream& stream, bool stream_goes);
+
 // Enqueues work on the stream: `enqueue(handle)` on a backend stream that can enqueue it; otherwise
 // `run()` at once, after the stream's earlier work, keeping its failure for the next synchronize.
 template <typename Enqueue, typename Run>

@@ -85,6 +85,23 @@ void decode_device_container(const Backend& backend, grey_backend_buffer* contai
     }
 }
 
+std::optional<ContainerJobs> device_container_jobs(const Backend& backend, grey_backend_buffer* container, uint64_t container_size, uint64_t raw_size) {
+    if (container_size < codec::kHeaderSize) return std::nullopt;
+    codec::ContainerInfo info;
+    const std::vector<std::byte> table = read_table(backend, container, container_size, info);
+    if (info.raw_size != raw_size)
+        fail(GREY_ERROR_CORRUPT, "codec container: raw size " + std::to_string(info.raw_size) + ", expected " + std::to_string(raw_size));
+    codec::DeviceDecodePlan plan = codec::device_decode_plan(table, info, 0, raw_size);
+    if (!plan.host_blocks.empty()) return std::nullopt;
+    ContainerJobs out;
+    out.blocks.reserve(plan.jobs.size());
+    for (const common::CodecBlockJob& job : plan.jobs) out.blocks.push_back(as_backend_block(job));
+    out.job_blocks = std::move(plan.job_blocks);
+    out.block_count = info.blocks.size();
+    out.block_size = info.block_size;
+    return out;
+}
+
 void read_device_container(const Backend& backend, grey_backend_buffer* container, uint64_t container_size, uint64_t offset,
                            std::span<std::byte> out) {
     if (out.empty()) return;

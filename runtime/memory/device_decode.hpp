@@ -9,7 +9,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
+#include <vector>
 
 namespace grey {
 class Backend;
@@ -25,6 +27,18 @@ grey_backend_codec_block as_backend_block(const common::CodecBlockJob& job) noex
 // the host.
 void decode_device_container(const Backend& backend, grey_backend_buffer* container, uint64_t container_size, grey_backend_buffer* target,
                              uint64_t target_offset, uint64_t raw_size);
+
+// The device jobs that decode the whole `container_size`-byte container at the start of `container` (of
+// `raw_size` raw bytes) into an output from its first byte, each job's block index, and the container's
+// block count; nullopt when some block only the host decodes (lz4, zstd) or the container is too short
+// for a header (the host decoder then names the problem). The header and the table are checked.
+struct ContainerJobs {
+    std::vector<grey_backend_codec_block> blocks;
+    std::vector<uint32_t> job_blocks;
+    uint64_t block_count = 0;
+    uint64_t block_size = 0;
+};
+std::optional<ContainerJobs> device_container_jobs(const Backend& backend, grey_backend_buffer* container, uint64_t container_size, uint64_t raw_size);
 
 // Decodes the raw bytes at `offset` of the `container_size`-byte container at the start of `container`
 // into `out` on the host, reading back only the header, the table and the payloads of the blocks the

@@ -147,6 +147,18 @@ decltype(WorkingSetCache::FillSource::device) device_scratch(const Backend& back
     return out;
 }
 
+// What the device decoder's fault bits (common/codec_decode.hpp) say, in words.
+std::string fault_text(uint32_t faults) {
+    static constexpr std::pair<uint32_t, const char*> kNames[] = {
+        {common::kFaultLayout, "a header field or sizes that do not add up"}, {common::kFaultTable, "an rANS table that is not a distribution"},
+        {common::kFaultLane, "an rANS lane that overruns"},                  {common::kFaultBitmask, "a mask that contradicts its count"},
+        {common::kFaultChecksum, "decoded bytes that fail the checksum"},    {common::kFaultCodec, "a codec no device decoder has"}};
+    std::string out;
+    for (const auto& [bit, name] : kNames)
+        if ((faults & bit) != 0) out += (out.empty() ? "" : ", ") + std::string(name);
+    return out.empty() ? "fault bits " + std::to_string(faults) : out;
+}
+
 }  // namespace
 
 Tiers::Tiers(const std::vector<std::unique_ptr<Device>>& devices, const config::Config& config)
@@ -580,6 +592,9 @@ uint64_t Tiers::compress_blocks_locked(const grey_buffer& buffer, grey_residency
     const Residency& r = buffer.residency;
     const codec::EncodeOptions options = encode_options(buffer, resolved, r.block_size);  // one container block per stored block
     SharedBlockStore& store = *at(buffer.device).store;
+    // A stored block changed in place frees its old storage, which an async map's decode queued on a
+    // stream may still read (any buffer's that shares it): those fills end first.
+    at(buffer.device).cache->settle_all(true);
     std::set<const SharedBlock*> seen;  // a block this buffer holds twice is compressed once
     uint64_t changed = 0;
     for (uint64_t b = 0; b < r.blocks.size(); ++b) {
@@ -615,7 +630,11 @@ void Tiers::map(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping
         grey_backend_buffer* copy = cache.pin(&buffer, buffer.size, [&](grey_backend_buffer* target) { materialize_locked(buffer, target); });
         try {
             // A copy an async map is still filling on a stream is ready once that stream gets there.
-            if (grey_backend_event* ready = cache.pending_event(&buffer)) buffer.backend->event_synchronize(ready);
+            if (grey_backend_event* ready = cache.pending_event(&buffer)) {
+                buffer.backend->event_synchronize(ready);
+                // A block that fill decoded wrong: this map gets no wrong bytes (the stream reports it too).
+                if (std::optional<Error> failure = cache.fill_failure(&buffer)) throw *failure;
+            }
             buffer.backend->buffer_map(copy, mapping);
         } catch (...) {
             cache.unpin(&buffer);
@@ -623,6 +642,120 @@ void Tiers::map(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping
         }
     }
     buffer.map_count.fetch_add(1);
+}
+
+bool Tiers::decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buffer* target, grey_stream& stream,
+                                    WorkingSetCache::FillSource& source) {
+    const Backend& backend = *buffer.backend;
+    const Residency& r = buffer.residency;
+    if (!backend.has_codec_decode_async()) return false;
+    // The jobs, and for each the buffer's block it writes and how that block is held (for a fault's message).
+    std::vector<grey_backend_buffer*> containers;
+    std::vector<grey_backend_codec_block> blocks;
+    std::vector<uint64_t> job_blocks;
+    std::vector<grey_codec> job_codecs;
+    uint64_t block_size = 0, block_count = 0;
+    if (r.kind == GREY_RESIDENCY_COMPRESSED_DEVICE) {
+        std::optional<ContainerJobs> jobs = device_container_jobs(backend, r.device_container, r.container_size, buffer.size);
+        if (!jobs) return false;
+        blocks = std::move(jobs->blocks);
+        job_blocks.assign(jobs->job_blocks.begin(), jobs->job_blocks.end());
+        containers.assign(blocks.size(), r.device_container);
+        job_codecs.assign(blocks.size(), r.codec);
+        block_size = jobs->block_size;
+        block_count = jobs->block_count;
+    } else if (r.kind == GREY_RESIDENCY_DEDUPLICATED) {
+        // Stored blocks held raw are copied on the stream, constant blocks filled there; one held any
+        // other way than those and compressed in device memory in a codec the device decodes needs the host.
+        for (uint64_t b = 0; b < r.blocks.size(); ++b) {
+            const BlockRef& ref = r.blocks[b];
+            if (ref.kind != BlockRef::Kind::shared || ref.block->tier == GREY_RESIDENCY_RAW) continue;
+            if (ref.block->tier != GREY_RESIDENCY_COMPRESSED_DEVICE || !ref.block->device_job) return false;
+            grey_backend_codec_block block = as_backend_block(*ref.block->device_job);
+            block.output = b * r.block_size;
+            containers.push_back(ref.block->storage);
+            blocks.push_back(block);
+            job_blocks.push_back(b);
+            job_codecs.push_back(ref.block->codec);
+        }
+        block_size = r.block_size;
+        block_count = r.blocks.size();
+    } else {
+        return false;
+    }
+    if (blocks.empty()) return false;  // nothing to decode: the other routes serve it
+    const Device& dev = *devices_.at(buffer.device);
+    // The fault bits and the backend's job table, kept by the fill until the stream has run the decode.
+    auto faults = device_scratch(backend, dev.index_in_backend, GREY_BACKEND_CODEC_DECODE_ASYNC_BYTES(blocks.size()));
+    if (!faults) return false;
+    try {
+        if (r.kind == GREY_RESIDENCY_DEDUPLICATED) {
+            // Host bytes of the one-value blocks, sized first: the stream reads them where they are.
+            uint64_t fill_bytes = 0;
+            for (uint64_t b = 0; b < r.blocks.size(); ++b)
+                if (r.blocks[b].kind == BlockRef::Kind::fill) fill_bytes += std::min<uint64_t>(r.block_size, buffer.size - b * r.block_size);
+            source.host.resize(fill_bytes);
+            uint64_t at_host = 0;
+            for (uint64_t b = 0; b < r.blocks.size(); ++b) {
+                const uint64_t start = b * r.block_size, size = std::min<uint64_t>(r.block_size, buffer.size - start);
+                const BlockRef& ref = r.blocks[b];
+                if (ref.kind == BlockRef::Kind::zero) {
+                    backend.buffer_fill_async(stream.handle, target, start, 0, size);
+                } else if (ref.kind == BlockRef::Kind::fill) {
+                    std::byte* bytes = source.host.data() + at_host;
+                    for (uint64_t i = 0; i < size; ++i) bytes[i] = reinterpret_cast<const std::byte*>(&ref.fill_value)[i % kConstantWidth];
+                    backend.buffer_write_async(stream.handle, target, start, bytes, size);
+                    at_host += size;
+                } else if (ref.block->tier == GREY_RESIDENCY_RAW) {
+                    backend.buffer_copy_async(stream.handle, target, start, ref.block->storage, 0, size);
+                }
+            }
+        }
+        backend.codec_decode_async(stream.handle, containers, target, blocks, faults.get());
+    } catch (...) {
+        // Work may be queued that reads `source` and writes `target`: both go once the stream is past it.
+        try {
+            backend.stream_synchronize(stream.handle);
+        } catch (...) {
+        }
+        throw;
+    }
+    // Run under the lock, from the cache, once the stream has passed the decode. A faulted block was
+    // read wrong by the work queued after the map; the copy is dropped (the cache counts the fill as
+    // failed), so that no later map is handed it, and the failure waits for the stream's synchronize.
+    source.check = [this, &backend, faults = faults.get(), job_blocks = std::move(job_blocks), job_codecs = std::move(job_codecs), block_size,
+                    block_count, size = buffer.size, dedup = r.kind == GREY_RESIDENCY_DEDUPLICATED, key = &stream]() -> std::optional<Error> {
+        std::vector<uint32_t> bits(job_blocks.size());
+        backend.buffer_read(faults, 0, bits.data(), bits.size() * sizeof(uint32_t));
+        const auto bad = std::find_if(bits.begin(), bits.end(), [](uint32_t f) { return f != common::kFaultNone; });
+        if (bad == bits.end()) return std::nullopt;
+        const size_t j = static_cast<size_t>(bad - bits.begin());
+        const uint64_t b = job_blocks[j];
+        const std::string what = (dedup ? "stored block " : "block ") + std::to_string(b) + " of " + std::to_string(block_count) +
+                                 (dedup ? " of the buffer" : " of the buffer's container") + " (bytes " + std::to_string(b * block_size) + ".." +
+                                 std::to_string(std::min<uint64_t>((b + 1) * block_size, size)) + ", compressed on the device with " +
+                                 grey_codec_name(job_codecs[j]) + ")";
+        Error failure(GREY_ERROR_CORRUPT, what + " is corrupt (the device decoder found " + fault_text(*bad) + ", in " +
+                                              std::to_string(std::count_if(bits.begin(), bits.end(), [](uint32_t f) { return f != 0; })) +
+                                              " block(s) in all): work queued on the stream after the map read wrong bytes there; "
+                                              "the working-set copy is not kept, so the next map decodes the buffer again");
+        fill_failures_.try_emplace(key, GREY_ERROR_CORRUPT, std::string("grey_buffer_map_async: ") + failure.what());
+        return failure;
+    };
+    source.device = std::move(faults);
+    return true;
+}
+
+std::optional<Error> Tiers::take_fill_failure(const grey_stream& stream, bool stream_goes) {
+    if (stream.handle == nullptr || !stream.backend->has_codec_decode_async()) return std::nullopt;  // never queues a decode
+    std::lock_guard lock(mutex_);
+    if (const auto found = per_device_.find(stream.device); found != per_device_.end())
+        found->second.cache->settle_all(false, stream_goes ? stream.handle : nullptr);
+    const auto failure = fill_failures_.find(&stream);
+    if (failure == fill_failures_.end()) return std::nullopt;
+    Error out = failure->second;
+    fill_failures_.erase(failure);
+    return out;
 }
 
 std::optional<Error> Tiers::map_async(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping& mapping, grey_stream& stream) {
@@ -648,18 +781,22 @@ std::optional<Error> Tiers::map_async(grey_buffer& buffer, grey_map_access acces
                     materialize_locked(buffer, target);
                     return;
                 }
-                // Decode or gather now, on the calling thread's time (while the device works through
-                // what is queued), and queue the copy into the working set behind that work: on the
-                // device, into memory of its own, when nothing has to cross to the host and there is
-                // room; through host memory otherwise.
-                if (assembles_on_device(backend, buffer.residency)) source.device = device_scratch(backend, dev.index_in_backend, buffer.size);
-                if (source.device) {
-                    materialize_locked(buffer, source.device.get());
-                    backend.buffer_copy_async(stream.handle, target, 0, source.device.get(), 0, buffer.size);
-                } else {
-                    source.host.resize(buffer.size);
-                    read_locked(buffer, 0, source.host);
-                    backend.buffer_write_async(stream.handle, target, 0, source.host.data(), source.host.size());
+                // Decoded on the stream itself, straight into the working set, where the device decodes
+                // every block. Otherwise decode or gather now, on the calling thread's time (while the
+                // device works through what is queued), and queue the copy into the working set behind
+                // that work: on the device, into memory of its own, when nothing has to cross to the host
+                // and there is room; through host memory otherwise.
+                if (!decode_on_stream_locked(buffer, target, stream, source)) {
+                    if (assembles_on_device(backend, buffer.residency))
+                        source.device = device_scratch(backend, dev.index_in_backend, buffer.size);
+                    if (source.device) {
+                        materialize_locked(buffer, source.device.get());
+                        backend.buffer_copy_async(stream.handle, target, 0, source.device.get(), 0, buffer.size);
+                    } else {
+                        source.host.resize(buffer.size);
+                        read_locked(buffer, 0, source.host);
+                        backend.buffer_write_async(stream.handle, target, 0, source.host.data(), source.host.size());
+                    }
                 }
                 try {
                     backend.event_record(ready.get(), stream.handle);
@@ -675,6 +812,7 @@ std::optional<Error> Tiers::map_async(grey_buffer& buffer, grey_map_access acces
             });
             try {
                 if (enqueued) {
+                    source.stream = stream.handle;
                     cache.set_pending(&buffer, ready.release(), std::move(source));
                 } else if (grey_backend_event* pending = cache.pending_event(&buffer)) {
                     // A hit on a copy another stream is still filling: this stream waits for it too.

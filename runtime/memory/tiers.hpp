@@ -59,6 +59,11 @@ public:
     // report (the mapping then counts, with address 0, until its unmap); nullopt when mapped.
     std::optional<Error> map_async(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping& mapping, grey_stream& stream);
     void unmap(grey_buffer& buffer);
+    // The first failure found in the async decodes map_async queued on `stream` (a block the device's
+    // decoder faulted on), forgotten once taken: fills seen complete are checked first (with
+    // `stream_goes`, the fills queued on the stream are waited for, so none is left to report to it after
+    // it is gone). grey_stream_synchronize and grey_stream_query keep it as the stream's.
+    std::optional<Error> take_fill_failure(const grey_stream& stream, bool stream_goes);
     // Moves the device's sealed buffers as `policy` says, taking the lock for one buffer at a time (so a
     // pass over many buffers holds other calls up for one move at most; buffers created during the pass
     // wait for the next). Mapped buffers and buffers a call is using are skipped; so is a buffer with
@@ -135,6 +140,11 @@ private:
     // Writes the buffer's whole contents into `target`, a device buffer of its size on its device.
     void materialize_locked(const grey_buffer& buffer, grey_backend_buffer* target);
     void change_locked(grey_buffer& buffer, grey_residency residency, grey_codec codec);
+    // An async map's fill of `target` decoded on `stream` itself (codec_decode_async): taken when every
+    // block of the buffer is decoded, copied or filled on the device and at least one is decoded, with
+    // `source` keeping the fault bits (and any host bytes the stream reads) and checking them once the
+    // fill has run. False (nothing queued) when the buffer needs another route.
+    bool decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buffer* target, grey_stream& stream, WorkingSetCache::FillSource& source);
     // Copy on write of a sealed buffer mapped for writing: raw memory of its own, unsealed.
     void copy_on_write_locked(grey_buffer& buffer, const char* call);
     // The block hashes of blocks [first, first + count) of a raw buffer, computed where it lies by the
@@ -176,6 +186,9 @@ private:
     bool compress_;
     BlockHash hash_ = xxh3_block_hash;
     bool hash_on_device_ = true;  // false once hash_ is replaced
+    // Failures that async decodes' checks found, for the streams that queued them (take_fill_failure);
+    // before per_device_, whose caches run the checks.
+    std::map<const grey_stream*, Error> fill_failures_;
     std::map<uint32_t, DeviceTiers> per_device_;
     std::set<grey_buffer*> buffers_;
     uint64_t next_sequence_ = 1;

@@ -16,14 +16,28 @@ WorkingSetCache::~WorkingSetCache() {
     while (!entries_.empty()) free_entry(entries_.begin());
 }
 
-bool WorkingSetCache::settle(Entry& entry) noexcept {
+bool WorkingSetCache::settle(Entry& entry, bool wait) noexcept {
     if (entry.ready == nullptr) return true;
+    bool stream_failed = false;
     try {
-        if (!backend_.event_query(entry.ready)) return false;
+        if (wait)
+            backend_.event_synchronize(entry.ready);
+        else if (!backend_.event_query(entry.ready))
+            return false;
     } catch (...) {
         // The stream failed at or before the fill: the copy may not hold the buffer's bytes.
-        entry.fill_failed = true;
+        stream_failed = true;
     }
+    if (!stream_failed && entry.source.check) {
+        try {
+            entry.failure = entry.source.check();
+        } catch (const Error& e) {
+            entry.failure = e;
+        } catch (...) {
+            entry.failure = Error(GREY_ERROR_INTERNAL, "checking an async fill of the working set failed");
+        }
+    }
+    entry.fill_failed = stream_failed || entry.failure.has_value();
     backend_.event_destroy(entry.ready);
     entry.ready = nullptr;
     entry.source = FillSource{};
@@ -44,6 +58,17 @@ grey_backend_event* WorkingSetCache::pending_event(const grey_buffer* owner) {
 
 bool WorkingSetCache::fill_pending(const grey_buffer* owner) { return pending_event(owner) != nullptr; }
 
+std::optional<Error> WorkingSetCache::fill_failure(const grey_buffer* owner) {
+    const auto found = entries_.find(owner);
+    if (found == entries_.end() || !settle(found->second)) return std::nullopt;
+    return found->second.failure;
+}
+
+void WorkingSetCache::settle_all(bool wait_all, const grey_backend_stream* wait_for) noexcept {
+    for (auto& [owner, entry] : entries_)
+        (void)settle(entry, wait_all || (wait_for != nullptr && entry.ready != nullptr && entry.source.stream == wait_for));
+}
+
 void WorkingSetCache::count(uint64_t tenant, bool hit) {
     (hit ? hits_ : misses_) += 1;
     auto& t = by_tenant_[tenant];
@@ -54,6 +79,7 @@ grey_backend_buffer* WorkingSetCache::pin(const grey_buffer* owner, uint64_t siz
     if (auto found = entries_.find(owner); found != entries_.end()) {
         // A copy whose fill failed is made again once nothing maps it.
         if (settle(found->second) && found->second.fill_failed) {
+            if (found->second.pins > 0 && found->second.failure) throw *found->second.failure;
             if (found->second.pins > 0)
                 fail(GREY_ERROR_INVALID_ARGUMENT, "the working-set copy of this buffer was filled on a stream that failed, and it is still mapped; "
                                                   "unmap every mapping of it, then map it again");
@@ -118,7 +144,9 @@ grey_backend_buffer* WorkingSetCache::pin(const grey_buffer* owner, uint64_t siz
 
 void WorkingSetCache::unpin(const grey_buffer* owner) noexcept {
     const auto found = entries_.find(owner);
-    if (found != entries_.end() && found->second.pins > 0) --found->second.pins;
+    if (found == entries_.end() || found->second.pins == 0) return;
+    // A copy whose fill is known to have failed goes with its last mapping: nothing is to read it again.
+    if (--found->second.pins == 0 && found->second.ready == nullptr && found->second.fill_failed) free_entry(found);
 }
 
 void WorkingSetCache::drop(const grey_buffer* owner) noexcept {
@@ -142,15 +170,9 @@ void WorkingSetCache::forget_evicted(const grey_buffer* owner) noexcept {
 }
 
 void WorkingSetCache::free_entry(std::map<const grey_buffer*, Entry>::iterator entry) noexcept {
-    if (entry->second.ready != nullptr) {
-        // A stream may still write the copy: wait for it (its failure belongs to that stream).
-        try {
-            backend_.event_synchronize(entry->second.ready);
-        } catch (...) {
-        }
-        backend_.event_destroy(entry->second.ready);
-    }
-    entry->second.source = FillSource{};
+    // A stream may still write the copy: wait for it (its failure belongs to that stream, and what the
+    // fill's check finds is reported by the check).
+    (void)settle(entry->second, true);
     backend_.buffer_free(entry->second.copy);
     bytes_ -= entry->second.size;
     recency_.erase(entry->second.recency);

@@ -8,9 +8,13 @@
 // copy: freeing it loses nothing, since the buffer keeps its own residency. A copy that an async map
 // fills on a stream is pending until the event recorded after the fill completes: it is never freed
 // before (the stream still writes it, from host memory the entry keeps), and a map of it on another
-// stream waits for that event. Not synchronised: the memory tiers call it under their mutex.
+// stream waits for that event. A fill decoded on the device carries a check of its fault bits, run
+// when the fill is first seen complete (queried, waited for, or freed): a copy that fails it, like one
+// whose stream failed, is never handed to a later map, and goes with its last unmap. Not synchronised:
+// the memory tiers call it (and so the checks) under their mutex.
 #pragma once
 
+#include "core/error.hpp"
 #include "grey_backend.h"
 
 #include <cstddef>
@@ -19,6 +23,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
 struct grey_buffer;
@@ -46,6 +51,11 @@ public:
     struct FillSource {
         std::vector<std::byte> host;
         std::unique_ptr<grey_backend_buffer, std::function<void(grey_backend_buffer*)>> device;
+        // Called once, when the fill is seen complete and its stream kept no failure (before `device`
+        // goes): what the copy turned out to lack (a block the device's decoder faulted on), which makes
+        // the fill a failed one; nullopt when the copy holds the buffer's bytes.
+        std::function<std::optional<Error>()> check;
+        const grey_backend_stream* stream = nullptr;  // the stream the fill is queued on
     };
     // The copy of `owner` (just pinned) is being filled on a stream: `ready` (recorded after the fill,
     // owned by the cache from now on) completes when it is written, and `source` is kept until then.
@@ -54,6 +64,11 @@ public:
     grey_backend_event* pending_event(const grey_buffer* owner);
     // True while an async fill of `owner`'s copy has not completed (the buffer must not move then).
     bool fill_pending(const grey_buffer* owner);
+    // What its check found wrong with `owner`'s completed fill (nullopt: nothing, or still running).
+    std::optional<Error> fill_failure(const grey_buffer* owner);
+    // Settles every fill seen complete, running its check; waits first for every fill (`wait_all`) or
+    // for those queued on `wait_for` (when not nullptr).
+    void settle_all(bool wait_all, const grey_backend_stream* wait_for = nullptr) noexcept;
     // Frees the copy of `owner`, if any (the buffer goes away or becomes raw).
     void drop(const grey_buffer* owner) noexcept;
 
@@ -78,10 +93,12 @@ private:
         std::list<const grey_buffer*>::iterator recency;
         grey_backend_event* ready = nullptr;  // an async fill not yet seen complete
         FillSource source;                    // what that fill reads
-        bool fill_failed = false;             // its stream reported a failure: the copy is not trusted
+        bool fill_failed = false;             // its stream reported a failure, or its check: the copy is not trusted
+        std::optional<Error> failure;         // what the check found
     };
-    // Forgets a completed fill's event and source; false while the fill is still running.
-    bool settle(Entry& entry) noexcept;
+    // Forgets a completed fill's event and source, after running its check; false while the fill is
+    // still running (with `wait`, it is waited for first).
+    bool settle(Entry& entry, bool wait = false) noexcept;
     void free_entry(std::map<const grey_buffer*, Entry>::iterator entry) noexcept;
     void count(uint64_t tenant, bool hit);
 

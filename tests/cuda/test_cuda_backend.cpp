@@ -783,8 +783,8 @@ TEST(CudaFake, CompressedDeviceContainersDecodeOnTheDevice) {
         EXPECT_NE(std::string(grey_last_error()).find("cuLaunchKernel"), std::string::npos) << grey_last_error();
     }
     EXPECT_EQ(mapped(bitmask), sparse);
-    // An async map decodes on the device into memory of its own and queues the copy into the working set
-    // on the stream; that memory is given back once the stream has run the copy.
+    // An async map decodes on the stream straight into the working set; the fault bits it keeps for the
+    // decode are given back once the stream has run it.
     ASSERT_EQ(grey_buffer_compress(floats, GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
     ASSERT_EQ(grey_buffer_compress(floats, GREY_RESIDENCY_COMPRESSED_DEVICE, GREY_CODEC_FLOAT), GREY_OK) << grey_last_error();
     grey_stream* stream = nullptr;
@@ -793,7 +793,7 @@ TEST(CudaFake, CompressedDeviceContainersDecodeOnTheDevice) {
     grey_buffer_mapping m{};
     m.struct_size = sizeof m;
     ASSERT_EQ(grey_buffer_map_async(floats, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
-    EXPECT_EQ(c.stats().allocation_count, allocations + 2) << "the cached copy and the decoded bytes it is copied from";
+    EXPECT_EQ(c.stats().allocation_count, allocations + 2) << "the cached copy and the decode's fault bits";
     ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
     const unsigned char* bytes = reinterpret_cast<const unsigned char*>(static_cast<uintptr_t>(m.address));
     EXPECT_EQ(std::vector<unsigned char>(bytes, bytes + n), weights);
@@ -819,11 +819,29 @@ TEST(CudaFake, CompressedDeviceContainersDecodeOnTheDevice) {
     ASSERT_EQ(grey_buffer_info_get(twin, &info), GREY_OK);
     ASSERT_EQ(info.residency, GREY_RESIDENCY_DEDUPLICATED);
     EXPECT_LT(info.physical_bytes, n * 9 / 10) << "its stored blocks are compressed";
+    const auto copies = fake_hook<unsigned long long>("fake_cuda_device_copies");
+    const auto decodes = fake_hook<unsigned long long>("fake_cuda_codec_decode_launches");
     ASSERT_EQ(grey_buffer_map_async(twin, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_hook<unsigned long long>("fake_cuda_codec_decode_launches"), decodes + 1) << "its stored blocks decoded on the stream";
+    EXPECT_EQ(fake_hook<unsigned long long>("fake_cuda_device_copies"), copies + 1)
+        << "only the short last block, left raw (compression does not pay there), is copied";
     ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
     bytes = reinterpret_cast<const unsigned char*>(static_cast<uintptr_t>(m.address));
     EXPECT_EQ(std::vector<unsigned char>(bytes, bytes + n), weights);
     ASSERT_EQ(grey_buffer_unmap(twin), GREY_OK);
+    // A damaged stored block is named as the synchronous calls name it.
+    {
+        ScopedEnv env{{"FAKE_CUDA_CORRUPT_CODEC_JOB", "2"}};
+        ASSERT_EQ(grey_buffer_map_async(other_twin, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+    }
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_ERROR_CORRUPT);
+    EXPECT_TRUE(contains(grey_last_error(), "grey_buffer_map_async: stored block 2 of 8 of the buffer (bytes 131072..196608, compressed on the "
+                                            "device with float) is corrupt"))
+        << grey_last_error();
+    ASSERT_EQ(grey_buffer_unmap(other_twin), GREY_OK);
+    std::vector<unsigned char> back(n);
+    EXPECT_EQ(grey_buffer_read(twin, 0, back.data(), n), GREY_ERROR_CORRUPT) << "the block both hold is damaged";
+    EXPECT_TRUE(contains(grey_last_error(), "stored block 2 of 8")) << grey_last_error();
     grey_buffer_destroy(twin);
     grey_buffer_destroy(other_twin);
     grey_stream_destroy(stream);
@@ -876,6 +894,183 @@ TEST(CudaFake, AsyncMapFillsTheCachedCopyOnTheStream) {
     ASSERT_EQ(grey_stream_synchronize(first), GREY_OK) << grey_last_error();
     grey_stream_destroy(second);
     grey_stream_destroy(first);
+    grey_buffer_destroy(b);
+    EXPECT_EQ(c.stats().cache_bytes, 0u);
+}
+
+// --- Async maps of buffers compressed in device memory: one decode queued on the caller's stream,
+// straight into the working-set copy, its fault bits checked once the stream has run it.
+
+unsigned long long fake_queued_work() { return fake_hook<unsigned long long>("fake_cuda_queued_work"); }
+unsigned long long fake_device_copies() { return fake_hook<unsigned long long>("fake_cuda_device_copies"); }
+unsigned long long fake_decode_launches() { return fake_hook<unsigned long long>("fake_cuda_codec_decode_launches"); }
+unsigned long long fake_stream_synchronizes() { return fake_hook<unsigned long long>("fake_cuda_stream_synchronizes"); }
+
+// bf16-like bytes the float codec compresses; `seed` makes buffers differ.
+std::vector<unsigned char> weight_bytes(size_t n, float seed) {
+    std::vector<unsigned char> out(n);
+    for (size_t i = 0; i + 1 < n; i += 2) {
+        const float v = std::sin(seed + 0.013f * static_cast<float>(i)) * 0.05f;
+        uint32_t bits = 0;
+        std::memcpy(&bits, &v, 4);
+        out[i] = static_cast<unsigned char>(bits >> 16);
+        out[i + 1] = static_cast<unsigned char>(bits >> 24);
+    }
+    return out;
+}
+
+grey_buffer* device_compressed(grey_context* context, const std::vector<unsigned char>& bytes) {
+    grey_buffer* b = sealed_on_cuda(context, bytes, 0, GREY_DTYPE_BF16);
+    EXPECT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_COMPRESSED_DEVICE, GREY_CODEC_FLOAT), GREY_OK) << grey_last_error();
+    return b;
+}
+
+std::vector<unsigned char> bytes_at(const grey_buffer_mapping& m) {
+    const auto* p = reinterpret_cast<const unsigned char*>(static_cast<uintptr_t>(m.address));
+    return {p, p + m.size_bytes};
+}
+
+TEST(CudaFake, AsyncMapOfADeviceCompressedBufferDecodesOnTheStream) {
+    Context c;
+    const size_t n = 5 * 65536 + 6;
+    const auto data = weight_bytes(n, 0.5f);
+    grey_buffer* b = device_compressed(c.context, data);
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    const auto copies = fake_device_copies(), decodes = fake_decode_launches(), synchronizes = fake_stream_synchronizes();
+    const auto queued = fake_queued_work();
+    grey_buffer_mapping m{};
+    m.struct_size = sizeof m;
+    ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_decode_launches(), decodes + 1) << "one decode of every block";
+    EXPECT_EQ(fake_device_copies(), copies) << "decoded into the working set: nothing to copy";
+    EXPECT_EQ(fake_stream_synchronizes(), synchronizes) << "the map waits for nothing";
+    EXPECT_GT(fake_queued_work(), queued) << "the decode is queued on the stream, not run in the call";
+    EXPECT_NE(bytes_at(m), data);
+    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(bytes_at(m), data);
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    // A hit decodes nothing.
+    ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_decode_launches(), decodes + 1);
+    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(bytes_at(m), data);
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    // A container with a block only the host decodes (lz4) goes the old way: decoded on the calling
+    // thread, then copied on the stream.
+    ASSERT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_COMPRESSED_DEVICE, GREY_CODEC_LZ4), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_device_copies(), copies + 1);
+    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(bytes_at(m), data);
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    grey_stream_destroy(stream);
+    grey_buffer_destroy(b);
+    EXPECT_EQ(c.stats().cache_bytes, 0u);
+}
+
+// A model larger than the working set streamed layer by layer: each map decodes on the stream into a
+// copy the cache made room for, and every byte is right every time.
+TEST(CudaFake, AsyncMapsCycleThroughACacheSmallerThanTheBuffers) {
+    Context c("  cache:\n    working_set_mb: 2\n");
+    const size_t n = (1u << 20) - 4096 + 10;  // two fit in the cache, not three
+    std::vector<std::vector<unsigned char>> layers;
+    std::vector<grey_buffer*> buffers;
+    for (int i = 0; i < 5; ++i) {
+        layers.push_back(weight_bytes(n, 0.1f * static_cast<float>(i)));
+        buffers.push_back(device_compressed(c.context, layers.back()));
+    }
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    const auto copies = fake_device_copies(), decodes = fake_decode_launches();
+    // Layer k + 1 is mapped while layer k is still mapped (and read), as a compute loop would.
+    const uint64_t maps = 3 * buffers.size();
+    std::vector<grey_buffer_mapping> mapped(buffers.size());
+    const auto map = [&](uint64_t k) {
+        grey_buffer_mapping& m = mapped[k % buffers.size()];
+        m = grey_buffer_mapping{};
+        m.struct_size = sizeof m;
+        EXPECT_EQ(grey_buffer_map_async(buffers[k % buffers.size()], GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+        EXPECT_NE(m.address, 0u);
+    };
+    map(0);
+    for (uint64_t k = 0; k < maps; ++k) {
+        if (k + 1 < maps) map(k + 1);
+        ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+        const size_t i = k % buffers.size();
+        EXPECT_EQ(bytes_at(mapped[i]), layers[i]) << "map " << k << ", layer " << i;
+        ASSERT_EQ(grey_buffer_unmap(buffers[i]), GREY_OK);
+    }
+    EXPECT_EQ(fake_device_copies(), copies);
+    const auto decoded = fake_decode_launches() - decodes;
+    EXPECT_GE(decoded, maps - 3 * 2) << "at most two copies hit on a pass";
+    EXPECT_LE(c.stats().cache_bytes, 2ull << 20);
+    grey_stream_destroy(stream);
+    for (grey_buffer* b : buffers) grey_buffer_destroy(b);
+}
+
+// A block the device's decoder finds damaged on the stream: the map itself succeeds (nothing is known
+// yet), the stream's synchronize reports GREY_ERROR_CORRUPT naming the block, and no map is ever handed
+// the wrong copy afterwards.
+TEST(CudaFake, ACorruptBlockDecodedOnTheStreamIsReportedAtSynchronize) {
+    Context c;
+    const size_t n = 5 * 65536 + 6;
+    const auto data = weight_bytes(n, 0.25f);
+    grey_buffer* b = device_compressed(c.context, data);
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    grey_buffer_mapping m{};
+    m.struct_size = sizeof m;
+    {
+        ScopedEnv env{{"FAKE_CUDA_CORRUPT_CODEC_JOB", "3"}};  // block 3's payload damaged in device memory
+        ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+    }
+    EXPECT_NE(m.address, 0u);
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_ERROR_CORRUPT);
+    const std::string message = grey_last_error();
+    EXPECT_TRUE(contains(message, "grey_buffer_map_async: block 3 of 6 of the buffer's container (bytes 196608..262144, "
+                                  "compressed on the device with float) is corrupt"))
+        << message;
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_OK) << "reported once";
+    // Still mapped: another map of it is refused with the same failure rather than given the copy.
+    grey_buffer_mapping again{};
+    again.struct_size = sizeof again;
+    EXPECT_EQ(grey_buffer_map(b, &again), GREY_ERROR_CORRUPT);
+    EXPECT_TRUE(contains(grey_last_error(), "block 3 of 6")) << grey_last_error();
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    EXPECT_EQ(c.stats().cache_bytes, 0u) << "the wrong copy went with its last mapping";
+    // The container really is damaged now: a synchronous map decodes again and fails with the host
+    // decoder's words, and an async one reports it again at the next synchronize.
+    EXPECT_EQ(grey_buffer_map(b, &again), GREY_ERROR_CORRUPT);
+    EXPECT_TRUE(contains(grey_last_error(), "block 3")) << grey_last_error();
+    ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+    uint32_t done = 0;
+    EXPECT_EQ(grey_stream_query(stream, &done), GREY_ERROR_CORRUPT) << "a query that finds the stream done reports it too";
+    EXPECT_TRUE(contains(grey_last_error(), "block 3 of 6")) << grey_last_error();
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_OK);
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    EXPECT_EQ(c.stats().cache_bytes, 0u);
+    // Found by another call than the stream's synchronize (here the buffer's destruction waits for the
+    // fill and checks it): still reported by the stream that mapped it.
+    ASSERT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT), GREY_ERROR_CORRUPT);
+    grey_buffer* other = device_compressed(c.context, data);
+    {
+        ScopedEnv env{{"FAKE_CUDA_CORRUPT_CODEC_JOB", "0"}};
+        ASSERT_EQ(grey_buffer_map_async(other, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+    }
+    ASSERT_EQ(grey_buffer_unmap(other), GREY_OK);
+    grey_buffer_destroy(other);
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_ERROR_CORRUPT);
+    EXPECT_TRUE(contains(grey_last_error(), "block 0 of 6")) << grey_last_error();
+    // A stream destroyed before its synchronize takes the failure with it (logged): none is left for a
+    // stream made next, which may have its address.
+    ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    grey_stream_destroy(stream);
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    grey_stream_destroy(stream);
     grey_buffer_destroy(b);
     EXPECT_EQ(c.stats().cache_bytes, 0u);
 }
@@ -1056,8 +1251,6 @@ TEST(CudaFake, StreamErrorsSurfaceAtSynchronize) {
 // --- Quantization enqueued on CUDA streams. The fake's stand-in kernels (FAKE_CUDA_QUANT_KERNELS) flag
 // non-finite input as the real ones do and write a hash of the input; what is tested is that the job is
 // only enqueued, in order with the stream's other work, with its failure kept until synchronize.
-
-unsigned long long fake_queued_work() { return fake_hook<unsigned long long>("fake_cuda_queued_work"); }
 
 using grey::test::fnv1a;
 

@@ -66,6 +66,11 @@ FakeDriver& driver() {
 // when the copy or launch is made.
 std::atomic<unsigned long long> read_back_bytes{0};
 std::atomic<unsigned long long> block_hash_launches{0};
+// Device-to-device copies (grey_copy launches and cuMemcpyDtoDAsync), grey_codec_decode launches on any
+// stream, and cuStreamSynchronize calls (test hooks, counted when the call is made).
+std::atomic<unsigned long long> device_copies{0};
+std::atomic<unsigned long long> codec_decode_launches{0};
+std::atomic<unsigned long long> stream_synchronizes{0};
 
 #define FAKE_FAIL(name)                                                                            \
     if (auto forced = fake::forced_failure("FAKE_CUDA_FAIL", name)) return static_cast<CUresult>(*forced)
@@ -362,6 +367,7 @@ CUresult fake_cuStreamGetCtx(CUstream s, CUcontext* ctx) {
 }
 CUresult fake_cuStreamSynchronize(CUstream s) {
     FAKE_FAIL("cuStreamSynchronize");
+    ++stream_synchronizes;
     flush(s);
     return CUDA_SUCCESS;
 }
@@ -452,6 +458,7 @@ CUresult fake_cuMemcpyDtoHAsync(void* dst, CUdeviceptr src, size_t n, CUstream s
 }
 CUresult fake_cuMemcpyDtoDAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s) {
     FAKE_FAIL("cuMemcpyDtoDAsync");
+    ++device_copies;
     enqueue(s, [=] { std::memmove(reinterpret_cast<void*>(dst), reinterpret_cast<const void*>(src), n); });
     return CUDA_SUCCESS;
 }
@@ -558,6 +565,7 @@ CUresult fake_cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, uns
             auto* dst = reinterpret_cast<void*>(param<CUdeviceptr>(params, 0));
             const auto* src = reinterpret_cast<const void*>(param<CUdeviceptr>(params, 1));
             const auto n = param<unsigned long long>(params, 2);
+            ++device_copies;
             enqueue(s, [=] { std::memcpy(dst, src, n); });
             return CUDA_SUCCESS;
         }
@@ -592,8 +600,15 @@ CUresult fake_cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, uns
             const auto count = param<unsigned int>(params, 2);
             auto* faults = reinterpret_cast<uint32_t*>(param<CUdeviceptr>(params, 3));
             if (uint64_t{gx} * (bx / 32) < count || bx % 32 != 0) return CUDA_ERROR_INVALID_VALUE;
+            ++codec_decode_launches;
+            // FAKE_CUDA_CORRUPT_CODEC_JOB=i at the launch: job i's payload is damaged in device memory just
+            // before the kernel reads it (its last byte flipped), as a bit flip there would be.
+            const char* corrupt_env = std::getenv("FAKE_CUDA_CORRUPT_CODEC_JOB");
+            const uint64_t corrupt = corrupt_env != nullptr ? fake::env_u64("FAKE_CUDA_CORRUPT_CODEC_JOB", 0) : ~0ull;
             enqueue(s, [=] {
                 auto workspace = std::make_unique<grey::common::RansWorkspace>();
+                if (corrupt < count && jobs[corrupt].stored_size > 0)
+                    reinterpret_cast<uint8_t*>(jobs[corrupt].payload)[jobs[corrupt].stored_size - 1] ^= 0x5A;
                 for (uint32_t i = 0; i < count; ++i) {
                     grey::common::CodecBlockJob job = jobs[i];
                     const auto* payload = reinterpret_cast<const uint8_t*>(job.payload);
@@ -727,6 +742,10 @@ __attribute__((visibility("default"))) long long fake_cuda_live_untimed_events()
 }
 // Launches of grey_block_hash since the process started.
 __attribute__((visibility("default"))) unsigned long long fake_cuda_block_hash_launches() { return block_hash_launches.load(); }
+// Device-to-device copies, grey_codec_decode launches and cuStreamSynchronize calls since the process started.
+__attribute__((visibility("default"))) unsigned long long fake_cuda_device_copies() { return device_copies.load(); }
+__attribute__((visibility("default"))) unsigned long long fake_cuda_codec_decode_launches() { return codec_decode_launches.load(); }
+__attribute__((visibility("default"))) unsigned long long fake_cuda_stream_synchronizes() { return stream_synchronizes.load(); }
 // Copies and kernels queued on streams and not yet run: work an enqueue-only call left for later.
 __attribute__((visibility("default"))) unsigned long long fake_cuda_queued_work() {
     std::lock_guard lock(streams().mutex);
