@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "4ba4d79eb5fb0c2f88c1a1efd721edb362c8fb192cd7860143eeb394f1ba69d7"
+const inputsSHA256 = "84c42fcc626925e7e4c5f1e55c295e4f70bd481c1baf7330e122490a8822b497"
