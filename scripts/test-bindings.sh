@@ -28,15 +28,40 @@ done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-echo "== python: pip install ./bindings/python (scikit-build-core, into build/bindings-venv)"
+echo "== python: pip wheel ./bindings/python (scikit-build-core), auditwheel repair, installed into build/bindings-venv"
 venv=$root/build/bindings-venv
 [ -x "$venv/bin/python" ] || python3 -m venv --system-site-packages "$venv"
 # The CUDA and HIP plugins' kernels are built and tested by the repository's own build; compiling them a
 # second time here would double the test's time, so the package is checked with the Level Zero plugin.
 # A unity build, as the developer presets (the release preset already compiles every file on its own).
-"$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps \
+wheels=$tmp/wheels
+"$venv/bin/python" -m pip wheel -q --disable-pip-version-check --no-build-isolation --no-deps -w "$wheels/built" \
   -C build-dir="$root/build/python" -C cmake.define.GREY_WITH_CUDA=OFF -C cmake.define.GREY_WITH_HIP=OFF \
   -C cmake.define.CMAKE_UNITY_BUILD=ON ./bindings/python
+# The wheel links the system's yaml-cpp, OpenSSL, RE2, zstd, lz4 and xxHash; auditwheel copies them into
+# it (grey.libs/) so that it installs on any Linux as new as the build machine's glibc, and the tests
+# below run on the repaired wheel, the one a user would be given.
+"$venv/bin/python" -m auditwheel repair -w "$wheels/repaired" "$wheels"/built/grey-*.whl >"$tmp/auditwheel.log" 2>&1 ||
+  { cat "$tmp/auditwheel.log" >&2; exit 1; }
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$wheels"/repaired/grey-*manylinux*.whl
+
+echo "== python: the wheel brings every library it links but the C and C++ runtimes"
+"$venv/bin/python" - <<'PY'
+import pathlib, subprocess, sys
+import grey.capi as c
+
+extension = pathlib.Path(c._capi.__file__).resolve()
+bundled = extension.parent.parent / "grey.libs"
+system = ("libc.so", "libm.so", "libstdc++.so", "libgcc_s.so", "ld-linux", "linux-vdso")
+outside = []
+for line in subprocess.run(["ldd", str(extension)], capture_output=True, text=True, check=True).stdout.splitlines():
+    name, _, where = line.strip().partition(" => ")
+    if not name.startswith(system) and not where.startswith(str(bundled)):
+        outside.append(line.strip())
+if outside:
+    sys.exit("test-bindings: the wheel's extension links libraries it does not carry:\n  " + "\n  ".join(outside))
+print(f"  {len(list(bundled.glob('*.so*')))} libraries in {bundled.name}/")
+PY
 
 echo "== python: the package carries libgrey's GPU backend plugins, and its context finds them there"
 "$venv/bin/python" - <<'PY'
