@@ -25,6 +25,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 import safetensors_io as st  # noqa: E402 - the project's one safetensors reader and writer
 
@@ -36,21 +38,34 @@ def repeated(name, t, layout):
     return layout == "copies" or (len(t.shape) >= 2 and "embed" not in name)
 
 
-def tile(source, target, gigabytes, layout):
+def tile(source, target, gigabytes, layout, matrix=0):
+    """Writes the file of `layout`; with `matrix` N > 0 (llm only), the repeated tensors are N x N F16
+    matrices filled with the source's own rank-2 F16 values end to end (each from its own offset, scaled by
+    its own factor), the size of a large language model's projections rather than the source's."""
     tensors, _ = st.read(source)
-    copy_bytes = sum(len(t.data) for name, t in tensors.items() if repeated(name, t, layout))
+    once = [(name, t.dtype, t.shape, t.data) for name, t in tensors.items() if not repeated(name, t, layout)]
     once_bytes = sum(len(t.data) for name, t in tensors.items() if not repeated(name, t, layout))
-    copies = max(1, int(-(-(gigabytes * 1e9 - once_bytes) // copy_bytes)))
 
-    def scaled(t, factor):
-        if t.dtype not in ("F32", "F16"):
-            return t.data
-        values = st.array(t)
+    def scaled(values, factor):
         return lambda: (values * values.dtype.type(factor)).astype(values.dtype).tobytes()
 
-    once = [(name, t.dtype, t.shape, t.data) for name, t in tensors.items() if not repeated(name, t, layout)]
-    layers = [(f"copy{c}.{name}", t.dtype, t.shape, scaled(t, 1.0 + c / 64.0))
-              for c in range(copies) for name, t in tensors.items() if repeated(name, t, layout)]
+    if matrix > 0:
+        pool = np.concatenate([st.array(t).ravel() for name, t in tensors.items()
+                               if repeated(name, t, layout) and t.dtype == "F16"])
+        elements = matrix * matrix
+        copies = max(1, int(-(-(gigabytes * 1e9 - once_bytes) // (2 * elements))))
+
+        def filled(c):
+            start = (c * 1_000_003) % len(pool)
+            return pool[(start + np.arange(elements)) % len(pool)].reshape(matrix, matrix)
+        layers = [(f"layers.{c}.weight", "F16", [matrix, matrix], scaled(filled(c), 1.0 + c / 64.0))
+                  for c in range(copies)]
+    else:
+        copy_bytes = sum(len(t.data) for name, t in tensors.items() if repeated(name, t, layout))
+        copies = max(1, int(-(-(gigabytes * 1e9 - once_bytes) // copy_bytes)))
+        layers = [(f"copy{c}.{name}", t.dtype, t.shape,
+                   scaled(st.array(t), 1.0 + c / 64.0) if t.dtype in ("F32", "F16") else t.data)
+                  for c in range(copies) for name, t in tensors.items() if repeated(name, t, layout)]
     st.write(target, once + layers, sync=True)
     return copies, os.path.getsize(target)
 
@@ -98,6 +113,9 @@ def main():
     parser.add_argument("--layout", default="copies,llm",
                         help="comma-separated: copies (the whole source repeated, its embeddings too) and/or llm "
                              "(the embeddings and 1-D tensors once, the layers' matrices repeated)")
+    parser.add_argument("--matrix", type=int, default=0,
+                        help="with llm: the repeated tensors are N x N F16 matrices of the source's values "
+                             "(e.g. 4096, a 7B model's projections) instead of the source's own shapes")
     args = parser.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     for layout in args.layout.split(","):
@@ -119,10 +137,15 @@ def main():
 def measure(args, layout):
     model = os.path.join(args.workdir, "tiled.safetensors")
     output = os.path.join(args.workdir, "tiled.gguf")
-    copies, size = tile(args.source, model, args.gigabytes, layout)
+    copies, size = tile(args.source, model, args.gigabytes, layout, args.matrix if layout == "llm" else 0)
     name = os.path.basename(args.source)
-    what = (f"{copies} copies of {name}" if layout == "copies"
-            else f"the embeddings and 1-D tensors of {name} once, its layers' matrices {copies} times")
+    if layout == "copies":
+        what = f"{copies} copies of {name}"
+    elif layout == "llm" and args.matrix:
+        what = (f"the embeddings and 1-D tensors of {name} once, {copies} F16 matrices of "
+                f"{args.matrix} x {args.matrix} of its values")
+    else:
+        what = f"the embeddings and 1-D tensors of {name} once, its layers' matrices {copies} times"
     print(f"model ({layout}): {what}, {size / 1e9:.3f} GB; format {args.format}")
     print(f"{'state':6} {'what':14} {'seconds':>8} {'GB/s':>7} {'x read':>7}  (median of {args.repeats})")
     for state in ("cold", "warm"):

@@ -26,6 +26,8 @@
 #                                    tests/gpu/fetch-deps.sh puts a transformer and a conv net in .deps/model)
 #   GREY_GPU_BENCH_ARGS=...          extra arguments for bench/quant_gpu_bench.py (e.g. --no-compile,
 #                                    --repeat 21); it always reports device time (CUPTI) beside wall clock
+#   GREY_GPU_THROUGHPUT_ARGS=...     extra arguments for bench/model_quant_throughput.py (e.g. "--layout llm
+#                                    --matrix 4096" for a file of a large language model's matrix sizes)
 #   GREY_GPU_LAYER_STREAM_ARGS=...   extra arguments for bench/layer_stream_gpu_bench.py (they override the
 #                                    step's --tier both, e.g. "--tier device --passes 3" for a shorter run)
 #   GREY_GPU_BUILD_DIR=...           build directory (default build/gpu)
@@ -311,8 +313,9 @@ fi
 
 if want model-throughput && [ -n "${GREY_GPU_MODEL:-}" ]; then
 echo "== whole-model quantization (greyctl, >= 1 GB of real weights) beside the sequential file read speed"
+# shellcheck disable=SC2086
 run_bench model-throughput model_throughput "" python3 bench/model_quant_throughput.py --greyctl "$build/bin/greyctl" \
-    --backend-dir "$plugin_dir" --source "$GREY_GPU_MODEL" --workdir "$build/throughput"
+    --backend-dir "$plugin_dir" --source "$GREY_GPU_MODEL" --workdir "$build/throughput" ${GREY_GPU_THROUGHPUT_ARGS:-}
 fi
 
 if want admit-bench; then
