@@ -85,10 +85,9 @@ void decode_device_container(const Backend& backend, grey_backend_buffer* contai
     }
 }
 
-std::optional<ContainerJobs> device_container_jobs(const Backend& backend, grey_backend_buffer* container, uint64_t container_size, uint64_t raw_size) {
-    if (container_size < codec::kHeaderSize) return std::nullopt;
-    codec::ContainerInfo info;
-    const std::vector<std::byte> table = read_table(backend, container, container_size, info);
+namespace {
+
+std::optional<ContainerJobs> jobs_of(std::span<const std::byte> table, const codec::ContainerInfo& info, uint64_t raw_size) {
     if (info.raw_size != raw_size)
         fail(GREY_ERROR_CORRUPT, "codec container: raw size " + std::to_string(info.raw_size) + ", expected " + std::to_string(raw_size));
     codec::DeviceDecodePlan plan = codec::device_decode_plan(table, info, 0, raw_size);
@@ -100,6 +99,20 @@ std::optional<ContainerJobs> device_container_jobs(const Backend& backend, grey_
     out.block_count = info.blocks.size();
     out.block_size = info.block_size;
     return out;
+}
+
+}  // namespace
+
+std::optional<ContainerJobs> device_container_jobs(const Backend& backend, grey_backend_buffer* container, uint64_t container_size, uint64_t raw_size) {
+    if (container_size < codec::kHeaderSize) return std::nullopt;
+    codec::ContainerInfo info;
+    const std::vector<std::byte> table = read_table(backend, container, container_size, info);
+    return jobs_of(table, info, raw_size);
+}
+
+std::optional<ContainerJobs> host_container_jobs(std::span<const std::byte> container, uint64_t raw_size) {
+    if (container.size() < codec::kHeaderSize) return std::nullopt;
+    return jobs_of(container, codec::read_container_info(container), raw_size);
 }
 
 void read_device_container(const Backend& backend, grey_backend_buffer* container, uint64_t container_size, uint64_t offset,

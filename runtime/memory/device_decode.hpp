@@ -40,6 +40,11 @@ struct ContainerJobs {
 };
 std::optional<ContainerJobs> device_container_jobs(const Backend& backend, grey_backend_buffer* container, uint64_t container_size, uint64_t raw_size);
 
+// The same for a container held in host memory (a buffer compressed in the host tier), planned without
+// touching the device: nullopt when the container is too short for a header or some block only the host
+// decodes. The header and the table are checked.
+std::optional<ContainerJobs> host_container_jobs(std::span<const std::byte> container, uint64_t raw_size);
+
 // Decodes the raw bytes at `offset` of the `container_size`-byte container at the start of `container`
 // into `out` on the host, reading back only the header, the table and the payloads of the blocks the
 // range touches (each checked against its checksum). GREY_ERROR_INVALID_ARGUMENT for a range past the

@@ -376,7 +376,12 @@ void Tiers::materialize_locked(const grey_buffer& buffer, grey_backend_buffer* t
             decode_device_container(backend, r.device_container, r.container_size, target, 0, buffer.size);
             return;
         case GREY_RESIDENCY_COMPRESSED_HOST: {
-            // Decoded in one pass, every block checked.
+            // Where the device decodes every block, only the compressed bytes cross to it.
+            if (std::optional<StagedContainer> staged = stage_host_container_locked(buffer)) {
+                decode_device_container(backend, staged->memory.get(), r.host_container.size(), target, 0, buffer.size);
+                return;
+            }
+            // Otherwise decoded in one pass on the host, every block checked.
             std::vector<std::byte> contents(buffer.size);
             read_locked(buffer, 0, contents);
             backend.buffer_write(target, 0, contents.data(), contents.size());
@@ -644,6 +649,20 @@ void Tiers::map(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping
     buffer.map_count.fetch_add(1);
 }
 
+std::optional<Tiers::StagedContainer> Tiers::stage_host_container_locked(const grey_buffer& buffer) {
+    const Backend& backend = *buffer.backend;
+    const Residency& r = buffer.residency;
+    if (r.kind != GREY_RESIDENCY_COMPRESSED_HOST || !backend.has_codec_decode()) return std::nullopt;
+    std::optional<ContainerJobs> jobs = host_container_jobs(r.host_container, buffer.size);
+    if (!jobs || jobs->blocks.empty()) return std::nullopt;
+    auto memory = device_scratch(backend, devices_.at(buffer.device)->index_in_backend, r.host_container.size());
+    if (!memory) return std::nullopt;
+    // Synchronous, outside any stream: the memory is new, so no queued work can be reading it, and the
+    // host container may change once the call returns.
+    backend.buffer_write(memory.get(), 0, r.host_container.data(), r.host_container.size());
+    return StagedContainer{std::move(memory), std::move(*jobs)};
+}
+
 bool Tiers::decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buffer* target, grey_stream& stream,
                                     WorkingSetCache::FillSource& source) {
     const Backend& backend = *buffer.backend;
@@ -655,7 +674,18 @@ bool Tiers::decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buff
     std::vector<uint64_t> job_blocks;
     std::vector<grey_codec> job_codecs;
     uint64_t block_size = 0, block_count = 0;
-    if (r.kind == GREY_RESIDENCY_COMPRESSED_DEVICE) {
+    decltype(WorkingSetCache::FillSource::container) staged_container;
+    if (r.kind == GREY_RESIDENCY_COMPRESSED_HOST) {
+        std::optional<StagedContainer> staged = stage_host_container_locked(buffer);
+        if (!staged) return false;
+        blocks = std::move(staged->jobs.blocks);
+        job_blocks.assign(staged->jobs.job_blocks.begin(), staged->jobs.job_blocks.end());
+        containers.assign(blocks.size(), staged->memory.get());
+        job_codecs.assign(blocks.size(), r.codec);
+        block_size = staged->jobs.block_size;
+        block_count = staged->jobs.block_count;
+        staged_container = std::move(staged->memory);
+    } else if (r.kind == GREY_RESIDENCY_COMPRESSED_DEVICE) {
         std::optional<ContainerJobs> jobs = device_container_jobs(backend, r.device_container, r.container_size, buffer.size);
         if (!jobs) return false;
         blocks = std::move(jobs->blocks);
@@ -724,7 +754,8 @@ bool Tiers::decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buff
     // read wrong by the work queued after the map; the copy is dropped (the cache counts the fill as
     // failed), so that no later map is handed it, and the failure waits for the stream's synchronize.
     source.check = [this, &backend, faults = faults.get(), job_blocks = std::move(job_blocks), job_codecs = std::move(job_codecs), block_size,
-                    block_count, size = buffer.size, dedup = r.kind == GREY_RESIDENCY_DEDUPLICATED, key = &stream]() -> std::optional<Error> {
+                    block_count, size = buffer.size, dedup = r.kind == GREY_RESIDENCY_DEDUPLICATED, key = &stream,
+                    held = std::string(r.kind == GREY_RESIDENCY_COMPRESSED_HOST ? "in host memory" : "on the device")]() -> std::optional<Error> {
         std::vector<uint32_t> bits(job_blocks.size());
         backend.buffer_read(faults, 0, bits.data(), bits.size() * sizeof(uint32_t));
         const auto bad = std::find_if(bits.begin(), bits.end(), [](uint32_t f) { return f != common::kFaultNone; });
@@ -733,7 +764,7 @@ bool Tiers::decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buff
         const uint64_t b = job_blocks[j];
         const std::string what = (dedup ? "stored block " : "block ") + std::to_string(b) + " of " + std::to_string(block_count) +
                                  (dedup ? " of the buffer" : " of the buffer's container") + " (bytes " + std::to_string(b * block_size) + ".." +
-                                 std::to_string(std::min<uint64_t>((b + 1) * block_size, size)) + ", compressed on the device with " +
+                                 std::to_string(std::min<uint64_t>((b + 1) * block_size, size)) + ", compressed " + held + " with " +
                                  grey_codec_name(job_codecs[j]) + ")";
         Error failure(GREY_ERROR_CORRUPT, what + " is corrupt (the device decoder found " + fault_text(*bad) + ", in " +
                                               std::to_string(std::count_if(bits.begin(), bits.end(), [](uint32_t f) { return f != 0; })) +
@@ -743,6 +774,7 @@ bool Tiers::decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buff
         return failure;
     };
     source.device = std::move(faults);
+    source.container = std::move(staged_container);
     return true;
 }
 

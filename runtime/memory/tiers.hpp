@@ -7,6 +7,7 @@
 #include "core/error.hpp"
 #include "grey.h"
 #include "memory/block_store.hpp"
+#include "memory/device_decode.hpp"
 #include "memory/residency.hpp"
 #include "memory/working_set.hpp"
 
@@ -145,6 +146,13 @@ private:
     // `source` keeping the fault bits (and any host bytes the stream reads) and checking them once the
     // fill has run. False (nothing queued) when the buffer needs another route.
     bool decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buffer* target, grey_stream& stream, WorkingSetCache::FillSource& source);
+    // A host-tier buffer's container copied into device memory of its own, with the jobs that decode it
+    // there, when the device decodes every block of it and has room; nullopt otherwise (the host decodes).
+    struct StagedContainer {
+        decltype(WorkingSetCache::FillSource::container) memory;
+        ContainerJobs jobs;
+    };
+    std::optional<StagedContainer> stage_host_container_locked(const grey_buffer& buffer);
     // Copy on write of a sealed buffer mapped for writing: raw memory of its own, unsealed.
     void copy_on_write_locked(grey_buffer& buffer, const char* call);
     // The block hashes of blocks [first, first + count) of a raw buffer, computed where it lies by the

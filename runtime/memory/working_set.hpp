@@ -51,6 +51,8 @@ public:
     struct FillSource {
         std::vector<std::byte> host;
         std::unique_ptr<grey_backend_buffer, std::function<void(grey_backend_buffer*)>> device;
+        // A host-tier buffer's container, copied to the device for its decoder to read.
+        std::unique_ptr<grey_backend_buffer, std::function<void(grey_backend_buffer*)>> container;
         // Called once, when the fill is seen complete and its stream kept no failure (before `device`
         // goes): what the copy turned out to lack (a block the device's decoder faulted on), which makes
         // the fill a failed one; nullopt when the copy holds the buffer's bytes.

@@ -970,6 +970,73 @@ TEST(CudaFake, AsyncMapOfADeviceCompressedBufferDecodesOnTheStream) {
     EXPECT_EQ(c.stats().cache_bytes, 0u);
 }
 
+// A buffer compressed in host memory in a codec the device decodes: a map copies the compressed bytes to
+// the device and decodes them there (synchronously, and on the stream for an async map), instead of
+// decoding on the host and copying the raw bytes; a damaged block is named as held in host memory.
+TEST(CudaFake, HostTierMapsDecodeOnTheDevice) {
+    Context c;
+    const size_t n = 5 * 65536 + 6;
+    const auto data = weight_bytes(n, 0.75f);
+    const auto host_tier = [&](grey_codec codec) {
+        grey_buffer* b = sealed_on_cuda(c.context, data, 0, GREY_DTYPE_BF16);
+        EXPECT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_COMPRESSED_HOST, codec), GREY_OK) << grey_last_error();
+        return b;
+    };
+    grey_buffer_mapping m{};
+    m.struct_size = sizeof m;
+    grey_buffer* b = host_tier(GREY_CODEC_FLOAT);
+    auto decodes = fake_decode_launches();
+    ASSERT_EQ(grey_buffer_map(b, &m), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_decode_launches(), decodes + 1) << "decoded by the device";
+    EXPECT_EQ(bytes_at(m), data);
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    grey_buffer_destroy(b);
+
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    b = host_tier(GREY_CODEC_FLOAT);
+    decodes = fake_decode_launches();
+    const auto copies = fake_device_copies(), synchronizes = fake_stream_synchronizes();
+    ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_decode_launches(), decodes + 1);
+    EXPECT_EQ(fake_device_copies(), copies) << "decoded into the working set: nothing to copy";
+    EXPECT_EQ(fake_stream_synchronizes(), synchronizes) << "the map waits for nothing on the stream";
+    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(bytes_at(m), data);
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    grey_buffer_destroy(b);
+
+    // The device copy of block 2 damaged on its way: the stream reports it, naming where the block is held.
+    b = host_tier(GREY_CODEC_FLOAT);
+    {
+        ScopedEnv env{{"FAKE_CUDA_CORRUPT_CODEC_JOB", "2"}};
+        ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+    }
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_ERROR_CORRUPT);
+    EXPECT_TRUE(contains(grey_last_error(), "block 2 of 6 of the buffer's container (bytes 131072..196608, compressed in host memory "
+                                            "with float) is corrupt"))
+        << grey_last_error();
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    // The host container itself is intact: the next map decodes again, right.
+    ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(bytes_at(m), data);
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    grey_buffer_destroy(b);
+
+    // A codec only the host decodes (zstd) goes the old way: decoded on the host.
+    b = host_tier(GREY_CODEC_ZSTD);
+    decodes = fake_decode_launches();
+    ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_decode_launches(), decodes);
+    EXPECT_EQ(bytes_at(m), data);
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    grey_stream_destroy(stream);
+    grey_buffer_destroy(b);
+    EXPECT_EQ(c.stats().cache_bytes, 0u);
+}
+
 // A model larger than the working set streamed layer by layer: each map decodes on the stream into a
 // copy the cache made room for, and every byte is right every time.
 TEST(CudaFake, AsyncMapsCycleThroughACacheSmallerThanTheBuffers) {
