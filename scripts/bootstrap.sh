@@ -13,9 +13,8 @@ PACKAGES=(
   clang libclang-rt-14-dev
   # language bindings (bindings/, samples/): SWIG for Python and Go, Go itself, bindgen for Rust
   swig golang-go bindgen libclang-dev
-  # DLPack's header, for the Python binding's Buffer.__dlpack__; patchelf, with which auditwheel
-  # (requirements-test.txt) puts the libraries the wheel links into the wheel
-  libdlpack-dev patchelf
+  # DLPack's header, for the Python binding's Buffer.__dlpack__
+  libdlpack-dev
   # greyd: its HTTP server (GNU libmicrohttpd), and a real Prometheus that scrapes it in a test
   libmicrohttpd-dev prometheus
   # the Level Zero backend: ze_api.h / zes_api.h for types and constants (the loader is dlopen'ed);

