@@ -6,6 +6,7 @@
 // quantizer) work at the same time rather than in turn.
 #include "core/context.hpp"
 #include "core/error.hpp"
+#include "core/worker_pool.hpp"
 #include "model/model_handle.hpp"
 #include "quant/format.hpp"
 #include "quant/host_memory_quantize.hpp"
@@ -18,6 +19,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <map>
 #include <optional>
 #include <span>
@@ -165,6 +167,7 @@ public:
         if (options.context == nullptr) return;
         if (const Backend& backend = *options.context->device(options.device).backend; quantizes_host_memory(backend)) {
             host_backend_ = &backend;
+            workers_ = options.context->workers.get();
             return;
         }
         uint64_t largest_source = 0, largest_result = 0;
@@ -199,8 +202,58 @@ public:
         return report;
     }
 
+    // Where the run of tensors quantized together from `first` (a tensor to quantize) ends: on the host
+    // device, consecutive small ones, each of which would keep few of the pool's threads busy for a
+    // short while, go to the pool together, a tensor to a thread; any other tensor goes alone.
+    uint64_t run_end(std::span<const Planned> planned, uint64_t first) const {
+        uint64_t end = first, bytes = 0;
+        if (workers_ != nullptr && workers_->threads() > 1)
+            for (; end < planned.size() && end - first < kRunTensors; ++end) {
+                const Planned& p = planned[end];
+                if (p.decision.kept || p.tensor.size_bytes >= kSmallTensorBytes || bytes + p.tensor.size_bytes > kRunBytes) break;
+                bytes += p.tensor.size_bytes;
+            }
+        return std::max(end, first + 1);
+    }
+
+    // Quantizes the tensors `run` into outputs[i] (sized) with reports[i]; the first of them that fails, in
+    // file order, fails the call with its name. The bytes are those of quantizing each alone.
+    void run(std::span<const Planned> run, std::span<std::vector<unsigned char>> outputs, std::span<grey_quant_report> reports) {
+        std::vector<std::exception_ptr> errors(run.size());
+        const auto one = [&](size_t i) {
+            try {
+                reports[i] = (*this)(run[i].tensor, run[i].decision.params, outputs[i]);
+            } catch (...) {
+                errors[i] = std::current_exception();
+            }
+        };
+        if (run.size() == 1) {
+            one(0);
+        } else {
+            // A tensor a block: each one's own quantization then runs on its thread alone (the pool's
+            // nested jobs run inline), with the bytes it gives on any number of threads.
+            const auto body = [&](size_t begin, size_t end) {
+                for (size_t i = begin; i < end; ++i) one(i);
+            };
+            workers_->run_shared(run.size(), 1, body);
+        }
+        for (size_t i = 0; i < run.size(); ++i) {
+            if (!errors[i]) continue;
+            try {
+                std::rethrow_exception(errors[i]);
+            } catch (const Error& e) {  // a NaN, or values too large for the format: name the tensor (a keep pattern keeps it)
+                fail(e.status(), "tensor " + std::string(run[i].tensor.name) + ": " + e.what());
+            }
+        }
+    }
+
 private:
+    static constexpr uint64_t kSmallTensorBytes = 4ull << 20;
+    static constexpr uint64_t kRunBytes = 64ull << 20;
+    static constexpr uint64_t kRunTensors = 1024;
+
     const Backend* host_backend_ = nullptr;
+    WorkerPool* workers_ = nullptr;
     BufferHandle source_, destination_;
     std::optional<StagedUpload> upload_;
 };
@@ -255,8 +308,9 @@ std::string quantize_model(const std::string& input, const char* output, const s
     json rows = json::array(), kept = json::array();
     double sum_error = 0, sum_signal = 0;
     uint64_t elements = 0, bytes_in = 0, bytes_out = 0;
-    // Two buffers: tensor i is quantized into one while tensor i - 1 is written from the other.
-    std::vector<unsigned char> quantized[2];
+    // Two sets of buffers: run k is quantized into one while the last tensor of run k - 1 is written
+    // from the other.
+    std::vector<std::vector<unsigned char>> quantized[2];
     // The file's first pages are asked for before the quantizer's buffers are made: the first buffer on
     // a GPU starts the device's context (a tenth of a second or more), which the disk can spend reading.
     ReadAhead read_ahead(*model, planned, read_ahead_bytes);
@@ -267,39 +321,44 @@ std::string quantize_model(const std::string& input, const char* output, const s
     uint64_t total_bytes = 0;
     for (const Planned& p : planned) total_bytes += p.tensor.size_bytes;
     Progress progress(options.progress, options.progress_user, total_bytes, input);
-    for (uint64_t i = 0; i < planned.size(); ++i) {
+    std::vector<grey_quant_report> reports;
+    for (uint64_t i = 0, runs = 0; i < planned.size();) {
         read_ahead.at(i);
-        const grey_model_tensor& t = planned[i].tensor;
-        const TensorDecision& d = planned[i].decision;
-        if (d.kept) {
+        if (const grey_model_tensor& t = planned[i].tensor; planned[i].decision.kept) {
             kept.push_back({{"name", t.name}, {"dtype", grey_dtype_name(t.desc->dtype) ? grey_dtype_name(t.desc->dtype) : "OTHER"},
-                            {"shape", shape_json(*t.desc)}, {"reason", *d.kept}});
+                            {"shape", shape_json(*t.desc)}, {"reason", *planned[i].decision.kept}});
             if (write_behind)
                 write_behind->submit(i, t.data, t.size_bytes, true);  // evicted once written
             else
                 check_api(grey_model_tensor_evict(model.get(), i));
             progress.tensor_done(t.size_bytes, t.name);
+            ++i;
             continue;
         }
-        std::vector<unsigned char>& out = quantized[i % 2];
-        out.resize(d.quantized_bytes);
-        grey_quant_report r{};
-        try {
-            r = quantize_tensor(t, d.params, out);
-        } catch (const Error& e) {  // a NaN, or values too large for the format: name the tensor (a keep pattern keeps it)
-            fail(e.status(), "tensor " + std::string(t.name) + ": " + e.what());
+        const uint64_t end = quantize_tensor.run_end(planned, i);
+        for (uint64_t j = i + 1; j < end; ++j) read_ahead.at(j);
+        std::vector<std::vector<unsigned char>>& outputs = quantized[runs++ % 2];
+        outputs.resize(end - i);
+        reports.assign(end - i, grey_quant_report{});
+        for (uint64_t j = i; j < end; ++j) outputs[j - i].resize(planned[j].decision.quantized_bytes);
+        quantize_tensor.run(std::span(planned).subspan(i, end - i), outputs, reports);
+        for (uint64_t j = i; j < end; ++j) {
+            const grey_model_tensor& t = planned[j].tensor;
+            const grey_quant_report& r = reports[j - i];
+            check_api(grey_model_tensor_evict(model.get(), j));
+            rows.push_back({{"name", t.name}, {"format", planned[j].decision.format}, {"elements", r.elements}, {"bits_per_weight", r.bits_per_weight},
+                            {"rel_rmse", r.rel_rmse}, {"sqnr_db", number_or_null(r.sqnr_db)}, {"max_abs_err", r.max_abs_err}});
+            sum_error += r.sum_squared_error;
+            sum_signal += r.sum_squared_signal;
+            elements += r.elements;
+            bytes_in += t.size_bytes;
+            bytes_out += r.bytes;
+            // submit waits for the write before it: the buffers of the run before this one are free
+            // once this run's first tensor is submitted.
+            if (write_behind) write_behind->submit(j, outputs[j - i].data(), outputs[j - i].size(), false);
+            progress.tensor_done(t.size_bytes, t.name);
         }
-        check_api(grey_model_tensor_evict(model.get(), i));
-        rows.push_back({{"name", t.name}, {"format", d.format}, {"elements", r.elements}, {"bits_per_weight", r.bits_per_weight},
-                        {"rel_rmse", r.rel_rmse}, {"sqnr_db", number_or_null(r.sqnr_db)}, {"max_abs_err", r.max_abs_err}});
-        sum_error += r.sum_squared_error;
-        sum_signal += r.sum_squared_signal;
-        elements += r.elements;
-        bytes_in += t.size_bytes;
-        bytes_out += r.bytes;
-        // submit waits for the write of tensor i - 1, whose buffer the next tensor then reuses.
-        if (write_behind) write_behind->submit(i, out.data(), out.size(), false);
-        progress.tensor_done(t.size_bytes, t.name);
+        i = end;
     }
     if (write_behind) {
         write_behind->wait();

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <set>
 #include <tuple>
 
@@ -189,6 +190,75 @@ TEST(ModelQuantize, OnTheHostDeviceTheWorkerPoolGivesTheHostMemoryResult) {
         EXPECT_EQ(file_bytes(pooled), file_bytes(alone)) << format;
         EXPECT_GE(alone_run.report["tensors"].size(), 3u) << format;
     }
+}
+
+// A model of many small matrices (as a conv net or a model of many experts has): on the host device's pool
+// they are quantized several at once, a tensor to a thread. The file and the report are those of one
+// thread and of the context-free route, byte for byte; a tensor that cannot be quantized is named, the
+// first in file order when several cannot, and nothing is written.
+std::vector<Spec> many_small_matrices(int count) {
+    std::vector<Spec> specs;
+    for (int i = 0; i < count; ++i)
+        specs.push_back({"layers." + std::to_string(i) + ".weight", GREY_DTYPE_F32,
+                         {static_cast<uint64_t>(8 + i % 5), static_cast<uint64_t>(64 + 32 * (i % 3))}});
+    return specs;
+}
+
+grey::test::ContextPtr host_context_of(const TempDir& dir, int threads) {
+    const auto config = dir.write("threads" + std::to_string(threads) + ".yaml", "host:\n  threads: " + std::to_string(threads) + "\n");
+    grey_context_options options = grey::test::host_only_options();
+    const std::string config_path = config.string();
+    options.config_path = config_path.c_str();
+    return grey::test::make_context(options);
+}
+
+TEST(ModelQuantize, ManySmallTensorsOnThePoolGiveTheOneThreadResult) {
+    TempDir dir;
+    const auto model = write_model(dir.path() / "m.safetensors", many_small_matrices(60));
+    const auto pool = host_context_of(dir, 3), single = host_context_of(dir, 1);
+    for (const char* format : {"int4-g128", "q8_0", "nf4", "int8"}) {  // int4-g128: ragged last groups
+        std::vector<std::string> files;
+        std::vector<json> reports;
+        for (grey_context* context : {pool.get(), single.get(), static_cast<grey_context*>(nullptr)}) {
+            grey_model_quant_options options = GREY_MODEL_QUANT_OPTIONS_INIT;
+            options.context = context;
+            const auto out = dir.path() / (std::string(format) + "-" + std::to_string(files.size()) + ".gguf");
+            const QuantRun run = quantize(model, out.c_str(), format, &options);
+            ASSERT_EQ(run.status, GREY_OK) << run.error;
+            files.push_back(file_bytes(out));
+            reports.push_back(run.report);
+        }
+        EXPECT_EQ(reports[0]["tensors"].size(), 60u) << format;
+        EXPECT_EQ(reports[0], reports[1]) << format;
+        EXPECT_EQ(reports[0], reports[2]) << format;
+        EXPECT_EQ(files[0], files[1]) << format;
+        EXPECT_EQ(files[0], files[2]) << format;
+    }
+}
+
+TEST(ModelQuantize, AFailingTensorAmongSmallOnesIsNamedAndNothingIsWritten) {
+    TempDir dir;
+    const std::vector<Spec> specs = many_small_matrices(20);
+    grey_model_writer* raw = nullptr;
+    ASSERT_EQ(grey_model_writer_create(GREY_MODEL_FORMAT_SAFETENSORS, &raw), GREY_OK);
+    const std::unique_ptr<grey_model_writer, void (*)(grey_model_writer*)> writer(raw, grey_model_writer_destroy);
+    for (size_t i = 0; i < specs.size(); ++i) {
+        std::vector<float> values(elements_of(specs[i].shape), 0.25f);
+        if (i == 7 || i == 12) values[values.size() / 2] = std::numeric_limits<float>::quiet_NaN();
+        const auto desc = desc_of(specs[i].shape, GREY_DTYPE_F32);
+        ASSERT_EQ(grey_model_writer_add_tensor(raw, specs[i].name.c_str(), &desc, 0, values.data(), values.size() * sizeof(float)), GREY_OK)
+            << grey_last_error();
+    }
+    const auto model = dir.path() / "nan.safetensors";
+    ASSERT_EQ(grey_model_writer_write(raw, model.c_str()), GREY_OK) << grey_last_error();
+    const auto pool = host_context_of(dir, 3);
+    grey_model_quant_options options = GREY_MODEL_QUANT_OPTIONS_INIT;
+    options.context = pool.get();
+    const auto out = dir.path() / "out.gguf";
+    const QuantRun run = quantize(model, out.c_str(), "int4-g32", &options);
+    EXPECT_NE(run.status, GREY_OK);
+    EXPECT_EQ(run.error.rfind("tensor layers.7.weight: ", 0), 0u) << run.error;
+    EXPECT_FALSE(fs::exists(out));
 }
 
 // On a device whose backend does not take host memory the tensors go through two buffers made once for
