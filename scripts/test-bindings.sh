@@ -53,12 +53,15 @@ import pathlib, subprocess, sys
 import grey.capi as c
 
 extension = pathlib.Path(c._capi.__file__).resolve()
-bundled = extension.parent.parent / "grey.libs"
+bundled = (extension.parent.parent / "grey.libs").resolve()
 system = ("libc.so", "libm.so", "libstdc++.so", "libgcc_s.so", "ld-linux", "linux-vdso")
 outside = []
 for line in subprocess.run(["ldd", str(extension)], capture_output=True, text=True, check=True).stdout.splitlines():
     name, _, where = line.strip().partition(" => ")
-    if not name.startswith(system) and not where.startswith(str(bundled)):
+    path = where.split(" (")[0]
+    if pathlib.Path(name.split(" (")[0]).name.startswith(system):
+        continue
+    if not path or bundled not in pathlib.Path(path).resolve().parents:
         outside.append(line.strip())
 if outside:
     sys.exit("test-bindings: the wheel's extension links libraries it does not carry:\n  " + "\n  ".join(outside))
