@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <unistd.h>
 #include <random>
@@ -930,6 +931,18 @@ std::vector<unsigned char> bytes_at(const grey_buffer_mapping& m) {
     return {p, p + m.size_bytes};
 }
 
+// Maps `b` for reading on `stream`, runs `check` (what the call itself did), waits for the stream and
+// expects the mapped bytes to be `data`; unmaps.
+void expect_async_map_reads(grey_buffer* b, grey_stream* stream, const std::vector<unsigned char>& data, const std::function<void()>& check = [] {}) {
+    grey_buffer_mapping m{};
+    m.struct_size = sizeof m;
+    ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+    check();
+    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(bytes_at(m), data);
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+}
+
 TEST(CudaFake, AsyncMapOfADeviceCompressedBufferDecodesOnTheStream) {
     Context c;
     const size_t n = 5 * 65536 + 6;
@@ -951,20 +964,12 @@ TEST(CudaFake, AsyncMapOfADeviceCompressedBufferDecodesOnTheStream) {
     EXPECT_EQ(bytes_at(m), data);
     ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
     // A hit decodes nothing.
-    ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
-    EXPECT_EQ(fake_decode_launches(), decodes + 1);
-    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
-    EXPECT_EQ(bytes_at(m), data);
-    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    expect_async_map_reads(b, stream, data, [&] { EXPECT_EQ(fake_decode_launches(), decodes + 1); });
     // A container with a block only the host decodes (lz4) goes the old way: decoded on the calling
     // thread, then copied on the stream.
     ASSERT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
     ASSERT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_COMPRESSED_DEVICE, GREY_CODEC_LZ4), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
-    EXPECT_EQ(fake_device_copies(), copies + 1);
-    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
-    EXPECT_EQ(bytes_at(m), data);
-    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    expect_async_map_reads(b, stream, data, [&] { EXPECT_EQ(fake_device_copies(), copies + 1); });
     grey_stream_destroy(stream);
     grey_buffer_destroy(b);
     EXPECT_EQ(c.stats().cache_bytes, 0u);
@@ -1018,20 +1023,13 @@ TEST(CudaFake, HostTierMapsDecodeOnTheDevice) {
         << grey_last_error();
     ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
     // The host container itself is intact: the next map decodes again, right.
-    ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
-    EXPECT_EQ(bytes_at(m), data);
-    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    expect_async_map_reads(b, stream, data);
     grey_buffer_destroy(b);
 
     // A codec only the host decodes (zstd) goes the old way: decoded on the host.
     b = host_tier(GREY_CODEC_ZSTD);
     decodes = fake_decode_launches();
-    ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
-    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
-    EXPECT_EQ(fake_decode_launches(), decodes);
-    EXPECT_EQ(bytes_at(m), data);
-    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    expect_async_map_reads(b, stream, data, [&] { EXPECT_EQ(fake_decode_launches(), decodes); });
     grey_stream_destroy(stream);
     grey_buffer_destroy(b);
     EXPECT_EQ(c.stats().cache_bytes, 0u);

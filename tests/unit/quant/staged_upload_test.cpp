@@ -3,12 +3,15 @@
 // of a plugin without streams (whose stream runs each copy as it is enqueued).
 #include "quant/staged_upload.hpp"
 
+#include "core/error.hpp"
 #include "test_support.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstddef>
-#include <numeric>
+#include <memory>
+#include <string>
 #include <vector>
 
 namespace {
@@ -41,25 +44,26 @@ void check_uploads(grey_context* context, uint32_t device) {
     upload(nullptr, 0, {});  // nothing to write: no call is made
 }
 
+// A context of the test plugin's two fake GPUs (devices 1 and 2; no streams).
+grey::test::ContextPtr fake_gpus() {
+    grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
+    options.backend_dir = GREY_TEST_PLUGIN_DIR;
+    options.backends = "fake";
+    return grey::test::make_context(options);
+}
+
 TEST(StagedUpload, EveryLengthArrivesWholeOnTheHostDevice) {
-    grey_context_options options = grey::test::host_only_options();
-    const auto context = grey::test::make_context(options);
+    const auto context = grey::test::make_context(grey::test::host_only_options());
     check_uploads(context.get(), 0);
 }
 
 TEST(StagedUpload, EveryLengthArrivesWholeOnADeviceWithoutStreams) {
-    grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
-    options.backend_dir = GREY_TEST_PLUGIN_DIR;
-    options.backends = "fake";
-    const auto context = grey::test::make_context(options);
+    const auto context = fake_gpus();
     check_uploads(context.get(), 1);
 }
 
 TEST(StagedUpload, AFailedWriteIsReportedAndTheChunksStayUsable) {
-    grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
-    options.backend_dir = GREY_TEST_PLUGIN_DIR;
-    options.backends = "fake";
-    const auto context = grey::test::make_context(options);
+    const auto context = fake_gpus();
     grey::quant::StagedUpload upload(context.get(), 1, 64 << 10);
     grey_buffer* raw = nullptr;
     ASSERT_EQ(grey_buffer_create(context.get(), 1, 1 << 20, &raw), GREY_OK) << grey_last_error();
