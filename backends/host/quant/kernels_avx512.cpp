@@ -339,33 +339,35 @@ GREY_AVX512 void encode_fp8(const float* x, std::size_t n, float inverse, int fo
         std::abort();  // the two fp8 formats drop 20 and 21 bits
 }
 
-// nf4_code on sixteen lanes: one added for each midpoint a product lies above.
-// The midpoints in the first 15 lanes of a register (the 16th is never read).
-GREY_AVX512 __m512 nf4_midpoint_lanes() {
-    alignas(64) float lanes16[16] = {};
-    const Nf4Midpoints& m = nf4_midpoints();
-    std::copy(m.values.begin(), m.values.end(), lanes16);
-    return _mm512_load_ps(lanes16);
+// nf4_buckets() in registers, sixteen buckets a register.
+struct Nf4BucketLanes {
+    __m512 midpoint_lo, midpoint_hi;
+    __m512i below_lo, below_hi;
+};
+
+GREY_AVX512 inline Nf4BucketLanes nf4_bucket_lanes() {
+    const Nf4Buckets& b = nf4_buckets();
+    return {_mm512_loadu_ps(b.midpoint.data()), _mm512_loadu_ps(b.midpoint.data() + 16), _mm512_loadu_si512(b.below.data()),
+            _mm512_loadu_si512(b.below.data() + 16)};
 }
 
-// nf4_code of the products v: the number of midpoints v lies above, by a binary search over the sorted
-// midpoints (four comparisons instead of fifteen; the midpoints rise strictly, so the count is the
-// length of the prefix below v, which the search finds). A NaN compares false everywhere: code 0.
-GREY_AVX512 inline __m512i nf4_search16(__m512 v, __m512 midpoints) {
-    __m512i code = _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(v, _mm512_permutexvar_ps(_mm512_set1_epi32(7), midpoints), _CMP_GT_OQ),
-                                          _mm512_set1_epi32(8));
-    for (const int step : {4, 2, 1}) {
-        const __m512 m = _mm512_permutexvar_ps(_mm512_add_epi32(code, _mm512_set1_epi32(step - 1)), midpoints);
-        code = _mm512_mask_add_epi32(code, _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ), code, _mm512_set1_epi32(step));
-    }
-    return code;
+// nf4_code of the products v, by their buckets (Nf4Buckets): nf4_bucket's steps, where max returns its
+// second operand (0) for a NaN.
+GREY_AVX512 inline __m512i nf4_code_of(__m512 v, const Nf4BucketLanes& t) {
+    __m512 place = _mm512_fmadd_ps(v, _mm512_set1_ps(16.0f), _mm512_set1_ps(16.0f));
+    place = _mm512_min_ps(_mm512_max_ps(place, _mm512_setzero_ps()), _mm512_set1_ps(31.0f));
+    const __m512i bucket = _mm512_cvttps_epi32(place);
+    const __m512 midpoint = _mm512_permutex2var_ps(t.midpoint_lo, bucket, t.midpoint_hi);
+    const __m512i below = _mm512_permutex2var_epi32(t.below_lo, bucket, t.below_hi);
+    return _mm512_mask_add_epi32(below, _mm512_cmp_ps_mask(v, midpoint, _CMP_GT_OQ), below, _mm512_set1_epi32(1));
 }
 
 GREY_AVX512 void encode_nf4(const float* x, std::size_t n, float inverse, int8_t* out) {
-    const __m512 inv = _mm512_set1_ps(inverse), midpoints = nf4_midpoint_lanes();
+    const __m512 inv = _mm512_set1_ps(inverse);
+    const Nf4BucketLanes buckets = nf4_bucket_lanes();
     for (std::size_t i = 0; i < n; i += 16) {
         const __mmask16 k = lanes(i, n);
-        store_codes(out + i, k, nf4_search16(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv), midpoints));
+        store_codes(out + i, k, nf4_code_of(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv), buckets));
     }
 }
 
@@ -657,7 +659,7 @@ GREY_AVX512 inline __m128i pair32(__m512i c0, __m512i c1) {
 }
 
 // encode_nf4's codes of 16 values.
-GREY_AVX512 inline __m512i nf4_code16(__m512 x, __m512 inverse, __m512 midpoints) { return nf4_search16(_mm512_mul_ps(x, inverse), midpoints); }
+GREY_AVX512 inline __m512i nf4_code16(__m512 x, __m512 inverse, const Nf4BucketLanes& buckets) { return nf4_code_of(_mm512_mul_ps(x, inverse), buckets); }
 
 // kLength: the group length when known when compiled (32, the commonest and shortest, where the per-group
 // work weighs most), else 0.
@@ -667,7 +669,7 @@ GREY_AVX512 uint32_t quantize_groups_of(const float* x, std::size_t groups, std:
     constexpr bool kGgml = grey::common::is_ggml(kFormat);
     constexpr bool kMinMax = grey::common::stores_minimum(kFormat);
     const std::size_t block_bytes = grey::common::ggml_block_bytes(kFormat);
-    const __m512 midpoints = nf4_midpoint_lanes();
+    const Nf4BucketLanes buckets = nf4_bucket_lanes();
     const __m512 one = _mm512_set1_ps(1.0f);  // make_coding's alpha
     __m512i top = _mm512_setzero_si512();  // the magnitude bits of every value read
     for (std::size_t g0 = 0; g0 < groups; g0 += 16, x += 16 * length) {
@@ -761,8 +763,8 @@ GREY_AVX512 uint32_t quantize_groups_of(const float* x, std::size_t groups, std:
                     const __m512 x0 = _mm512_loadu_ps(group + i), x1 = _mm512_loadu_ps(group + i + 16);
                     __m512i c0, c1;
                     if constexpr (kFormat == GREY_QUANT_NF4) {
-                        c0 = nf4_code16(x0, multiply, midpoints);
-                        c1 = nf4_code16(x1, multiply, midpoints);
+                        c0 = nf4_code16(x0, multiply, buckets);
+                        c1 = nf4_code16(x1, multiply, buckets);
                     } else if constexpr (kFormat == GREY_QUANT_INT4) {
                         const __m512 hi = _mm512_set1_ps(15.0f);
                         c0 = code16_from_zero<true, false, true>(x0, subtract, multiply, subtract, hi);

@@ -12,10 +12,12 @@
 #include "common/numeric.hpp"
 #include "grey.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <type_traits>
 
 namespace grey::host::quant {
@@ -93,6 +95,38 @@ inline const Nf4Midpoints& nf4_midpoints() {
         return r;
     }();
     return m;
+}
+
+// NF4's midpoints placed in 32 buckets of the normalized value v (its place in fma(v, 16, 16), clamped to
+// [0, 31] with a NaN at 0, truncated): non-decreasing in v, and at most one midpoint a bucket for these
+// levels. A vector path then codes v with one table read and one comparison (`below` of its bucket, plus
+// one if v lies above the bucket's midpoint), where a search over the midpoints takes four dependent
+// ones; the comparison is made on v itself, so the codes are nf4_code's. The GPU's encoder does the same
+// (kernels/cuda/quant_tables.cuh).
+struct Nf4Buckets {
+    std::array<float, 32> midpoint;  // the midpoint inside the bucket, or +inf where there is none
+    std::array<int32_t, 32> below;   // how many midpoints lie in lower buckets
+    bool exact = true;               // false if a bucket held two midpoints: the table cannot be used
+};
+
+inline int32_t nf4_bucket(float v) {
+    const float t = std::fmaf(v, 16.0f, 16.0f);
+    return std::isnan(t) ? 0 : static_cast<int32_t>(std::clamp(t, 0.0f, 31.0f));
+}
+
+inline const Nf4Buckets& nf4_buckets() {
+    static const Nf4Buckets table = [] {
+        Nf4Buckets b{};
+        b.midpoint.fill(std::numeric_limits<float>::infinity());
+        for (const float m : nf4_midpoints().values) {
+            const int32_t k = nf4_bucket(m);
+            if (b.midpoint[k] != std::numeric_limits<float>::infinity()) b.exact = false;
+            b.midpoint[k] = m;
+            for (int32_t above = k + 1; above < 32; ++above) ++b.below[above];
+        }
+        return b;
+    }();
+    return table;
 }
 
 }  // namespace grey::host::quant

@@ -95,7 +95,22 @@ std::vector<float> adversarial_values() {
         }
     for (const float m : hq::nf4_midpoints().values) around(m);
     for (const float level : gc::kNf4Levels) around(level);
+    for (int k = 0; k <= 32; ++k) around(-1.0f + static_cast<float>(k) / 16.0f);  // the edges of NF4's buckets
     return v;
+}
+
+// The vector NF4 encoders read one midpoint a bucket (Nf4Buckets): the levels must leave at most one in
+// each, and every midpoint must be the one its own bucket holds, with the right count below it.
+TEST(KernelPaths, Nf4BucketsHoldEachMidpointAlone) {
+    const hq::Nf4Buckets& b = hq::nf4_buckets();
+    ASSERT_TRUE(b.exact);
+    const auto& m = hq::nf4_midpoints().values;
+    for (size_t i = 0; i < m.size(); ++i) {
+        const int32_t k = hq::nf4_bucket(m[i]);
+        EXPECT_EQ(b.midpoint[k], m[i]) << "midpoint " << i;
+        EXPECT_EQ(b.below[k], static_cast<int32_t>(i)) << "midpoint " << i;
+    }
+    for (int32_t k = 1; k < 32; ++k) EXPECT_GE(b.below[k], b.below[k - 1]);
 }
 
 // The adversarial values, then random ones (wide range of magnitudes), then an all-equal stretch; an
