@@ -1552,10 +1552,11 @@ GREY_API GREY_NODISCARD grey_status grey_buffer_checksum_async(const grey_buffer
  * work enqueued on `stream` (of the buffer's device): *out_mapping is filled when the call returns, but
  * the bytes at its address are there only once the stream reaches this point (grey_stream_synchronize,
  * or an event recorded after the call, which other streams can wait for). A buffer compressed in device
- * memory (or deduplicated with its stored blocks held so) whose blocks the device decodes is decoded on
- * `stream` itself, straight into the working set, behind the work queued there: the call waits for
- * nothing but reading a container's header and table back. Any other is decoded on the calling thread
- * during the call, and only the copy into the working set runs on the stream. A cache hit costs no copy;
+ * or host memory (or deduplicated with its stored blocks compressed in device memory) whose blocks the
+ * device decodes is decoded on `stream` itself, straight into the working set, behind the work queued
+ * there: the call waits for nothing but reading a container's header and table back, or, for one in host
+ * memory, copying its compressed bytes to the device. Any other is decoded on the calling thread during
+ * the call, and only the copy into the working set runs on the stream. A cache hit costs no copy;
  * a hit on a copy that another stream is still filling makes `stream` wait for that fill.
  *
  * Arguments are checked at once (GREY_ERROR_INVALID_ARGUMENT: a NULL pointer, out_mapping->struct_size

@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "84c42fcc626925e7e4c5f1e55c295e4f70bd481c1baf7330e122490a8822b497"
+const inputsSHA256 = "336a8162adc5546a9009f10b7fa4c8cd2fc65126e2bfae0b6efd8395a5e5f259"
