@@ -675,22 +675,23 @@ bool Tiers::decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buff
     std::vector<grey_codec> job_codecs;
     uint64_t block_size = 0, block_count = 0;
     decltype(WorkingSetCache::FillSource::container) staged_container;
-    if (r.kind == GREY_RESIDENCY_COMPRESSED_HOST) {
-        std::optional<StagedContainer> staged = stage_host_container_locked(buffer);
-        if (!staged) return false;
-        blocks = std::move(staged->jobs.blocks);
-        job_blocks.assign(staged->jobs.job_blocks.begin(), staged->jobs.job_blocks.end());
-        containers.assign(blocks.size(), staged->memory.get());
-        job_codecs.assign(blocks.size(), r.codec);
-        block_size = staged->jobs.block_size;
-        block_count = staged->jobs.block_count;
-        staged_container = std::move(staged->memory);
-    } else if (r.kind == GREY_RESIDENCY_COMPRESSED_DEVICE) {
-        std::optional<ContainerJobs> jobs = device_container_jobs(backend, r.device_container, r.container_size, buffer.size);
-        if (!jobs) return false;
+    if (r.kind == GREY_RESIDENCY_COMPRESSED_HOST || r.kind == GREY_RESIDENCY_COMPRESSED_DEVICE) {
+        // One container: in device memory already, or a host-tier one copied there first.
+        std::optional<ContainerJobs> jobs;
+        grey_backend_buffer* container = r.device_container;
+        if (r.kind == GREY_RESIDENCY_COMPRESSED_HOST) {
+            std::optional<StagedContainer> staged = stage_host_container_locked(buffer);
+            if (!staged) return false;
+            jobs = std::move(staged->jobs);
+            staged_container = std::move(staged->memory);
+            container = staged_container.get();
+        } else {
+            jobs = device_container_jobs(backend, r.device_container, r.container_size, buffer.size);
+            if (!jobs) return false;
+        }
         blocks = std::move(jobs->blocks);
         job_blocks.assign(jobs->job_blocks.begin(), jobs->job_blocks.end());
-        containers.assign(blocks.size(), r.device_container);
+        containers.assign(blocks.size(), container);
         job_codecs.assign(blocks.size(), r.codec);
         block_size = jobs->block_size;
         block_count = jobs->block_count;
