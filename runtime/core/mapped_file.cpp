@@ -2,6 +2,7 @@
 
 #include "core/regular_file.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <sys/mman.h>
@@ -50,7 +51,12 @@ void MappedFile::evict(std::span<const std::byte> range) const noexcept {
 }
 
 void MappedFile::prefetch(std::span<const std::byte> range) const noexcept {
-    if (data_ != nullptr) advise(range, MADV_WILLNEED);
+    if (data_ == nullptr) return;
+    // One WILLNEED reads at most the device's read-ahead size (Linux: the larger of read_ahead_kb and
+    // max_sectors_kb, often 128 KiB) from the start of the range and drops the rest without a word, so
+    // a whole tensor is asked for in steps no device's read-ahead is smaller than.
+    constexpr std::size_t step = 128 << 10;
+    for (std::size_t at = 0; at < range.size(); at += step) advise(range.subspan(at, std::min(step, range.size() - at)), MADV_WILLNEED);
 }
 
 }  // namespace grey

@@ -38,9 +38,11 @@ public:
     // file again if touched.
     void evict(std::span<const std::byte> range) const noexcept;
 
-    // Asks the kernel to start reading the pages holding `range` (a part of bytes()) in the background
-    // and returns at once, so that a reader walking the file front to back finds them resident instead
-    // of waiting for the disk on every fault.
+    // Asks the kernel to start reading the pages holding `range` (a part of bytes()) in the background,
+    // so that a reader walking the file front to back finds them resident instead of waiting for the
+    // disk on every fault. Returns once the reads are queued, which can take a while when the disk's
+    // queue is full (a third of a second a gigabyte has been seen): call it from a thread that can wait
+    // (core/read_ahead.hpp).
     void prefetch(std::span<const std::byte> range) const noexcept;
 
 private:

@@ -6,6 +6,7 @@
 // quantizer) work at the same time rather than in turn.
 #include "core/context.hpp"
 #include "core/error.hpp"
+#include "core/read_ahead.hpp"
 #include "core/worker_pool.hpp"
 #include "model/model_handle.hpp"
 #include "quant/format.hpp"
@@ -258,29 +259,8 @@ private:
     std::optional<StagedUpload> upload_;
 };
 
-// Keeps the pages of the tensor being worked on and of those after it, `window` bytes in all, on their
-// way in from the file (a hint to the kernel; it returns at once). at() is called for each tensor in order.
-class ReadAhead {
-public:
-    ReadAhead(const grey_model& model, std::span<const Planned> planned, uint64_t window) : model_(model), planned_(planned), window_(window) {}
-
-    void at(uint64_t current) {
-        if (current > 0) in_window_ -= planned_[current - 1].tensor.size_bytes;  // done with: leaves the window
-        for (; next_ < planned_.size() && in_window_ < window_; ++next_) {
-            const grey_model_tensor& t = planned_[next_].tensor;
-            model_.file.prefetch({static_cast<const std::byte*>(t.data), t.size_bytes});
-            in_window_ += t.size_bytes;
-        }
-    }
-
-private:
-    const grey_model& model_;
-    std::span<const Planned> planned_;
-    uint64_t window_;
-    uint64_t next_ = 0;       // the first tensor not yet asked for
-    uint64_t in_window_ = 0;  // bytes asked for from the current tensor on
-};
-
+// The pages of the tensor being worked on and of those after it, this many bytes in all, on their way
+// in from the file (core/read_ahead.hpp).
 constexpr uint64_t read_ahead_bytes = 256ull << 20;
 
 std::string quantize_model(const std::string& input, const char* output, const std::string& format, const grey_model_quant_options& options) {
@@ -313,8 +293,10 @@ std::string quantize_model(const std::string& input, const char* output, const s
     std::vector<std::vector<unsigned char>> quantized[2];
     // The file's first pages are asked for before the quantizer's buffers are made: the first buffer on
     // a GPU starts the device's context (a tenth of a second or more), which the disk can spend reading.
-    ReadAhead read_ahead(*model, planned, read_ahead_bytes);
-    read_ahead.at(0);
+    std::vector<std::span<const std::byte>> tensor_bytes;
+    tensor_bytes.reserve(planned.size());
+    for (const Planned& p : planned) tensor_bytes.emplace_back(static_cast<const std::byte*>(p.tensor.data), p.tensor.size_bytes);
+    ReadAhead read_ahead(model->file, std::move(tensor_bytes), read_ahead_bytes);
     Quantizer quantize_tensor(options, planned);
     std::optional<WriteBehind> write_behind;
     if (writer) write_behind.emplace(writer.get(), model.get());
@@ -336,7 +318,6 @@ std::string quantize_model(const std::string& input, const char* output, const s
             continue;
         }
         const uint64_t end = quantize_tensor.run_end(planned, i);
-        for (uint64_t j = i + 1; j < end; ++j) read_ahead.at(j);
         std::vector<std::vector<unsigned char>>& outputs = quantized[runs++ % 2];
         outputs.resize(end - i);
         reports.assign(end - i, grey_quant_report{});

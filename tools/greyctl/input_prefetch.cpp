@@ -28,20 +28,24 @@ uint64_t available_memory() {
     return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
 }
 
-void prefetch(const std::string& path) {
+void prefetch(const std::string& path, const std::stop_token& stop) {
     // Non-blocking: opening a FIFO for reading would otherwise wait for a writer that may never come.
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return;
     struct stat info {};
     if (::fstat(fd, &info) == 0 && S_ISREG(info.st_mode) && info.st_size > 0) {
         const uint64_t bytes = std::min({static_cast<uint64_t>(info.st_size), kMostBytes, available_memory() / 4});
-        if (bytes > 0) (void)::posix_fadvise(fd, 0, static_cast<off_t>(bytes), POSIX_FADV_WILLNEED);
+        // One WILLNEED reads at most the device's read-ahead size (often 128 KiB) and drops the rest
+        // without a word, so the range is asked for in steps no device's read-ahead is smaller than.
+        constexpr uint64_t step = 128 << 10;
+        for (uint64_t at = 0; at < bytes && !stop.stop_requested(); at += step)
+            (void)::posix_fadvise(fd, static_cast<off_t>(at), static_cast<off_t>(std::min(step, bytes - at)), POSIX_FADV_WILLNEED);
     }
     ::close(fd);
 }
 
 }  // namespace
 
-InputPrefetch::InputPrefetch(const std::string& path) : thread_([path] { prefetch(path); }) {}
+InputPrefetch::InputPrefetch(const std::string& path) : thread_([path](const std::stop_token& stop) { prefetch(path, stop); }) {}
 
 }  // namespace greyctl

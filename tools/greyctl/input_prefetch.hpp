@@ -16,7 +16,7 @@ public:
     explicit InputPrefetch(const std::string& path);
 
 private:
-    std::jthread thread_;  // asking can block while the disk's queue is full; joined on destruction
+    std::jthread thread_;  // asking can wait while the disk's queue is full; stopped and joined on destruction
 };
 
 }  // namespace greyctl
