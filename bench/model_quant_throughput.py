@@ -88,8 +88,8 @@ def timed_read(path):
     return time.perf_counter() - begin
 
 
-def timed_quantize(args, backend, model, output):
-    command = [args.greyctl, "--backend-dir", args.backend_dir, "quantize", "--input", model, "--format",
+def timed_quantize(args, backend, model, output, greyctl=None):
+    command = [greyctl or args.greyctl, "--backend-dir", args.backend_dir, "quantize", "--input", model, "--format",
                args.format, "--backend", backend, "--json", "--force", "--output", output]
     begin = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
@@ -103,6 +103,9 @@ def timed_quantize(args, backend, model, output):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--greyctl", required=True)
+    parser.add_argument("--baseline", default="",
+                        help="another greyctl (an earlier build, same backend directory) timed in the same loop, "
+                             "alternating with --greyctl, in rows of its own")
     parser.add_argument("--backend-dir", required=True)
     parser.add_argument("--source", required=True, help="a real model's safetensors file (F32 or F16)")
     parser.add_argument("--workdir", required=True)
@@ -160,18 +163,21 @@ def measure(args, layout):
             read_times.append(timed_read(model))
         read = sorted(read_times)[len(read_times) // 2]
         print(f"{state:6} {'read':14} {read:8.3f} {size / read / 1e9:7.2f} {1.0:7.2f}")
+        programs = [("greyctl", args.greyctl)] + ([("baseline", args.baseline)] if args.baseline else [])
         for backend in args.backend.split(","):
-            times = []
+            times = {label: [] for label, _ in programs}
             for _ in range(args.repeats):
-                prepare()
-                if os.path.exists(output):
-                    os.remove(output)
-                seconds, total = timed_quantize(args, backend, model, output)
-                times.append(seconds)
-            seconds = sorted(times)[len(times) // 2]
-            print(f"{state:6} {'greyctl ' + backend:14} {seconds:8.3f} {size / seconds / 1e9:7.2f} "
-                  f"{read / seconds:7.2f}  ({total['bytes_in'] / 1e9:.3f} GB quantized to {total['bytes_out'] / 1e6:.0f} MB, "
-                  f"the rest copied; rel RMSE {total['rel_rmse']:.5f})")
+                for label, program in programs:  # alternating, so that a drift of the machine falls on both
+                    prepare()
+                    if os.path.exists(output):
+                        os.remove(output)
+                    seconds, total = timed_quantize(args, backend, model, output, program)
+                    times[label].append(seconds)
+            for label, _ in programs:
+                seconds = sorted(times[label])[len(times[label]) // 2]
+                print(f"{state:6} {label + ' ' + backend:14} {seconds:8.3f} {size / seconds / 1e9:7.2f} "
+                      f"{read / seconds:7.2f}  ({total['bytes_in'] / 1e9:.3f} GB quantized to {total['bytes_out'] / 1e6:.0f} MB, "
+                      f"the rest copied; rel RMSE {total['rel_rmse']:.5f})")
     os.remove(model)
     if os.path.exists(output):
         os.remove(output)

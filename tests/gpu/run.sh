@@ -28,6 +28,8 @@
 #                                    --repeat 21); it always reports device time (CUPTI) beside wall clock
 #   GREY_GPU_THROUGHPUT_ARGS=...     extra arguments for bench/model_quant_throughput.py (e.g. "--layout llm
 #                                    --matrix 4096" for a file of a large language model's matrix sizes)
+#   GREY_GPU_BASELINE_REV=REV        model-throughput also times a greyctl built from git revision REV (its host
+#                                    code; the same CUDA backend plugin), alternating with this tree's, rows "baseline"
 #   GREY_GPU_LAYER_STREAM_ARGS=...   extra arguments for bench/layer_stream_gpu_bench.py (they override the
 #                                    step's --tier both, e.g. "--tier device --passes 3" for a shorter run)
 #   GREY_GPU_BUILD_DIR=...           build directory (default build/gpu)
@@ -313,9 +315,25 @@ fi
 
 if want model-throughput && [ -n "${GREY_GPU_MODEL:-}" ]; then
 echo "== whole-model quantization (greyctl, >= 1 GB of real weights) beside the sequential file read speed"
+baseline=()
+if [ -n "${GREY_GPU_BASELINE_REV:-}" ]; then
+    # The earlier revision's greyctl and libgrey only (no kernels to build): the backend plugin is this tree's.
+    base_src=$build/baseline-src
+    rm -rf "$base_src" && mkdir -p "$base_src"
+    base_args=(-G Ninja -S "$base_src" -B "$build/baseline" -DCMAKE_BUILD_TYPE=Release -DGREY_WITH_CUDA=OFF -DGREY_BUILD_TESTS=OFF)
+    [ -n "$prefix" ] && base_args+=(-DCMAKE_PREFIX_PATH="$prefix")
+    if git archive "$GREY_GPU_BASELINE_REV" | tar -x -C "$base_src" && cmake "${base_args[@]}" >"$logs/baseline-configure.log" 2>&1 &&
+        cmake --build "$build/baseline" -j "$(nproc)" --target greyctl >"$logs/baseline-build.log" 2>&1; then
+        baseline=(--baseline "$build/baseline/bin/greyctl")
+        record baseline-build PASS "greyctl of $(git rev-parse --short "$GREY_GPU_BASELINE_REV")"
+    else
+        tail -n 20 "$logs/baseline-configure.log" "$logs/baseline-build.log" 2>/dev/null
+        record baseline-build FAIL "see $logs/baseline-build.log"
+    fi
+fi
 # shellcheck disable=SC2086
 run_bench model-throughput model_throughput "" python3 bench/model_quant_throughput.py --greyctl "$build/bin/greyctl" \
-    --backend-dir "$plugin_dir" --source "$GREY_GPU_MODEL" --workdir "$build/throughput" ${GREY_GPU_THROUGHPUT_ARGS:-}
+    --backend-dir "$plugin_dir" --source "$GREY_GPU_MODEL" --workdir "$build/throughput" "${baseline[@]}" ${GREY_GPU_THROUGHPUT_ARGS:-}
 fi
 
 if want admit-bench; then
