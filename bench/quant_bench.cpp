@@ -13,9 +13,11 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <random>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -35,6 +37,19 @@ const std::vector<float>& weights() {
         return v;
     }();
     return w;
+}
+
+// The F32 output every dequantizer and memcpy writes, and the quantized output every quantizer writes:
+// one buffer each for the whole run. On a virtual machine two buffers of the same size can sit on memory
+// of different speeds (this guest's dequantizers ran at 0.73-0.87 x or 1.2-1.6 x memcpy from one round or
+// format to the next), so a ratio is only fair between cases that write the same memory.
+std::span<float> f32_output() {
+    static std::vector<float> y(kRows * kCols);
+    return y;
+}
+std::span<std::byte> quantized_output(uint64_t bytes) {
+    static std::vector<std::byte> q(kRows * kCols * 4);  // the most any format needs (F32-sized)
+    return std::span(q).first(bytes);
 }
 
 // Every format by its grey.h name (grey_quant_name_at), so the bench runs what greyctl offers.
@@ -66,17 +81,54 @@ grey_context& context() {
 
 hq::Parallel parallel_for(const std::string& path) { return path == "all-cores" ? hq::Parallel(&context().host_services) : hq::Parallel(); }
 
+// memcpy of the bench's weights into f32_output() on every core of the context's pool, in 256 KiB pieces.
+void copy_all_cores() {
+    const auto& x = weights();
+    const std::span<float> y = f32_output();
+    constexpr size_t kPiece = 64 * 1024;  // floats
+    context().workers->run(x.size(), kPiece, [&](size_t begin, size_t end) { std::memcpy(y.data() + begin, x.data() + begin, (end - begin) * 4); });
+}
+
+// Times the state's loop, then the all-core memcpy of the same input into the same output memory right
+// after it, and records the loop's bytes a second as a multiple of the copy's ("x_memcpy"): the ratio of
+// the goals, side by side on the same buffers whatever the machine did in between cases.
+class SideBySide {
+public:
+    explicit SideBySide(bool on) : on_(on), begin_(std::chrono::steady_clock::now()) {}
+    void finish(benchmark::State& state, uint64_t bytes_per_iteration) const {
+        if (!on_) return;
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin_).count();
+        std::vector<double> copies;
+        for (int i = 0; i < 5; ++i) {
+            const auto t0 = std::chrono::steady_clock::now();
+            copy_all_cores();
+            copies.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        }
+        std::sort(copies.begin(), copies.end());
+        const double copy_rate = 2.0 * static_cast<double>(weights().size()) * 4 / copies[copies.size() / 2];
+        const double rate = static_cast<double>(state.iterations()) * static_cast<double>(bytes_per_iteration) / seconds;
+        state.counters["memcpy_GBps"] = copy_rate / 1e9;
+        state.counters["x_memcpy"] = rate / copy_rate;
+    }
+
+private:
+    bool on_;
+    std::chrono::steady_clock::time_point begin_;
+};
+
 void quantize(benchmark::State& state, const char* f, const std::string& path) {
     const hq::Kernels* kernels = kernels_for(path);
     if (kernels == nullptr) return state.SkipWithError(("no " + path + " on this CPU").c_str());
     const auto parallel = parallel_for(path);
     const auto plan = plan_for(f);
     const auto& x = weights();
-    std::vector<std::byte> out(plan.bytes);
+    const std::span<std::byte> out = quantized_output(plan.bytes);
+    const SideBySide side_by_side(path == "all-cores");
     for (auto _ : state) {
         hq::quantize(plan, x, out, *kernels, parallel);
         benchmark::DoNotOptimize(out.data());
     }
+    side_by_side.finish(state, x.size() * 4 + plan.bytes);
     state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (x.size() * 4 + plan.bytes)));
 }
 
@@ -88,11 +140,13 @@ void dequantize(benchmark::State& state, const char* f, const std::string& path)
     const auto& x = weights();
     std::vector<std::byte> q(plan.bytes);
     hq::quantize(plan, x, q, hq::scalar_kernels());
-    std::vector<float> y(x.size());
+    const std::span<float> y = f32_output();
+    const SideBySide side_by_side(path == "all-cores");
     for (auto _ : state) {
         hq::dequantize(plan, q, y, *kernels, parallel);
         benchmark::DoNotOptimize(y.data());
     }
+    side_by_side.finish(state, x.size() * 4 + plan.bytes);
     state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (x.size() * 4 + plan.bytes)));
 }
 
@@ -106,7 +160,7 @@ void dequantize_stores(benchmark::State& state, const char* f, uint64_t mib, boo
     const std::span<const float> x(weights().data(), plan.elements);
     std::vector<std::byte> q(plan.bytes);
     hq::quantize(plan, x, q, hq::best_kernels(), parallel);
-    std::vector<float> y(x.size());
+    const std::span<float> y = f32_output().first(x.size());
     for (auto _ : state) {
         hq::dequantize(plan, q, y, hq::best_kernels(), parallel, streaming ? 0 : UINT64_MAX);
         benchmark::DoNotOptimize(y.data());
@@ -178,7 +232,7 @@ void api_dequantize(benchmark::State& state, const char* f) {
 
 void memcpy_baseline(benchmark::State& state) {
     const auto& x = weights();
-    std::vector<float> y(x.size());
+    const std::span<float> y = f32_output();
     for (auto _ : state) {
         std::memcpy(y.data(), x.data(), x.size() * 4);
         benchmark::DoNotOptimize(y.data());
@@ -190,11 +244,9 @@ void memcpy_baseline(benchmark::State& state) {
 // the all-core quantizers are compared with.
 void memcpy_all_cores(benchmark::State& state) {
     const auto& x = weights();
-    std::vector<float> y(x.size());
-    constexpr size_t kPiece = 64 * 1024;  // floats
     for (auto _ : state) {
-        context().workers->run(x.size(), kPiece, [&](size_t begin, size_t end) { std::memcpy(y.data() + begin, x.data() + begin, (end - begin) * 4); });
-        benchmark::DoNotOptimize(y.data());
+        copy_all_cores();
+        benchmark::DoNotOptimize(f32_output().data());
     }
     state.counters["threads"] = static_cast<double>(context().workers->threads());
     state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * x.size() * 4 * 2));
