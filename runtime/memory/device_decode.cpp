@@ -48,6 +48,37 @@ grey_backend_codec_block as_backend_block(const common::CodecBlockJob& job) noex
     return block;
 }
 
+namespace {
+
+// Decodes the jobs `blocks` (block `job_blocks[j]` each, outputs from the raw bytes' start) of the container
+// at the start of `container` on the device into `target` at `target_offset`, and `host_blocks` with every
+// block the device gave up on on the host, each from its own payload read back.
+void decode_jobs(const Backend& backend, grey_backend_buffer* container, std::span<const std::byte> table, const codec::ContainerInfo& info,
+                 std::vector<grey_backend_codec_block> blocks, std::span<const uint32_t> job_blocks, std::vector<uint32_t> host_blocks,
+                 grey_backend_buffer* target, uint64_t target_offset) {
+    for (grey_backend_codec_block& block : blocks) block.output += target_offset;
+    std::vector<grey_backend_buffer*> containers(blocks.size(), container);
+    std::vector<uint32_t> faults(blocks.size(), 0);
+    backend.codec_decode(containers, target, blocks, faults);
+
+    // The rest on the host, each block from its own payload.
+    for (size_t j = 0; j < faults.size(); ++j)
+        if (faults[j] != common::kFaultNone) host_blocks.push_back(job_blocks[j]);
+    if (host_blocks.empty()) return;
+    std::sort(host_blocks.begin(), host_blocks.end());
+    std::vector<std::byte> payload, raw;
+    for (const uint32_t b : host_blocks) {
+        const codec::BlockEntry& entry = info.blocks[b];
+        payload.resize(entry.stored_size);
+        raw.resize(entry.raw_size);
+        backend.buffer_read(container, info.payload_start + entry.offset, payload.data(), payload.size());
+        codec::decode_block_payload(table, info, b, payload, raw);
+        backend.buffer_write(target, target_offset + uint64_t{b} * info.block_size, raw.data(), raw.size());
+    }
+}
+
+}  // namespace
+
 void decode_device_container(const Backend& backend, grey_backend_buffer* container, uint64_t container_size, grey_backend_buffer* target,
                              uint64_t target_offset, uint64_t raw_size) {
     if (!backend.has_codec_decode() || container_size < codec::kHeaderSize) {
@@ -60,29 +91,13 @@ void decode_device_container(const Backend& backend, grey_backend_buffer* contai
         fail(GREY_ERROR_CORRUPT, "codec container: raw size " + std::to_string(info.raw_size) + ", expected " + std::to_string(raw_size));
     const codec::DeviceDecodePlan plan = codec::device_decode_plan(table, info, 0, raw_size);
     std::vector<grey_backend_codec_block> blocks(plan.jobs.size());
-    for (size_t j = 0; j < blocks.size(); ++j) {
-        blocks[j] = as_backend_block(plan.jobs[j]);
-        blocks[j].output += target_offset;
-    }
-    std::vector<grey_backend_buffer*> containers(blocks.size(), container);
-    std::vector<uint32_t> faults(blocks.size(), 0);
-    backend.codec_decode(containers, target, blocks, faults);
+    for (size_t j = 0; j < blocks.size(); ++j) blocks[j] = as_backend_block(plan.jobs[j]);
+    decode_jobs(backend, container, table, info, std::move(blocks), plan.job_blocks, plan.host_blocks, target, target_offset);
+}
 
-    // The rest on the host, each block from its own payload.
-    std::vector<uint32_t> host_blocks = plan.host_blocks;
-    for (size_t j = 0; j < faults.size(); ++j)
-        if (faults[j] != common::kFaultNone) host_blocks.push_back(plan.job_blocks[j]);
-    if (host_blocks.empty()) return;
-    std::sort(host_blocks.begin(), host_blocks.end());
-    std::vector<std::byte> payload, raw;
-    for (const uint32_t b : host_blocks) {
-        const codec::BlockEntry& entry = info.blocks[b];
-        payload.resize(entry.stored_size);
-        raw.resize(entry.raw_size);
-        backend.buffer_read(container, info.payload_start + entry.offset, payload.data(), payload.size());
-        codec::decode_block_payload(table, info, b, payload, raw);
-        backend.buffer_write(target, target_offset + uint64_t{b} * info.block_size, raw.data(), raw.size());
-    }
+void decode_planned_container(const Backend& backend, grey_backend_buffer* container, std::span<const std::byte> table,
+                              const codec::ContainerInfo& info, const ContainerJobs& jobs, grey_backend_buffer* target, uint64_t target_offset) {
+    decode_jobs(backend, container, table, info, jobs.blocks, jobs.job_blocks, {}, target, target_offset);
 }
 
 namespace {

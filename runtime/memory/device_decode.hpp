@@ -4,6 +4,7 @@
 // payload alone, so a damaged block still fails with the host decoder's GREY_ERROR_CORRUPT naming it.
 #pragma once
 
+#include "codec/container_format.hpp"
 #include "common/codec_decode.hpp"
 #include "grey_backend.h"
 
@@ -44,6 +45,13 @@ std::optional<ContainerJobs> device_container_jobs(const Backend& backend, grey_
 // touching the device: nullopt when the container is too short for a header or some block only the host
 // decodes. The header and the table are checked.
 std::optional<ContainerJobs> host_container_jobs(std::span<const std::byte> container, uint64_t raw_size);
+
+// decode_device_container for a container whose header and table (`table`: a host copy of the container's
+// start, or all of it) and device jobs (every block's) are known already, so that nothing is read back
+// before the decode: a host-tier container copied to the device. A block the device gives up on is
+// decoded on the host from its payload in `container`, as there.
+void decode_planned_container(const Backend& backend, grey_backend_buffer* container, std::span<const std::byte> table,
+                              const codec::ContainerInfo& info, const ContainerJobs& jobs, grey_backend_buffer* target, uint64_t target_offset);
 
 // Decodes the raw bytes at `offset` of the `container_size`-byte container at the start of `container`
 // into `out` on the host, reading back only the header, the table and the payloads of the blocks the

@@ -6,11 +6,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace grey::memory {
 
 struct SharedBlock;
+class HostContainer;
 
 // One block of a deduplicated buffer: a block of zeros, a block of one repeated 8-byte value, or a
 // reference to a block stored once in the device's shared store.
@@ -28,7 +30,7 @@ struct Residency {
     std::vector<BlockRef> blocks;                     // deduplicated
     grey_backend_buffer* device_container = nullptr;  // compressed_device: the LT-Block container
     uint64_t container_size = 0;                      // both compressed residencies
-    std::vector<std::byte> host_container;            // compressed_host: the LT-Block container
+    std::shared_ptr<const HostContainer> host_container;  // compressed_host: the LT-Block container (memory/host_container.hpp)
 };
 
 // What grey_buffer_options says of a buffer, beyond its device and size.

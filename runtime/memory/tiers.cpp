@@ -9,6 +9,7 @@
 #include "core/stream.hpp"
 #include "memory/buffer.hpp"
 #include "memory/device_decode.hpp"
+#include "memory/host_container.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -342,7 +343,11 @@ void Tiers::read_locked(const grey_buffer& buffer, uint64_t offset, std::span<st
             // Only the header, the table and the touched blocks' payloads cross to the host.
             read_device_container(*buffer.backend, r.device_container, r.container_size, offset, out);
             return;
-        case GREY_RESIDENCY_COMPRESSED_HOST: codec::decode_range(r.host_container, codec::read_container_info(r.host_container), offset, out); return;
+        case GREY_RESIDENCY_COMPRESSED_HOST: {
+            const std::span<const std::byte> container = r.host_container->bytes();
+            codec::decode_range(container, codec::read_container_info(container), offset, out);
+            return;
+        }
         default: fail(GREY_ERROR_INTERNAL, "a buffer in an unknown residency");
     }
 }
@@ -377,8 +382,9 @@ void Tiers::materialize_locked(const grey_buffer& buffer, grey_backend_buffer* t
             return;
         case GREY_RESIDENCY_COMPRESSED_HOST: {
             // Where the device decodes every block, only the compressed bytes cross to it.
-            if (std::optional<StagedContainer> staged = stage_host_container_locked(buffer)) {
-                decode_device_container(backend, staged->memory.get(), r.host_container.size(), target, 0, buffer.size);
+            // The plan made when the buffer was compressed serves: nothing is read back before the decode.
+            if (std::optional<StagedContainer> staged = stage_host_container_locked(buffer, false)) {
+                decode_planned_container(backend, staged->memory.get(), r.host_container->bytes(), *r.host_container->info(), *staged->jobs, target, 0);
                 return;
             }
             // Otherwise decoded in one pass on the host, every block checked.
@@ -514,13 +520,13 @@ Residency Tiers::compressed_locked(const grey_buffer& buffer, grey_residency tie
     Residency result;
     result.kind = tier;
     result.codec = resolved;
-    result.host_container = codec::encode(contents, options);
-    result.container_size = result.host_container.size();
-    if (tier == GREY_RESIDENCY_COMPRESSED_DEVICE) {
-        const Device& dev = *devices_.at(buffer.device);
-        result.device_container = dev.backend->buffer_holding(dev.index_in_backend, result.host_container);
-        std::vector<std::byte>().swap(result.host_container);
-    }
+    std::vector<std::byte> container = codec::encode(contents, options);
+    result.container_size = container.size();
+    const Device& dev = *devices_.at(buffer.device);
+    if (tier == GREY_RESIDENCY_COMPRESSED_DEVICE)
+        result.device_container = dev.backend->buffer_holding(dev.index_in_backend, container);
+    else
+        result.host_container = HostContainer::hold(*dev.backend, dev.index_in_backend, std::move(container), buffer.size);
     return result;
 }
 
@@ -649,18 +655,22 @@ void Tiers::map(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping
     buffer.map_count.fetch_add(1);
 }
 
-std::optional<Tiers::StagedContainer> Tiers::stage_host_container_locked(const grey_buffer& buffer) {
+std::optional<Tiers::StagedContainer> Tiers::stage_host_container_locked(const grey_buffer& buffer, bool on_stream) {
     const Backend& backend = *buffer.backend;
     const Residency& r = buffer.residency;
     if (r.kind != GREY_RESIDENCY_COMPRESSED_HOST || !backend.has_codec_decode()) return std::nullopt;
-    std::optional<ContainerJobs> jobs = host_container_jobs(r.host_container, buffer.size);
-    if (!jobs || jobs->blocks.empty()) return std::nullopt;
-    auto memory = device_scratch(backend, devices_.at(buffer.device)->index_in_backend, r.host_container.size());
+    const HostContainer& container = *r.host_container;
+    if (!container.jobs()) return std::nullopt;  // planned when compressed: some block only the host decodes
+    // From the backend's pool: a repeat of the same size is served again without a driver call.
+    auto memory = device_scratch(backend, devices_.at(buffer.device)->index_in_backend, container.size());
     if (!memory) return std::nullopt;
-    // Synchronous, outside any stream: the memory is new, so no queued work can be reading it, and the
-    // host container may change once the call returns.
-    backend.buffer_write(memory.get(), 0, r.host_container.data(), r.host_container.size());
-    return StagedContainer{std::move(memory), std::move(*jobs)};
+    // A pinned container is copied by a DMA the caller queues on the map's stream, ahead of the decode
+    // there. Otherwise (pageable memory, which the driver would copy through a staging buffer of its own
+    // during the call anyway, or no stream) the copy is made now; the memory is new, so no queued work
+    // can be reading it.
+    if (on_stream && container.pinned()) return StagedContainer{std::move(memory), &*container.jobs(), true};
+    backend.buffer_write(memory.get(), 0, container.bytes().data(), container.size());
+    return StagedContainer{std::move(memory), &*container.jobs(), false};
 }
 
 bool Tiers::decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buffer* target, grey_stream& stream,
@@ -675,14 +685,16 @@ bool Tiers::decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buff
     std::vector<grey_codec> job_codecs;
     uint64_t block_size = 0, block_count = 0;
     decltype(WorkingSetCache::FillSource::container) staged_container;
+    bool copy_container = false;  // a pinned host container, copied on the stream ahead of the decode
     if (r.kind == GREY_RESIDENCY_COMPRESSED_HOST || r.kind == GREY_RESIDENCY_COMPRESSED_DEVICE) {
         // One container: in device memory already, or a host-tier one copied there first.
         std::optional<ContainerJobs> jobs;
         grey_backend_buffer* container = r.device_container;
         if (r.kind == GREY_RESIDENCY_COMPRESSED_HOST) {
-            std::optional<StagedContainer> staged = stage_host_container_locked(buffer);
+            std::optional<StagedContainer> staged = stage_host_container_locked(buffer, true);
             if (!staged) return false;
-            jobs = std::move(staged->jobs);
+            jobs = *staged->jobs;
+            copy_container = staged->copy_pending;
             staged_container = std::move(staged->memory);
             container = staged_container.get();
         } else {
@@ -742,6 +754,8 @@ bool Tiers::decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buff
                 }
             }
         }
+        if (copy_container)
+            backend.buffer_write_async(stream.handle, staged_container.get(), 0, r.host_container->bytes().data(), r.host_container->size());
         backend.codec_decode_async(stream.handle, containers, target, blocks, faults.get());
     } catch (...) {
         // Work may be queued that reads `source` and writes `target`: both go once the stream is past it.
@@ -771,16 +785,22 @@ bool Tiers::decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buff
                                               std::to_string(std::count_if(bits.begin(), bits.end(), [](uint32_t f) { return f != 0; })) +
                                               " block(s) in all): work queued on the stream after the map read wrong bytes there; "
                                               "the working-set copy is not kept, so the next map decodes the buffer again");
-        fill_failures_.try_emplace(key, GREY_ERROR_CORRUPT, std::string("grey_buffer_map_async: ") + failure.what());
+        if (fill_failures_.try_emplace(key, GREY_ERROR_CORRUPT, std::string("grey_buffer_map_async: ") + failure.what()).second)
+            unsettled_checks_.fetch_add(1);  // until taken: the stream's next synchronize or query looks
         return failure;
     };
     source.device = std::move(faults);
     source.container = std::move(staged_container);
+    if (copy_container) source.host_container = r.host_container;
+    source.check_pending = Counted(unsettled_checks_);
     return true;
 }
 
 std::optional<Error> Tiers::take_fill_failure(const grey_stream& stream, bool stream_goes) {
     if (stream.handle == nullptr || !stream.backend->has_codec_decode_async()) return std::nullopt;  // never queues a decode
+    // Nothing decoded on a stream is unchecked and no failure is kept: no lock, no walk of the cache (a
+    // stream that goes still waits for the fills queued on it, whatever they are).
+    if (!stream_goes && unsettled_checks_.load() == 0) return std::nullopt;
     std::lock_guard lock(mutex_);
     if (const auto found = per_device_.find(stream.device); found != per_device_.end())
         found->second.cache->settle_all(false, stream_goes ? stream.handle : nullptr);
@@ -788,6 +808,7 @@ std::optional<Error> Tiers::take_fill_failure(const grey_stream& stream, bool st
     if (failure == fill_failures_.end()) return std::nullopt;
     Error out = failure->second;
     fill_failures_.erase(failure);
+    unsettled_checks_.fetch_sub(1);
     return out;
 }
 

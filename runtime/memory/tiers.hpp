@@ -11,6 +11,7 @@
 #include "memory/residency.hpp"
 #include "memory/working_set.hpp"
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -146,13 +147,16 @@ private:
     // `source` keeping the fault bits (and any host bytes the stream reads) and checking them once the
     // fill has run. False (nothing queued) when the buffer needs another route.
     bool decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buffer* target, grey_stream& stream, WorkingSetCache::FillSource& source);
-    // A host-tier buffer's container copied into device memory of its own, with the jobs that decode it
-    // there, when the device decodes every block of it and has room; nullopt otherwise (the host decodes).
+    // A host-tier buffer's container in device memory of its own, with the jobs that decode it there
+    // (planned when it was compressed), when the device decodes every block of it and has room; nullopt
+    // otherwise (the host decodes). The container is copied there during the call, except for a pinned
+    // one `on_stream`: the caller queues that copy on its stream (copy_pending).
     struct StagedContainer {
         decltype(WorkingSetCache::FillSource::container) memory;
-        ContainerJobs jobs;
+        const ContainerJobs* jobs;  // the residency's
+        bool copy_pending;
     };
-    std::optional<StagedContainer> stage_host_container_locked(const grey_buffer& buffer);
+    std::optional<StagedContainer> stage_host_container_locked(const grey_buffer& buffer, bool on_stream);
     // Copy on write of a sealed buffer mapped for writing: raw memory of its own, unsealed.
     void copy_on_write_locked(grey_buffer& buffer, const char* call);
     // The block hashes of blocks [first, first + count) of a raw buffer, computed where it lies by the
@@ -197,6 +201,10 @@ private:
     // Failures that async decodes' checks found, for the streams that queued them (take_fill_failure);
     // before per_device_, whose caches run the checks.
     std::map<const grey_stream*, Error> fill_failures_;
+    // Fills decoded on streams whose checks have not run, and failures in fill_failures_: while it is 0,
+    // take_fill_failure has nothing to find and takes no lock (grey_stream_synchronize and
+    // grey_stream_query call it every time). Changed under mutex_, read without it.
+    std::atomic<uint64_t> unsettled_checks_{0};
     std::map<uint32_t, DeviceTiers> per_device_;
     std::set<grey_buffer*> buffers_;
     uint64_t next_sequence_ = 1;

@@ -17,6 +17,7 @@
 #include "core/error.hpp"
 #include "grey_backend.h"
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -24,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 struct grey_buffer;
@@ -33,6 +35,32 @@ class Backend;
 }
 
 namespace grey::memory {
+
+// Counts itself in an atomic counter for as long as it lives (moved, never copied): the memory tiers
+// count the fills whose checks have not run yet without taking their lock.
+class Counted {
+public:
+    Counted() = default;
+    explicit Counted(std::atomic<uint64_t>& count) noexcept : count_(&count) { count_->fetch_add(1); }
+    Counted(Counted&& other) noexcept : count_(std::exchange(other.count_, nullptr)) {}
+    Counted& operator=(Counted&& other) noexcept {
+        if (this != &other) {
+            reset();
+            count_ = std::exchange(other.count_, nullptr);
+        }
+        return *this;
+    }
+    Counted(const Counted&) = delete;
+    Counted& operator=(const Counted&) = delete;
+    ~Counted() { reset(); }
+
+private:
+    void reset() noexcept {
+        if (count_ != nullptr) count_->fetch_sub(1);
+        count_ = nullptr;
+    }
+    std::atomic<uint64_t>* count_ = nullptr;
+};
 
 class WorkingSetCache {
 public:
@@ -51,12 +79,16 @@ public:
     struct FillSource {
         std::vector<std::byte> host;
         std::unique_ptr<grey_backend_buffer, std::function<void(grey_backend_buffer*)>> device;
-        // A host-tier buffer's container, copied to the device for its decoder to read.
+        // A host-tier buffer's container, copied to the device for its decoder to read, and the host
+        // memory it is copied from (pinned: the stream's DMA reads it after the call), kept even if the
+        // buffer changes residency or goes in the meantime.
         std::unique_ptr<grey_backend_buffer, std::function<void(grey_backend_buffer*)>> container;
+        std::shared_ptr<const void> host_container;
         // Called once, when the fill is seen complete and its stream kept no failure (before `device`
         // goes): what the copy turned out to lack (a block the device's decoder faulted on), which makes
         // the fill a failed one; nullopt when the copy holds the buffer's bytes.
         std::function<std::optional<Error>()> check;
+        Counted check_pending;  // counts `check` among the tiers' unsettled checks until the fill is settled
         const grey_backend_stream* stream = nullptr;  // the stream the fill is queued on
     };
     // The copy of `owner` (just pinned) is being filled on a stream: `ready` (recorded after the fill,

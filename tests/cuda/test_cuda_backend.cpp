@@ -1035,6 +1035,189 @@ TEST(CudaFake, HostTierMapsDecodeOnTheDevice) {
     EXPECT_EQ(c.stats().cache_bytes, 0u);
 }
 
+unsigned long long fake_pinned_allocations() { return fake_hook<unsigned long long>("fake_cuda_pinned_allocations"); }
+unsigned long long fake_pinned_copies_queued() { return fake_hook<unsigned long long>("fake_cuda_pinned_copies_queued"); }
+unsigned long long fake_pinned_copies_run() { return fake_hook<unsigned long long>("fake_cuda_pinned_copies_run"); }
+unsigned long long fake_event_queries() { return fake_hook<unsigned long long>("fake_cuda_event_queries"); }
+
+// A host-tier container the device decodes is held in pinned memory from the backend: an async map
+// queues its copy to the device on the map's stream (a DMA the call does not wait for), and the fill
+// keeps it until the stream has run it; a synchronous map copies it from there too and plans its decode
+// from the host's copy of the table, so nothing but the decoder's fault bits comes back from the device.
+TEST(CudaFake, HostTierContainersArePinnedAndCopiedOnTheMapsStream) {
+    Context c;
+    const size_t n = 5 * 65536 + 6;
+    const auto data = weight_bytes(n, 0.25f);
+    const auto host_tier = [&](grey_codec codec) {
+        grey_buffer* b = sealed_on_cuda(c.context, data, 0, GREY_DTYPE_BF16);
+        EXPECT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_COMPRESSED_HOST, codec), GREY_OK) << grey_last_error();
+        return b;
+    };
+    auto allocations = fake_pinned_allocations();
+    grey_buffer* b = host_tier(GREY_CODEC_FLOAT);
+    EXPECT_EQ(fake_pinned_allocations(), allocations + 1) << "the container is held in pinned memory";
+
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    auto queued = fake_pinned_copies_queued(), run = fake_pinned_copies_run();
+    const auto synchronizes = fake_stream_synchronizes();
+    grey_buffer_mapping m{};
+    m.struct_size = sizeof m;
+    ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_pinned_copies_queued(), queued + 1) << "the container's copy is queued from pinned memory";
+    EXPECT_EQ(fake_pinned_copies_run(), run) << "and not run during the call";
+    EXPECT_EQ(fake_stream_synchronizes(), synchronizes);
+    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_pinned_copies_run(), run + 1);
+    EXPECT_EQ(bytes_at(m), data);
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    grey_buffer_destroy(b);
+
+    // Unmapped and destroyed while the copy is still queued: the copy reads the container all the same.
+    b = host_tier(GREY_CODEC_FLOAT);
+    run = fake_pinned_copies_run();
+    ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    grey_buffer_destroy(b);
+    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_pinned_copies_run(), run + 1);
+
+    // A synchronous map: the copy comes from pinned memory, and of the container nothing is read back.
+    b = host_tier(GREY_CODEC_FLOAT);
+    queued = fake_pinned_copies_queued();
+    const auto decodes = fake_decode_launches(), read_back = fake_read_back_bytes();
+    ASSERT_EQ(grey_buffer_map(b, &m), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_pinned_copies_queued(), queued + 1);
+    EXPECT_EQ(fake_decode_launches(), decodes + 1);
+    EXPECT_EQ(fake_read_back_bytes() - read_back, 6 * sizeof(uint32_t)) << "the fault bits of the 6 blocks and nothing else";
+    EXPECT_EQ(bytes_at(m), data);
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    grey_buffer_destroy(b);
+
+    // A container only the host decodes (zstd) crosses to the device as decoded bytes: it is not pinned.
+    allocations = fake_pinned_allocations();
+    b = host_tier(GREY_CODEC_ZSTD);
+    EXPECT_EQ(fake_pinned_allocations(), allocations);
+    expect_async_map_reads(b, stream, data);
+    grey_buffer_destroy(b);
+    grey_stream_destroy(stream);
+    EXPECT_EQ(c.stats().cache_bytes, 0u);
+}
+
+// Pinning refused (the driver's limit): the container is held in pageable memory, and every map reads
+// the same bytes, decoded on the device; a block the device finds damaged is named as before.
+TEST(CudaFake, HostTierContainersFallBackToPageableMemory) {
+    Context c;
+    const size_t n = 5 * 65536 + 6;
+    const auto data = weight_bytes(n, 0.3f);
+    const auto host_tier = [&](bool pinning_fails) {
+        grey_buffer* b = sealed_on_cuda(c.context, data, 0, GREY_DTYPE_BF16);
+        ScopedEnv env{{"FAKE_CUDA_FAIL", pinning_fails ? "cuMemAllocHost:2" : ""}};
+        EXPECT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_COMPRESSED_HOST, GREY_CODEC_FLOAT), GREY_OK) << grey_last_error();
+        return b;
+    };
+    const auto allocations = fake_pinned_allocations(), queued = fake_pinned_copies_queued();
+    grey_buffer* b = host_tier(true);
+    EXPECT_EQ(fake_pinned_allocations(), allocations);
+    grey_buffer_mapping m{};
+    m.struct_size = sizeof m;
+    auto decodes = fake_decode_launches();
+    ASSERT_EQ(grey_buffer_map(b, &m), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_decode_launches(), decodes + 1) << "still decoded by the device";
+    EXPECT_EQ(bytes_at(m), data);
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    grey_buffer_destroy(b);
+
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    b = host_tier(true);
+    decodes = fake_decode_launches();
+    expect_async_map_reads(b, stream, data, [&] { EXPECT_EQ(fake_decode_launches(), decodes + 1); });
+    EXPECT_EQ(fake_pinned_copies_queued(), queued) << "nothing was copied from pinned memory";
+
+    // The same damaged block, pinned or not: the same failure, word for word.
+    std::vector<std::string> sync_errors, async_errors;
+    for (const bool pinning_fails : {true, false}) {
+        grey_buffer* d = host_tier(pinning_fails);
+        {
+            ScopedEnv env{{"FAKE_CUDA_CORRUPT_CODEC_JOB", "2"}};
+            EXPECT_EQ(grey_buffer_map(d, &m), GREY_ERROR_CORRUPT);
+            sync_errors.push_back(grey_last_error());
+            ASSERT_EQ(grey_buffer_map_async(d, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+        }
+        EXPECT_EQ(grey_stream_synchronize(stream), GREY_ERROR_CORRUPT);
+        async_errors.push_back(grey_last_error());
+        ASSERT_EQ(grey_buffer_unmap(d), GREY_OK);
+        expect_async_map_reads(d, stream, data);
+        grey_buffer_destroy(d);
+    }
+    // The host decoder names the block the device gave up on, from its payload in the device copy.
+    EXPECT_EQ(sync_errors[0], "codec container: block 2 of 6 (float): the decoded bytes fail the block's checksum");
+    EXPECT_EQ(sync_errors[0], sync_errors[1]);
+    EXPECT_TRUE(contains(async_errors[0], "block 2 of 6 of the buffer's container (bytes 131072..196608, compressed in host memory with float) is corrupt"))
+        << async_errors[0];
+    EXPECT_EQ(async_errors[0], async_errors[1]);
+    grey_buffer_destroy(b);
+    grey_stream_destroy(stream);
+    EXPECT_EQ(c.stats().cache_bytes, 0u);
+}
+
+// grey_stream_synchronize and grey_stream_query look for async decodes' failures only while a decode
+// queued on a stream is unchecked or a failure is kept: with none, they leave the cache alone, even a
+// fill still pending that decoded nothing on the device (its event is not queried).
+TEST(CudaFake, StreamSynchronizeSkipsTheCacheWithNoDecodeToCheck) {
+    Context c;
+    const size_t n = 5 * 65536 + 6;
+    const auto data = weight_bytes(n, 0.6f);
+    grey_buffer* host_decoded = sealed_on_cuda(c.context, data, 0, GREY_DTYPE_BF16);
+    ASSERT_EQ(grey_buffer_compress(host_decoded, GREY_RESIDENCY_COMPRESSED_HOST, GREY_CODEC_ZSTD), GREY_OK) << grey_last_error();
+    grey_buffer* device_decoded = device_compressed(c.context, data);
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    grey_buffer_mapping m{};
+    m.struct_size = sizeof m;
+    ASSERT_EQ(grey_buffer_map_async(host_decoded, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+    auto queries = fake_event_queries();
+    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    uint32_t done = 0;
+    ASSERT_EQ(grey_stream_query(stream, &done), GREY_OK) << grey_last_error();
+    EXPECT_EQ(done, 1u);
+    EXPECT_EQ(fake_event_queries(), queries) << "no decode to check: the cache's fills are not looked at";
+    EXPECT_EQ(bytes_at(m), data);
+    ASSERT_EQ(grey_buffer_unmap(host_decoded), GREY_OK);
+
+    // A decode on the stream is checked at the next synchronize, and then nothing is left to look at.
+    grey_buffer_mapping d{};
+    d.struct_size = sizeof d;
+    ASSERT_EQ(grey_buffer_map_async(device_decoded, GREY_MAP_READ, &d, stream), GREY_OK) << grey_last_error();
+    queries = fake_event_queries();
+    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    EXPECT_GT(fake_event_queries(), queries) << "the decode's fill is looked at";
+    EXPECT_EQ(bytes_at(d), data);
+    queries = fake_event_queries();
+    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_event_queries(), queries);
+    ASSERT_EQ(grey_buffer_unmap(device_decoded), GREY_OK);
+
+    // A failure that another call's check found (a synchronous map of the same copy) is still reported
+    // by the stream, once.
+    grey_buffer* damaged = sealed_on_cuda(c.context, data, 0, GREY_DTYPE_BF16);
+    ASSERT_EQ(grey_buffer_compress(damaged, GREY_RESIDENCY_COMPRESSED_HOST, GREY_CODEC_FLOAT), GREY_OK) << grey_last_error();
+    {
+        ScopedEnv env{{"FAKE_CUDA_CORRUPT_CODEC_JOB", "2"}};
+        ASSERT_EQ(grey_buffer_map_async(damaged, GREY_MAP_READ, &d, stream), GREY_OK) << grey_last_error();
+    }
+    EXPECT_EQ(grey_buffer_map(damaged, &m), GREY_ERROR_CORRUPT);
+    EXPECT_EQ(grey_stream_synchronize(stream), GREY_ERROR_CORRUPT);
+    EXPECT_TRUE(contains(grey_last_error(), "block 2 of 6")) << grey_last_error();
+    ASSERT_EQ(grey_buffer_unmap(damaged), GREY_OK);
+    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    grey_buffer_destroy(damaged);
+    grey_stream_destroy(stream);
+    grey_buffer_destroy(host_decoded);
+    grey_buffer_destroy(device_decoded);
+}
+
 // A model larger than the working set streamed layer by layer: each map decodes on the stream into a
 // copy the cache made room for, and every byte is right every time.
 TEST(CudaFake, AsyncMapsCycleThroughACacheSmallerThanTheBuffers) {

@@ -71,6 +71,23 @@ std::atomic<unsigned long long> block_hash_launches{0};
 std::atomic<unsigned long long> device_copies{0};
 std::atomic<unsigned long long> codec_decode_launches{0};
 std::atomic<unsigned long long> stream_synchronizes{0};
+// Page-locked allocations (cuMemAllocHost), host-to-device copies from such memory when queued and when
+// run, and cuEventQuery calls (test hooks). The pinned ranges are kept to tell a copy's source.
+std::atomic<unsigned long long> pinned_allocations{0};
+std::atomic<unsigned long long> pinned_copies_queued{0};
+std::atomic<unsigned long long> pinned_copies_run{0};
+std::atomic<unsigned long long> event_queries{0};
+std::mutex pinned_mutex;
+std::map<uintptr_t, size_t> pinned_ranges;  // start -> size
+
+bool is_pinned(const void* pointer) {
+    const auto address = reinterpret_cast<uintptr_t>(pointer);
+    std::lock_guard lock(pinned_mutex);
+    auto after = pinned_ranges.upper_bound(address);
+    if (after == pinned_ranges.begin()) return false;
+    --after;
+    return address < after->first + after->second;
+}
 
 #define FAKE_FAIL(name)                                                                            \
     if (auto forced = fake::forced_failure("FAKE_CUDA_FAIL", name)) return static_cast<CUresult>(*forced)
@@ -415,6 +432,7 @@ CUresult fake_cuEventSynchronize(CUevent e) {
 }
 CUresult fake_cuEventQuery(CUevent e) {
     FAKE_FAIL("cuEventQuery");
+    ++event_queries;
     if (const CUstream s = stream_of(e)) flush(s);
     return CUDA_SUCCESS;
 }
@@ -430,14 +448,23 @@ CUresult fake_cuEventElapsedTime(float* ms, CUevent start, CUevent end) {
 // Host memory is read and written when the copy runs, as the driver's DMA would.
 CUresult fake_cuMemcpyHtoDAsync(CUdeviceptr dst, const void* src, size_t n, CUstream s) {
     FAKE_FAIL("cuMemcpyHtoDAsync");
-    enqueue(s, [=] { std::memcpy(reinterpret_cast<void*>(dst), src, n); });
+    const bool pinned = is_pinned(src);
+    if (pinned) ++pinned_copies_queued;
+    enqueue(s, [=] {
+        std::memcpy(reinterpret_cast<void*>(dst), src, n);
+        if (pinned) ++pinned_copies_run;
+    });
     return CUDA_SUCCESS;
 }
 CUresult fake_cuMemAllocHost(void** pointer, size_t size) {
     FAKE_FAIL("cuMemAllocHost");
     if (auto r = require_context()) return r;
     *pointer = std::malloc(size);
-    return *pointer != nullptr ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+    if (*pointer == nullptr) return CUDA_ERROR_OUT_OF_MEMORY;
+    ++pinned_allocations;
+    std::lock_guard lock(pinned_mutex);
+    pinned_ranges[reinterpret_cast<uintptr_t>(*pointer)] = size;
+    return CUDA_SUCCESS;
 }
 // Pinned memory is plain host memory here, and its device address the host address (as under UVA).
 CUresult fake_cuMemHostGetDevicePointer(CUdeviceptr* device_pointer, void* pointer, unsigned int flags) {
@@ -447,6 +474,10 @@ CUresult fake_cuMemHostGetDevicePointer(CUdeviceptr* device_pointer, void* point
     return CUDA_SUCCESS;
 }
 CUresult fake_cuMemFreeHost(void* pointer) {
+    {
+        std::lock_guard lock(pinned_mutex);
+        pinned_ranges.erase(reinterpret_cast<uintptr_t>(pointer));
+    }
     std::free(pointer);
     return CUDA_SUCCESS;
 }
@@ -746,6 +777,12 @@ __attribute__((visibility("default"))) unsigned long long fake_cuda_block_hash_l
 __attribute__((visibility("default"))) unsigned long long fake_cuda_device_copies() { return device_copies.load(); }
 __attribute__((visibility("default"))) unsigned long long fake_cuda_codec_decode_launches() { return codec_decode_launches.load(); }
 __attribute__((visibility("default"))) unsigned long long fake_cuda_stream_synchronizes() { return stream_synchronizes.load(); }
+// cuMemAllocHost allocations, host-to-device copies from them queued and run, and cuEventQuery calls,
+// since the process started.
+__attribute__((visibility("default"))) unsigned long long fake_cuda_pinned_allocations() { return pinned_allocations.load(); }
+__attribute__((visibility("default"))) unsigned long long fake_cuda_pinned_copies_queued() { return pinned_copies_queued.load(); }
+__attribute__((visibility("default"))) unsigned long long fake_cuda_pinned_copies_run() { return pinned_copies_run.load(); }
+__attribute__((visibility("default"))) unsigned long long fake_cuda_event_queries() { return event_queries.load(); }
 // Copies and kernels queued on streams and not yet run: work an enqueue-only call left for later.
 __attribute__((visibility("default"))) unsigned long long fake_cuda_queued_work() {
     std::lock_guard lock(streams().mutex);
