@@ -920,6 +920,13 @@ std::vector<unsigned char> weight_bytes(size_t n, float seed) {
     return out;
 }
 
+// A sealed bf16 buffer of `bytes` on the fake GPU, compressed in host memory with `codec`.
+grey_buffer* host_compressed(grey_context* context, const std::vector<unsigned char>& bytes, grey_codec codec) {
+    grey_buffer* b = sealed_on_cuda(context, bytes, 0, GREY_DTYPE_BF16);
+    EXPECT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_COMPRESSED_HOST, codec), GREY_OK) << grey_last_error();
+    return b;
+}
+
 grey_buffer* device_compressed(grey_context* context, const std::vector<unsigned char>& bytes) {
     grey_buffer* b = sealed_on_cuda(context, bytes, 0, GREY_DTYPE_BF16);
     EXPECT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_COMPRESSED_DEVICE, GREY_CODEC_FLOAT), GREY_OK) << grey_last_error();
@@ -982,11 +989,7 @@ TEST(CudaFake, HostTierMapsDecodeOnTheDevice) {
     Context c;
     const size_t n = 5 * 65536 + 6;
     const auto data = weight_bytes(n, 0.75f);
-    const auto host_tier = [&](grey_codec codec) {
-        grey_buffer* b = sealed_on_cuda(c.context, data, 0, GREY_DTYPE_BF16);
-        EXPECT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_COMPRESSED_HOST, codec), GREY_OK) << grey_last_error();
-        return b;
-    };
+    const auto host_tier = [&](grey_codec codec) { return host_compressed(c.context, data, codec); };
     grey_buffer_mapping m{};
     m.struct_size = sizeof m;
     grey_buffer* b = host_tier(GREY_CODEC_FLOAT);
@@ -1048,11 +1051,7 @@ TEST(CudaFake, HostTierContainersArePinnedAndCopiedOnTheMapsStream) {
     Context c;
     const size_t n = 5 * 65536 + 6;
     const auto data = weight_bytes(n, 0.25f);
-    const auto host_tier = [&](grey_codec codec) {
-        grey_buffer* b = sealed_on_cuda(c.context, data, 0, GREY_DTYPE_BF16);
-        EXPECT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_COMPRESSED_HOST, codec), GREY_OK) << grey_last_error();
-        return b;
-    };
+    const auto host_tier = [&](grey_codec codec) { return host_compressed(c.context, data, codec); };
     auto allocations = fake_pinned_allocations();
     grey_buffer* b = host_tier(GREY_CODEC_FLOAT);
     EXPECT_EQ(fake_pinned_allocations(), allocations + 1) << "the container is held in pinned memory";
@@ -1111,10 +1110,8 @@ TEST(CudaFake, HostTierContainersFallBackToPageableMemory) {
     const size_t n = 5 * 65536 + 6;
     const auto data = weight_bytes(n, 0.3f);
     const auto host_tier = [&](bool pinning_fails) {
-        grey_buffer* b = sealed_on_cuda(c.context, data, 0, GREY_DTYPE_BF16);
         ScopedEnv env{{"FAKE_CUDA_FAIL", pinning_fails ? "cuMemAllocHost:2" : ""}};
-        EXPECT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_COMPRESSED_HOST, GREY_CODEC_FLOAT), GREY_OK) << grey_last_error();
-        return b;
+        return host_compressed(c.context, data, GREY_CODEC_FLOAT);
     };
     const auto allocations = fake_pinned_allocations(), queued = fake_pinned_copies_queued();
     grey_buffer* b = host_tier(true);
