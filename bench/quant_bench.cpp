@@ -89,31 +89,48 @@ void copy_all_cores() {
     context().workers->run(x.size(), kPiece, [&](size_t begin, size_t end) { std::memcpy(y.data() + begin, x.data() + begin, (end - begin) * 4); });
 }
 
-// Times the state's loop, then the all-core memcpy of the same input into the same output memory right
-// after it, and records the loop's bytes a second as a multiple of the copy's ("x_memcpy"): the ratio of
-// the goals, side by side on the same buffers whatever the machine did in between cases.
+// The goals' ratio, side by side: on the all-core cases every iteration of the case is followed, outside
+// the benchmark's own timing, by an all-core memcpy of the same input into the same output memory, and
+// the ratio of the medians of the two is recorded ("x_memcpy"), with the memcpy's bytes a second
+// ("memcpy_GBps"). On this guest the memory's speed changes from one second to the next (an all-core
+// memcpy has measured 26 and 52 GB/s minutes apart), so a copy timed once before the cases, or once
+// after each, says little about the case beside it; one interleaved with it does.
 class SideBySide {
 public:
-    explicit SideBySide(bool on) : on_(on), begin_(std::chrono::steady_clock::now()) {}
-    void finish(benchmark::State& state, uint64_t bytes_per_iteration) const {
+    explicit SideBySide(bool on) : on_(on) {}
+
+    // Runs `work` once, timed, then (when on) the copy, outside the state's timing.
+    template <typename Work>
+    void iteration(benchmark::State& state, Work&& work) {
+        const auto t0 = std::chrono::steady_clock::now();
+        work();
         if (!on_) return;
-        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin_).count();
-        std::vector<double> copies;
-        for (int i = 0; i < 5; ++i) {
-            const auto t0 = std::chrono::steady_clock::now();
-            copy_all_cores();
-            copies.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-        }
-        std::sort(copies.begin(), copies.end());
-        const double copy_rate = 2.0 * static_cast<double>(weights().size()) * 4 / copies[copies.size() / 2];
-        const double rate = static_cast<double>(state.iterations()) * static_cast<double>(bytes_per_iteration) / seconds;
+        const auto t1 = std::chrono::steady_clock::now();
+        state.PauseTiming();
+        const auto t2 = std::chrono::steady_clock::now();
+        copy_all_cores();
+        const auto t3 = std::chrono::steady_clock::now();
+        state.ResumeTiming();
+        work_seconds_.push_back(std::chrono::duration<double>(t1 - t0).count());
+        copy_seconds_.push_back(std::chrono::duration<double>(t3 - t2).count());
+    }
+
+    void finish(benchmark::State& state, uint64_t bytes_per_iteration) {
+        if (!on_ || work_seconds_.empty()) return;
+        const double copy_rate = 2.0 * static_cast<double>(weights().size()) * 4 / median(copy_seconds_);
+        const double rate = static_cast<double>(bytes_per_iteration) / median(work_seconds_);
         state.counters["memcpy_GBps"] = copy_rate / 1e9;
         state.counters["x_memcpy"] = rate / copy_rate;
     }
 
 private:
+    static double median(std::vector<double>& v) {
+        std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+        return v[v.size() / 2];
+    }
+
     bool on_;
-    std::chrono::steady_clock::time_point begin_;
+    std::vector<double> work_seconds_, copy_seconds_;
 };
 
 void quantize(benchmark::State& state, const char* f, const std::string& path) {
@@ -123,9 +140,9 @@ void quantize(benchmark::State& state, const char* f, const std::string& path) {
     const auto plan = plan_for(f);
     const auto& x = weights();
     const std::span<std::byte> out = quantized_output(plan.bytes);
-    const SideBySide side_by_side(path == "all-cores");
+    SideBySide side_by_side(path == "all-cores");
     for (auto _ : state) {
-        hq::quantize(plan, x, out, *kernels, parallel);
+        side_by_side.iteration(state, [&] { hq::quantize(plan, x, out, *kernels, parallel); });
         benchmark::DoNotOptimize(out.data());
     }
     side_by_side.finish(state, x.size() * 4 + plan.bytes);
@@ -141,9 +158,9 @@ void dequantize(benchmark::State& state, const char* f, const std::string& path)
     std::vector<std::byte> q(plan.bytes);
     hq::quantize(plan, x, q, hq::scalar_kernels());
     const std::span<float> y = f32_output();
-    const SideBySide side_by_side(path == "all-cores");
+    SideBySide side_by_side(path == "all-cores");
     for (auto _ : state) {
-        hq::dequantize(plan, q, y, *kernels, parallel);
+        side_by_side.iteration(state, [&] { hq::dequantize(plan, q, y, *kernels, parallel); });
         benchmark::DoNotOptimize(y.data());
     }
     side_by_side.finish(state, x.size() * 4 + plan.bytes);
