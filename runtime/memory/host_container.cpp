@@ -10,7 +10,7 @@ namespace grey::memory {
 
 std::shared_ptr<const HostContainer> HostContainer::hold(const Backend& backend, uint32_t device_in_backend, std::vector<std::byte> container,
                                                          uint64_t raw_size) {
-    std::shared_ptr<HostContainer> out(new HostContainer());  // the constructor is private
+    auto out = std::make_shared<HostContainer>(Key{});
     if (backend.has_codec_decode() && container.size() >= codec::kHeaderSize) {
         out->jobs_ = host_container_jobs(container, raw_size);
         if (out->jobs_ && out->jobs_->blocks.empty()) out->jobs_.reset();  // nothing for the device to decode

@@ -42,8 +42,14 @@ public:
     [[nodiscard]] const std::optional<ContainerJobs>& jobs() const noexcept { return jobs_; }
     [[nodiscard]] const codec::ContainerInfo* info() const noexcept { return info_ ? &*info_ : nullptr; }
 
+    // Made only by hold(), the one maker of a Key, through std::make_shared.
+    class Key {
+        friend class HostContainer;
+        Key() = default;
+    };
+    explicit HostContainer(Key) {}
+
 private:
-    HostContainer() = default;
 
     const std::byte* data_ = nullptr;
     uint64_t size_ = 0;
