@@ -166,15 +166,16 @@ def measure(args, layout):
         programs = [("greyctl", args.greyctl)] + ([("baseline", args.baseline)] if args.baseline else [])
         for backend in args.backend.split(","):
             times = {label: [] for label, _ in programs}
+            totals = {}
             for _ in range(args.repeats):
                 for label, program in programs:  # alternating, so that a drift of the machine falls on both
                     prepare()
                     if os.path.exists(output):
                         os.remove(output)
-                    seconds, total = timed_quantize(args, backend, model, output, program)
+                    seconds, totals[label] = timed_quantize(args, backend, model, output, program)
                     times[label].append(seconds)
             for label, _ in programs:
-                seconds = sorted(times[label])[len(times[label]) // 2]
+                seconds, total = sorted(times[label])[len(times[label]) // 2], totals[label]
                 print(f"{state:6} {label + ' ' + backend:14} {seconds:8.3f} {size / seconds / 1e9:7.2f} "
                       f"{read / seconds:7.2f}  ({total['bytes_in'] / 1e9:.3f} GB quantized to {total['bytes_out'] / 1e6:.0f} MB, "
                       f"the rest copied; rel RMSE {total['rel_rmse']:.5f})")

@@ -40,9 +40,8 @@ const std::vector<float>& weights() {
 }
 
 // The F32 output every dequantizer and memcpy writes, and the quantized output every quantizer writes:
-// one buffer each for the whole run. On a virtual machine two buffers of the same size can sit on memory
-// of different speeds (this guest's dequantizers ran at 0.73-0.87 x or 1.2-1.6 x memcpy from one round or
-// format to the next), so a ratio is only fair between cases that write the same memory.
+// one buffer each for the whole run, so that a case and the memcpy it is compared with (SideBySide) touch
+// the same memory and differ only in the work done on it.
 std::span<float> f32_output() {
     static std::vector<float> y(kRows * kCols);
     return y;

@@ -295,13 +295,15 @@ std::string quantize_model(const std::string& input, const char* output, const s
     // a GPU starts the device's context (a tenth of a second or more), which the disk can spend reading.
     std::vector<std::span<const std::byte>> tensor_bytes;
     tensor_bytes.reserve(planned.size());
-    for (const Planned& p : planned) tensor_bytes.emplace_back(static_cast<const std::byte*>(p.tensor.data), p.tensor.size_bytes);
+    uint64_t total_bytes = 0;
+    for (const Planned& p : planned) {
+        tensor_bytes.emplace_back(static_cast<const std::byte*>(p.tensor.data), p.tensor.size_bytes);
+        total_bytes += p.tensor.size_bytes;
+    }
     ReadAhead read_ahead(model->file, std::move(tensor_bytes), read_ahead_bytes);
     Quantizer quantize_tensor(options, planned);
     std::optional<WriteBehind> write_behind;
     if (writer) write_behind.emplace(writer.get(), model.get());
-    uint64_t total_bytes = 0;
-    for (const Planned& p : planned) total_bytes += p.tensor.size_bytes;
     Progress progress(options.progress, options.progress_user, total_bytes, input);
     std::vector<grey_quant_report> reports;
     for (uint64_t i = 0, runs = 0; i < planned.size();) {

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <fcntl.h>
+#include <fstream>
 #include <string>
 #include <sys/mman.h>
 #include <thread>
@@ -91,7 +92,7 @@ TEST(ReadAhead, StaysWithinItsWindowAndFollowsTheReader) {
 TEST(ReadAhead, NoRangesAndAStopBeforeTheEndAreFine) {
     const grey::test::TempDir dir;
     const std::string path = (dir.path() / "small").string();
-    { std::vector<char> bytes(3 * kMiB, 'x'); const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600); ASSERT_GE(fd, 0); ASSERT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size())); ::close(fd); }
+    std::ofstream(path, std::ios::binary) << std::string(3 * kMiB, 'x');
     const MappedFile file(path, "test file");
     { ReadAhead none(file, {}, 1 * kMiB); none.at(0); }
     { ReadAhead early(file, {file.bytes().first(kMiB), file.bytes().subspan(kMiB, kMiB), file.bytes().subspan(2 * kMiB)}, kMiB); }
