@@ -78,7 +78,8 @@ grey_context& context() {
     return *c;
 }
 
-hq::Parallel parallel_for(const std::string& path) { return path == "all-cores" ? hq::Parallel(&context().host_services) : hq::Parallel(); }
+bool all_cores(const std::string& path) { return path.starts_with("all-cores"); }
+hq::Parallel parallel_for(const std::string& path) { return all_cores(path) ? hq::Parallel(&context().host_services) : hq::Parallel(); }
 
 // memcpy of the bench's weights into f32_output() on every core of the context's pool, in 256 KiB pieces.
 void copy_all_cores() {
@@ -139,9 +140,11 @@ void quantize(benchmark::State& state, const char* f, const std::string& path) {
     const auto plan = plan_for(f);
     const auto& x = weights();
     const std::span<std::byte> out = quantized_output(plan.bytes);
-    SideBySide side_by_side(path == "all-cores");
+    // "all-cores-ordinary-stores": the all-core case without the streaming stores it takes by default.
+    const uint64_t stream_bytes = path.ends_with("ordinary-stores") ? UINT64_MAX : hq::kStreamOutputBytes;
+    SideBySide side_by_side(all_cores(path));
     for (auto _ : state) {
-        side_by_side.iteration(state, [&] { hq::quantize(plan, x, out, *kernels, parallel); });
+        side_by_side.iteration(state, [&] { hq::quantize(plan, x, out, *kernels, parallel, std::nullopt, stream_bytes); });
         benchmark::DoNotOptimize(out.data());
     }
     side_by_side.finish(state, x.size() * 4 + plan.bytes);
@@ -157,7 +160,7 @@ void dequantize(benchmark::State& state, const char* f, const std::string& path)
     std::vector<std::byte> q(plan.bytes);
     hq::quantize(plan, x, q, hq::scalar_kernels());
     const std::span<float> y = f32_output();
-    SideBySide side_by_side(path == "all-cores");
+    SideBySide side_by_side(all_cores(path));
     for (auto _ : state) {
         side_by_side.iteration(state, [&] { hq::dequantize(plan, q, y, *kernels, parallel); });
         benchmark::DoNotOptimize(y.data());
@@ -281,6 +284,11 @@ const int kRegistered = [] {
                                          [f, path](benchmark::State& s) { dequantize(s, f, path); })
                 ->Unit(benchmark::kMillisecond)->UseRealTime();
         }
+    // The byte-code formats' quantizers with ordinary stores, beside their default (streaming) all-core case.
+    for (const char* f : {"int8", "int8-token", "fp8-e4m3", "fp8-e5m2"})
+        benchmark::RegisterBenchmark(("quantize/" + std::string(f) + "/all-cores-ordinary-stores").c_str(),
+                                     [f](benchmark::State& s) { quantize(s, f, "all-cores-ordinary-stores"); })
+            ->Unit(benchmark::kMillisecond)->UseRealTime();
     for (const char* f : {"int8", "int4-g32", "fp8-e4m3", "q4_0"})
         for (const uint64_t mib : {4, 16, 32, 64})
             for (const bool streaming : {false, true})

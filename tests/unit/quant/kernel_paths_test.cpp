@@ -347,6 +347,95 @@ TEST_P(KernelPaths, StreamingDecodersGiveThePlainBitsOnExactlyTheRange) {
         }
 }
 
+// The streaming byte-code encoders write exactly [out, out + n) with the plain encoders' bytes, whatever
+// the output's offset from a cache line (0 to 64 bytes) and the length (every one to 70, and longer ones
+// with every tail): the partial lines at either end and nothing outside the range. Both encode routes
+// (with and without subtract and add), both roundings and both fp8 formats.
+TEST_P(KernelPaths, StreamingEncodersGiveThePlainBytesOnExactlyTheRange) {
+    const hq::StreamingKernels* streaming = vector().streaming;
+    if (streaming == nullptr) GTEST_SKIP() << vector().name << " has no streaming encoders";
+    std::mt19937 rng(23);
+    std::normal_distribution<float> normal(0.0f, 40.0f);
+    std::vector<float> x(5000);
+    for (auto& v : x) v = normal(rng);
+    for (std::size_t i = 0; i < x.size(); i += 17) x[i] = std::numeric_limits<float>::quiet_NaN();
+    for (std::size_t i = 5; i < x.size(); i += 19) x[i] = -std::numeric_limits<float>::infinity();
+    std::vector<std::size_t> lengths;
+    for (std::size_t n = 0; n <= 70; ++n) lengths.push_back(n);
+    for (const std::size_t n : {127, 128, 129, 191, 192, 193, 1000, 4096, 4099}) lengths.push_back(n);
+    constexpr std::size_t kGuard = 80;
+    const auto check = [&](const std::string& what, std::size_t n, const auto& encode_plain, const auto& encode_streaming) {
+        std::vector<int8_t> expected(n);
+        encode_plain(expected.data());
+        for (std::size_t at = 0; at <= 64; at += (at < 4 || at > 60 ? 1 : 7)) {
+            SCOPED_TRACE(what + ": " + std::to_string(n) + " codes at byte " + std::to_string(at) + " from a line");
+            std::vector<int8_t> storage(n + at + 2 * kGuard + 64, 0x5A);
+            const std::size_t pad = (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64;
+            int8_t* out = storage.data() + pad + kGuard + at;
+            encode_streaming(out);
+            streaming->fence();
+            if (n > 0) {  // (an empty vector's data() may be null, which memcmp must not see)
+                ASSERT_EQ(std::memcmp(out, expected.data(), n), 0);
+            }
+            for (const int8_t* p = storage.data(); p < out; ++p) ASSERT_EQ(*p, 0x5A) << "before, at " << out - p;
+            for (const int8_t* p = out + n; p < storage.data() + storage.size(); ++p) ASSERT_EQ(*p, 0x5A) << "after, at " << p - out - n;
+        }
+    };
+    const hq::EncodeSpec specs[] = {{0.0f, 0.125f, 0.0f, hq::Rounding::nearest_away, -127, 127},
+                                    {-3.0f, 0.0625f, -8.0f, hq::Rounding::nearest_away, -8, 7},
+                                    {1.5f, 0.25f, 0.5f, hq::Rounding::truncate, 0, 15}};
+    for (const std::size_t n : lengths)
+        for (const std::size_t from : {std::size_t{0}, std::size_t{3}}) {
+            for (std::size_t s = 0; s < std::size(specs); ++s)
+                check("encode, spec " + std::to_string(s), n, [&](int8_t* o) { vector().encode(x.data() + from, n, specs[s], o); },
+                      [&](int8_t* o) { streaming->encode(x.data() + from, n, specs[s], o); });
+            for (const int format : {GREY_QUANT_FP8_E4M3, GREY_QUANT_FP8_E5M2})
+                check("encode_fp8 " + std::to_string(format), n, [&](int8_t* o) { vector().encode_fp8(x.data() + from, n, 0.37f, format, o); },
+                      [&](int8_t* o) { streaming->encode_fp8(x.data() + from, n, 0.37f, format, o); });
+        }
+}
+
+// Quantization with streaming stores (threshold 0) gives the scalar reference's bytes on every format,
+// into output at several offsets from a cache line, with chunks inside and across runs; the default
+// threshold and one just above the job's bytes (ordinary stores) give the same.
+TEST_P(KernelPaths, StreamingQuantizationGivesTheScalarBytes) {
+    std::mt19937 rng(29);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> x(9 * 1024 + 96);
+    for (auto& v : x) v = normal(rng);
+    for (std::size_t i = 0; i < x.size(); i += 13) x[i] = -0.0f;
+    int compared = 0;
+    for (uint32_t index = 0; index < grey_quant_name_count(); ++index)
+        for (const auto& shape : {std::vector<uint64_t>{3, 96}, std::vector<uint64_t>{9, 1024}, std::vector<uint64_t>{1, 9 * 1024 + 96},
+                                  std::vector<uint64_t>{7, 999}}) {
+            const auto taken = layout_if_taken(index, shape);
+            if (!taken) continue;
+            const grey_quant_layout& plan = *taken;
+            SCOPED_TRACE(std::string(grey_quant_name_at(index)) + " on " + std::to_string(plan.elements) + " elements");
+            const std::span<const float> input(x.data(), plan.elements);
+            std::vector<std::byte> expected(plan.bytes);
+            hq::quantize(plan, input, expected, scalar());
+            const uint64_t job = plan.elements * 4 + plan.bytes;
+            for (const uint64_t chunk : {uint64_t{96}, uint64_t{4128}, hq::Parallel::kDefaultChunkElements})
+                for (const std::size_t at : {std::size_t{0}, std::size_t{1}, std::size_t{33}, std::size_t{63}})
+                    for (const uint64_t threshold : {uint64_t{0}, job, job + 1, hq::kStreamOutputBytes}) {
+                        SCOPED_TRACE("chunks of " + std::to_string(chunk) + ", output at byte " + std::to_string(at) + ", threshold " +
+                                     std::to_string(threshold));
+                        std::vector<std::byte> storage(plan.bytes + at + 128, std::byte{0x5A});
+                        const std::size_t pad = (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64;
+                        const std::span<std::byte> out(storage.data() + pad + at, plan.bytes);
+                        hq::quantize(plan, input, out, vector(), hq::Parallel(nullptr, chunk), std::nullopt, threshold);
+                        ASSERT_EQ(std::memcmp(out.data(), expected.data(), expected.size()), 0);
+                        ASSERT_TRUE(std::all_of(storage.begin(), storage.begin() + static_cast<std::ptrdiff_t>(pad + at),
+                                                [](std::byte v) { return v == std::byte{0x5A}; }));
+                        ASSERT_TRUE(std::all_of(storage.begin() + static_cast<std::ptrdiff_t>(pad + at + plan.bytes), storage.end(),
+                                                [](std::byte v) { return v == std::byte{0x5A}; }));
+                    }
+            ++compared;
+        }
+    EXPECT_GE(compared, static_cast<int>(grey_quant_name_count()) * 3) << "every format on at least three shapes";
+}
+
 // Dequantization with streaming stores (threshold 0) gives the scalar reference's bits on every format,
 // into output at every offset from a cache line, for tensors of fewer and more elements than a streamed
 // piece (4096) and chunks that end inside a piece; the default threshold and one just above the output's
