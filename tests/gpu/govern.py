@@ -112,9 +112,10 @@ def main() -> int:
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies every phase's duration")
     ap.add_argument("--size", type=int, default=8192)
-    ap.add_argument("--tuning", action="append", default=[], metavar="KP:TI_S:HORIZON_S",
-                    help="run the governed phase once with these grey_governor_options (repeatable; default: the"
-                         " library's defaults); each run starts after a cool-down")
+    ap.add_argument("--tuning", action="append", default=[], metavar="KP:TI_S:HORIZON_S[:BURST_MS]",
+                    help="run the governed phase once with these grey_governor_options, 0 for the library's default"
+                         " (repeatable; default: the library's defaults); each run starts after a cool-down; the"
+                         " first run's figures are the summary's")
     ap.add_argument("--no-sweep", action="store_true", help="skip the constant-duty sweep (tuning runs)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -216,7 +217,7 @@ def main() -> int:
     governed_s = 150 * args.scale
     settle_s = 60 * args.scale
 
-    def governed_run(label: str, kp: float, ti_s: float, horizon_s: float) -> dict:
+    def governed_run(label: str, kp: float, ti_s: float, horizon_s: float, burst_ms: float) -> dict:
         # cool down towards idle first
         end = time.perf_counter() + 20 * args.scale
         while time.perf_counter() < end:
@@ -225,6 +226,7 @@ def main() -> int:
         gov_options = sized(GovernorOptions)
         gov_options.sample_period_ms = 100
         gov_options.kp, gov_options.ti_s, gov_options.horizon_s = kp, ti_s, horizon_s  # 0: the library's default
+        gov_options.burst_ns = int(burst_ms * 1e6)
         gov = C.c_void_p()
         g.check(lib.grey_governor_create(ctx, C.byref(gov_options), C.byref(gov)), "grey_governor_create")
         g.check(lib.grey_governor_configure(gov, config), "grey_governor_configure")
@@ -263,15 +265,15 @@ def main() -> int:
         errors = np.abs(np.array(settled_temps) - target)
         lib.grey_tenant_destroy(tenant)
         lib.grey_governor_destroy(gov)
-        return {"label": label, "kp": kp, "ti_s": ti_s, "horizon_s": horizon_s, "settle_s": settle_s, "seconds": governed_s,
+        return {"label": label, "kp": kp, "ti_s": ti_s, "horizon_s": horizon_s, "burst_ms": burst_ms, "settle_s": settle_s, "seconds": governed_s,
                 "throughput_tflops": tflops,
                 "worst_abs_error_c": float(np.nanmax(errors)) if errors.size else None,
                 "mean_abs_error_c": float(np.nanmean(errors)) if errors.size else None,
                 "paced_s": state.paced_ns / 1e9, "hot_s": state.hot_ns / 1e9, "unknown_s": state.unknown_ns / 1e9,
                 "mode_at_end": lib.grey_govern_mode_name(state.mode).decode()}
 
-    tunings = [tuple(float(x) for x in t.split(":")) for t in args.tuning] or [(0.0, 0.0, 0.0)]
-    runs = [governed_run("governor" if len(tunings) == 1 else f"kp{kp:g}-ti{ti:g}-h{h:g}", kp, ti, h) for kp, ti, h in tunings]
+    tunings = [(tuple(float(x) for x in t.split(":")) + (0.0,))[:4] for t in args.tuning] or [(0.0, 0.0, 0.0, 0.0)]
+    runs = [governed_run("governor" if len(tunings) == 1 else f"kp{kp:g}-ti{ti:g}-h{h:g}-burst{b:g}", kp, ti, h, b) for kp, ti, h, b in tunings]
     governed = runs[0]
     governed_tflops = governed["throughput_tflops"]
     worst = governed["worst_abs_error_c"]

@@ -4,6 +4,8 @@
 #
 #   bash tests/gpu/govern.sh                       (about 8 minutes of device time)
 #   GREY_GOVERN_SCALE=0.5 bash tests/gpu/govern.sh (every phase half as long)
+#   GREY_GOVERN_TUNINGS="0:0:0 0:0:0:2"           governed runs with these KP:TI_S:HORIZON_S[:BURST_MS]
+#                                                  (0: the library's default), one after another
 #   OUT=DIR                                        where govern.csv, govern.png, govern.json and
 #                                                  validate.json go (default build/gpu/out/govern)
 #
@@ -16,7 +18,9 @@ build=${GREY_GPU_BUILD_DIR:-build/gpu}
 out=${OUT:-$build/out}/govern
 scale=${GREY_GOVERN_SCALE:-1.0}
 mkdir -p "$out"
-python3 tests/gpu/govern.py --lib "$build/lib/libgrey.so" --out "$out" --scale "$scale" | tee "$out/govern.log"
+tunings=()
+for t in ${GREY_GOVERN_TUNINGS:-}; do tunings+=(--tuning "$t"); done
+python3 tests/gpu/govern.py --lib "$build/lib/libgrey.so" --out "$out" --scale "$scale" "${tunings[@]}" | tee "$out/govern.log"
 duration=$(python3 -c "print(max(5, 25 * $scale))")
 cooldown=$(python3 -c "print(max(2, 10 * $scale))")
 "$build/bin/greyctl" --no-env --backend-dir "$build/lib/grey" validate-performance --device 1 \
