@@ -188,8 +188,8 @@ public:
     // host-resident expert tensor. For a batch that large llama.cpp runs a product whose weights lie in host
     // memory on the GPU (its op offload: ggml's scheduler asks the GPU backend, which takes a MUL_MAT_ID of
     // 32 tokens or more), copying the weight tensor into the GPU's compute buffer as an input of that op's
-    // split. The scheduler starts a new split at every such weight so that its copy reuses the memory of
-    // the last one, so the buffer holds one copy at a time: the largest host-resident tensor an offloaded
+    // split. The scheduler starts a new split at every such weight so that its copy can reuse the memory
+    // of the last one: the buffer holds one copy at a time, the largest host-resident tensor an offloaded
     // op reads. llama.cpp sizes that buffer at start-up from the worst-case (full prompt batch) graph, so
     // decode runs pay for it too. The token embedding in host memory is never copied (a row lookup is not
     // offloaded). The second placement keeps room for the model's largest expert tensor; the prediction
