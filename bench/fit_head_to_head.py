@@ -2,8 +2,8 @@
 """libgrey's planner against llama.cpp's `--fit`, head to head (issue 19's goals), and the pieces it needs.
 
     fit_head_to_head.py model --out FILE [--scale full|tiny] [--type q8_0|q4_0] [--sparse] [--layers N] [--workers N]
-    fit_head_to_head.py run --bin DIR --greyctl PATH --model FILE --budget-gib G [--n-gen N] [--depth N]
-                            [--reps N] [--rounds N] [--threads N] [--out DIR] [--no-hold]
+    fit_head_to_head.py run --bin DIR --greyctl PATH --model FILE --budget-gib G [--steps decode,pp] [--n-gen N]
+                            [--depth N] [--reps N] [--rounds N] [--pp N] [--threads N] [--out DIR] [--no-hold]
 
 `model` writes a mixture-of-experts GGUF in Qwen3-30B-A3B's layout and size (architecture `qwen3moe`: 48
 layers, hidden 2048, 32 query and 4 KV heads of 128, 128 experts of 768 with 8 used per token, vocabulary
@@ -28,8 +28,13 @@ Both get the same context, KV cache types and flash-attention setting (the plan'
 sizes: only the placement differs. For each, one llama-completion run reports what llama.cpp allocated
 per device (the buffer sizes it logs while loading; its breakdown table at exit too, when its
 asynchronous logger gets it out before the process ends, which it does not always), and llama-bench
-measures decode (`-p 0 -n N`, `-r` repetitions, `--rounds` alternating invocations). It prints one table
-and writes the logs, the plan, the table (`table.md`) and the raw figures (`results.json`) to --out.
+measures decode (`-p 0 -n N`, `-r` repetitions, `--rounds` alternating invocations): the `decode` step.
+The `pp` step then processes one prompt with each (`llama-bench -p 512 -n 0 -r 1 -v`): a batch of 32 tokens
+or more is where llama.cpp copies host-resident expert tensors to the GPU (op offload), so this is the run
+that shows whether the room the planner keeps for that copy is enough. It says whether each loaded and ran
+without running out of memory and what llama.cpp allocated on CUDA0 (model, KV and compute buffers, from
+its log). It prints one table and writes the logs, the plan, the table (`table.md`) and the raw figures
+(`results.json`) to --out.
 """
 import argparse
 import json
@@ -345,6 +350,11 @@ def kv_fa_args(emitted):
 
 
 def cmd_run(a):
+    steps = [x for x in a.steps.split(",") if x]
+    if not steps or set(steps) - {"decode", "pp"}:
+        raise SystemExit(f"--steps {a.steps!r}: a list of decode and pp")
+    if "pp" in steps and a.pp < 1:
+        raise SystemExit(f"--pp {a.pp}: the prompt needs a token at least (32 or more for llama.cpp's op offload)")
     os.makedirs(a.out, exist_ok=True)
     logs = os.path.join(a.out, "logs")
     os.makedirs(logs, exist_ok=True)
@@ -354,7 +364,8 @@ def cmd_run(a):
     ctx = a.n_gen + a.depth
     threads = ["-t", str(a.threads)] if a.threads else []
     res = {"budget_bytes": budget, "model": a.model, "model_bytes": os.path.getsize(a.model), "n_gen": a.n_gen,
-           "depth": a.depth, "context": ctx, "reps": a.reps, "rounds": a.rounds}
+           "depth": a.depth, "context": ctx, "reps": a.reps, "rounds": a.rounds, "steps": steps, "pp_tokens": a.pp,
+           "fit": {"bench_samples_tps": [], "bench_rc": []}, "plan": {"bench_samples_tps": [], "bench_rc": []}}
     holder = None if a.no_hold or a.cpu_only else Holder(budget)
     try:
         if holder:
@@ -406,76 +417,132 @@ def cmd_run(a):
                     "bench": ["-fitt", "1024"] + [x if x not in ("on", "off") else {"on": "1", "off": "0"}[x] for x in same]},
             "plan": {"completion": shlex.split(emitted) + ["-fit", "off"], "bench": bench_args_from_plan(emitted)},
         }
-        for name, c in configs.items():
-            rc, out, err = sh([completion, "-m", a.model] + c["completion"] + prompt + threads,
-                              os.path.join(logs, f"completion_{name}.log"), timeout=a.timeout)
-            al = allocations(err)
-            al["rc"] = rc
-            al["cuda0_logged_mib"] = cuda0_mib(al)
-            al["host_model_logged_mib"] = host_model_mib(al)
-            m = re.search(r"eval time =\s*([0-9.]+) ms /\s*(\d+) runs.*?([0-9.]+) tokens per second", err)
-            al["completion_decode_tps"] = float(m.group(3)) if m else None
-            res[name] = {"alloc": al, "bench_samples_tps": [], "bench_rc": []}
-            print(f"{name}: llama-completion rc={rc} CUDA0 {al['cuda0_logged_mib']} MiB logged, breakdown "
-                  f"{al.get('cuda0_breakdown_mib')}, host {al.get('host_breakdown_mib')}, oom={al['oom']}", flush=True)
-        for r in range(a.rounds):
-            for name, c in (configs.items() if r % 2 == 0 else reversed(list(configs.items()))):
-                rc, out, err = sh([bench, "-m", a.model, "-p", "0", "-n", str(a.n_gen), "-d", str(a.depth), "-r", str(a.reps),
-                                   "-o", "json"] + c["bench"] + threads, os.path.join(logs, f"bench_{name}_{r}.log"), timeout=a.timeout)
-                res[name]["bench_rc"].append(rc)
-                res[name]["bench_oom"] = res[name].get("bench_oom", False) or bool(re.search(r"out of memory", err, re.I))
-                try:
-                    rows = json.loads(out)
-                    res[name]["bench_samples_tps"] += [s for row in rows for s in row["samples_ts"]]
-                except (ValueError, KeyError):
-                    pass
-                print(f"{name} round {r}: rc={rc} samples {res[name]['bench_samples_tps'][-a.reps:]}", flush=True)
-                with open(os.path.join(a.out, "results.partial.json"), "w") as f:  # what is there if the run is cut short
+        if "decode" in steps:
+            for name, c in configs.items():
+                rc, out, err = sh([completion, "-m", a.model] + c["completion"] + prompt + threads,
+                                  os.path.join(logs, f"completion_{name}.log"), timeout=a.timeout)
+                al = allocations(err)
+                al["rc"] = rc
+                al["cuda0_logged_mib"] = cuda0_mib(al)
+                al["host_model_logged_mib"] = host_model_mib(al)
+                m = re.search(r"eval time =\s*([0-9.]+) ms /\s*(\d+) runs.*?([0-9.]+) tokens per second", err)
+                al["completion_decode_tps"] = float(m.group(3)) if m else None
+                res[name]["alloc"] = al
+                print(f"{name}: llama-completion rc={rc} CUDA0 {al['cuda0_logged_mib']} MiB logged, breakdown "
+                      f"{al.get('cuda0_breakdown_mib')}, host {al.get('host_breakdown_mib')}, oom={al['oom']}", flush=True)
+            for r in range(a.rounds):
+                for name, c in (configs.items() if r % 2 == 0 else reversed(list(configs.items()))):
+                    rc, out, err = sh([bench, "-m", a.model, "-p", "0", "-n", str(a.n_gen), "-d", str(a.depth), "-r", str(a.reps),
+                                       "-o", "json"] + c["bench"] + threads, os.path.join(logs, f"bench_{name}_{r}.log"), timeout=a.timeout)
+                    res[name]["bench_rc"].append(rc)
+                    res[name]["bench_oom"] = res[name].get("bench_oom", False) or bool(re.search(r"out of memory", err, re.I))
+                    try:
+                        rows = json.loads(out)
+                        res[name]["bench_samples_tps"] += [s for row in rows for s in row["samples_ts"]]
+                    except (ValueError, KeyError):
+                        pass
+                    print(f"{name} round {r}: rc={rc} samples {res[name]['bench_samples_tps'][-a.reps:]}", flush=True)
+                    with open(os.path.join(a.out, "results.partial.json"), "w") as f:  # what is there if the run is cut short
+                        json.dump(res, f, indent=1)
+        if "pp" in steps:
+            for name, c in configs.items():
+                res[name]["pp"] = prompt_check(bench, a, c["bench"] + threads, os.path.join(logs, f"pp_{name}.log"))
+                print(f"{name} pp: {pp_text(res[name]['pp'])}", flush=True)
+                with open(os.path.join(a.out, "results.partial.json"), "w") as f:
                     json.dump(res, f, indent=1)
     finally:
         if holder:
             holder.close()
     report(res, a.out)
-    ok = all(res[n]["alloc"]["rc"] == 0 and set(res[n]["bench_rc"]) == {0} for n in ("fit", "plan"))
+    ok = all(("alloc" not in res[n] or res[n]["alloc"]["rc"] == 0) and set(res[n]["bench_rc"]) <= {0}
+             and ("pp" not in res[n] or res[n]["pp"]["ran"]) for n in ("fit", "plan"))
     return 0 if ok else 1
+
+
+def prompt_check(bench, a, args, log):
+    """One prompt of --pp tokens (llama-bench -p N -n 0, one repetition, verbose for the buffer sizes): its exit
+    status, whether it ran out of memory, what it allocated and its tokens/s (one sample, not a benchmark)."""
+    rc, out, err = sh([bench, "-m", a.model, "-p", str(a.pp), "-n", "0", "-r", "1", "-v", "-o", "json"] + args, log, timeout=a.timeout)
+    al = allocations(err)
+    r = {"rc": rc, "oom": al["oom"] or bool(re.search(r"out of memory", out, re.I)), "buffers_mib": al["buffers_mib"],
+         "cuda0_logged_mib": cuda0_mib(al), "host_model_logged_mib": host_model_mib(al), "tps": None}
+    try:
+        rows = [row for row in json.loads(out) if row.get("n_prompt") == a.pp and row.get("n_gen") == 0]
+        r["tps"] = rows[0]["avg_ts"] if rows else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        pass
+    r["ran"] = rc == 0 and not r["oom"] and r["tps"] is not None
+    return r
+
+
+def pp_text(r):
+    b = r["buffers_mib"]
+    text = f"{'loaded and ran' if r['ran'] else 'FAILED'} (rc={r['rc']}, out of memory: {'YES' if r['oom'] else 'no'}), "
+    if r["cuda0_logged_mib"]:
+        text += (f"CUDA0 {r['cuda0_logged_mib']:.1f} MiB (model {b.get('CUDA0 model', 0):.1f} + KV {b.get('CUDA0 KV', 0):.1f} + "
+                 f"compute {b.get('CUDA0 compute', 0):.1f})")
+    else:
+        text += "no CUDA0 buffers logged"
+    return text + (f", {r['tps']:.1f} tok/s (one run)" if r["tps"] is not None else "")
+
+
+LABELS = (("fit", "llama.cpp --fit on (margin 1024 MiB)"), ("plan", "greyctl plan --emit llama-cpp"))
 
 
 def report(res, out):
     def med(xs):
         return statistics.median(xs) if xs else float("nan")
 
+    def cuda_text(mib, b):
+        return f"{mib:.1f} ({b.get('CUDA0 model', 0):.1f} + {b.get('CUDA0 KV', 0):.1f} + {b.get('CUDA0 compute', 0):.1f})" if mib else "-"
+
+    p = res["planner"]
     lines = [f"Model: {os.path.basename(res['model'])} ({res['model_bytes'] / GiB:.2f} GiB); device: {res.get('device')}; "
              f"GPU free memory limited to {res['budget_bytes'] / GiB:.2f} GiB ({res.get('free_seen_by_llama_bytes', 0) / GiB:.2f} GiB "
-             f"as llama.cpp sees it); decode: llama-bench -p 0 -n {res['n_gen']} -d {res['depth']}, {res['reps']} repetitions x "
-             f"{res['rounds']} alternating invocations; context {res['context']}.", "",
-             "| placement | decode tok/s (median) | samples | llama-completion tok/s | CUDA0 MiB (model + KV + compute) | "
-             "host model MiB | OOM / failure |", "|---|---|---|---|---|---|---|"]
-    for name, label in (("fit", "llama.cpp --fit on (margin 1024 MiB)"), ("plan", "greyctl plan --emit llama-cpp")):
-        r = res[name]
-        al = r["alloc"]
-        b = al["buffers_mib"]
-        fail = al["oom"] or r.get("bench_oom") or al["rc"] != 0 or any(r["bench_rc"])
-        cuda = (f"{al['cuda0_logged_mib']:.1f} ({b.get('CUDA0 model', 0):.1f} + {b.get('CUDA0 KV', 0):.1f} + {b.get('CUDA0 compute', 0):.1f})"
-                if al.get("cuda0_logged_mib") else "-")
-        lines.append(f"| {label} | {med(r['bench_samples_tps']):.2f} | {', '.join(f'{s:.2f}' for s in r['bench_samples_tps'])} | "
-                     f"{al.get('completion_decode_tps') or '-'} | {cuda} | {al.get('host_model_logged_mib', 0):.1f} | {'YES' if fail else 'no'} |")
-    decided = [line for line in res["fit"]["alloc"].get("fit_log", []) if " layers" in line and "MiB" in line]
-    if decided:
-        lines += ["", "--fit decided: " + "; ".join(line.split(":", 1)[-1].strip() for line in decided[-2:])]
-    lines.append(f"plan: {res['planner']['host_expert_tensors']} of {res['planner']['expert_tensors']} routed-expert tensors in host memory; "
-                 f"args {res['planner']['args'][:300]}{'...' if len(res['planner']['args']) > 300 else ''}")
-    ratio = med(res["plan"]["bench_samples_tps"]) / med(res["fit"]["bench_samples_tps"])
-    lines += ["", f"plan / fit decode ratio (medians): {ratio:.3f} (goal >= 1.10)"]
-    p = res["planner"]
-    logged = res["plan"]["alloc"].get("cuda0_logged_mib")
-    if logged:
+             f"as llama.cpp sees it); the plan for context {res['context']}.", ""]
+    if "alloc" in res["fit"]:
+        lines += [f"Decode: llama-bench -p 0 -n {res['n_gen']} -d {res['depth']}, {res['reps']} repetitions x {res['rounds']} alternating "
+                  "invocations.", "",
+                  "| placement | decode tok/s (median) | samples | llama-completion tok/s | CUDA0 MiB (model + KV + compute) | "
+                  "host model MiB | OOM / failure |", "|---|---|---|---|---|---|---|"]
+        for name, label in LABELS:
+            r = res[name]
+            al = r["alloc"]
+            fail = al["oom"] or r.get("bench_oom") or al["rc"] != 0 or any(r["bench_rc"])
+            lines.append(f"| {label} | {med(r['bench_samples_tps']):.2f} | {', '.join(f'{s:.2f}' for s in r['bench_samples_tps'])} | "
+                         f"{al.get('completion_decode_tps') or '-'} | {cuda_text(al.get('cuda0_logged_mib'), al['buffers_mib'])} | "
+                         f"{al.get('host_model_logged_mib', 0):.1f} | {'YES' if fail else 'no'} |")
+        decided = [line for line in res["fit"]["alloc"].get("fit_log", []) if " layers" in line and "MiB" in line]
+        if decided:
+            lines += ["", "--fit decided: " + "; ".join(line.split(":", 1)[-1].strip() for line in decided[-2:])]
+    lines.append(f"plan: {p['host_expert_tensors']} of {p['expert_tensors']} routed-expert tensors in host memory; "
+                 f"args {p['args'][:300]}{'...' if len(p['args']) > 300 else ''}")
+    if "alloc" in res["fit"]:
+        ratio = med(res["plan"]["bench_samples_tps"]) / med(res["fit"]["bench_samples_tps"])
+        lines += ["", f"plan / fit decode ratio (medians): {ratio:.3f} (goal >= 1.10)"]
+        res["ratio"] = ratio
+    if "pp" in res["fit"]:
+        lines += ["", f"Prompt processing: llama-bench -p {res['pp_tokens']} -n 0 -r 1 -v, the same arguments as decode (the plan's "
+                  "context is the decode one: llama.cpp's KV cache here is for the prompt).", "",
+                  "| placement | loaded and ran | out of memory | CUDA0 MiB (model + KV + compute) | host model MiB | tok/s (one run) |",
+                  "|---|---|---|---|---|---|"]
+        for name, label in LABELS:
+            r = res[name]["pp"]
+            ran = "yes" if r["ran"] else f"NO (rc {r['rc']})"
+            tps = "-" if r["tps"] is None else f"{r['tps']:.1f}"
+            lines.append(f"| {label} | {ran} | {'YES' if r['oom'] else 'no'} | {cuda_text(r['cuda0_logged_mib'], r['buffers_mib'])} | "
+                         f"{r['host_model_logged_mib']:.1f} | {tps} |")
+    for step, alloc in (("decode", res["plan"].get("alloc")), ("pp", res["plan"].get("pp"))):
+        logged = alloc.get("cuda0_logged_mib") if alloc else None
+        if not logged:
+            continue
         err = (p["predicted_bytes"] / MiB - logged) / logged * 100
         lines.append(f"planner's predicted CUDA0 memory {p['predicted_bytes'] / MiB:.1f} MiB (weights {p['weight_bytes'] / MiB:.1f}, "
                      f"KV {p['kv_bytes'] / MiB:.1f}, other {p['other_bytes'] / MiB:.1f}) vs llama.cpp's CUDA0 buffers for the same "
-                     f"placement {logged:.1f} MiB ({', '.join(f'{k} {v:.1f}' for k, v in sorted(res['plan']['alloc']['buffers_mib'].items()) if k.startswith('CUDA0'))}): "
+                     f"placement in the {step} run {logged:.1f} MiB "
+                     f"({', '.join(f'{k} {v:.1f}' for k, v in sorted(alloc['buffers_mib'].items()) if k.startswith('CUDA0'))}): "
                      f"{err:+.2f}% (goal within 5%)")
-        res["prediction_error_pct"] = err
-    res["ratio"] = ratio
+        res["prediction_error_pct" if step == "decode" else "pp_prediction_error_pct"] = err
     text = "\n".join(lines)
     print("\n" + text)
     with open(os.path.join(out, "table.md"), "w") as f:
@@ -503,6 +570,9 @@ def main():
     r.add_argument("--depth", type=int, default=0)
     r.add_argument("--reps", type=int, default=3)
     r.add_argument("--rounds", type=int, default=2)
+    r.add_argument("--steps", default="decode,pp", help="decode (llama-completion's allocations and the decode rounds), pp (one "
+                   "prompt with each placement), or both (default)")
+    r.add_argument("--pp", type=int, default=512, help="the pp step's prompt tokens (default 512, llama-bench's micro-batch)")
     r.add_argument("--threads", type=int, default=0, help="llama.cpp threads (default: llama.cpp's own)")
     r.add_argument("--gpu-bandwidth", type=float, default=3350)
     r.add_argument("--host-bandwidth", type=float, default=100)

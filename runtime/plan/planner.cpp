@@ -6,8 +6,8 @@
 //     before the embedding, of which a token reads one row), then the token embedding.
 //  2. Each unit goes to the first device, fastest first, with room for it; the units every token reads
 //     must land on an accelerator when the machine has one, the others may go to host memory. When
-//     routed experts do, the placement is made again with room on the fastest GPU for the copy of a
-//     layer's experts that llama.cpp makes there to process a prompt batch.
+//     routed experts do, the placement is made again with room on the fastest GPU for the copy of one
+//     host-resident expert tensor that llama.cpp makes there to process a prompt batch.
 //  3. When something does not fit, the next step of a ladder is tried: the KV cache in int8, then
 //     weights in q8_0, KV in int4, weights in q4_0, KV in int2 (the quantization policy keeps its
 //     critical layers throughout). The first step that fits is the plan; none fitting is an error that
@@ -184,20 +184,27 @@ public:
     }
 
     // A placement, then, when routed experts land in host memory on a machine with a GPU and prompts come
-    // in batches of 32 tokens or more, the same placement again with room kept on the fastest GPU for a
-    // layer's host-resident experts: llama.cpp copies them there to process a prompt batch (its op
-    // offload), in a compute buffer as large as the largest such layer. The second placement keeps room
-    // for a whole layer's experts; the prediction then counts the largest layer the host actually holds.
+    // in batches of 32 tokens or more, the same placement again with room kept on the fastest GPU for one
+    // host-resident expert tensor. For a batch that large llama.cpp runs a product whose weights lie in host
+    // memory on the GPU (its op offload: ggml's scheduler asks the GPU backend, which takes a MUL_MAT_ID of
+    // 32 tokens or more), copying the weight tensor into the GPU's compute buffer as an input of that op's
+    // split. The scheduler starts a new split at every such weight so that its copy can reuse the memory
+    // of the last one: the buffer holds one copy at a time, the largest host-resident tensor an offloaded
+    // op reads. llama.cpp sizes that buffer at start-up from the worst-case (full prompt batch) graph, so
+    // decode runs pay for it too. The token embedding in host memory is never copied (a row lookup is not
+    // offloaded). The second placement keeps room for the model's largest expert tensor; the prediction
+    // then counts the largest one the host actually holds.
     Attempt attempt(const Level& level, uint32_t batch) {
         Attempt a = place(level, batch, 0);
         if (!a.fits() || !stages_experts(batch)) return a;
         std::vector<std::string> formats;
         const auto& bytes = cached_weight_bytes(level.weights, formats);
-        if (host_expert_layer_bytes(a, bytes) == 0) return a;
-        Attempt b = place(level, batch, largest_expert_layer(bytes));
+        if (largest_host_expert_tensor(a, bytes) == 0) return a;
+        const uint64_t reserve = largest_expert_tensor(bytes);
+        Attempt b = place(level, batch, reserve);
         if (!b.fits()) return b;
         auto& other = b.usage[order_.front()].other_bytes;
-        other = other - largest_expert_layer(bytes) + host_expert_layer_bytes(b, bytes);
+        other = other - reserve + largest_host_expert_tensor(b, bytes);
         return b;
     }
 
@@ -208,18 +215,16 @@ private:
         return (request_.kind == GREY_WORKLOAD_LLM_INFERENCE ? std::min(tokens, 512.0) : tokens) >= 32;
     }
 
-    // The routed experts of the largest layer, and of the largest layer's share in host memory.
-    uint64_t largest_expert_layer(const std::vector<uint64_t>& bytes) const { return expert_layer_max(bytes, nullptr); }
-    uint64_t host_expert_layer_bytes(const Attempt& a, const std::vector<uint64_t>& bytes) const { return expert_layer_max(bytes, &a); }
-    uint64_t expert_layer_max(const std::vector<uint64_t>& bytes, const Attempt* on_host) const {
-        std::map<int32_t, uint64_t> per_layer;
+    // The largest routed-expert tensor, and the largest of those in host memory.
+    uint64_t largest_expert_tensor(const std::vector<uint64_t>& bytes) const { return expert_tensor_max(bytes, nullptr); }
+    uint64_t largest_host_expert_tensor(const Attempt& a, const std::vector<uint64_t>& bytes) const { return expert_tensor_max(bytes, &a); }
+    uint64_t expert_tensor_max(const std::vector<uint64_t>& bytes, const Attempt* on_host) const {
+        uint64_t largest = 0;
         for (size_t i = 0; i < model_.tensors.size(); ++i) {
             if (model_.tensors[i].role != GREY_TENSOR_ROLE_ROUTED_EXPERTS) continue;
             if (on_host && machine_.devices[on_host->placed[i].device].type == GREY_DEVICE_GPU) continue;
-            per_layer[model_.tensors[i].layer] = add(per_layer[model_.tensors[i].layer], bytes[i]);
+            largest = std::max(largest, bytes[i]);
         }
-        uint64_t largest = 0;
-        for (const auto& [layer, n] : per_layer) largest = std::max(largest, n);
         return largest;
     }
 

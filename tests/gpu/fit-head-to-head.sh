@@ -5,16 +5,22 @@
 # smaller than the model (a PyTorch process holds the rest; no GPU setting is changed) and runs llama.cpp
 # with `--fit on` and with the arguments `greyctl plan --emit llama-cpp` prints for the same budget:
 # decode tokens/s of each (llama-bench), what llama.cpp allocated on the GPU for each, and the planner's
-# predicted device memory beside it, in one table (bench/fit_head_to_head.py run).
+# predicted device memory beside it, in one table (bench/fit_head_to_head.py run); then one prompt of 512
+# tokens with each (llama-bench -p 512 -n 0, one run): whether each loaded and ran without running out of
+# memory, and its CUDA0 buffers. A prompt batch is where llama.cpp copies host-resident expert tensors to
+# the GPU (op offload), the room the planner keeps for that.
 #
 #   bash tests/gpu/fit-head-to-head.sh            (from the repository root, on the GPU machine)
 #   H2H_STEPS=build,model,run     any subset, in that order (default: all three). build: llama.cpp
 #                                 (llama-bench, llama-completion) and, unless GREYCTL names one, a CPU-only
-#                                 greyctl, concurrently with model; each is skipped when already there
+#                                 greyctl, concurrently with model; each is skipped when already there.
+#                                 run is decode,pp: decode (llama-completion's allocations, then the decode
+#                                 rounds) and pp (the prompt check after them); either alone is a step too
+#                                 (H2H_STEPS=pp: the prompt check only)
 #   H2H_BUDGET_GIB=20             the GPU free memory both runs get (default 20: the Q8_0 model is 30.25 GiB)
 #   H2H_TYPE=q8_0|q4_0            the model's weights (default q8_0; q4_0 is 16.1 GiB: use a budget near 10)
 #   H2H_ARGS="..."                more arguments for `fit_head_to_head.py run` (--n-gen, --depth, --reps,
-#                                 --rounds, --threads)
+#                                 --rounds, --pp, --threads)
 #   H2H_CUDA_FA=ON|OFF            build llama.cpp's CUDA flash-attention kernels (default ON, llama.cpp's
 #                                 default; OFF halves the CUDA compile work, and -fa auto then runs without)
 #   GREYCTL=PATH                  a greyctl to use instead of building one (e.g. build/gpu/bin/greyctl)
@@ -35,6 +41,9 @@ cd "$(dirname "$0")/../.." || exit 1
 root=$(pwd)
 steps=${H2H_STEPS:-build,model,run}
 want() { [[ ",$steps," == *",$1,"* ]]; }
+for step in ${steps//,/ }; do
+    case $step in build|model|run|decode|pp) ;; *) echo "FAIL: H2H_STEPS: unknown step '$step' (build, model, run, decode, pp)"; exit 2 ;; esac
+done
 dir=${H2H_DIR:-build/h2h}
 out=${OUT:-$dir/out}
 type=${H2H_TYPE:-q8_0}
@@ -105,14 +114,17 @@ done
 cat "$dir/logs/model.log" 2>/dev/null
 [ $status -eq 0 ] || exit $status
 
-if want run; then
+run_steps=
+{ want run || want decode; } && run_steps=decode
+{ want run || want pp; } && run_steps=${run_steps:+$run_steps,}pp
+if [ -n "$run_steps" ]; then
     for f in "$bin/llama-bench" "$bin/llama-completion" "$greyctl" "$model"; do
         [ -e "$f" ] || { echo "FAIL: $f is missing (H2H_STEPS=build,model first)"; exit 1; }
     done
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,memory.used,memory.free --format=csv
     # shellcheck disable=SC2086
-    python3 bench/fit_head_to_head.py run --bin "$bin" --greyctl "$greyctl" --model "$model" --budget-gib "$budget" \
-        --out "$out" ${H2H_ARGS:-}
+    python3 bench/fit_head_to_head.py run --steps "$run_steps" --bin "$bin" --greyctl "$greyctl" --model "$model" \
+        --budget-gib "$budget" --out "$out" ${H2H_ARGS:-}
     status=$?
 fi
 echo "total $(( $(date +%s) - t0 )) s"

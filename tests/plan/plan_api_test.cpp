@@ -5,8 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <fstream>
 #include <string>
@@ -36,6 +38,12 @@ protected:
     }
     void TearDown() override { fs::remove_all(dir_); }
 
+    struct Shaped {
+        std::string name;
+        std::vector<uint64_t> shape;
+        grey_dtype dtype;
+    };
+
     // A llama-layout GGUF of `layers` blocks with tiny F32 tensors (hidden 64, 4 heads, 2 KV heads).
     std::string write_llama(int layers) {
         std::vector<grey::model::MetadataEntry> metadata{
@@ -59,16 +67,58 @@ protected:
         }
         shapes.push_back({"output_norm.weight", {64}});
         shapes.push_back({"output.weight", {128, 64}});
+        std::vector<Shaped> shaped;
+        for (auto& [name, shape] : shapes) shaped.push_back({std::move(name), std::move(shape), GREY_DTYPE_F32});
+        return write_gguf("llama.gguf", metadata, shaped);
+    }
+
+    // A qwen2moe-layout GGUF (hidden 64, 4 heads, 2 KV heads, 8 experts, vocabulary 128) whose layer i has
+    // routed experts of width expert_ffn[i]: ffn_gate_exps and ffn_up_exps in F16, ffn_down_exps in F32, so
+    // that a layer's expert tensors differ in size and layers differ from each other.
+    std::string write_moe(const std::vector<uint64_t>& expert_ffn) {
+        constexpr uint64_t hidden = 64, experts = 8, vocab = 128;
+        const auto layers = static_cast<uint32_t>(expert_ffn.size());
+        std::vector<grey::model::MetadataEntry> metadata{
+            {"general.architecture", GgufValue::text("qwen2moe")},
+            {"qwen2moe.block_count", GgufValue::u32(layers)},
+            {"qwen2moe.embedding_length", GgufValue::u32(hidden)},
+            {"qwen2moe.attention.head_count", GgufValue::u32(4)},
+            {"qwen2moe.attention.head_count_kv", GgufValue::u32(2)},
+            {"qwen2moe.context_length", GgufValue::u32(1024)},
+            {"qwen2moe.expert_count", GgufValue::u32(experts)},
+            {"qwen2moe.expert_used_count", GgufValue::u32(2)},
+        };
+        std::vector<Shaped> shapes{{"token_embd.weight", {vocab, hidden}, GREY_DTYPE_F32}};
+        for (uint32_t i = 0; i < layers; ++i) {
+            const std::string p = "blk." + std::to_string(i) + ".";
+            const uint64_t f = expert_ffn[i];
+            shapes.push_back({p + "attn_norm.weight", {hidden}, GREY_DTYPE_F32});
+            shapes.push_back({p + "attn_q.weight", {hidden, hidden}, GREY_DTYPE_F32});
+            shapes.push_back({p + "attn_k.weight", {32, hidden}, GREY_DTYPE_F32});
+            shapes.push_back({p + "attn_v.weight", {32, hidden}, GREY_DTYPE_F32});
+            shapes.push_back({p + "attn_output.weight", {hidden, hidden}, GREY_DTYPE_F32});
+            shapes.push_back({p + "ffn_norm.weight", {hidden}, GREY_DTYPE_F32});
+            shapes.push_back({p + "ffn_gate_inp.weight", {experts, hidden}, GREY_DTYPE_F32});
+            shapes.push_back({p + "ffn_gate_exps.weight", {experts, f, hidden}, GREY_DTYPE_F16});
+            shapes.push_back({p + "ffn_up_exps.weight", {experts, f, hidden}, GREY_DTYPE_F16});
+            shapes.push_back({p + "ffn_down_exps.weight", {experts, hidden, f}, GREY_DTYPE_F32});
+        }
+        shapes.push_back({"output_norm.weight", {hidden}, GREY_DTYPE_F32});
+        shapes.push_back({"output.weight", {vocab, hidden}, GREY_DTYPE_F32});
+        return write_gguf("moe.gguf", metadata, shapes);
+    }
+
+    std::string write_gguf(const std::string& file, const std::vector<grey::model::MetadataEntry>& metadata, const std::vector<Shaped>& shapes) {
         storage_.clear();
         std::vector<grey::model::TensorToWrite> tensors;
         storage_.reserve(shapes.size());
-        for (const auto& [name, shape] : shapes) {
+        for (const auto& t : shapes) {
             uint64_t n = 1;
-            for (const auto d : shape) n *= d;
-            storage_.emplace_back(n * 4, std::byte{0});
-            tensors.push_back({name, GREY_DTYPE_F32, 0, shape, storage_.back()});
+            for (const auto d : t.shape) n *= d;
+            storage_.emplace_back(n * (t.dtype == GREY_DTYPE_F16 ? 2 : 4), std::byte{0});
+            tensors.push_back({t.name, t.dtype, 0, t.shape, storage_.back()});
         }
-        const auto path = (dir_ / "llama.gguf").string();
+        const auto path = (dir_ / file).string();
         std::ofstream out(path, std::ios::binary);
         grey::model::write_gguf(out, metadata, tensors);
         return path;
@@ -200,6 +250,80 @@ TEST_F(PlanApi, LlamaCppArgumentsPassTheirCheck) {
     EXPECT_NE(std::string(grey_last_error()).find("blk.0.attn_norm.weight"), std::string::npos) << grey_last_error();
     EXPECT_EQ(grey_plan_check_llama_cpp_overrides(plan, "token_embd", 999), GREY_ERROR_INVALID_ARGUMENT);
     EXPECT_EQ(grey_plan_check_llama_cpp_overrides(plan, nullptr, 999), GREY_ERROR_INVALID_ARGUMENT);
+}
+
+// To process a prompt batch llama.cpp copies host-resident expert tensors to the GPU one at a time (op
+// offload, a split per weight, each copy reusing the last one's memory): the GPU's other bytes are the
+// activations plus the largest expert tensor the host holds, never a layer's sum, and nothing for prompts
+// under 32 tokens. Swept over GPU budgets on layouts whose expert tensors differ within and across layers.
+TEST_F(PlanApi, PromptRoomIsTheLargestHostExpertTensor) {
+    const std::vector<std::vector<uint64_t>> layouts{{128, 64, 64, 64, 32, 32}, {32, 64, 128, 96, 64, 128}, {96, 96, 96, 96}};
+    constexpr uint64_t context = 256;
+    constexpr uint64_t activations = context * (16 * 64 + 128) * 4;  // min(context * batch, 512) * (16 * hidden + vocab) * 4
+    int with_host_experts = 0, layer_sum_differs = 0, largest_on_gpu = 0;
+    for (const auto& layout : layouts) {
+        const auto model = write_moe(layout);
+        uint64_t largest_expert = 0;
+        for (const uint64_t f : layout) largest_expert = std::max(largest_expert, 8 * 64 * f * 4);
+        for (uint64_t gpu_bytes = 1'600'000; gpu_bytes <= 6'400'000; gpu_bytes += 40'000) {
+            const auto devices = write_devices("version: 1\ndevices:\n  - {name: CUDA0, type: gpu, memory_bytes: " + std::to_string(gpu_bytes) +
+                                               ", bandwidth_gbps: 1000, safety_margin: 0}\n"
+                                               "  - {name: CPU, type: cpu, memory_bytes: 100000000, bandwidth_gbps: 50, safety_margin: 0}\n");
+            for (const uint64_t ctx : {context, uint64_t{16}}) {
+                grey_workload w = GREY_WORKLOAD_INIT;
+                w.context = ctx;
+                w.batch = 1;
+                grey_plan* raw = nullptr;
+                const grey_status status = grey_plan_create(nullptr, model.c_str(), &w, devices.c_str(), &raw);
+                if (status == GREY_ERROR_OUT_OF_MEMORY) continue;  // the smallest budgets hold not even the hot tensors
+                ASSERT_EQ(status, GREY_OK) << grey_last_error();
+                const PlanPtr plan(raw);
+                grey_plan_summary s{};
+                s.struct_size = sizeof s;
+                ASSERT_EQ(grey_plan_summary_get(plan.get(), &s), GREY_OK);
+                uint64_t host_largest = 0;
+                std::map<int32_t, uint64_t> host_layers;  // bytes of routed experts per layer in host memory
+                bool largest_expert_on_gpu = false;
+                for (uint64_t i = 0; i < s.tensor_count; ++i) {
+                    grey_plan_tensor t{};
+                    t.struct_size = sizeof t;
+                    ASSERT_EQ(grey_plan_tensor_get(plan.get(), i, &t), GREY_OK);
+                    if (t.role != GREY_TENSOR_ROLE_ROUTED_EXPERTS) continue;
+                    if (t.device == 0) {
+                        largest_expert_on_gpu = largest_expert_on_gpu || t.planned_bytes == largest_expert;
+                        continue;
+                    }
+                    host_largest = std::max(host_largest, t.planned_bytes);
+                    host_layers[t.layer] += t.planned_bytes;
+                }
+                grey_plan_device gpu{};
+                gpu.struct_size = sizeof gpu;
+                ASSERT_EQ(grey_plan_device_get(plan.get(), 0, &gpu), GREY_OK);
+                const std::string where = "layout " + std::to_string(&layout - layouts.data()) + ", GPU " + std::to_string(gpu_bytes) +
+                                          " bytes, context " + std::to_string(ctx);
+                EXPECT_LE(gpu.predicted_bytes, gpu.budget_bytes) << where;
+                if (ctx < 32) {
+                    EXPECT_EQ(gpu.other_bytes, ctx * (16 * 64 + 128) * 4) << where;
+                    continue;
+                }
+                EXPECT_EQ(gpu.other_bytes, activations + host_largest) << where;
+                if (host_largest == 0) continue;
+                ++with_host_experts;
+                // The rule this replaced, room for the largest layer's host-resident experts together, gives
+                // more whenever the host holds two or more tensors of a layer at least as large as the rest.
+                uint64_t host_layer_largest = 0;
+                for (const auto& [layer, bytes] : host_layers) host_layer_largest = std::max(host_layer_largest, bytes);
+                if (host_layer_largest > host_largest) ++layer_sum_differs;
+                if (largest_expert_on_gpu && host_largest < largest_expert) ++largest_on_gpu;
+            }
+        }
+    }
+    // The sweep reached the cases that tell the rules apart: host-resident layers whose experts together
+    // exceed the largest tensor (the tensor, not the layer's sum), and the model's largest expert tensor on
+    // the GPU with smaller ones on the host (the host's largest, not the model's).
+    EXPECT_GT(with_host_experts, 10);
+    EXPECT_GT(layer_sum_differs, 10);
+    EXPECT_GT(largest_on_gpu, 0);
 }
 
 TEST_F(PlanApi, SameInputsSamePlan) {
