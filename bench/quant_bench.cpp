@@ -78,8 +78,7 @@ grey_context& context() {
     return *c;
 }
 
-bool all_cores(const std::string& path) { return path.starts_with("all-cores"); }
-hq::Parallel parallel_for(const std::string& path) { return all_cores(path) ? hq::Parallel(&context().host_services) : hq::Parallel(); }
+hq::Parallel parallel_for(const std::string& path) { return path == "all-cores" ? hq::Parallel(&context().host_services) : hq::Parallel(); }
 
 // memcpy of the bench's weights into f32_output() on every core of the context's pool, in 256 KiB pieces.
 void copy_all_cores() {
@@ -140,11 +139,9 @@ void quantize(benchmark::State& state, const char* f, const std::string& path) {
     const auto plan = plan_for(f);
     const auto& x = weights();
     const std::span<std::byte> out = quantized_output(plan.bytes);
-    // "all-cores-ordinary-stores": the all-core case without the streaming stores it takes by default.
-    const uint64_t stream_bytes = path.ends_with("ordinary-stores") ? UINT64_MAX : hq::kStreamOutputBytes;
-    SideBySide side_by_side(all_cores(path));
+    SideBySide side_by_side(path == "all-cores");
     for (auto _ : state) {
-        side_by_side.iteration(state, [&] { hq::quantize(plan, x, out, *kernels, parallel, std::nullopt, stream_bytes); });
+        side_by_side.iteration(state, [&] { hq::quantize(plan, x, out, *kernels, parallel); });
         benchmark::DoNotOptimize(out.data());
     }
     side_by_side.finish(state, x.size() * 4 + plan.bytes);
@@ -160,7 +157,7 @@ void dequantize(benchmark::State& state, const char* f, const std::string& path)
     std::vector<std::byte> q(plan.bytes);
     hq::quantize(plan, x, q, hq::scalar_kernels());
     const std::span<float> y = f32_output();
-    SideBySide side_by_side(all_cores(path));
+    SideBySide side_by_side(path == "all-cores");
     for (auto _ : state) {
         side_by_side.iteration(state, [&] { hq::dequantize(plan, q, y, *kernels, parallel); });
         benchmark::DoNotOptimize(y.data());
@@ -170,9 +167,12 @@ void dequantize(benchmark::State& state, const char* f, const std::string& path)
 }
 
 // Dequantization into output of `mib` MiB with streaming stores (threshold 0) or ordinary ones (no
-// threshold), on one thread or every core: where hq::kStreamOutputBytes pays (bench/RESULTS.md).
+// threshold), on one thread or every core, with the best kernel set or ("avx2-...") the AVX2 one: where
+// hq::kStreamOutputBytes pays (bench/RESULTS.md).
 void dequantize_stores(benchmark::State& state, const char* f, uint64_t mib, bool streaming, const std::string& path) {
-    const auto parallel = parallel_for(path);
+    const hq::Kernels* kernels = path.starts_with("avx2-") ? hq::avx2_kernels() : &hq::best_kernels();
+    if (kernels == nullptr) return state.SkipWithError("no avx2 on this CPU");
+    const auto parallel = parallel_for(path.starts_with("avx2-") ? path.substr(5) : path);
     grey_quant_params p = GREY_QUANT_PARAMS_INIT;
     if (grey_quant_params_from_name(f, &p) != GREY_OK) return state.SkipWithError(grey_last_error());
     const auto plan = grey::quant::make_layout(std::vector<uint64_t>{(mib << 20) / 4 / kCols, kCols}, p);
@@ -181,7 +181,7 @@ void dequantize_stores(benchmark::State& state, const char* f, uint64_t mib, boo
     hq::quantize(plan, x, q, hq::best_kernels(), parallel);
     const std::span<float> y = f32_output().first(x.size());
     for (auto _ : state) {
-        hq::dequantize(plan, q, y, hq::best_kernels(), parallel, streaming ? 0 : UINT64_MAX);
+        hq::dequantize(plan, q, y, *kernels, parallel, streaming ? 0 : UINT64_MAX);
         benchmark::DoNotOptimize(y.data());
     }
     state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (x.size() * 4 + plan.bytes)));
@@ -284,15 +284,10 @@ const int kRegistered = [] {
                                          [f, path](benchmark::State& s) { dequantize(s, f, path); })
                 ->Unit(benchmark::kMillisecond)->UseRealTime();
         }
-    // The byte-code formats' quantizers with ordinary stores, beside their default (streaming) all-core case.
-    for (const char* f : {"int8", "int8-token", "fp8-e4m3", "fp8-e5m2"})
-        benchmark::RegisterBenchmark(("quantize/" + std::string(f) + "/all-cores-ordinary-stores").c_str(),
-                                     [f](benchmark::State& s) { quantize(s, f, "all-cores-ordinary-stores"); })
-            ->Unit(benchmark::kMillisecond)->UseRealTime();
     for (const char* f : {"int8", "int4-g32", "fp8-e4m3", "q4_0"})
         for (const uint64_t mib : {4, 16, 32, 64})
             for (const bool streaming : {false, true})
-                for (const std::string path : {"one-thread", "all-cores"})
+                for (const std::string path : {"one-thread", "all-cores", "avx2-one-thread", "avx2-all-cores"})
                     benchmark::RegisterBenchmark(("dequantize-stores/" + std::string(f) + "/" + std::to_string(mib) + "MiB/" +
                                                   (streaming ? "streaming" : "ordinary") + "/" + path)
                                                      .c_str(),

@@ -93,21 +93,18 @@ struct Kernels {
     const struct StreamingKernels* streaming;
 };
 
-// decode, decode_fp8, decode_table16 and dequantize_groups, and the byte-code encoders encode and
-// encode_fp8, with the same arguments and the same bits, writing whole 64-byte lines of the output with
-// non-temporal (streaming) stores and only the partial lines at either end with ordinary ones: a line
-// written whole is not read from memory first (read-for-ownership), a third of a large dequantization's
-// traffic and a sixth of an int8 quantization's. The lines bypass the caches, so this pays only for
-// output that will not be read back from them. Streaming stores are weakly ordered: fence must run before
-// the writer reports the output written (a chunk of a parallel job, its end).
+// decode, decode_fp8, decode_table16 and dequantize_groups with the same arguments and the same bits,
+// writing whole 64-byte lines of the output with non-temporal (streaming) stores and only the partial
+// lines at either end with ordinary ones: a line written whole is not read from memory first
+// (read-for-ownership), a third of a large dequantization's traffic. The lines bypass the caches, so this
+// pays only for output too large to be read back from them. Streaming stores are weakly ordered: fence
+// must run before the writer reports the output written (a chunk of a parallel job, its end).
 struct StreamingKernels {
     void (*decode)(const int8_t* q, std::size_t n, const DecodeSpec& spec, float* out);
     void (*decode_table16)(const uint8_t* codes, std::size_t n, const float* table, float scale, float* out);
     void (*decode_fp8)(const uint8_t* codes, std::size_t n, const float* table, int format, float scale, float* out);
     void (*dequantize_groups)(int format, const uint8_t* codes, const std::byte* scales, const std::byte* mins, std::size_t groups,
                               std::size_t length, float* out);
-    void (*encode)(const float* x, std::size_t n, const EncodeSpec& spec, int8_t* out);
-    void (*encode_fp8)(const float* x, std::size_t n, float inverse, int format, int8_t* out);
     void (*fence)();
 };
 

@@ -511,20 +511,20 @@ GREY_AVX2 void stream_lines(std::byte* to, const std::byte* from, std::size_t by
         _mm256_stream_si256(reinterpret_cast<__m256i*>(to + b), _mm256_load_si256(reinterpret_cast<const __m256i*>(from + b)));
 }
 
-// n elements of `out` (T aligned to its size) by write(first, count, to), which writes elements
-// [first, first + count) to `to`: those before out's first line boundary and after its last whole line
-// straight to `out`, every whole line between through the bounce buffer and stream_lines.
-template <typename T, typename Write>
-GREY_AVX2 void write_lines(T* out, std::size_t n, const Write& write) {
-    constexpr std::size_t kPerLine = 64 / sizeof(T), kPerBounce = kBounceBytes / sizeof(T);
-    alignas(64) std::array<T, kPerBounce> bounce;
-    const std::size_t head = std::min<std::size_t>(n, (64 - reinterpret_cast<uintptr_t>(out) % 64) % 64 / sizeof(T));
+// n floats of `out` by write(first, count, to), which writes elements [first, first + count) to `to`:
+// those before out's first line boundary and after its last whole line straight to `out`, every whole
+// line between through the bounce buffer and stream_lines.
+template <typename Write>
+GREY_AVX2 void write_lines(float* out, std::size_t n, const Write& write) {
+    constexpr std::size_t kPerLine = 64 / sizeof(float), kPerBounce = kBounceBytes / sizeof(float);
+    alignas(64) std::array<float, kPerBounce> bounce;
+    const std::size_t head = std::min<std::size_t>(n, (64 - reinterpret_cast<uintptr_t>(out) % 64) % 64 / sizeof(float));
     write(0, head, out);
     std::size_t i = head;
     while (n - i >= kPerLine) {
         const std::size_t count = std::min(kPerBounce, (n - i) / kPerLine * kPerLine);
         write(i, count, bounce.data());
-        stream_lines(reinterpret_cast<std::byte*>(out + i), reinterpret_cast<const std::byte*>(bounce.data()), count * sizeof(T));
+        stream_lines(reinterpret_cast<std::byte*>(out + i), reinterpret_cast<const std::byte*>(bounce.data()), count * sizeof(float));
         i += count;
     }
     write(i, n - i, out + i);
@@ -538,12 +538,6 @@ GREY_AVX2 void decode_table16_streaming(const uint8_t* codes, std::size_t n, con
 }
 GREY_AVX2 void decode_fp8_streaming(const uint8_t* codes, std::size_t n, const float* table, int format, float scale, float* out) {
     write_lines(out, n, [&](std::size_t first, std::size_t count, float* to) GREY_AVX2 { decode_fp8(codes + first, count, table, format, scale, to); });
-}
-GREY_AVX2 void encode_streaming(const float* x, std::size_t n, const EncodeSpec& spec, int8_t* out) {
-    write_lines(out, n, [&](std::size_t first, std::size_t count, int8_t* to) GREY_AVX2 { encode(x + first, count, spec, to); });
-}
-GREY_AVX2 void encode_fp8_streaming(const float* x, std::size_t n, float inverse, int format, int8_t* out) {
-    write_lines(out, n, [&](std::size_t first, std::size_t count, int8_t* to) GREY_AVX2 { encode_fp8(x + first, count, inverse, format, to); });
 }
 
 // Whole groups a bounce buffer at a time (a group's values are never split): streamed where they fill
@@ -567,8 +561,7 @@ GREY_AVX2 void dequantize_groups_streaming(int format, const uint8_t* codes, con
 
 GREY_AVX2 void fence() { _mm_sfence(); }
 
-constexpr StreamingKernels kAvx2Streaming{decode_streaming,  decode_table16_streaming, decode_fp8_streaming, dequantize_groups_streaming,
-                                          encode_streaming, encode_fp8_streaming,     fence};
+constexpr StreamingKernels kAvx2Streaming{decode_streaming, decode_table16_streaming, decode_fp8_streaming, dequantize_groups_streaming, fence};
 
 constexpr Kernels kAvx2{"avx2",     absmax,     minmax,     encode,     decode,            decode_table,      decode_table16,
                         decode_fp8, f16_to_f32, encode_fp8, encode_nf4, pack_ggml_nibbles, pack_nibble_pairs, unpack_nibble_pairs,

@@ -141,42 +141,6 @@ GREY_AVX512 void encode(const float* x, std::size_t n, const EncodeSpec& spec, i
         encode_with<true>(x, n, spec, out);
 }
 
-// Byte codes of x[0, n) sixteen at a time by codes16 (float32 lanes to codes in the low bytes of 32-bit
-// lanes), each whole 64-byte line of `out` written with one streaming store; `plain` (the ordinary
-// encoder of the same codes) writes those before out's first line boundary and after its last whole
-// line. The caller fences (StreamingKernels::fence).
-template <typename Codes16, typename Plain>
-GREY_AVX512 inline void encode_lines(const float* x, std::size_t n, int8_t* out, const Codes16& codes16, const Plain& plain) {
-    const std::size_t head = std::min<std::size_t>(n, (64 - reinterpret_cast<uintptr_t>(out) % 64) % 64);
-    plain(x, head, out);
-    std::size_t i = head;
-    for (; i + 64 <= n; i += 64) {
-        __m512i line = _mm512_castsi128_si512(_mm512_cvtepi32_epi8(codes16(_mm512_loadu_ps(x + i))));
-        line = _mm512_inserti32x4(line, _mm512_cvtepi32_epi8(codes16(_mm512_loadu_ps(x + i + 16))), 1);
-        line = _mm512_inserti32x4(line, _mm512_cvtepi32_epi8(codes16(_mm512_loadu_ps(x + i + 32))), 2);
-        line = _mm512_inserti32x4(line, _mm512_cvtepi32_epi8(codes16(_mm512_loadu_ps(x + i + 48))), 3);
-        _mm512_stream_si512(reinterpret_cast<__m512i*>(out + i), line);
-    }
-    plain(x + i, n - i, out + i);
-}
-
-template <bool kShifted>
-GREY_AVX512 void encode_streaming_with(const float* x, std::size_t n, const EncodeSpec& spec, int8_t* out) {
-    const __m512 subtract = _mm512_set1_ps(spec.subtract), multiply = _mm512_set1_ps(spec.multiply), add = _mm512_set1_ps(spec.add);
-    const __m512 lo = _mm512_set1_ps(static_cast<float>(spec.lo)), hi = _mm512_set1_ps(static_cast<float>(spec.hi));
-    const bool nearest = spec.rounding == Rounding::nearest_away;
-    encode_lines(
-        x, n, out, [&](__m512 v) GREY_AVX512 { return encode16<kShifted>(v, subtract, multiply, add, lo, hi, nearest); },
-        [&](const float* from, std::size_t count, int8_t* to) GREY_AVX512 { encode_with<kShifted>(from, count, spec, to); });
-}
-
-GREY_AVX512 void encode_streaming(const float* x, std::size_t n, const EncodeSpec& spec, int8_t* out) {
-    if (spec.subtract == 0.0f && spec.add == 0.0f)
-        encode_streaming_with<false>(x, n, spec, out);
-    else
-        encode_streaming_with<true>(x, n, spec, out);
-}
-
 // The first k lanes (k at most 16... or more: all).
 GREY_AVX512 inline __mmask16 below(std::size_t k) { return k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << k) - 1u); }
 
@@ -371,24 +335,6 @@ GREY_AVX512 void encode_fp8(const float* x, std::size_t n, float inverse, int fo
         encode_fp8_with<20>(x, n, inverse, e, out);
     else if (e.dropped_bits == 21)
         encode_fp8_with<21>(x, n, inverse, e, out);
-    else
-        std::abort();  // the two fp8 formats drop 20 and 21 bits
-}
-
-template <int kDropped>
-GREY_AVX512 void encode_fp8_streaming_with(const float* x, std::size_t n, float inverse, const Fp8Encoding& e, int8_t* out) {
-    const __m512 inv = _mm512_set1_ps(inverse);
-    encode_lines(
-        x, n, out, [&](__m512 v) GREY_AVX512 { return fp8_code16<kDropped>(v, inv, e); },
-        [&](const float* from, std::size_t count, int8_t* to) GREY_AVX512 { encode_fp8_with<kDropped>(from, count, inverse, e, to); });
-}
-
-GREY_AVX512 void encode_fp8_streaming(const float* x, std::size_t n, float inverse, int format, int8_t* out) {
-    const Fp8Encoding e = fp8_encoding(format);
-    if (e.dropped_bits == 20)
-        encode_fp8_streaming_with<20>(x, n, inverse, e, out);
-    else if (e.dropped_bits == 21)
-        encode_fp8_streaming_with<21>(x, n, inverse, e, out);
     else
         std::abort();  // the two fp8 formats drop 20 and 21 bits
 }
@@ -935,8 +881,7 @@ GREY_AVX512 void dequantize_groups_streaming(int format, const uint8_t* codes, c
 }
 GREY_AVX512 void fence() { _mm_sfence(); }
 
-constexpr StreamingKernels kAvx512Streaming{decode_streaming,  decode_table16_streaming, decode_fp8_streaming, dequantize_groups_streaming,
-                                            encode_streaming, encode_fp8_streaming,     fence};
+constexpr StreamingKernels kAvx512Streaming{decode_streaming, decode_table16_streaming, decode_fp8_streaming, dequantize_groups_streaming, fence};
 
 constexpr Kernels kAvx512{"avx512",   absmax,     minmax,     encode,     decode,            decode_table,      decode_table16,
                           decode_fp8, f16_to_f32, encode_fp8, encode_nf4, pack_ggml_nibbles, pack_nibble_pairs, unpack_nibble_pairs,

@@ -68,16 +68,13 @@ Place place_of(const Plan& plan, uint64_t e) {
     return {row * grey_quant_layout_groups_per_row(&plan) + in_row / plan.run_length, in_row % plan.run_length};
 }
 
-// `streaming`: the kernel set's streaming encoders (the same bits) for byte codes written to the output,
-// or nullptr for its own.
-void encode_run(grey_quant_format format, const Coding& c, std::span<const float> x, int8_t* codes, const Kernels& k,
-                const StreamingKernels* streaming = nullptr) {
+void encode_run(grey_quant_format format, const Coding& c, std::span<const float> x, int8_t* codes, const Kernels& k) {
     if (gc::is_fp8(format)) {
-        (streaming ? streaming->encode_fp8 : k.encode_fp8)(x.data(), x.size(), gc::inverse(c.scale), format, codes);
+        k.encode_fp8(x.data(), x.size(), gc::inverse(c.scale), format, codes);
     } else if (format == GREY_QUANT_NF4) {
         k.encode_nf4(x.data(), x.size(), gc::inverse(c.scale), codes);
     } else {
-        (streaming ? streaming->encode : k.encode)(x.data(), x.size(), encode_spec(format, c), codes);
+        k.encode(x.data(), x.size(), encode_spec(format, c), codes);
     }
 }
 
@@ -362,13 +359,12 @@ int nibble_bias(grey_quant_format format) { return format == GREY_QUANT_INT4_SYM
 // Encodes elements offset .. offset + length - 1 of run r (at, its values `run`) and stores their codes.
 // `offset` is even (4-bit codes are packed in pairs); ggml runs are encoded whole.
 void encode_piece(const Plan& plan, const Coding& c, std::span<const float> run, uint64_t r, const Run& at, uint64_t offset, uint64_t length,
-                  int8_t* codes, std::span<std::byte> out, const Kernels& k, const StreamingKernels* streaming) {
+                  int8_t* codes, std::span<std::byte> out, const Kernels& k) {
     const auto values = run.subspan(offset, length);
-    // Byte codes go straight to their place in the output (streamed when asked); 4-bit codes are packed
-    // from `codes`, and Q8_0's lie between 2-byte scales, off the cache lines a streaming store fills.
+    // Byte codes go straight to their place in the output; 4-bit codes are packed from `codes`.
     switch (plan.format) {
         case GREY_QUANT_INT8: case GREY_QUANT_INT8_TOKEN: case GREY_QUANT_FP8_E4M3: case GREY_QUANT_FP8_E5M2:
-            encode_run(plan.format, c, values, reinterpret_cast<int8_t*>(out.data() + at.first + offset), k, streaming);
+            encode_run(plan.format, c, values, reinterpret_cast<int8_t*>(out.data() + at.first + offset), k);
             return;
         case GREY_QUANT_Q8_0:
             store_u16(out.data() + 34 * r, c.scale16);
@@ -492,12 +488,12 @@ constexpr uint64_t kFloatsPerLine = 16;
 // delivers them while the codes are computed and the next run's scan reads the cache instead of waiting
 // on memory alone.
 void encode_range(const Plan& plan, const Coding& c, std::span<const float> run, uint64_t r, const Run& at, uint64_t begin, uint64_t end,
-                  CodePiece& codes, std::span<std::byte> out, const Kernels& k, const StreamingKernels* streaming, std::span<const float> next = {}) {
+                  CodePiece& codes, std::span<std::byte> out, const Kernels& k, std::span<const float> next = {}) {
     const uint64_t piece = next.empty() ? kCodePiece : kPrefetchSlice;
     for (uint64_t o = begin; o < end; o += piece) {
         const uint64_t n = std::min(piece, end - o);
         for (uint64_t p = o; p < std::min<uint64_t>(o + n, next.size()); p += kFloatsPerLine) __builtin_prefetch(next.data() + p, 0, 3);
-        encode_piece(plan, c, run, r, at, o, n, codes.data(), out, k, streaming);
+        encode_piece(plan, c, run, r, at, o, n, codes.data(), out, k);
     }
 }
 
@@ -555,9 +551,8 @@ constexpr uint32_t kChecked = std::numeric_limits<uint32_t>::max();
 // pass over the tensor for the statistics and another for the codes. The bytes are those of the two
 // passes: the same statistics, make_coding and encode_piece per run. Throws RefusedInput when a value's magnitude bits exceed `accepted`, learnt from the scan that
 // takes the statistics (what is written is then meaningless); kChecked when the input is known to pass.
-// `streaming` (or nullptr): encode_run's; the caller fences.
 void quantize_runs(const Plan& plan, std::span<const float> x, uint64_t x_first, std::span<std::byte> out, const Kernels& k, uint64_t r0, uint64_t r1,
-                   uint32_t accepted, const StreamingKernels* streaming = nullptr) {
+                   uint32_t accepted) {
     if (fuses_groups(plan, k)) {
         // The kernel set's fused route: whole groups, no rows, so run r is elements r * run_length on.
         const uint32_t largest = k.quantize_groups(plan.format, x.data() + (r0 * plan.run_length - x_first), r1 - r0, plan.run_length,
@@ -592,19 +587,17 @@ void quantize_runs(const Plan& plan, std::span<const float> x, uint64_t x_first,
             const Run next_at = run_at(plan, r + 1);
             next = x.subspan(next_at.first - x_first, next_at.length);
         }
-        encode_range(plan, c, run, r, at, 0, at.length, codes, out, k, streaming, next);
+        encode_range(plan, c, run, r, at, 0, at.length, codes, out, k, next);
     }
 }
 
 // With the largest magnitude known: nothing is written unless no run's fp16 parameters can overflow;
 // otherwise returns false and the two passes give the refusal before writing anything.
 bool quantize_runs_in_one_visit(const Plan& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& k, const Parallel& parallel,
-                                uint32_t max_magnitude_bits, const StreamingKernels* streaming) {
+                                uint32_t max_magnitude_bits) {
     if (!visits_runs_once(plan, parallel) || max_magnitude_bits > accepted_magnitude_bits(plan.format)) return false;
-    parallel.for_chunks(grey_quant_layout_runs(&plan), runs_per_chunk(plan, parallel), [&](uint64_t r0, uint64_t r1) {
-        quantize_runs(plan, x, 0, out, k, r0, r1, kChecked, streaming);
-        if (streaming) streaming->fence();
-    });
+    parallel.for_chunks(grey_quant_layout_runs(&plan), runs_per_chunk(plan, parallel),
+                        [&](uint64_t r0, uint64_t r1) { quantize_runs(plan, x, 0, out, k, r0, r1, kChecked); });
     return true;
 }
 
@@ -675,14 +668,10 @@ bool quantize_checked(const Plan& plan, grey_dtype dtype, std::span<const std::b
 }
 
 void quantize(const Plan& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& k, const Parallel& parallel,
-              std::optional<uint32_t> max_magnitude_bits, uint64_t stream_bytes) {
-    // A job whose input and output together pass the caches writes its byte codes with streaming stores
-    // (the same bits): the output is gone from the caches by the time the input has streamed through.
-    const StreamingKernels* streaming = k.streaming != nullptr && x.size_bytes() + out.size() >= stream_bytes ? k.streaming : nullptr;
+              std::optional<uint32_t> max_magnitude_bits) {
     // Without the largest magnitude, fp16 parameters are checked a chunk at a time as the runs are quantized.
-    if (has_f16_parameters(plan.format) && !max_magnitude_bits
-            ? quantize_checked_f32(plan, x, out, k, parallel)
-            : quantize_runs_in_one_visit(plan, x, out, k, parallel, max_magnitude_bits.value_or(0), streaming))
+    if (has_f16_parameters(plan.format) && !max_magnitude_bits ? quantize_checked_f32(plan, x, out, k, parallel)
+                                                                : quantize_runs_in_one_visit(plan, x, out, k, parallel, max_magnitude_bits.value_or(0)))
         return;
     const auto stats = gather_stats(plan, x, k, parallel);
     const auto codings = choose_codings(plan, x, stats, k, parallel);
@@ -701,9 +690,8 @@ void quantize(const Plan& plan, std::span<const float> x, std::span<std::byte> o
             CodePiece codes;
             for (uint64_t r = r0; r < r1; ++r) {
                 const Run at = run_at(plan, r);
-                encode_range(plan, codings[r % plan.param_count], x.subspan(at.first, at.length), r, at, 0, at.length, codes, out, k, streaming);
+                encode_range(plan, codings[r % plan.param_count], x.subspan(at.first, at.length), r, at, 0, at.length, codes, out, k);
             }
-            if (streaming) streaming->fence();
         });
         return;
     }
@@ -711,8 +699,7 @@ void quantize(const Plan& plan, std::span<const float> x, std::span<std::byte> o
         const Run at = run_at(plan, r);
         parallel.for_chunks(at.length, piece, [&](uint64_t begin, uint64_t end) {
             CodePiece codes;
-            encode_range(plan, codings[r % plan.param_count], x.subspan(at.first, at.length), r, at, begin, end, codes, out, k, streaming);
-            if (streaming) streaming->fence();
+            encode_range(plan, codings[r % plan.param_count], x.subspan(at.first, at.length), r, at, begin, end, codes, out, k);
         });
     }
 }

@@ -82,22 +82,12 @@ bool quantize_in_one_pass(const grey_quant_layout& plan, grey_dtype dtype, std::
 void add_quantization_error(grey::common::ErrorSums& sums, const grey_quant_layout& plan, grey_dtype dtype, std::span<const std::byte> source,
                             std::span<const std::byte> quantized, const Kernels& kernels, const Parallel& parallel = {});
 
-// Output of at least this many bytes is written with streaming stores where the kernel set has them
-// (StreamingKernels): too large to be read back from the caches, it is not read from memory before it is
-// written either. Smaller output keeps ordinary stores, and stays in the cache for its reader. The whole
-// output counts, not a chunk's share (a chunk would always fit a cache; what matters is whether the
-// tensor does). Set above the last-level cache by measurement (bench/RESULTS.md, "Host dequantization
-// with streaming stores"). Quantization counts its input with its output (quantize's stream_bytes).
-inline constexpr uint64_t kStreamOutputBytes = uint64_t{64} << 20;
-
 // Writes plan.bytes bytes of quantized `x` (plan.elements values) to `out`; on failure (a group whose
 // fp16 parameters would overflow) nothing. `max_magnitude_bits`: the largest magnitude's float32 bits
 // among `x` when the caller already has them (as_f32); without them, quantize_checked learns them as it
 // quantizes where it can, and otherwise the statistics pass finds any group that would overflow.
-// `stream_bytes`: the input and output bytes together from which the byte codes (int8, fp8) go out with
-// streaming stores where the kernel set has them (tests lower it); the bits are the same.
 void quantize(const grey_quant_layout& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& kernels,
-              const Parallel& parallel = {}, std::optional<uint32_t> max_magnitude_bits = std::nullopt, uint64_t stream_bytes = kStreamOutputBytes);
+              const Parallel& parallel = {}, std::optional<uint32_t> max_magnitude_bits = std::nullopt);
 // quantize() for input not yet checked, when round to nearest visits each run once (one parameter set a
 // run, runs no longer than a chunk): `source` (plan.elements values of `dtype`: F32 read in place when
 // 4-byte aligned, F16, BF16 or unaligned F32 widened a piece of whole runs at a time, for runs up to
@@ -107,6 +97,13 @@ void quantize(const grey_quant_layout& plan, std::span<const float> x, std::span
 // and quantize() then say which), for other plans and input, or when the output is too large to stage.
 bool quantize_checked(const grey_quant_layout& plan, grey_dtype dtype, std::span<const std::byte> source, std::span<std::byte> out,
                       const Kernels& kernels, const Parallel& parallel = {});
+// Output of at least this many bytes is written with streaming stores where the kernel set has them
+// (StreamingKernels): too large to be read back from the caches, it is not read from memory before it is
+// written either. Smaller output keeps ordinary stores, and stays in the cache for its reader. The whole
+// output counts, not a chunk's share (a chunk would always fit a cache; what matters is whether the
+// tensor does). Set above the last-level cache by measurement (bench/RESULTS.md, "Host dequantization
+// with streaming stores").
+inline constexpr uint64_t kStreamOutputBytes = uint64_t{64} << 20;
 
 // The reverse: plan.elements float32 values from plan.bytes bytes. `stream_bytes`: the output size from
 // which streaming stores are used where the kernel set has them (tests lower it); the bits are the same.
