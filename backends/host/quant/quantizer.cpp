@@ -817,14 +817,17 @@ bool quantize_in_one_pass(const Plan& plan, grey_dtype dtype, std::span<const st
     const uint64_t block_bytes = gc::ggml_block_bytes(plan.format);
     const uint64_t header = gc::ggml_header_bytes(plan.format);
     std::vector<PieceSums> sums(error != nullptr ? pieces : 0);
+    // Aligned float32 input is read where it lies; other input is widened a piece at a time.
+    const float* in_place = f32_in_place(dtype, source.data()) ? reinterpret_cast<const float*>(source.data()) : nullptr;
     // Pieces [p0, p1) into `target`, each checked while it is in the cache: every value finite and at most
     // 65504, so that no block's fp16 parameters overflow; RefusedInput otherwise.
     const auto quantize_pieces = [&](uint64_t p0, uint64_t p1, std::span<std::byte> target) {
-        alignas(64) Piece x, decoded;
+        alignas(64) Piece widened, decoded;
         alignas(64) std::array<int8_t, kPiece> codes;
         for (uint64_t piece = p0; piece < p1; ++piece) {
             const uint64_t first = piece * kPiece, n = std::min(kPiece, plan.elements - first), blocks = n / 32;
-            load_piece(dtype, source, first, n, x.data(), k);
+            const std::span<const float> x = in_place != nullptr ? std::span<const float>(in_place + first, n) : std::span<const float>(widened).first(n);
+            if (in_place == nullptr) load_piece(dtype, source, first, n, widened.data(), k);
             std::byte* block = target.data() + first / 32 * block_bytes;
             if (k.quantize_groups != nullptr) {  // the kernel set's fused blocks, which learn the largest magnitude as they go
                 if (k.quantize_groups(plan.format, x.data(), blocks, 32, reinterpret_cast<uint8_t*>(block), nullptr, nullptr) > kSafeMagnitudeBits)
