@@ -1935,10 +1935,14 @@ typedef struct grey_governor_options {
      * and the limits found are restored by grey_governor_emergency_stop and grey_governor_destroy
      * (grey_governor_resume does not set them again). The controller itself never changes it. */
     uint64_t power_limit_mw;
+    /* While the duty is below 1, an admission's batch_scale suggests a piece of at most this much device
+     * time (of the cost_ns asked): the same duty in short, even pieces heats the device in small steps,
+     * where long bursts swing its temperature between them. 0: 2 ms. Since 0.2. */
+    uint64_t slice_ns;
 } grey_governor_options;
 
 #define GREY_GOVERNOR_OPTIONS_INIT \
-    { (uint32_t)sizeof(grey_governor_options), 100u, 0u, 0u, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0u }
+    { (uint32_t)sizeof(grey_governor_options), 100u, 0u, 0u, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0u, 0u }
 
 /* What the governor is doing on a device. */
 typedef enum grey_govern_mode {
@@ -2012,7 +2016,8 @@ typedef struct grey_govern_device_state {
     double slope_c_per_s;        /* least-squares slope over the last 5 s */
     double predicted_c;          /* temperature + slope * horizon */
     double duty;                 /* the fraction of device time the pacer admits, (0, 1] */
-    double batch_scale;          /* the batch size suggested to hosts, as a fraction of their full batch */
+    double batch_scale;          /* the batch size the duty suggests, as a fraction of a full batch (an
+                                  * admission's may be smaller: grey_governor_options.slice_ns) */
     uint64_t waiting;            /* requests queued now */
     uint64_t running;            /* tickets admitted and not yet released */
     uint64_t admitted_count;
@@ -2083,7 +2088,8 @@ typedef struct grey_admission {
     uint64_t ticket;       /* pass to grey_govern_release when the work is done */
     uint64_t waited_ns;    /* from the request to the admission */
     double duty;           /* the device's duty at admission */
-    double batch_scale;    /* suggested fraction of the host's full batch, (0, 1] */
+    double batch_scale;    /* suggested fraction of the host's full batch, (0, 1]: the duty, and while it is
+                            * below 1 at most grey_governor_options.slice_ns / cost_ns */
 } grey_admission;
 
 /* Pass as timeout_ns to wait without limit. */

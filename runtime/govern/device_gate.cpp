@@ -149,7 +149,12 @@ void DeviceGate::dispatch(uint64_t now_ns) {
 void DeviceGate::fill(uint32_t slot, Admission& out) const {
     out.ticket = ticket_id(slot);
     out.waited_ns = tickets_[slot].waited_ns;
-    out.batch_scale = decision_.batch_scale;
+    // While pacing, a piece of at most slice_ns: the duty's scale alone would let a host heat the device
+    // in bursts as long as its full batch times the duty, whose swings the sensor sees between them.
+    const uint64_t cost = tickets_[slot].cost_ns;
+    out.batch_scale = decision_.batch_scale < 1.0 && cost > settings_.slice_ns
+                          ? std::min(decision_.batch_scale, static_cast<double>(settings_.slice_ns) / static_cast<double>(cost))
+                          : decision_.batch_scale;
     out.duty = decision_.duty;
 }
 

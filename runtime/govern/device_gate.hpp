@@ -23,6 +23,7 @@ struct GateSettings {
     bool preemption = false;       // scheduling.preemption_allowed
     uint64_t aging_ns = 2'000'000'000ull;
     uint64_t burst_ns = 20'000'000ull;
+    uint64_t slice_ns = 2'000'000ull;  // the largest piece an admission's batch_scale suggests while pacing
 };
 
 // What an admission hands back.

@@ -50,6 +50,7 @@ GovernorOptions governor_options(const grey_governor_options* given) {
     GovernorOptions r;
     r.sample_period_ms = o.sample_period_ms;
     if (o.burst_ns != 0) r.burst_ns = o.burst_ns;
+    if (o.slice_ns != 0) r.slice_ns = o.slice_ns;
     if (o.aging_ns != 0) r.aging_ns = o.aging_ns;
     r.kp = positive(o.kp, r.kp, "kp");
     r.ti_s = positive(o.ti_s, r.ti_s, "ti_s");

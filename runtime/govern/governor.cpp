@@ -31,6 +31,7 @@ GateSettings gate_settings(const config::Config& config, const GovernorOptions& 
     s.preemption = config.get_bool("scheduling.preemption_allowed");
     s.aging_ns = options.aging_ns;
     s.burst_ns = options.burst_ns;
+    s.slice_ns = options.slice_ns;
     return s;
 }
 

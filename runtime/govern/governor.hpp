@@ -23,6 +23,7 @@ namespace grey::govern {
 struct GovernorOptions {
     uint32_t sample_period_ms = 100;
     uint64_t burst_ns = 20'000'000ull;
+    uint64_t slice_ns = 2'000'000ull;
     uint64_t aging_ns = 2'000'000'000ull;
     double kp = 0.03;
     double ti_s = 2.0;

@@ -335,7 +335,7 @@ _Static_assert(offsetof(grey_audit_checkpoint_info, log_id) == 24, "grey_audit_c
 _Static_assert(offsetof(grey_audit_checkpoint_info, root_hash) == 40, "grey_audit_checkpoint_info.root_hash moved");
 _Static_assert(offsetof(grey_audit_checkpoint_info, ed25519_signed) == 72, "grey_audit_checkpoint_info.ed25519_signed moved");
 /* since 0.2: the governor and scheduler */
-_Static_assert(sizeof(grey_governor_options) == 80, "size of grey_governor_options changed");
+_Static_assert(sizeof(grey_governor_options) == 88, "size of grey_governor_options changed");
 _Static_assert(offsetof(grey_governor_options, struct_size) == 0, "grey_governor_options.struct_size moved");
 _Static_assert(offsetof(grey_governor_options, sample_period_ms) == 4, "grey_governor_options.sample_period_ms moved");
 _Static_assert(offsetof(grey_governor_options, burst_ns) == 8, "grey_governor_options.burst_ns moved");
@@ -347,6 +347,7 @@ _Static_assert(offsetof(grey_governor_options, hysteresis_c) == 48, "grey_govern
 _Static_assert(offsetof(grey_governor_options, min_duty) == 56, "grey_governor_options.min_duty moved");
 _Static_assert(offsetof(grey_governor_options, unknown_duty) == 64, "grey_governor_options.unknown_duty moved");
 _Static_assert(offsetof(grey_governor_options, power_limit_mw) == 72, "grey_governor_options.power_limit_mw moved");
+_Static_assert(offsetof(grey_governor_options, slice_ns) == 80, "grey_governor_options.slice_ns moved");
 _Static_assert(sizeof(grey_governor_state) == 328, "size of grey_governor_state changed");
 _Static_assert(offsetof(grey_governor_state, struct_size) == 0, "grey_governor_state.struct_size moved");
 _Static_assert(offsetof(grey_governor_state, stopped) == 4, "grey_governor_state.stopped moved");

@@ -89,6 +89,36 @@ TEST(Scheduler, EqualWeightsGetJainIndexAbove099OverTenSimulatedSeconds) {
     EXPECT_NEAR(total, 0.6 * 10 * kSecond, static_cast<double>(7 * kMs + GateSettings{}.burst_ns));
 }
 
+// While pacing, an admission suggests a piece of at most slice_ns of the cost asked (and never more than
+// the duty's scale); at full duty, and for requests no larger than the slice, the duty's scale alone.
+TEST(Scheduler, PacedAdmissionsSuggestPiecesNoLongerThanTheSlice) {
+    ManualClock clock;
+    GateSettings settings;
+    settings.slice_ns = 2 * kMs;
+    DeviceGate gate(0, clock, settings);
+    const auto t = tenant(1, 1.0);
+    const auto admitted = [&](uint64_t cost_ns) {
+        Admission a;
+        EXPECT_EQ(gate.admit(*t, cost_ns, GREY_WAIT_FOREVER, a), GREY_OK);
+        gate.release(*t, a.ticket, 0);
+        clock.advance(kSecond);  // the pacer refills: the next admission never waits
+        return a;
+    };
+    EXPECT_DOUBLE_EQ(admitted(20 * kMs).batch_scale, 1.0) << "cool: the full batch";
+    gate.apply(pacing(0.3), clock.now_ns());
+    const Admission a = admitted(20 * kMs);
+    EXPECT_DOUBLE_EQ(a.batch_scale, 0.1) << "2 ms of a 20 ms batch";
+    EXPECT_DOUBLE_EQ(a.duty, 0.3);
+    EXPECT_DOUBLE_EQ(admitted(5 * kMs).batch_scale, 0.3) << "the duty's scale is the smaller";
+    EXPECT_DOUBLE_EQ(admitted(1 * kMs).batch_scale, 0.3) << "a request within the slice";
+    EXPECT_DOUBLE_EQ(admitted(0).batch_scale, 0.3) << "no cost given";
+    settings.slice_ns = 10 * kMs;
+    gate.configure(settings);
+    EXPECT_DOUBLE_EQ(admitted(40 * kMs).batch_scale, 0.25);
+    gate.apply(pacing(1.0), clock.now_ns());
+    EXPECT_DOUBLE_EQ(admitted(40 * kMs).batch_scale, 1.0) << "back to full duty";
+}
+
 TEST(Scheduler, SharesFollowWeights) {
     ManualClock clock;
     DeviceGate gate(0, clock, GateSettings{});

@@ -55,7 +55,7 @@ class ContextOptions(C.Structure):
 class GovernorOptions(C.Structure):
     _fields_ = [("struct_size", C.c_uint32), ("sample_period_ms", C.c_uint32), ("burst_ns", C.c_uint64), ("aging_ns", C.c_uint64),
                 ("kp", C.c_double), ("ti_s", C.c_double), ("horizon_s", C.c_double), ("hysteresis_c", C.c_double),
-                ("min_duty", C.c_double), ("unknown_duty", C.c_double), ("power_limit_mw", C.c_uint64)]
+                ("min_duty", C.c_double), ("unknown_duty", C.c_double), ("power_limit_mw", C.c_uint64), ("slice_ns", C.c_uint64)]
 
 
 class TenantOptions(C.Structure):
@@ -112,7 +112,7 @@ def main() -> int:
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies every phase's duration")
     ap.add_argument("--size", type=int, default=8192)
-    ap.add_argument("--tuning", action="append", default=[], metavar="KP:TI_S:HORIZON_S[:BURST_MS]",
+    ap.add_argument("--tuning", action="append", default=[], metavar="KP:TI_S:HORIZON_S[:BURST_MS[:SLICE_MS]]",
                     help="run the governed phase once with these grey_governor_options, 0 for the library's default"
                          " (repeatable; default: the library's defaults); each run starts after a cool-down; the"
                          " first run's figures are the summary's")
@@ -217,7 +217,7 @@ def main() -> int:
     governed_s = 150 * args.scale
     settle_s = 60 * args.scale
 
-    def governed_run(label: str, kp: float, ti_s: float, horizon_s: float, burst_ms: float) -> dict:
+    def governed_run(label: str, kp: float, ti_s: float, horizon_s: float, burst_ms: float, slice_ms: float) -> dict:
         # cool down towards idle first
         end = time.perf_counter() + 20 * args.scale
         while time.perf_counter() < end:
@@ -227,6 +227,7 @@ def main() -> int:
         gov_options.sample_period_ms = 100
         gov_options.kp, gov_options.ti_s, gov_options.horizon_s = kp, ti_s, horizon_s  # 0: the library's default
         gov_options.burst_ns = int(burst_ms * 1e6)
+        gov_options.slice_ns = int(slice_ms * 1e6)
         gov = C.c_void_p()
         g.check(lib.grey_governor_create(ctx, C.byref(gov_options), C.byref(gov)), "grey_governor_create")
         g.check(lib.grey_governor_configure(gov, config), "grey_governor_configure")
@@ -265,15 +266,16 @@ def main() -> int:
         errors = np.abs(np.array(settled_temps) - target)
         lib.grey_tenant_destroy(tenant)
         lib.grey_governor_destroy(gov)
-        return {"label": label, "kp": kp, "ti_s": ti_s, "horizon_s": horizon_s, "burst_ms": burst_ms, "settle_s": settle_s, "seconds": governed_s,
+        return {"label": label, "kp": kp, "ti_s": ti_s, "horizon_s": horizon_s, "burst_ms": burst_ms, "slice_ms": slice_ms, "settle_s": settle_s, "seconds": governed_s,
                 "throughput_tflops": tflops,
                 "worst_abs_error_c": float(np.nanmax(errors)) if errors.size else None,
                 "mean_abs_error_c": float(np.nanmean(errors)) if errors.size else None,
                 "paced_s": state.paced_ns / 1e9, "hot_s": state.hot_ns / 1e9, "unknown_s": state.unknown_ns / 1e9,
                 "mode_at_end": lib.grey_govern_mode_name(state.mode).decode()}
 
-    tunings = [(tuple(float(x) for x in t.split(":")) + (0.0,))[:4] for t in args.tuning] or [(0.0, 0.0, 0.0, 0.0)]
-    runs = [governed_run("governor" if len(tunings) == 1 else f"kp{kp:g}-ti{ti:g}-h{h:g}-burst{b:g}", kp, ti, h, b) for kp, ti, h, b in tunings]
+    tunings = [(tuple(float(x) for x in t.split(":")) + (0.0, 0.0))[:5] for t in args.tuning] or [(0.0,) * 5]
+    runs = [governed_run("governor" if len(tunings) == 1 else f"kp{kp:g}-ti{ti:g}-h{h:g}-burst{b:g}-slice{sl:g}", kp, ti, h, b, sl)
+            for kp, ti, h, b, sl in tunings]
     governed = runs[0]
     governed_tflops = governed["throughput_tflops"]
     worst = governed["worst_abs_error_c"]

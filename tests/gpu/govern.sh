@@ -4,7 +4,7 @@
 #
 #   bash tests/gpu/govern.sh                       (about 8 minutes of device time)
 #   GREY_GOVERN_SCALE=0.5 bash tests/gpu/govern.sh (every phase half as long)
-#   GREY_GOVERN_TUNINGS="0:0:0 0:0:0:2"           governed runs with these KP:TI_S:HORIZON_S[:BURST_MS]
+#   GREY_GOVERN_TUNINGS="0:0:0 0:0:0:0:20"        governed runs with these KP:TI_S:HORIZON_S[:BURST_MS[:SLICE_MS]]
 #                                                  (0: the library's default), one after another
 #   OUT=DIR                                        where govern.csv, govern.png, govern.json and
 #                                                  validate.json go (default build/gpu/out/govern)
