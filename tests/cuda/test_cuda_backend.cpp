@@ -1044,9 +1044,10 @@ unsigned long long fake_pinned_copies_run() { return fake_hook<unsigned long lon
 unsigned long long fake_event_queries() { return fake_hook<unsigned long long>("fake_cuda_event_queries"); }
 
 // A host-tier container the device decodes is held in pinned memory from the backend: an async map
-// queues its copy to the device on the map's stream (a DMA the call does not wait for), and the fill
-// keeps it until the stream has run it; a synchronous map copies it from there too and plans its decode
-// from the host's copy of the table, so nothing but the decoder's fault bits comes back from the device.
+// queues its copy to the device on the map's stream (a DMA the call does not wait for), and the decoder's
+// job table's from pinned staging too, and the fill keeps both until the stream has run them; a
+// synchronous map copies them from there too and plans its decode from the host's copy of the table, so
+// nothing but the decoder's fault bits comes back from the device.
 TEST(CudaFake, HostTierContainersArePinnedAndCopiedOnTheMapsStream) {
     Context c;
     const size_t n = 5 * 65536 + 6;
@@ -1063,11 +1064,11 @@ TEST(CudaFake, HostTierContainersArePinnedAndCopiedOnTheMapsStream) {
     grey_buffer_mapping m{};
     m.struct_size = sizeof m;
     ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
-    EXPECT_EQ(fake_pinned_copies_queued(), queued + 1) << "the container's copy is queued from pinned memory";
+    EXPECT_EQ(fake_pinned_copies_queued(), queued + 2) << "the container's and the job table's copies are queued from pinned memory";
     EXPECT_EQ(fake_pinned_copies_run(), run) << "and not run during the call";
     EXPECT_EQ(fake_stream_synchronizes(), synchronizes);
     ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
-    EXPECT_EQ(fake_pinned_copies_run(), run + 1);
+    EXPECT_EQ(fake_pinned_copies_run(), run + 2);
     EXPECT_EQ(bytes_at(m), data);
     ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
     grey_buffer_destroy(b);
@@ -1079,14 +1080,14 @@ TEST(CudaFake, HostTierContainersArePinnedAndCopiedOnTheMapsStream) {
     ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
     grey_buffer_destroy(b);
     ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
-    EXPECT_EQ(fake_pinned_copies_run(), run + 1);
+    EXPECT_EQ(fake_pinned_copies_run(), run + 2);
 
-    // A synchronous map: the copy comes from pinned memory, and of the container nothing is read back.
+    // A synchronous map: the copies come from pinned memory, and of the container nothing is read back.
     b = host_tier(GREY_CODEC_FLOAT);
     queued = fake_pinned_copies_queued();
     const auto decodes = fake_decode_launches(), read_back = fake_read_back_bytes();
     ASSERT_EQ(grey_buffer_map(b, &m), GREY_OK) << grey_last_error();
-    EXPECT_EQ(fake_pinned_copies_queued(), queued + 1);
+    EXPECT_EQ(fake_pinned_copies_queued(), queued + 2);
     EXPECT_EQ(fake_decode_launches(), decodes + 1);
     EXPECT_EQ(fake_read_back_bytes() - read_back, 6 * sizeof(uint32_t)) << "the fault bits of the 6 blocks and nothing else";
     EXPECT_EQ(bytes_at(m), data);
@@ -1130,7 +1131,7 @@ TEST(CudaFake, HostTierContainersFallBackToPageableMemory) {
     b = host_tier(true);
     decodes = fake_decode_launches();
     expect_async_map_reads(b, stream, data, [&] { EXPECT_EQ(fake_decode_launches(), decodes + 1); });
-    EXPECT_EQ(fake_pinned_copies_queued(), queued) << "nothing was copied from pinned memory";
+    EXPECT_EQ(fake_pinned_copies_queued(), queued + 2) << "of the two maps, only the decoders' job tables were copied from pinned memory";
 
     // The same damaged block, pinned or not: the same failure, word for word.
     std::vector<std::string> sync_errors, async_errors;
@@ -1157,6 +1158,97 @@ TEST(CudaFake, HostTierContainersFallBackToPageableMemory) {
     grey_buffer_destroy(b);
     grey_stream_destroy(stream);
     EXPECT_EQ(c.stats().cache_bytes, 0u);
+}
+
+unsigned long long fake_host_waits() { return fake_hook<unsigned long long>("fake_cuda_host_waits"); }
+unsigned long long fake_host_to_device_copies() { return fake_hook<unsigned long long>("fake_cuda_host_to_device_copies"); }
+// Host-to-device copies the fake saw queued on the CUstream under `stream`.
+unsigned long long fake_host_to_device_copies_on(grey_stream* stream) {
+    grey_memory_kind kind = GREY_MEMORY_HOST;
+    uint64_t handle = 0;
+    EXPECT_EQ(grey_stream_native_handle(stream, &kind, &handle), GREY_OK) << grey_last_error();
+    void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+    if (lib == nullptr) return ~0ull;
+    auto fn = reinterpret_cast<unsigned long long (*)(void*)>(dlsym(lib, "fake_cuda_host_to_device_copies_on"));
+    const unsigned long long value = fn != nullptr ? fn(reinterpret_cast<void*>(static_cast<uintptr_t>(handle))) : ~0ull;
+    dlclose(lib);
+    return value;
+}
+
+// A synchronous map of a host-tier container the device decodes queues the container's copy, the decode
+// and the read-back of its fault bits on one stream and waits once, pinned or not; a corrupt block is
+// still named by the host decoder.
+TEST(CudaFake, ASynchronousHostTierMapWaitsOnce) {
+    for (const bool pinned : {true, false}) {
+        SCOPED_TRACE(pinned ? "pinned" : "pageable");
+        Context c;
+        const size_t n = 5 * 65536 + 6;
+        const auto data = weight_bytes(n, 0.35f);
+        const auto allocations = fake_pinned_allocations();
+        // Pinning refused, for the pageable case, whenever the container is made.
+        const auto compress_host = [&](grey_buffer* buffer) {
+            ScopedEnv env{{"FAKE_CUDA_FAIL", pinned ? "" : "cuMemAllocHost:2"}};
+            return grey_buffer_compress(buffer, GREY_RESIDENCY_COMPRESSED_HOST, GREY_CODEC_FLOAT);
+        };
+        grey_buffer* b = sealed_on_cuda(c.context, data, 0, GREY_DTYPE_BF16);
+        ASSERT_EQ(compress_host(b), GREY_OK) << grey_last_error();
+        EXPECT_EQ(fake_pinned_allocations(), allocations + (pinned ? 1 : 0));
+        grey_buffer_mapping m{};
+        m.struct_size = sizeof m;
+        for (int round = 0; round < 2; ++round) {  // the second with the stream and the staging made already
+            const auto waits = fake_host_waits(), decodes = fake_decode_launches(), read_back = fake_read_back_bytes();
+            ASSERT_EQ(grey_buffer_map(b, &m), GREY_OK) << grey_last_error();
+            EXPECT_EQ(fake_host_waits(), waits + 1) << "copy, decode and fault bits waited for once";
+            EXPECT_EQ(fake_decode_launches(), decodes + 1);
+            EXPECT_EQ(fake_read_back_bytes() - read_back, 6 * sizeof(uint32_t)) << "the fault bits of the 6 blocks and nothing else";
+            EXPECT_EQ(fake_queued_work(), 0u) << "nothing left queued";
+            EXPECT_EQ(bytes_at(m), data);
+            ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+            // Out of the cache, so that the next map decodes again.
+            ASSERT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
+            ASSERT_EQ(compress_host(b), GREY_OK) << grey_last_error();
+        }
+        {
+            ScopedEnv env{{"FAKE_CUDA_CORRUPT_CODEC_JOB", "2"}};
+            EXPECT_EQ(grey_buffer_map(b, &m), GREY_ERROR_CORRUPT);
+            EXPECT_EQ(std::string(grey_last_error()), "codec container: block 2 of 6 (float): the decoded bytes fail the block's checksum");
+        }
+        ASSERT_EQ(grey_buffer_map(b, &m), GREY_OK) << grey_last_error();
+        EXPECT_EQ(bytes_at(m), data);
+        ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+        grey_buffer_destroy(b);
+    }
+}
+
+// An async map of a pinned host-tier container waits for nothing: the container's copy and the decoder's
+// job table's upload are both queued on the caller's stream, from pinned memory, and the table's staging
+// is reused by the next map.
+TEST(CudaFake, AnAsyncHostTierMapQueuesEveryUploadOnTheCallersStream) {
+    Context c;
+    const size_t n = 5 * 65536 + 6;
+    const auto data = weight_bytes(n, 0.45f);
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    for (int round = 0; round < 2; ++round) {
+        grey_buffer* b = host_compressed(c.context, data, GREY_CODEC_FLOAT);
+        const auto waits = fake_host_waits(), copies = fake_host_to_device_copies(), on_stream = fake_host_to_device_copies_on(stream);
+        const auto pinned_copies = fake_pinned_copies_queued(), allocations = fake_pinned_allocations();
+        grey_buffer_mapping m{};
+        m.struct_size = sizeof m;
+        ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+        EXPECT_EQ(fake_host_waits(), waits) << "no wait, on any stream";
+        EXPECT_EQ(fake_host_to_device_copies(), copies + 2) << "the container and the job table";
+        EXPECT_EQ(fake_host_to_device_copies_on(stream), on_stream + 2) << "both on the caller's stream";
+        EXPECT_EQ(fake_pinned_copies_queued(), pinned_copies + 2) << "both from pinned memory";
+        if (round > 0) {
+            EXPECT_EQ(fake_pinned_allocations(), allocations) << "the job table's staging is reused";
+        }
+        ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+        EXPECT_EQ(bytes_at(m), data);
+        ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+        grey_buffer_destroy(b);
+    }
+    grey_stream_destroy(stream);
 }
 
 // grey_stream_synchronize and grey_stream_query look for async decodes' failures only while a decode
