@@ -9,6 +9,16 @@
 
 namespace grey::memory {
 
+bool PinnedBudget::take(uint64_t bytes) noexcept {
+    uint64_t held = held_.load();
+    do {
+        if (bytes > cap_ || held > cap_ - bytes) return false;
+    } while (!held_.compare_exchange_weak(held, held + bytes));
+    return true;
+}
+
+void PinnedBudget::give_back(uint64_t bytes) noexcept { held_.fetch_sub(bytes); }
+
 TableStaging::~TableStaging() {
     // Taken chunks keep the staging alive, so only free ones are left.
     for (const Chunk& chunk : free_) free_chunk(chunk);

@@ -1,7 +1,9 @@
-// Page-locked host memory the memory tiers take from a device's backend (its host_alloc slot): the small,
-// reused staging of the job tables that the device's decoder uploads on a stream.
+// Page-locked host memory the memory tiers take from a device's backend (its host_alloc slot): the budget
+// that bounds the bytes of host-tier containers held pinned on a device (memory.compression.pinned_host_mb),
+// and the small, reused staging of the job tables that the device's decoder uploads on a stream.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -12,6 +14,22 @@ class Backend;
 }
 
 namespace grey::memory {
+
+// The bytes of host-tier containers held pinned on one device, against a cap. Shared by the containers,
+// which give their bytes back when they go (a fill still copying from one may keep it past the tiers).
+class PinnedBudget {
+public:
+    explicit PinnedBudget(uint64_t cap_bytes) noexcept : cap_(cap_bytes) {}
+    // Takes `bytes` when they fit under the cap; false (nothing taken) otherwise.
+    [[nodiscard]] bool take(uint64_t bytes) noexcept;
+    void give_back(uint64_t bytes) noexcept;
+    [[nodiscard]] uint64_t held() const noexcept { return held_.load(); }
+    [[nodiscard]] uint64_t cap() const noexcept { return cap_; }
+
+private:
+    const uint64_t cap_;
+    std::atomic<uint64_t> held_{0};
+};
 
 // Host memory for the job tables a decode queued on a stream uploads (codec_decode_async_staged): the
 // stream's copy reads it after the call, so it is held with the fill until the stream is past it, then

@@ -166,6 +166,7 @@ Tiers::Tiers(const std::vector<std::unique_ptr<Device>>& devices, const config::
     : devices_(devices),
       block_size_(static_cast<uint32_t>(config.get_int("memory.deduplication.block_size_kb") * 1024)),
       cache_capacity_(static_cast<uint64_t>(config.get_int("memory.cache.working_set_mb")) << 20),
+      pinned_host_cap_(static_cast<uint64_t>(config.get_int("memory.compression.pinned_host_mb")) << 20),
       algorithm_(config.get_string("memory.compression.algorithm")),
       deduplicate_(config.get_bool("memory.deduplication.enabled")),
       compress_(config.get_bool("memory.compression.enabled")),
@@ -227,6 +228,7 @@ Tiers::DeviceTiers& Tiers::at(uint32_t device) {
     DeviceTiers tiers;
     tiers.store = std::make_unique<SharedBlockStore>(*dev.backend, dev.index_in_backend, hash_);
     tiers.cache = std::make_unique<WorkingSetCache>(*dev.backend, dev.index_in_backend, cache_capacity_);
+    tiers.pinned = std::make_shared<PinnedBudget>(pinned_host_cap_);
     tiers.staging = std::make_shared<TableStaging>(*dev.backend, dev.index_in_backend);
     return per_device_.emplace(device, std::move(tiers)).first->second;
 }
@@ -533,7 +535,7 @@ Residency Tiers::compressed_locked(const grey_buffer& buffer, grey_residency tie
     if (tier == GREY_RESIDENCY_COMPRESSED_DEVICE)
         result.device_container = dev.backend->buffer_holding(dev.index_in_backend, container);
     else
-        result.host_container = HostContainer::hold(*dev.backend, dev.index_in_backend, std::move(container), buffer.size);
+        result.host_container = HostContainer::hold(*dev.backend, dev.index_in_backend, std::move(container), buffer.size, at(buffer.device).pinned);
     return result;
 }
 

@@ -114,6 +114,7 @@ private:
     struct DeviceTiers {
         std::unique_ptr<SharedBlockStore> store;
         std::unique_ptr<WorkingSetCache> cache;
+        std::shared_ptr<PinnedBudget> pinned;   // what host-tier containers hold pinned
         std::shared_ptr<TableStaging> staging;  // host memory of the decoder's job tables
         // The tiers' own stream of the device, made on the first synchronous map that queues work on one
         // (decode_host_container_locked) and destroyed with the tiers.
@@ -204,6 +205,7 @@ private:
     const std::vector<std::unique_ptr<Device>>& devices_;
     uint32_t block_size_;
     uint64_t cache_capacity_;
+    uint64_t pinned_host_cap_;
     std::string algorithm_;
     bool deduplicate_;
     bool compress_;

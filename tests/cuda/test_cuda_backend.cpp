@@ -1162,6 +1162,7 @@ TEST(CudaFake, HostTierContainersFallBackToPageableMemory) {
 
 unsigned long long fake_host_waits() { return fake_hook<unsigned long long>("fake_cuda_host_waits"); }
 unsigned long long fake_host_to_device_copies() { return fake_hook<unsigned long long>("fake_cuda_host_to_device_copies"); }
+unsigned long long fake_pinned_bytes() { return fake_hook<unsigned long long>("fake_cuda_pinned_bytes"); }
 // Host-to-device copies the fake saw queued on the CUstream under `stream`.
 unsigned long long fake_host_to_device_copies_on(grey_stream* stream) {
     grey_memory_kind kind = GREY_MEMORY_HOST;
@@ -1249,6 +1250,116 @@ TEST(CudaFake, AnAsyncHostTierMapQueuesEveryUploadOnTheCallersStream) {
         grey_buffer_destroy(b);
     }
     grey_stream_destroy(stream);
+}
+
+// memory.compression.pinned_host_mb bounds the bytes of host-tier containers held pinned on a device:
+// past it a container is held in pageable memory; every byte reads the same either way, the statistics
+// count every container, and a container that goes gives its bytes back to the budget.
+TEST(CudaFake, PinnedHostContainersStayUnderTheCap) {
+    const uint64_t pinned_at_start = fake_pinned_bytes();
+    {
+        Context c("  compression:\n    pinned_host_mb: 1\n");
+        constexpr uint64_t kCap = 1 << 20;
+        const size_t n = 5 * 65536 + 6;
+        grey_stream* stream = nullptr;
+        ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+        std::vector<grey_buffer*> buffers;
+        std::vector<std::vector<unsigned char>> contents;
+        std::vector<uint64_t> sizes;
+        std::vector<bool> pinned;
+        uint64_t pinned_bytes = 0;
+        // Containers of about 0.3 MiB each: a few fit under 1 MiB, then one does not.
+        while (pinned.empty() || pinned.back()) {
+            ASSERT_LT(buffers.size(), 16u) << "the cap is never reached";
+            contents.push_back(weight_bytes(n, 0.1f * static_cast<float>(buffers.size())));
+            const uint64_t host_before = c.stats().physical_host_bytes, allocations = fake_pinned_allocations(), fake_bytes = fake_pinned_bytes();
+            buffers.push_back(host_compressed(c.context, contents.back(), GREY_CODEC_FLOAT));
+            sizes.push_back(c.stats().physical_host_bytes - host_before);
+            pinned.push_back(fake_pinned_allocations() == allocations + 1);
+            if (pinned.back()) {
+                pinned_bytes += sizes.back();
+                EXPECT_EQ(fake_pinned_bytes(), fake_bytes + sizes.back()) << "the container's bytes, pinned";
+            } else {
+                EXPECT_EQ(fake_pinned_bytes(), fake_bytes) << "nothing pinned for it";
+            }
+        }
+        EXPECT_GE(buffers.size(), 2u);
+        EXPECT_LE(pinned_bytes, kCap);
+        EXPECT_GT(pinned_bytes + sizes.back(), kCap) << "the first container left pageable is the one past the cap";
+        uint64_t held = 0;
+        for (const uint64_t size : sizes) held += size;
+        EXPECT_EQ(c.stats().physical_host_bytes, held) << "pinned or not, every container is counted";
+        // Every byte reads the same, mapped synchronously, on a stream, and read back.
+        grey_buffer_mapping m{};
+        m.struct_size = sizeof m;
+        for (size_t i = 0; i < buffers.size(); ++i) {
+            ASSERT_EQ(grey_buffer_map(buffers[i], &m), GREY_OK) << grey_last_error();
+            EXPECT_EQ(bytes_at(m), contents[i]) << i;
+            ASSERT_EQ(grey_buffer_unmap(buffers[i]), GREY_OK);
+            ASSERT_EQ(grey_buffer_compress(buffers[i], GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
+            ASSERT_EQ(grey_buffer_compress(buffers[i], GREY_RESIDENCY_COMPRESSED_HOST, GREY_CODEC_FLOAT), GREY_OK) << grey_last_error();
+            expect_async_map_reads(buffers[i], stream, contents[i]);
+            std::vector<unsigned char> back(n);
+            ASSERT_EQ(grey_buffer_read(buffers[i], 0, back.data(), back.size()), GREY_OK) << grey_last_error();
+            EXPECT_EQ(back, contents[i]) << i;
+        }
+        // A pinned container that goes gives its bytes back: the next one is pinned again.
+        grey_buffer_destroy(buffers.front());
+        buffers.erase(buffers.begin());
+        const auto allocations = fake_pinned_allocations();
+        buffers.push_back(host_compressed(c.context, contents.front(), GREY_CODEC_FLOAT));
+        EXPECT_EQ(fake_pinned_allocations(), allocations + 1);
+        expect_async_map_reads(buffers.back(), stream, contents.front());
+        for (grey_buffer* b : buffers) grey_buffer_destroy(b);
+        grey_stream_destroy(stream);
+    }
+    EXPECT_EQ(fake_pinned_bytes(), pinned_at_start) << "every pinned byte, containers' and job tables', is given back with the context";
+}
+
+// The cap's minimum, 0: no container is pinned, and every map still reads every byte, decoded on the device.
+TEST(CudaFake, APinnedHostCapOfZeroPinsNoContainer) {
+    Context c("  compression:\n    pinned_host_mb: 0\n");
+    const size_t n = 5 * 65536 + 6;
+    const auto data = weight_bytes(n, 0.55f);
+    const auto allocations = fake_pinned_allocations(), pinned_bytes = fake_pinned_bytes();
+    grey_buffer* b = host_compressed(c.context, data, GREY_CODEC_FLOAT);
+    EXPECT_EQ(fake_pinned_allocations(), allocations);
+    EXPECT_EQ(fake_pinned_bytes(), pinned_bytes);
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    auto decodes = fake_decode_launches();
+    expect_async_map_reads(b, stream, data);
+    EXPECT_EQ(fake_decode_launches(), decodes + 1) << "decoded by the device all the same";
+    ASSERT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
+    const auto recompressed = fake_pinned_allocations();
+    ASSERT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_COMPRESSED_HOST, GREY_CODEC_FLOAT), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_pinned_allocations(), recompressed);
+    decodes = fake_decode_launches();
+    const auto waits = fake_host_waits();
+    grey_buffer_mapping m{};
+    m.struct_size = sizeof m;
+    ASSERT_EQ(grey_buffer_map(b, &m), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_host_waits(), waits + 1) << "a synchronous map of a pageable container waits once too";
+    EXPECT_EQ(fake_decode_launches(), decodes + 1);
+    EXPECT_EQ(bytes_at(m), data);
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    grey_buffer_destroy(b);
+    grey_stream_destroy(stream);
+}
+
+// A bad cap fails the context's creation, naming the key and its range.
+TEST(CudaFake, ABadPinnedHostCapIsRefused) {
+    std::ofstream(quiet_config_path()) << "memory:\n  compression:\n    pinned_host_mb: -5\n";
+    grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
+    options.backends = "cuda";
+    options.backend_dir = GREY_TEST_PLUGIN_DIR;
+    options.config_path = quiet_config_path().c_str();
+    options.log_level = GREY_LOG_OFF;
+    grey_context* context = nullptr;
+    EXPECT_EQ(grey_context_create(&options, &context), GREY_ERROR_CONFIG);
+    EXPECT_TRUE(contains(grey_last_error(), "memory.compression.pinned_host_mb: value -5 is out of range [0, 16777216]")) << grey_last_error();
+    EXPECT_EQ(context, nullptr);
+    std::remove(quiet_config_path().c_str());
 }
 
 // grey_stream_synchronize and grey_stream_query look for async decodes' failures only while a decode
