@@ -1056,6 +1056,8 @@ TEST(CudaFake, HostTierContainersArePinnedAndCopiedOnTheMapsStream) {
     auto allocations = fake_pinned_allocations();
     grey_buffer* b = host_tier(GREY_CODEC_FLOAT);
     EXPECT_EQ(fake_pinned_allocations(), allocations + 1) << "the container is held in pinned memory";
+    EXPECT_GT(c.stats().pinned_host_bytes, 0u);
+    EXPECT_EQ(c.stats().pinned_host_bytes, c.stats().physical_host_bytes) << "all of it";
 
     grey_stream* stream = nullptr;
     ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
@@ -1289,6 +1291,7 @@ TEST(CudaFake, PinnedHostContainersStayUnderTheCap) {
         uint64_t held = 0;
         for (const uint64_t size : sizes) held += size;
         EXPECT_EQ(c.stats().physical_host_bytes, held) << "pinned or not, every container is counted";
+        EXPECT_EQ(c.stats().pinned_host_bytes, pinned_bytes) << "and those pinned are counted as such";
         // Every byte reads the same, mapped synchronously, on a stream, and read back.
         grey_buffer_mapping m{};
         m.struct_size = sizeof m;
@@ -1307,8 +1310,10 @@ TEST(CudaFake, PinnedHostContainersStayUnderTheCap) {
         grey_buffer_destroy(buffers.front());
         buffers.erase(buffers.begin());
         const auto allocations = fake_pinned_allocations();
+        EXPECT_EQ(c.stats().pinned_host_bytes, pinned_bytes - sizes.front());
         buffers.push_back(host_compressed(c.context, contents.front(), GREY_CODEC_FLOAT));
         EXPECT_EQ(fake_pinned_allocations(), allocations + 1);
+        EXPECT_EQ(c.stats().pinned_host_bytes, pinned_bytes) << "the same container, pinned again";
         expect_async_map_reads(buffers.back(), stream, contents.front());
         for (grey_buffer* b : buffers) grey_buffer_destroy(b);
         grey_stream_destroy(stream);
@@ -1325,6 +1330,8 @@ TEST(CudaFake, APinnedHostCapOfZeroPinsNoContainer) {
     grey_buffer* b = host_compressed(c.context, data, GREY_CODEC_FLOAT);
     EXPECT_EQ(fake_pinned_allocations(), allocations);
     EXPECT_EQ(fake_pinned_bytes(), pinned_bytes);
+    EXPECT_EQ(c.stats().pinned_host_bytes, 0u);
+    EXPECT_GT(c.stats().physical_host_bytes, 0u);
     grey_stream* stream = nullptr;
     ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
     auto decodes = fake_decode_launches();
