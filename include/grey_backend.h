@@ -374,6 +374,17 @@ typedef struct grey_backend_vtable {
     grey_status (*codec_decode_async)(void* state, grey_backend_stream* stream, grey_backend_buffer* const* containers,
                                       grey_backend_buffer* output, const grey_backend_codec_block* blocks, uint32_t count,
                                       grey_backend_buffer* faults);
+
+    /* codec_decode_async with its job table staged in host memory of the runtime's (0.2, optional: where
+     * set, the runtime uses it instead of codec_decode_async). `table` is host memory of at least
+     * GREY_BACKEND_CODEC_TABLE_BYTES(count) bytes, aligned to 64, that the runtime keeps, untouched, until
+     * the stream has passed the work; page-locked from this backend's host_alloc where the runtime could
+     * get it. The backend writes the table it uploads there and queues the upload on `stream` ahead of
+     * the decode, so that the call waits for nothing on any stream. `faults` as codec_decode_async's (its
+     * bytes from GREY_BACKEND_CODEC_FAULTS_BYTES(count) on still take the uploaded table). */
+    grey_status (*codec_decode_async_staged)(void* state, grey_backend_stream* stream, grey_backend_buffer* const* containers,
+                                             grey_backend_buffer* output, const grey_backend_codec_block* blocks, uint32_t count,
+                                             grey_backend_buffer* faults, void* table);
 } grey_backend_vtable;
 
 /* codec_decode_async's `faults` buffer: count uint32 of fault bits, rounded up to 8 bytes, then room for
@@ -381,6 +392,8 @@ typedef struct grey_backend_vtable {
 #define GREY_BACKEND_CODEC_FAULTS_BYTES(count) (((uint64_t)(count) * 4u + 7u) / 8u * 8u)
 #define GREY_BACKEND_CODEC_DECODE_ASYNC_BYTES(count) \
     (GREY_BACKEND_CODEC_FAULTS_BYTES(count) + (uint64_t)(count) * sizeof(grey_backend_codec_block))
+/* codec_decode_async_staged's host `table`: the count blocks' table. */
+#define GREY_BACKEND_CODEC_TABLE_BYTES(count) ((uint64_t)(count) * sizeof(grey_backend_codec_block))
 
 /* The vtable size of the smallest plugin the loader accepts: everything up to the appended slots. */
 #define GREY_BACKEND_VTABLE_MIN_SIZE offsetof(grey_backend_vtable, memory_stats)

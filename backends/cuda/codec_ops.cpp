@@ -1,5 +1,6 @@
 #include "cuda/codec_ops.hpp"
 
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 
@@ -36,13 +37,20 @@ void codec_decode(DeviceRuntime& device, CUdeviceptr output, std::span<const com
 }
 
 void codec_decode_on(DeviceRuntime& device, CUstream stream, CUdeviceptr output, std::span<const common::CodecBlockJob> jobs, CUdeviceptr faults,
-                     CUdeviceptr job_table) {
+                     CUdeviceptr job_table, void* staging) {
     if (jobs.empty()) return;
-    // The table goes up synchronously, through the device's own stream (which carries only the short
-    // synchronous operations, never the caller's work): it then lies in the runtime's buffer before the
-    // kernel is queued, and the host vector may go when this returns. An async upload from pageable
-    // memory would rely on the driver staging it at once; pinned staging would have to outlive the call.
-    device.write(job_table, jobs.data(), jobs.size_bytes());
+    if (staging != nullptr) {
+        // The runtime keeps `staging` (page-locked where it could) until the stream is past the kernel:
+        // the upload is a copy queued on the caller's stream ahead of the launch, waited for by nothing.
+        std::memcpy(staging, jobs.data(), jobs.size_bytes());
+        device.write_on(stream, job_table, staging, jobs.size_bytes());
+    } else {
+        // No staging of the runtime's: the table goes up synchronously, through the device's own stream
+        // (which carries only the short synchronous operations, never the caller's work), so that the
+        // host vector may go when this returns. An async upload from pageable memory would rely on the
+        // driver staging it at once.
+        device.write(job_table, jobs.data(), jobs.size_bytes());
+    }
     device.exclusive([&] {
         const CodecKernels& kernels = device.codec_kernels();
         auto count = static_cast<unsigned int>(jobs.size());

@@ -328,8 +328,8 @@ grey_status cuda_codec_decode(void* state, grey_backend_buffer* const* container
 
 // The job table goes into the runtime's `faults` buffer after the fault bits: the runtime keeps that
 // buffer until the stream has run the kernel, so nothing of the backend's has to outlive the call.
-grey_status cuda_codec_decode_async(void* state, grey_backend_stream* stream, grey_backend_buffer* const* containers, grey_backend_buffer* output,
-                                    const grey_backend_codec_block* blocks, uint32_t count, grey_backend_buffer* faults) {
+grey_status codec_decode_enqueued(void* state, grey_backend_stream* stream, grey_backend_buffer* const* containers, grey_backend_buffer* output,
+                                  const grey_backend_codec_block* blocks, uint32_t count, grey_backend_buffer* faults, void* staging) {
     CudaState& s = state_of(state);
     return guarded(s.host, [&] {
         if (faults->size < GREY_BACKEND_CODEC_DECODE_ASYNC_BYTES(count))
@@ -339,9 +339,21 @@ grey_status cuda_codec_decode_async(void* state, grey_backend_stream* stream, gr
         std::memcpy(jobs.data(), blocks, count * sizeof *blocks);
         for (uint32_t i = 0; i < count; ++i) jobs[i].payload += containers[i]->pointer;
         codec_decode_on(*stream->runtime, stream->stream, output->pointer, jobs, faults->pointer,
-                        faults->pointer + GREY_BACKEND_CODEC_FAULTS_BYTES(count));
+                        faults->pointer + GREY_BACKEND_CODEC_FAULTS_BYTES(count), staging);
         return GREY_OK;
     });
+}
+
+grey_status cuda_codec_decode_async(void* state, grey_backend_stream* stream, grey_backend_buffer* const* containers, grey_backend_buffer* output,
+                                    const grey_backend_codec_block* blocks, uint32_t count, grey_backend_buffer* faults) {
+    return codec_decode_enqueued(state, stream, containers, output, blocks, count, faults, nullptr);
+}
+
+// The job table staged in the runtime's host memory, which it keeps until the stream is past the kernel.
+grey_status cuda_codec_decode_async_staged(void* state, grey_backend_stream* stream, grey_backend_buffer* const* containers,
+                                           grey_backend_buffer* output, const grey_backend_codec_block* blocks, uint32_t count,
+                                           grey_backend_buffer* faults, void* table) {
+    return codec_decode_enqueued(state, stream, containers, output, blocks, count, faults, table);
 }
 
 grey_status cuda_block_hashes(void* state, grey_backend_buffer* buffer, uint64_t offset, uint64_t size, uint32_t block_size, uint64_t seed,
@@ -785,6 +797,7 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.codec_decode = cuda_codec_decode;
     vt.block_hashes = cuda_block_hashes;
     vt.codec_decode_async = cuda_codec_decode_async;
+    vt.codec_decode_async_staged = cuda_codec_decode_async_staged;
     vt.kv_store = cuda_kv_store;
     vt.kv_compress = cuda_kv_compress;
     vt.kv_attend = cuda_kv_attend;

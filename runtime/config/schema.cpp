@@ -52,6 +52,12 @@ const std::vector<KeySpec>& table() {
         {"memory.compression.algorithm", ValueType::Choice, 0, 0, {"lz4", "zstd", "none"},
          {"lz4"s, "lz4"s, "zstd"s}, "Codec for compressed residency.",
          "the memory tiers (GREY_CODEC_DEFAULT, grey_memory_compact without a policy)"},
+        {"memory.compression.pinned_host_mb", ValueType::Integer, 0, 16777216, {},
+         {int64_t{4096}, int64_t{4096}, int64_t{4096}},
+         "Page-locked host memory, MiB per device, that the containers of buffers compressed in host "
+         "memory may hold, so that a map copies them to the device by a DMA queued on its stream. A "
+         "container past it is held in pageable memory: the same bytes, copied slower. 0 pins none.",
+         "the memory tiers (grey_buffer_compress and grey_memory_compact to compressed_host)"},
         {"memory.cache.working_set_mb", ValueType::Integer, 1, 16777216, {},
          {int64_t{1024}, int64_t{1024}, int64_t{1024}},
          "Size of each device's working-set cache, MiB: dense copies of mapped compressed or "

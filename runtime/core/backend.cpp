@@ -267,11 +267,16 @@ void Backend::codec_decode(std::span<grey_backend_buffer* const> containers, gre
 }
 
 void Backend::codec_decode_async(grey_backend_stream* stream, std::span<grey_backend_buffer* const> containers, grey_backend_buffer* output,
-                                 std::span<const grey_backend_codec_block> blocks, grey_backend_buffer* faults) const {
+                                 std::span<const grey_backend_codec_block> blocks, grey_backend_buffer* faults, void* table) const {
     if (blocks.empty()) return;
     if (containers.size() != blocks.size()) fail(GREY_ERROR_INTERNAL, "codec_decode_async: a container for each block");
-    check(vtable_.codec_decode_async(state_, stream, containers.data(), output, blocks.data(), static_cast<uint32_t>(blocks.size()), faults),
-          "codec_decode_async");
+    const auto count = static_cast<uint32_t>(blocks.size());
+    if (table != nullptr && vtable_.codec_decode_async_staged != nullptr) {
+        check(vtable_.codec_decode_async_staged(state_, stream, containers.data(), output, blocks.data(), count, faults, table),
+              "codec_decode_async_staged");
+        return;
+    }
+    check(vtable_.codec_decode_async(state_, stream, containers.data(), output, blocks.data(), count, faults), "codec_decode_async");
 }
 
 void Backend::block_hashes(grey_backend_buffer* buffer, uint64_t offset, uint64_t size, uint32_t block_size, uint64_t seed,

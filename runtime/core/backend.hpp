@@ -101,9 +101,13 @@ public:
                       std::span<uint32_t> faults) const;
     // The same enqueued on `stream` (codec_decode_async): the fault bits reach `faults` (a buffer of
     // GREY_BACKEND_CODEC_DECODE_ASYNC_BYTES(count) the caller keeps until the stream is past the work).
+    // With `table` (host memory of GREY_BACKEND_CODEC_TABLE_BYTES(count), kept by the caller as long as
+    // `faults`) and the codec_decode_async_staged slot, the backend stages its job table there and queues
+    // its upload on the stream instead of making it during the call.
     [[nodiscard]] bool has_codec_decode_async() const noexcept { return vtable_.codec_decode_async != nullptr; }
+    [[nodiscard]] bool has_codec_decode_async_staged() const noexcept { return vtable_.codec_decode_async_staged != nullptr; }
     void codec_decode_async(grey_backend_stream* stream, std::span<grey_backend_buffer* const> containers, grey_backend_buffer* output,
-                            std::span<const grey_backend_codec_block> blocks, grey_backend_buffer* faults) const;
+                            std::span<const grey_backend_codec_block> blocks, grey_backend_buffer* faults, void* table = nullptr) const;
     // The deduplication hashes of a range's blocks, on the device (block_hashes).
     [[nodiscard]] bool has_block_hashes() const noexcept { return vtable_.block_hashes != nullptr; }
     void block_hashes(grey_backend_buffer* buffer, uint64_t offset, uint64_t size, uint32_t block_size, uint64_t seed,

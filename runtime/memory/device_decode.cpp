@@ -64,6 +64,13 @@ void decode_jobs(const Backend& backend, grey_backend_buffer* container, std::sp
     // The rest on the host, each block from its own payload.
     for (size_t j = 0; j < faults.size(); ++j)
         if (faults[j] != common::kFaultNone) host_blocks.push_back(job_blocks[j]);
+    decode_blocks_on_host(backend, container, table, info, std::move(host_blocks), target, target_offset);
+}
+
+}  // namespace
+
+void decode_blocks_on_host(const Backend& backend, grey_backend_buffer* container, std::span<const std::byte> table, const codec::ContainerInfo& info,
+                           std::vector<uint32_t> host_blocks, grey_backend_buffer* target, uint64_t target_offset) {
     if (host_blocks.empty()) return;
     std::sort(host_blocks.begin(), host_blocks.end());
     std::vector<std::byte> payload, raw;
@@ -76,8 +83,6 @@ void decode_jobs(const Backend& backend, grey_backend_buffer* container, std::sp
         backend.buffer_write(target, target_offset + uint64_t{b} * info.block_size, raw.data(), raw.size());
     }
 }
-
-}  // namespace
 
 void decode_device_container(const Backend& backend, grey_backend_buffer* container, uint64_t container_size, grey_backend_buffer* target,
                              uint64_t target_offset, uint64_t raw_size) {

@@ -53,6 +53,12 @@ std::optional<ContainerJobs> host_container_jobs(std::span<const std::byte> cont
 void decode_planned_container(const Backend& backend, grey_backend_buffer* container, std::span<const std::byte> table,
                               const codec::ContainerInfo& info, const ContainerJobs& jobs, grey_backend_buffer* target, uint64_t target_offset);
 
+// Blocks `host_blocks` of the container at the start of `container` (whose header and table `table`
+// holds), decoded on the host each from its own payload read back, into `target` at `target_offset`: for
+// the blocks a device decoder gave up on, so that the host decoder names a damaged one.
+void decode_blocks_on_host(const Backend& backend, grey_backend_buffer* container, std::span<const std::byte> table, const codec::ContainerInfo& info,
+                           std::vector<uint32_t> host_blocks, grey_backend_buffer* target, uint64_t target_offset);
+
 // Decodes the raw bytes at `offset` of the `container_size`-byte container at the start of `container`
 // into `out` on the host, reading back only the header, the table and the payloads of the blocks the
 // range touches (each checked against its checksum). GREY_ERROR_INVALID_ARGUMENT for a range past the

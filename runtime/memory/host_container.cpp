@@ -9,15 +9,16 @@
 namespace grey::memory {
 
 std::shared_ptr<const HostContainer> HostContainer::hold(const Backend& backend, uint32_t device_in_backend, std::vector<std::byte> container,
-                                                         uint64_t raw_size) {
+                                                         uint64_t raw_size, std::shared_ptr<PinnedBudget> budget) {
     auto out = std::make_shared<HostContainer>(Key{});
     if (backend.has_codec_decode() && container.size() >= codec::kHeaderSize) {
         out->jobs_ = host_container_jobs(container, raw_size);
         if (out->jobs_ && out->jobs_->blocks.empty()) out->jobs_.reset();  // nothing for the device to decode
         if (out->jobs_) out->info_ = codec::read_container_info(container);
     }
-    // Pinned only where a map copies the container to the device as it is.
-    if (out->jobs_) {
+    // Pinned only where a map copies the container to the device as it is, and while the device's budget
+    // has room: past it, pageable memory holds the same bytes.
+    if (out->jobs_ && budget && budget->take(container.size())) {
         void* pinned = nullptr;
         try {
             pinned = backend.host_alloc(device_in_backend, container.size());
@@ -30,8 +31,10 @@ std::shared_ptr<const HostContainer> HostContainer::hold(const Backend& backend,
             out->data_ = static_cast<const std::byte*>(pinned);
             out->size_ = container.size();
             out->pinned_by_ = &backend;
+            out->budget_ = std::move(budget);
             return out;
         }
+        budget->give_back(container.size());
     }
     out->pageable_ = std::move(container);
     out->data_ = out->pageable_.data();
@@ -40,7 +43,10 @@ std::shared_ptr<const HostContainer> HostContainer::hold(const Backend& backend,
 }
 
 HostContainer::~HostContainer() {
-    if (pinned_by_ != nullptr) pinned_by_->host_free(const_cast<std::byte*>(data_));
+    if (pinned_by_ != nullptr) {
+        pinned_by_->host_free(const_cast<std::byte*>(data_));
+        budget_->give_back(size_);
+    }
 }
 
 }  // namespace grey::memory

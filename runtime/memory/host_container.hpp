@@ -3,12 +3,15 @@
 // device's backend (its host_alloc slot, the one grey_host_alloc uses): the copy is then a DMA queued
 // on the map's stream, which the call does not wait for. Where pinning is not possible (a backend
 // without the slot, the pinned-memory limit reached) or would serve nothing (a container the host
-// decodes), it is held in ordinary pageable memory: the same bytes, only copied slower. Immutable once
-// made, and shared: a fill still copying from it on a stream keeps it alive (memory/working_set.hpp).
+// decodes) or would take the device past its budget of pinned bytes (memory.compression.pinned_host_mb:
+// page-locked memory is taken from the system's, which cannot page it out), it is held in ordinary
+// pageable memory: the same bytes, only copied slower. Immutable once made, and shared: a fill still
+// copying from it on a stream keeps it alive (memory/working_set.hpp).
 #pragma once
 
 #include "codec/container_format.hpp"
 #include "memory/device_decode.hpp"
+#include "memory/pinned_host.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -26,9 +29,10 @@ namespace grey::memory {
 class HostContainer {
 public:
     // Holds `container` (of a buffer of `raw_size` bytes on device `device_in_backend` of `backend`),
-    // planning its device decode once, here, for every later map.
+    // planning its device decode once, here, for every later map; pinned only while `budget` (the
+    // device's) has room for it, and its bytes given back to it when it goes.
     static std::shared_ptr<const HostContainer> hold(const Backend& backend, uint32_t device_in_backend, std::vector<std::byte> container,
-                                                     uint64_t raw_size);
+                                                     uint64_t raw_size, std::shared_ptr<PinnedBudget> budget);
     ~HostContainer();
     HostContainer(const HostContainer&) = delete;
     HostContainer& operator=(const HostContainer&) = delete;
@@ -54,6 +58,7 @@ private:
     const std::byte* data_ = nullptr;
     uint64_t size_ = 0;
     const Backend* pinned_by_ = nullptr;  // the backend whose host_free gives the memory back
+    std::shared_ptr<PinnedBudget> budget_;  // what the pinned bytes count against
     std::vector<std::byte> pageable_;     // the bytes when not pinned
     std::optional<ContainerJobs> jobs_;
     std::optional<codec::ContainerInfo> info_;

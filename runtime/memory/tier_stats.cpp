@@ -1,5 +1,6 @@
 // The accounting of the memory tiers: every figure counted from what the tiers hold now.
 #include "memory/buffer.hpp"
+#include "memory/host_container.hpp"
 #include "memory/tiers.hpp"
 
 #include <cmath>
@@ -54,6 +55,7 @@ void Tiers::stats(uint32_t device, const uint64_t* tenant, grey_memory_stats& st
             case GREY_RESIDENCY_COMPRESSED_DEVICE:
             case GREY_RESIDENCY_COMPRESSED_HOST:
                 (r.kind == GREY_RESIDENCY_COMPRESSED_HOST ? host_bytes : device_bytes) += r.container_size;
+                if (r.kind == GREY_RESIDENCY_COMPRESSED_HOST && r.host_container->pinned()) stats.pinned_host_bytes += r.container_size;
                 if (b->size > r.container_size) stats.saved_compression_bytes += b->size - r.container_size;
                 break;
             default: break;

@@ -166,6 +166,7 @@ Tiers::Tiers(const std::vector<std::unique_ptr<Device>>& devices, const config::
     : devices_(devices),
       block_size_(static_cast<uint32_t>(config.get_int("memory.deduplication.block_size_kb") * 1024)),
       cache_capacity_(static_cast<uint64_t>(config.get_int("memory.cache.working_set_mb")) << 20),
+      pinned_host_cap_(static_cast<uint64_t>(config.get_int("memory.compression.pinned_host_mb")) << 20),
       algorithm_(config.get_string("memory.compression.algorithm")),
       deduplicate_(config.get_bool("memory.deduplication.enabled")),
       compress_(config.get_bool("memory.compression.enabled")),
@@ -178,6 +179,9 @@ Tiers::~Tiers() {
     for (const auto& [event, held] : held_events_) devices_.at(held.device)->backend->event_destroy(event);
     for (const auto& [stream, spares] : spare_events_)
         for (const SpareEvent& spare : spares) devices_.at(spare.device)->backend->event_destroy(spare.event);
+    // The tiers' own streams: every synchronous map waited for its work, so none is left on them.
+    for (const auto& [device, tiers] : per_device_)
+        if (tiers.stream != nullptr) devices_.at(device)->backend->stream_destroy(tiers.stream);
 }
 
 grey_backend_event* Tiers::take_event_locked(uint32_t device, const grey_backend_stream* stream) {
@@ -224,6 +228,8 @@ Tiers::DeviceTiers& Tiers::at(uint32_t device) {
     DeviceTiers tiers;
     tiers.store = std::make_unique<SharedBlockStore>(*dev.backend, dev.index_in_backend, hash_);
     tiers.cache = std::make_unique<WorkingSetCache>(*dev.backend, dev.index_in_backend, cache_capacity_);
+    tiers.pinned = std::make_shared<PinnedBudget>(pinned_host_cap_);
+    tiers.staging = std::make_shared<TableStaging>(*dev.backend, dev.index_in_backend);
     return per_device_.emplace(device, std::move(tiers)).first->second;
 }
 
@@ -383,6 +389,9 @@ void Tiers::materialize_locked(const grey_buffer& buffer, grey_backend_buffer* t
         case GREY_RESIDENCY_COMPRESSED_HOST: {
             // Where the device decodes every block, only the compressed bytes cross to it.
             // The plan made when the buffer was compressed serves: nothing is read back before the decode.
+            // Queued on one stream and waited for once where the backend has streams; otherwise the copy
+            // and the decode are each a synchronous call.
+            if (decode_host_container_locked(buffer, target)) return;
             if (std::optional<StagedContainer> staged = stage_host_container_locked(buffer, false)) {
                 decode_planned_container(backend, staged->memory.get(), r.host_container->bytes(), *r.host_container->info(), *staged->jobs, target, 0);
                 return;
@@ -526,7 +535,7 @@ Residency Tiers::compressed_locked(const grey_buffer& buffer, grey_residency tie
     if (tier == GREY_RESIDENCY_COMPRESSED_DEVICE)
         result.device_container = dev.backend->buffer_holding(dev.index_in_backend, container);
     else
-        result.host_container = HostContainer::hold(*dev.backend, dev.index_in_backend, std::move(container), buffer.size);
+        result.host_container = HostContainer::hold(*dev.backend, dev.index_in_backend, std::move(container), buffer.size, at(buffer.device).pinned);
     return result;
 }
 
@@ -673,6 +682,55 @@ std::optional<Tiers::StagedContainer> Tiers::stage_host_container_locked(const g
     return StagedContainer{std::move(memory), &*container.jobs(), false};
 }
 
+bool Tiers::decode_host_container_locked(const grey_buffer& buffer, grey_backend_buffer* target) {
+    const Backend& backend = *buffer.backend;
+    const Residency& r = buffer.residency;
+    if (r.kind != GREY_RESIDENCY_COMPRESSED_HOST || !backend.has_streams() || !backend.has_codec_decode_async()) return false;
+    const HostContainer& container = *r.host_container;
+    if (!container.jobs() || container.jobs()->blocks.empty()) return false;  // some block only the host decodes
+    const ContainerJobs& jobs = *container.jobs();
+    const size_t count = jobs.blocks.size();
+    const uint32_t device = devices_.at(buffer.device)->index_in_backend;
+    DeviceTiers& tiers = at(buffer.device);
+    // From the backend's pool, as an async map's: a repeat of the same size is found again.
+    auto memory = device_scratch(backend, device, container.size());
+    if (!memory) return false;
+    auto faults = device_scratch(backend, device, GREY_BACKEND_CODEC_DECODE_ASYNC_BYTES(count));
+    if (!faults) return false;
+    if (tiers.stream == nullptr) {
+        try {
+            tiers.stream = backend.stream_create(device);
+        } catch (const Error&) {
+            return false;  // no stream to be had: the copy and the decode are made one after the other instead
+        }
+    }
+    const std::shared_ptr<void> table = backend.has_codec_decode_async_staged() ? tiers.staging->take(GREY_BACKEND_CODEC_TABLE_BYTES(count)) : nullptr;
+    const std::vector<grey_backend_buffer*> containers(count, memory.get());
+    std::vector<uint32_t> bits(count, 0);
+    try {
+        // A pinned container's copy is a DMA; a pageable one's the driver stages, and the wait below
+        // covers it as well.
+        backend.buffer_write_async(tiers.stream, memory.get(), 0, container.bytes().data(), container.size());
+        backend.codec_decode_async(tiers.stream, containers, target, jobs.blocks, faults.get(), table.get());
+        backend.buffer_read_async(tiers.stream, faults.get(), 0, bits.data(), bits.size() * sizeof(uint32_t));
+        backend.stream_synchronize(tiers.stream);
+    } catch (...) {
+        // What is queued reads `memory`, `table` and `bits` and writes `target`: all stay until it has run.
+        try {
+            backend.stream_synchronize(tiers.stream);
+        } catch (...) {
+        }
+        throw;
+    }
+    // A block the device gave up on is decoded on the host from its payload in the device copy, as a
+    // synchronous decode does, so that a damaged one fails with the host decoder's words.
+    std::vector<uint32_t> host_blocks;
+    for (size_t j = 0; j < count; ++j)
+        if (bits[j] != common::kFaultNone) host_blocks.push_back(jobs.job_blocks[j]);
+    decode_blocks_on_host(backend, memory.get(), container.bytes(), *container.info(), std::move(host_blocks), target, 0);
+    return true;
+}
+
 bool Tiers::decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buffer* target, grey_stream& stream,
                                     WorkingSetCache::FillSource& source) {
     const Backend& backend = *buffer.backend;
@@ -731,6 +789,10 @@ bool Tiers::decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buff
     // The fault bits and the backend's job table, kept by the fill until the stream has run the decode.
     auto faults = device_scratch(backend, dev.index_in_backend, GREY_BACKEND_CODEC_DECODE_ASYNC_BYTES(blocks.size()));
     if (!faults) return false;
+    // The job table's host staging, kept with the fill too, so that the backend queues its upload on the
+    // stream rather than making it (and waiting for it) during the call.
+    std::shared_ptr<void> table;
+    if (backend.has_codec_decode_async_staged()) table = at(buffer.device).staging->take(GREY_BACKEND_CODEC_TABLE_BYTES(blocks.size()));
     try {
         if (r.kind == GREY_RESIDENCY_DEDUPLICATED) {
             // Host bytes of the one-value blocks, sized first: the stream reads them where they are.
@@ -756,7 +818,7 @@ bool Tiers::decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buff
         }
         if (copy_container)
             backend.buffer_write_async(stream.handle, staged_container.get(), 0, r.host_container->bytes().data(), r.host_container->size());
-        backend.codec_decode_async(stream.handle, containers, target, blocks, faults.get());
+        backend.codec_decode_async(stream.handle, containers, target, blocks, faults.get(), table.get());
     } catch (...) {
         // Work may be queued that reads `source` and writes `target`: both go once the stream is past it.
         try {
@@ -791,6 +853,7 @@ bool Tiers::decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buff
     };
     source.device = std::move(faults);
     source.container = std::move(staged_container);
+    source.table = std::move(table);
     if (copy_container) source.host_container = r.host_container;
     source.check_pending = Counted(unsettled_checks_);
     return true;

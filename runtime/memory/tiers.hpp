@@ -8,6 +8,7 @@
 #include "grey.h"
 #include "memory/block_store.hpp"
 #include "memory/device_decode.hpp"
+#include "memory/pinned_host.hpp"
 #include "memory/residency.hpp"
 #include "memory/working_set.hpp"
 
@@ -113,6 +114,11 @@ private:
     struct DeviceTiers {
         std::unique_ptr<SharedBlockStore> store;
         std::unique_ptr<WorkingSetCache> cache;
+        std::shared_ptr<PinnedBudget> pinned;   // what host-tier containers hold pinned
+        std::shared_ptr<TableStaging> staging;  // host memory of the decoder's job tables
+        // The tiers' own stream of the device, made on the first synchronous map that queues work on one
+        // (decode_host_container_locked) and destroyed with the tiers.
+        grey_backend_stream* stream = nullptr;
     };
     DeviceTiers& at(uint32_t device);
 
@@ -157,6 +163,12 @@ private:
         bool copy_pending;
     };
     std::optional<StagedContainer> stage_host_container_locked(const grey_buffer& buffer, bool on_stream);
+    // A synchronous map's decode of a host-tier container the device decodes whole, into `target`, with
+    // one wait: the copy to the device, the decode (its job table staged in host memory too) and the
+    // read-back of the fault bits are queued on the tiers' own stream of the device, which is then
+    // synchronized once; a block the device gave up on is decoded on the host after. False (nothing done)
+    // where the backend has no streams or no codec_decode_async, or the device no room.
+    bool decode_host_container_locked(const grey_buffer& buffer, grey_backend_buffer* target);
     // Copy on write of a sealed buffer mapped for writing: raw memory of its own, unsealed.
     void copy_on_write_locked(grey_buffer& buffer, const char* call);
     // The block hashes of blocks [first, first + count) of a raw buffer, computed where it lies by the
@@ -193,6 +205,7 @@ private:
     const std::vector<std::unique_ptr<Device>>& devices_;
     uint32_t block_size_;
     uint64_t cache_capacity_;
+    uint64_t pinned_host_cap_;
     std::string algorithm_;
     bool deduplicate_;
     bool compress_;

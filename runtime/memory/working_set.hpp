@@ -84,6 +84,8 @@ public:
         // buffer changes residency or goes in the meantime.
         std::unique_ptr<grey_backend_buffer, std::function<void(grey_backend_buffer*)>> container;
         std::shared_ptr<const void> host_container;
+        // Host memory the backend staged the decoder's job table in; the stream's upload reads it.
+        std::shared_ptr<void> table;
         // Called once, when the fill is seen complete and its stream kept no failure (before `device`
         // goes): what the copy turned out to lack (a block the device's decoder faulted on), which makes
         // the fill a failed one; nullopt when the copy holds the buffer's bytes.

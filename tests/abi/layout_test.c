@@ -108,7 +108,7 @@ _Static_assert(offsetof(grey_field_desc, group) == 12, "grey_field_desc.group mo
 _Static_assert(offsetof(grey_field_desc, offset) == 16, "grey_field_desc.offset moved");
 _Static_assert(offsetof(grey_field_desc, key) == 24, "grey_field_desc.key moved");
 _Static_assert(offsetof(grey_field_desc, unit) == 32, "grey_field_desc.unit moved");
-_Static_assert(sizeof(grey_memory_stats) == 240, "size of grey_memory_stats changed");
+_Static_assert(sizeof(grey_memory_stats) == 248, "size of grey_memory_stats changed");
 _Static_assert(offsetof(grey_memory_stats, struct_size) == 0, "grey_memory_stats.struct_size moved");
 _Static_assert(offsetof(grey_memory_stats, reserved0) == 4, "grey_memory_stats.reserved0 moved");
 _Static_assert(offsetof(grey_memory_stats, reserved_bytes) == 8, "grey_memory_stats.reserved_bytes moved");
@@ -137,6 +137,7 @@ _Static_assert(offsetof(grey_memory_stats, buffer_count) == 184, "grey_memory_st
 _Static_assert(offsetof(grey_memory_stats, buffers_by_residency) == 192, "grey_memory_stats.buffers_by_residency moved");
 _Static_assert(offsetof(grey_memory_stats, shared_blocks) == 224, "grey_memory_stats.shared_blocks moved");
 _Static_assert(offsetof(grey_memory_stats, constant_blocks) == 232, "grey_memory_stats.constant_blocks moved");
+_Static_assert(offsetof(grey_memory_stats, pinned_host_bytes) == 240, "grey_memory_stats.pinned_host_bytes moved");
 _Static_assert(sizeof(grey_buffer_mapping) == 32, "size of grey_buffer_mapping changed");
 _Static_assert(offsetof(grey_buffer_mapping, struct_size) == 0, "grey_buffer_mapping.struct_size moved");
 _Static_assert(offsetof(grey_buffer_mapping, kind) == 4, "grey_buffer_mapping.kind moved");

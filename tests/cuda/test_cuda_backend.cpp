@@ -1044,9 +1044,10 @@ unsigned long long fake_pinned_copies_run() { return fake_hook<unsigned long lon
 unsigned long long fake_event_queries() { return fake_hook<unsigned long long>("fake_cuda_event_queries"); }
 
 // A host-tier container the device decodes is held in pinned memory from the backend: an async map
-// queues its copy to the device on the map's stream (a DMA the call does not wait for), and the fill
-// keeps it until the stream has run it; a synchronous map copies it from there too and plans its decode
-// from the host's copy of the table, so nothing but the decoder's fault bits comes back from the device.
+// queues its copy to the device on the map's stream (a DMA the call does not wait for), and the decoder's
+// job table's from pinned staging too, and the fill keeps both until the stream has run them; a
+// synchronous map copies them from there too and plans its decode from the host's copy of the table, so
+// nothing but the decoder's fault bits comes back from the device.
 TEST(CudaFake, HostTierContainersArePinnedAndCopiedOnTheMapsStream) {
     Context c;
     const size_t n = 5 * 65536 + 6;
@@ -1055,6 +1056,8 @@ TEST(CudaFake, HostTierContainersArePinnedAndCopiedOnTheMapsStream) {
     auto allocations = fake_pinned_allocations();
     grey_buffer* b = host_tier(GREY_CODEC_FLOAT);
     EXPECT_EQ(fake_pinned_allocations(), allocations + 1) << "the container is held in pinned memory";
+    EXPECT_GT(c.stats().pinned_host_bytes, 0u);
+    EXPECT_EQ(c.stats().pinned_host_bytes, c.stats().physical_host_bytes) << "all of it";
 
     grey_stream* stream = nullptr;
     ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
@@ -1063,11 +1066,11 @@ TEST(CudaFake, HostTierContainersArePinnedAndCopiedOnTheMapsStream) {
     grey_buffer_mapping m{};
     m.struct_size = sizeof m;
     ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
-    EXPECT_EQ(fake_pinned_copies_queued(), queued + 1) << "the container's copy is queued from pinned memory";
+    EXPECT_EQ(fake_pinned_copies_queued(), queued + 2) << "the container's and the job table's copies are queued from pinned memory";
     EXPECT_EQ(fake_pinned_copies_run(), run) << "and not run during the call";
     EXPECT_EQ(fake_stream_synchronizes(), synchronizes);
     ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
-    EXPECT_EQ(fake_pinned_copies_run(), run + 1);
+    EXPECT_EQ(fake_pinned_copies_run(), run + 2);
     EXPECT_EQ(bytes_at(m), data);
     ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
     grey_buffer_destroy(b);
@@ -1079,14 +1082,14 @@ TEST(CudaFake, HostTierContainersArePinnedAndCopiedOnTheMapsStream) {
     ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
     grey_buffer_destroy(b);
     ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
-    EXPECT_EQ(fake_pinned_copies_run(), run + 1);
+    EXPECT_EQ(fake_pinned_copies_run(), run + 2);
 
-    // A synchronous map: the copy comes from pinned memory, and of the container nothing is read back.
+    // A synchronous map: the copies come from pinned memory, and of the container nothing is read back.
     b = host_tier(GREY_CODEC_FLOAT);
     queued = fake_pinned_copies_queued();
     const auto decodes = fake_decode_launches(), read_back = fake_read_back_bytes();
     ASSERT_EQ(grey_buffer_map(b, &m), GREY_OK) << grey_last_error();
-    EXPECT_EQ(fake_pinned_copies_queued(), queued + 1);
+    EXPECT_EQ(fake_pinned_copies_queued(), queued + 2);
     EXPECT_EQ(fake_decode_launches(), decodes + 1);
     EXPECT_EQ(fake_read_back_bytes() - read_back, 6 * sizeof(uint32_t)) << "the fault bits of the 6 blocks and nothing else";
     EXPECT_EQ(bytes_at(m), data);
@@ -1130,7 +1133,7 @@ TEST(CudaFake, HostTierContainersFallBackToPageableMemory) {
     b = host_tier(true);
     decodes = fake_decode_launches();
     expect_async_map_reads(b, stream, data, [&] { EXPECT_EQ(fake_decode_launches(), decodes + 1); });
-    EXPECT_EQ(fake_pinned_copies_queued(), queued) << "nothing was copied from pinned memory";
+    EXPECT_EQ(fake_pinned_copies_queued(), queued + 2) << "of the two maps, only the decoders' job tables were copied from pinned memory";
 
     // The same damaged block, pinned or not: the same failure, word for word.
     std::vector<std::string> sync_errors, async_errors;
@@ -1157,6 +1160,213 @@ TEST(CudaFake, HostTierContainersFallBackToPageableMemory) {
     grey_buffer_destroy(b);
     grey_stream_destroy(stream);
     EXPECT_EQ(c.stats().cache_bytes, 0u);
+}
+
+unsigned long long fake_host_waits() { return fake_hook<unsigned long long>("fake_cuda_host_waits"); }
+unsigned long long fake_host_to_device_copies() { return fake_hook<unsigned long long>("fake_cuda_host_to_device_copies"); }
+unsigned long long fake_pinned_bytes() { return fake_hook<unsigned long long>("fake_cuda_pinned_bytes"); }
+// Host-to-device copies the fake saw queued on the CUstream under `stream`.
+unsigned long long fake_host_to_device_copies_on(grey_stream* stream) {
+    grey_memory_kind kind = GREY_MEMORY_HOST;
+    uint64_t handle = 0;
+    EXPECT_EQ(grey_stream_native_handle(stream, &kind, &handle), GREY_OK) << grey_last_error();
+    void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+    if (lib == nullptr) return ~0ull;
+    auto fn = reinterpret_cast<unsigned long long (*)(void*)>(dlsym(lib, "fake_cuda_host_to_device_copies_on"));
+    const unsigned long long value = fn != nullptr ? fn(reinterpret_cast<void*>(static_cast<uintptr_t>(handle))) : ~0ull;
+    dlclose(lib);
+    return value;
+}
+
+// A synchronous map of a host-tier container the device decodes queues the container's copy, the decode
+// and the read-back of its fault bits on one stream and waits once, pinned or not; a corrupt block is
+// still named by the host decoder.
+TEST(CudaFake, ASynchronousHostTierMapWaitsOnce) {
+    for (const bool pinned : {true, false}) {
+        SCOPED_TRACE(pinned ? "pinned" : "pageable");
+        Context c;
+        const size_t n = 5 * 65536 + 6;
+        const auto data = weight_bytes(n, 0.35f);
+        const auto allocations = fake_pinned_allocations();
+        // Pinning refused, for the pageable case, whenever the container is made.
+        const auto compress_host = [&](grey_buffer* buffer) {
+            ScopedEnv env{{"FAKE_CUDA_FAIL", pinned ? "" : "cuMemAllocHost:2"}};
+            return grey_buffer_compress(buffer, GREY_RESIDENCY_COMPRESSED_HOST, GREY_CODEC_FLOAT);
+        };
+        grey_buffer* b = sealed_on_cuda(c.context, data, 0, GREY_DTYPE_BF16);
+        ASSERT_EQ(compress_host(b), GREY_OK) << grey_last_error();
+        EXPECT_EQ(fake_pinned_allocations(), allocations + (pinned ? 1 : 0));
+        grey_buffer_mapping m{};
+        m.struct_size = sizeof m;
+        for (int round = 0; round < 2; ++round) {  // the second with the stream and the staging made already
+            const auto waits = fake_host_waits(), decodes = fake_decode_launches(), read_back = fake_read_back_bytes();
+            ASSERT_EQ(grey_buffer_map(b, &m), GREY_OK) << grey_last_error();
+            EXPECT_EQ(fake_host_waits(), waits + 1) << "copy, decode and fault bits waited for once";
+            EXPECT_EQ(fake_decode_launches(), decodes + 1);
+            EXPECT_EQ(fake_read_back_bytes() - read_back, 6 * sizeof(uint32_t)) << "the fault bits of the 6 blocks and nothing else";
+            EXPECT_EQ(fake_queued_work(), 0u) << "nothing left queued";
+            EXPECT_EQ(bytes_at(m), data);
+            ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+            // Out of the cache, so that the next map decodes again.
+            ASSERT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
+            ASSERT_EQ(compress_host(b), GREY_OK) << grey_last_error();
+        }
+        {
+            ScopedEnv env{{"FAKE_CUDA_CORRUPT_CODEC_JOB", "2"}};
+            EXPECT_EQ(grey_buffer_map(b, &m), GREY_ERROR_CORRUPT);
+            EXPECT_EQ(std::string(grey_last_error()), "codec container: block 2 of 6 (float): the decoded bytes fail the block's checksum");
+        }
+        ASSERT_EQ(grey_buffer_map(b, &m), GREY_OK) << grey_last_error();
+        EXPECT_EQ(bytes_at(m), data);
+        ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+        grey_buffer_destroy(b);
+    }
+}
+
+// An async map of a pinned host-tier container waits for nothing: the container's copy and the decoder's
+// job table's upload are both queued on the caller's stream, from pinned memory, and the table's staging
+// is reused by the next map.
+TEST(CudaFake, AnAsyncHostTierMapQueuesEveryUploadOnTheCallersStream) {
+    Context c;
+    const size_t n = 5 * 65536 + 6;
+    const auto data = weight_bytes(n, 0.45f);
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    for (int round = 0; round < 2; ++round) {
+        grey_buffer* b = host_compressed(c.context, data, GREY_CODEC_FLOAT);
+        const auto waits = fake_host_waits(), copies = fake_host_to_device_copies(), on_stream = fake_host_to_device_copies_on(stream);
+        const auto pinned_copies = fake_pinned_copies_queued(), allocations = fake_pinned_allocations();
+        grey_buffer_mapping m{};
+        m.struct_size = sizeof m;
+        ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+        EXPECT_EQ(fake_host_waits(), waits) << "no wait, on any stream";
+        EXPECT_EQ(fake_host_to_device_copies(), copies + 2) << "the container and the job table";
+        EXPECT_EQ(fake_host_to_device_copies_on(stream), on_stream + 2) << "both on the caller's stream";
+        EXPECT_EQ(fake_pinned_copies_queued(), pinned_copies + 2) << "both from pinned memory";
+        if (round > 0) {
+            EXPECT_EQ(fake_pinned_allocations(), allocations) << "the job table's staging is reused";
+        }
+        ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+        EXPECT_EQ(bytes_at(m), data);
+        ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+        grey_buffer_destroy(b);
+    }
+    grey_stream_destroy(stream);
+}
+
+// memory.compression.pinned_host_mb bounds the bytes of host-tier containers held pinned on a device:
+// past it a container is held in pageable memory; every byte reads the same either way, the statistics
+// count every container, and a container that goes gives its bytes back to the budget.
+TEST(CudaFake, PinnedHostContainersStayUnderTheCap) {
+    const uint64_t pinned_at_start = fake_pinned_bytes();
+    {
+        Context c("  compression:\n    pinned_host_mb: 1\n");
+        constexpr uint64_t kCap = 1 << 20;
+        const size_t n = 5 * 65536 + 6;
+        grey_stream* stream = nullptr;
+        ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+        std::vector<grey_buffer*> buffers;
+        std::vector<std::vector<unsigned char>> contents;
+        std::vector<uint64_t> sizes;
+        std::vector<bool> pinned;
+        uint64_t pinned_bytes = 0;
+        // Containers of about 0.3 MiB each: a few fit under 1 MiB, then one does not.
+        while (pinned.empty() || pinned.back()) {
+            ASSERT_LT(buffers.size(), 16u) << "the cap is never reached";
+            contents.push_back(weight_bytes(n, 0.1f * static_cast<float>(buffers.size())));
+            const uint64_t host_before = c.stats().physical_host_bytes, allocations = fake_pinned_allocations(), fake_bytes = fake_pinned_bytes();
+            buffers.push_back(host_compressed(c.context, contents.back(), GREY_CODEC_FLOAT));
+            sizes.push_back(c.stats().physical_host_bytes - host_before);
+            pinned.push_back(fake_pinned_allocations() == allocations + 1);
+            if (pinned.back()) {
+                pinned_bytes += sizes.back();
+                EXPECT_EQ(fake_pinned_bytes(), fake_bytes + sizes.back()) << "the container's bytes, pinned";
+            } else {
+                EXPECT_EQ(fake_pinned_bytes(), fake_bytes) << "nothing pinned for it";
+            }
+        }
+        EXPECT_GE(buffers.size(), 2u);
+        EXPECT_LE(pinned_bytes, kCap);
+        EXPECT_GT(pinned_bytes + sizes.back(), kCap) << "the first container left pageable is the one past the cap";
+        uint64_t held = 0;
+        for (const uint64_t size : sizes) held += size;
+        EXPECT_EQ(c.stats().physical_host_bytes, held) << "pinned or not, every container is counted";
+        EXPECT_EQ(c.stats().pinned_host_bytes, pinned_bytes) << "and those pinned are counted as such";
+        // Every byte reads the same, mapped synchronously, on a stream, and read back.
+        grey_buffer_mapping m{};
+        m.struct_size = sizeof m;
+        for (size_t i = 0; i < buffers.size(); ++i) {
+            ASSERT_EQ(grey_buffer_map(buffers[i], &m), GREY_OK) << grey_last_error();
+            EXPECT_EQ(bytes_at(m), contents[i]) << i;
+            ASSERT_EQ(grey_buffer_unmap(buffers[i]), GREY_OK);
+            ASSERT_EQ(grey_buffer_compress(buffers[i], GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
+            ASSERT_EQ(grey_buffer_compress(buffers[i], GREY_RESIDENCY_COMPRESSED_HOST, GREY_CODEC_FLOAT), GREY_OK) << grey_last_error();
+            expect_async_map_reads(buffers[i], stream, contents[i]);
+            std::vector<unsigned char> back(n);
+            ASSERT_EQ(grey_buffer_read(buffers[i], 0, back.data(), back.size()), GREY_OK) << grey_last_error();
+            EXPECT_EQ(back, contents[i]) << i;
+        }
+        // A pinned container that goes gives its bytes back: the next one is pinned again.
+        grey_buffer_destroy(buffers.front());
+        buffers.erase(buffers.begin());
+        const auto allocations = fake_pinned_allocations();
+        EXPECT_EQ(c.stats().pinned_host_bytes, pinned_bytes - sizes.front());
+        buffers.push_back(host_compressed(c.context, contents.front(), GREY_CODEC_FLOAT));
+        EXPECT_EQ(fake_pinned_allocations(), allocations + 1);
+        EXPECT_EQ(c.stats().pinned_host_bytes, pinned_bytes) << "the same container, pinned again";
+        expect_async_map_reads(buffers.back(), stream, contents.front());
+        for (grey_buffer* b : buffers) grey_buffer_destroy(b);
+        grey_stream_destroy(stream);
+    }
+    EXPECT_EQ(fake_pinned_bytes(), pinned_at_start) << "every pinned byte, containers' and job tables', is given back with the context";
+}
+
+// The cap's minimum, 0: no container is pinned, and every map still reads every byte, decoded on the device.
+TEST(CudaFake, APinnedHostCapOfZeroPinsNoContainer) {
+    Context c("  compression:\n    pinned_host_mb: 0\n");
+    const size_t n = 5 * 65536 + 6;
+    const auto data = weight_bytes(n, 0.55f);
+    const auto allocations = fake_pinned_allocations(), pinned_bytes = fake_pinned_bytes();
+    grey_buffer* b = host_compressed(c.context, data, GREY_CODEC_FLOAT);
+    EXPECT_EQ(fake_pinned_allocations(), allocations);
+    EXPECT_EQ(fake_pinned_bytes(), pinned_bytes);
+    EXPECT_EQ(c.stats().pinned_host_bytes, 0u);
+    EXPECT_GT(c.stats().physical_host_bytes, 0u);
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    auto decodes = fake_decode_launches();
+    expect_async_map_reads(b, stream, data);
+    EXPECT_EQ(fake_decode_launches(), decodes + 1) << "decoded by the device all the same";
+    ASSERT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
+    const auto recompressed = fake_pinned_allocations();
+    ASSERT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_COMPRESSED_HOST, GREY_CODEC_FLOAT), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_pinned_allocations(), recompressed);
+    decodes = fake_decode_launches();
+    const auto waits = fake_host_waits();
+    grey_buffer_mapping m{};
+    m.struct_size = sizeof m;
+    ASSERT_EQ(grey_buffer_map(b, &m), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_host_waits(), waits + 1) << "a synchronous map of a pageable container waits once too";
+    EXPECT_EQ(fake_decode_launches(), decodes + 1);
+    EXPECT_EQ(bytes_at(m), data);
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+    grey_buffer_destroy(b);
+    grey_stream_destroy(stream);
+}
+
+// A bad cap fails the context's creation, naming the key and its range.
+TEST(CudaFake, ABadPinnedHostCapIsRefused) {
+    std::ofstream(quiet_config_path()) << "memory:\n  compression:\n    pinned_host_mb: -5\n";
+    grey_context_options options = GREY_CONTEXT_OPTIONS_INIT;
+    options.backends = "cuda";
+    options.backend_dir = GREY_TEST_PLUGIN_DIR;
+    options.config_path = quiet_config_path().c_str();
+    options.log_level = GREY_LOG_OFF;
+    grey_context* context = nullptr;
+    EXPECT_EQ(grey_context_create(&options, &context), GREY_ERROR_CONFIG);
+    EXPECT_TRUE(contains(grey_last_error(), "memory.compression.pinned_host_mb: value -5 is out of range [0, 16777216]")) << grey_last_error();
+    EXPECT_EQ(context, nullptr);
+    std::remove(quiet_config_path().c_str());
 }
 
 // grey_stream_synchronize and grey_stream_query look for async decodes' failures only while a decode

@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "d61eca6d01a2185270ba84544752c4cd2e1d2d82cfe3c42d5937b0e660a78d18"
+const inputsSHA256 = "ef503b957bf2d0f22f5ed4da8623f6e614b682328597eb2a87d4aa58e78c53ed"

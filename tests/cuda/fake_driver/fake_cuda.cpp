@@ -77,6 +77,11 @@ std::atomic<unsigned long long> pinned_allocations{0};
 std::atomic<unsigned long long> pinned_copies_queued{0};
 std::atomic<unsigned long long> pinned_copies_run{0};
 std::atomic<unsigned long long> event_queries{0};
+// Waits of the host for the device (cuStreamSynchronize and cuEventSynchronize calls), and host-to-device
+// copies queued, by stream (test hooks, counted when the call is made).
+std::atomic<unsigned long long> host_waits{0};
+std::mutex copies_mutex;
+std::map<CUstream, unsigned long long> host_to_device_copies;
 std::mutex pinned_mutex;
 std::map<uintptr_t, size_t> pinned_ranges;  // start -> size
 
@@ -385,6 +390,7 @@ CUresult fake_cuStreamGetCtx(CUstream s, CUcontext* ctx) {
 CUresult fake_cuStreamSynchronize(CUstream s) {
     FAKE_FAIL("cuStreamSynchronize");
     ++stream_synchronizes;
+    ++host_waits;
     flush(s);
     return CUDA_SUCCESS;
 }
@@ -427,6 +433,7 @@ CUresult fake_cuEventRecord(CUevent e, CUstream s) {
 }
 CUresult fake_cuEventSynchronize(CUevent e) {
     FAKE_FAIL("cuEventSynchronize");
+    ++host_waits;
     if (const CUstream s = stream_of(e)) flush(s);
     return CUDA_SUCCESS;
 }
@@ -450,6 +457,10 @@ CUresult fake_cuMemcpyHtoDAsync(CUdeviceptr dst, const void* src, size_t n, CUst
     FAKE_FAIL("cuMemcpyHtoDAsync");
     const bool pinned = is_pinned(src);
     if (pinned) ++pinned_copies_queued;
+    {
+        std::lock_guard lock(copies_mutex);
+        ++host_to_device_copies[s];
+    }
     enqueue(s, [=] {
         std::memcpy(reinterpret_cast<void*>(dst), src, n);
         if (pinned) ++pinned_copies_run;
@@ -783,6 +794,27 @@ __attribute__((visibility("default"))) unsigned long long fake_cuda_pinned_alloc
 __attribute__((visibility("default"))) unsigned long long fake_cuda_pinned_copies_queued() { return pinned_copies_queued.load(); }
 __attribute__((visibility("default"))) unsigned long long fake_cuda_pinned_copies_run() { return pinned_copies_run.load(); }
 __attribute__((visibility("default"))) unsigned long long fake_cuda_event_queries() { return event_queries.load(); }
+// cuStreamSynchronize and cuEventSynchronize calls since the process started: every wait of the host.
+__attribute__((visibility("default"))) unsigned long long fake_cuda_host_waits() { return host_waits.load(); }
+// Host-to-device copies queued since the process started, on any stream and on `stream`.
+__attribute__((visibility("default"))) unsigned long long fake_cuda_host_to_device_copies() {
+    std::lock_guard lock(copies_mutex);
+    unsigned long long count = 0;
+    for (const auto& [stream, copies] : host_to_device_copies) count += copies;
+    return count;
+}
+__attribute__((visibility("default"))) unsigned long long fake_cuda_host_to_device_copies_on(CUstream stream) {
+    std::lock_guard lock(copies_mutex);
+    const auto found = host_to_device_copies.find(stream);
+    return found != host_to_device_copies.end() ? found->second : 0;
+}
+// Bytes of page-locked memory (cuMemAllocHost) held now.
+__attribute__((visibility("default"))) unsigned long long fake_cuda_pinned_bytes() {
+    std::lock_guard lock(pinned_mutex);
+    unsigned long long bytes = 0;
+    for (const auto& [start, size] : pinned_ranges) bytes += size;
+    return bytes;
+}
 // Copies and kernels queued on streams and not yet run: work an enqueue-only call left for later.
 __attribute__((visibility("default"))) unsigned long long fake_cuda_queued_work() {
     std::lock_guard lock(streams().mutex);

@@ -121,6 +121,24 @@ TEST(Config, EmptyDocumentChangesNothing) {
     EXPECT_EQ(c.get_int("daemon.port"), 8090);
 }
 
+// The cap on pinned host-tier containers: a profile value each, 0 (pin none) its minimum, and a bad value
+// refused naming the key, as every key's.
+TEST(Config, PinnedHostCapHasADefaultAndRefusesBadValues) {
+    // A bound for the host's sake, not a degree of compression: the same in every profile.
+    for (Profile p : {Profile::Conservative, Profile::Balanced, Profile::Aggressive})
+        EXPECT_EQ(Config(p).get_int("memory.compression.pinned_host_mb"), 4096);
+    Config c;
+    c.load_yaml("memory:\n  compression:\n    pinned_host_mb: 0\n", "x.yaml");
+    EXPECT_EQ(c.get_int("memory.compression.pinned_host_mb"), 0);
+    EXPECT_EQ(error_of([&] { c.load_yaml("memory:\n  compression:\n    pinned_host_mb: -1\n", "x.yaml"); }),
+              "x.yaml:3: memory.compression.pinned_host_mb: value -1 is out of range [0, 16777216]");
+    EXPECT_EQ(error_of([&] { c.load_yaml("memory:\n  compression:\n    pinned_host_mb: 4GB\n", "x.yaml"); }),
+              "x.yaml:3: memory.compression.pinned_host_mb: expected an integer, got '4GB'");
+    EXPECT_EQ(error_of([&] { c.set("memory.compression.pinned_host_mb", "16777217"); }),
+              "memory.compression.pinned_host_mb: value 16777217 is out of range [0, 16777216]");
+    EXPECT_EQ(c.get_int("memory.compression.pinned_host_mb"), 0) << "a refused value changes nothing";
+}
+
 TEST(Config, SetAndGetValidateLikeAFile) {
     Config c;
     c.set("memory.compression.algorithm", "zstd");
