@@ -167,12 +167,9 @@ void dequantize(benchmark::State& state, const char* f, const std::string& path)
 }
 
 // Dequantization into output of `mib` MiB with streaming stores (threshold 0) or ordinary ones (no
-// threshold), on one thread or every core, with the best kernel set or ("avx2-...") the AVX2 one: where
-// hq::kStreamOutputBytes pays (bench/RESULTS.md).
+// threshold), on one thread or every core: where hq::kStreamOutputBytes pays (bench/RESULTS.md).
 void dequantize_stores(benchmark::State& state, const char* f, uint64_t mib, bool streaming, const std::string& path) {
-    const hq::Kernels* kernels = path.starts_with("avx2-") ? hq::avx2_kernels() : &hq::best_kernels();
-    if (kernels == nullptr) return state.SkipWithError("no avx2 on this CPU");
-    const auto parallel = parallel_for(path.starts_with("avx2-") ? path.substr(5) : path);
+    const auto parallel = parallel_for(path);
     grey_quant_params p = GREY_QUANT_PARAMS_INIT;
     if (grey_quant_params_from_name(f, &p) != GREY_OK) return state.SkipWithError(grey_last_error());
     const auto plan = grey::quant::make_layout(std::vector<uint64_t>{(mib << 20) / 4 / kCols, kCols}, p);
@@ -181,7 +178,7 @@ void dequantize_stores(benchmark::State& state, const char* f, uint64_t mib, boo
     hq::quantize(plan, x, q, hq::best_kernels(), parallel);
     const std::span<float> y = f32_output().first(x.size());
     for (auto _ : state) {
-        hq::dequantize(plan, q, y, *kernels, parallel, streaming ? 0 : UINT64_MAX);
+        hq::dequantize(plan, q, y, hq::best_kernels(), parallel, streaming ? 0 : UINT64_MAX);
         benchmark::DoNotOptimize(y.data());
     }
     state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (x.size() * 4 + plan.bytes)));
@@ -287,7 +284,7 @@ const int kRegistered = [] {
     for (const char* f : {"int8", "int4-g32", "fp8-e4m3", "q4_0"})
         for (const uint64_t mib : {4, 16, 32, 64})
             for (const bool streaming : {false, true})
-                for (const std::string path : {"one-thread", "all-cores", "avx2-one-thread", "avx2-all-cores"})
+                for (const std::string path : {"one-thread", "all-cores"})
                     benchmark::RegisterBenchmark(("dequantize-stores/" + std::string(f) + "/" + std::to_string(mib) + "MiB/" +
                                                   (streaming ? "streaming" : "ordinary") + "/" + path)
                                                      .c_str(),

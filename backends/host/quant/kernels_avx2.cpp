@@ -12,7 +12,6 @@
 #endif
 
 #include <algorithm>
-#include <array>
 #include <bit>
 #include <cmath>
 #include <cstdlib>
@@ -499,73 +498,9 @@ GREY_AVX2 void dequantize_groups(int format, const uint8_t* codes, const std::by
     with_group_format(format, [&](auto f) { dequantize_groups_of<f.value>(codes, scales, mins, groups, length, out); });
 }
 
-// StreamingKernels (kernels.hpp) for this set: the kernels above write each piece of the output into a
-// small aligned buffer that stays in the L1 cache, from which whole 64-byte lines go out with streaming
-// stores. The same kernels give the same bits wherever they write; AVX2 has no masked stores to build
-// lines in registers as the AVX-512 set does, and the extra copy stays inside the core.
-constexpr std::size_t kBounceBytes = 8192;
-
-// `bytes` (a multiple of 64) from the aligned `from` to `to`, on a line boundary, with streaming stores.
-GREY_AVX2 void stream_lines(std::byte* to, const std::byte* from, std::size_t bytes) {
-    for (std::size_t b = 0; b < bytes; b += 32)
-        _mm256_stream_si256(reinterpret_cast<__m256i*>(to + b), _mm256_load_si256(reinterpret_cast<const __m256i*>(from + b)));
-}
-
-// n floats of `out` by write(first, count, to), which writes elements [first, first + count) to `to`:
-// those before out's first line boundary and after its last whole line straight to `out`, every whole
-// line between through the bounce buffer and stream_lines.
-template <typename Write>
-GREY_AVX2 void write_lines(float* out, std::size_t n, const Write& write) {
-    constexpr std::size_t kPerLine = 64 / sizeof(float), kPerBounce = kBounceBytes / sizeof(float);
-    alignas(64) std::array<float, kPerBounce> bounce;
-    const std::size_t head = std::min<std::size_t>(n, (64 - reinterpret_cast<uintptr_t>(out) % 64) % 64 / sizeof(float));
-    write(0, head, out);
-    std::size_t i = head;
-    while (n - i >= kPerLine) {
-        const std::size_t count = std::min(kPerBounce, (n - i) / kPerLine * kPerLine);
-        write(i, count, bounce.data());
-        stream_lines(reinterpret_cast<std::byte*>(out + i), reinterpret_cast<const std::byte*>(bounce.data()), count * sizeof(float));
-        i += count;
-    }
-    write(i, n - i, out + i);
-}
-
-GREY_AVX2 void decode_streaming(const int8_t* q, std::size_t n, const DecodeSpec& spec, float* out) {
-    write_lines(out, n, [&](std::size_t first, std::size_t count, float* to) GREY_AVX2 { decode(q + first, count, spec, to); });
-}
-GREY_AVX2 void decode_table16_streaming(const uint8_t* codes, std::size_t n, const float* table, float scale, float* out) {
-    write_lines(out, n, [&](std::size_t first, std::size_t count, float* to) GREY_AVX2 { decode_table16(codes + first, count, table, scale, to); });
-}
-GREY_AVX2 void decode_fp8_streaming(const uint8_t* codes, std::size_t n, const float* table, int format, float scale, float* out) {
-    write_lines(out, n, [&](std::size_t first, std::size_t count, float* to) GREY_AVX2 { decode_fp8(codes + first, count, table, format, scale, to); });
-}
-
-// Whole groups a bounce buffer at a time (a group's values are never split): streamed where they fill
-// whole lines of `out`, and groups longer than the buffer written straight.
-GREY_AVX2 void dequantize_groups_streaming(int format, const uint8_t* codes, const std::byte* scales, const std::byte* mins, std::size_t groups,
-                                           std::size_t length, float* out) {
-    const std::size_t per_bounce = kBounceBytes / sizeof(float) / length;
-    if (per_bounce == 0 || reinterpret_cast<uintptr_t>(out) % 64 != 0 || length * sizeof(float) % 64 != 0)
-        return dequantize_groups(format, codes, scales, mins, groups, length, out);
-    const bool ggml = grey::common::is_ggml(format);
-    const std::size_t code_bytes = ggml ? grey::common::ggml_block_bytes(format) : length / 2;  // a group's
-    const std::size_t scale_bytes = format == GREY_QUANT_NF4 ? 4 : 2;
-    alignas(64) std::array<float, kBounceBytes / sizeof(float)> bounce;
-    for (std::size_t g = 0; g < groups; g += per_bounce) {
-        const std::size_t count = std::min(per_bounce, groups - g);
-        dequantize_groups(format, codes + g * code_bytes, ggml ? nullptr : scales + g * scale_bytes,
-                          format == GREY_QUANT_INT4 ? mins + g * 2 : nullptr, count, length, bounce.data());
-        stream_lines(reinterpret_cast<std::byte*>(out + g * length), reinterpret_cast<const std::byte*>(bounce.data()), count * length * sizeof(float));
-    }
-}
-
-GREY_AVX2 void fence() { _mm_sfence(); }
-
-constexpr StreamingKernels kAvx2Streaming{decode_streaming, decode_table16_streaming, decode_fp8_streaming, dequantize_groups_streaming, fence};
-
 constexpr Kernels kAvx2{"avx2",     absmax,     minmax,     encode,     decode,            decode_table,      decode_table16,
                         decode_fp8, f16_to_f32, encode_fp8, encode_nf4, pack_ggml_nibbles, pack_nibble_pairs, unpack_nibble_pairs,
-                        max_magnitude32, max_magnitude16, error_lanes, quantize_groups, dequantize_groups, &kAvx2Streaming};
+                        max_magnitude32, max_magnitude16, error_lanes, quantize_groups, dequantize_groups, nullptr};
 
 }  // namespace
 
