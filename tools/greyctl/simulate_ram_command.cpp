@@ -71,6 +71,7 @@ json memory_json(const grey_memory_stats& s) {
             {"physical_bytes", s.physical_bytes},
             {"physical_device_bytes", s.physical_device_bytes},
             {"physical_host_bytes", s.physical_host_bytes},
+            {"pinned_host_bytes", s.pinned_host_bytes},
             {"saved_dedup_bytes", s.saved_dedup_bytes},
             {"saved_compression_bytes", s.saved_compression_bytes},
             {"saved_quantization_bytes", s.saved_quantization_bytes},
@@ -117,8 +118,8 @@ void print_simulate_ram_report(const json& r) {
                 static_cast<unsigned long long>(r["tensors_per_tenant"].get<uint64_t>()), r["tenants"].get<uint32_t>(),
                 r["backend"].get<std::string>().c_str(), r["device"].get<uint32_t>());
     std::printf("  %-26s %16s\n", "measured", "bytes");
-    for (const char* key : {"logical_bytes", "physical_bytes", "physical_device_bytes", "physical_host_bytes", "saved_quantization_bytes",
-                            "saved_dedup_bytes", "saved_compression_bytes"})
+    for (const char* key : {"logical_bytes", "physical_bytes", "physical_device_bytes", "physical_host_bytes", "pinned_host_bytes",
+                            "saved_quantization_bytes", "saved_dedup_bytes", "saved_compression_bytes"})
         std::printf("  %-26s %16llu\n", key, static_cast<unsigned long long>(m[key].get<uint64_t>()));
     std::printf("  loaded raw, before compaction: %llu bytes physical\n", static_cast<unsigned long long>(r["physical_bytes_loaded_raw"].get<uint64_t>()));
     std::printf("  effective multiplier (logical / physical): %.3fx; target targets.ram_multiplier %.3fx: %s\n",
