@@ -60,17 +60,16 @@ void decode_jobs(const Backend& backend, grey_backend_buffer* container, std::sp
     std::vector<grey_backend_buffer*> containers(blocks.size(), container);
     std::vector<uint32_t> faults(blocks.size(), 0);
     backend.codec_decode(containers, target, blocks, faults);
-
-    // The rest on the host, each block from its own payload.
-    for (size_t j = 0; j < faults.size(); ++j)
-        if (faults[j] != common::kFaultNone) host_blocks.push_back(job_blocks[j]);
-    decode_blocks_on_host(backend, container, table, info, std::move(host_blocks), target, target_offset);
+    decode_faulted_on_host(backend, container, table, info, faults, job_blocks, std::move(host_blocks), target, target_offset);
 }
 
 }  // namespace
 
-void decode_blocks_on_host(const Backend& backend, grey_backend_buffer* container, std::span<const std::byte> table, const codec::ContainerInfo& info,
-                           std::vector<uint32_t> host_blocks, grey_backend_buffer* target, uint64_t target_offset) {
+void decode_faulted_on_host(const Backend& backend, grey_backend_buffer* container, std::span<const std::byte> table, const codec::ContainerInfo& info,
+                            std::span<const uint32_t> faults, std::span<const uint32_t> job_blocks, std::vector<uint32_t> host_blocks,
+                            grey_backend_buffer* target, uint64_t target_offset) {
+    for (size_t j = 0; j < faults.size(); ++j)
+        if (faults[j] != common::kFaultNone) host_blocks.push_back(job_blocks[j]);
     if (host_blocks.empty()) return;
     std::sort(host_blocks.begin(), host_blocks.end());
     std::vector<std::byte> payload, raw;

@@ -53,11 +53,13 @@ std::optional<ContainerJobs> host_container_jobs(std::span<const std::byte> cont
 void decode_planned_container(const Backend& backend, grey_backend_buffer* container, std::span<const std::byte> table,
                               const codec::ContainerInfo& info, const ContainerJobs& jobs, grey_backend_buffer* target, uint64_t target_offset);
 
-// Blocks `host_blocks` of the container at the start of `container` (whose header and table `table`
-// holds), decoded on the host each from its own payload read back, into `target` at `target_offset`: for
-// the blocks a device decoder gave up on, so that the host decoder names a damaged one.
-void decode_blocks_on_host(const Backend& backend, grey_backend_buffer* container, std::span<const std::byte> table, const codec::ContainerInfo& info,
-                           std::vector<uint32_t> host_blocks, grey_backend_buffer* target, uint64_t target_offset);
+// After a device decode of the container at the start of `container` (whose header and table `table`
+// holds) into `target` at `target_offset`: the blocks it gave up on (job j, block job_blocks[j], with
+// faults[j] not kFaultNone) and `host_blocks` decoded on the host, each from its own payload read back,
+// so that the host decoder names a damaged one.
+void decode_faulted_on_host(const Backend& backend, grey_backend_buffer* container, std::span<const std::byte> table, const codec::ContainerInfo& info,
+                            std::span<const uint32_t> faults, std::span<const uint32_t> job_blocks, std::vector<uint32_t> host_blocks,
+                            grey_backend_buffer* target, uint64_t target_offset);
 
 // Decodes the raw bytes at `offset` of the `container_size`-byte container at the start of `container`
 // into `out` on the host, reading back only the header, the table and the payloads of the blocks the

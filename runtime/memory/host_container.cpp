@@ -2,7 +2,6 @@
 
 #include "codec/container.hpp"
 #include "core/backend.hpp"
-#include "core/error.hpp"
 
 #include <cstring>
 
@@ -19,14 +18,8 @@ std::shared_ptr<const HostContainer> HostContainer::hold(const Backend& backend,
     // Pinned only where a map copies the container to the device as it is, and while the device's budget
     // has room: past it, pageable memory holds the same bytes.
     if (out->jobs_ && budget && budget->take(container.size())) {
-        void* pinned = nullptr;
-        try {
-            pinned = backend.host_alloc(device_in_backend, container.size());
-        } catch (const Error&) {
-            // Pinning refused (the driver's limit, no memory to lock): pageable memory holds the same bytes.
-            pinned = nullptr;
-        }
-        if (pinned != nullptr) {
+        // Pinning refused (the driver's limit, no memory to lock): pageable memory holds the same bytes.
+        if (void* pinned = pinned_or_null(backend, device_in_backend, container.size()); pinned != nullptr) {
             std::memcpy(pinned, container.data(), container.size());
             out->data_ = static_cast<const std::byte*>(pinned);
             out->size_ = container.size();

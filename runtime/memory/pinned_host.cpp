@@ -19,6 +19,14 @@ bool PinnedBudget::take(uint64_t bytes) noexcept {
 
 void PinnedBudget::give_back(uint64_t bytes) noexcept { held_.fetch_sub(bytes); }
 
+void* pinned_or_null(const Backend& backend, uint32_t device_in_backend, uint64_t size) {
+    try {
+        return backend.host_alloc(device_in_backend, size);
+    } catch (const Error&) {
+        return nullptr;
+    }
+}
+
 TableStaging::~TableStaging() {
     // Taken chunks keep the staging alive, so only free ones are left.
     for (const Chunk& chunk : free_) free_chunk(chunk);
@@ -37,13 +45,9 @@ std::shared_ptr<void> TableStaging::take(uint64_t size) {
     }
     if (chunk.memory == nullptr) {
         chunk.size = wanted;
-        try {
-            chunk.memory = backend_.host_alloc(device_, wanted);
-        } catch (const Error&) {
-            // Pinning refused: plain memory holds the table as well; only its upload may be staged by the driver.
-            chunk.memory = nullptr;
-        }
+        chunk.memory = pinned_or_null(backend_, device_, wanted);
         chunk.pinned = chunk.memory != nullptr;
+        // Pinning refused: plain memory holds the table as well; only its upload may be staged by the driver.
         if (chunk.memory == nullptr) chunk.memory = std::aligned_alloc(64, wanted);
         if (chunk.memory == nullptr) fail(GREY_ERROR_OUT_OF_MEMORY, "cannot allocate " + std::to_string(wanted) + " bytes of host memory for a decoder's job table");
     }

@@ -23,13 +23,16 @@ public:
     // Takes `bytes` when they fit under the cap; false (nothing taken) otherwise.
     [[nodiscard]] bool take(uint64_t bytes) noexcept;
     void give_back(uint64_t bytes) noexcept;
-    [[nodiscard]] uint64_t held() const noexcept { return held_.load(); }
-    [[nodiscard]] uint64_t cap() const noexcept { return cap_; }
 
 private:
     const uint64_t cap_;
     std::atomic<uint64_t> held_{0};
 };
+
+// `size` bytes of page-locked memory from the backend's host_alloc (free it with its host_free), or
+// nullptr where pinning is refused (no slot, the driver's limit): the caller then holds the same bytes in
+// pageable memory.
+void* pinned_or_null(const Backend& backend, uint32_t device_in_backend, uint64_t size);
 
 // Host memory for the job tables a decode queued on a stream uploads (codec_decode_async_staged): the
 // stream's copy reads it after the call, so it is held with the fill until the stream is past it, then

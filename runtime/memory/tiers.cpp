@@ -687,7 +687,7 @@ bool Tiers::decode_host_container_locked(const grey_buffer& buffer, grey_backend
     const Residency& r = buffer.residency;
     if (r.kind != GREY_RESIDENCY_COMPRESSED_HOST || !backend.has_streams() || !backend.has_codec_decode_async()) return false;
     const HostContainer& container = *r.host_container;
-    if (!container.jobs() || container.jobs()->blocks.empty()) return false;  // some block only the host decodes
+    if (!container.jobs()) return false;  // planned when compressed: some block only the host decodes
     const ContainerJobs& jobs = *container.jobs();
     const size_t count = jobs.blocks.size();
     const uint32_t device = devices_.at(buffer.device)->index_in_backend;
@@ -724,10 +724,7 @@ bool Tiers::decode_host_container_locked(const grey_buffer& buffer, grey_backend
     }
     // A block the device gave up on is decoded on the host from its payload in the device copy, as a
     // synchronous decode does, so that a damaged one fails with the host decoder's words.
-    std::vector<uint32_t> host_blocks;
-    for (size_t j = 0; j < count; ++j)
-        if (bits[j] != common::kFaultNone) host_blocks.push_back(jobs.job_blocks[j]);
-    decode_blocks_on_host(backend, memory.get(), container.bytes(), *container.info(), std::move(host_blocks), target, 0);
+    decode_faulted_on_host(backend, memory.get(), container.bytes(), *container.info(), bits, jobs.job_blocks, {}, target, 0);
     return true;
 }
 
