@@ -13,6 +13,8 @@ constexpr const char* kNames[kKernelCount] = {
     "grey_kv_attend_split_2_1", "grey_kv_attend_split_2_2", "grey_kv_attend_split_2_4", "grey_kv_attend_split_2_8",
     "grey_kv_attend_split_4_1", "grey_kv_attend_split_4_2", "grey_kv_attend_split_4_4", "grey_kv_attend_split_4_8",
     "grey_kv_attend_split_8_1", "grey_kv_attend_split_8_2", "grey_kv_attend_split_8_4", "grey_kv_attend_split_8_8"};
+constexpr const char* kMmaNames[kMmaKernelCount] = {"grey_kv_attend_mma_4_1", "grey_kv_attend_mma_4_2", "grey_kv_attend_mma_4_4",
+                                                    "grey_kv_attend_mma_8_1", "grey_kv_attend_mma_8_2", "grey_kv_attend_mma_8_4"};
 
 // Thread blocks for `threads` threads of kThreads each: at least one, at most 65535 (the kernels loop).
 unsigned int blocks_for(uint64_t threads) {
@@ -33,7 +35,15 @@ Kernel split_kernel(int cpl_log, int gc_log) {
     return static_cast<Kernel>(kFirstSplit + static_cast<size_t>(cpl_log) * 4 + static_cast<size_t>(gc_log));
 }
 
-const char* kernel_name(Kernel kernel) { return kNames[static_cast<size_t>(kernel)]; }
+Kernel mma_kernel(int ks_log, int gc_log) {
+    if (ks_log < 0 || ks_log > 1 || gc_log < 0 || gc_log > 2) throw std::logic_error("no tensor-core KV attention kernel of that shape");
+    return static_cast<Kernel>(kFirstMma + static_cast<size_t>(ks_log) * 3 + static_cast<size_t>(gc_log));
+}
+
+const char* kernel_name(Kernel kernel) {
+    const auto index = static_cast<size_t>(kernel);
+    return index < kKernelCount ? kNames[index] : kMmaNames[index - kFirstMma];
+}
 
 void check_layout(const common::KvLayout& l, uint32_t query_heads, const char* vendor) {
     if (l.head_dim % GREY_KVK_HEAD_DIM_STEP != 0 || l.head_dim > GREY_KVK_MAX_HEAD_DIM)
@@ -59,12 +69,16 @@ std::array<Launch, 2> compress_launches(const common::KvLayout& layout, size_t c
             Launch{Kernel::codes, {blocks_for(2 * common::kv_half_code_bytes(layout)), per_job, 1}, kThreads, 0}};
 }
 
-AttendShape attend_shape(const common::KvLayout& layout, const AttendTables& tables, uint32_t query_heads) {
+AttendShape attend_shape(const common::KvLayout& layout, const AttendTables& tables, uint32_t query_heads, bool tensor_cores) {
     const size_t batch = tables.first.size();
     const uint32_t dim = layout.head_dim;
     AttendShape s;
     s.group = query_heads / layout.kv_heads;
-    const uint32_t per_block_heads = std::min<uint32_t>(s.group, GREY_KVK_MAX_QUERY_GROUP);
+    // The tensor-core kernel stages quantized blocks and reads window-form ones in place, which is slower
+    // than the SIMT kernel on them: it takes jobs whose blocks are mostly quantized.
+    const auto quantized = static_cast<size_t>(std::count_if(tables.blocks.begin(), tables.blocks.end(), [](uint64_t b) { return (b & 1u) != 0; }));
+    s.tensor_cores = tensor_cores && dim <= GREY_KVK_MMA_MAX_HEAD_DIM && 2 * quantized >= tables.blocks.size();
+    const uint32_t per_block_heads = std::min<uint32_t>(s.group, s.tensor_cores ? uint32_t{GREY_KVK_MMA_MAX_QUERY_GROUP} : uint32_t{GREY_KVK_MAX_QUERY_GROUP});
     s.gc_log = log2_ceiling(per_block_heads);
     s.cpl_log = log2_ceiling((dim + GREY_KVK_WARP_LANES - 1) / GREY_KVK_WARP_LANES);
     const uint32_t gc = 1u << s.gc_log;
@@ -77,6 +91,15 @@ AttendShape attend_shape(const common::KvLayout& layout, const AttendTables& tab
     }
     s.pairs = batch * layout.kv_heads * s.group_chunks;
     constexpr uint32_t warps = GREY_KVK_ATTEND_WARPS, lanes = GREY_KVK_WARP_LANES;
+    if (s.tensor_cores) {
+        // kv_attend_mma.cuh's attend: the queries, each warp's staging buffers, each warp's statistics
+        // per query head (maximum, sum, scale, and a V minimum sum per group of its State).
+        s.ks_log = dim <= 64 ? 0 : 1;
+        const uint32_t groups = std::max(1u, (4u << s.ks_log) / 2);
+        s.shared_bytes = (dim * gc * 4 + 15) / 16 * 16 + warps * GREY_KVK_MMA_STAGES * grey_kvk_mma_stage_bytes(&layout) +
+                         warps * gc * (3 + groups) * static_cast<uint32_t>(sizeof(float));
+        return s;
+    }
     // kv_cache.cu's attend_split: the queries and each warp's [dim][gc] scratch, each warp's softmax
     // weights ([lanes][gc]), the fp8 table, and each warp's (max, sum) per query head.
     s.shared_bytes = static_cast<unsigned int>(sizeof(float) * (dim * gc * (1 + warps) + warps * lanes * gc + 256 + warps * gc * 2));

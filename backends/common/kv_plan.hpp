@@ -20,13 +20,19 @@
 namespace grey::backend::kv {
 
 // The kernels of kv_cache.cu: four by name, then the sixteen attention variants,
-// grey_kv_attend_split_<2^cpl_log>_<2^gc_log> at index kFirstSplit + cpl_log * 4 + gc_log.
+// grey_kv_attend_split_<2^cpl_log>_<2^gc_log> at index kFirstSplit + cpl_log * 4 + gc_log. Every vendor
+// has these kKernelCount. CUDA's module has six more after them, the tensor-core attention
+// grey_kv_attend_mma_<4 << ks_log>_<2^gc_log> at kFirstMma + ks_log * 3 + gc_log.
 enum class Kernel : uint8_t { store, params, codes, combine };
 inline constexpr size_t kFirstSplit = 4;
 inline constexpr size_t kKernelCount = kFirstSplit + 16;
+inline constexpr size_t kFirstMma = kKernelCount;
+inline constexpr size_t kMmaKernelCount = 6;
 // The attention variant of 2^cpl_log channels a lane and 2^gc_log query heads a thread block (each 0..3).
 Kernel split_kernel(int cpl_log, int gc_log);
-const char* kernel_name(Kernel kernel);  // "grey_kv_store", "grey_kv_attend_split_4_8"
+// The tensor-core variant for head_dim up to 64 (ks_log 0) or 128 (1) and 2^gc_log query heads (0..2).
+Kernel mma_kernel(int ks_log, int gc_log);
+const char* kernel_name(Kernel kernel);  // "grey_kv_store", "grey_kv_attend_split_4_8", "grey_kv_attend_mma_8_4"
 
 // Threads of a block of every kernel but attention's.
 inline constexpr unsigned int kThreads = 256;
@@ -62,16 +68,18 @@ struct AttendTables {
 struct AttendShape {
     uint32_t group = 0;         // query heads per KV head
     uint32_t group_chunks = 0;  // thread blocks per KV head (each takes `gc` query heads)
-    int cpl_log = 0, gc_log = 0;
+    bool tensor_cores = false;  // grey_kv_attend_mma (ks_log, gc_log) rather than grey_kv_attend_split (cpl_log, gc_log)
+    int cpl_log = 0, ks_log = 0, gc_log = 0;
     uint64_t longest = 1;  // the most blocks a sequence of the batch spans
     uint64_t pairs = 0;    // thread blocks per split: batch x kv_heads x group_chunks
     unsigned int shared_bytes = 0;
     std::vector<grey_kvk_sequence> sequences;
 
-    [[nodiscard]] Kernel split() const { return split_kernel(cpl_log, gc_log); }
+    [[nodiscard]] Kernel split() const { return tensor_cores ? mma_kernel(ks_log, gc_log) : split_kernel(cpl_log, gc_log); }
     [[nodiscard]] static constexpr unsigned int split_threads() { return GREY_KVK_ATTEND_WARPS * GREY_KVK_WARP_LANES; }
 };
-AttendShape attend_shape(const common::KvLayout& layout, const AttendTables& tables, uint32_t query_heads);
+// `tensor_cores`: the vendor has grey_kv_attend_mma (taken for head_dim up to GREY_KVK_MMA_MAX_HEAD_DIM).
+AttendShape attend_shape(const common::KvLayout& layout, const AttendTables& tables, uint32_t query_heads, bool tensor_cores = false);
 // Splits along each sequence: one wave, as many thread blocks as are resident on the device at once
 // (`resident`, for the split kernel at its block size and shared memory) shared out along the sequences
 // (a second, partial wave would leave most of the device idle while it runs), at most one per block of
@@ -86,6 +94,7 @@ uint64_t attend_partials_bytes(const common::KvLayout& layout, const AttendShape
 //   scratch(bytes) -> S                        device memory kept until S goes; S::get() its address
 //   upload(address, host, bytes)               a copy to the device, ordered before the launches after it
 //                                              (the host memory stays the caller's until finish())
+//   tensor_cores()                             whether grey_kv_attend_mma may be launched
 //   resident_blocks(Kernel, threads, shared)   thread blocks of the kernel resident on the device at once
 //   launch(Kernel, Grid, threads, shared, void** params)
 //   finish()                                   waits until the job's work is done
@@ -146,7 +155,7 @@ void run_attend(Vendor& vendor, const char* vendor_name, const common::KvLayout&
                 uint32_t query_heads, float scale, uint64_t queries, uint64_t output) {
     check_layout(layout, query_heads, vendor_name);
     if (tables.first.empty()) return;
-    const AttendShape shape = attend_shape(layout, tables, query_heads);
+    const AttendShape shape = attend_shape(layout, tables, query_heads, vendor.tensor_cores());
     const uint32_t splits = attend_splits(shape, vendor.resident_blocks(shape.split(), AttendShape::split_threads(), shape.shared_bytes));
     auto sequence_table = vendor.scratch(shape.sequences.size() * sizeof(grey_kvk_sequence));
     auto block_table = vendor.scratch(tables.blocks.size_bytes());
@@ -167,6 +176,7 @@ void run_attend(Vendor& vendor, const char* vendor_name, const common::KvLayout&
         args.group_chunks = shape.group_chunks;
         args.splits = splits;
         args.scale_log2 = scale * 1.4426950408889634f;
+        args.stage_bytes = shape.tensor_cores ? grey_kvk_mma_stage_bytes(&layout) : 0;
         void* params[] = {&args};
         for (const Launch& l : attend_launches(layout, shape, splits, query_heads)) vendor.launch(l.kernel, l.grid, l.threads, l.shared_bytes, params);
         vendor.finish();

@@ -1,6 +1,8 @@
 #include "cuda/device_runtime.hpp"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string_view>
 #include <string>
 
 namespace grey::cuda {
@@ -87,6 +89,13 @@ DeviceRuntime::DeviceRuntime(const Driver& driver, CUdevice device, uint64_t mem
     // Enough blocks to fill every SM several times over; the kernels' grid-stride loops do the rest.
     multiprocessors_ = static_cast<unsigned int>(std::max(1, sms));
     max_blocks_ = multiprocessors_ * 8;
+    int major = 0;
+    driver_.check(driver_.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device),
+                  "cuDeviceGetAttribute(compute capability)");
+    driver_.check(driver_.cuDeviceGetAttribute(&shared_optin_, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, device),
+                  "cuDeviceGetAttribute(shared memory a block may opt in to)");
+    const char* tensor_cores = std::getenv("GREY_CUDA_KV_TENSOR_CORES");
+    kv_tensor_cores_ = major >= 8 && !(tensor_cores != nullptr && std::string_view(tensor_cores) == "0");
     checksum_slot_ = pool_->allocate(sizeof(uint64_t));
 }
 
@@ -141,7 +150,7 @@ void DeviceRuntime::launch(CUfunction function, Grid grid, unsigned int threads,
                   "cuLaunchKernel");
 }
 
-KvKernels::KvKernels(const Driver& driver)
+KvKernels::KvKernels(const Driver& driver, int shared_optin)
     : module(driver, kv_kernel_fatbin(), "the embedded KV cache fatbin"),
       store(module.function("grey_kv_store")),
       params(module.function("grey_kv_params")),
@@ -152,10 +161,17 @@ KvKernels::KvKernels(const Driver& driver)
             const std::string name = "grey_kv_attend_split_" + std::to_string(1 << i) + "_" + std::to_string(1 << j);
             attend_split[i][j] = module.function(name.c_str());
         }
+    for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 3; ++j) {
+            const std::string name = "grey_kv_attend_mma_" + std::to_string(4 << i) + "_" + std::to_string(1 << j);
+            attend_mma[i][j] = module.function(name.c_str());
+            driver.check(driver.cuFuncSetAttribute(attend_mma[i][j], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, shared_optin),
+                         "cuFuncSetAttribute(dynamic shared memory)");
+        }
 }
 
 const KvKernels& DeviceRuntime::kv_kernels() {
-    if (!kv_kernels_) kv_kernels_ = std::make_unique<KvKernels>(driver_);
+    if (!kv_kernels_) kv_kernels_ = std::make_unique<KvKernels>(driver_, shared_optin_);
     return *kv_kernels_;
 }
 

@@ -127,7 +127,9 @@ struct QuantKernels {
 
 // The KV cache's kernels (kernels/cuda/kv_cache.cu).
 struct KvKernels {
-    explicit KvKernels(const Driver& driver);
+    // `shared_optin`: the most dynamic shared memory a block may ask for on the device, which the
+    // tensor-core attention is allowed (its staging buffers pass the default 48 KiB).
+    KvKernels(const Driver& driver, int shared_optin);
 
     Module module;
     CUfunction store;
@@ -136,6 +138,8 @@ struct KvKernels {
     CUfunction combine;
     // attend_split[i][j]: 2^i channels a lane, 2^j query heads a thread block.
     CUfunction attend_split[4][4];
+    // attend_mma[i][j]: head_dim up to 64 << i, 2^j query heads a thread block.
+    CUfunction attend_mma[2][3];
 };
 
 // The container decoder and the deduplication hash (kernels/cuda/codec_decode.cu).
@@ -254,6 +258,9 @@ public:
     // the device at once: a grid of that size runs in one wave. Thread-safe (streams launch concurrently).
     [[nodiscard]] unsigned int resident_blocks(CUfunction function, unsigned int threads, unsigned int shared_bytes);
     [[nodiscard]] unsigned int multiprocessors() const noexcept { return multiprocessors_; }
+    // Whether decode attention runs on the tensor cores (grey_kv_attend_mma): compute capability 8.0 or
+    // later, unless GREY_CUDA_KV_TENSOR_CORES=0 asks for grey_kv_attend_split (to compare the two).
+    [[nodiscard]] bool kv_tensor_cores() const noexcept { return kv_tensor_cores_; }
 
 private:
     void launch(CUfunction function, uint64_t size, void** params);
@@ -283,6 +290,8 @@ private:
     std::mutex occupancy_mutex_;
     unsigned int multiprocessors_ = 0;
     unsigned int max_blocks_ = 0;
+    int shared_optin_ = 0;
+    bool kv_tensor_cores_ = false;
     std::mutex mutex_;
 };
 

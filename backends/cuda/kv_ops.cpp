@@ -13,6 +13,7 @@ struct CudaKvLauncher {
     DeviceRuntime& device;
 
     [[nodiscard]] PoolScratch scratch(uint64_t bytes) const { return PoolScratch(device.pool(), bytes); }
+    [[nodiscard]] bool tensor_cores() const { return device.kv_tensor_cores(); }
     void upload(CUdeviceptr destination, const void* source, uint64_t bytes) const { device.copy_to_device_async(destination, source, bytes); }
     [[nodiscard]] CUfunction function(kv::Kernel kernel) const {
         const KvKernels& k = device.kv_kernels();
@@ -22,7 +23,9 @@ struct CudaKvLauncher {
             case kv::Kernel::codes: return k.codes;
             case kv::Kernel::combine: return k.combine;
             default: {
-                const size_t split = static_cast<size_t>(kernel) - kv::kFirstSplit;
+                const auto index = static_cast<size_t>(kernel);
+                if (index >= kv::kFirstMma) return k.attend_mma[(index - kv::kFirstMma) / 3][(index - kv::kFirstMma) % 3];
+                const size_t split = index - kv::kFirstSplit;
                 return k.attend_split[split / 4][split % 4];
             }
         }

@@ -27,6 +27,8 @@ struct HipKvLauncher {
     backend::ChunkPool& pool;
 
     [[nodiscard]] backend::ChunkScratch scratch(uint64_t bytes) const { return backend::ChunkScratch(pool, bytes); }
+    // grey_kv_attend_mma is CUDA's alone (mma.sync); HIP keeps grey_kv_attend_split.
+    [[nodiscard]] static bool tensor_cores() { return false; }
     void upload(uint64_t destination, const void* source, uint64_t bytes) const {
         hip.check(hip.mem_copy(reinterpret_cast<void*>(destination), source, bytes, api::kMemcpyHostToDevice), "hipMemcpy");
     }

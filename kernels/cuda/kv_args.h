@@ -61,6 +61,26 @@ typedef struct grey_kvk_attend_args {
     uint32_t group_chunks;  /* ceil(group / query heads per thread block) */
     uint32_t splits;        /* thread blocks along each sequence, each over an equal share of its blocks */
     float scale_log2;       /* the softmax scale times log2(e): scores are taken in base 2 */
+    uint32_t stage_bytes;   /* grey_kv_attend_mma: one staging buffer of a warp (grey_kvk_mma_stage_bytes) */
+    uint32_t reserved0;
 } grey_kvk_attend_args;
+
+/* grey_kv_attend_mma<k-steps, query heads per thread block>, the tensor-core decode attention of CUDA
+ * devices (sm_80 and later): head_dim up to 128 and at most four query heads a thread block (its
+ * m16n8k16 products hold each query twice, as a 16-bit value and the rounding error of it). */
+enum { GREY_KVK_MMA_MAX_HEAD_DIM = 128, GREY_KVK_MMA_MAX_QUERY_GROUP = 4, GREY_KVK_MMA_STAGES = 3, GREY_KVK_MMA_CHUNK = 16 };
+
+/* A staged row of codes in shared memory: `row_words` 32-bit words padded to 4 modulo 8 words, so that
+ * the eight rows a tensor-core fragment reads at once fall in distinct banks. */
+GREY_FN_FORCE uint32_t grey_kvk_mma_row_stride(uint32_t row_words) { return row_words + ((4u - row_words % 8u) + 8u) % 8u; }
+
+/* One staging buffer of a warp: a chunk's K and V rows of codes, their V parameters and the block's K
+ * parameters (quantized blocks only: window-form blocks are read in place). */
+GREY_FN_FORCE uint32_t grey_kvk_mma_stage_bytes(const struct grey_kv_layout* l) {
+    const uint32_t row_words = l->head_dim * grey::common::kv_code_bits(l->format) / 32u;
+    const uint32_t rows = 2u * GREY_KVK_MMA_CHUNK * grey_kvk_mma_row_stride(row_words) * 4u;
+    const uint32_t v_params = GREY_KVK_MMA_CHUNK * grey::common::kv_v_groups(*l) * 8u;
+    return (rows + v_params + l->head_dim * 8u + 15u) / 16u * 16u;
+}
 
 #endif

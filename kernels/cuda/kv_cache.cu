@@ -550,3 +550,7 @@ extern "C" __global__ void grey_kv_attend_combine(grey_kvk_attend_args a) {
     }
     reinterpret_cast<float*>(a.output)[uint64_t{blockIdx.x} * dim + c] = value / total;
 }
+
+#if !defined(GREY_HIP)
+#include "kv_attend_mma.cuh"
+#endif

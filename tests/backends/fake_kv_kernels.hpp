@@ -77,7 +77,9 @@ inline std::string kv_launch_line(const std::string& name, unsigned int gx, unsi
         std::snprintf(numbers, sizeof numbers, " layer=%u query_heads=%u group=%u group_chunks=%u splits=%u scale_log2=%.9g queries=%d output=%d partials=%d",
                       a.layer, a.query_heads, a.group, a.group_chunks, a.splits, static_cast<double>(a.scale_log2), a.queries != 0, a.output != 0,
                       a.partials != 0);
-        line += kv_layout_text(a.layout) + numbers + " sequences=";
+        line += kv_layout_text(a.layout) + numbers;
+        if (a.stage_bytes != 0) line += " stage_bytes=" + std::to_string(a.stage_bytes);
+        line += " sequences=";
         const auto* sequences = reinterpret_cast<const grey_kvk_sequence*>(a.sequences);
         const auto* blocks = reinterpret_cast<const uint64_t*>(a.blocks);
         for (uint32_t b = 0; b < kv_batch(name, gx, gz, a); ++b) {

@@ -41,6 +41,10 @@ inline const std::vector<KvLaunchCase>& kv_launch_cases() {
         {1, 1, 128, 16, 16, GREY_DTYPE_F16, GREY_KV_INT8, 64, GREY_KV_HADAMARD_K, 1, {50}, 20},
         {1, 2, 256, 8, 8, GREY_DTYPE_BF16, GREY_KV_INT2, 128, 0, 32, {30, 17, 3}, 0},
         {2, 1, 16, 8, 8, GREY_DTYPE_BF16, GREY_KV_FP8_E4M3, 32, 0, 2, {20}, 0},
+        // Mostly quantized blocks (CUDA's tensor-core attention takes these): GQA 4 with V groups of 32, and
+        // GQA 8 (two thread blocks of four query heads) with K rotated, an fp16 window and a sliding window.
+        {1, 2, 128, 16, 16, GREY_DTYPE_BF16, GREY_KV_INT4, 32, 0, 8, {200, 90}, 0},
+        {1, 1, 64, 16, 16, GREY_DTYPE_F16, GREY_KV_INT2, 64, GREY_KV_HADAMARD_K, 8, {150}, 100},
         // More blocks than one wave of thread blocks takes: the split is capped by the resident count.
         {1, 8, 16, 8, GREY_KV_WINDOW_ALL, GREY_DTYPE_BF16, GREY_KV_INT8, 32, 0, 64, {720, 300}, 0},
     };

@@ -37,6 +37,11 @@ TEST(KvPlan, EveryKernelHasItsNameInKvCacheCu) {
         for (int g = 0; g < 4; ++g)
             EXPECT_EQ(kv::kernel_name(kv::split_kernel(c, g)), "grey_kv_attend_split_" + std::to_string(1 << c) + "_" + std::to_string(1 << g));
     EXPECT_THROW((void)kv::split_kernel(4, 0), std::logic_error);
+    for (int k = 0; k < 2; ++k)
+        for (int g = 0; g < 3; ++g)
+            EXPECT_EQ(kv::kernel_name(kv::mma_kernel(k, g)), "grey_kv_attend_mma_" + std::to_string(4 << k) + "_" + std::to_string(1 << g));
+    EXPECT_THROW((void)kv::mma_kernel(2, 0), std::logic_error);
+    EXPECT_THROW((void)kv::mma_kernel(0, 3), std::logic_error);
 }
 
 // Channels a lane from head_dim (a 32-lane warp over the row), query heads a thread block from the group
@@ -58,6 +63,41 @@ TEST(KvPlan, AttentionPicksTheVariantOfTheShape) {
         EXPECT_EQ(s.longest, 3u);
         EXPECT_EQ(s.pairs, 2u * c.group_chunks);
     }
+}
+
+// With tensor cores (CUDA): k-steps from head_dim (up to 64 or up to 128), at most four query heads a
+// thread block, for jobs whose blocks are mostly quantized; head_dim 256 and mostly window-form jobs keep
+// the SIMT kernel.
+TEST(KvPlan, TensorCoresTakeHeadDimUpTo128) {
+    const std::vector<uint64_t> offsets{0, 3}, first{0}, last{40}, blocks{0x1001, 0x2001, 0x3000};
+    const kv::AttendTables tables{blocks, offsets, first, last};
+    struct Case {
+        uint32_t head_dim, query_heads;
+        const char* kernel;
+        uint32_t group_chunks;
+    };
+    for (const Case& c : {Case{16, 2, "grey_kv_attend_mma_4_1", 1}, Case{64, 8, "grey_kv_attend_mma_4_4", 1},
+                          Case{80, 4, "grey_kv_attend_mma_8_2", 1}, Case{128, 6, "grey_kv_attend_mma_8_4", 1},
+                          Case{128, 16, "grey_kv_attend_mma_8_4", 2}, Case{256, 32, "grey_kv_attend_split_8_8", 2}}) {
+        SCOPED_TRACE(c.kernel);
+        const kv::AttendShape s = kv::attend_shape(layout(c.head_dim), tables, c.query_heads, true);
+        EXPECT_STREQ(kv::kernel_name(s.split()), c.kernel);
+        EXPECT_EQ(s.group_chunks, c.group_chunks);
+        EXPECT_EQ(s.pairs, 2u * c.group_chunks);
+    }
+    // head_dim 128, int4, V groups of 32: four warps of three staging buffers of K and V rows (16 words
+    // padded to 20), four tokens' V parameters and the K parameters; then the statistics.
+    const std::vector<uint64_t> mostly_window{0x1001, 0x2000, 0x3000};
+    const kv::AttendTables window_tables{mostly_window, offsets, first, last};
+    EXPECT_STREQ(kv::kernel_name(kv::attend_shape(layout(128), window_tables, 8, true).split()), "grey_kv_attend_split_4_4");
+    const grey::common::KvLayout l = layout(128);
+    EXPECT_EQ(grey_kvk_mma_row_stride(16), 20u);
+    EXPECT_EQ(grey_kvk_mma_row_stride(1), 4u);
+    EXPECT_EQ(grey_kvk_mma_row_stride(12), 12u);
+    EXPECT_EQ(grey_kvk_mma_row_stride(64), 68u);
+    EXPECT_EQ(grey_kvk_mma_stage_bytes(&l), 2u * 16 * 20 * 4 + 16 * 4 * 8 + 128 * 8);
+    const kv::AttendShape s = kv::attend_shape(l, tables, 8, true);
+    EXPECT_EQ(s.shared_bytes, 128u * 4 * 4 + 4 * 3 * 4096 + 4 * 4 * (3 + 4) * 4);
 }
 
 // The largest variant's shared memory fits both vendors without asking for more: CUDA's 48 KiB default

@@ -2427,14 +2427,27 @@ TEST(CudaFake, QuantizationLaunchesThePinnedPlan) {
 
 // The KV cache's block operations: the kernels, grids, arguments and tables the plugin launches for a set
 // of jobs covering every launch path (tests/backends/kv_launch_cases.hpp), pinned by a file the HIP
-// plugin's test compares against too; the fake's host stand-in of the kernels gives the host backend's
-// stored bytes and attention. GREY_UPDATE_KV_LAUNCH_PLAN=1 rewrites the file from this run.
+// plugin's test compares against too (GREY_CUDA_KV_TENSOR_CORES=0: the SIMT attention both vendors have);
+// the fake's host stand-in of the kernels gives the host backend's stored bytes and attention.
+// GREY_UPDATE_KV_LAUNCH_PLAN=1 rewrites the files from this run.
 TEST(CudaFake, KvLaunchesThePinnedPlan) {
     const std::string log = ::testing::TempDir() + "cuda_kv_launches.log";
-    ScopedEnv env{{"FAKE_CUDA_KV_KERNELS", "1"}, {"FAKE_KV_LAUNCH_LOG", log.c_str()}};
+    ScopedEnv env{{"FAKE_CUDA_KV_KERNELS", "1"}, {"FAKE_KV_LAUNCH_LOG", log.c_str()}, {"GREY_CUDA_KV_TENSOR_CORES", "0"}};
     Context c;
     const std::string launched = grey::test::run_kv_launch_cases(c.context, 1, 0, log);
     const std::string golden = GREY_TEST_SOURCE_DIR "/tests/backends/kv_launch_plan.golden";
+    if (std::getenv("GREY_UPDATE_KV_LAUNCH_PLAN") != nullptr) std::ofstream(golden) << launched;
+    EXPECT_EQ(launched, grey::test::read_text(golden));
+}
+
+// The same jobs on a device with tensor cores (the fake reports compute capability 9.0): attention goes to
+// grey_kv_attend_mma (head_dim up to 128), with its staging buffers' size in the argument block.
+TEST(CudaFake, KvLaunchesThePinnedPlanOnTensorCores) {
+    const std::string log = ::testing::TempDir() + "cuda_kv_mma_launches.log";
+    ScopedEnv env{{"FAKE_CUDA_KV_KERNELS", "1"}, {"FAKE_KV_LAUNCH_LOG", log.c_str()}};
+    Context c;
+    const std::string launched = grey::test::run_kv_launch_cases(c.context, 1, 0, log);
+    const std::string golden = GREY_TEST_SOURCE_DIR "/tests/backends/kv_launch_plan_mma.golden";
     if (std::getenv("GREY_UPDATE_KV_LAUNCH_PLAN") != nullptr) std::ofstream(golden) << launched;
     EXPECT_EQ(launched, grey::test::read_text(golden));
 }

@@ -1,0 +1,676 @@
+// Decode attention on the tensor cores (CUDA, sm_80 and later; kv_cache.cu includes this file unless it
+// is compiled as HIP). Same thread blocks, splits and partial results as grey_kv_attend_split, which the
+// HIP backend and head_dim above 128 keep; the two differ in how a warp turns a chunk of 16 tokens into
+// scores and weighted values.
+//
+// A warp takes a chunk of 16 tokens of one block at a time and does both products with mma.m16n8k16
+// (16-bit operands, fp32 accumulators):
+//  - scores, S^T = Q' K^T: A holds the queries as rows (query head h's row h, and the rounding error of it
+//    in row GC + h: q = hi + lo, both 16-bit, so a product is as exact as an fp32 one), B the chunk's K
+//    codes, exact 16-bit numbers (integer codes through the 0x6400 exponent trick, fp8 converted). A
+//    quantized block's per-channel K scale is folded into Q' (q * scale, scaled by a power of two into
+//    fp16's range per block) and its minimum into a per-head bias, as grey_kv_attend_split does.
+//  - values, O^T += V^T P'^T: A holds the V codes as rows of channels, B the softmax weights times each
+//    token's V scale (again hi + lo in two columns). The score fragment of the first product is, lane for
+//    lane, the B fragment of the second, so no weight goes through shared memory. V's per-token minimum
+//    is a per-head sum kept beside (sum of p * minimum), and the scales are kept below 1 by a running
+//    power of two (the warp's largest scale exponent), rescaled like the softmax maximum.
+// Quantized chunks come into shared memory by cp.async, two chunks ahead of the one computed (the rows
+// padded so that fragment reads do not conflict); window-form blocks, a few at the end of a sequence,
+// are read in place. Nothing is dequantized to memory.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+namespace {
+namespace tc {
+
+constexpr uint32_t kChunk = GREY_KVK_MMA_CHUNK;
+constexpr uint32_t kStages = GREY_KVK_MMA_STAGES;
+constexpr uint32_t kWarps = GREY_KVK_ATTEND_WARPS;
+constexpr uint32_t kFull = 0xffffffffu;
+constexpr uint32_t kMagic = 0x64006400u;  // fp16 1024.0 twice: OR-ing a small integer into the mantissa gives 1024 + code
+
+// The forms a chunk's codes take: kv_int8 .. kv_fp8_e4m3 (grey_kv_format), and the window's 16-bit values.
+constexpr int kWindow = 16;
+
+template <int FORM>
+struct Form {
+    static constexpr uint32_t bits = FORM == kWindow ? 16u : FORM == kv_int4 ? 4u : FORM == kv_int2 ? 2u : 8u;
+    static constexpr uint32_t per_word = 32u / bits;    // channels a 32-bit word holds
+    static constexpr uint32_t pairs = per_word / 2u;  // pairs a word gives: channels (j, j + pairs)
+};
+
+// D += A B for one m16n8k16 tile (A 16 x 16 row-major, B 16 x 8 column-major, fp32 accumulators).
+template <bool BF16>
+__device__ __forceinline__ void mma(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1) {
+    if constexpr (BF16)
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    else
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// Two floats as 16-bit values (low, high), rounded to nearest, and back.
+template <bool BF16>
+__device__ __forceinline__ uint32_t pack(float low, float high) {
+    uint32_t r;
+    if constexpr (BF16) asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(high), "f"(low));
+    else asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(high), "f"(low));
+    return r;
+}
+template <bool BF16>
+__device__ __forceinline__ float2 unpack(uint32_t v) {
+    if constexpr (BF16) return make_float2(__uint_as_float(v << 16), __uint_as_float(v & 0xffff0000u));
+    float2 r;
+    asm("{.reg .f16 l, h; mov.b32 {l, h}, %2; cvt.f32.f16 %0, l; cvt.f32.f16 %1, h;}" : "=f"(r.x), "=f"(r.y) : "r"(v));
+    return r;
+}
+// (x, y) as two 16-bit pairs that add up to it: the rounded values (part 1), the rounding errors (part
+// 2), or zeros (part 0: a lane whose row or column holds nothing).
+template <bool BF16>
+__device__ __forceinline__ uint32_t split(float x, float y, uint32_t part) {
+    if (part == 0) return 0;
+    const uint32_t rounded = pack<BF16>(x, y);
+    if (part == 1) return rounded;
+    const float2 r = unpack<BF16>(rounded);
+    return pack<BF16>(x - r.x, y - r.y);
+}
+
+// (a & mask) | bits in one LOP3 (the compiler splits it in two when both are constants).
+__device__ __forceinline__ uint32_t and_or(uint32_t a, uint32_t mask, uint32_t bits) {
+    uint32_t r;
+    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(r) : "r"(a), "r"(mask), "r"(bits));
+    return r;
+}
+
+__device__ __forceinline__ uint32_t sub_f16x2(uint32_t a, uint32_t b) {
+    uint32_t r;
+    asm("sub.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
+// The fp8 e4m3 values in the low 16 bits of `v` as two fp16 values (exact: fp16 holds every e4m3 number).
+__device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t v) {
+#if __CUDA_ARCH__ >= 890
+    uint32_t r;
+    asm("{.reg .b16 t; cvt.u16.u32 t, %1; cvt.rn.f16x2.e4m3x2 %0, t;}" : "=r"(r) : "r"(v));
+    return r;
+#else
+    // Each byte's exponent and mantissa moved under fp16's (bias 15 against 7): the value / 256, then * 256.
+    const uint32_t s = __byte_perm(v, 0u, 0x1404u);  // byte 0 to bits 8..15, byte 1 to bits 24..31
+    const uint32_t h = (s & 0x80008000u) | ((s >> 1) & 0x3f803f80u);
+    uint32_t r;
+    asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(r) : "r"(h), "r"(0x5c005c00u));
+    return r;
+#endif
+}
+
+// Channels j and j + pairs of the word `w` of one token's row, as an fp16 (bf16 for a bf16 window) pair.
+template <int FORM>
+__device__ __forceinline__ uint32_t row_pair(uint32_t w, uint32_t j) {
+    if constexpr (FORM == kWindow) return w;
+    else if constexpr (FORM == kv_fp8_e4m3) return e4m3x2_to_f16x2(__byte_perm(w, 0u, j | ((j + 2u) << 4)));
+    else {
+        constexpr uint32_t bits = Form<FORM>::bits, mask = ((1u << bits) - 1u) * 0x00010001u;
+        return sub_f16x2(and_or(w >> (j * bits), mask, kMagic), kMagic);
+    }
+}
+
+// Channel j of the words `a` and `b` of two tokens' rows, as a pair (token a's value low).
+template <int FORM>
+__device__ __forceinline__ uint32_t column_pair(uint32_t a, uint32_t b, uint32_t j) {
+    if constexpr (FORM == kWindow) return __byte_perm(a, b, j == 0 ? 0x5410u : 0x7632u);
+    else if constexpr (FORM == kv_fp8_e4m3) return e4m3x2_to_f16x2(__byte_perm(a, b, j | ((4u + j) << 4)));
+    else {
+        constexpr uint32_t bits = Form<FORM>::bits, per_byte = 8u / bits, mask = ((1u << bits) - 1u) * 0x00010001u;
+        const uint32_t byte = j / per_byte;
+        const uint32_t both = __byte_perm(a, b, byte | ((4u + byte) << 8));  // the two bytes at bits 0 and 16
+        return sub_f16x2(and_or(both >> ((j % per_byte) * bits), mask, kMagic), kMagic);
+    }
+}
+
+template <int N>
+__device__ __forceinline__ void copy_async(uint32_t to, const void* from, bool take) {
+    const uint32_t size = take ? N : 0u;  // 0: the destination is zero-filled and nothing is read
+    if constexpr (N == 16) asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(to), "l"(from), "r"(size) : "memory");
+    else asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;" ::"r"(to), "l"(from), "n"(N), "r"(size) : "memory");
+}
+__device__ __forceinline__ void commit_copies() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wait_copies() {
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+__device__ __forceinline__ uint32_t shared_address(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
+
+// What a warp attends next: a chunk of 16 tokens (its first token `chunk` in the block, those of lo..hi-1
+// taken) of the block at table index `index`.
+struct Cursor {
+    const uint8_t* block;  // nullptr: the warp's blocks are done
+    uint64_t index;
+    uint32_t lo, hi, chunk;
+    bool quantized;
+    bool fresh;  // the block's first chunk: its K parameters come with it
+};
+
+struct Walk {
+    const uint64_t* table;
+    uint64_t first, last, end;  // the sequence's tokens, the end of the split's blocks
+    uint32_t per_block;
+
+    __device__ void open(Cursor& c, uint64_t index) const {
+        c.block = nullptr;
+        if (index >= end) return;
+        const uint64_t entry = table[index];
+        c.block = reinterpret_cast<const uint8_t*>(entry & ~uint64_t{1});
+        c.index = index;
+        c.quantized = (entry & 1u) != 0;
+        const uint64_t base = index * per_block;
+        c.lo = first > base ? static_cast<uint32_t>(first - base) : 0u;
+        const uint64_t remaining = last - base;
+        c.hi = remaining < per_block ? static_cast<uint32_t>(remaining) : per_block;
+        c.chunk = c.lo / kChunk * kChunk;
+        c.fresh = true;
+    }
+    __device__ void advance(Cursor& c) const {
+        if (c.chunk + kChunk < c.hi) {
+            c.chunk += kChunk;
+            c.fresh = false;
+        } else {
+            open(c, c.index + kWarps);
+        }
+    }
+};
+
+// Where the thread block's slice (layer, head) lies in every block, in bytes from the block's start, and
+// how a warp's lanes share the copies of a quantized chunk: computed once.
+struct Geometry {
+    uint32_t window_k, window_v, window_row;  // window form
+    uint32_t k, v, row;                       // quantized codes
+    uint32_t k_params, v_params;              // quantized parameters ([channel], [token][group])
+    uint32_t groups, stride;                  // V groups; staged rows' stride in words
+    uint32_t copy_bytes;                      // granule of the row copies (16, 8 or 4)
+    uint32_t copy_row, copy_step, copy_part;  // this lane's first row, row step and part when its lanes tile rows
+    bool lanes_tile_rows;                     // kLanes a multiple of the granules a row
+};
+
+__device__ Geometry geometry_of(const KvLayout& l, uint32_t layer, uint32_t head, uint32_t lane) {
+    const uint32_t slice = layer * l.kv_heads + head;
+    const uint32_t first = slice * l.tokens_per_block * l.head_dim;  // the slice's first element (blocks < 512 MiB)
+    const uint32_t bits = kv_code_bits(l.format);
+    Geometry g;
+    g.window_k = first * 2;
+    g.window_v = static_cast<uint32_t>((kv_block_elements(l) + first) * 2);
+    g.window_row = l.head_dim * 2;
+    g.k = static_cast<uint32_t>(kv_k_codes_offset(l)) + first * bits / 8;
+    g.v = static_cast<uint32_t>(kv_v_codes_offset(l)) + first * bits / 8;
+    g.row = l.head_dim * bits / 8;
+    g.groups = kv_v_groups(l);
+    g.k_params = slice * l.head_dim * 8;
+    g.v_params = static_cast<uint32_t>(kv_k_param_count(l) * 8) + slice * l.tokens_per_block * g.groups * 8;
+    g.stride = grey_kvk_mma_row_stride(g.row / 4);
+    const uint32_t align = g.k | g.v | g.row;  // blocks themselves are at least 16-byte aligned (checked per block)
+    g.copy_bytes = align % 16 == 0 ? 16u : align % 8 == 0 ? 8u : 4u;
+    const uint32_t per_row = g.row / g.copy_bytes;
+    g.lanes_tile_rows = kLanes % per_row == 0;
+    g.copy_part = lane % per_row;
+    g.copy_row = lane / per_row;
+    g.copy_step = kLanes / per_row;
+    return g;
+}
+
+// The shared memory of a staged chunk: K rows, V rows (each `stride` words apart), V parameters
+// ([token][group]), the block's K parameters ([channel]).
+struct Stage {
+    uint8_t* base;
+    uint32_t stride;  // words
+    __device__ uint32_t* k_rows() const { return reinterpret_cast<uint32_t*>(base); }
+    __device__ uint32_t* v_rows() const { return k_rows() + kChunk * stride; }
+    __device__ KvGroupParams* v_params() const { return reinterpret_cast<KvGroupParams*>(v_rows() + kChunk * stride); }
+    __device__ KvGroupParams* k_params(uint32_t groups) const { return v_params() + kChunk * groups; }
+};
+
+template <int N>
+__device__ __forceinline__ void stage_rows(const Geometry& geo, const uint8_t* k, const uint8_t* v, const Cursor& c, const Stage& st,
+                                           uint32_t lane) {
+    auto copy = [&](uint32_t row, uint32_t part) {
+        const uint32_t half = row / kChunk, r = row % kChunk, token = c.chunk + r;
+        const bool take = token >= c.lo && token < c.hi;
+        const uint8_t* from = (half == 0 ? k : v) + (take ? token * geo.row + part * N : 0);
+        uint32_t* to = (half == 0 ? st.k_rows() : st.v_rows()) + r * st.stride;
+        copy_async<N>(shared_address(reinterpret_cast<uint8_t*>(to) + part * N), from, take);
+    };
+    if (geo.lanes_tile_rows) {
+        for (uint32_t row = geo.copy_row; row < 2 * kChunk; row += geo.copy_step) copy(row, geo.copy_part);
+    } else {
+        const uint32_t per_row = geo.row / N;
+        for (uint32_t i = lane; i < 2 * kChunk * per_row; i += kLanes) copy(i / per_row, i % per_row);
+    }
+}
+
+// A quantized chunk's codes and parameters into `st` (tokens outside lo..hi-1 zero-filled, never read).
+__device__ __forceinline__ void stage_chunk(const KvLayout& l, const Geometry& geo, const Cursor& c, const Stage& st, uint32_t lane) {
+    const uint8_t* k = c.block + geo.k;
+    const uint8_t* v = c.block + geo.v;
+    if (geo.copy_bytes == 16 && reinterpret_cast<uintptr_t>(c.block) % 16 == 0) stage_rows<16>(geo, k, v, c, st, lane);
+    else if (geo.copy_bytes >= 8 && reinterpret_cast<uintptr_t>(c.block) % 8 == 0) stage_rows<8>(geo, k, v, c, st, lane);
+    else stage_rows<4>(geo, k, v, c, st, lane);
+    const auto* v_params = reinterpret_cast<const KvGroupParams*>(c.block + geo.v_params);
+    for (uint32_t i = lane; i < kChunk * geo.groups; i += kLanes) {
+        const uint32_t token = c.chunk + i / geo.groups;
+        const bool take = token >= c.lo && token < c.hi;
+        copy_async<8>(shared_address(st.v_params() + i), v_params + (take ? token * geo.groups + i % geo.groups : 0), take);
+    }
+    if (c.fresh) {
+        const auto* k_params = reinterpret_cast<const KvGroupParams*>(c.block + geo.k_params);
+        for (uint32_t i = lane; i < l.head_dim; i += kLanes) copy_async<8>(shared_address(st.k_params(geo.groups) + i), k_params + i, true);
+    }
+}
+
+// 2^e for e in -126 .. 127 (a normal float built from its exponent); 0 below.
+__device__ __forceinline__ float power_of_two(int e) { return e < -126 ? 0.0f : __int_as_float((127 + min(e, 127)) << 23); }
+
+// A warp's running state. Lane (g, t) = (lane / 4, lane % 4), as the mma fragments name them.
+template <int KS, int GC>
+struct State {
+    static constexpr int kGroups = KS / 2 > 1 ? KS / 2 : 1;  // V groups of 32 channels or more, or one
+    float acc[KS][4];        // O^T tiles: channels 16 mt + g (+8), columns 2t, 2t+1 (query h, then its rounding error at GC + h)
+    uint32_t q[KS][2];       // the block's A fragments of Q' (rows g; rows g + 8 are zero)
+    float max;               // query head g % GC: the running maximum score (base 2)
+    float sum;               // this lane's part of the sum of weights
+    float minimum[kGroups];  // this lane's part of sum p * V minimum, per group
+    int exponent;            // the warp's V scales are below 2^(exponent + 1)
+    float score_scale, score_bias;  // the block's: score = raw * score_scale + score_bias
+};
+
+// Lane (g, t)'s role in a tile: 1 the rounded query / weight of head g % GC, 2 its rounding error, 0 none.
+template <int GC>
+__device__ __forceinline__ uint32_t role(uint32_t g) { return g < GC ? 1u : g < 2 * GC ? 2u : 0u; }
+
+// A block's Q' fragments: this lane's channels of query head g % GC (pair 8 ks + 2t + r of the row
+// gives channels c0 and c0 + pairs), times the K scale of each (a quantized block), times a power of
+// two that puts the largest into [2^14, 2^15); the bias sums q * minimum.
+template <int FORM, bool BF16, int KS, int GC>
+__device__ __forceinline__ void load_queries(State<KS, GC>& st, const float* q_shared, const KvGroupParams* k_params, uint32_t dim,
+                                             float scale_log2, uint32_t lane) {
+    using F = Form<FORM>;
+    const uint32_t g = lane / 4, t = lane % 4, h = g % GC;
+    float value[KS][4];
+    float largest = 0.0f, bias = 0.0f;
+#pragma unroll
+    for (int ks = 0; ks < KS; ++ks)
+#pragma unroll
+        for (uint32_t r = 0; r < 2; ++r)
+#pragma unroll
+            for (uint32_t i = 0; i < 2; ++i) {
+                const uint32_t pair = 8 * ks + 2 * t + r;
+                const uint32_t c = pair / F::pairs * F::per_word + pair % F::pairs + i * F::pairs;
+                float x = 0.0f;
+                if (16 * ks < dim) {
+                    x = q_shared[c * GC + h];
+                    if constexpr (FORM != kWindow) {
+                        const KvGroupParams p = k_params[c];
+                        bias = fmaf(x, p.minimum, bias);
+                        x = x * p.scale;
+                    }
+                }
+                value[ks][2 * r + i] = x;
+                largest = fmaxf(largest, fabsf(x));
+            }
+    for (int offset = 1; offset < 4; offset *= 2) {
+        largest = fmaxf(largest, __shfl_xor_sync(kFull, largest, offset));
+        bias += __shfl_xor_sync(kFull, bias, offset);
+    }
+    const int shift = largest > 0.0f ? min(max(14 - ilogbf(largest), -126), 126) : 0;
+    const float up = power_of_two(shift);
+    const uint32_t part = role<GC>(g);
+#pragma unroll
+    for (int ks = 0; ks < KS; ++ks)
+#pragma unroll
+        for (uint32_t r = 0; r < 2; ++r) st.q[ks][r] = split<BF16>(value[ks][2 * r] * up, value[ks][2 * r + 1] * up, part);
+    st.score_scale = scale_log2 * power_of_two(-shift);
+    st.score_bias = bias * scale_log2;
+}
+
+// One chunk: scores, the online softmax and the weighted values. K and V rows `stride` words apart
+// (shared memory for a quantized chunk, the block itself for a window-form one); v_params [token][group]
+// for a quantized chunk.
+template <int FORM, bool BF16, int KS, int GC>
+__device__ __forceinline__ void attend_chunk(State<KS, GC>& st, const Cursor& c, const uint32_t* k_rows, const uint32_t* v_rows,
+                                             uint32_t stride, const KvGroupParams* v_params, uint32_t dim, uint32_t group_size,
+                                             uint32_t groups, uint32_t lane) {
+    using F = Form<FORM>;
+    constexpr int kGroups = State<KS, GC>::kGroups;
+    constexpr bool in_place = FORM == kWindow;  // rows outside lo..hi-1 may be unwritten (or past the slice): not read
+    const uint32_t g = lane / 4, t = lane % 4;
+    // This lane's tokens: columns 2t, 2t+1 of the two score tiles, which are rows 2t, 2t+1, 2t+8, 2t+9
+    // of the value products' B.
+    const uint32_t tokens[4] = {2 * t, 2 * t + 1, 2 * t + 8, 2 * t + 9};
+    bool valid[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) valid[i] = c.chunk + tokens[i] >= c.lo && c.chunk + tokens[i] < c.hi;
+
+    // Scores: two n-tiles of 8 tokens (token g and 8 + g of this lane's B). Pair 8 ks + 2t (+1) of a row
+    // is word 8 ks / pairs + lane_word, channel pairs lane_pair (+1) of it.
+    const uint32_t lane_word = 2 * t / F::pairs, lane_pair = 2 * t % F::pairs;
+    float s[2][4] = {};
+#pragma unroll
+    for (int n = 0; n < 2; ++n) {
+        const uint32_t* row = k_rows + (8 * n + g) * stride + lane_word;
+        const bool row_ok = !in_place || (c.chunk + 8 * n + g >= c.lo && c.chunk + 8 * n + g < c.hi);
+#pragma unroll
+        for (int ks = 0; ks < KS; ++ks) {
+            if (16 * ks >= dim) break;
+            uint32_t b0, b1;
+            if constexpr (F::pairs == 1) {
+                uint2 w = make_uint2(0u, 0u);
+                if (row_ok) w = *reinterpret_cast<const uint2*>(row + 8 * ks);
+                b0 = w.x;
+                b1 = w.y;
+            } else {
+                const uint32_t w = row[8 * ks / F::pairs];
+                b0 = row_pair<FORM>(w, lane_pair);
+                b1 = row_pair<FORM>(w, lane_pair + 1);
+            }
+            mma<BF16>(s[n], st.q[ks][0], 0u, st.q[ks][1], 0u, b0, b1);
+        }
+    }
+    float p[4];
+    float top = -INFINITY;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        float raw = s[i / 2][i % 2];
+        raw += __shfl_xor_sync(kFull, raw, 4 * GC);  // the rounding-error row's part
+        p[i] = valid[i] ? fmaf(raw, st.score_scale, st.score_bias) : -INFINITY;
+        top = fmaxf(top, p[i]);
+    }
+    top = fmaxf(top, __shfl_xor_sync(kFull, top, 1));
+    top = fmaxf(top, __shfl_xor_sync(kFull, top, 2));
+    const float new_max = fmaxf(st.max, top);
+    const float rescale = st.max == -INFINITY ? 0.0f : exp2f(st.max - new_max);
+    st.max = new_max;
+    float chunk_sum = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        p[i] = valid[i] ? exp2f(p[i] - new_max) : 0.0f;
+        chunk_sum += p[i];
+    }
+    st.sum = fmaf(st.sum, rescale, chunk_sum);
+
+    // The warp's V scale exponent (a first look at this lane's tokens' scales), then per V group the sum of
+    // p * minimum and B of the value products: p * scale / 2^exponent, rounded and its rounding error.
+    int top_exponent = 0;
+    if constexpr (FORM != kWindow) {
+        top_exponent = -127;
+#pragma unroll
+        for (int q = 0; q < kGroups; ++q) {
+            if (q >= static_cast<int>(groups)) break;
+#pragma unroll
+            for (int i = 0; i < 4; ++i)
+                top_exponent = max(top_exponent, static_cast<int>((__float_as_uint(v_params[tokens[i] * groups + q].scale) >> 23) & 0xffu) - 127);
+        }
+        top_exponent = max(top_exponent, __shfl_xor_sync(kFull, top_exponent, 1));
+        top_exponent = max(top_exponent, __shfl_xor_sync(kFull, top_exponent, 2));
+    }
+    const int new_exponent = max(st.exponent, top_exponent);
+    const float down = power_of_two(st.exponent - new_exponent);
+    st.exponent = new_exponent;
+    const float unit = power_of_two(-new_exponent);
+    const uint32_t part = role<GC>(g);
+    uint32_t b[kGroups][2];
+#pragma unroll
+    for (int q = 0; q < kGroups; ++q) {
+        b[q][0] = b[q][1] = 0u;
+        if (q >= static_cast<int>(groups)) break;
+        float w[4], minimum = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            w[i] = p[i] * unit;
+            if constexpr (FORM != kWindow) {
+                const KvGroupParams vp = v_params[tokens[i] * groups + q];
+                w[i] = p[i] * (vp.scale * unit);
+                minimum = fmaf(p[i], vp.minimum, minimum);
+            }
+        }
+        st.minimum[q] = fmaf(st.minimum[q], rescale, minimum);
+        b[q][0] = split<BF16>(w[0], w[1], part);
+        b[q][1] = split<BF16>(w[2], w[3], part);
+    }
+    // The accumulators of columns 2t and 2t+1 belong to query heads (2t) % GC and (2t+1) % GC, whose
+    // rescale lanes 4 * head hold.
+    const float r0 = __shfl_sync(kFull, rescale, 4 * ((2 * t) % GC)) * down;
+    const float r1 = __shfl_sync(kFull, rescale, 4 * ((2 * t + 1) % GC)) * down;
+    if (__any_sync(kFull, r0 != 1.0f || r1 != 1.0f)) {
+#pragma unroll
+        for (int mt = 0; mt < KS; ++mt) {
+            st.acc[mt][0] *= r0;
+            st.acc[mt][1] *= r1;
+            st.acc[mt][2] *= r0;
+            st.acc[mt][3] *= r1;
+        }
+    }
+    // Values: m-tile mt is channels 16 mt .. 16 mt + 15; this lane's rows g and g + 8 of it (channel
+    // 16 mt + g in word w_low at j_low, + 8 in w_high at j_high), tokens 2t, 2t+1 (a0, a1) and 2t+8, 2t+9
+    // (a2, a3).
+    constexpr uint32_t per_word = F::per_word;
+    const uint32_t lane_low = per_word >= 8 ? 0u : g / per_word, lane_high = per_word >= 16 ? 0u : (g + 8) / per_word;
+    const uint32_t j_low = g % per_word, j_high = (g + 8) % per_word;
+    const uint32_t* rows[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) rows[i] = v_rows + tokens[i] * stride;
+#pragma unroll
+    for (int mt = 0; mt < KS; ++mt) {
+        if (16 * mt >= dim) break;
+        const uint32_t base = 16 * mt / per_word;
+        uint32_t lo[4], hi[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            lo[i] = hi[i] = 0u;
+            if (!in_place || valid[i]) {
+                if constexpr (per_word == 16) {
+                    lo[i] = hi[i] = rows[i][base];
+                } else if constexpr (per_word == 8) {
+                    const uint2 w = *reinterpret_cast<const uint2*>(rows[i] + base);
+                    lo[i] = w.x;
+                    hi[i] = w.y;
+                } else {
+                    lo[i] = rows[i][base + lane_low];
+                    hi[i] = rows[i][base + lane_high];
+                }
+            }
+        }
+        uint32_t bb0 = b[0][0], bb1 = b[0][1];
+        if constexpr (kGroups > 1) {
+            const uint32_t q_of = 16 * mt / group_size;
+#pragma unroll
+            for (int q = 1; q < kGroups; ++q)
+                if (q_of == static_cast<uint32_t>(q)) {
+                    bb0 = b[q][0];
+                    bb1 = b[q][1];
+                }
+        }
+        mma<BF16>(st.acc[mt], column_pair<FORM>(lo[0], lo[1], j_low), column_pair<FORM>(hi[0], hi[1], j_high),
+                  column_pair<FORM>(lo[2], lo[3], j_low), column_pair<FORM>(hi[2], hi[3], j_high), bb0, bb1);
+    }
+}
+
+template <int FORM, bool BF16, int KS, int GC>
+__device__ __forceinline__ void attend_item(State<KS, GC>& st, const KvLayout& l, const Geometry& geo, const Cursor& c, const Stage& staged,
+                                            const float* q_shared, float scale_log2, uint32_t lane) {
+    const uint32_t dim = l.head_dim;
+    if constexpr (FORM == kWindow) {
+        if (c.fresh) load_queries<FORM, BF16>(st, q_shared, nullptr, dim, scale_log2, lane);
+        const uint32_t words = geo.window_row / 4;
+        const auto* k = reinterpret_cast<const uint32_t*>(c.block + geo.window_k) + c.chunk * words;
+        const auto* v = reinterpret_cast<const uint32_t*>(c.block + geo.window_v) + c.chunk * words;
+        attend_chunk<FORM, BF16>(st, c, k, v, words, nullptr, dim, l.group_size, geo.groups, lane);
+    } else {
+        if (c.fresh) load_queries<FORM, BF16>(st, q_shared, staged.k_params(geo.groups), dim, scale_log2, lane);
+        attend_chunk<FORM, BF16>(st, c, staged.k_rows(), staged.v_rows(), staged.stride, staged.v_params(), dim, l.group_size, geo.groups,
+                                 lane);
+    }
+}
+
+template <int KS, int GC>
+__device__ void attend(const grey_kvk_attend_args& a) {
+    const KvLayout& l = a.layout;
+    const uint32_t dim = l.head_dim, per_block = l.tokens_per_block;
+    const uint32_t warp = threadIdx.x / kLanes, lane = threadIdx.x % kLanes;
+    const uint32_t sequence = blockIdx.z;
+    const uint32_t head = blockIdx.y / a.group_chunks;
+    const uint32_t g_first = (blockIdx.y % a.group_chunks) * GC;
+    const uint32_t g_count = min(static_cast<uint32_t>(GC), a.group - g_first);
+    const uint32_t q_first = head * a.group + g_first;
+    const grey_kvk_sequence seq = reinterpret_cast<const grey_kvk_sequence*>(a.sequences)[sequence];
+    constexpr int kGroups = State<KS, GC>::kGroups;
+
+    // Shared memory: the queries [dim][GC]; per warp, kStages staging buffers (reused for the warp's
+    // results at the end: [8 columns][dim]); the warps' statistics.
+    extern __shared__ __align__(16) uint8_t shared_bytes[];
+    float* q_shared = reinterpret_cast<float*>(shared_bytes);
+    uint8_t* warp_area = shared_bytes + (dim * GC * 4 + 15) / 16 * 16;
+    uint8_t* mine = warp_area + warp * kStages * a.stage_bytes;
+    float* stats = reinterpret_cast<float*>(warp_area + kWarps * kStages * a.stage_bytes);  // [warp][GC][3 + kGroups]
+    constexpr uint32_t kStats = 3 + kGroups;
+
+    const auto* queries = reinterpret_cast<const float*>(a.queries);
+    for (uint32_t i = threadIdx.x; i < dim * GC; i += blockDim.x) {
+        const uint32_t c = i / GC, g = i % GC;
+        q_shared[i] = g < g_count ? queries[(uint64_t{sequence} * a.query_heads + q_first + g) * dim + c] : 0.0f;
+    }
+    __syncthreads();
+    if (l.hadamard_k != 0) rotate_queries<GC>(q_shared, dim);
+
+    const uint64_t first_block = seq.first / per_block, end_block = (seq.last + per_block - 1) / per_block;
+    const uint64_t share = (end_block - first_block + a.splits - 1) / a.splits;
+    const uint64_t begin = first_block + blockIdx.x * share;
+    const Walk walk{reinterpret_cast<const uint64_t*>(a.blocks) + seq.table_offset, seq.first, seq.last,
+                    begin + share < end_block ? begin + share : end_block, per_block};
+    const Geometry geo = geometry_of(l, a.layer, head, lane);
+
+    State<KS, GC> st;
+#pragma unroll
+    for (int mt = 0; mt < KS; ++mt)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) st.acc[mt][i] = 0.0f;
+#pragma unroll
+    for (int q = 0; q < kGroups; ++q) st.minimum[q] = 0.0f;
+    st.max = -INFINITY;
+    st.sum = 0.0f;
+    st.exponent = -127;
+    st.score_scale = st.score_bias = 0.0f;
+
+    auto stage_of = [&](uint32_t n) { return Stage{mine + (n % kStages) * a.stage_bytes, geo.stride}; };
+    Cursor ahead, now;
+    walk.open(ahead, begin + warp);
+    now = ahead;
+    uint32_t issued = 0, done = 0;
+    auto issue = [&] {
+        if (ahead.block != nullptr) {
+            if (ahead.quantized) stage_chunk(l, geo, ahead, stage_of(issued), lane);
+            walk.advance(ahead);
+        }
+        commit_copies();
+        ++issued;
+    };
+    for (uint32_t i = 0; i + 1 < kStages; ++i) issue();
+    while (now.block != nullptr) {
+        issue();
+        wait_copies<kStages - 1>();
+        __syncwarp();
+        const Stage staged = stage_of(done);
+        if (!now.quantized) {
+            if (l.window_bf16 != 0) attend_item<kWindow, true>(st, l, geo, now, staged, q_shared, a.scale_log2, lane);
+            else attend_item<kWindow, false>(st, l, geo, now, staged, q_shared, a.scale_log2, lane);
+        } else {
+            switch (l.format) {
+                case kv_int8: attend_item<kv_int8, false>(st, l, geo, now, staged, q_shared, a.scale_log2, lane); break;
+                case kv_int4: attend_item<kv_int4, false>(st, l, geo, now, staged, q_shared, a.scale_log2, lane); break;
+                case kv_int2: attend_item<kv_int2, false>(st, l, geo, now, staged, q_shared, a.scale_log2, lane); break;
+                default: attend_item<kv_fp8_e4m3, false>(st, l, geo, now, staged, q_shared, a.scale_log2, lane); break;
+            }
+        }
+        __syncwarp();
+        walk.advance(now);
+        ++done;
+    }
+    wait_copies<0>();
+    __syncwarp();
+
+    // This warp's results: the accumulators as [column][channel], then per query head its maximum, sum,
+    // V scale and V minimum sums.
+    const uint32_t g = lane / 4, t = lane % 4;
+    auto* columns = reinterpret_cast<float*>(mine);
+#pragma unroll
+    for (int mt = 0; mt < KS; ++mt) {
+        if (16 * mt >= dim) break;
+        const uint32_t c = 16 * mt + g;
+        columns[(2 * t) * dim + c] = st.acc[mt][0];
+        columns[(2 * t + 1) * dim + c] = st.acc[mt][1];
+        columns[(2 * t) * dim + c + 8] = st.acc[mt][2];
+        columns[(2 * t + 1) * dim + c + 8] = st.acc[mt][3];
+    }
+    float sum = st.sum;
+    sum += __shfl_xor_sync(kFull, sum, 1);
+    sum += __shfl_xor_sync(kFull, sum, 2);
+    float minimum[kGroups];
+#pragma unroll
+    for (int q = 0; q < kGroups; ++q) {
+        minimum[q] = st.minimum[q];
+        minimum[q] += __shfl_xor_sync(kFull, minimum[q], 1);
+        minimum[q] += __shfl_xor_sync(kFull, minimum[q], 2);
+    }
+    if (g < GC && t == 0) {
+        float* out = stats + (warp * GC + g) * kStats;
+        out[0] = st.max;
+        out[1] = sum;
+        out[2] = ldexpf(1.0f, st.exponent);
+#pragma unroll
+        for (int q = 0; q < kGroups; ++q) out[3 + q] = minimum[q];
+    }
+    __syncthreads();
+    auto* partials = reinterpret_cast<float*>(a.partials);
+    for (uint32_t i = threadIdx.x; i < dim * GC; i += blockDim.x) {
+        const uint32_t c = i % dim, h = i / dim;
+        if (h >= g_count) continue;
+        float top = -INFINITY;
+        for (uint32_t w = 0; w < kWarps; ++w) top = fmaxf(top, stats[(w * GC + h) * kStats]);
+        float total = 0.0f, value = 0.0f;
+        if (top != -INFINITY) {
+            for (uint32_t w = 0; w < kWarps; ++w) {
+                const float* ws = stats + (w * GC + h) * kStats;
+                if (ws[0] == -INFINITY) continue;
+                const float weight = exp2f(ws[0] - top);
+                const auto* wc = reinterpret_cast<const float*>(warp_area + w * kStages * a.stage_bytes);
+                const float v = fmaf(wc[h * dim + c] + wc[(GC + h) * dim + c], ws[2], ws[3 + c / l.group_size]);
+                total = fmaf(ws[1], weight, total);
+                value = fmaf(v, weight, value);
+            }
+        }
+        float* out = partials + ((uint64_t{sequence} * a.query_heads + q_first + h) * a.splits + blockIdx.x) * (dim + 2);
+        out[c] = value;
+        if (c == 0) {
+            out[dim] = top;
+            out[dim + 1] = total;
+        }
+    }
+}
+
+}  // namespace tc
+}  // namespace
+
+// Blocks a multiprocessor should hold: four (128 registers a thread) for head_dim up to 64; three for
+// up to 128, whose accumulators and query fragments would spill at 128 registers.
+#define GREY_KV_ATTEND_MMA(ks, gc)                                                                                  \
+    extern "C" __global__ void __launch_bounds__(GREY_KVK_ATTEND_WARPS * GREY_KVK_WARP_LANES, (ks) == 4 ? 4 : 3) \
+        grey_kv_attend_mma_##ks##_##gc(grey_kvk_attend_args a) {                                                    \
+        tc::attend<ks, gc>(a);                                                                                      \
+    }
+GREY_KV_ATTEND_MMA(4, 1)
+GREY_KV_ATTEND_MMA(4, 2)
+GREY_KV_ATTEND_MMA(4, 4)
+GREY_KV_ATTEND_MMA(8, 1)
+GREY_KV_ATTEND_MMA(8, 2)
+GREY_KV_ATTEND_MMA(8, 4)
