@@ -91,6 +91,16 @@ struct Kernels {
                               std::size_t length, float* out);
     // The same decoders writing with non-temporal (streaming) stores; nullptr in a set without them.
     const struct StreamingKernels* streaming;
+    // Round to nearest INT8 (and INT8_TOKEN) of `runs` consecutive runs of `length` values from x, each
+    // with its own scale: run r's largest magnitude (max_magnitude32's bits), its coding (common::make_coding
+    // at alpha 1 from that absmax), its codes (encode's, from that coding) to codes[r * length ..] and its
+    // float32 scale to scales[4r ..] (any alignment), one run after another while the values ahead are
+    // asked for. Returns the largest magnitude's bits among all the values: the bytes are quantize()'s when
+    // every value is finite (below 0x7F800000), and meaningless otherwise, for the caller to discard.
+    // `stream`: the codes' whole 64-byte lines written with non-temporal stores (the same bytes; fenced
+    // before the call returns), for output too large to be read back from the caches. nullptr in a set
+    // without it: quantize() then takes its primitives one by one.
+    uint32_t (*quantize_int8_runs)(const float* x, std::size_t runs, std::size_t length, int8_t* codes, std::byte* scales, bool stream);
 };
 
 // decode, decode_fp8, decode_table16 and dequantize_groups with the same arguments and the same bits,

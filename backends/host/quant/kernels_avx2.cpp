@@ -500,7 +500,7 @@ GREY_AVX2 void dequantize_groups(int format, const uint8_t* codes, const std::by
 
 constexpr Kernels kAvx2{"avx2",     absmax,     minmax,     encode,     decode,            decode_table,      decode_table16,
                         decode_fp8, f16_to_f32, encode_fp8, encode_nf4, pack_ggml_nibbles, pack_nibble_pairs, unpack_nibble_pairs,
-                        max_magnitude32, max_magnitude16, error_lanes, quantize_groups, dequantize_groups, nullptr};
+                        max_magnitude32, max_magnitude16, error_lanes, quantize_groups, dequantize_groups, nullptr, nullptr};
 
 }  // namespace
 

@@ -113,7 +113,7 @@ void error_lanes(const float* x, const float* y, std::size_t n, double* signal8,
 
 constexpr Kernels kScalar{"scalar",   absmax,     minmax,     encode,     decode,            decode_table,      decode_table,
                           decode_fp8, f16_to_f32, encode_fp8, encode_nf4, pack_ggml_nibbles, pack_nibble_pairs, unpack_nibble_pairs,
-                          max_magnitude32, max_magnitude16, error_lanes, nullptr, nullptr, nullptr};
+                          max_magnitude32, max_magnitude16, error_lanes, nullptr, nullptr, nullptr, nullptr};
 
 }  // namespace
 

@@ -551,13 +551,23 @@ constexpr uint32_t kChecked = std::numeric_limits<uint32_t>::max();
 // pass over the tensor for the statistics and another for the codes. The bytes are those of the two
 // passes: the same statistics, make_coding and encode_piece per run. Throws RefusedInput when a value's magnitude bits exceed `accepted`, learnt from the scan that
 // takes the statistics (what is written is then meaningless); kChecked when the input is known to pass.
+// `stream`: INT8 codes written with streaming stores where the kernel set has quantize_int8_runs.
 void quantize_runs(const Plan& plan, std::span<const float> x, uint64_t x_first, std::span<std::byte> out, const Kernels& k, uint64_t r0, uint64_t r1,
-                   uint32_t accepted) {
+                   uint32_t accepted, bool stream) {
     if (fuses_groups(plan, k)) {
         // The kernel set's fused route: whole groups, no rows, so run r is elements r * run_length on.
         const uint32_t largest = k.quantize_groups(plan.format, x.data() + (r0 * plan.run_length - x_first), r1 - r0, plan.run_length,
                                                    reinterpret_cast<uint8_t*>(out.data() + group_code_byte(plan, r0)),
                                                    group_scale(plan, out.data(), r0), group_min(plan, out.data(), r0));
+        if (largest > accepted) throw RefusedInput{};
+        return;
+    }
+    if (k.quantize_int8_runs != nullptr && (plan.format == GREY_QUANT_INT8 || plan.format == GREY_QUANT_INT8_TOKEN)) {
+        // The kernel set's INT8 runs: one parameter set a run (visits_runs_once), no rows, so run r is
+        // elements r * run_length on, its scale the r-th after the codes.
+        const uint64_t first = r0 * plan.run_length;
+        const uint32_t largest = k.quantize_int8_runs(x.data() + (first - x_first), r1 - r0, plan.run_length,
+                                                      reinterpret_cast<int8_t*>(out.data() + first), out.data() + scale_byte(plan, r0), stream);
         if (largest > accepted) throw RefusedInput{};
         return;
     }
@@ -594,10 +604,10 @@ void quantize_runs(const Plan& plan, std::span<const float> x, uint64_t x_first,
 // With the largest magnitude known: nothing is written unless no run's fp16 parameters can overflow;
 // otherwise returns false and the two passes give the refusal before writing anything.
 bool quantize_runs_in_one_visit(const Plan& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& k, const Parallel& parallel,
-                                uint32_t max_magnitude_bits) {
+                                uint32_t max_magnitude_bits, bool stream) {
     if (!visits_runs_once(plan, parallel) || max_magnitude_bits > accepted_magnitude_bits(plan.format)) return false;
     parallel.for_chunks(grey_quant_layout_runs(&plan), runs_per_chunk(plan, parallel),
-                        [&](uint64_t r0, uint64_t r1) { quantize_runs(plan, x, 0, out, k, r0, r1, kChecked); });
+                        [&](uint64_t r0, uint64_t r1) { quantize_runs(plan, x, 0, out, k, r0, r1, kChecked, stream); });
     return true;
 }
 
@@ -632,19 +642,22 @@ bool staged(std::span<std::byte> out, const Parallel& parallel, uint64_t items, 
 }
 
 // quantize_checked on float32 values in place.
-bool quantize_checked_f32(const Plan& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& k, const Parallel& parallel) {
+bool quantize_checked_f32(const Plan& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& k, const Parallel& parallel,
+                          bool stream) {
     if (!visits_runs_once(plan, parallel)) return false;
     const uint32_t accepted = accepted_magnitude_bits(plan.format);
     return staged(out, parallel, grey_quant_layout_runs(&plan), runs_per_chunk(plan, parallel),
-                  [&](uint64_t r0, uint64_t r1, std::span<std::byte> staging) { quantize_runs(plan, x, 0, staging, k, r0, r1, accepted); });
+                  [&](uint64_t r0, uint64_t r1, std::span<std::byte> staging) { quantize_runs(plan, x, 0, staging, k, r0, r1, accepted, stream); });
 }
 
 }  // namespace
 
 bool quantize_checked(const Plan& plan, grey_dtype dtype, std::span<const std::byte> source, std::span<std::byte> out, const Kernels& k,
-                      const Parallel& parallel) {
+                      const Parallel& parallel, uint64_t stream_bytes) {
+    const bool stream = out.size() >= stream_bytes;
     if (f32_in_place(dtype, source.data()))
-        return quantize_checked_f32(plan, {reinterpret_cast<const float*>(source.data()), static_cast<std::size_t>(plan.elements)}, out, k, parallel);
+        return quantize_checked_f32(plan, {reinterpret_cast<const float*>(source.data()), static_cast<std::size_t>(plan.elements)}, out, k, parallel,
+                                    stream);
     // Any other input a few runs at a time, widened into a piece that stays in the cache (no float32 copy
     // of the tensor); runs longer than a piece are left to the route that converts the tensor first.
     constexpr uint64_t kPiece = gc::ErrorSums::kPiece;
@@ -662,16 +675,18 @@ bool quantize_checked(const Plan& plan, grey_dtype dtype, std::span<const std::b
             const Run last = run_at(plan, end - 1);
             const uint64_t n = last.first + last.length - first;
             load_piece(dtype, source, first, n, x.data(), k);
-            quantize_runs(plan, std::span<const float>(x).first(n), first, staging, k, r, end, accepted);
+            quantize_runs(plan, std::span<const float>(x).first(n), first, staging, k, r, end, accepted, stream);
         }
     });
 }
 
 void quantize(const Plan& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& k, const Parallel& parallel,
-              std::optional<uint32_t> max_magnitude_bits) {
+              std::optional<uint32_t> max_magnitude_bits, uint64_t stream_bytes) {
+    const bool stream = out.size() >= stream_bytes;
     // Without the largest magnitude, fp16 parameters are checked a chunk at a time as the runs are quantized.
-    if (has_f16_parameters(plan.format) && !max_magnitude_bits ? quantize_checked_f32(plan, x, out, k, parallel)
-                                                                : quantize_runs_in_one_visit(plan, x, out, k, parallel, max_magnitude_bits.value_or(0)))
+    if (has_f16_parameters(plan.format) && !max_magnitude_bits
+            ? quantize_checked_f32(plan, x, out, k, parallel, stream)
+            : quantize_runs_in_one_visit(plan, x, out, k, parallel, max_magnitude_bits.value_or(0), stream))
         return;
     const auto stats = gather_stats(plan, x, k, parallel);
     const auto codings = choose_codings(plan, x, stats, k, parallel);

@@ -82,12 +82,20 @@ bool quantize_in_one_pass(const grey_quant_layout& plan, grey_dtype dtype, std::
 void add_quantization_error(grey::common::ErrorSums& sums, const grey_quant_layout& plan, grey_dtype dtype, std::span<const std::byte> source,
                             std::span<const std::byte> quantized, const Kernels& kernels, const Parallel& parallel = {});
 
+// Quantized output of at least this many bytes has its INT8 codes written with streaming stores where the
+// kernel set has them (Kernels::quantize_int8_runs): behind a tensor of four times the size read through
+// the caches, they would not be there for their reader anyway. Measured at 16 MiB of codes (a 64 MiB
+// float32 tensor, bench/RESULTS.md, "Host int8 quantization"); smaller output keeps ordinary stores.
+inline constexpr uint64_t kStreamCodeBytes = uint64_t{16} << 20;
+
 // Writes plan.bytes bytes of quantized `x` (plan.elements values) to `out`; on failure (a group whose
 // fp16 parameters would overflow) nothing. `max_magnitude_bits`: the largest magnitude's float32 bits
 // among `x` when the caller already has them (as_f32); without them, quantize_checked learns them as it
 // quantizes where it can, and otherwise the statistics pass finds any group that would overflow.
+// `stream_bytes`: the output size from which codes are streamed (kStreamCodeBytes; tests lower it); the
+// bytes are the same.
 void quantize(const grey_quant_layout& plan, std::span<const float> x, std::span<std::byte> out, const Kernels& kernels,
-              const Parallel& parallel = {}, std::optional<uint32_t> max_magnitude_bits = std::nullopt);
+              const Parallel& parallel = {}, std::optional<uint32_t> max_magnitude_bits = std::nullopt, uint64_t stream_bytes = kStreamCodeBytes);
 // quantize() for input not yet checked, when round to nearest visits each run once (one parameter set a
 // run, runs no longer than a chunk): `source` (plan.elements values of `dtype`: F32 read in place when
 // 4-byte aligned, F16, BF16 or unaligned F32 widened a piece of whole runs at a time, for runs up to
@@ -96,7 +104,7 @@ void quantize(const grey_quant_layout& plan, std::span<const float> x, std::span
 // of the input, and no float32 copy of it. False, `out` untouched, when a value fails the check (as_f32
 // and quantize() then say which), for other plans and input, or when the output is too large to stage.
 bool quantize_checked(const grey_quant_layout& plan, grey_dtype dtype, std::span<const std::byte> source, std::span<std::byte> out,
-                      const Kernels& kernels, const Parallel& parallel = {});
+                      const Kernels& kernels, const Parallel& parallel = {}, uint64_t stream_bytes = kStreamCodeBytes);
 // Output of at least this many bytes is written with streaming stores where the kernel set has them
 // (StreamingKernels): too large to be read back from the caches, it is not read from memory before it is
 // written either. Smaller output keeps ordinary stores, and stays in the cache for its reader. The whole

@@ -8,10 +8,12 @@
 #include "host/quant/quantizer.hpp"
 #include "quant/format.hpp"
 #include "common/numeric.hpp"
+#include "common/quant_coding.hpp"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -184,6 +186,111 @@ TEST_P(KernelPaths, IntegerEncodeAndDecodeGiveTheScalarBits) {
             vector().decode(codes.data() + begin, n, spec, b.data());
             ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << "decode of " << n << " from " << begin;
         });
+}
+
+// quantize_int8_runs (where a path has it) against the scalar primitives one by one: each run's largest
+// magnitude, make_coding's INT8 scale and encode's codes from it, for run lengths either side of the
+// 64-value steps, codes at every offset from a cache line, with and without streaming stores, and
+// nothing written outside the codes and scales. Runs of every kind: zeros of both signs, denormals (whose
+// scale's reciprocal overflows), ties between codes, the largest floats, one-signed, wide and narrow random
+// ones, an infinity (its run all zeros, as the scalar path codes it).
+TEST_P(KernelPaths, Int8RunsGiveTheScalarCodesAndScales) {
+    if (vector().quantize_int8_runs == nullptr) GTEST_SKIP() << GetParam().name << " has no quantize_int8_runs";
+    std::mt19937 rng(17);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::uniform_int_distribution<int> tie(-127, 126);
+    const auto run_values = [&](std::size_t kind, std::size_t length) {
+        std::vector<float> v(length);
+        const float scale = std::exp2(static_cast<float>(static_cast<int>(kind % 41) - 20));
+        for (std::size_t i = 0; i < length; ++i) {
+            switch (kind % 12) {
+                case 0: v[i] = i % 3 == 0 ? -0.0f : 0.0f; break;
+                case 1: v[i] = (i % 2 ? -1.0f : 1.0f) * static_cast<float>(i % 5) * 1e-42f; break;   // denormals
+                case 2: v[i] = (i % 2 ? -1.0f : 1.0f) * static_cast<float>(i % 9 + 1) * 1e-37f; break;  // subnormal scales
+                case 3: v[i] = i == 0 ? 127.0f : static_cast<float>(tie(rng)) + 0.5f; break;      // ties at scale 1
+                case 4: v[i] = i == length / 2 ? -std::numeric_limits<float>::max() : normal(rng) * 1e37f; break;
+                case 5: v[i] = std::fabs(normal(rng)) * scale; break;
+                case 6: v[i] = -std::fabs(normal(rng)) * scale; break;
+                case 7: v[i] = i == length - 1 ? 1e4f : normal(rng) * 1e-3f; break;  // one outlier at the end
+                case 8: v[i] = i == 1 % length ? -std::numeric_limits<float>::infinity() : normal(rng); break;
+                default: v[i] = normal(rng) * scale; break;
+            }
+        }
+        return v;
+    };
+    int compared = 0;
+    for (const std::size_t length : {std::size_t{1}, std::size_t{15}, std::size_t{16}, std::size_t{63}, std::size_t{64}, std::size_t{65},
+                                     std::size_t{130}, std::size_t{999}, std::size_t{4096}, std::size_t{4100}})
+        for (const std::size_t runs : {std::size_t{1}, std::size_t{2}, std::size_t{13}}) {
+            std::vector<float> x;
+            for (std::size_t r = 0; r < runs; ++r) {
+                const auto v = run_values(r + length, length);
+                x.insert(x.end(), v.begin(), v.end());
+            }
+            // The scalar reference: the primitives quantize() takes one by one.
+            std::vector<int8_t> codes(x.size());
+            std::vector<std::byte> scales(4 * runs);
+            uint32_t largest = 0;
+            for (std::size_t r = 0; r < runs; ++r) {
+                const float* run = x.data() + r * length;
+                const uint32_t top = scalar().max_magnitude32(reinterpret_cast<const std::byte*>(run), length);
+                largest = std::max(largest, top);
+                gc::Stats stats{};
+                stats.absmax = std::bit_cast<float>(top);
+                const gc::Coding c = gc::make_coding(GREY_QUANT_INT8, stats, 1.0f);
+                scalar().encode(run, length, hq::EncodeSpec{c.e_sub, c.e_mul, c.e_add, hq::Rounding::nearest_away, c.lo, c.hi}, codes.data() + r * length);
+                std::memcpy(scales.data() + 4 * r, &c.scale, 4);
+            }
+            for (const std::size_t offset : {std::size_t{0}, std::size_t{1}, std::size_t{17}, std::size_t{63}})
+                for (const bool stream : {false, true}) {
+                    SCOPED_TRACE(std::to_string(runs) + " runs of " + std::to_string(length) + ", codes " + std::to_string(offset) +
+                                 " bytes past a line" + (stream ? ", streaming" : ""));
+                    // Codes and scales in one buffer with guard bytes around each (the scales unaligned).
+                    std::vector<std::byte> buffer(64 + offset + x.size() + 3 + 4 * runs + 64 + 64, std::byte{0x5A});
+                    auto* base = reinterpret_cast<std::byte*>((reinterpret_cast<uintptr_t>(buffer.data()) + 63) & ~uintptr_t{63});
+                    std::byte* code_at = base + offset;
+                    std::byte* scale_at = code_at + x.size() + 3;
+                    ASSERT_EQ(vector().quantize_int8_runs(x.data(), runs, length, reinterpret_cast<int8_t*>(code_at), scale_at, stream), largest);
+                    ASSERT_EQ(std::memcmp(code_at, codes.data(), codes.size()), 0);
+                    ASSERT_EQ(std::memcmp(scale_at, scales.data(), scales.size()), 0);
+                    for (std::byte* b = buffer.data(); b < buffer.data() + buffer.size(); ++b) {
+                        const bool written = (b >= code_at && b < code_at + x.size()) || (b >= scale_at && b < scale_at + 4 * runs);
+                        if (!written) {
+                            ASSERT_EQ(*b, std::byte{0x5A}) << "byte " << (b - code_at) << " from the codes";
+                        }
+                    }
+                    ++compared;
+                }
+        }
+    EXPECT_EQ(compared, 10 * 3 * 4 * 2);
+}
+
+// quantize() of the INT8 formats gives the scalar bytes with the codes streamed (any output size) or not.
+TEST_P(KernelPaths, Int8QuantizationGivesTheScalarBytesStreamedOrNot) {
+    auto x = test_input(19);
+    std::erase_if(x, [](float v) { return !std::isfinite(v); });  // quantize()'s input is checked first
+    while (x.size() < 64 * 999) {
+        const auto more = x;
+        x.insert(x.end(), more.begin(), more.end());
+    }
+    for (const char* name : {"int8", "int8-token"})
+        for (const std::vector<uint64_t>& shape : {std::vector<uint64_t>{64, 999}, std::vector<uint64_t>{3, 4096}, std::vector<uint64_t>{7, 3, 5, 5}}) {
+            grey_quant_params p = GREY_QUANT_PARAMS_INIT;
+            ASSERT_EQ(grey_quant_params_from_name(name, &p), GREY_OK);
+            const auto plan = grey::quant::make_layout(shape, p);
+            SCOPED_TRACE(std::string(name) + ", " + std::to_string(plan.elements) + " elements");
+            const std::span<const float> input(x.data(), plan.elements);
+            std::vector<std::byte> expected(plan.bytes);
+            hq::quantize(plan, input, expected, scalar());
+            for (const uint64_t stream_bytes : {uint64_t{0}, UINT64_MAX}) {
+                std::vector<std::byte> out(plan.bytes, std::byte{0x33});
+                hq::quantize(plan, input, out, vector(), {}, std::nullopt, stream_bytes);
+                ASSERT_EQ(out, expected) << (stream_bytes == 0 ? "streamed" : "ordinary stores");
+                std::vector<std::byte> checked(plan.bytes, std::byte{0x33});
+                ASSERT_TRUE(hq::quantize_checked(plan, GREY_DTYPE_F32, std::as_bytes(input), checked, vector(), {}, stream_bytes));
+                ASSERT_EQ(checked, expected) << (stream_bytes == 0 ? "checked, streamed" : "checked, ordinary stores");
+            }
+        }
 }
 
 TEST_P(KernelPaths, TableDecodeAndWideningGiveTheScalarBits) {
