@@ -102,12 +102,14 @@ GREY_FN uint32_t bitmask_layout(const uint8_t* payload, const CodecBlockJob& job
 
 // Lane l writes elements 32k + l: word k of the mask is read by every lane, and the packed index of a
 // set bit is the popcount of the words before (which every lane sums alike) and of the bits below it.
+// The GPU's tiled decoder (kernels/cuda/codec_decode.cu) decodes whole tiles itself and leaves the rest
+// of the block here: `first_word` is where it stopped and `before` the set bits of the words before.
 template <uint32_t W>
-GREY_FN uint32_t bitmask_decode_lane(uint32_t lane, const CodecBlockJob& job, const BitmaskLayout& layout, const uint8_t* payload, uint8_t* out) {
+GREY_FN uint32_t bitmask_decode_lane(uint32_t lane, const CodecBlockJob& job, const BitmaskLayout& layout, const uint8_t* payload, uint8_t* out,
+                                     uint32_t first_word = 0, uint32_t before = 0) {
     uint32_t fault = kFaultNone;
-    uint32_t before = 0;
     const uint8_t* packed = payload + layout.packed;
-    for (uint32_t k = 0; k < layout.words; ++k) {
+    for (uint32_t k = first_word; k < layout.words; ++k) {
         const uint32_t word = xxh_read32(payload + 8 + 4 * k);
         const uint32_t valid = layout.elements - 32 * k < 32 ? layout.elements - 32 * k : 32;
         if (valid < 32 && (word >> valid) != 0) fault |= kFaultBitmask;
