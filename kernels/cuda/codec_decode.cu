@@ -9,8 +9,6 @@
 
 #include <stdint.h>
 
-#include <type_traits>
-
 namespace {
 
 using namespace grey::common;
@@ -21,12 +19,9 @@ constexpr uint32_t kFullMask = 0xFFFFFFFFu;
 constexpr uint32_t kDecodeWarpsPerBlock = 1;
 constexpr uint32_t kHashWarpsPerBlock = 4;
 
-// A bitmask tile: 2 KiB of output, four rows of 512 bytes (16 bytes a lane); its packed elements are
-// copied into one of two staging buffers, 16-byte aligned as in global memory (up to 15 bytes before
-// the tile's first packed byte).
-constexpr uint32_t kTileBytes = 2048;
-constexpr uint32_t kTileRows = kTileBytes / 512;
-constexpr uint32_t kTileStagingVectors = (kTileBytes + 15) / 16 + 1;
+// A bitmask tile's packed elements (at most 2 KiB) go into one of two staging buffers, 16-byte aligned
+// as in global memory (up to 15 bytes before the tile's first packed byte).
+constexpr uint32_t kTileStagingVectors = (kBitmaskTileBytes + 15) / 16 + 1;
 
 struct WarpScratch {
     union {
@@ -176,49 +171,26 @@ __device__ void raw_or_zero_lane(const CodecBlockJob& job, const uint8_t* payloa
     else constant_decode_lane(lane, job, payload, out);
 }
 
-// ---- bitmask blocks in tiles
+// ---- bitmask blocks in tiles (common/codec_decode.hpp says what a tile is)
 //
-// bitmask_decode_lane (common/codec_decode.hpp) writes 2 bytes a lane a store for bf16 and waits on a
-// mask word and then on its packed element at every word, with the checksum a second pass over the
-// block. Here a warp decodes 2 KiB tiles: lane l takes the mask bits of the tile's elements
-// [64/W·l, 64/W·(l+1)) and the warp scans their popcounts (5 shuffles a tile, not a popcount a word
-// a lane), the packed elements of the tile are one contiguous range that cp.async copies into shared
-// memory while the warp expands the tile before it, each lane writes its output as 16-byte stores and
-// adds them to the checksum while they are in registers. The masks are loaded two tiles ahead. What
-// the tiles leave (a partial tile, the ragged end) and every check on the counts go through the same
-// lane function as the host's reference; the bytes and the faults are the reference's.
-
-// The tile's mask bits that lane `lane` scans: 64/W bits (a u64 for bytes).
-template <uint32_t W>
-using TileSegment = typename std::conditional<W == 1, uint64_t, uint32_t>::type;
-
-__device__ __forceinline__ uint32_t mask_word(const uint8_t* payload, uint32_t k, uint32_t alignment) {
-    const uint8_t* p = payload + 8 + 4 * k;
-    if (alignment == 0) return __ldg(reinterpret_cast<const unsigned int*>(p));
-    if (alignment == 2) return __ldg(reinterpret_cast<const unsigned short*>(p)) | static_cast<uint32_t>(__ldg(reinterpret_cast<const unsigned short*>(p + 2))) << 16;
-    return __ldg(p) | static_cast<uint32_t>(__ldg(p + 1)) << 8 | static_cast<uint32_t>(__ldg(p + 2)) << 16 | static_cast<uint32_t>(__ldg(p + 3)) << 24;
-}
-
-template <uint32_t W>
-__device__ __forceinline__ TileSegment<W> tile_segment(const uint8_t* payload, uint32_t tile, uint32_t alignment, uint32_t lane) {
-    constexpr uint32_t kWords = 64 / W;  // mask words a tile
-    const uint32_t first = tile * kWords;
-    if constexpr (W == 1) return mask_word(payload, first + 2 * lane, alignment) | uint64_t{mask_word(payload, first + 2 * lane + 1, alignment)} << 32;
-    else if constexpr (W == 2) return mask_word(payload, first + lane, alignment);
-    else if constexpr (W == 4) return (mask_word(payload, first + lane / 2, alignment) >> (16 * (lane & 1))) & 0xFFFFu;
-    else return (mask_word(payload, first + lane / 4, alignment) >> (8 * (lane & 3))) & 0xFFu;
-}
+// bitmask_decode_lane writes W bytes a lane a store (2 for bf16) and at every mask word waits on that
+// word and then on the packed elements it points to, and the checksum is a second pass over the block.
+// Here the warp scans a tile's mask in 5 shuffles, the tile's packed range is copied into shared memory
+// by cp.async while the warp expands the tile before it, the output goes out as 16-byte stores and
+// into the checksum from registers, and the masks are read two tiles ahead.
 
 template <typename T>
-__device__ __forceinline__ uint32_t popcount_of(T bits) {
-    if constexpr (sizeof(T) == 8) return static_cast<uint32_t>(__popcll(bits));
-    else return static_cast<uint32_t>(__popc(bits));
+__device__ __forceinline__ T shfl_segment(T segment, uint32_t from) {
+    if constexpr (sizeof(T) == 8)
+        return __shfl_sync(kFullMask, static_cast<uint32_t>(segment), from) |
+               uint64_t{__shfl_sync(kFullMask, static_cast<uint32_t>(segment >> 32), from)} << 32;
+    else return __shfl_sync(kFullMask, segment, from);
 }
 
 // The popcounts of the lanes' segments before this lane's, and of all of them.
 template <typename T>
 __device__ __forceinline__ uint32_t scan_segments(T segment, uint32_t lane, uint32_t* total) {
-    const uint32_t count = popcount_of(segment);
+    const uint32_t count = popcount_bits(segment);
     uint32_t inclusive = count;
     for (uint32_t d = 1; d < 32; d *= 2) {
         const uint32_t below = __shfl_up_sync(kFullMask, inclusive, d);
@@ -228,19 +200,17 @@ __device__ __forceinline__ uint32_t scan_segments(T segment, uint32_t lane, uint
     return inclusive - count;
 }
 
-// Queues the copy of a tile's packed elements [first, first + count) (clamped to the K stored: more is
-// a fault the lane function reports) into `staging`: the 16-byte vectors that hold them, the last one
-// cut at the payload's end (cp.async fills the rest with zeros), so no byte outside the payload is read.
-// Returns the offset of the first element's byte in `staging`.
+// Queues the copy of a tile's packed elements [first, first + count) into `staging`: the 16-byte
+// vectors that hold them, the last one cut at the payload's end (cp.async fills the rest with zeros), so
+// no byte outside the payload is read. Returns the offset of the first element's byte in `staging`.
 template <uint32_t W>
 __device__ __forceinline__ uint32_t tile_copy(const uint8_t* payload, const CodecBlockJob& job, const BitmaskLayout& layout, uint32_t first,
                                               uint32_t count, uint4* staging, uint32_t lane) {
-    const uint32_t from = first < layout.nonzero ? first : layout.nonzero;
-    const uint32_t to = first + count < layout.nonzero ? first + count : layout.nonzero;
-    const uintptr_t low = reinterpret_cast<uintptr_t>(payload) + layout.packed + from * W;
-    const uintptr_t high = reinterpret_cast<uintptr_t>(payload) + layout.packed + to * W;
+    uint32_t low_offset = 0, high_offset = 0;
+    bitmask_tile_range(layout, W, first, count, &low_offset, &high_offset);
+    const uintptr_t low = reinterpret_cast<uintptr_t>(payload) + low_offset, high = reinterpret_cast<uintptr_t>(payload) + high_offset;
     const uintptr_t end = reinterpret_cast<uintptr_t>(payload) + job.stored_size;
-    const uintptr_t base = low & ~uintptr_t{15};
+    const uintptr_t base = low & ~uintptr_t{15};  // at or after the payload's start: the mask comes first
     const uint32_t vectors = static_cast<uint32_t>((high - base + 15) / 16);
     const uint32_t to_shared = static_cast<uint32_t>(__cvta_generic_to_shared(staging));
     const uint64_t to_global = static_cast<uint64_t>(__cvta_generic_to_global(reinterpret_cast<const void*>(base))) - base;
@@ -252,132 +222,74 @@ __device__ __forceinline__ uint32_t tile_copy(const uint8_t* payload, const Code
     return static_cast<uint32_t>(low - base);
 }
 
-// Element e (its W bytes from shared memory at `p`, aligned to W when `Aligned`).
+// One tile from its staging: the lane's four chunks, each as one 16-byte store and into the checksum.
 template <uint32_t W, bool Aligned>
-__device__ __forceinline__ uint64_t staged_element(const uint8_t* p) {
-    if constexpr (Aligned) {
-        if constexpr (W == 1) return *p;
-        else if constexpr (W == 2) return *reinterpret_cast<const uint16_t*>(p);
-        else if constexpr (W == 4) return *reinterpret_cast<const uint32_t*>(p);
-        else return *reinterpret_cast<const uint64_t*>(p);
-    }
-    uint64_t v = 0;
-    for (uint32_t b = 0; b < W; ++b) v |= uint64_t{p[b]} << (8 * b);
-    return v;
-}
-
-// The checksum's share of a lane: its 16 bytes of a row are words 2j and 2j + 1 of one stripe (j = lane
-// % 4), so the lane adds to accumulators 2j and 2j + 1 both the products and its own words (each word
-// adds itself to its neighbour's accumulator), and the eight lanes of the same j combine at each 1 KiB
-// block's scramble.
-struct TileXxh3 {
-    uint64_t acc[2], sum[2];
-
-    __device__ explicit TileXxh3(uint32_t lane) : acc{xxh3_initial_accumulator(2 * (lane & 3)), xxh3_initial_accumulator(2 * (lane & 3) + 1)}, sum{0, 0} {}
-    __device__ void add(uint64_t low, uint64_t high, uint32_t stripe, const uint64_t* keys, uint32_t lane) {
-        const uint32_t key = stripe + 2 * (lane & 3);
-        sum[0] += xxh3_word_product(low, keys[key]) + high;
-        sum[1] += xxh3_word_product(high, keys[key + 1]) + low;
-    }
-    __device__ void end_block(const uint64_t* keys, uint32_t lane) {
-        for (uint32_t d = 4; d < 32; d *= 2) {
-            sum[0] += __shfl_xor_sync(kFullMask, sum[0], d);
-            sum[1] += __shfl_xor_sync(kFullMask, sum[1], d);
-        }
-        acc[0] = xxh3_scramble(acc[0] + sum[0], keys[kXxh3ScrambleAt / 8 + 2 * (lane & 3)]);
-        acc[1] = xxh3_scramble(acc[1] + sum[1], keys[kXxh3ScrambleAt / 8 + 2 * (lane & 3) + 1]);
-        sum[0] = sum[1] = 0;
-    }
-    // WarpXxh3's lanes hold accumulator lane % 8.
-    __device__ WarpXxh3 to_warp(uint32_t lane) const {
-        const uint32_t position = lane % 8;
-        const uint64_t even = __shfl_sync(kFullMask, acc[0], position / 2), odd = __shfl_sync(kFullMask, acc[1], position / 2);
-        WarpXxh3 hash(lane);
-        hash.acc = (position & 1) ? odd : even;
-        return hash;
-    }
-};
-
-// One tile from its staging: lane l's rows r are chunks c = 32r + l of 16 bytes (elements [16/W·c,
-// 16/W·(c+1))), whose bits and packed offset come from the lane that scanned them (c / 4).
-template <uint32_t W, bool Aligned>
-__device__ __forceinline__ uint32_t tile_expand(TileSegment<W> segment, uint32_t before_lane, const uint8_t* staged, uint8_t* tile_out,
-                                                uint32_t tile, uint64_t fused_blocks, TileXxh3& hash, const uint64_t* keys, uint32_t lane) {
-    constexpr uint32_t kElements = 16 / W;
-    constexpr uint32_t kChunkBits = kElements == 32 ? 0xFFFFFFFFu : (1u << kElements) - 1;
-    const uint32_t shift = (lane & 3) * kElements;
-    uint32_t zero_packed = 0;
+__device__ __forceinline__ uint32_t tile_expand(BitmaskSegment<W> segment, uint32_t first, const uint8_t* staged, uint8_t* tile_out,
+                                                uint32_t tile, uint64_t fused_blocks, BitmaskTileHash& hash, const uint64_t* keys, uint32_t lane) {
+    uint32_t zero = 0;
 #pragma unroll
-    for (uint32_t row = 0; row < kTileRows; ++row) {
+    for (uint32_t row = 0; row < kBitmaskTileRows; ++row) {
         const uint32_t owner = 8 * row + lane / 4;
-        TileSegment<W> bits_of_owner;
-        if constexpr (W == 1)
-            bits_of_owner = __shfl_sync(kFullMask, static_cast<uint32_t>(segment), owner) |
-                            uint64_t{__shfl_sync(kFullMask, static_cast<uint32_t>(segment >> 32), owner)} << 32;
-        else bits_of_owner = __shfl_sync(kFullMask, segment, owner);
-        const uint32_t first = __shfl_sync(kFullMask, before_lane, owner) + popcount_of(bits_of_owner & ((TileSegment<W>{1} << shift) - 1));
-        const uint32_t bits = static_cast<uint32_t>(bits_of_owner >> shift) & kChunkBits;
-        const uint8_t* from = staged + first * W;
-        uint32_t word[4] = {0, 0, 0, 0};
-#pragma unroll
-        for (uint32_t e = 0; e < kElements; ++e) {
-            if ((bits >> e) & 1u) {
-                const uint64_t element = staged_element<W, Aligned>(from);
-                from += W;
-                zero_packed |= element == 0;
-                if constexpr (W == 8) {
-                    word[2 * e] = static_cast<uint32_t>(element);
-                    word[2 * e + 1] = static_cast<uint32_t>(element >> 32);
-                } else {
-                    word[e * W / 4] |= static_cast<uint32_t>(element) << (8 * ((e * W) % 4));
-                }
-            }
-        }
+        const BitmaskSegment<W> bits_of_owner = shfl_segment(segment, owner);
+        const uint32_t at = bitmask_chunk_first<W>(bits_of_owner, __shfl_sync(kFullMask, first, owner), lane);
+        uint32_t word[4];
+        zero |= bitmask_chunk_expand<W, Aligned>(bitmask_chunk_bits<W>(bits_of_owner, lane), staged + at * W, 0, word);
         *reinterpret_cast<uint4*>(tile_out + 512 * row + 16 * lane) = make_uint4(word[0], word[1], word[2], word[3]);
-        hash.add(word[0] | uint64_t{word[1]} << 32, word[2] | uint64_t{word[3]} << 32, 8 * (row & 1) + lane / 4, keys, lane);
-        if ((row & 1) == 1 && 2 * tile + row / 2 < fused_blocks) hash.end_block(keys, lane);
+        bitmask_hash_add(hash, word, row, keys, lane);
+        if ((row & 1) == 1) {
+            if (2 * tile + row / 2 < fused_blocks) {
+                uint64_t total[2] = {hash.sum[0], hash.sum[1]};
+                for (uint32_t d = 4; d < 32; d *= 2) {
+                    total[0] += __shfl_xor_sync(kFullMask, total[0], d);
+                    total[1] += __shfl_xor_sync(kFullMask, total[1], d);
+                }
+                bitmask_hash_scramble(hash, total, keys, lane);
+            }
+            hash.sum[0] = hash.sum[1] = 0;
+        }
     }
-    return zero_packed != 0 ? kFaultBitmask : kFaultNone;
+    return zero != 0 ? kFaultBitmask : kFaultNone;
 }
 
-// A bitmask block whose output is 16-byte aligned and holds at least one tile; its checksum.
+// A block that bitmask_tiles_apply takes, and its checksum.
 template <uint32_t W, bool Aligned>
 __device__ uint32_t bitmask_block(const CodecBlockJob& job, const BitmaskLayout& layout, const uint8_t* payload, WarpScratch* scratch,
                                   uint8_t* out, uint32_t lane) {
-    constexpr uint32_t kTileElements = kTileBytes / W;
-    const uint32_t tiles = layout.elements / kTileElements;
+    const uint32_t tiles = layout.elements / (kBitmaskTileBytes / W);
     const uint32_t alignment = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(payload) & 3u);
-    const uint64_t fused_blocks = job.raw_size > kXxh3ShortMax ? min(uint64_t{2} * tiles, xxh3_full_blocks(job.raw_size)) : 0;
-    if (job.raw_size > kXxh3ShortMax) derive_keys(job.checksum_seed, scratch->keys, lane);
-    TileXxh3 hash(lane);
+    const uint64_t fused_blocks = bitmask_fused_blocks(job, tiles);
+    const bool long_input = job.raw_size > kXxh3ShortMax;
+    if (long_input) derive_keys(job.checksum_seed, scratch->keys, lane);
+    BitmaskTileHash hash;
+    bitmask_hash_begin(hash, lane);
     uint32_t fault = kFaultNone;
 
-    TileSegment<W> segment = tile_segment<W>(payload, 0, alignment, lane);
-    TileSegment<W> next_segment = tiles > 1 ? tile_segment<W>(payload, 1, alignment, lane) : 0;
+    BitmaskSegment<W> segment = bitmask_tile_segment<W>(payload, 0, alignment, lane);
+    BitmaskSegment<W> next_segment = tiles > 1 ? bitmask_tile_segment<W>(payload, 1, alignment, lane) : 0;
     uint32_t count = 0;
-    uint32_t before_lane = scan_segments(segment, lane, &count);
+    uint32_t first = scan_segments(segment, lane, &count);
     uint32_t before = 0;  // the tile's first packed element
     uint32_t offset = tile_copy<W>(payload, job, layout, 0, count, scratch->tile[0], lane);
     asm volatile("cp.async.commit_group;" ::: "memory");
     for (uint32_t t = 0; t < tiles; ++t) {
-        uint32_t next_count = 0, next_before_lane = 0, next_offset = 0;
-        TileSegment<W> after = 0;
+        uint32_t next_count = 0, next_first = 0, next_offset = 0;
+        BitmaskSegment<W> after = 0;
         if (t + 1 < tiles) {
-            next_before_lane = scan_segments(next_segment, lane, &next_count);
+            next_first = scan_segments(next_segment, lane, &next_count);
             next_offset = tile_copy<W>(payload, job, layout, before + count, next_count, scratch->tile[(t + 1) & 1], lane);
         }
         asm volatile("cp.async.commit_group;" ::: "memory");
-        if (t + 2 < tiles) after = tile_segment<W>(payload, t + 2, alignment, lane);
+        if (t + 2 < tiles) after = bitmask_tile_segment<W>(payload, t + 2, alignment, lane);
         asm volatile("cp.async.wait_group 1;" ::: "memory");
         __syncwarp();  // every lane's copies of tile t have landed
         const auto* staged = reinterpret_cast<const uint8_t*>(scratch->tile[t & 1]) + offset;
-        fault |= tile_expand<W, Aligned>(segment, before_lane, staged, out + uint64_t{t} * kTileBytes, t, fused_blocks, hash, scratch->keys, lane);
+        fault |= tile_expand<W, Aligned>(segment, first, staged, out + uint64_t{t} * kBitmaskTileBytes, t, fused_blocks, hash, scratch->keys, lane);
         __syncwarp();  // the staging of tile t is free for tile t + 2
         before += count;
         segment = next_segment;
         next_segment = after;
         count = next_count;
-        before_lane = next_before_lane;
+        first = next_first;
         offset = next_offset;
     }
     asm volatile("cp.async.wait_all;" ::: "memory");
@@ -385,28 +297,29 @@ __device__ uint32_t bitmask_block(const CodecBlockJob& job, const BitmaskLayout&
     fault = __reduce_or_sync(kFullMask, fault);
     if (fault != kFaultNone) return fault;
     __syncwarp();  // the lanes' writes are visible to the whole warp before it hashes the rest
-    const uint64_t checksum = job.raw_size > kXxh3ShortMax ? hash.to_warp(lane).finish(out, job.raw_size, fused_blocks, scratch->keys, lane)
-                                                           : xxh3_short(out, job.raw_size, job.checksum_seed);
-    return checksum == job.checksum ? kFaultNone : kFaultChecksum;
+    if (!long_input) return xxh3_short(out, job.raw_size, job.checksum_seed) == job.checksum ? kFaultNone : kFaultChecksum;
+    // WarpXxh3's lane l holds accumulator l % 8, which lane (l % 8) / 2 has.
+    const uint32_t position = lane % 8;
+    const uint64_t even = __shfl_sync(kFullMask, hash.acc[0], position / 2), odd = __shfl_sync(kFullMask, hash.acc[1], position / 2);
+    WarpXxh3 rest(lane);
+    rest.acc = (position & 1) ? odd : even;
+    return rest.finish(out, job.raw_size, fused_blocks, scratch->keys, lane) == job.checksum ? kFaultNone : kFaultChecksum;
 }
 
 template <uint32_t W>
-__device__ uint32_t bitmask_block_aligned_or_not(const CodecBlockJob& job, const BitmaskLayout& layout, const uint8_t* payload, WarpScratch* scratch,
-                                                 uint8_t* out, uint32_t lane) {
+__device__ __forceinline__ uint32_t bitmask_block_any_alignment(const CodecBlockJob& job, const BitmaskLayout& layout, const uint8_t* payload,
+                                                                WarpScratch* scratch, uint8_t* out, uint32_t lane) {
     const bool aligned = ((reinterpret_cast<uintptr_t>(payload) + layout.packed) % W) == 0;
     return aligned ? bitmask_block<W, true>(job, layout, payload, scratch, out, lane) : bitmask_block<W, false>(job, layout, payload, scratch, out, lane);
 }
 
-// Whether the tiled decoder takes the block (-1: the lane function does), else its faults.
-__device__ __forceinline__ int32_t bitmask_tiled(const CodecBlockJob& job, const BitmaskLayout& layout, const uint8_t* payload, WarpScratch* scratch, uint8_t* out,
-                                 uint32_t lane) {
-    if ((reinterpret_cast<uintptr_t>(out) & 15u) != 0 || job.raw_size < kTileBytes) return -1;
+__device__ __forceinline__ uint32_t bitmask_tiles(const CodecBlockJob& job, const BitmaskLayout& layout, const uint8_t* payload, WarpScratch* scratch,
+                                                  uint8_t* out, uint32_t lane) {
     switch (job.element_width) {
-        case 1: return static_cast<int32_t>(bitmask_block_aligned_or_not<1>(job, layout, payload, scratch, out, lane));
-        case 2: return static_cast<int32_t>(bitmask_block_aligned_or_not<2>(job, layout, payload, scratch, out, lane));
-        case 4: return static_cast<int32_t>(bitmask_block_aligned_or_not<4>(job, layout, payload, scratch, out, lane));
-        case 8: return static_cast<int32_t>(bitmask_block_aligned_or_not<8>(job, layout, payload, scratch, out, lane));
-        default: return -1;
+        case 1: return bitmask_block_any_alignment<1>(job, layout, payload, scratch, out, lane);
+        case 2: return bitmask_block_any_alignment<2>(job, layout, payload, scratch, out, lane);
+        case 4: return bitmask_block_any_alignment<4>(job, layout, payload, scratch, out, lane);
+        default: return bitmask_block_any_alignment<8>(job, layout, payload, scratch, out, lane);
     }
 }
 
@@ -428,11 +341,8 @@ __device__ __forceinline__ uint32_t decode_block(uint8_t* output, const CodecBlo
         case kCodecBitmask: {
             BitmaskLayout layout{};
             fault = bitmask_layout(payload, job, &layout);
-            if (fault == kFaultNone) {
-                const int32_t tiled = bitmask_tiled(job, layout, payload, scratch, out, lane);
-                if (tiled >= 0) return static_cast<uint32_t>(tiled);
-                fault = bitmask_decode_lane_any(lane, job, layout, payload, out);
-            }
+            if (fault == kFaultNone && bitmask_tiles_apply(job, out)) return bitmask_tiles(job, layout, payload, scratch, out, lane);
+            if (fault == kFaultNone) fault = bitmask_decode_lane_any(lane, job, layout, payload, out);
             break;
         }
         case kCodecFloat: {
