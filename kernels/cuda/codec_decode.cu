@@ -258,8 +258,7 @@ __device__ uint32_t bitmask_block(const CodecBlockJob& job, const BitmaskLayout&
     const uint32_t tiles = layout.elements / (kBitmaskTileBytes / W);
     const uint32_t alignment = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(payload) & 3u);
     const uint64_t fused_blocks = bitmask_fused_blocks(job, tiles);
-    const bool long_input = job.raw_size > kXxh3ShortMax;
-    if (long_input) derive_keys(job.checksum_seed, scratch->keys, lane);
+    derive_keys(job.checksum_seed, scratch->keys, lane);  // a tile is longer than xxh3's short inputs
     BitmaskTileHash hash;
     bitmask_hash_begin(hash, lane);
     uint32_t fault = kFaultNone;
@@ -297,7 +296,6 @@ __device__ uint32_t bitmask_block(const CodecBlockJob& job, const BitmaskLayout&
     fault = __reduce_or_sync(kFullMask, fault);
     if (fault != kFaultNone) return fault;
     __syncwarp();  // the lanes' writes are visible to the whole warp before it hashes the rest
-    if (!long_input) return xxh3_short(out, job.raw_size, job.checksum_seed) == job.checksum ? kFaultNone : kFaultChecksum;
     // WarpXxh3's lane l holds accumulator l % 8, which lane (l % 8) / 2 has.
     const uint32_t position = lane % 8;
     const uint64_t even = __shfl_sync(kFullMask, hash.acc[0], position / 2), odd = __shfl_sync(kFullMask, hash.acc[1], position / 2);
