@@ -102,12 +102,14 @@ GREY_FN uint32_t bitmask_layout(const uint8_t* payload, const CodecBlockJob& job
 
 // Lane l writes elements 32k + l: word k of the mask is read by every lane, and the packed index of a
 // set bit is the popcount of the words before (which every lane sums alike) and of the bits below it.
+// The GPU's tiled decoder (kernels/cuda/codec_decode.cu) decodes whole tiles itself and leaves the rest
+// of the block here: `first_word` is where it stopped and `before` the set bits of the words before.
 template <uint32_t W>
-GREY_FN uint32_t bitmask_decode_lane(uint32_t lane, const CodecBlockJob& job, const BitmaskLayout& layout, const uint8_t* payload, uint8_t* out) {
+GREY_FN uint32_t bitmask_decode_lane(uint32_t lane, const CodecBlockJob& job, const BitmaskLayout& layout, const uint8_t* payload, uint8_t* out,
+                                     uint32_t first_word = 0, uint32_t before = 0) {
     uint32_t fault = kFaultNone;
-    uint32_t before = 0;
     const uint8_t* packed = payload + layout.packed;
-    for (uint32_t k = 0; k < layout.words; ++k) {
+    for (uint32_t k = first_word; k < layout.words; ++k) {
         const uint32_t word = xxh_read32(payload + 8 + 4 * k);
         const uint32_t valid = layout.elements - 32 * k < 32 ? layout.elements - 32 * k : 32;
         if (valid < 32 && (word >> valid) != 0) fault |= kFaultBitmask;
@@ -145,6 +147,234 @@ GREY_FN uint32_t bitmask_decode_lane_any(uint32_t lane, const CodecBlockJob& job
         default: return kFaultLayout;
     }
 }
+
+// ---- bitmask + pack in tiles (the GPU's decoder of blocks of 2 KiB and more)
+//
+// A tile is 2 KiB of output: four rows of 512 bytes, 16 bytes a lane a row. Lane l scans the mask bits
+// of the tile's elements [64/W·l, 64/W·(l+1)) (its segment: the bits of chunks 4l..4l+3); the warp's
+// exclusive scan of the segments' popcounts gives each lane the packed index of its segment's first
+// element. Chunk c = 32·row + l (16 bytes, elements [16/W·c, 16/W·(c+1))) takes its bits and first
+// index from segment c / 4. The tile's packed elements are one contiguous range, which the kernel
+// copies into shared memory a tile ahead; each lane writes a chunk as one 16-byte store and adds it to
+// the block checksum (BitmaskTileHash) while it is in registers. What the whole tiles leave goes
+// through bitmask_decode_lane. decode_block_by_lanes runs the same functions a lane at a time.
+
+inline constexpr uint32_t kBitmaskTileBytes = 2048;
+inline constexpr uint32_t kBitmaskTileRows = kBitmaskTileBytes / 512;
+
+// A lane's segment: 64/W bits (a u64 for 1-byte elements).
+template <uint32_t W>
+struct BitmaskSegmentOf {
+    using type = uint32_t;
+};
+template <>
+struct BitmaskSegmentOf<1> {
+    using type = uint64_t;
+};
+template <uint32_t W>
+using BitmaskSegment = typename BitmaskSegmentOf<W>::type;
+
+GREY_FN_FORCE uint32_t popcount_bits(uint32_t x) { return popcount32(x); }
+GREY_FN_FORCE uint32_t popcount_bits(uint64_t x) { return popcount32(static_cast<uint32_t>(x)) + popcount32(static_cast<uint32_t>(x >> 32)); }
+
+// Whether a block takes the tiles: output aligned for 16-byte stores and at least one whole tile.
+GREY_FN_FORCE bool bitmask_tiles_apply(const CodecBlockJob& job, const uint8_t* out) {
+    const uint32_t w = job.element_width;
+    return (reinterpret_cast<uintptr_t>(out) & 15u) == 0 && job.raw_size >= kBitmaskTileBytes && (w == 1 || w == 2 || w == 4 || w == 8);
+}
+
+// Mask word k; `alignment` is the payload's address mod 4 (the device reads the word in one load when 0).
+GREY_FN_FORCE uint32_t bitmask_mask_word(const uint8_t* payload, uint32_t k, uint32_t alignment) {
+    const uint8_t* p = payload + 8 + 4 * k;
+#if defined(__CUDA_ARCH__)
+    if (alignment == 0) return __ldg(reinterpret_cast<const unsigned int*>(p));
+    if (alignment == 2)
+        return __ldg(reinterpret_cast<const unsigned short*>(p)) | static_cast<uint32_t>(__ldg(reinterpret_cast<const unsigned short*>(p + 2))) << 16;
+    return __ldg(p) | static_cast<uint32_t>(__ldg(p + 1)) << 8 | static_cast<uint32_t>(__ldg(p + 2)) << 16 | static_cast<uint32_t>(__ldg(p + 3)) << 24;
+#else
+    (void)alignment;
+    return xxh_read32(p);
+#endif
+}
+
+template <uint32_t W>
+GREY_FN_FORCE BitmaskSegment<W> bitmask_tile_segment(const uint8_t* payload, uint32_t tile, uint32_t alignment, uint32_t lane) {
+    const uint32_t first = tile * (64 / W);  // the tile's first mask word
+    if constexpr (W == 1)
+        return bitmask_mask_word(payload, first + 2 * lane, alignment) | uint64_t{bitmask_mask_word(payload, first + 2 * lane + 1, alignment)} << 32;
+    else if constexpr (W == 2) return bitmask_mask_word(payload, first + lane, alignment);
+    else if constexpr (W == 4) return (bitmask_mask_word(payload, first + lane / 2, alignment) >> (16 * (lane & 1))) & 0xFFFFu;
+    else return (bitmask_mask_word(payload, first + lane / 4, alignment) >> (8 * (lane & 3))) & 0xFFu;
+}
+
+// The lane's chunk of a row: segment 8·row + l/4 (`owner`, scanned by that lane, with `owner_first`, the
+// packed index of its first element within the tile). Its bits, and the index of its first element.
+template <uint32_t W>
+GREY_FN_FORCE uint32_t bitmask_chunk_bits(BitmaskSegment<W> owner, uint32_t lane) {
+    constexpr uint32_t kElements = 16 / W;
+    return static_cast<uint32_t>(owner >> ((lane & 3) * kElements)) & ((1u << kElements) - 1);
+}
+template <uint32_t W>
+GREY_FN_FORCE uint32_t bitmask_chunk_first(BitmaskSegment<W> owner, uint32_t owner_first, uint32_t lane) {
+    return owner_first + popcount_bits(owner & ((BitmaskSegment<W>{1} << ((lane & 3) * (16 / W))) - 1));
+}
+
+// The tile's packed elements [first, first + count) as offsets from the payload, cut at the K stored
+// (a count past them is a fault, which bitmask_decode_lane's final check reports).
+GREY_FN_FORCE void bitmask_tile_range(const BitmaskLayout& layout, uint32_t width, uint32_t first, uint32_t count, uint32_t* low, uint32_t* high) {
+    const uint32_t from = first < layout.nonzero ? first : layout.nonzero;
+    const uint32_t to = count < layout.nonzero - from ? from + count : layout.nonzero;
+    *low = layout.packed + from * width;
+    *high = layout.packed + to * width;
+}
+
+// A chunk's 16 bytes as four words: set bit e takes the next element from `from` (W-aligned when
+// `Aligned`), a clear one leaves zeros. Returns whether a taken element is zero (a fault). `available`:
+// the bytes that may be read from `from` (the host, reading the payload in place, stops there; the
+// kernel reads its staging, which always has room).
+template <uint32_t W, bool Aligned>
+GREY_FN_FORCE uint32_t bitmask_chunk_expand(uint32_t bits, const uint8_t* from, uint32_t available, uint32_t word[4]) {
+    constexpr uint32_t kElements = 16 / W;
+    uint32_t zero = 0;
+    for (uint32_t q = 0; q < 4; ++q) word[q] = 0;
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+    for (uint32_t e = 0; e < kElements; ++e) {
+        if ((bits >> e) & 1u) {
+            uint64_t element = 0;
+#if defined(__CUDA_ARCH__)
+            (void)available;
+            if constexpr (Aligned && W == 1) element = *from;
+            else if constexpr (Aligned && W == 2) element = *reinterpret_cast<const uint16_t*>(from);
+            else if constexpr (Aligned && W == 4) element = *reinterpret_cast<const uint32_t*>(from);
+            else if constexpr (Aligned && W == 8) element = *reinterpret_cast<const uint64_t*>(from);
+            else
+                for (uint32_t b = 0; b < W; ++b) element |= uint64_t{from[b]} << (8 * b);
+#else
+            if (available >= W) {
+                for (uint32_t b = 0; b < W; ++b) element |= uint64_t{from[b]} << (8 * b);
+                available -= W;
+                from += W;
+            }
+#endif
+#if defined(__CUDA_ARCH__)
+            from += W;
+#endif
+            zero |= element == 0;
+            if constexpr (W == 8) {
+                word[2 * e] = static_cast<uint32_t>(element);
+                word[2 * e + 1] = static_cast<uint32_t>(element >> 32);
+            } else {
+                word[e * W / 4] |= static_cast<uint32_t>(element) << (8 * ((e * W) % 4));
+            }
+        }
+    }
+    return zero;
+}
+
+// The checksum's share of a lane. Its 16 bytes of a row are words 2j and 2j + 1 (j = lane % 4) of
+// stripe 8·(row % 2) + lane / 4 of the row's 1 KiB block, so the lane adds to accumulators 2j and
+// 2j + 1 both the products and the words (a word adds itself to its neighbour's accumulator); at each
+// 1 KiB block's end the eight lanes of the same j add up their sums (`total`) before the scramble, after
+// which each of them holds accumulators 2j and 2j + 1.
+struct BitmaskTileHash {
+    uint64_t acc[2];
+    uint64_t sum[2];
+};
+
+GREY_FN_FORCE void bitmask_hash_begin(BitmaskTileHash& h, uint32_t lane) {
+    h.acc[0] = xxh3_initial_accumulator(2 * (lane & 3));
+    h.acc[1] = xxh3_initial_accumulator(2 * (lane & 3) + 1);
+    h.sum[0] = h.sum[1] = 0;
+}
+GREY_FN_FORCE void bitmask_hash_add(BitmaskTileHash& h, const uint32_t word[4], uint32_t row, const uint64_t* keys, uint32_t lane) {
+    const uint64_t low = word[0] | uint64_t{word[1]} << 32, high = word[2] | uint64_t{word[3]} << 32;
+    const uint32_t key = 8 * (row & 1) + lane / 4 + 2 * (lane & 3);
+    h.sum[0] += xxh3_word_product(low, keys[key]) + high;
+    h.sum[1] += xxh3_word_product(high, keys[key + 1]) + low;
+}
+GREY_FN_FORCE void bitmask_hash_scramble(BitmaskTileHash& h, const uint64_t total[2], const uint64_t* keys, uint32_t lane) {
+    h.acc[0] = xxh3_scramble(h.acc[0] + total[0], keys[kXxh3ScrambleAt / 8 + 2 * (lane & 3)]);
+    h.acc[1] = xxh3_scramble(h.acc[1] + total[1], keys[kXxh3ScrambleAt / 8 + 2 * (lane & 3) + 1]);
+    h.sum[0] = h.sum[1] = 0;
+}
+
+// The 1 KiB blocks of the checksum the tiles cover (the rest is read back from the output).
+GREY_FN_FORCE uint64_t bitmask_fused_blocks(const CodecBlockJob& job, uint32_t tiles) {
+    if (job.raw_size <= kXxh3ShortMax) return 0;
+    const uint64_t covered = uint64_t{2} * tiles, blocks = xxh3_full_blocks(job.raw_size);
+    return covered < blocks ? covered : blocks;
+}
+
+#if !defined(__CUDA_ARCH__)
+// The tiles of a bitmask block a lane at a time, as the kernel runs them (the shuffles become arrays),
+// reading the packed elements in place; then the rest by bitmask_decode_lane and the checksum from the
+// tiles' accumulators. Returns the block's faults (the checksum's included).
+template <uint32_t W>
+uint32_t bitmask_tiles_by_lanes(const CodecBlockJob& job, const BitmaskLayout& layout, const uint8_t* payload, uint8_t* out) {
+    constexpr uint32_t kTileElements = kBitmaskTileBytes / W;
+    const uint32_t tiles = layout.elements / kTileElements;
+    const uint64_t fused = bitmask_fused_blocks(job, tiles);
+    uint8_t secret[kXxh3SecretSize];
+    xxh3_derive_secret(job.checksum_seed, secret);
+    uint64_t keys[kXxh3SecretSize / 8];
+    for (uint32_t i = 0; i < kXxh3SecretSize / 8; ++i) keys[i] = xxh_read64(secret + 8 * i);
+    BitmaskTileHash hash[kCodecLanes];
+    for (uint32_t lane = 0; lane < kCodecLanes; ++lane) bitmask_hash_begin(hash[lane], lane);
+    const uint32_t alignment = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(payload) & 3u);
+    uint32_t fault = kFaultNone, before = 0;
+    for (uint32_t t = 0; t < tiles; ++t) {
+        BitmaskSegment<W> segment[kCodecLanes];
+        uint32_t first[kCodecLanes], count = 0;
+        for (uint32_t lane = 0; lane < kCodecLanes; ++lane) {
+            segment[lane] = bitmask_tile_segment<W>(payload, t, alignment, lane);
+            first[lane] = count;
+            count += popcount_bits(segment[lane]);
+        }
+        uint32_t low = 0, high = 0;
+        bitmask_tile_range(layout, W, before, count, &low, &high);
+        for (uint32_t row = 0; row < kBitmaskTileRows; ++row) {
+            for (uint32_t lane = 0; lane < kCodecLanes; ++lane) {
+                const uint32_t owner = 8 * row + lane / 4;
+                const uint32_t bits = bitmask_chunk_bits<W>(segment[owner], lane);
+                const uint32_t at = bitmask_chunk_first<W>(segment[owner], first[owner], lane);
+                uint32_t word[4];
+                const uint32_t from = low + at * W, available = from < high ? high - from : 0;
+                fault |= bitmask_chunk_expand<W, false>(bits, payload + (from < high ? from : high), available, word) ? kFaultBitmask : kFaultNone;
+                for (uint32_t q = 0; q < 4; ++q)
+                    for (uint32_t b = 0; b < 4; ++b)
+                        out[uint64_t{t} * kBitmaskTileBytes + 512 * row + 16 * lane + 4 * q + b] = static_cast<uint8_t>(word[q] >> (8 * b));
+                bitmask_hash_add(hash[lane], word, row, keys, lane);
+            }
+            if ((row & 1) == 1) {
+                const bool hashed = 2 * t + row / 2 < fused;
+                uint64_t total[4][2] = {};
+                for (uint32_t lane = 0; lane < kCodecLanes; ++lane) {
+                    total[lane & 3][0] += hash[lane].sum[0];
+                    total[lane & 3][1] += hash[lane].sum[1];
+                }
+                for (uint32_t lane = 0; lane < kCodecLanes; ++lane) {
+                    if (hashed) bitmask_hash_scramble(hash[lane], total[lane & 3], keys, lane);
+                    hash[lane].sum[0] = hash[lane].sum[1] = 0;
+                }
+            }
+        }
+        before += count;
+    }
+    for (uint32_t lane = 0; lane < kCodecLanes; ++lane) fault |= bitmask_decode_lane<W>(lane, job, layout, payload, out, tiles * (64 / W), before);
+    if (fault != kFaultNone) return fault;
+    uint64_t checksum = 0;
+    if (job.raw_size <= kXxh3ShortMax) {
+        checksum = xxh3_short(out, job.raw_size, job.checksum_seed);
+    } else {
+        uint64_t acc[8];
+        for (uint32_t i = 0; i < 8; ++i) acc[i] = hash[i / 2].acc[i % 2];  // lane i / 2 holds accumulators i & ~1 and i | 1
+        checksum = xxh3_long_from(acc, out, job.raw_size, fused, secret);
+    }
+    return checksum == job.checksum ? kFaultNone : kFaultChecksum;
+}
+#endif
 
 // ---- split float: rANS-coded symbols in 32 lanes, remainders raw
 
@@ -508,6 +738,14 @@ inline uint32_t decode_block_by_lanes(const uint8_t* container, uint8_t* output,
         case kCodecBitmask: {
             BitmaskLayout layout{};
             fault = bitmask_layout(payload, job, &layout);
+            if (fault == kFaultNone && bitmask_tiles_apply(job, out)) {
+                switch (job.element_width) {  // the checksum is the tiles' own: it returns
+                    case 1: return bitmask_tiles_by_lanes<1>(job, layout, payload, out);
+                    case 2: return bitmask_tiles_by_lanes<2>(job, layout, payload, out);
+                    case 4: return bitmask_tiles_by_lanes<4>(job, layout, payload, out);
+                    default: return bitmask_tiles_by_lanes<8>(job, layout, payload, out);
+                }
+            }
             for (uint32_t lane = 0; fault == kFaultNone && lane < kCodecLanes; ++lane)
                 fault |= bitmask_decode_lane_any(lane, job, layout, payload, out);
             break;

@@ -211,12 +211,11 @@ GREY_FN_FORCE uint64_t xxh3_tail_stripes(uint64_t len) {
     return ((len - 1) - kXxh3BlockBytes * xxh3_full_blocks(len)) / kXxh3StripeBytes;
 }
 
-// Inputs longer than 240 bytes, with a secret from xxh3_derive_secret.
-GREY_FN uint64_t xxh3_long(const uint8_t* input, uint64_t len, const uint8_t* secret) {
-    uint64_t acc[8];
-    for (uint32_t i = 0; i < 8; ++i) acc[i] = xxh3_initial_accumulator(i);
+// The rest of a long input from accumulators that already hold its first `from_block` 1 KiB blocks
+// (a decoder that hashed those while it wrote them).
+GREY_FN uint64_t xxh3_long_from(uint64_t* acc, const uint8_t* input, uint64_t len, uint64_t from_block, const uint8_t* secret) {
     const uint64_t blocks = xxh3_full_blocks(len);
-    for (uint64_t b = 0; b < blocks; ++b) {
+    for (uint64_t b = from_block; b < blocks; ++b) {
         for (uint32_t s = 0; s < kXxh3BlockStripes; ++s)
             xxh3_stripe(acc, input + b * kXxh3BlockBytes + s * kXxh3StripeBytes, secret + 8 * s);
         for (uint32_t i = 0; i < 8; ++i) acc[i] = xxh3_scramble(acc[i], xxh_read64(secret + kXxh3ScrambleAt + 8 * i));
@@ -225,6 +224,12 @@ GREY_FN uint64_t xxh3_long(const uint8_t* input, uint64_t len, const uint8_t* se
     for (uint64_t s = 0; s < stripes; ++s) xxh3_stripe(acc, input + blocks * kXxh3BlockBytes + s * kXxh3StripeBytes, secret + 8 * s);
     xxh3_stripe(acc, input + len - kXxh3StripeBytes, secret + kXxh3LastStripeAt);
     return xxh3_merge(acc, secret, len);
+}
+// Inputs longer than 240 bytes, with a secret from xxh3_derive_secret.
+GREY_FN uint64_t xxh3_long(const uint8_t* input, uint64_t len, const uint8_t* secret) {
+    uint64_t acc[8];
+    for (uint32_t i = 0; i < 8; ++i) acc[i] = xxh3_initial_accumulator(i);
+    return xxh3_long_from(acc, input, len, 0, secret);
 }
 
 // XXH3_64bits_withSeed(input, len, seed).

@@ -1,7 +1,8 @@
 // The LT-Block container on the GPU: decoding blocks (raw, zero, fill, bitmask, float) with their
 // checksums checked, and the deduplication hash of a buffer's blocks. One warp per block; the decoders
-// are common/codec_decode.hpp's lane functions, the hash is common/xxh3.hpp's long path with the stripes
-// of each 1 KiB block shared among the lanes. Compiled into a fatbin like grey_kernels.cu.
+// are common/codec_decode.hpp's lane functions (bitmask blocks: in 2 KiB tiles here, the lane function
+// taking what the tiles leave), the hash is common/xxh3.hpp's long path with the stripes of each 1 KiB
+// block shared among the lanes. Compiled into a fatbin like grey_kernels.cu.
 
 #include "common/codec_decode.hpp"
 #include "common/xxh3.hpp"
@@ -18,8 +19,15 @@ constexpr uint32_t kFullMask = 0xFFFFFFFFu;
 constexpr uint32_t kDecodeWarpsPerBlock = 1;
 constexpr uint32_t kHashWarpsPerBlock = 4;
 
+// A bitmask tile's packed elements (at most 2 KiB) go into one of two staging buffers, 16-byte aligned
+// as in global memory (up to 15 bytes before the tile's first packed byte).
+constexpr uint32_t kTileStagingVectors = (kBitmaskTileBytes + 15) / 16 + 1;
+
 struct WarpScratch {
-    RansWorkspace rans;
+    union {
+        RansWorkspace rans;
+        uint4 tile[2][kTileStagingVectors];
+    };
     uint64_t keys[kXxh3SecretSize / 8];  // the checksum's secret for the block's seed, as aligned words
 };
 
@@ -134,7 +142,7 @@ __device__ uint32_t float_block(const CodecBlockJob& job, const FloatLayout& lay
 }
 
 template <bool Aligned>
-__device__ uint32_t float_block_any(const CodecBlockJob& job, const FloatLayout& layout, const uint8_t* payload, WarpScratch* scratch,
+__device__ __forceinline__ uint32_t float_block_any(const CodecBlockJob& job, const FloatLayout& layout, const uint8_t* payload, WarpScratch* scratch,
                                     uint8_t* out, uint32_t lane) {
     switch (job.element_width) {
         case 2: return float_block<2, Aligned>(job, layout, payload, scratch, out, lane);
@@ -163,8 +171,158 @@ __device__ void raw_or_zero_lane(const CodecBlockJob& job, const uint8_t* payloa
     else constant_decode_lane(lane, job, payload, out);
 }
 
+// ---- bitmask blocks in tiles (common/codec_decode.hpp says what a tile is)
+//
+// bitmask_decode_lane writes W bytes a lane a store (2 for bf16) and at every mask word waits on that
+// word and then on the packed elements it points to, and the checksum is a second pass over the block.
+// Here the warp scans a tile's mask in 5 shuffles, the tile's packed range is copied into shared memory
+// by cp.async while the warp expands the tile before it, the output goes out as 16-byte stores and
+// into the checksum from registers, and the masks are read two tiles ahead.
+
+template <typename T>
+__device__ __forceinline__ T shfl_segment(T segment, uint32_t from) {
+    if constexpr (sizeof(T) == 8)
+        return __shfl_sync(kFullMask, static_cast<uint32_t>(segment), from) |
+               uint64_t{__shfl_sync(kFullMask, static_cast<uint32_t>(segment >> 32), from)} << 32;
+    else return __shfl_sync(kFullMask, segment, from);
+}
+
+// The popcounts of the lanes' segments before this lane's, and of all of them.
+template <typename T>
+__device__ __forceinline__ uint32_t scan_segments(T segment, uint32_t lane, uint32_t* total) {
+    const uint32_t count = popcount_bits(segment);
+    uint32_t inclusive = count;
+    for (uint32_t d = 1; d < 32; d *= 2) {
+        const uint32_t below = __shfl_up_sync(kFullMask, inclusive, d);
+        if (lane >= d) inclusive += below;
+    }
+    *total = __shfl_sync(kFullMask, inclusive, 31);
+    return inclusive - count;
+}
+
+// Queues the copy of a tile's packed elements [first, first + count) into `staging`: the 16-byte
+// vectors that hold them, the last one cut at the payload's end (cp.async fills the rest with zeros), so
+// no byte outside the payload is read. Returns the offset of the first element's byte in `staging`.
+template <uint32_t W>
+__device__ __forceinline__ uint32_t tile_copy(const uint8_t* payload, const CodecBlockJob& job, const BitmaskLayout& layout, uint32_t first,
+                                              uint32_t count, uint4* staging, uint32_t lane) {
+    uint32_t low_offset = 0, high_offset = 0;
+    bitmask_tile_range(layout, W, first, count, &low_offset, &high_offset);
+    const uintptr_t low = reinterpret_cast<uintptr_t>(payload) + low_offset, high = reinterpret_cast<uintptr_t>(payload) + high_offset;
+    const uintptr_t end = reinterpret_cast<uintptr_t>(payload) + job.stored_size;
+    const uintptr_t base = low & ~uintptr_t{15};  // at or after the payload's start: the mask comes first
+    const uint32_t vectors = static_cast<uint32_t>((high - base + 15) / 16);
+    const uint32_t to_shared = static_cast<uint32_t>(__cvta_generic_to_shared(staging));
+    const uint64_t to_global = static_cast<uint64_t>(__cvta_generic_to_global(reinterpret_cast<const void*>(base))) - base;
+    for (uint32_t v = lane; v < vectors; v += 32) {
+        const uintptr_t at = base + 16 * v;
+        const uint32_t bytes = end - at < 16 ? static_cast<uint32_t>(end - at) : 16;
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(to_shared + 16 * v), "l"(to_global + at), "r"(bytes) : "memory");
+    }
+    return static_cast<uint32_t>(low - base);
+}
+
+// One tile from its staging: the lane's four chunks, each as one 16-byte store and into the checksum.
+template <uint32_t W, bool Aligned>
+__device__ __forceinline__ uint32_t tile_expand(BitmaskSegment<W> segment, uint32_t first, const uint8_t* staged, uint8_t* tile_out,
+                                                uint32_t tile, uint64_t fused_blocks, BitmaskTileHash& hash, const uint64_t* keys, uint32_t lane) {
+    uint32_t zero = 0;
+#pragma unroll
+    for (uint32_t row = 0; row < kBitmaskTileRows; ++row) {
+        const uint32_t owner = 8 * row + lane / 4;
+        const BitmaskSegment<W> bits_of_owner = shfl_segment(segment, owner);
+        const uint32_t at = bitmask_chunk_first<W>(bits_of_owner, __shfl_sync(kFullMask, first, owner), lane);
+        uint32_t word[4];
+        zero |= bitmask_chunk_expand<W, Aligned>(bitmask_chunk_bits<W>(bits_of_owner, lane), staged + at * W, 0, word);
+        *reinterpret_cast<uint4*>(tile_out + 512 * row + 16 * lane) = make_uint4(word[0], word[1], word[2], word[3]);
+        bitmask_hash_add(hash, word, row, keys, lane);
+        if ((row & 1) == 1) {
+            if (2 * tile + row / 2 < fused_blocks) {
+                uint64_t total[2] = {hash.sum[0], hash.sum[1]};
+                for (uint32_t d = 4; d < 32; d *= 2) {
+                    total[0] += __shfl_xor_sync(kFullMask, total[0], d);
+                    total[1] += __shfl_xor_sync(kFullMask, total[1], d);
+                }
+                bitmask_hash_scramble(hash, total, keys, lane);
+            }
+            hash.sum[0] = hash.sum[1] = 0;
+        }
+    }
+    return zero != 0 ? kFaultBitmask : kFaultNone;
+}
+
+// A block that bitmask_tiles_apply takes, and its checksum.
+template <uint32_t W, bool Aligned>
+__device__ uint32_t bitmask_block(const CodecBlockJob& job, const BitmaskLayout& layout, const uint8_t* payload, WarpScratch* scratch,
+                                  uint8_t* out, uint32_t lane) {
+    const uint32_t tiles = layout.elements / (kBitmaskTileBytes / W);
+    const uint32_t alignment = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(payload) & 3u);
+    const uint64_t fused_blocks = bitmask_fused_blocks(job, tiles);
+    derive_keys(job.checksum_seed, scratch->keys, lane);  // a tile is longer than xxh3's short inputs
+    BitmaskTileHash hash;
+    bitmask_hash_begin(hash, lane);
+    uint32_t fault = kFaultNone;
+
+    BitmaskSegment<W> segment = bitmask_tile_segment<W>(payload, 0, alignment, lane);
+    BitmaskSegment<W> next_segment = tiles > 1 ? bitmask_tile_segment<W>(payload, 1, alignment, lane) : 0;
+    uint32_t count = 0;
+    uint32_t first = scan_segments(segment, lane, &count);
+    uint32_t before = 0;  // the tile's first packed element
+    uint32_t offset = tile_copy<W>(payload, job, layout, 0, count, scratch->tile[0], lane);
+    asm volatile("cp.async.commit_group;" ::: "memory");
+    for (uint32_t t = 0; t < tiles; ++t) {
+        uint32_t next_count = 0, next_first = 0, next_offset = 0;
+        BitmaskSegment<W> after = 0;
+        if (t + 1 < tiles) {
+            next_first = scan_segments(next_segment, lane, &next_count);
+            next_offset = tile_copy<W>(payload, job, layout, before + count, next_count, scratch->tile[(t + 1) & 1], lane);
+        }
+        asm volatile("cp.async.commit_group;" ::: "memory");
+        if (t + 2 < tiles) after = bitmask_tile_segment<W>(payload, t + 2, alignment, lane);
+        asm volatile("cp.async.wait_group 1;" ::: "memory");
+        __syncwarp();  // every lane's copies of tile t have landed
+        const auto* staged = reinterpret_cast<const uint8_t*>(scratch->tile[t & 1]) + offset;
+        fault |= tile_expand<W, Aligned>(segment, first, staged, out + uint64_t{t} * kBitmaskTileBytes, t, fused_blocks, hash, scratch->keys, lane);
+        __syncwarp();  // the staging of tile t is free for tile t + 2
+        before += count;
+        segment = next_segment;
+        next_segment = after;
+        count = next_count;
+        first = next_first;
+        offset = next_offset;
+    }
+    asm volatile("cp.async.wait_all;" ::: "memory");
+    fault |= bitmask_decode_lane<W>(lane, job, layout, payload, out, tiles * (64 / W), before);
+    fault = __reduce_or_sync(kFullMask, fault);
+    if (fault != kFaultNone) return fault;
+    __syncwarp();  // the lanes' writes are visible to the whole warp before it hashes the rest
+    // WarpXxh3's lane l holds accumulator l % 8, which lane (l % 8) / 2 has.
+    const uint32_t position = lane % 8;
+    const uint64_t even = __shfl_sync(kFullMask, hash.acc[0], position / 2), odd = __shfl_sync(kFullMask, hash.acc[1], position / 2);
+    WarpXxh3 rest(lane);
+    rest.acc = (position & 1) ? odd : even;
+    return rest.finish(out, job.raw_size, fused_blocks, scratch->keys, lane) == job.checksum ? kFaultNone : kFaultChecksum;
+}
+
+template <uint32_t W>
+__device__ __forceinline__ uint32_t bitmask_block_any_alignment(const CodecBlockJob& job, const BitmaskLayout& layout, const uint8_t* payload,
+                                                                WarpScratch* scratch, uint8_t* out, uint32_t lane) {
+    const bool aligned = ((reinterpret_cast<uintptr_t>(payload) + layout.packed) % W) == 0;
+    return aligned ? bitmask_block<W, true>(job, layout, payload, scratch, out, lane) : bitmask_block<W, false>(job, layout, payload, scratch, out, lane);
+}
+
+__device__ __forceinline__ uint32_t bitmask_tiles(const CodecBlockJob& job, const BitmaskLayout& layout, const uint8_t* payload, WarpScratch* scratch,
+                                                  uint8_t* out, uint32_t lane) {
+    switch (job.element_width) {
+        case 1: return bitmask_block_any_alignment<1>(job, layout, payload, scratch, out, lane);
+        case 2: return bitmask_block_any_alignment<2>(job, layout, payload, scratch, out, lane);
+        case 4: return bitmask_block_any_alignment<4>(job, layout, payload, scratch, out, lane);
+        default: return bitmask_block_any_alignment<8>(job, layout, payload, scratch, out, lane);
+    }
+}
+
 // One block's lanes: the decoder of its codec, then the checksum over what they wrote.
-__device__ uint32_t decode_block(uint8_t* output, const CodecBlockJob& job, WarpScratch* scratch, uint32_t lane) {
+__device__ __forceinline__ uint32_t decode_block(uint8_t* output, const CodecBlockJob& job, WarpScratch* scratch, uint32_t lane) {
     const auto* payload = reinterpret_cast<const uint8_t*>(job.payload);
     uint8_t* out = output + job.output;
     uint32_t fault = kFaultNone;
@@ -181,6 +339,7 @@ __device__ uint32_t decode_block(uint8_t* output, const CodecBlockJob& job, Warp
         case kCodecBitmask: {
             BitmaskLayout layout{};
             fault = bitmask_layout(payload, job, &layout);
+            if (fault == kFaultNone && bitmask_tiles_apply(job, out)) return bitmask_tiles(job, layout, payload, scratch, out, lane);
             if (fault == kFaultNone) fault = bitmask_decode_lane_any(lane, job, layout, payload, out);
             break;
         }
@@ -212,8 +371,10 @@ __device__ uint32_t decode_block(uint8_t* output, const CodecBlockJob& job, Warp
 
 // Decodes `count` blocks, each job's payload at the address in job.payload, its raw bytes at job.output
 // from `output`, and writes each block's faults (0 when it decoded and its checksum held). Launched with
-// kDecodeWarpsPerBlock warps a thread block and ceil(count / kDecodeWarpsPerBlock) thread blocks.
-extern "C" __global__ void __launch_bounds__(32 * kDecodeWarpsPerBlock)
+// kDecodeWarpsPerBlock warps a thread block and ceil(count / kDecodeWarpsPerBlock) thread blocks. 32 thread
+// blocks an SM hold it to 64 registers: the float path needs no more, and the bitmask tiles would
+// otherwise take 80 and cost both a third of their warps.
+extern "C" __global__ void __launch_bounds__(32 * kDecodeWarpsPerBlock, 32)
     grey_codec_decode(unsigned char* output, const CodecBlockJob* jobs, unsigned int count, unsigned int* faults) {
     __shared__ WarpScratch scratch[kDecodeWarpsPerBlock];
     const uint32_t warp = kDecodeWarpsPerBlock == 1 ? 0 : threadIdx.x / 32, lane = threadIdx.x % 32;
