@@ -162,17 +162,19 @@ GREY_FN uint32_t bitmask_decode_lane_any(uint32_t lane, const CodecBlockJob& job
 inline constexpr uint32_t kBitmaskTileBytes = 2048;
 inline constexpr uint32_t kBitmaskTileRows = kBitmaskTileBytes / 512;
 
-// A lane's segment: 64/W bits (a u64 for 1-byte elements).
-template <uint32_t W>
-struct BitmaskSegmentOf {
+// A register of 64 bits where `Wide`, 32 otherwise.
+template <bool Wide>
+struct RegisterOf {
     using type = uint32_t;
 };
 template <>
-struct BitmaskSegmentOf<1> {
+struct RegisterOf<true> {
     using type = uint64_t;
 };
+
+// A lane's segment: 64/W bits (a u64 for 1-byte elements).
 template <uint32_t W>
-using BitmaskSegment = typename BitmaskSegmentOf<W>::type;
+using BitmaskSegment = typename RegisterOf<W == 1>::type;
 
 GREY_FN_FORCE uint32_t popcount_bits(uint32_t x) { return popcount32(x); }
 GREY_FN_FORCE uint32_t popcount_bits(uint64_t x) { return popcount32(static_cast<uint32_t>(x)) + popcount32(static_cast<uint32_t>(x >> 32)); }
@@ -532,15 +534,7 @@ GREY_FN void rans_fill_slots(uint32_t lane, const FloatLayout& layout, RansWorks
 
 // An element of W bytes in a register.
 template <uint32_t W>
-struct FloatBitsOf {
-    using type = uint32_t;
-};
-template <>
-struct FloatBitsOf<8> {
-    using type = uint64_t;
-};
-template <uint32_t W>
-using FloatBits = typename FloatBitsOf<W>::type;
+using FloatBits = typename RegisterOf<W == 8>::type;
 
 // One lane's rANS stream between barriers: its state, the next two words of its stream (loaded two
 // refills ahead of the one that takes them, so that their latency is off the state's dependency chain

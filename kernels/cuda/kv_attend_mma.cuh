@@ -5,16 +5,18 @@
 //
 // A warp takes a chunk of 16 tokens of one block at a time and does both products with mma.m16n8k16
 // (16-bit operands, fp32 accumulators):
-//  - scores, S^T = Q' K^T: A holds the queries as rows (query head h's row h, and the rounding error of it
-//    in row GC + h: q = hi + lo, both 16-bit, so a product is as exact as an fp32 one), B the chunk's K
-//    codes, exact 16-bit numbers (integer codes through the 0x6400 exponent trick, fp8 converted). A
-//    quantized block's per-channel K scale is folded into Q' (q * scale, scaled by a power of two into
-//    fp16's range per block) and its minimum into a per-head bias, as grey_kv_attend_split does.
+//  - scores, S = K Q'^T: A holds the chunk's K codes, its 16 tokens as rows, exact 16-bit numbers
+//    (integer codes through the 0x6400 exponent trick, fp8 converted); B holds the queries as columns
+//    (query head h in column h and the rounding error of it in column GC + h: q = hi + lo, both 16-bit,
+//    so a product is as exact as an fp32 one). A quantized block's per-channel K scale is folded into Q'
+//    (q * scale, scaled by a power of two into fp16's range per block) and its minimum into a per-head
+//    bias, as grey_kv_attend_split does.
 //  - values, O^T += V^T P'^T: A holds the V codes as rows of channels, B the softmax weights times each
-//    token's V scale (again hi + lo in two columns). The score fragment of the first product is, lane for
-//    lane, the B fragment of the second, so no weight goes through shared memory. V's per-token minimum
-//    is a per-head sum kept beside (sum of p * minimum), and the scales are kept below 1 by a running
-//    power of two (the warp's largest scale exponent), rescaled like the softmax maximum.
+//    token's V scale (again hi + lo in two columns). The score tile (tokens by columns) becomes B (columns
+//    by tokens) by movmatrix, in registers; a lane's accumulator columns are its score columns, so the
+//    softmax rescale needs no exchange. V's per-token minimum is a per-head sum kept beside (sum of
+//    p * minimum), and the scales are kept below 1 by a running power of two (the warp's largest scale
+//    exponent), rescaled like the softmax maximum.
 // Quantized chunks come into shared memory by cp.async, two chunks ahead of the one computed (the rows
 // padded so that fragment reads do not conflict); window-form blocks, a few at the end of a sequence,
 // are read in place. Nothing is dequantized to memory.
@@ -83,6 +85,14 @@ __device__ __forceinline__ uint32_t split(float x, float y, uint32_t part) {
 __device__ __forceinline__ uint32_t and_or(uint32_t a, uint32_t mask, uint32_t bits) {
     uint32_t r;
     asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(r) : "r"(a), "r"(mask), "r"(bits));
+    return r;
+}
+
+// An 8 x 8 tile of 16-bit values transposed across the warp (lane (g, t) holds row g, columns 2t, 2t+1
+// before and after).
+__device__ __forceinline__ uint32_t transpose(uint32_t v) {
+    uint32_t r;
+    asm("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(r) : "r"(v));
     return r;
 }
 
@@ -272,17 +282,19 @@ __device__ __forceinline__ void stage_chunk(const KvLayout& l, const Geometry& g
 // 2^e for e in -126 .. 127 (a normal float built from its exponent); 0 below.
 __device__ __forceinline__ float power_of_two(int e) { return e < -126 ? 0.0f : __int_as_float((127 + min(e, 127)) << 23); }
 
-// A warp's running state. Lane (g, t) = (lane / 4, lane % 4), as the mma fragments name them.
+// A warp's running state. Lane (g, t) = (lane / 4, lane % 4), as the mma fragments name them: its score
+// and accumulator columns are 2t and 2t+1 (query heads (2t) % GC and (2t+1) % GC, "a" and "b"; columns
+// GC .. 2GC-1 hold the rounding errors of columns 0 .. GC-1).
 template <int KS, int GC>
 struct State {
     static constexpr int kGroups = KS / 2 > 1 ? KS / 2 : 1;  // V groups of 32 channels or more, or one
-    float acc[KS][4];        // O^T tiles: channels 16 mt + g (+8), columns 2t, 2t+1 (query h, then its rounding error at GC + h)
-    uint32_t q[KS][2];       // the block's A fragments of Q' (rows g; rows g + 8 are zero)
-    float max;               // query head g % GC: the running maximum score (base 2)
-    float sum;               // this lane's part of the sum of weights
-    float minimum[kGroups];  // this lane's part of sum p * V minimum, per group
-    int exponent;            // the warp's V scales are below 2^(exponent + 1)
-    float score_scale, score_bias;  // the block's: score = raw * score_scale + score_bias
+    float acc[KS][4];          // O^T tiles: channels 16 mt + g (+8), columns 2t, 2t+1
+    uint32_t q[KS][2];         // the block's B fragments of Q' (column g)
+    float max[2];              // heads a and b: the running maximum score (base 2)
+    float sum[2];              // this lane's part (tokens g, g + 8) of the sum of weights
+    float minimum[2][kGroups]; // this lane's part of sum p * V minimum, per group
+    int exponent;              // the warp's V scales are below 2^(exponent + 1)
+    float score_scale[2], score_bias[2];  // the block's, heads a and b: score = raw * score_scale + score_bias
 };
 
 // Lane (g, t)'s role in a tile: 1 the rounded query / weight of head g % GC, 2 its rounding error, 0 none.
@@ -330,8 +342,14 @@ __device__ __forceinline__ void load_queries(State<KS, GC>& st, const float* q_s
     for (int ks = 0; ks < KS; ++ks)
 #pragma unroll
         for (uint32_t r = 0; r < 2; ++r) st.q[ks][r] = split<BF16>(value[ks][2 * r] * up, value[ks][2 * r + 1] * up, part);
-    st.score_scale = scale_log2 * power_of_two(-shift);
-    st.score_bias = bias * scale_log2;
+    // Lanes 4h (g = h) hold head h's normalization; this lane's score columns are heads a and b.
+    const float score_scale = scale_log2 * power_of_two(-shift), score_bias = bias * scale_log2;
+#pragma unroll
+    for (uint32_t k = 0; k < 2; ++k) {
+        const int from = static_cast<int>(4 * ((2 * t + k) % GC));
+        st.score_scale[k] = __shfl_sync(kFull, score_scale, from);
+        st.score_bias[k] = __shfl_sync(kFull, score_bias, from);
+    }
 }
 
 // One chunk: scores, the online softmax and the weighted values. K and V rows `stride` words apart
@@ -345,62 +363,66 @@ __device__ __forceinline__ void attend_chunk(State<KS, GC>& st, const Cursor& c,
     constexpr int kGroups = State<KS, GC>::kGroups;
     constexpr bool in_place = FORM == kWindow;  // rows outside lo..hi-1 may be unwritten (or past the slice): not read
     const uint32_t g = lane / 4, t = lane % 4;
-    // This lane's tokens: columns 2t, 2t+1 of the two score tiles, which are rows 2t, 2t+1, 2t+8, 2t+9
-    // of the value products' B.
-    const uint32_t tokens[4] = {2 * t, 2 * t + 1, 2 * t + 8, 2 * t + 9};
-    bool valid[4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) valid[i] = c.chunk + tokens[i] >= c.lo && c.chunk + tokens[i] < c.hi;
 
-    // Scores: two n-tiles of 8 tokens (token g and 8 + g of this lane's B). Pair 8 ks + 2t (+1) of a row
-    // is word 8 ks / pairs + lane_word, channel pairs lane_pair (+1) of it.
+    // Scores as K Q'^T: A holds the chunk's tokens as rows (g and g + 8), B the query columns. Pair
+    // 8 ks + 2t (+1) of a row is word 8 ks / pairs + lane_word, channel pair lane_pair (+1) of it.
     const uint32_t lane_word = 2 * t / F::pairs, lane_pair = 2 * t % F::pairs;
-    float s[2][4] = {};
+    const bool row_ok[2] = {!in_place || (c.chunk + g >= c.lo && c.chunk + g < c.hi),
+                            !in_place || (c.chunk + 8 + g >= c.lo && c.chunk + 8 + g < c.hi)};
+    const uint32_t* row_low = k_rows + g * stride + lane_word;
+    const uint32_t* row_high = row_low + 8 * stride;
+    float d[4] = {};
 #pragma unroll
-    for (int n = 0; n < 2; ++n) {
-        const uint32_t* row = k_rows + (8 * n + g) * stride + lane_word;
-        const bool row_ok = !in_place || (c.chunk + 8 * n + g >= c.lo && c.chunk + 8 * n + g < c.hi);
-#pragma unroll
-        for (int ks = 0; ks < KS; ++ks) {
-            if (16 * ks >= dim) break;
-            uint32_t b0, b1;
-            if constexpr (F::pairs == 1) {
-                uint2 w = make_uint2(0u, 0u);
-                if (row_ok) w = *reinterpret_cast<const uint2*>(row + 8 * ks);
-                b0 = w.x;
-                b1 = w.y;
-            } else {
-                const uint32_t w = row[8 * ks / F::pairs];
-                b0 = row_pair<FORM>(w, lane_pair);
-                b1 = row_pair<FORM>(w, lane_pair + 1);
-            }
-            mma<BF16>(s[n], st.q[ks][0], 0u, st.q[ks][1], 0u, b0, b1);
+    for (int ks = 0; ks < KS; ++ks) {
+        if (16 * ks >= dim) break;
+        uint32_t a0, a1, a2, a3;
+        if constexpr (F::pairs == 1) {
+            uint2 lo = make_uint2(0u, 0u), hi = make_uint2(0u, 0u);
+            if (row_ok[0]) lo = *reinterpret_cast<const uint2*>(row_low + 8 * ks);
+            if (row_ok[1]) hi = *reinterpret_cast<const uint2*>(row_high + 8 * ks);
+            a0 = lo.x;
+            a2 = lo.y;
+            a1 = hi.x;
+            a3 = hi.y;
+        } else {
+            const uint32_t lo = row_low[8 * ks / F::pairs], hi = row_high[8 * ks / F::pairs];
+            a0 = row_pair<FORM>(lo, lane_pair);
+            a2 = row_pair<FORM>(lo, lane_pair + 1);
+            a1 = row_pair<FORM>(hi, lane_pair);
+            a3 = row_pair<FORM>(hi, lane_pair + 1);
         }
+        mma<BF16>(d, a0, a1, a2, a3, st.q[ks][0], st.q[ks][1]);
     }
-    float p[4];
-    float top = -INFINITY;
+    // d: (token g, column 2t), (g, 2t+1), (g + 8, 2t), (g + 8, 2t+1). A column's rounding error sits GC
+    // columns on: lane t ^ (GC / 2), or the next column of the same lane for GC 1.
+    float score[4];
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-        float raw = s[i / 2][i % 2];
-        raw += __shfl_xor_sync(kFull, raw, 4 * GC);  // the rounding-error row's part
-        p[i] = valid[i] ? fmaf(raw, st.score_scale, st.score_bias) : -INFINITY;
-        top = fmaxf(top, p[i]);
+        if constexpr (GC == 1) score[i] = d[i & 2] + d[(i & 2) + 1];
+        else score[i] = d[i] + __shfl_xor_sync(kFull, d[i], GC / 2);
     }
-    top = fmaxf(top, __shfl_xor_sync(kFull, top, 1));
-    top = fmaxf(top, __shfl_xor_sync(kFull, top, 2));
-    const float new_max = fmaxf(st.max, top);
-    const float rescale = st.max == -INFINITY ? 0.0f : exp2f(st.max - new_max);
-    st.max = new_max;
-    float chunk_sum = 0.0f;
+    const bool valid_token[2] = {c.chunk + g >= c.lo && c.chunk + g < c.hi, c.chunk + 8 + g >= c.lo && c.chunk + 8 + g < c.hi};
+    float p[4], rescale[2];
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        p[i] = valid[i] ? exp2f(p[i] - new_max) : 0.0f;
-        chunk_sum += p[i];
+    for (int k = 0; k < 2; ++k) {  // head a (columns 2t), head b (2t+1)
+        float low = valid_token[0] ? fmaf(score[k], st.score_scale[k], st.score_bias[k]) : -INFINITY;
+        float high = valid_token[1] ? fmaf(score[2 + k], st.score_scale[k], st.score_bias[k]) : -INFINITY;
+        float top = fmaxf(low, high);
+        top = fmaxf(top, __shfl_xor_sync(kFull, top, 4));
+        top = fmaxf(top, __shfl_xor_sync(kFull, top, 8));
+        top = fmaxf(top, __shfl_xor_sync(kFull, top, 16));
+        const float new_max = fmaxf(st.max[k], top);
+        rescale[k] = st.max[k] == -INFINITY ? 0.0f : exp2f(st.max[k] - new_max);
+        st.max[k] = new_max;
+        p[k] = valid_token[0] ? exp2f(low - new_max) : 0.0f;
+        p[2 + k] = valid_token[1] ? exp2f(high - new_max) : 0.0f;
+        st.sum[k] = fmaf(st.sum[k], rescale[k], p[k] + p[2 + k]);
     }
-    st.sum = fmaf(st.sum, rescale, chunk_sum);
 
-    // The warp's V scale exponent (a first look at this lane's tokens' scales), then per V group the sum of
-    // p * minimum and B of the value products: p * scale / 2^exponent, rounded and its rounding error.
+    // The warp's V scale exponent (this lane's tokens g and g + 8), then per V group the sums of
+    // p * minimum and B of the value products: p * scale / 2^exponent (rounded, or its rounding error),
+    // as the score tile's layout (token rows, query columns) moved into B's (query rows) by movmatrix.
+    const uint32_t v_token[2] = {g, g + 8};
     int top_exponent = 0;
     if constexpr (FORM != kWindow) {
         top_exponent = -127;
@@ -408,40 +430,57 @@ __device__ __forceinline__ void attend_chunk(State<KS, GC>& st, const Cursor& c,
         for (int q = 0; q < kGroups; ++q) {
             if (q >= static_cast<int>(groups)) break;
 #pragma unroll
-            for (int i = 0; i < 4; ++i)
-                top_exponent = max(top_exponent, static_cast<int>((__float_as_uint(v_params[tokens[i] * groups + q].scale) >> 23) & 0xffu) - 127);
+            for (int i = 0; i < 2; ++i)
+                top_exponent = max(top_exponent, static_cast<int>((__float_as_uint(v_params[v_token[i] * groups + q].scale) >> 23) & 0xffu) - 127);
         }
-        top_exponent = max(top_exponent, __shfl_xor_sync(kFull, top_exponent, 1));
-        top_exponent = max(top_exponent, __shfl_xor_sync(kFull, top_exponent, 2));
+        top_exponent = max(top_exponent, __shfl_xor_sync(kFull, top_exponent, 4));
+        top_exponent = max(top_exponent, __shfl_xor_sync(kFull, top_exponent, 8));
+        top_exponent = max(top_exponent, __shfl_xor_sync(kFull, top_exponent, 16));
     }
     const int new_exponent = max(st.exponent, top_exponent);
     const float down = power_of_two(st.exponent - new_exponent);
     st.exponent = new_exponent;
     const float unit = power_of_two(-new_exponent);
-    const uint32_t part = role<GC>(g);
+    const uint32_t part = role<GC>(2 * t);  // columns 2t and 2t+1 share a role but for GC 1 (rounded, error)
     uint32_t b[kGroups][2];
 #pragma unroll
     for (int q = 0; q < kGroups; ++q) {
         b[q][0] = b[q][1] = 0u;
         if (q >= static_cast<int>(groups)) break;
-        float w[4], minimum = 0.0f;
+        float w[4];  // (token g, column 2t), (g, 2t+1), (g + 8, 2t), (g + 8, 2t+1)
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            w[i] = p[i] * unit;
+        for (int i = 0; i < 2; ++i) {
+            float v_scale = 1.0f;
             if constexpr (FORM != kWindow) {
-                const KvGroupParams vp = v_params[tokens[i] * groups + q];
-                w[i] = p[i] * (vp.scale * unit);
-                minimum = fmaf(p[i], vp.minimum, minimum);
+                const KvGroupParams vp = v_params[v_token[i] * groups + q];
+                v_scale = vp.scale;
+#pragma unroll
+                for (int k = 0; k < 2; ++k) st.minimum[k][q] = fmaf(p[2 * i + k], vp.minimum, i == 0 ? st.minimum[k][q] * rescale[k] : st.minimum[k][q]);
+            }
+            w[2 * i] = p[2 * i] * (v_scale * unit);
+            w[2 * i + 1] = p[2 * i + 1] * (v_scale * unit);
+        }
+        uint32_t tile[2];
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            if constexpr (GC == 1) {
+                // Column 0 the rounded weight, column 1 its rounding error; other lanes' columns are empty.
+                const float rounded = unpack<BF16>(pack<BF16>(w[2 * i], w[2 * i])).x;
+                tile[i] = t == 0 ? pack<BF16>(rounded, w[2 * i] - rounded) : 0u;
+            } else {
+                tile[i] = split<BF16>(w[2 * i], w[2 * i + 1], part);
             }
         }
-        st.minimum[q] = fmaf(st.minimum[q], rescale, minimum);
-        b[q][0] = split<BF16>(w[0], w[1], part);
-        b[q][1] = split<BF16>(w[2], w[3], part);
+        b[q][0] = transpose(tile[0]);
+        b[q][1] = transpose(tile[1]);
     }
-    // The accumulators of columns 2t and 2t+1 belong to query heads (2t) % GC and (2t+1) % GC, whose
-    // rescale lanes 4 * head hold.
-    const float r0 = __shfl_sync(kFull, rescale, 4 * ((2 * t) % GC)) * down;
-    const float r1 = __shfl_sync(kFull, rescale, 4 * ((2 * t + 1) % GC)) * down;
+    if constexpr (FORM == kWindow) {
+#pragma unroll
+        for (int k = 0; k < 2; ++k)
+#pragma unroll
+            for (int q = 0; q < kGroups; ++q) st.minimum[k][q] *= rescale[k];
+    }
+    const float r0 = rescale[0] * down, r1 = rescale[1] * down;
     if (__any_sync(kFull, r0 != 1.0f || r1 != 1.0f)) {
 #pragma unroll
         for (int mt = 0; mt < KS; ++mt) {
@@ -451,6 +490,11 @@ __device__ __forceinline__ void attend_chunk(State<KS, GC>& st, const Cursor& c,
             st.acc[mt][3] *= r1;
         }
     }
+    // The V rows this lane's A fragments take: tokens 2t, 2t+1, 2t+8, 2t+9 (read in place only when valid).
+    const uint32_t tokens[4] = {2 * t, 2 * t + 1, 2 * t + 8, 2 * t + 9};
+    bool valid[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) valid[i] = c.chunk + tokens[i] >= c.lo && c.chunk + tokens[i] < c.hi;
     // Values: m-tile mt is channels 16 mt .. 16 mt + 15; this lane's rows g and g + 8 of it (channel
     // 16 mt + g in word w_low at j_low, + 8 in w_high at j_high), tokens 2t, 2t+1 (a0, a1) and 2t+8, 2t+9
     // (a2, a3).
@@ -518,12 +562,8 @@ __device__ void attend(const grey_kvk_attend_args& a) {
     const KvLayout& l = a.layout;
     const uint32_t dim = l.head_dim, per_block = l.tokens_per_block;
     const uint32_t warp = threadIdx.x / kLanes, lane = threadIdx.x % kLanes;
-    const uint32_t sequence = blockIdx.z;
-    const uint32_t head = blockIdx.y / a.group_chunks;
-    const uint32_t g_first = (blockIdx.y % a.group_chunks) * GC;
-    const uint32_t g_count = min(static_cast<uint32_t>(GC), a.group - g_first);
-    const uint32_t q_first = head * a.group + g_first;
-    const grey_kvk_sequence seq = reinterpret_cast<const grey_kvk_sequence*>(a.sequences)[sequence];
+    const AttendShare share = attend_share<GC>(a);
+    const uint32_t sequence = share.sequence, head = share.head, g_count = share.g_count, q_first = share.q_first;
     constexpr int kGroups = State<KS, GC>::kGroups;
 
     // Shared memory: the queries [dim][GC]; per warp, kStages staging buffers (reused for the warp's
@@ -543,11 +583,8 @@ __device__ void attend(const grey_kvk_attend_args& a) {
     __syncthreads();
     if (l.hadamard_k != 0) rotate_queries<GC>(q_shared, dim);
 
-    const uint64_t first_block = seq.first / per_block, end_block = (seq.last + per_block - 1) / per_block;
-    const uint64_t share = (end_block - first_block + a.splits - 1) / a.splits;
-    const uint64_t begin = first_block + blockIdx.x * share;
-    const Walk walk{reinterpret_cast<const uint64_t*>(a.blocks) + seq.table_offset, seq.first, seq.last,
-                    begin + share < end_block ? begin + share : end_block, per_block};
+    const uint64_t begin = share.begin;
+    const Walk walk{reinterpret_cast<const uint64_t*>(a.blocks) + share.seq.table_offset, share.seq.first, share.seq.last, share.end, per_block};
     const Geometry geo = geometry_of(l, a.layer, head, lane);
 
     State<KS, GC> st;
@@ -556,11 +593,14 @@ __device__ void attend(const grey_kvk_attend_args& a) {
 #pragma unroll
         for (int i = 0; i < 4; ++i) st.acc[mt][i] = 0.0f;
 #pragma unroll
-    for (int q = 0; q < kGroups; ++q) st.minimum[q] = 0.0f;
-    st.max = -INFINITY;
-    st.sum = 0.0f;
+    for (int k = 0; k < 2; ++k) {
+#pragma unroll
+        for (int q = 0; q < kGroups; ++q) st.minimum[k][q] = 0.0f;
+        st.max[k] = -INFINITY;
+        st.sum[k] = 0.0f;
+        st.score_scale[k] = st.score_bias[k] = 0.0f;
+    }
     st.exponent = -127;
-    st.score_scale = st.score_bias = 0.0f;
 
     auto stage_of = [&](uint32_t n) { return Stage{mine + (n % kStages) * a.stage_bytes, geo.stride}; };
     Cursor ahead, now;
@@ -612,23 +652,25 @@ __device__ void attend(const grey_kvk_attend_args& a) {
         columns[(2 * t) * dim + c + 8] = st.acc[mt][2];
         columns[(2 * t + 1) * dim + c + 8] = st.acc[mt][3];
     }
-    float sum = st.sum;
-    sum += __shfl_xor_sync(kFull, sum, 1);
-    sum += __shfl_xor_sync(kFull, sum, 2);
-    float minimum[kGroups];
+    // Sums over the lanes of a column (g), then lanes g = 0 write heads a and b: lanes t with 2t < GC
+    // (the rounded columns), or lane 0 alone for GC 1.
 #pragma unroll
-    for (int q = 0; q < kGroups; ++q) {
-        minimum[q] = st.minimum[q];
-        minimum[q] += __shfl_xor_sync(kFull, minimum[q], 1);
-        minimum[q] += __shfl_xor_sync(kFull, minimum[q], 2);
-    }
-    if (g < GC && t == 0) {
-        float* out = stats + (warp * GC + g) * kStats;
-        out[0] = st.max;
-        out[1] = sum;
-        out[2] = ldexpf(1.0f, st.exponent);
+    for (int k = 0; k < 2; ++k)
+        for (int offset = 4; offset < 32; offset *= 2) {
+            st.sum[k] += __shfl_xor_sync(kFull, st.sum[k], offset);
 #pragma unroll
-        for (int q = 0; q < kGroups; ++q) out[3 + q] = minimum[q];
+            for (int q = 0; q < kGroups; ++q) st.minimum[k][q] += __shfl_xor_sync(kFull, st.minimum[k][q], offset);
+        }
+    if (g == 0 && 2 * t < GC + (GC == 1 ? 1u : 0u)) {
+#pragma unroll
+        for (int k = 0; k < (GC == 1 ? 1 : 2); ++k) {
+            float* out = stats + (warp * GC + 2 * t + k) * kStats;
+            out[0] = st.max[k];
+            out[1] = st.sum[k];
+            out[2] = ldexpf(1.0f, st.exponent);
+#pragma unroll
+            for (int q = 0; q < kGroups; ++q) out[3 + q] = st.minimum[k][q];
+        }
     }
     __syncthreads();
     auto* partials = reinterpret_cast<float*>(a.partials);

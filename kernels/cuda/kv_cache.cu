@@ -409,18 +409,40 @@ __device__ void rotate_queries(float* q, uint32_t dim) {
     __syncthreads();
 }
 
+// What a thread block of an attention launch takes: a sequence (blockIdx.z), a KV head and up to GC of
+// the query heads that read it (blockIdx.y), and an equal share of the sequence's blocks (blockIdx.x).
+struct AttendShare {
+    uint32_t sequence, head, g_count, q_first;
+    grey_kvk_sequence seq;
+    uint64_t begin, end;  // the blocks, as indices into the sequence's table
+};
+
+template <int GC>
+__device__ AttendShare attend_share(const grey_kvk_attend_args& a) {
+    AttendShare s;
+    s.sequence = blockIdx.z;
+    s.head = blockIdx.y / a.group_chunks;
+    const uint32_t g_first = (blockIdx.y % a.group_chunks) * GC;
+    s.g_count = min(static_cast<uint32_t>(GC), a.group - g_first);
+    s.q_first = s.head * a.group + g_first;
+    s.seq = reinterpret_cast<const grey_kvk_sequence*>(a.sequences)[s.sequence];
+    const uint32_t per_block = a.layout.tokens_per_block;
+    const uint64_t first_block = s.seq.first / per_block, end_block = (s.seq.last + per_block - 1) / per_block;
+    const uint64_t share = (end_block - first_block + a.splits - 1) / a.splits;
+    s.begin = first_block + blockIdx.x * share;
+    s.end = s.begin + share < end_block ? s.begin + share : end_block;
+    return s;
+}
+
 template <int CPL, int GC>
 __device__ void attend_split(const grey_kvk_attend_args& a) {
     constexpr uint32_t kWarps = GREY_KVK_ATTEND_WARPS;
     const KvLayout& l = a.layout;
     const uint32_t dim = l.head_dim, per_block = l.tokens_per_block;
     const uint32_t warp = threadIdx.x / kLanes, lane = threadIdx.x % kLanes;
-    const uint32_t sequence = blockIdx.z;
-    const uint32_t head = blockIdx.y / a.group_chunks;
-    const uint32_t g_first = (blockIdx.y % a.group_chunks) * GC;
-    const uint32_t g_count = min(static_cast<uint32_t>(GC), a.group - g_first);
-    const uint32_t q_first = head * a.group + g_first;
-    const grey_kvk_sequence seq = reinterpret_cast<const grey_kvk_sequence*>(a.sequences)[sequence];
+    const AttendShare share = attend_share<GC>(a);
+    const uint32_t sequence = share.sequence, head = share.head, g_count = share.g_count, q_first = share.q_first;
+    const grey_kvk_sequence seq = share.seq;
 
     extern __shared__ float shared[];
     float* q_shared = shared;                                           // [dim][GC]
@@ -440,10 +462,7 @@ __device__ void attend_split(const grey_kvk_attend_args& a) {
     if (l.hadamard_k != 0) rotate_queries<GC>(q_shared, dim);
     const CodeValues values{is_fp8 ? fp8 : nullptr};
 
-    const uint64_t first_block = seq.first / per_block, end_block = (seq.last + per_block - 1) / per_block;
-    const uint64_t share = (end_block - first_block + a.splits - 1) / a.splits;
-    const uint64_t begin = first_block + blockIdx.x * share;
-    const uint64_t end = begin + share < end_block ? begin + share : end_block;
+    const uint64_t begin = share.begin, end = share.end;
     const auto* table = reinterpret_cast<const uint64_t*>(a.blocks) + seq.table_offset;
     const uint32_t c0 = lane * CPL;
     const uint32_t code_bits = kv_code_bits(l.format);
