@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -24,6 +25,25 @@ grey::common::KvLayout layout(uint32_t head_dim, uint32_t kv_heads = 2, uint32_t
     l.group_size = 32;
     l.window_bf16 = 1;
     return l;
+}
+
+// What attend_shape picks for a job: the variant's name and thread blocks per KV head (tables of three
+// blocks, one sequence of 40 tokens).
+struct ShapeCase {
+    uint32_t head_dim, query_heads;
+    const char* kernel;
+    uint32_t group_chunks;
+};
+
+void expect_shapes(const kv::AttendTables& tables, bool tensor_cores, std::initializer_list<ShapeCase> cases) {
+    for (const ShapeCase& c : cases) {
+        SCOPED_TRACE(c.kernel);
+        const kv::AttendShape s = kv::attend_shape(layout(c.head_dim), tables, c.query_heads, tensor_cores);
+        EXPECT_STREQ(kv::kernel_name(s.split()), c.kernel);
+        EXPECT_EQ(s.group_chunks, c.group_chunks);
+        EXPECT_EQ(s.longest, 3u);
+        EXPECT_EQ(s.pairs, 2u * c.group_chunks);
+    }
 }
 
 }  // namespace
@@ -49,20 +69,9 @@ TEST(KvPlan, EveryKernelHasItsNameInKvCacheCu) {
 TEST(KvPlan, AttentionPicksTheVariantOfTheShape) {
     const std::vector<uint64_t> offsets{0, 3}, first{0}, last{40}, blocks(3, 0);
     const kv::AttendTables tables{blocks, offsets, first, last};
-    struct Case {
-        uint32_t head_dim, query_heads;
-        const char* kernel;
-        uint32_t group_chunks;
-    };
-    for (const Case& c : {Case{16, 2, "grey_kv_attend_split_1_1", 1}, Case{64, 8, "grey_kv_attend_split_2_4", 1},
-                          Case{128, 6, "grey_kv_attend_split_4_4", 1}, Case{256, 32, "grey_kv_attend_split_8_8", 2}}) {
-        SCOPED_TRACE(c.kernel);
-        const kv::AttendShape s = kv::attend_shape(layout(c.head_dim), tables, c.query_heads);
-        EXPECT_STREQ(kv::kernel_name(s.split()), c.kernel);
-        EXPECT_EQ(s.group_chunks, c.group_chunks);
-        EXPECT_EQ(s.longest, 3u);
-        EXPECT_EQ(s.pairs, 2u * c.group_chunks);
-    }
+    expect_shapes(tables, false,
+                  {{16, 2, "grey_kv_attend_split_1_1", 1}, {64, 8, "grey_kv_attend_split_2_4", 1}, {128, 6, "grey_kv_attend_split_4_4", 1},
+                   {256, 32, "grey_kv_attend_split_8_8", 2}});
 }
 
 // With tensor cores (CUDA): k-steps from head_dim (up to 64 or up to 128), at most four query heads a
@@ -71,25 +80,15 @@ TEST(KvPlan, AttentionPicksTheVariantOfTheShape) {
 TEST(KvPlan, TensorCoresTakeHeadDimUpTo128) {
     const std::vector<uint64_t> offsets{0, 3}, first{0}, last{40}, blocks{0x1001, 0x2001, 0x3000};
     const kv::AttendTables tables{blocks, offsets, first, last};
-    struct Case {
-        uint32_t head_dim, query_heads;
-        const char* kernel;
-        uint32_t group_chunks;
-    };
-    for (const Case& c : {Case{16, 2, "grey_kv_attend_mma_4_1", 1}, Case{64, 8, "grey_kv_attend_mma_4_4", 1},
-                          Case{80, 4, "grey_kv_attend_mma_8_2", 1}, Case{128, 6, "grey_kv_attend_mma_8_4", 1},
-                          Case{128, 16, "grey_kv_attend_mma_8_4", 2}, Case{256, 32, "grey_kv_attend_split_8_8", 2}}) {
-        SCOPED_TRACE(c.kernel);
-        const kv::AttendShape s = kv::attend_shape(layout(c.head_dim), tables, c.query_heads, true);
-        EXPECT_STREQ(kv::kernel_name(s.split()), c.kernel);
-        EXPECT_EQ(s.group_chunks, c.group_chunks);
-        EXPECT_EQ(s.pairs, 2u * c.group_chunks);
-    }
-    // head_dim 128, int4, V groups of 32: four warps of three staging buffers of K and V rows (16 words
-    // padded to 20), four tokens' V parameters and the K parameters; then the statistics.
+    expect_shapes(tables, true,
+                  {{16, 2, "grey_kv_attend_mma_4_1", 1}, {64, 8, "grey_kv_attend_mma_4_4", 1}, {80, 4, "grey_kv_attend_mma_8_2", 1},
+                   {128, 6, "grey_kv_attend_mma_8_4", 1}, {128, 16, "grey_kv_attend_mma_8_4", 2}, {256, 32, "grey_kv_attend_split_8_8", 2}});
+    // A job of mostly window-form blocks (one of three quantized) stays on the SIMT kernel.
     const std::vector<uint64_t> mostly_window{0x1001, 0x2000, 0x3000};
     const kv::AttendTables window_tables{mostly_window, offsets, first, last};
     EXPECT_STREQ(kv::kernel_name(kv::attend_shape(layout(128), window_tables, 8, true).split()), "grey_kv_attend_split_4_4");
+    // head_dim 128, int4, V groups of 32: four warps of three staging buffers of K and V rows (16 words
+    // padded to 20), four tokens' V parameters and the K parameters; then the statistics.
     const grey::common::KvLayout l = layout(128);
     EXPECT_EQ(grey_kvk_mma_row_stride(16), 20u);
     EXPECT_EQ(grey_kvk_mma_row_stride(1), 4u);
