@@ -1,5 +1,7 @@
 #include "cuda/device_runtime.hpp"
 
+#include "common/kv_plan.hpp"
+
 #include <algorithm>
 #include <cstdlib>
 #include <string_view>
@@ -157,14 +159,10 @@ KvKernels::KvKernels(const Driver& driver, int shared_optin)
       codes(module.function("grey_kv_codes")),
       combine(module.function("grey_kv_attend_combine")) {
     for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 4; ++j) {
-            const std::string name = "grey_kv_attend_split_" + std::to_string(1 << i) + "_" + std::to_string(1 << j);
-            attend_split[i][j] = module.function(name.c_str());
-        }
+        for (int j = 0; j < 4; ++j) attend_split[i][j] = module.function(backend::kv::kernel_name(backend::kv::split_kernel(i, j)));
     for (int i = 0; i < 2; ++i)
         for (int j = 0; j < 3; ++j) {
-            const std::string name = "grey_kv_attend_mma_" + std::to_string(4 << i) + "_" + std::to_string(1 << j);
-            attend_mma[i][j] = module.function(name.c_str());
+            attend_mma[i][j] = module.function(backend::kv::kernel_name(backend::kv::mma_kernel(i, j)));
             driver.check(driver.cuFuncSetAttribute(attend_mma[i][j], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, shared_optin),
                          "cuFuncSetAttribute(dynamic shared memory)");
         }
