@@ -92,12 +92,8 @@ AttendShape attend_shape(const common::KvLayout& layout, const AttendTables& tab
     s.pairs = batch * layout.kv_heads * s.group_chunks;
     constexpr uint32_t warps = GREY_KVK_ATTEND_WARPS, lanes = GREY_KVK_WARP_LANES;
     if (s.tensor_cores) {
-        // kv_attend_mma.cuh's attend: the queries, each warp's staging buffers, each warp's statistics
-        // per query head (maximum, sum, scale, and a V minimum sum per group of its State).
-        s.ks_log = dim <= 64 ? 0 : 1;
-        const uint32_t groups = std::max(1u, (4u << s.ks_log) / 2);
-        s.shared_bytes = (dim * gc * 4 + 15) / 16 * 16 + warps * GREY_KVK_MMA_STAGES * grey_kvk_mma_stage_bytes(&layout) +
-                         warps * gc * (3 + groups) * static_cast<uint32_t>(sizeof(float));
+        s.ks_log = grey_kvk_mma_k_steps(dim) == 4 ? 0 : 1;
+        s.shared_bytes = grey_kvk_mma_shared_layout(&layout, gc).total;
         return s;
     }
     // kv_cache.cu's attend_split: the queries and each warp's [dim][gc] scratch, each warp's softmax

@@ -83,4 +83,34 @@ GREY_FN_FORCE uint32_t grey_kvk_mma_stage_bytes(const struct grey_kv_layout* l) 
     return (rows + v_params + l->head_dim * 8u + 15u) / 16u * 16u;
 }
 
+/* The k-steps of 16 channels a kernel takes (4 up to head_dim 64, else 8), and the V groups a warp keeps
+ * sums for: groups of 32 channels or more, so half the k-steps. */
+GREY_FN_FORCE constexpr uint32_t grey_kvk_mma_k_steps(uint32_t head_dim) { return head_dim <= 64u ? 4u : 8u; }
+GREY_FN_FORCE constexpr uint32_t grey_kvk_mma_groups(uint32_t k_steps) { return k_steps / 2u > 1u ? k_steps / 2u : 1u; }
+
+/* A thread block's shared memory, in this order: the queries ([head_dim][gc] floats, padded to 16
+ * bytes); per warp its staging buffers (where its results go at the end, eight columns of head_dim
+ * floats) and its query fragments ([k_steps][lanes] pairs of 32-bit words); per warp and query head its
+ * statistics (maximum, sum, V scale and a V minimum sum per group). */
+typedef struct grey_kvk_mma_shared {
+    uint32_t warp_area;   /* bytes from the start: the first warp's staging buffers */
+    uint32_t warp_bytes;  /* a warp's staging buffers and query fragments */
+    uint32_t fragments;   /* bytes from a warp's area: its query fragments */
+    uint32_t stats;       /* bytes from the start: the statistics, [warp][gc][stat_count] floats */
+    uint32_t stat_count;
+    uint32_t total;
+} grey_kvk_mma_shared;
+
+GREY_FN_FORCE grey_kvk_mma_shared grey_kvk_mma_shared_layout(const struct grey_kv_layout* l, uint32_t gc) {
+    grey_kvk_mma_shared s;
+    const uint32_t k_steps = grey_kvk_mma_k_steps(l->head_dim);
+    s.warp_area = (l->head_dim * gc * 4u + 15u) / 16u * 16u;
+    s.fragments = GREY_KVK_MMA_STAGES * grey_kvk_mma_stage_bytes(l);
+    s.warp_bytes = s.fragments + k_steps * GREY_KVK_WARP_LANES * 8u;
+    s.stats = s.warp_area + GREY_KVK_ATTEND_WARPS * s.warp_bytes;
+    s.stat_count = 3u + grey_kvk_mma_groups(k_steps);
+    s.total = s.stats + GREY_KVK_ATTEND_WARPS * gc * s.stat_count * 4u;
+    return s;
+}
+
 #endif

@@ -101,6 +101,36 @@ __device__ __forceinline__ uint32_t sub_f16x2(uint32_t a, uint32_t b) {
     asm("sub.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
     return r;
 }
+__device__ __forceinline__ uint32_t fma_f16x2(uint32_t a, uint32_t b, uint32_t c) {
+    uint32_t r;
+    asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+    return r;
+}
+
+// 2^x, results below 2^-126 flushed to zero: every use takes x <= 0 (a weight or a rescale against the
+// running maximum), where a flushed value is below what an fp32 sum of ones can hold anyway. exp2f
+// itself spends four more instructions a call keeping such values subnormal.
+__device__ __forceinline__ float exp2_flush(float x) {
+    float r;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+    return r;
+}
+
+// A code field of `bits` bits at bit `shift` (< 16 - bits, below fp16's exponent) of both 16-bit halves,
+// as an fp16 pair, without moving it down first: OR-ing it into 1024's mantissa gives 1024 + 2^shift c,
+// exact, and (1024 + 2^shift c) 2^-shift - 1024 2^-shift = c is one exact fma. A lane keeps the mask
+// and the two constants of its own field.
+struct Field {
+    uint32_t mask, scale, offset;  // the field's bits in both halves; 2^-shift and -1024 2^-shift as f16x2
+};
+__device__ __forceinline__ Field field_at(uint32_t bits, uint32_t shift) {
+    const uint32_t h = 15u - shift;  // fp16 exponent field of 2^-shift (bias 15)
+    const uint32_t scale = h << 10, offset = 0x8000u | ((25u - shift) << 10);  // -1024 2^-shift = -2^(10-shift)
+    return Field{((1u << bits) - 1u) * 0x00010001u << shift, scale * 0x00010001u, offset * 0x00010001u};
+}
+__device__ __forceinline__ uint32_t decode_field(uint32_t w, const Field& f) {
+    return fma_f16x2(and_or(w, f.mask, 0x64006400u), f.scale, f.offset);
+}
 
 // The fp8 e4m3 values in the low 16 bits of `v` as two fp16 values (exact: fp16 holds every e4m3 number).
 __device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t v) {
@@ -129,16 +159,18 @@ __device__ __forceinline__ uint32_t row_pair(uint32_t w, uint32_t j) {
     }
 }
 
-// Channel j of the words `a` and `b` of two tokens' rows, as a pair (token a's value low).
+// Channel j of the words `a` and `b` of two tokens' rows, as a pair (token a's value low); `field` is
+// the lane's field_at(bits, (j % per_byte) * bits) for codes of 4 bits or fewer.
 template <int FORM>
-__device__ __forceinline__ uint32_t column_pair(uint32_t a, uint32_t b, uint32_t j) {
+__device__ __forceinline__ uint32_t column_pair(uint32_t a, uint32_t b, uint32_t j, const Field& field) {
     if constexpr (FORM == kWindow) return __byte_perm(a, b, j == 0 ? 0x5410u : 0x7632u);
     else if constexpr (FORM == kv_fp8_e4m3) return e4m3x2_to_f16x2(__byte_perm(a, b, j | ((4u + j) << 4)));
     else {
-        constexpr uint32_t bits = Form<FORM>::bits, per_byte = 8u / bits, mask = ((1u << bits) - 1u) * 0x00010001u;
+        constexpr uint32_t bits = Form<FORM>::bits, per_byte = 8u / bits;
         const uint32_t byte = j / per_byte;
         const uint32_t both = __byte_perm(a, b, byte | ((4u + byte) << 8));  // the two bytes at bits 0 and 16
-        return sub_f16x2(and_or(both >> ((j % per_byte) * bits), mask, kMagic), kMagic);
+        if constexpr (bits <= 4) return decode_field(both, field);
+        else return sub_f16x2(and_or(both, ((1u << bits) - 1u) * 0x00010001u, kMagic), kMagic);
     }
 }
 
@@ -253,7 +285,15 @@ __device__ __forceinline__ void stage_rows(const Geometry& geo, const uint8_t* k
         copy_async<N>(shared_address(reinterpret_cast<uint8_t*>(to) + part * N), from, take);
     };
     if (geo.lanes_tile_rows) {
-        for (uint32_t row = geo.copy_row; row < 2 * kChunk; row += geo.copy_step) copy(row, geo.copy_part);
+        // A lane copies the same part of K's and V's row r: one offset serves both.
+        const uint32_t to = shared_address(st.k_rows()) + geo.copy_part * N, v_to = kChunk * st.stride * 4;
+        for (uint32_t r = geo.copy_row; r < kChunk; r += geo.copy_step) {
+            const uint32_t token = c.chunk + r;
+            const bool take = token >= c.lo && token < c.hi;
+            const uint32_t from = take ? token * geo.row + geo.copy_part * N : 0u;
+            copy_async<N>(to + r * st.stride * 4, k + from, take);
+            copy_async<N>(to + r * st.stride * 4 + v_to, v + from, take);
+        }
     } else {
         const uint32_t per_row = geo.row / N;
         for (uint32_t i = lane; i < 2 * kChunk * per_row; i += kLanes) copy(i / per_row, i % per_row);
@@ -267,11 +307,13 @@ __device__ __forceinline__ void stage_chunk(const KvLayout& l, const Geometry& g
     if (geo.copy_bytes == 16 && reinterpret_cast<uintptr_t>(c.block) % 16 == 0) stage_rows<16>(geo, k, v, c, st, lane);
     else if (geo.copy_bytes >= 8 && reinterpret_cast<uintptr_t>(c.block) % 8 == 0) stage_rows<8>(geo, k, v, c, st, lane);
     else stage_rows<4>(geo, k, v, c, st, lane);
-    const auto* v_params = reinterpret_cast<const KvGroupParams*>(c.block + geo.v_params);
+    // The chunk's V parameters are one run ([token][group]): entry i is token chunk + i / groups, taken
+    // when it lies in [lo, hi), that is when chunk * groups + i lies in [lo * groups, hi * groups).
+    const auto* v_params = reinterpret_cast<const KvGroupParams*>(c.block + geo.v_params) + c.chunk * geo.groups;
+    const uint32_t taken_from = c.lo > c.chunk ? (c.lo - c.chunk) * geo.groups : 0u, taken_to = (c.hi - c.chunk) * geo.groups;
     for (uint32_t i = lane; i < kChunk * geo.groups; i += kLanes) {
-        const uint32_t token = c.chunk + i / geo.groups;
-        const bool take = token >= c.lo && token < c.hi;
-        copy_async<8>(shared_address(st.v_params() + i), v_params + (take ? token * geo.groups + i % geo.groups : 0), take);
+        const bool take = i >= taken_from && i < taken_to;
+        copy_async<8>(shared_address(st.v_params() + i), v_params + (take ? i : 0u), take);
     }
     if (c.fresh) {
         const auto* k_params = reinterpret_cast<const KvGroupParams*>(c.block + geo.k_params);
@@ -287,9 +329,9 @@ __device__ __forceinline__ float power_of_two(int e) { return e < -126 ? 0.0f : 
 // GC .. 2GC-1 hold the rounding errors of columns 0 .. GC-1).
 template <int KS, int GC>
 struct State {
-    static constexpr int kGroups = KS / 2 > 1 ? KS / 2 : 1;  // V groups of 32 channels or more, or one
+    static constexpr int kGroups = static_cast<int>(grey_kvk_mma_groups(KS));  // V groups of 32 channels or more, or one
     float acc[KS][4];          // O^T tiles: channels 16 mt + g (+8), columns 2t, 2t+1
-    uint32_t q[KS][2];         // the block's B fragments of Q' (column g)
+    uint2* q;                  // the block's B fragments of Q' (column g), [KS][lanes] in the warp's shared memory
     float max[2];              // heads a and b: the running maximum score (base 2)
     float sum[2];              // this lane's part (tokens g, g + 8) of the sum of weights
     float minimum[2][kGroups]; // this lane's part of sum p * V minimum, per group
@@ -311,26 +353,38 @@ __device__ __forceinline__ void load_queries(State<KS, GC>& st, const float* q_s
     const uint32_t g = lane / 4, t = lane % 4, h = g % GC;
     float value[KS][4];
     float largest = 0.0f, bias = 0.0f;
+    // Pair 8 ks + 2t + r gives channels 16 ks + first[r] and that + pairs (8 ks is whole words): two
+    // addresses a lane, the rest constants.
+    const float* q_at[2];
+    const KvGroupParams* k_at[2] = {};
 #pragma unroll
-    for (int ks = 0; ks < KS; ++ks)
+    for (uint32_t r = 0; r < 2; ++r) {
+        const uint32_t first = (2 * t + r) / F::pairs * F::per_word + (2 * t + r) % F::pairs;
+        q_at[r] = q_shared + first * GC + h;
+        if constexpr (FORM != kWindow) k_at[r] = k_params + first;
+    }
+#pragma unroll
+    for (int ks = 0; ks < KS; ++ks) {
+        if (16 * ks >= dim) {  // channels past head_dim: not there to read
+#pragma unroll
+            for (int i = 0; i < 4; ++i) value[ks][i] = 0.0f;
+            continue;
+        }
 #pragma unroll
         for (uint32_t r = 0; r < 2; ++r)
 #pragma unroll
             for (uint32_t i = 0; i < 2; ++i) {
-                const uint32_t pair = 8 * ks + 2 * t + r;
-                const uint32_t c = pair / F::pairs * F::per_word + pair % F::pairs + i * F::pairs;
-                float x = 0.0f;
-                if (16 * ks < dim) {
-                    x = q_shared[c * GC + h];
-                    if constexpr (FORM != kWindow) {
-                        const KvGroupParams p = k_params[c];
-                        bias = fmaf(x, p.minimum, bias);
-                        x = x * p.scale;
-                    }
+                const uint32_t c = 16 * ks + i * F::pairs;
+                float x = q_at[r][c * GC];
+                if constexpr (FORM != kWindow) {
+                    const KvGroupParams p = k_at[r][c];
+                    bias = fmaf(x, p.minimum, bias);
+                    x = x * p.scale;
                 }
                 value[ks][2 * r + i] = x;
                 largest = fmaxf(largest, fabsf(x));
             }
+    }
     for (int offset = 1; offset < 4; offset *= 2) {
         largest = fmaxf(largest, __shfl_xor_sync(kFull, largest, offset));
         bias += __shfl_xor_sync(kFull, bias, offset);
@@ -340,8 +394,8 @@ __device__ __forceinline__ void load_queries(State<KS, GC>& st, const float* q_s
     const uint32_t part = role<GC>(g);
 #pragma unroll
     for (int ks = 0; ks < KS; ++ks)
-#pragma unroll
-        for (uint32_t r = 0; r < 2; ++r) st.q[ks][r] = split<BF16>(value[ks][2 * r] * up, value[ks][2 * r + 1] * up, part);
+        st.q[ks * kLanes + lane] = make_uint2(split<BF16>(value[ks][0] * up, value[ks][1] * up, part),
+                                              split<BF16>(value[ks][2] * up, value[ks][3] * up, part));
     // Lanes 4h (g = h) hold head h's normalization; this lane's score columns are heads a and b.
     const float score_scale = scale_log2 * power_of_two(-shift), score_bias = bias * scale_log2;
 #pragma unroll
@@ -349,6 +403,60 @@ __device__ __forceinline__ void load_queries(State<KS, GC>& st, const float* q_s
         const int from = static_cast<int>(4 * ((2 * t + k) % GC));
         st.score_scale[k] = __shfl_sync(kFull, score_scale, from);
         st.score_bias[k] = __shfl_sync(kFull, score_bias, from);
+    }
+}
+
+// The value products of a chunk, O^T += V^T P'^T: m-tile mt is channels 16 mt .. 16 mt + 15, with the B
+// of group mt >> SHIFT (group 0 for SHIFT < 0). This lane's A rows are channels 16 mt + g and + 8, its
+// columns tokens 2t, 2t+1 (a0, a1) and 2t+8, 2t+9 (a2, a3); rows read in place only when valid.
+template <int FORM, bool BF16, int SHIFT, int KS, int GC, int NB>
+__device__ __forceinline__ void value_products(State<KS, GC>& st, const uint32_t (&b)[NB][2], const Cursor& c, const uint32_t* v_rows,
+                                               uint32_t stride, uint32_t dim, uint32_t lane) {
+    using F = Form<FORM>;
+    constexpr bool in_place = FORM == kWindow;
+    constexpr uint32_t per_word = F::per_word;
+    const uint32_t g = lane / 4, t = lane % 4;
+    const uint32_t tokens[4] = {2 * t, 2 * t + 1, 2 * t + 8, 2 * t + 9};
+    bool valid[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) valid[i] = c.chunk + tokens[i] >= c.lo && c.chunk + tokens[i] < c.hi;
+    // Channel 16 mt + g is in word lane_low at j_low, + 8 in lane_high at j_high; both at the same place
+    // in their byte (8 is a multiple of the codes a byte holds).
+    const uint32_t lane_low = per_word >= 8 ? 0u : g / per_word, lane_high = per_word >= 16 ? 0u : (g + 8) / per_word;
+    const uint32_t j_low = g % per_word, j_high = (g + 8) % per_word;
+    Field field{};
+    if constexpr (F::bits <= 4) field = field_at(F::bits, j_low % (8u / F::bits) * F::bits);
+    const uint32_t* rows[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) rows[i] = v_rows + tokens[i] * stride;
+#pragma unroll
+    for (int mt = 0; mt < KS; ++mt) {
+        // Past head_dim a staged chunk gives its padding to accumulators that are never written out; a
+        // window row read in place may end the block.
+        if constexpr (in_place)
+            if (16 * mt >= dim) break;
+        constexpr int last = NB - 1;
+        const int q = SHIFT < 0 ? 0 : min(mt >> (SHIFT < 0 ? 0 : SHIFT), last);
+        const uint32_t base = 16 * mt / per_word;
+        uint32_t lo[4], hi[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            lo[i] = hi[i] = 0u;
+            if (!in_place || valid[i]) {
+                if constexpr (per_word == 16) {
+                    lo[i] = hi[i] = rows[i][base];
+                } else if constexpr (per_word == 8) {
+                    const uint2 w = *reinterpret_cast<const uint2*>(rows[i] + base);
+                    lo[i] = w.x;
+                    hi[i] = w.y;
+                } else {
+                    lo[i] = rows[i][base + lane_low];
+                    hi[i] = rows[i][base + lane_high];
+                }
+            }
+        }
+        mma<BF16>(st.acc[mt], column_pair<FORM>(lo[0], lo[1], j_low, field), column_pair<FORM>(hi[0], hi[1], j_high, field),
+                  column_pair<FORM>(lo[2], lo[3], j_low, field), column_pair<FORM>(hi[2], hi[3], j_high, field), b[q][0], b[q][1]);
     }
 }
 
@@ -367,14 +475,21 @@ __device__ __forceinline__ void attend_chunk(State<KS, GC>& st, const Cursor& c,
     // Scores as K Q'^T: A holds the chunk's tokens as rows (g and g + 8), B the query columns. Pair
     // 8 ks + 2t (+1) of a row is word 8 ks / pairs + lane_word, channel pair lane_pair (+1) of it.
     const uint32_t lane_word = 2 * t / F::pairs, lane_pair = 2 * t % F::pairs;
-    const bool row_ok[2] = {!in_place || (c.chunk + g >= c.lo && c.chunk + g < c.hi),
-                            !in_place || (c.chunk + 8 + g >= c.lo && c.chunk + 8 + g < c.hi)};
+    // This lane's score rows, tokens g and g + 8: taken, and (read in place) read, only inside lo..hi-1.
+    const bool valid_token[2] = {c.chunk + g >= c.lo && c.chunk + g < c.hi, c.chunk + 8 + g >= c.lo && c.chunk + 8 + g < c.hi};
+    const bool row_ok[2] = {!in_place || valid_token[0], !in_place || valid_token[1]};
     const uint32_t* row_low = k_rows + g * stride + lane_word;
     const uint32_t* row_high = row_low + 8 * stride;
-    float d[4] = {};
+    // Two accumulators, even and odd k-steps: two chains of dependent products instead of one as long.
+    float d[4] = {}, d_odd[4] = {};
 #pragma unroll
     for (int ks = 0; ks < KS; ++ks) {
-        if (16 * ks >= dim) break;
+        // Past head_dim a staged row has padding or the next row, read as codes and multiplied by the
+        // zeros load_queries put there (an fp8 code may be a NaN: zeroed); a window row read in place
+        // may end the block, so its k-steps stop there. No branch in the quantized forms lets their
+        // loads be issued ahead.
+        if constexpr (FORM == kWindow)
+            if (16 * ks >= dim) break;
         uint32_t a0, a1, a2, a3;
         if constexpr (F::pairs == 1) {
             uint2 lo = make_uint2(0u, 0u), hi = make_uint2(0u, 0u);
@@ -384,6 +499,15 @@ __device__ __forceinline__ void attend_chunk(State<KS, GC>& st, const Cursor& c,
             a2 = lo.y;
             a1 = hi.x;
             a3 = hi.y;
+        } else if constexpr (F::bits <= 4) {
+            // Pairs lane_pair and lane_pair + 1: one shift brings both down, the second is read in place.
+            constexpr Field first = {((1u << F::bits) - 1u) * 0x00010001u, 0x3c003c00u, 0xe400e400u};  // x 1, -1024
+            const Field second = field_at(F::bits, F::bits);
+            const uint32_t lo = row_low[8 * ks / F::pairs] >> (lane_pair * F::bits), hi = row_high[8 * ks / F::pairs] >> (lane_pair * F::bits);
+            a0 = decode_field(lo, first);
+            a2 = decode_field(lo, second);
+            a1 = decode_field(hi, first);
+            a3 = decode_field(hi, second);
         } else {
             const uint32_t lo = row_low[8 * ks / F::pairs], hi = row_high[8 * ks / F::pairs];
             a0 = row_pair<FORM>(lo, lane_pair);
@@ -391,8 +515,18 @@ __device__ __forceinline__ void attend_chunk(State<KS, GC>& st, const Cursor& c,
             a1 = row_pair<FORM>(hi, lane_pair);
             a3 = row_pair<FORM>(hi, lane_pair + 1);
         }
-        mma<BF16>(d, a0, a1, a2, a3, st.q[ks][0], st.q[ks][1]);
+        if constexpr (FORM == kv_fp8_e4m3) {
+            const bool in = 16 * ks < static_cast<int>(dim);
+            a0 = in ? a0 : 0u;
+            a1 = in ? a1 : 0u;
+            a2 = in ? a2 : 0u;
+            a3 = in ? a3 : 0u;
+        }
+        const uint2 q = st.q[ks * kLanes + lane];
+        mma<BF16>(ks % 2 == 0 ? d : d_odd, a0, a1, a2, a3, q.x, q.y);
     }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) d[i] += d_odd[i];
     // d: (token g, column 2t), (g, 2t+1), (g + 8, 2t), (g + 8, 2t+1). A column's rounding error sits GC
     // columns on: lane t ^ (GC / 2), or the next column of the same lane for GC 1.
     float score[4];
@@ -401,7 +535,6 @@ __device__ __forceinline__ void attend_chunk(State<KS, GC>& st, const Cursor& c,
         if constexpr (GC == 1) score[i] = d[i & 2] + d[(i & 2) + 1];
         else score[i] = d[i] + __shfl_xor_sync(kFull, d[i], GC / 2);
     }
-    const bool valid_token[2] = {c.chunk + g >= c.lo && c.chunk + g < c.hi, c.chunk + 8 + g >= c.lo && c.chunk + 8 + g < c.hi};
     float p[4], rescale[2];
 #pragma unroll
     for (int k = 0; k < 2; ++k) {  // head a (columns 2t), head b (2t+1)
@@ -412,10 +545,10 @@ __device__ __forceinline__ void attend_chunk(State<KS, GC>& st, const Cursor& c,
         top = fmaxf(top, __shfl_xor_sync(kFull, top, 8));
         top = fmaxf(top, __shfl_xor_sync(kFull, top, 16));
         const float new_max = fmaxf(st.max[k], top);
-        rescale[k] = st.max[k] == -INFINITY ? 0.0f : exp2f(st.max[k] - new_max);
+        rescale[k] = st.max[k] == -INFINITY ? 0.0f : exp2_flush(st.max[k] - new_max);
         st.max[k] = new_max;
-        p[k] = valid_token[0] ? exp2f(low - new_max) : 0.0f;
-        p[2 + k] = valid_token[1] ? exp2f(high - new_max) : 0.0f;
+        p[k] = valid_token[0] ? exp2_flush(low - new_max) : 0.0f;
+        p[2 + k] = valid_token[1] ? exp2_flush(high - new_max) : 0.0f;
         st.sum[k] = fmaf(st.sum[k], rescale[k], p[k] + p[2 + k]);
     }
 
@@ -441,12 +574,21 @@ __device__ __forceinline__ void attend_chunk(State<KS, GC>& st, const Cursor& c,
     const float down = power_of_two(st.exponent - new_exponent);
     st.exponent = new_exponent;
     const float unit = power_of_two(-new_exponent);
+    // The V minimum sums follow the softmax rescale (a window-form chunk adds nothing to them).
+#pragma unroll
+    for (int q = 0; q < kGroups; ++q) {
+        if (q >= static_cast<int>(groups)) break;
+#pragma unroll
+        for (int k = 0; k < 2; ++k) st.minimum[k][q] *= rescale[k];
+    }
+    // A window-form chunk has no V scales: one B serves every group.
+    const int b_groups = FORM == kWindow ? 1 : static_cast<int>(groups);
     const uint32_t part = role<GC>(2 * t);  // columns 2t and 2t+1 share a role but for GC 1 (rounded, error)
     uint32_t b[kGroups][2];
 #pragma unroll
     for (int q = 0; q < kGroups; ++q) {
         b[q][0] = b[q][1] = 0u;
-        if (q >= static_cast<int>(groups)) break;
+        if (q >= b_groups) break;
         float w[4];  // (token g, column 2t), (g, 2t+1), (g + 8, 2t), (g + 8, 2t+1)
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
@@ -455,7 +597,7 @@ __device__ __forceinline__ void attend_chunk(State<KS, GC>& st, const Cursor& c,
                 const KvGroupParams vp = v_params[v_token[i] * groups + q];
                 v_scale = vp.scale;
 #pragma unroll
-                for (int k = 0; k < 2; ++k) st.minimum[k][q] = fmaf(p[2 * i + k], vp.minimum, i == 0 ? st.minimum[k][q] * rescale[k] : st.minimum[k][q]);
+                for (int k = 0; k < 2; ++k) st.minimum[k][q] = fmaf(p[2 * i + k], vp.minimum, st.minimum[k][q]);
             }
             w[2 * i] = p[2 * i] * (v_scale * unit);
             w[2 * i + 1] = p[2 * i + 1] * (v_scale * unit);
@@ -474,12 +616,6 @@ __device__ __forceinline__ void attend_chunk(State<KS, GC>& st, const Cursor& c,
         b[q][0] = transpose(tile[0]);
         b[q][1] = transpose(tile[1]);
     }
-    if constexpr (FORM == kWindow) {
-#pragma unroll
-        for (int k = 0; k < 2; ++k)
-#pragma unroll
-            for (int q = 0; q < kGroups; ++q) st.minimum[k][q] *= rescale[k];
-    }
     const float r0 = rescale[0] * down, r1 = rescale[1] * down;
     if (__any_sync(kFull, r0 != 1.0f || r1 != 1.0f)) {
 #pragma unroll
@@ -490,54 +626,12 @@ __device__ __forceinline__ void attend_chunk(State<KS, GC>& st, const Cursor& c,
             st.acc[mt][3] *= r1;
         }
     }
-    // The V rows this lane's A fragments take: tokens 2t, 2t+1, 2t+8, 2t+9 (read in place only when valid).
-    const uint32_t tokens[4] = {2 * t, 2 * t + 1, 2 * t + 8, 2 * t + 9};
-    bool valid[4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) valid[i] = c.chunk + tokens[i] >= c.lo && c.chunk + tokens[i] < c.hi;
-    // Values: m-tile mt is channels 16 mt .. 16 mt + 15; this lane's rows g and g + 8 of it (channel
-    // 16 mt + g in word w_low at j_low, + 8 in w_high at j_high), tokens 2t, 2t+1 (a0, a1) and 2t+8, 2t+9
-    // (a2, a3).
-    constexpr uint32_t per_word = F::per_word;
-    const uint32_t lane_low = per_word >= 8 ? 0u : g / per_word, lane_high = per_word >= 16 ? 0u : (g + 8) / per_word;
-    const uint32_t j_low = g % per_word, j_high = (g + 8) % per_word;
-    const uint32_t* rows[4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) rows[i] = v_rows + tokens[i] * stride;
-#pragma unroll
-    for (int mt = 0; mt < KS; ++mt) {
-        if (16 * mt >= dim) break;
-        const uint32_t base = 16 * mt / per_word;
-        uint32_t lo[4], hi[4];
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            lo[i] = hi[i] = 0u;
-            if (!in_place || valid[i]) {
-                if constexpr (per_word == 16) {
-                    lo[i] = hi[i] = rows[i][base];
-                } else if constexpr (per_word == 8) {
-                    const uint2 w = *reinterpret_cast<const uint2*>(rows[i] + base);
-                    lo[i] = w.x;
-                    hi[i] = w.y;
-                } else {
-                    lo[i] = rows[i][base + lane_low];
-                    hi[i] = rows[i][base + lane_high];
-                }
-            }
-        }
-        uint32_t bb0 = b[0][0], bb1 = b[0][1];
-        if constexpr (kGroups > 1) {
-            const uint32_t q_of = 16 * mt / group_size;
-#pragma unroll
-            for (int q = 1; q < kGroups; ++q)
-                if (q_of == static_cast<uint32_t>(q)) {
-                    bb0 = b[q][0];
-                    bb1 = b[q][1];
-                }
-        }
-        mma<BF16>(st.acc[mt], column_pair<FORM>(lo[0], lo[1], j_low), column_pair<FORM>(hi[0], hi[1], j_high),
-                  column_pair<FORM>(lo[2], lo[3], j_low), column_pair<FORM>(hi[2], hi[3], j_high), bb0, bb1);
-    }
+    // m-tile mt takes group mt >> shift (32-channel groups: 1, 64: 2), or group 0 throughout when the
+    // layout has one group (or the chunk has no V scales): resolved at compile time, so that each
+    // m-tile's B is a register, not a choice made per tile.
+    if (b_groups == 1) value_products<FORM, BF16, -1>(st, b, c, v_rows, stride, dim, lane);
+    else if (group_size == 32) value_products<FORM, BF16, 1>(st, b, c, v_rows, stride, dim, lane);
+    else value_products<FORM, BF16, 2>(st, b, c, v_rows, stride, dim, lane);
 }
 
 template <int FORM, bool BF16, int KS, int GC>
@@ -566,13 +660,13 @@ __device__ void attend(const grey_kvk_attend_args& a) {
     const uint32_t sequence = share.sequence, head = share.head, g_count = share.g_count, q_first = share.q_first;
     constexpr int kGroups = State<KS, GC>::kGroups;
 
-    // Shared memory: the queries [dim][GC]; per warp, kStages staging buffers (reused for the warp's
-    // results at the end: [8 columns][dim]); the warps' statistics.
+    // Shared memory as kv_args.h lays it out (the launch plan sizes it from the same function).
     extern __shared__ __align__(16) uint8_t shared_bytes[];
+    const grey_kvk_mma_shared layout = grey_kvk_mma_shared_layout(&l, GC);
     float* q_shared = reinterpret_cast<float*>(shared_bytes);
-    uint8_t* warp_area = shared_bytes + (dim * GC * 4 + 15) / 16 * 16;
-    uint8_t* mine = warp_area + warp * kStages * a.stage_bytes;
-    float* stats = reinterpret_cast<float*>(warp_area + kWarps * kStages * a.stage_bytes);  // [warp][GC][3 + kGroups]
+    uint8_t* warp_area = shared_bytes + layout.warp_area;
+    uint8_t* mine = warp_area + warp * layout.warp_bytes;
+    float* stats = reinterpret_cast<float*>(shared_bytes + layout.stats);  // [warp][GC][kStats]
     constexpr uint32_t kStats = 3 + kGroups;
 
     const auto* queries = reinterpret_cast<const float*>(a.queries);
@@ -588,6 +682,7 @@ __device__ void attend(const grey_kvk_attend_args& a) {
     const Geometry geo = geometry_of(l, a.layer, head, lane);
 
     State<KS, GC> st;
+    st.q = reinterpret_cast<uint2*>(mine + layout.fragments);
 #pragma unroll
     for (int mt = 0; mt < KS; ++mt)
 #pragma unroll
@@ -685,7 +780,7 @@ __device__ void attend(const grey_kvk_attend_args& a) {
                 const float* ws = stats + (w * GC + h) * kStats;
                 if (ws[0] == -INFINITY) continue;
                 const float weight = exp2f(ws[0] - top);
-                const auto* wc = reinterpret_cast<const float*>(warp_area + w * kStages * a.stage_bytes);
+                const auto* wc = reinterpret_cast<const float*>(warp_area + w * layout.warp_bytes);
                 const float v = fmaf(wc[h * dim + c] + wc[(GC + h) * dim + c], ws[2], ws[3 + c / l.group_size]);
                 total = fmaf(ws[1], weight, total);
                 value = fmaf(v, weight, value);

@@ -88,7 +88,8 @@ TEST(KvPlan, TensorCoresTakeHeadDimUpTo128) {
     const kv::AttendTables window_tables{mostly_window, offsets, first, last};
     EXPECT_STREQ(kv::kernel_name(kv::attend_shape(layout(128), window_tables, 8, true).split()), "grey_kv_attend_split_4_4");
     // head_dim 128, int4, V groups of 32: four warps of three staging buffers of K and V rows (16 words
-    // padded to 20), four tokens' V parameters and the K parameters; then the statistics.
+    // padded to 20), four tokens' V parameters and the K parameters, and eight k-steps of query
+    // fragments; then the statistics.
     const grey::common::KvLayout l = layout(128);
     EXPECT_EQ(grey_kvk_mma_row_stride(16), 20u);
     EXPECT_EQ(grey_kvk_mma_row_stride(1), 4u);
@@ -96,7 +97,19 @@ TEST(KvPlan, TensorCoresTakeHeadDimUpTo128) {
     EXPECT_EQ(grey_kvk_mma_row_stride(64), 68u);
     EXPECT_EQ(grey_kvk_mma_stage_bytes(&l), 2u * 16 * 20 * 4 + 16 * 4 * 8 + 128 * 8);
     const kv::AttendShape s = kv::attend_shape(l, tables, 8, true);
-    EXPECT_EQ(s.shared_bytes, 128u * 4 * 4 + 4 * 3 * 4096 + 4 * 4 * (3 + 4) * 4);
+    EXPECT_EQ(s.shared_bytes, 128u * 4 * 4 + 4 * (3 * 4096 + 8 * 32 * 8) + 4 * 4 * (3 + 4) * 4);
+    const grey_kvk_mma_shared shared = grey_kvk_mma_shared_layout(&l, 4);
+    EXPECT_EQ(shared.warp_area, 128u * 4 * 4);
+    EXPECT_EQ(shared.fragments, 3u * 4096);
+    EXPECT_EQ(shared.warp_bytes, 3u * 4096 + 8 * 32 * 8);
+    EXPECT_EQ(shared.stats, shared.warp_area + 4 * shared.warp_bytes);
+    EXPECT_EQ(shared.stat_count, 3u + 4);
+    EXPECT_EQ(shared.total, s.shared_bytes);
+    // head_dim 64 takes four k-steps, and keeps sums for two V groups.
+    EXPECT_EQ(grey_kvk_mma_k_steps(64), 4u);
+    EXPECT_EQ(grey_kvk_mma_k_steps(80), 8u);
+    EXPECT_EQ(grey_kvk_mma_groups(4), 2u);
+    EXPECT_EQ(grey_kvk_mma_groups(8), 4u);
 }
 
 // The largest variant's shared memory fits both vendors without asking for more: CUDA's 48 KiB default
