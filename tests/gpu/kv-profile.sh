@@ -6,7 +6,8 @@ set -u
 export LD_LIBRARY_PATH=$PWD/.deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 OUT=${OUT:-/tmp/kv-profile}
 mkdir -p "$OUT"
-GPU_SESSION_STEPS="build kv" OUT="$OUT" bash tests/gpu/session.sh || exit 1
+# KV_PROFILE_BUILD=0: a build already there (a warm machine after session.sh) is profiled as it is.
+[ "${KV_PROFILE_BUILD:-1}" = 0 ] || GPU_SESSION_STEPS="build kv" OUT="$OUT" bash tests/gpu/session.sh || exit 1
 bench=(python3 bench/kv_gpu_bench.py --lib build/gpu/lib/libgrey.so --backend-dir build/gpu/lib/grey)
 sections=(--section SpeedOfLight --section WarpStateStats --section Occupancy --section InstructionStats --section LaunchStats)
 [ "${KV_PROFILE_FULL:-0}" = 1 ] && sections=(--set full --import-source yes)
