@@ -347,7 +347,7 @@ void Tiers::read_locked(const grey_buffer& buffer, uint64_t offset, std::span<st
         }
         case GREY_RESIDENCY_COMPRESSED_DEVICE:
             // Only the header, the table and the touched blocks' payloads cross to the host.
-            read_device_container(*buffer.backend, r.device_container, r.container_size, offset, out);
+            read_device_container(*buffer.backend, r.device_container, r.container_size, offset, out, r.device_plan.get());
             return;
         case GREY_RESIDENCY_COMPRESSED_HOST: {
             const std::span<const std::byte> container = r.host_container->bytes();
@@ -383,8 +383,9 @@ void Tiers::materialize_locked(const grey_buffer& buffer, grey_backend_buffer* t
             return;
         }
         case GREY_RESIDENCY_COMPRESSED_DEVICE:
-            // On the device where the backend decodes, through host memory otherwise.
-            decode_device_container(backend, r.device_container, r.container_size, target, 0, buffer.size);
+            // On the device where the backend decodes, through host memory otherwise. The plan made when the
+            // buffer was compressed serves, as for a host-tier container: nothing is read back before the decode.
+            decode_device_container(backend, r.device_container, r.container_size, target, 0, buffer.size, r.device_plan.get());
             return;
         case GREY_RESIDENCY_COMPRESSED_HOST: {
             // Where the device decodes every block, only the compressed bytes cross to it.
@@ -532,9 +533,11 @@ Residency Tiers::compressed_locked(const grey_buffer& buffer, grey_residency tie
     std::vector<std::byte> container = codec::encode(contents, options);
     result.container_size = container.size();
     const Device& dev = *devices_.at(buffer.device);
-    if (tier == GREY_RESIDENCY_COMPRESSED_DEVICE)
+    if (tier == GREY_RESIDENCY_COMPRESSED_DEVICE) {
+        // The host has the header and the table now: kept, so that no map or read fetches them back.
+        result.device_plan = plan_device_container(container, buffer.size);
         result.device_container = dev.backend->buffer_holding(dev.index_in_backend, container);
-    else
+    } else
         result.host_container = HostContainer::hold(*dev.backend, dev.index_in_backend, std::move(container), buffer.size, at(buffer.device).pinned);
     return result;
 }
@@ -753,7 +756,8 @@ bool Tiers::decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buff
             staged_container = std::move(staged->memory);
             container = staged_container.get();
         } else {
-            jobs = device_container_jobs(backend, r.device_container, r.container_size, buffer.size);
+            jobs = r.device_plan ? planned_container_jobs(*r.device_plan)
+                                 : device_container_jobs(backend, r.device_container, r.container_size, buffer.size);
             if (!jobs) return false;
         }
         blocks = std::move(jobs->blocks);

@@ -982,6 +982,59 @@ TEST(CudaFake, AsyncMapOfADeviceCompressedBufferDecodesOnTheStream) {
     EXPECT_EQ(c.stats().cache_bytes, 0u);
 }
 
+// A buffer compressed into device memory keeps its container's header, table and decode plan on the host,
+// from its compression: a synchronous map, an async map and a read fetch nothing back before decoding
+// (only the decoder's fault bits, and the payloads a read decodes on the host), and a block the device
+// gives up on is still decoded on the host from its payload, named by the host decoder.
+TEST(CudaFake, DeviceContainerMapsReadNothingBackBeforeTheDecode) {
+    Context c;
+    const size_t n = 5 * 65536 + 6;  // 6 blocks
+    const auto data = weight_bytes(n, 0.65f);
+    grey_buffer* b = device_compressed(c.context, data);
+    grey_buffer_mapping m{};
+    m.struct_size = sizeof m;
+    const auto decode_again = [&] {  // out of the cache, so that the next map decodes
+        ASSERT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
+        ASSERT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_COMPRESSED_DEVICE, GREY_CODEC_FLOAT), GREY_OK) << grey_last_error();
+    };
+    auto read_back = fake_read_back_bytes();
+    auto decodes = fake_decode_launches();
+    ASSERT_EQ(grey_buffer_map(b, &m), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_decode_launches(), decodes + 1);
+    EXPECT_EQ(fake_read_back_bytes() - read_back, 6 * sizeof(uint32_t)) << "the fault bits of the 6 blocks and nothing else";
+    EXPECT_EQ(bytes_at(m), data);
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+
+    // On a stream: nothing at all crosses back during the call.
+    decode_again();
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    read_back = fake_read_back_bytes();
+    expect_async_map_reads(b, stream, data, [&] { EXPECT_EQ(fake_read_back_bytes(), read_back) << "nothing read back by the call"; });
+    grey_stream_destroy(stream);
+
+    // A read of one block brings back that block's payload only.
+    std::vector<unsigned char> part(100);
+    read_back = fake_read_back_bytes();
+    ASSERT_EQ(grey_buffer_read(b, 2 * 65536 + 5, part.data(), part.size()), GREY_OK) << grey_last_error();
+    EXPECT_TRUE(std::equal(part.begin(), part.end(), data.begin() + 2 * 65536 + 5));
+    EXPECT_LT(fake_read_back_bytes() - read_back, 65536u) << "one compressed payload, no header or table";
+
+    // Block 2 damaged in device memory: the device gives up on it, and the host decoder, reading back
+    // that payload alone, names it.
+    decode_again();
+    {
+        ScopedEnv env{{"FAKE_CUDA_CORRUPT_CODEC_JOB", "2"}};
+        read_back = fake_read_back_bytes();
+        EXPECT_EQ(grey_buffer_map(b, &m), GREY_ERROR_CORRUPT);
+        EXPECT_EQ(std::string(grey_last_error()), "codec container: block 2 of 6 (float): the decoded bytes fail the block's checksum");
+        EXPECT_GT(fake_read_back_bytes() - read_back, 6 * sizeof(uint32_t)) << "the fault bits and the damaged block's payload";
+        EXPECT_LT(fake_read_back_bytes() - read_back, 65536u);
+    }
+    grey_buffer_destroy(b);
+    EXPECT_EQ(c.stats().cache_bytes, 0u);
+}
+
 // A buffer compressed in host memory in a codec the device decodes: a map copies the compressed bytes to
 // the device and decodes them there (synchronously, and on the stream for an async map), instead of
 // decoding on the host and copying the raw bytes; a damaged block is named as held in host memory.
