@@ -229,7 +229,7 @@ Tiers::DeviceTiers& Tiers::at(uint32_t device) {
     tiers.store = std::make_unique<SharedBlockStore>(*dev.backend, dev.index_in_backend, hash_);
     tiers.cache = std::make_unique<WorkingSetCache>(*dev.backend, dev.index_in_backend, cache_capacity_);
     tiers.pinned = std::make_shared<PinnedBudget>(pinned_host_cap_);
-    tiers.staging = std::make_shared<TableStaging>(*dev.backend, dev.index_in_backend);
+    tiers.staging = std::make_shared<TableStaging>(*dev.backend, dev.index_in_backend, tiers.pinned);
     return per_device_.emplace(device, std::move(tiers)).first->second;
 }
 
