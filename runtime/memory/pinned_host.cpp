@@ -4,6 +4,7 @@
 #include "core/error.hpp"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstdlib>
 
@@ -69,11 +70,8 @@ std::shared_ptr<void> TableStaging::take_chunk(uint64_t size, bool pinned_only) 
     }
     if (chunk.memory == nullptr) {
         chunk = pin(wanted);
-        if (chunk.memory == nullptr) {
-            // The budget may be held by free chunks too small for this: they go, and the pin is tried again.
-            release_free();
-            chunk = pin(wanted);
-        }
+        // The budget may be held by free pinned chunks too small for this: they go, and the pin is tried again.
+        if (chunk.memory == nullptr && release_free_pinned()) chunk = pin(wanted);
         if (chunk.memory == nullptr) {
             if (pinned_only) return nullptr;
             // Pinning refused: plain memory holds the table as well; only its upload may be staged by the driver.
@@ -114,6 +112,21 @@ void TableStaging::release_free() noexcept {
         chunks.swap(free_);
     }
     for (const Chunk& chunk : chunks) free_chunk(chunk);
+}
+
+bool TableStaging::release_free_pinned() noexcept {
+    std::array<Chunk, kFreeChunks> pinned{};  // free_ never holds more
+    size_t count = 0;
+    {
+        std::lock_guard lock(mutex_);
+        std::erase_if(free_, [&](const Chunk& c) {
+            if (!c.pinned || count == pinned.size()) return false;
+            pinned[count++] = c;
+            return true;
+        });
+    }
+    for (size_t i = 0; i < count; ++i) free_chunk(pinned[i]);
+    return count > 0;
 }
 
 void TableStaging::free_chunk(const Chunk& chunk) noexcept {

@@ -84,8 +84,10 @@ private:
     Chunk pin(uint64_t wanted);
     void give_back(Chunk chunk) noexcept;
     void free_chunk(const Chunk& chunk) noexcept;
-    // Frees the free chunks (their pinned bytes go back to the budget).
+    // Frees the free chunks (their pinned bytes go back to the budget); the pinned ones only, saying
+    // whether there were any.
     void release_free() noexcept;
+    bool release_free_pinned() noexcept;
 
     static constexpr uint64_t kMinimumChunk = 4096;
     static constexpr size_t kFreeChunks = 8;  // kept for reuse; more are freed
