@@ -1,6 +1,6 @@
 // Page-locked host memory the memory tiers take from a device's backend (its host_alloc slot): the budget
-// that bounds the bytes of host-tier containers held pinned on a device (memory.compression.pinned_host_mb),
-// and the small, reused staging of the job tables that the device's decoder uploads on a stream.
+// that bounds every such byte on a device (memory.compression.pinned_host_mb), and the small, reused
+// staging that work queued on a stream reads (the decoder's job tables, pieces of pageable containers).
 #pragma once
 
 #include <algorithm>
