@@ -694,9 +694,11 @@ typedef struct grey_memory_stats {
     uint64_t buffers_by_residency[4];  /* live buffers per grey_residency value */
     uint64_t shared_blocks;            /* distinct stored blocks of deduplicated buffers */
     uint64_t constant_blocks;          /* blocks of deduplicated buffers held as zero or one value (no storage) */
-    uint64_t pinned_host_bytes;        /* of physical_host_bytes, the containers of GREY_RESIDENCY_COMPRESSED_HOST
-                                          buffers held in page-locked memory, at most the configuration's
-                                          memory.compression.pinned_host_mb (since 0.2) */
+    uint64_t pinned_host_bytes;        /* page-locked host memory held for the tiers: the containers of
+                                          GREY_RESIDENCY_COMPRESSED_HOST buffers held so (counted in
+                                          physical_host_bytes too) and, in a device's statistics, the
+                                          staging of async maps (in no other member); together at most the
+                                          configuration's memory.compression.pinned_host_mb (since 0.2) */
 } grey_memory_stats;
 
 /* Fills `out_stats` with the memory statistics of `device`; set out_stats->struct_size first.

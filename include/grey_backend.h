@@ -385,6 +385,13 @@ typedef struct grey_backend_vtable {
     grey_status (*codec_decode_async_staged)(void* state, grey_backend_stream* stream, grey_backend_buffer* const* containers,
                                              grey_backend_buffer* output, const grey_backend_codec_block* blocks, uint32_t count,
                                              grey_backend_buffer* faults, void* table);
+
+    /* Runs `task(data)` on a host thread once `stream` reaches it, in order with the work queued there
+     * before and after it (0.2, optional: without it an async map copies a pageable host-tier container to
+     * the device during the call). Returns once the task is queued. The task only copies host memory the
+     * runtime keeps until the stream has passed it; it calls no backend slot and cannot fail. CUDA:
+     * cuLaunchHostFunc. */
+    grey_status (*host_task_async)(void* state, grey_backend_stream* stream, void (*task)(void* data), void* data);
 } grey_backend_vtable;
 
 /* codec_decode_async's `faults` buffer: count uint32 of fault bits, rounded up to 8 bytes, then room for

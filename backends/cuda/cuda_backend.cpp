@@ -647,6 +647,14 @@ grey_status cuda_buffer_write_async(void* state, grey_backend_stream* stream, gr
     });
 }
 
+grey_status cuda_host_task_async(void* state, grey_backend_stream* stream, void (*task)(void*), void* data) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        stream->runtime->host_task_on(stream->stream, task, data);
+        return GREY_OK;
+    });
+}
+
 grey_status cuda_buffer_read_async(void* state, grey_backend_stream* stream, grey_backend_buffer* b, uint64_t offset, void* destination,
                                    uint64_t size) {
     CudaState& s = state_of(state);
@@ -798,6 +806,7 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.block_hashes = cuda_block_hashes;
     vt.codec_decode_async = cuda_codec_decode_async;
     vt.codec_decode_async_staged = cuda_codec_decode_async_staged;
+    vt.host_task_async = cuda_host_task_async;
     vt.kv_store = cuda_kv_store;
     vt.kv_compress = cuda_kv_compress;
     vt.kv_attend = cuda_kv_attend;

@@ -210,6 +210,8 @@ public:
     [[nodiscard]] CUevent create_event(bool timed = true);
     void destroy_event(CUevent event) noexcept;
     void write_on(CUstream stream, CUdeviceptr destination, const void* source, uint64_t size);
+    // `task(data)` on a driver thread once the stream reaches it (cuLaunchHostFunc).
+    void host_task_on(CUstream stream, void (*task)(void*), void* data);
     void read_on(CUstream stream, void* destination, CUdeviceptr source, uint64_t size);
     void copy_on(CUstream stream, CUdeviceptr destination, CUdeviceptr source, uint64_t size);
     void fill_on(CUstream stream, CUdeviceptr destination, uint8_t value, uint64_t size);

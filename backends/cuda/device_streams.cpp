@@ -41,6 +41,11 @@ void DeviceRuntime::write_on(CUstream stream, CUdeviceptr destination, const voi
     driver_.check(driver_.cuMemcpyHtoDAsync(destination, source, size, stream), "cuMemcpyHtoDAsync");
 }
 
+void DeviceRuntime::host_task_on(CUstream stream, void (*task)(void*), void* data) {
+    ContextScope scope(driver_, context_.get());
+    driver_.check(driver_.cuLaunchHostFunc(stream, task, data), "cuLaunchHostFunc");
+}
+
 void DeviceRuntime::read_on(CUstream stream, void* destination, CUdeviceptr source, uint64_t size) {
     ContextScope scope(driver_, context_.get());
     driver_.check(driver_.cuMemcpyDtoHAsync(destination, source, size, stream), "cuMemcpyDtoHAsync");

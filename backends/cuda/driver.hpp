@@ -40,7 +40,7 @@ class DriverUnavailable : public std::runtime_error {
     X(cuStreamDestroy) X(cuStreamSynchronize) X(cuStreamQuery) X(cuStreamWaitEvent) X(cuStreamGetCtx) X(cuEventQuery) X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord)     \
     X(cuEventSynchronize) X(cuEventElapsedTime) X(cuMemcpyHtoDAsync) X(cuMemcpyDtoHAsync) X(cuMemAllocHost) X(cuMemFreeHost) X(cuMemHostGetDevicePointer)             \
     X(cuMemcpyDtoDAsync) X(cuModuleLoadData) X(cuModuleUnload) X(cuModuleGetFunction)                 \
-    X(cuLaunchKernel) X(cuFuncSetAttribute) X(cuOccupancyMaxActiveBlocksPerMultiprocessor) X(cuGetErrorName) X(cuGetErrorString)
+    X(cuLaunchKernel) X(cuLaunchHostFunc) X(cuFuncSetAttribute) X(cuOccupancyMaxActiveBlocksPerMultiprocessor) X(cuGetErrorName) X(cuGetErrorString)
 
 class Driver {
 public:

@@ -279,6 +279,10 @@ void Backend::codec_decode_async(grey_backend_stream* stream, std::span<grey_bac
     check(vtable_.codec_decode_async(state_, stream, containers.data(), output, blocks.data(), count, faults), "codec_decode_async");
 }
 
+void Backend::host_task_async(grey_backend_stream* stream, void (*task)(void*), void* data) const {
+    check(vtable_.host_task_async(state_, stream, task, data), "host_task_async");
+}
+
 void Backend::block_hashes(grey_backend_buffer* buffer, uint64_t offset, uint64_t size, uint32_t block_size, uint64_t seed,
                            std::span<uint64_t> hashes) const {
     // The slot writes one hash per block into the table it is given: the table must hold exactly that.

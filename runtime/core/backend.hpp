@@ -108,6 +108,9 @@ public:
     [[nodiscard]] bool has_codec_decode_async_staged() const noexcept { return vtable_.codec_decode_async_staged != nullptr; }
     void codec_decode_async(grey_backend_stream* stream, std::span<grey_backend_buffer* const> containers, grey_backend_buffer* output,
                             std::span<const grey_backend_codec_block> blocks, grey_backend_buffer* faults, void* table = nullptr) const;
+    // `task(data)` run on a host thread when `stream` reaches it, in order with its work (host_task_async).
+    [[nodiscard]] bool has_host_task_async() const noexcept { return vtable_.host_task_async != nullptr; }
+    void host_task_async(grey_backend_stream* stream, void (*task)(void*), void* data) const;
     // The deduplication hashes of a range's blocks, on the device (block_hashes).
     [[nodiscard]] bool has_block_hashes() const noexcept { return vtable_.block_hashes != nullptr; }
     void block_hashes(grey_backend_buffer* buffer, uint64_t offset, uint64_t size, uint32_t block_size, uint64_t seed,

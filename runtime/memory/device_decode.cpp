@@ -83,20 +83,39 @@ void decode_faulted_on_host(const Backend& backend, grey_backend_buffer* contain
     }
 }
 
+std::shared_ptr<const DeviceContainerPlan> plan_device_container(std::span<const std::byte> container, uint64_t raw_size) {
+    if (container.size() < codec::kHeaderSize) return nullptr;
+    auto out = std::make_shared<DeviceContainerPlan>();
+    out->info = codec::read_container_info(container);
+    if (out->info.raw_size != raw_size)
+        fail(GREY_ERROR_CORRUPT, "codec container: raw size " + std::to_string(out->info.raw_size) + ", expected " + std::to_string(raw_size));
+    out->table.assign(container.begin(), container.begin() + static_cast<std::ptrdiff_t>(out->info.payload_start));
+    out->plan = codec::device_decode_plan(out->table, out->info, 0, raw_size);
+    return out;
+}
+
 void decode_device_container(const Backend& backend, grey_backend_buffer* container, uint64_t container_size, grey_backend_buffer* target,
-                             uint64_t target_offset, uint64_t raw_size) {
+                             uint64_t target_offset, uint64_t raw_size, const DeviceContainerPlan* plan) {
     if (!backend.has_codec_decode() || container_size < codec::kHeaderSize) {
         decode_on_host(backend, container, container_size, target, target_offset, raw_size);
+        return;
+    }
+    if (plan != nullptr) {
+        // Planned when the container was written: the decode is the first thing to touch the device.
+        std::vector<grey_backend_codec_block> blocks(plan->plan.jobs.size());
+        for (size_t j = 0; j < blocks.size(); ++j) blocks[j] = as_backend_block(plan->plan.jobs[j]);
+        decode_jobs(backend, container, plan->table, plan->info, std::move(blocks), plan->plan.job_blocks, plan->plan.host_blocks, target,
+                    target_offset);
         return;
     }
     codec::ContainerInfo info;
     const std::vector<std::byte> table = read_table(backend, container, container_size, info);
     if (info.raw_size != raw_size)
         fail(GREY_ERROR_CORRUPT, "codec container: raw size " + std::to_string(info.raw_size) + ", expected " + std::to_string(raw_size));
-    const codec::DeviceDecodePlan plan = codec::device_decode_plan(table, info, 0, raw_size);
-    std::vector<grey_backend_codec_block> blocks(plan.jobs.size());
-    for (size_t j = 0; j < blocks.size(); ++j) blocks[j] = as_backend_block(plan.jobs[j]);
-    decode_jobs(backend, container, table, info, std::move(blocks), plan.job_blocks, plan.host_blocks, target, target_offset);
+    const codec::DeviceDecodePlan plan_read = codec::device_decode_plan(table, info, 0, raw_size);
+    std::vector<grey_backend_codec_block> blocks(plan_read.jobs.size());
+    for (size_t j = 0; j < blocks.size(); ++j) blocks[j] = as_backend_block(plan_read.jobs[j]);
+    decode_jobs(backend, container, table, info, std::move(blocks), plan_read.job_blocks, plan_read.host_blocks, target, target_offset);
 }
 
 void decode_planned_container(const Backend& backend, grey_backend_buffer* container, std::span<const std::byte> table,
@@ -129,13 +148,24 @@ std::optional<ContainerJobs> device_container_jobs(const Backend& backend, grey_
     return jobs_of(table, info, raw_size);
 }
 
+std::optional<ContainerJobs> planned_container_jobs(const DeviceContainerPlan& plan) {
+    if (!plan.plan.host_blocks.empty()) return std::nullopt;
+    ContainerJobs out;
+    out.blocks.reserve(plan.plan.jobs.size());
+    for (const common::CodecBlockJob& job : plan.plan.jobs) out.blocks.push_back(as_backend_block(job));
+    out.job_blocks = plan.plan.job_blocks;
+    out.block_count = plan.info.blocks.size();
+    out.block_size = plan.info.block_size;
+    return out;
+}
+
 std::optional<ContainerJobs> host_container_jobs(std::span<const std::byte> container, uint64_t raw_size) {
     if (container.size() < codec::kHeaderSize) return std::nullopt;
     return jobs_of(container, codec::read_container_info(container), raw_size);
 }
 
 void read_device_container(const Backend& backend, grey_backend_buffer* container, uint64_t container_size, uint64_t offset,
-                           std::span<std::byte> out) {
+                           std::span<std::byte> out, const DeviceContainerPlan* plan) {
     if (out.empty()) return;
     if (container_size < codec::kHeaderSize) {  // too short for a header: the host decoder names the problem
         std::vector<std::byte> staged(container_size);
@@ -143,8 +173,11 @@ void read_device_container(const Backend& backend, grey_backend_buffer* containe
         codec::decode_range(staged, codec::read_container_info(staged), offset, out);
         return;
     }
-    codec::ContainerInfo info;
-    const std::vector<std::byte> table = read_table(backend, container, container_size, info);
+    codec::ContainerInfo read_info;
+    std::vector<std::byte> read_table_bytes;
+    if (plan == nullptr) read_table_bytes = read_table(backend, container, container_size, read_info);
+    const std::span<const std::byte> table = plan != nullptr ? std::span<const std::byte>(plan->table) : std::span<const std::byte>(read_table_bytes);
+    const codec::ContainerInfo& info = plan != nullptr ? plan->info : read_info;
     // The touched blocks' payloads lie back to back: one read brings them all.
     const codec::PayloadRange needed = codec::payloads_of_range(info, offset, out.size());
     std::vector<std::byte> payloads(needed.end - needed.first);

@@ -1,15 +1,17 @@
 // Decoding a container held in device memory into device memory, on the device where its backend has
-// the codec_decode slot: only the header and the table cross to the host, and the blocks decode where
-// they are. A block the device does not decode (lz4, zstd) or gives up on is decoded on the host from its
+// the codec_decode slot: the blocks decode where they are, from the header and the table kept on the host
+// since the container was written (or, without them, read back first). A block the device does not decode (lz4, zstd) or gives up on is decoded on the host from its
 // payload alone, so a damaged block still fails with the host decoder's GREY_ERROR_CORRUPT naming it.
 #pragma once
 
 #include "codec/container_format.hpp"
+#include "codec/device_jobs.hpp"
 #include "common/codec_decode.hpp"
 #include "grey_backend.h"
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
@@ -23,11 +25,24 @@ namespace grey::memory {
 // A device job (codec/device_jobs.hpp) in the backend ABI's spelling: the same fields.
 grey_backend_codec_block as_backend_block(const common::CodecBlockJob& job) noexcept;
 
+// A device container's header and table, checked, and the plan that decodes all of it, kept on the host
+// from when the buffer was compressed into device memory (the host encoded the container, so it has them
+// without reading anything back). A few dozen bytes a 64 KiB block.
+struct DeviceContainerPlan {
+    std::vector<std::byte> table;  // the container's first bytes, up to where its payloads begin
+    codec::ContainerInfo info;
+    codec::DeviceDecodePlan plan;  // every block's job, and the blocks only the host decodes
+};
+// The plan of `container` (all its bytes, in host memory) for a buffer of `raw_size` bytes; nullptr when
+// the container is too short for a header (the host decoder names the problem on every read).
+std::shared_ptr<const DeviceContainerPlan> plan_device_container(std::span<const std::byte> container, uint64_t raw_size);
+
 // Writes the `raw_size` decoded bytes of the `container_size`-byte container at the start of `container`
 // into `target` at `target_offset`. Without codec_decode the whole container is read back and decoded on
-// the host.
+// the host. With `plan` (the container's, made when it was written) nothing is read back before the
+// decode; without one its header and table are read back first.
 void decode_device_container(const Backend& backend, grey_backend_buffer* container, uint64_t container_size, grey_backend_buffer* target,
-                             uint64_t target_offset, uint64_t raw_size);
+                             uint64_t target_offset, uint64_t raw_size, const DeviceContainerPlan* plan = nullptr);
 
 // The device jobs that decode the whole `container_size`-byte container at the start of `container` (of
 // `raw_size` raw bytes) into an output from its first byte, each job's block index, and the container's
@@ -40,6 +55,8 @@ struct ContainerJobs {
     uint64_t block_size = 0;
 };
 std::optional<ContainerJobs> device_container_jobs(const Backend& backend, grey_backend_buffer* container, uint64_t container_size, uint64_t raw_size);
+// The same from the container's plan kept on the host: nothing read back.
+std::optional<ContainerJobs> planned_container_jobs(const DeviceContainerPlan& plan);
 
 // The same for a container held in host memory (a buffer compressed in the host tier), planned without
 // touching the device: nullopt when the container is too short for a header or some block only the host
@@ -63,9 +80,9 @@ void decode_faulted_on_host(const Backend& backend, grey_backend_buffer* contain
 
 // Decodes the raw bytes at `offset` of the `container_size`-byte container at the start of `container`
 // into `out` on the host, reading back only the header, the table and the payloads of the blocks the
-// range touches (each checked against its checksum). GREY_ERROR_INVALID_ARGUMENT for a range past the
-// raw size; GREY_ERROR_CORRUPT naming the field or the block for a damaged container.
+// range touches (each checked against its checksum); with `plan`, only those payloads. GREY_ERROR_INVALID_ARGUMENT
+// for a range past the raw size; GREY_ERROR_CORRUPT naming the field or the block for a damaged container.
 void read_device_container(const Backend& backend, grey_backend_buffer* container, uint64_t container_size, uint64_t offset,
-                           std::span<std::byte> out);
+                           std::span<std::byte> out, const DeviceContainerPlan* plan = nullptr);
 
 }  // namespace grey::memory

@@ -17,7 +17,7 @@ std::shared_ptr<const HostContainer> HostContainer::hold(const Backend& backend,
     }
     // Pinned only where a map copies the container to the device as it is, and while the device's budget
     // has room: past it, pageable memory holds the same bytes.
-    if (out->jobs_ && budget && budget->take(container.size())) {
+    if (out->jobs_ && budget && budget->take_for_container(container.size())) {
         // Pinning refused (the driver's limit, no memory to lock): pageable memory holds the same bytes.
         if (void* pinned = pinned_or_null(backend, device_in_backend, container.size()); pinned != nullptr) {
             std::memcpy(pinned, container.data(), container.size());
@@ -27,7 +27,7 @@ std::shared_ptr<const HostContainer> HostContainer::hold(const Backend& backend,
             out->budget_ = std::move(budget);
             return out;
         }
-        budget->give_back(container.size());
+        budget->give_back_container(container.size());
     }
     out->pageable_ = std::move(container);
     out->data_ = out->pageable_.data();
@@ -38,7 +38,7 @@ std::shared_ptr<const HostContainer> HostContainer::hold(const Backend& backend,
 HostContainer::~HostContainer() {
     if (pinned_by_ != nullptr) {
         pinned_by_->host_free(const_cast<std::byte*>(data_));
-        budget_->give_back(size_);
+        budget_->give_back_container(size_);
     }
 }
 

@@ -5,7 +5,8 @@
 // without the slot, the pinned-memory limit reached) or would serve nothing (a container the host
 // decodes) or would take the device past its budget of pinned bytes (memory.compression.pinned_host_mb:
 // page-locked memory is taken from the system's, which cannot page it out), it is held in ordinary
-// pageable memory: the same bytes, only copied slower. Immutable once made, and shared: a fill still
+// pageable memory: the same bytes, only copied slower (an async map copies them on its stream through
+// pinned staging where it can: Tiers::stage_host_container_locked). Immutable once made, and shared: a fill still
 // copying from it on a stream keeps it alive (memory/working_set.hpp).
 #pragma once
 

@@ -13,6 +13,7 @@ namespace grey::memory {
 
 struct SharedBlock;
 class HostContainer;
+struct DeviceContainerPlan;
 
 // One block of a deduplicated buffer: a block of zeros, a block of one repeated 8-byte value, or a
 // reference to a block stored once in the device's shared store.
@@ -29,6 +30,8 @@ struct Residency {
     uint32_t block_size = 0;                          // deduplicated: bytes per block (the last may be short)
     std::vector<BlockRef> blocks;                     // deduplicated
     grey_backend_buffer* device_container = nullptr;  // compressed_device: the LT-Block container
+    // compressed_device: its header, table and decode plan, kept on the host (memory/device_decode.hpp)
+    std::shared_ptr<const DeviceContainerPlan> device_plan;
     uint64_t container_size = 0;                      // both compressed residencies
     std::shared_ptr<const HostContainer> host_container;  // compressed_host: the LT-Block container (memory/host_container.hpp)
 };

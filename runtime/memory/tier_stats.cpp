@@ -69,6 +69,8 @@ void Tiers::stats(uint32_t device, const uint64_t* tenant, grey_memory_stats& st
     stats.saved_dedup_bytes = deduplicated_bytes > stored ? deduplicated_bytes - stored : 0;
     // Stored blocks held compressed save their sizes less their containers, once for all their holders.
     if (stored > stored_device + stored_host) stats.saved_compression_bytes += stored - stored_device - stored_host;
+    // The staging of async maps is the device's, no tenant's: page-locked all the same, and under the same cap.
+    if (all) stats.pinned_host_bytes += tiers.staging->pinned_bytes();
     const WorkingSetCache::Counts cache = tenant == nullptr ? tiers.cache->counts() : tiers.cache->tenant_counts(*tenant);
     stats.cache_bytes = cache.bytes;
     stats.cache_capacity_bytes = tiers.cache->capacity();

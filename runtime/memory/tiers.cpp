@@ -12,6 +12,7 @@
 #include "memory/host_container.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -229,7 +230,7 @@ Tiers::DeviceTiers& Tiers::at(uint32_t device) {
     tiers.store = std::make_unique<SharedBlockStore>(*dev.backend, dev.index_in_backend, hash_);
     tiers.cache = std::make_unique<WorkingSetCache>(*dev.backend, dev.index_in_backend, cache_capacity_);
     tiers.pinned = std::make_shared<PinnedBudget>(pinned_host_cap_);
-    tiers.staging = std::make_shared<TableStaging>(*dev.backend, dev.index_in_backend);
+    tiers.staging = std::make_shared<TableStaging>(*dev.backend, dev.index_in_backend, tiers.pinned);
     return per_device_.emplace(device, std::move(tiers)).first->second;
 }
 
@@ -347,7 +348,7 @@ void Tiers::read_locked(const grey_buffer& buffer, uint64_t offset, std::span<st
         }
         case GREY_RESIDENCY_COMPRESSED_DEVICE:
             // Only the header, the table and the touched blocks' payloads cross to the host.
-            read_device_container(*buffer.backend, r.device_container, r.container_size, offset, out);
+            read_device_container(*buffer.backend, r.device_container, r.container_size, offset, out, r.device_plan.get());
             return;
         case GREY_RESIDENCY_COMPRESSED_HOST: {
             const std::span<const std::byte> container = r.host_container->bytes();
@@ -383,8 +384,9 @@ void Tiers::materialize_locked(const grey_buffer& buffer, grey_backend_buffer* t
             return;
         }
         case GREY_RESIDENCY_COMPRESSED_DEVICE:
-            // On the device where the backend decodes, through host memory otherwise.
-            decode_device_container(backend, r.device_container, r.container_size, target, 0, buffer.size);
+            // On the device where the backend decodes, through host memory otherwise. The plan made when the
+            // buffer was compressed serves, as for a host-tier container: nothing is read back before the decode.
+            decode_device_container(backend, r.device_container, r.container_size, target, 0, buffer.size, r.device_plan.get());
             return;
         case GREY_RESIDENCY_COMPRESSED_HOST: {
             // Where the device decodes every block, only the compressed bytes cross to it.
@@ -532,9 +534,11 @@ Residency Tiers::compressed_locked(const grey_buffer& buffer, grey_residency tie
     std::vector<std::byte> container = codec::encode(contents, options);
     result.container_size = container.size();
     const Device& dev = *devices_.at(buffer.device);
-    if (tier == GREY_RESIDENCY_COMPRESSED_DEVICE)
+    if (tier == GREY_RESIDENCY_COMPRESSED_DEVICE) {
+        // The host has the header and the table now: kept, so that no map or read fetches them back.
+        result.device_plan = plan_device_container(container, buffer.size);
         result.device_container = dev.backend->buffer_holding(dev.index_in_backend, container);
-    else
+    } else
         result.host_container = HostContainer::hold(*dev.backend, dev.index_in_backend, std::move(container), buffer.size, at(buffer.device).pinned);
     return result;
 }
@@ -674,12 +678,62 @@ std::optional<Tiers::StagedContainer> Tiers::stage_host_container_locked(const g
     auto memory = device_scratch(backend, devices_.at(buffer.device)->index_in_backend, container.size());
     if (!memory) return std::nullopt;
     // A pinned container is copied by a DMA the caller queues on the map's stream, ahead of the decode
-    // there. Otherwise (pageable memory, which the driver would copy through a staging buffer of its own
-    // during the call anyway, or no stream) the copy is made now; the memory is new, so no queued work
-    // can be reading it.
-    if (on_stream && container.pinned()) return StagedContainer{std::move(memory), &*container.jobs(), true};
+    // there. A pageable one, which the driver would copy through a staging buffer of its own during the
+    // call, is copied on the stream too where host tasks can be queued there: in pieces through pinned
+    // staging of the tiers', each put there by a host task when the stream reaches it (the staging
+    // counts against memory.compression.pinned_host_mb, within the part of it containers leave to
+    // staging: half of that at most, for one piece). Otherwise (no stream, no such slot, or no pinned
+    // staging to be had) the copy is made now; the memory is new, so no queued work can be reading it.
+    if (on_stream && container.pinned()) return StagedContainer{std::move(memory), &*container.jobs(), true, nullptr, 0};
+    if (on_stream && backend.has_host_task_async()) {
+        DeviceTiers& tiers = at(buffer.device);
+        const uint64_t piece = std::min({kContainerPiece, std::bit_floor(tiers.pinned->staging_reserve() / 2), container.size()});
+        if (piece > 0)
+            if (std::shared_ptr<void> staging = tiers.staging->take_pinned(piece))
+                return StagedContainer{std::move(memory), &*container.jobs(), true, std::move(staging), piece};
+    }
     backend.buffer_write(memory.get(), 0, container.bytes().data(), container.size());
-    return StagedContainer{std::move(memory), &*container.jobs(), false};
+    return StagedContainer{std::move(memory), &*container.jobs(), false, nullptr, 0};
+}
+
+namespace {
+
+// One piece of a staged copy: what a host task on the stream copies into the staging.
+struct CopyPiece {
+    void* to;
+    const std::byte* from;
+    uint64_t size;
+};
+
+void copy_piece(void* data) {
+    const auto& piece = *static_cast<const CopyPiece*>(data);
+    std::memcpy(piece.to, piece.from, piece.size);
+}
+
+}  // namespace
+
+std::shared_ptr<const void> Tiers::queue_staged_copy(const Backend& backend, grey_backend_stream* stream, grey_backend_buffer* target,
+                                                     std::span<const std::byte> bytes, void* staging, uint64_t staging_size) {
+    auto pieces = std::make_shared<std::vector<CopyPiece>>();
+    pieces->reserve((bytes.size() + staging_size - 1) / staging_size);
+    for (uint64_t done = 0; done < bytes.size(); done += staging_size)
+        pieces->push_back({staging, bytes.data() + done, std::min<uint64_t>(staging_size, bytes.size() - done)});
+    uint64_t offset = 0;
+    try {
+        for (CopyPiece& piece : *pieces) {
+            backend.host_task_async(stream, copy_piece, &piece);
+            backend.buffer_write_async(stream, target, offset, piece.to, piece.size);
+            offset += piece.size;
+        }
+    } catch (...) {
+        // Tasks may be queued that read `pieces`: it stays until the stream has run them.
+        try {
+            backend.stream_synchronize(stream);
+        } catch (...) {
+        }
+        throw;
+    }
+    return pieces;
 }
 
 bool Tiers::decode_host_container_locked(const grey_buffer& buffer, grey_backend_buffer* target) {
@@ -740,7 +794,9 @@ bool Tiers::decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buff
     std::vector<grey_codec> job_codecs;
     uint64_t block_size = 0, block_count = 0;
     decltype(WorkingSetCache::FillSource::container) staged_container;
-    bool copy_container = false;  // a pinned host container, copied on the stream ahead of the decode
+    bool copy_container = false;  // a host container copied on the stream ahead of the decode
+    std::shared_ptr<void> container_staging;  // a pageable one's pinned staging, copied through in pieces
+    uint64_t staging_size = 0;
     if (r.kind == GREY_RESIDENCY_COMPRESSED_HOST || r.kind == GREY_RESIDENCY_COMPRESSED_DEVICE) {
         // One container: in device memory already, or a host-tier one copied there first.
         std::optional<ContainerJobs> jobs;
@@ -750,10 +806,13 @@ bool Tiers::decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buff
             if (!staged) return false;
             jobs = *staged->jobs;
             copy_container = staged->copy_pending;
+            container_staging = std::move(staged->staging);
+            staging_size = staged->staging_size;
             staged_container = std::move(staged->memory);
             container = staged_container.get();
         } else {
-            jobs = device_container_jobs(backend, r.device_container, r.container_size, buffer.size);
+            jobs = r.device_plan ? planned_container_jobs(*r.device_plan)
+                                 : device_container_jobs(backend, r.device_container, r.container_size, buffer.size);
             if (!jobs) return false;
         }
         blocks = std::move(jobs->blocks);
@@ -790,6 +849,7 @@ bool Tiers::decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buff
     // stream rather than making it (and waiting for it) during the call.
     std::shared_ptr<void> table;
     if (backend.has_codec_decode_async_staged()) table = at(buffer.device).staging->take(GREY_BACKEND_CODEC_TABLE_BYTES(blocks.size()));
+    std::shared_ptr<const void> container_pieces;
     try {
         if (r.kind == GREY_RESIDENCY_DEDUPLICATED) {
             // Host bytes of the one-value blocks, sized first: the stream reads them where they are.
@@ -813,7 +873,10 @@ bool Tiers::decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buff
                 }
             }
         }
-        if (copy_container)
+        if (copy_container && container_staging)
+            container_pieces = queue_staged_copy(backend, stream.handle, staged_container.get(), r.host_container->bytes(), container_staging.get(),
+                                                 staging_size);
+        else if (copy_container)
             backend.buffer_write_async(stream.handle, staged_container.get(), 0, r.host_container->bytes().data(), r.host_container->size());
         backend.codec_decode_async(stream.handle, containers, target, blocks, faults.get(), table.get());
     } catch (...) {
@@ -851,6 +914,8 @@ bool Tiers::decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buff
     source.device = std::move(faults);
     source.container = std::move(staged_container);
     source.table = std::move(table);
+    source.container_staging = std::move(container_staging);
+    source.container_pieces = std::move(container_pieces);
     if (copy_container) source.host_container = r.host_container;
     source.check_pending = Counted(unsettled_checks_);
     return true;

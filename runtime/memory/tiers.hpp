@@ -155,13 +155,26 @@ private:
     bool decode_on_stream_locked(const grey_buffer& buffer, grey_backend_buffer* target, grey_stream& stream, WorkingSetCache::FillSource& source);
     // A host-tier buffer's container in device memory of its own, with the jobs that decode it there
     // (planned when it was compressed), when the device decodes every block of it and has room; nullopt
-    // otherwise (the host decodes). The container is copied there during the call, except for a pinned
-    // one `on_stream`: the caller queues that copy on its stream (copy_pending).
+    // otherwise (the host decodes). The container is copied there during the call, except `on_stream`
+    // for a pinned one, and for a pageable one where the backend runs host tasks on streams and pinned
+    // staging can be had (`staging`, of kContainerPiece bytes or fewer): the caller queues that copy on its
+    // stream (copy_pending), from the staging in pieces where there is one.
     struct StagedContainer {
         decltype(WorkingSetCache::FillSource::container) memory;
         const ContainerJobs* jobs;  // the residency's
         bool copy_pending;
+        std::shared_ptr<void> staging;
+        uint64_t staging_size = 0;
     };
+    // The largest piece a pageable container is copied to the device in on a stream.
+    static constexpr uint64_t kContainerPiece = 4ull << 20;
+    // Queues on `stream` the copy of `bytes` (host memory kept until the stream has passed it) into
+    // `target` from its start, through `staging` (pinned, `staging_size` bytes): piece by piece, a host
+    // task that copies the piece into the staging, then its DMA. The stream runs them in order, so one
+    // staging serves every piece; it is reused by another map only once the stream has passed the last.
+    // Returns what the tasks read (the pieces' descriptions), to keep with the fill.
+    static std::shared_ptr<const void> queue_staged_copy(const Backend& backend, grey_backend_stream* stream, grey_backend_buffer* target,
+                                                         std::span<const std::byte> bytes, void* staging, uint64_t staging_size);
     std::optional<StagedContainer> stage_host_container_locked(const grey_buffer& buffer, bool on_stream);
     // A synchronous map's decode of a host-tier container the device decodes whole, into `target`, with
     // one wait: the copy to the device, the decode (its job table staged in host memory too) and the

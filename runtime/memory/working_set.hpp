@@ -86,6 +86,10 @@ public:
         std::shared_ptr<const void> host_container;
         // Host memory the backend staged the decoder's job table in; the stream's upload reads it.
         std::shared_ptr<void> table;
+        // A pageable container's copy queued in pieces: the pinned staging the stream copies through, and
+        // what its host tasks read.
+        std::shared_ptr<void> container_staging;
+        std::shared_ptr<const void> container_pieces;
         // Called once, when the fill is seen complete and its stream kept no failure (before `device`
         // goes): what the copy turned out to lack (a block the device's decoder faulted on), which makes
         // the fill a failed one; nullopt when the copy holds the buffer's bytes.

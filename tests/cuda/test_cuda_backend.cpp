@@ -982,6 +982,59 @@ TEST(CudaFake, AsyncMapOfADeviceCompressedBufferDecodesOnTheStream) {
     EXPECT_EQ(c.stats().cache_bytes, 0u);
 }
 
+// A buffer compressed into device memory keeps its container's header, table and decode plan on the host,
+// from its compression: a synchronous map, an async map and a read fetch nothing back before decoding
+// (only the decoder's fault bits, and the payloads a read decodes on the host), and a block the device
+// gives up on is still decoded on the host from its payload, named by the host decoder.
+TEST(CudaFake, DeviceContainerMapsReadNothingBackBeforeTheDecode) {
+    Context c;
+    const size_t n = 5 * 65536 + 6;  // 6 blocks
+    const auto data = weight_bytes(n, 0.65f);
+    grey_buffer* b = device_compressed(c.context, data);
+    grey_buffer_mapping m{};
+    m.struct_size = sizeof m;
+    const auto decode_again = [&] {  // out of the cache, so that the next map decodes
+        ASSERT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
+        ASSERT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_COMPRESSED_DEVICE, GREY_CODEC_FLOAT), GREY_OK) << grey_last_error();
+    };
+    auto read_back = fake_read_back_bytes();
+    auto decodes = fake_decode_launches();
+    ASSERT_EQ(grey_buffer_map(b, &m), GREY_OK) << grey_last_error();
+    EXPECT_EQ(fake_decode_launches(), decodes + 1);
+    EXPECT_EQ(fake_read_back_bytes() - read_back, 6 * sizeof(uint32_t)) << "the fault bits of the 6 blocks and nothing else";
+    EXPECT_EQ(bytes_at(m), data);
+    ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+
+    // On a stream: nothing at all crosses back during the call.
+    decode_again();
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    read_back = fake_read_back_bytes();
+    expect_async_map_reads(b, stream, data, [&] { EXPECT_EQ(fake_read_back_bytes(), read_back) << "nothing read back by the call"; });
+    grey_stream_destroy(stream);
+
+    // A read of one block brings back that block's payload only.
+    std::vector<unsigned char> part(100);
+    read_back = fake_read_back_bytes();
+    ASSERT_EQ(grey_buffer_read(b, 2 * 65536 + 5, part.data(), part.size()), GREY_OK) << grey_last_error();
+    EXPECT_TRUE(std::equal(part.begin(), part.end(), data.begin() + 2 * 65536 + 5));
+    EXPECT_LT(fake_read_back_bytes() - read_back, 65536u) << "one compressed payload, no header or table";
+
+    // Block 2 damaged in device memory: the device gives up on it, and the host decoder, reading back
+    // that payload alone, names it.
+    decode_again();
+    {
+        ScopedEnv env{{"FAKE_CUDA_CORRUPT_CODEC_JOB", "2"}};
+        read_back = fake_read_back_bytes();
+        EXPECT_EQ(grey_buffer_map(b, &m), GREY_ERROR_CORRUPT);
+        EXPECT_EQ(std::string(grey_last_error()), "codec container: block 2 of 6 (float): the decoded bytes fail the block's checksum");
+        EXPECT_GT(fake_read_back_bytes() - read_back, 6 * sizeof(uint32_t)) << "the fault bits and the damaged block's payload";
+        EXPECT_LT(fake_read_back_bytes() - read_back, 65536u);
+    }
+    grey_buffer_destroy(b);
+    EXPECT_EQ(c.stats().cache_bytes, 0u);
+}
+
 // A buffer compressed in host memory in a codec the device decodes: a map copies the compressed bytes to
 // the device and decodes them there (synchronously, and on the stream for an async map), instead of
 // decoding on the host and copying the raw bytes; a damaged block is named as held in host memory.
@@ -1133,7 +1186,8 @@ TEST(CudaFake, HostTierContainersFallBackToPageableMemory) {
     b = host_tier(true);
     decodes = fake_decode_launches();
     expect_async_map_reads(b, stream, data, [&] { EXPECT_EQ(fake_decode_launches(), decodes + 1); });
-    EXPECT_EQ(fake_pinned_copies_queued(), queued + 2) << "of the two maps, only the decoders' job tables were copied from pinned memory";
+    EXPECT_EQ(fake_pinned_copies_queued(), queued + 3)
+        << "of the two maps, the decoders' job tables, and the async map's copy of the container through pinned staging (one piece)";
 
     // The same damaged block, pinned or not: the same failure, word for word.
     std::vector<std::string> sync_errors, async_errors;
@@ -1254,10 +1308,23 @@ TEST(CudaFake, AnAsyncHostTierMapQueuesEveryUploadOnTheCallersStream) {
     grey_stream_destroy(stream);
 }
 
+// Holds the fake driver loaded for its scope, so that its hooks can be asked before the first context
+// loads it and after the last one unloads it (a test's figures from before and after a context).
+struct FakeDriverLoaded {
+    FakeDriverLoaded() : library(dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL)) {}
+    ~FakeDriverLoaded() {
+        if (library != nullptr) dlclose(library);
+    }
+    FakeDriverLoaded(const FakeDriverLoaded&) = delete;
+    FakeDriverLoaded& operator=(const FakeDriverLoaded&) = delete;
+    void* library;
+};
+
 // memory.compression.pinned_host_mb bounds the bytes of host-tier containers held pinned on a device:
 // past it a container is held in pageable memory; every byte reads the same either way, the statistics
 // count every container, and a container that goes gives its bytes back to the budget.
 TEST(CudaFake, PinnedHostContainersStayUnderTheCap) {
+    const FakeDriverLoaded loaded;
     const uint64_t pinned_at_start = fake_pinned_bytes();
     {
         Context c("  compression:\n    pinned_host_mb: 1\n");
@@ -1287,7 +1354,8 @@ TEST(CudaFake, PinnedHostContainersStayUnderTheCap) {
         }
         EXPECT_GE(buffers.size(), 2u);
         EXPECT_LE(pinned_bytes, kCap);
-        EXPECT_GT(pinned_bytes + sizes.back(), kCap) << "the first container left pageable is the one past the cap";
+        EXPECT_GT(pinned_bytes + sizes.back(), kCap - kCap / 4) << "the first container left pageable is the one past the cap less the "
+                                                                   "quarter kept for staging";
         uint64_t held = 0;
         for (const uint64_t size : sizes) held += size;
         EXPECT_EQ(c.stats().physical_host_bytes, held) << "pinned or not, every container is counted";
@@ -1306,14 +1374,20 @@ TEST(CudaFake, PinnedHostContainersStayUnderTheCap) {
             ASSERT_EQ(grey_buffer_read(buffers[i], 0, back.data(), back.size()), GREY_OK) << grey_last_error();
             EXPECT_EQ(back, contents[i]) << i;
         }
+        // The maps' staging (job tables, the pageable containers' pieces) is pinned too, under the same
+        // cap, and counted: every pinned byte of the context is in the statistics.
+        const uint64_t pinned_now = c.stats().pinned_host_bytes;
+        EXPECT_GT(pinned_now, pinned_bytes) << "the staging";
+        EXPECT_LE(pinned_now, kCap);
+        EXPECT_EQ(pinned_now, fake_pinned_bytes() - pinned_at_start);
         // A pinned container that goes gives its bytes back: the next one is pinned again.
         grey_buffer_destroy(buffers.front());
         buffers.erase(buffers.begin());
         const auto allocations = fake_pinned_allocations();
-        EXPECT_EQ(c.stats().pinned_host_bytes, pinned_bytes - sizes.front());
+        EXPECT_EQ(c.stats().pinned_host_bytes, pinned_now - sizes.front());
         buffers.push_back(host_compressed(c.context, contents.front(), GREY_CODEC_FLOAT));
         EXPECT_EQ(fake_pinned_allocations(), allocations + 1);
-        EXPECT_EQ(c.stats().pinned_host_bytes, pinned_bytes) << "the same container, pinned again";
+        EXPECT_EQ(c.stats().pinned_host_bytes, pinned_now) << "the same container, pinned again";
         expect_async_map_reads(buffers.back(), stream, contents.front());
         for (grey_buffer* b : buffers) grey_buffer_destroy(b);
         grey_stream_destroy(stream);
@@ -1321,7 +1395,11 @@ TEST(CudaFake, PinnedHostContainersStayUnderTheCap) {
     EXPECT_EQ(fake_pinned_bytes(), pinned_at_start) << "every pinned byte, containers' and job tables', is given back with the context";
 }
 
-// The cap's minimum, 0: no container is pinned, and every map still reads every byte, decoded on the device.
+unsigned long long fake_host_tasks_queued() { return fake_hook<unsigned long long>("fake_cuda_host_tasks_queued"); }
+unsigned long long fake_host_tasks_run() { return fake_hook<unsigned long long>("fake_cuda_host_tasks_run"); }
+
+// The cap's minimum, 0: no container is pinned, nor any map's staging, and every map still reads every
+// byte, decoded on the device.
 TEST(CudaFake, APinnedHostCapOfZeroPinsNoContainer) {
     Context c("  compression:\n    pinned_host_mb: 0\n");
     const size_t n = 5 * 65536 + 6;
@@ -1335,8 +1413,13 @@ TEST(CudaFake, APinnedHostCapOfZeroPinsNoContainer) {
     grey_stream* stream = nullptr;
     ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
     auto decodes = fake_decode_launches();
+    const auto tasks = fake_host_tasks_queued();
     expect_async_map_reads(b, stream, data);
     EXPECT_EQ(fake_decode_launches(), decodes + 1) << "decoded by the device all the same";
+    EXPECT_EQ(fake_pinned_allocations(), allocations) << "nor is the map's staging pinned";
+    EXPECT_EQ(fake_pinned_bytes(), pinned_bytes);
+    EXPECT_EQ(c.stats().pinned_host_bytes, 0u);
+    EXPECT_EQ(fake_host_tasks_queued(), tasks) << "no pinned staging to copy the container through: copied during the call";
     ASSERT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
     const auto recompressed = fake_pinned_allocations();
     ASSERT_EQ(grey_buffer_compress(b, GREY_RESIDENCY_COMPRESSED_HOST, GREY_CODEC_FLOAT), GREY_OK) << grey_last_error();
@@ -1351,6 +1434,110 @@ TEST(CudaFake, APinnedHostCapOfZeroPinsNoContainer) {
     EXPECT_EQ(bytes_at(m), data);
     ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
     grey_buffer_destroy(b);
+    grey_stream_destroy(stream);
+}
+
+// A host-tier container past the pinned cap is held in pageable memory; an async map still copies it to
+// the device on the map's stream, not during the call: in pieces (an eighth of the cap here: half the
+// quarter kept for staging), each put into pinned staging by a host task when the stream reaches it and
+// then copied by a DMA, so that every byte arrives. A map queued while another's staging is still in
+// use takes staging of its own; once the stream has passed them, the staging is reused.
+TEST(CudaFake, AnAsyncMapCopiesAPageableHostContainerOnTheStreamInPieces) {
+    const FakeDriverLoaded loaded;
+    const uint64_t pinned_at_start = fake_pinned_bytes();
+    {
+        Context c("  compression:\n    pinned_host_mb: 1\n");
+        constexpr uint64_t kPiece = (1 << 20) / 8;
+        const size_t n = 32 * 65536 + 6;  // containers of about 1.3 MB, past the cap whatever part of it staging keeps
+        const auto data = weight_bytes(n, 0.15f), other = weight_bytes(n, 0.95f);
+        grey_buffer* b = host_compressed(c.context, data, GREY_CODEC_FLOAT);
+        grey_buffer* d = host_compressed(c.context, other, GREY_CODEC_FLOAT);
+        ASSERT_EQ(c.stats().pinned_host_bytes, 0u) << "both containers are past the cap: pageable";
+        const uint64_t container = c.stats().physical_host_bytes / 2;
+        ASSERT_GT(container, 6 * kPiece);
+        grey_stream* stream = nullptr;
+        grey_stream* second = nullptr;
+        ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+        ASSERT_EQ(grey_stream_create(c.context, 1, &second), GREY_OK) << grey_last_error();
+        grey_buffer_mapping m{}, dm{};
+        m.struct_size = dm.struct_size = sizeof m;
+        const auto decode_again = [&](grey_buffer* buffer) {  // out of the cache, so that the next map decodes
+            ASSERT_EQ(grey_buffer_compress(buffer, GREY_RESIDENCY_RAW, GREY_CODEC_DEFAULT), GREY_OK) << grey_last_error();
+            ASSERT_EQ(grey_buffer_compress(buffer, GREY_RESIDENCY_COMPRESSED_HOST, GREY_CODEC_FLOAT), GREY_OK) << grey_last_error();
+        };
+        for (int round = 0; round < 2; ++round) {
+            SCOPED_TRACE(round);
+            const auto tasks = fake_host_tasks_queued(), run = fake_host_tasks_run(), waits = fake_host_waits();
+            const auto pinned_copies = fake_pinned_copies_queued(), pinned_run = fake_pinned_copies_run();
+            const auto allocations = fake_pinned_allocations(), decodes = fake_decode_launches();
+            const uint64_t pieces = (container + kPiece - 1) / kPiece;
+            ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+            EXPECT_EQ(fake_host_tasks_queued(), tasks + pieces) << "a host task a piece";
+            EXPECT_EQ(fake_host_tasks_run(), run) << "none run during the call";
+            EXPECT_EQ(fake_pinned_copies_queued(), pinned_copies + pieces + 1) << "each piece, and the job table, from pinned staging";
+            EXPECT_EQ(fake_pinned_copies_run(), pinned_run) << "the copy has not run";
+            EXPECT_EQ(fake_host_waits(), waits) << "the call waits for nothing";
+            EXPECT_EQ(fake_decode_launches(), decodes + 1);
+            EXPECT_EQ(fake_pinned_allocations(), allocations + (round == 0 ? 2 : 0)) << "the staging and the job table's; reused later";
+            const uint64_t staged = c.stats().pinned_host_bytes;
+            EXPECT_GE(staged, kPiece) << "the staging is counted";
+            EXPECT_EQ(staged, fake_pinned_bytes() - pinned_at_start);
+            // Another map, on another stream, while the first's staging waits for its stream: staging of its own.
+            ASSERT_EQ(grey_buffer_map_async(d, GREY_MAP_READ, &dm, second), GREY_OK) << grey_last_error();
+            EXPECT_EQ(fake_host_tasks_queued(), tasks + 2 * pieces);
+            EXPECT_EQ(fake_pinned_allocations(), allocations + (round == 0 ? 4 : 0)) << "not the first map's staging";
+            EXPECT_LE(c.stats().pinned_host_bytes, 1u << 20) << "under the cap";
+            ASSERT_EQ(grey_stream_synchronize(second), GREY_OK) << grey_last_error();
+            ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+            EXPECT_EQ(fake_host_tasks_run(), run + 2 * pieces);
+            EXPECT_EQ(bytes_at(m), data);
+            EXPECT_EQ(bytes_at(dm), other);
+            ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+            ASSERT_EQ(grey_buffer_unmap(d), GREY_OK);
+            decode_again(b);
+            decode_again(d);
+        }
+        // A damaged piece of the device copy is named as before: the host container itself is intact.
+        {
+            ScopedEnv env{{"FAKE_CUDA_CORRUPT_CODEC_JOB", "2"}};
+            ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+        }
+        EXPECT_EQ(grey_stream_synchronize(stream), GREY_ERROR_CORRUPT);
+        EXPECT_TRUE(contains(grey_last_error(), "block 2 of 33 of the buffer's container")) << grey_last_error();
+        ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+        // Unmapped and destroyed while the pieces are still queued: they read the container all the same.
+        ASSERT_EQ(grey_buffer_map_async(b, GREY_MAP_READ, &m, stream), GREY_OK) << grey_last_error();
+        ASSERT_EQ(grey_buffer_unmap(b), GREY_OK);
+        grey_buffer_destroy(b);
+        ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+        expect_async_map_reads(d, stream, other);
+        grey_buffer_destroy(d);
+        grey_stream_destroy(stream);
+        grey_stream_destroy(second);
+    }
+    EXPECT_EQ(fake_pinned_bytes(), pinned_at_start) << "the staging is given back with the context";
+}
+
+// The staging of an async map's job table is page-locked memory too: counted in pinned_host_bytes beside
+// the containers, and under the same cap (with a cap of 0, nothing at all is pinned: above).
+TEST(CudaFake, TheJobTableStagingIsCountedAsPinned) {
+    const FakeDriverLoaded loaded;
+    const uint64_t pinned_at_start = fake_pinned_bytes();
+    Context c;
+    const size_t n = 5 * 65536 + 6;
+    const auto data = weight_bytes(n, 0.85f);
+    grey_buffer* b = host_compressed(c.context, data, GREY_CODEC_FLOAT);
+    const uint64_t container = c.stats().pinned_host_bytes;
+    ASSERT_EQ(container, c.stats().physical_host_bytes) << "pinned";
+    EXPECT_EQ(fake_pinned_bytes() - pinned_at_start, container);
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+    expect_async_map_reads(b, stream, data);
+    EXPECT_EQ(c.stats().pinned_host_bytes, container + 4096) << "the job table's staging (4 KiB, kept for reuse)";
+    EXPECT_EQ(c.stats().pinned_host_bytes, fake_pinned_bytes() - pinned_at_start) << "every pinned byte";
+    EXPECT_EQ(c.stats().physical_host_bytes, container) << "the staging holds no buffer's contents";
+    grey_buffer_destroy(b);
+    EXPECT_EQ(c.stats().pinned_host_bytes, 4096u);
     grey_stream_destroy(stream);
 }
 

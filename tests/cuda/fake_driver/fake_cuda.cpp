@@ -77,6 +77,9 @@ std::atomic<unsigned long long> pinned_allocations{0};
 std::atomic<unsigned long long> pinned_copies_queued{0};
 std::atomic<unsigned long long> pinned_copies_run{0};
 std::atomic<unsigned long long> event_queries{0};
+// Host functions (cuLaunchHostFunc) queued and run (test hooks).
+std::atomic<unsigned long long> host_tasks_queued{0};
+std::atomic<unsigned long long> host_tasks_run{0};
 // Waits of the host for the device (cuStreamSynchronize and cuEventSynchronize calls), and host-to-device
 // copies queued, by stream (test hooks, counted when the call is made).
 std::atomic<unsigned long long> host_waits{0};
@@ -468,6 +471,16 @@ CUresult fake_cuMemcpyHtoDAsync(CUdeviceptr dst, const void* src, size_t n, CUst
     });
     return CUDA_SUCCESS;
 }
+CUresult fake_cuLaunchHostFunc(CUstream s, CUhostFn fn, void* data) {
+    FAKE_FAIL("cuLaunchHostFunc");
+    if (fn == nullptr) return CUDA_ERROR_INVALID_VALUE;
+    ++host_tasks_queued;
+    enqueue(s, [=] {
+        fn(data);
+        ++host_tasks_run;
+    });
+    return CUDA_SUCCESS;
+}
 CUresult fake_cuMemAllocHost(void** pointer, size_t size) {
     FAKE_FAIL("cuMemAllocHost");
     if (auto r = require_context()) return r;
@@ -727,7 +740,7 @@ const Entry kEntries[] = {
     FAKE_ENTRY(cuStreamSynchronize), FAKE_ENTRY(cuStreamQuery), FAKE_ENTRY(cuStreamWaitEvent), FAKE_ENTRY(cuStreamGetCtx), FAKE_ENTRY(cuEventQuery), FAKE_ENTRY(cuEventCreate), FAKE_ENTRY(cuEventDestroy), FAKE_ENTRY(cuEventRecord),
     FAKE_ENTRY(cuEventSynchronize), FAKE_ENTRY(cuEventElapsedTime), FAKE_ENTRY(cuMemcpyHtoDAsync), FAKE_ENTRY(cuMemcpyDtoHAsync),
     FAKE_ENTRY(cuMemcpyDtoDAsync), FAKE_ENTRY(cuMemAllocHost), FAKE_ENTRY(cuMemFreeHost), FAKE_ENTRY(cuMemHostGetDevicePointer), FAKE_ENTRY(cuModuleLoadData), FAKE_ENTRY(cuModuleUnload), FAKE_ENTRY(cuModuleGetFunction),
-    FAKE_ENTRY(cuLaunchKernel), FAKE_ENTRY(cuFuncSetAttribute), FAKE_ENTRY(cuOccupancyMaxActiveBlocksPerMultiprocessor), FAKE_ENTRY(cuGetErrorName), FAKE_ENTRY(cuGetErrorString),
+    FAKE_ENTRY(cuLaunchKernel), FAKE_ENTRY(cuLaunchHostFunc), FAKE_ENTRY(cuFuncSetAttribute), FAKE_ENTRY(cuOccupancyMaxActiveBlocksPerMultiprocessor), FAKE_ENTRY(cuGetErrorName), FAKE_ENTRY(cuGetErrorString),
 };
 #undef FAKE_ENTRY
 
@@ -801,6 +814,9 @@ __attribute__((visibility("default"))) unsigned long long fake_cuda_pinned_alloc
 __attribute__((visibility("default"))) unsigned long long fake_cuda_pinned_copies_queued() { return pinned_copies_queued.load(); }
 __attribute__((visibility("default"))) unsigned long long fake_cuda_pinned_copies_run() { return pinned_copies_run.load(); }
 __attribute__((visibility("default"))) unsigned long long fake_cuda_event_queries() { return event_queries.load(); }
+// cuLaunchHostFunc calls, and the host functions they queued that have run, since the process started.
+__attribute__((visibility("default"))) unsigned long long fake_cuda_host_tasks_queued() { return host_tasks_queued.load(); }
+__attribute__((visibility("default"))) unsigned long long fake_cuda_host_tasks_run() { return host_tasks_run.load(); }
 // cuStreamSynchronize and cuEventSynchronize calls since the process started: every wait of the host.
 __attribute__((visibility("default"))) unsigned long long fake_cuda_host_waits() { return host_waits.load(); }
 // Host-to-device copies queued since the process started, on any stream and on `stream`.

@@ -150,6 +150,49 @@ TEST(DeviceDecodeContainer, BlocksDecodeOnTheDeviceAndTheRestOnTheHost) {
     EXPECT_EQ(slot_blocks, before);
 }
 
+// The plan kept on the host from when a container was written (a buffer compressed into device memory)
+// decodes exactly as the table read back does: device blocks, host-only blocks, blocks the device gives
+// up on; and a range read from it gives the same bytes.
+TEST(DeviceDecodeContainer, APlanKeptOnTheHostDecodesTheSame) {
+    const auto backend = host_backend(true);
+    const auto data = weights(20000);
+    for (const CodecId codec : {CodecId::floats, CodecId::bitmask, CodecId::zstd, CodecId::raw}) {
+        SCOPED_TRACE(grey::codec::codec_name(codec));
+        const auto container = grey::codec::encode(data, {codec, GREY_DTYPE_BF16, 4096, 1});
+        const auto plan = grey::memory::plan_device_container(container, data.size());
+        ASSERT_NE(plan, nullptr);
+        EXPECT_EQ(plan->table.size(), plan->info.payload_start) << "the header and the table, no payload";
+        grey_backend_buffer* in = backend->buffer_holding(0, container);
+        grey_backend_buffer* out = backend->buffer_alloc(0, data.size() + 100);
+        for (const SlotMode mode : {SlotMode::decode, SlotMode::fault_every_block}) {
+            slot_mode = mode;
+            const uint32_t before = slot_blocks;
+            backend->buffer_fill(out, 0, 0xEE, data.size() + 100);
+            grey::memory::decode_device_container(*backend, in, container.size(), out, 100, data.size(), plan.get());
+            std::vector<std::byte> bytes(data.size());
+            backend->buffer_read(out, 100, bytes.data(), bytes.size());
+            EXPECT_EQ(bytes, data);
+            EXPECT_EQ(slot_blocks - before, plan->plan.jobs.size());
+        }
+        slot_mode = SlotMode::decode;
+        std::vector<std::byte> range(5000);
+        grey::memory::read_device_container(*backend, in, container.size(), 6000, range, plan.get());
+        EXPECT_TRUE(std::equal(range.begin(), range.end(), data.begin() + 6000));
+        backend->buffer_free(in);
+        backend->buffer_free(out);
+    }
+    // Made from the host's bytes, it is checked as a table read back would be.
+    const auto container = grey::codec::encode(data, {CodecId::floats, GREY_DTYPE_BF16, 4096, 1});
+    try {
+        (void)grey::memory::plan_device_container(container, data.size() - 2);
+        ADD_FAILURE() << "a container of another size was planned";
+    } catch (const grey::Error& e) {
+        EXPECT_EQ(e.status(), GREY_ERROR_CORRUPT);
+        EXPECT_NE(std::string(e.what()).find("raw size 40000, expected 39998"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(grey::memory::plan_device_container(std::span(container).first(10), data.size()), nullptr) << "too short for a header";
+}
+
 TEST(DeviceDecodeContainer, ADamagedContainerFailsWithTheHostDecodersMessage) {
     const auto backend = host_backend(true);
     slot_mode = SlotMode::decode;

@@ -6,6 +6,7 @@
 #include "core/context.hpp"
 #include "codec/container.hpp"
 #include "memory/buffer.hpp"
+#include "memory/pinned_host.hpp"
 #include "memory/tiers.hpp"
 
 #include <chrono>
@@ -914,4 +915,29 @@ TEST(Tiers, ACorruptedCompressedStoredBlockIsNamedNeverRead) {
         EXPECT_TRUE(error_mentions("stored block 4 of 7")) << grey_last_error();
         EXPECT_EQ(block.tier, tier);
     }
+}
+
+// memory.compression.pinned_host_mb bounds every page-locked byte of a device's tiers: containers take at
+// most the cap less a quarter of it (16 MiB at most), which stays for the staging of async maps; staging
+// may take whatever the cap has left. A cap of 0 pins nothing.
+TEST(PinnedBudget, ContainersLeaveAQuarterOfTheCapToStaging) {
+    grey::memory::PinnedBudget budget(1 << 20);
+    EXPECT_EQ(budget.staging_reserve(), 256u << 10);
+    EXPECT_TRUE(budget.take_for_container(768 << 10));
+    EXPECT_FALSE(budget.take_for_container(1)) << "the containers' part is full";
+    EXPECT_TRUE(budget.take_for_staging(256 << 10));
+    EXPECT_FALSE(budget.take_for_staging(1)) << "the cap is full";
+    budget.give_back_container(768 << 10);
+    EXPECT_TRUE(budget.take_for_staging(512 << 10)) << "staging may use what containers leave";
+    EXPECT_FALSE(budget.take_for_container(512 << 10)) << "but every byte stays under the cap";
+    EXPECT_TRUE(budget.take_for_container(256 << 10));
+    budget.give_back_staging(768 << 10);
+    budget.give_back_container(256 << 10);
+    EXPECT_TRUE(budget.take_for_container(768 << 10)) << "all given back";
+
+    EXPECT_EQ(grey::memory::PinnedBudget(4096ull << 20).staging_reserve(), 16u << 20);
+    grey::memory::PinnedBudget none(0);
+    EXPECT_FALSE(none.take_for_container(1));
+    EXPECT_FALSE(none.take_for_staging(1));
+    EXPECT_TRUE(none.take_for_staging(0));
 }
