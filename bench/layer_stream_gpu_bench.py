@@ -269,16 +269,20 @@ def step(x, w):
     return (y * torch.rsqrt(y.square().mean(dim=-1, keepdim=True) + 1e-6)).to(torch.bfloat16)
 
 
-def overlay(cache_mib):
-    """A configuration overlay: the cache size, and the background scan off (only the benchmark moves buffers)."""
+def overlay(cache_mib, pinned_host_mb=None):
+    """A configuration overlay: the cache size, and the background scan off (only the benchmark moves
+    buffers); with pinned_host_mb, the bound on page-locked host memory for the host tier (0: its
+    containers stay pageable, and async maps copy them on the stream through pinned staging)."""
     handle, path = tempfile.mkstemp(prefix="grey-layer-stream-", suffix=".yaml")
     with os.fdopen(handle, "w") as f:
         f.write(f'version: "1.0"\nmemory:\n  deduplication:\n    scan_interval_ms: 0\n  cache:\n    working_set_mb: {cache_mib}\n')
+        if pinned_host_mb is not None:
+            f.write(f'  compression:\n    pinned_host_mb: {pinned_host_mb}\n')
     return path
 
 
 def context(args, cache_mib):
-    path = overlay(cache_mib)
+    path = overlay(cache_mib, args.pinned_host_mb)
     try:
         grey = Grey(args.lib, args.backend_dir, backend=args.backend, config_path=path)
     finally:
@@ -724,6 +728,8 @@ def main():
     parser.add_argument("--keep", default="0,auto",
                         help="comma-separated: how many of the first layers stay mapped for all passes (the rest streamed); "
                              "auto: as many as leave the cache room for --ahead + 2 streamed layers")
+    parser.add_argument("--pinned-host-mb", type=int,
+                        help="memory.compression.pinned_host_mb for the contexts (default: the library's; 0 keeps host-tier containers pageable)")
     parser.add_argument("--passes", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--map-mib", type=int, help="map latency buffer, MiB (default 64; host 8); 0 skips the table")
