@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "ef503b957bf2d0f22f5ed4da8623f6e614b682328597eb2a87d4aa58e78c53ed"
+const inputsSHA256 = "2585c2bf81bfc50b86860ae220216642882b399262d998f498060bdf0f6e786a"
