@@ -45,12 +45,14 @@ grey::plan::Request request_of(const grey_workload& w) {
     if (w.tenants > 1024) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "workload->tenants " + std::to_string(w.tenants) + " is above 1024");
     std::string kv = "f16-first";
     if (w.struct_size >= sizeof(grey_workload)) {
-        const char* name = grey_kv_precision_name(w.kv_precision);
-        if (name == nullptr)
-            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "workload->kv_precision " + std::to_string(grey::raw_enum(w.kv_precision)) +
+        // Read as an integer first: a C caller may store any int there.
+        const int64_t raw = grey::raw_enum(w.kv_precision);
+        if (raw < GREY_KV_PRECISION_AUTO || raw > GREY_KV_PRECISION_INT2)
+            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "workload->kv_precision " + std::to_string(raw) +
                                                         " is not a grey_kv_precision (auto, f16, int8, int4, int2)");
+        const char* name = grey_kv_precision_name(static_cast<grey_kv_precision>(raw));
         if (w.reserved0 != 0) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "workload->reserved0 is " + std::to_string(w.reserved0) + "; it must be 0");
-        if (w.kv_precision != GREY_KV_PRECISION_AUTO && w.kind != GREY_WORKLOAD_LLM_INFERENCE)
+        if (raw != GREY_KV_PRECISION_AUTO && w.kind != GREY_WORKLOAD_LLM_INFERENCE)
             grey::fail(GREY_ERROR_INVALID_ARGUMENT, std::string("workload->kv_precision ") + name + " asks for a KV cache, which workload " +
                                                         grey_workload_kind_name(w.kind) + " has none of: leave it auto");
         kv = name;

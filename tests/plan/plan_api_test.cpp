@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -399,7 +400,8 @@ TEST_F(PlanApi, KvPrecisionBadValuesAreRefused) {
     grey_workload w = GREY_WORKLOAD_INIT;
     w.kv_precision = static_cast<grey_kv_precision>(9);
     refused(w, "workload->kv_precision 9 is not a grey_kv_precision (auto, f16, int8, int4, int2)");
-    w.kv_precision = static_cast<grey_kv_precision>(-1);
+    const int32_t minus_one = -1;  // as a C caller may store it: no C++ enum holds -1 here
+    std::memcpy(&w.kv_precision, &minus_one, sizeof minus_one);
     refused(w, "workload->kv_precision -1 is not a grey_kv_precision");
     w = GREY_WORKLOAD_INIT;
     w.reserved0 = 3;
