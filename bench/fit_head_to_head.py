@@ -4,6 +4,7 @@
     fit_head_to_head.py model --out FILE [--scale full|tiny] [--type q8_0|q4_0] [--sparse] [--layers N] [--workers N]
     fit_head_to_head.py run --bin DIR --greyctl PATH --model FILE --budget-gib G [--steps decode,pp] [--n-gen N]
                             [--depth N] [--reps N] [--rounds N] [--pp N] [--threads N] [--out DIR] [--no-hold]
+                            [--kv-precision auto|f16|int8|int4] [--fit-llama-defaults]
 
 `model` writes a mixture-of-experts GGUF in Qwen3-30B-A3B's layout and size (architecture `qwen3moe`: 48
 layers, hidden 2048, 32 query and 4 KV heads of 128, 128 experts of 768 with 8 used per token, vocabulary
@@ -25,7 +26,10 @@ GPU setting is touched), reads back the free memory llama.cpp then sees, plans t
 - `plan`: the arguments `greyctl plan --emit llama-cpp` prints (`-ngl`, `-ot`, ... ; `--fit off`).
 
 Both get the same context, KV cache types and flash-attention setting (the plan's), threads and batch
-sizes: only the placement differs. For each, one llama-completion run reports what llama.cpp allocated
+sizes: only the placement differs. `--kv-precision` is handed to `greyctl plan` (without it, greyctl's
+default, `auto`: f16 KV unless int8 puts more expert bytes on the GPU); with `--fit-llama-defaults` the
+fit run keeps llama.cpp's own cache (f16) and flash-attention setting instead, so that, at a long
+context (`--depth`), "the plan with auto KV" meets "--fit as llama.cpp ships". For each, one llama-completion run reports what llama.cpp allocated
 per device (the buffer sizes it logs while loading; its breakdown table at exit too, when its
 asynchronous logger gets it out before the process ends, which it does not always), and llama-bench
 measures decode (`-p 0 -n N`, `-r` repetitions, `--rounds` alternating invocations): the `decode` step.
@@ -349,6 +353,13 @@ def kv_fa_args(emitted):
     return out
 
 
+def plan_command(base, model, devices, ctx, plan_yaml, kv_precision=None):
+    """greyctl plan's command line for the run; kv_precision None leaves greyctl's default (auto)."""
+    kv = ["--kv-precision", kv_precision] if kv_precision else []
+    return base + ["--workload", "llm-inference", "--model", model, "--devices", devices, "--context", str(ctx), "--batch", "1"] + kv + [
+        "--output", plan_yaml, "--force"]
+
+
 def cmd_run(a):
     steps = [x for x in a.steps.split(",") if x]
     if not steps or set(steps) - {"decode", "pp"}:
@@ -364,7 +375,8 @@ def cmd_run(a):
     ctx = a.n_gen + a.depth
     threads = ["-t", str(a.threads)] if a.threads else []
     res = {"budget_bytes": budget, "model": a.model, "model_bytes": os.path.getsize(a.model), "n_gen": a.n_gen,
-           "depth": a.depth, "context": ctx, "reps": a.reps, "rounds": a.rounds, "steps": steps, "pp_tokens": a.pp,
+           "depth": a.depth, "context": ctx, "kv_precision_asked": a.kv_precision or "auto (greyctl's default)", "reps": a.reps,
+           "rounds": a.rounds, "steps": steps, "pp_tokens": a.pp,
            "fit": {"bench_samples_tps": [], "bench_rc": []}, "plan": {"bench_samples_tps": [], "bench_rc": []}}
     holder = None if a.no_hold or a.cpu_only else Holder(budget)
     try:
@@ -388,8 +400,7 @@ def cmd_run(a):
             f.write(f"  - {{name: CPU, type: cpu, memory_bytes: {avail}, bandwidth_gbps: {a.host_bandwidth}}}\n")
         plan_yaml = os.path.join(a.out, "plan.yaml")
         base = [a.greyctl, "--no-env", "plan"]
-        rc, out, err = sh(base + ["--workload", "llm-inference", "--model", a.model, "--devices", devices, "--context",
-                                  str(ctx), "--batch", "1", "--output", plan_yaml, "--force"], os.path.join(logs, "plan.log"))
+        rc, out, err = sh(plan_command(base, a.model, devices, ctx, plan_yaml, a.kv_precision), os.path.join(logs, "plan.log"))
         if rc != 0:
             raise SystemExit(f"greyctl plan failed: {err.strip()}")
         rc, emitted, err = sh(base + ["--plan", plan_yaml, "--emit", "llama-cpp"], os.path.join(logs, "plan_emit.log"))
@@ -515,7 +526,9 @@ def report(res, out):
         decided = [line for line in res["fit"]["alloc"].get("fit_log", []) if " layers" in line and "MiB" in line]
         if decided:
             lines += ["", "--fit decided: " + "; ".join(line.split(":", 1)[-1].strip() for line in decided[-2:])]
-    lines.append(f"plan: {p['host_expert_tensors']} of {p['expert_tensors']} routed-expert tensors in host memory; "
+    lines.append(f"plan: KV {p['kv_precision']} (asked: {res.get('kv_precision_asked', 'auto')}); fit: "
+                 f"{' '.join(res.get('fit_kv_fa_args') or []) or 'llama.cpp defaults'}; "
+                 f"{p['host_expert_tensors']} of {p['expert_tensors']} routed-expert tensors in host memory; "
                  f"args {p['args'][:300]}{'...' if len(p['args']) > 300 else ''}")
     if "alloc" in res["fit"]:
         ratio = med(res["plan"]["bench_samples_tps"]) / med(res["fit"]["bench_samples_tps"])
@@ -579,6 +592,8 @@ def main():
     r.add_argument("--timeout", type=int, default=300)
     r.add_argument("--no-hold", action="store_true", help="do not limit the GPU's free memory (a test of the script)")
     r.add_argument("--cpu-only", action="store_true", help="a CPU build and no GPU: a test of the script (implies --no-hold)")
+    r.add_argument("--kv-precision", choices=("auto", "f16", "int8", "int4"),
+                   help="handed to greyctl plan --kv-precision (default: greyctl's, auto); int2 has no llama.cpp cache type")
     r.add_argument("--fit-llama-defaults", action="store_true",
                    help="the fit run keeps llama.cpp's default KV cache and flash attention instead of the plan's")
     r.add_argument("--out", default="fit-h2h-out")

@@ -2346,6 +2346,24 @@ GREY_API const char* grey_workload_kind_name(grey_workload_kind kind);
  * names for any other. Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_workload_kind_from_name(const char* name, grey_workload_kind* out_kind);
 
+/* The KV cache's precision a plan may choose (grey_workload.kv_precision). Since 0.2. */
+typedef enum grey_kv_precision {
+    GREY_KV_PRECISION_AUTO = 0,  /* the planner's ladder (docs/plan.md, "How a plan is made"): f16 first,
+                                    int8 instead where that puts more weights on the GPUs */
+    GREY_KV_PRECISION_F16 = 1,   /* these four: that precision whatever fits; only the weights vary */
+    GREY_KV_PRECISION_INT8 = 2,
+    GREY_KV_PRECISION_INT4 = 3,
+    GREY_KV_PRECISION_INT2 = 4,
+    GREY_KV_PRECISION_FORCE32 = 0x7FFFFFFF
+} grey_kv_precision;
+
+/* "auto", "f16", "int8", "int4", "int2"; NULL for an unknown value. Static storage. Since 0.2. */
+GREY_API const char* grey_kv_precision_name(grey_kv_precision precision);
+
+/* The precision named `name` (as grey_kv_precision_name spells it); GREY_ERROR_INVALID_ARGUMENT listing
+ * the names for any other. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_kv_precision_from_name(const char* name, grey_kv_precision* out_precision);
+
 /* What a tensor does, from its name (GGUF's and the common safetensors families'). Since 0.2. */
 typedef enum grey_tensor_role {
     GREY_TENSOR_ROLE_OTHER = 0,
@@ -2374,18 +2392,26 @@ typedef struct grey_workload {
                                  (at most 256) that fits */
     uint32_t tenants;         /* workloads sharing every device equally (each gets 1/tenants of its
                                  usable memory); 0 means 1 */
+    grey_kv_precision kv_precision;  /* llm-inference only (any other kind: AUTO); GREY_KV_PRECISION_AUTO
+                                        by default. A caller whose struct_size ends before this field
+                                        gets the ladder without its int8 rule (f16 first, quantized KV
+                                        only when nothing fits otherwise). Since 0.2 */
+    uint32_t reserved0;       /* must be 0 */
 } grey_workload;
 
-#define GREY_WORKLOAD_INIT { (uint32_t)sizeof(grey_workload), GREY_WORKLOAD_LLM_INFERENCE, 0u, 0u, 1u }
+#define GREY_WORKLOAD_INIT \
+    { (uint32_t)sizeof(grey_workload), GREY_WORKLOAD_LLM_INFERENCE, 0u, 0u, 1u, GREY_KV_PRECISION_AUTO, 0u }
 
 /* Plans the model at `model_path` (GGUF or safetensors; a safetensors file's config.json is read from
  * its folder when there) for `workload` on a machine: the one described by `devices_path` (a devices
  * file, docs/plan.md) when not NULL, else the devices `context` detects (then `context` is required).
- * A model that does not fit even at the last step (q4_0 weights, int2 KV) fails with
- * GREY_ERROR_OUT_OF_MEMORY saying how much is missing on which device ("needs 11.2 GiB more on CUDA0
- * even with q4_0 weights and int2 KV ..."); an unreadable devices file with GREY_ERROR_CONFIG naming
- * file and line. `*out_plan` receives the plan; destroy it with grey_plan_destroy. Thread-safe.
- * Since 0.2. */
+ * A model that does not fit even at the last step (q4_0 weights, int2 KV; with a fixed
+ * workload->kv_precision, q4_0 weights and that precision) fails with GREY_ERROR_OUT_OF_MEMORY saying
+ * how much is missing on which device ("needs 11.2 GiB more on CUDA0 even with q4_0 weights and int2
+ * KV ..."); an unreadable devices file with GREY_ERROR_CONFIG naming file and line; a kv_precision that
+ * is not a grey_kv_precision, or other than AUTO for a workload without a KV cache, or a non-zero
+ * reserved0, with GREY_ERROR_INVALID_ARGUMENT. `*out_plan` receives the plan; destroy it with
+ * grey_plan_destroy. Thread-safe. Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_plan_create(grey_context* context, const char* model_path,
                                                      const grey_workload* workload, const char* devices_path,
                                                      grey_plan** out_plan);

@@ -19,6 +19,10 @@ struct Request {
     uint64_t context = 0;  // 0: the model's trained context, at most kDefaultContext
     uint32_t batch = 0;    // 0: recommend one
     uint32_t tenants = 1;
+    // How the KV cache's precision is chosen (llm-inference): "auto" (the ladder, with int8 taken over
+    // f16 where it puts more weights on the GPUs), "f16-first" (the ladder alone: what a caller gets
+    // whose grey_workload predates kv_precision), or a kv_precisions() name, fixed.
+    std::string kv = "auto";
 };
 
 inline constexpr uint64_t kDefaultContext = 4096;

@@ -4,6 +4,7 @@
 #include "plan/plan.hpp"
 #include "plan/plan_yaml.hpp"
 
+#include <cstddef>
 #include <cstring>
 #include <memory>
 
@@ -28,8 +29,13 @@ void check_index(uint64_t index, size_t count, const char* what) {
                                                     std::to_string(count) + ")");
 }
 
+// grey_workload as a caller built before kv_precision passes it. Such a caller never asked for a
+// quantized KV cache where f16 fits, so it keeps the ladder it was written against (f16 first, quantized
+// KV only when nothing fits otherwise), not auto's int8 rule.
+constexpr size_t kWorkloadV1Size = offsetof(grey_workload, kv_precision);
+
 grey::plan::Request request_of(const grey_workload& w) {
-    if (w.struct_size < sizeof(grey_workload))
+    if (w.struct_size < kWorkloadV1Size)
         grey::fail(GREY_ERROR_INVALID_ARGUMENT, "workload->struct_size is " + std::to_string(w.struct_size) + "; set it with GREY_WORKLOAD_INIT");
     const int64_t kind = grey::raw_enum(w.kind);
     if (grey_workload_kind_name(w.kind) == nullptr)
@@ -37,7 +43,21 @@ grey::plan::Request request_of(const grey_workload& w) {
     if (w.context > (uint64_t{1} << 24)) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "workload->context " + std::to_string(w.context) + " is above 16777216 tokens");
     if (w.batch > 65536) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "workload->batch " + std::to_string(w.batch) + " is above 65536");
     if (w.tenants > 1024) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "workload->tenants " + std::to_string(w.tenants) + " is above 1024");
-    return {w.kind, w.context, w.batch, w.tenants == 0 ? 1u : w.tenants};
+    std::string kv = "f16-first";
+    if (w.struct_size >= sizeof(grey_workload)) {
+        // Read as an integer first: a C caller may store any int there.
+        const int64_t raw = grey::raw_enum(w.kv_precision);
+        if (raw < GREY_KV_PRECISION_AUTO || raw > GREY_KV_PRECISION_INT2)
+            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "workload->kv_precision " + std::to_string(raw) +
+                                                        " is not a grey_kv_precision (auto, f16, int8, int4, int2)");
+        const char* name = grey_kv_precision_name(static_cast<grey_kv_precision>(raw));
+        if (w.reserved0 != 0) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "workload->reserved0 is " + std::to_string(w.reserved0) + "; it must be 0");
+        if (raw != GREY_KV_PRECISION_AUTO && w.kind != GREY_WORKLOAD_LLM_INFERENCE)
+            grey::fail(GREY_ERROR_INVALID_ARGUMENT, std::string("workload->kv_precision ") + name + " asks for a KV cache, which workload " +
+                                                        grey_workload_kind_name(w.kind) + " has none of: leave it auto");
+        kv = name;
+    }
+    return {w.kind, w.context, w.batch, w.tenants == 0 ? 1u : w.tenants, kv};
 }
 
 void hand_out(grey::plan::Plan plan, grey_plan** out_plan) {
@@ -69,6 +89,30 @@ grey_status grey_workload_kind_from_name(const char* name, grey_workload_kind* o
                 return;
             }
         grey::fail(GREY_ERROR_INVALID_ARGUMENT, std::string("'") + name + "' is not a workload kind (inference, llm-inference, training)");
+    });
+}
+
+const char* grey_kv_precision_name(grey_kv_precision precision) {
+    switch (grey::raw_enum(precision)) {
+        case GREY_KV_PRECISION_AUTO: return "auto";
+        case GREY_KV_PRECISION_F16: return "f16";
+        case GREY_KV_PRECISION_INT8: return "int8";
+        case GREY_KV_PRECISION_INT4: return "int4";
+        case GREY_KV_PRECISION_INT2: return "int2";
+        default: return nullptr;
+    }
+}
+
+grey_status grey_kv_precision_from_name(const char* name, grey_kv_precision* out_precision) {
+    return grey::abi_guard([&] {
+        grey::require_non_null(name, "name");
+        grey::require_non_null(out_precision, "out_precision");
+        for (const auto p : {GREY_KV_PRECISION_AUTO, GREY_KV_PRECISION_F16, GREY_KV_PRECISION_INT8, GREY_KV_PRECISION_INT4, GREY_KV_PRECISION_INT2})
+            if (std::strcmp(name, grey_kv_precision_name(p)) == 0) {
+                *out_precision = p;
+                return;
+            }
+        grey::fail(GREY_ERROR_INVALID_ARGUMENT, std::string("'") + name + "' is not a KV precision (auto, f16, int8, int4, int2)");
     });
 }
 

@@ -11,7 +11,12 @@
 //  3. When something does not fit, the next step of a ladder is tried: the KV cache in int8, then
 //     weights in q8_0, KV in int4, weights in q4_0, KV in int2 (the quantization policy keeps its
 //     critical layers throughout). The first step that fits is the plan; none fitting is an error that
-//     says how much is missing where.
+//     says how much is missing where. A fixed KV precision asked for keeps that precision on every step
+//     (as stored, q8_0, q4_0 weights).
+//  4. Auto KV: when the first step that fits keeps f16 KV on a machine with a GPU and leaves weights
+//     other than the token embedding in host memory, the same step with int8 KV is tried and taken when
+//     it puts more of those weights on the GPUs: a decode step reads host-resident experts through the
+//     CPU, so their bytes set its speed, and halving a long context's KV cache frees room for them.
 #include "plan/plan.hpp"
 
 #include "core/error.hpp"
@@ -23,6 +28,7 @@
 #include <map>
 #include <numeric>
 #include <optional>
+#include <utility>
 
 namespace grey::plan {
 
@@ -57,9 +63,10 @@ struct Level {
     std::string kv;       // a kv_precisions() name, or "none"
 };
 
-std::vector<Level> ladder(grey_workload_kind kind) {
-    if (kind == GREY_WORKLOAD_TRAINING) return {{"", "none"}};
-    if (kind == GREY_WORKLOAD_INFERENCE) return {{"", "none"}, {"q8_0", "none"}, {"q4_0", "none"}};
+std::vector<Level> ladder(const Request& request) {
+    if (request.kind == GREY_WORKLOAD_TRAINING) return {{"", "none"}};
+    if (request.kind == GREY_WORKLOAD_INFERENCE) return {{"", "none"}, {"q8_0", "none"}, {"q4_0", "none"}};
+    if (request.kv != "auto" && request.kv != "f16-first") return {{"", request.kv}, {"q8_0", request.kv}, {"q4_0", request.kv}};
     return {{"", "f16"}, {"", "int8"}, {"q8_0", "int8"}, {"q8_0", "int4"}, {"q4_0", "int4"}, {"q4_0", "int2"}};
 }
 
@@ -311,6 +318,18 @@ public:
 
     bool has_gpu() const { return has_gpu_; }
 
+    // Weight bytes on the GPUs and in host memory, the token embedding left out: a token reads one row of
+    // it, so where it lies barely changes a decode step, while every other host-resident byte (routed
+    // experts) is read through the CPU at the experts' share.
+    std::pair<uint64_t, uint64_t> bulk_weights(const Attempt& a) const {
+        uint64_t gpu = 0, host = 0;
+        for (size_t i = 0; i < model_.tensors.size(); ++i) {
+            if (model_.tensors[i].role == GREY_TENSOR_ROLE_EMBEDDING) continue;
+            (machine_.devices[a.placed[i].device].type == GREY_DEVICE_GPU ? gpu : host) += a.placed[i].bytes;
+        }
+        return {gpu, host};
+    }
+
 private:
     const std::vector<uint64_t>& cached_weight_bytes(const std::string& format, std::vector<std::string>& formats) {
         auto it = weight_bytes_.find(format);
@@ -401,14 +420,20 @@ Plan make_plan(const WorkloadModel& model, const Machine& machine, const Request
     }
     const bool recommend = request.batch == 0;
     Planner planner(model, machine, request);
-    const auto levels = ladder(request.kind);
+    const auto levels = ladder(request);
     std::optional<Attempt> chosen;
-    size_t chosen_level = 0;
+    Level level;
     Attempt last;
     for (size_t l = 0; l < levels.size() && !chosen; ++l) {
         Attempt a = planner.attempt(levels[l], recommend ? 1u : request.batch);
-        if (a.fits()) chosen = std::move(a), chosen_level = l;
+        if (a.fits()) chosen = std::move(a), level = levels[l];
         else last = std::move(a);
+    }
+    if (chosen && request.kind == GREY_WORKLOAD_LLM_INFERENCE && request.kv == "auto" && level.kv == "f16" && planner.has_gpu() &&
+        planner.bulk_weights(*chosen).second > 0) {
+        const Level int8{level.weights, "int8"};
+        Attempt a = planner.attempt(int8, recommend ? 1u : request.batch);
+        if (a.fits() && planner.bulk_weights(a).first > planner.bulk_weights(*chosen).first) chosen = std::move(a), level = int8;
     }
     if (!chosen) {
         std::string where;
@@ -423,13 +448,13 @@ Plan make_plan(const WorkloadModel& model, const Machine& machine, const Request
         // weights leave: a larger batch never pushes a tensor off the device one sequence gives it.
         uint32_t batch = 1;
         for (uint32_t b = 2; b <= kMaxRecommendedBatch; b *= 2) {
-            Attempt a = planner.attempt(levels[chosen_level], b);
+            Attempt a = planner.attempt(level, b);
             const bool same_places = std::equal(a.placed.begin(), a.placed.end(), chosen->placed.begin(),
                                                 [](const PlacedTensor& x, const PlacedTensor& y) { return x.device == y.device; });
             if (!a.fits() || !same_places) break;
             batch = b;
         }
-        if (batch > 1) chosen = planner.attempt(levels[chosen_level], batch);
+        if (batch > 1) chosen = planner.attempt(level, batch);
         request.batch = batch;
     }
     Plan plan;
@@ -438,8 +463,8 @@ Plan make_plan(const WorkloadModel& model, const Machine& machine, const Request
     plan.arch = model.arch;
     plan.request = request;
     plan.batch_recommended = recommend;
-    plan.kv_precision = levels[chosen_level].kv;
-    plan.weight_format = levels[chosen_level].weights;
+    plan.kv_precision = level.kv;
+    plan.weight_format = level.weights;
     if (std::none_of(chosen->placed.begin(), chosen->placed.end(), [](const PlacedTensor& t) { return !t.format.empty(); }))
         plan.weight_format.clear();  // the policy found nothing to quantize (a quantized file): as stored
     if (plan.kv_precision != "none")

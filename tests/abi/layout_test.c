@@ -414,12 +414,14 @@ _Static_assert(offsetof(grey_admission, ticket) == 8, "grey_admission.ticket mov
 _Static_assert(offsetof(grey_admission, waited_ns) == 16, "grey_admission.waited_ns moved");
 _Static_assert(offsetof(grey_admission, duty) == 24, "grey_admission.duty moved");
 _Static_assert(offsetof(grey_admission, batch_scale) == 32, "grey_admission.batch_scale moved");
-_Static_assert(sizeof(grey_workload) == 24, "size of grey_workload changed");
+_Static_assert(sizeof(grey_workload) == 32, "size of grey_workload changed");
 _Static_assert(offsetof(grey_workload, struct_size) == 0, "grey_workload.struct_size moved");
 _Static_assert(offsetof(grey_workload, kind) == 4, "grey_workload.kind moved");
 _Static_assert(offsetof(grey_workload, context) == 8, "grey_workload.context moved");
 _Static_assert(offsetof(grey_workload, batch) == 16, "grey_workload.batch moved");
 _Static_assert(offsetof(grey_workload, tenants) == 20, "grey_workload.tenants moved");
+_Static_assert(offsetof(grey_workload, kv_precision) == 24, "grey_workload.kv_precision moved");
+_Static_assert(offsetof(grey_workload, reserved0) == 28, "grey_workload.reserved0 moved");
 _Static_assert(sizeof(grey_plan_summary) == 88, "size of grey_plan_summary changed");
 _Static_assert(offsetof(grey_plan_summary, struct_size) == 0, "grey_plan_summary.struct_size moved");
 _Static_assert(offsetof(grey_plan_summary, kind) == 4, "grey_plan_summary.kind moved");
@@ -467,6 +469,8 @@ _Static_assert(GREY_DTYPE_OTHER == 18 && GREY_QUANT_Q4_1 == 9 && GREY_CALIBRATIO
                GREY_MODEL_FORMAT_GGUF == 1, "dtype, quantization and model format values are frozen");
 _Static_assert(GREY_MEMORY_HOST == 0 && GREY_MEMORY_CUDA_DEVICE == 1, "memory kinds are frozen");
 _Static_assert(GREY_WORKLOAD_TRAINING == 2 && GREY_TENSOR_ROLE_OUTPUT == 8, "workload kinds and tensor roles are frozen");
+_Static_assert(GREY_KV_PRECISION_AUTO == 0 && GREY_KV_PRECISION_INT2 == 4 && sizeof(grey_kv_precision) == 4,
+               "KV precisions are frozen and 32-bit");
 _Static_assert(GREY_OK == 0, "GREY_OK must be 0");
 _Static_assert(GREY_ERROR_INTERNAL == 11, "status values are frozen");
 _Static_assert(GREY_FIELD_THROTTLE_TIME_SYNC_BOOST_NS == 40, "grey_field values are frozen");

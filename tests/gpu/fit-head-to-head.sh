@@ -20,7 +20,9 @@
 #   H2H_BUDGET_GIB=20             the GPU free memory both runs get (default 20: the Q8_0 model is 30.25 GiB)
 #   H2H_TYPE=q8_0|q4_0            the model's weights (default q8_0; q4_0 is 16.1 GiB: use a budget near 10)
 #   H2H_ARGS="..."                more arguments for `fit_head_to_head.py run` (--n-gen, --depth, --reps,
-#                                 --rounds, --pp, --threads)
+#                                 --rounds, --pp, --threads, --kv-precision, --fit-llama-defaults; e.g.
+#                                 "--depth 32768 --fit-llama-defaults": the plan with auto KV against --fit
+#                                 with llama.cpp's f16 cache at a long context)
 #   H2H_CUDA_FA=ON|OFF            build llama.cpp's CUDA flash-attention kernels (default ON, llama.cpp's
 #                                 default; OFF halves the CUDA compile work, and -fa auto then runs without)
 #   GREYCTL=PATH                  a greyctl to use instead of building one (e.g. build/gpu/bin/greyctl)

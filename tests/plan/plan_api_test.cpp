@@ -6,10 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <fstream>
 #include <string>
 #include <unistd.h>
@@ -324,6 +327,229 @@ TEST_F(PlanApi, PromptRoomIsTheLargestHostExpertTensor) {
     EXPECT_GT(with_host_experts, 10);
     EXPECT_GT(layer_sum_differs, 10);
     EXPECT_GT(largest_on_gpu, 0);
+}
+
+// The KV precision asked for (grey_workload.kv_precision, since 0.2).
+
+struct Placement {
+    grey_plan_summary summary{};
+    uint64_t gpu_expert_bytes = 0, host_expert_bytes = 0, host_weight_bytes = 0;
+    bool embedding_on_host = false;
+};
+
+// The plan's totals and where its weights lie (device 0 is the GPU in every devices file here).
+Placement placement_of(const grey_plan* plan) {
+    Placement p;
+    p.summary.struct_size = sizeof p.summary;
+    EXPECT_EQ(grey_plan_summary_get(plan, &p.summary), GREY_OK);
+    for (uint64_t i = 0; i < p.summary.tensor_count; ++i) {
+        grey_plan_tensor t{};
+        t.struct_size = sizeof t;
+        EXPECT_EQ(grey_plan_tensor_get(plan, i, &t), GREY_OK);
+        if (t.device != 0) p.host_weight_bytes += t.planned_bytes;
+        if (t.role == GREY_TENSOR_ROLE_EMBEDDING && t.device != 0) p.embedding_on_host = true;
+        if (t.role != GREY_TENSOR_ROLE_ROUTED_EXPERTS) continue;
+        (t.device == 0 ? p.gpu_expert_bytes : p.host_expert_bytes) += t.planned_bytes;
+    }
+    return p;
+}
+
+std::string one_gpu(uint64_t gpu_bytes) {
+    return "version: 1\ndevices:\n  - {name: CUDA0, type: gpu, memory_bytes: " + std::to_string(gpu_bytes) +
+           ", bandwidth_gbps: 1000, safety_margin: 0}\n"
+           "  - {name: CPU, type: cpu, memory_bytes: 100000000, bandwidth_gbps: 50, safety_margin: 0}\n";
+}
+
+// A workload as a caller built against grey.h before kv_precision passes it: struct_size ends before the
+// field, and whatever lies there is not read.
+struct OldWorkload {
+    grey_workload w = GREY_WORKLOAD_INIT;
+    OldWorkload() {
+        w.struct_size = offsetof(grey_workload, kv_precision);
+        w.kv_precision = static_cast<grey_kv_precision>(0x5A5A);
+        w.reserved0 = 0xA5A5;
+    }
+};
+
+TEST_F(PlanApi, KvPrecisionNames) {
+    grey_kv_precision p = GREY_KV_PRECISION_AUTO;
+    for (const char* name : {"auto", "f16", "int8", "int4", "int2"}) {
+        ASSERT_EQ(grey_kv_precision_from_name(name, &p), GREY_OK) << name;
+        EXPECT_STREQ(grey_kv_precision_name(p), name);
+    }
+    EXPECT_EQ(p, GREY_KV_PRECISION_INT2);
+    EXPECT_EQ(grey_kv_precision_from_name("q8_0", &p), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(grey_last_error()).find("auto, f16, int8, int4, int2"), std::string::npos) << grey_last_error();
+    EXPECT_EQ(p, GREY_KV_PRECISION_INT2);  // untouched on failure
+    EXPECT_EQ(grey_kv_precision_from_name(nullptr, &p), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(grey_kv_precision_name(static_cast<grey_kv_precision>(5)), nullptr);
+    const grey_workload w = GREY_WORKLOAD_INIT;
+    EXPECT_EQ(w.kv_precision, GREY_KV_PRECISION_AUTO);
+    EXPECT_EQ(w.struct_size, sizeof(grey_workload));
+}
+
+TEST_F(PlanApi, KvPrecisionBadValuesAreRefused) {
+    const auto model = write_llama(2);
+    const auto devices = write_devices(kOneGpu);
+    const auto refused = [&](const grey_workload& w, const std::string& says) {
+        grey_plan* plan = nullptr;
+        EXPECT_EQ(grey_plan_create(nullptr, model.c_str(), &w, devices.c_str(), &plan), GREY_ERROR_INVALID_ARGUMENT) << says;
+        EXPECT_NE(std::string(grey_last_error()).find(says), std::string::npos) << grey_last_error();
+        EXPECT_EQ(plan, nullptr);
+    };
+    grey_workload w = GREY_WORKLOAD_INIT;
+    w.kv_precision = static_cast<grey_kv_precision>(9);
+    refused(w, "workload->kv_precision 9 is not a grey_kv_precision (auto, f16, int8, int4, int2)");
+    const int32_t minus_one = -1;  // as a C caller may store it: no C++ enum holds -1 here
+    std::memcpy(&w.kv_precision, &minus_one, sizeof minus_one);
+    refused(w, "workload->kv_precision -1 is not a grey_kv_precision");
+    w = GREY_WORKLOAD_INIT;
+    w.reserved0 = 3;
+    refused(w, "workload->reserved0 is 3; it must be 0");
+    w = GREY_WORKLOAD_INIT;
+    w.kind = GREY_WORKLOAD_INFERENCE;
+    w.kv_precision = GREY_KV_PRECISION_INT8;
+    refused(w, "workload->kv_precision int8 asks for a KV cache, which workload inference has none of");
+    w.kind = GREY_WORKLOAD_TRAINING;
+    w.kv_precision = GREY_KV_PRECISION_F16;
+    refused(w, "which workload training has none of");
+    // Between the first release's size and today's: too short for the new fields, long enough for the old.
+    w = GREY_WORKLOAD_INIT;
+    w.struct_size = offsetof(grey_workload, kv_precision) - 1;
+    refused(w, "workload->struct_size is 23");
+}
+
+// A mixture-of-experts model on GPU budgets where routed experts spill to the host: wherever the f16 plan
+// leaves experts on the host and int8 KV puts more of their bytes on the GPU, auto takes int8 (the very
+// placement a fixed int8 gives); elsewhere auto is the f16 plan. At a long context (4096 tokens: f16 KV
+// 3 MiB, int8 saves 1.1 MiB, several expert tensors of 64 or 128 KiB) int8 wins; at a short one (64
+// tokens: int8 saves 18 KiB, less than any expert tensor) f16 mostly stays with experts on the host. A
+// caller whose struct predates the field gets the f16 plan throughout, and a fixed f16 keeps f16.
+TEST_F(PlanApi, AutoKvTakesInt8WhenItPutsMoreExpertsOnTheGpu) {
+    const auto model = write_moe({64, 64, 64, 64, 64, 64});
+    std::map<uint64_t, int> int8_taken, f16_kept_with_host_experts;
+    for (const uint64_t context : {uint64_t{64}, uint64_t{4096}})
+    for (uint64_t gpu_bytes = 1'000'000; gpu_bytes <= 10'000'000; gpu_bytes += 100'000) {
+        const auto devices = write_devices(one_gpu(gpu_bytes));
+        const std::string where = "GPU " + std::to_string(gpu_bytes) + " bytes, context " + std::to_string(context);
+        const auto plan_with = [&](const grey_workload& w) -> std::optional<Placement> {
+            grey_plan* raw = nullptr;
+            const grey_status status = grey_plan_create(nullptr, model.c_str(), &w, devices.c_str(), &raw);
+            if (status == GREY_ERROR_OUT_OF_MEMORY) return std::nullopt;
+            EXPECT_EQ(status, GREY_OK) << where << ": " << grey_last_error();
+            const PlanPtr plan(raw);
+            return plan ? std::optional<Placement>(placement_of(plan.get())) : std::nullopt;
+        };
+        grey_workload w = GREY_WORKLOAD_INIT;
+        w.context = context;
+        w.batch = 1;
+        const auto with = [&](grey_kv_precision p) {
+            grey_workload x = w;
+            x.kv_precision = p;
+            return plan_with(x);
+        };
+        OldWorkload old;
+        old.w.context = w.context;
+        old.w.batch = w.batch;
+        const auto f16 = with(GREY_KV_PRECISION_F16), int8 = with(GREY_KV_PRECISION_INT8), autokv = with(GREY_KV_PRECISION_AUTO);
+        const auto legacy = plan_with(old.w);
+        if (!f16 || !int8 || f16->summary.weight_bytes_planned != f16->summary.weight_bytes_file) continue;  // f16 fits only quantized
+        ASSERT_TRUE(autokv && legacy) << where;
+        EXPECT_EQ(f16->summary.kv_quantized, 0u) << where;
+        // The old caller's plan is the ladder's first step, f16 KV, whatever int8 would give.
+        EXPECT_EQ(legacy->summary.kv_quantized, 0u) << where;
+        EXPECT_EQ(legacy->gpu_expert_bytes, f16->gpu_expert_bytes) << where;
+        const bool int8_better = f16->host_expert_bytes > 0 && int8->summary.weight_bytes_planned == int8->summary.weight_bytes_file &&
+                                 int8->gpu_expert_bytes > f16->gpu_expert_bytes;
+        if (int8_better) {
+            ++int8_taken[context];
+            EXPECT_EQ(autokv->summary.kv_quantized, 1u) << where;
+            EXPECT_EQ(autokv->summary.kv_format, GREY_KV_INT8) << where;
+            EXPECT_EQ(autokv->summary.kv_bytes * 8, f16->summary.kv_bytes * 5) << where;  // 1.25 bytes an element against 2
+            EXPECT_EQ(autokv->gpu_expert_bytes, int8->gpu_expert_bytes) << where;
+            EXPECT_GT(autokv->gpu_expert_bytes, f16->gpu_expert_bytes) << where;
+        } else {
+            if (f16->host_expert_bytes > 0) ++f16_kept_with_host_experts[context];
+            EXPECT_EQ(autokv->summary.kv_quantized, 0u) << where;
+            EXPECT_EQ(autokv->gpu_expert_bytes, f16->gpu_expert_bytes) << where;
+        }
+    }
+    // The sweep reached both sides of the rule: int8 winning at the long context, and experts left on the
+    // host at the short one, where int8 mostly would not bring one more tensor over.
+    EXPECT_GT(int8_taken[4096], 3);
+    EXPECT_GT(f16_kept_with_host_experts[64], 3);
+}
+
+// A dense model never trades KV precision for placement: its layers must all be on the GPU whatever the
+// KV, and the token embedding (one row a token) does not count. Auto is the f16 plan on every budget,
+// including those where the embedding lies in host memory.
+TEST_F(PlanApi, AutoKvKeepsF16ForDenseModels) {
+    const auto model = write_llama(4);
+    int fits_f16 = 0, embedding_on_host = 0;
+    for (uint64_t gpu_bytes = 1'500'000; gpu_bytes <= 4'000'000; gpu_bytes += 50'000) {
+        const auto devices = write_devices(one_gpu(gpu_bytes));
+        grey_workload w = GREY_WORKLOAD_INIT;
+        w.context = 1024;
+        w.batch = 1;
+        OldWorkload old;
+        old.w.context = w.context;
+        old.w.batch = w.batch;
+        grey_plan *a = nullptr, *b = nullptr;
+        const grey_status sa = grey_plan_create(nullptr, model.c_str(), &w, devices.c_str(), &a);
+        const grey_status sb = grey_plan_create(nullptr, model.c_str(), &old.w, devices.c_str(), &b);
+        const PlanPtr pa(a), pb(b);
+        ASSERT_EQ(sa, sb) << gpu_bytes;
+        if (sa != GREY_OK) continue;
+        const auto x = placement_of(a), y = placement_of(b);
+        EXPECT_EQ(x.summary.kv_quantized, y.summary.kv_quantized) << gpu_bytes;
+        EXPECT_EQ(x.summary.kv_bytes, y.summary.kv_bytes) << gpu_bytes;
+        EXPECT_EQ(x.host_weight_bytes, y.host_weight_bytes) << gpu_bytes;
+        if (x.summary.kv_quantized == 0) ++fits_f16;
+        if (x.summary.kv_quantized == 0 && x.embedding_on_host) ++embedding_on_host;
+    }
+    EXPECT_GT(fits_f16, 0);
+    EXPECT_GT(embedding_on_host, 0);
+}
+
+// A fixed precision holds on every step: only the weights are quantized to make the model fit.
+TEST_F(PlanApi, FixedKvPrecisionOnlyVariesWeights) {
+    const auto model = write_llama(4);
+    const auto devices = write_devices(kOneGpu);
+    int quantized_weights = 0;
+    for (const uint64_t context : {256u, 1024u, 2048u, 2560u, 2816u, 4096u, 8192u}) {
+        for (const auto p : {GREY_KV_PRECISION_F16, GREY_KV_PRECISION_INT8, GREY_KV_PRECISION_INT4, GREY_KV_PRECISION_INT2}) {
+            grey_workload w = GREY_WORKLOAD_INIT;
+            w.context = context;
+            w.batch = 1;
+            w.kv_precision = p;
+            grey_plan* raw = nullptr;
+            const grey_status status = grey_plan_create(nullptr, model.c_str(), &w, devices.c_str(), &raw);
+            if (status == GREY_ERROR_OUT_OF_MEMORY) {
+                // The message names the fixed precision, not the ladder's last step.
+                EXPECT_NE(std::string(grey_last_error()).find(std::string("q4_0 weights and ") + grey_kv_precision_name(p) + " KV"),
+                          std::string::npos)
+                    << grey_last_error();
+                continue;
+            }
+            ASSERT_EQ(status, GREY_OK) << grey_last_error();
+            const PlanPtr plan(raw);
+            const auto x = placement_of(plan.get());
+            EXPECT_EQ(x.summary.kv_quantized, p == GREY_KV_PRECISION_F16 ? 0u : 1u) << context;
+            if (p != GREY_KV_PRECISION_F16) {
+                EXPECT_EQ(x.summary.kv_format, p == GREY_KV_PRECISION_INT8 ? GREY_KV_INT8 : p == GREY_KV_PRECISION_INT4 ? GREY_KV_INT4 : GREY_KV_INT2);
+            }
+            if (p == GREY_KV_PRECISION_F16 && x.summary.weight_bytes_planned < x.summary.weight_bytes_file) ++quantized_weights;
+            // llama.cpp has no 2-bit cache: the emission refuses it, as for the ladder's int2 step.
+            size_t length = 0;
+            const grey_status emitted = grey_plan_llama_cpp_args(plan.get(), nullptr, 0, &length);
+            if (p == GREY_KV_PRECISION_INT2) {
+                EXPECT_EQ(emitted, GREY_ERROR_UNSUPPORTED);
+                EXPECT_NE(std::string(grey_last_error()).find("int2"), std::string::npos) << grey_last_error();
+            }
+        }
+    }
+    // Some context needed quantized weights to keep a f16 cache (the old ladder would have quantized the KV).
+    EXPECT_GT(quantized_weights, 0);
 }
 
 TEST_F(PlanApi, SameInputsSamePlan) {

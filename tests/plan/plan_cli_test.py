@@ -72,7 +72,7 @@ def main():
     ml.devices_file(small, [("CUDA0", "gpu", 2, 300), ("CPU", "cpu", 8, 40)])
 
     # --- the workload model of a MoE GGUF ---
-    p = plan_json("--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1")
+    p = plan_json("--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--kv-precision", "f16")
     t = by_name(p)
     check("moe: sparse file has all tensors", len(p["tensors"]) == 1 + 24 * 17 + 2, len(p["tensors"]))
     roles = {n: t[n]["role"] for n in ["token_embd.weight", "blk.3.attn_q.weight", "blk.3.ffn_gate_inp.weight", "blk.3.ffn_up_exps.weight",
@@ -114,32 +114,60 @@ def main():
     host_experts = [x["bytes"] for x in p["tensors"] if x["role"] == "routed_experts" and x["device"] == "CPU"]
     check("moe: room on the GPU for one host-resident expert tensor during a prompt",
           gpu["other_bytes"] == activations + expert_tensor == activations + max(host_experts) and len(host_experts) >= 3, gpu)
-    short = plan_json("--model", moe, "--devices", one_gpu, "--context", "16", "--batch", "1")
+    short = plan_json("--model", moe, "--devices", one_gpu, "--context", "16", "--batch", "1", "--kv-precision", "f16")
     check("moe: no such room for prompts under 32 tokens", short["devices"][0]["other_bytes"] == 16 * (16 * 2048 + 151936) * 4
           and short["devices"][0]["weight_bytes"] > gpu["weight_bytes"], short["devices"][0])
     check("moe: budget keeps the safety margin", gpu["budget_bytes"] == int(12.5 * GIB * 0.95), gpu)
     check("moe: thermal thresholds for the governor", (gpu["thermal_target_c"], gpu["thermal_max_c"]) == (75, 83), gpu)
     check("moe: weights as stored when they fit", p["weights"]["format"] == "as-stored")
     pb = plan_json("--model", moe, "--devices", two_gpus, "--context", "4096")
-    p1 = plan_json("--model", moe, "--devices", two_gpus, "--context", "4096", "--batch", "1")
+    p1 = plan_json("--model", moe, "--devices", two_gpus, "--context", "4096", "--batch", "1", "--kv-precision", "f16")
     check("moe: a recommended batch moves no tensor", pb["workload"]["batch_recommended"] and
           [x["device"] for x in pb["tensors"]] == [x["device"] for x in p1["tensors"]], pb["workload"])
-    check("moe: deterministic", plan_json("--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1") == p)
+    check("moe: deterministic", plan_json("--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--kv-precision", "f16") == p)
+
+    # --- the KV precision: auto takes int8 where it puts more routed-expert bytes on the GPU ---
+    def expert_bytes(plan, device):
+        return sum(x["bytes"] for x in plan["tensors"] if x["role"] == "routed_experts" and x["device"] == device)
+
+    pa = plan_json("--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1")
+    check("kv auto: the default is auto, which takes int8 for the MoE file at 4096 tokens", pa["kv"]["precision"] == "int8"
+          and pa["kv"]["bytes"] == 24 * 16 * 256 * 4096 * 5 // 4, pa["kv"])
+    check("kv auto: more expert bytes on the GPU than with f16, the hot tensors still there",
+          expert_bytes(pa, "CUDA0") > expert_bytes(p, "CUDA0") and expert_bytes(pa, "CPU") < expert_bytes(p, "CPU")
+          and all(x["device"] == "CUDA0" for x in pa["tensors"] if x["role"] not in ("routed_experts", "embedding")),
+          (expert_bytes(pa, "CUDA0"), expert_bytes(p, "CUDA0")))
+    check("kv auto: explicit auto is the default", plan_json("--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1",
+                                                             "--kv-precision", "auto") == pa)
+    check("kv auto: the same placement as a fixed int8", [x["device"] for x in pa["tensors"]] == [
+        x["device"] for x in plan_json("--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--kv-precision", "int8")["tensors"]])
+    args_auto = greyctl("plan", "--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--emit", "llama-cpp").stdout.split()
+    check("kv auto: llama.cpp's q8_0 cache with flash attention", args_auto[args_auto.index("-ctk") + 1] == "q8_0"
+          and args_auto[args_auto.index("-ctv") + 1] == "q8_0" and args_auto[args_auto.index("-fa") + 1] == "on", args_auto)
+    pd = plan_json("--model", dense, "--devices", two_gpus, "--context", "4096", "--batch", "1")
+    check("kv auto: a dense model that fits keeps f16", pd["kv"]["precision"] == "f16", pd["kv"])
+    r = greyctl("plan", "--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--kv-precision", "int2", "--emit",
+                "llama-cpp", ok=False)
+    check("kv int2: no llama.cpp cache type", "no KV cache type for the plan's int2" in r.stderr, r.stderr)
+    r = greyctl("plan", "--model", moe, "--devices", one_gpu, "--workload", "inference", "--kv-precision", "int8", ok=False)
+    check("kv: a fixed precision for a workload without a KV cache is refused", "which workload inference has none of" in r.stderr, r.stderr)
+    r = greyctl("plan", "--model", moe, "--devices", one_gpu, "--kv-precision", "q8_0", ok=False)
+    check("kv: an unknown precision is a usage error", r.returncode == 2 and "kv-precision" in r.stderr, (r.returncode, r.stderr))
 
     # --- llama.cpp arguments and the -ot checker ---
-    args = greyctl("plan", "--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--emit", "llama-cpp").stdout.split()
+    args = greyctl("plan", "--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--kv-precision", "f16", "--emit", "llama-cpp").stdout.split()
     check("emit: -ngl, -c and cache types", args[:2] == ["-ngl", "999"] and "-c" in args and args[args.index("-c") + 1] == "4096"
           and args[args.index("-ctk") + 1] == "f16", args)
     ot = args[args.index("-ot") + 1].strip("'")
     check("emit: experts of the host layers to CPU, the split layer's host tensors by name, no entry for the embedding",
           re.search(r"ffn_up_exps", ot) is not None and "=CPU" in ot and "token_embd" not in ot
           and f"^blk\\.(?:{split[0] + 1}|" in ot and f"(?:{split[0]}|" in ot, ot)
-    greyctl("plan", "--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--check-ot", ot)
+    greyctl("plan", "--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--kv-precision", "f16", "--check-ot", ot)
     # The usual hand-written pattern sends every layer's experts to the host, also those the plan keeps on the GPU.
-    r = greyctl("plan", "--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--check-ot", "exps=CPU", ok=False)
+    r = greyctl("plan", "--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--kv-precision", "f16", "--check-ot", "exps=CPU", ok=False)
     check("checker: refuses a pattern that catches the wrong tensor", "sends tensor 'blk.0.ffn_gate_exps.weight' to CPU" in r.stderr, r.stderr)
     # A pattern meant for the last layer's routed experts that also catches its shared expert ("_shexp").
-    r = greyctl("plan", "--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--check-ot",
+    r = greyctl("plan", "--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--kv-precision", "f16", "--check-ot",
                 "blk\\.23\\.ffn_.*exp=CPU," + ot, ok=False)
     check("checker: refuses a pattern catching shared experts", "sends tensor 'blk.23.ffn_gate_inp_shexp.weight' to CPU" in r.stderr, r.stderr)
     r = greyctl("plan", "--model", moe, "--devices", one_gpu, "--check-ot", "(=CPU", ok=False)

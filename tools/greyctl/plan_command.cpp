@@ -18,6 +18,7 @@ struct PlanOptions {
     uint64_t context = 0;
     uint32_t batch = 0;
     uint32_t tenants = 1;
+    std::string kv_precision = "auto";
     std::string devices;
     std::string output;
     bool force = false;
@@ -48,6 +49,7 @@ PlanPtr make_plan(const GlobalOptions& global, const PlanOptions& o) {
     workload.context = o.context;
     workload.batch = o.batch;
     workload.tenants = o.tenants;
+    check(grey_kv_precision_from_name(o.kv_precision.c_str(), &workload.kv_precision));
     ContextPtr context;
     if (o.devices.empty()) context = open_context(global, "");
     check(grey_plan_create(context.get(), o.model.c_str(), &workload, o.devices.empty() ? nullptr : o.devices.c_str(), &raw));
@@ -125,6 +127,11 @@ void add_plan_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
     cmd->add_option("--context", options->context, "Tokens per sequence (default: the model's, at most 4096)");
     cmd->add_option("--batch", options->batch, "Sequences at once (default: the largest that fits, at most 256)");
     cmd->add_option("--tenants", options->tenants, "Workloads sharing each device equally")->check(CLI::Range(1u, 1024u))->capture_default_str();
+    cmd->add_option("--kv-precision", options->kv_precision,
+                    "The KV cache's precision (llm-inference): auto (f16 first, int8 where that puts more weights on the GPU), or fixed "
+                    "(then only the weights are quantized to fit)")
+        ->check(CLI::IsMember({"auto", "f16", "int8", "int4", "int2"}))
+        ->capture_default_str();
     cmd->add_option("--devices", options->devices, "A devices file describing the machine (default: the devices detected here)");
     cmd->add_option("-o,--output", options->output, "Write the plan to this plan.yaml");
     cmd->add_flag("--force", options->force, "Replace --output if it exists");
