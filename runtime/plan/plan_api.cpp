@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 
 struct grey_plan {
@@ -68,6 +69,29 @@ void hand_out(grey::plan::Plan plan, grey_plan** out_plan) {
 
 }  // namespace
 
+namespace {
+
+// One of `values` by the name `name_of` gives it; the error lists them all.
+template <typename E>
+grey_status enum_from_name(const char* name, E* out, const char* out_name, std::initializer_list<E> values, const char* (*name_of)(E),
+                           const char* what) {
+    return grey::abi_guard([&] {
+        grey::require_non_null(name, "name");
+        grey::require_non_null(out, out_name);
+        std::string names;
+        for (const E value : values) {
+            if (std::strcmp(name, name_of(value)) == 0) {
+                *out = value;
+                return;
+            }
+            names += (names.empty() ? "" : ", ") + std::string(name_of(value));
+        }
+        grey::fail(GREY_ERROR_INVALID_ARGUMENT, std::string("'") + name + "' is not a " + what + " (" + names + ")");
+    });
+}
+
+}  // namespace
+
 extern "C" {
 
 const char* grey_workload_kind_name(grey_workload_kind kind) {
@@ -80,16 +104,8 @@ const char* grey_workload_kind_name(grey_workload_kind kind) {
 }
 
 grey_status grey_workload_kind_from_name(const char* name, grey_workload_kind* out_kind) {
-    return grey::abi_guard([&] {
-        grey::require_non_null(name, "name");
-        grey::require_non_null(out_kind, "out_kind");
-        for (const auto kind : {GREY_WORKLOAD_INFERENCE, GREY_WORKLOAD_LLM_INFERENCE, GREY_WORKLOAD_TRAINING})
-            if (std::strcmp(name, grey_workload_kind_name(kind)) == 0) {
-                *out_kind = kind;
-                return;
-            }
-        grey::fail(GREY_ERROR_INVALID_ARGUMENT, std::string("'") + name + "' is not a workload kind (inference, llm-inference, training)");
-    });
+    return enum_from_name(name, out_kind, "out_kind", {GREY_WORKLOAD_INFERENCE, GREY_WORKLOAD_LLM_INFERENCE, GREY_WORKLOAD_TRAINING},
+                          grey_workload_kind_name, "workload kind");
 }
 
 const char* grey_kv_precision_name(grey_kv_precision precision) {
@@ -104,16 +120,9 @@ const char* grey_kv_precision_name(grey_kv_precision precision) {
 }
 
 grey_status grey_kv_precision_from_name(const char* name, grey_kv_precision* out_precision) {
-    return grey::abi_guard([&] {
-        grey::require_non_null(name, "name");
-        grey::require_non_null(out_precision, "out_precision");
-        for (const auto p : {GREY_KV_PRECISION_AUTO, GREY_KV_PRECISION_F16, GREY_KV_PRECISION_INT8, GREY_KV_PRECISION_INT4, GREY_KV_PRECISION_INT2})
-            if (std::strcmp(name, grey_kv_precision_name(p)) == 0) {
-                *out_precision = p;
-                return;
-            }
-        grey::fail(GREY_ERROR_INVALID_ARGUMENT, std::string("'") + name + "' is not a KV precision (auto, f16, int8, int4, int2)");
-    });
+    return enum_from_name(name, out_precision, "out_precision",
+                          {GREY_KV_PRECISION_AUTO, GREY_KV_PRECISION_F16, GREY_KV_PRECISION_INT8, GREY_KV_PRECISION_INT4, GREY_KV_PRECISION_INT2},
+                          grey_kv_precision_name, "KV precision");
 }
 
 const char* grey_tensor_role_name(grey_tensor_role role) {
