@@ -567,9 +567,12 @@ inline constexpr uint32_t kFloatWordsAhead = S == 1 ? 2 : 1;
 
 // A lane's S rANS streams between barriers: for state j (rANS lane l + 32j), its value, the next words
 // of its stream (loaded ahead of the refills that take them), the first one's offset from the payload
-// and the stream's end. Past its last word a state reloads that word, which it can never take, so the
-// loads need no test. A lane that runs out of words or starts from an impossible state goes on decoding
-// (the warp's barriers need every lane) and reports the fault at the end.
+// and the stream's end. A refill takes the next word whether or not the state's own run has one left:
+// a state that reads past its run (into the next lane's words) or stops short of its end is a fault,
+// which the end of the block finds (next != end), so the steps spend no test and no register on the run's
+// end. Loads stop at the last word of all the lanes' runs (`last`: past it a state reloads that word),
+// so they never leave the payload. A lane that starts from an impossible state or misreads its run goes
+// on decoding (the warp's barriers need every lane) and reports the fault at the end.
 template <uint32_t S>
 struct FloatLane {
     static constexpr uint32_t kAhead = kFloatWordsAhead<S>;
@@ -577,18 +580,18 @@ struct FloatLane {
     uint32_t word[S][kAhead];       // their low bytes, and
     uint32_t word_high[S][kAhead];  // their high bytes where the payload's address is odd (joined when taken)
     uint32_t next[S];
-    uint32_t end[S];
+    uint32_t end[S];  // read only at the end
+    uint32_t last;    // the offset of the last lane word (or, with none, the 2 bytes before where they would start)
     uint32_t fault;
 };
 
-// Loads the word at offset `at` (at most `end` - 2) into state j's slot i. `Aligned`: the payload
-// starts at an even address (the words are at even offsets from it), so the device reads a word in one
-// load; otherwise its two bytes stay apart until the word is taken, so that no instruction waits for
-// them before then.
+// Loads the word at offset `at` (at most `last`) into state j's slot i. `Aligned`: the payload starts
+// at an even address (the words are at even offsets from it), so the device reads a word in one load;
+// otherwise its two bytes stay apart until the word is taken, so that no instruction waits for them
+// before then.
 template <uint32_t S, bool Aligned>
 GREY_FN_FORCE void float_load_word(const uint8_t* payload, uint32_t at, FloatLane<S>& l, uint32_t j, uint32_t i) {
-    const uint32_t last = l.end[j] - 2;
-    const uint8_t* p = payload + (at < last ? at : last);
+    const uint8_t* p = payload + (at < l.last ? at : l.last);
 #if defined(__CUDA_ARCH__)
     if constexpr (Aligned) {
         asm("ld.global.nc.L2::256B.u16 %0, [%1];" : "=r"(l.word[j][i]) : "l"(p));
@@ -605,6 +608,7 @@ GREY_FN_FORCE void float_load_word(const uint8_t* payload, uint32_t at, FloatLan
 template <uint32_t S, bool Aligned>
 GREY_FN void float_lane_begin(uint32_t lane, const uint8_t* payload, const FloatLayout& layout, FloatLane<S>* l) {
     uint32_t at = layout.words;  // float_layout has checked that every stream ends inside the payload
+    l->last = layout.remainders - 2;  // at least 38: inside the payload even when there are no words
     l->fault = kFaultNone;
 #if defined(__CUDA_ARCH__)
 #pragma unroll
@@ -629,8 +633,7 @@ GREY_FN void float_lane_begin(uint32_t lane, const uint8_t* payload, const Float
 #pragma unroll
 #endif
         for (uint32_t i = 0; i < FloatLane<S>::kAhead; ++i) {
-            l->word[j][i] = l->word_high[j][i] = 0;
-            if (l->next[j] < l->end[j]) float_load_word<S, Aligned>(payload, l->next[j] + 2 * i, *l, j, i);
+            float_load_word<S, Aligned>(payload, l->next[j] + 2 * i, *l, j, i);
         }
     }
 }
@@ -644,10 +647,7 @@ GREY_FN_FORCE uint32_t float_step(const RansWorkspace* ws, const uint8_t* payloa
     const uint32_t symbol = ws->slot_symbol[slot];
     const uint32_t range = ws->range[symbol];
     const uint32_t state = (range >> 16) * (l.state[j] >> kCodecProbBits) + slot - (range & 0xFFFFu);
-    // A refill with no word left is not flagged here: the state is left below 2^16, where it stays at
-    // every later step (f * (x >> 12) + slot - start < 16 f <= 2^16 for x < 2^16, and no word is ever
-    // taken again), so the final check (state = 2^16) fails for it.
-    const bool take = state < kCodecStateLow && l.next[j] < l.end[j];
+    const bool take = state < kCodecStateLow;  // past the run's end too: float_decode_tail's check finds it
     l.state[j] = take ? (state << 16) | l.word[j][0] | l.word_high[j][0] << 8 : state;
     if (take) {
         l.next[j] += 2;
@@ -704,7 +704,7 @@ GREY_FN void float_decode_group(uint32_t lane, const CodecBlockJob& job, const u
 #pragma unroll
 #endif
     for (uint32_t j = 0; j < S; ++j)
-        if (l.next[j] + 64 < l.end[j]) payload_prefetch(payload + l.next[j] + 64);
+        if (l.next[j] + 64 <= l.last) payload_prefetch(payload + l.next[j] + 64);
     const uint32_t remainders_ahead = layout.remainders + (group + 3) * kRemainderBytes + 128 * lane;
     if (128 * lane < kRemainderBytes && remainders_ahead < job.stored_size) payload_prefetch(payload + remainders_ahead);
     auto* staging = reinterpret_cast<uint8_t*>(ws->staging);
