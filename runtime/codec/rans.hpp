@@ -20,7 +20,8 @@ namespace grey::codec {
 
 // The lane counts a stream may have. 32 is the first format's (u32 word counts); 64 and 128 give each
 // GPU thread 2 or 4 states to interleave (u16 word counts). kRansDefaultLanes is what the encoder writes
-// (docs/codecs.md says why 128: its ratio on real weights stays within 1% of 32 lanes').
+// (docs/codecs.md says why 128: on real bf16 weights it keeps 98.7% of the order-0 bound, 32 lanes 99.7%,
+// inside the 2% the codec aims at, with four independent chains a GPU thread).
 inline constexpr uint32_t kRansLegacyLanes = 32;
 inline constexpr uint32_t kRansMaxLanes = 128;
 inline constexpr uint32_t kRansDefaultLanes = 128;
