@@ -402,20 +402,22 @@ struct FloatLayout {
     uint32_t tail;
 };
 
-// The lanes decode a block in groups of four steps a warp lane (128 elements: 256 bytes of bf16, 512
-// of fp32, 1 KiB of fp64), so that a group takes one step of each of a lane's states whatever L is. A
-// group is gathered in the warp's staging area and written out as 8-byte words: wide stores instead of
-// one store per byte, and, on the GPU, the words the block checksum adds up while they are still in
-// registers. A group's words are whole 64-byte stripes of the checksum and never straddle its 1 KiB
-// blocks.
+// The lanes decode a block in groups of 512 bytes (256 for 2-byte elements): four steps a lane, two
+// for 8-byte elements. A group is gathered in the warp's staging area and written out as 8-byte words:
+// wide stores instead of one store per byte, and, on the GPU, the words the block checksum adds up
+// while they are still in registers. A group's words are whole 64-byte stripes of the checksum and
+// never straddle its 1 KiB blocks. Four steps take one step of each of a lane's states whatever L is;
+// an fp64 group of two takes two of its four states in 128 lanes, and the lane's states rotate after it
+// (float_rotate_states) so that the next group's steps are again states 0, 1, ...
 template <uint32_t W>
-inline constexpr uint32_t kFloatGroupSteps = 4;
+inline constexpr uint32_t kFloatGroupSteps = W == 8 ? 2 : 4;
 template <uint32_t W>
 inline constexpr uint32_t kFloatGroupElements = kFloatGroupSteps<W> * kCodecLanes;
-inline constexpr uint32_t kFloatStagingBytes = 1024;
-static_assert(kFloatGroupSteps<2> % kFloatMaxStates == 0 && kFloatGroupElements<8> * 8 <= kFloatStagingBytes);
+inline constexpr uint32_t kFloatStagingBytes = 512;
+static_assert(kFloatGroupSteps<2> % kFloatMaxStates == 0 && kFloatGroupSteps<4> % kFloatMaxStates == 0 &&
+              kFloatGroupElements<8> * 8 <= kFloatStagingBytes);
 
-// What a warp keeps in shared memory for a float block: 6 KiB, small enough that an SM holds 32 warps
+// What a warp keeps in shared memory for a float block: 5.6 KiB, small enough that an SM holds 32 warps
 // with their tables. The frequencies are needed only while the table is built; the staging of the
 // groups takes their place afterwards.
 struct RansWorkspace {
@@ -660,6 +662,27 @@ GREY_FN_FORCE uint32_t float_step(const RansWorkspace* ws, const uint8_t* payloa
     return symbol;
 }
 
+// After a group of G steps, the lane's states rotate by G (physical slot j takes logical state
+// (j + G) mod S), so that step k of every group is slot k mod S's: the state of the element 32m + l is
+// m mod S, and a group starts at a step m that is a multiple of G. A no-op unless G < S (fp64 in 128
+// lanes), where it costs register moves instead of indexing registers by a run-time value.
+template <uint32_t G, uint32_t S>
+GREY_FN_FORCE void float_rotate_states(FloatLane<S>& l) {
+    if constexpr (G % S != 0) {
+        const FloatLane<S> before = l;
+        for (uint32_t j = 0; j < S; ++j) {
+            const uint32_t from = (j + G) % S;
+            l.state[j] = before.state[from];
+            for (uint32_t i = 0; i < FloatLane<S>::kAhead; ++i) {
+                l.word[j][i] = before.word[from][i];
+                l.word_high[j][i] = before.word_high[from][i];
+            }
+            l.next[j] = before.next[from];
+            l.end[j] = before.end[from];
+        }
+    }
+}
+
 // Element i's remainder (sign above the low mantissa bits, W - 1 bytes) and the element it makes with
 // its symbol (as runtime/codec/float_split.hpp splits it).
 template <uint32_t W>
@@ -692,10 +715,10 @@ GREY_FN_FORCE void float_load_ahead(uint32_t lane, const uint8_t* payload, const
 }
 
 // Phase 4, once per whole group: lane l decodes elements l, l + 32, ... of `group` into the staging
-// area (step k by state k % S, so that with S > 1 the steps are independent chains), joining them with
-// the remainders loaded a group earlier, and loads the next group's. It also asks L2 for what comes
-// later: the next 64 bytes of each state's stream, and (a lane per 128 bytes) the remainders three
-// groups on.
+// area (step k by state k % S, so that with S > 1 the steps are independent chains; the states rotate
+// afterwards where a group has fewer steps than states), joining them with the remainders loaded a
+// group earlier, and loads the next group's. It also asks L2 for what comes later: the next 64 bytes of
+// each state's stream, and (a lane per 128 bytes) the remainders three groups on.
 template <uint32_t W, uint32_t S, bool Aligned>
 GREY_FN void float_decode_group(uint32_t lane, const CodecBlockJob& job, const uint8_t* payload, const FloatLayout& layout,
                                 RansWorkspace* ws, FloatLane<S>& l, FloatAhead<W>& ahead, uint32_t group, uint32_t groups) {
@@ -723,6 +746,7 @@ GREY_FN void float_decode_group(uint32_t lane, const CodecBlockJob& job, const u
         for (uint32_t b = 0; b < W; ++b) to[b] = static_cast<uint8_t>(element >> (8 * b));
 #endif
     }
+    float_rotate_states<kFloatGroupSteps<W>, S>(l);
 }
 
 // Phase 5, after each whole group: word q of the staged group (lane l takes q = l, l + 32, ... below
@@ -741,9 +765,10 @@ GREY_FN_FORCE uint64_t float_store_word(const RansWorkspace* ws, uint32_t q, uin
     return word;
 }
 
-// Phase 6: the elements after the last whole group (fewer than four a lane; step t by state t % S),
-// written straight to the output, and the bytes after the last whole element (lane 0). Returns the
-// lane's faults, including a stream that does not end exactly where its state began.
+// Phase 6: the elements after the last whole group (fewer than a group's steps a lane; step t by state
+// t % S, the states having rotated after each group), written straight to the output, and the bytes
+// after the last whole element (lane 0). Returns the lane's faults, including a stream that does not
+// end exactly where its state began.
 template <uint32_t W, uint32_t S, bool Aligned>
 GREY_FN uint32_t float_decode_tail(uint32_t lane, const CodecBlockJob& job, const uint8_t* payload, const FloatLayout& layout,
                                    const RansWorkspace* ws, FloatLane<S>& l, uint8_t* out) {
