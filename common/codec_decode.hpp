@@ -640,14 +640,13 @@ GREY_FN void float_lane_begin(uint32_t lane, const uint8_t* payload, const Float
     }
 }
 
-// One rANS step of state j: the symbol of its next element. The refill is a selection, not a branch, so
+// One rANS step of state j, given its symbol (the slot-to-symbol lookup of the state) and the symbol's
+// range: the state's next value, refilled from its stream. The refill is a selection, not a branch, so
 // the lanes of a warp never diverge here.
 template <uint32_t S, bool Aligned>
-GREY_FN_FORCE uint32_t float_step(const RansWorkspace* ws, const uint8_t* payload, FloatLane<S>& l, uint32_t j) {
+GREY_FN_FORCE void float_advance(const uint8_t* payload, FloatLane<S>& l, uint32_t j, uint32_t range) {
     constexpr uint32_t kAhead = FloatLane<S>::kAhead;
     const uint32_t slot = l.state[j] & (kCodecProbTotal - 1);
-    const uint32_t symbol = ws->slot_symbol[slot];
-    const uint32_t range = ws->range[symbol];
     const uint32_t state = (range >> 16) * (l.state[j] >> kCodecProbBits) + slot - (range & 0xFFFFu);
     const bool take = state < kCodecStateLow;  // past the run's end too: float_decode_tail's check finds it
     l.state[j] = take ? (state << 16) | l.word[j][0] | l.word_high[j][0] << 8 : state;
@@ -659,6 +658,13 @@ GREY_FN_FORCE uint32_t float_step(const RansWorkspace* ws, const uint8_t* payloa
         }
         float_load_word<S, Aligned>(payload, l.next[j] + 2 * (kAhead - 1), l, j, kAhead - 1);
     }
+}
+
+// One rANS step of state j: the symbol of its next element.
+template <uint32_t S, bool Aligned>
+GREY_FN_FORCE uint32_t float_step(const RansWorkspace* ws, const uint8_t* payload, FloatLane<S>& l, uint32_t j) {
+    const uint32_t symbol = ws->slot_symbol[l.state[j] & (kCodecProbTotal - 1)];
+    float_advance<S, Aligned>(payload, l, j, ws->range[symbol]);
     return symbol;
 }
 
@@ -732,19 +738,40 @@ GREY_FN void float_decode_group(uint32_t lane, const CodecBlockJob& job, const u
     if (128 * lane < kRemainderBytes && remainders_ahead < job.stored_size) payload_prefetch(payload + remainders_ahead);
     auto* staging = reinterpret_cast<uint8_t*>(ws->staging);
     const bool more = group + 1 < groups;
+    // The steps go in rounds of R independent ones (one a state), each round in three passes: the R
+    // symbol lookups, then the R range lookups, then the R updates. An in-order GPU issues an
+    // instruction only when its operands are ready, so putting the independent lookups next to each
+    // other is what lets their shared-memory latencies overlap.
+    constexpr uint32_t kSteps = kFloatGroupSteps<W>, kRound = S < kSteps ? S : kSteps;
 #if defined(__CUDA_ARCH__)
 #pragma unroll
 #endif
-    for (uint32_t k = 0; k < kFloatGroupSteps<W>; ++k) {
-        const FloatBits<W> element = float_join<W>(float_step<S, Aligned>(ws, payload, l, k % S), ahead.remainder[k]);
-        if (more) ahead.remainder[k] = float_remainder_at<W>(payload, layout, (group + 1) * kFloatGroupElements<W> + k * kCodecLanes + lane);
-        uint8_t* to = staging + (k * kCodecLanes + lane) * W;
+    for (uint32_t r = 0; r < kSteps; r += kRound) {
+        uint32_t symbol[kRound], range[kRound];
 #if defined(__CUDA_ARCH__)
-        if constexpr (W == 2) *reinterpret_cast<uint16_t*>(to) = static_cast<uint16_t>(element);
-        else *reinterpret_cast<FloatBits<W>*>(to) = element;
-#else
-        for (uint32_t b = 0; b < W; ++b) to[b] = static_cast<uint8_t>(element >> (8 * b));
+#pragma unroll
 #endif
+        for (uint32_t q = 0; q < kRound; ++q) symbol[q] = ws->slot_symbol[l.state[(r + q) % S] & (kCodecProbTotal - 1)];
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+        for (uint32_t q = 0; q < kRound; ++q) range[q] = ws->range[symbol[q]];
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+        for (uint32_t q = 0; q < kRound; ++q) {
+            const uint32_t k = r + q;
+            float_advance<S, Aligned>(payload, l, k % S, range[q]);
+            const FloatBits<W> element = float_join<W>(symbol[q], ahead.remainder[k]);
+            if (more) ahead.remainder[k] = float_remainder_at<W>(payload, layout, (group + 1) * kFloatGroupElements<W> + k * kCodecLanes + lane);
+            uint8_t* to = staging + (k * kCodecLanes + lane) * W;
+#if defined(__CUDA_ARCH__)
+            if constexpr (W == 2) *reinterpret_cast<uint16_t*>(to) = static_cast<uint16_t>(element);
+            else *reinterpret_cast<FloatBits<W>*>(to) = element;
+#else
+            for (uint32_t b = 0; b < W; ++b) to[b] = static_cast<uint8_t>(element >> (8 * b));
+#endif
+        }
     }
     float_rotate_states<kFloatGroupSteps<W>, S>(l);
 }
