@@ -123,7 +123,7 @@ __device__ __forceinline__ float exp2_flush(float x) {
 struct Field {
     uint32_t mask, scale, offset;  // the field's bits in both halves; 2^-shift and -1024 2^-shift as f16x2
 };
-__device__ __forceinline__ Field field_at(uint32_t bits, uint32_t shift) {
+__device__ __forceinline__ constexpr Field field_at(uint32_t bits, uint32_t shift) {
     const uint32_t h = 15u - shift;  // fp16 exponent field of 2^-shift (bias 15)
     const uint32_t scale = h << 10, offset = 0x8000u | ((25u - shift) << 10);  // -1024 2^-shift = -2^(10-shift)
     return Field{((1u << bits) - 1u) * 0x00010001u << shift, scale * 0x00010001u, offset * 0x00010001u};
@@ -501,7 +501,7 @@ __device__ __forceinline__ void attend_chunk(State<KS, GC>& st, const Cursor& c,
             a3 = hi.y;
         } else if constexpr (F::bits <= 4) {
             // Pairs lane_pair and lane_pair + 1: one shift brings both down, the second is read in place.
-            constexpr Field first = {((1u << F::bits) - 1u) * 0x00010001u, 0x3c003c00u, 0xe400e400u};  // x 1, -1024
+            constexpr Field first = field_at(F::bits, 0);
             const Field second = field_at(F::bits, F::bits);
             const uint32_t lo = row_low[8 * ks / F::pairs] >> (lane_pair * F::bits), hi = row_high[8 * ks / F::pairs] >> (lane_pair * F::bits);
             a0 = decode_field(lo, first);
@@ -799,9 +799,14 @@ __device__ void attend(const grey_kvk_attend_args& a) {
 }  // namespace
 
 // Blocks a multiprocessor should hold: four (128 registers a thread) for head_dim up to 64; three for
-// up to 128, whose accumulators and query fragments would spill at 128 registers.
-#define GREY_KV_ATTEND_MMA(ks, gc)                                                                                  \
-    extern "C" __global__ void __launch_bounds__(GREY_KVK_ATTEND_WARPS * GREY_KVK_WARP_LANES, (ks) == 4 ? 4 : 3) \
+// up to 128, whose accumulators would spill at 128 registers. GREY_KV_MMA_BLOCKS_WIDE lets a build try
+// another count for head_dim 128 (-DGREY_CUDA_EXTRA_FLAGS=-DGREY_KV_MMA_BLOCKS_WIDE=4).
+#ifndef GREY_KV_MMA_BLOCKS_WIDE
+#define GREY_KV_MMA_BLOCKS_WIDE 3
+#endif
+#define GREY_KV_ATTEND_MMA(ks, gc)                                                                 \
+    extern "C" __global__ void __launch_bounds__(GREY_KVK_ATTEND_WARPS * GREY_KVK_WARP_LANES,      \
+                                                 (ks) == 4 ? 4 : GREY_KV_MMA_BLOCKS_WIDE)          \
         grey_kv_attend_mma_##ks##_##gc(grey_kvk_attend_args a) {                                                    \
         tc::attend<ks, gc>(a);                                                                                      \
     }
