@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Decode attention from two builds of the CUDA kernels, side by side on one warm machine: build/gpu as
+# tests/gpu/run.sh (or session.sh) left it, and build/gpu-ab, the same sources with more nvcc flags for the
+# kernels (KV_AB_FLAGS, a ;-list, e.g. -DGREY_KV_MMA_BLOCKS_WIDE=4). The variant is first checked against
+# the host reference (the KV conformance program), then bench/kv_gpu_bench.py runs each build in turn,
+# KV_AB_ROUNDS times, with the SDPA baseline in every run.
+#
+#   KV_AB_FLAGS="-DGREY_KV_MMA_BLOCKS_WIDE=4" bash tests/gpu/kv-ab.sh     (after session.sh's build step)
+#   KV_AB_ROUNDS=2   KV_AB_BENCH_ARGS="--formats int8,int4,int2"   OUT=...
+set -u
+flags=${KV_AB_FLAGS:?KV_AB_FLAGS: the variant's nvcc flags, a ;-list}
+OUT=${OUT:-/tmp/kv-ab}
+mkdir -p "$OUT"
+prefix=$PWD/.deps/usr
+export LD_LIBRARY_PATH=$prefix/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+[ -f build/gpu/lib/libgrey.so ] || { echo "FAIL: build/gpu has no libgrey.so: run tests/gpu/session.sh's build step first"; exit 2; }
+echo "== variant build (build/gpu-ab): $flags"
+if ! { cmake -G Ninja -S . -B build/gpu-ab -DCMAKE_BUILD_TYPE=Release -DGREY_WITH_CUDA=ON -DGREY_BUILD_TESTS=OFF \
+        -DGREY_BUILD_GPU_TESTS=ON -DGREY_BUILD_BENCH=ON "-DGREY_CUDA_EXTRA_FLAGS=-lineinfo;$flags" \
+        -DCMAKE_PREFIX_PATH="$prefix" &&
+       cmake --build build/gpu-ab -j "$(nproc)" --target grey_shared grey_backend_cuda grey_gpu_kv_conformance; } >"$OUT/ab-build.txt" 2>&1; then
+    tail -30 "$OUT/ab-build.txt"
+    exit 1
+fi
+echo "== variant against the host reference"
+build/gpu-ab/bin/grey_gpu_kv_conformance --backend-dir build/gpu-ab/lib/grey >"$OUT/ab-kv-conformance.txt" 2>&1
+rc=$?
+grep -E "^FAIL" "$OUT/ab-kv-conformance.txt" | head -10
+tail -1 "$OUT/ab-kv-conformance.txt"
+[ $rc -eq 0 ] || exit 1
+for round in $(seq 1 "${KV_AB_ROUNDS:-2}"); do
+    for build in gpu gpu-ab; do
+        echo "-- round $round: build/$build"
+        python3 bench/kv_gpu_bench.py --lib build/$build/lib/libgrey.so --backend-dir build/$build/lib/grey --repeat 30 \
+            ${KV_AB_BENCH_ARGS:---formats int8,int4,int2} --json "$OUT/ab-$build-$round.json" 2>/dev/null |
+            grep -E "SDPA cudnn|libgrey"
+    done
+done
