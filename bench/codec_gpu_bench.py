@@ -9,7 +9,10 @@ bytes, best of --repeat synchronous decodes; beside them the order-0 bound of th
 exponent byte's entropy plus that of the sign and mantissa) and a device-to-device copy.
 
   python3 bench/codec_gpu_bench.py --model FILE --conformance build/gpu/bin/grey_gpu_codec_conformance \\
-      --backend-dir build/gpu/lib/grey [--mib 512] [--repeat 7]
+      --backend-dir build/gpu/lib/grey [--mib 512] [--repeat 7] [--activations FILE]
+
+--activations: post-ReLU activations of a real network on real input (bench/relu_activations.py writes
+them) for the sparse codecs, each tensor taken as it is, not pruned.
 
 Needs PyTorch with CUDA and the nvidia-nvcomp-cu13 + nvidia-libnvcomp-cu13 wheels.
 """
@@ -75,6 +78,8 @@ def main():
     parser.add_argument("--backend-dir")
     parser.add_argument("--mib", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--activations", help="F16 activations a network produced (bench/relu_activations.py): the sparse "
+                        "codecs on each tensor as it is, beside libgrey's bitmask")
     args = parser.parse_args()
 
     from nvidia import nvcomp
@@ -117,10 +122,28 @@ def main():
                 print(f"{label:<28} {ratio:>7.3f}x {gb / seconds:>12.1f} {copy_s / seconds:>8.2f}")
             except Exception as error:
                 print(f"{label:<28} failed: {error}")
+    if args.activations:
+        tensors, metadata = st.read(args.activations)
+        pieces = {name: st.array(t).view(np.uint16) for name, t in tensors.items() if t.dtype == "F16"}
+        pieces["all"] = np.concatenate(list(pieces.values()))
+        print(f"\nactivations: {args.activations} ({metadata.get('source', '')}), each tensor as it is (F16), "
+              f"repeated to {args.mib} MiB; zeros are the network's own")
+        print(f"{'codec':<28} {'zeros':>7} {'ratio':>8} {'decode GB/s':>12} {'x copy':>8}")
+        for name, bits in pieces.items():
+            zeros = float(np.mean(bits == 0))
+            piece = torch.from_numpy(bits.view(np.int16).copy())
+            piece_device = piece.repeat(n // piece.numel() + 1)[:n].contiguous().cuda().view(torch.uint8)
+            for algorithm, options in (("Cascaded", {"data_type": "<u2"}), ("Bitcomp", {"data_type": "<u2"}), ("ANS", {"data_type": "<f2"})):
+                label = f"nvCOMP {algorithm} {name}"
+                try:
+                    ratio, seconds = nvcomp_decode(nvcomp, algorithm, options, piece_device, args.repeat)
+                    print(f"{label:<28} {zeros:>7.1%} {ratio:>7.3f}x {gb / seconds:>12.1f} {copy_s / seconds:>8.2f}")
+                except Exception as error:
+                    print(f"{label:<28} failed: {error}")
     sys.stdout.flush()
     if args.conformance and args.backend_dir:
-        run = subprocess.run([args.conformance, "--bench-only", "--backend-dir", args.backend_dir, "--model", args.model],
-                             capture_output=True, text=True)
+        run = subprocess.run([args.conformance, "--bench-only", "--backend-dir", args.backend_dir, "--model", args.model]
+                             + (["--activations", args.activations] if args.activations else []), capture_output=True, text=True)
         print("\nlibgrey's own table (grey_gpu_codec_conformance --bench-only, the same bytes):")
         table = run.stdout[run.stdout.find("real weights"):] if "real weights" in run.stdout else run.stdout
         print(table.rstrip())
@@ -131,6 +154,10 @@ def main():
                 ratio, decode = float(fields[2].rstrip("x")), float(fields[4])
                 copy = float(fields[5])
                 print(f"{'libgrey float (bf16)':<22} {ratio:>7.3f}x {ratio / bound:>8.1%} {decode:>12.1f} {decode / copy:>8.2f}"
+                      "   (its own run: copy measured there)")
+            elif len(fields) >= 8 and fields[:2] == ["f16", "bitmask"]:
+                ratio, decode, copy = float(fields[3].rstrip("x")), float(fields[5]), float(fields[6])
+                print(f"{'libgrey bitmask ' + fields[2]:<28} {fields[4]:>7} {ratio:>7.3f}x {decode:>12.1f} {decode / copy:>8.2f}"
                       "   (its own run: copy measured there)")
             elif len(fields) >= 7 and fields[:2] == ["bf16", "bitmask"]:
                 ratio, decode, copy = float(fields[3].rstrip("x")), float(fields[5]), float(fields[6])

@@ -4,9 +4,11 @@
 // Without --quick it then measures, on real weights (--model: a model file's F16 tensors, and the same
 // converted to BF16, repeated to 512 MiB, as bench/codec_gpu_bench.py builds them beside nvCOMP): the
 // float codec's ratio beside the order-0 entropy bound, the decode's GB/s of output and the hash's GB/s,
-// each beside a device-to-device copy of the same bytes.
+// each beside a device-to-device copy of the same bytes. --activations (a file of F16 tensors a network
+// produced, e.g. bench/relu_activations.py's post-ReLU activations): the bitmask codec on each tensor as
+// it is, its zeros the network's own.
 //
-//   grey_gpu_codec_conformance [--quick | --bench-only] --backend-dir DIR [--model FILE]
+//   grey_gpu_codec_conformance [--quick | --bench-only] --backend-dir DIR [--model FILE] [--activations FILE]
 //
 // --bench-only skips the checks and measures only (what tests/gpu/run.sh's profile step hands to ncu).
 #include "codec/container.hpp"
@@ -260,10 +262,11 @@ void conformance(const Plugin& p, bool quick, std::mt19937_64& rng) {
 }
 
 // Every F16 tensor of a model file, in file order.
-std::vector<std::byte> model_f16(const char* path) {
+// Every F16 tensor of a model file, by name, in file order.
+std::vector<std::pair<std::string, std::vector<std::byte>>> model_f16_tensors(const char* path) {
     grey_model* model = nullptr;
     if (grey_model_create(path, &model) != GREY_OK) return {};
-    std::vector<std::byte> out;
+    std::vector<std::pair<std::string, std::vector<std::byte>>> out;
     uint64_t count = 0;
     if (grey_model_tensor_count(model, &count) == GREY_OK)
         for (uint64_t i = 0; i < count; ++i) {
@@ -271,9 +274,15 @@ std::vector<std::byte> model_f16(const char* path) {
             tensor.struct_size = sizeof tensor;
             if (grey_model_tensor_get(model, i, &tensor) != GREY_OK || tensor.desc->dtype != GREY_DTYPE_F16) continue;
             const auto* bytes = static_cast<const std::byte*>(tensor.data);
-            out.insert(out.end(), bytes, bytes + tensor.size_bytes);
+            out.emplace_back(tensor.name, std::vector<std::byte>(bytes, bytes + tensor.size_bytes));
         }
     grey_model_destroy(model);
+    return out;
+}
+
+std::vector<std::byte> model_f16(const char* path) {
+    std::vector<std::byte> out;
+    for (const auto& [name, bytes] : model_f16_tensors(path)) out.insert(out.end(), bytes.begin(), bytes.end());
     return out;
 }
 
@@ -308,9 +317,9 @@ double best_seconds(int repeat, Body&& body) {
 }
 
 // Times the device decode of `data` encoded with `options`, beside a device copy and the block hash of
-// the same bytes, checking first that it decodes bit for bit; prints one row.
+// the same bytes, checking first that it decodes bit for bit; prints one row, `aside` in its fourth column.
 void bench_row(const Plugin& p, const char* name, const char* codec, const std::vector<std::byte>& data,
-               const grey::codec::EncodeOptions& options, double bound) {
+               const grey::codec::EncodeOptions& options, const std::string& aside) {
     const auto container = grey::codec::encode(data, options);
     const auto info = grey::codec::read_container_info(container);
     const auto plan = grey::codec::device_decode_plan(container, info, 0, data.size());
@@ -336,9 +345,8 @@ void bench_row(const Plugin& p, const char* name, const char* codec, const std::
     const double t_copy = best_seconds(7, [&] { p.vt.buffer_copy(p.state, copy, 0, out, 0, data.size()); });
     const double t_hash = best_seconds(7, [&] { p.vt.block_hashes(p.state, out, 0, data.size(), options.block_size, 0x1234, hashes.data()); });
     const double gb = static_cast<double>(data.size()) / 1e9;
-    const std::string bound_text = bound > 0 ? std::to_string(bound).substr(0, 5) + "x" : "-";
     std::printf("%-6s %-13s %8.3fx %9s %12.1f %12.1f %12.1f %12.2f\n", name, codec,
-                static_cast<double>(data.size()) / static_cast<double>(container.size()), bound_text.c_str(), gb / t_decode, gb / t_copy,
+                static_cast<double>(data.size()) / static_cast<double>(container.size()), aside.c_str(), gb / t_decode, gb / t_copy,
                 gb / t_hash, t_copy / t_decode);
     p.vt.buffer_free(p.state, in);
     p.vt.buffer_free(p.state, out);
@@ -365,6 +373,41 @@ std::vector<std::byte> pruned(const std::vector<std::byte>& bits16, double fract
     return out;
 }
 
+// `base` repeated to 512 MiB: large enough that the decode, not the launch, is timed.
+std::vector<std::byte> repeated(const std::vector<std::byte>& base) {
+    std::vector<std::byte> data;
+    while (data.size() < (512u << 20)) data.insert(data.end(), base.begin(), base.end());
+    data.resize(512u << 20);
+    return data;
+}
+
+double zero_share(const std::vector<std::byte>& bits16) {
+    size_t zeros = 0;
+    for (size_t i = 0; i + 1 < bits16.size(); i += 2) zeros += bits16[i] == std::byte{0} && bits16[i + 1] == std::byte{0};
+    return static_cast<double>(zeros) / static_cast<double>(bits16.size() / 2);
+}
+
+// Activations as a network left them (a file of F16 tensors, e.g. bench/relu_activations.py's): the
+// bitmask codec on each tensor and on all of them together, their zeros the ReLU's own.
+void bench_activations(const Plugin& p, const char* path) {
+    auto tensors = model_f16_tensors(path);
+    if (tensors.empty()) {
+        check(false, std::string("reading F16 tensors from ") + path);
+        return;
+    }
+    std::vector<std::byte> all;
+    for (const auto& [name, bytes] : tensors) all.insert(all.end(), bytes.begin(), bytes.end());
+    tensors.emplace_back("all", std::move(all));
+    std::printf("\nactivations: %s, each tensor as it is (F16), repeated to 512 MiB\n", path);
+    std::printf("%-6s %-13s %9s %9s %12s %12s %12s %12s\n", "dtype", "codec", "ratio", "zeros", "decode GB/s", "copy GB/s", "hash GB/s", "decode/copy");
+    for (const auto& [name, bytes] : tensors) {
+        const std::string label = "bitmask " + name;
+        char zeros[16];
+        std::snprintf(zeros, sizeof zeros, "%.1f%%", 100 * zero_share(bytes));
+        bench_row(p, "f16", label.c_str(), repeated(bytes), {CodecId::bitmask, GREY_DTYPE_F16, 65536}, zeros);
+    }
+}
+
 void bench(const Plugin& p, const char* model) {
     const auto f16 = model_f16(model);
     if (f16.empty()) {
@@ -380,17 +423,12 @@ void bench(const Plugin& p, const char* model) {
     }
     std::printf("\nreal weights: %s, %.1f MiB of F16 (and the same as BF16), repeated to 512 MiB\n", model, static_cast<double>(f16.size()) / (1 << 20));
     std::printf("%-6s %-13s %9s %9s %12s %12s %12s %12s\n", "dtype", "codec", "ratio", "bound", "decode GB/s", "copy GB/s", "hash GB/s", "decode/copy");
-    const auto repeated = [](const std::vector<std::byte>& base) {
-        std::vector<std::byte> data;
-        while (data.size() < (512u << 20)) data.insert(data.end(), base.begin(), base.end());
-        data.resize(512u << 20);
-        return data;
-    };
     const std::vector<std::tuple<const char*, grey_dtype, const std::vector<std::byte>*>> sets = {{"bf16", GREY_DTYPE_BF16, &bf16},
                                                                                                  {"f16", GREY_DTYPE_F16, &f16}};
     for (const auto& [name, dtype, base] : sets) {
         const auto data = repeated(*base);
-        const double bound = static_cast<double>(data.size()) * 8 / order0_bits(data, 2);
+        char bound[16];
+        std::snprintf(bound, sizeof bound, "%.3fx", static_cast<double>(data.size()) * 8 / order0_bits(data, 2));
         bench_row(p, name, "float", data, {CodecId::floats, dtype, 65536}, bound);  // the default: 128 lanes
         // The first format's 32 lanes (one state a thread) and 64, measured in the same run.
         bench_row(p, name, "float/32", data, {CodecId::floats, dtype, 65536, 1, 32}, bound);
@@ -398,7 +436,7 @@ void bench(const Plugin& p, const char* model) {
     }
     for (const double fraction : {0.5, 0.9}) {
         const auto data = repeated(pruned(bf16, fraction));
-        bench_row(p, "bf16", fraction == 0.5 ? "bitmask 50%" : "bitmask 90%", data, {CodecId::bitmask, GREY_DTYPE_BF16, 65536}, 0);
+        bench_row(p, "bf16", fraction == 0.5 ? "bitmask 50%" : "bitmask 90%", data, {CodecId::bitmask, GREY_DTYPE_BF16, 65536}, "-");
     }
     std::printf("(GB/s of decoded bytes; each call synchronous, best of 7; copy: buffer_copy of the same bytes, device to device;\n"
                 " bitmask: the BF16 weights with the smallest-magnitude 50%% / 90%% set to zero)\n");
@@ -410,13 +448,15 @@ int main(int argc, char** argv) {
     bool quick = false, bench_only = false;
     const char* backend_dir = nullptr;
     const char* model = nullptr;
+    const char* activations = nullptr;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--quick") quick = true;
         else if (a == "--bench-only") bench_only = true;
         else if (a == "--backend-dir" && i + 1 < argc) backend_dir = argv[++i];
         else if (a == "--model" && i + 1 < argc) model = argv[++i];
-        else return std::printf("usage: %s [--quick | --bench-only] --backend-dir DIR [--model FILE]\n", argv[0]), 2;
+        else if (a == "--activations" && i + 1 < argc) activations = argv[++i];
+        else return std::printf("usage: %s [--quick | --bench-only] --backend-dir DIR [--model FILE] [--activations FILE]\n", argv[0]), 2;
     }
     if (backend_dir == nullptr) return std::printf("--backend-dir is needed\n"), 2;
     Plugin plugin;
@@ -427,6 +467,7 @@ int main(int argc, char** argv) {
     try {
         if (!bench_only) conformance(plugin, quick, rng);
         if (!quick && model != nullptr) bench(plugin, model);
+        if (!quick && activations != nullptr) bench_activations(plugin, activations);
     } catch (const std::exception& e) {
         check(false, std::string("exception: ") + e.what());
     }

@@ -79,6 +79,13 @@ for name, t in tensors.items():
         size += len(t.data)
 st.write(sys.argv[2], kept, metadata)
 PY
+# Real ReLU activations for the bitmask codec (bench/codec_gpu_bench.py --activations): Silero VAD (the model
+# part's) on the recorded speech Debian's alsa-utils ships (/usr/share/sounds/alsa: nine WAV files).
+sounds=$(mktemp -d)
+(cd "$sounds" && apt-get download alsa-utils >/dev/null 2>&1) && dpkg-deb -x "$sounds"/alsa-utils_*.deb "$sounds/x"
+python3 bench/relu_activations.py --model .deps/model/silero_vad_16k.safetensors \
+    --out .deps/nvcomp/silero-relu-activations.safetensors "$sounds"/x/usr/share/sounds/alsa/*.wav
+rm -rf "$sounds"
 fi
 if want llama; then
 # llama.cpp as llama-cpp-python vendors it (LLAMA_CPP_PYTHON_VERSION, default the newest), for

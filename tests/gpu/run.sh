@@ -355,10 +355,12 @@ fi
 if want codec-nvcomp; then
 echo "== benchmark (the float codec's device decode vs nvCOMP on the same real BF16 weights)"
 nvcomp_model=${GREY_GPU_CODEC_MODEL:-.deps/nvcomp/minilm-f16-12mib.safetensors}
+activations=()  # real ReLU activations for the bitmask rows (tests/gpu/fetch-deps.sh nvcomp writes them)
+[ -f .deps/nvcomp/silero-relu-activations.safetensors ] && activations=(--activations .deps/nvcomp/silero-relu-activations.safetensors)
 if python3 -m pip install -q --no-index --no-deps --target "$build/nvcomp" .deps/nvcomp/*.whl >"$logs/nvcomp.log" 2>&1; then
     run_bench codec-nvcomp codec_nvcomp "" env PYTHONPATH="$build/nvcomp${PYTHONPATH:+:$PYTHONPATH}" \
         python3 bench/codec_gpu_bench.py --model "$nvcomp_model" --conformance "$build/bin/grey_gpu_codec_conformance" \
-        --backend-dir "$plugin_dir"
+        --backend-dir "$plugin_dir" "${activations[@]}"
 else
     record codec-nvcomp FAIL "the nvCOMP wheels did not install (tests/gpu/fetch-deps.sh puts them in .deps/nvcomp): $(tail -c 300 "$logs/nvcomp.log")"
 fi
