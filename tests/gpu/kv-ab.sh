@@ -8,7 +8,7 @@
 #   KV_AB_FLAGS="-DGREY_KV_MMA_BLOCKS_WIDE=4" bash tests/gpu/kv-ab.sh     (after session.sh's build step)
 #   KV_AB_ROUNDS=2   KV_AB_BENCH_ARGS="--formats int8,int4,int2"   OUT=...
 set -u
-flags=${KV_AB_FLAGS:?KV_AB_FLAGS: the variant's nvcc flags, a ;-list}
+flags=${KV_AB_FLAGS:?KV_AB_FLAGS: nvcc flags for the variant, a ;-list}
 OUT=${OUT:-/tmp/kv-ab}
 mkdir -p "$OUT"
 prefix=$PWD/.deps/usr
