@@ -1,13 +1,10 @@
 // The host codecs side by side on real bf16 weights, in one run: the float codec against zstd (levels 1
 // and 3) and lz4, each through the LT-Block container (64 KiB blocks), beside the order-0 entropy bounds
 // computed on the same bytes. Prints ratio, encode and decode GB/s (of raw bytes; the best of --reps
-// runs, one thread) and checks every decode bit for bit. The float codec runs in 32, 64 and 128 rANS
-// lanes (docs/codecs.md: more lanes, more independent chains for a GPU warp, 6 bytes a lane).
+// runs, one thread) and checks every decode bit for bit.
 //   build/release/bin/grey_codec_bench $(scripts/fetch-model.sh) [--reps N]
-// The weights are a safetensors file's F32 tensors (or, where it has none, its F16 tensors) converted to
-// bf16 (round to nearest even).
+// The weights are a safetensors file's F32 tensors converted to bf16 (round to nearest even).
 #include "codec/container.hpp"
-#include "codec/rans.hpp"
 #include "common/numeric.hpp"
 #include "core/error.hpp"
 #include "model/model_file.hpp"
@@ -37,26 +34,14 @@ std::vector<std::byte> read_file(const char* path) {
     return out;
 }
 
-// Every F32 tensor of the file, converted to bf16 and concatenated; a file without F32 tensors (the F16
-// copy tests/gpu/fetch-deps.sh puts in .deps/model) gives its F16 tensors converted to bf16 instead,
-// the bytes bench/codec_gpu_bench.py measures.
+// Every F32 tensor of the file, converted to bf16 and concatenated.
 std::vector<std::byte> bf16_weights(std::span<const std::byte> file) {
-    const auto tensors = grey::model::parse_safetensors(file).tensors;
-    bool any_f32 = false;
-    for (const auto& tensor : tensors) any_f32 |= tensor.dtype == GREY_DTYPE_F32;
     std::vector<std::byte> out;
-    for (const auto& tensor : tensors) {
-        if (tensor.dtype != (any_f32 ? GREY_DTYPE_F32 : GREY_DTYPE_F16)) continue;
-        const size_t width = any_f32 ? 4 : 2;
-        for (size_t i = 0; i + width <= tensor.data.size(); i += width) {
+    for (const auto& tensor : grey::model::parse_safetensors(file).tensors) {
+        if (tensor.dtype != GREY_DTYPE_F32) continue;
+        for (size_t i = 0; i + 4 <= tensor.data.size(); i += 4) {
             float v;
-            if (any_f32) {
-                std::memcpy(&v, tensor.data.data() + i, 4);
-            } else {
-                uint16_t half;
-                std::memcpy(&half, tensor.data.data() + i, 2);
-                v = grey::common::f16_to_f32(half);
-            }
+            std::memcpy(&v, tensor.data.data() + i, 4);
             const uint16_t bits = grey::common::f32_to_bf16(v);
             out.push_back(static_cast<std::byte>(bits & 0xFF));
             out.push_back(static_cast<std::byte>(bits >> 8));
@@ -77,7 +62,6 @@ struct Method {
     const char* name;
     CodecId codec;
     int level;
-    uint32_t float_lanes = kRansDefaultLanes;
 };
 
 }  // namespace
@@ -115,16 +99,14 @@ int main(int argc, char** argv) try {
     std::printf("order-0 entropy: exponent %.3f bits, sign+mantissa %.3f bits -> bound ratio %.4f; 16-bit value %.3f bits -> %.4f\n",
                 h_exp, h_rest, 16.0 / (h_exp + h_rest), h_value, 16.0 / h_value);
     std::printf("%-10s %10s %12s %12s %14s\n", "codec", "ratio", "encode GB/s", "decode GB/s", "vs exp+sm bound");
-    // The float codec in each lane count it can write (its default: kRansDefaultLanes).
-    const Method methods[] = {{"float-32", CodecId::floats, 1, 32}, {"float-64", CodecId::floats, 1, 64}, {"float-128", CodecId::floats, 1, 128},
-                              {"zstd-1", CodecId::zstd, 1},         {"zstd-3", CodecId::zstd, 3},         {"lz4", CodecId::lz4, 1}};
+    const Method methods[] = {{"float", CodecId::floats, 1}, {"zstd-1", CodecId::zstd, 1}, {"zstd-3", CodecId::zstd, 3}, {"lz4", CodecId::lz4, 1}};
     std::vector<std::byte> back(data.size());
     for (const auto& m : methods) {
         double best_encode = 1e30, best_decode = 1e30;
         std::vector<std::byte> container;
         for (int r = 0; r < reps; ++r) {
             const auto t0 = Clock::now();
-            container = encode(data, {m.codec, GREY_DTYPE_BF16, kDefaultBlockSize, m.level, m.float_lanes});
+            container = encode(data, {m.codec, GREY_DTYPE_BF16, kDefaultBlockSize, m.level});
             const auto t1 = Clock::now();
             decode_into(container, back);
             const auto t2 = Clock::now();

@@ -378,22 +378,10 @@ uint32_t bitmask_tiles_by_lanes(const CodecBlockJob& job, const BitmaskLayout& l
 }
 #endif
 
-// ---- split float: rANS-coded symbols in 32, 64 or 128 rANS lanes, remainders raw
-//
-// Symbol i belongs to rANS lane i % L. Warp lane l owns rANS lanes l, l + 32, ... (S = L / 32 of them,
-// its "states") and decodes elements l, l + 32, l + 64, ... in order: element 32k + l is state k % S's.
-// The S states are independent dependency chains, which the lane advances side by side: the latency of a
-// step (two shared-memory lookups, a multiply, a refill) is paid once per S symbols instead of once a
-// symbol.
-
-inline constexpr uint32_t kFloatMaxStates = 4;  // 128 rANS lanes / 32 warp lanes
-
-GREY_FN_FORCE bool float_lanes_valid(uint32_t lanes) { return lanes == 32 || lanes == 64 || lanes == 128; }
+// ---- split float: rANS-coded symbols in 32 lanes, remainders raw
 
 struct FloatLayout {
     uint32_t elements;
-    uint32_t lanes;        // rANS lanes L (32, 64 or 128)
-    uint32_t count_bytes;  // a lane's word count field: 4 bytes when L = 32 (the first format), 2 otherwise
     uint32_t frequencies;  // offsets from the payload's start
     uint32_t states;
     uint32_t counts;
@@ -404,18 +392,14 @@ struct FloatLayout {
 
 // The lanes decode a block in groups of 512 bytes (256 for 2-byte elements): four steps a lane, two
 // for 8-byte elements. A group is gathered in the warp's staging area and written out as 8-byte words:
-// wide stores instead of one store per byte, and, on the GPU, the words the block checksum adds up
-// while they are still in registers. A group's words are whole 64-byte stripes of the checksum and
-// never straddle its 1 KiB blocks. Four steps take one step of each of a lane's states whatever L is;
-// an fp64 group of two takes two of its four states in 128 lanes, and the lane's states rotate after it
-// (float_rotate_states) so that the next group's steps are again states 0, 1, ...
+// wide stores instead of one store per byte, and, on the GPU, the words the block checksum adds up while
+// they are still in registers. A group's words are whole 64-byte stripes of the checksum and never
+// straddle its 1 KiB blocks.
 template <uint32_t W>
 inline constexpr uint32_t kFloatGroupSteps = W == 8 ? 2 : 4;
 template <uint32_t W>
 inline constexpr uint32_t kFloatGroupElements = kFloatGroupSteps<W> * kCodecLanes;
 inline constexpr uint32_t kFloatStagingBytes = 512;
-static_assert(kFloatGroupSteps<2> % kFloatMaxStates == 0 && kFloatGroupSteps<4> % kFloatMaxStates == 0 &&
-              kFloatGroupElements<8> * 8 <= kFloatStagingBytes);
 
 // What a warp keeps in shared memory for a float block: 5.6 KiB, small enough that an SM holds 32 warps
 // with their tables. The frequencies are needed only while the table is built; the staging of the
@@ -453,30 +437,22 @@ GREY_FN_FORCE void payload_prefetch(const uint8_t* p) {
 #endif
 }
 
-// rANS lane r's word count (its field is a u32 or a u16).
-GREY_FN_FORCE uint32_t float_word_count(const uint8_t* payload, const FloatLayout& layout, uint32_t r) {
-    const uint8_t* at = payload + layout.counts + layout.count_bytes * r;
-    return layout.count_bytes == 4 ? xxh_read32(at) : read_u16(at);
-}
-
 GREY_FN uint32_t float_layout(const uint8_t* payload, const CodecBlockJob& job, FloatLayout* layout) {
     const uint32_t width = job.element_width;
-    if ((width != 2 && width != 4 && width != 8) || job.stored_size < 8 + 32 || payload[0] != width || !float_lanes_valid(payload[1]) ||
+    if ((width != 2 && width != 4 && width != 8) || job.stored_size < 8 + 32 || payload[0] != width || payload[1] != kCodecLanes ||
         payload[2] != kCodecProbBits || payload[3] != 0)
         return kFaultLayout;
     layout->elements = xxh_read32(payload + 4);
     if (layout->elements != job.raw_size / width) return kFaultLayout;
-    layout->lanes = payload[1];
-    layout->count_bytes = layout->lanes == 32 ? 4 : 2;
     uint32_t present = 0;
     for (uint32_t i = 0; i < 32; ++i) present += popcount32(payload[8 + i]);
     layout->frequencies = 8 + 32;
     layout->states = layout->frequencies + 2 * present;
-    layout->counts = layout->states + 4 * layout->lanes;
-    layout->words = layout->counts + layout->count_bytes * layout->lanes;
+    layout->counts = layout->states + 4 * kCodecLanes;
+    layout->words = layout->counts + 4 * kCodecLanes;
     if (layout->words > job.stored_size) return kFaultLayout;
     uint64_t words = 0;
-    for (uint32_t r = 0; r < layout->lanes; ++r) words += float_word_count(payload, *layout, r);
+    for (uint32_t l = 0; l < kCodecLanes; ++l) words += xxh_read32(payload + layout->counts + 4 * l);
     const uint64_t remainders = layout->words + 2 * words;
     const uint64_t tail = remainders + uint64_t{layout->elements} * (width - 1);
     if (tail + job.raw_size % width != job.stored_size) return kFaultLayout;
@@ -560,133 +536,72 @@ GREY_FN void rans_fill_slots(uint32_t lane, const FloatLayout& layout, RansWorks
 template <uint32_t W>
 using FloatBits = typename RegisterOf<W == 8>::type;
 
-// How many words a state keeps loaded ahead of the refills that take them. With one state a lane, two:
-// the next refill can come at the very next step, and the second word's latency is then still off the
-// state's dependency chain. With several, one: a state's next refill is at least S steps (a whole group
-// of the other states' work) away, and a second word would cost S more registers.
-template <uint32_t S>
-inline constexpr uint32_t kFloatWordsAhead = S == 1 ? 2 : 1;
-
-// A lane's S rANS streams between barriers: for state j (rANS lane l + 32j), its value, the next words
-// of its stream (loaded ahead of the refills that take them), the first one's offset from the payload
-// and the stream's end. A refill takes the next word whether or not the state's own run has one left:
-// a state that reads past its run (into the next lane's words) or stops short of its end is a fault,
-// which the end of the block finds (next != end), so the steps spend no test and no register on the run's
-// end. Loads stop at the last word of all the lanes' runs (`last`: past it a state reloads that word),
-// so they never leave the payload. A lane that starts from an impossible state or misreads its run goes
-// on decoding (the warp's barriers need every lane) and reports the fault at the end.
-template <uint32_t S>
+// One lane's rANS stream between barriers: its state, the next two words of its stream (loaded two
+// refills ahead of the one that takes them, so that their latency is off the state's dependency chain
+// even when a lane refills at consecutive steps), the first one's offset from the payload and the
+// stream's end. Past its last word a lane reloads that word, which it can never take, so the loads need
+// no test. A lane that runs out of words or starts from an impossible state goes on decoding (the warp's
+// barriers need every lane) and reports the fault at the end.
 struct FloatLane {
-    static constexpr uint32_t kAhead = kFloatWordsAhead<S>;
-    uint32_t state[S];
-    uint32_t word[S][kAhead];       // their low bytes, and
-    uint32_t word_high[S][kAhead];  // their high bytes where the payload's address is odd (joined when taken)
-    uint32_t next[S];
-    uint32_t end[S];  // read only at the end
-    uint32_t last;    // the offset of the last lane word (or, with none, the 2 bytes before where they would start)
+    uint32_t state;
+    uint32_t word[2];       // their low bytes, and
+    uint32_t word_high[2];  // their high bytes where the payload's address is odd (joined when taken)
+    uint32_t next;
+    uint32_t end;
     uint32_t fault;
 };
 
-// Loads the word at offset `at` (at most `last`) into state j's slot i. `Aligned`: the payload starts
-// at an even address (the words are at even offsets from it), so the device reads a word in one load;
-// otherwise its two bytes stay apart until the word is taken, so that no instruction waits for them
-// before then.
-template <uint32_t S, bool Aligned>
-GREY_FN_FORCE void float_load_word(const uint8_t* payload, uint32_t at, FloatLane<S>& l, uint32_t j, uint32_t i) {
-    const uint8_t* p = payload + (at < l.last ? at : l.last);
+// Loads the word at offset `at` into the lane's slot i. `Aligned`: the payload starts at an even address
+// (the words are at even offsets from it), so the device reads a word in one load; otherwise its two
+// bytes stay apart until the word is taken, so that no instruction waits for them before then.
+template <bool Aligned>
+GREY_FN_FORCE void float_load_word(const uint8_t* payload, uint32_t at, FloatLane& l, uint32_t i) {
+    const uint32_t last = l.end - 2;
+    const uint8_t* p = payload + (at < last ? at : last);
 #if defined(__CUDA_ARCH__)
     if constexpr (Aligned) {
-        asm("ld.global.nc.L2::256B.u16 %0, [%1];" : "=r"(l.word[j][i]) : "l"(p));
-        l.word_high[j][i] = 0;
+        asm("ld.global.nc.L2::256B.u16 %0, [%1];" : "=r"(l.word[i]) : "l"(p));
+        l.word_high[i] = 0;
         return;
     }
 #endif
-    l.word[j][i] = payload_u8(p);
-    l.word_high[j][i] = payload_u8(p + 1);
+    l.word[i] = payload_u8(p);
+    l.word_high[i] = payload_u8(p + 1);
 }
 
-// Lane l's states: rANS lanes l, l + 32, ..., each stream starting after the words of the lanes before
-// it (one pass over the L counts, which every lane reads alike).
-template <uint32_t S, bool Aligned>
-GREY_FN void float_lane_begin(uint32_t lane, const uint8_t* payload, const FloatLayout& layout, FloatLane<S>* l) {
-    uint32_t at = layout.words;  // float_layout has checked that every stream ends inside the payload
-    l->last = layout.remainders - 2;  // at least 38: inside the payload even when there are no words
-    l->fault = kFaultNone;
-#if defined(__CUDA_ARCH__)
-#pragma unroll
-#endif
-    for (uint32_t j = 0; j < S; ++j) {
-        l->state[j] = xxh_read32(payload + layout.states + 4 * (lane + kCodecLanes * j));
-        if (l->state[j] < kCodecStateLow) l->fault = kFaultLane;
-        uint32_t before = 0, mine = 0, all = 0;
-#if defined(__CUDA_ARCH__)
-#pragma unroll 1  // once a block: kept small, so that it leaves the decoding loop its registers
-#endif
-        for (uint32_t i = 0; i < kCodecLanes; ++i) {
-            const uint32_t words = float_word_count(payload, layout, kCodecLanes * j + i);
-            before += i < lane ? words : 0;
-            mine = i == lane ? words : mine;
-            all += words;
-        }
-        l->next[j] = at + 2 * before;
-        l->end[j] = l->next[j] + 2 * mine;
-        at += 2 * all;
-#if defined(__CUDA_ARCH__)
-#pragma unroll
-#endif
-        for (uint32_t i = 0; i < FloatLane<S>::kAhead; ++i) {
-            float_load_word<S, Aligned>(payload, l->next[j] + 2 * i, *l, j, i);
-        }
+template <bool Aligned>
+GREY_FN void float_lane_begin(uint32_t lane, const uint8_t* payload, const FloatLayout& layout, FloatLane* l) {
+    l->state = xxh_read32(payload + layout.states + 4 * lane);
+    uint32_t next = layout.words;  // float_layout has checked that every stream ends inside the payload
+    for (uint32_t i = 0; i < lane; ++i) next += 2 * xxh_read32(payload + layout.counts + 4 * i);
+    l->next = next;
+    l->end = next + 2 * xxh_read32(payload + layout.counts + 4 * lane);
+    l->word[0] = l->word[1] = l->word_high[0] = l->word_high[1] = 0;
+    if (next < l->end) {
+        float_load_word<Aligned>(payload, next, *l, 0);
+        float_load_word<Aligned>(payload, next + 2, *l, 1);
     }
+    l->fault = l->state < kCodecStateLow ? kFaultLane : kFaultNone;
 }
 
-// One rANS step of state j, given its symbol (the slot-to-symbol lookup of the state) and the symbol's
-// range: the state's next value, refilled from its stream. The refill is a selection, not a branch, so
-// the lanes of a warp never diverge here.
-template <uint32_t S, bool Aligned>
-GREY_FN_FORCE void float_advance(const uint8_t* payload, FloatLane<S>& l, uint32_t j, uint32_t range) {
-    constexpr uint32_t kAhead = FloatLane<S>::kAhead;
-    const uint32_t slot = l.state[j] & (kCodecProbTotal - 1);
-    const uint32_t state = (range >> 16) * (l.state[j] >> kCodecProbBits) + slot - (range & 0xFFFFu);
-    const bool take = state < kCodecStateLow;  // past the run's end too: float_decode_tail's check finds it
-    l.state[j] = take ? (state << 16) | l.word[j][0] | l.word_high[j][0] << 8 : state;
+// One rANS step: the symbol of the lane's next element. The refill is a selection, not a branch, so the
+// lanes of a warp never diverge here.
+template <bool Aligned>
+GREY_FN_FORCE uint32_t float_step(const RansWorkspace* ws, const uint8_t* payload, FloatLane& l) {
+    const uint32_t slot = l.state & (kCodecProbTotal - 1);
+    const uint32_t symbol = ws->slot_symbol[slot];
+    const uint32_t range = ws->range[symbol];
+    const uint32_t state = (range >> 16) * (l.state >> kCodecProbBits) + slot - (range & 0xFFFFu);
+    const bool refill = state < kCodecStateLow, take = refill && l.next < l.end;
+    if (refill && !take) l.fault |= kFaultLane;
+    l.state = refill ? (state << 16) | l.word[0] | l.word_high[0] << 8 : state;
     if (take) {
-        l.next[j] += 2;
-        for (uint32_t i = 0; i + 1 < kAhead; ++i) {
-            l.word[j][i] = l.word[j][i + 1];
-            l.word_high[j][i] = l.word_high[j][i + 1];
-        }
-        float_load_word<S, Aligned>(payload, l.next[j] + 2 * (kAhead - 1), l, j, kAhead - 1);
+        l.next += 2;
+        l.word[0] = l.word[1];
+        l.word_high[0] = l.word_high[1];
+        float_load_word<Aligned>(payload, l.next + 2, l, 1);
     }
-}
-
-// One rANS step of state j: the symbol of its next element.
-template <uint32_t S, bool Aligned>
-GREY_FN_FORCE uint32_t float_step(const RansWorkspace* ws, const uint8_t* payload, FloatLane<S>& l, uint32_t j) {
-    const uint32_t symbol = ws->slot_symbol[l.state[j] & (kCodecProbTotal - 1)];
-    float_advance<S, Aligned>(payload, l, j, ws->range[symbol]);
     return symbol;
-}
-
-// After a group of G steps, the lane's states rotate by G (physical slot j takes logical state
-// (j + G) mod S), so that step k of every group is slot k mod S's: the state of the element 32m + l is
-// m mod S, and a group starts at a step m that is a multiple of G. A no-op unless G < S (fp64 in 128
-// lanes), where it costs register moves instead of indexing registers by a run-time value.
-template <uint32_t G, uint32_t S>
-GREY_FN_FORCE void float_rotate_states(FloatLane<S>& l) {
-    if constexpr (G % S != 0) {
-        const FloatLane<S> before = l;
-        for (uint32_t j = 0; j < S; ++j) {
-            const uint32_t from = (j + G) % S;
-            l.state[j] = before.state[from];
-            for (uint32_t i = 0; i < FloatLane<S>::kAhead; ++i) {
-                l.word[j][i] = before.word[from][i];
-                l.word_high[j][i] = before.word_high[from][i];
-            }
-            l.next[j] = before.next[from];
-            l.end[j] = before.end[from];
-        }
-    }
 }
 
 // Element i's remainder (sign above the low mantissa bits, W - 1 bytes) and the element it makes with
@@ -721,59 +636,29 @@ GREY_FN_FORCE void float_load_ahead(uint32_t lane, const uint8_t* payload, const
 }
 
 // Phase 4, once per whole group: lane l decodes elements l, l + 32, ... of `group` into the staging
-// area (step k by state k % S, so that with S > 1 the steps are independent chains; the states rotate
-// afterwards where a group has fewer steps than states), joining them with the remainders loaded a
-// group earlier, and loads the next group's. It also asks L2 for what comes later: the next 64 bytes of
-// each state's stream, and (a lane per 128 bytes) the remainders three groups on.
-template <uint32_t W, uint32_t S, bool Aligned>
+// area, joining them with the remainders loaded a group earlier, and loads the next group's. It also
+// asks L2 for what comes later: the next 64 bytes of its stream, and (a lane per 128 bytes) the
+// remainders three groups on.
+template <uint32_t W, bool Aligned>
 GREY_FN void float_decode_group(uint32_t lane, const CodecBlockJob& job, const uint8_t* payload, const FloatLayout& layout,
-                                RansWorkspace* ws, FloatLane<S>& l, FloatAhead<W>& ahead, uint32_t group, uint32_t groups) {
+                                RansWorkspace* ws, FloatLane& l, FloatAhead<W>& ahead, uint32_t group, uint32_t groups) {
     constexpr uint32_t kRemainderBytes = kFloatGroupElements<W> * (W - 1);
-#if defined(__CUDA_ARCH__)
-#pragma unroll
-#endif
-    for (uint32_t j = 0; j < S; ++j)
-        if (l.next[j] + 64 <= l.last) payload_prefetch(payload + l.next[j] + 64);
-    const uint32_t remainders_ahead = layout.remainders + (group + 3) * kRemainderBytes + 128 * lane;
+    const uint32_t stream_ahead = l.next + 64, remainders_ahead = layout.remainders + (group + 3) * kRemainderBytes + 128 * lane;
+    if (stream_ahead < l.end) payload_prefetch(payload + stream_ahead);
     if (128 * lane < kRemainderBytes && remainders_ahead < job.stored_size) payload_prefetch(payload + remainders_ahead);
     auto* staging = reinterpret_cast<uint8_t*>(ws->staging);
     const bool more = group + 1 < groups;
-    // The steps go in rounds of R independent ones (one a state), each round in three passes: the R
-    // symbol lookups, then the R range lookups, then the R updates. An in-order GPU issues an
-    // instruction only when its operands are ready, so putting the independent lookups next to each
-    // other is what lets their shared-memory latencies overlap.
-    constexpr uint32_t kSteps = kFloatGroupSteps<W>, kRound = S < kSteps ? S : kSteps;
+    for (uint32_t k = 0; k < kFloatGroupSteps<W>; ++k) {
+        const FloatBits<W> element = float_join<W>(float_step<Aligned>(ws, payload, l), ahead.remainder[k]);
+        if (more) ahead.remainder[k] = float_remainder_at<W>(payload, layout, (group + 1) * kFloatGroupElements<W> + k * kCodecLanes + lane);
+        uint8_t* to = staging + (k * kCodecLanes + lane) * W;
 #if defined(__CUDA_ARCH__)
-#pragma unroll
-#endif
-    for (uint32_t r = 0; r < kSteps; r += kRound) {
-        uint32_t symbol[kRound], range[kRound];
-#if defined(__CUDA_ARCH__)
-#pragma unroll
-#endif
-        for (uint32_t q = 0; q < kRound; ++q) symbol[q] = ws->slot_symbol[l.state[(r + q) % S] & (kCodecProbTotal - 1)];
-#if defined(__CUDA_ARCH__)
-#pragma unroll
-#endif
-        for (uint32_t q = 0; q < kRound; ++q) range[q] = ws->range[symbol[q]];
-#if defined(__CUDA_ARCH__)
-#pragma unroll
-#endif
-        for (uint32_t q = 0; q < kRound; ++q) {
-            const uint32_t k = r + q;
-            float_advance<S, Aligned>(payload, l, k % S, range[q]);
-            const FloatBits<W> element = float_join<W>(symbol[q], ahead.remainder[k]);
-            if (more) ahead.remainder[k] = float_remainder_at<W>(payload, layout, (group + 1) * kFloatGroupElements<W> + k * kCodecLanes + lane);
-            uint8_t* to = staging + (k * kCodecLanes + lane) * W;
-#if defined(__CUDA_ARCH__)
-            if constexpr (W == 2) *reinterpret_cast<uint16_t*>(to) = static_cast<uint16_t>(element);
-            else *reinterpret_cast<FloatBits<W>*>(to) = element;
+        if constexpr (W == 2) *reinterpret_cast<uint16_t*>(to) = static_cast<uint16_t>(element);
+        else *reinterpret_cast<FloatBits<W>*>(to) = element;
 #else
-            for (uint32_t b = 0; b < W; ++b) to[b] = static_cast<uint8_t>(element >> (8 * b));
+        for (uint32_t b = 0; b < W; ++b) to[b] = static_cast<uint8_t>(element >> (8 * b));
 #endif
-        }
     }
-    float_rotate_states<kFloatGroupSteps<W>, S>(l);
 }
 
 // Phase 5, after each whole group: word q of the staged group (lane l takes q = l, l + 32, ... below
@@ -792,64 +677,42 @@ GREY_FN_FORCE uint64_t float_store_word(const RansWorkspace* ws, uint32_t q, uin
     return word;
 }
 
-// Phase 6: the elements after the last whole group (fewer than a group's steps a lane; step t by state
-// t % S, the states having rotated after each group), written straight to the output, and the bytes
-// after the last whole element (lane 0). Returns the lane's faults, including a stream that does not
-// end exactly where its state began.
-template <uint32_t W, uint32_t S, bool Aligned>
+// Phase 6: the elements after the last whole group, written straight to the output, and the bytes after
+// the last whole element (lane 0). Returns the lane's faults, including a stream that does not end
+// exactly where its state began.
+template <uint32_t W, bool Aligned>
 GREY_FN uint32_t float_decode_tail(uint32_t lane, const CodecBlockJob& job, const uint8_t* payload, const FloatLayout& layout,
-                                   const RansWorkspace* ws, FloatLane<S>& l, uint8_t* out) {
-    const uint32_t first = layout.elements / kFloatGroupElements<W> * kFloatGroupElements<W> + lane;
-#if defined(__CUDA_ARCH__)
-#pragma unroll
-#endif
-    for (uint32_t t = 0; t < kFloatGroupSteps<W>; ++t) {
-        const uint32_t i = first + t * kCodecLanes;
-        if (i >= layout.elements) break;
-        const FloatBits<W> element = float_join<W>(float_step<S, Aligned>(ws, payload, l, t % S), float_remainder_at<W>(payload, layout, i));
+                                   const RansWorkspace* ws, FloatLane& l, uint8_t* out) {
+    for (uint32_t i = layout.elements / kFloatGroupElements<W> * kFloatGroupElements<W> + lane; i < layout.elements; i += kCodecLanes) {
+        const FloatBits<W> element = float_join<W>(float_step<Aligned>(ws, payload, l), float_remainder_at<W>(payload, layout, i));
         for (uint32_t b = 0; b < W; ++b) out[uint64_t{i} * W + b] = static_cast<uint8_t>(element >> (8 * b));
     }
     if (lane == 0)
         for (uint32_t b = 0; b < job.raw_size % W; ++b) out[uint64_t{layout.elements} * W + b] = payload[layout.tail + b];
-    uint32_t fault = l.fault;
-#if defined(__CUDA_ARCH__)
-#pragma unroll
-#endif
-    for (uint32_t j = 0; j < S; ++j) fault |= l.next[j] != l.end[j] || l.state[j] != kCodecStateLow ? kFaultLane : kFaultNone;
-    return fault;
+    return l.fault | (l.next != l.end || l.state != kCodecStateLow ? kFaultLane : kFaultNone);
 }
 
 #if !defined(__CUDA_ARCH__)
 // Phases 4 to 6 of a float block, one lane after another within each phase.
-template <uint32_t W, uint32_t S>
+template <uint32_t W>
 uint32_t float_decode_by_lanes(const CodecBlockJob& job, const uint8_t* payload, const FloatLayout& layout, RansWorkspace* ws, uint8_t* out) {
     constexpr uint32_t kGroupBytes = kFloatGroupElements<W> * W;
-    FloatLane<S> lanes[kCodecLanes];
+    FloatLane lanes[kCodecLanes];
     FloatAhead<W> ahead[kCodecLanes];
     const uint32_t groups = layout.elements / kFloatGroupElements<W>;
     for (uint32_t lane = 0; lane < kCodecLanes; ++lane) {
-        float_lane_begin<S, false>(lane, payload, layout, &lanes[lane]);
+        float_lane_begin<false>(lane, payload, layout, &lanes[lane]);
         if (groups > 0) float_load_ahead<W>(lane, payload, layout, 0, ahead[lane]);
     }
     for (uint32_t g = 0; g < groups; ++g) {
         for (uint32_t lane = 0; lane < kCodecLanes; ++lane)
-            float_decode_group<W, S, false>(lane, job, payload, layout, ws, lanes[lane], ahead[lane], g, groups);
+            float_decode_group<W, false>(lane, job, payload, layout, ws, lanes[lane], ahead[lane], g, groups);
         for (uint32_t lane = 0; lane < kCodecLanes; ++lane)
             for (uint32_t q = lane; q < kGroupBytes / 8; q += kCodecLanes) float_store_word(ws, q, out + uint64_t{g} * kGroupBytes, false);
     }
     uint32_t fault = kFaultNone;
-    for (uint32_t lane = 0; lane < kCodecLanes; ++lane) fault |= float_decode_tail<W, S, false>(lane, job, payload, layout, ws, lanes[lane], out);
+    for (uint32_t lane = 0; lane < kCodecLanes; ++lane) fault |= float_decode_tail<W, false>(lane, job, payload, layout, ws, lanes[lane], out);
     return fault;
-}
-
-// float_decode_by_lanes for the block's element width and states a lane.
-template <uint32_t W>
-uint32_t float_decode_by_lanes_any(const CodecBlockJob& job, const uint8_t* payload, const FloatLayout& layout, RansWorkspace* ws, uint8_t* out) {
-    switch (layout.lanes / kCodecLanes) {
-        case 1: return float_decode_by_lanes<W, 1>(job, payload, layout, ws, out);
-        case 2: return float_decode_by_lanes<W, 2>(job, payload, layout, ws, out);
-        default: return float_decode_by_lanes<W, 4>(job, payload, layout, ws, out);
-    }
 }
 
 // The block decoded as a warp would, one lane after another (the fake CUDA driver's kernel, and the
@@ -890,9 +753,9 @@ inline uint32_t decode_block_by_lanes(const uint8_t* container, uint8_t* output,
             if (fault != kFaultNone) break;
             for (uint32_t lane = 0; lane < kCodecLanes; ++lane) rans_fill_slots(lane, layout, workspace);
             switch (job.element_width) {
-                case 2: fault = float_decode_by_lanes_any<2>(job, payload, layout, workspace, out); break;
-                case 4: fault = float_decode_by_lanes_any<4>(job, payload, layout, workspace, out); break;
-                default: fault = float_decode_by_lanes_any<8>(job, payload, layout, workspace, out); break;
+                case 2: fault = float_decode_by_lanes<2>(job, payload, layout, workspace, out); break;
+                case 4: fault = float_decode_by_lanes<4>(job, payload, layout, workspace, out); break;
+                default: fault = float_decode_by_lanes<8>(job, payload, layout, workspace, out); break;
             }
             break;
         }

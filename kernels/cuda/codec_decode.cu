@@ -105,12 +105,12 @@ __device__ uint64_t warp_xxh3(const uint8_t* input, uint64_t len, uint64_t seed,
 // stored as 8-byte words and, while the words are in registers, added to the checksum for every 1 KiB
 // block of it that the groups cover; the rest of the checksum (the last partial block, the tail) reads
 // the few bytes after them back.
-template <uint32_t W, uint32_t S, bool Aligned>
+template <uint32_t W, bool Aligned>
 __device__ uint32_t float_block(const CodecBlockJob& job, const FloatLayout& layout, const uint8_t* payload, WarpScratch* scratch,
                                 uint8_t* out, uint32_t lane) {
     constexpr uint32_t kGroupBytes = kFloatGroupElements<W> * W;
-    FloatLane<S> stream;
-    float_lane_begin<S, Aligned>(lane, payload, layout, &stream);
+    FloatLane stream;
+    float_lane_begin<Aligned>(lane, payload, layout, &stream);
     const uint32_t groups = layout.elements / kFloatGroupElements<W>;
     FloatAhead<W> ahead;
     if (groups > 0) float_load_ahead<W>(lane, payload, layout, 0, ahead);
@@ -121,7 +121,7 @@ __device__ uint32_t float_block(const CodecBlockJob& job, const FloatLayout& lay
     const bool out_aligned = (reinterpret_cast<uintptr_t>(out) & 7u) == 0;
     WarpXxh3 hash(lane);
     for (uint32_t g = 0; g < groups; ++g) {
-        float_decode_group<W, S, Aligned>(lane, job, payload, layout, &scratch->rans, stream, ahead, g, groups);
+        float_decode_group<W, Aligned>(lane, job, payload, layout, &scratch->rans, stream, ahead, g, groups);
         __syncwarp();
         const uint32_t at = g * kGroupBytes;
         const bool hashed = at / kXxh3BlockBytes < fused_blocks;
@@ -132,7 +132,7 @@ __device__ uint32_t float_block(const CodecBlockJob& job, const FloatLayout& lay
         if (hashed && (at + kGroupBytes) % kXxh3BlockBytes == 0) hash.end_block(scratch->keys);
         __syncwarp();  // the staging area is free for the next group
     }
-    uint32_t fault = float_decode_tail<W, S, Aligned>(lane, job, payload, layout, &scratch->rans, stream, out);
+    uint32_t fault = float_decode_tail<W, Aligned>(lane, job, payload, layout, &scratch->rans, stream, out);
     fault = __reduce_or_sync(kFullMask, fault);
     if (fault != kFaultNone) return fault;
     __syncwarp();  // the lanes' writes are visible to the whole warp before it hashes them
@@ -141,24 +141,13 @@ __device__ uint32_t float_block(const CodecBlockJob& job, const FloatLayout& lay
     return checksum == job.checksum ? kFaultNone : kFaultChecksum;
 }
 
-// float_block for the block's element width and rANS lanes (S = L / 32 states a warp lane).
-template <uint32_t S, bool Aligned>
-__device__ __forceinline__ uint32_t float_block_width(const CodecBlockJob& job, const FloatLayout& layout, const uint8_t* payload, WarpScratch* scratch,
-                                                      uint8_t* out, uint32_t lane) {
-    switch (job.element_width) {
-        case 2: return float_block<2, S, Aligned>(job, layout, payload, scratch, out, lane);
-        case 4: return float_block<4, S, Aligned>(job, layout, payload, scratch, out, lane);
-        default: return float_block<8, S, Aligned>(job, layout, payload, scratch, out, lane);
-    }
-}
-
 template <bool Aligned>
 __device__ __forceinline__ uint32_t float_block_any(const CodecBlockJob& job, const FloatLayout& layout, const uint8_t* payload, WarpScratch* scratch,
                                     uint8_t* out, uint32_t lane) {
-    switch (layout.lanes / kCodecLanes) {
-        case 1: return float_block_width<1, Aligned>(job, layout, payload, scratch, out, lane);
-        case 2: return float_block_width<2, Aligned>(job, layout, payload, scratch, out, lane);
-        default: return float_block_width<4, Aligned>(job, layout, payload, scratch, out, lane);
+    switch (job.element_width) {
+        case 2: return float_block<2, Aligned>(job, layout, payload, scratch, out, lane);
+        case 4: return float_block<4, Aligned>(job, layout, payload, scratch, out, lane);
+        default: return float_block<8, Aligned>(job, layout, payload, scratch, out, lane);
     }
 }
 

@@ -13,7 +13,7 @@ enum class CodecId : uint8_t {
     zero = 1,     // every byte zero: no payload
     fill = 2,     // one element repeated: the element is the payload
     bitmask = 3,  // bitmask + pack: a bit per element, then the nonzero elements
-    floats = 4,   // exponent symbols rANS-coded in 32, 64 or 128 lanes, sign and mantissa stored raw
+    floats = 4,   // exponent symbols rANS-coded in 32 lanes, sign and mantissa stored raw
     lz4 = 5,      // an LZ4 block (liblz4)
     zstd = 6,     // a zstd frame (libzstd)
 };

@@ -5,15 +5,12 @@
 #include "codec/constant_block.hpp"
 #include "codec/float_split.hpp"
 #include "codec/library_codecs.hpp"
-#include "codec/rans.hpp"
 
 #include <algorithm>
 #include <cstring>
 #include <string>
 
 namespace grey::codec {
-static_assert(EncodeOptions{}.float_lanes == kRansDefaultLanes, "the float codec's default lane count is rans.hpp's");
-
 namespace {
 
 void check_options(const EncodeOptions& options, uint32_t width) {
@@ -28,8 +25,6 @@ void check_options(const EncodeOptions& options, uint32_t width) {
         fail(GREY_ERROR_INVALID_ARGUMENT, "block size " + std::to_string(options.block_size) + " must lie in " +
                                               std::to_string(kMinBlockSize) + ".." + std::to_string(kMaxBlockSize) +
                                               " and be a multiple of the element width " + std::to_string(width));
-    if (options.codec == CodecId::floats && !rans_lanes_valid(options.float_lanes))
-        fail(GREY_ERROR_INVALID_ARGUMENT, "the float codec's lane count " + std::to_string(options.float_lanes) + " is not 32, 64 or 128");
     if (options.zstd_level < kZstdMinLevel || options.zstd_level > kZstdMaxLevel)
         fail(GREY_ERROR_INVALID_ARGUMENT, "zstd level " + std::to_string(options.zstd_level) + " lies outside " +
                                               std::to_string(kZstdMinLevel) + ".." + std::to_string(kZstdMaxLevel));
@@ -60,7 +55,7 @@ std::vector<std::byte> encode(std::span<const std::byte> data, const EncodeOptio
             scratch.clear();
             switch (options.codec) {
                 case CodecId::bitmask: encode_bitmask(block, width, scratch); break;
-                case CodecId::floats: encode_floats(block, width, options.float_lanes, scratch); break;
+                case CodecId::floats: encode_floats(block, width, scratch); break;
                 case CodecId::lz4: encode_lz4(block, scratch); break;
                 case CodecId::zstd: zstd.encode(block, options.zstd_level, scratch); break;
                 default: break;

@@ -23,7 +23,6 @@ struct EncodeOptions {
     grey_dtype dtype = GREY_DTYPE_U8;     // the element type: the element-aware codecs work per element
     uint32_t block_size = kDefaultBlockSize;  // kMinBlockSize..kMaxBlockSize, a multiple of the element width
     int zstd_level = 3;
-    uint32_t float_lanes = 128;           // the float codec's rANS lanes, 32, 64 or 128: at most this many (docs/codecs.md, "float")
 };
 
 // Whether the float codec can encode elements of `dtype` (it splits a float's exponent from the rest).

@@ -34,13 +34,11 @@ void join(const uint8_t* symbols, const std::byte* remainders, uint64_t elements
 
 }  // namespace
 
-void encode_floats(std::span<const std::byte> block, uint32_t element_width, uint32_t asked_lanes, std::vector<std::byte>& out) {
+void encode_floats(std::span<const std::byte> block, uint32_t element_width, std::vector<std::byte>& out) {
     const uint64_t elements = block.size() / element_width;
-    const uint32_t lanes = rans_lanes_for(elements, asked_lanes);
     const uint32_t remainder_bytes = element_width - 1;
-    const size_t header = out.size();
     put<uint8_t>(out, static_cast<uint8_t>(element_width));
-    put<uint8_t>(out, static_cast<uint8_t>(lanes));
+    put<uint8_t>(out, static_cast<uint8_t>(kRansLanes));
     put<uint8_t>(out, static_cast<uint8_t>(kRansProbBits));
     put<uint8_t>(out, 0);
     put<uint32_t>(out, static_cast<uint32_t>(elements));
@@ -52,10 +50,7 @@ void encode_floats(std::span<const std::byte> block, uint32_t element_width, uin
         case 4: split<4>(block, elements, symbols.data(), remainders.data()); break;
         default: split<8>(block, elements, symbols.data(), remainders.data()); break;
     }
-    if (!encode_rans(symbols, lanes, out)) {  // a lane's word count past its u16: 32 lanes count in u32
-        out[header + 1] = static_cast<std::byte>(kRansLegacyLanes);
-        encode_rans(symbols, kRansLegacyLanes, out);
-    }
+    encode_rans(symbols, out);
     out.insert(out.end(), remainders.begin(), remainders.end());
     out.insert(out.end(), block.begin() + static_cast<std::ptrdiff_t>(elements * element_width), block.end());
 }
@@ -65,8 +60,7 @@ void decode_floats(std::span<const std::byte> payload, uint32_t element_width, s
     const auto width = in.read<uint8_t>("element width");
     if (width != element_width || !float_codec_width(width))
         corrupt(kFloatPayload, "element width " + std::to_string(width) + " differs from the container's " + std::to_string(element_width));
-    const uint32_t lanes = in.read<uint8_t>("lane count");
-    if (!rans_lanes_valid(lanes)) corrupt(kFloatPayload, "the lane count " + std::to_string(lanes) + " is not 32, 64 or 128");
+    if (in.read<uint8_t>("lane count") != kRansLanes) corrupt(kFloatPayload, "the lane count is not " + std::to_string(kRansLanes));
     if (in.read<uint8_t>("probability bits") != kRansProbBits)
         corrupt(kFloatPayload, "the probability precision is not " + std::to_string(kRansProbBits) + " bits");
     if (in.read<uint8_t>("reserved") != 0) corrupt(kFloatPayload, "the reserved byte is not zero");
@@ -75,7 +69,7 @@ void decode_floats(std::span<const std::byte> payload, uint32_t element_width, s
         corrupt(kFloatPayload, "element count " + std::to_string(elements) + " does not match the block's " +
                            std::to_string(block.size() / element_width));
     std::vector<uint8_t> symbols(elements);
-    decode_rans(in, lanes, symbols);
+    decode_rans(in, symbols);
     const uint32_t remainder_bytes = element_width - 1;
     const auto remainders = in.take(uint64_t{elements} * remainder_bytes, "sign and mantissa bytes");
     const auto tail = in.take(block.size() % element_width, "ragged end");

@@ -1,6 +1,6 @@
 // The lossless float codec (bf16, fp16, fp32, fp64): each element is split into an 8-bit symbol, the
 // byte below the sign (bf16, fp32: the exponent; fp16: its 5 exponent bits and top 3 mantissa bits;
-// fp64: the top 8 of 11 exponent bits), which is rANS-coded in 32, 64 or 128 lanes with the block's own frequency
+// fp64: the top 8 of 11 exponent bits), which is rANS-coded in 32 lanes with the block's own frequency
 // table, and the sign with the remaining mantissa bits, stored raw in (width - 1) bytes. Weights spend
 // few distinct exponents, so the symbols' entropy is well under 8 bits while the mantissa is close to
 // random: coding only the symbols approaches the order-0 bound of the whole at the speed of a copy for
@@ -31,10 +31,7 @@ constexpr uint64_t float_join(uint32_t symbol, uint64_t remainder, uint32_t widt
            (remainder & ((uint64_t{1} << mantissa_bits) - 1));
 }
 
-// `lanes`: the rANS lane count asked for (rans_lanes_valid); a block of fewer than 128 symbols a lane
-// gets fewer lanes (rans_lanes_for), and one whose lanes would need more words than a u16 counts (only
-// past 4 MiB) is written in 32 lanes.
-void encode_floats(std::span<const std::byte> block, uint32_t element_width, uint32_t lanes, std::vector<std::byte>& out);
+void encode_floats(std::span<const std::byte> block, uint32_t element_width, std::vector<std::byte>& out);
 void decode_floats(std::span<const std::byte> payload, uint32_t element_width, std::span<std::byte> block);
 
 }  // namespace grey::codec

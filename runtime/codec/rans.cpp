@@ -47,8 +47,7 @@ RansTable rans_table_for(std::span<const uint8_t> symbols) {
     return table;
 }
 
-bool encode_rans(std::span<const uint8_t> symbols, uint32_t lanes, std::vector<std::byte>& out) {
-    const size_t out_start = out.size();
+void encode_rans(std::span<const uint8_t> symbols, std::vector<std::byte>& out) {
     const RansTable table = rans_table_for(symbols);
     std::array<uint8_t, 32> present{};
     for (size_t s = 0; s < 256; ++s)
@@ -57,16 +56,16 @@ bool encode_rans(std::span<const uint8_t> symbols, uint32_t lanes, std::vector<s
     for (size_t s = 0; s < 256; ++s)
         if (table.frequency[s] != 0) put<uint16_t>(out, table.frequency[s]);
 
-    std::array<uint32_t, kRansMaxLanes> states{};
-    std::fill_n(states.begin(), lanes, kRansStateLow);
-    std::array<std::vector<uint16_t>, kRansMaxLanes> words;
-    for (uint32_t lane = 0; lane < lanes; ++lane) words[lane].reserve(symbols.size() / lanes + 4);
+    std::array<uint32_t, kRansLanes> states{};
+    states.fill(kRansStateLow);
+    std::array<std::vector<uint16_t>, kRansLanes> words;
+    for (auto& lane_words : words) lane_words.reserve(symbols.size() / kRansLanes + 4);
     // rANS is last in, first out: encode backwards so that each lane decodes forwards. The lanes advance
     // together, one symbol each per step, so that their independent divisions overlap in the CPU.
-    const size_t steps = (symbols.size() + lanes - 1) / lanes;
+    const size_t steps = (symbols.size() + kRansLanes - 1) / kRansLanes;
     for (size_t k = steps; k-- > 0;) {
-        for (uint32_t lane = 0; lane < lanes; ++lane) {
-            const size_t i = k * lanes + lane;
+        for (uint32_t lane = 0; lane < kRansLanes; ++lane) {
+            const size_t i = k * kRansLanes + lane;
             if (i >= symbols.size()) break;
             const uint8_t s = symbols[i];
             const uint32_t freq = table.frequency[s];
@@ -79,29 +78,17 @@ bool encode_rans(std::span<const uint8_t> symbols, uint32_t lanes, std::vector<s
             states[lane] = ((state / freq) << kRansProbBits) + (state % freq) + table.start[s];
         }
     }
-    const uint32_t count_bytes = rans_count_bytes(lanes);
-    for (uint32_t lane = 0; lane < lanes; ++lane) {
-        if (count_bytes == 2 && words[lane].size() > 0xFFFFu) {
-            out.resize(out_start);
-            return false;
-        }
-        std::reverse(words[lane].begin(), words[lane].end());
-    }
-    for (uint32_t lane = 0; lane < lanes; ++lane) put<uint32_t>(out, states[lane]);
-    for (uint32_t lane = 0; lane < lanes; ++lane) {
-        if (count_bytes == 4) put<uint32_t>(out, static_cast<uint32_t>(words[lane].size()));
-        else put<uint16_t>(out, static_cast<uint16_t>(words[lane].size()));
-    }
-    for (uint32_t lane = 0; lane < lanes; ++lane) {
+    for (auto& lane_words : words) std::reverse(lane_words.begin(), lane_words.end());
+    for (uint32_t state : states) put<uint32_t>(out, state);
+    for (const auto& lane_words : words) put<uint32_t>(out, static_cast<uint32_t>(lane_words.size()));
+    for (const auto& lane_words : words) {
         const size_t at = out.size();
-        out.resize(at + words[lane].size() * 2);
-        std::memcpy(out.data() + at, words[lane].data(), words[lane].size() * 2);
+        out.resize(at + lane_words.size() * 2);
+        std::memcpy(out.data() + at, lane_words.data(), lane_words.size() * 2);
     }
-    return true;
 }
 
-void decode_rans(FieldReader& in, uint32_t lanes, std::span<uint8_t> symbols) {
-    if (!rans_lanes_valid(lanes)) corrupt(kRansStream, "the lane count " + std::to_string(lanes) + " is not 32, 64 or 128");
+void decode_rans(FieldReader& in, std::span<uint8_t> symbols) {
     const auto present = in.take(32, "symbol bitmap");
     RansTable table;
     uint32_t sum = 0;
@@ -119,31 +106,31 @@ void decode_rans(FieldReader& in, uint32_t lanes, std::span<uint8_t> symbols) {
     for (size_t s = 0; s < 256; ++s)
         std::fill_n(slot_symbol.begin() + table.start[s], table.frequency[s], static_cast<uint8_t>(s));
 
-    std::array<uint32_t, kRansMaxLanes> states{};
-    std::array<uint32_t, kRansMaxLanes> counts{};
-    for (uint32_t lane = 0; lane < lanes; ++lane) {
-        states[lane] = in.read<uint32_t>("lane state");
-        if (states[lane] < kRansStateLow) corrupt(kRansStream, "lane " + std::to_string(lane) + "'s state " + std::to_string(states[lane]) + " is below the range");
+    std::array<uint32_t, kRansLanes> states{};
+    std::array<uint32_t, kRansLanes> counts{};
+    for (auto& state : states) {
+        state = in.read<uint32_t>("lane state");
+        if (state < kRansStateLow) corrupt(kRansStream, "a lane state " + std::to_string(state) + " is below the range");
     }
     uint64_t total_words = 0;
-    for (uint32_t lane = 0; lane < lanes; ++lane) {
-        counts[lane] = rans_count_bytes(lanes) == 4 ? in.read<uint32_t>("lane word count") : in.read<uint16_t>("lane word count");
-        total_words += counts[lane];
+    for (auto& count : counts) {
+        count = in.read<uint32_t>("lane word count");
+        total_words += count;
     }
     const auto all_words = in.take(total_words * 2, "lane words");
     // Each lane reads its own run of words; the lanes advance together (one symbol each per step) so that
     // their dependency chains overlap, as the threads of a warp do on a GPU.
-    std::array<const std::byte*, kRansMaxLanes> next{};
-    std::array<const std::byte*, kRansMaxLanes> end{};
+    std::array<const std::byte*, kRansLanes> next{};
+    std::array<const std::byte*, kRansLanes> end{};
     const std::byte* lane_start = all_words.data();
-    for (uint32_t lane = 0; lane < lanes; ++lane) {
+    for (uint32_t lane = 0; lane < kRansLanes; ++lane) {
         next[lane] = lane_start;
         lane_start += uint64_t{counts[lane]} * 2;
         end[lane] = lane_start;
     }
-    for (size_t base = 0; base < symbols.size(); base += lanes) {
-        const uint32_t active = static_cast<uint32_t>(std::min<size_t>(lanes, symbols.size() - base));
-        for (uint32_t lane = 0; lane < active; ++lane) {
+    for (size_t base = 0; base < symbols.size(); base += kRansLanes) {
+        const uint32_t lanes = static_cast<uint32_t>(std::min<size_t>(kRansLanes, symbols.size() - base));
+        for (uint32_t lane = 0; lane < lanes; ++lane) {
             uint32_t state = states[lane];
             const uint32_t slot = state & (kRansProbTotal - 1);
             const uint8_t s = slot_symbol[slot];
@@ -157,7 +144,7 @@ void decode_rans(FieldReader& in, uint32_t lanes, std::span<uint8_t> symbols) {
             symbols[base + lane] = s;
         }
     }
-    for (uint32_t lane = 0; lane < lanes; ++lane)
+    for (uint32_t lane = 0; lane < kRansLanes; ++lane)
         if (next[lane] != end[lane] || states[lane] != kRansStateLow)
             corrupt(kRansStream, "lane " + std::to_string(lane) + " does not end where its encoder began");
 }

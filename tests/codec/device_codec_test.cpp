@@ -12,8 +12,6 @@
 #include <xxhash.h>
 
 #include <bit>
-#include <fstream>
-#include <iterator>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -117,12 +115,8 @@ TEST(DeviceDecode, EveryCodecAndBlockSizeGivesTheHostBytes) {
             for (const uint32_t block_size : {16u, 4096u, 65536u}) {
                 const uint32_t width = element_width_of(c.dtype);
                 if (block_size % width != 0) continue;
-                for (const uint32_t lanes : {32u, 64u, 128u}) {
-                    if (codec != CodecId::floats && lanes != 128) continue;
-                    expect_lanes_decode(c.data, EncodeOptions{codec, c.dtype, block_size, 1, lanes},
-                                        c.name + ", " + std::string(codec_name(codec)) + " (" + std::to_string(lanes) + " lanes), blocks of " +
-                                            std::to_string(block_size));
-                }
+                expect_lanes_decode(c.data, EncodeOptions{codec, c.dtype, block_size, 1},
+                                    c.name + ", " + std::string(codec_name(codec)) + ", blocks of " + std::to_string(block_size));
             }
 }
 
@@ -152,48 +146,27 @@ TEST(DeviceDecode, ADamagedPayloadFaultsExactlyWhenTheHostRefusesIt) {
         grey_dtype dtype;
         CodecId codec;
         std::vector<std::byte> data;
-        uint32_t lanes = 128;
     };
-    // 128 lanes need 128 symbols a lane (16384 elements), 64 lanes 8192; fewer go in 32.
-    const auto bf16 = elements<uint16_t>(2 * (16384 + 9), [](size_t i) {
-        return static_cast<uint16_t>(std::bit_cast<uint32_t>(std::sin(0.3f * static_cast<float>(i)) * 0.1f) >> 16);
-    });
-    const auto f32 = elements<float>(4 * (16384 + 3), [](size_t i) { return 1.0f / static_cast<float>(i % 40 + 1); });
     const std::vector<Damaged> inputs = {
-        {GREY_DTYPE_BF16, CodecId::floats, bf16, 128},
-        {GREY_DTYPE_BF16, CodecId::floats, std::vector<std::byte>(bf16.begin(), bf16.begin() + 2 * 8200), 64},
-        {GREY_DTYPE_BF16, CodecId::floats, std::vector<std::byte>(bf16.begin(), bf16.begin() + 2 * 6000), 32},
-        {GREY_DTYPE_F32, CodecId::floats, f32, 128},
-        {GREY_DTYPE_F32, CodecId::floats, std::vector<std::byte>(f32.begin(), f32.begin() + 4 * 4004), 32},
-        {GREY_DTYPE_F64, CodecId::floats, elements<double>(8 * (16384 + 1), [](size_t i) { return 1.0 / static_cast<double>(i % 30 + 1); }), 128},
+        {GREY_DTYPE_BF16, CodecId::floats, elements<uint16_t>(6000, [](size_t i) {
+             return static_cast<uint16_t>(std::bit_cast<uint32_t>(std::sin(0.3f * static_cast<float>(i)) * 0.1f) >> 16);
+         })},
+        {GREY_DTYPE_F32, CodecId::floats, elements<float>(4004, [](size_t i) { return 1.0f / static_cast<float>(i % 40 + 1); })},
         {GREY_DTYPE_F16, CodecId::bitmask,
          elements<uint16_t>(2002, [](size_t i) { return static_cast<uint16_t>(i % 5 == 0 ? 0x4000 + i : 0); })},
         {GREY_DTYPE_U8, CodecId::bitmask, elements<uint8_t>(999, [](size_t i) { return static_cast<uint8_t>(i % 3 == 0 ? i : 0); })},
     };
     auto workspace = std::make_unique<common::RansWorkspace>();
     for (const Damaged& input : inputs) {
-        const auto container = encode(input.data, EncodeOptions{input.codec, input.dtype, 1u << 20, 1, input.lanes});
+        const auto container = encode(input.data, EncodeOptions{input.codec, input.dtype, 1u << 20, 1});
         const ContainerInfo info = read_container_info(container);
         ASSERT_EQ(info.blocks.size(), 1u);
         ASSERT_EQ(info.blocks[0].codec, input.codec) << "input " << (&input - inputs.data());
         const auto plan = device_decode_plan(container, info, 0, input.data.size());
         const CodecBlockJob original = plan.jobs.at(0);
-        // A float block: every byte of its header, table, states and counts, every 7th of the lanes'
-        // words and every 61st of the remainders (raw copies, which only the checksum guards), one bit
-        // (the lowest or the highest, by turns) a byte. Other blocks: both bits of every byte.
-        uint32_t dense = original.stored_size, words = original.stored_size;
-        if (input.codec == CodecId::floats) {
-            const auto* payload = reinterpret_cast<const uint8_t*>(container.data() + original.payload);
-            ASSERT_EQ(payload[1], input.lanes) << "input " << (&input - inputs.data());
-            common::FloatLayout layout{};
-            ASSERT_EQ(common::float_layout(payload, original, &layout), common::kFaultNone);
-            dense = layout.words;
-            words = layout.remainders;
-        }
         int faults = 0;
-        for (uint32_t at = 0; at < original.stored_size; at += at < dense ? 1 : at < words ? 7 : 61)
+        for (uint32_t at = 0; at < original.stored_size; ++at)
             for (const uint8_t bit : {uint8_t{0x01}, uint8_t{0x80}}) {
-                if (input.codec == CodecId::floats && (bit == 0x01) != (at % 2 == 0)) continue;
                 auto damaged = container;
                 damaged[original.payload + at] ^= std::byte{bit};
                 auto payload = std::make_unique<uint8_t[]>(original.stored_size);
@@ -245,102 +218,6 @@ TEST(DeviceDecode, AJobThatContradictsItsPayloadFaults) {
     wrong = job;
     wrong.codec = common::kCodecFill;  // a fill payload is one element
     EXPECT_EQ(fault_of(wrong), common::kFaultLayout);
-}
-
-// A float block whose rANS fields contradict each other, for each lane count: a lane count the format
-// does not have, word counts that move words from one lane to the next (the total still adds up), a
-// count past the payload, a state below 2^16. The host decoder refuses each as corrupt, naming the
-// block, and the lanes fault on it; neither reads outside the payload (ASan: it sits alone).
-TEST(DeviceDecode, ContradictoryRansFieldsFaultForEveryLaneCount) {
-    const auto data = elements<uint16_t>(2 * (16384 + 77), [](size_t i) {  // 128 symbols a lane in 128 lanes
-        return static_cast<uint16_t>(std::bit_cast<uint32_t>(std::sin(0.7f * static_cast<float>(i)) * 0.3f) >> 16);
-    });
-    auto workspace = std::make_unique<common::RansWorkspace>();
-    for (const uint32_t lanes : {32u, 64u, 128u}) {
-        const auto container = encode(data, EncodeOptions{CodecId::floats, GREY_DTYPE_BF16, 1u << 20, 1, lanes});
-        const ContainerInfo info = read_container_info(container);
-        ASSERT_EQ(info.blocks.at(0).codec, CodecId::floats);
-        const auto plan = device_decode_plan(container, info, 0, data.size());
-        const CodecBlockJob original = plan.jobs.at(0);
-        const auto* payload = reinterpret_cast<const uint8_t*>(container.data() + original.payload);
-        ASSERT_EQ(payload[1], lanes);
-        uint32_t present = 0;
-        for (uint32_t i = 0; i < 32; ++i) present += static_cast<uint32_t>(std::popcount(payload[8 + i]));
-        const uint32_t states = 40 + 2 * present, counts = states + 4 * lanes, count_bytes = lanes == 32 ? 4 : 2;
-        const auto count_of = [&](const std::vector<std::byte>& c, uint32_t r) {
-            uint32_t v = 0;
-            std::memcpy(&v, c.data() + original.payload + counts + count_bytes * r, count_bytes);
-            return v;
-        };
-        const auto set_count = [&](std::vector<std::byte>& c, uint32_t r, uint32_t v) {
-            std::memcpy(c.data() + original.payload + counts + count_bytes * r, &v, count_bytes);
-        };
-        std::vector<std::pair<std::string, std::vector<std::byte>>> damaged;
-        for (const uint32_t bad : {0u, 16u, 31u, 33u, 96u, 255u, lanes == 128 ? 64u : 128u}) {
-            auto c = container;
-            c[original.payload + 1] = static_cast<std::byte>(bad);
-            damaged.emplace_back("lane count " + std::to_string(bad), c);
-        }
-        for (const uint32_t r : {0u, lanes / 2 - 1, lanes - 2}) {
-            auto c = container;
-            ASSERT_GT(count_of(c, r + 1), 0u);
-            set_count(c, r, count_of(c, r) + 1);
-            set_count(c, r + 1, count_of(c, r + 1) - 1);
-            damaged.emplace_back("a word moved from lane " + std::to_string(r + 1) + " to lane " + std::to_string(r), c);
-            c = container;
-            set_count(c, r, count_of(c, r) + 1);  // one word more than the payload holds
-            damaged.emplace_back("lane " + std::to_string(r) + " counts a word too many", c);
-            c = container;
-            set_count(c, r, lanes == 32 ? 0xFFFFFFFFu : 0xFFFFu);
-            damaged.emplace_back("lane " + std::to_string(r) + " counts the most words its field holds", c);
-            c = container;
-            const uint32_t low = 0xFFFF;
-            std::memcpy(c.data() + original.payload + states + 4 * r, &low, 4);
-            damaged.emplace_back("lane " + std::to_string(r) + "'s state is 0xFFFF", c);
-        }
-        for (const auto& [what, c] : damaged) {
-            auto copy = std::make_unique<uint8_t[]>(original.stored_size);
-            std::memcpy(copy.get(), c.data() + original.payload, original.stored_size);
-            auto out = std::make_unique<uint8_t[]>(original.raw_size);
-            CodecBlockJob job = original;
-            job.payload = 0;
-            job.output = 0;
-            EXPECT_NE(common::decode_block_by_lanes(copy.get(), out.get(), job, workspace.get()), common::kFaultNone) << lanes << " lanes, " << what;
-            const auto host = failure_of([&] { (void)decode(c); });
-            EXPECT_EQ(host.first, GREY_ERROR_CORRUPT) << lanes << " lanes, " << what;
-            EXPECT_NE(host.second.find("block 0 of 1 (float)"), std::string::npos) << lanes << " lanes, " << what << ": " << host.second;
-        }
-    }
-}
-
-// Containers the encoder wrote before lane counts other than 32 existed (tests/data/codec, written by
-// the 32-lane encoder): every float block decodes on the host and lane by lane (the fake CUDA driver's
-// and the kernel's code) to the bytes their checksums vouch for, and the encoder asked for 32 lanes
-// still writes them byte for byte.
-TEST(LegacyContainers, ThirtyTwoLaneFloatBlocksDecodeOnEveryPath) {
-    for (const char* name : {"bf16", "f16", "f32", "f64"}) {
-        const std::string path = std::string(GREY_CODEC_TEST_DATA) + "/float-32lanes-" + name + ".grlt";
-        std::ifstream in(path, std::ios::binary);
-        ASSERT_TRUE(in) << path;
-        const std::vector<char> text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        std::vector<std::byte> container(text.size());
-        std::memcpy(container.data(), text.data(), text.size());
-        const ContainerInfo info = read_container_info(container);
-        const auto data = decode(container);  // every block's checksum verified
-        uint32_t float_blocks = 0;
-        for (const BlockEntry& block : info.blocks) {
-            if (block.codec != CodecId::floats) continue;
-            ++float_blocks;
-            EXPECT_EQ(std::to_integer<uint32_t>(container[info.payload_start + block.offset + 1]), 32u) << name;
-        }
-        EXPECT_GE(float_blocks, 3u) << name;
-        const DeviceDecodePlan plan = device_decode_plan(container, info, 0, data.size());
-        const LaneDecode lanes = decode_by_lanes(container, info, plan, data);
-        for (size_t j = 0; j < plan.jobs.size(); ++j) EXPECT_EQ(lanes.faults[j], common::kFaultNone) << name << ": block " << plan.job_blocks[j];
-        EXPECT_EQ(lanes.output, data) << name;
-        EXPECT_EQ(encode(data, EncodeOptions{CodecId::floats, info.dtype, info.block_size, 1, 32}), container) << name;
-        EXPECT_EQ(decode(encode(data, EncodeOptions{CodecId::floats, info.dtype, info.block_size, 1})), data) << name;
-    }
 }
 
 }  // namespace

@@ -3,7 +3,6 @@
 #include "codec_test_support.hpp"
 
 #include "codec/float_split.hpp"
-#include "codec/rans.hpp"
 #include "common/dtype.hpp"
 #include "common/numeric.hpp"
 
@@ -65,11 +64,6 @@ TEST_P(RoundTrip, EveryCodecIsBitExactOnAdversarialInputs) {
             options.dtype = c.dtype;
             options.block_size = c.block_size;
             expect_round_trip(input.bytes, options, input.name + " with " + std::string(codec_name(codec)));
-            if (codec != CodecId::floats) continue;
-            for (const uint32_t lanes : {32u, 64u}) {  // the default, 128, is above
-                options.float_lanes = lanes;
-                expect_round_trip(input.bytes, options, input.name + " with float in " + std::to_string(lanes) + " lanes");
-            }
         }
     }
 }
@@ -123,37 +117,6 @@ TEST(CodecChoice, FloatCodecSplitsSymbolAndRemainderExactly) {
     EXPECT_EQ(float_symbol(0x3F800000, 4), 0x7Fu);
 }
 
-// The float payload's lane count is what was asked for when the block has 128 symbols a lane;
-// doubling the lanes costs the new lanes' states and counts (6 bytes each; 32 lanes count words in
-// u32) and at most the partial last word of each. Smaller blocks get fewer lanes.
-TEST(CodecChoice, FloatLaneCountSetsTheRansSectionLayout) {
-    const auto lanes_of = [](std::span<const std::byte> container) {
-        const auto info = read_container_info(container);
-        EXPECT_EQ(info.blocks.at(0).codec, CodecId::floats);
-        return std::to_integer<uint32_t>(container[info.payload_start + info.blocks[0].offset + 1]);
-    };
-    const uint32_t bs = 65536;
-    const auto data = elements<uint16_t>(bs, [](size_t i) { return static_cast<uint16_t>(0x3C00 + (i * 7919) % 1024); });
-    size_t previous = 0;
-    for (const uint32_t lanes : {32u, 64u, 128u}) {
-        const auto container = expect_round_trip(data, {CodecId::floats, GREY_DTYPE_BF16, bs, 3, lanes}, std::to_string(lanes) + " lanes");
-        EXPECT_EQ(lanes_of(container), lanes);
-        const uint32_t stored = read_container_info(container).blocks.at(0).stored_size;
-        if (previous != 0) {
-            EXPECT_LE(stored, previous + 6 * lanes / 2 + 2 * lanes) << lanes;
-        }
-        previous = stored;
-    }
-    // 8192 symbols: 64 lanes of 128; 8191: 32 lanes.
-    const std::span<const std::byte> all(data);
-    EXPECT_EQ(lanes_of(expect_round_trip(all.first(16384), {CodecId::floats, GREY_DTYPE_BF16, 16384, 3, 128}, "8192 symbols")), 64u);
-    EXPECT_EQ(lanes_of(expect_round_trip(all.first(16382), {CodecId::floats, GREY_DTYPE_BF16, 16384, 3, 128}, "8191 symbols")), 32u);
-    EXPECT_EQ(rans_lanes_for(16384, 128), 128u);
-    EXPECT_EQ(rans_lanes_for(16383, 128), 64u);
-    EXPECT_EQ(rans_lanes_for(1u << 20, 64), 64u);
-    EXPECT_EQ(rans_lanes_for(0, 128), 32u);
-}
-
 TEST(CodecOptions, RefusesWhatCannotBeEncoded) {
     const auto data = random_bytes(100, 1);
     const auto status_of = [&](EncodeOptions options) { return failure_of([&] { (void)encode(data, options); }).first; };
@@ -166,8 +129,6 @@ TEST(CodecOptions, RefusesWhatCannotBeEncoded) {
     EXPECT_EQ(status_of({CodecId::zstd, GREY_DTYPE_F32, 1026, 3}), GREY_ERROR_INVALID_ARGUMENT);  // not a multiple of 4
     EXPECT_EQ(status_of({CodecId::zstd, GREY_DTYPE_U8, kDefaultBlockSize, 0}), GREY_ERROR_INVALID_ARGUMENT);
     EXPECT_EQ(status_of({CodecId::zstd, static_cast<grey_dtype>(99), kDefaultBlockSize, 3}), GREY_ERROR_INVALID_ARGUMENT);
-    for (const uint32_t lanes : {0u, 16u, 31u, 33u, 96u, 256u})
-        EXPECT_EQ(status_of({CodecId::floats, GREY_DTYPE_BF16, kDefaultBlockSize, 3, lanes}), GREY_ERROR_INVALID_ARGUMENT) << lanes;
     std::vector<std::byte> small(99);
     const auto container = encode(data, {});
     EXPECT_EQ(failure_of([&] { decode_into(container, small); }).first, GREY_ERROR_INVALID_ARGUMENT);

@@ -29,7 +29,6 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <random>
 #include <string>
 #include <tuple>
@@ -147,34 +146,29 @@ void conformance(const Plugin& p, bool quick, std::mt19937_64& rng) {
     }
     for (const Input& input : inputs)
         for (const CodecId codec : {CodecId::raw, CodecId::bitmask, CodecId::floats, CodecId::lz4})
-            for (const uint32_t block_size : block_sizes)
-                for (const uint32_t lanes : {32u, 64u, 128u}) {
-                    const uint32_t width = grey::codec::element_width_of(input.dtype);
-                    if (codec == CodecId::floats && width == 1) continue;
-                    if (codec != CodecId::floats && lanes != 128) continue;
-                    if (block_size % width != 0) continue;
-                    const std::string what = input.name + " (" + std::to_string(input.data.size()) + " bytes), " +
-                                             std::string(grey::codec::codec_name(codec)) + " (at most " + std::to_string(lanes) +
-                                             " lanes), blocks of " + std::to_string(block_size);
-                    const auto container = grey::codec::encode(input.data, {codec, input.dtype, block_size, 1, lanes});
-                    last_error.clear();
-                    const DeviceResult r = decode_on_device(p, container, input.data.size());
-                    check(r.launched, what + ": codec_decode");
-                    check(std::all_of(r.faults.begin(), r.faults.end(), [](uint32_t f) { return f == 0; }), what + ": no block faults");
-                    check(r.output == input.data, what + ": the host's bytes");
-                }
+            for (const uint32_t block_size : block_sizes) {
+                const uint32_t width = grey::codec::element_width_of(input.dtype);
+                if (codec == CodecId::floats && width == 1) continue;
+                if (block_size % width != 0) continue;
+                const std::string what = input.name + " (" + std::to_string(input.data.size()) + " bytes), " +
+                                         std::string(grey::codec::codec_name(codec)) + ", blocks of " + std::to_string(block_size);
+                const auto container = grey::codec::encode(input.data, {codec, input.dtype, block_size, 1});
+                last_error.clear();
+                const DeviceResult r = decode_on_device(p, container, input.data.size());
+                check(r.launched, what + ": codec_decode");
+                check(std::all_of(r.faults.begin(), r.faults.end(), [](uint32_t f) { return f == 0; }), what + ": no block faults");
+                check(r.output == input.data, what + ": the host's bytes");
+            }
 
-    // Damaged payloads: a fault exactly when the host decoder refuses, the original bytes otherwise; the
-    // float codec in each lane count (128 lanes need 16384 elements).
-    const auto weights = elements<uint16_t>(quick ? 2 * (16384 + 9) : 120000, [](size_t i) {
+    // Damaged payloads: a fault exactly when the host decoder refuses, the original bytes otherwise.
+    const auto weights = elements<uint16_t>(quick ? 6000 : 60000, [](size_t i) {
         return grey::common::f32_to_bf16(std::sin(0.3f * static_cast<float>(i)) * 0.1f);
     });
-    for (const auto& [codec, lanes] : {std::pair{CodecId::floats, 128u}, std::pair{CodecId::floats, 64u}, std::pair{CodecId::floats, 32u},
-                                       std::pair{CodecId::bitmask, 128u}}) {
+    for (const CodecId codec : {CodecId::floats, CodecId::bitmask}) {
         const auto data = codec == CodecId::floats ? weights : elements<uint16_t>(weights.size(), [](size_t i) {
             return static_cast<uint16_t>(i % 5 == 0 ? 0x4000 + i % 1000 : 0);
         });
-        const auto container = grey::codec::encode(data, {codec, GREY_DTYPE_BF16, 1u << 20, 1, lanes});
+        const auto container = grey::codec::encode(data, {codec, GREY_DTYPE_BF16, 1u << 20, 1});
         const auto info = grey::codec::read_container_info(container);
         int agree = 0, total = 0, faults = 0;
         for (int trial = 0; trial < (quick ? 20 : 300); ++trial) {
@@ -193,23 +187,8 @@ void conformance(const Plugin& p, bool quick, std::mt19937_64& rng) {
             agree += r.launched && fault == host_refuses && (fault || r.output == data);
             ++total;
         }
-        check(agree == total, std::string(grey::codec::codec_name(codec)) + " (" + std::to_string(lanes) + " lanes): " + std::to_string(agree) + " of " + std::to_string(total) +
+        check(agree == total, std::string(grey::codec::codec_name(codec)) + ": " + std::to_string(agree) + " of " + std::to_string(total) +
                                   " damaged payloads fault exactly when the host refuses them (" + std::to_string(faults) + " faulted)");
-    }
-
-    // Containers the 32-lane encoder wrote before other lane counts existed (tests/data/codec): the
-    // device gives the bytes the host decoder does, whose checksums vouch for them.
-    for (const char* name : {"bf16", "f16", "f32", "f64"}) {
-        const std::string path = std::string(GREY_CODEC_TEST_DATA) + "/float-32lanes-" + name + ".grlt";
-        std::ifstream in(path, std::ios::binary);
-        std::vector<std::byte> container;
-        for (char c; in.get(c);) container.push_back(static_cast<std::byte>(c));
-        check(!container.empty(), "reading " + path);
-        if (container.empty()) continue;
-        const auto expected = grey::codec::decode(container);
-        const DeviceResult r = decode_on_device(p, container, expected.size());
-        check(r.launched && std::all_of(r.faults.begin(), r.faults.end(), [](uint32_t f) { return f == 0; }) && r.output == expected,
-              std::string("the 32-lane container ") + name + " decodes on the device to the host's bytes");
     }
 
     // Blocks of several one-block containers in one call (a deduplicated buffer's stored blocks).
@@ -429,10 +408,7 @@ void bench(const Plugin& p, const char* model) {
         const auto data = repeated(*base);
         char bound[16];
         std::snprintf(bound, sizeof bound, "%.3fx", static_cast<double>(data.size()) * 8 / order0_bits(data, 2));
-        bench_row(p, name, "float", data, {CodecId::floats, dtype, 65536}, bound);  // the default: 128 lanes
-        // The first format's 32 lanes (one state a thread) and 64, measured in the same run.
-        bench_row(p, name, "float/32", data, {CodecId::floats, dtype, 65536, 1, 32}, bound);
-        bench_row(p, name, "float/64", data, {CodecId::floats, dtype, 65536, 1, 64}, bound);
+        bench_row(p, name, "float", data, {CodecId::floats, dtype, 65536}, bound);
     }
     for (const double fraction : {0.5, 0.9}) {
         const auto data = repeated(pruned(bf16, fraction));

@@ -4,8 +4,8 @@
 // accepts must encode again and decode to the same bytes. The device decoders (common/codec_decode.hpp,
 // run lane by lane, each payload alone in an allocation of its size) must fault on exactly the blocks the
 // host decoder refuses and give its bytes on the others. Inputs that start with "ENC" are data for the
-// encoders instead: the next bytes choose the codec, dtype, float lane count and block size, and the
-// round trip must be exact.
+// encoders instead: the next bytes choose the codec, dtype and block size, and the round trip must be
+// exact.
 #include "codec/container.hpp"
 #include "codec/device_jobs.hpp"
 #include "common/codec_decode.hpp"
@@ -70,8 +70,7 @@ void fuzz_encoders(std::span<const std::byte> bytes) {
     grey_dtype dtype = kDtypes[(choice / 5) % 5];
     if (codec == CodecId::floats && dtype == GREY_DTYPE_U8) dtype = GREY_DTYPE_BF16;
     const uint32_t block_size = 16u * (1u + std::to_integer<unsigned>(bytes[1]));  // a multiple of every width
-    static constexpr uint32_t kFloatLanes[] = {32, 64, 128};
-    round_trip(bytes.subspan(2), {codec, dtype, block_size, 1, kFloatLanes[(choice / 25) % 3]});
+    round_trip(bytes.subspan(2), {codec, dtype, block_size, 1});
 }
 
 }  // namespace

@@ -50,22 +50,7 @@ int main(int argc, char** argv) {
                  {"zstd-f32", CodecId::zstd, GREY_DTYPE_F32, 256}};
     for (const auto& seed : seeds) {
         const auto data = sample(seed.block_size, seed.dtype == GREY_DTYPE_BF16 || seed.dtype == GREY_DTYPE_F16);
-        // Blocks of 2 KiB are 32-lane float blocks: the first format's containers.
-        write(dir + "/seed-" + seed.name, encode(data, {seed.codec, seed.dtype, seed.block_size, 1, 32}));
-    }
-    // Float blocks in 64 and 128 lanes (u16 word counts, several states a GPU thread), which need 128
-    // symbols a lane: blocks of 16 and 32 KiB.
-    const struct {
-        const char* name;
-        grey_dtype dtype;
-        uint32_t block_size;
-        uint32_t lanes;
-    } lane_seeds[] = {{"float-bf16-128lanes", GREY_DTYPE_BF16, 32768, 128},
-                      {"float-f16-64lanes", GREY_DTYPE_F16, 16384, 64},
-                      {"float-f32-64lanes", GREY_DTYPE_F32, 32768, 64}};
-    for (const auto& seed : lane_seeds) {
-        const auto data = sample(seed.block_size, seed.dtype != GREY_DTYPE_F32);
-        write(dir + "/seed-" + seed.name, encode(data, {CodecId::floats, seed.dtype, seed.block_size, 1, seed.lanes}));
+        write(dir + "/seed-" + seed.name, encode(data, {seed.codec, seed.dtype, seed.block_size, 1}));
     }
     const auto data = sample(256, false);
     write(dir + "/seed-empty", encode({}, {}));
