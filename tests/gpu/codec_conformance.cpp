@@ -324,7 +324,7 @@ void bench_row(const Plugin& p, const char* name, const char* codec, const std::
     const double t_copy = best_seconds(7, [&] { p.vt.buffer_copy(p.state, copy, 0, out, 0, data.size()); });
     const double t_hash = best_seconds(7, [&] { p.vt.block_hashes(p.state, out, 0, data.size(), options.block_size, 0x1234, hashes.data()); });
     const double gb = static_cast<double>(data.size()) / 1e9;
-    std::printf("%-6s %-13s %8.3fx %9s %12.1f %12.1f %12.1f %12.2f\n", name, codec,
+    std::printf("%-6s %-15s %8.3fx %9s %12.1f %12.1f %12.1f %12.2f\n", name, codec,
                 static_cast<double>(data.size()) / static_cast<double>(container.size()), aside.c_str(), gb / t_decode, gb / t_copy,
                 gb / t_hash, t_copy / t_decode);
     p.vt.buffer_free(p.state, in);
@@ -378,7 +378,7 @@ void bench_activations(const Plugin& p, const char* path) {
     for (const auto& [name, bytes] : tensors) all.insert(all.end(), bytes.begin(), bytes.end());
     tensors.emplace_back("all", std::move(all));
     std::printf("\nactivations: %s, each tensor as it is (F16), repeated to 512 MiB\n", path);
-    std::printf("%-6s %-13s %9s %9s %12s %12s %12s %12s\n", "dtype", "codec", "ratio", "zeros", "decode GB/s", "copy GB/s", "hash GB/s", "decode/copy");
+    std::printf("%-6s %-15s %9s %9s %12s %12s %12s %12s\n", "dtype", "codec", "ratio", "zeros", "decode GB/s", "copy GB/s", "hash GB/s", "decode/copy");
     for (const auto& [name, bytes] : tensors) {
         const std::string label = "bitmask " + name;
         char zeros[16];
@@ -401,7 +401,7 @@ void bench(const Plugin& p, const char* model) {
         std::memcpy(bf16.data() + i, &b, 2);
     }
     std::printf("\nreal weights: %s, %.1f MiB of F16 (and the same as BF16), repeated to 512 MiB\n", model, static_cast<double>(f16.size()) / (1 << 20));
-    std::printf("%-6s %-13s %9s %9s %12s %12s %12s %12s\n", "dtype", "codec", "ratio", "bound", "decode GB/s", "copy GB/s", "hash GB/s", "decode/copy");
+    std::printf("%-6s %-15s %9s %9s %12s %12s %12s %12s\n", "dtype", "codec", "ratio", "bound", "decode GB/s", "copy GB/s", "hash GB/s", "decode/copy");
     const std::vector<std::tuple<const char*, grey_dtype, const std::vector<std::byte>*>> sets = {{"bf16", GREY_DTYPE_BF16, &bf16},
                                                                                                  {"f16", GREY_DTYPE_F16, &f16}};
     for (const auto& [name, dtype, base] : sets) {
