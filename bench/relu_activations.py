@@ -27,12 +27,17 @@ import safetensors_io as st  # noqa: E402
 
 RATE = 16000
 STEP, CONTEXT, PAD = 512, 64, 64  # Silero's 16 kHz step, its context and the STFT's reflect padding
+WEIGHTS = ["stft_conv.weight", "final_conv.weight", "lstm_cell.weight_ih", "lstm_cell.bias_ih", "lstm_cell.weight_hh",
+           "lstm_cell.bias_hh"] + [f"conv{i}.{part}" for i in range(1, 5) for part in ("weight", "bias")]
 
 
 def read_wav(path):
     """A WAV file's first channel as float32 in [-1, 1), resampled to 16 kHz."""
-    with wave.open(path) as w:
-        width, channels, rate, frames = w.getsampwidth(), w.getnchannels(), w.getframerate(), w.readframes(w.getnframes())
+    try:
+        with wave.open(path) as w:
+            width, channels, rate, frames = w.getsampwidth(), w.getnchannels(), w.getframerate(), w.readframes(w.getnframes())
+    except (OSError, EOFError, wave.Error) as error:
+        raise SystemExit(f"{path}: not a readable WAV file ({error or type(error).__name__})")
     if width != 2:
         raise SystemExit(f"{path}: {8 * width}-bit samples; this reader takes 16-bit PCM")
     x = np.frombuffer(frames, dtype="<i2").reshape(-1, channels)[:, 0].astype(np.float32) / 32768.0
@@ -61,6 +66,9 @@ class SileroVad:
     def __init__(self, path):
         tensors, _ = st.read(path)
         self.w = {name: st.array(tensor).astype(np.float32) for name, tensor in tensors.items()}
+        missing = sorted(set(WEIGHTS) - set(self.w))
+        if missing:
+            raise SystemExit(f"{path}: not Silero VAD's 16 kHz model (no {', '.join(missing)})")
 
     def step(self, chunk, state):
         """One 576-sample window (context + step): the post-ReLU activations of each site, and the new state."""
