@@ -37,7 +37,7 @@ def read_wav(path):
         with wave.open(path) as w:
             width, channels, rate, frames = w.getsampwidth(), w.getnchannels(), w.getframerate(), w.readframes(w.getnframes())
     except (OSError, EOFError, wave.Error) as error:
-        raise SystemExit(f"{path}: not a readable WAV file ({error or type(error).__name__})")
+        raise SystemExit(f"{path}: not a readable WAV file ({str(error) or type(error).__name__})")
     if width != 2:
         raise SystemExit(f"{path}: {8 * width}-bit samples; this reader takes 16-bit PCM")
     x = np.frombuffer(frames, dtype="<i2").reshape(-1, channels)[:, 0].astype(np.float32) / 32768.0
