@@ -429,11 +429,13 @@ Plan make_plan(const WorkloadModel& model, const Machine& machine, const Request
         if (a.fits()) chosen = std::move(a), level = levels[l];
         else last = std::move(a);
     }
-    if (chosen && request.kind == GREY_WORKLOAD_LLM_INFERENCE && request.kv == "auto" && level.kv == "f16" && planner.has_gpu() &&
-        planner.bulk_weights(*chosen).second > 0) {
-        const Level int8{level.weights, "int8"};
-        Attempt a = planner.attempt(int8, recommend ? 1u : request.batch);
-        if (a.fits() && planner.bulk_weights(a).first > planner.bulk_weights(*chosen).first) chosen = std::move(a), level = int8;
+    if (chosen && request.kind == GREY_WORKLOAD_LLM_INFERENCE && request.kv == "auto" && level.kv == "f16" && planner.has_gpu()) {
+        const auto [gpu_bytes, host_bytes] = planner.bulk_weights(*chosen);
+        if (host_bytes > 0) {
+            const Level int8{level.weights, "int8"};
+            Attempt a = planner.attempt(int8, recommend ? 1u : request.batch);
+            if (a.fits() && planner.bulk_weights(a).first > gpu_bytes) chosen = std::move(a), level = int8;
+        }
     }
     if (!chosen) {
         std::string where;

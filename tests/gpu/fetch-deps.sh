@@ -82,7 +82,8 @@ PY
 # Real ReLU activations for the bitmask codec (bench/codec_gpu_bench.py --activations): Silero VAD (the model
 # part's) on the recorded speech Debian's alsa-utils ships (/usr/share/sounds/alsa: nine WAV files).
 sounds=$(mktemp -d)
-(cd "$sounds" && apt-get download alsa-utils >/dev/null 2>&1) && dpkg-deb -x "$sounds"/alsa-utils_*.deb "$sounds/x"
+(cd "$sounds" && apt-get download alsa-utils >/dev/null)
+dpkg-deb -x "$sounds"/alsa-utils_*.deb "$sounds/x"
 python3 bench/relu_activations.py --model .deps/model/silero_vad_16k.safetensors \
     --out .deps/nvcomp/silero-relu-activations.safetensors "$sounds"/x/usr/share/sounds/alsa/*.wav
 rm -rf "$sounds"
