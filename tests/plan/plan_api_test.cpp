@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <fstream>
+#include <initializer_list>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -371,36 +372,36 @@ struct OldWorkload {
     }
 };
 
-TEST_F(PlanApi, KvPrecisionNames) {
-    grey_kv_precision p = GREY_KV_PRECISION_AUTO;
-    for (const char* name : {"auto", "f16", "int8", "int4", "int2"}) {
-        ASSERT_EQ(grey_kv_precision_from_name(name, &p), GREY_OK) << name;
-        EXPECT_STREQ(grey_kv_precision_name(p), name);
+// A name function and its inverse: every name in `names` (the enum's values in order) round-trips, and
+// `bad` is refused with the names listed, leaving the output as it was.
+template <typename E>
+void expect_name_round_trip(grey_status (*from_name)(const char*, E*), const char* (*name_of)(E), std::initializer_list<const char*> names,
+                            const char* bad, const std::string& refusal) {
+    E value{};
+    for (const char* name : names) {
+        ASSERT_EQ(from_name(name, &value), GREY_OK) << name;
+        EXPECT_STREQ(name_of(value), name);
     }
-    EXPECT_EQ(p, GREY_KV_PRECISION_INT2);
-    EXPECT_EQ(grey_kv_precision_from_name("q8_0", &p), GREY_ERROR_INVALID_ARGUMENT);
-    EXPECT_NE(std::string(grey_last_error()).find("auto, f16, int8, int4, int2"), std::string::npos) << grey_last_error();
-    EXPECT_EQ(p, GREY_KV_PRECISION_INT2);  // untouched on failure
-    EXPECT_EQ(grey_kv_precision_from_name(nullptr, &p), GREY_ERROR_INVALID_ARGUMENT);
-    EXPECT_EQ(grey_kv_precision_name(static_cast<grey_kv_precision>(5)), nullptr);
+    const E last = value;
+    EXPECT_EQ(from_name(bad, &value), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(grey_last_error()).find(refusal), std::string::npos) << grey_last_error();
+    EXPECT_EQ(value, last);  // untouched on failure
+    EXPECT_EQ(from_name(nullptr, &value), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(from_name(*names.begin(), nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(name_of(static_cast<E>(names.size())), nullptr);
+}
+
+TEST_F(PlanApi, KvPrecisionNames) {
+    expect_name_round_trip(grey_kv_precision_from_name, grey_kv_precision_name, {"auto", "f16", "int8", "int4", "int2"}, "q8_0",
+                           "'q8_0' is not a KV precision (auto, f16, int8, int4, int2)");
     const grey_workload w = GREY_WORKLOAD_INIT;
     EXPECT_EQ(w.kv_precision, GREY_KV_PRECISION_AUTO);
     EXPECT_EQ(w.struct_size, sizeof(grey_workload));
 }
 
 TEST_F(PlanApi, KvRuntimeNames) {
-    grey_kv_runtime r = GREY_KV_RUNTIME_LIBGREY;
-    for (const char* name : {"libgrey", "llama-cpp"}) {
-        ASSERT_EQ(grey_kv_runtime_from_name(name, &r), GREY_OK) << name;
-        EXPECT_STREQ(grey_kv_runtime_name(r), name);
-    }
-    EXPECT_EQ(r, GREY_KV_RUNTIME_LLAMA_CPP);
-    EXPECT_EQ(grey_kv_runtime_from_name("llama.cpp", &r), GREY_ERROR_INVALID_ARGUMENT);
-    EXPECT_NE(std::string(grey_last_error()).find("'llama.cpp' is not a KV runtime (libgrey, llama-cpp)"), std::string::npos) << grey_last_error();
-    EXPECT_EQ(r, GREY_KV_RUNTIME_LLAMA_CPP);  // untouched on failure
-    EXPECT_EQ(grey_kv_runtime_from_name(nullptr, &r), GREY_ERROR_INVALID_ARGUMENT);
-    EXPECT_EQ(grey_kv_runtime_from_name("libgrey", nullptr), GREY_ERROR_INVALID_ARGUMENT);
-    EXPECT_EQ(grey_kv_runtime_name(static_cast<grey_kv_runtime>(2)), nullptr);
+    expect_name_round_trip(grey_kv_runtime_from_name, grey_kv_runtime_name, {"libgrey", "llama-cpp"}, "llama.cpp",
+                           "'llama.cpp' is not a KV runtime (libgrey, llama-cpp)");
     const grey_workload w = GREY_WORKLOAD_INIT;
     EXPECT_EQ(w.kv_runtime, GREY_KV_RUNTIME_LIBGREY);
     // The field took the place of a reserved uint32_t: same offset and size, the struct unchanged.
