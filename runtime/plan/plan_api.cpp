@@ -53,19 +53,21 @@ grey::plan::Request request_of(const grey_workload& w) {
             grey::fail(GREY_ERROR_INVALID_ARGUMENT, "workload->kv_precision " + std::to_string(raw) +
                                                         " is not a grey_kv_precision (auto, f16, int8, int4, int2)");
         const char* name = grey_kv_precision_name(static_cast<grey_kv_precision>(raw));
+        // The same for kv_runtime, which was a reserved uint32_t: any value may lie there.
         const int64_t raw_runtime = grey::raw_enum(w.kv_runtime);
-        if (grey_kv_runtime_name(w.kv_runtime) == nullptr)
+        if (raw_runtime < GREY_KV_RUNTIME_LIBGREY || raw_runtime > GREY_KV_RUNTIME_LLAMA_CPP)
             grey::fail(GREY_ERROR_INVALID_ARGUMENT, "workload->kv_runtime " + std::to_string(raw_runtime) +
                                                         " is not a grey_kv_runtime (libgrey, llama-cpp)");
+        const auto kv_runtime = static_cast<grey_kv_runtime>(raw_runtime);
         if (raw != GREY_KV_PRECISION_AUTO && w.kind != GREY_WORKLOAD_LLM_INFERENCE)
             grey::fail(GREY_ERROR_INVALID_ARGUMENT, std::string("workload->kv_precision ") + name + " asks for a KV cache, which workload " +
                                                         grey_workload_kind_name(w.kind) + " has none of: leave it auto");
         if (raw_runtime != GREY_KV_RUNTIME_LIBGREY && w.kind != GREY_WORKLOAD_LLM_INFERENCE)
-            grey::fail(GREY_ERROR_INVALID_ARGUMENT, std::string("workload->kv_runtime ") + grey_kv_runtime_name(w.kv_runtime) +
+            grey::fail(GREY_ERROR_INVALID_ARGUMENT, std::string("workload->kv_runtime ") + grey_kv_runtime_name(kv_runtime) +
                                                         " sizes a KV cache, which workload " + grey_workload_kind_name(w.kind) +
                                                         " has none of: leave it libgrey");
         kv = name;
-        runtime = w.kv_runtime;
+        runtime = kv_runtime;
     }
     return {w.kind, w.context, w.batch, w.tenants == 0 ? 1u : w.tenants, kv, runtime};
 }
