@@ -354,10 +354,12 @@ def kv_fa_args(emitted):
 
 
 def plan_command(base, model, devices, ctx, plan_yaml, kv_precision=None):
-    """greyctl plan's command line for the run; kv_precision None leaves greyctl's default (auto)."""
+    """greyctl plan's command line for the run; kv_precision None leaves greyctl's default (auto). The plan
+    is run by llama.cpp, so its KV cache is sized as llama.cpp stores it (q8_0/q4_0, the context padded
+    to 256): with only --output greyctl would size it for libgrey's larger formats."""
     kv = ["--kv-precision", kv_precision] if kv_precision else []
     return base + ["--workload", "llm-inference", "--model", model, "--devices", devices, "--context", str(ctx), "--batch", "1"] + kv + [
-        "--output", plan_yaml, "--force"]
+        "--kv-runtime", "llama-cpp", "--output", plan_yaml, "--force"]
 
 
 def cmd_run(a):

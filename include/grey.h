@@ -2364,6 +2364,26 @@ GREY_API const char* grey_kv_precision_name(grey_kv_precision precision);
  * the names for any other. Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_kv_precision_from_name(const char* name, grey_kv_precision* out_precision);
 
+/* The runtime that will hold the KV cache (grey_workload.kv_runtime): its cache formats set the bytes a
+ * planned precision takes. Since 0.2. */
+typedef enum grey_kv_runtime {
+    GREY_KV_RUNTIME_LIBGREY = 0,    /* libgrey's KV compressor (grey_kv_format): per element f16 2 bytes,
+                                       int8 1.25, int4 0.75, int2 0.5 (codes plus an fp32 scale and
+                                       minimum per group of 32) */
+    GREY_KV_RUNTIME_LLAMA_CPP = 1,  /* llama.cpp's cache types: f16, q8_0 for int8 (34 bytes per 32
+                                       elements), q4_0 for int4 (18 per 32); no 2-bit type, so int2 is
+                                       never planned. Its cache holds the context padded up to a
+                                       multiple of 256 tokens per sequence, as llama.cpp allocates it */
+    GREY_KV_RUNTIME_FORCE32 = 0x7FFFFFFF
+} grey_kv_runtime;
+
+/* "libgrey", "llama-cpp"; NULL for an unknown value. Static storage. Since 0.2. */
+GREY_API const char* grey_kv_runtime_name(grey_kv_runtime runtime);
+
+/* The runtime named `name` (as grey_kv_runtime_name spells it); GREY_ERROR_INVALID_ARGUMENT listing the
+ * names for any other. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_kv_runtime_from_name(const char* name, grey_kv_runtime* out_runtime);
+
 /* What a tensor does, from its name (GGUF's and the common safetensors families'). Since 0.2. */
 typedef enum grey_tensor_role {
     GREY_TENSOR_ROLE_OTHER = 0,
@@ -2396,21 +2416,26 @@ typedef struct grey_workload {
                                         by default. A caller whose struct_size ends before this field
                                         gets the ladder without its int8 rule (f16 first, quantized KV
                                         only when nothing fits otherwise). Since 0.2 */
-    uint32_t reserved0;       /* must be 0 */
+    grey_kv_runtime kv_runtime;      /* whose cache formats size the KV cache; llm-inference only (any
+                                        other kind: LIBGREY); GREY_KV_RUNTIME_LIBGREY by default. Since
+                                        0.2 (the field was reserved, always 0, before: such callers get
+                                        libgrey's formats) */
 } grey_workload;
 
 #define GREY_WORKLOAD_INIT \
-    { (uint32_t)sizeof(grey_workload), GREY_WORKLOAD_LLM_INFERENCE, 0u, 0u, 1u, GREY_KV_PRECISION_AUTO, 0u }
+    { (uint32_t)sizeof(grey_workload), GREY_WORKLOAD_LLM_INFERENCE, 0u, 0u, 1u, GREY_KV_PRECISION_AUTO, GREY_KV_RUNTIME_LIBGREY }
 
 /* Plans the model at `model_path` (GGUF or safetensors; a safetensors file's config.json is read from
  * its folder when there) for `workload` on a machine: the one described by `devices_path` (a devices
  * file, docs/plan.md) when not NULL, else the devices `context` detects (then `context` is required).
- * A model that does not fit even at the last step (q4_0 weights, int2 KV; with a fixed
- * workload->kv_precision, q4_0 weights and that precision) fails with GREY_ERROR_OUT_OF_MEMORY saying
- * how much is missing on which device ("needs 11.2 GiB more on CUDA0 even with q4_0 weights and int2
- * KV ..."); an unreadable devices file with GREY_ERROR_CONFIG naming file and line; a kv_precision that
- * is not a grey_kv_precision, or other than AUTO for a workload without a KV cache, or a non-zero
- * reserved0, with GREY_ERROR_INVALID_ARGUMENT. `*out_plan` receives the plan; destroy it with
+ * A model that does not fit even at the last step (q4_0 weights, int2 KV, or int4 KV for
+ * GREY_KV_RUNTIME_LLAMA_CPP; with a fixed workload->kv_precision, q4_0 weights and that precision) fails
+ * with GREY_ERROR_OUT_OF_MEMORY saying how much is missing on which device ("needs 11.2 GiB more on
+ * CUDA0 even with q4_0 weights and int2 KV ..."); an unreadable devices file with GREY_ERROR_CONFIG
+ * naming file and line; a kv_precision that is not a grey_kv_precision, or other than AUTO for a
+ * workload without a KV cache, a kv_runtime that is not a grey_kv_runtime, or other than LIBGREY for
+ * a workload without a KV cache, or a kv_precision the kv_runtime has no cache type for (int2 with
+ * llama.cpp), with GREY_ERROR_INVALID_ARGUMENT. `*out_plan` receives the plan; destroy it with
  * grey_plan_destroy. Thread-safe. Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_plan_create(grey_context* context, const char* model_path,
                                                      const grey_workload* workload, const char* devices_path,
@@ -2461,7 +2486,9 @@ typedef struct grey_plan_summary {
     uint64_t tensor_count;
     uint32_t kv_quantized;          /* non-zero: the KV cache is in kv_format; zero: f16 (or no cache) */
     grey_kv_format kv_format;
-    uint64_t kv_bytes;              /* the whole cache: batch sequences of context tokens */
+    uint64_t kv_bytes;              /* the whole cache: batch sequences of context tokens (for
+                                       GREY_KV_RUNTIME_LLAMA_CPP, of the context padded as llama.cpp
+                                       pads it) */
     uint64_t kv_bytes_per_token;    /* one token of one sequence, every layer */
     uint64_t weight_bytes_file;     /* the tensors as stored */
     uint64_t weight_bytes_planned;  /* after the plan's quantization */

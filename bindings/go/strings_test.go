@@ -112,6 +112,7 @@ var stringCalls = map[string]func(s []string) error{
 	},
 	"grey_workload_kind_from_name": func(s []string) error { return capi.Grey_workload_kind_from_name(s[0], []int{0}) },
 	"grey_kv_precision_from_name":  func(s []string) error { return capi.Grey_kv_precision_from_name(s[0], []int{0}) },
+	"grey_kv_runtime_from_name":    func(s []string) error { return capi.Grey_kv_runtime_from_name(s[0], []int{0}) },
 	"grey_plan_create": func(s []string) error {
 		return capi.Grey_plan_create(capi.SwigcptrGrey_context(0), s[0], capi.NewGrey_workload(), s[1], handle())
 	},

@@ -8,6 +8,7 @@
 #include "plan/workload_model.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,17 +24,31 @@ struct Request {
     // f16 where it puts more weights on the GPUs), "f16-first" (the ladder alone: what a caller gets
     // whose grey_workload predates kv_precision), or a kv_precisions() name, fixed.
     std::string kv = "auto";
+    // Whose cache formats size the KV cache: libgrey's compressor or llama.cpp's cache types.
+    grey_kv_runtime kv_runtime = GREY_KV_RUNTIME_LIBGREY;
 };
 
 inline constexpr uint64_t kDefaultContext = 4096;
 inline constexpr uint32_t kMaxRecommendedBatch = 256;
 
-// The KV precisions, least compressed first: "f16", then grey_kv_format's int8, int4, int2.
+// The KV precisions a runtime stores, least compressed first: "f16", then int8, int4 (and int2, which
+// libgrey's compressor has and llama.cpp's cache types do not), with the bytes an element takes there.
 struct KvPrecision {
     std::string name;       // "f16", "int8", "int4", "int2"
     double bytes_per_element = 2;
 };
-const std::vector<KvPrecision>& kv_precisions();
+const std::vector<KvPrecision>& kv_precisions(grey_kv_runtime runtime);
+
+// The bytes an element of `precision` takes in `runtime`; nullopt when the runtime has no such cache.
+std::optional<double> kv_element_bytes(grey_kv_runtime runtime, const std::string& precision);
+
+// The token slots per sequence `runtime` allocates a KV cache of `context` tokens with.
+uint64_t kv_cells_per_sequence(grey_kv_runtime runtime, uint64_t context);
+
+// One layer's KV cache for `batch` sequences of `context` tokens, and one token's over every layer, in
+// `precision` as `runtime` stores it; 0 for "none" or a precision the runtime lacks.
+uint64_t kv_layer_bytes(const Architecture& arch, grey_kv_runtime runtime, const std::string& precision, uint64_t context, uint32_t batch);
+uint64_t kv_token_bytes(const Architecture& arch, grey_kv_runtime runtime, const std::string& precision);
 
 struct PlacedTensor {
     uint32_t device = 0;     // index into Plan::devices
@@ -59,7 +74,7 @@ struct Plan {
     Request request;                  // context and batch resolved
     bool batch_recommended = false;   // the batch is the planner's recommendation
     std::string kv_precision = "f16"; // "none" for workloads without a KV cache
-    uint64_t kv_bytes_per_token = 0;  // for one sequence, in kv_precision
+    uint64_t kv_bytes_per_token = 0;  // for one sequence, in kv_precision as request.kv_runtime stores it
     std::string weight_format;        // "" when no tensor is quantized, else the format of those that are
     std::vector<Device> devices;      // in the machine's order
     std::vector<DeviceUsage> usage;   // one per device

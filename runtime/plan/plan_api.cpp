@@ -45,6 +45,7 @@ grey::plan::Request request_of(const grey_workload& w) {
     if (w.batch > 65536) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "workload->batch " + std::to_string(w.batch) + " is above 65536");
     if (w.tenants > 1024) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "workload->tenants " + std::to_string(w.tenants) + " is above 1024");
     std::string kv = "f16-first";
+    grey_kv_runtime runtime = GREY_KV_RUNTIME_LIBGREY;
     if (w.struct_size >= sizeof(grey_workload)) {
         // Read as an integer first: a C caller may store any int there.
         const int64_t raw = grey::raw_enum(w.kv_precision);
@@ -52,13 +53,23 @@ grey::plan::Request request_of(const grey_workload& w) {
             grey::fail(GREY_ERROR_INVALID_ARGUMENT, "workload->kv_precision " + std::to_string(raw) +
                                                         " is not a grey_kv_precision (auto, f16, int8, int4, int2)");
         const char* name = grey_kv_precision_name(static_cast<grey_kv_precision>(raw));
-        if (w.reserved0 != 0) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "workload->reserved0 is " + std::to_string(w.reserved0) + "; it must be 0");
+        // The same for kv_runtime, which was a reserved uint32_t: any value may lie there.
+        const int64_t raw_runtime = grey::raw_enum(w.kv_runtime);
+        if (raw_runtime < GREY_KV_RUNTIME_LIBGREY || raw_runtime > GREY_KV_RUNTIME_LLAMA_CPP)
+            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "workload->kv_runtime " + std::to_string(raw_runtime) +
+                                                        " is not a grey_kv_runtime (libgrey, llama-cpp)");
+        const auto kv_runtime = static_cast<grey_kv_runtime>(raw_runtime);
         if (raw != GREY_KV_PRECISION_AUTO && w.kind != GREY_WORKLOAD_LLM_INFERENCE)
             grey::fail(GREY_ERROR_INVALID_ARGUMENT, std::string("workload->kv_precision ") + name + " asks for a KV cache, which workload " +
                                                         grey_workload_kind_name(w.kind) + " has none of: leave it auto");
+        if (raw_runtime != GREY_KV_RUNTIME_LIBGREY && w.kind != GREY_WORKLOAD_LLM_INFERENCE)
+            grey::fail(GREY_ERROR_INVALID_ARGUMENT, std::string("workload->kv_runtime ") + grey_kv_runtime_name(kv_runtime) +
+                                                        " sizes a KV cache, which workload " + grey_workload_kind_name(w.kind) +
+                                                        " has none of: leave it libgrey");
         kv = name;
+        runtime = kv_runtime;
     }
-    return {w.kind, w.context, w.batch, w.tenants == 0 ? 1u : w.tenants, kv};
+    return {w.kind, w.context, w.batch, w.tenants == 0 ? 1u : w.tenants, kv, runtime};
 }
 
 void hand_out(grey::plan::Plan plan, grey_plan** out_plan) {
@@ -123,6 +134,19 @@ grey_status grey_kv_precision_from_name(const char* name, grey_kv_precision* out
     return enum_from_name(name, out_precision, "out_precision",
                           {GREY_KV_PRECISION_AUTO, GREY_KV_PRECISION_F16, GREY_KV_PRECISION_INT8, GREY_KV_PRECISION_INT4, GREY_KV_PRECISION_INT2},
                           grey_kv_precision_name, "KV precision");
+}
+
+const char* grey_kv_runtime_name(grey_kv_runtime runtime) {
+    switch (grey::raw_enum(runtime)) {
+        case GREY_KV_RUNTIME_LIBGREY: return "libgrey";
+        case GREY_KV_RUNTIME_LLAMA_CPP: return "llama-cpp";
+        default: return nullptr;
+    }
+}
+
+grey_status grey_kv_runtime_from_name(const char* name, grey_kv_runtime* out_runtime) {
+    return enum_from_name(name, out_runtime, "out_runtime", {GREY_KV_RUNTIME_LIBGREY, GREY_KV_RUNTIME_LLAMA_CPP}, grey_kv_runtime_name,
+                          "KV runtime");
 }
 
 const char* grey_tensor_role_name(grey_tensor_role role) {

@@ -59,6 +59,7 @@ std::string plan_to_yaml(const Plan& p) {
     line(std::string("  batch_recommended: ") + (p.batch_recommended ? "true" : "false"));
     line("  tenants: " + std::to_string(p.request.tenants));
     line("kv:");
+    line(std::string("  runtime: ") + grey_kv_runtime_name(p.request.kv_runtime));
     line("  precision: " + p.kv_precision);
     line("  bytes_per_token: " + std::to_string(p.kv_bytes_per_token));
     line("  bytes: " + std::to_string(p.kv_bytes()));
@@ -193,11 +194,16 @@ Plan read_plan_yaml(const std::string& path) {
     if (workload["batch"].IsDefined() && p.request.batch == 0) in.problem(workload["batch"], "workload.batch", "must be at least 1");
     if (workload["tenants"].IsDefined() && p.request.tenants == 0) in.problem(workload["tenants"], "workload.tenants", "must be at least 1");
 
-    const YAML::Node kv = section("kv", {"precision", "bytes_per_token", "bytes"});
+    const YAML::Node kv = section("kv", {"runtime", "precision", "bytes_per_token", "bytes"});
+    // Absent in plans written before the field: those were sized for libgrey's formats.
+    const std::string runtime = in.text(kv, "kv", "runtime", "libgrey");
+    if (grey_kv_runtime_from_name(runtime.c_str(), &p.request.kv_runtime) != GREY_OK)
+        in.problem(kv["runtime"], "kv.runtime", "'" + runtime + "' is not libgrey or llama-cpp");
     p.kv_precision = in.text(kv, "kv", "precision");
-    bool known_kv = p.kv_precision == "none";
-    for (const auto& k : kv_precisions()) known_kv = known_kv || k.name == p.kv_precision;
+    const bool known_kv = p.kv_precision == "none" || kv_element_bytes(GREY_KV_RUNTIME_LIBGREY, p.kv_precision);
     if (!known_kv && kv["precision"].IsDefined()) in.problem(kv["precision"], "kv.precision", "'" + p.kv_precision + "' is not none, f16, int8, int4 or int2");
+    else if (known_kv && p.kv_precision != "none" && !kv_element_bytes(p.request.kv_runtime, p.kv_precision))
+        in.problem(kv["precision"], "kv.precision", p.kv_precision + " is no cache type of kv.runtime " + runtime);
     p.kv_bytes_per_token = in.unsigned_integer(kv, "kv", "bytes_per_token");
     const uint64_t kv_total = in.unsigned_integer(kv, "kv", "bytes");
 
@@ -320,6 +326,15 @@ Plan read_plan_yaml(const std::string& path) {
         if (file_sum != file_total) in.problem(weights["file_bytes"], "weights.file_bytes", "is not the sum of the tensors' file_bytes (" + std::to_string(file_sum) + ")");
         if (planned_sum != planned_total) in.problem(weights["planned_bytes"], "weights.planned_bytes", "is not the sum of the tensors' bytes (" + std::to_string(planned_sum) + ")");
         if (kv_total != p.kv_bytes()) in.problem(kv["bytes"], "kv.bytes", "is not the sum of the devices' kv_bytes (" + std::to_string(p.kv_bytes()) + ")");
+        // The cache as the runtime stores it: a runtime or precision edited alone is caught.
+        const uint64_t per_token = kv_token_bytes(p.arch, p.request.kv_runtime, p.kv_precision);
+        if (p.kv_bytes_per_token != per_token)
+            in.problem(kv["bytes_per_token"], "kv.bytes_per_token", std::to_string(p.kv_bytes_per_token) + " is not what " + p.kv_precision +
+                                                                        " takes in kv.runtime " + runtime + " (" + std::to_string(per_token) + ")");
+        const uint64_t cache = kv_layer_bytes(p.arch, p.request.kv_runtime, p.kv_precision, p.request.context, p.request.batch) * p.arch.layers;
+        if (kv_total != cache)
+            in.problem(kv["bytes"], "kv.bytes", std::to_string(kv_total) + " is not the cache kv.runtime " + runtime + " holds in " + p.kv_precision +
+                                                    " for the workload's context and batch (" + std::to_string(cache) + ")");
         size_t cpus = 0;
         for (const auto& d : p.devices) cpus += d.type == GREY_DEVICE_CPU;
         if (cpus != 1) in.problem(devices, "devices", "expected exactly one device of type cpu, found " + std::to_string(cpus));

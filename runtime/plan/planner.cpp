@@ -10,9 +10,11 @@
 //     host-resident expert tensor that llama.cpp makes there to process a prompt batch.
 //  3. When something does not fit, the next step of a ladder is tried: the KV cache in int8, then
 //     weights in q8_0, KV in int4, weights in q4_0, KV in int2 (the quantization policy keeps its
-//     critical layers throughout). The first step that fits is the plan; none fitting is an error that
-//     says how much is missing where. A fixed KV precision asked for keeps that precision on every step
-//     (as stored, q8_0, q4_0 weights).
+//     critical layers throughout), skipping a KV precision the runtime that will hold the cache lacks
+//     (llama.cpp has no 2-bit cache type: its ladder ends at q4_0 weights, int4 KV). The first step
+//     that fits is the plan; none fitting is an error that says how much is missing where. A fixed KV
+//     precision asked for keeps that precision on every step (as stored, q8_0, q4_0 weights). The KV
+//     cache is sized as that runtime stores it (kv_precisions, kv_cells_per_sequence).
 //  4. Auto KV: when the first step that fits keeps f16 KV on a machine with a GPU and leaves weights
 //     other than the token embedding in host memory, the same step with int8 KV is tried and taken when
 //     it puts more of those weights on the GPUs: a decode step reads host-resident experts through the
@@ -32,10 +34,29 @@
 
 namespace grey::plan {
 
-const std::vector<KvPrecision>& kv_precisions() {
-    // Codes plus an fp32 scale and minimum per group of 32 (runtime/kv's blocks), per element.
-    static const std::vector<KvPrecision> all{{"f16", 2.0}, {"int8", 1.25}, {"int4", 0.75}, {"int2", 0.5}};
-    return all;
+const std::vector<KvPrecision>& kv_precisions(grey_kv_runtime runtime) {
+    // libgrey: codes plus an fp32 scale and minimum per group of 32 (runtime/kv's blocks), per element.
+    static const std::vector<KvPrecision> libgrey{{"f16", 2.0}, {"int8", 1.25}, {"int4", 0.75}, {"int2", 0.5}};
+    // llama.cpp: the cache types llama_cpp_args names, f16, q8_0 (an fp16 scale and 32 int8 codes, 34
+    // bytes per block of 32) and q4_0 (an fp16 scale and 16 bytes of nibbles, 18 bytes per 32).
+    static const std::vector<KvPrecision> llama_cpp{{"f16", 2.0}, {"int8", 34.0 / 32}, {"int4", 18.0 / 32}};
+    return runtime == GREY_KV_RUNTIME_LLAMA_CPP ? llama_cpp : libgrey;
+}
+
+std::optional<double> kv_element_bytes(grey_kv_runtime runtime, const std::string& precision) {
+    for (const auto& p : kv_precisions(runtime))
+        if (p.name == precision) return p.bytes_per_element;
+    return std::nullopt;
+}
+
+uint64_t kv_cells_per_sequence(grey_kv_runtime runtime, uint64_t context) {
+    if (runtime != GREY_KV_RUNTIME_LLAMA_CPP) return context;
+    // llama_context pads n_ctx (the -c llama_cpp_args gives, context x batch) to a multiple of 256 and,
+    // with a stream per sequence (-np, kv_unified off), each sequence's n_ctx_seq = n_ctx / n_seq_max to
+    // a multiple of 256 again; the cache holds n_ctx_seq cells per stream. That is the context itself
+    // padded to 256: pad(context x batch, 256) / batch never exceeds pad(context, 256).
+    constexpr uint64_t kPad = 256;
+    return context > UINT64_MAX - kPad ? context : (context + kPad - 1) / kPad * kPad;
 }
 
 uint64_t Plan::kv_bytes() const noexcept {
@@ -58,6 +79,20 @@ constexpr uint64_t kHuge = uint64_t{1} << 62;
 uint64_t saturate(double bytes) { return bytes >= static_cast<double>(kHuge) || !(bytes >= 0) ? kHuge : static_cast<uint64_t>(bytes); }
 uint64_t add(uint64_t a, uint64_t b) { return std::min(a + std::min(b, kHuge), kHuge); }
 
+}  // namespace
+
+uint64_t kv_layer_bytes(const Architecture& arch, grey_kv_runtime runtime, const std::string& precision, uint64_t context, uint32_t batch) {
+    const double row = std::ceil(kv_element_bytes(runtime, precision).value_or(0) * arch.kv_heads *
+                                 (static_cast<double>(arch.key_length) + arch.value_length));
+    return saturate(row * static_cast<double>(kv_cells_per_sequence(runtime, context)) * batch);
+}
+
+uint64_t kv_token_bytes(const Architecture& arch, grey_kv_runtime runtime, const std::string& precision) {
+    return saturate(std::ceil(kv_element_bytes(runtime, precision).value_or(0) * static_cast<double>(arch.kv_elements_per_token())));
+}
+
+namespace {
+
 struct Level {
     std::string weights;  // "" or a format name
     std::string kv;       // a kv_precisions() name, or "none"
@@ -67,13 +102,10 @@ std::vector<Level> ladder(const Request& request) {
     if (request.kind == GREY_WORKLOAD_TRAINING) return {{"", "none"}};
     if (request.kind == GREY_WORKLOAD_INFERENCE) return {{"", "none"}, {"q8_0", "none"}, {"q4_0", "none"}};
     if (request.kv != "auto" && request.kv != "f16-first") return {{"", request.kv}, {"q8_0", request.kv}, {"q4_0", request.kv}};
-    return {{"", "f16"}, {"", "int8"}, {"q8_0", "int8"}, {"q8_0", "int4"}, {"q4_0", "int4"}, {"q4_0", "int2"}};
-}
-
-double kv_element_bytes(const std::string& name) {
-    for (const auto& p : kv_precisions())
-        if (p.name == name) return p.bytes_per_element;
-    return 0;
+    std::vector<Level> steps{{"", "f16"}, {"", "int8"}, {"q8_0", "int8"}, {"q8_0", "int4"}, {"q4_0", "int4"}, {"q4_0", "int2"}};
+    // A step whose KV precision the runtime has no cache type for is one it could never run.
+    std::erase_if(steps, [&](const Level& l) { return !kv_element_bytes(request.kv_runtime, l.kv); });
+    return steps;
 }
 
 uint64_t elements_of(const TensorInfo& t) {
@@ -240,10 +272,7 @@ public:
         Attempt a;
         std::vector<std::string> formats;
         const auto& bytes = cached_weight_bytes(level.weights, formats);
-        const double kv_elem = kv_element_bytes(level.kv);
-        const uint64_t per_layer_kv = saturate(
-            std::ceil(kv_elem * model_.arch.kv_heads * (static_cast<double>(model_.arch.key_length) + model_.arch.value_length)) *
-            static_cast<double>(request_.context) * batch);
+        const uint64_t per_layer_kv = kv_layer_bytes(model_.arch, request_.kv_runtime, level.kv, request_.context, batch);
         a.placed.resize(model_.tensors.size());
         a.usage.resize(machine_.devices.size());
         for (size_t d = 0; d < machine_.devices.size(); ++d) {
@@ -370,6 +399,10 @@ void check_request(const WorkloadModel& model, const Machine& machine, const Req
                                                                  "layers, KV heads and head size");
     }
     if (model.tensors.empty()) fail(GREY_ERROR_INVALID_ARGUMENT, "'" + model.path + "' holds no tensor");
+    if (request.kv != "auto" && request.kv != "f16-first" && request.kind == GREY_WORKLOAD_LLM_INFERENCE &&
+        !kv_element_bytes(request.kv_runtime, request.kv))
+        fail(GREY_ERROR_INVALID_ARGUMENT, "KV precision " + request.kv + " cannot be planned for KV runtime " + grey_kv_runtime_name(request.kv_runtime) +
+                                              ": llama.cpp has no 2-bit KV cache type (its smallest is q4_0, int4)");
 }
 
 // Bytes read per step from each device, and the steps per second its bandwidth allows.
@@ -469,8 +502,7 @@ Plan make_plan(const WorkloadModel& model, const Machine& machine, const Request
     plan.weight_format = level.weights;
     if (std::none_of(chosen->placed.begin(), chosen->placed.end(), [](const PlacedTensor& t) { return !t.format.empty(); }))
         plan.weight_format.clear();  // the policy found nothing to quantize (a quantized file): as stored
-    if (plan.kv_precision != "none")
-        plan.kv_bytes_per_token = saturate(std::ceil(kv_element_bytes(plan.kv_precision) * static_cast<double>(model.arch.kv_elements_per_token())));
+    plan.kv_bytes_per_token = kv_token_bytes(model.arch, request.kv_runtime, plan.kv_precision);
     plan.devices = machine.devices;
     plan.usage = std::move(chosen->usage);
     plan.tensors = model.tensors;

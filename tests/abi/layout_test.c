@@ -421,7 +421,7 @@ _Static_assert(offsetof(grey_workload, context) == 8, "grey_workload.context mov
 _Static_assert(offsetof(grey_workload, batch) == 16, "grey_workload.batch moved");
 _Static_assert(offsetof(grey_workload, tenants) == 20, "grey_workload.tenants moved");
 _Static_assert(offsetof(grey_workload, kv_precision) == 24, "grey_workload.kv_precision moved");
-_Static_assert(offsetof(grey_workload, reserved0) == 28, "grey_workload.reserved0 moved");
+_Static_assert(offsetof(grey_workload, kv_runtime) == 28, "grey_workload.kv_runtime moved");
 _Static_assert(sizeof(grey_plan_summary) == 88, "size of grey_plan_summary changed");
 _Static_assert(offsetof(grey_plan_summary, struct_size) == 0, "grey_plan_summary.struct_size moved");
 _Static_assert(offsetof(grey_plan_summary, kind) == 4, "grey_plan_summary.kind moved");
@@ -471,6 +471,8 @@ _Static_assert(GREY_MEMORY_HOST == 0 && GREY_MEMORY_CUDA_DEVICE == 1, "memory ki
 _Static_assert(GREY_WORKLOAD_TRAINING == 2 && GREY_TENSOR_ROLE_OUTPUT == 8, "workload kinds and tensor roles are frozen");
 _Static_assert(GREY_KV_PRECISION_AUTO == 0 && GREY_KV_PRECISION_INT2 == 4 && sizeof(grey_kv_precision) == 4,
                "KV precisions are frozen and 32-bit");
+_Static_assert(GREY_KV_RUNTIME_LIBGREY == 0 && GREY_KV_RUNTIME_LLAMA_CPP == 1 && sizeof(grey_kv_runtime) == 4,
+               "KV runtimes are frozen and 32-bit; LIBGREY is the 0 that callers of the reserved field pass");
 _Static_assert(GREY_OK == 0, "GREY_OK must be 0");
 _Static_assert(GREY_ERROR_INTERNAL == 11, "status values are frozen");
 _Static_assert(GREY_FIELD_THROTTLE_TIME_SYNC_BOOST_NS == 40, "grey_field values are frozen");

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""llama.cpp loads a model with the arguments `greyctl plan --emit llama-cpp` prints.
+"""llama.cpp loads a model with the arguments `greyctl plan --emit llama-cpp` prints, and allocates the KV
+cache a plan for kv.runtime llama-cpp predicts (f16 and q8_0, one and two sequences, a context llama.cpp
+pads to 256).
 
     llama_cpp_load_test.py GREYCTL
 
@@ -9,7 +11,9 @@ says so. A CPU build gets a plan for a CPU-only devices file; with
 $LLAMA_CPP_GPU_MEMORY_GIB set (a CUDA build), the plan is for one GPU named CUDA0 with that much memory (a small value,
 such as 0.004, sends some experts to the host).
 """
+import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -45,7 +49,29 @@ def main():
         print("FAIL: llama.cpp did not load the model with the emitted arguments")
         return 1
     print("ok: llama.cpp loaded the model and generated with the plan's arguments")
-    return 0
+    return check_kv_sizes(greyctl, cli, model, devices)
+
+
+def check_kv_sizes(greyctl, cli, model, devices):
+    """The KV cache a plan for kv.runtime llama-cpp sizes is the one llama.cpp allocates: its log's
+    "llama_kv_cache: size = X MiB (N cells, ...)" at a context that is not a multiple of 256 (llama.cpp
+    pads it), one and two sequences, f16 and q8_0."""
+    failed = 0
+    for precision in ("f16", "int8"):
+        for batch in ("1", "2"):
+            asked = ["--model", model, "--devices", devices, "--context", "1000", "--batch", batch, "--kv-precision", precision]
+            plan = json.loads(subprocess.run([greyctl, "--no-env", "plan", "--json", "--kv-runtime", "llama-cpp", *asked], check=True,
+                                             capture_output=True, text=True).stdout)
+            emitted = subprocess.run([greyctl, "--no-env", "plan", "--emit", "llama-cpp", *asked], check=True, capture_output=True,
+                                     text=True).stdout
+            command = [cli, "-m", model, *shlex.split(emitted), "-n", "1", "-p", "hello", "-no-cnv", "--no-warmup", "--temp", "0", "-lv", "4"]
+            r = subprocess.run(command, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+            logged = re.search(r"llama_kv_cache: size = +([0-9.]+) MiB \( *(\d+) cells", r.stderr + r.stdout)
+            want = (f"{plan['kv']['bytes'] / 1048576:.2f}", "1024")
+            got = logged.groups() if logged else None
+            print(f"{'ok  ' if got == want else 'FAIL'} KV {precision}, batch {batch}, context 1000: plan {want}, llama.cpp {got}")
+            failed += got != want
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

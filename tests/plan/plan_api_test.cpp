@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <fstream>
+#include <initializer_list>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -367,25 +368,44 @@ struct OldWorkload {
     OldWorkload() {
         w.struct_size = offsetof(grey_workload, kv_precision);
         w.kv_precision = static_cast<grey_kv_precision>(0x5A5A);
-        w.reserved0 = 0xA5A5;
+        w.kv_runtime = static_cast<grey_kv_runtime>(0xA5A5);
     }
 };
 
-TEST_F(PlanApi, KvPrecisionNames) {
-    grey_kv_precision p = GREY_KV_PRECISION_AUTO;
-    for (const char* name : {"auto", "f16", "int8", "int4", "int2"}) {
-        ASSERT_EQ(grey_kv_precision_from_name(name, &p), GREY_OK) << name;
-        EXPECT_STREQ(grey_kv_precision_name(p), name);
+// A name function and its inverse: every name in `names` (the enum's values in order) round-trips, and
+// `bad` is refused with the names listed, leaving the output as it was.
+template <typename E>
+void expect_name_round_trip(grey_status (*from_name)(const char*, E*), const char* (*name_of)(E), std::initializer_list<const char*> names,
+                            const char* bad, const std::string& refusal) {
+    E value{};
+    for (const char* name : names) {
+        ASSERT_EQ(from_name(name, &value), GREY_OK) << name;
+        EXPECT_STREQ(name_of(value), name);
     }
-    EXPECT_EQ(p, GREY_KV_PRECISION_INT2);
-    EXPECT_EQ(grey_kv_precision_from_name("q8_0", &p), GREY_ERROR_INVALID_ARGUMENT);
-    EXPECT_NE(std::string(grey_last_error()).find("auto, f16, int8, int4, int2"), std::string::npos) << grey_last_error();
-    EXPECT_EQ(p, GREY_KV_PRECISION_INT2);  // untouched on failure
-    EXPECT_EQ(grey_kv_precision_from_name(nullptr, &p), GREY_ERROR_INVALID_ARGUMENT);
-    EXPECT_EQ(grey_kv_precision_name(static_cast<grey_kv_precision>(5)), nullptr);
+    const E last = value;
+    EXPECT_EQ(from_name(bad, &value), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(grey_last_error()).find(refusal), std::string::npos) << grey_last_error();
+    EXPECT_EQ(value, last);  // untouched on failure
+    EXPECT_EQ(from_name(nullptr, &value), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(from_name(*names.begin(), nullptr), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(name_of(static_cast<E>(names.size())), nullptr);
+}
+
+TEST_F(PlanApi, KvPrecisionNames) {
+    expect_name_round_trip(grey_kv_precision_from_name, grey_kv_precision_name, {"auto", "f16", "int8", "int4", "int2"}, "q8_0",
+                           "'q8_0' is not a KV precision (auto, f16, int8, int4, int2)");
     const grey_workload w = GREY_WORKLOAD_INIT;
     EXPECT_EQ(w.kv_precision, GREY_KV_PRECISION_AUTO);
     EXPECT_EQ(w.struct_size, sizeof(grey_workload));
+}
+
+TEST_F(PlanApi, KvRuntimeNames) {
+    expect_name_round_trip(grey_kv_runtime_from_name, grey_kv_runtime_name, {"libgrey", "llama-cpp"}, "llama.cpp",
+                           "'llama.cpp' is not a KV runtime (libgrey, llama-cpp)");
+    const grey_workload w = GREY_WORKLOAD_INIT;
+    EXPECT_EQ(w.kv_runtime, GREY_KV_RUNTIME_LIBGREY);
+    // The field took the place of a reserved uint32_t: same offset and size, the struct unchanged.
+    static_assert(offsetof(grey_workload, kv_runtime) == 28 && sizeof(grey_kv_runtime) == 4 && sizeof(grey_workload) == 32);
 }
 
 TEST_F(PlanApi, KvPrecisionBadValuesAreRefused) {
@@ -403,9 +423,19 @@ TEST_F(PlanApi, KvPrecisionBadValuesAreRefused) {
     const int32_t minus_one = -1;  // as a C caller may store it: no C++ enum holds -1 here
     std::memcpy(&w.kv_precision, &minus_one, sizeof minus_one);
     refused(w, "workload->kv_precision -1 is not a grey_kv_precision");
+    // kv_runtime, reserved (always 0) before it: an unknown value is refused, not read as libgrey.
     w = GREY_WORKLOAD_INIT;
-    w.reserved0 = 3;
-    refused(w, "workload->reserved0 is 3; it must be 0");
+    w.kv_runtime = static_cast<grey_kv_runtime>(3);
+    refused(w, "workload->kv_runtime 3 is not a grey_kv_runtime (libgrey, llama-cpp)");
+    std::memcpy(&w.kv_runtime, &minus_one, sizeof minus_one);
+    refused(w, "workload->kv_runtime -1 is not a grey_kv_runtime");
+    w = GREY_WORKLOAD_INIT;
+    w.kv_runtime = GREY_KV_RUNTIME_LLAMA_CPP;
+    w.kv_precision = GREY_KV_PRECISION_INT2;
+    refused(w, "KV precision int2 cannot be planned for KV runtime llama-cpp: llama.cpp has no 2-bit KV cache type");
+    w.kind = GREY_WORKLOAD_INFERENCE;
+    w.kv_precision = GREY_KV_PRECISION_AUTO;
+    refused(w, "workload->kv_runtime llama-cpp sizes a KV cache, which workload inference has none of: leave it libgrey");
     w = GREY_WORKLOAD_INIT;
     w.kind = GREY_WORKLOAD_INFERENCE;
     w.kv_precision = GREY_KV_PRECISION_INT8;
@@ -550,6 +580,249 @@ TEST_F(PlanApi, FixedKvPrecisionOnlyVariesWeights) {
     }
     // Some context needed quantized weights to keep a f16 cache (the old ladder would have quantized the KV).
     EXPECT_GT(quantized_weights, 0);
+}
+
+// The runtime that will hold the KV cache (grey_workload.kv_runtime, since 0.2): llama.cpp's cache types
+// are smaller than libgrey's compressor formats (q8_0 34 bytes per 32 elements against 40, q4_0 18 against
+// 24), and llama.cpp pads the context it allocates to a multiple of 256 tokens.
+
+// A GGUF in Qwen3-30B-A3B's layout and size (qwen3moe: 48 layers, hidden 2048, 32 query and 4 KV heads of
+// 128, 128 experts of 768, 8 used, vocabulary 151,936) in Q8_0, 30.2 GiB: the header is written and the
+// data left a hole (the planner reads the metadata alone).
+std::string write_qwen3_30b(const fs::path& dir) {
+    constexpr uint64_t layers = 48, hidden = 2048, heads = 32, kv_heads = 4, head = 128, experts = 128, expert_ffn = 768, vocab = 151936;
+    std::vector<grey::model::MetadataEntry> metadata{
+        {"general.architecture", GgufValue::text("qwen3moe")},
+        {"qwen3moe.block_count", GgufValue::u32(layers)},
+        {"qwen3moe.context_length", GgufValue::u32(40960)},
+        {"qwen3moe.embedding_length", GgufValue::u32(hidden)},
+        {"qwen3moe.attention.head_count", GgufValue::u32(heads)},
+        {"qwen3moe.attention.head_count_kv", GgufValue::u32(kv_heads)},
+        {"qwen3moe.attention.key_length", GgufValue::u32(head)},
+        {"qwen3moe.attention.value_length", GgufValue::u32(head)},
+        {"qwen3moe.expert_count", GgufValue::u32(experts)},
+        {"qwen3moe.expert_used_count", GgufValue::u32(8)},
+    };
+    std::vector<grey::model::DeclaredTensor> tensors;
+    const auto add = [&](std::string name, grey_dtype dtype, std::vector<uint64_t> shape) {
+        tensors.push_back(grey::model::declare_gguf_tensor(std::move(name), dtype, 0, std::move(shape)));
+    };
+    add("token_embd.weight", GREY_DTYPE_Q8_0, {vocab, hidden});
+    for (uint64_t i = 0; i < layers; ++i) {
+        const std::string p = "blk." + std::to_string(i) + ".";
+        add(p + "attn_norm.weight", GREY_DTYPE_F32, {hidden});
+        add(p + "attn_q.weight", GREY_DTYPE_Q8_0, {heads * head, hidden});
+        add(p + "attn_k.weight", GREY_DTYPE_Q8_0, {kv_heads * head, hidden});
+        add(p + "attn_v.weight", GREY_DTYPE_Q8_0, {kv_heads * head, hidden});
+        add(p + "attn_output.weight", GREY_DTYPE_Q8_0, {hidden, heads * head});
+        add(p + "attn_q_norm.weight", GREY_DTYPE_F32, {head});
+        add(p + "attn_k_norm.weight", GREY_DTYPE_F32, {head});
+        add(p + "ffn_norm.weight", GREY_DTYPE_F32, {hidden});
+        add(p + "ffn_gate_inp.weight", GREY_DTYPE_F32, {experts, hidden});
+        add(p + "ffn_gate_exps.weight", GREY_DTYPE_Q8_0, {experts, expert_ffn, hidden});
+        add(p + "ffn_up_exps.weight", GREY_DTYPE_Q8_0, {experts, expert_ffn, hidden});
+        add(p + "ffn_down_exps.weight", GREY_DTYPE_Q8_0, {experts, hidden, expert_ffn});
+    }
+    add("output_norm.weight", GREY_DTYPE_F32, {hidden});
+    add("output.weight", GREY_DTYPE_Q8_0, {vocab, hidden});
+    const auto layout = grey::model::layout_gguf(metadata, tensors);
+    const auto path = (dir / "qwen3-30b-a3b-layout.gguf").string();
+    std::ofstream(path, std::ios::binary) << layout.header;
+    fs::resize_file(path, layout.size);
+    return path;
+}
+
+std::string gpu_and_host(uint64_t gpu_bytes) {
+    return "version: 1\ndevices:\n  - {name: CUDA0, type: gpu, memory_bytes: " + std::to_string(gpu_bytes) +
+           ", bandwidth_gbps: 3350, safety_margin: 0}\n"
+           "  - {name: CPU, type: cpu, memory_bytes: 200000000000, bandwidth_gbps: 80, safety_margin: 0}\n";
+}
+
+size_t gpu_expert_tensors(const grey_plan* plan) {
+    size_t n = 0;
+    grey_plan_summary s{};
+    s.struct_size = sizeof s;
+    EXPECT_EQ(grey_plan_summary_get(plan, &s), GREY_OK);
+    for (uint64_t i = 0; i < s.tensor_count; ++i) {
+        grey_plan_tensor t{};
+        t.struct_size = sizeof t;
+        EXPECT_EQ(grey_plan_tensor_get(plan, i, &t), GREY_OK);
+        n += t.role == GREY_TENSOR_ROLE_ROUTED_EXPERTS && t.device == 0;
+    }
+    return n;
+}
+
+std::string yaml_of(const grey_plan* plan) {
+    size_t length = 0;
+    EXPECT_EQ(grey_plan_to_yaml(plan, nullptr, 0, &length), GREY_ERROR_BUFFER_TOO_SMALL);
+    std::string text(length + 1, '\0');
+    EXPECT_EQ(grey_plan_to_yaml(plan, text.data(), text.size(), &length), GREY_OK);
+    text.resize(length);
+    return text;
+}
+
+// At 32,896 tokens (not a multiple of 256) of the Qwen3-30B-A3B layout with int8 KV: 48 layers x 4 KV
+// heads x (128 + 128) = 49,152 elements a token. libgrey's int8 takes 1.25 bytes an element for the
+// context asked; llama.cpp's q8_0 1.0625 for the context it allocates, 33,024 tokens. The 282.75 MiB saved
+// go to routed experts: never fewer expert tensors on the GPU, more on some budgets.
+TEST_F(PlanApi, LlamaCppRuntimeSizesKvAsLlamaCppAllocatesIt) {
+    const auto model = write_qwen3_30b(dir_);
+    constexpr uint64_t context = 32896, padded = 33024, elements = 48 * 4 * (128 + 128);
+    int more_experts = 0, budgets = 0;
+    for (uint64_t gib = 12; gib <= 30; ++gib) {
+        const auto devices = write_devices(gpu_and_host(gib << 30));
+        const auto plan_for = [&](grey_kv_runtime runtime) {
+            grey_workload w = GREY_WORKLOAD_INIT;
+            w.context = context;
+            w.batch = 1;
+            w.kv_precision = GREY_KV_PRECISION_INT8;
+            w.kv_runtime = runtime;
+            grey_plan* raw = nullptr;
+            EXPECT_EQ(grey_plan_create(nullptr, model.c_str(), &w, devices.c_str(), &raw), GREY_OK) << gib << " GiB: " << grey_last_error();
+            return PlanPtr(raw);
+        };
+        const PlanPtr libgrey = plan_for(GREY_KV_RUNTIME_LIBGREY), llama = plan_for(GREY_KV_RUNTIME_LLAMA_CPP);
+        ASSERT_TRUE(libgrey && llama) << gib;
+        const auto x = placement_of(libgrey.get()), y = placement_of(llama.get());
+        EXPECT_EQ(x.summary.kv_bytes_per_token, elements * 5 / 4) << gib;
+        EXPECT_EQ(x.summary.kv_bytes, elements * context * 5 / 4) << gib;
+        EXPECT_EQ(y.summary.kv_bytes_per_token, elements * 17 / 16) << gib;        // ceil(1.0625 x 49,152) = 52,224
+        EXPECT_EQ(y.summary.kv_bytes, elements * padded * 17 / 16) << gib;          // 1,724,645,376
+        EXPECT_EQ(x.summary.kv_bytes - y.summary.kv_bytes, uint64_t{296'484'864}) << gib;
+        grey_plan_device gpu{};
+        gpu.struct_size = sizeof gpu;
+        ASSERT_EQ(grey_plan_device_get(llama.get(), 0, &gpu), GREY_OK);
+        EXPECT_EQ(gpu.kv_bytes, y.summary.kv_bytes) << gib;  // every layer's cache on the GPU
+        EXPECT_LE(gpu.predicted_bytes, gpu.budget_bytes) << gib;
+        const size_t a = gpu_expert_tensors(libgrey.get()), b = gpu_expert_tensors(llama.get());
+        EXPECT_GE(b, a) << gib << " GiB";
+        EXPECT_GE(y.gpu_expert_bytes, x.gpu_expert_bytes) << gib;
+        more_experts += b > a;
+        budgets += a < 144;  // some experts left on the host
+    }
+    EXPECT_GT(budgets, 10);
+    EXPECT_GT(more_experts, 5);
+}
+
+// llama.cpp has no 2-bit cache type: its ladder ends at q4_0 weights and int4 KV, and the error says so;
+// libgrey's ends at int2. The emitted -c is the context asked (llama.cpp pads it itself).
+TEST_F(PlanApi, LlamaCppRuntimeLadderEndsAtInt4) {
+    const auto model = write_llama(4);
+    const auto devices = write_devices(kOneGpu);
+    const auto create = [&](grey_kv_runtime runtime, uint64_t context, grey_plan** out) {
+        grey_workload w = GREY_WORKLOAD_INIT;
+        w.context = context;
+        w.batch = 1;
+        w.kv_runtime = runtime;
+        return grey_plan_create(nullptr, model.c_str(), &w, devices.c_str(), out);
+    };
+    grey_plan* raw = nullptr;
+    ASSERT_EQ(create(GREY_KV_RUNTIME_LLAMA_CPP, 1u << 20, &raw), GREY_ERROR_OUT_OF_MEMORY);
+    EXPECT_NE(std::string(grey_last_error()).find("even with q4_0 weights and int4 KV (context 1048576, batch 1, 1 tenant)"), std::string::npos)
+        << grey_last_error();
+    ASSERT_EQ(create(GREY_KV_RUNTIME_LIBGREY, 1u << 20, &raw), GREY_ERROR_OUT_OF_MEMORY);
+    EXPECT_NE(std::string(grey_last_error()).find("even with q4_0 weights and int2 KV"), std::string::npos) << grey_last_error();
+    // Contexts where libgrey's ladder reaches int2: llama.cpp's stops at int4 and fits with it or not at all.
+    int int2_for_libgrey = 0;
+    for (uint64_t context = 4096; context <= 65536; context += 2048) {
+        grey_plan *a = nullptr, *b = nullptr;
+        const grey_status sa = create(GREY_KV_RUNTIME_LIBGREY, context, &a), sb = create(GREY_KV_RUNTIME_LLAMA_CPP, context, &b);
+        const PlanPtr pa(a), pb(b);
+        if (sb == GREY_OK) {
+            const auto y = placement_of(b);
+            EXPECT_TRUE(y.summary.kv_quantized == 0 || y.summary.kv_format != GREY_KV_INT2) << context;
+            size_t length = 0;
+            EXPECT_EQ(grey_plan_llama_cpp_args(b, nullptr, 0, &length), y.summary.weight_bytes_planned == y.summary.weight_bytes_file
+                                                                             ? GREY_ERROR_BUFFER_TOO_SMALL
+                                                                             : GREY_ERROR_UNSUPPORTED)
+                << context;
+        } else {
+            EXPECT_EQ(sb, GREY_ERROR_OUT_OF_MEMORY) << context;
+        }
+        if (sa == GREY_OK && placement_of(a).summary.kv_format == GREY_KV_INT2 && placement_of(a).summary.kv_quantized) ++int2_for_libgrey;
+    }
+    EXPECT_GT(int2_for_libgrey, 0);
+    ASSERT_EQ(create(GREY_KV_RUNTIME_LLAMA_CPP, 1000, &raw), GREY_OK) << grey_last_error();
+    const PlanPtr plan(raw);
+    size_t length = 0;
+    ASSERT_EQ(grey_plan_llama_cpp_args(plan.get(), nullptr, 0, &length), GREY_ERROR_BUFFER_TOO_SMALL);
+    std::string args(length + 1, '\0');
+    ASSERT_EQ(grey_plan_llama_cpp_args(plan.get(), args.data(), args.size(), &length), GREY_OK);
+    EXPECT_NE(args.find("\n-c\n1000\n"), std::string::npos) << args;
+    // 4 layers x 2 KV heads x (16 + 16) x 2 bytes (f16) for 1,024 tokens, the 1,000 asked padded to 256.
+    const auto y = placement_of(plan.get());
+    EXPECT_EQ(y.summary.kv_bytes, 4u * 2 * 32 * 2 * 1024);
+    EXPECT_EQ(y.summary.kv_bytes_per_token, 4u * 2 * 32 * 2);
+}
+
+// plan.yaml records kv.runtime; a plan written before the key loads as libgrey's; a runtime or figure
+// edited alone is caught, with the file and line.
+TEST_F(PlanApi, PlanYamlKeepsTheKvRuntime) {
+    const auto model = write_llama(4);
+    const auto devices = write_devices(kOneGpu);
+    const auto make = [&](grey_kv_runtime runtime, grey_kv_precision precision) {
+        grey_workload w = GREY_WORKLOAD_INIT;
+        w.context = 1000;
+        w.batch = 1;
+        w.kv_precision = precision;
+        w.kv_runtime = runtime;
+        grey_plan* raw = nullptr;
+        EXPECT_EQ(grey_plan_create(nullptr, model.c_str(), &w, devices.c_str(), &raw), GREY_OK) << grey_last_error();
+        return PlanPtr(raw);
+    };
+    const auto path = (dir_ / "plan.yaml").string();
+    const auto load = [&](const std::string& text, grey_plan** out) {
+        std::ofstream(path) << text;
+        return grey_plan_load(path.c_str(), out);
+    };
+    const auto line_of = [](const std::string& text, const std::string& line) {
+        const size_t at = text.find("\n" + line + "\n");
+        return at == std::string::npos ? -1 : static_cast<int>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at) + 1, '\n')) + 1;
+    };
+    const auto replaced = [](std::string text, const std::string& from, const std::string& to) {
+        const size_t at = text.find(from);
+        EXPECT_NE(at, std::string::npos) << from;
+        if (at != std::string::npos) text.replace(at, from.size(), to);
+        return text;
+    };
+
+    const PlanPtr llama = make(GREY_KV_RUNTIME_LLAMA_CPP, GREY_KV_PRECISION_INT8);
+    const std::string text = yaml_of(llama.get());
+    EXPECT_NE(text.find("\nkv:\n  runtime: llama-cpp\n  precision: int8\n  bytes_per_token: 272\n  bytes: 278528\n"), std::string::npos) << text;
+    grey_plan* raw = nullptr;
+    ASSERT_EQ(load(text, &raw), GREY_OK) << grey_last_error();
+    PlanPtr loaded(raw);
+    EXPECT_EQ(yaml_of(loaded.get()), text);
+    const auto a = placement_of(llama.get()), b = placement_of(loaded.get());
+    EXPECT_EQ(b.summary.kv_bytes, a.summary.kv_bytes);
+    EXPECT_EQ(b.summary.kv_bytes_per_token, 272u);  // 4 x 2 x 32 x 1.0625
+
+    // Without kv.runtime (a plan file from before it): libgrey's, and written back with the key.
+    const PlanPtr libgrey = make(GREY_KV_RUNTIME_LIBGREY, GREY_KV_PRECISION_INT8);
+    const std::string current = yaml_of(libgrey.get());
+    EXPECT_NE(current.find("\nkv:\n  runtime: libgrey\n  precision: int8\n  bytes_per_token: 320\n  bytes: 320000\n"), std::string::npos) << current;
+    ASSERT_EQ(load(replaced(current, "  runtime: libgrey\n", ""), &raw), GREY_OK) << grey_last_error();
+    loaded.reset(raw);
+    EXPECT_EQ(yaml_of(loaded.get()), current);
+
+    const auto refused = [&](const std::string& edited, const std::string& line, const std::string& says) {
+        grey_plan* out = nullptr;
+        EXPECT_EQ(load(edited, &out), GREY_ERROR_CONFIG) << says;
+        EXPECT_EQ(out, nullptr);
+        const std::string want = path + ":" + std::to_string(line_of(edited, line)) + ": " + says;
+        EXPECT_NE(std::string(grey_last_error()).find(want), std::string::npos) << "wanted " << want << " in " << grey_last_error();
+    };
+    refused(replaced(text, "  runtime: llama-cpp\n", "  runtime: foo\n"), "  runtime: foo", "kv.runtime: 'foo' is not libgrey or llama-cpp");
+    // The libgrey plan said to be llama.cpp's: its int8 figures are libgrey's.
+    refused(replaced(current, "  runtime: libgrey\n", "  runtime: llama-cpp\n"), "  bytes_per_token: 320",
+            "kv.bytes_per_token: 320 is not what int8 takes in kv.runtime llama-cpp (272)");
+    // f16 takes 2 bytes in both, but llama.cpp's cache holds 1,024 tokens for the 1,000.
+    const PlanPtr f16 = make(GREY_KV_RUNTIME_LIBGREY, GREY_KV_PRECISION_F16);
+    refused(replaced(yaml_of(f16.get()), "  runtime: libgrey\n", "  runtime: llama-cpp\n"), "  bytes: 512000",
+            "kv.bytes: 512000 is not the cache kv.runtime llama-cpp holds in f16 for the workload's context and batch (524288)");
+    const PlanPtr int2 = make(GREY_KV_RUNTIME_LIBGREY, GREY_KV_PRECISION_INT2);
+    refused(replaced(yaml_of(int2.get()), "  runtime: libgrey\n", "  runtime: llama-cpp\n"), "  precision: int2",
+            "kv.precision: int2 is no cache type of kv.runtime llama-cpp");
 }
 
 TEST_F(PlanApi, SameInputsSamePlan) {

@@ -146,9 +146,48 @@ def main():
           and args_auto[args_auto.index("-ctv") + 1] == "q8_0" and args_auto[args_auto.index("-fa") + 1] == "on", args_auto)
     pd = plan_json("--model", dense, "--devices", two_gpus, "--context", "4096", "--batch", "1")
     check("kv auto: a dense model that fits keeps f16", pd["kv"]["precision"] == "f16", pd["kv"])
+    # With --emit llama-cpp the plan is sized for llama.cpp's cache, which has no 2-bit type.
     r = greyctl("plan", "--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--kv-precision", "int2", "--emit",
                 "llama-cpp", ok=False)
-    check("kv int2: no llama.cpp cache type", "no KV cache type for the plan's int2" in r.stderr, r.stderr)
+    check("kv int2: refused for llama.cpp's cache", "llama.cpp has no 2-bit KV cache type" in r.stderr, r.stderr)
+    r = greyctl("plan", "--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--kv-precision", "int2", "--kv-runtime",
+                "libgrey", "--emit", "llama-cpp", ok=False)
+    check("kv int2: a libgrey plan has no llama.cpp cache type", "no KV cache type for the plan's int2" in r.stderr, r.stderr)
+
+    # --- the KV runtime: libgrey's compressor formats, or llama.cpp's cache types (q8_0: 34 bytes per 32) ---
+    # 24 layers x 16 heads x (128 + 128) = 98,304 elements a token; 4000 tokens, which llama.cpp pads to 4096.
+    kv_elements = 24 * 16 * 256
+    pl = plan_json("--model", moe, "--devices", one_gpu, "--context", "4000", "--batch", "1", "--kv-precision", "int8", "--kv-runtime", "llama-cpp")
+    check("kv runtime llama-cpp: q8_0 for the padded context", (pl["kv"]["runtime"], pl["kv"]["bytes_per_token"], pl["kv"]["bytes"])
+          == ("llama-cpp", kv_elements * 17 // 16, kv_elements * 17 // 16 * 4096), pl["kv"])
+    pg = plan_json("--model", moe, "--devices", one_gpu, "--context", "4000", "--batch", "1", "--kv-precision", "int8")
+    check("kv runtime: libgrey by default", (pg["kv"]["runtime"], pg["kv"]["bytes_per_token"], pg["kv"]["bytes"])
+          == ("libgrey", kv_elements * 5 // 4, kv_elements * 5 // 4 * 4000), pg["kv"])
+    check("kv runtime llama-cpp: at least as many expert bytes on the GPU", expert_bytes(pl, "CUDA0") >= expert_bytes(pg, "CUDA0"),
+          (expert_bytes(pl, "CUDA0"), expert_bytes(pg, "CUDA0")))
+    check("kv runtime: explicit libgrey is the default", plan_json("--model", moe, "--devices", one_gpu, "--context", "4000", "--batch", "1",
+                                                                  "--kv-precision", "int8", "--kv-runtime", "libgrey") == pg)
+    yl = os.path.join(tmp, "plan-emit.yaml")
+    greyctl("plan", "--model", moe, "--devices", one_gpu, "--context", "4000", "--batch", "1", "--kv-precision", "int8", "--emit", "llama-cpp",
+            "--output", yl)
+    check("kv runtime: llama-cpp by default when the same call emits llama.cpp arguments", plan_json("--plan", yl) == pl)
+    yg = os.path.join(tmp, "plan-output.yaml")
+    greyctl("plan", "--model", moe, "--devices", one_gpu, "--context", "4000", "--batch", "1", "--kv-precision", "int8", "--emit", "llama-cpp",
+            "--kv-runtime", "libgrey", "--output", yg)
+    check("kv runtime: --kv-runtime overrides the --emit default", plan_json("--plan", yg) == pg)
+    check("kv runtime: a libgrey plan still emits (it is the larger)",
+          "-ctk q8_0" in greyctl("plan", "--plan", yg, "--emit", "llama-cpp").stdout)
+    r = greyctl("plan", "--plan", yg, "--kv-runtime", "llama-cpp", ok=False)
+    check("kv runtime: not with --plan (the plan was sized already)", r.returncode == 2 and "--kv-runtime" in r.stderr, (r.returncode, r.stderr))
+    r = greyctl("plan", "--model", moe, "--devices", one_gpu, "--kv-runtime", "vllm", ok=False)
+    check("kv runtime: an unknown runtime is a usage error", r.returncode == 2 and "kv-runtime" in r.stderr, (r.returncode, r.stderr))
+    r = greyctl("plan", "--model", dense, "--devices", small, "--context", "8192", "--batch", "4", "--kv-runtime", "llama-cpp", ok=False)
+    check("kv runtime llama-cpp: the ladder ends at int4", re.search(
+        r"needs \d+\.\d GiB more on CUDA0 even with q4_0 weights and int4 KV \(context 8192, batch 4, 1 tenant\)", r.stderr) is not None, r.stderr)
+    r = greyctl("plan", "--model", moe, "--devices", one_gpu, "--workload", "inference", "--emit", "llama-cpp", ok=False)
+    check("kv runtime: no llama.cpp default for a workload without a KV cache", "for workload llm-inference" in r.stderr, r.stderr)
+    check("kv runtime: --help says when llama-cpp is the default",
+          "llama-cpp with --emit llama-cpp" in greyctl("plan", "--help").stdout.replace("\n", " "))
     r = greyctl("plan", "--model", moe, "--devices", one_gpu, "--workload", "inference", "--kv-precision", "int8", ok=False)
     check("kv: a fixed precision for a workload without a KV cache is refused", "which workload inference has none of" in r.stderr, r.stderr)
     r = greyctl("plan", "--model", moe, "--devices", one_gpu, "--kv-precision", "q8_0", ok=False)

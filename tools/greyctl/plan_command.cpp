@@ -19,6 +19,7 @@ struct PlanOptions {
     uint32_t batch = 0;
     uint32_t tenants = 1;
     std::string kv_precision = "auto";
+    std::string kv_runtime;  // "": llama-cpp when this call emits llama.cpp arguments, else libgrey
     std::string devices;
     std::string output;
     bool force = false;
@@ -50,6 +51,10 @@ PlanPtr make_plan(const GlobalOptions& global, const PlanOptions& o) {
     workload.batch = o.batch;
     workload.tenants = o.tenants;
     check(grey_kv_precision_from_name(o.kv_precision.c_str(), &workload.kv_precision));
+    // A plan made to be run by llama.cpp right away is sized as llama.cpp stores its KV cache.
+    std::string runtime = o.kv_runtime;
+    if (runtime.empty()) runtime = o.emit == "llama-cpp" && workload.kind == GREY_WORKLOAD_LLM_INFERENCE ? "llama-cpp" : "libgrey";
+    check(grey_kv_runtime_from_name(runtime.c_str(), &workload.kv_runtime));
     ContextPtr context;
     if (o.devices.empty()) context = open_context(global, "");
     check(grey_plan_create(context.get(), o.model.c_str(), &workload, o.devices.empty() ? nullptr : o.devices.c_str(), &raw));
@@ -132,6 +137,12 @@ void add_plan_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
                     "(then only the weights are quantized to fit)")
         ->check(CLI::IsMember({"auto", "f16", "int8", "int4", "int2"}))
         ->capture_default_str();
+    cmd->add_option("--kv-runtime", options->kv_runtime,
+                    "Whose cache formats size the KV cache: libgrey (its KV compressor) or llama-cpp (f16, q8_0, q4_0 cache types, "
+                    "no int2; the context padded to 256). Default: llama-cpp with --emit llama-cpp when this call makes the plan, "
+                    "else libgrey")
+        ->check(CLI::IsMember({"libgrey", "llama-cpp"}))
+        ->excludes("--plan");
     cmd->add_option("--devices", options->devices, "A devices file describing the machine (default: the devices detected here)");
     cmd->add_option("-o,--output", options->output, "Write the plan to this plan.yaml");
     cmd->add_flag("--force", options->force, "Replace --output if it exists");

@@ -41,6 +41,7 @@ TEST(EnumNames, EveryValueOfEveryEnumHasADistinctName) {
     expect_names(grey_kv_format_name, GREY_KV_FP8_E4M3);
     expect_names(grey_workload_kind_name, GREY_WORKLOAD_TRAINING);
     expect_names(grey_kv_precision_name, GREY_KV_PRECISION_INT2);
+    expect_names(grey_kv_runtime_name, GREY_KV_RUNTIME_LLAMA_CPP);
     expect_names(grey_tensor_role_name, GREY_TENSOR_ROLE_OUTPUT);
     expect_names(grey_residency_name, GREY_RESIDENCY_COMPRESSED_HOST);
     expect_names(grey_codec_name, GREY_CODEC_BITMASK);
