@@ -2348,8 +2348,10 @@ GREY_API GREY_NODISCARD grey_status grey_workload_kind_from_name(const char* nam
 
 /* The KV cache's precision a plan may choose (grey_workload.kv_precision). Since 0.2. */
 typedef enum grey_kv_precision {
-    GREY_KV_PRECISION_AUTO = 0,  /* the planner's ladder (docs/plan.md, "How a plan is made"): f16 first,
-                                    int8 instead where that puts more weights on the GPUs */
+    GREY_KV_PRECISION_AUTO = 0,  /* the planner's ladder (docs/plan.md, "How a plan is made"): f16 first;
+                                    with GREY_KV_RUNTIME_LIBGREY, int8 instead where that puts more
+                                    weights on the GPUs (llama.cpp's quantized cache is slower to attend
+                                    over, so for it f16 wherever f16 fits) */
     GREY_KV_PRECISION_F16 = 1,   /* these four: that precision whatever fits; only the weights vary */
     GREY_KV_PRECISION_INT8 = 2,
     GREY_KV_PRECISION_INT4 = 3,

@@ -15,10 +15,13 @@
 //     that fits is the plan; none fitting is an error that says how much is missing where. A fixed KV
 //     precision asked for keeps that precision on every step (as stored, q8_0, q4_0 weights). The KV
 //     cache is sized as that runtime stores it (kv_precisions, kv_cells_per_sequence).
-//  4. Auto KV: when the first step that fits keeps f16 KV on a machine with a GPU and leaves weights
-//     other than the token embedding in host memory, the same step with int8 KV is tried and taken when
-//     it puts more of those weights on the GPUs: a decode step reads host-resident experts through the
-//     CPU, so their bytes set its speed, and halving a long context's KV cache frees room for them.
+//  4. Auto KV, for libgrey's KV runtime: when the first step that fits keeps f16 KV on a machine with a
+//     GPU and leaves weights other than the token embedding in host memory, the same step with int8 KV
+//     is tried and taken when it puts more of those weights on the GPUs: a decode step reads
+//     host-resident experts through the CPU, so their bytes set its speed, and halving a long context's
+//     KV cache frees room for them. Not for llama.cpp's: its attention over a q8_0 cache decoded slower
+//     than over f16 by more than the experts the room moved gained (bench/RESULTS.md), so there auto
+//     keeps f16 wherever f16 fits.
 #include "plan/plan.hpp"
 
 #include "core/error.hpp"
@@ -462,7 +465,8 @@ Plan make_plan(const WorkloadModel& model, const Machine& machine, const Request
         if (a.fits()) chosen = std::move(a), level = levels[l];
         else last = std::move(a);
     }
-    if (chosen && request.kind == GREY_WORKLOAD_LLM_INFERENCE && request.kv == "auto" && level.kv == "f16" && planner.has_gpu()) {
+    if (chosen && request.kind == GREY_WORKLOAD_LLM_INFERENCE && request.kv == "auto" && request.kv_runtime == GREY_KV_RUNTIME_LIBGREY &&
+        level.kv == "f16" && planner.has_gpu()) {
         const auto [gpu_bytes, host_bytes] = planner.bulk_weights(*chosen);
         if (host_bytes > 0) {
             const Level int8{level.weights, "int8"};

@@ -141,9 +141,16 @@ def main():
                                                              "--kv-precision", "auto") == pa)
     check("kv auto: the same placement as a fixed int8", [x["device"] for x in pa["tensors"]] == [
         x["device"] for x in plan_json("--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--kv-precision", "int8")["tensors"]])
-    args_auto = greyctl("plan", "--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--emit", "llama-cpp").stdout.split()
-    check("kv auto: llama.cpp's q8_0 cache with flash attention", args_auto[args_auto.index("-ctk") + 1] == "q8_0"
+    args_auto = greyctl("plan", "--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--kv-runtime", "libgrey",
+                        "--emit", "llama-cpp").stdout.split()
+    check("kv auto, libgrey's runtime: as llama.cpp's q8_0 cache with flash attention", args_auto[args_auto.index("-ctk") + 1] == "q8_0"
           and args_auto[args_auto.index("-ctv") + 1] == "q8_0" and args_auto[args_auto.index("-fa") + 1] == "on", args_auto)
+    # For llama.cpp's own runtime auto keeps f16 where f16 fits (its attention over q8_0 is the slower).
+    args_llama = greyctl("plan", "--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--emit", "llama-cpp").stdout.split()
+    check("kv auto, llama.cpp's runtime: its f16 cache where f16 fits", args_llama[args_llama.index("-ctk") + 1] == "f16"
+          and args_llama[args_llama.index("-ctv") + 1] == "f16" and "-fa" not in args_llama, args_llama)
+    check("kv auto, llama.cpp's runtime: the f16 placement", [x["device"] for x in p["tensors"]] == [
+        x["device"] for x in plan_json("--model", moe, "--devices", one_gpu, "--context", "4096", "--batch", "1", "--kv-runtime", "llama-cpp")["tensors"]])
     pd = plan_json("--model", dense, "--devices", two_gpus, "--context", "4096", "--batch", "1")
     check("kv auto: a dense model that fits keeps f16", pd["kv"]["precision"] == "f16", pd["kv"])
     # With --emit llama-cpp the plan is sized for llama.cpp's cache, which has no 2-bit type.

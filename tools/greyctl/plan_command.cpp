@@ -133,7 +133,8 @@ void add_plan_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
     cmd->add_option("--batch", options->batch, "Sequences at once (default: the largest that fits, at most 256)");
     cmd->add_option("--tenants", options->tenants, "Workloads sharing each device equally")->check(CLI::Range(1u, 1024u))->capture_default_str();
     cmd->add_option("--kv-precision", options->kv_precision,
-                    "The KV cache's precision (llm-inference): auto (f16 first, int8 where that puts more weights on the GPU), or fixed "
+                    "The KV cache's precision (llm-inference): auto (f16 first; for --kv-runtime libgrey int8 where that puts more weights "
+                    "on the GPU), or fixed "
                     "(then only the weights are quantized to fit)")
         ->check(CLI::IsMember({"auto", "f16", "int8", "int4", "int2"}))
         ->capture_default_str();
