@@ -26,10 +26,11 @@ GPU setting is touched), reads back the free memory llama.cpp then sees, plans t
 - `plan`: the arguments `greyctl plan --emit llama-cpp` prints (`-ngl`, `-ot`, ... ; `--fit off`).
 
 Both get the same context, KV cache types and flash-attention setting (the plan's), threads and batch
-sizes: only the placement differs. `--kv-precision` is handed to `greyctl plan` (without it, greyctl's
-default, `auto`: f16 KV unless int8 puts more expert bytes on the GPU); with `--fit-llama-defaults` the
-fit run keeps llama.cpp's own cache (f16) and flash-attention setting instead, so that, at a long
-context (`--depth`), "the plan with auto KV" meets "--fit as llama.cpp ships". For each, one llama-completion run reports what llama.cpp allocated
+sizes: only the placement differs. `--kv-precision` is handed to `greyctl plan`, which plans for
+llama.cpp's KV runtime (without it, greyctl's default, `auto`: for that runtime f16 wherever f16 fits;
+`--kv-precision int8` plans a `q8_0` cache); with `--fit-llama-defaults` the fit run keeps llama.cpp's
+own cache (f16) and flash-attention setting instead, so that, at a long context (`--depth`), a plan
+with a quantized cache meets "--fit as llama.cpp ships". For each, one llama-completion run reports what llama.cpp allocated
 per device (the buffer sizes it logs while loading; its breakdown table at exit too, when its
 asynchronous logger gets it out before the process ends, which it does not always), and llama-bench
 measures decode (`-p 0 -n N`, `-r` repetitions, `--rounds` alternating invocations): the `decode` step.

@@ -8,7 +8,8 @@
 #
 #   GREY_GPU_MODEL=FILE bash tests/gpu/codec-probe.sh       (from the repository root, on the GPU machine)
 #   CODEC_SRC=DIR       the source tree to build (default: this one), e.g. .deps/floatlanes from
-#                       `git archive --prefix=floatlanes/ BRANCH | tar -x -C .deps`
+#                       `git archive --prefix=floatlanes/ BRANCH | tar -x -C .deps` (with the commit in
+#                       .deps/floatlanes/.archive-commit, which the build line prints)
 #   CODEC_PROBE_LAUNCHES=48   how many decode launches ncu profiles (0: none)
 #   OUT=DIR             where the table, the profile and the build log go (default: $CODEC_SRC/build/gpu-probe/out)
 set -uo pipefail
@@ -22,7 +23,8 @@ mkdir -p "$out"
 prefix=$root/.deps/usr
 export LD_LIBRARY_PATH=$prefix/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export PKG_CONFIG_PATH=$prefix/lib/x86_64-linux-gnu/pkgconfig:$prefix/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
-echo "== build ($src at $(git -C "$src" rev-parse --short HEAD 2>/dev/null || cat "$src/.archive-commit" 2>/dev/null || echo '?'))"
+# An archive unpacked inside this repository would otherwise report this repository's commit.
+echo "== build ($src at $(cat "$src/.archive-commit" 2>/dev/null || git -C "$src" rev-parse --short HEAD 2>/dev/null || echo '?'))"
 t0=$(date +%s)
 if ! { cmake -G Ninja -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DGREY_WITH_CUDA=ON -DGREY_BUILD_TESTS=OFF \
         -DGREY_BUILD_GPU_TESTS=ON -DGREY_BUILD_BENCH=OFF -DGREY_CUDA_EXTRA_FLAGS=-lineinfo -DCMAKE_PREFIX_PATH="$prefix" &&

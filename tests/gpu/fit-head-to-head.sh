@@ -21,8 +21,8 @@
 #   H2H_TYPE=q8_0|q4_0            the model's weights (default q8_0; q4_0 is 16.1 GiB: use a budget near 10)
 #   H2H_ARGS="..."                more arguments for `fit_head_to_head.py run` (--n-gen, --depth, --reps,
 #                                 --rounds, --pp, --threads, --kv-precision, --fit-llama-defaults; e.g.
-#                                 "--depth 32768 --fit-llama-defaults": the plan with auto KV against --fit
-#                                 with llama.cpp's f16 cache at a long context)
+#                                 "--depth 32768 --fit-llama-defaults --kv-precision int8": a plan with a
+#                                 q8_0 cache against --fit with llama.cpp's f16 cache at a long context)
 #   H2H_CUDA_FA=ON|OFF            build llama.cpp's CUDA flash-attention kernels (default ON, llama.cpp's
 #                                 default; OFF halves the CUDA compile work, and -fa auto then runs without)
 #   GREYCTL=PATH                  a greyctl to use instead of building one (e.g. build/gpu/bin/greyctl)
