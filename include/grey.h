@@ -2495,6 +2495,9 @@ typedef struct grey_plan_summary {
     uint64_t weight_bytes_file;     /* the tensors as stored */
     uint64_t weight_bytes_planned;  /* after the plan's quantization */
     double predicted_steps_per_s;   /* decode steps per second the devices' bandwidth allows; 0 unknown */
+    grey_kv_runtime kv_runtime;     /* whose cache formats size kv_bytes (the workload's, or plan.yaml's
+                                       kv.runtime for a loaded plan). Since 0.2 */
+    uint32_t reserved0;             /* 0 */
 } grey_plan_summary;
 
 GREY_API GREY_NODISCARD grey_status grey_plan_summary_get(const grey_plan* plan, grey_plan_summary* out_summary);

@@ -15,7 +15,8 @@ struct grey_plan {
 
 namespace {
 
-constexpr size_t kSummarySize = sizeof(grey_plan_summary);
+// A caller whose grey_plan_summary ends before kv_runtime (added later in 0.2) still gets the rest.
+constexpr size_t kSummarySize = offsetof(grey_plan_summary, kv_runtime);
 constexpr size_t kDeviceSize = sizeof(grey_plan_device);
 constexpr size_t kTensorSize = sizeof(grey_plan_tensor);
 
@@ -230,6 +231,7 @@ grey_status grey_plan_summary_get(const grey_plan* plan, grey_plan_summary* out_
         s.kv_bytes_per_token = p.kv_bytes_per_token;
         for (size_t i = 0; i < p.tensors.size(); ++i) s.weight_bytes_file += p.tensors[i].bytes, s.weight_bytes_planned += p.placed[i].bytes;
         s.predicted_steps_per_s = p.predicted_steps_per_s;
+        s.kv_runtime = p.request.kv_runtime;
         grey::copy_out_struct(s, out_summary, kSummarySize, "out_summary");
     });
 }

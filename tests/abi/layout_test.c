@@ -422,7 +422,7 @@ _Static_assert(offsetof(grey_workload, batch) == 16, "grey_workload.batch moved"
 _Static_assert(offsetof(grey_workload, tenants) == 20, "grey_workload.tenants moved");
 _Static_assert(offsetof(grey_workload, kv_precision) == 24, "grey_workload.kv_precision moved");
 _Static_assert(offsetof(grey_workload, kv_runtime) == 28, "grey_workload.kv_runtime moved");
-_Static_assert(sizeof(grey_plan_summary) == 88, "size of grey_plan_summary changed");
+_Static_assert(sizeof(grey_plan_summary) == 96, "size of grey_plan_summary changed");
 _Static_assert(offsetof(grey_plan_summary, struct_size) == 0, "grey_plan_summary.struct_size moved");
 _Static_assert(offsetof(grey_plan_summary, kind) == 4, "grey_plan_summary.kind moved");
 _Static_assert(offsetof(grey_plan_summary, context) == 8, "grey_plan_summary.context moved");
@@ -438,6 +438,8 @@ _Static_assert(offsetof(grey_plan_summary, kv_bytes_per_token) == 56, "grey_plan
 _Static_assert(offsetof(grey_plan_summary, weight_bytes_file) == 64, "grey_plan_summary.weight_bytes_file moved");
 _Static_assert(offsetof(grey_plan_summary, weight_bytes_planned) == 72, "grey_plan_summary.weight_bytes_planned moved");
 _Static_assert(offsetof(grey_plan_summary, predicted_steps_per_s) == 80, "grey_plan_summary.predicted_steps_per_s moved");
+_Static_assert(offsetof(grey_plan_summary, kv_runtime) == 88, "grey_plan_summary.kv_runtime moved");
+_Static_assert(offsetof(grey_plan_summary, reserved0) == 92, "grey_plan_summary.reserved0 moved");
 _Static_assert(sizeof(grey_plan_device) == 160, "size of grey_plan_device changed");
 _Static_assert(offsetof(grey_plan_device, struct_size) == 0, "grey_plan_device.struct_size moved");
 _Static_assert(offsetof(grey_plan_device, type) == 4, "grey_plan_device.type moved");

@@ -192,6 +192,20 @@ TEST_F(PlanApi, QueriesAgreeWithThePlan) {
     EXPECT_EQ(s.kv_quantized, 0u);
     EXPECT_EQ(s.kv_bytes, s.kv_bytes_per_token * 256 * 2);
     EXPECT_EQ(s.weight_bytes_file, s.weight_bytes_planned);
+    EXPECT_EQ(s.kv_runtime, GREY_KV_RUNTIME_LIBGREY);
+    EXPECT_EQ(s.reserved0, 0u);
+    // A caller whose struct ends before kv_runtime (0.2 before the field) gets the rest, and nothing past
+    // its struct_size is written.
+    grey_plan_summary older{};
+    older.struct_size = offsetof(grey_plan_summary, kv_runtime);
+    older.kv_runtime = GREY_KV_RUNTIME_FORCE32;
+    ASSERT_EQ(grey_plan_summary_get(plan, &older), GREY_OK) << grey_last_error();
+    EXPECT_EQ(older.struct_size, offsetof(grey_plan_summary, kv_runtime));
+    EXPECT_EQ(older.kv_bytes, s.kv_bytes);
+    EXPECT_EQ(older.predicted_steps_per_s, s.predicted_steps_per_s);
+    EXPECT_EQ(older.kv_runtime, GREY_KV_RUNTIME_FORCE32);
+    older.struct_size = offsetof(grey_plan_summary, predicted_steps_per_s);
+    EXPECT_EQ(grey_plan_summary_get(plan, &older), GREY_ERROR_INVALID_ARGUMENT);
     uint64_t weights = 0;
     for (uint32_t d = 0; d < s.device_count; ++d) {
         grey_plan_device dev{};
@@ -796,6 +810,8 @@ TEST_F(PlanApi, PlanYamlKeepsTheKvRuntime) {
     const auto a = placement_of(llama.get()), b = placement_of(loaded.get());
     EXPECT_EQ(b.summary.kv_bytes, a.summary.kv_bytes);
     EXPECT_EQ(b.summary.kv_bytes_per_token, 272u);  // 4 x 2 x 32 x 1.0625
+    EXPECT_EQ(a.summary.kv_runtime, GREY_KV_RUNTIME_LLAMA_CPP);
+    EXPECT_EQ(b.summary.kv_runtime, GREY_KV_RUNTIME_LLAMA_CPP);  // read back from kv.runtime
 
     // Without kv.runtime (a plan file from before it): libgrey's, and written back with the key.
     const PlanPtr libgrey = make(GREY_KV_RUNTIME_LIBGREY, GREY_KV_PRECISION_INT8);
@@ -804,6 +820,7 @@ TEST_F(PlanApi, PlanYamlKeepsTheKvRuntime) {
     ASSERT_EQ(load(replaced(current, "  runtime: libgrey\n", ""), &raw), GREY_OK) << grey_last_error();
     loaded.reset(raw);
     EXPECT_EQ(yaml_of(loaded.get()), current);
+    EXPECT_EQ(placement_of(loaded.get()).summary.kv_runtime, GREY_KV_RUNTIME_LIBGREY);
 
     const auto refused = [&](const std::string& edited, const std::string& line, const std::string& says) {
         grey_plan* out = nullptr;
