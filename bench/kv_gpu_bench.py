@@ -9,8 +9,13 @@ queries and block tables, both kernels and reading the output back. Beside it, o
 torch.nn.functional.scaled_dot_product_attention on bf16 tensors already on the GPU, with each backend
 that runs GQA (flash, cuDNN, math), timed the same way (wall time of one call and a synchronize) and by
 CUDA events (kernel time only); libgrey's device time (kernels and copies of one call) comes from CUPTI
-through torch.profiler. It prints bytes per token and the speed ratios, and with --json writes
-every figure. FlashInfer is measured when the `flashinfer` package imports.
+through torch.profiler. FlashInfer's BatchDecodeWithPagedKVCacheWrapper runs on a paged bf16 cache of
+the same shapes (CUDA-core and tensor-core kernels), timed the same two ways plus CUPTI, its output checked
+against SDPA's math backend in float32, when the `flashinfer` package imports (tests/gpu/fetch-deps.sh
+flashinfer builds .deps/flashinfer, a trimmed site folder, for a machine without a registry; put it on
+PYTHONPATH). libgrey's ratios are to the best bf16 baseline: the fastest of SDPA's backends and FlashInfer's
+kernels, by wall time and by kernel time apart, each named. It prints bytes per token and the speed ratios,
+and with --json writes every figure.
 
   python3 bench/kv_gpu_bench.py --lib build/gpu/lib/libgrey.so --backend-dir build/gpu/lib/grey [--json out.json]
 """
@@ -145,27 +150,106 @@ def sdpa_figures(args, queries):
     return figures
 
 
+def flashinfer_inputs(args, queries):
+    """The queries [B, Hq, D], a paged K and V cache ([pages, page, Hkv, D] each, NHD; sequence b owns pages
+    b * pages_per_sequence onwards, in order; K and V apart, with equal strides, as a serving engine's
+    per-layer caches are) in bf16, and the reference output: SDPA's math backend in float32 on the same
+    values, one sequence at a time (GQA repeats K and V 4x)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    device = torch.device("cuda")
+    page = args.tokens_per_block
+    pages_per_sequence = args.context // page
+    q = torch.from_numpy(queries).to(device, torch.bfloat16)
+    k_cache = torch.randn(args.batch * pages_per_sequence, page, args.kv_heads, args.head_dim, device=device,
+                          dtype=torch.bfloat16)
+    v_cache = torch.randn_like(k_cache)
+    reference = torch.empty(args.batch, args.query_heads, args.head_dim, device=device, dtype=torch.float32)
+    with sdpa_kernel(SDPBackend.MATH):
+        for b in range(args.batch):
+            pages = slice(b * pages_per_sequence, (b + 1) * pages_per_sequence)
+            k = k_cache[pages].reshape(args.context, args.kv_heads, args.head_dim)
+            v = v_cache[pages].reshape(args.context, args.kv_heads, args.head_dim)
+            reference[b] = torch.nn.functional.scaled_dot_product_attention(
+                q[b].float().unsqueeze(1), k.float().transpose(0, 1), v.float().transpose(0, 1),
+                enable_gqa=True).squeeze(1)
+    return q, k_cache, v_cache, reference
+
+
 def flashinfer_figures(args, queries):
+    """FlashInfer's BatchDecodeWithPagedKVCacheWrapper on a paged bf16 cache (NHD, --tokens-per-block tokens a
+    page, every sequence's pages in order, K and V random normal as in sdpa_figures), planned once, then its run
+    timed as SDPA is (wall time of one call and a synchronize, CUDA events over repeated calls) and by CUPTI
+    (device_seconds), with the CUDA-core kernel (use_tensor_cores=False) and the tensor-core one (True). Each
+    output is checked against SDPA's math backend in float32 on the same q, K and V."""
     try:
-        import flashinfer  # noqa: F401
+        import flashinfer
     except Exception as error:
         return {"error": f"flashinfer not importable: {str(error).splitlines()[0][:100]}"}
+    page = args.tokens_per_block
+    if args.context % page:
+        return {"error": f"context {args.context} is not a whole number of {page}-token pages"}
     try:
-        device = torch.device("cuda")
-        q = torch.from_numpy(queries).to(device, torch.bfloat16)
-        k = torch.randn(args.batch, args.context, args.kv_heads, args.head_dim, device=device, dtype=torch.bfloat16)
-        v = torch.randn_like(k)
+        q, k_cache, v_cache, reference = flashinfer_inputs(args, queries)
+    except Exception as error:  # out of memory, say: SDPA's figures and libgrey's still stand
+        return {"error": f"FlashInfer's inputs: {type(error).__name__}: {str(error).splitlines()[0][:160]}"}
+    device = q.device
+    pages_per_sequence = args.context // page
+    indptr = torch.arange(0, args.batch + 1, dtype=torch.int32, device=device) * pages_per_sequence
+    indices = torch.arange(args.batch * pages_per_sequence, dtype=torch.int32, device=device)
+    last_page_len = torch.full((args.batch,), page, dtype=torch.int32, device=device)
+    result = {"version": getattr(flashinfer, "__version__", "unknown"), "from": os.path.dirname(flashinfer.__file__),
+              "page_size": page, "layout": "NHD",
+              "reference": "SDPA math backend, float32, same q/K/V", "entries": {}}
+    for label, tensor_cores in (("cuda-cores", False), ("tensor-cores", True)):
+        entry = result["entries"][label] = {"use_tensor_cores": tensor_cores}
+        try:
+            workspace = torch.zeros(128 << 20, dtype=torch.uint8, device=device)
+            wrapper = flashinfer.BatchDecodeWithPagedKVCacheWrapper(workspace, "NHD", use_tensor_cores=tensor_cores)
+            start = time.perf_counter()
+            wrapper.plan(indptr, indices, last_page_len, args.query_heads, args.kv_heads, args.head_dim, page,
+                         q_data_type=torch.bfloat16, kv_data_type=torch.bfloat16)
+            torch.cuda.synchronize()
+            # The first plan loads (or JIT-compiles) the kernel module: seconds, not a per-call cost.
+            entry["first_plan_s"] = time.perf_counter() - start
+            # backend="auto" resolves per machine (cuDNN where its Python frontend imports, else FlashInfer's
+            # own FA2 kernels): which one ran is part of the figure.
+            entry["backend"] = getattr(wrapper, "resolved_backend", "auto")
+            out = torch.empty_like(q)
 
-        def run():
-            return [flashinfer.single_decode_with_kv_cache(q[b], k[b], v[b]) for b in range(args.batch)]
-
-        def wall():
+            def run():
+                return wrapper.run(q, (k_cache, v_cache), out=out)
             run()
             torch.cuda.synchronize()
-        return {"wall_us": median_wall(wall, args.warmup, args.repeat) * 1e6,
-                "note": "single_decode_with_kv_cache per sequence (NHD layout)"}
-    except Exception as error:
-        return {"error": str(error).splitlines()[0][:160]}
+            difference = (out.float() - reference).abs().max().item()
+            scale = reference.abs().max().item()
+            entry["max_abs_error"] = difference
+            entry["max_relative_error"] = difference / scale  # to the reference's largest magnitude
+            entry["norm_relative_error"] = ((out.float() - reference).norm() / reference.norm()).item()
+            if not entry["max_relative_error"] < 0.05:  # bf16 output rounding is ~0.4%
+                entry["error"] = f"output differs from the reference: max relative error {entry['max_relative_error']:.3g}"
+                continue
+
+            def wall():
+                run()
+                torch.cuda.synchronize()
+            entry["wall_us"] = median_wall(wall, args.warmup, args.repeat) * 1e6
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            begin.record()
+            for _ in range(args.repeat):
+                run()
+            end.record()
+            torch.cuda.synchronize()
+            entry["kernel_us"] = begin.elapsed_time(end) * 1e3 / args.repeat
+            try:
+                seconds, kernels = device_seconds(run, args.repeat)
+                entry["device_us"], entry["device_us_by_kernel"] = seconds * 1e6, kernels
+            except Exception as error:  # CUPTI unavailable: the CUDA-event figure stands
+                entry["device_time_error"] = str(error).splitlines()[0][:160]
+        except Exception as error:
+            entry["error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
+        finally:
+            torch.cuda.synchronize()
+    return result
 
 
 def main():
@@ -209,8 +293,14 @@ def main():
     print(f"decode attention: batch {args.batch}, {args.query_heads} query heads on {args.kv_heads} KV heads, head dim "
           f"{args.head_dim}, context {args.context}, {args.tokens_per_block} tokens a block, V groups of {args.group}, "
           f"window {args.window}; median of {args.repeat}")
-    best_wall = min((f["wall_us"] for f in sdpa.values() if "wall_us" in f), default=None)
-    best_kernel = min((f["kernel_us"] for f in sdpa.values() if "kernel_us" in f), default=None)
+    # The bf16 baseline libgrey is measured against: the fastest of SDPA's backends and FlashInfer's kernels,
+    # by wall time and by kernel time separately (a different one may win each).
+    baselines = [(f"SDPA {label}", f) for label, f in sdpa.items()]
+    baselines += [(f"FlashInfer {label}", f) for label, f in flashinfer_result.get("entries", {}).items()]
+    walls = [(f["wall_us"], name) for name, f in baselines if "wall_us" in f and "error" not in f]
+    kernels = [(f["kernel_us"], name) for name, f in baselines if "kernel_us" in f and "error" not in f]
+    best_wall, best_wall_name = min(walls, default=(None, None))
+    best_kernel, best_kernel_name = min(kernels, default=(None, None))
     for label, f in sdpa.items():
         if "error" in f:
             print(f"  SDPA {label:9s} not run: {f['error']}")
@@ -218,14 +308,24 @@ def main():
             print(f"  SDPA {label:9s} bf16    {f['wall_us']:9.1f} us a call (wall)   {f['kernel_us']:9.1f} us kernel time")
     if "error" in flashinfer_result:
         print(f"  FlashInfer       not run: {flashinfer_result['error']}")
-    else:
-        print(f"  FlashInfer       bf16    {flashinfer_result['wall_us']:9.1f} us a call (wall; {flashinfer_result['note']})")
+    for label, f in flashinfer_result.get("entries", {}).items():
+        if "wall_us" not in f:
+            print(f"  FlashInfer {label:12s} no figure: {f.get('error')}")
+            continue
+        device = f" {f['device_us']:9.1f} us device time (CUPTI)" if "device_us" in f else ""
+        print(f"  FlashInfer {label:12s} bf16 {f['wall_us']:9.1f} us a call (wall)   {f['kernel_us']:9.1f} us kernel time  "
+              f"{device}   max relative error {f['max_relative_error']:.1e} vs SDPA math in f32   "
+              f"({flashinfer_result['version']}, backend {f['backend']}, paged NHD, {flashinfer_result['page_size']} "
+              "tokens a page)")
+    if best_wall is not None:
+        print(f"  best bf16 baseline: {best_wall:.1f} us a call (wall, {best_wall_name}), "
+              f"{best_kernel:.1f} us kernel time ({best_kernel_name})")
     reference = next((f["output"] for f in ours if f["format"] == "bf16"), None)
     for f in ours:
         ratio = best_wall / f["attend_us"] if best_wall else float("nan")
         kernel_ratio = best_kernel / f["device_us"] if best_kernel else float("nan")
-        line = (f"  libgrey {f['format']:8s} {f['attend_us']:9.1f} us a call (wall)   {ratio:5.2f}x the best SDPA wall time   "
-                f"{f['device_us']:8.1f} us device time = {kernel_ratio:5.2f}x SDPA's   "
+        line = (f"  libgrey {f['format']:8s} {f['attend_us']:9.1f} us a call (wall)   {ratio:5.2f}x the best bf16 wall time   "
+                f"{f['device_us']:8.1f} us device time = {kernel_ratio:5.2f}x the best bf16 kernel time   "
                 f"{f['bytes_per_token']:8.1f} bytes/token = {f['memory_ratio']:.3f} of bf16   append {f['append_gbps_f32_in']:.2f} GB/s of F32 input")
         if reference is not None and f["format"] != "bf16":
             error = np.linalg.norm(f["output"] - reference) / np.linalg.norm(reference)
@@ -233,12 +333,15 @@ def main():
             line += f"   output error vs the bf16 cache {error:.2e} (random K/V)"
         print(line)
     if best_kernel:
-        print(f"  (best SDPA kernel time {best_kernel:.1f} us; libgrey's figures are whole calls, transfers included)")
+        print(f"  (best bf16 kernel time {best_kernel:.1f} us, {best_kernel_name}; libgrey's figures are whole calls, "
+              "transfers included)")
     if args.json:
         for f in ours:
             f.pop("output", None)
+        baseline = {"wall_us": best_wall, "wall_from": best_wall_name, "kernel_us": best_kernel, "kernel_from": best_kernel_name}
         with open(args.json, "w") as out:
-            json.dump({"args": vars(args), "sdpa": sdpa, "flashinfer": flashinfer_result, "libgrey": ours}, out, indent=2)
+            json.dump({"args": vars(args), "sdpa": sdpa, "flashinfer": flashinfer_result, "best_bf16_baseline": baseline,
+                       "libgrey": ours}, out, indent=2)
 
 
 if __name__ == "__main__":

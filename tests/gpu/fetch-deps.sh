@@ -6,9 +6,17 @@
 #
 #   bash tests/gpu/fetch-deps.sh [PART...]   (from the repository root; needs apt-get download and dpkg-deb)
 #
-# PART: debs, wheels, model, nvcomp (after model: it cuts the MiniLM it writes), llama (default: all).
+# PART: debs, wheels, model, nvcomp (after model: it cuts the MiniLM it writes), llama, flashinfer
+# (default: all but flashinfer, which downloads ~105 MB and, with FLASHINFER_AOT_PYTHON, compiles for minutes).
 # `llama` is what tests/gpu/fit-head-to-head.sh needs beyond the debs: the llama.cpp source
 # llama-cpp-python vendors and the gguf wheel.
+# `flashinfer` is FlashInfer for bench/kv_gpu_bench.py (steps kv-bench): .deps/flashinfer, a site folder
+# for PYTHONPATH holding only what its batch decode needs (tests/gpu/flashinfer_site.py says what and how
+# it is found; ~25 MiB of the wheel's ~715, ~31 with the compiled kernels), built from the pinned wheels of
+# flashinfer-python and apache-tvm-ffi for CPython 3.12 on x86-64 Linux. It follows includes through a CUDA
+# toolkit's headers ($CUDA_HOME, default /usr/local/cuda). With FLASHINFER_AOT_PYTHON set to a Python 3.12 that imports
+# PyTorch (PYTHONPATH may supply it), it also compiles the decode kernels for sm_90a (H100, H200) into the
+# folder, where FlashInfer loads them without compiling on the GPU machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 parts=" ${*:-debs wheels model nvcomp llama} "
@@ -113,5 +121,19 @@ done
 tar -czf ".deps/llama.cpp/llama.cpp-$version.tar.gz" -C "$sdist/llama_cpp_python-$version/vendor" "${excludes[@]}" llama.cpp
 rm -rf "$sdist"
 python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: -d .deps/wheels gguf
+fi
+if want flashinfer; then
+rm -rf .deps/flashinfer
+wheels=$(mktemp -d)
+python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: --python-version 3.12 \
+    --implementation cp --abi cp312 --platform manylinux_2_28_x86_64 -d "$wheels" \
+    flashinfer-python==0.7.4 apache-tvm-ffi==0.1.15.post2
+python3 -m zipfile -e "$wheels"/flashinfer_python-*.whl "$wheels/flashinfer"
+python3 -m zipfile -e "$wheels"/apache_tvm_ffi-*.whl "$wheels/tvm_ffi"
+python3 tests/gpu/flashinfer_site.py site "$wheels/flashinfer" "$wheels/tvm_ffi" .deps/flashinfer
+rm -rf "$wheels"
+if [ -n "${FLASHINFER_AOT_PYTHON:-}" ]; then
+    "$FLASHINFER_AOT_PYTHON" tests/gpu/flashinfer_site.py aot .deps/flashinfer
+fi
 fi
 du -sh .deps/*

@@ -16,6 +16,8 @@
 #                                    the decode kernel on GREY_GPU_MODEL; not in the default list), codec-nvcomp (needs
 #                                    .deps/nvcomp from tests/gpu/fetch-deps.sh; not in the default list: its
 #                                    wheels and the full model are more than one run can carry)
+#                                    kv-bench measures FlashInfer too where .deps/flashinfer exists
+#                                    (tests/gpu/fetch-deps.sh flashinfer; carry it with .deps/usr)
 #                                    (default: all; the build always runs; cli, model-throughput and
 #                                    layer-stream need GREY_GPU_MODEL)
 #   GREY_GPU_SANITIZE="P1 P2"        the programs memcheck and racecheck run (default: all four conformance
@@ -348,8 +350,13 @@ fi
 
 if want kv-bench; then
 echo "== benchmark (KV cache decode attention: libgrey's formats vs PyTorch SDPA and FlashInfer on bf16)"
-run_bench kv-bench kv_bench "" python3 bench/kv_gpu_bench.py --lib "$build/lib/libgrey.so" --backend-dir "$plugin_dir" \
-    --json "$out/kv_bench.json"
+# FlashInfer beside SDPA where tests/gpu/fetch-deps.sh flashinfer built its trimmed site folder; its JIT
+# workspace (kernels it compiles when no prebuilt one fits) under /tmp, not in a home folder.
+flashinfer_env=()
+[ -d .deps/flashinfer ] && flashinfer_env=(env PYTHONPATH="$root/.deps/flashinfer${PYTHONPATH:+:$PYTHONPATH}"
+                                          FLASHINFER_WORKSPACE_BASE="${TMPDIR:-/tmp}/flashinfer-jit")
+run_bench kv-bench kv_bench "" ${flashinfer_env[@]+"${flashinfer_env[@]}"} python3 bench/kv_gpu_bench.py \
+    --lib "$build/lib/libgrey.so" --backend-dir "$plugin_dir" --json "$out/kv_bench.json"
 fi
 
 if want codec-nvcomp; then

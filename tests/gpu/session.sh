@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One GPU call for this tree's device work: the CUDA backend built, the KV and codec conformance programs,
-# the codec speed table beside nvCOMP (.deps/nvcomp), and decode attention beside PyTorch SDPA with the
-# tensor-core and SIMT kernels and the library's default block and group sizes. GPU_SESSION_STEPS picks
-# a subset (build kv codec kv-bench sanitize). Outputs under $OUT.
+# the codec speed table beside nvCOMP (.deps/nvcomp), and decode attention beside PyTorch SDPA (and
+# FlashInfer where .deps/flashinfer travelled) with the tensor-core and SIMT kernels and the library's
+# default block and group sizes. GPU_SESSION_STEPS picks a subset (build kv codec kv-bench sanitize).
+# Outputs under $OUT.
 set -u
 export LD_LIBRARY_PATH=$PWD/.deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 OUT=${OUT:-/tmp/gpu-session}
@@ -15,8 +16,14 @@ has build && { run_steps none build || { tail -30 "$OUT/build.txt"; exit 1; }; }
 has kv && run_steps kv kv
 has codec && { run_steps codec,codec-nvcomp codec; grep -iE "bitmask|copy|float|GB/s" "$OUT/codec.txt" | head -40; }
 if has kv-bench; then
+    # FlashInfer beside SDPA in every run below where .deps/flashinfer travelled (tests/gpu/fetch-deps.sh
+    # flashinfer), its JIT workspace under /tmp; its errors, if any, in $OUT/kv_bench.err.
+    if [ -d .deps/flashinfer ]; then
+        export PYTHONPATH=$PWD/.deps/flashinfer${PYTHONPATH:+:$PYTHONPATH} FLASHINFER_WORKSPACE_BASE=${TMPDIR:-/tmp}/flashinfer-jit
+    fi
     bench=(python3 bench/kv_gpu_bench.py --lib build/gpu/lib/libgrey.so --backend-dir build/gpu/lib/grey)
-    "${bench[@]}" --repeat 30 --json "$OUT/kv_bench.json" 2>/dev/null | grep -E "decode attention|SDPA cudnn|SDPA flash|libgrey"
+    "${bench[@]}" --repeat 30 --json "$OUT/kv_bench.json" 2>"$OUT/kv_bench.err" |
+        grep -E "decode attention|SDPA cudnn|SDPA flash|FlashInfer|best bf16|libgrey"
     echo "-- SIMT kernel (GREY_CUDA_KV_TENSOR_CORES=0)"
     GREY_CUDA_KV_TENSOR_CORES=0 "${bench[@]}" --formats int8,int4,int2 --repeat 30 2>/dev/null | grep -E "libgrey"
     echo "-- library defaults: 16 tokens a block, V groups of 32 (tensor cores, then SIMT)"
