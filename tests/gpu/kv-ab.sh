@@ -3,19 +3,24 @@
 # tests/gpu/run.sh (or session.sh) left it, and build/gpu-ab, the same sources with more nvcc flags for the
 # kernels (KV_AB_FLAGS, a ;-list, e.g. -DGREY_KV_MMA_BLOCKS_WIDE=4). The variant is first checked against
 # the host reference (the KV conformance program), then bench/kv_gpu_bench.py runs each build in turn,
-# KV_AB_ROUNDS times, with the SDPA baseline in every run.
+# KV_AB_ROUNDS times, with the SDPA baseline in every run. KV_AB_SRC names another source tree for the
+# variant instead (an earlier commit unpacked by `git archive --prefix=NAME/ REV | tar -x -C .deps`), so
+# that a change to the kernels is measured beside the tree it changes.
 #
 #   KV_AB_FLAGS="-DGREY_KV_MMA_BLOCKS_WIDE=4" bash tests/gpu/kv-ab.sh     (after session.sh's build step)
+#   KV_AB_SRC=.deps/base bash tests/gpu/kv-ab.sh
 #   KV_AB_ROUNDS=2   KV_AB_BENCH_ARGS="--formats int8,int4,int2"   OUT=...
 set -u
-flags=${KV_AB_FLAGS:?KV_AB_FLAGS: nvcc flags for the variant, a ;-list}
+src=${KV_AB_SRC:-.}
+[ -n "${KV_AB_SRC:-}" ] || : "${KV_AB_FLAGS:?KV_AB_FLAGS: nvcc flags for the variant, a ;-list (or KV_AB_SRC: its source tree)}"
+flags=${KV_AB_FLAGS:-}
 OUT=${OUT:-/tmp/kv-ab}
 mkdir -p "$OUT"
 prefix=$PWD/.deps/usr
 export LD_LIBRARY_PATH=$prefix/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 [ -f build/gpu/lib/libgrey.so ] || { echo "FAIL: build/gpu has no libgrey.so: run tests/gpu/session.sh's build step first"; exit 2; }
-echo "== variant build (build/gpu-ab): $flags"
-if ! { cmake -G Ninja -S . -B build/gpu-ab -DCMAKE_BUILD_TYPE=Release -DGREY_WITH_CUDA=ON -DGREY_BUILD_TESTS=OFF \
+echo "== variant build (build/gpu-ab): $src $flags"
+if ! { cmake -G Ninja -S "$src" -B build/gpu-ab -DCMAKE_BUILD_TYPE=Release -DGREY_WITH_CUDA=ON -DGREY_BUILD_TESTS=OFF \
         -DGREY_BUILD_GPU_TESTS=ON -DGREY_BUILD_BENCH=ON "-DGREY_CUDA_EXTRA_FLAGS=-lineinfo;$flags" \
         -DCMAKE_PREFIX_PATH="$prefix" &&
        cmake --build build/gpu-ab -j "$(nproc)" --target grey_shared grey_backend_cuda grey_gpu_kv_conformance; } >"$OUT/ab-build.txt" 2>&1; then
