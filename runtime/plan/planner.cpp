@@ -207,8 +207,13 @@ public:
             if (t.role == GREY_TENSOR_ROLE_EMBEDDING && t.shape.size() == 2) vocab_ = std::max(vocab_, t.shape[0]);
     }
 
-    // Activations and compute buffers for `batch` sequences, on the first device.
-    uint64_t other_bytes(uint32_t batch) const {
+    // Activations and compute buffers for `batch` sequences, on the first device, with `staging` bytes of
+    // host-resident weights copied in for a product offloaded to the GPU (below). For LLM inference the
+    // graph runs one batch of up to 512 tokens at a time and its buffer is reused from op to op (ggml's
+    // allocator frees a tensor after its last reader; so does every framework's caching allocator): the
+    // peak is the larger of a layer's activations with the staged copy and the output stage's logits
+    // (vocabulary-wide floats a token, beside the final hidden state and its norm), not their sum.
+    uint64_t other_bytes(uint32_t batch, uint64_t staging) const {
         const uint64_t e = model_.arch.embedding;
         const uint64_t ctx = request_.context;
         switch (request_.kind) {
@@ -217,11 +222,16 @@ public:
                 const double tokens = static_cast<double>(ctx) * batch;
                 const double per_layer = tokens * static_cast<double>(e) *
                                          (34.0 + 5.0 * model_.arch.heads * static_cast<double>(ctx) / std::max<double>(static_cast<double>(e), 1));
-                return saturate(per_layer * model_.arch.layers + tokens * static_cast<double>(vocab_) * 4);
+                return add(saturate(per_layer * model_.arch.layers + tokens * static_cast<double>(vocab_) * 4), staging);
             }
             case GREY_WORKLOAD_INFERENCE:
-                return saturate(static_cast<double>(ctx) * batch * static_cast<double>(16 * e + vocab_) * 4);
-            default: return saturate(std::min(static_cast<double>(ctx) * batch, 512.0) * static_cast<double>(16 * e + vocab_) * 4);
+                return add(saturate(static_cast<double>(ctx) * batch * static_cast<double>(16 * e + vocab_) * 4), staging);
+            default: {
+                const double tokens = std::min(static_cast<double>(ctx) * batch, 512.0);
+                const uint64_t layer = add(saturate(tokens * static_cast<double>(16 * e) * 4), staging);
+                const uint64_t output = saturate(tokens * static_cast<double>(vocab_ + 2 * e) * 4);
+                return std::max(layer, output);
+            }
         }
     }
 
@@ -242,11 +252,9 @@ public:
         std::vector<std::string> formats;
         const auto& bytes = cached_weight_bytes(level.weights, formats);
         if (largest_host_expert_tensor(a, bytes) == 0) return a;
-        const uint64_t reserve = largest_expert_tensor(bytes);
-        Attempt b = place(level, batch, reserve);
+        Attempt b = place(level, batch, largest_expert_tensor(bytes));
         if (!b.fits()) return b;
-        auto& other = b.usage[order_.front()].other_bytes;
-        other = other - reserve + largest_host_expert_tensor(b, bytes);
+        b.usage[order_.front()].other_bytes = other_bytes(batch, largest_host_expert_tensor(b, bytes));
         return b;
     }
 
@@ -283,7 +291,7 @@ public:
             a.usage[d].budget_bytes =
                 static_cast<uint64_t>(static_cast<double>(dev.memory_free_bytes) * (1.0 - dev.safety_margin)) / request_.tenants;
         }
-        a.usage[order_.front()].other_bytes = add(other_bytes(batch), staging);
+        a.usage[order_.front()].other_bytes = other_bytes(batch, staging);
         const auto room = [&](uint32_t d) {
             const auto& u = a.usage[d];
             return u.budget_bytes > u.predicted_bytes() ? u.budget_bytes - u.predicted_bytes() : 0;
