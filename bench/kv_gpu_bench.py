@@ -116,6 +116,22 @@ def grey_figures(grey, args, name, kv, queries):
         lib.grey_kv_cache_destroy(cache)
 
 
+def torch_timings(run, args):
+    """A PyTorch call timed as every baseline here is: the median wall time of one call and a synchronize,
+    and its kernels' time by CUDA events around --repeat calls in a row."""
+    def wall():
+        run()
+        torch.cuda.synchronize()
+    seconds = median_wall(wall, args.warmup, args.repeat)
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(args.repeat):
+        run()
+    end.record()
+    torch.cuda.synchronize()
+    return {"wall_us": seconds * 1e6, "kernel_us": start.elapsed_time(end) * 1e3 / args.repeat}
+
+
 def sdpa_figures(args, queries):
     """PyTorch SDPA on bf16 (queries [B, Hq, 1, D], K/V [B, Hkv, T, D]) with each backend that takes GQA."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -136,17 +152,7 @@ def sdpa_figures(args, queries):
             figures[label] = {"error": str(error).splitlines()[0][:120]}
             continue
 
-        def wall():
-            run()
-            torch.cuda.synchronize()
-        seconds = median_wall(wall, args.warmup, args.repeat)
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(args.repeat):
-            run()
-        end.record()
-        torch.cuda.synchronize()
-        figures[label] = {"wall_us": seconds * 1e6, "kernel_us": start.elapsed_time(end) * 1e3 / args.repeat}
+        figures[label] = torch_timings(run, args)
     return figures
 
 
@@ -229,17 +235,7 @@ def flashinfer_figures(args, queries):
                 entry["error"] = f"output differs from the reference: max relative error {entry['max_relative_error']:.3g}"
                 continue
 
-            def wall():
-                run()
-                torch.cuda.synchronize()
-            entry["wall_us"] = median_wall(wall, args.warmup, args.repeat) * 1e6
-            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            begin.record()
-            for _ in range(args.repeat):
-                run()
-            end.record()
-            torch.cuda.synchronize()
-            entry["kernel_us"] = begin.elapsed_time(end) * 1e3 / args.repeat
+            entry.update(torch_timings(run, args))
             try:
                 seconds, kernels = device_seconds(run, args.repeat)
                 entry["device_us"], entry["device_us_by_kernel"] = seconds * 1e6, kernels
