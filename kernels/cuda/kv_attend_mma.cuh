@@ -310,14 +310,23 @@ __device__ __forceinline__ void stage_chunk(const KvLayout& l, const Geometry& g
     // The chunk's V parameters are one run ([token][group]): entry i is token chunk + i / groups, taken
     // when it lies in [lo, hi), that is when chunk * groups + i lies in [lo * groups, hi * groups).
     const auto* v_params = reinterpret_cast<const KvGroupParams*>(c.block + geo.v_params) + c.chunk * geo.groups;
+    // At most 4 groups (head_dim <= 128, groups of 32 or more) and 128 channels: two copies a lane for
+    // the V entries and four for the K ones, written out so that no loop is compiled for other counts.
     const uint32_t taken_from = c.lo > c.chunk ? (c.lo - c.chunk) * geo.groups : 0u, taken_to = (c.hi - c.chunk) * geo.groups;
-    for (uint32_t i = lane; i < kChunk * geo.groups; i += kLanes) {
+    static_assert(kChunk * 4 <= 2 * kLanes && GREY_KVK_MMA_MAX_HEAD_DIM <= 4 * kLanes, "staging copies a lane");
+#pragma unroll
+    for (uint32_t n = 0; n < 2; ++n) {
+        const uint32_t i = lane + n * kLanes;
         const bool take = i >= taken_from && i < taken_to;
-        copy_async<8>(shared_address(st.v_params() + i), v_params + (take ? i : 0u), take);
+        if (i < kChunk * geo.groups) copy_async<8>(shared_address(st.v_params() + i), v_params + (take ? i : 0u), take);
     }
     if (c.fresh) {
         const auto* k_params = reinterpret_cast<const KvGroupParams*>(c.block + geo.k_params);
-        for (uint32_t i = lane; i < l.head_dim; i += kLanes) copy_async<8>(shared_address(st.k_params(geo.groups) + i), k_params + i, true);
+#pragma unroll
+        for (uint32_t n = 0; n < 4; ++n) {
+            const uint32_t i = lane + n * kLanes;
+            if (i < l.head_dim) copy_async<8>(shared_address(st.k_params(geo.groups) + i), k_params + i, true);
+        }
     }
 }
 
@@ -343,15 +352,22 @@ struct State {
 template <int GC>
 __device__ __forceinline__ uint32_t role(uint32_t g) { return g < GC ? 1u : g < 2 * GC ? 2u : 0u; }
 
-// A block's Q' fragments: this lane's channels of query head g % GC (pair 8 ks + 2t + r of the row
-// gives channels c0 and c0 + pairs), times the K scale of each (a quantized block), times a power of
-// two that puts the largest into [2^14, 2^15); the bias sums q * minimum.
+// A block's Q' fragments: for each k-step, lane (g, t)'s channels of query head g % GC (pair
+// 8 ks + 2t + r of the row gives channels c0 and c0 + pairs), times the K scale of each (a quantized
+// block), times a power of two that puts the largest into [2^14, 2^15); the bias sums q * minimum.
+// Lanes g and g + GC take the same values (the rounded ones, and their rounding errors), so each of the
+// two computes half the k-steps, both parts of them, and they swap the part the other keeps: half the
+// loads and arithmetic a block, which is most of a block's cost when blocks are short.
 template <int FORM, bool BF16, int KS, int GC>
 __device__ __forceinline__ void load_queries(State<KS, GC>& st, const float* q_shared, const KvGroupParams* k_params, uint32_t dim,
                                              float scale_log2, uint32_t lane) {
     using F = Form<FORM>;
+    constexpr int kHalf = KS / 2;
+    constexpr uint32_t kPartner = 4u * GC;  // lane g + GC (or g - GC): the other part of the same head
     const uint32_t g = lane / 4, t = lane % 4, h = g % GC;
-    float value[KS][4];
+    const bool rounded = (g / GC) % 2 == 0;  // this lane keeps the rounded values (else the rounding errors)
+    const int own = rounded ? 0 : kHalf;      // the k-steps this lane computes: own .. own + kHalf - 1
+    float value[kHalf][4];
     float largest = 0.0f, bias = 0.0f;
     // Pair 8 ks + 2t + r gives channels 16 ks + first[r] and that + pairs (8 ks is whole words): two
     // addresses a lane, the rest constants.
@@ -359,43 +375,61 @@ __device__ __forceinline__ void load_queries(State<KS, GC>& st, const float* q_s
     const KvGroupParams* k_at[2] = {};
 #pragma unroll
     for (uint32_t r = 0; r < 2; ++r) {
-        const uint32_t first = (2 * t + r) / F::pairs * F::per_word + (2 * t + r) % F::pairs;
+        const uint32_t first = 16u * own + (2 * t + r) / F::pairs * F::per_word + (2 * t + r) % F::pairs;
         q_at[r] = q_shared + first * GC + h;
         if constexpr (FORM != kWindow) k_at[r] = k_params + first;
     }
 #pragma unroll
-    for (int ks = 0; ks < KS; ++ks) {
-        if (16 * ks >= dim) {  // channels past head_dim: not there to read
+    for (int j = 0; j < kHalf; ++j) {
+        if (16 * (own + j) >= static_cast<int>(dim)) {  // channels past head_dim: not there to read
 #pragma unroll
-            for (int i = 0; i < 4; ++i) value[ks][i] = 0.0f;
+            for (int i = 0; i < 4; ++i) value[j][i] = 0.0f;
             continue;
         }
 #pragma unroll
         for (uint32_t r = 0; r < 2; ++r)
 #pragma unroll
             for (uint32_t i = 0; i < 2; ++i) {
-                const uint32_t c = 16 * ks + i * F::pairs;
+                const uint32_t c = 16 * j + i * F::pairs;
                 float x = q_at[r][c * GC];
                 if constexpr (FORM != kWindow) {
                     const KvGroupParams p = k_at[r][c];
                     bias = fmaf(x, p.minimum, bias);
                     x = x * p.scale;
                 }
-                value[ks][2 * r + i] = x;
+                value[j][2 * r + i] = x;
                 largest = fmaxf(largest, fabsf(x));
             }
     }
-    for (int offset = 1; offset < 4; offset *= 2) {
+    // The head's whole row: lanes t of both halves.
+    for (uint32_t offset = 1; offset < 4; offset *= 2) {
         largest = fmaxf(largest, __shfl_xor_sync(kFull, largest, offset));
         bias += __shfl_xor_sync(kFull, bias, offset);
     }
+    largest = fmaxf(largest, __shfl_xor_sync(kFull, largest, kPartner));
+    bias += __shfl_xor_sync(kFull, bias, kPartner);
     const int shift = largest > 0.0f ? min(max(14 - ilogbf(largest), -126), 126) : 0;
     const float up = power_of_two(shift);
-    const uint32_t part = role<GC>(g);
+    const bool empty = role<GC>(g) == 0;
 #pragma unroll
-    for (int ks = 0; ks < KS; ++ks)
-        st.q[ks * kLanes + lane] = make_uint2(split<BF16>(value[ks][0] * up, value[ks][1] * up, part),
-                                              split<BF16>(value[ks][2] * up, value[ks][3] * up, part));
+    for (int j = 0; j < kHalf; ++j) {
+        uint32_t keep[2], give[2];
+#pragma unroll
+        for (int w = 0; w < 2; ++w) {
+            const float x = value[j][2 * w] * up, y = value[j][2 * w + 1] * up;
+            const uint32_t hi = pack<BF16>(x, y);
+            const float2 r = unpack<BF16>(hi);
+            const uint32_t lo = pack<BF16>(x - r.x, y - r.y);
+            keep[w] = rounded ? hi : lo;
+            give[w] = rounded ? lo : hi;
+        }
+        // Lane g sends the errors of its k-steps and receives the rounded values of its partner's; the
+        // partner the reverse.
+        const uint2 mine = make_uint2(keep[0], keep[1]);
+        const uint2 theirs = make_uint2(__shfl_xor_sync(kFull, give[0], kPartner), __shfl_xor_sync(kFull, give[1], kPartner));
+        st.q[(own + j) * kLanes + lane] = empty ? make_uint2(0u, 0u) : mine;
+        st.q[(kHalf - own + j) * kLanes + lane] = empty ? make_uint2(0u, 0u) : theirs;
+    }
     // Lanes 4h (g = h) hold head h's normalization; this lane's score columns are heads a and b.
     const float score_scale = scale_log2 * power_of_two(-shift), score_bias = bias * scale_log2;
 #pragma unroll
