@@ -357,7 +357,7 @@ __device__ __forceinline__ uint32_t role(uint32_t g) { return g < GC ? 1u : g < 
 // block), times a power of two that puts the largest into [2^14, 2^15); the bias sums q * minimum.
 // Lanes g and g + GC take the same values (the rounded ones, and their rounding errors), so each of the
 // two computes half the k-steps, both parts of them, and they swap the part the other keeps: half the
-// loads and arithmetic a block, which is most of a block's cost when blocks are short.
+// loads and arithmetic a block, a large part of a block's cost when blocks are short.
 template <int FORM, bool BF16, int KS, int GC>
 __device__ __forceinline__ void load_queries(State<KS, GC>& st, const float* q_shared, const KvGroupParams* k_params, uint32_t dim,
                                              float scale_log2, uint32_t lane) {
