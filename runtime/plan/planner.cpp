@@ -228,7 +228,13 @@ public:
                 return add(saturate(static_cast<double>(ctx) * batch * static_cast<double>(16 * e + vocab_) * 4), staging);
             default: {
                 const double tokens = std::min(static_cast<double>(ctx) * batch, 512.0);
-                const uint64_t layer = add(saturate(tokens * static_cast<double>(16 * e) * 4), staging);
+                // llama.cpp's attention also reads the batch's mask, an f16 for each of its tokens and each
+                // cache cell of a sequence (its flash-attention path, which it takes by default where the
+                // backend has the kernels): what grows with the context.
+                const double mask = request_.kv_runtime == GREY_KV_RUNTIME_LLAMA_CPP
+                                        ? tokens * static_cast<double>(kv_cells_per_sequence(request_.kv_runtime, ctx)) * 2
+                                        : 0.0;
+                const uint64_t layer = add(saturate(tokens * static_cast<double>(16 * e) * 4 + mask), staging);
                 const uint64_t output = saturate(tokens * static_cast<double>(vocab_ + 2 * e) * 4);
                 return std::max(layer, output);
             }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""llama.cpp loads a model with the arguments `greyctl plan --emit llama-cpp` prints, and allocates the KV
+"""llama.cpp loads a model with the arguments `greyctl plan --emit llama-cpp` prints, allocates the KV
 cache a plan for kv.runtime llama-cpp predicts (f16 and q8_0, one and two sequences, a context llama.cpp
-pads to 256).
+pads to 256), and reserves the compute buffer the plan's activations predict (on a CPU build).
 
     llama_cpp_load_test.py GREYCTL
 
@@ -49,7 +49,10 @@ def main():
         print("FAIL: llama.cpp did not load the model with the emitted arguments")
         return 1
     print("ok: llama.cpp loaded the model and generated with the plan's arguments")
-    return check_kv_sizes(greyctl, cli, model, devices)
+    failed = check_kv_sizes(greyctl, cli, model, devices)
+    if not gpu_gib:  # a CUDA build splits its compute buffers between devices
+        failed |= check_compute_buffer(greyctl, cli, tmp, model, devices)
+    return failed
 
 
 def check_kv_sizes(greyctl, cli, model, devices):
@@ -71,6 +74,32 @@ def check_kv_sizes(greyctl, cli, model, devices):
             got = logged.groups() if logged else None
             print(f"{'ok  ' if got == want else 'FAIL'} KV {precision}, batch {batch}, context 1000: plan {want}, llama.cpp {got}")
             failed += got != want
+    return 1 if failed else 0
+
+
+def check_compute_buffer(greyctl, cli, tmp, model, devices):
+    """The activations a plan for kv.runtime llama-cpp predicts (the device's other_bytes) against the compute
+    buffer llama.cpp reserves ("CPU compute buffer size = X MiB"), from 3% under to 10% over: a vocabulary
+    of Qwen's size, where the output stage's logits are the most, at a short and a long context; and the
+    byte-level one at a long context, where the attention mask (an f16 a token and cache cell) is."""
+    big = os.path.join(tmp, "tiny-moe-151936.gguf")
+    ml.tiny_moe(big, vocab=151936)
+    failed = 0
+    for path, context in ((big, "1000"), (big, "32768"), (model, "32768")):
+        asked = ["--model", path, "--devices", devices, "--context", context, "--batch", "1", "--kv-precision", "f16"]
+        plan = json.loads(subprocess.run([greyctl, "--no-env", "plan", "--json", "--kv-runtime", "llama-cpp", *asked], check=True,
+                                         capture_output=True, text=True).stdout)
+        emitted = subprocess.run([greyctl, "--no-env", "plan", "--emit", "llama-cpp", *asked], check=True, capture_output=True,
+                                 text=True).stdout
+        command = [cli, "-m", path, *shlex.split(emitted), "-n", "1", "-p", "hello", "-no-cnv", "--no-warmup", "--temp", "0", "-lv", "4"]
+        r = subprocess.run(command, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+        logged = re.search(r"CPU compute buffer size = +([0-9.]+) MiB", r.stderr + r.stdout)
+        predicted = plan["devices"][0]["other_bytes"] / 1048576
+        got = float(logged.group(1)) if logged else None
+        ok = got is not None and 0.97 * got <= predicted <= 1.10 * got
+        print(f"{'ok  ' if ok else 'FAIL'} compute buffer, {os.path.basename(path)}, context {context}: plan {predicted:.2f} MiB, "
+              f"llama.cpp {got} MiB")
+        failed += not ok
     return 1 if failed else 0
 
 

@@ -157,7 +157,8 @@ def hf_llama_safetensors(path, layers=2, hidden=64, ffn=128, heads=4, kv_heads=2
 
 
 def tiny_moe(path, layers=4, hidden=128, expert_ffn=128, experts=8, used=2, heads=4, vocab=260):
-    """A real (random weights) qwen2moe GGUF with a byte-level SPM vocabulary, small enough for a CPU."""
+    """A real (random weights) qwen2moe GGUF with a byte-level SPM vocabulary, small enough for a CPU; a
+    `vocab` above the 260 byte-level tokens pads the vocabulary with plain ones (the output stage's size)."""
     rng = np.random.default_rng(0)
     w = GGUFWriter(path, "qwen2moe")
     w.add_block_count(layers)
@@ -174,9 +175,11 @@ def tiny_moe(path, layers=4, hidden=128, expert_ffn=128, experts=8, used=2, head
     w.add_rope_freq_base(10000.0)
     w.add_tokenizer_model("llama")
     tokens = [b"<unk>", b"<s>", b"</s>"] + [f"<0x{i:02X}>".encode() for i in range(256)] + [b"\xe2\x96\x81"]
+    plain = max(vocab - len(tokens), 0)
+    tokens += [f"t{i}".encode() for i in range(plain)]
     w.add_token_list(tokens)
     w.add_token_scores([0.0] * len(tokens))
-    w.add_token_types([TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL] + [TokenType.BYTE] * 256 + [TokenType.NORMAL])
+    w.add_token_types([TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL] + [TokenType.BYTE] * 256 + [TokenType.NORMAL] * (1 + plain))
     w.add_bos_token_id(1)
     w.add_eos_token_id(2)
 

@@ -725,12 +725,12 @@ TEST_F(PlanApi, LlamaCppRuntimeSizesKvAsLlamaCppAllocatesIt) {
 TEST_F(PlanApi, LlamaCppRuntimeLadderEndsAtInt4) {
     const auto model = write_llama(4);
     const auto devices = write_devices(kOneGpu);
-    const auto create = [&](grey_kv_runtime runtime, uint64_t context, grey_plan** out) {
+    const auto create = [&](grey_kv_runtime runtime, uint64_t context, grey_plan** out, const std::string& on = {}) {
         grey_workload w = GREY_WORKLOAD_INIT;
         w.context = context;
         w.batch = 1;
         w.kv_runtime = runtime;
-        return grey_plan_create(nullptr, model.c_str(), &w, devices.c_str(), out);
+        return grey_plan_create(nullptr, model.c_str(), &w, (on.empty() ? devices : on).c_str(), out);
     };
     grey_plan* raw = nullptr;
     ASSERT_EQ(create(GREY_KV_RUNTIME_LLAMA_CPP, 1u << 20, &raw), GREY_ERROR_OUT_OF_MEMORY);
@@ -758,7 +758,8 @@ TEST_F(PlanApi, LlamaCppRuntimeLadderEndsAtInt4) {
         if (sa == GREY_OK && placement_of(a).summary.kv_format == GREY_KV_INT2 && placement_of(a).summary.kv_quantized) ++int2_for_libgrey;
     }
     EXPECT_GT(int2_for_libgrey, 0);
-    ASSERT_EQ(create(GREY_KV_RUNTIME_LLAMA_CPP, 1000, &raw), GREY_OK) << grey_last_error();
+    // A GPU with room for the f16 cache beside llama.cpp's attention mask (an f16 a token and cell).
+    ASSERT_EQ(create(GREY_KV_RUNTIME_LLAMA_CPP, 1000, &raw, write_devices(one_gpu(8'000'000))), GREY_OK) << grey_last_error();
     const PlanPtr plan(raw);
     size_t length = 0;
     ASSERT_EQ(grey_plan_llama_cpp_args(plan.get(), nullptr, 0, &length), GREY_ERROR_BUFFER_TOO_SMALL);
