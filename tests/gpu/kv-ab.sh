@@ -10,6 +10,7 @@
 #   KV_AB_FLAGS="-DGREY_KV_MMA_BLOCKS_WIDE=4" bash tests/gpu/kv-ab.sh     (after session.sh's build step)
 #   KV_AB_SRC=.deps/base bash tests/gpu/kv-ab.sh
 #   KV_AB_ROUNDS=2   KV_AB_BENCH_ARGS="--formats int8,int4,int2"   KV_AB_CHECK=0   OUT=...
+#   KV_AB_BUILD_ONLY=1 KV_AB_JOBS=8   the variant's build alone (tests/gpu/kv-change.sh runs it while build/gpu builds)
 set -u
 src=${KV_AB_SRC:-.}
 [ -n "${KV_AB_SRC:-}" ] || : "${KV_AB_FLAGS:?KV_AB_FLAGS: nvcc flags for the variant, a ;-list (or KV_AB_SRC: its source tree)}"
@@ -18,15 +19,18 @@ OUT=${OUT:-/tmp/kv-ab}
 mkdir -p "$OUT"
 prefix=$PWD/.deps/usr
 export LD_LIBRARY_PATH=$prefix/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
-[ -f build/gpu/lib/libgrey.so ] || { echo "FAIL: build/gpu has no libgrey.so: run tests/gpu/session.sh's build step first"; exit 2; }
+[ "${KV_AB_BUILD_ONLY:-0}" != 0 ] || [ -f build/gpu/lib/libgrey.so ] ||
+    { echo "FAIL: build/gpu has no libgrey.so: run tests/gpu/session.sh's build step first"; exit 2; }
 echo "== variant build (build/gpu-ab): $src $flags"
 if ! { cmake -G Ninja -S "$src" -B build/gpu-ab -DCMAKE_BUILD_TYPE=Release -DGREY_WITH_CUDA=ON -DGREY_BUILD_TESTS=OFF \
         -DGREY_BUILD_GPU_TESTS=ON -DGREY_BUILD_BENCH=ON "-DGREY_CUDA_EXTRA_FLAGS=-lineinfo;$flags" \
         -DCMAKE_PREFIX_PATH="$prefix" &&
-       cmake --build build/gpu-ab -j "$(nproc)" --target grey_shared grey_backend_cuda grey_gpu_kv_conformance; } >"$OUT/ab-build.txt" 2>&1; then
+       cmake --build build/gpu-ab -j "${KV_AB_JOBS:-$(nproc)}" --target grey_shared grey_backend_cuda grey_gpu_kv_conformance; } \
+       >"$OUT/ab-build.txt" 2>&1; then
     tail -30 "$OUT/ab-build.txt"
     exit 1
 fi
+[ "${KV_AB_BUILD_ONLY:-0}" = 0 ] || exit 0
 # KV_AB_CHECK=0: no conformance run of the variant (a KV_AB_SRC tree that was main, checked when it was).
 if [ "${KV_AB_CHECK:-1}" != 0 ]; then
     echo "== variant against the host reference"

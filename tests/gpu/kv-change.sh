@@ -10,17 +10,13 @@ set -u
 OUT=${OUT:-/tmp/kv-change}
 mkdir -p "$OUT"
 base=${KV_BASE:-.deps/base}
-prefix=$PWD/.deps/usr
-export LD_LIBRARY_PATH=$prefix/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
-targets="grey_shared grey_backend_cuda grey_gpu_kv_conformance"
-# The base as kv-ab.sh configures its variant, so that its build step there finds nothing to do.
-{ cmake -G Ninja -S "$base" -B build/gpu-ab -DCMAKE_BUILD_TYPE=Release -DGREY_WITH_CUDA=ON -DGREY_BUILD_TESTS=OFF \
-      -DGREY_BUILD_GPU_TESTS=ON -DGREY_BUILD_BENCH=ON "-DGREY_CUDA_EXTRA_FLAGS=-lineinfo;" -DCMAKE_PREFIX_PATH="$prefix" &&
-  cmake --build build/gpu-ab -j "$(( $(nproc) / 2 ))" --target $targets; } >"$OUT/base-build.txt" 2>&1 &
-GREY_GPU_TARGETS="$targets" GREY_GPU_STEPS=kv bash tests/gpu/run.sh >"$OUT/this-tree.txt" 2>&1
+# The base builds by kv-ab.sh's own rule, on half the cores, while this tree builds on all of them; its
+# run below then finds nothing left to build.
+KV_AB_SRC=$base KV_AB_BUILD_ONLY=1 KV_AB_JOBS=$(( $(nproc) / 2 )) OUT=$OUT bash tests/gpu/kv-ab.sh >"$OUT/base-build.txt" 2>&1 &
+GREY_GPU_TARGETS="grey_shared grey_backend_cuda grey_gpu_kv_conformance" GREY_GPU_STEPS=kv bash tests/gpu/run.sh >"$OUT/this-tree.txt" 2>&1
 rc=$?
 sed -n '/== summary/,$p' "$OUT/this-tree.txt"
-wait
+wait $! || { cat "$OUT/base-build.txt"; exit 1; }
 [ $rc -eq 0 ] || { tail -20 "$OUT/this-tree.txt"; exit 1; }
 if [ -d .deps/flashinfer ]; then
     export PYTHONPATH=$PWD/.deps/flashinfer${PYTHONPATH:+:$PYTHONPATH} FLASHINFER_WORKSPACE_BASE=${TMPDIR:-/tmp}/flashinfer-jit
