@@ -3,9 +3,10 @@
 # tests/gpu/run.sh (or session.sh) left it, and build/gpu-ab, the same sources with more nvcc flags for the
 # kernels (KV_AB_FLAGS, a ;-list, e.g. -DGREY_KV_MMA_BLOCKS_WIDE=4). The variant is first checked against
 # the host reference (the KV conformance program), then bench/kv_gpu_bench.py runs each build in turn,
-# KV_AB_ROUNDS times, with the SDPA baseline in every run. KV_AB_SRC names another source tree for the
-# variant instead (an earlier commit unpacked by `git archive --prefix=NAME/ REV | tar -x -C .deps`), so
-# that a change to the kernels is measured beside the tree it changes.
+# KV_AB_ROUNDS times, with the SDPA baseline (and FlashInfer's, where .deps/flashinfer travelled) in every
+# run. KV_AB_SRC names another source tree for the variant instead (an earlier commit unpacked by
+# `git archive --prefix=NAME/ REV | tar -x -C .deps`), so that a change to the kernels is measured beside
+# the tree it changes.
 #
 #   KV_AB_FLAGS="-DGREY_KV_MMA_BLOCKS_WIDE=4" bash tests/gpu/kv-ab.sh     (after session.sh's build step)
 #   KV_AB_SRC=.deps/base bash tests/gpu/kv-ab.sh
@@ -31,6 +32,7 @@ if ! { cmake -G Ninja -S "$src" -B build/gpu-ab -DCMAKE_BUILD_TYPE=Release -DGRE
     exit 1
 fi
 [ "${KV_AB_BUILD_ONLY:-0}" = 0 ] || exit 0
+. tests/gpu/flashinfer-env.sh  # FlashInfer beside SDPA in every run where .deps/flashinfer travelled
 # KV_AB_CHECK=0: no conformance run of the variant (a KV_AB_SRC tree that was main, checked when it was).
 if [ "${KV_AB_CHECK:-1}" != 0 ]; then
     echo "== variant against the host reference"
@@ -43,7 +45,7 @@ fi
 for round in $(seq 1 "${KV_AB_ROUNDS:-2}"); do
     for build in gpu gpu-ab; do
         echo "-- round $round: build/$build"
-        python3 bench/kv_gpu_bench.py --lib build/$build/lib/libgrey.so --backend-dir build/$build/lib/grey --repeat 30 \
+        ${flashinfer_env[@]+"${flashinfer_env[@]}"} python3 bench/kv_gpu_bench.py --lib build/$build/lib/libgrey.so --backend-dir build/$build/lib/grey --repeat 30 \
             ${KV_AB_BENCH_ARGS:---formats int8,int4,int2} --json "$OUT/ab-$build-$round.json" 2>/dev/null |
             grep -E "SDPA cudnn|FlashInfer|best bf16|libgrey"
     done

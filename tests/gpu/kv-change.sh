@@ -18,7 +18,4 @@ rc=$?
 sed -n '/== summary/,$p' "$OUT/this-tree.txt"
 wait $! || { cat "$OUT/base-build.txt"; exit 1; }
 [ $rc -eq 0 ] || { tail -20 "$OUT/this-tree.txt"; exit 1; }
-if [ -d .deps/flashinfer ]; then
-    export PYTHONPATH=$PWD/.deps/flashinfer${PYTHONPATH:+:$PYTHONPATH} FLASHINFER_WORKSPACE_BASE=${TMPDIR:-/tmp}/flashinfer-jit
-fi
 KV_AB_SRC=$base KV_AB_CHECK=0 OUT=$OUT bash tests/gpu/kv-ab.sh

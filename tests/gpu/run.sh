@@ -350,11 +350,7 @@ fi
 
 if want kv-bench; then
 echo "== benchmark (KV cache decode attention: libgrey's formats vs PyTorch SDPA and FlashInfer on bf16)"
-# FlashInfer beside SDPA where tests/gpu/fetch-deps.sh flashinfer built its trimmed site folder; its JIT
-# workspace (kernels it compiles when no prebuilt one fits) under /tmp, not in a home folder.
-flashinfer_env=()
-[ -d .deps/flashinfer ] && flashinfer_env=(env PYTHONPATH="$root/.deps/flashinfer${PYTHONPATH:+:$PYTHONPATH}"
-                                          FLASHINFER_WORKSPACE_BASE="${TMPDIR:-/tmp}/flashinfer-jit")
+. "$root/tests/gpu/flashinfer-env.sh"  # FlashInfer beside SDPA where .deps/flashinfer travelled
 run_bench kv-bench kv_bench "" ${flashinfer_env[@]+"${flashinfer_env[@]}"} python3 bench/kv_gpu_bench.py \
     --lib "$build/lib/libgrey.so" --backend-dir "$plugin_dir" --json "$out/kv_bench.json"
 fi

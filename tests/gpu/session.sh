@@ -16,12 +16,11 @@ has build && { run_steps none build || { tail -30 "$OUT/build.txt"; exit 1; }; }
 has kv && run_steps kv kv
 has codec && { run_steps codec,codec-nvcomp codec; grep -iE "bitmask|copy|float|GB/s" "$OUT/codec.txt" | head -40; }
 if has kv-bench; then
-    # FlashInfer beside SDPA in every run below where .deps/flashinfer travelled (tests/gpu/fetch-deps.sh
-    # flashinfer), its JIT workspace under /tmp; its errors, if any, in $OUT/kv_bench.err.
-    if [ -d .deps/flashinfer ]; then
-        export PYTHONPATH=$PWD/.deps/flashinfer${PYTHONPATH:+:$PYTHONPATH} FLASHINFER_WORKSPACE_BASE=${TMPDIR:-/tmp}/flashinfer-jit
-    fi
-    bench=(python3 bench/kv_gpu_bench.py --lib build/gpu/lib/libgrey.so --backend-dir build/gpu/lib/grey)
+    # FlashInfer beside SDPA in every run below where .deps/flashinfer travelled; its errors, if any, in
+    # $OUT/kv_bench.err.
+    . tests/gpu/flashinfer-env.sh
+    bench=(${flashinfer_env[@]+"${flashinfer_env[@]}"} python3 bench/kv_gpu_bench.py --lib build/gpu/lib/libgrey.so
+           --backend-dir build/gpu/lib/grey)
     "${bench[@]}" --repeat 30 --json "$OUT/kv_bench.json" 2>"$OUT/kv_bench.err" |
         grep -E "decode attention|SDPA cudnn|SDPA flash|FlashInfer|best bf16|libgrey"
     echo "-- SIMT kernel (GREY_CUDA_KV_TENSOR_CORES=0)"
