@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ncu's summary of one int4 decode-attention launch (bench/kv_gpu_bench.py's shapes) after the CUDA
 # backend is built by tests/gpu/session.sh (which also runs the conformance and the speed tables);
-# KV_PROFILE_FULL=1: the full set and the SASS with its source lines. Outputs under $OUT.
+# KV_PROFILE_FULL=1: the full set and the SASS with its source lines; KV_PROFILE_ARGS: more arguments for
+# the bench (e.g. "--tokens-per-block 16 --group 32", the library's defaults). Outputs under $OUT.
 set -u
 export LD_LIBRARY_PATH=$PWD/.deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 OUT=${OUT:-/tmp/kv-profile}
@@ -12,7 +13,7 @@ bench=(python3 bench/kv_gpu_bench.py --lib build/gpu/lib/libgrey.so --backend-di
 sections=(--section SpeedOfLight --section WarpStateStats --section Occupancy --section InstructionStats --section LaunchStats)
 [ "${KV_PROFILE_FULL:-0}" = 1 ] && sections=(--set full --import-source yes)
 ncu --kernel-name regex:grey_kv_attend_mma --launch-skip 3 --launch-count 1 "${sections[@]}" -f -o "$OUT/mma" \
-    "${bench[@]}" --formats int4 --repeat 3 --warmup 1 >"$OUT/ncu.log" 2>&1
+    "${bench[@]}" --formats int4 --repeat 3 --warmup 1 ${KV_PROFILE_ARGS:-} >"$OUT/ncu.log" 2>&1
 ncu --import "$OUT/mma.ncu-rep" --page details >"$OUT/mma_details.txt" 2>&1
 [ "${KV_PROFILE_FULL:-0}" = 1 ] && ncu --import "$OUT/mma.ncu-rep" --page source --csv --print-source sass >"$OUT/mma_sass.csv" 2>&1
 rm -f "$OUT/mma.ncu-rep"
