@@ -7,7 +7,9 @@
 # memcheck and racecheck); then bench/kv_gpu_bench.py runs the builds in turn, KV_VARIANTS_ROUNDS times,
 # for each ;-separated argument set of KV_VARIANTS_BENCH, SDPA (and FlashInfer where .deps/flashinfer
 # travelled) in every run, and a table of medians closes the output. A variant that fails its checks is
-# left out of the timings. Outputs under $OUT.
+# left out of the timings. KV_VARIANTS_STEPS picks a subset of "build check bench" (a call's ten minutes
+# hold four variants' builds and checks; their timings can follow in a second call on the warm machine).
+# Outputs under $OUT.
 #
 #   git diff main kv-x > .deps/kv-x.patch      # here; carry .deps/usr and the patches
 #   KV_VARIANTS="main=. x=.deps/kv-x.patch" KV_VARIANTS_SANITIZE=1 \
@@ -18,12 +20,20 @@ mkdir -p "$OUT"
 export LD_LIBRARY_PATH=$PWD/.deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 : "${KV_VARIANTS:?KV_VARIANTS: NAME=SOURCE ... (a source tree, or a patch applied to a copy of this one)}"
 read -ra items <<<"$KV_VARIANTS"
+steps=" ${KV_VARIANTS_STEPS:-build check bench} "
+has() { [[ $steps == *" $1 "* ]]; }
 jobs=$(( $(nproc) / ${#items[@]} ))
 [ "$jobs" -ge 1 ] || jobs=1
 
 names=() pids=()
 for item in "${items[@]}"; do
     name=${item%%=*} source=${item#*=}
+    names+=("$name")
+    if ! has build; then
+        true &  # nothing to build: the build directory a call before left
+        pids+=($!)
+        continue
+    fi
     if [ -f "$source" ]; then
         patch_file=$(realpath "$source")
         source=.deps/variant-$name
@@ -35,7 +45,6 @@ for item in "${items[@]}"; do
             echo "FAIL $name: the patch does not apply"; cat "$OUT/patch-$name.txt"; exit 1
         fi
     fi
-    names+=("$name")
     KV_AB_SRC=$source KV_AB_DIR=build/kv-$name KV_AB_BUILD_ONLY=1 KV_AB_JOBS=$jobs OUT=$OUT \
         bash tests/gpu/kv-ab.sh >"$OUT/build-$name.txt" 2>&1 &
     pids+=($!)
@@ -44,8 +53,12 @@ done
 checked=()
 for i in "${!names[@]}"; do
     name=${names[$i]} dir=build/kv-${names[$i]}
-    if ! wait "${pids[$i]}"; then
-        echo "FAIL $name: build"; tail -20 "$OUT/build-$name.txt"; continue
+    if ! wait "${pids[$i]}" || [ ! -f "$dir/lib/libgrey.so" ]; then
+        echo "FAIL $name: build"; tail -20 "$OUT/build-$name.txt" 2>/dev/null; continue
+    fi
+    if ! has check; then
+        checked+=("$name")
+        continue
     fi
     "$dir/bin/grey_gpu_kv_conformance" --backend-dir "$dir/lib/grey" >"$OUT/conformance-$name.txt" 2>&1
     rc=$?
@@ -64,6 +77,7 @@ for i in "${!names[@]}"; do
     [ $ok -eq 0 ] && checked+=("$name")
 done
 [ ${#checked[@]} -gt 0 ] || exit 1
+has bench || exit 0
 
 . tests/gpu/flashinfer-env.sh
 IFS=';' read -ra sets <<<"${KV_VARIANTS_BENCH:---formats int8,int4,int2}"
