@@ -38,11 +38,8 @@ fi
 # KV_AB_CHECK=0: no conformance run of the variant (a KV_AB_SRC tree that was main, checked when it was).
 if [ "${KV_AB_CHECK:-1}" != 0 ]; then
     echo "== variant against the host reference"
-    "$dir/bin/grey_gpu_kv_conformance" --backend-dir "$dir/lib/grey" >"$OUT/ab-kv-conformance.txt" 2>&1
-    rc=$?
-    grep -E "^FAIL" "$OUT/ab-kv-conformance.txt" | head -10
-    tail -1 "$OUT/ab-kv-conformance.txt"
-    [ $rc -eq 0 ] || exit 1
+    . tests/gpu/kv-check.sh
+    kv_conformance "$dir" "$OUT/ab-kv-conformance.txt" || exit 1
 fi
 for round in $(seq 1 "${KV_AB_ROUNDS:-2}"); do
     for build in build/gpu "$dir"; do

@@ -29,11 +29,8 @@ names=() pids=()
 for item in "${items[@]}"; do
     name=${item%%=*} source=${item#*=}
     names+=("$name")
-    if ! has build; then
-        true &  # nothing to build: the build directory a call before left
-        pids+=($!)
-        continue
-    fi
+    pids+=("")  # no build to wait for: the build directory a call before left
+    has build || continue
     if [ -f "$source" ]; then
         patch_file=$(realpath "$source")
         source=.deps/variant-$name
@@ -47,24 +44,23 @@ for item in "${items[@]}"; do
     fi
     KV_AB_SRC=$source KV_AB_DIR=build/kv-$name KV_AB_BUILD_ONLY=1 KV_AB_JOBS=$jobs OUT=$OUT \
         bash tests/gpu/kv-ab.sh >"$OUT/build-$name.txt" 2>&1 &
-    pids+=($!)
+    pids[-1]=$!
 done
 
+. tests/gpu/kv-check.sh
 checked=()
 for i in "${!names[@]}"; do
     name=${names[$i]} dir=build/kv-${names[$i]}
-    if ! wait "${pids[$i]}" || [ ! -f "$dir/lib/libgrey.so" ]; then
+    if { [ -n "${pids[$i]}" ] && ! wait "${pids[$i]}"; } || [ ! -f "$dir/lib/libgrey.so" ]; then
         echo "FAIL $name: build"; tail -20 "$OUT/build-$name.txt" 2>/dev/null; continue
     fi
     if ! has check; then
         checked+=("$name")
         continue
     fi
-    "$dir/bin/grey_gpu_kv_conformance" --backend-dir "$dir/lib/grey" >"$OUT/conformance-$name.txt" 2>&1
-    rc=$?
-    echo "$name: $(tail -1 "$OUT/conformance-$name.txt")"
-    grep -E "^FAIL" "$OUT/conformance-$name.txt" | head -5
-    ok=$rc
+    echo "$name:"
+    kv_conformance "$dir" "$OUT/conformance-$name.txt"
+    ok=$?
     if [ "${KV_VARIANTS_SANITIZE:-0}" = 1 ]; then
         for tool in memcheck racecheck; do
             compute-sanitizer --tool "$tool" --error-exitcode 99 --print-limit 20 "$dir/bin/grey_gpu_kv_conformance" --quick \
