@@ -4,7 +4,8 @@
 # so that three or four variants travel as a few kilobytes. Every variant is built by tests/gpu/kv-ab.sh's
 # rule into build/kv-NAME, all at once; each build is checked against the host reference (the KV
 # conformance program; with KV_VARIANTS_SANITIZE=1 also its --quick cases under compute-sanitizer's
-# memcheck and racecheck); then bench/kv_gpu_bench.py runs the builds in turn, KV_VARIANTS_ROUNDS times,
+# memcheck and racecheck, or with KV_VARIANTS_SANITIZE="NAME ..." for those variants only); then
+# bench/kv_gpu_bench.py runs the builds in turn, KV_VARIANTS_ROUNDS times,
 # for each ;-separated argument set of KV_VARIANTS_BENCH, SDPA (and FlashInfer where .deps/flashinfer
 # travelled) in every run, and a table of medians closes the output. A variant that fails its checks is
 # left out of the timings. KV_VARIANTS_STEPS picks a subset of "build check bench" (a call's ten minutes
@@ -48,6 +49,7 @@ for item in "${items[@]}"; do
 done
 
 . tests/gpu/kv-check.sh
+sanitize=" ${KV_VARIANTS_SANITIZE:-0} "
 checked=()
 for i in "${!names[@]}"; do
     name=${names[$i]} dir=build/kv-${names[$i]}
@@ -61,7 +63,7 @@ for i in "${!names[@]}"; do
     echo "$name:"
     kv_conformance "$dir" "$OUT/conformance-$name.txt"
     ok=$?
-    if [ "${KV_VARIANTS_SANITIZE:-0}" = 1 ]; then
+    if [[ $sanitize == " 1 " || $sanitize == *" $name "* ]]; then
         for tool in memcheck racecheck; do
             compute-sanitizer --tool "$tool" --error-exitcode 99 --print-limit 20 "$dir/bin/grey_gpu_kv_conformance" --quick \
                 --backend-dir "$dir/lib/grey" >"$OUT/$tool-$name.txt" 2>&1
