@@ -93,7 +93,8 @@ AttendShape attend_shape(const common::KvLayout& layout, const AttendTables& tab
     constexpr uint32_t warps = GREY_KVK_ATTEND_WARPS, lanes = GREY_KVK_WARP_LANES;
     if (s.tensor_cores) {
         s.ks_log = grey_kvk_mma_k_steps(dim) == 4 ? 0 : 1;
-        s.shared_bytes = grey_kvk_mma_shared_layout(&layout, gc).total;
+        s.stages = GREY_KVK_MMA_STAGES;
+        s.shared_bytes = grey_kvk_mma_shared_layout(&layout, gc, s.stages).total;
         return s;
     }
     // kv_cache.cu's attend_split: the queries and each warp's [dim][gc] scratch, each warp's softmax

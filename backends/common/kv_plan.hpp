@@ -64,7 +64,7 @@ struct AttendTables {
     std::span<const uint64_t> table_offsets, first, last;
 };
 
-// Everything about an attention job that does not depend on the device.
+// Everything about an attention job that does not depend on the device (fit_stages then asks it).
 struct AttendShape {
     uint32_t group = 0;         // query heads per KV head
     uint32_t group_chunks = 0;  // thread blocks per KV head (each takes `gc` query heads)
@@ -73,6 +73,7 @@ struct AttendShape {
     uint64_t longest = 1;  // the most blocks a sequence of the batch spans
     uint64_t pairs = 0;    // thread blocks per split: batch x kv_heads x group_chunks
     unsigned int shared_bytes = 0;
+    uint32_t stages = 0;  // grey_kv_attend_mma: staging buffers a warp (GREY_KVK_MMA_STAGES until fit_stages)
     std::vector<grey_kvk_sequence> sequences;
 
     [[nodiscard]] Kernel split() const { return tensor_cores ? mma_kernel(ks_log, gc_log) : split_kernel(cpl_log, gc_log); }
@@ -80,6 +81,23 @@ struct AttendShape {
 };
 // `tensor_cores`: the vendor has grey_kv_attend_mma (taken for head_dim up to GREY_KVK_MMA_MAX_HEAD_DIM).
 AttendShape attend_shape(const common::KvLayout& layout, const AttendTables& tables, uint32_t query_heads, bool tensor_cores = false);
+// The tensor-core kernel with GREY_KVK_MMA_FEWER_STAGES staging buffers a warp where that lets more of
+// its thread blocks be resident at once: rows of 8 bits at head_dim 128 take about 78 KiB a thread block
+// with three buffers, two thread blocks on a multiprocessor of 228 KiB where two buffers leave room for
+// three. `resident(shared_bytes)` answers the device's resident thread blocks of the shape's kernel;
+// returns that for the shape as fitted.
+template <typename Resident>
+uint64_t fit_stages(AttendShape& shape, const common::KvLayout& layout, Resident&& resident) {
+    const uint64_t most = resident(shape.shared_bytes);
+    if (!shape.tensor_cores) return most;
+    const uint32_t gc = 1u << shape.gc_log;
+    const unsigned int fewer_bytes = grey_kvk_mma_shared_layout(&layout, gc, GREY_KVK_MMA_FEWER_STAGES).total;
+    const uint64_t with_fewer = resident(fewer_bytes);
+    if (with_fewer <= most) return most;
+    shape.stages = GREY_KVK_MMA_FEWER_STAGES;
+    shape.shared_bytes = fewer_bytes;
+    return with_fewer;
+}
 // Splits along each sequence: one wave, as many thread blocks as are resident on the device at once
 // (`resident`, for the split kernel at its block size and shared memory) shared out along the sequences
 // (a second, partial wave would leave most of the device idle while it runs), at most one per block of
@@ -155,8 +173,11 @@ void run_attend(Vendor& vendor, const char* vendor_name, const common::KvLayout&
                 uint32_t query_heads, float scale, uint64_t queries, uint64_t output) {
     check_layout(layout, query_heads, vendor_name);
     if (tables.first.empty()) return;
-    const AttendShape shape = attend_shape(layout, tables, query_heads, vendor.tensor_cores());
-    const uint32_t splits = attend_splits(shape, vendor.resident_blocks(shape.split(), AttendShape::split_threads(), shape.shared_bytes));
+    AttendShape shape = attend_shape(layout, tables, query_heads, vendor.tensor_cores());
+    const uint64_t resident = fit_stages(shape, layout, [&](unsigned int shared_bytes) {
+        return vendor.resident_blocks(shape.split(), AttendShape::split_threads(), shared_bytes);
+    });
+    const uint32_t splits = attend_splits(shape, resident);
     auto sequence_table = vendor.scratch(shape.sequences.size() * sizeof(grey_kvk_sequence));
     auto block_table = vendor.scratch(tables.blocks.size_bytes());
     auto partials = vendor.scratch(attend_partials_bytes(layout, shape, splits, query_heads));
@@ -177,6 +198,7 @@ void run_attend(Vendor& vendor, const char* vendor_name, const common::KvLayout&
         args.splits = splits;
         args.scale_log2 = scale * 1.4426950408889634f;
         args.stage_bytes = shape.tensor_cores ? grey_kvk_mma_stage_bytes(&layout) : 0;
+        args.stages = shape.stages;
         void* params[] = {&args};
         for (const Launch& l : attend_launches(layout, shape, splits, query_heads)) vendor.launch(l.kernel, l.grid, l.threads, l.shared_bytes, params);
         vendor.finish();

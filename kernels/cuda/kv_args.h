@@ -62,13 +62,17 @@ typedef struct grey_kvk_attend_args {
     uint32_t splits;        /* thread blocks along each sequence, each over an equal share of its blocks */
     float scale_log2;       /* the softmax scale times log2(e): scores are taken in base 2 */
     uint32_t stage_bytes;   /* grey_kv_attend_mma: one staging buffer of a warp (grey_kvk_mma_stage_bytes) */
-    uint32_t reserved0;
+    uint32_t stages;        /* grey_kv_attend_mma: the staging buffers a warp cycles through (2 or 3) */
 } grey_kvk_attend_args;
 
 /* grey_kv_attend_mma<k-steps, query heads per thread block>, the tensor-core decode attention of CUDA
  * devices (sm_80 and later): head_dim up to 128 and at most four query heads a thread block (its
  * m16n8k16 products hold each query twice, as a 16-bit value and the rounding error of it). */
-enum { GREY_KVK_MMA_MAX_HEAD_DIM = 128, GREY_KVK_MMA_MAX_QUERY_GROUP = 4, GREY_KVK_MMA_STAGES = 3, GREY_KVK_MMA_CHUNK = 16 };
+enum { GREY_KVK_MMA_MAX_HEAD_DIM = 128, GREY_KVK_MMA_MAX_QUERY_GROUP = 4, GREY_KVK_MMA_CHUNK = 16 };
+
+/* A warp stages quantized chunks in three buffers (two chunks copied ahead of the one computed), or in
+ * two where three would hold fewer thread blocks on a multiprocessor (the launch plan asks the device). */
+enum { GREY_KVK_MMA_STAGES = 3, GREY_KVK_MMA_FEWER_STAGES = 2 };
 
 /* A staged row of codes in shared memory: `row_words` 32-bit words padded to 4 modulo 8 words, so that
  * the eight rows a tensor-core fragment reads at once fall in distinct banks. */
@@ -89,9 +93,10 @@ GREY_FN_FORCE constexpr uint32_t grey_kvk_mma_k_steps(uint32_t head_dim) { retur
 GREY_FN_FORCE constexpr uint32_t grey_kvk_mma_groups(uint32_t k_steps) { return k_steps / 2u > 1u ? k_steps / 2u : 1u; }
 
 /* A thread block's shared memory, in this order: the queries ([head_dim][gc] floats, padded to 16
- * bytes); per warp its staging buffers (where its results go at the end, eight columns of head_dim
- * floats) and its query fragments ([k_steps][lanes] pairs of 32-bit words); per warp and query head its
- * statistics (maximum, sum, V scale and a V minimum sum per group). */
+ * bytes); per warp its `stages` staging buffers (where its results go at the end, eight columns of
+ * head_dim floats: a buffer holds at least 16 bytes a channel, 2-bit rows and K parameters) and its
+ * query fragments ([k_steps][lanes] pairs of 32-bit words); per warp and query head its statistics
+ * (maximum, sum, V scale and a V minimum sum per group). */
 typedef struct grey_kvk_mma_shared {
     uint32_t warp_area;   /* bytes from the start: the first warp's staging buffers */
     uint32_t warp_bytes;  /* a warp's staging buffers and query fragments */
@@ -101,11 +106,11 @@ typedef struct grey_kvk_mma_shared {
     uint32_t total;
 } grey_kvk_mma_shared;
 
-GREY_FN_FORCE grey_kvk_mma_shared grey_kvk_mma_shared_layout(const struct grey_kv_layout* l, uint32_t gc) {
+GREY_FN_FORCE grey_kvk_mma_shared grey_kvk_mma_shared_layout(const struct grey_kv_layout* l, uint32_t gc, uint32_t stages) {
     grey_kvk_mma_shared s;
     const uint32_t k_steps = grey_kvk_mma_k_steps(l->head_dim);
     s.warp_area = (l->head_dim * gc * 4u + 15u) / 16u * 16u;
-    s.fragments = GREY_KVK_MMA_STAGES * grey_kvk_mma_stage_bytes(l);
+    s.fragments = stages * grey_kvk_mma_stage_bytes(l);
     s.warp_bytes = s.fragments + k_steps * GREY_KVK_WARP_LANES * 8u;
     s.stats = s.warp_area + GREY_KVK_ATTEND_WARPS * s.warp_bytes;
     s.stat_count = 3u + grey_kvk_mma_groups(k_steps);

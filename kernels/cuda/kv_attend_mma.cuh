@@ -17,8 +17,9 @@
 //    softmax rescale needs no exchange. V's per-token minimum is a per-head sum kept beside (sum of
 //    p * minimum), and the scales are kept below 1 by a running power of two (the warp's largest scale
 //    exponent), rescaled like the softmax maximum.
-// Quantized chunks come into shared memory by cp.async, two chunks ahead of the one computed (the rows
-// padded so that fragment reads do not conflict); window-form blocks, a few at the end of a sequence,
+// Quantized chunks come into shared memory by cp.async, two chunks ahead of the one computed (one where
+// the launch plan finds that three buffers a warp would hold fewer thread blocks on a multiprocessor; the
+// rows padded so that fragment reads do not conflict); window-form blocks, a few at the end of a sequence,
 // are read in place. Nothing is dequantized to memory.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -27,7 +28,6 @@ namespace {
 namespace tc {
 
 constexpr uint32_t kChunk = GREY_KVK_MMA_CHUNK;
-constexpr uint32_t kStages = GREY_KVK_MMA_STAGES;
 constexpr uint32_t kWarps = GREY_KVK_ATTEND_WARPS;
 constexpr uint32_t kFull = 0xffffffffu;
 constexpr uint32_t kMagic = 0x64006400u;  // fp16 1024.0 twice: OR-ing a small integer into the mantissa gives 1024 + code
@@ -696,7 +696,7 @@ __device__ void attend(const grey_kvk_attend_args& a) {
 
     // Shared memory as kv_args.h lays it out (the launch plan sizes it from the same function).
     extern __shared__ __align__(16) uint8_t shared_bytes[];
-    const grey_kvk_mma_shared layout = grey_kvk_mma_shared_layout(&l, GC);
+    const grey_kvk_mma_shared layout = grey_kvk_mma_shared_layout(&l, GC, a.stages);
     float* q_shared = reinterpret_cast<float*>(shared_bytes);
     uint8_t* warp_area = shared_bytes + layout.warp_area;
     uint8_t* mine = warp_area + warp * layout.warp_bytes;
@@ -731,25 +731,30 @@ __device__ void attend(const grey_kvk_attend_args& a) {
     }
     st.exponent = -127;
 
-    auto stage_of = [&](uint32_t n) { return Stage{mine + (n % kStages) * a.stage_bytes, geo.stride}; };
+    // The staging buffers in turn: chunk n goes to buffer n % a.stages (2 or 3), and is waited for when
+    // the stages - 1 chunks after it have been issued.
+    const uint32_t stages = a.stages;
+    auto stage_at = [&](uint32_t buffer) { return Stage{mine + buffer * a.stage_bytes, geo.stride}; };
+    auto next_buffer = [&](uint32_t buffer) { return buffer + 1 == stages ? 0u : buffer + 1; };
     Cursor ahead, now;
     walk.open(ahead, begin + warp);
     now = ahead;
-    uint32_t issued = 0, done = 0;
+    uint32_t issued = 0, done = 0;  // buffers
     auto issue = [&] {
         if (ahead.block != nullptr) {
-            if (ahead.quantized) stage_chunk(l, geo, ahead, stage_of(issued), lane);
+            if (ahead.quantized) stage_chunk(l, geo, ahead, stage_at(issued), lane);
             walk.advance(ahead);
         }
         commit_copies();
-        ++issued;
+        issued = next_buffer(issued);
     };
-    for (uint32_t i = 0; i + 1 < kStages; ++i) issue();
+    for (uint32_t i = 0; i + 1 < stages; ++i) issue();
     while (now.block != nullptr) {
         issue();
-        wait_copies<kStages - 1>();
+        if (stages == GREY_KVK_MMA_STAGES) wait_copies<GREY_KVK_MMA_STAGES - 1>();
+        else wait_copies<GREY_KVK_MMA_FEWER_STAGES - 1>();
         __syncwarp();
-        const Stage staged = stage_of(done);
+        const Stage staged = stage_at(done);
         if (!now.quantized) {
             if (l.window_bf16 != 0) attend_item<kWindow, true>(st, l, geo, now, staged, q_shared, a.scale_log2, lane);
             else attend_item<kWindow, false>(st, l, geo, now, staged, q_shared, a.scale_log2, lane);
@@ -763,7 +768,7 @@ __device__ void attend(const grey_kvk_attend_args& a) {
         }
         __syncwarp();
         walk.advance(now);
-        ++done;
+        done = next_buffer(done);
     }
     wait_copies<0>();
     __syncwarp();

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
@@ -98,7 +99,8 @@ TEST(KvPlan, TensorCoresTakeHeadDimUpTo128) {
     EXPECT_EQ(grey_kvk_mma_stage_bytes(&l), 2u * 16 * 20 * 4 + 16 * 4 * 8 + 128 * 8);
     const kv::AttendShape s = kv::attend_shape(l, tables, 8, true);
     EXPECT_EQ(s.shared_bytes, 128u * 4 * 4 + 4 * (3 * 4096 + 8 * 32 * 8) + 4 * 4 * (3 + 4) * 4);
-    const grey_kvk_mma_shared shared = grey_kvk_mma_shared_layout(&l, 4);
+    EXPECT_EQ(s.stages, 3u);
+    const grey_kvk_mma_shared shared = grey_kvk_mma_shared_layout(&l, 4, 3);
     EXPECT_EQ(shared.warp_area, 128u * 4 * 4);
     EXPECT_EQ(shared.fragments, 3u * 4096);
     EXPECT_EQ(shared.warp_bytes, 3u * 4096 + 8 * 32 * 8);
@@ -110,6 +112,53 @@ TEST(KvPlan, TensorCoresTakeHeadDimUpTo128) {
     EXPECT_EQ(grey_kvk_mma_k_steps(80), 8u);
     EXPECT_EQ(grey_kvk_mma_groups(4), 2u);
     EXPECT_EQ(grey_kvk_mma_groups(8), 4u);
+}
+
+// Two staging buffers a warp instead of three where that holds more thread blocks at once, by the
+// device's answer. The model below is an H100's: 228 KiB of shared memory a multiprocessor (1 KiB of it
+// kept by each thread block) and three thread blocks at most by registers, 132 multiprocessors.
+TEST(KvPlan, TensorCoresTakeTwoStagingBuffersWhereThatHoldsMoreThreadBlocks) {
+    const std::vector<uint64_t> offsets{0, 3}, first{0}, last{40}, blocks{0x1001, 0x2001, 0x3001};
+    const kv::AttendTables tables{blocks, offsets, first, last};
+    int asked = 0;
+    auto h100 = [&](unsigned int shared_bytes) {
+        ++asked;
+        return uint64_t{132} * std::min<uint64_t>(3, 228u * 1024 / (shared_bytes + 1024));
+    };
+    // int8 (format 0), head_dim 128, V groups of 128: rows of 32 words padded to 36.
+    grey::common::KvLayout int8 = layout(128, 8, 64);
+    int8.format = 0;
+    int8.group_size = 128;
+    const uint32_t stage = 2u * 16 * 36 * 4 + 16 * 1 * 8 + 128 * 8;
+    EXPECT_EQ(grey_kvk_mma_stage_bytes(&int8), stage);
+    kv::AttendShape s = kv::attend_shape(int8, tables, 32, true);
+    const uint32_t statistics = 4u * 4 * (3 + 4) * 4, queries = 128u * 4 * 4, fragments = 8u * 32 * 8;
+    EXPECT_EQ(s.shared_bytes, queries + 4 * (3 * stage + fragments) + statistics);  // 79,808: two a multiprocessor
+    EXPECT_EQ(kv::fit_stages(s, int8, h100), 132u * 3);
+    EXPECT_EQ(s.stages, 2u);
+    EXPECT_EQ(s.shared_bytes, queries + 4 * (2 * stage + fragments) + statistics);
+    EXPECT_EQ(s.shared_bytes, grey_kvk_mma_shared_layout(&int8, 4, 2).total);
+    // Two buffers still hold a warp's results at the end: eight columns of head_dim floats.
+    EXPECT_GE(grey_kvk_mma_shared_layout(&int8, 4, 2).fragments, 8u * 128 * 4);
+    // int4 rows (16 words padded to 20) keep three buffers: three thread blocks either way.
+    grey::common::KvLayout int4 = int8;
+    int4.format = 1;
+    s = kv::attend_shape(int4, tables, 32, true);
+    const unsigned int three = s.shared_bytes;
+    EXPECT_EQ(kv::fit_stages(s, int4, h100), 132u * 3);
+    EXPECT_EQ(s.stages, 3u);
+    EXPECT_EQ(s.shared_bytes, three);
+    // The smallest staging buffers (2-bit rows, head_dim 16) still hold the results with two of them.
+    grey::common::KvLayout int2 = layout(16);
+    int2.format = 2;
+    EXPECT_GE(grey_kvk_mma_shared_layout(&int2, 1, 2).fragments, 8u * 16 * 4);
+    // The SIMT kernel has no staging buffers: one question, nothing changed.
+    asked = 0;
+    s = kv::attend_shape(layout(256), tables, 8, true);
+    const unsigned int simt = s.shared_bytes;
+    EXPECT_EQ(kv::fit_stages(s, layout(256), h100), 132u * 3);
+    EXPECT_EQ(asked, 1);
+    EXPECT_EQ(s.shared_bytes, simt);
 }
 
 // The largest variant's shared memory fits both vendors without asking for more: CUDA's 48 KiB default
