@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ncu's summary of one int4 decode-attention launch (bench/kv_gpu_bench.py's shapes) after the CUDA
 # backend is built by tests/gpu/session.sh (which also runs the conformance and the speed tables);
-# KV_PROFILE_FULL=1: the full set and the SASS with its source lines; KV_PROFILE_ARGS: more arguments for
+# KV_PROFILE_FULL=1: the full set, the SASS with its source lines, and the instructions a chunk by part
+# of the kernel (tests/gpu/kv-sass-lines.py, into mma_parts.txt); KV_PROFILE_ARGS: more arguments for
 # the bench (e.g. "--tokens-per-block 16 --group 32", the library's defaults); KV_PROFILE_DIR: the build
 # to profile (build/gpu; tests/gpu/kv-variants.sh leaves build/kv-NAME). Outputs under $OUT.
 set -u
@@ -20,3 +21,22 @@ ncu --import "$OUT/mma.ncu-rep" --page details >"$OUT/mma_details.txt" 2>&1
 [ "${KV_PROFILE_FULL:-0}" = 1 ] && ncu --import "$OUT/mma.ncu-rep" --page source --csv --print-source sass >"$OUT/mma_sass.csv" 2>&1
 rm -f "$OUT/mma.ncu-rep"
 grep -E "Duration|Registers Per|Achieved Occupancy|Executed Instructions  |Issued Ipc|DRAM Throughput|Warp Cycles Per Issued|One or More" "$OUT/mma_details.txt" | head -20
+
+# With the full set: the profiled kernel's SASS with its source lines (nvdisasm -gi of the build's cubin
+# for this GPU), and the instructions a 16-token chunk by part of the kernel (tests/gpu/kv-sass-lines.py;
+# KV_PROFILE_CHUNKS: the launch's chunks, 131,072 for the bench's default shapes).
+[ "${KV_PROFILE_FULL:-0}" = 1 ] || exit 0
+kernel=$(head -1 "$OUT/mma_sass.csv" | cut -d, -f2 | tr -d '"')
+arch=sm_$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d '.')
+cubins=$(mktemp -d) fatbin=$(realpath "$dir/backends/cuda/grey_cuda_kv_fatbin.fatbin")
+(cd "$cubins" && cuobjdump -xelf all "$fatbin" >/dev/null 2>&1)
+cubin=$(ls "$cubins"/*."$arch".cubin 2>/dev/null | head -1)
+index=$([ -n "$cubin" ] && cuobjdump -elf "$cubin" | sed -n '/\.section \.symtab/,/^$/p' | awk -v k="$kernel" '$NF == k {print $1}')
+if [ -n "$index" ] && nvdisasm -gi -fun "$index" "$cubin" >"$OUT/mma.sass" 2>/dev/null; then
+    python3 tests/gpu/kv-sass-lines.py "$OUT/mma_sass.csv" "$OUT/mma.sass" --kernel "$kernel" --source kernels/cuda/kv_attend_mma.cuh \
+        --per "${KV_PROFILE_CHUNKS:-131072}" --functions load_queries,value_products,attend_chunk,stage_rows,stage_chunk,open,advance,attend |
+        tee "$OUT/mma_parts.txt"
+else
+    echo "no SASS listing of $kernel for $arch (cuobjdump/nvdisasm, or the fatbin under $dir): parts not counted"
+fi
+rm -rf "$cubins"
