@@ -10,7 +10,7 @@
 # travelled) in every run, and a table of medians closes the output. A variant that fails its checks is
 # left out of the timings. KV_VARIANTS_STEPS picks a subset of "build check bench" (a call's ten minutes
 # hold four variants' builds and checks; their timings can follow in a second call on the warm machine).
-# Outputs under $OUT.
+# Outputs under $OUT, packed into one archive at the end.
 #
 #   git diff main kv-x > .deps/kv-x.patch      # here; carry .deps/usr and the patches
 #   KV_VARIANTS="main=. x=.deps/kv-x.patch" KV_VARIANTS_SANITIZE=1 \
@@ -18,6 +18,19 @@
 set -u
 OUT=${OUT:-/tmp/kv-variants}
 mkdir -p "$OUT"
+# The device tool brings back at most eight files from $OUT: this run's logs and timings go back as one
+# archive, kv-variants-<steps>.tgz (files already there, from a run before, are left as they are).
+before=$(mktemp) && ls -A "$OUT" >"$before"
+pack() {
+    local archive="kv-variants-${KV_VARIANTS_STEPS:-all}.tgz" new
+    archive=${archive// /-}
+    new=$(ls -A "$OUT" | grep -vxF -f "$before")
+    if [ -n "$new" ]; then
+        (cd "$OUT" && tar -czf "$archive.part" $new && rm -rf $new && mv "$archive.part" "$archive")
+    fi
+    rm -f "$before"
+}
+trap pack EXIT
 export LD_LIBRARY_PATH=$PWD/.deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 : "${KV_VARIANTS:?KV_VARIANTS: NAME=SOURCE ... (a source tree, or a patch applied to a copy of this one)}"
 read -ra items <<<"$KV_VARIANTS"
