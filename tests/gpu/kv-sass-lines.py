@@ -42,7 +42,7 @@ def read_listing(path, kernel):
     frames, listing, inside = [], {}, False
     for line in open(path):
         if line.startswith("//--") and ".text." in line:
-            inside = line.strip().endswith(f".text.{kernel} --------------------------") or f".text.{kernel} " in line
+            inside = f".text.{kernel} " in line  # the header of this kernel's section, not one whose name extends it
             continue
         if not inside:
             continue

@@ -19,7 +19,8 @@ set -u
 OUT=${OUT:-/tmp/kv-variants}
 mkdir -p "$OUT"
 # The device tool brings back at most eight files from $OUT: this run's logs and timings go back as one
-# archive, kv-variants-<steps>.tgz (files already there, from a run before, are left as they are).
+# archive, kv-variants-<steps>.tgz (files already there, from a run before, are left as they are, but
+# for an archive of the same name, which this one replaces).
 before=$(mktemp) && ls -A "$OUT" >"$before"
 pack() {
     local archive="kv-variants-${KV_VARIANTS_STEPS:-all}.tgz" new
