@@ -5,7 +5,9 @@
 For each cache format (int8, int4, int2, fp8-e4m3, and the cache kept whole in bf16) it fills a CUDA
 grey_kv_cache with --batch sequences of --context tokens (one layer, distinct tenants so nothing is
 shared), then times grey_kv_attend: the median wall time of one call, which includes uploading the
-queries and block tables, both kernels and reading the output back. Beside it, on the same shapes,
+queries and block tables, both kernels and reading the output back; then grey_kv_attend_buffer, the
+queries and the output in GPU buffers (only the block tables uploaded), whose output must be the same
+bit for bit. Beside it, on the same shapes,
 torch.nn.functional.scaled_dot_product_attention on bf16 tensors already on the GPU, with each backend
 that runs GQA (flash, cuDNN, math), timed the same way (wall time of one call and a synchronize) and by
 CUDA events (kernel time only); libgrey's device time (kernels and copies of one call) comes from CUPTI
@@ -107,13 +109,40 @@ def grey_figures(grey, args, name, kv, queries):
 
         seconds = median_wall(attend, args.warmup, args.repeat)
         device, kernels = device_seconds(attend, args.repeat)
+        buffered = grey_buffer_figures(grey, cache, params, sequences, args.batch, q, out, args.warmup, args.repeat)
         return {"format": name, "attend_us": seconds * 1e6, "device_us": device * 1e6,
-                "device_us_by_kernel": kernels, "bytes_per_token": stats.bytes_per_token,
+                "device_us_by_kernel": kernels, **buffered, "bytes_per_token": stats.bytes_per_token,
                 "bf16_bytes_per_token": dense_per_token, "memory_ratio": stats.bytes_per_token / dense_per_token,
                 "append_gbps_f32_in": args.batch * args.context * 2 * args.kv_heads * args.head_dim * 4 / append_seconds / 1e9,
                 "output": out.copy()}
     finally:
         lib.grey_kv_cache_destroy(cache)
+
+
+def grey_buffer_figures(grey, cache, params, sequences, batch, q, expected, warmup=5, repeat=30):
+    """The same attention by grey_kv_attend_buffer, the queries and the output in buffers on the GPU: only
+    the block tables cross to the device. Its output must be grey_kv_attend's, bit for bit."""
+    lib, io = grey.lib, C.c_uint64(q.nbytes)
+    q_buffer, out_buffer = C.c_void_p(), C.c_void_p()
+    grey.call("grey_buffer_create", grey.context, C.c_uint32(grey.gpu), io, C.byref(q_buffer))
+    try:
+        grey.call("grey_buffer_create", grey.context, C.c_uint32(grey.gpu), io, C.byref(out_buffer))
+        grey.call("grey_buffer_write", q_buffer, C.c_uint64(0), q.ctypes.data_as(C.c_void_p), io)
+
+        def attend():
+            grey.call("grey_kv_attend_buffer", cache, C.byref(params), sequences, C.c_uint32(batch), q_buffer, C.c_uint64(0),
+                      out_buffer, C.c_uint64(0), io)
+
+        seconds = median_wall(attend, warmup, repeat)
+        device, kernels = device_seconds(attend, repeat)
+        got = np.empty_like(expected)
+        grey.call("grey_buffer_read", out_buffer, C.c_uint64(0), got.ctypes.data_as(C.c_void_p), io)
+        if not np.array_equal(got, expected):
+            raise RuntimeError("grey_kv_attend_buffer's output differs from grey_kv_attend's")
+        return {"buffer_attend_us": seconds * 1e6, "buffer_device_us": device * 1e6, "buffer_device_us_by_kernel": kernels}
+    finally:
+        lib.grey_buffer_destroy(out_buffer)
+        lib.grey_buffer_destroy(q_buffer)
 
 
 def torch_timings(run, args):
@@ -328,9 +357,15 @@ def main():
             f["relative_error_vs_bf16_cache"] = float(error)
             line += f"   output error vs the bf16 cache {error:.2e} (random K/V)"
         print(line)
+        ratio = best_wall / f["buffer_attend_us"] if best_wall else float("nan")
+        kernel_ratio = best_kernel / f["buffer_device_us"] if best_kernel else float("nan")
+        print(f"  libgrey {f['format']:8s} {f['buffer_attend_us']:9.1f} us a call (wall)   {ratio:5.2f}x the best bf16 wall time   "
+              f"{f['buffer_device_us']:8.1f} us device time = {kernel_ratio:5.2f}x the best bf16 kernel time   "
+              "(queries and output in device buffers: grey_kv_attend_buffer)")
     if best_kernel:
         print(f"  (best bf16 kernel time {best_kernel:.1f} us, {best_kernel_name}; libgrey's figures are whole calls, "
-              "transfers included)")
+              "transfers included: of the queries, the block tables and the output from host arrays, of the block "
+              "tables alone from device buffers)")
     if args.json:
         for f in ours:
             f.pop("output", None)

@@ -2306,6 +2306,20 @@ GREY_API GREY_NODISCARD grey_status grey_kv_attend(grey_kv_cache* cache, const g
                                                    const uint64_t* sequences, uint32_t batch, const float* queries,
                                                    float* output, uint64_t io_bytes);
 
+/* grey_kv_attend with the queries and the output in device memory, where they stay (only the block
+ * tables are sent to the device): `queries` (io_bytes at queries_offset, read) and `output` (io_bytes at
+ * output_offset, written) are buffers of the cache's context on the cache's device, laid out as
+ * grey_kv_attend's arrays. A framework's tensors go in through a buffer it views without a copy
+ * (grey_buffer_map; DLPack in Python). `queries` must be raw (not deduplicated or compressed:
+ * grey_buffer_info_get says) and `output` writable (not sealed); the two ranges may not overlap, and both
+ * offsets are multiples of 4. A buffer of another context or device, a range outside its buffer, or an
+ * io_bytes that is not the queries' size fails with GREY_ERROR_INVALID_ARGUMENT naming the argument, and
+ * writes nothing. Synchronous: the output is written when it returns. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_kv_attend_buffer(grey_kv_cache* cache, const grey_kv_attend_params* params,
+                                                          const uint64_t* sequences, uint32_t batch,
+                                                          const grey_buffer* queries, uint64_t queries_offset,
+                                                          grey_buffer* output, uint64_t output_offset, uint64_t io_bytes);
+
 /* Writes the K and V of `layer` of `sequence` as they are stored, dequantized to F32, laid out
  * [token][kv_head][head_dim], into `keys` and `values` (`kv_bytes` each, exactly length * kv_heads *
  * head_dim * 4). Since 0.2. */

@@ -221,6 +221,45 @@ func (k *KvCache) Attend(layer, queryHeads uint32, sequences []uint64, queries [
 	return output, nil
 }
 
+// AttendBuffer is Attend with the queries and the output in buffers of the cache's device, where they
+// stay: float32 [batch][queryHeads][head_dim] at the given byte offsets (multiples of 4). The output is
+// written when it returns.
+func (k *KvCache) AttendBuffer(layer, queryHeads uint32, sequences []uint64, queries *Buffer, queriesOffset int64, output *Buffer,
+	outputOffset int64) error {
+	if queries == nil || output == nil {
+		return invalid("queries and output must be buffers")
+	}
+	if queries.ctx != output.ctx {
+		return invalid("queries and output are buffers of different contexts")
+	}
+	from, err := offset(queriesOffset)
+	if err != nil {
+		return err
+	}
+	to, err := offset(outputOffset)
+	if err != nil {
+		return err
+	}
+	params := capi.NewGrey_kv_attend_params()
+	defer capi.DeleteGrey_kv_attend_params(params)
+	params.SetLayer(uint(layer))
+	params.SetQuery_heads(uint(queryHeads))
+	ioBytes := uint64(len(sequences)) * uint64(queryHeads) * uint64(k.config.HeadDim) * 4
+	err = k.with(func(h capi.Grey_kv_cache) error {
+		return queries.with(func(q capi.Grey_buffer) error {
+			if _, live := queries.ctx.buffers[output.id]; !live {
+				return ErrClosed
+			}
+			err := capi.Grey_kv_attend_buffer(h, params, address(sequences), uint(len(sequences)), q, from, capi.SwigcptrGrey_buffer(output.id),
+				to, ioBytes)
+			runtime.KeepAlive(output)
+			return err
+		})
+	})
+	runtime.KeepAlive(sequences)
+	return err
+}
+
 // Gather is the stored K and V of layer of sequence ([token][kv_head][head_dim], quantized blocks decoded).
 func (k *KvCache) Gather(sequence uint64, layer uint32) (keys, values []float32, err error) {
 	n, err := k.Length(sequence)

@@ -199,3 +199,66 @@ func TestKvCacheHadamardK(t *testing.T) {
 		t.Errorf("head_dim 48 with HadamardK: %v", err)
 	}
 }
+
+// Attention with the queries and the output in buffers gives what Attend gives, and bad buffers are refused.
+func TestKvCacheAttendBuffer(t *testing.T) {
+	ctx, err := grey.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.Close()
+	config := grey.NewKvConfig(1, 2, 32, 1<<20)
+	config.TokensPerBlock, config.WindowTokens, config.Format = 8, 8, grey.KvInt4
+	cache, err := ctx.NewKvCache(0, config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	seq, _ := cache.Sequence(0)
+	const n = 19
+	k := make([]float32, n*2*32)
+	v := make([]float32, len(k))
+	for i := range k {
+		k[i] = float32(i%11)*0.125 - 0.5
+		v[i] = float32(i%13) * 0.25
+	}
+	tokens := make([]int32, n)
+	if err := cache.Append(seq, tokens, k, v); err != nil {
+		t.Fatal(err)
+	}
+	q := make([]float32, 4*32)
+	for i := range q {
+		q[i] = float32(i%9) * 0.1
+	}
+	want, err := cache.Attend(0, 4, []uint64{seq}, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	queries, _ := ctx.NewBuffer(0, uint64(len(q)*4+8))
+	output, _ := ctx.NewBuffer(0, uint64(len(q)*4))
+	defer queries.Close()
+	defer output.Close()
+	if _, err := queries.WriteAt(unsafe.Slice((*byte)(unsafe.Pointer(&q[0])), len(q)*4), 8); err != nil {
+		t.Fatal(err)
+	}
+	if err := cache.AttendBuffer(0, 4, []uint64{seq}, queries, 8, output, 0); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]float32, len(q))
+	if _, err := output.ReadAt(unsafe.Slice((*byte)(unsafe.Pointer(&got[0])), len(got)*4), 0); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("AttendBuffer %v, Attend %v", got[:4], want[:4])
+	}
+	if err := cache.AttendBuffer(0, 4, []uint64{seq}, queries, 16, output, 0); err == nil || !strings.Contains(err.Error(), "queries: range") {
+		t.Errorf("queries past the buffer: %v", err)
+	}
+	if err := cache.AttendBuffer(0, 4, []uint64{seq}, queries, -4, output, 0); err == nil || !strings.Contains(err.Error(), "negative offset") {
+		t.Errorf("negative offset: %v", err)
+	}
+	output.Close()
+	if err := cache.AttendBuffer(0, 4, []uint64{seq}, queries, 8, output, 0); err != grey.ErrClosed {
+		t.Errorf("closed output: %v", err)
+	}
+}

@@ -5,6 +5,8 @@
 #include "core/context.hpp"
 #include "core/error.hpp"
 #include "kv/kv_cache.hpp"
+#include "memory/async_use.hpp"
+#include "memory/buffer.hpp"
 
 #include <cmath>
 #include <cstring>
@@ -14,7 +16,10 @@
 #include <vector>
 
 struct grey_kv_cache {
-    grey_kv_cache(const grey::kv::KvShape& shape, const grey::Backend& backend, uint32_t device) : cache(shape, backend, device) {}
+    grey_kv_cache(grey_context* owner, uint32_t index, const grey::kv::KvShape& shape, const grey::Device& dev)
+        : context(owner), device(index), cache(shape, *dev.backend, dev.index_in_backend) {}
+    grey_context* context;  // where the cache was made, and its device index there: buffers given to it
+    uint32_t device;        // must be of the same
     grey::kv::KvCache cache;
 };
 
@@ -72,6 +77,43 @@ std::pair<std::vector<float>, std::vector<float>> checked_kv(const void* keys, c
     return {finite_floats(keys, count, dtype, "keys"), finite_floats(values, count, dtype, "values")};
 }
 
+// The checks both attend calls make; returns the floats of the queries (and of the output).
+uint64_t checked_attend(const KvShape& shape, const grey_kv_attend_params* params, const uint64_t* sequences, uint32_t batch,
+                        uint64_t io_bytes) {
+    require_non_null(params, "params");
+    require_non_null(sequences, "sequences");
+    if (params->struct_size < sizeof(grey_kv_attend_params))
+        fail(GREY_ERROR_INVALID_ARGUMENT, "params->struct_size is " + std::to_string(params->struct_size) + "; start from GREY_KV_ATTEND_PARAMS_INIT");
+    if (batch == 0) fail(GREY_ERROR_INVALID_ARGUMENT, "batch is 0: attend for at least one sequence");
+    if (params->layer >= shape.layers)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "params->layer is " + std::to_string(params->layer) + "; the cache has " + std::to_string(shape.layers) + " layers");
+    if (params->query_heads == 0 || params->query_heads % shape.kv_heads != 0)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "params->query_heads is " + std::to_string(params->query_heads) + "; it must be a non-zero multiple of the cache's " +
+                                              std::to_string(shape.kv_heads) + " KV heads");
+    if (!std::isfinite(params->scale) || params->scale < 0.0f)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "params->scale must be finite and >= 0 (0 means 1/sqrt(head_dim))");
+    if (params->reserved0 != 0) fail(GREY_ERROR_INVALID_ARGUMENT, "params->reserved0 must be 0");
+    const uint64_t count = checked_product({batch, params->query_heads, shape.head_dim}, "the query size");
+    const uint64_t needed = checked_product({count, 4}, "the query size");
+    if (io_bytes != needed)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "io_bytes is " + std::to_string(io_bytes) + "; " + std::to_string(batch) + " x " +
+                                              std::to_string(params->query_heads) + " query heads x head_dim " + std::to_string(shape.head_dim) +
+                                              " F32 take " + std::to_string(needed));
+    return count;
+}
+
+// A buffer given to the cache: of its context and device, `bytes` at `offset` inside it.
+void check_cache_buffer(const grey_kv_cache& cache, const grey_buffer& buffer, uint64_t offset, uint64_t bytes, const char* what) {
+    if (buffer.context != cache.context)
+        fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + " is a buffer of another context than the cache's");
+    if (buffer.device != cache.device)
+        fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + " is on device " + std::to_string(buffer.device) + "; the cache is on device " +
+                                              std::to_string(cache.device));
+    check_range(buffer, offset, bytes, what);
+    if (offset % 4 != 0)
+        fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + ": offset " + std::to_string(offset) + " is not a multiple of 4 (F32 values are read aligned)");
+}
+
 }  // namespace
 }  // namespace grey::kv
 
@@ -90,7 +132,7 @@ grey_status grey_kv_cache_create(grey_context* context, uint32_t device, const g
         if (shape.hadamard_k != 0 && !dev.backend->has(GREY_BACKEND_CAP_KV_HADAMARD_K))
             grey::fail(GREY_ERROR_UNSUPPORTED, "config->flags has GREY_KV_HADAMARD_K, which the " + dev.backend->name() +
                                                    " backend of device " + std::to_string(device) + " does not implement");
-        *out_cache = std::make_unique<grey_kv_cache>(shape, *dev.backend, dev.index_in_backend).release();
+        *out_cache = std::make_unique<grey_kv_cache>(context, device, shape, dev).release();
     });
 }
 
@@ -168,31 +210,33 @@ grey_status grey_kv_attend(grey_kv_cache* cache, const grey_kv_attend_params* pa
                            const float* queries, float* output, uint64_t io_bytes) {
     return grey::abi_guard([&] {
         auto& kv = grey::kv::checked(cache);
-        grey::require_non_null(params, "params");
-        grey::require_non_null(sequences, "sequences");
+        const uint64_t count = grey::kv::checked_attend(kv.shape(), params, sequences, batch, io_bytes);
         grey::require_non_null(queries, "queries");
         grey::require_non_null(output, "output");
-        if (params->struct_size < sizeof(grey_kv_attend_params))
-            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "params->struct_size is " + std::to_string(params->struct_size) + "; start from GREY_KV_ATTEND_PARAMS_INIT");
-        const auto& shape = kv.shape();
-        if (batch == 0) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "batch is 0: attend for at least one sequence");
-        if (params->layer >= shape.layers)
-            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "params->layer is " + std::to_string(params->layer) + "; the cache has " + std::to_string(shape.layers) + " layers");
-        if (params->query_heads == 0 || params->query_heads % shape.kv_heads != 0)
-            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "params->query_heads is " + std::to_string(params->query_heads) + "; it must be a non-zero multiple of the cache's " +
-                                                        std::to_string(shape.kv_heads) + " KV heads");
-        if (!std::isfinite(params->scale) || params->scale < 0.0f)
-            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "params->scale must be finite and >= 0 (0 means 1/sqrt(head_dim))");
-        if (params->reserved0 != 0) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "params->reserved0 must be 0");
-        const uint64_t count = grey::kv::checked_product({batch, params->query_heads, shape.head_dim}, "the query size");
-        const uint64_t needed = grey::kv::checked_product({count, 4}, "the query size");
-        if (io_bytes != needed)
-            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "io_bytes is " + std::to_string(io_bytes) + "; " + std::to_string(batch) + " x " +
-                                                        std::to_string(params->query_heads) + " query heads x head_dim " + std::to_string(shape.head_dim) +
-                                                        " F32 take " + std::to_string(needed));
         std::vector<float> result(count);
         kv.attend(*params, std::span(sequences, batch), std::span(queries, count), result);
-        std::memcpy(output, result.data(), needed);
+        std::memcpy(output, result.data(), io_bytes);
+    });
+}
+
+grey_status grey_kv_attend_buffer(grey_kv_cache* cache, const grey_kv_attend_params* params, const uint64_t* sequences, uint32_t batch,
+                                  const grey_buffer* queries, uint64_t queries_offset, grey_buffer* output, uint64_t output_offset,
+                                  uint64_t io_bytes) {
+    return grey::abi_guard([&] {
+        auto& kv = grey::kv::checked(cache);
+        (void)grey::kv::checked_attend(kv.shape(), params, sequences, batch, io_bytes);
+        grey::require_non_null(queries, "queries");
+        grey::require_non_null(output, "output");
+        grey::kv::check_cache_buffer(*cache, *queries, queries_offset, io_bytes, "queries");
+        grey::kv::check_cache_buffer(*cache, *output, output_offset, io_bytes, "output");
+        grey::check_writable(*output, "output");
+        if (queries == output && queries_offset < output_offset + io_bytes && output_offset < queries_offset + io_bytes)
+            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "queries and output overlap in one buffer");
+        // The buffers stay where they are for the call (the background scan moves sealed ones).
+        grey::memory::AsyncUse use({queries, output});
+        grey_backend_buffer* from = grey::raw_handle(*queries, "queries");
+        kv.attend(*params, std::span(sequences, batch), grey_backend_memory{from, nullptr, queries_offset, io_bytes},
+                  grey_backend_memory{output->handle, nullptr, output_offset, io_bytes});
     });
 }
 

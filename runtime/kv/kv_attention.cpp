@@ -11,6 +11,15 @@ namespace grey::kv {
 
 void KvCache::attend(const grey_kv_attend_params& params, std::span<const uint64_t> sequences, std::span<const float> queries,
                      std::span<float> output) const {
+    BlockMemory io(backend_, device_, queries.size_bytes() + output.size_bytes());
+    backend_.buffer_write(io.get(), 0, queries.data(), queries.size_bytes());
+    attend(params, sequences, grey_backend_memory{io.get(), nullptr, 0, queries.size_bytes()},
+           grey_backend_memory{io.get(), nullptr, queries.size_bytes(), output.size_bytes()});
+    backend_.buffer_read(io.get(), queries.size_bytes(), output.data(), output.size_bytes());
+}
+
+void KvCache::attend(const grey_kv_attend_params& params, std::span<const uint64_t> sequences, const grey_backend_memory& queries,
+                     const grey_backend_memory& output) const {
     std::lock_guard lock(mutex_);
     const auto batch = static_cast<uint32_t>(sequences.size());
     std::vector<uint64_t> first(batch), last(batch), offsets{0};
@@ -30,8 +39,6 @@ void KvCache::attend(const grey_kv_attend_params& params, std::span<const uint64
         }
         offsets.push_back(blocks.size());
     }
-    BlockMemory io(backend_, device_, queries.size_bytes() + output.size_bytes());
-    backend_.buffer_write(io.get(), 0, queries.data(), queries.size_bytes());
     grey_backend_kv_attend_job job{};
     job.struct_size = sizeof job;
     job.batch = batch;
@@ -44,10 +51,9 @@ void KvCache::attend(const grey_kv_attend_params& params, std::span<const uint64
     job.table_offsets = offsets.data();
     job.blocks = blocks.data();
     job.quantized = quantized.data();
-    job.queries = {io.get(), nullptr, 0, queries.size_bytes()};
-    job.output = {io.get(), nullptr, queries.size_bytes(), output.size_bytes()};
+    job.queries = queries;
+    job.output = output;
     backend_.kv_attend(job);
-    backend_.buffer_read(io.get(), queries.size_bytes(), output.data(), output.size_bytes());
 }
 
 void KvCache::gather(uint64_t sequence, uint32_t layer, std::span<float> keys, std::span<float> values) const {

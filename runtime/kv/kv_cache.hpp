@@ -55,8 +55,12 @@ public:
     uint64_t reserve(uint64_t sequence, std::span<const int32_t> tokens);
     // One layer of the reserved tokens, [token][kv_head][head_dim]; the last layer commits them.
     void write_layer(uint64_t sequence, uint32_t layer, std::span<const float> keys, std::span<const float> values);
+    // Queries and output in host memory (copied through a buffer of the cache's device), or in memory of
+    // the cache's backend and device (F32, [batch][query_heads][head_dim], sizes checked by the caller).
     void attend(const grey_kv_attend_params& params, std::span<const uint64_t> sequences, std::span<const float> queries,
                 std::span<float> output) const;
+    void attend(const grey_kv_attend_params& params, std::span<const uint64_t> sequences, const grey_backend_memory& queries,
+                const grey_backend_memory& output) const;
     void gather(uint64_t sequence, uint32_t layer, std::span<float> keys, std::span<float> values) const;
     grey_kv_stats stats() const;
     const KvShape& shape() const { return shape_; }

@@ -2627,6 +2627,53 @@ TEST(CudaFake, KvLaunchesThePinnedPlan) {
     EXPECT_EQ(launched, grey::test::read_text(golden));
 }
 
+// grey_kv_attend_buffer on the plugin: the queries and the output in device buffers, at offsets, reach the
+// kernels as those buffers' addresses (the fake's host stand-in of the kernels reads and writes them there),
+// and give what grey_kv_attend gives from host arrays.
+TEST(CudaFake, KvAttendsFromDeviceBuffers) {
+    ScopedEnv env{{"FAKE_CUDA_KV_KERNELS", "1"}};
+    Context c;
+    grey_kv_cache_config config = GREY_KV_CACHE_CONFIG_INIT;
+    config.layers = 1;
+    config.kv_heads = 2;
+    config.head_dim = 64;
+    config.window_tokens = 16;
+    config.capacity_bytes = 1u << 22;
+    grey_kv_cache* cache = nullptr;
+    ASSERT_EQ(grey_kv_cache_create(c.context, 1, &config, &cache), GREY_OK) << grey_last_error();
+    uint64_t sequences[2] = {};
+    const uint32_t lengths[2] = {40, 7};
+    for (int i = 0; i < 2; ++i) {
+        ASSERT_EQ(grey_kv_sequence_create(cache, 0, &sequences[i]), GREY_OK);
+        const std::vector<int32_t> ids(lengths[i], 3 + i);
+        const auto kv = grey::test::kv_test_values(size_t{lengths[i]} * 2 * 64, 10 + i);
+        ASSERT_EQ(grey_kv_append(cache, sequences[i], ids.data(), lengths[i], GREY_DTYPE_F32, kv.data(), kv.data(), kv.size() * 4), GREY_OK)
+            << grey_last_error();
+    }
+    grey_kv_attend_params params = GREY_KV_ATTEND_PARAMS_INIT;
+    params.query_heads = 8;
+    const auto queries = grey::test::kv_test_values(2 * 8 * 64, 77);
+    const uint64_t bytes = queries.size() * 4;
+    std::vector<float> expected(queries.size()), got(queries.size());
+    ASSERT_EQ(grey_kv_attend(cache, &params, sequences, 2, queries.data(), expected.data(), bytes), GREY_OK) << grey_last_error();
+    grey_buffer *query_buffer = nullptr, *output_buffer = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, bytes + 8, &query_buffer), GREY_OK);
+    ASSERT_EQ(grey_buffer_create(c.context, 1, bytes + 24, &output_buffer), GREY_OK);
+    EXPECT_EQ(grey_buffer_write(query_buffer, 8, queries.data(), bytes), GREY_OK);
+    EXPECT_EQ(grey_kv_attend_buffer(cache, &params, sequences, 2, query_buffer, 8, output_buffer, 24, bytes), GREY_OK) << grey_last_error();
+    EXPECT_EQ(grey_buffer_read(output_buffer, 24, got.data(), bytes), GREY_OK);
+    EXPECT_EQ(std::memcmp(got.data(), expected.data(), bytes), 0);
+    // A buffer of the host device is not the cache's.
+    grey_buffer* host_buffer = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 0, bytes, &host_buffer), GREY_OK);
+    EXPECT_EQ(grey_kv_attend_buffer(cache, &params, sequences, 2, host_buffer, 0, output_buffer, 24, bytes), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::strstr(grey_last_error(), "the cache is on device 1"), nullptr) << grey_last_error();
+    grey_buffer_destroy(host_buffer);
+    grey_buffer_destroy(query_buffer);
+    grey_buffer_destroy(output_buffer);
+    grey_kv_cache_destroy(cache);
+}
+
 // The same jobs on a device with tensor cores (the fake reports compute capability 9.0): attention goes to
 // grey_kv_attend_mma (head_dim up to 128), with its staging buffers' size in the argument block.
 TEST(CudaFake, KvLaunchesThePinnedPlanOnTensorCores) {

@@ -196,6 +196,19 @@ void run_case(grey_context* context, uint32_t gpu, uint32_t host, const Case& c,
             worst = std::max(worst, std::fabs(static_cast<double>(gpu_out[i]) - host_out[i]) / (1.0 + std::fabs(host_out[i])));
         check(ran && worst <= 2e-4, name + " layer " + std::to_string(layer) + ": attention within 2e-4 of the float64 reference (worst " +
                                         std::to_string(worst) + ")");
+        // The buffer form: the queries in a GPU buffer, the output into another at an offset, bit for bit
+        // what grey_kv_attend gave.
+        grey_buffer *query_buffer = nullptr, *output_buffer = nullptr;
+        std::vector<float> buffered(io);
+        const bool same_output = ran && ok(grey_buffer_create(context, gpu, bytes, &query_buffer)) &&
+                                 ok(grey_buffer_create(context, gpu, bytes + 16, &output_buffer)) &&
+                                 ok(grey_buffer_write(query_buffer, 0, queries.data(), bytes)) &&
+                                 ok(grey_kv_attend_buffer(on_gpu.get(), &params, gpu_ids.data(), batch, query_buffer, 0, output_buffer, 16, bytes)) &&
+                                 ok(grey_buffer_read(output_buffer, 16, buffered.data(), bytes)) &&
+                                 std::memcmp(buffered.data(), gpu_out.data(), bytes) == 0;
+        grey_buffer_destroy(query_buffer);
+        grey_buffer_destroy(output_buffer);
+        check(same_output, name + " layer " + std::to_string(layer) + ": grey_kv_attend_buffer on GPU buffers gives grey_kv_attend's output");
     }
 }
 

@@ -192,6 +192,121 @@ TEST(KvAttention, BadArgumentsAreRefused) {
     EXPECT_EQ(grey_kv_attend(cache.get(), &p, &seq, 1, q.data(), out.data(), q.size() * 4), GREY_OK) << grey_last_error();
 }
 
+namespace {
+
+struct BufferDeleter {
+    void operator()(grey_buffer* b) const { grey_buffer_destroy(b); }
+};
+using Buffer = std::unique_ptr<grey_buffer, BufferDeleter>;
+
+Buffer make_buffer(grey_context* context, uint64_t bytes) {
+    grey_buffer* buffer = nullptr;
+    EXPECT_EQ(grey_buffer_create(context, 0, bytes, &buffer), GREY_OK) << grey_last_error();
+    return Buffer(buffer);
+}
+
+}  // namespace
+
+// The buffer form reads the queries and writes the output where they lie, byte for byte what the host
+// form gives, at any offsets; the bytes around the output are left alone.
+TEST(KvAttention, BufferFormMatchesHostForm) {
+    auto context = make_context();
+    auto c = small_config();
+    c.format = GREY_KV_INT4;
+    auto cache = make_cache(context.get(), c);
+    std::vector<uint64_t> seqs(3);
+    const uint32_t lengths[] = {1, 9, 30};
+    for (size_t i = 0; i < seqs.size(); ++i) {
+        ASSERT_EQ(grey_kv_sequence_create(cache.get(), 0, &seqs[i]), GREY_OK);
+        ASSERT_EQ(append(cache.get(), seqs[i], iota_tokens(lengths[i]), random_kv(c, lengths[i], 50 + static_cast<uint32_t>(i))), GREY_OK)
+            << grey_last_error();
+    }
+    grey_kv_attend_params p = GREY_KV_ATTEND_PARAMS_INIT;
+    p.layer = 1;
+    p.query_heads = 4;
+    const auto queries = random_kv(c, 6, 9).keys;  // [3][4][32]: the first 384 values
+    const uint64_t io = uint64_t{3} * 4 * c.head_dim * 4;
+    std::vector<float> expected(io / 4);
+    ASSERT_EQ(grey_kv_attend(cache.get(), &p, seqs.data(), 3, queries.data(), expected.data(), io), GREY_OK) << grey_last_error();
+
+    auto q = make_buffer(context.get(), io + 12);
+    auto out = make_buffer(context.get(), io + 40);
+    ASSERT_EQ(grey_buffer_write(q.get(), 12, queries.data(), io), GREY_OK);
+    ASSERT_EQ(grey_buffer_fill(out.get(), 0, 0xAB, io + 40), GREY_OK);
+    ASSERT_EQ(grey_kv_attend_buffer(cache.get(), &p, seqs.data(), 3, q.get(), 12, out.get(), 20, io), GREY_OK) << grey_last_error();
+    std::vector<float> got(expected.size());
+    ASSERT_EQ(grey_buffer_read(out.get(), 20, got.data(), io), GREY_OK);
+    EXPECT_EQ(std::memcmp(got.data(), expected.data(), io), 0);
+    std::vector<uint8_t> around(20 + 20);
+    ASSERT_EQ(grey_buffer_read(out.get(), 0, around.data(), 20), GREY_OK);
+    ASSERT_EQ(grey_buffer_read(out.get(), 20 + io, around.data() + 20, 20), GREY_OK);
+    EXPECT_EQ(std::count(around.begin(), around.end(), uint8_t{0xAB}), 40);
+
+    // One buffer for both, the output after the queries.
+    auto both = make_buffer(context.get(), 2 * io);
+    ASSERT_EQ(grey_buffer_write(both.get(), 0, queries.data(), io), GREY_OK);
+    ASSERT_EQ(grey_kv_attend_buffer(cache.get(), &p, seqs.data(), 3, both.get(), 0, both.get(), io, io), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_read(both.get(), io, got.data(), io), GREY_OK);
+    EXPECT_EQ(std::memcmp(got.data(), expected.data(), io), 0);
+}
+
+TEST(KvAttention, BufferFormRefusesBadBuffers) {
+    auto context = make_context();
+    const auto c = small_config();
+    auto cache = make_cache(context.get(), c);
+    uint64_t seq = 0;
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 0, &seq), GREY_OK);
+    ASSERT_EQ(append(cache.get(), seq, iota_tokens(5), random_kv(c, 5, 3)), GREY_OK);
+    grey_kv_attend_params p = GREY_KV_ATTEND_PARAMS_INIT;
+    p.query_heads = 2;
+    const uint64_t io = uint64_t{2} * c.head_dim * 4;
+    auto q = make_buffer(context.get(), io);
+    auto out = make_buffer(context.get(), io);
+    std::vector<float> ones(io / 4, 0.5f);
+    ASSERT_EQ(grey_buffer_write(q.get(), 0, ones.data(), io), GREY_OK);
+    ASSERT_EQ(grey_buffer_fill(out.get(), 0, 0xCD, io), GREY_OK);
+    auto refused = [&](grey_status status, const char* words) {
+        EXPECT_NE(std::strstr(grey_last_error(), words), nullptr) << grey_last_error();
+        return status;
+    };
+
+    EXPECT_EQ(refused(grey_kv_attend_buffer(cache.get(), &p, &seq, 1, nullptr, 0, out.get(), 0, io), "queries"), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(refused(grey_kv_attend_buffer(cache.get(), &p, &seq, 1, q.get(), 0, nullptr, 0, io), "output"), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(refused(grey_kv_attend_buffer(cache.get(), &p, &seq, 1, q.get(), 4, out.get(), 0, io), "queries"), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(refused(grey_kv_attend_buffer(cache.get(), &p, &seq, 1, q.get(), 0, out.get(), UINT64_MAX, io), "output"),
+              GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(refused(grey_kv_attend_buffer(cache.get(), &p, &seq, 1, q.get(), 0, out.get(), 0, io - 4), "io_bytes"), GREY_ERROR_INVALID_ARGUMENT);
+    auto wide = make_buffer(context.get(), io + 8);
+    EXPECT_EQ(refused(grey_kv_attend_buffer(cache.get(), &p, &seq, 1, q.get(), 0, wide.get(), 2, io), "multiple of 4"), GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(refused(grey_kv_attend_buffer(cache.get(), &p, &seq, 1, q.get(), 0, q.get(), 0, io), "overlap"), GREY_ERROR_INVALID_ARGUMENT);
+
+    // A buffer of another context.
+    auto other = make_context();
+    auto foreign = make_buffer(other.get(), io);
+    EXPECT_EQ(refused(grey_kv_attend_buffer(cache.get(), &p, &seq, 1, foreign.get(), 0, out.get(), 0, io), "another context"),
+              GREY_ERROR_INVALID_ARGUMENT);
+
+    // A sealed output is immutable.
+    auto sealed = make_buffer(context.get(), io);
+    ASSERT_EQ(grey_buffer_seal(sealed.get()), GREY_OK);
+    EXPECT_EQ(refused(grey_kv_attend_buffer(cache.get(), &p, &seq, 1, q.get(), 0, sealed.get(), 0, io), "sealed"), GREY_ERROR_INVALID_ARGUMENT);
+
+    // An unknown sequence: nothing written.
+    const uint64_t unknown = 99;
+    EXPECT_EQ(grey_kv_attend_buffer(cache.get(), &p, &unknown, 1, q.get(), 0, out.get(), 0, io), GREY_ERROR_NOT_FOUND);
+    std::vector<uint8_t> bytes(io);
+    ASSERT_EQ(grey_buffer_read(out.get(), 0, bytes.data(), io), GREY_OK);
+    EXPECT_EQ(std::count(bytes.begin(), bytes.end(), uint8_t{0xCD}), static_cast<long>(io));  // untouched by every failure
+
+    // A sealed (immutable) queries buffer is read as it is.
+    ASSERT_EQ(grey_buffer_seal(q.get()), GREY_OK);
+    EXPECT_EQ(grey_kv_attend_buffer(cache.get(), &p, &seq, 1, q.get(), 0, out.get(), 0, io), GREY_OK) << grey_last_error();
+    std::vector<float> host(io / 4), got(io / 4);
+    ASSERT_EQ(grey_kv_attend(cache.get(), &p, &seq, 1, ones.data(), host.data(), io), GREY_OK);
+    ASSERT_EQ(grey_buffer_read(out.get(), 0, got.data(), io), GREY_OK);
+    EXPECT_EQ(host, got);
+}
+
 TEST(KvAttention, RotatedKeysAttendAsTheUnrotatedProduct) {
     // GREY_KV_HADAMARD_K: K stored rotated, the query rotated at attend time, gather rotating back. The
     // output must equal float64 attention over the gathered (unrotated) K/V with the unrotated query, to

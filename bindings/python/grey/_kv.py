@@ -9,7 +9,9 @@
 A model that computes one layer after another reserves the token first and writes each layer as it is
 computed: ``cached = cache.reserve(seq, [token_id])`` then ``cache.write_layer(seq, layer, k, v)``.
 K, V and queries may be float32 or float16 arrays; they are passed to libgrey without a copy when
-contiguous.
+contiguous. ``cache.attend_buffer(layer, [seq], queries, output, query_heads=h)`` takes the queries and
+the output in buffers of the cache's device (``ctx.buffer(n)``, viewed by a framework through DLPack),
+so that they do not cross to the host.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import capi
+from ._context import Buffer
 from ._util import HandleOwner
 
 WINDOW_ALL = 0xFFFFFFFF  # GREY_KV_WINDOW_ALL: keep every token in the window form
@@ -131,6 +134,21 @@ class KvCache(HandleOwner):
         out = np.empty_like(q)
         capi.grey_kv_attend(self._get_handle(), params, seqs.ctypes.data, len(seqs), q.ctypes.data, out.ctypes.data, q.nbytes)
         return out
+
+    def attend_buffer(self, layer: int, sequences: Sequence[int], queries: Buffer, output: Buffer, *, query_heads: int,
+                      queries_offset: int = 0, output_offset: int = 0, sliding_window: int = 0, scale: float = 0.0) -> None:
+        """Decode attention with the queries and the output in buffers of the cache's device, where they
+        stay: float32 [batch][query_heads][head_dim] at the given byte offsets (multiples of 4). A
+        framework's tensor goes in through a buffer it views without a copy, e.g.
+        ``torch.from_dlpack(buffer)``. The output is written when the call returns."""
+        if not isinstance(queries, Buffer) or not isinstance(output, Buffer):
+            raise TypeError("queries and output must be grey.Buffer objects (Context.buffer); use attend() for arrays")
+        seqs = np.ascontiguousarray(sequences, dtype=np.uint64).reshape(-1)
+        params = capi.grey_kv_attend_params()
+        params.layer, params.query_heads, params.sliding_window, params.scale = layer, query_heads, sliding_window, scale
+        io_bytes = len(seqs) * query_heads * self.head_dim * 4
+        capi.grey_kv_attend_buffer(self._get_handle(), params, seqs.ctypes.data, len(seqs), queries._get_handle(), queries_offset,
+                                   output._get_handle(), output_offset, io_bytes)
 
     def gather(self, sequence: int, layer: int) -> tuple[np.ndarray, np.ndarray]:
         """The stored K and V of `layer` as float32 [tokens][kv_heads][head_dim] (quantized blocks decoded)."""

@@ -143,3 +143,30 @@ def test_wrapper_hadamard_k_rotates_keys_and_gives_them_back():
             np.testing.assert_allclose(cache.attend(0, [seq], q)[0], reference_attention(gk, gv, q[0], 2), rtol=1e-5, atol=1e-5)
         with pytest.raises(grey.InvalidArgument, match="power of two"):
             grey.KvCache(context, 1, 2, 48, capacity_bytes=1 << 20, hadamard_k=True)
+
+
+def test_wrapper_attend_buffer_equals_attend_and_refuses_bad_buffers():
+    rng = np.random.default_rng(4)
+    with grey.Context() as context, grey.KvCache(context, layers=1, kv_heads=2, head_dim=32, format="int4", tokens_per_block=8,
+                                                 window_tokens=8, capacity_bytes=1 << 20) as kv:
+        seqs = [kv.sequence(), kv.sequence()]
+        for n, seq in zip((3, 21), seqs):
+            kv.append(seq, range(n), rng.standard_normal((1, n, 2, 32), dtype=np.float32),
+                      rng.standard_normal((1, n, 2, 32), dtype=np.float32))
+        q = rng.standard_normal((2, 4, 32), dtype=np.float32)
+        expected = kv.attend(0, seqs, q)
+        queries, output = context.buffer(q.nbytes + 8), context.buffer(q.nbytes)
+        queries.write(q.tobytes(), offset=8)
+        kv.attend_buffer(0, seqs, queries, output, query_heads=4, queries_offset=8)
+        got = np.frombuffer(bytes(output.read()), dtype=np.float32).reshape(q.shape)
+        np.testing.assert_array_equal(got, expected)
+        with pytest.raises(grey.InvalidArgument, match="queries: range"):
+            kv.attend_buffer(0, seqs, queries, output, query_heads=4, queries_offset=16)
+        with pytest.raises(grey.InvalidArgument, match="multiple of 4"):
+            kv.attend_buffer(0, seqs, queries, output, query_heads=4, queries_offset=2)
+        with pytest.raises(TypeError, match="grey.Buffer"):
+            kv.attend_buffer(0, seqs, q, output, query_heads=4)
+        with grey.Context() as other:
+            foreign = other.buffer(q.nbytes)
+            with pytest.raises(grey.InvalidArgument, match="another context"):
+                kv.attend_buffer(0, seqs, foreign, output, query_heads=4)

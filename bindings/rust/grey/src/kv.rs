@@ -1,7 +1,7 @@
 //! The KV cache: paged, quantized keys and values of many sequences, with prefix sharing and decode
 //! attention on what is stored (docs/kv.md). Host device only for now.
 
-use crate::{check, Context, Result};
+use crate::{check, Buffer, Context, Result};
 use grey_sys as sys;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -142,21 +142,37 @@ impl KvCache<'_> {
 
     /// Decode attention of `layer` for `sequences`; `queries` is `[batch][query_heads][head_dim]`.
     pub fn attend(&self, layer: u32, query_heads: u32, sequences: &[u64], queries: &[f32]) -> Result<Vec<f32>> {
-        let params = sys::grey_kv_attend_params {
-            struct_size: std::mem::size_of::<sys::grey_kv_attend_params>() as u32,
-            layer,
-            query_heads,
-            sliding_window: 0,
-            scale: 0.0,
-            reserved0: 0,
-        };
-        let batch = u32::try_from(sequences.len()).map_err(|_| crate::Error::InvalidArgument("batch too large".into()))?;
+        let (params, batch) = attend_call(layer, query_heads, sequences)?;
         let mut out = vec![0f32; queries.len()];
         check(unsafe {
             sys::grey_kv_attend(self.raw.as_ptr(), &params, sequences.as_ptr(), batch, queries.as_ptr(), out.as_mut_ptr(),
                                 std::mem::size_of_val(queries) as u64)
         })?;
         Ok(out)
+    }
+
+    /// `attend` with the queries and the output in buffers of the cache's device, where they stay: f32
+    /// `[batch][query_heads][head_dim]` at the given byte offsets (multiples of 4). The output is
+    /// written when it returns.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attend_buffer(
+        &self,
+        layer: u32,
+        query_heads: u32,
+        sequences: &[u64],
+        queries: &Buffer<'_>,
+        queries_offset: u64,
+        output: &mut Buffer<'_>,
+        output_offset: u64,
+    ) -> Result<()> {
+        let (params, batch) = attend_call(layer, query_heads, sequences)?;
+        let io_bytes = (sequences.len() as u64)
+            .checked_mul(u64::from(query_heads) * u64::from(self.config.head_dim) * 4)
+            .ok_or_else(|| crate::Error::InvalidArgument("the query size overflows 64 bits".into()))?;
+        check(unsafe {
+            sys::grey_kv_attend_buffer(self.raw.as_ptr(), &params, sequences.as_ptr(), batch, queries.raw(), queries_offset, output.raw(),
+                                       output_offset, io_bytes)
+        })
     }
 
     /// The stored K and V of `layer` of `sequence`, dequantized, `[token][kv_head][head_dim]`.
@@ -173,6 +189,20 @@ impl KvCache<'_> {
         check(unsafe { sys::grey_kv_cache_stats_get(self.raw.as_ptr(), &mut stats) })?;
         Ok(stats)
     }
+}
+
+/// The parameters and batch size of an attention call on `layer` (no sliding window, the default scale).
+fn attend_call(layer: u32, query_heads: u32, sequences: &[u64]) -> Result<(sys::grey_kv_attend_params, u32)> {
+    let params = sys::grey_kv_attend_params {
+        struct_size: std::mem::size_of::<sys::grey_kv_attend_params>() as u32,
+        layer,
+        query_heads,
+        sliding_window: 0,
+        scale: 0.0,
+        reserved0: 0,
+    };
+    let batch = u32::try_from(sequences.len()).map_err(|_| crate::Error::InvalidArgument("batch too large".into()))?;
+    Ok((params, batch))
 }
 
 impl Drop for KvCache<'_> {

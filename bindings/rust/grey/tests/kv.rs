@@ -81,3 +81,32 @@ fn kv_cache_hadamard_k_gives_keys_back_unrotated() {
     let err = ctx.kv_cache(0, config).err().expect("head_dim 48 refused");
     assert!(err.to_string().contains("power of two"), "{err}");
 }
+
+#[test]
+fn kv_cache_attends_with_queries_and_output_in_buffers() {
+    let ctx = grey::Context::new().unwrap();
+    let mut config = grey::KvConfig::new(1, 2, 32, 1 << 20);
+    config.tokens_per_block = 8;
+    config.window_tokens = 8;
+    let cache = ctx.kv_cache(0, config).unwrap();
+    let seq = cache.sequence(0).unwrap();
+    let tokens: Vec<i32> = (0..19).collect();
+    let k: Vec<f32> = (0..19 * 2 * 32).map(|i| ((i % 11) as f32) * 0.125 - 0.5).collect();
+    let v: Vec<f32> = (0..19 * 2 * 32).map(|i| ((i % 13) as f32) * 0.25).collect();
+    cache.append(seq, &tokens, &k, &v).unwrap();
+    let q: Vec<f32> = (0..4 * 32).map(|i| ((i % 9) as f32) * 0.1).collect();
+    let want = cache.attend(0, 4, &[seq], &q).unwrap();
+    let bytes: Vec<u8> = q.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let mut queries = ctx.buffer(0, bytes.len() as u64 + 8).unwrap();
+    let mut output = ctx.buffer(0, bytes.len() as u64 + 8).unwrap();
+    queries.write(8, &bytes).unwrap();
+    cache.attend_buffer(0, 4, &[seq], &queries, 8, &mut output, 0).unwrap();
+    let mut got = vec![0u8; bytes.len()];
+    output.read(0, &mut got).unwrap();
+    let got: Vec<f32> = got.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    assert_eq!(got, want);
+    let err = cache.attend_buffer(0, 4, &[seq], &queries, 16, &mut output, 0).unwrap_err();
+    assert!(err.to_string().contains("queries: range"), "{err}");
+    let err = cache.attend_buffer(0, 4, &[seq], &queries, 8, &mut output, 2).unwrap_err();
+    assert!(err.to_string().contains("multiple of 4"), "{err}");
+}
