@@ -109,7 +109,9 @@ def grey_figures(grey, args, name, kv, queries):
 
         seconds = median_wall(attend, args.warmup, args.repeat)
         device, kernels = device_seconds(attend, args.repeat)
-        buffered = grey_buffer_figures(grey, cache, params, sequences, args.batch, q, out, args.warmup, args.repeat)
+        # A library built before grey_kv_attend_buffer (an older tree timed beside this one) has no such figures.
+        buffered = (grey_buffer_figures(grey, cache, params, sequences, args.batch, q, out, args.warmup, args.repeat)
+                    if hasattr(lib, "grey_kv_attend_buffer") else {})
         return {"format": name, "attend_us": seconds * 1e6, "device_us": device * 1e6,
                 "device_us_by_kernel": kernels, **buffered, "bytes_per_token": stats.bytes_per_token,
                 "bf16_bytes_per_token": dense_per_token, "memory_ratio": stats.bytes_per_token / dense_per_token,
@@ -357,6 +359,8 @@ def main():
             f["relative_error_vs_bf16_cache"] = float(error)
             line += f"   output error vs the bf16 cache {error:.2e} (random K/V)"
         print(line)
+        if "buffer_attend_us" not in f:
+            continue
         ratio = best_wall / f["buffer_attend_us"] if best_wall else float("nan")
         kernel_ratio = best_kernel / f["buffer_device_us"] if best_kernel else float("nan")
         print(f"  libgrey {f['format']:8s} {f['buffer_attend_us']:9.1f} us a call (wall)   {ratio:5.2f}x the best bf16 wall time   "

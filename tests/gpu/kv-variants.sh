@@ -106,7 +106,7 @@ done
 python3 - "$OUT" "${#sets[@]}" "${checked[@]}" <<'EOF'
 import glob, json, statistics, sys
 out, sets, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-print("== medians over rounds: device time, µs (× the best bf16 kernel time of the same runs)")
+print("== medians over rounds: device time, µs (× the best bf16 kernel time of the same runs); 'buf': from device buffers")
 for s in range(sets):
     rows, best = {}, []
     for name in names:
@@ -115,11 +115,14 @@ for s in range(sets):
             best.append(d["best_bf16_baseline"]["kernel_us"])
             for r in d["libgrey"]:
                 rows.setdefault(r["format"], {}).setdefault(name, []).append(r["device_us"])
+                # The queries and output in device buffers (grey_kv_attend_buffer), where the library has it.
+                if "buffer_device_us" in r:
+                    rows.setdefault(r["format"] + " buf", {}).setdefault(name, []).append(r["buffer_device_us"])
     if not best:
         continue
     b = statistics.median(best)
     print(f"set {s}: best bf16 {b:.1f}")
     for fmt, by in rows.items():
         cells = [f"{n} {statistics.median(by[n]):.1f} ({b / statistics.median(by[n]):.2f}×)" for n in names if n in by]
-        print(f"  {fmt:6} " + "   ".join(cells))
+        print(f"  {fmt:10} " + "   ".join(cells))
 EOF
