@@ -18,8 +18,10 @@
 struct grey_kv_cache {
     grey_kv_cache(grey_context* owner, uint32_t index, const grey::kv::KvShape& shape, const grey::Device& dev)
         : context(owner), device(index), cache(shape, *dev.backend, dev.index_in_backend) {}
-    grey_context* context;  // where the cache was made, and its device index there: buffers given to it
-    uint32_t device;        // must be of the same
+    // Where the cache was made (the context, and the device's index in it): buffers given to the cache
+    // must be of the same.
+    grey_context* context;
+    uint32_t device;
     grey::kv::KvCache cache;
 };
 
@@ -77,7 +79,7 @@ std::pair<std::vector<float>, std::vector<float>> checked_kv(const void* keys, c
     return {finite_floats(keys, count, dtype, "keys"), finite_floats(values, count, dtype, "values")};
 }
 
-// The checks both attend calls make; returns the floats of the queries (and of the output).
+// The checks both attend calls make; returns how many F32 values the queries (and the output) hold.
 uint64_t checked_attend(const KvShape& shape, const grey_kv_attend_params* params, const uint64_t* sequences, uint32_t batch,
                         uint64_t io_bytes) {
     require_non_null(params, "params");
