@@ -2314,7 +2314,9 @@ GREY_API GREY_NODISCARD grey_status grey_kv_attend(grey_kv_cache* cache, const g
  * grey_buffer_info_get says) and `output` writable (not sealed); the two ranges may not overlap, and both
  * offsets are multiples of 4. A buffer of another context or device, a range outside its buffer, or an
  * io_bytes that is not the queries' size fails with GREY_ERROR_INVALID_ARGUMENT naming the argument, and
- * writes nothing. Synchronous: the output is written when it returns. Since 0.2. */
+ * writes nothing. Synchronous: the output is written when it returns; like every synchronous call it is
+ * not ordered with work on the caller's streams (a framework's stream that writes the queries is
+ * synchronized first). Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_kv_attend_buffer(grey_kv_cache* cache, const grey_kv_attend_params* params,
                                                           const uint64_t* sequences, uint32_t batch,
                                                           const grey_buffer* queries, uint64_t queries_offset,

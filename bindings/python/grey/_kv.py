@@ -140,7 +140,8 @@ class KvCache(HandleOwner):
         """Decode attention with the queries and the output in buffers of the cache's device, where they
         stay: float32 [batch][query_heads][head_dim] at the given byte offsets (multiples of 4). A
         framework's tensor goes in through a buffer it views without a copy, e.g.
-        ``torch.from_dlpack(buffer)``. The output is written when the call returns."""
+        ``torch.from_dlpack(buffer)``. The output is written when the call returns; the call is not
+        ordered with a framework's streams, so synchronize the one that wrote the queries first."""
         if not isinstance(queries, Buffer) or not isinstance(output, Buffer):
             raise TypeError("queries and output must be grey.Buffer objects (Context.buffer); use attend() for arrays")
         seqs = np.ascontiguousarray(sequences, dtype=np.uint64).reshape(-1)
