@@ -232,7 +232,7 @@ grey_status grey_kv_attend_buffer(grey_kv_cache* cache, const grey_kv_attend_par
         grey::kv::check_cache_buffer(*cache, *queries, queries_offset, io_bytes, "queries");
         grey::kv::check_cache_buffer(*cache, *output, output_offset, io_bytes, "output");
         grey::check_writable(*output, "output");
-        if (queries == output && queries_offset < output_offset + io_bytes && output_offset < queries_offset + io_bytes)
+        if (grey::ranges_overlap(*queries, queries_offset, *output, output_offset, io_bytes))
             grey::fail(GREY_ERROR_INVALID_ARGUMENT, "queries and output overlap in one buffer");
         // The buffers stay where they are for the call (the background scan moves sealed ones).
         grey::memory::AsyncUse use({queries, output});

@@ -39,11 +39,15 @@ void check_range(const grey_buffer& buffer, uint64_t offset, uint64_t size, cons
                                               std::to_string(buffer.size) + " bytes");
 }
 
+bool ranges_overlap(const grey_buffer& a, uint64_t a_offset, const grey_buffer& b, uint64_t b_offset, uint64_t size) {
+    return &a == &b && a_offset < b_offset + size && b_offset < a_offset + size;
+}
+
 void check_copy(const grey_buffer& destination, uint64_t destination_offset, const grey_buffer& source, uint64_t source_offset,
                 uint64_t size, const std::string& call) {
     check_range(destination, destination_offset, size, (call + " destination").c_str());
     check_range(source, source_offset, size, (call + " source").c_str());
-    if (&destination == &source && destination_offset < source_offset + size && source_offset < destination_offset + size)
+    if (ranges_overlap(destination, destination_offset, source, source_offset, size))
         fail(GREY_ERROR_INVALID_ARGUMENT, call + ": source and destination ranges overlap");
 }
 

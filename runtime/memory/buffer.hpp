@@ -61,6 +61,8 @@ grey_backend_buffer* raw_handle(const grey_buffer& buffer, const char* what);
 void map_buffer(grey_buffer& buffer, grey_map_access access, grey_buffer_mapping* out_mapping, grey_stream* stream);
 // Refuses a range outside the buffer, naming the call `what`.
 void check_range(const grey_buffer& buffer, uint64_t offset, uint64_t size, const char* what);
+// Whether `size` bytes at `a_offset` of `a` and at `b_offset` of `b` share a byte (ranges already checked).
+bool ranges_overlap(const grey_buffer& a, uint64_t a_offset, const grey_buffer& b, uint64_t b_offset, uint64_t size);
 // Refuses copy ranges outside their buffers, and overlapping ranges of one buffer.
 void check_copy(const grey_buffer& destination, uint64_t destination_offset, const grey_buffer& source, uint64_t source_offset,
                 uint64_t size, const std::string& call);
