@@ -2261,6 +2261,22 @@ GREY_API GREY_NODISCARD grey_status grey_kv_append(grey_kv_cache* cache, uint64_
                                                    uint32_t n_tokens, grey_dtype dtype, const void* keys,
                                                    const void* values, uint64_t kv_bytes);
 
+/* grey_kv_append with K and V in device memory, where they are read (nothing of them crosses to the
+ * host on the host, CUDA and HIP backends; others read them back to check them): `keys` and `values`
+ * (kv_bytes each, at keys_offset and values_offset) are buffers of the cache's context on the cache's
+ * device holding grey_kv_append's arrays. A framework's tensors go in through a buffer it views without
+ * a copy (grey_buffer_map; DLPack in Python). Both must be raw (not deduplicated or compressed:
+ * grey_buffer_info_get says), and each offset a multiple of the dtype's size. The K/V of tokens found
+ * whole in the prefix cache are not read. A NaN or infinity fails with GREY_ERROR_INVALID_ARGUMENT naming
+ * it (keys[i] or values[i], indexed as in the array) and appends nothing; so does a buffer of another
+ * context or device, or a range outside its buffer, naming the argument. Synchronous: like every
+ * synchronous call it is not ordered with work on the caller's streams (a framework's stream that writes
+ * the K/V is synchronized first). Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_kv_append_buffer(grey_kv_cache* cache, uint64_t sequence, const int32_t* token_ids,
+                                                          uint32_t n_tokens, grey_dtype dtype, const grey_buffer* keys,
+                                                          uint64_t keys_offset, const grey_buffer* values, uint64_t values_offset,
+                                                          uint64_t kv_bytes);
+
 /* For a model that computes its layers one after another: reserves `n_tokens` (>= 1) token positions
  * at the end of `sequence`, named by `token_ids`, whose K and V are then written a layer at a time with
  * grey_kv_write_layer, in any order. While layer L of the reserved tokens is written, attention on layer
@@ -2283,6 +2299,13 @@ GREY_API GREY_NODISCARD grey_status grey_kv_reserve(grey_kv_cache* cache, uint64
 GREY_API GREY_NODISCARD grey_status grey_kv_write_layer(grey_kv_cache* cache, uint64_t sequence, uint32_t layer,
                                                         grey_dtype dtype, const void* keys, const void* values,
                                                         uint64_t kv_bytes);
+
+/* grey_kv_write_layer with K and V in device memory, taken as grey_kv_append_buffer takes them: a NaN or
+ * infinity fails naming it and leaves the layer unwritten. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_kv_write_layer_buffer(grey_kv_cache* cache, uint64_t sequence, uint32_t layer,
+                                                               grey_dtype dtype, const grey_buffer* keys, uint64_t keys_offset,
+                                                               const grey_buffer* values, uint64_t values_offset,
+                                                               uint64_t kv_bytes);
 
 /* An input struct. Since 0.2. */
 typedef struct grey_kv_attend_params {

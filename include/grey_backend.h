@@ -125,9 +125,15 @@ typedef struct grey_backend_quant_job {
 struct grey_kv_layout;
 
 /* Writes K and V of `tokens` tokens into window-form blocks (the kv_store slot). `keys` and `values` are
- * F32 [layer_count][tokens][kv_heads][head_dim], finite (the runtime checked); token i goes to slot
- * slots[i] of blocks[i] (a buffer of layout's dense block size), layers layer_first ..
- * layer_first + layer_count - 1. No two tokens name the same (block, slot). */
+ * [layer_count][tokens][kv_heads][head_dim] values of `dtype`; token i goes to slot slots[i] of
+ * blocks[i] (a buffer of layout's dense block size), layers layer_first .. layer_first + layer_count - 1.
+ * No two tokens name the same (block, slot). Without GREY_BACKEND_CAP_KV_STORE_CHECKED the runtime
+ * gives F32 values it has checked to be finite; with it (since 0.2) also F16 and BF16, and values it
+ * has not checked: then `first_non_finite` is set, and receives the index of the first NaN or infinity
+ * (the keys' values numbered first, 0 .., then the values' from layer_count x tokens x kv_heads x
+ * head_dim on) or UINT64_MAX when there is none. The runtime drops the tokens when one is found, so what
+ * their slots then hold does not matter. A backend reads the members after `slots` only when
+ * struct_size says they are there (a runtime older than them: F32, checked). */
 typedef struct grey_backend_kv_store_job {
     uint32_t struct_size;
     uint32_t tokens;
@@ -138,6 +144,9 @@ typedef struct grey_backend_kv_store_job {
     grey_backend_memory values;
     grey_backend_buffer* const* blocks;
     const uint32_t* slots;
+    grey_dtype dtype;             /* F32, or F16 and BF16 with the capability */
+    uint32_t reserved0;           /* 0 */
+    uint64_t* first_non_finite;   /* NULL: the values are checked; see above */
 } grey_backend_kv_store_job;
 
 /* Quantizes `count` full window-form blocks, sources[i] into destinations[i] (a buffer of layout's
@@ -188,6 +197,11 @@ typedef struct grey_backend_kv_attend_job {
  * so that a plugin built before the field existed cannot store K unrotated while attention expects it
  * rotated. */
 #define GREY_BACKEND_CAP_KV_HADAMARD_K 0x8u
+/* kv_store takes F16 and BF16 K/V as well as F32, and checks them for NaN and infinity itself when
+ * grey_backend_kv_store_job.first_non_finite is set (since 0.2), so K/V already in device memory are
+ * stored without a trip through the host. Without the bit the runtime reads such K/V back, checks and
+ * converts them on the host, and gives the slot F32. */
+#define GREY_BACKEND_CAP_KV_STORE_CHECKED 0x10u
 
 /* One block of an LT-Block container (docs/codecs.md) for codec_decode: where its payload is, where its
  * raw bytes go, and what they must hash to. The layout of common/codec_decode.hpp's CodecBlockJob. */

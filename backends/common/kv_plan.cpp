@@ -1,5 +1,7 @@
 #include "common/kv_plan.hpp"
 
+#include "common/kv_store_job.hpp"
+
 #include <stdexcept>
 #include <string>
 
@@ -38,6 +40,20 @@ Kernel split_kernel(int cpl_log, int gc_log) {
 Kernel mma_kernel(int ks_log, int gc_log) {
     if (ks_log < 0 || ks_log > 1 || gc_log < 0 || gc_log > 2) throw std::logic_error("no tensor-core KV attention kernel of that shape");
     return static_cast<Kernel>(kFirstMma + static_cast<size_t>(ks_log) * 3 + static_cast<size_t>(gc_log));
+}
+
+uint32_t store_dtype(grey_dtype dtype) {
+    switch (dtype) {
+        case GREY_DTYPE_F32: return GREY_KVK_F32;
+        case GREY_DTYPE_F16: return GREY_KVK_F16;
+        case GREY_DTYPE_BF16: return GREY_KVK_BF16;
+        default: throw std::invalid_argument("the K/V to store must be F32, F16 or BF16, not dtype " + std::to_string(static_cast<int>(dtype)));
+    }
+}
+
+StoreInput store_input(const grey_backend_kv_store_job& job, uint64_t keys, uint64_t values) {
+    const KvStoreExtras extras = kv_store_extras(job);
+    return {job.layer_first, job.layer_count, keys, values, extras.dtype, extras.first_non_finite};
 }
 
 const char* kernel_name(Kernel kernel) {

@@ -9,6 +9,7 @@
 
 #include "common/kv_layout.hpp"
 #include "cuda/kv_args.h"
+#include "grey_backend.h"
 
 #include <algorithm>
 #include <array>
@@ -112,6 +113,8 @@ uint64_t attend_partials_bytes(const common::KvLayout& layout, const AttendShape
 //   scratch(bytes) -> S                        device memory kept until S goes; S::get() its address
 //   upload(address, host, bytes)               a copy to the device, ordered before the launches after it
 //                                              (the host memory stays the caller's until finish())
+//   download(host, address, bytes)             a copy to the host, ordered after the launches before it,
+//                                              done when finish() returns
 //   tensor_cores()                             whether grey_kv_attend_mma may be launched
 //   resident_blocks(Kernel, threads, shared)   thread blocks of the kernel resident on the device at once
 //   launch(Kernel, Grid, threads, shared, void** params)
@@ -120,28 +123,51 @@ uint64_t attend_partials_bytes(const common::KvLayout& layout, const AttendShape
 //                                              failure (and the scratch it uses) waits for it there
 // and throws what they throw. Scratch is taken before run(), so it is given back only after it.
 
+// What a store reads: the layers, and K and V at device addresses, [layer_count][tokens][kv_heads][head_dim]
+// values of `dtype`; with `first_non_finite`, checked as grey_backend_kv_store_job says.
+struct StoreInput {
+    uint32_t layer_first = 0, layer_count = 0;
+    uint64_t keys = 0, values = 0;
+    grey_dtype dtype = GREY_DTYPE_F32;
+    uint64_t* first_non_finite = nullptr;
+};
+// grey_kv_store's GREY_KVK_* code of a job's dtype; another dtype throws std::invalid_argument.
+uint32_t store_dtype(grey_dtype dtype);
+// A kv_store job's input at the device addresses `keys` and `values` (the members a runtime older than
+// dtype and first_non_finite leaves out read as F32, checked).
+StoreInput store_input(const grey_backend_kv_store_job& job, uint64_t keys, uint64_t values);
+
 template <typename Vendor, typename Address>
-void run_store(Vendor& vendor, const common::KvLayout& layout, uint32_t layer_first, uint32_t layer_count, uint64_t keys, uint64_t values,
-               std::span<const Address> blocks, std::span<const uint32_t> slots) {
+void run_store(Vendor& vendor, const common::KvLayout& layout, const StoreInput& input, std::span<const Address> blocks,
+               std::span<const uint32_t> slots) {
     static_assert(sizeof(Address) == sizeof(uint64_t), "device addresses are 64-bit");
+    const uint32_t dtype = store_dtype(input.dtype);
+    if (input.first_non_finite != nullptr) *input.first_non_finite = UINT64_MAX;
     if (blocks.empty()) return;
     auto block_table = vendor.scratch(blocks.size_bytes());
     auto slot_table = vendor.scratch(slots.size_bytes());
+    auto found = vendor.scratch(input.first_non_finite != nullptr ? sizeof(uint64_t) : 0);
     vendor.run([&] {
         grey_kvk_store_args args{};
         args.layout = layout;
-        args.keys = keys;
-        args.values = values;
+        args.keys = input.keys;
+        args.values = input.values;
         vendor.upload(block_table.get(), blocks.data(), blocks.size_bytes());
         args.blocks = block_table.get();
         vendor.upload(slot_table.get(), slots.data(), slots.size_bytes());
         args.slots = slot_table.get();
         args.tokens = static_cast<uint32_t>(blocks.size());
-        args.layer_first = layer_first;
-        args.layer_count = layer_count;
+        args.layer_first = input.layer_first;
+        args.layer_count = input.layer_count;
+        args.dtype = dtype;
+        if (input.first_non_finite != nullptr) {
+            vendor.upload(found.get(), input.first_non_finite, sizeof(uint64_t));
+            args.non_finite = found.get();
+        }
         void* params[] = {&args};
-        const Launch l = store_launch(layout, layer_count, blocks.size());
+        const Launch l = store_launch(layout, input.layer_count, blocks.size());
         vendor.launch(l.kernel, l.grid, l.threads, l.shared_bytes, params);
+        if (input.first_non_finite != nullptr) vendor.download(input.first_non_finite, found.get(), sizeof(uint64_t));
         vendor.finish();
     });
 }

@@ -378,8 +378,8 @@ grey_status cuda_kv_store(void* state, const grey_backend_kv_store_job* job) {
     CudaState& s = state_of(state);
     return guarded(s.host, [&] {
         const auto blocks = addresses_of(job->blocks, job->tokens);
-        kv_store(runtime(s, job->keys.buffer->device), *job->layout, job->layer_first, job->layer_count, address_of(job->keys),
-                 address_of(job->values), blocks, {job->slots, job->tokens});
+        kv_store(runtime(s, job->keys.buffer->device), *job->layout, backend::kv::store_input(*job, address_of(job->keys), address_of(job->values)),
+                 blocks, {job->slots, job->tokens});
         return GREY_OK;
     });
 }
@@ -776,7 +776,7 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.quantize = cuda_quantize;
     vt.dequantize = cuda_dequantize;
     vt.buffer_map = cuda_buffer_map;
-    vt.capabilities = GREY_BACKEND_CAP_QUANT_ERROR | GREY_BACKEND_CAP_KV_HADAMARD_K;
+    vt.capabilities = GREY_BACKEND_CAP_QUANT_ERROR | GREY_BACKEND_CAP_KV_HADAMARD_K | GREY_BACKEND_CAP_KV_STORE_CHECKED;
     vt.power_limit_set = cuda_power_limit_set;
     // Streams, quantization enqueued on them included (each job flags into a slot of its stream's journal).
     vt.capabilities |= GREY_BACKEND_CAP_STREAMS;

@@ -15,6 +15,7 @@ struct CudaKvLauncher {
     [[nodiscard]] PoolScratch scratch(uint64_t bytes) const { return PoolScratch(device.pool(), bytes); }
     [[nodiscard]] bool tensor_cores() const { return device.kv_tensor_cores(); }
     void upload(CUdeviceptr destination, const void* source, uint64_t bytes) const { device.copy_to_device_async(destination, source, bytes); }
+    void download(void* destination, CUdeviceptr source, uint64_t bytes) const { device.copy_to_host_async(destination, source, bytes); }
     [[nodiscard]] CUfunction function(kv::Kernel kernel) const {
         const KvKernels& k = device.kv_kernels();
         switch (kernel) {
@@ -47,12 +48,11 @@ struct CudaKvLauncher {
 
 void kv_check_layout(const common::KvLayout& layout, uint32_t query_heads) { kv::check_layout(layout, query_heads, "CUDA"); }
 
-void kv_store(DeviceRuntime& device, const common::KvLayout& layout, uint32_t layer_first, uint32_t layer_count, CUdeviceptr keys,
-              CUdeviceptr values, std::span<const CUdeviceptr> blocks, std::span<const uint32_t> slots) {
-    if (blocks.empty()) return;
+void kv_store(DeviceRuntime& device, const common::KvLayout& layout, const backend::kv::StoreInput& input, std::span<const CUdeviceptr> blocks,
+              std::span<const uint32_t> slots) {
     device.exclusive([&] {
         CudaKvLauncher launcher{device};
-        kv::run_store(launcher, layout, layer_first, layer_count, keys, values, blocks, slots);
+        kv::run_store(launcher, layout, input, blocks, slots);
     });
 }
 

@@ -15,9 +15,9 @@ namespace grey::cuda {
 // Throws std::domain_error naming what the attention kernels do not take (head_dim, the query group).
 void kv_check_layout(const common::KvLayout& layout, uint32_t query_heads);
 
-// Token i of `keys`/`values` (F32 [layer_count][tokens][kv_heads][head_dim]) into slot slots[i] of blocks[i].
-void kv_store(DeviceRuntime& device, const common::KvLayout& layout, uint32_t layer_first, uint32_t layer_count, CUdeviceptr keys,
-              CUdeviceptr values, std::span<const CUdeviceptr> blocks, std::span<const uint32_t> slots);
+// Token i of the input's K and V into slot slots[i] of blocks[i] (checked when the input asks).
+void kv_store(DeviceRuntime& device, const common::KvLayout& layout, const backend::kv::StoreInput& input, std::span<const CUdeviceptr> blocks,
+              std::span<const uint32_t> slots);
 
 // The quantized form of window-form blocks sources[i] into destinations[i].
 void kv_compress(DeviceRuntime& device, const common::KvLayout& layout, std::span<const CUdeviceptr> sources,

@@ -443,14 +443,12 @@ std::vector<uint64_t> addresses_of(grey_backend_buffer* const* buffers, size_t c
 grey_status hip_kv_store(void* state, const grey_backend_kv_store_job* job) {
     HipState& s = state_of(state);
     return guarded(s.host, [&] {
-        if (job->tokens == 0) return GREY_OK;
-        const uint64_t keys = address_of(job->keys), values = address_of(job->values);
+        const backend::kv::StoreInput input = backend::kv::store_input(*job, address_of(job->keys), address_of(job->values));
         const auto blocks = addresses_of(job->blocks, job->tokens);
         const uint32_t device = job->keys.buffer->device;
         DeviceSlot& d = slot(s, device);
         on_device(s, device, [&](const HipRuntime& hip, backend::ChunkPool& pool) {
-            kv_store(hip, kv_kernels_of(d, hip), pool, *job->layout, job->layer_first, job->layer_count, keys, values, blocks,
-                     {job->slots, job->tokens});
+            kv_store(hip, kv_kernels_of(d, hip), pool, *job->layout, input, blocks, {job->slots, job->tokens});
         });
         return GREY_OK;
     });
@@ -777,7 +775,7 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.kv_compress = hip_kv_compress;
     vt.kv_attend = hip_kv_attend;
     // The KV kernels rotate K and the queries themselves (kernels/cuda/kv_cache.cu).
-    vt.capabilities = GREY_BACKEND_CAP_QUANT_ERROR | GREY_BACKEND_CAP_STREAMS | GREY_BACKEND_CAP_KV_HADAMARD_K;
+    vt.capabilities = GREY_BACKEND_CAP_QUANT_ERROR | GREY_BACKEND_CAP_STREAMS | GREY_BACKEND_CAP_KV_HADAMARD_K | GREY_BACKEND_CAP_KV_STORE_CHECKED;
     vt.stream_create = hip_stream_create;
     vt.stream_destroy = hip_stream_destroy;
     vt.stream_synchronize = hip_stream_synchronize;

@@ -32,6 +32,10 @@ struct HipKvLauncher {
     void upload(uint64_t destination, const void* source, uint64_t bytes) const {
         hip.check(hip.mem_copy(reinterpret_cast<void*>(destination), source, bytes, api::kMemcpyHostToDevice), "hipMemcpy");
     }
+    // hipMemcpy waits for the launches before it on the null stream.
+    void download(void* destination, uint64_t source, uint64_t bytes) const {
+        hip.check(hip.mem_copy(destination, reinterpret_cast<const void*>(source), bytes, api::kMemcpyDeviceToHost), "hipMemcpy");
+    }
     [[nodiscard]] uint64_t resident_blocks(kv::Kernel kernel, unsigned int threads, unsigned int shared_bytes) const {
         int per_unit = 0;
         if (const api::Error e = hip.module_occupancy(&per_unit, k.function(kernel), static_cast<int>(threads), shared_bytes); e != api::kSuccess)
@@ -55,10 +59,10 @@ struct HipKvLauncher {
 
 void kv_check_layout(const common::KvLayout& layout, uint32_t query_heads) { kv::check_layout(layout, query_heads, "HIP"); }
 
-void kv_store(const HipRuntime& hip, const KvKernels& k, backend::ChunkPool& pool, const common::KvLayout& layout, uint32_t layer_first,
-              uint32_t layer_count, uint64_t keys, uint64_t values, std::span<const uint64_t> blocks, std::span<const uint32_t> slots) {
+void kv_store(const HipRuntime& hip, const KvKernels& k, backend::ChunkPool& pool, const common::KvLayout& layout, const kv::StoreInput& input,
+              std::span<const uint64_t> blocks, std::span<const uint32_t> slots) {
     HipKvLauncher launcher{hip, k, pool};
-    kv::run_store(launcher, layout, layer_first, layer_count, keys, values, blocks, slots);
+    kv::run_store(launcher, layout, input, blocks, slots);
 }
 
 void kv_compress(const HipRuntime& hip, const KvKernels& k, backend::ChunkPool& pool, const common::KvLayout& layout,

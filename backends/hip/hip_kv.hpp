@@ -35,8 +35,8 @@ void kv_check_layout(const common::KvLayout& layout, uint32_t query_heads);
 
 // Each with the device current and `k` loaded; `pool` gives the job's scratch (its tables, attention's
 // partial results), which goes back before the call returns, failed or not.
-void kv_store(const HipRuntime& hip, const KvKernels& k, backend::ChunkPool& pool, const common::KvLayout& layout, uint32_t layer_first,
-              uint32_t layer_count, uint64_t keys, uint64_t values, std::span<const uint64_t> blocks, std::span<const uint32_t> slots);
+void kv_store(const HipRuntime& hip, const KvKernels& k, backend::ChunkPool& pool, const common::KvLayout& layout,
+              const backend::kv::StoreInput& input, std::span<const uint64_t> blocks, std::span<const uint32_t> slots);
 void kv_compress(const HipRuntime& hip, const KvKernels& k, backend::ChunkPool& pool, const common::KvLayout& layout,
                  std::span<const uint64_t> sources, std::span<const uint64_t> destinations);
 void kv_attend(const HipRuntime& hip, const KvKernels& k, backend::ChunkPool& pool, const common::KvLayout& layout,

@@ -2,6 +2,7 @@
 
 #include "common/checksum.hpp"
 #include "common/fields.hpp"
+#include "common/kv_store_job.hpp"
 #include "common/quant_error.hpp"
 #include "common/quant_layout.h"
 #include "host/host_probe.hpp"
@@ -295,10 +296,17 @@ uint8_t* block_bytes(grey_backend_buffer* buffer) { return reinterpret_cast<uint
 
 grey_status host_kv_store(void* state, const grey_backend_kv_store_job* job) {
     return guard_quant(state, "writing KV blocks", [&] {
+        const backend::KvStoreExtras extras = backend::kv_store_extras(*job);
+        const std::vector<float> keys = kv_input_floats(bytes_of(job->keys), extras.dtype);
+        const std::vector<float> values = kv_input_floats(bytes_of(job->values), extras.dtype);
+        if (extras.first_non_finite != nullptr) {
+            // Checked before anything is written (the runtime drops the tokens when one is found).
+            *extras.first_non_finite = kv_first_non_finite(keys, values);
+            if (*extras.first_non_finite != UINT64_MAX) return;
+        }
         std::vector<uint8_t*> blocks(job->tokens);
         for (uint32_t i = 0; i < job->tokens; ++i) blocks[i] = block_bytes(job->blocks[i]);
-        kv_store(*job->layout, job->layer_first, job->layer_count, reinterpret_cast<const float*>(bytes_of(job->keys).data()),
-                 reinterpret_cast<const float*>(bytes_of(job->values).data()), blocks, {job->slots, job->tokens});
+        kv_store(*job->layout, job->layer_first, job->layer_count, keys.data(), values.data(), blocks, {job->slots, job->tokens});
     });
 }
 
@@ -479,7 +487,8 @@ grey_status host_backend_entry(uint32_t host_abi_version, grey_backend_vtable* o
     vt.quantize = host_quantize;
     vt.dequantize = host_dequantize;
     vt.buffer_map = host_buffer_map;
-    vt.capabilities = GREY_BACKEND_CAP_QUANT_HOST_MEMORY | GREY_BACKEND_CAP_QUANT_ERROR | GREY_BACKEND_CAP_STREAMS | GREY_BACKEND_CAP_KV_HADAMARD_K;
+    vt.capabilities = GREY_BACKEND_CAP_QUANT_HOST_MEMORY | GREY_BACKEND_CAP_QUANT_ERROR | GREY_BACKEND_CAP_STREAMS | GREY_BACKEND_CAP_KV_HADAMARD_K |
+                      GREY_BACKEND_CAP_KV_STORE_CHECKED;
     vt.stream_create = host_stream_create;
     vt.stream_destroy = host_stream_destroy;
     vt.stream_synchronize = host_stream_synchronize;

@@ -260,6 +260,68 @@ func (k *KvCache) AttendBuffer(layer, queryHeads uint32, sequences []uint64, que
 	return err
 }
 
+// AppendBuffer is Append with K and V ([layer][token][kv_head][head_dim] of dtype: DTypeF32, DTypeF16 or
+// DTypeBF16) in buffers of the cache's device at the given byte offsets (multiples of the dtype's size),
+// where they are read. A NaN or infinity fails with ErrInvalidArgument naming it, and appends nothing.
+func (k *KvCache) AppendBuffer(sequence uint64, tokens []int32, dtype DType, keys *Buffer, keysOffset int64, values *Buffer,
+	valuesOffset int64) error {
+	kvBytes := uint64(k.config.Layers) * uint64(len(tokens)) * uint64(k.config.KvHeads) * uint64(k.config.HeadDim) * dtypeSize(dtype)
+	err := k.withInput(keys, keysOffset, values, valuesOffset, func(h capi.Grey_kv_cache, kb capi.Grey_buffer, from uint64, vb capi.Grey_buffer,
+		vfrom uint64) error {
+		return capi.Grey_kv_append_buffer(h, sequence, address(tokens), uint(len(tokens)), capi.Grey_dtype(dtype), kb, from, vb, vfrom, kvBytes)
+	})
+	runtime.KeepAlive(tokens)
+	return err
+}
+
+// WriteLayerBuffer is WriteLayer with K and V ([token][kv_head][head_dim] of dtype for the tokens reserved
+// tokens) in buffers of the cache's device, taken as AppendBuffer takes them.
+func (k *KvCache) WriteLayerBuffer(sequence uint64, layer, tokens uint32, dtype DType, keys *Buffer, keysOffset int64, values *Buffer,
+	valuesOffset int64) error {
+	kvBytes := uint64(tokens) * uint64(k.config.KvHeads) * uint64(k.config.HeadDim) * dtypeSize(dtype)
+	return k.withInput(keys, keysOffset, values, valuesOffset, func(h capi.Grey_kv_cache, kb capi.Grey_buffer, from uint64, vb capi.Grey_buffer,
+		vfrom uint64) error {
+		return capi.Grey_kv_write_layer_buffer(h, sequence, uint(layer), capi.Grey_dtype(dtype), kb, from, vb, vfrom, kvBytes)
+	})
+}
+
+// dtypeSize is the bytes of one K/V value of dtype (2 for the half types; libgrey refuses the others).
+func dtypeSize(dtype DType) uint64 {
+	if dtype == DTypeF16 || dtype == DTypeBF16 {
+		return 2
+	}
+	return 4
+}
+
+// withInput runs f with the cache and the K and V buffers held live, their offsets checked.
+func (k *KvCache) withInput(keys *Buffer, keysOffset int64, values *Buffer, valuesOffset int64,
+	f func(capi.Grey_kv_cache, capi.Grey_buffer, uint64, capi.Grey_buffer, uint64) error) error {
+	if keys == nil || values == nil {
+		return invalid("keys and values must be buffers")
+	}
+	if keys.ctx != values.ctx {
+		return invalid("keys and values are buffers of different contexts")
+	}
+	from, err := offset(keysOffset)
+	if err != nil {
+		return err
+	}
+	vfrom, err := offset(valuesOffset)
+	if err != nil {
+		return err
+	}
+	return k.with(func(h capi.Grey_kv_cache) error {
+		return keys.with(func(kb capi.Grey_buffer) error {
+			if _, live := keys.ctx.buffers[values.id]; !live {
+				return ErrClosed
+			}
+			err := f(h, kb, from, capi.SwigcptrGrey_buffer(values.id), vfrom)
+			runtime.KeepAlive(values)
+			return err
+		})
+	})
+}
+
 // Gather is the stored K and V of layer of sequence ([token][kv_head][head_dim], quantized blocks decoded).
 func (k *KvCache) Gather(sequence uint64, layer uint32) (keys, values []float32, err error) {
 	n, err := k.Length(sequence)

@@ -2,6 +2,7 @@ package grey_test
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"unsafe"
@@ -260,5 +261,90 @@ func TestKvCacheAttendBuffer(t *testing.T) {
 	output.Close()
 	if err := cache.AttendBuffer(0, 4, []uint64{seq}, queries, 8, output, 0); err != grey.ErrClosed {
 		t.Errorf("closed output: %v", err)
+	}
+}
+
+// K/V from buffers (BF16 here, half of each F32 value's bits): the same stored values as Append of the
+// F32 values they stand for; a NaN is named; a layer at a time from buffers too.
+func TestKvCacheAppendBuffer(t *testing.T) {
+	ctx, err := grey.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.Close()
+	config := grey.NewKvConfig(2, 2, 32, 1<<20)
+	config.TokensPerBlock, config.WindowTokens = 4, 4
+	byArray, err := ctx.NewKvCache(0, config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer byArray.Close()
+	byBuffer, err := ctx.NewKvCache(0, config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer byBuffer.Close()
+	const n = 9
+	count := 2 * n * 2 * 32
+	halves := make([]uint16, 2*count) // keys, then values
+	floats := make([]float32, 2*count)
+	for i := range halves {
+		floats[i] = float32(i%23)*0.375 - 4
+		halves[i] = uint16(math.Float32bits(floats[i]) >> 16)
+		floats[i] = math.Float32frombits(uint32(halves[i]) << 16)
+	}
+	tokens := make([]int32, n)
+	for i := range tokens {
+		tokens[i] = int32(i + 1)
+	}
+	a, _ := byArray.Sequence(0)
+	b, _ := byBuffer.Sequence(0)
+	if err := byArray.Append(a, tokens, floats[:count], floats[count:]); err != nil {
+		t.Fatal(err)
+	}
+	input, _ := ctx.NewBuffer(0, uint64(2+4*count))
+	defer input.Close()
+	if _, err := input.WriteAt(unsafe.Slice((*byte)(unsafe.Pointer(&halves[0])), 4*count), 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := byBuffer.AppendBuffer(b, tokens, grey.DTypeBF16, input, 2, input, int64(2+2*count)); err != nil {
+		t.Fatal(err)
+	}
+	for layer := uint32(0); layer < 2; layer++ {
+		wantK, wantV, _ := byArray.Gather(a, layer)
+		gotK, gotV, err := byBuffer.Gather(b, layer)
+		if err != nil || fmt.Sprint(gotK, gotV) != fmt.Sprint(wantK, wantV) {
+			t.Errorf("layer %d: AppendBuffer stored other values than Append (%v)", layer, err)
+		}
+	}
+
+	nan := uint16(0x7FC0)
+	if _, err := input.WriteAt(unsafe.Slice((*byte)(unsafe.Pointer(&nan)), 2), int64(2+2*count+2*7)); err != nil { // values[7]
+		t.Fatal(err)
+	}
+	fresh, _ := byBuffer.Sequence(1)
+	if err := byBuffer.AppendBuffer(fresh, tokens, grey.DTypeBF16, input, 2, input, int64(2+2*count)); err == nil ||
+		!strings.Contains(err.Error(), "values[7] is not finite") {
+		t.Errorf("a NaN in the values: %v", err)
+	}
+	if length, _ := byBuffer.Length(fresh); length != 0 {
+		t.Errorf("a refused append left %d tokens", length)
+	}
+	if err := byBuffer.AppendBuffer(fresh, tokens, grey.DTypeBF16, input, 1, input, 0); err == nil || !strings.Contains(err.Error(), "multiple of 2") {
+		t.Errorf("an odd offset: %v", err)
+	}
+
+	// A layer at a time: one token, its two layers from the start of the buffer (finite keys as values).
+	if _, err := byBuffer.Reserve(b, []int32{77}); err != nil {
+		t.Fatal(err)
+	}
+	for layer := uint32(0); layer < 2; layer++ {
+		at := int64(2 + 2*64*layer)
+		if err := byBuffer.WriteLayerBuffer(b, layer, 1, grey.DTypeBF16, input, at, input, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if length, _ := byBuffer.Length(b); length != n+1 {
+		t.Errorf("length %d after a reserved token's layers were written; want %d", length, n+1)
 	}
 }

@@ -17,17 +17,23 @@ enum { GREY_KVK_WARP_LANES = 32, GREY_KVK_ATTEND_WARPS = 4 };
  * up to 256 (eight channels a lane), and at most eight query heads of a KV head per thread block. */
 enum { GREY_KVK_HEAD_DIM_STEP = 16, GREY_KVK_MAX_HEAD_DIM = 256, GREY_KVK_MAX_QUERY_GROUP = 8 };
 
-/* grey_kv_store: token i's K and V rows (F32) into slot slots[i] of the window-form block at blocks[i]. */
+/* The element types grey_kv_store reads. */
+enum { GREY_KVK_F32 = 0, GREY_KVK_F16 = 1, GREY_KVK_BF16 = 2 };
+
+/* grey_kv_store: token i's K and V rows into slot slots[i] of the window-form block at blocks[i]. With
+ * non_finite set, the index of the first NaN or infinity read (grey_backend_kv_store_job's numbering) is
+ * folded into the uint64_t there by atomicMin; the caller sets it to UINT64_MAX first. */
 typedef struct grey_kvk_store_args {
     struct grey_kv_layout layout;
-    uint64_t keys;   /* const float*: [layer_count][tokens][kv_heads][head_dim] */
+    uint64_t keys;   /* const <dtype>*: [layer_count][tokens][kv_heads][head_dim] */
     uint64_t values;
     uint64_t blocks; /* const uint64_t*: a device address per token */
     uint64_t slots;  /* const uint32_t* */
     uint32_t tokens;
     uint32_t layer_first;
     uint32_t layer_count;
-    uint32_t reserved0;
+    uint32_t dtype;      /* GREY_KVK_F32 / F16 / BF16 */
+    uint64_t non_finite; /* uint64_t*, or 0 */
 } grey_kvk_store_args;
 
 /* grey_kv_params and grey_kv_codes: the quantized form of count window-form blocks. */

@@ -71,14 +71,25 @@ __device__ __forceinline__ void rotate_row(float (&x)[E], uint32_t lane, uint32_
     for (int j = 0; j < E; ++j) x[j] = mul_rn(x[j], scale);
 }
 
+// Element i of a store's K or V, converted as the host converts it (common/numeric.hpp).
+__device__ __forceinline__ float store_input(uint64_t address, uint64_t i, uint32_t dtype) {
+    if (dtype == GREY_KVK_F32) return reinterpret_cast<const float*>(address)[i];
+    const uint32_t bits = reinterpret_cast<const uint16_t*>(address)[i];
+    return dtype == GREY_KVK_BF16 ? bf16_to_f32(bits) : f16_to_f32(bits);
+}
+
+// Folds the index of a NaN or infinity read into the job's first one (when it asks for the check).
+__device__ __forceinline__ void note_non_finite(const grey_kvk_store_args& a, float x, uint64_t index) {
+    if (a.non_finite != 0 && !isfinite(x)) atomicMin(reinterpret_cast<unsigned long long*>(a.non_finite), static_cast<unsigned long long>(index));
+}
+
 // grey_kv_store for a cache that rotates K: a warp per (layer, token, head) row.
 template <int E>
 __device__ void store_rotated(const grey_kvk_store_args& a) {
     const KvLayout& l = a.layout;
     const uint64_t rows = uint64_t{a.layer_count} * a.tokens * l.kv_heads;
     const uint64_t half = kv_block_elements(l);
-    const auto* keys = reinterpret_cast<const float*>(a.keys);
-    const auto* values = reinterpret_cast<const float*>(a.values);
+    const uint64_t total = rows * l.head_dim;
     const auto* blocks = reinterpret_cast<const uint64_t*>(a.blocks);
     const auto* slots = reinterpret_cast<const uint32_t*>(a.slots);
     const uint32_t lane = threadIdx.x % kLanes;
@@ -93,15 +104,20 @@ __device__ void store_rotated(const grey_kvk_store_args& a) {
         const uint64_t from = r * l.head_dim + c0;
         float x[E];
 #pragma unroll
-        for (int j = 0; j < E; ++j) x[j] = active ? keys[from + j] : 0.0f;
+        for (int j = 0; j < E; ++j) {
+            x[j] = active ? store_input(a.keys, from + j, a.dtype) : 0.0f;
+            if (active) note_non_finite(a, x[j], from + j);
+        }
         rotate_row<E>(x, lane, l.head_dim);
         if (!active) continue;
         auto* dense = reinterpret_cast<uint16_t*>(blocks[token]);
         const uint64_t to = kv_dense_index(l, layer, head, slots[token], c0);
 #pragma unroll
         for (int j = 0; j < E; ++j) {
+            const float v = store_input(a.values, from + j, a.dtype);
+            note_non_finite(a, v, total + from + j);
             dense[to + j] = kv_to_window(l, x[j]);
-            dense[half + to + j] = kv_to_window(l, values[from + j]);
+            dense[half + to + j] = kv_to_window(l, v);
         }
     }
 }
@@ -123,8 +139,6 @@ extern "C" __global__ void grey_kv_store(grey_kvk_store_args a) {
     }
     const uint64_t total = uint64_t{a.layer_count} * a.tokens * l.kv_heads * l.head_dim;
     const uint64_t half = kv_block_elements(l);
-    const auto* keys = reinterpret_cast<const float*>(a.keys);
-    const auto* values = reinterpret_cast<const float*>(a.values);
     const auto* blocks = reinterpret_cast<const uint64_t*>(a.blocks);
     const auto* slots = reinterpret_cast<const uint32_t*>(a.slots);
     for (uint64_t i = grid_index(); i < total; i += grid_stride()) {
@@ -136,8 +150,11 @@ extern "C" __global__ void grey_kv_store(grey_kvk_store_args a) {
         const auto layer = static_cast<uint32_t>(rest / a.tokens) + a.layer_first;
         auto* dense = reinterpret_cast<uint16_t*>(blocks[token]);
         const uint64_t to = kv_dense_index(l, layer, head, slots[token], channel);
-        dense[to] = kv_to_window(l, keys[i]);
-        dense[half + to] = kv_to_window(l, values[i]);
+        const float k = store_input(a.keys, i, a.dtype), v = store_input(a.values, i, a.dtype);
+        note_non_finite(a, k, i);
+        note_non_finite(a, v, total + i);
+        dense[to] = kv_to_window(l, k);
+        dense[half + to] = kv_to_window(l, v);
     }
 }
 

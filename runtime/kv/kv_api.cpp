@@ -44,30 +44,8 @@ uint64_t checked_product(std::initializer_list<uint64_t> factors, const char* wh
     return product;
 }
 
-// Host K or V of `dtype` as finite floats.
-std::vector<float> finite_floats(const void* data, uint64_t count, grey_dtype dtype, const char* what) {
-    std::vector<float> out(count);
-    for (uint64_t i = 0; i < count; ++i) {
-        float x;
-        if (dtype == GREY_DTYPE_F32) {
-            std::memcpy(&x, static_cast<const unsigned char*>(data) + 4 * i, 4);
-        } else {
-            uint16_t bits;
-            std::memcpy(&bits, static_cast<const unsigned char*>(data) + 2 * i, 2);
-            x = dtype == GREY_DTYPE_BF16 ? common::bf16_to_f32(bits) : common::f16_to_f32(bits);
-        }
-        if (!std::isfinite(x))
-            fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + "[" + std::to_string(i) + "] is not finite (NaN or infinity)");
-        out[i] = x;
-    }
-    return out;
-}
-
-// The K and V of `layers` x `tokens` tokens, checked (dtype, size, finite values) and converted to float.
-std::pair<std::vector<float>, std::vector<float>> checked_kv(const void* keys, const void* values, grey_dtype dtype, uint64_t kv_bytes,
-                                                             uint64_t layers, uint64_t tokens, const KvShape& shape) {
-    require_non_null(keys, "keys");
-    require_non_null(values, "values");
+// The values each of K and V hold for `layers` x `tokens` tokens, with dtype and kv_bytes checked.
+uint64_t checked_kv_values(grey_dtype dtype, uint64_t kv_bytes, uint64_t layers, uint64_t tokens, const KvShape& shape) {
     if (!common::is_float_input(dtype))
         fail(GREY_ERROR_INVALID_ARGUMENT, "dtype must be GREY_DTYPE_F32, F16 or BF16, not " + std::to_string(raw_enum(dtype)));
     const uint64_t count = checked_product({layers, tokens, shape.kv_heads, shape.head_dim}, "the K/V size");
@@ -76,6 +54,25 @@ std::pair<std::vector<float>, std::vector<float>> checked_kv(const void* keys, c
         fail(GREY_ERROR_INVALID_ARGUMENT, "kv_bytes is " + std::to_string(kv_bytes) + "; " + std::to_string(tokens) + " tokens of " + std::to_string(layers) +
                                               " layers x " + std::to_string(shape.kv_heads) + " KV heads x head_dim " + std::to_string(shape.head_dim) +
                                               " take " + std::to_string(needed));
+    return count;
+}
+
+// The tokens a layer write of kv_bytes holds (the size is then checked against the reservation).
+uint64_t layer_write_tokens(grey_dtype dtype, uint64_t kv_bytes, const KvShape& shape) {
+    const uint64_t row_bytes =
+        checked_product({shape.kv_heads, shape.head_dim, common::is_float_input(dtype) ? common::float_input_size(dtype) : 1}, "a token's K");
+    if (kv_bytes % row_bytes != 0)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "kv_bytes is " + std::to_string(kv_bytes) + ", not a whole number of tokens of " + std::to_string(row_bytes) +
+                                              " bytes (kv_heads x head_dim values)");
+    return kv_bytes / row_bytes;
+}
+
+// Host K and V of `layers` x `tokens` tokens, checked (dtype, size, finite values) and converted to float.
+std::pair<std::vector<float>, std::vector<float>> checked_kv(const void* keys, const void* values, grey_dtype dtype, uint64_t kv_bytes,
+                                                             uint64_t layers, uint64_t tokens, const KvShape& shape) {
+    require_non_null(keys, "keys");
+    require_non_null(values, "values");
+    const uint64_t count = checked_kv_values(dtype, kv_bytes, layers, tokens, shape);
     return {finite_floats(keys, count, dtype, "keys"), finite_floats(values, count, dtype, "values")};
 }
 
@@ -104,16 +101,28 @@ uint64_t checked_attend(const KvShape& shape, const grey_kv_attend_params* param
     return count;
 }
 
-// A buffer given to the cache: of its context and device, `bytes` at `offset` inside it.
-void check_cache_buffer(const grey_kv_cache& cache, const grey_buffer& buffer, uint64_t offset, uint64_t bytes, const char* what) {
+// A buffer given to the cache: of its context and device, `bytes` at `offset` inside it, the offset a
+// multiple of the size of the `dtype` values it holds.
+void check_cache_buffer(const grey_kv_cache& cache, const grey_buffer& buffer, uint64_t offset, uint64_t bytes, grey_dtype dtype, const char* what) {
     if (buffer.context != cache.context)
         fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + " is a buffer of another context than the cache's");
     if (buffer.device != cache.device)
         fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + " is on device " + std::to_string(buffer.device) + "; the cache is on device " +
                                               std::to_string(cache.device));
     check_range(buffer, offset, bytes, what);
-    if (offset % 4 != 0)
-        fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + ": offset " + std::to_string(offset) + " is not a multiple of 4 (F32 values are read aligned)");
+    if (const uint32_t size = common::float_input_size(dtype); offset % size != 0)
+        fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + ": offset " + std::to_string(offset) + " is not a multiple of " + std::to_string(size) + " (" +
+                                              common::dtype_name(dtype) + " values are read aligned)");
+}
+
+// K and V in buffers given to the cache (kv_bytes each, dtype already checked), raw, as the backend reads them.
+KvInput checked_input(const grey_kv_cache& cache, grey_dtype dtype, const grey_buffer* keys, uint64_t keys_offset, const grey_buffer* values,
+                      uint64_t values_offset, uint64_t kv_bytes) {
+    require_non_null(keys, "keys");
+    require_non_null(values, "values");
+    check_cache_buffer(cache, *keys, keys_offset, kv_bytes, dtype, "keys");
+    check_cache_buffer(cache, *values, values_offset, kv_bytes, dtype, "values");
+    return {{raw_handle(*keys, "keys"), nullptr, keys_offset, kv_bytes}, {raw_handle(*values, "values"), nullptr, values_offset, kv_bytes}, dtype};
 }
 
 }  // namespace
@@ -184,6 +193,22 @@ grey_status grey_kv_append(grey_kv_cache* cache, uint64_t sequence, const int32_
     });
 }
 
+grey_status grey_kv_append_buffer(grey_kv_cache* cache, uint64_t sequence, const int32_t* token_ids, uint32_t n_tokens, grey_dtype dtype,
+                                  const grey_buffer* keys, uint64_t keys_offset, const grey_buffer* values, uint64_t values_offset,
+                                  uint64_t kv_bytes) {
+    return grey::abi_guard([&] {
+        auto& kv = grey::kv::checked(cache);
+        grey::require_non_null(token_ids, "token_ids");
+        if (n_tokens == 0) grey::fail(GREY_ERROR_INVALID_ARGUMENT, "n_tokens is 0: append at least one token");
+        const auto& shape = kv.shape();
+        (void)grey::kv::checked_kv_values(dtype, kv_bytes, shape.layers, n_tokens, shape);
+        const grey::kv::KvInput input = grey::kv::checked_input(*cache, dtype, keys, keys_offset, values, values_offset, kv_bytes);
+        // The buffers stay where they are for the call (the background scan moves sealed ones).
+        grey::memory::AsyncUse use({keys, values});
+        kv.append(sequence, std::span(token_ids, n_tokens), input);
+    });
+}
+
 grey_status grey_kv_reserve(grey_kv_cache* cache, uint64_t sequence, const int32_t* token_ids, uint32_t n_tokens, uint32_t* out_cached_tokens) {
     return grey::abi_guard([&] {
         auto& kv = grey::kv::checked(cache);
@@ -199,12 +224,21 @@ grey_status grey_kv_write_layer(grey_kv_cache* cache, uint64_t sequence, uint32_
     return grey::abi_guard([&] {
         auto& kv = grey::kv::checked(cache);
         const auto& shape = kv.shape();
-        const uint64_t row_bytes = grey::kv::checked_product({shape.kv_heads, shape.head_dim, grey::common::is_float_input(dtype) ? grey::common::float_input_size(dtype) : 1}, "a token's K");
-        if (kv_bytes % row_bytes != 0)
-            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "kv_bytes is " + std::to_string(kv_bytes) + ", not a whole number of tokens of " +
-                                                        std::to_string(row_bytes) + " bytes (kv_heads x head_dim values)");
-        const auto [k, v] = grey::kv::checked_kv(keys, values, dtype, kv_bytes, 1, kv_bytes / row_bytes, shape);
+        const uint64_t tokens = grey::kv::layer_write_tokens(dtype, kv_bytes, shape);
+        const auto [k, v] = grey::kv::checked_kv(keys, values, dtype, kv_bytes, 1, tokens, shape);
         kv.write_layer(sequence, layer, k, v);
+    });
+}
+
+grey_status grey_kv_write_layer_buffer(grey_kv_cache* cache, uint64_t sequence, uint32_t layer, grey_dtype dtype, const grey_buffer* keys,
+                                       uint64_t keys_offset, const grey_buffer* values, uint64_t values_offset, uint64_t kv_bytes) {
+    return grey::abi_guard([&] {
+        auto& kv = grey::kv::checked(cache);
+        const auto& shape = kv.shape();
+        (void)grey::kv::checked_kv_values(dtype, kv_bytes, 1, grey::kv::layer_write_tokens(dtype, kv_bytes, shape), shape);
+        const grey::kv::KvInput input = grey::kv::checked_input(*cache, dtype, keys, keys_offset, values, values_offset, kv_bytes);
+        grey::memory::AsyncUse use({keys, values});
+        kv.write_layer(sequence, layer, input);
     });
 }
 
@@ -229,8 +263,8 @@ grey_status grey_kv_attend_buffer(grey_kv_cache* cache, const grey_kv_attend_par
         (void)grey::kv::checked_attend(kv.shape(), params, sequences, batch, io_bytes);
         grey::require_non_null(queries, "queries");
         grey::require_non_null(output, "output");
-        grey::kv::check_cache_buffer(*cache, *queries, queries_offset, io_bytes, "queries");
-        grey::kv::check_cache_buffer(*cache, *output, output_offset, io_bytes, "output");
+        grey::kv::check_cache_buffer(*cache, *queries, queries_offset, io_bytes, GREY_DTYPE_F32, "queries");
+        grey::kv::check_cache_buffer(*cache, *output, output_offset, io_bytes, GREY_DTYPE_F32, "output");
         grey::check_writable(*output, "output");
         if (grey::ranges_overlap(*queries, queries_offset, *output, output_offset, io_bytes))
             grey::fail(GREY_ERROR_INVALID_ARGUMENT, "queries and output overlap in one buffer");

@@ -1,5 +1,6 @@
 #include "kv/kv_cache.hpp"
 
+#include "common/dtype.hpp"
 #include "core/error.hpp"
 #include "kv/prefix_hash.hpp"
 
@@ -286,7 +287,7 @@ void KvCache::store_reserved(const KvReservation& r, uint32_t first, uint32_t co
     if (r.targets.empty()) return;
     const uint64_t row = uint64_t{shape_.kv_heads} * shape_.head_dim;
     const uint64_t tokens = r.tokens(), own = r.targets.size();
-    // Only the tokens that are not cached, as the store job takes them: [layer][own token][head][dim].
+    // Only the tokens that are not cached cross to the device: [layer][own token][head][dim].
     std::vector<float> packed;
     if (r.cached != 0) {
         packed.resize(2 * count * own * row);
@@ -300,17 +301,70 @@ void KvCache::store_reserved(const KvReservation& r, uint32_t first, uint32_t co
     BlockMemory staged(backend_, device_, keys.size_bytes() + values.size_bytes());
     backend_.buffer_write(staged.get(), 0, keys.data(), keys.size_bytes());
     backend_.buffer_write(staged.get(), keys.size_bytes(), values.data(), values.size_bytes());
-    grey_backend_kv_store_job job{};
-    job.struct_size = sizeof job;
-    job.tokens = static_cast<uint32_t>(own);
-    job.layout = &shape_;
-    job.layer_first = first;
-    job.layer_count = count;
-    job.keys = {staged.get(), nullptr, 0, keys.size_bytes()};
-    job.values = {staged.get(), nullptr, keys.size_bytes(), values.size_bytes()};
-    job.blocks = r.targets.data();
-    job.slots = r.slots.data();
+    const KvInput input{{staged.get(), nullptr, 0, keys.size_bytes()}, {staged.get(), nullptr, keys.size_bytes(), values.size_bytes()}, GREY_DTYPE_F32};
+    store_jobs(r, first, count, input, 0, false);
+}
+
+void KvCache::store_reserved(const KvReservation& r, uint32_t first, uint32_t count, const KvInput& input) {
+    if (r.targets.empty()) return;
+    store_jobs(r, first, count, input, r.cached, true);
+}
+
+uint64_t KvCache::store_through_host(grey_backend_kv_store_job job) const {
+    const uint64_t count = job.keys.size / common::float_input_size(job.dtype);
+    std::vector<uint8_t> bytes(job.keys.size + job.values.size);
+    backend_.buffer_read(job.keys.buffer, job.keys.offset, bytes.data(), job.keys.size);
+    backend_.buffer_read(job.values.buffer, job.values.offset, bytes.data() + job.keys.size, job.values.size);
+    const std::vector<float> keys = to_floats(bytes.data(), count, job.dtype);
+    const std::vector<float> values = to_floats(bytes.data() + job.keys.size, count, job.dtype);
+    if (const uint64_t bad = first_non_finite(keys); bad != UINT64_MAX) return bad;
+    if (const uint64_t bad = first_non_finite(values); bad != UINT64_MAX) return count + bad;
+    BlockMemory staged(backend_, device_, 8 * count);
+    backend_.buffer_write(staged.get(), 0, keys.data(), 4 * count);
+    backend_.buffer_write(staged.get(), 4 * count, values.data(), 4 * count);
+    job.keys = {staged.get(), nullptr, 0, 4 * count};
+    job.values = {staged.get(), nullptr, 4 * count, 4 * count};
+    job.dtype = GREY_DTYPE_F32;
+    job.first_non_finite = nullptr;
     backend_.kv_store(job);
+    return UINT64_MAX;
+}
+
+void KvCache::store_jobs(const KvReservation& r, uint32_t first, uint32_t count, const KvInput& input, uint64_t skip, bool check) {
+    const uint64_t row = uint64_t{shape_.kv_heads} * shape_.head_dim;
+    const uint64_t own = r.targets.size(), layer_tokens = skip + own;
+    const uint64_t width = common::float_input_size(input.dtype);
+    // The layers in one job when they lie back to back; a job a layer when each begins with skipped tokens.
+    const uint32_t jobs = skip == 0 ? 1 : count, layers_a_job = skip == 0 ? count : 1;
+    const uint64_t job_values = layers_a_job * own * row;
+    for (uint32_t j = 0; j < jobs; ++j) {
+        const uint64_t start = (j * layer_tokens + skip) * row * width;
+        grey_backend_kv_store_job job{};
+        job.struct_size = sizeof job;
+        job.tokens = static_cast<uint32_t>(own);
+        job.layout = &shape_;
+        job.layer_first = first + j;
+        job.layer_count = layers_a_job;
+        job.keys = {input.keys.buffer, nullptr, input.keys.offset + start, job_values * width};
+        job.values = {input.values.buffer, nullptr, input.values.offset + start, job_values * width};
+        job.blocks = r.targets.data();
+        job.slots = r.slots.data();
+        job.dtype = input.dtype;
+        uint64_t found = UINT64_MAX;
+        if (!check) {
+            backend_.kv_store(job);
+        } else if (backend_.has(GREY_BACKEND_CAP_KV_STORE_CHECKED)) {
+            job.first_non_finite = &found;
+            backend_.kv_store(job);
+        } else {
+            found = store_through_host(job);
+        }
+        if (found == UINT64_MAX) continue;
+        const bool key = found < job_values;
+        const uint64_t at = key ? found : found - job_values;
+        const uint64_t index = ((j + at / (own * row)) * layer_tokens + skip) * row + at % (own * row);
+        fail(GREY_ERROR_INVALID_ARGUMENT, std::string(key ? "keys" : "values") + "[" + std::to_string(index) + "] is not finite (NaN or infinity)");
+    }
 }
 
 void KvCache::commit(KvSequence& seq) {
@@ -330,17 +384,27 @@ void KvCache::cancel(KvSequence& seq) {
     shorten(seq, seq.length);
 }
 
-void KvCache::append(uint64_t sequence, std::span<const int32_t> tokens, std::span<const float> keys, std::span<const float> values) {
-    std::lock_guard lock(mutex_);
+template <typename Store>
+void KvCache::append_locked(uint64_t sequence, std::span<const int32_t> tokens, Store&& store) {
     KvSequence& seq = idle(sequence, "append to");
     const KvReservation& r = reserve_locked(seq, tokens);
     try {
-        store_reserved(r, 0, shape_.layers, keys, values);
+        store(r);
     } catch (...) {
         cancel(seq);
         throw;
     }
     commit(seq);
+}
+
+void KvCache::append(uint64_t sequence, std::span<const int32_t> tokens, std::span<const float> keys, std::span<const float> values) {
+    std::lock_guard lock(mutex_);
+    append_locked(sequence, tokens, [&](const KvReservation& r) { store_reserved(r, 0, shape_.layers, keys, values); });
+}
+
+void KvCache::append(uint64_t sequence, std::span<const int32_t> tokens, const KvInput& input) {
+    std::lock_guard lock(mutex_);
+    append_locked(sequence, tokens, [&](const KvReservation& r) { store_reserved(r, 0, shape_.layers, input); });
 }
 
 uint64_t KvCache::reserve(uint64_t sequence, std::span<const int32_t> tokens) {
@@ -349,22 +413,39 @@ uint64_t KvCache::reserve(uint64_t sequence, std::span<const int32_t> tokens) {
     return reserve_locked(seq, tokens).cached;
 }
 
-void KvCache::write_layer(uint64_t sequence, uint32_t layer, std::span<const float> keys, std::span<const float> values) {
-    std::lock_guard lock(mutex_);
+KvSequence& KvCache::sequence_to_write(uint64_t sequence, uint32_t layer, uint64_t values) {
     KvSequence& seq = find(sequence);
     if (!seq.reserved)
         fail(GREY_ERROR_INVALID_ARGUMENT, "sequence " + std::to_string(sequence) + " has no reserved tokens: call grey_kv_reserve first");
-    KvReservation& r = *seq.reserved;
+    const KvReservation& r = *seq.reserved;
     if (layer >= shape_.layers)
         fail(GREY_ERROR_INVALID_ARGUMENT, "layer is " + std::to_string(layer) + "; the cache has " + std::to_string(shape_.layers) + " layers");
     if (r.written[layer]) fail(GREY_ERROR_INVALID_ARGUMENT, "layer " + std::to_string(layer) + " of the reserved tokens is already written");
     const uint64_t needed = r.tokens() * shape_.kv_heads * shape_.head_dim;
-    if (keys.size() != needed)
-        fail(GREY_ERROR_INVALID_ARGUMENT, "the keys and values hold " + std::to_string(keys.size()) + " values; the " + std::to_string(r.tokens()) +
+    if (values != needed)
+        fail(GREY_ERROR_INVALID_ARGUMENT, "the keys and values hold " + std::to_string(values) + " values; the " + std::to_string(r.tokens()) +
                                               " reserved tokens of one layer take " + std::to_string(needed));
-    store_reserved(r, layer, 1, keys, values);
+    return seq;
+}
+
+void KvCache::layer_written(KvSequence& seq, uint32_t layer) {
+    KvReservation& r = *seq.reserved;
     r.written[layer] = true;
     if (++r.layers_written == shape_.layers) commit(seq);
+}
+
+void KvCache::write_layer(uint64_t sequence, uint32_t layer, std::span<const float> keys, std::span<const float> values) {
+    std::lock_guard lock(mutex_);
+    KvSequence& seq = sequence_to_write(sequence, layer, keys.size());
+    store_reserved(*seq.reserved, layer, 1, keys, values);
+    layer_written(seq, layer);
+}
+
+void KvCache::write_layer(uint64_t sequence, uint32_t layer, const KvInput& input) {
+    std::lock_guard lock(mutex_);
+    KvSequence& seq = sequence_to_write(sequence, layer, input.keys.size / common::float_input_size(input.dtype));
+    store_reserved(*seq.reserved, layer, 1, input);
+    layer_written(seq, layer);
 }
 
 grey_kv_stats KvCache::stats() const {

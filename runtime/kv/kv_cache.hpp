@@ -6,6 +6,7 @@
 #pragma once
 
 #include "kv/kv_block.hpp"
+#include "kv/kv_input.hpp"
 #include "kv/kv_shape.hpp"
 
 #include "core/backend.hpp"
@@ -51,10 +52,14 @@ public:
     uint64_t length(uint64_t sequence) const;
     // `keys`/`values` already converted to float, [layer][token][kv_head][head_dim].
     void append(uint64_t sequence, std::span<const int32_t> tokens, std::span<const float> keys, std::span<const float> values);
+    // The same from device memory (sizes checked by the caller); a NaN or infinity there appends nothing.
+    void append(uint64_t sequence, std::span<const int32_t> tokens, const KvInput& input);
     // Reserves tokens for per-layer writes; returns how many leading ones were found in the prefix cache.
     uint64_t reserve(uint64_t sequence, std::span<const int32_t> tokens);
     // One layer of the reserved tokens, [token][kv_head][head_dim]; the last layer commits them.
     void write_layer(uint64_t sequence, uint32_t layer, std::span<const float> keys, std::span<const float> values);
+    // The same from device memory; a NaN or infinity there leaves the layer unwritten.
+    void write_layer(uint64_t sequence, uint32_t layer, const KvInput& input);
     // Queries and output in host memory (copied through a buffer of the cache's device), or in memory of
     // the cache's backend and device (F32, [batch][query_heads][head_dim], sizes checked by the caller).
     void attend(const grey_kv_attend_params& params, std::span<const uint64_t> sequences, std::span<const float> queries,
@@ -78,10 +83,25 @@ private:
     // The block that the token at `position` (the sequence's blocks hold position - 1 last) goes into.
     uint64_t writable_block(KvSequence& sequence, uint64_t position);
     KvReservation& reserve_locked(KvSequence& sequence, std::span<const int32_t> tokens);
-    // Writes layers first.. of the reserved tokens that are not cached (`keys`/`values`
+    // Reserves, stores with `store(reservation)` and commits; a store that throws drops the reservation.
+    template <typename Store>
+    void append_locked(uint64_t sequence, std::span<const int32_t> tokens, Store&& store);
+    // The sequence whose open reservation layer `layer` (`values` values of K, and of V) is written to, checked.
+    KvSequence& sequence_to_write(uint64_t sequence, uint32_t layer, uint64_t values);
+    void layer_written(KvSequence& sequence, uint32_t layer);
+    // Writes layers first.. of the reserved tokens that are not cached (`keys`/`values` or `input`
     // [layer][reserved token][kv_head][head_dim], the cached tokens included).
     void store_reserved(const KvReservation& reservation, uint32_t first, uint32_t count, std::span<const float> keys,
                         std::span<const float> values);
+    void store_reserved(const KvReservation& reservation, uint32_t first, uint32_t count, const KvInput& input);
+    // The backend's kv_store of those layers from `input` [count][skip + the reservation's own tokens]
+    // [kv_head][head_dim] (the leading `skip` tokens of each layer not written). With `check` the backend
+    // checks the values, and a NaN or infinity fails naming its index in `input`.
+    void store_jobs(const KvReservation& reservation, uint32_t first, uint32_t count, const KvInput& input, uint64_t skip, bool check);
+    // kv_store of a job to be checked, for a backend whose kv_store takes checked F32 alone: its K/V read
+    // back, converted and checked here, then stored from F32 staged on the device. Returns what the job's
+    // first_non_finite would have received.
+    uint64_t store_through_host(grey_backend_kv_store_job job) const;
     void commit(KvSequence& sequence);
     // Drops a reservation and the blocks only it used.
     void cancel(KvSequence& sequence);

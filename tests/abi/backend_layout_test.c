@@ -1,6 +1,8 @@
 /* The plugin contract's layout for GREY_BACKEND_ABI_VERSION 2, frozen: a struct that changes size or
  * moves a field needs a new ABI version (the loader refuses plugins of another version), so any such
- * change must come with the version bump and new lines here. Compiled as C11 with -Wall -Wextra
+ * change must come with the version bump and new lines here. The one exception is a member appended to
+ * a struct that begins with struct_size (the vtable, a job): a reader built before it never looks past
+ * its own size, and one built after it reads the member only where struct_size says it is there. Compiled as C11 with -Wall -Wextra
  * -pedantic -Werror, which also proves grey_backend.h and common/quant_layout.h are clean C. LP64. */
 #include "grey_backend.h"
 #include "common/quant_layout.h"
@@ -84,10 +86,12 @@ _Static_assert(offsetof(grey_backend_codec_block, checksum_seed) == 24, "grey_ba
 _Static_assert(offsetof(grey_backend_codec_block, raw_size) == 32, "grey_backend_codec_block.raw_size moved");
 _Static_assert(offsetof(grey_backend_codec_block, element_width) == 44, "grey_backend_codec_block.element_width moved");
 
-_Static_assert(sizeof(grey_backend_kv_store_job) == 104, "size of grey_backend_kv_store_job changed");
+_Static_assert(sizeof(grey_backend_kv_store_job) == 120, "size of grey_backend_kv_store_job changed");
 _Static_assert(offsetof(grey_backend_kv_store_job, layout) == 8, "grey_backend_kv_store_job.layout moved");
 _Static_assert(offsetof(grey_backend_kv_store_job, keys) == 24, "grey_backend_kv_store_job.keys moved");
 _Static_assert(offsetof(grey_backend_kv_store_job, slots) == 96, "grey_backend_kv_store_job.slots moved");
+_Static_assert(offsetof(grey_backend_kv_store_job, dtype) == 104, "grey_backend_kv_store_job.dtype moved");
+_Static_assert(offsetof(grey_backend_kv_store_job, first_non_finite) == 112, "grey_backend_kv_store_job.first_non_finite moved");
 _Static_assert(sizeof(grey_backend_kv_compress_job) == 32, "size of grey_backend_kv_compress_job changed");
 _Static_assert(offsetof(grey_backend_kv_compress_job, destinations) == 24, "grey_backend_kv_compress_job.destinations moved");
 _Static_assert(sizeof(grey_backend_kv_attend_job) == 136, "size of grey_backend_kv_attend_job changed");

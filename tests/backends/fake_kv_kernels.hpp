@@ -60,7 +60,7 @@ inline std::string kv_launch_line(const std::string& name, unsigned int gx, unsi
         const auto a = kv_arg<grey_kvk_store_args>(params);
         line += kv_layout_text(a.layout) + " tokens=" + std::to_string(a.tokens) + " layer_first=" + std::to_string(a.layer_first) +
                 " layer_count=" + std::to_string(a.layer_count) + " keys=" + std::to_string(a.keys != 0) + " values=" + std::to_string(a.values != 0) +
-                " slots=";
+                (a.dtype != GREY_KVK_F32 ? " dtype=" + std::to_string(a.dtype) : "") + (a.non_finite != 0 ? " checked" : "") + " slots=";
         const auto* slots = reinterpret_cast<const uint32_t*>(a.slots);
         const auto* blocks = reinterpret_cast<const uint64_t*>(a.blocks);
         for (uint32_t i = 0; i < a.tokens; ++i) line += (i == 0 ? "" : ",") + std::to_string(slots[i]) + (blocks[i] != 0 ? "" : "!");
@@ -103,12 +103,29 @@ inline void log_kv_launch_now(const std::string& name, unsigned int gx, unsigned
     }
 }
 
-// grey_kv_store on the host: token i's rows into slot slots[i] of blocks[i] (K rotated when the layout says so).
+// Element i of a store's input (grey_kvk_store_args.dtype) as a float.
+inline float kv_store_input(uint64_t address, uint64_t i, uint32_t dtype) {
+    using namespace grey::common;
+    if (dtype == GREY_KVK_F32) return reinterpret_cast<const float*>(address)[i];
+    const uint16_t bits = reinterpret_cast<const uint16_t*>(address)[i];
+    return dtype == GREY_KVK_BF16 ? bf16_to_f32(bits) : f16_to_f32(bits);
+}
+
+// grey_kv_store on the host: token i's rows into slot slots[i] of blocks[i] (K rotated when the layout
+// says so), folding the first non-finite input's index into *non_finite as the kernel does.
 inline void kv_store_stand_in(const grey_kvk_store_args& a) {
     using namespace grey::common;
     const KvLayout& l = a.layout;
-    const auto* keys = reinterpret_cast<const float*>(a.keys);
-    const auto* values = reinterpret_cast<const float*>(a.values);
+    const uint64_t total = uint64_t{a.layer_count} * a.tokens * l.kv_heads * l.head_dim;
+    std::vector<float> keys(total), values(total);
+    for (uint64_t i = 0; i < total; ++i) {
+        keys[i] = kv_store_input(a.keys, i, a.dtype);
+        values[i] = kv_store_input(a.values, i, a.dtype);
+        if (a.non_finite == 0) continue;
+        auto& first = *reinterpret_cast<uint64_t*>(a.non_finite);
+        if (!std::isfinite(keys[i])) first = std::min<uint64_t>(first, i);
+        if (!std::isfinite(values[i])) first = std::min<uint64_t>(first, total + i);
+    }
     const auto* blocks = reinterpret_cast<const uint64_t*>(a.blocks);
     const auto* slots = reinterpret_cast<const uint32_t*>(a.slots);
     std::vector<float> row(l.head_dim);
@@ -116,7 +133,7 @@ inline void kv_store_stand_in(const grey_kvk_store_args& a) {
         for (uint32_t token = 0; token < a.tokens; ++token)
             for (uint32_t head = 0; head < l.kv_heads; ++head) {
                 const uint64_t from = ((uint64_t{layer} * a.tokens + token) * l.kv_heads + head) * l.head_dim;
-                std::memcpy(row.data(), keys + from, l.head_dim * sizeof(float));
+                std::copy_n(keys.begin() + static_cast<std::ptrdiff_t>(from), l.head_dim, row.begin());
                 if (l.hadamard_k != 0) kv_hadamard_rotate(row.data(), l.head_dim);
                 auto* dense = reinterpret_cast<uint16_t*>(blocks[token]);
                 for (uint32_t c = 0; c < l.head_dim; ++c) {

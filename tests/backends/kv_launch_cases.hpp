@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -68,7 +69,7 @@ struct KvCaseResult {
     std::vector<float> attention;
 };
 
-// Runs `c` on `device` of `context`: the prefills, one decode step per sequence, one sequence more written
+// Runs `c` on `device` of `context`: the prefills, one decode step per sequence (from a device buffer), one sequence more written
 // a layer at a time (last layer first), then attention over every sequence on the last layer and a gather
 // of each. Failures are test failures.
 inline KvCaseResult run_kv_case(grey_context* context, uint32_t device, const KvLaunchCase& c) {
@@ -103,7 +104,25 @@ inline KvCaseResult run_kv_case(grey_context* context, uint32_t device, const Kv
         sequences.push_back(sequence);
         append(sequence, tokens);
     }
-    for (const uint64_t sequence : sequences) append(sequence, 1);
+    // The decode steps from a buffer of the device, in BF16 (grey_kv_append_buffer: the store converts
+    // and checks them).
+    for (const uint64_t sequence : sequences) {
+        const int32_t id = static_cast<int32_t>(seed * 1000);
+        std::vector<uint16_t> halves;
+        for (const auto& part : {kv_test_values(c.layers * row, seed), kv_test_values(c.layers * row, seed + 1)})
+            for (const float x : part) {
+                uint32_t bits;
+                std::memcpy(&bits, &x, 4);
+                halves.push_back(static_cast<uint16_t>(bits >> 16));
+            }
+        seed += 2;
+        const uint64_t bytes = c.layers * row * 2;
+        grey_buffer* buffer = nullptr;
+        EXPECT_EQ(grey_buffer_create(context, device, 2 * bytes, &buffer), GREY_OK) << grey_last_error();
+        EXPECT_EQ(grey_buffer_write(buffer, 0, halves.data(), 2 * bytes), GREY_OK) << grey_last_error();
+        EXPECT_EQ(grey_kv_append_buffer(cache, sequence, &id, 1, GREY_DTYPE_BF16, buffer, 0, buffer, bytes, bytes), GREY_OK) << grey_last_error();
+        grey_buffer_destroy(buffer);
+    }
     // A sequence written a layer at a time: the stores of one layer each (layer_first > 0 first).
     uint64_t layered = 0;
     EXPECT_EQ(grey_kv_sequence_create(cache, 7, &layered), GREY_OK) << grey_last_error();

@@ -1,5 +1,6 @@
 // The KV cache on a GPU against the same cache on the host device (the reference): identical appends
-// (ragged chunks, shared prompt prefixes, every other sequence written a layer at a time) into both, then every stored value compared bit for bit
+// (ragged chunks, shared prompt prefixes, every other sequence written a layer at a time; the GPU's from
+// host arrays and from GPU buffers of F32, BF16 and F16) into both, then every stored value compared bit for bit
 // through grey_kv_gather (the device's token writes and block quantization must give the host's bytes)
 // and decode attention compared with the host's float64 result, for every format, group size and window
 // setting, GQA ratios 1/4/8, contexts from 1 token to 128k, ragged batches and sliding windows, with K
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <memory>
 
 namespace {
@@ -71,6 +73,64 @@ void fill_kv(std::mt19937_64& rng, const Case& c, uint32_t tokens, std::vector<f
     }
 }
 
+// x as F16 bits, the mantissa truncated (fill_kv's values stay below 65504; magnitudes under 2^-14 go to zero).
+uint16_t f16_bits(float x) {
+    uint32_t b;
+    std::memcpy(&b, &x, 4);
+    const auto sign = static_cast<uint16_t>((b >> 16) & 0x8000u);
+    const int exponent = static_cast<int>((b >> 23) & 0xFFu) - 127 + 15;
+    if (exponent <= 0) return sign;
+    if (exponent >= 31) return static_cast<uint16_t>(sign | 0x7BFFu);
+    return static_cast<uint16_t>(sign | (exponent << 10) | ((b >> 13) & 0x3FFu));
+}
+
+// `x` as the bytes of `dtype` (BF16 and F16 truncated).
+std::vector<uint8_t> encoded(const std::vector<float>& x, grey_dtype dtype) {
+    std::vector<uint8_t> out(x.size() * (dtype == GREY_DTYPE_F32 ? 4 : 2));
+    for (size_t i = 0; i < x.size(); ++i) {
+        if (dtype == GREY_DTYPE_F32) {
+            std::memcpy(out.data() + 4 * i, &x[i], 4);
+            continue;
+        }
+        uint32_t b;
+        std::memcpy(&b, &x[i], 4);
+        const auto half = dtype == GREY_DTYPE_BF16 ? static_cast<uint16_t>(b >> 16) : f16_bits(x[i]);
+        std::memcpy(out.data() + 2 * i, &half, 2);
+    }
+    return out;
+}
+
+// One chunk of K/V ([layer][token][head][dim]) into both caches, appended whole or (`by_layer`) reserved
+// and written a layer at a time, last layer first. The host cache reads host arrays; the GPU cache the
+// same arrays (form 0) or a GPU buffer holding them at an offset (grey_kv_append_buffer and
+// grey_kv_write_layer_buffer): BF16 for an append and F16 for layer writes (form 1), F32 (form 2).
+bool write_chunk(grey_context* context, uint32_t gpu, grey_kv_cache* on_gpu, grey_kv_cache* on_host, uint64_t g, uint64_t h, const Case& c,
+                 const std::vector<int32_t>& ids, const std::vector<float>& keys, const std::vector<float>& values, bool by_layer, int form) {
+    const auto chunk = static_cast<uint32_t>(ids.size());
+    const grey_dtype dtype = form == 1 ? (by_layer ? GREY_DTYPE_F16 : GREY_DTYPE_BF16) : GREY_DTYPE_F32;
+    const std::vector<uint8_t> k = encoded(keys, dtype), v = encoded(values, dtype);
+    const uint64_t pad = 8, bytes = k.size();
+    grey_buffer* buffer = nullptr;
+    bool done = form == 0 || (ok(grey_buffer_create(context, gpu, pad + 2 * bytes, &buffer)) && ok(grey_buffer_write(buffer, pad, k.data(), bytes)) &&
+                              ok(grey_buffer_write(buffer, pad + bytes, v.data(), bytes)));
+    if (!by_layer) {
+        done = done && ok(grey_kv_append(on_host, h, ids.data(), chunk, dtype, k.data(), v.data(), bytes)) &&
+               ok(form == 0 ? grey_kv_append(on_gpu, g, ids.data(), chunk, dtype, k.data(), v.data(), bytes)
+                            : grey_kv_append_buffer(on_gpu, g, ids.data(), chunk, dtype, buffer, pad, buffer, pad + bytes, bytes));
+    } else {
+        done = done && ok(grey_kv_reserve(on_gpu, g, ids.data(), chunk, nullptr)) && ok(grey_kv_reserve(on_host, h, ids.data(), chunk, nullptr));
+        const uint64_t layer_bytes = bytes / c.layers;
+        for (uint32_t l = c.layers; done && l-- > 0;) {
+            const uint64_t at = l * layer_bytes;
+            done = ok(grey_kv_write_layer(on_host, h, l, dtype, k.data() + at, v.data() + at, layer_bytes)) &&
+                   ok(form == 0 ? grey_kv_write_layer(on_gpu, g, l, dtype, k.data() + at, v.data() + at, layer_bytes)
+                                : grey_kv_write_layer_buffer(on_gpu, g, l, dtype, buffer, pad + at, buffer, pad + bytes + at, layer_bytes));
+        }
+    }
+    grey_buffer_destroy(buffer);
+    return done;
+}
+
 void run_case(grey_context* context, uint32_t gpu, uint32_t host, const Case& c, std::mt19937_64& rng) {
     const std::string name = describe(c);
     grey_kv_cache_config config = GREY_KV_CACHE_CONFIG_INIT;
@@ -102,7 +162,7 @@ void run_case(grey_context* context, uint32_t gpu, uint32_t host, const Case& c,
         appended = ok(grey_kv_sequence_create(on_gpu.get(), 7, &g)) && ok(grey_kv_sequence_create(on_host.get(), 7, &h));
         gpu_ids.push_back(g);
         host_ids.push_back(h);
-        uint32_t done = 0;
+        uint32_t done = 0, chunks = 0;
         const uint32_t shared = s == 0 ? 0 : std::min<uint32_t>(c.lengths[s], static_cast<uint32_t>(rng() % (c.lengths[0] + 1)));
         while (appended && done < c.lengths[s]) {
             uint32_t chunk = 1 + static_cast<uint32_t>(rng() % (c.lengths[s] > 4000 ? 4096 : 48));
@@ -125,20 +185,8 @@ void run_case(grey_context* context, uint32_t gpu, uint32_t host, const Case& c,
                 fill_kv(rng, c, chunk, keys, values);
                 for (auto& id : ids) id = static_cast<int32_t>(rng() % 32000);
             }
-            if (s % 2 == 1) {  // odd sequences a layer at a time (grey_kv_reserve, grey_kv_write_layer), last layer first
-                appended = ok(grey_kv_reserve(on_gpu.get(), g, ids.data(), chunk, nullptr)) && ok(grey_kv_reserve(on_host.get(), h, ids.data(), chunk, nullptr));
-                const size_t layer_values = size_t{chunk} * c.kv_heads * c.head_dim;
-                for (uint32_t l = c.layers; appended && l-- > 0;) {
-                    const float* k = keys.data() + l * layer_values;
-                    const float* v = values.data() + l * layer_values;
-                    appended = ok(grey_kv_write_layer(on_gpu.get(), g, l, GREY_DTYPE_F32, k, v, layer_values * sizeof(float))) &&
-                               ok(grey_kv_write_layer(on_host.get(), h, l, GREY_DTYPE_F32, k, v, layer_values * sizeof(float)));
-                }
-            } else {
-                const uint64_t bytes = keys.size() * sizeof(float);
-                appended = ok(grey_kv_append(on_gpu.get(), g, ids.data(), chunk, GREY_DTYPE_F32, keys.data(), values.data(), bytes)) &&
-                           ok(grey_kv_append(on_host.get(), h, ids.data(), chunk, GREY_DTYPE_F32, keys.data(), values.data(), bytes));
-            }
+            // Odd sequences a layer at a time; chunk after chunk from host arrays, then GPU buffers.
+            appended = write_chunk(context, gpu, on_gpu.get(), on_host.get(), g, h, c, ids, keys, values, s % 2 == 1, static_cast<int>(chunks++ % 3));
             if (s == 0) {  // kept whole, [layer][token][head][dim], for the sequences that copy its beginning
                 const size_t row = size_t{c.kv_heads} * c.head_dim;
                 first_keys.resize(size_t{c.layers} * c.lengths[0] * row);
@@ -157,8 +205,9 @@ void run_case(grey_context* context, uint32_t gpu, uint32_t host, const Case& c,
 
     grey_kv_stats gpu_stats{}, host_stats{};
     gpu_stats.struct_size = host_stats.struct_size = sizeof gpu_stats;
-    check(ok(grey_kv_cache_stats_get(on_gpu.get(), &gpu_stats)) && ok(grey_kv_cache_stats_get(on_host.get(), &host_stats)) &&
-              gpu_stats.bytes_used == host_stats.bytes_used && gpu_stats.blocks_compressed == host_stats.blocks_compressed &&
+    // Read before check() composes its message from them.
+    const bool have_stats = ok(grey_kv_cache_stats_get(on_gpu.get(), &gpu_stats)) && ok(grey_kv_cache_stats_get(on_host.get(), &host_stats));
+    check(have_stats && gpu_stats.bytes_used == host_stats.bytes_used && gpu_stats.blocks_compressed == host_stats.blocks_compressed &&
               gpu_stats.prefix_hits == host_stats.prefix_hits,
           name + ": same blocks, bytes and prefix hits (" + std::to_string(gpu_stats.bytes_used) + " bytes, " +
               std::to_string(gpu_stats.blocks_compressed) + " quantized, " + std::to_string(gpu_stats.prefix_hits) + " shared)");
@@ -237,6 +286,31 @@ void bad_input(grey_context* context, uint32_t gpu) {
     check(ok(grey_kv_sequence_create(good.get(), 0, &seq)) &&
               ok(grey_kv_append(good.get(), seq, ids.data(), 5, GREY_DTYPE_F32, kv.data(), kv.data(), kv.size() * 4)),
           "a small append");
+    // K/V in a GPU buffer holding a NaN or an infinity: the kernel finds the first, the call names it and
+    // stores nothing; the same call with the value mended goes through.
+    std::vector<uint16_t> halves(2 * kv.size(), 0x3F00);  // BF16 0.5: keys, then values
+    halves[kv.size() + 317] = 0x7FC0;                       // values[317]: NaN
+    halves[kv.size() + 401] = 0xFF80;                       // values[401]: -infinity
+    const uint64_t half_bytes = kv.size() * 2;
+    grey_buffer* input = nullptr;
+    uint64_t length = 0;
+    const bool made = ok(grey_buffer_create(context, gpu, 2 * half_bytes, &input)) && ok(grey_buffer_write(input, 0, halves.data(), 2 * half_bytes));
+    check(made && grey_kv_append_buffer(good.get(), seq, ids.data(), 5, GREY_DTYPE_BF16, input, 0, input, half_bytes, half_bytes) ==
+                      GREY_ERROR_INVALID_ARGUMENT &&
+              std::strstr(grey_last_error(), "values[317]") != nullptr && ok(grey_kv_sequence_length(good.get(), seq, &length)) && length == 5,
+          "a NaN in GPU-buffer values: GREY_ERROR_INVALID_ARGUMENT naming values[317], nothing appended");
+    halves[kv.size() + 317] = halves[kv.size() + 401] = 0x3F00;
+    halves[3] = 0x7F80;  // keys[3]: infinity
+    check(made && ok(grey_buffer_write(input, 0, halves.data(), 2 * half_bytes)) && ok(grey_kv_reserve(good.get(), seq, ids.data(), 5, nullptr)) &&
+              grey_kv_write_layer_buffer(good.get(), seq, 0, GREY_DTYPE_BF16, input, 0, input, half_bytes, half_bytes) == GREY_ERROR_INVALID_ARGUMENT &&
+              std::strstr(grey_last_error(), "keys[3]") != nullptr,
+          "an infinity in GPU-buffer keys of a layer write: GREY_ERROR_INVALID_ARGUMENT naming keys[3]");
+    halves[3] = 0x3F00;
+    check(made && ok(grey_buffer_write(input, 0, halves.data(), 2 * half_bytes)) &&
+              ok(grey_kv_write_layer_buffer(good.get(), seq, 0, GREY_DTYPE_BF16, input, 0, input, half_bytes, half_bytes)) &&
+              ok(grey_kv_sequence_length(good.get(), seq, &length)) && length == 10,
+          "the layer written again with finite values: committed");
+    grey_buffer_destroy(input);
     grey_kv_attend_params params = GREY_KV_ATTEND_PARAMS_INIT;
     params.query_heads = 3;
     std::vector<float> q(3 * 64, 0.1f), out(3 * 64);

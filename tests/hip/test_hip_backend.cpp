@@ -225,8 +225,9 @@ TEST(HipFake, ChecksumQuantizationAndTheKvCacheRunOnTheDevice) {
     EXPECT_NE(vt.kv_store, nullptr);
     EXPECT_NE(vt.kv_compress, nullptr);
     EXPECT_NE(vt.kv_attend, nullptr);
-    EXPECT_EQ(vt.capabilities, uint64_t{GREY_BACKEND_CAP_QUANT_ERROR | GREY_BACKEND_CAP_STREAMS | GREY_BACKEND_CAP_KV_HADAMARD_K})
-        << "device buffers only; the KV kernels rotate K themselves";
+    EXPECT_EQ(vt.capabilities, uint64_t{GREY_BACKEND_CAP_QUANT_ERROR | GREY_BACKEND_CAP_STREAMS | GREY_BACKEND_CAP_KV_HADAMARD_K |
+                                        GREY_BACKEND_CAP_KV_STORE_CHECKED})
+        << "device buffers only; the KV kernels rotate K themselves and check what they store";
 }
 
 // ----- the kernels: AMD code objects embedded in the plugin, loaded for the device's gfx target ------

@@ -47,6 +47,24 @@ inline Cache make_cache(grey_context* context, const grey_kv_cache_config& confi
     return Cache(cache);
 }
 
+struct BufferDeleter {
+    void operator()(grey_buffer* b) const { grey_buffer_destroy(b); }
+};
+using Buffer = std::unique_ptr<grey_buffer, BufferDeleter>;
+
+// A buffer on the host device (0).
+inline Buffer make_buffer(grey_context* context, uint64_t bytes) {
+    grey_buffer* buffer = nullptr;
+    EXPECT_EQ(grey_buffer_create(context, 0, bytes, &buffer), GREY_OK) << grey_last_error();
+    return Buffer(buffer);
+}
+
+inline uint64_t new_sequence(grey_kv_cache* cache, uint64_t salt = 1) {
+    uint64_t seq = 0;
+    EXPECT_EQ(grey_kv_sequence_create(cache, salt, &seq), GREY_OK) << grey_last_error();
+    return seq;
+}
+
 // K and V for `n` tokens of every layer, [layer][token][head][dim], from a seeded generator.
 struct Kv {
     std::vector<float> keys, values;

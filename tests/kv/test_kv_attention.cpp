@@ -192,20 +192,6 @@ TEST(KvAttention, BadArgumentsAreRefused) {
     EXPECT_EQ(grey_kv_attend(cache.get(), &p, &seq, 1, q.data(), out.data(), q.size() * 4), GREY_OK) << grey_last_error();
 }
 
-namespace {
-
-struct BufferDeleter {
-    void operator()(grey_buffer* b) const { grey_buffer_destroy(b); }
-};
-using Buffer = std::unique_ptr<grey_buffer, BufferDeleter>;
-
-Buffer make_buffer(grey_context* context, uint64_t bytes) {
-    grey_buffer* buffer = nullptr;
-    EXPECT_EQ(grey_buffer_create(context, 0, bytes, &buffer), GREY_OK) << grey_last_error();
-    return Buffer(buffer);
-}
-
-}  // namespace
 
 // The buffer form reads the queries and writes the output where they lie, byte for byte what the host
 // form gives, at any offsets; the bytes around the output are left alone.

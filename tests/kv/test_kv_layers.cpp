@@ -38,12 +38,6 @@ std::vector<float> attend(grey_kv_cache* cache, uint64_t seq, const grey_kv_cach
     return out;
 }
 
-uint64_t new_sequence(grey_kv_cache* cache, uint64_t salt = 1) {
-    uint64_t seq = 0;
-    EXPECT_EQ(grey_kv_sequence_create(cache, salt, &seq), GREY_OK);
-    return seq;
-}
-
 }  // namespace
 
 TEST(KvLayers, WritingLayerByLayerStoresWhatAnAppendStores) {

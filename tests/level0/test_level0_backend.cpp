@@ -988,6 +988,49 @@ TEST(Level0Fake, KvCacheRunsTheKvKernelsAndHoldsWhatTheHostHolds) {
     EXPECT_EQ(c.stats().allocation_count, before.allocation_count);  // every block and scratch went back
 }
 
+// K/V in device buffers on a backend whose kv_store takes checked F32 alone (this one declares no
+// GREY_BACKEND_CAP_KV_STORE_CHECKED): the runtime reads them back, checks and converts them, and stores
+// what an append of host arrays stores; a NaN is named and nothing is appended.
+TEST(Level0Fake, KvAppendFromDeviceBuffersGoesThroughTheHost) {
+    Level0Context c;
+    KvPair kv(c.context, 0);
+    ASSERT_EQ(kv.append(5), GREY_OK) << grey_last_error();
+    const uint32_t n = 20;
+    const size_t count = size_t{kv.config.layers} * n * kv.config.kv_heads * kv.config.head_dim;
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<uint16_t> halves(2 * count);  // BF16 keys, then values
+    for (auto& h : halves) {
+        const float x = normal(kv.rng);
+        uint32_t bits;
+        std::memcpy(&bits, &x, 4);
+        h = static_cast<uint16_t>(bits >> 16);
+    }
+    std::vector<int32_t> ids(n);
+    for (auto& id : ids) id = static_cast<int32_t>(kv.next_id++);
+    const uint64_t bytes = count * 2;
+    grey_buffer* input = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 2 + 2 * bytes, &input), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_buffer_write(input, 2, halves.data(), 2 * bytes), GREY_OK);
+
+    const uint16_t kept = halves[10];
+    halves[10] = 0x7FC0;  // keys[10]: NaN
+    ASSERT_EQ(grey_buffer_write(input, 2 + 20, &halves[10], 2), GREY_OK);
+    EXPECT_EQ(grey_kv_append_buffer(kv.device, kv.device_sequence, ids.data(), n, GREY_DTYPE_BF16, input, 2, input, 2 + bytes, bytes),
+              GREY_ERROR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(grey_last_error(), "keys[10] is not finite")) << grey_last_error();
+    uint64_t length = 0;
+    ASSERT_EQ(grey_kv_sequence_length(kv.device, kv.device_sequence, &length), GREY_OK);
+    EXPECT_EQ(length, 5u);
+
+    halves[10] = kept;
+    ASSERT_EQ(grey_buffer_write(input, 2 + 20, &halves[10], 2), GREY_OK);
+    ASSERT_EQ(grey_kv_append_buffer(kv.device, kv.device_sequence, ids.data(), n, GREY_DTYPE_BF16, input, 2, input, 2 + bytes, bytes), GREY_OK)
+        << grey_last_error();
+    ASSERT_EQ(grey_kv_append(kv.host, kv.host_sequence, ids.data(), n, GREY_DTYPE_BF16, halves.data(), halves.data() + count, bytes), GREY_OK);
+    kv.expect_same_contents();
+    grey_buffer_destroy(input);
+}
+
 TEST(Level0Fake, KvKernelsThatFailAreABackendErrorNamingTheCallAndTheKernelAndTheNextJobRuns) {
     Level0Context c;
     KvPair kv(c.context, 0);

@@ -1,10 +1,41 @@
 #include "host/kv/host_kv.hpp"
 
+#include "common/dtype.hpp"
+#include "common/numeric.hpp"
+
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace grey::host {
+
+std::vector<float> kv_input_floats(std::span<const std::byte> bytes, grey_dtype dtype) {
+    if (!common::is_float_input(dtype))
+        throw std::invalid_argument("the K/V to store must be F32, F16 or BF16, not dtype " + std::to_string(static_cast<int>(dtype)));
+    const uint32_t size = common::float_input_size(dtype);
+    std::vector<float> out(bytes.size() / size);
+    for (size_t i = 0; i < out.size(); ++i) {
+        if (dtype == GREY_DTYPE_F32) {
+            std::memcpy(&out[i], bytes.data() + 4 * i, 4);
+        } else {
+            uint16_t bits;
+            std::memcpy(&bits, bytes.data() + 2 * i, 2);
+            out[i] = dtype == GREY_DTYPE_BF16 ? common::bf16_to_f32(bits) : common::f16_to_f32(bits);
+        }
+    }
+    return out;
+}
+
+uint64_t kv_first_non_finite(std::span<const float> keys, std::span<const float> values) {
+    const auto finite = [](float x) { return std::isfinite(x); };
+    if (const auto k = std::find_if_not(keys.begin(), keys.end(), finite); k != keys.end()) return static_cast<uint64_t>(k - keys.begin());
+    if (const auto v = std::find_if_not(values.begin(), values.end(), finite); v != values.end())
+        return keys.size() + static_cast<uint64_t>(v - values.begin());
+    return UINT64_MAX;
+}
 
 void kv_store(const common::KvLayout& l, uint32_t layer_first, uint32_t layer_count, const float* keys, const float* values,
               std::span<uint8_t* const> blocks, std::span<const uint32_t> slots) {

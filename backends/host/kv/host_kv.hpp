@@ -4,11 +4,21 @@
 #pragma once
 
 #include "common/kv_layout.hpp"
+#include "grey.h"
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 namespace grey::host {
+
+// A kv_store job's K or V (F32, F16 or BF16 `bytes`) as F32, converted as the runtime converts host K/V.
+// Another dtype throws std::invalid_argument.
+std::vector<float> kv_input_floats(std::span<const std::byte> bytes, grey_dtype dtype);
+// The index of the first NaN or infinity of keys, then of values (numbered on from keys.size()), or
+// UINT64_MAX: grey_backend_kv_store_job.first_non_finite.
+uint64_t kv_first_non_finite(std::span<const float> keys, std::span<const float> values);
 
 // Token i of `keys`/`values` (F32 [layer_count][tokens][kv_heads][head_dim]) into slot slots[i] of the
 // window-form block blocks[i], layers layer_first.. .

@@ -11,7 +11,8 @@ computed: ``cached = cache.reserve(seq, [token_id])`` then ``cache.write_layer(s
 K, V and queries may be float32 or float16 arrays; they are passed to libgrey without a copy when
 contiguous. ``cache.attend_buffer(layer, [seq], queries, output, query_heads=h)`` takes the queries and
 the output in buffers of the cache's device (``ctx.buffer(n)``, viewed by a framework through DLPack),
-so that they do not cross to the host.
+so that they do not cross to the host; ``cache.append_buffer(seq, token_ids, keys, values, dtype="bf16")``
+and ``cache.write_layer_buffer(...)`` take K and V from such buffers.
 """
 
 from __future__ import annotations
@@ -63,6 +64,17 @@ def _kv_array(array: Any, shape: tuple[int, ...], what: str) -> tuple[np.ndarray
     return a, capi.GREY_DTYPE_F32 if a.dtype == np.float32 else capi.GREY_DTYPE_F16
 
 
+_INPUT_DTYPES = {"f32": capi.GREY_DTYPE_F32, "f16": capi.GREY_DTYPE_F16, "bf16": capi.GREY_DTYPE_BF16}
+_DTYPE_SIZES = {"f32": 4, "f16": 2, "bf16": 2}
+
+
+def _buffer_input(keys: Any, values: Any, dtype: str) -> int:
+    """The grey_dtype of K/V given in buffers, after checking that they are buffers."""
+    if not isinstance(keys, Buffer) or not isinstance(values, Buffer):
+        raise TypeError("keys and values must be grey.Buffer objects (Context.buffer); use append() or write_layer() for arrays")
+    return _choice(dtype, _INPUT_DTYPES, "dtype")
+
+
 class KvCache(HandleOwner):
     """A KV cache on one device of `context` (grey_kv_cache_create). Sequences are integer ids."""
 
@@ -106,6 +118,20 @@ class KvCache(HandleOwner):
         v, _ = _kv_array(np.asarray(values, dtype=k.dtype), shape, "values")
         capi.grey_kv_append(self._get_handle(), sequence, ids.ctypes.data, len(ids), dtype, k.ctypes.data, v.ctypes.data, k.nbytes)
 
+    def append_buffer(self, sequence: int, token_ids: Sequence[int], keys: Buffer, values: Buffer, *, dtype: str = "f32",
+                      keys_offset: int = 0, values_offset: int = 0) -> None:
+        """Appends tokens whose K and V, each [layers][tokens][kv_heads][head_dim] of `dtype` ("f32",
+        "f16" or "bf16"), lie in buffers of the cache's device at the given byte offsets (multiples of
+        the dtype's size), where they are read: a framework's tensors go in without a copy through a
+        buffer it views, e.g. ``torch.from_dlpack(buffer)``. A NaN or infinity raises InvalidArgument
+        naming it and appends nothing. Not ordered with a framework's streams: synchronize the one that
+        wrote the K/V first."""
+        ids = np.ascontiguousarray(token_ids, dtype=np.int32).reshape(-1)
+        code = _buffer_input(keys, values, dtype)
+        kv_bytes = self.layers * len(ids) * self.kv_heads * self.head_dim * _DTYPE_SIZES[dtype]
+        capi.grey_kv_append_buffer(self._get_handle(), sequence, ids.ctypes.data, len(ids), code, keys._get_handle(), keys_offset,
+                                   values._get_handle(), values_offset, kv_bytes)
+
     def reserve(self, sequence: int, token_ids: Sequence[int]) -> int:
         """Reserves tokens to be written a layer at a time; returns how many leading ones were found in
         the prefix cache (their K/V are already stored and need not be computed)."""
@@ -121,6 +147,15 @@ class KvCache(HandleOwner):
         k, dtype = _kv_array(k, (k.shape[0], self.kv_heads, self.head_dim), "keys")
         v, _ = _kv_array(np.asarray(values, dtype=k.dtype), k.shape, "values")
         capi.grey_kv_write_layer(self._get_handle(), sequence, layer, dtype, k.ctypes.data, v.ctypes.data, k.nbytes)
+
+    def write_layer_buffer(self, sequence: int, layer: int, keys: Buffer, values: Buffer, *, tokens: int, dtype: str = "f32",
+                           keys_offset: int = 0, values_offset: int = 0) -> None:
+        """write_layer with K and V, each [tokens][kv_heads][head_dim] of `dtype` for the `tokens`
+        reserved tokens, in buffers of the cache's device, taken as append_buffer takes them."""
+        code = _buffer_input(keys, values, dtype)
+        kv_bytes = tokens * self.kv_heads * self.head_dim * _DTYPE_SIZES[dtype]
+        capi.grey_kv_write_layer_buffer(self._get_handle(), sequence, layer, code, keys._get_handle(), keys_offset, values._get_handle(),
+                                        values_offset, kv_bytes)
 
     def attend(self, layer: int, sequences: Sequence[int], queries: Any, *, sliding_window: int = 0, scale: float = 0.0) -> np.ndarray:
         """Decode attention: queries [batch][query_heads][head_dim] (float32) against each sequence's

@@ -170,3 +170,65 @@ def test_wrapper_attend_buffer_equals_attend_and_refuses_bad_buffers():
             foreign = other.buffer(q.nbytes)
             with pytest.raises(grey.InvalidArgument, match="another context"):
                 kv.attend_buffer(0, seqs, foreign, output, query_heads=4)
+
+
+def test_wrapper_append_buffer_stores_what_append_stores_and_names_a_nan():
+    rng = np.random.default_rng(5)
+    shape = (2, 9, 2, 32)  # layers, tokens, kv_heads, head_dim
+    keys = rng.standard_normal(shape, dtype=np.float32)
+    values = rng.standard_normal(shape, dtype=np.float32)
+    with grey.Context() as context:
+        def cache():
+            return grey.KvCache(context, layers=2, kv_heads=2, head_dim=32, format="int4", tokens_per_block=4, window_tokens=4,
+                                capacity_bytes=1 << 20)
+
+        with cache() as by_array, cache() as by_buffer:
+            for dtype in ("f16", "bf16"):
+                if dtype == "f16":
+                    k, v = keys.astype(np.float16), values.astype(np.float16)
+                    reference_k, reference_v = k, v
+                else:  # BF16: the top halves of the float32 bits; the same numbers as float32 for append()
+                    k = (keys.view(np.uint32) >> 16).astype(np.uint16)
+                    v = (values.view(np.uint32) >> 16).astype(np.uint16)
+                    reference_k = (k.astype(np.uint32) << 16).view(np.float32)
+                    reference_v = (v.astype(np.uint32) << 16).view(np.float32)
+                a, b = by_array.sequence(), by_buffer.sequence()
+                by_array.append(a, range(9), reference_k, reference_v)
+                buffer = context.buffer(6 + 2 * k.nbytes)
+                buffer.write(k.tobytes() + v.tobytes(), offset=6)
+                by_buffer.append_buffer(b, range(9), buffer, buffer, dtype=dtype, keys_offset=6, values_offset=6 + k.nbytes)
+                for layer in (0, 1):
+                    for x, y in zip(by_array.gather(a, layer), by_buffer.gather(b, layer)):
+                        np.testing.assert_array_equal(x, y)
+
+            bad = keys.copy()
+            bad[1, 3, 0, 5] = np.nan
+            buffer = context.buffer(2 * bad.nbytes)
+            buffer.write(bad.tobytes() + values.tobytes())
+            seq = by_buffer.sequence()
+            index = ((1 * 9 + 3) * 2 + 0) * 32 + 5
+            with pytest.raises(grey.InvalidArgument, match=rf"keys\[{index}\] is not finite"):
+                by_buffer.append_buffer(seq, range(100, 109), buffer, buffer, values_offset=bad.nbytes)
+            assert by_buffer.length(seq) == 0
+            with pytest.raises(grey.InvalidArgument, match="multiple of 2"):
+                by_buffer.append_buffer(seq, range(100, 109), buffer, buffer, dtype="bf16", keys_offset=1)
+            with pytest.raises(TypeError, match="grey.Buffer"):
+                by_buffer.append_buffer(seq, range(100, 109), keys, buffer)
+            with pytest.raises(ValueError, match="dtype"):
+                by_buffer.append_buffer(seq, range(100, 109), buffer, buffer, dtype="f64")
+
+            # A layer at a time from the same kind of buffer.
+            step = rng.standard_normal((2, 1, 2, 32), dtype=np.float32)
+            reference = by_array.sequence()
+            by_array.append(reference, [7], step, step)
+            by_buffer.reserve(seq, [7])
+            layers = context.buffer(step.nbytes)
+            layers.write(step.tobytes())
+            layer_bytes = step.nbytes // 2
+            for layer in (1, 0):
+                by_buffer.write_layer_buffer(seq, layer, layers, layers, tokens=1, keys_offset=layer * layer_bytes,
+                                             values_offset=layer * layer_bytes)
+            assert by_buffer.length(seq) == 1
+            for layer in (0, 1):
+                for x, y in zip(by_array.gather(reference, layer), by_buffer.gather(seq, layer)):
+                    np.testing.assert_array_equal(x, y)

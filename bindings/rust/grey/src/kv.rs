@@ -1,7 +1,7 @@
 //! The KV cache: paged, quantized keys and values of many sequences, with prefix sharing and decode
 //! attention on what is stored (docs/kv.md). Host device only for now.
 
-use crate::{check, Buffer, Context, Result};
+use crate::{check, Buffer, Context, DType, Result};
 use grey_sys as sys;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -118,6 +118,28 @@ impl KvCache<'_> {
         })
     }
 
+    /// `append` with K and V, `[layer][token][kv_head][head_dim]` of `dtype` (F32, F16 or BF16), in buffers
+    /// of the cache's device at the given byte offsets (multiples of the dtype's size), where they are
+    /// read. A NaN or infinity fails naming it, and appends nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn append_buffer(
+        &self,
+        sequence: u64,
+        tokens: &[i32],
+        dtype: DType,
+        keys: &Buffer<'_>,
+        keys_offset: u64,
+        values: &Buffer<'_>,
+        values_offset: u64,
+    ) -> Result<()> {
+        let n = u32::try_from(tokens.len()).map_err(|_| crate::Error::InvalidArgument("too many tokens".into()))?;
+        let kv_bytes = self.input_bytes(u64::from(self.config.layers) * u64::from(n), dtype)?;
+        check(unsafe {
+            sys::grey_kv_append_buffer(self.raw.as_ptr(), sequence, tokens.as_ptr(), n, dtype.0, keys.raw(), keys_offset, values.raw(),
+                                       values_offset, kv_bytes)
+        })
+    }
+
     /// Reserves `tokens` positions at the end of `sequence` for a model that computes its layers one
     /// after another; their K and V then go in a layer at a time with [`KvCache::write_layer`]. Returns
     /// how many leading tokens were found whole in the prefix cache (their K/V are already stored).
@@ -138,6 +160,35 @@ impl KvCache<'_> {
             sys::grey_kv_write_layer(self.raw.as_ptr(), sequence, layer, sys::GREY_DTYPE_F32, keys.as_ptr().cast(), values.as_ptr().cast(),
                                      std::mem::size_of_val(keys) as u64)
         })
+    }
+
+    /// `write_layer` with K and V, `[token][kv_head][head_dim]` of `dtype` for the `tokens` reserved
+    /// tokens, in buffers of the cache's device, taken as [`KvCache::append_buffer`] takes them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn write_layer_buffer(
+        &self,
+        sequence: u64,
+        layer: u32,
+        tokens: u32,
+        dtype: DType,
+        keys: &Buffer<'_>,
+        keys_offset: u64,
+        values: &Buffer<'_>,
+        values_offset: u64,
+    ) -> Result<()> {
+        let kv_bytes = self.input_bytes(u64::from(tokens), dtype)?;
+        check(unsafe {
+            sys::grey_kv_write_layer_buffer(self.raw.as_ptr(), sequence, layer, dtype.0, keys.raw(), keys_offset, values.raw(), values_offset,
+                                            kv_bytes)
+        })
+    }
+
+    /// The bytes of K (or of V) of `rows` token rows of `dtype` (2 bytes a value for the half types;
+    /// libgrey refuses the others).
+    fn input_bytes(&self, rows: u64, dtype: DType) -> Result<u64> {
+        let size = if dtype == DType::F16 || dtype == DType::BF16 { 2 } else { 4 };
+        rows.checked_mul(u64::from(self.config.kv_heads) * u64::from(self.config.head_dim) * size)
+            .ok_or_else(|| crate::Error::InvalidArgument("the K/V size overflows 64 bits".into()))
     }
 
     /// Decode attention of `layer` for `sequences`; `queries` is `[batch][query_heads][head_dim]`.

@@ -110,3 +110,44 @@ fn kv_cache_attends_with_queries_and_output_in_buffers() {
     let err = cache.attend_buffer(0, 4, &[seq], &queries, 8, &mut output, 2).unwrap_err();
     assert!(err.to_string().contains("multiple of 4"), "{err}");
 }
+
+#[test]
+fn kv_cache_appends_from_buffers() {
+    let ctx = grey::Context::new().unwrap();
+    let mut config = grey::KvConfig::new(2, 2, 32, 1 << 20);
+    config.tokens_per_block = 4;
+    config.window_tokens = 4;
+    let by_array = ctx.kv_cache(0, config).unwrap();
+    let by_buffer = ctx.kv_cache(0, config).unwrap();
+    let count = 2 * 9 * 2 * 32;
+    // BF16 halves of F32 values; the F32 values they stand for go to `append`.
+    let halves: Vec<u16> = (0..2 * count).map(|i| ((((i % 23) as f32) * 0.375 - 4.0).to_bits() >> 16) as u16).collect();
+    let floats: Vec<f32> = halves.iter().map(|&h| f32::from_bits(u32::from(h) << 16)).collect();
+    let tokens: Vec<i32> = (1..10).collect();
+    let (a, b) = (by_array.sequence(0).unwrap(), by_buffer.sequence(0).unwrap());
+    by_array.append(a, &tokens, &floats[..count], &floats[count..]).unwrap();
+    let bytes: Vec<u8> = halves.iter().flat_map(|h| h.to_le_bytes()).collect();
+    let mut input = ctx.buffer(0, bytes.len() as u64 + 2).unwrap();
+    input.write(2, &bytes).unwrap();
+    let values_at = 2 + 2 * count as u64;
+    by_buffer.append_buffer(b, &tokens, grey::DType::BF16, &input, 2, &input, values_at).unwrap();
+    for layer in 0..2 {
+        assert_eq!(by_array.gather(a, layer).unwrap(), by_buffer.gather(b, layer).unwrap(), "layer {layer}");
+    }
+
+    input.write(values_at + 2 * 7, &0x7FC0u16.to_le_bytes()).unwrap(); // values[7]: NaN
+    let fresh = by_buffer.sequence(1).unwrap();
+    let err = by_buffer.append_buffer(fresh, &tokens, grey::DType::BF16, &input, 2, &input, values_at).unwrap_err();
+    assert!(err.to_string().contains("values[7] is not finite"), "{err}");
+    assert_eq!(by_buffer.len(fresh).unwrap(), 0);
+    let err = by_buffer.append_buffer(fresh, &tokens, grey::DType::BF16, &input, 1, &input, values_at).unwrap_err();
+    assert!(err.to_string().contains("multiple of 2"), "{err}");
+
+    // A layer at a time: one reserved token, each layer's K (and, as V, the same) from the buffer.
+    by_buffer.reserve(b, &[77]).unwrap();
+    for layer in 0..2u32 {
+        let at = 2 + 128 * u64::from(layer);
+        by_buffer.write_layer_buffer(b, layer, 1, grey::DType::BF16, &input, at, &input, at).unwrap();
+    }
+    assert_eq!(by_buffer.len(b).unwrap(), 10);
+}
