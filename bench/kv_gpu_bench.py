@@ -112,13 +112,75 @@ def grey_figures(grey, args, name, kv, queries):
         # A library built before grey_kv_attend_buffer (an older tree timed beside this one) has no such figures.
         buffered = (grey_buffer_figures(grey, cache, params, sequences, args.batch, q, out, args.warmup, args.repeat)
                     if hasattr(lib, "grey_kv_attend_buffer") else {})
+        # K/V appended from a GPU buffer: a cache of one sequence's room, beside this one.
+        appended = {}
+        if hasattr(lib, "grey_kv_append_buffer"):
+            one = KvCacheConfig.from_buffer_copy(config)
+            one.capacity_bytes = dense_per_token * (args.context + 2 * args.tokens_per_block)
+            appended = append_buffer_figures(grey, args, one, kv)
         return {"format": name, "attend_us": seconds * 1e6, "device_us": device * 1e6,
-                "device_us_by_kernel": kernels, **buffered, "bytes_per_token": stats.bytes_per_token,
+                "device_us_by_kernel": kernels, **buffered, **appended, "bytes_per_token": stats.bytes_per_token,
                 "bf16_bytes_per_token": dense_per_token, "memory_ratio": stats.bytes_per_token / dense_per_token,
                 "append_gbps_f32_in": args.batch * args.context * 2 * args.kv_heads * args.head_dim * 4 / append_seconds / 1e9,
                 "output": out.copy()}
     finally:
         lib.grey_kv_cache_destroy(cache)
+
+
+def append_buffer_figures(grey, args, config, kv):
+    """K/V appended from a GPU buffer holding them in BF16 (grey_kv_append_buffer: the store kernel reads,
+    converts and checks them there): --context tokens into a fresh sequence, --chunk tokens a call, the
+    blocks quantized as they leave the window, then the sequence freed (each fill under a new salt, so
+    that nothing is shared with the fill before). GB/s of the BF16 K/V read, by wall time and by device
+    time (CUPTI), the whole fill."""
+    lib = grey.lib
+    keys, values = kv
+    chunk = min(args.chunk, args.context)
+
+    def bf16(a):
+        return (np.ascontiguousarray(a, dtype=np.float32).view(np.uint32) >> 16).astype(np.uint16).ravel()
+
+    data = np.concatenate([bf16(keys[:chunk]), bf16(values[:chunk])])
+    half = data.nbytes // 2
+    cache, buffer = C.c_void_p(), C.c_void_p()
+    grey.call("grey_kv_cache_create", grey.context, C.c_uint32(grey.gpu), C.byref(config), C.byref(cache))
+    try:
+        grey.call("grey_buffer_create", grey.context, C.c_uint32(grey.gpu), C.c_uint64(data.nbytes), C.byref(buffer))
+        grey.call("grey_buffer_write", buffer, C.c_uint64(0), data.ctypes.data_as(C.c_void_p), C.c_uint64(data.nbytes))
+        ids = np.arange(args.context, dtype=np.int32)
+        salt = [100]
+
+        def fill():
+            sequence = C.c_uint64()
+            salt[0] += 1
+            grey.call("grey_kv_sequence_create", cache, C.c_uint64(salt[0]), C.byref(sequence))
+            done = 0
+            while done < args.context:
+                n = min(chunk, args.context - done)
+                grey.call("grey_kv_append_buffer", cache, sequence, ids[done:].ctypes.data_as(C.c_void_p), C.c_uint32(n), C.c_int32(DTYPE_BF16),
+                          buffer, C.c_uint64(0), buffer, C.c_uint64(half), C.c_uint64(n * args.kv_heads * args.head_dim * 2))
+                done += n
+            grey.call("grey_kv_sequence_free", cache, sequence)
+
+        repeat = min(args.repeat, 10)
+        seconds = median_wall(fill, 1, repeat)
+        device, kernels = device_seconds(fill, repeat)
+        read = args.context * 2 * args.kv_heads * args.head_dim * 2
+        return {"append_buffer_gbps_bf16_in": read / seconds / 1e9, "append_buffer_device_gbps_bf16_in": read / device / 1e9,
+                "append_buffer_device_us_by_kernel": kernels}
+    finally:
+        if buffer:
+            lib.grey_buffer_destroy(buffer)
+        lib.grey_kv_cache_destroy(cache)
+
+
+def memcpy_figures(args):
+    """The device-to-device copy of one chunk's K and V in bf16 (torch's copy_), the bandwidth an append
+    from device memory is held against: GB/s of the bytes read, by kernel time."""
+    x = torch.randn(2 * min(args.chunk, args.context) * args.kv_heads * args.head_dim, device="cuda", dtype=torch.bfloat16)
+    y = torch.empty_like(x)
+    t = torch_timings(lambda: y.copy_(x), args)
+    return {"bytes": x.numel() * 2, "gbps": x.numel() * 2 / t["kernel_us"] / 1e3}
 
 
 def grey_buffer_figures(grey, cache, params, sequences, batch, q, expected, warmup=5, repeat=30):
@@ -304,6 +366,8 @@ def main():
     torch.cuda.empty_cache()
     flashinfer_result = flashinfer_figures(args, queries)
     torch.cuda.empty_cache()
+    memcpy = memcpy_figures(args)
+    torch.cuda.empty_cache()
     # One chunk of K/V, appended again and again (the same for every format, so their outputs compare).
     chunk = min(args.chunk, args.context)
     keys = rng.standard_normal((chunk, args.kv_heads, args.head_dim), dtype=np.float32)
@@ -359,6 +423,11 @@ def main():
             f["relative_error_vs_bf16_cache"] = float(error)
             line += f"   output error vs the bf16 cache {error:.2e} (random K/V)"
         print(line)
+        if "append_buffer_gbps_bf16_in" in f:
+            print(f"  libgrey {f['format']:8s} append from a GPU buffer (BF16, {min(args.chunk, args.context)} tokens a call): "
+                  f"{f['append_buffer_gbps_bf16_in']:.1f} GB/s (wall), {f['append_buffer_device_gbps_bf16_in']:.1f} GB/s by device time "
+                  f"= {f['append_buffer_device_gbps_bf16_in'] / memcpy['gbps']:.2f}x the device-to-device copy of the same bytes "
+                  f"({memcpy['gbps']:.1f} GB/s)")
         if "buffer_attend_us" not in f:
             continue
         ratio = best_wall / f["buffer_attend_us"] if best_wall else float("nan")
@@ -375,7 +444,7 @@ def main():
             f.pop("output", None)
         baseline = {"wall_us": best_wall, "wall_from": best_wall_name, "kernel_us": best_kernel, "kernel_from": best_kernel_name}
         with open(args.json, "w") as out:
-            json.dump({"args": vars(args), "sdpa": sdpa, "flashinfer": flashinfer_result, "best_bf16_baseline": baseline,
+            json.dump({"args": vars(args), "sdpa": sdpa, "flashinfer": flashinfer_result, "best_bf16_baseline": baseline, "memcpy": memcpy,
                        "libgrey": ours}, out, indent=2)
 
 
