@@ -96,6 +96,19 @@ __device__ __forceinline__ uint32_t transpose(uint32_t v) {
     return r;
 }
 
+// Four (two) 8 x 8 tiles of 16-bit values from shared memory, transposed: lanes 8i .. 8i + 7 give the
+// addresses of tile i's rows (lanes 0 .. 15 for two tiles), and lane (g, t) receives column g of rows 2t
+// and 2t + 1 of each tile (row 2t in the low half). Volatile: the staged rows are waited for by the
+// volatile cp.async.wait_group before it, which a load the compiler could move would not respect.
+__device__ __forceinline__ void load_transposed(uint32_t (&r)[4], uint32_t address) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(address));
+}
+__device__ __forceinline__ void load_transposed(uint32_t (&r)[2], uint32_t address) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(r[0]), "=r"(r[1]) : "r"(address));
+}
+
 __device__ __forceinline__ uint32_t sub_f16x2(uint32_t a, uint32_t b) {
     uint32_t r;
     asm("sub.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
@@ -333,6 +346,28 @@ __device__ __forceinline__ void stage_chunk(const KvLayout& l, const Geometry& g
 // 2^e for e in -126 .. 127 (a normal float built from its exponent); 0 below.
 __device__ __forceinline__ float power_of_two(int e) { return e < -126 ? 0.0f : __int_as_float((127 + min(e, 127)) << 23); }
 
+// The channels of a warp's accumulator rows: one order for every chunk of a launch. In the span order
+// (`codes` > 0: the codes a 16-bit value of the layout's format holds, 2, 4 or 8), the one in which
+// ldmatrix.trans hands a lane two tokens' V codes in one register (value_spans), m-tile mt takes span
+// s = mt / (codes / 2) of every row (16 bytes: 8 codes channels), and its rows g and g + 8 are codes 2p
+// and 2p + 1 (p = mt % (codes / 2)) of the span's 16-bit value g: channel 8 codes s + codes g + 2p and
+// the one after. In the linear order (codes 0) they are channels 16 mt + g and 16 mt + g + 8; 2-bit
+// codes in V groups of 32 channels keep it, since a span of 64 channels would put two groups in one
+// m-tile, and an m-tile has one B.
+struct ChannelOrder {
+    uint32_t codes;
+    __device__ uint32_t low(int mt, uint32_t g) const {
+        if (codes == 0) return 16u * mt + g;
+        const uint32_t half = codes / 2u;
+        return 8u * codes * (mt / half) + codes * g + 2u * (mt % half);
+    }
+    __device__ uint32_t high(int mt, uint32_t g) const { return low(mt, g) + (codes == 0 ? 8u : 1u); }
+};
+__device__ __forceinline__ ChannelOrder channel_order(const KvLayout& l) {
+    const uint32_t bits = kv_code_bits(l.format);
+    return ChannelOrder{l.format == kv_int2 && l.group_size == 32 ? 0u : 16u / bits};
+}
+
 // A warp's running state. Lane (g, t) = (lane / 4, lane % 4), as the mma fragments name them: its score
 // and accumulator columns are 2t and 2t+1 (query heads (2t) % GC and (2t+1) % GC, "a" and "b"; columns
 // GC .. 2GC-1 hold the rounding errors of columns 0 .. GC-1).
@@ -494,13 +529,94 @@ __device__ __forceinline__ void value_products(State<KS, GC>& st, const uint32_t
     }
 }
 
+// Code j of both 16-bit halves of `w` as an fp16 pair (`down`: w >> 8, for codes of 4 bits or fewer
+// that lie above fp16's mantissa, decoded from there).
+template <int FORM>
+__device__ __forceinline__ uint32_t code_pair(uint32_t w, uint32_t down, uint32_t j) {
+    constexpr uint32_t bits = Form<FORM>::bits;
+    if constexpr (bits <= 4) {
+        if (j * bits + bits <= 10) return decode_field(w, field_at(bits, j * bits));
+        return decode_field(down, field_at(bits, j * bits - 8));
+    } else {
+        return row_pair<FORM>(w, j);
+    }
+}
+
+// The value products of a staged chunk in the span order (ChannelOrder), O^T += V^T P'^T with the B of
+// group mt >> SHIFT. ldmatrix.trans gives lane (g, t) the 16-bit value g of one span of tokens 2t and 2t+1
+// (a tile: eight tokens of one span) in one register, whose codes are then A registers (a channel, two
+// tokens) by a mask and one fp16 operation each: no byte permutes, and two to four shared loads a chunk
+// instead of 32. Tiles come four at a time (both halves of the chunk's tokens for two spans; two for an
+// odd last span); spans past head_dim are not read.
+template <int FORM, bool BF16, int SHIFT, int KS, int GC, int NB>
+__device__ __forceinline__ void value_spans(State<KS, GC>& st, const uint32_t (&b)[NB][2], const uint32_t* v_rows, uint32_t stride,
+                                            uint32_t dim, uint32_t lane) {
+    constexpr int codes = 16 / static_cast<int>(Form<FORM>::bits);
+    constexpr int per_span = codes / 2;        // m-tiles a span gives
+    constexpr int kSpans = KS / per_span;      // spans the accumulators hold
+    const int spans = static_cast<int>((dim * Form<FORM>::bits + 127u) / 128u);  // spans holding channels below head_dim
+    // Lane l gives row l % 8 of tile l / 8: tokens 8 ((l / 8) % 2) + l % 8 of span l / 16 of the pair.
+    const uint32_t row = 8u * ((lane / 8u) % 2u) + lane % 8u;
+    const uint32_t at = shared_address(v_rows) + (row * stride + 4u * (lane / 16u)) * 4u;
+#pragma unroll
+    for (int pair = 0; pair < (kSpans + 1) / 2; ++pair) {
+        if (2 * pair >= spans) break;
+        uint32_t r[4] = {};
+        if (2 * pair + 1 < kSpans && 2 * pair + 1 < spans) {
+            load_transposed(r, at + 32u * pair);
+        } else {
+            uint32_t r2[2];
+            load_transposed(r2, at + 32u * pair);
+            r[0] = r2[0];
+            r[1] = r2[1];
+        }
+#pragma unroll
+        for (int k = 0; k < 2; ++k) {
+            const int s = 2 * pair + k;
+            if (s >= kSpans || s >= spans) break;
+            const uint32_t low = r[2 * k], high = r[2 * k + 1];  // tokens 2t, 2t+1 and 2t+8, 2t+9
+            const uint32_t low_down = low >> 8, high_down = high >> 8;
+#pragma unroll
+            for (int p = 0; p < per_span; ++p) {
+                const int mt = s * per_span + p;
+                const int q = SHIFT < 0 ? 0 : min(mt >> (SHIFT < 0 ? 0 : SHIFT), NB - 1);
+                mma<BF16>(st.acc[mt], code_pair<FORM>(low, low_down, 2 * p), code_pair<FORM>(low, low_down, 2 * p + 1),
+                          code_pair<FORM>(high, high_down, 2 * p), code_pair<FORM>(high, high_down, 2 * p + 1), b[q][0], b[q][1]);
+            }
+        }
+    }
+}
+
+// A window-form chunk's value products (read in place, one B) in a span order: rows g and g + 8 of an
+// m-tile are two adjacent channels, one word of each token's row. Window chunks are a few at a
+// sequence's end, so the order is taken at run time.
+template <bool BF16, int KS, int GC, int NB>
+__device__ __forceinline__ void window_values(State<KS, GC>& st, const uint32_t (&b)[NB][2], const Cursor& c, const uint32_t* v_rows,
+                                              uint32_t stride, uint32_t dim, ChannelOrder order, uint32_t lane) {
+    const uint32_t g = lane / 4, t = lane % 4;
+    const uint32_t tokens[4] = {2 * t, 2 * t + 1, 2 * t + 8, 2 * t + 9};
+    bool valid[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) valid[i] = c.chunk + tokens[i] >= c.lo && c.chunk + tokens[i] < c.hi;
+#pragma unroll
+    for (int mt = 0; mt < KS; ++mt) {
+        if (order.low(mt, 0) >= dim) break;  // the m-tiles' spans rise with mt
+        const uint32_t channel = order.low(mt, g);  // even: row g + 8 is the next channel, in the same word
+        uint32_t w[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) w[i] = valid[i] && channel < dim ? v_rows[tokens[i] * stride + channel / 2] : 0u;
+        mma<BF16>(st.acc[mt], __byte_perm(w[0], w[1], 0x5410u), __byte_perm(w[0], w[1], 0x7632u), __byte_perm(w[2], w[3], 0x5410u),
+                  __byte_perm(w[2], w[3], 0x7632u), b[0][0], b[0][1]);
+    }
+}
+
 // One chunk: scores, the online softmax and the weighted values. K and V rows `stride` words apart
 // (shared memory for a quantized chunk, the block itself for a window-form one); v_params [token][group]
 // for a quantized chunk.
 template <int FORM, bool BF16, int KS, int GC>
 __device__ __forceinline__ void attend_chunk(State<KS, GC>& st, const Cursor& c, const uint32_t* k_rows, const uint32_t* v_rows,
                                              uint32_t stride, const KvGroupParams* v_params, uint32_t dim, uint32_t group_size,
-                                             uint32_t groups, uint32_t lane) {
+                                             uint32_t groups, ChannelOrder order, uint32_t lane) {
     using F = Form<FORM>;
     constexpr int kGroups = State<KS, GC>::kGroups;
     constexpr bool in_place = FORM == kWindow;  // rows outside lo..hi-1 may be unwritten (or past the slice): not read
@@ -662,26 +778,41 @@ __device__ __forceinline__ void attend_chunk(State<KS, GC>& st, const Cursor& c,
     }
     // m-tile mt takes group mt >> shift (32-channel groups: 1, 64: 2), or group 0 throughout when the
     // layout has one group (or the chunk has no V scales): resolved at compile time, so that each
-    // m-tile's B is a register, not a choice made per tile.
-    if (b_groups == 1) value_products<FORM, BF16, -1>(st, b, c, v_rows, stride, dim, lane);
-    else if (group_size == 32) value_products<FORM, BF16, 1>(st, b, c, v_rows, stride, dim, lane);
-    else value_products<FORM, BF16, 2>(st, b, c, v_rows, stride, dim, lane);
+    // m-tile's B is a register, not a choice made per tile. The linear order (2-bit codes in groups of
+    // 32) is the only one value_products keeps for quantized chunks.
+    if constexpr (FORM == kWindow) {
+        if (order.codes == 0) value_products<FORM, BF16, -1>(st, b, c, v_rows, stride, dim, lane);
+        else window_values<BF16>(st, b, c, v_rows, stride, dim, order, lane);
+    } else if constexpr (FORM == kv_int2) {
+        if (order.codes == 0) {
+            if (b_groups == 1) value_products<FORM, BF16, -1>(st, b, c, v_rows, stride, dim, lane);
+            else value_products<FORM, BF16, 1>(st, b, c, v_rows, stride, dim, lane);
+        } else if (b_groups == 1) {
+            value_spans<FORM, BF16, -1>(st, b, v_rows, stride, dim, lane);
+        } else {
+            value_spans<FORM, BF16, 2>(st, b, v_rows, stride, dim, lane);
+        }
+    } else {
+        if (b_groups == 1) value_spans<FORM, BF16, -1>(st, b, v_rows, stride, dim, lane);
+        else if (group_size == 32) value_spans<FORM, BF16, 1>(st, b, v_rows, stride, dim, lane);
+        else value_spans<FORM, BF16, 2>(st, b, v_rows, stride, dim, lane);
+    }
 }
 
 template <int FORM, bool BF16, int KS, int GC>
 __device__ __forceinline__ void attend_item(State<KS, GC>& st, const KvLayout& l, const Geometry& geo, const Cursor& c, const Stage& staged,
-                                            const float* q_shared, float scale_log2, uint32_t lane) {
+                                            const float* q_shared, float scale_log2, ChannelOrder order, uint32_t lane) {
     const uint32_t dim = l.head_dim;
     if constexpr (FORM == kWindow) {
         if (c.fresh) load_queries<FORM, BF16>(st, q_shared, nullptr, dim, scale_log2, lane);
         const uint32_t words = geo.window_row / 4;
         const auto* k = reinterpret_cast<const uint32_t*>(c.block + geo.window_k) + c.chunk * words;
         const auto* v = reinterpret_cast<const uint32_t*>(c.block + geo.window_v) + c.chunk * words;
-        attend_chunk<FORM, BF16>(st, c, k, v, words, nullptr, dim, l.group_size, geo.groups, lane);
+        attend_chunk<FORM, BF16>(st, c, k, v, words, nullptr, dim, l.group_size, geo.groups, order, lane);
     } else {
         if (c.fresh) load_queries<FORM, BF16>(st, q_shared, staged.k_params(geo.groups), dim, scale_log2, lane);
         attend_chunk<FORM, BF16>(st, c, staged.k_rows(), staged.v_rows(), staged.stride, staged.v_params(), dim, l.group_size, geo.groups,
-                                 lane);
+                                 order, lane);
     }
 }
 
@@ -714,6 +845,7 @@ __device__ void attend(const grey_kvk_attend_args& a) {
     const uint64_t begin = share.begin;
     const Walk walk{reinterpret_cast<const uint64_t*>(a.blocks) + share.seq.table_offset, share.seq.first, share.seq.last, share.end, per_block};
     const Geometry geo = geometry_of(l, a.layer, head, lane);
+    const ChannelOrder order = channel_order(l);
 
     State<KS, GC> st;
     st.q = reinterpret_cast<uint2*>(mine + layout.fragments);
@@ -756,14 +888,14 @@ __device__ void attend(const grey_kvk_attend_args& a) {
         __syncwarp();
         const Stage staged = stage_at(done);
         if (!now.quantized) {
-            if (l.window_bf16 != 0) attend_item<kWindow, true>(st, l, geo, now, staged, q_shared, a.scale_log2, lane);
-            else attend_item<kWindow, false>(st, l, geo, now, staged, q_shared, a.scale_log2, lane);
+            if (l.window_bf16 != 0) attend_item<kWindow, true>(st, l, geo, now, staged, q_shared, a.scale_log2, order, lane);
+            else attend_item<kWindow, false>(st, l, geo, now, staged, q_shared, a.scale_log2, order, lane);
         } else {
             switch (l.format) {
-                case kv_int8: attend_item<kv_int8, false>(st, l, geo, now, staged, q_shared, a.scale_log2, lane); break;
-                case kv_int4: attend_item<kv_int4, false>(st, l, geo, now, staged, q_shared, a.scale_log2, lane); break;
-                case kv_int2: attend_item<kv_int2, false>(st, l, geo, now, staged, q_shared, a.scale_log2, lane); break;
-                default: attend_item<kv_fp8_e4m3, false>(st, l, geo, now, staged, q_shared, a.scale_log2, lane); break;
+                case kv_int8: attend_item<kv_int8, false>(st, l, geo, now, staged, q_shared, a.scale_log2, order, lane); break;
+                case kv_int4: attend_item<kv_int4, false>(st, l, geo, now, staged, q_shared, a.scale_log2, order, lane); break;
+                case kv_int2: attend_item<kv_int2, false>(st, l, geo, now, staged, q_shared, a.scale_log2, order, lane); break;
+                default: attend_item<kv_fp8_e4m3, false>(st, l, geo, now, staged, q_shared, a.scale_log2, order, lane); break;
             }
         }
         __syncwarp();
@@ -779,12 +911,15 @@ __device__ void attend(const grey_kvk_attend_args& a) {
     auto* columns = reinterpret_cast<float*>(mine);
 #pragma unroll
     for (int mt = 0; mt < KS; ++mt) {
-        if (16 * mt >= dim) break;
-        const uint32_t c = 16 * mt + g;
-        columns[(2 * t) * dim + c] = st.acc[mt][0];
-        columns[(2 * t + 1) * dim + c] = st.acc[mt][1];
-        columns[(2 * t) * dim + c + 8] = st.acc[mt][2];
-        columns[(2 * t + 1) * dim + c + 8] = st.acc[mt][3];
+        const uint32_t low = order.low(mt, g), high = order.high(mt, g);
+        if (low < dim) {
+            columns[(2 * t) * dim + low] = st.acc[mt][0];
+            columns[(2 * t + 1) * dim + low] = st.acc[mt][1];
+        }
+        if (high < dim) {
+            columns[(2 * t) * dim + high] = st.acc[mt][2];
+            columns[(2 * t + 1) * dim + high] = st.acc[mt][3];
+        }
     }
     // Sums over the lanes of a column (g), then lanes g = 0 write heads a and b: lanes t with 2t < GC
     // (the rounded columns), or lane 0 alone for GC 1.
