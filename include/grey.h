@@ -2262,14 +2262,16 @@ GREY_API GREY_NODISCARD grey_status grey_kv_append(grey_kv_cache* cache, uint64_
                                                    const void* values, uint64_t kv_bytes);
 
 /* grey_kv_append with K and V in device memory, where they are read (nothing of them crosses to the
- * host on the host, CUDA and HIP backends; others read them back to check them): `keys` and `values`
+ * host): `keys` and `values`
  * (kv_bytes each, at keys_offset and values_offset) are buffers of the cache's context on the cache's
  * device holding grey_kv_append's arrays. A framework's tensors go in through a buffer it views without
  * a copy (grey_buffer_map; DLPack in Python). Both must be raw (not deduplicated or compressed:
  * grey_buffer_info_get says), and each offset a multiple of the dtype's size. The K/V of tokens found
  * whole in the prefix cache are not read. A NaN or infinity fails with GREY_ERROR_INVALID_ARGUMENT naming
  * it (keys[i] or values[i], indexed as in the array) and appends nothing; so does a buffer of another
- * context or device, or a range outside its buffer, naming the argument. Synchronous: like every
+ * context or device, or a range outside its buffer, naming the argument. A device whose backend does not
+ * check K/V itself (a plugin without GREY_BACKEND_CAP_KV_STORE_CHECKED; every backend of this release
+ * has it) fails with GREY_ERROR_UNSUPPORTED. Synchronous: like every
  * synchronous call it is not ordered with work on the caller's streams (a framework's stream that writes
  * the K/V is synchronized first). Since 0.2. */
 GREY_API GREY_NODISCARD grey_status grey_kv_append_buffer(grey_kv_cache* cache, uint64_t sequence, const int32_t* token_ids,

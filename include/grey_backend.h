@@ -199,8 +199,8 @@ typedef struct grey_backend_kv_attend_job {
 #define GREY_BACKEND_CAP_KV_HADAMARD_K 0x8u
 /* kv_store takes F16 and BF16 K/V as well as F32, and checks them for NaN and infinity itself when
  * grey_backend_kv_store_job.first_non_finite is set (since 0.2), so K/V already in device memory are
- * stored without a trip through the host. Without the bit the runtime reads such K/V back, checks and
- * converts them on the host, and gives the slot F32. */
+ * stored without a trip through the host. Without the bit the runtime refuses K/V in device memory on
+ * the backend's devices (grey_kv_append_buffer: GREY_ERROR_UNSUPPORTED) and gives the slot checked F32. */
 #define GREY_BACKEND_CAP_KV_STORE_CHECKED 0x10u
 
 /* One block of an LT-Block container (docs/codecs.md) for codec_decode: where its payload is, where its

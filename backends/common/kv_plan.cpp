@@ -42,16 +42,8 @@ Kernel mma_kernel(int ks_log, int gc_log) {
     return static_cast<Kernel>(kFirstMma + static_cast<size_t>(ks_log) * 3 + static_cast<size_t>(gc_log));
 }
 
-uint32_t store_dtype(grey_dtype dtype) {
-    switch (dtype) {
-        case GREY_DTYPE_F32: return GREY_KVK_F32;
-        case GREY_DTYPE_F16: return GREY_KVK_F16;
-        case GREY_DTYPE_BF16: return GREY_KVK_BF16;
-        default: throw std::invalid_argument("the K/V to store must be F32, F16 or BF16, not dtype " + std::to_string(static_cast<int>(dtype)));
-    }
-}
-
 StoreInput store_input(const grey_backend_kv_store_job& job, uint64_t keys, uint64_t values) {
+    static_assert(GREY_KVK_F32 == 0 && GREY_KVK_F16 == 1 && GREY_KVK_BF16 == 2, "kv_store_dtype_code's codes");
     const KvStoreExtras extras = kv_store_extras(job);
     return {job.layer_first, job.layer_count, keys, values, extras.dtype, extras.first_non_finite};
 }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "common/kv_layout.hpp"
+#include "common/kv_store_job.hpp"
 #include "cuda/kv_args.h"
 #include "grey_backend.h"
 
@@ -131,8 +132,6 @@ struct StoreInput {
     grey_dtype dtype = GREY_DTYPE_F32;
     uint64_t* first_non_finite = nullptr;
 };
-// grey_kv_store's GREY_KVK_* code of a job's dtype; another dtype throws std::invalid_argument.
-uint32_t store_dtype(grey_dtype dtype);
 // A kv_store job's input at the device addresses `keys` and `values` (the members a runtime older than
 // dtype and first_non_finite leaves out read as F32, checked).
 StoreInput store_input(const grey_backend_kv_store_job& job, uint64_t keys, uint64_t values);
@@ -141,7 +140,7 @@ template <typename Vendor, typename Address>
 void run_store(Vendor& vendor, const common::KvLayout& layout, const StoreInput& input, std::span<const Address> blocks,
                std::span<const uint32_t> slots) {
     static_assert(sizeof(Address) == sizeof(uint64_t), "device addresses are 64-bit");
-    const uint32_t dtype = store_dtype(input.dtype);
+    const uint32_t dtype = kv_store_dtype_code(input.dtype);
     if (input.first_non_finite != nullptr) *input.first_non_finite = UINT64_MAX;
     if (blocks.empty()) return;
     auto block_table = vendor.scratch(blocks.size_bytes());

@@ -280,7 +280,8 @@ public:
 }  // namespace
 
 void DeviceQueue::kv_store(const common::KvLayout& layout, uint32_t layer_first, uint32_t layer_count, uint64_t keys, uint64_t values,
-                           std::span<const uint64_t> blocks, std::span<const uint32_t> slots) {
+                           std::span<const uint64_t> blocks, std::span<const uint32_t> slots, grey_dtype dtype, uint64_t* first_non_finite) {
+    if (first_non_finite != nullptr) *first_non_finite = UINT64_MAX;
     if (blocks.empty() || layer_count == 0) return;
     kv_check_layout(layout, layout.kv_heads);
     const auto tokens = static_cast<uint32_t>(blocks.size());
@@ -289,9 +290,16 @@ void DeviceQueue::kv_store(const common::KvLayout& layout, uint32_t layer_first,
     const ze_kernel_handle_t kernel = kernel_locked(KernelModule::kv, kKvStoreKernelName, kKvGroupSize);
     const Upload block_table(pool_, blocks, copy), slot_table(pool_, slots, copy);
     const backend::ChunkScratch rotated(pool_, kv_store_rotated_bytes(layout, layer_count, tokens));
-    const grey_kvl0_store_args args = kv_store_args(layout, layer_first, layer_count, tokens, keys, values, block_table.get(),
-                                                    slot_table.get(), rotated.get());
+    grey_kvl0_store_args args = kv_store_args(layout, layer_first, layer_count, tokens, keys, values, block_table.get(), slot_table.get(),
+                                              rotated.get(), dtype);
+    const backend::ChunkScratch checks(pool_, first_non_finite != nullptr ? kv_store_checks_bytes(args) : 0);
+    args.checks = checks.get();
     launch_locked(kernel, kv_group_count(kv_store_items(args)), {value_argument(args)});
+    if (first_non_finite == nullptr) return;
+    // The list is synchronous: the copy runs after the kernel.
+    std::vector<uint32_t> rows(kv_store_checks_bytes(args) / sizeof(uint32_t));
+    copy_locked(rows.data(), reinterpret_cast<const void*>(static_cast<uintptr_t>(args.checks)), kv_store_checks_bytes(args));
+    *first_non_finite = kv_store_first_non_finite(args, rows);
 }
 
 void DeviceQueue::kv_compress(const common::KvLayout& layout, std::span<const uint64_t> sources, std::span<const uint64_t> destinations) {

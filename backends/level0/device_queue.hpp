@@ -52,9 +52,11 @@ public:
 
     // The KV cache's block operations (kv_launch.hpp), on device addresses, each returning once its
     // kernels are done; the block tables go up in scratch that is given back before the call returns.
-    // K and V are F32 [layer_count][tokens][kv_heads][head_dim]; token i goes to slots[i] of blocks[i].
+    // K and V are [layer_count][tokens][kv_heads][head_dim] of `dtype`; token i goes to slots[i] of
+    // blocks[i]. With `first_non_finite`, the kernel checks them (grey_backend_kv_store_job says how).
     void kv_store(const common::KvLayout& layout, uint32_t layer_first, uint32_t layer_count, uint64_t keys, uint64_t values,
-                  std::span<const uint64_t> blocks, std::span<const uint32_t> slots);
+                  std::span<const uint64_t> blocks, std::span<const uint32_t> slots, grey_dtype dtype = GREY_DTYPE_F32,
+                  uint64_t* first_non_finite = nullptr);
     void kv_compress(const common::KvLayout& layout, std::span<const uint64_t> sources, std::span<const uint64_t> destinations);
     // `entries` as kv_block_entries makes them; queries and output F32 [sequences][query_heads][head_dim].
     void kv_attend(const common::KvLayout& layout, std::span<const uint64_t> entries, std::span<const grey_kvl0_sequence> sequences,

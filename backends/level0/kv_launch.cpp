@@ -1,5 +1,6 @@
 #include "level0/kv_launch.hpp"
 
+#include "common/kv_store_job.hpp"
 #include "level0/launch_shape.hpp"
 
 #include <stdexcept>
@@ -26,8 +27,12 @@ void kv_check_layout(const gc::KvLayout& l, uint32_t query_heads) {
 uint32_t kv_group_count(uint64_t items) { return group_count(items, kKvGroupSize, kKvMaxGroups); }
 
 grey_kvl0_store_args kv_store_args(const gc::KvLayout& layout, uint32_t layer_first, uint32_t layer_count, uint32_t tokens, uint64_t keys,
-                                   uint64_t values, uint64_t block_table, uint64_t slot_table, uint64_t rotated) {
+                                   uint64_t values, uint64_t block_table, uint64_t slot_table, uint64_t rotated, grey_dtype dtype,
+                                   uint64_t checks) {
+    static_assert(GREY_KVL0_F32 == 0 && GREY_KVL0_F16 == 1 && GREY_KVL0_BF16 == 2, "kv_store_dtype_code's codes");
     grey_kvl0_store_args a{};
+    a.dtype = backend::kv_store_dtype_code(dtype);
+    a.checks = checks;
     a.layout = layout;
     a.keys = keys;
     a.values = values;
@@ -45,6 +50,17 @@ uint64_t kv_store_items(const grey_kvl0_store_args& a) { return uint64_t{a.layer
 uint64_t kv_store_rotated_bytes(const gc::KvLayout& layout, uint32_t layer_count, uint32_t tokens) {
     if (layout.hadamard_k == 0) return 0;
     return uint64_t{layer_count} * tokens * layout.kv_heads * layout.head_dim * sizeof(float);
+}
+
+uint64_t kv_store_checks_bytes(const grey_kvl0_store_args& a) { return kv_store_items(a) * 2 * sizeof(uint32_t); }
+
+uint64_t kv_store_first_non_finite(const grey_kvl0_store_args& a, std::span<const uint32_t> checks) {
+    const uint64_t rows = kv_store_items(a);
+    for (int part = 0; part < 2; ++part)
+        for (uint64_t r = 0; r < rows; ++r)
+            if (const uint32_t channel = checks[2 * r + part]; channel != UINT32_MAX)
+                return (part == 0 ? 0 : rows * a.layout.head_dim) + r * a.layout.head_dim + channel;
+    return UINT64_MAX;
 }
 
 grey_kvl0_compress_args kv_compress_args(const gc::KvLayout& layout, uint32_t count, uint64_t source_table, uint64_t destination_table) {

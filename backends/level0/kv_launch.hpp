@@ -6,6 +6,7 @@
 #pragma once
 
 #include "common/kv_layout.hpp"
+#include "grey.h"
 #include "kernels/opencl/kv_args.h"
 
 #include <cstdint>
@@ -33,11 +34,19 @@ void kv_check_layout(const common::KvLayout& layout, uint32_t query_heads);
 uint32_t kv_group_count(uint64_t items);
 
 // --- kv_store: one launch of grey_kvk_store, a work item per (layer, token, KV head) row.
+// K and V of `dtype` (F32, F16 or BF16; another throws std::invalid_argument); `checks` as the argument
+// block says, or 0.
 grey_kvl0_store_args kv_store_args(const common::KvLayout& layout, uint32_t layer_first, uint32_t layer_count, uint32_t tokens,
-                                   uint64_t keys, uint64_t values, uint64_t block_table, uint64_t slot_table, uint64_t rotated);
+                                   uint64_t keys, uint64_t values, uint64_t block_table, uint64_t slot_table, uint64_t rotated,
+                                   grey_dtype dtype = GREY_DTYPE_F32, uint64_t checks = 0);
 uint64_t kv_store_items(const grey_kvl0_store_args& args);
 // Scratch for the rotated K rows (0 when K is not rotated).
 uint64_t kv_store_rotated_bytes(const common::KvLayout& layout, uint32_t layer_count, uint32_t tokens);
+// The checks the kernel writes: two words a row.
+uint64_t kv_store_checks_bytes(const grey_kvl0_store_args& args);
+// grey_backend_kv_store_job.first_non_finite from the rows' checks: the first row's K channel, else the
+// first row's V channel counted after every K value, else UINT64_MAX.
+uint64_t kv_store_first_non_finite(const grey_kvl0_store_args& args, std::span<const uint32_t> checks);
 
 // --- kv_compress: grey_kvk_params, then grey_kvk_codes (which reads the parameters the first wrote).
 grey_kvl0_compress_args kv_compress_args(const common::KvLayout& layout, uint32_t count, uint64_t source_table, uint64_t destination_table);

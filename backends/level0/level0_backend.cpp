@@ -12,6 +12,7 @@
 // a host thread of the stream between a gate and a release event of the queue (ze_quant_stream.hpp).
 #include "common/fields.hpp"
 #include "common/job_failures.hpp"
+#include "common/kv_store_job.hpp"
 #include "common/plugin_entry.hpp"
 #include "level0/device_queue.hpp"
 #include "level0/kv_launch.hpp"
@@ -324,10 +325,14 @@ std::vector<uint64_t> addresses_of(grey_backend_buffer* const* buffers, size_t c
 grey_status level0_kv_store(void* state, const grey_backend_kv_store_job* job) {
     Level0State& s = state_of(state);
     return guarded(s.host, [&] {
+        const backend::KvStoreExtras extras = backend::kv_store_extras(*job);
+        if (extras.first_non_finite != nullptr) *extras.first_non_finite = UINT64_MAX;
         if (job->tokens == 0) return GREY_OK;
         const uint64_t keys = address_of(job->keys), values = address_of(job->values);
         const std::vector<uint64_t> blocks = addresses_of(job->blocks, job->tokens);
-        queue(s, job->keys.buffer->device).kv_store(*job->layout, job->layer_first, job->layer_count, keys, values, blocks, {job->slots, job->tokens});
+        queue(s, job->keys.buffer->device)
+            .kv_store(*job->layout, job->layer_first, job->layer_count, keys, values, blocks, {job->slots, job->tokens}, extras.dtype,
+                      extras.first_non_finite);
         return GREY_OK;
     });
 }
@@ -667,7 +672,7 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.quantize = level0_quantize;
     vt.dequantize = level0_dequantize;
     vt.power_limit_set = level0_power_limit_set;
-    vt.capabilities = GREY_BACKEND_CAP_STREAMS | GREY_BACKEND_CAP_KV_HADAMARD_K;
+    vt.capabilities = GREY_BACKEND_CAP_STREAMS | GREY_BACKEND_CAP_KV_HADAMARD_K | GREY_BACKEND_CAP_KV_STORE_CHECKED;
     vt.kv_store = level0_kv_store;
     vt.kv_compress = level0_kv_compress;
     vt.kv_attend = level0_kv_attend;

@@ -10,20 +10,27 @@
 
 #include <stdint.h>
 
-/* grey_kvk_store: token i's K and V rows (F32) into slot slots[i] of the window-form block at blocks[i].
+/* The element types grey_kvk_store reads. */
+enum { GREY_KVL0_F32 = 0, GREY_KVL0_F16 = 1, GREY_KVL0_BF16 = 2 };
+
+/* grey_kvk_store: token i's K and V rows into slot slots[i] of the window-form block at blocks[i].
  * A cache that rotates K (layout.hadamard_k) has each K row copied to `rotated` ([layer_count][tokens]
- * [kv_heads][head_dim] floats of scratch) and rotated there before it is stored. */
+ * [kv_heads][head_dim] floats of scratch) and rotated there before it is stored. With `checks` set, row r
+ * (of layer_count x tokens x kv_heads) writes checks[2r] and checks[2r + 1]: the channel of its first NaN
+ * or infinity among the K values read, and among the V values, or UINT32_MAX (no atomics: the backend
+ * reads the rows back and takes the first). */
 typedef struct grey_kvl0_store_args {
     struct grey_kv_layout layout;
-    uint64_t keys;    /* const float*: [layer_count][tokens][kv_heads][head_dim] */
+    uint64_t keys;    /* const <dtype>*: [layer_count][tokens][kv_heads][head_dim] */
     uint64_t values;
     uint64_t blocks;  /* const uint64_t*: a device address per token */
     uint64_t slots;   /* const uint32_t*: a slot per token */
     uint64_t rotated; /* float*: scratch for the rotated K rows, or 0 without hadamard_k */
+    uint64_t checks;  /* uint32_t*: two words a row, or 0 */
     uint32_t tokens;
     uint32_t layer_first;
     uint32_t layer_count;
-    uint32_t reserved0;
+    uint32_t dtype;   /* GREY_KVL0_F32 / F16 / BF16 */
 } grey_kvl0_store_args;
 
 /* grey_kvk_params, then grey_kvk_codes: the quantized form of `count` window-form blocks. */

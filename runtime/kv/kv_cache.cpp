@@ -310,26 +310,6 @@ void KvCache::store_reserved(const KvReservation& r, uint32_t first, uint32_t co
     store_jobs(r, first, count, input, r.cached, true);
 }
 
-uint64_t KvCache::store_through_host(grey_backend_kv_store_job job) const {
-    const uint64_t count = job.keys.size / common::float_input_size(job.dtype);
-    std::vector<uint8_t> bytes(job.keys.size + job.values.size);
-    backend_.buffer_read(job.keys.buffer, job.keys.offset, bytes.data(), job.keys.size);
-    backend_.buffer_read(job.values.buffer, job.values.offset, bytes.data() + job.keys.size, job.values.size);
-    const std::vector<float> keys = to_floats(bytes.data(), count, job.dtype);
-    const std::vector<float> values = to_floats(bytes.data() + job.keys.size, count, job.dtype);
-    if (const uint64_t bad = first_non_finite(keys); bad != UINT64_MAX) return bad;
-    if (const uint64_t bad = first_non_finite(values); bad != UINT64_MAX) return count + bad;
-    BlockMemory staged(backend_, device_, 8 * count);
-    backend_.buffer_write(staged.get(), 0, keys.data(), 4 * count);
-    backend_.buffer_write(staged.get(), 4 * count, values.data(), 4 * count);
-    job.keys = {staged.get(), nullptr, 0, 4 * count};
-    job.values = {staged.get(), nullptr, 4 * count, 4 * count};
-    job.dtype = GREY_DTYPE_F32;
-    job.first_non_finite = nullptr;
-    backend_.kv_store(job);
-    return UINT64_MAX;
-}
-
 void KvCache::store_jobs(const KvReservation& r, uint32_t first, uint32_t count, const KvInput& input, uint64_t skip, bool check) {
     const uint64_t row = uint64_t{shape_.kv_heads} * shape_.head_dim;
     const uint64_t own = r.targets.size(), layer_tokens = skip + own;
@@ -351,14 +331,8 @@ void KvCache::store_jobs(const KvReservation& r, uint32_t first, uint32_t count,
         job.slots = r.slots.data();
         job.dtype = input.dtype;
         uint64_t found = UINT64_MAX;
-        if (!check) {
-            backend_.kv_store(job);
-        } else if (backend_.has(GREY_BACKEND_CAP_KV_STORE_CHECKED)) {
-            job.first_non_finite = &found;
-            backend_.kv_store(job);
-        } else {
-            found = store_through_host(job);
-        }
+        if (check) job.first_non_finite = &found;
+        backend_.kv_store(job);
         if (found == UINT64_MAX) continue;
         const bool key = found < job_values;
         const uint64_t at = key ? found : found - job_values;
@@ -402,7 +376,15 @@ void KvCache::append(uint64_t sequence, std::span<const int32_t> tokens, std::sp
     append_locked(sequence, tokens, [&](const KvReservation& r) { store_reserved(r, 0, shape_.layers, keys, values); });
 }
 
+void KvCache::require_checked_store() const {
+    if (!backend_.has(GREY_BACKEND_CAP_KV_STORE_CHECKED))
+        fail(GREY_ERROR_UNSUPPORTED, "the " + backend_.name() +
+                                         " backend's kv_store does not check K/V for NaN and infinity itself (GREY_BACKEND_CAP_KV_STORE_CHECKED): "
+                                         "give them as host arrays (grey_kv_append, grey_kv_write_layer)");
+}
+
 void KvCache::append(uint64_t sequence, std::span<const int32_t> tokens, const KvInput& input) {
+    require_checked_store();
     std::lock_guard lock(mutex_);
     append_locked(sequence, tokens, [&](const KvReservation& r) { store_reserved(r, 0, shape_.layers, input); });
 }
@@ -442,6 +424,7 @@ void KvCache::write_layer(uint64_t sequence, uint32_t layer, std::span<const flo
 }
 
 void KvCache::write_layer(uint64_t sequence, uint32_t layer, const KvInput& input) {
+    require_checked_store();
     std::lock_guard lock(mutex_);
     KvSequence& seq = sequence_to_write(sequence, layer, input.keys.size / common::float_input_size(input.dtype));
     store_reserved(*seq.reserved, layer, 1, input);

@@ -98,10 +98,9 @@ private:
     // [kv_head][head_dim] (the leading `skip` tokens of each layer not written). With `check` the backend
     // checks the values, and a NaN or infinity fails naming its index in `input`.
     void store_jobs(const KvReservation& reservation, uint32_t first, uint32_t count, const KvInput& input, uint64_t skip, bool check);
-    // kv_store of a job to be checked, for a backend whose kv_store takes checked F32 alone: its K/V read
-    // back, converted and checked here, then stored from F32 staged on the device. Returns what the job's
-    // first_non_finite would have received.
-    uint64_t store_through_host(grey_backend_kv_store_job job) const;
+    // K/V in device memory go to a backend whose kv_store checks them itself; others are refused
+    // (GREY_ERROR_UNSUPPORTED) before anything changes.
+    void require_checked_store() const;
     void commit(KvSequence& sequence);
     // Drops a reservation and the blocks only it used.
     void cancel(KvSequence& sequence);

@@ -268,6 +268,66 @@ TEST_F(KvOnOpenCl, StoreWritesTheHostsWindowFormBytes) {
     }
 }
 
+// F16 and BF16 input, converted as the host converts it, with K rotated and not; and the rows' checks:
+// the first NaN or infinity of K, then of V, found where the plugin looks for it.
+TEST_F(KvOnOpenCl, StoreReadsHalfInputAndNotesTheFirstNonFiniteValue) {
+    std::mt19937 rng(19);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (const uint32_t rotate : {0u, 1u})
+        for (const grey_dtype dtype : {GREY_DTYPE_F16, GREY_DTYPE_BF16}) {
+            gc::KvLayout l{};
+            l.layers = 2;
+            l.kv_heads = 2;
+            l.head_dim = 32;
+            l.tokens_per_block = 4;
+            l.format = gc::kv_int4;
+            l.group_size = 32;
+            l.window_bf16 = 1;
+            l.hadamard_k = rotate;
+            const uint32_t tokens = 3;
+            const size_t n = size_t{l.layers} * tokens * l.kv_heads * l.head_dim;
+            // Halves of random values, and the floats they are.
+            std::vector<uint16_t> halves(2 * n);
+            std::vector<float> floats(2 * n);
+            for (size_t i = 0; i < 2 * n; ++i) {
+                const float x = normal(rng);
+                halves[i] = dtype == GREY_DTYPE_BF16 ? gc::f32_to_bf16(x) : gc::f32_to_f16(x);
+                floats[i] = dtype == GREY_DTYPE_BF16 ? gc::bf16_to_f32(halves[i]) : gc::f16_to_f32(halves[i]);
+            }
+            const auto run = [&](std::vector<unsigned char>& device_bytes, std::vector<unsigned char>& host_bytes) {
+                auto block = svm(gc::kv_dense_block_bytes(l));
+                std::memset(block->bytes(), 0xEE, gc::kv_dense_block_bytes(l));
+                host_bytes.assign(gc::kv_dense_block_bytes(l), 0xEE);
+                const std::vector<uint32_t> slots{2, 0, 3};
+                const std::vector<uint64_t> addresses(tokens, block->address());
+                const std::vector<uint16_t> k_half(halves.begin(), halves.begin() + static_cast<long>(n)), v_half(halves.begin() + static_cast<long>(n), halves.end());
+                auto k = svm_of(k_half), v = svm_of(v_half), table = svm_of(addresses), slot_table = svm_of(slots);
+                auto rotated = svm(l0::kv_store_rotated_bytes(l, l.layers, tokens));
+                grey_kvl0_store_args args = l0::kv_store_args(l, 0, l.layers, tokens, k->address(), v->address(), table->address(),
+                                                              slot_table->address(), rotate != 0 ? rotated->address() : 0, dtype);
+                auto checks = svm(l0::kv_store_checks_bytes(args));
+                args.checks = checks->address();
+                launch(l0::kKvStoreKernelName, args, l0::kv_store_items(args), {k.get(), v.get(), table.get(), slot_table.get(), rotated.get(), checks.get(), block.get()});
+                std::vector<uint8_t*> pointers(tokens, host_bytes.data());
+                grey::host::kv_store(l, 0, l.layers, floats.data(), floats.data() + n, pointers, slots);
+                device_bytes.assign(block->bytes(), block->bytes() + gc::kv_dense_block_bytes(l));
+                const auto* words = reinterpret_cast<const uint32_t*>(checks->bytes());
+                return l0::kv_store_first_non_finite(args, std::span(words, l0::kv_store_checks_bytes(args) / 4));
+            };
+            std::vector<unsigned char> device_bytes, host_bytes;
+            EXPECT_EQ(run(device_bytes, host_bytes), UINT64_MAX);
+            EXPECT_EQ(first_difference(host_bytes.data(), device_bytes.data(), host_bytes.size()), "") << "dtype " << dtype << " rotate " << rotate;
+
+            // An infinity in V's row 5 and a NaN in K's row 7 (and a later one): K's is the first.
+            const uint16_t infinity = dtype == GREY_DTYPE_BF16 ? 0x7F80 : 0x7C00, nan = dtype == GREY_DTYPE_BF16 ? 0x7FC0 : 0x7E00;
+            halves[n + 5 * l.head_dim + 9] = infinity;
+            EXPECT_EQ(run(device_bytes, host_bytes), n + 5 * l.head_dim + 9);
+            halves[7 * l.head_dim + 30] = nan;
+            halves[8 * l.head_dim + 1] = nan;
+            EXPECT_EQ(run(device_bytes, host_bytes), 7 * l.head_dim + 30);
+        }
+}
+
 TEST_F(KvOnOpenCl, CompressWritesTheHostsParametersAndCodes) {
     std::mt19937 rng(18);
     for (const Shape& s : shapes())

@@ -306,7 +306,7 @@ TEST(Level0Fake, QuantizationAndKvSlots) {
     EXPECT_NE(vt.dequantize_async, nullptr);
     EXPECT_NE(vt.stream_create, nullptr);
     EXPECT_EQ(vt.stream_wrap_native, nullptr);
-    EXPECT_EQ(vt.capabilities, uint64_t{GREY_BACKEND_CAP_STREAMS | GREY_BACKEND_CAP_KV_HADAMARD_K});
+    EXPECT_EQ(vt.capabilities, uint64_t{GREY_BACKEND_CAP_STREAMS | GREY_BACKEND_CAP_KV_HADAMARD_K | GREY_BACKEND_CAP_KV_STORE_CHECKED});
 }
 
 // ----- streams: command queues, whose command lists the fake runs only when something waits ---------
@@ -988,10 +988,10 @@ TEST(Level0Fake, KvCacheRunsTheKvKernelsAndHoldsWhatTheHostHolds) {
     EXPECT_EQ(c.stats().allocation_count, before.allocation_count);  // every block and scratch went back
 }
 
-// K/V in device buffers on a backend whose kv_store takes checked F32 alone (this one declares no
-// GREY_BACKEND_CAP_KV_STORE_CHECKED): the runtime reads them back, checks and converts them, and stores
-// what an append of host arrays stores; a NaN is named and nothing is appended.
-TEST(Level0Fake, KvAppendFromDeviceBuffersGoesThroughTheHost) {
+// K/V in device buffers, BF16: the store kernel reads them there and notes each row's first NaN or
+// infinity; the plugin reads the rows' notes back, so the call names the first, appends nothing, and
+// otherwise stores what an append of host arrays stores.
+TEST(Level0Fake, KvAppendFromDeviceBuffersIsCheckedByTheKernel) {
     Level0Context c;
     KvPair kv(c.context, 0);
     ASSERT_EQ(kv.append(5), GREY_OK) << grey_last_error();

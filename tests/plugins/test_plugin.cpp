@@ -9,8 +9,14 @@
 //  badname   its vtable name differs from its file name
 //  zeroquant the fake GPUs with quantization slots that write zeros and declare no capability, so the
 //            runtime must measure the error itself (built into a directory of its own)
+//  kvlegacy  the fake GPUs with KV-cache slots (the host backend's block operations) written as a plugin
+//            built before grey_backend_kv_store_job's dtype and first_non_finite: F32 K/V only, checked by
+//            the runtime, and no capability (built into a directory of its own)
 #include "common/fields.hpp"
 #include "common/quant_layout.h"
+#if defined(GREY_TEST_PLUGIN_KVLEGACY)
+#include "host/kv/host_kv.hpp"
+#endif
 
 #include <cstdlib>
 #include <cstring>
@@ -119,6 +125,36 @@ grey_status quantize(void*, const grey_backend_quant_job* job) { return zero_fil
 grey_status dequantize(void*, const grey_backend_quant_job* job) { return zero_fill(job, job->plain, job->plain.size); }
 #endif
 
+#if defined(GREY_TEST_PLUGIN_KVLEGACY)
+const float* floats_of(const grey_backend_memory& m) { return reinterpret_cast<const float*>(m.buffer->bytes.data() + m.offset); }
+
+// Reads no member after `slots`: F32 K/V, finite, as the runtime gives a plugin without the capability.
+grey_status kv_store(void*, const grey_backend_kv_store_job* job) {
+    std::vector<uint8_t*> blocks(job->tokens);
+    for (uint32_t i = 0; i < job->tokens; ++i) blocks[i] = job->blocks[i]->bytes.data();
+    grey::host::kv_store(*job->layout, job->layer_first, job->layer_count, floats_of(job->keys), floats_of(job->values), blocks,
+                         {job->slots, job->tokens});
+    return GREY_OK;
+}
+
+grey_status kv_compress(void*, const grey_backend_kv_compress_job* job) {
+    for (uint32_t i = 0; i < job->count; ++i) grey::host::kv_compress(*job->layout, job->sources[i]->bytes.data(), job->destinations[i]->bytes.data());
+    return GREY_OK;
+}
+
+grey_status kv_attend(void*, const grey_backend_kv_attend_job* job) {
+    if (job->batch == 0) return GREY_OK;
+    const uint64_t count = job->table_offsets[job->batch];
+    std::vector<const uint8_t*> blocks(count);
+    for (uint64_t i = 0; i < count; ++i) blocks[i] = job->blocks[i]->bytes.data();
+    const grey::host::KvAttendBlocks tables{blocks, {job->quantized, count}, {job->table_offsets, job->batch + size_t{1}}, {job->first, job->batch},
+                                            {job->last, job->batch}};
+    grey::host::kv_attend(*job->layout, tables, job->layer, job->query_heads, job->scale, floats_of(job->queries),
+                          reinterpret_cast<float*>(job->output.buffer->bytes.data() + job->output.offset));
+    return GREY_OK;
+}
+#endif
+
 }  // namespace
 
 #if !defined(GREY_TEST_PLUGIN_NOENTRY)
@@ -148,6 +184,11 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t, grey_bac
 #if defined(GREY_TEST_PLUGIN_ZEROQUANT)
     vt.quantize = quantize;
     vt.dequantize = dequantize;
+#endif
+#if defined(GREY_TEST_PLUGIN_KVLEGACY)
+    vt.kv_store = kv_store;
+    vt.kv_compress = kv_compress;
+    vt.kv_attend = kv_attend;
 #endif
     *out = vt;
     return GREY_OK;

@@ -3,4 +3,4 @@
 package capi
 
 // The SHA-256 of include/grey.h bindings/grey.i bindings/go/grey_go.i, so that Go rebuilds this package whenever one of them changes.
-const inputsSHA256 = "f7fd817b54b5f378bf566f7dd31392cd1e1ecae66c62484a99a8b1b642690926"
+const inputsSHA256 = "7d53b31f2132eaeda106e7af5263ae169ae153921764bd7f8e542ea94bbace43"

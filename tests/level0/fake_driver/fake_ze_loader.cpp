@@ -595,18 +595,35 @@ ze_result_t emulate_kv_store(const Arguments& a) {
     const gc::KvLayout& l = k.layout;
     if (l.hadamard_k != 0 && k.rotated == 0) return ZE_RESULT_ERROR_INVALID_ARGUMENT;  // the kernel rotates in that scratch
     const uint64_t rows = uint64_t{k.layer_count} * k.tokens * l.kv_heads, half = gc::kv_block_elements(l);
-    std::vector<float> key(l.head_dim);
+    // Element i of the K or V input, of the argument block's dtype.
+    const auto input = [&](uint64_t address, uint64_t i) {
+        if (k.dtype == GREY_KVL0_F32) return at<const float>(address)[i];
+        const uint16_t bits = at<const uint16_t>(address)[i];
+        return k.dtype == GREY_KVL0_BF16 ? gc::bf16_to_f32(bits) : gc::f16_to_f32(bits);
+    };
+    std::vector<float> key(l.head_dim), value(l.head_dim);
     for (uint64_t r = 0; r < rows; ++r) {
         const auto head = static_cast<uint32_t>(r % l.kv_heads);
         const auto token = static_cast<uint32_t>(r / l.kv_heads % k.tokens);
         const auto layer = static_cast<uint32_t>(r / l.kv_heads / k.tokens) + k.layer_first;
-        std::copy_n(at<const float>(k.keys) + r * l.head_dim, l.head_dim, key.begin());
+        for (uint32_t c = 0; c < l.head_dim; ++c) {
+            key[c] = input(k.keys, r * l.head_dim + c);
+            value[c] = input(k.values, r * l.head_dim + c);
+        }
+        if (k.checks != 0) {  // the row's first non-finite K and V channels, as the kernel notes them
+            const auto first = [](const std::vector<float>& x) {
+                const auto bad = std::find_if(x.begin(), x.end(), [](float v) { return !std::isfinite(v); });
+                return bad == x.end() ? UINT32_MAX : static_cast<uint32_t>(bad - x.begin());
+            };
+            at<uint32_t>(k.checks)[2 * r] = first(key);
+            at<uint32_t>(k.checks)[2 * r + 1] = first(value);
+        }
         if (l.hadamard_k != 0) gc::kv_hadamard_rotate(key.data(), l.head_dim);
         auto* dense = at<uint16_t>(at<const uint64_t>(k.blocks)[token]);
         for (uint32_t c = 0; c < l.head_dim; ++c) {
             const uint64_t to = gc::kv_dense_index(l, layer, head, at<const uint32_t>(k.slots)[token], c);
             dense[to] = gc::kv_to_window(l, key[c]);
-            dense[half + to] = gc::kv_to_window(l, at<const float>(k.values)[r * l.head_dim + c]);
+            dense[half + to] = gc::kv_to_window(l, value[c]);
         }
     }
     return ZE_RESULT_SUCCESS;
