@@ -297,8 +297,9 @@ uint8_t* block_bytes(grey_backend_buffer* buffer) { return reinterpret_cast<uint
 grey_status host_kv_store(void* state, const grey_backend_kv_store_job* job) {
     return guard_quant(state, "writing KV blocks", [&] {
         const backend::KvStoreExtras extras = backend::kv_store_extras(*job);
-        const std::vector<float> keys = kv_input_floats(bytes_of(job->keys), extras.dtype);
-        const std::vector<float> values = kv_input_floats(bytes_of(job->values), extras.dtype);
+        std::vector<float> key_storage, value_storage;
+        const std::span<const float> keys = kv_input_floats(bytes_of(job->keys), extras.dtype, key_storage);
+        const std::span<const float> values = kv_input_floats(bytes_of(job->values), extras.dtype, value_storage);
         if (extras.first_non_finite != nullptr) {
             // Checked before anything is written (the runtime drops the tokens when one is found).
             *extras.first_non_finite = kv_first_non_finite(keys, values);

@@ -44,6 +44,25 @@ uint64_t checked_product(std::initializer_list<uint64_t> factors, const char* wh
     return product;
 }
 
+// Host K or V of `dtype` as finite floats.
+std::vector<float> finite_floats(const void* data, uint64_t count, grey_dtype dtype, const char* what) {
+    std::vector<float> out(count);
+    for (uint64_t i = 0; i < count; ++i) {
+        float x;
+        if (dtype == GREY_DTYPE_F32) {
+            std::memcpy(&x, static_cast<const unsigned char*>(data) + 4 * i, 4);
+        } else {
+            uint16_t bits;
+            std::memcpy(&bits, static_cast<const unsigned char*>(data) + 2 * i, 2);
+            x = dtype == GREY_DTYPE_BF16 ? common::bf16_to_f32(bits) : common::f16_to_f32(bits);
+        }
+        if (!std::isfinite(x))
+            fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + "[" + std::to_string(i) + "] is not finite (NaN or infinity)");
+        out[i] = x;
+    }
+    return out;
+}
+
 // The values each of K and V hold for `layers` x `tokens` tokens, with dtype and kv_bytes checked.
 uint64_t checked_kv_values(grey_dtype dtype, uint64_t kv_bytes, uint64_t layers, uint64_t tokens, const KvShape& shape) {
     if (!common::is_float_input(dtype))

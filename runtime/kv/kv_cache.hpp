@@ -6,7 +6,6 @@
 #pragma once
 
 #include "kv/kv_block.hpp"
-#include "kv/kv_input.hpp"
 #include "kv/kv_shape.hpp"
 
 #include "core/backend.hpp"
@@ -31,6 +30,15 @@ struct KvReservation {
     uint32_t layers_written = 0;
     size_t first_block = 0;  // the table index of the first block the reservation touches
     [[nodiscard]] uint64_t tokens() const { return cached + targets.size(); }
+};
+
+// K and V in memory of the cache's backend and device, [layer][token][kv_head][head_dim] values of
+// `dtype` (F32, F16 or BF16) for every token of the call, those found in the prefix cache included; not
+// yet checked for NaN and infinity (the backend's store checks them).
+struct KvInput {
+    grey_backend_memory keys{};
+    grey_backend_memory values{};
+    grey_dtype dtype = GREY_DTYPE_F32;
 };
 
 struct KvSequence {

@@ -93,6 +93,16 @@ inline grey_kv_stats stats(const grey_kv_cache* cache) {
     return s;
 }
 
+// The stored K, then V, of `layer` of `seq` as gathered.
+inline std::vector<float> gather(grey_kv_cache* cache, uint64_t seq, const grey_kv_cache_config& c, uint32_t layer) {
+    uint64_t length = 0;
+    EXPECT_EQ(grey_kv_sequence_length(cache, seq, &length), GREY_OK);
+    std::vector<float> k(length * c.kv_heads * c.head_dim), v(k.size());
+    EXPECT_EQ(grey_kv_gather(cache, seq, layer, k.data(), v.data(), k.size() * 4), GREY_OK) << grey_last_error();
+    k.insert(k.end(), v.begin(), v.end());
+    return k;
+}
+
 inline std::vector<int32_t> iota_tokens(uint32_t n, int32_t first = 100) {
     std::vector<int32_t> t(n);
     for (uint32_t i = 0; i < n; ++i) t[i] = first + static_cast<int32_t>(i);

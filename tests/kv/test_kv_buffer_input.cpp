@@ -56,15 +56,10 @@ grey_status append_buffer(grey_kv_cache* cache, uint64_t seq, const std::vector<
 
 // Every stored K and V of every layer of `seq`, as gathered.
 std::vector<float> contents(grey_kv_cache* cache, uint64_t seq, const grey_kv_cache_config& c) {
-    uint64_t length = 0;
-    EXPECT_EQ(grey_kv_sequence_length(cache, seq, &length), GREY_OK);
-    const size_t count = length * c.kv_heads * c.head_dim;
     std::vector<float> all;
     for (uint32_t layer = 0; layer < c.layers; ++layer) {
-        std::vector<float> k(count), v(count);
-        EXPECT_EQ(grey_kv_gather(cache, seq, layer, k.data(), v.data(), count * 4), GREY_OK) << grey_last_error();
-        all.insert(all.end(), k.begin(), k.end());
-        all.insert(all.end(), v.begin(), v.end());
+        const std::vector<float> one = gather(cache, seq, c, layer);
+        all.insert(all.end(), one.begin(), one.end());
     }
     return all;
 }

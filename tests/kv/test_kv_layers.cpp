@@ -20,15 +20,6 @@ grey_status write_layer(grey_kv_cache* cache, uint64_t seq, const grey_kv_cache_
     return grey_kv_write_layer(cache, seq, layer, GREY_DTYPE_F32, k.data(), v.data(), k.size() * sizeof(float));
 }
 
-std::vector<float> gather(grey_kv_cache* cache, uint64_t seq, const grey_kv_cache_config& c, uint32_t layer) {
-    uint64_t length = 0;
-    EXPECT_EQ(grey_kv_sequence_length(cache, seq, &length), GREY_OK);
-    std::vector<float> k(length * c.kv_heads * c.head_dim), v(k.size());
-    EXPECT_EQ(grey_kv_gather(cache, seq, layer, k.data(), v.data(), k.size() * 4), GREY_OK) << grey_last_error();
-    k.insert(k.end(), v.begin(), v.end());
-    return k;
-}
-
 std::vector<float> attend(grey_kv_cache* cache, uint64_t seq, const grey_kv_cache_config& c, uint32_t layer, const std::vector<float>& q) {
     grey_kv_attend_params params = GREY_KV_ATTEND_PARAMS_INIT;
     params.layer = layer;

@@ -12,21 +12,18 @@
 
 namespace grey::host {
 
-std::vector<float> kv_input_floats(std::span<const std::byte> bytes, grey_dtype dtype) {
+std::span<const float> kv_input_floats(std::span<const std::byte> bytes, grey_dtype dtype, std::vector<float>& storage) {
     if (!common::is_float_input(dtype))
         throw std::invalid_argument("the K/V to store must be F32, F16 or BF16, not dtype " + std::to_string(static_cast<int>(dtype)));
-    const uint32_t size = common::float_input_size(dtype);
-    std::vector<float> out(bytes.size() / size);
-    for (size_t i = 0; i < out.size(); ++i) {
-        if (dtype == GREY_DTYPE_F32) {
-            std::memcpy(&out[i], bytes.data() + 4 * i, 4);
-        } else {
-            uint16_t bits;
-            std::memcpy(&bits, bytes.data() + 2 * i, 2);
-            out[i] = dtype == GREY_DTYPE_BF16 ? common::bf16_to_f32(bits) : common::f16_to_f32(bits);
-        }
+    // F32 lies aligned in the buffer (the runtime checks the offset): read in place, as before the dtype existed.
+    if (dtype == GREY_DTYPE_F32) return {reinterpret_cast<const float*>(bytes.data()), bytes.size() / sizeof(float)};
+    storage.resize(bytes.size() / 2);
+    for (size_t i = 0; i < storage.size(); ++i) {
+        uint16_t bits;
+        std::memcpy(&bits, bytes.data() + 2 * i, 2);
+        storage[i] = dtype == GREY_DTYPE_BF16 ? common::bf16_to_f32(bits) : common::f16_to_f32(bits);
     }
-    return out;
+    return storage;
 }
 
 uint64_t kv_first_non_finite(std::span<const float> keys, std::span<const float> values) {

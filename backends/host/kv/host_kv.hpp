@@ -13,9 +13,10 @@
 
 namespace grey::host {
 
-// A kv_store job's K or V (F32, F16 or BF16 `bytes`) as F32, converted as the runtime converts host K/V.
-// Another dtype throws std::invalid_argument.
-std::vector<float> kv_input_floats(std::span<const std::byte> bytes, grey_dtype dtype);
+// A kv_store job's K or V (F32, F16 or BF16 `bytes`) as F32: the bytes themselves when they are F32,
+// else converted as the runtime converts host K/V into `storage`. Another dtype throws
+// std::invalid_argument.
+std::span<const float> kv_input_floats(std::span<const std::byte> bytes, grey_dtype dtype, std::vector<float>& storage);
 // The index of the first NaN or infinity of keys, then of values (numbered on from keys.size()), or
 // UINT64_MAX: grey_backend_kv_store_job.first_non_finite.
 uint64_t kv_first_non_finite(std::span<const float> keys, std::span<const float> values);
