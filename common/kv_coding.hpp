@@ -45,8 +45,12 @@ GREY_FN_FORCE void kv_put_code(uint8_t* codes, uint64_t index, uint32_t kind, ui
     codes[index / per_byte] = static_cast<uint8_t>(codes[index / per_byte] | (code << shift));
 }
 
-/* The parameters for values whose minimum is `lo` and maximum `hi`. */
+/* The parameters for values whose minimum is `lo` and maximum `hi`. Zero is taken as +0 however signed, so
+ * that the parameters do not depend on the order in which the extremes were found (fminf and fmaxf may
+ * return either zero of a -0/+0 pair). */
 GREY_FN KvGroupParams kv_group_params(float lo, float hi, uint32_t kind) {
+    lo = add_rn(lo, 0.0f);
+    hi = add_rn(hi, 0.0f);
     KvGroupParams p{0.0f, 0.0f};
     if (kind == kv_fp8_e4m3) {
         const float absmax = fmaxf(fabsf(lo), fabsf(hi));
@@ -59,14 +63,32 @@ GREY_FN KvGroupParams kv_group_params(float lo, float hi, uint32_t kind) {
     return p;
 }
 
-GREY_FN uint32_t kv_encode(float value, KvGroupParams p, uint32_t kind) {
-    if (p.scale == 0.0f || !(p.scale < 3.0e38f)) return 0u;
-    if (kind == kv_fp8_e4m3) return f32_to_fp8(div_rn(value, p.scale), GREY_QUANT_FP8_E4M3);
+/* A group's parameters readied for coding its values: the reciprocal of the scale, taken once, so that a
+ * value's code costs a multiplication. `inverse` 0: every code is 0 (a zero or non-finite scale); else
+ * finite (a subnormal scale's reciprocal is clamped to the largest float). */
+struct KvEncoder {
+    float minimum;
+    float inverse;
+};
+
+GREY_FN KvEncoder kv_encoder(KvGroupParams p) {
+    KvEncoder e{p.minimum, 0.0f};
+    if (p.scale == 0.0f || !(p.scale < 3.0e38f)) return e;
+    e.inverse = fminf(div_rn(1.0f, p.scale), 3.40282347e38f);
+    return e;
+}
+
+/* The code of `value`: (value - minimum) * (1 / scale) rounded to nearest even and clamped to the codes
+ * (integer kinds), or the fp8 number nearest value * (1 / scale). */
+GREY_FN_FORCE uint32_t kv_encode(float value, KvEncoder e, uint32_t kind) {
+    if (kind == kv_fp8_e4m3) return e.inverse == 0.0f ? 0u : f32_to_fp8(mul_rn(value, e.inverse), GREY_QUANT_FP8_E4M3);
     const float levels = static_cast<float>((1u << kv_code_bits(kind)) - 1u);
-    float q = rintf(div_rn(sub_rn(value, p.minimum), p.scale));
-    q = fminf(fmaxf(q, 0.0f), levels);
+    // fmaxf first: it takes 0 over the NaN of an infinite window value times a zero inverse.
+    const float q = fminf(fmaxf(rintf(mul_rn(sub_rn(value, e.minimum), e.inverse)), 0.0f), levels);
     return static_cast<uint32_t>(q);
 }
+
+GREY_FN uint32_t kv_encode(float value, KvGroupParams p, uint32_t kind) { return kv_encode(value, kv_encoder(p), kind); }
 
 GREY_FN float kv_decode(uint32_t code, KvGroupParams p, uint32_t kind) {
     if (kind == kv_fp8_e4m3) return mul_rn(fp8_to_f32(code, GREY_QUANT_FP8_E4M3), p.scale);

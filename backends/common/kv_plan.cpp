@@ -10,7 +10,7 @@ namespace grey::backend::kv {
 namespace {
 
 constexpr const char* kNames[kKernelCount] = {
-    "grey_kv_store",           "grey_kv_params",          "grey_kv_codes",           "grey_kv_attend_combine",
+    "grey_kv_store",           "grey_kv_compress",        "grey_kv_attend_combine",
     "grey_kv_attend_split_1_1", "grey_kv_attend_split_1_2", "grey_kv_attend_split_1_4", "grey_kv_attend_split_1_8",
     "grey_kv_attend_split_2_1", "grey_kv_attend_split_2_2", "grey_kv_attend_split_2_4", "grey_kv_attend_split_2_8",
     "grey_kv_attend_split_4_1", "grey_kv_attend_split_4_2", "grey_kv_attend_split_4_4", "grey_kv_attend_split_4_8",
@@ -65,16 +65,19 @@ void check_layout(const common::KvLayout& l, uint32_t query_heads, const char* v
         throw std::invalid_argument("query_heads " + std::to_string(query_heads) + " is not a multiple of kv_heads " + std::to_string(l.kv_heads));
 }
 
-Launch store_launch(const common::KvLayout& layout, uint32_t layer_count, size_t tokens) {
-    const uint64_t elements = uint64_t{layer_count} * tokens * layout.kv_heads * layout.head_dim;
-    return {Kernel::store, {blocks_for(elements), 1, 1}, kThreads, 0};
+Launch store_launch(const grey_kvk_store_args& args) {
+    const uint64_t elements = uint64_t{args.layer_count} * args.tokens * args.layout.kv_heads * args.layout.head_dim;
+    return {Kernel::store, {blocks_for(grey_kvk_store_takes_chunks(&args) ? elements / GREY_KVK_CHUNK : elements), 1, 1}, kThreads, 0};
 }
 
-std::array<Launch, 2> compress_launches(const common::KvLayout& layout, size_t count) {
+Launch compress_launch(const common::KvLayout& layout, size_t count) {
+    if (!grey_kvk_compress_takes(&layout))
+        throw std::domain_error("the KV compression kernel takes head_dim a multiple of " + std::to_string(GREY_KVK_CHUNK) + " up to " +
+                                std::to_string(GREY_KVK_COMPRESS_MAX_HEAD_DIM) + ", not " + std::to_string(layout.head_dim));
+    const uint64_t slices = uint64_t{layout.layers} * layout.kv_heads;
+    const auto grid_x = static_cast<unsigned int>(std::min<uint64_t>(slices, INT32_MAX));
     const auto per_job = static_cast<unsigned int>(std::min<size_t>(count, 65535));
-    const uint64_t param_count = common::kv_k_param_count(layout) + common::kv_v_param_count(layout);
-    return {Launch{Kernel::params, {blocks_for(param_count), per_job, 1}, kThreads, 0},
-            Launch{Kernel::codes, {blocks_for(2 * common::kv_half_code_bytes(layout)), per_job, 1}, kThreads, 0}};
+    return {Kernel::compress, {grid_x, per_job, 1}, GREY_KVK_COMPRESS_THREADS, 0};
 }
 
 AttendShape attend_shape(const common::KvLayout& layout, const AttendTables& tables, uint32_t query_heads, bool tensor_cores) {

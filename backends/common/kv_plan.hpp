@@ -21,12 +21,12 @@
 
 namespace grey::backend::kv {
 
-// The kernels of kv_cache.cu: four by name, then the sixteen attention variants,
+// The kernels of kv_cache.cu: three by name, then the sixteen attention variants,
 // grey_kv_attend_split_<2^cpl_log>_<2^gc_log> at index kFirstSplit + cpl_log * 4 + gc_log. Every vendor
 // has these kKernelCount. CUDA's module has six more after them, the tensor-core attention
 // grey_kv_attend_mma_<4 << ks_log>_<2^gc_log> at kFirstMma + ks_log * 3 + gc_log.
-enum class Kernel : uint8_t { store, params, codes, combine };
-inline constexpr size_t kFirstSplit = 4;
+enum class Kernel : uint8_t { store, compress, combine };
+inline constexpr size_t kFirstSplit = 3;
 inline constexpr size_t kKernelCount = kFirstSplit + 16;
 inline constexpr size_t kFirstMma = kKernelCount;
 inline constexpr size_t kMmaKernelCount = 6;
@@ -55,10 +55,13 @@ struct Launch {
 // std::invalid_argument when query_heads is not a multiple of kv_heads.
 void check_layout(const common::KvLayout& layout, uint32_t query_heads, const char* vendor);
 
-// grey_kv_store: a thread per element, in a grid-stride loop.
-Launch store_launch(const common::KvLayout& layout, uint32_t layer_count, size_t tokens);
-// grey_kv_params then grey_kv_codes over `count` blocks (grid.y: the blocks, looping past 65535).
-std::array<Launch, 2> compress_launches(const common::KvLayout& layout, size_t count);
+// grey_kv_store: a thread per element, or per chunk where grey_kvk_store_takes_chunks(args), in a
+// grid-stride loop.
+Launch store_launch(const grey_kvk_store_args& args);
+// grey_kv_compress over `count` blocks (grid.x: a block's (layer, head) slices, grid.y: the blocks, each
+// looping past its limit). Throws std::domain_error for a layout the kernel does not take (check_layout
+// refuses it first).
+Launch compress_launch(const common::KvLayout& layout, size_t count);
 
 // A job's block tables (grey_backend_kv_attend_job), per sequence.
 struct AttendTables {
@@ -164,7 +167,7 @@ void run_store(Vendor& vendor, const common::KvLayout& layout, const StoreInput&
             args.non_finite = found.get();
         }
         void* params[] = {&args};
-        const Launch l = store_launch(layout, input.layer_count, blocks.size());
+        const Launch l = store_launch(args);
         vendor.launch(l.kernel, l.grid, l.threads, l.shared_bytes, params);
         if (input.first_non_finite != nullptr) vendor.download(input.first_non_finite, found.get(), sizeof(uint64_t));
         vendor.finish();
@@ -186,7 +189,8 @@ void run_compress(Vendor& vendor, const common::KvLayout& layout, std::span<cons
         args.destinations = to.get();
         args.count = static_cast<uint32_t>(sources.size());
         void* params[] = {&args};
-        for (const Launch& l : compress_launches(layout, sources.size())) vendor.launch(l.kernel, l.grid, l.threads, l.shared_bytes, params);
+        const Launch l = compress_launch(layout, sources.size());
+        vendor.launch(l.kernel, l.grid, l.threads, l.shared_bytes, params);
         vendor.finish();
     });
 }

@@ -155,8 +155,7 @@ void DeviceRuntime::launch(CUfunction function, Grid grid, unsigned int threads,
 KvKernels::KvKernels(const Driver& driver, int shared_optin)
     : module(driver, kv_kernel_fatbin(), "the embedded KV cache fatbin"),
       store(module.function("grey_kv_store")),
-      params(module.function("grey_kv_params")),
-      codes(module.function("grey_kv_codes")),
+      compress(module.function("grey_kv_compress")),
       combine(module.function("grey_kv_attend_combine")) {
     for (int i = 0; i < 4; ++i)
         for (int j = 0; j < 4; ++j) attend_split[i][j] = module.function(backend::kv::kernel_name(backend::kv::split_kernel(i, j)));

@@ -133,8 +133,7 @@ struct KvKernels {
 
     Module module;
     CUfunction store;
-    CUfunction params;
-    CUfunction codes;
+    CUfunction compress;
     CUfunction combine;
     // attend_split[i][j]: 2^i channels a lane, 2^j query heads a thread block.
     CUfunction attend_split[4][4];

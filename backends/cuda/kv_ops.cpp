@@ -20,8 +20,7 @@ struct CudaKvLauncher {
         const KvKernels& k = device.kv_kernels();
         switch (kernel) {
             case kv::Kernel::store: return k.store;
-            case kv::Kernel::params: return k.params;
-            case kv::Kernel::codes: return k.codes;
+            case kv::Kernel::compress: return k.compress;
             case kv::Kernel::combine: return k.combine;
             default: {
                 const auto index = static_cast<size_t>(kernel);

@@ -45,7 +45,7 @@ const char* module_name(KernelModule module) {
 
 const char* module_build_flags(KernelModule module) {
     // OpenCL lets float division be 2.5 ulp off unless the build asks for IEEE's; the KV quantization's
-    // kv_group_params and kv_encode divide, and must give the host's bits.
+    // kv_group_params and kv_encoder divide, and must give the host's bits.
     return module == KernelModule::kv ? "-cl-fp32-correctly-rounded-divide-sqrt" : "";
 }
 

@@ -36,7 +36,7 @@ typedef struct grey_kvk_store_args {
     uint64_t non_finite; /* uint64_t*, or 0 */
 } grey_kvk_store_args;
 
-/* grey_kv_params and grey_kv_codes: the quantized form of count window-form blocks. */
+/* grey_kv_compress: the quantized form of count window-form blocks. */
 typedef struct grey_kvk_compress_args {
     struct grey_kv_layout layout;
     uint64_t sources;      /* const uint64_t*: device addresses */
@@ -44,6 +44,21 @@ typedef struct grey_kvk_compress_args {
     uint32_t count;
     uint32_t reserved0;
 } grey_kvk_compress_args;
+
+/* grey_kv_compress: a thread block of GREY_KVK_COMPRESS_THREADS threads takes one (layer, head) slice of a
+ * block, for head_dim a multiple of GREY_KVK_CHUNK up to GREY_KVK_COMPRESS_MAX_HEAD_DIM (check_layout's
+ * head_dim always is). grey_kv_store reads rows in chunks of GREY_KVK_CHUNK values (16 bytes of window
+ * form) where head_dim and the input's alignment allow it. */
+enum { GREY_KVK_CHUNK = 8, GREY_KVK_COMPRESS_THREADS = 256, GREY_KVK_COMPRESS_MAX_HEAD_DIM = 1024 };
+
+/* Whether grey_kv_store reads the job in chunks (its grid then needs a thread per chunk, not per element). */
+GREY_FN_FORCE bool grey_kvk_store_takes_chunks(const grey_kvk_store_args* a) {
+    return a->layout.hadamard_k == 0 && a->layout.head_dim % GREY_KVK_CHUNK == 0 && (a->keys | a->values) % 16u == 0;
+}
+/* Whether grey_kv_compress takes the layout. */
+GREY_FN_FORCE bool grey_kvk_compress_takes(const struct grey_kv_layout* l) {
+    return l->head_dim % GREY_KVK_CHUNK == 0 && l->head_dim <= GREY_KVK_COMPRESS_MAX_HEAD_DIM;
+}
 
 /* One sequence of an attention launch: its tokens first .. last - 1, its blocks at
  * blocks[table_offset ..] (a device address each, bit 0 set when the block is quantized). */

@@ -122,10 +122,74 @@ __device__ void store_rotated(const grey_kvk_store_args& a) {
     }
 }
 
+// The GREY_KVK_CHUNK elements of a store's K or V from element `from` (a multiple of the chunk, the input
+// 16-byte aligned), read in 16-byte loads and converted as store_input converts them.
+__device__ __forceinline__ void store_chunk_input(uint64_t address, uint64_t from, uint32_t dtype, float (&x)[GREY_KVK_CHUNK]) {
+    if (dtype == GREY_KVK_F32) {
+        const auto* wide = reinterpret_cast<const float4*>(address) + from / 4;
+        const float4 low = wide[0], high = wide[1];
+        x[0] = low.x, x[1] = low.y, x[2] = low.z, x[3] = low.w;
+        x[4] = high.x, x[5] = high.y, x[6] = high.z, x[7] = high.w;
+        return;
+    }
+    const uint4 w = reinterpret_cast<const uint4*>(address)[from / GREY_KVK_CHUNK];
+    const uint32_t words[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        const uint32_t low = words[j] & 0xffffu, high = words[j] >> 16;
+        x[2 * j] = dtype == GREY_KVK_BF16 ? bf16_to_f32(low) : f16_to_f32(low);
+        x[2 * j + 1] = dtype == GREY_KVK_BF16 ? bf16_to_f32(high) : f16_to_f32(high);
+    }
+}
+
+// GREY_KVK_CHUNK values in window form, one 16-byte store.
+__device__ __forceinline__ void store_window_chunk(const KvLayout& l, uint16_t* to, const float (&x)[GREY_KVK_CHUNK]) {
+    uint32_t words[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) words[j] = uint32_t{kv_to_window(l, x[2 * j])} | uint32_t{kv_to_window(l, x[2 * j + 1])} << 16;
+    *reinterpret_cast<uint4*>(to) = make_uint4(words[0], words[1], words[2], words[3]);
+}
+
+// grey_kv_store a chunk of a row a thread (head_dim a multiple of the chunk, K and V 16-byte aligned, K not
+// rotated): the same values as the element loop, read and written 16 bytes at a time. Index is uint32_t
+// where the job's chunks fit in it, so that the row's position costs 32-bit divisions.
+template <typename Index>
+__device__ void store_chunks(const grey_kvk_store_args& a) {
+    const KvLayout& l = a.layout;
+    const uint32_t chunks = l.head_dim / GREY_KVK_CHUNK;
+    const uint64_t total = uint64_t{a.layer_count} * a.tokens * l.kv_heads * l.head_dim;
+    const Index count = static_cast<Index>(total / GREY_KVK_CHUNK);
+    const uint64_t half = kv_block_elements(l);
+    const auto* blocks = reinterpret_cast<const uint64_t*>(a.blocks);
+    const auto* slots = reinterpret_cast<const uint32_t*>(a.slots);
+    for (Index i = static_cast<Index>(grid_index()); i < count; i += static_cast<Index>(grid_stride())) {
+        const Index row = i / chunks;
+        const auto channel = static_cast<uint32_t>(i % chunks) * GREY_KVK_CHUNK;
+        const auto head = static_cast<uint32_t>(row % l.kv_heads);
+        const Index rest = row / l.kv_heads;
+        const auto token = static_cast<uint32_t>(rest % a.tokens);
+        const auto layer = static_cast<uint32_t>(rest / a.tokens) + a.layer_first;
+        const uint64_t from = uint64_t{i} * GREY_KVK_CHUNK;
+        float k[GREY_KVK_CHUNK], v[GREY_KVK_CHUNK];
+        store_chunk_input(a.keys, from, a.dtype, k);
+        store_chunk_input(a.values, from, a.dtype, v);
+#pragma unroll
+        for (uint32_t j = 0; j < GREY_KVK_CHUNK; ++j) {
+            note_non_finite(a, k[j], from + j);
+            note_non_finite(a, v[j], total + from + j);
+        }
+        auto* dense = reinterpret_cast<uint16_t*>(blocks[token]);
+        const uint64_t to = kv_dense_index(l, layer, head, slots[token], channel);
+        store_window_chunk(l, dense + to, k);
+        store_window_chunk(l, dense + half + to, v);
+    }
+}
+
 }  // namespace
 
-// Launched with a thread per element; a cache that rotates K (head_dim a power of two from 16 to 256,
-// as the backend checks) takes a warp per row of the same launch instead.
+// Launched with a thread per element, or per chunk where store_chunks applies (the launch plan asks
+// store_takes_chunks, as this does); a cache that rotates K (head_dim a power of two from 16 to 256, as
+// the backend checks) takes a warp per row of the same launch instead.
 extern "C" __global__ void grey_kv_store(grey_kvk_store_args a) {
     const KvLayout& l = a.layout;
     if (l.hadamard_k != 0) {
@@ -136,6 +200,12 @@ extern "C" __global__ void grey_kv_store(grey_kvk_store_args a) {
             case 128: store_rotated<4>(a); return;
             default: store_rotated<8>(a); return;
         }
+    }
+    if (grey_kvk_store_takes_chunks(&a)) {
+        const uint64_t chunks = uint64_t{a.layer_count} * a.tokens * l.kv_heads * (l.head_dim / GREY_KVK_CHUNK);
+        if (chunks + grid_stride() <= UINT32_MAX) store_chunks<uint32_t>(a);
+        else store_chunks<uint64_t>(a);
+        return;
     }
     const uint64_t total = uint64_t{a.layer_count} * a.tokens * l.kv_heads * l.head_dim;
     const uint64_t half = kv_block_elements(l);
@@ -158,35 +228,155 @@ extern "C" __global__ void grey_kv_store(grey_kvk_store_args a) {
     }
 }
 
-// grid.y: the blocks of the job (looping when there are more than gridDim.y).
-extern "C" __global__ void grey_kv_params(grey_kvk_compress_args a) {
-    const KvLayout& l = a.layout;
-    const uint64_t count = kv_k_param_count(l) + kv_v_param_count(l);
-    const uint64_t params_end = kv_params_bytes(l), k_end = kv_k_codes_offset(l) + kv_half_code_bytes(l);
-    const uint64_t k_pad = kv_k_codes_offset(l) - params_end, v_pad = kv_v_codes_offset(l) - k_end;
-    for (uint32_t b = blockIdx.y; b < a.count; b += gridDim.y) {
-        const auto* dense = reinterpret_cast<const uint8_t*>(reinterpret_cast<const uint64_t*>(a.sources)[b]);
-        auto* out = reinterpret_cast<uint8_t*>(reinterpret_cast<const uint64_t*>(a.destinations)[b]);
-        auto* params = reinterpret_cast<KvGroupParams*>(out);
-        for (uint64_t i = grid_index(); i < count; i += grid_stride()) params[i] = kv_group_params_at(l, dense, i);
-        // The padding before each code area, zeroed as the host backend zeroes it.
-        for (uint64_t i = grid_index(); i < k_pad + v_pad; i += grid_stride()) out[i < k_pad ? params_end + i : k_end + (i - k_pad)] = 0;
+namespace {
+
+constexpr uint32_t kChunk = GREY_KVK_CHUNK, kCompressThreads = GREY_KVK_COMPRESS_THREADS;
+
+// A window-form chunk (kChunk values, 16 bytes at a 16-byte aligned address) as floats.
+__device__ __forceinline__ void window_chunk(const KvLayout& l, const uint16_t* from, float (&x)[kChunk]) {
+    const uint4 w = *reinterpret_cast<const uint4*>(from);
+    const uint32_t words[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        x[2 * j] = kv_from_window(l, static_cast<uint16_t>(words[j] & 0xffffu));
+        x[2 * j + 1] = kv_from_window(l, static_cast<uint16_t>(words[j] >> 16));
     }
 }
 
-// After grey_kv_params (which wrote the parameters the codes read).
-extern "C" __global__ void grey_kv_codes(grey_kvk_compress_args a) {
-    const KvLayout& l = a.layout;
-    const uint64_t half_bytes = kv_half_code_bytes(l);
-    for (uint32_t b = blockIdx.y; b < a.count; b += gridDim.y) {
-        const auto* dense = reinterpret_cast<const uint8_t*>(reinterpret_cast<const uint64_t*>(a.sources)[b]);
-        auto* out = reinterpret_cast<uint8_t*>(reinterpret_cast<const uint64_t*>(a.destinations)[b]);
-        const auto* params = reinterpret_cast<const KvGroupParams*>(out);
-        for (uint64_t i = grid_index(); i < 2 * half_bytes; i += grid_stride()) {
-            const int half = i < half_bytes ? 0 : 1;
-            const uint64_t byte = half == 0 ? i : i - half_bytes;
-            out[(half == 0 ? kv_k_codes_offset(l) : kv_v_codes_offset(l)) + byte] = kv_code_byte_at(l, dense, params, half, byte);
+// The codes of a chunk, packed as kv_put_code packs them, at code `index` (a multiple of the chunk) of a
+// half's codes: one store of 8, 4 or 2 bytes. `encoders[j * stride]` codes value j.
+__device__ __forceinline__ void encode_chunk(const KvLayout& l, const float (&x)[kChunk], const KvEncoder* encoders, uint32_t stride,
+                                             uint8_t* codes, uint64_t index) {
+    const uint32_t bits = kv_code_bits(l.format);
+    uint32_t low = 0, high = 0;  // codes 0-3 and 4-7 (bytes): both halves in `low` for 4 and 2 bits
+#pragma unroll
+    for (uint32_t j = 0; j < kChunk; ++j) {
+        const uint32_t code = kv_encode(x[j], encoders[j * stride], l.format);
+        if (bits == 8) (j < 4 ? low : high) |= code << (j % 4 * 8);
+        else low |= code << (j * bits);
+    }
+    uint8_t* to = codes + index * bits / 8;
+    if (bits == 8) *reinterpret_cast<uint2*>(to) = make_uint2(low, high);
+    else if (bits == 4) *reinterpret_cast<uint32_t*>(to) = low;
+    else *reinterpret_cast<uint16_t*>(to) = static_cast<uint16_t>(low);
+}
+
+__device__ __forceinline__ void extend(float& lo, float& hi, float x) { lo = fminf(lo, x), hi = fmaxf(hi, x); }
+
+// One (layer, head) slice of a block: `rows` rows of `chunks` chunks in each half.
+//  - K: thread (part, chunk) takes chunk `chunk` of rows part, part + parts, ... (threads past
+//    parts * chunks idle): its channels' extremes over those rows, gathered per channel in shared memory
+//    into the channel's parameters, then the rows again (from cache) for their codes.
+//  - V: `lanes` consecutive threads take a (row, group), each every lanes-th chunk of the group; their
+//    extremes meet by shuffles, and each thread then codes its chunks. lanes (a power of two, at most the
+//    group's chunks) is as large as keeps every thread busy when the slice has few (row, group) pairs.
+// The extremes are taken in another order than the host's, which gives the same parameters:
+// kv_group_params makes them independent of the order.
+__device__ void compress_slice(const KvLayout& l, const uint16_t* keys, const uint16_t* values, uint8_t* out, uint32_t slice, float* lo_shared,
+                               float* hi_shared, KvEncoder* k_encoders) {
+    const uint32_t dim = l.head_dim, rows = l.tokens_per_block, chunks = dim / kChunk, parts = kCompressThreads / chunks;
+    const uint32_t chunk = threadIdx.x % chunks, part = threadIdx.x / chunks, used_parts = min(parts, rows);
+    const uint64_t first = uint64_t{slice} * rows * dim;  // the slice's first code in a half
+    auto* params = reinterpret_cast<KvGroupParams*>(out);
+
+    float lo[kChunk], hi[kChunk];
+#pragma unroll
+    for (uint32_t j = 0; j < kChunk; ++j) lo[j] = INFINITY, hi[j] = -INFINITY;
+    if (part < used_parts) {
+#pragma unroll 4
+        for (uint32_t r = part; r < rows; r += parts) {
+            float x[kChunk];
+            window_chunk(l, keys + r * dim + chunk * kChunk, x);
+#pragma unroll
+            for (uint32_t j = 0; j < kChunk; ++j) extend(lo[j], hi[j], x[j]);
         }
+#pragma unroll
+        for (uint32_t j = 0; j < kChunk; ++j) lo_shared[part * dim + chunk * kChunk + j] = lo[j], hi_shared[part * dim + chunk * kChunk + j] = hi[j];
+    }
+    __syncthreads();
+    for (uint32_t c = threadIdx.x; c < dim; c += kCompressThreads) {
+        float low = lo_shared[c], high = hi_shared[c];
+        for (uint32_t p = 1; p < used_parts; ++p) low = fminf(low, lo_shared[p * dim + c]), high = fmaxf(high, hi_shared[p * dim + c]);
+        const KvGroupParams p = kv_group_params(low, high, l.format);
+        params[uint64_t{slice} * dim + c] = p;
+        k_encoders[c] = kv_encoder(p);
+    }
+    __syncthreads();
+    if (part < used_parts) {
+        KvEncoder encoders[kChunk];
+#pragma unroll
+        for (uint32_t j = 0; j < kChunk; ++j) encoders[j] = k_encoders[chunk * kChunk + j];
+#pragma unroll 1
+        for (uint32_t r = part; r < rows; r += parts) {
+            float x[kChunk];
+            window_chunk(l, keys + r * dim + chunk * kChunk, x);
+            encode_chunk(l, x, encoders, 1, out + kv_k_codes_offset(l), first + r * dim + chunk * kChunk);
+        }
+    }
+
+    const uint32_t groups = kv_v_groups(l), per_group = l.group_size / kChunk, pairs = rows * groups;
+    uint32_t lanes = 1;
+    while (lanes * 2 <= per_group && pairs * lanes * 2 <= kCompressThreads) lanes *= 2;
+    const uint32_t lane = threadIdx.x % lanes;
+    KvGroupParams* v_params = params + kv_k_param_count(l) + uint64_t{slice} * pairs;
+    // Whole warps step together (the shuffles need every lane of a group of `lanes`), so the bound is the
+    // thread block's.
+    for (uint32_t base = 0; base < pairs * lanes; base += kCompressThreads) {
+        const uint32_t pair = (base + threadIdx.x) / lanes;
+        const bool active = pair < pairs;
+        const uint32_t r = active ? pair / groups : 0, group = active ? pair % groups : 0;
+        const uint32_t end = min((group + 1) * per_group, chunks);
+        const uint16_t* row = values + r * dim;
+        float low = INFINITY, high = -INFINITY;
+        for (uint32_t c = group * per_group + lane; active && c < end; c += lanes) {
+            float x[kChunk];
+            window_chunk(l, row + c * kChunk, x);
+#pragma unroll
+            for (uint32_t j = 0; j < kChunk; ++j) extend(low, high, x[j]);
+        }
+        for (uint32_t offset = 1; offset < lanes; offset *= 2) {
+            low = fminf(low, __shfl_xor_sync(0xffffffffu, low, static_cast<int>(offset), GREY_KVK_WARP_LANES));
+            high = fmaxf(high, __shfl_xor_sync(0xffffffffu, high, static_cast<int>(offset), GREY_KVK_WARP_LANES));
+        }
+        if (!active) continue;
+        const KvGroupParams p = kv_group_params(low, high, l.format);
+        if (lane == 0) v_params[pair] = p;
+        const KvEncoder e = kv_encoder(p);
+        for (uint32_t c = group * per_group + lane; c < end; c += lanes) {
+            float x[kChunk];
+            window_chunk(l, row + c * kChunk, x);
+            encode_chunk(l, x, &e, 0, out + kv_v_codes_offset(l), first + r * dim + c * kChunk);
+        }
+    }
+    // No barrier at the end: the next slice writes the shared arrays only after every thread has passed
+    // this slice's barriers, which follow every read of lo_shared and hi_shared, and its own first
+    // barrier, which follows every read of k_encoders here.
+}
+
+}  // namespace
+
+// The quantized form of window-form blocks, byte for byte as the host backend writes it, in one pass
+// (head_dim a multiple of the chunk, at most GREY_KVK_COMPRESS_MAX_HEAD_DIM; blocks 16-byte aligned): a
+// thread block per (layer, head) slice of a block (grid.x the slices, grid.y the job's blocks, each
+// looping past its grid), as compress_slice shares a slice out.
+extern "C" __global__ void __launch_bounds__(GREY_KVK_COMPRESS_THREADS) grey_kv_compress(grey_kvk_compress_args a) {
+    // [part][channel] K extremes: parts * head_dim <= kCompressThreads * kChunk.
+    __shared__ float lo[kCompressThreads * kChunk], hi[kCompressThreads * kChunk];
+    __shared__ KvEncoder k_encoders[GREY_KVK_COMPRESS_MAX_HEAD_DIM];
+    const KvLayout& l = a.layout;
+    const uint32_t slices = l.layers * l.kv_heads;
+    const uint64_t half = kv_block_elements(l), slice_elements = uint64_t{l.tokens_per_block} * l.head_dim;
+    const uint64_t k_codes = kv_k_codes_offset(l), v_codes = kv_v_codes_offset(l);
+    for (uint32_t b = blockIdx.y; b < a.count; b += gridDim.y) {
+        const auto* dense = reinterpret_cast<const uint16_t*>(reinterpret_cast<const uint64_t*>(a.sources)[b]);
+        auto* out = reinterpret_cast<uint8_t*>(reinterpret_cast<const uint64_t*>(a.destinations)[b]);
+        if (blockIdx.x == 0) {  // the padding before each code area, zeroed as the host backend zeroes it
+            const uint64_t params_end = kv_params_bytes(l), k_end = k_codes + kv_half_code_bytes(l);
+            const uint64_t k_pad = k_codes - params_end, v_pad = v_codes - k_end;
+            for (uint64_t i = threadIdx.x; i < k_pad + v_pad; i += kCompressThreads) out[i < k_pad ? params_end + i : k_end + (i - k_pad)] = 0;
+        }
+        for (uint32_t slice = blockIdx.x; slice < slices; slice += gridDim.x)
+            compress_slice(l, dense + slice * slice_elements, dense + half + slice * slice_elements, out, slice, lo, hi, k_encoders);
     }
 }
 

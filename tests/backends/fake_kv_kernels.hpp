@@ -1,7 +1,7 @@
 // What the fake GPU drivers (tests/cuda/fake_driver, tests/hip/fake_driver) do with the KV cache's kernels
 // of kernels/cuda/kv_cache.cu, shared so that both vendors' plugins are checked by one rule:
 //  - a host stand-in that tests plumbing (the argument blocks, the tables the plugin copied to the
-//    device, the addresses), not the kernels: grey_kv_store, grey_kv_params and grey_kv_codes write the
+//    device, the addresses), not the kernels: grey_kv_store and grey_kv_compress write the
 //    bytes common/kv_layout.hpp defines (the host backend's), and grey_kv_attend_combine writes each
 //    query head's softmax(q.K * scale) V in float64 from the tables, as the runtime's host reference does;
 //    the split kernels write nothing (the partial results are theirs alone);
@@ -64,7 +64,7 @@ inline std::string kv_launch_line(const std::string& name, unsigned int gx, unsi
         const auto* slots = reinterpret_cast<const uint32_t*>(a.slots);
         const auto* blocks = reinterpret_cast<const uint64_t*>(a.blocks);
         for (uint32_t i = 0; i < a.tokens; ++i) line += (i == 0 ? "" : ",") + std::to_string(slots[i]) + (blocks[i] != 0 ? "" : "!");
-    } else if (name == "grey_kv_params" || name == "grey_kv_codes") {
+    } else if (name == "grey_kv_compress") {
         const auto a = kv_arg<grey_kvk_compress_args>(params);
         const auto* from = reinterpret_cast<const uint64_t*>(a.sources);
         const auto* to = reinterpret_cast<const uint64_t*>(a.destinations);
@@ -144,7 +144,7 @@ inline void kv_store_stand_in(const grey_kvk_store_args& a) {
             }
 }
 
-// grey_kv_params and grey_kv_codes together (on the params launch; the codes launch does nothing).
+// grey_kv_compress on the host.
 inline void kv_compress_stand_in(const grey_kvk_compress_args& a) {
     using namespace grey::common;
     const KvLayout& l = a.layout;
@@ -219,12 +219,8 @@ inline std::function<void()> kv_launch(const std::string& name, unsigned int gx,
         };
     };
     if (name == "grey_kv_store") return logged(kv_arg<grey_kvk_store_args>(params), [](const grey_kvk_store_args& a) { kv_store_stand_in(a); });
-    if (name == "grey_kv_params" || name == "grey_kv_codes") {
-        const bool params_launch = name == "grey_kv_params";
-        return logged(kv_arg<grey_kvk_compress_args>(params), [params_launch](const grey_kvk_compress_args& a) {
-            if (params_launch) kv_compress_stand_in(a);
-        });
-    }
+    if (name == "grey_kv_compress")
+        return logged(kv_arg<grey_kvk_compress_args>(params), [](const grey_kvk_compress_args& a) { kv_compress_stand_in(a); });
     const auto attend = kv_arg<grey_kvk_attend_args>(params);
     const bool combine = name == "grey_kv_attend_combine";
     const unsigned int batch = kv_batch(name, gx, gz, attend);

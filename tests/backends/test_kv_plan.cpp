@@ -51,8 +51,7 @@ void expect_shapes(const kv::AttendTables& tables, bool tensor_cores, std::initi
 
 TEST(KvPlan, EveryKernelHasItsNameInKvCacheCu) {
     EXPECT_STREQ(kv::kernel_name(kv::Kernel::store), "grey_kv_store");
-    EXPECT_STREQ(kv::kernel_name(kv::Kernel::params), "grey_kv_params");
-    EXPECT_STREQ(kv::kernel_name(kv::Kernel::codes), "grey_kv_codes");
+    EXPECT_STREQ(kv::kernel_name(kv::Kernel::compress), "grey_kv_compress");
     EXPECT_STREQ(kv::kernel_name(kv::Kernel::combine), "grey_kv_attend_combine");
     for (int c = 0; c < 4; ++c)
         for (int g = 0; g < 4; ++g)
@@ -203,9 +202,40 @@ TEST(KvPlan, LayoutsTheKernelsDoNotTakeAreNamed) {
 }
 
 TEST(KvPlan, CompressionCoversEveryBlockOfTheJob) {
-    const auto launches = kv::compress_launches(layout(64), 70000);
-    EXPECT_EQ(launches[0].kernel, kv::Kernel::params);
-    EXPECT_EQ(launches[0].grid.y, 65535u) << "the kernels loop over the blocks past grid.y";
-    EXPECT_EQ(launches[1].kernel, kv::Kernel::codes);
-    EXPECT_EQ(launches[1].threads, kv::kThreads);
+    // A thread block per (layer, head) slice of a block, for head_dim a multiple of 8 up to 1024.
+    for (const uint32_t head_dim : {8u, 64u, 1024u}) {
+        const kv::Launch launch = kv::compress_launch(layout(head_dim, 3), 70000);
+        EXPECT_EQ(launch.kernel, kv::Kernel::compress);
+        EXPECT_EQ(launch.grid.x, 6u) << "two layers of three heads";
+        EXPECT_EQ(launch.grid.y, 65535u) << "the kernel loops over the blocks past grid.y";
+        EXPECT_EQ(launch.threads, static_cast<unsigned int>(GREY_KVK_COMPRESS_THREADS));
+    }
+    for (const uint32_t head_dim : {12u, 1032u}) {
+        try {
+            (void)kv::compress_launch(layout(head_dim), 1);
+            ADD_FAILURE() << "head_dim " << head_dim << " taken";
+        } catch (const std::domain_error& e) {
+            EXPECT_EQ(std::string(e.what()), "the KV compression kernel takes head_dim a multiple of 8 up to 1024, not " + std::to_string(head_dim));
+        }
+    }
+}
+
+TEST(KvPlan, StoresReadChunksWhereTheRowsAndTheInputAllowIt) {
+    grey_kvk_store_args args{};
+    args.layout = layout(64);
+    args.tokens = 5;
+    args.layer_count = 2;
+    args.keys = 0x10000;
+    args.values = 0x20010;
+    EXPECT_EQ(kv::store_launch(args).grid.x, 1u) << "1,280 elements in 160 chunks: one thread block";
+    args.layer_count = 40;  // 25,600 elements: 3,200 chunks
+    EXPECT_EQ(kv::store_launch(args).grid.x, 13u);
+    args.values += 2;  // V no longer 16-byte aligned: a thread per element
+    EXPECT_EQ(kv::store_launch(args).grid.x, 100u);
+    args.values -= 2;
+    args.layout.hadamard_k = 1;  // rotated rows take the element grid (a warp per row)
+    EXPECT_EQ(kv::store_launch(args).grid.x, 100u);
+    args.layout.hadamard_k = 0;
+    args.layout.head_dim = 60;  // rows of whole chunks only
+    EXPECT_EQ(kv::store_launch(args).grid.x, 94u);
 }
