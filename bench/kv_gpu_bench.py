@@ -132,7 +132,9 @@ def append_buffer_figures(grey, args, config, kv):
     converts and checks them there): --context tokens into a fresh sequence, --chunk tokens a call, the
     blocks quantized as they leave the window, then the sequence freed (each fill under a new salt, so
     that nothing is shared with the fill before). GB/s of the BF16 K/V read, by wall time and by device
-    time (CUPTI), the whole fill."""
+    time (CUPTI), the whole fill; and the compression apart (the issue's figure for an append: finished
+    blocks quantized): GB/s of window-form BF16 read by the compression kernels' device time, for the
+    blocks a fill compressed (the cache's blocks_compressed before the first fill's sequence is freed)."""
     lib = grey.lib
     keys, values = kv
     chunk = min(args.chunk, args.context)
@@ -149,6 +151,7 @@ def append_buffer_figures(grey, args, config, kv):
         grey.call("grey_buffer_write", buffer, C.c_uint64(0), data.ctypes.data_as(C.c_void_p), C.c_uint64(data.nbytes))
         ids = np.arange(args.context, dtype=np.int32)
         salt = [100]
+        compressed = []  # blocks in the quantized form at the end of the first fill
 
         def fill():
             sequence = C.c_uint64()
@@ -160,14 +163,26 @@ def append_buffer_figures(grey, args, config, kv):
                 grey.call("grey_kv_append_buffer", cache, sequence, ids[done:].ctypes.data_as(C.c_void_p), C.c_uint32(n), C.c_int32(DTYPE_BF16),
                           buffer, C.c_uint64(0), buffer, C.c_uint64(half), C.c_uint64(n * args.kv_heads * args.head_dim * 2))
                 done += n
+            if not compressed:  # the first fill, into an empty cache: its blocks alone
+                stats = KvStats()
+                stats.struct_size = C.sizeof(KvStats)
+                grey.call("grey_kv_cache_stats_get", cache, C.byref(stats))
+                compressed.append(stats.blocks_compressed)
             grey.call("grey_kv_sequence_free", cache, sequence)
 
         repeat = min(args.repeat, 10)
         seconds = median_wall(fill, 1, repeat)
         device, kernels = device_seconds(fill, repeat)
         read = args.context * 2 * args.kv_heads * args.head_dim * 2
-        return {"append_buffer_gbps_bf16_in": read / seconds / 1e9, "append_buffer_device_gbps_bf16_in": read / device / 1e9,
-                "append_buffer_device_us_by_kernel": kernels}
+        # Window-form bytes of a block (every layer's K and V in BF16), each read once by the compression.
+        window_block = config.layers * config.kv_heads * config.tokens_per_block * config.head_dim * 2 * 2
+        # grey_kv_compress; builds before it (compared side by side) had grey_kv_params then grey_kv_codes.
+        compress_us = sum(t for name, t in kernels.items() if name in ("grey_kv_compress", "grey_kv_params", "grey_kv_codes"))
+        figures = {"append_buffer_gbps_bf16_in": read / seconds / 1e9, "append_buffer_device_gbps_bf16_in": read / device / 1e9,
+                   "append_buffer_device_us_by_kernel": kernels, "blocks_compressed_per_fill": compressed[0]}
+        if compress_us > 0:
+            figures["compress_device_gbps_bf16_in"] = compressed[0] * window_block / compress_us / 1e3
+        return figures
     finally:
         if buffer:
             lib.grey_buffer_destroy(buffer)
@@ -428,6 +443,10 @@ def main():
                   f"{f['append_buffer_gbps_bf16_in']:.1f} GB/s (wall), {f['append_buffer_device_gbps_bf16_in']:.1f} GB/s by device time "
                   f"= {f['append_buffer_device_gbps_bf16_in'] / memcpy['gbps']:.2f}x the device-to-device copy of the same bytes "
                   f"({memcpy['gbps']:.1f} GB/s)")
+            if "compress_device_gbps_bf16_in" in f:
+                print(f"  libgrey {f['format']:8s} compression of the fill's {f['blocks_compressed_per_fill']} finished blocks alone: "
+                      f"{f['compress_device_gbps_bf16_in']:.1f} GB/s of window-form BF16 read, by kernel time "
+                      f"= {f['compress_device_gbps_bf16_in'] / memcpy['gbps']:.2f}x the copy")
         if "buffer_attend_us" not in f:
             continue
         ratio = best_wall / f["buffer_attend_us"] if best_wall else float("nan")

@@ -4,7 +4,9 @@
 # KV_PROFILE_FULL=1: the full set, the SASS with its source lines, and the instructions a chunk by part
 # of the kernel (tests/gpu/kv-sass-lines.py, into mma_parts.txt); KV_PROFILE_ARGS: more arguments for
 # the bench (e.g. "--tokens-per-block 16 --group 32", the library's defaults); KV_PROFILE_DIR: the build
-# to profile (build/gpu; tests/gpu/kv-variants.sh leaves build/kv-NAME). Outputs under $OUT.
+# to profile (build/gpu; tests/gpu/kv-variants.sh leaves build/kv-NAME); KV_PROFILE_KERNEL: another
+# kernel's launch instead (a regex, e.g. grey_kv_compress; the full set's parts are the attention's).
+# ncu leaves the clocks as they are (--clock-control none). Outputs under $OUT.
 set -u
 export LD_LIBRARY_PATH=$PWD/.deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 OUT=${OUT:-/tmp/kv-profile}
@@ -15,12 +17,12 @@ dir=${KV_PROFILE_DIR:-build/gpu}
 bench=(python3 bench/kv_gpu_bench.py --lib "$dir/lib/libgrey.so" --backend-dir "$dir/lib/grey")
 sections=(--section SpeedOfLight --section WarpStateStats --section Occupancy --section InstructionStats --section LaunchStats)
 [ "${KV_PROFILE_FULL:-0}" = 1 ] && sections=(--set full --import-source yes)
-ncu --kernel-name regex:grey_kv_attend_mma --launch-skip 3 --launch-count 1 "${sections[@]}" -f -o "$OUT/mma" \
+ncu --clock-control none --kernel-name "regex:${KV_PROFILE_KERNEL:-grey_kv_attend_mma}" --launch-skip 3 --launch-count 1 "${sections[@]}" -f -o "$OUT/mma" \
     "${bench[@]}" --formats int4 --repeat 3 --warmup 1 ${KV_PROFILE_ARGS:-} >"$OUT/ncu.log" 2>&1
 ncu --import "$OUT/mma.ncu-rep" --page details >"$OUT/mma_details.txt" 2>&1
 [ "${KV_PROFILE_FULL:-0}" = 1 ] && ncu --import "$OUT/mma.ncu-rep" --page source --csv --print-source sass >"$OUT/mma_sass.csv" 2>&1
 rm -f "$OUT/mma.ncu-rep"
-grep -E "Duration|Registers Per|Achieved Occupancy|Executed Instructions  |Issued Ipc|DRAM Throughput|Warp Cycles Per Issued|One or More" "$OUT/mma_details.txt" | head -20
+grep -E "Duration|Registers Per|Achieved Occupancy|Executed Instructions  |Issued Ipc|DRAM Throughput|Memory Throughput|SM Frequency|Warp Cycles Per Issued|One or More|Grid Size|Stall" "$OUT/mma_details.txt" | head -30
 
 # With the full set: the profiled kernel's SASS with its source lines (nvdisasm -gi of the build's cubin
 # for this GPU), and the instructions a 16-token chunk by part of the kernel (tests/gpu/kv-sass-lines.py;
