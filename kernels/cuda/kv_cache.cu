@@ -188,8 +188,8 @@ __device__ void store_chunks(const grey_kvk_store_args& a) {
 }  // namespace
 
 // Launched with a thread per element, or per chunk where store_chunks applies (the launch plan asks
-// store_takes_chunks, as this does); a cache that rotates K (head_dim a power of two from 16 to 256, as
-// the backend checks) takes a warp per row of the same launch instead.
+// grey_kvk_store_takes_chunks, as this does; blocks are 16-byte aligned); a cache that rotates K (head_dim
+// a power of two from 16 to 256, as the backend checks) takes a warp per row of the same launch instead.
 extern "C" __global__ void grey_kv_store(grey_kvk_store_args a) {
     const KvLayout& l = a.layout;
     if (l.hadamard_k != 0) {
