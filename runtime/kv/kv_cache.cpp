@@ -5,6 +5,8 @@
 #include "kv/prefix_hash.hpp"
 
 #include <algorithm>
+#include <cstddef>
+#include <stdexcept>
 #include <string>
 
 namespace grey::kv {
@@ -54,6 +56,7 @@ void KvCache::reference(uint64_t id) {
         if (position != cached_position_.end()) {
             cached_lru_.erase(position->second);
             cached_position_.erase(position);
+            cached_bytes_ -= block.bytes();
         }
     }
 }
@@ -64,6 +67,7 @@ void KvCache::release(uint64_t id) {
     if (block.named) {  // kept for prefix sharing until evicted
         cached_lru_.push_back(id);
         cached_position_[id] = std::prev(cached_lru_.end());
+        cached_bytes_ += block.bytes();
         return;
     }
     bytes_used_ -= block.bytes();
@@ -72,19 +76,19 @@ void KvCache::release(uint64_t id) {
 
 void KvCache::make_room(uint64_t bytes) {
     const auto fits = [&] { return bytes <= shape_.capacity_bytes && bytes_used_ <= shape_.capacity_bytes - bytes; };
-    uint64_t reclaimable = 0;
-    for (const uint64_t id : cached_lru_) reclaimable += blocks_.at(id).bytes();
-    if (!(bytes <= shape_.capacity_bytes && bytes_used_ - reclaimable <= shape_.capacity_bytes - bytes))
+    if (!(bytes <= shape_.capacity_bytes && bytes_used_ - cached_bytes_ <= shape_.capacity_bytes - bytes))
         fail(GREY_ERROR_OUT_OF_MEMORY, "the KV cache is full: " + std::to_string(bytes) + " more bytes are needed, " +
-                                           std::to_string(bytes_used_ - reclaimable) + " of " + std::to_string(shape_.capacity_bytes) +
+                                           std::to_string(bytes_used_ - cached_bytes_) + " of " + std::to_string(shape_.capacity_bytes) +
                                            " are held by live sequences; free or truncate sequences, or create a larger cache");
     while (!fits()) {
+        if (cached_lru_.empty()) throw std::logic_error("the KV cache's cached bytes disagree with its cached blocks");
         const uint64_t id = cached_lru_.front();
         cached_lru_.pop_front();
         cached_position_.erase(id);
         KvBlock& block = blocks_.at(id);
         prefix_index_.erase(block.hash);
         bytes_used_ -= block.bytes();
+        cached_bytes_ -= block.bytes();
         blocks_.erase(id);
         ++evictions_;
     }
@@ -271,13 +275,20 @@ KvReservation& KvCache::reserve_locked(KvSequence& seq, std::span<const int32_t>
             r.cached += per_block;
         }
     }
-    for (uint64_t i = r.cached; i < n; ++i) {
+    // A block at a time: the tokens after the first of a block go into the block writable_block gave it.
+    r.targets.reserve(n - r.cached);
+    r.slots.reserve(n - r.cached);
+    for (uint64_t i = r.cached; i < n;) {
         KvBlock& block = blocks_.at(writable_block(seq, seq.length + i));
-        const auto t = static_cast<uint32_t>((seq.length + i) % per_block);
-        r.targets.push_back(block.memory.get());
-        r.slots.push_back(t);
-        block.tokens.push_back(tokens[i]);
-        block.filled = t + 1;
+        const auto first_slot = static_cast<uint32_t>((seq.length + i) % per_block);
+        const auto count = static_cast<uint32_t>(std::min<uint64_t>(per_block - first_slot, n - i));
+        for (uint32_t k = 0; k < count; ++k) {
+            r.targets.push_back(block.memory.get());
+            r.slots.push_back(first_slot + k);
+        }
+        block.tokens.insert(block.tokens.end(), tokens.begin() + static_cast<std::ptrdiff_t>(i), tokens.begin() + static_cast<std::ptrdiff_t>(i + count));
+        block.filled = first_slot + count;
+        i += count;
     }
     seq.reserved = std::move(r);
     return *seq.reserved;

@@ -171,6 +171,37 @@ TEST(KvCache, CapacityEvictsCachedPrefixesThenFailsCleanly) {
     EXPECT_EQ(length, 5u);
 }
 
+TEST(KvCache, CachedBlocksTakenBackByAPrefixHitAreNoLongerRoomToEvict) {
+    auto context = make_context();
+    auto c = uncompressed_config();  // blocks of 4 tokens
+    const uint64_t block_bytes = 2ull * c.layers * c.kv_heads * c.tokens_per_block * c.head_dim * 2;
+    c.capacity_bytes = 5 * block_bytes;
+    auto cache = make_cache(context.get(), c);
+    uint64_t a = 0, b = 0, d = 0, e = 0;
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 0, &a), GREY_OK);
+    ASSERT_EQ(append(cache.get(), a, iota_tokens(12), random_kv(c, 12, 21)), GREY_OK);
+    ASSERT_EQ(grey_kv_sequence_free(cache.get(), a), GREY_OK);
+    ASSERT_EQ(stats(cache.get()).blocks_cached, 3u);
+    // The same first 8 tokens: two cached blocks are held again, one stays cached.
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 0, &b), GREY_OK);
+    ASSERT_EQ(append(cache.get(), b, iota_tokens(8), random_kv(c, 8, 22)), GREY_OK);
+    EXPECT_EQ(stats(cache.get()).prefix_hits, 2u);
+    EXPECT_EQ(stats(cache.get()).blocks_cached, 1u);
+    // Three new blocks: room for them by evicting the one block still cached.
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 0, &d), GREY_OK);
+    ASSERT_EQ(append(cache.get(), d, iota_tokens(12, 500), random_kv(c, 12, 23)), GREY_OK) << grey_last_error();
+    EXPECT_EQ(stats(cache.get()).evictions, 1u);
+    EXPECT_EQ(stats(cache.get()).blocks_cached, 0u);
+    // Nothing is left to evict: the two blocks b took back are not room.
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 0, &e), GREY_OK);
+    EXPECT_EQ(append(cache.get(), e, iota_tokens(4, 900), random_kv(c, 4, 24)), GREY_ERROR_OUT_OF_MEMORY);
+    EXPECT_NE(std::strstr(grey_last_error(), (std::to_string(5 * block_bytes) + " of " + std::to_string(5 * block_bytes)).c_str()), nullptr)
+        << grey_last_error();
+    const auto s = stats(cache.get());
+    EXPECT_EQ(s.evictions, 1u);
+    EXPECT_EQ(s.blocks_used, 5u);
+}
+
 TEST(KvCache, OldBlocksAreQuantized) {
     auto context = make_context();
     const auto c = small_config();  // window 8, blocks of 4, int4
