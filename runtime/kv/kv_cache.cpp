@@ -239,25 +239,14 @@ KvSequence& KvCache::idle(uint64_t sequence, const char* doing) {
     return seq;
 }
 
-// Makes room, then takes the reserved tokens' places: whole blocks found in the prefix cache first (a
-// block is named by its parent, its tokens and the salt, so only blocks that begin at a block boundary
-// can be), then blocks of this sequence's own.
+// Takes the reserved tokens' places: whole blocks found in the prefix cache first (a block is named by its
+// parent, its tokens and the salt, so only blocks that begin at a block boundary can be), then room for
+// the rest, then blocks of this sequence's own. The prefix hits come before the room, so that making room
+// cannot evict the very blocks the sequence would share; when there is no room they are given back.
 KvReservation& KvCache::reserve_locked(KvSequence& seq, std::span<const int32_t> tokens) {
     const uint64_t per_block = shape_.tokens_per_block;
     const uint64_t n = tokens.size();
     const uint64_t used = seq.length % per_block;
-    uint64_t new_blocks = 0;
-    uint64_t rest = n;
-    if (used != 0) {
-        const KvBlock& last = blocks_.at(seq.table.back());
-        if (!(last.references == 1 && !last.named && !last.quantized && last.filled == used)) ++new_blocks;
-        rest -= std::min<uint64_t>(rest, per_block - used);
-    }
-    new_blocks += (rest + per_block - 1) / per_block;
-    const uint64_t dense = common::kv_dense_block_bytes(shape_);
-    if (new_blocks > UINT64_MAX / dense) fail(GREY_ERROR_OUT_OF_MEMORY, "reserving " + std::to_string(n) + " tokens needs more bytes than exist");
-    make_room(new_blocks * dense);
-
     KvReservation r;
     r.written.assign(shape_.layers, false);
     r.first_block = seq.table.size() - (used != 0 ? 1 : 0);
@@ -274,6 +263,26 @@ KvReservation& KvCache::reserve_locked(KvSequence& seq, std::span<const int32_t>
             ++prefix_hits_;
             r.cached += per_block;
         }
+    }
+    try {
+        uint64_t new_blocks = 0;
+        uint64_t rest = n - r.cached;
+        if (used != 0) {
+            const KvBlock& last = blocks_.at(seq.table.back());
+            if (!(last.references == 1 && !last.named && !last.quantized && last.filled == used)) ++new_blocks;
+            rest -= std::min<uint64_t>(rest, per_block - used);
+        }
+        new_blocks += (rest + per_block - 1) / per_block;
+        const uint64_t dense = common::kv_dense_block_bytes(shape_);
+        if (new_blocks > UINT64_MAX / dense) fail(GREY_ERROR_OUT_OF_MEMORY, "reserving " + std::to_string(n) + " tokens needs more bytes than exist");
+        make_room(new_blocks * dense);
+    } catch (...) {
+        for (uint64_t hit = 0; hit < r.cached / per_block; ++hit) {  // cached again, now the most recently used
+            release(seq.table.back());
+            seq.table.pop_back();
+            --prefix_hits_;
+        }
+        throw;
     }
     // A block at a time: the tokens after the first of a block go into the block writable_block gave it.
     r.targets.reserve(n - r.cached);

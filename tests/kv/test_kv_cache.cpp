@@ -202,6 +202,46 @@ TEST(KvCache, CachedBlocksTakenBackByAPrefixHitAreNoLongerRoomToEvict) {
     EXPECT_EQ(s.blocks_used, 5u);
 }
 
+TEST(KvCache, AFullCacheKeepsThePrefixAnAppendSharesAndGivesItBackWhenThereIsNoRoom) {
+    auto context = make_context();
+    auto c = uncompressed_config();  // blocks of 4 tokens
+    const uint64_t block_bytes = 2ull * c.layers * c.kv_heads * c.tokens_per_block * c.head_dim * 2;
+    c.capacity_bytes = 3 * block_bytes;
+    auto cache = make_cache(context.get(), c);
+    uint64_t a = 0, b = 0;
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 0, &a), GREY_OK);
+    ASSERT_EQ(append(cache.get(), a, iota_tokens(12), random_kv(c, 12, 31)), GREY_OK);
+    ASSERT_EQ(grey_kv_sequence_free(cache.get(), a), GREY_OK);
+    ASSERT_EQ(stats(cache.get()).blocks_cached, 3u);
+    // The first 8 tokens again, and 8 new ones: the 2 shared blocks and 2 new ones do not fit in 3.
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 0, &b), GREY_OK);
+    auto tokens = iota_tokens(8);
+    const auto more = iota_tokens(8, 700);
+    tokens.insert(tokens.end(), more.begin(), more.end());
+    EXPECT_EQ(append(cache.get(), b, tokens, random_kv(c, 16, 32)), GREY_ERROR_OUT_OF_MEMORY);
+    auto s = stats(cache.get());
+    EXPECT_EQ(s.prefix_hits, 0u) << "the hits are given back";
+    EXPECT_EQ(s.blocks_cached, 3u);
+    EXPECT_EQ(s.evictions, 0u);
+    uint64_t length = 9;
+    ASSERT_EQ(grey_kv_sequence_length(cache.get(), b, &length), GREY_OK);
+    EXPECT_EQ(length, 0u);
+    // The first 8 tokens alone: both blocks shared, nothing evicted to make room for them.
+    ASSERT_EQ(append(cache.get(), b, iota_tokens(8), random_kv(c, 8, 33)), GREY_OK) << grey_last_error();
+    s = stats(cache.get());
+    EXPECT_EQ(s.prefix_hits, 2u);
+    EXPECT_EQ(s.evictions, 0u);
+    EXPECT_EQ(s.blocks_cached, 1u);
+    EXPECT_EQ(s.blocks_used, 3u);
+    // One new block takes the room of the one still cached.
+    ASSERT_EQ(append(cache.get(), b, iota_tokens(4, 700), random_kv(c, 4, 34)), GREY_OK) << grey_last_error();
+    s = stats(cache.get());
+    EXPECT_EQ(s.evictions, 1u);
+    EXPECT_EQ(s.blocks_used, 3u);
+    ASSERT_EQ(grey_kv_sequence_length(cache.get(), b, &length), GREY_OK);
+    EXPECT_EQ(length, 12u);
+}
+
 TEST(KvCache, OldBlocksAreQuantized) {
     auto context = make_context();
     const auto c = small_config();  // window 8, blocks of 4, int4
