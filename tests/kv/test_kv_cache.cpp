@@ -23,6 +23,19 @@ grey_kv_cache_config uncompressed_config() {
     return c;
 }
 
+// The bytes of one window-form block of `c` (every layer's K and V in 16 bits).
+uint64_t window_block_bytes(const grey_kv_cache_config& c) { return 2ull * c.layers * c.kv_heads * c.tokens_per_block * c.head_dim * 2; }
+
+// Appends the 12 tokens iota_tokens(12) (three blocks of uncompressed_config) to a sequence of salt 0 and
+// frees it, leaving the blocks cached.
+void leave_three_cached_blocks(grey_kv_cache* cache, const grey_kv_cache_config& c, uint32_t seed) {
+    uint64_t sequence = 0;
+    ASSERT_EQ(grey_kv_sequence_create(cache, 0, &sequence), GREY_OK);
+    ASSERT_EQ(append(cache, sequence, iota_tokens(12), random_kv(c, 12, seed)), GREY_OK);
+    ASSERT_EQ(grey_kv_sequence_free(cache, sequence), GREY_OK);
+    ASSERT_EQ(stats(cache).blocks_cached, 3u);
+}
+
 }  // namespace
 
 TEST(KvCache, SequenceLifecycle) {
@@ -146,7 +159,7 @@ TEST(KvCache, TenantsNeverShareAcrossSalts) {
 TEST(KvCache, CapacityEvictsCachedPrefixesThenFailsCleanly) {
     auto context = make_context();
     auto c = uncompressed_config();
-    const uint64_t block_bytes = 2ull * c.layers * c.kv_heads * c.tokens_per_block * c.head_dim * 2;
+    const uint64_t block_bytes = window_block_bytes(c);
     c.capacity_bytes = 3 * block_bytes;
     auto cache = make_cache(context.get(), c);
     uint64_t a = 0, b = 0;
@@ -174,14 +187,11 @@ TEST(KvCache, CapacityEvictsCachedPrefixesThenFailsCleanly) {
 TEST(KvCache, CachedBlocksTakenBackByAPrefixHitAreNoLongerRoomToEvict) {
     auto context = make_context();
     auto c = uncompressed_config();  // blocks of 4 tokens
-    const uint64_t block_bytes = 2ull * c.layers * c.kv_heads * c.tokens_per_block * c.head_dim * 2;
+    const uint64_t block_bytes = window_block_bytes(c);
     c.capacity_bytes = 5 * block_bytes;
     auto cache = make_cache(context.get(), c);
-    uint64_t a = 0, b = 0, d = 0, e = 0;
-    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 0, &a), GREY_OK);
-    ASSERT_EQ(append(cache.get(), a, iota_tokens(12), random_kv(c, 12, 21)), GREY_OK);
-    ASSERT_EQ(grey_kv_sequence_free(cache.get(), a), GREY_OK);
-    ASSERT_EQ(stats(cache.get()).blocks_cached, 3u);
+    uint64_t b = 0, d = 0, e = 0;
+    ASSERT_NO_FATAL_FAILURE(leave_three_cached_blocks(cache.get(), c, 21));
     // The same first 8 tokens: two cached blocks are held again, one stays cached.
     ASSERT_EQ(grey_kv_sequence_create(cache.get(), 0, &b), GREY_OK);
     ASSERT_EQ(append(cache.get(), b, iota_tokens(8), random_kv(c, 8, 22)), GREY_OK);
@@ -205,14 +215,11 @@ TEST(KvCache, CachedBlocksTakenBackByAPrefixHitAreNoLongerRoomToEvict) {
 TEST(KvCache, AFullCacheKeepsThePrefixAnAppendSharesAndGivesItBackWhenThereIsNoRoom) {
     auto context = make_context();
     auto c = uncompressed_config();  // blocks of 4 tokens
-    const uint64_t block_bytes = 2ull * c.layers * c.kv_heads * c.tokens_per_block * c.head_dim * 2;
+    const uint64_t block_bytes = window_block_bytes(c);
     c.capacity_bytes = 3 * block_bytes;
     auto cache = make_cache(context.get(), c);
-    uint64_t a = 0, b = 0;
-    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 0, &a), GREY_OK);
-    ASSERT_EQ(append(cache.get(), a, iota_tokens(12), random_kv(c, 12, 31)), GREY_OK);
-    ASSERT_EQ(grey_kv_sequence_free(cache.get(), a), GREY_OK);
-    ASSERT_EQ(stats(cache.get()).blocks_cached, 3u);
+    uint64_t b = 0;
+    ASSERT_NO_FATAL_FAILURE(leave_three_cached_blocks(cache.get(), c, 31));
     // The first 8 tokens again, and 8 new ones: the 2 shared blocks and 2 new ones do not fit in 3.
     ASSERT_EQ(grey_kv_sequence_create(cache.get(), 0, &b), GREY_OK);
     auto tokens = iota_tokens(8);

@@ -104,6 +104,20 @@ inline grey_backend_info backend_report(grey_context* context, const std::string
     return {};
 }
 
+// The index of the last device the backend called `backend` offers in `context`; 0 (the host device) when
+// it offers none.
+inline uint32_t last_device_of(grey_context* context, const std::string& backend) {
+    uint32_t count = 0, found = 0;
+    EXPECT_EQ(grey_device_count(context, &count), GREY_OK);
+    for (uint32_t d = 0; d < count; ++d) {
+        grey_device_spec spec{};
+        spec.struct_size = sizeof spec;
+        EXPECT_EQ(grey_device_spec_get(context, d, &spec), GREY_OK);
+        if (backend == spec.backend) found = d;
+    }
+    return found;
+}
+
 // A directory that removes itself.
 class TempDir {
 public:

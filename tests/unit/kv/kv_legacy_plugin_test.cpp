@@ -16,14 +16,7 @@ TEST(KvLegacyPlugin, HostArraysGoInAndDeviceBuffersAreRefusedAsUnsupported) {
     options.backend_dir = GREY_TEST_PLUGIN_DIR "/kv";
     options.backends = "kvlegacy";
     auto context = grey::test::make_context(options);
-    uint32_t devices = 0, device = 0;
-    ASSERT_EQ(grey_device_count(context.get(), &devices), GREY_OK);
-    for (uint32_t d = 0; d < devices; ++d) {
-        grey_device_spec spec{};
-        spec.struct_size = sizeof spec;
-        ASSERT_EQ(grey_device_spec_get(context.get(), d, &spec), GREY_OK);
-        if (spec.type == GREY_DEVICE_GPU) device = d;
-    }
+    const uint32_t device = grey::test::last_device_of(context.get(), "kvlegacy");
     ASSERT_NE(device, 0u) << "the plugin's fake GPUs come after the host device";
 
     grey_kv_cache_config config = GREY_KV_CACHE_CONFIG_INIT;

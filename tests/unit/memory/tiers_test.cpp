@@ -544,14 +544,7 @@ TEST(Tiers, CallsOnDeviceMemoryBringAMovedBufferBackToRawMemory) {
 TEST(Tiers, BuffersOfAPluginDeviceMoveThroughItsCopies) {
     // The fake plugin has no copy, fill, map or checksum slot: everything goes through reads and writes.
     auto context = tier_context(kSmallTiers, "fake");
-    uint32_t count = 0, fake = 0;
-    ASSERT_EQ(grey_device_count(context.get(), &count), GREY_OK);
-    for (uint32_t d = 0; d < count; ++d) {
-        grey_device_spec spec{};
-        spec.struct_size = sizeof spec;
-        ASSERT_EQ(grey_device_spec_get(context.get(), d, &spec), GREY_OK);
-        if (std::string(spec.backend) == "fake") fake = d;
-    }
+    const uint32_t fake = grey::test::last_device_of(context.get(), "fake");
     ASSERT_NE(fake, 0u) << "the fake plugin did not load";
     const auto data = mixed_data(7, 40);
     auto a = sealed_buffer(context.get(), data, 0, 0, GREY_DTYPE_U8, fake);
@@ -747,14 +740,7 @@ TEST(Tiers, CompactionCompressesSharedStoredBlocksOnceAndCountsThemExactly) {
 TEST(Tiers, CompressingASharedBufferCompressesItsStoredBlocksInEveryTier) {
     for (const char* backends : {"host", "fake"}) {
         auto context = tier_context(kSmallTiers, backends);
-        uint32_t device = 0, count = 0;
-        ASSERT_EQ(grey_device_count(context.get(), &count), GREY_OK);
-        for (uint32_t d = 0; d < count; ++d) {
-            grey_device_spec spec{};
-            spec.struct_size = sizeof spec;
-            ASSERT_EQ(grey_device_spec_get(context.get(), d, &spec), GREY_OK);
-            if (std::string(spec.backend) == backends) device = d;
-        }
+        const uint32_t device = grey::test::last_device_of(context.get(), backends);
         const auto data = shared_store_data(61);
         auto a = sealed_buffer(context.get(), data, 0, 0, GREY_DTYPE_U8, device);
         auto b = sealed_buffer(context.get(), data, 0, 0, GREY_DTYPE_U8, device);
