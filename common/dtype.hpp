@@ -3,10 +3,13 @@
 // model files' own type tables (GGUF numbers, safetensors spellings) stay in runtime/model/dtype.
 #pragma once
 
+#include "common/numeric.hpp"
 #include "grey.h"
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <span>
 
@@ -64,6 +67,20 @@ constexpr bool is_float_input(grey_dtype dtype) noexcept {
     return dtype == GREY_DTYPE_F32 || dtype == GREY_DTYPE_F16 || dtype == GREY_DTYPE_BF16;
 }
 constexpr uint32_t float_input_size(grey_dtype dtype) noexcept { return dtype == GREY_DTYPE_F32 ? 4 : 2; }
+
+// The first out.size() elements of `in`, a plain float input of `dtype` (is_float_input) at any
+// alignment, as floats.
+inline void float_input_to_f32(std::span<const std::byte> in, grey_dtype dtype, std::span<float> out) noexcept {
+    if (dtype == GREY_DTYPE_F32) {
+        std::memcpy(out.data(), in.data(), out.size_bytes());
+        return;
+    }
+    for (size_t i = 0; i < out.size(); ++i) {
+        uint16_t bits = 0;
+        std::memcpy(&bits, in.data() + 2 * i, 2);
+        out[i] = dtype == GREY_DTYPE_BF16 ? bf16_to_f32(bits) : f16_to_f32(bits);
+    }
+}
 
 // The element count of `shape`; nothing when it overflows 64 bits.
 inline std::optional<uint64_t> element_count(std::span<const uint64_t> shape) noexcept {

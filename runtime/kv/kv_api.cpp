@@ -1,13 +1,13 @@
 // The C entry points of "KV cache (since 0.2)" in grey.h: argument checks, input conversion to float,
 // and the calls into KvCache, each inside abi_guard.
 #include "common/dtype.hpp"
-#include "common/numeric.hpp"
 #include "core/context.hpp"
 #include "core/error.hpp"
 #include "kv/kv_cache.hpp"
 #include "memory/async_use.hpp"
 #include "memory/buffer.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -47,19 +47,9 @@ uint64_t checked_product(std::initializer_list<uint64_t> factors, const char* wh
 // Host K or V of `dtype` as finite floats.
 std::vector<float> finite_floats(const void* data, uint64_t count, grey_dtype dtype, const char* what) {
     std::vector<float> out(count);
-    for (uint64_t i = 0; i < count; ++i) {
-        float x;
-        if (dtype == GREY_DTYPE_F32) {
-            std::memcpy(&x, static_cast<const unsigned char*>(data) + 4 * i, 4);
-        } else {
-            uint16_t bits;
-            std::memcpy(&bits, static_cast<const unsigned char*>(data) + 2 * i, 2);
-            x = dtype == GREY_DTYPE_BF16 ? common::bf16_to_f32(bits) : common::f16_to_f32(bits);
-        }
-        if (!std::isfinite(x))
-            fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + "[" + std::to_string(i) + "] is not finite (NaN or infinity)");
-        out[i] = x;
-    }
+    common::float_input_to_f32({static_cast<const std::byte*>(data), count * common::float_input_size(dtype)}, dtype, out);
+    if (const auto bad = std::find_if_not(out.begin(), out.end(), [](float x) { return std::isfinite(x); }); bad != out.end())
+        fail(GREY_ERROR_INVALID_ARGUMENT, std::string(what) + "[" + std::to_string(bad - out.begin()) + "] is not finite (NaN or infinity)");
     return out;
 }
 

@@ -1,6 +1,6 @@
 #include "quant/measure.hpp"
 
-#include "common/numeric.hpp"
+#include "common/dtype.hpp"
 #include "common/quant_text.hpp"
 #include "core/error.hpp"
 
@@ -28,15 +28,7 @@ grey_quant_report make_report(const common::ErrorSums& sums, uint64_t bytes, gre
 
 std::vector<float> to_f32(grey_dtype dtype, std::span<const std::byte> bytes, uint64_t elements) {
     std::vector<float> out(elements);
-    if (dtype == GREY_DTYPE_F32) {
-        std::memcpy(out.data(), bytes.data(), elements * sizeof(float));
-    } else {
-        for (uint64_t i = 0; i < elements; ++i) {
-            uint16_t half = 0;
-            std::memcpy(&half, bytes.data() + 2 * i, 2);
-            out[i] = dtype == GREY_DTYPE_F16 ? common::f16_to_f32(half) : common::bf16_to_f32(half);
-        }
-    }
+    common::float_input_to_f32(bytes, dtype, out);
     for (uint64_t i = 0; i < elements; ++i)
         if (!std::isfinite(out[i])) fail(GREY_ERROR_INVALID_ARGUMENT, common::non_finite_message(i, std::isnan(out[i])));
     return out;

@@ -18,11 +18,7 @@ std::span<const float> kv_input_floats(std::span<const std::byte> bytes, grey_dt
     // F32 lies aligned in the buffer (the runtime checks the offset): read in place, as before the dtype existed.
     if (dtype == GREY_DTYPE_F32) return {reinterpret_cast<const float*>(bytes.data()), bytes.size() / sizeof(float)};
     storage.resize(bytes.size() / 2);
-    for (size_t i = 0; i < storage.size(); ++i) {
-        uint16_t bits;
-        std::memcpy(&bits, bytes.data() + 2 * i, 2);
-        storage[i] = dtype == GREY_DTYPE_BF16 ? common::bf16_to_f32(bits) : common::f16_to_f32(bits);
-    }
+    common::float_input_to_f32(bytes, dtype, storage);
     return storage;
 }
 
