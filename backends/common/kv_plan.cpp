@@ -70,14 +70,18 @@ Launch store_launch(const grey_kvk_store_args& args) {
     return {Kernel::store, {blocks_for(grey_kvk_store_takes_chunks(&args) ? elements / GREY_KVK_CHUNK : elements), 1, 1}, kThreads, 0};
 }
 
-Launch compress_launch(const common::KvLayout& layout, size_t count) {
+bool compress_staged(const common::KvLayout& layout, uint64_t limit) {
+    return grey_kvk_compress_slice_bytes(&layout) <= std::min(limit, kCompressStagingMost);
+}
+
+Launch compress_launch(const common::KvLayout& layout, size_t count, bool staged, uint64_t resident) {
     if (!grey_kvk_compress_takes(&layout))
         throw std::domain_error("the KV compression kernel takes head_dim a multiple of " + std::to_string(GREY_KVK_CHUNK) + " up to " +
                                 std::to_string(GREY_KVK_COMPRESS_MAX_HEAD_DIM) + ", not " + std::to_string(layout.head_dim));
-    const uint64_t slices = uint64_t{layout.layers} * layout.kv_heads;
-    const auto grid_x = static_cast<unsigned int>(std::min<uint64_t>(slices, INT32_MAX));
-    const auto per_job = static_cast<unsigned int>(std::min<size_t>(count, 65535));
-    return {Kernel::compress, {grid_x, per_job, 1}, GREY_KVK_COMPRESS_THREADS, 0};
+    const uint64_t pairs = uint64_t{layout.layers} * layout.kv_heads * count;
+    const uint64_t most = staged ? std::max<uint64_t>(resident, 1) : kCompressGridMost;
+    const auto shared = static_cast<unsigned int>(staged ? grey_kvk_compress_slice_bytes(&layout) : 0);
+    return {Kernel::compress, {static_cast<unsigned int>(std::clamp<uint64_t>(pairs, 1, most)), 1, 1}, GREY_KVK_COMPRESS_THREADS, shared};
 }
 
 AttendShape attend_shape(const common::KvLayout& layout, const AttendTables& tables, uint32_t query_heads, bool tensor_cores) {

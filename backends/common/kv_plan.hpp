@@ -58,10 +58,18 @@ void check_layout(const common::KvLayout& layout, uint32_t query_heads, const ch
 // grey_kv_store: a thread per element, or per chunk where grey_kvk_store_takes_chunks(args), in a
 // grid-stride loop.
 Launch store_launch(const grey_kvk_store_args& args);
-// grey_kv_compress over `count` blocks (grid.x: a block's (layer, head) slices, grid.y: the blocks, each
-// looping past its limit). Throws std::domain_error for a layout the kernel does not take (check_layout
-// refuses it first).
-Launch compress_launch(const common::KvLayout& layout, size_t count);
+// Whether grey_kv_compress stages each slice in shared memory (grey_kvk_compress_args::staged) where a
+// thread block may take `limit` bytes of dynamic shared memory: where a slice fits, up to
+// kCompressStagingMost bytes (a slice of 64 rows of head_dim 256), so that at least two thread blocks share
+// a multiprocessor of today's devices.
+inline constexpr uint64_t kCompressStagingMost = 64 * 1024;
+bool compress_staged(const common::KvLayout& layout, uint64_t limit);
+// grey_kv_compress over `count` blocks: a thread block for each of the job's (block, slice) pairs, up to
+// the `resident` thread blocks the device holds at once with a slice's shared memory where it stages
+// (each then loops over the pairs past the grid), up to kCompressGridMost where it does not. Throws
+// std::domain_error for a layout the kernel does not take (check_layout refuses it first).
+inline constexpr uint64_t kCompressGridMost = 65535;
+Launch compress_launch(const common::KvLayout& layout, size_t count, bool staged, uint64_t resident);
 
 // A job's block tables (grey_backend_kv_attend_job), per sequence.
 struct AttendTables {
@@ -120,6 +128,8 @@ uint64_t attend_partials_bytes(const common::KvLayout& layout, const AttendShape
 //   download(host, address, bytes)             a copy to the host, ordered after the launches before it,
 //                                              done when finish() returns
 //   tensor_cores()                             whether grey_kv_attend_mma may be launched
+//   compress_staging_limit()                   dynamic shared memory grey_kv_compress may take for
+//                                              staging (0: it reads the blocks in place)
 //   resident_blocks(Kernel, threads, shared)   thread blocks of the kernel resident on the device at once
 //   launch(Kernel, Grid, threads, shared, void** params)
 //   finish()                                   waits until the job's work is done
@@ -188,8 +198,12 @@ void run_compress(Vendor& vendor, const common::KvLayout& layout, std::span<cons
         vendor.upload(to.get(), destinations.data(), destinations.size_bytes());
         args.destinations = to.get();
         args.count = static_cast<uint32_t>(sources.size());
+        const bool staged = compress_staged(layout, vendor.compress_staging_limit());
+        args.staged = staged ? 1u : 0u;
+        const uint64_t resident =
+            staged ? vendor.resident_blocks(Kernel::compress, GREY_KVK_COMPRESS_THREADS, static_cast<unsigned int>(grey_kvk_compress_slice_bytes(&layout))) : 0;
         void* params[] = {&args};
-        const Launch l = compress_launch(layout, sources.size());
+        const Launch l = compress_launch(layout, sources.size(), staged, resident);
         vendor.launch(l.kernel, l.grid, l.threads, l.shared_bytes, params);
         vendor.finish();
     });

@@ -165,6 +165,10 @@ KvKernels::KvKernels(const Driver& driver, int shared_optin)
             driver.check(driver.cuFuncSetAttribute(attend_mma[i][j], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, shared_optin),
                          "cuFuncSetAttribute(dynamic shared memory)");
         }
+    // The compression's staging buffers come beside its static shared memory.
+    compress_staging_limit = static_cast<unsigned int>(std::max(0, shared_optin - GREY_KVK_COMPRESS_STATIC_SHARED));
+    driver.check(driver.cuFuncSetAttribute(compress, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, static_cast<int>(compress_staging_limit)),
+                 "cuFuncSetAttribute(dynamic shared memory)");
 }
 
 const KvKernels& DeviceRuntime::kv_kernels() {

@@ -139,6 +139,8 @@ struct KvKernels {
     CUfunction attend_split[4][4];
     // attend_mma[i][j]: head_dim up to 64 << i, 2^j query heads a thread block.
     CUfunction attend_mma[2][3];
+    // The dynamic shared memory compress may take (the opt-in limit less its static shared memory).
+    unsigned int compress_staging_limit = 0;
 };
 
 // The container decoder and the deduplication hash (kernels/cuda/codec_decode.cu).

@@ -14,6 +14,7 @@ struct CudaKvLauncher {
 
     [[nodiscard]] PoolScratch scratch(uint64_t bytes) const { return PoolScratch(device.pool(), bytes); }
     [[nodiscard]] bool tensor_cores() const { return device.kv_tensor_cores(); }
+    [[nodiscard]] uint64_t compress_staging_limit() const { return device.kv_kernels().compress_staging_limit; }
     void upload(CUdeviceptr destination, const void* source, uint64_t bytes) const { device.copy_to_device_async(destination, source, bytes); }
     void download(void* destination, CUdeviceptr source, uint64_t bytes) const { device.copy_to_host_async(destination, source, bytes); }
     [[nodiscard]] CUfunction function(kv::Kernel kernel) const {

@@ -29,6 +29,9 @@ struct HipKvLauncher {
     [[nodiscard]] backend::ChunkScratch scratch(uint64_t bytes) const { return backend::ChunkScratch(pool, bytes); }
     // grey_kv_attend_mma is CUDA's alone (mma.sync); HIP keeps grey_kv_attend_split.
     [[nodiscard]] static bool tensor_cores() { return false; }
+    // The compression reads its slices in place: staging them in LDS takes plain loads on HIP (no
+    // asynchronous copy in kv_cache.cu's HIP build), which would only add a pass through shared memory.
+    [[nodiscard]] static uint64_t compress_staging_limit() { return 0; }
     void upload(uint64_t destination, const void* source, uint64_t bytes) const {
         hip.check(hip.mem_copy(reinterpret_cast<void*>(destination), source, bytes, api::kMemcpyHostToDevice), "hipMemcpy");
     }

@@ -36,20 +36,34 @@ typedef struct grey_kvk_store_args {
     uint64_t non_finite; /* uint64_t*, or 0 */
 } grey_kvk_store_args;
 
-/* grey_kv_compress: the quantized form of count window-form blocks. */
+/* grey_kv_compress: the quantized form of count window-form blocks. With `staged` set, a thread block
+ * copies each (layer, head) slice it takes into dynamic shared memory (grey_kvk_compress_slice_bytes) and
+ * codes it from there; with 0 it reads the slices in place. */
 typedef struct grey_kvk_compress_args {
     struct grey_kv_layout layout;
     uint64_t sources;      /* const uint64_t*: device addresses */
     uint64_t destinations; /* const uint64_t* */
     uint32_t count;
-    uint32_t reserved0;
+    uint32_t staged;
 } grey_kvk_compress_args;
 
 /* grey_kv_compress: a thread block of GREY_KVK_COMPRESS_THREADS threads takes one (layer, head) slice of a
- * block, for head_dim a multiple of GREY_KVK_CHUNK up to GREY_KVK_COMPRESS_MAX_HEAD_DIM (check_layout's
- * head_dim always is). grey_kv_store reads rows in chunks of GREY_KVK_CHUNK values (16 bytes of window
- * form) where head_dim and the input's alignment allow it. */
-enum { GREY_KVK_CHUNK = 8, GREY_KVK_COMPRESS_THREADS = 256, GREY_KVK_COMPRESS_MAX_HEAD_DIM = 1024 };
+ * block at a time, for head_dim a multiple of GREY_KVK_CHUNK up to GREY_KVK_COMPRESS_MAX_HEAD_DIM
+ * (check_layout's head_dim always is); its static shared memory is GREY_KVK_COMPRESS_STATIC_SHARED bytes
+ * (K's extremes, a float pair per chunk value of every thread, and an encoder per channel), beside the
+ * staging buffers. grey_kv_store reads rows in chunks of GREY_KVK_CHUNK values (16 bytes of window form)
+ * where head_dim and the input's alignment allow it. */
+enum {
+    GREY_KVK_CHUNK = 8,
+    GREY_KVK_COMPRESS_THREADS = 256,
+    GREY_KVK_COMPRESS_MAX_HEAD_DIM = 1024,
+    GREY_KVK_COMPRESS_STATIC_SHARED = 2 * GREY_KVK_COMPRESS_THREADS * GREY_KVK_CHUNK * 4 + GREY_KVK_COMPRESS_MAX_HEAD_DIM * 8
+};
+
+/* One slice's window form, K then V: the staged copy. */
+GREY_FN_FORCE uint64_t grey_kvk_compress_slice_bytes(const struct grey_kv_layout* l) {
+    return 2u * static_cast<uint64_t>(l->tokens_per_block) * l->head_dim * 2u;
+}
 
 /* Whether grey_kv_store reads the job in chunks (its grid then needs a thread per chunk, not per element). */
 GREY_FN_FORCE bool grey_kvk_store_takes_chunks(const grey_kvk_store_args* a) {

@@ -291,7 +291,10 @@ __device__ void compress_slice(const KvLayout& l, const uint16_t* keys, const ui
             for (uint32_t j = 0; j < kChunk; ++j) extend(lo[j], hi[j], x[j]);
         }
 #pragma unroll
-        for (uint32_t j = 0; j < kChunk; ++j) lo_shared[part * dim + chunk * kChunk + j] = lo[j], hi_shared[part * dim + chunk * kChunk + j] = hi[j];
+        for (uint32_t j = 0; j < kChunk; j += 4) {  // 16 bytes a store: scalar ones, a chunk (32 bytes) apart, conflict 8 ways
+            *reinterpret_cast<float4*>(lo_shared + part * dim + chunk * kChunk + j) = make_float4(lo[j], lo[j + 1], lo[j + 2], lo[j + 3]);
+            *reinterpret_cast<float4*>(hi_shared + part * dim + chunk * kChunk + j) = make_float4(hi[j], hi[j + 1], hi[j + 2], hi[j + 3]);
+        }
     }
     __syncthreads();
     for (uint32_t c = threadIdx.x; c < dim; c += kCompressThreads) {
@@ -353,30 +356,70 @@ __device__ void compress_slice(const KvLayout& l, const uint16_t* keys, const ui
     // barrier, which follows every read of k_encoders here.
 }
 
+// `bytes` (a multiple of 16, at 16-byte aligned addresses) copied into shared memory by the thread block,
+// each thread a 16-byte piece at a time: on CUDA asynchronously (cp.async, all in flight at once until
+// staged_wait), elsewhere by plain loads and stores.
+__device__ __forceinline__ void stage_copy(uint8_t* to, const uint8_t* from, uint64_t bytes) {
+    for (uint64_t i = uint64_t{threadIdx.x} * 16u; i < bytes; i += uint64_t{kCompressThreads} * 16u) {
+#if defined(GREY_HIP)
+        *reinterpret_cast<uint4*>(to + i) = *reinterpret_cast<const uint4*>(from + i);
+#else
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(static_cast<uint32_t>(__cvta_generic_to_shared(to + i))), "l"(from + i)
+                     : "memory");
+#endif
+    }
+}
+// Waits until this thread's copies are done (the thread block's barrier after it makes every thread's
+// visible).
+__device__ __forceinline__ void staged_wait() {
+#if !defined(GREY_HIP)
+    asm volatile("cp.async.wait_all;" ::: "memory");
+#endif
+}
+
 }  // namespace
 
 // The quantized form of window-form blocks, byte for byte as the host backend writes it, in one pass
-// (head_dim a multiple of the chunk, at most GREY_KVK_COMPRESS_MAX_HEAD_DIM; blocks 16-byte aligned): a
-// thread block per (layer, head) slice of a block (grid.x the slices, grid.y the job's blocks, each
-// looping past its grid), as compress_slice shares a slice out.
-extern "C" __global__ void __launch_bounds__(GREY_KVK_COMPRESS_THREADS) grey_kv_compress(grey_kvk_compress_args a) {
+// (head_dim a multiple of the chunk, at most GREY_KVK_COMPRESS_MAX_HEAD_DIM; blocks 16-byte aligned).
+// A thread block takes the job's (block, slice) pairs blockIdx.x, blockIdx.x + gridDim.x, ... in turn,
+// each as compress_slice shares it out. Staged (grey_kvk_compress_args), it first copies the slice's K
+// and V into shared memory, every read in flight at once, and codes them from there: the two passes over
+// K and the one over V then read global memory once, and a few thread blocks a multiprocessor keep more
+// of it in flight (a slice of 16 rows is only 8 KiB). At most 48 registers a thread: five thread blocks a
+// multiprocessor (left to itself the compiler takes 114, which leaves room for two).
+extern "C" __global__ void __launch_bounds__(GREY_KVK_COMPRESS_THREADS, 5) grey_kv_compress(grey_kvk_compress_args a) {
     // [part][channel] K extremes: parts * head_dim <= kCompressThreads * kChunk.
-    __shared__ float lo[kCompressThreads * kChunk], hi[kCompressThreads * kChunk];
+    __shared__ __align__(16) float lo[kCompressThreads * kChunk], hi[kCompressThreads * kChunk];
     __shared__ KvEncoder k_encoders[GREY_KVK_COMPRESS_MAX_HEAD_DIM];
+    static_assert(sizeof lo + sizeof hi + sizeof k_encoders == GREY_KVK_COMPRESS_STATIC_SHARED, "kv_args.h states the static shared memory");
+    extern __shared__ uint4 staged[];  // one slice (grey_kvk_compress_slice_bytes) when a.staged
     const KvLayout& l = a.layout;
     const uint32_t slices = l.layers * l.kv_heads;
     const uint64_t half = kv_block_elements(l), slice_elements = uint64_t{l.tokens_per_block} * l.head_dim;
+    const uint64_t pairs = uint64_t{a.count} * slices;
     const uint64_t k_codes = kv_k_codes_offset(l), v_codes = kv_v_codes_offset(l);
-    for (uint32_t b = blockIdx.y; b < a.count; b += gridDim.y) {
-        const auto* dense = reinterpret_cast<const uint16_t*>(reinterpret_cast<const uint64_t*>(a.sources)[b]);
+    for (uint64_t p = blockIdx.x; p < pairs; p += gridDim.x) {
+        const uint64_t b = p / slices;
+        const auto slice = static_cast<uint32_t>(p % slices);
+        const uint16_t* keys = reinterpret_cast<const uint16_t*>(reinterpret_cast<const uint64_t*>(a.sources)[b]) + slice * slice_elements;
+        const uint16_t* values = keys + half;
+        if (a.staged != 0) {
+            auto* copy = reinterpret_cast<uint16_t*>(staged);
+            stage_copy(reinterpret_cast<uint8_t*>(copy), reinterpret_cast<const uint8_t*>(keys), slice_elements * 2);
+            stage_copy(reinterpret_cast<uint8_t*>(copy + slice_elements), reinterpret_cast<const uint8_t*>(values), slice_elements * 2);
+            staged_wait();
+            __syncthreads();
+            keys = copy;
+            values = copy + slice_elements;
+        }
         auto* out = reinterpret_cast<uint8_t*>(reinterpret_cast<const uint64_t*>(a.destinations)[b]);
-        if (blockIdx.x == 0) {  // the padding before each code area, zeroed as the host backend zeroes it
+        if (slice == 0) {  // the padding before each code area, zeroed as the host backend zeroes it
             const uint64_t params_end = kv_params_bytes(l), k_end = k_codes + kv_half_code_bytes(l);
             const uint64_t k_pad = k_codes - params_end, v_pad = v_codes - k_end;
             for (uint64_t i = threadIdx.x; i < k_pad + v_pad; i += kCompressThreads) out[i < k_pad ? params_end + i : k_end + (i - k_pad)] = 0;
         }
-        for (uint32_t slice = blockIdx.x; slice < slices; slice += gridDim.x)
-            compress_slice(l, dense + slice * slice_elements, dense + half + slice * slice_elements, out, slice, lo, hi, k_encoders);
+        compress_slice(l, keys, values, out, slice, lo, hi, k_encoders);
+        if (a.staged != 0) __syncthreads();  // every thread is done with the copy before the next slice's
     }
 }
 

@@ -3,8 +3,9 @@
 // compressed as they leave the window (int4, int8, int2, fp8; bf16 and fp16 windows; K rotated), and
 // decode attention over ragged batches of window-form and quantized blocks with GQA ratios 1 to 16,
 // head_dim 16 to 256, a sliding window, and a split capped by the thread blocks resident at once. Run on a plugin over its fake driver with FAKE_KV_LAUNCH_LOG
-// set, the log it leaves (tests/backends/fake_kv_kernels.hpp) is compared with kv_launch_plan.golden: the
-// same file for CUDA and HIP, so both launch the same plan. The same jobs run on the host device beside
+// set, the log it leaves (tests/backends/fake_kv_kernels.hpp) is compared with kv_launch_plan.golden for CUDA
+// and kv_launch_plan_hip.golden for HIP, which differ only in the compression's launches (CUDA stages
+// the slices in shared memory, HIP reads them in place). The same jobs run on the host device beside
 // it, and the fake's host stand-in of the kernels must give what the host backend gives: the stored bytes
 // (through grey_kv_gather) exactly, and attention to float rounding. That checks the plugin's plumbing
 // (arguments, tables, addresses), never the kernels.

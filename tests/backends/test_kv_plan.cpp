@@ -202,22 +202,42 @@ TEST(KvPlan, LayoutsTheKernelsDoNotTakeAreNamed) {
 }
 
 TEST(KvPlan, CompressionCoversEveryBlockOfTheJob) {
-    // A thread block per (layer, head) slice of a block, for head_dim a multiple of 8 up to 1024.
+    // A thread block per (block, slice) pair, for head_dim a multiple of 8 up to 1024: up to 65,535 of
+    // them reading the blocks in place, each looping past the grid.
     for (const uint32_t head_dim : {8u, 64u, 1024u}) {
-        const kv::Launch launch = kv::compress_launch(layout(head_dim, 3), 70000);
+        const kv::Launch launch = kv::compress_launch(layout(head_dim, 3), 70000, false, 0);
         EXPECT_EQ(launch.kernel, kv::Kernel::compress);
-        EXPECT_EQ(launch.grid.x, 6u) << "two layers of three heads";
-        EXPECT_EQ(launch.grid.y, 65535u) << "the kernel loops over the blocks past grid.y";
+        EXPECT_EQ(launch.grid.x, 65535u);
+        EXPECT_EQ(launch.grid.y * launch.grid.z, 1u);
         EXPECT_EQ(launch.threads, static_cast<unsigned int>(GREY_KVK_COMPRESS_THREADS));
+        EXPECT_EQ(launch.shared_bytes, 0u);
+        EXPECT_EQ(kv::compress_launch(layout(head_dim, 3), 2, false, 0).grid.x, 12u) << "two blocks of two layers of three heads";
     }
     for (const uint32_t head_dim : {12u, 1032u}) {
         try {
-            (void)kv::compress_launch(layout(head_dim), 1);
+            (void)kv::compress_launch(layout(head_dim), 1, false, 0);
             ADD_FAILURE() << "head_dim " << head_dim << " taken";
         } catch (const std::domain_error& e) {
             EXPECT_EQ(std::string(e.what()), "the KV compression kernel takes head_dim a multiple of 8 up to 1024, not " + std::to_string(head_dim));
         }
     }
+}
+
+TEST(KvPlan, CompressionStagesASliceWhereItFits) {
+    // A slice of 16 rows of head_dim 128 is 8 KiB of K and V; of 64 rows, 32 KiB.
+    const auto small = layout(128), large = layout(128, 2, 64), larger = layout(256, 2, 64), largest = layout(1024, 2, 64);
+    EXPECT_EQ(grey_kvk_compress_slice_bytes(&small), 8192u);
+    EXPECT_TRUE(kv::compress_staged(small, 200 * 1024));
+    EXPECT_TRUE(kv::compress_staged(large, 200 * 1024));
+    EXPECT_TRUE(kv::compress_staged(larger, 200 * 1024)) << "64 KiB: kCompressStagingMost";
+    EXPECT_FALSE(kv::compress_staged(largest, 200 * 1024));
+    EXPECT_FALSE(kv::compress_staged(large, 30 * 1024)) << "the device's limit";
+    EXPECT_FALSE(kv::compress_staged(small, 0)) << "a vendor that does not stage";
+    // Staged, the grid is one wave of the thread blocks the device holds with that shared memory.
+    const kv::Launch staged = kv::compress_launch(large, 1000, true, 528);
+    EXPECT_EQ(staged.grid.x, 528u);
+    EXPECT_EQ(staged.shared_bytes, 32768u);
+    EXPECT_EQ(kv::compress_launch(large, 3, true, 528).grid.x, 12u) << "fewer pairs than the wave";
 }
 
 TEST(KvPlan, StoresReadChunksWhereTheRowsAndTheInputAllowIt) {
