@@ -5,6 +5,8 @@
 #include "core/backend.hpp"
 
 #include <cstdint>
+#include <optional>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -36,6 +38,40 @@ private:
     const Backend* backend_;
     grey_backend_buffer* buffer_;
     uint64_t size_;
+};
+
+// Block memory the cache let go of, by size (a window-form or a quantized block), kept for its next block
+// of that size: a stream of appends then reuses device memory instead of allocating and freeing a buffer
+// through the backend for every block it fills, compresses and drops. The cache bounds what it keeps
+// here and in its blocks by its capacity.
+class SpareBlocks {
+public:
+    // A kept buffer of `bytes`, if any.
+    [[nodiscard]] std::optional<BlockMemory> take(uint64_t bytes) {
+        auto it = kept_.find(bytes);
+        if (it == kept_.end() || it->second.empty()) return std::nullopt;
+        BlockMemory memory = std::move(it->second.back());
+        it->second.pop_back();
+        bytes_ -= memory.size();
+        return memory;
+    }
+    void keep(BlockMemory memory) {
+        bytes_ += memory.size();
+        kept_[memory.size()].push_back(std::move(memory));
+    }
+    // Frees kept buffers until at most `bytes` are kept.
+    void trim(uint64_t bytes) {
+        for (auto& [size, memories] : kept_)
+            while (bytes_ > bytes && !memories.empty()) {
+                bytes_ -= size;
+                memories.pop_back();
+            }
+    }
+    [[nodiscard]] uint64_t bytes() const noexcept { return bytes_; }
+
+private:
+    std::unordered_map<uint64_t, std::vector<BlockMemory>> kept_;
+    uint64_t bytes_ = 0;
 };
 
 struct KvBlock {

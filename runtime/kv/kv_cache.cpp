@@ -20,10 +20,21 @@ KvCache::KvCache(const KvShape& shape, const Backend& backend, uint32_t device) 
     backend_.kv_attend(probe);
 }
 
-KvBlock KvCache::new_dense_block() const {
-    KvBlock block(BlockMemory(backend_, device_, common::kv_dense_block_bytes(shape_)));
+KvBlock KvCache::new_dense_block() {
+    KvBlock block(block_memory(common::kv_dense_block_bytes(shape_)));
     block.tokens.reserve(shape_.tokens_per_block);
     return block;
+}
+
+BlockMemory KvCache::block_memory(uint64_t bytes) {
+    if (std::optional<BlockMemory> kept = spare_.take(bytes)) return std::move(*kept);
+    const uint64_t room = shape_.capacity_bytes - std::min(shape_.capacity_bytes, bytes_used_);
+    spare_.trim(room - std::min(room, bytes));
+    return BlockMemory(backend_, device_, bytes);
+}
+
+void KvCache::drop_memory(BlockMemory memory) {
+    if (bytes_used_ <= shape_.capacity_bytes && spare_.bytes() + memory.size() <= shape_.capacity_bytes - bytes_used_) spare_.keep(std::move(memory));
 }
 
 std::vector<uint8_t> KvCache::read_block(const KvBlock& block) const {
@@ -71,6 +82,7 @@ void KvCache::release(uint64_t id) {
         return;
     }
     bytes_used_ -= block.bytes();
+    drop_memory(std::move(block.memory));
     blocks_.erase(id);
 }
 
@@ -89,6 +101,7 @@ void KvCache::make_room(uint64_t bytes) {
         prefix_index_.erase(block.hash);
         bytes_used_ -= block.bytes();
         cached_bytes_ -= block.bytes();
+        drop_memory(std::move(block.memory));
         blocks_.erase(id);
         ++evictions_;
     }
@@ -211,7 +224,7 @@ void KvCache::quantize_old_blocks(KvSequence& seq) {
     std::vector<BlockMemory> compressed;
     std::vector<grey_backend_buffer*> from, to;
     for (KvBlock* block : sources) {
-        compressed.emplace_back(backend_, device_, common::kv_compressed_block_bytes(shape_));
+        compressed.push_back(block_memory(common::kv_compressed_block_bytes(shape_)));
         from.push_back(block->memory.get());
         to.push_back(compressed.back().get());
     }
@@ -228,6 +241,7 @@ void KvCache::quantize_old_blocks(KvSequence& seq) {
         sources[i]->quantized = true;
         bytes_used_ += sources[i]->bytes();
     }
+    for (BlockMemory& dense : compressed) drop_memory(std::move(dense));  // the window form, swapped in
 }
 
 KvSequence& KvCache::idle(uint64_t sequence, const char* doing) {

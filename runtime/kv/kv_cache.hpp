@@ -81,7 +81,13 @@ public:
 private:
     KvSequence& find(uint64_t sequence);
     const KvSequence& find(uint64_t sequence) const;
-    KvBlock new_dense_block() const;
+    KvBlock new_dense_block();
+    // Memory for a block of `bytes`: kept memory of that size, else a new buffer, for which kept memory
+    // of other sizes is freed as far as the capacity needs.
+    BlockMemory block_memory(uint64_t bytes);
+    // The memory of a block the cache drops (its bytes already out of bytes_used_), kept where the blocks
+    // and the kept memory stay within the capacity, else freed.
+    void drop_memory(BlockMemory memory);
     // A block's bytes, read back to the host.
     std::vector<uint8_t> read_block(const KvBlock& block) const;
     uint64_t add_block(KvBlock block);
@@ -133,6 +139,7 @@ private:
     uint64_t bytes_used_ = 0;
     uint64_t prefix_hits_ = 0;
     uint64_t evictions_ = 0;
+    SpareBlocks spare_;  // after blocks_: freed first, with nothing referring to it
 };
 
 }  // namespace grey::kv

@@ -262,6 +262,39 @@ TEST(KvCache, OldBlocksAreQuantized) {
     EXPECT_EQ(s.tokens, 16u);
 }
 
+// The memory of blocks the cache drops (compressed out of the window form, evicted, freed) is kept for its
+// next blocks, but the cache's blocks and what it keeps never hold more than its capacity, and all of it
+// goes back with the cache.
+TEST(KvCache, DroppedBlockMemoryIsReusedWithinTheCapacity) {
+    auto context = make_context();
+    auto c = small_config();  // window 8, blocks of 4, int4
+    c.capacity_bytes = 12 * window_block_bytes(c);
+    const auto device_memory = [&] {
+        grey_memory_stats m{};
+        m.struct_size = sizeof m;
+        EXPECT_EQ(grey_device_memory_stats_get(context.get(), 0, &m), GREY_OK) << grey_last_error();
+        return m;
+    };
+    const grey_memory_stats before = device_memory();
+    {
+        auto cache = make_cache(context.get(), c);
+        for (uint64_t fill = 0; fill < 6; ++fill) {  // each under a new salt: evicts the fill before's cached blocks
+            uint64_t sequence = 0;
+            ASSERT_EQ(grey_kv_sequence_create(cache.get(), fill + 1, &sequence), GREY_OK);
+            for (int32_t first = 0; first < 40; first += 8)
+                ASSERT_EQ(append(cache.get(), sequence, iota_tokens(8, first), random_kv(c, 8, 30 + fill)), GREY_OK) << grey_last_error();
+            const grey_memory_stats now = device_memory();
+            const uint64_t buffers = now.allocation_count - before.allocation_count;
+            EXPECT_GT(buffers, 0u);
+            EXPECT_LE(now.allocated_bytes - before.allocated_bytes, c.capacity_bytes + 64 * buffers) << "fill " << fill;
+            EXPECT_GT(stats(cache.get()).blocks_compressed, 0u);
+            ASSERT_EQ(grey_kv_sequence_free(cache.get(), sequence), GREY_OK);
+        }
+        EXPECT_GT(stats(cache.get()).evictions, 0u);
+    }
+    EXPECT_EQ(device_memory().allocation_count, before.allocation_count) << "the blocks and the kept memory went back with the cache";
+}
+
 TEST(KvCache, BadArgumentsAreRefusedAndLeaveTheCacheUsable) {
     auto context = make_context();
     const auto c = small_config();
