@@ -12,14 +12,13 @@ import ctypes as C
 import os
 import statistics
 import sys
-import time
 import types
 
 import numpy as np
 
 sys.modules.setdefault("torch", types.ModuleType("torch"))  # the benches import torch; nothing here uses it
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kv_gpu_bench import DTYPE_BF16, KV_FORMATS, KvCacheConfig  # noqa: E402
+from kv_gpu_bench import DTYPE_BF16, KV_FORMATS, KvCacheConfig, add_fill_arguments, fill_sequence  # noqa: E402
 from quant_gpu_bench import Grey  # noqa: E402
 
 
@@ -28,13 +27,7 @@ def main():
     parser.add_argument("--lib", required=True)
     parser.add_argument("--backend-dir", required=True)
     parser.add_argument("--fills", type=int, default=10)
-    parser.add_argument("--kv-heads", type=int, default=8)
-    parser.add_argument("--head-dim", type=int, default=128)
-    parser.add_argument("--context", type=int, default=32768)
-    parser.add_argument("--chunk", type=int, default=4096)
-    parser.add_argument("--tokens-per-block", type=int, default=64)
-    parser.add_argument("--group", type=int, default=128)
-    parser.add_argument("--window", type=int, default=128)
+    add_fill_arguments(parser)
     parser.add_argument("--format", default="int4", choices=sorted(KV_FORMATS))
     args = parser.parse_args()
 
@@ -53,14 +46,8 @@ def main():
         ids = np.arange(args.context, dtype=np.int32)
         walls = []
         for fill in range(args.fills):
-            sequence = C.c_uint64()
-            grey.call("grey_kv_sequence_create", cache, C.c_uint64(100 + fill), C.byref(sequence))
-            start = time.perf_counter()
-            for done in range(0, args.context, chunk):
-                n = min(chunk, args.context - done)
-                grey.call("grey_kv_append_buffer", cache, sequence, ids[done:].ctypes.data_as(C.c_void_p), C.c_uint32(n), C.c_int32(DTYPE_BF16),
-                          buffer, C.c_uint64(0), buffer, C.c_uint64(half), C.c_uint64(n * args.kv_heads * args.head_dim * 2))
-            walls.append(time.perf_counter() - start)
+            sequence, seconds = fill_sequence(grey, cache, 100 + fill, buffer, half, ids, args)
+            walls.append(seconds)
             grey.call("grey_kv_sequence_free", cache, sequence)
         print("fill wall ms:", " ".join(f"{w * 1e3:.1f}" for w in walls), f"(median {statistics.median(walls) * 1e3:.1f})")
     finally:

@@ -127,6 +127,32 @@ def grey_figures(grey, args, name, kv, queries):
         lib.grey_kv_cache_destroy(cache)
 
 
+def add_fill_arguments(parser):
+    """The cache's shape and how a sequence is filled: the arguments fill_sequence reads."""
+    parser.add_argument("--kv-heads", type=int, default=8)
+    parser.add_argument("--head-dim", type=int, default=128)
+    parser.add_argument("--context", type=int, default=32768)
+    parser.add_argument("--tokens-per-block", type=int, default=64)
+    parser.add_argument("--group", type=int, default=128, help="V's group size along head_dim")
+    parser.add_argument("--window", type=int, default=128)
+    parser.add_argument("--chunk", type=int, default=4096, help="tokens per grey_kv_append while filling")
+
+
+def fill_sequence(grey, cache, salt, buffer, half, ids, args):
+    """A new sequence of tenant salt `salt` holding --context tokens (ids from `ids`) appended from the GPU
+    buffer (BF16 K at offset 0, V at `half`, a chunk's worth each), --chunk tokens a call. Returns the
+    sequence and the append calls' own wall time in seconds."""
+    sequence = C.c_uint64()
+    grey.call("grey_kv_sequence_create", cache, C.c_uint64(salt), C.byref(sequence))
+    chunk = min(args.chunk, args.context)
+    start = time.perf_counter()
+    for done in range(0, args.context, chunk):
+        n = min(chunk, args.context - done)
+        grey.call("grey_kv_append_buffer", cache, sequence, ids[done:].ctypes.data_as(C.c_void_p), C.c_uint32(n), C.c_int32(DTYPE_BF16),
+                  buffer, C.c_uint64(0), buffer, C.c_uint64(half), C.c_uint64(n * args.kv_heads * args.head_dim * 2))
+    return sequence, time.perf_counter() - start
+
+
 def append_buffer_figures(grey, args, config, kv):
     """K/V appended from a GPU buffer holding them in BF16 (grey_kv_append_buffer: the store kernel reads,
     converts and checks them there): --context tokens into a fresh sequence, --chunk tokens a call, the
@@ -155,17 +181,9 @@ def append_buffer_figures(grey, args, config, kv):
         append_walls = []  # the append calls' own wall time in each fill (no sequence creation or free)
 
         def fill():
-            sequence = C.c_uint64()
             salt[0] += 1
-            grey.call("grey_kv_sequence_create", cache, C.c_uint64(salt[0]), C.byref(sequence))
-            done = 0
-            start = time.perf_counter()
-            while done < args.context:
-                n = min(chunk, args.context - done)
-                grey.call("grey_kv_append_buffer", cache, sequence, ids[done:].ctypes.data_as(C.c_void_p), C.c_uint32(n), C.c_int32(DTYPE_BF16),
-                          buffer, C.c_uint64(0), buffer, C.c_uint64(half), C.c_uint64(n * args.kv_heads * args.head_dim * 2))
-                done += n
-            append_walls.append(time.perf_counter() - start)
+            sequence, seconds = fill_sequence(grey, cache, salt[0], buffer, half, ids, args)
+            append_walls.append(seconds)
             if not compressed:  # the first fill, into an empty cache: its blocks alone
                 stats = KvStats()
                 stats.struct_size = C.sizeof(KvStats)
@@ -367,13 +385,7 @@ def main():
     parser.add_argument("--backend-dir", required=True)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--query-heads", type=int, default=32)
-    parser.add_argument("--kv-heads", type=int, default=8)
-    parser.add_argument("--head-dim", type=int, default=128)
-    parser.add_argument("--context", type=int, default=32768)
-    parser.add_argument("--tokens-per-block", type=int, default=64)
-    parser.add_argument("--group", type=int, default=128, help="V's group size along head_dim")
-    parser.add_argument("--window", type=int, default=128)
-    parser.add_argument("--chunk", type=int, default=4096, help="tokens per grey_kv_append while filling")
+    add_fill_arguments(parser)
     parser.add_argument("--formats", default="bf16,int8,fp8-e4m3,int4,int2")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=50)
