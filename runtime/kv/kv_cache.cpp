@@ -26,15 +26,17 @@ KvBlock KvCache::new_dense_block() {
     return block;
 }
 
+uint64_t KvCache::unused_capacity() const { return shape_.capacity_bytes - std::min(shape_.capacity_bytes, bytes_used_); }
+
 BlockMemory KvCache::block_memory(uint64_t bytes) {
     if (std::optional<BlockMemory> kept = spare_.take(bytes)) return std::move(*kept);
-    const uint64_t room = shape_.capacity_bytes - std::min(shape_.capacity_bytes, bytes_used_);
+    const uint64_t room = unused_capacity();
     spare_.trim(room - std::min(room, bytes));
     return BlockMemory(backend_, device_, bytes);
 }
 
 void KvCache::drop_memory(BlockMemory memory) {
-    if (bytes_used_ <= shape_.capacity_bytes && spare_.bytes() + memory.size() <= shape_.capacity_bytes - bytes_used_) spare_.keep(std::move(memory));
+    if (spare_.bytes() + memory.size() <= unused_capacity()) spare_.keep(std::move(memory));
 }
 
 std::vector<uint8_t> KvCache::read_block(const KvBlock& block) const {

@@ -82,6 +82,8 @@ private:
     KvSequence& find(uint64_t sequence);
     const KvSequence& find(uint64_t sequence) const;
     KvBlock new_dense_block();
+    // The capacity the blocks leave (0 while they pass it, as a compression's copies briefly may).
+    [[nodiscard]] uint64_t unused_capacity() const;
     // Memory for a block of `bytes`: kept memory of that size, else a new buffer, for which kept memory
     // of other sizes is freed as far as the capacity needs.
     BlockMemory block_memory(uint64_t bytes);
