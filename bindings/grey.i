@@ -109,13 +109,15 @@ inline const char* const* grey_swig_intern_list(const std::vector<const char*>& 
 %include "go/grey_go.i"
 #endif
 
-/* grey_kv_attend and grey_kv_attend_buffer take `sequences` as a host address (the KV arrays' typemaps in the language files):
+/* grey_kv_attend, grey_kv_attend_buffer and grey_kv_attend_async take `sequences` as a host address (the KV arrays' typemaps in the language files):
  * SWIG spells `const uint64_t*` as `unsigned long long const*` where it calls the function, which C++
  * refuses where uint64_t is unsigned long, so the languages get these twins taking `const void*`. */
 %ignore grey_kv_attend;
 %rename(grey_kv_attend) grey_swig_kv_attend;
 %ignore grey_kv_attend_buffer;
 %rename(grey_kv_attend_buffer) grey_swig_kv_attend_buffer;
+%ignore grey_kv_attend_async;
+%rename(grey_kv_attend_async) grey_swig_kv_attend_async;
 
 %include "grey.h"
 
@@ -129,6 +131,12 @@ grey_status grey_swig_kv_attend_buffer(grey_kv_cache* cache, const grey_kv_atten
                                        uint64_t output_offset, uint64_t io_bytes) {
     return grey_kv_attend_buffer(cache, params, static_cast<const uint64_t*>(sequences), batch, queries, queries_offset, output,
                                  output_offset, io_bytes);
+}
+grey_status grey_swig_kv_attend_async(grey_kv_cache* cache, const grey_kv_attend_params* params, const void* sequences,
+                                      uint32_t batch, const grey_buffer* queries, uint64_t queries_offset, grey_buffer* output,
+                                      uint64_t output_offset, uint64_t io_bytes, grey_stream* stream) {
+    return grey_kv_attend_async(cache, params, static_cast<const uint64_t*>(sequences), batch, queries, queries_offset, output,
+                                output_offset, io_bytes, stream);
 }
 %}
 

@@ -2347,6 +2347,26 @@ GREY_API GREY_NODISCARD grey_status grey_kv_attend_buffer(grey_kv_cache* cache, 
                                                           const grey_buffer* queries, uint64_t queries_offset,
                                                           grey_buffer* output, uint64_t output_offset, uint64_t io_bytes);
 
+/* grey_kv_attend_buffer queued on `stream` (a stream of the cache's context and device) behind the work
+ * already there: it returns once the work is queued, and `output` is written when the stream reaches
+ * it, so that attention runs in order with a framework's own work on its stream
+ * (grey_stream_wrap_native) without a wait on the host. What each sequence holds is taken at the call:
+ * tokens appended later are not attended to. The cache keeps the blocks the work reads as they are
+ * until the stream has passed it: a later call that frees or reuses block memory or drops tokens
+ * (grey_kv_sequence_truncate, grey_kv_sequence_free, an append that quantizes a block or evicts a cached
+ * one, grey_kv_cache_destroy) first waits for the attention queued before it. The queries and the output
+ * stay untouched and their buffers alive until then too (synchronize the stream, or an event recorded
+ * after the call). Argument errors, checked as grey_kv_attend_buffer checks them plus a NULL stream or
+ * one of another context or device, are returned by the call and nothing is queued; a failure of the
+ * work is kept by the stream (grey_stream_synchronize). On a backend that cannot queue it (HIP and
+ * Level Zero in this release) the call waits for the stream's earlier work and attends before it
+ * returns: the order and the results are the same, without the overlap. Since 0.2. */
+GREY_API GREY_NODISCARD grey_status grey_kv_attend_async(grey_kv_cache* cache, const grey_kv_attend_params* params,
+                                                         const uint64_t* sequences, uint32_t batch,
+                                                         const grey_buffer* queries, uint64_t queries_offset,
+                                                         grey_buffer* output, uint64_t output_offset, uint64_t io_bytes,
+                                                         grey_stream* stream);
+
 /* Writes the K and V of `layer` of `sequence` as they are stored, dequantized to F32, laid out
  * [token][kv_head][head_dim], into `keys` and `values` (`kv_bytes` each, exactly length * kv_heads *
  * head_dim * 4). Since 0.2. */

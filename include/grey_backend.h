@@ -406,7 +406,21 @@ typedef struct grey_backend_vtable {
      * runtime keeps until the stream has passed it; it calls no backend slot and cannot fail. CUDA:
      * cuLaunchHostFunc. */
     grey_status (*host_task_async)(void* state, grey_backend_stream* stream, void (*task)(void* data), void* data);
+
+    /* kv_attend enqueued on `stream` (of the blocks' device) behind the work already queued there (0.2,
+     * optional: without it grey_kv_attend_async waits for the stream and calls kv_attend). Returns once the
+     * work is queued. `job` and the tables it points to are the runtime's only for the call; `staging` is
+     * host memory of at least GREY_BACKEND_KV_ATTEND_STAGING_BYTES(job->batch, blocks), where blocks is
+     * job->table_offsets[job->batch], aligned to 64 and page-locked where the runtime could get it, that
+     * the runtime keeps untouched until the stream has passed the work: the backend writes the tables it
+     * uploads there and queues the upload on the stream. The blocks, the queries and the output also stay
+     * until then. Device memory the work needs besides is the backend's, kept until the stream has passed
+     * the work. A failure of the work is kept by the stream as the other async slots keep theirs. */
+    grey_status (*kv_attend_async)(void* state, grey_backend_stream* stream, const grey_backend_kv_attend_job* job, void* staging);
 } grey_backend_vtable;
+
+/* kv_attend_async's host `staging`: 32 bytes a sequence and 8 a block. */
+#define GREY_BACKEND_KV_ATTEND_STAGING_BYTES(batch, blocks) ((uint64_t)(batch) * 32u + (uint64_t)(blocks) * 8u)
 
 /* codec_decode_async's `faults` buffer: count uint32 of fault bits, rounded up to 8 bytes, then room for
  * the count blocks' table. */

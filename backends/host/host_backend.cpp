@@ -463,6 +463,37 @@ grey_status host_dequantize_async(void* state, grey_backend_stream* stream, cons
     return enqueue_job(state, stream, job, host_dequantize);
 }
 
+// An attention job and its tables copied for a stream: the runtime's are valid only for the length of the
+// call (its staging serves a backend that uploads the tables, which this one does not).
+struct QueuedKvAttend {
+    grey_kv_layout layout;
+    std::vector<uint64_t> first, last, table_offsets;
+    std::vector<grey_backend_buffer*> blocks;
+    std::vector<uint8_t> quantized;
+    grey_backend_kv_attend_job job;
+};
+
+grey_status host_kv_attend_async(void* state, grey_backend_stream* stream, const grey_backend_kv_attend_job* job, void*) {
+    return guard_enqueue(state, [&] {
+        auto queued = std::make_shared<QueuedKvAttend>();
+        const uint64_t count = job->batch == 0 ? 0 : job->table_offsets[job->batch];
+        queued->layout = *job->layout;
+        queued->first.assign(job->first, job->first + job->batch);
+        queued->last.assign(job->last, job->last + job->batch);
+        queued->table_offsets.assign(job->table_offsets, job->table_offsets + job->batch + (job->batch == 0 ? 0 : 1));
+        queued->blocks.assign(job->blocks, job->blocks + count);
+        queued->quantized.assign(job->quantized, job->quantized + count);
+        queued->job = *job;
+        queued->job.layout = &queued->layout;
+        queued->job.first = queued->first.data();
+        queued->job.last = queued->last.data();
+        queued->job.table_offsets = queued->table_offsets.data();
+        queued->job.blocks = queued->blocks.data();
+        queued->job.quantized = queued->quantized.data();
+        stream->stream.enqueue([state, queued] { return host_kv_attend(state, &queued->job); });
+    });
+}
+
 }  // namespace
 
 grey_status host_backend_entry(uint32_t host_abi_version, grey_backend_vtable* out) {
@@ -511,6 +542,7 @@ grey_status host_backend_entry(uint32_t host_abi_version, grey_backend_vtable* o
     vt.kv_store = host_kv_store;
     vt.kv_compress = host_kv_compress;
     vt.kv_attend = host_kv_attend;
+    vt.kv_attend_async = host_kv_attend_async;
     *out = vt;
     return GREY_OK;
 }

@@ -257,6 +257,10 @@ void Backend::kv_compress(const grey_backend_kv_compress_job& job) const { check
 
 void Backend::kv_attend(const grey_backend_kv_attend_job& job) const { check(vtable_.kv_attend(state_, &job), "kv_attend"); }
 
+void Backend::kv_attend_async(grey_backend_stream* stream, const grey_backend_kv_attend_job& job, void* staging) const {
+    check(vtable_.kv_attend_async(state_, stream, &job, staging), "kv_attend_async");
+}
+
 void Backend::codec_decode(std::span<grey_backend_buffer* const> containers, grey_backend_buffer* output,
                            std::span<const grey_backend_codec_block> blocks, std::span<uint32_t> faults) const {
     if (blocks.empty()) return;

@@ -94,6 +94,10 @@ public:
     void kv_store(const grey_backend_kv_store_job& job) const;
     void kv_compress(const grey_backend_kv_compress_job& job) const;
     void kv_attend(const grey_backend_kv_attend_job& job) const;
+    // kv_attend enqueued on `stream` (kv_attend_async), its tables staged in `staging` (host memory of
+    // GREY_BACKEND_KV_ATTEND_STAGING_BYTES, kept by the caller until the stream is past the work).
+    [[nodiscard]] bool has_kv_attend_async() const noexcept { return vtable_.kv_attend_async != nullptr; }
+    void kv_attend_async(grey_backend_stream* stream, const grey_backend_kv_attend_job& job, void* staging) const;
     // Container blocks decoded on the device (codec_decode): block i's payload in containers[i], its bytes
     // into `output`; faults[i] gets its fault bits.
     [[nodiscard]] bool has_codec_decode() const noexcept { return vtable_.codec_decode != nullptr; }

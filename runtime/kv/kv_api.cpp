@@ -2,6 +2,7 @@
 // and the calls into KvCache, each inside abi_guard.
 #include "common/dtype.hpp"
 #include "core/context.hpp"
+#include "core/stream.hpp"
 #include "core/error.hpp"
 #include "kv/kv_cache.hpp"
 #include "memory/async_use.hpp"
@@ -132,6 +133,28 @@ KvInput checked_input(const grey_kv_cache& cache, grey_dtype dtype, const grey_b
     check_cache_buffer(cache, *keys, keys_offset, kv_bytes, dtype, "keys");
     check_cache_buffer(cache, *values, values_offset, kv_bytes, dtype, "values");
     return {{raw_handle(*keys, "keys"), nullptr, keys_offset, kv_bytes}, {raw_handle(*values, "values"), nullptr, values_offset, kv_bytes}, dtype};
+}
+
+// The checks of the attend calls with the queries and the output in buffers.
+void check_attend_buffers(const grey_kv_cache& cache, const grey_kv_attend_params* params, const uint64_t* sequences, uint32_t batch,
+                          const grey_buffer* queries, uint64_t queries_offset, const grey_buffer* output, uint64_t output_offset,
+                          uint64_t io_bytes) {
+    (void)checked_attend(cache.cache.shape(), params, sequences, batch, io_bytes);
+    require_non_null(queries, "queries");
+    require_non_null(output, "output");
+    check_cache_buffer(cache, *queries, queries_offset, io_bytes, GREY_DTYPE_F32, "queries");
+    check_cache_buffer(cache, *output, output_offset, io_bytes, GREY_DTYPE_F32, "output");
+    check_writable(*output, "output");
+    if (ranges_overlap(*queries, queries_offset, *output, output_offset, io_bytes))
+        fail(GREY_ERROR_INVALID_ARGUMENT, "queries and output overlap in one buffer");
+}
+
+// The backend's view of the queries and the output, once their buffers are held in place (the queries
+// checked raw again under that guard).
+std::pair<grey_backend_memory, grey_backend_memory> attend_memory(const grey_buffer* queries, uint64_t queries_offset, const grey_buffer* output,
+                                                                  uint64_t output_offset, uint64_t io_bytes) {
+    return {grey_backend_memory{raw_handle(*queries, "queries"), nullptr, queries_offset, io_bytes},
+            grey_backend_memory{output->handle, nullptr, output_offset, io_bytes}};
 }
 
 }  // namespace
@@ -269,19 +292,32 @@ grey_status grey_kv_attend_buffer(grey_kv_cache* cache, const grey_kv_attend_par
                                   uint64_t io_bytes) {
     return grey::abi_guard([&] {
         auto& kv = grey::kv::checked(cache);
-        (void)grey::kv::checked_attend(kv.shape(), params, sequences, batch, io_bytes);
-        grey::require_non_null(queries, "queries");
-        grey::require_non_null(output, "output");
-        grey::kv::check_cache_buffer(*cache, *queries, queries_offset, io_bytes, GREY_DTYPE_F32, "queries");
-        grey::kv::check_cache_buffer(*cache, *output, output_offset, io_bytes, GREY_DTYPE_F32, "output");
-        grey::check_writable(*output, "output");
-        if (grey::ranges_overlap(*queries, queries_offset, *output, output_offset, io_bytes))
-            grey::fail(GREY_ERROR_INVALID_ARGUMENT, "queries and output overlap in one buffer");
+        grey::kv::check_attend_buffers(*cache, params, sequences, batch, queries, queries_offset, output, output_offset, io_bytes);
         // The buffers stay where they are for the call (the background scan moves sealed ones).
         grey::memory::AsyncUse use({queries, output});
-        grey_backend_buffer* from = grey::raw_handle(*queries, "queries");
-        kv.attend(*params, std::span(sequences, batch), grey_backend_memory{from, nullptr, queries_offset, io_bytes},
-                  grey_backend_memory{output->handle, nullptr, output_offset, io_bytes});
+        const auto [from, to] = grey::kv::attend_memory(queries, queries_offset, output, output_offset, io_bytes);
+        kv.attend(*params, std::span(sequences, batch), from, to);
+    });
+}
+
+grey_status grey_kv_attend_async(grey_kv_cache* cache, const grey_kv_attend_params* params, const uint64_t* sequences, uint32_t batch,
+                                 const grey_buffer* queries, uint64_t queries_offset, grey_buffer* output, uint64_t output_offset,
+                                 uint64_t io_bytes, grey_stream* stream) {
+    return grey::abi_guard([&] {
+        auto& kv = grey::kv::checked(cache);
+        grey::kv::check_attend_buffers(*cache, params, sequences, batch, queries, queries_offset, output, output_offset, io_bytes);
+        grey_stream& s = grey::stream_for(stream, *queries, "grey_kv_attend_async");
+        // The buffers are not moved from here until the work is queued, and then not until it has run.
+        grey::memory::AsyncUse use(s, {queries, output});
+        const auto [from, to] = grey::kv::attend_memory(queries, queries_offset, output, output_offset, io_bytes);
+        const std::span<const uint64_t> batch_sequences(sequences, batch);
+        const grey::Backend& backend = *queries->backend;
+        // A sequence that does not exist or is empty is the call's error, also where the work runs later.
+        kv.check_attend(*params, batch_sequences);
+        grey::submit(
+            s, [&](grey_backend_stream* handle) { kv.attend_async(*params, batch_sequences, from, to, handle); },
+            [&] { kv.attend(*params, batch_sequences, from, to); }, backend.has_kv_attend_async());
+        use.enqueued();
     });
 }
 

@@ -18,42 +18,62 @@ void KvCache::attend(const grey_kv_attend_params& params, std::span<const uint64
     backend_.buffer_read(io.get(), queries.size_bytes(), output.data(), output.size_bytes());
 }
 
-void KvCache::attend(const grey_kv_attend_params& params, std::span<const uint64_t> sequences, const grey_backend_memory& queries,
-                     const grey_backend_memory& output) const {
-    std::lock_guard lock(mutex_);
+void KvCache::make_attend_job(const grey_kv_attend_params& params, std::span<const uint64_t> sequences, const grey_backend_memory& queries,
+                              const grey_backend_memory& output, AttendJob& out) const {
     const auto batch = static_cast<uint32_t>(sequences.size());
-    std::vector<uint64_t> first(batch), last(batch), offsets{0};
-    std::vector<grey_backend_buffer*> blocks;
-    std::vector<uint8_t> quantized;
+    out.first.resize(batch);
+    out.last.resize(batch);
     for (uint32_t b = 0; b < batch; ++b) {
         const KvSequence& seq = find(sequences[b]);
         // Reserved tokens count once this layer of theirs is written.
-        last[b] = seq.length + (seq.reserved && seq.reserved->written[params.layer] ? seq.reserved->tokens() : 0);
-        if (last[b] == 0)
+        out.last[b] = seq.length + (seq.reserved && seq.reserved->written[params.layer] ? seq.reserved->tokens() : 0);
+        if (out.last[b] == 0)
             fail(GREY_ERROR_INVALID_ARGUMENT, "sequence " + std::to_string(sequences[b]) + " is empty: there is nothing to attend to");
-        first[b] = params.sliding_window != 0 && last[b] > params.sliding_window ? last[b] - params.sliding_window : 0;
+        out.first[b] = params.sliding_window != 0 && out.last[b] > params.sliding_window ? out.last[b] - params.sliding_window : 0;
         for (const uint64_t id : seq.table) {
             const KvBlock& block = blocks_.at(id);
-            blocks.push_back(block.memory.get());
-            quantized.push_back(block.quantized ? 1 : 0);
+            out.blocks.push_back(block.memory.get());
+            out.quantized.push_back(block.quantized ? 1 : 0);
         }
-        offsets.push_back(blocks.size());
+        out.offsets.push_back(out.blocks.size());
     }
-    grey_backend_kv_attend_job job{};
+    grey_backend_kv_attend_job& job = out.job;
     job.struct_size = sizeof job;
     job.batch = batch;
     job.layout = &shape_;
     job.layer = params.layer;
     job.query_heads = params.query_heads;
     job.scale = params.scale != 0.0f ? params.scale : 1.0f / std::sqrt(static_cast<float>(shape_.head_dim));
-    job.first = first.data();
-    job.last = last.data();
-    job.table_offsets = offsets.data();
-    job.blocks = blocks.data();
-    job.quantized = quantized.data();
+    job.first = out.first.data();
+    job.last = out.last.data();
+    job.table_offsets = out.offsets.data();
+    job.blocks = out.blocks.data();
+    job.quantized = out.quantized.data();
     job.queries = queries;
     job.output = output;
-    backend_.kv_attend(job);
+}
+
+void KvCache::attend(const grey_kv_attend_params& params, std::span<const uint64_t> sequences, const grey_backend_memory& queries,
+                     const grey_backend_memory& output) const {
+    std::lock_guard lock(mutex_);
+    AttendJob job;
+    make_attend_job(params, sequences, queries, output, job);
+    backend_.kv_attend(job.job);
+}
+
+void KvCache::check_attend(const grey_kv_attend_params& params, std::span<const uint64_t> sequences) const {
+    std::lock_guard lock(mutex_);
+    AttendJob job;
+    make_attend_job(params, sequences, {}, {}, job);
+}
+
+void KvCache::attend_async(const grey_kv_attend_params& params, std::span<const uint64_t> sequences, const grey_backend_memory& queries,
+                           const grey_backend_memory& output, grey_backend_stream* stream) {
+    std::lock_guard lock(mutex_);
+    AttendJob job;
+    make_attend_job(params, sequences, queries, output, job);
+    queued_.enqueue(stream, GREY_BACKEND_KV_ATTEND_STAGING_BYTES(job.job.batch, job.blocks.size()),
+                    [&](void* staging) { backend_.kv_attend_async(stream, job.job, staging); });
 }
 
 void KvCache::gather(uint64_t sequence, uint32_t layer, std::span<float> keys, std::span<float> values) const {

@@ -11,7 +11,8 @@
 
 namespace grey::kv {
 
-KvCache::KvCache(const KvShape& shape, const Backend& backend, uint32_t device) : shape_(shape), backend_(backend), device_(device) {
+KvCache::KvCache(const KvShape& shape, const Backend& backend, uint32_t device)
+    : shape_(shape), backend_(backend), device_(device), queued_(backend, device) {
     // A job of no sequences asks only whether the backend's kernels take this layout.
     grey_backend_kv_attend_job probe{};
     probe.struct_size = sizeof probe;
@@ -36,6 +37,7 @@ BlockMemory KvCache::block_memory(uint64_t bytes) {
 }
 
 void KvCache::drop_memory(BlockMemory memory) {
+    queued_.settle();  // attention queued on a stream may still read it
     if (spare_.bytes() + memory.size() <= unused_capacity()) spare_.keep(std::move(memory));
 }
 
@@ -137,6 +139,7 @@ void KvCache::truncate(uint64_t sequence, uint64_t tokens) {
 }
 
 void KvCache::shorten(KvSequence& seq, uint64_t tokens) {
+    queued_.settle();  // the slots from `tokens` on will be written again, and queued attention may read them
     const uint64_t per_block = shape_.tokens_per_block;
     const uint64_t keep = (tokens + per_block - 1) / per_block;
     while (seq.table.size() > keep) {

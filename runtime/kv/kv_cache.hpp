@@ -7,6 +7,7 @@
 
 #include "kv/kv_block.hpp"
 #include "kv/kv_shape.hpp"
+#include "kv/queued_reads.hpp"
 
 #include "core/backend.hpp"
 
@@ -74,11 +75,27 @@ public:
                 std::span<float> output) const;
     void attend(const grey_kv_attend_params& params, std::span<const uint64_t> sequences, const grey_backend_memory& queries,
                 const grey_backend_memory& output) const;
+    // Throws what attend would for these sequences (unknown, empty), and does nothing.
+    void check_attend(const grey_kv_attend_params& params, std::span<const uint64_t> sequences) const;
+    // attend from device memory, queued on `stream` of the cache's device (the backend's kv_attend_async, which the caller
+    // has checked it has): the blocks read stay as they are until the stream has passed the work.
+    void attend_async(const grey_kv_attend_params& params, std::span<const uint64_t> sequences, const grey_backend_memory& queries,
+                      const grey_backend_memory& output, grey_backend_stream* stream);
     void gather(uint64_t sequence, uint32_t layer, std::span<float> keys, std::span<float> values) const;
     grey_kv_stats stats() const;
     const KvShape& shape() const { return shape_; }
 
 private:
+    // An attention job's tables, with the job pointing into them (the cache's lock held while it is made
+    // and used).
+    struct AttendJob {
+        std::vector<uint64_t> first, last, offsets{0};
+        std::vector<grey_backend_buffer*> blocks;
+        std::vector<uint8_t> quantized;
+        grey_backend_kv_attend_job job{};
+    };
+    void make_attend_job(const grey_kv_attend_params& params, std::span<const uint64_t> sequences, const grey_backend_memory& queries,
+                         const grey_backend_memory& output, AttendJob& out) const;
     KvSequence& find(uint64_t sequence);
     const KvSequence& find(uint64_t sequence) const;
     KvBlock new_dense_block();
@@ -88,7 +105,7 @@ private:
     // of other sizes is freed as far as the capacity needs.
     BlockMemory block_memory(uint64_t bytes);
     // The memory of a block the cache drops (its bytes already out of bytes_used_), kept where the blocks
-    // and the kept memory stay within the capacity, else freed.
+    // and the kept memory stay within the capacity, else freed; once the attention queued on streams is done.
     void drop_memory(BlockMemory memory);
     // A block's bytes, read back to the host.
     std::vector<uint8_t> read_block(const KvBlock& block) const;
@@ -122,7 +139,7 @@ private:
     void cancel(KvSequence& sequence);
     [[nodiscard]] KvSequence& idle(uint64_t sequence, const char* doing);
     void finish_block(KvSequence& sequence, size_t index);
-    // Drops the tokens from `tokens` on (no more than its length).
+    // Drops the tokens from `tokens` on (no more than its length), once the attention queued on streams is done.
     void shorten(KvSequence& sequence, uint64_t tokens);
     void quantize_old_blocks(KvSequence& sequence);
 
@@ -142,6 +159,9 @@ private:
     uint64_t prefix_hits_ = 0;
     uint64_t evictions_ = 0;
     SpareBlocks spare_;  // after blocks_: freed first, with nothing referring to it
+    // Attention queued on streams (attend_async), settled before block memory is freed, reused or
+    // rewritten. Last: destroying the cache waits for it before any block memory goes.
+    QueuedReads queued_;
 };
 
 }  // namespace grey::kv

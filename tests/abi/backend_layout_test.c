@@ -79,7 +79,8 @@ _Static_assert(offsetof(grey_backend_vtable, event_create_untimed) == 376, "grey
 _Static_assert(offsetof(grey_backend_vtable, codec_decode_async) == 384, "grey_backend_vtable.codec_decode_async moved");
 _Static_assert(offsetof(grey_backend_vtable, codec_decode_async_staged) == 392, "grey_backend_vtable.codec_decode_async_staged moved");
 _Static_assert(offsetof(grey_backend_vtable, host_task_async) == 400, "grey_backend_vtable.host_task_async moved");
-_Static_assert(sizeof(grey_backend_vtable) == 408, "size of grey_backend_vtable changed: slots are only appended");
+_Static_assert(offsetof(grey_backend_vtable, kv_attend_async) == 408, "grey_backend_vtable.kv_attend_async moved");
+_Static_assert(sizeof(grey_backend_vtable) == 416, "size of grey_backend_vtable changed: slots are only appended");
 
 _Static_assert(sizeof(grey_backend_codec_block) == 48, "size of grey_backend_codec_block changed");
 _Static_assert(offsetof(grey_backend_codec_block, checksum_seed) == 24, "grey_backend_codec_block.checksum_seed moved");
