@@ -6,8 +6,9 @@ For each cache format (int8, int4, int2, fp8-e4m3, and the cache kept whole in b
 grey_kv_cache with --batch sequences of --context tokens (one layer, distinct tenants so nothing is
 shared), then times grey_kv_attend: the median wall time of one call, which includes uploading the
 queries and block tables, both kernels and reading the output back; then grey_kv_attend_buffer, the
-queries and the output in GPU buffers (only the block tables uploaded), whose output must be the same
-bit for bit. Beside it, on the same shapes,
+queries and the output in GPU buffers (only the block tables uploaded), and grey_kv_attend_async, the
+same queued on a stream (the host's time to queue a call, and a call's time when many are queued in a
+row), whose outputs must be the same bit for bit. Beside it, on the same shapes,
 torch.nn.functional.scaled_dot_product_attention on bf16 tensors already on the GPU, with each backend
 that runs GQA (flash, cuDNN, math), timed the same way (wall time of one call and a synchronize) and by
 CUDA events (kernel time only); libgrey's device time (kernels and copies of one call) comes from CUPTI
@@ -241,10 +242,53 @@ def grey_buffer_figures(grey, cache, params, sequences, batch, q, expected, warm
         grey.call("grey_buffer_read", out_buffer, C.c_uint64(0), got.ctypes.data_as(C.c_void_p), io)
         if not np.array_equal(got, expected):
             raise RuntimeError("grey_kv_attend_buffer's output differs from grey_kv_attend's")
-        return {"buffer_attend_us": seconds * 1e6, "buffer_device_us": device * 1e6, "buffer_device_us_by_kernel": kernels}
+        figures = {"buffer_attend_us": seconds * 1e6, "buffer_device_us": device * 1e6, "buffer_device_us_by_kernel": kernels}
+        # A library built before grey_kv_attend_async has no such figures.
+        if hasattr(lib, "grey_kv_attend_async"):
+            figures.update(grey_async_figures(grey, cache, params, sequences, batch, q_buffer, out_buffer, io, expected, warmup, repeat))
+        return figures
     finally:
         lib.grey_buffer_destroy(out_buffer)
         lib.grey_buffer_destroy(q_buffer)
+
+
+def grey_async_figures(grey, cache, params, sequences, batch, q_buffer, out_buffer, io, expected, warmup, repeat):
+    """grey_kv_attend_async on a stream of libgrey's: the host's time to queue one call (median), and the
+    time a call takes when `repeat` of them are queued back to back and the stream then synchronized (as a
+    decode loop queues a layer's attention after another: the figure to hold against a PyTorch kernel's
+    time over calls in a row). Its output must be grey_kv_attend's, bit for bit."""
+    lib = grey.lib
+    stream = C.c_void_p()
+    grey.call("grey_stream_create", grey.context, C.c_uint32(grey.gpu), C.byref(stream))
+    try:
+        def queue():
+            grey.call("grey_kv_attend_async", cache, C.byref(params), sequences, C.c_uint32(batch), q_buffer, C.c_uint64(0),
+                      out_buffer, C.c_uint64(0), io, stream)
+
+        def synchronize():
+            grey.call("grey_stream_synchronize", stream)
+
+        for _ in range(warmup):
+            queue()
+        synchronize()
+        queue_seconds = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            queue()
+            queue_seconds.append(time.perf_counter() - start)
+            synchronize()
+        start = time.perf_counter()
+        for _ in range(repeat):
+            queue()
+        synchronize()
+        in_a_row = (time.perf_counter() - start) / repeat
+        got = np.empty_like(expected)
+        grey.call("grey_buffer_read", out_buffer, C.c_uint64(0), got.ctypes.data_as(C.c_void_p), io)
+        if not np.array_equal(got, expected):
+            raise RuntimeError("grey_kv_attend_async's output differs from grey_kv_attend's")
+        return {"async_queue_us": statistics.median(queue_seconds) * 1e6, "async_in_a_row_us": in_a_row * 1e6}
+    finally:
+        lib.grey_stream_destroy(stream)
 
 
 def torch_timings(run, args):
@@ -472,6 +516,11 @@ def main():
         print(f"  libgrey {f['format']:8s} {f['buffer_attend_us']:9.1f} us a call (wall)   {ratio:5.2f}x the best bf16 wall time   "
               f"{f['buffer_device_us']:8.1f} us device time = {kernel_ratio:5.2f}x the best bf16 kernel time   "
               "(queries and output in device buffers: grey_kv_attend_buffer)")
+        if "async_in_a_row_us" in f:
+            ratio = best_kernel / f["async_in_a_row_us"] if best_kernel else float("nan")
+            print(f"  libgrey {f['format']:8s} {f['async_in_a_row_us']:9.1f} us a call, {args.repeat} queued in a row on a stream "
+                  f"(wall) = {ratio:5.2f}x the best bf16 kernel time over calls in a row   {f['async_queue_us']:6.1f} us to queue one "
+                  "(grey_kv_attend_async)")
     if best_kernel:
         print(f"  (best bf16 kernel time {best_kernel:.1f} us, {best_kernel_name}; libgrey's figures are whole calls, "
               "transfers included: of the queries, the block tables and the output from host arrays, of the block "

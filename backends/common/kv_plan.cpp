@@ -134,4 +134,13 @@ uint64_t attend_partials_bytes(const common::KvLayout& layout, const AttendShape
     return shape.sequences.size() * query_heads * uint64_t{splits} * (layout.head_dim + 2) * sizeof(float);
 }
 
+AttendScratch attend_scratch(const common::KvLayout& layout, const AttendShape& shape, uint64_t blocks, uint32_t splits, uint32_t query_heads) {
+    const auto aligned = [](uint64_t bytes) { return (bytes + 15) / 16 * 16; };
+    AttendScratch at;
+    at.blocks_at = aligned(shape.sequences.size() * sizeof(grey_kvk_sequence));
+    at.partials_at = at.blocks_at + aligned(blocks * sizeof(uint64_t));
+    at.bytes = at.partials_at + attend_partials_bytes(layout, shape, splits, query_heads);
+    return at;
+}
+
 }  // namespace grey::backend::kv

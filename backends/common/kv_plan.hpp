@@ -120,11 +120,19 @@ uint32_t attend_splits(const AttendShape& shape, uint64_t resident);
 std::array<Launch, 2> attend_launches(const common::KvLayout& layout, const AttendShape& shape, uint32_t splits, uint32_t query_heads);
 // Bytes of the partial results: [batch][query_heads][splits][head_dim + 2] floats.
 uint64_t attend_partials_bytes(const common::KvLayout& layout, const AttendShape& shape, uint32_t splits, uint32_t query_heads);
+// An attention job's device memory as one piece: the sequences' table from its start, then the block
+// table (`blocks` addresses) at blocks_at, then the partial results at partials_at, 16-byte aligned.
+struct AttendScratch {
+    uint64_t blocks_at = 0, partials_at = 0, bytes = 0;
+};
+AttendScratch attend_scratch(const common::KvLayout& layout, const AttendShape& shape, uint64_t blocks, uint32_t splits, uint32_t query_heads);
 
 // --- The jobs, carried out through `vendor`, which provides
-//   scratch(bytes) -> S                        device memory kept until S goes; S::get() its address
+//   scratch(bytes) -> S                        device memory kept until S goes (or, for work queued on a
+//                                              stream, until the stream has passed it); S::get() its address
 //   upload(address, host, bytes)               a copy to the device, ordered before the launches after it
-//                                              (the host memory stays the caller's until finish())
+//                                              (the host memory stays the caller's until finish(), or the
+//                                              call's end where the vendor stages the copy)
 //   download(host, address, bytes)             a copy to the host, ordered after the launches before it,
 //                                              done when finish() returns
 //   tensor_cores()                             whether grey_kv_attend_mma may be launched
@@ -132,7 +140,8 @@ uint64_t attend_partials_bytes(const common::KvLayout& layout, const AttendShape
 //                                              staging (0: it reads the blocks in place)
 //   resident_blocks(Kernel, threads, shared)   thread blocks of the kernel resident on the device at once
 //   launch(Kernel, Grid, threads, shared, void** params)
-//   finish()                                   waits until the job's work is done
+//   finish()                                   waits until the job's work is done (nothing, for work queued
+//                                              on a caller's stream)
 //   run(body)                                  runs body(); a vendor whose queued work could outlive a
 //                                              failure (and the scratch it uses) waits for it there
 // and throws what they throw. Scratch is taken before run(), so it is given back only after it.
@@ -221,19 +230,19 @@ void run_attend(Vendor& vendor, const char* vendor_name, const common::KvLayout&
         return vendor.resident_blocks(shape.split(), AttendShape::split_threads(), shared_bytes);
     });
     const uint32_t splits = attend_splits(shape, resident);
-    auto sequence_table = vendor.scratch(shape.sequences.size() * sizeof(grey_kvk_sequence));
-    auto block_table = vendor.scratch(tables.blocks.size_bytes());
-    auto partials = vendor.scratch(attend_partials_bytes(layout, shape, splits, query_heads));
+    const AttendScratch at = attend_scratch(layout, shape, tables.blocks.size(), splits, query_heads);
+    auto scratch = vendor.scratch(at.bytes);
     vendor.run([&] {
+        const uint64_t base = scratch.get();
         grey_kvk_attend_args args{};
         args.layout = layout;
-        vendor.upload(sequence_table.get(), shape.sequences.data(), shape.sequences.size() * sizeof(grey_kvk_sequence));
-        args.sequences = sequence_table.get();
-        vendor.upload(block_table.get(), tables.blocks.data(), tables.blocks.size_bytes());
-        args.blocks = block_table.get();
+        vendor.upload(base, shape.sequences.data(), shape.sequences.size() * sizeof(grey_kvk_sequence));
+        args.sequences = base;
+        vendor.upload(base + at.blocks_at, tables.blocks.data(), tables.blocks.size_bytes());
+        args.blocks = base + at.blocks_at;
         args.queries = queries;
         args.output = output;
-        args.partials = partials.get();
+        args.partials = base + at.partials_at;
         args.layer = layer;
         args.query_heads = query_heads;
         args.group = shape.group;

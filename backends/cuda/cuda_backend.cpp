@@ -394,6 +394,18 @@ grey_status cuda_kv_compress(void* state, const grey_backend_kv_compress_job* jo
     });
 }
 
+// The job's blocks as the kernels' table entries: device addresses, bit 0 set for a quantized block.
+std::vector<uint64_t> kv_block_entries(const grey_backend_kv_attend_job& job) {
+    const uint64_t count = job.table_offsets[job.batch];
+    std::vector<uint64_t> blocks(count);
+    for (uint64_t i = 0; i < count; ++i) blocks[i] = job.blocks[i]->pointer | (job.quantized[i] != 0 ? 1u : 0u);
+    return blocks;
+}
+
+KvAttendTables kv_attend_tables(const grey_backend_kv_attend_job& job, std::span<const uint64_t> blocks) {
+    return KvAttendTables{blocks, {job.table_offsets, job.batch + size_t{1}}, {job.first, job.batch}, {job.last, job.batch}};
+}
+
 grey_status cuda_kv_attend(void* state, const grey_backend_kv_attend_job* job) {
     CudaState& s = state_of(state);
     return guarded(s.host, [&] {
@@ -401,12 +413,21 @@ grey_status cuda_kv_attend(void* state, const grey_backend_kv_attend_job* job) {
             kv_check_layout(*job->layout, job->query_heads);
             return GREY_OK;
         }
-        const uint64_t count = job->table_offsets[job->batch];
-        std::vector<uint64_t> blocks(count);
-        for (uint64_t i = 0; i < count; ++i) blocks[i] = job->blocks[i]->pointer | (job->quantized[i] != 0 ? 1u : 0u);
-        const KvAttendTables tables{blocks, {job->table_offsets, job->batch + size_t{1}}, {job->first, job->batch}, {job->last, job->batch}};
-        kv_attend(runtime(s, job->queries.buffer->device), *job->layout, tables, job->layer, job->query_heads, job->scale,
+        const std::vector<uint64_t> blocks = kv_block_entries(*job);
+        kv_attend(runtime(s, job->queries.buffer->device), *job->layout, kv_attend_tables(*job, blocks), job->layer, job->query_heads, job->scale,
                   address_of(job->queries), address_of(job->output));
+        return GREY_OK;
+    });
+}
+
+// Enqueue-only: the tables go up from the runtime's staging on the stream, the scratch is the stream's.
+grey_status cuda_kv_attend_async(void* state, grey_backend_stream* stream, const grey_backend_kv_attend_job* job, void* staging) {
+    CudaState& s = state_of(state);
+    return guarded(s.host, [&] {
+        if (job->batch == 0) return GREY_OK;
+        const std::vector<uint64_t> blocks = kv_block_entries(*job);
+        kv_attend_on(*stream->runtime, *stream->journal, stream->stream, *job->layout, kv_attend_tables(*job, blocks), job->layer, job->query_heads,
+                     job->scale, address_of(job->queries), address_of(job->output), staging);
         return GREY_OK;
     });
 }
@@ -810,6 +831,7 @@ extern "C" GREY_BACKEND_EXPORT grey_status grey_backend_entry(uint32_t host_abi_
     vt.kv_store = cuda_kv_store;
     vt.kv_compress = cuda_kv_compress;
     vt.kv_attend = cuda_kv_attend;
+    vt.kv_attend_async = cuda_kv_attend_async;
     vt.host_free = cuda_host_free;
     // An older loader has room for fewer slots: fill only what it has.
     const uint32_t room = out->struct_size < sizeof vt ? out->struct_size : static_cast<uint32_t>(sizeof vt);

@@ -148,8 +148,11 @@ void DeviceRuntime::launch_on(CUstream stream, CUfunction function, unsigned int
 }
 
 void DeviceRuntime::launch(CUfunction function, Grid grid, unsigned int threads, unsigned int shared_bytes, void** params) {
-    driver_.check(driver_.cuLaunchKernel(function, grid.x, grid.y, grid.z, threads, 1, 1, shared_bytes, stream_->get(), params, nullptr),
-                  "cuLaunchKernel");
+    launch_on(stream_->get(), function, grid, threads, shared_bytes, params);
+}
+
+void DeviceRuntime::launch_on(CUstream stream, CUfunction function, Grid grid, unsigned int threads, unsigned int shared_bytes, void** params) {
+    driver_.check(driver_.cuLaunchKernel(function, grid.x, grid.y, grid.z, threads, 1, 1, shared_bytes, stream, params, nullptr), "cuLaunchKernel");
 }
 
 KvKernels::KvKernels(const Driver& driver, int shared_optin)

@@ -222,6 +222,7 @@ public:
     // `stream`.
     void enqueue_fill(CUstream stream, CUdeviceptr destination, uint8_t value, uint64_t size);
     void launch_on(CUstream stream, CUfunction function, unsigned int blocks, unsigned int threads, unsigned int shared_bytes, void** params);
+    void launch_on(CUstream stream, CUfunction function, Grid grid, unsigned int threads, unsigned int shared_bytes, void** params);
     // A driver call made with the device's context current.
     template <typename Call>
     decltype(auto) in_context(Call&& call) {

@@ -2,6 +2,9 @@
 // the HIP backend) launched through cuLaunchKernel on the device's stream, with scratch from its pool.
 #include "cuda/kv_ops.hpp"
 
+#include <cstddef>
+#include <cstring>
+
 namespace grey::cuda {
 namespace {
 
@@ -44,6 +47,31 @@ struct CudaKvLauncher {
     }
 };
 
+// The launcher of attention queued on a caller's stream: scratch from the stream's journal, the table
+// uploads staged in the runtime's host memory and queued on the stream, nothing waited for. Inside
+// device.exclusive() (the kernels are loaded under it) and the journal's enqueue_with_scratch.
+template <typename StreamScratch>
+struct CudaKvStreamLauncher : CudaKvLauncher {
+    CUstream stream;
+    StreamScratch& stream_scratch;
+    std::byte* staging;  // the next table's place
+
+    struct Scratch {
+        CUdeviceptr address;
+        [[nodiscard]] CUdeviceptr get() const noexcept { return address; }
+    };
+    [[nodiscard]] Scratch scratch(uint64_t bytes) const { return {stream_scratch(bytes)}; }
+    void upload(CUdeviceptr destination, const void* source, uint64_t bytes) {
+        std::memcpy(staging, source, bytes);
+        device.write_on(stream, destination, staging, bytes);
+        staging += bytes;
+    }
+    void launch(kv::Kernel kernel, kv::Grid grid, unsigned int threads, unsigned int shared_bytes, void** params) const {
+        device.launch_on(stream, function(kernel), Grid{grid.x, grid.y, grid.z}, threads, shared_bytes, params);
+    }
+    void finish() const {}
+};
+
 }  // namespace
 
 void kv_check_layout(const common::KvLayout& layout, uint32_t query_heads) { kv::check_layout(layout, query_heads, "CUDA"); }
@@ -72,6 +100,20 @@ void kv_attend(DeviceRuntime& device, const common::KvLayout& layout, const KvAt
     device.exclusive([&] {
         CudaKvLauncher launcher{device};
         kv::run_attend(launcher, "CUDA", layout, tables, layer, query_heads, scale, queries, output);
+    });
+}
+
+void kv_attend_on(DeviceRuntime& device, QuantJournal& journal, CUstream stream, const common::KvLayout& layout, const KvAttendTables& tables,
+                  uint32_t layer, uint32_t query_heads, float scale, CUdeviceptr queries, CUdeviceptr output, void* staging) {
+    // The staging holds the two tables run_attend uploads: the sequences' and the blocks'.
+    static_assert(sizeof(grey_kvk_sequence) <= 32, "GREY_BACKEND_KV_ATTEND_STAGING_BYTES gives a sequence 32 bytes");
+    kv_check_layout(layout, query_heads);
+    if (tables.first.empty()) return;
+    journal.enqueue_with_scratch([&](auto&& stream_scratch) {
+        device.exclusive([&] {
+            CudaKvStreamLauncher<decltype(stream_scratch)> launcher{{device}, stream, stream_scratch, static_cast<std::byte*>(staging)};
+            kv::run_attend(launcher, "CUDA", layout, tables, layer, query_heads, scale, queries, output);
+        });
     });
 }
 

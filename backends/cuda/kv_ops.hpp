@@ -6,6 +6,7 @@
 #include "common/kv_layout.hpp"
 #include "common/kv_plan.hpp"
 #include "cuda/device_runtime.hpp"
+#include "cuda/quant_journal.hpp"
 
 #include <cstdint>
 #include <span>
@@ -28,5 +29,12 @@ using KvAttendTables = backend::kv::AttendTables;
 // Decode attention (grey_backend_kv_attend_job) with queries and output F32 at device addresses.
 void kv_attend(DeviceRuntime& device, const common::KvLayout& layout, const KvAttendTables& tables, uint32_t layer,
                uint32_t query_heads, float scale, CUdeviceptr queries, CUdeviceptr output);
+
+// The same queued on the caller's `stream` behind its work (kv_attend_async): the device memory is the
+// stream's scratch (`journal`'s), the tables go up from `staging` (host memory of
+// GREY_BACKEND_KV_ATTEND_STAGING_BYTES that the runtime keeps until the stream has passed the work), and
+// nothing is waited for.
+void kv_attend_on(DeviceRuntime& device, QuantJournal& journal, CUstream stream, const common::KvLayout& layout, const KvAttendTables& tables,
+                  uint32_t layer, uint32_t query_heads, float scale, CUdeviceptr queries, CUdeviceptr output, void* staging);
 
 }  // namespace grey::cuda

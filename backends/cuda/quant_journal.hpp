@@ -1,5 +1,6 @@
 // Quantization enqueued on a caller's stream (grey_quantize_buffer_async): the kernels are launched and
-// nothing is waited for or read back. Each job in flight gets its own flag slot (device memory the
+// nothing is waited for or read back. The stream's scratch also serves the KV cache's attention queued
+// there (grey_kv_attend_async, enqueue_with_scratch). Each job in flight gets its own flag slot (device memory the
 // kernels lower on bad input) and a word of mapped host memory they set when they flag, so that
 // checking a finished job costs a host read unless its input was bad. The journal checks the jobs a
 // synchronize, a query or an event has seen finish, and keeps the first failure, as the host backend's
@@ -34,6 +35,22 @@ public:
     // Launch the job's kernels on `stream`. Thread-safe; jobs are numbered in the order they are enqueued.
     void enqueue_quantize(CUstream stream, const grey_backend_quant_job& job, CUdeviceptr source, CUdeviceptr destination);
     void enqueue_dequantize(CUstream stream, const grey_backend_quant_job& job, CUdeviceptr source, CUdeviceptr destination);
+
+    // Other work queued on the stream that takes device memory (the KV cache's attention): `work(scratch)`
+    // runs under the journal's lock with the device's context current, `scratch(bytes)` giving the
+    // stream's scratch of at least `bytes`, and is numbered as a job, so that a larger scratch taken later
+    // retires the one it used only once the stream has passed it.
+    template <typename Work>
+    void enqueue_with_scratch(Work&& work) {
+        std::lock_guard lock(mutex_);
+        try {
+            device_.in_context([&](const Driver&) { work([this](uint64_t bytes) { return scratch(bytes); }); });
+        } catch (...) {
+            failures_.advance();  // some of it may be queued, using the scratch
+            throw;
+        }
+        failures_.advance();
+    }
 
     // Runs `record` (an event record on the journal's stream) between two jobs and returns the number of
     // the next job: the event stands for the jobs numbered below it.

@@ -2674,6 +2674,76 @@ TEST(CudaFake, KvAttendsFromDeviceBuffers) {
     grey_kv_cache_destroy(cache);
 }
 
+// grey_kv_attend_async on the plugin: queued on the caller's stream without a wait of the host, its tables
+// copied up from page-locked staging on that stream, and run when the stream is waited for (the fake runs
+// a stream's work only then), giving what grey_kv_attend gives. A truncation and an append after the call
+// first wait for it: the fake's kernels read the blocks when they run, so a cache that let the call read
+// blocks it had changed since would give other values here.
+TEST(CudaFake, KvAttendsOnACallersStreamWithoutWaiting) {
+    ScopedEnv env{{"FAKE_CUDA_KV_KERNELS", "1"}};
+    Context c;
+    grey_kv_cache_config config = GREY_KV_CACHE_CONFIG_INIT;
+    config.layers = 1;
+    config.kv_heads = 2;
+    config.head_dim = 64;
+    config.window_tokens = 16;
+    config.capacity_bytes = 1u << 22;
+    grey_kv_cache* cache = nullptr;
+    ASSERT_EQ(grey_kv_cache_create(c.context, 1, &config, &cache), GREY_OK) << grey_last_error();
+    uint64_t sequences[2] = {};
+    const uint32_t lengths[2] = {40, 7};
+    for (int i = 0; i < 2; ++i) {
+        ASSERT_EQ(grey_kv_sequence_create(cache, 0, &sequences[i]), GREY_OK);
+        const std::vector<int32_t> ids(lengths[i], 3 + i);
+        const auto kv = grey::test::kv_test_values(size_t{lengths[i]} * 2 * 64, 10 + i);
+        ASSERT_EQ(grey_kv_append(cache, sequences[i], ids.data(), lengths[i], GREY_DTYPE_F32, kv.data(), kv.data(), kv.size() * 4), GREY_OK)
+            << grey_last_error();
+    }
+    grey_kv_attend_params params = GREY_KV_ATTEND_PARAMS_INIT;
+    params.query_heads = 8;
+    const auto queries = grey::test::kv_test_values(2 * 8 * 64, 77);
+    const uint64_t bytes = queries.size() * 4;
+    std::vector<float> expected(queries.size()), got(queries.size());
+    ASSERT_EQ(grey_kv_attend(cache, &params, sequences, 2, queries.data(), expected.data(), bytes), GREY_OK) << grey_last_error();
+    grey_buffer *query_buffer = nullptr, *output_buffer = nullptr;
+    ASSERT_EQ(grey_buffer_create(c.context, 1, bytes, &query_buffer), GREY_OK);
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 3 * bytes, &output_buffer), GREY_OK);
+    ASSERT_EQ(grey_buffer_write(query_buffer, 0, queries.data(), bytes), GREY_OK);
+    grey_stream* stream = nullptr;
+    ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
+
+    const auto waits = fake_host_waits(), pinned = fake_pinned_copies_queued(), queued = fake_queued_work();
+    for (uint64_t i = 0; i < 3; ++i)
+        ASSERT_EQ(grey_kv_attend_async(cache, &params, sequences, 2, query_buffer, 0, output_buffer, i * bytes, bytes, stream), GREY_OK)
+            << grey_last_error();
+    EXPECT_EQ(fake_host_waits(), waits);
+    EXPECT_EQ(fake_pinned_copies_queued() - pinned, 6u);  // each call's two tables, from the runtime's staging
+    // The last call's copies and kernels wait on the stream. (The earlier calls' ran when the next one
+    // asked whether they were done: the fake runs a stream's work up to an event that is queried.)
+    EXPECT_GE(fake_queued_work() - queued, 4u);
+
+    // Other tokens where the first sequence's were: the queued calls run first.
+    ASSERT_EQ(grey_kv_sequence_truncate(cache, sequences[0], 5), GREY_OK) << grey_last_error();
+    EXPECT_GT(fake_host_waits(), waits);
+    const std::vector<int32_t> ids(35, 9);
+    const auto other = grey::test::kv_test_values(size_t{35} * 2 * 64, 99);
+    ASSERT_EQ(grey_kv_append(cache, sequences[0], ids.data(), 35, GREY_DTYPE_F32, other.data(), other.data(), other.size() * 4), GREY_OK)
+        << grey_last_error();
+    std::vector<float> changed(queries.size());
+    ASSERT_EQ(grey_kv_attend(cache, &params, sequences, 2, queries.data(), changed.data(), bytes), GREY_OK) << grey_last_error();
+    ASSERT_NE(changed, expected);
+
+    ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
+    for (uint64_t i = 0; i < 3; ++i) {
+        ASSERT_EQ(grey_buffer_read(output_buffer, i * bytes, got.data(), bytes), GREY_OK);
+        EXPECT_EQ(std::memcmp(got.data(), expected.data(), bytes), 0) << "call " << i;
+    }
+    grey_stream_destroy(stream);
+    grey_buffer_destroy(query_buffer);
+    grey_buffer_destroy(output_buffer);
+    grey_kv_cache_destroy(cache);
+}
+
 // The same jobs on a device with tensor cores (the fake reports compute capability 9.0): attention goes to
 // grey_kv_attend_mma (head_dim up to 128), with its staging buffers' size in the argument block.
 TEST(CudaFake, KvLaunchesThePinnedPlanOnTensorCores) {

@@ -551,16 +551,16 @@ TEST(HipFake, KvLoadAndLaunchFailuresAreBackendErrorsNamingThem) {
 }
 
 // Scratch the pool cannot grow for: with device memory for one chunk, filled but for room for the
-// attention's input and output and its two tables, the partial results (1 x 8 query heads x 3 splits x
-// 66 floats) are out of memory naming their size and hipMalloc, nothing is kept, and with room again the
-// next attention runs.
+// attention's input and output, its scratch (the two tables, 16-byte aligned, then the partial results:
+// 32 + 32 + 1 x 8 query heads x 3 splits x 66 floats) is out of memory naming its size and hipMalloc,
+// nothing is kept, and with room again the next attention runs.
 TEST(HipFake, KvScratchOutOfMemoryIsCleanAndTheNextJobRuns) {
     ScopedEnv env{{"FAKE_HIP_MEMORY", "67108864"}};
     HipKvCache k;
     ASSERT_EQ(k.append(40), GREY_OK) << grey_last_error();
     ASSERT_EQ(k.attend(), GREY_OK) << grey_last_error();
     const uint64_t allocations = k.c.stats().allocation_count;
-    constexpr uint64_t kRoom = 8192;  // io (2 x 2048) and the tables (2 x 256) fit, the partials (6336) not
+    constexpr uint64_t kRoom = 8192;  // io (2 x 2048) fits, the scratch (6400) not
     std::vector<grey_buffer*> fillers;
     for (grey_memory_stats s = k.c.stats(); s.free_bytes > kRoom; s = k.c.stats()) {
         const uint64_t take = std::min(s.largest_free_bytes, s.free_bytes - kRoom) / 256 * 256;
@@ -571,7 +571,7 @@ TEST(HipFake, KvScratchOutOfMemoryIsCleanAndTheNextJobRuns) {
     }
     EXPECT_EQ(k.attend(), GREY_ERROR_OUT_OF_MEMORY);
     const std::string message = grey_last_error();
-    EXPECT_TRUE(contains(message, "a buffer of 6336 bytes") && contains(message, "hipMalloc failed: hipErrorOutOfMemory")) << message;
+    EXPECT_TRUE(contains(message, "a buffer of 6400 bytes") && contains(message, "hipMalloc failed: hipErrorOutOfMemory")) << message;
     EXPECT_EQ(k.c.stats().allocation_count, allocations + fillers.size()) << "the job's scratch went back to the pool";
     for (grey_buffer* b : fillers) grey_buffer_destroy(b);
     EXPECT_EQ(k.attend(), GREY_OK) << grey_last_error();
