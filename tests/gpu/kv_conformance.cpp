@@ -255,9 +255,20 @@ void run_case(grey_context* context, uint32_t gpu, uint32_t host, const Case& c,
                                  ok(grey_kv_attend_buffer(on_gpu.get(), &params, gpu_ids.data(), batch, query_buffer, 0, output_buffer, 16, bytes)) &&
                                  ok(grey_buffer_read(output_buffer, 16, buffered.data(), bytes)) &&
                                  std::memcmp(buffered.data(), gpu_out.data(), bytes) == 0;
+        // The same queued on a stream of the caller's, into an output cleared first.
+        grey_stream* stream = nullptr;
+        std::vector<float> queued(io);
+        const bool same_queued = same_output && ok(grey_stream_create(context, gpu, &stream)) &&
+                                 ok(grey_buffer_fill(output_buffer, 0, 0, bytes + 16)) &&
+                                 ok(grey_kv_attend_async(on_gpu.get(), &params, gpu_ids.data(), batch, query_buffer, 0, output_buffer, 16, bytes,
+                                                         stream)) &&
+                                 ok(grey_stream_synchronize(stream)) && ok(grey_buffer_read(output_buffer, 16, queued.data(), bytes)) &&
+                                 std::memcmp(queued.data(), gpu_out.data(), bytes) == 0;
+        grey_stream_destroy(stream);
         grey_buffer_destroy(query_buffer);
         grey_buffer_destroy(output_buffer);
         check(same_output, name + " layer " + std::to_string(layer) + ": grey_kv_attend_buffer on GPU buffers gives grey_kv_attend's output");
+        check(same_queued, name + " layer " + std::to_string(layer) + ": grey_kv_attend_async on a stream gives grey_kv_attend's output");
     }
 }
 
