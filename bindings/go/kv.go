@@ -260,6 +260,51 @@ func (k *KvCache) AttendBuffer(layer, queryHeads uint32, sequences []uint64, que
 	return err
 }
 
+// AttendAsync is AttendBuffer queued on stream (a Stream of the cache's context and device) behind the
+// work already there: it returns once the work is queued, and output is written when the stream reaches
+// it, in order with the stream's other work (another library's, on a stream from WrapStream) without a
+// wait on the host. What each sequence holds is taken at the call: tokens appended later are not
+// attended to. Argument errors, an unknown sequence among them, are returned here with nothing queued;
+// a failure of the work is returned by stream.Synchronize. queries and output must stay open and
+// referenced, with the queries unwritten and the output unread, until the stream has passed the work
+// (Synchronize, or an Event recorded after the call): as with the Stream's own async calls, nothing
+// keeps them open for the work, so closing one before then (or letting the garbage collector finalize
+// it) frees memory the work uses.
+func (k *KvCache) AttendAsync(layer, queryHeads uint32, sequences []uint64, queries *Buffer, queriesOffset int64, output *Buffer,
+	outputOffset int64, stream *Stream) error {
+	if queries == nil || output == nil {
+		return invalid("queries and output must be buffers")
+	}
+	if stream == nil {
+		return invalid("stream must be a Stream, not nil")
+	}
+	if queries.ctx != output.ctx {
+		return invalid("queries and output are buffers of different contexts")
+	}
+	from, err := offset(queriesOffset)
+	if err != nil {
+		return err
+	}
+	to, err := offset(outputOffset)
+	if err != nil {
+		return err
+	}
+	params := capi.NewGrey_kv_attend_params()
+	defer capi.DeleteGrey_kv_attend_params(params)
+	params.SetLayer(uint(layer))
+	params.SetQuery_heads(uint(queryHeads))
+	ioBytes := uint64(len(sequences)) * uint64(queryHeads) * uint64(k.config.HeadDim) * 4
+	err = k.with(func(h capi.Grey_kv_cache) error {
+		// The stream's check holds both buffers live (and of its context) for the call.
+		return stream.with(func(s capi.Grey_stream) error {
+			return capi.Grey_kv_attend_async(h, params, address(sequences), uint(len(sequences)), bufferHandle(queries), from,
+				bufferHandle(output), to, ioBytes, s)
+		}, queries, output)
+	})
+	runtime.KeepAlive(sequences)
+	return err
+}
+
 // AppendBuffer is Append with K and V ([layer][token][kv_head][head_dim] of dtype: DTypeF32, DTypeF16 or
 // DTypeBF16) in buffers of the cache's device at the given byte offsets (multiples of the dtype's size),
 // where they are read. A NaN or infinity fails with ErrInvalidArgument naming it, and appends nothing.

@@ -1,6 +1,8 @@
 package grey_test
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -261,6 +263,129 @@ func TestKvCacheAttendBuffer(t *testing.T) {
 	output.Close()
 	if err := cache.AttendBuffer(0, 4, []uint64{seq}, queries, 8, output, 0); err != grey.ErrClosed {
 		t.Errorf("closed output: %v", err)
+	}
+}
+
+// Attention queued on a stream gives AttendBuffer's output bit for bit once the stream is synchronized,
+// for both layers queued at once; bad arguments, an unknown sequence among them, are refused by the
+// call with nothing queued.
+func TestKvCacheAttendAsync(t *testing.T) {
+	ctx, err := grey.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.Close()
+	config := grey.NewKvConfig(2, 2, 32, 1<<20)
+	config.TokensPerBlock, config.WindowTokens = 8, 8
+	cache, err := ctx.NewKvCache(0, config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	// Ragged sequences: quantized blocks, the window and a partly filled last block.
+	var sequences []uint64
+	for _, n := range []int{1, 9, 30} {
+		seq, _ := cache.Sequence(0)
+		k := make([]float32, 2*n*2*32)
+		v := make([]float32, len(k))
+		for i := range k {
+			k[i] = float32((i+n)%11)*0.125 - 0.5
+			v[i] = float32((i*3+n)%13) * 0.25
+		}
+		if err := cache.Append(seq, make([]int32, n), k, v); err != nil {
+			t.Fatal(err)
+		}
+		sequences = append(sequences, seq)
+	}
+	q := make([]float32, 3*4*32)
+	for i := range q {
+		q[i] = float32(i%9)*0.1 - 0.3
+	}
+	ioBytes := len(q) * 4
+	bytesOf := func(f []float32) []byte { return unsafe.Slice((*byte)(unsafe.Pointer(&f[0])), len(f)*4) }
+	queries, _ := ctx.NewBuffer(0, uint64(ioBytes))
+	expected, _ := ctx.NewBuffer(0, uint64(2*ioBytes))
+	output, _ := ctx.NewBuffer(0, uint64(2*ioBytes))
+	defer queries.Close()
+	defer expected.Close()
+	defer output.Close()
+	if _, err := queries.WriteAt(bytesOf(q), 0); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := ctx.NewStream(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	for layer := uint32(0); layer < 2; layer++ {
+		if err := cache.AttendBuffer(layer, 4, sequences, queries, 0, expected, int64(layer)*int64(ioBytes)); err != nil {
+			t.Fatal(err)
+		}
+		if err := cache.AttendAsync(layer, 4, sequences, queries, 0, output, int64(layer)*int64(ioBytes), stream); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := stream.Synchronize(); err != nil {
+		t.Fatal(err)
+	}
+	want, got := make([]byte, 2*ioBytes), make([]byte, 2*ioBytes)
+	if _, err := expected.ReadAt(want, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := output.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("AttendAsync's output differs from AttendBuffer's")
+	}
+
+	// Refused calls queue nothing: the output keeps its bytes.
+	if err := output.Fill(0xCD, 0, uint64(ioBytes)); err != nil {
+		t.Fatal(err)
+	}
+	unknown := []uint64{sequences[0], 12345, sequences[2]}
+	if err := cache.AttendAsync(0, 4, unknown, queries, 0, output, 0, stream); !errors.Is(err, grey.ErrNotFound) ||
+		!strings.Contains(err.Error(), "sequence 12345 does not exist") {
+		t.Errorf("unknown sequence: %v", err)
+	}
+	if err := cache.AttendAsync(0, 4, sequences, queries, 0, output, 0, nil); !errors.Is(err, grey.ErrInvalidArgument) ||
+		!strings.Contains(err.Error(), "stream") {
+		t.Errorf("nil stream: %v", err)
+	}
+	if err := cache.AttendAsync(0, 4, sequences, queries, 0, queries, 0, stream); err == nil || !strings.Contains(err.Error(), "overlap") {
+		t.Errorf("overlapping queries and output: %v", err)
+	}
+	if err := cache.AttendAsync(0, 4, sequences, queries, -4, output, 0, stream); err == nil || !strings.Contains(err.Error(), "negative offset") {
+		t.Errorf("negative offset: %v", err)
+	}
+	other, err := grey.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	foreign, err := other.NewStream(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cache.AttendAsync(0, 4, sequences, queries, 0, output, 0, foreign); err == nil || !strings.Contains(err.Error(), "another context") {
+		t.Errorf("a stream of another context: %v", err)
+	}
+	foreign.Close()
+	if err := cache.AttendAsync(0, 4, sequences, queries, 0, output, 0, foreign); err != grey.ErrClosed {
+		t.Errorf("closed stream: %v", err)
+	}
+	if err := stream.Synchronize(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := output.ReadAt(got[:ioBytes], 0); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Count(got[:ioBytes], []byte{0xCD}) != ioBytes {
+		t.Errorf("a refused call wrote the output")
+	}
+	queries.Close()
+	if err := cache.AttendAsync(0, 4, sequences, queries, 0, output, 0, stream); err != grey.ErrClosed {
+		t.Errorf("closed queries: %v", err)
 	}
 }
 

@@ -11,7 +11,8 @@ computed: ``cached = cache.reserve(seq, [token_id])`` then ``cache.write_layer(s
 K, V and queries may be float32 or float16 arrays; they are passed to libgrey without a copy when
 contiguous. ``cache.attend_buffer(layer, [seq], queries, output, query_heads=h)`` takes the queries and
 the output in buffers of the cache's device (``ctx.buffer(n)``, viewed by a framework through DLPack),
-so that they do not cross to the host; ``cache.append_buffer(seq, token_ids, keys, values, dtype="bf16")``
+so that they do not cross to the host, and ``cache.attend_async(..., stream, query_heads=h)`` queues the
+same on a grey.Stream; ``cache.append_buffer(seq, token_ids, keys, values, dtype="bf16")``
 and ``cache.write_layer_buffer(...)`` take K and V from such buffers.
 """
 
@@ -24,6 +25,7 @@ import numpy as np
 
 from . import capi
 from ._context import Buffer
+from ._stream import Stream
 from ._util import HandleOwner
 
 WINDOW_ALL = 0xFFFFFFFF  # GREY_KV_WINDOW_ALL: keep every token in the window form
@@ -185,6 +187,33 @@ class KvCache(HandleOwner):
         io_bytes = len(seqs) * query_heads * self.head_dim * 4
         capi.grey_kv_attend_buffer(self._get_handle(), params, seqs.ctypes.data, len(seqs), queries._get_handle(), queries_offset,
                                    output._get_handle(), output_offset, io_bytes)
+
+    def attend_async(self, layer: int, sequences: Sequence[int], queries: Buffer, output: Buffer, stream: Stream, *, query_heads: int,
+                     queries_offset: int = 0, output_offset: int = 0, sliding_window: int = 0, scale: float = 0.0) -> None:
+        """attend_buffer queued on `stream` (a grey.Stream of the cache's device) behind the work already
+        there: it returns once the work is queued and `output` is written when the stream reaches it, in
+        order with the stream's other work (a framework's own, on a stream from Context.wrap_stream)
+        without a wait on the host. What each sequence holds is taken now: tokens appended later are not
+        attended to. The stream keeps `queries` and `output` alive until its synchronize(); leave the
+        queries unwritten and the output unread until then, or until an Event recorded after this call
+        (a DLPack consumer of the output is made to wait for the stream, as after the stream's own
+        writes). Argument errors, an unknown sequence among them, are raised here with nothing queued; a
+        failure of the work is raised by stream.synchronize()."""
+        if not isinstance(queries, Buffer) or not isinstance(output, Buffer):
+            raise TypeError("queries and output must be grey.Buffer objects (Context.buffer); use attend() for arrays")
+        if not isinstance(stream, Stream):
+            raise TypeError(f"stream must be a grey.Stream (Context.stream), not {type(stream).__name__}")
+        seqs = np.ascontiguousarray(sequences, dtype=np.uint64).reshape(-1)
+        params = capi.grey_kv_attend_params()
+        params.layer, params.query_heads, params.sliding_window, params.scale = layer, query_heads, sliding_window, scale
+        io_bytes = len(seqs) * query_heads * self.head_dim * 4
+        capi.grey_kv_attend_async(self._get_handle(), params, seqs.ctypes.data, len(seqs), queries._get_handle(), queries_offset,
+                                  output._get_handle(), output_offset, io_bytes, stream._get_handle())
+        # grey.Stream keeps what its queued work uses until synchronize(), so that dropping the last
+        # reference to a buffer cannot free it under the work; a DLPack consumer of the output then waits
+        # for this stream, as after the stream's own writes.
+        stream._keep.append((queries, output))
+        output._writer = stream
 
     def gather(self, sequence: int, layer: int) -> tuple[np.ndarray, np.ndarray]:
         """The stored K and V of `layer` as float32 [tokens][kv_heads][head_dim] (quantized blocks decoded)."""

@@ -1,4 +1,6 @@
 """The KV cache through the raw binding (grey.capi): arrays go in as host addresses."""
+import gc
+
 import numpy as np
 import pytest
 
@@ -170,6 +172,89 @@ def test_wrapper_attend_buffer_equals_attend_and_refuses_bad_buffers():
             foreign = other.buffer(q.nbytes)
             with pytest.raises(grey.InvalidArgument, match="another context"):
                 kv.attend_buffer(0, seqs, foreign, output, query_heads=4)
+
+
+
+def _ragged_cache(context, rng):
+    """A cache of two layers holding three sequences of 1, 9 and 30 tokens: quantized blocks, the window
+    and a partly filled last block."""
+    kv = grey.KvCache(context, layers=2, kv_heads=2, head_dim=32, format="int4", tokens_per_block=8, window_tokens=8,
+                      capacity_bytes=1 << 20)
+    seqs = [kv.sequence() for _ in range(3)]
+    for n, seq in zip((1, 9, 30), seqs):
+        kv.append(seq, range(n), rng.standard_normal((2, n, 2, 32), dtype=np.float32), rng.standard_normal((2, n, 2, 32), dtype=np.float32))
+    return kv, seqs
+
+
+def test_wrapper_attend_async_equals_attend_buffer_in_order_with_the_streams_work():
+    rng = np.random.default_rng(6)
+    with grey.Context() as context:
+        kv, seqs = _ragged_cache(context, rng)
+        with kv:
+            q = rng.standard_normal((3, 4, 32), dtype=np.float32)
+            queries, expected = context.buffer(q.nbytes), context.buffer(q.nbytes)
+            queries.write(q.tobytes())
+            # A window and a scale of its own, so that the two calls are seen to pass both.
+            kv.attend_buffer(1, seqs, queries, expected, query_heads=4, sliding_window=12, scale=0.2)
+
+            # The queries written, attended to and the output read back, all queued before one synchronize.
+            stream = context.stream()
+            staged, output = context.buffer(q.nbytes + 8), context.buffer(q.nbytes + 4)
+            stream.write_async(staged, q.tobytes(), offset=8)
+            kv.attend_async(1, seqs, staged, output, stream, query_heads=4, queries_offset=8, output_offset=4, sliding_window=12,
+                            scale=0.2)
+            got = bytearray(q.nbytes)
+            stream.read_async(output, got, offset=4)
+            del staged  # the stream keeps the buffers its work uses until synchronize()
+            gc.collect()
+            stream.synchronize()
+            assert bytes(got) == bytes(expected.read())
+            assert output.read(q.nbytes, offset=4) == expected.read()
+
+            # Both layers on one stream, each into its own part of one output, against the synchronous form.
+            both = context.buffer(2 * q.nbytes)
+            for layer in (0, 1):
+                kv.attend_async(layer, seqs, queries, both, stream, query_heads=4, output_offset=layer * q.nbytes)
+            stream.synchronize()
+            for layer in (0, 1):
+                kv.attend_buffer(layer, seqs, queries, expected, query_heads=4)
+                assert both.read(q.nbytes, offset=layer * q.nbytes) == expected.read()
+                np.testing.assert_array_equal(np.frombuffer(bytes(expected.read()), np.float32).reshape(q.shape), kv.attend(layer, seqs, q))
+
+
+def test_wrapper_attend_async_refuses_bad_arguments_with_nothing_queued():
+    rng = np.random.default_rng(7)
+    with grey.Context() as context:
+        kv, seqs = _ragged_cache(context, rng)
+        with kv:
+            io_bytes = 3 * 4 * 32 * 4
+            queries, output = context.buffer(io_bytes), context.buffer(io_bytes)
+            queries.fill(0)
+            output.fill(0xCD)
+            stream = context.stream()
+            for not_a_stream in (None, 0, context, queries):
+                with pytest.raises(TypeError, match=f"stream must be a grey.Stream .*not {type(not_a_stream).__name__}"):
+                    kv.attend_async(0, seqs, queries, output, not_a_stream, query_heads=4)
+            with pytest.raises(TypeError, match="grey.Buffer"):
+                kv.attend_async(0, seqs, np.zeros((3, 4, 32), np.float32), output, stream, query_heads=4)
+            # An unknown sequence is the call's own error (libgrey's NotFound), not the stream's.
+            with pytest.raises(grey.NotFound, match="sequence 12345 does not exist"):
+                kv.attend_async(0, [seqs[0], 12345, seqs[2]], queries, output, stream, query_heads=4)
+            with pytest.raises(grey.InvalidArgument, match="empty"):
+                kv.attend_async(0, [seqs[0], kv.sequence(), seqs[2]], queries, output, stream, query_heads=4)
+            with pytest.raises(grey.InvalidArgument, match="overlap"):
+                kv.attend_async(0, seqs, queries, queries, stream, query_heads=4)
+            with pytest.raises(grey.InvalidArgument, match="queries: range"):
+                kv.attend_async(0, seqs, queries, output, stream, query_heads=4, queries_offset=4)
+            with grey.Context() as other:
+                with pytest.raises(grey.InvalidArgument, match="another context"):
+                    kv.attend_async(0, seqs, queries, output, other.stream(), query_heads=4)
+            closed = context.stream()
+            closed.close()
+            with pytest.raises(ValueError, match="closed"):
+                kv.attend_async(0, seqs, queries, output, closed, query_heads=4)
+            stream.synchronize()
+            assert output.read() == bytes([0xCD]) * io_bytes  # untouched by every refused call
 
 
 def test_wrapper_append_buffer_stores_what_append_stores_and_names_a_nan():

@@ -1,7 +1,7 @@
 //! The KV cache: paged, quantized keys and values of many sequences, with prefix sharing and decode
 //! attention on what is stored (docs/kv.md). Host device only for now.
 
-use crate::{check, Buffer, Context, DType, Result};
+use crate::{check, Buffer, Context, DType, Result, Stream};
 use grey_sys as sys;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -217,13 +217,55 @@ impl KvCache<'_> {
         output_offset: u64,
     ) -> Result<()> {
         let (params, batch) = attend_call(layer, query_heads, sequences)?;
-        let io_bytes = (sequences.len() as u64)
-            .checked_mul(u64::from(query_heads) * u64::from(self.config.head_dim) * 4)
-            .ok_or_else(|| crate::Error::InvalidArgument("the query size overflows 64 bits".into()))?;
+        let io_bytes = self.attend_io_bytes(query_heads, sequences)?;
         check(unsafe {
             sys::grey_kv_attend_buffer(self.raw.as_ptr(), &params, sequences.as_ptr(), batch, queries.raw(), queries_offset, output.raw(),
                                        output_offset, io_bytes)
         })
+    }
+
+    /// [`KvCache::attend_buffer`] queued on `stream` (a stream of the cache's context and device) behind
+    /// the work already there: it returns once the work is queued, and `output` is written when the
+    /// stream reaches it, in order with the stream's other work (another library's, on a stream from
+    /// [`Context::wrap_stream`]) without a wait on the host. What each sequence holds is taken at the
+    /// call: tokens appended later are not attended to, and the cache keeps the blocks the work reads
+    /// until the stream has passed it (dropping the cache waits for it). Argument errors, an unknown
+    /// sequence among them, are returned here with nothing queued; a failure of the work is returned by
+    /// [`Stream::synchronize`]. `output` is borrowed mutably, as by `attend_buffer`, so that nothing
+    /// else borrows it (a [`Mapping`](crate::Mapping) of it, say) when the work is queued; the borrow
+    /// ends when the call returns, so the rest is the caller's promise below.
+    ///
+    /// # Safety
+    /// As for the stream's other async calls: `queries` and `output` must stay alive until the stream
+    /// reaches the work ([`Stream::synchronize`], or an [`Event`](crate::Event) recorded after this
+    /// call); dropping the stream waits for its work, so a stream dropped before the buffers is enough.
+    /// Until then `queries` must not be written, nor `output` read, written or mapped, other than by
+    /// work queued after this call on the same stream. No host memory is used after the call returns:
+    /// `sequences` is read during it.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn attend_async(
+        &self,
+        layer: u32,
+        query_heads: u32,
+        sequences: &[u64],
+        queries: &Buffer<'_>,
+        queries_offset: u64,
+        output: &mut Buffer<'_>,
+        output_offset: u64,
+        stream: &Stream<'_>,
+    ) -> Result<()> {
+        let (params, batch) = attend_call(layer, query_heads, sequences)?;
+        let io_bytes = self.attend_io_bytes(query_heads, sequences)?;
+        check(sys::grey_kv_attend_async(self.raw.as_ptr(), &params, sequences.as_ptr(), batch, queries.raw(), queries_offset, output.raw(),
+                                        output_offset, io_bytes, stream.raw()))
+    }
+
+    /// The bytes of the queries (and of the output) of an attention call: f32
+    /// `[sequences][query_heads][head_dim]`.
+    fn attend_io_bytes(&self, query_heads: u32, sequences: &[u64]) -> Result<u64> {
+        (sequences.len() as u64)
+            .checked_mul(u64::from(query_heads) * u64::from(self.config.head_dim) * 4)
+            .ok_or_else(|| crate::Error::InvalidArgument("the query size overflows 64 bits".into()))
     }
 
     /// The stored K and V of `layer` of `sequence`, dequantized, `[token][kv_head][head_dim]`.

@@ -109,6 +109,10 @@ impl Drop for HostMemory<'_> {
 }
 
 impl Stream<'_> {
+    pub(crate) fn raw(&self) -> *mut sys::grey_stream {
+        self.raw.as_ptr()
+    }
+
     /// Waits for all enqueued work; the first error it found since the last call.
     pub fn synchronize(&self) -> Result<()> {
         check(unsafe { sys::grey_stream_synchronize(self.raw.as_ptr()) })

@@ -111,6 +111,62 @@ fn kv_cache_attends_with_queries_and_output_in_buffers() {
     assert!(err.to_string().contains("multiple of 4"), "{err}");
 }
 
+/// Attention queued on a stream gives `attend_buffer`'s output bit for bit once the stream is
+/// synchronized, for both layers queued at once; refused calls, an unknown sequence among them, queue
+/// nothing.
+#[test]
+fn kv_cache_attends_on_a_stream_as_with_buffers() {
+    let ctx = grey::Context::new().unwrap();
+    let mut config = grey::KvConfig::new(2, 2, 32, 1 << 20);
+    config.tokens_per_block = 8;
+    config.window_tokens = 8;
+    let cache = ctx.kv_cache(0, config).unwrap();
+    // Ragged sequences: quantized blocks, the window and a partly filled last block.
+    let sequences: Vec<u64> = [1usize, 9, 30]
+        .iter()
+        .map(|&n| {
+            let seq = cache.sequence(0).unwrap();
+            let k: Vec<f32> = (0..2 * n * 2 * 32).map(|i| (((i + n) % 11) as f32) * 0.125 - 0.5).collect();
+            let v: Vec<f32> = (0..2 * n * 2 * 32).map(|i| (((3 * i + n) % 13) as f32) * 0.25).collect();
+            cache.append(seq, &vec![0; n], &k, &v).unwrap();
+            seq
+        })
+        .collect();
+    let q: Vec<u8> = (0..3 * 4 * 32).flat_map(|i| (((i % 9) as f32) * 0.1 - 0.3).to_le_bytes()).collect();
+    let io = q.len() as u64;
+    let mut queries = ctx.buffer(0, io).unwrap();
+    queries.write(0, &q).unwrap();
+    let mut expected = ctx.buffer(0, 2 * io).unwrap();
+    let mut output = ctx.buffer(0, 2 * io).unwrap();
+    // Made after the buffers, the stream is dropped before them, and its drop waits for its work: the
+    // buffers outlive the queued attention, as attend_async's safety contract asks.
+    let stream = ctx.stream(0).unwrap();
+    for layer in 0..2u32 {
+        let at = u64::from(layer) * io;
+        cache.attend_buffer(layer, 4, &sequences, &queries, 0, &mut expected, at).unwrap();
+        unsafe { cache.attend_async(layer, 4, &sequences, &queries, 0, &mut output, at, &stream) }.unwrap();
+    }
+    stream.synchronize().unwrap();
+    let (mut want, mut got) = (vec![0u8; 2 * io as usize], vec![0u8; 2 * io as usize]);
+    expected.read(0, &mut want).unwrap();
+    output.read(0, &mut got).unwrap();
+    assert_eq!(got, want);
+
+    output.fill(0, 0xCD, io).unwrap();
+    let unknown = [sequences[0], 12345, sequences[2]];
+    let err = unsafe { cache.attend_async(0, 4, &unknown, &queries, 0, &mut output, 0, &stream) }.unwrap_err();
+    assert!(matches!(err, grey::Error::NotFound(_)) && err.to_string().contains("sequence 12345 does not exist"), "{err}");
+    let err = unsafe { cache.attend_async(0, 4, &sequences, &queries, 4, &mut output, 0, &stream) }.unwrap_err();
+    assert!(err.to_string().contains("queries: range"), "{err}");
+    let other = grey::Context::new().unwrap();
+    let foreign = other.stream(0).unwrap();
+    let err = unsafe { cache.attend_async(0, 4, &sequences, &queries, 0, &mut output, 0, &foreign) }.unwrap_err();
+    assert!(matches!(err, grey::Error::InvalidArgument(_)) && err.to_string().contains("another context"), "{err}");
+    stream.synchronize().unwrap();
+    output.read(0, &mut got[..io as usize]).unwrap();
+    assert!(got[..io as usize].iter().all(|&b| b == 0xCD), "a refused call wrote the output");
+}
+
 #[test]
 fn kv_cache_appends_from_buffers() {
     let ctx = grey::Context::new().unwrap();
