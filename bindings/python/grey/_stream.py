@@ -173,14 +173,14 @@ class Stream(_Handle):
         """Enqueues a copy of `data` (any buffer-protocol object) into `buffer` at `offset`."""
         address, size, holder = _address(data, writable=False)
         capi.grey_buffer_write_async(buffer._get_handle(), offset, address, size, self._get_handle())
-        self._keep.append((data, holder))
+        self._keep.append((buffer, data, holder))
         buffer._writer = self
 
     def read_async(self, buffer: Any, out: Any, offset: int = 0) -> None:
         """Enqueues a copy of len(out) bytes of `buffer` at `offset` into `out` (writable)."""
         address, size, holder = _address(out, writable=True)
         capi.grey_buffer_read_async(buffer._get_handle(), offset, address, size, self._get_handle())
-        self._keep.append((out, holder))
+        self._keep.append((buffer, out, holder))
 
     def copy_async(self, destination: Any, source: Any, size: Optional[int] = None, offset: int = 0,
                    source_offset: int = 0) -> None:
@@ -189,6 +189,7 @@ class Stream(_Handle):
             size = min(destination.size - offset, source.size - source_offset)
         capi.grey_buffer_copy_async(destination._get_handle(), offset, source._get_handle(), source_offset, size,
                                     self._get_handle())
+        self._keep.append((destination, source))
         destination._writer = self
 
     def fill_async(self, buffer: Any, value: int, offset: int = 0, size: Optional[int] = None) -> None:
@@ -196,6 +197,7 @@ class Stream(_Handle):
         if size is None:
             size = buffer.size - offset
         capi.grey_buffer_fill_async(buffer._get_handle(), offset, value, size, self._get_handle())
+        self._keep.append(buffer)
         buffer._writer = self
 
     def checksum_async(self, buffer: Any, offset: int = 0, size: Optional[int] = None) -> "ctypes.c_uint64":
@@ -205,7 +207,7 @@ class Stream(_Handle):
         result = ctypes.c_uint64(0)
         capi.grey_buffer_checksum_async(buffer._get_handle(), offset, size, ctypes.addressof(result),
                                         self._get_handle())
-        self._keep.append(result)
+        self._keep.append((buffer, result))
         return result
 
     def map_async(self, buffer: Any, write: bool = False) -> "AsyncMapping":
@@ -230,6 +232,7 @@ class Stream(_Handle):
         capi.grey_quantize_buffer_async(make_desc(dtype_value(dtype), shape), source._get_handle(), source_offset,
                                         _params(format, calibration), destination._get_handle(), destination_offset,
                                         self._get_handle())
+        self._keep.append((source, destination))
         destination._writer = self
 
     def dequantize_async(self, source: Any, shape: tuple[int, ...], format: str, destination: Any, *,
@@ -239,6 +242,7 @@ class Stream(_Handle):
 
         capi.grey_dequantize_buffer_async(make_desc(dtype_value(dtype), shape), _params(format, "rtn"), source._get_handle(),
                                           source_offset, destination._get_handle(), destination_offset, self._get_handle())
+        self._keep.append((source, destination))
         destination._writer = self
 
     def native_handle(self) -> tuple[int, int]:

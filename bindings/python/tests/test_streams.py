@@ -211,3 +211,38 @@ def test_map_async_decodes_a_compressed_buffer_on_the_stream(ctx):
         failed.unmap()
     with pytest.raises(grey.InvalidArgument, match="not a grey_map_access value"):
         grey.capi.grey_buffer_map_async(handle, 7, grey.capi.grey_buffer_mapping(), stream._get_handle())
+
+
+def test_the_stream_keeps_the_buffers_its_work_uses_until_synchronize(ctx):
+    """A buffer handed only to queued work stays open until the stream has run it: dropping the last
+    reference of the caller's must not destroy it under the work (grey_buffer_destroy with work pending)."""
+    import gc
+    import weakref
+
+    stream = ctx.stream()
+    kept = []
+    for make in ("copy", "fill", "checksum", "write", "read", "quantize"):
+        source, target = ctx.buffer(4096), ctx.buffer(max(4096, grey.quant_size((1024,), "int8")))
+        source.write(np.ones(1024, np.float32))
+        if make == "copy":
+            stream.copy_async(target, source)
+        elif make == "fill":
+            stream.fill_async(target, 7)
+        elif make == "checksum":
+            stream.checksum_async(target)
+        elif make == "write":
+            stream.write_async(target, bytes(4096))  # the first 4096 bytes
+        elif make == "read":
+            stream.read_async(target, bytearray(4096))  # the first 4096 bytes
+        else:
+            stream.quantize_async(source, (1024,), "int8", target)
+        kept.append((make, weakref.ref(source), weakref.ref(target)))
+        del source, target
+    gc.collect()
+    for make, source, target in kept:
+        assert target() is not None and not target().closed, make
+        if make in ("copy", "quantize"):
+            assert source() is not None and not source().closed, make
+    stream.synchronize()
+    gc.collect()
+    assert all(target() is None for _, _, target in kept)
