@@ -15,7 +15,7 @@ namespace grey::common {
 /* The values of grey_kv_format. */
 enum KvCodeKind : uint32_t { kv_int8 = 0, kv_int4 = 1, kv_int2 = 2, kv_fp8_e4m3 = 3 };
 
-GREY_FN_FORCE uint32_t kv_code_bits(uint32_t kind) { return kind == kv_int4 ? 4u : kind == kv_int2 ? 2u : 8u; }
+GREY_FN_FORCE constexpr uint32_t kv_code_bits(uint32_t kind) { return kind == kv_int4 ? 4u : kind == kv_int2 ? 2u : 8u; }
 
 /* A group's decoding parameters: value = minimum + code * scale (integer kinds), or
  * value = fp8(code) * scale (fp8, minimum 0). */

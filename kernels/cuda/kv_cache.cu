@@ -243,21 +243,21 @@ __device__ __forceinline__ void window_chunk(const KvLayout& l, const uint16_t* 
     }
 }
 
-// The codes of a chunk, packed as kv_put_code packs them, at code `index` (a multiple of the chunk) of a
-// half's codes: one store of 8, 4 or 2 bytes. `encoders[j * stride]` codes value j.
-__device__ __forceinline__ void encode_chunk(const KvLayout& l, const float (&x)[kChunk], const KvEncoder* encoders, uint32_t stride,
-                                             uint8_t* codes, uint64_t index) {
-    const uint32_t bits = kv_code_bits(l.format);
+// The codes of a chunk of format KIND, packed as kv_put_code packs them, at code `index` (a multiple of
+// the chunk) of a half's codes: one store of 8, 4 or 2 bytes. `encoders[j * stride]` codes value j.
+template <uint32_t KIND>
+__device__ __forceinline__ void encode_chunk(const float (&x)[kChunk], const KvEncoder* encoders, uint32_t stride, uint8_t* codes, uint64_t index) {
+    constexpr uint32_t bits = kv_code_bits(KIND);
     uint32_t low = 0, high = 0;  // codes 0-3 and 4-7 (bytes): both halves in `low` for 4 and 2 bits
 #pragma unroll
     for (uint32_t j = 0; j < kChunk; ++j) {
-        const uint32_t code = kv_encode(x[j], encoders[j * stride], l.format);
+        const uint32_t code = kv_encode(x[j], encoders[j * stride], KIND);
         if (bits == 8) (j < 4 ? low : high) |= code << (j % 4 * 8);
         else low |= code << (j * bits);
     }
     uint8_t* to = codes + index * bits / 8;
-    if (bits == 8) *reinterpret_cast<uint2*>(to) = make_uint2(low, high);
-    else if (bits == 4) *reinterpret_cast<uint32_t*>(to) = low;
+    if constexpr (bits == 8) *reinterpret_cast<uint2*>(to) = make_uint2(low, high);
+    else if constexpr (bits == 4) *reinterpret_cast<uint32_t*>(to) = low;
     else *reinterpret_cast<uint16_t*>(to) = static_cast<uint16_t>(low);
 }
 
@@ -271,7 +271,9 @@ __device__ __forceinline__ void extend(float& lo, float& hi, float x) { lo = fmi
 //    extremes meet by shuffles, and each thread then codes its chunks. lanes (a power of two, at most the
 //    group's chunks) is as large as keeps every thread busy when the slice has few (row, group) pairs.
 // The extremes are taken in another order than the host's, which gives the same parameters:
-// kv_group_params makes them independent of the order.
+// kv_group_params makes them independent of the order. KIND is l.format, a constant of each instance so
+// that no value's coding tests it.
+template <uint32_t KIND>
 __device__ void compress_slice(const KvLayout& l, const uint16_t* keys, const uint16_t* values, uint8_t* out, uint32_t slice, float* lo_shared,
                                float* hi_shared, KvEncoder* k_encoders) {
     const uint32_t dim = l.head_dim, rows = l.tokens_per_block, chunks = dim / kChunk, parts = kCompressThreads / chunks;
@@ -300,7 +302,7 @@ __device__ void compress_slice(const KvLayout& l, const uint16_t* keys, const ui
     for (uint32_t c = threadIdx.x; c < dim; c += kCompressThreads) {
         float low = lo_shared[c], high = hi_shared[c];
         for (uint32_t p = 1; p < used_parts; ++p) low = fminf(low, lo_shared[p * dim + c]), high = fmaxf(high, hi_shared[p * dim + c]);
-        const KvGroupParams p = kv_group_params(low, high, l.format);
+        const KvGroupParams p = kv_group_params(low, high, KIND);
         params[uint64_t{slice} * dim + c] = p;
         k_encoders[c] = kv_encoder(p);
     }
@@ -313,7 +315,7 @@ __device__ void compress_slice(const KvLayout& l, const uint16_t* keys, const ui
         for (uint32_t r = part; r < rows; r += parts) {
             float x[kChunk];
             window_chunk(l, keys + r * dim + chunk * kChunk, x);
-            encode_chunk(l, x, encoders, 1, out + kv_k_codes_offset(l), first + r * dim + chunk * kChunk);
+            encode_chunk<KIND>(x, encoders, 1, out + kv_k_codes_offset(l), first + r * dim + chunk * kChunk);
         }
     }
 
@@ -342,13 +344,13 @@ __device__ void compress_slice(const KvLayout& l, const uint16_t* keys, const ui
             high = fmaxf(high, __shfl_xor_sync(0xffffffffu, high, static_cast<int>(offset), GREY_KVK_WARP_LANES));
         }
         if (!active) continue;
-        const KvGroupParams p = kv_group_params(low, high, l.format);
+        const KvGroupParams p = kv_group_params(low, high, KIND);
         if (lane == 0) v_params[pair] = p;
         const KvEncoder e = kv_encoder(p);
         for (uint32_t c = group * per_group + lane; c < end; c += lanes) {
             float x[kChunk];
             window_chunk(l, row + c * kChunk, x);
-            encode_chunk(l, x, &e, 0, out + kv_v_codes_offset(l), first + r * dim + c * kChunk);
+            encode_chunk<KIND>(x, &e, 0, out + kv_v_codes_offset(l), first + r * dim + c * kChunk);
         }
     }
     // No barrier at the end: the next slice writes the shared arrays only after every thread has passed
@@ -418,7 +420,12 @@ extern "C" __global__ void __launch_bounds__(GREY_KVK_COMPRESS_THREADS, 5) grey_
             const uint64_t k_pad = k_codes - params_end, v_pad = v_codes - k_end;
             for (uint64_t i = threadIdx.x; i < k_pad + v_pad; i += kCompressThreads) out[i < k_pad ? params_end + i : k_end + (i - k_pad)] = 0;
         }
-        compress_slice(l, keys, values, out, slice, lo, hi, k_encoders);
+        switch (l.format) {  // one instance of compress_slice a format, so that no value's coding tests it
+            case kv_int8: compress_slice<kv_int8>(l, keys, values, out, slice, lo, hi, k_encoders); break;
+            case kv_int4: compress_slice<kv_int4>(l, keys, values, out, slice, lo, hi, k_encoders); break;
+            case kv_int2: compress_slice<kv_int2>(l, keys, values, out, slice, lo, hi, k_encoders); break;
+            default: compress_slice<kv_fp8_e4m3>(l, keys, values, out, slice, lo, hi, k_encoders); break;
+        }
         if (a.staged != 0) __syncthreads();  // every thread is done with the copy before the next slice's
     }
 }
