@@ -180,6 +180,10 @@ typedef struct grey_backend_kv_attend_job {
     const uint8_t* quantized;
     grey_backend_memory queries;
     grey_backend_memory output;
+    /* Since 0.2, read only where struct_size covers it: NULL, or for each block the address its buffer
+     * maps to (buffer_map's) with bit 0 set when it is quantized, kept by the runtime between calls, so
+     * that a backend need not visit every block's buffer on every call. */
+    const uint64_t* addresses;
 } grey_backend_kv_attend_job;
 
 /* Capability bits of grey_backend_vtable.capabilities. */

@@ -394,12 +394,16 @@ grey_status cuda_kv_compress(void* state, const grey_backend_kv_compress_job* jo
     });
 }
 
-// The job's blocks as the kernels' table entries: device addresses, bit 0 set for a quantized block.
-std::vector<uint64_t> kv_block_entries(const grey_backend_kv_attend_job& job) {
+// The job's blocks as the kernels' table entries: device addresses, bit 0 set for a quantized block. The
+// runtime's own where it gives them (the address a buffer maps to is its pointer), else from the buffers
+// into `made`.
+std::span<const uint64_t> kv_block_entries(const grey_backend_kv_attend_job& job, std::vector<uint64_t>& made) {
     const uint64_t count = job.table_offsets[job.batch];
-    std::vector<uint64_t> blocks(count);
-    for (uint64_t i = 0; i < count; ++i) blocks[i] = job.blocks[i]->pointer | (job.quantized[i] != 0 ? 1u : 0u);
-    return blocks;
+    if (job.struct_size >= offsetof(grey_backend_kv_attend_job, addresses) + sizeof job.addresses && job.addresses != nullptr)
+        return {job.addresses, count};
+    made.resize(count);
+    for (uint64_t i = 0; i < count; ++i) made[i] = job.blocks[i]->pointer | (job.quantized[i] != 0 ? 1u : 0u);
+    return made;
 }
 
 KvAttendTables kv_attend_tables(const grey_backend_kv_attend_job& job, std::span<const uint64_t> blocks) {
@@ -413,7 +417,8 @@ grey_status cuda_kv_attend(void* state, const grey_backend_kv_attend_job* job) {
             kv_check_layout(*job->layout, job->query_heads);
             return GREY_OK;
         }
-        const std::vector<uint64_t> blocks = kv_block_entries(*job);
+        std::vector<uint64_t> made;
+        const std::span<const uint64_t> blocks = kv_block_entries(*job, made);
         kv_attend(runtime(s, job->queries.buffer->device), *job->layout, kv_attend_tables(*job, blocks), job->layer, job->query_heads, job->scale,
                   address_of(job->queries), address_of(job->output));
         return GREY_OK;
@@ -425,7 +430,8 @@ grey_status cuda_kv_attend_async(void* state, grey_backend_stream* stream, const
     CudaState& s = state_of(state);
     return guarded(s.host, [&] {
         if (job->batch == 0) return GREY_OK;
-        const std::vector<uint64_t> blocks = kv_block_entries(*job);
+        std::vector<uint64_t> made;
+        const std::span<const uint64_t> blocks = kv_block_entries(*job, made);
         kv_attend_on(*stream->runtime, *stream->journal, stream->stream, *job->layout, kv_attend_tables(*job, blocks), job->layer, job->query_heads,
                      job->scale, address_of(job->queries), address_of(job->output), staging);
         return GREY_OK;

@@ -3,6 +3,7 @@
 #include "core/error.hpp"
 #include "kv/kv_cache.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -21,8 +22,19 @@ void KvCache::attend(const grey_kv_attend_params& params, std::span<const uint64
 void KvCache::make_attend_job(const grey_kv_attend_params& params, std::span<const uint64_t> sequences, const grey_backend_memory& queries,
                               const grey_backend_memory& output, AttendJob& out) const {
     const auto batch = static_cast<uint32_t>(sequences.size());
+    AttendTables& tables = attend_tables_;
+    const bool kept = tables.version == tables_version_ && std::ranges::equal(tables.sequences, sequences);
+    if (!kept) {
+        tables.version = UINT64_MAX;  // until the tables below are whole
+        tables.sequences.assign(sequences.begin(), sequences.end());
+        tables.offsets.assign(1, 0);
+        tables.blocks.clear();
+        tables.quantized.clear();
+        tables.addresses.clear();
+    }
     out.first.resize(batch);
     out.last.resize(batch);
+    bool addressed = true;
     for (uint32_t b = 0; b < batch; ++b) {
         const KvSequence& seq = find(sequences[b]);
         // Reserved tokens count once this layer of theirs is written.
@@ -30,12 +42,19 @@ void KvCache::make_attend_job(const grey_kv_attend_params& params, std::span<con
         if (out.last[b] == 0)
             fail(GREY_ERROR_INVALID_ARGUMENT, "sequence " + std::to_string(sequences[b]) + " is empty: there is nothing to attend to");
         out.first[b] = params.sliding_window != 0 && out.last[b] > params.sliding_window ? out.last[b] - params.sliding_window : 0;
+        if (kept) continue;
         for (const uint64_t id : seq.table) {
             const KvBlock& block = blocks_.at(id);
-            out.blocks.push_back(block.memory.get());
-            out.quantized.push_back(block.quantized ? 1 : 0);
+            tables.blocks.push_back(block.memory.get());
+            tables.quantized.push_back(block.quantized ? 1 : 0);
+            addressed = addressed && block.memory.address() != 0;
+            if (addressed) tables.addresses.push_back(block.memory.address() | (block.quantized ? 1u : 0u));
         }
-        out.offsets.push_back(out.blocks.size());
+        tables.offsets.push_back(tables.blocks.size());
+    }
+    if (!kept) {
+        if (!addressed) tables.addresses.clear();
+        tables.version = tables_version_;
     }
     grey_backend_kv_attend_job& job = out.job;
     job.struct_size = sizeof job;
@@ -46,9 +65,10 @@ void KvCache::make_attend_job(const grey_kv_attend_params& params, std::span<con
     job.scale = params.scale != 0.0f ? params.scale : 1.0f / std::sqrt(static_cast<float>(shape_.head_dim));
     job.first = out.first.data();
     job.last = out.last.data();
-    job.table_offsets = out.offsets.data();
-    job.blocks = out.blocks.data();
-    job.quantized = out.quantized.data();
+    job.table_offsets = tables.offsets.data();
+    job.blocks = tables.blocks.data();
+    job.quantized = tables.quantized.data();
+    job.addresses = tables.addresses.empty() ? nullptr : tables.addresses.data();
     job.queries = queries;
     job.output = output;
 }
@@ -72,7 +92,7 @@ void KvCache::attend_async(const grey_kv_attend_params& params, std::span<const 
     std::lock_guard lock(mutex_);
     AttendJob job;
     make_attend_job(params, sequences, queries, output, job);
-    queued_.enqueue(stream, GREY_BACKEND_KV_ATTEND_STAGING_BYTES(job.job.batch, job.blocks.size()),
+    queued_.enqueue(stream, GREY_BACKEND_KV_ATTEND_STAGING_BYTES(job.job.batch, attend_tables_.blocks.size()),
                     [&](void* staging) { backend_.kv_attend_async(stream, job.job, staging); });
 }
 

@@ -5,6 +5,7 @@
 #include "core/backend.hpp"
 
 #include <cstdint>
+#include <exception>
 #include <optional>
 #include <unordered_map>
 #include <utility>
@@ -12,20 +13,22 @@
 
 namespace grey::kv {
 
-// A buffer of the cache's backend, freed with it.
+// A buffer of the cache's backend, freed with it, and the address it maps to (0 where the backend maps no
+// buffers): what attention jobs hand the backend for it, looked up once.
 class BlockMemory {
 public:
     BlockMemory(const Backend& backend, uint32_t device, uint64_t bytes)
-        : backend_(&backend), buffer_(backend.buffer_alloc(device, bytes)), size_(bytes) {}
+        : backend_(&backend), buffer_(backend.buffer_alloc(device, bytes)), size_(bytes), address_(address_of(backend, buffer_)) {}
     ~BlockMemory() {
         if (buffer_ != nullptr) backend_->buffer_free(buffer_);
     }
     BlockMemory(BlockMemory&& other) noexcept
-        : backend_(other.backend_), buffer_(std::exchange(other.buffer_, nullptr)), size_(other.size_) {}
+        : backend_(other.backend_), buffer_(std::exchange(other.buffer_, nullptr)), size_(other.size_), address_(other.address_) {}
     BlockMemory& operator=(BlockMemory&& other) noexcept {
         std::swap(backend_, other.backend_);
         std::swap(buffer_, other.buffer_);
         std::swap(size_, other.size_);
+        std::swap(address_, other.address_);
         return *this;
     }
     BlockMemory(const BlockMemory&) = delete;
@@ -33,11 +36,26 @@ public:
 
     [[nodiscard]] grey_backend_buffer* get() const noexcept { return buffer_; }
     [[nodiscard]] uint64_t size() const noexcept { return size_; }
+    [[nodiscard]] uint64_t address() const noexcept { return address_; }
 
 private:
+    static uint64_t address_of(const Backend& backend, grey_backend_buffer* buffer) noexcept {
+        if (!backend.has_buffer_map()) return 0;
+        grey_buffer_mapping mapping{};
+        mapping.struct_size = sizeof mapping;
+        try {
+            backend.buffer_map(buffer, mapping);
+        } catch (const std::exception&) {
+            return 0;
+        }
+        // Bit 0 marks a quantized block in the job's addresses: an odd address cannot be given there.
+        return mapping.address % 2 == 0 ? mapping.address : 0;
+    }
+
     const Backend* backend_;
     grey_backend_buffer* buffer_;
     uint64_t size_;
+    uint64_t address_;
 };
 
 // Block memory the cache let go of, by size (a window-form or a quantized block), kept for its next block

@@ -139,6 +139,7 @@ void KvCache::truncate(uint64_t sequence, uint64_t tokens) {
 }
 
 void KvCache::shorten(KvSequence& seq, uint64_t tokens) {
+    ++tables_version_;
     queued_.settle();  // the slots from `tokens` on will be written again, and queued attention may read them
     const uint64_t per_block = shape_.tokens_per_block;
     const uint64_t keep = (tokens + per_block - 1) / per_block;
@@ -153,6 +154,7 @@ void KvCache::free_sequence(uint64_t sequence) {
     std::lock_guard lock(mutex_);
     KvSequence& seq = find(sequence);
     for (auto it = seq.table.rbegin(); it != seq.table.rend(); ++it) release(*it);  // children first: parents stay longer in LRU
+    ++tables_version_;
     sequences_.erase(sequence);
 }
 
@@ -196,6 +198,7 @@ uint64_t KvCache::writable_block(KvSequence& seq, uint64_t position) {
 // Names block `index` of the sequence, which has just filled; shares an identical cached block instead
 // when there is one.
 void KvCache::finish_block(KvSequence& seq, size_t index) {
+    ++tables_version_;
     const uint64_t id = seq.table[index];
     KvBlock& block = blocks_.at(id);
     const uint64_t parent = index >= 1 ? blocks_.at(seq.table[index - 1]).hash : 0;
@@ -227,6 +230,7 @@ void KvCache::quantize_old_blocks(KvSequence& seq) {
     }
     if (sources.empty()) return;
     std::vector<BlockMemory> compressed;
+    ++tables_version_;
     std::vector<grey_backend_buffer*> from, to;
     for (KvBlock* block : sources) {
         compressed.push_back(block_memory(common::kv_compressed_block_bytes(shape_)));
@@ -263,6 +267,7 @@ KvSequence& KvCache::idle(uint64_t sequence, const char* doing) {
 // the rest, then blocks of this sequence's own. The prefix hits come before the room, so that making room
 // cannot evict the very blocks the sequence would share; when there is no room they are given back.
 KvReservation& KvCache::reserve_locked(KvSequence& seq, std::span<const int32_t> tokens) {
+    ++tables_version_;
     const uint64_t per_block = shape_.tokens_per_block;
     const uint64_t n = tokens.size();
     const uint64_t used = seq.length % per_block;

@@ -86,12 +86,21 @@ public:
     const KvShape& shape() const { return shape_; }
 
 private:
-    // An attention job's tables, with the job pointing into them (the cache's lock held while it is made
-    // and used).
-    struct AttendJob {
-        std::vector<uint64_t> first, last, offsets{0};
+    // The block tables of the latest attention job's sequences, kept while no sequence's blocks and no
+    // block's memory change (tables_version_): a decode step attends to the same sequences once a layer,
+    // and their tables run to thousands of blocks (32k tokens in 16-token blocks for each of 8 sequences).
+    struct AttendTables {
+        uint64_t version = UINT64_MAX;
+        std::vector<uint64_t> sequences;
+        std::vector<uint64_t> offsets;
         std::vector<grey_backend_buffer*> blocks;
         std::vector<uint8_t> quantized;
+        std::vector<uint64_t> addresses;  // empty where a block's memory has no address
+    };
+    // An attention job, pointing into its first and last tokens and the kept tables (the cache's lock held
+    // while it is made and used).
+    struct AttendJob {
+        std::vector<uint64_t> first, last;
         grey_backend_kv_attend_job job{};
     };
     void make_attend_job(const grey_kv_attend_params& params, std::span<const uint64_t> sequences, const grey_backend_memory& queries,
@@ -159,6 +168,8 @@ private:
     uint64_t prefix_hits_ = 0;
     uint64_t evictions_ = 0;
     SpareBlocks spare_;  // after blocks_: freed first, with nothing referring to it
+    uint64_t tables_version_ = 0;           // changes with any sequence's blocks or any block's memory
+    mutable AttendTables attend_tables_;    // guarded by mutex_
     // Attention queued on streams (attend_async), settled before block memory is freed, reused or
     // rewritten. Last: destroying the cache waits for it before any block memory goes.
     QueuedReads queued_;

@@ -95,7 +95,8 @@ _Static_assert(offsetof(grey_backend_kv_store_job, dtype) == 104, "grey_backend_
 _Static_assert(offsetof(grey_backend_kv_store_job, first_non_finite) == 112, "grey_backend_kv_store_job.first_non_finite moved");
 _Static_assert(sizeof(grey_backend_kv_compress_job) == 32, "size of grey_backend_kv_compress_job changed");
 _Static_assert(offsetof(grey_backend_kv_compress_job, destinations) == 24, "grey_backend_kv_compress_job.destinations moved");
-_Static_assert(sizeof(grey_backend_kv_attend_job) == 136, "size of grey_backend_kv_attend_job changed");
+_Static_assert(sizeof(grey_backend_kv_attend_job) == 144, "size of grey_backend_kv_attend_job changed");
+_Static_assert(offsetof(grey_backend_kv_attend_job, addresses) == 136, "grey_backend_kv_attend_job.addresses moved");
 _Static_assert(offsetof(grey_backend_kv_attend_job, scale) == 24, "grey_backend_kv_attend_job.scale moved");
 _Static_assert(offsetof(grey_backend_kv_attend_job, first) == 32, "grey_backend_kv_attend_job.first moved");
 _Static_assert(offsetof(grey_backend_kv_attend_job, quantized) == 64, "grey_backend_kv_attend_job.quantized moved");

@@ -311,3 +311,50 @@ TEST(KvAttention, RotatedKeysQuantizationErrorStaysWithinBounds) {
     // The same bounds as unrotated keys: on Gaussian keys rotation neither helps nor hurts much.
     expect_within_measured_bounds(GREY_KV_HADAMARD_K);
 }
+
+// Attention keeps the block tables of the sequences it last attended to while nothing changes them; an
+// append (that fills and quantizes blocks), a truncation and a fork in between are seen by the next call
+// over the same sequences, which gives what a call over each sequence alone gives.
+TEST(KvAttention, RepeatedCallsSeeEveryChangeBetweenThem) {
+    auto context = make_context();
+    auto c = small_config();
+    c.format = GREY_KV_INT4;
+    auto cache = make_cache(context.get(), c);
+    const uint64_t a = new_sequence(cache.get()), b = new_sequence(cache.get());
+    ASSERT_EQ(append(cache.get(), a, iota_tokens(6), random_kv(c, 6, 1)), GREY_OK);
+    ASSERT_EQ(append(cache.get(), b, iota_tokens(13), random_kv(c, 13, 2)), GREY_OK);
+    grey_kv_attend_params p = GREY_KV_ATTEND_PARAMS_INIT;
+    p.query_heads = 2;
+    const uint64_t per = uint64_t{2} * c.head_dim;
+    const auto queries = random_kv(c, 4, 3).keys;  // 2 sequences x 2 heads x 32
+    const auto both = [&](std::vector<uint64_t> seqs) {
+        std::vector<float> out(seqs.size() * per);
+        EXPECT_EQ(grey_kv_attend(cache.get(), &p, seqs.data(), static_cast<uint32_t>(seqs.size()), queries.data(), out.data(), out.size() * 4),
+                  GREY_OK)
+            << grey_last_error();
+        return out;
+    };
+    const auto alone = [&](uint64_t seq, size_t at) {
+        std::vector<float> out(per);
+        EXPECT_EQ(grey_kv_attend(cache.get(), &p, &seq, 1, queries.data() + at * per, out.data(), per * 4), GREY_OK) << grey_last_error();
+        return out;
+    };
+    const auto expect_each_alone = [&](const std::vector<float>& out, uint64_t first, uint64_t second) {
+        EXPECT_EQ(std::vector<float>(out.begin(), out.begin() + static_cast<long>(per)), alone(first, 0));
+        EXPECT_EQ(std::vector<float>(out.begin() + static_cast<long>(per), out.end()), alone(second, 1));
+    };
+    // The pair attended to just before each change, so that the call after it would find their tables kept.
+    const auto after = [&](auto&& change, uint64_t first, uint64_t second) {
+        const auto before = both({first, second});
+        change();
+        const auto out = both({first, second});
+        expect_each_alone(out, first, second);
+        return before != out;
+    };
+    EXPECT_TRUE(after([&] { ASSERT_EQ(append(cache.get(), a, iota_tokens(9, 50), random_kv(c, 9, 4)), GREY_OK); }, a, b));  // fills, quantizes
+    EXPECT_TRUE(after([&] { ASSERT_EQ(grey_kv_sequence_truncate(cache.get(), b, 5), GREY_OK); }, a, b));
+    EXPECT_TRUE(after([&] { ASSERT_EQ(append(cache.get(), b, iota_tokens(10, 70), random_kv(c, 10, 6)), GREY_OK); }, a, b));
+    uint64_t fork = 0;
+    ASSERT_EQ(grey_kv_sequence_fork(cache.get(), a, &fork), GREY_OK);
+    EXPECT_TRUE(after([&] { ASSERT_EQ(append(cache.get(), fork, iota_tokens(3, 90), random_kv(c, 3, 5)), GREY_OK); }, fork, a));
+}
