@@ -4,8 +4,7 @@
 // that reuses dropped block memory and the cache's destruction each run the queued attention before they
 // change a block's bytes (else it would read the new ones, or freed memory); a finished call's event and
 // staging are used again.
-#include "backends/host/host_backend.hpp"
-#include "core/backend.hpp"
+#include "host_backend_support.hpp"
 #include "kv/kv_cache.hpp"
 
 #include <gtest/gtest.h>
@@ -20,13 +19,6 @@
 
 namespace {
 
-grey_backend_vtable host_vtable() {
-    grey_backend_vtable vt{};
-    vt.struct_size = sizeof vt;
-    EXPECT_EQ(grey::host::host_backend_entry(GREY_BACKEND_ABI_VERSION, &vt), GREY_OK);
-    return vt;
-}
-
 // The queued attention, in order, run when a wait reaches it.
 struct Deferred {
     std::vector<std::function<void()>> jobs;
@@ -39,7 +31,7 @@ struct Deferred {
     }
 };
 Deferred deferred;
-const grey_backend_vtable real = host_vtable();
+const grey_backend_vtable real = grey::test::host_vtable();
 
 grey_status deferred_attend(void* state, grey_backend_stream*, const grey_backend_kv_attend_job* job, void* staging) {
     EXPECT_NE(staging, nullptr);
@@ -92,15 +84,7 @@ grey_status deferred_stream_synchronize(void* state, grey_backend_stream* stream
 }
 
 std::unique_ptr<grey::Backend> deferring_backend() {
-    static grey_backend_host host = [] {
-        grey_backend_host h{};
-        h.struct_size = offsetof(grey_backend_host, parallel_for);
-        h.abi_version = GREY_BACKEND_ABI_VERSION;
-        h.log = [](void*, grey_log_level, const char*) {};
-        h.set_error = [](void*, const char*) {};
-        return h;
-    }();
-    grey_backend_vtable vt = host_vtable();
+    grey_backend_vtable vt = grey::test::host_vtable();
     vt.kv_attend_async = deferred_attend;
     vt.event_create = deferred_event_create;
     vt.event_create_untimed = deferred_event_create;
@@ -108,9 +92,7 @@ std::unique_ptr<grey::Backend> deferring_backend() {
     vt.event_synchronize = deferred_event_synchronize;
     vt.event_query = deferred_event_query;
     vt.stream_synchronize = deferred_stream_synchronize;
-    void* state = nullptr;
-    EXPECT_EQ(vt.init(&host, &state), GREY_OK);
-    return std::make_unique<grey::Backend>("host", "", nullptr, vt, state, 1);
+    return grey::test::host_backend_over(vt);
 }
 
 class KvAttendAsync : public ::testing::Test {

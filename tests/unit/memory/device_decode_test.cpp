@@ -3,7 +3,8 @@
 // the fake CUDA driver does. Blocks the device decodes, blocks only the host decodes (zstd), blocks the
 // device gives up on, damaged containers (the host decoder's message, never wrong bytes) and a backend
 // without the slot.
-#include "backends/host/host_backend.hpp"
+#include "host_backend_support.hpp"
+
 #include "codec/container.hpp"
 #include "common/codec_decode.hpp"
 #include "core/backend.hpp"
@@ -22,18 +23,12 @@
 namespace {
 
 using grey::codec::CodecId;
+using grey::test::host_vtable;
 
 // What the test's codec_decode slot does with the blocks it is given.
 enum class SlotMode { decode, fault_every_block, fail };
 std::atomic<SlotMode> slot_mode{SlotMode::decode};
 std::atomic<uint32_t> slot_blocks{0};  // blocks handed to the slot, all calls
-
-grey_backend_vtable host_vtable() {
-    grey_backend_vtable vt{};
-    vt.struct_size = sizeof vt;
-    EXPECT_EQ(grey::host::host_backend_entry(GREY_BACKEND_ABI_VERSION, &vt), GREY_OK);
-    return vt;
-}
 
 uint8_t* address_of(void* state, grey_backend_buffer* buffer) {
     static const grey_backend_vtable vt = host_vtable();
@@ -60,19 +55,9 @@ grey_status lanes_decode(void* state, grey_backend_buffer* const* containers, gr
 
 // The host backend, with or without the codec_decode slot.
 std::unique_ptr<grey::Backend> host_backend(bool with_codec_decode) {
-    static grey_backend_host host = [] {
-        grey_backend_host h{};
-        h.struct_size = offsetof(grey_backend_host, parallel_for);
-        h.abi_version = GREY_BACKEND_ABI_VERSION;
-        h.log = [](void*, grey_log_level, const char*) {};
-        h.set_error = [](void*, const char*) {};
-        return h;
-    }();
     grey_backend_vtable vt = host_vtable();
     if (with_codec_decode) vt.codec_decode = lanes_decode;
-    void* state = nullptr;
-    EXPECT_EQ(vt.init(&host, &state), GREY_OK);
-    return std::make_unique<grey::Backend>("host", "", nullptr, vt, state, 1);
+    return grey::test::host_backend_over(vt);
 }
 
 std::vector<std::byte> weights(size_t elements) {
