@@ -2627,51 +2627,67 @@ TEST(CudaFake, KvLaunchesThePinnedPlan) {
     EXPECT_EQ(launched, grey::test::read_text(golden));
 }
 
+// A cache on the plugin's device (1 layer, 2 KV heads of 64 channels, a window of 16 tokens) with two
+// sequences of 40 and 7 tokens, and what grey_kv_attend gives for 8 query heads: the set-up of the tests
+// of attention from device buffers.
+struct TwoSequenceKv {
+    grey_kv_cache* cache = nullptr;
+    uint64_t sequences[2] = {};
+    grey_kv_attend_params params = GREY_KV_ATTEND_PARAMS_INIT;
+    std::vector<float> queries = grey::test::kv_test_values(2 * 8 * 64, 77);
+    uint64_t bytes = queries.size() * 4;
+    std::vector<float> expected = std::vector<float>(queries.size());
+
+    explicit TwoSequenceKv(grey_context* context) {
+        grey_kv_cache_config config = GREY_KV_CACHE_CONFIG_INIT;
+        config.layers = 1;
+        config.kv_heads = 2;
+        config.head_dim = 64;
+        config.window_tokens = 16;
+        config.capacity_bytes = 1u << 22;
+        EXPECT_EQ(grey_kv_cache_create(context, 1, &config, &cache), GREY_OK) << grey_last_error();
+        const uint32_t lengths[2] = {40, 7};
+        for (int i = 0; cache != nullptr && i < 2; ++i) {
+            EXPECT_EQ(grey_kv_sequence_create(cache, 0, &sequences[i]), GREY_OK);
+            const std::vector<int32_t> ids(lengths[i], 3 + i);
+            const auto kv = grey::test::kv_test_values(size_t{lengths[i]} * 2 * 64, 10 + i);
+            EXPECT_EQ(grey_kv_append(cache, sequences[i], ids.data(), lengths[i], GREY_DTYPE_F32, kv.data(), kv.data(), kv.size() * 4), GREY_OK)
+                << grey_last_error();
+        }
+        params.query_heads = 8;
+        if (cache != nullptr) {
+            EXPECT_EQ(grey_kv_attend(cache, &params, sequences, 2, queries.data(), expected.data(), bytes), GREY_OK) << grey_last_error();
+        }
+    }
+    ~TwoSequenceKv() { grey_kv_cache_destroy(cache); }
+    TwoSequenceKv(const TwoSequenceKv&) = delete;
+    TwoSequenceKv& operator=(const TwoSequenceKv&) = delete;
+};
+
 // grey_kv_attend_buffer on the plugin: the queries and the output in device buffers, at offsets, reach the
 // kernels as those buffers' addresses (the fake's host stand-in of the kernels reads and writes them there),
 // and give what grey_kv_attend gives from host arrays.
 TEST(CudaFake, KvAttendsFromDeviceBuffers) {
     ScopedEnv env{{"FAKE_CUDA_KV_KERNELS", "1"}};
     Context c;
-    grey_kv_cache_config config = GREY_KV_CACHE_CONFIG_INIT;
-    config.layers = 1;
-    config.kv_heads = 2;
-    config.head_dim = 64;
-    config.window_tokens = 16;
-    config.capacity_bytes = 1u << 22;
-    grey_kv_cache* cache = nullptr;
-    ASSERT_EQ(grey_kv_cache_create(c.context, 1, &config, &cache), GREY_OK) << grey_last_error();
-    uint64_t sequences[2] = {};
-    const uint32_t lengths[2] = {40, 7};
-    for (int i = 0; i < 2; ++i) {
-        ASSERT_EQ(grey_kv_sequence_create(cache, 0, &sequences[i]), GREY_OK);
-        const std::vector<int32_t> ids(lengths[i], 3 + i);
-        const auto kv = grey::test::kv_test_values(size_t{lengths[i]} * 2 * 64, 10 + i);
-        ASSERT_EQ(grey_kv_append(cache, sequences[i], ids.data(), lengths[i], GREY_DTYPE_F32, kv.data(), kv.data(), kv.size() * 4), GREY_OK)
-            << grey_last_error();
-    }
-    grey_kv_attend_params params = GREY_KV_ATTEND_PARAMS_INIT;
-    params.query_heads = 8;
-    const auto queries = grey::test::kv_test_values(2 * 8 * 64, 77);
-    const uint64_t bytes = queries.size() * 4;
-    std::vector<float> expected(queries.size()), got(queries.size());
-    ASSERT_EQ(grey_kv_attend(cache, &params, sequences, 2, queries.data(), expected.data(), bytes), GREY_OK) << grey_last_error();
+    TwoSequenceKv k(c.context);
+    ASSERT_FALSE(::testing::Test::HasFailure());
+    std::vector<float> got(k.queries.size());
     grey_buffer *query_buffer = nullptr, *output_buffer = nullptr;
-    ASSERT_EQ(grey_buffer_create(c.context, 1, bytes + 8, &query_buffer), GREY_OK);
-    ASSERT_EQ(grey_buffer_create(c.context, 1, bytes + 24, &output_buffer), GREY_OK);
-    EXPECT_EQ(grey_buffer_write(query_buffer, 8, queries.data(), bytes), GREY_OK);
-    EXPECT_EQ(grey_kv_attend_buffer(cache, &params, sequences, 2, query_buffer, 8, output_buffer, 24, bytes), GREY_OK) << grey_last_error();
-    EXPECT_EQ(grey_buffer_read(output_buffer, 24, got.data(), bytes), GREY_OK);
-    EXPECT_EQ(std::memcmp(got.data(), expected.data(), bytes), 0);
+    ASSERT_EQ(grey_buffer_create(c.context, 1, k.bytes + 8, &query_buffer), GREY_OK);
+    ASSERT_EQ(grey_buffer_create(c.context, 1, k.bytes + 24, &output_buffer), GREY_OK);
+    EXPECT_EQ(grey_buffer_write(query_buffer, 8, k.queries.data(), k.bytes), GREY_OK);
+    EXPECT_EQ(grey_kv_attend_buffer(k.cache, &k.params, k.sequences, 2, query_buffer, 8, output_buffer, 24, k.bytes), GREY_OK) << grey_last_error();
+    EXPECT_EQ(grey_buffer_read(output_buffer, 24, got.data(), k.bytes), GREY_OK);
+    EXPECT_EQ(std::memcmp(got.data(), k.expected.data(), k.bytes), 0);
     // A buffer of the host device is not the cache's.
     grey_buffer* host_buffer = nullptr;
-    ASSERT_EQ(grey_buffer_create(c.context, 0, bytes, &host_buffer), GREY_OK);
-    EXPECT_EQ(grey_kv_attend_buffer(cache, &params, sequences, 2, host_buffer, 0, output_buffer, 24, bytes), GREY_ERROR_INVALID_ARGUMENT);
+    ASSERT_EQ(grey_buffer_create(c.context, 0, k.bytes, &host_buffer), GREY_OK);
+    EXPECT_EQ(grey_kv_attend_buffer(k.cache, &k.params, k.sequences, 2, host_buffer, 0, output_buffer, 24, k.bytes), GREY_ERROR_INVALID_ARGUMENT);
     EXPECT_NE(std::strstr(grey_last_error(), "the cache is on device 1"), nullptr) << grey_last_error();
     grey_buffer_destroy(host_buffer);
     grey_buffer_destroy(query_buffer);
     grey_buffer_destroy(output_buffer);
-    grey_kv_cache_destroy(cache);
 }
 
 // grey_kv_attend_async on the plugin: queued on the caller's stream without a wait of the host, its tables
@@ -2682,39 +2698,19 @@ TEST(CudaFake, KvAttendsFromDeviceBuffers) {
 TEST(CudaFake, KvAttendsOnACallersStreamWithoutWaiting) {
     ScopedEnv env{{"FAKE_CUDA_KV_KERNELS", "1"}};
     Context c;
-    grey_kv_cache_config config = GREY_KV_CACHE_CONFIG_INIT;
-    config.layers = 1;
-    config.kv_heads = 2;
-    config.head_dim = 64;
-    config.window_tokens = 16;
-    config.capacity_bytes = 1u << 22;
-    grey_kv_cache* cache = nullptr;
-    ASSERT_EQ(grey_kv_cache_create(c.context, 1, &config, &cache), GREY_OK) << grey_last_error();
-    uint64_t sequences[2] = {};
-    const uint32_t lengths[2] = {40, 7};
-    for (int i = 0; i < 2; ++i) {
-        ASSERT_EQ(grey_kv_sequence_create(cache, 0, &sequences[i]), GREY_OK);
-        const std::vector<int32_t> ids(lengths[i], 3 + i);
-        const auto kv = grey::test::kv_test_values(size_t{lengths[i]} * 2 * 64, 10 + i);
-        ASSERT_EQ(grey_kv_append(cache, sequences[i], ids.data(), lengths[i], GREY_DTYPE_F32, kv.data(), kv.data(), kv.size() * 4), GREY_OK)
-            << grey_last_error();
-    }
-    grey_kv_attend_params params = GREY_KV_ATTEND_PARAMS_INIT;
-    params.query_heads = 8;
-    const auto queries = grey::test::kv_test_values(2 * 8 * 64, 77);
-    const uint64_t bytes = queries.size() * 4;
-    std::vector<float> expected(queries.size()), got(queries.size());
-    ASSERT_EQ(grey_kv_attend(cache, &params, sequences, 2, queries.data(), expected.data(), bytes), GREY_OK) << grey_last_error();
+    TwoSequenceKv k(c.context);
+    ASSERT_FALSE(::testing::Test::HasFailure());
+    std::vector<float> got(k.queries.size());
     grey_buffer *query_buffer = nullptr, *output_buffer = nullptr;
-    ASSERT_EQ(grey_buffer_create(c.context, 1, bytes, &query_buffer), GREY_OK);
-    ASSERT_EQ(grey_buffer_create(c.context, 1, 3 * bytes, &output_buffer), GREY_OK);
-    ASSERT_EQ(grey_buffer_write(query_buffer, 0, queries.data(), bytes), GREY_OK);
+    ASSERT_EQ(grey_buffer_create(c.context, 1, k.bytes, &query_buffer), GREY_OK);
+    ASSERT_EQ(grey_buffer_create(c.context, 1, 3 * k.bytes, &output_buffer), GREY_OK);
+    ASSERT_EQ(grey_buffer_write(query_buffer, 0, k.queries.data(), k.bytes), GREY_OK);
     grey_stream* stream = nullptr;
     ASSERT_EQ(grey_stream_create(c.context, 1, &stream), GREY_OK) << grey_last_error();
 
     const auto waits = fake_host_waits(), pinned = fake_pinned_copies_queued(), queued = fake_queued_work();
     for (uint64_t i = 0; i < 3; ++i)
-        ASSERT_EQ(grey_kv_attend_async(cache, &params, sequences, 2, query_buffer, 0, output_buffer, i * bytes, bytes, stream), GREY_OK)
+        ASSERT_EQ(grey_kv_attend_async(k.cache, &k.params, k.sequences, 2, query_buffer, 0, output_buffer, i * k.bytes, k.bytes, stream), GREY_OK)
             << grey_last_error();
     EXPECT_EQ(fake_host_waits(), waits);
     EXPECT_EQ(fake_pinned_copies_queued() - pinned, 6u);  // each call's two tables, from the runtime's staging
@@ -2723,25 +2719,24 @@ TEST(CudaFake, KvAttendsOnACallersStreamWithoutWaiting) {
     EXPECT_GE(fake_queued_work() - queued, 4u);
 
     // Other tokens where the first sequence's were: the queued calls run first.
-    ASSERT_EQ(grey_kv_sequence_truncate(cache, sequences[0], 5), GREY_OK) << grey_last_error();
+    ASSERT_EQ(grey_kv_sequence_truncate(k.cache, k.sequences[0], 5), GREY_OK) << grey_last_error();
     EXPECT_GT(fake_host_waits(), waits);
     const std::vector<int32_t> ids(35, 9);
     const auto other = grey::test::kv_test_values(size_t{35} * 2 * 64, 99);
-    ASSERT_EQ(grey_kv_append(cache, sequences[0], ids.data(), 35, GREY_DTYPE_F32, other.data(), other.data(), other.size() * 4), GREY_OK)
+    ASSERT_EQ(grey_kv_append(k.cache, k.sequences[0], ids.data(), 35, GREY_DTYPE_F32, other.data(), other.data(), other.size() * 4), GREY_OK)
         << grey_last_error();
-    std::vector<float> changed(queries.size());
-    ASSERT_EQ(grey_kv_attend(cache, &params, sequences, 2, queries.data(), changed.data(), bytes), GREY_OK) << grey_last_error();
-    ASSERT_NE(changed, expected);
+    std::vector<float> changed(k.queries.size());
+    ASSERT_EQ(grey_kv_attend(k.cache, &k.params, k.sequences, 2, k.queries.data(), changed.data(), k.bytes), GREY_OK) << grey_last_error();
+    ASSERT_NE(changed, k.expected);
 
     ASSERT_EQ(grey_stream_synchronize(stream), GREY_OK) << grey_last_error();
     for (uint64_t i = 0; i < 3; ++i) {
-        ASSERT_EQ(grey_buffer_read(output_buffer, i * bytes, got.data(), bytes), GREY_OK);
-        EXPECT_EQ(std::memcmp(got.data(), expected.data(), bytes), 0) << "call " << i;
+        ASSERT_EQ(grey_buffer_read(output_buffer, i * k.bytes, got.data(), k.bytes), GREY_OK);
+        EXPECT_EQ(std::memcmp(got.data(), k.expected.data(), k.bytes), 0) << "call " << i;
     }
     grey_stream_destroy(stream);
     grey_buffer_destroy(query_buffer);
     grey_buffer_destroy(output_buffer);
-    grey_kv_cache_destroy(cache);
 }
 
 // The same jobs on a device with tensor cores (the fake reports compute capability 9.0): attention goes to
