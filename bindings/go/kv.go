@@ -221,37 +221,56 @@ func (k *KvCache) Attend(layer, queryHeads uint32, sequences []uint64, queries [
 	return output, nil
 }
 
+// bufferAttendCall is what AttendBuffer and AttendAsync check and make before the call: the buffers
+// given and of one context, the offsets, the parameters (freed by close) and the size of the queries.
+type bufferAttendCall struct {
+	params   capi.Grey_kv_attend_params
+	from, to uint64
+	ioBytes  uint64
+}
+
+func (k *KvCache) bufferAttendCall(layer, queryHeads uint32, sequences []uint64, queries *Buffer, queriesOffset int64, output *Buffer,
+	outputOffset int64) (*bufferAttendCall, error) {
+	if queries == nil || output == nil {
+		return nil, invalid("queries and output must be buffers")
+	}
+	if queries.ctx != output.ctx {
+		return nil, invalid("queries and output are buffers of different contexts")
+	}
+	from, err := offset(queriesOffset)
+	if err != nil {
+		return nil, err
+	}
+	to, err := offset(outputOffset)
+	if err != nil {
+		return nil, err
+	}
+	params := capi.NewGrey_kv_attend_params()
+	params.SetLayer(uint(layer))
+	params.SetQuery_heads(uint(queryHeads))
+	ioBytes := uint64(len(sequences)) * uint64(queryHeads) * uint64(k.config.HeadDim) * 4
+	return &bufferAttendCall{params, from, to, ioBytes}, nil
+}
+
+func (c *bufferAttendCall) close() { capi.DeleteGrey_kv_attend_params(c.params) }
+
 // AttendBuffer is Attend with the queries and the output in buffers of the cache's device, where they
 // stay: float32 [batch][queryHeads][head_dim] at the given byte offsets (multiples of 4). The output is
 // written when it returns.
 func (k *KvCache) AttendBuffer(layer, queryHeads uint32, sequences []uint64, queries *Buffer, queriesOffset int64, output *Buffer,
 	outputOffset int64) error {
-	if queries == nil || output == nil {
-		return invalid("queries and output must be buffers")
-	}
-	if queries.ctx != output.ctx {
-		return invalid("queries and output are buffers of different contexts")
-	}
-	from, err := offset(queriesOffset)
+	call, err := k.bufferAttendCall(layer, queryHeads, sequences, queries, queriesOffset, output, outputOffset)
 	if err != nil {
 		return err
 	}
-	to, err := offset(outputOffset)
-	if err != nil {
-		return err
-	}
-	params := capi.NewGrey_kv_attend_params()
-	defer capi.DeleteGrey_kv_attend_params(params)
-	params.SetLayer(uint(layer))
-	params.SetQuery_heads(uint(queryHeads))
-	ioBytes := uint64(len(sequences)) * uint64(queryHeads) * uint64(k.config.HeadDim) * 4
+	defer call.close()
 	err = k.with(func(h capi.Grey_kv_cache) error {
 		return queries.with(func(q capi.Grey_buffer) error {
 			if _, live := queries.ctx.buffers[output.id]; !live {
 				return ErrClosed
 			}
-			err := capi.Grey_kv_attend_buffer(h, params, address(sequences), uint(len(sequences)), q, from, capi.SwigcptrGrey_buffer(output.id),
-				to, ioBytes)
+			err := capi.Grey_kv_attend_buffer(h, call.params, address(sequences), uint(len(sequences)), q, call.from,
+				capi.SwigcptrGrey_buffer(output.id), call.to, call.ioBytes)
 			runtime.KeepAlive(output)
 			return err
 		})
@@ -272,33 +291,19 @@ func (k *KvCache) AttendBuffer(layer, queryHeads uint32, sequences []uint64, que
 // it) frees memory the work uses.
 func (k *KvCache) AttendAsync(layer, queryHeads uint32, sequences []uint64, queries *Buffer, queriesOffset int64, output *Buffer,
 	outputOffset int64, stream *Stream) error {
-	if queries == nil || output == nil {
-		return invalid("queries and output must be buffers")
-	}
 	if stream == nil {
 		return invalid("stream must be a Stream, not nil")
 	}
-	if queries.ctx != output.ctx {
-		return invalid("queries and output are buffers of different contexts")
-	}
-	from, err := offset(queriesOffset)
+	call, err := k.bufferAttendCall(layer, queryHeads, sequences, queries, queriesOffset, output, outputOffset)
 	if err != nil {
 		return err
 	}
-	to, err := offset(outputOffset)
-	if err != nil {
-		return err
-	}
-	params := capi.NewGrey_kv_attend_params()
-	defer capi.DeleteGrey_kv_attend_params(params)
-	params.SetLayer(uint(layer))
-	params.SetQuery_heads(uint(queryHeads))
-	ioBytes := uint64(len(sequences)) * uint64(queryHeads) * uint64(k.config.HeadDim) * 4
+	defer call.close()
 	err = k.with(func(h capi.Grey_kv_cache) error {
 		// The stream's check holds both buffers live (and of its context) for the call.
 		return stream.with(func(s capi.Grey_stream) error {
-			return capi.Grey_kv_attend_async(h, params, address(sequences), uint(len(sequences)), bufferHandle(queries), from,
-				bufferHandle(output), to, ioBytes, s)
+			return capi.Grey_kv_attend_async(h, call.params, address(sequences), uint(len(sequences)), bufferHandle(queries), call.from,
+				bufferHandle(output), call.to, call.ioBytes, s)
 		}, queries, output)
 	})
 	runtime.KeepAlive(sequences)
