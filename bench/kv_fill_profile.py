@@ -18,7 +18,7 @@ import numpy as np
 
 sys.modules.setdefault("torch", types.ModuleType("torch"))  # the benches import torch; nothing here uses it
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kv_gpu_bench import DTYPE_BF16, KV_FORMATS, KvCacheConfig, add_fill_arguments, fill_sequence  # noqa: E402
+from kv_gpu_bench import DTYPE_BF16, KV_FORMATS, KvCacheConfig, add_fill_arguments, cache_and_kv_buffer, fill_sequence  # noqa: E402
 from quant_gpu_bench import Grey  # noqa: E402
 
 
@@ -38,11 +38,7 @@ def main():
     chunk = min(args.chunk, args.context)
     data = np.random.default_rng(18).integers(0x3C00, 0x3F00, size=2 * chunk * args.kv_heads * args.head_dim, dtype=np.uint16)
     half = data.nbytes // 2
-    cache, buffer = C.c_void_p(), C.c_void_p()
-    grey.call("grey_kv_cache_create", grey.context, C.c_uint32(grey.gpu), C.byref(config), C.byref(cache))
-    try:
-        grey.call("grey_buffer_create", grey.context, C.c_uint32(grey.gpu), C.c_uint64(data.nbytes), C.byref(buffer))
-        grey.call("grey_buffer_write", buffer, C.c_uint64(0), data.ctypes.data_as(C.c_void_p), C.c_uint64(data.nbytes))
+    with cache_and_kv_buffer(grey, config, data) as (cache, buffer):
         ids = np.arange(args.context, dtype=np.int32)
         walls = []
         for fill in range(args.fills):
@@ -50,10 +46,6 @@ def main():
             walls.append(seconds)
             grey.call("grey_kv_sequence_free", cache, sequence)
         print("fill wall ms:", " ".join(f"{w * 1e3:.1f}" for w in walls), f"(median {statistics.median(walls) * 1e3:.1f})")
-    finally:
-        if buffer:
-            grey.lib.grey_buffer_destroy(buffer)
-        grey.lib.grey_kv_cache_destroy(cache)
 
 
 if __name__ == "__main__":

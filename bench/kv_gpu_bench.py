@@ -23,6 +23,7 @@ and with --json writes every figure.
   python3 bench/kv_gpu_bench.py --lib build/gpu/lib/libgrey.so --backend-dir build/gpu/lib/grey [--json out.json]
 """
 import argparse
+import contextlib
 import ctypes as C
 import json
 import os
@@ -154,6 +155,22 @@ def fill_sequence(grey, cache, salt, buffer, half, ids, args):
     return sequence, time.perf_counter() - start
 
 
+@contextlib.contextmanager
+def cache_and_kv_buffer(grey, config, data):
+    """A cache of `config` on the GPU and a buffer there holding `data` (an append's K then V), both
+    destroyed when the block ends."""
+    cache, buffer = C.c_void_p(), C.c_void_p()
+    grey.call("grey_kv_cache_create", grey.context, C.c_uint32(grey.gpu), C.byref(config), C.byref(cache))
+    try:
+        grey.call("grey_buffer_create", grey.context, C.c_uint32(grey.gpu), C.c_uint64(data.nbytes), C.byref(buffer))
+        grey.call("grey_buffer_write", buffer, C.c_uint64(0), data.ctypes.data_as(C.c_void_p), C.c_uint64(data.nbytes))
+        yield cache, buffer
+    finally:
+        if buffer:
+            grey.lib.grey_buffer_destroy(buffer)
+        grey.lib.grey_kv_cache_destroy(cache)
+
+
 def append_buffer_figures(grey, args, config, kv):
     """K/V appended from a GPU buffer holding them in BF16 (grey_kv_append_buffer: the store kernel reads,
     converts and checks them there): --context tokens into a fresh sequence, --chunk tokens a call, the
@@ -162,7 +179,6 @@ def append_buffer_figures(grey, args, config, kv):
     and the append calls alone), and by device time (CUPTI), the whole fill; and the compression apart (the issue's figure for an append: finished
     blocks quantized): GB/s of window-form BF16 read by the compression kernels' device time, for the
     blocks a fill compressed (the cache's blocks_compressed before the first fill's sequence is freed)."""
-    lib = grey.lib
     keys, values = kv
     chunk = min(args.chunk, args.context)
 
@@ -171,11 +187,7 @@ def append_buffer_figures(grey, args, config, kv):
 
     data = np.concatenate([bf16(keys[:chunk]), bf16(values[:chunk])])
     half = data.nbytes // 2
-    cache, buffer = C.c_void_p(), C.c_void_p()
-    grey.call("grey_kv_cache_create", grey.context, C.c_uint32(grey.gpu), C.byref(config), C.byref(cache))
-    try:
-        grey.call("grey_buffer_create", grey.context, C.c_uint32(grey.gpu), C.c_uint64(data.nbytes), C.byref(buffer))
-        grey.call("grey_buffer_write", buffer, C.c_uint64(0), data.ctypes.data_as(C.c_void_p), C.c_uint64(data.nbytes))
+    with cache_and_kv_buffer(grey, config, data) as (cache, buffer):
         ids = np.arange(args.context, dtype=np.int32)
         salt = [100]
         compressed = []  # blocks in the quantized form at the end of the first fill
@@ -207,10 +219,6 @@ def append_buffer_figures(grey, args, config, kv):
         if compress_us > 0:
             figures["compress_device_gbps_bf16_in"] = compressed[0] * window_block / compress_us / 1e3
         return figures
-    finally:
-        if buffer:
-            lib.grey_buffer_destroy(buffer)
-        lib.grey_kv_cache_destroy(cache)
 
 
 def memcpy_figures(args):
