@@ -311,12 +311,13 @@ grey_status grey_kv_attend_async(grey_kv_cache* cache, const grey_kv_attend_para
         grey::memory::AsyncUse use(s, {queries, output});
         const auto [from, to] = grey::kv::attend_memory(queries, queries_offset, output, output_offset, io_bytes);
         const std::span<const uint64_t> batch_sequences(sequences, batch);
-        const grey::Backend& backend = *queries->backend;
-        // A sequence that does not exist or is empty is the call's error, also where the work runs later.
-        kv.check_attend(*params, batch_sequences);
+        // Queued, the cache's checks of the sequences (unknown, empty) fail the call itself. Run at enqueue
+        // instead, a failure would be the stream's: the sequences are checked first then.
+        const bool queued = s.handle != nullptr && queries->backend->has_kv_attend_async();
+        if (!queued) kv.check_attend(*params, batch_sequences);
         grey::submit(
             s, [&](grey_backend_stream* handle) { kv.attend_async(*params, batch_sequences, from, to, handle); },
-            [&] { kv.attend(*params, batch_sequences, from, to); }, backend.has_kv_attend_async());
+            [&] { kv.attend(*params, batch_sequences, from, to); }, queued);
         use.enqueued();
     });
 }
