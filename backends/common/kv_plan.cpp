@@ -10,7 +10,7 @@ namespace grey::backend::kv {
 namespace {
 
 constexpr const char* kNames[kKernelCount] = {
-    "grey_kv_store",           "grey_kv_compress",        "grey_kv_attend_combine",
+    "grey_kv_store",           "grey_kv_compress",        "grey_kv_compress_warps",  "grey_kv_attend_combine",
     "grey_kv_attend_split_1_1", "grey_kv_attend_split_1_2", "grey_kv_attend_split_1_4", "grey_kv_attend_split_1_8",
     "grey_kv_attend_split_2_1", "grey_kv_attend_split_2_2", "grey_kv_attend_split_2_4", "grey_kv_attend_split_2_8",
     "grey_kv_attend_split_4_1", "grey_kv_attend_split_4_2", "grey_kv_attend_split_4_4", "grey_kv_attend_split_4_8",
@@ -74,10 +74,18 @@ bool compress_staged(const common::KvLayout& layout, uint64_t limit) {
     return grey_kvk_compress_slice_bytes(&layout) <= std::min(limit, kCompressStagingMost);
 }
 
+bool compress_by_warps(const common::KvLayout& layout) { return layout.tokens_per_block <= kCompressWarpsMostRows; }
+
 Launch compress_launch(const common::KvLayout& layout, size_t count, bool staged, uint64_t resident) {
     if (!grey_kvk_compress_takes(&layout))
         throw std::domain_error("the KV compression kernel takes head_dim a multiple of " + std::to_string(GREY_KVK_CHUNK) + " up to " +
                                 std::to_string(GREY_KVK_COMPRESS_MAX_HEAD_DIM) + ", not " + std::to_string(layout.head_dim));
+    if (compress_by_warps(layout)) {
+        constexpr uint64_t warps = uint64_t{GREY_KVK_COMPRESS_THREADS} / GREY_KVK_WARP_LANES;
+        const uint64_t units = uint64_t{layout.layers} * layout.kv_heads * 2 * count;
+        return {Kernel::compress_warps, {static_cast<unsigned int>(std::clamp<uint64_t>((units + warps - 1) / warps, 1, kCompressGridMost)), 1, 1},
+                GREY_KVK_COMPRESS_THREADS, 0};
+    }
     const uint64_t pairs = uint64_t{layout.layers} * layout.kv_heads * count;
     const uint64_t most = staged ? std::max<uint64_t>(resident, 1) : kCompressGridMost;
     const auto shared = static_cast<unsigned int>(staged ? grey_kvk_compress_slice_bytes(&layout) : 0);

@@ -21,12 +21,12 @@
 
 namespace grey::backend::kv {
 
-// The kernels of kv_cache.cu: three by name, then the sixteen attention variants,
+// The kernels of kv_cache.cu: four by name, then the sixteen attention variants,
 // grey_kv_attend_split_<2^cpl_log>_<2^gc_log> at index kFirstSplit + cpl_log * 4 + gc_log. Every vendor
 // has these kKernelCount. CUDA's module has six more after them, the tensor-core attention
 // grey_kv_attend_mma_<4 << ks_log>_<2^gc_log> at kFirstMma + ks_log * 3 + gc_log.
-enum class Kernel : uint8_t { store, compress, combine };
-inline constexpr size_t kFirstSplit = 3;
+enum class Kernel : uint8_t { store, compress, compress_warps, combine };
+inline constexpr size_t kFirstSplit = 4;
 inline constexpr size_t kKernelCount = kFirstSplit + 16;
 inline constexpr size_t kFirstMma = kKernelCount;
 inline constexpr size_t kMmaKernelCount = 6;
@@ -64,10 +64,18 @@ Launch store_launch(const grey_kvk_store_args& args);
 // that is 88 KiB a thread block, two on a multiprocessor of 228 KiB (sm_90), one of 164 KiB (sm_80).
 inline constexpr uint64_t kCompressStagingMost = 64 * 1024;
 bool compress_staged(const common::KvLayout& layout, uint64_t limit);
-// grey_kv_compress over `count` blocks: a thread block for each of the job's (block, slice) pairs, up to
-// the `resident` thread blocks the device holds at once with a slice's shared memory where it stages
-// (each then loops over the pairs past the grid), up to kCompressGridMost where it does not. Throws
-// std::domain_error for a layout the kernel does not take (check_layout refuses it first).
+// Whether a layout's blocks are compressed by grey_kv_compress_warps (a warp per K or V of a slice): where
+// a block holds at most kCompressWarpsMostRows tokens. Measured on an H100 (bench/RESULTS.md): at
+// 16-token blocks it takes 40% less time than grey_kv_compress, at 64-token blocks more than twice as
+// long (a warp's 16 KiB of a slice is more than it keeps in flight, and a launch has a quarter of the warps).
+inline constexpr uint32_t kCompressWarpsMostRows = 16;
+bool compress_by_warps(const common::KvLayout& layout);
+// The compression of `count` blocks. By warps (compress_by_warps): a warp for each of the job's (block,
+// slice, K or V) units, eight to a thread block, up to kCompressGridMost thread blocks (whose warps loop
+// past the grid). Otherwise grey_kv_compress: a thread block for each of the job's (block, slice) pairs,
+// up to the `resident` thread blocks the device holds at once with a slice's shared memory where it
+// stages (each then loops over the pairs past the grid), up to kCompressGridMost where it does not.
+// Throws std::domain_error for a layout the kernels do not take (check_layout refuses it first).
 inline constexpr uint64_t kCompressGridMost = 65535;
 Launch compress_launch(const common::KvLayout& layout, size_t count, bool staged, uint64_t resident);
 
@@ -207,7 +215,7 @@ void run_compress(Vendor& vendor, const common::KvLayout& layout, std::span<cons
         vendor.upload(to.get(), destinations.data(), destinations.size_bytes());
         args.destinations = to.get();
         args.count = static_cast<uint32_t>(sources.size());
-        const bool staged = compress_staged(layout, vendor.compress_staging_limit());
+        const bool staged = !compress_by_warps(layout) && compress_staged(layout, vendor.compress_staging_limit());
         args.staged = staged ? 1u : 0u;
         const uint64_t resident =
             staged ? vendor.resident_blocks(Kernel::compress, GREY_KVK_COMPRESS_THREADS, static_cast<unsigned int>(grey_kvk_compress_slice_bytes(&layout))) : 0;

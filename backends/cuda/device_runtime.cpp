@@ -159,6 +159,7 @@ KvKernels::KvKernels(const Driver& driver, int shared_optin)
     : module(driver, kv_kernel_fatbin(), "the embedded KV cache fatbin"),
       store(module.function("grey_kv_store")),
       compress(module.function("grey_kv_compress")),
+      compress_warps(module.function("grey_kv_compress_warps")),
       combine(module.function("grey_kv_attend_combine")) {
     for (int i = 0; i < 4; ++i)
         for (int j = 0; j < 4; ++j) attend_split[i][j] = module.function(backend::kv::kernel_name(backend::kv::split_kernel(i, j)));

@@ -134,6 +134,7 @@ struct KvKernels {
     Module module;
     CUfunction store;
     CUfunction compress;
+    CUfunction compress_warps;
     CUfunction combine;
     // attend_split[i][j]: 2^i channels a lane, 2^j query heads a thread block.
     CUfunction attend_split[4][4];

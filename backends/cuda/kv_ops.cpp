@@ -25,6 +25,7 @@ struct CudaKvLauncher {
         switch (kernel) {
             case kv::Kernel::store: return k.store;
             case kv::Kernel::compress: return k.compress;
+            case kv::Kernel::compress_warps: return k.compress_warps;
             case kv::Kernel::combine: return k.combine;
             default: {
                 const auto index = static_cast<size_t>(kernel);

@@ -38,7 +38,8 @@ typedef struct grey_kvk_store_args {
 
 /* grey_kv_compress: the quantized form of count window-form blocks. With `staged` set, a thread block
  * copies each (layer, head) slice it takes into dynamic shared memory (grey_kvk_compress_slice_bytes) and
- * codes it from there; with 0 it reads the slices in place. */
+ * codes it from there; with 0 it reads the slices in place. grey_kv_compress_warps takes the same
+ * arguments (never staged): a warp per K or V of a slice, for blocks of a few rows. */
 typedef struct grey_kvk_compress_args {
     struct grey_kv_layout layout;
     uint64_t sources;      /* const uint64_t*: device addresses */

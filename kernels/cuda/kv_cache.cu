@@ -430,6 +430,325 @@ extern "C" __global__ void __launch_bounds__(GREY_KVK_COMPRESS_THREADS, 5) grey_
     }
 }
 
+// grey_kv_compress_warps: the same bytes as grey_kv_compress, a warp per K or V of a slice, with no shared
+// memory and no barrier. Where a slice is a few rows (16-token blocks: 4 KiB of K, as much of V) that
+// takes fewer instructions than sharing the slice among a thread block; with longer blocks a warp's
+// share outgrows what it keeps in flight, and the plan (backends/common/kv_plan.hpp) launches
+// grey_kv_compress instead.
+namespace {
+namespace by_warp {
+
+
+// A chunk of window form: kChunk 16-bit values, two to a word, value 2j in the low half of word j.
+struct WindowChunk {
+    uint32_t w[kChunk / 2];
+};
+
+__device__ __forceinline__ WindowChunk load_chunk(const uint16_t* __restrict__ from) {
+    const uint4 v = *reinterpret_cast<const uint4*>(from);
+    return {{v.x, v.y, v.z, v.w}};
+}
+
+// Values 2j and 2j + 1 of a chunk as floats.
+template <bool BF16>
+__device__ __forceinline__ float low_value(uint32_t word) {
+    if constexpr (BF16) return __uint_as_float(word << 16);
+    else return f16_to_f32(word & 0xffffu);
+}
+template <bool BF16>
+__device__ __forceinline__ float high_value(uint32_t word) {
+    if constexpr (BF16) return __uint_as_float(word & 0xffff0000u);
+    else return f16_to_f32(word >> 16);
+}
+template <bool BF16>
+__device__ __forceinline__ void chunk_values(const WindowChunk& c, float (&x)[kChunk]) {
+#pragma unroll
+    for (uint32_t j = 0; j < kChunk / 2; ++j) x[2 * j] = low_value<BF16>(c.w[j]), x[2 * j + 1] = high_value<BF16>(c.w[j]);
+}
+
+// The smaller (or with LARGER, the larger) of each pair of window-form values, two at a time: one
+// instruction on CUDA (sm_80 on), whose min and max, like fminf and fmaxf, take a number over a NaN. The
+// order of -0 and +0 does not matter: kv_group_params counts both as +0.
+template <bool BF16, bool LARGER>
+__device__ __forceinline__ uint32_t pair_pick(uint32_t a, uint32_t b) {
+#if defined(GREY_HIP)
+    const auto pick = [](float x, float y) { return LARGER ? fmaxf(x, y) : fminf(x, y); };
+    const auto back = [](float x) { return uint32_t{BF16 ? f32_to_bf16(x) : f32_to_f16(x)}; };
+    return back(pick(low_value<BF16>(a), low_value<BF16>(b))) | back(pick(high_value<BF16>(a), high_value<BF16>(b))) << 16;
+#else
+    uint32_t d;
+    if constexpr (BF16 && LARGER) asm("max.bf16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+    else if constexpr (BF16) asm("min.bf16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+    else if constexpr (LARGER) asm("max.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+    else asm("min.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+    return d;
+#endif
+}
+template <bool BF16>
+__device__ __forceinline__ uint32_t pair_min(uint32_t a, uint32_t b) { return pair_pick<BF16, false>(a, b); }
+template <bool BF16>
+__device__ __forceinline__ uint32_t pair_max(uint32_t a, uint32_t b) { return pair_pick<BF16, true>(a, b); }
+// Both halves of a word +infinity (the start of a minimum) or -infinity (of a maximum).
+template <bool BF16>
+constexpr uint32_t kPairInfinity = BF16 ? 0x7f807f80u : 0x7c007c00u;
+template <bool BF16>
+constexpr uint32_t kPairNegativeInfinity = BF16 ? 0xff80ff80u : 0xfc00fc00u;
+
+// The code of `x`: kv_encode's, bit for bit. For the integer kinds the clamp comes before the rounding
+// (the same codes: rounding is monotonic and the bounds are integers, and fmaxf takes 0 over a NaN
+// either way), and the rounding is the addition of 1.5 * 2^23, whose sum keeps the nearest integer, ties
+// to even, in its low mantissa bits: the code plus kMagicBits.
+constexpr float kMagic = 12582912.0f;
+constexpr uint32_t kMagicBits = 0x4b400000u;
+template <uint32_t KIND>
+__device__ __forceinline__ uint32_t code_word(float x, KvEncoder e) {
+    if constexpr (KIND == kv_fp8_e4m3) {
+        return kv_encode(x, e, KIND);
+    } else {
+        constexpr float levels = static_cast<float>((1u << kv_code_bits(KIND)) - 1u);
+        return __float_as_uint(__fadd_rn(fminf(fmaxf(mul_rn(sub_rn(x, e.minimum), e.inverse), 0.0f), levels), kMagic));
+    }
+}
+
+// The codes of a chunk of format KIND, packed as kv_put_code packs them, at code `index` (a multiple of
+// the chunk) of a half's codes: one store of 8, 4 or 2 bytes. `encoders[j * stride]` codes value j. The
+// integer kinds' words (code + kMagicBits) are summed at their codes' places: the magic parts, a constant,
+// come off at the end and the codes, which never carry into each other, remain.
+template <uint32_t KIND>
+__device__ __forceinline__ void encode_chunk(const float (&x)[kChunk], const KvEncoder* encoders, uint32_t stride, uint8_t* __restrict__ codes,
+                                             uint64_t index) {
+    constexpr uint32_t bits = kv_code_bits(KIND);
+    uint32_t low = 0, high = 0;  // codes 0-3 and 4-7 (bytes): both halves in `low` for 4 and 2 bits
+    if constexpr (KIND == kv_fp8_e4m3) {
+#pragma unroll
+        for (uint32_t j = 0; j < kChunk; ++j) (j < 4 ? low : high) |= code_word<KIND>(x[j], encoders[j * stride]) << (j % 4 * 8);
+    } else {
+        constexpr uint32_t per_word = 32 / bits < kChunk ? 32 / bits : kChunk;
+        constexpr uint32_t magic = [] {
+            uint32_t m = 0;
+            for (uint32_t j = 0; j < per_word; ++j) m += kMagicBits << (j * bits);
+            return m;
+        }();
+#pragma unroll
+        for (uint32_t j = 0; j < kChunk; ++j) {
+            const uint32_t word = code_word<KIND>(x[j], encoders[j * stride]) << (j % per_word * bits);
+            if (j < per_word) low += word;
+            else high += word;
+        }
+        low -= magic;
+        high -= magic;
+    }
+    uint8_t* to = codes + index * bits / 8;
+    if constexpr (bits == 8) *reinterpret_cast<uint2*>(to) = make_uint2(low, high);
+    else if constexpr (bits == 4) *reinterpret_cast<uint32_t*>(to) = low;
+    else *reinterpret_cast<uint16_t*>(to) = static_cast<uint16_t>(low);
+}
+
+// How a warp's lanes cover a slice's rows of `chunks` chunks: a row is cut into spans of at most kLanes
+// chunks, and each step of the warp takes `items` (row, span) items, lane (item, column) the chunk
+// `column` of its item's span. Rows of 16 chunks (head_dim 128) are two to a step; lanes past
+// items * span (a span that does not divide kLanes) idle.
+struct CompressLanes {
+    uint32_t chunks, span, spans, items, item, column;
+
+    __device__ CompressLanes(uint32_t head_dim, uint32_t lane) : chunks(head_dim / kChunk) {
+        span = min(chunks, kLanes);
+        spans = (chunks + span - 1) / span;
+        items = kLanes / span;
+        item = lane / span;
+        column = lane % span;
+    }
+};
+
+// Combines the values of the `items` lanes at this lane's column with `op`, so that each holds the
+// result (every lane of the warp calls it: the shuffles need them all).
+template <typename Op>
+__device__ __forceinline__ uint32_t across_items(uint32_t v, const CompressLanes& s, uint32_t lane, Op op) {
+    for (uint32_t offset = 1; offset < s.items; offset *= 2) {
+        const bool has = s.item + offset < s.items;
+        const uint32_t other = __shfl_sync(0xffffffffu, v, static_cast<int>(has ? lane + offset * s.span : lane), GREY_KVK_WARP_LANES);
+        v = op(v, other);
+    }
+    return s.items > 1 ? __shfl_sync(0xffffffffu, v, static_cast<int>(s.item < s.items ? s.column : lane), GREY_KVK_WARP_LANES) : v;
+}
+
+// K of one (layer, head) slice of a block, a warp: K's groups are its channels over the block's rows, so
+// a lane keeps the extremes of its chunk's eight channels over the rows of its item, the items' meet by
+// shuffles, and the lane then codes those rows (a second read, mostly from cache).
+template <uint32_t KIND, bool BF16>
+__device__ void compress_keys(const KvLayout& l, const uint16_t* __restrict__ keys, uint8_t* __restrict__ out, uint32_t slice, uint32_t lane) {
+    const CompressLanes s(l.head_dim, lane);
+    const uint32_t dim = l.head_dim, rows = l.tokens_per_block;
+    const uint64_t first = uint64_t{slice} * rows * dim;  // the slice's first code in a half
+    uint8_t* codes = out + kv_k_codes_offset(l);
+    for (uint32_t start = 0; start < s.chunks; start += s.span) {
+        const uint32_t chunk = start + s.column;
+        const bool active = s.item < s.items && chunk < s.chunks;
+        uint32_t lo[kChunk / 2], hi[kChunk / 2];
+#pragma unroll
+        for (uint32_t w = 0; w < kChunk / 2; ++w) lo[w] = kPairInfinity<BF16>, hi[w] = kPairNegativeInfinity<BF16>;
+        if (active) {
+#pragma unroll 8
+            for (uint32_t r = s.item; r < rows; r += s.items) {
+                const WindowChunk c = load_chunk(keys + r * dim + chunk * kChunk);
+#pragma unroll
+                for (uint32_t w = 0; w < kChunk / 2; ++w) lo[w] = pair_min<BF16>(lo[w], c.w[w]), hi[w] = pair_max<BF16>(hi[w], c.w[w]);
+            }
+        }
+#pragma unroll
+        for (uint32_t w = 0; w < kChunk / 2; ++w) {
+            lo[w] = across_items(lo[w], s, lane, [](uint32_t a, uint32_t b) { return pair_min<BF16>(a, b); });
+            hi[w] = across_items(hi[w], s, lane, [](uint32_t a, uint32_t b) { return pair_max<BF16>(a, b); });
+        }
+        if (!active) continue;
+        // The chunk's eight parameter pairs (16 bytes a store, by item 0) and encoders.
+        auto* to = reinterpret_cast<float4*>(reinterpret_cast<KvGroupParams*>(out) + uint64_t{slice} * dim + chunk * kChunk);
+        KvEncoder encoders[kChunk];
+#pragma unroll
+        for (uint32_t w = 0; w < kChunk / 2; ++w) {
+            const KvGroupParams even = kv_group_params(low_value<BF16>(lo[w]), low_value<BF16>(hi[w]), KIND);
+            const KvGroupParams odd = kv_group_params(high_value<BF16>(lo[w]), high_value<BF16>(hi[w]), KIND);
+            if (s.item == 0) to[w] = make_float4(even.scale, even.minimum, odd.scale, odd.minimum);
+            encoders[2 * w] = kv_encoder(even), encoders[2 * w + 1] = kv_encoder(odd);
+        }
+#pragma unroll 4
+        for (uint32_t r = s.item; r < rows; r += s.items) {
+            float x[kChunk];
+            chunk_values<BF16>(load_chunk(keys + r * dim + chunk * kChunk), x);
+            encode_chunk<KIND>(x, encoders, 1, codes, first + r * dim + chunk * kChunk);
+        }
+    }
+}
+
+// V of one slice, a warp: V's groups are group_size channels of a row, so a step's lanes take a chunk
+// each of `items` rows (or row spans), the lanes of a group meet by shuffles, and each codes its chunk.
+// A group's chunks lie in one span: spans are kLanes chunks (256 channels) or the whole row, and a group
+// of 32, 64 or 128 channels either divides 256 or is clipped to the row.
+template <uint32_t KIND, bool BF16>
+__device__ void compress_values(const KvLayout& l, const uint16_t* __restrict__ values, uint8_t* __restrict__ out, uint32_t slice, uint32_t lane) {
+    const CompressLanes s(l.head_dim, lane);
+    const uint32_t dim = l.head_dim, rows = l.tokens_per_block, per_group = l.group_size / kChunk, groups = kv_v_groups(l);
+    const uint64_t first = uint64_t{slice} * rows * dim;
+    uint8_t* codes = out + kv_v_codes_offset(l);
+    KvGroupParams* params = reinterpret_cast<KvGroupParams*>(out) + kv_k_param_count(l) + uint64_t{slice} * rows * groups;
+    // This lane's place in its group (the span's start is a multiple of the group), the group's chunks,
+    // and the group's index within the span.
+    const uint32_t place = s.column % per_group, group_in_span = s.column / per_group;
+    const uint32_t group_chunks = min(per_group, s.span - (s.column - place));
+    const uint32_t total = rows * s.spans;
+    struct Item {
+        uint32_t row, span, chunk;
+        bool active;
+    };
+    const auto item_at = [&](uint32_t i) {  // (row, span) item i: this lane's chunk of it
+        const uint32_t row = s.spans == 1 ? i : i / s.spans, span = s.spans == 1 ? 0 : i % s.spans, chunk = span * s.span + s.column;
+        return Item{row, span, chunk, s.item < s.items && i < total && chunk < s.chunks};
+    };
+    // kBatch steps' chunks are loaded before any of them is coded, so that a lane has that many loads in
+    // flight (a loop of shuffles is not unrolled by every compiler).
+    constexpr uint32_t kBatch = 2;
+    for (uint32_t base = 0; base < total; base += kBatch * s.items) {
+        WindowChunk chunks[kBatch];
+#pragma unroll
+        for (uint32_t k = 0; k < kBatch; ++k) {
+            const Item it = item_at(base + k * s.items + s.item);
+            chunks[k] = it.active ? load_chunk(values + it.row * dim + it.chunk * kChunk)
+                                  : WindowChunk{{kPairInfinity<BF16>, kPairInfinity<BF16>, kPairInfinity<BF16>, kPairInfinity<BF16>}};
+        }
+#pragma unroll
+        for (uint32_t k = 0; k < kBatch; ++k) {
+            const Item it = item_at(base + k * s.items + s.item);
+            const WindowChunk& c = chunks[k];
+            uint32_t lo = pair_min<BF16>(pair_min<BF16>(c.w[0], c.w[1]), pair_min<BF16>(c.w[2], c.w[3]));
+            uint32_t hi = it.active ? pair_max<BF16>(pair_max<BF16>(c.w[0], c.w[1]), pair_max<BF16>(c.w[2], c.w[3])) : kPairNegativeInfinity<BF16>;
+            // The group's lanes: this one and the next (within - place - 1), all in the same item.
+            const uint32_t within = it.active ? min(group_chunks, s.chunks - (it.chunk - place)) : 1;
+            for (uint32_t offset = 1; offset < per_group; offset *= 2) {
+                const int from = static_cast<int>(place + offset < within ? lane + offset : lane);
+                const uint32_t other_lo = __shfl_sync(0xffffffffu, lo, from, GREY_KVK_WARP_LANES);
+                const uint32_t other_hi = __shfl_sync(0xffffffffu, hi, from, GREY_KVK_WARP_LANES);
+                lo = pair_min<BF16>(lo, other_lo);
+                hi = pair_max<BF16>(hi, other_hi);
+            }
+            if (per_group > 1) {
+                const int leader = static_cast<int>(it.active ? lane - place : lane);
+                lo = __shfl_sync(0xffffffffu, lo, leader, GREY_KVK_WARP_LANES);
+                hi = __shfl_sync(0xffffffffu, hi, leader, GREY_KVK_WARP_LANES);
+            }
+            if (!it.active) continue;
+            const KvGroupParams p =
+                kv_group_params(fminf(low_value<BF16>(lo), high_value<BF16>(lo)), fmaxf(low_value<BF16>(hi), high_value<BF16>(hi)), KIND);
+            if (place == 0) params[uint64_t{it.row} * groups + it.span * (s.span / per_group) + group_in_span] = p;
+            const KvEncoder e = kv_encoder(p);
+            float x[kChunk];
+            chunk_values<BF16>(c, x);
+            encode_chunk<KIND>(x, &e, 0, codes, first + uint64_t{it.row} * dim + it.chunk * kChunk);
+        }
+    }
+}
+
+// A unit's window form asked for into L2 at once, a 128-byte line a lane, so that its loads, a few in
+// flight a lane, wait on L2 rather than on memory.
+__device__ __forceinline__ void prefetch_unit(const uint16_t* from, uint64_t bytes, uint32_t lane) {
+#if !defined(GREY_HIP)
+    for (uint64_t i = uint64_t{lane} * 128; i < bytes; i += kLanes * 128)
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(reinterpret_cast<const uint8_t*>(from) + i));
+#endif
+}
+
+// The warps of a launch take the job's (block, slice, half) units in turn, unit u = (b * slices + slice)
+// * 2 + half: K and V of a slice go to neighbouring warps.
+template <uint32_t KIND, bool BF16>
+__device__ void compress_units(const grey_kvk_compress_args& a) {
+    const KvLayout& l = a.layout;
+    const uint32_t lane = threadIdx.x % kLanes;
+    const uint64_t per_block = uint64_t{l.layers} * l.kv_heads * 2, units = per_block * a.count;
+    const uint64_t step = grid_stride() / kLanes;
+    const uint64_t half = kv_block_elements(l), slice_elements = uint64_t{l.tokens_per_block} * l.head_dim;
+    const auto* sources = reinterpret_cast<const uint64_t*>(a.sources);
+    const auto* destinations = reinterpret_cast<const uint64_t*>(a.destinations);
+    // (b, within) of unit u, stepped without dividing again.
+    uint64_t u = grid_index() / kLanes, b = u / per_block, within = u % per_block;
+    const uint64_t step_blocks = step / per_block, step_within = step % per_block;
+    for (; u < units; u += step) {
+        const auto slice = static_cast<uint32_t>(within / 2);
+        const auto* block = reinterpret_cast<const uint16_t*>(sources[b]);
+        auto* out = reinterpret_cast<uint8_t*>(destinations[b]);
+        const uint16_t* window = block + (within % 2 == 0 ? 0 : half) + slice * slice_elements;
+        prefetch_unit(window, slice_elements * 2, lane);
+        if (within % 2 == 0) {
+            if (slice == 0) {  // the padding before each code area, zeroed as the host backend zeroes it
+                const uint64_t params_end = kv_params_bytes(l), k_end = kv_k_codes_offset(l) + kv_half_code_bytes(l);
+                const uint64_t k_pad = kv_k_codes_offset(l) - params_end, v_pad = kv_v_codes_offset(l) - k_end;
+                for (uint64_t i = lane; i < k_pad + v_pad; i += kLanes) out[i < k_pad ? params_end + i : k_end + (i - k_pad)] = 0;
+            }
+            compress_keys<KIND, BF16>(l, window, out, slice, lane);
+        } else {
+            compress_values<KIND, BF16>(l, window, out, slice, lane);
+        }
+        b += step_blocks, within += step_within;
+        if (within >= per_block) within -= per_block, ++b;
+    }
+}
+
+template <bool BF16>
+__device__ void compress_units_of_format(const grey_kvk_compress_args& a) {
+    switch (a.layout.format) {  // one instance a format, so that no value's coding tests it
+        case kv_int8: compress_units<kv_int8, BF16>(a); break;
+        case kv_int4: compress_units<kv_int4, BF16>(a); break;
+        case kv_int2: compress_units<kv_int2, BF16>(a); break;
+        default: compress_units<kv_fp8_e4m3, BF16>(a); break;
+    }
+}
+
+}  // namespace by_warp
+}  // namespace
+
+extern "C" __global__ void __launch_bounds__(GREY_KVK_COMPRESS_THREADS, 4) grey_kv_compress_warps(grey_kvk_compress_args a) {
+    if (a.layout.window_bf16 != 0) by_warp::compress_units_of_format<true>(a);
+    else by_warp::compress_units_of_format<false>(a);
+}
+
 namespace {
 
 // The value a code stands for before its group's scale and minimum: the code itself for the integer

@@ -64,7 +64,7 @@ inline std::string kv_launch_line(const std::string& name, unsigned int gx, unsi
         const auto* slots = reinterpret_cast<const uint32_t*>(a.slots);
         const auto* blocks = reinterpret_cast<const uint64_t*>(a.blocks);
         for (uint32_t i = 0; i < a.tokens; ++i) line += (i == 0 ? "" : ",") + std::to_string(slots[i]) + (blocks[i] != 0 ? "" : "!");
-    } else if (name == "grey_kv_compress") {
+    } else if (name == "grey_kv_compress" || name == "grey_kv_compress_warps") {
         const auto a = kv_arg<grey_kvk_compress_args>(params);
         const auto* from = reinterpret_cast<const uint64_t*>(a.sources);
         const auto* to = reinterpret_cast<const uint64_t*>(a.destinations);
@@ -144,7 +144,7 @@ inline void kv_store_stand_in(const grey_kvk_store_args& a) {
             }
 }
 
-// grey_kv_compress on the host.
+// grey_kv_compress (and grey_kv_compress_warps: the same bytes) on the host.
 inline void kv_compress_stand_in(const grey_kvk_compress_args& a) {
     using namespace grey::common;
     const KvLayout& l = a.layout;
@@ -219,7 +219,7 @@ inline std::function<void()> kv_launch(const std::string& name, unsigned int gx,
         };
     };
     if (name == "grey_kv_store") return logged(kv_arg<grey_kvk_store_args>(params), [](const grey_kvk_store_args& a) { kv_store_stand_in(a); });
-    if (name == "grey_kv_compress")
+    if (name == "grey_kv_compress" || name == "grey_kv_compress_warps")
         return logged(kv_arg<grey_kvk_compress_args>(params), [](const grey_kvk_compress_args& a) { kv_compress_stand_in(a); });
     const auto attend = kv_arg<grey_kvk_attend_args>(params);
     const bool combine = name == "grey_kv_attend_combine";

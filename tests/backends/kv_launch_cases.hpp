@@ -4,8 +4,8 @@
 // decode attention over ragged batches of window-form and quantized blocks with GQA ratios 1 to 16,
 // head_dim 16 to 256, a sliding window, and a split capped by the thread blocks resident at once. Run on a plugin over its fake driver with FAKE_KV_LAUNCH_LOG
 // set, the log it leaves (tests/backends/fake_kv_kernels.hpp) is compared with kv_launch_plan.golden for CUDA
-// and kv_launch_plan_hip.golden for HIP, which differ only in the compression's launches (CUDA stages
-// the slices in shared memory, HIP reads them in place). The same jobs run on the host device beside
+// and kv_launch_plan_hip.golden for HIP, which differ only in the compression of blocks longer than 16
+// tokens (CUDA stages the slices in shared memory, HIP reads them in place). The same jobs run on the host device beside
 // it, and the fake's host stand-in of the kernels must give what the host backend gives: the stored bytes
 // (through grey_kv_gather) exactly, and attention to float rounding. That checks the plugin's plumbing
 // (arguments, tables, addresses), never the kernels.
@@ -49,6 +49,9 @@ inline const std::vector<KvLaunchCase>& kv_launch_cases() {
         {1, 1, 64, 16, 16, GREY_DTYPE_F16, GREY_KV_INT2, 64, GREY_KV_HADAMARD_K, 8, {150}, 100},
         // More blocks than one wave of thread blocks takes: the split is capped by the resident count.
         {1, 8, 16, 8, GREY_KV_WINDOW_ALL, GREY_DTYPE_BF16, GREY_KV_INT8, 32, 0, 64, {720, 300}, 0},
+        // Blocks of more than 16 tokens: compressed by grey_kv_compress (a thread block a slice, staged on
+        // CUDA) where the shorter blocks above take grey_kv_compress_warps.
+        {2, 2, 64, 32, 32, GREY_DTYPE_BF16, GREY_KV_INT4, 32, 0, 4, {100, 9}, 0},
     };
     return cases;
 }

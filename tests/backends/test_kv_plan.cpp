@@ -52,6 +52,7 @@ void expect_shapes(const kv::AttendTables& tables, bool tensor_cores, std::initi
 TEST(KvPlan, EveryKernelHasItsNameInKvCacheCu) {
     EXPECT_STREQ(kv::kernel_name(kv::Kernel::store), "grey_kv_store");
     EXPECT_STREQ(kv::kernel_name(kv::Kernel::compress), "grey_kv_compress");
+    EXPECT_STREQ(kv::kernel_name(kv::Kernel::compress_warps), "grey_kv_compress_warps");
     EXPECT_STREQ(kv::kernel_name(kv::Kernel::combine), "grey_kv_attend_combine");
     for (int c = 0; c < 4; ++c)
         for (int g = 0; g < 4; ++g)
@@ -202,17 +203,32 @@ TEST(KvPlan, LayoutsTheKernelsDoNotTakeAreNamed) {
 }
 
 TEST(KvPlan, CompressionCoversEveryBlockOfTheJob) {
-    // A thread block per (block, slice) pair, for head_dim a multiple of 8 up to 1024: up to 65,535 of
-    // them reading the blocks in place, each looping past the grid.
+    // Blocks of more than 16 tokens: a thread block per (block, slice) pair, for head_dim a multiple of 8
+    // up to 1024: up to 65,535 of them reading the blocks in place, each looping past the grid.
     for (const uint32_t head_dim : {8u, 64u, 1024u}) {
-        const kv::Launch launch = kv::compress_launch(layout(head_dim, 3), 70000, false, 0);
+        const kv::Launch launch = kv::compress_launch(layout(head_dim, 3, 17), 70000, false, 0);
         EXPECT_EQ(launch.kernel, kv::Kernel::compress);
         EXPECT_EQ(launch.grid.x, 65535u);
         EXPECT_EQ(launch.grid.y * launch.grid.z, 1u);
         EXPECT_EQ(launch.threads, static_cast<unsigned int>(GREY_KVK_COMPRESS_THREADS));
         EXPECT_EQ(launch.shared_bytes, 0u);
-        EXPECT_EQ(kv::compress_launch(layout(head_dim, 3), 2, false, 0).grid.x, 12u) << "two blocks of two layers of three heads";
+        EXPECT_EQ(kv::compress_launch(layout(head_dim, 3, 17), 2, false, 0).grid.x, 12u) << "two blocks of two layers of three heads";
     }
+    // Up to 16 tokens: a warp per (block, slice, K or V) unit, eight to a thread block, no shared memory
+    // (staged or not: the warps never stage).
+    for (const uint32_t tokens : {1u, 16u}) {
+        for (const uint32_t head_dim : {8u, 64u, 1024u}) {
+            const kv::Launch launch = kv::compress_launch(layout(head_dim, 3, tokens), 70000, true, 528);
+            EXPECT_EQ(launch.kernel, kv::Kernel::compress_warps);
+            EXPECT_EQ(launch.grid.x, 65535u) << "840,000 units: the warps loop";
+            EXPECT_EQ(launch.threads, static_cast<unsigned int>(GREY_KVK_COMPRESS_THREADS));
+            EXPECT_EQ(launch.shared_bytes, 0u);
+            EXPECT_EQ(kv::compress_launch(layout(head_dim, 3, tokens), 2, false, 0).grid.x, 3u) << "24 units";
+            EXPECT_EQ(kv::compress_launch(layout(head_dim, 3, tokens), 3, false, 0).grid.x, 5u) << "36 units: the last thread block partly idle";
+        }
+    }
+    EXPECT_TRUE(kv::compress_by_warps(layout(128)));
+    EXPECT_FALSE(kv::compress_by_warps(layout(128, 2, 64)));
     for (const uint32_t head_dim : {12u, 1032u}) {
         try {
             (void)kv::compress_launch(layout(head_dim), 1, false, 0);
@@ -238,6 +254,7 @@ TEST(KvPlan, CompressionStagesASliceWhereItFits) {
     EXPECT_EQ(staged.grid.x, 528u);
     EXPECT_EQ(staged.shared_bytes, 32768u);
     EXPECT_EQ(kv::compress_launch(large, 3, true, 528).grid.x, 12u) << "fewer pairs than the wave";
+    EXPECT_EQ(kv::compress_launch(small, 1000, true, 528).shared_bytes, 0u) << "16-token blocks: by warps, in place";
 }
 
 TEST(KvPlan, StoresReadChunksWhereTheRowsAndTheInputAllowIt) {
