@@ -106,9 +106,10 @@ done
 python3 - "$OUT" "${#sets[@]}" "${checked[@]}" <<'EOF'
 import glob, json, statistics, sys
 out, sets, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-print("== medians over rounds: device time, µs (× the best bf16 kernel time of the same runs); 'buf': from device buffers")
+print("== medians over rounds: device time, µs (× the best bf16 kernel time of the same runs); 'buf': from device buffers;"
+      " 'comp': the compression kernel, GB/s of BF16 read (× the device-to-device copy of the same run)")
 for s in range(sets):
-    rows, best = {}, []
+    rows, best, ratios = {}, [], {}
     for name in names:
         for path in sorted(glob.glob(f"{out}/bench-{s}-{name}-*.json")):
             d = json.load(open(path))
@@ -118,6 +119,10 @@ for s in range(sets):
                 # The queries and output in device buffers (grey_kv_attend_buffer), where the library has it.
                 if "buffer_device_us" in r:
                     rows.setdefault(r["format"] + " buf", {}).setdefault(name, []).append(r["buffer_device_us"])
+                # The compression of a fill's finished blocks, GB/s of BF16 read over the copy of the same run.
+                if "compress_device_gbps_bf16_in" in r:
+                    ratios.setdefault(r["format"], {}).setdefault(name, []).append(
+                        (r["compress_device_gbps_bf16_in"], r["compress_device_gbps_bf16_in"] / d["memcpy"]["gbps"]))
     if not best:
         continue
     b = statistics.median(best)
@@ -125,4 +130,7 @@ for s in range(sets):
     for fmt, by in rows.items():
         cells = [f"{n} {statistics.median(by[n]):.1f} ({b / statistics.median(by[n]):.2f}×)" for n in names if n in by]
         print(f"  {fmt:10} " + "   ".join(cells))
+    for fmt, by in ratios.items():
+        cells = [f"{n} {statistics.median(g for g, _ in by[n]):.1f} GB/s ({statistics.median(x for _, x in by[n]):.2f}× copy)" for n in names if n in by]
+        print(f"  {fmt + ' comp':10} " + "   ".join(cells))
 EOF
