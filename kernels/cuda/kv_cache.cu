@@ -263,6 +263,14 @@ __device__ __forceinline__ void encode_chunk(const float (&x)[kChunk], const KvE
 
 __device__ __forceinline__ void extend(float& lo, float& hi, float x) { lo = fminf(lo, x), hi = fmaxf(hi, x); }
 
+// The padding before each code area of a quantized block, zeroed as the host backend zeroes it: its
+// bytes first, first + stride, ... (a thread block's threads, or a warp's lanes).
+__device__ __forceinline__ void zero_code_padding(const KvLayout& l, uint8_t* out, uint32_t first, uint32_t stride) {
+    const uint64_t params_end = kv_params_bytes(l), k_end = kv_k_codes_offset(l) + kv_half_code_bytes(l);
+    const uint64_t k_pad = kv_k_codes_offset(l) - params_end, v_pad = kv_v_codes_offset(l) - k_end;
+    for (uint64_t i = first; i < k_pad + v_pad; i += stride) out[i < k_pad ? params_end + i : k_end + (i - k_pad)] = 0;
+}
+
 // One (layer, head) slice of a block: `rows` rows of `chunks` chunks in each half.
 //  - K: thread (part, chunk) takes chunk `chunk` of rows part, part + parts, ... (threads past
 //    parts * chunks idle): its channels' extremes over those rows, gathered per channel in shared memory
@@ -399,7 +407,6 @@ extern "C" __global__ void __launch_bounds__(GREY_KVK_COMPRESS_THREADS, 5) grey_
     const uint32_t slices = l.layers * l.kv_heads;
     const uint64_t half = kv_block_elements(l), slice_elements = uint64_t{l.tokens_per_block} * l.head_dim;
     const uint64_t pairs = uint64_t{a.count} * slices;
-    const uint64_t k_codes = kv_k_codes_offset(l), v_codes = kv_v_codes_offset(l);
     for (uint64_t p = blockIdx.x; p < pairs; p += gridDim.x) {
         const uint64_t b = p / slices;
         const auto slice = static_cast<uint32_t>(p % slices);
@@ -415,11 +422,7 @@ extern "C" __global__ void __launch_bounds__(GREY_KVK_COMPRESS_THREADS, 5) grey_
             values = copy + slice_elements;
         }
         auto* out = reinterpret_cast<uint8_t*>(reinterpret_cast<const uint64_t*>(a.destinations)[b]);
-        if (slice == 0) {  // the padding before each code area, zeroed as the host backend zeroes it
-            const uint64_t params_end = kv_params_bytes(l), k_end = k_codes + kv_half_code_bytes(l);
-            const uint64_t k_pad = k_codes - params_end, v_pad = v_codes - k_end;
-            for (uint64_t i = threadIdx.x; i < k_pad + v_pad; i += kCompressThreads) out[i < k_pad ? params_end + i : k_end + (i - k_pad)] = 0;
-        }
+        if (slice == 0) zero_code_padding(l, out, threadIdx.x, kCompressThreads);
         switch (l.format) {  // one instance of compress_slice a format, so that no value's coding tests it
             case kv_int8: compress_slice<kv_int8>(l, keys, values, out, slice, lo, hi, k_encoders); break;
             case kv_int4: compress_slice<kv_int4>(l, keys, values, out, slice, lo, hi, k_encoders); break;
@@ -717,11 +720,7 @@ __device__ void compress_units(const grey_kvk_compress_args& a) {
         const uint16_t* window = block + (within % 2 == 0 ? 0 : half) + slice * slice_elements;
         prefetch_unit(window, slice_elements * 2, lane);
         if (within % 2 == 0) {
-            if (slice == 0) {  // the padding before each code area, zeroed as the host backend zeroes it
-                const uint64_t params_end = kv_params_bytes(l), k_end = kv_k_codes_offset(l) + kv_half_code_bytes(l);
-                const uint64_t k_pad = kv_k_codes_offset(l) - params_end, v_pad = kv_v_codes_offset(l) - k_end;
-                for (uint64_t i = lane; i < k_pad + v_pad; i += kLanes) out[i < k_pad ? params_end + i : k_end + (i - k_pad)] = 0;
-            }
+            if (slice == 0) zero_code_padding(l, out, lane, kLanes);
             compress_keys<KIND, BF16>(l, window, out, slice, lane);
         } else {
             compress_values<KIND, BF16>(l, window, out, slice, lane);
