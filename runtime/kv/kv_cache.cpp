@@ -147,6 +147,7 @@ void KvCache::shorten(KvSequence& seq, uint64_t tokens) {
         release(seq.table.back());
         seq.table.pop_back();
     }
+    seq.quantized_blocks = std::min(seq.quantized_blocks, tokens / per_block);
     seq.length = tokens;
 }
 
@@ -223,12 +224,20 @@ void KvCache::finish_block(KvSequence& seq, size_t index) {
 void KvCache::quantize_old_blocks(KvSequence& seq) {
     if (shape_.window_tokens == UINT64_MAX || seq.length <= shape_.window_tokens) return;
     const uint64_t old_blocks = (seq.length - shape_.window_tokens) / shape_.tokens_per_block;
+    if (seq.quantized_blocks >= old_blocks) return;
+    // Newest first, as the job lists them. `settled`: where the quantized leading blocks will end.
     std::vector<KvBlock*> sources;
-    for (uint64_t i = old_blocks; i-- > 0;) {
+    uint64_t settled = old_blocks;
+    for (uint64_t i = old_blocks; i-- > seq.quantized_blocks;) {
         KvBlock& block = blocks_.at(seq.table[i]);
-        if (!block.quantized && block.filled == shape_.tokens_per_block) sources.push_back(&block);
+        if (block.quantized) continue;
+        if (block.filled == shape_.tokens_per_block) sources.push_back(&block);
+        else settled = i;
     }
-    if (sources.empty()) return;
+    if (sources.empty()) {
+        seq.quantized_blocks = settled;
+        return;
+    }
     std::vector<BlockMemory> compressed;
     ++tables_version_;
     std::vector<grey_backend_buffer*> from, to;
@@ -251,6 +260,7 @@ void KvCache::quantize_old_blocks(KvSequence& seq) {
         bytes_used_ += sources[i]->bytes();
     }
     for (BlockMemory& dense : compressed) drop_memory(std::move(dense));  // the window form, swapped in
+    seq.quantized_blocks = settled;
 }
 
 KvSequence& KvCache::idle(uint64_t sequence, const char* doing) {

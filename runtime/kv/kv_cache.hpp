@@ -46,6 +46,11 @@ struct KvSequence {
     uint64_t salt = 0;
     uint64_t length = 0;  // tokens with every layer written
     std::vector<uint64_t> table;  // block ids, in token order (reserved tokens' blocks included)
+    // The table's first blocks, all quantized: where quantize_old_blocks looks from, so that an append to
+    // a long sequence does not visit every block before its window again. Only the last block can be
+    // replaced by a window-form copy (writable_block), and a shortened sequence's last blocks go, so
+    // shorten keeps it at most the full blocks left.
+    uint64_t quantized_blocks = 0;
     std::optional<KvReservation> reserved;
 };
 

@@ -2,6 +2,7 @@
 // arguments: each failure names the problem and leaves the cache usable.
 #include "kv_test_support.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -80,6 +81,41 @@ TEST(KvCache, TruncateThenAppendRewritesTheTail) {
     ASSERT_EQ(k.size(), 5 * row);
     EXPECT_NEAR(k[0], first.keys[0], 0.01f);
     EXPECT_NEAR(k[2 * row], second.keys[0], 0.02f);  // layer 0, token 0 of the second append
+}
+
+// Appends one token at a time, as decoding does: every full block that leaves the window is quantized at
+// once, none later than that, also after a truncation into the quantized blocks (whose last block goes
+// back to window form when it is written again) and in a fork.
+TEST(KvCache, DecodeStepsQuantizeEachBlockAsItLeavesTheWindow) {
+    auto context = make_context();
+    const auto c = small_config();  // blocks of 4 tokens, a window of 8
+    auto cache = make_cache(context.get(), c);
+    const auto old_blocks = [&](uint64_t length) { return length > c.window_tokens ? (length - c.window_tokens) / c.tokens_per_block : 0; };
+    uint64_t seq = 0;
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 0, &seq), GREY_OK);
+    for (uint32_t length = 1; length <= 40; ++length) {
+        ASSERT_EQ(append(cache.get(), seq, iota_tokens(1, static_cast<int32_t>(length)), random_kv(c, 1, length)), GREY_OK) << grey_last_error();
+        ASSERT_EQ(stats(cache.get()).blocks_compressed, old_blocks(length)) << length << " tokens";
+    }
+    // Tokens 18 and 19 go: block 4 (tokens 16-19) stays quantized until it is written again; blocks 5-7,
+    // full and named, stay as cached prefixes (quantized, and counted: four of them from here on, with
+    // block 4's quantized form once the sequence writes a window-form copy of it).
+    ASSERT_EQ(grey_kv_sequence_truncate(cache.get(), seq, 18), GREY_OK);
+    EXPECT_EQ(stats(cache.get()).blocks_compressed, 8u);
+    ASSERT_EQ(append(cache.get(), seq, iota_tokens(1, 500), random_kv(c, 1, 500)), GREY_OK) << grey_last_error();
+    constexpr uint64_t kCached = 4;
+    EXPECT_EQ(stats(cache.get()).blocks_compressed, 4 + kCached) << "block 4 copied to window form for its new token";
+    for (uint32_t length = 20; length <= 36; ++length) {
+        ASSERT_EQ(append(cache.get(), seq, iota_tokens(1, static_cast<int32_t>(600 + length)), random_kv(c, 1, 600 + length)), GREY_OK);
+        ASSERT_EQ(stats(cache.get()).blocks_compressed, std::max<uint64_t>(4, old_blocks(length)) + kCached) << length << " tokens after the truncation";
+    }
+    // A fork shares every block; its own appends quantize blocks as they leave its window, the shared
+    // ones included.
+    uint64_t forked = 0;
+    ASSERT_EQ(grey_kv_sequence_fork(cache.get(), seq, &forked), GREY_OK);
+    for (uint32_t length = 37; length <= 44; ++length)
+        ASSERT_EQ(append(cache.get(), forked, iota_tokens(1, static_cast<int32_t>(700 + length)), random_kv(c, 1, 700 + length)), GREY_OK);
+    EXPECT_EQ(stats(cache.get()).blocks_compressed, old_blocks(44) + kCached);
 }
 
 TEST(KvCache, ForkCopiesTheLastBlockOnWrite) {
