@@ -211,8 +211,10 @@ def append_buffer_figures(grey, args, config, kv):
         read = args.context * 2 * args.kv_heads * args.head_dim * 2
         # Window-form bytes of a block (every layer's K and V in BF16), each read once by the compression.
         window_block = config.layers * config.kv_heads * config.tokens_per_block * config.head_dim * 2 * 2
-        # grey_kv_compress; builds before it (compared side by side) had grey_kv_params then grey_kv_codes.
-        compress_us = sum(t for name, t in kernels.items() if name in ("grey_kv_compress", "grey_kv_params", "grey_kv_codes"))
+        # grey_kv_compress, or grey_kv_compress_warps where the plan takes it (blocks of up to 16 tokens);
+        # builds before them (compared side by side) had grey_kv_params then grey_kv_codes.
+        compression = ("grey_kv_compress", "grey_kv_compress_warps", "grey_kv_params", "grey_kv_codes")
+        compress_us = sum(t for name, t in kernels.items() if name in compression)
         figures = {"append_buffer_gbps_bf16_in": read / seconds / 1e9, "append_buffer_calls_gbps_bf16_in": read / appends_only / 1e9,
                    "append_buffer_device_gbps_bf16_in": read / device / 1e9,
                    "append_buffer_device_us_by_kernel": kernels, "blocks_compressed_per_fill": compressed[0]}
