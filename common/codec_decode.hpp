@@ -390,20 +390,28 @@ struct FloatLayout {
     uint32_t tail;
 };
 
-// The lanes decode a block in groups of 512 bytes (256 for 2-byte elements): four steps a lane, two
-// for 8-byte elements. A group is gathered in the warp's staging area and written out as 8-byte words:
-// wide stores instead of one store per byte, and, on the GPU, the words the block checksum adds up while
-// they are still in registers. A group's words are whole 64-byte stripes of the checksum and never
-// straddle its 1 KiB blocks.
+// The lanes decode a block in groups of 1 KiB, the checksum's blocks: a lane decodes elements l,
+// l + 32, ... of a group (the format's order, 1 KiB / W / 32 steps), and the warp then puts the
+// group together as 8-byte words, lane l owning words l, l + 32, l + 64 and l + 96: it gathers those
+// words' symbols from the lanes that decoded them, joins them with the remainders it loaded a group
+// earlier, and stores each word as it is, without staging it. The words' positions in the checksum's
+// stripes are the lane's own (word k sits at position k % 8 = l % 8).
 template <uint32_t W>
-inline constexpr uint32_t kFloatGroupSteps = W == 8 ? 2 : 4;
+inline constexpr uint32_t kFloatGroupSteps = 1024 / W / kCodecLanes;
 template <uint32_t W>
 inline constexpr uint32_t kFloatGroupElements = kFloatGroupSteps<W> * kCodecLanes;
-inline constexpr uint32_t kFloatStagingBytes = 512;
+inline constexpr uint32_t kFloatGroupBytes = 1024;
+inline constexpr uint32_t kFloatLaneWords = kFloatGroupBytes / 8 / kCodecLanes;
+template <uint32_t W>
+inline constexpr uint32_t kFloatWordElements = 8 / W;
+template <uint32_t W>
+inline constexpr uint32_t kFloatWordRemainderBytes = kFloatWordElements<W> * (W - 1);
+// A lane's symbols of one group, four to a register (step s in byte s % 4 of register s / 4).
+template <uint32_t W>
+inline constexpr uint32_t kFloatPackedSymbols = (kFloatGroupSteps<W> + 3) / 4;
 
-// What a warp keeps in shared memory for a float block: 5.6 KiB, small enough that an SM holds 32 warps
-// with their tables. The frequencies are needed only while the table is built; the staging of the
-// groups takes their place afterwards.
+// What a warp keeps in shared memory for a float block: 5.1 KiB. The frequencies are needed only while
+// the table is built.
 struct RansWorkspace {
     uint32_t range[256];  // start | frequency << 16: one load a decoded symbol instead of two
     alignas(8) uint8_t slot_symbol[kCodecProbTotal];
@@ -411,10 +419,7 @@ struct RansWorkspace {
         uint16_t frequency[256];
         uint32_t lane_total[kCodecLanes];
     };
-    union {
-        TableBuild build;
-        uint64_t staging[kFloatStagingBytes / 8];
-    };
+    TableBuild build;
 };
 
 // Loads of a payload on the GPU: through the read-only path, asking L2 for the 256 bytes around each
@@ -585,22 +590,20 @@ GREY_FN void float_lane_begin(uint32_t lane, const uint8_t* payload, const Float
 }
 
 // One rANS step: the symbol of the lane's next element. The refill is a selection, not a branch, so the
-// lanes of a warp never diverge here.
+// lanes of a warp never diverge here. A lane that refills past its last word takes that word again
+// (float_load_word stops there) and ends with `next` beyond `end`, which float_decode_tail reports.
 template <bool Aligned>
 GREY_FN_FORCE uint32_t float_step(const RansWorkspace* ws, const uint8_t* payload, FloatLane& l) {
     const uint32_t slot = l.state & (kCodecProbTotal - 1);
     const uint32_t symbol = ws->slot_symbol[slot];
     const uint32_t range = ws->range[symbol];
     const uint32_t state = (range >> 16) * (l.state >> kCodecProbBits) + slot - (range & 0xFFFFu);
-    const bool refill = state < kCodecStateLow, take = refill && l.next < l.end;
-    if (refill && !take) l.fault |= kFaultLane;
+    const bool refill = state < kCodecStateLow;
     l.state = refill ? (state << 16) | l.word[0] | l.word_high[0] << 8 : state;
-    if (take) {
-        l.next += 2;
-        l.word[0] = l.word[1];
-        l.word_high[0] = l.word_high[1];
-        float_load_word<Aligned>(payload, l.next + 2, l, 1);
-    }
+    l.next += refill ? 2 : 0;
+    l.word[0] = refill ? l.word[1] : l.word[0];
+    l.word_high[0] = refill ? l.word_high[1] : l.word_high[0];
+    if (refill) float_load_word<Aligned>(payload, l.next + 2, l, 1);
     return symbol;
 }
 
@@ -622,68 +625,91 @@ GREY_FN_FORCE FloatBits<W> float_join(uint32_t symbol, FloatBits<W> remainder) {
     return ((remainder >> kMantissaBits) << (8 * W - 1)) | (static_cast<FloatBits<W>>(symbol) << kMantissaBits) | (remainder & kMantissa);
 }
 
-// A lane's remainders of one group, loaded a group ahead of the steps that join them.
-template <uint32_t W>
-struct FloatAhead {
-    FloatBits<W> remainder[kFloatGroupSteps<W>];
+// Where element j of a lane's word m (word 32m + l of a group) was decoded: by lane `source`, at a step
+// whose symbol is byte `byte` of that lane's packed register `packed` (kFloatPackedSymbols). The element
+// is (8 / W)(32m + l) + j of the group: a lane's step s decodes element 32s + its lane. `packed` does not
+// depend on the lane, so a GPU exchanges a register the whole warp names alike.
+struct FloatSymbolSource {
+    uint32_t source;
+    uint32_t packed;
+    uint32_t byte;
 };
-
-// The remainders of `group` (whole) for lane l.
 template <uint32_t W>
-GREY_FN_FORCE void float_load_ahead(uint32_t lane, const uint8_t* payload, const FloatLayout& layout, uint32_t group, FloatAhead<W>& ahead) {
-    for (uint32_t k = 0; k < kFloatGroupSteps<W>; ++k)
-        ahead.remainder[k] = float_remainder_at<W>(payload, layout, group * kFloatGroupElements<W> + k * kCodecLanes + lane);
+GREY_FN_FORCE FloatSymbolSource float_symbol_source(uint32_t lane, uint32_t m, uint32_t j) {
+    constexpr uint32_t e = kFloatWordElements<W>;
+    // Step e * m + e * lane / 32, and e * m % 4 + e * lane / 32 < 4 because e divides 4.
+    return {(e * lane + j) % kCodecLanes, e * m / 4, e * m % 4 + e * lane / kCodecLanes};
 }
 
-// Phase 4, once per whole group: lane l decodes elements l, l + 32, ... of `group` into the staging
-// area, joining them with the remainders loaded a group earlier, and loads the next group's. It also
-// asks L2 for what comes later: the next 64 bytes of its stream, and (a lane per 128 bytes) the
-// remainders three groups on.
-template <uint32_t W, bool Aligned>
-GREY_FN void float_decode_group(uint32_t lane, const CodecBlockJob& job, const uint8_t* payload, const FloatLayout& layout,
-                                RansWorkspace* ws, FloatLane& l, FloatAhead<W>& ahead, uint32_t group, uint32_t groups) {
-    constexpr uint32_t kRemainderBytes = kFloatGroupElements<W> * (W - 1);
-    const uint32_t stream_ahead = l.next + 64, remainders_ahead = layout.remainders + (group + 3) * kRemainderBytes + 128 * lane;
-    if (stream_ahead < l.end) payload_prefetch(payload + stream_ahead);
-    if (128 * lane < kRemainderBytes && remainders_ahead < job.stored_size) payload_prefetch(payload + remainders_ahead);
-    auto* staging = reinterpret_cast<uint8_t*>(ws->staging);
-    const bool more = group + 1 < groups;
-    for (uint32_t k = 0; k < kFloatGroupSteps<W>; ++k) {
-        const FloatBits<W> element = float_join<W>(float_step<Aligned>(ws, payload, l), ahead.remainder[k]);
-        if (more) ahead.remainder[k] = float_remainder_at<W>(payload, layout, (group + 1) * kFloatGroupElements<W> + k * kCodecLanes + lane);
-        uint8_t* to = staging + (k * kCodecLanes + lane) * W;
+// The remainder bytes of a word's elements, which the format keeps together: kFloatWordRemainderBytes
+// (4, 6 or 7) in the low bytes of a register.
+template <uint32_t W>
+using FloatWordRemainders = typename RegisterOf<(W > 2)>::type;
+
+// Read-only loads of 2 and 4 bytes at addresses aligned to them (the device: as payload_u8 does).
+GREY_FN_FORCE uint32_t payload_u16(const uint8_t* p) {
 #if defined(__CUDA_ARCH__)
-        if constexpr (W == 2) *reinterpret_cast<uint16_t*>(to) = static_cast<uint16_t>(element);
-        else *reinterpret_cast<FloatBits<W>*>(to) = element;
+    uint32_t v;
+    asm("ld.global.nc.L2::256B.u16 %0, [%1];" : "=r"(v) : "l"(p));
+    return v;
 #else
-        for (uint32_t b = 0; b < W; ++b) to[b] = static_cast<uint8_t>(element >> (8 * b));
+    return read_u16(p);
 #endif
-    }
+}
+GREY_FN_FORCE uint32_t payload_u32(const uint8_t* p) {
+#if defined(__CUDA_ARCH__)
+    uint32_t v;
+    asm("ld.global.nc.L2::256B.u32 %0, [%1];" : "=r"(v) : "l"(p));
+    return v;
+#else
+    return xxh_read32(p);
+#endif
 }
 
-// Phase 5, after each whole group: word q of the staged group (lane l takes q = l, l + 32, ... below
-// the group's bytes / 8) to the group's place in the output, returned for the checksum. `aligned`: the
-// output is.
-GREY_FN_FORCE uint64_t float_store_word(const RansWorkspace* ws, uint32_t q, uint8_t* group_out, bool aligned) {
-    const uint64_t word = ws->staging[q];
-#if defined(__CUDA_ARCH__)
-    if (aligned) {
-        reinterpret_cast<uint64_t*>(group_out)[q] = word;
-        return word;
+// Word q's remainders (q counted from the block's first element). `A`: the remainders start at an
+// address that is a multiple of A (1, 2 or 4), which allows wider loads.
+template <uint32_t W, uint32_t A>
+GREY_FN_FORCE FloatWordRemainders<W> float_word_remainders(const uint8_t* payload, const FloatLayout& layout, uint32_t q) {
+    using R = FloatWordRemainders<W>;
+    constexpr uint32_t n = kFloatWordRemainderBytes<W>;
+    const uint8_t* at = payload + layout.remainders + q * n;
+    if constexpr (n == 4 && A == 4) return payload_u32(at);
+    R r = 0;
+    if constexpr (n % 2 == 0 && A >= 2) {
+        for (uint32_t b = 0; b < n; b += 2) r |= static_cast<R>(payload_u16(at + b)) << (8 * b);
+    } else {
+        for (uint32_t b = 0; b < n; ++b) r |= static_cast<R>(payload_u8(at + b)) << (8 * b);
     }
-#endif
-    (void)aligned;
-    for (uint32_t b = 0; b < 8; ++b) group_out[8 * q + b] = static_cast<uint8_t>(word >> (8 * b));
+    return r;
+}
+
+// A word from its elements' symbols and remainders.
+template <uint32_t W>
+GREY_FN_FORCE uint64_t float_join_word(const uint32_t (&symbols)[kFloatWordElements<W>], FloatWordRemainders<W> remainders) {
+    uint64_t word = 0;
+    for (uint32_t j = 0; j < kFloatWordElements<W>; ++j) {
+        const auto remainder = static_cast<FloatBits<W>>((remainders >> (8 * (W - 1) * j)) & ((FloatBits<W>{1} << (8 * (W - 1))) - 1));
+        word |= static_cast<uint64_t>(float_join<W>(symbols[j], remainder)) << (8 * W * j);
+    }
     return word;
 }
 
-// Phase 6: the elements after the last whole group, written straight to the output, and the bytes after
-// the last whole element (lane 0). Returns the lane's faults, including a stream that does not end
-// exactly where its state began.
+// Phase 4, once per whole group: the lane's kFloatGroupSteps steps, their symbols packed.
+template <uint32_t W, bool Aligned>
+GREY_FN_FORCE void float_group_symbols(const RansWorkspace* ws, const uint8_t* payload, FloatLane& l, uint32_t (&packed)[kFloatPackedSymbols<W>]) {
+    for (uint32_t s = 0; s < kFloatGroupSteps<W>; ++s) {
+        const uint32_t symbol = float_step<Aligned>(ws, payload, l);
+        packed[s / 4] = s % 4 == 0 ? symbol : packed[s / 4] | symbol << (8 * (s % 4));
+    }
+}
+
+// Phase 6: the elements after the last whole group (from element `first`), written straight to the
+// output, and the bytes after the last whole element (lane 0). Returns the lane's faults, including a
+// stream that does not end exactly where its state began.
 template <uint32_t W, bool Aligned>
 GREY_FN uint32_t float_decode_tail(uint32_t lane, const CodecBlockJob& job, const uint8_t* payload, const FloatLayout& layout,
-                                   const RansWorkspace* ws, FloatLane& l, uint8_t* out) {
-    for (uint32_t i = layout.elements / kFloatGroupElements<W> * kFloatGroupElements<W> + lane; i < layout.elements; i += kCodecLanes) {
+                                   const RansWorkspace* ws, FloatLane& l, uint32_t first, uint8_t* out) {
+    for (uint32_t i = first + lane; i < layout.elements; i += kCodecLanes) {
         const FloatBits<W> element = float_join<W>(float_step<Aligned>(ws, payload, l), float_remainder_at<W>(payload, layout, i));
         for (uint32_t b = 0; b < W; ++b) out[uint64_t{i} * W + b] = static_cast<uint8_t>(element >> (8 * b));
     }
@@ -696,22 +722,27 @@ GREY_FN uint32_t float_decode_tail(uint32_t lane, const CodecBlockJob& job, cons
 // Phases 4 to 6 of a float block, one lane after another within each phase.
 template <uint32_t W>
 uint32_t float_decode_by_lanes(const CodecBlockJob& job, const uint8_t* payload, const FloatLayout& layout, RansWorkspace* ws, uint8_t* out) {
-    constexpr uint32_t kGroupBytes = kFloatGroupElements<W> * W;
     FloatLane lanes[kCodecLanes];
-    FloatAhead<W> ahead[kCodecLanes];
+    uint32_t packed[kCodecLanes][kFloatPackedSymbols<W>] = {};
     const uint32_t groups = layout.elements / kFloatGroupElements<W>;
-    for (uint32_t lane = 0; lane < kCodecLanes; ++lane) {
-        float_lane_begin<false>(lane, payload, layout, &lanes[lane]);
-        if (groups > 0) float_load_ahead<W>(lane, payload, layout, 0, ahead[lane]);
-    }
+    for (uint32_t lane = 0; lane < kCodecLanes; ++lane) float_lane_begin<false>(lane, payload, layout, &lanes[lane]);
     for (uint32_t g = 0; g < groups; ++g) {
+        for (uint32_t lane = 0; lane < kCodecLanes; ++lane) float_group_symbols<W, false>(ws, payload, lanes[lane], packed[lane]);
         for (uint32_t lane = 0; lane < kCodecLanes; ++lane)
-            float_decode_group<W, false>(lane, job, payload, layout, ws, lanes[lane], ahead[lane], g, groups);
-        for (uint32_t lane = 0; lane < kCodecLanes; ++lane)
-            for (uint32_t q = lane; q < kGroupBytes / 8; q += kCodecLanes) float_store_word(ws, q, out + uint64_t{g} * kGroupBytes, false);
+            for (uint32_t m = 0; m < kFloatLaneWords; ++m) {
+                const uint32_t q = kCodecLanes * m + lane;
+                uint32_t symbols[kFloatWordElements<W>];
+                for (uint32_t j = 0; j < kFloatWordElements<W>; ++j) {
+                    const FloatSymbolSource from = float_symbol_source<W>(lane, m, j);
+                    symbols[j] = (packed[from.source][from.packed] >> (8 * from.byte)) & 0xFFu;
+                }
+                const uint64_t word = float_join_word<W>(symbols, float_word_remainders<W, 1>(payload, layout, g * (kFloatGroupBytes / 8) + q));
+                for (uint32_t b = 0; b < 8; ++b) out[uint64_t{g} * kFloatGroupBytes + 8 * q + b] = static_cast<uint8_t>(word >> (8 * b));
+            }
     }
     uint32_t fault = kFaultNone;
-    for (uint32_t lane = 0; lane < kCodecLanes; ++lane) fault |= float_decode_tail<W, false>(lane, job, payload, layout, ws, lanes[lane], out);
+    for (uint32_t lane = 0; lane < kCodecLanes; ++lane)
+        fault |= float_decode_tail<W, false>(lane, job, payload, layout, ws, lanes[lane], groups * kFloatGroupElements<W>, out);
     return fault;
 }
 

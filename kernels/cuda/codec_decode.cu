@@ -101,38 +101,62 @@ __device__ uint64_t warp_xxh3(const uint8_t* input, uint64_t len, uint64_t seed,
     return WarpXxh3(lane).finish(input, len, 0, keys, lane);
 }
 
-// A float block (phases 4 to 6 of common/codec_decode.hpp) and its checksum. Each whole group is staged,
-// stored as 8-byte words and, while the words are in registers, added to the checksum for every 1 KiB
-// block of it that the groups cover; the rest of the checksum (the last partial block, the tail) reads
-// the few bytes after them back.
-template <uint32_t W, bool Aligned>
+// A float block (phases 4 to 6 of common/codec_decode.hpp) and its checksum. After a group's steps the
+// lanes exchange their packed symbols by shuffles, so that each lane joins and stores whole words and
+// adds them to the checksum while they are in registers, for every group that is one of the checksum's
+// full 1 KiB blocks; the rest of the checksum (the last block, the tail) reads those bytes back. `A`:
+// the remainders' address is a multiple of A (1, 2 or 4); at 2 or more the lanes' words are read two
+// bytes at a time.
+template <uint32_t W, uint32_t A>
 __device__ uint32_t float_block(const CodecBlockJob& job, const FloatLayout& layout, const uint8_t* payload, WarpScratch* scratch,
                                 uint8_t* out, uint32_t lane) {
-    constexpr uint32_t kGroupBytes = kFloatGroupElements<W> * W;
+    constexpr bool kAligned = A >= 2;
+    constexpr uint32_t kGroupWords = kFloatGroupBytes / 8, kGroupRemainderBytes = kFloatGroupElements<W> * (W - 1);
     FloatLane stream;
-    float_lane_begin<Aligned>(lane, payload, layout, &stream);
+    float_lane_begin<kAligned>(lane, payload, layout, &stream);
     const uint32_t groups = layout.elements / kFloatGroupElements<W>;
-    FloatAhead<W> ahead;
-    if (groups > 0) float_load_ahead<W>(lane, payload, layout, 0, ahead);
+    FloatWordRemainders<W> ahead[kFloatLaneWords];
+    if (groups > 0)
+        for (uint32_t m = 0; m < kFloatLaneWords; ++m) ahead[m] = float_word_remainders<W, A>(payload, layout, kCodecLanes * m + lane);
     const bool long_input = job.raw_size > kXxh3ShortMax;
-    const uint64_t covered = uint64_t{groups} * kGroupBytes / kXxh3BlockBytes, blocks = xxh3_full_blocks(job.raw_size);
-    const uint64_t fused_blocks = long_input ? (covered < blocks ? covered : blocks) : 0;
+    const uint64_t blocks = xxh3_full_blocks(job.raw_size);
+    const uint32_t fused_blocks = long_input ? static_cast<uint32_t>(groups < blocks ? groups : blocks) : 0;
     if (long_input) derive_keys(job.checksum_seed, scratch->keys, lane);
     const bool out_aligned = (reinterpret_cast<uintptr_t>(out) & 7u) == 0;
     WarpXxh3 hash(lane);
     for (uint32_t g = 0; g < groups; ++g) {
-        float_decode_group<W, Aligned>(lane, job, payload, layout, &scratch->rans, stream, ahead, g, groups);
-        __syncwarp();
-        const uint32_t at = g * kGroupBytes;
-        const bool hashed = at / kXxh3BlockBytes < fused_blocks;
-        for (uint32_t q = lane; q < kGroupBytes / 8; q += kCodecLanes) {
-            const uint64_t word = float_store_word(&scratch->rans, q, out + at, out_aligned);
-            if (hashed) hash.add(word, (at % kXxh3BlockBytes) / 8 + q, scratch->keys);
+        FloatWordRemainders<W> remainders[kFloatLaneWords];
+        for (uint32_t m = 0; m < kFloatLaneWords; ++m) remainders[m] = ahead[m];
+        if (g + 1 < groups)
+            for (uint32_t m = 0; m < kFloatLaneWords; ++m)
+                ahead[m] = float_word_remainders<W, A>(payload, layout, (g + 1) * kGroupWords + kCodecLanes * m + lane);
+        // Asks L2 for what comes later: the next 64 bytes of the lane's stream, and (a lane per 128
+        // bytes) the remainders three groups on.
+        const uint32_t stream_ahead = stream.next + 64, remainders_ahead = layout.remainders + (g + 3) * kGroupRemainderBytes + 128 * lane;
+        if (stream_ahead < stream.end) payload_prefetch(payload + stream_ahead);
+        if (128 * lane < kGroupRemainderBytes && remainders_ahead < layout.tail) payload_prefetch(payload + remainders_ahead);
+
+        uint32_t packed[kFloatPackedSymbols<W>];
+        float_group_symbols<W, kAligned>(&scratch->rans, payload, stream, packed);
+        uint8_t* group_out = out + g * kFloatGroupBytes;
+        const bool hashed = g < fused_blocks;
+        for (uint32_t m = 0; m < kFloatLaneWords; ++m) {
+            uint32_t symbols[kFloatWordElements<W>];
+            for (uint32_t j = 0; j < kFloatWordElements<W>; ++j) {
+                const FloatSymbolSource from = float_symbol_source<W>(lane, m, j);
+                const uint32_t held = W == 8 ? packed[from.packed] : __shfl_sync(kFullMask, packed[from.packed], from.source);
+                symbols[j] = __byte_perm(held, 0, 0x4440u | from.byte);
+            }
+            const uint64_t word = float_join_word<W>(symbols, remainders[m]);
+            const uint32_t q = kCodecLanes * m + lane;
+            if (out_aligned) reinterpret_cast<uint64_t*>(group_out)[q] = word;
+            else
+                for (uint32_t b = 0; b < 8; ++b) group_out[8 * q + b] = static_cast<uint8_t>(word >> (8 * b));
+            if (hashed) hash.add(word, q, scratch->keys);
         }
-        if (hashed && (at + kGroupBytes) % kXxh3BlockBytes == 0) hash.end_block(scratch->keys);
-        __syncwarp();  // the staging area is free for the next group
+        if (hashed) hash.end_block(scratch->keys);
     }
-    uint32_t fault = float_decode_tail<W, Aligned>(lane, job, payload, layout, &scratch->rans, stream, out);
+    uint32_t fault = float_decode_tail<W, kAligned>(lane, job, payload, layout, &scratch->rans, stream, groups * kFloatGroupElements<W>, out);
     fault = __reduce_or_sync(kFullMask, fault);
     if (fault != kFaultNone) return fault;
     __syncwarp();  // the lanes' writes are visible to the whole warp before it hashes them
@@ -141,13 +165,18 @@ __device__ uint32_t float_block(const CodecBlockJob& job, const FloatLayout& lay
     return checksum == job.checksum ? kFaultNone : kFaultChecksum;
 }
 
-template <bool Aligned>
+// The instance for the block's element width and the alignment of its remainders (4 matters only
+// where a word's remainders are 4 bytes: 2-byte elements).
 __device__ __forceinline__ uint32_t float_block_any(const CodecBlockJob& job, const FloatLayout& layout, const uint8_t* payload, WarpScratch* scratch,
-                                    uint8_t* out, uint32_t lane) {
+                                                    uint8_t* out, uint32_t lane) {
+    const uintptr_t remainders = reinterpret_cast<uintptr_t>(payload) + layout.remainders;
+    const bool even = (remainders & 1u) == 0;
     switch (job.element_width) {
-        case 2: return float_block<2, Aligned>(job, layout, payload, scratch, out, lane);
-        case 4: return float_block<4, Aligned>(job, layout, payload, scratch, out, lane);
-        default: return float_block<8, Aligned>(job, layout, payload, scratch, out, lane);
+        case 2:
+            if ((remainders & 3u) == 0) return float_block<2, 4>(job, layout, payload, scratch, out, lane);
+            return even ? float_block<2, 2>(job, layout, payload, scratch, out, lane) : float_block<2, 1>(job, layout, payload, scratch, out, lane);
+        case 4: return even ? float_block<4, 2>(job, layout, payload, scratch, out, lane) : float_block<4, 1>(job, layout, payload, scratch, out, lane);
+        default: return even ? float_block<8, 2>(job, layout, payload, scratch, out, lane) : float_block<8, 1>(job, layout, payload, scratch, out, lane);
     }
 }
 
@@ -355,9 +384,7 @@ __device__ __forceinline__ uint32_t decode_block(uint8_t* output, const CodecBlo
             __syncwarp();
             rans_fill_slots(lane, layout, &scratch->rans);
             __syncwarp();
-            const bool aligned = (reinterpret_cast<uintptr_t>(payload) & 1u) == 0;
-            return aligned ? float_block_any<true>(job, layout, payload, scratch, out, lane)
-                           : float_block_any<false>(job, layout, payload, scratch, out, lane);
+            return float_block_any(job, layout, payload, scratch, out, lane);
         }
         default: fault = kFaultCodec;
     }

@@ -12,6 +12,8 @@
 #                       .deps/floatlanes/.archive-commit, which the build line prints)
 #   CODEC_PROBE_LAUNCHES=48   how many decode launches ncu profiles (0: none)
 #   OUT=DIR             where the table, the profile and the build log go (default: $CODEC_SRC/build/gpu-probe/out)
+#   CODEC_PROBE_STEPS="build table ncu"   the steps to run (tests/gpu/codec-ab.sh builds two trees at once,
+#                       then measures them in turn)
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 root=$(pwd)
@@ -23,6 +25,10 @@ mkdir -p "$out"
 prefix=$root/.deps/usr
 export LD_LIBRARY_PATH=$prefix/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export PKG_CONFIG_PATH=$prefix/lib/x86_64-linux-gnu/pkgconfig:$prefix/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+steps=" ${CODEC_PROBE_STEPS:-build table ncu} "
+want() { [[ $steps == *" $1 "* ]]; }
+program=("$build/bin/grey_gpu_codec_conformance" --bench-only --backend-dir "$build/lib/grey" --model "$model")
+if want build; then
 # An archive unpacked inside this repository would otherwise report this repository's commit.
 echo "== build ($src at $(cat "$src/.archive-commit" 2>/dev/null || git -C "$src" rev-parse --short HEAD 2>/dev/null || echo '?'))"
 t0=$(date +%s)
@@ -33,11 +39,13 @@ if ! { cmake -G Ninja -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DGREY_WI
     exit 1
 fi
 echo "built in $(( $(date +%s) - t0 )) s"
-program=("$build/bin/grey_gpu_codec_conformance" --bench-only --backend-dir "$build/lib/grey" --model "$model")
+fi
+if want table; then
 echo "== speed table"
 "${program[@]}" | tee "$out/table.txt" || exit 1
+fi
 launches=${CODEC_PROBE_LAUNCHES:-48}
-[ "$launches" -gt 0 ] || exit 0
+want ncu && [ "$launches" -gt 0 ] || exit 0
 command -v ncu >/dev/null || { echo "FAIL: ncu not found"; exit 1; }
 echo "== ncu: the first $launches decode launches (row = launch / 8)"
 metrics=gpu__time_duration.sum,l1tex__t_sector_hit_rate.pct,lts__t_sector_hit_rate.pct,dram__bytes_read.sum,smsp__inst_executed.sum
