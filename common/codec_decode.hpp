@@ -410,7 +410,7 @@ inline constexpr uint32_t kFloatWordRemainderBytes = kFloatWordElements<W> * (W 
 template <uint32_t W>
 inline constexpr uint32_t kFloatPackedSymbols = (kFloatGroupSteps<W> + 3) / 4;
 
-// What a warp keeps in shared memory for a float block: 5.1 KiB. The frequencies are needed only while
+// What a warp keeps in shared memory for a float block: 5.6 KiB. The frequencies are needed only while
 // the table is built.
 struct RansWorkspace {
     uint32_t range[256];  // start | frequency << 16: one load a decoded symbol instead of two

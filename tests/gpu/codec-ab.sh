@@ -28,7 +28,7 @@ CODEC_SRC=. OUT=$out/new CODEC_PROBE_STEPS=build probe >"$out/build-new.log" 2>&
 new_rc=$?
 wait "$base_build"
 base_rc=$?
-tail -2 "$out/build-base.log" "$out/build-new.log"
+tail -n 2 "$out/build-base.log" "$out/build-new.log"
 [ $base_rc -eq 0 ] && [ $new_rc -eq 0 ] || exit 1
 
 if [ "${CODEC_AB_CHECK:-1}" != 0 ]; then
