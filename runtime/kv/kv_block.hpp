@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <exception>
+#include <list>
 #include <optional>
 #include <unordered_map>
 #include <utility>
@@ -100,6 +101,9 @@ struct KvBlock {
     uint32_t filled = 0;      // tokens written
     uint32_t references = 0;  // sequences whose block table holds it
     bool named = false;       // full and entered in the prefix index under `hash`
+    // Its place in the cache's list of blocks no sequence holds (kept for prefix sharing until evicted),
+    // while it is there.
+    std::optional<std::list<uint64_t>::iterator> cached;
     uint64_t hash = 0;
     uint64_t parent_hash = 0;
     uint64_t salt = 0;

@@ -66,13 +66,10 @@ uint64_t KvCache::add_block(KvBlock block) {
 
 void KvCache::reference(uint64_t id) {
     KvBlock& block = blocks_.at(id);
-    if (block.references++ == 0) {
-        auto position = cached_position_.find(id);
-        if (position != cached_position_.end()) {
-            cached_lru_.erase(position->second);
-            cached_position_.erase(position);
-            cached_bytes_ -= block.bytes();
-        }
+    if (block.references++ == 0 && block.cached) {
+        cached_lru_.erase(*block.cached);
+        block.cached.reset();
+        cached_bytes_ -= block.bytes();
     }
 }
 
@@ -80,8 +77,7 @@ void KvCache::release(uint64_t id) {
     KvBlock& block = blocks_.at(id);
     if (--block.references > 0) return;
     if (block.named) {  // kept for prefix sharing until evicted
-        cached_lru_.push_back(id);
-        cached_position_[id] = std::prev(cached_lru_.end());
+        block.cached = cached_lru_.insert(cached_lru_.end(), id);
         cached_bytes_ += block.bytes();
         return;
     }
@@ -100,7 +96,6 @@ void KvCache::make_room(uint64_t bytes) {
         if (cached_lru_.empty()) throw std::logic_error("the KV cache's cached bytes disagree with its cached blocks");
         const uint64_t id = cached_lru_.front();
         cached_lru_.pop_front();
-        cached_position_.erase(id);
         KvBlock& block = blocks_.at(id);
         prefix_index_.erase(block.hash);
         bytes_used_ -= block.bytes();

@@ -164,8 +164,7 @@ private:
     std::unordered_map<uint64_t, KvBlock> blocks_;
     std::unordered_map<uint64_t, KvSequence> sequences_;
     std::unordered_map<uint64_t, uint64_t> prefix_index_;  // hash -> block id
-    std::list<uint64_t> cached_lru_;  // blocks no sequence holds, least recently used first
-    std::unordered_map<uint64_t, std::list<uint64_t>::iterator> cached_position_;
+    std::list<uint64_t> cached_lru_;  // blocks no sequence holds, least recently used first (KvBlock::cached)
     uint64_t cached_bytes_ = 0;  // of the blocks in cached_lru_: what evicting them all would give back
     uint64_t next_block_ = 1;
     uint64_t next_sequence_ = 1;

@@ -220,6 +220,36 @@ TEST(KvCache, CapacityEvictsCachedPrefixesThenFailsCleanly) {
     EXPECT_EQ(length, 5u);
 }
 
+TEST(KvCache, EvictionTakesTheLeastRecentlyReleasedPrefixFirst) {
+    auto context = make_context();
+    auto c = uncompressed_config();  // blocks of 4 tokens
+    c.capacity_bytes = 3 * window_block_bytes(c);
+    auto cache = make_cache(context.get(), c);
+    uint64_t a = 0, b = 0, again = 0, d = 0, e = 0;
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 0, &a), GREY_OK);
+    ASSERT_EQ(append(cache.get(), a, iota_tokens(4, 0), random_kv(c, 4, 31)), GREY_OK);
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 0, &b), GREY_OK);
+    ASSERT_EQ(append(cache.get(), b, iota_tokens(4, 100), random_kv(c, 4, 32)), GREY_OK);
+    ASSERT_EQ(grey_kv_sequence_free(cache.get(), a), GREY_OK);
+    ASSERT_EQ(grey_kv_sequence_free(cache.get(), b), GREY_OK);
+    // a's block, taken back by a prefix hit and released again, is now the more recently used.
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 0, &again), GREY_OK);
+    ASSERT_EQ(append(cache.get(), again, iota_tokens(4, 0), random_kv(c, 4, 31)), GREY_OK);
+    EXPECT_EQ(stats(cache.get()).prefix_hits, 1u);
+    ASSERT_EQ(grey_kv_sequence_free(cache.get(), again), GREY_OK);
+    EXPECT_EQ(stats(cache.get()).blocks_cached, 2u);
+    // Two new blocks where one is free: b's block goes.
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 0, &d), GREY_OK);
+    ASSERT_EQ(append(cache.get(), d, iota_tokens(8, 500), random_kv(c, 8, 33)), GREY_OK) << grey_last_error();
+    EXPECT_EQ(stats(cache.get()).evictions, 1u);
+    ASSERT_EQ(grey_kv_sequence_create(cache.get(), 0, &e), GREY_OK);
+    ASSERT_EQ(append(cache.get(), e, iota_tokens(4, 0), random_kv(c, 4, 31)), GREY_OK);
+    const auto s = stats(cache.get());
+    EXPECT_EQ(s.prefix_hits, 2u);  // a's block was kept
+    EXPECT_EQ(s.evictions, 1u);
+    EXPECT_EQ(s.blocks_cached, 0u);
+}
+
 TEST(KvCache, CachedBlocksTakenBackByAPrefixHitAreNoLongerRoomToEvict) {
     auto context = make_context();
     auto c = uncompressed_config();  // blocks of 4 tokens
