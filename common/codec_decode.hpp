@@ -422,17 +422,22 @@ struct RansWorkspace {
     TableBuild build;
 };
 
-// Loads of a payload on the GPU: through the read-only path, asking L2 for the 256 bytes around each
-// miss (a lane's stream and the remainders are read front to back), and prefetches into L2 of what a
-// lane reads a few groups later. On the host, plain reads; a prefetch does nothing.
-GREY_FN_FORCE uint32_t payload_u8(const uint8_t* p) {
+// Loads of N = 1, 2 or 4 bytes of a payload, at an address that is a multiple of N, little-endian. On the
+// GPU through the read-only path, asking L2 for the 256 bytes around each miss (a lane's stream and the
+// remainders are read front to back), and prefetches into L2 of what a lane reads a few groups later.
+// On the host, plain reads; a prefetch does nothing.
+template <uint32_t N>
+GREY_FN_FORCE uint32_t payload_load(const uint8_t* p) {
+    static_assert(N == 1 || N == 2 || N == 4);
+    uint32_t v = 0;
 #if defined(__CUDA_ARCH__)
-    uint32_t v;
-    asm("ld.global.nc.L2::256B.u8 %0, [%1];" : "=r"(v) : "l"(p));
-    return v;
+    if constexpr (N == 1) asm("ld.global.nc.L2::256B.u8 %0, [%1];" : "=r"(v) : "l"(p));
+    else if constexpr (N == 2) asm("ld.global.nc.L2::256B.u16 %0, [%1];" : "=r"(v) : "l"(p));
+    else asm("ld.global.nc.L2::256B.u32 %0, [%1];" : "=r"(v) : "l"(p));
 #else
-    return *p;
+    for (uint32_t b = 0; b < N; ++b) v |= static_cast<uint32_t>(p[b]) << (8 * b);
 #endif
+    return v;
 }
 GREY_FN_FORCE void payload_prefetch(const uint8_t* p) {
 #if defined(__CUDA_ARCH__)
@@ -563,15 +568,13 @@ template <bool Aligned>
 GREY_FN_FORCE void float_load_word(const uint8_t* payload, uint32_t at, FloatLane& l, uint32_t i) {
     const uint32_t last = l.end - 2;
     const uint8_t* p = payload + (at < last ? at : last);
-#if defined(__CUDA_ARCH__)
     if constexpr (Aligned) {
-        asm("ld.global.nc.L2::256B.u16 %0, [%1];" : "=r"(l.word[i]) : "l"(p));
+        l.word[i] = payload_load<2>(p);
         l.word_high[i] = 0;
-        return;
+    } else {
+        l.word[i] = payload_load<1>(p);
+        l.word_high[i] = payload_load<1>(p + 1);
     }
-#endif
-    l.word[i] = payload_u8(p);
-    l.word_high[i] = payload_u8(p + 1);
 }
 
 template <bool Aligned>
@@ -613,7 +616,7 @@ template <uint32_t W>
 GREY_FN_FORCE FloatBits<W> float_remainder_at(const uint8_t* payload, const FloatLayout& layout, uint32_t i) {
     FloatBits<W> remainder = 0;
     const uint8_t* at = payload + layout.remainders + i * (W - 1);
-    for (uint32_t b = 0; b < W - 1; ++b) remainder |= static_cast<FloatBits<W>>(payload_u8(at + b)) << (8 * b);
+    for (uint32_t b = 0; b < W - 1; ++b) remainder |= static_cast<FloatBits<W>>(payload_load<1>(at + b)) << (8 * b);
     return remainder;
 }
 template <uint32_t W>
@@ -646,26 +649,6 @@ GREY_FN_FORCE FloatSymbolSource float_symbol_source(uint32_t lane, uint32_t m, u
 template <uint32_t W>
 using FloatWordRemainders = typename RegisterOf<(W > 2)>::type;
 
-// Read-only loads of 2 and 4 bytes at addresses aligned to them (the device: as payload_u8 does).
-GREY_FN_FORCE uint32_t payload_u16(const uint8_t* p) {
-#if defined(__CUDA_ARCH__)
-    uint32_t v;
-    asm("ld.global.nc.L2::256B.u16 %0, [%1];" : "=r"(v) : "l"(p));
-    return v;
-#else
-    return read_u16(p);
-#endif
-}
-GREY_FN_FORCE uint32_t payload_u32(const uint8_t* p) {
-#if defined(__CUDA_ARCH__)
-    uint32_t v;
-    asm("ld.global.nc.L2::256B.u32 %0, [%1];" : "=r"(v) : "l"(p));
-    return v;
-#else
-    return xxh_read32(p);
-#endif
-}
-
 // Word q's remainders (q counted from the block's first element). `A`: the remainders start at an
 // address that is a multiple of A (1, 2 or 4), which allows wider loads.
 template <uint32_t W, uint32_t A>
@@ -673,12 +656,12 @@ GREY_FN_FORCE FloatWordRemainders<W> float_word_remainders(const uint8_t* payloa
     using R = FloatWordRemainders<W>;
     constexpr uint32_t n = kFloatWordRemainderBytes<W>;
     const uint8_t* at = payload + layout.remainders + q * n;
-    if constexpr (n == 4 && A == 4) return payload_u32(at);
+    if constexpr (n == 4 && A == 4) return payload_load<4>(at);
     R r = 0;
     if constexpr (n % 2 == 0 && A >= 2) {
-        for (uint32_t b = 0; b < n; b += 2) r |= static_cast<R>(payload_u16(at + b)) << (8 * b);
+        for (uint32_t b = 0; b < n; b += 2) r |= static_cast<R>(payload_load<2>(at + b)) << (8 * b);
     } else {
-        for (uint32_t b = 0; b < n; ++b) r |= static_cast<R>(payload_u8(at + b)) << (8 * b);
+        for (uint32_t b = 0; b < n; ++b) r |= static_cast<R>(payload_load<1>(at + b)) << (8 * b);
     }
     return r;
 }
